@@ -1,0 +1,107 @@
+# gradc: `make` builds the compiler, the runtime and every model's trainer
+# and gradient check; `make demo` trains the seed network; `make test` runs
+# every suite, then again under AddressSanitizer and UBSan. Missing Debian
+# packages are installed first (as root) or named (otherwise).
+
+BUILD   ?= build
+SAN     ?=
+CC      ?= cc
+OPT     ?= -O2
+CFLAGS  := -std=c11 $(OPT) -g -Wall -Wextra -Werror -D_POSIX_C_SOURCE=200809L $(SAN)
+LDFLAGS := $(SAN)
+# Evaluated when used, so after the packages are installed.
+LUA_CFLAGS  = $(shell pkg-config --cflags lua5.4)
+LUA_LIBS    = $(shell pkg-config --libs lua5.4)
+BLAS_CFLAGS = $(shell pkg-config --cflags openblas)
+BLAS_LIBS   = $(shell pkg-config --libs openblas)
+CHECK_FLAGS = $(shell pkg-config --cflags --libs check)
+
+MODELS   := $(basename $(notdir $(wildcard models/*.lua)))
+COMPILER := $(filter-out compiler/main.c,$(wildcard compiler/*.c))
+RUNTIME  := $(wildcard runtime/*.c)
+PROGRAMS := $(foreach m,$(MODELS),$(BUILD)/$(m)_train $(BUILD)/$(m)_gradcheck)
+SUITES   := runtime compiler ops models cli
+
+.PHONY: all deps test-deps demo test check-suites generate clean
+.SUFFIXES:
+
+all: $(BUILD)/gradc $(BUILD)/libgradc_rt.a $(PROGRAMS)
+
+deps:
+	@scripts/deps.sh
+
+test-deps:
+	@scripts/deps.sh test
+
+$(BUILD)/.dir:
+	@mkdir -p $(BUILD)/obj && touch $@
+
+# ---- the compiler ----
+$(BUILD)/obj/%.o: compiler/%.c compiler/gradc.h compiler/ops.def | deps $(BUILD)/.dir
+	$(CC) $(CFLAGS) $(LUA_CFLAGS) -c $< -o $@
+
+$(BUILD)/libgradc.a: $(COMPILER:compiler/%.c=$(BUILD)/obj/%.o)
+	ar rcs $@ $^
+
+$(BUILD)/gradc: $(BUILD)/obj/main.o $(BUILD)/libgradc.a
+	$(CC) $(LDFLAGS) $^ $(LUA_LIBS) -lm -o $@
+
+# ---- the runtime ----
+$(BUILD)/obj/rt_%.o: runtime/%.c $(wildcard runtime/*.h) | deps $(BUILD)/.dir
+	$(CC) $(CFLAGS) $(BLAS_CFLAGS) -c $< -o $@
+
+$(BUILD)/libgradc_rt.a: $(RUNTIME:runtime/%.c=$(BUILD)/obj/rt_%.o)
+	ar rcs $@ $^
+
+# ---- every model: the committed generated/ C, float trainer, double check ----
+define model_rules
+$(BUILD)/$(1)_train: generated/$(1)/$(1)_train.c $(BUILD)/obj/$(1)_f32.o $(BUILD)/libgradc_rt.a
+	$$(CC) $$(CFLAGS) -Iruntime -Igenerated/$(1) $$^ $$(LDFLAGS) $$(BLAS_LIBS) -lm -o $$@
+$(BUILD)/$(1)_gradcheck: generated/$(1)/$(1)_gradcheck.c $(BUILD)/obj/$(1)_f64.o $(BUILD)/libgradc_rt.a
+	$$(CC) $$(CFLAGS) -DREAL_DOUBLE -Iruntime -Igenerated/$(1) $$^ $$(LDFLAGS) $$(BLAS_LIBS) -lm -o $$@
+$(BUILD)/obj/$(1)_f32.o: generated/$(1)/$(1).c generated/$(1)/$(1).h $(wildcard runtime/*.h) | deps $(BUILD)/.dir
+	$$(CC) $$(CFLAGS) $$(BLAS_CFLAGS) -Iruntime -c $$< -o $$@
+$(BUILD)/obj/$(1)_f64.o: generated/$(1)/$(1).c generated/$(1)/$(1).h $(wildcard runtime/*.h) | deps $(BUILD)/.dir
+	$$(CC) $$(CFLAGS) $$(BLAS_CFLAGS) -Iruntime -DREAL_DOUBLE -c $$< -o $$@
+endef
+$(foreach m,$(MODELS),$(eval $(call model_rules,$(m))))
+
+# Regenerates generated/ from models/; a test fails when this would change it.
+generate: $(BUILD)/gradc
+	@for m in $(MODELS); do $(BUILD)/gradc compile models/$$m.lua -o generated/$$m || exit 1; done
+
+# ---- demo ----
+demo: $(BUILD)/seed_mlp_train
+	@echo "Training the lecture notes' seed network (models/seed_mlp.lua):"
+	@echo "64 random examples, 1000 -> 100 (sigmoid) -> 10, sum of squares, SGD."
+	$(BUILD)/seed_mlp_train --steps 200 --print-every 20
+	@echo "The loss falls as SGD fits the random targets. See README.md for more."
+
+# ---- tests ----
+# Each suite links what it tests; the model suite links every model twice
+# (float and double).
+TEST_DEFS = -DGRADC_BIN='"$(BUILD)/gradc"' -DRT_LIB='"$(BUILD)/libgradc_rt.a"' \
+            -DTEST_CC='"$(CC) $(CFLAGS) $(BLAS_CFLAGS)"' -DTEST_LIBS='"$(LDFLAGS) $(BLAS_LIBS) -lm"'
+
+$(BUILD)/test_runtime: tests/test_runtime.c $(BUILD)/libgradc_rt.a | test-deps
+	$(CC) $(CFLAGS) $(BLAS_CFLAGS) -Iruntime $< $(BUILD)/libgradc_rt.a $(LDFLAGS) $(CHECK_FLAGS) $(BLAS_LIBS) -lm -o $@
+$(BUILD)/test_compiler: tests/test_compiler.c $(BUILD)/libgradc.a | test-deps
+	$(CC) $(CFLAGS) $(LUA_CFLAGS) -Icompiler $< $(BUILD)/libgradc.a $(LDFLAGS) $(CHECK_FLAGS) $(LUA_LIBS) -lm -o $@
+$(BUILD)/test_ops: tests/test_ops.c tests/test_util.h $(BUILD)/gradc $(BUILD)/libgradc_rt.a | test-deps
+	$(CC) $(CFLAGS) $(TEST_DEFS) -Icompiler $< $(LDFLAGS) $(CHECK_FLAGS) -lm -o $@
+$(BUILD)/test_models: tests/test_models.c $(MODELS:%=$(BUILD)/obj/%_f32.o) $(MODELS:%=$(BUILD)/obj/%_f64.o) $(BUILD)/libgradc_rt.a | test-deps
+	$(CC) $(CFLAGS) $(BLAS_CFLAGS) -Iruntime $(addprefix -Igenerated/,$(MODELS)) $(filter-out %.a,$^) $(BUILD)/libgradc_rt.a $(LDFLAGS) $(CHECK_FLAGS) $(BLAS_LIBS) -lm -o $@
+$(BUILD)/test_cli: tests/test_cli.c tests/test_util.h $(BUILD)/gradc | test-deps
+	$(CC) $(CFLAGS) $(TEST_DEFS) $< $(LDFLAGS) $(CHECK_FLAGS) -lm -o $@
+
+check-suites: all $(SUITES:%=$(BUILD)/test_%)
+	@OPENBLAS_NUM_THREADS=1 BUILD=$(BUILD) scripts/run-tests.sh $(SUITES)
+
+test: test-deps
+	@$(MAKE) --no-print-directory check-suites
+	@echo "== again under AddressSanitizer and UndefinedBehaviorSanitizer"
+	@$(MAKE) --no-print-directory check-suites BUILD=build/san OPT=-O1 \
+	    SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
+
+clean:
+	rm -rf build

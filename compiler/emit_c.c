@@ -1,0 +1,718 @@
+/*
+ * emit_c.c: writes a model's C: NAME.h (the descriptor's declaration),
+ * NAME.c (arena, entry points, descriptor), NAME_train.c and
+ * NAME_gradcheck.c (one-line mains).
+ *
+ * Needs: a Fusion and a Plan. Each loop group becomes one loop nest: its
+ * iteration space is the root's shape (a sum's input shape); every member
+ * and buffer it reads sees that space through an access map (which space
+ * axis each of its own axes follows), from which strides follow.
+ * Adjacent axes that every operand walks contiguously are merged, so a
+ * plain elementwise chain is one flat loop. Everything is written into
+ * buffers first: the same graph gives the same bytes.
+ */
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+#include "gradc.h"
+
+typedef struct {
+    Graph *g;
+    const Fusion *f;
+    const Plan *p;
+    char **name;        /* per stored node: its C name */
+    Buf *b;
+    SrcLoc last_loc;    /* the last block comment, not to repeat it */
+    bool last_grad;
+} Emit;
+
+/* ---- names ---- */
+
+static const char *const reserved[] = {
+    /* C */
+    "auto", "break", "case", "char", "const", "continue", "default", "do", "double", "else",
+    "enum", "extern", "float", "for", "goto", "if", "inline", "int", "long", "register",
+    "restrict", "return", "short", "signed", "sizeof", "static", "struct", "switch", "typedef",
+    "union", "unsigned", "void", "volatile", "while", "main", "real", "arena", "iarena",
+    /* what generated functions use as locals */
+    "i", "j", "k", "l", "m", "n", "acc", "row", "drow", "label", "mx", "cnt", "on", "lr",
+    "loss", "rows", "hyper", "params", "grads", "forward", "loss_and_grad", "train_step",
+    "inputs", "outputs", "exp", "log", "tanh", "pow", "fmax", "memset", "memcpy", NULL};
+
+static bool name_taken(Emit *e, const char *s)
+{
+    for (const char *const *r = reserved; *r; r++)
+        if (!strcmp(*r, s))
+            return true;
+    if (s[0] == 't' && isdigit((unsigned char)s[1]))
+        return true; /* loop temporaries are t<id> */
+    if (!strncmp(s, "REAL", 4) || !strncmp(s, "r_", 2) || !strncmp(s, "rt_", 3) ||
+        !strncmp(s, "cblas", 5) || !strncmp(s, "Cblas", 5))
+        return true;
+    for (int i = 0; i < e->g->n; i++)
+        if (e->name[i] && !strcmp(e->name[i], s))
+            return true;
+    return false;
+}
+
+static void set_name(Emit *e, int id, const char *want)
+{
+    char buf[160];
+    snprintf(buf, sizeof buf, "%s", want);
+    for (int n = 2; name_taken(e, buf); n++)
+        snprintf(buf, sizeof buf, "%s_%d", want, n);
+    e->name[id] = xstrdup(buf);
+}
+
+/* The name a person would give: the model's own names first, then the
+ * Lua variable, then the op. Gradients are d_ plus their variable's name. */
+static void name_nodes(Emit *e)
+{
+    Graph *g = e->g;
+    char buf[160];
+    for (int i = 0; i < g->n; i++)
+        if (ir_at(g, i)->name)
+            set_name(e, i, ir_at(g, i)->name);
+    for (int i = 0; i < g->n_params; i++) {
+        int gr = g->params[i].grad;
+        snprintf(buf, sizeof buf, "d_%s", ir_at(g, g->params[i].node)->name);
+        if (!e->name[gr] && !e->p->grad_copy[i])
+            set_name(e, gr, buf);
+    }
+    for (int i = 0; i < g->n_outputs; i++)
+        if (!e->name[g->outputs[i].node])
+            set_name(e, g->outputs[i].node, g->outputs[i].name);
+    if (!e->name[g->loss])
+        set_name(e, g->loss, "loss_value");
+    for (int i = 0; i < g->n; i++) {
+        const Node *n = ir_at(g, i);
+        if (e->name[i] || !e->f->stored[i])
+            continue;
+        const Node *of = n->grad_of >= 0 ? ir_at(g, n->grad_of) : NULL;
+        if (of)
+            snprintf(buf, sizeof buf, "d_%s", of->name  ? of->name
+                                              : of->var ? of->var
+                                                        : op_info[of->op].name);
+        else if (n->var)
+            snprintf(buf, sizeof buf, "%s", n->var);
+        else
+            snprintf(buf, sizeof buf, "%s%s", n->is_grad ? "d_" : "", op_info[n->op].name);
+        set_name(e, i, buf);
+    }
+}
+
+/* ---- loop groups ---- */
+
+typedef struct {
+    int src[MAX_RANK]; /* per axis of the node: the space axis it follows, or -1 */
+} Access;
+
+/* How input k of node n sees the space, given how n sees it. */
+static Access access_of_input(Graph *g, const Node *n, Access an, int k)
+{
+    Shape s = n->shape, x = ir_at(g, n->in[k])->shape;
+    Access a;
+    for (int j = 0; j < x.rank; j++)
+        a.src[j] = -1;
+    switch (n->op) {
+    case OP_SUM:
+        for (int j = 0; j < x.rank; j++)
+            a.src[j] = x.dim[j] == 1 ? -1 : j;
+        break;
+    case OP_BROADCAST:
+        for (int i = 0; i < s.rank; i++)
+            if (n->axes[i] >= 0 && x.dim[n->axes[i]] != 1)
+                a.src[n->axes[i]] = an.src[i];
+        break;
+    case OP_TRANSPOSE:
+        for (int i = 0; i < s.rank; i++)
+            a.src[n->axes[i]] = an.src[i];
+        break;
+    default: /* elementwise: NumPy broadcasting, aligned right */
+        for (int j = 0; j < x.rank; j++)
+            a.src[j] = x.dim[j] == 1 ? -1 : an.src[s.rank - x.rank + j];
+    }
+    return a;
+}
+
+/* The space and its loops, after merging axes. */
+typedef struct {
+    int rank;
+    long size[MAX_RANK];
+    int n_ops;              /* operands: [0] is the output */
+    long stride[16][MAX_RANK];
+    bool replay;            /* operands come again in the same order: keep
+                               the strides computed (and merged) before */
+} Space;
+
+static int add_operand(Space *sp, Shape s, Access a, int orig_rank)
+{
+    int o = sp->n_ops++;
+    if (o >= 16)
+        die("a loop group reads more than 15 buffers");
+    if (sp->replay)
+        return o;
+    long st = 1;
+    for (int d = 0; d < orig_rank; d++)
+        sp->stride[o][d] = 0;
+    for (int j = s.rank - 1; j >= 0; j--) {
+        if (a.src[j] >= 0)
+            sp->stride[o][a.src[j]] += st;
+        st *= s.dim[j];
+    }
+    return o;
+}
+
+/* Drops size-1 axes and merges neighbours every operand walks as one. */
+static void merge_axes(Space *sp)
+{
+    int r = 0;
+    for (int d = 0; d < sp->rank; d++) {
+        if (sp->size[d] == 1)
+            continue;
+        bool merge = r > 0;
+        for (int o = 0; o < sp->n_ops && merge; o++)
+            merge = sp->stride[o][r - 1] == sp->stride[o][d] * sp->size[d];
+        if (merge) {
+            sp->size[r - 1] *= sp->size[d];
+            for (int o = 0; o < sp->n_ops; o++)
+                sp->stride[o][r - 1] = sp->stride[o][d];
+            continue;
+        }
+        sp->size[r] = sp->size[d];
+        for (int o = 0; o < sp->n_ops; o++)
+            sp->stride[o][r] = sp->stride[o][d];
+        r++;
+    }
+    sp->rank = r;
+}
+
+static const char loop_var[] = "ijklmn";
+
+static void index_expr(char *out, size_t n, const Space *sp, int o)
+{
+    size_t len = 0;
+    out[0] = 0;
+    for (int d = 0; d < sp->rank; d++) {
+        long st = sp->stride[o][d];
+        if (st == 0)
+            continue;
+        len += snprintf(out + len, n - len, "%s%c", len ? " + " : "", loop_var[d]);
+        if (st != 1)
+            len += snprintf(out + len, n - len, " * %ld", st);
+    }
+    if (!len)
+        snprintf(out, n, "0");
+}
+
+/* A group's members in topological order, with how each sees the space. */
+typedef struct {
+    int n;
+    int id[256];
+    Access acc[256];
+} Members;
+
+static int member_index(const Members *m, int id)
+{
+    for (int i = 0; i < m->n; i++)
+        if (m->id[i] == id)
+            return i;
+    return -1;
+}
+
+static void collect(Emit *e, int root, int id, Access a, Members *m)
+{
+    if (m->n == 256)
+        die("a loop group has more than 256 members");
+    m->id[m->n] = id;
+    m->acc[m->n++] = a;
+    const Node *n = ir_at(e->g, id);
+    if (op_info[n->op].kind == LEAF)
+        return;
+    for (int k = 0; k < n->n_in; k++) {
+        int x = n->in[k];
+        if (e->f->group[x] == root && x != root && !e->f->stored[x] && ir_at(e->g, x)->op != OP_CONST)
+            collect(e, root, x, access_of_input(e->g, n, a, k), m);
+    }
+}
+
+static int by_id(const void *a, const void *b)
+{
+    return *(const int *)a - *(const int *)b;
+}
+
+/* Text for input k of member n: a literal, a temporary, or an access. */
+static void operand_text(Emit *e, Space *sp, const Members *m, int root, const Node *n, Access an,
+                         int k, char *out, size_t len, bool count_only)
+{
+    int x = n->in[k];
+    const Node *xn = ir_at(e->g, x);
+    if (xn->op == OP_CONST && !e->f->stored[x]) {
+        Buf b = {0};
+        op_info[OP_CONST].emit(&b, xn, NULL, NULL);
+        snprintf(out, len, "%s", b.data);
+        buf_free(&b);
+    } else if (member_index(m, x) >= 0 && x != root) {
+        snprintf(out, len, "t%d", x);
+    } else {
+        int o = add_operand(sp, xn->shape, access_of_input(e->g, n, an, k), sp->rank);
+        if (count_only)
+            return;
+        char idx[128];
+        index_expr(idx, sizeof idx, sp, o);
+        snprintf(out, len, "%s[%s]", e->name[x], idx);
+    }
+}
+
+static void indent(Buf *b, int depth)
+{
+    buf_printf(b, "%*s", 4 * depth, "");
+}
+
+/* Writes the body of a group: temporaries, then the root's statement. The
+ * first pass (count_only) only registers operands, so axes can be merged
+ * before any index is written; the second pass writes with merged strides. */
+static void group_body(Emit *e, Space *sp, Members *m, int root, Buf *b, int depth, bool count_only)
+{
+    const Node *r = ir_at(e->g, root);
+    int order[256];
+    for (int i = 0; i < m->n; i++)
+        order[i] = m->id[i];
+    qsort(order, m->n, sizeof *order, by_id);
+    for (int i = 0; i < m->n; i++) {
+        int id = order[i];
+        const Node *n = ir_at(e->g, id);
+        if (id == root && n->op == OP_SUM) {
+            char a[256];
+            operand_text(e, sp, m, root, n, m->acc[member_index(m, id)], 0, a, sizeof a, count_only);
+            if (!count_only) {
+                indent(b, depth);
+                buf_printf(b, "acc += %s;\n", a);
+            }
+            continue;
+        }
+        Operand in[MAX_IN];
+        char text[MAX_IN][256];
+        for (int k = 0; k < n->n_in; k++) {
+            operand_text(e, sp, m, root, n, m->acc[member_index(m, id)], k, text[k], sizeof text[k],
+                         count_only);
+            in[k] = (Operand){text[k], false, ir_at(e->g, n->in[k])->shape};
+        }
+        if (count_only)
+            continue;
+        indent(b, depth);
+        if (id == root) {
+            char idx[128];
+            index_expr(idx, sizeof idx, sp, 0);
+            buf_printf(b, "%s[%s] = ", e->name[root], idx);
+        } else
+            buf_printf(b, "const real t%d = ", id);
+        op_info[n->op].emit(b, n, NULL, in);
+        buf_printf(b, ";\n");
+    }
+    (void)r;
+}
+
+static void open_loops(Buf *b, const Space *sp, int from, int to, int depth)
+{
+    for (int d = from; d < to; d++) {
+        indent(b, depth + d - from);
+        buf_printf(b, "for (int %c = 0; %c < %ld; %c++)%s\n", loop_var[d], loop_var[d], sp->size[d],
+                   loop_var[d], d == to - 1 ? " {" : "");
+    }
+}
+
+static void close_loops(Buf *b, int from, int to, int depth)
+{
+    if (to > from) {
+        indent(b, depth + to - from - 1);
+        buf_printf(b, "}\n");
+    }
+}
+
+static void emit_group(Emit *e, int root)
+{
+    Graph *g = e->g;
+    const Node *r = ir_at(g, root);
+    Shape space = r->op == OP_SUM ? ir_at(g, r->in[0])->shape : r->shape;
+    Space sp = {.rank = space.rank};
+    for (int d = 0; d < space.rank; d++)
+        sp.size[d] = space.dim[d];
+    Access ra;
+    if (r->op == OP_SUM) {
+        int next = 0;
+        for (int j = 0; j < space.rank; j++)
+            if (r->axes[j] != AX_DROP)
+                ra.src[next++] = r->axes[j] == AX_KEEP && space.dim[j] != 1 ? j : -1;
+    } else
+        for (int d = 0; d < space.rank; d++)
+            ra.src[d] = r->shape.dim[d] == 1 ? -1 : d;
+    Members m = {0};
+    Access root_acc;
+    for (int d = 0; d < space.rank; d++)
+        root_acc.src[d] = d;
+    collect(e, root, root, root_acc, &m);
+    add_operand(&sp, r->shape, ra, space.rank);
+
+    /* Register operands, merge, then write for real with merged strides. */
+    Buf scratch = {0};
+    group_body(e, &sp, &m, root, &scratch, 0, true);
+    merge_axes(&sp);
+    sp.n_ops = 1;
+    sp.replay = true;
+    Buf body = {0};
+
+    int keep = sp.rank; /* loops outside the reduction */
+    bool accumulate = false;
+    if (r->op == OP_SUM) {
+        while (keep > 0 && sp.stride[0][keep - 1] == 0)
+            keep--;
+        bool suffix = true;
+        for (int d = 0; d < keep; d++)
+            suffix &= sp.stride[0][d] != 0;
+        accumulate = !suffix;
+    }
+    if (accumulate) {
+        /* A reduction over leading axes (a bias gradient): out += per element. */
+        indent(e->b, 1);
+        buf_printf(e->b, "memset(%s, 0, %ld * sizeof *%s);\n", e->name[root], shape_size(r->shape),
+                   e->name[root]);
+        open_loops(e->b, &sp, 0, sp.rank, 1);
+        group_body(e, &sp, &m, root, &body, 1 + sp.rank, false);
+        char idx[128];
+        index_expr(idx, sizeof idx, &sp, 0);
+        /* the root's "acc += x" becomes out[index] += x */
+        char *acc = strstr(body.data, "acc += ");
+        buf_printf(e->b, "%.*s%s[%s] += %s", (int)(acc - body.data), body.data, e->name[root], idx,
+                   acc + 7);
+        close_loops(e->b, 0, sp.rank, 1);
+    } else if (r->op == OP_SUM) {
+        /* A reduction over trailing axes: a local accumulator per output,
+         * in a block of its own when there is no outer loop to hold it. */
+        char idx[128];
+        index_expr(idx, sizeof idx, &sp, 0);
+        int depth = 1 + (keep == 0);
+        if (keep == 0)
+            buf_printf(e->b, "    {\n");
+        open_loops(e->b, &sp, 0, keep, depth);
+        indent(e->b, depth + keep);
+        buf_printf(e->b, "real acc = REAL_C(0.0);\n");
+        open_loops(e->b, &sp, keep, sp.rank, depth + keep);
+        group_body(e, &sp, &m, root, &body, depth + sp.rank, false);
+        buf_printf(e->b, "%s", body.data);
+        close_loops(e->b, keep, sp.rank, depth + keep);
+        indent(e->b, depth + keep);
+        buf_printf(e->b, "%s[%s] = acc;\n", e->name[root], idx);
+        close_loops(e->b, 0, keep, depth);
+        if (keep == 0)
+            buf_printf(e->b, "    }\n");
+    } else {
+        open_loops(e->b, &sp, 0, sp.rank, 1);
+        group_body(e, &sp, &m, root, &body, 1 + sp.rank, false);
+        buf_printf(e->b, "%s", body.data);
+        close_loops(e->b, 0, sp.rank, 1);
+    }
+    buf_free(&scratch);
+    buf_free(&body);
+}
+
+static void emit_call(Emit *e, int root)
+{
+    const Node *n = ir_at(e->g, root);
+    Operand out = {e->name[root], false, n->shape}, in[MAX_IN];
+    char lits[MAX_IN][48];
+    for (int k = 0; k < n->n_in; k++) {
+        const Node *x = ir_at(e->g, n->in[k]);
+        if (x->op == OP_CONST && !e->f->stored[x->id]) {
+            Buf b = {0};
+            op_info[OP_CONST].emit(&b, x, NULL, NULL);
+            snprintf(lits[k], sizeof lits[k], "%s", b.data);
+            buf_free(&b);
+            in[k] = (Operand){lits[k], true, x->shape};
+        } else
+            in[k] = (Operand){e->name[x->id], false, x->shape};
+    }
+    op_info[n->op].emit(e->b, n, &out, in);
+}
+
+/* A comment naming the model line, as a person would annotate a block. */
+static void comment(Emit *e, const Node *n)
+{
+    if (n->loc.file == e->last_loc.file && n->loc.line == e->last_loc.line && n->is_grad == e->last_grad)
+        return;
+    e->last_loc = n->loc;
+    e->last_grad = n->is_grad;
+    const char *src = ir_source_line(e->g, n->loc);
+    int len = 0;
+    if (src) {
+        while (*src == ' ' || *src == '\t')
+            src++;
+        while (src[len] && src[len] != '\n' && len < 70)
+            len++;
+        while (len > 0 && (src[len - 1] == ' ' || src[len - 1] == '\r'))
+            len--;
+    }
+    /* A line of Lua may hold a comment opener; that would end ours early. */
+    char text[80];
+    snprintf(text, sizeof text, "%.*s", len, src ? src : "");
+    for (char *c = text; *c; c++)
+        if (c[0] == '*' && c[1] == '/')
+            c[0] = '+';
+    buf_printf(e->b, "\n    /* %s%s:%d: %s */\n", n->is_grad ? "backward of " : "", n->loc.file,
+               n->loc.line, text);
+}
+
+static void emit_node(Emit *e, int id)
+{
+    const Node *n = ir_at(e->g, id);
+    if (!e->f->stored[id] || e->f->group[id] != id || n->op == OP_INPUT || n->op == OP_PARAM)
+        return;
+    comment(e, n);
+    switch (op_info[n->op].kind) {
+    case GEMM:
+    case ROWS:
+        emit_call(e, id);
+        break;
+    default:
+        emit_group(e, id);
+    }
+}
+
+/* ---- the files ---- */
+
+static void emit_header(Emit *e, Buf *b)
+{
+    const char *nm = e->g->name;
+    char guard[200];
+    size_t i = 0;
+    for (; nm[i] && i < sizeof guard - 3; i++)
+        guard[i] = toupper((unsigned char)nm[i]);
+    snprintf(guard + i, sizeof guard - i, "_H");
+    buf_printf(b,
+               "/* %s.h: generated by gradc from %s; do not edit. */\n"
+               "#ifndef %s\n#define %s\n\n#include \"rt_model.h\"\n\n"
+               "/* The model, built as float (%s_model_f32) or double (%s_model_f64). */\n"
+               "extern const rt_model %s_model_f32;\nextern const rt_model %s_model_f64;\n\n"
+               "#ifdef REAL_DOUBLE\n#define %s_model %s_model_f64\n#else\n#define %s_model %s_model_f32\n"
+               "#endif\n\n#endif\n",
+               nm, e->g->source, guard, guard, nm, nm, nm, nm, nm, nm, nm, nm);
+}
+
+static void emit_main(Emit *e, Buf *b, const char *what, const char *fn)
+{
+    buf_printf(b,
+               "/* %s_%s.c: generated by gradc from %s; do not edit. */\n"
+               "#include \"rt.h\"\n#include \"%s.h\"\n\n"
+               "int main(int argc, char **argv)\n{\n    return %s(&%s_model, argc, argv);\n}\n",
+               e->g->name, what, e->g->source, e->g->name, fn, e->g->name);
+}
+
+static void declare(Emit *e, int id, const char *what)
+{
+    const Node *n = ir_at(e->g, id);
+    char s[64];
+    shape_str(s, sizeof s, n->shape);
+    buf_printf(e->b, "static %s *const %s = %s + %ld; /* %s%s */\n",
+               n->dtype == DT_I32 ? "int32_t" : "real", e->name[id],
+               n->dtype == DT_I32 ? "iarena" : "arena", e->p->offset[id], what, s);
+}
+
+static void emit_arena(Emit *e)
+{
+    Graph *g = e->g;
+    const Plan *p = e->p;
+    buf_printf(e->b, "static real arena[%ld];\n", p->arena_size);
+    if (p->iarena_size)
+        buf_printf(e->b, "static int32_t iarena[%ld];\n", p->iarena_size);
+    buf_printf(e->b, "\n");
+    for (int i = 0; i < g->n_inputs; i++)
+        declare(e, g->inputs[i], "input ");
+    for (int i = 0; i < g->n_params; i++)
+        declare(e, g->params[i].node, "param ");
+    for (int i = 0; i < g->n_params; i++)
+        if (!p->grad_copy[i])
+            declare(e, g->params[i].grad, "gradient ");
+    for (int i = 0; i < g->n; i++) {
+        const Node *n = ir_at(g, i);
+        bool grad_slot = false;
+        for (int k = 0; k < g->n_params; k++)
+            grad_slot |= g->params[k].grad == i && !p->grad_copy[k];
+        if (e->f->stored[i] && n->op != OP_INPUT && n->op != OP_PARAM && !grad_slot)
+            declare(e, i, "");
+    }
+}
+
+static void needed_by(Graph *g, int id, bool *need)
+{
+    if (need[id])
+        return;
+    need[id] = true;
+    for (int k = 0; k < ir_at(g, id)->n_in; k++)
+        needed_by(g, ir_at(g, id)->in[k], need);
+}
+
+static void emit_forward(Emit *e)
+{
+    Graph *g = e->g;
+    bool *need = xcalloc(g->n, sizeof *need);
+    for (int i = 0; i < g->n_outputs; i++)
+        needed_by(g, g->outputs[i].node, need);
+    buf_printf(e->b, "\n/* Evaluation: the outputs for the first `rows` rows of the inputs. */\n"
+                     "static void forward(int rows)\n{\n");
+    for (int i = 0; i < g->n_inputs; i++) {
+        const Node *x = ir_at(g, g->inputs[i]);
+        long row = shape_size(x->shape) / x->shape.dim[0];
+        buf_printf(e->b, "    memset(%s + (long)rows * %ld, 0, (size_t)(%d - rows) * %ld * sizeof *%s);\n",
+                   e->name[x->id], row, g->batch, row, e->name[x->id]);
+    }
+    e->last_loc = (SrcLoc){0};
+    for (int i = 0; i < g->n; i++)
+        if (need[i])
+            emit_node(e, i);
+    buf_printf(e->b, "}\n");
+    free(need);
+}
+
+static void emit_loss_and_grad(Emit *e)
+{
+    Graph *g = e->g;
+    buf_printf(e->b, "\n/* Training: the loss, and every parameter's gradient. */\n"
+                     "static double loss_and_grad(void)\n{");
+    e->last_loc = (SrcLoc){0};
+    for (int i = 0; i < g->n; i++)
+        emit_node(e, i);
+    bool first = true;
+    for (int i = 0; i < g->n_params; i++) {
+        if (!e->p->grad_copy[i])
+            continue;
+        const Node *pn = ir_at(g, g->params[i].node);
+        if (first)
+            buf_printf(e->b, "\n    /* gradients that are other tensors */\n");
+        first = false;
+        buf_printf(e->b, "    memcpy(arena + %ld, %s, %ld * sizeof *arena); /* d_%s */\n",
+                   e->p->grads_offset + e->p->offset[pn->id] - e->p->params_offset,
+                   e->name[g->params[i].grad], shape_size(pn->shape), pn->name);
+    }
+    buf_printf(e->b, "    return %s[0];\n}\n", e->name[g->loss]);
+}
+
+static void emit_train_step(Emit *e)
+{
+    buf_printf(e->b,
+               "\n/* One step of SGD: p -= lr * dp over the flat parameter block. */\n"
+               "static double train_step(const rt_hyper *hyper)\n{\n"
+               "    const double loss = loss_and_grad();\n"
+               "    const real lr = (real)hyper->lr;\n"
+               "    real *const params = arena + %ld;\n"
+               "    const real *const grads = arena + %ld;\n"
+               "    for (int i = 0; i < %ld; i++)\n"
+               "        params[i] -= lr * grads[i];\n"
+               "    return loss;\n}\n",
+               e->p->params_offset, e->p->grads_offset, e->p->n_param_elems);
+}
+
+static void tensor_entry(Emit *e, int id, const char *name, long offset)
+{
+    const Node *n = ir_at(e->g, id);
+    char num[2][40];
+    buf_printf(e->b, "    {.name = \"%s\", .dtype = %s, .rank = %d, .shape = {", name,
+               n->dtype == DT_I32 ? "RT_I32" : "RT_REAL", n->shape.rank);
+    for (int i = 0; i < n->shape.rank; i++)
+        buf_printf(e->b, "%s%d", i ? ", " : "", n->shape.dim[i]);
+    buf_printf(e->b, "}, .size = %ld, .offset = %ld", shape_size(n->shape), offset);
+    if (n->op == OP_PARAM) {
+        static const char *const kinds[] = {"RT_INIT_NONE", "RT_INIT_NORMAL", "RT_INIT_UNIFORM",
+                                            "RT_INIT_CONST"};
+        fmt_real(num[0], n->init_a);
+        fmt_real(num[1], n->init_b);
+        buf_printf(e->b, ",\n     .init = %s, .init_a = %s, .init_b = %s", kinds[n->init], num[0], num[1]);
+    }
+    if (n->classes)
+        buf_printf(e->b, ", .classes = %d", n->classes);
+    buf_printf(e->b, "},\n");
+}
+
+static void emit_descriptor(Emit *e)
+{
+    Graph *g = e->g;
+    const Plan *p = e->p;
+    char lr[40];
+    buf_printf(e->b, "\nstatic const rt_tensor inputs[] = {\n");
+    for (int i = 0; i < g->n_inputs; i++)
+        tensor_entry(e, g->inputs[i], ir_at(g, g->inputs[i])->name, p->offset[g->inputs[i]]);
+    buf_printf(e->b, "};\n\nstatic const rt_tensor params[] = {\n");
+    for (int i = 0; i < g->n_params; i++)
+        tensor_entry(e, g->params[i].node, ir_at(g, g->params[i].node)->name, p->offset[g->params[i].node]);
+    buf_printf(e->b, "};\n\nstatic const rt_tensor grads[] = {\n");
+    for (int i = 0; i < g->n_params; i++) {
+        char name[160];
+        int pn = g->params[i].node;
+        snprintf(name, sizeof name, "d_%s", ir_at(g, pn)->name);
+        long off = p->grads_offset + p->offset[pn] - p->params_offset;
+        Node save = *ir_at(g, pn);
+        ir_at(g, pn)->op = OP_CONST; /* the gradient has no initializer */
+        tensor_entry(e, pn, name, off);
+        *ir_at(g, pn) = save;
+    }
+    buf_printf(e->b, "};\n");
+    if (g->n_outputs) {
+        buf_printf(e->b, "\nstatic const rt_tensor outputs[] = {\n");
+        for (int i = 0; i < g->n_outputs; i++)
+            tensor_entry(e, g->outputs[i].node, g->outputs[i].name, p->offset[g->outputs[i].node]);
+        buf_printf(e->b, "};\n");
+    }
+    fmt_real(lr, g->lr);
+    buf_printf(e->b,
+               "\nconst rt_model REAL_SUFFIX(%s_model) = {\n"
+               "    .name = \"%s\",\n    .source = \"%s\",\n    .batch = %d,\n    .real = RT_REAL,\n"
+               "    .arena = arena,\n    .iarena = %s,\n    .arena_size = %ld,\n    .iarena_size = %ld,\n"
+               "    .n_inputs = %d,\n    .n_params = %d,\n    .n_outputs = %d,\n"
+               "    .inputs = inputs,\n    .params = params,\n    .grads = grads,\n    .outputs = %s,\n"
+               "    .params_offset = %ld,\n    .grads_offset = %ld,\n    .n_param_elems = %ld,\n"
+               "    .loss_offset = %ld,\n    .optimizer = RT_OPT_SGD,\n    .hyper = {.lr = %s},\n"
+               "    .loss_and_grad = loss_and_grad,\n    .train_step = train_step,\n"
+               "    .forward = forward,\n};\n",
+               g->name, g->name, g->source, g->batch, p->iarena_size ? "iarena" : "NULL",
+               p->arena_size, p->iarena_size, g->n_inputs, g->n_params, g->n_outputs,
+               g->n_outputs ? "outputs" : "NULL", p->params_offset, p->grads_offset,
+               p->n_param_elems, p->loss_offset, lr);
+}
+
+static void emit_model(Emit *e)
+{
+    Graph *g = e->g;
+    buf_printf(e->b,
+               "/*\n * %s.c: generated by gradc %s from %s; do not edit.\n *\n"
+               " * Builds as float, or as double with -DREAL_DOUBLE. Every tensor lives in\n"
+               " * one static arena; comments give shapes and the model line each block\n"
+               " * comes from.\n */\n"
+               "#include <string.h>\n#include \"rt_real.h\"\n#include \"%s.h\"\n\n",
+               g->name, GRADC_VERSION, g->source, g->name);
+    emit_arena(e);
+    emit_forward(e);
+    emit_loss_and_grad(e);
+    emit_train_step(e);
+    emit_descriptor(e);
+}
+
+int emit_c(Graph *g, const Fusion *f, const Plan *p, OutFile out[4])
+{
+    Emit e = {g, f, p, xcalloc(g->n, sizeof(char *)), NULL, {0}, false};
+    static const char *const suffix[4] = {".h", ".c", "_train.c", "_gradcheck.c"};
+    name_nodes(&e);
+    for (int i = 0; i < 4; i++) {
+        char path[512];
+        snprintf(path, sizeof path, "%s%s", g->name, suffix[i]);
+        out[i].path = xstrdup(path);
+        out[i].text = (Buf){0};
+    }
+    emit_header(&e, &out[0].text);
+    e.b = &out[1].text;
+    emit_model(&e);
+    emit_main(&e, &out[2].text, "train", "rt_train_main");
+    emit_main(&e, &out[3].text, "gradcheck", "rt_gradcheck_main");
+    for (int i = 0; i < g->n; i++)
+        free(e.name[i]);
+    free(e.name);
+    return 0;
+}

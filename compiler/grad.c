@@ -1,0 +1,73 @@
+/*
+ * grad.c: reverse-mode differentiation, IR to IR.
+ *
+ * Needs: a forward graph with a scalar loss. Keeps: topological order; the
+ * forward nodes untouched. Walks the nodes from the loss down, asking each
+ * op's gradient rule for the gradient reaching each input and summing the
+ * contributions with add nodes. Only inputs on a path to a parameter get
+ * a gradient, so nothing is made for data or labels. Each parameter's
+ * gradient is checked to have the parameter's shape, as the notes insist.
+ */
+#include <stdlib.h>
+#include "gradc.h"
+
+/* needs[i]: some parameter reaches node i, so its gradient is wanted. */
+static bool *find_needs(Graph *g)
+{
+    bool *needs = xcalloc(g->n, sizeof *needs);
+    for (int i = 0; i < g->n; i++) {
+        const Node *n = ir_at(g, i);
+        needs[i] = n->op == OP_PARAM;
+        for (int k = 0; k < n->n_in; k++)
+            needs[i] |= needs[n->in[k]] && ir_at(g, n->in[k])->dtype == DT_REAL;
+    }
+    return needs;
+}
+
+void grad(Graph *g)
+{
+    int n_forward = g->n;
+    bool *needs = find_needs(g);
+    int *adj = xmalloc(n_forward * sizeof *adj);
+    for (int i = 0; i < n_forward; i++)
+        adj[i] = -1;
+
+    g->making_grad = true;
+    g->loc = ir_at(g, g->loss)->loc;
+    adj[g->loss] = ir_const(g, 1, ir_at(g, g->loss)->shape);
+    for (int i = g->loss; i >= 0; i--) {
+        if (adj[i] < 0)
+            continue;
+        Node n = *ir_at(g, i); /* a copy: the rules below add nodes */
+        g->loc = n.loc;
+        for (int k = 0; k < n.n_in; k++) {
+            int x = n.in[k];
+            if (!needs[x])
+                continue;
+            if (!op_info[n.op].grad)
+                die("%s has no gradient rule", op_info[n.op].name);
+            int d = op_info[n.op].grad(g, i, adj[i], k);
+            if (!shape_eq(ir_at(g, d)->shape, ir_at(g, x)->shape))
+                die("the gradient %s gives its input %d has the wrong shape", op_info[n.op].name, k);
+            adj[x] = adj[x] < 0 ? d : ir_binary(g, OP_ADD, adj[x], d);
+        }
+    }
+    /* Name each gradient for its variable: d_h is the gradient of h. Where
+     * one node is the gradient of several (y = a + b passes dy on), the
+     * one nearest the loss names it. */
+    for (int i = n_forward - 1; i >= 0; i--)
+        if (adj[i] >= n_forward && ir_at(g, adj[i])->grad_of < 0)
+            ir_at(g, adj[i])->grad_of = i;
+    for (int p = 0; p < g->n_params; p++) {
+        Param *param = &g->params[p];
+        g->loc = ir_at(g, param->node)->loc;
+        /* A parameter the loss does not reach has a zero gradient. */
+        param->grad = adj[param->node] >= 0 ? adj[param->node]
+                                            : ir_const(g, 0, ir_at(g, param->node)->shape);
+        if (!shape_eq(ir_at(g, param->grad)->shape, ir_at(g, param->node)->shape))
+            die("the gradient of %s does not have its shape", ir_at(g, param->node)->name);
+    }
+    g->making_grad = false;
+    free(adj);
+    free(needs);
+}

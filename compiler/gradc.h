@@ -1,0 +1,228 @@
+/*
+ * gradc.h: the compiler's one internal header, a section per .c file.
+ *
+ * The pipeline (main.c calls it in this order):
+ *   load_model  Lua model file -> forward graph
+ *   grad        reverse mode: appends the backward graph
+ *   simplify    constant folding, identities, common subexpressions
+ *   dce         drops what no root needs
+ *   fuse        groups nodes into loops
+ *   plan        places every stored tensor in the arena
+ *   emit_c      writes NAME.h, NAME.c and the two mains
+ * A graph is an arena of nodes whose ids are topologically ordered by
+ * construction; passes refer to nodes by id, never by pointer across a
+ * call that may add nodes.
+ */
+#ifndef GRADC_H
+#define GRADC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdnoreturn.h>
+
+#define GRADC_VERSION "0.1.0"
+
+enum { MAX_RANK = 6, MAX_IN = 3 };
+
+/* ---- util.c: memory, text buffers, internal errors ---- */
+
+noreturn void die_at(const char *file, int line, const char *fmt, ...);
+#define die(...) die_at(__FILE__, __LINE__, __VA_ARGS__)
+
+void *xmalloc(size_t n);
+void *xcalloc(size_t n, size_t size);
+void *xrealloc(void *p, size_t n);
+char *xstrdup(const char *s);
+/* Keeps p until free_kept(): for strings every graph shares. */
+char *keep(char *p);
+void free_kept(void);
+
+/* A growing text buffer: generated files are built here, written once. */
+typedef struct {
+    char *data;
+    size_t len, cap;
+} Buf;
+
+void buf_printf(Buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void buf_free(Buf *b);
+/* The shortest decimal that reads back as v, always with a '.' or 'e'. */
+void fmt_real(char out[40], double v);
+
+/* ---- ir.c: the graph ---- */
+
+typedef enum { DT_REAL, DT_I32 } DType;
+
+typedef struct {
+    int rank;
+    int dim[MAX_RANK];
+} Shape;
+
+typedef struct {
+    const char *file; /* as given on the command line; owned by the graph */
+    int line;
+} SrcLoc;
+
+typedef enum { INIT_NONE, INIT_NORMAL, INIT_UNIFORM, INIT_CONST } InitKind;
+
+/* SUM's per-input-axis mode. */
+enum { AX_KEEP, AX_DROP, AX_ONE };
+
+typedef struct Node {
+    int op, id;
+    int n_in;
+    int in[MAX_IN];
+    Shape shape;
+    DType dtype;
+    double value;        /* CONST: the fill value; POW: the exponent */
+    int axes[MAX_RANK];  /* SUM: AX_* per input axis; BROADCAST: input axis
+                            per output axis, or -1; TRANSPOSE: permutation */
+    bool trans_a, trans_b; /* MATMUL: transposes folded into BLAS flags */
+    const char *name;    /* INPUT, PARAM */
+    InitKind init;       /* PARAM */
+    double init_a, init_b;
+    int classes;         /* int32 INPUT used as labels: values in [0, classes) */
+    bool is_grad;        /* made by the grad pass */
+    int grad_of;         /* gradient nodes: the forward node it is the gradient of, or -1 */
+    const char *var;     /* the Lua local that held it, for C names */
+    SrcLoc loc;
+} Node;
+
+typedef struct { const char *name; int node; } Output;
+typedef struct { int node, grad; } Param;
+
+typedef struct Graph {
+    Node *nodes;
+    int n, cap;
+    bool cse;            /* hash-cons new nodes (the simplify pass sets it) */
+    int *hash;           /* open addressing over node ids, -1 = empty */
+    int hash_cap;
+    SrcLoc loc;          /* given to the nodes being made */
+    bool making_grad;    /* nodes being made are gradients */
+    char error[256];     /* why ir_node returned -1 */
+
+    /* Roots: what the generated code must compute. */
+    const char *name;    /* the model's C name */
+    const char *source;  /* the model file */
+    int batch;
+    int loss;
+    Output *outputs;
+    int n_outputs;
+    Param *params;
+    int n_params;
+    int *inputs;
+    int n_inputs;
+    double lr;           /* SGD's default learning rate */
+    char **files;        /* source text of every Lua file read, for comments */
+    char **file_names;
+    int n_files;
+} Graph;
+
+Graph *ir_new(void);
+void ir_free(Graph *g);
+static inline Node *ir_at(Graph *g, int id) { return &g->nodes[id]; }
+/* Makes a node from `proto` (op, inputs and attributes) after checking and
+ * inferring its shape; returns its id, or -1 with g->error set when the
+ * inputs do not fit the op (a user error). */
+int ir_node(Graph *g, const Node *proto);
+/* Constructors for passes: an input that does not fit is a compiler bug. */
+int ir_must(Graph *g, const Node *proto);
+int ir_unary(Graph *g, int op, int x);
+int ir_binary(Graph *g, int op, int a, int b);
+int ir_const(Graph *g, double v, Shape s);
+int ir_pow(Graph *g, int x, double p);
+int ir_matmul(Graph *g, int a, bool ta, int b, bool tb);
+int ir_sum_to(Graph *g, int x, Shape s);   /* undoes broadcasting */
+int ir_broadcast_to(Graph *g, int x, Shape s, const int *axis_of);
+/* Copies a node into another graph with new inputs; the rebuild step of
+ * every pass that rewrites. */
+int ir_copy(Graph *to, const Node *n, const int *new_in);
+/* A new graph with the same roots, file table and settings, and no nodes. */
+Graph *ir_empty_like(const Graph *g);
+/* Maps every root through old id -> new id. */
+void ir_remap_roots(Graph *g, const Graph *old, const int *map);
+void ir_check(Graph *g);
+void ir_print(Graph *g, FILE *out);
+long shape_size(Shape s);
+bool shape_eq(Shape a, Shape b);
+void shape_str(char *out, size_t n, Shape s);
+const char *ir_source_line(const Graph *g, SrcLoc loc);
+
+/* ---- ops.c: the op table ---- */
+
+typedef enum { LEAF, ELEM, VIEW, REDUCE, GEMM, ROWS } OpKind;
+
+enum {
+#define OP(e, name, arity, kind, shape, grad, emit) OP_##e,
+#include "ops.def"
+#undef OP
+    N_OPS
+};
+
+/* What an emitter is handed for its output and each input: for ELEM and
+ * VIEW, an expression for one element; for GEMM and ROWS, a buffer name
+ * or, for a constant input, a literal. */
+typedef struct {
+    const char *text;
+    bool is_const;
+    Shape shape;
+} Operand;
+
+typedef struct {
+    const char *name;
+    int arity;
+    OpKind kind;
+    /* Fills n->shape and n->dtype; returns NULL or what is wrong. */
+    const char *(*shape)(Graph *g, Node *n, char *err, size_t errlen);
+    /* The gradient reaching input k of `node`, from the output's `dy`. */
+    int (*grad)(Graph *g, int node, int dy, int k);
+    void (*emit)(Buf *b, const Node *n, const Operand *out, const Operand *in);
+} OpInfo;
+
+extern const OpInfo op_info[N_OPS];
+
+/* ---- load_model.c: Lua -> forward graph ---- */
+
+typedef struct {
+    const char **defines; /* "KEY=VALUE" from -D */
+    int n_defines;
+} LoadOptions;
+
+/* Returns NULL after printing one line `file:line: what` to stderr. */
+Graph *load_model(const char *path, const LoadOptions *o);
+
+/* ---- grad.c ---- */
+void grad(Graph *g);
+/* ---- simplify.c ---- */
+Graph *simplify(Graph *g);
+/* ---- dce.c ---- */
+Graph *dce(Graph *g);
+
+/* ---- fuse.c: loop groups ---- */
+typedef struct {
+    int *group;   /* per node: the root of the loop group it is emitted in */
+    bool *stored; /* per node: has a buffer (else inlined, or a literal) */
+} Fusion;
+Fusion fuse(Graph *g);
+void fusion_free(Fusion *f);
+
+/* ---- plan.c: the static arena ---- */
+typedef struct {
+    long *offset;       /* per node: its place in the arena (or iarena), or -1 */
+    bool *grad_copy;    /* per param: its gradient is copied into place */
+    long arena_size, iarena_size;
+    long params_offset, grads_offset, n_param_elems, loss_offset;
+} Plan;
+Plan plan(Graph *g, const Fusion *f);
+void plan_free(Plan *p);
+
+/* ---- emit_c.c ---- */
+typedef struct {
+    char *path;
+    Buf text;
+} OutFile;
+/* The four files of a model, built in memory. */
+int emit_c(Graph *g, const Fusion *f, const Plan *p, OutFile out[4]);
+
+#endif

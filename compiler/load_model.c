@@ -1,0 +1,845 @@
+/*
+ * load_model.c: the front end. Runs a Lua model file in a sandbox and
+ * builds the forward graph from what it calls.
+ *
+ * Tensors are userdata holding a node id; their metatable gives them the
+ * arithmetic operators and methods. Every node records the Lua file:line
+ * that made it, and every error a model can cause is raised as a Lua
+ * error at that line, so it reaches the user as `file:line: message`. The
+ * sandbox has no io, os, require, load, dofile, debug or package, a fixed
+ * random seed, a limit on instructions and on memory, and reading an
+ * undefined global is an error (a misspelt op fails where it is written).
+ * Nothing reaches back to the Lua state once load_model() returns.
+ */
+#include <ctype.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <lauxlib.h>
+#include <lua.h>
+#include <lualib.h>
+#include "gradc.h"
+
+#ifndef GRADC_LIBDIR
+#define GRADC_LIBDIR "/usr/local/share/gradc/lib"
+#endif
+
+enum {
+    MAX_INSTRUCTIONS = 200000000, /* counted in steps of INSTRUCTION_STEP */
+    INSTRUCTION_STEP = 10000,
+};
+static const size_t MAX_LUA_MEMORY = (size_t)1 << 30;
+
+static const char TENSOR[] = "gradc.tensor";
+
+typedef struct {
+    Graph *g;
+    const char *dir;      /* the model file's folder, for import */
+    long instructions;
+    size_t memory;
+    bool have_model;
+    SrcLoc model_loc;     /* where model{} was called */
+    int model_ref;        /* the table model{} returned */
+} Front;
+
+static Front *front(lua_State *L)
+{
+    return *(Front **)lua_getextraspace(L);
+}
+
+/* ---- sandbox limits ---- */
+
+static void *limited_alloc(void *ud, void *ptr, size_t old, size_t size)
+{
+    Front *f = ud;
+    if (!ptr)
+        old = 0;
+    if (size == 0) {
+        f->memory -= old;
+        free(ptr);
+        return NULL;
+    }
+    if (size > old && f->memory + (size - old) > MAX_LUA_MEMORY)
+        return NULL; /* Lua raises "not enough memory" */
+    void *p = realloc(ptr, size);
+    if (p)
+        f->memory = f->memory - old + size;
+    return p;
+}
+
+static void name_locals(lua_State *L, lua_Debug *ar);
+
+/* Counts instructions; and at each new line, names the tensors that the
+ * running function's locals hold, so the C can say `h` where the model
+ * says `local h = ...`. */
+static void hook(lua_State *L, lua_Debug *ar)
+{
+    if (ar->event == LUA_HOOKLINE) {
+        name_locals(L, ar);
+        return;
+    }
+    Front *f = front(L);
+    f->instructions += INSTRUCTION_STEP;
+    if (f->instructions <= MAX_INSTRUCTIONS)
+        return;
+    /* Level 0 inside a hook is the Lua function that was running. */
+    lua_Debug here;
+    if (lua_getstack(L, 0, &here) && lua_getinfo(L, "Sl", &here) && here.currentline > 0)
+        lua_pushfstring(L, "%s:%d: ", here.short_src, here.currentline);
+    else
+        lua_pushliteral(L, "");
+    lua_pushfstring(L, "the model ran for more than %d Lua instructions (an endless loop?)",
+                    MAX_INSTRUCTIONS);
+    lua_concat(L, 2);
+    lua_error(L);
+}
+
+/* ---- where a node comes from ---- */
+
+static const char *file_named(Graph *g, const char *name)
+{
+    for (int i = 0; i < g->n_files; i++)
+        if (!strcmp(g->file_names[i], name))
+            return g->file_names[i];
+    return NULL;
+}
+
+/* The innermost Lua line on the stack: the line that called the op. */
+static SrcLoc where(lua_State *L)
+{
+    lua_Debug ar;
+    for (int level = 1; lua_getstack(L, level, &ar); level++) {
+        lua_getinfo(L, "Sl", &ar);
+        if (ar.currentline > 0 && ar.source[0] == '@') {
+            const char *file = file_named(front(L)->g, ar.source + 1);
+            if (file)
+                return (SrcLoc){file, ar.currentline};
+        }
+    }
+    return (SrcLoc){front(L)->g->source, 0};
+}
+
+/* ---- tensors ---- */
+
+static int push_tensor(lua_State *L, int id)
+{
+    int *t = lua_newuserdatauv(L, sizeof *t, 0);
+    *t = id;
+    luaL_setmetatable(L, TENSOR);
+    return 1;
+}
+
+static bool is_tensor(lua_State *L, int idx)
+{
+    return luaL_testudata(L, idx, TENSOR) != NULL;
+}
+
+static const Node *node_of(lua_State *L, int id)
+{
+    return ir_at(front(L)->g, id);
+}
+
+/* Makes a node at the calling line, or raises `op: why` there. */
+static int make(lua_State *L, Node n)
+{
+    Graph *g = front(L)->g;
+    n.loc = where(L);
+    int id = ir_node(g, &n);
+    if (id < 0)
+        luaL_error(L, "%s: %s", op_info[n.op].name, g->error);
+    return id;
+}
+
+/* A tensor argument; a Lua number becomes a scalar constant. */
+static int tensor_arg(lua_State *L, int idx, const char *op)
+{
+    if (is_tensor(L, idx))
+        return *(int *)lua_touserdata(L, idx);
+    if (lua_type(L, idx) == LUA_TNUMBER)
+        return make(L, (Node){.op = OP_CONST, .value = lua_tonumber(L, idx)});
+    return luaL_error(L, "%s: argument %d must be a tensor or a number, got %s", op, idx,
+                      luaL_typename(L, idx));
+}
+
+static int unary(lua_State *L, int op)
+{
+    int x = tensor_arg(L, 1, op_info[op].name);
+    return push_tensor(L, make(L, (Node){.op = op, .n_in = 1, .in = {x}}));
+}
+
+static int binary(lua_State *L, int op)
+{
+    int a = tensor_arg(L, 1, op_info[op].name), b = tensor_arg(L, 2, op_info[op].name);
+    return push_tensor(L, make(L, (Node){.op = op, .n_in = 2, .in = {a, b}}));
+}
+
+static void name_locals(lua_State *L, lua_Debug *ar)
+{
+    const char *var;
+    for (int i = 1; (var = lua_getlocal(L, ar, i)); i++) {
+        int *t = var[0] != '(' ? luaL_testudata(L, -1, TENSOR) : NULL;
+        Node *n = t ? ir_at(front(L)->g, *t) : NULL;
+        if (n && !n->name && !n->var && n->op != OP_CONST)
+            n->var = keep(xstrdup(var));
+        lua_pop(L, 1);
+    }
+}
+
+static int l_add(lua_State *L) { return binary(L, OP_ADD); }
+static int l_sub(lua_State *L) { return binary(L, OP_SUB); }
+static int l_mul(lua_State *L) { return binary(L, OP_MUL); }
+static int l_div(lua_State *L) { return binary(L, OP_DIV); }
+static int l_neg(lua_State *L) { return unary(L, OP_NEG); }
+static int l_sigmoid(lua_State *L) { return unary(L, OP_SIGMOID); }
+static int l_relu(lua_State *L) { return unary(L, OP_RELU); }
+static int l_transpose(lua_State *L) { return unary(L, OP_TRANSPOSE); }
+
+/* exp, log and tanh also take plain numbers, so they can replace math's. */
+static int math_or_op(lua_State *L, int op, double (*f)(double))
+{
+    if (lua_type(L, 1) == LUA_TNUMBER) {
+        lua_pushnumber(L, f(lua_tonumber(L, 1)));
+        return 1;
+    }
+    return unary(L, op);
+}
+
+static int l_exp(lua_State *L) { return math_or_op(L, OP_EXP, exp); }
+static int l_log(lua_State *L) { return math_or_op(L, OP_LOG, log); }
+static int l_tanh(lua_State *L) { return math_or_op(L, OP_TANH, tanh); }
+
+static int l_pow(lua_State *L)
+{
+    if (!is_tensor(L, 1) || lua_type(L, 2) != LUA_TNUMBER)
+        return luaL_error(L, "pow: only a tensor to a constant power is supported (x ^ 2)");
+    int x = tensor_arg(L, 1, "pow");
+    return push_tensor(L, make(L, (Node){.op = OP_POW, .n_in = 1, .in = {x},
+                                         .value = lua_tonumber(L, 2)}));
+}
+
+static int l_matmul(lua_State *L)
+{
+    int a = tensor_arg(L, 1, "matmul"), b = tensor_arg(L, 2, "matmul");
+    return push_tensor(L, make(L, (Node){.op = OP_MATMUL, .n_in = 2, .in = {a, b}}));
+}
+
+/* sum(x) sums everything; sum(x, axis) one axis, counted from 1 like
+ * Torch7, negative from the end. */
+static int reduce(lua_State *L, const char *op, double *count)
+{
+    int x = tensor_arg(L, 1, op);
+    Shape s = node_of(L, x)->shape;
+    Node n = {.op = OP_SUM, .n_in = 1, .in = {x}};
+    *count = (double)shape_size(s);
+    if (lua_isnoneornil(L, 2)) {
+        for (int i = 0; i < s.rank; i++)
+            n.axes[i] = AX_DROP;
+    } else {
+        lua_Integer axis = luaL_checkinteger(L, 2);
+        lua_Integer a = axis < 0 ? s.rank + axis : axis - 1;
+        if (a < 0 || a >= s.rank)
+            return luaL_error(L, "%s: axis %d is out of range for a rank %d tensor", op,
+                              (int)axis, s.rank);
+        n.axes[a] = AX_DROP;
+        *count = s.dim[a];
+    }
+    return make(L, n);
+}
+
+static int l_sum(lua_State *L)
+{
+    double count;
+    return push_tensor(L, reduce(L, "sum", &count));
+}
+
+static int l_mean(lua_State *L)
+{
+    double count;
+    int s = reduce(L, "mean", &count);
+    int scale = make(L, (Node){.op = OP_CONST, .value = 1 / count});
+    return push_tensor(L, make(L, (Node){.op = OP_MUL, .n_in = 2, .in = {s, scale}}));
+}
+
+/* Per-row losses of scores [N,C] against int32 labels [N]; the labels
+ * input learns its range from C, so the runtime can check data. */
+static int row_loss(lua_State *L, int op)
+{
+    int s = tensor_arg(L, 1, op_info[op].name), y = tensor_arg(L, 2, op_info[op].name);
+    int id = make(L, (Node){.op = op, .n_in = 2, .in = {s, y}});
+    Node *labels = ir_at(front(L)->g, y);
+    int classes = node_of(L, s)->shape.dim[1];
+    if (labels->op == OP_INPUT) {
+        if (labels->classes && labels->classes != classes)
+            return luaL_error(L, "%s: labels '%s' already index %d classes, here %d",
+                              op_info[op].name, labels->name, labels->classes, classes);
+        labels->classes = classes;
+    }
+    return push_tensor(L, id);
+}
+
+static int l_hinge(lua_State *L) { return row_loss(L, OP_HINGE); }
+static int l_xent(lua_State *L) { return row_loss(L, OP_XENT); }
+
+static int l_tostring(lua_State *L)
+{
+    const Node *n = node_of(L, *(int *)luaL_checkudata(L, 1, TENSOR));
+    char s[64];
+    shape_str(s, sizeof s, n->shape);
+    lua_pushfstring(L, "tensor %s%s%s %s (%s:%d)", op_info[n->op].name, n->name ? " " : "",
+                    n->name ? n->name : "", s, n->loc.file, n->loc.line);
+    return 1;
+}
+
+static const luaL_Reg methods[] = {
+    {"matmul", l_matmul}, {"t", l_transpose}, {"transpose", l_transpose},
+    {"sum", l_sum},       {"mean", l_mean},   {"exp", l_exp},
+    {"log", l_log},       {"tanh", l_tanh},   {"sigmoid", l_sigmoid},
+    {"relu", l_relu},     {"pow", l_pow},     {NULL, NULL},
+};
+
+static int l_index(lua_State *L)
+{
+    const Node *n = node_of(L, *(int *)luaL_checkudata(L, 1, TENSOR));
+    const char *key = luaL_checkstring(L, 2);
+    if (!strcmp(key, "shape")) {
+        lua_createtable(L, n->shape.rank, 0);
+        for (int i = 0; i < n->shape.rank; i++) {
+            lua_pushinteger(L, n->shape.dim[i]);
+            lua_rawseti(L, -2, i + 1);
+        }
+        return 1;
+    }
+    for (const luaL_Reg *m = methods; m->name; m++)
+        if (!strcmp(m->name, key)) {
+            lua_pushcfunction(L, m->func);
+            return 1;
+        }
+    return luaL_error(L, "tensors have no field or method '%s'", key);
+}
+
+static void make_tensor_metatable(lua_State *L)
+{
+    static const luaL_Reg meta[] = {
+        {"__add", l_add},   {"__sub", l_sub},           {"__mul", l_mul},
+        {"__div", l_div},   {"__unm", l_neg},           {"__pow", l_pow},
+        {"__index", l_index}, {"__tostring", l_tostring}, {NULL, NULL},
+    };
+    luaL_newmetatable(L, TENSOR);
+    luaL_setfuncs(L, meta, 0);
+    lua_pushliteral(L, "locked");
+    lua_setfield(L, -2, "__metatable");
+    lua_pop(L, 1);
+}
+
+/* ---- inputs and parameters ---- */
+
+static bool is_identifier(const char *s)
+{
+    if (!isalpha((unsigned char)*s) && *s != '_')
+        return false;
+    for (; *s; s++)
+        if (!isalnum((unsigned char)*s) && *s != '_')
+            return false;
+    return true;
+}
+
+static const char *name_arg(lua_State *L, const char *what)
+{
+    const char *name = luaL_checkstring(L, 1);
+    if (!is_identifier(name) || strlen(name) > 64)
+        luaL_error(L, "%s: name '%s' must be letters, digits and _ (at most 64)", what, name);
+    Graph *g = front(L)->g;
+    for (int i = 0; i < g->n; i++)
+        if (g->nodes[i].name && !strcmp(g->nodes[i].name, name))
+            luaL_error(L, "%s: the name '%s' is taken (line %d)", what, name, g->nodes[i].loc.line);
+    return keep(xstrdup(name));
+}
+
+static Shape shape_arg(lua_State *L, int idx, const char *what)
+{
+    Shape s = {0};
+    luaL_checktype(L, idx, LUA_TTABLE);
+    int rank = (int)luaL_len(L, idx);
+    if (rank > MAX_RANK)
+        luaL_error(L, "%s: rank %d is more than %d", what, rank, MAX_RANK);
+    for (int i = 0; i < rank; i++) {
+        lua_geti(L, idx, i + 1);
+        int ok;
+        lua_Integer d = lua_tointegerx(L, -1, &ok);
+        if (!ok || d < 1 || d > 2147483647)
+            luaL_error(L, "%s: dimension %d must be a positive integer, got %s", what, i + 1,
+                       luaL_tolstring(L, -1, NULL));
+        s.dim[s.rank++] = (int)d;
+        lua_pop(L, 1);
+    }
+    return s;
+}
+
+static int l_input(lua_State *L)
+{
+    const char *name = name_arg(L, "input");
+    Shape s = shape_arg(L, 2, "input");
+    const char *type = luaL_optstring(L, 3, "float");
+    DType dt = !strcmp(type, "int32") ? DT_I32 : DT_REAL;
+    if (dt == DT_REAL && strcmp(type, "float"))
+        return luaL_error(L, "input: type must be \"float\" or \"int32\", got \"%s\"", type);
+    if (s.rank < 1)
+        return luaL_error(L, "input: '%s' needs a batch dimension first", name);
+    int id = make(L, (Node){.op = OP_INPUT, .name = name, .shape = s, .dtype = dt});
+    Graph *g = front(L)->g;
+    g->inputs = xrealloc(g->inputs, (g->n_inputs + 1) * sizeof *g->inputs);
+    g->inputs[g->n_inputs++] = id;
+    return push_tensor(L, id);
+}
+
+/* Initializers are tagged tables: randn(std), uniform(lo, hi), zeros(), ones(). */
+static int push_init(lua_State *L, const char *kind, double a, double b)
+{
+    lua_createtable(L, 0, 3);
+    lua_pushstring(L, kind);
+    lua_setfield(L, -2, "init");
+    lua_pushnumber(L, a);
+    lua_setfield(L, -2, "a");
+    lua_pushnumber(L, b);
+    lua_setfield(L, -2, "b");
+    return 1;
+}
+
+static int l_randn(lua_State *L)
+{
+    return push_init(L, "normal", 0, luaL_optnumber(L, 1, 1));
+}
+static int l_uniform(lua_State *L)
+{
+    return push_init(L, "uniform", luaL_checknumber(L, 1), luaL_checknumber(L, 2));
+}
+static int l_zeros(lua_State *L) { return push_init(L, "const", 0, 0); }
+static int l_ones(lua_State *L) { return push_init(L, "const", 1, 0); }
+
+static double number_field(lua_State *L, int idx, const char *key)
+{
+    lua_getfield(L, idx, key);
+    double v = lua_tonumber(L, -1);
+    lua_pop(L, 1);
+    return v;
+}
+
+static int l_param(lua_State *L)
+{
+    const char *name = name_arg(L, "param");
+    Shape s = shape_arg(L, 2, "param");
+    Node n = {.op = OP_PARAM, .name = name, .shape = s};
+    if (lua_type(L, 3) != LUA_TTABLE || lua_getfield(L, 3, "init") != LUA_TSTRING)
+        return luaL_error(L, "param: '%s' needs an initializer: randn(std), uniform(lo, hi), "
+                             "zeros() or ones()", name);
+    const char *kind = lua_tostring(L, -1);
+    n.init = !strcmp(kind, "normal") ? INIT_NORMAL : !strcmp(kind, "uniform") ? INIT_UNIFORM
+                                                                               : INIT_CONST;
+    n.init_a = number_field(L, 3, "a");
+    n.init_b = number_field(L, 3, "b");
+    int id = make(L, n);
+    Graph *g = front(L)->g;
+    g->params = xrealloc(g->params, (g->n_params + 1) * sizeof *g->params);
+    g->params[g->n_params++] = (Param){id, -1};
+    return push_tensor(L, id);
+}
+
+/* ---- model{} and optimizers ---- */
+
+static int l_sgd(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_pushnil(L);
+    while (lua_next(L, 1)) {
+        lua_pop(L, 1);
+        if (lua_type(L, -1) != LUA_TSTRING || strcmp(lua_tostring(L, -1), "lr"))
+            return luaL_error(L, "sgd: unknown setting '%s' (sgd takes lr)",
+                              luaL_tolstring(L, -1, NULL));
+    }
+    double lr = number_field(L, 1, "lr");
+    if (!(lr > 0))
+        return luaL_error(L, "sgd: lr must be a positive number");
+    lua_createtable(L, 0, 2);
+    lua_pushliteral(L, "sgd");
+    lua_setfield(L, -2, "optimizer");
+    lua_pushnumber(L, lr);
+    lua_setfield(L, -2, "lr");
+    return 1;
+}
+
+static int output_cmp(const void *a, const void *b)
+{
+    return strcmp(((const Output *)a)->name, ((const Output *)b)->name);
+}
+
+static void read_outputs(lua_State *L, Graph *g)
+{
+    if (lua_getfield(L, 1, "outputs") == LUA_TNIL) {
+        lua_pop(L, 1);
+        return;
+    }
+    if (!lua_istable(L, -1))
+        luaL_error(L, "model: outputs must be a table of name = tensor");
+    lua_pushnil(L);
+    while (lua_next(L, -2)) {
+        if (lua_type(L, -2) != LUA_TSTRING || !is_identifier(lua_tostring(L, -2)) || !is_tensor(L, -1))
+            luaL_error(L, "model: outputs must be a table of name = tensor");
+        g->outputs = xrealloc(g->outputs, (g->n_outputs + 1) * sizeof *g->outputs);
+        g->outputs[g->n_outputs++] =
+            (Output){keep(xstrdup(lua_tostring(L, -2))), *(int *)lua_touserdata(L, -1)};
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+    /* Table order is not deterministic; the generated code must be. */
+    qsort(g->outputs, g->n_outputs, sizeof *g->outputs, output_cmp);
+}
+
+static int l_model(lua_State *L)
+{
+    Front *f = front(L);
+    Graph *g = f->g;
+    luaL_checktype(L, 1, LUA_TTABLE);
+    if (f->have_model)
+        return luaL_error(L, "model: called twice; a model file describes one model");
+    lua_pushnil(L);
+    while (lua_next(L, 1)) {
+        lua_pop(L, 1);
+        const char *k = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "?";
+        if (strcmp(k, "loss") && strcmp(k, "outputs") && strcmp(k, "optimizer"))
+            return luaL_error(L, "model: unknown field '%s' (model takes loss, outputs, optimizer)", k);
+    }
+    lua_getfield(L, 1, "loss");
+    if (!is_tensor(L, -1))
+        return luaL_error(L, "model: loss is missing: model{ loss = sum(...), ... }");
+    g->loss = *(int *)lua_touserdata(L, -1);
+    Shape ls = node_of(L, g->loss)->shape;
+    if (ls.rank != 0) {
+        char s[64];
+        shape_str(s, sizeof s, ls);
+        return luaL_error(L, "model: the loss must be a scalar, got %s: reduce it with sum() or mean()", s);
+    }
+    read_outputs(L, g);
+    if (lua_getfield(L, 1, "optimizer") == LUA_TTABLE) {
+        lua_getfield(L, -1, "optimizer");
+        if (!lua_isstring(L, -1) || strcmp(lua_tostring(L, -1), "sgd"))
+            return luaL_error(L, "model: optimizer must be sgd{ lr = ... }");
+        g->lr = number_field(L, -2, "lr");
+    } else if (!lua_isnil(L, -1))
+        return luaL_error(L, "model: optimizer must be sgd{ lr = ... }");
+    f->have_model = true;
+    f->model_loc = where(L);
+    lua_newtable(L);
+    lua_pushvalue(L, -1);
+    f->model_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    return 1;
+}
+
+/* ---- the sandbox ---- */
+
+static int l_print(lua_State *L)
+{
+    /* stdout carries gradc's own results; a model's prints are logs. */
+    for (int i = 1; i <= lua_gettop(L); i++)
+        fprintf(stderr, "%s%s", i > 1 ? "\t" : "", luaL_tolstring(L, i, NULL));
+    fputs("\n", stderr);
+    return 0;
+}
+
+static int l_getmetatable(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    return lua_getmetatable(L, 1) ? 1 : 0;
+}
+
+static int l_undefined(lua_State *L)
+{
+    return luaL_error(L, "'%s' is not defined: not an op of gradc, nor a global set by the model",
+                      luaL_tolstring(L, 2, NULL));
+}
+
+static void copy_library(lua_State *L, const char *lib, const char *const *skip)
+{
+    lua_getglobal(L, lib);
+    lua_newtable(L);
+    lua_pushnil(L);
+    while (lua_next(L, -3)) {
+        bool skipped = false;
+        for (const char *const *s = skip; *s; s++)
+            skipped |= !strcmp(lua_tostring(L, -2), *s);
+        if (skipped)
+            lua_pop(L, 1);
+        else {
+            lua_pushvalue(L, -2);
+            lua_insert(L, -2);
+            lua_settable(L, -4);
+        }
+    }
+    lua_remove(L, -2);
+}
+
+static int l_import(lua_State *L);
+
+/* A fresh environment for a chunk: the model language and a safe subset
+ * of Lua's standard library. */
+static void push_env(lua_State *L)
+{
+    static const char *const safe[] = {"assert", "error", "ipairs", "next", "pairs", "pcall",
+                                       "select", "tonumber", "tostring", "type", "rawequal",
+                                       "rawlen", "rawget", "rawset", "setmetatable", NULL};
+    static const char *const none[] = {NULL};
+    static const char *const no_seed[] = {"randomseed", NULL};
+    static const char *const no_dump[] = {"dump", NULL};
+    static const luaL_Reg language[] = {
+        {"input", l_input},     {"param", l_param},     {"randn", l_randn},
+        {"uniform", l_uniform}, {"zeros", l_zeros},     {"ones", l_ones},
+        {"matmul", l_matmul},   {"transpose", l_transpose}, {"sum", l_sum},
+        {"mean", l_mean},       {"exp", l_exp},         {"log", l_log},
+        {"tanh", l_tanh},       {"sigmoid", l_sigmoid}, {"relu", l_relu},
+        {"pow", l_pow},         {"hinge_loss", l_hinge}, {"cross_entropy", l_xent},
+        {"model", l_model},     {"sgd", l_sgd},         {"import", l_import},
+        {"print", l_print},     {"getmetatable", l_getmetatable}, {NULL, NULL},
+    };
+    lua_newtable(L);
+    for (const char *const *s = safe; *s; s++) {
+        lua_getglobal(L, *s);
+        lua_setfield(L, -2, *s);
+    }
+    lua_getglobal(L, "table");
+    lua_getfield(L, -1, "unpack");
+    lua_setfield(L, -3, "unpack");
+    lua_pop(L, 1);
+    copy_library(L, "math", no_seed);
+    lua_setfield(L, -2, "math");
+    copy_library(L, "string", no_dump);
+    lua_setfield(L, -2, "string");
+    copy_library(L, "table", none);
+    lua_setfield(L, -2, "table");
+    luaL_setfuncs(L, language, 0);
+    lua_getfield(L, LUA_REGISTRYINDEX, "gradc.config");
+    lua_setfield(L, -2, "config");
+    lua_newtable(L);
+    lua_pushcfunction(L, l_undefined);
+    lua_setfield(L, -2, "__index");
+    lua_setmetatable(L, -2);
+}
+
+static char *read_file(const char *path, size_t *len)
+{
+    FILE *fp = fopen(path, "rb");
+    if (!fp)
+        return NULL;
+    Buf b = {0};
+    char chunk[65536];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof chunk, fp)) > 0)
+        buf_printf(&b, "%.*s", (int)n, chunk);
+    bool bad = ferror(fp);
+    fclose(fp);
+    if (bad || (b.data && strlen(b.data) != b.len)) {
+        buf_free(&b);
+        return NULL;
+    }
+    *len = b.len;
+    return b.data ? b.data : xstrdup("");
+}
+
+/* Loads a Lua file as a text chunk in its own sandbox environment and
+ * leaves the function on the stack; raises on a missing file or bad
+ * syntax. */
+static void load_chunk(lua_State *L, const char *path, const char *text, size_t len)
+{
+    Graph *g = front(L)->g;
+    g->files = xrealloc(g->files, (g->n_files + 1) * sizeof *g->files);
+    g->file_names = xrealloc(g->file_names, (g->n_files + 1) * sizeof *g->file_names);
+    g->files[g->n_files] = (char *)text;
+    g->file_names[g->n_files++] = keep(xstrdup(path));
+    lua_pushfstring(L, "@%s", path);
+    /* Text only: precompiled chunks can break the VM's invariants. */
+    if (luaL_loadbufferx(L, text, len, lua_tostring(L, -1), "t") != LUA_OK)
+        lua_error(L);
+    lua_remove(L, -2);
+    push_env(L);
+    lua_setupvalue(L, -2, 1);
+}
+
+static int l_import(lua_State *L)
+{
+    const char *name = luaL_checkstring(L, 1);
+    if (!is_identifier(name))
+        return luaL_error(L, "import: '%s' is not a module name (letters, digits, _; no paths)", name);
+    lua_getfield(L, LUA_REGISTRYINDEX, "gradc.imports");
+    if (lua_getfield(L, -1, name) != LUA_TNIL)
+        return 1;
+    lua_pop(L, 1);
+    const char *dirs[] = {front(L)->dir, GRADC_LIBDIR};
+    for (int i = 0; i < 2; i++) {
+        char path[4096];
+        size_t len;
+        snprintf(path, sizeof path, i == 0 ? "%s/lib/%s.lua" : "%s/%s.lua", dirs[i], name);
+        char *text = read_file(path, &len);
+        if (!text)
+            continue;
+        load_chunk(L, keep(xstrdup(path)), keep(text), len);
+        lua_call(L, 0, 1);
+        lua_pushvalue(L, -1);
+        lua_setfield(L, -3, name);
+        return 1;
+    }
+    return luaL_error(L, "import: no module '%s' in %s/lib or %s", name, front(L)->dir, GRADC_LIBDIR);
+}
+
+static void set_config(lua_State *L, const LoadOptions *o)
+{
+    lua_newtable(L);
+    for (int i = 0; i < o->n_defines; i++) {
+        const char *d = o->defines[i], *eq = strchr(d, '=');
+        lua_pushlstring(L, d, eq - d);
+        if (!strcmp(eq + 1, "true") || !strcmp(eq + 1, "false"))
+            lua_pushboolean(L, eq[1] == 't');
+        else if (!lua_stringtonumber(L, eq + 1))
+            lua_pushstring(L, eq + 1);
+        lua_settable(L, -3);
+    }
+    lua_setfield(L, LUA_REGISTRYINDEX, "gradc.config");
+}
+
+/* The whole model file, run in protected mode: pcall'd so that every Lua
+ * error becomes one message. */
+static int run_model(lua_State *L)
+{
+    const char *path = lua_touserdata(L, 1);
+    const LoadOptions *o = lua_touserdata(L, 2);
+    Front *f = front(L);
+    size_t len;
+    char *text = read_file(path, &len);
+    if (!text)
+        return luaL_error(L, "%s: cannot read the model file", path);
+    make_tensor_metatable(L);
+    set_config(L, o);
+    lua_newtable(L);
+    lua_setfield(L, LUA_REGISTRYINDEX, "gradc.imports");
+    load_chunk(L, path, keep(text), len);
+    lua_call(L, 0, 1);
+    if (!f->have_model) {
+        int lines = 1;
+        for (size_t i = 0; i + 1 < len; i++)
+            lines += text[i] == '\n';
+        return luaL_error(L, "%s:%d: the model file must end with `return model{ loss = ... }`",
+                          path, lines);
+    }
+    lua_rawgeti(L, LUA_REGISTRYINDEX, f->model_ref);
+    if (!lua_rawequal(L, -1, -2))
+        return luaL_error(L, "%s:%d: the model file must return the model{} it builds", path,
+                          f->model_loc.line);
+    return 0;
+}
+
+/* Checks that need the whole model: one batch size; a loss that depends
+ * on a parameter. */
+static const char *check_model(Graph *g, char *err, size_t len)
+{
+    if (g->n_inputs == 0)
+        return snprintf(err, len, "%s:1: the model has no input()", g->source), err;
+    const Node *first = ir_at(g, g->inputs[0]);
+    g->batch = first->shape.dim[0];
+    for (int i = 1; i < g->n_inputs; i++) {
+        const Node *x = ir_at(g, g->inputs[i]);
+        if (x->shape.dim[0] != g->batch)
+            return snprintf(err, len, "%s:%d: input '%s' has batch %d but '%s' has %d: the first "
+                            "dimension of every input is the batch", x->loc.file, x->loc.line,
+                            x->name, x->shape.dim[0], first->name, g->batch), err;
+    }
+    bool *reach = xcalloc(g->n, sizeof *reach);
+    for (int i = 0; i < g->n; i++) {
+        const Node *n = ir_at(g, i);
+        reach[i] = n->op == OP_PARAM;
+        for (int k = 0; k < n->n_in; k++)
+            reach[i] |= reach[n->in[k]];
+    }
+    bool ok = reach[g->loss];
+    free(reach);
+    if (!ok)
+        return snprintf(err, len, "%s:%d: the loss does not depend on any param(): nothing to train",
+                        ir_at(g, g->loss)->loc.file, ir_at(g, g->loss)->loc.line), err;
+    return NULL;
+}
+
+static const char *model_name(const char *path)
+{
+    const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+    size_t n = strlen(base);
+    if (n > 4 && !strcmp(base + n - 4, ".lua"))
+        n -= 4;
+    char *name = keep(xmalloc(n + 1));
+    memcpy(name, base, n);
+    name[n] = 0;
+    return name;
+}
+
+static char *dir_of(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    if (!slash)
+        return xstrdup(".");
+    char *d = xmalloc(slash - path + 1);
+    memcpy(d, path, slash - path);
+    d[slash - path] = 0;
+    return d;
+}
+
+Graph *load_model(const char *path, const LoadOptions *o)
+{
+    for (int i = 0; i < o->n_defines; i++)
+        if (!strchr(o->defines[i], '=')) {
+            fprintf(stderr, "gradc: -D %s: expected KEY=VALUE\n", o->defines[i]);
+            return NULL;
+        }
+    Graph *g = ir_new();
+    g->source = keep(xstrdup(path));
+    g->name = model_name(path);
+    if (!is_identifier(g->name)) {
+        fprintf(stderr, "%s:1: the model's name '%s' (its file name) must be a C identifier\n",
+                path, g->name);
+        ir_free(g);
+        return NULL;
+    }
+    Front f = {.g = g, .dir = keep(dir_of(path)), .model_ref = LUA_NOREF};
+    lua_State *L = lua_newstate(limited_alloc, &f);
+    if (!L)
+        die("cannot make a Lua state");
+    *(Front **)lua_getextraspace(L) = &f;
+    luaL_openlibs(L);
+    lua_getglobal(L, "math");
+    lua_getfield(L, -1, "randomseed");
+    lua_pushinteger(L, 42);
+    lua_call(L, 1, 0); /* models are deterministic */
+    lua_pop(L, 1);
+    lua_sethook(L, hook, LUA_MASKCOUNT | LUA_MASKLINE, INSTRUCTION_STEP);
+
+    lua_pushcfunction(L, run_model);
+    lua_pushlightuserdata(L, (void *)path);
+    lua_pushlightuserdata(L, (void *)o);
+    char err[1024];
+    const char *msg = NULL;
+    if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
+        snprintf(err, sizeof err, "%s", lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1)
+                                                                       : "the model raised an error that is not a string");
+        msg = err;
+    }
+    lua_close(L);
+    /* The file table is shared by every graph made from this one. */
+    keep((char *)g->files);
+    keep((char *)g->file_names);
+    if (!msg)
+        msg = check_model(g, err, sizeof err);
+    if (msg) {
+        /* One line: a multi-line Lua message would not be parseable. */
+        for (char *c = err; *c; c++)
+            if (*c == '\n')
+                *c = ' ';
+        fprintf(stderr, "%s\n", err);
+        ir_free(g);
+        return NULL;
+    }
+    return g;
+}

@@ -1,0 +1,570 @@
+/*
+ * ops.c: the shape rule, gradient rule and emitter of every op in ops.def,
+ * kept together per op.
+ *
+ * A gradient rule returns IR for the gradient reaching input k, built with
+ * the same constructors as the front end, so backward graphs are ordinary
+ * graphs: simplified, fused, printed, and differentiable again. It must
+ * return a node with input k's shape; grad() checks.
+ *
+ * An ELEM or VIEW emitter writes one expression from its operands'
+ * element expressions (each a name, a literal or an array access, so no
+ * parentheses are needed around them). GEMM and ROWS emitters write whole
+ * statements at function level.
+ */
+#include <string.h>
+#include "gradc.h"
+
+static int in_(Graph *g, int node, int k) { return ir_at(g, node)->in[k]; }
+static Shape shape_of(Graph *g, int id) { return ir_at(g, id)->shape; }
+static const char *lit(double v, char buf[48])
+{
+    char num[40];
+    fmt_real(num, v);
+    snprintf(buf, 48, "REAL_C(%s)", num);
+    return buf;
+}
+
+/* Only labels are int32, and labels feed only the losses that take them. */
+static const char *need_real(Graph *g, const Node *n, char *err, size_t len)
+{
+    for (int k = 0; k < n->n_in; k++) {
+        const Node *x = ir_at(g, n->in[k]);
+        if (x->dtype == DT_I32) {
+            snprintf(err, len, "int32 tensor%s%s%s holds labels and cannot be used in arithmetic",
+                     x->name ? " '" : "", x->name ? x->name : "", x->name ? "'" : "");
+            return err;
+        }
+    }
+    return NULL;
+}
+
+/* ---- leaves: input, param, const ---- */
+
+static const char *shape_leaf(Graph *g, Node *n, char *err, size_t len)
+{
+    (void)g;
+    double size = 1;
+    for (int i = 0; i < n->shape.rank; i++) {
+        if (n->shape.dim[i] < 1) {
+            snprintf(err, len, "dimension %d is %d; dimensions must be at least 1", i + 1,
+                     n->shape.dim[i]);
+            return err;
+        }
+        size *= n->shape.dim[i];
+    }
+    /* Generated loops index with int. */
+    if (size > 2147483647.0) {
+        snprintf(err, len, "%.0f elements is more than a tensor can hold (2^31 - 1)", size);
+        return err;
+    }
+    if (n->op != OP_INPUT)
+        n->dtype = DT_REAL;
+    return NULL;
+}
+
+static void emit_const(Buf *b, const Node *n, const Operand *out, const Operand *in)
+{
+    char buf[48];
+    (void)out, (void)in;
+    buf_printf(b, "%s", lit(n->value, buf));
+}
+
+/* ---- elementwise, with NumPy broadcasting ---- */
+
+static const char *shape_broadcast(Graph *g, Node *n, char *err, size_t len)
+{
+    if (need_real(g, n, err, len))
+        return err;
+    Shape a = shape_of(g, n->in[0]), b = shape_of(g, n->in[1]);
+    Shape *big = a.rank >= b.rank ? &a : &b, *small = a.rank >= b.rank ? &b : &a;
+    Shape s = *big;
+    int lead = big->rank - small->rank;
+    for (int i = 0; i < small->rank; i++) {
+        int x = big->dim[lead + i], y = small->dim[i];
+        if (x != y && x != 1 && y != 1) {
+            char sa[64], sb[64];
+            shape_str(sa, sizeof sa, a);
+            shape_str(sb, sizeof sb, b);
+            snprintf(err, len, "shapes do not broadcast: %s and %s", sa, sb);
+            return err;
+        }
+        s.dim[lead + i] = x == 1 ? y : x;
+    }
+    n->shape = s;
+    n->dtype = DT_REAL;
+    return NULL;
+}
+
+static const char *shape_unary(Graph *g, Node *n, char *err, size_t len)
+{
+    if (need_real(g, n, err, len))
+        return err;
+    n->shape = shape_of(g, n->in[0]);
+    n->dtype = DT_REAL;
+    return NULL;
+}
+
+/* d(a + b) = dy, summed over the axes each side was broadcast along. */
+static int grad_add(Graph *g, int node, int dy, int k)
+{
+    return ir_sum_to(g, dy, shape_of(g, in_(g, node, k)));
+}
+
+static void emit_add(Buf *b, const Node *n, const Operand *out, const Operand *in)
+{
+    (void)n, (void)out;
+    buf_printf(b, "%s + %s", in[0].text, in[1].text);
+}
+
+/* da = dy, db = -dy */
+static int grad_sub(Graph *g, int node, int dy, int k)
+{
+    int d = k == 0 ? dy : ir_unary(g, OP_NEG, dy);
+    return ir_sum_to(g, d, shape_of(g, in_(g, node, k)));
+}
+
+static void emit_sub(Buf *b, const Node *n, const Operand *out, const Operand *in)
+{
+    (void)n, (void)out;
+    buf_printf(b, "%s - %s", in[0].text, in[1].text);
+}
+
+/* da = dy * b, db = dy * a */
+static int grad_mul(Graph *g, int node, int dy, int k)
+{
+    int other = in_(g, node, 1 - k);
+    return ir_sum_to(g, ir_binary(g, OP_MUL, dy, other), shape_of(g, in_(g, node, k)));
+}
+
+static void emit_mul(Buf *b, const Node *n, const Operand *out, const Operand *in)
+{
+    (void)n, (void)out;
+    buf_printf(b, "%s * %s", in[0].text, in[1].text);
+}
+
+/* da = dy / b, db = -dy * (a / b) / b = -dy * y / b */
+static int grad_div(Graph *g, int node, int dy, int k)
+{
+    int b = in_(g, node, 1), d;
+    if (k == 0)
+        d = ir_binary(g, OP_DIV, dy, b);
+    else
+        d = ir_unary(g, OP_NEG, ir_binary(g, OP_DIV, ir_binary(g, OP_MUL, dy, node), b));
+    return ir_sum_to(g, d, shape_of(g, in_(g, node, k)));
+}
+
+static void emit_div(Buf *b, const Node *n, const Operand *out, const Operand *in)
+{
+    (void)n, (void)out;
+    buf_printf(b, "%s / %s", in[0].text, in[1].text);
+}
+
+/* dx = -dy */
+static int grad_neg(Graph *g, int node, int dy, int k)
+{
+    (void)node, (void)k;
+    return ir_unary(g, OP_NEG, dy);
+}
+
+static void emit_neg(Buf *b, const Node *n, const Operand *out, const Operand *in)
+{
+    (void)n, (void)out;
+    buf_printf(b, "-%s", in[0].text);
+}
+
+/* dx = dy * p * x^(p-1) */
+static int grad_pow(Graph *g, int node, int dy, int k)
+{
+    (void)k;
+    const Node *n = ir_at(g, node);
+    double p = n->value;
+    int x = n->in[0];
+    int scale = ir_const(g, p, (Shape){0});
+    int d = ir_binary(g, OP_MUL, dy, scale);
+    return p == 1 ? d : ir_binary(g, OP_MUL, d, ir_pow(g, x, p - 1));
+}
+
+static void emit_pow(Buf *b, const Node *n, const Operand *out, const Operand *in)
+{
+    char buf[48];
+    const char *x = in[0].text;
+    (void)out;
+    if (n->value == 1)
+        buf_printf(b, "%s", x);
+    else if (n->value == 2)
+        buf_printf(b, "%s * %s", x, x);
+    else if (n->value == 3)
+        buf_printf(b, "%s * %s * %s", x, x, x);
+    else if (n->value == -1)
+        buf_printf(b, "REAL_C(1.0) / %s", x);
+    else
+        buf_printf(b, "r_pow(%s, %s)", x, lit(n->value, buf));
+}
+
+/* dx = dy * y */
+static int grad_exp(Graph *g, int node, int dy, int k)
+{
+    (void)k;
+    return ir_binary(g, OP_MUL, dy, node);
+}
+
+static void emit_exp(Buf *b, const Node *n, const Operand *out, const Operand *in)
+{
+    (void)n, (void)out;
+    buf_printf(b, "r_exp(%s)", in[0].text);
+}
+
+/* dx = dy / x */
+static int grad_log(Graph *g, int node, int dy, int k)
+{
+    (void)k;
+    return ir_binary(g, OP_DIV, dy, in_(g, node, 0));
+}
+
+static void emit_log(Buf *b, const Node *n, const Operand *out, const Operand *in)
+{
+    (void)n, (void)out;
+    buf_printf(b, "r_log(%s)", in[0].text);
+}
+
+/* dx = dy * y * (1 - y) */
+static int grad_sigmoid(Graph *g, int node, int dy, int k)
+{
+    (void)k;
+    int one = ir_const(g, 1, (Shape){0});
+    int d = ir_binary(g, OP_MUL, dy, node);
+    return ir_binary(g, OP_MUL, d, ir_binary(g, OP_SUB, one, node));
+}
+
+static void emit_sigmoid(Buf *b, const Node *n, const Operand *out, const Operand *in)
+{
+    (void)n, (void)out;
+    buf_printf(b, "REAL_C(1.0) / (REAL_C(1.0) + r_exp(-%s))", in[0].text);
+}
+
+/* dx = dy * (1 - y^2) */
+static int grad_tanh(Graph *g, int node, int dy, int k)
+{
+    (void)k;
+    int one = ir_const(g, 1, (Shape){0});
+    return ir_binary(g, OP_MUL, dy, ir_binary(g, OP_SUB, one, ir_pow(g, node, 2)));
+}
+
+static void emit_tanh(Buf *b, const Node *n, const Operand *out, const Operand *in)
+{
+    (void)n, (void)out;
+    buf_printf(b, "r_tanh(%s)", in[0].text);
+}
+
+/* dx = dy * step(x) */
+static int grad_relu(Graph *g, int node, int dy, int k)
+{
+    (void)k;
+    return ir_binary(g, OP_MUL, dy, ir_unary(g, OP_STEP, in_(g, node, 0)));
+}
+
+static void emit_relu(Buf *b, const Node *n, const Operand *out, const Operand *in)
+{
+    (void)n, (void)out;
+    buf_printf(b, "%s > REAL_C(0.0) ? %s : REAL_C(0.0)", in[0].text, in[0].text);
+}
+
+/* step(x) = [x > 0], flat wherever it has a derivative: dx = 0 */
+static int grad_step(Graph *g, int node, int dy, int k)
+{
+    (void)dy, (void)k;
+    return ir_const(g, 0, shape_of(g, in_(g, node, 0)));
+}
+
+static void emit_step(Buf *b, const Node *n, const Operand *out, const Operand *in)
+{
+    (void)n, (void)out;
+    buf_printf(b, "%s > REAL_C(0.0) ? REAL_C(1.0) : REAL_C(0.0)", in[0].text);
+}
+
+/* ---- reduction ---- */
+
+static const char *shape_sum(Graph *g, Node *n, char *err, size_t len)
+{
+    if (need_real(g, n, err, len))
+        return err;
+    Shape x = shape_of(g, n->in[0]), s = {0};
+    for (int i = 0; i < x.rank; i++) {
+        if (n->axes[i] == AX_KEEP)
+            s.dim[s.rank++] = x.dim[i];
+        else if (n->axes[i] == AX_ONE)
+            s.dim[s.rank++] = 1;
+    }
+    n->shape = s;
+    n->dtype = DT_REAL;
+    return NULL;
+}
+
+/* dx = dy broadcast back along the summed axes */
+static int grad_sum(Graph *g, int node, int dy, int k)
+{
+    (void)k;
+    const Node *n = ir_at(g, node);
+    Shape x = shape_of(g, n->in[0]);
+    int axis_of[MAX_RANK], next = 0;
+    for (int i = 0; i < x.rank; i++)
+        axis_of[i] = n->axes[i] == AX_DROP ? -1 : next++;
+    return ir_broadcast_to(g, dy, x, axis_of);
+}
+
+/* ---- views ---- */
+
+/* Output axis i reads input axis axes[i], or repeats when that is -1 or
+ * the input axis has size 1. Input axes appear in order, each once. */
+static const char *shape_broadcast_to(Graph *g, Node *n, char *err, size_t len)
+{
+    Shape x = shape_of(g, n->in[0]);
+    int next = 0;
+    (void)err, (void)len;
+    for (int i = 0; i < n->shape.rank; i++) {
+        int a = n->axes[i];
+        if (a < 0)
+            continue;
+        if (a != next++ || (x.dim[a] != 1 && x.dim[a] != n->shape.dim[i]))
+            die("broadcast: axis %d of the output cannot come from axis %d", i, a);
+    }
+    if (next != x.rank)
+        die("broadcast: %d of %d input axes placed", next, x.rank);
+    n->dtype = DT_REAL;
+    return NULL;
+}
+
+/* dx = dy summed over the repeated axes */
+static int grad_broadcast_to(Graph *g, int node, int dy, int k)
+{
+    (void)k;
+    const Node *n = ir_at(g, node);
+    Shape x = shape_of(g, n->in[0]);
+    Node s = {.op = OP_SUM, .n_in = 1, .in = {dy}};
+    for (int i = 0; i < n->shape.rank; i++) {
+        int a = n->axes[i];
+        s.axes[i] = a < 0 ? AX_DROP : x.dim[a] == n->shape.dim[i] ? AX_KEEP : AX_ONE;
+    }
+    return ir_must(g, &s);
+}
+
+static const char *shape_transpose(Graph *g, Node *n, char *err, size_t len)
+{
+    if (need_real(g, n, err, len))
+        return err;
+    Shape x = shape_of(g, n->in[0]);
+    if (x.rank != 2) {
+        snprintf(err, len, "needs a matrix, got rank %d", x.rank);
+        return err;
+    }
+    n->axes[0] = 1, n->axes[1] = 0;
+    n->shape = (Shape){2, {x.dim[1], x.dim[0]}};
+    n->dtype = DT_REAL;
+    return NULL;
+}
+
+/* dx = dy^T */
+static int grad_transpose(Graph *g, int node, int dy, int k)
+{
+    (void)node, (void)k;
+    return ir_unary(g, OP_TRANSPOSE, dy);
+}
+
+static void emit_view(Buf *b, const Node *n, const Operand *out, const Operand *in)
+{
+    (void)n, (void)out;
+    buf_printf(b, "%s", in[0].text);
+}
+
+/* ---- matrix product ---- */
+
+/* C = op(A) op(B), op a transpose when the flag says so. */
+static const char *shape_matmul(Graph *g, Node *n, char *err, size_t len)
+{
+    if (need_real(g, n, err, len))
+        return err;
+    Shape a = shape_of(g, n->in[0]), b = shape_of(g, n->in[1]);
+    if (a.rank != 2 || b.rank != 2) {
+        snprintf(err, len, "needs two matrices, got rank %d and rank %d", a.rank, b.rank);
+        return err;
+    }
+    int m = a.dim[n->trans_a], ka = a.dim[!n->trans_a];
+    int kb = b.dim[n->trans_b], nn = b.dim[!n->trans_b];
+    if (ka != kb) {
+        char sa[64], sb[64];
+        shape_str(sa, sizeof sa, (Shape){2, {m, ka}});
+        shape_str(sb, sizeof sb, (Shape){2, {kb, nn}});
+        snprintf(err, len, "inner dimensions differ: %s x %s", sa, sb);
+        return err;
+    }
+    n->shape = (Shape){2, {m, nn}};
+    n->dtype = DT_REAL;
+    return NULL;
+}
+
+/* With op(A) = A:   dA = dC op(B)^T        else dA = op(B) dC^T
+ * With op(B) = B:   dB = op(A)^T dC        else dB = dC^T op(A) */
+static int grad_matmul(Graph *g, int node, int dy, int k)
+{
+    const Node *n = ir_at(g, node);
+    int a = n->in[0], b = n->in[1];
+    bool ta = n->trans_a, tb = n->trans_b;
+    if (k == 0)
+        return ta ? ir_matmul(g, b, tb, dy, true) : ir_matmul(g, dy, false, b, !tb);
+    return tb ? ir_matmul(g, dy, true, a, ta) : ir_matmul(g, a, !ta, dy, false);
+}
+
+static void emit_matmul(Buf *b, const Node *n, const Operand *out, const Operand *in)
+{
+    Shape sa = in[0].shape, sb = in[1].shape;
+    int m = n->shape.dim[0], nn = n->shape.dim[1];
+    int k = sa.dim[n->trans_a ? 0 : 1];
+    buf_printf(b,
+               "    r_gemm(CblasRowMajor, %s, %s, %d, %d, %d,\n"
+               "           REAL_C(1.0), %s, %d, %s, %d, REAL_C(0.0), %s, %d);\n",
+               n->trans_a ? "CblasTrans" : "CblasNoTrans", n->trans_b ? "CblasTrans" : "CblasNoTrans",
+               m, nn, k, in[0].text, sa.dim[1], in[1].text, sb.dim[1], out->text, nn);
+}
+
+/* ---- row losses: scores [N, C] and int32 labels [N] give [N] ---- */
+
+static const char *shape_row_loss(Graph *g, Node *n, char *err, size_t len)
+{
+    Shape s = shape_of(g, n->in[0]), y = shape_of(g, n->in[1]);
+    char ss[64], sy[64];
+    shape_str(ss, sizeof ss, s);
+    shape_str(sy, sizeof sy, y);
+    if (ir_at(g, n->in[0])->dtype != DT_REAL || s.rank != 2)
+        snprintf(err, len, "scores must be a float matrix [N,C], got %s", ss);
+    else if (ir_at(g, n->in[1])->dtype != DT_I32 || y.rank != 1 || y.dim[0] != s.dim[0])
+        snprintf(err, len, "labels must be int32 [%d] to go with scores %s, got %s %s",
+                 s.dim[0], ss, ir_at(g, n->in[1])->dtype == DT_I32 ? "int32" : "float", sy);
+    else {
+        n->shape = y;
+        n->dtype = DT_REAL;
+        return NULL;
+    }
+    return err;
+}
+
+/* The gradient ops take (dy [N], scores [N,C], labels [N]) and give [N,C]. */
+static const char *shape_row_loss_grad(Graph *g, Node *n, char *err, size_t len)
+{
+    (void)err, (void)len;
+    n->shape = shape_of(g, n->in[1]);
+    n->dtype = DT_REAL;
+    return NULL;
+}
+
+/* An element of a ROWS operand: an array access, or the literal itself. */
+static const char *at(char buf[96], const Operand *o, const char *index)
+{
+    if (o->is_const)
+        return o->text;
+    snprintf(buf, 96, "%s[%s]", o->text, index);
+    return buf;
+}
+
+/* loss_i = sum over j != y_i of max(0, s_j - s_yi + 1), the notes' SVM loss */
+static int grad_hinge(Graph *g, int node, int dy, int k)
+{
+    if (k != 0)
+        die("labels have no gradient");
+    const Node *n = ir_at(g, node);
+    return ir_must(g, &(Node){.op = OP_HINGE_GRAD, .n_in = 3, .in = {dy, n->in[0], n->in[1]}});
+}
+
+static void emit_hinge(Buf *b, const Node *n, const Operand *out, const Operand *in)
+{
+    int rows = in[0].shape.dim[0], cols = in[0].shape.dim[1];
+    (void)n;
+    buf_printf(b,
+               "    for (int i = 0; i < %d; i++) {\n"
+               "        const real *row = %s + i * %d;\n"
+               "        const int32_t label = %s[i];\n"
+               "        real acc = REAL_C(0.0);\n"
+               "        for (int j = 0; j < %d; j++)\n"
+               "            if (j != label)\n"
+               "                acc += r_fmax(REAL_C(0.0), row[j] - row[label] + REAL_C(1.0));\n"
+               "        %s[i] = acc;\n"
+               "    }\n",
+               rows, in[0].text, cols, in[1].text, cols, out->text);
+}
+
+/* ds_j = dy [s_j - s_y + 1 > 0] for j != y; ds_y = -dy (how many were > 0) */
+static void emit_hinge_grad(Buf *b, const Node *n, const Operand *out, const Operand *in)
+{
+    int rows = in[1].shape.dim[0], cols = in[1].shape.dim[1];
+    char buf[96];
+    const char *dy = at(buf, &in[0], "i");
+    (void)n;
+    buf_printf(b,
+               "    for (int i = 0; i < %d; i++) {\n"
+               "        const real *row = %s + i * %d;\n"
+               "        real *drow = %s + i * %d;\n"
+               "        const int32_t label = %s[i];\n"
+               "        int cnt = 0;\n"
+               "        for (int j = 0; j < %d; j++) {\n"
+               "            const int on = j != label && row[j] - row[label] + REAL_C(1.0) > REAL_C(0.0);\n"
+               "            drow[j] = on ? %s : REAL_C(0.0);\n"
+               "            cnt += on;\n"
+               "        }\n"
+               "        drow[label] = -(real)cnt * %s;\n"
+               "    }\n",
+               rows, in[1].text, cols, out->text, cols, in[2].text, cols, dy, dy);
+}
+
+/* loss_i = log sum_j exp(z_j) - z_yi, computed from max_j z_j for range */
+static int grad_xent(Graph *g, int node, int dy, int k)
+{
+    if (k != 0)
+        die("labels have no gradient");
+    const Node *n = ir_at(g, node);
+    return ir_must(g, &(Node){.op = OP_XENT_GRAD, .n_in = 3, .in = {dy, n->in[0], n->in[1]}});
+}
+
+static void emit_logsumexp(Buf *b, const char *z, int cols)
+{
+    buf_printf(b,
+               "        const real *row = %s + i * %d;\n"
+               "        real mx = row[0];\n"
+               "        for (int j = 1; j < %d; j++)\n"
+               "            mx = r_fmax(mx, row[j]);\n"
+               "        real acc = REAL_C(0.0);\n"
+               "        for (int j = 0; j < %d; j++)\n"
+               "            acc += r_exp(row[j] - mx);\n",
+               z, cols, cols, cols);
+}
+
+static void emit_xent(Buf *b, const Node *n, const Operand *out, const Operand *in)
+{
+    int rows = in[0].shape.dim[0], cols = in[0].shape.dim[1];
+    (void)n;
+    buf_printf(b, "    for (int i = 0; i < %d; i++) {\n", rows);
+    emit_logsumexp(b, in[0].text, cols);
+    buf_printf(b, "        %s[i] = mx + r_log(acc) - row[%s[i]];\n    }\n", out->text, in[1].text);
+}
+
+/* dz_j = dy (softmax(z)_j - [j == y]) */
+static void emit_xent_grad(Buf *b, const Node *n, const Operand *out, const Operand *in)
+{
+    int rows = in[1].shape.dim[0], cols = in[1].shape.dim[1];
+    char buf[96];
+    const char *dy = at(buf, &in[0], "i");
+    (void)n;
+    buf_printf(b, "    for (int i = 0; i < %d; i++) {\n", rows);
+    emit_logsumexp(b, in[1].text, cols);
+    buf_printf(b,
+               "        real *drow = %s + i * %d;\n"
+               "        for (int j = 0; j < %d; j++)\n"
+               "            drow[j] = %s * (r_exp(row[j] - mx) / acc - (j == %s[i]));\n"
+               "    }\n",
+               out->text, cols, cols, dy, in[2].text);
+}
+
+const OpInfo op_info[N_OPS] = {
+#define OP(e, name, arity, kind, shape, grad, emit) {name, arity, kind, shape, grad, emit},
+#include "ops.def"
+#undef OP
+};

@@ -1,0 +1,131 @@
+/*
+ * simplify.c: algebraic identities, folding of constant fills, transposes
+ * folded into matrix products, and common subexpressions.
+ *
+ * Needs: shapes. Keeps: topological order, every root's value. Rebuilds
+ * the graph node by node with hash-consing on (ir_node's CSE), rewriting
+ * each node whose inputs make it trivial. The gradient rules are written
+ * plainly (dy * 1, sums of broadcast constants, x^1) and rely on this pass
+ * to make the emitted code what a person would write.
+ */
+#include <stdlib.h>
+#include "gradc.h"
+
+static bool is_const(const Node *n, double v)
+{
+    return n->op == OP_CONST && n->value == v;
+}
+
+/* The node a rewrite gives, or -1 to keep the node as it is. single_use:
+ * the node's one input has no other reader. */
+static int rewrite(Graph *h, const Node *n, bool single_use)
+{
+    const Node *a = n->n_in > 0 ? ir_at(h, n->in[0]) : NULL;
+    const Node *b = n->n_in > 1 ? ir_at(h, n->in[1]) : NULL;
+    Shape s = n->shape;
+    bool ca = a && a->op == OP_CONST, cb = b && b->op == OP_CONST;
+    switch (n->op) {
+    case OP_ADD:
+        if (ca && cb)
+            return ir_const(h, a->value + b->value, s);
+        if (is_const(b, 0) && shape_eq(a->shape, s))
+            return a->id;
+        if (is_const(a, 0) && shape_eq(b->shape, s))
+            return b->id;
+        break;
+    case OP_SUB:
+        if (ca && cb)
+            return ir_const(h, a->value - b->value, s);
+        if (is_const(b, 0) && shape_eq(a->shape, s))
+            return a->id;
+        if (is_const(a, 0) && shape_eq(b->shape, s))
+            return ir_unary(h, OP_NEG, b->id);
+        break;
+    case OP_MUL:
+        if (ca && cb)
+            return ir_const(h, a->value * b->value, s);
+        if (is_const(a, 0) || is_const(b, 0))
+            return ir_const(h, 0, s);
+        if (is_const(b, 1) && shape_eq(a->shape, s))
+            return a->id;
+        if (is_const(a, 1) && shape_eq(b->shape, s))
+            return b->id;
+        break;
+    case OP_DIV:
+        if (ca && cb)
+            return ir_const(h, a->value / b->value, s);
+        if (is_const(b, 1) && shape_eq(a->shape, s))
+            return a->id;
+        break;
+    case OP_NEG:
+        if (ca)
+            return ir_const(h, -a->value, s);
+        if (a->op == OP_NEG)
+            return a->in[0];
+        break;
+    case OP_POW:
+        if (n->value == 1)
+            return a->id;
+        break;
+    case OP_SUM:
+        if (ca)
+            return ir_const(h, a->value * (shape_size(a->shape) / shape_size(s)), s);
+        break;
+    case OP_BROADCAST:
+        if (ca)
+            return ir_const(h, a->value, s);
+        break;
+    case OP_TRANSPOSE:
+        if (ca)
+            return ir_const(h, a->value, s);
+        if (a->op == OP_TRANSPOSE)
+            return a->in[0];
+        /* (op(A) op(B))^T = op(B)^T op(A)^T: a product whose only reader
+         * is a transpose is computed transposed. */
+        if (a->op == OP_MATMUL && single_use)
+            return ir_matmul(h, a->in[1], !a->trans_b, a->in[0], !a->trans_a);
+        break;
+    case OP_MATMUL:
+        if (is_const(a, 0) || is_const(b, 0))
+            return ir_const(h, 0, s);
+        /* A transpose feeding a product becomes a BLAS flag. */
+        if (a->op == OP_TRANSPOSE || b->op == OP_TRANSPOSE) {
+            bool fa = a->op == OP_TRANSPOSE, fb = b->op == OP_TRANSPOSE;
+            return ir_matmul(h, fa ? a->in[0] : a->id, n->trans_a != fa,
+                             fb ? b->in[0] : b->id, n->trans_b != fb);
+        }
+        break;
+    }
+    return -1;
+}
+
+Graph *simplify(Graph *g)
+{
+    Graph *h = ir_empty_like(g);
+    int *map = xmalloc(g->n * sizeof *map);
+    int *uses = xcalloc(g->n, sizeof *uses);
+    for (int i = 0; i < g->n; i++)
+        for (int k = 0; k < g->nodes[i].n_in; k++)
+            uses[g->nodes[i].in[k]]++;
+    h->cse = true;
+    for (int i = 0; i < g->n; i++) {
+        Node n = g->nodes[i];
+        for (int k = 0; k < n.n_in; k++)
+            n.in[k] = map[n.in[k]];
+        h->loc = n.loc;
+        h->making_grad = n.is_grad;
+        int r = rewrite(h, &n, n.n_in == 1 && uses[g->nodes[i].in[0]] == 1);
+        map[i] = r >= 0 ? r : ir_copy(h, &g->nodes[i], map);
+        /* What a person called the value stays with it through rewrites. */
+        Node *to = ir_at(h, map[i]);
+        if (!to->var && !to->name)
+            to->var = g->nodes[i].var;
+        if (to->grad_of < 0 && g->nodes[i].grad_of >= 0)
+            to->grad_of = map[g->nodes[i].grad_of];
+    }
+    h->making_grad = false;
+    ir_remap_roots(h, g, map);
+    free(map);
+    free(uses);
+    return h;
+}

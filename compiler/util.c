@@ -1,0 +1,109 @@
+/*
+ * util.c: the few things every pass needs: checked allocation, a growing
+ * text buffer, shortest round-trip number formatting, and die() for
+ * compiler bugs (which name the C file and line and abort, unlike user
+ * errors, which name the Lua file and line and exit 1).
+ */
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include "gradc.h"
+
+noreturn void die_at(const char *file, int line, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "gradc: internal error at %s:%d: ", file, line);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputs("\n", stderr);
+    abort();
+}
+
+void *xmalloc(size_t n)
+{
+    void *p = malloc(n ? n : 1);
+    if (!p)
+        die("out of memory (%zu bytes)", n);
+    return p;
+}
+
+void *xcalloc(size_t n, size_t size)
+{
+    void *p = calloc(n ? n : 1, size ? size : 1);
+    if (!p)
+        die("out of memory (%zu x %zu bytes)", n, size);
+    return p;
+}
+
+void *xrealloc(void *p, size_t n)
+{
+    p = realloc(p, n ? n : 1);
+    if (!p)
+        die("out of memory (%zu bytes)", n);
+    return p;
+}
+
+char *xstrdup(const char *s)
+{
+    size_t n = strlen(s) + 1;
+    return memcpy(xmalloc(n), s, n);
+}
+
+void buf_printf(Buf *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (b->len + n + 1 > b->cap) {
+        b->cap = (b->len + n + 1) * 2;
+        b->data = xrealloc(b->data, b->cap);
+    }
+    va_start(ap, fmt);
+    vsnprintf(b->data + b->len, n + 1, fmt, ap);
+    va_end(ap);
+    b->len += n;
+}
+
+void buf_free(Buf *b)
+{
+    free(b->data);
+    *b = (Buf){0};
+}
+
+void fmt_real(char out[40], double v)
+{
+    /* %.17g always round-trips but prints 0.0001 as 0.00010000000000000000479;
+     * the first precision that reads back exactly is what a person wrote. */
+    for (int prec = 1; prec <= 17; prec++) {
+        snprintf(out, 40, "%.*g", prec, v);
+        if (strtod(out, NULL) == v)
+            break;
+    }
+    if (!strpbrk(out, ".eni"))
+        strcat(out, ".0");
+}
+
+/* Strings that outlive any one graph (names, file names, file text) are
+ * kept here until exit, so passes can share them without owning them. */
+static char **kept;
+static int n_kept, cap_kept;
+
+char *keep(char *p)
+{
+    if (n_kept == cap_kept) {
+        cap_kept = cap_kept ? 2 * cap_kept : 64;
+        kept = xrealloc(kept, cap_kept * sizeof *kept);
+    }
+    return kept[n_kept++] = p;
+}
+
+void free_kept(void)
+{
+    for (int i = 0; i < n_kept; i++)
+        free(kept[i]);
+    free(kept);
+    kept = NULL;
+    n_kept = cap_kept = 0;
+}

@@ -1,0 +1,63 @@
+/*
+ * rt.h: the gradc runtime, linked into every generated program.
+ *
+ * It never knows a particular model: everything goes through the rt_model
+ * descriptor (rt_model.h). Errors a user can cause (bad flags, bad data)
+ * print one line to stderr naming the file or flag and return non-zero;
+ * they never abort. Results go to stdout as plain lines, progress to stderr.
+ */
+#ifndef RT_H
+#define RT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include "rt_model.h"
+
+/* The generic programs: NAME_train.c and NAME_gradcheck.c are one call. */
+int rt_train_main(const rt_model *m, int argc, char **argv);
+int rt_gradcheck_main(const rt_model *m, int argc, char **argv);
+
+/* Random numbers: xoshiro256** seeded through splitmix64. */
+typedef struct { uint64_t s[4]; } rt_rng;
+void rt_rng_seed(rt_rng *r, uint64_t seed);
+uint64_t rt_rng_next(rt_rng *r);
+double rt_rng_uniform(rt_rng *r);     /* [0, 1) */
+double rt_rng_normal(rt_rng *r);      /* mean 0, standard deviation 1 */
+
+/* Model memory, whatever the model's real type. */
+double rt_get(const rt_model *m, const rt_tensor *t, long i);
+void rt_set(const rt_model *m, const rt_tensor *t, long i, double v);
+/* Parameters from their initializers; parameter k draws from its own
+ * stream derived from (seed, k), so adding a parameter moves no other. */
+void rt_init_params(const rt_model *m, uint64_t seed);
+/* Inputs drawn like the notes: randn for float, uniform in [0, classes)
+ * for int32 (in [0, 2) when classes is 0). */
+void rt_random_inputs(const rt_model *m, uint64_t seed);
+
+/* .npy files (format 1.0-3.0, C order, little-endian). */
+typedef struct {
+    rt_dtype dtype;    /* after loading: RT_F32, RT_F64 or RT_I32 */
+    int rank;
+    long shape[RT_MAX_RANK];
+    long size;
+    void *data;        /* malloc'd; free with rt_array_free */
+} rt_array;
+/* Returns 0, or -1 with one line of explanation in err (naming the path). */
+int rt_npy_read(const char *path, rt_array *out, char *err, size_t errlen);
+int rt_npy_write(const char *path, rt_dtype dtype, int rank, const long *shape,
+                 const void *data, char *err, size_t errlen);
+void rt_array_free(rt_array *a);
+
+/* Gradient check by DESIGN.md's definition. Prints one line per parameter
+ * and the closing `max relative error <v>` to out (unless NULL); returns
+ * that maximum. The model must be the double build. */
+typedef struct {
+    int all;           /* every element, not 64 seeded ones */
+    uint64_t seed;
+} rt_gradcheck_opts;
+double rt_gradcheck(const rt_model *m, const rt_gradcheck_opts *o, FILE *out);
+
+double rt_now_ms(void);
+
+#endif

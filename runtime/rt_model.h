@@ -1,0 +1,76 @@
+/*
+ * rt_model.h: the descriptor every generated model exports, and the only
+ * thing the runtime knows about a model.
+ *
+ * A model's memory is two static arenas inside its generated .c file: one of
+ * `real` (float or double, fixed when NAME.c is compiled) and one of int32.
+ * Every tensor is named by its offset into the arena of its dtype, so the
+ * descriptor is a constant table and the runtime never allocates model
+ * memory. Parameters are contiguous, and the gradients mirror them in a
+ * second contiguous block, so an optimizer is one flat loop.
+ */
+#ifndef RT_MODEL_H
+#define RT_MODEL_H
+
+#include <stdint.h>
+
+enum { RT_MAX_RANK = 6 };
+
+typedef enum { RT_F32, RT_F64, RT_I32 } rt_dtype;
+
+typedef enum {
+    RT_INIT_NONE,    /* inputs */
+    RT_INIT_NORMAL,  /* init_a = mean, init_b = standard deviation */
+    RT_INIT_UNIFORM, /* init_a = low, init_b = high */
+    RT_INIT_CONST    /* init_a = value */
+} rt_init_kind;
+
+typedef struct {
+    const char *name;
+    rt_dtype dtype;    /* RT_I32 lives in iarena; anything else in arena */
+    int rank;
+    int shape[RT_MAX_RANK]; /* shape[0] of an input is the batch */
+    long size;         /* product of shape */
+    long offset;       /* in elements, into arena or iarena */
+    rt_init_kind init; /* parameters only */
+    double init_a, init_b;
+    int classes;       /* int32 inputs used as labels: values lie in [0, classes) */
+} rt_tensor;
+
+typedef enum { RT_OPT_SGD } rt_optimizer;
+
+/* Hyperparameters are runtime values; the optimizer kind is compiled in. */
+typedef struct {
+    double lr;
+} rt_hyper;
+
+typedef struct rt_model {
+    const char *name;
+    const char *source;  /* the model file, as given to gradc */
+    int batch;
+    rt_dtype real;       /* RT_F32 or RT_F64: which build of NAME.c this is */
+    void *arena;         /* float * or double *, per `real` */
+    int32_t *iarena;
+    long arena_size, iarena_size;
+
+    int n_inputs, n_params, n_outputs;
+    const rt_tensor *inputs;
+    const rt_tensor *params;
+    const rt_tensor *grads;   /* grads[i] is the gradient of params[i] */
+    const rt_tensor *outputs;
+    long params_offset, grads_offset, n_param_elems; /* the two flat blocks */
+    long loss_offset;    /* the scalar loss, in arena */
+
+    rt_optimizer optimizer;
+    rt_hyper hyper;      /* defaults from the model file */
+
+    /* Training mode: the loss, and every parameter's gradient into grads. */
+    double (*loss_and_grad)(void);
+    /* One optimizer step; returns the loss computed before the update. */
+    double (*train_step)(const rt_hyper *hyper);
+    /* Evaluation mode, outputs only, for the first `rows` (<= batch) rows of
+     * the inputs; rows past that are zeroed first. */
+    void (*forward)(int rows);
+} rt_model;
+
+#endif

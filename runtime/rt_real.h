@@ -1,0 +1,40 @@
+/*
+ * rt_real.h: what makes one generated NAME.c build as float or as double.
+ *
+ * Generated code says `real`, `REAL_C(0.5)`, `r_exp(x)` and `r_gemm(...)`;
+ * compiling with -DREAL_DOUBLE turns all of them into double (gradient
+ * checks, reference tests), without it into float (training).
+ */
+#ifndef RT_REAL_H
+#define RT_REAL_H
+
+#include <math.h>
+#include <stdint.h>
+#include <cblas.h>
+#include "rt_model.h"
+
+#ifdef REAL_DOUBLE
+typedef double real;
+#define REAL_C(x) x
+#define RT_REAL RT_F64
+#define REAL_SUFFIX(name) name##_f64
+#define r_exp exp
+#define r_log log
+#define r_tanh tanh
+#define r_pow pow
+#define r_fmax fmax
+#define r_gemm cblas_dgemm
+#else
+typedef float real;
+#define REAL_C(x) x##f
+#define RT_REAL RT_F32
+#define REAL_SUFFIX(name) name##_f32
+#define r_exp expf
+#define r_log logf
+#define r_tanh tanhf
+#define r_pow powf
+#define r_fmax fmaxf
+#define r_gemm cblas_sgemm
+#endif
+
+#endif

@@ -1,0 +1,24 @@
+#!/bin/sh
+# Makes sure the Debian packages gradc needs are here: installs them with
+# apt-get when run as root, otherwise names them in one message and fails.
+# `deps.sh test` also wants what the tests use (python3-numpy).
+missing=""
+have() { command -v pkg-config >/dev/null 2>&1 && pkg-config --exists "$1"; }
+command -v cc >/dev/null 2>&1 || missing="$missing gcc libc6-dev"
+command -v pkg-config >/dev/null 2>&1 || missing="$missing pkg-config"
+have lua5.4 || missing="$missing liblua5.4-dev"
+have openblas || missing="$missing libopenblas-dev"
+have check || missing="$missing check"
+if [ "$1" = test ]; then
+    /usr/bin/python3 -c 'import numpy' >/dev/null 2>&1 || missing="$missing python3-numpy"
+fi
+[ -z "$missing" ] && exit 0
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "gradc: installing Debian packages:$missing" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq && apt-get install -y -qq --no-install-recommends $missing >&2 && exit 0
+    echo "gradc: apt-get could not install:$missing" >&2
+    exit 1
+fi
+echo "gradc: missing Debian packages:$missing; install them with: sudo apt-get install$missing" >&2
+exit 1

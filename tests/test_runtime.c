@@ -1,0 +1,1140 @@
+/*
+ * test_runtime.c: the runtime's Check suite, one tcase per runtime file.
+ *
+ * The trainer and the gradient check run on tiny models written by hand
+ * here, each a real rt_model descriptor over a static arena: linear
+ * regression (loss = sum((x w - y)^2), batch 4, 3 features) with the right
+ * gradient and with a deliberately wrong one, a quadratic with 100
+ * parameters (for the seeded picks), |w| at 0 (all kinks), and a float
+ * build with an int32 label input (memory access and data binding).
+ * .npy files are also written by numpy and read back by numpy, so the
+ * format is checked against the reference, not against ourselves.
+ */
+#include <check.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include "rt.h"
+#include "rt_internal.h"
+
+/* ---- linear regression: loss = sum_b ((x w)_b - y_b)^2 ---- */
+
+enum { B = 4, F = 3 };
+enum { X_OFF = 0, Y_OFF = 12, W_OFF = 16, DW_OFF = 19, LOSS_OFF = 22,
+       PRED_OFF = 23, LR_ARENA = 27 };
+static double lr_arena[LR_ARENA];
+static int32_t no_iarena[1];
+
+/* dL/dw_j = sum_b 2 r_b x_bj; `two` is 2 for the right gradient. */
+static double linreg(double two) {
+    double *a = lr_arena, loss = 0;
+    double r[B];
+    for (int b = 0; b < B; b++) {
+        double p = 0;
+        for (int j = 0; j < F; j++)
+            p += a[X_OFF + b * F + j] * a[W_OFF + j];
+        a[PRED_OFF + b] = p;
+        r[b] = p - a[Y_OFF + b];
+        loss += r[b] * r[b];
+    }
+    for (int j = 0; j < F; j++) {
+        a[DW_OFF + j] = 0;
+        for (int b = 0; b < B; b++)
+            a[DW_OFF + j] += two * r[b] * a[X_OFF + b * F + j];
+    }
+    a[LOSS_OFF] = loss;
+    return loss;
+}
+
+static double lr_loss_and_grad(void) { return linreg(2.0); }
+static double lr_bad_loss_and_grad(void) { return linreg(3.0); }
+
+static double lr_train_step(const rt_hyper *h) {
+    double loss = lr_loss_and_grad();
+    for (int j = 0; j < F; j++)
+        lr_arena[W_OFF + j] -= h->lr * lr_arena[DW_OFF + j];
+    return loss;
+}
+
+static void lr_forward(int rows) { (void)rows; linreg(2.0); }
+
+static const rt_tensor lr_inputs[] = {
+    {.name = "x", .dtype = RT_F64, .rank = 2, .shape = {B, F}, .size = B * F, .offset = X_OFF},
+    {.name = "y", .dtype = RT_F64, .rank = 2, .shape = {B, 1}, .size = B, .offset = Y_OFF},
+};
+static const rt_tensor lr_params[] = {
+    {.name = "w", .dtype = RT_F64, .rank = 2, .shape = {F, 1}, .size = F, .offset = W_OFF,
+     .init = RT_INIT_NORMAL, .init_a = 0, .init_b = 0.5},
+};
+static const rt_tensor lr_grads[] = {
+    {.name = "d_w", .dtype = RT_F64, .rank = 2, .shape = {F, 1}, .size = F, .offset = DW_OFF},
+};
+static const rt_tensor lr_outputs[] = {
+    {.name = "pred", .dtype = RT_F64, .rank = 2, .shape = {B, 1}, .size = B, .offset = PRED_OFF},
+};
+
+#define LINREG_MODEL(lg)                                                        \
+    {.name = "linreg", .source = "linreg.lua", .batch = B, .real = RT_F64,       \
+     .arena = lr_arena, .iarena = no_iarena, .arena_size = LR_ARENA,             \
+     .iarena_size = 0, .n_inputs = 2, .n_params = 1, .n_outputs = 1,             \
+     .inputs = lr_inputs, .params = lr_params, .grads = lr_grads,                \
+     .outputs = lr_outputs, .params_offset = W_OFF, .grads_offset = DW_OFF,      \
+     .n_param_elems = F, .loss_offset = LOSS_OFF, .optimizer = RT_OPT_SGD,       \
+     .hyper = {.lr = 0.01}, .loss_and_grad = lg, .train_step = lr_train_step,    \
+     .forward = lr_forward}
+static const rt_model linreg_model = LINREG_MODEL(lr_loss_and_grad);
+static const rt_model linreg_bad_model = LINREG_MODEL(lr_bad_loss_and_grad);
+
+/* ---- quadratic: loss = sum_i c_i v_i^2 / 2, 100 elements ---- */
+
+enum { Q = 100 };
+static double q_arena[2 * Q + 1];
+
+static double quad_loss_and_grad(void) {
+    double loss = 0;
+    for (int i = 0; i < Q; i++) {
+        double c = 1 + i / 100.0, v = q_arena[i];
+        loss += 0.5 * c * v * v;
+        q_arena[Q + i] = c * v;
+    }
+    q_arena[2 * Q] = loss;
+    return loss;
+}
+
+static const rt_tensor q_params[] = {
+    {.name = "v", .dtype = RT_F64, .rank = 2, .shape = {10, 10}, .size = Q, .offset = 0,
+     .init = RT_INIT_UNIFORM, .init_a = -1, .init_b = 1},
+};
+static const rt_tensor q_grads[] = {
+    {.name = "d_v", .dtype = RT_F64, .rank = 2, .shape = {10, 10}, .size = Q, .offset = Q},
+};
+static const rt_model quad_model = {
+    .name = "quad", .batch = 1, .real = RT_F64, .arena = q_arena, .iarena = no_iarena,
+    .arena_size = 2 * Q + 1, .n_params = 1, .params = q_params, .grads = q_grads,
+    .params_offset = 0, .grads_offset = Q, .n_param_elems = Q, .loss_offset = 2 * Q,
+    .loss_and_grad = quad_loss_and_grad};
+
+/* ---- |w| at w = 0: every element sits on a kink ---- */
+
+static double k_arena[7];
+
+static double kink_loss_and_grad(void) {
+    double loss = 0;
+    for (int i = 0; i < 3; i++) {
+        double w = k_arena[i];
+        loss += fabs(w);
+        k_arena[3 + i] = (w > 0) - (w < 0);
+    }
+    k_arena[6] = loss;
+    return loss;
+}
+
+static const rt_tensor k_params[] = {
+    {.name = "w", .dtype = RT_F64, .rank = 1, .shape = {3}, .size = 3, .offset = 0,
+     .init = RT_INIT_CONST, .init_a = 0},
+};
+static const rt_tensor k_grads[] = {
+    {.name = "d_w", .dtype = RT_F64, .rank = 1, .shape = {3}, .size = 3, .offset = 3},
+};
+static const rt_model kink_model = {
+    .name = "kink", .batch = 1, .real = RT_F64, .arena = k_arena, .iarena = no_iarena,
+    .arena_size = 7, .n_params = 1, .params = k_params, .grads = k_grads,
+    .params_offset = 0, .grads_offset = 3, .n_param_elems = 3, .loss_offset = 6,
+    .loss_and_grad = kink_loss_and_grad};
+
+/* ---- a float build with int32 labels: memory layout and binding ---- */
+
+static float f_arena[20];
+static int32_t f_iarena[6];
+
+static const rt_tensor f_inputs[] = {
+    {.name = "x", .dtype = RT_F32, .rank = 2, .shape = {4, 3}, .size = 12, .offset = 2},
+    {.name = "label", .dtype = RT_I32, .rank = 1, .shape = {4}, .size = 4, .offset = 1,
+     .classes = 3},
+    {.name = "bit", .dtype = RT_I32, .rank = 1, .shape = {1}, .size = 1, .offset = 5},
+};
+static const rt_tensor f_params[] = {
+    {.name = "b", .dtype = RT_F32, .rank = 1, .shape = {2}, .size = 2, .offset = 14,
+     .init = RT_INIT_CONST, .init_a = 0.25},
+    {.name = "u", .dtype = RT_F32, .rank = 1, .shape = {4}, .size = 4, .offset = 16,
+     .init = RT_INIT_UNIFORM, .init_a = 2, .init_b = 3},
+};
+static const rt_model float_model = {
+    .name = "fmodel", .batch = 4, .real = RT_F32, .arena = f_arena, .iarena = f_iarena,
+    .arena_size = 20, .iarena_size = 6, .n_inputs = 3, .n_params = 2,
+    .inputs = f_inputs, .params = f_params, .grads = f_params};
+
+/* ---- helpers ---- */
+
+static char tmpdir[64];
+
+static void make_tmpdir(void) {
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/test_runtime.XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+}
+
+static void remove_tmpdir(void) {
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+    ck_assert_int_eq(system(cmd), 0);
+}
+
+static const char *tmp(const char *name) {
+    static char buf[4][256];
+    static int k;
+    k = (k + 1) % 4;
+    snprintf(buf[k], sizeof buf[k], "%s/%s", tmpdir, name);
+    return buf[k];
+}
+
+static char *slurp(const char *path) {
+    FILE *f = fopen(path, "rb");
+    ck_assert_ptr_nonnull(f);
+    static char buf[1 << 16];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+    return strdup(buf);
+}
+
+typedef int (*main_fn)(const rt_model *, int, char **);
+
+typedef struct {
+    int rc;
+    char *out, *err; /* what the call printed; free both */
+} Run;
+
+/* Runs fn with stdout and stderr sent to files, then reads them back. */
+static Run run_main(main_fn fn, const rt_model *m, const char *const *args) {
+    char *argv[32];
+    int argc = 0;
+    argv[argc++] = "prog";
+    for (; args[argc - 1]; argc++)
+        argv[argc] = (char *)args[argc - 1];
+    argv[argc] = NULL;
+    fflush(stdout);
+    fflush(stderr);
+    int so = dup(1), se = dup(2);
+    int fo = open(tmp("stdout"), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    int fe = open(tmp("stderr"), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    dup2(fo, 1);
+    dup2(fe, 2);
+    Run r = {.rc = fn(m, argc, argv)};
+    fflush(stdout);
+    fflush(stderr);
+    dup2(so, 1);
+    dup2(se, 2);
+    close(so), close(se), close(fo), close(fe);
+    r.out = slurp(tmp("stdout"));
+    r.err = slurp(tmp("stderr"));
+    return r;
+}
+
+static void run_free(Run *r) {
+    free(r->out);
+    free(r->err);
+}
+
+/* The value after `key` in the last line that starts with it. */
+static double last_value(const char *text, const char *key) {
+    double v = NAN;
+    size_t n = strlen(key);
+    for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
+        if (strncmp(p, key, n) == 0)
+            v = strtod(p + n, NULL);
+    return v;
+}
+
+static int count_lines(const char *text) {
+    int n = 0;
+    for (; *text; text++)
+        n += *text == '\n';
+    return n;
+}
+
+static int python(const char *code) {
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "cd '%s' && /usr/bin/python3 -c \"%s\"", tmpdir, code);
+    return system(cmd);
+}
+
+/* A v1.0 file with any header text and `data` bytes after it. */
+static void write_raw_npy(const char *path, const char *dict, const void *data,
+                          size_t n) {
+    FILE *f = fopen(path, "wb");
+    ck_assert_ptr_nonnull(f);
+    size_t len = strlen(dict);
+    unsigned char pre[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0,
+                             (unsigned char)(len & 0xff), (unsigned char)(len >> 8)};
+    fwrite(pre, 1, 10, f);
+    fwrite(dict, 1, len, f);
+    if (n)
+        fwrite(data, 1, n, f);
+    fclose(f);
+}
+
+static void write_f64(const char *path, int rank, const long *shape, const double *v) {
+    char err[512];
+    ck_assert_msg(rt_npy_write(path, RT_F64, rank, shape, v, err, sizeof err) == 0, "%s", err);
+}
+
+/* ---- rng ---- */
+
+START_TEST(test_rng_golden) {
+    /* Pinned values (from an independent Python model of the algorithm):
+     * the same seed must give these numbers on every machine. */
+    uint64_t x = 0;
+    ck_assert_uint_eq(rt_splitmix64(&x), 0xe220a8397b1dcdafu);
+    rt_rng r;
+    rt_rng_seed(&r, 42);
+    ck_assert_uint_eq(rt_rng_next(&r), 0x15780b2e0c2ec716u);
+    ck_assert_uint_eq(rt_rng_next(&r), 0x6104d9866d113a7eu);
+    ck_assert_uint_eq(rt_rng_next(&r), 0xae17533239e499a1u);
+    rt_rng_seed(&r, 42);
+    ck_assert_double_eq(rt_rng_uniform(&r), 0.08386297105988216);
+}
+END_TEST
+
+START_TEST(test_rng_determinism) {
+    rt_rng a, b, c;
+    rt_rng_seed(&a, 7);
+    rt_rng_seed(&b, 7);
+    rt_rng_seed(&c, 8);
+    int differ = 0;
+    for (int i = 0; i < 1000; i++) {
+        double x = rt_rng_normal(&a);
+        ck_assert_double_eq(x, rt_rng_normal(&b));
+        differ += x != rt_rng_normal(&c);
+    }
+    ck_assert_int_gt(differ, 990);
+}
+END_TEST
+
+START_TEST(test_rng_normal_moments) {
+    rt_rng r;
+    rt_rng_seed(&r, 1);
+    double s = 0, ss = 0;
+    enum { N = 100000 };
+    for (int i = 0; i < N; i++) {
+        double x = rt_rng_normal(&r);
+        ck_assert(isfinite(x));
+        s += x;
+        ss += x * x;
+    }
+    double mean = s / N, sd = sqrt(ss / N - mean * mean);
+    ck_assert_double_eq_tol(mean, 0.0, 0.02);
+    ck_assert_double_eq_tol(sd, 1.0, 0.02);
+}
+END_TEST
+
+START_TEST(test_rng_uniform_range) {
+    rt_rng r;
+    rt_rng_seed(&r, 3);
+    double lo = 1, hi = 0, s = 0;
+    for (int i = 0; i < 100000; i++) {
+        double u = rt_rng_uniform(&r);
+        ck_assert(u >= 0.0 && u < 1.0);
+        lo = fmin(lo, u);
+        hi = fmax(hi, u);
+        s += u;
+    }
+    ck_assert_double_lt(lo, 1e-3);
+    ck_assert_double_gt(hi, 1 - 1e-3);
+    ck_assert_double_eq_tol(s / 100000, 0.5, 0.01);
+    for (int i = 0; i < 1000; i++) {
+        long v = rt_rng_below(&r, 7);
+        ck_assert(v >= 0 && v < 7);
+    }
+}
+END_TEST
+
+START_TEST(test_rng_streams_differ) {
+    rt_rng a, b, c;
+    rt_rng_stream(&a, 1, RT_STREAM_PARAM, 0);
+    rt_rng_stream(&b, 1, RT_STREAM_PARAM, 1);
+    rt_rng_stream(&c, 1, RT_STREAM_INPUT, 0);
+    uint64_t x = rt_rng_next(&a);
+    ck_assert_uint_ne(x, rt_rng_next(&b));
+    ck_assert_uint_ne(x, rt_rng_next(&c));
+}
+END_TEST
+
+/* ---- tensor ---- */
+
+START_TEST(test_get_set_float_build) {
+    memset(f_arena, 0, sizeof f_arena);
+    const rt_tensor *x = &f_inputs[0], *label = &f_inputs[1];
+    rt_set(&float_model, x, 5, 1.5);
+    ck_assert_float_eq(f_arena[2 + 5], 1.5f);
+    ck_assert_double_eq(rt_get(&float_model, x, 5), 1.5);
+    /* Stored as float: 0.1 comes back as the nearest float, not 0.1. */
+    rt_set(&float_model, x, 0, 0.1);
+    ck_assert_double_eq(rt_get(&float_model, x, 0), (double)0.1f);
+    rt_set(&float_model, label, 3, 2);
+    ck_assert_int_eq(f_iarena[1 + 3], 2);
+    ck_assert_double_eq(rt_get(&float_model, label, 3), 2.0);
+    ck_assert_float_eq(f_arena[1 + 3], 0.0f); /* not written to the wrong arena */
+}
+END_TEST
+
+START_TEST(test_get_set_double_build) {
+    rt_set(&linreg_model, &lr_params[0], 2, 0.1);
+    ck_assert_double_eq(lr_arena[W_OFF + 2], 0.1);
+    ck_assert_double_eq(rt_get(&linreg_model, &lr_params[0], 2), 0.1);
+}
+END_TEST
+
+START_TEST(test_init_params) {
+    rt_init_params(&float_model, 5);
+    ck_assert_float_eq(f_arena[14], 0.25f);
+    ck_assert_float_eq(f_arena[15], 0.25f);
+    float u[4];
+    for (int i = 0; i < 4; i++) {
+        u[i] = f_arena[16 + i];
+        ck_assert(u[i] >= 2.0f && u[i] <= 3.0f);
+    }
+    ck_assert_float_ne(u[0], u[1]);
+    rt_init_params(&float_model, 5);
+    for (int i = 0; i < 4; i++)
+        ck_assert_float_eq(f_arena[16 + i], u[i]);
+    rt_init_params(&float_model, 6);
+    ck_assert_float_ne(f_arena[16], u[0]);
+}
+END_TEST
+
+START_TEST(test_init_param_streams_independent) {
+    /* Parameter 1 of float_model must not move if parameter 0 goes away. */
+    rt_init_params(&float_model, 9);
+    float u[4];
+    memcpy(u, f_arena + 16, sizeof u);
+    rt_model one = float_model;
+    rt_tensor only = f_params[1];
+    one.params = &only;
+    one.n_params = 1;
+    memset(f_arena, 0, sizeof f_arena);
+    rt_init_params(&one, 9);
+    ck_assert_float_ne(u[0], f_arena[16]); /* now it is parameter 0's stream */
+    one.params = f_params;
+    one.n_params = 2;
+    rt_init_params(&one, 9);
+    ck_assert_mem_eq(u, f_arena + 16, sizeof u);
+}
+END_TEST
+
+START_TEST(test_init_normal_moments) {
+    static double arena[20000];
+    rt_tensor p = {.name = "p", .dtype = RT_F64, .rank = 1, .shape = {20000},
+                   .size = 20000, .init = RT_INIT_NORMAL, .init_a = 3, .init_b = 0.5};
+    rt_model m = {.name = "n", .real = RT_F64, .arena = arena, .n_params = 1, .params = &p};
+    rt_init_params(&m, 1);
+    double s = 0, ss = 0;
+    for (int i = 0; i < 20000; i++)
+        s += arena[i], ss += arena[i] * arena[i];
+    double mean = s / 20000, sd = sqrt(ss / 20000 - mean * mean);
+    ck_assert_double_eq_tol(mean, 3.0, 0.02);
+    ck_assert_double_eq_tol(sd, 0.5, 0.02);
+}
+END_TEST
+
+START_TEST(test_random_inputs) {
+    static double arena[3000];
+    static int32_t iarena[3000];
+    rt_tensor in[] = {
+        {.name = "x", .dtype = RT_F64, .rank = 1, .shape = {1000}, .size = 1000},
+        {.name = "c", .dtype = RT_I32, .rank = 1, .shape = {1000}, .size = 1000,
+         .classes = 5},
+        {.name = "b", .dtype = RT_I32, .rank = 1, .shape = {1000}, .size = 1000,
+         .offset = 1000},
+        {.name = "x2", .dtype = RT_F64, .rank = 1, .shape = {1000}, .size = 1000,
+         .offset = 1000},
+    };
+    rt_model m = {.name = "r", .real = RT_F64, .arena = arena, .iarena = iarena,
+                  .n_inputs = 4, .inputs = in};
+    rt_random_inputs(&m, 1);
+    int seen[5] = {0}, bits[2] = {0};
+    for (int i = 0; i < 1000; i++) {
+        ck_assert(iarena[i] >= 0 && iarena[i] < 5);
+        seen[iarena[i]]++;
+        ck_assert(iarena[1000 + i] == 0 || iarena[1000 + i] == 1);
+        bits[iarena[1000 + i]]++;
+    }
+    for (int c = 0; c < 5; c++)
+        ck_assert_int_gt(seen[c], 100);
+    ck_assert_int_gt(bits[0], 400);
+    ck_assert_int_gt(bits[1], 400);
+    ck_assert_double_ne(arena[0], arena[1000]); /* each input its own stream */
+    double s = 0;
+    for (int i = 0; i < 1000; i++)
+        s += arena[i];
+    ck_assert_double_eq_tol(s / 1000, 0.0, 0.15);
+}
+END_TEST
+
+/* ---- npy ---- */
+
+static void check_round_trip(rt_dtype dt, int rank, const long *shape, const void *data,
+                             size_t width) {
+    char err[512];
+    rt_array a;
+    const char *path = tmp("rt.npy");
+    ck_assert_msg(rt_npy_write(path, dt, rank, shape, data, err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(rt_npy_read(path, &a, err, sizeof err) == 0, "%s", err);
+    ck_assert_int_eq(a.dtype, dt);
+    ck_assert_int_eq(a.rank, rank);
+    long size = 1;
+    for (int i = 0; i < rank; i++) {
+        ck_assert_int_eq(a.shape[i], shape[i]);
+        size *= shape[i];
+    }
+    ck_assert_int_eq(a.size, size);
+    ck_assert_mem_eq(a.data, data, (size_t)size * width);
+    rt_array_free(&a);
+    /* The data starts on a 64-byte boundary. */
+    FILE *f = fopen(path, "rb");
+    fseek(f, 0, SEEK_END);
+    long bytes = ftell(f);
+    fclose(f);
+    ck_assert_int_eq((bytes - size * (long)width) % 64, 0);
+}
+
+START_TEST(test_npy_round_trip) {
+    make_tmpdir();
+    float f[24];
+    double d[5] = {0.1, -1e300, 5e-324, 1.0 / 3, -0.0};
+    int32_t i[6] = {0, -1, 2147483647, -2147483647 - 1, 7, 42};
+    for (int k = 0; k < 24; k++)
+        f[k] = (float)k / 7.0f - 1.0f;
+    check_round_trip(RT_F32, 3, (long[]){2, 3, 4}, f, 4);
+    check_round_trip(RT_F64, 1, (long[]){5}, d, 8);
+    check_round_trip(RT_I32, 2, (long[]){3, 2}, i, 4);
+    check_round_trip(RT_F64, 0, (long[]){0}, d, 8);
+    check_round_trip(RT_F32, 2, (long[]){0, 5}, f, 4);
+    remove_tmpdir();
+}
+END_TEST
+
+START_TEST(test_npy_write_leaves_no_temp) {
+    make_tmpdir();
+    char err[512];
+    double d[2] = {1, 2};
+    ck_assert_int_eq(rt_npy_write(tmp("a.npy"), RT_F64, 1, (long[]){2}, d, err, sizeof err), 0);
+    ck_assert_int_eq(rt_npy_write(tmp("a.npy"), RT_F64, 1, (long[]){2}, d, err, sizeof err), 0);
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "test \"$(ls '%s')\" = a.npy", tmpdir);
+    ck_assert_int_eq(system(cmd), 0);
+    /* A directory that does not exist: an error naming the path. */
+    ck_assert_int_eq(rt_npy_write(tmp("no/such/b.npy"), RT_F64, 1, (long[]){2}, d, err,
+                                  sizeof err), -1);
+    ck_assert_ptr_nonnull(strstr(err, "no/such/b.npy"));
+    remove_tmpdir();
+}
+END_TEST
+
+START_TEST(test_npy_read_numpy_files) {
+    make_tmpdir();
+    ck_assert_msg(python(
+        "import numpy as np\n"
+        "np.save('f4.npy', (np.arange(12, dtype=np.float32) / 8).reshape(3, 4))\n"
+        "np.save('f8.npy', np.array([[0.1, -2.5]]))\n"
+        "np.save('i4.npy', np.array([5, -6, 7], dtype=np.int32))\n"
+        "np.save('i8.npy', np.array([[1], [-2], [2**31 - 1]], dtype=np.int64))\n"
+        "np.save('u1.npy', np.array([0, 255, 9], dtype=np.uint8))\n"
+        "np.save('scalar.npy', np.float64(2.5))\n"
+        "np.save('big.npy', np.array([2**40], dtype=np.int64))\n"
+        "np.save('fortran.npy', np.asfortranarray(np.arange(6.).reshape(2, 3)))\n"
+        "np.save('be.npy', np.arange(3, dtype='>f4'))\n"
+        "np.save('f2.npy', np.arange(3, dtype=np.float16))\n"
+        "f = open('v2.npy', 'wb')\n"
+        "np.lib.format.write_array(f, np.arange(6, dtype=np.int32).reshape(1, 2, 3), version=(2, 0))\n"
+        "f.close()\n"
+        "f = open('v3.npy', 'wb')\n"
+        "np.lib.format.write_array(f, np.arange(4.), version=(3, 0))\n"
+        "f.close()\n") == 0, "python3 with numpy is required for this test");
+    char err[512];
+    rt_array a;
+    ck_assert_msg(rt_npy_read(tmp("f4.npy"), &a, err, sizeof err) == 0, "%s", err);
+    ck_assert_int_eq(a.dtype, RT_F32);
+    ck_assert_int_eq(a.rank, 2);
+    ck_assert_int_eq(a.shape[0], 3);
+    ck_assert_int_eq(a.shape[1], 4);
+    ck_assert_float_eq(((float *)a.data)[11], 11.0f / 8);
+    rt_array_free(&a);
+    ck_assert_int_eq(rt_npy_read(tmp("f8.npy"), &a, err, sizeof err), 0);
+    ck_assert_int_eq(a.dtype, RT_F64);
+    ck_assert_double_eq(((double *)a.data)[0], 0.1);
+    ck_assert_double_eq(((double *)a.data)[1], -2.5);
+    rt_array_free(&a);
+    ck_assert_int_eq(rt_npy_read(tmp("i4.npy"), &a, err, sizeof err), 0);
+    ck_assert_int_eq(a.dtype, RT_I32);
+    ck_assert_int_eq(((int32_t *)a.data)[1], -6);
+    rt_array_free(&a);
+    ck_assert_int_eq(rt_npy_read(tmp("i8.npy"), &a, err, sizeof err), 0);
+    ck_assert_int_eq(a.dtype, RT_I32);
+    ck_assert_int_eq(a.shape[0], 3);
+    ck_assert_int_eq(a.shape[1], 1);
+    ck_assert_int_eq(((int32_t *)a.data)[1], -2);
+    ck_assert_int_eq(((int32_t *)a.data)[2], 2147483647);
+    rt_array_free(&a);
+    ck_assert_int_eq(rt_npy_read(tmp("u1.npy"), &a, err, sizeof err), 0);
+    ck_assert_int_eq(a.dtype, RT_I32);
+    ck_assert_int_eq(((int32_t *)a.data)[1], 255);
+    rt_array_free(&a);
+    ck_assert_int_eq(rt_npy_read(tmp("scalar.npy"), &a, err, sizeof err), 0);
+    ck_assert_int_eq(a.rank, 0);
+    ck_assert_int_eq(a.size, 1);
+    ck_assert_double_eq(((double *)a.data)[0], 2.5);
+    rt_array_free(&a);
+    ck_assert_msg(rt_npy_read(tmp("v2.npy"), &a, err, sizeof err) == 0, "%s", err);
+    ck_assert_int_eq(a.rank, 3);
+    ck_assert_int_eq(((int32_t *)a.data)[5], 5);
+    rt_array_free(&a);
+    ck_assert_msg(rt_npy_read(tmp("v3.npy"), &a, err, sizeof err) == 0, "%s", err);
+    ck_assert_double_eq(((double *)a.data)[3], 3.0);
+    rt_array_free(&a);
+
+    const char *refused[][2] = {
+        {"big.npy", "does not fit in int32"}, {"fortran.npy", "fortran_order"},
+        {"be.npy", "big-endian"}, {"f2.npy", "unsupported dtype '<f2'"},
+    };
+    for (int k = 0; k < 4; k++) {
+        ck_assert_int_eq(rt_npy_read(tmp(refused[k][0]), &a, err, sizeof err), -1);
+        ck_assert_ptr_null(a.data);
+        ck_assert_msg(strstr(err, tmp(refused[k][0])) && strstr(err, refused[k][1]),
+                      "%s: got '%s'", refused[k][0], err);
+    }
+    remove_tmpdir();
+}
+END_TEST
+
+START_TEST(test_npy_numpy_reads_ours) {
+    make_tmpdir();
+    char err[512];
+    float f[6] = {0.5f, -1, 2, 3, 4.25f, 1e-7f};
+    int32_t i[3] = {1, -2, 3};
+    double d[1] = {1.0 / 3};
+    ck_assert_int_eq(rt_npy_write(tmp("f.npy"), RT_F32, 2, (long[]){2, 3}, f, err, sizeof err), 0);
+    ck_assert_int_eq(rt_npy_write(tmp("i.npy"), RT_I32, 1, (long[]){3}, i, err, sizeof err), 0);
+    ck_assert_int_eq(rt_npy_write(tmp("d.npy"), RT_F64, 0, NULL, d, err, sizeof err), 0);
+    ck_assert_int_eq(python(
+        "import numpy as np\n"
+        "f = np.load('f.npy'); i = np.load('i.npy'); d = np.load('d.npy')\n"
+        "assert f.dtype == np.float32 and f.shape == (2, 3), f\n"
+        "assert (f == np.array([[0.5, -1, 2], [3, 4.25, 1e-7]], dtype=np.float32)).all()\n"
+        "assert i.dtype == np.int32 and list(i) == [1, -2, 3]\n"
+        "assert d.shape == () and d == 1 / 3\n"), 0);
+    remove_tmpdir();
+}
+END_TEST
+
+START_TEST(test_npy_truncated) {
+    make_tmpdir();
+    char err[512];
+    rt_array a;
+    double d[12] = {0};
+    write_f64(tmp("t.npy"), 2, (long[]){3, 4}, d);
+    ck_assert_int_eq(truncate(tmp("t.npy"), 128 + 40), 0);
+    ck_assert_int_eq(rt_npy_read(tmp("t.npy"), &a, err, sizeof err), -1);
+    ck_assert_ptr_nonnull(strstr(err, tmp("t.npy")));
+    ck_assert_str_eq(strstr(err, "truncated"), "truncated: header says [3,4] float64 "
+                     "(96 bytes), file has 40 bytes of data");
+    /* Cut inside the header, and inside the magic string. */
+    ck_assert_int_eq(truncate(tmp("t.npy"), 50), 0);
+    ck_assert_int_eq(rt_npy_read(tmp("t.npy"), &a, err, sizeof err), -1);
+    ck_assert_ptr_nonnull(strstr(err, "truncated"));
+    ck_assert_int_eq(truncate(tmp("t.npy"), 3), 0);
+    ck_assert_int_eq(rt_npy_read(tmp("t.npy"), &a, err, sizeof err), -1);
+    ck_assert_ptr_nonnull(strstr(err, tmp("t.npy")));
+    ck_assert_int_eq(rt_npy_read(tmp("missing.npy"), &a, err, sizeof err), -1);
+    ck_assert_ptr_nonnull(strstr(err, "missing.npy: cannot open"));
+    remove_tmpdir();
+}
+END_TEST
+
+START_TEST(test_npy_bad_headers) {
+    make_tmpdir();
+    char err[512];
+    rt_array a;
+    double d[4] = {1, 2, 3, 4};
+    static const struct { const char *dict, *want; } cases[] = {
+        {"{'descr': '<f8', 'fortran_order': True, 'shape': (2, 2), }", "fortran_order"},
+        {"{'descr': '<f8', 'fortran_order': False, 'shape': (1000000000000, 1000000000000), }",
+         "is too large"},
+        {"{'descr': '<f8', 'fortran_order': False, 'shape': (99999999999999999999,), }",
+         "too large"},
+        {"{'descr': '<f8', 'fortran_order': False, 'shape': (1000000000000,), }",
+         "truncated"},
+        {"{'descr': '<f8', 'fortran_order': False, 'shape': (1,1,1,1,1,1,1), }", "rank"},
+        {"{'descr': '<f8', 'fortran_order': False, 'shape': (-2, 2), }", "shape"},
+        {"{'descr': '<f8', 'fortran_order': False, }", "no 'shape'"},
+        {"{'descr': '<f8', 'fortran_order': False, 'shape': (4,", "shape"},
+        {"{'descr': '>f8', 'fortran_order': False, 'shape': (4,), }", "big-endian"},
+        {"{'descr': [('a', '<f8')], 'fortran_order': False, 'shape': (4,), }", "structured"},
+        {"{'descr': '<f8 ", "unterminated"},
+        {"", "not a dict"},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        write_raw_npy(tmp("h.npy"), cases[k].dict, d, sizeof d);
+        ck_assert_int_eq(rt_npy_read(tmp("h.npy"), &a, err, sizeof err), -1);
+        ck_assert_msg(strstr(err, tmp("h.npy")) && strstr(err, cases[k].want),
+                      "case %zu: got '%s'", k, err);
+    }
+    /* Spacing, key order, double quotes and unknown keys are all fine. */
+    write_raw_npy(tmp("h.npy"), "{ \"shape\":(2,2) ,'extra': {'x': (1, '}')},"
+                  "'fortran_order':False,'descr':'<f8'}\n", d, sizeof d);
+    ck_assert_msg(rt_npy_read(tmp("h.npy"), &a, err, sizeof err) == 0, "%s", err);
+    ck_assert_int_eq(a.size, 4);
+    ck_assert_double_eq(((double *)a.data)[3], 4.0);
+    rt_array_free(&a);
+    remove_tmpdir();
+}
+END_TEST
+
+START_TEST(test_npy_fuzzed_headers) {
+    /* Every byte of a valid file's header replaced by a few values: each
+     * read must succeed or fail cleanly (the sanitizers watch the rest). */
+    make_tmpdir();
+    char err[512];
+    double d[6] = {1, 2, 3, 4, 5, 6};
+    write_f64(tmp("ok.npy"), 2, (long[]){2, 3}, d);
+    FILE *f = fopen(tmp("ok.npy"), "rb");
+    unsigned char buf[256];
+    size_t n = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    const unsigned char vals[] = {0, '(', ')', '\'', ',', '9', 0xff, ' '};
+    for (size_t i = 0; i < 128; i++)
+        for (size_t v = 0; v < sizeof vals; v++) {
+            unsigned char c[256];
+            memcpy(c, buf, n);
+            c[i] = vals[v];
+            FILE *g = fopen(tmp("fz.npy"), "wb");
+            fwrite(c, 1, n, g);
+            fclose(g);
+            rt_array a;
+            err[0] = '\0';
+            if (rt_npy_read(tmp("fz.npy"), &a, err, sizeof err) == 0)
+                rt_array_free(&a);
+            else
+                ck_assert_ptr_nonnull(strstr(err, "fz.npy"));
+        }
+    remove_tmpdir();
+}
+END_TEST
+
+/* ---- bind ---- */
+
+START_TEST(test_bind_conversions) {
+    make_tmpdir();
+    char err[512];
+    rt_data d;
+    double x[6 * 3], lab[6] = {0, 1, 2, 2, 1, 0}, bit[6] = {1, 0, 1, 0, 1, 0};
+    for (int i = 0; i < 18; i++)
+        x[i] = i * 0.25; /* exact in float */
+    write_f64(tmp("x.npy"), 2, (long[]){6, 3}, x);
+    write_f64(tmp("lab.npy"), 1, (long[]){6}, lab);
+    write_f64(tmp("bit.npy"), 2, (long[]){6, 1}, bit);
+    rt_data_init(&d);
+    ck_assert_msg(rt_data_bind(&d, &float_model, "x", tmp("x.npy"), err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(rt_data_bind(&d, &float_model, "label", tmp("lab.npy"), err, sizeof err) == 0, "%s", err);
+    ck_assert_int_eq(rt_data_finish(&d, &float_model, err, sizeof err), -1);
+    ck_assert_ptr_nonnull(strstr(err, "'bit'"));
+    ck_assert_int_eq(rt_data_bind(&d, &float_model, "x", tmp("x.npy"), err, sizeof err), -1);
+    ck_assert_ptr_nonnull(strstr(err, "twice"));
+    ck_assert_int_eq(rt_data_bind(&d, &float_model, "z", tmp("x.npy"), err, sizeof err), -1);
+    ck_assert_str_eq(err, "--data: the model has no input 'z' (inputs: x, label, bit)");
+    ck_assert_msg(rt_data_bind(&d, &float_model, "bit", tmp("bit.npy"), err, sizeof err) == -1, "%s", err);
+    ck_assert_ptr_nonnull(strstr(err, "expected [*] int32, got [6,1] float64"));
+    double bit1[6] = {1, 0, 1, 0, 1, 0};
+    write_f64(tmp("bit.npy"), 1, (long[]){6}, bit1);
+    ck_assert_msg(rt_data_bind(&d, &float_model, "bit", tmp("bit.npy"), err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(rt_data_finish(&d, &float_model, err, sizeof err) == 0, "%s", err);
+    ck_assert_int_eq(d.rows, 6);
+    ck_assert_int_eq(d.nbatches, 1);
+    rt_data_load(&d, &float_model, 2); /* one batch: step 2 wraps to rows 0-3 */
+    ck_assert_float_eq(f_arena[2 + 11], 11 * 0.25f);
+    ck_assert_int_eq(f_iarena[1 + 2], 2);
+    ck_assert_int_eq(f_iarena[5], 1);
+    rt_data_free(&d);
+
+    static const struct { double v; int idx; const char *want; } bad[] = {
+        {0.1, 4, "lab.npy: element 4 (0.10000000000000001) does not convert exactly to int32"},
+        {2.5, 1, "lab.npy: element 1 (2.5) does not convert exactly to int32"},
+        {3, 5, "lab.npy: element 5 is 3, outside [0, 3)"},
+        {-1, 0, "lab.npy: element 0 is -1, outside [0, 3)"},
+        {NAN, 2, "lab.npy: element 2 (nan) does not convert"},
+        {3e9, 2, "lab.npy: element 2 (3000000000) does not convert"},
+    };
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+        double l[6] = {0, 1, 2, 2, 1, 0};
+        l[bad[k].idx] = bad[k].v;
+        write_f64(tmp("lab.npy"), 1, (long[]){6}, l);
+        rt_data_init(&d);
+        ck_assert_int_eq(rt_data_bind(&d, &float_model, "label", tmp("lab.npy"), err, sizeof err), -1);
+        ck_assert_msg(strstr(err, bad[k].want) != NULL, "case %zu: got '%s'", k, err);
+        rt_data_free(&d);
+    }
+    x[7] = 0.1; /* not a float */
+    write_f64(tmp("x.npy"), 2, (long[]){6, 3}, x);
+    rt_data_init(&d);
+    ck_assert_int_eq(rt_data_bind(&d, &float_model, "x", tmp("x.npy"), err, sizeof err), -1);
+    ck_assert_ptr_nonnull(strstr(err, "x.npy: element 7 (0.10000000000000001) does not "
+                                      "convert exactly to float32"));
+    x[7] = 1e300; /* out of float range: refused, not undefined */
+    write_f64(tmp("x.npy"), 2, (long[]){6, 3}, x);
+    ck_assert_int_eq(rt_data_bind(&d, &float_model, "x", tmp("x.npy"), err, sizeof err), -1);
+    ck_assert_ptr_nonnull(strstr(err, "element 7"));
+    x[7] = 0.25;
+    write_f64(tmp("x.npy"), 2, (long[]){3, 3}, x);
+    ck_assert_int_eq(rt_data_bind(&d, &float_model, "x", tmp("x.npy"), err, sizeof err), -1);
+    ck_assert_ptr_nonnull(strstr(err, "x.npy: expected [*,3] float32 with at least 4 rows"));
+    rt_data_free(&d);
+    remove_tmpdir();
+}
+END_TEST
+
+START_TEST(test_bind_batches_cycle) {
+    make_tmpdir();
+    char err[512];
+    rt_data d;
+    double x[10 * 3], y[10], y9[9];
+    for (int i = 0; i < 30; i++)
+        x[i] = i;
+    for (int i = 0; i < 10; i++)
+        y[i] = 100 + i;
+    write_f64(tmp("x.npy"), 2, (long[]){10, 3}, x);
+    write_f64(tmp("y.npy"), 2, (long[]){10, 1}, y);
+    write_f64(tmp("y9.npy"), 2, (long[]){9, 1}, y9);
+    rt_data_init(&d);
+    ck_assert_int_eq(rt_data_bind(&d, &linreg_model, "x", tmp("x.npy"), err, sizeof err), 0);
+    ck_assert_int_eq(rt_data_bind(&d, &linreg_model, "y", tmp("y9.npy"), err, sizeof err), 0);
+    ck_assert_int_eq(rt_data_finish(&d, &linreg_model, err, sizeof err), -1);
+    ck_assert_ptr_nonnull(strstr(err, "y9.npy: has 9 rows but"));
+    rt_data_free(&d);
+    rt_data_init(&d);
+    ck_assert_int_eq(rt_data_bind(&d, &linreg_model, "y", tmp("y.npy"), err, sizeof err), 0);
+    ck_assert_int_eq(rt_data_bind(&d, &linreg_model, "x", tmp("x.npy"), err, sizeof err), 0);
+    ck_assert_int_eq(rt_data_finish(&d, &linreg_model, err, sizeof err), 0);
+    ck_assert_int_eq(d.nbatches, 2); /* rows 8 and 9 are dropped */
+    static const int first_row[] = {0, 4, 0, 4, 0};
+    for (int s = 1; s <= 5; s++) {
+        rt_data_load(&d, &linreg_model, s);
+        ck_assert_double_eq(lr_arena[X_OFF], first_row[s - 1] * 3);
+        ck_assert_double_eq(lr_arena[X_OFF + 11], first_row[s - 1] * 3 + 11);
+        ck_assert_double_eq(lr_arena[Y_OFF + 3], 100 + first_row[s - 1] + 3);
+    }
+    rt_data_free(&d);
+    remove_tmpdir();
+}
+END_TEST
+
+/* ---- train ---- */
+
+START_TEST(test_train_random_data) {
+    make_tmpdir();
+    Run r = run_main(rt_train_main, &linreg_model, (const char *[]){"--steps", "50", NULL});
+    ck_assert_msg(r.rc == 0, "%s", r.err);
+    double first = last_value(r.out, "step 1 loss ");
+    double at50 = last_value(r.out, "step 50 loss ");
+    double final = last_value(r.out, "final loss ");
+    ck_assert(isfinite(first) && isfinite(at50) && isfinite(final));
+    ck_assert_double_lt(final, 0.5 * first);
+    ck_assert_double_le(final, at50);
+    /* Steps 1, 10, 20, 30, 40, 50, then the final line: nothing else. */
+    ck_assert_int_eq(count_lines(r.out), 7);
+    ck_assert_ptr_nonnull(strstr(r.out, "step 10 loss "));
+    ck_assert_ptr_nonnull(strstr(r.out, " ms/step\n"));
+    ck_assert_ptr_nonnull(strstr(r.out, "final loss "));
+    ck_assert_ptr_nonnull(strstr(strstr(r.out, "final loss "), "  "));
+    run_free(&r);
+    /* Same flags, same bytes of loss lines. */
+    Run r2 = run_main(rt_train_main, &linreg_model, (const char *[]){"--steps", "50", NULL});
+    ck_assert_double_eq(last_value(r2.out, "step 50 loss "), at50);
+    run_free(&r2);
+    remove_tmpdir();
+}
+END_TEST
+
+START_TEST(test_train_print_every_and_lr) {
+    make_tmpdir();
+    Run r = run_main(rt_train_main, &linreg_model,
+                     (const char *[]){"--steps=7", "--print-every", "3", "--seed", "4",
+                                      "--lr", "0", "--threads", "2", NULL});
+    ck_assert_msg(r.rc == 0, "%s", r.err);
+    ck_assert_int_eq(count_lines(r.out), 5);
+    ck_assert_ptr_nonnull(strstr(r.out, "step 1 loss "));
+    ck_assert_ptr_nonnull(strstr(r.out, "step 3 loss "));
+    ck_assert_ptr_nonnull(strstr(r.out, "step 6 loss "));
+    ck_assert_ptr_nonnull(strstr(r.out, "step 7 loss "));
+    /* lr 0: nothing moves, so every loss is the first one. */
+    ck_assert_double_eq(last_value(r.out, "step 7 loss "), last_value(r.out, "step 1 loss "));
+    ck_assert_double_eq(last_value(r.out, "final loss "), last_value(r.out, "step 1 loss "));
+    run_free(&r);
+    remove_tmpdir();
+}
+END_TEST
+
+START_TEST(test_train_bad_flags) {
+    make_tmpdir();
+    static const struct { const char *args[4]; const char *want; } cases[] = {
+        {{"--steps", "abc"}, "linreg_train: --steps: expected a positive integer, got 'abc'"},
+        {{"--steps", "0"}, "--steps: expected a positive integer, got '0'"},
+        {{"--steps", "-3"}, "got '-3'"},
+        {{"--steps"}, "--steps: missing value"},
+        {{"--seed", "x1"}, "--seed: expected a non-negative integer"},
+        {{"--lr", "fast"}, "--lr: expected a non-negative number, got 'fast'"},
+        {{"--lr", "nan"}, "--lr"},
+        {{"--threads", "1.5"}, "--threads"},
+        {{"--bogus"}, "unknown flag '--bogus'"},
+        {{"--data", "x.npy"}, "--data: expected NAME=FILE.npy, got 'x.npy'"},
+        {{"--stepsx", "3"}, "unknown flag '--stepsx'"},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        Run r = run_main(rt_train_main, &linreg_model, cases[k].args);
+        ck_assert_int_eq(r.rc, 2);
+        ck_assert_msg(strstr(r.err, cases[k].want) && strstr(r.err, "--help"),
+                      "case %zu: got '%s'", k, r.err);
+        ck_assert_str_eq(r.out, "");
+        run_free(&r);
+    }
+    remove_tmpdir();
+}
+END_TEST
+
+START_TEST(test_train_help) {
+    make_tmpdir();
+    Run r = run_main(rt_train_main, &linreg_model, (const char *[]){"--help", "--bogus", NULL});
+    ck_assert_int_eq(r.rc, 0);
+    ck_assert_ptr_nonnull(strstr(r.out, "usage: linreg_train"));
+    ck_assert_ptr_nonnull(strstr(r.out, "batch 4"));
+    ck_assert_ptr_nonnull(strstr(r.out, "x [4,3] float64"));
+    ck_assert_ptr_nonnull(strstr(r.out, "y [4,1] float64"));
+    ck_assert_ptr_nonnull(strstr(r.out, "default 0.01"));
+    run_free(&r);
+    remove_tmpdir();
+}
+END_TEST
+
+START_TEST(test_train_diverges) {
+    make_tmpdir();
+    Run r = run_main(rt_train_main, &linreg_model,
+                     (const char *[]){"--lr", "1e30", "--steps", "100", NULL});
+    ck_assert_int_eq(r.rc, 1);
+    ck_assert_msg(strstr(r.err, "linreg_train: loss is inf at step ") ||
+                  strstr(r.err, "linreg_train: loss is nan at step "), "%s", r.err);
+    run_free(&r);
+    remove_tmpdir();
+}
+END_TEST
+
+START_TEST(test_train_with_data) {
+    make_tmpdir();
+    /* y = x w* exactly, 12 rows = 3 minibatches: training must fit it. */
+    double x[12 * 3], y[12], w[3] = {0.5, -1, 2};
+    rt_rng r;
+    rt_rng_seed(&r, 11);
+    for (int b = 0; b < 12; b++) {
+        y[b] = 0;
+        for (int j = 0; j < 3; j++) {
+            x[b * 3 + j] = rt_rng_normal(&r);
+            y[b] += x[b * 3 + j] * w[j];
+        }
+    }
+    write_f64(tmp("x.npy"), 2, (long[]){12, 3}, x);
+    write_f64(tmp("y.npy"), 2, (long[]){12, 1}, y);
+    char dx[300], dy[300];
+    snprintf(dx, sizeof dx, "x=%s", tmp("x.npy"));
+    snprintf(dy, sizeof dy, "y=%s", tmp("y.npy"));
+    Run t = run_main(rt_train_main, &linreg_model,
+                     (const char *[]){"--data", dx, "--data", dy, "--steps", "300",
+                                      "--lr", "0.02", NULL});
+    ck_assert_msg(t.rc == 0, "%s", t.err);
+    ck_assert_double_lt(last_value(t.out, "final loss "), 1e-6);
+    ck_assert_double_gt(last_value(t.out, "step 1 loss "), 1.0);
+    for (int j = 0; j < 3; j++)
+        ck_assert_double_eq_tol(lr_arena[W_OFF + j], w[j], 1e-3);
+    run_free(&t);
+
+    /* A wrong shape: non-zero, and the message names the file. */
+    write_f64(tmp("bad.npy"), 2, (long[]){6, 6}, x);
+    char db[300];
+    snprintf(db, sizeof db, "x=%s", tmp("bad.npy"));
+    t = run_main(rt_train_main, &linreg_model,
+                 (const char *[]){"--data", db, "--data", dy, NULL});
+    ck_assert_int_ne(t.rc, 0);
+    ck_assert_ptr_nonnull(strstr(t.err, tmp("bad.npy")));
+    ck_assert_ptr_nonnull(strstr(t.err, "bad.npy: expected [*,3] float64, got [6,6] float64"));
+    ck_assert_str_eq(t.out, "");
+    run_free(&t);
+
+    /* Only one input bound. */
+    t = run_main(rt_train_main, &linreg_model, (const char *[]){"--data", dx, NULL});
+    ck_assert_int_eq(t.rc, 1);
+    ck_assert_ptr_nonnull(strstr(t.err, "input 'y' has no file"));
+    run_free(&t);
+    remove_tmpdir();
+}
+END_TEST
+
+/* ---- gradcheck ---- */
+
+START_TEST(test_gradcheck_correct) {
+    rt_gradcheck_opts o = {.all = 0, .seed = 1};
+    FILE *out = tmpfile();
+    double e = rt_gradcheck(&linreg_model, &o, out);
+    ck_assert_double_le(e, 1e-7);
+    ck_assert(e >= 0 && isfinite(e));
+    char buf[1024];
+    rewind(out);
+    size_t n = fread(buf, 1, sizeof buf - 1, out);
+    buf[n] = '\0';
+    fclose(out);
+    ck_assert_ptr_nonnull(strstr(buf, "w [3,1]  checked 3  kinks 0  relative error "));
+    ck_assert_double_eq_tol(last_value(buf, "max relative error "), e, 1e-8 * e);
+    /* The parameters are left as initialized, bit for bit. */
+    double w[3];
+    memcpy(w, lr_arena + W_OFF, sizeof w);
+    rt_init_params(&linreg_model, 1);
+    ck_assert_mem_eq(w, lr_arena + W_OFF, sizeof w);
+}
+END_TEST
+
+START_TEST(test_gradcheck_broken) {
+    rt_gradcheck_opts o = {.all = 0, .seed = 1};
+    double e = rt_gradcheck(&linreg_bad_model, &o, NULL);
+    ck_assert_double_gt(e, 1e-2);
+    ck_assert_double_eq_tol(e, 1.0 / 3, 1e-4); /* ||1.5g - g|| / ||1.5g|| */
+}
+END_TEST
+
+START_TEST(test_gradcheck_picks) {
+    rt_gradcheck_opts o = {.all = 0, .seed = 1};
+    char buf[1024];
+    FILE *out = tmpfile();
+    ck_assert_double_le(rt_gradcheck(&quad_model, &o, out), 1e-7);
+    rewind(out);
+    buf[fread(buf, 1, sizeof buf - 1, out)] = '\0';
+    ck_assert_ptr_nonnull(strstr(buf, "v [10,10]  checked 64  kinks 0"));
+    fclose(out);
+    o.all = 1;
+    out = tmpfile();
+    rt_gradcheck(&quad_model, &o, out);
+    rewind(out);
+    buf[fread(buf, 1, sizeof buf - 1, out)] = '\0';
+    ck_assert_ptr_nonnull(strstr(buf, "v [10,10]  checked 100  kinks 0"));
+    fclose(out);
+}
+END_TEST
+
+START_TEST(test_gradcheck_kinks) {
+    rt_gradcheck_opts o = {.all = 0, .seed = 1};
+    char buf[1024];
+    FILE *out = tmpfile();
+    ck_assert_double_eq(rt_gradcheck(&kink_model, &o, out), 0.0);
+    rewind(out);
+    buf[fread(buf, 1, sizeof buf - 1, out)] = '\0';
+    ck_assert_ptr_nonnull(strstr(buf, "w [3]  checked 0  kinks 3  relative error 0\n"));
+    fclose(out);
+}
+END_TEST
+
+START_TEST(test_gradcheck_main) {
+    make_tmpdir();
+    Run r = run_main(rt_gradcheck_main, &linreg_model, (const char *[]){"--all", NULL});
+    ck_assert_msg(r.rc == 0, "%s", r.err);
+    ck_assert_ptr_nonnull(strstr(r.out, "max relative error "));
+    run_free(&r);
+    r = run_main(rt_gradcheck_main, &linreg_bad_model, (const char *[]){"--seed", "3", NULL});
+    ck_assert_int_eq(r.rc, 1);
+    ck_assert_ptr_nonnull(strstr(r.err, "linreg_gradcheck: FAILED: max relative error 0.333"));
+    ck_assert_ptr_nonnull(strstr(r.err, "> tol 1e-06"));
+    run_free(&r);
+    r = run_main(rt_gradcheck_main, &linreg_bad_model, (const char *[]){"--tol", "0.5", NULL});
+    ck_assert_int_eq(r.rc, 0);
+    run_free(&r);
+    r = run_main(rt_gradcheck_main, &linreg_model, (const char *[]){"--tol", "x", NULL});
+    ck_assert_int_eq(r.rc, 2);
+    ck_assert_ptr_nonnull(strstr(r.err, "linreg_gradcheck: --tol: expected"));
+    run_free(&r);
+    r = run_main(rt_gradcheck_main, &float_model, (const char *[]){NULL});
+    ck_assert_int_ne(r.rc, 0);
+    ck_assert_ptr_nonnull(strstr(r.err, "double build"));
+    run_free(&r);
+    r = run_main(rt_gradcheck_main, &linreg_model, (const char *[]){"-h", NULL});
+    ck_assert_int_eq(r.rc, 0);
+    ck_assert_ptr_nonnull(strstr(r.out, "usage: linreg_gradcheck"));
+    run_free(&r);
+    remove_tmpdir();
+}
+END_TEST
+
+START_TEST(test_now_ms) {
+    double a = rt_now_ms();
+    nanosleep(&(struct timespec){.tv_nsec = 20000000}, NULL);
+    double b = rt_now_ms();
+    ck_assert_double_ge(b - a, 19.0);
+    ck_assert_double_lt(b - a, 2000.0);
+}
+END_TEST
+
+static Suite *runtime_suite(void) {
+    Suite *s = suite_create("runtime");
+    TCase *tc = tcase_create("rng");
+    tcase_add_test(tc, test_rng_golden);
+    tcase_add_test(tc, test_rng_determinism);
+    tcase_add_test(tc, test_rng_normal_moments);
+    tcase_add_test(tc, test_rng_uniform_range);
+    tcase_add_test(tc, test_rng_streams_differ);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("tensor");
+    tcase_add_test(tc, test_get_set_float_build);
+    tcase_add_test(tc, test_get_set_double_build);
+    tcase_add_test(tc, test_init_params);
+    tcase_add_test(tc, test_init_param_streams_independent);
+    tcase_add_test(tc, test_init_normal_moments);
+    tcase_add_test(tc, test_random_inputs);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("npy");
+    tcase_add_test(tc, test_npy_round_trip);
+    tcase_add_test(tc, test_npy_write_leaves_no_temp);
+    tcase_add_test(tc, test_npy_read_numpy_files);
+    tcase_add_test(tc, test_npy_numpy_reads_ours);
+    tcase_add_test(tc, test_npy_truncated);
+    tcase_add_test(tc, test_npy_bad_headers);
+    tcase_add_test(tc, test_npy_fuzzed_headers);
+    tcase_set_timeout(tc, 60);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("bind");
+    tcase_add_test(tc, test_bind_conversions);
+    tcase_add_test(tc, test_bind_batches_cycle);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("train");
+    tcase_add_test(tc, test_train_random_data);
+    tcase_add_test(tc, test_train_print_every_and_lr);
+    tcase_add_test(tc, test_train_bad_flags);
+    tcase_add_test(tc, test_train_help);
+    tcase_add_test(tc, test_train_diverges);
+    tcase_add_test(tc, test_train_with_data);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("gradcheck");
+    tcase_add_test(tc, test_gradcheck_correct);
+    tcase_add_test(tc, test_gradcheck_broken);
+    tcase_add_test(tc, test_gradcheck_picks);
+    tcase_add_test(tc, test_gradcheck_kinks);
+    tcase_add_test(tc, test_gradcheck_main);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("util");
+    tcase_add_test(tc, test_now_ms);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void) {
+    SRunner *sr = srunner_create(runtime_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
