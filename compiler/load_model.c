@@ -25,7 +25,7 @@
 #endif
 
 enum {
-    MAX_INSTRUCTIONS = 200000000, /* counted in steps of INSTRUCTION_STEP */
+    MAX_INSTRUCTIONS = 100000000, /* counted in steps of INSTRUCTION_STEP */
     INSTRUCTION_STEP = 10000,
 };
 static const size_t MAX_LUA_MEMORY = (size_t)1 << 30;

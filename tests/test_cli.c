@@ -1,0 +1,228 @@
+/*
+ * test_cli.c: gradc as a user meets it: --help and --version, one clear
+ * line for every bad model file (naming file and line, exit 1, nothing
+ * written), the same bytes from run to run, and generated/ kept fresh.
+ */
+#include <dirent.h>
+#include "test_util.h"
+
+START_TEST(help_and_version)
+{
+    char *out;
+    ck_assert_int_eq(run_cmd(GRADC_BIN " --help", &out), 0);
+    ck_assert_ptr_nonnull(strstr(out, "usage: gradc compile MODEL.lua"));
+    free(out);
+    ck_assert_int_eq(run_cmd(GRADC_BIN " --version", &out), 0);
+    ck_assert_ptr_nonnull(strstr(out, "gradc 0."));
+    free(out);
+    ck_assert_int_eq(run_cmd(GRADC_BIN " frobnicate models/seed_mlp.lua", &out), 2);
+    ck_assert_ptr_nonnull(strstr(out, "unknown command 'frobnicate'"));
+    free(out);
+    ck_assert_int_eq(run_cmd(GRADC_BIN, &out), 2);
+    free(out);
+}
+END_TEST
+
+/* A bad model file, and the line it must get. */
+typedef struct {
+    const char *what, *model, *message;
+} BadModel;
+
+#define SEED_HEAD                                 \
+    "local x = input(\"x\", {64, 1000})\n"        \
+    "local y = input(\"y\", {64, 10})\n"          \
+    "local w1 = param(\"w1\", {1000, 100}, randn())\n"
+
+static const BadModel bad_models[] = {
+    {"syntax error", SEED_HEAD "local h = sigmoid(x:matmul(w1)\nreturn model { loss = sum(h) }\n",
+     "bad.lua:5: ')' expected (to close '(' at line 4) near 'return'"},
+    {"unknown op", SEED_HEAD "local h = softmax(x:matmul(w1))\nreturn model { loss = sum(h) }\n",
+     "bad.lua:4: 'softmax' is not defined"},
+    {"shape mismatch",
+     SEED_HEAD "local w2 = param(\"w2\", {100, 10}, randn())\nlocal h = x:matmul(w2)\n"
+               "return model { loss = sum(h) }\n",
+     "bad.lua:5: matmul: inner dimensions differ: [64,1000] x [100,10]"},
+    {"broadcast mismatch", SEED_HEAD "local h = x:matmul(w1) + y\nreturn model { loss = sum(h) }\n",
+     "bad.lua:4: add: shapes do not broadcast: [64,100] and [64,10]"},
+    {"missing loss", SEED_HEAD "local h = x:matmul(w1)\nreturn model { outputs = { h = h } }\n",
+     "bad.lua:5: model: loss is missing"},
+    {"loss not a scalar", SEED_HEAD "return model { loss = x:matmul(w1) }\n",
+     "bad.lua:4: model: the loss must be a scalar, got [64,100]"},
+    {"no model returned", SEED_HEAD "local h = x:matmul(w1)\n",
+     "bad.lua:4: the model file must end with `return model{ loss = ... }`"},
+    {"loss without params", SEED_HEAD "return model { loss = sum(x) }\n",
+     "bad.lua:4: the loss does not depend on any param()"},
+    {"labels in arithmetic",
+     "local s = input(\"s\", {8, 3})\nlocal y = input(\"y\", {8}, \"int32\")\n"
+     "local w = param(\"w\", {3}, randn())\nreturn model { loss = sum(s * w + y) }\n",
+     "bad.lua:4: add: int32 tensor 'y' holds labels"},
+    {"bad dimension", "local x = input(\"x\", {64, 0})\n",
+     "bad.lua:1: input: dimension 2 must be a positive integer, got 0"},
+    {"runs os", "os.execute(\"touch pwned\")\n", "bad.lua:1: 'os' is not defined"},
+    {"reads files", "local f = io.open(\"/etc/passwd\")\n", "bad.lua:1: 'io' is not defined"},
+    {"loads code", "load(\"return 1\")()\n", "bad.lua:1: 'load' is not defined"},
+    {"runs forever", "while true do end\n", "bad.lua:1: the model ran for more than"},
+    {"lua error", SEED_HEAD "error(\"no such layer\")\n", "bad.lua:4: no such layer"},
+};
+
+/* One line on stderr naming the file and line, exit 1, and the output
+ * folder left as it was (empty here). */
+START_TEST(bad_model_gets_one_line)
+{
+    const BadModel *b = &bad_models[_i];
+    char *dir = make_tmpdir(), path[512], out_dir[512], cmd[2048], *out;
+    snprintf(path, sizeof path, "%s/bad.lua", dir);
+    snprintf(out_dir, sizeof out_dir, "%s/out", dir);
+    write_text(path, b->model);
+    snprintf(cmd, sizeof cmd, "cd '%s' && %s/%s compile bad.lua -o out", dir, getenv("PWD"), GRADC_BIN);
+    int status = run_cmd(cmd, &out);
+    ck_assert_msg(status == 1, "%s: exit %d, said: %s", b->what, status, out);
+    ck_assert_msg(strncmp(out, b->message, strlen(b->message)) == 0, "%s: expected '%s...', got '%s'",
+                  b->what, b->message, out);
+    char *newline = strchr(out, '\n');
+    ck_assert_msg(newline && newline[1] == 0, "%s: more than one line: '%s'", b->what, out);
+    ck_assert_msg(!file_exists(out_dir), "%s: wrote %s", b->what, out_dir);
+    snprintf(path, sizeof path, "%s/pwned", dir);
+    ck_assert_msg(!file_exists(path), "%s: the model ran a command", b->what);
+    free(out);
+    remove_dir(dir);
+}
+END_TEST
+
+/* A failed compile leaves what an earlier one wrote untouched. */
+START_TEST(failed_compile_keeps_old_output)
+{
+    char *dir = make_tmpdir(), path[512], cmd[2048], *out;
+    snprintf(path, sizeof path, "%s/m.lua", dir);
+    write_text(path, "local x = input(\"x\", {2, 2})\nlocal w = param(\"w\", {2, 2}, randn())\n"
+                     "return model { loss = sum(x:matmul(w)) }\n");
+    snprintf(cmd, sizeof cmd, "%s compile %s -o %s", GRADC_BIN, path, dir);
+    ck_assert_int_eq(run_cmd(cmd, NULL), 0);
+    snprintf(cmd, sizeof cmd, "cat %s/m.c", dir);
+    char *before;
+    ck_assert_int_eq(run_cmd(cmd, &before), 0);
+    write_text(path, "local x = input(\"x\", {2, 2})\nreturn model { loss = sum(x:matmul(x:t() + 1 }\n");
+    snprintf(cmd, sizeof cmd, "%s compile %s -o %s", GRADC_BIN, path, dir);
+    ck_assert_int_eq(run_cmd(cmd, &out), 1);
+    free(out);
+    snprintf(cmd, sizeof cmd, "cat %s/m.c", dir);
+    char *after;
+    ck_assert_int_eq(run_cmd(cmd, &after), 0);
+    ck_assert_str_eq(before, after);
+    free(before);
+    free(after);
+    remove_dir(dir);
+}
+END_TEST
+
+/* Every model in models/ (not models/lib). */
+static int list_models(char names[][64], int max)
+{
+    DIR *d = opendir("models");
+    ck_assert_ptr_nonnull(d);
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) && n < max) {
+        size_t len = strlen(e->d_name);
+        if (len > 4 && len < 64 && !strcmp(e->d_name + len - 4, ".lua")) {
+            memcpy(names[n], e->d_name, len - 4);
+            names[n++][len - 4] = 0;
+        }
+    }
+    closedir(d);
+    return n;
+}
+
+static const char *const suffixes[] = {".h", ".c", "_train.c", "_gradcheck.c"};
+
+static int same_file(const char *a, const char *b)
+{
+    char cmd[1300];
+    snprintf(cmd, sizeof cmd, "cmp -s '%.600s' '%.600s'", a, b);
+    return run_cmd(cmd, NULL) == 0;
+}
+
+/* generated/ is what the compiler makes today: `make generate` would not
+ * change it. */
+START_TEST(generated_is_fresh)
+{
+    char names[64][64];
+    int n = list_models(names, 64);
+    ck_assert_int_ge(n, 4);
+    for (int i = 0; i < n; i++) {
+        char *dir = make_tmpdir(), cmd[1024], *out;
+        snprintf(cmd, sizeof cmd, "%s compile models/%.63s.lua -o %.500s", GRADC_BIN, names[i], dir);
+        ck_assert_msg(run_cmd(cmd, &out) == 0, "%s: %s", names[i], out);
+        free(out);
+        for (int k = 0; k < 4; k++) {
+            char fresh[600], committed[600];
+            snprintf(fresh, sizeof fresh, "%.500s/%.63s%s", dir, names[i], suffixes[k]);
+            snprintf(committed, sizeof committed, "generated/%.63s/%.63s%s", names[i], names[i], suffixes[k]);
+            ck_assert_msg(same_file(fresh, committed),
+                          "%s is stale: run `make generate` and commit generated/", committed);
+        }
+        remove_dir(dir);
+    }
+}
+END_TEST
+
+/* The same model gives the same bytes, whatever the folder it is written
+ * to or the time. */
+START_TEST(same_model_same_bytes)
+{
+    char *a = make_tmpdir(), *b = make_tmpdir(), cmd[1024];
+    snprintf(cmd, sizeof cmd, "%s compile models/mlp3.lua -o %s && %s compile models/mlp3.lua -o %s",
+             GRADC_BIN, a, GRADC_BIN, b);
+    ck_assert_int_eq(run_cmd(cmd, NULL), 0);
+    for (int k = 0; k < 4; k++) {
+        char pa[600], pb[600];
+        snprintf(pa, sizeof pa, "%s/mlp3%s", a, suffixes[k]);
+        snprintf(pb, sizeof pb, "%s/mlp3%s", b, suffixes[k]);
+        ck_assert_msg(same_file(pa, pb), "mlp3%s differs between two runs", suffixes[k]);
+    }
+    remove_dir(a);
+    remove_dir(b);
+}
+END_TEST
+
+START_TEST(print_shows_both_passes)
+{
+    char *out;
+    ck_assert_int_eq(run_cmd(GRADC_BIN " print models/seed_mlp.lua", &out), 0);
+    ck_assert_ptr_nonnull(strstr(out, "forward:"));
+    ck_assert_ptr_nonnull(strstr(out, "backward:"));
+    ck_assert_ptr_nonnull(strstr(out, "sigmoid %4                          [64,100]"));
+    ck_assert_ptr_nonnull(strstr(out, "models/seed_mlp.lua:12"));
+    free(out);
+    ck_assert_int_eq(run_cmd(GRADC_BIN " print models/seed_mlp.lua --after load", &out), 0);
+    ck_assert_ptr_null(strstr(out, "(A^T B)"));
+    free(out);
+    ck_assert_int_eq(run_cmd(GRADC_BIN " print models/seed_mlp.lua -D batch=4 -D d_in=3", &out), 0);
+    ck_assert_ptr_nonnull(strstr(out, "[4,3]"));
+    free(out);
+}
+END_TEST
+
+static Suite *cli_suite(void)
+{
+    Suite *s = suite_create("cli");
+    TCase *t = tcase_create("cli");
+    tcase_set_timeout(t, 60);
+    tcase_add_test(t, help_and_version);
+    tcase_add_loop_test(t, bad_model_gets_one_line, 0, sizeof bad_models / sizeof *bad_models);
+    tcase_add_test(t, failed_compile_keeps_old_output);
+    tcase_add_test(t, generated_is_fresh);
+    tcase_add_test(t, same_model_same_bytes);
+    tcase_add_test(t, print_shows_both_passes);
+    suite_add_tcase(s, t);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *r = srunner_create(cli_suite());
+    srunner_run_all(r, CK_NORMAL);
+    int failed = srunner_ntests_failed(r);
+    srunner_free(r);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

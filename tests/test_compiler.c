@@ -1,0 +1,342 @@
+/*
+ * test_compiler.c: the IR, shape rules, passes and front end, tested
+ * through the compiler's own API (linked from build/libgradc.a).
+ *
+ * Golden tests keep each model and the IR it must give side by side.
+ */
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "gradc.h"
+
+static Shape shape2(int a, int b) { return (Shape){2, {a, b}}; }
+static Shape shape1(int a) { return (Shape){1, {a}}; }
+
+static int leaf(Graph *g, int op, const char *name, Shape s)
+{
+    return ir_must(g, &(Node){.op = op, .name = name, .shape = s, .init = INIT_NORMAL, .init_b = 1});
+}
+
+/* ---- shapes ---- */
+
+START_TEST(broadcast_shapes)
+{
+    Graph *g = ir_new();
+    int x = leaf(g, OP_INPUT, "x", shape2(64, 10));
+    int b = leaf(g, OP_PARAM, "b", shape1(10));
+    int c = leaf(g, OP_PARAM, "c", shape2(64, 1));
+    int s = ir_const(g, 2, (Shape){0});
+    ck_assert(shape_eq(ir_at(g, ir_binary(g, OP_ADD, x, b))->shape, shape2(64, 10)));
+    ck_assert(shape_eq(ir_at(g, ir_binary(g, OP_MUL, c, x))->shape, shape2(64, 10)));
+    ck_assert(shape_eq(ir_at(g, ir_binary(g, OP_SUB, s, b))->shape, shape1(10)));
+    int bad = leaf(g, OP_PARAM, "bad", shape1(3));
+    ck_assert_int_eq(ir_node(g, &(Node){.op = OP_ADD, .n_in = 2, .in = {x, bad}}), -1);
+    ck_assert_str_eq(g->error, "shapes do not broadcast: [64,10] and [3]");
+    ir_free(g);
+}
+END_TEST
+
+START_TEST(matmul_shapes)
+{
+    Graph *g = ir_new();
+    int x = leaf(g, OP_INPUT, "x", shape2(64, 1000));
+    int w = leaf(g, OP_PARAM, "w", shape2(100, 10));
+    int v = leaf(g, OP_PARAM, "v", shape2(10, 1000));
+    ck_assert_int_eq(ir_node(g, &(Node){.op = OP_MATMUL, .n_in = 2, .in = {x, w}}), -1);
+    ck_assert_str_eq(g->error, "inner dimensions differ: [64,1000] x [100,10]");
+    /* x v^T: [64,1000] x [1000,10] */
+    ck_assert(shape_eq(ir_at(g, ir_matmul(g, x, false, v, true))->shape, shape2(64, 10)));
+    /* x^T x: [1000,64] x [64,1000] */
+    ck_assert(shape_eq(ir_at(g, ir_matmul(g, x, true, x, false))->shape, shape2(1000, 1000)));
+    ir_free(g);
+}
+END_TEST
+
+START_TEST(sum_to_undoes_broadcast)
+{
+    Graph *g = ir_new();
+    int dy = leaf(g, OP_INPUT, "dy", (Shape){3, {4, 5, 6}});
+    ck_assert(shape_eq(ir_at(g, ir_sum_to(g, dy, shape1(6)))->shape, shape1(6)));
+    ck_assert(shape_eq(ir_at(g, ir_sum_to(g, dy, shape2(5, 1)))->shape, shape2(5, 1)));
+    ck_assert(shape_eq(ir_at(g, ir_sum_to(g, dy, (Shape){0}))->shape, (Shape){0}));
+    ck_assert_int_eq(ir_sum_to(g, dy, (Shape){3, {4, 5, 6}}), dy);
+    ir_free(g);
+}
+END_TEST
+
+START_TEST(int_labels_refuse_arithmetic)
+{
+    Graph *g = ir_new();
+    int y = ir_must(g, &(Node){.op = OP_INPUT, .name = "y", .shape = shape1(8), .dtype = DT_I32});
+    int x = leaf(g, OP_INPUT, "x", shape1(8));
+    ck_assert_int_eq(ir_node(g, &(Node){.op = OP_ADD, .n_in = 2, .in = {x, y}}), -1);
+    ck_assert_ptr_nonnull(strstr(g->error, "int32 tensor 'y' holds labels"));
+    ir_free(g);
+}
+END_TEST
+
+START_TEST(cse_merges_equal_nodes)
+{
+    Graph *g = ir_new();
+    int x = leaf(g, OP_INPUT, "x", shape1(8));
+    ck_assert_int_ne(ir_unary(g, OP_EXP, x), ir_unary(g, OP_EXP, x));
+    g->cse = true;
+    int a = ir_unary(g, OP_TANH, x);
+    ck_assert_int_eq(ir_unary(g, OP_TANH, x), a);
+    ck_assert_int_ne(ir_pow(g, x, 2), ir_pow(g, x, 3));
+    ir_free(g);
+}
+END_TEST
+
+/* ---- the front end and passes, through real model files ---- */
+
+static char *tmpdir;
+
+static void setup(void)
+{
+    tmpdir = strdup("/tmp/gradc-compiler-XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+}
+
+static void teardown(void)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+    ck_assert_int_eq(system(cmd), 0);
+    free(tmpdir);
+    free_kept();
+}
+
+static const char *write_model(const char *name, const char *text)
+{
+    static char path[512];
+    snprintf(path, sizeof path, "%s/%s", tmpdir, name);
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs(text, f);
+    fclose(f);
+    return path;
+}
+
+/* The IR as `gradc print` shows it, after the passes up to `after`. */
+static char *ir_text(Graph *g)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    ir_print(g, f);
+    fclose(f);
+    /* Lines name the temporary folder; the golden text says DIR. */
+    char *p;
+    while ((p = strstr(text, tmpdir))) {
+        size_t n = strlen(tmpdir);
+        memcpy(p, "DIR", 3);
+        memmove(p + 3, p + n, strlen(p + n) + 1);
+    }
+    return text;
+}
+
+static Graph *compile_graph(const char *path, const char **defines, int n_defines)
+{
+    LoadOptions o = {defines, n_defines};
+    Graph *g = load_model(path, &o);
+    ck_assert_ptr_nonnull(g);
+    grad(g);
+    ir_check(g);
+    Graph *s = simplify(g);
+    ir_free(g);
+    Graph *d = dce(s);
+    ir_free(s);
+    ir_check(d);
+    return d;
+}
+
+static const char golden_model[] =
+    "local x = input(\"x\", {4, 3})\n"
+    "local w = param(\"w\", {3, 2}, randn())\n"
+    "local h = tanh(x:matmul(w))\n"
+    "return model { loss = sum(h * 1 + 0), outputs = { h = h } }\n";
+
+static const char golden_ir[] =
+    "model golden (batch 4)\n"
+    "forward:\n"
+    "  %0   = input \"x\"                           [4,3]        real  DIR/golden.lua:1\n"
+    "  %1   = param \"w\"                           [3,2]        real  DIR/golden.lua:2\n"
+    "  %2   = matmul %0, %1                       [4,2]        real  DIR/golden.lua:3\n"
+    "  %3   = tanh %2                             [4,2]        real  DIR/golden.lua:3\n"
+    "  %4   = const 1.0                           []           real  DIR/golden.lua:4\n"
+    "  %5   = sum %3 over 1,2                     []           real  DIR/golden.lua:4\n"
+    "backward:\n"
+    "  %6   = pow %3 2.0                          [4,2]        real  DIR/golden.lua:3\n"
+    "  %7   = sub %4, %6                          [4,2]        real  DIR/golden.lua:3\n"
+    "  %8   = matmul %0, %7 (A^T B)               [3,2]        real  DIR/golden.lua:3\n"
+    "roots:\n"
+    "  loss %5\n"
+    "  output \"h\" %3\n"
+    "  param \"w\" %1  gradient %8\n";
+
+/* The identities (h * 1 + 0, dy * 1, sums of a broadcast 1) all fold away,
+ * no gradient is made for the input x, and tanh's 1 - y^2 shares the
+ * constant 1 the model wrote. */
+START_TEST(golden_ir_after_passes)
+{
+    Graph *g = compile_graph(write_model("golden.lua", golden_model), NULL, 0);
+    char *text = ir_text(g);
+    ck_assert_str_eq(text, golden_ir);
+    free(text);
+    ir_free(g);
+}
+END_TEST
+
+static int count_op(Graph *g, int op, bool grad)
+{
+    int n = 0;
+    for (int i = 0; i < g->n; i++)
+        n += g->nodes[i].op == op && g->nodes[i].is_grad == grad;
+    return n;
+}
+
+/* The seed network: the backward pass has the three products the notes
+ * write (grad_w2, grad_h, grad_w1) and not a fourth for grad_x; its
+ * transposes are BLAS flags, never nodes. */
+START_TEST(seed_backward_is_the_notes)
+{
+    const char *d[] = {"batch=8", "d_in=20", "hidden=6"};
+    Graph *g = compile_graph("models/seed_mlp.lua", d, 3);
+    ck_assert_int_eq(g->batch, 8);
+    ck_assert_int_eq(count_op(g, OP_MATMUL, false), 2);
+    ck_assert_int_eq(count_op(g, OP_MATMUL, true), 3);
+    ck_assert_int_eq(count_op(g, OP_TRANSPOSE, false) + count_op(g, OP_TRANSPOSE, true), 0);
+    for (int i = 0; i < g->n_params; i++)
+        ck_assert(shape_eq(g->nodes[g->params[i].grad].shape, g->nodes[g->params[i].node].shape));
+    ir_free(g);
+}
+END_TEST
+
+/* W:t() in the forward pass and its gradient's transpose both fold. */
+START_TEST(transposes_fold_into_flags)
+{
+    Graph *g = compile_graph("models/norm_wx.lua", NULL, 0);
+    ck_assert_int_eq(count_op(g, OP_TRANSPOSE, false) + count_op(g, OP_TRANSPOSE, true), 0);
+    int gr = g->params[0].grad;
+    ck_assert_int_eq(g->nodes[gr].op, OP_MATMUL);
+    ck_assert(g->nodes[gr].trans_a); /* dW = dq^T x */
+    ir_free(g);
+}
+END_TEST
+
+START_TEST(dce_drops_unused)
+{
+    const char *path = write_model("dead.lua",
+                                   "local x = input(\"x\", {2, 2})\n"
+                                   "local w = param(\"w\", {2, 2}, randn())\n"
+                                   "local unused = exp(x):matmul(w)\n"
+                                   "return model { loss = sum(x * w) }\n");
+    Graph *g = compile_graph(path, NULL, 0);
+    ck_assert_int_eq(count_op(g, OP_EXP, false), 0);
+    ck_assert_int_eq(count_op(g, OP_MATMUL, false), 0);
+    ir_free(g);
+}
+END_TEST
+
+START_TEST(config_and_import)
+{
+    char lib[600];
+    snprintf(lib, sizeof lib, "%s/lib", tmpdir);
+    ck_assert_int_eq(mkdir(lib, 0777), 0);
+    write_model("lib/twice.lua", "return function(x) return x + x end\n");
+    const char *path = write_model("uses.lua",
+                                   "local twice = import(\"twice\")\n"
+                                   "local x = input(\"x\", {config.n, 3})\n"
+                                   "local w = param(\"w\", {3}, ones())\n"
+                                   "return model { loss = sum(twice(x * w)) }\n");
+    const char *d[] = {"n=5"};
+    Graph *g = compile_graph(path, d, 1);
+    ck_assert_int_eq(g->batch, 5);
+    /* The add came from the module, and says so. */
+    int adds = 0;
+    for (int i = 0; i < g->n; i++)
+        if (g->nodes[i].op == OP_ADD && !g->nodes[i].is_grad) {
+            ck_assert_ptr_nonnull(strstr(g->nodes[i].loc.file, "lib/twice.lua"));
+            adds++;
+        }
+    ck_assert_int_eq(adds, 1);
+    ir_free(g);
+}
+END_TEST
+
+START_TEST(lua_locals_name_nodes)
+{
+    const char *path = write_model("named.lua",
+                                   "local x = input(\"x\", {2, 3})\n"
+                                   "local w = param(\"w\", {3, 3}, randn())\n"
+                                   "local hidden = sigmoid(x:matmul(w))\n"
+                                   "return model { loss = sum(hidden) }\n");
+    LoadOptions o = {0};
+    Graph *g = load_model(path, &o);
+    ck_assert_ptr_nonnull(g);
+    bool found = false;
+    for (int i = 0; i < g->n; i++)
+        if (g->nodes[i].op == OP_SIGMOID) {
+            ck_assert_str_eq(g->nodes[i].var, "hidden");
+            found = true;
+        }
+    ck_assert(found);
+    ir_free(g);
+}
+END_TEST
+
+START_TEST(labels_learn_their_range)
+{
+    Graph *g = compile_graph("models/mlp3.lua", NULL, 0);
+    int labels = g->inputs[1];
+    ck_assert_int_eq(g->nodes[labels].dtype, DT_I32);
+    ck_assert_int_eq(g->nodes[labels].classes, 10);
+    ir_free(g);
+}
+END_TEST
+
+/* Errors are tested through the command line in test_cli.c; here, that
+ * the front end refuses without leaving a graph. */
+START_TEST(sandbox_has_no_os)
+{
+    const char *path = write_model("escape.lua", "os.execute('true')\n");
+    LoadOptions o = {0};
+    ck_assert_ptr_null(load_model(path, &o));
+}
+END_TEST
+
+static Suite *compiler_suite(void)
+{
+    Suite *s = suite_create("compiler");
+    TCase *shapes = tcase_create("shapes");
+    tcase_add_test(shapes, broadcast_shapes);
+    tcase_add_test(shapes, matmul_shapes);
+    tcase_add_test(shapes, sum_to_undoes_broadcast);
+    tcase_add_test(shapes, int_labels_refuse_arithmetic);
+    tcase_add_test(shapes, cse_merges_equal_nodes);
+    suite_add_tcase(s, shapes);
+    TCase *passes = tcase_create("passes");
+    tcase_add_checked_fixture(passes, setup, teardown);
+    tcase_add_test(passes, golden_ir_after_passes);
+    tcase_add_test(passes, seed_backward_is_the_notes);
+    tcase_add_test(passes, transposes_fold_into_flags);
+    tcase_add_test(passes, dce_drops_unused);
+    tcase_add_test(passes, config_and_import);
+    tcase_add_test(passes, lua_locals_name_nodes);
+    tcase_add_test(passes, labels_learn_their_range);
+    tcase_add_test(passes, sandbox_has_no_os);
+    suite_add_tcase(s, passes);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *r = srunner_create(compiler_suite());
+    srunner_run_all(r, CK_NORMAL);
+    int failed = srunner_ntests_failed(r);
+    srunner_free(r);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -1,0 +1,454 @@
+/*
+ * test_models.c: the models suite. Every model in the table below is
+ * linked twice, as float (NAME_model_f32) and as double (NAME_model_f64),
+ * and each property loops over the table, so adding a model is one row:
+ *
+ *   gradcheck     rt_gradcheck of the double build is <= 1e-6 (DESIGN.md),
+ *                 with at least one element of every parameter checked.
+ *   train_step    in double, train_step(lr) leaves p - lr * grad(p) to
+ *                 1e-12 and returns the loss loss_and_grad gave at p.
+ *   float_double  10 float steps and 10 double steps from the same seed
+ *                 agree on every loss to 1e-4 relative (DESIGN.md).
+ *   forward       in double, forward(batch) is finite, and forward(rows)
+ *                 gives the same first rows: rows do not mix.
+ *
+ * And one end-to-end test against an independent reference: 200 steps of
+ * seed_mlp in double against the lecture notes' NumPy loop in float64
+ * (tests/notes_seed_mlp.py, run by /usr/bin/python3), every loss to 1e-9.
+ *
+ * "Relative" means |a - b| <= tol * max(1, |b|), b the reference.
+ * Measured margins go to stderr, one line each, so a drift towards a
+ * tolerance shows before it fails.
+ */
+#include <check.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include "rt.h"
+#include "mlp3.h"
+#include "norm_wx.h"
+#include "seed_mlp.h"
+#include "svm.h"
+
+typedef struct {
+    const char *name;
+    const rt_model *f32, *f64;
+} Model;
+
+static const Model models[] = {
+    {"mlp3", &mlp3_model_f32, &mlp3_model_f64},
+    {"norm_wx", &norm_wx_model_f32, &norm_wx_model_f64},
+    {"seed_mlp", &seed_mlp_model_f32, &seed_mlp_model_f64},
+    {"svm", &svm_model_f32, &svm_model_f64},
+};
+enum { N_MODELS = sizeof models / sizeof models[0] };
+
+enum { SEED = 1 };
+
+/* Row i of the table, after checking that its descriptors are the builds
+ * they claim to be. */
+static const Model *model_row(int i) {
+    const Model *r = &models[i];
+    ck_assert_msg(strcmp(r->f32->name, r->name) == 0 && strcmp(r->f64->name, r->name) == 0,
+                  "%s: descriptors name %s (f32) and %s (f64)", r->name, r->f32->name,
+                  r->f64->name);
+    ck_assert_msg(r->f32->real == RT_F32 && r->f64->real == RT_F64,
+                  "%s: real types %d (f32 build) and %d (f64 build)", r->name,
+                  (int)r->f32->real, (int)r->f64->real);
+    return r;
+}
+
+static int close_rel(double a, double b, double tol) {
+    return fabs(a - b) <= tol * fmax(1.0, fabs(b));
+}
+
+static double rel_diff(double a, double b) {
+    return fabs(a - b) / fmax(1.0, fabs(b));
+}
+
+static double *arena64(const rt_model *m) {
+    ck_assert_int_eq(m->real, RT_F64);
+    return (double *)m->arena;
+}
+
+static double *dup_doubles(const double *p, long n) {
+    double *q = malloc(sizeof *q * (size_t)n);
+    ck_assert_ptr_nonnull(q);
+    memcpy(q, p, sizeof *q * (size_t)n);
+    return q;
+}
+
+/* ---- gradcheck ---- */
+
+/* rt_gradcheck by DESIGN.md's definition, <= 1e-6. A parameter whose every
+ * checked element sat on a kink would count as error 0, so the per-parameter
+ * lines are read back and each must have checked at least one element. */
+START_TEST(test_gradcheck) {
+    const Model *r = model_row(_i);
+    char *text = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&text, &len);
+    ck_assert_ptr_nonnull(out);
+    rt_gradcheck_opts o = {.all = 0, .seed = SEED};
+    double err = rt_gradcheck(r->f64, &o, out);
+    ck_assert_int_eq(fclose(out), 0);
+    fprintf(stderr, "models: %s: gradient check max relative error %.3g (tolerance 1e-6)\n",
+            r->name, err);
+    ck_assert_msg(err <= 1e-6, "%s: gradient check max relative error %.9g > 1e-6:\n%s",
+                  r->name, err, text);
+
+    const char *line = text;
+    for (int k = 0; k < r->f64->n_params; k++) {
+        const char *name = r->f64->params[k].name;
+        size_t n = strlen(name);
+        ck_assert_msg(line && strncmp(line, name, n) == 0 && line[n] == ' ',
+                      "%s: gradient check line %d is not parameter %s:\n%s", r->name, k + 1,
+                      name, text);
+        const char *c = strstr(line, " checked ");
+        long checked = -1;
+        ck_assert_msg(c && sscanf(c, " checked %ld", &checked) == 1,
+                      "%s: no 'checked N' in the gradient check line of %s:\n%s", r->name,
+                      name, text);
+        ck_assert_msg(checked > 0, "%s: the gradient check checked no element of %s:\n%s",
+                      r->name, name, text);
+        line = strchr(line, '\n');
+        line = line ? line + 1 : NULL;
+    }
+    free(text);
+}
+END_TEST
+
+/* ---- train_step ---- */
+
+/* In double: train_step(lr) == p - lr * grad(p) elementwise to 1e-12, and
+ * its loss is loss_and_grad's at p, exactly (the same computation). The lr
+ * differs from the model's default, so a step that ignores it fails. */
+START_TEST(test_train_step_formula) {
+    const Model *r = model_row(_i);
+    const rt_model *m = r->f64;
+    double *a = arena64(m);
+    const rt_hyper hyper = {.lr = 0.05};
+    ck_assert_msg(hyper.lr != m->hyper.lr, "%s: default lr is the test's lr %g", r->name,
+                  hyper.lr);
+
+    rt_init_params(m, SEED);
+    rt_random_inputs(m, SEED);
+    double loss = m->loss_and_grad();
+    double *p = dup_doubles(a + m->params_offset, m->n_param_elems);
+    double *g = dup_doubles(a + m->grads_offset, m->n_param_elems);
+    double step_loss = m->train_step(&hyper);
+    ck_assert_msg(step_loss == loss,
+                  "%s: train_step returned loss %.17g, loss_and_grad at the same point %.17g",
+                  r->name, step_loss, loss);
+
+    long nonzero = 0;
+    for (int k = 0; k < m->n_params; k++) {
+        const rt_tensor *t = &m->params[k];
+        long base = t->offset - m->params_offset;
+        for (long i = 0; i < t->size; i++) {
+            double want = p[base + i] - hyper.lr * g[base + i];
+            double got = a[t->offset + i];
+            nonzero += g[base + i] != 0;
+            if (!close_rel(got, want, 1e-12))
+                ck_abort_msg("%s: %s[%ld] after train_step(lr %g) is %.17g, want p - lr*g = "
+                             "%.17g (p %.17g, g %.17g)", r->name, t->name, i, hyper.lr, got,
+                             want, p[base + i], g[base + i]);
+        }
+    }
+    ck_assert_msg(nonzero > 0, "%s: every gradient element is 0 at seed %d", r->name, SEED);
+    free(p);
+    free(g);
+}
+END_TEST
+
+/* ---- float against double ---- */
+
+/* Both builds from the same seed (drawn in double, so the float build starts
+ * at the double values rounded), then 10 steps each at the model's default
+ * hyperparameters: every loss agrees to 1e-4 relative. */
+START_TEST(test_float_double) {
+    const Model *r = model_row(_i);
+    const rt_model *mf = r->f32, *md = r->f64;
+    enum { STEPS = 10 };
+    ck_assert_msg(mf->hyper.lr == md->hyper.lr, "%s: default lr %g (f32) and %g (f64)",
+                  r->name, mf->hyper.lr, md->hyper.lr);
+    ck_assert_msg(mf->n_param_elems == md->n_param_elems,
+                  "%s: %ld parameter elements (f32) and %ld (f64)", r->name,
+                  mf->n_param_elems, md->n_param_elems);
+
+    rt_init_params(mf, SEED);
+    rt_random_inputs(mf, SEED);
+    rt_init_params(md, SEED);
+    rt_random_inputs(md, SEED);
+    for (int k = 0; k < md->n_params; k++)
+        for (long i = 0; i < md->params[k].size; i++) {
+            double vf = rt_get(mf, &mf->params[k], i), vd = rt_get(md, &md->params[k], i);
+            if (vf != (double)(float)vd)
+                ck_abort_msg("%s: initial %s[%ld] is %.9g (f32), %.17g (f64)", r->name,
+                             md->params[k].name, i, vf, vd);
+        }
+
+    double lf[STEPS], ld[STEPS];
+    for (int s = 0; s < STEPS; s++) {
+        lf[s] = mf->train_step(&mf->hyper);
+        ld[s] = md->train_step(&md->hyper);
+    }
+    double worst = 0;
+    int worst_step = 0;
+    for (int s = 0; s < STEPS; s++)
+        if (!(rel_diff(lf[s], ld[s]) <= worst)) {
+            worst = rel_diff(lf[s], ld[s]);
+            worst_step = s;
+        }
+    fprintf(stderr, "models: %s: float vs double loss, worst relative difference %.3g "
+            "(step %d of %d; tolerance 1e-4)\n", r->name, worst, worst_step + 1, STEPS);
+    for (int s = 0; s < STEPS; s++)
+        ck_assert_msg(close_rel(lf[s], ld[s], 1e-4),
+                      "%s: step %d loss %.9g (float) vs %.17g (double), relative "
+                      "difference %.3g > 1e-4", r->name, s + 1, lf[s], ld[s],
+                      rel_diff(lf[s], ld[s]));
+}
+END_TEST
+
+/* ---- forward ---- */
+
+/* Every input, as doubles (which hold float, double and int32 exactly). */
+static double **save_inputs(const rt_model *m) {
+    double **v = calloc((size_t)m->n_inputs + 1, sizeof *v);
+    ck_assert_ptr_nonnull(v);
+    for (int k = 0; k < m->n_inputs; k++) {
+        const rt_tensor *t = &m->inputs[k];
+        v[k] = malloc(sizeof **v * (size_t)t->size);
+        ck_assert_ptr_nonnull(v[k]);
+        for (long i = 0; i < t->size; i++)
+            v[k][i] = rt_get(m, t, i);
+    }
+    return v;
+}
+
+static void restore_inputs(const rt_model *m, double *const *v) {
+    for (int k = 0; k < m->n_inputs; k++)
+        for (long i = 0; i < m->inputs[k].size; i++)
+            rt_set(m, &m->inputs[k], i, v[k][i]);
+}
+
+static void free_inputs(const rt_model *m, double **v) {
+    for (int k = 0; k < m->n_inputs; k++)
+        free(v[k]);
+    free(v);
+}
+
+/* In double: forward(batch) gives finite outputs, and forward(rows) for
+ * rows = batch/2 gives the same first rows (to 1e-12) from the same inputs. */
+START_TEST(test_forward_rows) {
+    const Model *r = model_row(_i);
+    const rt_model *m = r->f64;
+    rt_init_params(m, SEED);
+    rt_random_inputs(m, SEED);
+    double **in = save_inputs(m);
+
+    m->forward(m->batch);
+    double **full = calloc((size_t)m->n_outputs + 1, sizeof *full);
+    ck_assert_ptr_nonnull(full);
+    for (int k = 0; k < m->n_outputs; k++) {
+        const rt_tensor *t = &m->outputs[k];
+        ck_assert_msg(t->rank >= 1 && t->shape[0] == m->batch,
+                      "%s: output %s has rank %d and first dimension %d, not the batch %d",
+                      r->name, t->name, t->rank, t->rank >= 1 ? t->shape[0] : 0, m->batch);
+        full[k] = malloc(sizeof **full * (size_t)t->size);
+        ck_assert_ptr_nonnull(full[k]);
+        for (long i = 0; i < t->size; i++) {
+            full[k][i] = rt_get(m, t, i);
+            if (!isfinite(full[k][i]))
+                ck_abort_msg("%s: forward(%d): output %s[%ld] is %g", r->name, m->batch,
+                             t->name, i, full[k][i]);
+        }
+    }
+
+    restore_inputs(m, in);
+    int rows = m->batch / 2 > 0 ? m->batch / 2 : 1;
+    m->forward(rows);
+    for (int k = 0; k < m->n_outputs; k++) {
+        const rt_tensor *t = &m->outputs[k];
+        long per_row = t->size / t->shape[0];
+        for (long i = 0; i < rows * per_row; i++) {
+            double got = rt_get(m, t, i);
+            if (!close_rel(got, full[k][i], 1e-12))
+                ck_abort_msg("%s: output %s[%ld] (row %ld) is %.17g after forward(%d), "
+                             "%.17g after forward(%d)", r->name, t->name, i, i / per_row, got,
+                             rows, full[k][i], m->batch);
+        }
+        free(full[k]);
+    }
+    free(full);
+    restore_inputs(m, in);
+    free_inputs(m, in);
+}
+END_TEST
+
+/* ---- the lecture notes' NumPy loop ---- */
+
+enum { NOTES_STEPS = 200 };
+#define NOTES_SCRIPT "notes_seed_mlp.py"
+#define PYTHON "/usr/bin/python3"
+
+static const rt_tensor *find_tensor(const rt_tensor *ts, int n, const char *name) {
+    for (int k = 0; k < n; k++)
+        if (strcmp(ts[k].name, name) == 0)
+            return &ts[k];
+    return NULL;
+}
+
+/* The script sits next to this file: found through __FILE__ (relative to
+ * where the suite was compiled, the repository root), else under tests/
+ * of the working directory. */
+static int find_script(char *path, size_t len) {
+    const char *slash = strrchr(__FILE__, '/');
+    int dir = slash ? (int)(slash - __FILE__) : 0;
+    snprintf(path, len, "%.*s%s" NOTES_SCRIPT, dir, __FILE__, slash ? "/" : "");
+    if (access(path, R_OK) == 0)
+        return 0;
+    snprintf(path, len, "tests/" NOTES_SCRIPT);
+    return access(path, R_OK);
+}
+
+/* Runs cmd through the shell; its exit status (-1 unless it exited) and,
+ * in out, the start of what it printed on stdout. */
+static int run(const char *cmd, char *out, size_t len) {
+    FILE *p = popen(cmd, "r");
+    if (!p) {
+        snprintf(out, len, "popen: %s", strerror(errno));
+        return -1;
+    }
+    size_t n = 0;
+    int c;
+    while ((c = fgetc(p)) != EOF)
+        if (n + 1 < len)
+            out[n++] = (char)c;
+    out[n] = 0;
+    int status = pclose(p);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static void path_in(char *buf, size_t len, const char *dir, const char *file) {
+    snprintf(buf, len, "%s/%s", dir, file);
+}
+
+/* seed_mlp in double, seed 1, against tests/notes_seed_mlp.py from the same
+ * x, y, w1, w2: the loss before each of 200 steps at lr 1e-4 agrees to 1e-9
+ * relative. The temporary folder is removed before anything is asserted. */
+START_TEST(test_notes_seed_mlp) {
+    const rt_model *m = &seed_mlp_model_f64;
+    double *a = arena64(m);
+    char script[600], fail[4096] = "", err[512];
+    ck_assert_msg(find_script(script, sizeof script) == 0,
+                  "cannot find " NOTES_SCRIPT " (looked next to " __FILE__ " and in tests/ of "
+                  "the working directory); run build/test_models from the repository root");
+    ck_assert_msg(access(PYTHON, X_OK) == 0, PYTHON " is missing (the notes' reference "
+                  "needs python3 with numpy, Debian python3-numpy)");
+
+    rt_init_params(m, SEED);
+    rt_random_inputs(m, SEED);
+    const char *names[] = {"x", "y", "w1", "w2"};
+    const rt_tensor *ts[4];
+    for (int k = 0; k < 4; k++) {
+        ts[k] = k < 2 ? find_tensor(m->inputs, m->n_inputs, names[k])
+                      : find_tensor(m->params, m->n_params, names[k]);
+        ck_assert_msg(ts[k] != NULL, "seed_mlp has no %s %s", k < 2 ? "input" : "parameter",
+                      names[k]);
+        ck_assert_int_eq(ts[k]->dtype, RT_F64);
+    }
+
+    char dir[] = "/tmp/gradc-notes-XXXXXX", path[600], cmd[800];
+    ck_assert_msg(mkdtemp(dir) != NULL, "mkdtemp: %s", strerror(errno));
+    for (int k = 0; k < 4 && !fail[0]; k++) {
+        long shape[RT_MAX_RANK];
+        for (int d = 0; d < ts[k]->rank; d++)
+            shape[d] = ts[k]->shape[d];
+        snprintf(path, sizeof path, "%s/%s.npy", dir, names[k]);
+        if (rt_npy_write(path, RT_F64, ts[k]->rank, shape, a + ts[k]->offset, err,
+                         sizeof err) != 0)
+            snprintf(fail, sizeof fail, "writing %s: %s", names[k], err);
+    }
+
+    rt_array ref = {0};
+    if (!fail[0]) {
+        char out[1500];
+        snprintf(cmd, sizeof cmd, PYTHON " '%s' '%s' 2>&1", script, dir);
+        int rc = run(cmd, out, sizeof out);
+        path_in(path, sizeof path, dir, "losses.npy");
+        if (rc != 0)
+            snprintf(fail, sizeof fail, "`%s` exited with %d:\n%s", cmd, rc, out);
+        else if (rt_npy_read(path, &ref, err, sizeof err) != 0)
+            snprintf(fail, sizeof fail, "reading the notes' losses: %s", err);
+    }
+
+    const char *files[] = {"x.npy", "y.npy", "w1.npy", "w2.npy", "losses.npy"};
+    for (int k = 0; k < 5; k++) {
+        path_in(path, sizeof path, dir, files[k]);
+        unlink(path);
+    }
+    ck_assert_msg(rmdir(dir) == 0, "cannot remove %s: %s", dir, strerror(errno));
+    ck_assert_msg(!fail[0], "%s", fail);
+    ck_assert_msg(ref.dtype == RT_F64 && ref.rank == 1 && ref.size == NOTES_STEPS,
+                  "the notes' losses.npy has dtype %d, rank %d, %ld values; want float64 [%d]",
+                  (int)ref.dtype, ref.rank, ref.size, NOTES_STEPS);
+
+    const rt_hyper hyper = {.lr = 1e-4};
+    const double *want = ref.data;
+    double got[NOTES_STEPS], worst = 0;
+    int worst_step = 0;
+    for (int s = 0; s < NOTES_STEPS; s++) {
+        got[s] = m->train_step(&hyper);
+        if (!(rel_diff(got[s], want[s]) <= worst)) {
+            worst = rel_diff(got[s], want[s]);
+            worst_step = s;
+        }
+    }
+    fprintf(stderr, "models: seed_mlp: against the notes' NumPy loop, worst relative loss "
+            "difference %.3g (step %d of %d; tolerance 1e-9); loss %.9g -> %.9g\n", worst,
+            worst_step + 1, NOTES_STEPS, want[0], want[NOTES_STEPS - 1]);
+    for (int s = 0; s < NOTES_STEPS; s++)
+        ck_assert_msg(close_rel(got[s], want[s], 1e-9),
+                      "seed_mlp: step %d loss %.17g (C, double) vs %.17g (the notes' NumPy), "
+                      "relative difference %.3g > 1e-9", s + 1, got[s], want[s],
+                      rel_diff(got[s], want[s]));
+    rt_array_free(&ref);
+}
+END_TEST
+
+static Suite *models_suite(void) {
+    Suite *s = suite_create("models");
+    struct {
+        const char *name;
+        const TTest *test;
+    } props[] = {
+        {"gradcheck", test_gradcheck},
+        {"train_step", test_train_step_formula},
+        {"float_double", test_float_double},
+        {"forward", test_forward_rows},
+    };
+    for (size_t k = 0; k < sizeof props / sizeof props[0]; k++) {
+        TCase *tc = tcase_create(props[k].name);
+        tcase_add_loop_test(tc, props[k].test, 0, N_MODELS);
+        tcase_set_timeout(tc, 60);
+        suite_add_tcase(s, tc);
+    }
+    TCase *tc = tcase_create("notes");
+    tcase_add_test(tc, test_notes_seed_mlp);
+    tcase_set_timeout(tc, 120);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void) {
+    SRunner *sr = srunner_create(models_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

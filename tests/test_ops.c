@@ -1,0 +1,395 @@
+/*
+ * test_ops.c: every op's gradient rule, checked against central
+ * differences on a tiny model compiled and run.
+ *
+ * Each case below is one Lua model body that defines `loss`. The test
+ * writes it to a fresh folder with `return model{...}` appended, runs
+ * `gradc compile`, builds the double gradient check (with the suite's own
+ * compiler flags, so -Werror and the sanitizers apply to the generated C
+ * too), and runs it with --tol 1e-7: DESIGN.md's single-op threshold. The
+ * check must exit 0 and print `max relative error X` with X <= 1e-7.
+ *
+ * Single-op cases follow DESIGN.md: O(1) parameters and loss
+ * sum(out * R), R an input of out's shape. The check draws inputs from
+ * N(0,1) with its seed and holds them fixed, so R is a fixed random
+ * weighting and every element of out's gradient is distinct. Only
+ * parameters are checked, so an op's operands are parameters wherever
+ * their gradient matters. Every tensor has at most 64 elements, so the
+ * check covers every element, not a sample. Bases of log, fractional and
+ * negative powers, and divisors are drawn from uniform(0.5, 2).
+ *
+ * The last test walks the op table (ops.def, by X-macro) and fails for an
+ * op with no case, so adding an op means adding a row here too.
+ */
+#include <math.h>
+#include "test_util.h"
+
+typedef struct {
+    const char *op;   /* the op under test, as named in ops.def; or "chain" */
+    const char *what; /* which variant, for messages */
+    const char *body; /* Lua that defines `loss` */
+} Case;
+
+static const Case cases[] = {
+    /* ---- add, sub, mul, div: same shapes, a [C] bias, a Lua number ---- */
+    {"add", "same shape [4,3] + [4,3]",
+     "local R = input(\"R\", {4, 3})\n"
+     "local a = param(\"a\", {4, 3}, randn())\n"
+     "local b = param(\"b\", {4, 3}, randn())\n"
+     "local loss = sum((a + b) * R)\n"},
+    {"add", "row broadcast [4,3] + [3]",
+     "local R = input(\"R\", {4, 3})\n"
+     "local a = param(\"a\", {4, 3}, randn())\n"
+     "local b = param(\"b\", {3}, randn())\n"
+     "local loss = sum((a + b) * R)\n"},
+    {"add", "number + x and x + number",
+     "local R = input(\"R\", {4, 3})\n"
+     "local a = param(\"a\", {4, 3}, randn())\n"
+     "local b = param(\"b\", {4, 3}, randn())\n"
+     "local loss = sum((2.5 + a) * R) + sum((b + 0.5) * R)\n"},
+    {"sub", "same shape [4,3] - [4,3]",
+     "local R = input(\"R\", {4, 3})\n"
+     "local a = param(\"a\", {4, 3}, randn())\n"
+     "local b = param(\"b\", {4, 3}, randn())\n"
+     "local loss = sum((a - b) * R)\n"},
+    {"sub", "row broadcast [4,3] - [3]",
+     "local R = input(\"R\", {4, 3})\n"
+     "local a = param(\"a\", {4, 3}, randn())\n"
+     "local b = param(\"b\", {3}, randn())\n"
+     "local loss = sum((a - b) * R)\n"},
+    {"sub", "number - x and x - number",
+     "local R = input(\"R\", {4, 3})\n"
+     "local a = param(\"a\", {4, 3}, randn())\n"
+     "local b = param(\"b\", {4, 3}, randn())\n"
+     "local loss = sum((1.5 - a) * R) + sum((b - 0.5) * R)\n"},
+    {"mul", "same shape [4,3] * [4,3]",
+     "local R = input(\"R\", {4, 3})\n"
+     "local a = param(\"a\", {4, 3}, randn())\n"
+     "local b = param(\"b\", {4, 3}, randn())\n"
+     "local loss = sum((a * b) * R)\n"},
+    {"mul", "row broadcast [3] * [4,3]",
+     "local R = input(\"R\", {4, 3})\n"
+     "local a = param(\"a\", {3}, randn())\n"
+     "local b = param(\"b\", {4, 3}, randn())\n"
+     "local loss = sum((a * b) * R)\n"},
+    {"mul", "column broadcast [4,3] * [4,1]",
+     "local R = input(\"R\", {4, 3})\n"
+     "local a = param(\"a\", {4, 3}, randn())\n"
+     "local b = param(\"b\", {4, 1}, randn())\n"
+     "local loss = sum((a * b) * R)\n"},
+    {"mul", "number * x and x * number",
+     "local R = input(\"R\", {4, 3})\n"
+     "local a = param(\"a\", {4, 3}, randn())\n"
+     "local b = param(\"b\", {4, 3}, randn())\n"
+     "local loss = sum((3 * a) * R) + sum((b * 0.5) * R)\n"},
+    {"div", "same shape [4,3] / [4,3]",
+     "local R = input(\"R\", {4, 3})\n"
+     "local a = param(\"a\", {4, 3}, randn())\n"
+     "local b = param(\"b\", {4, 3}, uniform(0.5, 2))\n"
+     "local loss = sum((a / b) * R)\n"},
+    {"div", "row broadcast [4,3] / [3]",
+     "local R = input(\"R\", {4, 3})\n"
+     "local a = param(\"a\", {4, 3}, randn())\n"
+     "local b = param(\"b\", {3}, uniform(0.5, 2))\n"
+     "local loss = sum((a / b) * R)\n"},
+    {"div", "number / x and x / number",
+     "local R = input(\"R\", {4, 3})\n"
+     "local a = param(\"a\", {4, 3}, uniform(0.5, 2))\n"
+     "local b = param(\"b\", {4, 3}, randn())\n"
+     "local loss = sum((2 / a) * R) + sum((b / 4) * R)\n"},
+
+    /* ---- unary ---- */
+    {"neg", "-x",
+     "local R = input(\"R\", {4, 3})\n"
+     "local w = param(\"w\", {4, 3}, randn())\n"
+     "local loss = sum(-w * R)\n"},
+    {"pow", "x^2",
+     "local R = input(\"R\", {4, 3})\n"
+     "local w = param(\"w\", {4, 3}, randn())\n"
+     "local loss = sum(w ^ 2 * R)\n"},
+    {"pow", "x^3",
+     "local R = input(\"R\", {4, 3})\n"
+     "local w = param(\"w\", {4, 3}, randn())\n"
+     "local loss = sum(w ^ 3 * R)\n"},
+    {"pow", "x^0.5, x in [0.5, 2]",
+     "local R = input(\"R\", {4, 3})\n"
+     "local w = param(\"w\", {4, 3}, uniform(0.5, 2))\n"
+     "local loss = sum(w ^ 0.5 * R)\n"},
+    {"pow", "x^-1, x in [0.5, 2]",
+     "local R = input(\"R\", {4, 3})\n"
+     "local w = param(\"w\", {4, 3}, uniform(0.5, 2))\n"
+     "local loss = sum(w ^ -1 * R)\n"},
+    {"exp", "exp(x)",
+     "local R = input(\"R\", {4, 3})\n"
+     "local w = param(\"w\", {4, 3}, randn())\n"
+     "local loss = sum(exp(w) * R)\n"},
+    {"log", "log(x), x in [0.5, 2]",
+     "local R = input(\"R\", {4, 3})\n"
+     "local w = param(\"w\", {4, 3}, uniform(0.5, 2))\n"
+     "local loss = sum(log(w) * R)\n"},
+    {"sigmoid", "sigmoid(x)",
+     "local R = input(\"R\", {4, 3})\n"
+     "local w = param(\"w\", {4, 3}, randn())\n"
+     "local loss = sum(sigmoid(w) * R)\n"},
+    {"tanh", "tanh(x)",
+     "local R = input(\"R\", {4, 3})\n"
+     "local w = param(\"w\", {4, 3}, randn())\n"
+     "local loss = sum(tanh(w) * R)\n"},
+    /* relu's gradient is dy * step(x): this case covers step too. */
+    {"relu", "relu(x), kinks skipped",
+     "local R = input(\"R\", {4, 3})\n"
+     "local w = param(\"w\", {4, 3}, randn())\n"
+     "local loss = sum(relu(w) * R)\n"},
+
+    /* ---- reductions; their gradient is a broadcast, covered here ---- */
+    {"sum", "sum of everything",
+     "local R = input(\"R\", {1})\n"
+     "local w = param(\"w\", {4, 3}, randn())\n"
+     "local loss = sum(sum(w) * R)\n"},
+    {"sum", "sum over axis 1",
+     "local R = input(\"R\", {3})\n"
+     "local w = param(\"w\", {4, 3}, randn())\n"
+     "local loss = sum(sum(w, 1) * R)\n"},
+    {"sum", "sum over axis 2",
+     "local R = input(\"R\", {4})\n"
+     "local w = param(\"w\", {4, 3}, randn())\n"
+     "local loss = sum(sum(w, 2) * R)\n"},
+    {"sum", "sum over the middle axis of [2,3,4]",
+     "local R = input(\"R\", {2, 4})\n"
+     "local w = param(\"w\", {2, 3, 4}, randn())\n"
+     "local loss = sum(sum(w, 2) * R)\n"},
+    {"sum", "mean over axis 2 and of everything",
+     "local R = input(\"R\", {4})\n"
+     "local w = param(\"w\", {4, 3}, randn())\n"
+     "local loss = sum(mean(w, 2) * R) + mean(w) ^ 2\n"},
+
+    /* ---- transpose and matmul ---- */
+    {"transpose", "materialized: x:t() * R",
+     "local R = input(\"R\", {4, 3})\n"
+     "local w = param(\"w\", {3, 4}, randn())\n"
+     "local loss = sum(w:t() * R)\n"},
+    {"matmul", "a b, [4,3] x [3,5]",
+     "local R = input(\"R\", {4, 5})\n"
+     "local a = param(\"a\", {4, 3}, randn())\n"
+     "local b = param(\"b\", {3, 5}, randn())\n"
+     "local loss = sum(a:matmul(b) * R)\n"},
+    {"matmul", "a b^T, the transpose folded into BLAS",
+     "local R = input(\"R\", {4, 5})\n"
+     "local a = param(\"a\", {4, 3}, randn())\n"
+     "local b = param(\"b\", {5, 3}, randn())\n"
+     "local loss = sum(a:matmul(b:t()) * R)\n"},
+    {"matmul", "a^T b, the transpose folded into BLAS",
+     "local R = input(\"R\", {4, 5})\n"
+     "local a = param(\"a\", {3, 4}, randn())\n"
+     "local b = param(\"b\", {3, 5}, randn())\n"
+     "local loss = sum(matmul(transpose(a), b) * R)\n"},
+
+    /* ---- row losses; their _grad ops are covered here ---- */
+    {"hinge_loss", "per-row hinge, kinks skipped",
+     "local R = input(\"R\", {4})\n"
+     "local labels = input(\"labels\", {4}, \"int32\")\n"
+     "local s = param(\"s\", {4, 5}, randn())\n"
+     "local loss = sum(hinge_loss(s, labels) * R)\n"},
+    {"cross_entropy", "per-row softmax cross-entropy",
+     "local R = input(\"R\", {4})\n"
+     "local labels = input(\"labels\", {4}, \"int32\")\n"
+     "local z = param(\"z\", {4, 5}, randn())\n"
+     "local loss = sum(cross_entropy(z, labels) * R)\n"},
+
+    /* ---- short chains ---- */
+    {"chain", "sigmoid(x W + b)",
+     "local x = input(\"x\", {4, 3})\n"
+     "local R = input(\"R\", {4, 5})\n"
+     "local W = param(\"W\", {3, 5}, randn())\n"
+     "local b = param(\"b\", {5}, randn())\n"
+     "local loss = sum(sigmoid(x:matmul(W) + b) * R)\n"},
+    {"chain", "tanh, then sum over axis 2",
+     "local R = input(\"R\", {4})\n"
+     "local w = param(\"w\", {4, 3}, randn())\n"
+     "local loss = sum(sum(tanh(w), 2) * R)\n"},
+    {"chain", "a parameter used twice: w * w + w",
+     "local R = input(\"R\", {4, 3})\n"
+     "local w = param(\"w\", {4, 3}, randn())\n"
+     "local loss = sum((w * w + w) * R)\n"},
+    {"chain", "mean cross-entropy of x W + b",
+     "local x = input(\"x\", {4, 3})\n"
+     "local labels = input(\"labels\", {4}, \"int32\")\n"
+     "local W = param(\"W\", {3, 5}, randn())\n"
+     "local b = param(\"b\", {5}, randn())\n"
+     "local loss = mean(cross_entropy(x:matmul(W) + b, labels))\n"},
+};
+enum { N_CASES = sizeof cases / sizeof cases[0] };
+
+static const double TOL = 1e-7;
+
+/* The ops a case covers through another op's gradient, not directly. */
+static const struct {
+    const char *op, *through;
+} covered_by[] = {
+    {"step", "relu"},     /* relu's gradient is dy * step(x) */
+    {"broadcast", "sum"}, /* sum's gradient broadcasts dy back */
+};
+
+/* The op table's names, from the X-macro rows. */
+static const char *const op_names[] = {
+#define OP(e, name, ...) name,
+#include "ops.def"
+#undef OP
+};
+enum { N_OP_NAMES = sizeof op_names / sizeof op_names[0] };
+
+static char *model_text(const Case *c)
+{
+    const char *tail = "return model { loss = loss, optimizer = sgd { lr = 0.1 } }\n";
+    char *text = malloc(strlen(c->body) + strlen(tail) + 1);
+    strcpy(text, c->body);
+    strcat(text, tail);
+    return text;
+}
+
+/* Runs cmd; on failure returns a message naming the case and the step,
+ * with what cmd printed, else NULL and what it printed in *out. */
+static char *step(const Case *c, const char *what, const char *cmd, char **out)
+{
+    char *printed;
+    int rc = run_cmd(cmd, &printed);
+    if (rc == 0) {
+        *out = printed;
+        return NULL;
+    }
+    size_t len = strlen(printed) + strlen(cmd) + 512;
+    char *msg = malloc(len);
+    snprintf(msg, len, "op %s (%s): %s failed (exit %d)\n$ %s\n%s", c->op, c->what, what, rc,
+             cmd, printed);
+    free(printed);
+    return msg;
+}
+
+/* NULL if the case passes, else why not (with the program's output). */
+static char *run_case(const Case *c, const char *dir)
+{
+    char path[512], cmd[2048], *out = NULL, *msg;
+    snprintf(path, sizeof path, "%s/opcase.lua", dir);
+    char *text = model_text(c);
+    write_text(path, text);
+    free(text);
+
+    snprintf(cmd, sizeof cmd, "%s compile %s -o %s", GRADC_BIN, path, dir);
+    if ((msg = step(c, "gradc compile", cmd, &out)))
+        return msg;
+    free(out);
+    snprintf(path, sizeof path, "%s/opcase_gradcheck.c", dir);
+    if (!file_exists(path)) {
+        msg = malloc(strlen(path) + 256);
+        sprintf(msg, "op %s (%s): gradc compile wrote no %s", c->op, c->what, path);
+        return msg;
+    }
+    snprintf(cmd, sizeof cmd,
+             "%s -DREAL_DOUBLE -Iruntime -I%s %s/opcase_gradcheck.c %s/opcase.c %s %s "
+             "-o %s/opcase_gradcheck",
+             TEST_CC, dir, dir, dir, RT_LIB, TEST_LIBS, dir);
+    if ((msg = step(c, "cc", cmd, &out)))
+        return msg;
+    free(out);
+    snprintf(cmd, sizeof cmd, "%s/opcase_gradcheck --tol %g", dir, TOL);
+    if ((msg = step(c, "the gradient check", cmd, &out)))
+        return msg;
+
+    const char *line = strstr(out, "max relative error ");
+    double err = NAN;
+    if (line)
+        sscanf(line, "max relative error %lf", &err);
+    if (!(err <= TOL)) {
+        size_t len = strlen(out) + 256;
+        msg = malloc(len);
+        snprintf(msg, len, "op %s (%s): max relative error %g, want <= %g\n%s", c->op, c->what,
+                 err, TOL, out);
+    }
+    free(out);
+    return msg;
+}
+
+START_TEST(test_op_gradient)
+{
+    const Case *c = &cases[_i];
+    char *dir = make_tmpdir();
+    char *msg = run_case(c, dir);
+    /* Remove the folder before failing: a failed assertion ends the test. */
+    remove_dir(dir);
+    if (msg) {
+        char *text = model_text(c);
+        ck_assert_msg(0, "%s\nmodel:\n%s", msg, text);
+    }
+}
+END_TEST
+
+static int has_case(const char *op)
+{
+    for (int i = 0; i < N_CASES; i++)
+        if (!strcmp(cases[i].op, op))
+            return 1;
+    return 0;
+}
+
+static int is_op(const char *name)
+{
+    for (int i = 0; i < N_OP_NAMES; i++)
+        if (!strcmp(op_names[i], name))
+            return 1;
+    return 0;
+}
+
+static int ends_with(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), k = strlen(suffix);
+    return n >= k && !strcmp(s + n - k, suffix);
+}
+
+/* Every op has a case, directly or through the op whose gradient uses it.
+ * Exempt: the leaves input, param and const (nothing to differentiate),
+ * and the gradient-only ops hinge_loss_grad and cross_entropy_grad, which
+ * the hinge_loss and cross_entropy cases run as their backward pass. */
+START_TEST(test_every_op_has_a_case)
+{
+    for (int i = 0; i < N_OP_NAMES; i++) {
+        const char *op = op_names[i];
+        if (!strcmp(op, "input") || !strcmp(op, "param") || !strcmp(op, "const") ||
+            ends_with(op, "_grad"))
+            continue;
+        const char *through = op;
+        for (size_t k = 0; k < sizeof covered_by / sizeof covered_by[0]; k++)
+            if (!strcmp(covered_by[k].op, op))
+                through = covered_by[k].through;
+        ck_assert_msg(has_case(through), "op %s has no gradient case in tests/test_ops.c%s%s",
+                      op, through != op ? ", nor has " : "", through != op ? through : "");
+    }
+    /* And every case names a real op, so a renamed op is noticed. */
+    for (int i = 0; i < N_CASES; i++)
+        ck_assert_msg(!strcmp(cases[i].op, "chain") || is_op(cases[i].op),
+                      "case '%s' names op %s, which is not in ops.def", cases[i].what,
+                      cases[i].op);
+}
+END_TEST
+
+static Suite *ops_suite(void)
+{
+    Suite *s = suite_create("ops");
+    TCase *tc = tcase_create("gradients");
+    tcase_add_loop_test(tc, test_op_gradient, 0, N_CASES);
+    /* Two cc runs per case; sanitized builds are slower. */
+    tcase_set_timeout(tc, 120);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("coverage");
+    tcase_add_test(tc, test_every_op_has_a_case);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(ops_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
