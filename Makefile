@@ -70,12 +70,16 @@ $(foreach m,$(MODELS),$(eval $(call model_rules,$(m))))
 generate: $(BUILD)/gradc
 	@for m in $(MODELS); do $(BUILD)/gradc compile models/$$m.lua -o generated/$$m || exit 1; done
 
-# ---- demo ----
-demo: $(BUILD)/seed_mlp_train
-	@echo "Training the lecture notes' seed network (models/seed_mlp.lua):"
-	@echo "64 random examples, 1000 -> 100 (sigmoid) -> 10, sum of squares, SGD."
-	$(BUILD)/seed_mlp_train --steps 200 --print-every 20
-	@echo "The loss falls as SGD fits the random targets. See README.md for more."
+# ---- demo: the whole pipeline on the notes' seed network ----
+demo: $(BUILD)/gradc $(BUILD)/libgradc_rt.a
+	@echo "== 1. compile the model to C: the notes' 2-layer network, 1000 -> 100 (sigmoid) -> 10"
+	$(BUILD)/gradc compile models/seed_mlp.lua -o $(BUILD)/demo
+	@echo "== 2. build its trainer against the runtime and OpenBLAS"
+	$(CC) $(CFLAGS) $(BLAS_CFLAGS) -Iruntime -I$(BUILD)/demo $(BUILD)/demo/seed_mlp_train.c \
+	    $(BUILD)/demo/seed_mlp.c $(BUILD)/libgradc_rt.a $(LDFLAGS) $(BLAS_LIBS) -lm -o $(BUILD)/demo/seed_mlp_train
+	@echo "== 3. train it with SGD on 64 random examples, as the notes do"
+	OPENBLAS_NUM_THREADS=1 $(BUILD)/demo/seed_mlp_train --steps 200 --print-every 20
+	@echo "== the loss fell; the generated C is in $(BUILD)/demo/seed_mlp.c"
 
 # ---- tests ----
 # Each suite links what it tests; the model suite links every model twice
