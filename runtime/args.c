@@ -14,7 +14,8 @@
 #include <string.h>
 #include "rt_internal.h"
 
-void rt_args_error(const rt_args *a, const char *fmt, ...) {
+void rt_args_error(const rt_args *a, const char *fmt, ...)
+{
     va_list ap;
     fprintf(stderr, "%s: ", a->prog);
     va_start(ap, fmt);
@@ -23,11 +24,10 @@ void rt_args_error(const rt_args *a, const char *fmt, ...) {
     fprintf(stderr, " (try --help)\n");
 }
 
-int rt_args_is(const rt_args *a, const char *flag) {
-    return strcmp(a->argv[a->i], flag) == 0;
-}
+int rt_args_is(const rt_args *a, const char *flag) { return strcmp(a->argv[a->i], flag) == 0; }
 
-int rt_args_value(rt_args *a, const char *flag, const char **val) {
+int rt_args_value(rt_args *a, const char *flag, const char **val)
+{
     const char *arg = a->argv[a->i];
     size_t n = strlen(flag);
     if (strncmp(arg, flag, n) != 0)
@@ -49,7 +49,8 @@ int rt_args_value(rt_args *a, const char *flag, const char **val) {
 }
 
 /* strto* skip leading blanks and accept signs; a flag value may not. */
-static int all_digits(const char *s) {
+static int all_digits(const char *s)
+{
     if (*s == '\0')
         return 0;
     for (; *s; s++)
@@ -58,7 +59,8 @@ static int all_digits(const char *s) {
     return 1;
 }
 
-int rt_parse_posint(const rt_args *a, const char *flag, const char *s, long *out) {
+int rt_parse_posint(const rt_args *a, const char *flag, const char *s, long *out)
+{
     errno = 0;
     long v = all_digits(s) ? strtol(s, NULL, 10) : 0;
     if (errno || v < 1 || v > INT_MAX) {
@@ -69,7 +71,8 @@ int rt_parse_posint(const rt_args *a, const char *flag, const char *s, long *out
     return 0;
 }
 
-int rt_parse_u64(const rt_args *a, const char *flag, const char *s, uint64_t *out) {
+int rt_parse_u64(const rt_args *a, const char *flag, const char *s, uint64_t *out)
+{
     errno = 0;
     unsigned long long v = all_digits(s) ? strtoull(s, NULL, 10) : 0;
     if (!all_digits(s) || errno) {
@@ -80,7 +83,8 @@ int rt_parse_u64(const rt_args *a, const char *flag, const char *s, uint64_t *ou
     return 0;
 }
 
-int rt_parse_double(const rt_args *a, const char *flag, const char *s, double *out) {
+int rt_parse_double(const rt_args *a, const char *flag, const char *s, double *out)
+{
     char *end;
     errno = 0;
     double v = strtod(s, &end);

@@ -15,43 +15,56 @@
 #include <string.h>
 #include "rt_internal.h"
 
-static int width_of(rt_dtype d) {
-    return d == RT_F64 ? 8 : 4;
-}
+static int width_of(rt_dtype d) { return d == RT_F64 ? 8 : 4; }
 
-static double value_at(const rt_array *a, long i) {
+static double value_at(const rt_array *a, long i)
+{
     switch (a->dtype) {
-    case RT_F32: return ((const float *)a->data)[i];
-    case RT_F64: return ((const double *)a->data)[i];
-    case RT_I32: return ((const int32_t *)a->data)[i];
+    case RT_F32:
+        return ((const float *)a->data)[i];
+    case RT_F64:
+        return ((const double *)a->data)[i];
+    case RT_I32:
+        return ((const int32_t *)a->data)[i];
     }
     rt_die("array with bad dtype %d", (int)a->dtype);
 }
 
 /* Every source value is exact as a double, so "exact" is decided there,
  * before a cast that would be undefined out of range. NaN stays NaN. */
-static int converts_exactly(double v, rt_dtype to) {
+static int converts_exactly(double v, rt_dtype to)
+{
     switch (to) {
-    case RT_F64: return 1;
+    case RT_F64:
+        return 1;
     case RT_F32:
         if (isnan(v) || isinf(v))
             return 1;
         return fabs(v) <= FLT_MAX && (double)(float)v == v;
-    case RT_I32: return v == floor(v) && v >= INT32_MIN && v <= INT32_MAX;
+    case RT_I32:
+        return v == floor(v) && v >= INT32_MIN && v <= INT32_MAX;
     }
     return 0;
 }
 
-static void store(rt_array *a, long i, double v) {
+static void store(rt_array *a, long i, double v)
+{
     switch (a->dtype) {
-    case RT_F32: ((float *)a->data)[i] = (float)v; return;
-    case RT_F64: ((double *)a->data)[i] = v; return;
-    case RT_I32: ((int32_t *)a->data)[i] = (int32_t)v; return;
+    case RT_F32:
+        ((float *)a->data)[i] = (float)v;
+        return;
+    case RT_F64:
+        ((double *)a->data)[i] = v;
+        return;
+    case RT_I32:
+        ((int32_t *)a->data)[i] = (int32_t)v;
+        return;
     }
 }
 
-static int convert(const char *path, const rt_array *in, rt_dtype to,
-                   rt_array *out, char *err, size_t errlen) {
+static int convert(const char *path, const rt_array *in, rt_dtype to, rt_array *out, char *err,
+                   size_t errlen)
+{
     *out = *in;
     out->dtype = to;
     out->data = rt_malloc((size_t)in->size * (size_t)width_of(to));
@@ -59,28 +72,33 @@ static int convert(const char *path, const rt_array *in, rt_dtype to,
         double v = value_at(in, i);
         if (!converts_exactly(v, to)) {
             rt_array_free(out);
-            return rt_errf(err, errlen, "%s: element %ld (%.17g) does not convert "
-                           "exactly to %s", path, i, v, rt_dtype_name(to));
+            return rt_errf(err, errlen,
+                           "%s: element %ld (%.17g) does not convert "
+                           "exactly to %s",
+                           path, i, v, rt_dtype_name(to));
         }
         store(out, i, v);
     }
     return 0;
 }
 
-static int check_labels(const char *path, const rt_tensor *t, const rt_array *a,
-                        char *err, size_t errlen) {
+static int check_labels(const char *path, const rt_tensor *t, const rt_array *a, char *err,
+                        size_t errlen)
+{
     const int32_t *v = a->data;
     if (t->classes <= 0)
         return 0;
     for (long i = 0; i < a->size; i++)
         if (v[i] < 0 || v[i] >= t->classes)
-            return rt_errf(err, errlen, "%s: element %ld is %d, outside [0, %d) "
-                           "(the classes of input '%s')", path, i, (int)v[i],
-                           t->classes, t->name);
+            return rt_errf(err, errlen,
+                           "%s: element %ld is %d, outside [0, %d) "
+                           "(the classes of input '%s')",
+                           path, i, (int)v[i], t->classes, t->name);
     return 0;
 }
 
-static int shape_fits(const rt_model *m, const rt_tensor *t, const rt_array *a) {
+static int shape_fits(const rt_model *m, const rt_tensor *t, const rt_array *a)
+{
     if (a->rank != t->rank || t->rank < 1 || a->shape[0] < m->batch)
         return 0;
     for (int i = 1; i < t->rank; i++)
@@ -89,8 +107,9 @@ static int shape_fits(const rt_model *m, const rt_tensor *t, const rt_array *a) 
     return 1;
 }
 
-static int shape_error(const char *path, const rt_model *m, const rt_tensor *t,
-                       const rt_array *a, char *err, size_t errlen) {
+static int shape_error(const char *path, const rt_model *m, const rt_tensor *t, const rt_array *a,
+                       char *err, size_t errlen)
+{
     char want[160], got[160];
     long tshape[RT_MAX_RANK];
     rt_tensor_shape(t, tshape);
@@ -100,42 +119,41 @@ static int shape_error(const char *path, const rt_model *m, const rt_tensor *t,
     if (a->rank == t->rank && t->rank >= 1 && a->shape[0] < m->batch)
         snprintf(rows, sizeof rows, " with at least %d rows (the batch)", m->batch);
     return rt_errf(err, errlen, "%s: expected %s %s%s, got %s %s", path, want,
-                   rt_dtype_name(rt_storage_dtype(m, t)), rows, got,
-                   rt_dtype_name(a->dtype));
+                   rt_dtype_name(rt_storage_dtype(m, t)), rows, got, rt_dtype_name(a->dtype));
 }
 
-static int no_such_input(const rt_model *m, const char *name, char *err,
-                         size_t errlen) {
+static int no_such_input(const rt_model *m, const char *name, char *err, size_t errlen)
+{
     char names[512] = "";
     size_t used = 0;
     for (int k = 0; k < m->n_inputs && used < sizeof names; k++)
-        used += (size_t)snprintf(names + used, sizeof names - used, "%s%s",
-                                 k ? ", " : "", m->inputs[k].name);
-    return rt_errf(err, errlen, "--data: the model has no input '%s' (inputs: %s)",
-                   name, names);
+        used += (size_t)snprintf(names + used, sizeof names - used, "%s%s", k ? ", " : "",
+                                 m->inputs[k].name);
+    return rt_errf(err, errlen, "--data: the model has no input '%s' (inputs: %s)", name, names);
 }
 
-static const rt_tensor *find_input(const rt_model *m, const char *name) {
+static const rt_tensor *find_input(const rt_model *m, const char *name)
+{
     for (int k = 0; k < m->n_inputs; k++)
         if (strcmp(m->inputs[k].name, name) == 0)
             return &m->inputs[k];
     return NULL;
 }
 
-static const rt_binding *find_binding(const rt_data *d, const rt_tensor *t) {
+static const rt_binding *find_binding(const rt_data *d, const rt_tensor *t)
+{
     for (int k = 0; k < d->n; k++)
         if (d->b[k].input == t)
             return &d->b[k];
     return NULL;
 }
 
-void rt_data_init(rt_data *d) {
-    memset(d, 0, sizeof *d);
-}
+void rt_data_init(rt_data *d) { memset(d, 0, sizeof *d); }
 
 /* Loads, checks and converts the file; the binding owns the result. */
-static int load(const rt_model *m, const rt_tensor *t, const char *path,
-                rt_array *out, char *err, size_t errlen) {
+static int load(const rt_model *m, const rt_tensor *t, const char *path, rt_array *out, char *err,
+                size_t errlen)
+{
     rt_array raw;
     if (rt_npy_read(path, &raw, err, errlen))
         return -1;
@@ -148,8 +166,9 @@ static int load(const rt_model *m, const rt_tensor *t, const char *path,
     return rc;
 }
 
-int rt_data_bind(rt_data *d, const rt_model *m, const char *name,
-                 const char *path, char *err, size_t errlen) {
+int rt_data_bind(rt_data *d, const rt_model *m, const char *name, const char *path, char *err,
+                 size_t errlen)
+{
     const rt_tensor *t = find_input(m, name);
     rt_array a;
     if (!t)
@@ -168,24 +187,29 @@ int rt_data_bind(rt_data *d, const rt_model *m, const char *name,
 }
 
 /* All or nothing, and one row count for every file. */
-int rt_data_finish(rt_data *d, const rt_model *m, char *err, size_t errlen) {
+int rt_data_finish(rt_data *d, const rt_model *m, char *err, size_t errlen)
+{
     if (d->n == 0)
         return 0;
     for (int k = 0; k < m->n_inputs; k++)
         if (!find_binding(d, &m->inputs[k]))
-            return rt_errf(err, errlen, "--data: input '%s' has no file; bind every "
-                           "input, or none to train on random data", m->inputs[k].name);
+            return rt_errf(err, errlen,
+                           "--data: input '%s' has no file; bind every "
+                           "input, or none to train on random data",
+                           m->inputs[k].name);
     d->rows = d->b[0].arr.shape[0];
     for (int k = 1; k < d->n; k++)
         if (d->b[k].arr.shape[0] != d->rows)
-            return rt_errf(err, errlen, "%s: has %ld rows but %s has %ld; every --data "
-                           "file needs the same number of rows", d->b[k].path,
-                           d->b[k].arr.shape[0], d->b[0].path, d->rows);
+            return rt_errf(err, errlen,
+                           "%s: has %ld rows but %s has %ld; every --data "
+                           "file needs the same number of rows",
+                           d->b[k].path, d->b[k].arr.shape[0], d->b[0].path, d->rows);
     d->nbatches = d->rows / m->batch;
     return 0;
 }
 
-void rt_data_load(const rt_data *d, const rt_model *m, long step) {
+void rt_data_load(const rt_data *d, const rt_model *m, long step)
+{
     long batch = (step - 1) % d->nbatches;
     for (int k = 0; k < d->n; k++) {
         const rt_binding *b = &d->b[k];
@@ -198,7 +222,8 @@ void rt_data_load(const rt_data *d, const rt_model *m, long step) {
     }
 }
 
-void rt_data_free(rt_data *d) {
+void rt_data_free(rt_data *d)
+{
     for (int k = 0; k < d->n; k++)
         rt_array_free(&d->b[k].arr);
     free(d->b);

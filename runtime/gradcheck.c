@@ -20,12 +20,14 @@ typedef struct {
     long checked, kinks;
 } Tally;
 
-static int cmp_long(const void *a, const void *b) {
+static int cmp_long(const void *a, const void *b)
+{
     long x = *(const long *)a, y = *(const long *)b;
     return (x > y) - (x < y);
 }
 
-static int already_picked(const long *idx, long n, long v) {
+static int already_picked(const long *idx, long n, long v)
+{
     for (long j = 0; j < n; j++)
         if (idx[j] == v)
             return 1;
@@ -34,7 +36,8 @@ static int already_picked(const long *idx, long n, long v) {
 
 /* Which elements of parameter k to check; *n gets their count. Rejection
  * sampling terminates because size > PICKS whenever it is used. */
-static long *pick(const rt_tensor *t, int k, const rt_gradcheck_opts *o, long *n) {
+static long *pick(const rt_tensor *t, int k, const rt_gradcheck_opts *o, long *n)
+{
     if (o->all || t->size <= PICKS) {
         long *idx = rt_malloc(sizeof *idx * (size_t)t->size);
         for (long i = 0; i < t->size; i++)
@@ -55,15 +58,17 @@ static long *pick(const rt_tensor *t, int k, const rt_gradcheck_opts *o, long *n
 }
 
 /* Loss with element i of t set to v; the caller restores it. */
-static double loss_at(const rt_model *m, const rt_tensor *t, long i, double v) {
+static double loss_at(const rt_model *m, const rt_tensor *t, long i, double v)
+{
     rt_set(m, t, i, v);
     return m->loss_and_grad();
 }
 
 /* One element: adds to the tally, or counts a kink. The divisors are the
  * steps actually taken, (p + h) - p, not h, which differ by rounding. */
-static void check_element(const rt_model *m, const rt_tensor *t, long i,
-                          double g, double L0, Tally *tl) {
+static void check_element(const rt_model *m, const rt_tensor *t, long i, double g, double L0,
+                          Tally *tl)
+{
     double p = rt_get(m, t, i);
     double h = 1e-5 * fmax(1.0, fabs(p));
     double pp = p + h, pm = p - h;
@@ -82,15 +87,17 @@ static void check_element(const rt_model *m, const rt_tensor *t, long i,
     tl->checked++;
 }
 
-static double relative_error(const Tally *tl) {
+static double relative_error(const Tally *tl)
+{
     if (tl->checked == 0)
         return 0.0;
     double den = fmax(fmax(sqrt(tl->gg), sqrt(tl->ff)), 1e-30);
     return sqrt(tl->dd) / den;
 }
 
-static double check_param(const rt_model *m, int k, const rt_gradcheck_opts *o,
-                          const double *grads, double L0, FILE *out) {
+static double check_param(const rt_model *m, int k, const rt_gradcheck_opts *o, const double *grads,
+                          double L0, FILE *out)
+{
     const rt_tensor *t = &m->params[k];
     const double *g = grads + (m->grads[k].offset - m->grads_offset);
     Tally tl = {0};
@@ -105,16 +112,19 @@ static double check_param(const rt_model *m, int k, const rt_gradcheck_opts *o,
         long shape[RT_MAX_RANK];
         rt_tensor_shape(t, shape);
         rt_format_shape(s, sizeof s, t->rank, shape, 0);
-        fprintf(out, "%s %s  checked %ld  kinks %ld  relative error %.3g\n", t->name, s,
-                tl.checked, tl.kinks, err);
+        fprintf(out, "%s %s  checked %ld  kinks %ld  relative error %.3g\n", t->name, s, tl.checked,
+                tl.kinks, err);
     }
     return err;
 }
 
-double rt_gradcheck(const rt_model *m, const rt_gradcheck_opts *o, FILE *out) {
+double rt_gradcheck(const rt_model *m, const rt_gradcheck_opts *o, FILE *out)
+{
     if (m->real != RT_F64) {
-        fprintf(stderr, "%s: the gradient check needs the double build "
-                "(compile %s.c with -DREAL_DOUBLE)\n", m->name, m->name);
+        fprintf(stderr,
+                "%s: the gradient check needs the double build "
+                "(compile %s.c with -DREAL_DOUBLE)\n",
+                m->name, m->name);
         return INFINITY;
     }
     rt_init_params(m, o->seed);
@@ -136,7 +146,8 @@ double rt_gradcheck(const rt_model *m, const rt_gradcheck_opts *o, FILE *out) {
     return worst;
 }
 
-static void usage(const rt_model *m, const char *prog) {
+static void usage(const rt_model *m, const char *prog)
+{
     printf("usage: %s [--all] [--seed S] [--tol X]\n\n"
            "Checks every parameter gradient of model %s (%s) against central\n"
            "differences, on %d seeded elements per parameter.\n\n"
@@ -153,7 +164,8 @@ typedef struct {
 } Opts;
 
 /* 0, or 2 after a message. */
-static int parse(rt_args *a, Opts *o) {
+static int parse(rt_args *a, Opts *o)
+{
     while (a->i < a->argc && !o->help) {
         const char *v;
         int r = 0;
@@ -177,7 +189,8 @@ static int parse(rt_args *a, Opts *o) {
     return 0;
 }
 
-int rt_gradcheck_main(const rt_model *m, int argc, char **argv) {
+int rt_gradcheck_main(const rt_model *m, int argc, char **argv)
+{
     char prog[256];
     snprintf(prog, sizeof prog, "%s_gradcheck", m->name);
     Opts o = {.check = {.all = 0, .seed = 1}, .tol = 1e-6};
@@ -190,16 +203,16 @@ int rt_gradcheck_main(const rt_model *m, int argc, char **argv) {
         return 0;
     }
     if (m->real != RT_F64) {
-        fprintf(stderr, "%s: this is the float build of %s; the gradient check needs "
-                "the double build (compile %s.c with -DREAL_DOUBLE)\n", prog, m->name,
-                m->name);
+        fprintf(stderr,
+                "%s: this is the float build of %s; the gradient check needs "
+                "the double build (compile %s.c with -DREAL_DOUBLE)\n",
+                prog, m->name, m->name);
         return 1;
     }
     double worst = rt_gradcheck(m, &o.check, stdout);
     fflush(stdout);
     if (!(worst <= o.tol)) {
-        fprintf(stderr, "%s: FAILED: max relative error %.9g > tol %g\n", prog, worst,
-                o.tol);
+        fprintf(stderr, "%s: FAILED: max relative error %.9g > tol %g\n", prog, worst, o.tol);
         return 1;
     }
     return 0;

@@ -31,9 +31,8 @@ typedef struct {
 } FileType;
 
 static const FileType file_types[] = {
-    {'f', 4, RT_F32, "float32"}, {'f', 8, RT_F64, "float64"},
-    {'i', 4, RT_I32, "int32"},   {'i', 8, RT_I32, "int64"},
-    {'u', 1, RT_I32, "uint8"},
+    {'f', 4, RT_F32, "float32"}, {'f', 8, RT_F64, "float64"}, {'i', 4, RT_I32, "int32"},
+    {'i', 8, RT_I32, "int64"},   {'u', 1, RT_I32, "uint8"},
 };
 
 typedef struct {
@@ -52,7 +51,8 @@ typedef struct {
     size_t errlen;
 } Parser;
 
-static int is_little_endian(void) {
+static int is_little_endian(void)
+{
     const uint16_t one = 1;
     unsigned char b;
     memcpy(&b, &one, 1);
@@ -60,7 +60,8 @@ static int is_little_endian(void) {
 }
 
 /* .npy data is little-endian; only a big-endian host has work to do. */
-static void swap_if_big_endian(void *data, long n, int width) {
+static void swap_if_big_endian(void *data, long n, int width)
+{
     unsigned char *b = data;
     if (width == 1 || is_little_endian())
         return;
@@ -72,23 +73,23 @@ static void swap_if_big_endian(void *data, long n, int width) {
         }
 }
 
-static int dtype_width(rt_dtype d) {
-    return d == RT_F64 ? 8 : 4;
-}
+static int dtype_width(rt_dtype d) { return d == RT_F64 ? 8 : 4; }
 
 /* ---- header parsing ---- */
 
-static int bad_header(Parser *ps, const char *what) {
+static int bad_header(Parser *ps, const char *what)
+{
     return rt_errf(ps->err, ps->errlen, "%s: bad .npy header: %s", ps->path, what);
 }
 
-static void skip_ws(Parser *ps) {
-    while (ps->p < ps->end && (*ps->p == ' ' || *ps->p == '\t' ||
-                               *ps->p == '\n' || *ps->p == '\r'))
+static void skip_ws(Parser *ps)
+{
+    while (ps->p < ps->end && (*ps->p == ' ' || *ps->p == '\t' || *ps->p == '\n' || *ps->p == '\r'))
         ps->p++;
 }
 
-static int accept(Parser *ps, char c) {
+static int accept(Parser *ps, char c)
+{
     skip_ws(ps);
     if (ps->p < ps->end && *ps->p == c) {
         ps->p++;
@@ -98,7 +99,8 @@ static int accept(Parser *ps, char c) {
 }
 
 /* A quoted Python string; *s and *n point into the header. */
-static int parse_string(Parser *ps, const char **s, size_t *n) {
+static int parse_string(Parser *ps, const char **s, size_t *n)
+{
     skip_ws(ps);
     if (ps->p >= ps->end || (*ps->p != '\'' && *ps->p != '"'))
         return bad_header(ps, "expected a quoted string");
@@ -113,7 +115,8 @@ static int parse_string(Parser *ps, const char **s, size_t *n) {
     return 0;
 }
 
-static int parse_bool(Parser *ps, int *v) {
+static int parse_bool(Parser *ps, int *v)
+{
     skip_ws(ps);
     size_t left = (size_t)(ps->end - ps->p);
     if (left >= 4 && memcmp(ps->p, "True", 4) == 0) {
@@ -129,7 +132,8 @@ static int parse_bool(Parser *ps, int *v) {
     return bad_header(ps, "fortran_order is neither True nor False");
 }
 
-static int parse_dim(Parser *ps, long *v) {
+static int parse_dim(Parser *ps, long *v)
+{
     skip_ws(ps);
     if (ps->p >= ps->end || *ps->p < '0' || *ps->p > '9')
         return bad_header(ps, "shape holds something other than a non-negative integer");
@@ -137,7 +141,8 @@ static int parse_dim(Parser *ps, long *v) {
     for (; ps->p < ps->end && *ps->p >= '0' && *ps->p <= '9'; ps->p++) {
         int d = *ps->p - '0';
         if (x > (LONG_MAX - d) / 10)
-            return rt_errf(ps->err, ps->errlen, "%s: shape has a dimension too large to hold", ps->path);
+            return rt_errf(ps->err, ps->errlen, "%s: shape has a dimension too large to hold",
+                           ps->path);
         x = x * 10 + d;
     }
     if (ps->p < ps->end && (*ps->p == 'L' || *ps->p == 'l'))
@@ -147,15 +152,15 @@ static int parse_dim(Parser *ps, long *v) {
 }
 
 /* (), (3,), (3, 4) and (3, 4,) are all valid tuples. */
-static int parse_shape(Parser *ps, Header *h) {
+static int parse_shape(Parser *ps, Header *h)
+{
     if (!accept(ps, '('))
         return bad_header(ps, "shape is not a tuple");
     h->rank = 0;
     while (!accept(ps, ')')) {
         long d = 0;
         if (h->rank == RT_MAX_RANK)
-            return rt_errf(ps->err, ps->errlen, "%s: rank is more than %d",
-                           ps->path, RT_MAX_RANK);
+            return rt_errf(ps->err, ps->errlen, "%s: rank is more than %d", ps->path, RT_MAX_RANK);
         if (parse_dim(ps, &d))
             return -1;
         h->shape[h->rank++] = d;
@@ -170,7 +175,8 @@ static int parse_shape(Parser *ps, Header *h) {
 
 /* Keys numpy may add one day: skip their value, brackets and strings
  * balanced, up to the ',' or '}' that ends it. */
-static int skip_value(Parser *ps) {
+static int skip_value(Parser *ps)
+{
     int depth = 0;
     skip_ws(ps);
     while (ps->p < ps->end) {
@@ -193,7 +199,8 @@ static int skip_value(Parser *ps) {
     return bad_header(ps, "unterminated value");
 }
 
-static int parse_entry(Parser *ps, Header *h) {
+static int parse_entry(Parser *ps, Header *h)
+{
     const char *key, *s;
     size_t klen, n;
     if (parse_string(ps, &key, &klen))
@@ -203,11 +210,13 @@ static int parse_entry(Parser *ps, Header *h) {
     if (klen == 5 && memcmp(key, "descr", 5) == 0) {
         skip_ws(ps);
         if (ps->p < ps->end && *ps->p != '\'' && *ps->p != '"')
-            return rt_errf(ps->err, ps->errlen, "%s: structured dtypes are not supported", ps->path);
+            return rt_errf(ps->err, ps->errlen, "%s: structured dtypes are not supported",
+                           ps->path);
         if (parse_string(ps, &s, &n))
             return -1;
         if (n >= sizeof h->descr)
-            return rt_errf(ps->err, ps->errlen, "%s: unsupported dtype '%.*s'", ps->path, (int)n, s);
+            return rt_errf(ps->err, ps->errlen, "%s: unsupported dtype '%.*s'", ps->path, (int)n,
+                           s);
         memcpy(h->descr, s, n);
         h->descr[n] = '\0';
         h->has_descr = 1;
@@ -224,7 +233,8 @@ static int parse_entry(Parser *ps, Header *h) {
     return skip_value(ps);
 }
 
-static int parse_header(Parser *ps, Header *h) {
+static int parse_header(Parser *ps, Header *h)
+{
     memset(h, 0, sizeof *h);
     if (!accept(ps, '{'))
         return bad_header(ps, "not a dict");
@@ -238,14 +248,16 @@ static int parse_header(Parser *ps, Header *h) {
         }
     }
     if (!h->has_descr || !h->has_fortran || !h->has_shape)
-        return bad_header(ps, !h->has_descr ? "no 'descr'"
-                              : !h->has_shape ? "no 'shape'" : "no 'fortran_order'");
+        return bad_header(ps, !h->has_descr   ? "no 'descr'"
+                              : !h->has_shape ? "no 'shape'"
+                                              : "no 'fortran_order'");
     return 0;
 }
 
 /* '<f4' and friends; '|' (and for one byte, any order mark) is fine. */
-static int find_type(const char *path, const char *descr, const FileType **ft,
-                     char *err, size_t errlen) {
+static int find_type(const char *path, const char *descr, const FileType **ft, char *err,
+                     size_t errlen)
+{
     char order = descr[0];
     if (strchr("<>|=", order) == NULL || descr[1] == '\0')
         return rt_errf(err, errlen, "%s: unsupported dtype '%s'", path, descr);
@@ -257,13 +269,15 @@ static int find_type(const char *path, const char *descr, const FileType **ft,
             continue;
         int little = order == '<' || (order == '=' && is_little_endian());
         if (t->width > 1 && !little)
-            return rt_errf(err, errlen, "%s: dtype '%s' is big-endian; save it little-endian "
-                           "(a.astype(a.dtype.newbyteorder('<')))", path, descr);
+            return rt_errf(err, errlen,
+                           "%s: dtype '%s' is big-endian; save it little-endian "
+                           "(a.astype(a.dtype.newbyteorder('<')))",
+                           path, descr);
         *ft = t;
         return 0;
     }
-    return rt_errf(err, errlen, "%s: unsupported dtype '%s' (need <f4, <f8, <i4, <i8 or |u1)",
-                   path, descr);
+    return rt_errf(err, errlen, "%s: unsupported dtype '%s' (need <f4, <f8, <i4, <i8 or |u1)", path,
+                   descr);
 }
 
 /* ---- reading ---- */
@@ -276,13 +290,15 @@ typedef struct {
     size_t errlen;
 } Reader;
 
-static int read_exact(Reader *r, void *buf, size_t n, const char *what) {
+static int read_exact(Reader *r, void *buf, size_t n, const char *what)
+{
     if (fread(buf, 1, n, r->f) != n)
         return rt_errf(r->err, r->errlen, "%s: truncated: cannot read the %s", r->path, what);
     return 0;
 }
 
-static uint32_t le_u32(const unsigned char *b, int n) {
+static uint32_t le_u32(const unsigned char *b, int n)
+{
     uint32_t v = 0;
     for (int i = n - 1; i >= 0; i--)
         v = (v << 8) | b[i];
@@ -290,7 +306,8 @@ static uint32_t le_u32(const unsigned char *b, int n) {
 }
 
 /* Reads everything up to the data; leaves the file at its first byte. */
-static int read_preamble(Reader *r, Header *h, long *data_start) {
+static int read_preamble(Reader *r, Header *h, long *data_start)
+{
     unsigned char pre[12];
     if (read_exact(r, pre, 8, "magic string"))
         return -1;
@@ -298,16 +315,18 @@ static int read_preamble(Reader *r, Header *h, long *data_start) {
         return rt_errf(r->err, r->errlen, "%s: not a .npy file (bad magic string)", r->path);
     int major = pre[6], minor = pre[7];
     if (major < 1 || major > 3)
-        return rt_errf(r->err, r->errlen, "%s: unsupported .npy format version %d.%d",
-                       r->path, major, minor);
+        return rt_errf(r->err, r->errlen, "%s: unsupported .npy format version %d.%d", r->path,
+                       major, minor);
     int lenbytes = major == 1 ? 2 : 4;
     if (read_exact(r, pre + 8, (size_t)lenbytes, "header length"))
         return -1;
     long hlen = (long)le_u32(pre + 8, lenbytes);
     *data_start = 8 + lenbytes + hlen;
     if (*data_start > r->file_size)
-        return rt_errf(r->err, r->errlen, "%s: truncated: header says it is %ld bytes, "
-                       "file has %ld", r->path, hlen, r->file_size - 8 - lenbytes);
+        return rt_errf(r->err, r->errlen,
+                       "%s: truncated: header says it is %ld bytes, "
+                       "file has %ld",
+                       r->path, hlen, r->file_size - 8 - lenbytes);
     char *text = rt_malloc((size_t)hlen);
     int rc = read_exact(r, text, (size_t)hlen, "header");
     if (rc == 0) {
@@ -319,8 +338,8 @@ static int read_preamble(Reader *r, Header *h, long *data_start) {
 }
 
 /* Number of elements, or -1 (with a message) if it overflows. */
-static long checked_size(const char *path, const Header *h, int width,
-                         char *err, size_t errlen) {
+static long checked_size(const char *path, const Header *h, int width, char *err, size_t errlen)
+{
     long n = 1;
     for (int i = 0; i < h->rank; i++)
         if (h->shape[i] == 0)
@@ -337,8 +356,8 @@ static long checked_size(const char *path, const Header *h, int width,
 }
 
 /* int64 and uint8 become int32; an int64 that does not fit is an error. */
-static int narrow(Reader *r, const FileType *ft, const unsigned char *raw,
-                  long n, int32_t *out) {
+static int narrow(Reader *r, const FileType *ft, const unsigned char *raw, long n, int32_t *out)
+{
     for (long i = 0; i < n; i++) {
         if (ft->width == 1) {
             out[i] = raw[i];
@@ -347,14 +366,17 @@ static int narrow(Reader *r, const FileType *ft, const unsigned char *raw,
         int64_t v;
         memcpy(&v, raw + 8 * i, 8);
         if (v < INT32_MIN || v > INT32_MAX)
-            return rt_errf(r->err, r->errlen, "%s: element %ld is %lld, which does not fit "
-                           "in int32", r->path, i, (long long)v);
+            return rt_errf(r->err, r->errlen,
+                           "%s: element %ld is %lld, which does not fit "
+                           "in int32",
+                           r->path, i, (long long)v);
         out[i] = (int32_t)v;
     }
     return 0;
 }
 
-static int read_data(Reader *r, const FileType *ft, rt_array *out) {
+static int read_data(Reader *r, const FileType *ft, rt_array *out)
+{
     size_t bytes = (size_t)out->size * (size_t)ft->width;
     size_t obytes = (size_t)out->size * (size_t)dtype_width(out->dtype);
     out->data = rt_malloc(obytes);
@@ -374,11 +396,13 @@ static int read_data(Reader *r, const FileType *ft, rt_array *out) {
     return rc;
 }
 
-static int check_layout(Reader *r, const Header *h, const FileType *ft,
-                        long data_start, long *size) {
+static int check_layout(Reader *r, const Header *h, const FileType *ft, long data_start, long *size)
+{
     if (h->fortran)
-        return rt_errf(r->err, r->errlen, "%s: fortran_order is True; save it in C order "
-                       "(np.ascontiguousarray)", r->path);
+        return rt_errf(r->err, r->errlen,
+                       "%s: fortran_order is True; save it in C order "
+                       "(np.ascontiguousarray)",
+                       r->path);
     *size = checked_size(r->path, h, ft->width, r->err, r->errlen);
     if (*size < 0)
         return -1;
@@ -386,18 +410,20 @@ static int check_layout(Reader *r, const Header *h, const FileType *ft,
     if (have < need) {
         char s[160];
         rt_format_shape(s, sizeof s, h->rank, h->shape, 0);
-        return rt_errf(r->err, r->errlen, "%s: truncated: header says %s %s (%ld bytes), "
-                       "file has %ld bytes of data", r->path, s, ft->name, need, have);
+        return rt_errf(r->err, r->errlen,
+                       "%s: truncated: header says %s %s (%ld bytes), "
+                       "file has %ld bytes of data",
+                       r->path, s, ft->name, need, have);
     }
     return 0;
 }
 
-static int read_file(Reader *r, rt_array *out) {
+static int read_file(Reader *r, rt_array *out)
+{
     Header h;
     const FileType *ft = NULL;
     long data_start = 0, size = 0;
-    if (read_preamble(r, &h, &data_start) ||
-        find_type(r->path, h.descr, &ft, r->err, r->errlen) ||
+    if (read_preamble(r, &h, &data_start) || find_type(r->path, h.descr, &ft, r->err, r->errlen) ||
         check_layout(r, &h, ft, data_start, &size))
         return -1;
     out->dtype = ft->out;
@@ -409,7 +435,8 @@ static int read_file(Reader *r, rt_array *out) {
     return read_data(r, ft, out);
 }
 
-int rt_npy_read(const char *path, rt_array *out, char *err, size_t errlen) {
+int rt_npy_read(const char *path, rt_array *out, char *err, size_t errlen)
+{
     struct stat st;
     memset(out, 0, sizeof *out);
     FILE *f = fopen(path, "rb");
@@ -427,30 +454,33 @@ int rt_npy_read(const char *path, rt_array *out, char *err, size_t errlen) {
     return rc;
 }
 
-void rt_array_free(rt_array *a) {
+void rt_array_free(rt_array *a)
+{
     free(a->data);
     a->data = NULL;
 }
 
 /* ---- writing ---- */
 
-static const char *descr_of(rt_dtype d) {
+static const char *descr_of(rt_dtype d)
+{
     return d == RT_F32 ? "<f4" : d == RT_F64 ? "<f8" : "<i4";
 }
 
 /* The magic, version, length and dict, padded with spaces and a newline so
  * the data starts on a 64-byte boundary as numpy itself does. */
-static size_t format_header(char *buf, size_t n, rt_dtype dtype, int rank,
-                            const long *shape) {
+static size_t format_header(char *buf, size_t n, rt_dtype dtype, int rank, const long *shape)
+{
     char dims[RT_MAX_RANK * 24 + 4] = "";
     size_t used = 0;
     for (int i = 0; i < rank; i++)
-        used += (size_t)snprintf(dims + used, sizeof dims - used, "%s%ld",
-                                 i ? ", " : "", shape[i]);
+        used += (size_t)snprintf(dims + used, sizeof dims - used, "%s%ld", i ? ", " : "", shape[i]);
     if (rank == 1)
         snprintf(dims + used, sizeof dims - used, ",");
-    int len = snprintf(buf + 10, n - 10, "{'descr': '%s', 'fortran_order': False, "
-                       "'shape': (%s), }", descr_of(dtype), dims);
+    int len = snprintf(buf + 10, n - 10,
+                       "{'descr': '%s', 'fortran_order': False, "
+                       "'shape': (%s), }",
+                       descr_of(dtype), dims);
     size_t total = 10 + (size_t)len + 1;
     total = (total + 63) / 64 * 64;
     memset(buf + 10 + len, ' ', total - 10 - (size_t)len);
@@ -465,7 +495,8 @@ static size_t format_header(char *buf, size_t n, rt_dtype dtype, int rank,
 
 /* path.tmp.PID, or with a counter if a stale one is in the way: the same
  * directory, so the final rename never crosses filesystems. */
-static int open_temp(const char *path, char *tmp, size_t n) {
+static int open_temp(const char *path, char *tmp, size_t n)
+{
     for (int k = 0; k < 100; k++) {
         snprintf(tmp, n, "%s.tmp.%ld.%d", path, (long)getpid(), k);
         int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0666);
@@ -475,7 +506,8 @@ static int open_temp(const char *path, char *tmp, size_t n) {
     return -1;
 }
 
-static int write_all(int fd, const void *buf, size_t n) {
+static int write_all(int fd, const void *buf, size_t n)
+{
     const char *p = buf;
     while (n > 0) {
         ssize_t w = write(fd, p, n);
@@ -489,8 +521,9 @@ static int write_all(int fd, const void *buf, size_t n) {
     return 0;
 }
 
-static int write_body(int fd, const char *hdr, size_t hlen, rt_dtype dtype,
-                      long size, const void *data) {
+static int write_body(int fd, const char *hdr, size_t hlen, rt_dtype dtype, long size,
+                      const void *data)
+{
     size_t bytes = (size_t)size * (size_t)dtype_width(dtype);
     if (write_all(fd, hdr, hlen))
         return -1;
@@ -504,11 +537,12 @@ static int write_body(int fd, const char *hdr, size_t hlen, rt_dtype dtype,
     return rc;
 }
 
-static int check_write_shape(const char *path, int rank, const long *shape,
-                             long *size, char *err, size_t errlen) {
+static int check_write_shape(const char *path, int rank, const long *shape, long *size, char *err,
+                             size_t errlen)
+{
     if (rank < 0 || rank > RT_MAX_RANK)
-        return rt_errf(err, errlen, "%s: cannot write rank %d (at most %d)", path,
-                       rank, RT_MAX_RANK);
+        return rt_errf(err, errlen, "%s: cannot write rank %d (at most %d)", path, rank,
+                       RT_MAX_RANK);
     Header h = {.rank = rank};
     for (int i = 0; i < rank; i++) {
         if (shape[i] < 0)
@@ -519,8 +553,9 @@ static int check_write_shape(const char *path, int rank, const long *shape,
     return *size < 0 ? -1 : 0;
 }
 
-int rt_npy_write(const char *path, rt_dtype dtype, int rank, const long *shape,
-                 const void *data, char *err, size_t errlen) {
+int rt_npy_write(const char *path, rt_dtype dtype, int rank, const long *shape, const void *data,
+                 char *err, size_t errlen)
+{
     char hdr[512], tmp[4096];
     long size = 0;
     if (check_write_shape(path, rank, shape, &size, err, errlen))

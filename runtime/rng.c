@@ -13,24 +13,25 @@
 /* M_PI is not ISO C; spelled out so strict builds find it. */
 static const double two_pi = 6.283185307179586476925286766559;
 
-uint64_t rt_splitmix64(uint64_t *x) {
+uint64_t rt_splitmix64(uint64_t *x)
+{
     uint64_t z = (*x += 0x9E3779B97F4A7C15u);
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9u;
     z = (z ^ (z >> 27)) * 0x94D049BB133111EBu;
     return z ^ (z >> 31);
 }
 
-void rt_rng_seed(rt_rng *r, uint64_t seed) {
+void rt_rng_seed(rt_rng *r, uint64_t seed)
+{
     uint64_t x = seed;
     for (int i = 0; i < 4; i++)
         r->s[i] = rt_splitmix64(&x);
 }
 
-static uint64_t rotl(uint64_t x, int k) {
-    return (x << k) | (x >> (64 - k));
-}
+static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
 
-uint64_t rt_rng_next(rt_rng *r) {
+uint64_t rt_rng_next(rt_rng *r)
+{
     uint64_t *s = r->s;
     uint64_t result = rotl(s[1] * 5, 7) * 9;
     uint64_t t = s[1] << 17;
@@ -44,13 +45,12 @@ uint64_t rt_rng_next(rt_rng *r) {
 }
 
 /* The top 53 bits are the best ones and fill a double's mantissa exactly. */
-double rt_rng_uniform(rt_rng *r) {
-    return (double)(rt_rng_next(r) >> 11) * 0x1.0p-53;
-}
+double rt_rng_uniform(rt_rng *r) { return (double)(rt_rng_next(r) >> 11) * 0x1.0p-53; }
 
 /* Box-Muller. rt_rng has no room to cache the second value, so it is
  * dropped; 1 - u keeps the logarithm's argument in (0, 1]. */
-double rt_rng_normal(rt_rng *r) {
+double rt_rng_normal(rt_rng *r)
+{
     double u1 = 1.0 - rt_rng_uniform(r);
     double u2 = rt_rng_uniform(r);
     return sqrt(-2.0 * log(u1)) * cos(two_pi * u2);
@@ -58,7 +58,8 @@ double rt_rng_normal(rt_rng *r) {
 
 /* Each key is folded through splitmix64 in turn, so nearby seeds and nearby
  * indices still land on unrelated states. */
-void rt_rng_stream(rt_rng *r, uint64_t seed, uint64_t domain, uint64_t k) {
+void rt_rng_stream(rt_rng *r, uint64_t seed, uint64_t domain, uint64_t k)
+{
     uint64_t x = seed;
     uint64_t h = rt_splitmix64(&x);
     x = h ^ (domain * 0xD6E8FEB86659FD93u);
@@ -69,7 +70,8 @@ void rt_rng_stream(rt_rng *r, uint64_t seed, uint64_t domain, uint64_t k) {
 
 /* Multiplying a 53-bit uniform keeps the bias below 2^-53 * n: nothing a
  * seeded pick or a random label could notice. */
-long rt_rng_below(rt_rng *r, long n) {
+long rt_rng_below(rt_rng *r, long n)
+{
     long v = (long)(rt_rng_uniform(r) * (double)n);
     return v < n ? v : n - 1;
 }

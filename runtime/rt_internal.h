@@ -20,8 +20,7 @@ void *rt_malloc_at(size_t n, const char *file, int line);
 _Noreturn void rt_die_at(const char *file, int line, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 #define rt_die(...) rt_die_at(__FILE__, __LINE__, __VA_ARGS__)
-int rt_errf(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+int rt_errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 const char *rt_dtype_name(rt_dtype d);
 /* "[64,1000]"; star replaces shape[0] with '*' (a batch of any size). */
 void rt_format_shape(char *buf, size_t n, int rank, const long *shape, int star);
@@ -41,7 +40,7 @@ typedef struct {
     const char *prog; /* "NAME_train" */
     int argc;
     char **argv;
-    int i;            /* the argument being looked at */
+    int i; /* the argument being looked at */
 } rt_args;
 /* 1 and *val set if argv[i] is flag (i moves past it), 0 if it is another
  * flag, -1 (message printed) if the value is missing. */
@@ -50,24 +49,23 @@ int rt_args_is(const rt_args *a, const char *flag);
 int rt_parse_posint(const rt_args *a, const char *flag, const char *s, long *out);
 int rt_parse_u64(const rt_args *a, const char *flag, const char *s, uint64_t *out);
 int rt_parse_double(const rt_args *a, const char *flag, const char *s, double *out);
-void rt_args_error(const rt_args *a, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+void rt_args_error(const rt_args *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* bind.c: --data NAME=FILE, converted once into each input's storage dtype. */
 typedef struct {
     const rt_tensor *input;
     const char *path;
-    rt_array arr;     /* rows x input row, in the input's storage dtype */
+    rt_array arr; /* rows x input row, in the input's storage dtype */
 } rt_binding;
 typedef struct {
     int n;
-    rt_binding *b;    /* one per bound input, in --data order */
-    long rows;        /* M, shared by every file */
-    long nbatches;    /* floor(M / batch) */
+    rt_binding *b; /* one per bound input, in --data order */
+    long rows;     /* M, shared by every file */
+    long nbatches; /* floor(M / batch) */
 } rt_data;
 void rt_data_init(rt_data *d);
-int rt_data_bind(rt_data *d, const rt_model *m, const char *name,
-                 const char *path, char *err, size_t errlen);
+int rt_data_bind(rt_data *d, const rt_model *m, const char *name, const char *path, char *err,
+                 size_t errlen);
 int rt_data_finish(rt_data *d, const rt_model *m, char *err, size_t errlen);
 void rt_data_load(const rt_data *d, const rt_model *m, long step);
 void rt_data_free(rt_data *d);

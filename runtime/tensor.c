@@ -9,36 +9,52 @@
  */
 #include "rt_internal.h"
 
-double rt_get(const rt_model *m, const rt_tensor *t, long i) {
+double rt_get(const rt_model *m, const rt_tensor *t, long i)
+{
     switch (rt_storage_dtype(m, t)) {
-    case RT_I32: return m->iarena[t->offset + i];
-    case RT_F32: return ((const float *)m->arena)[t->offset + i];
-    case RT_F64: return ((const double *)m->arena)[t->offset + i];
+    case RT_I32:
+        return m->iarena[t->offset + i];
+    case RT_F32:
+        return ((const float *)m->arena)[t->offset + i];
+    case RT_F64:
+        return ((const double *)m->arena)[t->offset + i];
     }
     rt_die("tensor %s: bad dtype %d", t->name, (int)t->dtype);
 }
 
-void rt_set(const rt_model *m, const rt_tensor *t, long i, double v) {
+void rt_set(const rt_model *m, const rt_tensor *t, long i, double v)
+{
     switch (rt_storage_dtype(m, t)) {
-    case RT_I32: m->iarena[t->offset + i] = (int32_t)v; return;
-    case RT_F32: ((float *)m->arena)[t->offset + i] = (float)v; return;
-    case RT_F64: ((double *)m->arena)[t->offset + i] = v; return;
+    case RT_I32:
+        m->iarena[t->offset + i] = (int32_t)v;
+        return;
+    case RT_F32:
+        ((float *)m->arena)[t->offset + i] = (float)v;
+        return;
+    case RT_F64:
+        ((double *)m->arena)[t->offset + i] = v;
+        return;
     }
     rt_die("tensor %s: bad dtype %d", t->name, (int)t->dtype);
 }
 
-static double draw_init(const rt_tensor *t, rt_rng *r) {
+static double draw_init(const rt_tensor *t, rt_rng *r)
+{
     switch (t->init) {
-    case RT_INIT_NORMAL: return t->init_a + t->init_b * rt_rng_normal(r);
+    case RT_INIT_NORMAL:
+        return t->init_a + t->init_b * rt_rng_normal(r);
     case RT_INIT_UNIFORM:
         return t->init_a + (t->init_b - t->init_a) * rt_rng_uniform(r);
-    case RT_INIT_CONST: return t->init_a;
-    case RT_INIT_NONE: return 0.0;
+    case RT_INIT_CONST:
+        return t->init_a;
+    case RT_INIT_NONE:
+        return 0.0;
     }
     rt_die("parameter %s: bad initializer %d", t->name, (int)t->init);
 }
 
-void rt_init_params(const rt_model *m, uint64_t seed) {
+void rt_init_params(const rt_model *m, uint64_t seed)
+{
     for (int k = 0; k < m->n_params; k++) {
         const rt_tensor *t = &m->params[k];
         rt_rng r;
@@ -48,15 +64,15 @@ void rt_init_params(const rt_model *m, uint64_t seed) {
     }
 }
 
-void rt_random_inputs(const rt_model *m, uint64_t seed) {
+void rt_random_inputs(const rt_model *m, uint64_t seed)
+{
     for (int k = 0; k < m->n_inputs; k++) {
         const rt_tensor *t = &m->inputs[k];
         long classes = t->classes > 0 ? t->classes : 2;
         rt_rng r;
         rt_rng_stream(&r, seed, RT_STREAM_INPUT, (uint64_t)k);
         for (long i = 0; i < t->size; i++) {
-            double v = t->dtype == RT_I32 ? (double)rt_rng_below(&r, classes)
-                                          : rt_rng_normal(&r);
+            double v = t->dtype == RT_I32 ? (double)rt_rng_below(&r, classes) : rt_rng_normal(&r);
             rt_set(m, t, i, v);
         }
     }

@@ -24,18 +24,18 @@ typedef struct {
     const char **data; /* the NAME=FILE arguments, in order */
 } Opts;
 
-static const char *optimizer_name(rt_optimizer k) {
-    return k == RT_OPT_SGD ? "sgd" : "?";
-}
+static const char *optimizer_name(rt_optimizer k) { return k == RT_OPT_SGD ? "sgd" : "?"; }
 
-static void usage(const rt_model *m, const char *prog) {
+static void usage(const rt_model *m, const char *prog)
+{
     long n = 0;
     for (int k = 0; k < m->n_params; k++)
         n += m->params[k].size;
     printf("usage: %s [--steps N] [--seed S] [--lr X] [--data NAME=FILE.npy]...\n"
-           "       [--print-every K] [--threads N]\n\n", prog);
-    printf("Trains model %s (%s), batch %d, with %s.\n", m->name,
-           m->source ? m->source : "?", m->batch, optimizer_name(m->optimizer));
+           "       [--print-every K] [--threads N]\n\n",
+           prog);
+    printf("Trains model %s (%s), batch %d, with %s.\n", m->name, m->source ? m->source : "?",
+           m->batch, optimizer_name(m->optimizer));
     printf("inputs (bind all of them with --data, or none for random data):\n");
     for (int k = 0; k < m->n_inputs; k++) {
         const rt_tensor *t = &m->inputs[k];
@@ -54,11 +54,13 @@ static void usage(const rt_model *m, const char *prog) {
            "  --lr X           learning rate (default %g)\n"
            "  --data NAME=F    an .npy file for input NAME, [rows, ...] rows >= batch\n"
            "  --print-every K  print the loss every K steps (default 10)\n"
-           "  --threads N      BLAS threads (default 1)\n", m->hyper.lr);
+           "  --threads N      BLAS threads (default 1)\n",
+           m->hyper.lr);
 }
 
 /* One flag at a->i: 1 if it was recognized, 0 if not, -1 on a bad value. */
-static int parse_flag(rt_args *a, Opts *o) {
+static int parse_flag(rt_args *a, Opts *o)
+{
     const char *v;
     int r;
     if (rt_args_is(a, "--help") || rt_args_is(a, "-h")) {
@@ -93,7 +95,8 @@ static int parse_flag(rt_args *a, Opts *o) {
 }
 
 /* 0, or 2 after a message. --help anywhere wins over later flags. */
-static int parse(rt_args *a, Opts *o) {
+static int parse(rt_args *a, Opts *o)
+{
     while (a->i < a->argc && !o->help) {
         int r = parse_flag(a, o);
         if (r < 0)
@@ -107,7 +110,8 @@ static int parse(rt_args *a, Opts *o) {
 }
 
 /* Loads every --data file; 0, or 1 after a message. */
-static int bind_all(const rt_model *m, const char *prog, const Opts *o, rt_data *d) {
+static int bind_all(const rt_model *m, const char *prog, const Opts *o, rt_data *d)
+{
     char err[1024];
     for (int k = 0; k < o->n_data; k++) {
         const char *eq = strchr(o->data[k], '=');
@@ -127,19 +131,18 @@ static int bind_all(const rt_model *m, const char *prog, const Opts *o, rt_data 
         return 1;
     }
     if (d->n)
-        fprintf(stderr, "%s: %ld rows: %ld minibatches of %d, %ld rows dropped\n", prog,
-                d->rows, d->nbatches, m->batch, d->rows - d->nbatches * m->batch);
+        fprintf(stderr, "%s: %ld rows: %ld minibatches of %d, %ld rows dropped\n", prog, d->rows,
+                d->nbatches, m->batch, d->rows - d->nbatches * m->batch);
     else
-        fprintf(stderr, "%s: no --data: training on one random batch (seed %llu)\n",
-                prog, (unsigned long long)o->seed);
+        fprintf(stderr, "%s: no --data: training on one random batch (seed %llu)\n", prog,
+                (unsigned long long)o->seed);
     return 0;
 }
 
-static const char *nonfinite_name(double v) {
-    return isnan(v) ? "nan" : v > 0 ? "inf" : "-inf";
-}
+static const char *nonfinite_name(double v) { return isnan(v) ? "nan" : v > 0 ? "inf" : "-inf"; }
 
-static int run(const rt_model *m, const char *prog, const Opts *o, const rt_data *d) {
+static int run(const rt_model *m, const char *prog, const Opts *o, const rt_data *d)
+{
     rt_hyper h = m->hyper;
     double ms = 0;
     if (o->has_lr)
@@ -159,8 +162,7 @@ static int run(const rt_model *m, const char *prog, const Opts *o, const rt_data
     }
     double final = m->loss_and_grad();
     if (!isfinite(final)) {
-        fprintf(stderr, "%s: loss is %s after step %ld\n", prog, nonfinite_name(final),
-                o->steps);
+        fprintf(stderr, "%s: loss is %s after step %ld\n", prog, nonfinite_name(final), o->steps);
         return 1;
     }
     printf("final loss %.9g  %.4g ms/step\n", final, ms / (double)o->steps);
@@ -168,7 +170,8 @@ static int run(const rt_model *m, const char *prog, const Opts *o, const rt_data
     return 0;
 }
 
-int rt_train_main(const rt_model *m, int argc, char **argv) {
+int rt_train_main(const rt_model *m, int argc, char **argv)
+{
     char prog[256];
     snprintf(prog, sizeof prog, "%s_train", m->name);
     Opts o = {.steps = 100, .print_every = 10, .threads = 1, .seed = 1};

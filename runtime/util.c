@@ -12,7 +12,8 @@
 #include <time.h>
 #include "rt_internal.h"
 
-void *rt_malloc_at(size_t n, const char *file, int line) {
+void *rt_malloc_at(size_t n, const char *file, int line)
+{
     /* malloc(0) may legally return NULL; callers want a pointer to free. */
     void *p = malloc(n ? n : 1);
     if (!p)
@@ -20,7 +21,8 @@ void *rt_malloc_at(size_t n, const char *file, int line) {
     return p;
 }
 
-void rt_die_at(const char *file, int line, const char *fmt, ...) {
+void rt_die_at(const char *file, int line, const char *fmt, ...)
+{
     va_list ap;
     fflush(stdout);
     fprintf(stderr, "%s:%d: gradc runtime: ", file, line);
@@ -32,7 +34,8 @@ void rt_die_at(const char *file, int line, const char *fmt, ...) {
 }
 
 /* Always returns -1 so callers can `return rt_errf(...)`. */
-int rt_errf(char *err, size_t errlen, const char *fmt, ...) {
+int rt_errf(char *err, size_t errlen, const char *fmt, ...)
+{
     va_list ap;
     if (!err || errlen == 0)
         return -1;
@@ -42,23 +45,28 @@ int rt_errf(char *err, size_t errlen, const char *fmt, ...) {
     return -1;
 }
 
-const char *rt_dtype_name(rt_dtype d) {
+const char *rt_dtype_name(rt_dtype d)
+{
     switch (d) {
-    case RT_F32: return "float32";
-    case RT_F64: return "float64";
-    case RT_I32: return "int32";
+    case RT_F32:
+        return "float32";
+    case RT_F64:
+        return "float64";
+    case RT_I32:
+        return "int32";
     }
     return "?";
 }
 
-void rt_format_shape(char *buf, size_t n, int rank, const long *shape, int star) {
+void rt_format_shape(char *buf, size_t n, int rank, const long *shape, int star)
+{
     char body[RT_MAX_RANK * 22 + 1] = "";
     size_t used = 0;
     for (int i = 0; i < rank && i < RT_MAX_RANK; i++) {
         const char *sep = i ? "," : "";
-        int w = (i == 0 && star) ? snprintf(body + used, sizeof body - used, "*")
-                                 : snprintf(body + used, sizeof body - used,
-                                            "%s%ld", sep, shape[i]);
+        int w = (i == 0 && star)
+                    ? snprintf(body + used, sizeof body - used, "*")
+                    : snprintf(body + used, sizeof body - used, "%s%ld", sep, shape[i]);
         if (w < 0 || (size_t)w >= sizeof body - used)
             break;
         used += (size_t)w;
@@ -66,16 +74,19 @@ void rt_format_shape(char *buf, size_t n, int rank, const long *shape, int star)
     snprintf(buf, n, "[%s]", body);
 }
 
-void rt_tensor_shape(const rt_tensor *t, long *shape) {
+void rt_tensor_shape(const rt_tensor *t, long *shape)
+{
     for (int i = 0; i < t->rank; i++)
         shape[i] = t->shape[i];
 }
 
-rt_dtype rt_storage_dtype(const rt_model *m, const rt_tensor *t) {
+rt_dtype rt_storage_dtype(const rt_model *m, const rt_tensor *t)
+{
     return t->dtype == RT_I32 ? RT_I32 : m->real;
 }
 
-double rt_now_ms(void) {
+double rt_now_ms(void)
+{
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;

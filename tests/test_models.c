@@ -51,31 +51,33 @@ enum { SEED = 1 };
 
 /* Row i of the table, after checking that its descriptors are the builds
  * they claim to be. */
-static const Model *model_row(int i) {
+static const Model *model_row(int i)
+{
     const Model *r = &models[i];
     ck_assert_msg(strcmp(r->f32->name, r->name) == 0 && strcmp(r->f64->name, r->name) == 0,
                   "%s: descriptors name %s (f32) and %s (f64)", r->name, r->f32->name,
                   r->f64->name);
     ck_assert_msg(r->f32->real == RT_F32 && r->f64->real == RT_F64,
-                  "%s: real types %d (f32 build) and %d (f64 build)", r->name,
-                  (int)r->f32->real, (int)r->f64->real);
+                  "%s: real types %d (f32 build) and %d (f64 build)", r->name, (int)r->f32->real,
+                  (int)r->f64->real);
     return r;
 }
 
-static int close_rel(double a, double b, double tol) {
+static int close_rel(double a, double b, double tol)
+{
     return fabs(a - b) <= tol * fmax(1.0, fabs(b));
 }
 
-static double rel_diff(double a, double b) {
-    return fabs(a - b) / fmax(1.0, fabs(b));
-}
+static double rel_diff(double a, double b) { return fabs(a - b) / fmax(1.0, fabs(b)); }
 
-static double *arena64(const rt_model *m) {
+static double *arena64(const rt_model *m)
+{
     ck_assert_int_eq(m->real, RT_F64);
     return (double *)m->arena;
 }
 
-static double *dup_doubles(const double *p, long n) {
+static double *dup_doubles(const double *p, long n)
+{
     double *q = malloc(sizeof *q * (size_t)n);
     ck_assert_ptr_nonnull(q);
     memcpy(q, p, sizeof *q * (size_t)n);
@@ -87,7 +89,8 @@ static double *dup_doubles(const double *p, long n) {
 /* rt_gradcheck by DESIGN.md's definition, <= 1e-6. A parameter whose every
  * checked element sat on a kink would count as error 0, so the per-parameter
  * lines are read back and each must have checked at least one element. */
-START_TEST(test_gradcheck) {
+START_TEST(test_gradcheck)
+{
     const Model *r = model_row(_i);
     char *text = NULL;
     size_t len = 0;
@@ -98,23 +101,23 @@ START_TEST(test_gradcheck) {
     ck_assert_int_eq(fclose(out), 0);
     fprintf(stderr, "models: %s: gradient check max relative error %.3g (tolerance 1e-6)\n",
             r->name, err);
-    ck_assert_msg(err <= 1e-6, "%s: gradient check max relative error %.9g > 1e-6:\n%s",
-                  r->name, err, text);
+    ck_assert_msg(err <= 1e-6, "%s: gradient check max relative error %.9g > 1e-6:\n%s", r->name,
+                  err, text);
 
     const char *line = text;
     for (int k = 0; k < r->f64->n_params; k++) {
         const char *name = r->f64->params[k].name;
         size_t n = strlen(name);
         ck_assert_msg(line && strncmp(line, name, n) == 0 && line[n] == ' ',
-                      "%s: gradient check line %d is not parameter %s:\n%s", r->name, k + 1,
-                      name, text);
+                      "%s: gradient check line %d is not parameter %s:\n%s", r->name, k + 1, name,
+                      text);
         const char *c = strstr(line, " checked ");
         long checked = -1;
         ck_assert_msg(c && sscanf(c, " checked %ld", &checked) == 1,
-                      "%s: no 'checked N' in the gradient check line of %s:\n%s", r->name,
+                      "%s: no 'checked N' in the gradient check line of %s:\n%s", r->name, name,
+                      text);
+        ck_assert_msg(checked > 0, "%s: the gradient check checked no element of %s:\n%s", r->name,
                       name, text);
-        ck_assert_msg(checked > 0, "%s: the gradient check checked no element of %s:\n%s",
-                      r->name, name, text);
         line = strchr(line, '\n');
         line = line ? line + 1 : NULL;
     }
@@ -127,13 +130,13 @@ END_TEST
 /* In double: train_step(lr) == p - lr * grad(p) elementwise to 1e-12, and
  * its loss is loss_and_grad's at p, exactly (the same computation). The lr
  * differs from the model's default, so a step that ignores it fails. */
-START_TEST(test_train_step_formula) {
+START_TEST(test_train_step_formula)
+{
     const Model *r = model_row(_i);
     const rt_model *m = r->f64;
     double *a = arena64(m);
     const rt_hyper hyper = {.lr = 0.05};
-    ck_assert_msg(hyper.lr != m->hyper.lr, "%s: default lr is the test's lr %g", r->name,
-                  hyper.lr);
+    ck_assert_msg(hyper.lr != m->hyper.lr, "%s: default lr is the test's lr %g", r->name, hyper.lr);
 
     rt_init_params(m, SEED);
     rt_random_inputs(m, SEED);
@@ -155,8 +158,8 @@ START_TEST(test_train_step_formula) {
             nonzero += g[base + i] != 0;
             if (!close_rel(got, want, 1e-12))
                 ck_abort_msg("%s: %s[%ld] after train_step(lr %g) is %.17g, want p - lr*g = "
-                             "%.17g (p %.17g, g %.17g)", r->name, t->name, i, hyper.lr, got,
-                             want, p[base + i], g[base + i]);
+                             "%.17g (p %.17g, g %.17g)",
+                             r->name, t->name, i, hyper.lr, got, want, p[base + i], g[base + i]);
         }
     }
     ck_assert_msg(nonzero > 0, "%s: every gradient element is 0 at seed %d", r->name, SEED);
@@ -170,15 +173,16 @@ END_TEST
 /* Both builds from the same seed (drawn in double, so the float build starts
  * at the double values rounded), then 10 steps each at the model's default
  * hyperparameters: every loss agrees to 1e-4 relative. */
-START_TEST(test_float_double) {
+START_TEST(test_float_double)
+{
     const Model *r = model_row(_i);
     const rt_model *mf = r->f32, *md = r->f64;
     enum { STEPS = 10 };
-    ck_assert_msg(mf->hyper.lr == md->hyper.lr, "%s: default lr %g (f32) and %g (f64)",
-                  r->name, mf->hyper.lr, md->hyper.lr);
+    ck_assert_msg(mf->hyper.lr == md->hyper.lr, "%s: default lr %g (f32) and %g (f64)", r->name,
+                  mf->hyper.lr, md->hyper.lr);
     ck_assert_msg(mf->n_param_elems == md->n_param_elems,
-                  "%s: %ld parameter elements (f32) and %ld (f64)", r->name,
-                  mf->n_param_elems, md->n_param_elems);
+                  "%s: %ld parameter elements (f32) and %ld (f64)", r->name, mf->n_param_elems,
+                  md->n_param_elems);
 
     rt_init_params(mf, SEED);
     rt_random_inputs(mf, SEED);
@@ -204,20 +208,23 @@ START_TEST(test_float_double) {
             worst = rel_diff(lf[s], ld[s]);
             worst_step = s;
         }
-    fprintf(stderr, "models: %s: float vs double loss, worst relative difference %.3g "
-            "(step %d of %d; tolerance 1e-4)\n", r->name, worst, worst_step + 1, STEPS);
+    fprintf(stderr,
+            "models: %s: float vs double loss, worst relative difference %.3g "
+            "(step %d of %d; tolerance 1e-4)\n",
+            r->name, worst, worst_step + 1, STEPS);
     for (int s = 0; s < STEPS; s++)
         ck_assert_msg(close_rel(lf[s], ld[s], 1e-4),
                       "%s: step %d loss %.9g (float) vs %.17g (double), relative "
-                      "difference %.3g > 1e-4", r->name, s + 1, lf[s], ld[s],
-                      rel_diff(lf[s], ld[s]));
+                      "difference %.3g > 1e-4",
+                      r->name, s + 1, lf[s], ld[s], rel_diff(lf[s], ld[s]));
 }
 END_TEST
 
 /* ---- forward ---- */
 
 /* Every input, as doubles (which hold float, double and int32 exactly). */
-static double **save_inputs(const rt_model *m) {
+static double **save_inputs(const rt_model *m)
+{
     double **v = calloc((size_t)m->n_inputs + 1, sizeof *v);
     ck_assert_ptr_nonnull(v);
     for (int k = 0; k < m->n_inputs; k++) {
@@ -230,13 +237,15 @@ static double **save_inputs(const rt_model *m) {
     return v;
 }
 
-static void restore_inputs(const rt_model *m, double *const *v) {
+static void restore_inputs(const rt_model *m, double *const *v)
+{
     for (int k = 0; k < m->n_inputs; k++)
         for (long i = 0; i < m->inputs[k].size; i++)
             rt_set(m, &m->inputs[k], i, v[k][i]);
 }
 
-static void free_inputs(const rt_model *m, double **v) {
+static void free_inputs(const rt_model *m, double **v)
+{
     for (int k = 0; k < m->n_inputs; k++)
         free(v[k]);
     free(v);
@@ -244,7 +253,8 @@ static void free_inputs(const rt_model *m, double **v) {
 
 /* In double: forward(batch) gives finite outputs, and forward(rows) for
  * rows = batch/2 gives the same first rows (to 1e-12) from the same inputs. */
-START_TEST(test_forward_rows) {
+START_TEST(test_forward_rows)
+{
     const Model *r = model_row(_i);
     const rt_model *m = r->f64;
     rt_init_params(m, SEED);
@@ -257,15 +267,15 @@ START_TEST(test_forward_rows) {
     for (int k = 0; k < m->n_outputs; k++) {
         const rt_tensor *t = &m->outputs[k];
         ck_assert_msg(t->rank >= 1 && t->shape[0] == m->batch,
-                      "%s: output %s has rank %d and first dimension %d, not the batch %d",
-                      r->name, t->name, t->rank, t->rank >= 1 ? t->shape[0] : 0, m->batch);
+                      "%s: output %s has rank %d and first dimension %d, not the batch %d", r->name,
+                      t->name, t->rank, t->rank >= 1 ? t->shape[0] : 0, m->batch);
         full[k] = malloc(sizeof **full * (size_t)t->size);
         ck_assert_ptr_nonnull(full[k]);
         for (long i = 0; i < t->size; i++) {
             full[k][i] = rt_get(m, t, i);
             if (!isfinite(full[k][i]))
-                ck_abort_msg("%s: forward(%d): output %s[%ld] is %g", r->name, m->batch,
-                             t->name, i, full[k][i]);
+                ck_abort_msg("%s: forward(%d): output %s[%ld] is %g", r->name, m->batch, t->name, i,
+                             full[k][i]);
         }
     }
 
@@ -279,8 +289,8 @@ START_TEST(test_forward_rows) {
             double got = rt_get(m, t, i);
             if (!close_rel(got, full[k][i], 1e-12))
                 ck_abort_msg("%s: output %s[%ld] (row %ld) is %.17g after forward(%d), "
-                             "%.17g after forward(%d)", r->name, t->name, i, i / per_row, got,
-                             rows, full[k][i], m->batch);
+                             "%.17g after forward(%d)",
+                             r->name, t->name, i, i / per_row, got, rows, full[k][i], m->batch);
         }
         free(full[k]);
     }
@@ -296,7 +306,8 @@ enum { NOTES_STEPS = 200 };
 #define NOTES_SCRIPT "notes_seed_mlp.py"
 #define PYTHON "/usr/bin/python3"
 
-static const rt_tensor *find_tensor(const rt_tensor *ts, int n, const char *name) {
+static const rt_tensor *find_tensor(const rt_tensor *ts, int n, const char *name)
+{
     for (int k = 0; k < n; k++)
         if (strcmp(ts[k].name, name) == 0)
             return &ts[k];
@@ -306,7 +317,8 @@ static const rt_tensor *find_tensor(const rt_tensor *ts, int n, const char *name
 /* The script sits next to this file: found through __FILE__ (relative to
  * where the suite was compiled, the repository root), else under tests/
  * of the working directory. */
-static int find_script(char *path, size_t len) {
+static int find_script(char *path, size_t len)
+{
     const char *slash = strrchr(__FILE__, '/');
     int dir = slash ? (int)(slash - __FILE__) : 0;
     snprintf(path, len, "%.*s%s" NOTES_SCRIPT, dir, __FILE__, slash ? "/" : "");
@@ -318,7 +330,8 @@ static int find_script(char *path, size_t len) {
 
 /* Runs cmd through the shell; its exit status (-1 unless it exited) and,
  * in out, the start of what it printed on stdout. */
-static int run(const char *cmd, char *out, size_t len) {
+static int run(const char *cmd, char *out, size_t len)
+{
     FILE *p = popen(cmd, "r");
     if (!p) {
         snprintf(out, len, "popen: %s", strerror(errno));
@@ -334,22 +347,25 @@ static int run(const char *cmd, char *out, size_t len) {
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
-static void path_in(char *buf, size_t len, const char *dir, const char *file) {
+static void path_in(char *buf, size_t len, const char *dir, const char *file)
+{
     snprintf(buf, len, "%s/%s", dir, file);
 }
 
 /* seed_mlp in double, seed 1, against tests/notes_seed_mlp.py from the same
  * x, y, w1, w2: the loss before each of 200 steps at lr 1e-4 agrees to 1e-9
  * relative. The temporary folder is removed before anything is asserted. */
-START_TEST(test_notes_seed_mlp) {
+START_TEST(test_notes_seed_mlp)
+{
     const rt_model *m = &seed_mlp_model_f64;
     double *a = arena64(m);
     char script[600], fail[4096] = "", err[512];
     ck_assert_msg(find_script(script, sizeof script) == 0,
                   "cannot find " NOTES_SCRIPT " (looked next to " __FILE__ " and in tests/ of "
                   "the working directory); run build/test_models from the repository root");
-    ck_assert_msg(access(PYTHON, X_OK) == 0, PYTHON " is missing (the notes' reference "
-                  "needs python3 with numpy, Debian python3-numpy)");
+    ck_assert_msg(access(PYTHON, X_OK) == 0,
+                  PYTHON " is missing (the notes' reference "
+                         "needs python3 with numpy, Debian python3-numpy)");
 
     rt_init_params(m, SEED);
     rt_random_inputs(m, SEED);
@@ -370,8 +386,7 @@ START_TEST(test_notes_seed_mlp) {
         for (int d = 0; d < ts[k]->rank; d++)
             shape[d] = ts[k]->shape[d];
         snprintf(path, sizeof path, "%s/%s.npy", dir, names[k]);
-        if (rt_npy_write(path, RT_F64, ts[k]->rank, shape, a + ts[k]->offset, err,
-                         sizeof err) != 0)
+        if (rt_npy_write(path, RT_F64, ts[k]->rank, shape, a + ts[k]->offset, err, sizeof err) != 0)
             snprintf(fail, sizeof fail, "writing %s: %s", names[k], err);
     }
 
@@ -409,19 +424,21 @@ START_TEST(test_notes_seed_mlp) {
             worst_step = s;
         }
     }
-    fprintf(stderr, "models: seed_mlp: against the notes' NumPy loop, worst relative loss "
-            "difference %.3g (step %d of %d; tolerance 1e-9); loss %.9g -> %.9g\n", worst,
-            worst_step + 1, NOTES_STEPS, want[0], want[NOTES_STEPS - 1]);
+    fprintf(stderr,
+            "models: seed_mlp: against the notes' NumPy loop, worst relative loss "
+            "difference %.3g (step %d of %d; tolerance 1e-9); loss %.9g -> %.9g\n",
+            worst, worst_step + 1, NOTES_STEPS, want[0], want[NOTES_STEPS - 1]);
     for (int s = 0; s < NOTES_STEPS; s++)
         ck_assert_msg(close_rel(got[s], want[s], 1e-9),
                       "seed_mlp: step %d loss %.17g (C, double) vs %.17g (the notes' NumPy), "
-                      "relative difference %.3g > 1e-9", s + 1, got[s], want[s],
-                      rel_diff(got[s], want[s]));
+                      "relative difference %.3g > 1e-9",
+                      s + 1, got[s], want[s], rel_diff(got[s], want[s]));
     rt_array_free(&ref);
 }
 END_TEST
 
-static Suite *models_suite(void) {
+static Suite *models_suite(void)
+{
     Suite *s = suite_create("models");
     struct {
         const char *name;
@@ -445,7 +462,8 @@ static Suite *models_suite(void) {
     return s;
 }
 
-int main(void) {
+int main(void)
+{
     SRunner *sr = srunner_create(models_suite());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);

@@ -259,8 +259,8 @@ static char *step(const Case *c, const char *what, const char *cmd, char **out)
     }
     size_t len = strlen(printed) + strlen(cmd) + 512;
     char *msg = malloc(len);
-    snprintf(msg, len, "op %s (%s): %s failed (exit %d)\n$ %s\n%s", c->op, c->what, what, rc,
-             cmd, printed);
+    snprintf(msg, len, "op %s (%s): %s failed (exit %d)\n$ %s\n%s", c->op, c->what, what, rc, cmd,
+             printed);
     free(printed);
     return msg;
 }
@@ -302,8 +302,8 @@ static char *run_case(const Case *c, const char *dir)
     if (!(err <= TOL)) {
         size_t len = strlen(out) + 256;
         msg = malloc(len);
-        snprintf(msg, len, "op %s (%s): max relative error %g, want <= %g\n%s", c->op, c->what,
-                 err, TOL, out);
+        snprintf(msg, len, "op %s (%s): max relative error %g, want <= %g\n%s", c->op, c->what, err,
+                 TOL, out);
     }
     free(out);
     return msg;
@@ -360,14 +360,13 @@ START_TEST(test_every_op_has_a_case)
         for (size_t k = 0; k < sizeof covered_by / sizeof covered_by[0]; k++)
             if (!strcmp(covered_by[k].op, op))
                 through = covered_by[k].through;
-        ck_assert_msg(has_case(through), "op %s has no gradient case in tests/test_ops.c%s%s",
-                      op, through != op ? ", nor has " : "", through != op ? through : "");
+        ck_assert_msg(has_case(through), "op %s has no gradient case in tests/test_ops.c%s%s", op,
+                      through != op ? ", nor has " : "", through != op ? through : "");
     }
     /* And every case names a real op, so a renamed op is noticed. */
     for (int i = 0; i < N_CASES; i++)
         ck_assert_msg(!strcmp(cases[i].op, "chain") || is_op(cases[i].op),
-                      "case '%s' names op %s, which is not in ops.def", cases[i].what,
-                      cases[i].op);
+                      "case '%s' names op %s, which is not in ops.def", cases[i].what, cases[i].op);
 }
 END_TEST
 

@@ -24,13 +24,21 @@
 /* ---- linear regression: loss = sum_b ((x w)_b - y_b)^2 ---- */
 
 enum { B = 4, F = 3 };
-enum { X_OFF = 0, Y_OFF = 12, W_OFF = 16, DW_OFF = 19, LOSS_OFF = 22,
-       PRED_OFF = 23, LR_ARENA = 27 };
+enum {
+    X_OFF = 0,
+    Y_OFF = 12,
+    W_OFF = 16,
+    DW_OFF = 19,
+    LOSS_OFF = 22,
+    PRED_OFF = 23,
+    LR_ARENA = 27
+};
 static double lr_arena[LR_ARENA];
 static int32_t no_iarena[1];
 
 /* dL/dw_j = sum_b 2 r_b x_bj; `two` is 2 for the right gradient. */
-static double linreg(double two) {
+static double linreg(double two)
+{
     double *a = lr_arena, loss = 0;
     double r[B];
     for (int b = 0; b < B; b++) {
@@ -53,22 +61,34 @@ static double linreg(double two) {
 static double lr_loss_and_grad(void) { return linreg(2.0); }
 static double lr_bad_loss_and_grad(void) { return linreg(3.0); }
 
-static double lr_train_step(const rt_hyper *h) {
+static double lr_train_step(const rt_hyper *h)
+{
     double loss = lr_loss_and_grad();
     for (int j = 0; j < F; j++)
         lr_arena[W_OFF + j] -= h->lr * lr_arena[DW_OFF + j];
     return loss;
 }
 
-static void lr_forward(int rows) { (void)rows; linreg(2.0); }
+static void lr_forward(int rows)
+{
+    (void)rows;
+    linreg(2.0);
+}
 
 static const rt_tensor lr_inputs[] = {
     {.name = "x", .dtype = RT_F64, .rank = 2, .shape = {B, F}, .size = B * F, .offset = X_OFF},
     {.name = "y", .dtype = RT_F64, .rank = 2, .shape = {B, 1}, .size = B, .offset = Y_OFF},
 };
 static const rt_tensor lr_params[] = {
-    {.name = "w", .dtype = RT_F64, .rank = 2, .shape = {F, 1}, .size = F, .offset = W_OFF,
-     .init = RT_INIT_NORMAL, .init_a = 0, .init_b = 0.5},
+    {.name = "w",
+     .dtype = RT_F64,
+     .rank = 2,
+     .shape = {F, 1},
+     .size = F,
+     .offset = W_OFF,
+     .init = RT_INIT_NORMAL,
+     .init_a = 0,
+     .init_b = 0.5},
 };
 static const rt_tensor lr_grads[] = {
     {.name = "d_w", .dtype = RT_F64, .rank = 2, .shape = {F, 1}, .size = F, .offset = DW_OFF},
@@ -77,15 +97,16 @@ static const rt_tensor lr_outputs[] = {
     {.name = "pred", .dtype = RT_F64, .rank = 2, .shape = {B, 1}, .size = B, .offset = PRED_OFF},
 };
 
-#define LINREG_MODEL(lg)                                                        \
-    {.name = "linreg", .source = "linreg.lua", .batch = B, .real = RT_F64,       \
-     .arena = lr_arena, .iarena = no_iarena, .arena_size = LR_ARENA,             \
-     .iarena_size = 0, .n_inputs = 2, .n_params = 1, .n_outputs = 1,             \
-     .inputs = lr_inputs, .params = lr_params, .grads = lr_grads,                \
-     .outputs = lr_outputs, .params_offset = W_OFF, .grads_offset = DW_OFF,      \
-     .n_param_elems = F, .loss_offset = LOSS_OFF, .optimizer = RT_OPT_SGD,       \
-     .hyper = {.lr = 0.01}, .loss_and_grad = lg, .train_step = lr_train_step,    \
-     .forward = lr_forward}
+#define LINREG_MODEL(lg)                                                                           \
+    {                                                                                              \
+        .name = "linreg", .source = "linreg.lua", .batch = B, .real = RT_F64, .arena = lr_arena,   \
+        .iarena = no_iarena, .arena_size = LR_ARENA, .iarena_size = 0, .n_inputs = 2,              \
+        .n_params = 1, .n_outputs = 1, .inputs = lr_inputs, .params = lr_params,                   \
+        .grads = lr_grads, .outputs = lr_outputs, .params_offset = W_OFF, .grads_offset = DW_OFF,  \
+        .n_param_elems = F, .loss_offset = LOSS_OFF, .optimizer = RT_OPT_SGD,                      \
+        .hyper = {.lr = 0.01}, .loss_and_grad = lg, .train_step = lr_train_step,                   \
+        .forward = lr_forward                                                                      \
+    }
 static const rt_model linreg_model = LINREG_MODEL(lr_loss_and_grad);
 static const rt_model linreg_bad_model = LINREG_MODEL(lr_bad_loss_and_grad);
 
@@ -94,7 +115,8 @@ static const rt_model linreg_bad_model = LINREG_MODEL(lr_bad_loss_and_grad);
 enum { Q = 100 };
 static double q_arena[2 * Q + 1];
 
-static double quad_loss_and_grad(void) {
+static double quad_loss_and_grad(void)
+{
     double loss = 0;
     for (int i = 0; i < Q; i++) {
         double c = 1 + i / 100.0, v = q_arena[i];
@@ -106,23 +128,40 @@ static double quad_loss_and_grad(void) {
 }
 
 static const rt_tensor q_params[] = {
-    {.name = "v", .dtype = RT_F64, .rank = 2, .shape = {10, 10}, .size = Q, .offset = 0,
-     .init = RT_INIT_UNIFORM, .init_a = -1, .init_b = 1},
+    {.name = "v",
+     .dtype = RT_F64,
+     .rank = 2,
+     .shape = {10, 10},
+     .size = Q,
+     .offset = 0,
+     .init = RT_INIT_UNIFORM,
+     .init_a = -1,
+     .init_b = 1},
 };
 static const rt_tensor q_grads[] = {
     {.name = "d_v", .dtype = RT_F64, .rank = 2, .shape = {10, 10}, .size = Q, .offset = Q},
 };
-static const rt_model quad_model = {
-    .name = "quad", .batch = 1, .real = RT_F64, .arena = q_arena, .iarena = no_iarena,
-    .arena_size = 2 * Q + 1, .n_params = 1, .params = q_params, .grads = q_grads,
-    .params_offset = 0, .grads_offset = Q, .n_param_elems = Q, .loss_offset = 2 * Q,
-    .loss_and_grad = quad_loss_and_grad};
+static const rt_model quad_model = {.name = "quad",
+                                    .batch = 1,
+                                    .real = RT_F64,
+                                    .arena = q_arena,
+                                    .iarena = no_iarena,
+                                    .arena_size = 2 * Q + 1,
+                                    .n_params = 1,
+                                    .params = q_params,
+                                    .grads = q_grads,
+                                    .params_offset = 0,
+                                    .grads_offset = Q,
+                                    .n_param_elems = Q,
+                                    .loss_offset = 2 * Q,
+                                    .loss_and_grad = quad_loss_and_grad};
 
 /* ---- |w| at w = 0: every element sits on a kink ---- */
 
 static double k_arena[7];
 
-static double kink_loss_and_grad(void) {
+static double kink_loss_and_grad(void)
+{
     double loss = 0;
     for (int i = 0; i < 3; i++) {
         double w = k_arena[i];
@@ -134,17 +173,32 @@ static double kink_loss_and_grad(void) {
 }
 
 static const rt_tensor k_params[] = {
-    {.name = "w", .dtype = RT_F64, .rank = 1, .shape = {3}, .size = 3, .offset = 0,
-     .init = RT_INIT_CONST, .init_a = 0},
+    {.name = "w",
+     .dtype = RT_F64,
+     .rank = 1,
+     .shape = {3},
+     .size = 3,
+     .offset = 0,
+     .init = RT_INIT_CONST,
+     .init_a = 0},
 };
 static const rt_tensor k_grads[] = {
     {.name = "d_w", .dtype = RT_F64, .rank = 1, .shape = {3}, .size = 3, .offset = 3},
 };
-static const rt_model kink_model = {
-    .name = "kink", .batch = 1, .real = RT_F64, .arena = k_arena, .iarena = no_iarena,
-    .arena_size = 7, .n_params = 1, .params = k_params, .grads = k_grads,
-    .params_offset = 0, .grads_offset = 3, .n_param_elems = 3, .loss_offset = 6,
-    .loss_and_grad = kink_loss_and_grad};
+static const rt_model kink_model = {.name = "kink",
+                                    .batch = 1,
+                                    .real = RT_F64,
+                                    .arena = k_arena,
+                                    .iarena = no_iarena,
+                                    .arena_size = 7,
+                                    .n_params = 1,
+                                    .params = k_params,
+                                    .grads = k_grads,
+                                    .params_offset = 0,
+                                    .grads_offset = 3,
+                                    .n_param_elems = 3,
+                                    .loss_offset = 6,
+                                    .loss_and_grad = kink_loss_and_grad};
 
 /* ---- a float build with int32 labels: memory layout and binding ---- */
 
@@ -153,37 +207,66 @@ static int32_t f_iarena[6];
 
 static const rt_tensor f_inputs[] = {
     {.name = "x", .dtype = RT_F32, .rank = 2, .shape = {4, 3}, .size = 12, .offset = 2},
-    {.name = "label", .dtype = RT_I32, .rank = 1, .shape = {4}, .size = 4, .offset = 1,
+    {.name = "label",
+     .dtype = RT_I32,
+     .rank = 1,
+     .shape = {4},
+     .size = 4,
+     .offset = 1,
      .classes = 3},
     {.name = "bit", .dtype = RT_I32, .rank = 1, .shape = {1}, .size = 1, .offset = 5},
 };
 static const rt_tensor f_params[] = {
-    {.name = "b", .dtype = RT_F32, .rank = 1, .shape = {2}, .size = 2, .offset = 14,
-     .init = RT_INIT_CONST, .init_a = 0.25},
-    {.name = "u", .dtype = RT_F32, .rank = 1, .shape = {4}, .size = 4, .offset = 16,
-     .init = RT_INIT_UNIFORM, .init_a = 2, .init_b = 3},
+    {.name = "b",
+     .dtype = RT_F32,
+     .rank = 1,
+     .shape = {2},
+     .size = 2,
+     .offset = 14,
+     .init = RT_INIT_CONST,
+     .init_a = 0.25},
+    {.name = "u",
+     .dtype = RT_F32,
+     .rank = 1,
+     .shape = {4},
+     .size = 4,
+     .offset = 16,
+     .init = RT_INIT_UNIFORM,
+     .init_a = 2,
+     .init_b = 3},
 };
-static const rt_model float_model = {
-    .name = "fmodel", .batch = 4, .real = RT_F32, .arena = f_arena, .iarena = f_iarena,
-    .arena_size = 20, .iarena_size = 6, .n_inputs = 3, .n_params = 2,
-    .inputs = f_inputs, .params = f_params, .grads = f_params};
+static const rt_model float_model = {.name = "fmodel",
+                                     .batch = 4,
+                                     .real = RT_F32,
+                                     .arena = f_arena,
+                                     .iarena = f_iarena,
+                                     .arena_size = 20,
+                                     .iarena_size = 6,
+                                     .n_inputs = 3,
+                                     .n_params = 2,
+                                     .inputs = f_inputs,
+                                     .params = f_params,
+                                     .grads = f_params};
 
 /* ---- helpers ---- */
 
 static char tmpdir[64];
 
-static void make_tmpdir(void) {
+static void make_tmpdir(void)
+{
     snprintf(tmpdir, sizeof tmpdir, "/tmp/test_runtime.XXXXXX");
     ck_assert_ptr_nonnull(mkdtemp(tmpdir));
 }
 
-static void remove_tmpdir(void) {
+static void remove_tmpdir(void)
+{
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
     ck_assert_int_eq(system(cmd), 0);
 }
 
-static const char *tmp(const char *name) {
+static const char *tmp(const char *name)
+{
     static char buf[4][256];
     static int k;
     k = (k + 1) % 4;
@@ -191,7 +274,8 @@ static const char *tmp(const char *name) {
     return buf[k];
 }
 
-static char *slurp(const char *path) {
+static char *slurp(const char *path)
+{
     FILE *f = fopen(path, "rb");
     ck_assert_ptr_nonnull(f);
     static char buf[1 << 16];
@@ -209,7 +293,8 @@ typedef struct {
 } Run;
 
 /* Runs fn with stdout and stderr sent to files, then reads them back. */
-static Run run_main(main_fn fn, const rt_model *m, const char *const *args) {
+static Run run_main(main_fn fn, const rt_model *m, const char *const *args)
+{
     char *argv[32];
     int argc = 0;
     argv[argc++] = "prog";
@@ -234,13 +319,15 @@ static Run run_main(main_fn fn, const rt_model *m, const char *const *args) {
     return r;
 }
 
-static void run_free(Run *r) {
+static void run_free(Run *r)
+{
     free(r->out);
     free(r->err);
 }
 
 /* The value after `key` in the last line that starts with it. */
-static double last_value(const char *text, const char *key) {
+static double last_value(const char *text, const char *key)
+{
     double v = NAN;
     size_t n = strlen(key);
     for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
@@ -249,27 +336,37 @@ static double last_value(const char *text, const char *key) {
     return v;
 }
 
-static int count_lines(const char *text) {
+static int count_lines(const char *text)
+{
     int n = 0;
     for (; *text; text++)
         n += *text == '\n';
     return n;
 }
 
-static int python(const char *code) {
+static int python(const char *code)
+{
     char cmd[4096];
     snprintf(cmd, sizeof cmd, "cd '%s' && /usr/bin/python3 -c \"%s\"", tmpdir, code);
     return system(cmd);
 }
 
 /* A v1.0 file with any header text and `data` bytes after it. */
-static void write_raw_npy(const char *path, const char *dict, const void *data,
-                          size_t n) {
+static void write_raw_npy(const char *path, const char *dict, const void *data, size_t n)
+{
     FILE *f = fopen(path, "wb");
     ck_assert_ptr_nonnull(f);
     size_t len = strlen(dict);
-    unsigned char pre[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0,
-                             (unsigned char)(len & 0xff), (unsigned char)(len >> 8)};
+    unsigned char pre[10] = {0x93,
+                             'N',
+                             'U',
+                             'M',
+                             'P',
+                             'Y',
+                             1,
+                             0,
+                             (unsigned char)(len & 0xff),
+                             (unsigned char)(len >> 8)};
     fwrite(pre, 1, 10, f);
     fwrite(dict, 1, len, f);
     if (n)
@@ -277,14 +374,16 @@ static void write_raw_npy(const char *path, const char *dict, const void *data,
     fclose(f);
 }
 
-static void write_f64(const char *path, int rank, const long *shape, const double *v) {
+static void write_f64(const char *path, int rank, const long *shape, const double *v)
+{
     char err[512];
     ck_assert_msg(rt_npy_write(path, RT_F64, rank, shape, v, err, sizeof err) == 0, "%s", err);
 }
 
 /* ---- rng ---- */
 
-START_TEST(test_rng_golden) {
+START_TEST(test_rng_golden)
+{
     /* Pinned values (from an independent Python model of the algorithm):
      * the same seed must give these numbers on every machine. */
     uint64_t x = 0;
@@ -299,7 +398,8 @@ START_TEST(test_rng_golden) {
 }
 END_TEST
 
-START_TEST(test_rng_determinism) {
+START_TEST(test_rng_determinism)
+{
     rt_rng a, b, c;
     rt_rng_seed(&a, 7);
     rt_rng_seed(&b, 7);
@@ -314,7 +414,8 @@ START_TEST(test_rng_determinism) {
 }
 END_TEST
 
-START_TEST(test_rng_normal_moments) {
+START_TEST(test_rng_normal_moments)
+{
     rt_rng r;
     rt_rng_seed(&r, 1);
     double s = 0, ss = 0;
@@ -331,7 +432,8 @@ START_TEST(test_rng_normal_moments) {
 }
 END_TEST
 
-START_TEST(test_rng_uniform_range) {
+START_TEST(test_rng_uniform_range)
+{
     rt_rng r;
     rt_rng_seed(&r, 3);
     double lo = 1, hi = 0, s = 0;
@@ -352,7 +454,8 @@ START_TEST(test_rng_uniform_range) {
 }
 END_TEST
 
-START_TEST(test_rng_streams_differ) {
+START_TEST(test_rng_streams_differ)
+{
     rt_rng a, b, c;
     rt_rng_stream(&a, 1, RT_STREAM_PARAM, 0);
     rt_rng_stream(&b, 1, RT_STREAM_PARAM, 1);
@@ -365,7 +468,8 @@ END_TEST
 
 /* ---- tensor ---- */
 
-START_TEST(test_get_set_float_build) {
+START_TEST(test_get_set_float_build)
+{
     memset(f_arena, 0, sizeof f_arena);
     const rt_tensor *x = &f_inputs[0], *label = &f_inputs[1];
     rt_set(&float_model, x, 5, 1.5);
@@ -381,14 +485,16 @@ START_TEST(test_get_set_float_build) {
 }
 END_TEST
 
-START_TEST(test_get_set_double_build) {
+START_TEST(test_get_set_double_build)
+{
     rt_set(&linreg_model, &lr_params[0], 2, 0.1);
     ck_assert_double_eq(lr_arena[W_OFF + 2], 0.1);
     ck_assert_double_eq(rt_get(&linreg_model, &lr_params[0], 2), 0.1);
 }
 END_TEST
 
-START_TEST(test_init_params) {
+START_TEST(test_init_params)
+{
     rt_init_params(&float_model, 5);
     ck_assert_float_eq(f_arena[14], 0.25f);
     ck_assert_float_eq(f_arena[15], 0.25f);
@@ -406,7 +512,8 @@ START_TEST(test_init_params) {
 }
 END_TEST
 
-START_TEST(test_init_param_streams_independent) {
+START_TEST(test_init_param_streams_independent)
+{
     /* Parameter 1 of float_model must not move if parameter 0 goes away. */
     rt_init_params(&float_model, 9);
     float u[4];
@@ -425,10 +532,17 @@ START_TEST(test_init_param_streams_independent) {
 }
 END_TEST
 
-START_TEST(test_init_normal_moments) {
+START_TEST(test_init_normal_moments)
+{
     static double arena[20000];
-    rt_tensor p = {.name = "p", .dtype = RT_F64, .rank = 1, .shape = {20000},
-                   .size = 20000, .init = RT_INIT_NORMAL, .init_a = 3, .init_b = 0.5};
+    rt_tensor p = {.name = "p",
+                   .dtype = RT_F64,
+                   .rank = 1,
+                   .shape = {20000},
+                   .size = 20000,
+                   .init = RT_INIT_NORMAL,
+                   .init_a = 3,
+                   .init_b = 0.5};
     rt_model m = {.name = "n", .real = RT_F64, .arena = arena, .n_params = 1, .params = &p};
     rt_init_params(&m, 1);
     double s = 0, ss = 0;
@@ -440,20 +554,18 @@ START_TEST(test_init_normal_moments) {
 }
 END_TEST
 
-START_TEST(test_random_inputs) {
+START_TEST(test_random_inputs)
+{
     static double arena[3000];
     static int32_t iarena[3000];
     rt_tensor in[] = {
         {.name = "x", .dtype = RT_F64, .rank = 1, .shape = {1000}, .size = 1000},
-        {.name = "c", .dtype = RT_I32, .rank = 1, .shape = {1000}, .size = 1000,
-         .classes = 5},
-        {.name = "b", .dtype = RT_I32, .rank = 1, .shape = {1000}, .size = 1000,
-         .offset = 1000},
-        {.name = "x2", .dtype = RT_F64, .rank = 1, .shape = {1000}, .size = 1000,
-         .offset = 1000},
+        {.name = "c", .dtype = RT_I32, .rank = 1, .shape = {1000}, .size = 1000, .classes = 5},
+        {.name = "b", .dtype = RT_I32, .rank = 1, .shape = {1000}, .size = 1000, .offset = 1000},
+        {.name = "x2", .dtype = RT_F64, .rank = 1, .shape = {1000}, .size = 1000, .offset = 1000},
     };
-    rt_model m = {.name = "r", .real = RT_F64, .arena = arena, .iarena = iarena,
-                  .n_inputs = 4, .inputs = in};
+    rt_model m = {
+        .name = "r", .real = RT_F64, .arena = arena, .iarena = iarena, .n_inputs = 4, .inputs = in};
     rt_random_inputs(&m, 1);
     int seen[5] = {0}, bits[2] = {0};
     for (int i = 0; i < 1000; i++) {
@@ -477,7 +589,8 @@ END_TEST
 /* ---- npy ---- */
 
 static void check_round_trip(rt_dtype dt, int rank, const long *shape, const void *data,
-                             size_t width) {
+                             size_t width)
+{
     char err[512];
     rt_array a;
     const char *path = tmp("rt.npy");
@@ -501,7 +614,8 @@ static void check_round_trip(rt_dtype dt, int rank, const long *shape, const voi
     ck_assert_int_eq((bytes - size * (long)width) % 64, 0);
 }
 
-START_TEST(test_npy_round_trip) {
+START_TEST(test_npy_round_trip)
+{
     make_tmpdir();
     float f[24];
     double d[5] = {0.1, -1e300, 5e-324, 1.0 / 3, -0.0};
@@ -517,7 +631,8 @@ START_TEST(test_npy_round_trip) {
 }
 END_TEST
 
-START_TEST(test_npy_write_leaves_no_temp) {
+START_TEST(test_npy_write_leaves_no_temp)
+{
     make_tmpdir();
     char err[512];
     double d[2] = {1, 2};
@@ -527,33 +642,35 @@ START_TEST(test_npy_write_leaves_no_temp) {
     snprintf(cmd, sizeof cmd, "test \"$(ls '%s')\" = a.npy", tmpdir);
     ck_assert_int_eq(system(cmd), 0);
     /* A directory that does not exist: an error naming the path. */
-    ck_assert_int_eq(rt_npy_write(tmp("no/such/b.npy"), RT_F64, 1, (long[]){2}, d, err,
-                                  sizeof err), -1);
+    ck_assert_int_eq(rt_npy_write(tmp("no/such/b.npy"), RT_F64, 1, (long[]){2}, d, err, sizeof err),
+                     -1);
     ck_assert_ptr_nonnull(strstr(err, "no/such/b.npy"));
     remove_tmpdir();
 }
 END_TEST
 
-START_TEST(test_npy_read_numpy_files) {
+START_TEST(test_npy_read_numpy_files)
+{
     make_tmpdir();
-    ck_assert_msg(python(
-        "import numpy as np\n"
-        "np.save('f4.npy', (np.arange(12, dtype=np.float32) / 8).reshape(3, 4))\n"
-        "np.save('f8.npy', np.array([[0.1, -2.5]]))\n"
-        "np.save('i4.npy', np.array([5, -6, 7], dtype=np.int32))\n"
-        "np.save('i8.npy', np.array([[1], [-2], [2**31 - 1]], dtype=np.int64))\n"
-        "np.save('u1.npy', np.array([0, 255, 9], dtype=np.uint8))\n"
-        "np.save('scalar.npy', np.float64(2.5))\n"
-        "np.save('big.npy', np.array([2**40], dtype=np.int64))\n"
-        "np.save('fortran.npy', np.asfortranarray(np.arange(6.).reshape(2, 3)))\n"
-        "np.save('be.npy', np.arange(3, dtype='>f4'))\n"
-        "np.save('f2.npy', np.arange(3, dtype=np.float16))\n"
-        "f = open('v2.npy', 'wb')\n"
-        "np.lib.format.write_array(f, np.arange(6, dtype=np.int32).reshape(1, 2, 3), version=(2, 0))\n"
-        "f.close()\n"
-        "f = open('v3.npy', 'wb')\n"
-        "np.lib.format.write_array(f, np.arange(4.), version=(3, 0))\n"
-        "f.close()\n") == 0, "python3 with numpy is required for this test");
+    ck_assert_msg(python("import numpy as np\n"
+                         "np.save('f4.npy', (np.arange(12, dtype=np.float32) / 8).reshape(3, 4))\n"
+                         "np.save('f8.npy', np.array([[0.1, -2.5]]))\n"
+                         "np.save('i4.npy', np.array([5, -6, 7], dtype=np.int32))\n"
+                         "np.save('i8.npy', np.array([[1], [-2], [2**31 - 1]], dtype=np.int64))\n"
+                         "np.save('u1.npy', np.array([0, 255, 9], dtype=np.uint8))\n"
+                         "np.save('scalar.npy', np.float64(2.5))\n"
+                         "np.save('big.npy', np.array([2**40], dtype=np.int64))\n"
+                         "np.save('fortran.npy', np.asfortranarray(np.arange(6.).reshape(2, 3)))\n"
+                         "np.save('be.npy', np.arange(3, dtype='>f4'))\n"
+                         "np.save('f2.npy', np.arange(3, dtype=np.float16))\n"
+                         "f = open('v2.npy', 'wb')\n"
+                         "np.lib.format.write_array(f, np.arange(6, dtype=np.int32).reshape(1, 2, "
+                         "3), version=(2, 0))\n"
+                         "f.close()\n"
+                         "f = open('v3.npy', 'wb')\n"
+                         "np.lib.format.write_array(f, np.arange(4.), version=(3, 0))\n"
+                         "f.close()\n") == 0,
+                  "python3 with numpy is required for this test");
     char err[512];
     rt_array a;
     ck_assert_msg(rt_npy_read(tmp("f4.npy"), &a, err, sizeof err) == 0, "%s", err);
@@ -597,20 +714,23 @@ START_TEST(test_npy_read_numpy_files) {
     rt_array_free(&a);
 
     const char *refused[][2] = {
-        {"big.npy", "does not fit in int32"}, {"fortran.npy", "fortran_order"},
-        {"be.npy", "big-endian"}, {"f2.npy", "unsupported dtype '<f2'"},
+        {"big.npy", "does not fit in int32"},
+        {"fortran.npy", "fortran_order"},
+        {"be.npy", "big-endian"},
+        {"f2.npy", "unsupported dtype '<f2'"},
     };
     for (int k = 0; k < 4; k++) {
         ck_assert_int_eq(rt_npy_read(tmp(refused[k][0]), &a, err, sizeof err), -1);
         ck_assert_ptr_null(a.data);
-        ck_assert_msg(strstr(err, tmp(refused[k][0])) && strstr(err, refused[k][1]),
-                      "%s: got '%s'", refused[k][0], err);
+        ck_assert_msg(strstr(err, tmp(refused[k][0])) && strstr(err, refused[k][1]), "%s: got '%s'",
+                      refused[k][0], err);
     }
     remove_tmpdir();
 }
 END_TEST
 
-START_TEST(test_npy_numpy_reads_ours) {
+START_TEST(test_npy_numpy_reads_ours)
+{
     make_tmpdir();
     char err[512];
     float f[6] = {0.5f, -1, 2, 3, 4.25f, 1e-7f};
@@ -619,18 +739,20 @@ START_TEST(test_npy_numpy_reads_ours) {
     ck_assert_int_eq(rt_npy_write(tmp("f.npy"), RT_F32, 2, (long[]){2, 3}, f, err, sizeof err), 0);
     ck_assert_int_eq(rt_npy_write(tmp("i.npy"), RT_I32, 1, (long[]){3}, i, err, sizeof err), 0);
     ck_assert_int_eq(rt_npy_write(tmp("d.npy"), RT_F64, 0, NULL, d, err, sizeof err), 0);
-    ck_assert_int_eq(python(
-        "import numpy as np\n"
-        "f = np.load('f.npy'); i = np.load('i.npy'); d = np.load('d.npy')\n"
-        "assert f.dtype == np.float32 and f.shape == (2, 3), f\n"
-        "assert (f == np.array([[0.5, -1, 2], [3, 4.25, 1e-7]], dtype=np.float32)).all()\n"
-        "assert i.dtype == np.int32 and list(i) == [1, -2, 3]\n"
-        "assert d.shape == () and d == 1 / 3\n"), 0);
+    ck_assert_int_eq(
+        python("import numpy as np\n"
+               "f = np.load('f.npy'); i = np.load('i.npy'); d = np.load('d.npy')\n"
+               "assert f.dtype == np.float32 and f.shape == (2, 3), f\n"
+               "assert (f == np.array([[0.5, -1, 2], [3, 4.25, 1e-7]], dtype=np.float32)).all()\n"
+               "assert i.dtype == np.int32 and list(i) == [1, -2, 3]\n"
+               "assert d.shape == () and d == 1 / 3\n"),
+        0);
     remove_tmpdir();
 }
 END_TEST
 
-START_TEST(test_npy_truncated) {
+START_TEST(test_npy_truncated)
+{
     make_tmpdir();
     char err[512];
     rt_array a;
@@ -640,7 +762,7 @@ START_TEST(test_npy_truncated) {
     ck_assert_int_eq(rt_npy_read(tmp("t.npy"), &a, err, sizeof err), -1);
     ck_assert_ptr_nonnull(strstr(err, tmp("t.npy")));
     ck_assert_str_eq(strstr(err, "truncated"), "truncated: header says [3,4] float64 "
-                     "(96 bytes), file has 40 bytes of data");
+                                               "(96 bytes), file has 40 bytes of data");
     /* Cut inside the header, and inside the magic string. */
     ck_assert_int_eq(truncate(tmp("t.npy"), 50), 0);
     ck_assert_int_eq(rt_npy_read(tmp("t.npy"), &a, err, sizeof err), -1);
@@ -654,19 +776,21 @@ START_TEST(test_npy_truncated) {
 }
 END_TEST
 
-START_TEST(test_npy_bad_headers) {
+START_TEST(test_npy_bad_headers)
+{
     make_tmpdir();
     char err[512];
     rt_array a;
     double d[4] = {1, 2, 3, 4};
-    static const struct { const char *dict, *want; } cases[] = {
+    static const struct {
+        const char *dict, *want;
+    } cases[] = {
         {"{'descr': '<f8', 'fortran_order': True, 'shape': (2, 2), }", "fortran_order"},
         {"{'descr': '<f8', 'fortran_order': False, 'shape': (1000000000000, 1000000000000), }",
          "is too large"},
         {"{'descr': '<f8', 'fortran_order': False, 'shape': (99999999999999999999,), }",
          "too large"},
-        {"{'descr': '<f8', 'fortran_order': False, 'shape': (1000000000000,), }",
-         "truncated"},
+        {"{'descr': '<f8', 'fortran_order': False, 'shape': (1000000000000,), }", "truncated"},
         {"{'descr': '<f8', 'fortran_order': False, 'shape': (1,1,1,1,1,1,1), }", "rank"},
         {"{'descr': '<f8', 'fortran_order': False, 'shape': (-2, 2), }", "shape"},
         {"{'descr': '<f8', 'fortran_order': False, }", "no 'shape'"},
@@ -679,12 +803,14 @@ START_TEST(test_npy_bad_headers) {
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
         write_raw_npy(tmp("h.npy"), cases[k].dict, d, sizeof d);
         ck_assert_int_eq(rt_npy_read(tmp("h.npy"), &a, err, sizeof err), -1);
-        ck_assert_msg(strstr(err, tmp("h.npy")) && strstr(err, cases[k].want),
-                      "case %zu: got '%s'", k, err);
+        ck_assert_msg(strstr(err, tmp("h.npy")) && strstr(err, cases[k].want), "case %zu: got '%s'",
+                      k, err);
     }
     /* Spacing, key order, double quotes and unknown keys are all fine. */
-    write_raw_npy(tmp("h.npy"), "{ \"shape\":(2,2) ,'extra': {'x': (1, '}')},"
-                  "'fortran_order':False,'descr':'<f8'}\n", d, sizeof d);
+    write_raw_npy(tmp("h.npy"),
+                  "{ \"shape\":(2,2) ,'extra': {'x': (1, '}')},"
+                  "'fortran_order':False,'descr':'<f8'}\n",
+                  d, sizeof d);
     ck_assert_msg(rt_npy_read(tmp("h.npy"), &a, err, sizeof err) == 0, "%s", err);
     ck_assert_int_eq(a.size, 4);
     ck_assert_double_eq(((double *)a.data)[3], 4.0);
@@ -693,7 +819,8 @@ START_TEST(test_npy_bad_headers) {
 }
 END_TEST
 
-START_TEST(test_npy_fuzzed_headers) {
+START_TEST(test_npy_fuzzed_headers)
+{
     /* Every byte of a valid file's header replaced by a few values: each
      * read must succeed or fail cleanly (the sanitizers watch the rest). */
     make_tmpdir();
@@ -726,7 +853,8 @@ END_TEST
 
 /* ---- bind ---- */
 
-START_TEST(test_bind_conversions) {
+START_TEST(test_bind_conversions)
+{
     make_tmpdir();
     char err[512];
     rt_data d;
@@ -737,19 +865,23 @@ START_TEST(test_bind_conversions) {
     write_f64(tmp("lab.npy"), 1, (long[]){6}, lab);
     write_f64(tmp("bit.npy"), 2, (long[]){6, 1}, bit);
     rt_data_init(&d);
-    ck_assert_msg(rt_data_bind(&d, &float_model, "x", tmp("x.npy"), err, sizeof err) == 0, "%s", err);
-    ck_assert_msg(rt_data_bind(&d, &float_model, "label", tmp("lab.npy"), err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(rt_data_bind(&d, &float_model, "x", tmp("x.npy"), err, sizeof err) == 0, "%s",
+                  err);
+    ck_assert_msg(rt_data_bind(&d, &float_model, "label", tmp("lab.npy"), err, sizeof err) == 0,
+                  "%s", err);
     ck_assert_int_eq(rt_data_finish(&d, &float_model, err, sizeof err), -1);
     ck_assert_ptr_nonnull(strstr(err, "'bit'"));
     ck_assert_int_eq(rt_data_bind(&d, &float_model, "x", tmp("x.npy"), err, sizeof err), -1);
     ck_assert_ptr_nonnull(strstr(err, "twice"));
     ck_assert_int_eq(rt_data_bind(&d, &float_model, "z", tmp("x.npy"), err, sizeof err), -1);
     ck_assert_str_eq(err, "--data: the model has no input 'z' (inputs: x, label, bit)");
-    ck_assert_msg(rt_data_bind(&d, &float_model, "bit", tmp("bit.npy"), err, sizeof err) == -1, "%s", err);
+    ck_assert_msg(rt_data_bind(&d, &float_model, "bit", tmp("bit.npy"), err, sizeof err) == -1,
+                  "%s", err);
     ck_assert_ptr_nonnull(strstr(err, "expected [*] int32, got [6,1] float64"));
     double bit1[6] = {1, 0, 1, 0, 1, 0};
     write_f64(tmp("bit.npy"), 1, (long[]){6}, bit1);
-    ck_assert_msg(rt_data_bind(&d, &float_model, "bit", tmp("bit.npy"), err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(rt_data_bind(&d, &float_model, "bit", tmp("bit.npy"), err, sizeof err) == 0, "%s",
+                  err);
     ck_assert_msg(rt_data_finish(&d, &float_model, err, sizeof err) == 0, "%s", err);
     ck_assert_int_eq(d.rows, 6);
     ck_assert_int_eq(d.nbatches, 1);
@@ -759,7 +891,11 @@ START_TEST(test_bind_conversions) {
     ck_assert_int_eq(f_iarena[5], 1);
     rt_data_free(&d);
 
-    static const struct { double v; int idx; const char *want; } bad[] = {
+    static const struct {
+        double v;
+        int idx;
+        const char *want;
+    } bad[] = {
         {0.1, 4, "lab.npy: element 4 (0.10000000000000001) does not convert exactly to int32"},
         {2.5, 1, "lab.npy: element 1 (2.5) does not convert exactly to int32"},
         {3, 5, "lab.npy: element 5 is 3, outside [0, 3)"},
@@ -772,7 +908,8 @@ START_TEST(test_bind_conversions) {
         l[bad[k].idx] = bad[k].v;
         write_f64(tmp("lab.npy"), 1, (long[]){6}, l);
         rt_data_init(&d);
-        ck_assert_int_eq(rt_data_bind(&d, &float_model, "label", tmp("lab.npy"), err, sizeof err), -1);
+        ck_assert_int_eq(rt_data_bind(&d, &float_model, "label", tmp("lab.npy"), err, sizeof err),
+                         -1);
         ck_assert_msg(strstr(err, bad[k].want) != NULL, "case %zu: got '%s'", k, err);
         rt_data_free(&d);
     }
@@ -795,7 +932,8 @@ START_TEST(test_bind_conversions) {
 }
 END_TEST
 
-START_TEST(test_bind_batches_cycle) {
+START_TEST(test_bind_batches_cycle)
+{
     make_tmpdir();
     char err[512];
     rt_data d;
@@ -832,7 +970,8 @@ END_TEST
 
 /* ---- train ---- */
 
-START_TEST(test_train_random_data) {
+START_TEST(test_train_random_data)
+{
     make_tmpdir();
     Run r = run_main(rt_train_main, &linreg_model, (const char *[]){"--steps", "50", NULL});
     ck_assert_msg(r.rc == 0, "%s", r.err);
@@ -857,11 +996,12 @@ START_TEST(test_train_random_data) {
 }
 END_TEST
 
-START_TEST(test_train_print_every_and_lr) {
+START_TEST(test_train_print_every_and_lr)
+{
     make_tmpdir();
     Run r = run_main(rt_train_main, &linreg_model,
-                     (const char *[]){"--steps=7", "--print-every", "3", "--seed", "4",
-                                      "--lr", "0", "--threads", "2", NULL});
+                     (const char *[]){"--steps=7", "--print-every", "3", "--seed", "4", "--lr", "0",
+                                      "--threads", "2", NULL});
     ck_assert_msg(r.rc == 0, "%s", r.err);
     ck_assert_int_eq(count_lines(r.out), 5);
     ck_assert_ptr_nonnull(strstr(r.out, "step 1 loss "));
@@ -876,9 +1016,13 @@ START_TEST(test_train_print_every_and_lr) {
 }
 END_TEST
 
-START_TEST(test_train_bad_flags) {
+START_TEST(test_train_bad_flags)
+{
     make_tmpdir();
-    static const struct { const char *args[4]; const char *want; } cases[] = {
+    static const struct {
+        const char *args[4];
+        const char *want;
+    } cases[] = {
         {{"--steps", "abc"}, "linreg_train: --steps: expected a positive integer, got 'abc'"},
         {{"--steps", "0"}, "--steps: expected a positive integer, got '0'"},
         {{"--steps", "-3"}, "got '-3'"},
@@ -894,8 +1038,8 @@ START_TEST(test_train_bad_flags) {
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
         Run r = run_main(rt_train_main, &linreg_model, cases[k].args);
         ck_assert_int_eq(r.rc, 2);
-        ck_assert_msg(strstr(r.err, cases[k].want) && strstr(r.err, "--help"),
-                      "case %zu: got '%s'", k, r.err);
+        ck_assert_msg(strstr(r.err, cases[k].want) && strstr(r.err, "--help"), "case %zu: got '%s'",
+                      k, r.err);
         ck_assert_str_eq(r.out, "");
         run_free(&r);
     }
@@ -903,7 +1047,8 @@ START_TEST(test_train_bad_flags) {
 }
 END_TEST
 
-START_TEST(test_train_help) {
+START_TEST(test_train_help)
+{
     make_tmpdir();
     Run r = run_main(rt_train_main, &linreg_model, (const char *[]){"--help", "--bogus", NULL});
     ck_assert_int_eq(r.rc, 0);
@@ -917,19 +1062,22 @@ START_TEST(test_train_help) {
 }
 END_TEST
 
-START_TEST(test_train_diverges) {
+START_TEST(test_train_diverges)
+{
     make_tmpdir();
     Run r = run_main(rt_train_main, &linreg_model,
                      (const char *[]){"--lr", "1e30", "--steps", "100", NULL});
     ck_assert_int_eq(r.rc, 1);
     ck_assert_msg(strstr(r.err, "linreg_train: loss is inf at step ") ||
-                  strstr(r.err, "linreg_train: loss is nan at step "), "%s", r.err);
+                      strstr(r.err, "linreg_train: loss is nan at step "),
+                  "%s", r.err);
     run_free(&r);
     remove_tmpdir();
 }
 END_TEST
 
-START_TEST(test_train_with_data) {
+START_TEST(test_train_with_data)
+{
     make_tmpdir();
     /* y = x w* exactly, 12 rows = 3 minibatches: training must fit it. */
     double x[12 * 3], y[12], w[3] = {0.5, -1, 2};
@@ -947,9 +1095,9 @@ START_TEST(test_train_with_data) {
     char dx[300], dy[300];
     snprintf(dx, sizeof dx, "x=%s", tmp("x.npy"));
     snprintf(dy, sizeof dy, "y=%s", tmp("y.npy"));
-    Run t = run_main(rt_train_main, &linreg_model,
-                     (const char *[]){"--data", dx, "--data", dy, "--steps", "300",
-                                      "--lr", "0.02", NULL});
+    Run t = run_main(
+        rt_train_main, &linreg_model,
+        (const char *[]){"--data", dx, "--data", dy, "--steps", "300", "--lr", "0.02", NULL});
     ck_assert_msg(t.rc == 0, "%s", t.err);
     ck_assert_double_lt(last_value(t.out, "final loss "), 1e-6);
     ck_assert_double_gt(last_value(t.out, "step 1 loss "), 1.0);
@@ -961,8 +1109,7 @@ START_TEST(test_train_with_data) {
     write_f64(tmp("bad.npy"), 2, (long[]){6, 6}, x);
     char db[300];
     snprintf(db, sizeof db, "x=%s", tmp("bad.npy"));
-    t = run_main(rt_train_main, &linreg_model,
-                 (const char *[]){"--data", db, "--data", dy, NULL});
+    t = run_main(rt_train_main, &linreg_model, (const char *[]){"--data", db, "--data", dy, NULL});
     ck_assert_int_ne(t.rc, 0);
     ck_assert_ptr_nonnull(strstr(t.err, tmp("bad.npy")));
     ck_assert_ptr_nonnull(strstr(t.err, "bad.npy: expected [*,3] float64, got [6,6] float64"));
@@ -980,7 +1127,8 @@ END_TEST
 
 /* ---- gradcheck ---- */
 
-START_TEST(test_gradcheck_correct) {
+START_TEST(test_gradcheck_correct)
+{
     rt_gradcheck_opts o = {.all = 0, .seed = 1};
     FILE *out = tmpfile();
     double e = rt_gradcheck(&linreg_model, &o, out);
@@ -1001,7 +1149,8 @@ START_TEST(test_gradcheck_correct) {
 }
 END_TEST
 
-START_TEST(test_gradcheck_broken) {
+START_TEST(test_gradcheck_broken)
+{
     rt_gradcheck_opts o = {.all = 0, .seed = 1};
     double e = rt_gradcheck(&linreg_bad_model, &o, NULL);
     ck_assert_double_gt(e, 1e-2);
@@ -1009,7 +1158,8 @@ START_TEST(test_gradcheck_broken) {
 }
 END_TEST
 
-START_TEST(test_gradcheck_picks) {
+START_TEST(test_gradcheck_picks)
+{
     rt_gradcheck_opts o = {.all = 0, .seed = 1};
     char buf[1024];
     FILE *out = tmpfile();
@@ -1028,7 +1178,8 @@ START_TEST(test_gradcheck_picks) {
 }
 END_TEST
 
-START_TEST(test_gradcheck_kinks) {
+START_TEST(test_gradcheck_kinks)
+{
     rt_gradcheck_opts o = {.all = 0, .seed = 1};
     char buf[1024];
     FILE *out = tmpfile();
@@ -1040,7 +1191,8 @@ START_TEST(test_gradcheck_kinks) {
 }
 END_TEST
 
-START_TEST(test_gradcheck_main) {
+START_TEST(test_gradcheck_main)
+{
     make_tmpdir();
     Run r = run_main(rt_gradcheck_main, &linreg_model, (const char *[]){"--all", NULL});
     ck_assert_msg(r.rc == 0, "%s", r.err);
@@ -1070,7 +1222,8 @@ START_TEST(test_gradcheck_main) {
 }
 END_TEST
 
-START_TEST(test_now_ms) {
+START_TEST(test_now_ms)
+{
     double a = rt_now_ms();
     nanosleep(&(struct timespec){.tv_nsec = 20000000}, NULL);
     double b = rt_now_ms();
@@ -1079,7 +1232,8 @@ START_TEST(test_now_ms) {
 }
 END_TEST
 
-static Suite *runtime_suite(void) {
+static Suite *runtime_suite(void)
+{
     Suite *s = suite_create("runtime");
     TCase *tc = tcase_create("rng");
     tcase_add_test(tc, test_rng_golden);
@@ -1131,7 +1285,8 @@ static Suite *runtime_suite(void) {
     return s;
 }
 
-int main(void) {
+int main(void)
+{
     SRunner *sr = srunner_create(runtime_suite());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
