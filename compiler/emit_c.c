@@ -274,7 +274,6 @@ static void indent(Buf *b, int depth)
  * before any index is written; the second pass writes with merged strides. */
 static void group_body(Emit *e, Space *sp, Members *m, int root, Buf *b, int depth, bool count_only)
 {
-    const Node *r = ir_at(e->g, root);
     int order[256];
     for (int i = 0; i < m->n; i++)
         order[i] = m->id[i];
@@ -310,7 +309,6 @@ static void group_body(Emit *e, Space *sp, Members *m, int root, Buf *b, int dep
         op_info[n->op].emit(b, n, NULL, in);
         buf_printf(b, ";\n");
     }
-    (void)r;
 }
 
 static void open_loops(Buf *b, const Space *sp, int from, int to, int depth)
@@ -611,7 +609,8 @@ static void emit_train_step(Emit *e)
                e->p->params_offset, e->p->grads_offset, e->p->n_param_elems);
 }
 
-static void tensor_entry(Emit *e, int id, const char *name, long offset)
+/* A descriptor row; with_init adds a parameter's initializer. */
+static void tensor_entry(Emit *e, int id, const char *name, long offset, bool with_init)
 {
     const Node *n = ir_at(e->g, id);
     char num[2][40];
@@ -620,7 +619,7 @@ static void tensor_entry(Emit *e, int id, const char *name, long offset)
     for (int i = 0; i < n->shape.rank; i++)
         buf_printf(e->b, "%s%d", i ? ", " : "", n->shape.dim[i]);
     buf_printf(e->b, "}, .size = %ld, .offset = %ld", shape_size(n->shape), offset);
-    if (n->op == OP_PARAM) {
+    if (with_init) {
         static const char *const kinds[] = {"RT_INIT_NONE", "RT_INIT_NORMAL", "RT_INIT_UNIFORM",
                                             "RT_INIT_CONST"};
         fmt_real(num[0], n->init_a);
@@ -639,26 +638,24 @@ static void emit_descriptor(Emit *e)
     char lr[40];
     buf_printf(e->b, "\nstatic const rt_tensor inputs[] = {\n");
     for (int i = 0; i < g->n_inputs; i++)
-        tensor_entry(e, g->inputs[i], ir_at(g, g->inputs[i])->name, p->offset[g->inputs[i]]);
+        tensor_entry(e, g->inputs[i], ir_at(g, g->inputs[i])->name, p->offset[g->inputs[i]], false);
     buf_printf(e->b, "};\n\nstatic const rt_tensor params[] = {\n");
     for (int i = 0; i < g->n_params; i++)
-        tensor_entry(e, g->params[i].node, ir_at(g, g->params[i].node)->name, p->offset[g->params[i].node]);
+        tensor_entry(e, g->params[i].node, ir_at(g, g->params[i].node)->name,
+                     p->offset[g->params[i].node], true);
     buf_printf(e->b, "};\n\nstatic const rt_tensor grads[] = {\n");
     for (int i = 0; i < g->n_params; i++) {
         char name[160];
         int pn = g->params[i].node;
         snprintf(name, sizeof name, "d_%s", ir_at(g, pn)->name);
-        long off = p->grads_offset + p->offset[pn] - p->params_offset;
-        Node save = *ir_at(g, pn);
-        ir_at(g, pn)->op = OP_CONST; /* the gradient has no initializer */
-        tensor_entry(e, pn, name, off);
-        *ir_at(g, pn) = save;
+        tensor_entry(e, pn, name, p->grads_offset + p->offset[pn] - p->params_offset, false);
     }
     buf_printf(e->b, "};\n");
     if (g->n_outputs) {
         buf_printf(e->b, "\nstatic const rt_tensor outputs[] = {\n");
         for (int i = 0; i < g->n_outputs; i++)
-            tensor_entry(e, g->outputs[i].node, g->outputs[i].name, p->offset[g->outputs[i].node]);
+            tensor_entry(e, g->outputs[i].node, g->outputs[i].name, p->offset[g->outputs[i].node],
+                         false);
         buf_printf(e->b, "};\n");
     }
     fmt_real(lr, g->lr);
