@@ -20,7 +20,8 @@ MODELS   := $(basename $(notdir $(wildcard models/*.lua)))
 COMPILER := $(filter-out compiler/main.c,$(wildcard compiler/*.c))
 RUNTIME  := $(wildcard runtime/*.c)
 PROGRAMS := $(foreach m,$(MODELS),$(BUILD)/$(m)_train $(BUILD)/$(m)_gradcheck)
-SUITES   := runtime compiler ops models cli
+SUITES   := runtime compiler ops models optim cli
+OPTIMS   := sgd momentum nesterov adam adamw rmsprop
 
 .PHONY: all deps test-deps demo test check-suites generate clean
 .SUFFIXES:
@@ -84,7 +85,7 @@ demo: $(BUILD)/gradc $(BUILD)/libgradc_rt.a
 # ---- tests ----
 # Each suite links what it tests; the model suite links every model twice
 # (float and double).
-TEST_DEFS = -DGRADC_BIN='"$(BUILD)/gradc"' -DRT_LIB='"$(BUILD)/libgradc_rt.a"' \
+TEST_DEFS = -DBUILD_DIR='"$(BUILD)"' -DGRADC_BIN='"$(BUILD)/gradc"' -DRT_LIB='"$(BUILD)/libgradc_rt.a"' \
             -DTEST_CC='"$(CC) $(CFLAGS) $(BLAS_CFLAGS)"' -DTEST_LIBS='"$(LDFLAGS) $(BLAS_LIBS) -lm"'
 
 $(BUILD)/test_runtime: tests/test_runtime.c $(BUILD)/libgradc_rt.a | test-deps
@@ -95,7 +96,16 @@ $(BUILD)/test_ops: tests/test_ops.c tests/test_util.h $(BUILD)/gradc $(BUILD)/li
 	$(CC) $(CFLAGS) $(TEST_DEFS) -Icompiler $< $(LDFLAGS) $(CHECK_FLAGS) -lm -o $@
 $(BUILD)/test_models: tests/test_models.c $(MODELS:%=$(BUILD)/obj/%_f32.o) $(MODELS:%=$(BUILD)/obj/%_f64.o) $(BUILD)/libgradc_rt.a | test-deps
 	$(CC) $(CFLAGS) $(BLAS_CFLAGS) -Iruntime $(addprefix -Igenerated/,$(MODELS)) $(filter-out %.a,$^) $(BUILD)/libgradc_rt.a $(LDFLAGS) $(CHECK_FLAGS) $(BLAS_LIBS) -lm -o $@
-$(BUILD)/test_cli: tests/test_cli.c tests/test_util.h $(BUILD)/gradc | test-deps
+# One copy of tests/optim_model.lua per optimizer, compiled in double.
+$(BUILD)/optim/optim_%.c: tests/optim_model.lua $(BUILD)/gradc
+	@mkdir -p $(BUILD)/optim
+	cp tests/optim_model.lua $(BUILD)/optim/optim_$*.lua
+	$(BUILD)/gradc compile $(BUILD)/optim/optim_$*.lua --optimizer $* -o $(BUILD)/optim
+$(BUILD)/optim/optim_%.o: $(BUILD)/optim/optim_%.c
+	$(CC) $(CFLAGS) $(BLAS_CFLAGS) -Iruntime -DREAL_DOUBLE -c $< -o $@
+$(BUILD)/test_optim: tests/test_optim.c $(OPTIMS:%=$(BUILD)/optim/optim_%.o) $(BUILD)/libgradc_rt.a | test-deps
+	$(CC) $(CFLAGS) $(BLAS_CFLAGS) -Iruntime -I$(BUILD)/optim $^ $(LDFLAGS) $(CHECK_FLAGS) $(BLAS_LIBS) -lm -o $@
+$(BUILD)/test_cli: tests/test_cli.c tests/test_util.h $(BUILD)/gradc $(PROGRAMS) | test-deps
 	$(CC) $(CFLAGS) $(TEST_DEFS) $< $(LDFLAGS) $(CHECK_FLAGS) -lm -o $@
 
 check-suites: all $(SUITES:%=$(BUILD)/test_%)

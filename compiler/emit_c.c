@@ -36,7 +36,8 @@ static const char *const reserved[] = {
     "union", "unsigned", "void", "volatile", "while", "main", "real", "arena", "iarena",
     /* what generated functions use as locals */
     "i", "j", "k", "l", "m", "n", "acc", "row", "drow", "label", "mx", "cnt", "on", "lr",
-    "loss", "rows", "hyper", "params", "grads", "forward", "loss_and_grad", "train_step",
+    "loss", "rows", "hyper", "params", "grads", "avg", "avg_sq", "scale", "norm2", "wd",
+    "mu", "b1", "b2", "c1", "c2", "eps", "alpha", "g", "sqrt", "forward", "loss_and_grad", "train_step",
     "inputs", "outputs", "exp", "log", "tanh", "pow", "fmax", "memset", "memcpy", NULL};
 
 static bool name_taken(Emit *e, const char *s)
@@ -596,17 +597,9 @@ static void emit_loss_and_grad(Emit *e)
 
 static void emit_train_step(Emit *e)
 {
-    buf_printf(e->b,
-               "\n/* One step of SGD: p -= lr * dp over the flat parameter block. */\n"
-               "static double train_step(const rt_hyper *hyper)\n{\n"
-               "    const double loss = loss_and_grad();\n"
-               "    const real lr = (real)hyper->lr;\n"
-               "    real *const params = arena + %ld;\n"
-               "    const real *const grads = arena + %ld;\n"
-               "    for (int i = 0; i < %ld; i++)\n"
-               "        params[i] -= lr * grads[i];\n"
-               "    return loss;\n}\n",
-               e->p->params_offset, e->p->grads_offset, e->p->n_param_elems);
+    const Plan *p = e->p;
+    optim_emit_step(e->b, &e->g->opt, p->params_offset, p->grads_offset, p->state_offset,
+                    p->n_param_elems);
 }
 
 /* A descriptor row; with_init adds a parameter's initializer. */
@@ -635,7 +628,6 @@ static void emit_descriptor(Emit *e)
 {
     Graph *g = e->g;
     const Plan *p = e->p;
-    char lr[40];
     buf_printf(e->b, "\nstatic const rt_tensor inputs[] = {\n");
     for (int i = 0; i < g->n_inputs; i++)
         tensor_entry(e, g->inputs[i], ir_at(g, g->inputs[i])->name, p->offset[g->inputs[i]], false);
@@ -658,7 +650,6 @@ static void emit_descriptor(Emit *e)
                          false);
         buf_printf(e->b, "};\n");
     }
-    fmt_real(lr, g->lr);
     buf_printf(e->b,
                "\nconst rt_model REAL_SUFFIX(%s_model) = {\n"
                "    .name = \"%s\",\n    .source = \"%s\",\n    .batch = %d,\n    .real = RT_REAL,\n"
@@ -666,13 +657,14 @@ static void emit_descriptor(Emit *e)
                "    .n_inputs = %d,\n    .n_params = %d,\n    .n_outputs = %d,\n"
                "    .inputs = inputs,\n    .params = params,\n    .grads = grads,\n    .outputs = %s,\n"
                "    .params_offset = %ld,\n    .grads_offset = %ld,\n    .n_param_elems = %ld,\n"
-               "    .loss_offset = %ld,\n    .optimizer = RT_OPT_SGD,\n    .hyper = {.lr = %s},\n"
-               "    .loss_and_grad = loss_and_grad,\n    .train_step = train_step,\n"
-               "    .forward = forward,\n};\n",
+               "    .state_offset = %ld,\n    .n_state = %ld,\n    .loss_offset = %ld,\n",
                g->name, g->name, g->source, g->batch, p->iarena_size ? "iarena" : "NULL",
                p->arena_size, p->iarena_size, g->n_inputs, g->n_params, g->n_outputs,
                g->n_outputs ? "outputs" : "NULL", p->params_offset, p->grads_offset,
-               p->n_param_elems, p->loss_offset, lr);
+               p->n_param_elems, p->state_offset, p->n_state, p->loss_offset);
+    optim_emit_hyper(e->b, &g->opt);
+    buf_printf(e->b, "    .loss_and_grad = loss_and_grad,\n    .train_step = train_step,\n"
+                     "    .forward = forward,\n};\n");
 }
 
 static void emit_model(Emit *e)

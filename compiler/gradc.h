@@ -40,7 +40,7 @@ char *keep(char *p);
 void free_kept(void);
 
 /* A growing text buffer: generated files are built here, written once. */
-typedef struct {
+typedef struct Buf {
     char *data;
     size_t len, cap;
 } Buf;
@@ -89,6 +89,30 @@ typedef struct Node {
     SrcLoc loc;
 } Node;
 
+/* ---- optim.c: the optimizers ---- */
+
+enum { OPT_SGD, OPT_MOMENTUM, OPT_NESTEROV, OPT_ADAM, OPT_ADAMW, OPT_RMSPROP, N_OPTIMS };
+
+typedef struct {
+    int kind;
+    double lr, momentum, beta1, beta2, alpha, eps, weight_decay, clip;
+} Optimizer;
+
+typedef struct {
+    const char *name;      /* in the model language and for --optimizer */
+    const char *enum_name; /* the runtime's rt_optimizer */
+    int state_slots;       /* copies of the parameters its state takes */
+    const char *settings;  /* besides lr, weight_decay and clip */
+    Optimizer defaults;
+} OptimInfo;
+
+extern const OptimInfo optim_info[N_OPTIMS];
+int optim_find(const char *name);
+double *optim_setting(Optimizer *o, const char *name);
+bool optim_takes(int kind, const char *name);
+void optim_emit_step(Buf *b, const Optimizer *o, long params, long grads, long state, long n);
+void optim_emit_hyper(Buf *b, const Optimizer *o);
+
 typedef struct { const char *name; int node; } Output;
 typedef struct { int node, grad; } Param;
 
@@ -113,7 +137,7 @@ typedef struct Graph {
     int n_params;
     int *inputs;
     int n_inputs;
-    double lr;           /* SGD's default learning rate */
+    Optimizer opt;       /* the kind, and the defaults of its settings */
     char **files;        /* source text of every Lua file read, for comments */
     char **file_names;
     int n_files;
@@ -187,6 +211,7 @@ extern const OpInfo op_info[N_OPS];
 typedef struct {
     const char **defines; /* "KEY=VALUE" from -D */
     int n_defines;
+    const char *optimizer; /* --optimizer: replaces the model's, with its defaults */
 } LoadOptions;
 
 /* Returns NULL after printing one line `file:line: what` to stderr. */
@@ -213,6 +238,7 @@ typedef struct {
     bool *grad_copy;    /* per param: its gradient is copied into place */
     long arena_size, iarena_size;
     long params_offset, grads_offset, n_param_elems, loss_offset;
+    long state_offset, n_state; /* the optimizer's, after the gradients */
 } Plan;
 Plan plan(Graph *g, const Fusion *f);
 void plan_free(Plan *p);

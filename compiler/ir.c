@@ -15,7 +15,7 @@ Graph *ir_new(void)
 {
     Graph *g = xcalloc(1, sizeof *g);
     g->loss = -1;
-    g->lr = 0.01;
+    g->opt = optim_info[OPT_SGD].defaults;
     return g;
 }
 
@@ -247,7 +247,7 @@ Graph *ir_empty_like(const Graph *g)
     h->name = g->name;
     h->source = g->source;
     h->batch = g->batch;
-    h->lr = g->lr;
+    h->opt = g->opt;
     h->files = g->files;
     h->file_names = g->file_names;
     h->n_files = g->n_files;

@@ -446,25 +446,49 @@ static int l_param(lua_State *L)
 
 /* ---- model{} and optimizers ---- */
 
-static int l_sgd(lua_State *L)
+/* sgd{ lr = 0.1 }, adam{ lr = 1e-3, beta2 = 0.99 }, ...: a table naming the
+ * kind (the upvalue) and holding only settings that kind takes. */
+static int l_optimizer(lua_State *L)
 {
+    int kind = (int)lua_tointeger(L, lua_upvalueindex(1));
+    const char *name = optim_info[kind].name;
+    if (lua_isnoneornil(L, 1))
+        lua_newtable(L);
     luaL_checktype(L, 1, LUA_TTABLE);
     lua_pushnil(L);
     while (lua_next(L, 1)) {
+        const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "?";
+        if (!optim_takes(kind, k))
+            return luaL_error(L, "%s: unknown setting '%s' (%s takes lr, weight_decay, clip%s%s)",
+                              name, k, name, *optim_info[kind].settings ? " and " : "",
+                              optim_info[kind].settings);
+        if (lua_type(L, -1) != LUA_TNUMBER || !(lua_tonumber(L, -1) >= 0))
+            return luaL_error(L, "%s: %s must be a number >= 0", name, k);
         lua_pop(L, 1);
-        if (lua_type(L, -1) != LUA_TSTRING || strcmp(lua_tostring(L, -1), "lr"))
-            return luaL_error(L, "sgd: unknown setting '%s' (sgd takes lr)",
-                              luaL_tolstring(L, -1, NULL));
     }
-    double lr = number_field(L, 1, "lr");
-    if (!(lr > 0))
-        return luaL_error(L, "sgd: lr must be a positive number");
-    lua_createtable(L, 0, 2);
-    lua_pushliteral(L, "sgd");
+    lua_pushvalue(L, 1);
+    lua_pushinteger(L, kind);
     lua_setfield(L, -2, "optimizer");
-    lua_pushnumber(L, lr);
-    lua_setfield(L, -2, "lr");
     return 1;
+}
+
+/* The optimizer table of model{}: its kind's defaults, then its settings. */
+static void read_optimizer(lua_State *L, int idx, Optimizer *o)
+{
+    if (lua_getfield(L, idx, "optimizer") != LUA_TNUMBER)
+        luaL_error(L, "model: optimizer must be sgd{...}, momentum{...}, nesterov{...}, "
+                      "adam{...}, adamw{...} or rmsprop{...}");
+    *o = optim_info[lua_tointeger(L, -1)].defaults;
+    o->kind = (int)lua_tointeger(L, -1);
+    lua_pop(L, 1);
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        if (lua_type(L, -2) == LUA_TSTRING && strcmp(lua_tostring(L, -2), "optimizer"))
+            *optim_setting(o, lua_tostring(L, -2)) = lua_tonumber(L, -1);
+        lua_pop(L, 1);
+    }
+    if (!(o->lr > 0))
+        luaL_error(L, "%s: lr must be positive", optim_info[o->kind].name);
 }
 
 static int output_cmp(const void *a, const void *b)
@@ -519,13 +543,10 @@ static int l_model(lua_State *L)
         return luaL_error(L, "model: the loss must be a scalar, got %s: reduce it with sum() or mean()", s);
     }
     read_outputs(L, g);
-    if (lua_getfield(L, 1, "optimizer") == LUA_TTABLE) {
-        lua_getfield(L, -1, "optimizer");
-        if (!lua_isstring(L, -1) || strcmp(lua_tostring(L, -1), "sgd"))
-            return luaL_error(L, "model: optimizer must be sgd{ lr = ... }");
-        g->lr = number_field(L, -2, "lr");
-    } else if (!lua_isnil(L, -1))
-        return luaL_error(L, "model: optimizer must be sgd{ lr = ... }");
+    if (lua_getfield(L, 1, "optimizer") == LUA_TTABLE)
+        read_optimizer(L, lua_gettop(L), &g->opt);
+    else if (!lua_isnil(L, -1))
+        return luaL_error(L, "model: optimizer must be sgd{...}, adam{...}, ...");
     f->have_model = true;
     f->model_loc = where(L);
     lua_newtable(L);
@@ -596,7 +617,7 @@ static void push_env(lua_State *L)
         {"mean", l_mean},       {"exp", l_exp},         {"log", l_log},
         {"tanh", l_tanh},       {"sigmoid", l_sigmoid}, {"relu", l_relu},
         {"pow", l_pow},         {"hinge_loss", l_hinge}, {"cross_entropy", l_xent},
-        {"model", l_model},     {"sgd", l_sgd},         {"import", l_import},
+        {"model", l_model},     {"import", l_import},
         {"print", l_print},     {"getmetatable", l_getmetatable}, {NULL, NULL},
     };
     lua_newtable(L);
@@ -615,6 +636,11 @@ static void push_env(lua_State *L)
     copy_library(L, "table", none);
     lua_setfield(L, -2, "table");
     luaL_setfuncs(L, language, 0);
+    for (int k = 0; k < N_OPTIMS; k++) {
+        lua_pushinteger(L, k);
+        lua_pushcclosure(L, l_optimizer, 1);
+        lua_setfield(L, -2, optim_info[k].name);
+    }
     lua_getfield(L, LUA_REGISTRYINDEX, "gradc.config");
     lua_setfield(L, -2, "config");
     lua_newtable(L);
@@ -832,6 +858,11 @@ Graph *load_model(const char *path, const LoadOptions *o)
     keep((char *)g->file_names);
     if (!msg)
         msg = check_model(g, err, sizeof err);
+    if (!msg && o->optimizer) {
+        int kind = optim_find(o->optimizer);
+        g->opt = optim_info[kind].defaults;
+        g->opt.kind = kind;
+    }
     if (msg) {
         /* One line: a multi-line Lua message would not be parseable. */
         for (char *c = err; *c; c++)

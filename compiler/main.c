@@ -15,7 +15,7 @@
 #include "gradc.h"
 
 static const char usage[] =
-    "usage: gradc compile MODEL.lua [-o DIR] [-D KEY=VALUE]...\n"
+    "usage: gradc compile MODEL.lua [-o DIR] [-D KEY=VALUE]... [--optimizer KIND]\n"
     "       gradc print MODEL.lua [--after PASS] [-D KEY=VALUE]...\n"
     "       gradc --help | --version\n"
     "\n"
@@ -29,6 +29,9 @@ static const char usage[] =
     "options:\n"
     "  -o DIR          where compile writes (made if missing)\n"
     "  -D KEY=VALUE    sets config.KEY in the model (numbers stay numbers)\n"
+    "  --optimizer K   train with K instead of the model's optimizer, at K's\n"
+    "                  defaults: sgd, momentum, nesterov, adam, adamw, rmsprop\n"
+    "                  (the trainer sets its lr and other settings at run time)\n"
     "  --after PASS    print the graph after PASS: load, grad, simplify or dce\n"
     "                  (default dce, what the C is made from)\n"
     "\n"
@@ -54,7 +57,8 @@ static int parse_args(int argc, char **argv, Args *a)
     for (int i = 1; i < argc; i++) {
         const char *s = argv[i];
         bool has_value = i + 1 < argc;
-        if (!strcmp(s, "-o") || !strcmp(s, "-D") || !strcmp(s, "--after")) {
+        if (!strcmp(s, "-o") || !strcmp(s, "-D") || !strcmp(s, "--after") ||
+            !strcmp(s, "--optimizer")) {
             if (!has_value)
                 return bad_usage("%s needs a value", s);
             const char *v = argv[++i];
@@ -62,6 +66,8 @@ static int parse_args(int argc, char **argv, Args *a)
                 a->out_dir = v;
             else if (!strcmp(s, "--after"))
                 a->after = v;
+            else if (!strcmp(s, "--optimizer"))
+                a->load.optimizer = v;
             else if (a->load.n_defines < 256)
                 defines[a->load.n_defines++] = v;
         } else if (!strncmp(s, "-D", 2) && s[2]) {
@@ -82,6 +88,9 @@ static int parse_args(int argc, char **argv, Args *a)
         return bad_usage("unknown command '%s'", a->command);
     if (!a->model)
         return bad_usage("%s needs a model file", a->command);
+    if (a->load.optimizer && optim_find(a->load.optimizer) < 0)
+        return bad_usage("--optimizer %s: the kinds are sgd, momentum, nesterov, adam, adamw and "
+                         "rmsprop", a->load.optimizer);
     if (a->after && strcmp(a->after, "load") && strcmp(a->after, "grad") &&
         strcmp(a->after, "simplify") && strcmp(a->after, "dce"))
         return bad_usage("--after %s: the passes are load, grad, simplify and dce", a->after);

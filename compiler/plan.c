@@ -3,7 +3,8 @@
  *
  * Needs: a Fusion. Keeps: the graph. Order in the arena: float inputs,
  * parameters (one block), their gradients (a mirror block, so an
- * optimizer is one flat loop), then everything else in schedule order.
+ * optimizer is one flat loop), the optimizer's state (mirrors again),
+ * then everything else in schedule order.
  * Int32 inputs go to a second, int32 arena. A parameter's gradient is
  * computed straight into its slot in the gradient block unless that node
  * already lives elsewhere (an input, another parameter's gradient), in
@@ -41,6 +42,9 @@ Plan plan(Graph *g, const Fusion *f)
     p.n_param_elems = p.arena_size - p.params_offset;
     p.grads_offset = p.arena_size;
     p.arena_size += p.n_param_elems;
+    p.state_offset = p.arena_size;
+    p.n_state = optim_info[g->opt.kind].state_slots * p.n_param_elems;
+    p.arena_size += p.n_state;
     for (int i = 0; i < g->n_params; i++) {
         int gr = g->params[i].grad, op = ir_at(g, gr)->op;
         if (p.offset[gr] >= 0 || op == OP_INPUT || op == OP_PARAM)

@@ -58,6 +58,20 @@ typedef struct {
 } rt_gradcheck_opts;
 double rt_gradcheck(const rt_model *m, const rt_gradcheck_opts *o, FILE *out);
 
+/* Learning-rate schedules (schedule.c). */
+typedef enum { RT_SCHEDULE_CONSTANT, RT_SCHEDULE_STEP, RT_SCHEDULE_COSINE } rt_schedule_kind;
+typedef struct {
+    rt_schedule_kind kind;
+    long every;    /* step: how many steps between decays */
+    double gamma;  /* step: the factor each time */
+    double min_lr; /* cosine: where it ends */
+    long warmup;   /* > 0: linear warm-up over that many steps */
+} rt_schedule;
+/* 0, or -1 if name is not constant, step or cosine. */
+int rt_schedule_parse(rt_schedule *s, const char *name);
+/* The rate for step (1-based) of total, from the base rate. */
+double rt_lr_at(const rt_schedule *s, double base, long step, long total);
+
 double rt_now_ms(void);
 
 #endif

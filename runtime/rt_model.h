@@ -37,11 +37,28 @@ typedef struct {
     int classes;       /* int32 inputs used as labels: values lie in [0, classes) */
 } rt_tensor;
 
-typedef enum { RT_OPT_SGD } rt_optimizer;
+typedef enum {
+    RT_OPT_SGD,      /* p -= lr g */
+    RT_OPT_MOMENTUM, /* b = momentum b + g; p -= lr b */
+    RT_OPT_NESTEROV, /* b = momentum b + g; p -= lr (g + momentum b) */
+    RT_OPT_ADAM,     /* Kingma & Ba, with bias correction */
+    RT_OPT_ADAMW,    /* Adam with weight decay decoupled from the gradient */
+    RT_OPT_RMSPROP,  /* s = alpha s + (1 - alpha) g^2; p -= lr g / (sqrt(s) + eps) */
+} rt_optimizer;
 
-/* Hyperparameters are runtime values; the optimizer kind is compiled in. */
+/* Hyperparameters are runtime values; the optimizer kind is compiled in.
+ * Every kind reads lr, weight_decay (added to the gradient as L2, except
+ * for AdamW, which decays the weights directly) and clip; the rest only
+ * where the kind's comment above uses them. */
 typedef struct {
     double lr;
+    double momentum;     /* momentum, nesterov */
+    double beta1, beta2; /* adam, adamw */
+    double alpha;        /* rmsprop */
+    double eps;          /* adam, adamw, rmsprop */
+    double weight_decay;
+    double clip;         /* > 0: gradients scaled to a global L2 norm of at most clip */
+    long step;           /* 1 for the first step: Adam's bias correction */
 } rt_hyper;
 
 typedef struct rt_model {
@@ -59,6 +76,8 @@ typedef struct rt_model {
     const rt_tensor *grads;   /* grads[i] is the gradient of params[i] */
     const rt_tensor *outputs;
     long params_offset, grads_offset, n_param_elems; /* the two flat blocks */
+    long state_offset, n_state; /* the optimizer's state (n_state elements,
+                                   a multiple of n_param_elems), after grads */
     long loss_offset;    /* the scalar loss, in arena */
 
     rt_optimizer optimizer;

@@ -21,6 +21,7 @@ typedef double real;
 #define r_exp exp
 #define r_log log
 #define r_tanh tanh
+#define r_sqrt sqrt
 #define r_pow pow
 #define r_fmax fmax
 #define r_gemm cblas_dgemm
@@ -32,6 +33,7 @@ typedef float real;
 #define r_exp expf
 #define r_log logf
 #define r_tanh tanhf
+#define r_sqrt sqrtf
 #define r_pow powf
 #define r_fmax fmaxf
 #define r_gemm cblas_sgemm

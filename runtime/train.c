@@ -10,6 +10,7 @@
  */
 #include <cblas.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,13 +19,53 @@
 typedef struct {
     long steps, print_every, threads;
     uint64_t seed;
-    double lr;
-    int has_lr, help;
+    rt_hyper hyper; /* the model's defaults, then the flags */
+    rt_schedule schedule;
+    int help;
     int n_data;
     const char **data; /* the NAME=FILE arguments, in order */
 } Opts;
 
-static const char *optimizer_name(rt_optimizer k) { return k == RT_OPT_SGD ? "sgd" : "?"; }
+static const char *const optimizer_names[] = {"sgd",  "momentum", "nesterov",
+                                              "adam", "adamw",    "rmsprop"};
+
+/* The hyperparameter flags, and which optimizers read each (a bit per
+ * rt_optimizer): a flag the compiled optimizer ignores is an error. */
+enum {
+    ALL = 0x3f,
+    MOMENTUMS = 1 << RT_OPT_MOMENTUM | 1 << RT_OPT_NESTEROV,
+    ADAMS = 1 << RT_OPT_ADAM | 1 << RT_OPT_ADAMW,
+    RMSPROP = 1 << RT_OPT_RMSPROP
+};
+static const struct {
+    const char *flag;
+    size_t offset;
+    unsigned kinds;
+} hyper_flags[] = {
+    {"--lr", offsetof(rt_hyper, lr), ALL},
+    {"--momentum", offsetof(rt_hyper, momentum), MOMENTUMS},
+    {"--beta1", offsetof(rt_hyper, beta1), ADAMS},
+    {"--beta2", offsetof(rt_hyper, beta2), ADAMS},
+    {"--alpha", offsetof(rt_hyper, alpha), RMSPROP},
+    {"--eps", offsetof(rt_hyper, eps), ADAMS | RMSPROP},
+    {"--weight-decay", offsetof(rt_hyper, weight_decay), ALL},
+    {"--clip", offsetof(rt_hyper, clip), ALL},
+};
+
+static const char *optimizer_name(rt_optimizer k)
+{
+    return k <= RT_OPT_RMSPROP ? optimizer_names[k] : "?";
+}
+
+/* The optimizers that read a flag, for the message that it does not apply. */
+static void kinds_of(char *out, size_t n, unsigned kinds)
+{
+    size_t len = 0;
+    out[0] = 0;
+    for (int k = 0; k <= RT_OPT_RMSPROP; k++)
+        if (kinds & 1u << k)
+            len += snprintf(out + len, n - len, "%s%s", len ? "/" : "", optimizer_names[k]);
+}
 
 static void usage(const rt_model *m, const char *prog)
 {
@@ -49,17 +90,26 @@ static void usage(const rt_model *m, const char *prog)
         printf("\n");
     }
     printf("parameters: %d tensors, %ld values\n\n", m->n_params, n);
-    printf("  --steps N        optimizer steps (default 100)\n"
-           "  --seed S         seed for parameters and random inputs (default 1)\n"
-           "  --lr X           learning rate (default %g)\n"
-           "  --data NAME=F    an .npy file for input NAME, [rows, ...] rows >= batch\n"
-           "  --print-every K  print the loss every K steps (default 10)\n"
-           "  --threads N      BLAS threads (default 1)\n",
-           m->hyper.lr);
+    printf("  --steps N          optimizer steps (default 100)\n"
+           "  --seed S           seed for parameters and random inputs (default 1)\n"
+           "  --data NAME=F      an .npy file for input NAME, [rows, ...] rows >= batch\n"
+           "  --print-every K    print the loss every K steps (default 10)\n"
+           "  --threads N        BLAS threads (default 1)\n"
+           "optimizer %s (fixed when compiled: gradc compile --optimizer K changes it):\n",
+           optimizer_name(m->optimizer));
+    for (size_t k = 0; k < sizeof hyper_flags / sizeof *hyper_flags; k++)
+        if (hyper_flags[k].kinds & 1u << m->optimizer)
+            printf("  %-18s (default %g)\n", hyper_flags[k].flag,
+                   *(const double *)((const char *)&m->hyper + hyper_flags[k].offset));
+    printf("  --schedule S       constant, step or cosine (default constant)\n"
+           "  --step-every K     step: multiply the rate by --gamma every K steps\n"
+           "  --gamma G          step: the factor (default 0.1)\n"
+           "  --min-lr X         cosine: the rate it ends at (default 0)\n"
+           "  --warmup N         ramp the rate up linearly over the first N steps\n");
 }
 
 /* One flag at a->i: 1 if it was recognized, 0 if not, -1 on a bad value. */
-static int parse_flag(rt_args *a, Opts *o)
+static int parse_flag(const rt_model *m, rt_args *a, Opts *o)
 {
     const char *v;
     int r;
@@ -76,10 +126,54 @@ static int parse_flag(rt_args *a, Opts *o)
         return r < 0 ? -1 : rt_parse_posint(a, "--threads", v, &o->threads) ? -1 : 1;
     if ((r = rt_args_value(a, "--seed", &v)) != 0)
         return r < 0 ? -1 : rt_parse_u64(a, "--seed", v, &o->seed) ? -1 : 1;
-    if ((r = rt_args_value(a, "--lr", &v)) != 0) {
-        o->has_lr = 1;
-        return r < 0 ? -1 : rt_parse_double(a, "--lr", v, &o->lr) ? -1 : 1;
+    for (size_t k = 0; k < sizeof hyper_flags / sizeof *hyper_flags; k++) {
+        const char *flag = hyper_flags[k].flag;
+        if ((r = rt_args_value(a, flag, &v)) == 0)
+            continue;
+        if (r < 0)
+            return -1;
+        if (!(hyper_flags[k].kinds & 1u << m->optimizer)) {
+            char kinds[80];
+            kinds_of(kinds, sizeof kinds, hyper_flags[k].kinds);
+            rt_args_error(a,
+                          "%s is a setting of %s, and this model was compiled with %s "
+                          "(gradc compile --optimizer K chooses another)",
+                          flag, kinds, optimizer_name(m->optimizer));
+            return -1;
+        }
+        return rt_parse_double(a, flag, v, (double *)((char *)&o->hyper + hyper_flags[k].offset))
+                   ? -1
+                   : 1;
     }
+    if ((r = rt_args_value(a, "--optimizer", &v)) != 0) {
+        if (r < 0)
+            return -1;
+        if (strcmp(v, optimizer_name(m->optimizer))) {
+            rt_args_error(a,
+                          "--optimizer %s: this model was compiled with %s; the optimizer is "
+                          "fixed when compiling: gradc compile MODEL.lua --optimizer %s",
+                          v, optimizer_name(m->optimizer), v);
+            return -1;
+        }
+        return 1;
+    }
+    if ((r = rt_args_value(a, "--schedule", &v)) != 0) {
+        if (r < 0)
+            return -1;
+        if (rt_schedule_parse(&o->schedule, v)) {
+            rt_args_error(a, "--schedule: expected constant, step or cosine, got '%s'", v);
+            return -1;
+        }
+        return 1;
+    }
+    if ((r = rt_args_value(a, "--step-every", &v)) != 0)
+        return r < 0 ? -1 : rt_parse_posint(a, "--step-every", v, &o->schedule.every) ? -1 : 1;
+    if ((r = rt_args_value(a, "--warmup", &v)) != 0)
+        return r < 0 ? -1 : rt_parse_posint(a, "--warmup", v, &o->schedule.warmup) ? -1 : 1;
+    if ((r = rt_args_value(a, "--gamma", &v)) != 0)
+        return r < 0 ? -1 : rt_parse_double(a, "--gamma", v, &o->schedule.gamma) ? -1 : 1;
+    if ((r = rt_args_value(a, "--min-lr", &v)) != 0)
+        return r < 0 ? -1 : rt_parse_double(a, "--min-lr", v, &o->schedule.min_lr) ? -1 : 1;
     if ((r = rt_args_value(a, "--data", &v)) != 0) {
         if (r < 0)
             return -1;
@@ -95,10 +189,10 @@ static int parse_flag(rt_args *a, Opts *o)
 }
 
 /* 0, or 2 after a message. --help anywhere wins over later flags. */
-static int parse(rt_args *a, Opts *o)
+static int parse(const rt_model *m, rt_args *a, Opts *o)
 {
     while (a->i < a->argc && !o->help) {
-        int r = parse_flag(a, o);
+        int r = parse_flag(m, a, o);
         if (r < 0)
             return 2;
         if (r == 0) {
@@ -143,13 +237,13 @@ static const char *nonfinite_name(double v) { return isnan(v) ? "nan" : v > 0 ? 
 
 static int run(const rt_model *m, const char *prog, const Opts *o, const rt_data *d)
 {
-    rt_hyper h = m->hyper;
+    rt_hyper h = o->hyper;
     double ms = 0;
-    if (o->has_lr)
-        h.lr = o->lr;
     for (long n = 1; n <= o->steps; n++) {
         if (d->n)
             rt_data_load(d, m, n);
+        h.step = n;
+        h.lr = rt_lr_at(&o->schedule, o->hyper.lr, n, o->steps);
         double t0 = rt_now_ms();
         double loss = m->train_step(&h);
         ms += rt_now_ms() - t0;
@@ -174,12 +268,17 @@ int rt_train_main(const rt_model *m, int argc, char **argv)
 {
     char prog[256];
     snprintf(prog, sizeof prog, "%s_train", m->name);
-    Opts o = {.steps = 100, .print_every = 10, .threads = 1, .seed = 1};
+    Opts o = {.steps = 100,
+              .print_every = 10,
+              .threads = 1,
+              .seed = 1,
+              .hyper = m->hyper,
+              .schedule = {.gamma = 0.1}};
     o.data = rt_malloc(sizeof *o.data * (size_t)(argc > 0 ? argc : 1));
     rt_args a = {prog, argc, argv, 1};
     rt_data d;
     rt_data_init(&d);
-    int rc = parse(&a, &o);
+    int rc = parse(m, &a, &o);
     if (rc == 0 && o.help)
         usage(m, prog);
     if (rc == 0 && !o.help) {

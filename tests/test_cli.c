@@ -203,6 +203,25 @@ START_TEST(print_shows_both_passes)
 }
 END_TEST
 
+/* The optimizer is compiled in: a trainer asked for another one, or for a
+ * setting its optimizer does not read, says how to get it. */
+START_TEST(trainer_names_the_compile_flag)
+{
+    char *out;
+    ck_assert_int_eq(run_cmd(BUILD_DIR "/mlp3_train --beta1 0.5", &out), 2);
+    ck_assert_ptr_nonnull(strstr(out, "--beta1 is a setting of adam/adamw"));
+    ck_assert_ptr_nonnull(strstr(out, "gradc compile --optimizer"));
+    free(out);
+    ck_assert_int_eq(run_cmd(BUILD_DIR "/mlp3_train --optimizer adam", &out), 2);
+    ck_assert_ptr_nonnull(strstr(out, "gradc compile MODEL.lua --optimizer adam"));
+    free(out);
+    ck_assert_int_eq(run_cmd(BUILD_DIR "/mlp3_train --optimizer sgd --steps 3 --schedule cosine "
+                                       "--warmup 2 --clip 1 --weight-decay 1e-4", &out), 0);
+    ck_assert_ptr_nonnull(strstr(out, "final loss"));
+    free(out);
+}
+END_TEST
+
 static Suite *cli_suite(void)
 {
     Suite *s = suite_create("cli");
@@ -214,6 +233,7 @@ static Suite *cli_suite(void)
     tcase_add_test(t, generated_is_fresh);
     tcase_add_test(t, same_model_same_bytes);
     tcase_add_test(t, print_shows_both_passes);
+    tcase_add_test(t, trainer_names_the_compile_flag);
     suite_add_tcase(s, t);
     return s;
 }

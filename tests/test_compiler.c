@@ -140,7 +140,7 @@ static char *ir_text(Graph *g)
 
 static Graph *compile_graph(const char *path, const char **defines, int n_defines)
 {
-    LoadOptions o = {defines, n_defines};
+    LoadOptions o = {.defines = defines, .n_defines = n_defines};
     Graph *g = load_model(path, &o);
     ck_assert_ptr_nonnull(g);
     grad(g);

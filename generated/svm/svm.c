@@ -99,15 +99,24 @@ static double loss_and_grad(void)
     return loss_value[0];
 }
 
-/* One step of SGD: p -= lr * dp over the flat parameter block. */
+/* One step of SGD over the flat parameter block, after clipping the
+ * gradient to a global norm of hyper->clip (when that is > 0). */
 static double train_step(const rt_hyper *hyper)
 {
     const double loss = loss_and_grad();
-    const real lr = (real)hyper->lr;
     real *const params = arena + 4096;
     const real *const grads = arena + 4736;
+    real scale = REAL_C(1.0);
+    if (hyper->clip > 0) {
+        double norm2 = 0.0;
+        for (int i = 0; i < 640; i++)
+            norm2 += (double)grads[i] * grads[i];
+        if (sqrt(norm2) > hyper->clip)
+            scale = (real)(hyper->clip / sqrt(norm2));
+    }
+    const real lr = (real)hyper->lr, wd = (real)hyper->weight_decay;
     for (int i = 0; i < 640; i++)
-        params[i] -= lr * grads[i];
+        params[i] -= lr * (scale * grads[i] + wd * params[i]);
     return loss;
 }
 
@@ -148,6 +157,8 @@ const rt_model REAL_SUFFIX(svm_model) = {
     .params_offset = 4096,
     .grads_offset = 4736,
     .n_param_elems = 640,
+    .state_offset = 5376,
+    .n_state = 0,
     .loss_offset = 6082,
     .optimizer = RT_OPT_SGD,
     .hyper = {.lr = 0.01},
