@@ -23,7 +23,7 @@ PROGRAMS := $(foreach m,$(MODELS),$(BUILD)/$(m)_train $(BUILD)/$(m)_gradcheck)
 SUITES   := runtime compiler ops models optim cli
 OPTIMS   := sgd momentum nesterov adam adamw rmsprop
 
-.PHONY: all deps test-deps demo test check-suites generate clean
+.PHONY: all deps test-deps demo test check-suites generate pictures clean
 .SUFFIXES:
 
 all: $(BUILD)/gradc $(BUILD)/libgradc_rt.a $(PROGRAMS)
@@ -70,6 +70,12 @@ $(foreach m,$(MODELS),$(eval $(call model_rules,$(m))))
 # Regenerates generated/ from models/; a test fails when this would change it.
 generate: $(BUILD)/gradc
 	@for m in $(MODELS); do $(BUILD)/gradc compile models/$$m.lua -o generated/$$m || exit 1; done
+
+# The README's pictures of the seed network, drawn from `gradc graph`.
+pictures: $(BUILD)/gradc
+	@scripts/deps.sh pictures
+	$(BUILD)/gradc graph models/seed_mlp.lua | dot -Tsvg -o docs/seed_mlp.svg
+	$(BUILD)/gradc graph models/seed_mlp.lua --backward | dot -Tsvg -o docs/seed_mlp_backward.svg
 
 # ---- demo: the whole pipeline on the notes' seed network ----
 demo: $(BUILD)/gradc $(BUILD)/libgradc_rt.a

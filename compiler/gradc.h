@@ -224,6 +224,9 @@ Graph *simplify(Graph *g);
 /* ---- dce.c ---- */
 Graph *dce(Graph *g);
 
+/* ---- graph.c: Graphviz DOT ---- */
+void ir_dot(Graph *g, bool backward, FILE *out);
+
 /* ---- fuse.c: loop groups ---- */
 typedef struct {
     int *group;   /* per node: the root of the loop group it is emitted in */

@@ -17,6 +17,7 @@
 static const char usage[] =
     "usage: gradc compile MODEL.lua [-o DIR] [-D KEY=VALUE]... [--optimizer KIND]\n"
     "       gradc print MODEL.lua [--after PASS] [-D KEY=VALUE]...\n"
+    "       gradc graph MODEL.lua [--backward] [-D KEY=VALUE]...\n"
     "       gradc --help | --version\n"
     "\n"
     "gradc compiles a neural network written in Lua into C that trains it.\n"
@@ -25,6 +26,8 @@ static const char usage[] =
     "  compile   write DIR/NAME.h, NAME.c, NAME_train.c and NAME_gradcheck.c,\n"
     "            NAME being the model file's name without .lua (DIR: .)\n"
     "  print     print the graph, forward and backward, with shapes and lines\n"
+    "  graph     write the forward graph (with --backward, the training graph)\n"
+    "            as Graphviz DOT: gradc graph m.lua | dot -Tsvg > m.svg\n"
     "\n"
     "options:\n"
     "  -o DIR          where compile writes (made if missing)\n"
@@ -39,6 +42,7 @@ static const char usage[] =
 
 typedef struct {
     const char *command, *model, *out_dir, *after;
+    bool backward;
     LoadOptions load;
 } Args;
 
@@ -70,6 +74,8 @@ static int parse_args(int argc, char **argv, Args *a)
                 a->load.optimizer = v;
             else if (a->load.n_defines < 256)
                 defines[a->load.n_defines++] = v;
+        } else if (!strcmp(s, "--backward")) {
+            a->backward = true;
         } else if (!strncmp(s, "-D", 2) && s[2]) {
             if (a->load.n_defines < 256)
                 defines[a->load.n_defines++] = s + 2;
@@ -84,7 +90,7 @@ static int parse_args(int argc, char **argv, Args *a)
     }
     if (!a->command)
         return bad_usage("%s", "no command given");
-    if (strcmp(a->command, "compile") && strcmp(a->command, "print"))
+    if (strcmp(a->command, "compile") && strcmp(a->command, "print") && strcmp(a->command, "graph"))
         return bad_usage("unknown command '%s'", a->command);
     if (!a->model)
         return bad_usage("%s needs a model file", a->command);
@@ -185,7 +191,9 @@ int main(int argc, char **argv)
         status = compile(&a);
     else {
         Graph *g = run_passes(&a);
-        if (g)
+        if (g && !strcmp(a.command, "graph"))
+            ir_dot(g, a.backward, stdout);
+        else if (g)
             ir_print(g, stdout);
         status = g ? 0 : 1;
         ir_free(g);

@@ -1,7 +1,8 @@
 #!/bin/sh
 # Makes sure the Debian packages gradc needs are here: installs them with
 # apt-get when run as root, otherwise names them in one message and fails.
-# `deps.sh test` also wants what the tests use (python3-numpy).
+# `deps.sh test` also wants what the tests use (python3-numpy), and
+# `deps.sh pictures` what draws the README's pictures (graphviz).
 missing=""
 have() { command -v pkg-config >/dev/null 2>&1 && pkg-config --exists "$1"; }
 command -v cc >/dev/null 2>&1 || missing="$missing gcc libc6-dev"
@@ -11,6 +12,9 @@ have openblas || missing="$missing libopenblas-dev"
 have check || missing="$missing check"
 if [ "$1" = test ]; then
     /usr/bin/python3 -c 'import numpy' >/dev/null 2>&1 || missing="$missing python3-numpy"
+fi
+if [ "$1" = pictures ]; then
+    command -v dot >/dev/null 2>&1 || missing="$missing graphviz"
 fi
 [ -z "$missing" ] && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then

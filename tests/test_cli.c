@@ -203,6 +203,21 @@ START_TEST(print_shows_both_passes)
 }
 END_TEST
 
+START_TEST(graph_draws_forward_and_backward)
+{
+    char *out;
+    ck_assert_int_eq(run_cmd(GRADC_BIN " graph models/seed_mlp.lua", &out), 0);
+    ck_assert_ptr_nonnull(strstr(out, "digraph seed_mlp {"));
+    ck_assert_ptr_nonnull(strstr(out, "[label=\"h\\nsigmoid [64,100]\\nseed_mlp.lua:12\""));
+    ck_assert_ptr_null(strstr(out, "d_w1"));
+    free(out);
+    ck_assert_int_eq(run_cmd(GRADC_BIN " graph models/seed_mlp.lua --backward", &out), 0);
+    ck_assert_ptr_nonnull(strstr(out, "d_w1\\nmatmul [1000,100]"));
+    ck_assert_ptr_nonnull(strstr(out, "style=dashed"));
+    free(out);
+}
+END_TEST
+
 /* The optimizer is compiled in: a trainer asked for another one, or for a
  * setting its optimizer does not read, says how to get it. */
 START_TEST(trainer_names_the_compile_flag)
@@ -234,6 +249,7 @@ static Suite *cli_suite(void)
     tcase_add_test(t, same_model_same_bytes);
     tcase_add_test(t, print_shows_both_passes);
     tcase_add_test(t, trainer_names_the_compile_flag);
+    tcase_add_test(t, graph_draws_forward_and_backward);
     suite_add_tcase(s, t);
     return s;
 }
