@@ -13,14 +13,15 @@ LDFLAGS := $(SAN)
 LUA_CFLAGS  = $(shell pkg-config --cflags lua5.4)
 LUA_LIBS    = $(shell pkg-config --libs lua5.4)
 BLAS_CFLAGS = $(shell pkg-config --cflags openblas)
-BLAS_LIBS   = $(shell pkg-config --libs openblas)
+# What a program linking the runtime needs: OpenBLAS, and zlib for .gz data.
+RT_LIBS     = $(shell pkg-config --libs openblas zlib)
 CHECK_FLAGS = $(shell pkg-config --cflags --libs check)
 
 MODELS   := $(basename $(notdir $(wildcard models/*.lua)))
 COMPILER := $(filter-out compiler/main.c,$(wildcard compiler/*.c))
 RUNTIME  := $(wildcard runtime/*.c)
 PROGRAMS := $(foreach m,$(MODELS),$(BUILD)/$(m)_train $(BUILD)/$(m)_gradcheck)
-SUITES   := runtime compiler ops models optim cli
+SUITES   := runtime readers compiler ops models optim cli
 OPTIMS   := sgd momentum nesterov adam adamw rmsprop
 
 .PHONY: all deps test-deps demo test check-suites generate pictures clean
@@ -57,9 +58,9 @@ $(BUILD)/libgradc_rt.a: $(RUNTIME:runtime/%.c=$(BUILD)/obj/rt_%.o)
 # ---- every model: the committed generated/ C, float trainer, double check ----
 define model_rules
 $(BUILD)/$(1)_train: generated/$(1)/$(1)_train.c $(BUILD)/obj/$(1)_f32.o $(BUILD)/libgradc_rt.a
-	$$(CC) $$(CFLAGS) -Iruntime -Igenerated/$(1) $$^ $$(LDFLAGS) $$(BLAS_LIBS) -lm -o $$@
+	$$(CC) $$(CFLAGS) -Iruntime -Igenerated/$(1) $$^ $$(LDFLAGS) $$(RT_LIBS) -lm -o $$@
 $(BUILD)/$(1)_gradcheck: generated/$(1)/$(1)_gradcheck.c $(BUILD)/obj/$(1)_f64.o $(BUILD)/libgradc_rt.a
-	$$(CC) $$(CFLAGS) -DREAL_DOUBLE -Iruntime -Igenerated/$(1) $$^ $$(LDFLAGS) $$(BLAS_LIBS) -lm -o $$@
+	$$(CC) $$(CFLAGS) -DREAL_DOUBLE -Iruntime -Igenerated/$(1) $$^ $$(LDFLAGS) $$(RT_LIBS) -lm -o $$@
 $(BUILD)/obj/$(1)_f32.o: generated/$(1)/$(1).c generated/$(1)/$(1).h $(wildcard runtime/*.h) | deps $(BUILD)/.dir
 	$$(CC) $$(CFLAGS) $$(BLAS_CFLAGS) -Iruntime -c $$< -o $$@
 $(BUILD)/obj/$(1)_f64.o: generated/$(1)/$(1).c generated/$(1)/$(1).h $(wildcard runtime/*.h) | deps $(BUILD)/.dir
@@ -83,7 +84,7 @@ demo: $(BUILD)/gradc $(BUILD)/libgradc_rt.a
 	$(BUILD)/gradc compile models/seed_mlp.lua -o $(BUILD)/demo
 	@echo "== 2. build its trainer against the runtime and OpenBLAS"
 	$(CC) $(CFLAGS) $(BLAS_CFLAGS) -Iruntime -I$(BUILD)/demo $(BUILD)/demo/seed_mlp_train.c \
-	    $(BUILD)/demo/seed_mlp.c $(BUILD)/libgradc_rt.a $(LDFLAGS) $(BLAS_LIBS) -lm -o $(BUILD)/demo/seed_mlp_train
+	    $(BUILD)/demo/seed_mlp.c $(BUILD)/libgradc_rt.a $(LDFLAGS) $(RT_LIBS) -lm -o $(BUILD)/demo/seed_mlp_train
 	@echo "== 3. train it with SGD on 64 random examples, as the notes do"
 	OPENBLAS_NUM_THREADS=1 $(BUILD)/demo/seed_mlp_train --steps 200 --print-every 20
 	@echo "== the loss fell; the generated C is in $(BUILD)/demo/seed_mlp.c"
@@ -92,16 +93,18 @@ demo: $(BUILD)/gradc $(BUILD)/libgradc_rt.a
 # Each suite links what it tests; the model suite links every model twice
 # (float and double).
 TEST_DEFS = -DBUILD_DIR='"$(BUILD)"' -DGRADC_BIN='"$(BUILD)/gradc"' -DRT_LIB='"$(BUILD)/libgradc_rt.a"' \
-            -DTEST_CC='"$(CC) $(CFLAGS) $(BLAS_CFLAGS)"' -DTEST_LIBS='"$(LDFLAGS) $(BLAS_LIBS) -lm"'
+            -DTEST_CC='"$(CC) $(CFLAGS) $(BLAS_CFLAGS)"' -DTEST_LIBS='"$(LDFLAGS) $(RT_LIBS) -lm"'
 
 $(BUILD)/test_runtime: tests/test_runtime.c $(BUILD)/libgradc_rt.a | test-deps
-	$(CC) $(CFLAGS) $(BLAS_CFLAGS) -Iruntime $< $(BUILD)/libgradc_rt.a $(LDFLAGS) $(CHECK_FLAGS) $(BLAS_LIBS) -lm -o $@
+	$(CC) $(CFLAGS) $(BLAS_CFLAGS) -Iruntime $< $(BUILD)/libgradc_rt.a $(LDFLAGS) $(CHECK_FLAGS) $(RT_LIBS) -lm -o $@
+$(BUILD)/test_readers: tests/test_readers.c $(BUILD)/libgradc_rt.a | test-deps
+	$(CC) $(CFLAGS) $(BLAS_CFLAGS) -Iruntime $< $(BUILD)/libgradc_rt.a $(LDFLAGS) $(CHECK_FLAGS) $(RT_LIBS) -lm -o $@
 $(BUILD)/test_compiler: tests/test_compiler.c $(BUILD)/libgradc.a | test-deps
 	$(CC) $(CFLAGS) $(LUA_CFLAGS) -Icompiler $< $(BUILD)/libgradc.a $(LDFLAGS) $(CHECK_FLAGS) $(LUA_LIBS) -lm -o $@
 $(BUILD)/test_ops: tests/test_ops.c tests/test_util.h $(BUILD)/gradc $(BUILD)/libgradc_rt.a | test-deps
 	$(CC) $(CFLAGS) $(TEST_DEFS) -Icompiler $< $(LDFLAGS) $(CHECK_FLAGS) -lm -o $@
 $(BUILD)/test_models: tests/test_models.c $(MODELS:%=$(BUILD)/obj/%_f32.o) $(MODELS:%=$(BUILD)/obj/%_f64.o) $(BUILD)/libgradc_rt.a | test-deps
-	$(CC) $(CFLAGS) $(BLAS_CFLAGS) -Iruntime $(addprefix -Igenerated/,$(MODELS)) $(filter-out %.a,$^) $(BUILD)/libgradc_rt.a $(LDFLAGS) $(CHECK_FLAGS) $(BLAS_LIBS) -lm -o $@
+	$(CC) $(CFLAGS) $(BLAS_CFLAGS) -Iruntime $(addprefix -Igenerated/,$(MODELS)) $(filter-out %.a,$^) $(BUILD)/libgradc_rt.a $(LDFLAGS) $(CHECK_FLAGS) $(RT_LIBS) -lm -o $@
 # One copy of tests/optim_model.lua per optimizer, compiled in double.
 $(BUILD)/optim/optim_%.c: tests/optim_model.lua $(BUILD)/gradc
 	@mkdir -p $(BUILD)/optim
@@ -110,7 +113,7 @@ $(BUILD)/optim/optim_%.c: tests/optim_model.lua $(BUILD)/gradc
 $(BUILD)/optim/optim_%.o: $(BUILD)/optim/optim_%.c
 	$(CC) $(CFLAGS) $(BLAS_CFLAGS) -Iruntime -DREAL_DOUBLE -c $< -o $@
 $(BUILD)/test_optim: tests/test_optim.c $(OPTIMS:%=$(BUILD)/optim/optim_%.o) $(BUILD)/libgradc_rt.a | test-deps
-	$(CC) $(CFLAGS) $(BLAS_CFLAGS) -Iruntime -I$(BUILD)/optim $^ $(LDFLAGS) $(CHECK_FLAGS) $(BLAS_LIBS) -lm -o $@
+	$(CC) $(CFLAGS) $(BLAS_CFLAGS) -Iruntime -I$(BUILD)/optim $^ $(LDFLAGS) $(CHECK_FLAGS) $(RT_LIBS) -lm -o $@
 $(BUILD)/test_cli: tests/test_cli.c tests/test_util.h $(BUILD)/gradc $(PROGRAMS) | test-deps
 	$(CC) $(CFLAGS) $(TEST_DEFS) $< $(LDFLAGS) $(CHECK_FLAGS) -lm -o $@
 

@@ -10,6 +10,7 @@ command -v pkg-config >/dev/null 2>&1 || missing="$missing pkg-config"
 have lua5.4 || missing="$missing liblua5.4-dev"
 have openblas || missing="$missing libopenblas-dev"
 have check || missing="$missing check"
+have zlib || missing="$missing zlib1g-dev"
 if [ "$1" = test ]; then
     /usr/bin/python3 -c 'import numpy' >/dev/null 2>&1 || missing="$missing python3-numpy"
 fi

@@ -1,0 +1,32 @@
+/*
+ * rt_read.h: the data readers besides .npy (rt.h): numeric CSV, IDX (the
+ * MNIST format) and plain text. CSV and IDX files may be gzip-compressed.
+ * Each returns 0, or -1 with one line in err naming the file (and, for
+ * CSV, the line) and what is wrong; nothing is read out of bounds.
+ */
+#ifndef RT_READ_H
+#define RT_READ_H
+
+#include <stddef.h>
+#include "rt.h"
+
+typedef struct {
+    long rows, cols;
+    double *values; /* rows x cols, row-major */
+    int has_header; /* the first line had a field that is not a number */
+} rt_csv;
+
+int rt_csv_read(const char *path, rt_csv *out, char *err, size_t errlen);
+void rt_csv_free(rt_csv *c);
+/* Columns [first, first + n) (0-based) as a [rows, n] array ([rows] when n
+ * is 1), as RT_F64, or as RT_I32 when every value is an integer. */
+int rt_csv_columns(const rt_csv *c, const char *path, long first, long n, rt_dtype dtype,
+                   rt_array *out, char *err, size_t errlen);
+
+/* Integer IDX types become RT_I32, float RT_F32, double RT_F64. */
+int rt_idx_read(const char *path, rt_array *out, char *err, size_t errlen);
+
+/* Every byte, as RT_I32 in [0, 256), shape [bytes]. */
+int rt_text_read(const char *path, rt_array *out, char *err, size_t errlen);
+
+#endif
