@@ -24,7 +24,7 @@ PROGRAMS := $(foreach m,$(MODELS),$(BUILD)/$(m)_train $(BUILD)/$(m)_gradcheck)
 SUITES   := runtime readers compiler ops models optim cli
 OPTIMS   := sgd momentum nesterov adam adamw rmsprop
 
-.PHONY: all deps test-deps demo test check-suites generate pictures clean
+.PHONY: all deps test-deps demo test check-suites generate pictures install clean
 .SUFFIXES:
 
 all: $(BUILD)/gradc $(BUILD)/libgradc_rt.a $(PROGRAMS)
@@ -39,8 +39,11 @@ $(BUILD)/.dir:
 	@mkdir -p $(BUILD)/obj && touch $@
 
 # ---- the compiler ----
+# gradc build links programs against the runtime, which needs these.
+BUILD_DEFS = -DGRADC_RT_CFLAGS='"$(BLAS_CFLAGS) $(SAN)"' -DGRADC_RT_LIBS='"$(RT_LIBS)"'
+
 $(BUILD)/obj/%.o: compiler/%.c compiler/gradc.h compiler/ops.def | deps $(BUILD)/.dir
-	$(CC) $(CFLAGS) $(LUA_CFLAGS) -c $< -o $@
+	$(CC) $(CFLAGS) $(LUA_CFLAGS) $(BUILD_DEFS) -c $< -o $@
 
 $(BUILD)/libgradc.a: $(COMPILER:compiler/%.c=$(BUILD)/obj/%.o)
 	ar rcs $@ $^
@@ -125,6 +128,19 @@ test: test-deps
 	@echo "== again under AddressSanitizer and UndefinedBehaviorSanitizer"
 	@$(MAKE) --no-print-directory check-suites BUILD=build/san OPT=-O1 \
 	    SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
+
+# ---- install: relocatable; gradc finds its runtime beside itself ----
+PREFIX ?= /usr/local
+HEADERS := runtime/rt.h runtime/rt_model.h runtime/rt_real.h runtime/rt_read.h
+install: $(BUILD)/gradc $(BUILD)/libgradc_rt.a
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/pkgconfig \
+	    $(DESTDIR)$(PREFIX)/include/gradc $(DESTDIR)$(PREFIX)/share/gradc/lib
+	install -m 755 $(BUILD)/gradc $(DESTDIR)$(PREFIX)/bin/gradc
+	install -m 644 $(BUILD)/libgradc_rt.a $(DESTDIR)$(PREFIX)/lib/libgradc_rt.a
+	install -m 644 $(HEADERS) $(DESTDIR)$(PREFIX)/include/gradc/
+	install -m 644 models/lib/*.lua $(DESTDIR)$(PREFIX)/share/gradc/lib/
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(shell $(BUILD)/gradc --version | cut -d" " -f2)|' \
+	    scripts/gradc.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/gradc.pc
 
 clean:
 	rm -rf build

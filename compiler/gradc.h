@@ -47,6 +47,8 @@ typedef struct Buf {
 
 void buf_printf(Buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void buf_free(Buf *b);
+/* The folder of the running gradc binary. */
+const char *gradc_dir(void);
 /* The shortest decimal that reads back as v, always with a '.' or 'e'. */
 void fmt_real(char out[40], double v);
 
@@ -216,6 +218,8 @@ typedef struct {
 
 /* Returns NULL after printing one line `file:line: what` to stderr. */
 Graph *load_model(const char *path, const LoadOptions *o);
+/* A model's C name: its file name without folder and .lua. */
+const char *model_name(const char *path);
 
 /* ---- grad.c ---- */
 void grad(Graph *g);
@@ -245,6 +249,14 @@ typedef struct {
 } Plan;
 Plan plan(Graph *g, const Fusion *f);
 void plan_free(Plan *p);
+
+/* ---- build.c: the C compiler, for gradc build and gradc check ---- */
+/* Builds DIR/NAME_train and DIR/NAME_gradcheck (or only the latter). */
+int build_programs(const char *dir, const char *name, bool gradcheck_only, bool verbose);
+/* Compiles each model with compile_to(model, dir), builds and runs its
+ * gradient check, prints one table; 0 if every parameter passed. */
+int check_models(const char **models, int n_models, int (*compile_to)(const char *, const char *),
+                 double tol, const char *junit, bool verbose);
 
 /* ---- emit_c.c ---- */
 typedef struct {

@@ -20,10 +20,6 @@
 #include <lualib.h>
 #include "gradc.h"
 
-#ifndef GRADC_LIBDIR
-#define GRADC_LIBDIR "/usr/local/share/gradc/lib"
-#endif
-
 enum {
     MAX_INSTRUCTIONS = 100000000, /* counted in steps of INSTRUCTION_STEP */
     INSTRUCTION_STEP = 10000,
@@ -697,11 +693,14 @@ static int l_import(lua_State *L)
     if (lua_getfield(L, -1, name) != LUA_TNIL)
         return 1;
     lua_pop(L, 1);
-    const char *dirs[] = {front(L)->dir, GRADC_LIBDIR};
-    for (int i = 0; i < 2; i++) {
+    /* Next to the model, then the modules installed with gradc (or, run
+     * from a build tree, the tree's models/lib). */
+    const char *formats[] = {"%s/lib/%s.lua", "%s/../share/gradc/lib/%s.lua", "%s/../models/lib/%s.lua"};
+    const char *dirs[] = {front(L)->dir, gradc_dir(), gradc_dir()};
+    for (int i = 0; i < 3; i++) {
         char path[4096];
         size_t len;
-        snprintf(path, sizeof path, i == 0 ? "%s/lib/%s.lua" : "%s/%s.lua", dirs[i], name);
+        snprintf(path, sizeof path, formats[i], dirs[i], name);
         char *text = read_file(path, &len);
         if (!text)
             continue;
@@ -711,7 +710,8 @@ static int l_import(lua_State *L)
         lua_setfield(L, -3, name);
         return 1;
     }
-    return luaL_error(L, "import: no module '%s' in %s/lib or %s", name, front(L)->dir, GRADC_LIBDIR);
+    return luaL_error(L, "import: no module '%s' in %s/lib or gradc's own modules", name,
+                      front(L)->dir);
 }
 
 static void set_config(lua_State *L, const LoadOptions *o)
@@ -790,7 +790,7 @@ static const char *check_model(Graph *g, char *err, size_t len)
     return NULL;
 }
 
-static const char *model_name(const char *path)
+const char *model_name(const char *path)
 {
     const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
     size_t n = strlen(base);

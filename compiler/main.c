@@ -16,6 +16,8 @@
 
 static const char usage[] =
     "usage: gradc compile MODEL.lua [-o DIR] [-D KEY=VALUE]... [--optimizer KIND]\n"
+    "       gradc build MODEL.lua [-o DIR] [-v] [-D KEY=VALUE]... [--optimizer KIND]\n"
+    "       gradc check MODEL.lua... [--tol X] [--junit FILE] [-v] [-D KEY=VALUE]...\n"
     "       gradc print MODEL.lua [--after PASS] [-D KEY=VALUE]...\n"
     "       gradc graph MODEL.lua [--backward] [-D KEY=VALUE]...\n"
     "       gradc --help | --version\n"
@@ -25,6 +27,10 @@ static const char usage[] =
     "commands:\n"
     "  compile   write DIR/NAME.h, NAME.c, NAME_train.c and NAME_gradcheck.c,\n"
     "            NAME being the model file's name without .lua (DIR: .)\n"
+    "  build     compile, then build DIR/NAME_train (float) and DIR/NAME_gradcheck\n"
+    "            (double) with cc against the gradc runtime and OpenBLAS\n"
+    "  check     build and run each model's gradient check; print one table and\n"
+    "            exit 1 if any parameter's relative error is above --tol (1e-6)\n"
     "  print     print the graph, forward and backward, with shapes and lines\n"
     "  graph     write the forward graph (with --backward, the training graph)\n"
     "            as Graphviz DOT: gradc graph m.lua | dot -Tsvg > m.svg\n"
@@ -32,6 +38,8 @@ static const char usage[] =
     "options:\n"
     "  -o DIR          where compile writes (made if missing)\n"
     "  -D KEY=VALUE    sets config.KEY in the model (numbers stay numbers)\n"
+    "  -v              print the C compiler's commands\n"
+    "  --junit FILE    check: also write the results as JUnit XML, for CI\n"
     "  --optimizer K   train with K instead of the model's optimizer, at K's\n"
     "                  defaults: sgd, momentum, nesterov, adam, adamw, rmsprop\n"
     "                  (the trainer sets its lr and other settings at run time)\n"
@@ -41,10 +49,15 @@ static const char usage[] =
     "Build the C with the gradc runtime and OpenBLAS; see README.md.\n";
 
 typedef struct {
-    const char *command, *model, *out_dir, *after;
-    bool backward;
+    const char *command, *out_dir, *after, *junit;
+    const char *models[256];
+    int n_models;
+    double tol;
+    bool backward, verbose;
     LoadOptions load;
 } Args;
+
+static Args args;
 
 static int bad_usage(const char *fmt, const char *arg)
 {
@@ -62,7 +75,7 @@ static int parse_args(int argc, char **argv, Args *a)
         const char *s = argv[i];
         bool has_value = i + 1 < argc;
         if (!strcmp(s, "-o") || !strcmp(s, "-D") || !strcmp(s, "--after") ||
-            !strcmp(s, "--optimizer")) {
+            !strcmp(s, "--optimizer") || !strcmp(s, "--junit") || !strcmp(s, "--tol")) {
             if (!has_value)
                 return bad_usage("%s needs a value", s);
             const char *v = argv[++i];
@@ -72,10 +85,20 @@ static int parse_args(int argc, char **argv, Args *a)
                 a->after = v;
             else if (!strcmp(s, "--optimizer"))
                 a->load.optimizer = v;
+            else if (!strcmp(s, "--junit"))
+                a->junit = v;
+            else if (!strcmp(s, "--tol")) {
+                char *end;
+                a->tol = strtod(v, &end);
+                if (*end || !(a->tol > 0))
+                    return bad_usage("--tol %s: expected a positive number", v);
+            }
             else if (a->load.n_defines < 256)
                 defines[a->load.n_defines++] = v;
         } else if (!strcmp(s, "--backward")) {
             a->backward = true;
+        } else if (!strcmp(s, "-v")) {
+            a->verbose = true;
         } else if (!strncmp(s, "-D", 2) && s[2]) {
             if (a->load.n_defines < 256)
                 defines[a->load.n_defines++] = s + 2;
@@ -83,17 +106,21 @@ static int parse_args(int argc, char **argv, Args *a)
             return bad_usage("unknown option %s", s);
         else if (!a->command)
             a->command = s;
-        else if (!a->model)
-            a->model = s;
-        else
-            return bad_usage("unexpected argument %s", s);
+        else if (a->n_models < 256)
+            a->models[a->n_models++] = s;
     }
     if (!a->command)
         return bad_usage("%s", "no command given");
-    if (strcmp(a->command, "compile") && strcmp(a->command, "print") && strcmp(a->command, "graph"))
+    static const char *const commands[] = {"compile", "build", "check", "print", "graph"};
+    bool known = false;
+    for (int i = 0; i < 5; i++)
+        known |= !strcmp(a->command, commands[i]);
+    if (!known)
         return bad_usage("unknown command '%s'", a->command);
-    if (!a->model)
+    if (a->n_models == 0)
         return bad_usage("%s needs a model file", a->command);
+    if (a->n_models > 1 && strcmp(a->command, "check"))
+        return bad_usage("unexpected argument %s", a->models[1]);
     if (a->load.optimizer && optim_find(a->load.optimizer) < 0)
         return bad_usage("--optimizer %s: the kinds are sgd, momentum, nesterov, adam, adamw and "
                          "rmsprop", a->load.optimizer);
@@ -104,9 +131,9 @@ static int parse_args(int argc, char **argv, Args *a)
 }
 
 /* The IR passes; stops early after `after`. Returns NULL on a user error. */
-static Graph *run_passes(const Args *a)
+static Graph *run_passes(const char *model, const Args *a)
 {
-    Graph *g = load_model(a->model, &a->load);
+    Graph *g = load_model(model, &a->load);
     if (!g || (a->after && !strcmp(a->after, "load")))
         return g;
     grad(g);
@@ -153,16 +180,17 @@ static int write_outputs(const char *dir, OutFile *files, int n)
     return 0;
 }
 
-static int compile(const Args *a)
+/* Compiles one model into dir with the command line's settings. */
+static int compile_to(const char *model, const char *dir)
 {
-    Graph *g = run_passes(a);
+    Graph *g = run_passes(model, &args);
     if (!g)
         return 1;
     Fusion f = fuse(g);
     Plan p = plan(g, &f);
     OutFile files[4];
     emit_c(g, &f, &p, files);
-    int status = write_outputs(a->out_dir ? a->out_dir : ".", files, 4);
+    int status = write_outputs(dir, files, 4);
     for (int i = 0; i < 4; i++) {
         free(files[i].path);
         buf_free(&files[i].text);
@@ -183,14 +211,22 @@ int main(int argc, char **argv)
         printf("gradc %s\n", GRADC_VERSION);
         return 0;
     }
-    Args a = {0};
+    Args a = {.tol = 1e-6};
     int status = parse_args(argc, argv, &a);
     if (status)
         return status;
+    args = a;
+    const char *dir = a.out_dir ? a.out_dir : ".";
     if (!strcmp(a.command, "compile"))
-        status = compile(&a);
+        status = compile_to(a.models[0], dir);
+    else if (!strcmp(a.command, "build")) {
+        status = compile_to(a.models[0], dir);
+        if (!status)
+            status = build_programs(dir, model_name(a.models[0]), false, a.verbose);
+    } else if (!strcmp(a.command, "check"))
+        status = check_models(a.models, a.n_models, compile_to, a.tol, a.junit, a.verbose);
     else {
-        Graph *g = run_passes(&a);
+        Graph *g = run_passes(a.models[0], &a);
         if (g && !strcmp(a.command, "graph"))
             ir_dot(g, a.backward, stdout);
         else if (g)

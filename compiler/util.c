@@ -4,9 +4,11 @@
  * compiler bugs (which name the C file and line and abort, unlike user
  * errors, which name the Lua file and line and exit 1).
  */
+#include <limits.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "gradc.h"
 
 noreturn void die_at(const char *file, int line, const char *fmt, ...)
@@ -106,4 +108,20 @@ void free_kept(void)
     free(kept);
     kept = NULL;
     n_kept = cap_kept = 0;
+}
+
+/* The folder gradc runs from: build/ in a source tree, PREFIX/bin once
+ * installed. What gradc needs at run time is found relative to it, so an
+ * installed tree can be moved. */
+const char *gradc_dir(void)
+{
+    static char dir[PATH_MAX];
+    if (!dir[0]) {
+        ssize_t n = readlink("/proc/self/exe", dir, sizeof dir - 1);
+        if (n <= 0)
+            return strcpy(dir, ".");
+        dir[n] = 0;
+        *strrchr(dir, '/') = 0;
+    }
+    return dir;
 }

@@ -218,6 +218,77 @@ START_TEST(graph_draws_forward_and_backward)
 }
 END_TEST
 
+/* gradc build: a trainer and a gradient check, ready to run. */
+START_TEST(build_makes_programs)
+{
+    char *dir = make_tmpdir(), cmd[1024], *out;
+    snprintf(cmd, sizeof cmd, "%s build models/norm_wx.lua -o %s && %s/norm_wx_gradcheck && "
+                              "%s/norm_wx_train --steps 3", GRADC_BIN, dir, dir, dir);
+    ck_assert_msg(run_cmd(cmd, &out) == 0, "%s", out);
+    ck_assert_ptr_nonnull(strstr(out, "max relative error"));
+    ck_assert_ptr_nonnull(strstr(out, "final loss"));
+    free(out);
+    remove_dir(dir);
+}
+END_TEST
+
+/* gradc check: one table, JUnit for CI, and a failure that fails. */
+START_TEST(check_prints_one_table)
+{
+    char *dir = make_tmpdir(), cmd[1024], *out;
+    snprintf(cmd, sizeof cmd, "%s check models/norm_wx.lua models/svm.lua --junit %s/j.xml",
+             GRADC_BIN, dir);
+    ck_assert_msg(run_cmd(cmd, &out) == 0, "%s", out);
+    ck_assert_ptr_nonnull(strstr(out, "max relative error  result"));
+    ck_assert_ptr_nonnull(strstr(out, "norm_wx              W"));
+    ck_assert_ptr_nonnull(strstr(out, "svm                  W"));
+    ck_assert_ptr_null(strstr(out, "FAIL"));
+    free(out);
+    snprintf(cmd, sizeof cmd, "cat %s/j.xml", dir);
+    ck_assert_int_eq(run_cmd(cmd, &out), 0);
+    ck_assert_ptr_nonnull(strstr(out, "<testsuite name=\"gradc check\" tests=\"2\" failures=\"0\">"));
+    ck_assert_ptr_nonnull(strstr(out, "<testcase classname=\"svm\" name=\"W\">"));
+    free(out);
+    snprintf(cmd, sizeof cmd, "%s check models/svm.lua --tol 1e-30 --junit %s/j.xml", GRADC_BIN, dir);
+    ck_assert_int_eq(run_cmd(cmd, &out), 1);
+    ck_assert_ptr_nonnull(strstr(out, "FAIL"));
+    free(out);
+    snprintf(cmd, sizeof cmd, "grep -c '<failure' %s/j.xml", dir);
+    ck_assert_int_eq(run_cmd(cmd, &out), 0);
+    ck_assert_str_eq(out, "1\n");
+    free(out);
+    remove_dir(dir);
+}
+END_TEST
+
+/* make install gives a tree that builds models on its own, from anywhere,
+ * with the modules it installed. */
+START_TEST(installed_tree_builds_models)
+{
+    char *dir = make_tmpdir(), cmd[2048], *out;
+    snprintf(cmd, sizeof cmd, "make --no-print-directory -s install BUILD=%s PREFIX=%s/usr",
+             BUILD_DIR, dir);
+    ck_assert_msg(run_cmd(cmd, &out) == 0, "%s", out);
+    free(out);
+    char model[600];
+    snprintf(model, sizeof model, "%s/tiny.lua", dir);
+    write_text(model, "local dense = import(\"dense\")\n"
+                      "local x = input(\"x\", {4, 3})\n"
+                      "local y = input(\"y\", {4}, \"int32\")\n"
+                      "return model { loss = mean(cross_entropy(dense(x, 2, \"fc\"), y)) }\n");
+    snprintf(cmd, sizeof cmd, "cd %s && usr/bin/gradc build tiny.lua -o out && out/tiny_gradcheck",
+             dir);
+    ck_assert_msg(run_cmd(cmd, &out) == 0, "%s", out);
+    ck_assert_ptr_nonnull(strstr(out, "fc_w [3,2]"));
+    free(out);
+    snprintf(cmd, sizeof cmd, "PKG_CONFIG_PATH=%s/usr/lib/pkgconfig pkg-config --libs gradc", dir);
+    ck_assert_int_eq(run_cmd(cmd, &out), 0);
+    ck_assert_ptr_nonnull(strstr(out, "-lgradc_rt"));
+    free(out);
+    remove_dir(dir);
+}
+END_TEST
+
 /* The optimizer is compiled in: a trainer asked for another one, or for a
  * setting its optimizer does not read, says how to get it. */
 START_TEST(trainer_names_the_compile_flag)
@@ -241,7 +312,7 @@ static Suite *cli_suite(void)
 {
     Suite *s = suite_create("cli");
     TCase *t = tcase_create("cli");
-    tcase_set_timeout(t, 60);
+    tcase_set_timeout(t, 120);
     tcase_add_test(t, help_and_version);
     tcase_add_loop_test(t, bad_model_gets_one_line, 0, sizeof bad_models / sizeof *bad_models);
     tcase_add_test(t, failed_compile_keeps_old_output);
@@ -250,6 +321,9 @@ static Suite *cli_suite(void)
     tcase_add_test(t, print_shows_both_passes);
     tcase_add_test(t, trainer_names_the_compile_flag);
     tcase_add_test(t, graph_draws_forward_and_backward);
+    tcase_add_test(t, build_makes_programs);
+    tcase_add_test(t, check_prints_one_table);
+    tcase_add_test(t, installed_tree_builds_models);
     suite_add_tcase(s, t);
     return s;
 }

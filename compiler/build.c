@@ -1,0 +1,251 @@
+/*
+ * build.c: runs the C compiler on a compiled model (gradc build), and
+ * builds and runs gradient checks for a list of models (gradc check).
+ *
+ * The runtime is found relative to the gradc binary, whether it runs from
+ * the build tree or from where `make install` put it.
+ * Commands run through fork and exec with argument vectors, never a
+ * shell, so no path is ever parsed as shell text.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include "gradc.h"
+
+#ifndef GRADC_RT_CFLAGS
+#define GRADC_RT_CFLAGS ""
+#endif
+#ifndef GRADC_RT_LIBS
+#define GRADC_RT_LIBS "-lopenblas -lz"
+#endif
+
+typedef struct {
+    char include[PATH_MAX]; /* rt.h and friends */
+    char lib[PATH_MAX];     /* libgradc_rt.a */
+} Runtime;
+
+static bool exists(const char *path) { return access(path, R_OK) == 0; }
+
+/* The runtime beside gradc: in a build tree (build/gradc, build/libgradc_rt.a,
+ * runtime/ holding the headers; or build/san/...), or installed (PREFIX/bin/gradc,
+ * PREFIX/lib/libgradc_rt.a, PREFIX/include/gradc/). */
+static bool find_runtime(Runtime *rt)
+{
+    static const char *const layouts[][2] = {
+        {"%.4000s/libgradc_rt.a", "%.4000s/../runtime"},
+        {"%.4000s/libgradc_rt.a", "%.4000s/../../runtime"},
+        {"%.4000s/../lib/libgradc_rt.a", "%.4000s/../include/gradc"},
+    };
+    for (int i = 0; i < 3; i++) {
+        char probe[PATH_MAX + 8];
+        snprintf(rt->lib, sizeof rt->lib, layouts[i][0], gradc_dir());
+        snprintf(rt->include, sizeof rt->include, layouts[i][1], gradc_dir());
+        snprintf(probe, sizeof probe, "%.4000s/rt.h", rt->include);
+        if (exists(rt->lib) && exists(probe))
+            return true;
+    }
+    return false;
+}
+
+/* Splits flags like "-I/x -lfoo" onto argv. */
+static int add_words(const char **argv, int argc, char *words)
+{
+    for (char *w = strtok(words, " \t"); w; w = strtok(NULL, " \t"))
+        argv[argc++] = w;
+    return argc;
+}
+
+/* Runs argv[0] with stdout to `out` (a file, or NULL to keep it); returns
+ * the exit status, or -1 if it could not run or did not exit. */
+static int run(const char *const *argv, const char *out, bool verbose)
+{
+    if (verbose) {
+        for (int i = 0; argv[i]; i++)
+            fprintf(stderr, "%s%s", i ? " " : "", argv[i]);
+        fprintf(stderr, "\n");
+    }
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        if (out && !freopen(out, "w", stdout))
+            _exit(127);
+        execvp(argv[0], (char *const *)argv);
+        fprintf(stderr, "gradc: cannot run %s: %s\n", argv[0], strerror(errno));
+        _exit(127);
+    }
+    int status;
+    while (waitpid(pid, &status, 0) < 0)
+        if (errno != EINTR)
+            return -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* cc [-DREAL_DOUBLE] DIR/NAME_WHAT.c DIR/NAME.c runtime -o DIR/NAME_WHAT */
+static int cc_program(const Runtime *rt, const char *dir, const char *name, const char *what,
+                      bool dbl, bool verbose)
+{
+    char main_c[PATH_MAX], model_c[PATH_MAX], exe[PATH_MAX], inc_rt[PATH_MAX + 2],
+        inc_dir[PATH_MAX + 2], cflags[] = GRADC_RT_CFLAGS, libs[] = GRADC_RT_LIBS;
+    const char *cc = getenv("CC") && *getenv("CC") ? getenv("CC") : "cc";
+    snprintf(main_c, sizeof main_c, "%s/%s_%s.c", dir, name, what);
+    snprintf(model_c, sizeof model_c, "%s/%s.c", dir, name);
+    snprintf(exe, sizeof exe, "%s/%s_%s", dir, name, what);
+    snprintf(inc_rt, sizeof inc_rt, "-I%s", rt->include);
+    snprintf(inc_dir, sizeof inc_dir, "-I%s", dir);
+    const char *argv[64];
+    int argc = 0;
+    argv[argc++] = cc;
+    argv[argc++] = "-std=c11";
+    argv[argc++] = "-O2";
+    if (dbl)
+        argv[argc++] = "-DREAL_DOUBLE";
+    argv[argc++] = inc_rt;
+    argv[argc++] = inc_dir;
+    argc = add_words(argv, argc, cflags);
+    argv[argc++] = main_c;
+    argv[argc++] = model_c;
+    argv[argc++] = rt->lib;
+    argc = add_words(argv, argc, libs);
+    argv[argc++] = "-lm";
+    argv[argc++] = "-o";
+    argv[argc++] = exe;
+    argv[argc] = NULL;
+    int status = run(argv, NULL, verbose);
+    if (status)
+        fprintf(stderr, "gradc: %s failed building %s (run with -v to see the command)\n", cc, exe);
+    return status ? 1 : 0;
+}
+
+int build_programs(const char *dir, const char *name, bool gradcheck_only, bool verbose)
+{
+    Runtime rt;
+    if (!find_runtime(&rt)) {
+        fprintf(stderr, "gradc: cannot find the gradc runtime beside %s: run `make` in the gradc "
+                        "tree, or `make install`\n", gradc_dir());
+        return 1;
+    }
+    if (!gradcheck_only && cc_program(&rt, dir, name, "train", false, verbose))
+        return 1;
+    return cc_program(&rt, dir, name, "gradcheck", true, verbose);
+}
+
+/* ---- gradc check ---- */
+
+typedef struct {
+    char model[64], param[64];
+    double error;
+    int checked, kinks;
+    bool pass;
+} CheckRow;
+
+/* Reads the gradient check's lines: `NAME [shape]  checked N  kinks K
+ * relative error E`, one per parameter. */
+static int read_rows(const char *path, const char *model, double tol, CheckRow *rows, int max)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    char line[512];
+    int n = 0;
+    while (fgets(line, sizeof line, f) && n < max) {
+        CheckRow r = {0};
+        char shape[128];
+        if (sscanf(line, "%63s %127s checked %d kinks %d relative error %lf", r.param, shape,
+                   &r.checked, &r.kinks, &r.error) == 5) {
+            snprintf(r.model, sizeof r.model, "%s", model);
+            r.pass = r.error <= tol;
+            rows[n++] = r;
+        }
+    }
+    fclose(f);
+    return n;
+}
+
+static void xml_escape(FILE *f, const char *s)
+{
+    for (; *s; s++)
+        if (*s == '<')
+            fputs("&lt;", f);
+        else if (*s == '&')
+            fputs("&amp;", f);
+        else if (*s == '"')
+            fputs("&quot;", f);
+        else
+            fputc(*s, f);
+}
+
+static int write_junit(const char *path, const CheckRow *rows, int n, double tol)
+{
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        fprintf(stderr, "gradc: cannot write %s: %s\n", path, strerror(errno));
+        return 1;
+    }
+    int failures = 0;
+    for (int i = 0; i < n; i++)
+        failures += !rows[i].pass;
+    fprintf(f, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+               "<testsuites>\n<testsuite name=\"gradc check\" tests=\"%d\" failures=\"%d\">\n",
+            n, failures);
+    for (int i = 0; i < n; i++) {
+        fprintf(f, "  <testcase classname=\"");
+        xml_escape(f, rows[i].model);
+        fprintf(f, "\" name=\"");
+        xml_escape(f, rows[i].param);
+        fprintf(f, "\">");
+        if (!rows[i].pass)
+            fprintf(f, "<failure message=\"relative error %.3g &gt; %.3g\"/>", rows[i].error, tol);
+        fprintf(f, "</testcase>\n");
+    }
+    fprintf(f, "</testsuite>\n</testsuites>\n");
+    return fclose(f) ? 1 : 0;
+}
+
+int check_models(const char **models, int n_models, int (*compile_to)(const char *, const char *),
+                 double tol, const char *junit, bool verbose)
+{
+    CheckRow rows[512];
+    int n = 0, status = 0;
+    for (int m = 0; m < n_models; m++) {
+        char dir[] = "/tmp/gradc-check-XXXXXX", exe[PATH_MAX], out[PATH_MAX];
+        if (!mkdtemp(dir))
+            die("cannot make a temporary folder: %s", strerror(errno));
+        const char *base = strrchr(models[m], '/') ? strrchr(models[m], '/') + 1 : models[m];
+        char name[64];
+        snprintf(name, sizeof name, "%.*s", (int)(strcspn(base, ".")), base);
+        snprintf(exe, sizeof exe, "%s/%s_gradcheck", dir, name);
+        snprintf(out, sizeof out, "%s/out.txt", dir);
+        int got = 0;
+        if (compile_to(models[m], dir) == 0 && build_programs(dir, name, true, verbose) == 0) {
+            char tol_s[40];
+            snprintf(tol_s, sizeof tol_s, "%.17g", tol);
+            const char *argv[] = {exe, "--tol", tol_s, NULL};
+            run(argv, out, verbose);
+            got = read_rows(out, name, tol, rows + n, 512 - n);
+        }
+        if (got == 0) {
+            rows[n] = (CheckRow){.error = 1.0 / 0.0};
+            snprintf(rows[n].model, sizeof rows[n].model, "%s", name);
+            snprintf(rows[n].param, sizeof rows[n].param, "(did not run)");
+            got = 1;
+        }
+        n += got;
+        const char *rm[] = {"rm", "-rf", dir, NULL};
+        run(rm, NULL, false);
+    }
+    printf("%-20s %-20s %9s %6s %20s  %s\n", "model", "parameter", "checked", "kinks",
+           "max relative error", "result");
+    for (int i = 0; i < n; i++) {
+        printf("%-20s %-20s %9d %6d %20.3g  %s\n", rows[i].model, rows[i].param, rows[i].checked,
+               rows[i].kinks, rows[i].error, rows[i].pass ? "pass" : "FAIL");
+        status |= !rows[i].pass;
+    }
+    if (junit && write_junit(junit, rows, n, tol))
+        status = 1;
+    return status;
+}
