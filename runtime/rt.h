@@ -19,11 +19,13 @@ int rt_train_main(const rt_model *m, int argc, char **argv);
 int rt_gradcheck_main(const rt_model *m, int argc, char **argv);
 
 /* Random numbers: xoshiro256** seeded through splitmix64. */
-typedef struct { uint64_t s[4]; } rt_rng;
+typedef struct {
+    uint64_t s[4];
+} rt_rng;
 void rt_rng_seed(rt_rng *r, uint64_t seed);
 uint64_t rt_rng_next(rt_rng *r);
-double rt_rng_uniform(rt_rng *r);     /* [0, 1) */
-double rt_rng_normal(rt_rng *r);      /* mean 0, standard deviation 1 */
+double rt_rng_uniform(rt_rng *r); /* [0, 1) */
+double rt_rng_normal(rt_rng *r);  /* mean 0, standard deviation 1 */
 
 /* Model memory, whatever the model's real type. */
 double rt_get(const rt_model *m, const rt_tensor *t, long i);
@@ -37,23 +39,23 @@ void rt_random_inputs(const rt_model *m, uint64_t seed);
 
 /* .npy files (format 1.0-3.0, C order, little-endian). */
 typedef struct {
-    rt_dtype dtype;    /* after loading: RT_F32, RT_F64 or RT_I32 */
+    rt_dtype dtype; /* after loading: RT_F32, RT_F64 or RT_I32 */
     int rank;
     long shape[RT_MAX_RANK];
     long size;
-    void *data;        /* malloc'd; free with rt_array_free */
+    void *data; /* malloc'd; free with rt_array_free */
 } rt_array;
 /* Returns 0, or -1 with one line of explanation in err (naming the path). */
 int rt_npy_read(const char *path, rt_array *out, char *err, size_t errlen);
-int rt_npy_write(const char *path, rt_dtype dtype, int rank, const long *shape,
-                 const void *data, char *err, size_t errlen);
+int rt_npy_write(const char *path, rt_dtype dtype, int rank, const long *shape, const void *data,
+                 char *err, size_t errlen);
 void rt_array_free(rt_array *a);
 
 /* Gradient check by DESIGN.md's definition. Prints one line per parameter
  * and the closing `max relative error <v>` to out (unless NULL); returns
  * that maximum. The model must be the double build. */
 typedef struct {
-    int all;           /* every element, not 64 seeded ones */
+    int all; /* every element, not 64 seeded ones */
     uint64_t seed;
 } rt_gradcheck_opts;
 double rt_gradcheck(const rt_model *m, const rt_gradcheck_opts *o, FILE *out);
@@ -71,6 +73,19 @@ typedef struct {
 int rt_schedule_parse(rt_schedule *s, const char *name);
 /* The rate for step (1-based) of total, from the base rate. */
 double rt_lr_at(const rt_schedule *s, double base, long step, long total);
+
+/* Checkpoints (checkpoint.c): the params block and the optimizer state, with
+ * the step reached and the seed, checksummed and tied to the model by its
+ * signature. Both return 0, or -1 with one line in err starting with the
+ * path. Saving is atomic; a refused load leaves the model untouched. */
+uint64_t rt_model_signature(const rt_model *m);
+int rt_checkpoint_save(const rt_model *m, const char *path, long step, uint64_t seed, char *err,
+                       size_t errlen);
+int rt_checkpoint_load(const rt_model *m, const char *path, long *step, uint64_t *seed, char *err,
+                       size_t errlen);
+/* Every parameter as dir/NAME.npy in its shape and the model's real type;
+ * dir is made if missing. */
+int rt_export_params(const rt_model *m, const char *dir, char *err, size_t errlen);
 
 double rt_now_ms(void);
 

@@ -1,15 +1,23 @@
 /*
  * train.c: rt_train_main, the whole of every NAME_train program.
  *
- * Parse flags, initialize parameters from the seed, bind --data files (or
- * draw one random batch to reuse), then call the model's train_step once
- * per step. Only the `step <n> loss <v>` and `final loss` lines go to
- * stdout, so a script can parse them; everything else goes to stderr. The
- * timing covers train_step alone: binding and printing are not the model's
- * cost.
+ * Parse flags, initialize parameters from the seed (or load them and the
+ * optimizer state from --resume), bind --data files (or draw one random
+ * batch to reuse), then call the model's train_step once per step. Only the
+ * `step <n> loss <v>` and `final loss` lines go to stdout, so a script can
+ * parse them; everything else goes to stderr. The timing covers train_step
+ * alone: binding, printing and saving are not the model's cost.
+ *
+ * A resumed run prints the same lines, bit for bit, as one that never
+ * stopped: everything a step reads is the checkpoint (parameters, optimizer
+ * state), a function of the step (the minibatch, the rate, Adam's bias
+ * correction) or of the seed the checkpoint carries (random inputs). So a
+ * run stops only between steps: Ctrl-C sets a flag the loop reads after a
+ * step, and a checkpoint never holds a parameter that is not finite.
  */
 #include <cblas.h>
 #include <math.h>
+#include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,8 +25,10 @@
 #include "rt_internal.h"
 
 typedef struct {
-    long steps, print_every, threads;
+    long steps, print_every, threads, save_every;
     uint64_t seed;
+    int seed_given;
+    const char *checkpoint, *resume, *export_dir;
     rt_hyper hyper; /* the model's defaults, then the flags */
     rt_schedule schedule;
     int help;
@@ -73,7 +83,8 @@ static void usage(const rt_model *m, const char *prog)
     for (int k = 0; k < m->n_params; k++)
         n += m->params[k].size;
     printf("usage: %s [--steps N] [--seed S] [--lr X] [--data NAME=FILE.npy]...\n"
-           "       [--print-every K] [--threads N]\n\n",
+           "       [--print-every K] [--threads N] [--checkpoint F [--save-every K]]\n"
+           "       [--resume F] [--export DIR]\n\n",
            prog);
     printf("Trains model %s (%s), batch %d, with %s.\n", m->name, m->source ? m->source : "?",
            m->batch, optimizer_name(m->optimizer));
@@ -95,8 +106,13 @@ static void usage(const rt_model *m, const char *prog)
            "  --data NAME=F      an .npy file for input NAME, [rows, ...] rows >= batch\n"
            "  --print-every K    print the loss every K steps (default 10)\n"
            "  --threads N        BLAS threads (default 1)\n"
+           "  --checkpoint F     save parameters and optimizer state to F at the end\n"
+           "  --save-every K     and every K steps as well\n"
+           "  --resume F         continue from checkpoint F (its step and seed) to --steps\n"
+           "  --export DIR       after training, write each parameter to DIR/NAME.npy\n"
+           "Ctrl-C saves a checkpoint (to --checkpoint F, else %s.ckpt) after the current step.\n"
            "optimizer %s (fixed when compiled: gradc compile --optimizer K changes it):\n",
-           optimizer_name(m->optimizer));
+           m->name, optimizer_name(m->optimizer));
     for (size_t k = 0; k < sizeof hyper_flags / sizeof *hyper_flags; k++)
         if (hyper_flags[k].kinds & 1u << m->optimizer)
             printf("  %-18s (default %g)\n", hyper_flags[k].flag,
@@ -124,8 +140,29 @@ static int parse_flag(const rt_model *m, rt_args *a, Opts *o)
         return r < 0 ? -1 : rt_parse_posint(a, "--print-every", v, &o->print_every) ? -1 : 1;
     if ((r = rt_args_value(a, "--threads", &v)) != 0)
         return r < 0 ? -1 : rt_parse_posint(a, "--threads", v, &o->threads) ? -1 : 1;
-    if ((r = rt_args_value(a, "--seed", &v)) != 0)
+    if ((r = rt_args_value(a, "--seed", &v)) != 0) {
+        o->seed_given = 1;
         return r < 0 ? -1 : rt_parse_u64(a, "--seed", v, &o->seed) ? -1 : 1;
+    }
+    if ((r = rt_args_value(a, "--save-every", &v)) != 0)
+        return r < 0 ? -1 : rt_parse_posint(a, "--save-every", v, &o->save_every) ? -1 : 1;
+    static const struct {
+        const char *flag;
+        size_t offset;
+    } path_flags[] = {{"--checkpoint", offsetof(Opts, checkpoint)},
+                      {"--resume", offsetof(Opts, resume)},
+                      {"--export", offsetof(Opts, export_dir)}};
+    for (size_t k = 0; k < sizeof path_flags / sizeof *path_flags; k++) {
+        if ((r = rt_args_value(a, path_flags[k].flag, &v)) == 0)
+            continue;
+        if (r > 0 && *v == '\0') {
+            rt_args_error(a, "%s: expected a path, got ''", path_flags[k].flag);
+            r = -1;
+        }
+        if (r > 0)
+            *(const char **)((char *)o + path_flags[k].offset) = v;
+        return r;
+    }
     for (size_t k = 0; k < sizeof hyper_flags / sizeof *hyper_flags; k++) {
         const char *flag = hyper_flags[k].flag;
         if ((r = rt_args_value(a, flag, &v)) == 0)
@@ -200,11 +237,15 @@ static int parse(const rt_model *m, rt_args *a, Opts *o)
             return 2;
         }
     }
+    if (!o->help && o->save_every && !o->checkpoint) {
+        rt_args_error(a, "--save-every needs --checkpoint FILE to say where to save");
+        return 2;
+    }
     return 0;
 }
 
 /* Loads every --data file; 0, or 1 after a message. */
-static int bind_all(const rt_model *m, const char *prog, const Opts *o, rt_data *d)
+static int bind_all(const rt_model *m, const char *prog, const Opts *o, uint64_t seed, rt_data *d)
 {
     char err[1024];
     for (int k = 0; k < o->n_data; k++) {
@@ -229,17 +270,121 @@ static int bind_all(const rt_model *m, const char *prog, const Opts *o, rt_data 
                 d->nbatches, m->batch, d->rows - d->nbatches * m->batch);
     else
         fprintf(stderr, "%s: no --data: training on one random batch (seed %llu)\n", prog,
-                (unsigned long long)o->seed);
+                (unsigned long long)seed);
     return 0;
 }
 
 static const char *nonfinite_name(double v) { return isnan(v) ? "nan" : v > 0 ? "inf" : "-inf"; }
 
-static int run(const rt_model *m, const char *prog, const Opts *o, const rt_data *d)
+/* One run: where it started, and the last checkpoint known to be good. */
+typedef struct {
+    const rt_model *m;
+    const char *prog;
+    const Opts *o;
+    uint64_t seed;    /* --seed, or the resumed checkpoint's */
+    long start;       /* steps done before this run: 0, or the checkpoint's */
+    const char *good; /* the last checkpoint saved or resumed from, or NULL */
+    long good_step;
+    long saved_at;      /* the step this run last saved at, or -1 */
+    char fallback[300]; /* NAME.ckpt, where Ctrl-C saves without --checkpoint */
+} Trainer;
+
+/* The handler only records the signal; the loop acts between steps.
+ * SA_RESETHAND makes a second Ctrl-C kill at once, for a step that never
+ * ends; the last checkpoint stays whole, since saving renames. */
+static volatile sig_atomic_t stop_signal;
+
+static void on_stop(int sig) { stop_signal = sig; }
+
+typedef struct {
+    struct sigaction intr, term;
+} Handlers;
+
+static void catch_stops(Handlers *old)
 {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop;
+    sa.sa_flags = SA_RESETHAND | SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    stop_signal = 0;
+    if (sigaction(SIGINT, &sa, &old->intr) != 0 || sigaction(SIGTERM, &sa, &old->term) != 0)
+        rt_die("sigaction failed");
+}
+
+/* A caller that runs the trainer twice (the tests) gets its handlers back. */
+static void restore_stops(const Handlers *old)
+{
+    if (sigaction(SIGINT, &old->intr, NULL) != 0 || sigaction(SIGTERM, &old->term, NULL) != 0)
+        rt_die("sigaction failed");
+}
+
+/* The first parameter value that is not finite, or 0 if all are. */
+static double first_nonfinite_param(const rt_model *m)
+{
+    for (long i = 0; i < m->n_param_elems; i++) {
+        double v = m->real == RT_F64 ? ((const double *)m->arena)[m->params_offset + i]
+                                     : ((const float *)m->arena)[m->params_offset + i];
+        if (!isfinite(v))
+            return v;
+    }
+    return 0;
+}
+
+/* "PROG: WHAT; last good checkpoint: F (step k)", the end of a run that
+ * diverged, naming where to go back to. */
+static void diverged(const Trainer *t, const char *what)
+{
+    if (t->good)
+        fprintf(stderr, "%s: %s; last good checkpoint: %s (step %ld)\n", t->prog, what, t->good,
+                t->good_step);
+    else
+        fprintf(stderr, "%s: %s; no checkpoint was saved\n", t->prog, what);
+}
+
+/* 0, or 1 after a message. Parameters that are no longer finite are never
+ * saved: they would overwrite the last good checkpoint with a dead one. */
+static int save(Trainer *t, const char *path, long step)
+{
+    char err[1024];
+    double bad = first_nonfinite_param(t->m);
+    if (bad != 0) {
+        snprintf(err, sizeof err, "a parameter is %s after step %ld", nonfinite_name(bad), step);
+        diverged(t, err);
+        return 1;
+    }
+    if (rt_checkpoint_save(t->m, path, step, t->seed, err, sizeof err)) {
+        fprintf(stderr, "%s: %s\n", t->prog, err);
+        return 1;
+    }
+    t->good = path;
+    t->good_step = step;
+    t->saved_at = step;
+    return 0;
+}
+
+/* Ctrl-C or SIGTERM after step n: save, say how to go on, exit 130 as a
+ * shell does for an interrupted command. */
+static int interrupted(Trainer *t, long n)
+{
+    const char *path = t->o->checkpoint ? t->o->checkpoint : t->fallback;
+    if (t->saved_at != n && save(t, path, n)) {
+        fprintf(stderr, "%s: interrupted at step %ld; no checkpoint saved\n", t->prog, n);
+        return 130;
+    }
+    fprintf(stderr, "%s: interrupted at step %ld; saved %s; resume with --resume %s\n", t->prog, n,
+            path, path);
+    return 130;
+}
+
+static int run(Trainer *t, const rt_data *d)
+{
+    const rt_model *m = t->m;
+    const Opts *o = t->o;
     rt_hyper h = o->hyper;
+    char what[160];
     double ms = 0;
-    for (long n = 1; n <= o->steps; n++) {
+    for (long n = t->start + 1; n <= o->steps; n++) {
         if (d->n)
             rt_data_load(d, m, n);
         h.step = n;
@@ -248,19 +393,88 @@ static int run(const rt_model *m, const char *prog, const Opts *o, const rt_data
         double loss = m->train_step(&h);
         ms += rt_now_ms() - t0;
         if (!isfinite(loss)) {
-            fprintf(stderr, "%s: loss is %s at step %ld\n", prog, nonfinite_name(loss), n);
+            snprintf(what, sizeof what, "loss is %s at step %ld", nonfinite_name(loss), n);
+            diverged(t, what);
             return 1;
         }
         if (n == 1 || n == o->steps || n % o->print_every == 0)
             printf("step %ld loss %.9g\n", n, loss);
+        /* The last step's save waits for the final loss below. */
+        if (o->save_every && n % o->save_every == 0 && n != o->steps && save(t, o->checkpoint, n))
+            return 1;
+        if (stop_signal)
+            return interrupted(t, n);
     }
     double final = m->loss_and_grad();
     if (!isfinite(final)) {
-        fprintf(stderr, "%s: loss is %s after step %ld\n", prog, nonfinite_name(final), o->steps);
+        snprintf(what, sizeof what, "loss is %s after step %ld", nonfinite_name(final), o->steps);
+        diverged(t, what);
         return 1;
     }
-    printf("final loss %.9g  %.4g ms/step\n", final, ms / (double)o->steps);
+    printf("final loss %.9g  %.4g ms/step\n", final, ms / (double)(o->steps - t->start));
     fflush(stdout);
+    return o->checkpoint ? save(t, o->checkpoint, o->steps) : 0;
+}
+
+/* Parameters from the seed and the optimizer at rest, or both from
+ * --resume; 0, or 1 after a message. */
+static int begin(Trainer *t)
+{
+    const rt_model *m = t->m;
+    const Opts *o = t->o;
+    int width = m->real == RT_F64 ? 8 : 4;
+    rt_init_params(m, o->seed);
+    /* Zeroed here, not left to the arena's static initializer, so a second
+     * run in one process (the tests) starts from rest too. */
+    memset((char *)m->arena + m->state_offset * width, 0, (size_t)(m->n_state * width));
+    if (!o->resume)
+        return 0;
+    char err[1024];
+    uint64_t seed;
+    if (rt_checkpoint_load(m, o->resume, &t->start, &seed, err, sizeof err)) {
+        fprintf(stderr, "%s: %s\n", t->prog, err);
+        return 1;
+    }
+    if (o->seed_given && seed != o->seed)
+        fprintf(stderr, "%s: using the checkpoint's seed %llu, not --seed %llu\n", t->prog,
+                (unsigned long long)seed, (unsigned long long)o->seed);
+    t->seed = seed;
+    t->good = o->resume;
+    t->good_step = t->start;
+    fprintf(stderr, "%s: resumed from %s at step %ld\n", t->prog, o->resume, t->start);
+    return 0;
+}
+
+/* Binds the data and trains from t->start; 0, 1 or 130. */
+static int train(Trainer *t, rt_data *d)
+{
+    if (t->start >= t->o->steps) {
+        fprintf(stderr,
+                "%s: %s is at step %ld, and --steps is %ld: nothing to train (a larger "
+                "--steps trains on)\n",
+                t->prog, t->o->resume, t->start, t->o->steps);
+        return 0;
+    }
+    int rc = bind_all(t->m, t->prog, t->o, t->seed, d);
+    if (rc)
+        return rc;
+    if (d->n == 0)
+        rt_random_inputs(t->m, t->seed);
+    Handlers old;
+    catch_stops(&old);
+    rc = run(t, d);
+    restore_stops(&old);
+    return rc;
+}
+
+static int export_params(const Trainer *t)
+{
+    char err[1024];
+    if (rt_export_params(t->m, t->o->export_dir, err, sizeof err)) {
+        fprintf(stderr, "%s: --export: %s\n", t->prog, err);
+        return 1;
+    }
+    fprintf(stderr, "%s: wrote %d parameters to %s/\n", t->prog, t->m->n_params, t->o->export_dir);
     return 0;
 }
 
@@ -282,13 +496,14 @@ int rt_train_main(const rt_model *m, int argc, char **argv)
     if (rc == 0 && o.help)
         usage(m, prog);
     if (rc == 0 && !o.help) {
+        Trainer t = {.m = m, .prog = prog, .o = &o, .seed = o.seed, .saved_at = -1};
+        snprintf(t.fallback, sizeof t.fallback, "%s.ckpt", m->name);
         openblas_set_num_threads((int)o.threads);
-        rt_init_params(m, o.seed);
-        rc = bind_all(m, prog, &o, &d);
-        if (rc == 0 && d.n == 0)
-            rt_random_inputs(m, o.seed);
+        rc = begin(&t);
         if (rc == 0)
-            rc = run(m, prog, &o, &d);
+            rc = train(&t, &d);
+        if (rc == 0 && o.export_dir)
+            rc = export_params(&t);
     }
     rt_data_free(&d);
     free(o.data);

@@ -1,0 +1,457 @@
+/*
+ * checkpoint.c: what outlives a run: checkpoints, and parameters exported
+ * as .npy files.
+ *
+ * A checkpoint is the params block and the optimizer state, byte for byte
+ * in the model's real type, behind a fixed little-endian header and ahead of
+ * an FNV-1a checksum of everything before it:
+ *
+ *   "GRADCKPT"  u32 version (1)  u32 header size (108)
+ *   u64 signature  u32 real (4 = float32, 8 = float64)  i64 step  u64 seed
+ *   i64 n_param_elems  i64 n_state  char name[64] (NUL padded)
+ *   real params[n_param_elems]  real state[n_state]  u64 checksum
+ *
+ * The signature hashes everything that decides whether the bytes fit a
+ * model, so a checkpoint of another model, or of this one recompiled with
+ * other shapes, is refused by name. Loading checks every byte of the file
+ * before it touches the model, so a refused file leaves the arena as it
+ * was; saving writes a temporary file and renames it, so a crash mid-save
+ * leaves the previous checkpoint whole.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "rt_internal.h"
+
+enum {
+    VERSION = 1,
+    NAME_LEN = 64,
+    HEADER_SIZE = 8 + 4 + 8 + 8 + 8 + 8 + NAME_LEN, /* what follows the 16-byte preamble */
+    DATA_START = 16 + HEADER_SIZE,
+    CHECKSUM_SIZE = 8
+};
+static const char magic[8] = {'G', 'R', 'A', 'D', 'C', 'K', 'P', 'T'};
+
+typedef struct {
+    uint64_t signature, seed;
+    uint32_t real; /* the element width: 4 or 8 */
+    int64_t step, n_param_elems, n_state;
+    char name[NAME_LEN + 1];
+} Header;
+
+/* ---- bytes: FNV-1a and little-endian fields, the same on every host ---- */
+
+static const uint64_t fnv_basis = 0xcbf29ce484222325u, fnv_prime = 0x100000001b3u;
+
+static uint64_t fnv(uint64_t h, const void *p, size_t n)
+{
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ b[i]) * fnv_prime;
+    return h;
+}
+
+static void put_le(unsigned char *b, uint64_t v, int n)
+{
+    for (int i = 0; i < n; i++)
+        b[i] = (unsigned char)(v >> 8 * i);
+}
+
+static uint64_t get_le(const unsigned char *b, int n)
+{
+    uint64_t v = 0;
+    for (int i = n - 1; i >= 0; i--)
+        v = v << 8 | b[i];
+    return v;
+}
+
+static int is_little_endian(void)
+{
+    const uint16_t one = 1;
+    unsigned char b;
+    memcpy(&b, &one, 1);
+    return b == 1;
+}
+
+/* Reals are stored little-endian; only a big-endian host reorders them. */
+static void swap_reals(void *data, long n, int width)
+{
+    unsigned char *b = data;
+    if (is_little_endian())
+        return;
+    for (long i = 0; i < n; i++, b += width)
+        for (int j = 0; j < width / 2; j++) {
+            unsigned char t = b[j];
+            b[j] = b[width - 1 - j];
+            b[width - 1 - j] = t;
+        }
+}
+
+static int real_width(rt_dtype d) { return d == RT_F64 ? 8 : 4; }
+
+/* ---- the signature ---- */
+
+static uint64_t hash_int(uint64_t h, int64_t v)
+{
+    unsigned char b[8];
+    put_le(b, (uint64_t)v, 8);
+    return fnv(h, b, 8);
+}
+
+static uint64_t hash_str(uint64_t h, const char *s)
+{
+    return fnv(h, s ? s : "", strlen(s ? s : "") + 1); /* the NUL ends it */
+}
+
+/* As if the model were built with `real`, so a load can tell "the other
+ * build of this model" from "another model". Offsets count from the params
+ * block, because that block is what the file holds: inputs growing in front
+ * of it do not change where a parameter sits in a checkpoint. */
+static uint64_t signature(const rt_model *m, rt_dtype real)
+{
+    uint64_t h = hash_str(fnv_basis, m->name);
+    h = hash_int(h, m->batch);
+    h = hash_int(h, real_width(real));
+    h = hash_int(h, m->optimizer);
+    h = hash_int(h, m->n_param_elems);
+    h = hash_int(h, m->n_state);
+    h = hash_int(h, m->n_params);
+    for (int k = 0; k < m->n_params; k++) {
+        const rt_tensor *t = &m->params[k];
+        h = hash_str(h, t->name);
+        h = hash_int(h, t->rank);
+        for (int i = 0; i < t->rank; i++)
+            h = hash_int(h, t->shape[i]);
+        h = hash_int(h, t->offset - m->params_offset);
+    }
+    return h;
+}
+
+uint64_t rt_model_signature(const rt_model *m) { return signature(m, m->real); }
+
+/* The file size a checkpoint of m has. */
+static long expected_size(const rt_model *m)
+{
+    return DATA_START + (m->n_param_elems + m->n_state) * real_width(m->real) + CHECKSUM_SIZE;
+}
+
+static void format_header(unsigned char *b, const rt_model *m, long step, uint64_t seed)
+{
+    memset(b, 0, DATA_START);
+    memcpy(b, magic, sizeof magic);
+    put_le(b + 8, VERSION, 4);
+    put_le(b + 12, HEADER_SIZE, 4);
+    put_le(b + 16, rt_model_signature(m), 8);
+    put_le(b + 24, (uint64_t)real_width(m->real), 4);
+    put_le(b + 28, (uint64_t)step, 8);
+    put_le(b + 36, seed, 8);
+    put_le(b + 44, (uint64_t)m->n_param_elems, 8);
+    put_le(b + 52, (uint64_t)m->n_state, 8);
+    /* At most 63 bytes of the name, so the field always ends in a NUL. */
+    size_t n = strlen(m->name);
+    memcpy(b + 60, m->name, n < NAME_LEN ? n : NAME_LEN - 1);
+}
+
+static void parse_header(const unsigned char *b, Header *h)
+{
+    h->signature = get_le(b + 16, 8);
+    h->real = (uint32_t)get_le(b + 24, 4);
+    h->step = (int64_t)get_le(b + 28, 8);
+    h->seed = get_le(b + 36, 8);
+    h->n_param_elems = (int64_t)get_le(b + 44, 8);
+    h->n_state = (int64_t)get_le(b + 52, 8);
+    memcpy(h->name, b + 60, NAME_LEN);
+    h->name[NAME_LEN] = '\0';
+}
+
+/* ---- saving ---- */
+
+typedef struct {
+    FILE *f;
+    uint64_t sum; /* FNV-1a of everything written so far */
+    int failed;
+} Writer;
+
+static void put(Writer *w, const void *p, size_t n)
+{
+    w->sum = fnv(w->sum, p, n);
+    if (!w->failed && fwrite(p, 1, n, w->f) != n)
+        w->failed = 1;
+}
+
+/* In chunks, so a big-endian host swaps a copy, never the live model. */
+static void put_reals(Writer *w, const void *data, long n, int width)
+{
+    const char *p = data;
+    if (is_little_endian()) {
+        put(w, p, (size_t)n * (size_t)width);
+        return;
+    }
+    unsigned char buf[4096];
+    long per = (long)sizeof buf / width;
+    for (long i = 0; i < n; i += per) {
+        long k = n - i < per ? n - i : per;
+        memcpy(buf, p + i * width, (size_t)(k * width));
+        swap_reals(buf, k, width);
+        put(w, buf, (size_t)(k * width));
+    }
+}
+
+/* The rename is durable only once the directory entry is on disk too. */
+static int sync_dir(const char *path)
+{
+    char dir[4096];
+    const char *slash = strrchr(path, '/');
+    if (!slash)
+        snprintf(dir, sizeof dir, ".");
+    else
+        snprintf(dir, sizeof dir, "%.*s", slash == path ? 1 : (int)(slash - path), path);
+    int fd = open(dir, O_RDONLY);
+    if (fd < 0)
+        return -1;
+    /* Some filesystems cannot sync a directory; that is no write error. */
+    int rc = fsync(fd) != 0 && errno != EINVAL ? -1 : 0;
+    int saved = errno;
+    close(fd);
+    errno = saved;
+    return rc;
+}
+
+/* Writes the file at tmp; 0, or -1 with errno set. */
+static int write_file(const rt_model *m, const char *tmp, long step, uint64_t seed)
+{
+    Writer w = {.f = fopen(tmp, "wb"), .sum = fnv_basis};
+    if (!w.f)
+        return -1;
+    unsigned char hdr[DATA_START], sum[CHECKSUM_SIZE];
+    int width = real_width(m->real);
+    const char *arena = m->arena;
+    format_header(hdr, m, step, seed);
+    put(&w, hdr, sizeof hdr);
+    put_reals(&w, arena + m->params_offset * width, m->n_param_elems, width);
+    put_reals(&w, arena + m->state_offset * width, m->n_state, width);
+    put_le(sum, w.sum, CHECKSUM_SIZE);
+    put(&w, sum, sizeof sum);
+    int rc = w.failed || fflush(w.f) != 0 || fsync(fileno(w.f)) != 0 ? -1 : 0;
+    int saved = errno;
+    if (fclose(w.f) != 0 && rc == 0)
+        return -1;
+    errno = saved;
+    return rc;
+}
+
+int rt_checkpoint_save(const rt_model *m, const char *path, long step, uint64_t seed, char *err,
+                       size_t errlen)
+{
+    char tmp[4096];
+    if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof tmp)
+        return rt_errf(err, errlen, "%s: cannot save a checkpoint: the path is too long", path);
+    if (write_file(m, tmp, step, seed) != 0 || rename(tmp, path) != 0) {
+        int saved = errno;
+        unlink(tmp);
+        int where = saved == ENOENT || saved == EACCES || saved == EROFS || saved == EISDIR;
+        return rt_errf(err, errlen, "%s: cannot save a checkpoint: %s%s", path, strerror(saved),
+                       where ? " (is its directory there and writable?)" : "");
+    }
+    if (sync_dir(path) != 0)
+        return rt_errf(err, errlen, "%s: saved, but cannot sync its directory: %s", path,
+                       strerror(errno));
+    return 0;
+}
+
+/* ---- loading ---- */
+
+/* The preamble: magic, version and header size. */
+static int check_preamble(const char *path, const unsigned char *b, size_t n, char *err,
+                          size_t errlen)
+{
+    if (memcmp(b, magic, n < sizeof magic ? n : sizeof magic) != 0)
+        return rt_errf(err, errlen,
+                       "%s: not a gradc checkpoint (give --resume a file that "
+                       "--checkpoint wrote)",
+                       path);
+    if (n < 16)
+        return rt_errf(err, errlen, "%s: truncated: %zu bytes, shorter than a checkpoint header",
+                       path, n);
+    uint32_t version = (uint32_t)get_le(b + 8, 4), hsize = (uint32_t)get_le(b + 12, 4);
+    if (version > VERSION)
+        return rt_errf(err, errlen,
+                       "%s: written by a newer gradc (version %u); this program "
+                       "reads version %d: rebuild it with that gradc",
+                       path, version, VERSION);
+    if (version < 1 || hsize != HEADER_SIZE)
+        return rt_errf(err, errlen, "%s: corrupt: version %u with a header of %u bytes", path,
+                       version, hsize);
+    if (n < DATA_START)
+        return rt_errf(err, errlen, "%s: truncated: %zu bytes, shorter than a checkpoint header",
+                       path, n);
+    return 0;
+}
+
+/* Whether the checkpoint described by h belongs to m: the name, then the
+ * real type, then everything else the signature covers. */
+static int check_identity(const rt_model *m, const char *path, const Header *h, char *err,
+                          size_t errlen)
+{
+    char name[NAME_LEN];
+    snprintf(name, sizeof name, "%s", m->name); /* as format_header stores it */
+    if (strcmp(h->name, name) != 0)
+        return rt_errf(err, errlen, "%s: is a checkpoint of model '%s', not of '%s'", path, h->name,
+                       m->name);
+    rt_dtype other = m->real == RT_F64 ? RT_F32 : RT_F64;
+    if (h->real != (uint32_t)real_width(m->real) && h->signature == signature(m, other))
+        return rt_errf(err, errlen,
+                       "%s: holds %s values; this program is the %s build (resume "
+                       "with the %s build of %s)",
+                       path, rt_dtype_name(other), rt_dtype_name(m->real), rt_dtype_name(other),
+                       m->name);
+    if (h->signature != rt_model_signature(m) || h->real != (uint32_t)real_width(m->real) ||
+        h->n_param_elems != m->n_param_elems || h->n_state != m->n_state)
+        return rt_errf(err, errlen,
+                       "%s: is a checkpoint of another shape of model '%s' "
+                       "(recompiled?): its parameters do not fit this build",
+                       path, m->name);
+    return 0;
+}
+
+/* For a file whose size is not the one m expects: say why, from its header
+ * (not checksummed, since the file was not read). */
+static int explain_size(const rt_model *m, const char *path, long size, const Header *h, char *err,
+                        size_t errlen)
+{
+    long expect = expected_size(m);
+    int width = h->real == 4 || h->real == 8 ? (int)h->real : 0;
+    /* What the header says its own size is, if its counts are sane. */
+    long own = -1;
+    if (width && h->n_param_elems >= 0 && h->n_state >= 0 &&
+        h->n_param_elems + h->n_state < (1L << 40))
+        own = DATA_START + (long)(h->n_param_elems + h->n_state) * width + CHECKSUM_SIZE;
+    if (own == size && check_identity(m, path, h, err, errlen))
+        return -1;
+    if (size < expect && (own < 0 || size < own))
+        return rt_errf(err, errlen, "%s: truncated: %ld of %ld bytes (was it copied whole?)", path,
+                       size, expect);
+    return rt_errf(err, errlen, "%s: corrupt: %ld bytes where a checkpoint of %s has %ld", path,
+                   size, m->name, expect);
+}
+
+/* The whole file, when it has exactly the size m expects: at most that
+ * many bytes are ever allocated, whatever the file says. */
+static unsigned char *read_all(const rt_model *m, const char *path, Header *h, char *err,
+                               size_t errlen)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        rt_errf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        return NULL;
+    }
+    struct stat st;
+    long expect = expected_size(m), size = -1;
+    if (fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode))
+        size = (long)st.st_size;
+    /* A file of another size is only looked at for its header. */
+    long want = size == expect ? expect : size < DATA_START ? size : DATA_START;
+    unsigned char *buf = rt_malloc(DATA_START + (size_t)(want > 0 ? want : 0));
+    size_t got = size < 0 ? 0 : fread(buf, 1, (size_t)want, f);
+    int bad = size < 0 || got != (size_t)want || ferror(f);
+    fclose(f);
+    if (size < 0)
+        rt_errf(err, errlen, "%s: not a regular file (give --resume a checkpoint file)", path);
+    else if (bad)
+        rt_errf(err, errlen, "%s: cannot read all %ld bytes", path, size);
+    else if (check_preamble(path, buf, got, err, errlen) == 0) {
+        parse_header(buf, h);
+        if (size == expect)
+            return buf;
+        explain_size(m, path, size, h, err, errlen);
+    }
+    free(buf);
+    return NULL;
+}
+
+int rt_checkpoint_load(const rt_model *m, const char *path, long *step, uint64_t *seed, char *err,
+                       size_t errlen)
+{
+    Header h;
+    unsigned char *buf = read_all(m, path, &h, err, errlen);
+    if (!buf)
+        return -1;
+    long size = expected_size(m), body = size - CHECKSUM_SIZE;
+    int rc = 0;
+    if (fnv(fnv_basis, buf, (size_t)body) != get_le(buf + body, CHECKSUM_SIZE))
+        rc = rt_errf(err, errlen,
+                     "%s: corrupt: checksum mismatch (the file was damaged; resume "
+                     "from an earlier checkpoint)",
+                     path);
+    else if (check_identity(m, path, &h, err, errlen))
+        rc = -1;
+    else if (h.step < 0)
+        rc = rt_errf(err, errlen, "%s: corrupt: step %lld", path, (long long)h.step);
+    if (rc == 0) {
+        /* Every check passed: only now does the model change. */
+        int width = real_width(m->real);
+        char *arena = m->arena;
+        const unsigned char *p = buf + DATA_START;
+        size_t np = (size_t)m->n_param_elems * (size_t)width;
+        memcpy(arena + m->params_offset * width, p, np);
+        memcpy(arena + m->state_offset * width, p + np, (size_t)m->n_state * (size_t)width);
+        swap_reals(arena + m->params_offset * width, m->n_param_elems, width);
+        swap_reals(arena + m->state_offset * width, m->n_state, width);
+        *step = (long)h.step;
+        *seed = h.seed;
+    }
+    free(buf);
+    return rc;
+}
+
+/* ---- exporting ---- */
+
+/* mkdir -p: every missing directory along dir. */
+static int make_dirs(const char *dir, char *err, size_t errlen)
+{
+    char path[4096];
+    if (snprintf(path, sizeof path, "%s", dir) >= (int)sizeof path)
+        return rt_errf(err, errlen, "%s: the path is too long", dir);
+    for (char *p = path + 1;; p++) {
+        if (*p != '/' && *p != '\0')
+            continue;
+        char c = *p;
+        *p = '\0';
+        if (mkdir(path, 0777) != 0 && errno != EEXIST)
+            return rt_errf(err, errlen, "%s: cannot create %s: %s", dir, path, strerror(errno));
+        *p = c;
+        if (c == '\0')
+            break;
+    }
+    struct stat st;
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
+        return rt_errf(err, errlen, "%s: exists and is not a directory", dir);
+    return 0;
+}
+
+int rt_export_params(const rt_model *m, const char *dir, char *err, size_t errlen)
+{
+    if (make_dirs(dir, err, errlen))
+        return -1;
+    int width = real_width(m->real);
+    for (int k = 0; k < m->n_params; k++) {
+        const rt_tensor *t = &m->params[k];
+        char path[4096];
+        long shape[RT_MAX_RANK];
+        rt_tensor_shape(t, shape);
+        if (snprintf(path, sizeof path, "%s/%s.npy", dir, t->name) >= (int)sizeof path)
+            return rt_errf(err, errlen, "%s: the path is too long", dir);
+        /* Names are C identifiers, but a '/' must never leave dir. */
+        for (char *p = path + strlen(dir) + 1; *p; p++)
+            if (*p == '/')
+                *p = '_';
+        const char *data = (const char *)m->arena + t->offset * width;
+        if (rt_npy_write(path, m->real, t->rank, shape, data, err, errlen))
+            return -1;
+    }
+    return 0;
+}
