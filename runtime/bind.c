@@ -1,9 +1,12 @@
 /*
- * bind.c: `--data NAME=FILE.npy`, binding data files to inputs by name.
+ * bind.c: `--data NAME=FILE`, binding data files to inputs by name.
  *
- * A file for an input of shape [batch, rest...] must be [M, rest...] with
- * M >= batch. Its values are converted once, at bind time, into the dtype
- * the input has in memory, and only if every value survives the trip
+ * A file is .npy, CSV (.csv, .csv.gz) or IDX (.idx, -ubyte, gzip or not).
+ * A CSV's label column (--label-column, the last by default) feeds an
+ * int32 input and its other columns a float input. For an input of shape
+ * [batch, rest...] the file must hold M >= batch rows of as many values
+ * as `rest` holds (an IDX [M,28,28] feeds an input [batch,784]). Its values are converted once, at
+ * bind time, into the dtype the input has in memory, and only if every value survives the trip
  * exactly: a float64 file of exact floats feeds a float32 model, 2.0 feeds
  * an int32 input, 0.1 or 2.5 is an error naming the element. After that a
  * step is a memcpy of one batch of rows per input: minibatch (s-1) mod
@@ -14,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "rt_internal.h"
+#include "rt_read.h"
 
 static int width_of(rt_dtype d) { return d == RT_F64 ? 8 : 4; }
 
@@ -97,27 +101,39 @@ static int check_labels(const char *path, const rt_tensor *t, const rt_array *a,
     return 0;
 }
 
-static int shape_fits(const rt_model *m, const rt_tensor *t, const rt_array *a)
+static long row_size(int rank, const long *shape)
 {
-    if (a->rank != t->rank || t->rank < 1 || a->shape[0] < m->batch)
+    long n = 1;
+    for (int i = 1; i < rank; i++)
+        n *= shape[i];
+    return n;
+}
+
+/* Rows of the input's size; the array then takes the input's row shape. */
+static int shape_fits(const rt_tensor *t, rt_array *a, long min_rows)
+{
+    long tshape[RT_MAX_RANK];
+    rt_tensor_shape(t, tshape);
+    if (t->rank < 1 || a->rank < 1 || a->shape[0] < min_rows ||
+        row_size(a->rank, a->shape) != row_size(t->rank, tshape))
         return 0;
+    a->rank = t->rank;
     for (int i = 1; i < t->rank; i++)
-        if (a->shape[i] != t->shape[i])
-            return 0;
+        a->shape[i] = tshape[i];
     return 1;
 }
 
-static int shape_error(const char *path, const rt_model *m, const rt_tensor *t, const rt_array *a,
-                       char *err, size_t errlen)
+static int shape_error(const char *path, long min_rows, const rt_tensor *t, const rt_array *a,
+                       const rt_model *m, char *err, size_t errlen)
 {
     char want[160], got[160];
     long tshape[RT_MAX_RANK];
     rt_tensor_shape(t, tshape);
     rt_format_shape(want, sizeof want, t->rank, tshape, 1);
     rt_format_shape(got, sizeof got, a->rank, a->shape, 0);
-    char rows[48] = "";
-    if (a->rank == t->rank && t->rank >= 1 && a->shape[0] < m->batch)
-        snprintf(rows, sizeof rows, " with at least %d rows (the batch)", m->batch);
+    char rows[64] = "";
+    if (a->rank >= 1 && a->shape[0] < min_rows)
+        snprintf(rows, sizeof rows, " with at least %ld rows (the batch)", min_rows);
     return rt_errf(err, errlen, "%s: expected %s %s%s, got %s %s", path, want,
                    rt_dtype_name(rt_storage_dtype(m, t)), rows, got, rt_dtype_name(a->dtype));
 }
@@ -148,16 +164,66 @@ static const rt_binding *find_binding(const rt_data *d, const rt_tensor *t)
     return NULL;
 }
 
-void rt_data_init(rt_data *d) { memset(d, 0, sizeof *d); }
+void rt_data_init(rt_data *d)
+{
+    memset(d, 0, sizeof *d);
+    d->label_column = -1;
+}
 
-/* Loads, checks and converts the file; the binding owns the result. */
-static int load(const rt_model *m, const rt_tensor *t, const char *path, rt_array *out, char *err,
-                size_t errlen)
+static int has_suffix(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), k = strlen(suffix);
+    return n >= k && strcmp(s + n - k, suffix) == 0;
+}
+
+/* A CSV's columns for input t: the label column for an int32 input, the
+ * others for a float one. */
+static int read_csv(const char *path, const rt_tensor *t, long label_column, rt_array *out,
+                    char *err, size_t errlen)
+{
+    rt_csv c;
+    if (rt_csv_read(path, &c, err, errlen))
+        return -1;
+    long label = label_column < 0 ? c.cols + label_column : label_column - 1;
+    int rc;
+    if (label < 0 || label >= c.cols)
+        rc = rt_errf(err, errlen, "%s: --label-column %ld, but the table has %ld columns", path,
+                     label_column, c.cols);
+    else if (t->dtype == RT_I32)
+        rc = rt_csv_columns(&c, path, label, 1, RT_I32, out, err, errlen);
+    else if (c.cols == 1)
+        rc = rt_errf(err, errlen, "%s: one column, and it is the label column", path);
+    else if (label == 0 || label == c.cols - 1)
+        rc = rt_csv_columns(&c, path, label == 0, c.cols - 1, RT_F64, out, err, errlen);
+    else
+        rc = rt_errf(err, errlen, "%s: the label column must be the first or the last", path);
+    rt_csv_free(&c);
+    return rc;
+}
+
+static int read_any(const char *path, const rt_tensor *t, long label_column, rt_array *out,
+                    char *err, size_t errlen)
+{
+    if (has_suffix(path, ".npy"))
+        return rt_npy_read(path, out, err, errlen);
+    if (has_suffix(path, ".csv") || has_suffix(path, ".csv.gz"))
+        return read_csv(path, t, label_column, out, err, errlen);
+    if (strstr(path, ".idx") || strstr(path, "-ubyte"))
+        return rt_idx_read(path, out, err, errlen);
+    return rt_errf(err, errlen,
+                   "%s: not a data file gradc reads (.npy, .csv, .csv.gz, .idx, "
+                   "-ubyte, gzip or not)",
+                   path);
+}
+
+int rt_input_load(const rt_model *m, const rt_tensor *t, const char *path, long label_column,
+                  long min_rows, rt_array *out, char *err, size_t errlen)
 {
     rt_array raw;
-    if (rt_npy_read(path, &raw, err, errlen))
+    if (read_any(path, t, label_column, &raw, err, errlen))
         return -1;
-    int rc = shape_fits(m, t, &raw) ? 0 : shape_error(path, m, t, &raw, err, errlen);
+    int rc =
+        shape_fits(t, &raw, min_rows) ? 0 : shape_error(path, min_rows, t, &raw, m, err, errlen);
     if (rc == 0)
         rc = convert(path, &raw, rt_storage_dtype(m, t), out, err, errlen);
     rt_array_free(&raw);
@@ -175,7 +241,7 @@ int rt_data_bind(rt_data *d, const rt_model *m, const char *name, const char *pa
         return no_such_input(m, name, err, errlen);
     if (find_binding(d, t))
         return rt_errf(err, errlen, "--data: input '%s' is given twice", name);
-    if (load(m, t, path, &a, err, errlen))
+    if (rt_input_load(m, t, path, d->label_column, m->batch, &a, err, errlen))
         return -1;
     rt_binding *b = rt_malloc(sizeof *b * (size_t)(d->n + 1));
     if (d->n)

@@ -59,10 +59,16 @@ typedef struct {
 } rt_binding;
 typedef struct {
     int n;
-    rt_binding *b; /* one per bound input, in --data order */
-    long rows;     /* M, shared by every file */
-    long nbatches; /* floor(M / batch) */
+    rt_binding *b;     /* one per bound input, in --data order */
+    long rows;         /* M, shared by every file */
+    long nbatches;     /* floor(M / batch) */
+    long label_column; /* a CSV's label column, from 1; negative from the end (-1) */
 } rt_data;
+/* One input's file, in any format gradc reads, checked against the input
+ * (at least min_rows rows of the input's row size) and converted exactly
+ * to its storage dtype: shape [M, input's row shape...]. */
+int rt_input_load(const rt_model *m, const rt_tensor *t, const char *path, long label_column,
+                  long min_rows, rt_array *out, char *err, size_t errlen);
 void rt_data_init(rt_data *d);
 int rt_data_bind(rt_data *d, const rt_model *m, const char *name, const char *path, char *err,
                  size_t errlen);

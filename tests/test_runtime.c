@@ -945,17 +945,68 @@ END_TEST
 
 /* ---- bind ---- */
 
+/* A CSV feeds a float input its feature columns and an int32 input its
+ * label column; an IDX file of [M, 3, 1] feeds an input of rows of 3. */
+START_TEST(test_bind_csv_and_idx)
+{
+    make_tmpdir();
+    char err[512];
+    FILE *f = fopen(tmp("t.csv"), "w");
+    ck_assert_ptr_nonnull(f);
+    fputs("a,b,c,label\n", f);
+    for (int r = 0; r < 5; r++)
+        fprintf(f, "%d.5,%d,%d,%d\n", r, 10 + r, 20 + r, r % 3);
+    ck_assert_int_eq(fclose(f), 0);
+    rt_array x, y;
+    ck_assert_msg(rt_input_load(&float_model, &f_inputs[0], tmp("t.csv"), -1, 4, &x, err,
+                                sizeof err) == 0, "%s", err);
+    ck_assert_int_eq(x.shape[0], 5);
+    ck_assert_int_eq(x.shape[1], 3);
+    ck_assert_float_eq(((float *)x.data)[3], 1.5f);
+    ck_assert_float_eq(((float *)x.data)[14], 24.0f);
+    ck_assert_msg(rt_input_load(&float_model, &f_inputs[1], tmp("t.csv"), -1, 4, &y, err,
+                                sizeof err) == 0, "%s", err);
+    ck_assert_int_eq(((int32_t *)y.data)[4], 1);
+    rt_array_free(&x);
+    rt_array_free(&y);
+    /* label column 1: now the features are the last three columns */
+    ck_assert_int_eq(rt_input_load(&float_model, &f_inputs[1], tmp("t.csv"), 1, 4, &y, err,
+                                   sizeof err), -1);
+    ck_assert_ptr_nonnull(strstr(err, "column 1 is 0.5, not an integer label"));
+    /* too few rows for the batch, and a format gradc does not read */
+    ck_assert_int_eq(rt_input_load(&float_model, &f_inputs[0], tmp("t.csv"), -1, 6, &x, err,
+                                   sizeof err), -1);
+    ck_assert_ptr_nonnull(strstr(err, "with at least 6 rows"));
+    ck_assert_int_eq(rt_input_load(&float_model, &f_inputs[0], tmp("t.json"), -1, 4, &x, err,
+                                   sizeof err), -1);
+    ck_assert_ptr_nonnull(strstr(err, "t.json: not a data file gradc reads"));
+    unsigned char idx[4 + 12 + 15] = {0, 0, 0x08, 3, 0, 0, 0, 5, 0, 0, 0, 3, 0, 0, 0, 1};
+    for (int i = 0; i < 15; i++)
+        idx[16 + i] = (unsigned char)i;
+    f = fopen(tmp("x-ubyte"), "wb");
+    ck_assert_uint_eq(fwrite(idx, 1, sizeof idx, f), sizeof idx);
+    ck_assert_int_eq(fclose(f), 0);
+    ck_assert_msg(rt_input_load(&float_model, &f_inputs[0], tmp("x-ubyte"), -1, 4, &x, err,
+                                sizeof err) == 0, "%s", err);
+    ck_assert_int_eq(x.rank, 2);
+    ck_assert_int_eq(x.shape[1], 3);
+    ck_assert_float_eq(((float *)x.data)[14], 14.0f);
+    rt_array_free(&x);
+    remove_tmpdir();
+}
+END_TEST
+
 START_TEST(test_bind_conversions)
 {
     make_tmpdir();
     char err[512];
     rt_data d;
-    double x[6 * 3], lab[6] = {0, 1, 2, 2, 1, 0}, bit[6] = {1, 0, 1, 0, 1, 0};
+    double x[6 * 3], lab[6] = {0, 1, 2, 2, 1, 0}, bit[12] = {1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0};
     for (int i = 0; i < 18; i++)
         x[i] = i * 0.25; /* exact in float */
     write_f64(tmp("x.npy"), 2, (long[]){6, 3}, x);
     write_f64(tmp("lab.npy"), 1, (long[]){6}, lab);
-    write_f64(tmp("bit.npy"), 2, (long[]){6, 1}, bit);
+    write_f64(tmp("bit.npy"), 2, (long[]){6, 2}, bit); /* two values a row, for one */
     rt_data_init(&d);
     ck_assert_msg(rt_data_bind(&d, &float_model, "x", tmp("x.npy"), err, sizeof err) == 0, "%s",
                   err);
@@ -969,9 +1020,10 @@ START_TEST(test_bind_conversions)
     ck_assert_str_eq(err, "--data: the model has no input 'z' (inputs: x, label, bit)");
     ck_assert_msg(rt_data_bind(&d, &float_model, "bit", tmp("bit.npy"), err, sizeof err) == -1,
                   "%s", err);
-    ck_assert_ptr_nonnull(strstr(err, "expected [*] int32, got [6,1] float64"));
+    ck_assert_ptr_nonnull(strstr(err, "expected [*] int32, got [6,2] float64"));
+    /* A column of labels is rows of one value: it fits an input [*]. */
     double bit1[6] = {1, 0, 1, 0, 1, 0};
-    write_f64(tmp("bit.npy"), 1, (long[]){6}, bit1);
+    write_f64(tmp("bit.npy"), 2, (long[]){6, 1}, bit1);
     ck_assert_msg(rt_data_bind(&d, &float_model, "bit", tmp("bit.npy"), err, sizeof err) == 0, "%s",
                   err);
     ck_assert_msg(rt_data_finish(&d, &float_model, err, sizeof err) == 0, "%s", err);
@@ -2032,6 +2084,7 @@ static Suite *runtime_suite(void)
     suite_add_tcase(s, tc);
     tc = tcase_create("bind");
     tcase_add_test(tc, test_bind_conversions);
+    tcase_add_test(tc, test_bind_csv_and_idx);
     tcase_add_test(tc, test_bind_batches_cycle);
     suite_add_tcase(s, tc);
     tc = tcase_create("train");
