@@ -20,7 +20,7 @@ CHECK_FLAGS = $(shell pkg-config --cflags --libs check)
 MODELS   := $(basename $(notdir $(wildcard models/*.lua)))
 COMPILER := $(filter-out compiler/main.c,$(wildcard compiler/*.c))
 RUNTIME  := $(wildcard runtime/*.c)
-PROGRAMS := $(foreach m,$(MODELS),$(BUILD)/$(m)_train $(BUILD)/$(m)_gradcheck)
+PROGRAMS := $(foreach m,$(MODELS),$(BUILD)/$(m)_train $(BUILD)/$(m)_gradcheck $(BUILD)/$(m)_predict)
 SUITES   := runtime readers compiler ops models optim cli
 OPTIMS   := sgd momentum nesterov adam adamw rmsprop
 
@@ -64,6 +64,10 @@ $(BUILD)/$(1)_train: generated/$(1)/$(1)_train.c $(BUILD)/obj/$(1)_f32.o $(BUILD
 	$$(CC) $$(CFLAGS) -Iruntime -Igenerated/$(1) $$^ $$(LDFLAGS) $$(RT_LIBS) -lm -o $$@
 $(BUILD)/$(1)_gradcheck: generated/$(1)/$(1)_gradcheck.c $(BUILD)/obj/$(1)_f64.o $(BUILD)/libgradc_rt.a
 	$$(CC) $$(CFLAGS) -DREAL_DOUBLE -Iruntime -Igenerated/$(1) $$^ $$(LDFLAGS) $$(RT_LIBS) -lm -o $$@
+$(BUILD)/$(1)_predict: generated/$(1)/$(1)_predict.c generated/$(1)/$(1)_infer.c $(BUILD)/libgradc_rt.a
+	$$(CC) $$(CFLAGS) $$(BLAS_CFLAGS) -Iruntime -Igenerated/$(1) $$^ $$(LDFLAGS) $$(RT_LIBS) -lm -o $$@
+$(BUILD)/obj/$(1)_infer_f64.o: generated/$(1)/$(1)_infer.c generated/$(1)/$(1).h $(wildcard runtime/*.h) | deps $(BUILD)/.dir
+	$$(CC) $$(CFLAGS) $$(BLAS_CFLAGS) -Iruntime -Igenerated/$(1) -DREAL_DOUBLE -c $$< -o $$@
 $(BUILD)/obj/$(1)_f32.o: generated/$(1)/$(1).c generated/$(1)/$(1).h $(wildcard runtime/*.h) | deps $(BUILD)/.dir
 	$$(CC) $$(CFLAGS) $$(BLAS_CFLAGS) -Iruntime -c $$< -o $$@
 $(BUILD)/obj/$(1)_f64.o: generated/$(1)/$(1).c generated/$(1)/$(1).h $(wildcard runtime/*.h) | deps $(BUILD)/.dir
@@ -106,7 +110,7 @@ $(BUILD)/test_compiler: tests/test_compiler.c $(BUILD)/libgradc.a | test-deps
 	$(CC) $(CFLAGS) $(LUA_CFLAGS) -Icompiler $< $(BUILD)/libgradc.a $(LDFLAGS) $(CHECK_FLAGS) $(LUA_LIBS) -lm -o $@
 $(BUILD)/test_ops: tests/test_ops.c tests/test_util.h $(BUILD)/gradc $(BUILD)/libgradc_rt.a | test-deps
 	$(CC) $(CFLAGS) $(TEST_DEFS) -Icompiler $< $(LDFLAGS) $(CHECK_FLAGS) -lm -o $@
-$(BUILD)/test_models: tests/test_models.c $(MODELS:%=$(BUILD)/obj/%_f32.o) $(MODELS:%=$(BUILD)/obj/%_f64.o) $(BUILD)/libgradc_rt.a | test-deps
+$(BUILD)/test_models: tests/test_models.c $(MODELS:%=$(BUILD)/obj/%_f32.o) $(MODELS:%=$(BUILD)/obj/%_f64.o) $(MODELS:%=$(BUILD)/obj/%_infer_f64.o) $(BUILD)/libgradc_rt.a | test-deps
 	$(CC) $(CFLAGS) $(BLAS_CFLAGS) -Iruntime $(addprefix -Igenerated/,$(MODELS)) $(filter-out %.a,$^) $(BUILD)/libgradc_rt.a $(LDFLAGS) $(CHECK_FLAGS) $(RT_LIBS) -lm -o $@
 # One copy of tests/optim_model.lua per optimizer, compiled in double.
 $(BUILD)/optim/optim_%.c: tests/optim_model.lua $(BUILD)/gradc

@@ -27,11 +27,13 @@ Fusion fuse(Graph *g)
     f.stored = xcalloc(g->n, sizeof *f.stored);
     int *uses = xcalloc(g->n, sizeof *uses);
     bool *root = xcalloc(g->n, sizeof *root);
-    root[g->loss] = true;
+    if (g->loss >= 0)
+        root[g->loss] = true;
     for (int i = 0; i < g->n_outputs; i++)
         root[g->outputs[i].node] = true;
     for (int i = 0; i < g->n_params; i++)
-        root[g->params[i].grad] = true;
+        if (g->params[i].grad >= 0)
+            root[g->params[i].grad] = true;
     for (int i = 0; i < g->n; i++) {
         const Node *n = ir_at(g, i);
         f.group[i] = -1;

@@ -227,6 +227,9 @@ void grad(Graph *g);
 Graph *simplify(Graph *g);
 /* ---- dce.c ---- */
 Graph *dce(Graph *g);
+/* The forward graph of the outputs alone: no loss (g->loss is -1), no
+ * gradients, only the inputs the outputs read; every parameter kept. */
+Graph *dce_inference(Graph *g);
 
 /* ---- graph.c: Graphviz DOT ---- */
 void ir_dot(Graph *g, bool backward, FILE *out);
@@ -263,7 +266,11 @@ typedef struct {
     char *path;
     Buf text;
 } OutFile;
-/* The four files of a model, built in memory. */
-int emit_c(Graph *g, const Fusion *f, const Plan *p, OutFile out[4]);
+/* The four files of a model, built in memory: NAME.h, NAME.c,
+ * NAME_train.c, NAME_gradcheck.c. */
+void emit_c(Graph *g, const Fusion *f, const Plan *p, OutFile out[4]);
+/* The inference-only model of dce_inference(): NAME_infer.c and the
+ * NAME_predict.c main. */
+void emit_c_inference(Graph *g, const Fusion *f, const Plan *p, OutFile out[2]);
 
 #endif

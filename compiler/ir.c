@@ -256,7 +256,7 @@ Graph *ir_empty_like(const Graph *g)
 
 void ir_remap_roots(Graph *g, const Graph *old, const int *map)
 {
-    g->loss = map[old->loss];
+    g->loss = old->loss >= 0 ? map[old->loss] : -1;
     g->n_outputs = old->n_outputs;
     g->outputs = xmalloc(old->n_outputs * sizeof *g->outputs);
     for (int i = 0; i < old->n_outputs; i++)
@@ -267,10 +267,12 @@ void ir_remap_roots(Graph *g, const Graph *old, const int *map)
         int gr = old->params[i].grad;
         g->params[i] = (Param){map[old->params[i].node], gr < 0 ? -1 : map[gr]};
     }
-    g->n_inputs = old->n_inputs;
+    /* Inputs no root reads are gone (inference graphs drop the labels). */
     g->inputs = xmalloc(old->n_inputs * sizeof *g->inputs);
+    g->n_inputs = 0;
     for (int i = 0; i < old->n_inputs; i++)
-        g->inputs[i] = map[old->inputs[i]];
+        if (map[old->inputs[i]] >= 0)
+            g->inputs[g->n_inputs++] = map[old->inputs[i]];
 }
 
 /* ---- checking and printing ---- */
@@ -362,7 +364,9 @@ void ir_print(Graph *g, FILE *out)
     for (int i = 0; i < g->n; i++)
         if (g->nodes[i].is_grad)
             print_node(g, &g->nodes[i], out);
-    fprintf(out, "roots:\n  loss %%%d\n", g->loss);
+    fprintf(out, "roots:\n");
+    if (g->loss >= 0)
+        fprintf(out, "  loss %%%d\n", g->loss);
     for (int i = 0; i < g->n_outputs; i++)
         fprintf(out, "  output \"%s\" %%%d\n", g->outputs[i].name, g->outputs[i].node);
     for (int i = 0; i < g->n_params; i++) {

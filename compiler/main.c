@@ -25,8 +25,9 @@ static const char usage[] =
     "gradc compiles a neural network written in Lua into C that trains it.\n"
     "\n"
     "commands:\n"
-    "  compile   write DIR/NAME.h, NAME.c, NAME_train.c and NAME_gradcheck.c,\n"
-    "            NAME being the model file's name without .lua (DIR: .)\n"
+    "  compile   write DIR/NAME.h, NAME.c, NAME_train.c, NAME_gradcheck.c, and\n"
+    "            the inference-only NAME_infer.c and NAME_predict.c, NAME being\n"
+    "            the model file's name without .lua (DIR: .)\n"
     "  build     compile, then build DIR/NAME_train (float) and DIR/NAME_gradcheck\n"
     "            (double) with cc against the gradc runtime and OpenBLAS\n"
     "  check     build and run each model's gradient check; print one table and\n"
@@ -157,7 +158,7 @@ static int write_outputs(const char *dir, OutFile *files, int n)
         fprintf(stderr, "gradc: cannot make %s: %s\n", dir, strerror(errno));
         return 1;
     }
-    char tmp[4][1024], final[4][1024];
+    char tmp[8][1024], final[8][1024];
     for (int i = 0; i < n; i++) {
         snprintf(final[i], sizeof final[i], "%s/%s", dir, files[i].path);
         snprintf(tmp[i], sizeof tmp[i], "%s/.%s.tmp", dir, files[i].path);
@@ -186,17 +187,26 @@ static int compile_to(const char *model, const char *dir)
     Graph *g = run_passes(model, &args);
     if (!g)
         return 1;
+    OutFile files[6];
     Fusion f = fuse(g);
     Plan p = plan(g, &f);
-    OutFile files[4];
     emit_c(g, &f, &p, files);
-    int status = write_outputs(dir, files, 4);
-    for (int i = 0; i < 4; i++) {
+    plan_free(&p);
+    fusion_free(&f);
+    /* The inference-only twin: the outputs' forward graph alone. */
+    Graph *inf = dce_inference(g);
+    ir_check(inf);
+    f = fuse(inf);
+    p = plan(inf, &f);
+    emit_c_inference(inf, &f, &p, files + 4);
+    plan_free(&p);
+    fusion_free(&f);
+    ir_free(inf);
+    int status = write_outputs(dir, files, 6);
+    for (int i = 0; i < 6; i++) {
         free(files[i].path);
         buf_free(&files[i].text);
     }
-    plan_free(&p);
-    fusion_free(&f);
     ir_free(g);
     return status;
 }

@@ -40,12 +40,13 @@ Plan plan(Graph *g, const Fusion *f)
     for (int i = 0; i < g->n_params; i++)
         place(&p, g, g->params[i].node);
     p.n_param_elems = p.arena_size - p.params_offset;
+    bool training = g->loss >= 0; /* an inference graph has no gradients */
     p.grads_offset = p.arena_size;
-    p.arena_size += p.n_param_elems;
+    p.arena_size += training ? p.n_param_elems : 0;
     p.state_offset = p.arena_size;
-    p.n_state = optim_info[g->opt.kind].state_slots * p.n_param_elems;
+    p.n_state = training ? optim_info[g->opt.kind].state_slots * p.n_param_elems : 0;
     p.arena_size += p.n_state;
-    for (int i = 0; i < g->n_params; i++) {
+    for (int i = 0; i < g->n_params && training; i++) {
         int gr = g->params[i].grad, op = ir_at(g, gr)->op;
         if (p.offset[gr] >= 0 || op == OP_INPUT || op == OP_PARAM)
             p.grad_copy[i] = true;
@@ -55,7 +56,7 @@ Plan plan(Graph *g, const Fusion *f)
     for (int i = 0; i < g->n; i++)
         if (f->stored[i])
             place(&p, g, i);
-    p.loss_offset = p.offset[g->loss];
+    p.loss_offset = training ? p.offset[g->loss] : -1;
     return p;
 }
 

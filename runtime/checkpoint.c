@@ -373,8 +373,10 @@ static unsigned char *read_all(const rt_model *m, const char *path, Header *h, c
     return NULL;
 }
 
-int rt_checkpoint_load(const rt_model *m, const char *path, long *step, uint64_t *seed, char *err,
-                       size_t errlen)
+/* The load both entry points share; the optimizer state is copied only
+ * when with_state (an inference model has none). */
+static int load(const rt_model *m, const char *path, int with_state, long *step, uint64_t *seed,
+                char *err, size_t errlen)
 {
     Header h;
     unsigned char *buf = read_all(m, path, &h, err, errlen);
@@ -398,14 +400,48 @@ int rt_checkpoint_load(const rt_model *m, const char *path, long *step, uint64_t
         const unsigned char *p = buf + DATA_START;
         size_t np = (size_t)m->n_param_elems * (size_t)width;
         memcpy(arena + m->params_offset * width, p, np);
-        memcpy(arena + m->state_offset * width, p + np, (size_t)m->n_state * (size_t)width);
         swap_reals(arena + m->params_offset * width, m->n_param_elems, width);
-        swap_reals(arena + m->state_offset * width, m->n_state, width);
+        if (with_state) {
+            memcpy(arena + m->state_offset * width, p + np, (size_t)m->n_state * (size_t)width);
+            swap_reals(arena + m->state_offset * width, m->n_state, width);
+        }
         *step = (long)h.step;
         *seed = h.seed;
     }
     free(buf);
     return rc;
+}
+
+int rt_checkpoint_load(const rt_model *m, const char *path, long *step, uint64_t *seed, char *err,
+                       size_t errlen)
+{
+    return load(m, path, 1, step, seed, err, errlen);
+}
+
+int rt_checkpoint_load_params(const rt_model *m, const char *path, char *err, size_t errlen)
+{
+    /* An inference model is its training model without the optimizer's
+     * state; the header says how much state that model kept. Seen with
+     * that much state, it has the training model's signature and file
+     * size, so every check of a resume applies unchanged. */
+    unsigned char head[DATA_START];
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return rt_errf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+    size_t got = fread(head, 1, sizeof head, f);
+    fclose(f);
+    if (check_preamble(path, head, got, err, errlen))
+        return -1;
+    Header h;
+    parse_header(head, &h);
+    if (h.n_state < 0 || h.n_state > (1L << 40))
+        return rt_errf(err, errlen, "%s: corrupt: optimizer state of %lld values", path,
+                       (long long)h.n_state);
+    rt_model trained = *m;
+    trained.n_state = (long)h.n_state;
+    long step;
+    uint64_t seed;
+    return load(&trained, path, 0, &step, &seed, err, errlen);
 }
 
 /* ---- exporting ---- */

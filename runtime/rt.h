@@ -14,9 +14,11 @@
 #include <stdio.h>
 #include "rt_model.h"
 
-/* The generic programs: NAME_train.c and NAME_gradcheck.c are one call. */
+/* The generic programs: NAME_train.c, NAME_gradcheck.c and NAME_predict.c
+ * are one call. */
 int rt_train_main(const rt_model *m, int argc, char **argv);
 int rt_gradcheck_main(const rt_model *m, int argc, char **argv);
+int rt_predict_main(const rt_model *m, int argc, char **argv);
 
 /* Random numbers: xoshiro256** seeded through splitmix64. */
 typedef struct {
@@ -83,6 +85,9 @@ int rt_checkpoint_save(const rt_model *m, const char *path, long step, uint64_t 
                        size_t errlen);
 int rt_checkpoint_load(const rt_model *m, const char *path, long *step, uint64_t *seed, char *err,
                        size_t errlen);
+/* Only the parameters, for an inference model (NAME_infer.c) from a
+ * checkpoint its training model wrote. */
+int rt_checkpoint_load_params(const rt_model *m, const char *path, char *err, size_t errlen);
 /* Every parameter as dir/NAME.npy in its shape and the model's real type;
  * dir is made if missing. */
 int rt_export_params(const rt_model *m, const char *dir, char *err, size_t errlen);

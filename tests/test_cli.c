@@ -133,7 +133,9 @@ static int list_models(char names[][64], int max)
     return n;
 }
 
-static const char *const suffixes[] = {".h", ".c", "_train.c", "_gradcheck.c"};
+static const char *const suffixes[] = {".h", ".c", "_train.c", "_gradcheck.c", "_infer.c",
+                                       "_predict.c"};
+enum { N_SUFFIXES = sizeof suffixes / sizeof *suffixes };
 
 static int same_file(const char *a, const char *b)
 {
@@ -154,7 +156,7 @@ START_TEST(generated_is_fresh)
         snprintf(cmd, sizeof cmd, "%s compile models/%.63s.lua -o %.500s", GRADC_BIN, names[i], dir);
         ck_assert_msg(run_cmd(cmd, &out) == 0, "%s: %s", names[i], out);
         free(out);
-        for (int k = 0; k < 4; k++) {
+        for (int k = 0; k < N_SUFFIXES; k++) {
             char fresh[600], committed[600];
             snprintf(fresh, sizeof fresh, "%.500s/%.63s%s", dir, names[i], suffixes[k]);
             snprintf(committed, sizeof committed, "generated/%.63s/%.63s%s", names[i], names[i], suffixes[k]);
@@ -174,7 +176,7 @@ START_TEST(same_model_same_bytes)
     snprintf(cmd, sizeof cmd, "%s compile models/mlp3.lua -o %s && %s compile models/mlp3.lua -o %s",
              GRADC_BIN, a, GRADC_BIN, b);
     ck_assert_int_eq(run_cmd(cmd, NULL), 0);
-    for (int k = 0; k < 4; k++) {
+    for (int k = 0; k < N_SUFFIXES; k++) {
         char pa[600], pb[600];
         snprintf(pa, sizeof pa, "%s/mlp3%s", a, suffixes[k]);
         snprintf(pb, sizeof pb, "%s/mlp3%s", b, suffixes[k]);
@@ -289,6 +291,34 @@ START_TEST(installed_tree_builds_models)
 }
 END_TEST
 
+/* Train with a checkpoint, then predict every row of a file that is not a
+ * whole number of batches: as many rows out as in, classes that agree
+ * with the values, and a checkpoint of another model refused. */
+START_TEST(predict_from_a_checkpoint)
+{
+    char *dir = make_tmpdir(), cmd[4096], *out;
+    snprintf(cmd, sizeof cmd, "zcat data/digits.csv.gz | head -70 > %s/d.csv && "
+             "%s/mlp3_train --data x=%s/d.csv --data labels=%s/d.csv --steps 20 "
+             "--checkpoint %s/m.ckpt && "
+             "%s/mlp3_predict --checkpoint %s/m.ckpt --data x=%s/d.csv --argmax --out %s/c.csv && "
+             "%s/mlp3_predict --checkpoint %s/m.ckpt --data x=%s/d.csv --out %s/v.csv && wc -l < %s/c.csv",
+             dir, BUILD_DIR, dir, dir, dir, BUILD_DIR, dir, dir, dir, BUILD_DIR, dir, dir, dir, dir);
+    ck_assert_msg(run_cmd(cmd, &out) == 0, "%s", out);
+    ck_assert_ptr_nonnull(strstr(out, "70 rows of predicted classes written"));
+    ck_assert_ptr_nonnull(strstr(out, "\n70\n"));
+    free(out);
+    /* each class is the argmax of its row of values */
+    snprintf(cmd, sizeof cmd, "awk -F, '{b=1; for (i=2;i<=NF;i++) if ($i>$b) b=i; print b-1}' "
+             "%s/v.csv | cmp - %s/c.csv", dir, dir);
+    ck_assert_int_eq(run_cmd(cmd, NULL), 0);
+    snprintf(cmd, sizeof cmd, "%s/svm_predict --checkpoint %s/m.ckpt --data x=%s/d.csv", BUILD_DIR, dir, dir);
+    ck_assert_int_eq(run_cmd(cmd, &out), 1);
+    ck_assert_ptr_nonnull(strstr(out, "is a checkpoint of model 'mlp3', not of 'svm'"));
+    free(out);
+    remove_dir(dir);
+}
+END_TEST
+
 /* The optimizer is compiled in: a trainer asked for another one, or for a
  * setting its optimizer does not read, says how to get it. */
 START_TEST(trainer_names_the_compile_flag)
@@ -322,6 +352,7 @@ static Suite *cli_suite(void)
     tcase_add_test(t, trainer_names_the_compile_flag);
     tcase_add_test(t, graph_draws_forward_and_backward);
     tcase_add_test(t, build_makes_programs);
+    tcase_add_test(t, predict_from_a_checkpoint);
     tcase_add_test(t, check_prints_one_table);
     tcase_add_test(t, installed_tree_builds_models);
     suite_add_tcase(s, t);

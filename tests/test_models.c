@@ -37,13 +37,14 @@
 typedef struct {
     const char *name;
     const rt_model *f32, *f64;
+    const rt_model *infer; /* the inference-only twin, in double */
 } Model;
 
 static const Model models[] = {
-    {"mlp3", &mlp3_model_f32, &mlp3_model_f64},
-    {"norm_wx", &norm_wx_model_f32, &norm_wx_model_f64},
-    {"seed_mlp", &seed_mlp_model_f32, &seed_mlp_model_f64},
-    {"svm", &svm_model_f32, &svm_model_f64},
+    {"mlp3", &mlp3_model_f32, &mlp3_model_f64, &mlp3_infer_model_f64},
+    {"norm_wx", &norm_wx_model_f32, &norm_wx_model_f64, &norm_wx_infer_model_f64},
+    {"seed_mlp", &seed_mlp_model_f32, &seed_mlp_model_f64, &seed_mlp_infer_model_f64},
+    {"svm", &svm_model_f32, &svm_model_f64, &svm_infer_model_f64},
 };
 enum { N_MODELS = sizeof models / sizeof models[0] };
 
@@ -437,6 +438,45 @@ START_TEST(test_notes_seed_mlp)
 }
 END_TEST
 
+/* The inference twin computes the training model's outputs exactly, from
+ * the same parameter block and inputs, and has no training parts. */
+START_TEST(test_inference_twin)
+{
+    const Model *r = model_row(_i);
+    const rt_model *m = r->f64, *inf = r->infer;
+    ck_assert_ptr_null(inf->loss_and_grad);
+    ck_assert_ptr_null(inf->train_step);
+    ck_assert_int_eq(inf->n_state, 0);
+    ck_assert_int_eq(inf->n_param_elems, m->n_param_elems);
+    ck_assert_int_eq(inf->n_outputs, m->n_outputs);
+    ck_assert_int_le(inf->arena_size, m->arena_size - m->n_param_elems);
+    rt_init_params(m, SEED);
+    rt_random_inputs(m, SEED);
+    m->forward(m->batch);
+    const double *src = m->arena, *isrc;
+    double *dst = inf->arena;
+    memcpy(dst + inf->params_offset, src + m->params_offset, m->n_param_elems * sizeof *dst);
+    for (int k = 0; k < inf->n_inputs; k++) {
+        const rt_tensor *t = &inf->inputs[k], *u = NULL;
+        for (int j = 0; j < m->n_inputs; j++)
+            u = !strcmp(m->inputs[j].name, t->name) ? &m->inputs[j] : u;
+        ck_assert_ptr_nonnull(u);
+        for (long e = 0; e < t->size; e++)
+            rt_set(inf, t, e, rt_get(m, u, e));
+    }
+    inf->forward(inf->batch);
+    isrc = inf->arena;
+    for (int k = 0; k < m->n_outputs; k++) {
+        const rt_tensor *o = &m->outputs[k], *io = &inf->outputs[k];
+        ck_assert_str_eq(o->name, io->name);
+        for (long e = 0; e < o->size; e++)
+            ck_assert_msg(src[o->offset + e] == isrc[io->offset + e],
+                          "%s: output %s[%ld] is %.17g training, %.17g inference", r->name, o->name,
+                          e, src[o->offset + e], isrc[io->offset + e]);
+    }
+}
+END_TEST
+
 static Suite *models_suite(void)
 {
     Suite *s = suite_create("models");
@@ -444,10 +484,9 @@ static Suite *models_suite(void)
         const char *name;
         const TTest *test;
     } props[] = {
-        {"gradcheck", test_gradcheck},
-        {"train_step", test_train_step_formula},
-        {"float_double", test_float_double},
-        {"forward", test_forward_rows},
+        {"gradcheck", test_gradcheck},       {"train_step", test_train_step_formula},
+        {"float_double", test_float_double}, {"forward", test_forward_rows},
+        {"inference", test_inference_twin},
     };
     for (size_t k = 0; k < sizeof props / sizeof props[0]; k++) {
         TCase *tc = tcase_create(props[k].name);

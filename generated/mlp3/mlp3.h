@@ -4,14 +4,17 @@
 
 #include "rt_model.h"
 
-/* The model, built as float (mlp3_model_f32) or double (mlp3_model_f64). */
-extern const rt_model mlp3_model_f32;
-extern const rt_model mlp3_model_f64;
+/* The model (mlp3.c) and its inference-only twin (mlp3_infer.c), each
+ * built as float (_f32) or as double (_f64). */
+extern const rt_model mlp3_model_f32, mlp3_model_f64;
+extern const rt_model mlp3_infer_model_f32, mlp3_infer_model_f64;
 
 #ifdef REAL_DOUBLE
 #define mlp3_model mlp3_model_f64
+#define mlp3_infer_model mlp3_infer_model_f64
 #else
 #define mlp3_model mlp3_model_f32
+#define mlp3_infer_model mlp3_infer_model_f32
 #endif
 
 #endif

@@ -4,14 +4,17 @@
 
 #include "rt_model.h"
 
-/* The model, built as float (norm_wx_model_f32) or double (norm_wx_model_f64). */
-extern const rt_model norm_wx_model_f32;
-extern const rt_model norm_wx_model_f64;
+/* The model (norm_wx.c) and its inference-only twin (norm_wx_infer.c), each
+ * built as float (_f32) or as double (_f64). */
+extern const rt_model norm_wx_model_f32, norm_wx_model_f64;
+extern const rt_model norm_wx_infer_model_f32, norm_wx_infer_model_f64;
 
 #ifdef REAL_DOUBLE
 #define norm_wx_model norm_wx_model_f64
+#define norm_wx_infer_model norm_wx_infer_model_f64
 #else
 #define norm_wx_model norm_wx_model_f32
+#define norm_wx_infer_model norm_wx_infer_model_f32
 #endif
 
 #endif

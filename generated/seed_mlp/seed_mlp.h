@@ -4,14 +4,17 @@
 
 #include "rt_model.h"
 
-/* The model, built as float (seed_mlp_model_f32) or double (seed_mlp_model_f64). */
-extern const rt_model seed_mlp_model_f32;
-extern const rt_model seed_mlp_model_f64;
+/* The model (seed_mlp.c) and its inference-only twin (seed_mlp_infer.c), each
+ * built as float (_f32) or as double (_f64). */
+extern const rt_model seed_mlp_model_f32, seed_mlp_model_f64;
+extern const rt_model seed_mlp_infer_model_f32, seed_mlp_infer_model_f64;
 
 #ifdef REAL_DOUBLE
 #define seed_mlp_model seed_mlp_model_f64
+#define seed_mlp_infer_model seed_mlp_infer_model_f64
 #else
 #define seed_mlp_model seed_mlp_model_f32
+#define seed_mlp_infer_model seed_mlp_infer_model_f32
 #endif
 
 #endif

@@ -4,14 +4,17 @@
 
 #include "rt_model.h"
 
-/* The model, built as float (svm_model_f32) or double (svm_model_f64). */
-extern const rt_model svm_model_f32;
-extern const rt_model svm_model_f64;
+/* The model (svm.c) and its inference-only twin (svm_infer.c), each
+ * built as float (_f32) or as double (_f64). */
+extern const rt_model svm_model_f32, svm_model_f64;
+extern const rt_model svm_infer_model_f32, svm_infer_model_f64;
 
 #ifdef REAL_DOUBLE
 #define svm_model svm_model_f64
+#define svm_infer_model svm_infer_model_f64
 #else
 #define svm_model svm_model_f32
+#define svm_infer_model svm_infer_model_f32
 #endif
 
 #endif
