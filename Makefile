@@ -110,8 +110,8 @@ $(BUILD)/test_compiler: tests/test_compiler.c $(BUILD)/libgradc.a | test-deps
 	$(CC) $(CFLAGS) $(LUA_CFLAGS) -Icompiler $< $(BUILD)/libgradc.a $(LDFLAGS) $(CHECK_FLAGS) $(LUA_LIBS) -lm -o $@
 $(BUILD)/test_ops: tests/test_ops.c tests/test_util.h $(BUILD)/gradc $(BUILD)/libgradc_rt.a | test-deps
 	$(CC) $(CFLAGS) $(TEST_DEFS) -Icompiler $< $(LDFLAGS) $(CHECK_FLAGS) -lm -o $@
-$(BUILD)/test_models: tests/test_models.c $(MODELS:%=$(BUILD)/obj/%_f32.o) $(MODELS:%=$(BUILD)/obj/%_f64.o) $(MODELS:%=$(BUILD)/obj/%_infer_f64.o) $(BUILD)/libgradc_rt.a | test-deps
-	$(CC) $(CFLAGS) $(BLAS_CFLAGS) -Iruntime $(addprefix -Igenerated/,$(MODELS)) $(filter-out %.a,$^) $(BUILD)/libgradc_rt.a $(LDFLAGS) $(CHECK_FLAGS) $(RT_LIBS) -lm -o $@
+$(BUILD)/test_models: tests/test_models.c tests/optim_reference.h $(MODELS:%=$(BUILD)/obj/%_f32.o) $(MODELS:%=$(BUILD)/obj/%_f64.o) $(MODELS:%=$(BUILD)/obj/%_infer_f64.o) $(BUILD)/libgradc_rt.a | test-deps
+	$(CC) $(CFLAGS) $(BLAS_CFLAGS) -Iruntime $(addprefix -Igenerated/,$(MODELS)) $(filter-out %.a %.h,$^) $(BUILD)/libgradc_rt.a $(LDFLAGS) $(CHECK_FLAGS) $(RT_LIBS) -lm -o $@
 # One copy of tests/optim_model.lua per optimizer, compiled in double.
 $(BUILD)/optim/optim_%.c: tests/optim_model.lua $(BUILD)/gradc
 	@mkdir -p $(BUILD)/optim
@@ -119,8 +119,8 @@ $(BUILD)/optim/optim_%.c: tests/optim_model.lua $(BUILD)/gradc
 	$(BUILD)/gradc compile $(BUILD)/optim/optim_$*.lua --optimizer $* -o $(BUILD)/optim
 $(BUILD)/optim/optim_%.o: $(BUILD)/optim/optim_%.c
 	$(CC) $(CFLAGS) $(BLAS_CFLAGS) -Iruntime -DREAL_DOUBLE -c $< -o $@
-$(BUILD)/test_optim: tests/test_optim.c $(OPTIMS:%=$(BUILD)/optim/optim_%.o) $(BUILD)/libgradc_rt.a | test-deps
-	$(CC) $(CFLAGS) $(BLAS_CFLAGS) -Iruntime -I$(BUILD)/optim $^ $(LDFLAGS) $(CHECK_FLAGS) $(RT_LIBS) -lm -o $@
+$(BUILD)/test_optim: tests/test_optim.c tests/optim_reference.h $(OPTIMS:%=$(BUILD)/optim/optim_%.o) $(BUILD)/libgradc_rt.a | test-deps
+	$(CC) $(CFLAGS) $(BLAS_CFLAGS) -Iruntime -I$(BUILD)/optim $(filter-out %.h,$^) $(LDFLAGS) $(CHECK_FLAGS) $(RT_LIBS) -lm -o $@
 $(BUILD)/test_cli: tests/test_cli.c tests/test_util.h $(BUILD)/gradc $(PROGRAMS) | test-deps
 	$(CC) $(CFLAGS) $(TEST_DEFS) $< $(LDFLAGS) $(CHECK_FLAGS) -lm -o $@
 

@@ -29,6 +29,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include "rt.h"
+#include "optim_reference.h"
+#include "digits.h"
 #include "mlp3.h"
 #include "norm_wx.h"
 #include "seed_mlp.h"
@@ -41,6 +43,7 @@ typedef struct {
 } Model;
 
 static const Model models[] = {
+    {"digits", &digits_model_f32, &digits_model_f64, &digits_infer_model_f64},
     {"mlp3", &mlp3_model_f32, &mlp3_model_f64, &mlp3_infer_model_f64},
     {"norm_wx", &norm_wx_model_f32, &norm_wx_model_f64, &norm_wx_infer_model_f64},
     {"seed_mlp", &seed_mlp_model_f32, &seed_mlp_model_f64, &seed_mlp_infer_model_f64},
@@ -128,19 +131,24 @@ END_TEST
 
 /* ---- train_step ---- */
 
-/* In double: train_step(lr) == p - lr * grad(p) elementwise to 1e-12, and
- * its loss is loss_and_grad's at p, exactly (the same computation). The lr
- * differs from the model's default, so a step that ignores it fails. */
+/* In double: train_step(lr) gives what the model's optimizer does by hand
+ * (p - lr * grad(p) for SGD) elementwise to 1e-12, from zero optimizer
+ * state, and its loss is loss_and_grad's at p, exactly (the same
+ * computation). The lr differs from the model's default, so a step that
+ * ignores it fails. */
 START_TEST(test_train_step_formula)
 {
     const Model *r = model_row(_i);
     const rt_model *m = r->f64;
     double *a = arena64(m);
-    const rt_hyper hyper = {.lr = 0.05};
+    rt_hyper hyper = m->hyper;
+    hyper.lr = 0.05;
+    hyper.step = 1;
     ck_assert_msg(hyper.lr != m->hyper.lr, "%s: default lr is the test's lr %g", r->name, hyper.lr);
 
     rt_init_params(m, SEED);
     rt_random_inputs(m, SEED);
+    memset(a + m->state_offset, 0, m->n_state * sizeof *a);
     double loss = m->loss_and_grad();
     double *p = dup_doubles(a + m->params_offset, m->n_param_elems);
     double *g = dup_doubles(a + m->grads_offset, m->n_param_elems);
@@ -154,11 +162,12 @@ START_TEST(test_train_step_formula)
         const rt_tensor *t = &m->params[k];
         long base = t->offset - m->params_offset;
         for (long i = 0; i < t->size; i++) {
-            double want = p[base + i] - hyper.lr * g[base + i];
+            double want = p[base + i], s1 = 0, s2 = 0;
+            reference_step(m->optimizer, &hyper, 1, &want, g[base + i], &s1, &s2);
             double got = a[t->offset + i];
             nonzero += g[base + i] != 0;
             if (!close_rel(got, want, 1e-12))
-                ck_abort_msg("%s: %s[%ld] after train_step(lr %g) is %.17g, want p - lr*g = "
+                ck_abort_msg("%s: %s[%ld] after train_step(lr %g) is %.17g, by hand "
                              "%.17g (p %.17g, g %.17g)",
                              r->name, t->name, i, hyper.lr, got, want, p[base + i], g[base + i]);
         }
@@ -197,10 +206,16 @@ START_TEST(test_float_double)
                              md->params[k].name, i, vf, vd);
         }
 
+    /* Zero optimizer state, and steps counted from 1 as the trainer counts
+     * them (Adam's bias correction divides by 1 - beta^step). */
+    memset((float *)mf->arena + mf->state_offset, 0, mf->n_state * sizeof(float));
+    memset((double *)md->arena + md->state_offset, 0, md->n_state * sizeof(double));
     double lf[STEPS], ld[STEPS];
+    rt_hyper hf = mf->hyper, hd = md->hyper;
     for (int s = 0; s < STEPS; s++) {
-        lf[s] = mf->train_step(&mf->hyper);
-        ld[s] = md->train_step(&md->hyper);
+        hf.step = hd.step = s + 1;
+        lf[s] = mf->train_step(&hf);
+        ld[s] = md->train_step(&hd);
     }
     double worst = 0;
     int worst_step = 0;

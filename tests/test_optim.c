@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "rt.h"
+#include "optim_reference.h"
 #include "optim_adam.h"
 #include "optim_adamw.h"
 #include "optim_momentum.h"
@@ -47,39 +48,6 @@ static rt_hyper with_decay_and_clip(void)
     return h;
 }
 
-/* The textbook update of one parameter element. */
-static void reference(rt_optimizer kind, const rt_hyper *h, double scale, double *p, double grad,
-                      double *s1, double *s2)
-{
-    double g = scale * grad + (kind == RT_OPT_ADAMW ? 0 : h->weight_decay * *p);
-    switch (kind) {
-    case RT_OPT_SGD:
-        *p -= h->lr * g;
-        break;
-    case RT_OPT_MOMENTUM:
-        *s1 = h->momentum * *s1 + g;
-        *p -= h->lr * *s1;
-        break;
-    case RT_OPT_NESTEROV:
-        *s1 = h->momentum * *s1 + g;
-        *p -= h->lr * (g + h->momentum * *s1);
-        break;
-    case RT_OPT_ADAM:
-    case RT_OPT_ADAMW:
-        if (kind == RT_OPT_ADAMW)
-            *p *= 1 - h->lr * h->weight_decay;
-        *s1 = h->beta1 * *s1 + (1 - h->beta1) * g;
-        *s2 = h->beta2 * *s2 + (1 - h->beta2) * g * g;
-        *p -= h->lr * (*s1 / (1 - pow(h->beta1, h->step))) /
-              (sqrt(*s2 / (1 - pow(h->beta2, h->step))) + h->eps);
-        break;
-    case RT_OPT_RMSPROP:
-        *s1 = h->alpha * *s1 + (1 - h->alpha) * g * g;
-        *p -= h->lr * g / (sqrt(*s1) + h->eps);
-        break;
-    }
-}
-
 static void check_steps(int which, rt_hyper h)
 {
     const rt_model *m = optims[which].model;
@@ -103,7 +71,7 @@ static void check_steps(int which, rt_hyper h)
         double scale = h.clip > 0 && norm > h.clip ? h.clip / norm : 1;
         clipped |= scale < 1;
         for (long i = 0; i < n; i++)
-            reference(optims[which].kind, &h, scale, &p[i], g[i], &s1[i], &s2[i]);
+            reference_step(optims[which].kind, &h, scale, &p[i], g[i], &s1[i], &s2[i]);
         m->train_step(&h);
         for (long i = 0; i < n; i++) {
             double got = arena[m->params_offset + i];
