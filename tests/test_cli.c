@@ -319,6 +319,29 @@ START_TEST(predict_from_a_checkpoint)
 }
 END_TEST
 
+/* Same seed, same numbers, bit for bit (one thread); another seed, others.
+ * The time per step is the one figure that may differ. */
+START_TEST(same_seed_same_numbers)
+{
+    char cmd[1024], *a, *b, *c;
+    const char *train = BUILD_DIR "/digits_train --data x=data/digits.csv.gz "
+                        "--data labels=data/digits.csv.gz --steps 60 --threads 1 --seed";
+    const char *no_time = "2>/dev/null | sed 's/  [0-9.e+-]* ms\\/step$//'";
+    snprintf(cmd, sizeof cmd, "%s 7 %s", train, no_time);
+    ck_assert_int_eq(run_cmd(cmd, &a), 0);
+    ck_assert_int_eq(run_cmd(cmd, &b), 0);
+    snprintf(cmd, sizeof cmd, "%s 8 %s", train, no_time);
+    ck_assert_int_eq(run_cmd(cmd, &c), 0);
+    ck_assert_ptr_nonnull(strstr(a, "step 60 loss "));
+    ck_assert_ptr_null(strstr(a, "ms/step"));
+    ck_assert_str_eq(a, b);
+    ck_assert_str_ne(a, c);
+    free(a);
+    free(b);
+    free(c);
+}
+END_TEST
+
 /* The optimizer is compiled in: a trainer asked for another one, or for a
  * setting its optimizer does not read, says how to get it. */
 START_TEST(trainer_names_the_compile_flag)
@@ -353,6 +376,7 @@ static Suite *cli_suite(void)
     tcase_add_test(t, graph_draws_forward_and_backward);
     tcase_add_test(t, build_makes_programs);
     tcase_add_test(t, predict_from_a_checkpoint);
+    tcase_add_test(t, same_seed_same_numbers);
     tcase_add_test(t, check_prints_one_table);
     tcase_add_test(t, installed_tree_builds_models);
     suite_add_tcase(s, t);
