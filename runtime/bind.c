@@ -1,16 +1,30 @@
 /*
- * bind.c: `--data NAME=FILE`, binding data files to inputs by name.
+ * bind.c: `--data NAME=FILE` and `--val NAME=FILE`, binding data files to
+ * inputs by name, and cutting them into minibatches.
  *
  * A file is .npy, CSV (.csv, .csv.gz) or IDX (.idx, -ubyte, gzip or not).
  * A CSV's label column (--label-column, the last by default) feeds an
  * int32 input and its other columns a float input. For an input of shape
  * [batch, rest...] the file must hold M >= batch rows of as many values
- * as `rest` holds (an IDX [M,28,28] feeds an input [batch,784]). Its values are converted once, at
- * bind time, into the dtype the input has in memory, and only if every value survives the trip
- * exactly: a float64 file of exact floats feeds a float32 model, 2.0 feeds
- * an int32 input, 0.1 or 2.5 is an error naming the element. After that a
- * step is a memcpy of one batch of rows per input: minibatch (s-1) mod
- * floor(M / batch), in file order, the last partial batch dropped.
+ * as `rest` holds (an IDX [M,28,28] feeds an input [batch,784]); a
+ * validation file may hold fewer rows than the batch. Its values are
+ * converted once, at bind time, into the dtype the input has in memory,
+ * and only if every value survives the trip exactly: a float64 file of
+ * exact floats feeds a float32 model, 2.0 feeds an int32 input, 0.1 or 2.5
+ * is an error naming the element.
+ *
+ * The minibatch rule: step s belongs to epoch e = (s-1) / nbatches, where
+ * nbatches = floor(M / batch), and is that epoch's minibatch
+ * j = (s-1) mod nbatches. In file order (no shuffle) minibatch j is rows
+ * j*batch... of the file. Shuffled, epoch e first draws a permutation of
+ * the M rows from the stream (seed, RT_STREAM_SHUFFLE, e) and minibatch j
+ * is entries j*batch... of it. Either way the last M mod batch rows of the
+ * epoch's order are dropped; shuffled, they are different rows each epoch,
+ * so over the epochs every row is trained on. A batch is a function of
+ * (seed, step) alone, which is what lets --resume be exact.
+ *
+ * --val-split F holds out the last ceil(F M) rows in file order, before
+ * any shuffling: the training rows are the first M - ceil(F M).
  */
 #include <float.h>
 #include <math.h>
@@ -133,19 +147,22 @@ static int shape_error(const char *path, long min_rows, const rt_tensor *t, cons
     rt_format_shape(got, sizeof got, a->rank, a->shape, 0);
     char rows[64] = "";
     if (a->rank >= 1 && a->shape[0] < min_rows)
-        snprintf(rows, sizeof rows, " with at least %ld rows (the batch)", min_rows);
+        snprintf(rows, sizeof rows, " with at least %ld row%s%s", min_rows,
+                 min_rows == 1 ? "" : "s", min_rows == m->batch ? " (the batch)" : "");
     return rt_errf(err, errlen, "%s: expected %s %s%s, got %s %s", path, want,
                    rt_dtype_name(rt_storage_dtype(m, t)), rows, got, rt_dtype_name(a->dtype));
 }
 
-static int no_such_input(const rt_model *m, const char *name, char *err, size_t errlen)
+static int no_such_input(const rt_data *d, const rt_model *m, const char *name, char *err,
+                         size_t errlen)
 {
     char names[512] = "";
     size_t used = 0;
     for (int k = 0; k < m->n_inputs && used < sizeof names; k++)
         used += (size_t)snprintf(names + used, sizeof names - used, "%s%s", k ? ", " : "",
                                  m->inputs[k].name);
-    return rt_errf(err, errlen, "--data: the model has no input '%s' (inputs: %s)", name, names);
+    return rt_errf(err, errlen, "%s: the model has no input '%s' (inputs: %s)", d->flag, name,
+                   names);
 }
 
 static const rt_tensor *find_input(const rt_model *m, const char *name)
@@ -167,7 +184,9 @@ static const rt_binding *find_binding(const rt_data *d, const rt_tensor *t)
 void rt_data_init(rt_data *d)
 {
     memset(d, 0, sizeof *d);
+    d->flag = "--data";
     d->label_column = -1;
+    d->order_epoch = -1;
 }
 
 static int has_suffix(const char *s, const char *suffix)
@@ -238,10 +257,11 @@ int rt_data_bind(rt_data *d, const rt_model *m, const char *name, const char *pa
     const rt_tensor *t = find_input(m, name);
     rt_array a;
     if (!t)
-        return no_such_input(m, name, err, errlen);
+        return no_such_input(d, m, name, err, errlen);
     if (find_binding(d, t))
-        return rt_errf(err, errlen, "--data: input '%s' is given twice", name);
-    if (rt_input_load(m, t, path, d->label_column, m->batch, &a, err, errlen))
+        return rt_errf(err, errlen, "%s: input '%s' is given twice", d->flag, name);
+    if (rt_input_load(m, t, path, d->label_column, d->min_rows ? d->min_rows : m->batch, &a, err,
+                      errlen))
         return -1;
     rt_binding *b = rt_malloc(sizeof *b * (size_t)(d->n + 1));
     if (d->n)
@@ -259,32 +279,131 @@ int rt_data_finish(rt_data *d, const rt_model *m, char *err, size_t errlen)
         return 0;
     for (int k = 0; k < m->n_inputs; k++)
         if (!find_binding(d, &m->inputs[k]))
-            return rt_errf(err, errlen,
-                           "--data: input '%s' has no file; bind every "
-                           "input, or none to train on random data",
-                           m->inputs[k].name);
+            return rt_errf(err, errlen, "%s: input '%s' has no file; bind every input%s", d->flag,
+                           m->inputs[k].name,
+                           strcmp(d->flag, "--data") ? "" : ", or none to train on random data");
     d->rows = d->b[0].arr.shape[0];
     for (int k = 1; k < d->n; k++)
         if (d->b[k].arr.shape[0] != d->rows)
             return rt_errf(err, errlen,
-                           "%s: has %ld rows but %s has %ld; every --data "
+                           "%s: has %ld rows but %s has %ld; every %s "
                            "file needs the same number of rows",
-                           d->b[k].path, d->b[k].arr.shape[0], d->b[0].path, d->rows);
+                           d->b[k].path, d->b[k].arr.shape[0], d->b[0].path, d->rows, d->flag);
     d->nbatches = d->rows / m->batch;
     return 0;
 }
 
-void rt_data_load(const rt_data *d, const rt_model *m, long step)
+/* Where row r of input b->input lives in the model's memory. */
+static char *input_row(const rt_binding *b, const rt_model *m, long r, size_t row)
 {
-    long batch = (step - 1) % d->nbatches;
+    const rt_tensor *t = b->input;
+    char *base = b->arr.dtype == RT_I32
+                     ? (char *)(m->iarena + t->offset)
+                     : (char *)m->arena + (size_t)t->offset * (size_t)width_of(b->arr.dtype);
+    return base + (size_t)r * row;
+}
+
+/* One row's bytes. shape[0] is the batch for any input gradc emits; going
+ * by it rather than m->batch keeps an input of fewer rows (a hand-written
+ * model's) in bounds. */
+static size_t row_bytes(const rt_binding *b)
+{
+    return (size_t)(b->input->size / b->input->shape[0]) * (size_t)width_of(b->arr.dtype);
+}
+
+static long rows_fit(const rt_binding *b, long n)
+{
+    return n < b->input->shape[0] ? n : b->input->shape[0];
+}
+
+/* The rows [first, first + n) of b's file, into a whole allocation. */
+static rt_array slice_rows(const rt_binding *b, long first, long n)
+{
+    rt_array a = b->arr;
+    size_t row = row_bytes(b);
+    a.shape[0] = n;
+    a.size = b->arr.size / b->arr.shape[0] * n;
+    a.data = rt_malloc(row * (size_t)(n > 0 ? n : 1));
+    memcpy(a.data, (const char *)b->arr.data + row * (size_t)first, row * (size_t)n);
+    return a;
+}
+
+int rt_data_split(rt_data *d, rt_data *val, const rt_model *m, double frac, char *err,
+                  size_t errlen)
+{
+    /* F M is a product of decimals (0.07 * 100 is 7.000000000000001), so a
+     * fraction below 1e-6 is rounding, not a row. */
+    long hold = (long)ceil(frac * (double)d->rows - 1e-6);
+    if (hold < 1)
+        hold = 1;
+    long keep = d->rows - hold;
+    if (keep < m->batch)
+        return rt_errf(err, errlen,
+                       "--val-split %g: holding out %ld of %ld rows leaves %ld to train on, "
+                       "fewer than the batch %d; use a smaller fraction",
+                       frac, hold, d->rows, keep, m->batch);
+    val->b = rt_malloc(sizeof *val->b * (size_t)d->n);
+    val->n = d->n;
+    for (int k = 0; k < d->n; k++) {
+        rt_binding *b = &d->b[k];
+        val->b[k] = (rt_binding){b->input, b->path, slice_rows(b, keep, hold)};
+        /* The training array keeps its allocation; only its row count shrinks. */
+        b->arr.size = b->arr.size / b->arr.shape[0] * keep;
+        b->arr.shape[0] = keep;
+    }
+    val->rows = hold;
+    val->nbatches = hold / m->batch;
+    d->rows = keep;
+    d->nbatches = keep / m->batch;
+    return 0;
+}
+
+void rt_data_load_rows(const rt_data *d, const rt_model *m, long first, long n)
+{
     for (int k = 0; k < d->n; k++) {
         const rt_binding *b = &d->b[k];
-        const rt_tensor *t = b->input;
-        size_t w = (size_t)width_of(b->arr.dtype);
-        size_t bytes = (size_t)t->size * w;
-        char *dst = b->arr.dtype == RT_I32 ? (char *)(m->iarena + t->offset)
-                                           : (char *)m->arena + (size_t)t->offset * w;
-        memcpy(dst, (const char *)b->arr.data + (size_t)batch * bytes, bytes);
+        size_t row = row_bytes(b);
+        memcpy(input_row(b, m, 0, row), (const char *)b->arr.data + (size_t)first * row,
+               (size_t)rows_fit(b, n) * row);
+    }
+}
+
+/* Fisher-Yates from the identity, so epoch e's order depends on (seed, e)
+ * alone and never on which epochs were drawn before it. */
+const long *rt_data_order(rt_data *d, long epoch)
+{
+    if (d->order_epoch == epoch)
+        return d->order;
+    if (!d->order)
+        d->order = rt_malloc(sizeof *d->order * (size_t)d->rows);
+    for (long i = 0; i < d->rows; i++)
+        d->order[i] = i;
+    rt_rng r;
+    rt_rng_stream(&r, d->seed, RT_STREAM_SHUFFLE, (uint64_t)epoch);
+    for (long i = d->rows - 1; i > 0; i--) {
+        long k = rt_rng_below(&r, i + 1);
+        long v = d->order[i];
+        d->order[i] = d->order[k];
+        d->order[k] = v;
+    }
+    d->order_epoch = epoch;
+    return d->order;
+}
+
+void rt_data_load(rt_data *d, const rt_model *m, long step)
+{
+    long epoch = (step - 1) / d->nbatches, j = (step - 1) % d->nbatches;
+    if (!d->shuffle) {
+        rt_data_load_rows(d, m, j * m->batch, m->batch);
+        return;
+    }
+    const long *order = rt_data_order(d, epoch) + j * m->batch;
+    for (int k = 0; k < d->n; k++) {
+        const rt_binding *b = &d->b[k];
+        size_t row = row_bytes(b);
+        for (long r = 0; r < rows_fit(b, m->batch); r++)
+            memcpy(input_row(b, m, r, row), (const char *)b->arr.data + (size_t)order[r] * row,
+                   row);
     }
 }
 
@@ -293,5 +412,6 @@ void rt_data_free(rt_data *d)
     for (int k = 0; k < d->n; k++)
         rt_array_free(&d->b[k].arr);
     free(d->b);
+    free(d->order);
     rt_data_init(d);
 }

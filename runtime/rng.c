@@ -3,9 +3,9 @@
  *
  * Everything is integer arithmetic on uint64_t plus one fixed conversion to
  * double, so the same seed gives the same numbers on every machine. A stream
- * is keyed by (seed, domain, k): parameter k, input k and the gradient
- * check's picks each get their own generator, so adding a parameter moves
- * no other parameter's values.
+ * is keyed by (seed, domain, k): parameter k, input k, the gradient
+ * check's picks and epoch k's shuffle each get their own generator, so
+ * adding a parameter moves no other parameter's values.
  */
 #include <math.h>
 #include "rt_internal.h"

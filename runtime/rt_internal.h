@@ -30,8 +30,9 @@ rt_dtype rt_storage_dtype(const rt_model *m, const rt_tensor *t);
 
 /* rng.c */
 uint64_t rt_splitmix64(uint64_t *x);
-/* Independent streams: domain separates params, inputs, gradcheck picks. */
-enum { RT_STREAM_PARAM = 1, RT_STREAM_INPUT = 2, RT_STREAM_CHECK = 3 };
+/* Independent streams: domain separates params, inputs, gradcheck picks and
+ * each epoch's shuffle. */
+enum { RT_STREAM_PARAM = 1, RT_STREAM_INPUT = 2, RT_STREAM_CHECK = 3, RT_STREAM_SHUFFLE = 4 };
 void rt_rng_stream(rt_rng *r, uint64_t seed, uint64_t domain, uint64_t k);
 long rt_rng_below(rt_rng *r, long n); /* uniform in [0, n), n >= 1 */
 
@@ -51,29 +52,47 @@ int rt_parse_u64(const rt_args *a, const char *flag, const char *s, uint64_t *ou
 int rt_parse_double(const rt_args *a, const char *flag, const char *s, double *out);
 void rt_args_error(const rt_args *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* bind.c: --data NAME=FILE, converted once into each input's storage dtype. */
+/* bind.c: --data and --val NAME=FILE, converted once into each input's
+ * storage dtype, and the minibatch rule (the file's opening comment). */
 typedef struct {
     const rt_tensor *input;
     const char *path;
     rt_array arr; /* rows x input row, in the input's storage dtype */
 } rt_binding;
 typedef struct {
+    const char *flag; /* "--data" (rt_data_init's) or "--val": messages name it */
+    long min_rows;    /* the fewest rows a file may hold; 0 means the batch */
     int n;
     rt_binding *b;     /* one per bound input, in --data order */
     long rows;         /* M, shared by every file */
     long nbatches;     /* floor(M / batch) */
     long label_column; /* a CSV's label column, from 1; negative from the end (-1) */
+    int shuffle;       /* rt_data_load: a fresh order each epoch, from seed */
+    uint64_t seed;     /* set, like shuffle, before the first load: orders are cached */
+    long *order;       /* rt_data_order's cache: the order of order_epoch */
+    long order_epoch;  /* -1 before the first */
 } rt_data;
 /* One input's file, in any format gradc reads, checked against the input
  * (at least min_rows rows of the input's row size) and converted exactly
  * to its storage dtype: shape [M, input's row shape...]. */
 int rt_input_load(const rt_model *m, const rt_tensor *t, const char *path, long label_column,
                   long min_rows, rt_array *out, char *err, size_t errlen);
+/* Defaults: --data, file order, the last column for labels. */
 void rt_data_init(rt_data *d);
 int rt_data_bind(rt_data *d, const rt_model *m, const char *name, const char *path, char *err,
                  size_t errlen);
 int rt_data_finish(rt_data *d, const rt_model *m, char *err, size_t errlen);
-void rt_data_load(const rt_data *d, const rt_model *m, long step);
+/* --val-split: moves the last ceil(frac M) rows of every file of a finished
+ * d into val (initialized, empty); fails if fewer than a batch would stay. */
+int rt_data_split(rt_data *d, rt_data *val, const rt_model *m, double frac, char *err,
+                  size_t errlen);
+/* Epoch e's order of the rows (shuffled by (seed, e)); valid until the next call. */
+const long *rt_data_order(rt_data *d, long epoch);
+/* The training minibatch of a step (1-based) into the inputs. */
+void rt_data_load(rt_data *d, const rt_model *m, long step);
+/* Rows [first, first + n) in file order into the first n rows of the inputs
+ * (n <= batch); the rest of each input is left as it was. */
+void rt_data_load_rows(const rt_data *d, const rt_model *m, long first, long n);
 void rt_data_free(rt_data *d);
 
 #endif

@@ -3,37 +3,47 @@
  *
  * Parse flags, initialize parameters from the seed (or load them and the
  * optimizer state from --resume), bind --data files (or draw one random
- * batch to reuse), then call the model's train_step once per step. Only the
- * `step <n> loss <v>` and `final loss` lines go to stdout, so a script can
- * parse them; everything else goes to stderr. The timing covers train_step
- * alone: binding, printing and saving are not the model's cost.
+ * batch to reuse) and the validation rows, then call the model's
+ * train_step once per step, evaluating every --eval-every steps. Only the
+ * `step <n> loss <v>`, `eval step <n> ...` and `final loss` lines go to
+ * stdout, so a script can parse them; everything else goes to stderr,
+ * with a progress bar when stderr is a terminal. The timing covers
+ * train_step alone: binding, evaluating, printing and saving are not the
+ * model's cost.
  *
  * A resumed run prints the same lines, bit for bit, as one that never
  * stopped: everything a step reads is the checkpoint (parameters, optimizer
- * state), a function of the step (the minibatch, the rate, Adam's bias
- * correction) or of the seed the checkpoint carries (random inputs). So a
- * run stops only between steps: Ctrl-C sets a flag the loop reads after a
- * step, and a checkpoint never holds a parameter that is not finite.
+ * state), a function of the step (the rate, Adam's bias correction), of
+ * the seed the checkpoint carries (random inputs) or of both (the shuffled
+ * minibatch; bind.c). An evaluation reads the parameters and writes no
+ * state a step reads. So a run stops only between steps: Ctrl-C sets a
+ * flag the loop reads after a step, and a checkpoint never holds a
+ * parameter that is not finite.
  */
 #include <cblas.h>
+#include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "rt_internal.h"
 
 typedef struct {
-    long steps, print_every, threads, save_every;
+    long steps, epochs, print_every, threads, save_every, eval_every;
     uint64_t seed;
-    int seed_given;
-    const char *checkpoint, *resume, *export_dir;
-    rt_hyper hyper; /* the model's defaults, then the flags */
+    int seed_given, steps_given, no_shuffle;
+    const char *checkpoint, *resume, *export_dir, *log;
+    double val_split;  /* 0: none */
+    long label_column; /* a CSV's, from 1; negative from the end */
+    rt_hyper hyper;    /* the model's defaults, then the flags */
     rt_schedule schedule;
     int help;
-    int n_data;
-    const char **data; /* the NAME=FILE arguments, in order */
+    int n_data, n_val;
+    const char **data, **val; /* the NAME=FILE arguments, in order */
 } Opts;
 
 static const char *const optimizer_names[] = {"sgd",  "momentum", "nesterov",
@@ -82,7 +92,8 @@ static void usage(const rt_model *m, const char *prog)
     long n = 0;
     for (int k = 0; k < m->n_params; k++)
         n += m->params[k].size;
-    printf("usage: %s [--steps N] [--seed S] [--lr X] [--data NAME=FILE.npy]...\n"
+    printf("usage: %s [--steps N | --epochs N] [--seed S] [--lr X] [--data NAME=FILE]...\n"
+           "       [--val-split F | --val NAME=FILE...] [--eval-every K] [--log F.csv]\n"
            "       [--print-every K] [--threads N] [--checkpoint F [--save-every K]]\n"
            "       [--resume F] [--export DIR]\n\n",
            prog);
@@ -102,15 +113,34 @@ static void usage(const rt_model *m, const char *prog)
     }
     printf("parameters: %d tensors, %ld values\n\n", m->n_params, n);
     printf("  --steps N          optimizer steps (default 100)\n"
-           "  --seed S           seed for parameters and random inputs (default 1)\n"
-           "  --data NAME=F      an .npy file for input NAME, [rows, ...] rows >= batch\n"
+           "  --epochs N         or N passes over the --data rows: N x minibatches steps\n"
+           "  --seed S           seed for parameters, shuffling and random inputs (default 1)\n"
+           "  --data NAME=F      a file for input NAME (.npy, .csv[.gz], IDX), rows >= batch\n"
+           "  --label-column K   a CSV's label column, from 1; negative counts from the end\n"
+           "                     (default -1, the last)\n"
+           "  --no-shuffle       minibatches in file order (default: shuffled each epoch)\n"
+           "  --val-split F      validate on the last ceil(F x rows) rows of the --data\n"
+           "                     files (0 < F < 1), and train on the others\n"
+           "  --val NAME=F       or on separate files, one per input like --data (any rows)\n"
+           "  --eval-every K     evaluate every K steps (default: after every epoch)\n"
+           "  --log F.csv        a CSV row per evaluation, or per printed step without\n"
+           "                     validation data: step,epoch,lr,train_loss,val_loss,\n"
+           "                     val_accuracy,seconds\n"
            "  --print-every K    print the loss every K steps (default 10)\n"
            "  --threads N        BLAS threads (default 1)\n"
            "  --checkpoint F     save parameters and optimizer state to F at the end\n"
            "  --save-every K     and every K steps as well\n"
            "  --resume F         continue from checkpoint F (its step and seed) to --steps\n"
+           "                     (or --epochs)\n"
            "  --export DIR       after training, write each parameter to DIR/NAME.npy\n"
            "Ctrl-C saves a checkpoint (to --checkpoint F, else %s.ckpt) after the current step.\n"
+           "Minibatches: each epoch draws a fresh order of the training rows from the seed\n"
+           "and the epoch (--no-shuffle: file order), and cuts it into floor(rows / batch)\n"
+           "minibatches; the rows left over at the end of that order (rows mod batch,\n"
+           "different ones each epoch) sit the epoch out. An evaluation prints `eval step N loss L "
+           "accuracy A`: the mean\n"
+           "loss over the full validation minibatches, and for a classifier the fraction\n"
+           "of all validation rows whose highest output is the label.\n"
            "optimizer %s (fixed when compiled: gradc compile --optimizer K changes it):\n",
            m->name, optimizer_name(m->optimizer));
     for (size_t k = 0; k < sizeof hyper_flags / sizeof *hyper_flags; k++)
@@ -124,6 +154,67 @@ static void usage(const rt_model *m, const char *prog)
            "  --warmup N         ramp the rate up linearly over the first N steps\n");
 }
 
+/* --data or --val NAME=FILE: 1 and the argument kept in list, or -1. */
+static int parse_binding(const rt_args *a, const char *flag, const char *v, const char **list,
+                         int *n)
+{
+    const char *eq = strchr(v, '=');
+    if (!eq || eq == v || eq[1] == '\0') {
+        rt_args_error(a, "%s: expected NAME=FILE.npy, got '%s'", flag, v);
+        return -1;
+    }
+    list[(*n)++] = v;
+    return 1;
+}
+
+static int parse_column(const rt_args *a, const char *s, long *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (*s == '\0' || *end != '\0' || errno || v == 0 || v > INT_MAX || v < -INT_MAX) {
+        rt_args_error(a,
+                      "--label-column: expected a column number from 1, or negative from the "
+                      "end (-1 is the last), got '%s'",
+                      s);
+        return -1;
+    }
+    *out = v;
+    return 1;
+}
+
+/* The flags about data and evaluation, as parse_flag's tail. */
+static int parse_data_flag(rt_args *a, Opts *o)
+{
+    const char *v;
+    int r;
+    if (rt_args_is(a, "--no-shuffle")) {
+        o->no_shuffle = 1;
+        a->i++;
+        return 1;
+    }
+    if ((r = rt_args_value(a, "--data", &v)) != 0)
+        return r < 0 ? -1 : parse_binding(a, "--data", v, o->data, &o->n_data);
+    if ((r = rt_args_value(a, "--val", &v)) != 0)
+        return r < 0 ? -1 : parse_binding(a, "--val", v, o->val, &o->n_val);
+    if ((r = rt_args_value(a, "--epochs", &v)) != 0)
+        return r < 0 ? -1 : rt_parse_posint(a, "--epochs", v, &o->epochs) ? -1 : 1;
+    if ((r = rt_args_value(a, "--eval-every", &v)) != 0)
+        return r < 0 ? -1 : rt_parse_posint(a, "--eval-every", v, &o->eval_every) ? -1 : 1;
+    if ((r = rt_args_value(a, "--label-column", &v)) != 0)
+        return r < 0 ? -1 : parse_column(a, v, &o->label_column);
+    if ((r = rt_args_value(a, "--val-split", &v)) != 0) {
+        if (r < 0 || rt_parse_double(a, "--val-split", v, &o->val_split))
+            return -1;
+        if (o->val_split <= 0 || o->val_split >= 1) {
+            rt_args_error(a, "--val-split: expected a fraction between 0 and 1, got '%s'", v);
+            return -1;
+        }
+        return 1;
+    }
+    return 0;
+}
+
 /* One flag at a->i: 1 if it was recognized, 0 if not, -1 on a bad value. */
 static int parse_flag(const rt_model *m, rt_args *a, Opts *o)
 {
@@ -134,8 +225,10 @@ static int parse_flag(const rt_model *m, rt_args *a, Opts *o)
         a->i++;
         return 1;
     }
-    if ((r = rt_args_value(a, "--steps", &v)) != 0)
+    if ((r = rt_args_value(a, "--steps", &v)) != 0) {
+        o->steps_given = 1;
         return r < 0 ? -1 : rt_parse_posint(a, "--steps", v, &o->steps) ? -1 : 1;
+    }
     if ((r = rt_args_value(a, "--print-every", &v)) != 0)
         return r < 0 ? -1 : rt_parse_posint(a, "--print-every", v, &o->print_every) ? -1 : 1;
     if ((r = rt_args_value(a, "--threads", &v)) != 0)
@@ -151,7 +244,8 @@ static int parse_flag(const rt_model *m, rt_args *a, Opts *o)
         size_t offset;
     } path_flags[] = {{"--checkpoint", offsetof(Opts, checkpoint)},
                       {"--resume", offsetof(Opts, resume)},
-                      {"--export", offsetof(Opts, export_dir)}};
+                      {"--export", offsetof(Opts, export_dir)},
+                      {"--log", offsetof(Opts, log)}};
     for (size_t k = 0; k < sizeof path_flags / sizeof *path_flags; k++) {
         if ((r = rt_args_value(a, path_flags[k].flag, &v)) == 0)
             continue;
@@ -211,18 +305,26 @@ static int parse_flag(const rt_model *m, rt_args *a, Opts *o)
         return r < 0 ? -1 : rt_parse_double(a, "--gamma", v, &o->schedule.gamma) ? -1 : 1;
     if ((r = rt_args_value(a, "--min-lr", &v)) != 0)
         return r < 0 ? -1 : rt_parse_double(a, "--min-lr", v, &o->schedule.min_lr) ? -1 : 1;
-    if ((r = rt_args_value(a, "--data", &v)) != 0) {
-        if (r < 0)
-            return -1;
-        const char *eq = strchr(v, '=');
-        if (!eq || eq == v || eq[1] == '\0') {
-            rt_args_error(a, "--data: expected NAME=FILE.npy, got '%s'", v);
-            return -1;
-        }
-        o->data[o->n_data++] = v;
-        return 1;
-    }
-    return 0;
+    return parse_data_flag(a, o);
+}
+
+/* Flags that cannot go together, or need another: why, or NULL. */
+static const char *conflict(const Opts *o)
+{
+    int validation = o->n_val || o->val_split > 0;
+    if (o->save_every && !o->checkpoint)
+        return "--save-every needs --checkpoint FILE to say where to save";
+    if (o->epochs && o->steps_given)
+        return "--epochs and --steps both set how long to train; give one";
+    if (o->epochs && !o->n_data)
+        return "--epochs needs --data: an epoch is one pass over the data files";
+    if (o->n_val && o->val_split > 0)
+        return "--val and --val-split both give validation data; give one";
+    if (validation && !o->n_data)
+        return o->n_val ? "--val needs --data to train on" : "--val-split needs --data to split";
+    if (o->eval_every && !validation)
+        return "--eval-every needs validation data: --val-split F or --val NAME=FILE";
+    return NULL;
 }
 
 /* 0, or 2 after a message. --help anywhere wins over later flags. */
@@ -237,44 +339,106 @@ static int parse(const rt_model *m, rt_args *a, Opts *o)
             return 2;
         }
     }
-    if (!o->help && o->save_every && !o->checkpoint) {
-        rt_args_error(a, "--save-every needs --checkpoint FILE to say where to save");
+    const char *why = o->help ? NULL : conflict(o);
+    if (why) {
+        rt_args_error(a, "%s", why);
         return 2;
     }
     return 0;
 }
 
-/* Loads every --data file; 0, or 1 after a message. */
-static int bind_all(const rt_model *m, const char *prog, const Opts *o, uint64_t seed, rt_data *d)
+static const char *nonfinite_name(double v) { return isnan(v) ? "nan" : v > 0 ? "inf" : "-inf"; }
+
+/* The progress bar: stderr, a terminal only, redrawn in place with '\r' at
+ * most every 100 ms. It owns the line while shown, so anything else
+ * printed to the terminal clears it first (bar_clear). */
+typedef struct {
+    int on, shown;
+    long first, total;     /* this run trains steps first+1 .. total */
+    double t0, drawn;      /* ms */
+    double loss_sum, loss; /* loss: the mean over the steps since the last redraw */
+    long loss_n;
+} Progress;
+
+static void bar_start(Progress *p, long first, long total)
 {
-    char err[1024];
-    for (int k = 0; k < o->n_data; k++) {
-        const char *eq = strchr(o->data[k], '=');
-        size_t n = (size_t)(eq - o->data[k]);
-        char *name = rt_malloc(n + 1); /* callers may pass string literals */
-        memcpy(name, o->data[k], n);
-        name[n] = '\0';
-        int rc = rt_data_bind(d, m, name, eq + 1, err, sizeof err);
-        free(name);
-        if (rc) {
-            fprintf(stderr, "%s: %s\n", prog, err);
-            return 1;
-        }
-    }
-    if (rt_data_finish(d, m, err, sizeof err)) {
-        fprintf(stderr, "%s: %s\n", prog, err);
-        return 1;
-    }
-    if (d->n)
-        fprintf(stderr, "%s: %ld rows: %ld minibatches of %d, %ld rows dropped\n", prog, d->rows,
-                d->nbatches, m->batch, d->rows - d->nbatches * m->batch);
-    else
-        fprintf(stderr, "%s: no --data: training on one random batch (seed %llu)\n", prog,
-                (unsigned long long)seed);
-    return 0;
+    double now = rt_now_ms();
+    *p = (Progress){.on = isatty(fileno(stderr)) && !getenv("GRADC_NO_PROGRESS"),
+                    .first = first,
+                    .total = total,
+                    .t0 = now,
+                    .drawn = now,
+                    .loss = NAN};
 }
 
-static const char *nonfinite_name(double v) { return isnan(v) ? "nan" : v > 0 ? "inf" : "-inf"; }
+/* "1:05" or "2:01:05". */
+static void format_time(char *buf, size_t n, double seconds)
+{
+    if (!(seconds < 1e8)) {
+        snprintf(buf, n, "?");
+        return;
+    }
+    long s = (long)(seconds + 0.5);
+    if (s >= 3600)
+        snprintf(buf, n, "%ld:%02ld:%02ld", s / 3600, s / 60 % 60, s % 60);
+    else
+        snprintf(buf, n, "%ld:%02ld", s / 60, s % 60);
+}
+
+static void bar_draw(Progress *p, long n)
+{
+    double now = rt_now_ms(), secs = (now - p->t0) / 1000;
+    double rate = secs > 0 ? (double)(n - p->first) / secs : 0;
+    char bar[21], eta[32];
+    int fill = (int)(20 * n / p->total);
+    for (int i = 0; i < 20; i++)
+        bar[i] = i < fill ? '#' : '.';
+    bar[20] = '\0';
+    format_time(eta, sizeof eta, rate > 0 ? (double)(p->total - n) / rate : INFINITY);
+    if (p->loss_n) {
+        p->loss = p->loss_sum / (double)p->loss_n;
+        p->loss_sum = 0;
+        p->loss_n = 0;
+    }
+    /* \033[K erases what a longer previous bar left at the end of the line. */
+    fprintf(stderr, "\r[%s] %3d%%  %ld/%ld steps  %.*f steps/s  ETA %s  loss %.4g\033[K", bar,
+            (int)(100 * n / p->total), n, p->total, rate < 100 ? 1 : 0, rate, eta, p->loss);
+    p->shown = 1;
+    p->drawn = now;
+}
+
+static void bar_tick(Progress *p, long n, double loss)
+{
+    if (!p->on)
+        return;
+    p->loss_sum += loss;
+    p->loss_n++;
+    if (rt_now_ms() - p->drawn >= 100)
+        bar_draw(p, n);
+}
+
+static void bar_clear(Progress *p)
+{
+    if (p->shown)
+        fputs("\r\033[K", stderr);
+    p->shown = 0;
+}
+
+/* The finished bar stays on the terminal, on a line of its own. */
+static void bar_end(Progress *p, long n)
+{
+    if (!p->on)
+        return;
+    bar_draw(p, n);
+    fputc('\n', stderr);
+    p->shown = 0;
+}
+
+/* A validation score; a loss only when there is a full validation batch. */
+typedef struct {
+    int has_loss, has_accuracy;
+    double loss, accuracy;
+} Score;
 
 /* One run: where it started, and the last checkpoint known to be good. */
 typedef struct {
@@ -283,11 +447,223 @@ typedef struct {
     const Opts *o;
     uint64_t seed;    /* --seed, or the resumed checkpoint's */
     long start;       /* steps done before this run: 0, or the checkpoint's */
+    long steps;       /* where it ends: --steps, or --epochs times the minibatches */
     const char *good; /* the last checkpoint saved or resumed from, or NULL */
     long good_step;
     long saved_at;      /* the step this run last saved at, or -1 */
     char fallback[300]; /* NAME.ckpt, where Ctrl-C saves without --checkpoint */
+    rt_data *d, *val;   /* val->n is 0 without validation data */
+    long eval_every;    /* 0: never */
+    /* A classifier's output [batch, C] and its labels in [0, C), or NULL. */
+    const rt_tensor *scores, *labels;
+    FILE *log;
+    double loss_sum; /* the training losses since the last log row */
+    long loss_n;
+    double t0; /* ms, when the run began */
+    Progress bar;
 } Trainer;
+
+/* A classifier has an output [batch, C] and an int32 input of one label
+ * per row with classes == C: accuracy is then defined. */
+static void find_classifier(Trainer *t)
+{
+    const rt_model *m = t->m;
+    for (int i = 0; i < m->n_outputs; i++) {
+        const rt_tensor *o = &m->outputs[i];
+        if (o->rank != 2 || o->shape[0] != m->batch || o->shape[1] < 1)
+            continue;
+        for (int k = 0; k < m->n_inputs; k++) {
+            const rt_tensor *in = &m->inputs[k];
+            if (in->dtype == RT_I32 && in->classes == o->shape[1] && in->size == m->batch) {
+                t->scores = o;
+                t->labels = in;
+                return;
+            }
+        }
+    }
+}
+
+/* Loads --data (and --val) NAME=FILE arguments into d; 0, or -1 with err. */
+static int bind_list(const rt_model *m, rt_data *d, int n, const char **args, char *err,
+                     size_t errlen)
+{
+    for (int k = 0; k < n; k++) {
+        const char *eq = strchr(args[k], '=');
+        size_t len = (size_t)(eq - args[k]);
+        char *name = rt_malloc(len + 1); /* callers may pass string literals */
+        memcpy(name, args[k], len);
+        name[len] = '\0';
+        int rc = rt_data_bind(d, m, name, eq + 1, err, errlen);
+        free(name);
+        if (rc)
+            return -1;
+    }
+    return rt_data_finish(d, m, err, errlen);
+}
+
+/* What the run will train and evaluate on, said on stderr. */
+static void describe_data(const Trainer *t)
+{
+    const rt_data *d = t->d, *v = t->val;
+    int batch = t->m->batch;
+    if (!d->n) {
+        fprintf(stderr, "%s: no --data: training on one random batch (seed %llu)\n", t->prog,
+                (unsigned long long)t->seed);
+        return;
+    }
+    fprintf(stderr,
+            "%s: %ld training rows: %ld minibatches of %d an epoch, %s, %ld rows left out\n",
+            t->prog, d->rows, d->nbatches, batch,
+            d->shuffle ? "shuffled each epoch" : "in file order", d->rows - d->nbatches * batch);
+    if (v->n)
+        fprintf(stderr, "%s: %ld validation rows (%s): loss over %ld full minibatches%s\n", t->prog,
+                v->rows, t->o->n_val ? "--val" : "the last of the --data files", v->nbatches,
+                t->scores ? ", accuracy over every row" : "");
+}
+
+/* Loads the training and validation data; 0, or 1 after a message. */
+static int bind_all(Trainer *t)
+{
+    const rt_model *m = t->m;
+    const Opts *o = t->o;
+    rt_data *d = t->d, *v = t->val;
+    char err[1024];
+    d->label_column = v->label_column = o->label_column;
+    v->flag = "--val";
+    v->min_rows = 1; /* the partial batch is evaluated too */
+    if (bind_list(m, d, o->n_data, o->data, err, sizeof err) ||
+        bind_list(m, v, o->n_val, o->val, err, sizeof err) ||
+        (o->val_split > 0 && rt_data_split(d, v, m, o->val_split, err, sizeof err))) {
+        fprintf(stderr, "%s: %s\n", t->prog, err);
+        return 1;
+    }
+    d->shuffle = !o->no_shuffle;
+    d->seed = t->seed;
+    if (v->n)
+        find_classifier(t);
+    if (v->n && v->nbatches == 0 && !t->scores) {
+        fprintf(stderr,
+                "%s: %s: %ld validation rows, fewer than the batch %d, and model %s is no "
+                "classifier, so there is nothing to score; give at least %d rows\n",
+                t->prog, o->n_val ? "--val" : "--val-split", v->rows, m->batch, m->name, m->batch);
+        return 1;
+    }
+    t->eval_every = o->eval_every ? o->eval_every : v->n ? d->nbatches : 0;
+    describe_data(t);
+    return 0;
+}
+
+/* Rows 0..n-1 whose highest output (the first, on a tie) is at the label. */
+static long count_right(const rt_model *m, const rt_tensor *scores, const rt_tensor *labels, long n)
+{
+    long c = scores->shape[1], right = 0;
+    for (long r = 0; r < n; r++) {
+        long best = 0;
+        for (long k = 1; k < c; k++)
+            if (rt_get(m, scores, r * c + k) > rt_get(m, scores, r * c + best))
+                best = k;
+        right += best == (long)rt_get(m, labels, r);
+    }
+    return right;
+}
+
+/* The loss over the full validation batches and the accuracy over all
+ * rows, in file order. Both overwrite the inputs, and loss_and_grad the
+ * gradient buffer: harmless, since the next step loads its minibatch and
+ * computes its gradient before reading either. */
+static Score score(const Trainer *t)
+{
+    const rt_model *m = t->m;
+    const rt_data *v = t->val;
+    Score s = {.has_loss = v->nbatches > 0, .has_accuracy = t->scores != NULL};
+    double sum = 0;
+    for (long j = 0; j < v->nbatches; j++) {
+        rt_data_load_rows(v, m, j * m->batch, m->batch);
+        sum += m->loss_and_grad();
+    }
+    s.loss = s.has_loss ? sum / (double)v->nbatches : NAN;
+    if (!s.has_accuracy)
+        return s;
+    long right = 0;
+    for (long first = 0; first < v->rows; first += m->batch) {
+        long n = v->rows - first < m->batch ? v->rows - first : m->batch;
+        rt_data_load_rows(v, m, first, n);
+        m->forward((int)n);
+        right += count_right(m, t->scores, t->labels, n);
+    }
+    s.accuracy = (double)right / (double)v->rows;
+    return s;
+}
+
+/* A result line on stdout, the bar cleared first; flushed while the bar is
+ * on, so the two streams never interleave on a shared terminal. */
+static void say(Trainer *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void say(Trainer *t, const char *fmt, ...)
+{
+    va_list ap;
+    bar_clear(&t->bar);
+    va_start(ap, fmt);
+    vprintf(fmt, ap);
+    va_end(ap);
+    if (t->bar.on)
+        fflush(stdout);
+}
+
+static int open_log(Trainer *t)
+{
+    t->log = fopen(t->o->log, "w");
+    if (!t->log) {
+        fprintf(stderr, "%s: --log %s: cannot create it: %s\n", t->prog, t->o->log,
+                strerror(errno));
+        return 1;
+    }
+    fputs("step,epoch,lr,train_loss,val_loss,val_accuracy,seconds\n", t->log);
+    fflush(t->log);
+    return 0;
+}
+
+/* One row of --log; s is NULL without validation data. Flushed, so a run
+ * that dies keeps its rows and a plot can follow a run still going. */
+static void log_row(Trainer *t, long n, const Score *s)
+{
+    FILE *f = t->log;
+    if (!f)
+        return;
+    fprintf(f, "%ld,", n);
+    if (t->d->n)
+        fprintf(f, "%.9g", (double)n / (double)t->d->nbatches);
+    fprintf(f, ",%.9g,", rt_lr_at(&t->o->schedule, t->o->hyper.lr, n, t->steps));
+    if (t->loss_n)
+        fprintf(f, "%.9g", t->loss_sum / (double)t->loss_n);
+    fputc(',', f);
+    if (s && s->has_loss)
+        fprintf(f, "%.9g", s->loss);
+    fputc(',', f);
+    if (s && s->has_accuracy)
+        fprintf(f, "%.9g", s->accuracy);
+    fprintf(f, ",%.3f\n", (rt_now_ms() - t->t0) / 1000);
+    t->loss_sum = 0;
+    t->loss_n = 0;
+    if (fflush(f) != 0 || ferror(f)) {
+        bar_clear(&t->bar);
+        fprintf(stderr, "%s: --log %s: cannot write: %s; training goes on without it\n", t->prog,
+                t->o->log, strerror(errno));
+        fclose(f);
+        t->log = NULL;
+    }
+}
+
+static void evaluate(Trainer *t, long n)
+{
+    Score s = score(t);
+    char loss[64] = "", acc[64] = "";
+    if (s.has_loss)
+        snprintf(loss, sizeof loss, " loss %.9g", s.loss);
+    if (s.has_accuracy)
+        snprintf(acc, sizeof acc, " accuracy %.9g", s.accuracy);
+    say(t, "eval step %ld%s%s\n", n, loss, acc);
+    log_row(t, n, &s);
+}
 
 /* The handler only records the signal; the loop acts between steps.
  * SA_RESETHAND makes a second Ctrl-C kill at once, for a step that never
@@ -333,8 +709,9 @@ static double first_nonfinite_param(const rt_model *m)
 
 /* "PROG: WHAT; last good checkpoint: F (step k)", the end of a run that
  * diverged, naming where to go back to. */
-static void diverged(const Trainer *t, const char *what)
+static void diverged(Trainer *t, const char *what)
 {
+    bar_clear(&t->bar);
     if (t->good)
         fprintf(stderr, "%s: %s; last good checkpoint: %s (step %ld)\n", t->prog, what, t->good,
                 t->good_step);
@@ -354,6 +731,7 @@ static int save(Trainer *t, const char *path, long step)
         return 1;
     }
     if (rt_checkpoint_save(t->m, path, step, t->seed, err, sizeof err)) {
+        bar_clear(&t->bar);
         fprintf(stderr, "%s: %s\n", t->prog, err);
         return 1;
     }
@@ -368,6 +746,7 @@ static int save(Trainer *t, const char *path, long step)
 static int interrupted(Trainer *t, long n)
 {
     const char *path = t->o->checkpoint ? t->o->checkpoint : t->fallback;
+    bar_clear(&t->bar);
     if (t->saved_at != n && save(t, path, n)) {
         fprintf(stderr, "%s: interrupted at step %ld; no checkpoint saved\n", t->prog, n);
         return 130;
@@ -377,18 +756,32 @@ static int interrupted(Trainer *t, long n)
     return 130;
 }
 
-static int run(Trainer *t, const rt_data *d)
+/* The stdout line of a step, and without validation data the log row. */
+static void report_step(Trainer *t, long n, double loss)
+{
+    t->loss_sum += loss;
+    t->loss_n++;
+    if (n == 1 || n == t->steps || n % t->o->print_every == 0) {
+        say(t, "step %ld loss %.9g\n", n, loss);
+        if (!t->val->n)
+            log_row(t, n, NULL);
+    }
+}
+
+static int run(Trainer *t)
 {
     const rt_model *m = t->m;
     const Opts *o = t->o;
     rt_hyper h = o->hyper;
     char what[160];
     double ms = 0;
-    for (long n = t->start + 1; n <= o->steps; n++) {
-        if (d->n)
-            rt_data_load(d, m, n);
+    t->t0 = rt_now_ms();
+    bar_start(&t->bar, t->start, t->steps);
+    for (long n = t->start + 1; n <= t->steps; n++) {
+        if (t->d->n)
+            rt_data_load(t->d, m, n);
         h.step = n;
-        h.lr = rt_lr_at(&o->schedule, o->hyper.lr, n, o->steps);
+        h.lr = rt_lr_at(&o->schedule, o->hyper.lr, n, t->steps);
         double t0 = rt_now_ms();
         double loss = m->train_step(&h);
         ms += rt_now_ms() - t0;
@@ -397,23 +790,29 @@ static int run(Trainer *t, const rt_data *d)
             diverged(t, what);
             return 1;
         }
-        if (n == 1 || n == o->steps || n % o->print_every == 0)
-            printf("step %ld loss %.9g\n", n, loss);
-        /* The last step's save waits for the final loss below. */
-        if (o->save_every && n % o->save_every == 0 && n != o->steps && save(t, o->checkpoint, n))
+        report_step(t, n, loss);
+        /* The last step's evaluation and save wait for the final loss,
+         * which is the last training batch's. */
+        if (t->eval_every && n % t->eval_every == 0 && n != t->steps)
+            evaluate(t, n);
+        if (o->save_every && n % o->save_every == 0 && n != t->steps && save(t, o->checkpoint, n))
             return 1;
         if (stop_signal)
             return interrupted(t, n);
+        bar_tick(&t->bar, n, loss);
     }
+    bar_end(&t->bar, t->steps);
     double final = m->loss_and_grad();
     if (!isfinite(final)) {
-        snprintf(what, sizeof what, "loss is %s after step %ld", nonfinite_name(final), o->steps);
+        snprintf(what, sizeof what, "loss is %s after step %ld", nonfinite_name(final), t->steps);
         diverged(t, what);
         return 1;
     }
-    printf("final loss %.9g  %.4g ms/step\n", final, ms / (double)(o->steps - t->start));
+    printf("final loss %.9g  %.4g ms/step\n", final, ms / (double)(t->steps - t->start));
+    if (t->val->n)
+        evaluate(t, t->steps);
     fflush(stdout);
-    return o->checkpoint ? save(t, o->checkpoint, o->steps) : 0;
+    return o->checkpoint ? save(t, o->checkpoint, t->steps) : 0;
 }
 
 /* Parameters from the seed and the optimizer at rest, or both from
@@ -445,25 +844,39 @@ static int begin(Trainer *t)
     return 0;
 }
 
-/* Binds the data and trains from t->start; 0, 1 or 130. */
-static int train(Trainer *t, rt_data *d)
+/* Binds the data and trains from t->start; 0, 1 or 130. The data come
+ * first: --epochs counts its minibatches. */
+static int train(Trainer *t)
 {
-    if (t->start >= t->o->steps) {
-        fprintf(stderr,
-                "%s: %s is at step %ld, and --steps is %ld: nothing to train (a larger "
-                "--steps trains on)\n",
-                t->prog, t->o->resume, t->start, t->o->steps);
-        return 0;
-    }
-    int rc = bind_all(t->m, t->prog, t->o, t->seed, d);
+    const Opts *o = t->o;
+    int rc = bind_all(t);
     if (rc)
         return rc;
-    if (d->n == 0)
+    t->steps = o->epochs ? o->epochs * t->d->nbatches : o->steps;
+    if (t->start >= t->steps) {
+        if (o->epochs)
+            fprintf(stderr,
+                    "%s: %s is at step %ld, and --epochs %ld is %ld steps: nothing to train (a "
+                    "larger --epochs trains on)\n",
+                    t->prog, o->resume, t->start, o->epochs, t->steps);
+        else
+            fprintf(stderr,
+                    "%s: %s is at step %ld, and --steps is %ld: nothing to train (a larger "
+                    "--steps trains on)\n",
+                    t->prog, o->resume, t->start, t->steps);
+        return 0;
+    }
+    if (t->d->n == 0)
         rt_random_inputs(t->m, t->seed);
+    if (o->log && open_log(t))
+        return 1;
     Handlers old;
     catch_stops(&old);
-    rc = run(t, d);
+    rc = run(t);
     restore_stops(&old);
+    if (t->log)
+        fclose(t->log);
+    t->log = NULL;
     return rc;
 }
 
@@ -486,27 +899,33 @@ int rt_train_main(const rt_model *m, int argc, char **argv)
               .print_every = 10,
               .threads = 1,
               .seed = 1,
+              .label_column = -1,
               .hyper = m->hyper,
               .schedule = {.gamma = 0.1}};
     o.data = rt_malloc(sizeof *o.data * (size_t)(argc > 0 ? argc : 1));
+    o.val = rt_malloc(sizeof *o.val * (size_t)(argc > 0 ? argc : 1));
     rt_args a = {prog, argc, argv, 1};
-    rt_data d;
+    rt_data d, val;
     rt_data_init(&d);
+    rt_data_init(&val);
     int rc = parse(m, &a, &o);
     if (rc == 0 && o.help)
         usage(m, prog);
     if (rc == 0 && !o.help) {
-        Trainer t = {.m = m, .prog = prog, .o = &o, .seed = o.seed, .saved_at = -1};
+        Trainer t = {
+            .m = m, .prog = prog, .o = &o, .seed = o.seed, .saved_at = -1, .d = &d, .val = &val};
         snprintf(t.fallback, sizeof t.fallback, "%s.ckpt", m->name);
         openblas_set_num_threads((int)o.threads);
         rc = begin(&t);
         if (rc == 0)
-            rc = train(&t, &d);
+            rc = train(&t);
         if (rc == 0 && o.export_dir)
             rc = export_params(&t);
     }
     rt_data_free(&d);
+    rt_data_free(&val);
     free(o.data);
+    free(o.val);
     fflush(stdout);
     return rc;
 }

@@ -9,10 +9,14 @@
  * build with an int32 label input (memory access and data binding), and
  * linear regression with momentum, whose optimizer state a checkpoint must
  * carry, with hooks that raise a signal or poison the parameters at a
- * chosen step.
+ * chosen step; a classifier whose output is a copy of its input (so its
+ * argmaxes, and the accuracy, are known) and which counts the rows each
+ * step trains on; and the digits data's shape, for binding only.
  * .npy files are also written by numpy and read back by numpy, so the
  * format is checked against the reference, not against ourselves.
  */
+/* posix_openpt and friends: the progress bar needs a terminal to appear. */
+#define _XOPEN_SOURCE 700
 #include <check.h>
 #include <fcntl.h>
 #include <math.h>
@@ -339,6 +343,132 @@ static const rt_model mom_model = {.name = "mom",
                                    .hyper = {.lr = 0.02, .momentum = 0.9},
                                    .loss_and_grad = mom_loss_and_grad,
                                    .train_step = mom_train_step};
+
+/* ---- a classifier: out = s, loss = sum_bj s_bj w_j + sum_b label_b ---- */
+
+enum { CB = 4, CC = 3 };
+enum { C_S = 0, C_OUT = 12, C_W = 24, C_DW = 27, C_LOSS = 30, C_ARENA = 31 };
+static double c_arena[C_ARENA];
+static int32_t c_iarena[CB];
+/* How many times train_step saw row r, for rows whose s[0] is the id r. */
+static long c_trained[64];
+
+/* dL/dw_j = sum_b s_bj */
+static double cls_loss_and_grad(void)
+{
+    double loss = 0;
+    for (int j = 0; j < CC; j++)
+        c_arena[C_DW + j] = 0;
+    for (int b = 0; b < CB; b++) {
+        loss += c_iarena[b];
+        for (int j = 0; j < CC; j++) {
+            loss += c_arena[C_S + b * CC + j] * c_arena[C_W + j];
+            c_arena[C_DW + j] += c_arena[C_S + b * CC + j];
+        }
+    }
+    c_arena[C_LOSS] = loss;
+    return loss;
+}
+
+static double cls_train_step(const rt_hyper *h)
+{
+    double loss = cls_loss_and_grad();
+    for (int b = 0; b < CB; b++) {
+        double id = c_arena[C_S + b * CC];
+        if (id >= 0 && id < 64 && id == floor(id))
+            c_trained[(int)id]++;
+    }
+    for (int j = 0; j < CC; j++)
+        c_arena[C_W + j] -= h->lr * c_arena[C_DW + j];
+    return loss;
+}
+
+/* The first rows rows of s, the rest zero, as generated code leaves them. */
+static void cls_forward(int rows)
+{
+    for (int i = 0; i < CB * CC; i++)
+        c_arena[C_OUT + i] = i < rows * CC ? c_arena[C_S + i] : 0;
+}
+
+static const rt_tensor c_inputs[] = {
+    {.name = "s", .dtype = RT_F64, .rank = 2, .shape = {CB, CC}, .size = CB * CC, .offset = C_S},
+    {.name = "label",
+     .dtype = RT_I32,
+     .rank = 1,
+     .shape = {CB},
+     .size = CB,
+     .offset = 0,
+     .classes = CC},
+};
+static const rt_tensor c_params[] = {
+    {.name = "w",
+     .dtype = RT_F64,
+     .rank = 1,
+     .shape = {CC},
+     .size = CC,
+     .offset = C_W,
+     .init = RT_INIT_CONST,
+     .init_a = 1},
+};
+static const rt_tensor c_grads[] = {
+    {.name = "d_w", .dtype = RT_F64, .rank = 1, .shape = {CC}, .size = CC, .offset = C_DW},
+};
+static const rt_tensor c_outputs[] = {
+    {.name = "out",
+     .dtype = RT_F64,
+     .rank = 2,
+     .shape = {CB, CC},
+     .size = CB * CC,
+     .offset = C_OUT},
+};
+static const rt_model cls_model = {.name = "cls",
+                                   .source = "cls.lua",
+                                   .batch = CB,
+                                   .real = RT_F64,
+                                   .arena = c_arena,
+                                   .iarena = c_iarena,
+                                   .arena_size = C_ARENA,
+                                   .iarena_size = CB,
+                                   .n_inputs = 2,
+                                   .n_params = 1,
+                                   .n_outputs = 1,
+                                   .inputs = c_inputs,
+                                   .params = c_params,
+                                   .grads = c_grads,
+                                   .outputs = c_outputs,
+                                   .params_offset = C_W,
+                                   .grads_offset = C_DW,
+                                   .n_param_elems = CC,
+                                   .loss_offset = C_LOSS,
+                                   .optimizer = RT_OPT_SGD,
+                                   .hyper = {.lr = 0.1},
+                                   .loss_and_grad = cls_loss_and_grad,
+                                   .train_step = cls_train_step,
+                                   .forward = cls_forward};
+
+/* ---- the digits data's shape (64 pixels, 10 classes): binding only ---- */
+
+static float dg_arena[64 * 64];
+static int32_t dg_iarena[64];
+static const rt_tensor dg_inputs[] = {
+    {.name = "x", .dtype = RT_F32, .rank = 2, .shape = {64, 64}, .size = 64 * 64, .offset = 0},
+    {.name = "labels",
+     .dtype = RT_I32,
+     .rank = 1,
+     .shape = {64},
+     .size = 64,
+     .offset = 0,
+     .classes = 10},
+};
+static const rt_model digits_model = {.name = "digits",
+                                      .batch = 64,
+                                      .real = RT_F32,
+                                      .arena = dg_arena,
+                                      .iarena = dg_iarena,
+                                      .arena_size = 64 * 64,
+                                      .iarena_size = 64,
+                                      .n_inputs = 2,
+                                      .inputs = dg_inputs};
 
 /* ---- helpers ---- */
 
@@ -958,27 +1088,29 @@ START_TEST(test_bind_csv_and_idx)
         fprintf(f, "%d.5,%d,%d,%d\n", r, 10 + r, 20 + r, r % 3);
     ck_assert_int_eq(fclose(f), 0);
     rt_array x, y;
-    ck_assert_msg(rt_input_load(&float_model, &f_inputs[0], tmp("t.csv"), -1, 4, &x, err,
-                                sizeof err) == 0, "%s", err);
+    ck_assert_msg(
+        rt_input_load(&float_model, &f_inputs[0], tmp("t.csv"), -1, 4, &x, err, sizeof err) == 0,
+        "%s", err);
     ck_assert_int_eq(x.shape[0], 5);
     ck_assert_int_eq(x.shape[1], 3);
     ck_assert_float_eq(((float *)x.data)[3], 1.5f);
     ck_assert_float_eq(((float *)x.data)[14], 24.0f);
-    ck_assert_msg(rt_input_load(&float_model, &f_inputs[1], tmp("t.csv"), -1, 4, &y, err,
-                                sizeof err) == 0, "%s", err);
+    ck_assert_msg(
+        rt_input_load(&float_model, &f_inputs[1], tmp("t.csv"), -1, 4, &y, err, sizeof err) == 0,
+        "%s", err);
     ck_assert_int_eq(((int32_t *)y.data)[4], 1);
     rt_array_free(&x);
     rt_array_free(&y);
     /* label column 1: now the features are the last three columns */
-    ck_assert_int_eq(rt_input_load(&float_model, &f_inputs[1], tmp("t.csv"), 1, 4, &y, err,
-                                   sizeof err), -1);
+    ck_assert_int_eq(
+        rt_input_load(&float_model, &f_inputs[1], tmp("t.csv"), 1, 4, &y, err, sizeof err), -1);
     ck_assert_ptr_nonnull(strstr(err, "column 1 is 0.5, not an integer label"));
     /* too few rows for the batch, and a format gradc does not read */
-    ck_assert_int_eq(rt_input_load(&float_model, &f_inputs[0], tmp("t.csv"), -1, 6, &x, err,
-                                   sizeof err), -1);
+    ck_assert_int_eq(
+        rt_input_load(&float_model, &f_inputs[0], tmp("t.csv"), -1, 6, &x, err, sizeof err), -1);
     ck_assert_ptr_nonnull(strstr(err, "with at least 6 rows"));
-    ck_assert_int_eq(rt_input_load(&float_model, &f_inputs[0], tmp("t.json"), -1, 4, &x, err,
-                                   sizeof err), -1);
+    ck_assert_int_eq(
+        rt_input_load(&float_model, &f_inputs[0], tmp("t.json"), -1, 4, &x, err, sizeof err), -1);
     ck_assert_ptr_nonnull(strstr(err, "t.json: not a data file gradc reads"));
     unsigned char idx[4 + 12 + 15] = {0, 0, 0x08, 3, 0, 0, 0, 5, 0, 0, 0, 3, 0, 0, 0, 1};
     for (int i = 0; i < 15; i++)
@@ -986,8 +1118,9 @@ START_TEST(test_bind_csv_and_idx)
     f = fopen(tmp("x-ubyte"), "wb");
     ck_assert_uint_eq(fwrite(idx, 1, sizeof idx, f), sizeof idx);
     ck_assert_int_eq(fclose(f), 0);
-    ck_assert_msg(rt_input_load(&float_model, &f_inputs[0], tmp("x-ubyte"), -1, 4, &x, err,
-                                sizeof err) == 0, "%s", err);
+    ck_assert_msg(
+        rt_input_load(&float_model, &f_inputs[0], tmp("x-ubyte"), -1, 4, &x, err, sizeof err) == 0,
+        "%s", err);
     ck_assert_int_eq(x.rank, 2);
     ck_assert_int_eq(x.shape[1], 3);
     ck_assert_float_eq(((float *)x.data)[14], 14.0f);
@@ -1109,6 +1242,180 @@ START_TEST(test_bind_batches_cycle)
     }
     rt_data_free(&d);
     remove_tmpdir();
+}
+END_TEST
+
+/* rows rows for linreg: x row r is (3r, 3r+1, 3r+2) and y row r is 100 + r,
+ * so a loaded row names itself; bound into d (initialized here). */
+static void bind_numbered(rt_data *d, int rows)
+{
+    char err[512];
+    double *x = malloc(sizeof *x * (size_t)rows * 3), *y = malloc(sizeof *y * (size_t)rows);
+    for (int i = 0; i < rows * 3; i++)
+        x[i] = i;
+    for (int r = 0; r < rows; r++)
+        y[r] = 100 + r;
+    write_f64(tmp("x.npy"), 2, (long[]){rows, 3}, x);
+    write_f64(tmp("y.npy"), 2, (long[]){rows, 1}, y);
+    free(x), free(y);
+    rt_data_init(d);
+    ck_assert_int_eq(rt_data_bind(d, &linreg_model, "x", tmp("x.npy"), err, sizeof err), 0);
+    ck_assert_int_eq(rt_data_bind(d, &linreg_model, "y", tmp("y.npy"), err, sizeof err), 0);
+    ck_assert_msg(rt_data_finish(d, &linreg_model, err, sizeof err) == 0, "%s", err);
+}
+
+/* The row in lr_arena's batch row b, after checking that x and y agree. */
+static long loaded_row(int b)
+{
+    long r = (long)lr_arena[X_OFF + b * 3] / 3;
+    ck_assert_double_eq(lr_arena[X_OFF + b * 3 + 2], 3 * r + 2);
+    ck_assert_double_eq(lr_arena[Y_OFF + b], 100 + r);
+    return r;
+}
+
+START_TEST(test_bind_shuffle)
+{
+    make_tmpdir();
+    rt_data d, d2;
+    bind_numbered(&d, 10); /* two minibatches of 4 an epoch, 2 rows sit out */
+    d.shuffle = 1;
+    d.seed = 7;
+    int used[10] = {0};
+    long epoch0[8];
+    for (long e = 0; e < 5; e++) {
+        long rows[8];
+        int seen[10] = {0};
+        for (int j = 0; j < 2; j++) {
+            rt_data_load(&d, &linreg_model, 2 * e + j + 1);
+            for (int b = 0; b < 4; b++) {
+                long r = loaded_row(b);
+                ck_assert(r >= 0 && r < 10);
+                rows[4 * j + b] = r;
+                seen[r]++;
+                used[r]++;
+            }
+        }
+        for (int r = 0; r < 10; r++)
+            ck_assert_int_le(seen[r], 1); /* each training row at most once an epoch */
+        /* The epoch's order is a permutation, and the batches are its head. */
+        const long *order = rt_data_order(&d, e);
+        int count[10] = {0};
+        for (int i = 0; i < 10; i++)
+            count[order[i]]++;
+        for (int r = 0; r < 10; r++)
+            ck_assert_int_eq(count[r], 1);
+        ck_assert_mem_eq(rows, order, sizeof rows);
+        if (e == 0)
+            memcpy(epoch0, rows, sizeof rows);
+        else if (e == 1)
+            ck_assert(memcmp(epoch0, rows, sizeof rows) != 0);
+    }
+    for (int r = 0; r < 10; r++)
+        ck_assert_int_gt(used[r], 0); /* over the epochs, every row */
+    /* The order of epoch 3 hangs on (seed, 3) only: a fresh binding that
+     * starts there (a resumed run) gets the same; another seed does not. */
+    long o3[10];
+    memcpy(o3, rt_data_order(&d, 3), sizeof o3);
+    bind_numbered(&d2, 10);
+    d2.shuffle = 1;
+    d2.seed = 7;
+    ck_assert_mem_eq(rt_data_order(&d2, 3), o3, sizeof o3);
+    rt_data_load(&d2, &linreg_model, 8); /* epoch 3, second minibatch */
+    for (int b = 0; b < 4; b++)
+        ck_assert_int_eq(loaded_row(b), o3[4 + b]);
+    rt_data_free(&d2);
+    bind_numbered(&d2, 10);
+    d2.shuffle = 1;
+    d2.seed = 8;
+    ck_assert(memcmp(rt_data_order(&d2, 3), o3, sizeof o3) != 0);
+    rt_data_free(&d2);
+    rt_data_free(&d);
+    remove_tmpdir();
+}
+END_TEST
+
+START_TEST(test_bind_val_split)
+{
+    make_tmpdir();
+    char err[512];
+    rt_data d, val;
+    bind_numbered(&d, 10);
+    rt_data_init(&val);
+    ck_assert_msg(rt_data_split(&d, &val, &linreg_model, 0.2, err, sizeof err) == 0, "%s", err);
+    ck_assert_int_eq(d.rows, 8);
+    ck_assert_int_eq(d.nbatches, 2);
+    ck_assert_int_eq(d.b[0].arr.shape[0], 8);
+    ck_assert_int_eq(val.rows, 2);
+    ck_assert_int_eq(val.nbatches, 0);
+    ck_assert_int_eq(val.n, 2);
+    /* The held-out rows are the file's last, 8 and 9, in file order. */
+    memset(lr_arena, 0, sizeof lr_arena);
+    rt_data_load_rows(&val, &linreg_model, 0, 2);
+    ck_assert_int_eq(loaded_row(0), 8);
+    ck_assert_int_eq(loaded_row(1), 9);
+    ck_assert_double_eq(lr_arena[X_OFF + 6], 0); /* rows past n untouched */
+    /* Shuffled for 50 epochs, training never sees them. */
+    d.shuffle = 1;
+    d.seed = 3;
+    int used[10] = {0};
+    for (long s = 1; s <= 100; s++) {
+        rt_data_load(&d, &linreg_model, s);
+        for (int b = 0; b < 4; b++)
+            used[loaded_row(b)]++;
+    }
+    for (int r = 0; r < 8; r++)
+        ck_assert_int_eq(used[r], 50);
+    ck_assert_int_eq(used[8] + used[9], 0);
+    rt_data_free(&d), rt_data_free(&val);
+
+    /* 0.07 * 100 is 7.000000000000001 in double: still 7 rows. */
+    bind_numbered(&d, 100);
+    ck_assert_int_eq(rt_data_split(&d, &val, &linreg_model, 0.07, err, sizeof err), 0);
+    ck_assert_int_eq(val.rows, 7);
+    ck_assert_int_eq(d.rows, 93);
+    rt_data_free(&d), rt_data_free(&val);
+    /* ceil: 0.25 of 10 holds out 3; 0.7 leaves fewer than a batch. */
+    bind_numbered(&d, 10);
+    ck_assert_int_eq(rt_data_split(&d, &val, &linreg_model, 0.25, err, sizeof err), 0);
+    ck_assert_int_eq(val.rows, 3);
+    rt_data_free(&d), rt_data_free(&val);
+    bind_numbered(&d, 10);
+    ck_assert_int_eq(rt_data_split(&d, &val, &linreg_model, 0.7, err, sizeof err), -1);
+    ck_assert_str_eq(err, "--val-split 0.7: holding out 7 of 10 rows leaves 3 to train on, fewer "
+                          "than the batch 4; use a smaller fraction");
+    rt_data_free(&d), rt_data_free(&val);
+    remove_tmpdir();
+}
+END_TEST
+
+/* The digits file: 0.2 holds out its last 360 rows, 1438-1797. */
+START_TEST(test_bind_val_split_digits)
+{
+    char err[512];
+    rt_data d, val;
+    rt_data_init(&d);
+    rt_data_init(&val);
+    ck_assert_msg(rt_data_bind(&d, &digits_model, "x", "data/digits.csv.gz", err, sizeof err) == 0,
+                  "%s", err);
+    ck_assert_msg(
+        rt_data_bind(&d, &digits_model, "labels", "data/digits.csv.gz", err, sizeof err) == 0, "%s",
+        err);
+    ck_assert_msg(rt_data_finish(&d, &digits_model, err, sizeof err) == 0, "%s", err);
+    ck_assert_int_eq(d.rows, 1797);
+    float x1438[64], x1797[64];
+    memcpy(x1438, (float *)d.b[0].arr.data + 1437 * 64, sizeof x1438);
+    memcpy(x1797, (float *)d.b[0].arr.data + 1796 * 64, sizeof x1797);
+    int32_t l1438 = ((int32_t *)d.b[1].arr.data)[1437], l1797 = ((int32_t *)d.b[1].arr.data)[1796];
+    ck_assert_int_eq(rt_data_split(&d, &val, &digits_model, 0.2, err, sizeof err), 0);
+    ck_assert_int_eq(d.rows, 1437);
+    ck_assert_int_eq(d.nbatches, 22);
+    ck_assert_int_eq(val.rows, 360);
+    ck_assert_int_eq(val.nbatches, 5);
+    ck_assert_mem_eq(val.b[0].arr.data, x1438, sizeof x1438);
+    ck_assert_mem_eq((float *)val.b[0].arr.data + 359 * 64, x1797, sizeof x1797);
+    ck_assert_int_eq(((int32_t *)val.b[1].arr.data)[0], l1438);
+    ck_assert_int_eq(((int32_t *)val.b[1].arr.data)[359], l1797);
+    rt_data_free(&d), rt_data_free(&val);
 }
 END_TEST
 
@@ -1947,6 +2254,527 @@ START_TEST(test_train_checkpoint_flags)
 }
 END_TEST
 
+/* The classifier's files: s and label as .npy under stem, and the two
+ * NAME=FILE arguments naming them. */
+static void cls_files(const char *stem, int rows, const double *s, const double *label, char *ds,
+                      char *dl, size_t n)
+{
+    char ps[64], pl[64];
+    snprintf(ps, sizeof ps, "%s_s.npy", stem);
+    snprintf(pl, sizeof pl, "%s_l.npy", stem);
+    write_f64(tmp(ps), 2, (long[]){rows, CC}, s);
+    write_f64(tmp(pl), 1, (long[]){rows}, label);
+    snprintf(ds, n, "s=%s", tmp(ps));
+    snprintf(dl, n, "label=%s", tmp(pl));
+}
+
+/* rows rows whose s is (r, 0, 0), naming themselves, labels all 0. */
+static void cls_numbered(const char *stem, int rows, char *ds, char *dl, size_t n)
+{
+    double s[64 * CC] = {0}, label[64] = {0};
+    for (int r = 0; r < rows; r++)
+        s[r * CC] = r;
+    cls_files(stem, rows, s, label, ds, dl, n);
+}
+
+/* Seven validation rows with known argmaxes, three of them ties the first
+ * maximum wins: rows 0, 1, 3 and 4 are right (a last-wins rule would get
+ * 0, 1, 2, 3 and 6). With w = 1 the loss of rows 0-3 is 15 + 4 = 19. */
+static const double val7_s[7 * CC] = {1, 0, 0, 0, 2,  1,  3,  3, 0, 0, 0,
+                                      5, 2, 2, 2, -1, -3, -2, 0, 1, 1};
+static const double val7_label[7] = {0, 1, 1, 2, 0, 2, 2};
+
+/* The step and eval lines of out from step `from` on, in order (malloc'd). */
+static char *result_lines(const char *out, long from)
+{
+    char *r = calloc(strlen(out) + 1, 1);
+    for (const char *p = out; *p;) {
+        const char *end = strchr(p, '\n');
+        size_t len = end ? (size_t)(end - p + 1) : strlen(p);
+        long n;
+        if ((sscanf(p, "step %ld ", &n) == 1 || sscanf(p, "eval step %ld ", &n) == 1) && n >= from)
+            strncat(r, p, len);
+        p += len;
+    }
+    return r;
+}
+
+START_TEST(test_train_held_out)
+{
+    make_tmpdir();
+    char ds[300], dl[300];
+    /* 11 rows, 0.2: ceil(2.2) = 3 held out (8, 9, 10), 8 trained on. */
+    cls_numbered("d", 11, ds, dl, sizeof ds);
+    memset(c_trained, 0, sizeof c_trained);
+    Run r = run_main(
+        rt_train_main, &cls_model,
+        (const char *[]){"--data", ds, "--data", dl, "--val-split", "0.2", "--epochs", "20", NULL});
+    ck_assert_msg(r.rc == 0, "%s", r.err);
+    for (int i = 0; i < 8; i++)
+        ck_assert_int_eq(c_trained[i], 20); /* 8 rows, 2 full batches: all, every epoch */
+    for (int i = 8; i < 11; i++)
+        ck_assert_int_eq(c_trained[i], 0);
+    ck_assert_ptr_nonnull(strstr(r.err, "cls_train: 8 training rows: 2 minibatches of 4 an epoch, "
+                                        "shuffled each epoch, 0 rows left out\n"));
+    ck_assert_ptr_nonnull(strstr(r.err, "cls_train: 3 validation rows"));
+    /* Fewer rows than the batch: accuracy only. Every label is 0, and so is
+     * every argmax (the id in column 0 is the largest score): all right. */
+    ck_assert_ptr_nonnull(strstr(r.out, "\neval step 2 accuracy 1\n"));
+    ck_assert_ptr_nonnull(strstr(r.out, "ms/step\neval step 40 accuracy 1\n"));
+    char *evals = result_lines(r.out, 1);
+    int n = 0;
+    for (const char *p = evals; (p = strstr(p, "eval step ")) != NULL; p++)
+        n++;
+    ck_assert_int_eq(n, 20); /* after every epoch of 2 steps */
+    ck_assert_ptr_null(strstr(r.out, "eval step 3 "));
+    free(evals);
+    run_free(&r);
+    remove_tmpdir();
+}
+END_TEST
+
+START_TEST(test_train_accuracy)
+{
+    make_tmpdir();
+    char ds[300], dl[300], vs[300], vl[300], ws[300], wl[300];
+    cls_numbered("d", 8, ds, dl, sizeof ds);
+    cls_files("v", 7, val7_s, val7_label, vs, vl, sizeof vs);
+    /* lr 0 keeps w = 1, so the loss is known; 3 epochs of 2 steps. */
+    Run r = run_main(rt_train_main, &cls_model,
+                     (const char *[]){"--data", ds, "--data", dl, "--val", vs, "--val", vl, "--lr",
+                                      "0", "--epochs", "3", "--no-shuffle", NULL});
+    ck_assert_msg(r.rc == 0, "%s", r.err);
+    char *lines = result_lines(r.out, 1);
+    ck_assert_str_eq(lines, "step 1 loss 6\n"
+                            "eval step 2 loss 19 accuracy 0.571428571\n"
+                            "eval step 4 loss 19 accuracy 0.571428571\n"
+                            "step 6 loss 22\n"
+                            "eval step 6 loss 19 accuracy 0.571428571\n");
+    ck_assert_ptr_nonnull(strstr(r.out, "ms/step\neval step 6 "));
+    ck_assert_ptr_nonnull(strstr(r.err, "7 validation rows (--val): loss over 1 full "
+                                        "minibatches, accuracy over every row\n"));
+    free(lines);
+    run_free(&r);
+
+    /* Three rows (4-6 above), fewer than the batch: no loss; 1 of 3. */
+    cls_files("w", 3, val7_s + 4 * CC, val7_label + 4, ws, wl, sizeof ws);
+    r = run_main(rt_train_main, &cls_model,
+                 (const char *[]){"--data", ds, "--data", dl, "--val", ws, "--val", wl, "--lr", "0",
+                                  "--epochs", "3", "--eval-every", "4", "--no-shuffle", NULL});
+    ck_assert_msg(r.rc == 0, "%s", r.err);
+    lines = result_lines(r.out, 2);
+    ck_assert_str_eq(lines, "eval step 4 accuracy 0.333333333\n"
+                            "step 6 loss 22\n"
+                            "eval step 6 accuracy 0.333333333\n");
+    free(lines);
+    run_free(&r);
+
+    /* Evaluating changes no step: the same losses with and without it. */
+    const char *plain[] = {"--data", ds, "--data", dl, "--epochs", "5", "--print-every", "1", NULL};
+    const char *evald[] = {"--data", ds, "--data",        dl,  "--epochs", "5", "--val", vs,
+                           "--val",  vl, "--print-every", "1", NULL};
+    Run a = run_main(rt_train_main, &cls_model, plain);
+    Run b = run_main(rt_train_main, &cls_model, evald);
+    ck_assert_int_eq(a.rc, 0);
+    ck_assert_int_eq(b.rc, 0);
+    char *sa = step_lines(a.out, 1), *sb = step_lines(b.out, 1);
+    ck_assert_int_eq(count_lines(sa), 10);
+    ck_assert_str_eq(sa, sb);
+    ck_assert_ptr_nonnull(strstr(b.out, "eval step 2 loss "));
+    free(sa), free(sb);
+    run_free(&a), run_free(&b);
+
+    /* Not a classifier: a loss, no accuracy; and too few rows to score. */
+    double x[10 * 3], y[10];
+    for (int i = 0; i < 30; i++)
+        x[i] = i % 7 - 3;
+    for (int i = 0; i < 10; i++)
+        y[i] = i;
+    write_f64(tmp("x.npy"), 2, (long[]){10, 3}, x);
+    write_f64(tmp("y.npy"), 2, (long[]){10, 1}, y);
+    char dx[300], dy[300];
+    snprintf(dx, sizeof dx, "x=%s", tmp("x.npy"));
+    snprintf(dy, sizeof dy, "y=%s", tmp("y.npy"));
+    r = run_main(
+        rt_train_main, &linreg_model,
+        (const char *[]){"--data", dx, "--data", dy, "--val-split", "0.4", "--steps", "3", NULL});
+    ck_assert_msg(r.rc == 0, "%s", r.err);
+    ck_assert_ptr_nonnull(strstr(r.out, "\neval step 1 loss "));
+    ck_assert_ptr_null(strstr(r.out, "accuracy"));
+    double v = last_value(r.out, "eval step 3 loss ");
+    ck_assert(isfinite(v) && v > 0);
+    run_free(&r);
+    r = run_main(rt_train_main, &linreg_model,
+                 (const char *[]){"--data", dx, "--data", dy, "--val-split", "0.2", NULL});
+    ck_assert_int_eq(r.rc, 1);
+    ck_assert_ptr_nonnull(strstr(r.err, "linreg_train: --val-split: 2 validation rows, fewer than "
+                                        "the batch 4, and model linreg is no classifier"));
+    ck_assert_str_eq(r.out, "");
+    run_free(&r);
+    remove_tmpdir();
+}
+END_TEST
+
+/* The fields of line k (0 = the header) of a CSV, split at commas. */
+static int csv_fields(const char *text, int k, char fields[][64], int max)
+{
+    const char *p = text;
+    for (int i = 0; i < k && p; i++)
+        p = strchr(p, '\n'), p = p ? p + 1 : NULL;
+    ck_assert_ptr_nonnull(p);
+    int n = 0;
+    while (n < max) {
+        size_t len = strcspn(p, ",\n");
+        ck_assert_uint_lt(len, 64);
+        memcpy(fields[n], p, len);
+        fields[n++][len] = '\0';
+        if (p[len] != ',')
+            break;
+        p += len + 1;
+    }
+    return n;
+}
+
+START_TEST(test_train_log)
+{
+    make_tmpdir();
+    char ds[300], dl[300], vs[300], vl[300], log[300], f[8][64];
+    cls_numbered("d", 8, ds, dl, sizeof ds);
+    cls_files("v", 7, val7_s, val7_label, vs, vl, sizeof vs);
+    snprintf(log, sizeof log, "%s", tmp("run.csv"));
+    write_bytes(log, "old rows\nold rows\nold rows\nold rows\nold rows\n", 45);
+    /* File order and lr 0: the two batches lose 0+1+2+3 = 6 and 22, 14 on average. */
+    Run r = run_main(rt_train_main, &cls_model,
+                     (const char *[]){"--data", ds, "--data", dl, "--val", vs, "--val", vl, "--lr",
+                                      "0", "--epochs", "2", "--no-shuffle", "--log", log, NULL});
+    ck_assert_msg(r.rc == 0, "%s", r.err);
+    char *text = slurp(log);
+    ck_assert_int_eq(count_lines(text), 3);
+    ck_assert_int_eq(csv_fields(text, 0, f, 8), 7);
+    ck_assert_str_eq(f[0], "step");
+    ck_assert_ptr_nonnull(strstr(text, "step,epoch,lr,train_loss,val_loss,val_accuracy,seconds\n"));
+    static const char *const want[2][6] = {{"2", "1", "0", "14", "19", "0.571428571"},
+                                           {"4", "2", "0", "14", "19", "0.571428571"}};
+    for (int k = 0; k < 2; k++) {
+        ck_assert_int_eq(csv_fields(text, k + 1, f, 8), 7);
+        for (int i = 0; i < 6; i++)
+            ck_assert_str_eq(f[i], want[k][i]);
+        char *end;
+        double secs = strtod(f[6], &end);
+        ck_assert(*end == '\0' && secs >= 0 && secs < 60);
+    }
+    free(text);
+    run_free(&r);
+
+    /* No validation: a row per printed step, with the mean loss of the
+     * steps since the last row (every step's loss from a second run). */
+    r = run_main(rt_train_main, &linreg_model,
+                 (const char *[]){"--steps", "7", "--print-every", "3", "--log", log, NULL});
+    ck_assert_msg(r.rc == 0, "%s", r.err);
+    Run each = run_main(rt_train_main, &linreg_model,
+                        (const char *[]){"--steps", "7", "--print-every", "1", NULL});
+    text = slurp(log);
+    ck_assert_int_eq(count_lines(text), 5);
+    static const long rows[4] = {1, 3, 6, 7};
+    char key[32];
+    for (int k = 0; k < 4; k++) {
+        ck_assert_int_eq(csv_fields(text, k + 1, f, 8), 7);
+        ck_assert_int_eq(strtol(f[0], NULL, 10), rows[k]);
+        ck_assert_str_eq(f[1], ""); /* random data: no epochs */
+        ck_assert_str_eq(f[2], "0.01");
+        ck_assert_str_eq(f[4], "");
+        ck_assert_str_eq(f[5], "");
+        double sum = 0;
+        for (long n = k ? rows[k - 1] + 1 : 1; n <= rows[k]; n++) {
+            snprintf(key, sizeof key, "step %ld loss ", n);
+            sum += last_value(each.out, key);
+        }
+        double mean = sum / (double)(rows[k] - (k ? rows[k - 1] : 0));
+        ck_assert_double_eq_tol(strtod(f[3], NULL), mean, 1e-8 * mean);
+    }
+    free(text);
+    run_free(&r), run_free(&each);
+
+    r = run_main(rt_train_main, &linreg_model,
+                 (const char *[]){"--steps", "2", "--log", tmp("no/dir/l.csv"), NULL});
+    ck_assert_int_eq(r.rc, 1);
+    ck_assert_ptr_nonnull(strstr(r.err, "linreg_train: --log "));
+    ck_assert_ptr_nonnull(strstr(r.err, "no/dir/l.csv: cannot create it"));
+    run_free(&r);
+    remove_tmpdir();
+}
+END_TEST
+
+START_TEST(test_train_epochs)
+{
+    make_tmpdir();
+    char ds[300], dl[300], ck[300];
+    cls_numbered("d", 10, ds, dl, sizeof ds); /* 2 minibatches an epoch */
+    snprintf(ck, sizeof ck, "%s", tmp("e.ckpt"));
+    Run r = run_main(rt_train_main, &cls_model,
+                     (const char *[]){"--data", ds, "--data", dl, "--epochs", "3", "--print-every",
+                                      "1", "--checkpoint", ck, NULL});
+    ck_assert_msg(r.rc == 0, "%s", r.err);
+    char *lines = step_lines(r.out, 1);
+    ck_assert_int_eq(count_lines(lines), 6);
+    ck_assert_ptr_nonnull(strstr(lines, "step 6 loss "));
+    free(lines);
+    run_free(&r);
+    r = run_main(
+        rt_train_main, &cls_model,
+        (const char *[]){"--data", ds, "--data", dl, "--epochs", "3", "--resume", ck, NULL});
+    ck_assert_int_eq(r.rc, 0);
+    ck_assert_ptr_nonnull(
+        strstr(r.err, "e.ckpt is at step 6, and --epochs 3 is 6 steps: nothing to train"));
+    ck_assert_str_eq(r.out, "");
+    run_free(&r);
+    r = run_main(rt_train_main, &cls_model,
+                 (const char *[]){"--data", ds, "--data", dl, "--epochs", "4", "--print-every", "1",
+                                  "--resume", ck, NULL});
+    ck_assert_msg(r.rc == 0, "%s", r.err);
+    lines = step_lines(r.out, 1);
+    ck_assert_int_eq(count_lines(lines), 2);
+    ck_assert(strncmp(lines, "step 7 loss ", 12) == 0);
+    ck_assert_ptr_nonnull(strstr(lines, "\nstep 8 loss "));
+    free(lines);
+    run_free(&r);
+    remove_tmpdir();
+}
+END_TEST
+
+START_TEST(test_train_data_flags)
+{
+    make_tmpdir();
+    char ds[300], dl[300], vs[300], vl[300];
+    cls_numbered("d", 8, ds, dl, sizeof ds);
+    cls_numbered("v", 4, vs, vl, sizeof vs);
+    const struct {
+        const char *args[12];
+        const char *want;
+    } cases[] = {
+        {{"--data", ds, "--data", dl, "--val", vs, "--val", vl, "--val-split", "0.2"},
+         "--val and --val-split both give validation data; give one"},
+        {{"--val-split", "0.2"}, "--val-split needs --data to split"},
+        {{"--val", vs}, "--val needs --data to train on"},
+        {{"--data", ds, "--data", dl, "--val-split", "1"},
+         "--val-split: expected a fraction between 0 and 1, got '1'"},
+        {{"--val-split", "0"}, "--val-split: expected a fraction between 0 and 1, got '0'"},
+        {{"--val-split", "-0.5"}, "--val-split: expected a non-negative number"},
+        {{"--data", ds, "--data", dl, "--eval-every", "3"},
+         "--eval-every needs validation data: --val-split F or --val NAME=FILE"},
+        {{"--label-column", "0"}, "--label-column: expected a column number from 1"},
+        {{"--label-column", "last"}, "got 'last'"},
+        {{"--data", ds, "--data", dl, "--epochs", "2", "--steps", "3"},
+         "--epochs and --steps both set how long to train; give one"},
+        {{"--steps", "3", "--epochs", "2"}, "--epochs and --steps both"},
+        {{"--epochs", "2"}, "--epochs needs --data: an epoch is one pass over the data files"},
+        {{"--val", "nope"}, "--val: expected NAME=FILE.npy, got 'nope'"},
+        {{"--eval-every", "0"}, "--eval-every: expected a positive integer, got '0'"},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        Run r = run_main(rt_train_main, &cls_model, cases[k].args);
+        ck_assert_int_eq(r.rc, 2);
+        ck_assert_msg(strstr(r.err, cases[k].want) && strstr(r.err, "--help"), "case %zu: got '%s'",
+                      k, r.err);
+        ck_assert_int_eq(count_lines(r.err), 1);
+        ck_assert_str_eq(r.out, "");
+        run_free(&r);
+    }
+    /* --val binds like --data, and says so. */
+    Run r = run_main(rt_train_main, &cls_model,
+                     (const char *[]){"--data", ds, "--data", dl, "--val", vs, NULL});
+    ck_assert_int_eq(r.rc, 1);
+    ck_assert_ptr_nonnull(
+        strstr(r.err, "cls_train: --val: input 'label' has no file; bind every input\n"));
+    run_free(&r);
+    r = run_main(
+        rt_train_main, &cls_model,
+        (const char *[]){"--data", ds, "--data", dl, "--val", vs, "--val", "z=a.npy", NULL});
+    ck_assert_int_eq(r.rc, 1);
+    ck_assert_ptr_nonnull(strstr(r.err, "--val: the model has no input 'z' (inputs: s, label)"));
+    run_free(&r);
+    r = run_main(rt_train_main, &cls_model, (const char *[]){"--help", NULL});
+    ck_assert_int_eq(r.rc, 0);
+    static const char *const documented[] = {
+        "--epochs N",       "--val-split F",     "--val NAME=F",
+        "--eval-every K",   "--log F.csv",       "--no-shuffle",
+        "--label-column K", "sit the epoch out", "floor(rows / batch)"};
+    for (size_t k = 0; k < sizeof documented / sizeof *documented; k++)
+        ck_assert_msg(strstr(r.out, documented[k]), "--help lacks '%s'", documented[k]);
+    run_free(&r);
+    remove_tmpdir();
+}
+END_TEST
+
+START_TEST(test_train_label_column)
+{
+    make_tmpdir();
+    /* The label first, and a last column that is no label (0.5). */
+    FILE *f = fopen(tmp("t.csv"), "w");
+    ck_assert_ptr_nonnull(f);
+    fputs("label,id,b,c\n", f);
+    for (int r = 0; r < 9; r++)
+        fprintf(f, "%d,%d,0,0.5\n", r % 3, r);
+    ck_assert_int_eq(fclose(f), 0);
+    char ds[300], dl[300], vs[300], vl[300];
+    snprintf(ds, sizeof ds, "s=%s", tmp("t.csv"));
+    snprintf(dl, sizeof dl, "label=%s", tmp("t.csv"));
+    snprintf(vs, sizeof vs, "s=%s", tmp("t.csv"));
+    snprintf(vl, sizeof vl, "label=%s", tmp("t.csv"));
+    Run r = run_main(rt_train_main, &cls_model,
+                     (const char *[]){"--data", ds, "--data", dl, "--steps", "2", NULL});
+    ck_assert_int_eq(r.rc, 1);
+    ck_assert_ptr_nonnull(strstr(r.err, "t.csv"));
+    run_free(&r);
+    for (int k = 0; k < 2; k++) {
+        memset(c_trained, 0, sizeof c_trained);
+        r = run_main(rt_train_main, &cls_model,
+                     (const char *[]){"--data", ds, "--data", dl, "--val", vs, "--val", vl,
+                                      "--label-column", k ? "-4" : "1", "--steps", "4", "--lr", "0",
+                                      NULL});
+        ck_assert_msg(r.rc == 0, "%s", r.err);
+        long n = 0;
+        for (int i = 0; i < 9; i++)
+            n += c_trained[i];
+        ck_assert_int_eq(n, 16); /* the ids came from column 2 */
+        /* Scores (id, 0, 0.5) with labels id mod 3: the argmax is class 2
+         * for id 0 and class 0 for the rest, right for ids 3 and 6 only.
+         * With w = 1, rows 0-3 lose 8 + 3 and rows 4-7 24 + 4: 19.5. */
+        ck_assert_ptr_nonnull(strstr(r.out, "eval step 4 loss 19.5 accuracy 0.222222222\n"));
+        run_free(&r);
+    }
+    remove_tmpdir();
+}
+END_TEST
+
+/* stderr of rt_train_main on cls_model in a child whose stderr is a
+ * terminal (a pseudo-terminal read here); malloc'd. */
+static char *terminal_stderr(int quiet, const char *const *args)
+{
+    int master = posix_openpt(O_RDWR | O_NOCTTY);
+    ck_assert_int_ge(master, 0);
+    ck_assert_int_eq(grantpt(master), 0);
+    ck_assert_int_eq(unlockpt(master), 0);
+    int slave = open(ptsname(master), O_RDWR | O_NOCTTY);
+    ck_assert_int_ge(slave, 0);
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        char *argv[32] = {"prog"};
+        int argc = 1;
+        while (args[argc - 1])
+            argv[argc] = (char *)args[argc - 1], argc++;
+        int fo = open(tmp("tty.out"), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        if (fo < 0 || dup2(fo, 1) < 0 || dup2(slave, 2) < 0)
+            _exit(99);
+        close(master);
+        if (quiet)
+            setenv("GRADC_NO_PROGRESS", "1", 1);
+        else
+            unsetenv("GRADC_NO_PROGRESS");
+        int rc = rt_train_main(&cls_model, argc, argv);
+        fflush(stdout);
+        _exit(rc);
+    }
+    close(slave);
+    size_t cap = 1 << 16, len = 0;
+    char *buf = malloc(cap);
+    ssize_t n;
+    /* Once the child has exited, reading the master fails (EIO): the end. */
+    while (len < cap - 1 && (n = read(master, buf + len, cap - 1 - len)) > 0)
+        len += (size_t)n;
+    buf[len] = '\0';
+    close(master);
+    int status;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    return buf;
+}
+
+START_TEST(test_train_progress)
+{
+    make_tmpdir();
+    char ds[300], dl[300];
+    cls_numbered("d", 10, ds, dl, sizeof ds);
+    const char *args[] = {"--data", ds, "--data", dl, "--val-split", "0.2", "--epochs", "3", NULL};
+    /* Not a terminal: the usual lines, no bar. */
+    Run r = run_main(rt_train_main, &cls_model, args);
+    ck_assert_msg(r.rc == 0, "%s", r.err);
+    ck_assert_ptr_null(strchr(r.err, '\r'));
+    ck_assert_ptr_null(strchr(r.err, '\033'));
+    ck_assert_ptr_null(strstr(r.err, "steps/s"));
+    ck_assert_ptr_null(strstr(r.out, "steps/s"));
+    run_free(&r);
+    /* A terminal: the finished bar, on a line of its own. */
+    char *err = terminal_stderr(0, args);
+    ck_assert_msg(strstr(err, "\r[####################] 100%  6/6 steps  "), "%s", err);
+    ck_assert_ptr_nonnull(strstr(err, " steps/s  ETA 0:00  loss "));
+    ck_assert_ptr_nonnull(strstr(err, "\033[K"));
+    ck_assert_int_eq(err[strlen(err) - 1], '\n');
+    char *out = slurp(tmp("tty.out"));
+    ck_assert_ptr_nonnull(strstr(out, "final loss "));
+    ck_assert_ptr_null(strstr(out, "steps/s"));
+    free(out);
+    free(err);
+    /* GRADC_NO_PROGRESS turns it off. */
+    err = terminal_stderr(1, args);
+    ck_assert_ptr_null(strstr(err, "steps/s"));
+    ck_assert_ptr_null(strchr(err, '\033'));
+    ck_assert_ptr_nonnull(strstr(err, "cls_train: 8 training rows"));
+    free(err);
+    remove_tmpdir();
+}
+END_TEST
+
+/* Shuffled minibatches and evaluations resume bit for bit too. */
+START_TEST(test_train_exact_resume_shuffled)
+{
+    make_tmpdir();
+    char dx[300], dy[300], half[300];
+    mom_data(dx, dy, sizeof dx);
+    snprintf(half, sizeof half, "%s", tmp("half.ckpt"));
+    /* 12 rows, 0.33: 4 held out (one full batch), 8 shuffled (2 an epoch). */
+    const char *full[] = {"--data", dx,  "--data",        dy,  "--val-split", "0.33",
+                          "--seed", "5", "--print-every", "1", "--steps",     "20",
+                          NULL};
+    Run a = run_main(rt_train_main, &mom_model, full);
+    ck_assert_msg(a.rc == 0, "%s", a.err);
+    Run b = run_main(rt_train_main, &mom_model,
+                     (const char *[]){"--data", dx, "--data", dy, "--val-split", "0.33", "--seed",
+                                      "5", "--steps", "10", "--checkpoint", half, NULL});
+    ck_assert_msg(b.rc == 0, "%s", b.err);
+    Run c =
+        run_main(rt_train_main, &mom_model,
+                 (const char *[]){"--data", dx, "--data", dy, "--val-split", "0.33",
+                                  "--print-every", "1", "--steps", "20", "--resume", half, NULL});
+    ck_assert_msg(c.rc == 0, "%s", c.err);
+    char *want = result_lines(a.out, 11), *got = result_lines(c.out, 1);
+    ck_assert_int_eq(count_lines(got), 15); /* steps 11..20, evals at 12..20 */
+    ck_assert_str_eq(got, want);
+    free(got), free(want);
+    /* The test can fail: file order trains on other batches. */
+    Run d =
+        run_main(rt_train_main, &mom_model,
+                 (const char *[]){"--data", dx, "--data", dy, "--val-split", "0.33", "--seed", "5",
+                                  "--print-every", "1", "--steps", "20", "--no-shuffle", NULL});
+    ck_assert_int_eq(d.rc, 0);
+    want = step_lines(a.out, 1), got = step_lines(d.out, 1);
+    ck_assert_int_eq(count_lines(got), 20);
+    ck_assert_str_ne(got, want);
+    free(got), free(want);
+    /* Same seed, same numbers; another seed shuffles (and starts) elsewhere. */
+    Run e = run_main(rt_train_main, &mom_model, full);
+    want = result_lines(a.out, 1), got = result_lines(e.out, 1);
+    ck_assert_int_eq(count_lines(got), 30);
+    ck_assert_str_eq(got, want);
+    free(got), free(want);
+    run_free(&a), run_free(&b), run_free(&c), run_free(&d), run_free(&e);
+    remove_tmpdir();
+}
+END_TEST
+
 /* ---- gradcheck ---- */
 
 START_TEST(test_gradcheck_correct)
@@ -2086,6 +2914,9 @@ static Suite *runtime_suite(void)
     tcase_add_test(tc, test_bind_conversions);
     tcase_add_test(tc, test_bind_csv_and_idx);
     tcase_add_test(tc, test_bind_batches_cycle);
+    tcase_add_test(tc, test_bind_shuffle);
+    tcase_add_test(tc, test_bind_val_split);
+    tcase_add_test(tc, test_bind_val_split_digits);
     suite_add_tcase(s, tc);
     tc = tcase_create("train");
     tcase_add_test(tc, test_train_random_data);
@@ -2100,6 +2931,14 @@ static Suite *runtime_suite(void)
     tcase_add_test(tc, test_train_interrupt);
     tcase_add_test(tc, test_train_export);
     tcase_add_test(tc, test_train_checkpoint_flags);
+    tcase_add_test(tc, test_train_held_out);
+    tcase_add_test(tc, test_train_accuracy);
+    tcase_add_test(tc, test_train_log);
+    tcase_add_test(tc, test_train_epochs);
+    tcase_add_test(tc, test_train_data_flags);
+    tcase_add_test(tc, test_train_label_column);
+    tcase_add_test(tc, test_train_progress);
+    tcase_add_test(tc, test_train_exact_resume_shuffled);
     suite_add_tcase(s, tc);
     tc = tcase_create("checkpoint");
     tcase_add_test(tc, test_checkpoint_round_trip);
