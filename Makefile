@@ -24,7 +24,7 @@ PROGRAMS := $(foreach m,$(MODELS),$(BUILD)/$(m)_train $(BUILD)/$(m)_gradcheck $(
 SUITES   := runtime readers compiler ops models optim cli
 OPTIMS   := sgd momentum nesterov adam adamw rmsprop
 
-.PHONY: all deps test-deps demo test check-suites generate pictures install clean
+.PHONY: all deps test-deps demo plot test check-suites generate pictures install clean
 .SUFFIXES:
 
 all: $(BUILD)/gradc $(BUILD)/libgradc_rt.a $(PROGRAMS)
@@ -79,22 +79,42 @@ $(foreach m,$(MODELS),$(eval $(call model_rules,$(m))))
 generate: $(BUILD)/gradc
 	@for m in $(MODELS); do $(BUILD)/gradc compile models/$$m.lua -o generated/$$m || exit 1; done
 
-# The README's pictures of the seed network, drawn from `gradc graph`.
-pictures: $(BUILD)/gradc
+# The README's pictures: the seed network drawn from `gradc graph`, and the
+# digit classifier's training curve drawn from its --log.
+pictures: $(BUILD)/gradc $(BUILD)/digits_train
 	@scripts/deps.sh pictures
 	$(BUILD)/gradc graph models/seed_mlp.lua | dot -Tsvg -o docs/seed_mlp.svg
 	$(BUILD)/gradc graph models/seed_mlp.lua --backward | dot -Tsvg -o docs/seed_mlp_backward.svg
+	OPENBLAS_NUM_THREADS=1 GRADC_NO_PROGRESS=1 $(BUILD)/digits_train --data x=data/digits.csv.gz \
+	    --data labels=data/digits.csv.gz --val-split 0.2 --epochs 40 --log $(BUILD)/digits_log.csv >/dev/null
+	scripts/plot.sh $(BUILD)/digits_log.csv docs/digits_training.png
 
-# ---- demo: the whole pipeline on the notes' seed network ----
+# ---- demo: the notes' seed network, then a digit classifier on real data ----
+DEMO := $(BUILD)/demo
 demo: $(BUILD)/gradc $(BUILD)/libgradc_rt.a
-	@echo "== 1. compile the model to C: the notes' 2-layer network, 1000 -> 100 (sigmoid) -> 10"
-	$(BUILD)/gradc compile models/seed_mlp.lua -o $(BUILD)/demo
-	@echo "== 2. build its trainer against the runtime and OpenBLAS"
-	$(CC) $(CFLAGS) $(BLAS_CFLAGS) -Iruntime -I$(BUILD)/demo $(BUILD)/demo/seed_mlp_train.c \
-	    $(BUILD)/demo/seed_mlp.c $(BUILD)/libgradc_rt.a $(LDFLAGS) $(RT_LIBS) -lm -o $(BUILD)/demo/seed_mlp_train
-	@echo "== 3. train it with SGD on 64 random examples, as the notes do"
-	OPENBLAS_NUM_THREADS=1 $(BUILD)/demo/seed_mlp_train --steps 200 --print-every 20
-	@echo "== the loss fell; the generated C is in $(BUILD)/demo/seed_mlp.c"
+	@scripts/deps.sh demo
+	@echo "== 1. the lecture notes' seed network (models/seed_mlp.lua): compile it to C, build, train"
+	$(BUILD)/gradc build models/seed_mlp.lua -o $(DEMO)
+	OPENBLAS_NUM_THREADS=1 $(DEMO)/seed_mlp_train --steps 200 --print-every 40
+	@echo
+	@echo "== 2. a digit classifier (models/digits.lua) on the UCI digits that ship in data/:"
+	@echo "==    rows 1-1437 train, rows 1438-1797 are held out to test"
+	$(BUILD)/gradc build models/digits.lua -o $(DEMO)
+	@rm -f $(DEMO)/digits.ckpt
+	OPENBLAS_NUM_THREADS=1 $(DEMO)/digits_train --data x=data/digits.csv.gz \
+	    --data labels=data/digits.csv.gz --val-split 0.2 --epochs 40 --eval-every 220 --print-every 220 \
+	    --checkpoint $(DEMO)/digits.ckpt --log $(DEMO)/digits_log.csv
+	@scripts/plot.sh $(DEMO)/digits_log.csv $(DEMO)/digits.png
+	@echo
+	@awk -F, 'END { printf "test accuracy %.1f%% on the 360 held-out digits\n", 100 * $$6 }' $(DEMO)/digits_log.csv
+	@echo "checkpoint: $(DEMO)/digits.ckpt (resume with $(DEMO)/digits_train ... --resume $(DEMO)/digits.ckpt)"
+	@echo "loss and accuracy curve: $(DEMO)/digits.png; the C: $(DEMO)/digits.c"
+
+# A training log (--log FILE.csv) as a PNG curve: make plot LOG=run.csv [PNG=run.png]
+plot:
+	@test -n "$(LOG)" || { echo "make plot LOG=FILE.csv [PNG=FILE.png]: which log?" >&2; exit 2; }
+	@scripts/deps.sh demo
+	scripts/plot.sh $(LOG) $(or $(PNG),$(basename $(LOG)).png)
 
 # ---- tests ----
 # Each suite links what it tests; the model suite links every model twice

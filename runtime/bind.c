@@ -2,7 +2,8 @@
  * bind.c: `--data NAME=FILE` and `--val NAME=FILE`, binding data files to
  * inputs by name, and cutting them into minibatches.
  *
- * A file is .npy, CSV (.csv, .csv.gz) or IDX (.idx, -ubyte, gzip or not).
+ * A file is .npy, CSV (.csv, .csv.gz), IDX (.idx, -ubyte, gzip or not) or
+ * plain text (.txt, for character models; see read_text).
  * A CSV's label column (--label-column, the last by default) feeds an
  * int32 input and its other columns a float input. For an input of shape
  * [batch, rest...] the file must hold M >= batch rows of as many values
@@ -220,9 +221,35 @@ static int read_csv(const char *path, const rt_tensor *t, long label_column, rt_
     return rc;
 }
 
+/* A text as rows of T consecutive bytes for an int32 input [batch, T]:
+ * row r is bytes [rT, rT + T), or with `:next` after the name the bytes one
+ * later, [rT + 1, rT + T + 1): a character model's targets. Either way
+ * there are floor((bytes - 1) / T) rows, so inputs and targets line up. */
+static int read_text(const char *path, const rt_tensor *t, int next, rt_array *out, char *err,
+                     size_t errlen)
+{
+    char file[4096];
+    snprintf(file, sizeof file, "%.*s", (int)(strlen(path) - (next ? 5 : 0)), path);
+    if (t->dtype != RT_I32)
+        return rt_errf(err, errlen, "%s: a text feeds int32 inputs (characters), not '%s'", path,
+                       t->name);
+    rt_array bytes;
+    if (rt_text_read(file, &bytes, err, errlen))
+        return -1;
+    long width = t->rank > 1 ? t->size / t->shape[0] : 1;
+    long rows = (bytes.size - 1) / width;
+    *out = (rt_array){.dtype = RT_I32, .rank = 2, .shape = {rows, width}, .size = rows * width};
+    out->data = rt_malloc((size_t)(out->size > 0 ? out->size : 1) * sizeof(int32_t));
+    memcpy(out->data, (int32_t *)bytes.data + next, (size_t)out->size * sizeof(int32_t));
+    rt_array_free(&bytes);
+    return 0;
+}
+
 static int read_any(const char *path, const rt_tensor *t, long label_column, rt_array *out,
                     char *err, size_t errlen)
 {
+    if (has_suffix(path, ".txt") || has_suffix(path, ".txt:next"))
+        return read_text(path, t, has_suffix(path, ".txt:next"), out, err, errlen);
     if (has_suffix(path, ".npy"))
         return rt_npy_read(path, out, err, errlen);
     if (has_suffix(path, ".csv") || has_suffix(path, ".csv.gz"))
@@ -231,7 +258,7 @@ static int read_any(const char *path, const rt_tensor *t, long label_column, rt_
         return rt_idx_read(path, out, err, errlen);
     return rt_errf(err, errlen,
                    "%s: not a data file gradc reads (.npy, .csv, .csv.gz, .idx, "
-                   "-ubyte, gzip or not)",
+                   "-ubyte, gzip or not, or .txt)",
                    path);
 }
 

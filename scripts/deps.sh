@@ -1,8 +1,9 @@
 #!/bin/sh
 # Makes sure the Debian packages gradc needs are here: installs them with
 # apt-get when run as root, otherwise names them in one message and fails.
-# `deps.sh test` also wants what the tests use (python3-numpy), and
-# `deps.sh pictures` what draws the README's pictures (graphviz).
+# `deps.sh test` also wants what the tests use (python3-numpy), `deps.sh
+# demo` what plots a training log (gnuplot-nox), and `deps.sh pictures`
+# what draws the README's pictures (graphviz, gnuplot-nox).
 missing=""
 have() { command -v pkg-config >/dev/null 2>&1 && pkg-config --exists "$1"; }
 command -v cc >/dev/null 2>&1 || missing="$missing gcc libc6-dev"
@@ -16,6 +17,9 @@ if [ "$1" = test ]; then
 fi
 if [ "$1" = pictures ]; then
     command -v dot >/dev/null 2>&1 || missing="$missing graphviz"
+fi
+if [ "$1" = pictures ] || [ "$1" = demo ]; then
+    command -v gnuplot >/dev/null 2>&1 || missing="$missing gnuplot-nox"
 fi
 [ -z "$missing" ] && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then

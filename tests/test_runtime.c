@@ -1129,6 +1129,49 @@ START_TEST(test_bind_csv_and_idx)
 }
 END_TEST
 
+/* A text is rows of T bytes for an int32 input [batch, T]; `:next` gives
+ * the same rows a byte later, the targets of a character model. */
+START_TEST(test_bind_text)
+{
+    static int32_t iarena[6];
+    static const rt_tensor in[] = {
+        {.name = "chars", .dtype = RT_I32, .rank = 2, .shape = {2, 3}, .size = 6, .classes = 128},
+        {.name = "x", .dtype = RT_F64, .rank = 2, .shape = {2, 3}, .size = 6},
+    };
+    const rt_model m = {
+        .name = "chars", .batch = 2, .real = RT_F64, .iarena = iarena, .n_inputs = 2, .inputs = in};
+    make_tmpdir();
+    char err[512];
+    FILE *f = fopen(tmp("t.txt"), "w");
+    ck_assert_ptr_nonnull(f);
+    fputs("abcdefghij", f);
+    ck_assert_int_eq(fclose(f), 0);
+    char next[600];
+    snprintf(next, sizeof next, "%s:next", tmp("t.txt"));
+    rt_array x, y;
+    ck_assert_msg(rt_input_load(&m, &in[0], tmp("t.txt"), -1, 2, &x, err, sizeof err) == 0, "%s",
+                  err);
+    ck_assert_msg(rt_input_load(&m, &in[0], next, -1, 2, &y, err, sizeof err) == 0, "%s", err);
+    ck_assert_int_eq(x.shape[0], 3); /* (10 - 1) / 3 */
+    ck_assert_int_eq(y.shape[0], 3);
+    ck_assert_int_eq(x.shape[1], 3);
+    for (int i = 0; i < 9; i++) {
+        ck_assert_int_eq(((int32_t *)x.data)[i], 'a' + i);
+        ck_assert_int_eq(((int32_t *)y.data)[i], 'b' + i);
+    }
+    rt_array_free(&x);
+    rt_array_free(&y);
+    ck_assert_int_eq(rt_input_load(&m, &in[1], tmp("t.txt"), -1, 2, &x, err, sizeof err), -1);
+    ck_assert_ptr_nonnull(strstr(err, "a text feeds int32 inputs"));
+    f = fopen(tmp("u.txt"), "w");
+    fputs("ab\xe9" "defg", f); /* a byte past the 128 classes */
+    ck_assert_int_eq(fclose(f), 0);
+    ck_assert_int_eq(rt_input_load(&m, &in[0], tmp("u.txt"), -1, 2, &x, err, sizeof err), -1);
+    ck_assert_ptr_nonnull(strstr(err, "element 2 is 233, outside [0, 128)"));
+    remove_tmpdir();
+}
+END_TEST
+
 START_TEST(test_bind_conversions)
 {
     make_tmpdir();
@@ -1483,7 +1526,7 @@ START_TEST(test_train_bad_flags)
         {{"--lr", "nan"}, "--lr"},
         {{"--threads", "1.5"}, "--threads"},
         {{"--bogus"}, "unknown flag '--bogus'"},
-        {{"--data", "x.npy"}, "--data: expected NAME=FILE.npy, got 'x.npy'"},
+        {{"--data", "x.npy"}, "--data: expected NAME=FILE (.npy, .csv, IDX or .txt), got 'x.npy'"},
         {{"--stepsx", "3"}, "unknown flag '--stepsx'"},
     };
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
@@ -2568,7 +2611,7 @@ START_TEST(test_train_data_flags)
          "--epochs and --steps both set how long to train; give one"},
         {{"--steps", "3", "--epochs", "2"}, "--epochs and --steps both"},
         {{"--epochs", "2"}, "--epochs needs --data: an epoch is one pass over the data files"},
-        {{"--val", "nope"}, "--val: expected NAME=FILE.npy, got 'nope'"},
+        {{"--val", "nope"}, "--val: expected NAME=FILE (.npy, .csv, IDX or .txt), got 'nope'"},
         {{"--eval-every", "0"}, "--eval-every: expected a positive integer, got '0'"},
     };
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
@@ -2913,6 +2956,7 @@ static Suite *runtime_suite(void)
     tc = tcase_create("bind");
     tcase_add_test(tc, test_bind_conversions);
     tcase_add_test(tc, test_bind_csv_and_idx);
+    tcase_add_test(tc, test_bind_text);
     tcase_add_test(tc, test_bind_batches_cycle);
     tcase_add_test(tc, test_bind_shuffle);
     tcase_add_test(tc, test_bind_val_split);
