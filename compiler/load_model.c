@@ -172,7 +172,10 @@ static int binary(lua_State *L, int op)
 static void name_locals(lua_State *L, lua_Debug *ar)
 {
     const char *var;
-    for (int i = 1; (var = lua_getlocal(L, ar, i)); i++) {
+    /* A function's parameters hold what its caller passed: the caller's
+     * names for it, not the function's, so they name nothing. */
+    lua_getinfo(L, "u", ar);
+    for (int i = 1 + ar->nparams; (var = lua_getlocal(L, ar, i)); i++) {
         int *t = var[0] != '(' ? luaL_testudata(L, -1, TENSOR) : NULL;
         Node *n = t ? ir_at(front(L)->g, *t) : NULL;
         if (n && !n->name && !n->var && n->op != OP_CONST)
