@@ -38,7 +38,13 @@ static const char *const reserved[] = {
     "i", "j", "k", "l", "m", "n", "acc", "row", "drow", "label", "mx", "cnt", "on", "lr",
     "loss", "rows", "hyper", "params", "grads", "avg", "avg_sq", "scale", "norm2", "wd",
     "mu", "b1", "b2", "c1", "c2", "eps", "alpha", "g", "sqrt", "forward", "loss_and_grad", "train_step",
-    "inputs", "outputs", "exp", "log", "tanh", "pow", "fmax", "memset", "memcpy", NULL};
+    "inputs", "outputs", "memset", "memcpy",
+    /* the C library's, which a header may declare */
+    "exp", "log", "tanh", "pow", "fmax", "fmin", "sqrt", "fabs", "floor", "ceil", "round", "sin",
+    "cos", "tan", "erf", "gamma", "lgamma", "tgamma", "j0", "j1", "jn", "y0", "y1", "yn", "abs",
+    "div", "labs", "ldiv", "rand", "srand", "exit", "free", "malloc", "calloc", "realloc", "time",
+    "clock", "index", "signal", "remove", "rename", "printf", "puts", "select", "read", "write",
+    "open", "close", "stdin", "stdout", "stderr", "errno", NULL};
 
 static bool name_taken(Emit *e, const char *s)
 {

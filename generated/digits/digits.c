@@ -22,7 +22,7 @@ static real *const d_fc1_w = arena + 6858; /* gradient [64,64] */
 static real *const d_fc1_b = arena + 10954; /* gradient [64] */
 static real *const d_fc2_w = arena + 11018; /* gradient [64,10] */
 static real *const d_fc2_b = arena + 11658; /* gradient [10] */
-static real *const div = arena + 21288; /* [32,64] */
+static real *const div_2 = arena + 21288; /* [32,64] */
 static real *const matmul = arena + 23336; /* [32,64] */
 static real *const add = arena + 25384; /* [32,64] */
 static real *const h = arena + 27432; /* [32,64] */
@@ -43,12 +43,12 @@ static void forward(int rows)
 
     /* models/digits.lua:12: local h = relu(dense(x / 16, H, "fc1")) */
     for (int i = 0; i < 2048; i++) {
-        div[i] = x[i] / REAL_C(16.0);
+        div_2[i] = x[i] / REAL_C(16.0);
     }
 
     /* models/lib/dense.lua:9: return x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 64, 64,
-           REAL_C(1.0), div, 64, fc1_w, 64, REAL_C(0.0), matmul, 64);
+           REAL_C(1.0), div_2, 64, fc1_w, 64, REAL_C(0.0), matmul, 64);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
             add[i * 64 + j] = matmul[i * 64 + j] + fc1_b[j];
@@ -73,12 +73,12 @@ static double loss_and_grad(void)
 {
     /* models/digits.lua:12: local h = relu(dense(x / 16, H, "fc1")) */
     for (int i = 0; i < 2048; i++) {
-        div[i] = x[i] / REAL_C(16.0);
+        div_2[i] = x[i] / REAL_C(16.0);
     }
 
     /* models/lib/dense.lua:9: return x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 64, 64,
-           REAL_C(1.0), div, 64, fc1_w, 64, REAL_C(0.0), matmul, 64);
+           REAL_C(1.0), div_2, 64, fc1_w, 64, REAL_C(0.0), matmul, 64);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
             add[i * 64 + j] = matmul[i * 64 + j] + fc1_b[j];
@@ -155,7 +155,7 @@ static double loss_and_grad(void)
             d_fc1_b[j] += d_add[i * 64 + j];
         }
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 64, 64, 32,
-           REAL_C(1.0), div, 64, d_add, 64, REAL_C(0.0), d_fc1_w, 64);
+           REAL_C(1.0), div_2, 64, d_add, 64, REAL_C(0.0), d_fc1_w, 64);
     return loss_value[0];
 }
 

@@ -20,7 +20,7 @@ static real *const fc1_w = arena + 2048; /* param [64,64] */
 static real *const fc1_b = arena + 6144; /* param [64] */
 static real *const fc2_w = arena + 6208; /* param [64,10] */
 static real *const fc2_b = arena + 6848; /* param [10] */
-static real *const div = arena + 6858; /* [32,64] */
+static real *const div_2 = arena + 6858; /* [32,64] */
 static real *const matmul = arena + 8906; /* [32,64] */
 static real *const h = arena + 10954; /* [32,64] */
 static real *const matmul_2 = arena + 13002; /* [32,10] */
@@ -33,12 +33,12 @@ static void forward(int rows)
 
     /* models/digits.lua:12: local h = relu(dense(x / 16, H, "fc1")) */
     for (int i = 0; i < 2048; i++) {
-        div[i] = x[i] / REAL_C(16.0);
+        div_2[i] = x[i] / REAL_C(16.0);
     }
 
     /* models/lib/dense.lua:9: return x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 64, 64,
-           REAL_C(1.0), div, 64, fc1_w, 64, REAL_C(0.0), matmul, 64);
+           REAL_C(1.0), div_2, 64, fc1_w, 64, REAL_C(0.0), matmul, 64);
 
     /* models/digits.lua:12: local h = relu(dense(x / 16, H, "fc1")) */
     for (int i = 0; i < 32; i++)
