@@ -85,15 +85,16 @@ static int run(const char *const *argv, const char *out, bool verbose)
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
-/* cc [-DREAL_DOUBLE] DIR/NAME_WHAT.c DIR/NAME.c runtime -o DIR/NAME_WHAT */
+/* cc [-DREAL_DOUBLE] DIR/NAME_WHAT.c DIR/NAME_MODEL.c runtime -o DIR/NAME_WHAT,
+ * the model being NAME.c, or NAME_infer.c for predict */
 static int cc_program(const Runtime *rt, const char *dir, const char *name, const char *what,
-                      bool dbl, bool verbose)
+                      const char *model, bool dbl, bool verbose)
 {
     char main_c[PATH_MAX], model_c[PATH_MAX], exe[PATH_MAX], inc_rt[PATH_MAX + 2],
         inc_dir[PATH_MAX + 2], cflags[] = GRADC_RT_CFLAGS, libs[] = GRADC_RT_LIBS;
     const char *cc = getenv("CC") && *getenv("CC") ? getenv("CC") : "cc";
     snprintf(main_c, sizeof main_c, "%s/%s_%s.c", dir, name, what);
-    snprintf(model_c, sizeof model_c, "%s/%s.c", dir, name);
+    snprintf(model_c, sizeof model_c, "%s/%s%s.c", dir, name, model);
     snprintf(exe, sizeof exe, "%s/%s_%s", dir, name, what);
     snprintf(inc_rt, sizeof inc_rt, "-I%s", rt->include);
     snprintf(inc_dir, sizeof inc_dir, "-I%s", dir);
@@ -129,9 +130,10 @@ int build_programs(const char *dir, const char *name, bool gradcheck_only, bool 
                         "tree, or `make install`\n", gradc_dir());
         return 1;
     }
-    if (!gradcheck_only && cc_program(&rt, dir, name, "train", false, verbose))
+    if (!gradcheck_only && (cc_program(&rt, dir, name, "train", "", false, verbose) ||
+                            cc_program(&rt, dir, name, "predict", "_infer", false, verbose)))
         return 1;
-    return cc_program(&rt, dir, name, "gradcheck", true, verbose);
+    return cc_program(&rt, dir, name, "gradcheck", "", true, verbose);
 }
 
 /* ---- gradc check ---- */

@@ -254,7 +254,7 @@ Plan plan(Graph *g, const Fusion *f);
 void plan_free(Plan *p);
 
 /* ---- build.c: the C compiler, for gradc build and gradc check ---- */
-/* Builds DIR/NAME_train and DIR/NAME_gradcheck (or only the latter). */
+/* Builds DIR/NAME_train, NAME_predict and NAME_gradcheck (or only the last). */
 int build_programs(const char *dir, const char *name, bool gradcheck_only, bool verbose);
 /* Compiles each model with compile_to(model, dir), builds and runs its
  * gradient check, prints one table; 0 if every parameter passed. */

@@ -225,10 +225,12 @@ START_TEST(build_makes_programs)
 {
     char *dir = make_tmpdir(), cmd[1024], *out;
     snprintf(cmd, sizeof cmd, "%s build models/norm_wx.lua -o %s && %s/norm_wx_gradcheck && "
-                              "%s/norm_wx_train --steps 3", GRADC_BIN, dir, dir, dir);
+                              "%s/norm_wx_train --steps 3 && %s/norm_wx_predict --help",
+             GRADC_BIN, dir, dir, dir, dir);
     ck_assert_msg(run_cmd(cmd, &out) == 0, "%s", out);
     ck_assert_ptr_nonnull(strstr(out, "max relative error"));
     ck_assert_ptr_nonnull(strstr(out, "final loss"));
+    ck_assert_ptr_nonnull(strstr(out, "usage: norm_wx_predict --checkpoint FILE"));
     free(out);
     remove_dir(dir);
 }
