@@ -69,28 +69,6 @@ static uint64_t get_le(const unsigned char *b, int n)
     return v;
 }
 
-static int is_little_endian(void)
-{
-    const uint16_t one = 1;
-    unsigned char b;
-    memcpy(&b, &one, 1);
-    return b == 1;
-}
-
-/* Reals are stored little-endian; only a big-endian host reorders them. */
-static void swap_reals(void *data, long n, int width)
-{
-    unsigned char *b = data;
-    if (is_little_endian())
-        return;
-    for (long i = 0; i < n; i++, b += width)
-        for (int j = 0; j < width / 2; j++) {
-            unsigned char t = b[j];
-            b[j] = b[width - 1 - j];
-            b[width - 1 - j] = t;
-        }
-}
-
 static int real_width(rt_dtype d) { return d == RT_F64 ? 8 : 4; }
 
 /* ---- the signature ---- */
@@ -187,7 +165,7 @@ static void put(Writer *w, const void *p, size_t n)
 static void put_reals(Writer *w, const void *data, long n, int width)
 {
     const char *p = data;
-    if (is_little_endian()) {
+    if (rt_is_little_endian()) {
         put(w, p, (size_t)n * (size_t)width);
         return;
     }
@@ -196,7 +174,7 @@ static void put_reals(Writer *w, const void *data, long n, int width)
     for (long i = 0; i < n; i += per) {
         long k = n - i < per ? n - i : per;
         memcpy(buf, p + i * width, (size_t)(k * width));
-        swap_reals(buf, k, width);
+        rt_swap_if_big_endian(buf, k, width);
         put(w, buf, (size_t)(k * width));
     }
 }
@@ -400,10 +378,10 @@ static int load(const rt_model *m, const char *path, int with_state, long *step,
         const unsigned char *p = buf + DATA_START;
         size_t np = (size_t)m->n_param_elems * (size_t)width;
         memcpy(arena + m->params_offset * width, p, np);
-        swap_reals(arena + m->params_offset * width, m->n_param_elems, width);
+        rt_swap_if_big_endian(arena + m->params_offset * width, m->n_param_elems, width);
         if (with_state) {
             memcpy(arena + m->state_offset * width, p + np, (size_t)m->n_state * (size_t)width);
-            swap_reals(arena + m->state_offset * width, m->n_state, width);
+            rt_swap_if_big_endian(arena + m->state_offset * width, m->n_state, width);
         }
         *step = (long)h.step;
         *seed = h.seed;

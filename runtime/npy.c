@@ -51,28 +51,6 @@ typedef struct {
     size_t errlen;
 } Parser;
 
-static int is_little_endian(void)
-{
-    const uint16_t one = 1;
-    unsigned char b;
-    memcpy(&b, &one, 1);
-    return b == 1;
-}
-
-/* .npy data is little-endian; only a big-endian host has work to do. */
-static void swap_if_big_endian(void *data, long n, int width)
-{
-    unsigned char *b = data;
-    if (width == 1 || is_little_endian())
-        return;
-    for (long i = 0; i < n; i++, b += width)
-        for (int j = 0; j < width / 2; j++) {
-            unsigned char t = b[j];
-            b[j] = b[width - 1 - j];
-            b[width - 1 - j] = t;
-        }
-}
-
 static int dtype_width(rt_dtype d) { return d == RT_F64 ? 8 : 4; }
 
 /* ---- header parsing ---- */
@@ -267,7 +245,7 @@ static int find_type(const char *path, const char *descr, const FileType **ft, c
         snprintf(want, sizeof want, "%c%d", t->kind, t->width);
         if (strcmp(descr + 1, want) != 0)
             continue;
-        int little = order == '<' || (order == '=' && is_little_endian());
+        int little = order == '<' || (order == '=' && rt_is_little_endian());
         if (t->width > 1 && !little)
             return rt_errf(err, errlen,
                            "%s: dtype '%s' is big-endian; save it little-endian "
@@ -383,13 +361,13 @@ static int read_data(Reader *r, const FileType *ft, rt_array *out)
     if (ft->width == dtype_width(out->dtype)) {
         if (read_exact(r, out->data, bytes, "data"))
             return -1;
-        swap_if_big_endian(out->data, out->size, ft->width);
+        rt_swap_if_big_endian(out->data, out->size, ft->width);
         return 0;
     }
     unsigned char *raw = rt_malloc(bytes);
     int rc = read_exact(r, raw, bytes, "data");
     if (rc == 0) {
-        swap_if_big_endian(raw, out->size, ft->width);
+        rt_swap_if_big_endian(raw, out->size, ft->width);
         rc = narrow(r, ft, raw, out->size, out->data);
     }
     free(raw);
@@ -527,11 +505,11 @@ static int write_body(int fd, const char *hdr, size_t hlen, rt_dtype dtype, long
     size_t bytes = (size_t)size * (size_t)dtype_width(dtype);
     if (write_all(fd, hdr, hlen))
         return -1;
-    if (is_little_endian())
+    if (rt_is_little_endian())
         return write_all(fd, data, bytes);
     void *copy = rt_malloc(bytes);
     memcpy(copy, data, bytes);
-    swap_if_big_endian(copy, size, dtype_width(dtype));
+    rt_swap_if_big_endian(copy, size, dtype_width(dtype));
     int rc = write_all(fd, copy, bytes);
     free(copy);
     return rc;

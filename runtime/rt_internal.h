@@ -25,6 +25,10 @@ const char *rt_dtype_name(rt_dtype d);
 /* "[64,1000]"; star replaces shape[0] with '*' (a batch of any size). */
 void rt_format_shape(char *buf, size_t n, int rank, const long *shape, int star);
 void rt_tensor_shape(const rt_tensor *t, long *shape);
+int rt_is_little_endian(void);
+/* Reorders each element's bytes on a big-endian host, so data is
+ * little-endian in files; nothing on a little-endian one. */
+void rt_swap_if_big_endian(void *data, long n, int width);
 /* The dtype a tensor's elements have in memory: int32, or the model's real. */
 rt_dtype rt_storage_dtype(const rt_model *m, const rt_tensor *t);
 

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
+#include <string.h>
 #include "rt_internal.h"
 
 void *rt_malloc_at(size_t n, const char *file, int line)
@@ -90,4 +91,27 @@ double rt_now_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
+}
+
+int rt_is_little_endian(void)
+{
+    const uint16_t one = 1;
+    unsigned char b;
+    memcpy(&b, &one, 1);
+    return b == 1;
+}
+
+/* Files gradc writes are little-endian; only a big-endian host reorders
+ * each element's bytes (the same swap reads and writes). */
+void rt_swap_if_big_endian(void *data, long n, int width)
+{
+    unsigned char *b = data;
+    if (width == 1 || rt_is_little_endian())
+        return;
+    for (long i = 0; i < n; i++, b += width)
+        for (int j = 0; j < width / 2; j++) {
+            unsigned char t = b[j];
+            b[j] = b[width - 1 - j];
+            b[width - 1 - j] = t;
+        }
 }
