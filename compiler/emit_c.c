@@ -143,31 +143,44 @@ static Access access_of_input(Graph *g, const Node *n, Access an, int k)
 }
 
 /* The space and its loops, after merging axes. */
+enum { MAX_OPERANDS = 64, MAX_READS = 256 };
+
 typedef struct {
     int rank;
     long size[MAX_RANK];
-    int n_ops;              /* operands: [0] is the output */
-    long stride[16][MAX_RANK];
-    bool replay;            /* operands come again in the same order: keep
-                               the strides computed (and merged) before */
+    int n_ops;                       /* operands: [0] is the output */
+    int node[MAX_OPERANDS];          /* the buffer each reads */
+    long stride[MAX_OPERANDS][MAX_RANK];
+    int n_reads, operand_of[MAX_READS]; /* each read, in order, and its operand */
+    bool replay;                     /* the reads come again in the same order:
+                                        keep what was found (and merged) before */
 } Space;
 
-static int add_operand(Space *sp, Shape s, Access a, int orig_rank)
+/* The operand for a read of node `id` through access a: one operand per
+ * buffer and way of walking it, however often the body reads it. */
+static int add_operand(Space *sp, int id, Shape s, Access a, int orig_rank)
 {
-    int o = sp->n_ops++;
-    if (o >= 16)
-        die("a loop group reads more than 15 buffers");
+    if (sp->n_reads == MAX_READS)
+        die("a loop group reads more than %d times", MAX_READS);
     if (sp->replay)
-        return o;
-    long st = 1;
-    for (int d = 0; d < orig_rank; d++)
-        sp->stride[o][d] = 0;
+        return sp->operand_of[sp->n_reads++];
+    long row[MAX_RANK] = {0}, st = 1;
     for (int j = s.rank - 1; j >= 0; j--) {
         if (a.src[j] >= 0)
-            sp->stride[o][a.src[j]] += st;
+            row[a.src[j]] += st;
         st *= s.dim[j];
     }
-    return o;
+    int o = 0;
+    while (o < sp->n_ops && !(sp->node[o] == id && !memcmp(sp->stride[o], row, orig_rank * sizeof *row)))
+        o++;
+    if (o == sp->n_ops) {
+        if (o == MAX_OPERANDS)
+            die("a loop group reads more than %d buffers", MAX_OPERANDS - 1);
+        sp->n_ops++;
+        sp->node[o] = id;
+        memcpy(sp->stride[o], row, sizeof row);
+    }
+    return sp->operand_of[sp->n_reads++] = o;
 }
 
 /* Drops size-1 axes and merges neighbours every operand walks as one. */
@@ -262,7 +275,7 @@ static void operand_text(Emit *e, Space *sp, const Members *m, int root, const N
     } else if (member_index(m, x) >= 0 && x != root) {
         snprintf(out, len, "t%d", x);
     } else {
-        int o = add_operand(sp, xn->shape, access_of_input(e->g, n, an, k), sp->rank);
+        int o = add_operand(sp, x, xn->shape, access_of_input(e->g, n, an, k), sp->rank);
         if (count_only)
             return;
         char idx[128];
@@ -357,13 +370,13 @@ static void emit_group(Emit *e, int root)
     for (int d = 0; d < space.rank; d++)
         root_acc.src[d] = d;
     collect(e, root, root, root_acc, &m);
-    add_operand(&sp, r->shape, ra, space.rank);
+    add_operand(&sp, -1, r->shape, ra, space.rank); /* the output: -1 matches no read */
 
     /* Register operands, merge, then write for real with merged strides. */
     Buf scratch = {0};
     group_body(e, &sp, &m, root, &scratch, 0, true);
     merge_axes(&sp);
-    sp.n_ops = 1;
+    sp.n_reads = 1;
     sp.replay = true;
     Buf body = {0};
 

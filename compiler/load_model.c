@@ -30,18 +30,15 @@ static const char TENSOR[] = "gradc.tensor";
 
 typedef struct {
     Graph *g;
-    const char *dir;      /* the model file's folder, for import */
+    const char *dir; /* the model file's folder, for import */
     long instructions;
     size_t memory;
     bool have_model;
-    SrcLoc model_loc;     /* where model{} was called */
-    int model_ref;        /* the table model{} returned */
+    SrcLoc model_loc; /* where model{} was called */
+    int model_ref;    /* the table model{} returned */
 } Front;
 
-static Front *front(lua_State *L)
-{
-    return *(Front **)lua_getextraspace(L);
-}
+static Front *front(lua_State *L) { return *(Front **)lua_getextraspace(L); }
 
 /* ---- sandbox limits ---- */
 
@@ -125,15 +122,9 @@ static int push_tensor(lua_State *L, int id)
     return 1;
 }
 
-static bool is_tensor(lua_State *L, int idx)
-{
-    return luaL_testudata(L, idx, TENSOR) != NULL;
-}
+static bool is_tensor(lua_State *L, int idx) { return luaL_testudata(L, idx, TENSOR) != NULL; }
 
-static const Node *node_of(lua_State *L, int id)
-{
-    return ir_at(front(L)->g, id);
-}
+static const Node *node_of(lua_State *L, int id) { return ir_at(front(L)->g, id); }
 
 /* Makes a node at the calling line, or raises `op: why` there. */
 static int make(lua_State *L, Node n)
@@ -204,6 +195,64 @@ static int math_or_op(lua_State *L, int op, double (*f)(double))
 }
 
 static int l_exp(lua_State *L) { return math_or_op(L, OP_EXP, exp); }
+static int l_sqrt(lua_State *L) { return math_or_op(L, OP_SQRT, sqrt); }
+static int l_abs(lua_State *L) { return math_or_op(L, OP_ABS, fabs); }
+static int l_rsqrt(lua_State *L) { return unary(L, OP_RSQRT); }
+static int l_sign(lua_State *L) { return unary(L, OP_SIGN); }
+static int l_softplus(lua_State *L) { return unary(L, OP_SOFTPLUS); }
+static int l_maximum(lua_State *L) { return binary(L, OP_MAXIMUM); }
+static int l_minimum(lua_State *L) { return binary(L, OP_MINIMUM); }
+static int l_gt(lua_State *L) { return binary(L, OP_GT); }
+static int l_ge(lua_State *L) { return binary(L, OP_GE); }
+static int l_lt(lua_State *L) { return binary(L, OP_LT); }
+static int l_le(lua_State *L) { return binary(L, OP_LE); }
+static int l_eq(lua_State *L) { return binary(L, OP_EQ); }
+static int l_ne(lua_State *L) { return binary(L, OP_NE); }
+
+static int l_where(lua_State *L)
+{
+    int m = tensor_arg(L, 1, "where"), a = tensor_arg(L, 2, "where"), b = tensor_arg(L, 3, "where");
+    return push_tensor(L, make(L, (Node){.op = OP_WHERE, .n_in = 3, .in = {m, a, b}}));
+}
+
+static int l_leaky_relu(lua_State *L)
+{
+    int x = tensor_arg(L, 1, "leaky_relu");
+    double alpha = luaL_optnumber(L, 2, 0.01);
+    return push_tensor(L,
+                       make(L, (Node){.op = OP_LEAKY_RELU, .n_in = 1, .in = {x}, .value = alpha}));
+}
+
+/* Composites: ops written with other ops, differentiated through them. */
+
+/* clamp(x, lo, hi) = min(max(x, lo), hi) */
+static int l_clamp(lua_State *L)
+{
+    int x = tensor_arg(L, 1, "clamp"), lo = tensor_arg(L, 2, "clamp"),
+        hi = tensor_arg(L, 3, "clamp");
+    int m = make(L, (Node){.op = OP_MAXIMUM, .n_in = 2, .in = {x, lo}});
+    return push_tensor(L, make(L, (Node){.op = OP_MINIMUM, .n_in = 2, .in = {m, hi}}));
+}
+
+/* gelu(x) = x/2 (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), the tanh form */
+static int l_gelu(lua_State *L)
+{
+    int x = tensor_arg(L, 1, "gelu");
+    int c = make(L, (Node){.op = OP_CONST, .value = 0.7978845608028654});
+    int k = make(L, (Node){.op = OP_CONST, .value = 0.044715});
+    int half = make(L, (Node){.op = OP_CONST, .value = 0.5});
+    int one = make(L, (Node){.op = OP_CONST, .value = 1});
+    int x3 = make(L, (Node){.op = OP_POW, .n_in = 1, .in = {x}, .value = 3});
+    int inner = make(L, (Node){.op = OP_ADD,
+                               .n_in = 2,
+                               .in = {x, make(L, (Node){.op = OP_MUL, .n_in = 2, .in = {k, x3}})}});
+    int t = make(L, (Node){.op = OP_TANH,
+                           .n_in = 1,
+                           .in = {make(L, (Node){.op = OP_MUL, .n_in = 2, .in = {c, inner}})}});
+    int hx = make(L, (Node){.op = OP_MUL, .n_in = 2, .in = {half, x}});
+    int sum = make(L, (Node){.op = OP_ADD, .n_in = 2, .in = {one, t}});
+    return push_tensor(L, make(L, (Node){.op = OP_MUL, .n_in = 2, .in = {hx, sum}}));
+}
 static int l_log(lua_State *L) { return math_or_op(L, OP_LOG, log); }
 static int l_tanh(lua_State *L) { return math_or_op(L, OP_TANH, tanh); }
 
@@ -212,8 +261,8 @@ static int l_pow(lua_State *L)
     if (!is_tensor(L, 1) || lua_type(L, 2) != LUA_TNUMBER)
         return luaL_error(L, "pow: only a tensor to a constant power is supported (x ^ 2)");
     int x = tensor_arg(L, 1, "pow");
-    return push_tensor(L, make(L, (Node){.op = OP_POW, .n_in = 1, .in = {x},
-                                         .value = lua_tonumber(L, 2)}));
+    return push_tensor(
+        L, make(L, (Node){.op = OP_POW, .n_in = 1, .in = {x}, .value = lua_tonumber(L, 2)}));
 }
 
 static int l_matmul(lua_State *L)
@@ -237,8 +286,8 @@ static int reduce(lua_State *L, const char *op, double *count)
         lua_Integer axis = luaL_checkinteger(L, 2);
         lua_Integer a = axis < 0 ? s.rank + axis : axis - 1;
         if (a < 0 || a >= s.rank)
-            return luaL_error(L, "%s: axis %d is out of range for a rank %d tensor", op,
-                              (int)axis, s.rank);
+            return luaL_error(L, "%s: axis %d is out of range for a rank %d tensor", op, (int)axis,
+                              s.rank);
         n.axes[a] = AX_DROP;
         *count = s.dim[a];
     }
@@ -290,10 +339,28 @@ static int l_tostring(lua_State *L)
 }
 
 static const luaL_Reg methods[] = {
-    {"matmul", l_matmul}, {"t", l_transpose}, {"transpose", l_transpose},
-    {"sum", l_sum},       {"mean", l_mean},   {"exp", l_exp},
-    {"log", l_log},       {"tanh", l_tanh},   {"sigmoid", l_sigmoid},
-    {"relu", l_relu},     {"pow", l_pow},     {NULL, NULL},
+    {"matmul", l_matmul},
+    {"t", l_transpose},
+    {"transpose", l_transpose},
+    {"sum", l_sum},
+    {"mean", l_mean},
+    {"exp", l_exp},
+    {"log", l_log},
+    {"tanh", l_tanh},
+    {"sigmoid", l_sigmoid},
+    {"relu", l_relu},
+    {"pow", l_pow},
+    {"sqrt", l_sqrt},
+    {"rsqrt", l_rsqrt},
+    {"abs", l_abs},
+    {"sign", l_sign},
+    {"softplus", l_softplus},
+    {"leaky_relu", l_leaky_relu},
+    {"gelu", l_gelu},
+    {"maximum", l_maximum},
+    {"minimum", l_minimum},
+    {"clamp", l_clamp},
+    {NULL, NULL},
 };
 
 static int l_index(lua_State *L)
@@ -319,8 +386,8 @@ static int l_index(lua_State *L)
 static void make_tensor_metatable(lua_State *L)
 {
     static const luaL_Reg meta[] = {
-        {"__add", l_add},   {"__sub", l_sub},           {"__mul", l_mul},
-        {"__div", l_div},   {"__unm", l_neg},           {"__pow", l_pow},
+        {"__add", l_add},     {"__sub", l_sub},           {"__mul", l_mul},
+        {"__div", l_div},     {"__unm", l_neg},           {"__pow", l_pow},
         {"__index", l_index}, {"__tostring", l_tostring}, {NULL, NULL},
     };
     luaL_newmetatable(L, TENSOR);
@@ -404,10 +471,7 @@ static int push_init(lua_State *L, const char *kind, double a, double b)
     return 1;
 }
 
-static int l_randn(lua_State *L)
-{
-    return push_init(L, "normal", 0, luaL_optnumber(L, 1, 1));
-}
+static int l_randn(lua_State *L) { return push_init(L, "normal", 0, luaL_optnumber(L, 1, 1)); }
 static int l_uniform(lua_State *L)
 {
     return push_init(L, "uniform", luaL_checknumber(L, 1), luaL_checknumber(L, 2));
@@ -429,11 +493,14 @@ static int l_param(lua_State *L)
     Shape s = shape_arg(L, 2, "param");
     Node n = {.op = OP_PARAM, .name = name, .shape = s};
     if (lua_type(L, 3) != LUA_TTABLE || lua_getfield(L, 3, "init") != LUA_TSTRING)
-        return luaL_error(L, "param: '%s' needs an initializer: randn(std), uniform(lo, hi), "
-                             "zeros() or ones()", name);
+        return luaL_error(L,
+                          "param: '%s' needs an initializer: randn(std), uniform(lo, hi), "
+                          "zeros() or ones()",
+                          name);
     const char *kind = lua_tostring(L, -1);
-    n.init = !strcmp(kind, "normal") ? INIT_NORMAL : !strcmp(kind, "uniform") ? INIT_UNIFORM
-                                                                               : INIT_CONST;
+    n.init = !strcmp(kind, "normal")    ? INIT_NORMAL
+             : !strcmp(kind, "uniform") ? INIT_UNIFORM
+                                        : INIT_CONST;
     n.init_a = number_field(L, 3, "a");
     n.init_b = number_field(L, 3, "b");
     int id = make(L, n);
@@ -505,7 +572,8 @@ static void read_outputs(lua_State *L, Graph *g)
         luaL_error(L, "model: outputs must be a table of name = tensor");
     lua_pushnil(L);
     while (lua_next(L, -2)) {
-        if (lua_type(L, -2) != LUA_TSTRING || !is_identifier(lua_tostring(L, -2)) || !is_tensor(L, -1))
+        if (lua_type(L, -2) != LUA_TSTRING || !is_identifier(lua_tostring(L, -2)) ||
+            !is_tensor(L, -1))
             luaL_error(L, "model: outputs must be a table of name = tensor");
         g->outputs = xrealloc(g->outputs, (g->n_outputs + 1) * sizeof *g->outputs);
         g->outputs[g->n_outputs++] =
@@ -529,7 +597,8 @@ static int l_model(lua_State *L)
         lua_pop(L, 1);
         const char *k = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "?";
         if (strcmp(k, "loss") && strcmp(k, "outputs") && strcmp(k, "optimizer"))
-            return luaL_error(L, "model: unknown field '%s' (model takes loss, outputs, optimizer)", k);
+            return luaL_error(L, "model: unknown field '%s' (model takes loss, outputs, optimizer)",
+                              k);
     }
     lua_getfield(L, 1, "loss");
     if (!is_tensor(L, -1))
@@ -539,7 +608,8 @@ static int l_model(lua_State *L)
     if (ls.rank != 0) {
         char s[64];
         shape_str(s, sizeof s, ls);
-        return luaL_error(L, "model: the loss must be a scalar, got %s: reduce it with sum() or mean()", s);
+        return luaL_error(
+            L, "model: the loss must be a scalar, got %s: reduce it with sum() or mean()", s);
     }
     read_outputs(L, g);
     if (lua_getfield(L, 1, "optimizer") == LUA_TTABLE)
@@ -603,21 +673,53 @@ static int l_import(lua_State *L);
  * of Lua's standard library. */
 static void push_env(lua_State *L)
 {
-    static const char *const safe[] = {"assert", "error", "ipairs", "next", "pairs", "pcall",
-                                       "select", "tonumber", "tostring", "type", "rawequal",
-                                       "rawlen", "rawget", "rawset", "setmetatable", NULL};
+    static const char *const safe[] = {
+        "assert",   "error", "ipairs",   "next",   "pairs",  "pcall",  "select",       "tonumber",
+        "tostring", "type",  "rawequal", "rawlen", "rawget", "rawset", "setmetatable", NULL};
     static const char *const none[] = {NULL};
     static const char *const no_seed[] = {"randomseed", NULL};
     static const char *const no_dump[] = {"dump", NULL};
     static const luaL_Reg language[] = {
-        {"input", l_input},     {"param", l_param},     {"randn", l_randn},
-        {"uniform", l_uniform}, {"zeros", l_zeros},     {"ones", l_ones},
-        {"matmul", l_matmul},   {"transpose", l_transpose}, {"sum", l_sum},
-        {"mean", l_mean},       {"exp", l_exp},         {"log", l_log},
-        {"tanh", l_tanh},       {"sigmoid", l_sigmoid}, {"relu", l_relu},
-        {"pow", l_pow},         {"hinge_loss", l_hinge}, {"cross_entropy", l_xent},
-        {"model", l_model},     {"import", l_import},
-        {"print", l_print},     {"getmetatable", l_getmetatable}, {NULL, NULL},
+        {"input", l_input},
+        {"param", l_param},
+        {"randn", l_randn},
+        {"uniform", l_uniform},
+        {"zeros", l_zeros},
+        {"ones", l_ones},
+        {"matmul", l_matmul},
+        {"transpose", l_transpose},
+        {"sum", l_sum},
+        {"mean", l_mean},
+        {"exp", l_exp},
+        {"log", l_log},
+        {"tanh", l_tanh},
+        {"sigmoid", l_sigmoid},
+        {"relu", l_relu},
+        {"pow", l_pow},
+        {"hinge_loss", l_hinge},
+        {"cross_entropy", l_xent},
+        {"sqrt", l_sqrt},
+        {"rsqrt", l_rsqrt},
+        {"abs", l_abs},
+        {"sign", l_sign},
+        {"softplus", l_softplus},
+        {"leaky_relu", l_leaky_relu},
+        {"gelu", l_gelu},
+        {"maximum", l_maximum},
+        {"minimum", l_minimum},
+        {"clamp", l_clamp},
+        {"where", l_where},
+        {"gt", l_gt},
+        {"ge", l_ge},
+        {"lt", l_lt},
+        {"le", l_le},
+        {"eq", l_eq},
+        {"ne", l_ne},
+        {"model", l_model},
+        {"import", l_import},
+        {"print", l_print},
+        {"getmetatable", l_getmetatable},
+        {NULL, NULL},
     };
     lua_newtable(L);
     for (const char *const *s = safe; *s; s++) {
@@ -691,14 +793,16 @@ static int l_import(lua_State *L)
 {
     const char *name = luaL_checkstring(L, 1);
     if (!is_identifier(name))
-        return luaL_error(L, "import: '%s' is not a module name (letters, digits, _; no paths)", name);
+        return luaL_error(L, "import: '%s' is not a module name (letters, digits, _; no paths)",
+                          name);
     lua_getfield(L, LUA_REGISTRYINDEX, "gradc.imports");
     if (lua_getfield(L, -1, name) != LUA_TNIL)
         return 1;
     lua_pop(L, 1);
     /* Next to the model, then the modules installed with gradc (or, run
      * from a build tree, the tree's models/lib). */
-    const char *formats[] = {"%s/lib/%s.lua", "%s/../share/gradc/lib/%s.lua", "%s/../models/lib/%s.lua"};
+    const char *formats[] = {"%s/lib/%s.lua", "%s/../share/gradc/lib/%s.lua",
+                             "%s/../models/lib/%s.lua"};
     const char *dirs[] = {front(L)->dir, gradc_dir(), gradc_dir()};
     for (int i = 0; i < 3; i++) {
         char path[4096];
@@ -774,9 +878,12 @@ static const char *check_model(Graph *g, char *err, size_t len)
     for (int i = 1; i < g->n_inputs; i++) {
         const Node *x = ir_at(g, g->inputs[i]);
         if (x->shape.dim[0] != g->batch)
-            return snprintf(err, len, "%s:%d: input '%s' has batch %d but '%s' has %d: the first "
-                            "dimension of every input is the batch", x->loc.file, x->loc.line,
-                            x->name, x->shape.dim[0], first->name, g->batch), err;
+            return snprintf(err, len,
+                            "%s:%d: input '%s' has batch %d but '%s' has %d: the first "
+                            "dimension of every input is the batch",
+                            x->loc.file, x->loc.line, x->name, x->shape.dim[0], first->name,
+                            g->batch),
+                   err;
     }
     bool *reach = xcalloc(g->n, sizeof *reach);
     for (int i = 0; i < g->n; i++) {
@@ -788,8 +895,10 @@ static const char *check_model(Graph *g, char *err, size_t len)
     bool ok = reach[g->loss];
     free(reach);
     if (!ok)
-        return snprintf(err, len, "%s:%d: the loss does not depend on any param(): nothing to train",
-                        ir_at(g, g->loss)->loc.file, ir_at(g, g->loss)->loc.line), err;
+        return snprintf(err, len,
+                        "%s:%d: the loss does not depend on any param(): nothing to train",
+                        ir_at(g, g->loss)->loc.file, ir_at(g, g->loss)->loc.line),
+               err;
     return NULL;
 }
 
@@ -851,8 +960,9 @@ Graph *load_model(const char *path, const LoadOptions *o)
     char err[1024];
     const char *msg = NULL;
     if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
-        snprintf(err, sizeof err, "%s", lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1)
-                                                                       : "the model raised an error that is not a string");
+        snprintf(err, sizeof err, "%s",
+                 lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1)
+                                                : "the model raised an error that is not a string");
         msg = err;
     }
     lua_close(L);

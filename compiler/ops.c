@@ -76,20 +76,23 @@ static const char *shape_broadcast(Graph *g, Node *n, char *err, size_t len)
 {
     if (need_real(g, n, err, len))
         return err;
-    Shape a = shape_of(g, n->in[0]), b = shape_of(g, n->in[1]);
-    Shape *big = a.rank >= b.rank ? &a : &b, *small = a.rank >= b.rank ? &b : &a;
-    Shape s = *big;
-    int lead = big->rank - small->rank;
-    for (int i = 0; i < small->rank; i++) {
-        int x = big->dim[lead + i], y = small->dim[i];
-        if (x != y && x != 1 && y != 1) {
-            char sa[64], sb[64];
-            shape_str(sa, sizeof sa, a);
-            shape_str(sb, sizeof sb, b);
-            snprintf(err, len, "shapes do not broadcast: %s and %s", sa, sb);
-            return err;
+    Shape s = {0};
+    for (int k = 0; k < n->n_in; k++) {
+        Shape x = shape_of(g, n->in[k]);
+        Shape t = x.rank > s.rank ? x : s; /* the longer, aligned right */
+        int ls = t.rank - s.rank, lx = t.rank - x.rank;
+        for (int i = 0; i < t.rank; i++) {
+            int a = i >= ls ? s.dim[i - ls] : 1, c = i >= lx ? x.dim[i - lx] : 1;
+            if (a != c && a != 1 && c != 1) {
+                char sa[64], sb[64];
+                shape_str(sa, sizeof sa, shape_of(g, n->in[0]));
+                shape_str(sb, sizeof sb, x);
+                snprintf(err, len, "shapes do not broadcast: %s and %s", sa, sb);
+                return err;
+            }
+            t.dim[i] = a == 1 ? c : a;
         }
-        s.dim[lead + i] = x == 1 ? y : x;
+        s = t;
     }
     n->shape = s;
     n->dtype = DT_REAL;
@@ -270,17 +273,181 @@ static void emit_relu(Buf *b, const Node *n, const Operand *out, const Operand *
     buf_printf(b, "%s > REAL_C(0.0) ? %s : REAL_C(0.0)", in[0].text, in[0].text);
 }
 
-/* step(x) = [x > 0], flat wherever it has a derivative: dx = 0 */
-static int grad_step(Graph *g, int node, int dy, int k)
+/* Masks and signs are flat wherever they have a derivative: dx = 0. */
+static int grad_zero(Graph *g, int node, int dy, int k)
 {
-    (void)dy, (void)k;
-    return ir_const(g, 0, shape_of(g, in_(g, node, 0)));
+    (void)dy;
+    return ir_const(g, 0, shape_of(g, in_(g, node, k)));
 }
 
 static void emit_step(Buf *b, const Node *n, const Operand *out, const Operand *in)
 {
     (void)n, (void)out;
     buf_printf(b, "%s > REAL_C(0.0) ? REAL_C(1.0) : REAL_C(0.0)", in[0].text);
+}
+
+/* dx = dy / (2 y) */
+static int grad_sqrt(Graph *g, int node, int dy, int k)
+{
+    (void)k;
+    return ir_binary(g, OP_MUL, dy, ir_binary(g, OP_DIV, ir_const(g, 0.5, (Shape){0}), node));
+}
+
+static void emit_sqrt(Buf *b, const Node *n, const Operand *out, const Operand *in)
+{
+    (void)n, (void)out;
+    buf_printf(b, "r_sqrt(%s)", in[0].text);
+}
+
+/* y = x^(-1/2): dx = -dy y^3 / 2 */
+static int grad_rsqrt(Graph *g, int node, int dy, int k)
+{
+    (void)k;
+    int d = ir_binary(g, OP_MUL, dy, ir_const(g, -0.5, (Shape){0}));
+    return ir_binary(g, OP_MUL, d, ir_pow(g, node, 3));
+}
+
+static void emit_rsqrt(Buf *b, const Node *n, const Operand *out, const Operand *in)
+{
+    (void)n, (void)out;
+    buf_printf(b, "REAL_C(1.0) / r_sqrt(%s)", in[0].text);
+}
+
+/* dx = dy sign(x) */
+static int grad_abs(Graph *g, int node, int dy, int k)
+{
+    (void)k;
+    return ir_binary(g, OP_MUL, dy, ir_unary(g, OP_SIGN, in_(g, node, 0)));
+}
+
+static void emit_abs(Buf *b, const Node *n, const Operand *out, const Operand *in)
+{
+    (void)n, (void)out;
+    buf_printf(b, "r_fabs(%s)", in[0].text);
+}
+
+static void emit_sign(Buf *b, const Node *n, const Operand *out, const Operand *in)
+{
+    (void)n, (void)out;
+    buf_printf(b, "(real)((%s > REAL_C(0.0)) - (%s < REAL_C(0.0)))", in[0].text, in[0].text);
+}
+
+/* softplus(x) = log(1 + e^x): dx = dy sigmoid(x) */
+static int grad_softplus(Graph *g, int node, int dy, int k)
+{
+    (void)k;
+    return ir_binary(g, OP_MUL, dy, ir_unary(g, OP_SIGMOID, in_(g, node, 0)));
+}
+
+static void emit_softplus(Buf *b, const Node *n, const Operand *out, const Operand *in)
+{
+    const char *x = in[0].text;
+    (void)n, (void)out;
+    /* log1p of a small exp never overflows, whatever the sign of x */
+    buf_printf(b, "%s > REAL_C(0.0) ? %s + r_log1p(r_exp(-%s)) : r_log1p(r_exp(%s))", x, x, x, x);
+}
+
+/* leaky_relu(x) = x for x > 0, else alpha x: dx = dy (alpha + (1 - alpha) step(x)) */
+static int grad_leaky_relu(Graph *g, int node, int dy, int k)
+{
+    (void)k;
+    double alpha = ir_at(g, node)->value;
+    int slope = ir_binary(g, OP_MUL, ir_unary(g, OP_STEP, in_(g, node, 0)),
+                          ir_const(g, 1 - alpha, (Shape){0}));
+    return ir_binary(g, OP_MUL, dy, ir_binary(g, OP_ADD, slope, ir_const(g, alpha, (Shape){0})));
+}
+
+static void emit_leaky_relu(Buf *b, const Node *n, const Operand *out, const Operand *in)
+{
+    char a[48];
+    (void)out;
+    buf_printf(b, "%s > REAL_C(0.0) ? %s : %s * %s", in[0].text, in[0].text, lit(n->value, a),
+               in[0].text);
+}
+
+/* The larger (smaller) input gets dy; a tie goes to the first. */
+static int grad_maximum(Graph *g, int node, int dy, int k)
+{
+    int a = in_(g, node, 0), b = in_(g, node, 1);
+    int mask = k == 0 ? ir_binary(g, OP_GE, a, b) : ir_binary(g, OP_LT, a, b);
+    return ir_sum_to(g, ir_binary(g, OP_MUL, dy, mask), shape_of(g, in_(g, node, k)));
+}
+
+static int grad_minimum(Graph *g, int node, int dy, int k)
+{
+    int a = in_(g, node, 0), b = in_(g, node, 1);
+    int mask = k == 0 ? ir_binary(g, OP_LE, a, b) : ir_binary(g, OP_GT, a, b);
+    return ir_sum_to(g, ir_binary(g, OP_MUL, dy, mask), shape_of(g, in_(g, node, k)));
+}
+
+static void emit_maximum(Buf *b, const Node *n, const Operand *out, const Operand *in)
+{
+    (void)n, (void)out;
+    buf_printf(b, "r_fmax(%s, %s)", in[0].text, in[1].text);
+}
+
+static void emit_minimum(Buf *b, const Node *n, const Operand *out, const Operand *in)
+{
+    (void)n, (void)out;
+    buf_printf(b, "r_fmin(%s, %s)", in[0].text, in[1].text);
+}
+
+/* Comparisons give masks of 0 and 1. */
+static void emit_compare(Buf *b, const Operand *in, const char *op)
+{
+    buf_printf(b, "(real)(%s %s %s)", in[0].text, op, in[1].text);
+}
+
+static void emit_gt(Buf *b, const Node *n, const Operand *out, const Operand *in)
+{
+    (void)n, (void)out;
+    emit_compare(b, in, ">");
+}
+
+static void emit_ge(Buf *b, const Node *n, const Operand *out, const Operand *in)
+{
+    (void)n, (void)out;
+    emit_compare(b, in, ">=");
+}
+
+static void emit_lt(Buf *b, const Node *n, const Operand *out, const Operand *in)
+{
+    (void)n, (void)out;
+    emit_compare(b, in, "<");
+}
+
+static void emit_le(Buf *b, const Node *n, const Operand *out, const Operand *in)
+{
+    (void)n, (void)out;
+    emit_compare(b, in, "<=");
+}
+
+static void emit_eq(Buf *b, const Node *n, const Operand *out, const Operand *in)
+{
+    (void)n, (void)out;
+    emit_compare(b, in, "==");
+}
+
+static void emit_ne(Buf *b, const Node *n, const Operand *out, const Operand *in)
+{
+    (void)n, (void)out;
+    emit_compare(b, in, "!=");
+}
+
+/* where(m, a, b) = a where m != 0, else b: da = where(m, dy, 0), db = where(m, 0, dy) */
+static int grad_where(Graph *g, int node, int dy, int k)
+{
+    if (k == 0)
+        return grad_zero(g, node, dy, k);
+    int zero = ir_const(g, 0, (Shape){0}), m = in_(g, node, 0);
+    Node w = {.op = OP_WHERE, .n_in = 3, .in = {m, k == 1 ? dy : zero, k == 1 ? zero : dy}};
+    return ir_sum_to(g, ir_must(g, &w), shape_of(g, in_(g, node, k)));
+}
+
+static void emit_where(Buf *b, const Node *n, const Operand *out, const Operand *in)
+{
+    (void)n, (void)out;
+    buf_printf(b, "%s != REAL_C(0.0) ? %s : %s", in[0].text, in[1].text, in[2].text);
 }
 
 /* ---- reduction ---- */

@@ -22,6 +22,9 @@ typedef double real;
 #define r_log log
 #define r_tanh tanh
 #define r_sqrt sqrt
+#define r_fabs fabs
+#define r_log1p log1p
+#define r_fmin fmin
 #define r_pow pow
 #define r_fmax fmax
 #define r_gemm cblas_dgemm
@@ -34,6 +37,9 @@ typedef float real;
 #define r_log logf
 #define r_tanh tanhf
 #define r_sqrt sqrtf
+#define r_fabs fabsf
+#define r_log1p log1pf
+#define r_fmin fminf
 #define r_pow powf
 #define r_fmax fmaxf
 #define r_gemm cblas_sgemm

@@ -196,6 +196,85 @@ static const Case cases[] = {
      "local z = param(\"z\", {4, 5}, randn())\n"
      "local loss = sum(cross_entropy(z, labels) * R)\n"},
 
+    /* ---- more elementwise ops; comparisons and masks have zero gradients ---- */
+    {"sqrt", "sqrt on (0.5, 2)",
+     "local R = input(\"R\", {4, 3})\n"
+     "local a = param(\"a\", {4, 3}, uniform(0.5, 2))\n"
+     "local loss = sum(sqrt(a) * R)\n"},
+    {"rsqrt", "rsqrt on (0.5, 2)",
+     "local R = input(\"R\", {4, 3})\n"
+     "local a = param(\"a\", {4, 3}, uniform(0.5, 2))\n"
+     "local loss = sum(rsqrt(a) * R)\n"},
+    {"abs", "abs, kinks skipped",
+     "local R = input(\"R\", {4, 3})\n"
+     "local a = param(\"a\", {4, 3}, randn())\n"
+     "local loss = sum(abs(a) * R)\n"},
+    {"sign", "sign(a) * a, a flat mask times a",
+     "local R = input(\"R\", {4, 3})\n"
+     "local a = param(\"a\", {4, 3}, randn())\n"
+     "local loss = sum(sign(a) * a * R)\n"},
+    {"softplus", "softplus",
+     "local R = input(\"R\", {4, 3})\n"
+     "local a = param(\"a\", {4, 3}, randn())\n"
+     "local loss = sum(softplus(a * 3) * R)\n"},
+    {"leaky_relu", "leaky_relu with alpha 0.1",
+     "local R = input(\"R\", {4, 3})\n"
+     "local a = param(\"a\", {4, 3}, randn())\n"
+     "local loss = sum(leaky_relu(a, 0.1) * R)\n"},
+    {"maximum", "maximum of two params and of a number",
+     "local R = input(\"R\", {4, 3})\n"
+     "local a = param(\"a\", {4, 3}, randn())\n"
+     "local b = param(\"b\", {3}, randn())\n"
+     "local loss = sum(maximum(a, b) * R) + sum(maximum(a, 0.2) * R)\n"},
+    {"minimum", "minimum of two params",
+     "local R = input(\"R\", {4, 3})\n"
+     "local a = param(\"a\", {4, 3}, randn())\n"
+     "local b = param(\"b\", {4, 3}, randn())\n"
+     "local loss = sum(minimum(a, b) * R)\n"},
+    {"gt", "gt as a mask on a",
+     "local R = input(\"R\", {4, 3})\n"
+     "local a = param(\"a\", {4, 3}, randn())\n"
+     "local b = param(\"b\", {4, 3}, randn())\n"
+     "local loss = sum(gt(a, b) * a * R)\n"},
+    {"ge", "ge as a mask on a",
+     "local R = input(\"R\", {4, 3})\n"
+     "local a = param(\"a\", {4, 3}, randn())\n"
+     "local b = param(\"b\", {4, 3}, randn())\n"
+     "local loss = sum(ge(a, b) * a * R)\n"},
+    {"lt", "lt as a mask on a",
+     "local R = input(\"R\", {4, 3})\n"
+     "local a = param(\"a\", {4, 3}, randn())\n"
+     "local b = param(\"b\", {4, 3}, randn())\n"
+     "local loss = sum(lt(a, b) * a * R)\n"},
+    {"le", "le as a mask on a",
+     "local R = input(\"R\", {4, 3})\n"
+     "local a = param(\"a\", {4, 3}, randn())\n"
+     "local b = param(\"b\", {4, 3}, randn())\n"
+     "local loss = sum(le(a, b) * a * R)\n"},
+    {"eq", "eq as a mask on a",
+     "local R = input(\"R\", {4, 3})\n"
+     "local a = param(\"a\", {4, 3}, randn())\n"
+     "local b = param(\"b\", {4, 3}, randn())\n"
+     "local loss = sum(eq(a, b) * a * R)\n"},
+    {"ne", "ne as a mask on a",
+     "local R = input(\"R\", {4, 3})\n"
+     "local a = param(\"a\", {4, 3}, randn())\n"
+     "local b = param(\"b\", {4, 3}, randn())\n"
+     "local loss = sum(ne(a, b) * a * R)\n"},
+    {"where", "where(mask, a, b) with a broadcast b",
+     "local R = input(\"R\", {4, 3})\n"
+     "local a = param(\"a\", {4, 3}, randn())\n"
+     "local b = param(\"b\", {3}, randn())\n"
+     "local m = input(\"m\", {4, 3})\n"
+     "local loss = sum(where(gt(m, 0), a, b) * R)\n"},
+    {"chain", "gelu, the tanh form",
+     "local R = input(\"R\", {4, 3})\n"
+     "local a = param(\"a\", {4, 3}, randn())\n"
+     "local loss = sum(gelu(a) * R)\n"},
+    {"chain", "clamp(a, -0.5, 0.5)",
+     "local R = input(\"R\", {4, 3})\n"
+     "local a = param(\"a\", {4, 3}, randn())\n"
+     "local loss = sum(clamp(a, -0.5, 0.5) * R)\n"},
     /* ---- short chains ---- */
     {"chain", "sigmoid(x W + b)",
      "local x = input(\"x\", {4, 3})\n"
