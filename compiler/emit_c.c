@@ -123,6 +123,8 @@ static Access access_of_input(Graph *g, const Node *n, Access an, int k)
         a.src[j] = -1;
     switch (n->op) {
     case OP_SUM:
+    case OP_MAX:
+    case OP_MIN:
         for (int j = 0; j < x.rank; j++)
             a.src[j] = x.dim[j] == 1 ? -1 : j;
         break;
@@ -292,7 +294,8 @@ static void indent(Buf *b, int depth)
 /* Writes the body of a group: temporaries, then the root's statement. The
  * first pass (count_only) only registers operands, so axes can be merged
  * before any index is written; the second pass writes with merged strides. */
-static void group_body(Emit *e, Space *sp, Members *m, int root, Buf *b, int depth, bool count_only)
+static void group_body(Emit *e, Space *sp, Members *m, int root, const char *acc, Buf *b, int depth,
+                       bool count_only)
 {
     int order[256];
     for (int i = 0; i < m->n; i++)
@@ -301,12 +304,13 @@ static void group_body(Emit *e, Space *sp, Members *m, int root, Buf *b, int dep
     for (int i = 0; i < m->n; i++) {
         int id = order[i];
         const Node *n = ir_at(e->g, id);
-        if (id == root && n->op == OP_SUM) {
+        if (id == root && op_info[n->op].kind == REDUCE) {
             char a[256];
             operand_text(e, sp, m, root, n, m->acc[member_index(m, id)], 0, a, sizeof a, count_only);
             if (!count_only) {
                 indent(b, depth);
-                buf_printf(b, "acc += %s;\n", a);
+                op_info[n->op].emit(b, n, &(Operand){.text = acc}, &(Operand){.text = a});
+                buf_printf(b, ";\n");
             }
             continue;
         }
@@ -352,12 +356,13 @@ static void emit_group(Emit *e, int root)
 {
     Graph *g = e->g;
     const Node *r = ir_at(g, root);
-    Shape space = r->op == OP_SUM ? ir_at(g, r->in[0])->shape : r->shape;
+    bool reduce = op_info[r->op].kind == REDUCE;
+    Shape space = reduce ? ir_at(g, r->in[0])->shape : r->shape;
     Space sp = {.rank = space.rank};
     for (int d = 0; d < space.rank; d++)
         sp.size[d] = space.dim[d];
     Access ra;
-    if (r->op == OP_SUM) {
+    if (reduce) {
         int next = 0;
         for (int j = 0; j < space.rank; j++)
             if (r->axes[j] != AX_DROP)
@@ -374,7 +379,7 @@ static void emit_group(Emit *e, int root)
 
     /* Register operands, merge, then write for real with merged strides. */
     Buf scratch = {0};
-    group_body(e, &sp, &m, root, &scratch, 0, true);
+    group_body(e, &sp, &m, root, "acc", &scratch, 0, true);
     merge_axes(&sp);
     sp.n_reads = 1;
     sp.replay = true;
@@ -382,7 +387,7 @@ static void emit_group(Emit *e, int root)
 
     int keep = sp.rank; /* loops outside the reduction */
     bool accumulate = false;
-    if (r->op == OP_SUM) {
+    if (reduce) {
         while (keep > 0 && sp.stride[0][keep - 1] == 0)
             keep--;
         bool suffix = true;
@@ -390,33 +395,41 @@ static void emit_group(Emit *e, int root)
             suffix &= sp.stride[0][d] != 0;
         accumulate = !suffix;
     }
+    char idx[128], init[64];
+    index_expr(idx, sizeof idx, &sp, 0);
+    if (reduce) {
+        Buf b = {0};
+        op_info[r->op].emit(&b, r, NULL, NULL); /* the reduction's starting value */
+        snprintf(init, sizeof init, "%s", b.data);
+        buf_free(&b);
+    }
     if (accumulate) {
-        /* A reduction over leading axes (a bias gradient): out += per element. */
+        /* A reduction over leading axes (a bias gradient): every output
+         * starts at the initial value and takes each element in turn. */
+        const char *out = e->name[root];
+        long size = shape_size(r->shape);
         indent(e->b, 1);
-        buf_printf(e->b, "memset(%s, 0, %ld * sizeof *%s);\n", e->name[root], shape_size(r->shape),
-                   e->name[root]);
+        if (!strcmp(init, "REAL_C(0.0)"))
+            buf_printf(e->b, "memset(%s, 0, %ld * sizeof *%s);\n", out, size, out);
+        else
+            buf_printf(e->b, "for (int i = 0; i < %ld; i++)\n        %s[i] = %s;\n", size, out, init);
+        char acc[200];
+        snprintf(acc, sizeof acc, "%s[%s]", out, idx);
         open_loops(e->b, &sp, 0, sp.rank, 1);
-        group_body(e, &sp, &m, root, &body, 1 + sp.rank, false);
-        char idx[128];
-        index_expr(idx, sizeof idx, &sp, 0);
-        /* the root's "acc += x" becomes out[index] += x */
-        char *acc = strstr(body.data, "acc += ");
-        buf_printf(e->b, "%.*s%s[%s] += %s", (int)(acc - body.data), body.data, e->name[root], idx,
-                   acc + 7);
+        group_body(e, &sp, &m, root, acc, &body, 1 + sp.rank, false);
+        buf_printf(e->b, "%s", body.data);
         close_loops(e->b, 0, sp.rank, 1);
-    } else if (r->op == OP_SUM) {
+    } else if (reduce) {
         /* A reduction over trailing axes: a local accumulator per output,
          * in a block of its own when there is no outer loop to hold it. */
-        char idx[128];
-        index_expr(idx, sizeof idx, &sp, 0);
         int depth = 1 + (keep == 0);
         if (keep == 0)
             buf_printf(e->b, "    {\n");
         open_loops(e->b, &sp, 0, keep, depth);
         indent(e->b, depth + keep);
-        buf_printf(e->b, "real acc = REAL_C(0.0);\n");
+        buf_printf(e->b, "real acc = %s;\n", init);
         open_loops(e->b, &sp, keep, sp.rank, depth + keep);
-        group_body(e, &sp, &m, root, &body, depth + sp.rank, false);
+        group_body(e, &sp, &m, root, "acc", &body, depth + sp.rank, false);
         buf_printf(e->b, "%s", body.data);
         close_loops(e->b, keep, sp.rank, depth + keep);
         indent(e->b, depth + keep);
@@ -426,7 +439,7 @@ static void emit_group(Emit *e, int root)
             buf_printf(e->b, "    }\n");
     } else {
         open_loops(e->b, &sp, 0, sp.rank, 1);
-        group_body(e, &sp, &m, root, &body, 1 + sp.rank, false);
+        group_body(e, &sp, &m, root, NULL, &body, 1 + sp.rank, false);
         buf_printf(e->b, "%s", body.data);
         close_loops(e->b, 0, sp.rank, 1);
     }

@@ -53,7 +53,7 @@ Fusion fuse(Graph *g)
             continue;
         int r = f.group[i];
         const Node *rn = ir_at(g, r);
-        long space = shape_size(rn->op == OP_SUM ? ir_at(g, rn->in[0])->shape : rn->shape);
+        long space = shape_size(op_info[rn->op].kind == REDUCE ? ir_at(g, rn->in[0])->shape : rn->shape);
         for (int k = 0; k < n->n_in; k++) {
             const Node *x = ir_at(g, n->in[k]);
             OpKind kind = op_info[x->op].kind;

@@ -332,7 +332,7 @@ static void print_node(Graph *g, const Node *n, FILE *out)
         len += snprintf(line + len, sizeof line - len, " (%s%s)", n->trans_a ? "A^T" : "A",
                         n->trans_b ? " B^T" : " B");
     /* Axes as the model language counts them, from 1. */
-    if (n->op == OP_SUM) {
+    if (op_info[n->op].kind == REDUCE) {
         const char *sep = " over ";
         for (int i = 0; i < g->nodes[n->in[0]].shape.rank; i++)
             if (n->axes[i] != AX_KEEP) {

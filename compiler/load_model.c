@@ -271,41 +271,126 @@ static int l_matmul(lua_State *L)
     return push_tensor(L, make(L, (Node){.op = OP_MATMUL, .n_in = 2, .in = {a, b}}));
 }
 
-/* sum(x) sums everything; sum(x, axis) one axis, counted from 1 like
- * Torch7, negative from the end. */
-static int reduce(lua_State *L, const char *op, double *count)
+/* One axis argument, counted from 1 like Torch7, negative from the end;
+ * returns it from 0. */
+static int axis_arg(lua_State *L, lua_Integer axis, int rank, const char *op)
 {
-    int x = tensor_arg(L, 1, op);
+    lua_Integer a = axis < 0 ? rank + axis : axis - 1;
+    if (a < 0 || a >= rank)
+        luaL_error(L, "%s: axis %d is out of range for a rank %d tensor", op, (int)axis, rank);
+    return (int)a;
+}
+
+/* Which axes a reduction takes: op(x) all, op(x, axis) or op(x, {axes})
+ * some, dropped, or kept as 1 with op(x, axes, true). */
+typedef struct {
+    bool reduced[MAX_RANK];
+    bool keep;
+    double count; /* elements per output */
+} Axes;
+
+static Axes axes_args(lua_State *L, int x, int idx, const char *name)
+{
     Shape s = node_of(L, x)->shape;
-    Node n = {.op = OP_SUM, .n_in = 1, .in = {x}};
-    *count = (double)shape_size(s);
-    if (lua_isnoneornil(L, 2)) {
+    Axes a = {.keep = lua_toboolean(L, idx + 1), .count = 1};
+    if (lua_istable(L, idx))
+        for (lua_Integer i = 1; i <= luaL_len(L, idx); i++) {
+            lua_geti(L, idx, i);
+            a.reduced[axis_arg(L, luaL_checkinteger(L, -1), s.rank, name)] = true;
+            lua_pop(L, 1);
+        }
+    else if (!lua_isnoneornil(L, idx))
+        a.reduced[axis_arg(L, luaL_checkinteger(L, idx), s.rank, name)] = true;
+    else
         for (int i = 0; i < s.rank; i++)
-            n.axes[i] = AX_DROP;
-    } else {
-        lua_Integer axis = luaL_checkinteger(L, 2);
-        lua_Integer a = axis < 0 ? s.rank + axis : axis - 1;
-        if (a < 0 || a >= s.rank)
-            return luaL_error(L, "%s: axis %d is out of range for a rank %d tensor", op, (int)axis,
-                              s.rank);
-        n.axes[a] = AX_DROP;
-        *count = s.dim[a];
-    }
+            a.reduced[i] = true;
+    for (int i = 0; i < s.rank; i++)
+        a.count *= a.reduced[i] ? s.dim[i] : 1;
+    return a;
+}
+
+static int reduce_node(lua_State *L, int op, int x, Axes a, bool keep)
+{
+    Node n = {.op = op, .n_in = 1, .in = {x}};
+    for (int i = 0; i < node_of(L, x)->shape.rank; i++)
+        n.axes[i] = !a.reduced[i] ? AX_KEEP : keep ? AX_ONE : AX_DROP;
     return make(L, n);
 }
 
 static int l_sum(lua_State *L)
 {
-    double count;
-    return push_tensor(L, reduce(L, "sum", &count));
+    int x = tensor_arg(L, 1, "sum");
+    Axes a = axes_args(L, x, 2, "sum");
+    return push_tensor(L, reduce_node(L, OP_SUM, x, a, a.keep));
+}
+
+static int scale(lua_State *L, int x, double by)
+{
+    int c = make(L, (Node){.op = OP_CONST, .value = by});
+    return make(L, (Node){.op = OP_MUL, .n_in = 2, .in = {x, c}});
 }
 
 static int l_mean(lua_State *L)
 {
-    double count;
-    int s = reduce(L, "mean", &count);
-    int scale = make(L, (Node){.op = OP_CONST, .value = 1 / count});
-    return push_tensor(L, make(L, (Node){.op = OP_MUL, .n_in = 2, .in = {s, scale}}));
+    int x = tensor_arg(L, 1, "mean");
+    Axes a = axes_args(L, x, 2, "mean");
+    return push_tensor(L, scale(L, reduce_node(L, OP_SUM, x, a, a.keep), 1 / a.count));
+}
+
+/* variance(x, axes, keepdims) = mean((x - mean(x))^2), the biased one */
+static int l_variance(lua_State *L)
+{
+    int x = tensor_arg(L, 1, "variance");
+    Axes a = axes_args(L, x, 2, "variance");
+    int mu = scale(L, reduce_node(L, OP_SUM, x, a, true), 1 / a.count);
+    int d = make(L, (Node){.op = OP_SUB, .n_in = 2, .in = {x, mu}});
+    int d2 = make(L, (Node){.op = OP_POW, .n_in = 1, .in = {d}, .value = 2});
+    return push_tensor(L, scale(L, reduce_node(L, OP_SUM, d2, a, a.keep), 1 / a.count));
+}
+
+/* max and min of tensors reduce; of plain numbers they are math's. */
+static int extreme(lua_State *L, int op, const char *name)
+{
+    if (lua_type(L, 1) == LUA_TNUMBER) {
+        lua_getglobal(L, "math");
+        lua_getfield(L, -1, name);
+        lua_replace(L, -2);
+        lua_insert(L, 1);
+        lua_call(L, lua_gettop(L) - 1, 1);
+        return 1;
+    }
+    int x = tensor_arg(L, 1, name);
+    Axes a = axes_args(L, x, 2, name);
+    return push_tensor(L, reduce_node(L, op, x, a, a.keep));
+}
+
+static int l_max(lua_State *L) { return extreme(L, OP_MAX, "max"); }
+static int l_min(lua_State *L) { return extreme(L, OP_MIN, "min"); }
+
+/* logsumexp(x, axes, keepdims) = m + log(sum(exp(x - m))), m the max, for
+ * range: the gradient through m cancels, leaving softmax. */
+static int l_logsumexp(lua_State *L)
+{
+    int x = tensor_arg(L, 1, "logsumexp");
+    Axes a = axes_args(L, x, 2, "logsumexp");
+    int m = reduce_node(L, OP_MAX, x, a, true);
+    int e = make(L, (Node){.op = OP_EXP,
+                           .n_in = 1,
+                           .in = {make(L, (Node){.op = OP_SUB, .n_in = 2, .in = {x, m}})}});
+    int lse =
+        make(L, (Node){.op = OP_LOG, .n_in = 1, .in = {reduce_node(L, OP_SUM, e, a, a.keep)}});
+    int mk = a.keep ? m : reduce_node(L, OP_MAX, x, a, false);
+    return push_tensor(L, make(L, (Node){.op = OP_ADD, .n_in = 2, .in = {mk, lse}}));
+}
+
+static int l_argmax(lua_State *L)
+{
+    int x = tensor_arg(L, 1, "argmax");
+    Shape s = node_of(L, x)->shape;
+    if (!lua_isnoneornil(L, 2) &&
+        axis_arg(L, luaL_checkinteger(L, 2), s.rank, "argmax") != s.rank - 1)
+        return luaL_error(L, "argmax: along the last axis only (transpose first)");
+    return push_tensor(L, make(L, (Node){.op = OP_ARGMAX, .n_in = 1, .in = {x}}));
 }
 
 /* Per-row losses of scores [N,C] against int32 labels [N]; the labels
@@ -360,6 +445,11 @@ static const luaL_Reg methods[] = {
     {"maximum", l_maximum},
     {"minimum", l_minimum},
     {"clamp", l_clamp},
+    {"max", l_max},
+    {"min", l_min},
+    {"argmax", l_argmax},
+    {"logsumexp", l_logsumexp},
+    {"variance", l_variance},
     {NULL, NULL},
 };
 
@@ -715,6 +805,11 @@ static void push_env(lua_State *L)
         {"le", l_le},
         {"eq", l_eq},
         {"ne", l_ne},
+        {"max", l_max},
+        {"min", l_min},
+        {"argmax", l_argmax},
+        {"logsumexp", l_logsumexp},
+        {"variance", l_variance},
         {"model", l_model},
         {"import", l_import},
         {"print", l_print},

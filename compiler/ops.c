@@ -480,6 +480,75 @@ static int grad_sum(Graph *g, int node, int dy, int k)
     return ir_broadcast_to(g, dy, x, axis_of);
 }
 
+static void emit_sum(Buf *b, const Node *n, const Operand *acc, const Operand *in)
+{
+    (void)n;
+    if (!in)
+        buf_printf(b, "REAL_C(0.0)");
+    else
+        buf_printf(b, "%s += %s", acc->text, in[0].text);
+}
+
+static void emit_max(Buf *b, const Node *n, const Operand *acc, const Operand *in)
+{
+    (void)n;
+    if (!in)
+        buf_printf(b, "-INFINITY");
+    else
+        buf_printf(b, "%s = r_fmax(%s, %s)", acc->text, acc->text, in[0].text);
+}
+
+static void emit_min(Buf *b, const Node *n, const Operand *acc, const Operand *in)
+{
+    (void)n;
+    if (!in)
+        buf_printf(b, "INFINITY");
+    else
+        buf_printf(b, "%s = r_fmin(%s, %s)", acc->text, acc->text, in[0].text);
+}
+
+/* dx = dy where x is the extreme it reduced to, 0 elsewhere (ties all get dy) */
+static int grad_max_min(Graph *g, int node, int dy, int k)
+{
+    int x = in_(g, node, 0);
+    int at = ir_binary(g, OP_EQ, x, grad_sum(g, node, node, k));
+    return ir_binary(g, OP_MUL, grad_sum(g, node, dy, k), at);
+}
+
+/* The index of each row's largest value (the first, on a tie), along the
+ * last axis; a real, so it can be compared with other values. */
+static const char *shape_argmax(Graph *g, Node *n, char *err, size_t len)
+{
+    Shape x = shape_of(g, n->in[0]);
+    if (need_real(g, n, err, len))
+        return err;
+    if (x.rank < 1) {
+        snprintf(err, len, "needs at least one axis");
+        return err;
+    }
+    n->shape = x;
+    n->shape.rank--;
+    n->dtype = DT_REAL;
+    return NULL;
+}
+
+static void emit_argmax(Buf *b, const Node *n, const Operand *out, const Operand *in)
+{
+    int cols = in[0].shape.dim[in[0].shape.rank - 1];
+    long rows = shape_size(in[0].shape) / cols;
+    (void)n;
+    buf_printf(b,
+               "    for (int i = 0; i < %ld; i++) {\n"
+               "        const real *row = %s + i * %d;\n"
+               "        int label = 0;\n"
+               "        for (int j = 1; j < %d; j++)\n"
+               "            if (row[j] > row[label])\n"
+               "                label = j;\n"
+               "        %s[i] = (real)label;\n"
+               "    }\n",
+               rows, in[0].text, cols, cols, out->text);
+}
+
 /* ---- views ---- */
 
 /* Output axis i reads input axis axes[i], or repeats when that is -1 or

@@ -275,6 +275,35 @@ static const Case cases[] = {
      "local R = input(\"R\", {4, 3})\n"
      "local a = param(\"a\", {4, 3}, randn())\n"
      "local loss = sum(clamp(a, -0.5, 0.5) * R)\n"},
+    /* ---- reductions over any axes, with keepdims ---- */
+    {"max", "max over axis 2, over {1, 3} kept, and over all",
+     "local a = param(\"a\", {2, 3, 4}, randn())\n"
+     "local R = input(\"R\", {2, 4})\n"
+     "local loss = sum(max(a, 2) * R) + sum(max(a, {1, 3}, true)^2) + max(a)\n"},
+    {"min", "min over axis -1 and over all",
+     "local a = param(\"a\", {2, 3, 4}, randn())\n"
+     "local R = input(\"R\", {2, 3})\n"
+     "local loss = sum(min(a, -1) * R) + min(a)\n"},
+    {"argmax", "argmax along the last axis, as a mask",
+     "local a = param(\"a\", {4, 3}, randn())\n"
+     "local R = input(\"R\", {4})\n"
+     "local loss = sum(eq(argmax(a), 1) * sum(a, 2) * R)\n"},
+    {"sum", "sum over {1, 3} with keepdims",
+     "local a = param(\"a\", {2, 3, 4}, randn())\n"
+     "local R = input(\"R\", {2, 3, 4})\n"
+     "local loss = sum(sum(a * R, {1, 3}, true)^2)\n"},
+    {"chain", "mean over axis 3 with keepdims",
+     "local a = param(\"a\", {2, 3, 4}, randn())\n"
+     "local R = input(\"R\", {2, 3, 1})\n"
+     "local loss = sum(mean(a, 3, true) * R)\n"},
+    {"chain", "logsumexp over the last axis",
+     "local a = param(\"a\", {2, 3, 4}, randn())\n"
+     "local R = input(\"R\", {2, 3})\n"
+     "local loss = sum(logsumexp(a, -1) * R)\n"},
+    {"chain", "variance over {1, 3}",
+     "local a = param(\"a\", {2, 3, 4}, randn())\n"
+     "local R = input(\"R\", {3})\n"
+     "local loss = sum(variance(a, {1, 3}) * R)\n"},
     /* ---- short chains ---- */
     {"chain", "sigmoid(x W + b)",
      "local x = input(\"x\", {4, 3})\n"
