@@ -20,9 +20,10 @@ typedef struct {
     Graph *g;
     const Fusion *f;
     const Plan *p;
-    char **name;        /* per stored node: its C name */
+    char **name; /* per stored node: its C name */
+    bool *used;  /* per node: its name appears in the code */
     Buf *b;
-    SrcLoc last_loc;    /* the last block comment, not to repeat it */
+    SrcLoc last_loc; /* the last block comment, not to repeat it */
     bool last_grad;
 } Emit;
 
@@ -30,15 +31,15 @@ typedef struct {
 
 static const char *const reserved[] = {
     /* C */
-    "auto", "break", "case", "char", "const", "continue", "default", "do", "double", "else",
-    "enum", "extern", "float", "for", "goto", "if", "inline", "int", "long", "register",
-    "restrict", "return", "short", "signed", "sizeof", "static", "struct", "switch", "typedef",
-    "union", "unsigned", "void", "volatile", "while", "main", "real", "arena", "iarena",
+    "auto", "break", "case", "char", "const", "continue", "default", "do", "double", "else", "enum",
+    "extern", "float", "for", "goto", "if", "inline", "int", "long", "register", "restrict",
+    "return", "short", "signed", "sizeof", "static", "struct", "switch", "typedef", "union",
+    "unsigned", "void", "volatile", "while", "main", "real", "arena", "iarena",
     /* what generated functions use as locals */
-    "i", "j", "k", "l", "m", "n", "acc", "row", "drow", "label", "mx", "cnt", "on", "lr",
-    "loss", "rows", "hyper", "params", "grads", "avg", "avg_sq", "scale", "norm2", "wd",
-    "mu", "b1", "b2", "c1", "c2", "eps", "alpha", "g", "sqrt", "forward", "loss_and_grad", "train_step",
-    "inputs", "outputs", "memset", "memcpy",
+    "i", "j", "k", "l", "m", "n", "acc", "row", "drow", "label", "mx", "cnt", "on", "lr", "loss",
+    "rows", "hyper", "params", "grads", "avg", "avg_sq", "scale", "norm2", "wd", "mu", "b1", "b2",
+    "c1", "c2", "eps", "alpha", "g", "sqrt", "forward", "loss_and_grad", "train_step", "inputs",
+    "outputs", "memset", "memcpy",
     /* the C library's, which a header may declare */
     "exp", "log", "tanh", "pow", "fmax", "fmin", "sqrt", "fabs", "floor", "ceil", "round", "sin",
     "cos", "tan", "erf", "gamma", "lgamma", "tgamma", "j0", "j1", "jn", "y0", "y1", "yn", "abs",
@@ -91,15 +92,26 @@ static void name_nodes(Emit *e)
             set_name(e, g->outputs[i].node, g->outputs[i].name);
     if (g->loss >= 0 && !e->name[g->loss])
         set_name(e, g->loss, "loss_value");
+    /* A reshape is its input's array under another shape: the same name. */
+    for (int i = 0; i < g->n; i++)
+        if (op_info[ir_at(g, i)->op].kind == ALIAS) {
+            free(e->name[i]);
+            e->name[i] = NULL;
+        }
     for (int i = 0; i < g->n; i++) {
         const Node *n = ir_at(g, i);
+        if (op_info[n->op].kind == ALIAS && e->name[n->in[0]]) {
+            e->name[i] = xstrdup(e->name[n->in[0]]);
+            continue;
+        }
         if (e->name[i] || !e->f->stored[i])
             continue;
         const Node *of = n->grad_of >= 0 ? ir_at(g, n->grad_of) : NULL;
         if (of)
-            snprintf(buf, sizeof buf, "d_%s", of->name  ? of->name
-                                              : of->var ? of->var
-                                                        : op_info[of->op].name);
+            snprintf(buf, sizeof buf, "d_%s",
+                     of->name  ? of->name
+                     : of->var ? of->var
+                               : op_info[of->op].name);
         else if (n->var)
             snprintf(buf, sizeof buf, "%s", n->var);
         else
@@ -108,38 +120,73 @@ static void name_nodes(Emit *e)
     }
 }
 
+/* A node's C name, as the code refers to it: only arrays the code uses
+ * are declared (-Wunused would reject the others). */
+static const char *use(Emit *e, int id)
+{
+    const char *name = e->name[id];
+    while (op_info[ir_at(e->g, id)->op].kind == ALIAS) /* a reshape's array is its input's */
+        id = ir_at(e->g, id)->in[0];
+    e->used[id] = true;
+    return name;
+}
+
 /* ---- loop groups ---- */
 
+/* How a node's elements are reached from the loop indices: along its
+ * axis k, index src[k]'s loop variable (or 0 when src[k] is -1) plus
+ * off[k] (a slice's start, a pad's margin). */
 typedef struct {
-    int src[MAX_RANK]; /* per axis of the node: the space axis it follows, or -1 */
+    int src[MAX_RANK];
+    long off[MAX_RANK];
 } Access;
+
+/* A group root's iteration space is its input's shape when it reduces or
+ * places its input into a larger output, else its own. */
+static bool iterates_input(const Node *n)
+{
+    return op_info[n->op].kind == REDUCE || op_info[n->op].kind == PLACE;
+}
 
 /* How input k of node n sees the space, given how n sees it. */
 static Access access_of_input(Graph *g, const Node *n, Access an, int k)
 {
     Shape s = n->shape, x = ir_at(g, n->in[k])->shape;
-    Access a;
+    Access a = {{0}, {0}};
     for (int j = 0; j < x.rank; j++)
         a.src[j] = -1;
-    switch (n->op) {
-    case OP_SUM:
-    case OP_MAX:
-    case OP_MIN:
+    if (iterates_input(n)) {
         for (int j = 0; j < x.rank; j++)
             a.src[j] = x.dim[j] == 1 ? -1 : j;
-        break;
+        return a;
+    }
+    switch (n->op) {
     case OP_BROADCAST:
         for (int i = 0; i < s.rank; i++)
-            if (n->axes[i] >= 0 && x.dim[n->axes[i]] != 1)
+            if (n->axes[i] >= 0 && x.dim[n->axes[i]] != 1) {
                 a.src[n->axes[i]] = an.src[i];
+                a.off[n->axes[i]] = an.off[i];
+            }
         break;
     case OP_TRANSPOSE:
-        for (int i = 0; i < s.rank; i++)
+    case OP_PERMUTE:
+        for (int i = 0; i < s.rank; i++) {
             a.src[n->axes[i]] = an.src[i];
+            a.off[n->axes[i]] = an.off[i];
+        }
+        break;
+    case OP_SLICE: /* axis k of the input starts axes[k] further in */
+        for (int j = 0; j < x.rank; j++) {
+            a.src[j] = an.src[j];
+            a.off[j] = an.off[j] + n->axes[j];
+        }
         break;
     default: /* elementwise: NumPy broadcasting, aligned right */
         for (int j = 0; j < x.rank; j++)
-            a.src[j] = x.dim[j] == 1 ? -1 : an.src[s.rank - x.rank + j];
+            if (x.dim[j] != 1) {
+                a.src[j] = an.src[s.rank - x.rank + j];
+                a.off[j] = an.off[s.rank - x.rank + j];
+            }
     }
     return a;
 }
@@ -150,12 +197,13 @@ enum { MAX_OPERANDS = 64, MAX_READS = 256 };
 typedef struct {
     int rank;
     long size[MAX_RANK];
-    int n_ops;                       /* operands: [0] is the output */
-    int node[MAX_OPERANDS];          /* the buffer each reads */
+    int n_ops;              /* operands: [0] is the output */
+    int node[MAX_OPERANDS]; /* the buffer each reads */
     long stride[MAX_OPERANDS][MAX_RANK];
+    long base[MAX_OPERANDS];            /* where its walk starts */
     int n_reads, operand_of[MAX_READS]; /* each read, in order, and its operand */
-    bool replay;                     /* the reads come again in the same order:
-                                        keep what was found (and merged) before */
+    bool replay;                        /* the reads come again in the same order:
+                                           keep what was found (and merged) before */
 } Space;
 
 /* The operand for a read of node `id` through access a: one operand per
@@ -166,20 +214,23 @@ static int add_operand(Space *sp, int id, Shape s, Access a, int orig_rank)
         die("a loop group reads more than %d times", MAX_READS);
     if (sp->replay)
         return sp->operand_of[sp->n_reads++];
-    long row[MAX_RANK] = {0}, st = 1;
+    long row[MAX_RANK] = {0}, st = 1, base = 0;
     for (int j = s.rank - 1; j >= 0; j--) {
         if (a.src[j] >= 0)
             row[a.src[j]] += st;
+        base += a.off[j] * st;
         st *= s.dim[j];
     }
     int o = 0;
-    while (o < sp->n_ops && !(sp->node[o] == id && !memcmp(sp->stride[o], row, orig_rank * sizeof *row)))
+    while (o < sp->n_ops && !(sp->node[o] == id && sp->base[o] == base &&
+                              !memcmp(sp->stride[o], row, orig_rank * sizeof *row)))
         o++;
     if (o == sp->n_ops) {
         if (o == MAX_OPERANDS)
             die("a loop group reads more than %d buffers", MAX_OPERANDS - 1);
         sp->n_ops++;
         sp->node[o] = id;
+        sp->base[o] = base;
         memcpy(sp->stride[o], row, sizeof row);
     }
     return sp->operand_of[sp->n_reads++] = o;
@@ -223,8 +274,8 @@ static void index_expr(char *out, size_t n, const Space *sp, int o)
         if (st != 1)
             len += snprintf(out + len, n - len, " * %ld", st);
     }
-    if (!len)
-        snprintf(out, n, "0");
+    if (sp->base[o] || !len)
+        snprintf(out + len, n - len, "%s%ld", len ? " + " : "", sp->base[o]);
 }
 
 /* A group's members in topological order, with how each sees the space. */
@@ -253,15 +304,13 @@ static void collect(Emit *e, int root, int id, Access a, Members *m)
         return;
     for (int k = 0; k < n->n_in; k++) {
         int x = n->in[k];
-        if (e->f->group[x] == root && x != root && !e->f->stored[x] && ir_at(e->g, x)->op != OP_CONST)
+        if (e->f->group[x] == root && x != root && !e->f->stored[x] &&
+            ir_at(e->g, x)->op != OP_CONST)
             collect(e, root, x, access_of_input(e->g, n, a, k), m);
     }
 }
 
-static int by_id(const void *a, const void *b)
-{
-    return *(const int *)a - *(const int *)b;
-}
+static int by_id(const void *a, const void *b) { return *(const int *)a - *(const int *)b; }
 
 /* Text for input k of member n: a literal, a temporary, or an access. */
 static void operand_text(Emit *e, Space *sp, const Members *m, int root, const Node *n, Access an,
@@ -282,14 +331,11 @@ static void operand_text(Emit *e, Space *sp, const Members *m, int root, const N
             return;
         char idx[128];
         index_expr(idx, sizeof idx, sp, o);
-        snprintf(out, len, "%s[%s]", e->name[x], idx);
+        snprintf(out, len, "%s[%s]", use(e, x), idx);
     }
 }
 
-static void indent(Buf *b, int depth)
-{
-    buf_printf(b, "%*s", 4 * depth, "");
-}
+static void indent(Buf *b, int depth) { buf_printf(b, "%*s", 4 * depth, ""); }
 
 /* Writes the body of a group: temporaries, then the root's statement. The
  * first pass (count_only) only registers operands, so axes can be merged
@@ -306,7 +352,8 @@ static void group_body(Emit *e, Space *sp, Members *m, int root, const char *acc
         const Node *n = ir_at(e->g, id);
         if (id == root && op_info[n->op].kind == REDUCE) {
             char a[256];
-            operand_text(e, sp, m, root, n, m->acc[member_index(m, id)], 0, a, sizeof a, count_only);
+            operand_text(e, sp, m, root, n, m->acc[member_index(m, id)], 0, a, sizeof a,
+                         count_only);
             if (!count_only) {
                 indent(b, depth);
                 op_info[n->op].emit(b, n, &(Operand){.text = acc}, &(Operand){.text = a});
@@ -327,7 +374,7 @@ static void group_body(Emit *e, Space *sp, Members *m, int root, const char *acc
         if (id == root) {
             char idx[128];
             index_expr(idx, sizeof idx, sp, 0);
-            buf_printf(b, "%s[%s] = ", e->name[root], idx);
+            buf_printf(b, "%s[%s] = ", use(e, root), idx);
         } else
             buf_printf(b, "const real t%d = ", id);
         op_info[n->op].emit(b, n, NULL, in);
@@ -357,21 +404,23 @@ static void emit_group(Emit *e, int root)
     Graph *g = e->g;
     const Node *r = ir_at(g, root);
     bool reduce = op_info[r->op].kind == REDUCE;
-    Shape space = reduce ? ir_at(g, r->in[0])->shape : r->shape;
+    Shape space = iterates_input(r) ? ir_at(g, r->in[0])->shape : r->shape;
     Space sp = {.rank = space.rank};
     for (int d = 0; d < space.rank; d++)
         sp.size[d] = space.dim[d];
-    Access ra;
+    Access ra = {{0}, {0}};
     if (reduce) {
         int next = 0;
         for (int j = 0; j < space.rank; j++)
             if (r->axes[j] != AX_DROP)
                 ra.src[next++] = r->axes[j] == AX_KEEP && space.dim[j] != 1 ? j : -1;
     } else
-        for (int d = 0; d < space.rank; d++)
+        for (int d = 0; d < space.rank; d++) {
             ra.src[d] = r->shape.dim[d] == 1 ? -1 : d;
+            ra.off[d] = r->op == OP_PAD ? r->axes[d] : 0; /* a pad writes inside its margins */
+        }
     Members m = {0};
-    Access root_acc;
+    Access root_acc = {{0}, {0}};
     for (int d = 0; d < space.rank; d++)
         root_acc.src[d] = d;
     collect(e, root, root, root_acc, &m);
@@ -406,13 +455,14 @@ static void emit_group(Emit *e, int root)
     if (accumulate) {
         /* A reduction over leading axes (a bias gradient): every output
          * starts at the initial value and takes each element in turn. */
-        const char *out = e->name[root];
+        const char *out = use(e, root);
         long size = shape_size(r->shape);
         indent(e->b, 1);
         if (!strcmp(init, "REAL_C(0.0)"))
             buf_printf(e->b, "memset(%s, 0, %ld * sizeof *%s);\n", out, size, out);
         else
-            buf_printf(e->b, "for (int i = 0; i < %ld; i++)\n        %s[i] = %s;\n", size, out, init);
+            buf_printf(e->b, "for (int i = 0; i < %ld; i++)\n        %s[i] = %s;\n", size, out,
+                       init);
         char acc[200];
         snprintf(acc, sizeof acc, "%s[%s]", out, idx);
         open_loops(e->b, &sp, 0, sp.rank, 1);
@@ -433,11 +483,16 @@ static void emit_group(Emit *e, int root)
         buf_printf(e->b, "%s", body.data);
         close_loops(e->b, keep, sp.rank, depth + keep);
         indent(e->b, depth + keep);
-        buf_printf(e->b, "%s[%s] = acc;\n", e->name[root], idx);
+        buf_printf(e->b, "%s[%s] = acc;\n", use(e, root), idx);
         close_loops(e->b, 0, keep, depth);
         if (keep == 0)
             buf_printf(e->b, "    }\n");
     } else {
+        if (r->op == OP_PAD) {
+            indent(e->b, 1);
+            buf_printf(e->b, "memset(%s, 0, %ld * sizeof *%s);\n", use(e, root),
+                       shape_size(r->shape), e->name[root]);
+        }
         open_loops(e->b, &sp, 0, sp.rank, 1);
         group_body(e, &sp, &m, root, NULL, &body, 1 + sp.rank, false);
         buf_printf(e->b, "%s", body.data);
@@ -450,7 +505,7 @@ static void emit_group(Emit *e, int root)
 static void emit_call(Emit *e, int root)
 {
     const Node *n = ir_at(e->g, root);
-    Operand out = {e->name[root], false, n->shape}, in[MAX_IN];
+    Operand out = {use(e, root), false, n->shape}, in[MAX_IN];
     char lits[MAX_IN][48];
     for (int k = 0; k < n->n_in; k++) {
         const Node *x = ir_at(e->g, n->in[k]);
@@ -461,7 +516,7 @@ static void emit_call(Emit *e, int root)
             buf_free(&b);
             in[k] = (Operand){lits[k], true, x->shape};
         } else
-            in[k] = (Operand){e->name[x->id], false, x->shape};
+            in[k] = (Operand){use(e, x->id), false, x->shape};
     }
     op_info[n->op].emit(e->b, n, &out, in);
 }
@@ -469,7 +524,8 @@ static void emit_call(Emit *e, int root)
 /* A comment naming the model line, as a person would annotate a block. */
 static void comment(Emit *e, const Node *n)
 {
-    if (n->loc.file == e->last_loc.file && n->loc.line == e->last_loc.line && n->is_grad == e->last_grad)
+    if (n->loc.file == e->last_loc.file && n->loc.line == e->last_loc.line &&
+        n->is_grad == e->last_grad)
         return;
     e->last_loc = n->loc;
     e->last_grad = n->is_grad;
@@ -496,7 +552,8 @@ static void comment(Emit *e, const Node *n)
 static void emit_node(Emit *e, int id)
 {
     const Node *n = ir_at(e->g, id);
-    if (!e->f->stored[id] || e->f->group[id] != id || n->op == OP_INPUT || n->op == OP_PARAM)
+    if (!e->f->stored[id] || e->f->group[id] != id || n->op == OP_INPUT || n->op == OP_PARAM ||
+        op_info[n->op].kind == ALIAS)
         return;
     comment(e, n);
     switch (op_info[n->op].kind) {
@@ -526,10 +583,12 @@ static void emit_header(Emit *e, Buf *b)
                " * built as float (_f32) or as double (_f64). */\n"
                "extern const rt_model %s_model_f32, %s_model_f64;\n"
                "extern const rt_model %s_infer_model_f32, %s_infer_model_f64;\n\n"
-               "#ifdef REAL_DOUBLE\n#define %s_model %s_model_f64\n#define %s_infer_model %s_infer_model_f64\n"
+               "#ifdef REAL_DOUBLE\n#define %s_model %s_model_f64\n#define %s_infer_model "
+               "%s_infer_model_f64\n"
                "#else\n#define %s_model %s_model_f32\n#define %s_infer_model %s_infer_model_f32\n"
                "#endif\n\n#endif\n",
-               nm, e->g->source, guard, guard, nm, nm, nm, nm, nm, nm, nm, nm, nm, nm, nm, nm, nm, nm);
+               nm, e->g->source, guard, guard, nm, nm, nm, nm, nm, nm, nm, nm, nm, nm, nm, nm, nm,
+               nm);
 }
 
 static void emit_main(Emit *e, Buf *b, const char *what, const char *fn)
@@ -545,6 +604,8 @@ static void emit_main(Emit *e, Buf *b, const char *what, const char *fn)
 static void declare(Emit *e, int id, const char *what)
 {
     const Node *n = ir_at(e->g, id);
+    if (!e->used[id] || op_info[n->op].kind == ALIAS)
+        return;
     char s[64];
     shape_str(s, sizeof s, n->shape);
     buf_printf(e->b, "static %s *const %s = %s + %ld; /* %s%s */\n",
@@ -597,8 +658,9 @@ static void emit_forward(Emit *e)
     for (int i = 0; i < g->n_inputs; i++) {
         const Node *x = ir_at(g, g->inputs[i]);
         long row = shape_size(x->shape) / x->shape.dim[0];
-        buf_printf(e->b, "    memset(%s + (long)rows * %ld, 0, (size_t)(%d - rows) * %ld * sizeof *%s);\n",
-                   e->name[x->id], row, g->batch, row, e->name[x->id]);
+        buf_printf(
+            e->b, "    memset(%s + (long)rows * %ld, 0, (size_t)(%d - rows) * %ld * sizeof *%s);\n",
+            use(e, x->id), row, g->batch, row, e->name[x->id]);
     }
     e->last_loc = (SrcLoc){0};
     for (int i = 0; i < g->n; i++)
@@ -626,9 +688,9 @@ static void emit_loss_and_grad(Emit *e)
         first = false;
         buf_printf(e->b, "    memcpy(arena + %ld, %s, %ld * sizeof *arena); /* d_%s */\n",
                    e->p->grads_offset + e->p->offset[pn->id] - e->p->params_offset,
-                   e->name[g->params[i].grad], shape_size(pn->shape), pn->name);
+                   use(e, g->params[i].grad), shape_size(pn->shape), pn->name);
     }
-    buf_printf(e->b, "    return %s[0];\n}\n", e->name[g->loss]);
+    buf_printf(e->b, "    return %s[0];\n}\n", use(e, g->loss));
 }
 
 static void emit_train_step(Emit *e)
@@ -653,7 +715,8 @@ static void tensor_entry(Emit *e, int id, const char *name, long offset, bool wi
                                             "RT_INIT_CONST"};
         fmt_real(num[0], n->init_a);
         fmt_real(num[1], n->init_b);
-        buf_printf(e->b, ",\n     .init = %s, .init_a = %s, .init_b = %s", kinds[n->init], num[0], num[1]);
+        buf_printf(e->b, ",\n     .init = %s, .init_a = %s, .init_b = %s", kinds[n->init], num[0],
+                   num[1]);
     }
     if (n->classes)
         buf_printf(e->b, ", .classes = %d", n->classes);
@@ -694,19 +757,20 @@ static void emit_descriptor(Emit *e)
                          false);
         buf_printf(e->b, "};\n");
     }
-    buf_printf(e->b,
-               "\nconst rt_model REAL_SUFFIX(%s_%s) = {\n"
-               "    .name = \"%s\",\n    .source = \"%s\",\n    .batch = %d,\n    .real = RT_REAL,\n"
-               "    .arena = arena,\n    .iarena = %s,\n    .arena_size = %ld,\n    .iarena_size = %ld,\n"
-               "    .n_inputs = %d,\n    .n_params = %d,\n    .n_outputs = %d,\n"
-               "    .inputs = %s,\n    .params = params,\n    .grads = %s,\n    .outputs = %s,\n"
-               "    .params_offset = %ld,\n    .grads_offset = %ld,\n    .n_param_elems = %ld,\n"
-               "    .state_offset = %ld,\n    .n_state = %ld,\n    .loss_offset = %ld,\n",
-               g->name, training ? "model" : "infer_model", g->name, g->source, g->batch,
-               p->iarena_size ? "iarena" : "NULL", p->arena_size, p->iarena_size, g->n_inputs,
-               g->n_params, g->n_outputs, g->n_inputs ? "inputs" : "NULL",
-               training ? "grads" : "NULL", g->n_outputs ? "outputs" : "NULL", p->params_offset,
-               p->grads_offset, p->n_param_elems, p->state_offset, p->n_state, p->loss_offset);
+    buf_printf(
+        e->b,
+        "\nconst rt_model REAL_SUFFIX(%s_%s) = {\n"
+        "    .name = \"%s\",\n    .source = \"%s\",\n    .batch = %d,\n    .real = RT_REAL,\n"
+        "    .arena = arena,\n    .iarena = %s,\n    .arena_size = %ld,\n    .iarena_size = %ld,\n"
+        "    .n_inputs = %d,\n    .n_params = %d,\n    .n_outputs = %d,\n"
+        "    .inputs = %s,\n    .params = params,\n    .grads = %s,\n    .outputs = %s,\n"
+        "    .params_offset = %ld,\n    .grads_offset = %ld,\n    .n_param_elems = %ld,\n"
+        "    .state_offset = %ld,\n    .n_state = %ld,\n    .loss_offset = %ld,\n",
+        g->name, training ? "model" : "infer_model", g->name, g->source, g->batch,
+        p->iarena_size ? "iarena" : "NULL", p->arena_size, p->iarena_size, g->n_inputs, g->n_params,
+        g->n_outputs, g->n_inputs ? "inputs" : "NULL", training ? "grads" : "NULL",
+        g->n_outputs ? "outputs" : "NULL", p->params_offset, p->grads_offset, p->n_param_elems,
+        p->state_offset, p->n_state, p->loss_offset);
     optim_emit_hyper(e->b, &g->opt);
     if (training)
         buf_printf(e->b, "    .loss_and_grad = loss_and_grad,\n    .train_step = train_step,\n");
@@ -730,12 +794,19 @@ static void emit_model(Emit *e)
                           " * and no optimizer; its parameter block is laid out as the\n"
                           " * training model's, so it reads the trainer's checkpoints.\n *\n",
                g->name);
-    emit_arena(e);
+    /* The functions first, into their own buffer, so that the arena's
+     * declarations can name exactly the arrays they use. */
+    Buf *file = e->b, code = {0};
+    e->b = &code;
     emit_forward(e);
     if (training) {
         emit_loss_and_grad(e);
         emit_train_step(e);
     }
+    e->b = file;
+    emit_arena(e);
+    buf_printf(e->b, "%s", code.data);
+    buf_free(&code);
     emit_descriptor(e);
 }
 
@@ -754,12 +825,17 @@ static void free_names(Emit *e)
     for (int i = 0; i < e->g->n; i++)
         free(e->name[i]);
     free(e->name);
+    free(e->used);
 }
 
 void emit_c(Graph *g, const Fusion *f, const Plan *p, OutFile out[4])
 {
     static const char *const suffix[4] = {".h", ".c", "_train.c", "_gradcheck.c"};
-    Emit e = {g, f, p, xcalloc(g->n, sizeof(char *)), NULL, {0}, false};
+    Emit e = {.g = g,
+              .f = f,
+              .p = p,
+              .name = xcalloc(g->n, sizeof(char *)),
+              .used = xcalloc(g->n, sizeof(bool))};
     name_nodes(&e);
     name_files(g, out, suffix, 4);
     emit_header(&e, &out[0].text);
@@ -773,7 +849,11 @@ void emit_c(Graph *g, const Fusion *f, const Plan *p, OutFile out[4])
 void emit_c_inference(Graph *g, const Fusion *f, const Plan *p, OutFile out[2])
 {
     static const char *const suffix[2] = {"_infer.c", "_predict.c"};
-    Emit e = {g, f, p, xcalloc(g->n, sizeof(char *)), NULL, {0}, false};
+    Emit e = {.g = g,
+              .f = f,
+              .p = p,
+              .name = xcalloc(g->n, sizeof(char *)),
+              .used = xcalloc(g->n, sizeof(bool))};
     name_nodes(&e);
     name_files(g, out, suffix, 2);
     e.b = &out[0].text;

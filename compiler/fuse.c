@@ -17,7 +17,7 @@
 
 static bool is_loop_kind(OpKind k)
 {
-    return k == ELEM || k == VIEW || k == REDUCE;
+    return k == ELEM || k == VIEW || k == REDUCE || k == PLACE;
 }
 
 Fusion fuse(Graph *g)
@@ -39,7 +39,8 @@ Fusion fuse(Graph *g)
         f.group[i] = -1;
         for (int k = 0; k < n->n_in; k++) {
             uses[n->in[k]]++;
-            if (op_info[n->op].kind == GEMM)
+            /* A product needs arrays; an alias is its input's array. */
+            if (op_info[n->op].kind == GEMM || op_info[n->op].kind == ALIAS)
                 root[n->in[k]] = true;
         }
     }
@@ -53,7 +54,7 @@ Fusion fuse(Graph *g)
             continue;
         int r = f.group[i];
         const Node *rn = ir_at(g, r);
-        long space = shape_size(op_info[rn->op].kind == REDUCE ? ir_at(g, rn->in[0])->shape : rn->shape);
+        long space = shape_size(op_info[rn->op].kind == REDUCE || op_info[rn->op].kind == PLACE ? ir_at(g, rn->in[0])->shape : rn->shape);
         for (int k = 0; k < n->n_in; k++) {
             const Node *x = ir_at(g, n->in[k]);
             OpKind kind = op_info[x->op].kind;

@@ -78,8 +78,11 @@ typedef struct Node {
     Shape shape;
     DType dtype;
     double value;        /* CONST: the fill value; POW: the exponent */
-    int axes[MAX_RANK];  /* SUM: AX_* per input axis; BROADCAST: input axis
-                            per output axis, or -1; TRANSPOSE: permutation */
+    int axes[MAX_RANK];  /* SUM, MAX, MIN: AX_* per input axis; BROADCAST:
+                            input axis per output axis, or -1; TRANSPOSE,
+                            PERMUTE: the input axis of each output axis;
+                            SLICE: where each axis starts; PAD: the margin
+                            before each axis */
     bool trans_a, trans_b; /* MATMUL: transposes folded into BLAS flags */
     const char *name;    /* INPUT, PARAM */
     InitKind init;       /* PARAM */
@@ -161,6 +164,10 @@ int ir_pow(Graph *g, int x, double p);
 int ir_matmul(Graph *g, int a, bool ta, int b, bool tb);
 int ir_sum_to(Graph *g, int x, Shape s);   /* undoes broadcasting */
 int ir_broadcast_to(Graph *g, int x, Shape s, const int *axis_of);
+int ir_permute(Graph *g, int x, const int *perm); /* output axis i is input axis perm[i] */
+int ir_slice(Graph *g, int x, const int *start, Shape s); /* the window of shape s at start */
+int ir_pad(Graph *g, int x, const int *before, Shape s);  /* x at before in zeros of shape s */
+int ir_reshape(Graph *g, int x, Shape s);
 /* Copies a node into another graph with new inputs; the rebuild step of
  * every pass that rewrites. */
 int ir_copy(Graph *to, const Node *n, const int *new_in);
@@ -177,7 +184,7 @@ const char *ir_source_line(const Graph *g, SrcLoc loc);
 
 /* ---- ops.c: the op table ---- */
 
-typedef enum { LEAF, ELEM, VIEW, REDUCE, GEMM, ROWS } OpKind;
+typedef enum { LEAF, ELEM, VIEW, REDUCE, PLACE, ALIAS, GEMM, ROWS } OpKind;
 
 enum {
 #define OP(e, name, arity, kind, shape, grad, emit) OP_##e,

@@ -60,10 +60,7 @@ void shape_str(char *out, size_t n, Shape s)
 
 /* ---- hash-consing ---- */
 
-static bool is_hashable(const Node *n)
-{
-    return n->op != OP_INPUT && n->op != OP_PARAM;
-}
+static bool is_hashable(const Node *n) { return n->op != OP_INPUT && n->op != OP_PARAM; }
 
 static uint64_t mix(uint64_t h, uint64_t v)
 {
@@ -84,9 +81,9 @@ static uint64_t node_hash(const Node *n)
 
 static bool same_node(const Node *a, const Node *b)
 {
-    return a->op == b->op && a->n_in == b->n_in &&
-           !memcmp(a->in, b->in, sizeof a->in) && shape_eq(a->shape, b->shape) &&
-           a->dtype == b->dtype && !memcmp(&a->value, &b->value, sizeof a->value) &&
+    return a->op == b->op && a->n_in == b->n_in && !memcmp(a->in, b->in, sizeof a->in) &&
+           shape_eq(a->shape, b->shape) && a->dtype == b->dtype &&
+           !memcmp(&a->value, &b->value, sizeof a->value) &&
            !memcmp(a->axes, b->axes, sizeof a->axes) && a->trans_a == b->trans_a &&
            a->trans_b == b->trans_b;
 }
@@ -197,8 +194,8 @@ int ir_pow(Graph *g, int x, double p)
 
 int ir_matmul(Graph *g, int a, bool ta, int b, bool tb)
 {
-    return ir_must(g, &(Node){.op = OP_MATMUL, .n_in = 2, .in = {a, b},
-                              .trans_a = ta, .trans_b = tb});
+    return ir_must(g,
+                   &(Node){.op = OP_MATMUL, .n_in = 2, .in = {a, b}, .trans_a = ta, .trans_b = tb});
 }
 
 /* Sums away the axes along which `s` was broadcast to x's shape (NumPy's
@@ -225,6 +222,34 @@ int ir_broadcast_to(Graph *g, int x, Shape s, const int *axis_of)
     Node n = {.op = OP_BROADCAST, .n_in = 1, .in = {x}, .shape = s};
     memcpy(n.axes, axis_of, s.rank * sizeof *axis_of);
     return ir_must(g, &n);
+}
+
+int ir_permute(Graph *g, int x, const int *perm)
+{
+    Node n = {.op = OP_PERMUTE, .n_in = 1, .in = {x}};
+    memcpy(n.axes, perm, ir_at(g, x)->shape.rank * sizeof *perm);
+    return ir_must(g, &n);
+}
+
+int ir_slice(Graph *g, int x, const int *start, Shape s)
+{
+    Node n = {.op = OP_SLICE, .n_in = 1, .in = {x}, .shape = s};
+    memcpy(n.axes, start, s.rank * sizeof *start);
+    return ir_must(g, &n);
+}
+
+int ir_pad(Graph *g, int x, const int *before, Shape s)
+{
+    Node n = {.op = OP_PAD, .n_in = 1, .in = {x}, .shape = s};
+    memcpy(n.axes, before, s.rank * sizeof *before);
+    return ir_must(g, &n);
+}
+
+int ir_reshape(Graph *g, int x, Shape s)
+{
+    if (shape_eq(ir_at(g, x)->shape, s))
+        return x;
+    return ir_must(g, &(Node){.op = OP_RESHAPE, .n_in = 1, .in = {x}, .shape = s});
 }
 
 int ir_copy(Graph *to, const Node *n, const int *new_in)

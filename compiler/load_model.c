@@ -182,7 +182,6 @@ static int l_div(lua_State *L) { return binary(L, OP_DIV); }
 static int l_neg(lua_State *L) { return unary(L, OP_NEG); }
 static int l_sigmoid(lua_State *L) { return unary(L, OP_SIGMOID); }
 static int l_relu(lua_State *L) { return unary(L, OP_RELU); }
-static int l_transpose(lua_State *L) { return unary(L, OP_TRANSPOSE); }
 
 /* exp, log and tanh also take plain numbers, so they can replace math's. */
 static int math_or_op(lua_State *L, int op, double (*f)(double))
@@ -393,20 +392,268 @@ static int l_argmax(lua_State *L)
     return push_tensor(L, make(L, (Node){.op = OP_ARGMAX, .n_in = 1, .in = {x}}));
 }
 
-/* Per-row losses of scores [N,C] against int32 labels [N]; the labels
- * input learns its range from C, so the runtime can check data. */
+/* ---- shapes ---- */
+
+static Shape shape_arg(lua_State *L, int idx, const char *what);
+static void label_classes(lua_State *L, int y, int classes, const char *op);
+
+/* reshape(x, {dims}), one dimension of which may be -1: what is left. */
+static int reshape_to(lua_State *L, int x, int idx, const char *op)
+{
+    Shape from = node_of(L, x)->shape, to = {0};
+    luaL_checktype(L, idx, LUA_TTABLE);
+    int rank = (int)luaL_len(L, idx), infer = -1;
+    long known = 1;
+    if (rank > MAX_RANK)
+        luaL_error(L, "%s: rank %d is more than %d", op, rank, MAX_RANK);
+    for (int i = 0; i < rank; i++) {
+        lua_geti(L, idx, i + 1);
+        lua_Integer d = luaL_checkinteger(L, -1);
+        lua_pop(L, 1);
+        if (d == -1 && infer < 0)
+            infer = i;
+        else if (d < 1 || d > 2147483647)
+            luaL_error(L, "%s: dimension %d must be a positive integer (or one -1), got %d", op,
+                       i + 1, (int)d);
+        else
+            known *= d;
+        to.dim[to.rank++] = (int)(d > 0 ? d : 1);
+    }
+    if (infer >= 0) {
+        if (known == 0 || shape_size(from) % known)
+            luaL_error(L, "%s: %ld elements do not divide into rows of %ld", op, shape_size(from),
+                       known);
+        to.dim[infer] = (int)(shape_size(from) / known);
+    }
+    return make(L, (Node){.op = OP_RESHAPE, .n_in = 1, .in = {x}, .shape = to});
+}
+
+static int l_reshape(lua_State *L)
+{
+    int x = tensor_arg(L, 1, "reshape");
+    return push_tensor(L, reshape_to(L, x, 2, "reshape"));
+}
+
+/* flatten(x): [N, everything else] */
+static int l_flatten(lua_State *L)
+{
+    int x = tensor_arg(L, 1, "flatten");
+    Shape s = node_of(L, x)->shape;
+    Shape to = {2, {s.rank ? s.dim[0] : 1, (int)(shape_size(s) / (s.rank ? s.dim[0] : 1))}};
+    return push_tensor(L, make(L, (Node){.op = OP_RESHAPE, .n_in = 1, .in = {x}, .shape = to}));
+}
+
+/* expand_dims(x, axis): a new axis of size 1 at axis (1 .. rank + 1) */
+static int l_expand_dims(lua_State *L)
+{
+    int x = tensor_arg(L, 1, "expand_dims");
+    Shape s = node_of(L, x)->shape, to = {0};
+    int at = axis_arg(L, luaL_checkinteger(L, 2), s.rank + 1, "expand_dims");
+    if (s.rank + 1 > MAX_RANK)
+        return luaL_error(L, "expand_dims: rank %d is the most", MAX_RANK);
+    for (int i = 0; i <= s.rank; i++)
+        to.dim[to.rank++] = i == at ? 1 : s.dim[i - (i > at)];
+    return push_tensor(L, make(L, (Node){.op = OP_RESHAPE, .n_in = 1, .in = {x}, .shape = to}));
+}
+
+/* squeeze(x, axis): drops an axis of size 1 */
+static int l_squeeze(lua_State *L)
+{
+    int x = tensor_arg(L, 1, "squeeze");
+    Shape s = node_of(L, x)->shape, to = {0};
+    int at = axis_arg(L, luaL_checkinteger(L, 2), s.rank, "squeeze");
+    if (s.dim[at] != 1)
+        return luaL_error(L, "squeeze: axis %d has size %d, not 1", at + 1, s.dim[at]);
+    for (int i = 0; i < s.rank; i++)
+        if (i != at)
+            to.dim[to.rank++] = s.dim[i];
+    return push_tensor(L, make(L, (Node){.op = OP_RESHAPE, .n_in = 1, .in = {x}, .shape = to}));
+}
+
+/* permute(x, {axes}): output axis i is input axis axes[i] (from 1) */
+static int l_permute(lua_State *L)
+{
+    int x = tensor_arg(L, 1, "permute");
+    Shape s = node_of(L, x)->shape;
+    Node n = {.op = OP_PERMUTE, .n_in = 1, .in = {x}};
+    luaL_checktype(L, 2, LUA_TTABLE);
+    if (luaL_len(L, 2) != s.rank)
+        return luaL_error(L, "permute: %d axes for a rank %d tensor", (int)luaL_len(L, 2), s.rank);
+    for (int i = 0; i < s.rank; i++) {
+        lua_geti(L, 2, i + 1);
+        n.axes[i] = axis_arg(L, luaL_checkinteger(L, -1), s.rank, "permute");
+        lua_pop(L, 1);
+    }
+    return push_tensor(L, make(L, n));
+}
+
+/* transpose(x) swaps a matrix's axes; transpose(x, a, b) any two */
+static int l_transpose(lua_State *L)
+{
+    int x = tensor_arg(L, 1, "transpose");
+    Shape s = node_of(L, x)->shape;
+    if (lua_isnoneornil(L, 2))
+        return push_tensor(L, make(L, (Node){.op = OP_TRANSPOSE, .n_in = 1, .in = {x}}));
+    int a = axis_arg(L, luaL_checkinteger(L, 2), s.rank, "transpose");
+    int b = axis_arg(L, luaL_checkinteger(L, 3), s.rank, "transpose");
+    Node n = {.op = OP_PERMUTE, .n_in = 1, .in = {x}};
+    for (int i = 0; i < s.rank; i++)
+        n.axes[i] = i == a ? b : i == b ? a : i;
+    return push_tensor(L, make(L, n));
+}
+
+/* slice(x, axis, first, last): elements first..last (from 1, inclusive;
+ * negative from the end) along axis */
+static int l_slice(lua_State *L)
+{
+    int x = tensor_arg(L, 1, "slice");
+    Shape s = node_of(L, x)->shape;
+    int a = axis_arg(L, luaL_checkinteger(L, 2), s.rank, "slice");
+    lua_Integer first = luaL_checkinteger(L, 3), last = luaL_optinteger(L, 4, first);
+    first = first < 0 ? s.dim[a] + first + 1 : first;
+    last = last < 0 ? s.dim[a] + last + 1 : last;
+    if (first < 1 || last > s.dim[a] || first > last)
+        return luaL_error(L, "slice: %d..%d is not within 1..%d of axis %d", (int)first, (int)last,
+                          s.dim[a], a + 1);
+    Node n = {.op = OP_SLICE, .n_in = 1, .in = {x}, .shape = s};
+    n.axes[a] = (int)first - 1;
+    n.shape.dim[a] = (int)(last - first + 1);
+    return push_tensor(L, make(L, n));
+}
+
+/* pad(x, axis, before, after): zeros around x along axis */
+static int l_pad(lua_State *L)
+{
+    int x = tensor_arg(L, 1, "pad");
+    Shape s = node_of(L, x)->shape;
+    int a = axis_arg(L, luaL_checkinteger(L, 2), s.rank, "pad");
+    lua_Integer before = luaL_checkinteger(L, 3), after = luaL_optinteger(L, 4, 0);
+    if (before < 0 || after < 0 || before + after + s.dim[a] > 2147483647)
+        return luaL_error(L, "pad: margins must be numbers >= 0");
+    Node n = {.op = OP_PAD, .n_in = 1, .in = {x}, .shape = s};
+    n.axes[a] = (int)before;
+    n.shape.dim[a] += (int)(before + after);
+    return push_tensor(L, make(L, n));
+}
+
+/* concat({a, b, ...}, axis): each padded to the whole and added, so the
+ * gradient of each is its window of dy */
+static int l_concat(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    int n = (int)luaL_len(L, 1);
+    if (n < 1)
+        return luaL_error(L, "concat: needs a table of tensors");
+    int parts[256];
+    if (n > 256)
+        return luaL_error(L, "concat: at most 256 tensors");
+    for (int i = 0; i < n; i++) {
+        lua_geti(L, 1, i + 1);
+        parts[i] = tensor_arg(L, lua_gettop(L), "concat");
+        lua_pop(L, 1);
+    }
+    Shape s = node_of(L, parts[0])->shape;
+    int a = axis_arg(L, luaL_optinteger(L, 2, 1), s.rank, "concat");
+    int total = 0;
+    for (int i = 0; i < n; i++) {
+        Shape p = node_of(L, parts[i])->shape;
+        bool fits = p.rank == s.rank;
+        for (int k = 0; k < s.rank && fits; k++)
+            fits = k == a || p.dim[k] == s.dim[k];
+        if (!fits) {
+            char sa[64], sp[64];
+            shape_str(sa, sizeof sa, s);
+            shape_str(sp, sizeof sp, p);
+            return luaL_error(L, "concat: %s and %s differ besides axis %d", sa, sp, a + 1);
+        }
+        total += p.dim[a];
+    }
+    Shape whole = s;
+    whole.dim[a] = total;
+    int sum = -1, at = 0;
+    for (int i = 0; i < n; i++) {
+        Node pad = {.op = OP_PAD, .n_in = 1, .in = {parts[i]}, .shape = whole};
+        pad.axes[a] = at;
+        at += node_of(L, parts[i])->shape.dim[a];
+        int p = make(L, pad);
+        sum = sum < 0 ? p : make(L, (Node){.op = OP_ADD, .n_in = 2, .in = {sum, p}});
+    }
+    return push_tensor(L, sum);
+}
+
+/* stack({a, b, ...}, axis): along a new axis */
+static int l_stack(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    int n = (int)luaL_len(L, 1);
+    lua_Integer axis = luaL_optinteger(L, 2, 1);
+    lua_createtable(L, n, 0);
+    for (int i = 0; i < n; i++) {
+        lua_pushcfunction(L, l_expand_dims);
+        lua_geti(L, 1, i + 1);
+        lua_pushinteger(L, axis);
+        lua_call(L, 2, 1);
+        lua_rawseti(L, -2, i + 1);
+    }
+    lua_replace(L, 1);
+    lua_settop(L, 1);
+    lua_pushinteger(L, axis);
+    return l_concat(L);
+}
+
+/* broadcast_to(x, {dims}): NumPy's rules */
+static int l_broadcast_to(lua_State *L)
+{
+    int x = tensor_arg(L, 1, "broadcast_to");
+    Shape s = node_of(L, x)->shape, to = shape_arg(L, 2, "broadcast_to");
+    int lead = to.rank - s.rank, axis_of[MAX_RANK];
+    if (lead < 0)
+        return luaL_error(L, "broadcast_to: cannot lower the rank");
+    for (int i = 0; i < to.rank; i++) {
+        int j = i - lead;
+        if (j >= 0 && s.dim[j] != 1 && s.dim[j] != to.dim[i])
+            return luaL_error(L, "broadcast_to: axis %d has size %d, not 1 or %d", j + 1, s.dim[j],
+                              to.dim[i]);
+        axis_of[i] = j;
+    }
+    Node n = {.op = OP_BROADCAST, .n_in = 1, .in = {x}, .shape = to};
+    memcpy(n.axes, axis_of, sizeof axis_of);
+    return push_tensor(L, make(L, n));
+}
+
+/* one_hot(labels, classes): int32 labels to rows of 0s and a 1 */
+static int l_one_hot(lua_State *L)
+{
+    int y = tensor_arg(L, 1, "one_hot");
+    lua_Integer c = luaL_checkinteger(L, 2);
+    if (c < 1 || c > 1 << 20)
+        return luaL_error(L, "one_hot: %d classes?", (int)c);
+    int id = make(L, (Node){.op = OP_ONE_HOT, .n_in = 1, .in = {y}, .value = (double)c});
+    label_classes(L, y, (int)c, "one_hot");
+    return push_tensor(L, id);
+}
+
+/* Labels learn their range from what reads them, so the runtime can check
+ * data; through reshapes, back to the input. */
+static void label_classes(lua_State *L, int y, int classes, const char *op)
+{
+    Node *labels = ir_at(front(L)->g, y);
+    while (labels->op == OP_RESHAPE)
+        labels = ir_at(front(L)->g, labels->in[0]);
+    if (labels->op != OP_INPUT)
+        return;
+    if (labels->classes && labels->classes != classes)
+        luaL_error(L, "%s: labels '%s' already index %d classes, here %d", op, labels->name,
+                   labels->classes, classes);
+    labels->classes = classes;
+}
+
+/* Per-row losses of scores [N,C] against int32 labels [N]. */
 static int row_loss(lua_State *L, int op)
 {
     int s = tensor_arg(L, 1, op_info[op].name), y = tensor_arg(L, 2, op_info[op].name);
     int id = make(L, (Node){.op = op, .n_in = 2, .in = {s, y}});
-    Node *labels = ir_at(front(L)->g, y);
-    int classes = node_of(L, s)->shape.dim[1];
-    if (labels->op == OP_INPUT) {
-        if (labels->classes && labels->classes != classes)
-            return luaL_error(L, "%s: labels '%s' already index %d classes, here %d",
-                              op_info[op].name, labels->name, labels->classes, classes);
-        labels->classes = classes;
-    }
+    label_classes(L, y, node_of(L, s)->shape.dim[1], op_info[op].name);
     return push_tensor(L, id);
 }
 
@@ -450,6 +697,15 @@ static const luaL_Reg methods[] = {
     {"argmax", l_argmax},
     {"logsumexp", l_logsumexp},
     {"variance", l_variance},
+    {"reshape", l_reshape},
+    {"view", l_reshape},
+    {"flatten", l_flatten},
+    {"permute", l_permute},
+    {"slice", l_slice},
+    {"pad", l_pad},
+    {"expand_dims", l_expand_dims},
+    {"squeeze", l_squeeze},
+    {"broadcast_to", l_broadcast_to},
     {NULL, NULL},
 };
 
@@ -810,6 +1066,17 @@ static void push_env(lua_State *L)
         {"argmax", l_argmax},
         {"logsumexp", l_logsumexp},
         {"variance", l_variance},
+        {"reshape", l_reshape},
+        {"flatten", l_flatten},
+        {"permute", l_permute},
+        {"slice", l_slice},
+        {"pad", l_pad},
+        {"concat", l_concat},
+        {"stack", l_stack},
+        {"expand_dims", l_expand_dims},
+        {"squeeze", l_squeeze},
+        {"broadcast_to", l_broadcast_to},
+        {"one_hot", l_one_hot},
         {"model", l_model},
         {"import", l_import},
         {"print", l_print},

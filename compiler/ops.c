@@ -613,6 +613,131 @@ static void emit_view(Buf *b, const Node *n, const Operand *out, const Operand *
     buf_printf(b, "%s", in[0].text);
 }
 
+/* A permutation: output axis i is input axis axes[i]. */
+static const char *shape_permute(Graph *g, Node *n, char *err, size_t len)
+{
+    if (need_real(g, n, err, len))
+        return err;
+    Shape x = shape_of(g, n->in[0]);
+    bool seen[MAX_RANK] = {false};
+    n->shape.rank = x.rank;
+    for (int i = 0; i < x.rank; i++) {
+        int a = n->axes[i];
+        if (a < 0 || a >= x.rank || seen[a]) {
+            snprintf(err, len, "not a permutation of the %d axes", x.rank);
+            return err;
+        }
+        seen[a] = true;
+        n->shape.dim[i] = x.dim[a];
+    }
+    n->dtype = DT_REAL;
+    return NULL;
+}
+
+/* dx = dy permuted back */
+static int grad_permute(Graph *g, int node, int dy, int k)
+{
+    (void)k;
+    const Node *n = ir_at(g, node);
+    int inverse[MAX_RANK];
+    for (int i = 0; i < n->shape.rank; i++)
+        inverse[n->axes[i]] = i;
+    return ir_permute(g, dy, inverse);
+}
+
+/* A window of the input: axis k from axes[k], as long as the output's. */
+static const char *shape_slice(Graph *g, Node *n, char *err, size_t len)
+{
+    if (need_real(g, n, err, len))
+        return err;
+    Shape x = shape_of(g, n->in[0]);
+    if (n->shape.rank != x.rank)
+        return snprintf(err, len, "a window must have the tensor's rank %d", x.rank), err;
+    for (int k = 0; k < x.rank; k++)
+        if (n->axes[k] < 0 || n->shape.dim[k] < 1 || n->axes[k] + n->shape.dim[k] > x.dim[k])
+            return snprintf(err, len, "axis %d: elements %d to %d of %d are not a window", k + 1,
+                            n->axes[k] + 1, n->axes[k] + n->shape.dim[k], x.dim[k]),
+                   err;
+    n->dtype = DT_REAL;
+    return NULL;
+}
+
+/* dx = dy in the window, 0 around it */
+static int grad_slice(Graph *g, int node, int dy, int k)
+{
+    (void)k;
+    return ir_pad(g, dy, ir_at(g, node)->axes, shape_of(g, in_(g, node, 0)));
+}
+
+/* The input in a window of a larger output of zeros, axes[k] in. */
+static const char *shape_pad(Graph *g, Node *n, char *err, size_t len)
+{
+    if (need_real(g, n, err, len))
+        return err;
+    Shape x = shape_of(g, n->in[0]);
+    if (n->shape.rank != x.rank)
+        return snprintf(err, len, "padding must keep the tensor's rank %d", x.rank), err;
+    for (int k = 0; k < x.rank; k++)
+        if (n->axes[k] < 0 || n->axes[k] + x.dim[k] > n->shape.dim[k])
+            return snprintf(err, len, "axis %d: %d elements at %d do not fit in %d", k + 1,
+                            x.dim[k], n->axes[k], n->shape.dim[k]),
+                   err;
+    n->dtype = DT_REAL;
+    return NULL;
+}
+
+/* dx = dy's window */
+static int grad_pad(Graph *g, int node, int dy, int k)
+{
+    (void)k;
+    return ir_slice(g, dy, ir_at(g, node)->axes, shape_of(g, in_(g, node, 0)));
+}
+
+/* The same elements, in the same order, in another shape. */
+static const char *shape_reshape(Graph *g, Node *n, char *err, size_t len)
+{
+    Shape x = shape_of(g, n->in[0]);
+    if (shape_size(n->shape) != shape_size(x)) {
+        char a[64], b[64];
+        shape_str(a, sizeof a, x);
+        shape_str(b, sizeof b, n->shape);
+        snprintf(err, len, "%s has %ld elements, %s has %ld", a, shape_size(x), b,
+                 shape_size(n->shape));
+        return err;
+    }
+    n->dtype = ir_at(g, n->in[0])->dtype;
+    return NULL;
+}
+
+/* dx = dy in x's shape */
+static int grad_reshape(Graph *g, int node, int dy, int k)
+{
+    (void)k;
+    return ir_reshape(g, dy, shape_of(g, in_(g, node, 0)));
+}
+
+/* int32 labels [...] to rows of value (C) zeros and a one: [..., C] */
+static const char *shape_one_hot(Graph *g, Node *n, char *err, size_t len)
+{
+    Shape x = shape_of(g, n->in[0]);
+    if (ir_at(g, n->in[0])->dtype != DT_I32 || x.rank >= MAX_RANK)
+        return snprintf(err, len, "needs int32 labels"), err;
+    n->shape = x;
+    n->shape.dim[n->shape.rank++] = (int)n->value;
+    n->dtype = DT_REAL;
+    return NULL;
+}
+
+static void emit_one_hot(Buf *b, const Node *n, const Operand *out, const Operand *in)
+{
+    int classes = (int)n->value;
+    buf_printf(b,
+               "    for (int i = 0; i < %ld; i++)\n"
+               "        for (int j = 0; j < %d; j++)\n"
+               "            %s[i * %d + j] = (real)(%s[i] == j);\n",
+               shape_size(in[0].shape), classes, out->text, classes, in[0].text);
+}
+
 /* ---- matrix product ---- */
 
 /* C = op(A) op(B), op a transpose when the flag says so. */
@@ -659,8 +784,9 @@ static void emit_matmul(Buf *b, const Node *n, const Operand *out, const Operand
     buf_printf(b,
                "    r_gemm(CblasRowMajor, %s, %s, %d, %d, %d,\n"
                "           REAL_C(1.0), %s, %d, %s, %d, REAL_C(0.0), %s, %d);\n",
-               n->trans_a ? "CblasTrans" : "CblasNoTrans", n->trans_b ? "CblasTrans" : "CblasNoTrans",
-               m, nn, k, in[0].text, sa.dim[1], in[1].text, sb.dim[1], out->text, nn);
+               n->trans_a ? "CblasTrans" : "CblasNoTrans",
+               n->trans_b ? "CblasTrans" : "CblasNoTrans", m, nn, k, in[0].text, sa.dim[1],
+               in[1].text, sb.dim[1], out->text, nn);
 }
 
 /* ---- row losses: scores [N, C] and int32 labels [N] give [N] ---- */
@@ -674,8 +800,8 @@ static const char *shape_row_loss(Graph *g, Node *n, char *err, size_t len)
     if (ir_at(g, n->in[0])->dtype != DT_REAL || s.rank != 2)
         snprintf(err, len, "scores must be a float matrix [N,C], got %s", ss);
     else if (ir_at(g, n->in[1])->dtype != DT_I32 || y.rank != 1 || y.dim[0] != s.dim[0])
-        snprintf(err, len, "labels must be int32 [%d] to go with scores %s, got %s %s",
-                 s.dim[0], ss, ir_at(g, n->in[1])->dtype == DT_I32 ? "int32" : "float", sy);
+        snprintf(err, len, "labels must be int32 [%d] to go with scores %s, got %s %s", s.dim[0],
+                 ss, ir_at(g, n->in[1])->dtype == DT_I32 ? "int32" : "float", sy);
     else {
         n->shape = y;
         n->dtype = DT_REAL;
@@ -742,7 +868,8 @@ static void emit_hinge_grad(Buf *b, const Node *n, const Operand *out, const Ope
                "        const int32_t label = %s[i];\n"
                "        int cnt = 0;\n"
                "        for (int j = 0; j < %d; j++) {\n"
-               "            const int on = j != label && row[j] - row[label] + REAL_C(1.0) > REAL_C(0.0);\n"
+               "            const int on = j != label && row[j] - row[label] + REAL_C(1.0) > "
+               "REAL_C(0.0);\n"
                "            drow[j] = on ? %s : REAL_C(0.0);\n"
                "            cnt += on;\n"
                "        }\n"

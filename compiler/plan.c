@@ -18,6 +18,10 @@ static void place(Plan *p, Graph *g, int id)
 {
     if (p->offset[id] >= 0)
         return;
+    if (op_info[ir_at(g, id)->op].kind == ALIAS) { /* a reshape: its input's array */
+        p->offset[id] = p->offset[ir_at(g, id)->in[0]];
+        return;
+    }
     if (ir_at(g, id)->dtype == DT_I32) {
         p->offset[id] = p->iarena_size;
         p->iarena_size += shape_size(ir_at(g, id)->shape);
@@ -48,7 +52,7 @@ Plan plan(Graph *g, const Fusion *f)
     p.arena_size += p.n_state;
     for (int i = 0; i < g->n_params && training; i++) {
         int gr = g->params[i].grad, op = ir_at(g, gr)->op;
-        if (p.offset[gr] >= 0 || op == OP_INPUT || op == OP_PARAM)
+        if (p.offset[gr] >= 0 || op == OP_INPUT || op == OP_PARAM || op_info[op].kind == ALIAS)
             p.grad_copy[i] = true;
         else
             p.offset[gr] = p.grads_offset + p.offset[g->params[i].node] - p.params_offset;

@@ -11,10 +11,7 @@
 #include <stdlib.h>
 #include "gradc.h"
 
-static bool is_const(const Node *n, double v)
-{
-    return n->op == OP_CONST && n->value == v;
-}
+static bool is_const(const Node *n, double v) { return n->op == OP_CONST && n->value == v; }
 
 /* The node a rewrite gives, or -1 to keep the node as it is. single_use:
  * the node's one input has no other reader. */
@@ -85,14 +82,50 @@ static int rewrite(Graph *h, const Node *n, bool single_use)
         if (a->op == OP_MATMUL && single_use)
             return ir_matmul(h, a->in[1], !a->trans_b, a->in[0], !a->trans_a);
         break;
+    case OP_RESHAPE:
+        if (shape_eq(a->shape, s))
+            return a->id;
+        if (a->op == OP_RESHAPE || ca)
+            return ca ? ir_const(h, a->value, s) : ir_reshape(h, a->in[0], s);
+        break;
+    case OP_PERMUTE: {
+        bool identity = true;
+        for (int i = 0; i < s.rank; i++)
+            identity &= n->axes[i] == i;
+        if (identity)
+            return a->id;
+        if (ca)
+            return ir_const(h, a->value, s);
+        if (a->op == OP_PERMUTE) { /* output axis i is a's axis axes[i], its input's a->axes[...] */
+            int perm[MAX_RANK];
+            for (int i = 0; i < s.rank; i++)
+                perm[i] = a->axes[n->axes[i]];
+            return ir_permute(h, a->in[0], perm);
+        }
+        if (s.rank == 2) /* a transpose, which products fold into BLAS flags */
+            return ir_unary(h, OP_TRANSPOSE, a->id);
+        break;
+    }
+    case OP_SLICE:
+        if (ca)
+            return ir_const(h, a->value, s);
+        if (shape_eq(a->shape, s))
+            return a->id;
+        break;
+    case OP_PAD:
+        if (is_const(a, 0))
+            return ir_const(h, 0, s);
+        if (shape_eq(a->shape, s))
+            return a->id;
+        break;
     case OP_MATMUL:
         if (is_const(a, 0) || is_const(b, 0))
             return ir_const(h, 0, s);
         /* A transpose feeding a product becomes a BLAS flag. */
         if (a->op == OP_TRANSPOSE || b->op == OP_TRANSPOSE) {
             bool fa = a->op == OP_TRANSPOSE, fb = b->op == OP_TRANSPOSE;
-            return ir_matmul(h, fa ? a->in[0] : a->id, n->trans_a != fa,
-                             fb ? b->in[0] : b->id, n->trans_b != fb);
+            return ir_matmul(h, fa ? a->in[0] : a->id, n->trans_a != fa, fb ? b->in[0] : b->id,
+                             n->trans_b != fb);
         }
         break;
     }

@@ -304,6 +304,46 @@ static const Case cases[] = {
      "local a = param(\"a\", {2, 3, 4}, randn())\n"
      "local R = input(\"R\", {3})\n"
      "local loss = sum(variance(a, {1, 3}) * R)\n"},
+    /* ---- shapes ---- */
+    {"permute", "permute {3, 1, 2}",
+     "local a = param(\"a\", {2, 3, 4}, randn())\n"
+     "local R = input(\"R\", {4, 2, 3})\n"
+     "local loss = sum(a:permute({3, 1, 2}) * R)\n"},
+    {"transpose", "transpose of two axes of a rank-3 tensor",
+     "local a = param(\"a\", {2, 3, 4}, randn())\n"
+     "local R = input(\"R\", {2, 4, 3})\n"
+     "local loss = sum(transpose(a, 2, 3) * R)\n"},
+    {"slice", "slice of the last axis, from the end",
+     "local a = param(\"a\", {2, 3, 4}, randn())\n"
+     "local R = input(\"R\", {2, 3, 2})\n"
+     "local loss = sum(a:slice(3, -2, -1) * R)\n"},
+    {"pad", "pad before and after an axis",
+     "local a = param(\"a\", {2, 3, 4}, randn())\n"
+     "local R = input(\"R\", {2, 6, 4})\n"
+     "local loss = sum(pad(a, 2, 1, 2) * R)\n"},
+    {"reshape", "reshape with -1, and flatten",
+     "local a = param(\"a\", {2, 3, 4}, randn())\n"
+     "local R = input(\"R\", {2, 12})\n"
+     "local S = input(\"S\", {2, 4, 3})\n"
+     "local loss = sum(a:flatten() * R) + sum(a:reshape({2, 4, -1}) * S)\n"},
+    {"one_hot", "one_hot labels weighting a",
+     "local a = param(\"a\", {4, 3}, randn())\n"
+     "local y = input(\"y\", {4}, \"int32\")\n"
+     "local loss = sum(one_hot(y, 3) * a * a)\n"},
+    {"chain", "concat along an axis",
+     "local a = param(\"a\", {2, 3, 4}, randn())\n"
+     "local b = param(\"b\", {2, 2, 4}, randn())\n"
+     "local R = input(\"R\", {2, 5, 4})\n"
+     "local loss = sum(concat({a, b}, 2) * R)\n"},
+    {"chain", "stack on a new axis",
+     "local a = param(\"a\", {2, 3, 4}, randn())\n"
+     "local R = input(\"R\", {2, 2, 3, 4})\n"
+     "local loss = sum(stack({a, a * a}, 2) * R)\n"},
+    {"chain", "expand_dims, squeeze and broadcast_to",
+     "local a = param(\"a\", {2, 3}, randn())\n"
+     "local R = input(\"R\", {2, 4, 3})\n"
+     "local e = expand_dims(a, 2)\n"
+     "local loss = sum(broadcast_to(e, {2, 4, 3}) * R) + sum(squeeze(e, 2) ^ 2)\n"},
     /* ---- short chains ---- */
     {"chain", "sigmoid(x W + b)",
      "local x = input(\"x\", {4, 3})\n"
