@@ -740,53 +740,102 @@ static void emit_one_hot(Buf *b, const Node *n, const Operand *out, const Operan
 
 /* ---- matrix product ---- */
 
-/* C = op(A) op(B), op a transpose when the flag says so. */
+/* C = op(A) op(B), op a transpose when the flag says so, over the last two
+ * axes. Leading (batch) axes must agree, or one side has none and is
+ * shared by every matrix of the other. */
 static const char *shape_matmul(Graph *g, Node *n, char *err, size_t len)
 {
     if (need_real(g, n, err, len))
         return err;
     Shape a = shape_of(g, n->in[0]), b = shape_of(g, n->in[1]);
-    if (a.rank != 2 || b.rank != 2) {
-        snprintf(err, len, "needs two matrices, got rank %d and rank %d", a.rank, b.rank);
+    if (a.rank < 2 || b.rank < 2) {
+        snprintf(err, len, "needs matrices (or batches of them), got rank %d and rank %d", a.rank,
+                 b.rank);
         return err;
     }
-    int m = a.dim[n->trans_a], ka = a.dim[!n->trans_a];
-    int kb = b.dim[n->trans_b], nn = b.dim[!n->trans_b];
+    int ra = a.rank, rb = b.rank;
+    int m = a.dim[ra - 2 + n->trans_a], ka = a.dim[ra - 1 - n->trans_a];
+    int kb = b.dim[rb - 2 + n->trans_b], nn = b.dim[rb - 1 - n->trans_b];
+    char sa[64], sb[64];
+    shape_str(sa, sizeof sa, a);
+    shape_str(sb, sizeof sb, b);
+    if (ra > 2 && rb > 2 &&
+        (ra != rb || !shape_eq((Shape){ra - 2, {0}}, (Shape){rb - 2, {0}}) ||
+         memcmp(a.dim, b.dim, (ra - 2) * sizeof *a.dim))) {
+        snprintf(err, len, "batch axes differ: %s x %s", sa, sb);
+        return err;
+    }
     if (ka != kb) {
-        char sa[64], sb[64];
-        shape_str(sa, sizeof sa, (Shape){2, {m, ka}});
-        shape_str(sb, sizeof sb, (Shape){2, {kb, nn}});
+        if (ra == 2 && rb == 2) {
+            shape_str(sa, sizeof sa, (Shape){2, {m, ka}});
+            shape_str(sb, sizeof sb, (Shape){2, {kb, nn}});
+        }
         snprintf(err, len, "inner dimensions differ: %s x %s", sa, sb);
         return err;
     }
-    n->shape = (Shape){2, {m, nn}};
+    Shape lead = ra > 2 ? a : b;
+    n->shape = lead;
+    n->shape.dim[lead.rank - 2] = m;
+    n->shape.dim[lead.rank - 1] = nn;
     n->dtype = DT_REAL;
     return NULL;
 }
 
+/* Rows of a batch of matrices [..., M, K] as one matrix [rows, K]. */
+static int rows_of(Graph *g, int x)
+{
+    Shape s = shape_of(g, x);
+    return ir_reshape(g, x, (Shape){2, {(int)(shape_size(s) / s.dim[s.rank - 1]), s.dim[s.rank - 1]}});
+}
+
 /* With op(A) = A:   dA = dC op(B)^T        else dA = op(B) dC^T
- * With op(B) = B:   dB = op(A)^T dC        else dB = dC^T op(A) */
+ * With op(B) = B:   dB = op(A)^T dC        else dB = dC^T op(A)
+ * summed over the batch for a side the batch shared. When B is one matrix
+ * shared by a batch of untransposed A, its gradient is one product over all
+ * the rows: A's rows^T dC's rows. */
 static int grad_matmul(Graph *g, int node, int dy, int k)
 {
     const Node *n = ir_at(g, node);
     int a = n->in[0], b = n->in[1];
     bool ta = n->trans_a, tb = n->trans_b;
+    Shape sa = shape_of(g, a), sb = shape_of(g, b);
+    if (k == 1 && sb.rank == 2 && sa.rank > 2 && !ta)
+        return tb ? ir_matmul(g, rows_of(g, dy), true, rows_of(g, a), false)
+                  : ir_matmul(g, rows_of(g, a), true, rows_of(g, dy), false);
+    int d;
     if (k == 0)
-        return ta ? ir_matmul(g, b, tb, dy, true) : ir_matmul(g, dy, false, b, !tb);
-    return tb ? ir_matmul(g, dy, true, a, ta) : ir_matmul(g, a, !ta, dy, false);
+        d = ta ? ir_matmul(g, b, tb, dy, true) : ir_matmul(g, dy, false, b, !tb);
+    else
+        d = tb ? ir_matmul(g, dy, true, a, ta) : ir_matmul(g, a, !ta, dy, false);
+    return ir_sum_to(g, d, k == 0 ? sa : sb);
 }
 
 static void emit_matmul(Buf *b, const Node *n, const Operand *out, const Operand *in)
 {
-    Shape sa = in[0].shape, sb = in[1].shape;
-    int m = n->shape.dim[0], nn = n->shape.dim[1];
-    int k = sa.dim[n->trans_a ? 0 : 1];
+    Shape sa = in[0].shape, sb = in[1].shape, sc = n->shape;
+    int ra = sa.rank, rb = sb.rank, rc = sc.rank;
+    int m = sc.dim[rc - 2], nn = sc.dim[rc - 1], k = sa.dim[ra - 1 - n->trans_a];
+    long batch = shape_size(sc) / ((long)m * nn);
+    const char *ta = n->trans_a ? "CblasTrans" : "CblasNoTrans";
+    const char *tb = n->trans_b ? "CblasTrans" : "CblasNoTrans";
+    if (batch == 1 || (rb == 2 && !n->trans_a)) {
+        /* One product: a batch sharing B is one tall matrix of rows. */
+        buf_printf(b,
+                   "    r_gemm(CblasRowMajor, %s, %s, %ld, %d, %d,\n"
+                   "           REAL_C(1.0), %s, %d, %s, %d, REAL_C(0.0), %s, %d);\n",
+                   ta, tb, batch * m, nn, k, in[0].text, sa.dim[ra - 1], in[1].text, sb.dim[rb - 1],
+                   out->text, nn);
+        return;
+    }
+    long step_a = ra > 2 ? (long)sa.dim[ra - 2] * sa.dim[ra - 1] : 0;
+    long step_b = rb > 2 ? (long)sb.dim[rb - 2] * sb.dim[rb - 1] : 0;
     buf_printf(b,
-               "    r_gemm(CblasRowMajor, %s, %s, %d, %d, %d,\n"
-               "           REAL_C(1.0), %s, %d, %s, %d, REAL_C(0.0), %s, %d);\n",
-               n->trans_a ? "CblasTrans" : "CblasNoTrans",
-               n->trans_b ? "CblasTrans" : "CblasNoTrans", m, nn, k, in[0].text, sa.dim[1],
-               in[1].text, sb.dim[1], out->text, nn);
+               "    for (int i = 0; i < %ld; i++)\n"
+               "        r_gemm(CblasRowMajor, %s, %s, %d, %d, %d,\n"
+               "               REAL_C(1.0), %s + i * %ld, %d, %s + i * %ld, %d, REAL_C(0.0),\n"
+               "               %s + i * %ld, %d);\n",
+               batch, ta, tb, m, nn, k, in[0].text, step_a, sa.dim[ra - 1], in[1].text, step_b,
+               sb.dim[rb - 1], out->text, (long)m * nn, nn);
 }
 
 /* ---- row losses: scores [N, C] and int32 labels [N] give [N] ---- */

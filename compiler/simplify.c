@@ -13,6 +13,21 @@
 
 static bool is_const(const Node *n, double v) { return n->op == OP_CONST && n->value == v; }
 
+/* Whether n swaps its input's last two axes and nothing else: a
+ * transpose of each matrix of a batch. */
+static bool swaps_last_two(const Node *n)
+{
+    int r = n->shape.rank;
+    if (n->op == OP_TRANSPOSE)
+        return true;
+    if (n->op != OP_PERMUTE || r < 2 || n->axes[r - 2] != r - 1 || n->axes[r - 1] != r - 2)
+        return false;
+    for (int i = 0; i < r - 2; i++)
+        if (n->axes[i] != i)
+            return false;
+    return true;
+}
+
 /* The node a rewrite gives, or -1 to keep the node as it is. single_use:
  * the node's one input has no other reader. */
 static int rewrite(Graph *h, const Node *n, bool single_use)
@@ -122,8 +137,8 @@ static int rewrite(Graph *h, const Node *n, bool single_use)
         if (is_const(a, 0) || is_const(b, 0))
             return ir_const(h, 0, s);
         /* A transpose feeding a product becomes a BLAS flag. */
-        if (a->op == OP_TRANSPOSE || b->op == OP_TRANSPOSE) {
-            bool fa = a->op == OP_TRANSPOSE, fb = b->op == OP_TRANSPOSE;
+        if (swaps_last_two(a) || swaps_last_two(b)) {
+            bool fa = swaps_last_two(a), fb = swaps_last_two(b);
             return ir_matmul(h, fa ? a->in[0] : a->id, n->trans_a != fa, fb ? b->in[0] : b->id,
                              n->trans_b != fb);
         }

@@ -304,6 +304,23 @@ static const Case cases[] = {
      "local a = param(\"a\", {2, 3, 4}, randn())\n"
      "local R = input(\"R\", {3})\n"
      "local loss = sum(variance(a, {1, 3}) * R)\n"},
+    /* ---- batched products ---- */
+    {"matmul", "a batch times a shared matrix, and its transpose",
+     "local x = param(\"x\", {2, 3, 4}, randn())\n"
+     "local w = param(\"w\", {4, 5}, randn())\n"
+     "local v = param(\"v\", {5, 4}, randn())\n"
+     "local R = input(\"R\", {2, 3, 5})\n"
+     "local loss = sum(x:matmul(w) * R) + sum(matmul(x, v:t()) * R)\n"},
+    {"matmul", "batch by batch, one side transposed per matrix",
+     "local q = param(\"q\", {2, 4, 3}, randn())\n"
+     "local y = param(\"y\", {2, 4, 5}, randn())\n"
+     "local R = input(\"R\", {2, 3, 5})\n"
+     "local loss = sum(matmul(transpose(q, 2, 3), y) * R)\n"},
+    {"matmul", "a shared matrix times a batch",
+     "local a = param(\"a\", {3, 4}, randn())\n"
+     "local y = param(\"y\", {2, 4, 5}, randn())\n"
+     "local R = input(\"R\", {2, 3, 5})\n"
+     "local loss = sum(matmul(a, y) * R)\n"},
     /* ---- shapes ---- */
     {"permute", "permute {3, 1, 2}",
      "local a = param(\"a\", {2, 3, 4}, randn())\n"
