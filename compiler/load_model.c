@@ -382,6 +382,79 @@ static int l_logsumexp(lua_State *L)
     return push_tensor(L, make(L, (Node){.op = OP_ADD, .n_in = 2, .in = {mk, lse}}));
 }
 
+/* softmax(x [, axis]) = exp(x - m) / sum(exp(x - m)), m the max along the
+ * axis (the last by default): the result does not depend on m, so neither
+ * does its gradient. */
+static int l_softmax(lua_State *L)
+{
+    int x = tensor_arg(L, 1, "softmax");
+    Shape s = node_of(L, x)->shape;
+    Axes a = {.count = 1};
+    a.reduced[axis_arg(L, luaL_optinteger(L, 2, -1), s.rank, "softmax")] = true;
+    int m = reduce_node(L, OP_MAX, x, a, true);
+    int e = make(L, (Node){.op = OP_EXP,
+                           .n_in = 1,
+                           .in = {make(L, (Node){.op = OP_SUB, .n_in = 2, .in = {x, m}})}});
+    int total = reduce_node(L, OP_SUM, e, a, true);
+    return push_tensor(L, make(L, (Node){.op = OP_DIV, .n_in = 2, .in = {e, total}}));
+}
+
+/* log_softmax(x [, axis]) = x - logsumexp(x, axis, keepdims) */
+static int l_log_softmax(lua_State *L)
+{
+    int x = tensor_arg(L, 1, "log_softmax");
+    Shape s = node_of(L, x)->shape;
+    Axes a = {.count = 1};
+    a.reduced[axis_arg(L, luaL_optinteger(L, 2, -1), s.rank, "log_softmax")] = true;
+    int m = reduce_node(L, OP_MAX, x, a, true);
+    int shifted = make(L, (Node){.op = OP_SUB, .n_in = 2, .in = {x, m}});
+    int e = make(L, (Node){.op = OP_EXP, .n_in = 1, .in = {shifted}});
+    int lse = make(L, (Node){.op = OP_LOG, .n_in = 1, .in = {reduce_node(L, OP_SUM, e, a, true)}});
+    return push_tensor(L, make(L, (Node){.op = OP_SUB, .n_in = 2, .in = {shifted, lse}}));
+}
+
+/* mse(a, b) = mean((a - b)^2), a scalar */
+static int l_mse(lua_State *L)
+{
+    int a = tensor_arg(L, 1, "mse"), b = tensor_arg(L, 2, "mse");
+    int d = make(L, (Node){.op = OP_SUB, .n_in = 2, .in = {a, b}});
+    int d2 = make(L, (Node){.op = OP_POW, .n_in = 1, .in = {d}, .value = 2});
+    Axes all = axes_args(L, d2, lua_gettop(L) + 1, "mse");
+    return push_tensor(L, scale(L, reduce_node(L, OP_SUM, d2, all, false), 1 / all.count));
+}
+
+/* bce_with_logits(x, y) = softplus(x) - x y per element, the binary
+ * cross-entropy of sigmoid(x) against targets y in [0, 1], without
+ * computing the sigmoid (which loses range) */
+static int l_bce_with_logits(lua_State *L)
+{
+    int x = tensor_arg(L, 1, "bce_with_logits"), y = tensor_arg(L, 2, "bce_with_logits");
+    int sp = make(L, (Node){.op = OP_SOFTPLUS, .n_in = 1, .in = {x}});
+    int xy = make(L, (Node){.op = OP_MUL, .n_in = 2, .in = {x, y}});
+    return push_tensor(L, make(L, (Node){.op = OP_SUB, .n_in = 2, .in = {sp, xy}}));
+}
+
+/* l2({w1, w2, ...}) = the sum of every element's square, to add to a loss */
+static int l_l2(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    int total = -1;
+    for (lua_Integer i = 1; i <= luaL_len(L, 1); i++) {
+        lua_geti(L, 1, i);
+        int w = tensor_arg(L, lua_gettop(L), "l2");
+        lua_pop(L, 1);
+        int w2 = make(L, (Node){.op = OP_POW, .n_in = 1, .in = {w}, .value = 2});
+        Axes all = {.count = (double)shape_size(node_of(L, w2)->shape)};
+        for (int k = 0; k < MAX_RANK; k++)
+            all.reduced[k] = true;
+        int s = reduce_node(L, OP_SUM, w2, all, false);
+        total = total < 0 ? s : make(L, (Node){.op = OP_ADD, .n_in = 2, .in = {total, s}});
+    }
+    if (total < 0)
+        return luaL_error(L, "l2: needs a table of tensors");
+    return push_tensor(L, total);
+}
+
 static int l_argmax(lua_State *L)
 {
     int x = tensor_arg(L, 1, "argmax");
@@ -648,12 +721,23 @@ static void label_classes(lua_State *L, int y, int classes, const char *op)
     labels->classes = classes;
 }
 
-/* Per-row losses of scores [N,C] against int32 labels [N]. */
+/* Per-row losses of scores [..., C] against int32 labels [...]: the rows
+ * are flattened for the kernel and the losses take the labels' shape. */
 static int row_loss(lua_State *L, int op)
 {
     int s = tensor_arg(L, 1, op_info[op].name), y = tensor_arg(L, 2, op_info[op].name);
+    Shape ss = node_of(L, s)->shape, ys = node_of(L, y)->shape;
+    if (ss.rank > 2 && ys.rank == ss.rank - 1) {
+        int c = ss.dim[ss.rank - 1];
+        Shape rows = {2, {(int)(shape_size(ss) / c), c}}, flat = {1, {rows.dim[0]}};
+        int s2 = make(L, (Node){.op = OP_RESHAPE, .n_in = 1, .in = {s}, .shape = rows});
+        int y2 = make(L, (Node){.op = OP_RESHAPE, .n_in = 1, .in = {y}, .shape = flat});
+        int l = make(L, (Node){.op = op, .n_in = 2, .in = {s2, y2}});
+        label_classes(L, y, c, op_info[op].name);
+        return push_tensor(L, make(L, (Node){.op = OP_RESHAPE, .n_in = 1, .in = {l}, .shape = ys}));
+    }
     int id = make(L, (Node){.op = op, .n_in = 2, .in = {s, y}});
-    label_classes(L, y, node_of(L, s)->shape.dim[1], op_info[op].name);
+    label_classes(L, y, ss.dim[ss.rank - 1], op_info[op].name);
     return push_tensor(L, id);
 }
 
@@ -706,6 +790,8 @@ static const luaL_Reg methods[] = {
     {"expand_dims", l_expand_dims},
     {"squeeze", l_squeeze},
     {"broadcast_to", l_broadcast_to},
+    {"softmax", l_softmax},
+    {"log_softmax", l_log_softmax},
     {NULL, NULL},
 };
 
@@ -1077,6 +1163,11 @@ static void push_env(lua_State *L)
         {"squeeze", l_squeeze},
         {"broadcast_to", l_broadcast_to},
         {"one_hot", l_one_hot},
+        {"softmax", l_softmax},
+        {"log_softmax", l_log_softmax},
+        {"mse", l_mse},
+        {"bce_with_logits", l_bce_with_logits},
+        {"l2", l_l2},
         {"model", l_model},
         {"import", l_import},
         {"print", l_print},

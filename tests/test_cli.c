@@ -36,8 +36,8 @@ typedef struct {
 static const BadModel bad_models[] = {
     {"syntax error", SEED_HEAD "local h = sigmoid(x:matmul(w1)\nreturn model { loss = sum(h) }\n",
      "bad.lua:5: ')' expected (to close '(' at line 4) near 'return'"},
-    {"unknown op", SEED_HEAD "local h = softmax(x:matmul(w1))\nreturn model { loss = sum(h) }\n",
-     "bad.lua:4: 'softmax' is not defined"},
+    {"unknown op", SEED_HEAD "local h = swish(x:matmul(w1))\nreturn model { loss = sum(h) }\n",
+     "bad.lua:4: 'swish' is not defined"},
     {"shape mismatch",
      SEED_HEAD "local w2 = param(\"w2\", {100, 10}, randn())\nlocal h = x:matmul(w2)\n"
                "return model { loss = sum(h) }\n",

@@ -361,6 +361,29 @@ static const Case cases[] = {
      "local R = input(\"R\", {2, 4, 3})\n"
      "local e = expand_dims(a, 2)\n"
      "local loss = sum(broadcast_to(e, {2, 4, 3}) * R) + sum(squeeze(e, 2) ^ 2)\n"},
+    /* ---- softmax and losses (composites of the ops above) ---- */
+    {"chain", "softmax along the last axis",
+     "local a = param(\"a\", {2, 3, 4}, randn())\n"
+     "local R = input(\"R\", {2, 3, 4})\n"
+     "local loss = sum(softmax(a) * R)\n"},
+    {"chain", "log_softmax along axis 2",
+     "local a = param(\"a\", {2, 3, 4}, randn())\n"
+     "local R = input(\"R\", {2, 3, 4})\n"
+     "local loss = sum(log_softmax(a, 2) * R)\n"},
+    {"chain", "mse and bce_with_logits against inputs",
+     "local a = param(\"a\", {2, 3, 4}, randn())\n"
+     "local t = input(\"t\", {2, 3, 4})\n"
+     "local loss = mse(a, t) + mean(bce_with_logits(a, sigmoid(t)))\n"},
+    {"cross_entropy", "cross_entropy of [2,3,4] logits, [2,3] labels",
+     "local a = param(\"a\", {2, 3, 4}, randn())\n"
+     "local y = input(\"y\", {2, 3}, \"int32\")\n"
+     "local R = input(\"R\", {2, 3})\n"
+     "local loss = sum(cross_entropy(a, y) * R)\n"},
+    {"chain", "l2 of two parameters",
+     "local a = param(\"a\", {2, 3, 4}, randn())\n"
+     "local b = param(\"b\", {5}, randn())\n"
+     "local R = input(\"R\", {2, 3, 4})\n"
+     "local loss = l2({a * R, b})\n"},
     /* ---- short chains ---- */
     {"chain", "sigmoid(x W + b)",
      "local x = input(\"x\", {4, 3})\n"
