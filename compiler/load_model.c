@@ -706,6 +706,119 @@ static int l_one_hot(lua_State *L)
     return push_tensor(L, id);
 }
 
+/* ---- convolution, pooling, sequences ---- */
+
+static void label_classes(lua_State *L, int y, int classes, const char *op);
+
+static int im2col(lua_State *L, int x, int k, int stride, int pad)
+{
+    return make(L, (Node){.op = OP_IM2COL, .n_in = 1, .in = {x}, .axes = {k, k, stride, pad}});
+}
+
+static int int_field(lua_State *L, int idx, const char *key, int dflt)
+{
+    if (!lua_istable(L, idx))
+        return dflt;
+    lua_getfield(L, idx, key);
+    int v = lua_isnil(L, -1) ? dflt : (int)luaL_checkinteger(L, -1);
+    lua_pop(L, 1);
+    return v;
+}
+
+/* conv2d(x [N,C,H,W], w [F,C,K,K] [, b [F]] [, {stride=, padding=}]):
+ * the rows of receptive fields times the filters, one GEMM, then laid out
+ * as images [N, F, OH, OW]. */
+static int l_conv2d(lua_State *L)
+{
+    int x = tensor_arg(L, 1, "conv2d"), w = tensor_arg(L, 2, "conv2d");
+    int b = is_tensor(L, 3) ? tensor_arg(L, 3, "conv2d") : -1;
+    int opts = b >= 0 ? 4 : 3;
+    int stride = int_field(L, opts, "stride", 1), pad = int_field(L, opts, "padding", 0);
+    Shape xs = node_of(L, x)->shape, ws = node_of(L, w)->shape;
+    if (xs.rank != 4 || ws.rank != 4 || ws.dim[1] != xs.dim[1] || ws.dim[2] != ws.dim[3]) {
+        char a[64], c[64];
+        shape_str(a, sizeof a, xs);
+        shape_str(c, sizeof c, ws);
+        return luaL_error(L, "conv2d: images [N,C,H,W] and square filters [F,C,K,K], got %s and %s",
+                          a, c);
+    }
+    int f = ws.dim[0], k = ws.dim[2];
+    int cols = im2col(L, x, k, stride, pad);
+    Shape rs = node_of(L, cols)->shape;
+    int oh = (xs.dim[2] + 2 * pad - k) / stride + 1, ow = (xs.dim[3] + 2 * pad - k) / stride + 1;
+    int wm = make(L, (Node){.op = OP_RESHAPE, .n_in = 1, .in = {w}, .shape = {2, {f, rs.dim[1]}}});
+    int y = make(L, (Node){.op = OP_MATMUL, .n_in = 2, .in = {cols, wm}, .trans_b = true});
+    y = make(L,
+             (Node){.op = OP_RESHAPE, .n_in = 1, .in = {y}, .shape = {4, {xs.dim[0], oh, ow, f}}});
+    y = make(L, (Node){.op = OP_PERMUTE, .n_in = 1, .in = {y}, .axes = {0, 3, 1, 2}});
+    if (b >= 0) {
+        int bb = make(L, (Node){.op = OP_RESHAPE, .n_in = 1, .in = {b}, .shape = {3, {f, 1, 1}}});
+        y = make(L, (Node){.op = OP_ADD, .n_in = 2, .in = {y, bb}});
+    }
+    return push_tensor(L, y);
+}
+
+/* Pools: each channel's k x k windows as rows, reduced along the row. */
+static int pool(lua_State *L, int op, const char *name)
+{
+    int x = tensor_arg(L, 1, name);
+    int k = (int)luaL_checkinteger(L, 2), stride = (int)luaL_optinteger(L, 3, k);
+    Shape s = node_of(L, x)->shape;
+    if (s.rank != 4)
+        return luaL_error(L, "%s: needs images [N,C,H,W]", name);
+    int one = make(L, (Node){.op = OP_RESHAPE,
+                             .n_in = 1,
+                             .in = {x},
+                             .shape = {4, {s.dim[0] * s.dim[1], 1, s.dim[2], s.dim[3]}}});
+    int cols = im2col(L, one, k, stride, 0);
+    Axes last = {.count = (double)k * k};
+    last.reduced[1] = true;
+    int r = reduce_node(L, op, cols, last, false);
+    if (op == OP_SUM)
+        r = scale(L, r, 1.0 / (k * k));
+    int oh = (s.dim[2] - k) / stride + 1, ow = (s.dim[3] - k) / stride + 1;
+    return push_tensor(L, make(L, (Node){.op = OP_RESHAPE,
+                                         .n_in = 1,
+                                         .in = {r},
+                                         .shape = {4, {s.dim[0], s.dim[1], oh, ow}}}));
+}
+
+static int l_max_pool2d(lua_State *L) { return pool(L, OP_MAX, "max_pool2d"); }
+static int l_avg_pool2d(lua_State *L) { return pool(L, OP_SUM, "avg_pool2d"); }
+
+/* global_avg_pool(x [N,C,H,W]) = the mean of each channel: [N, C] */
+static int l_global_avg_pool(lua_State *L)
+{
+    int x = tensor_arg(L, 1, "global_avg_pool");
+    Shape s = node_of(L, x)->shape;
+    if (s.rank != 4)
+        return luaL_error(L, "global_avg_pool: needs images [N,C,H,W]");
+    Axes hw = {.count = (double)s.dim[2] * s.dim[3]};
+    hw.reduced[2] = hw.reduced[3] = true;
+    return push_tensor(L, scale(L, reduce_node(L, OP_SUM, x, hw, false), 1 / hw.count));
+}
+
+/* embedding(table [V, D], ids int32 [...]) = the rows the ids pick */
+static int l_embedding(lua_State *L)
+{
+    int t = tensor_arg(L, 1, "embedding"), ids = tensor_arg(L, 2, "embedding");
+    int id = make(L, (Node){.op = OP_EMBEDDING, .n_in = 2, .in = {t, ids}});
+    label_classes(L, ids, node_of(L, t)->shape.dim[0], "embedding");
+    return push_tensor(L, id);
+}
+
+/* causal_mask(scores [..., T, T]): -inf above the diagonal, so a position
+ * attends to itself and the past only */
+static int l_causal_mask(lua_State *L)
+{
+    int x = tensor_arg(L, 1, "causal_mask");
+    Shape s = node_of(L, x)->shape;
+    if (s.rank < 2 || s.dim[s.rank - 1] != s.dim[s.rank - 2])
+        return luaL_error(L, "causal_mask: needs square scores [..., T, T]");
+    return push_tensor(L,
+                       make(L, (Node){.op = OP_CAUSAL, .n_in = 1, .in = {x}, .value = -INFINITY}));
+}
+
 /* Labels learn their range from what reads them, so the runtime can check
  * data; through reshapes, back to the input. */
 static void label_classes(lua_State *L, int y, int classes, const char *op)
@@ -1168,6 +1281,12 @@ static void push_env(lua_State *L)
         {"mse", l_mse},
         {"bce_with_logits", l_bce_with_logits},
         {"l2", l_l2},
+        {"conv2d", l_conv2d},
+        {"max_pool2d", l_max_pool2d},
+        {"avg_pool2d", l_avg_pool2d},
+        {"global_avg_pool", l_global_avg_pool},
+        {"embedding", l_embedding},
+        {"causal_mask", l_causal_mask},
         {"model", l_model},
         {"import", l_import},
         {"print", l_print},

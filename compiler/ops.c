@@ -12,6 +12,7 @@
  * parentheses are needed around them). GEMM and ROWS emitters write whole
  * statements at function level.
  */
+#include <math.h>
 #include <string.h>
 #include "gradc.h"
 
@@ -738,6 +739,206 @@ static void emit_one_hot(Buf *b, const Node *n, const Operand *out, const Operan
                shape_size(in[0].shape), classes, out->text, classes, in[0].text);
 }
 
+/* ---- convolution as rows of receptive fields ---- */
+
+/* im2col: x [N, C, H, W] to one row per output position [N*OH*OW, C*KH*KW],
+ * the window of x under the kernel there (zeros where the padding reaches
+ * outside). axes = {KH, KW, stride, padding}. */
+typedef struct {
+    int n, c, h, w, kh, kw, stride, pad, oh, ow;
+} Window;
+
+static Window window_of(Shape x, const int *axes)
+{
+    Window v = {x.dim[0], x.dim[1], x.dim[2], x.dim[3], axes[0], axes[1], axes[2], axes[3], 0, 0};
+    v.oh = (v.h + 2 * v.pad - v.kh) / v.stride + 1;
+    v.ow = (v.w + 2 * v.pad - v.kw) / v.stride + 1;
+    return v;
+}
+
+static const char *check_window(Shape x, const int *axes, char *err, size_t len)
+{
+    if (x.rank != 4)
+        return snprintf(err, len, "needs images [N,C,H,W], got rank %d", x.rank), err;
+    if (axes[0] < 1 || axes[1] < 1 || axes[2] < 1 || axes[3] < 0)
+        return snprintf(err, len, "kernel, stride and padding must be positive"), err;
+    if (x.dim[2] + 2 * axes[3] < axes[0] || x.dim[3] + 2 * axes[3] < axes[1])
+        return snprintf(err, len, "a %dx%d kernel does not fit in %dx%d images", axes[0], axes[1],
+                        x.dim[2], x.dim[3]),
+               err;
+    return NULL;
+}
+
+static const char *shape_im2col(Graph *g, Node *n, char *err, size_t len)
+{
+    Shape x = shape_of(g, n->in[0]);
+    if (need_real(g, n, err, len) || check_window(x, n->axes, err, len))
+        return err;
+    Window v = window_of(x, n->axes);
+    n->shape = (Shape){2, {v.n * v.oh * v.ow, v.c * v.kh * v.kw}};
+    n->dtype = DT_REAL;
+    return NULL;
+}
+
+/* The adjoint: every row's values added back where they came from. */
+static int grad_im2col(Graph *g, int node, int dy, int k)
+{
+    (void)k;
+    const Node *n = ir_at(g, node);
+    Node c = {.op = OP_COL2IM, .n_in = 1, .in = {dy}, .shape = shape_of(g, n->in[0])};
+    memcpy(c.axes, n->axes, 4 * sizeof *c.axes);
+    return ir_must(g, &c);
+}
+
+/* col2im: rows [N*OH*OW, C*KH*KW] summed back into images, the proto's shape */
+static const char *shape_col2im(Graph *g, Node *n, char *err, size_t len)
+{
+    if (need_real(g, n, err, len) || check_window(n->shape, n->axes, err, len))
+        return err;
+    Window v = window_of(n->shape, n->axes);
+    if (!shape_eq(shape_of(g, n->in[0]), (Shape){2, {v.n * v.oh * v.ow, v.c * v.kh * v.kw}}))
+        return snprintf(err, len, "rows do not match the images"), err;
+    n->dtype = DT_REAL;
+    return NULL;
+}
+
+static int grad_col2im(Graph *g, int node, int dy, int k)
+{
+    (void)k;
+    Node c = {.op = OP_IM2COL, .n_in = 1, .in = {dy}};
+    memcpy(c.axes, ir_at(g, node)->axes, 4 * sizeof *c.axes);
+    return ir_must(g, &c);
+}
+
+/* The loops both share: images i, output rows j, columns k, channels l,
+ * kernel rows m and columns n; iy, ix the input pixel (maybe outside). */
+static void window_loops(Buf *b, Window v, const char *cols)
+{
+    buf_printf(b,
+               "    for (int i = 0; i < %d; i++)\n"
+               "        for (int j = 0; j < %d; j++)\n"
+               "            for (int k = 0; k < %d; k++) {\n"
+               "                real *row = %s + ((i * %d + j) * %d + k) * %d;\n"
+               "                for (int l = 0; l < %d; l++)\n"
+               "                    for (int m = 0; m < %d; m++)\n"
+               "                        for (int n = 0; n < %d; n++) {\n"
+               "                            const int iy = j * %d - %d + m, ix = k * %d - %d + n;\n"
+               "                            const int inside = iy >= 0 && iy < %d && ix >= 0 && ix "
+               "< %d;\n",
+               v.n, v.oh, v.ow, cols, v.oh, v.ow, v.c * v.kh * v.kw, v.c, v.kh, v.kw, v.stride,
+               v.pad, v.stride, v.pad, v.h, v.w);
+}
+
+static void emit_im2col(Buf *b, const Node *n, const Operand *out, const Operand *in)
+{
+    Window v = window_of(in[0].shape, n->axes);
+    window_loops(b, v, out->text);
+    buf_printf(b,
+               "                            row[(l * %d + m) * %d + n] = inside ? "
+               "%s[((i * %d + l) * %d + iy) * %d + ix] : REAL_C(0.0);\n"
+               "                        }\n"
+               "            }\n",
+               v.kh, v.kw, in[0].text, v.c, v.h, v.w);
+}
+
+static void emit_col2im(Buf *b, const Node *n, const Operand *out, const Operand *in)
+{
+    Window v = window_of(n->shape, n->axes);
+    buf_printf(b, "    memset(%s, 0, %ld * sizeof *%s);\n", out->text, shape_size(n->shape),
+               out->text);
+    window_loops(b, v, in[0].text);
+    buf_printf(b,
+               "                            if (inside)\n"
+               "                                %s[((i * %d + l) * %d + iy) * %d + ix] += "
+               "row[(l * %d + m) * %d + n];\n"
+               "                        }\n"
+               "            }\n",
+               out->text, v.c, v.h, v.w, v.kh, v.kw);
+}
+
+/* ---- sequences ---- */
+
+/* embedding(table [V, D], ids int32 [...]) = the rows ids pick: [..., D] */
+static const char *shape_embedding(Graph *g, Node *n, char *err, size_t len)
+{
+    Shape t = shape_of(g, n->in[0]), ids = shape_of(g, n->in[1]);
+    if (ir_at(g, n->in[0])->dtype != DT_REAL || t.rank != 2)
+        return snprintf(err, len, "the table must be a float matrix [V,D]"), err;
+    if (ir_at(g, n->in[1])->dtype != DT_I32 || ids.rank >= MAX_RANK)
+        return snprintf(err, len, "the ids must be int32"), err;
+    n->shape = ids;
+    n->shape.dim[n->shape.rank++] = t.dim[1];
+    n->dtype = DT_REAL;
+    return NULL;
+}
+
+/* dtable = dy's rows added into the rows the ids picked */
+static int grad_embedding(Graph *g, int node, int dy, int k)
+{
+    if (k != 0)
+        die("ids have no gradient");
+    const Node *n = ir_at(g, node);
+    return ir_must(g, &(Node){.op = OP_EMBEDDING_GRAD,
+                              .n_in = 2,
+                              .in = {dy, n->in[1]},
+                              .shape = shape_of(g, n->in[0])});
+}
+
+static void emit_embedding(Buf *b, const Node *n, const Operand *out, const Operand *in)
+{
+    int d = in[0].shape.dim[1];
+    (void)n;
+    buf_printf(b,
+               "    for (int i = 0; i < %ld; i++)\n"
+               "        memcpy(%s + i * %d, %s + %s[i] * %d, %d * sizeof *%s);\n",
+               shape_size(in[1].shape), out->text, d, in[0].text, in[1].text, d, d, out->text);
+}
+
+/* embedding_grad(dy [..., D], ids) = the table's gradient, the proto's [V, D] */
+static const char *shape_embedding_grad(Graph *g, Node *n, char *err, size_t len)
+{
+    (void)g, (void)err, (void)len;
+    n->dtype = DT_REAL;
+    return NULL;
+}
+
+static void emit_embedding_grad(Buf *b, const Node *n, const Operand *out, const Operand *in)
+{
+    int d = n->shape.dim[1];
+    buf_printf(b,
+               "    memset(%s, 0, %ld * sizeof *%s);\n"
+               "    for (int i = 0; i < %ld; i++)\n"
+               "        for (int j = 0; j < %d; j++)\n"
+               "            %s[%s[i] * %d + j] += %s[i * %d + j];\n",
+               out->text, shape_size(n->shape), out->text, shape_size(in[1].shape), d, out->text,
+               in[1].text, d, in[0].text, d);
+}
+
+/* causal_mask(x [..., T, T]) keeps x where column <= row and puts the
+ * value (-inf for attention scores) above the diagonal. */
+static int grad_causal(Graph *g, int node, int dy, int k)
+{
+    (void)k, (void)node;
+    return ir_must(g, &(Node){.op = OP_CAUSAL, .n_in = 1, .in = {dy}, .value = 0});
+}
+
+static void emit_causal(Buf *b, const Node *n, const Operand *out, const Operand *in)
+{
+    int t = n->shape.dim[n->shape.rank - 1];
+    char fill[48];
+    if (isinf(n->value))
+        snprintf(fill, sizeof fill, "%sINFINITY", n->value < 0 ? "-" : "");
+    else
+        lit(n->value, fill);
+    buf_printf(
+        b,
+        "    for (int i = 0; i < %ld; i++)\n"
+        "        for (int j = 0; j < %d; j++)\n"
+        "            for (int k = 0; k < %d; k++)\n"
+        "                %s[(i * %d + j) * %d + k] = k <= j ? %s[(i * %d + j) * %d + k] : %s;\n",
+        shape_size(n->shape) / ((long)t * t), t, t, out->text, t, t, in[0].text, t, t, fill);
+}
+
 /* ---- matrix product ---- */
 
 /* C = op(A) op(B), op a transpose when the flag says so, over the last two
@@ -785,7 +986,8 @@ static const char *shape_matmul(Graph *g, Node *n, char *err, size_t len)
 static int rows_of(Graph *g, int x)
 {
     Shape s = shape_of(g, x);
-    return ir_reshape(g, x, (Shape){2, {(int)(shape_size(s) / s.dim[s.rank - 1]), s.dim[s.rank - 1]}});
+    return ir_reshape(g, x,
+                      (Shape){2, {(int)(shape_size(s) / s.dim[s.rank - 1]), s.dim[s.rank - 1]}});
 }
 
 /* With op(A) = A:   dA = dC op(B)^T        else dA = op(B) dC^T

@@ -384,6 +384,31 @@ static const Case cases[] = {
      "local b = param(\"b\", {5}, randn())\n"
      "local R = input(\"R\", {2, 3, 4})\n"
      "local loss = l2({a * R, b})\n"},
+    /* ---- convolution and sequences; col2im and embedding_grad are their gradients ---- */
+    {"im2col", "conv2d with bias, stride 2 and padding 1 (filters and input both checked)",
+     "local x = param(\"x\", {2, 2, 5, 5}, randn())\n"
+     "local w = param(\"w\", {3, 2, 3, 3}, randn(0.5))\n"
+     "local b = param(\"b\", {3}, randn())\n"
+     "local R = input(\"R\", {2, 3, 3, 3})\n"
+     "local loss = sum(conv2d(x, w, b, {stride = 2, padding = 1}) * R)\n"},
+    {"chain", "max_pool2d and avg_pool2d",
+     "local x = param(\"x\", {2, 2, 4, 4}, randn())\n"
+     "local R = input(\"R\", {2, 2, 2, 2})\n"
+     "local S = input(\"S\", {2, 2, 3, 3})\n"
+     "local loss = sum(max_pool2d(x, 2) * R) + sum(avg_pool2d(x, 2, 1) * S)\n"},
+    {"chain", "global_avg_pool",
+     "local x = param(\"x\", {2, 3, 4, 4}, randn())\n"
+     "local R = input(\"R\", {2, 3})\n"
+     "local loss = sum(global_avg_pool(x) * R)\n"},
+    {"embedding", "embedding rows picked by int32 ids",
+     "local E = param(\"E\", {5, 3}, randn())\n"
+     "local ids = input(\"ids\", {2, 4}, \"int32\")\n"
+     "local R = input(\"R\", {2, 4, 3})\n"
+     "local loss = sum(embedding(E, ids) * R)\n"},
+    {"causal_mask", "softmax of causally masked scores",
+     "local q = param(\"q\", {2, 4, 4}, randn())\n"
+     "local R = input(\"R\", {2, 4, 4})\n"
+     "local loss = sum(softmax(causal_mask(q)) * R)\n"},
     /* ---- short chains ---- */
     {"chain", "sigmoid(x W + b)",
      "local x = input(\"x\", {4, 3})\n"
@@ -415,6 +440,7 @@ static const struct {
     const char *op, *through;
 } covered_by[] = {
     {"step", "relu"},     /* relu's gradient is dy * step(x) */
+    {"col2im", "im2col"}, /* im2col's gradient, and the other way round */
     {"broadcast", "sum"}, /* sum's gradient broadcasts dy back */
 };
 
