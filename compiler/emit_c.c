@@ -47,16 +47,19 @@ static const char *const reserved[] = {
     "clock", "index", "signal", "remove", "rename", "printf", "puts", "select", "read", "write",
     "open", "close", "stdin", "stdout", "stderr", "errno", NULL};
 
+/* Prefixes of names the generated code's headers own, whatever follows. */
+static bool has_reserved_prefix(const char *s)
+{
+    return (s[0] == 't' && isdigit((unsigned char)s[1])) || !strncmp(s, "REAL", 4) ||
+           !strncmp(s, "r_", 2) || !strncmp(s, "rt_", 3) || !strncmp(s, "cblas", 5) ||
+           !strncmp(s, "Cblas", 5);
+}
+
 static bool name_taken(Emit *e, const char *s)
 {
     for (const char *const *r = reserved; *r; r++)
         if (!strcmp(*r, s))
             return true;
-    if (s[0] == 't' && isdigit((unsigned char)s[1]))
-        return true; /* loop temporaries are t<id> */
-    if (!strncmp(s, "REAL", 4) || !strncmp(s, "r_", 2) || !strncmp(s, "rt_", 3) ||
-        !strncmp(s, "cblas", 5) || !strncmp(s, "Cblas", 5))
-        return true;
     for (int i = 0; i < e->g->n; i++)
         if (e->name[i] && !strcmp(e->name[i], s))
             return true;
@@ -65,10 +68,12 @@ static bool name_taken(Emit *e, const char *s)
 
 static void set_name(Emit *e, int id, const char *want)
 {
-    char buf[160];
-    snprintf(buf, sizeof buf, "%s", want);
+    char base[160], buf[200];
+    /* t7 is a loop temporary, r_exp a macro: such names get a prefix. */
+    snprintf(base, sizeof base, "%s%s", has_reserved_prefix(want) ? "v_" : "", want);
+    snprintf(buf, sizeof buf, "%s", base);
     for (int n = 2; name_taken(e, buf); n++)
-        snprintf(buf, sizeof buf, "%s_%d", want, n);
+        snprintf(buf, sizeof buf, "%s_%d", base, n);
     e->name[id] = xstrdup(buf);
 }
 

@@ -413,6 +413,29 @@ static int l_log_softmax(lua_State *L)
     return push_tensor(L, make(L, (Node){.op = OP_SUB, .n_in = 2, .in = {shifted, lse}}));
 }
 
+/* layer_norm(x, gamma, beta [, eps]): each row (the last axis) to mean 0
+ * and variance 1, then scaled by gamma and shifted by beta */
+static int l_layer_norm(lua_State *L)
+{
+    int x = tensor_arg(L, 1, "layer_norm");
+    int gamma = tensor_arg(L, 2, "layer_norm"), beta = tensor_arg(L, 3, "layer_norm");
+    double eps = luaL_optnumber(L, 4, 1e-5);
+    Shape s = node_of(L, x)->shape;
+    Axes last = {.count = s.dim[s.rank - 1]};
+    last.reduced[s.rank - 1] = true;
+    int mu = scale(L, reduce_node(L, OP_SUM, x, last, true), 1 / last.count);
+    int d = make(L, (Node){.op = OP_SUB, .n_in = 2, .in = {x, mu}});
+    int d2 = make(L, (Node){.op = OP_POW, .n_in = 1, .in = {d}, .value = 2});
+    int var = scale(L, reduce_node(L, OP_SUM, d2, last, true), 1 / last.count);
+    int e = make(L, (Node){.op = OP_CONST, .value = eps});
+    int inv = make(L, (Node){.op = OP_RSQRT,
+                             .n_in = 1,
+                             .in = {make(L, (Node){.op = OP_ADD, .n_in = 2, .in = {var, e}})}});
+    int y = make(L, (Node){.op = OP_MUL, .n_in = 2, .in = {d, inv}});
+    y = make(L, (Node){.op = OP_MUL, .n_in = 2, .in = {y, gamma}});
+    return push_tensor(L, make(L, (Node){.op = OP_ADD, .n_in = 2, .in = {y, beta}}));
+}
+
 /* mse(a, b) = mean((a - b)^2), a scalar */
 static int l_mse(lua_State *L)
 {
@@ -1287,6 +1310,7 @@ static void push_env(lua_State *L)
         {"global_avg_pool", l_global_avg_pool},
         {"embedding", l_embedding},
         {"causal_mask", l_causal_mask},
+        {"layer_norm", l_layer_norm},
         {"model", l_model},
         {"import", l_import},
         {"print", l_print},
@@ -1371,12 +1395,12 @@ static int l_import(lua_State *L)
     if (lua_getfield(L, -1, name) != LUA_TNIL)
         return 1;
     lua_pop(L, 1);
-    /* Next to the model, then the modules installed with gradc (or, run
-     * from a build tree, the tree's models/lib). */
+    /* Next to the model, then the modules installed with gradc, or (run
+     * from a build tree: build/gradc, build/san/gradc) the tree's own. */
     const char *formats[] = {"%s/lib/%s.lua", "%s/../share/gradc/lib/%s.lua",
-                             "%s/../models/lib/%s.lua"};
-    const char *dirs[] = {front(L)->dir, gradc_dir(), gradc_dir()};
-    for (int i = 0; i < 3; i++) {
+                             "%s/../models/lib/%s.lua", "%s/../../models/lib/%s.lua"};
+    const char *dirs[] = {front(L)->dir, gradc_dir(), gradc_dir(), gradc_dir()};
+    for (int i = 0; i < 4; i++) {
         char path[4096];
         size_t len;
         snprintf(path, sizeof path, formats[i], dirs[i], name);

@@ -409,6 +409,36 @@ static const Case cases[] = {
      "local q = param(\"q\", {2, 4, 4}, randn())\n"
      "local R = input(\"R\", {2, 4, 4})\n"
      "local loss = sum(softmax(causal_mask(q)) * R)\n"},
+    /* ---- normalization and the modules of models/lib ---- */
+    {"chain", "layer_norm over the last axis",
+     "local x = param(\"x\", {2, 3, 4}, randn())\n"
+     "local g = param(\"g\", {4}, randn())\n"
+     "local b = param(\"b\", {4}, randn())\n"
+     "local R = input(\"R\", {2, 3, 4})\n"
+     "local loss = sum(layer_norm(x, g, b) * R)\n"},
+    {"chain", "rnn_cell and lstm_cell unrolled over 3 steps",
+     "local rnn, lstm = import(\"rnn_cell\")(4, 5, \"r\"), import(\"lstm_cell\")(4, 5, \"l\")\n"
+     "local seq = input(\"seq\", {2, 3, 4})\n"
+     "local h = param(\"h0\", {2, 5}, randn(0.5))\n"
+     "local hl, cl = h, h\n"
+     "for t = 1, 3 do\n"
+     "  local x = seq:slice(2, t):reshape({2, 4})\n"
+     "  h = rnn(x, h)\n"
+     "  hl, cl = lstm(x, hl, cl)\n"
+     "end\n"
+     "local loss = sum(h * hl)\n"},
+    {"chain", "a transformer block: causal attention and a GELU MLP",
+     "local block = import(\"transformer_block\")(8, 2, \"tb\")\n"
+     "local x = input(\"x\", {2, 3, 8})\n"
+     "local e = param(\"e\", {8, 8}, randn(0.5))\n"
+     "local z = block(x:matmul(e))\n"
+     "local loss = sum(z * x)\n"},
+    {"chain", "conv and mlp modules, and parameters named as C's own",
+     "local conv, mlp = import(\"conv\"), import(\"mlp\")\n"
+     "local img = input(\"img\", {2, 1, 5, 5})\n"
+     "local c = max_pool2d(relu(conv(img, 2, 3, \"r_exp\", {padding = 1})), 2)\n"
+     "local t5 = param(\"t5\", {3}, randn())\n"
+     "local loss = sum(mlp(flatten(c), {4, 3}, \"cblas\") * t5)\n"},
     /* ---- short chains ---- */
     {"chain", "sigmoid(x W + b)",
      "local x = input(\"x\", {4, 3})\n"
