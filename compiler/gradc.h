@@ -24,7 +24,7 @@
 
 #define GRADC_VERSION "0.1.0"
 
-enum { MAX_RANK = 6, MAX_IN = 3 };
+enum { MAX_RANK = 6, MAX_IN = 64 }; /* MAX_IN: concat joins up to 64 tensors */
 
 /* ---- util.c: memory, text buffers, internal errors ---- */
 

@@ -130,7 +130,7 @@ int ir_node(Graph *g, const Node *proto)
     const OpInfo *info = &op_info[proto->op];
     Node n = *proto;
     n.grad_of = -1; /* ir_copy carries it over; grad() sets it */
-    if (n.n_in != info->arity)
+    if (info->arity >= 0 ? n.n_in != info->arity : n.n_in < 1 || n.n_in > MAX_IN)
         die("%s made with %d inputs", info->name, n.n_in);
     for (int i = 0; i < n.n_in; i++)
         if (n.in[i] < 0 || n.in[i] >= g->n)

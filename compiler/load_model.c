@@ -632,49 +632,21 @@ static int l_pad(lua_State *L)
     return push_tensor(L, make(L, n));
 }
 
-/* concat({a, b, ...}, axis): each padded to the whole and added, so the
- * gradient of each is its window of dy */
+/* concat({a, b, ...}, axis): joined along axis (the first by default) */
 static int l_concat(lua_State *L)
 {
     luaL_checktype(L, 1, LUA_TTABLE);
     int n = (int)luaL_len(L, 1);
-    if (n < 1)
-        return luaL_error(L, "concat: needs a table of tensors");
-    int parts[256];
-    if (n > 256)
-        return luaL_error(L, "concat: at most 256 tensors");
+    if (n < 1 || n > MAX_IN)
+        return luaL_error(L, "concat: needs a table of 1 to %d tensors", MAX_IN);
+    Node c = {.op = OP_CONCAT, .n_in = n};
     for (int i = 0; i < n; i++) {
         lua_geti(L, 1, i + 1);
-        parts[i] = tensor_arg(L, lua_gettop(L), "concat");
+        c.in[i] = tensor_arg(L, lua_gettop(L), "concat");
         lua_pop(L, 1);
     }
-    Shape s = node_of(L, parts[0])->shape;
-    int a = axis_arg(L, luaL_optinteger(L, 2, 1), s.rank, "concat");
-    int total = 0;
-    for (int i = 0; i < n; i++) {
-        Shape p = node_of(L, parts[i])->shape;
-        bool fits = p.rank == s.rank;
-        for (int k = 0; k < s.rank && fits; k++)
-            fits = k == a || p.dim[k] == s.dim[k];
-        if (!fits) {
-            char sa[64], sp[64];
-            shape_str(sa, sizeof sa, s);
-            shape_str(sp, sizeof sp, p);
-            return luaL_error(L, "concat: %s and %s differ besides axis %d", sa, sp, a + 1);
-        }
-        total += p.dim[a];
-    }
-    Shape whole = s;
-    whole.dim[a] = total;
-    int sum = -1, at = 0;
-    for (int i = 0; i < n; i++) {
-        Node pad = {.op = OP_PAD, .n_in = 1, .in = {parts[i]}, .shape = whole};
-        pad.axes[a] = at;
-        at += node_of(L, parts[i])->shape.dim[a];
-        int p = make(L, pad);
-        sum = sum < 0 ? p : make(L, (Node){.op = OP_ADD, .n_in = 2, .in = {sum, p}});
-    }
-    return push_tensor(L, sum);
+    c.axes[0] = axis_arg(L, luaL_optinteger(L, 2, 1), node_of(L, c.in[0])->shape.rank, "concat");
+    return push_tensor(L, make(L, c));
 }
 
 /* stack({a, b, ...}, axis): along a new axis */

@@ -739,6 +739,66 @@ static void emit_one_hot(Buf *b, const Node *n, const Operand *out, const Operan
                shape_size(in[0].shape), classes, out->text, classes, in[0].text);
 }
 
+/* ---- joining ---- */
+
+/* concat(a, b, ...) along axes[0]: the inputs agree on every other axis */
+static const char *shape_concat(Graph *g, Node *n, char *err, size_t len)
+{
+    if (need_real(g, n, err, len))
+        return err;
+    int a = n->axes[0];
+    Shape s = shape_of(g, n->in[0]);
+    if (a < 0 || a >= s.rank)
+        return snprintf(err, len, "axis %d of a rank %d tensor", a + 1, s.rank), err;
+    for (int k = 1; k < n->n_in; k++) {
+        Shape p = shape_of(g, n->in[k]);
+        bool fits = p.rank == s.rank;
+        for (int i = 0; i < s.rank && fits; i++)
+            fits = i == a || p.dim[i] == s.dim[i];
+        if (!fits) {
+            char sa[64], sp[64];
+            shape_str(sa, sizeof sa, shape_of(g, n->in[0]));
+            shape_str(sp, sizeof sp, p);
+            return snprintf(err, len, "%s and %s differ besides axis %d", sa, sp, a + 1), err;
+        }
+        s.dim[a] += p.dim[a];
+    }
+    n->shape = s;
+    n->dtype = DT_REAL;
+    return NULL;
+}
+
+/* d(input k) = dy's window where input k went */
+static int grad_concat(Graph *g, int node, int dy, int k)
+{
+    const Node *n = ir_at(g, node);
+    int start[MAX_RANK] = {0};
+    for (int i = 0; i < k; i++)
+        start[n->axes[0]] += shape_of(g, n->in[i]).dim[n->axes[0]];
+    return ir_slice(g, dy, start, shape_of(g, n->in[k]));
+}
+
+/* Seen as [outer, axis, inner], each input is a run of rows per outer
+ * index: one memcpy each. */
+static void emit_concat(Buf *b, const Node *n, const Operand *out, const Operand *in)
+{
+    int a = n->axes[0], total = n->shape.dim[a], at = 0;
+    long outer = 1, inner = 1;
+    for (int i = 0; i < a; i++)
+        outer *= n->shape.dim[i];
+    for (int i = a + 1; i < n->shape.rank; i++)
+        inner *= n->shape.dim[i];
+    for (int k = 0; k < n->n_in; k++) {
+        int part = in[k].shape.dim[a];
+        buf_printf(b,
+                   "    for (int i = 0; i < %ld; i++)\n"
+                   "        memcpy(%s + (i * %d + %d) * %ld, %s + i * %ld, %ld * sizeof *%s);\n",
+                   outer, out->text, total, at, inner, in[k].text, part * inner, part * inner,
+                   out->text);
+        at += part;
+    }
+}
+
 /* ---- convolution as rows of receptive fields ---- */
 
 /* im2col: x [N, C, H, W] to one row per output position [N*OH*OW, C*KH*KW],

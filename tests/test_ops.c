@@ -347,7 +347,7 @@ static const Case cases[] = {
      "local a = param(\"a\", {4, 3}, randn())\n"
      "local y = input(\"y\", {4}, \"int32\")\n"
      "local loss = sum(one_hot(y, 3) * a * a)\n"},
-    {"chain", "concat along an axis",
+    {"concat", "concat along an axis",
      "local a = param(\"a\", {2, 3, 4}, randn())\n"
      "local b = param(\"b\", {2, 2, 4}, randn())\n"
      "local R = input(\"R\", {2, 5, 4})\n"
