@@ -24,7 +24,7 @@ PROGRAMS := $(foreach m,$(MODELS),$(BUILD)/$(m)_train $(BUILD)/$(m)_gradcheck $(
 SUITES   := runtime readers compiler ops models optim cli
 OPTIMS   := sgd momentum nesterov adam adamw rmsprop
 
-.PHONY: all deps test-deps demo plot test check-suites generate pictures install clean
+.PHONY: all deps test-deps demo plot zoo test check-suites generate pictures install clean
 .SUFFIXES:
 
 all: $(BUILD)/gradc $(BUILD)/libgradc_rt.a $(PROGRAMS)
@@ -109,6 +109,11 @@ demo: $(BUILD)/gradc $(BUILD)/libgradc_rt.a
 	@awk -F, 'END { printf "test accuracy %.1f%% on the 360 held-out digits\n", 100 * $$6 }' $(DEMO)/digits_log.csv
 	@echo "checkpoint: $(DEMO)/digits.ckpt (resume with $(DEMO)/digits_train ... --resume $(DEMO)/digits.ckpt)"
 	@echo "loss and accuracy curve: $(DEMO)/digits.png; the C: $(DEMO)/digits.c"
+
+# Trains every model of the zoo on its real data and prints each figure
+# next to its target (about 35 minutes; ZOO_MINUTES=1 for a quick look).
+zoo: $(BUILD)/gradc $(BUILD)/libgradc_rt.a
+	@BUILD=$(BUILD) scripts/zoo.sh
 
 # A training log (--log FILE.csv) as a PNG curve: make plot LOG=run.csv [PNG=run.png]
 plot:

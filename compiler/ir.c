@@ -261,7 +261,10 @@ int ir_copy(Graph *to, const Node *n, const int *new_in)
     to->making_grad = n->is_grad;
     int id = ir_must(to, &c);
     to->making_grad = grad;
-    if (n->grad_of >= 0 && new_in[n->grad_of] >= 0 && to->nodes[id].grad_of < 0)
+    /* Only nodes before this one are mapped yet; a node CSE merged into an
+     * earlier one may name a later node as what it is the gradient of. */
+    if (n->grad_of >= 0 && n->grad_of < n->id && new_in[n->grad_of] >= 0 &&
+        to->nodes[id].grad_of < 0)
         to->nodes[id].grad_of = new_in[n->grad_of];
     return id;
 }

@@ -168,7 +168,7 @@ Graph *simplify(Graph *g)
         Node *to = ir_at(h, map[i]);
         if (!to->var && !to->name)
             to->var = g->nodes[i].var;
-        if (to->grad_of < 0 && g->nodes[i].grad_of >= 0)
+        if (to->grad_of < 0 && g->nodes[i].grad_of >= 0 && g->nodes[i].grad_of < i)
             to->grad_of = map[g->nodes[i].grad_of];
     }
     h->making_grad = false;

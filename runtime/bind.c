@@ -198,8 +198,21 @@ static int has_suffix(const char *s, const char *suffix)
 
 /* A CSV's columns for input t: the label column for an int32 input, the
  * others for a float one. */
-static int read_csv(const char *path, const rt_tensor *t, long label_column, rt_array *out,
-                    char *err, size_t errlen)
+/* A CSV's numbers are decimal text: read into a float input they take the
+ * nearest float, which is the value the text means, not a conversion that
+ * loses one (the exact-conversion rule is for typed files). */
+static void round_to_float(rt_array *a)
+{
+    float *f = rt_malloc((size_t)a->size * sizeof *f);
+    for (long i = 0; i < a->size; i++)
+        f[i] = (float)((double *)a->data)[i];
+    free(a->data);
+    a->data = f;
+    a->dtype = RT_F32;
+}
+
+static int read_csv(const char *path, const rt_tensor *t, rt_dtype want, long label_column,
+                    rt_array *out, char *err, size_t errlen)
 {
     rt_csv c;
     if (rt_csv_read(path, &c, err, errlen))
@@ -213,9 +226,11 @@ static int read_csv(const char *path, const rt_tensor *t, long label_column, rt_
         rc = rt_csv_columns(&c, path, label, 1, RT_I32, out, err, errlen);
     else if (c.cols == 1)
         rc = rt_errf(err, errlen, "%s: one column, and it is the label column", path);
-    else if (label == 0 || label == c.cols - 1)
+    else if (label == 0 || label == c.cols - 1) {
         rc = rt_csv_columns(&c, path, label == 0, c.cols - 1, RT_F64, out, err, errlen);
-    else
+        if (rc == 0 && want == RT_F32)
+            round_to_float(out);
+    } else
         rc = rt_errf(err, errlen, "%s: the label column must be the first or the last", path);
     rt_csv_free(&c);
     return rc;
@@ -245,15 +260,15 @@ static int read_text(const char *path, const rt_tensor *t, int next, rt_array *o
     return 0;
 }
 
-static int read_any(const char *path, const rt_tensor *t, long label_column, rt_array *out,
-                    char *err, size_t errlen)
+static int read_any(const char *path, const rt_tensor *t, rt_dtype want, long label_column,
+                    rt_array *out, char *err, size_t errlen)
 {
     if (has_suffix(path, ".txt") || has_suffix(path, ".txt:next"))
         return read_text(path, t, has_suffix(path, ".txt:next"), out, err, errlen);
     if (has_suffix(path, ".npy"))
         return rt_npy_read(path, out, err, errlen);
     if (has_suffix(path, ".csv") || has_suffix(path, ".csv.gz"))
-        return read_csv(path, t, label_column, out, err, errlen);
+        return read_csv(path, t, want, label_column, out, err, errlen);
     if (strstr(path, ".idx") || strstr(path, "-ubyte"))
         return rt_idx_read(path, out, err, errlen);
     return rt_errf(err, errlen,
@@ -266,7 +281,7 @@ int rt_input_load(const rt_model *m, const rt_tensor *t, const char *path, long 
                   long min_rows, rt_array *out, char *err, size_t errlen)
 {
     rt_array raw;
-    if (read_any(path, t, label_column, &raw, err, errlen))
+    if (read_any(path, t, rt_storage_dtype(m, t), label_column, &raw, err, errlen))
         return -1;
     int rc =
         shape_fits(t, &raw, min_rows) ? 0 : shape_error(path, min_rows, t, &raw, m, err, errlen);

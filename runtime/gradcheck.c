@@ -5,7 +5,8 @@
  * seeded elements per parameter (all with --all). Each perturbation is
  * undone by storing the saved value back, so the parameters end bit-for-bit
  * as they started. An element whose one-sided differences disagree by more
- * than 1e-3 relative sits on a kink: it is skipped and counted, never
+ * than 1e-3 relative (to them, or to the parameter's root-mean-square slope
+ * when that is larger) sits on a kink: it is skipped and counted, never
  * folded silently into the error.
  */
 #include <math.h>
@@ -67,7 +68,7 @@ static double loss_at(const rt_model *m, const rt_tensor *t, long i, double v)
 /* One element: adds to the tally, or counts a kink. The divisors are the
  * steps actually taken, (p + h) - p, not h, which differ by rounding. */
 static void check_element(const rt_model *m, const rt_tensor *t, long i, double g, double L0,
-                          Tally *tl)
+                          double scale, Tally *tl)
 {
     double p = rt_get(m, t, i);
     double h = 1e-5 * fmax(1.0, fabs(p));
@@ -76,7 +77,13 @@ static void check_element(const rt_model *m, const rt_tensor *t, long i, double 
     double Lm = loss_at(m, t, i, pm);
     rt_set(m, t, i, p);
     double dp = (Lp - L0) / (pp - p), dm = (L0 - Lm) / (p - pm);
-    if (fabs(dp - dm) > 1e-3 * fmax(fmax(fabs(dp), fabs(dm)), 1.0)) {
+    /* Relative to the slopes, or to the parameter's typical slope when
+     * they are smaller: a smooth function near its minimum has tiny slopes
+     * whose sides differ by h f'' (no kink), while a kink's jump is a
+     * sizable part of the typical slope. The last term allows for rounding
+     * in the loss (1e-12 of it, magnified by the step). */
+    double noise = 1e-12 * fmax(1.0, fabs(L0)) / h;
+    if (fabs(dp - dm) > 1e-3 * fmax(fmax(fabs(dp), fabs(dm)), scale) + noise) {
         tl->kinks++;
         return;
     }
@@ -103,8 +110,12 @@ static double check_param(const rt_model *m, int k, const rt_gradcheck_opts *o, 
     Tally tl = {0};
     long n;
     long *idx = pick(t, k, o, &n);
+    double scale = 0; /* the root mean square of the checked slopes */
     for (long j = 0; j < n; j++)
-        check_element(m, t, idx[j], g[idx[j]], L0, &tl);
+        scale += g[idx[j]] * g[idx[j]];
+    scale = sqrt(scale / (n ? n : 1));
+    for (long j = 0; j < n; j++)
+        check_element(m, t, idx[j], g[idx[j]], L0, scale, &tl);
     free(idx);
     double err = relative_error(&tl);
     if (out) {

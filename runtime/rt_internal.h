@@ -36,7 +36,7 @@ rt_dtype rt_storage_dtype(const rt_model *m, const rt_tensor *t);
 uint64_t rt_splitmix64(uint64_t *x);
 /* Independent streams: domain separates params, inputs, gradcheck picks and
  * each epoch's shuffle. */
-enum { RT_STREAM_PARAM = 1, RT_STREAM_INPUT = 2, RT_STREAM_CHECK = 3, RT_STREAM_SHUFFLE = 4 };
+enum { RT_STREAM_PARAM = 1, RT_STREAM_INPUT = 2, RT_STREAM_CHECK = 3, RT_STREAM_SAMPLE = 5, RT_STREAM_SHUFFLE = 4 };
 void rt_rng_stream(rt_rng *r, uint64_t seed, uint64_t domain, uint64_t k);
 long rt_rng_below(rt_rng *r, long n); /* uniform in [0, n), n >= 1 */
 

@@ -37,7 +37,11 @@ typedef struct {
     uint64_t seed;
     int seed_given, steps_given, no_shuffle;
     const char *checkpoint, *resume, *export_dir, *log;
-    double val_split;  /* 0: none */
+    double val_split; /* 0: none */
+    double minutes;   /* > 0: stop after the step that passes this much time */
+    long sample;      /* > 0: characters to sample after training */
+    double temperature;
+    const char *prompt;
     long label_column; /* a CSV's, from 1; negative from the end */
     rt_hyper hyper;    /* the model's defaults, then the flags */
     rt_schedule schedule;
@@ -151,7 +155,10 @@ static void usage(const rt_model *m, const char *prog)
            "  --step-every K     step: multiply the rate by --gamma every K steps\n"
            "  --gamma G          step: the factor (default 0.1)\n"
            "  --min-lr X         cosine: the rate it ends at (default 0)\n"
-           "  --warmup N         ramp the rate up linearly over the first N steps\n");
+           "  --warmup N         ramp the rate up linearly over the first N steps\n"
+           "  --minutes M        stop after the step that passes M minutes, then evaluate\n"
+           "  --sample N         after training, print N characters a character model\n"
+           "                     writes (--temperature X, 0.8; --prompt TEXT, a newline)\n");
 }
 
 /* --data or --val NAME=FILE: 1 and the argument kept in list, or -1. */
@@ -287,6 +294,17 @@ static int parse_flag(const rt_model *m, rt_args *a, Opts *o)
             return -1;
         }
         return 1;
+    }
+    if ((r = rt_args_value(a, "--minutes", &v)) != 0)
+        return r < 0 ? -1 : rt_parse_double(a, "--minutes", v, &o->minutes) ? -1 : 1;
+    if ((r = rt_args_value(a, "--sample", &v)) != 0)
+        return r < 0 ? -1 : rt_parse_posint(a, "--sample", v, &o->sample) ? -1 : 1;
+    if ((r = rt_args_value(a, "--temperature", &v)) != 0)
+        return r < 0 ? -1 : rt_parse_double(a, "--temperature", v, &o->temperature) ? -1 : 1;
+    if ((r = rt_args_value(a, "--prompt", &v)) != 0) {
+        if (r > 0)
+            o->prompt = v;
+        return r < 0 ? -1 : 1;
     }
     if ((r = rt_args_value(a, "--schedule", &v)) != 0) {
         if (r < 0)
@@ -768,6 +786,73 @@ static void report_step(Trainer *t, long n, double loss)
     }
 }
 
+/* ---- sampling text from a character model ---- */
+
+/* A character model: an int32 input [batch, T] of byte ids, and an output
+ * [batch, T, V] of the next byte's logits at each position. */
+static int find_char_model(const rt_model *m, const rt_tensor **ids, const rt_tensor **logits)
+{
+    *ids = *logits = NULL;
+    for (int k = 0; k < m->n_inputs && !*ids; k++)
+        if (m->inputs[k].dtype == RT_I32 && m->inputs[k].rank == 2 && m->inputs[k].classes > 0)
+            *ids = &m->inputs[k];
+    for (int k = 0; *ids && k < m->n_outputs && !*logits; k++) {
+        const rt_tensor *o = &m->outputs[k];
+        if (o->rank == 3 && o->shape[1] == (*ids)->shape[1] && o->shape[2] == (*ids)->classes)
+            *logits = o;
+    }
+    return *logits != NULL;
+}
+
+/* Prints --sample N characters, each drawn from the model's next-byte
+ * distribution (sharpened or flattened by --temperature) given the last T
+ * bytes of the prompt and what came so far. */
+static void sample_text(Trainer *t)
+{
+    const rt_model *m = t->m;
+    const rt_tensor *ids, *logits;
+    if (!find_char_model(m, &ids, &logits)) {
+        fprintf(stderr,
+                "%s: --sample: not a character model (an int32 input [batch, T] and an "
+                "output [batch, T, V] of logits)\n",
+                t->prog);
+        return;
+    }
+    long T = ids->shape[1], V = logits->shape[2], n = 0, cap = t->o->sample + 64;
+    double temp = t->o->temperature > 0 ? t->o->temperature : 0.8;
+    const char *prompt = t->o->prompt ? t->o->prompt : "\n";
+    unsigned char *text = rt_malloc((size_t)(cap + strlen(prompt)));
+    for (const char *c = prompt; *c; c++)
+        if ((unsigned char)*c < V)
+            text[n++] = (unsigned char)*c;
+    if (n == 0)
+        text[n++] = '\n';
+    rt_rng rng;
+    rt_rng_stream(&rng, t->seed, RT_STREAM_SAMPLE, 0);
+    double *p = rt_malloc((size_t)V * sizeof *p);
+    printf("sample (temperature %g):\n%.*s", temp, (int)n, (const char *)text);
+    for (long k = 0; k < t->o->sample; k++) {
+        long len = n < T ? n : T;
+        for (long i = 0; i < T; i++)
+            m->iarena[ids->offset + i] = i < len ? text[n - len + i] : 0;
+        m->forward(1);
+        double mx = -INFINITY, total = 0;
+        for (long v = 0; v < V; v++)
+            mx = fmax(mx, rt_get(m, logits, (len - 1) * V + v));
+        for (long v = 0; v < V; v++)
+            total += p[v] = exp((rt_get(m, logits, (len - 1) * V + v) - mx) / temp);
+        double u = rt_rng_uniform(&rng) * total;
+        long c = 0;
+        while (c < V - 1 && (u -= p[c]) > 0)
+            c++;
+        text[n++] = (unsigned char)c;
+        putchar((int)c);
+    }
+    printf("\n");
+    free(p);
+    free(text);
+}
+
 static int run(Trainer *t)
 {
     const rt_model *m = t->m;
@@ -800,6 +885,10 @@ static int run(Trainer *t)
         if (stop_signal)
             return interrupted(t, n);
         bar_tick(&t->bar, n, loss);
+        if (o->minutes > 0 && rt_now_ms() - t->t0 > o->minutes * 60000 && n < t->steps) {
+            fprintf(stderr, "%s: --minutes %g reached at step %ld\n", t->prog, o->minutes, n);
+            t->steps = n; /* the run ends here, as if it had been asked to */
+        }
     }
     bar_end(&t->bar, t->steps);
     double final = m->loss_and_grad();
@@ -811,6 +900,8 @@ static int run(Trainer *t)
     printf("final loss %.9g  %.4g ms/step\n", final, ms / (double)(t->steps - t->start));
     if (t->val->n)
         evaluate(t, t->steps);
+    if (o->sample)
+        sample_text(t);
     fflush(stdout);
     return o->checkpoint ? save(t, o->checkpoint, t->steps) : 0;
 }

@@ -321,6 +321,24 @@ START_TEST(predict_from_a_checkpoint)
 }
 END_TEST
 
+/* The zoo's sequence models gradient-check at a small size of the same
+ * files (at full size a check takes minutes): one `gradc check`, every
+ * parameter of every model within 1e-6. */
+START_TEST(zoo_models_check_small)
+{
+    char *out;
+    const char *cmd = GRADC_BIN " check models/char_rnn.lua models/char_lstm.lua models/gpt.lua "
+                                "-D batch=2 -D steps=3 -D hidden=6 -D context=4 -D width=8 -D layers=1";
+    int status = run_cmd(cmd, &out);
+    ck_assert_msg(status == 0, "exit %d: %.3000s", status, out);
+    ck_assert_ptr_null(strstr(out, "FAIL"));
+    ck_assert_ptr_nonnull(strstr(out, "char_rnn             rnn_u"));
+    ck_assert_ptr_nonnull(strstr(out, "char_lstm            lstm_forget_b"));
+    ck_assert_ptr_nonnull(strstr(out, "gpt                  block1_attn_q"));
+    free(out);
+}
+END_TEST
+
 /* Same seed, same numbers, bit for bit (one thread); another seed, others.
  * The time per step is the one figure that may differ. */
 START_TEST(same_seed_same_numbers)
@@ -379,6 +397,7 @@ static Suite *cli_suite(void)
     tcase_add_test(t, build_makes_programs);
     tcase_add_test(t, predict_from_a_checkpoint);
     tcase_add_test(t, same_seed_same_numbers);
+    tcase_add_test(t, zoo_models_check_small);
     tcase_add_test(t, check_prints_one_table);
     tcase_add_test(t, installed_tree_builds_models);
     suite_add_tcase(s, t);
