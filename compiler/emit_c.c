@@ -643,6 +643,15 @@ static void emit_arena(Emit *e)
     }
 }
 
+/* A model with dropout behaves differently in training and evaluation. */
+static bool has_modes(const Graph *g)
+{
+    for (int i = 0; i < g->n; i++)
+        if (g->nodes[i].op == OP_DROPOUT)
+            return true;
+    return false;
+}
+
 static void needed_by(Graph *g, int id, bool *need)
 {
     if (need[id])
@@ -660,6 +669,8 @@ static void emit_forward(Emit *e)
         needed_by(g, g->outputs[i].node, need);
     buf_printf(e->b, "\n/* Evaluation: the outputs for the first `rows` rows of the inputs. */\n"
                      "static void forward(int rows)\n{\n");
+    if (has_modes(g))
+        buf_printf(e->b, "    training = 0;\n");
     for (int i = 0; i < g->n_inputs; i++) {
         const Node *x = ir_at(g, g->inputs[i]);
         long row = shape_size(x->shape) / x->shape.dim[0];
@@ -680,6 +691,8 @@ static void emit_loss_and_grad(Emit *e)
     Graph *g = e->g;
     buf_printf(e->b, "\n/* Training: the loss, and every parameter's gradient. */\n"
                      "static double loss_and_grad(void)\n{");
+    if (has_modes(g))
+        buf_printf(e->b, "\n    training = 1;");
     e->last_loc = (SrcLoc){0};
     for (int i = 0; i < g->n; i++)
         emit_node(e, i);
@@ -702,7 +715,7 @@ static void emit_train_step(Emit *e)
 {
     const Plan *p = e->p;
     optim_emit_step(e->b, &e->g->opt, p->params_offset, p->grads_offset, p->state_offset,
-                    p->n_param_elems);
+                    p->n_param_elems, has_modes(e->g));
 }
 
 /* A descriptor row; with_init adds a parameter's initializer. */
@@ -810,6 +823,9 @@ static void emit_model(Emit *e)
     }
     e->b = file;
     emit_arena(e);
+    if (has_modes(g))
+        buf_printf(e->b, "\n/* Dropout drops in training only, with masks drawn for the step. */\n"
+                         "static int training;\nstatic uint64_t mask_step;\n");
     buf_printf(e->b, "%s", code.data);
     buf_free(&code);
     emit_descriptor(e);

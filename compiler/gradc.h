@@ -115,7 +115,8 @@ extern const OptimInfo optim_info[N_OPTIMS];
 int optim_find(const char *name);
 double *optim_setting(Optimizer *o, const char *name);
 bool optim_takes(int kind, const char *name);
-void optim_emit_step(Buf *b, const Optimizer *o, long params, long grads, long state, long n);
+void optim_emit_step(Buf *b, const Optimizer *o, long params, long grads, long state, long n,
+                     bool masks);
 void optim_emit_hyper(Buf *b, const Optimizer *o);
 
 typedef struct { const char *name; int node; } Output;

@@ -36,6 +36,7 @@ typedef struct {
     bool have_model;
     SrcLoc model_loc; /* where model{} was called */
     int model_ref;    /* the table model{} returned */
+    int dropout_sites; /* each dropout() draws its own masks */
 } Front;
 
 static Front *front(lua_State *L) { return *(Front **)lua_getextraspace(L); }
@@ -413,6 +414,19 @@ static int l_log_softmax(lua_State *L)
     return push_tensor(L, make(L, (Node){.op = OP_SUB, .n_in = 2, .in = {shifted, lse}}));
 }
 
+/* dropout(x, p): in training, each element dropped with probability p and
+ * the rest scaled by 1 / (1 - p); in evaluation (forward, predict), x */
+static int l_dropout(lua_State *L)
+{
+    int x = tensor_arg(L, 1, "dropout");
+    double p = luaL_checknumber(L, 2);
+    if (!(p >= 0 && p < 1))
+        return luaL_error(L, "dropout: p must be in [0, 1), got %g", p);
+    int site = ++front(L)->dropout_sites;
+    return push_tensor(L, make(L, (Node){.op = OP_DROPOUT, .n_in = 1, .in = {x}, .value = p,
+                                         .axes = {site}}));
+}
+
 /* layer_norm(x, gamma, beta [, eps]): each row (the last axis) to mean 0
  * and variance 1, then scaled by gamma and shifted by beta */
 static int l_layer_norm(lua_State *L)
@@ -730,7 +744,10 @@ static int l_conv2d(lua_State *L)
     int opts = b >= 0 ? 4 : 3;
     int stride = int_field(L, opts, "stride", 1), pad = int_field(L, opts, "padding", 0);
     Shape xs = node_of(L, x)->shape, ws = node_of(L, w)->shape;
-    if (xs.rank != 4 || ws.rank != 4 || ws.dim[1] != xs.dim[1] || ws.dim[2] != ws.dim[3]) {
+    if (xs.rank == 4 && ws.rank == 4 && ws.dim[1] != xs.dim[1])
+        return luaL_error(L, "conv2d: the images have %d channels, the filters [F,C,K,K] expect %d",
+                          xs.dim[1], ws.dim[1]);
+    if (xs.rank != 4 || ws.rank != 4 || ws.dim[2] != ws.dim[3]) {
         char a[64], c[64];
         shape_str(a, sizeof a, xs);
         shape_str(c, sizeof c, ws);
@@ -1283,6 +1300,7 @@ static void push_env(lua_State *L)
         {"embedding", l_embedding},
         {"causal_mask", l_causal_mask},
         {"layer_norm", l_layer_norm},
+        {"dropout", l_dropout},
         {"model", l_model},
         {"import", l_import},
         {"print", l_print},

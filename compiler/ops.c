@@ -999,6 +999,33 @@ static void emit_causal(Buf *b, const Node *n, const Operand *out, const Operand
         shape_size(n->shape) / ((long)t * t), t, t, out->text, t, t, in[0].text, t, t, fill);
 }
 
+/* ---- dropout: training and evaluation differ ---- */
+
+/* dropout(x) at site axes[0] with probability value: in training, each
+ * element is dropped or scaled by 1 / (1 - p); in evaluation, x. The mask
+ * is a hash of the step, the site and the element (rt_dropped), so:
+ * dx = dropout(dy) at the same site, with the same mask. */
+static int grad_dropout(Graph *g, int node, int dy, int k)
+{
+    (void)k;
+    const Node *n = ir_at(g, node);
+    return ir_must(g, &(Node){.op = OP_DROPOUT, .n_in = 1, .in = {dy}, .value = n->value,
+                              .axes = {n->axes[0]}});
+}
+
+static void emit_dropout(Buf *b, const Node *n, const Operand *out, const Operand *in)
+{
+    char keep[48], p[40];
+    lit(1 / (1 - n->value), keep);
+    fmt_real(p, n->value);
+    buf_printf(b,
+               "    for (int i = 0; i < %ld; i++)\n"
+               "        %s[i] = !training ? %s[i]\n"
+               "              : rt_dropped(mask_step, %d, (uint64_t)i, %s) ? REAL_C(0.0)\n"
+               "              : %s[i] * %s;\n",
+               shape_size(n->shape), out->text, in[0].text, n->axes[0], p, in[0].text, keep);
+}
+
 /* ---- matrix product ---- */
 
 /* C = op(A) op(B), op a transpose when the flag says so, over the last two

@@ -56,7 +56,8 @@ bool optim_takes(int k, const char *name)
     return s && (s[n] == ' ' || s[n] == 0) && (s == optim_info[k].settings || s[-1] == ' ');
 }
 
-void optim_emit_step(Buf *b, const Optimizer *o, long params, long grads, long state, long n)
+void optim_emit_step(Buf *b, const Optimizer *o, long params, long grads, long state, long n,
+                     bool masks)
 {
     static const char *const title[N_OPTIMS] = {
         "SGD", "SGD with momentum", "SGD with Nesterov momentum", "Adam", "AdamW", "RMSprop"};
@@ -64,10 +65,12 @@ void optim_emit_step(Buf *b, const Optimizer *o, long params, long grads, long s
                "\n/* One step of %s over the flat parameter block, after clipping the\n"
                " * gradient to a global norm of hyper->clip (when that is > 0). */\n"
                "static double train_step(const rt_hyper *hyper)\n{\n"
+               "%s"
                "    const double loss = loss_and_grad();\n"
                "    real *const params = arena + %ld;\n"
                "    const real *const grads = arena + %ld;\n",
-               title[o->kind], params, grads);
+               title[o->kind], masks ? "    mask_step = (uint64_t)hyper->step; /* new dropout masks */\n" : "",
+               params, grads);
     if (optim_info[o->kind].state_slots >= 1)
         buf_printf(b, "    real *const avg = arena + %ld;\n", state);
     if (optim_info[o->kind].state_slots >= 2)

@@ -43,6 +43,20 @@ typedef float real;
 #define r_pow powf
 #define r_fmax fmaxf
 #define r_gemm cblas_sgemm
+
 #endif
+
+/* Dropout's mask: whether element i of dropout site `site` is dropped at
+ * step `step`, with probability p. A hash of the three, so the same step
+ * gives the same mask to the forward pass and to its gradient, and a
+ * gradient check (which never advances the step) sees one fixed mask. */
+static inline int rt_dropped(uint64_t step, uint64_t site, uint64_t i, double p)
+{
+    uint64_t z = step * 0x9e3779b97f4a7c15u + site * 0xbf58476d1ce4e5b9u + i * 0x94d049bb133111ebu;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
+    z ^= z >> 31;
+    return (double)(z >> 11) * 0x1.0p-53 < p;
+}
 
 #endif

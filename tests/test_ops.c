@@ -439,6 +439,10 @@ static const Case cases[] = {
      "local c = max_pool2d(relu(conv(img, 2, 3, \"r_exp\", {padding = 1})), 2)\n"
      "local t5 = param(\"t5\", {3}, randn())\n"
      "local loss = sum(mlp(flatten(c), {4, 3}, \"cblas\") * t5)\n"},
+    {"dropout", "dropout with p 0.3: the check's mask stays the same",
+     "local a = param(\"a\", {4, 6}, randn())\n"
+     "local R = input(\"R\", {4, 6})\n"
+     "local loss = sum(dropout(tanh(a), 0.3) * R)\n"},
     /* ---- short chains ---- */
     {"chain", "sigmoid(x W + b)",
      "local x = input(\"x\", {4, 3})\n"
