@@ -34,8 +34,8 @@ typedef struct {
     long instructions;
     size_t memory;
     bool have_model;
-    SrcLoc model_loc; /* where model{} was called */
-    int model_ref;    /* the table model{} returned */
+    SrcLoc model_loc;  /* where model{} was called */
+    int model_ref;     /* the table model{} returned */
     int dropout_sites; /* each dropout() draws its own masks */
 } Front;
 
@@ -138,6 +138,17 @@ static int make(lua_State *L, Node n)
     return id;
 }
 
+/* The composites' building blocks: an op of one or two nodes. */
+static int op1(lua_State *L, int op, int x)
+{
+    return make(L, (Node){.op = op, .n_in = 1, .in = {x}});
+}
+
+static int op2(lua_State *L, int op, int a, int b)
+{
+    return make(L, (Node){.op = op, .n_in = 2, .in = {a, b}});
+}
+
 /* A tensor argument; a Lua number becomes a scalar constant. */
 static int tensor_arg(lua_State *L, int idx, const char *op)
 {
@@ -151,14 +162,13 @@ static int tensor_arg(lua_State *L, int idx, const char *op)
 
 static int unary(lua_State *L, int op)
 {
-    int x = tensor_arg(L, 1, op_info[op].name);
-    return push_tensor(L, make(L, (Node){.op = op, .n_in = 1, .in = {x}}));
+    return push_tensor(L, op1(L, op, tensor_arg(L, 1, op_info[op].name)));
 }
 
 static int binary(lua_State *L, int op)
 {
     int a = tensor_arg(L, 1, op_info[op].name), b = tensor_arg(L, 2, op_info[op].name);
-    return push_tensor(L, make(L, (Node){.op = op, .n_in = 2, .in = {a, b}}));
+    return push_tensor(L, op2(L, op, a, b));
 }
 
 static void name_locals(lua_State *L, lua_Debug *ar)
@@ -230,8 +240,8 @@ static int l_clamp(lua_State *L)
 {
     int x = tensor_arg(L, 1, "clamp"), lo = tensor_arg(L, 2, "clamp"),
         hi = tensor_arg(L, 3, "clamp");
-    int m = make(L, (Node){.op = OP_MAXIMUM, .n_in = 2, .in = {x, lo}});
-    return push_tensor(L, make(L, (Node){.op = OP_MINIMUM, .n_in = 2, .in = {m, hi}}));
+    int m = op2(L, OP_MAXIMUM, x, lo);
+    return push_tensor(L, op2(L, OP_MINIMUM, m, hi));
 }
 
 /* gelu(x) = x/2 (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), the tanh form */
@@ -243,15 +253,11 @@ static int l_gelu(lua_State *L)
     int half = make(L, (Node){.op = OP_CONST, .value = 0.5});
     int one = make(L, (Node){.op = OP_CONST, .value = 1});
     int x3 = make(L, (Node){.op = OP_POW, .n_in = 1, .in = {x}, .value = 3});
-    int inner = make(L, (Node){.op = OP_ADD,
-                               .n_in = 2,
-                               .in = {x, make(L, (Node){.op = OP_MUL, .n_in = 2, .in = {k, x3}})}});
-    int t = make(L, (Node){.op = OP_TANH,
-                           .n_in = 1,
-                           .in = {make(L, (Node){.op = OP_MUL, .n_in = 2, .in = {c, inner}})}});
-    int hx = make(L, (Node){.op = OP_MUL, .n_in = 2, .in = {half, x}});
-    int sum = make(L, (Node){.op = OP_ADD, .n_in = 2, .in = {one, t}});
-    return push_tensor(L, make(L, (Node){.op = OP_MUL, .n_in = 2, .in = {hx, sum}}));
+    int inner = op2(L, OP_ADD, x, op2(L, OP_MUL, k, x3));
+    int t = op1(L, OP_TANH, op2(L, OP_MUL, c, inner));
+    int hx = op2(L, OP_MUL, half, x);
+    int sum = op2(L, OP_ADD, one, t);
+    return push_tensor(L, op2(L, OP_MUL, hx, sum));
 }
 static int l_log(lua_State *L) { return math_or_op(L, OP_LOG, log); }
 static int l_tanh(lua_State *L) { return math_or_op(L, OP_TANH, tanh); }
@@ -268,7 +274,7 @@ static int l_pow(lua_State *L)
 static int l_matmul(lua_State *L)
 {
     int a = tensor_arg(L, 1, "matmul"), b = tensor_arg(L, 2, "matmul");
-    return push_tensor(L, make(L, (Node){.op = OP_MATMUL, .n_in = 2, .in = {a, b}}));
+    return push_tensor(L, op2(L, OP_MATMUL, a, b));
 }
 
 /* One axis argument, counted from 1 like Torch7, negative from the end;
@@ -327,7 +333,7 @@ static int l_sum(lua_State *L)
 static int scale(lua_State *L, int x, double by)
 {
     int c = make(L, (Node){.op = OP_CONST, .value = by});
-    return make(L, (Node){.op = OP_MUL, .n_in = 2, .in = {x, c}});
+    return op2(L, OP_MUL, x, c);
 }
 
 static int l_mean(lua_State *L)
@@ -343,7 +349,7 @@ static int l_variance(lua_State *L)
     int x = tensor_arg(L, 1, "variance");
     Axes a = axes_args(L, x, 2, "variance");
     int mu = scale(L, reduce_node(L, OP_SUM, x, a, true), 1 / a.count);
-    int d = make(L, (Node){.op = OP_SUB, .n_in = 2, .in = {x, mu}});
+    int d = op2(L, OP_SUB, x, mu);
     int d2 = make(L, (Node){.op = OP_POW, .n_in = 1, .in = {d}, .value = 2});
     return push_tensor(L, scale(L, reduce_node(L, OP_SUM, d2, a, a.keep), 1 / a.count));
 }
@@ -367,51 +373,51 @@ static int extreme(lua_State *L, int op, const char *name)
 static int l_max(lua_State *L) { return extreme(L, OP_MAX, "max"); }
 static int l_min(lua_State *L) { return extreme(L, OP_MIN, "min"); }
 
-/* logsumexp(x, axes, keepdims) = m + log(sum(exp(x - m))), m the max, for
- * range: the gradient through m cancels, leaving softmax. */
+/* x - m, m the max over the axes (kept as 1): the softmax family
+ * exponentiates this, which cannot overflow, and does not depend on m. */
+static int shifted(lua_State *L, int x, Axes a, int *m)
+{
+    *m = reduce_node(L, OP_MAX, x, a, true);
+    return op2(L, OP_SUB, x, *m);
+}
+
+/* The axis argument of the softmax family, the last by default. */
+static Axes one_axis(lua_State *L, int x, int idx, const char *name)
+{
+    Axes a = {.count = 1};
+    a.reduced[axis_arg(L, luaL_optinteger(L, idx, -1), node_of(L, x)->shape.rank, name)] = true;
+    return a;
+}
+
+/* logsumexp(x, axes, keepdims) = m + log(sum(exp(x - m))); its gradient
+ * through m cancels, leaving softmax. */
 static int l_logsumexp(lua_State *L)
 {
-    int x = tensor_arg(L, 1, "logsumexp");
+    int x = tensor_arg(L, 1, "logsumexp"), m;
     Axes a = axes_args(L, x, 2, "logsumexp");
-    int m = reduce_node(L, OP_MAX, x, a, true);
-    int e = make(L, (Node){.op = OP_EXP,
-                           .n_in = 1,
-                           .in = {make(L, (Node){.op = OP_SUB, .n_in = 2, .in = {x, m}})}});
-    int lse =
-        make(L, (Node){.op = OP_LOG, .n_in = 1, .in = {reduce_node(L, OP_SUM, e, a, a.keep)}});
+    int e = op1(L, OP_EXP, shifted(L, x, a, &m));
+    int lse = op1(L, OP_LOG, reduce_node(L, OP_SUM, e, a, a.keep));
     int mk = a.keep ? m : reduce_node(L, OP_MAX, x, a, false);
-    return push_tensor(L, make(L, (Node){.op = OP_ADD, .n_in = 2, .in = {mk, lse}}));
+    return push_tensor(L, op2(L, OP_ADD, mk, lse));
 }
 
-/* softmax(x [, axis]) = exp(x - m) / sum(exp(x - m)), m the max along the
- * axis (the last by default): the result does not depend on m, so neither
- * does its gradient. */
+/* softmax(x [, axis]) = exp(x - m) / sum(exp(x - m)) */
 static int l_softmax(lua_State *L)
 {
-    int x = tensor_arg(L, 1, "softmax");
-    Shape s = node_of(L, x)->shape;
-    Axes a = {.count = 1};
-    a.reduced[axis_arg(L, luaL_optinteger(L, 2, -1), s.rank, "softmax")] = true;
-    int m = reduce_node(L, OP_MAX, x, a, true);
-    int e = make(L, (Node){.op = OP_EXP,
-                           .n_in = 1,
-                           .in = {make(L, (Node){.op = OP_SUB, .n_in = 2, .in = {x, m}})}});
-    int total = reduce_node(L, OP_SUM, e, a, true);
-    return push_tensor(L, make(L, (Node){.op = OP_DIV, .n_in = 2, .in = {e, total}}));
+    int x = tensor_arg(L, 1, "softmax"), m;
+    Axes a = one_axis(L, x, 2, "softmax");
+    int e = op1(L, OP_EXP, shifted(L, x, a, &m));
+    return push_tensor(L, op2(L, OP_DIV, e, reduce_node(L, OP_SUM, e, a, true)));
 }
 
-/* log_softmax(x [, axis]) = x - logsumexp(x, axis, keepdims) */
+/* log_softmax(x [, axis]) = (x - m) - log(sum(exp(x - m))) */
 static int l_log_softmax(lua_State *L)
 {
-    int x = tensor_arg(L, 1, "log_softmax");
-    Shape s = node_of(L, x)->shape;
-    Axes a = {.count = 1};
-    a.reduced[axis_arg(L, luaL_optinteger(L, 2, -1), s.rank, "log_softmax")] = true;
-    int m = reduce_node(L, OP_MAX, x, a, true);
-    int shifted = make(L, (Node){.op = OP_SUB, .n_in = 2, .in = {x, m}});
-    int e = make(L, (Node){.op = OP_EXP, .n_in = 1, .in = {shifted}});
-    int lse = make(L, (Node){.op = OP_LOG, .n_in = 1, .in = {reduce_node(L, OP_SUM, e, a, true)}});
-    return push_tensor(L, make(L, (Node){.op = OP_SUB, .n_in = 2, .in = {shifted, lse}}));
+    int x = tensor_arg(L, 1, "log_softmax"), m;
+    Axes a = one_axis(L, x, 2, "log_softmax");
+    int d = shifted(L, x, a, &m);
+    int lse = op1(L, OP_LOG, reduce_node(L, OP_SUM, op1(L, OP_EXP, d), a, true));
+    return push_tensor(L, op2(L, OP_SUB, d, lse));
 }
 
 /* dropout(x, p): in training, each element dropped with probability p and
@@ -423,8 +429,8 @@ static int l_dropout(lua_State *L)
     if (!(p >= 0 && p < 1))
         return luaL_error(L, "dropout: p must be in [0, 1), got %g", p);
     int site = ++front(L)->dropout_sites;
-    return push_tensor(L, make(L, (Node){.op = OP_DROPOUT, .n_in = 1, .in = {x}, .value = p,
-                                         .axes = {site}}));
+    return push_tensor(
+        L, make(L, (Node){.op = OP_DROPOUT, .n_in = 1, .in = {x}, .value = p, .axes = {site}}));
 }
 
 /* layer_norm(x, gamma, beta [, eps]): each row (the last axis) to mean 0
@@ -438,23 +444,21 @@ static int l_layer_norm(lua_State *L)
     Axes last = {.count = s.dim[s.rank - 1]};
     last.reduced[s.rank - 1] = true;
     int mu = scale(L, reduce_node(L, OP_SUM, x, last, true), 1 / last.count);
-    int d = make(L, (Node){.op = OP_SUB, .n_in = 2, .in = {x, mu}});
+    int d = op2(L, OP_SUB, x, mu);
     int d2 = make(L, (Node){.op = OP_POW, .n_in = 1, .in = {d}, .value = 2});
     int var = scale(L, reduce_node(L, OP_SUM, d2, last, true), 1 / last.count);
     int e = make(L, (Node){.op = OP_CONST, .value = eps});
-    int inv = make(L, (Node){.op = OP_RSQRT,
-                             .n_in = 1,
-                             .in = {make(L, (Node){.op = OP_ADD, .n_in = 2, .in = {var, e}})}});
-    int y = make(L, (Node){.op = OP_MUL, .n_in = 2, .in = {d, inv}});
-    y = make(L, (Node){.op = OP_MUL, .n_in = 2, .in = {y, gamma}});
-    return push_tensor(L, make(L, (Node){.op = OP_ADD, .n_in = 2, .in = {y, beta}}));
+    int inv = op1(L, OP_RSQRT, op2(L, OP_ADD, var, e));
+    int y = op2(L, OP_MUL, d, inv);
+    y = op2(L, OP_MUL, y, gamma);
+    return push_tensor(L, op2(L, OP_ADD, y, beta));
 }
 
 /* mse(a, b) = mean((a - b)^2), a scalar */
 static int l_mse(lua_State *L)
 {
     int a = tensor_arg(L, 1, "mse"), b = tensor_arg(L, 2, "mse");
-    int d = make(L, (Node){.op = OP_SUB, .n_in = 2, .in = {a, b}});
+    int d = op2(L, OP_SUB, a, b);
     int d2 = make(L, (Node){.op = OP_POW, .n_in = 1, .in = {d}, .value = 2});
     Axes all = axes_args(L, d2, lua_gettop(L) + 1, "mse");
     return push_tensor(L, scale(L, reduce_node(L, OP_SUM, d2, all, false), 1 / all.count));
@@ -466,9 +470,9 @@ static int l_mse(lua_State *L)
 static int l_bce_with_logits(lua_State *L)
 {
     int x = tensor_arg(L, 1, "bce_with_logits"), y = tensor_arg(L, 2, "bce_with_logits");
-    int sp = make(L, (Node){.op = OP_SOFTPLUS, .n_in = 1, .in = {x}});
-    int xy = make(L, (Node){.op = OP_MUL, .n_in = 2, .in = {x, y}});
-    return push_tensor(L, make(L, (Node){.op = OP_SUB, .n_in = 2, .in = {sp, xy}}));
+    int sp = op1(L, OP_SOFTPLUS, x);
+    int xy = op2(L, OP_MUL, x, y);
+    return push_tensor(L, op2(L, OP_SUB, sp, xy));
 }
 
 /* l2({w1, w2, ...}) = the sum of every element's square, to add to a loss */
@@ -485,7 +489,7 @@ static int l_l2(lua_State *L)
         for (int k = 0; k < MAX_RANK; k++)
             all.reduced[k] = true;
         int s = reduce_node(L, OP_SUM, w2, all, false);
-        total = total < 0 ? s : make(L, (Node){.op = OP_ADD, .n_in = 2, .in = {total, s}});
+        total = total < 0 ? s : op2(L, OP_ADD, total, s);
     }
     if (total < 0)
         return luaL_error(L, "l2: needs a table of tensors");
@@ -499,7 +503,7 @@ static int l_argmax(lua_State *L)
     if (!lua_isnoneornil(L, 2) &&
         axis_arg(L, luaL_checkinteger(L, 2), s.rank, "argmax") != s.rank - 1)
         return luaL_error(L, "argmax: along the last axis only (transpose first)");
-    return push_tensor(L, make(L, (Node){.op = OP_ARGMAX, .n_in = 1, .in = {x}}));
+    return push_tensor(L, op1(L, OP_ARGMAX, x));
 }
 
 /* ---- shapes ---- */
@@ -603,7 +607,7 @@ static int l_transpose(lua_State *L)
     int x = tensor_arg(L, 1, "transpose");
     Shape s = node_of(L, x)->shape;
     if (lua_isnoneornil(L, 2))
-        return push_tensor(L, make(L, (Node){.op = OP_TRANSPOSE, .n_in = 1, .in = {x}}));
+        return push_tensor(L, op1(L, OP_TRANSPOSE, x));
     int a = axis_arg(L, luaL_checkinteger(L, 2), s.rank, "transpose");
     int b = axis_arg(L, luaL_checkinteger(L, 3), s.rank, "transpose");
     Node n = {.op = OP_PERMUTE, .n_in = 1, .in = {x}};
@@ -765,7 +769,7 @@ static int l_conv2d(lua_State *L)
     y = make(L, (Node){.op = OP_PERMUTE, .n_in = 1, .in = {y}, .axes = {0, 3, 1, 2}});
     if (b >= 0) {
         int bb = make(L, (Node){.op = OP_RESHAPE, .n_in = 1, .in = {b}, .shape = {3, {f, 1, 1}}});
-        y = make(L, (Node){.op = OP_ADD, .n_in = 2, .in = {y, bb}});
+        y = op2(L, OP_ADD, y, bb);
     }
     return push_tensor(L, y);
 }
@@ -814,7 +818,7 @@ static int l_global_avg_pool(lua_State *L)
 static int l_embedding(lua_State *L)
 {
     int t = tensor_arg(L, 1, "embedding"), ids = tensor_arg(L, 2, "embedding");
-    int id = make(L, (Node){.op = OP_EMBEDDING, .n_in = 2, .in = {t, ids}});
+    int id = op2(L, OP_EMBEDDING, t, ids);
     label_classes(L, ids, node_of(L, t)->shape.dim[0], "embedding");
     return push_tensor(L, id);
 }
