@@ -163,6 +163,12 @@ START_TEST(test_train_step_formula)
 
     rt_init_params(m, SEED);
     rt_random_inputs(m, SEED);
+    /* train_step draws dropout masks for its step; its loss is
+     * loss_and_grad's under those masks, so take them first, with a step
+     * that moves nothing (lr 0), then start the optimizer from rest. */
+    rt_hyper still = hyper;
+    still.lr = 0;
+    m->train_step(&still);
     memset(a + m->state_offset, 0, m->n_state * sizeof *a);
     double loss = m->loss_and_grad();
     double *p = dup_doubles(a + m->params_offset, m->n_param_elems);

@@ -9,59 +9,70 @@
 #include "rt_real.h"
 #include "digits.h"
 
-static real arena[34570];
+static real arena[139274];
 static int32_t iarena[32];
 
 static real *const x = arena + 0; /* input [32,64] */
 static int32_t *const labels = iarena + 0; /* input [32] */
-static real *const fc1_w = arena + 2048; /* param [64,64] */
-static real *const fc1_b = arena + 6144; /* param [64] */
-static real *const fc2_w = arena + 6208; /* param [64,10] */
-static real *const fc2_b = arena + 6848; /* param [10] */
-static real *const d_fc1_w = arena + 6858; /* gradient [64,64] */
-static real *const d_fc1_b = arena + 10954; /* gradient [64] */
-static real *const d_fc2_w = arena + 11018; /* gradient [64,10] */
-static real *const d_fc2_b = arena + 11658; /* gradient [10] */
-static real *const div_2 = arena + 21288; /* [32,64] */
-static real *const matmul = arena + 23336; /* [32,64] */
-static real *const add = arena + 25384; /* [32,64] */
-static real *const h = arena + 27432; /* [32,64] */
-static real *const matmul_2 = arena + 29480; /* [32,10] */
-static real *const logits = arena + 29800; /* [32,10] */
-static real *const cross_entropy = arena + 30120; /* [32] */
-static real *const sum = arena + 30152; /* [] */
-static real *const loss_value = arena + 30153; /* [] */
-static real *const d_logits = arena + 30154; /* [32,10] */
-static real *const d_h = arena + 30474; /* [32,64] */
-static real *const d_add = arena + 32522; /* [32,64] */
+static real *const fc1_w = arena + 2048; /* param [64,256] */
+static real *const fc1_b = arena + 18432; /* param [256] */
+static real *const fc2_w = arena + 18688; /* param [256,10] */
+static real *const fc2_b = arena + 21248; /* param [10] */
+static real *const d_fc1_w = arena + 21258; /* gradient [64,256] */
+static real *const d_fc1_b = arena + 37642; /* gradient [256] */
+static real *const d_fc2_w = arena + 37898; /* gradient [256,10] */
+static real *const d_fc2_b = arena + 40458; /* gradient [10] */
+static real *const div_2 = arena + 78888; /* [32,64] */
+static real *const matmul = arena + 80936; /* [32,256] */
+static real *const add = arena + 89128; /* [32,256] */
+static real *const relu = arena + 97320; /* [32,256] */
+static real *const h = arena + 105512; /* [32,256] */
+static real *const matmul_2 = arena + 113704; /* [32,10] */
+static real *const logits = arena + 114024; /* [32,10] */
+static real *const cross_entropy = arena + 114344; /* [32] */
+static real *const sum = arena + 114376; /* [] */
+static real *const loss_value = arena + 114377; /* [] */
+static real *const d_logits = arena + 114378; /* [32,10] */
+static real *const d_h = arena + 114698; /* [32,256] */
+static real *const d_relu = arena + 122890; /* [32,256] */
+static real *const d_add = arena + 131082; /* [32,256] */
+
+/* Dropout drops in training only, with masks drawn for the step. */
+static int training;
+static uint64_t mask_step;
 
 /* Evaluation: the outputs for the first `rows` rows of the inputs. */
 static void forward(int rows)
 {
+    training = 0;
     memset(x + (long)rows * 64, 0, (size_t)(32 - rows) * 64 * sizeof *x);
     memset(labels + (long)rows * 1, 0, (size_t)(32 - rows) * 1 * sizeof *labels);
 
-    /* models/digits.lua:12: local h = relu(dense(x / 16, H, "fc1")) */
+    /* models/digits.lua:14: local h = dropout(relu(dense(x / 16, H, "fc1")), config.dropout or 0.3 */
     for (int i = 0; i < 2048; i++) {
         div_2[i] = x[i] / REAL_C(16.0);
     }
 
     /* models/lib/dense.lua:9: return x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 64, 64,
-           REAL_C(1.0), div_2, 64, fc1_w, 64, REAL_C(0.0), matmul, 64);
+    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 64,
+           REAL_C(1.0), div_2, 64, fc1_w, 256, REAL_C(0.0), matmul, 256);
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 64; j++) {
-            add[i * 64 + j] = matmul[i * 64 + j] + fc1_b[j];
+        for (int j = 0; j < 256; j++) {
+            add[i * 256 + j] = matmul[i * 256 + j] + fc1_b[j];
         }
 
-    /* models/digits.lua:12: local h = relu(dense(x / 16, H, "fc1")) */
-    for (int i = 0; i < 2048; i++) {
-        h[i] = add[i] > REAL_C(0.0) ? add[i] : REAL_C(0.0);
+    /* models/digits.lua:14: local h = dropout(relu(dense(x / 16, H, "fc1")), config.dropout or 0.3 */
+    for (int i = 0; i < 8192; i++) {
+        relu[i] = add[i] > REAL_C(0.0) ? add[i] : REAL_C(0.0);
     }
+    for (int i = 0; i < 8192; i++)
+        h[i] = !training ? relu[i]
+              : rt_dropped(mask_step, 1, (uint64_t)i, 0.3) ? REAL_C(0.0)
+              : relu[i] * REAL_C(1.4285714285714286);
 
     /* models/lib/dense.lua:9: return x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 10, 64,
-           REAL_C(1.0), h, 64, fc2_w, 10, REAL_C(0.0), matmul_2, 10);
+    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 10, 256,
+           REAL_C(1.0), h, 256, fc2_w, 10, REAL_C(0.0), matmul_2, 10);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 10; j++) {
             logits[i * 10 + j] = matmul_2[i * 10 + j] + fc2_b[j];
@@ -71,33 +82,38 @@ static void forward(int rows)
 /* Training: the loss, and every parameter's gradient. */
 static double loss_and_grad(void)
 {
-    /* models/digits.lua:12: local h = relu(dense(x / 16, H, "fc1")) */
+    training = 1;
+    /* models/digits.lua:14: local h = dropout(relu(dense(x / 16, H, "fc1")), config.dropout or 0.3 */
     for (int i = 0; i < 2048; i++) {
         div_2[i] = x[i] / REAL_C(16.0);
     }
 
     /* models/lib/dense.lua:9: return x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 64, 64,
-           REAL_C(1.0), div_2, 64, fc1_w, 64, REAL_C(0.0), matmul, 64);
+    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 64,
+           REAL_C(1.0), div_2, 64, fc1_w, 256, REAL_C(0.0), matmul, 256);
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 64; j++) {
-            add[i * 64 + j] = matmul[i * 64 + j] + fc1_b[j];
+        for (int j = 0; j < 256; j++) {
+            add[i * 256 + j] = matmul[i * 256 + j] + fc1_b[j];
         }
 
-    /* models/digits.lua:12: local h = relu(dense(x / 16, H, "fc1")) */
-    for (int i = 0; i < 2048; i++) {
-        h[i] = add[i] > REAL_C(0.0) ? add[i] : REAL_C(0.0);
+    /* models/digits.lua:14: local h = dropout(relu(dense(x / 16, H, "fc1")), config.dropout or 0.3 */
+    for (int i = 0; i < 8192; i++) {
+        relu[i] = add[i] > REAL_C(0.0) ? add[i] : REAL_C(0.0);
     }
+    for (int i = 0; i < 8192; i++)
+        h[i] = !training ? relu[i]
+              : rt_dropped(mask_step, 1, (uint64_t)i, 0.3) ? REAL_C(0.0)
+              : relu[i] * REAL_C(1.4285714285714286);
 
     /* models/lib/dense.lua:9: return x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 10, 64,
-           REAL_C(1.0), h, 64, fc2_w, 10, REAL_C(0.0), matmul_2, 10);
+    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 10, 256,
+           REAL_C(1.0), h, 256, fc2_w, 10, REAL_C(0.0), matmul_2, 10);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 10; j++) {
             logits[i * 10 + j] = matmul_2[i * 10 + j] + fc2_b[j];
         }
 
-    /* models/digits.lua:16: loss = mean(cross_entropy(logits, labels)), */
+    /* models/digits.lua:18: loss = mean(cross_entropy(logits, labels)), */
     for (int i = 0; i < 32; i++) {
         const real *row = logits + i * 10;
         real mx = row[0];
@@ -117,7 +133,7 @@ static double loss_and_grad(void)
     }
     loss_value[0] = sum[0] * REAL_C(0.03125);
 
-    /* backward of models/digits.lua:16: loss = mean(cross_entropy(logits, labels)), */
+    /* backward of models/digits.lua:18: loss = mean(cross_entropy(logits, labels)), */
     for (int i = 0; i < 32; i++) {
         const real *row = logits + i * 10;
         real mx = row[0];
@@ -137,41 +153,46 @@ static double loss_and_grad(void)
         for (int j = 0; j < 10; j++) {
             d_fc2_b[j] += d_logits[i * 10 + j];
         }
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 64, 10,
-           REAL_C(1.0), d_logits, 10, fc2_w, 10, REAL_C(0.0), d_h, 64);
-    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 64, 10, 32,
-           REAL_C(1.0), h, 64, d_logits, 10, REAL_C(0.0), d_fc2_w, 10);
+    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 10,
+           REAL_C(1.0), d_logits, 10, fc2_w, 10, REAL_C(0.0), d_h, 256);
+    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 10, 32,
+           REAL_C(1.0), h, 256, d_logits, 10, REAL_C(0.0), d_fc2_w, 10);
 
-    /* backward of models/digits.lua:12: local h = relu(dense(x / 16, H, "fc1")) */
-    for (int i = 0; i < 2048; i++) {
-        const real t22 = add[i] > REAL_C(0.0) ? REAL_C(1.0) : REAL_C(0.0);
-        d_add[i] = d_h[i] * t22;
+    /* backward of models/digits.lua:14: local h = dropout(relu(dense(x / 16, H, "fc1")), config.dropout or 0.3 */
+    for (int i = 0; i < 8192; i++)
+        d_relu[i] = !training ? d_h[i]
+              : rt_dropped(mask_step, 1, (uint64_t)i, 0.3) ? REAL_C(0.0)
+              : d_h[i] * REAL_C(1.4285714285714286);
+    for (int i = 0; i < 8192; i++) {
+        const real t24 = add[i] > REAL_C(0.0) ? REAL_C(1.0) : REAL_C(0.0);
+        d_add[i] = d_relu[i] * t24;
     }
 
     /* backward of models/lib/dense.lua:9: return x:matmul(w) + b */
-    memset(d_fc1_b, 0, 64 * sizeof *d_fc1_b);
+    memset(d_fc1_b, 0, 256 * sizeof *d_fc1_b);
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 64; j++) {
-            d_fc1_b[j] += d_add[i * 64 + j];
+        for (int j = 0; j < 256; j++) {
+            d_fc1_b[j] += d_add[i * 256 + j];
         }
-    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 64, 64, 32,
-           REAL_C(1.0), div_2, 64, d_add, 64, REAL_C(0.0), d_fc1_w, 64);
+    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 64, 256, 32,
+           REAL_C(1.0), div_2, 64, d_add, 256, REAL_C(0.0), d_fc1_w, 256);
     return loss_value[0];
 }
 
-/* One step of Adam over the flat parameter block, after clipping the
+/* One step of AdamW over the flat parameter block, after clipping the
  * gradient to a global norm of hyper->clip (when that is > 0). */
 static double train_step(const rt_hyper *hyper)
 {
+    mask_step = (uint64_t)hyper->step; /* new dropout masks */
     const double loss = loss_and_grad();
     real *const params = arena + 2048;
-    const real *const grads = arena + 6858;
-    real *const avg = arena + 11668;
-    real *const avg_sq = arena + 16478;
+    const real *const grads = arena + 21258;
+    real *const avg = arena + 40468;
+    real *const avg_sq = arena + 59678;
     real scale = REAL_C(1.0);
     if (hyper->clip > 0) {
         double norm2 = 0.0;
-        for (int i = 0; i < 4810; i++)
+        for (int i = 0; i < 19210; i++)
             norm2 += (double)grads[i] * grads[i];
         if (sqrt(norm2) > hyper->clip)
             scale = (real)(hyper->clip / sqrt(norm2));
@@ -182,8 +203,9 @@ static double train_step(const rt_hyper *hyper)
     /* bias corrections for averages that start at zero */
     const real c1 = (real)(1 - pow(hyper->beta1, (double)hyper->step));
     const real c2 = (real)(1 - pow(hyper->beta2, (double)hyper->step));
-    for (int i = 0; i < 4810; i++) {
-        const real g = scale * grads[i] + wd * params[i];
+    for (int i = 0; i < 19210; i++) {
+        const real g = scale * grads[i];
+        params[i] -= lr * wd * params[i];
         avg[i] = b1 * avg[i] + (1 - b1) * g;
         avg_sq[i] = b2 * avg_sq[i] + (1 - b2) * g * g;
         params[i] -= lr * (avg[i] / c1) / (r_sqrt(avg_sq[i] / c2) + eps);
@@ -197,25 +219,25 @@ static const rt_tensor inputs[] = {
 };
 
 static const rt_tensor params[] = {
-    {.name = "fc1_w", .dtype = RT_REAL, .rank = 2, .shape = {64, 64}, .size = 4096, .offset = 2048,
+    {.name = "fc1_w", .dtype = RT_REAL, .rank = 2, .shape = {64, 256}, .size = 16384, .offset = 2048,
      .init = RT_INIT_NORMAL, .init_a = 0.0, .init_b = 0.1767766952966369},
-    {.name = "fc1_b", .dtype = RT_REAL, .rank = 1, .shape = {64}, .size = 64, .offset = 6144,
+    {.name = "fc1_b", .dtype = RT_REAL, .rank = 1, .shape = {256}, .size = 256, .offset = 18432,
      .init = RT_INIT_CONST, .init_a = 0.0, .init_b = 0.0},
-    {.name = "fc2_w", .dtype = RT_REAL, .rank = 2, .shape = {64, 10}, .size = 640, .offset = 6208,
-     .init = RT_INIT_NORMAL, .init_a = 0.0, .init_b = 0.1767766952966369},
-    {.name = "fc2_b", .dtype = RT_REAL, .rank = 1, .shape = {10}, .size = 10, .offset = 6848,
+    {.name = "fc2_w", .dtype = RT_REAL, .rank = 2, .shape = {256, 10}, .size = 2560, .offset = 18688,
+     .init = RT_INIT_NORMAL, .init_a = 0.0, .init_b = 0.08838834764831845},
+    {.name = "fc2_b", .dtype = RT_REAL, .rank = 1, .shape = {10}, .size = 10, .offset = 21248,
      .init = RT_INIT_CONST, .init_a = 0.0, .init_b = 0.0},
 };
 
 static const rt_tensor grads[] = {
-    {.name = "d_fc1_w", .dtype = RT_REAL, .rank = 2, .shape = {64, 64}, .size = 4096, .offset = 6858},
-    {.name = "d_fc1_b", .dtype = RT_REAL, .rank = 1, .shape = {64}, .size = 64, .offset = 10954},
-    {.name = "d_fc2_w", .dtype = RT_REAL, .rank = 2, .shape = {64, 10}, .size = 640, .offset = 11018},
-    {.name = "d_fc2_b", .dtype = RT_REAL, .rank = 1, .shape = {10}, .size = 10, .offset = 11658},
+    {.name = "d_fc1_w", .dtype = RT_REAL, .rank = 2, .shape = {64, 256}, .size = 16384, .offset = 21258},
+    {.name = "d_fc1_b", .dtype = RT_REAL, .rank = 1, .shape = {256}, .size = 256, .offset = 37642},
+    {.name = "d_fc2_w", .dtype = RT_REAL, .rank = 2, .shape = {256, 10}, .size = 2560, .offset = 37898},
+    {.name = "d_fc2_b", .dtype = RT_REAL, .rank = 1, .shape = {10}, .size = 10, .offset = 40458},
 };
 
 static const rt_tensor outputs[] = {
-    {.name = "logits", .dtype = RT_REAL, .rank = 2, .shape = {32, 10}, .size = 320, .offset = 29800},
+    {.name = "logits", .dtype = RT_REAL, .rank = 2, .shape = {32, 10}, .size = 320, .offset = 114024},
 };
 
 const rt_model REAL_SUFFIX(digits_model) = {
@@ -225,7 +247,7 @@ const rt_model REAL_SUFFIX(digits_model) = {
     .real = RT_REAL,
     .arena = arena,
     .iarena = iarena,
-    .arena_size = 34570,
+    .arena_size = 139274,
     .iarena_size = 32,
     .n_inputs = 2,
     .n_params = 4,
@@ -235,13 +257,13 @@ const rt_model REAL_SUFFIX(digits_model) = {
     .grads = grads,
     .outputs = outputs,
     .params_offset = 2048,
-    .grads_offset = 6858,
-    .n_param_elems = 4810,
-    .state_offset = 11668,
-    .n_state = 9620,
-    .loss_offset = 30153,
-    .optimizer = RT_OPT_ADAM,
-    .hyper = {.lr = 0.01, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-08},
+    .grads_offset = 21258,
+    .n_param_elems = 19210,
+    .state_offset = 40468,
+    .n_state = 38420,
+    .loss_offset = 114377,
+    .optimizer = RT_OPT_ADAMW,
+    .hyper = {.lr = 0.002, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-08, .weight_decay = 0.05},
     .loss_and_grad = loss_and_grad,
     .train_step = train_step,
     .forward = forward,

@@ -13,43 +13,53 @@
 #include "rt_real.h"
 #include "digits.h"
 
-static real arena[13642];
+static real arena[48522];
 
 static real *const x = arena + 0; /* input [32,64] */
-static real *const fc1_w = arena + 2048; /* param [64,64] */
-static real *const fc1_b = arena + 6144; /* param [64] */
-static real *const fc2_w = arena + 6208; /* param [64,10] */
-static real *const fc2_b = arena + 6848; /* param [10] */
-static real *const div_2 = arena + 6858; /* [32,64] */
-static real *const matmul = arena + 8906; /* [32,64] */
-static real *const h = arena + 10954; /* [32,64] */
-static real *const matmul_2 = arena + 13002; /* [32,10] */
-static real *const logits = arena + 13322; /* [32,10] */
+static real *const fc1_w = arena + 2048; /* param [64,256] */
+static real *const fc1_b = arena + 18432; /* param [256] */
+static real *const fc2_w = arena + 18688; /* param [256,10] */
+static real *const fc2_b = arena + 21248; /* param [10] */
+static real *const div_2 = arena + 21258; /* [32,64] */
+static real *const matmul = arena + 23306; /* [32,256] */
+static real *const relu = arena + 31498; /* [32,256] */
+static real *const h = arena + 39690; /* [32,256] */
+static real *const matmul_2 = arena + 47882; /* [32,10] */
+static real *const logits = arena + 48202; /* [32,10] */
+
+/* Dropout drops in training only, with masks drawn for the step. */
+static int training;
+static uint64_t mask_step;
 
 /* Evaluation: the outputs for the first `rows` rows of the inputs. */
 static void forward(int rows)
 {
+    training = 0;
     memset(x + (long)rows * 64, 0, (size_t)(32 - rows) * 64 * sizeof *x);
 
-    /* models/digits.lua:12: local h = relu(dense(x / 16, H, "fc1")) */
+    /* models/digits.lua:14: local h = dropout(relu(dense(x / 16, H, "fc1")), config.dropout or 0.3 */
     for (int i = 0; i < 2048; i++) {
         div_2[i] = x[i] / REAL_C(16.0);
     }
 
     /* models/lib/dense.lua:9: return x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 64, 64,
-           REAL_C(1.0), div_2, 64, fc1_w, 64, REAL_C(0.0), matmul, 64);
+    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 64,
+           REAL_C(1.0), div_2, 64, fc1_w, 256, REAL_C(0.0), matmul, 256);
 
-    /* models/digits.lua:12: local h = relu(dense(x / 16, H, "fc1")) */
+    /* models/digits.lua:14: local h = dropout(relu(dense(x / 16, H, "fc1")), config.dropout or 0.3 */
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 64; j++) {
-            const real t6 = matmul[i * 64 + j] + fc1_b[j];
-            h[i * 64 + j] = t6 > REAL_C(0.0) ? t6 : REAL_C(0.0);
+        for (int j = 0; j < 256; j++) {
+            const real t6 = matmul[i * 256 + j] + fc1_b[j];
+            relu[i * 256 + j] = t6 > REAL_C(0.0) ? t6 : REAL_C(0.0);
         }
+    for (int i = 0; i < 8192; i++)
+        h[i] = !training ? relu[i]
+              : rt_dropped(mask_step, 1, (uint64_t)i, 0.3) ? REAL_C(0.0)
+              : relu[i] * REAL_C(1.4285714285714286);
 
     /* models/lib/dense.lua:9: return x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 10, 64,
-           REAL_C(1.0), h, 64, fc2_w, 10, REAL_C(0.0), matmul_2, 10);
+    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 10, 256,
+           REAL_C(1.0), h, 256, fc2_w, 10, REAL_C(0.0), matmul_2, 10);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 10; j++) {
             logits[i * 10 + j] = matmul_2[i * 10 + j] + fc2_b[j];
@@ -61,18 +71,18 @@ static const rt_tensor inputs[] = {
 };
 
 static const rt_tensor params[] = {
-    {.name = "fc1_w", .dtype = RT_REAL, .rank = 2, .shape = {64, 64}, .size = 4096, .offset = 2048,
+    {.name = "fc1_w", .dtype = RT_REAL, .rank = 2, .shape = {64, 256}, .size = 16384, .offset = 2048,
      .init = RT_INIT_NORMAL, .init_a = 0.0, .init_b = 0.1767766952966369},
-    {.name = "fc1_b", .dtype = RT_REAL, .rank = 1, .shape = {64}, .size = 64, .offset = 6144,
+    {.name = "fc1_b", .dtype = RT_REAL, .rank = 1, .shape = {256}, .size = 256, .offset = 18432,
      .init = RT_INIT_CONST, .init_a = 0.0, .init_b = 0.0},
-    {.name = "fc2_w", .dtype = RT_REAL, .rank = 2, .shape = {64, 10}, .size = 640, .offset = 6208,
-     .init = RT_INIT_NORMAL, .init_a = 0.0, .init_b = 0.1767766952966369},
-    {.name = "fc2_b", .dtype = RT_REAL, .rank = 1, .shape = {10}, .size = 10, .offset = 6848,
+    {.name = "fc2_w", .dtype = RT_REAL, .rank = 2, .shape = {256, 10}, .size = 2560, .offset = 18688,
+     .init = RT_INIT_NORMAL, .init_a = 0.0, .init_b = 0.08838834764831845},
+    {.name = "fc2_b", .dtype = RT_REAL, .rank = 1, .shape = {10}, .size = 10, .offset = 21248,
      .init = RT_INIT_CONST, .init_a = 0.0, .init_b = 0.0},
 };
 
 static const rt_tensor outputs[] = {
-    {.name = "logits", .dtype = RT_REAL, .rank = 2, .shape = {32, 10}, .size = 320, .offset = 13322},
+    {.name = "logits", .dtype = RT_REAL, .rank = 2, .shape = {32, 10}, .size = 320, .offset = 48202},
 };
 
 const rt_model REAL_SUFFIX(digits_infer_model) = {
@@ -82,7 +92,7 @@ const rt_model REAL_SUFFIX(digits_infer_model) = {
     .real = RT_REAL,
     .arena = arena,
     .iarena = NULL,
-    .arena_size = 13642,
+    .arena_size = 48522,
     .iarena_size = 0,
     .n_inputs = 1,
     .n_params = 4,
@@ -92,12 +102,12 @@ const rt_model REAL_SUFFIX(digits_infer_model) = {
     .grads = NULL,
     .outputs = outputs,
     .params_offset = 2048,
-    .grads_offset = 6858,
-    .n_param_elems = 4810,
-    .state_offset = 6858,
+    .grads_offset = 21258,
+    .n_param_elems = 19210,
+    .state_offset = 21258,
     .n_state = 0,
     .loss_offset = -1,
-    .optimizer = RT_OPT_ADAM,
-    .hyper = {.lr = 0.01, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-08},
+    .optimizer = RT_OPT_ADAMW,
+    .hyper = {.lr = 0.002, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-08, .weight_decay = 0.05},
     .forward = forward,
 };
