@@ -661,13 +661,28 @@ static void needed_by(Graph *g, int id, bool *need)
         needed_by(g, ir_at(g, id)->in[k], need);
 }
 
-static void emit_forward(Emit *e)
+/* The nodes the outputs need: computed once, by compute_outputs(), for
+ * both forward() and loss_and_grad(). They are closed under their inputs,
+ * so loss_and_grad() can compute the rest after them. */
+static bool *output_nodes(Graph *g)
 {
-    Graph *g = e->g;
     bool *need = xcalloc(g->n, sizeof *need);
     for (int i = 0; i < g->n_outputs; i++)
         needed_by(g, g->outputs[i].node, need);
-    buf_printf(e->b, "\n/* Evaluation: the outputs for the first `rows` rows of the inputs. */\n"
+    return need;
+}
+
+static void emit_forward(Emit *e)
+{
+    Graph *g = e->g;
+    bool *need = output_nodes(g);
+    buf_printf(e->b, "\n/* The forward pass of the outputs, in the mode forward() or\n"
+                     " * loss_and_grad() set. */\nstatic void compute_outputs(void)\n{");
+    e->last_loc = (SrcLoc){0};
+    for (int i = 0; i < g->n; i++)
+        if (need[i])
+            emit_node(e, i);
+    buf_printf(e->b, "}\n\n/* Evaluation: the outputs for the first `rows` rows of the inputs. */\n"
                      "static void forward(int rows)\n{\n");
     if (has_modes(g))
         buf_printf(e->b, "    training = 0;\n");
@@ -678,11 +693,7 @@ static void emit_forward(Emit *e)
             e->b, "    memset(%s + (long)rows * %ld, 0, (size_t)(%d - rows) * %ld * sizeof *%s);\n",
             use(e, x->id), row, g->batch, row, e->name[x->id]);
     }
-    e->last_loc = (SrcLoc){0};
-    for (int i = 0; i < g->n; i++)
-        if (need[i])
-            emit_node(e, i);
-    buf_printf(e->b, "}\n");
+    buf_printf(e->b, "    compute_outputs();\n}\n");
     free(need);
 }
 
@@ -693,9 +704,13 @@ static void emit_loss_and_grad(Emit *e)
                      "static double loss_and_grad(void)\n{");
     if (has_modes(g))
         buf_printf(e->b, "\n    training = 1;");
+    buf_printf(e->b, "\n    compute_outputs();\n");
+    bool *need = output_nodes(g);
     e->last_loc = (SrcLoc){0};
     for (int i = 0; i < g->n; i++)
-        emit_node(e, i);
+        if (!need[i])
+            emit_node(e, i);
+    free(need);
     bool first = true;
     for (int i = 0; i < g->n_params; i++) {
         if (!e->p->grad_copy[i])

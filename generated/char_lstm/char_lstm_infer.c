@@ -219,11 +219,10 @@ static real *const concat = arena + 4744576; /* [32,32,256] */
 static real *const matmul_64 = arena + 5006720; /* [32,32,128] */
 static real *const logits = arena + 5137792; /* [32,32,128] */
 
-/* Evaluation: the outputs for the first `rows` rows of the inputs. */
-static void forward(int rows)
+/* The forward pass of the outputs, in the mode forward() or
+ * loss_and_grad() set. */
+static void compute_outputs(void)
 {
-    memset(x + (long)rows * 32, 0, (size_t)(32 - rows) * 32 * sizeof *x);
-
     /* models/char_lstm.lua:14: local e = embedding(embed, x)                   -- [N, T, H] */
     for (int i = 0; i < 1024; i++)
         memcpy(e + i * 256, embed + x[i] * 256, 256 * sizeof *e);
@@ -1662,6 +1661,13 @@ static void forward(int rows)
         for (int j = 0; j < 128; j++) {
             logits[i * 128 + j] = matmul_64[i * 128 + j] + out_b[j];
         }
+}
+
+/* Evaluation: the outputs for the first `rows` rows of the inputs. */
+static void forward(int rows)
+{
+    memset(x + (long)rows * 32, 0, (size_t)(32 - rows) * 32 * sizeof *x);
+    compute_outputs();
 }
 
 static const rt_tensor inputs[] = {

@@ -41,13 +41,10 @@ static real *const d_add = arena + 131082; /* [32,256] */
 static int training;
 static uint64_t mask_step;
 
-/* Evaluation: the outputs for the first `rows` rows of the inputs. */
-static void forward(int rows)
+/* The forward pass of the outputs, in the mode forward() or
+ * loss_and_grad() set. */
+static void compute_outputs(void)
 {
-    training = 0;
-    memset(x + (long)rows * 64, 0, (size_t)(32 - rows) * 64 * sizeof *x);
-    memset(labels + (long)rows * 1, 0, (size_t)(32 - rows) * 1 * sizeof *labels);
-
     /* models/digits.lua:14: local h = dropout(relu(dense(x / 16, H, "fc1")), config.dropout or 0.3 */
     for (int i = 0; i < 2048; i++) {
         div_2[i] = x[i] / REAL_C(16.0);
@@ -79,39 +76,20 @@ static void forward(int rows)
         }
 }
 
+/* Evaluation: the outputs for the first `rows` rows of the inputs. */
+static void forward(int rows)
+{
+    training = 0;
+    memset(x + (long)rows * 64, 0, (size_t)(32 - rows) * 64 * sizeof *x);
+    memset(labels + (long)rows * 1, 0, (size_t)(32 - rows) * 1 * sizeof *labels);
+    compute_outputs();
+}
+
 /* Training: the loss, and every parameter's gradient. */
 static double loss_and_grad(void)
 {
     training = 1;
-    /* models/digits.lua:14: local h = dropout(relu(dense(x / 16, H, "fc1")), config.dropout or 0.3 */
-    for (int i = 0; i < 2048; i++) {
-        div_2[i] = x[i] / REAL_C(16.0);
-    }
-
-    /* models/lib/dense.lua:9: return x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 64,
-           REAL_C(1.0), div_2, 64, fc1_w, 256, REAL_C(0.0), matmul, 256);
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            add[i * 256 + j] = matmul[i * 256 + j] + fc1_b[j];
-        }
-
-    /* models/digits.lua:14: local h = dropout(relu(dense(x / 16, H, "fc1")), config.dropout or 0.3 */
-    for (int i = 0; i < 8192; i++) {
-        relu[i] = add[i] > REAL_C(0.0) ? add[i] : REAL_C(0.0);
-    }
-    for (int i = 0; i < 8192; i++)
-        h[i] = !training ? relu[i]
-              : rt_dropped(mask_step, 1, (uint64_t)i, 0.3) ? REAL_C(0.0)
-              : relu[i] * REAL_C(1.4285714285714286);
-
-    /* models/lib/dense.lua:9: return x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 10, 256,
-           REAL_C(1.0), h, 256, fc2_w, 10, REAL_C(0.0), matmul_2, 10);
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 10; j++) {
-            logits[i * 10 + j] = matmul_2[i * 10 + j] + fc2_b[j];
-        }
+    compute_outputs();
 
     /* models/digits.lua:18: loss = mean(cross_entropy(logits, labels)), */
     for (int i = 0; i < 32; i++) {

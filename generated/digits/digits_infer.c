@@ -31,12 +31,10 @@ static real *const logits = arena + 48202; /* [32,10] */
 static int training;
 static uint64_t mask_step;
 
-/* Evaluation: the outputs for the first `rows` rows of the inputs. */
-static void forward(int rows)
+/* The forward pass of the outputs, in the mode forward() or
+ * loss_and_grad() set. */
+static void compute_outputs(void)
 {
-    training = 0;
-    memset(x + (long)rows * 64, 0, (size_t)(32 - rows) * 64 * sizeof *x);
-
     /* models/digits.lua:14: local h = dropout(relu(dense(x / 16, H, "fc1")), config.dropout or 0.3 */
     for (int i = 0; i < 2048; i++) {
         div_2[i] = x[i] / REAL_C(16.0);
@@ -64,6 +62,14 @@ static void forward(int rows)
         for (int j = 0; j < 10; j++) {
             logits[i * 10 + j] = matmul_2[i * 10 + j] + fc2_b[j];
         }
+}
+
+/* Evaluation: the outputs for the first `rows` rows of the inputs. */
+static void forward(int rows)
+{
+    training = 0;
+    memset(x + (long)rows * 64, 0, (size_t)(32 - rows) * 64 * sizeof *x);
+    compute_outputs();
 }
 
 static const rt_tensor inputs[] = {

@@ -57,12 +57,10 @@ static real *const d_reshape_7 = arena + 1192522; /* [32,1,1] */
 static real *const d_reshape_8 = arena + 1192554; /* [32,8,8,32] */
 static real *const d_reshape_9 = arena + 1258090; /* [32,9] */
 
-/* Evaluation: the outputs for the first `rows` rows of the inputs. */
-static void forward(int rows)
+/* The forward pass of the outputs, in the mode forward() or
+ * loss_and_grad() set. */
+static void compute_outputs(void)
 {
-    memset(x + (long)rows * 64, 0, (size_t)(32 - rows) * 64 * sizeof *x);
-    memset(labels + (long)rows * 1, 0, (size_t)(32 - rows) * 1 * sizeof *labels);
-
     /* models/digits_cnn.lua:15: local img = (x / 16):reshape({N, 1, 8, 8}) */
     for (int i = 0; i < 2048; i++) {
         div_2[i] = x[i] / REAL_C(16.0);
@@ -169,113 +167,18 @@ static void forward(int rows)
         }
 }
 
+/* Evaluation: the outputs for the first `rows` rows of the inputs. */
+static void forward(int rows)
+{
+    memset(x + (long)rows * 64, 0, (size_t)(32 - rows) * 64 * sizeof *x);
+    memset(labels + (long)rows * 1, 0, (size_t)(32 - rows) * 1 * sizeof *labels);
+    compute_outputs();
+}
+
 /* Training: the loss, and every parameter's gradient. */
 static double loss_and_grad(void)
 {
-    /* models/digits_cnn.lua:15: local img = (x / 16):reshape({N, 1, 8, 8}) */
-    for (int i = 0; i < 2048; i++) {
-        div_2[i] = x[i] / REAL_C(16.0);
-    }
-
-    /* models/lib/conv.lua:8: return conv2d(x, w, b, opts) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 8; j++)
-            for (int k = 0; k < 8; k++) {
-                real *row = im2col + ((i * 8 + j) * 8 + k) * 9;
-                for (int l = 0; l < 1; l++)
-                    for (int m = 0; m < 3; m++)
-                        for (int n = 0; n < 3; n++) {
-                            const int iy = j * 1 - 1 + m, ix = k * 1 - 1 + n;
-                            const int inside = iy >= 0 && iy < 8 && ix >= 0 && ix < 8;
-                            row[(l * 3 + m) * 3 + n] = inside ? div_2[((i * 1 + l) * 8 + iy) * 8 + ix] : REAL_C(0.0);
-                        }
-            }
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 2048, 32, 9,
-           REAL_C(1.0), im2col, 9, c1_w, 9, REAL_C(0.0), matmul, 32);
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 32; j++)
-            for (int k = 0; k < 64; k++) {
-                const real t11 = matmul[i * 2048 + j + k * 32];
-                add[i * 2048 + j * 64 + k] = t11 + c1_b[j];
-            }
-
-    /* models/digits_cnn.lua:16: local h = max_pool2d(relu(conv(img, F1, 3, "c1", { padding = 1 })), 2) */
-    for (int i = 0; i < 65536; i++) {
-        relu[i] = add[i] > REAL_C(0.0) ? add[i] : REAL_C(0.0);
-    }
-    for (int i = 0; i < 1024; i++)
-        for (int j = 0; j < 4; j++)
-            for (int k = 0; k < 4; k++) {
-                real *row = im2col_2 + ((i * 4 + j) * 4 + k) * 4;
-                for (int l = 0; l < 1; l++)
-                    for (int m = 0; m < 2; m++)
-                        for (int n = 0; n < 2; n++) {
-                            const int iy = j * 2 - 0 + m, ix = k * 2 - 0 + n;
-                            const int inside = iy >= 0 && iy < 8 && ix >= 0 && ix < 8;
-                            row[(l * 2 + m) * 2 + n] = inside ? relu[((i * 1 + l) * 8 + iy) * 8 + ix] : REAL_C(0.0);
-                        }
-            }
-    for (int i = 0; i < 16384; i++) {
-        real acc = -INFINITY;
-        for (int j = 0; j < 4; j++) {
-            acc = r_fmax(acc, im2col_2[i * 4 + j]);
-        }
-        max[i] = acc;
-    }
-
-    /* models/lib/conv.lua:8: return conv2d(x, w, b, opts) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 4; j++)
-            for (int k = 0; k < 4; k++) {
-                real *row = im2col_3 + ((i * 4 + j) * 4 + k) * 288;
-                for (int l = 0; l < 32; l++)
-                    for (int m = 0; m < 3; m++)
-                        for (int n = 0; n < 3; n++) {
-                            const int iy = j * 1 - 1 + m, ix = k * 1 - 1 + n;
-                            const int inside = iy >= 0 && iy < 4 && ix >= 0 && ix < 4;
-                            row[(l * 3 + m) * 3 + n] = inside ? max[((i * 32 + l) * 4 + iy) * 4 + ix] : REAL_C(0.0);
-                        }
-            }
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 512, 64, 288,
-           REAL_C(1.0), im2col_3, 288, c2_w, 288, REAL_C(0.0), matmul_2, 64);
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 64; j++)
-            for (int k = 0; k < 16; k++) {
-                const real t25 = matmul_2[i * 1024 + j + k * 64];
-                add_2[i * 1024 + j * 16 + k] = t25 + c2_b[j];
-            }
-
-    /* models/digits_cnn.lua:17: h = max_pool2d(relu(conv(h, F2, 3, "c2", { padding = 1 })), 2) */
-    for (int i = 0; i < 32768; i++) {
-        relu_2[i] = add_2[i] > REAL_C(0.0) ? add_2[i] : REAL_C(0.0);
-    }
-    for (int i = 0; i < 2048; i++)
-        for (int j = 0; j < 2; j++)
-            for (int k = 0; k < 2; k++) {
-                real *row = im2col_4 + ((i * 2 + j) * 2 + k) * 4;
-                for (int l = 0; l < 1; l++)
-                    for (int m = 0; m < 2; m++)
-                        for (int n = 0; n < 2; n++) {
-                            const int iy = j * 2 - 0 + m, ix = k * 2 - 0 + n;
-                            const int inside = iy >= 0 && iy < 4 && ix >= 0 && ix < 4;
-                            row[(l * 2 + m) * 2 + n] = inside ? relu_2[((i * 1 + l) * 4 + iy) * 4 + ix] : REAL_C(0.0);
-                        }
-            }
-    for (int i = 0; i < 8192; i++) {
-        real acc = -INFINITY;
-        for (int j = 0; j < 4; j++) {
-            acc = r_fmax(acc, im2col_4[i * 4 + j]);
-        }
-        max_2[i] = acc;
-    }
-
-    /* models/lib/dense.lua:9: return x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 10, 256,
-           REAL_C(1.0), max_2, 256, fc_w, 10, REAL_C(0.0), matmul_3, 10);
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 10; j++) {
-            logits[i * 10 + j] = matmul_3[i * 10 + j] + fc_b[j];
-        }
+    compute_outputs();
 
     /* models/digits_cnn.lua:21: loss = mean(cross_entropy(logits, labels)), */
     for (int i = 0; i < 32; i++) {

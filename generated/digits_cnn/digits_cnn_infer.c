@@ -36,11 +36,10 @@ static real *const max_2 = arena + 502666; /* [8192] */
 static real *const matmul_3 = arena + 510858; /* [32,10] */
 static real *const logits = arena + 511178; /* [32,10] */
 
-/* Evaluation: the outputs for the first `rows` rows of the inputs. */
-static void forward(int rows)
+/* The forward pass of the outputs, in the mode forward() or
+ * loss_and_grad() set. */
+static void compute_outputs(void)
 {
-    memset(x + (long)rows * 64, 0, (size_t)(32 - rows) * 64 * sizeof *x);
-
     /* models/digits_cnn.lua:15: local img = (x / 16):reshape({N, 1, 8, 8}) */
     for (int i = 0; i < 2048; i++) {
         div_2[i] = x[i] / REAL_C(16.0);
@@ -141,6 +140,13 @@ static void forward(int rows)
         for (int j = 0; j < 10; j++) {
             logits[i * 10 + j] = matmul_3[i * 10 + j] + fc_b[j];
         }
+}
+
+/* Evaluation: the outputs for the first `rows` rows of the inputs. */
+static void forward(int rows)
+{
+    memset(x + (long)rows * 64, 0, (size_t)(32 - rows) * 64 * sizeof *x);
+    compute_outputs();
 }
 
 static const rt_tensor inputs[] = {

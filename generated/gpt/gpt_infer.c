@@ -128,11 +128,10 @@ static real *const add_9 = arena + 10828672; /* [16,64,128] */
 static real *const matmul_15 = arena + 10959744; /* [16,64,128] */
 static real *const logits = arena + 11090816; /* [16,64,128] */
 
-/* Evaluation: the outputs for the first `rows` rows of the inputs. */
-static void forward(int rows)
+/* The forward pass of the outputs, in the mode forward() or
+ * loss_and_grad() set. */
+static void compute_outputs(void)
 {
-    memset(x + (long)rows * 64, 0, (size_t)(16 - rows) * 64 * sizeof *x);
-
     /* models/gpt.lua:16: local h = embedding(tokens, x) + positions      -- [N, T, W] */
     for (int i = 0; i < 1024; i++)
         memcpy(embedding + i * 128, tokens + x[i] * 128, 128 * sizeof *embedding);
@@ -573,6 +572,13 @@ static void forward(int rows)
         for (int j = 0; j < 128; j++) {
             logits[i * 128 + j] = matmul_15[i * 128 + j] + head_b[j];
         }
+}
+
+/* Evaluation: the outputs for the first `rows` rows of the inputs. */
+static void forward(int rows)
+{
+    memset(x + (long)rows * 64, 0, (size_t)(16 - rows) * 64 * sizeof *x);
+    compute_outputs();
 }
 
 static const rt_tensor inputs[] = {

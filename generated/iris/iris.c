@@ -25,12 +25,10 @@ static real *const sum = arena + 375; /* [] */
 static real *const loss_value = arena + 376; /* [] */
 static real *const d_logits = arena + 377; /* [30,3] */
 
-/* Evaluation: the outputs for the first `rows` rows of the inputs. */
-static void forward(int rows)
+/* The forward pass of the outputs, in the mode forward() or
+ * loss_and_grad() set. */
+static void compute_outputs(void)
 {
-    memset(x + (long)rows * 4, 0, (size_t)(30 - rows) * 4 * sizeof *x);
-    memset(labels + (long)rows * 1, 0, (size_t)(30 - rows) * 1 * sizeof *labels);
-
     /* models/iris.lua:10: local logits = x:matmul(W) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 30, 3, 4,
            REAL_C(1.0), x, 4, W, 3, REAL_C(0.0), matmul, 3);
@@ -40,16 +38,18 @@ static void forward(int rows)
         }
 }
 
+/* Evaluation: the outputs for the first `rows` rows of the inputs. */
+static void forward(int rows)
+{
+    memset(x + (long)rows * 4, 0, (size_t)(30 - rows) * 4 * sizeof *x);
+    memset(labels + (long)rows * 1, 0, (size_t)(30 - rows) * 1 * sizeof *labels);
+    compute_outputs();
+}
+
 /* Training: the loss, and every parameter's gradient. */
 static double loss_and_grad(void)
 {
-    /* models/iris.lua:10: local logits = x:matmul(W) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 30, 3, 4,
-           REAL_C(1.0), x, 4, W, 3, REAL_C(0.0), matmul, 3);
-    for (int i = 0; i < 30; i++)
-        for (int j = 0; j < 3; j++) {
-            logits[i * 3 + j] = matmul[i * 3 + j] + b[j];
-        }
+    compute_outputs();
 
     /* models/iris.lua:13: loss = mean(cross_entropy(logits, labels)), */
     for (int i = 0; i < 30; i++) {

@@ -21,11 +21,10 @@ static real *const b = arena + 132; /* param [3] */
 static real *const matmul = arena + 135; /* [30,3] */
 static real *const logits = arena + 225; /* [30,3] */
 
-/* Evaluation: the outputs for the first `rows` rows of the inputs. */
-static void forward(int rows)
+/* The forward pass of the outputs, in the mode forward() or
+ * loss_and_grad() set. */
+static void compute_outputs(void)
 {
-    memset(x + (long)rows * 4, 0, (size_t)(30 - rows) * 4 * sizeof *x);
-
     /* models/iris.lua:10: local logits = x:matmul(W) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 30, 3, 4,
            REAL_C(1.0), x, 4, W, 3, REAL_C(0.0), matmul, 3);
@@ -33,6 +32,13 @@ static void forward(int rows)
         for (int j = 0; j < 3; j++) {
             logits[i * 3 + j] = matmul[i * 3 + j] + b[j];
         }
+}
+
+/* Evaluation: the outputs for the first `rows` rows of the inputs. */
+static void forward(int rows)
+{
+    memset(x + (long)rows * 4, 0, (size_t)(30 - rows) * 4 * sizeof *x);
+    compute_outputs();
 }
 
 static const rt_tensor inputs[] = {

@@ -43,12 +43,10 @@ static real *const d_add = arena + 86102; /* [64,100] */
 static real *const d_h1 = arena + 92502; /* [64,100] */
 static real *const d_add_2 = arena + 98902; /* [64,100] */
 
-/* Evaluation: the outputs for the first `rows` rows of the inputs. */
-static void forward(int rows)
+/* The forward pass of the outputs, in the mode forward() or
+ * loss_and_grad() set. */
+static void compute_outputs(void)
 {
-    memset(x + (long)rows * 64, 0, (size_t)(64 - rows) * 64 * sizeof *x);
-    memset(labels + (long)rows * 1, 0, (size_t)(64 - rows) * 1 * sizeof *labels);
-
     /* models/lib/dense.lua:9: return x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, 100, 64,
            REAL_C(1.0), x, 64, fc1_w, 100, REAL_C(0.0), matmul, 100);
@@ -84,42 +82,18 @@ static void forward(int rows)
         }
 }
 
+/* Evaluation: the outputs for the first `rows` rows of the inputs. */
+static void forward(int rows)
+{
+    memset(x + (long)rows * 64, 0, (size_t)(64 - rows) * 64 * sizeof *x);
+    memset(labels + (long)rows * 1, 0, (size_t)(64 - rows) * 1 * sizeof *labels);
+    compute_outputs();
+}
+
 /* Training: the loss, and every parameter's gradient. */
 static double loss_and_grad(void)
 {
-    /* models/lib/dense.lua:9: return x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, 100, 64,
-           REAL_C(1.0), x, 64, fc1_w, 100, REAL_C(0.0), matmul, 100);
-    for (int i = 0; i < 64; i++)
-        for (int j = 0; j < 100; j++) {
-            add[i * 100 + j] = matmul[i * 100 + j] + fc1_b[j];
-        }
-
-    /* models/mlp3.lua:12: local h1 = relu(dense(x, H1, "fc1")) */
-    for (int i = 0; i < 6400; i++) {
-        h1[i] = add[i] > REAL_C(0.0) ? add[i] : REAL_C(0.0);
-    }
-
-    /* models/lib/dense.lua:9: return x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, 100, 100,
-           REAL_C(1.0), h1, 100, fc2_w, 100, REAL_C(0.0), matmul_2, 100);
-    for (int i = 0; i < 64; i++)
-        for (int j = 0; j < 100; j++) {
-            add_2[i * 100 + j] = matmul_2[i * 100 + j] + fc2_b[j];
-        }
-
-    /* models/mlp3.lua:13: local h2 = relu(dense(h1, H2, "fc2")) */
-    for (int i = 0; i < 6400; i++) {
-        h2[i] = add_2[i] > REAL_C(0.0) ? add_2[i] : REAL_C(0.0);
-    }
-
-    /* models/lib/dense.lua:9: return x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, 10, 100,
-           REAL_C(1.0), h2, 100, fc3_w, 10, REAL_C(0.0), matmul_3, 10);
-    for (int i = 0; i < 64; i++)
-        for (int j = 0; j < 10; j++) {
-            logits[i * 10 + j] = matmul_3[i * 10 + j] + fc3_b[j];
-        }
+    compute_outputs();
 
     /* models/mlp3.lua:17: loss = mean(cross_entropy(logits, labels)), */
     for (int i = 0; i < 64; i++) {

@@ -29,11 +29,10 @@ static real *const h2 = arena + 40906; /* [64,100] */
 static real *const matmul_3 = arena + 47306; /* [64,10] */
 static real *const logits = arena + 47946; /* [64,10] */
 
-/* Evaluation: the outputs for the first `rows` rows of the inputs. */
-static void forward(int rows)
+/* The forward pass of the outputs, in the mode forward() or
+ * loss_and_grad() set. */
+static void compute_outputs(void)
 {
-    memset(x + (long)rows * 64, 0, (size_t)(64 - rows) * 64 * sizeof *x);
-
     /* models/lib/dense.lua:9: return x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, 100, 64,
            REAL_C(1.0), x, 64, fc1_w, 100, REAL_C(0.0), matmul, 100);
@@ -63,6 +62,13 @@ static void forward(int rows)
         for (int j = 0; j < 10; j++) {
             logits[i * 10 + j] = matmul_3[i * 10 + j] + fc3_b[j];
         }
+}
+
+/* Evaluation: the outputs for the first `rows` rows of the inputs. */
+static void forward(int rows)
+{
+    memset(x + (long)rows * 64, 0, (size_t)(64 - rows) * 64 * sizeof *x);
+    compute_outputs();
 }
 
 static const rt_tensor inputs[] = {

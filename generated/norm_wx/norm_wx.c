@@ -18,22 +18,26 @@ static real *const q = arena + 640; /* [8,16] */
 static real *const loss_value = arena + 768; /* [] */
 static real *const d_q = arena + 769; /* [8,16] */
 
-/* Evaluation: the outputs for the first `rows` rows of the inputs. */
-static void forward(int rows)
+/* The forward pass of the outputs, in the mode forward() or
+ * loss_and_grad() set. */
+static void compute_outputs(void)
 {
-    memset(x + (long)rows * 16, 0, (size_t)(8 - rows) * 16 * sizeof *x);
-
     /* models/norm_wx.lua:10: local q = x:matmul(W:t())   -- row i is (W x_i)^T */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 8, 16, 16,
            REAL_C(1.0), x, 16, W, 16, REAL_C(0.0), q, 16);
 }
 
+/* Evaluation: the outputs for the first `rows` rows of the inputs. */
+static void forward(int rows)
+{
+    memset(x + (long)rows * 16, 0, (size_t)(8 - rows) * 16 * sizeof *x);
+    compute_outputs();
+}
+
 /* Training: the loss, and every parameter's gradient. */
 static double loss_and_grad(void)
 {
-    /* models/norm_wx.lua:10: local q = x:matmul(W:t())   -- row i is (W x_i)^T */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 8, 16, 16,
-           REAL_C(1.0), x, 16, W, 16, REAL_C(0.0), q, 16);
+    compute_outputs();
 
     /* models/norm_wx.lua:13: loss = sum(q^2), */
     {

@@ -19,14 +19,20 @@ static real *const x = arena + 0; /* input [8,16] */
 static real *const W = arena + 128; /* param [16,16] */
 static real *const q = arena + 384; /* [8,16] */
 
+/* The forward pass of the outputs, in the mode forward() or
+ * loss_and_grad() set. */
+static void compute_outputs(void)
+{
+    /* models/norm_wx.lua:10: local q = x:matmul(W:t())   -- row i is (W x_i)^T */
+    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 8, 16, 16,
+           REAL_C(1.0), x, 16, W, 16, REAL_C(0.0), q, 16);
+}
+
 /* Evaluation: the outputs for the first `rows` rows of the inputs. */
 static void forward(int rows)
 {
     memset(x + (long)rows * 16, 0, (size_t)(8 - rows) * 16 * sizeof *x);
-
-    /* models/norm_wx.lua:10: local q = x:matmul(W:t())   -- row i is (W x_i)^T */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 8, 16, 16,
-           REAL_C(1.0), x, 16, W, 16, REAL_C(0.0), q, 16);
+    compute_outputs();
 }
 
 static const rt_tensor inputs[] = {

@@ -26,12 +26,10 @@ static real *const d_sub = arena + 280721; /* [64,10] */
 static real *const d_h = arena + 281361; /* [64,100] */
 static real *const d_matmul = arena + 287761; /* [64,100] */
 
-/* Evaluation: the outputs for the first `rows` rows of the inputs. */
-static void forward(int rows)
+/* The forward pass of the outputs, in the mode forward() or
+ * loss_and_grad() set. */
+static void compute_outputs(void)
 {
-    memset(x + (long)rows * 1000, 0, (size_t)(64 - rows) * 1000 * sizeof *x);
-    memset(y + (long)rows * 10, 0, (size_t)(64 - rows) * 10 * sizeof *y);
-
     /* models/seed_mlp.lua:12: local h = sigmoid(x:matmul(w1)) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, 100, 1000,
            REAL_C(1.0), x, 1000, w1, 100, REAL_C(0.0), matmul, 100);
@@ -44,19 +42,18 @@ static void forward(int rows)
            REAL_C(1.0), h, 100, w2, 10, REAL_C(0.0), y_pred, 10);
 }
 
+/* Evaluation: the outputs for the first `rows` rows of the inputs. */
+static void forward(int rows)
+{
+    memset(x + (long)rows * 1000, 0, (size_t)(64 - rows) * 1000 * sizeof *x);
+    memset(y + (long)rows * 10, 0, (size_t)(64 - rows) * 10 * sizeof *y);
+    compute_outputs();
+}
+
 /* Training: the loss, and every parameter's gradient. */
 static double loss_and_grad(void)
 {
-    /* models/seed_mlp.lua:12: local h = sigmoid(x:matmul(w1)) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, 100, 1000,
-           REAL_C(1.0), x, 1000, w1, 100, REAL_C(0.0), matmul, 100);
-    for (int i = 0; i < 6400; i++) {
-        h[i] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-matmul[i]));
-    }
-
-    /* models/seed_mlp.lua:13: local y_pred = h:matmul(w2) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, 10, 100,
-           REAL_C(1.0), h, 100, w2, 10, REAL_C(0.0), y_pred, 10);
+    compute_outputs();
 
     /* models/seed_mlp.lua:16: loss = sum((y_pred - y)^2), */
     for (int i = 0; i < 640; i++) {

@@ -22,11 +22,10 @@ static real *const matmul = arena + 165000; /* [64,100] */
 static real *const h = arena + 171400; /* [64,100] */
 static real *const y_pred = arena + 177800; /* [64,10] */
 
-/* Evaluation: the outputs for the first `rows` rows of the inputs. */
-static void forward(int rows)
+/* The forward pass of the outputs, in the mode forward() or
+ * loss_and_grad() set. */
+static void compute_outputs(void)
 {
-    memset(x + (long)rows * 1000, 0, (size_t)(64 - rows) * 1000 * sizeof *x);
-
     /* models/seed_mlp.lua:12: local h = sigmoid(x:matmul(w1)) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, 100, 1000,
            REAL_C(1.0), x, 1000, w1, 100, REAL_C(0.0), matmul, 100);
@@ -37,6 +36,13 @@ static void forward(int rows)
     /* models/seed_mlp.lua:13: local y_pred = h:matmul(w2) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, 10, 100,
            REAL_C(1.0), h, 100, w2, 10, REAL_C(0.0), y_pred, 10);
+}
+
+/* Evaluation: the outputs for the first `rows` rows of the inputs. */
+static void forward(int rows)
+{
+    memset(x + (long)rows * 1000, 0, (size_t)(64 - rows) * 1000 * sizeof *x);
+    compute_outputs();
 }
 
 static const rt_tensor inputs[] = {

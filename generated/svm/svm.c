@@ -24,23 +24,27 @@ static real *const loss_value = arena + 6082; /* [] */
 static real *const d_scores = arena + 6083; /* [64,10] */
 static real *const d_matmul = arena + 6723; /* [10,64] */
 
-/* Evaluation: the outputs for the first `rows` rows of the inputs. */
-static void forward(int rows)
+/* The forward pass of the outputs, in the mode forward() or
+ * loss_and_grad() set. */
+static void compute_outputs(void)
 {
-    memset(x + (long)rows * 64, 0, (size_t)(64 - rows) * 64 * sizeof *x);
-    memset(labels + (long)rows * 1, 0, (size_t)(64 - rows) * 1 * sizeof *labels);
-
     /* models/svm.lua:12: local scores = x:matmul(W:t()) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 64, 10, 64,
            REAL_C(1.0), x, 64, W, 64, REAL_C(0.0), scores, 10);
 }
 
+/* Evaluation: the outputs for the first `rows` rows of the inputs. */
+static void forward(int rows)
+{
+    memset(x + (long)rows * 64, 0, (size_t)(64 - rows) * 64 * sizeof *x);
+    memset(labels + (long)rows * 1, 0, (size_t)(64 - rows) * 1 * sizeof *labels);
+    compute_outputs();
+}
+
 /* Training: the loss, and every parameter's gradient. */
 static double loss_and_grad(void)
 {
-    /* models/svm.lua:12: local scores = x:matmul(W:t()) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 64, 10, 64,
-           REAL_C(1.0), x, 64, W, 64, REAL_C(0.0), scores, 10);
+    compute_outputs();
 
     /* models/svm.lua:13: local data_loss = mean(hinge_loss(scores, labels)) */
     for (int i = 0; i < 64; i++) {

@@ -19,14 +19,20 @@ static real *const x = arena + 0; /* input [64,64] */
 static real *const W = arena + 4096; /* param [10,64] */
 static real *const scores = arena + 4736; /* [64,10] */
 
+/* The forward pass of the outputs, in the mode forward() or
+ * loss_and_grad() set. */
+static void compute_outputs(void)
+{
+    /* models/svm.lua:12: local scores = x:matmul(W:t()) */
+    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 64, 10, 64,
+           REAL_C(1.0), x, 64, W, 64, REAL_C(0.0), scores, 10);
+}
+
 /* Evaluation: the outputs for the first `rows` rows of the inputs. */
 static void forward(int rows)
 {
     memset(x + (long)rows * 64, 0, (size_t)(64 - rows) * 64 * sizeof *x);
-
-    /* models/svm.lua:12: local scores = x:matmul(W:t()) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 64, 10, 64,
-           REAL_C(1.0), x, 64, W, 64, REAL_C(0.0), scores, 10);
+    compute_outputs();
 }
 
 static const rt_tensor inputs[] = {
