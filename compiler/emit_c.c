@@ -558,7 +558,7 @@ static void emit_node(Emit *e, int id)
 {
     const Node *n = ir_at(e->g, id);
     if (!e->f->stored[id] || e->f->group[id] != id || n->op == OP_INPUT || n->op == OP_PARAM ||
-        op_info[n->op].kind == ALIAS)
+        n->op == OP_BUFFER || op_info[n->op].kind == ALIAS)
         return;
     comment(e, n);
     switch (op_info[n->op].kind) {
@@ -630,6 +630,8 @@ static void emit_arena(Emit *e)
         declare(e, g->inputs[i], "input ");
     for (int i = 0; i < g->n_params; i++)
         declare(e, g->params[i].node, "param ");
+    for (int i = 0; i < g->n_buffers; i++)
+        declare(e, g->buffers[i].node, "buffer ");
     for (int i = 0; i < g->n_params; i++)
         if (g->params[i].grad >= 0 && !p->grad_copy[i])
             declare(e, g->params[i].grad, "gradient ");
@@ -638,19 +640,26 @@ static void emit_arena(Emit *e)
         bool grad_slot = false;
         for (int k = 0; k < g->n_params; k++)
             grad_slot |= g->params[k].grad == i && i >= 0 && !p->grad_copy[k];
-        if (e->f->stored[i] && n->op != OP_INPUT && n->op != OP_PARAM && !grad_slot)
+        if (e->f->stored[i] && n->op != OP_INPUT && n->op != OP_PARAM && n->op != OP_BUFFER &&
+            !grad_slot)
             declare(e, i, "");
     }
 }
 
-/* A model with dropout behaves differently in training and evaluation. */
-static bool has_modes(const Graph *g)
+static bool has_op(const Graph *g, int op)
 {
     for (int i = 0; i < g->n; i++)
-        if (g->nodes[i].op == OP_DROPOUT)
+        if (g->nodes[i].op == op)
             return true;
     return false;
 }
+
+/* Whether the model draws random numbers in training (dropout, shifts). */
+static bool has_draws(const Graph *g) { return has_op(g, OP_DROPOUT) || has_op(g, OP_SHIFT); }
+
+/* A model with dropout, shifts or batch norm behaves differently in
+ * training and evaluation. */
+static bool has_modes(const Graph *g) { return has_draws(g) || has_op(g, OP_MODE); }
 
 static void needed_by(Graph *g, int id, bool *need)
 {
@@ -662,14 +671,26 @@ static void needed_by(Graph *g, int id, bool *need)
 }
 
 /* The nodes the outputs need: computed once, by compute_outputs(), for
- * both forward() and loss_and_grad(). They are closed under their inputs,
- * so loss_and_grad() can compute the rest after them. */
+ * forward(), loss() and loss_and_grad(). They are closed under their
+ * inputs, so the loss's can be computed after them, and the gradients
+ * after both. */
 static bool *output_nodes(Graph *g)
 {
     bool *need = xcalloc(g->n, sizeof *need);
     for (int i = 0; i < g->n_outputs; i++)
         needed_by(g, g->outputs[i].node, need);
     return need;
+}
+
+/* Emits the nodes in `want` and not yet in `done`, then adds them to it. */
+static void emit_nodes(Emit *e, const bool *want, bool *done)
+{
+    e->last_loc = (SrcLoc){0};
+    for (int i = 0; i < e->g->n; i++)
+        if (want[i] && !done[i]) {
+            emit_node(e, i);
+            done[i] = true;
+        }
 }
 
 static void emit_forward(Emit *e)
@@ -700,17 +721,27 @@ static void emit_forward(Emit *e)
 static void emit_loss_and_grad(Emit *e)
 {
     Graph *g = e->g;
+    bool *done = output_nodes(g), *want = xcalloc(g->n, sizeof *want);
+    buf_printf(e->b, "\n/* The rest of the loss, after compute_outputs(). */\n"
+                     "static void compute_loss(void)\n{");
+    needed_by(g, g->loss, want);
+    emit_nodes(e, want, done);
+    buf_printf(e->b, "}\n\n/* Evaluation: the loss of the whole batch, with no gradients. */\n"
+                     "static double loss(void)\n{\n");
+    if (has_modes(g))
+        buf_printf(e->b, "    training = 0;\n");
+    buf_printf(e->b, "    compute_outputs();\n    compute_loss();\n    return %s[0];\n}\n",
+               use(e, g->loss));
     buf_printf(e->b, "\n/* Training: the loss, and every parameter's gradient. */\n"
                      "static double loss_and_grad(void)\n{");
     if (has_modes(g))
         buf_printf(e->b, "\n    training = 1;");
-    buf_printf(e->b, "\n    compute_outputs();\n");
-    bool *need = output_nodes(g);
-    e->last_loc = (SrcLoc){0};
+    buf_printf(e->b, "\n    compute_outputs();\n    compute_loss();\n");
     for (int i = 0; i < g->n; i++)
-        if (!need[i])
-            emit_node(e, i);
-    free(need);
+        want[i] = true;
+    emit_nodes(e, want, done);
+    free(done);
+    free(want);
     bool first = true;
     for (int i = 0; i < g->n_params; i++) {
         if (!e->p->grad_copy[i])
@@ -728,9 +759,17 @@ static void emit_loss_and_grad(Emit *e)
 
 static void emit_train_step(Emit *e)
 {
+    const Graph *g = e->g;
     const Plan *p = e->p;
-    optim_emit_step(e->b, &e->g->opt, p->params_offset, p->grads_offset, p->state_offset,
-                    p->n_param_elems, has_modes(e->g));
+    Buf after = {0};
+    for (int i = 0; i < g->n_buffers; i++) {
+        const Node *b = ir_at(e->g, g->buffers[i].node);
+        buf_printf(&after, "    memcpy(%s, %s, %ld * sizeof *arena); /* running average */\n",
+                   use(e, b->id), use(e, g->buffers[i].next), shape_size(b->shape));
+    }
+    optim_emit_step(e->b, &g->opt, p->params_offset, p->grads_offset, p->state_offset,
+                    p->n_param_elems, has_draws(g), after.data ? after.data : "");
+    buf_free(&after);
 }
 
 /* A descriptor row; with_init adds a parameter's initializer. */
@@ -772,6 +811,13 @@ static void emit_descriptor(Emit *e)
         tensor_entry(e, g->params[i].node, ir_at(g, g->params[i].node)->name,
                      p->offset[g->params[i].node], true);
     buf_printf(e->b, "};\n");
+    if (g->n_buffers) {
+        buf_printf(e->b, "\nstatic const rt_tensor buffers[] = {\n");
+        for (int i = 0; i < g->n_buffers; i++)
+            tensor_entry(e, g->buffers[i].node, ir_at(g, g->buffers[i].node)->name,
+                         p->offset[g->buffers[i].node], true);
+        buf_printf(e->b, "};\n");
+    }
     bool training = g->loss >= 0;
     if (training) {
         buf_printf(e->b, "\nstatic const rt_tensor grads[] = {\n");
@@ -804,9 +850,14 @@ static void emit_descriptor(Emit *e)
         g->n_outputs, g->n_inputs ? "inputs" : "NULL", training ? "grads" : "NULL",
         g->n_outputs ? "outputs" : "NULL", p->params_offset, p->grads_offset, p->n_param_elems,
         p->state_offset, p->n_state, p->loss_offset);
+    if (g->n_buffers)
+        buf_printf(e->b,
+                   "    .n_buffers = %d,\n    .buffers = buffers,\n    .n_buffer_elems = %ld,\n",
+                   g->n_buffers, p->n_buffer_elems);
     optim_emit_hyper(e->b, &g->opt);
     if (training)
-        buf_printf(e->b, "    .loss_and_grad = loss_and_grad,\n    .train_step = train_step,\n");
+        buf_printf(e->b, "    .loss = loss,\n    .loss_and_grad = loss_and_grad,\n"
+                         "    .train_step = train_step,\n");
     buf_printf(e->b, "    .forward = forward,\n};\n");
 }
 
@@ -839,8 +890,10 @@ static void emit_model(Emit *e)
     e->b = file;
     emit_arena(e);
     if (has_modes(g))
-        buf_printf(e->b, "\n/* Dropout drops in training only, with masks drawn for the step. */\n"
-                         "static int training;\nstatic uint64_t mask_step;\n");
+        buf_printf(e->b, "\n/* Dropout, shifts and batch norm differ in training. */\n"
+                         "static int training;\n");
+    if (has_draws(g))
+        buf_printf(e->b, "static uint64_t mask_step; /* random draws are made for the step */\n");
     buf_printf(e->b, "%s", code.data);
     buf_free(&code);
     emit_descriptor(e);

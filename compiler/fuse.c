@@ -15,10 +15,7 @@
 #include <stdlib.h>
 #include "gradc.h"
 
-static bool is_loop_kind(OpKind k)
-{
-    return k == ELEM || k == VIEW || k == REDUCE || k == PLACE;
-}
+static bool is_loop_kind(OpKind k) { return k == ELEM || k == VIEW || k == REDUCE || k == PLACE; }
 
 Fusion fuse(Graph *g)
 {
@@ -34,6 +31,9 @@ Fusion fuse(Graph *g)
     for (int i = 0; i < g->n_params; i++)
         if (g->params[i].grad >= 0)
             root[g->params[i].grad] = true;
+    for (int i = 0; i < g->n_buffers; i++)
+        if (g->buffers[i].next >= 0)
+            root[g->buffers[i].next] = true;
     for (int i = 0; i < g->n; i++) {
         const Node *n = ir_at(g, i);
         f.group[i] = -1;
@@ -54,7 +54,9 @@ Fusion fuse(Graph *g)
             continue;
         int r = f.group[i];
         const Node *rn = ir_at(g, r);
-        long space = shape_size(op_info[rn->op].kind == REDUCE || op_info[rn->op].kind == PLACE ? ir_at(g, rn->in[0])->shape : rn->shape);
+        long space = shape_size(op_info[rn->op].kind == REDUCE || op_info[rn->op].kind == PLACE
+                                    ? ir_at(g, rn->in[0])->shape
+                                    : rn->shape);
         for (int k = 0; k < n->n_in; k++) {
             const Node *x = ir_at(g, n->in[k]);
             OpKind kind = op_info[x->op].kind;

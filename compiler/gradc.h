@@ -77,20 +77,20 @@ typedef struct Node {
     int in[MAX_IN];
     Shape shape;
     DType dtype;
-    double value;        /* CONST: the fill value; POW: the exponent */
-    int axes[MAX_RANK];  /* SUM, MAX, MIN: AX_* per input axis; BROADCAST:
-                            input axis per output axis, or -1; TRANSPOSE,
-                            PERMUTE: the input axis of each output axis;
-                            SLICE: where each axis starts; PAD: the margin
-                            before each axis */
+    double value;          /* CONST: the fill value; POW: the exponent */
+    int axes[MAX_RANK];    /* SUM, MAX, MIN: AX_* per input axis; BROADCAST:
+                              input axis per output axis, or -1; TRANSPOSE,
+                              PERMUTE: the input axis of each output axis;
+                              SLICE: where each axis starts; PAD: the margin
+                              before each axis */
     bool trans_a, trans_b; /* MATMUL: transposes folded into BLAS flags */
-    const char *name;    /* INPUT, PARAM */
-    InitKind init;       /* PARAM */
+    const char *name;      /* INPUT, PARAM */
+    InitKind init;         /* PARAM */
     double init_a, init_b;
-    int classes;         /* int32 INPUT used as labels: values in [0, classes) */
-    bool is_grad;        /* made by the grad pass */
-    int grad_of;         /* gradient nodes: the forward node it is the gradient of, or -1 */
-    const char *var;     /* the Lua local that held it, for C names */
+    int classes;     /* int32 INPUT used as labels: values in [0, classes) */
+    bool is_grad;    /* made by the grad pass */
+    int grad_of;     /* gradient nodes: the forward node it is the gradient of, or -1 */
+    const char *var; /* the Lua local that held it, for C names */
     SrcLoc loc;
 } Node;
 
@@ -115,36 +115,49 @@ extern const OptimInfo optim_info[N_OPTIMS];
 int optim_find(const char *name);
 double *optim_setting(Optimizer *o, const char *name);
 bool optim_takes(int kind, const char *name);
+/* `after`: statements that end the step (the buffers' updates). */
 void optim_emit_step(Buf *b, const Optimizer *o, long params, long grads, long state, long n,
-                     bool masks);
+                     bool masks, const char *after);
 void optim_emit_hyper(Buf *b, const Optimizer *o);
 
-typedef struct { const char *name; int node; } Output;
-typedef struct { int node, grad; } Param;
+typedef struct {
+    const char *name;
+    int node;
+} Output;
+typedef struct {
+    int node, grad;
+} Param;
+/* A tensor kept across steps but not trained (batch norm's running
+ * averages): each training step replaces it with `next`. */
+typedef struct {
+    int node, next;
+} Buffer;
 
 typedef struct Graph {
     Node *nodes;
     int n, cap;
-    bool cse;            /* hash-cons new nodes (the simplify pass sets it) */
-    int *hash;           /* open addressing over node ids, -1 = empty */
+    bool cse;  /* hash-cons new nodes (the simplify pass sets it) */
+    int *hash; /* open addressing over node ids, -1 = empty */
     int hash_cap;
-    SrcLoc loc;          /* given to the nodes being made */
-    bool making_grad;    /* nodes being made are gradients */
-    char error[256];     /* why ir_node returned -1 */
+    SrcLoc loc;       /* given to the nodes being made */
+    bool making_grad; /* nodes being made are gradients */
+    char error[256];  /* why ir_node returned -1 */
 
     /* Roots: what the generated code must compute. */
-    const char *name;    /* the model's C name */
-    const char *source;  /* the model file */
+    const char *name;   /* the model's C name */
+    const char *source; /* the model file */
     int batch;
     int loss;
     Output *outputs;
     int n_outputs;
     Param *params;
     int n_params;
+    Buffer *buffers; /* saved with the parameters, after them */
+    int n_buffers;
     int *inputs;
     int n_inputs;
-    Optimizer opt;       /* the kind, and the defaults of its settings */
-    char **files;        /* source text of every Lua file read, for comments */
+    Optimizer opt; /* the kind, and the defaults of its settings */
+    char **files;  /* source text of every Lua file read, for comments */
     char **file_names;
     int n_files;
 } Graph;
@@ -163,9 +176,9 @@ int ir_binary(Graph *g, int op, int a, int b);
 int ir_const(Graph *g, double v, Shape s);
 int ir_pow(Graph *g, int x, double p);
 int ir_matmul(Graph *g, int a, bool ta, int b, bool tb);
-int ir_sum_to(Graph *g, int x, Shape s);   /* undoes broadcasting */
+int ir_sum_to(Graph *g, int x, Shape s); /* undoes broadcasting */
 int ir_broadcast_to(Graph *g, int x, Shape s, const int *axis_of);
-int ir_permute(Graph *g, int x, const int *perm); /* output axis i is input axis perm[i] */
+int ir_permute(Graph *g, int x, const int *perm);         /* output axis i is input axis perm[i] */
 int ir_slice(Graph *g, int x, const int *start, Shape s); /* the window of shape s at start */
 int ir_pad(Graph *g, int x, const int *before, Shape s);  /* x at before in zeros of shape s */
 int ir_reshape(Graph *g, int x, Shape s);
@@ -252,10 +265,11 @@ void fusion_free(Fusion *f);
 
 /* ---- plan.c: the static arena ---- */
 typedef struct {
-    long *offset;       /* per node: its place in the arena (or iarena), or -1 */
-    bool *grad_copy;    /* per param: its gradient is copied into place */
+    long *offset;    /* per node: its place in the arena (or iarena), or -1 */
+    bool *grad_copy; /* per param: its gradient is copied into place */
     long arena_size, iarena_size;
     long params_offset, grads_offset, n_param_elems, loss_offset;
+    long n_buffer_elems;        /* the buffers, right after the parameters */
     long state_offset, n_state; /* the optimizer's, after the gradients */
 } Plan;
 Plan plan(Graph *g, const Fusion *f);

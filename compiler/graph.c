@@ -16,11 +16,11 @@ static void node_line(Graph *g, const Node *n, FILE *out)
     char shape[64];
     shape_str(shape, sizeof shape, n->shape);
     const Node *of = n->grad_of >= 0 ? ir_at(g, n->grad_of) : NULL;
-    const char *who = of ? (of->name  ? of->name
-                            : of->var ? of->var
-                                      : op_info[of->op].name)
-                         : n->name ? n->name
-                                   : n->var;
+    const char *who = of        ? (of->name  ? of->name
+                                   : of->var ? of->var
+                                             : op_info[of->op].name)
+                      : n->name ? n->name
+                                : n->var;
     const char *file = n->loc.file ? n->loc.file : "?";
     for (const char *slash = file; *slash; slash++)
         if (*slash == '/')
@@ -31,7 +31,7 @@ static void node_line(Graph *g, const Node *n, FILE *out)
     fprintf(out, "%s %s\\n%s:%d\"", op_info[n->op].name, shape, file, n->loc.line);
     if (n->op == OP_INPUT)
         fprintf(out, ", shape=ellipse, style=filled, fillcolor=\"#dbeafe\"");
-    else if (n->op == OP_PARAM)
+    else if (n->op == OP_PARAM || n->op == OP_BUFFER)
         fprintf(out, ", shape=box, style=\"filled,bold\", fillcolor=\"#fde68a\"");
     else if (n->id == g->loss)
         fprintf(out, ", shape=doubleoctagon, style=filled, fillcolor=\"#fecaca\"");
@@ -42,8 +42,9 @@ static void node_line(Graph *g, const Node *n, FILE *out)
 
 void ir_dot(Graph *g, bool backward, FILE *out)
 {
-    fprintf(out, "digraph %s {\n  rankdir=TB;\n  node [shape=box, style=rounded, "
-                 "fontname=\"Helvetica\", fontsize=10];\n  edge [color=\"#6b7280\"];\n",
+    fprintf(out,
+            "digraph %s {\n  rankdir=TB;\n  node [shape=box, style=rounded, "
+            "fontname=\"Helvetica\", fontsize=10];\n  edge [color=\"#6b7280\"];\n",
             g->name);
     for (int i = 0; i < g->n; i++) {
         const Node *n = ir_at(g, i);

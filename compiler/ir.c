@@ -27,6 +27,7 @@ void ir_free(Graph *g)
     free(g->hash);
     free(g->outputs);
     free(g->params);
+    free(g->buffers);
     free(g->inputs);
     free(g);
 }
@@ -60,7 +61,10 @@ void shape_str(char *out, size_t n, Shape s)
 
 /* ---- hash-consing ---- */
 
-static bool is_hashable(const Node *n) { return n->op != OP_INPUT && n->op != OP_PARAM; }
+static bool is_hashable(const Node *n)
+{
+    return n->op != OP_INPUT && n->op != OP_PARAM && n->op != OP_BUFFER;
+}
 
 static uint64_t mix(uint64_t h, uint64_t v)
 {
@@ -295,6 +299,12 @@ void ir_remap_roots(Graph *g, const Graph *old, const int *map)
         int gr = old->params[i].grad;
         g->params[i] = (Param){map[old->params[i].node], gr < 0 ? -1 : map[gr]};
     }
+    g->n_buffers = old->n_buffers;
+    g->buffers = xmalloc(old->n_buffers * sizeof *g->buffers);
+    for (int i = 0; i < old->n_buffers; i++) {
+        int next = old->buffers[i].next;
+        g->buffers[i] = (Buffer){map[old->buffers[i].node], next < 0 ? -1 : map[next]};
+    }
     /* Inputs no root reads are gone (inference graphs drop the labels). */
     g->inputs = xmalloc(old->n_inputs * sizeof *g->inputs);
     g->n_inputs = 0;
@@ -402,6 +412,13 @@ void ir_print(Graph *g, FILE *out)
         fprintf(out, "  param \"%s\" %%%d", g->nodes[p.node].name, p.node);
         if (p.grad >= 0)
             fprintf(out, "  gradient %%%d", p.grad);
+        fprintf(out, "\n");
+    }
+    for (int i = 0; i < g->n_buffers; i++) {
+        Buffer b = g->buffers[i];
+        fprintf(out, "  buffer \"%s\" %%%d", g->nodes[b.node].name, b.node);
+        if (b.next >= 0)
+            fprintf(out, "  next %%%d", b.next);
         fprintf(out, "\n");
     }
 }

@@ -34,9 +34,9 @@ typedef struct {
     long instructions;
     size_t memory;
     bool have_model;
-    SrcLoc model_loc;  /* where model{} was called */
-    int model_ref;     /* the table model{} returned */
-    int dropout_sites; /* each dropout() draws its own masks */
+    SrcLoc model_loc; /* where model{} was called */
+    int model_ref;    /* the table model{} returned */
+    int random_sites; /* each dropout() and random_shift() draws its own */
 } Front;
 
 static Front *front(lua_State *L) { return *(Front **)lua_getextraspace(L); }
@@ -428,9 +428,25 @@ static int l_dropout(lua_State *L)
     double p = luaL_checknumber(L, 2);
     if (!(p >= 0 && p < 1))
         return luaL_error(L, "dropout: p must be in [0, 1), got %g", p);
-    int site = ++front(L)->dropout_sites;
+    int site = ++front(L)->random_sites;
     return push_tensor(
         L, make(L, (Node){.op = OP_DROPOUT, .n_in = 1, .in = {x}, .value = p, .axes = {site}}));
+}
+
+/* random_shift(x, k): in training, each image of x [N, ..., H, W] moved by
+ * up to k pixels each way, a new draw per image and step; in evaluation, x */
+static int l_random_shift(lua_State *L)
+{
+    int x = tensor_arg(L, 1, "random_shift");
+    lua_Integer k = luaL_checkinteger(L, 2);
+    Shape s = node_of(L, x)->shape;
+    if (k < 1 || (s.rank >= 2 && (k >= s.dim[s.rank - 1] || k >= s.dim[s.rank - 2])))
+        return luaL_error(L, "random_shift: k must be at least 1 and less than the image's sides");
+    int site = ++front(L)->random_sites;
+    return push_tensor(
+        L,
+        make(L,
+             (Node){.op = OP_SHIFT, .n_in = 1, .in = {x}, .value = (double)k, .axes = {site, 1}}));
 }
 
 /* layer_norm(x, gamma, beta [, eps]): each row (the last axis) to mean 0
@@ -452,6 +468,110 @@ static int l_layer_norm(lua_State *L)
     int y = op2(L, OP_MUL, d, inv);
     y = op2(L, OP_MUL, y, gamma);
     return push_tensor(L, op2(L, OP_ADD, y, beta));
+}
+
+static bool is_identifier(const char *s)
+{
+    if (!isalpha((unsigned char)*s) && *s != '_')
+        return false;
+    for (; *s; s++)
+        if (!isalnum((unsigned char)*s) && *s != '_')
+            return false;
+    return true;
+}
+
+/* A buffer NAME [C] that starts at `value`, saved with the parameters. */
+static int buffer(lua_State *L, const char *name, int c, double value)
+{
+    Graph *g = front(L)->g;
+    for (int i = 0; i < g->n; i++)
+        if (g->nodes[i].name && !strcmp(g->nodes[i].name, name))
+            luaL_error(L, "batch_norm: the name '%s' is taken (line %d)", name,
+                       g->nodes[i].loc.line);
+    return make(L, (Node){.op = OP_BUFFER,
+                          .name = keep(xstrdup(name)),
+                          .shape = {1, {c}},
+                          .init = INIT_CONST,
+                          .init_a = value});
+}
+
+static void add_buffer(lua_State *L, int node, int next)
+{
+    Graph *g = front(L)->g;
+    g->buffers = xrealloc(g->buffers, (g->n_buffers + 1) * sizeof *g->buffers);
+    g->buffers[g->n_buffers++] = (Buffer){node, next};
+}
+
+/* batch_norm(x, gamma, beta, name [, {momentum =, eps =}]): each channel c
+ * (axis 2 of x [N, C, ...]) to mean 0 and variance 1, then scaled by
+ * gamma[c] and shifted by beta[c]. Training uses the batch's statistics,
+ * over every axis but the channel's, and each training step moves the
+ * running averages NAME_mean and NAME_var (buffers: saved, not trained)
+ * a fraction `momentum` towards them; evaluation uses the averages. */
+static int l_batch_norm(lua_State *L)
+{
+    int x = tensor_arg(L, 1, "batch_norm");
+    int gamma = tensor_arg(L, 2, "batch_norm"), beta = tensor_arg(L, 3, "batch_norm");
+    const char *name = luaL_checkstring(L, 4);
+    if (!is_identifier(name) || strlen(name) > 59)
+        return luaL_error(L, "batch_norm: name '%s' must be letters, digits and _ (at most 59)",
+                          name);
+    double momentum = 0.1, eps = 1e-5;
+    if (lua_istable(L, 5)) {
+        if (lua_getfield(L, 5, "momentum") != LUA_TNIL)
+            momentum = luaL_checknumber(L, -1);
+        if (lua_getfield(L, 5, "eps") != LUA_TNIL)
+            eps = luaL_checknumber(L, -1);
+        lua_pop(L, 2);
+    }
+    if (!(momentum > 0 && momentum <= 1) || !(eps > 0))
+        return luaL_error(L, "batch_norm: momentum must be in (0, 1] and eps > 0");
+    Shape s = node_of(L, x)->shape;
+    if (s.rank < 2)
+        return luaL_error(L, "batch_norm: x must be [N, C, ...], got rank %d", s.rank);
+    int c = s.dim[1];
+    Shape per_channel = {1, {c}};
+    if (!shape_eq(node_of(L, gamma)->shape, per_channel) ||
+        !shape_eq(node_of(L, beta)->shape, per_channel))
+        return luaL_error(L, "batch_norm: gamma and beta must be [%d], one per channel", c);
+    Axes all_but_c = {.count = shape_size(s) / c};
+    if (all_but_c.count < 2)
+        return luaL_error(L, "batch_norm: needs more than one value per channel");
+    /* [C] seen as [1, C, 1, ...], to broadcast against x */
+    Shape bs = {s.rank, {1, c}};
+    for (int i = 0; i < s.rank; i++) {
+        all_but_c.reduced[i] = i != 1;
+        if (i >= 2)
+            bs.dim[i] = 1;
+    }
+    int e = make(L, (Node){.op = OP_CONST, .value = eps});
+#define AS_BS(t) make(L, (Node){.op = OP_RESHAPE, .n_in = 1, .in = {t}, .shape = bs})
+#define AS_C(t) make(L, (Node){.op = OP_RESHAPE, .n_in = 1, .in = {t}, .shape = per_channel})
+    int mu = scale(L, reduce_node(L, OP_SUM, x, all_but_c, true), 1 / all_but_c.count);
+    int d = op2(L, OP_SUB, x, mu);
+    int d2 = make(L, (Node){.op = OP_POW, .n_in = 1, .in = {d}, .value = 2});
+    int var = scale(L, reduce_node(L, OP_SUM, d2, all_but_c, true), 1 / all_but_c.count);
+    int train = op2(L, OP_MUL, d, op1(L, OP_RSQRT, op2(L, OP_ADD, var, e)));
+
+    char bname[80];
+    snprintf(bname, sizeof bname, "%s_mean", name);
+    int run_mean = buffer(L, bname, c, 0);
+    snprintf(bname, sizeof bname, "%s_var", name);
+    int run_var = buffer(L, bname, c, 1);
+    int eval = op2(L, OP_MUL, op2(L, OP_SUB, x, AS_BS(run_mean)),
+                   op1(L, OP_RSQRT, op2(L, OP_ADD, AS_BS(run_var), e)));
+    /* The running variance is the unbiased one, as PyTorch keeps it. */
+    double n = all_but_c.count;
+    add_buffer(L, run_mean,
+               op2(L, OP_ADD, scale(L, run_mean, 1 - momentum), scale(L, AS_C(mu), momentum)));
+    add_buffer(L, run_var,
+               op2(L, OP_ADD, scale(L, run_var, 1 - momentum),
+                   scale(L, AS_C(var), momentum * n / (n - 1))));
+    int y = make(L, (Node){.op = OP_MODE, .n_in = 2, .in = {train, eval}});
+    y = op2(L, OP_ADD, op2(L, OP_MUL, y, AS_BS(gamma)), AS_BS(beta));
+#undef AS_BS
+#undef AS_C
+    return push_tensor(L, y);
 }
 
 /* mse(a, b) = mean((a - b)^2), a scalar */
@@ -960,16 +1080,6 @@ static void make_tensor_metatable(lua_State *L)
 
 /* ---- inputs and parameters ---- */
 
-static bool is_identifier(const char *s)
-{
-    if (!isalpha((unsigned char)*s) && *s != '_')
-        return false;
-    for (; *s; s++)
-        if (!isalnum((unsigned char)*s) && *s != '_')
-            return false;
-    return true;
-}
-
 static const char *name_arg(lua_State *L, const char *what)
 {
     const char *name = luaL_checkstring(L, 1);
@@ -1304,6 +1414,8 @@ static void push_env(lua_State *L)
         {"embedding", l_embedding},
         {"causal_mask", l_causal_mask},
         {"layer_norm", l_layer_norm},
+        {"batch_norm", l_batch_norm},
+        {"random_shift", l_random_shift},
         {"dropout", l_dropout},
         {"model", l_model},
         {"import", l_import},

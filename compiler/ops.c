@@ -26,6 +26,15 @@ static const char *lit(double v, char buf[48])
     return buf;
 }
 
+/* An element of a ROWS operand: an array access, or the literal itself. */
+static const char *at(char buf[96], const Operand *o, const char *index)
+{
+    if (o->is_const)
+        return o->text;
+    snprintf(buf, 96, "%s[%s]", o->text, index);
+    return buf;
+}
+
 /* Only labels are int32, and labels feed only the losses that take them. */
 static const char *need_real(Graph *g, const Node *n, char *err, size_t len)
 {
@@ -999,7 +1008,22 @@ static void emit_causal(Buf *b, const Node *n, const Operand *out, const Operand
         shape_size(n->shape) / ((long)t * t), t, t, out->text, t, t, in[0].text, t, t, fill);
 }
 
-/* ---- dropout: training and evaluation differ ---- */
+/* ---- training and evaluation differ ---- */
+
+/* training_or(a, b): a in training, b in evaluation. Gradients are only
+ * taken in training, so all of dy goes to a. */
+static int grad_mode(Graph *g, int node, int dy, int k)
+{
+    if (k == 1)
+        return grad_zero(g, node, dy, k);
+    return ir_sum_to(g, dy, shape_of(g, in_(g, node, 0)));
+}
+
+static void emit_mode(Buf *b, const Node *n, const Operand *out, const Operand *in)
+{
+    (void)n, (void)out;
+    buf_printf(b, "training ? %s : %s", in[0].text, in[1].text);
+}
 
 /* dropout(x) at site axes[0] with probability value: in training, each
  * element is dropped or scaled by 1 / (1 - p); in evaluation, x. The mask
@@ -1009,21 +1033,75 @@ static int grad_dropout(Graph *g, int node, int dy, int k)
 {
     (void)k;
     const Node *n = ir_at(g, node);
-    return ir_must(g, &(Node){.op = OP_DROPOUT, .n_in = 1, .in = {dy}, .value = n->value,
-                              .axes = {n->axes[0]}});
+    return ir_must(
+        g,
+        &(Node){.op = OP_DROPOUT, .n_in = 1, .in = {dy}, .value = n->value, .axes = {n->axes[0]}});
 }
 
 static void emit_dropout(Buf *b, const Node *n, const Operand *out, const Operand *in)
 {
-    char keep[48], p[40];
+    char keep[48], p[40], x[96];
     lit(1 / (1 - n->value), keep);
     fmt_real(p, n->value);
+    at(x, &in[0], "i");
     buf_printf(b,
                "    for (int i = 0; i < %ld; i++)\n"
-               "        %s[i] = !training ? %s[i]\n"
+               "        %s[i] = !training ? %s\n"
                "              : rt_dropped(mask_step, %d, (uint64_t)i, %s) ? REAL_C(0.0)\n"
-               "              : %s[i] * %s;\n",
-               shape_size(n->shape), out->text, in[0].text, n->axes[0], p, in[0].text, keep);
+               "              : %s * %s;\n",
+               shape_size(n->shape), out->text, x, n->axes[0], p, x, keep);
+}
+
+/* random_shift(x) at site axes[0], offsets up to value: in training, each
+ * image of x [N, ..., H, W] moves by a whole number of pixels in [-k, k]
+ * down and right, drawn per image n, with zeros filling in; in evaluation,
+ * x. axes[1] is -1 for the gradient, which moves dy back by the same
+ * draws. */
+static const char *shape_shift(Graph *g, Node *n, char *err, size_t len)
+{
+    if (shape_of(g, n->in[0]).rank < 3) {
+        snprintf(err, len, "needs images [N, ..., H, W], got rank %d", shape_of(g, n->in[0]).rank);
+        return err;
+    }
+    return shape_unary(g, n, err, len);
+}
+
+static int grad_shift(Graph *g, int node, int dy, int k)
+{
+    (void)k;
+    const Node *n = ir_at(g, node);
+    return ir_must(g, &(Node){.op = OP_SHIFT,
+                              .n_in = 1,
+                              .in = {dy},
+                              .value = n->value,
+                              .axes = {n->axes[0], -n->axes[1]}});
+}
+
+static void emit_shift(Buf *b, const Node *n, const Operand *out, const Operand *in)
+{
+    Shape s = n->shape;
+    int h = s.dim[s.rank - 2], w = s.dim[s.rank - 1], k = (int)n->value;
+    long per = shape_size(s) / s.dim[0] / ((long)h * w); /* channels */
+    const char *sign = n->axes[1] < 0 ? "-" : "";
+    char src[96], from[32];
+    snprintf(from, sizeof from, "at - dy * %d - dx", w);
+    buf_printf(
+        b,
+        "    for (int n = 0; n < %d; n++) {\n"
+        "        const int dy = training ? %srt_offset(mask_step, %d, 2 * (uint64_t)n, %d) : 0;\n"
+        "        const int dx = training ? %srt_offset(mask_step, %d, 2 * (uint64_t)n + 1, %d) : "
+        "0;\n"
+        "        for (int c = 0; c < %ld; c++)\n"
+        "            for (int i = 0; i < %d; i++)\n"
+        "                for (int j = 0; j < %d; j++) {\n"
+        "                    const long at = ((long)n * %ld + c) * %d + i * %d + j;\n"
+        "                    const int si = i - dy, sj = j - dx;\n"
+        "                    %s[at] = si >= 0 && si < %d && sj >= 0 && sj < %d\n"
+        "                                 ? %s : REAL_C(0.0);\n"
+        "                }\n"
+        "    }\n",
+        s.dim[0], sign, n->axes[0], k, sign, n->axes[0], k, per, h, w, per, h * w, w, out->text, h,
+        w, at(src, &in[0], from));
 }
 
 /* ---- matrix product ---- */
@@ -1155,15 +1233,6 @@ static const char *shape_row_loss_grad(Graph *g, Node *n, char *err, size_t len)
     n->shape = shape_of(g, n->in[1]);
     n->dtype = DT_REAL;
     return NULL;
-}
-
-/* An element of a ROWS operand: an array access, or the literal itself. */
-static const char *at(char buf[96], const Operand *o, const char *index)
-{
-    if (o->is_const)
-        return o->text;
-    snprintf(buf, 96, "%s[%s]", o->text, index);
-    return buf;
 }
 
 /* loss_i = sum over j != y_i of max(0, s_j - s_yi + 1), the notes' SVM loss */

@@ -17,12 +17,18 @@ const OptimInfo optim_info[N_OPTIMS] = {
     [OPT_SGD] = {"sgd", "RT_OPT_SGD", 0, "", {.lr = 0.01}},
     [OPT_MOMENTUM] = {"momentum", "RT_OPT_MOMENTUM", 1, "momentum", {.lr = 0.01, .momentum = 0.9}},
     [OPT_NESTEROV] = {"nesterov", "RT_OPT_NESTEROV", 1, "momentum", {.lr = 0.01, .momentum = 0.9}},
-    [OPT_ADAM] = {"adam", "RT_OPT_ADAM", 2, "beta1 beta2 eps",
+    [OPT_ADAM] = {"adam",
+                  "RT_OPT_ADAM",
+                  2,
+                  "beta1 beta2 eps",
                   {.lr = 1e-3, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8}},
-    [OPT_ADAMW] = {"adamw", "RT_OPT_ADAMW", 2, "beta1 beta2 eps",
+    [OPT_ADAMW] = {"adamw",
+                   "RT_OPT_ADAMW",
+                   2,
+                   "beta1 beta2 eps",
                    {.lr = 1e-3, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, .weight_decay = 0.01}},
-    [OPT_RMSPROP] = {"rmsprop", "RT_OPT_RMSPROP", 1, "alpha eps",
-                     {.lr = 1e-2, .alpha = 0.99, .eps = 1e-8}},
+    [OPT_RMSPROP] =
+        {"rmsprop", "RT_OPT_RMSPROP", 1, "alpha eps", {.lr = 1e-2, .alpha = 0.99, .eps = 1e-8}},
 };
 
 int optim_find(const char *name)
@@ -36,8 +42,8 @@ int optim_find(const char *name)
 /* The setting called `name` in o, or NULL if no optimizer has one. */
 double *optim_setting(Optimizer *o, const char *name)
 {
-    static const char *const names[] = {"lr",  "momentum", "beta1",        "beta2",
-                                        "alpha", "eps",    "weight_decay", "clip"};
+    static const char *const names[] = {"lr",    "momentum", "beta1",        "beta2",
+                                        "alpha", "eps",      "weight_decay", "clip"};
     double *fields[] = {&o->lr,    &o->momentum, &o->beta1,        &o->beta2,
                         &o->alpha, &o->eps,      &o->weight_decay, &o->clip};
     for (int i = 0; i < 8; i++)
@@ -57,7 +63,7 @@ bool optim_takes(int k, const char *name)
 }
 
 void optim_emit_step(Buf *b, const Optimizer *o, long params, long grads, long state, long n,
-                     bool masks)
+                     bool masks, const char *after)
 {
     static const char *const title[N_OPTIMS] = {
         "SGD", "SGD with momentum", "SGD with Nesterov momentum", "Adam", "AdamW", "RMSprop"};
@@ -69,7 +75,8 @@ void optim_emit_step(Buf *b, const Optimizer *o, long params, long grads, long s
                "    const double loss = loss_and_grad();\n"
                "    real *const params = arena + %ld;\n"
                "    const real *const grads = arena + %ld;\n",
-               title[o->kind], masks ? "    mask_step = (uint64_t)hyper->step; /* new dropout masks */\n" : "",
+               title[o->kind],
+               masks ? "    mask_step = (uint64_t)hyper->step; /* new random draws */\n" : "",
                params, grads);
     if (optim_info[o->kind].state_slots >= 1)
         buf_printf(b, "    real *const avg = arena + %ld;\n", state);
@@ -88,8 +95,10 @@ void optim_emit_step(Buf *b, const Optimizer *o, long params, long grads, long s
                n);
     switch (o->kind) {
     case OPT_SGD:
-        buf_printf(b, "    for (int i = 0; i < %ld; i++)\n"
-                      "        params[i] -= lr * (scale * grads[i] + wd * params[i]);\n", n);
+        buf_printf(b,
+                   "    for (int i = 0; i < %ld; i++)\n"
+                   "        params[i] -= lr * (scale * grads[i] + wd * params[i]);\n",
+                   n);
         break;
     case OPT_MOMENTUM:
     case OPT_NESTEROV:
@@ -133,13 +142,13 @@ void optim_emit_step(Buf *b, const Optimizer *o, long params, long grads, long s
                    n);
         break;
     }
-    buf_printf(b, "    return loss;\n}\n");
+    buf_printf(b, "%s    return loss;\n}\n", after);
 }
 
 void optim_emit_hyper(Buf *b, const Optimizer *o)
 {
-    static const char *const names[] = {"lr",  "momentum", "beta1",        "beta2",
-                                        "alpha", "eps",    "weight_decay", "clip"};
+    static const char *const names[] = {"lr",    "momentum", "beta1",        "beta2",
+                                        "alpha", "eps",      "weight_decay", "clip"};
     Optimizer copy = *o;
     buf_printf(b, "    .optimizer = %s,\n    .hyper = {", optim_info[o->kind].enum_name);
     const char *sep = "";

@@ -2,9 +2,10 @@
  * plan.c: places every stored tensor in one static arena.
  *
  * Needs: a Fusion. Keeps: the graph. Order in the arena: float inputs,
- * parameters (one block), their gradients (a mirror block, so an
- * optimizer is one flat loop), the optimizer's state (mirrors again),
- * then everything else in schedule order.
+ * parameters then buffers (one block, what a checkpoint saves), the
+ * parameters' gradients (a mirror block, so an optimizer is one flat
+ * loop), the optimizer's state (mirrors again), then everything else in
+ * schedule order.
  * Int32 inputs go to a second, int32 arena. A parameter's gradient is
  * computed straight into its slot in the gradient block unless that node
  * already lives elsewhere (an input, another parameter's gradient), in
@@ -44,6 +45,9 @@ Plan plan(Graph *g, const Fusion *f)
     for (int i = 0; i < g->n_params; i++)
         place(&p, g, g->params[i].node);
     p.n_param_elems = p.arena_size - p.params_offset;
+    for (int i = 0; i < g->n_buffers; i++)
+        place(&p, g, g->buffers[i].node);
+    p.n_buffer_elems = p.arena_size - p.params_offset - p.n_param_elems;
     bool training = g->loss >= 0; /* an inference graph has no gradients */
     p.grads_offset = p.arena_size;
     p.arena_size += training ? p.n_param_elems : 0;

@@ -2,14 +2,15 @@
  * checkpoint.c: what outlives a run: checkpoints, and parameters exported
  * as .npy files.
  *
- * A checkpoint is the params block and the optimizer state, byte for byte
+ * A checkpoint is the params block (the parameters, then any buffers, such
+ * as batch norm's running averages) and the optimizer state, byte for byte
  * in the model's real type, behind a fixed little-endian header and ahead of
  * an FNV-1a checksum of everything before it:
  *
  *   "GRADCKPT"  u32 version (1)  u32 header size (108)
  *   u64 signature  u32 real (4 = float32, 8 = float64)  i64 step  u64 seed
- *   i64 n_param_elems  i64 n_state  char name[64] (NUL padded)
- *   real params[n_param_elems]  real state[n_state]  u64 checksum
+ *   i64 n_saved  i64 n_state  char name[64] (NUL padded)
+ *   real params[n_saved]  real state[n_state]  u64 checksum
  *
  * The signature hashes everything that decides whether the bytes fit a
  * model, so a checkpoint of another model, or of this one recompiled with
@@ -39,7 +40,7 @@ static const char magic[8] = {'G', 'R', 'A', 'D', 'C', 'K', 'P', 'T'};
 typedef struct {
     uint64_t signature, seed;
     uint32_t real; /* the element width: 4 or 8 */
-    int64_t step, n_param_elems, n_state;
+    int64_t step, n_saved, n_state;
     char name[NAME_LEN + 1];
 } Header;
 
@@ -89,6 +90,15 @@ static uint64_t hash_str(uint64_t h, const char *s)
  * build of this model" from "another model". Offsets count from the params
  * block, because that block is what the file holds: inputs growing in front
  * of it do not change where a parameter sits in a checkpoint. */
+static uint64_t hash_tensor(uint64_t h, const rt_model *m, const rt_tensor *t)
+{
+    h = hash_str(h, t->name);
+    h = hash_int(h, t->rank);
+    for (int i = 0; i < t->rank; i++)
+        h = hash_int(h, t->shape[i]);
+    return hash_int(h, t->offset - m->params_offset);
+}
+
 static uint64_t signature(const rt_model *m, rt_dtype real)
 {
     uint64_t h = hash_str(fnv_basis, m->name);
@@ -98,14 +108,13 @@ static uint64_t signature(const rt_model *m, rt_dtype real)
     h = hash_int(h, m->n_param_elems);
     h = hash_int(h, m->n_state);
     h = hash_int(h, m->n_params);
-    for (int k = 0; k < m->n_params; k++) {
-        const rt_tensor *t = &m->params[k];
-        h = hash_str(h, t->name);
-        h = hash_int(h, t->rank);
-        for (int i = 0; i < t->rank; i++)
-            h = hash_int(h, t->shape[i]);
-        h = hash_int(h, t->offset - m->params_offset);
-    }
+    for (int k = 0; k < m->n_params; k++)
+        h = hash_tensor(h, m, &m->params[k]);
+    /* Only models with buffers hash them: other checkpoints stay valid. */
+    if (m->n_buffers)
+        h = hash_int(h, m->n_buffers);
+    for (int k = 0; k < m->n_buffers; k++)
+        h = hash_tensor(h, m, &m->buffers[k]);
     return h;
 }
 
@@ -114,7 +123,7 @@ uint64_t rt_model_signature(const rt_model *m) { return signature(m, m->real); }
 /* The file size a checkpoint of m has. */
 static long expected_size(const rt_model *m)
 {
-    return DATA_START + (m->n_param_elems + m->n_state) * real_width(m->real) + CHECKSUM_SIZE;
+    return DATA_START + (rt_saved_elems(m) + m->n_state) * real_width(m->real) + CHECKSUM_SIZE;
 }
 
 static void format_header(unsigned char *b, const rt_model *m, long step, uint64_t seed)
@@ -127,7 +136,7 @@ static void format_header(unsigned char *b, const rt_model *m, long step, uint64
     put_le(b + 24, (uint64_t)real_width(m->real), 4);
     put_le(b + 28, (uint64_t)step, 8);
     put_le(b + 36, seed, 8);
-    put_le(b + 44, (uint64_t)m->n_param_elems, 8);
+    put_le(b + 44, (uint64_t)rt_saved_elems(m), 8);
     put_le(b + 52, (uint64_t)m->n_state, 8);
     /* At most 63 bytes of the name, so the field always ends in a NUL. */
     size_t n = strlen(m->name);
@@ -140,7 +149,7 @@ static void parse_header(const unsigned char *b, Header *h)
     h->real = (uint32_t)get_le(b + 24, 4);
     h->step = (int64_t)get_le(b + 28, 8);
     h->seed = get_le(b + 36, 8);
-    h->n_param_elems = (int64_t)get_le(b + 44, 8);
+    h->n_saved = (int64_t)get_le(b + 44, 8);
     h->n_state = (int64_t)get_le(b + 52, 8);
     memcpy(h->name, b + 60, NAME_LEN);
     h->name[NAME_LEN] = '\0';
@@ -210,7 +219,7 @@ static int write_file(const rt_model *m, const char *tmp, long step, uint64_t se
     const char *arena = m->arena;
     format_header(hdr, m, step, seed);
     put(&w, hdr, sizeof hdr);
-    put_reals(&w, arena + m->params_offset * width, m->n_param_elems, width);
+    put_reals(&w, arena + m->params_offset * width, rt_saved_elems(m), width);
     put_reals(&w, arena + m->state_offset * width, m->n_state, width);
     put_le(sum, w.sum, CHECKSUM_SIZE);
     put(&w, sum, sizeof sum);
@@ -288,7 +297,7 @@ static int check_identity(const rt_model *m, const char *path, const Header *h, 
                        path, rt_dtype_name(other), rt_dtype_name(m->real), rt_dtype_name(other),
                        m->name);
     if (h->signature != rt_model_signature(m) || h->real != (uint32_t)real_width(m->real) ||
-        h->n_param_elems != m->n_param_elems || h->n_state != m->n_state)
+        h->n_saved != rt_saved_elems(m) || h->n_state != m->n_state)
         return rt_errf(err, errlen,
                        "%s: is a checkpoint of another shape of model '%s' "
                        "(recompiled?): its parameters do not fit this build",
@@ -305,9 +314,8 @@ static int explain_size(const rt_model *m, const char *path, long size, const He
     int width = h->real == 4 || h->real == 8 ? (int)h->real : 0;
     /* What the header says its own size is, if its counts are sane. */
     long own = -1;
-    if (width && h->n_param_elems >= 0 && h->n_state >= 0 &&
-        h->n_param_elems + h->n_state < (1L << 40))
-        own = DATA_START + (long)(h->n_param_elems + h->n_state) * width + CHECKSUM_SIZE;
+    if (width && h->n_saved >= 0 && h->n_state >= 0 && h->n_saved + h->n_state < (1L << 40))
+        own = DATA_START + (long)(h->n_saved + h->n_state) * width + CHECKSUM_SIZE;
     if (own == size && check_identity(m, path, h, err, errlen))
         return -1;
     if (size < expect && (own < 0 || size < own))
@@ -376,9 +384,9 @@ static int load(const rt_model *m, const char *path, int with_state, long *step,
         int width = real_width(m->real);
         char *arena = m->arena;
         const unsigned char *p = buf + DATA_START;
-        size_t np = (size_t)m->n_param_elems * (size_t)width;
+        size_t np = (size_t)rt_saved_elems(m) * (size_t)width;
         memcpy(arena + m->params_offset * width, p, np);
-        rt_swap_if_big_endian(arena + m->params_offset * width, m->n_param_elems, width);
+        rt_swap_if_big_endian(arena + m->params_offset * width, rt_saved_elems(m), width);
         if (with_state) {
             memcpy(arena + m->state_offset * width, p + np, (size_t)m->n_state * (size_t)width);
             rt_swap_if_big_endian(arena + m->state_offset * width, m->n_state, width);
@@ -452,8 +460,8 @@ int rt_export_params(const rt_model *m, const char *dir, char *err, size_t errle
     if (make_dirs(dir, err, errlen))
         return -1;
     int width = real_width(m->real);
-    for (int k = 0; k < m->n_params; k++) {
-        const rt_tensor *t = &m->params[k];
+    for (int k = 0; k < m->n_params + m->n_buffers; k++) {
+        const rt_tensor *t = k < m->n_params ? &m->params[k] : &m->buffers[k - m->n_params];
         char path[4096];
         long shape[RT_MAX_RANK];
         rt_tensor_shape(t, shape);

@@ -32,9 +32,14 @@ double rt_rng_normal(rt_rng *r);  /* mean 0, standard deviation 1 */
 /* Model memory, whatever the model's real type. */
 double rt_get(const rt_model *m, const rt_tensor *t, long i);
 void rt_set(const rt_model *m, const rt_tensor *t, long i, double v);
-/* Parameters from their initializers; parameter k draws from its own
- * stream derived from (seed, k), so adding a parameter moves no other. */
+/* Parameters and buffers from their initializers; parameter k draws from
+ * its own stream derived from (seed, k), so adding one moves no other. */
 void rt_init_params(const rt_model *m, uint64_t seed);
+/* The parameters and the buffers after them: what a checkpoint saves. */
+static inline long rt_saved_elems(const rt_model *m)
+{
+    return m->n_param_elems + m->n_buffer_elems;
+}
 /* Inputs drawn like the notes: randn for float, uniform in [0, classes)
  * for int32 (in [0, 2) when classes is 0). */
 void rt_random_inputs(const rt_model *m, uint64_t seed);

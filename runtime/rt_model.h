@@ -7,7 +7,9 @@
  * Every tensor is named by its offset into the arena of its dtype, so the
  * descriptor is a constant table and the runtime never allocates model
  * memory. Parameters are contiguous, and the gradients mirror them in a
- * second contiguous block, so an optimizer is one flat loop.
+ * second contiguous block, so an optimizer is one flat loop. Buffers
+ * (batch norm's running averages: kept, not trained) follow the
+ * parameters, and the two are what a checkpoint saves.
  */
 #ifndef RT_MODEL_H
 #define RT_MODEL_H
@@ -27,14 +29,14 @@ typedef enum {
 
 typedef struct {
     const char *name;
-    rt_dtype dtype;    /* RT_I32 lives in iarena; anything else in arena */
+    rt_dtype dtype; /* RT_I32 lives in iarena; anything else in arena */
     int rank;
     int shape[RT_MAX_RANK]; /* shape[0] of an input is the batch */
-    long size;         /* product of shape */
-    long offset;       /* in elements, into arena or iarena */
-    rt_init_kind init; /* parameters only */
+    long size;              /* product of shape */
+    long offset;            /* in elements, into arena or iarena */
+    rt_init_kind init;      /* parameters only */
     double init_a, init_b;
-    int classes;       /* int32 inputs used as labels: values lie in [0, classes) */
+    int classes; /* int32 inputs used as labels: values lie in [0, classes) */
 } rt_tensor;
 
 typedef enum {
@@ -57,35 +59,40 @@ typedef struct {
     double alpha;        /* rmsprop */
     double eps;          /* adam, adamw, rmsprop */
     double weight_decay;
-    double clip;         /* > 0: gradients scaled to a global L2 norm of at most clip */
-    long step;           /* 1 for the first step: Adam's bias correction */
+    double clip; /* > 0: gradients scaled to a global L2 norm of at most clip */
+    long step;   /* 1 for the first step: Adam's bias correction */
 } rt_hyper;
 
 typedef struct rt_model {
     const char *name;
-    const char *source;  /* the model file, as given to gradc */
+    const char *source; /* the model file, as given to gradc */
     int batch;
-    rt_dtype real;       /* RT_F32 or RT_F64: which build of NAME.c this is */
-    void *arena;         /* float * or double *, per `real` */
+    rt_dtype real; /* RT_F32 or RT_F64: which build of NAME.c this is */
+    void *arena;   /* float * or double *, per `real` */
     int32_t *iarena;
     long arena_size, iarena_size;
 
-    int n_inputs, n_params, n_outputs;
+    int n_inputs, n_params, n_buffers, n_outputs;
     const rt_tensor *inputs;
     const rt_tensor *params;
-    const rt_tensor *grads;   /* grads[i] is the gradient of params[i] */
+    const rt_tensor *buffers;
+    const rt_tensor *grads; /* grads[i] is the gradient of params[i] */
     const rt_tensor *outputs;
     long params_offset, grads_offset, n_param_elems; /* the two flat blocks */
-    long state_offset, n_state; /* the optimizer's state (n_state elements,
-                                   a multiple of n_param_elems), after grads */
-    long loss_offset;    /* the scalar loss, in arena */
+    long n_buffer_elems;                             /* right after the parameters */
+    long state_offset, n_state;                      /* the optimizer's state (n_state elements,
+                                                        a multiple of n_param_elems), after grads */
+    long loss_offset;                                /* the scalar loss, in arena */
 
     rt_optimizer optimizer;
-    rt_hyper hyper;      /* defaults from the model file */
+    rt_hyper hyper; /* defaults from the model file */
 
+    /* Evaluation mode: the loss of the whole batch, with no gradients. */
+    double (*loss)(void);
     /* Training mode: the loss, and every parameter's gradient into grads. */
     double (*loss_and_grad)(void);
-    /* One optimizer step; returns the loss computed before the update. */
+    /* One optimizer step, and the buffers' updates; returns the loss
+     * computed before the update. */
     double (*train_step)(const rt_hyper *hyper);
     /* Evaluation mode, outputs only, for the first `rows` (<= batch) rows of
      * the inputs; rows past that are zeroed first. */

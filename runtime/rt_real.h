@@ -46,17 +46,30 @@ typedef float real;
 
 #endif
 
-/* Dropout's mask: whether element i of dropout site `site` is dropped at
- * step `step`, with probability p. A hash of the three, so the same step
- * gives the same mask to the forward pass and to its gradient, and a
- * gradient check (which never advances the step) sees one fixed mask. */
-static inline int rt_dropped(uint64_t step, uint64_t site, uint64_t i, double p)
+/* The random draws of training-only ops (dropout, random_shift): number i
+ * of site `site` at step `step`, uniform in [0, 1). A hash of the three,
+ * so the same step gives the same draws to the forward pass and to its
+ * gradient, and a gradient check (which never advances the step) sees
+ * one fixed mask. */
+static inline double rt_draw(uint64_t step, uint64_t site, uint64_t i)
 {
     uint64_t z = step * 0x9e3779b97f4a7c15u + site * 0xbf58476d1ce4e5b9u + i * 0x94d049bb133111ebu;
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
     z ^= z >> 31;
-    return (double)(z >> 11) * 0x1.0p-53 < p;
+    return (double)(z >> 11) * 0x1.0p-53;
+}
+
+/* Whether dropout drops element i, with probability p. */
+static inline int rt_dropped(uint64_t step, uint64_t site, uint64_t i, double p)
+{
+    return rt_draw(step, site, i) < p;
+}
+
+/* random_shift's offset number i: an integer in [-k, k]. */
+static inline int rt_offset(uint64_t step, uint64_t site, uint64_t i, int k)
+{
+    return (int)(rt_draw(step, site, i) * (2 * k + 1)) - k;
 }
 
 #endif

@@ -55,8 +55,8 @@ static double draw_init(const rt_tensor *t, rt_rng *r)
 
 void rt_init_params(const rt_model *m, uint64_t seed)
 {
-    for (int k = 0; k < m->n_params; k++) {
-        const rt_tensor *t = &m->params[k];
+    for (int k = 0; k < m->n_params + m->n_buffers; k++) {
+        const rt_tensor *t = k < m->n_params ? &m->params[k] : &m->buffers[k - m->n_params];
         rt_rng r;
         rt_rng_stream(&r, seed, RT_STREAM_PARAM, (uint64_t)k);
         for (long i = 0; i < t->size; i++)

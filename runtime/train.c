@@ -586,9 +586,8 @@ static long count_right(const rt_model *m, const rt_tensor *scores, const rt_ten
 }
 
 /* The loss over the full validation batches and the accuracy over all
- * rows, in file order. Both overwrite the inputs, and loss_and_grad the
- * gradient buffer: harmless, since the next step loads its minibatch and
- * computes its gradient before reading either. */
+ * rows, in file order, both in evaluation mode. They overwrite the
+ * inputs: harmless, since the next step loads its minibatch first. */
 static Score score(const Trainer *t)
 {
     const rt_model *m = t->m;
@@ -597,7 +596,7 @@ static Score score(const Trainer *t)
     double sum = 0;
     for (long j = 0; j < v->nbatches; j++) {
         rt_data_load_rows(v, m, j * m->batch, m->batch);
-        sum += m->loss_and_grad();
+        sum += m->loss();
     }
     s.loss = s.has_loss ? sum / (double)v->nbatches : NAN;
     if (!s.has_accuracy)
@@ -713,10 +712,10 @@ static void restore_stops(const Handlers *old)
         rt_die("sigaction failed");
 }
 
-/* The first parameter value that is not finite, or 0 if all are. */
+/* The first parameter (or buffer) value that is not finite, or 0 if all are. */
 static double first_nonfinite_param(const rt_model *m)
 {
-    for (long i = 0; i < m->n_param_elems; i++) {
+    for (long i = 0; i < rt_saved_elems(m); i++) {
         double v = m->real == RT_F64 ? ((const double *)m->arena)[m->params_offset + i]
                                      : ((const float *)m->arena)[m->params_offset + i];
         if (!isfinite(v))

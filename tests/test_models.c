@@ -15,6 +15,8 @@
  * And one end-to-end test against an independent reference: 200 steps of
  * seed_mlp in double against the lecture notes' NumPy loop in float64
  * (tests/notes_seed_mlp.py, run by /usr/bin/python3), every loss to 1e-9.
+ * And batch norm's two modes and running averages, on
+ * tests/batch_norm_model.lua, against the formulas written out here.
  *
  * "Relative" means |a - b| <= tol * max(1, |b|), b the reference.
  * Measured margins go to stderr, one line each, so a drift towards a
@@ -41,6 +43,7 @@
 #include "norm_wx.h"
 #include "seed_mlp.h"
 #include "svm.h"
+#include "batch_norm_model.h"
 
 typedef struct {
     const char *name;
@@ -54,7 +57,8 @@ static const Model models[] = {
     {"char_lstm", &char_lstm_model_f32, &char_lstm_model_f64, &char_lstm_infer_model_f64, true},
     {"char_rnn", &char_rnn_model_f32, &char_rnn_model_f64, &char_rnn_infer_model_f64, true},
     {"digits", &digits_model_f32, &digits_model_f64, &digits_infer_model_f64, false},
-    {"digits_cnn", &digits_cnn_model_f32, &digits_cnn_model_f64, &digits_cnn_infer_model_f64, false},
+    {"digits_cnn", &digits_cnn_model_f32, &digits_cnn_model_f64, &digits_cnn_infer_model_f64,
+     false},
     {"gpt", &gpt_model_f32, &gpt_model_f64, &gpt_infer_model_f64, true},
     {"iris", &iris_model_f32, &iris_model_f64, &iris_infer_model_f64, false},
     {"mlp3", &mlp3_model_f32, &mlp3_model_f64, &mlp3_infer_model_f64, false},
@@ -497,7 +501,7 @@ START_TEST(test_inference_twin)
     m->forward(m->batch);
     const double *src = m->arena, *isrc;
     double *dst = inf->arena;
-    memcpy(dst + inf->params_offset, src + m->params_offset, m->n_param_elems * sizeof *dst);
+    memcpy(dst + inf->params_offset, src + m->params_offset, rt_saved_elems(m) * sizeof *dst);
     for (int k = 0; k < inf->n_inputs; k++) {
         const rt_tensor *t = &inf->inputs[k], *u = NULL;
         for (int j = 0; j < m->n_inputs; j++)
@@ -519,6 +523,118 @@ START_TEST(test_inference_twin)
 }
 END_TEST
 
+/* ---- batch norm ---- */
+
+enum { BN_N = 4, BN_C = 3, BN_HW = 4 };
+
+/* x[n][c][hw] of the batch norm model's input x [4, 3, 2, 2] */
+static double bn_x(const rt_model *m, int n, int c, int hw)
+{
+    return rt_get(m, &m->inputs[0], (n * BN_C + c) * BN_HW + hw);
+}
+
+static const rt_tensor *tensor_named(const rt_tensor *ts, int n, const char *name)
+{
+    for (int k = 0; k < n; k++)
+        if (!strcmp(ts[k].name, name))
+            return &ts[k];
+    ck_abort_msg("no tensor %s", name);
+    return NULL;
+}
+
+/* Each channel's batch mean and biased variance of x. */
+static void bn_stats(const rt_model *m, double *mean, double *var)
+{
+    for (int c = 0; c < BN_C; c++) {
+        double s = 0, ss = 0;
+        for (int n = 0; n < BN_N; n++)
+            for (int i = 0; i < BN_HW; i++)
+                s += bn_x(m, n, c, i);
+        mean[c] = s / (BN_N * BN_HW);
+        for (int n = 0; n < BN_N; n++)
+            for (int i = 0; i < BN_HW; i++)
+                ss += (bn_x(m, n, c, i) - mean[c]) * (bn_x(m, n, c, i) - mean[c]);
+        var[c] = ss / (BN_N * BN_HW);
+    }
+}
+
+/* y = g (x - mean) / sqrt(var + eps) + b, element by element, to 1e-12. */
+static void bn_expect_y(const rt_model *m, const double *mean, const double *var, const char *mode)
+{
+    const rt_tensor *g = tensor_named(m->params, m->n_params, "g");
+    const rt_tensor *b = tensor_named(m->params, m->n_params, "b");
+    for (int n = 0; n < BN_N; n++)
+        for (int c = 0; c < BN_C; c++)
+            for (int i = 0; i < BN_HW; i++) {
+                double want = rt_get(m, g, c) * (bn_x(m, n, c, i) - mean[c]) / sqrt(var[c] + 0.01) +
+                              rt_get(m, b, c);
+                double got = rt_get(m, &m->outputs[0], (n * BN_C + c) * BN_HW + i);
+                ck_assert_msg(close_rel(got, want, 1e-12), "%s: y[%d,%d,%d] is %.17g, want %.17g",
+                              mode, n, c, i, got, want);
+            }
+}
+
+/* Training normalizes by the batch's statistics and leaves the running
+ * averages alone until train_step, which moves them by momentum 0.25 (the
+ * variance unbiased, n / (n - 1)); evaluation (forward, loss) and the
+ * inference twin, loading the trainer's checkpoint, use the averages. */
+START_TEST(test_batch_norm)
+{
+    const rt_model *m = &batch_norm_model_model_f64, *inf = &batch_norm_model_infer_model_f64;
+    ck_assert_int_eq(m->n_buffers, 2);
+    ck_assert_int_eq(m->n_buffer_elems, 2 * BN_C);
+    const rt_tensor *rmean = tensor_named(m->buffers, m->n_buffers, "bn_mean");
+    const rt_tensor *rvar = tensor_named(m->buffers, m->n_buffers, "bn_var");
+    rt_init_params(m, SEED);
+    double run_mean[BN_C], run_var[BN_C], mean[BN_C], var[BN_C];
+    for (int c = 0; c < BN_C; c++) {
+        run_mean[c] = rt_get(m, rmean, c);
+        run_var[c] = rt_get(m, rvar, c);
+        ck_assert(run_mean[c] == 0 && run_var[c] == 1);
+    }
+    rt_hyper still = m->hyper;
+    still.lr = 0;
+    for (int step = 1; step <= 3; step++) {
+        rt_random_inputs(m, SEED + step);
+        bn_stats(m, mean, var);
+        m->loss_and_grad();
+        bn_expect_y(m, mean, var, "training");
+        for (int c = 0; c < BN_C; c++)
+            ck_assert(rt_get(m, rmean, c) == run_mean[c] && rt_get(m, rvar, c) == run_var[c]);
+        still.step = step;
+        m->train_step(&still);
+        double n = BN_N * BN_HW;
+        for (int c = 0; c < BN_C; c++) {
+            run_mean[c] = 0.75 * run_mean[c] + 0.25 * mean[c];
+            run_var[c] = 0.75 * run_var[c] + 0.25 * var[c] * n / (n - 1);
+            ck_assert_msg(close_rel(rt_get(m, rmean, c), run_mean[c], 1e-12) &&
+                              close_rel(rt_get(m, rvar, c), run_var[c], 1e-12),
+                          "step %d: channel %d averages %.17g %.17g, want %.17g %.17g", step, c,
+                          rt_get(m, rmean, c), rt_get(m, rvar, c), run_mean[c], run_var[c]);
+        }
+    }
+    m->forward(m->batch);
+    bn_expect_y(m, run_mean, run_var, "evaluation");
+    double want = 0;
+    for (long e = 0; e < m->outputs[0].size; e++)
+        want += rt_get(m, &m->outputs[0], e) * rt_get(m, &m->inputs[1], e);
+    ck_assert_msg(close_rel(m->loss(), want, 1e-12), "loss() is not evaluation's");
+
+    char path[] = "/tmp/gradc_bn_XXXXXX", err[256];
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+    ck_assert_msg(rt_checkpoint_save(m, path, 3, SEED, err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(rt_checkpoint_load_params(inf, path, err, sizeof err) == 0, "%s", err);
+    unlink(path);
+    for (long e = 0; e < inf->inputs[0].size; e++)
+        rt_set(inf, &inf->inputs[0], e, rt_get(m, &m->inputs[0], e));
+    inf->forward(inf->batch);
+    for (long e = 0; e < m->outputs[0].size; e++)
+        ck_assert(rt_get(inf, &inf->outputs[0], e) == rt_get(m, &m->outputs[0], e));
+}
+END_TEST
+
 static Suite *models_suite(void)
 {
     Suite *s = suite_create("models");
@@ -536,7 +652,10 @@ static Suite *models_suite(void)
         tcase_set_timeout(tc, 60);
         suite_add_tcase(s, tc);
     }
-    TCase *tc = tcase_create("notes");
+    TCase *tc = tcase_create("batch_norm");
+    tcase_add_test(tc, test_batch_norm);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("notes");
     tcase_add_test(tc, test_notes_seed_mlp);
     tcase_set_timeout(tc, 120);
     suite_add_tcase(s, tc);

@@ -416,6 +416,19 @@ static const Case cases[] = {
      "local b = param(\"b\", {4}, randn())\n"
      "local R = input(\"R\", {2, 3, 4})\n"
      "local loss = sum(layer_norm(x, g, b) * R)\n"},
+    {"training_or", "batch_norm of rows [N,C]: the batch's statistics",
+     "local x = param(\"x\", {5, 4}, randn())\n"
+     "local g = param(\"g\", {4}, randn())\n"
+     "local b = param(\"b\", {4}, randn())\n"
+     "local R = input(\"R\", {5, 4})\n"
+     "local loss = sum(batch_norm(x, g, b, \"bn\") * R)\n"},
+    {"training_or", "batch_norm of images [N,C,H,W] after a bias, whose gradient is 0",
+     "local x = param(\"x\", {3, 2, 3, 3}, randn())\n"
+     "local c = param(\"c\", {2, 1, 1}, randn())\n"
+     "local g = param(\"g\", {2}, randn())\n"
+     "local b = param(\"b\", {2}, randn())\n"
+     "local R = input(\"R\", {3, 2, 3, 3})\n"
+     "local loss = sum(batch_norm(x + c, g, b, \"bn\", {momentum = 0.5}) * R)\n"},
     {"chain", "rnn_cell and lstm_cell unrolled over 3 steps",
      "local rnn, lstm = import(\"rnn_cell\")(4, 5, \"r\"), import(\"lstm_cell\")(4, 5, \"l\")\n"
      "local seq = input(\"seq\", {2, 3, 4})\n"
@@ -439,6 +452,10 @@ static const Case cases[] = {
      "local c = max_pool2d(relu(conv(img, 2, 3, \"r_exp\", {padding = 1})), 2)\n"
      "local t5 = param(\"t5\", {3}, randn())\n"
      "local loss = sum(mlp(flatten(c), {4, 3}, \"cblas\") * t5)\n"},
+    {"random_shift", "random_shift of [2,2,4,4] images by up to 2: the check's draws stay",
+     "local a = param(\"a\", {2, 2, 4, 4}, randn())\n"
+     "local R = input(\"R\", {2, 2, 4, 4})\n"
+     "local loss = sum(random_shift(tanh(a), 2) * R)\n"},
     {"dropout", "dropout with p 0.3: the check's mask stays the same",
      "local a = param(\"a\", {4, 6}, randn())\n"
      "local R = input(\"R\", {4, 6})\n"
@@ -594,15 +611,15 @@ static int ends_with(const char *s, const char *suffix)
 }
 
 /* Every op has a case, directly or through the op whose gradient uses it.
- * Exempt: the leaves input, param and const (nothing to differentiate),
+ * Exempt: the leaves input, param, buffer and const (nothing to differentiate),
  * and the gradient-only ops hinge_loss_grad and cross_entropy_grad, which
  * the hinge_loss and cross_entropy cases run as their backward pass. */
 START_TEST(test_every_op_has_a_case)
 {
     for (int i = 0; i < N_OP_NAMES; i++) {
         const char *op = op_names[i];
-        if (!strcmp(op, "input") || !strcmp(op, "param") || !strcmp(op, "const") ||
-            ends_with(op, "_grad"))
+        if (!strcmp(op, "input") || !strcmp(op, "param") || !strcmp(op, "buffer") ||
+            !strcmp(op, "const") || ends_with(op, "_grad"))
             continue;
         const char *through = op;
         for (size_t k = 0; k < sizeof covered_by / sizeof covered_by[0]; k++)

@@ -114,7 +114,7 @@ static const rt_tensor lr_outputs[] = {
         .n_params = 1, .n_outputs = 1, .inputs = lr_inputs, .params = lr_params,                   \
         .grads = lr_grads, .outputs = lr_outputs, .params_offset = W_OFF, .grads_offset = DW_OFF,  \
         .n_param_elems = F, .loss_offset = LOSS_OFF, .optimizer = RT_OPT_SGD,                      \
-        .hyper = {.lr = 0.01}, .loss_and_grad = lg, .train_step = lr_train_step,                   \
+        .hyper = {.lr = 0.01}, .loss = lg, .loss_and_grad = lg, .train_step = lr_train_step,       \
         .forward = lr_forward                                                                      \
     }
 static const rt_model linreg_model = LINREG_MODEL(lr_loss_and_grad);
@@ -164,6 +164,7 @@ static const rt_model quad_model = {.name = "quad",
                                     .grads_offset = Q,
                                     .n_param_elems = Q,
                                     .loss_offset = 2 * Q,
+                                    .loss = quad_loss_and_grad,
                                     .loss_and_grad = quad_loss_and_grad};
 
 /* ---- |w| at w = 0: every element sits on a kink ---- */
@@ -208,6 +209,7 @@ static const rt_model kink_model = {.name = "kink",
                                     .grads_offset = 3,
                                     .n_param_elems = 3,
                                     .loss_offset = 6,
+                                    .loss = kink_loss_and_grad,
                                     .loss_and_grad = kink_loss_and_grad};
 
 /* ---- a float build with int32 labels: memory layout and binding ---- */
@@ -341,6 +343,7 @@ static const rt_model mom_model = {.name = "mom",
                                    .loss_offset = M_LOSS,
                                    .optimizer = RT_OPT_MOMENTUM,
                                    .hyper = {.lr = 0.02, .momentum = 0.9},
+                                   .loss = mom_loss_and_grad,
                                    .loss_and_grad = mom_loss_and_grad,
                                    .train_step = mom_train_step};
 
@@ -442,6 +445,7 @@ static const rt_model cls_model = {.name = "cls",
                                    .loss_offset = C_LOSS,
                                    .optimizer = RT_OPT_SGD,
                                    .hyper = {.lr = 0.1},
+                                   .loss = cls_loss_and_grad,
                                    .loss_and_grad = cls_loss_and_grad,
                                    .train_step = cls_train_step,
                                    .forward = cls_forward};
@@ -1164,7 +1168,9 @@ START_TEST(test_bind_text)
     ck_assert_int_eq(rt_input_load(&m, &in[1], tmp("t.txt"), -1, 2, &x, err, sizeof err), -1);
     ck_assert_ptr_nonnull(strstr(err, "a text feeds int32 inputs"));
     f = fopen(tmp("u.txt"), "w");
-    fputs("ab\xe9" "defg", f); /* a byte past the 128 classes */
+    fputs("ab\xe9"
+          "defg",
+          f); /* a byte past the 128 classes */
     ck_assert_int_eq(fclose(f), 0);
     ck_assert_int_eq(rt_input_load(&m, &in[0], tmp("u.txt"), -1, 2, &x, err, sizeof err), -1);
     ck_assert_ptr_nonnull(strstr(err, "element 2 is 233, outside [0, 128)"));

@@ -37,9 +37,9 @@ static real *const d_h = arena + 114698; /* [32,256] */
 static real *const d_relu = arena + 122890; /* [32,256] */
 static real *const d_add = arena + 131082; /* [32,256] */
 
-/* Dropout drops in training only, with masks drawn for the step. */
+/* Dropout, shifts and batch norm differ in training. */
 static int training;
-static uint64_t mask_step;
+static uint64_t mask_step; /* random draws are made for the step */
 
 /* The forward pass of the outputs, in the mode forward() or
  * loss_and_grad() set. */
@@ -85,12 +85,9 @@ static void forward(int rows)
     compute_outputs();
 }
 
-/* Training: the loss, and every parameter's gradient. */
-static double loss_and_grad(void)
+/* The rest of the loss, after compute_outputs(). */
+static void compute_loss(void)
 {
-    training = 1;
-    compute_outputs();
-
     /* models/digits.lua:18: loss = mean(cross_entropy(logits, labels)), */
     for (int i = 0; i < 32; i++) {
         const real *row = logits + i * 10;
@@ -110,6 +107,23 @@ static double loss_and_grad(void)
         sum[0] = acc;
     }
     loss_value[0] = sum[0] * REAL_C(0.03125);
+}
+
+/* Evaluation: the loss of the whole batch, with no gradients. */
+static double loss(void)
+{
+    training = 0;
+    compute_outputs();
+    compute_loss();
+    return loss_value[0];
+}
+
+/* Training: the loss, and every parameter's gradient. */
+static double loss_and_grad(void)
+{
+    training = 1;
+    compute_outputs();
+    compute_loss();
 
     /* backward of models/digits.lua:18: loss = mean(cross_entropy(logits, labels)), */
     for (int i = 0; i < 32; i++) {
@@ -161,7 +175,7 @@ static double loss_and_grad(void)
  * gradient to a global norm of hyper->clip (when that is > 0). */
 static double train_step(const rt_hyper *hyper)
 {
-    mask_step = (uint64_t)hyper->step; /* new dropout masks */
+    mask_step = (uint64_t)hyper->step; /* new random draws */
     const double loss = loss_and_grad();
     real *const params = arena + 2048;
     const real *const grads = arena + 21258;
@@ -242,6 +256,7 @@ const rt_model REAL_SUFFIX(digits_model) = {
     .loss_offset = 114377,
     .optimizer = RT_OPT_ADAMW,
     .hyper = {.lr = 0.002, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-08, .weight_decay = 0.05},
+    .loss = loss,
     .loss_and_grad = loss_and_grad,
     .train_step = train_step,
     .forward = forward,

@@ -27,9 +27,9 @@ static real *const h = arena + 39690; /* [32,256] */
 static real *const matmul_2 = arena + 47882; /* [32,10] */
 static real *const logits = arena + 48202; /* [32,10] */
 
-/* Dropout drops in training only, with masks drawn for the step. */
+/* Dropout, shifts and batch norm differ in training. */
 static int training;
-static uint64_t mask_step;
+static uint64_t mask_step; /* random draws are made for the step */
 
 /* The forward pass of the outputs, in the mode forward() or
  * loss_and_grad() set. */

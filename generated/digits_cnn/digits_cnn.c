@@ -66,7 +66,7 @@ static void compute_outputs(void)
         div_2[i] = x[i] / REAL_C(16.0);
     }
 
-    /* models/lib/conv.lua:8: return conv2d(x, w, b, opts) */
+    /* models/lib/conv.lua:12: return conv2d(x, w, b, opts) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 8; j++)
             for (int k = 0; k < 8; k++) {
@@ -112,7 +112,7 @@ static void compute_outputs(void)
         max[i] = acc;
     }
 
-    /* models/lib/conv.lua:8: return conv2d(x, w, b, opts) */
+    /* models/lib/conv.lua:12: return conv2d(x, w, b, opts) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 4; j++)
             for (int k = 0; k < 4; k++) {
@@ -175,11 +175,9 @@ static void forward(int rows)
     compute_outputs();
 }
 
-/* Training: the loss, and every parameter's gradient. */
-static double loss_and_grad(void)
+/* The rest of the loss, after compute_outputs(). */
+static void compute_loss(void)
 {
-    compute_outputs();
-
     /* models/digits_cnn.lua:21: loss = mean(cross_entropy(logits, labels)), */
     for (int i = 0; i < 32; i++) {
         const real *row = logits + i * 10;
@@ -199,6 +197,21 @@ static double loss_and_grad(void)
         sum[0] = acc;
     }
     loss_value[0] = sum[0] * REAL_C(0.03125);
+}
+
+/* Evaluation: the loss of the whole batch, with no gradients. */
+static double loss(void)
+{
+    compute_outputs();
+    compute_loss();
+    return loss_value[0];
+}
+
+/* Training: the loss, and every parameter's gradient. */
+static double loss_and_grad(void)
+{
+    compute_outputs();
+    compute_loss();
 
     /* backward of models/digits_cnn.lua:21: loss = mean(cross_entropy(logits, labels)), */
     for (int i = 0; i < 32; i++) {
@@ -252,7 +265,7 @@ static double loss_and_grad(void)
         d_add[i] = d_reshape_2[i] * t53;
     }
 
-    /* backward of models/lib/conv.lua:8: return conv2d(x, w, b, opts) */
+    /* backward of models/lib/conv.lua:12: return conv2d(x, w, b, opts) */
     memset(d_reshape_3, 0, 64 * sizeof *d_reshape_3);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++)
@@ -310,7 +323,7 @@ static double loss_and_grad(void)
         d_add_2[i] = d_reshape_6[i] * t70;
     }
 
-    /* backward of models/lib/conv.lua:8: return conv2d(x, w, b, opts) */
+    /* backward of models/lib/conv.lua:12: return conv2d(x, w, b, opts) */
     memset(d_reshape_7, 0, 32 * sizeof *d_reshape_7);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 32; j++)
@@ -423,6 +436,7 @@ const rt_model REAL_SUFFIX(digits_cnn_model) = {
     .loss_offset = 673993,
     .optimizer = RT_OPT_ADAMW,
     .hyper = {.lr = 0.003, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-08, .weight_decay = 0.2},
+    .loss = loss,
     .loss_and_grad = loss_and_grad,
     .train_step = train_step,
     .forward = forward,

@@ -45,7 +45,7 @@ static void compute_outputs(void)
         div_2[i] = x[i] / REAL_C(16.0);
     }
 
-    /* models/lib/conv.lua:8: return conv2d(x, w, b, opts) */
+    /* models/lib/conv.lua:12: return conv2d(x, w, b, opts) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 8; j++)
             for (int k = 0; k < 8; k++) {
@@ -89,7 +89,7 @@ static void compute_outputs(void)
         max[i] = acc;
     }
 
-    /* models/lib/conv.lua:8: return conv2d(x, w, b, opts) */
+    /* models/lib/conv.lua:12: return conv2d(x, w, b, opts) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 4; j++)
             for (int k = 0; k < 4; k++) {

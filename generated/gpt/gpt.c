@@ -735,11 +735,9 @@ static void forward(int rows)
     compute_outputs();
 }
 
-/* Training: the loss, and every parameter's gradient. */
-static double loss_and_grad(void)
+/* The rest of the loss, after compute_outputs(). */
+static void compute_loss(void)
 {
-    compute_outputs();
-
     /* models/gpt.lua:25: loss = mean(cross_entropy(logits, y)), */
     for (int i = 0; i < 1024; i++) {
         const real *row = logits + i * 128;
@@ -759,6 +757,21 @@ static double loss_and_grad(void)
         sum_13[0] = acc;
     }
     loss_value[0] = sum_13[0] * REAL_C(0.0009765625);
+}
+
+/* Evaluation: the loss of the whole batch, with no gradients. */
+static double loss(void)
+{
+    compute_outputs();
+    compute_loss();
+    return loss_value[0];
+}
+
+/* Training: the loss, and every parameter's gradient. */
+static double loss_and_grad(void)
+{
+    compute_outputs();
+    compute_loss();
 
     /* backward of models/gpt.lua:25: loss = mean(cross_entropy(logits, y)), */
     for (int i = 0; i < 1024; i++) {
@@ -1575,6 +1588,7 @@ const rt_model REAL_SUFFIX(gpt_model) = {
     .loss_offset = 16335361,
     .optimizer = RT_OPT_ADAMW,
     .hyper = {.lr = 0.001, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-08, .weight_decay = 0.01, .clip = 1.0},
+    .loss = loss,
     .loss_and_grad = loss_and_grad,
     .train_step = train_step,
     .forward = forward,

@@ -46,11 +46,9 @@ static void forward(int rows)
     compute_outputs();
 }
 
-/* Training: the loss, and every parameter's gradient. */
-static double loss_and_grad(void)
+/* The rest of the loss, after compute_outputs(). */
+static void compute_loss(void)
 {
-    compute_outputs();
-
     /* models/iris.lua:13: loss = mean(cross_entropy(logits, labels)), */
     for (int i = 0; i < 30; i++) {
         const real *row = logits + i * 3;
@@ -70,6 +68,21 @@ static double loss_and_grad(void)
         sum[0] = acc;
     }
     loss_value[0] = sum[0] * REAL_C(0.03333333333333333);
+}
+
+/* Evaluation: the loss of the whole batch, with no gradients. */
+static double loss(void)
+{
+    compute_outputs();
+    compute_loss();
+    return loss_value[0];
+}
+
+/* Training: the loss, and every parameter's gradient. */
+static double loss_and_grad(void)
+{
+    compute_outputs();
+    compute_loss();
 
     /* backward of models/iris.lua:13: loss = mean(cross_entropy(logits, labels)), */
     for (int i = 0; i < 30; i++) {
@@ -167,6 +180,7 @@ const rt_model REAL_SUFFIX(iris_model) = {
     .loss_offset = 376,
     .optimizer = RT_OPT_MOMENTUM,
     .hyper = {.lr = 0.02, .momentum = 0.9},
+    .loss = loss,
     .loss_and_grad = loss_and_grad,
     .train_step = train_step,
     .forward = forward,

@@ -90,11 +90,9 @@ static void forward(int rows)
     compute_outputs();
 }
 
-/* Training: the loss, and every parameter's gradient. */
-static double loss_and_grad(void)
+/* The rest of the loss, after compute_outputs(). */
+static void compute_loss(void)
 {
-    compute_outputs();
-
     /* models/mlp3.lua:17: loss = mean(cross_entropy(logits, labels)), */
     for (int i = 0; i < 64; i++) {
         const real *row = logits + i * 10;
@@ -114,6 +112,21 @@ static double loss_and_grad(void)
         sum[0] = acc;
     }
     loss_value[0] = sum[0] * REAL_C(0.015625);
+}
+
+/* Evaluation: the loss of the whole batch, with no gradients. */
+static double loss(void)
+{
+    compute_outputs();
+    compute_loss();
+    return loss_value[0];
+}
+
+/* Training: the loss, and every parameter's gradient. */
+static double loss_and_grad(void)
+{
+    compute_outputs();
+    compute_loss();
 
     /* backward of models/mlp3.lua:17: loss = mean(cross_entropy(logits, labels)), */
     for (int i = 0; i < 64; i++) {
@@ -252,6 +265,7 @@ const rt_model REAL_SUFFIX(mlp3_model) = {
     .loss_offset = 79061,
     .optimizer = RT_OPT_SGD,
     .hyper = {.lr = 0.1},
+    .loss = loss,
     .loss_and_grad = loss_and_grad,
     .train_step = train_step,
     .forward = forward,

@@ -34,11 +34,9 @@ static void forward(int rows)
     compute_outputs();
 }
 
-/* Training: the loss, and every parameter's gradient. */
-static double loss_and_grad(void)
+/* The rest of the loss, after compute_outputs(). */
+static void compute_loss(void)
 {
-    compute_outputs();
-
     /* models/norm_wx.lua:13: loss = sum(q^2), */
     {
         real acc = REAL_C(0.0);
@@ -48,6 +46,21 @@ static double loss_and_grad(void)
         }
         loss_value[0] = acc;
     }
+}
+
+/* Evaluation: the loss of the whole batch, with no gradients. */
+static double loss(void)
+{
+    compute_outputs();
+    compute_loss();
+    return loss_value[0];
+}
+
+/* Training: the loss, and every parameter's gradient. */
+static double loss_and_grad(void)
+{
+    compute_outputs();
+    compute_loss();
 
     /* backward of models/norm_wx.lua:13: loss = sum(q^2), */
     for (int i = 0; i < 128; i++) {
@@ -122,6 +135,7 @@ const rt_model REAL_SUFFIX(norm_wx_model) = {
     .loss_offset = 768,
     .optimizer = RT_OPT_SGD,
     .hyper = {.lr = 0.001},
+    .loss = loss,
     .loss_and_grad = loss_and_grad,
     .train_step = train_step,
     .forward = forward,

@@ -50,11 +50,9 @@ static void forward(int rows)
     compute_outputs();
 }
 
-/* Training: the loss, and every parameter's gradient. */
-static double loss_and_grad(void)
+/* The rest of the loss, after compute_outputs(). */
+static void compute_loss(void)
 {
-    compute_outputs();
-
     /* models/seed_mlp.lua:16: loss = sum((y_pred - y)^2), */
     for (int i = 0; i < 640; i++) {
         sub[i] = y_pred[i] - y[i];
@@ -67,6 +65,21 @@ static double loss_and_grad(void)
         }
         loss_value[0] = acc;
     }
+}
+
+/* Evaluation: the loss of the whole batch, with no gradients. */
+static double loss(void)
+{
+    compute_outputs();
+    compute_loss();
+    return loss_value[0];
+}
+
+/* Training: the loss, and every parameter's gradient. */
+static double loss_and_grad(void)
+{
+    compute_outputs();
+    compute_loss();
 
     /* backward of models/seed_mlp.lua:16: loss = sum((y_pred - y)^2), */
     for (int i = 0; i < 640; i++) {
@@ -156,6 +169,7 @@ const rt_model REAL_SUFFIX(seed_mlp_model) = {
     .loss_offset = 280720,
     .optimizer = RT_OPT_SGD,
     .hyper = {.lr = 0.0001},
+    .loss = loss,
     .loss_and_grad = loss_and_grad,
     .train_step = train_step,
     .forward = forward,

@@ -41,11 +41,9 @@ static void forward(int rows)
     compute_outputs();
 }
 
-/* Training: the loss, and every parameter's gradient. */
-static double loss_and_grad(void)
+/* The rest of the loss, after compute_outputs(). */
+static void compute_loss(void)
 {
-    compute_outputs();
-
     /* models/svm.lua:13: local data_loss = mean(hinge_loss(scores, labels)) */
     for (int i = 0; i < 64; i++) {
         const real *row = scores + i * 10;
@@ -78,6 +76,21 @@ static double loss_and_grad(void)
     const real t7 = sum[0] * REAL_C(0.015625);
     const real t11 = REAL_C(0.001) * sum_2[0];
     loss_value[0] = t7 + t11;
+}
+
+/* Evaluation: the loss of the whole batch, with no gradients. */
+static double loss(void)
+{
+    compute_outputs();
+    compute_loss();
+    return loss_value[0];
+}
+
+/* Training: the loss, and every parameter's gradient. */
+static double loss_and_grad(void)
+{
+    compute_outputs();
+    compute_loss();
 
     /* backward of models/svm.lua:13: local data_loss = mean(hinge_loss(scores, labels)) */
     for (int i = 0; i < 64; i++) {
@@ -166,6 +179,7 @@ const rt_model REAL_SUFFIX(svm_model) = {
     .loss_offset = 6082,
     .optimizer = RT_OPT_SGD,
     .hyper = {.lr = 0.01},
+    .loss = loss,
     .loss_and_grad = loss_and_grad,
     .train_step = train_step,
     .forward = forward,
