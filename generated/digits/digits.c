@@ -9,33 +9,42 @@
 #include "rt_real.h"
 #include "digits.h"
 
-static real arena[139274];
+static real arena[950699];
 static int32_t iarena[32];
 
 static real *const x = arena + 0; /* input [32,64] */
 static int32_t *const labels = iarena + 0; /* input [32] */
-static real *const fc1_w = arena + 2048; /* param [64,256] */
-static real *const fc1_b = arena + 18432; /* param [256] */
-static real *const fc2_w = arena + 18688; /* param [256,10] */
-static real *const fc2_b = arena + 21248; /* param [10] */
-static real *const d_fc1_w = arena + 21258; /* gradient [64,256] */
-static real *const d_fc1_b = arena + 37642; /* gradient [256] */
-static real *const d_fc2_w = arena + 37898; /* gradient [256,10] */
-static real *const d_fc2_b = arena + 40458; /* gradient [10] */
-static real *const div_2 = arena + 78888; /* [32,64] */
-static real *const matmul = arena + 80936; /* [32,256] */
-static real *const add = arena + 89128; /* [32,256] */
-static real *const relu = arena + 97320; /* [32,256] */
-static real *const h = arena + 105512; /* [32,256] */
-static real *const matmul_2 = arena + 113704; /* [32,10] */
-static real *const logits = arena + 114024; /* [32,10] */
-static real *const cross_entropy = arena + 114344; /* [32] */
-static real *const sum = arena + 114376; /* [] */
-static real *const loss_value = arena + 114377; /* [] */
-static real *const d_logits = arena + 114378; /* [32,10] */
-static real *const d_h = arena + 114698; /* [32,256] */
-static real *const d_relu = arena + 122890; /* [32,256] */
-static real *const d_add = arena + 131082; /* [32,256] */
+static real *const fc1_w = arena + 2048; /* param [64,2048] */
+static real *const fc1_b = arena + 133120; /* param [2048] */
+static real *const fc2_w = arena + 135168; /* param [2048,10] */
+static real *const fc2_b = arena + 155648; /* param [10] */
+static real *const d_fc1_w = arena + 155658; /* gradient [64,2048] */
+static real *const d_fc1_b = arena + 286730; /* gradient [2048] */
+static real *const d_fc2_w = arena + 288778; /* gradient [2048,10] */
+static real *const d_fc2_b = arena + 309258; /* gradient [10] */
+static real *const div_2 = arena + 616488; /* [32,64] */
+static real *const img = arena + 618536; /* [32,1,8,8] */
+static real *const matmul = arena + 620584; /* [32,2048] */
+static real *const add = arena + 686120; /* [32,2048] */
+static real *const h = arena + 751656; /* [32,2048] */
+static real *const matmul_2 = arena + 817192; /* [32,10] */
+static real *const logits = arena + 817512; /* [32,10] */
+static real *const cross_entropy = arena + 817832; /* [32] */
+static real *const sum = arena + 817864; /* [] */
+static real *const max = arena + 817865; /* [32,1] */
+static real *const sub = arena + 817897; /* [32,10] */
+static real *const exp_2 = arena + 818217; /* [32,10] */
+static real *const sum_2 = arena + 818537; /* [32,1] */
+static real *const log_2 = arena + 818569; /* [32,1] */
+static real *const sum_3 = arena + 818601; /* [] */
+static real *const loss_value = arena + 818602; /* [] */
+static real *const d_sum = arena + 818603; /* [32,1] */
+static real *const d_sub = arena + 818635; /* [32,10] */
+static real *const d_max = arena + 818955; /* [32,1] */
+static real *const d_cross_entropy_grad = arena + 818987; /* [32,10] */
+static real *const d_logits = arena + 819307; /* [32,10] */
+static real *const d_h = arena + 819627; /* [32,2048] */
+static real *const d_add = arena + 885163; /* [32,2048] */
 
 /* Dropout, shifts and batch norm differ in training. */
 static int training;
@@ -45,31 +54,39 @@ static uint64_t mask_step; /* random draws are made for the step */
  * loss_and_grad() set. */
 static void compute_outputs(void)
 {
-    /* models/digits.lua:14: local h = dropout(relu(dense(x / 16, H, "fc1")), config.dropout or 0.3 */
+    /* models/digits.lua:16: local img = random_shift((x / 16):reshape({N, 1, 8, 8}), 1) */
     for (int i = 0; i < 2048; i++) {
         div_2[i] = x[i] / REAL_C(16.0);
     }
+    for (int n = 0; n < 32; n++) {
+        const int dy = training ? rt_offset(mask_step, 1, 2 * (uint64_t)n, 1) : 0;
+        const int dx = training ? rt_offset(mask_step, 1, 2 * (uint64_t)n + 1, 1) : 0;
+        for (int c = 0; c < 1; c++)
+            for (int i = 0; i < 8; i++)
+                for (int j = 0; j < 8; j++) {
+                    const long at = ((long)n * 1 + c) * 64 + i * 8 + j;
+                    const int si = i - dy, sj = j - dx;
+                    img[at] = si >= 0 && si < 8 && sj >= 0 && sj < 8
+                                 ? div_2[at - dy * 8 - dx] : REAL_C(0.0);
+                }
+    }
 
     /* models/lib/dense.lua:9: return x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 64,
-           REAL_C(1.0), div_2, 64, fc1_w, 256, REAL_C(0.0), matmul, 256);
+    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 2048, 64,
+           REAL_C(1.0), img, 64, fc1_w, 2048, REAL_C(0.0), matmul, 2048);
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            add[i * 256 + j] = matmul[i * 256 + j] + fc1_b[j];
+        for (int j = 0; j < 2048; j++) {
+            add[i * 2048 + j] = matmul[i * 2048 + j] + fc1_b[j];
         }
 
-    /* models/digits.lua:14: local h = dropout(relu(dense(x / 16, H, "fc1")), config.dropout or 0.3 */
-    for (int i = 0; i < 8192; i++) {
-        relu[i] = add[i] > REAL_C(0.0) ? add[i] : REAL_C(0.0);
+    /* models/digits.lua:17: local h = relu(dense(flatten(img), H, "fc1")) */
+    for (int i = 0; i < 65536; i++) {
+        h[i] = add[i] > REAL_C(0.0) ? add[i] : REAL_C(0.0);
     }
-    for (int i = 0; i < 8192; i++)
-        h[i] = !training ? relu[i]
-              : rt_dropped(mask_step, 1, (uint64_t)i, 0.3) ? REAL_C(0.0)
-              : relu[i] * REAL_C(1.4285714285714286);
 
     /* models/lib/dense.lua:9: return x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 10, 256,
-           REAL_C(1.0), h, 256, fc2_w, 10, REAL_C(0.0), matmul_2, 10);
+    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 10, 2048,
+           REAL_C(1.0), h, 2048, fc2_w, 10, REAL_C(0.0), matmul_2, 10);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 10; j++) {
             logits[i * 10 + j] = matmul_2[i * 10 + j] + fc2_b[j];
@@ -88,7 +105,7 @@ static void forward(int rows)
 /* The rest of the loss, after compute_outputs(). */
 static void compute_loss(void)
 {
-    /* models/digits.lua:18: loss = mean(cross_entropy(logits, labels)), */
+    /* models/digits.lua:22: local loss = (1 - SMOOTH) * mean(cross_entropy(logits, labels)) */
     for (int i = 0; i < 32; i++) {
         const real *row = logits + i * 10;
         real mx = row[0];
@@ -106,7 +123,47 @@ static void compute_loss(void)
         }
         sum[0] = acc;
     }
-    loss_value[0] = sum[0] * REAL_C(0.03125);
+
+    /* models/digits.lua:23: + SMOOTH * mean(-log_softmax(logits)) */
+    for (int i = 0; i < 32; i++) {
+        real acc = -INFINITY;
+        for (int j = 0; j < 10; j++) {
+            acc = r_fmax(acc, logits[i * 10 + j]);
+        }
+        max[i] = acc;
+    }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 10; j++) {
+            sub[i * 10 + j] = logits[i * 10 + j] - max[i];
+        }
+    for (int i = 0; i < 320; i++) {
+        exp_2[i] = r_exp(sub[i]);
+    }
+    for (int i = 0; i < 32; i++) {
+        real acc = REAL_C(0.0);
+        for (int j = 0; j < 10; j++) {
+            acc += exp_2[i * 10 + j];
+        }
+        sum_2[i] = acc;
+    }
+    for (int i = 0; i < 32; i++) {
+        log_2[i] = r_log(sum_2[i]);
+    }
+    {
+        real acc = REAL_C(0.0);
+        for (int i = 0; i < 32; i++)
+            for (int j = 0; j < 10; j++) {
+                const real t27 = sub[i * 10 + j] - log_2[i];
+                const real t28 = -t27;
+                acc += t28;
+            }
+        sum_3[0] = acc;
+    }
+    const real t19 = sum[0] * REAL_C(0.03125);
+    const real t21 = REAL_C(0.6) * t19;
+    const real t31 = sum_3[0] * REAL_C(0.003125);
+    const real t33 = REAL_C(0.4) * t31;
+    loss_value[0] = t21 + t33;
 }
 
 /* Evaluation: the loss of the whole batch, with no gradients. */
@@ -125,7 +182,26 @@ static double loss_and_grad(void)
     compute_outputs();
     compute_loss();
 
-    /* backward of models/digits.lua:18: loss = mean(cross_entropy(logits, labels)), */
+    /* backward of models/digits.lua:23: + SMOOTH * mean(-log_softmax(logits)) */
+    for (int i = 0; i < 32; i++) {
+        d_sum[i] = REAL_C(0.012500000000000002) / sum_2[i];
+    }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 10; j++) {
+            const real t38 = d_sum[i];
+            const real t39 = t38 * exp_2[i * 10 + j];
+            d_sub[i * 10 + j] = REAL_C(-0.0012500000000000002) + t39;
+        }
+    for (int i = 0; i < 32; i++) {
+        real acc = REAL_C(0.0);
+        for (int j = 0; j < 10; j++) {
+            const real t41 = -d_sub[i * 10 + j];
+            acc += t41;
+        }
+        d_max[i] = acc;
+    }
+
+    /* backward of models/digits.lua:22: local loss = (1 - SMOOTH) * mean(cross_entropy(logits, labels)) */
     for (int i = 0; i < 32; i++) {
         const real *row = logits + i * 10;
         real mx = row[0];
@@ -134,10 +210,19 @@ static double loss_and_grad(void)
         real acc = REAL_C(0.0);
         for (int j = 0; j < 10; j++)
             acc += r_exp(row[j] - mx);
-        real *drow = d_logits + i * 10;
+        real *drow = d_cross_entropy_grad + i * 10;
         for (int j = 0; j < 10; j++)
-            drow[j] = REAL_C(0.03125) * (r_exp(row[j] - mx) / acc - (j == labels[i]));
+            drow[j] = REAL_C(0.01875) * (r_exp(row[j] - mx) / acc - (j == labels[i]));
     }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 10; j++) {
+            const real t43 = max[i];
+            const real t44 = (real)(logits[i * 10 + j] == t43);
+            const real t45 = d_max[i];
+            const real t46 = t45 * t44;
+            const real t47 = d_sub[i * 10 + j] + t46;
+            d_logits[i * 10 + j] = t47 + d_cross_entropy_grad[i * 10 + j];
+        }
 
     /* backward of models/lib/dense.lua:9: return x:matmul(w) + b */
     memset(d_fc2_b, 0, 10 * sizeof *d_fc2_b);
@@ -145,29 +230,25 @@ static double loss_and_grad(void)
         for (int j = 0; j < 10; j++) {
             d_fc2_b[j] += d_logits[i * 10 + j];
         }
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 10,
-           REAL_C(1.0), d_logits, 10, fc2_w, 10, REAL_C(0.0), d_h, 256);
-    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 10, 32,
-           REAL_C(1.0), h, 256, d_logits, 10, REAL_C(0.0), d_fc2_w, 10);
+    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 2048, 10,
+           REAL_C(1.0), d_logits, 10, fc2_w, 10, REAL_C(0.0), d_h, 2048);
+    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2048, 10, 32,
+           REAL_C(1.0), h, 2048, d_logits, 10, REAL_C(0.0), d_fc2_w, 10);
 
-    /* backward of models/digits.lua:14: local h = dropout(relu(dense(x / 16, H, "fc1")), config.dropout or 0.3 */
-    for (int i = 0; i < 8192; i++)
-        d_relu[i] = !training ? d_h[i]
-              : rt_dropped(mask_step, 1, (uint64_t)i, 0.3) ? REAL_C(0.0)
-              : d_h[i] * REAL_C(1.4285714285714286);
-    for (int i = 0; i < 8192; i++) {
-        const real t24 = add[i] > REAL_C(0.0) ? REAL_C(1.0) : REAL_C(0.0);
-        d_add[i] = d_relu[i] * t24;
+    /* backward of models/digits.lua:17: local h = relu(dense(flatten(img), H, "fc1")) */
+    for (int i = 0; i < 65536; i++) {
+        const real t54 = add[i] > REAL_C(0.0) ? REAL_C(1.0) : REAL_C(0.0);
+        d_add[i] = d_h[i] * t54;
     }
 
     /* backward of models/lib/dense.lua:9: return x:matmul(w) + b */
-    memset(d_fc1_b, 0, 256 * sizeof *d_fc1_b);
+    memset(d_fc1_b, 0, 2048 * sizeof *d_fc1_b);
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            d_fc1_b[j] += d_add[i * 256 + j];
+        for (int j = 0; j < 2048; j++) {
+            d_fc1_b[j] += d_add[i * 2048 + j];
         }
-    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 64, 256, 32,
-           REAL_C(1.0), div_2, 64, d_add, 256, REAL_C(0.0), d_fc1_w, 256);
+    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 64, 2048, 32,
+           REAL_C(1.0), img, 64, d_add, 2048, REAL_C(0.0), d_fc1_w, 2048);
     return loss_value[0];
 }
 
@@ -178,13 +259,13 @@ static double train_step(const rt_hyper *hyper)
     mask_step = (uint64_t)hyper->step; /* new random draws */
     const double loss = loss_and_grad();
     real *const params = arena + 2048;
-    const real *const grads = arena + 21258;
-    real *const avg = arena + 40468;
-    real *const avg_sq = arena + 59678;
+    const real *const grads = arena + 155658;
+    real *const avg = arena + 309268;
+    real *const avg_sq = arena + 462878;
     real scale = REAL_C(1.0);
     if (hyper->clip > 0) {
         double norm2 = 0.0;
-        for (int i = 0; i < 19210; i++)
+        for (int i = 0; i < 153610; i++)
             norm2 += (double)grads[i] * grads[i];
         if (sqrt(norm2) > hyper->clip)
             scale = (real)(hyper->clip / sqrt(norm2));
@@ -195,7 +276,7 @@ static double train_step(const rt_hyper *hyper)
     /* bias corrections for averages that start at zero */
     const real c1 = (real)(1 - pow(hyper->beta1, (double)hyper->step));
     const real c2 = (real)(1 - pow(hyper->beta2, (double)hyper->step));
-    for (int i = 0; i < 19210; i++) {
+    for (int i = 0; i < 153610; i++) {
         const real g = scale * grads[i];
         params[i] -= lr * wd * params[i];
         avg[i] = b1 * avg[i] + (1 - b1) * g;
@@ -211,25 +292,25 @@ static const rt_tensor inputs[] = {
 };
 
 static const rt_tensor params[] = {
-    {.name = "fc1_w", .dtype = RT_REAL, .rank = 2, .shape = {64, 256}, .size = 16384, .offset = 2048,
+    {.name = "fc1_w", .dtype = RT_REAL, .rank = 2, .shape = {64, 2048}, .size = 131072, .offset = 2048,
      .init = RT_INIT_NORMAL, .init_a = 0.0, .init_b = 0.1767766952966369},
-    {.name = "fc1_b", .dtype = RT_REAL, .rank = 1, .shape = {256}, .size = 256, .offset = 18432,
+    {.name = "fc1_b", .dtype = RT_REAL, .rank = 1, .shape = {2048}, .size = 2048, .offset = 133120,
      .init = RT_INIT_CONST, .init_a = 0.0, .init_b = 0.0},
-    {.name = "fc2_w", .dtype = RT_REAL, .rank = 2, .shape = {256, 10}, .size = 2560, .offset = 18688,
-     .init = RT_INIT_NORMAL, .init_a = 0.0, .init_b = 0.08838834764831845},
-    {.name = "fc2_b", .dtype = RT_REAL, .rank = 1, .shape = {10}, .size = 10, .offset = 21248,
+    {.name = "fc2_w", .dtype = RT_REAL, .rank = 2, .shape = {2048, 10}, .size = 20480, .offset = 135168,
+     .init = RT_INIT_NORMAL, .init_a = 0.0, .init_b = 0.03125},
+    {.name = "fc2_b", .dtype = RT_REAL, .rank = 1, .shape = {10}, .size = 10, .offset = 155648,
      .init = RT_INIT_CONST, .init_a = 0.0, .init_b = 0.0},
 };
 
 static const rt_tensor grads[] = {
-    {.name = "d_fc1_w", .dtype = RT_REAL, .rank = 2, .shape = {64, 256}, .size = 16384, .offset = 21258},
-    {.name = "d_fc1_b", .dtype = RT_REAL, .rank = 1, .shape = {256}, .size = 256, .offset = 37642},
-    {.name = "d_fc2_w", .dtype = RT_REAL, .rank = 2, .shape = {256, 10}, .size = 2560, .offset = 37898},
-    {.name = "d_fc2_b", .dtype = RT_REAL, .rank = 1, .shape = {10}, .size = 10, .offset = 40458},
+    {.name = "d_fc1_w", .dtype = RT_REAL, .rank = 2, .shape = {64, 2048}, .size = 131072, .offset = 155658},
+    {.name = "d_fc1_b", .dtype = RT_REAL, .rank = 1, .shape = {2048}, .size = 2048, .offset = 286730},
+    {.name = "d_fc2_w", .dtype = RT_REAL, .rank = 2, .shape = {2048, 10}, .size = 20480, .offset = 288778},
+    {.name = "d_fc2_b", .dtype = RT_REAL, .rank = 1, .shape = {10}, .size = 10, .offset = 309258},
 };
 
 static const rt_tensor outputs[] = {
-    {.name = "logits", .dtype = RT_REAL, .rank = 2, .shape = {32, 10}, .size = 320, .offset = 114024},
+    {.name = "logits", .dtype = RT_REAL, .rank = 2, .shape = {32, 10}, .size = 320, .offset = 817512},
 };
 
 const rt_model REAL_SUFFIX(digits_model) = {
@@ -239,7 +320,7 @@ const rt_model REAL_SUFFIX(digits_model) = {
     .real = RT_REAL,
     .arena = arena,
     .iarena = iarena,
-    .arena_size = 139274,
+    .arena_size = 950699,
     .iarena_size = 32,
     .n_inputs = 2,
     .n_params = 4,
@@ -249,11 +330,11 @@ const rt_model REAL_SUFFIX(digits_model) = {
     .grads = grads,
     .outputs = outputs,
     .params_offset = 2048,
-    .grads_offset = 21258,
-    .n_param_elems = 19210,
-    .state_offset = 40468,
-    .n_state = 38420,
-    .loss_offset = 114377,
+    .grads_offset = 155658,
+    .n_param_elems = 153610,
+    .state_offset = 309268,
+    .n_state = 307220,
+    .loss_offset = 818602,
     .optimizer = RT_OPT_ADAMW,
     .hyper = {.lr = 0.002, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-08, .weight_decay = 0.05},
     .loss = loss,

@@ -13,19 +13,19 @@
 #include "rt_real.h"
 #include "digits.h"
 
-static real arena[48522];
+static real arena[291466];
 
 static real *const x = arena + 0; /* input [32,64] */
-static real *const fc1_w = arena + 2048; /* param [64,256] */
-static real *const fc1_b = arena + 18432; /* param [256] */
-static real *const fc2_w = arena + 18688; /* param [256,10] */
-static real *const fc2_b = arena + 21248; /* param [10] */
-static real *const div_2 = arena + 21258; /* [32,64] */
-static real *const matmul = arena + 23306; /* [32,256] */
-static real *const relu = arena + 31498; /* [32,256] */
-static real *const h = arena + 39690; /* [32,256] */
-static real *const matmul_2 = arena + 47882; /* [32,10] */
-static real *const logits = arena + 48202; /* [32,10] */
+static real *const fc1_w = arena + 2048; /* param [64,2048] */
+static real *const fc1_b = arena + 133120; /* param [2048] */
+static real *const fc2_w = arena + 135168; /* param [2048,10] */
+static real *const fc2_b = arena + 155648; /* param [10] */
+static real *const div_2 = arena + 155658; /* [32,64] */
+static real *const img = arena + 157706; /* [32,1,8,8] */
+static real *const matmul = arena + 159754; /* [32,2048] */
+static real *const h = arena + 225290; /* [32,2048] */
+static real *const matmul_2 = arena + 290826; /* [32,10] */
+static real *const logits = arena + 291146; /* [32,10] */
 
 /* Dropout, shifts and batch norm differ in training. */
 static int training;
@@ -35,29 +35,37 @@ static uint64_t mask_step; /* random draws are made for the step */
  * loss_and_grad() set. */
 static void compute_outputs(void)
 {
-    /* models/digits.lua:14: local h = dropout(relu(dense(x / 16, H, "fc1")), config.dropout or 0.3 */
+    /* models/digits.lua:16: local img = random_shift((x / 16):reshape({N, 1, 8, 8}), 1) */
     for (int i = 0; i < 2048; i++) {
         div_2[i] = x[i] / REAL_C(16.0);
     }
+    for (int n = 0; n < 32; n++) {
+        const int dy = training ? rt_offset(mask_step, 1, 2 * (uint64_t)n, 1) : 0;
+        const int dx = training ? rt_offset(mask_step, 1, 2 * (uint64_t)n + 1, 1) : 0;
+        for (int c = 0; c < 1; c++)
+            for (int i = 0; i < 8; i++)
+                for (int j = 0; j < 8; j++) {
+                    const long at = ((long)n * 1 + c) * 64 + i * 8 + j;
+                    const int si = i - dy, sj = j - dx;
+                    img[at] = si >= 0 && si < 8 && sj >= 0 && sj < 8
+                                 ? div_2[at - dy * 8 - dx] : REAL_C(0.0);
+                }
+    }
 
     /* models/lib/dense.lua:9: return x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 64,
-           REAL_C(1.0), div_2, 64, fc1_w, 256, REAL_C(0.0), matmul, 256);
+    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 2048, 64,
+           REAL_C(1.0), img, 64, fc1_w, 2048, REAL_C(0.0), matmul, 2048);
 
-    /* models/digits.lua:14: local h = dropout(relu(dense(x / 16, H, "fc1")), config.dropout or 0.3 */
+    /* models/digits.lua:17: local h = relu(dense(flatten(img), H, "fc1")) */
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            const real t6 = matmul[i * 256 + j] + fc1_b[j];
-            relu[i * 256 + j] = t6 > REAL_C(0.0) ? t6 : REAL_C(0.0);
+        for (int j = 0; j < 2048; j++) {
+            const real t9 = matmul[i * 2048 + j] + fc1_b[j];
+            h[i * 2048 + j] = t9 > REAL_C(0.0) ? t9 : REAL_C(0.0);
         }
-    for (int i = 0; i < 8192; i++)
-        h[i] = !training ? relu[i]
-              : rt_dropped(mask_step, 1, (uint64_t)i, 0.3) ? REAL_C(0.0)
-              : relu[i] * REAL_C(1.4285714285714286);
 
     /* models/lib/dense.lua:9: return x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 10, 256,
-           REAL_C(1.0), h, 256, fc2_w, 10, REAL_C(0.0), matmul_2, 10);
+    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 10, 2048,
+           REAL_C(1.0), h, 2048, fc2_w, 10, REAL_C(0.0), matmul_2, 10);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 10; j++) {
             logits[i * 10 + j] = matmul_2[i * 10 + j] + fc2_b[j];
@@ -77,18 +85,18 @@ static const rt_tensor inputs[] = {
 };
 
 static const rt_tensor params[] = {
-    {.name = "fc1_w", .dtype = RT_REAL, .rank = 2, .shape = {64, 256}, .size = 16384, .offset = 2048,
+    {.name = "fc1_w", .dtype = RT_REAL, .rank = 2, .shape = {64, 2048}, .size = 131072, .offset = 2048,
      .init = RT_INIT_NORMAL, .init_a = 0.0, .init_b = 0.1767766952966369},
-    {.name = "fc1_b", .dtype = RT_REAL, .rank = 1, .shape = {256}, .size = 256, .offset = 18432,
+    {.name = "fc1_b", .dtype = RT_REAL, .rank = 1, .shape = {2048}, .size = 2048, .offset = 133120,
      .init = RT_INIT_CONST, .init_a = 0.0, .init_b = 0.0},
-    {.name = "fc2_w", .dtype = RT_REAL, .rank = 2, .shape = {256, 10}, .size = 2560, .offset = 18688,
-     .init = RT_INIT_NORMAL, .init_a = 0.0, .init_b = 0.08838834764831845},
-    {.name = "fc2_b", .dtype = RT_REAL, .rank = 1, .shape = {10}, .size = 10, .offset = 21248,
+    {.name = "fc2_w", .dtype = RT_REAL, .rank = 2, .shape = {2048, 10}, .size = 20480, .offset = 135168,
+     .init = RT_INIT_NORMAL, .init_a = 0.0, .init_b = 0.03125},
+    {.name = "fc2_b", .dtype = RT_REAL, .rank = 1, .shape = {10}, .size = 10, .offset = 155648,
      .init = RT_INIT_CONST, .init_a = 0.0, .init_b = 0.0},
 };
 
 static const rt_tensor outputs[] = {
-    {.name = "logits", .dtype = RT_REAL, .rank = 2, .shape = {32, 10}, .size = 320, .offset = 48202},
+    {.name = "logits", .dtype = RT_REAL, .rank = 2, .shape = {32, 10}, .size = 320, .offset = 291146},
 };
 
 const rt_model REAL_SUFFIX(digits_infer_model) = {
@@ -98,7 +106,7 @@ const rt_model REAL_SUFFIX(digits_infer_model) = {
     .real = RT_REAL,
     .arena = arena,
     .iarena = NULL,
-    .arena_size = 48522,
+    .arena_size = 291466,
     .iarena_size = 0,
     .n_inputs = 1,
     .n_params = 4,
@@ -108,9 +116,9 @@ const rt_model REAL_SUFFIX(digits_infer_model) = {
     .grads = NULL,
     .outputs = outputs,
     .params_offset = 2048,
-    .grads_offset = 21258,
-    .n_param_elems = 19210,
-    .state_offset = 21258,
+    .grads_offset = 155658,
+    .n_param_elems = 153610,
+    .state_offset = 155658,
     .n_state = 0,
     .loss_offset = -1,
     .optimizer = RT_OPT_ADAMW,

@@ -9,7 +9,7 @@
 #include "rt_real.h"
 #include "digits_cnn.h"
 
-static real arena[1258378];
+static real arena[1261867];
 static int32_t iarena[32];
 
 static real *const x = arena + 0; /* input [32,64] */
@@ -23,47 +23,74 @@ static real *const fc_b = arena + 23424; /* param [10] */
 static real *const d_fc_w = arena + 42250; /* gradient [256,10] */
 static real *const d_fc_b = arena + 44810; /* gradient [10] */
 static real *const div_2 = arena + 87592; /* [32,64] */
-static real *const im2col = arena + 89640; /* [2048,9] */
-static real *const matmul = arena + 108072; /* [2048,32] */
-static real *const add = arena + 173608; /* [32,32,8,8] */
-static real *const relu = arena + 239144; /* [32,32,8,8] */
-static real *const im2col_2 = arena + 304680; /* [16384,4] */
-static real *const max = arena + 370216; /* [16384] */
-static real *const im2col_3 = arena + 386600; /* [512,288] */
-static real *const matmul_2 = arena + 534056; /* [512,64] */
-static real *const add_2 = arena + 566824; /* [32,64,4,4] */
-static real *const relu_2 = arena + 599592; /* [32,64,4,4] */
-static real *const im2col_4 = arena + 632360; /* [8192,4] */
-static real *const max_2 = arena + 665128; /* [8192] */
-static real *const matmul_3 = arena + 673320; /* [32,10] */
-static real *const logits = arena + 673640; /* [32,10] */
-static real *const cross_entropy = arena + 673960; /* [32] */
-static real *const sum = arena + 673992; /* [] */
-static real *const loss_value = arena + 673993; /* [] */
-static real *const d_logits = arena + 673994; /* [32,10] */
-static real *const d_reshape = arena + 674314; /* [32,256] */
-static real *const d_im2col = arena + 682506; /* [8192,4] */
-static real *const d_reshape_2 = arena + 715274; /* [2048,1,4,4] */
-static real *const d_add = arena + 748042; /* [32,64,4,4] */
-static real *const d_reshape_3 = arena + 780810; /* [64,1,1] */
-static real *const d_reshape_4 = arena + 780874; /* [32,4,4,64] */
-static real *const d_im2col_2 = arena + 813642; /* [512,288] */
-static real *const d_reshape_5 = arena + 961098; /* [64,288] */
-static real *const d_h = arena + 979530; /* [32,32,4,4] */
-static real *const d_im2col_3 = arena + 995914; /* [16384,4] */
-static real *const d_reshape_6 = arena + 1061450; /* [1024,1,8,8] */
-static real *const d_add_2 = arena + 1126986; /* [32,32,8,8] */
-static real *const d_reshape_7 = arena + 1192522; /* [32,1,1] */
-static real *const d_reshape_8 = arena + 1192554; /* [32,8,8,32] */
-static real *const d_reshape_9 = arena + 1258090; /* [32,9] */
+static real *const img = arena + 89640; /* [32,1,8,8] */
+static real *const im2col = arena + 91688; /* [2048,9] */
+static real *const matmul = arena + 110120; /* [2048,32] */
+static real *const add = arena + 175656; /* [32,32,8,8] */
+static real *const relu = arena + 241192; /* [32,32,8,8] */
+static real *const im2col_2 = arena + 306728; /* [16384,4] */
+static real *const max = arena + 372264; /* [16384] */
+static real *const im2col_3 = arena + 388648; /* [512,288] */
+static real *const matmul_2 = arena + 536104; /* [512,64] */
+static real *const add_2 = arena + 568872; /* [32,64,4,4] */
+static real *const relu_2 = arena + 601640; /* [32,64,4,4] */
+static real *const im2col_4 = arena + 634408; /* [8192,4] */
+static real *const max_2 = arena + 667176; /* [8192] */
+static real *const matmul_3 = arena + 675368; /* [32,10] */
+static real *const logits = arena + 675688; /* [32,10] */
+static real *const cross_entropy = arena + 676008; /* [32] */
+static real *const sum = arena + 676040; /* [] */
+static real *const max_3 = arena + 676041; /* [32,1] */
+static real *const sub = arena + 676073; /* [32,10] */
+static real *const exp_2 = arena + 676393; /* [32,10] */
+static real *const sum_2 = arena + 676713; /* [32,1] */
+static real *const log_2 = arena + 676745; /* [32,1] */
+static real *const sum_3 = arena + 676777; /* [] */
+static real *const loss_value = arena + 676778; /* [] */
+static real *const d_sum = arena + 676779; /* [32,1] */
+static real *const d_sub = arena + 676811; /* [32,10] */
+static real *const d_max = arena + 677131; /* [32,1] */
+static real *const d_cross_entropy_grad = arena + 677163; /* [32,10] */
+static real *const d_logits = arena + 677483; /* [32,10] */
+static real *const d_reshape = arena + 677803; /* [32,256] */
+static real *const d_im2col = arena + 685995; /* [8192,4] */
+static real *const d_reshape_2 = arena + 718763; /* [2048,1,4,4] */
+static real *const d_add = arena + 751531; /* [32,64,4,4] */
+static real *const d_reshape_3 = arena + 784299; /* [64,1,1] */
+static real *const d_reshape_4 = arena + 784363; /* [32,4,4,64] */
+static real *const d_im2col_2 = arena + 817131; /* [512,288] */
+static real *const d_reshape_5 = arena + 964587; /* [64,288] */
+static real *const d_h = arena + 983019; /* [32,32,4,4] */
+static real *const d_im2col_3 = arena + 999403; /* [16384,4] */
+static real *const d_reshape_6 = arena + 1064939; /* [1024,1,8,8] */
+static real *const d_add_2 = arena + 1130475; /* [32,32,8,8] */
+static real *const d_reshape_7 = arena + 1196011; /* [32,1,1] */
+static real *const d_reshape_8 = arena + 1196043; /* [32,8,8,32] */
+static real *const d_reshape_9 = arena + 1261579; /* [32,9] */
+
+/* Dropout, shifts and batch norm differ in training. */
+static int training;
+static uint64_t mask_step; /* random draws are made for the step */
 
 /* The forward pass of the outputs, in the mode forward() or
  * loss_and_grad() set. */
 static void compute_outputs(void)
 {
-    /* models/digits_cnn.lua:15: local img = (x / 16):reshape({N, 1, 8, 8}) */
+    /* models/digits_cnn.lua:17: local img = random_shift((x / 16):reshape({N, 1, 8, 8}), 1) */
     for (int i = 0; i < 2048; i++) {
         div_2[i] = x[i] / REAL_C(16.0);
+    }
+    for (int n = 0; n < 32; n++) {
+        const int dy = training ? rt_offset(mask_step, 1, 2 * (uint64_t)n, 1) : 0;
+        const int dx = training ? rt_offset(mask_step, 1, 2 * (uint64_t)n + 1, 1) : 0;
+        for (int c = 0; c < 1; c++)
+            for (int i = 0; i < 8; i++)
+                for (int j = 0; j < 8; j++) {
+                    const long at = ((long)n * 1 + c) * 64 + i * 8 + j;
+                    const int si = i - dy, sj = j - dx;
+                    img[at] = si >= 0 && si < 8 && sj >= 0 && sj < 8
+                                 ? div_2[at - dy * 8 - dx] : REAL_C(0.0);
+                }
     }
 
     /* models/lib/conv.lua:12: return conv2d(x, w, b, opts) */
@@ -76,7 +103,7 @@ static void compute_outputs(void)
                         for (int n = 0; n < 3; n++) {
                             const int iy = j * 1 - 1 + m, ix = k * 1 - 1 + n;
                             const int inside = iy >= 0 && iy < 8 && ix >= 0 && ix < 8;
-                            row[(l * 3 + m) * 3 + n] = inside ? div_2[((i * 1 + l) * 8 + iy) * 8 + ix] : REAL_C(0.0);
+                            row[(l * 3 + m) * 3 + n] = inside ? img[((i * 1 + l) * 8 + iy) * 8 + ix] : REAL_C(0.0);
                         }
             }
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 2048, 32, 9,
@@ -84,11 +111,11 @@ static void compute_outputs(void)
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 32; j++)
             for (int k = 0; k < 64; k++) {
-                const real t11 = matmul[i * 2048 + j + k * 32];
-                add[i * 2048 + j * 64 + k] = t11 + c1_b[j];
+                const real t12 = matmul[i * 2048 + j + k * 32];
+                add[i * 2048 + j * 64 + k] = t12 + c1_b[j];
             }
 
-    /* models/digits_cnn.lua:16: local h = max_pool2d(relu(conv(img, F1, 3, "c1", { padding = 1 })), 2) */
+    /* models/digits_cnn.lua:18: local h = max_pool2d(relu(conv(img, F1, 3, "c1", { padding = 1 })), 2) */
     for (int i = 0; i < 65536; i++) {
         relu[i] = add[i] > REAL_C(0.0) ? add[i] : REAL_C(0.0);
     }
@@ -130,11 +157,11 @@ static void compute_outputs(void)
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++)
             for (int k = 0; k < 16; k++) {
-                const real t25 = matmul_2[i * 1024 + j + k * 64];
-                add_2[i * 1024 + j * 16 + k] = t25 + c2_b[j];
+                const real t26 = matmul_2[i * 1024 + j + k * 64];
+                add_2[i * 1024 + j * 16 + k] = t26 + c2_b[j];
             }
 
-    /* models/digits_cnn.lua:17: h = max_pool2d(relu(conv(h, F2, 3, "c2", { padding = 1 })), 2) */
+    /* models/digits_cnn.lua:19: h = max_pool2d(relu(conv(h, F2, 3, "c2", { padding = 1 })), 2) */
     for (int i = 0; i < 32768; i++) {
         relu_2[i] = add_2[i] > REAL_C(0.0) ? add_2[i] : REAL_C(0.0);
     }
@@ -170,6 +197,7 @@ static void compute_outputs(void)
 /* Evaluation: the outputs for the first `rows` rows of the inputs. */
 static void forward(int rows)
 {
+    training = 0;
     memset(x + (long)rows * 64, 0, (size_t)(32 - rows) * 64 * sizeof *x);
     memset(labels + (long)rows * 1, 0, (size_t)(32 - rows) * 1 * sizeof *labels);
     compute_outputs();
@@ -178,7 +206,7 @@ static void forward(int rows)
 /* The rest of the loss, after compute_outputs(). */
 static void compute_loss(void)
 {
-    /* models/digits_cnn.lua:21: loss = mean(cross_entropy(logits, labels)), */
+    /* models/digits_cnn.lua:22: local loss = (1 - SMOOTH) * mean(cross_entropy(logits, labels)) */
     for (int i = 0; i < 32; i++) {
         const real *row = logits + i * 10;
         real mx = row[0];
@@ -196,12 +224,53 @@ static void compute_loss(void)
         }
         sum[0] = acc;
     }
-    loss_value[0] = sum[0] * REAL_C(0.03125);
+
+    /* models/digits_cnn.lua:23: + SMOOTH * mean(-log_softmax(logits)) */
+    for (int i = 0; i < 32; i++) {
+        real acc = -INFINITY;
+        for (int j = 0; j < 10; j++) {
+            acc = r_fmax(acc, logits[i * 10 + j]);
+        }
+        max_3[i] = acc;
+    }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 10; j++) {
+            sub[i * 10 + j] = logits[i * 10 + j] - max_3[i];
+        }
+    for (int i = 0; i < 320; i++) {
+        exp_2[i] = r_exp(sub[i]);
+    }
+    for (int i = 0; i < 32; i++) {
+        real acc = REAL_C(0.0);
+        for (int j = 0; j < 10; j++) {
+            acc += exp_2[i * 10 + j];
+        }
+        sum_2[i] = acc;
+    }
+    for (int i = 0; i < 32; i++) {
+        log_2[i] = r_log(sum_2[i]);
+    }
+    {
+        real acc = REAL_C(0.0);
+        for (int i = 0; i < 32; i++)
+            for (int j = 0; j < 10; j++) {
+                const real t49 = sub[i * 10 + j] - log_2[i];
+                const real t50 = -t49;
+                acc += t50;
+            }
+        sum_3[0] = acc;
+    }
+    const real t41 = sum[0] * REAL_C(0.03125);
+    const real t43 = REAL_C(0.9) * t41;
+    const real t53 = sum_3[0] * REAL_C(0.003125);
+    const real t55 = REAL_C(0.1) * t53;
+    loss_value[0] = t43 + t55;
 }
 
 /* Evaluation: the loss of the whole batch, with no gradients. */
 static double loss(void)
 {
+    training = 0;
     compute_outputs();
     compute_loss();
     return loss_value[0];
@@ -210,10 +279,30 @@ static double loss(void)
 /* Training: the loss, and every parameter's gradient. */
 static double loss_and_grad(void)
 {
+    training = 1;
     compute_outputs();
     compute_loss();
 
-    /* backward of models/digits_cnn.lua:21: loss = mean(cross_entropy(logits, labels)), */
+    /* backward of models/digits_cnn.lua:23: + SMOOTH * mean(-log_softmax(logits)) */
+    for (int i = 0; i < 32; i++) {
+        d_sum[i] = REAL_C(0.0031250000000000006) / sum_2[i];
+    }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 10; j++) {
+            const real t60 = d_sum[i];
+            const real t61 = t60 * exp_2[i * 10 + j];
+            d_sub[i * 10 + j] = REAL_C(-0.00031250000000000006) + t61;
+        }
+    for (int i = 0; i < 32; i++) {
+        real acc = REAL_C(0.0);
+        for (int j = 0; j < 10; j++) {
+            const real t63 = -d_sub[i * 10 + j];
+            acc += t63;
+        }
+        d_max[i] = acc;
+    }
+
+    /* backward of models/digits_cnn.lua:22: local loss = (1 - SMOOTH) * mean(cross_entropy(logits, labels)) */
     for (int i = 0; i < 32; i++) {
         const real *row = logits + i * 10;
         real mx = row[0];
@@ -222,10 +311,19 @@ static double loss_and_grad(void)
         real acc = REAL_C(0.0);
         for (int j = 0; j < 10; j++)
             acc += r_exp(row[j] - mx);
-        real *drow = d_logits + i * 10;
+        real *drow = d_cross_entropy_grad + i * 10;
         for (int j = 0; j < 10; j++)
-            drow[j] = REAL_C(0.03125) * (r_exp(row[j] - mx) / acc - (j == labels[i]));
+            drow[j] = REAL_C(0.028125) * (r_exp(row[j] - mx) / acc - (j == labels[i]));
     }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 10; j++) {
+            const real t65 = max_3[i];
+            const real t66 = (real)(logits[i * 10 + j] == t65);
+            const real t67 = d_max[i];
+            const real t68 = t67 * t66;
+            const real t69 = d_sub[i * 10 + j] + t68;
+            d_logits[i * 10 + j] = t69 + d_cross_entropy_grad[i * 10 + j];
+        }
 
     /* backward of models/lib/dense.lua:9: return x:matmul(w) + b */
     memset(d_fc_b, 0, 10 * sizeof *d_fc_b);
@@ -238,13 +336,13 @@ static double loss_and_grad(void)
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 10, 32,
            REAL_C(1.0), max_2, 256, d_logits, 10, REAL_C(0.0), d_fc_w, 10);
 
-    /* backward of models/digits_cnn.lua:17: h = max_pool2d(relu(conv(h, F2, 3, "c2", { padding = 1 })), 2) */
+    /* backward of models/digits_cnn.lua:19: h = max_pool2d(relu(conv(h, F2, 3, "c2", { padding = 1 })), 2) */
     for (int i = 0; i < 8192; i++)
         for (int j = 0; j < 4; j++) {
-            const real t47 = max_2[i];
-            const real t48 = (real)(im2col_4[i * 4 + j] == t47);
-            const real t49 = d_reshape[i];
-            d_im2col[i * 4 + j] = t49 * t48;
+            const real t77 = max_2[i];
+            const real t78 = (real)(im2col_4[i * 4 + j] == t77);
+            const real t79 = d_reshape[i];
+            d_im2col[i * 4 + j] = t79 * t78;
         }
     memset(d_reshape_2, 0, 32768 * sizeof *d_reshape_2);
     for (int i = 0; i < 2048; i++)
@@ -261,8 +359,8 @@ static double loss_and_grad(void)
                         }
             }
     for (int i = 0; i < 32768; i++) {
-        const real t53 = add_2[i] > REAL_C(0.0) ? REAL_C(1.0) : REAL_C(0.0);
-        d_add[i] = d_reshape_2[i] * t53;
+        const real t83 = add_2[i] > REAL_C(0.0) ? REAL_C(1.0) : REAL_C(0.0);
+        d_add[i] = d_reshape_2[i] * t83;
     }
 
     /* backward of models/lib/conv.lua:12: return conv2d(x, w, b, opts) */
@@ -296,13 +394,13 @@ static double loss_and_grad(void)
                         }
             }
 
-    /* backward of models/digits_cnn.lua:16: local h = max_pool2d(relu(conv(img, F1, 3, "c1", { padding = 1 })), 2) */
+    /* backward of models/digits_cnn.lua:18: local h = max_pool2d(relu(conv(img, F1, 3, "c1", { padding = 1 })), 2) */
     for (int i = 0; i < 16384; i++)
         for (int j = 0; j < 4; j++) {
-            const real t64 = max[i];
-            const real t65 = (real)(im2col_2[i * 4 + j] == t64);
-            const real t66 = d_h[i];
-            d_im2col_3[i * 4 + j] = t66 * t65;
+            const real t94 = max[i];
+            const real t95 = (real)(im2col_2[i * 4 + j] == t94);
+            const real t96 = d_h[i];
+            d_im2col_3[i * 4 + j] = t96 * t95;
         }
     memset(d_reshape_6, 0, 65536 * sizeof *d_reshape_6);
     for (int i = 0; i < 1024; i++)
@@ -319,8 +417,8 @@ static double loss_and_grad(void)
                         }
             }
     for (int i = 0; i < 65536; i++) {
-        const real t70 = add[i] > REAL_C(0.0) ? REAL_C(1.0) : REAL_C(0.0);
-        d_add_2[i] = d_reshape_6[i] * t70;
+        const real t100 = add[i] > REAL_C(0.0) ? REAL_C(1.0) : REAL_C(0.0);
+        d_add_2[i] = d_reshape_6[i] * t100;
     }
 
     /* backward of models/lib/conv.lua:12: return conv2d(x, w, b, opts) */
@@ -350,6 +448,7 @@ static double loss_and_grad(void)
  * gradient to a global norm of hyper->clip (when that is > 0). */
 static double train_step(const rt_hyper *hyper)
 {
+    mask_step = (uint64_t)hyper->step; /* new random draws */
     const double loss = loss_and_grad();
     real *const params = arena + 2048;
     const real *const grads = arena + 23434;
@@ -409,7 +508,7 @@ static const rt_tensor grads[] = {
 };
 
 static const rt_tensor outputs[] = {
-    {.name = "logits", .dtype = RT_REAL, .rank = 2, .shape = {32, 10}, .size = 320, .offset = 673640},
+    {.name = "logits", .dtype = RT_REAL, .rank = 2, .shape = {32, 10}, .size = 320, .offset = 675688},
 };
 
 const rt_model REAL_SUFFIX(digits_cnn_model) = {
@@ -419,7 +518,7 @@ const rt_model REAL_SUFFIX(digits_cnn_model) = {
     .real = RT_REAL,
     .arena = arena,
     .iarena = iarena,
-    .arena_size = 1258378,
+    .arena_size = 1261867,
     .iarena_size = 32,
     .n_inputs = 2,
     .n_params = 6,
@@ -433,7 +532,7 @@ const rt_model REAL_SUFFIX(digits_cnn_model) = {
     .n_param_elems = 21386,
     .state_offset = 44820,
     .n_state = 42772,
-    .loss_offset = 673993,
+    .loss_offset = 676778,
     .optimizer = RT_OPT_ADAMW,
     .hyper = {.lr = 0.003, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-08, .weight_decay = 0.2},
     .loss = loss,

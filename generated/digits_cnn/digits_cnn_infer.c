@@ -13,7 +13,7 @@
 #include "rt_real.h"
 #include "digits_cnn.h"
 
-static real arena[511498];
+static real arena[513546];
 
 static real *const x = arena + 0; /* input [32,64] */
 static real *const c1_w = arena + 2048; /* param [32,1,3,3] */
@@ -23,26 +23,43 @@ static real *const c2_b = arena + 20800; /* param [64] */
 static real *const fc_w = arena + 20864; /* param [256,10] */
 static real *const fc_b = arena + 23424; /* param [10] */
 static real *const div_2 = arena + 23434; /* [32,64] */
-static real *const im2col = arena + 25482; /* [2048,9] */
-static real *const matmul = arena + 43914; /* [2048,32] */
-static real *const relu = arena + 109450; /* [32,32,8,8] */
-static real *const im2col_2 = arena + 174986; /* [16384,4] */
-static real *const max = arena + 240522; /* [16384] */
-static real *const im2col_3 = arena + 256906; /* [512,288] */
-static real *const matmul_2 = arena + 404362; /* [512,64] */
-static real *const relu_2 = arena + 437130; /* [32,64,4,4] */
-static real *const im2col_4 = arena + 469898; /* [8192,4] */
-static real *const max_2 = arena + 502666; /* [8192] */
-static real *const matmul_3 = arena + 510858; /* [32,10] */
-static real *const logits = arena + 511178; /* [32,10] */
+static real *const img = arena + 25482; /* [32,1,8,8] */
+static real *const im2col = arena + 27530; /* [2048,9] */
+static real *const matmul = arena + 45962; /* [2048,32] */
+static real *const relu = arena + 111498; /* [32,32,8,8] */
+static real *const im2col_2 = arena + 177034; /* [16384,4] */
+static real *const max = arena + 242570; /* [16384] */
+static real *const im2col_3 = arena + 258954; /* [512,288] */
+static real *const matmul_2 = arena + 406410; /* [512,64] */
+static real *const relu_2 = arena + 439178; /* [32,64,4,4] */
+static real *const im2col_4 = arena + 471946; /* [8192,4] */
+static real *const max_2 = arena + 504714; /* [8192] */
+static real *const matmul_3 = arena + 512906; /* [32,10] */
+static real *const logits = arena + 513226; /* [32,10] */
+
+/* Dropout, shifts and batch norm differ in training. */
+static int training;
+static uint64_t mask_step; /* random draws are made for the step */
 
 /* The forward pass of the outputs, in the mode forward() or
  * loss_and_grad() set. */
 static void compute_outputs(void)
 {
-    /* models/digits_cnn.lua:15: local img = (x / 16):reshape({N, 1, 8, 8}) */
+    /* models/digits_cnn.lua:17: local img = random_shift((x / 16):reshape({N, 1, 8, 8}), 1) */
     for (int i = 0; i < 2048; i++) {
         div_2[i] = x[i] / REAL_C(16.0);
+    }
+    for (int n = 0; n < 32; n++) {
+        const int dy = training ? rt_offset(mask_step, 1, 2 * (uint64_t)n, 1) : 0;
+        const int dx = training ? rt_offset(mask_step, 1, 2 * (uint64_t)n + 1, 1) : 0;
+        for (int c = 0; c < 1; c++)
+            for (int i = 0; i < 8; i++)
+                for (int j = 0; j < 8; j++) {
+                    const long at = ((long)n * 1 + c) * 64 + i * 8 + j;
+                    const int si = i - dy, sj = j - dx;
+                    img[at] = si >= 0 && si < 8 && sj >= 0 && sj < 8
+                                 ? div_2[at - dy * 8 - dx] : REAL_C(0.0);
+                }
     }
 
     /* models/lib/conv.lua:12: return conv2d(x, w, b, opts) */
@@ -55,19 +72,19 @@ static void compute_outputs(void)
                         for (int n = 0; n < 3; n++) {
                             const int iy = j * 1 - 1 + m, ix = k * 1 - 1 + n;
                             const int inside = iy >= 0 && iy < 8 && ix >= 0 && ix < 8;
-                            row[(l * 3 + m) * 3 + n] = inside ? div_2[((i * 1 + l) * 8 + iy) * 8 + ix] : REAL_C(0.0);
+                            row[(l * 3 + m) * 3 + n] = inside ? img[((i * 1 + l) * 8 + iy) * 8 + ix] : REAL_C(0.0);
                         }
             }
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 2048, 32, 9,
            REAL_C(1.0), im2col, 9, c1_w, 9, REAL_C(0.0), matmul, 32);
 
-    /* models/digits_cnn.lua:16: local h = max_pool2d(relu(conv(img, F1, 3, "c1", { padding = 1 })), 2) */
+    /* models/digits_cnn.lua:18: local h = max_pool2d(relu(conv(img, F1, 3, "c1", { padding = 1 })), 2) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 32; j++)
             for (int k = 0; k < 64; k++) {
-                const real t10 = matmul[i * 2048 + j + k * 32];
-                const real t12 = t10 + c1_b[j];
-                relu[i * 2048 + j * 64 + k] = t12 > REAL_C(0.0) ? t12 : REAL_C(0.0);
+                const real t11 = matmul[i * 2048 + j + k * 32];
+                const real t13 = t11 + c1_b[j];
+                relu[i * 2048 + j * 64 + k] = t13 > REAL_C(0.0) ? t13 : REAL_C(0.0);
             }
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 4; j++)
@@ -105,13 +122,13 @@ static void compute_outputs(void)
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 512, 64, 288,
            REAL_C(1.0), im2col_3, 288, c2_w, 288, REAL_C(0.0), matmul_2, 64);
 
-    /* models/digits_cnn.lua:17: h = max_pool2d(relu(conv(h, F2, 3, "c2", { padding = 1 })), 2) */
+    /* models/digits_cnn.lua:19: h = max_pool2d(relu(conv(h, F2, 3, "c2", { padding = 1 })), 2) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++)
             for (int k = 0; k < 16; k++) {
-                const real t24 = matmul_2[i * 1024 + j + k * 64];
-                const real t26 = t24 + c2_b[j];
-                relu_2[i * 1024 + j * 16 + k] = t26 > REAL_C(0.0) ? t26 : REAL_C(0.0);
+                const real t25 = matmul_2[i * 1024 + j + k * 64];
+                const real t27 = t25 + c2_b[j];
+                relu_2[i * 1024 + j * 16 + k] = t27 > REAL_C(0.0) ? t27 : REAL_C(0.0);
             }
     for (int i = 0; i < 2048; i++)
         for (int j = 0; j < 2; j++)
@@ -145,6 +162,7 @@ static void compute_outputs(void)
 /* Evaluation: the outputs for the first `rows` rows of the inputs. */
 static void forward(int rows)
 {
+    training = 0;
     memset(x + (long)rows * 64, 0, (size_t)(32 - rows) * 64 * sizeof *x);
     compute_outputs();
 }
@@ -169,7 +187,7 @@ static const rt_tensor params[] = {
 };
 
 static const rt_tensor outputs[] = {
-    {.name = "logits", .dtype = RT_REAL, .rank = 2, .shape = {32, 10}, .size = 320, .offset = 511178},
+    {.name = "logits", .dtype = RT_REAL, .rank = 2, .shape = {32, 10}, .size = 320, .offset = 513226},
 };
 
 const rt_model REAL_SUFFIX(digits_cnn_infer_model) = {
@@ -179,7 +197,7 @@ const rt_model REAL_SUFFIX(digits_cnn_infer_model) = {
     .real = RT_REAL,
     .arena = arena,
     .iarena = NULL,
-    .arena_size = 511498,
+    .arena_size = 513546,
     .iarena_size = 0,
     .n_inputs = 1,
     .n_params = 6,
