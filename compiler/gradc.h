@@ -235,7 +235,20 @@ typedef struct {
     const char **defines; /* "KEY=VALUE" from -D */
     int n_defines;
     const char *optimizer; /* --optimizer: replaces the model's, with its defaults */
+    long max_instructions;  /* the sandbox's limits; 0: the defaults below */
+    long max_memory_mb;
 } LoadOptions;
+
+enum {
+    DEFAULT_MAX_INSTRUCTIONS = 100000000, /* Lua instructions a model file may run */
+    DEFAULT_MAX_MEMORY_MB = 1024,         /* Lua memory it may hold */
+    MAX_NODES = 1000000,                  /* ops a model may make */
+};
+/* The most elements a tensor may have: loops count with int. */
+#define MAX_TENSOR 2147483647L
+/* The most elements a model's arena may have: 2 GiB as double, the most a
+ * static array holds without a large code model. */
+#define MAX_ARENA (((1L << 31) - 1) / 8)
 
 /* Returns NULL after printing one line `file:line: what` to stderr. */
 Graph *load_model(const char *path, const LoadOptions *o);

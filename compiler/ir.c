@@ -7,6 +7,7 @@
  * which runs the op's shape rule; with g->cse set, it also returns an
  * existing identical node instead of making a second one.
  */
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include "gradc.h"
@@ -32,11 +33,12 @@ void ir_free(Graph *g)
     free(g);
 }
 
+/* Saturates at LONG_MAX, so an absurd shape is caught, not wrapped. */
 long shape_size(Shape s)
 {
     long n = 1;
     for (int i = 0; i < s.rank; i++)
-        n *= s.dim[i];
+        n = s.dim[i] && n > LONG_MAX / s.dim[i] ? LONG_MAX : n * s.dim[i];
     return n;
 }
 
@@ -143,6 +145,14 @@ int ir_node(Graph *g, const Node *proto)
     if (err) {
         if (err != g->error)
             snprintf(g->error, sizeof g->error, "%s", err);
+        return -1;
+    }
+    /* Generated loops index with int. */
+    if (shape_size(n.shape) > MAX_TENSOR) {
+        char s[64];
+        shape_str(s, sizeof s, n.shape);
+        snprintf(g->error, sizeof g->error,
+                 "%s is more elements than a tensor can hold (2^31 - 1)", s);
         return -1;
     }
     n.is_grad = g->making_grad;

@@ -12,6 +12,7 @@
  * Nothing reaches back to the Lua state once load_model() returns.
  */
 #include <ctype.h>
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,19 +21,18 @@
 #include <lualib.h>
 #include "gradc.h"
 
-enum {
-    MAX_INSTRUCTIONS = 100000000, /* counted in steps of INSTRUCTION_STEP */
-    INSTRUCTION_STEP = 10000,
-};
-static const size_t MAX_LUA_MEMORY = (size_t)1 << 30;
+enum { INSTRUCTION_STEP = 10000 }; /* instructions are counted in these steps */
 
 static const char TENSOR[] = "gradc.tensor";
 
 typedef struct {
     Graph *g;
     const char *dir; /* the model file's folder, for import */
-    long instructions;
-    size_t memory;
+    long instructions, max_instructions;
+    size_t memory, max_memory;
+    bool limit_hit;        /* a limit was passed: nothing may catch that */
+    char last_file[256];   /* the line running last, for running out of memory */
+    int last_line;
     bool have_model;
     SrcLoc model_loc; /* where model{} was called */
     int model_ref;    /* the table model{} returned */
@@ -53,8 +53,10 @@ static void *limited_alloc(void *ud, void *ptr, size_t old, size_t size)
         free(ptr);
         return NULL;
     }
-    if (size > old && f->memory + (size - old) > MAX_LUA_MEMORY)
+    if (size > old && f->memory + (size - old) > f->max_memory) {
+        f->limit_hit = true;
         return NULL; /* Lua raises "not enough memory" */
+    }
     void *p = realloc(ptr, size);
     if (p)
         f->memory = f->memory - old + size;
@@ -68,22 +70,30 @@ static void name_locals(lua_State *L, lua_Debug *ar);
  * says `local h = ...`. */
 static void hook(lua_State *L, lua_Debug *ar)
 {
+    Front *f = front(L);
     if (ar->event == LUA_HOOKLINE) {
         name_locals(L, ar);
+        if (lua_getinfo(L, "S", ar) && ar->source[0] == '@') {
+            if (strcmp(f->last_file, ar->source + 1))
+                snprintf(f->last_file, sizeof f->last_file, "%s", ar->source + 1);
+            f->last_line = ar->currentline;
+        }
         return;
     }
-    Front *f = front(L);
     f->instructions += INSTRUCTION_STEP;
-    if (f->instructions <= MAX_INSTRUCTIONS)
+    if (f->instructions <= f->max_instructions)
         return;
+    f->limit_hit = true;
     /* Level 0 inside a hook is the Lua function that was running. */
     lua_Debug here;
     if (lua_getstack(L, 0, &here) && lua_getinfo(L, "Sl", &here) && here.currentline > 0)
         lua_pushfstring(L, "%s:%d: ", here.short_src, here.currentline);
     else
         lua_pushliteral(L, "");
-    lua_pushfstring(L, "the model ran for more than %d Lua instructions (an endless loop?)",
-                    MAX_INSTRUCTIONS);
+    lua_pushfstring(L,
+                    "the model ran for more than %I Lua instructions (an endless loop? "
+                    "--max-instructions raises the limit)",
+                    (lua_Integer)f->max_instructions);
     lua_concat(L, 2);
     lua_error(L);
 }
@@ -131,6 +141,8 @@ static const Node *node_of(lua_State *L, int id) { return ir_at(front(L)->g, id)
 static int make(lua_State *L, Node n)
 {
     Graph *g = front(L)->g;
+    if (g->n >= MAX_NODES)
+        luaL_error(L, "the model makes more than %d ops (a loop that never ends?)", MAX_NODES);
     n.loc = where(L);
     int id = ir_node(g, &n);
     if (id < 0)
@@ -427,7 +439,7 @@ static int l_dropout(lua_State *L)
     int x = tensor_arg(L, 1, "dropout");
     double p = luaL_checknumber(L, 2);
     if (!(p >= 0 && p < 1))
-        return luaL_error(L, "dropout: p must be in [0, 1), got %g", p);
+        return luaL_error(L, "dropout: p must be in [0, 1), got %f", p); /* Lua's %f is %g */
     int site = ++front(L)->random_sites;
     return push_tensor(
         L, make(L, (Node){.op = OP_DROPOUT, .n_in = 1, .in = {x}, .value = p, .axes = {site}}));
@@ -512,7 +524,10 @@ static int l_batch_norm(lua_State *L)
 {
     int x = tensor_arg(L, 1, "batch_norm");
     int gamma = tensor_arg(L, 2, "batch_norm"), beta = tensor_arg(L, 3, "batch_norm");
-    const char *name = luaL_checkstring(L, 4);
+    if (lua_type(L, 4) != LUA_TSTRING)
+        return luaL_error(L, "batch_norm: argument 4 must be a name for its running averages, "
+                             "as in batch_norm(x, gamma, beta, \"bn1\")");
+    const char *name = lua_tostring(L, 4);
     if (!is_identifier(name) || strlen(name) > 59)
         return luaL_error(L, "batch_norm: name '%s' must be letters, digits and _ (at most 59)",
                           name);
@@ -649,14 +664,15 @@ static int reshape_to(lua_State *L, int x, int idx, const char *op)
         else if (d < 1 || d > 2147483647)
             luaL_error(L, "%s: dimension %d must be a positive integer (or one -1), got %d", op,
                        i + 1, (int)d);
-        else
-            known *= d;
+        else /* saturating, as shape_size does: six dimensions overflow a long */
+            known = known > LONG_MAX / d ? LONG_MAX : known * d;
         to.dim[to.rank++] = (int)(d > 0 ? d : 1);
     }
     if (infer >= 0) {
         if (known == 0 || shape_size(from) % known)
-            luaL_error(L, "%s: %ld elements do not divide into rows of %ld", op, shape_size(from),
-                       known);
+            /* %I: Lua's own formats have no %ld */
+            luaL_error(L, "%s: %I elements do not divide into rows of %I", op,
+                       (lua_Integer)shape_size(from), (lua_Integer)known);
         to.dim[infer] = (int)(shape_size(from) / known);
     }
     return make(L, (Node){.op = OP_RESHAPE, .n_in = 1, .in = {x}, .shape = to});
@@ -762,7 +778,9 @@ static int l_pad(lua_State *L)
     Shape s = node_of(L, x)->shape;
     int a = axis_arg(L, luaL_checkinteger(L, 2), s.rank, "pad");
     lua_Integer before = luaL_checkinteger(L, 3), after = luaL_optinteger(L, 4, 0);
-    if (before < 0 || after < 0 || before + after + s.dim[a] > 2147483647)
+    /* Each margin bounded alone first: their sum could overflow. */
+    if (before < 0 || after < 0 || before > 2147483647 || after > 2147483647 ||
+        before + after + s.dim[a] > 2147483647)
         return luaL_error(L, "pad: margins must be numbers >= 0");
     Node n = {.op = OP_PAD, .n_in = 1, .in = {x}, .shape = s};
     n.axes[a] = (int)before;
@@ -1299,8 +1317,10 @@ static int l_model(lua_State *L)
 
 static int l_print(lua_State *L)
 {
-    /* stdout carries gradc's own results; a model's prints are logs. */
-    for (int i = 1; i <= lua_gettop(L); i++)
+    /* stdout carries gradc's own results; a model's prints are logs. Each
+     * luaL_tolstring pushes its string, so the count is taken first. */
+    int n = lua_gettop(L);
+    for (int i = 1; i <= n; i++)
         fprintf(stderr, "%s%s", i > 1 ? "\t" : "", luaL_tolstring(L, i, NULL));
     fputs("\n", stderr);
     return 0;
@@ -1312,10 +1332,29 @@ static int l_getmetatable(lua_State *L)
     return lua_getmetatable(L, 1) ? 1 : 0;
 }
 
+/* pcall, except that a limit of the sandbox cannot be caught: a model
+ * that passes one stops there. */
+static int l_pcall(lua_State *L)
+{
+    luaL_checkany(L, 1);
+    int status = lua_pcall(L, lua_gettop(L) - 1, LUA_MULTRET, 0);
+    if (status != LUA_OK && front(L)->limit_hit)
+        return lua_error(L);
+    lua_pushboolean(L, status == LUA_OK);
+    lua_insert(L, 1);
+    return lua_gettop(L);
+}
+
+static bool module_exists(lua_State *L, const char *name);
+
 static int l_undefined(lua_State *L)
 {
+    const char *name = luaL_tolstring(L, 2, NULL);
+    if (module_exists(L, name))
+        return luaL_error(L, "'%s' is not defined: it is a module; load it with local %s = import(\"%s\")",
+                          name, name, name);
     return luaL_error(L, "'%s' is not defined: not an op of gradc, nor a global set by the model",
-                      luaL_tolstring(L, 2, NULL));
+                      name);
 }
 
 static void copy_library(lua_State *L, const char *lib, const char *const *skip)
@@ -1345,11 +1384,10 @@ static int l_import(lua_State *L);
 static void push_env(lua_State *L)
 {
     static const char *const safe[] = {
-        "assert",   "error", "ipairs",   "next",   "pairs",  "pcall",  "select",       "tonumber",
+        "assert",   "error", "ipairs",   "next",   "pairs",  "select",       "tonumber",
         "tostring", "type",  "rawequal", "rawlen", "rawget", "rawset", "setmetatable", NULL};
     static const char *const none[] = {NULL};
     static const char *const no_seed[] = {"randomseed", NULL};
-    static const char *const no_dump[] = {"dump", NULL};
     static const luaL_Reg language[] = {
         {"input", l_input},
         {"param", l_param},
@@ -1420,6 +1458,7 @@ static void push_env(lua_State *L)
         {"model", l_model},
         {"import", l_import},
         {"print", l_print},
+        {"pcall", l_pcall},
         {"getmetatable", l_getmetatable},
         {NULL, NULL},
     };
@@ -1434,7 +1473,7 @@ static void push_env(lua_State *L)
     lua_pop(L, 1);
     copy_library(L, "math", no_seed);
     lua_setfield(L, -2, "math");
-    copy_library(L, "string", no_dump);
+    copy_library(L, "string", none);
     lua_setfield(L, -2, "string");
     copy_library(L, "table", none);
     lua_setfield(L, -2, "table");
@@ -1491,6 +1530,34 @@ static void load_chunk(lua_State *L, const char *path, const char *text, size_t 
     lua_setupvalue(L, -2, 1);
 }
 
+/* Where module `name` is: next to the model, then the modules installed
+ * with gradc, or (run from a build tree: build/gradc, build/san/gradc)
+ * the tree's own; its text, or NULL. */
+static char *module_text(lua_State *L, const char *name, char path[4096], size_t *len)
+{
+    const char *formats[] = {"%s/lib/%s.lua", "%s/../share/gradc/lib/%s.lua",
+                             "%s/../models/lib/%s.lua", "%s/../../models/lib/%s.lua"};
+    const char *dirs[] = {front(L)->dir, gradc_dir(), gradc_dir(), gradc_dir()};
+    if (!is_identifier(name))
+        return NULL;
+    for (int i = 0; i < 4; i++) {
+        snprintf(path, 4096, formats[i], dirs[i], name);
+        char *text = read_file(path, len);
+        if (text)
+            return text;
+    }
+    return NULL;
+}
+
+static bool module_exists(lua_State *L, const char *name)
+{
+    char path[4096];
+    size_t len;
+    char *text = module_text(L, name, path, &len);
+    free(text);
+    return text != NULL;
+}
+
 static int l_import(lua_State *L)
 {
     const char *name = luaL_checkstring(L, 1);
@@ -1501,18 +1568,10 @@ static int l_import(lua_State *L)
     if (lua_getfield(L, -1, name) != LUA_TNIL)
         return 1;
     lua_pop(L, 1);
-    /* Next to the model, then the modules installed with gradc, or (run
-     * from a build tree: build/gradc, build/san/gradc) the tree's own. */
-    const char *formats[] = {"%s/lib/%s.lua", "%s/../share/gradc/lib/%s.lua",
-                             "%s/../models/lib/%s.lua", "%s/../../models/lib/%s.lua"};
-    const char *dirs[] = {front(L)->dir, gradc_dir(), gradc_dir(), gradc_dir()};
-    for (int i = 0; i < 4; i++) {
-        char path[4096];
-        size_t len;
-        snprintf(path, sizeof path, formats[i], dirs[i], name);
-        char *text = read_file(path, &len);
-        if (!text)
-            continue;
+    char path[4096];
+    size_t len;
+    char *text = module_text(L, name, path, &len);
+    if (text) {
         load_chunk(L, keep(xstrdup(path)), keep(text), len);
         lua_call(L, 0, 1);
         lua_pushvalue(L, -1);
@@ -1601,6 +1660,25 @@ static const char *check_model(Graph *g, char *err, size_t len)
                         "%s:%d: the loss does not depend on any param(): nothing to train",
                         ir_at(g, g->loss)->loc.file, ir_at(g, g->loss)->loc.line),
                err;
+    /* An input nothing reads is a mistake, and the trainer would still
+     * want data for it. */
+    bool *read = xcalloc(g->n, sizeof *read);
+    read[g->loss] = true;
+    for (int i = 0; i < g->n_outputs; i++)
+        read[g->outputs[i].node] = true;
+    for (int i = g->n - 1; i >= 0; i--)
+        for (int k = 0; k < g->nodes[i].n_in && read[i]; k++)
+            read[g->nodes[i].in[k]] = true;
+    const Node *unread = NULL;
+    for (int i = 0; i < g->n_inputs && !unread; i++)
+        unread = read[g->inputs[i]] ? NULL : ir_at(g, g->inputs[i]);
+    free(read);
+    if (unread)
+        return snprintf(err, len,
+                        "%s:%d: input '%s' is read by neither the loss nor an output: use it "
+                        "or remove it",
+                        unread->loc.file, unread->loc.line, unread->name),
+               err;
     return NULL;
 }
 
@@ -1643,12 +1721,24 @@ Graph *load_model(const char *path, const LoadOptions *o)
         ir_free(g);
         return NULL;
     }
-    Front f = {.g = g, .dir = keep(dir_of(path)), .model_ref = LUA_NOREF};
+    Front f = {.g = g,
+               .dir = keep(dir_of(path)),
+               .model_ref = LUA_NOREF,
+               .max_instructions =
+                   o->max_instructions ? o->max_instructions : DEFAULT_MAX_INSTRUCTIONS,
+               .max_memory = (size_t)(o->max_memory_mb ? o->max_memory_mb : DEFAULT_MAX_MEMORY_MB)
+                             << 20};
     lua_State *L = lua_newstate(limited_alloc, &f);
     if (!L)
         die("cannot make a Lua state");
     *(Front **)lua_getextraspace(L) = &f;
     luaL_openlibs(L);
+    /* Strings' methods are the string library itself ("".dump): dump goes
+     * from there, so no bytecode can be made, from anywhere. */
+    lua_getglobal(L, "string");
+    lua_pushnil(L);
+    lua_setfield(L, -2, "dump");
+    lua_pop(L, 1);
     lua_getglobal(L, "math");
     lua_getfield(L, -1, "randomseed");
     lua_pushinteger(L, 42);
@@ -1661,7 +1751,15 @@ Graph *load_model(const char *path, const LoadOptions *o)
     lua_pushlightuserdata(L, (void *)o);
     char err[1024];
     const char *msg = NULL;
-    if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
+    int status = lua_pcall(L, 2, 0, 0);
+    /* Out of memory is the one limit whose message Lua writes, without a line. */
+    if (status != LUA_OK && f.limit_hit && f.instructions <= f.max_instructions) {
+        snprintf(err, sizeof err,
+                 "%s:%d: the model used more than %zu MiB of memory (--max-memory MB raises "
+                 "the limit)",
+                 f.last_file[0] ? f.last_file : path, f.last_line, f.max_memory >> 20);
+        msg = err;
+    } else if (status != LUA_OK) {
         snprintf(err, sizeof err, "%s",
                  lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1)
                                                 : "the model raised an error that is not a string");

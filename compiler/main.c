@@ -46,6 +46,8 @@ static const char usage[] =
     "                  (the trainer sets its lr and other settings at run time)\n"
     "  --after PASS    print the graph after PASS: load, grad, simplify or dce\n"
     "                  (default dce, what the C is made from)\n"
+    "  --max-instructions N  let the model file run N Lua instructions (100000000)\n"
+    "  --max-memory MB       and hold MB MiB of Lua memory (1024)\n"
     "\n"
     "Build the C with the gradc runtime and OpenBLAS; see README.md.\n";
 
@@ -76,7 +78,8 @@ static int parse_args(int argc, char **argv, Args *a)
         const char *s = argv[i];
         bool has_value = i + 1 < argc;
         if (!strcmp(s, "-o") || !strcmp(s, "-D") || !strcmp(s, "--after") ||
-            !strcmp(s, "--optimizer") || !strcmp(s, "--junit") || !strcmp(s, "--tol")) {
+            !strcmp(s, "--optimizer") || !strcmp(s, "--junit") || !strcmp(s, "--tol") ||
+            !strcmp(s, "--max-instructions") || !strcmp(s, "--max-memory")) {
             if (!has_value)
                 return bad_usage("%s needs a value", s);
             const char *v = argv[++i];
@@ -88,7 +91,14 @@ static int parse_args(int argc, char **argv, Args *a)
                 a->load.optimizer = v;
             else if (!strcmp(s, "--junit"))
                 a->junit = v;
-            else if (!strcmp(s, "--tol")) {
+            else if (!strcmp(s, "--max-instructions") || !strcmp(s, "--max-memory")) {
+                char *end;
+                errno = 0;
+                long n = strtol(v, &end, 10);
+                if (*end || n < 1 || errno)
+                    return bad_usage("%s: expected a positive whole number", s);
+                *(s[6] == 'i' ? &a->load.max_instructions : &a->load.max_memory_mb) = n;
+            } else if (!strcmp(s, "--tol")) {
                 char *end;
                 a->tol = strtod(v, &end);
                 if (*end || !(a->tol > 0))
@@ -144,6 +154,17 @@ static Graph *run_passes(const char *model, const Args *a)
     Graph *s = simplify(g);
     ir_free(g);
     ir_check(s);
+    for (int i = 0; i < s->n_params; i++) {
+        const Node *pn = ir_at(s, s->params[i].node), *gr = ir_at(s, s->params[i].grad);
+        if (gr->op == OP_CONST && gr->value == 0) {
+            fprintf(stderr,
+                    "%s:%d: param '%s' gets no gradient: the loss does not reach it, or only "
+                    "through ops without one (comparisons, argmax, step, sign, one_hot)\n",
+                    pn->loc.file, pn->loc.line, pn->name);
+            ir_free(s);
+            return NULL;
+        }
+    }
     if (a->after && !strcmp(a->after, "simplify"))
         return s;
     Graph *d = dce(s);
@@ -181,6 +202,26 @@ static int write_outputs(const char *dir, OutFile *files, int n)
     return 0;
 }
 
+/* Whether the arena is more than a generated program can hold; if so, says
+ * so at the line of the largest tensor. */
+static bool too_big(Graph *g, const Plan *p)
+{
+    if (p->arena_size + p->iarena_size <= MAX_ARENA)
+        return false;
+    int big = 0;
+    for (int i = 0; i < g->n; i++)
+        if (p->offset[i] >= 0 && shape_size(g->nodes[i].shape) > shape_size(g->nodes[big].shape))
+            big = i;
+    char s[64];
+    shape_str(s, sizeof s, g->nodes[big].shape);
+    fprintf(stderr,
+            "%s:%d: the model's tensors take %ld values, more than the %ld a generated program "
+            "can hold (the largest, %s, is made here)\n",
+            g->nodes[big].loc.file, g->nodes[big].loc.line, p->arena_size + p->iarena_size,
+            MAX_ARENA, s);
+    return true;
+}
+
 /* Compiles one model into dir with the command line's settings. */
 static int compile_to(const char *model, const char *dir)
 {
@@ -190,6 +231,12 @@ static int compile_to(const char *model, const char *dir)
     OutFile files[6];
     Fusion f = fuse(g);
     Plan p = plan(g, &f);
+    if (too_big(g, &p)) {
+        plan_free(&p);
+        fusion_free(&f);
+        ir_free(g);
+        return 1;
+    }
     emit_c(g, &f, &p, files);
     plan_free(&p);
     fusion_free(&f);

@@ -54,20 +54,12 @@ static const char *need_real(Graph *g, const Node *n, char *err, size_t len)
 static const char *shape_leaf(Graph *g, Node *n, char *err, size_t len)
 {
     (void)g;
-    double size = 1;
-    for (int i = 0; i < n->shape.rank; i++) {
+    for (int i = 0; i < n->shape.rank; i++)
         if (n->shape.dim[i] < 1) {
             snprintf(err, len, "dimension %d is %d; dimensions must be at least 1", i + 1,
                      n->shape.dim[i]);
             return err;
         }
-        size *= n->shape.dim[i];
-    }
-    /* Generated loops index with int. */
-    if (size > 2147483647.0) {
-        snprintf(err, len, "%.0f elements is more than a tensor can hold (2^31 - 1)", size);
-        return err;
-    }
     if (n->op != OP_INPUT)
         n->dtype = DT_REAL;
     return NULL;
@@ -831,9 +823,18 @@ static const char *check_window(Shape x, const int *axes, char *err, size_t len)
         return snprintf(err, len, "needs images [N,C,H,W], got rank %d", x.rank), err;
     if (axes[0] < 1 || axes[1] < 1 || axes[2] < 1 || axes[3] < 0)
         return snprintf(err, len, "kernel, stride and padding must be positive"), err;
-    if (x.dim[2] + 2 * axes[3] < axes[0] || x.dim[3] + 2 * axes[3] < axes[1])
+    /* In long and double: window_of and the generated loops count in int,
+     * which a large padding or a large batch of windows would overflow. */
+    long h = x.dim[2] + 2L * axes[3], w = x.dim[3] + 2L * axes[3];
+    if (h < axes[0] || w < axes[1])
         return snprintf(err, len, "a %dx%d kernel does not fit in %dx%d images", axes[0], axes[1],
                         x.dim[2], x.dim[3]),
+               err;
+    double rows = (double)x.dim[0] * ((h - axes[0]) / axes[2] + 1) * ((w - axes[1]) / axes[2] + 1);
+    if (h > 2147483647 || w > 2147483647 || rows > 2147483647 ||
+        (double)x.dim[1] * axes[0] * axes[1] > 2147483647)
+        return snprintf(err, len, "padded %ldx%ld images give more windows than a tensor holds",
+                        h, w),
                err;
     return NULL;
 }

@@ -157,6 +157,7 @@ static void usage(const rt_model *m, const char *prog)
            "  --min-lr X         cosine: the rate it ends at (default 0)\n"
            "  --warmup N         ramp the rate up linearly over the first N steps\n"
            "  --minutes M        stop after the step that passes M minutes, then evaluate\n"
+           "                     (alone, without --steps or --epochs: train until then)\n"
            "  --sample N         after training, print N characters a character model\n"
            "                     writes (--temperature X, 0.8; --prompt TEXT, a newline)\n");
 }
@@ -372,18 +373,20 @@ static const char *nonfinite_name(double v) { return isnan(v) ? "nan" : v > 0 ? 
  * printed to the terminal clears it first (bar_clear). */
 typedef struct {
     int on, shown;
-    long first, total;     /* this run trains steps first+1 .. total */
+    long first, total;     /* this run trains steps first+1 .. total (LONG_MAX: no end) */
+    double limit_ms;       /* > 0: --minutes, which may end it sooner */
     double t0, drawn;      /* ms */
     double loss_sum, loss; /* loss: the mean over the steps since the last redraw */
     long loss_n;
 } Progress;
 
-static void bar_start(Progress *p, long first, long total)
+static void bar_start(Progress *p, long first, long total, double minutes)
 {
     double now = rt_now_ms();
     *p = (Progress){.on = isatty(fileno(stderr)) && !getenv("GRADC_NO_PROGRESS"),
                     .first = first,
                     .total = total,
+                    .limit_ms = minutes * 60000,
                     .t0 = now,
                     .drawn = now,
                     .loss = NAN};
@@ -407,20 +410,27 @@ static void bar_draw(Progress *p, long n)
 {
     double now = rt_now_ms(), secs = (now - p->t0) / 1000;
     double rate = secs > 0 ? (double)(n - p->first) / secs : 0;
-    char bar[21], eta[32];
-    int fill = (int)(20 * n / p->total);
+    /* How far along: by steps, or by the clock if that ends the run first. */
+    double done = (double)(n - p->first) / (double)(p->total - p->first);
+    if (p->limit_ms > 0 && (now - p->t0) / p->limit_ms > done)
+        done = fmin((now - p->t0) / p->limit_ms, 1);
+    char bar[21], eta[32], steps[64];
     for (int i = 0; i < 20; i++)
-        bar[i] = i < fill ? '#' : '.';
+        bar[i] = i < (int)(20 * done) ? '#' : '.';
     bar[20] = '\0';
-    format_time(eta, sizeof eta, rate > 0 ? (double)(p->total - n) / rate : INFINITY);
+    format_time(eta, sizeof eta, done > 0 ? secs * (1 - done) / done : INFINITY);
+    if (p->total == LONG_MAX)
+        snprintf(steps, sizeof steps, "%ld", n);
+    else
+        snprintf(steps, sizeof steps, "%ld/%ld", n, p->total);
     if (p->loss_n) {
         p->loss = p->loss_sum / (double)p->loss_n;
         p->loss_sum = 0;
         p->loss_n = 0;
     }
     /* \033[K erases what a longer previous bar left at the end of the line. */
-    fprintf(stderr, "\r[%s] %3d%%  %ld/%ld steps  %.*f steps/s  ETA %s  loss %.4g\033[K", bar,
-            (int)(100 * n / p->total), n, p->total, rate < 100 ? 1 : 0, rate, eta, p->loss);
+    fprintf(stderr, "\r[%s] %3d%%  %s steps  %.*f steps/s  ETA %s  loss %.4g\033[K", bar,
+            (int)(100 * done), steps, rate < 100 ? 1 : 0, rate, eta, p->loss);
     p->shown = 1;
     p->drawn = now;
 }
@@ -860,7 +870,7 @@ static int run(Trainer *t)
     char what[160];
     double ms = 0;
     t->t0 = rt_now_ms();
-    bar_start(&t->bar, t->start, t->steps);
+    bar_start(&t->bar, t->start, t->steps, o->minutes);
     for (long n = t->start + 1; n <= t->steps; n++) {
         if (t->d->n)
             rt_data_load(t->d, m, n);
@@ -943,6 +953,9 @@ static int train(Trainer *t)
     if (rc)
         return rc;
     t->steps = o->epochs ? o->epochs * t->d->nbatches : o->steps;
+    /* --minutes alone: the clock, not the default --steps, ends the run. */
+    if (o->minutes > 0 && !o->epochs && !o->steps_given)
+        t->steps = LONG_MAX;
     if (t->start >= t->steps) {
         if (o->epochs)
             fprintf(stderr,

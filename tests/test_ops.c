@@ -14,7 +14,8 @@
  * N(0,1) with its seed and holds them fixed, so R is a fixed random
  * weighting and every element of out's gradient is distinct. Only
  * parameters are checked, so an op's operands are parameters wherever
- * their gradient matters. Every tensor has at most 64 elements, so the
+ * their gradient matters (and inputs where it is zero: gradc refuses a
+ * parameter that would get no gradient). Every tensor has at most 64 elements, so the
  * check covers every element, not a sample. Bases of log, fractional and
  * negative powers, and divisors are drawn from uniform(0.5, 2).
  *
@@ -234,32 +235,32 @@ static const Case cases[] = {
     {"gt", "gt as a mask on a",
      "local R = input(\"R\", {4, 3})\n"
      "local a = param(\"a\", {4, 3}, randn())\n"
-     "local b = param(\"b\", {4, 3}, randn())\n"
+     "local b = input(\"b\", {4, 3})\n"
      "local loss = sum(gt(a, b) * a * R)\n"},
     {"ge", "ge as a mask on a",
      "local R = input(\"R\", {4, 3})\n"
      "local a = param(\"a\", {4, 3}, randn())\n"
-     "local b = param(\"b\", {4, 3}, randn())\n"
+     "local b = input(\"b\", {4, 3})\n"
      "local loss = sum(ge(a, b) * a * R)\n"},
     {"lt", "lt as a mask on a",
      "local R = input(\"R\", {4, 3})\n"
      "local a = param(\"a\", {4, 3}, randn())\n"
-     "local b = param(\"b\", {4, 3}, randn())\n"
+     "local b = input(\"b\", {4, 3})\n"
      "local loss = sum(lt(a, b) * a * R)\n"},
     {"le", "le as a mask on a",
      "local R = input(\"R\", {4, 3})\n"
      "local a = param(\"a\", {4, 3}, randn())\n"
-     "local b = param(\"b\", {4, 3}, randn())\n"
+     "local b = input(\"b\", {4, 3})\n"
      "local loss = sum(le(a, b) * a * R)\n"},
     {"eq", "eq as a mask on a",
      "local R = input(\"R\", {4, 3})\n"
      "local a = param(\"a\", {4, 3}, randn())\n"
-     "local b = param(\"b\", {4, 3}, randn())\n"
+     "local b = input(\"b\", {4, 3})\n"
      "local loss = sum(eq(a, b) * a * R)\n"},
     {"ne", "ne as a mask on a",
      "local R = input(\"R\", {4, 3})\n"
      "local a = param(\"a\", {4, 3}, randn())\n"
-     "local b = param(\"b\", {4, 3}, randn())\n"
+     "local b = input(\"b\", {4, 3})\n"
      "local loss = sum(ne(a, b) * a * R)\n"},
     {"where", "where(mask, a, b) with a broadcast b",
      "local R = input(\"R\", {4, 3})\n"
@@ -429,6 +430,12 @@ static const Case cases[] = {
      "local b = param(\"b\", {2}, randn())\n"
      "local R = input(\"R\", {3, 2, 3, 3})\n"
      "local loss = sum(batch_norm(x + c, g, b, \"bn\", {momentum = 0.5}) * R)\n"},
+    {"chain", "a conv without a bias, then the bn module",
+     "local conv, bn = import(\"conv\"), import(\"bn\")\n"
+     "local img = input(\"img\", {3, 1, 4, 4})\n"
+     "local h = bn(conv(img, 2, 3, \"c\", {padding = 1, bias = false}), \"n\")\n"
+     "local R = input(\"R\", {3, 2, 4, 4})\n"
+     "local loss = sum(h * R)\n"},
     {"chain", "rnn_cell and lstm_cell unrolled over 3 steps",
      "local rnn, lstm = import(\"rnn_cell\")(4, 5, \"r\"), import(\"lstm_cell\")(4, 5, \"l\")\n"
      "local seq = input(\"seq\", {2, 3, 4})\n"

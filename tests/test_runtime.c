@@ -1496,6 +1496,30 @@ START_TEST(test_train_random_data)
 }
 END_TEST
 
+/* --minutes alone trains until the time is up, past the default 100
+ * steps; with --steps, whichever comes first ends the run. */
+START_TEST(test_train_minutes)
+{
+    make_tmpdir();
+    Run r = run_main(rt_train_main, &linreg_model,
+                     (const char *[]){"--minutes", "0.005", "--print-every", "1000000000", NULL});
+    ck_assert_msg(r.rc == 0, "%s", r.err);
+    const char *at = strstr(r.err, "--minutes 0.005 reached at step ");
+    ck_assert_msg(at, "%s", r.err);
+    long steps = atol(at + strlen("--minutes 0.005 reached at step "));
+    ck_assert_int_gt(steps, 100);
+    ck_assert_ptr_nonnull(strstr(r.out, "final loss "));
+    run_free(&r);
+    r = run_main(rt_train_main, &linreg_model,
+                 (const char *[]){"--minutes", "1", "--steps", "30", NULL});
+    ck_assert_msg(r.rc == 0, "%s", r.err);
+    ck_assert_ptr_nonnull(strstr(r.out, "step 30 loss "));
+    ck_assert_ptr_null(strstr(r.err, "reached"));
+    run_free(&r);
+    remove_tmpdir();
+}
+END_TEST
+
 START_TEST(test_train_print_every_and_lr)
 {
     make_tmpdir();
@@ -2970,6 +2994,7 @@ static Suite *runtime_suite(void)
     suite_add_tcase(s, tc);
     tc = tcase_create("train");
     tcase_add_test(tc, test_train_random_data);
+    tcase_add_test(tc, test_train_minutes);
     tcase_add_test(tc, test_train_print_every_and_lr);
     tcase_add_test(tc, test_train_bad_flags);
     tcase_add_test(tc, test_train_help);
