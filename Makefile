@@ -178,3 +178,77 @@ install: $(BUILD)/gradc $(BUILD)/libgradc_rt.a
 
 clean:
 	rm -rf build
+
+# ---- safety: hostile data and checkpoints, crash safety, valgrind ----
+# test_safety runs real trainers on every file of tests/hostile/data (each
+# with its .expect; tests/hostile/make_cases.py made them), kills one
+# mid-save again and again, and in the plain pass only runs a few under
+# valgrind, which cannot run ASan code: SAN leaves SAFETY_VALGRIND out.
+SUITES += safety
+SAFETY_PROGS = $(addprefix $(BUILD)/,iris_train iris_gradcheck iris_predict)
+$(BUILD)/test_safety: tests/test_safety.c | test-deps $(SAFETY_PROGS)
+	$(CC) $(CFLAGS) $(TEST_DEFS) $(if $(SAN),,-DSAFETY_VALGRIND) $< $(LDFLAGS) $(CHECK_FLAGS) -lm -o $@
+# check-suites read SUITES into its prerequisites before this block.
+check-suites: $(BUILD)/test_safety
+
+# ---- fuzzing: `make fuzz` (libFuzzer), and the replay `make test` runs ----
+# Each fuzz/TARGET.c defines LLVMFuzzerTestOneInput. `make fuzz` links it
+# with libFuzzer (clang) and runs it FUZZ_SECONDS on one core, from its
+# seeds in fuzz/corpus/TARGET (scripts/fuzz.sh). `make test` links the same
+# file with fuzz/replay.c (any compiler) instead, and the suite `fuzz`
+# replays the seeds and tests/fuzz/TARGET, what the fuzzer once found.
+FUZZ_TARGETS := model npy csv idx checkpoint
+FUZZ_SECONDS ?= 60
+FUZZ_CC      ?= clang
+FUZZ_BUILD   ?= build/fuzz
+SUITES       += fuzz
+# SUITES was read into check-suites' prerequisites before this line.
+check-suites: $(BUILD)/test_fuzz
+
+# Every target links the same: the compiler, the runtime, and the iris
+# model (float, double and the float inference twin) the readers load into.
+FUZZ_LINK  = $(BUILD)/obj/iris_f32.o $(BUILD)/obj/iris_f64.o $(BUILD)/obj/iris_infer_f32.o \
+             $(BUILD)/libgradc.a $(BUILD)/libgradc_rt.a
+FUZZ_FLAGS = $(CFLAGS) $(LUA_CFLAGS) $(BLAS_CFLAGS) -Icompiler -Iruntime -Igenerated/iris
+FUZZ_LIBS  = $(LDFLAGS) $(LUA_LIBS) $(RT_LIBS) -lm
+
+$(BUILD)/obj/iris_infer_f32.o: generated/iris/iris_infer.c generated/iris/iris.h $(wildcard runtime/*.h) | deps $(BUILD)/.dir
+	$(CC) $(CFLAGS) $(BLAS_CFLAGS) -Iruntime -Igenerated/iris -c $< -o $@
+$(BUILD)/replay_%: fuzz/%.c fuzz/replay.c $(wildcard fuzz/*.h) $(FUZZ_LINK)
+	$(CC) $(FUZZ_FLAGS) $< fuzz/replay.c $(FUZZ_LINK) $(FUZZ_LIBS) -o $@
+$(BUILD)/fuzz_%: fuzz/%.c $(wildcard fuzz/*.h) $(FUZZ_LINK)
+	$(CC) $(FUZZ_FLAGS) -fsanitize=fuzzer $< $(FUZZ_LINK) $(FUZZ_LIBS) -o $@
+$(BUILD)/test_fuzz: tests/test_fuzz.c $(FUZZ_TARGETS:%=$(BUILD)/replay_%) | test-deps
+	$(CC) $(CFLAGS) -DBUILD_DIR='"$(BUILD)"' -DFUZZ_TARGETS='"$(FUZZ_TARGETS)"' $< $(LDFLAGS) $(CHECK_FLAGS) -o $@
+
+# The fuzzers are built by clang, with ASan and UBSan, in a folder of their own.
+FUZZ_SAN = -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+.PHONY: fuzz
+fuzz:
+	@scripts/deps.sh fuzz $(FUZZ_CC)
+	@$(MAKE) --no-print-directory BUILD=$(FUZZ_BUILD) CC=$(FUZZ_CC) OPT=-O1 SAN="$(FUZZ_SAN)" \
+	    $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz_%)
+	@BUILD=$(FUZZ_BUILD) FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/fuzz.sh $(FUZZ_TARGETS)
+
+# ---- bench: `make bench`, gradc against NumPy, PyTorch and the GEMM-only bound ----
+# bench/bench.py builds the benchmark's networks with gradc into
+# $(BENCH_BUILD), runs each beside NumPy, PyTorch and the GEMM-only bound,
+# round by round, and writes bench/results.md (under 10 minutes on 2 cores).
+# BENCH_FLAGS passes flags on: make bench BENCH_FLAGS="--rounds 3 --nets seed_mlp,gpt"
+# (--quick: one short round). Not part of `make test`.
+BENCH_BUILD ?= $(BUILD)/bench
+BENCH_FLAGS ?=
+BENCH_TOOLS := $(BENCH_BUILD)/spawn $(BENCH_BUILD)/gemm_bound $(BENCH_BUILD)/gemm_trace.so
+.PHONY: bench
+bench: $(BUILD)/gradc $(BUILD)/libgradc_rt.a $(BENCH_TOOLS)
+	@scripts/deps.sh bench
+	@BUILD=$(BUILD) BENCH_BUILD=$(BENCH_BUILD) /usr/bin/python3 bench/bench.py $(BENCH_FLAGS)
+$(BENCH_BUILD)/spawn: bench/spawn.c | deps
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $< $(LDFLAGS) -o $@
+$(BENCH_BUILD)/gemm_bound: bench/gemm_bound.c | deps
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(BLAS_CFLAGS) $< $(LDFLAGS) $(RT_LIBS) -o $@
+$(BENCH_BUILD)/gemm_trace.so: bench/gemm_trace.c | deps
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(BLAS_CFLAGS) -fPIC -shared $< $(LDFLAGS) -ldl -o $@

@@ -17,6 +17,12 @@
 
 static bool is_loop_kind(OpKind k) { return k == ELEM || k == VIEW || k == REDUCE || k == PLACE; }
 
+/* The most inputs a group's members may have between them: each is a read
+ * of at most one buffer, and emit_c writes a loop of at most 64 buffers
+ * (the output and 63 read), 256 reads and 256 members. A long chain of
+ * elementwise ops becomes several loops instead. */
+enum { MAX_GROUP_INPUTS = 63 };
+
 Fusion fuse(Graph *g)
 {
     Fusion f;
@@ -24,6 +30,7 @@ Fusion fuse(Graph *g)
     f.stored = xcalloc(g->n, sizeof *f.stored);
     int *uses = xcalloc(g->n, sizeof *uses);
     bool *root = xcalloc(g->n, sizeof *root);
+    int *inputs = xcalloc(g->n, sizeof *inputs); /* per group root: its members' inputs */
     if (g->loss >= 0)
         root[g->loss] = true;
     for (int i = 0; i < g->n_outputs; i++)
@@ -49,6 +56,7 @@ Fusion fuse(Graph *g)
         if (f.group[i] < 0) {
             f.group[i] = i;
             f.stored[i] = n->op != OP_CONST || root[i];
+            inputs[i] = n->n_in;
         }
         if (!is_loop_kind(op_info[n->op].kind))
             continue;
@@ -61,12 +69,15 @@ Fusion fuse(Graph *g)
             const Node *x = ir_at(g, n->in[k]);
             OpKind kind = op_info[x->op].kind;
             if ((kind == ELEM || kind == VIEW) && !root[x->id] && uses[x->id] == 1 &&
-                shape_size(x->shape) == space)
+                shape_size(x->shape) == space && inputs[r] + x->n_in <= MAX_GROUP_INPUTS) {
                 f.group[x->id] = r;
+                inputs[r] += x->n_in;
+            }
         }
     }
     free(uses);
     free(root);
+    free(inputs);
     return f;
 }
 

@@ -147,6 +147,31 @@ static int make(lua_State *L, Node n)
     int id = ir_node(g, &n);
     if (id < 0)
         luaL_error(L, "%s: %s", op_info[n.op].name, g->error);
+    if (n.name) { /* for named() */
+        lua_getfield(L, LUA_REGISTRYINDEX, "gradc.names");
+        lua_pushinteger(L, id);
+        lua_setfield(L, -2, n.name);
+        lua_pop(L, 1);
+    }
+    return id;
+}
+
+/* Room for element n of a root array that grows one element at a time:
+ * doubling, so that a loop of a million params does not copy the array a
+ * million times (a sanitizer's realloc always copies). */
+static void *grow(void *p, int n, size_t size)
+{
+    return n & (n - 1) ? p : xrealloc(p, (n ? 2 * (size_t)n : 1) * size);
+}
+
+/* The node called name (an input, param or buffer), or -1. A Lua table
+ * maps names to nodes, so a model of many params is not checked in
+ * quadratic time. */
+static int named(lua_State *L, const char *name)
+{
+    lua_getfield(L, LUA_REGISTRYINDEX, "gradc.names");
+    int id = lua_getfield(L, -1, name) == LUA_TNUMBER ? (int)lua_tointeger(L, -1) : -1;
+    lua_pop(L, 2);
     return id;
 }
 
@@ -495,11 +520,10 @@ static bool is_identifier(const char *s)
 /* A buffer NAME [C] that starts at `value`, saved with the parameters. */
 static int buffer(lua_State *L, const char *name, int c, double value)
 {
-    Graph *g = front(L)->g;
-    for (int i = 0; i < g->n; i++)
-        if (g->nodes[i].name && !strcmp(g->nodes[i].name, name))
-            luaL_error(L, "batch_norm: the name '%s' is taken (line %d)", name,
-                       g->nodes[i].loc.line);
+    int taken = named(L, name);
+    if (taken >= 0)
+        luaL_error(L, "batch_norm: the name '%s' is taken (line %d)", name,
+                   node_of(L, taken)->loc.line);
     return make(L, (Node){.op = OP_BUFFER,
                           .name = keep(xstrdup(name)),
                           .shape = {1, {c}},
@@ -510,7 +534,7 @@ static int buffer(lua_State *L, const char *name, int c, double value)
 static void add_buffer(lua_State *L, int node, int next)
 {
     Graph *g = front(L)->g;
-    g->buffers = xrealloc(g->buffers, (g->n_buffers + 1) * sizeof *g->buffers);
+    g->buffers = grow(g->buffers, g->n_buffers, sizeof *g->buffers);
     g->buffers[g->n_buffers++] = (Buffer){node, next};
 }
 
@@ -1103,10 +1127,10 @@ static const char *name_arg(lua_State *L, const char *what)
     const char *name = luaL_checkstring(L, 1);
     if (!is_identifier(name) || strlen(name) > 64)
         luaL_error(L, "%s: name '%s' must be letters, digits and _ (at most 64)", what, name);
-    Graph *g = front(L)->g;
-    for (int i = 0; i < g->n; i++)
-        if (g->nodes[i].name && !strcmp(g->nodes[i].name, name))
-            luaL_error(L, "%s: the name '%s' is taken (line %d)", what, name, g->nodes[i].loc.line);
+    int taken = named(L, name);
+    if (taken >= 0)
+        luaL_error(L, "%s: the name '%s' is taken (line %d)", what, name,
+                   node_of(L, taken)->loc.line);
     return keep(xstrdup(name));
 }
 
@@ -1142,7 +1166,7 @@ static int l_input(lua_State *L)
         return luaL_error(L, "input: '%s' needs a batch dimension first", name);
     int id = make(L, (Node){.op = OP_INPUT, .name = name, .shape = s, .dtype = dt});
     Graph *g = front(L)->g;
-    g->inputs = xrealloc(g->inputs, (g->n_inputs + 1) * sizeof *g->inputs);
+    g->inputs = grow(g->inputs, g->n_inputs, sizeof *g->inputs);
     g->inputs[g->n_inputs++] = id;
     return push_tensor(L, id);
 }
@@ -1194,7 +1218,7 @@ static int l_param(lua_State *L)
     n.init_b = number_field(L, 3, "b");
     int id = make(L, n);
     Graph *g = front(L)->g;
-    g->params = xrealloc(g->params, (g->n_params + 1) * sizeof *g->params);
+    g->params = grow(g->params, g->n_params, sizeof *g->params);
     g->params[g->n_params++] = (Param){id, -1};
     return push_tensor(L, id);
 }
@@ -1264,14 +1288,16 @@ static void read_outputs(lua_State *L, Graph *g)
         if (lua_type(L, -2) != LUA_TSTRING || !is_identifier(lua_tostring(L, -2)) ||
             !is_tensor(L, -1))
             luaL_error(L, "model: outputs must be a table of name = tensor");
-        g->outputs = xrealloc(g->outputs, (g->n_outputs + 1) * sizeof *g->outputs);
+        g->outputs = grow(g->outputs, g->n_outputs, sizeof *g->outputs);
         g->outputs[g->n_outputs++] =
             (Output){keep(xstrdup(lua_tostring(L, -2))), *(int *)lua_touserdata(L, -1)};
         lua_pop(L, 1);
     }
     lua_pop(L, 1);
-    /* Table order is not deterministic; the generated code must be. */
-    qsort(g->outputs, g->n_outputs, sizeof *g->outputs, output_cmp);
+    /* Table order is not deterministic; the generated code must be. (An
+     * empty table leaves outputs NULL, which qsort may not be given.) */
+    if (g->n_outputs > 1)
+        qsort(g->outputs, g->n_outputs, sizeof *g->outputs, output_cmp);
 }
 
 static int l_model(lua_State *L)
@@ -1612,6 +1638,8 @@ static int run_model(lua_State *L)
     set_config(L, o);
     lua_newtable(L);
     lua_setfield(L, LUA_REGISTRYINDEX, "gradc.imports");
+    lua_newtable(L);
+    lua_setfield(L, LUA_REGISTRYINDEX, "gradc.names");
     load_chunk(L, path, keep(text), len);
     lua_call(L, 0, 1);
     if (!f->have_model) {

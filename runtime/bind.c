@@ -12,7 +12,9 @@
  * converted once, at bind time, into the dtype the input has in memory,
  * and only if every value survives the trip exactly: a float64 file of
  * exact floats feeds a float32 model, 2.0 feeds an int32 input, 0.1 or 2.5
- * is an error naming the element.
+ * is an error naming the element. So is a NaN or an infinity: no step
+ * could learn from one, and the run would only stop at the first loss it
+ * turned to NaN, far from the file to blame.
  *
  * The minibatch rule: step s belongs to epoch e = (s-1) / nbatches, where
  * nbatches = floor(M / batch), and is that epoch's minibatch
@@ -50,7 +52,8 @@ static double value_at(const rt_array *a, long i)
 }
 
 /* Every source value is exact as a double, so "exact" is decided there,
- * before a cast that would be undefined out of range. NaN stays NaN. */
+ * before a cast that would be undefined out of range. NaN stays NaN (and
+ * convert refuses it for a float input). */
 static int converts_exactly(double v, rt_dtype to)
 {
     switch (to) {
@@ -96,23 +99,45 @@ static int convert(const char *path, const rt_array *in, rt_dtype to, rt_array *
                            "exactly to %s",
                            path, i, v, rt_dtype_name(to));
         }
+        if (!isfinite(v)) {
+            rt_array_free(out);
+            return rt_errf(err, errlen, "%s: element %ld is %g; data must be finite", path, i, v);
+        }
         store(out, i, v);
     }
     return 0;
 }
 
-static int check_labels(const char *path, const rt_tensor *t, const rt_array *a, char *err,
-                        size_t errlen)
+static int has_suffix(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), k = strlen(suffix);
+    return n >= k && strcmp(s + n - k, suffix) == 0;
+}
+
+/* lines: a CSV's line of each element, so the message names it; or NULL. */
+static int check_labels(const char *path, const rt_tensor *t, const rt_array *a, const long *lines,
+                        char *err, size_t errlen)
 {
     const int32_t *v = a->data;
     if (t->classes <= 0)
         return 0;
-    for (long i = 0; i < a->size; i++)
-        if (v[i] < 0 || v[i] >= t->classes)
+    for (long i = 0; i < a->size; i++) {
+        if (v[i] >= 0 && v[i] < t->classes)
+            continue;
+        if (lines)
             return rt_errf(err, errlen,
-                           "%s: element %ld is %d, outside [0, %d) "
-                           "(the classes of input '%s')",
+                           "%s:%ld: label %d is outside [0, %d) (the classes of input '%s')", path,
+                           lines[i], (int)v[i], t->classes, t->name);
+        if (has_suffix(path, ".txt") || has_suffix(path, ".txt:next"))
+            return rt_errf(err, errlen,
+                           "%s: byte %ld is %d, outside [0, %d) (the classes of input '%s'): "
+                           "text takes 256 classes, one per byte value",
                            path, i, (int)v[i], t->classes, t->name);
+        return rt_errf(err, errlen,
+                       "%s: element %ld is %d, outside [0, %d) "
+                       "(the classes of input '%s')",
+                       path, i, (int)v[i], t->classes, t->name);
+    }
     return 0;
 }
 
@@ -190,12 +215,6 @@ void rt_data_init(rt_data *d)
     d->order_epoch = -1;
 }
 
-static int has_suffix(const char *s, const char *suffix)
-{
-    size_t n = strlen(s), k = strlen(suffix);
-    return n >= k && strcmp(s + n - k, suffix) == 0;
-}
-
 /* A CSV's columns for input t: the label column for an int32 input, the
  * others for a float one. */
 /* A CSV's numbers are decimal text: read into a float input they take the
@@ -222,9 +241,12 @@ static int read_csv(const char *path, const rt_tensor *t, rt_dtype want, long la
     if (label < 0 || label >= c.cols)
         rc = rt_errf(err, errlen, "%s: --label-column %ld, but the table has %ld columns", path,
                      label_column, c.cols);
-    else if (t->dtype == RT_I32)
+    else if (t->dtype == RT_I32) {
+        /* Checked here too, where the lines are known. */
         rc = rt_csv_columns(&c, path, label, 1, RT_I32, out, err, errlen);
-    else if (c.cols == 1)
+        if (rc == 0 && (rc = check_labels(path, t, out, c.lines, err, errlen)) != 0)
+            rt_array_free(out);
+    } else if (c.cols == 1)
         rc = rt_errf(err, errlen, "%s: one column, and it is the label column", path);
     else if (label == 0 || label == c.cols - 1) {
         rc = rt_csv_columns(&c, path, label == 0, c.cols - 1, RT_F64, out, err, errlen);
@@ -288,7 +310,7 @@ int rt_input_load(const rt_model *m, const rt_tensor *t, const char *path, long 
     if (rc == 0)
         rc = convert(path, &raw, rt_storage_dtype(m, t), out, err, errlen);
     rt_array_free(&raw);
-    if (rc == 0 && (rc = check_labels(path, t, out, err, errlen)) != 0)
+    if (rc == 0 && (rc = check_labels(path, t, out, NULL, err, errlen)) != 0)
         rt_array_free(out);
     return rc;
 }

@@ -17,10 +17,14 @@
  * other shapes, is refused by name. Loading checks every byte of the file
  * before it touches the model, so a refused file leaves the arena as it
  * was; saving writes a temporary file and renames it, so a crash mid-save
- * leaves the previous checkpoint whole.
+ * leaves the previous checkpoint whole (and at worst a stray PATH.tmp.PID).
+ * A parameter that is not finite is refused too: the trainer never saves
+ * one, so such a file was made by hand, and resuming from it would only
+ * fail a step later with the file named as the last good checkpoint.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -312,9 +316,11 @@ static int explain_size(const rt_model *m, const char *path, long size, const He
 {
     long expect = expected_size(m);
     int width = h->real == 4 || h->real == 8 ? (int)h->real : 0;
-    /* What the header says its own size is, if its counts are sane. */
+    /* What the header says its own size is, if its counts are sane (each
+     * bounded alone: their sum could overflow). */
     long own = -1;
-    if (width && h->n_saved >= 0 && h->n_state >= 0 && h->n_saved + h->n_state < (1L << 40))
+    if (width && h->n_saved >= 0 && h->n_state >= 0 && h->n_saved < (1L << 40) &&
+        h->n_state < (1L << 40))
         own = DATA_START + (long)(h->n_saved + h->n_state) * width + CHECKSUM_SIZE;
     if (own == size && check_identity(m, path, h, err, errlen))
         return -1;
@@ -359,6 +365,31 @@ static unsigned char *read_all(const rt_model *m, const char *path, Header *h, c
     return NULL;
 }
 
+/* The first parameter (or buffer) value in the file's params block that
+ * is not finite: 1 and its tensor and index, or 0 if every value is. */
+static int find_nonfinite(const rt_model *m, const unsigned char *p, const rt_tensor **t, long *i,
+                          double *v)
+{
+    int width = real_width(m->real);
+    for (int k = 0; k < m->n_params + m->n_buffers; k++) {
+        *t = k < m->n_params ? &m->params[k] : &m->buffers[k - m->n_params];
+        const unsigned char *b = p + ((*t)->offset - m->params_offset) * width;
+        for (*i = 0; *i < (*t)->size; (*i)++, b += width) {
+            uint64_t bits = get_le(b, width);
+            if (width == 4) {
+                uint32_t u = (uint32_t)bits;
+                float f;
+                memcpy(&f, &u, 4);
+                *v = f;
+            } else
+                memcpy(v, &bits, 8);
+            if (!isfinite(*v))
+                return 1;
+        }
+    }
+    return 0;
+}
+
 /* The load both entry points share; the optimizer state is copied only
  * when with_state (an inference model has none). */
 static int load(const rt_model *m, const char *path, int with_state, long *step, uint64_t *seed,
@@ -379,6 +410,14 @@ static int load(const rt_model *m, const char *path, int with_state, long *step,
         rc = -1;
     else if (h.step < 0)
         rc = rt_errf(err, errlen, "%s: corrupt: step %lld", path, (long long)h.step);
+    const rt_tensor *t;
+    long i;
+    double v;
+    if (rc == 0 && find_nonfinite(m, buf + DATA_START, &t, &i, &v))
+        rc = rt_errf(err, errlen,
+                     "%s: corrupt: parameter '%s' element %ld is %g (no checkpoint gradc "
+                     "writes holds one)",
+                     path, t->name, i, v);
     if (rc == 0) {
         /* Every check passed: only now does the model change. */
         int width = real_width(m->real);

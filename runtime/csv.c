@@ -6,6 +6,9 @@
  * have as many fields as the first; a ragged row or a field that is not a
  * number is refused with the file, line and column. Columns are then cut
  * out as arrays, with lossless conversion only (labels must be integers).
+ * A file that is no text (a NUL byte), a line longer than MAX_LINE (what a
+ * gzip bomb inflates to) and a gzip stream that ends early are refused
+ * too, before any of their bytes become a row.
  */
 #include <errno.h>
 #include <math.h>
@@ -15,27 +18,48 @@
 #include "rt_read.h"
 #include "rt_internal.h"
 
-/* The next line, without its newline, however long; NULL at the end. */
-static char *next_line(gzFile f, char **buf, size_t *cap)
+/* No CSV of numbers has a longer line; memory stays bounded whatever a
+ * gzip file inflates to. */
+enum { MAX_LINE = 1 << 24 };
+
+enum { LINE_END = -1, LINE_NUL = -2, LINE_LONG = -3 };
+
+/* The next line into *buf, without its newline (or \r\n): its length, or
+ * LINE_END at the end of the file (or at a read error, which the caller
+ * asks gzerror about: a last line cut short by one is never returned),
+ * LINE_NUL for a NUL byte, LINE_LONG past MAX_LINE bytes. Byte by byte,
+ * since gzgets cannot tell a NUL byte from the end of its string. */
+static long next_line(gzFile f, char **buf, size_t *cap)
 {
     size_t len = 0;
-    for (;;) {
-        if (*cap - len < 2) {
-            *cap = *cap ? 2 * *cap : 4096;
+    int c;
+    if (!*buf) {
+        *cap = 4096;
+        *buf = rt_malloc(*cap);
+    }
+    while ((c = gzgetc(f)) != -1 && c != '\n') {
+        if (c == 0)
+            return LINE_NUL;
+        if (len == MAX_LINE)
+            return LINE_LONG;
+        if (len + 1 >= *cap) {
+            *cap *= 2;
             *buf = realloc(*buf, *cap);
             if (!*buf)
                 rt_die("out of memory reading a CSV line");
         }
-        if (!gzgets(f, *buf + len, (int)(*cap - len)))
-            return len ? *buf : NULL;
-        len += strlen(*buf + len);
-        if (len && (*buf)[len - 1] == '\n') {
-            (*buf)[--len] = 0;
-            if (len && (*buf)[len - 1] == '\r')
-                (*buf)[--len] = 0;
-            return *buf;
-        }
+        (*buf)[len++] = (char)c;
     }
+    if (c == -1) {
+        int gzerr;
+        gzerror(f, &gzerr);
+        if (len == 0 || (gzerr != Z_OK && gzerr != Z_STREAM_END))
+            return LINE_END;
+    }
+    if (len && (*buf)[len - 1] == '\r')
+        len--;
+    (*buf)[len] = 0;
+    return (long)len;
 }
 
 /* Splits a line in place at its commas into fields, which has room. */
@@ -78,11 +102,23 @@ int rt_csv_read(const char *path, rt_csv *out, char *err, size_t errlen)
     if (!f)
         return rt_errf(err, errlen, "%s: cannot open: %s", path, strerror(errno ? errno : ENOENT));
     char *buf = NULL, **fields = NULL;
-    size_t cap = 0, vcap = 0;
-    long line_no = 0, max_fields = 0;
+    size_t cap = 0, vcap = 0, lcap = 0;
+    long line_no = 0, max_fields = 0, len;
     int status = 0;
-    for (char *line; (line = next_line(f, &buf, &cap));) {
+    while ((len = next_line(f, &buf, &cap)) != LINE_END) {
+        char *line = buf;
         line_no++;
+        if (len == LINE_NUL) {
+            status =
+                rt_errf(err, errlen, "%s:%ld: a NUL byte: a binary file, not a CSV", path, line_no);
+            break;
+        }
+        if (len == LINE_LONG) {
+            status = rt_errf(err, errlen,
+                             "%s:%ld: a line of more than %d bytes: no CSV of numbers has one",
+                             path, line_no, MAX_LINE);
+            break;
+        }
         if (!line[strspn(line, " \t")])
             continue;
         long n = count_fields(line);
@@ -112,6 +148,13 @@ int rt_csv_read(const char *path, rt_csv *out, char *err, size_t errlen)
             if (!out->values)
                 rt_die("out of memory reading %s", path);
         }
+        if ((size_t)out->rows + 1 > lcap) {
+            lcap = lcap ? 2 * lcap : 1024;
+            out->lines = realloc(out->lines, lcap * sizeof *out->lines);
+            if (!out->lines)
+                rt_die("out of memory reading %s", path);
+        }
+        out->lines[out->rows] = line_no;
         for (long k = 0; k < n && status == 0; k++)
             if (!parse_number(fields[k], &out->values[out->rows * out->cols + k]))
                 status = rt_errf(err, errlen, "%s:%ld: column %ld is '%.40s', not a number", path,
@@ -122,6 +165,10 @@ int rt_csv_read(const char *path, rt_csv *out, char *err, size_t errlen)
     }
     int gzerr = 0;
     const char *gzmsg = gzerror(f, &gzerr);
+    /* zlib's message starts with the path, which ours already has. */
+    size_t plen = strlen(path);
+    if (strncmp(gzmsg, path, plen) == 0 && strncmp(gzmsg + plen, ": ", 2) == 0)
+        gzmsg += plen + 2;
     if (status == 0 && gzerr != Z_OK && gzerr != Z_STREAM_END)
         status = rt_errf(err, errlen, "%s: cannot read: %s", path, gzmsg);
     gzclose(f);
@@ -137,6 +184,7 @@ int rt_csv_read(const char *path, rt_csv *out, char *err, size_t errlen)
 void rt_csv_free(rt_csv *c)
 {
     free(c->values);
+    free(c->lines);
     *c = (rt_csv){0};
 }
 
@@ -155,9 +203,8 @@ int rt_csv_columns(const rt_csv *c, const char *path, long first, long n, rt_dty
             if (dtype == RT_I32) {
                 if (v != floor(v) || v < INT32_MIN || v > INT32_MAX) {
                     rt_array_free(out);
-                    return rt_errf(err, errlen,
-                                   "%s: row %ld, column %ld is %g, not an integer label", path,
-                                   r + 1 + (c->has_header ? 1 : 0), first + k + 1, v);
+                    return rt_errf(err, errlen, "%s:%ld: column %ld is %g, not an integer label",
+                                   path, c->lines[r], first + k + 1, v);
                 }
                 ((int32_t *)out->data)[r * n + k] = (int32_t)v;
             } else

@@ -18,6 +18,32 @@ enum { MAX_IDX_BYTES = 1 << 30 };
 
 static int read_exact(gzFile f, void *p, size_t n) { return gzread(f, p, (unsigned)n) == (int)n; }
 
+/* The n bytes of data, or NULL if the file ends first. The buffer grows
+ * with what the file really holds, so a header that promises 1 GiB over a
+ * few bytes costs a few bytes, not a 1 GiB allocation. */
+static unsigned char *read_data(gzFile f, size_t n)
+{
+    unsigned char *p = NULL;
+    size_t have = 0, cap = 0;
+    while (have < n) {
+        if (have == cap) {
+            cap = cap ? 2 * cap : 1 << 16;
+            cap = cap < n ? cap : n;
+            unsigned char *q = realloc(p, cap);
+            if (!q)
+                rt_die("out of memory reading IDX data (%zu bytes)", cap);
+            p = q;
+        }
+        int got = gzread(f, p + have, (unsigned)(cap - have));
+        if (got <= 0) {
+            free(p);
+            return NULL;
+        }
+        have += (size_t)got;
+    }
+    return p;
+}
+
 static uint32_t be32(const unsigned char *b)
 {
     return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
@@ -66,9 +92,9 @@ int rt_idx_read(const char *path, rt_array *out, char *err, size_t errlen)
     }
     unsigned char *raw = NULL;
     if (!status) {
-        raw = rt_malloc((size_t)out->size * size);
+        raw = read_data(f, (size_t)out->size * size);
         char extra;
-        if (!read_exact(f, raw, (size_t)out->size * size))
+        if (!raw)
             status = rt_errf(err, errlen, "%s: truncated: the header promises %ld values", path,
                              out->size);
         else if (gzread(f, &extra, 1) == 1)

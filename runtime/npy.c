@@ -7,8 +7,9 @@
  * matched as text, so key order, quoting and spacing do not matter. Every
  * size is checked against the file's real length before anything is
  * allocated or read, so a lying header costs an error line, never a crash
- * or an out-of-bounds read. Loaded data ends as float32, float64 or int32;
- * int64 and uint8 are narrowed to int32 only when every value fits.
+ * or an out-of-bounds read (and data longer than the header says is
+ * refused like data shorter). Loaded data ends as float32, float64 or
+ * int32; int64 and uint8 are narrowed to int32 only when every value fits.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -315,14 +316,18 @@ static int read_preamble(Reader *r, Header *h, long *data_start)
     return rc;
 }
 
-/* Number of elements, or -1 (with a message) if it overflows. */
+/* Number of elements, or -1 (with a message) if it overflows. The nonzero
+ * dimensions must multiply without overflow even when another is 0: users
+ * of the array multiply some of them (a row's size) and would overflow. */
 static long checked_size(const char *path, const Header *h, int width, char *err, size_t errlen)
 {
     long n = 1;
-    for (int i = 0; i < h->rank; i++)
-        if (h->shape[i] == 0)
-            return 0;
+    int empty = 0;
     for (int i = 0; i < h->rank; i++) {
+        if (h->shape[i] == 0) {
+            empty = 1;
+            continue;
+        }
         if (n > LONG_MAX / width / h->shape[i]) {
             char s[160];
             rt_format_shape(s, sizeof s, h->rank, h->shape, 0);
@@ -330,7 +335,7 @@ static long checked_size(const char *path, const Header *h, int width, char *err
         }
         n *= h->shape[i];
     }
-    return n;
+    return empty ? 0 : n;
 }
 
 /* int64 and uint8 become int32; an int64 that does not fit is an error. */
@@ -385,14 +390,19 @@ static int check_layout(Reader *r, const Header *h, const FileType *ft, long dat
     if (*size < 0)
         return -1;
     long have = r->file_size - data_start, need = *size * ft->width;
-    if (have < need) {
-        char s[160];
-        rt_format_shape(s, sizeof s, h->rank, h->shape, 0);
+    char s[160];
+    rt_format_shape(s, sizeof s, h->rank, h->shape, 0);
+    if (have < need)
         return rt_errf(r->err, r->errlen,
                        "%s: truncated: header says %s %s (%ld bytes), "
                        "file has %ld bytes of data",
                        r->path, s, ft->name, need, have);
-    }
+    /* numpy writes exactly the data; more means the header lies about it. */
+    if (have > need)
+        return rt_errf(r->err, r->errlen,
+                       "%s: longer than its header says: %s %s is %ld bytes, "
+                       "file has %ld bytes of data",
+                       r->path, s, ft->name, need, have);
     return 0;
 }
 

@@ -19,6 +19,9 @@
 int rt_train_main(const rt_model *m, int argc, char **argv);
 int rt_gradcheck_main(const rt_model *m, int argc, char **argv);
 int rt_predict_main(const rt_model *m, int argc, char **argv);
+/* Called first by those mains: on a CPU whose best kernels OpenBLAS did not
+ * pick (blas.c), runs the program again with OPENBLAS_CORETYPE set. */
+void rt_use_best_blas(char **argv);
 
 /* Random numbers: xoshiro256** seeded through splitmix64. */
 typedef struct {

@@ -13,6 +13,7 @@
 typedef struct {
     long rows, cols;
     double *values; /* rows x cols, row-major */
+    long *lines;    /* the file's line of each row, from 1, for messages */
     int has_header; /* the first line had a field that is not a number */
 } rt_csv;
 

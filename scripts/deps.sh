@@ -1,9 +1,12 @@
 #!/bin/sh
 # Makes sure the Debian packages gradc needs are here: installs them with
 # apt-get when run as root, otherwise names them in one message and fails.
-# `deps.sh test` also wants what the tests use (python3-numpy), `deps.sh
-# demo` what plots a training log (gnuplot-nox), and `deps.sh pictures`
-# what draws the README's pictures (graphviz, gnuplot-nox).
+# `deps.sh test` also wants what the tests use (python3-numpy, valgrind),
+# `deps.sh demo` what plots a training log (gnuplot-nox), `deps.sh pictures`
+# what draws the README's pictures (graphviz, gnuplot-nox), `deps.sh
+# fuzz` what `make fuzz` builds with (clang, libclang-rt-dev), and `deps.sh
+# bench` what `make bench` measures gradc against (python3-numpy,
+# python3-torch).
 missing=""
 have() { command -v pkg-config >/dev/null 2>&1 && pkg-config --exists "$1"; }
 command -v cc >/dev/null 2>&1 || missing="$missing gcc libc6-dev"
@@ -14,9 +17,25 @@ have check || missing="$missing check"
 have zlib || missing="$missing zlib1g-dev"
 if [ "$1" = test ]; then
     /usr/bin/python3 -c 'import numpy' >/dev/null 2>&1 || missing="$missing python3-numpy"
+    command -v valgrind >/dev/null 2>&1 || missing="$missing valgrind"
+fi
+if [ "$1" = bench ]; then
+    /usr/bin/python3 -c 'import numpy' >/dev/null 2>&1 || missing="$missing python3-numpy"
+    /usr/bin/python3 -c 'import torch' >/dev/null 2>&1 || missing="$missing python3-torch"
 fi
 if [ "$1" = pictures ]; then
     command -v dot >/dev/null 2>&1 || missing="$missing graphviz"
+fi
+if [ "$1" = fuzz ]; then
+    # `deps.sh fuzz [CC]`: a clang (CC, clang by default) that can link
+    # libFuzzer, which Debian ships apart from clang itself.
+    fuzz_cc=${2:-clang}
+    if ! command -v "$fuzz_cc" >/dev/null 2>&1; then
+        missing="$missing clang libclang-rt-dev"
+    elif ! echo 'int LLVMFuzzerTestOneInput(const char *d, unsigned long n) { return !d + !n; }' |
+        "$fuzz_cc" -fsanitize=fuzzer -x c - -o /dev/null >/dev/null 2>&1; then
+        missing="$missing libclang-rt-dev"
+    fi
 fi
 if [ "$1" = pictures ] || [ "$1" = demo ]; then
     command -v gnuplot >/dev/null 2>&1 || missing="$missing gnuplot-nox"

@@ -124,7 +124,7 @@ START_TEST(csv_labels_must_be_integers)
     rt_array y;
     ck_assert_int_eq(rt_csv_read(p, &c, err, sizeof err), 0);
     ck_assert_int_eq(rt_csv_columns(&c, p, 1, 1, RT_I32, &y, err, sizeof err), -1);
-    ck_assert_ptr_nonnull(strstr(err, "row 2, column 2 is 1.5, not an integer label"));
+    ck_assert_ptr_nonnull(strstr(err, "l.csv:2: column 2 is 1.5, not an integer label"));
     ck_assert_int_eq(rt_csv_columns(&c, p, 1, 2, RT_F64, &y, err, sizeof err), -1);
     ck_assert_ptr_nonnull(strstr(err, "the table has 2"));
     rt_csv_free(&c);

@@ -1173,7 +1173,8 @@ START_TEST(test_bind_text)
           f); /* a byte past the 128 classes */
     ck_assert_int_eq(fclose(f), 0);
     ck_assert_int_eq(rt_input_load(&m, &in[0], tmp("u.txt"), -1, 2, &x, err, sizeof err), -1);
-    ck_assert_ptr_nonnull(strstr(err, "element 2 is 233, outside [0, 128)"));
+    ck_assert_ptr_nonnull(strstr(err, "byte 2 is 233, outside [0, 128)"));
+    ck_assert_ptr_nonnull(strstr(err, "text takes 256 classes"));
     remove_tmpdir();
 }
 END_TEST

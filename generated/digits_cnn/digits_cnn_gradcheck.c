@@ -4,5 +4,6 @@
 
 int main(int argc, char **argv)
 {
+    rt_use_best_blas(argv); /* may start this program again, with faster kernels */
     return rt_gradcheck_main(&digits_cnn_model, argc, argv);
 }

@@ -4,5 +4,6 @@
 
 int main(int argc, char **argv)
 {
+    rt_use_best_blas(argv); /* may start this program again, with faster kernels */
     return rt_predict_main(&norm_wx_infer_model, argc, argv);
 }
