@@ -697,15 +697,19 @@ static void emit_arena(Emit *e)
     for (int i = 0; i < g->n_params; i++)
         if (g->params[i].grad >= 0 && !p->grad_copy[i])
             declare(e, g->params[i].grad, "gradient ");
+    /* The gradients declared above, flagged once: not a scan of every
+     * param for every node, which a model of many params made quadratic. */
+    bool *grad_slot = xcalloc(g->n, sizeof *grad_slot);
+    for (int k = 0; k < g->n_params; k++)
+        if (g->params[k].grad >= 0 && !p->grad_copy[k])
+            grad_slot[g->params[k].grad] = true;
     for (int i = 0; i < g->n; i++) {
         const Node *n = ir_at(g, i);
-        bool grad_slot = false;
-        for (int k = 0; k < g->n_params; k++)
-            grad_slot |= g->params[k].grad == i && i >= 0 && !p->grad_copy[k];
         if (e->f->stored[i] && n->op != OP_INPUT && n->op != OP_PARAM && n->op != OP_BUFFER &&
-            !grad_slot)
+            !grad_slot[i])
             declare(e, i, "");
     }
+    free(grad_slot);
 }
 
 static bool has_op(const Graph *g, int op)
@@ -723,13 +727,15 @@ static bool has_draws(const Graph *g) { return has_op(g, OP_DROPOUT) || has_op(g
  * training and evaluation. */
 static bool has_modes(const Graph *g) { return has_draws(g) || has_op(g, OP_MODE); }
 
-static void needed_by(Graph *g, int id, bool *need)
+/* Adds to need everything its nodes read. Ids are topologically ordered,
+ * so one sweep down does it (as dce's does), with no recursion for a long
+ * chain of ops to overflow the stack with. */
+static void close_under_inputs(Graph *g, bool *need)
 {
-    if (need[id])
-        return;
-    need[id] = true;
-    for (int k = 0; k < ir_at(g, id)->n_in; k++)
-        needed_by(g, ir_at(g, id)->in[k], need);
+    for (int i = g->n - 1; i >= 0; i--)
+        if (need[i])
+            for (int k = 0; k < ir_at(g, i)->n_in; k++)
+                need[ir_at(g, i)->in[k]] = true;
 }
 
 /* The nodes the outputs need: computed once, by compute_outputs(), for
@@ -740,7 +746,8 @@ static bool *output_nodes(Graph *g)
 {
     bool *need = xcalloc(g->n, sizeof *need);
     for (int i = 0; i < g->n_outputs; i++)
-        needed_by(g, g->outputs[i].node, need);
+        need[g->outputs[i].node] = true;
+    close_under_inputs(g, need);
     return need;
 }
 
@@ -786,7 +793,8 @@ static void emit_loss_and_grad(Emit *e)
     bool *done = output_nodes(g), *want = xcalloc(g->n, sizeof *want);
     buf_printf(e->b, "\n/* The rest of the loss, after compute_outputs(). */\n"
                      "static void compute_loss(void)\n{");
-    needed_by(g, g->loss, want);
+    want[g->loss] = true;
+    close_under_inputs(g, want);
     emit_nodes(e, want, done);
     buf_printf(e->b, "}\n\n/* Evaluation: the loss of the whole batch, with no gradients. */\n"
                      "static double loss(void)\n{\n");

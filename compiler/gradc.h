@@ -1,7 +1,7 @@
 /*
  * gradc.h: the compiler's one internal header, a section per .c file.
  *
- * The pipeline (main.c calls it in this order):
+ * The pipeline (compile.c runs it in this order):
  *   load_model  Lua model file -> forward graph
  *   grad        reverse mode: appends the backward graph
  *   simplify    constant folding, identities, common subexpressions
@@ -307,5 +307,14 @@ void emit_c(Graph *g, const Fusion *f, const Plan *p, OutFile out[4]);
 /* The inference-only model of dce_inference(): NAME_infer.c and the
  * NAME_predict.c main. */
 void emit_c_inference(Graph *g, const Fusion *f, const Plan *p, OutFile out[2]);
+
+/* ---- compile.c: the pipeline ---- */
+/* The passes up to `after` (load, grad, simplify or dce; NULL: all), or
+ * NULL after printing a user error. */
+Graph *compile_graph(const char *model, const LoadOptions *o, const char *after);
+/* All of it: the model's six files in memory (emit_c's four, then
+ * emit_c_inference's two); 0, or 1 after printing a user error. */
+int compile_files(const char *model, const LoadOptions *o, OutFile out[6]);
+void free_files(OutFile *files, int n);
 
 #endif

@@ -103,8 +103,7 @@ static int parse_args(int argc, char **argv, Args *a)
                 a->tol = strtod(v, &end);
                 if (*end || !(a->tol > 0))
                     return bad_usage("--tol %s: expected a positive number", v);
-            }
-            else if (a->load.n_defines < 256)
+            } else if (a->load.n_defines < 256)
                 defines[a->load.n_defines++] = v;
         } else if (!strcmp(s, "--backward")) {
             a->backward = true;
@@ -134,43 +133,12 @@ static int parse_args(int argc, char **argv, Args *a)
         return bad_usage("unexpected argument %s", a->models[1]);
     if (a->load.optimizer && optim_find(a->load.optimizer) < 0)
         return bad_usage("--optimizer %s: the kinds are sgd, momentum, nesterov, adam, adamw and "
-                         "rmsprop", a->load.optimizer);
+                         "rmsprop",
+                         a->load.optimizer);
     if (a->after && strcmp(a->after, "load") && strcmp(a->after, "grad") &&
         strcmp(a->after, "simplify") && strcmp(a->after, "dce"))
         return bad_usage("--after %s: the passes are load, grad, simplify and dce", a->after);
     return 0;
-}
-
-/* The IR passes; stops early after `after`. Returns NULL on a user error. */
-static Graph *run_passes(const char *model, const Args *a)
-{
-    Graph *g = load_model(model, &a->load);
-    if (!g || (a->after && !strcmp(a->after, "load")))
-        return g;
-    grad(g);
-    ir_check(g);
-    if (a->after && !strcmp(a->after, "grad"))
-        return g;
-    Graph *s = simplify(g);
-    ir_free(g);
-    ir_check(s);
-    for (int i = 0; i < s->n_params; i++) {
-        const Node *pn = ir_at(s, s->params[i].node), *gr = ir_at(s, s->params[i].grad);
-        if (gr->op == OP_CONST && gr->value == 0) {
-            fprintf(stderr,
-                    "%s:%d: param '%s' gets no gradient: the loss does not reach it, or only "
-                    "through ops without one (comparisons, argmax, step, sign, one_hot)\n",
-                    pn->loc.file, pn->loc.line, pn->name);
-            ir_free(s);
-            return NULL;
-        }
-    }
-    if (a->after && !strcmp(a->after, "simplify"))
-        return s;
-    Graph *d = dce(s);
-    ir_free(s);
-    ir_check(d);
-    return d;
 }
 
 static int write_outputs(const char *dir, OutFile *files, int n)
@@ -202,59 +170,14 @@ static int write_outputs(const char *dir, OutFile *files, int n)
     return 0;
 }
 
-/* Whether the arena is more than a generated program can hold; if so, says
- * so at the line of the largest tensor. */
-static bool too_big(Graph *g, const Plan *p)
-{
-    if (p->arena_size + p->iarena_size <= MAX_ARENA)
-        return false;
-    int big = 0;
-    for (int i = 0; i < g->n; i++)
-        if (p->offset[i] >= 0 && shape_size(g->nodes[i].shape) > shape_size(g->nodes[big].shape))
-            big = i;
-    char s[64];
-    shape_str(s, sizeof s, g->nodes[big].shape);
-    fprintf(stderr,
-            "%s:%d: the model's tensors take %ld values, more than the %ld a generated program "
-            "can hold (the largest, %s, is made here)\n",
-            g->nodes[big].loc.file, g->nodes[big].loc.line, p->arena_size + p->iarena_size,
-            MAX_ARENA, s);
-    return true;
-}
-
 /* Compiles one model into dir with the command line's settings. */
 static int compile_to(const char *model, const char *dir)
 {
-    Graph *g = run_passes(model, &args);
-    if (!g)
-        return 1;
     OutFile files[6];
-    Fusion f = fuse(g);
-    Plan p = plan(g, &f);
-    if (too_big(g, &p)) {
-        plan_free(&p);
-        fusion_free(&f);
-        ir_free(g);
+    if (compile_files(model, &args.load, files))
         return 1;
-    }
-    emit_c(g, &f, &p, files);
-    plan_free(&p);
-    fusion_free(&f);
-    /* The inference-only twin: the outputs' forward graph alone. */
-    Graph *inf = dce_inference(g);
-    ir_check(inf);
-    f = fuse(inf);
-    p = plan(inf, &f);
-    emit_c_inference(inf, &f, &p, files + 4);
-    plan_free(&p);
-    fusion_free(&f);
-    ir_free(inf);
     int status = write_outputs(dir, files, 6);
-    for (int i = 0; i < 6; i++) {
-        free(files[i].path);
-        buf_free(&files[i].text);
-    }
-    ir_free(g);
+    free_files(files, 6);
     return status;
 }
 
@@ -283,7 +206,7 @@ int main(int argc, char **argv)
     } else if (!strcmp(a.command, "check"))
         status = check_models(a.models, a.n_models, compile_to, a.tol, a.junit, a.verbose);
     else {
-        Graph *g = run_passes(a.models[0], &a);
+        Graph *g = compile_graph(a.models[0], &a.load, a.after);
         if (g && !strcmp(a.command, "graph"))
             ir_dot(g, a.backward, stdout);
         else if (g)

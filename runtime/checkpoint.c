@@ -17,7 +17,8 @@
  * other shapes, is refused by name. Loading checks every byte of the file
  * before it touches the model, so a refused file leaves the arena as it
  * was; saving writes a temporary file and renames it, so a crash mid-save
- * leaves the previous checkpoint whole (and at worst a stray PATH.tmp.PID).
+ * leaves the previous checkpoint whole (and at worst a PATH.tmp, which the
+ * next save writes over: one name, so kills leave no trail of them).
  * A parameter that is not finite is refused too: the trainer never saves
  * one, so such a file was made by hand, and resuming from it would only
  * fail a step later with the file named as the last good checkpoint.
@@ -239,7 +240,7 @@ int rt_checkpoint_save(const rt_model *m, const char *path, long step, uint64_t 
                        size_t errlen)
 {
     char tmp[4096];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof tmp)
+    if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
         return rt_errf(err, errlen, "%s: cannot save a checkpoint: the path is too long", path);
     if (write_file(m, tmp, step, seed) != 0 || rename(tmp, path) != 0) {
         int saved = errno;

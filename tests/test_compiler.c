@@ -16,7 +16,8 @@ static Shape shape1(int a) { return (Shape){1, {a}}; }
 
 static int leaf(Graph *g, int op, const char *name, Shape s)
 {
-    return ir_must(g, &(Node){.op = op, .name = name, .shape = s, .init = INIT_NORMAL, .init_b = 1});
+    return ir_must(g,
+                   &(Node){.op = op, .name = name, .shape = s, .init = INIT_NORMAL, .init_b = 1});
 }
 
 /* ---- shapes ---- */
@@ -138,26 +139,19 @@ static char *ir_text(Graph *g)
     return text;
 }
 
-static Graph *compile_graph(const char *path, const char **defines, int n_defines)
+/* The passes gradc compile runs, up to dce: what the C is made from. */
+static Graph *compiled(const char *path, const char **defines, int n_defines)
 {
     LoadOptions o = {.defines = defines, .n_defines = n_defines};
-    Graph *g = load_model(path, &o);
+    Graph *g = compile_graph(path, &o, NULL);
     ck_assert_ptr_nonnull(g);
-    grad(g);
-    ir_check(g);
-    Graph *s = simplify(g);
-    ir_free(g);
-    Graph *d = dce(s);
-    ir_free(s);
-    ir_check(d);
-    return d;
+    return g;
 }
 
-static const char golden_model[] =
-    "local x = input(\"x\", {4, 3})\n"
-    "local w = param(\"w\", {3, 2}, randn())\n"
-    "local h = tanh(x:matmul(w))\n"
-    "return model { loss = sum(h * 1 + 0), outputs = { h = h } }\n";
+static const char golden_model[] = "local x = input(\"x\", {4, 3})\n"
+                                   "local w = param(\"w\", {3, 2}, randn())\n"
+                                   "local h = tanh(x:matmul(w))\n"
+                                   "return model { loss = sum(h * 1 + 0), outputs = { h = h } }\n";
 
 static const char golden_ir[] =
     "model golden (batch 4)\n"
@@ -182,7 +176,7 @@ static const char golden_ir[] =
  * constant 1 the model wrote. */
 START_TEST(golden_ir_after_passes)
 {
-    Graph *g = compile_graph(write_model("golden.lua", golden_model), NULL, 0);
+    Graph *g = compiled(write_model("golden.lua", golden_model), NULL, 0);
     char *text = ir_text(g);
     ck_assert_str_eq(text, golden_ir);
     free(text);
@@ -204,7 +198,7 @@ static int count_op(Graph *g, int op, bool grad)
 START_TEST(seed_backward_is_the_notes)
 {
     const char *d[] = {"batch=8", "d_in=20", "hidden=6"};
-    Graph *g = compile_graph("models/seed_mlp.lua", d, 3);
+    Graph *g = compiled("models/seed_mlp.lua", d, 3);
     ck_assert_int_eq(g->batch, 8);
     ck_assert_int_eq(count_op(g, OP_MATMUL, false), 2);
     ck_assert_int_eq(count_op(g, OP_MATMUL, true), 3);
@@ -218,7 +212,7 @@ END_TEST
 /* W:t() in the forward pass and its gradient's transpose both fold. */
 START_TEST(transposes_fold_into_flags)
 {
-    Graph *g = compile_graph("models/norm_wx.lua", NULL, 0);
+    Graph *g = compiled("models/norm_wx.lua", NULL, 0);
     ck_assert_int_eq(count_op(g, OP_TRANSPOSE, false) + count_op(g, OP_TRANSPOSE, true), 0);
     int gr = g->params[0].grad;
     ck_assert_int_eq(g->nodes[gr].op, OP_MATMUL);
@@ -229,12 +223,11 @@ END_TEST
 
 START_TEST(dce_drops_unused)
 {
-    const char *path = write_model("dead.lua",
-                                   "local x = input(\"x\", {2, 2})\n"
-                                   "local w = param(\"w\", {2, 2}, randn())\n"
-                                   "local unused = exp(x):matmul(w)\n"
-                                   "return model { loss = sum(x * w) }\n");
-    Graph *g = compile_graph(path, NULL, 0);
+    const char *path = write_model("dead.lua", "local x = input(\"x\", {2, 2})\n"
+                                               "local w = param(\"w\", {2, 2}, randn())\n"
+                                               "local unused = exp(x):matmul(w)\n"
+                                               "return model { loss = sum(x * w) }\n");
+    Graph *g = compiled(path, NULL, 0);
     ck_assert_int_eq(count_op(g, OP_EXP, false), 0);
     ck_assert_int_eq(count_op(g, OP_MATMUL, false), 0);
     ir_free(g);
@@ -247,13 +240,12 @@ START_TEST(config_and_import)
     snprintf(lib, sizeof lib, "%s/lib", tmpdir);
     ck_assert_int_eq(mkdir(lib, 0777), 0);
     write_model("lib/twice.lua", "return function(x) return x + x end\n");
-    const char *path = write_model("uses.lua",
-                                   "local twice = import(\"twice\")\n"
-                                   "local x = input(\"x\", {config.n, 3})\n"
-                                   "local w = param(\"w\", {3}, ones())\n"
-                                   "return model { loss = sum(twice(x * w)) }\n");
+    const char *path = write_model("uses.lua", "local twice = import(\"twice\")\n"
+                                               "local x = input(\"x\", {config.n, 3})\n"
+                                               "local w = param(\"w\", {3}, ones())\n"
+                                               "return model { loss = sum(twice(x * w)) }\n");
     const char *d[] = {"n=5"};
-    Graph *g = compile_graph(path, d, 1);
+    Graph *g = compiled(path, d, 1);
     ck_assert_int_eq(g->batch, 5);
     /* The add came from the module, and says so. */
     int adds = 0;
@@ -269,11 +261,10 @@ END_TEST
 
 START_TEST(lua_locals_name_nodes)
 {
-    const char *path = write_model("named.lua",
-                                   "local x = input(\"x\", {2, 3})\n"
-                                   "local w = param(\"w\", {3, 3}, randn())\n"
-                                   "local hidden = sigmoid(x:matmul(w))\n"
-                                   "return model { loss = sum(hidden) }\n");
+    const char *path = write_model("named.lua", "local x = input(\"x\", {2, 3})\n"
+                                                "local w = param(\"w\", {3, 3}, randn())\n"
+                                                "local hidden = sigmoid(x:matmul(w))\n"
+                                                "return model { loss = sum(hidden) }\n");
     LoadOptions o = {0};
     Graph *g = load_model(path, &o);
     ck_assert_ptr_nonnull(g);
@@ -290,7 +281,7 @@ END_TEST
 
 START_TEST(labels_learn_their_range)
 {
-    Graph *g = compile_graph("models/mlp3.lua", NULL, 0);
+    Graph *g = compiled("models/mlp3.lua", NULL, 0);
     int labels = g->inputs[1];
     ck_assert_int_eq(g->nodes[labels].dtype, DT_I32);
     ck_assert_int_eq(g->nodes[labels].classes, 10);

@@ -38,40 +38,9 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include "test_util.h"
 
 #define CASES "tests/hostile/data"
-
-/* ---- scratch folders ---- */
-
-/* A fresh folder under /tmp; remove_dir removes it and frees the name. */
-static char *make_tmpdir(void)
-{
-    char *dir = strdup("/tmp/gradc-safety-XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(dir));
-    return dir;
-}
-
-static void remove_dir(char *dir)
-{
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    ck_assert_int_eq(system(cmd), 0);
-    free(dir);
-}
-
-static void write_text(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "w");
-    ck_assert_msg(f != NULL, "cannot write %s", path);
-    fputs(text, f);
-    ck_assert_int_eq(fclose(f), 0);
-}
-
-static int file_exists(const char *path)
-{
-    struct stat st;
-    return stat(path, &st) == 0;
-}
 
 /* ---- running programs ---- */
 

@@ -1,7 +1,8 @@
 /*
  * test_util.h: what the suites that drive programs share: run a command
  * and capture what it printed, make a scratch folder, write a file.
- * Static functions: each suite is one translation unit.
+ * Static inline functions: each suite is one translation unit, and uses
+ * only some of them.
  */
 #ifndef TEST_UTIL_H
 #define TEST_UTIL_H
@@ -16,7 +17,7 @@
 
 /* Runs cmd through the shell with stderr joined to stdout; returns its
  * exit status (or -1 if it did not exit) and, in *out, what it printed. */
-static int run_cmd(const char *cmd, char **out)
+static inline int run_cmd(const char *cmd, char **out)
 {
     char *full = malloc(strlen(cmd) + 16);
     sprintf(full, "(%s) 2>&1", cmd);
@@ -41,14 +42,14 @@ static int run_cmd(const char *cmd, char **out)
 }
 
 /* A fresh folder under /tmp; the caller removes it with remove_dir. */
-static char *make_tmpdir(void)
+static inline char *make_tmpdir(void)
 {
     char *dir = strdup("/tmp/gradc-test-XXXXXX");
     ck_assert_ptr_nonnull(mkdtemp(dir));
     return dir;
 }
 
-static void remove_dir(char *dir)
+static inline void remove_dir(char *dir)
 {
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
@@ -56,7 +57,7 @@ static void remove_dir(char *dir)
     free(dir);
 }
 
-static void write_text(const char *path, const char *text)
+static inline void write_text(const char *path, const char *text)
 {
     FILE *f = fopen(path, "w");
     ck_assert_msg(f != NULL, "cannot write %s", path);
@@ -64,7 +65,7 @@ static void write_text(const char *path, const char *text)
     ck_assert_int_eq(fclose(f), 0);
 }
 
-static int file_exists(const char *path)
+static inline int file_exists(const char *path)
 {
     struct stat st;
     return stat(path, &st) == 0;
