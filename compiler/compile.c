@@ -7,16 +7,23 @@
 #include <string.h>
 #include "gradc.h"
 
-Graph *compile_graph(const char *model, const LoadOptions *o, const char *after)
+Graph *compile_graph(const char *model, const LoadOptions *o, const char *after, PassStats *st)
 {
+    PassStats unused;
+    if (!st)
+        st = &unused;
+    *st = (PassStats){0};
     Graph *g = load_model(model, o);
     if (!g || (after && !strcmp(after, "load")))
         return g;
+    st->loaded = g->n;
     grad(g);
     ir_check(g);
+    st->with_grad = g->n;
     if (after && !strcmp(after, "grad"))
         return g;
-    Graph *s = simplify(g);
+    Graph *s = simplify(g, &st->simplify);
+    st->simplified = s->n;
     ir_free(g);
     ir_check(s);
     for (int i = 0; i < s->n_params; i++) {
@@ -35,6 +42,7 @@ Graph *compile_graph(const char *model, const LoadOptions *o, const char *after)
     Graph *d = dce(s);
     ir_free(s);
     ir_check(d);
+    st->live = d->n;
     return d;
 }
 
@@ -60,7 +68,7 @@ static bool too_big(Graph *g, const Plan *p)
 
 int compile_files(const char *model, const LoadOptions *o, OutFile out[6])
 {
-    Graph *g = compile_graph(model, o, NULL);
+    Graph *g = compile_graph(model, o, NULL, NULL);
     if (!g)
         return 1;
     Fusion f = fuse(g);
@@ -93,4 +101,96 @@ void free_files(OutFile *files, int n)
         free(files[i].path);
         buf_free(&files[i].text);
     }
+}
+
+/* Counts with thousands separators, as people read sizes. */
+static const char *count(char out[32], long n)
+{
+    char digits[32];
+    int len = snprintf(digits, sizeof digits, "%ld", n), o = 0;
+    for (int i = 0; i < len; i++) {
+        if (i && (len - i) % 3 == 0)
+            out[o++] = ',';
+        out[o++] = digits[i];
+    }
+    out[o] = 0;
+    return out;
+}
+
+static void print_memory(Graph *g, const Plan *p, const Fusion *f, FILE *out)
+{
+    char c[12][32];
+    long unshared = 0;
+    for (int i = 0; i < g->n; i++)
+        if (f->stored[i] && p->offset[i] >= p->fixed_size && ir_at(g, i)->dtype == DT_REAL &&
+            op_info[ir_at(g, i)->op].kind != ALIAS)
+            unshared += shape_size(ir_at(g, i)->shape);
+    long minimum = p->fixed_size + p->peak_live;
+    fprintf(out,
+            "%s: the arena, in values (4 bytes each as float, 8 as double)\n"
+            "  inputs                 %12s\n"
+            "  parameters             %12s\n"
+            "  buffers                %12s\n"
+            "  gradients              %12s\n"
+            "  optimizer state        %12s\n"
+            "  read after a step      %12s  loss, outputs, running averages\n"
+            "  a step's values        %12s  the most alive at once; the backward pass\n"
+            "                                      keeps %s of them from the forward pass\n"
+            "  minimum                %12s  the sum, places rounded to 64 bytes\n"
+            "  arena                  %12s  %.2fx the minimum (%s if no two values\n"
+            "                                      shared a place)\n",
+            g->source, count(c[0], p->params_offset), count(c[1], p->n_param_elems),
+            count(c[2], p->n_buffer_elems), count(c[3], p->state_offset - p->grads_offset),
+            count(c[4], p->n_state), count(c[5], p->fixed_size - p->state_offset - p->n_state),
+            count(c[6], p->peak_live), count(c[7], p->kept_for_backward), count(c[8], minimum),
+            count(c[9], p->arena_size), (double)p->arena_size / minimum,
+            count(c[10], p->fixed_size + unshared));
+    if (p->iarena_size)
+        fprintf(out, "  int32 arena            %12s  int32 inputs and values\n",
+                count(c[11], p->iarena_size));
+}
+
+int print_stats(const char *model, const LoadOptions *o, bool memory, FILE *out)
+{
+    PassStats st;
+    Graph *g = compile_graph(model, o, NULL, &st);
+    if (!g)
+        return 1;
+    Fusion f = fuse(g);
+    Plan p = plan(g, &f);
+    if (!memory) {
+        const SimplifyStats *s = &st.simplify;
+        int loops = 0, calls = 0, products = 0, inlined = 0;
+        for (int i = 0; i < g->n; i++) {
+            OpKind k = op_info[ir_at(g, i)->op].kind;
+            if (f.group[i] != i)
+                inlined++;
+            else if (k == GEMM || k == ROWS) {
+                calls++;
+                products += ir_at(g, i)->op == OP_MATMUL;
+            } else if (f.stored[i] && k != LEAF && k != ALIAS)
+                loops++;
+        }
+        fprintf(out,
+                "%s\n"
+                "  load      %d nodes: the forward graph\n"
+                "  grad      %+d nodes: the backward graph\n"
+                "  simplify  %d -> %d nodes: constants folded %d, identities %d, common\n"
+                "            subexpressions merged %d, transposes folded into products %d\n"
+                "  dce       %d -> %d nodes: computing nothing needed %d\n"
+                "  fuse      loops %d, library calls %d (matrix products %d), nodes computed\n"
+                "            inside the loop of the node that reads them %d\n",
+                model, st.loaded, st.with_grad - st.loaded, st.with_grad, st.simplified, s->folded,
+                s->identities, s->merged, s->transposes, st.simplified, st.live,
+                st.simplified - st.live, loops, calls, products, inlined);
+        char c[32];
+        fprintf(out, "  plan      steps %d; arena %s values, %.2fx the minimum (print --memory)\n",
+                p.n_order, count(c, p.arena_size),
+                (double)p.arena_size / (p.fixed_size + p.peak_live));
+    } else
+        print_memory(g, &p, &f, out);
+    plan_free(&p);
+    fusion_free(&f);
+    ir_free(g);
+    return 0;
 }

@@ -235,7 +235,7 @@ typedef struct {
     const char **defines; /* "KEY=VALUE" from -D */
     int n_defines;
     const char *optimizer; /* --optimizer: replaces the model's, with its defaults */
-    long max_instructions;  /* the sandbox's limits; 0: the defaults below */
+    long max_instructions; /* the sandbox's limits; 0: the defaults below */
     long max_memory_mb;
 } LoadOptions;
 
@@ -258,7 +258,14 @@ const char *model_name(const char *path);
 /* ---- grad.c ---- */
 void grad(Graph *g);
 /* ---- simplify.c ---- */
-Graph *simplify(Graph *g);
+/* What simplify did, for gradc print --stats. */
+typedef struct {
+    int folded;     /* constants computed at compile time */
+    int identities; /* x*1, x+0, x^1, neg neg, transpose of transpose, ... */
+    int merged;     /* common subexpressions: a node equal to an earlier one */
+    int transposes; /* transposes folded into a product's BLAS flags */
+} SimplifyStats;
+Graph *simplify(Graph *g, SimplifyStats *st);
 /* ---- dce.c ---- */
 Graph *dce(Graph *g);
 /* The forward graph of the outputs alone: no loss (g->loss is -1), no
@@ -276,14 +283,20 @@ typedef struct {
 Fusion fuse(Graph *g);
 void fusion_free(Fusion *f);
 
-/* ---- plan.c: the static arena ---- */
+/* ---- plan.c: the schedule and the static arena ---- */
 typedef struct {
+    int *order; /* the schedule: node ids in the order the code computes them */
+    int n_order;
+    int part_end[3]; /* where compute_outputs, compute_loss and the backward end in it */
     long *offset;    /* per node: its place in the arena (or iarena), or -1 */
     bool *grad_copy; /* per param: its gradient is copied into place */
     long arena_size, iarena_size;
     long params_offset, grads_offset, n_param_elems, loss_offset;
     long n_buffer_elems;        /* the buffers, right after the parameters */
     long state_offset, n_state; /* the optimizer's, after the gradients */
+    long fixed_size;            /* all of the above: what lives across steps */
+    long peak_live;             /* the most a step's values take at once */
+    long kept_for_backward;     /* of those, the forward values the backward reads */
 } Plan;
 Plan plan(Graph *g, const Fusion *f);
 void plan_free(Plan *p);
@@ -309,9 +322,16 @@ void emit_c(Graph *g, const Fusion *f, const Plan *p, OutFile out[4]);
 void emit_c_inference(Graph *g, const Fusion *f, const Plan *p, OutFile out[2]);
 
 /* ---- compile.c: the pipeline ---- */
+/* What each pass did, for gradc print --stats. */
+typedef struct {
+    int loaded, with_grad, simplified, live; /* nodes after load, grad, simplify, dce */
+    SimplifyStats simplify;
+} PassStats;
 /* The passes up to `after` (load, grad, simplify or dce; NULL: all), or
- * NULL after printing a user error. */
-Graph *compile_graph(const char *model, const LoadOptions *o, const char *after);
+ * NULL after printing a user error; counts into st unless it is NULL. */
+Graph *compile_graph(const char *model, const LoadOptions *o, const char *after, PassStats *st);
+/* gradc print --stats and --memory: what every pass did, and the arena. */
+int print_stats(const char *model, const LoadOptions *o, bool memory, FILE *out);
 /* All of it: the model's six files in memory (emit_c's four, then
  * emit_c_inference's two); 0, or 1 after printing a user error. */
 int compile_files(const char *model, const LoadOptions *o, OutFile out[6]);

@@ -18,7 +18,7 @@ static const char usage[] =
     "usage: gradc compile MODEL.lua [-o DIR] [-D KEY=VALUE]... [--optimizer KIND]\n"
     "       gradc build MODEL.lua [-o DIR] [-v] [-D KEY=VALUE]... [--optimizer KIND]\n"
     "       gradc check MODEL.lua... [--tol X] [--junit FILE] [-v] [-D KEY=VALUE]...\n"
-    "       gradc print MODEL.lua [--after PASS] [-D KEY=VALUE]...\n"
+    "       gradc print MODEL.lua [--after PASS | --stats | --memory] [-D KEY=VALUE]...\n"
     "       gradc graph MODEL.lua [--backward] [-D KEY=VALUE]...\n"
     "       gradc --help | --version\n"
     "\n"
@@ -46,6 +46,9 @@ static const char usage[] =
     "                  (the trainer sets its lr and other settings at run time)\n"
     "  --after PASS    print the graph after PASS: load, grad, simplify or dce\n"
     "                  (default dce, what the C is made from)\n"
+    "  --stats         print what each pass did instead of the graph\n"
+    "  --memory        print the arena: its parts, and its size against the least\n"
+    "                  the schedule needs\n"
     "  --max-instructions N  let the model file run N Lua instructions (100000000)\n"
     "  --max-memory MB       and hold MB MiB of Lua memory (1024)\n"
     "\n"
@@ -56,7 +59,7 @@ typedef struct {
     const char *models[256];
     int n_models;
     double tol;
-    bool backward, verbose;
+    bool backward, verbose, stats, memory;
     LoadOptions load;
 } Args;
 
@@ -107,6 +110,10 @@ static int parse_args(int argc, char **argv, Args *a)
                 defines[a->load.n_defines++] = v;
         } else if (!strcmp(s, "--backward")) {
             a->backward = true;
+        } else if (!strcmp(s, "--stats")) {
+            a->stats = true;
+        } else if (!strcmp(s, "--memory")) {
+            a->memory = true;
         } else if (!strcmp(s, "-v")) {
             a->verbose = true;
         } else if (!strncmp(s, "-D", 2) && s[2]) {
@@ -135,6 +142,9 @@ static int parse_args(int argc, char **argv, Args *a)
         return bad_usage("--optimizer %s: the kinds are sgd, momentum, nesterov, adam, adamw and "
                          "rmsprop",
                          a->load.optimizer);
+    if ((a->stats || a->memory) && (strcmp(a->command, "print") || a->after))
+        return bad_usage("%s goes with gradc print, without --after",
+                         a->stats ? "--stats" : "--memory");
     if (a->after && strcmp(a->after, "load") && strcmp(a->after, "grad") &&
         strcmp(a->after, "simplify") && strcmp(a->after, "dce"))
         return bad_usage("--after %s: the passes are load, grad, simplify and dce", a->after);
@@ -205,8 +215,10 @@ int main(int argc, char **argv)
             status = build_programs(dir, model_name(a.models[0]), false, a.verbose);
     } else if (!strcmp(a.command, "check"))
         status = check_models(a.models, a.n_models, compile_to, a.tol, a.junit, a.verbose);
+    else if (a.stats || a.memory)
+        status = print_stats(a.models[0], &a.load, a.memory, stdout);
     else {
-        Graph *g = compile_graph(a.models[0], &a.load, a.after);
+        Graph *g = compile_graph(a.models[0], &a.load, a.after, NULL);
         if (g && !strcmp(a.command, "graph"))
             ir_dot(g, a.backward, stdout);
         else if (g)

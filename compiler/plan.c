@@ -1,35 +1,135 @@
 /*
- * plan.c: places every stored tensor in one static arena.
+ * plan.c: the schedule, and every stored tensor's place in one static
+ * arena.
  *
- * Needs: a Fusion. Keeps: the graph. Order in the arena: float inputs,
- * parameters then buffers (one block, what a checkpoint saves), the
- * parameters' gradients (a mirror block, so an optimizer is one flat
- * loop), the optimizer's state (mirrors again), then everything else in
- * schedule order.
- * Int32 inputs go to a second, int32 arena. A parameter's gradient is
- * computed straight into its slot in the gradient block unless that node
- * already lives elsewhere (an input, another parameter's gradient), in
- * which case it is copied there. No buffer is reused yet: every stored
- * node has its own place.
+ * Needs: a Fusion. Keeps: the graph. The schedule has three parts, each in
+ * id order: the outputs and what they read (compute_outputs), the rest of
+ * the loss (compute_loss), the rest (the backward pass).
+ *
+ * Order in the arena: float inputs, parameters then buffers (one block,
+ * what a checkpoint saves), the parameters' gradients (a mirror block, so
+ * an optimizer is one flat loop), the optimizer's state (mirrors again),
+ * then what the caller reads after a step (loss, outputs, the buffers'
+ * next values), then the values a step makes. A parameter's gradient is
+ * computed straight into its slot in the gradient block unless that node already lives
+ * elsewhere (an input, another parameter's gradient), in which case it is
+ * copied there. Int32 tensors go to a second, int32 arena.
+ *
+ * The values a step makes share space: each lives from the step of the
+ * schedule that writes it to the last that reads it, and takes the lowest
+ * place free for that whole time (first fit). Places are rounded to 64
+ * bytes, for vector loads and the BLAS.
  */
 #include <stdlib.h>
+#include <string.h>
 #include "gradc.h"
 
+enum { ALIGN = 16 }; /* elements: 64 bytes of float */
+
+static long round_up(long n) { return (n + ALIGN - 1) / ALIGN * ALIGN; }
+
+/* Adds to need everything its nodes read: one sweep down, ids being
+ * topologically ordered. */
+static void close_under_inputs(Graph *g, bool *need)
+{
+    for (int i = g->n - 1; i >= 0; i--)
+        if (need[i])
+            for (int k = 0; k < ir_at(g, i)->n_in; k++)
+                need[ir_at(g, i)->in[k]] = true;
+}
+
+static void make_schedule(Plan *p, Graph *g)
+{
+    bool *done = xcalloc(g->n, sizeof *done), *want = xcalloc(g->n, sizeof *want);
+    p->order = xmalloc(g->n * sizeof *p->order);
+    for (int i = 0; i < g->n_outputs; i++)
+        want[g->outputs[i].node] = true;
+    for (int part = 0; part < 3; part++) {
+        if (part == 1 && g->loss >= 0)
+            want[g->loss] = true;
+        if (part == 2 && g->loss >= 0)
+            for (int i = 0; i < g->n; i++)
+                want[i] = true;
+        close_under_inputs(g, want);
+        for (int i = 0; i < g->n; i++)
+            if (want[i] && !done[i]) {
+                done[i] = true;
+                p->order[p->n_order++] = i;
+            }
+        p->part_end[part] = p->n_order;
+    }
+    free(done);
+    free(want);
+}
+
+/* A fixed place in the arena, for what lives across steps. */
 static void place(Plan *p, Graph *g, int id)
 {
     if (p->offset[id] >= 0)
         return;
-    if (op_info[ir_at(g, id)->op].kind == ALIAS) { /* a reshape: its input's array */
-        p->offset[id] = p->offset[ir_at(g, id)->in[0]];
-        return;
+    long *size = ir_at(g, id)->dtype == DT_I32 ? &p->iarena_size : &p->arena_size;
+    p->offset[id] = *size;
+    *size += shape_size(ir_at(g, id)->shape);
+}
+
+/* The free space of one arena: sorted, disjoint [start, end) ranges above
+ * the fixed block, and the arena's end. */
+typedef struct {
+    long *start, *end;
+    int n;
+    long top;
+} Space;
+
+static long take(Space *s, long size)
+{
+    size = round_up(size);
+    for (int i = 0; i < s->n; i++)
+        if (s->end[i] - s->start[i] >= size) {
+            long at = s->start[i];
+            s->start[i] += size;
+            return at;
+        }
+    /* None fits: grow the arena, starting in a free range that ends at
+     * the top. */
+    long at = s->top;
+    if (s->n && s->end[s->n - 1] == s->top)
+        at = s->start[--s->n];
+    s->top = at + size;
+    return at;
+}
+
+static void give_back(Space *s, long at, long size)
+{
+    size = round_up(size);
+    int i = 0;
+    while (i < s->n && s->start[i] < at)
+        i++;
+    memmove(s->start + i + 1, s->start + i, (s->n - i) * sizeof *s->start);
+    memmove(s->end + i + 1, s->end + i, (s->n - i) * sizeof *s->end);
+    s->start[i] = at;
+    s->end[i] = at + size;
+    s->n++;
+    /* Merge with the neighbours it touches. */
+    if (i + 1 < s->n && s->end[i] == s->start[i + 1]) {
+        s->end[i] = s->end[i + 1];
+        memmove(s->start + i + 1, s->start + i + 2, (s->n - i - 2) * sizeof *s->start);
+        memmove(s->end + i + 1, s->end + i + 2, (s->n - i - 2) * sizeof *s->end);
+        s->n--;
     }
-    if (ir_at(g, id)->dtype == DT_I32) {
-        p->offset[id] = p->iarena_size;
-        p->iarena_size += shape_size(ir_at(g, id)->shape);
-    } else {
-        p->offset[id] = p->arena_size;
-        p->arena_size += shape_size(ir_at(g, id)->shape);
+    if (i > 0 && s->end[i - 1] == s->start[i]) {
+        s->end[i - 1] = s->end[i];
+        memmove(s->start + i, s->start + i + 1, (s->n - i - 1) * sizeof *s->start);
+        memmove(s->end + i, s->end + i + 1, (s->n - i - 1) * sizeof *s->end);
+        s->n--;
     }
+}
+
+/* The node whose array id is: a reshape is its input's. */
+static int storage(Graph *g, int id)
+{
+    while (op_info[ir_at(g, id)->op].kind == ALIAS)
+        id = ir_at(g, id)->in[0];
+    return id;
 }
 
 Plan plan(Graph *g, const Fusion *f)
@@ -39,6 +139,8 @@ Plan plan(Graph *g, const Fusion *f)
     p.grad_copy = xcalloc(g->n_params, sizeof *p.grad_copy);
     for (int i = 0; i < g->n; i++)
         p.offset[i] = -1;
+    make_schedule(&p, g);
+
     for (int i = 0; i < g->n_inputs; i++)
         place(&p, g, g->inputs[i]);
     p.params_offset = p.arena_size;
@@ -61,10 +163,100 @@ Plan plan(Graph *g, const Fusion *f)
         else
             p.offset[gr] = p.grads_offset + p.offset[g->params[i].node] - p.params_offset;
     }
+
+    /* Lifetimes over the schedule: written at its group's step, read at
+     * the steps of its readers' groups; what is read after a step, to the
+     * end. */
+    int *pos = xmalloc(g->n * sizeof *pos), *last = xmalloc(g->n * sizeof *last);
+    for (int s = 0; s < p.n_order; s++)
+        pos[p.order[s]] = s;
     for (int i = 0; i < g->n; i++)
-        if (f->stored[i])
-            place(&p, g, i);
+        last[i] = -1;
+    for (int s = 0; s < p.n_order; s++) {
+        const Node *n = ir_at(g, p.order[s]);
+        int at = pos[f->group[n->id]];
+        for (int k = 0; k < n->n_in; k++) {
+            int x = storage(g, n->in[k]);
+            if (last[x] < at)
+                last[x] = at;
+        }
+    }
+    int end = p.n_order;
+    if (training) {
+        last[storage(g, g->loss)] = end;
+        for (int i = 0; i < g->n_params; i++)
+            last[storage(g, g->params[i].grad)] = end;
+        for (int i = 0; i < g->n_buffers; i++)
+            last[storage(g, g->buffers[i].next)] = end;
+    }
+    for (int i = 0; i < g->n_outputs; i++)
+        last[storage(g, g->outputs[i].node)] = end;
+    /* Those live across steps: fixed places, after the optimizer's state. */
+    for (int s = 0; s < p.n_order; s++)
+        if (last[p.order[s]] == end && f->stored[p.order[s]])
+            place(&p, g, p.order[s]);
+
+    /* First fit, step by step: what died before this step gives its place
+     * back, then what this step writes takes one. */
+    Space space[2] = {{0}, {0}};
+    for (int a = 0; a < 2; a++) {
+        space[a].start = xmalloc((g->n + 1) * sizeof(long));
+        space[a].end = xmalloc((g->n + 1) * sizeof(long));
+        space[a].top = round_up(a ? p.iarena_size : p.arena_size);
+    }
+    p.fixed_size = space[0].top;
+    int **dying = xcalloc(end + 1, sizeof *dying), *n_dying = xcalloc(end + 1, sizeof *n_dying);
+    long live = 0;
+    for (int s = 0; s < p.n_order; s++) {
+        for (int k = 0; k < n_dying[s]; k++) {
+            int x = dying[s][k];
+            bool i32 = ir_at(g, x)->dtype == DT_I32;
+            give_back(&space[i32], p.offset[x], shape_size(ir_at(g, x)->shape));
+            if (!i32)
+                live -= round_up(shape_size(ir_at(g, x)->shape));
+        }
+        int id = p.order[s];
+        const Node *n = ir_at(g, id);
+        if (!f->stored[id] || p.offset[id] >= 0 || op_info[n->op].kind == ALIAS)
+            continue;
+        bool i32 = n->dtype == DT_I32;
+        long size = shape_size(n->shape);
+        p.offset[id] = take(&space[i32], size);
+        if (!i32) {
+            live += round_up(size);
+            if (live > p.peak_live)
+                p.peak_live = live;
+        }
+        /* A value nothing reads is still written: it dies after its step. */
+        int dies = last[id] < s ? s + 1 : last[id] + 1;
+        if (dies > end)
+            continue;
+        dying[dies] = xrealloc(dying[dies], (n_dying[dies] + 1) * sizeof **dying);
+        dying[dies][n_dying[dies]++] = id;
+    }
+    for (int i = 0; i < g->n; i++) /* reshapes: their input's place */
+        if (op_info[ir_at(g, i)->op].kind == ALIAS && p.offset[i] < 0)
+            p.offset[i] = p.offset[storage(g, i)];
+    p.arena_size = space[0].top;
+    p.iarena_size = space[1].top;
     p.loss_offset = training ? p.offset[g->loss] : -1;
+
+    /* What the backward pass reads of the forward values. */
+    for (int i = 0; i < g->n; i++)
+        if (f->stored[i] && pos[i] < p.part_end[1] && last[i] >= p.part_end[1] && last[i] < end &&
+            p.offset[i] >= p.fixed_size)
+            p.kept_for_backward += shape_size(ir_at(g, i)->shape);
+
+    for (int s = 0; s <= end; s++)
+        free(dying[s]);
+    free(dying);
+    free(n_dying);
+    for (int a = 0; a < 2; a++) {
+        free(space[a].start);
+        free(space[a].end);
+    }
+    free(pos);
+    free(last);
     return p;
 }
 
@@ -72,4 +264,5 @@ void plan_free(Plan *p)
 {
     free(p->offset);
     free(p->grad_copy);
+    free(p->order);
 }

@@ -147,8 +147,9 @@ static int rewrite(Graph *h, const Node *n, bool single_use)
     return -1;
 }
 
-Graph *simplify(Graph *g)
+Graph *simplify(Graph *g, SimplifyStats *st)
 {
+    *st = (SimplifyStats){0};
     Graph *h = ir_empty_like(g);
     int *map = xmalloc(g->n * sizeof *map);
     int *uses = xcalloc(g->n, sizeof *uses);
@@ -162,8 +163,18 @@ Graph *simplify(Graph *g)
             n.in[k] = map[n.in[k]];
         h->loc = n.loc;
         h->making_grad = n.is_grad;
+        int before = h->n;
         int r = rewrite(h, &n, n.n_in == 1 && uses[g->nodes[i].in[0]] == 1);
-        map[i] = r >= 0 ? r : ir_copy(h, &g->nodes[i], map);
+        if (r < 0) {
+            r = ir_copy(h, &g->nodes[i], map);
+            st->merged += r < before;
+        } else if (n.op == OP_MATMUL || (n.op == OP_TRANSPOSE && ir_at(h, r)->op == OP_MATMUL))
+            st->transposes++;
+        else if (ir_at(h, r)->op == OP_CONST)
+            st->folded++;
+        else
+            st->identities++;
+        map[i] = r;
         /* What a person called the value stays with it through rewrites. */
         Node *to = ir_at(h, map[i]);
         if (!to->var && !to->name)

@@ -271,6 +271,31 @@ START_TEST(print_shows_both_passes)
 }
 END_TEST
 
+/* What each pass did, and the arena against its minimum. */
+START_TEST(print_stats_and_memory)
+{
+    char *out;
+    ck_assert_int_eq(run_cmd(GRADC_BIN " print models/seed_mlp.lua --stats", &out), 0);
+    ck_assert_msg(strstr(out, "  dce       21 -> 19 nodes") &&
+                      strstr(out, "library calls 5 (matrix products 5)") &&
+                      strstr(out, "1.00x the minimum"),
+                  "%s", out);
+    free(out);
+    ck_assert_int_eq(run_cmd(GRADC_BIN " print models/seed_mlp.lua --memory", &out), 0);
+    ck_assert_msg(strstr(out, "  parameters                  101,000\n") &&
+                      strstr(out, "  optimizer state                   0\n") &&
+                      strstr(out, "(294,176 if no two values"),
+                  "%s", out);
+    free(out);
+    ck_assert_int_eq(run_cmd(GRADC_BIN " print models/gpt.lua --memory", &out), 0);
+    ck_assert_msg(strstr(out, "  optimizer state             874,240\n"), "%s", out); /* adam: 2 */
+    free(out);
+    ck_assert_int_eq(run_cmd(GRADC_BIN " print models/seed_mlp.lua --stats --after grad", &out), 2);
+    ck_assert_ptr_nonnull(strstr(out, "--stats goes with gradc print, without --after"));
+    free(out);
+}
+END_TEST
+
 START_TEST(graph_draws_forward_and_backward)
 {
     char *out;
@@ -470,6 +495,7 @@ static Suite *cli_suite(void)
     tcase_add_test(t, generated_is_fresh);
     tcase_add_test(t, same_model_same_bytes);
     tcase_add_test(t, print_shows_both_passes);
+    tcase_add_test(t, print_stats_and_memory);
     tcase_add_test(t, trainer_names_the_compile_flag);
     tcase_add_test(t, graph_draws_forward_and_backward);
     tcase_add_test(t, build_makes_programs);

@@ -5,6 +5,7 @@
  * Golden tests keep each model and the IR it must give side by side.
  */
 #include <check.h>
+#include <glob.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -143,7 +144,7 @@ static char *ir_text(Graph *g)
 static Graph *compiled(const char *path, const char **defines, int n_defines)
 {
     LoadOptions o = {.defines = defines, .n_defines = n_defines};
-    Graph *g = compile_graph(path, &o, NULL);
+    Graph *g = compile_graph(path, &o, NULL, NULL);
     ck_assert_ptr_nonnull(g);
     return g;
 }
@@ -218,6 +219,88 @@ START_TEST(transposes_fold_into_flags)
     ck_assert_int_eq(g->nodes[gr].op, OP_MATMUL);
     ck_assert(g->nodes[gr].trans_a); /* dW = dq^T x */
     ir_free(g);
+}
+END_TEST
+
+/* The memory plan, checked from the outside on every model: two values
+ * whose lifetimes meet never share a place, and the arena is at most 1.2x
+ * the least the schedule needs, places being rounded to 64 bytes (16
+ * floats). A value lives from its group's step to the
+ * last step that reads it, or to the end when it is read after the step
+ * (loss, outputs, gradients, the buffers' next values). */
+static void check_plan(const char *path)
+{
+    Graph *g = compiled(path, NULL, 0);
+    Fusion f = fuse(g);
+    Plan p = plan(g, &f);
+    int *pos = malloc(g->n * sizeof *pos), *last = malloc(g->n * sizeof *last),
+        *base = malloc(g->n * sizeof *base);
+    for (int s = 0; s < p.n_order; s++)
+        pos[p.order[s]] = s;
+    for (int i = 0; i < g->n; i++) {
+        base[i] = i;
+        while (op_info[g->nodes[base[i]].op].kind == ALIAS)
+            base[i] = g->nodes[base[i]].in[0];
+        last[i] = pos[i];
+    }
+    for (int i = 0; i < g->n; i++)
+        for (int k = 0; k < g->nodes[i].n_in; k++) {
+            int x = base[g->nodes[i].in[k]];
+            if (last[x] < pos[f.group[i]])
+                last[x] = pos[f.group[i]];
+        }
+    last[base[g->loss]] = p.n_order;
+    for (int i = 0; i < g->n_outputs; i++)
+        last[base[g->outputs[i].node]] = p.n_order;
+    for (int i = 0; i < g->n_params; i++)
+        last[base[g->params[i].grad]] = p.n_order;
+    for (int i = 0; i < g->n_buffers; i++)
+        last[base[g->buffers[i].next]] = p.n_order;
+    int *vals = malloc(g->n * sizeof *vals), n = 0;
+    for (int i = 0; i < g->n; i++)
+        if (f.stored[i] && base[i] == i && p.offset[i] >= p.fixed_size &&
+            g->nodes[i].dtype == DT_REAL)
+            vals[n++] = i;
+    long peak = 0;
+    for (int s = 0; s < p.n_order; s++) {
+        long live = 0;
+        for (int a = 0; a < n; a++)
+            if (pos[vals[a]] <= s && s <= last[vals[a]])
+                live += (shape_size(g->nodes[vals[a]].shape) + 15) / 16 * 16;
+        peak = live > peak ? live : peak;
+    }
+    for (int a = 0; a < n; a++) {
+        int x = vals[a];
+        ck_assert_int_le(p.offset[x] + shape_size(g->nodes[x].shape), p.arena_size);
+        for (int b = a + 1; b < n; b++) {
+            int y = vals[b];
+            bool meet = pos[x] <= last[y] && pos[y] <= last[x];
+            bool share = p.offset[x] < p.offset[y] + shape_size(g->nodes[y].shape) &&
+                         p.offset[y] < p.offset[x] + shape_size(g->nodes[x].shape);
+            if (meet && share)
+                ck_abort_msg("%s: %%%d and %%%d are alive together in one place", path, x, y);
+        }
+    }
+    ck_assert_msg(p.arena_size <= 1.2 * (p.fixed_size + peak), "%s: arena %ld, minimum %ld", path,
+                  p.arena_size, p.fixed_size + peak);
+    free(pos);
+    free(last);
+    free(base);
+    free(vals);
+    plan_free(&p);
+    fusion_free(&f);
+    ir_free(g);
+}
+
+START_TEST(plan_shares_only_dead_places)
+{
+    glob_t models;
+    ck_assert_int_eq(glob("models/*.lua", 0, NULL, &models), 0);
+    ck_assert_int_ge(models.gl_pathc, 8);
+    for (size_t i = 0; i < models.gl_pathc; i++)
+        check_plan(models.gl_pathv[i]);
+    check_plan("tests/batch_norm_model.lua");
+    globfree(&models);
 }
 END_TEST
 
@@ -315,6 +398,7 @@ static Suite *compiler_suite(void)
     tcase_add_test(passes, seed_backward_is_the_notes);
     tcase_add_test(passes, transposes_fold_into_flags);
     tcase_add_test(passes, dce_drops_unused);
+    tcase_add_test(passes, plan_shares_only_dead_places);
     tcase_add_test(passes, config_and_import);
     tcase_add_test(passes, lua_locals_name_nodes);
     tcase_add_test(passes, labels_learn_their_range);

@@ -9,7 +9,7 @@
 #include "rt_real.h"
 #include "digits.h"
 
-static real arena[950699];
+static real arena[817520];
 static int32_t iarena[32];
 
 static real *const x = arena + 0; /* input [32,64] */
@@ -22,29 +22,29 @@ static real *const d_fc1_w = arena + 155658; /* gradient [64,2048] */
 static real *const d_fc1_b = arena + 286730; /* gradient [2048] */
 static real *const d_fc2_w = arena + 288778; /* gradient [2048,10] */
 static real *const d_fc2_b = arena + 309258; /* gradient [10] */
-static real *const div_2 = arena + 616488; /* [32,64] */
-static real *const img = arena + 618536; /* [32,1,8,8] */
-static real *const matmul = arena + 620584; /* [32,2048] */
-static real *const add = arena + 686120; /* [32,2048] */
-static real *const h = arena + 751656; /* [32,2048] */
-static real *const matmul_2 = arena + 817192; /* [32,10] */
-static real *const logits = arena + 817512; /* [32,10] */
-static real *const cross_entropy = arena + 817832; /* [32] */
-static real *const sum = arena + 817864; /* [] */
-static real *const max = arena + 817865; /* [32,1] */
-static real *const sub = arena + 817897; /* [32,10] */
-static real *const exp_2 = arena + 818217; /* [32,10] */
-static real *const sum_2 = arena + 818537; /* [32,1] */
-static real *const log_2 = arena + 818569; /* [32,1] */
-static real *const sum_3 = arena + 818601; /* [] */
-static real *const loss_value = arena + 818602; /* [] */
-static real *const d_sum = arena + 818603; /* [32,1] */
-static real *const d_sub = arena + 818635; /* [32,10] */
-static real *const d_max = arena + 818955; /* [32,1] */
-static real *const d_cross_entropy_grad = arena + 818987; /* [32,10] */
-static real *const d_logits = arena + 819307; /* [32,10] */
-static real *const d_h = arena + 819627; /* [32,2048] */
-static real *const d_add = arena + 885163; /* [32,2048] */
+static real *const div_2 = arena + 616816; /* [32,64] */
+static real *const img = arena + 618864; /* [32,1,8,8] */
+static real *const matmul = arena + 620912; /* [32,2048] */
+static real *const add = arena + 686448; /* [32,2048] */
+static real *const h = arena + 620912; /* [32,2048] */
+static real *const matmul_2 = arena + 616816; /* [32,10] */
+static real *const logits = arena + 616488; /* [32,10] */
+static real *const cross_entropy = arena + 616816; /* [32] */
+static real *const sum = arena + 616848; /* [] */
+static real *const max = arena + 616816; /* [32,1] */
+static real *const sub = arena + 616864; /* [32,10] */
+static real *const exp_2 = arena + 617184; /* [32,10] */
+static real *const sum_2 = arena + 617504; /* [32,1] */
+static real *const log_2 = arena + 617536; /* [32,1] */
+static real *const sum_3 = arena + 617568; /* [] */
+static real *const loss_value = arena + 616808; /* [] */
+static real *const d_sum = arena + 616864; /* [32,1] */
+static real *const d_sub = arena + 617504; /* [32,10] */
+static real *const d_max = arena + 616864; /* [32,1] */
+static real *const d_cross_entropy_grad = arena + 616896; /* [32,10] */
+static real *const d_logits = arena + 617824; /* [32,10] */
+static real *const d_h = arena + 751984; /* [32,2048] */
+static real *const d_add = arena + 620912; /* [32,2048] */
 
 /* Dropout, shifts and batch norm differ in training. */
 static int training;
@@ -310,7 +310,7 @@ static const rt_tensor grads[] = {
 };
 
 static const rt_tensor outputs[] = {
-    {.name = "logits", .dtype = RT_REAL, .rank = 2, .shape = {32, 10}, .size = 320, .offset = 817512},
+    {.name = "logits", .dtype = RT_REAL, .rank = 2, .shape = {32, 10}, .size = 320, .offset = 616488},
 };
 
 const rt_model REAL_SUFFIX(digits_model) = {
@@ -320,7 +320,7 @@ const rt_model REAL_SUFFIX(digits_model) = {
     .real = RT_REAL,
     .arena = arena,
     .iarena = iarena,
-    .arena_size = 950699,
+    .arena_size = 817520,
     .iarena_size = 32,
     .n_inputs = 2,
     .n_params = 4,
@@ -334,7 +334,7 @@ const rt_model REAL_SUFFIX(digits_model) = {
     .n_param_elems = 153610,
     .state_offset = 309268,
     .n_state = 307220,
-    .loss_offset = 818602,
+    .loss_offset = 616808,
     .optimizer = RT_OPT_ADAMW,
     .hyper = {.lr = 0.002, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-08, .weight_decay = 0.05},
     .loss = loss,

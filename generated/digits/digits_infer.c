@@ -13,19 +13,19 @@
 #include "rt_real.h"
 #include "digits.h"
 
-static real arena[291466];
+static real arena[291152];
 
 static real *const x = arena + 0; /* input [32,64] */
 static real *const fc1_w = arena + 2048; /* param [64,2048] */
 static real *const fc1_b = arena + 133120; /* param [2048] */
 static real *const fc2_w = arena + 135168; /* param [2048,10] */
 static real *const fc2_b = arena + 155648; /* param [10] */
-static real *const div_2 = arena + 155658; /* [32,64] */
-static real *const img = arena + 157706; /* [32,1,8,8] */
-static real *const matmul = arena + 159754; /* [32,2048] */
-static real *const h = arena + 225290; /* [32,2048] */
-static real *const matmul_2 = arena + 290826; /* [32,10] */
-static real *const logits = arena + 291146; /* [32,10] */
+static real *const div_2 = arena + 155984; /* [32,64] */
+static real *const img = arena + 158032; /* [32,1,8,8] */
+static real *const matmul = arena + 160080; /* [32,2048] */
+static real *const h = arena + 225616; /* [32,2048] */
+static real *const matmul_2 = arena + 155984; /* [32,10] */
+static real *const logits = arena + 155658; /* [32,10] */
 
 /* Dropout, shifts and batch norm differ in training. */
 static int training;
@@ -96,7 +96,7 @@ static const rt_tensor params[] = {
 };
 
 static const rt_tensor outputs[] = {
-    {.name = "logits", .dtype = RT_REAL, .rank = 2, .shape = {32, 10}, .size = 320, .offset = 291146},
+    {.name = "logits", .dtype = RT_REAL, .rank = 2, .shape = {32, 10}, .size = 320, .offset = 155658},
 };
 
 const rt_model REAL_SUFFIX(digits_infer_model) = {
@@ -106,7 +106,7 @@ const rt_model REAL_SUFFIX(digits_infer_model) = {
     .real = RT_REAL,
     .arena = arena,
     .iarena = NULL,
-    .arena_size = 291466,
+    .arena_size = 291152,
     .iarena_size = 0,
     .n_inputs = 1,
     .n_params = 4,

@@ -9,7 +9,7 @@
 #include "rt_real.h"
 #include "digits_cnn.h"
 
-static real arena[1261867];
+static real arena[653552];
 static int32_t iarena[32];
 
 static real *const x = arena + 0; /* input [32,64] */
@@ -22,51 +22,51 @@ static real *const fc_w = arena + 20864; /* param [256,10] */
 static real *const fc_b = arena + 23424; /* param [10] */
 static real *const d_fc_w = arena + 42250; /* gradient [256,10] */
 static real *const d_fc_b = arena + 44810; /* gradient [10] */
-static real *const div_2 = arena + 87592; /* [32,64] */
-static real *const img = arena + 89640; /* [32,1,8,8] */
-static real *const im2col = arena + 91688; /* [2048,9] */
-static real *const matmul = arena + 110120; /* [2048,32] */
-static real *const add = arena + 175656; /* [32,32,8,8] */
-static real *const relu = arena + 241192; /* [32,32,8,8] */
-static real *const im2col_2 = arena + 306728; /* [16384,4] */
-static real *const max = arena + 372264; /* [16384] */
-static real *const im2col_3 = arena + 388648; /* [512,288] */
-static real *const matmul_2 = arena + 536104; /* [512,64] */
-static real *const add_2 = arena + 568872; /* [32,64,4,4] */
-static real *const relu_2 = arena + 601640; /* [32,64,4,4] */
-static real *const im2col_4 = arena + 634408; /* [8192,4] */
-static real *const max_2 = arena + 667176; /* [8192] */
-static real *const matmul_3 = arena + 675368; /* [32,10] */
-static real *const logits = arena + 675688; /* [32,10] */
-static real *const cross_entropy = arena + 676008; /* [32] */
-static real *const sum = arena + 676040; /* [] */
-static real *const max_3 = arena + 676041; /* [32,1] */
-static real *const sub = arena + 676073; /* [32,10] */
-static real *const exp_2 = arena + 676393; /* [32,10] */
-static real *const sum_2 = arena + 676713; /* [32,1] */
-static real *const log_2 = arena + 676745; /* [32,1] */
-static real *const sum_3 = arena + 676777; /* [] */
-static real *const loss_value = arena + 676778; /* [] */
-static real *const d_sum = arena + 676779; /* [32,1] */
-static real *const d_sub = arena + 676811; /* [32,10] */
-static real *const d_max = arena + 677131; /* [32,1] */
-static real *const d_cross_entropy_grad = arena + 677163; /* [32,10] */
-static real *const d_logits = arena + 677483; /* [32,10] */
-static real *const d_reshape = arena + 677803; /* [32,256] */
-static real *const d_im2col = arena + 685995; /* [8192,4] */
-static real *const d_reshape_2 = arena + 718763; /* [2048,1,4,4] */
-static real *const d_add = arena + 751531; /* [32,64,4,4] */
-static real *const d_reshape_3 = arena + 784299; /* [64,1,1] */
-static real *const d_reshape_4 = arena + 784363; /* [32,4,4,64] */
-static real *const d_im2col_2 = arena + 817131; /* [512,288] */
-static real *const d_reshape_5 = arena + 964587; /* [64,288] */
-static real *const d_h = arena + 983019; /* [32,32,4,4] */
-static real *const d_im2col_3 = arena + 999403; /* [16384,4] */
-static real *const d_reshape_6 = arena + 1064939; /* [1024,1,8,8] */
-static real *const d_add_2 = arena + 1130475; /* [32,32,8,8] */
-static real *const d_reshape_7 = arena + 1196011; /* [32,1,1] */
-static real *const d_reshape_8 = arena + 1196043; /* [32,8,8,32] */
-static real *const d_reshape_9 = arena + 1261579; /* [32,9] */
+static real *const div_2 = arena + 106736; /* [32,64] */
+static real *const img = arena + 108784; /* [32,1,8,8] */
+static real *const im2col = arena + 110832; /* [2048,9] */
+static real *const matmul = arena + 129264; /* [2048,32] */
+static real *const add = arena + 194800; /* [32,32,8,8] */
+static real *const relu = arena + 129264; /* [32,32,8,8] */
+static real *const im2col_2 = arena + 260336; /* [16384,4] */
+static real *const max = arena + 129264; /* [16384] */
+static real *const im2col_3 = arena + 325872; /* [512,288] */
+static real *const matmul_2 = arena + 145648; /* [512,64] */
+static real *const add_2 = arena + 473328; /* [32,64,4,4] */
+static real *const relu_2 = arena + 145648; /* [32,64,4,4] */
+static real *const im2col_4 = arena + 506096; /* [8192,4] */
+static real *const max_2 = arena + 145648; /* [8192] */
+static real *const matmul_3 = arena + 106736; /* [32,10] */
+static real *const logits = arena + 87592; /* [32,10] */
+static real *const cross_entropy = arena + 106736; /* [32] */
+static real *const sum = arena + 106768; /* [] */
+static real *const max_3 = arena + 106736; /* [32,1] */
+static real *const sub = arena + 106784; /* [32,10] */
+static real *const exp_2 = arena + 107104; /* [32,10] */
+static real *const sum_2 = arena + 107424; /* [32,1] */
+static real *const log_2 = arena + 107456; /* [32,1] */
+static real *const sum_3 = arena + 107488; /* [] */
+static real *const loss_value = arena + 87912; /* [] */
+static real *const d_sum = arena + 106784; /* [32,1] */
+static real *const d_sub = arena + 107424; /* [32,10] */
+static real *const d_max = arena + 106784; /* [32,1] */
+static real *const d_cross_entropy_grad = arena + 106816; /* [32,10] */
+static real *const d_logits = arena + 107744; /* [32,10] */
+static real *const d_reshape = arena + 153840; /* [32,256] */
+static real *const d_im2col = arena + 162032; /* [8192,4] */
+static real *const d_reshape_2 = arena + 506096; /* [2048,1,4,4] */
+static real *const d_add = arena + 145648; /* [32,64,4,4] */
+static real *const d_reshape_3 = arena + 87913; /* [64,1,1] */
+static real *const d_reshape_4 = arena + 473328; /* [32,4,4,64] */
+static real *const d_im2col_2 = arena + 506096; /* [512,288] */
+static real *const d_reshape_5 = arena + 87977; /* [64,288] */
+static real *const d_h = arena + 145648; /* [32,32,4,4] */
+static real *const d_im2col_3 = arena + 325872; /* [16384,4] */
+static real *const d_reshape_6 = arena + 129264; /* [1024,1,8,8] */
+static real *const d_add_2 = arena + 260336; /* [32,32,8,8] */
+static real *const d_reshape_7 = arena + 106409; /* [32,1,1] */
+static real *const d_reshape_8 = arena + 129264; /* [32,8,8,32] */
+static real *const d_reshape_9 = arena + 106441; /* [32,9] */
 
 /* Dropout, shifts and batch norm differ in training. */
 static int training;
@@ -508,7 +508,7 @@ static const rt_tensor grads[] = {
 };
 
 static const rt_tensor outputs[] = {
-    {.name = "logits", .dtype = RT_REAL, .rank = 2, .shape = {32, 10}, .size = 320, .offset = 675688},
+    {.name = "logits", .dtype = RT_REAL, .rank = 2, .shape = {32, 10}, .size = 320, .offset = 87592},
 };
 
 const rt_model REAL_SUFFIX(digits_cnn_model) = {
@@ -518,7 +518,7 @@ const rt_model REAL_SUFFIX(digits_cnn_model) = {
     .real = RT_REAL,
     .arena = arena,
     .iarena = iarena,
-    .arena_size = 1261867,
+    .arena_size = 653552,
     .iarena_size = 32,
     .n_inputs = 2,
     .n_params = 6,
@@ -532,7 +532,7 @@ const rt_model REAL_SUFFIX(digits_cnn_model) = {
     .n_param_elems = 21386,
     .state_offset = 44820,
     .n_state = 42772,
-    .loss_offset = 676778,
+    .loss_offset = 87912,
     .optimizer = RT_OPT_ADAMW,
     .hyper = {.lr = 0.003, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-08, .weight_decay = 0.2},
     .loss = loss,

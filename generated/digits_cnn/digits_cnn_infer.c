@@ -13,7 +13,7 @@
 #include "rt_real.h"
 #include "digits_cnn.h"
 
-static real arena[513546];
+static real arena[253136];
 
 static real *const x = arena + 0; /* input [32,64] */
 static real *const c1_w = arena + 2048; /* param [32,1,3,3] */
@@ -22,20 +22,20 @@ static real *const c2_w = arena + 2368; /* param [64,32,3,3] */
 static real *const c2_b = arena + 20800; /* param [64] */
 static real *const fc_w = arena + 20864; /* param [256,10] */
 static real *const fc_b = arena + 23424; /* param [10] */
-static real *const div_2 = arena + 23434; /* [32,64] */
-static real *const img = arena + 25482; /* [32,1,8,8] */
-static real *const im2col = arena + 27530; /* [2048,9] */
-static real *const matmul = arena + 45962; /* [2048,32] */
-static real *const relu = arena + 111498; /* [32,32,8,8] */
-static real *const im2col_2 = arena + 177034; /* [16384,4] */
-static real *const max = arena + 242570; /* [16384] */
-static real *const im2col_3 = arena + 258954; /* [512,288] */
-static real *const matmul_2 = arena + 406410; /* [512,64] */
-static real *const relu_2 = arena + 439178; /* [32,64,4,4] */
-static real *const im2col_4 = arena + 471946; /* [8192,4] */
-static real *const max_2 = arena + 504714; /* [8192] */
-static real *const matmul_3 = arena + 512906; /* [32,10] */
-static real *const logits = arena + 513226; /* [32,10] */
+static real *const div_2 = arena + 23760; /* [32,64] */
+static real *const img = arena + 25808; /* [32,1,8,8] */
+static real *const im2col = arena + 27856; /* [2048,9] */
+static real *const matmul = arena + 46288; /* [2048,32] */
+static real *const relu = arena + 111824; /* [32,32,8,8] */
+static real *const im2col_2 = arena + 23760; /* [16384,4] */
+static real *const max = arena + 89296; /* [16384] */
+static real *const im2col_3 = arena + 105680; /* [512,288] */
+static real *const matmul_2 = arena + 23760; /* [512,64] */
+static real *const relu_2 = arena + 56528; /* [32,64,4,4] */
+static real *const im2col_4 = arena + 23760; /* [8192,4] */
+static real *const max_2 = arena + 56528; /* [8192] */
+static real *const matmul_3 = arena + 23760; /* [32,10] */
+static real *const logits = arena + 23434; /* [32,10] */
 
 /* Dropout, shifts and batch norm differ in training. */
 static int training;
@@ -187,7 +187,7 @@ static const rt_tensor params[] = {
 };
 
 static const rt_tensor outputs[] = {
-    {.name = "logits", .dtype = RT_REAL, .rank = 2, .shape = {32, 10}, .size = 320, .offset = 513226},
+    {.name = "logits", .dtype = RT_REAL, .rank = 2, .shape = {32, 10}, .size = 320, .offset = 23434},
 };
 
 const rt_model REAL_SUFFIX(digits_cnn_infer_model) = {
@@ -197,7 +197,7 @@ const rt_model REAL_SUFFIX(digits_cnn_infer_model) = {
     .real = RT_REAL,
     .arena = arena,
     .iarena = NULL,
-    .arena_size = 513546,
+    .arena_size = 253136,
     .iarena_size = 0,
     .n_inputs = 1,
     .n_params = 6,

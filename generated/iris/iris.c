@@ -9,8 +9,8 @@
 #include "rt_real.h"
 #include "iris.h"
 
-static real arena[467];
-static int32_t iarena[30];
+static real arena[352];
+static int32_t iarena[32];
 
 static real *const x = arena + 0; /* input [30,4] */
 static int32_t *const labels = iarena + 0; /* input [30] */
@@ -18,12 +18,12 @@ static real *const W = arena + 120; /* param [4,3] */
 static real *const b = arena + 132; /* param [3] */
 static real *const d_W = arena + 135; /* gradient [4,3] */
 static real *const d_b = arena + 147; /* gradient [3] */
-static real *const matmul = arena + 165; /* [30,3] */
-static real *const logits = arena + 255; /* [30,3] */
-static real *const cross_entropy = arena + 345; /* [30] */
-static real *const sum = arena + 375; /* [] */
-static real *const loss_value = arena + 376; /* [] */
-static real *const d_logits = arena + 377; /* [30,3] */
+static real *const matmul = arena + 256; /* [30,3] */
+static real *const logits = arena + 165; /* [30,3] */
+static real *const cross_entropy = arena + 256; /* [30] */
+static real *const sum = arena + 288; /* [] */
+static real *const loss_value = arena + 255; /* [] */
+static real *const d_logits = arena + 256; /* [30,3] */
 
 /* The forward pass of the outputs, in the mode forward() or
  * loss_and_grad() set. */
@@ -153,7 +153,7 @@ static const rt_tensor grads[] = {
 };
 
 static const rt_tensor outputs[] = {
-    {.name = "logits", .dtype = RT_REAL, .rank = 2, .shape = {30, 3}, .size = 90, .offset = 255},
+    {.name = "logits", .dtype = RT_REAL, .rank = 2, .shape = {30, 3}, .size = 90, .offset = 165},
 };
 
 const rt_model REAL_SUFFIX(iris_model) = {
@@ -163,8 +163,8 @@ const rt_model REAL_SUFFIX(iris_model) = {
     .real = RT_REAL,
     .arena = arena,
     .iarena = iarena,
-    .arena_size = 467,
-    .iarena_size = 30,
+    .arena_size = 352,
+    .iarena_size = 32,
     .n_inputs = 2,
     .n_params = 2,
     .n_outputs = 1,
@@ -177,7 +177,7 @@ const rt_model REAL_SUFFIX(iris_model) = {
     .n_param_elems = 15,
     .state_offset = 150,
     .n_state = 15,
-    .loss_offset = 376,
+    .loss_offset = 255,
     .optimizer = RT_OPT_MOMENTUM,
     .hyper = {.lr = 0.02, .momentum = 0.9},
     .loss = loss,

@@ -13,13 +13,13 @@
 #include "rt_real.h"
 #include "iris.h"
 
-static real arena[315];
+static real arena[336];
 
 static real *const x = arena + 0; /* input [30,4] */
 static real *const W = arena + 120; /* param [4,3] */
 static real *const b = arena + 132; /* param [3] */
-static real *const matmul = arena + 135; /* [30,3] */
-static real *const logits = arena + 225; /* [30,3] */
+static real *const matmul = arena + 240; /* [30,3] */
+static real *const logits = arena + 135; /* [30,3] */
 
 /* The forward pass of the outputs, in the mode forward() or
  * loss_and_grad() set. */
@@ -53,7 +53,7 @@ static const rt_tensor params[] = {
 };
 
 static const rt_tensor outputs[] = {
-    {.name = "logits", .dtype = RT_REAL, .rank = 2, .shape = {30, 3}, .size = 90, .offset = 225},
+    {.name = "logits", .dtype = RT_REAL, .rank = 2, .shape = {30, 3}, .size = 90, .offset = 135},
 };
 
 const rt_model REAL_SUFFIX(iris_infer_model) = {
@@ -63,7 +63,7 @@ const rt_model REAL_SUFFIX(iris_infer_model) = {
     .real = RT_REAL,
     .arena = arena,
     .iarena = NULL,
-    .arena_size = 315,
+    .arena_size = 336,
     .iarena_size = 0,
     .n_inputs = 1,
     .n_params = 2,

@@ -9,7 +9,7 @@
 #include "rt_real.h"
 #include "mlp3.h"
 
-static real arena[105302];
+static real arena[72608];
 static int32_t iarena[64];
 
 static real *const x = arena + 0; /* input [64,64] */
@@ -26,22 +26,22 @@ static real *const d_fc2_w = arena + 28206; /* gradient [100,100] */
 static real *const d_fc2_b = arena + 38206; /* gradient [100] */
 static real *const d_fc3_w = arena + 38306; /* gradient [100,10] */
 static real *const d_fc3_b = arena + 39306; /* gradient [10] */
-static real *const matmul = arena + 39316; /* [64,100] */
-static real *const add = arena + 45716; /* [64,100] */
-static real *const h1 = arena + 52116; /* [64,100] */
-static real *const matmul_2 = arena + 58516; /* [64,100] */
-static real *const add_2 = arena + 64916; /* [64,100] */
-static real *const h2 = arena + 71316; /* [64,100] */
-static real *const matmul_3 = arena + 77716; /* [64,10] */
-static real *const logits = arena + 78356; /* [64,10] */
-static real *const cross_entropy = arena + 78996; /* [64] */
-static real *const sum = arena + 79060; /* [] */
-static real *const loss_value = arena + 79061; /* [] */
-static real *const d_logits = arena + 79062; /* [64,10] */
-static real *const d_h2 = arena + 79702; /* [64,100] */
-static real *const d_add = arena + 86102; /* [64,100] */
-static real *const d_h1 = arena + 92502; /* [64,100] */
-static real *const d_add_2 = arena + 98902; /* [64,100] */
+static real *const matmul = arena + 39968; /* [64,100] */
+static real *const add = arena + 46368; /* [64,100] */
+static real *const h1 = arena + 39968; /* [64,100] */
+static real *const matmul_2 = arena + 52768; /* [64,100] */
+static real *const add_2 = arena + 59168; /* [64,100] */
+static real *const h2 = arena + 52768; /* [64,100] */
+static real *const matmul_3 = arena + 65568; /* [64,10] */
+static real *const logits = arena + 39316; /* [64,10] */
+static real *const cross_entropy = arena + 65568; /* [64] */
+static real *const sum = arena + 65632; /* [] */
+static real *const loss_value = arena + 39956; /* [] */
+static real *const d_logits = arena + 65568; /* [64,10] */
+static real *const d_h2 = arena + 66208; /* [64,100] */
+static real *const d_add = arena + 52768; /* [64,100] */
+static real *const d_h1 = arena + 59168; /* [64,100] */
+static real *const d_add_2 = arena + 39968; /* [64,100] */
 
 /* The forward pass of the outputs, in the mode forward() or
  * loss_and_grad() set. */
@@ -238,7 +238,7 @@ static const rt_tensor grads[] = {
 };
 
 static const rt_tensor outputs[] = {
-    {.name = "logits", .dtype = RT_REAL, .rank = 2, .shape = {64, 10}, .size = 640, .offset = 78356},
+    {.name = "logits", .dtype = RT_REAL, .rank = 2, .shape = {64, 10}, .size = 640, .offset = 39316},
 };
 
 const rt_model REAL_SUFFIX(mlp3_model) = {
@@ -248,7 +248,7 @@ const rt_model REAL_SUFFIX(mlp3_model) = {
     .real = RT_REAL,
     .arena = arena,
     .iarena = iarena,
-    .arena_size = 105302,
+    .arena_size = 72608,
     .iarena_size = 64,
     .n_inputs = 2,
     .n_params = 6,
@@ -262,7 +262,7 @@ const rt_model REAL_SUFFIX(mlp3_model) = {
     .n_param_elems = 17610,
     .state_offset = 39316,
     .n_state = 0,
-    .loss_offset = 79061,
+    .loss_offset = 39956,
     .optimizer = RT_OPT_SGD,
     .hyper = {.lr = 0.1},
     .loss = loss,

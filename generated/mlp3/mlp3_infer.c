@@ -13,7 +13,7 @@
 #include "rt_real.h"
 #include "mlp3.h"
 
-static real arena[48586];
+static real arena[35152];
 
 static real *const x = arena + 0; /* input [64,64] */
 static real *const fc1_w = arena + 4096; /* param [64,100] */
@@ -22,12 +22,12 @@ static real *const fc2_w = arena + 10596; /* param [100,100] */
 static real *const fc2_b = arena + 20596; /* param [100] */
 static real *const fc3_w = arena + 20696; /* param [100,10] */
 static real *const fc3_b = arena + 21696; /* param [10] */
-static real *const matmul = arena + 21706; /* [64,100] */
-static real *const h1 = arena + 28106; /* [64,100] */
-static real *const matmul_2 = arena + 34506; /* [64,100] */
-static real *const h2 = arena + 40906; /* [64,100] */
-static real *const matmul_3 = arena + 47306; /* [64,10] */
-static real *const logits = arena + 47946; /* [64,10] */
+static real *const matmul = arena + 22352; /* [64,100] */
+static real *const h1 = arena + 28752; /* [64,100] */
+static real *const matmul_2 = arena + 22352; /* [64,100] */
+static real *const h2 = arena + 28752; /* [64,100] */
+static real *const matmul_3 = arena + 22352; /* [64,10] */
+static real *const logits = arena + 21706; /* [64,10] */
 
 /* The forward pass of the outputs, in the mode forward() or
  * loss_and_grad() set. */
@@ -91,7 +91,7 @@ static const rt_tensor params[] = {
 };
 
 static const rt_tensor outputs[] = {
-    {.name = "logits", .dtype = RT_REAL, .rank = 2, .shape = {64, 10}, .size = 640, .offset = 47946},
+    {.name = "logits", .dtype = RT_REAL, .rank = 2, .shape = {64, 10}, .size = 640, .offset = 21706},
 };
 
 const rt_model REAL_SUFFIX(mlp3_infer_model) = {
@@ -101,7 +101,7 @@ const rt_model REAL_SUFFIX(mlp3_infer_model) = {
     .real = RT_REAL,
     .arena = arena,
     .iarena = NULL,
-    .arena_size = 48586,
+    .arena_size = 35152,
     .iarena_size = 0,
     .n_inputs = 1,
     .n_params = 6,

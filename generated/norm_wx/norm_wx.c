@@ -9,14 +9,14 @@
 #include "rt_real.h"
 #include "norm_wx.h"
 
-static real arena[897];
+static real arena[912];
 
 static real *const x = arena + 0; /* input [8,16] */
 static real *const W = arena + 128; /* param [16,16] */
 static real *const d_W = arena + 384; /* gradient [16,16] */
 static real *const q = arena + 640; /* [8,16] */
 static real *const loss_value = arena + 768; /* [] */
-static real *const d_q = arena + 769; /* [8,16] */
+static real *const d_q = arena + 784; /* [8,16] */
 
 /* The forward pass of the outputs, in the mode forward() or
  * loss_and_grad() set. */
@@ -118,7 +118,7 @@ const rt_model REAL_SUFFIX(norm_wx_model) = {
     .real = RT_REAL,
     .arena = arena,
     .iarena = NULL,
-    .arena_size = 897,
+    .arena_size = 912,
     .iarena_size = 0,
     .n_inputs = 1,
     .n_params = 1,

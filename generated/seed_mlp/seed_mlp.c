@@ -9,7 +9,7 @@
 #include "rt_real.h"
 #include "seed_mlp.h"
 
-static real arena[294161];
+static real arena[286496];
 
 static real *const x = arena + 0; /* input [64,1000] */
 static real *const y = arena + 64000; /* input [64,10] */
@@ -17,14 +17,14 @@ static real *const w1 = arena + 64640; /* param [1000,100] */
 static real *const w2 = arena + 164640; /* param [100,10] */
 static real *const d_w1 = arena + 165640; /* gradient [1000,100] */
 static real *const d_w2 = arena + 265640; /* gradient [100,10] */
-static real *const matmul = arena + 266640; /* [64,100] */
-static real *const h = arena + 273040; /* [64,100] */
-static real *const y_pred = arena + 279440; /* [64,10] */
-static real *const sub = arena + 280080; /* [64,10] */
-static real *const loss_value = arena + 280720; /* [] */
-static real *const d_sub = arena + 280721; /* [64,10] */
-static real *const d_h = arena + 281361; /* [64,100] */
-static real *const d_matmul = arena + 287761; /* [64,100] */
+static real *const matmul = arena + 267296; /* [64,100] */
+static real *const h = arena + 273696; /* [64,100] */
+static real *const y_pred = arena + 266640; /* [64,10] */
+static real *const sub = arena + 267296; /* [64,10] */
+static real *const loss_value = arena + 267280; /* [] */
+static real *const d_sub = arena + 267936; /* [64,10] */
+static real *const d_h = arena + 280096; /* [64,100] */
+static real *const d_matmul = arena + 267296; /* [64,100] */
 
 /* The forward pass of the outputs, in the mode forward() or
  * loss_and_grad() set. */
@@ -142,7 +142,7 @@ static const rt_tensor grads[] = {
 };
 
 static const rt_tensor outputs[] = {
-    {.name = "y_pred", .dtype = RT_REAL, .rank = 2, .shape = {64, 10}, .size = 640, .offset = 279440},
+    {.name = "y_pred", .dtype = RT_REAL, .rank = 2, .shape = {64, 10}, .size = 640, .offset = 266640},
 };
 
 const rt_model REAL_SUFFIX(seed_mlp_model) = {
@@ -152,7 +152,7 @@ const rt_model REAL_SUFFIX(seed_mlp_model) = {
     .real = RT_REAL,
     .arena = arena,
     .iarena = NULL,
-    .arena_size = 294161,
+    .arena_size = 286496,
     .iarena_size = 0,
     .n_inputs = 2,
     .n_params = 2,
@@ -166,7 +166,7 @@ const rt_model REAL_SUFFIX(seed_mlp_model) = {
     .n_param_elems = 101000,
     .state_offset = 266640,
     .n_state = 0,
-    .loss_offset = 280720,
+    .loss_offset = 267280,
     .optimizer = RT_OPT_SGD,
     .hyper = {.lr = 0.0001},
     .loss = loss,

@@ -13,14 +13,14 @@
 #include "rt_real.h"
 #include "seed_mlp.h"
 
-static real arena[178440];
+static real arena[178448];
 
 static real *const x = arena + 0; /* input [64,1000] */
 static real *const w1 = arena + 64000; /* param [1000,100] */
 static real *const w2 = arena + 164000; /* param [100,10] */
-static real *const matmul = arena + 165000; /* [64,100] */
-static real *const h = arena + 171400; /* [64,100] */
-static real *const y_pred = arena + 177800; /* [64,10] */
+static real *const matmul = arena + 165648; /* [64,100] */
+static real *const h = arena + 172048; /* [64,100] */
+static real *const y_pred = arena + 165000; /* [64,10] */
 
 /* The forward pass of the outputs, in the mode forward() or
  * loss_and_grad() set. */
@@ -57,7 +57,7 @@ static const rt_tensor params[] = {
 };
 
 static const rt_tensor outputs[] = {
-    {.name = "y_pred", .dtype = RT_REAL, .rank = 2, .shape = {64, 10}, .size = 640, .offset = 177800},
+    {.name = "y_pred", .dtype = RT_REAL, .rank = 2, .shape = {64, 10}, .size = 640, .offset = 165000},
 };
 
 const rt_model REAL_SUFFIX(seed_mlp_infer_model) = {
@@ -67,7 +67,7 @@ const rt_model REAL_SUFFIX(seed_mlp_infer_model) = {
     .real = RT_REAL,
     .arena = arena,
     .iarena = NULL,
-    .arena_size = 178440,
+    .arena_size = 178448,
     .iarena_size = 0,
     .n_inputs = 1,
     .n_params = 2,

@@ -9,7 +9,7 @@
 #include "rt_real.h"
 #include "svm.h"
 
-static real arena[7363];
+static real arena[7312];
 static int32_t iarena[64];
 
 static real *const x = arena + 0; /* input [64,64] */
@@ -17,12 +17,12 @@ static int32_t *const labels = iarena + 0; /* input [64] */
 static real *const W = arena + 4096; /* param [10,64] */
 static real *const d_W = arena + 4736; /* gradient [10,64] */
 static real *const scores = arena + 5376; /* [64,10] */
-static real *const hinge_loss = arena + 6016; /* [64] */
-static real *const sum = arena + 6080; /* [] */
-static real *const sum_2 = arena + 6081; /* [] */
-static real *const loss_value = arena + 6082; /* [] */
-static real *const d_scores = arena + 6083; /* [64,10] */
-static real *const d_matmul = arena + 6723; /* [10,64] */
+static real *const hinge_loss = arena + 6032; /* [64] */
+static real *const sum = arena + 6096; /* [] */
+static real *const sum_2 = arena + 6032; /* [] */
+static real *const loss_value = arena + 6016; /* [] */
+static real *const d_scores = arena + 6032; /* [64,10] */
+static real *const d_matmul = arena + 6672; /* [10,64] */
 
 /* The forward pass of the outputs, in the mode forward() or
  * loss_and_grad() set. */
@@ -162,7 +162,7 @@ const rt_model REAL_SUFFIX(svm_model) = {
     .real = RT_REAL,
     .arena = arena,
     .iarena = iarena,
-    .arena_size = 7363,
+    .arena_size = 7312,
     .iarena_size = 64,
     .n_inputs = 2,
     .n_params = 1,
@@ -176,7 +176,7 @@ const rt_model REAL_SUFFIX(svm_model) = {
     .n_param_elems = 640,
     .state_offset = 5376,
     .n_state = 0,
-    .loss_offset = 6082,
+    .loss_offset = 6016,
     .optimizer = RT_OPT_SGD,
     .hyper = {.lr = 0.01},
     .loss = loss,
