@@ -30,7 +30,8 @@ typedef struct {
         char *base;
         int suffix;
     } * suffixes;
-    bool *used; /* per node: its name appears in the code */
+    bool *used;   /* per node: its name appears in the code */
+    int *fold_of; /* per node: the parameter whose folded update it makes, or -1 */
     Buf *b;
     SrcLoc last_loc; /* the last block comment, not to repeat it */
     bool last_grad;
@@ -48,7 +49,7 @@ static const char *const reserved[] = {
     "i", "j", "k", "l", "m", "n", "acc", "row", "drow", "label", "mx", "cnt", "on", "lr", "loss",
     "rows", "hyper", "params", "grads", "avg", "avg_sq", "scale", "norm2", "wd", "mu", "b1", "b2",
     "c1", "c2", "eps", "alpha", "g", "sqrt", "forward", "loss_and_grad", "train_step", "inputs",
-    "outputs", "memset", "memcpy",
+    "outputs", "memset", "memcpy", "fold", "keep", "compute_grads", "clipped_step",
     /* the C library's, which a header may declare */
     "exp", "log", "tanh", "pow", "fmax", "fmin", "sqrt", "fabs", "floor", "ceil", "round", "sin",
     "cos", "tan", "erf", "gamma", "lgamma", "tgamma", "j0", "j1", "jn", "y0", "y1", "yn", "abs",
@@ -431,7 +432,7 @@ static void group_body(Emit *e, Space *sp, Members *m, int root, const char *acc
         for (int k = 0; k < n->n_in; k++) {
             operand_text(e, sp, m, root, n, m->acc[member_index(m, id)], k, text[k], sizeof text[k],
                          count_only);
-            in[k] = (Operand){text[k], false, ir_at(e->g, n->in[k])->shape};
+            in[k] = (Operand){text[k], false, ir_at(e->g, n->in[k])->shape, NULL, NULL};
         }
         if (count_only)
             continue;
@@ -570,7 +571,7 @@ static void emit_group(Emit *e, int root)
 static void emit_call(Emit *e, int root)
 {
     const Node *n = ir_at(e->g, root);
-    Operand out = {use(e, root), false, n->shape}, in[MAX_IN];
+    Operand out = {use(e, root), false, n->shape, NULL, NULL}, in[MAX_IN];
     char lits[MAX_IN][48];
     for (int k = 0; k < n->n_in; k++) {
         const Node *x = ir_at(e->g, n->in[k]);
@@ -579,11 +580,30 @@ static void emit_call(Emit *e, int root)
             op_info[OP_CONST].emit(&b, x, NULL, NULL);
             snprintf(lits[k], sizeof lits[k], "%s", b.data);
             buf_free(&b);
-            in[k] = (Operand){lits[k], true, x->shape};
+            in[k] = (Operand){lits[k], true, x->shape, NULL, NULL};
         } else
-            in[k] = (Operand){use(e, x->id), false, x->shape};
+            in[k] = (Operand){use(e, x->id), false, x->shape, NULL, NULL};
     }
-    op_info[n->op].emit(e->b, n, &out, in);
+    int w = e->fold_of[root];
+    if (w < 0) {
+        op_info[n->op].emit(e->b, n, &out, in);
+        return;
+    }
+    /* Both products, one level in: the update into the weight, or the
+     * gradient into its buffer. */
+    Buf both[2] = {{0}, {0}};
+    Operand update = {use(e, e->g->params[w].node), false, n->shape, "-lr", "keep"};
+    op_info[n->op].emit(&both[0], n, &update, in);
+    op_info[n->op].emit(&both[1], n, &out, in);
+    for (int k = 0; k < 2; k++) {
+        buf_printf(e->b, "%s", k ? "    else\n" : "    if (fold) /* plain SGD: w = keep w - lr dw */\n");
+        for (char *line = both[k].data; *line;) {
+            char *end = strchr(line, '\n');
+            buf_printf(e->b, "    %.*s\n", (int)(end - line), line);
+            line = end + 1;
+        }
+        buf_free(&both[k]);
+    }
 }
 
 /* A comment naming the model line, as a person would annotate a block. */
@@ -769,11 +789,18 @@ static void emit_loss_and_grad(Emit *e)
         buf_printf(e->b, "    training = 0;\n");
     buf_printf(e->b, "    compute_outputs();\n    compute_loss();\n    return %s[0];\n}\n",
                use(e, g->loss));
-    buf_printf(e->b, "\n/* Training: the loss, and every parameter's gradient. */\n"
-                     "static double loss_and_grad(void)\n{");
-    if (has_modes(g))
-        buf_printf(e->b, "\n    training = 1;");
-    buf_printf(e->b, "\n    compute_outputs();\n    compute_loss();\n");
+    bool folds = false;
+    for (int i = 0; i < g->n_params; i++)
+        folds |= e->p->fold[i];
+    if (folds)
+        buf_printf(e->b, "\n/* The gradients, after compute_loss(). With fold (plain SGD, nothing\n"
+                         " * clipped), the products that would make the gradients of the\n"
+                         " * weights train_step() names update those weights instead,\n"
+                         " * w = keep w - lr dw, and those gradients are not stored. */\n"
+                         "static void compute_grads(int fold, real lr, real keep)\n{");
+    else
+        buf_printf(e->b, "\n/* The gradients, after compute_loss(). */\n"
+                         "static void compute_grads(void)\n{");
     emit_part(e, 2);
     bool first = true;
     for (int i = 0; i < g->n_params; i++) {
@@ -787,6 +814,78 @@ static void emit_loss_and_grad(Emit *e)
                    e->p->grads_offset + e->p->offset[pn->id] - e->p->params_offset,
                    use(e, g->params[i].grad), shape_size(pn->shape), pn->name);
     }
+    buf_printf(e->b, "}\n\n/* Training: the loss, and every parameter's gradient. */\n"
+                     "static double loss_and_grad(void)\n{\n");
+    if (has_modes(g))
+        buf_printf(e->b, "    training = 1;\n");
+    buf_printf(e->b, "    compute_outputs();\n    compute_loss();\n    compute_grads(%s);\n"
+                     "    return %s[0];\n}\n",
+               folds ? "0, 0, 0" : "", use(e, g->loss));
+}
+
+/* Plain SGD with some updates folded into products (plan.c): unclipped,
+ * compute_grads() updates those weights and the rest step after it;
+ * clipped, every gradient is needed first, and clipped_step() is the
+ * usual step. */
+static void emit_folded_step(Emit *e)
+{
+    Graph *g = e->g;
+    const Plan *p = e->p;
+    /* The comment names the folded weights, wrapped as a person would. */
+    Buf text = {0};
+    buf_printf(&text, "One step of SGD. Unclipped, the products that make the gradients of");
+    int n = 0, total = 0;
+    for (int i = 0; i < g->n_params; i++)
+        total += p->fold[i];
+    for (int i = 0; i < g->n_params; i++)
+        if (p->fold[i])
+            buf_printf(&text, " %s%s", ir_at(g, g->params[i].node)->name,
+                       ++n == total ? "" : n == total - 1 ? " and" : ",");
+    buf_printf(&text, " update %s in place; the other parameters step after.",
+               total == 1 ? "it" : "them");
+    buf_printf(e->b, "\n/*");
+    int col = 2;
+    for (char *word = strtok(text.data, " "); word; word = strtok(NULL, " ")) {
+        if (col + 1 + (int)strlen(word) > 76) {
+            buf_printf(e->b, "\n *");
+            col = 2;
+        }
+        buf_printf(e->b, " %s", word);
+        col += 1 + strlen(word);
+    }
+    buf_free(&text);
+    buf_printf(e->b, " */\n"
+                     "static double train_step(const rt_hyper *hyper)\n{\n"
+                     "    if (hyper->clip > 0)\n        return clipped_step(hyper);\n");
+    if (has_draws(g))
+        buf_printf(e->b, "    mask_step = (uint64_t)hyper->step; /* new random draws */\n");
+    if (has_modes(g))
+        buf_printf(e->b, "    training = 1;\n");
+    buf_printf(e->b, "    const real lr = (real)hyper->lr, wd = (real)hyper->weight_decay;\n"
+                     "    compute_outputs();\n    compute_loss();\n"
+                     "    compute_grads(1, lr, 1 - lr * wd);\n");
+    if (n < g->n_params)
+        buf_printf(e->b,
+                   "    real *const params = arena + %ld;\n"
+                   "    const real *const grads = arena + %ld;\n",
+                   p->params_offset, p->grads_offset);
+    for (int i = 0; i < g->n_params; i++) {
+        if (p->fold[i])
+            continue;
+        const Node *w = ir_at(g, g->params[i].node);
+        long from = p->offset[w->id] - p->params_offset, to = from + shape_size(w->shape);
+        while (i + 1 < g->n_params && !p->fold[i + 1])
+            to += shape_size(ir_at(g, g->params[++i].node)->shape);
+        buf_printf(e->b,
+                   "    for (int i = %ld; i < %ld; i++) /* %s%s */\n"
+                   "        params[i] -= lr * (grads[i] + wd * params[i]);\n",
+                   from, to, w->name, to - from > shape_size(w->shape) ? " and on" : "");
+    }
+    for (int i = 0; i < g->n_buffers; i++) {
+        const Node *b = ir_at(e->g, g->buffers[i].node);
+        buf_printf(e->b, "    memcpy(%s, %s, %ld * sizeof *arena); /* running average */\n",
+                   use(e, b->id), use(e, g->buffers[i].next), shape_size(b->shape));
+    }
     buf_printf(e->b, "    return %s[0];\n}\n", use(e, g->loss));
 }
 
@@ -794,15 +893,21 @@ static void emit_train_step(Emit *e)
 {
     const Graph *g = e->g;
     const Plan *p = e->p;
+    bool folds = false;
+    for (int i = 0; i < g->n_params; i++)
+        folds |= p->fold[i];
     Buf after = {0};
     for (int i = 0; i < g->n_buffers; i++) {
         const Node *b = ir_at(e->g, g->buffers[i].node);
         buf_printf(&after, "    memcpy(%s, %s, %ld * sizeof *arena); /* running average */\n",
                    use(e, b->id), use(e, g->buffers[i].next), shape_size(b->shape));
     }
-    optim_emit_step(e->b, &g->opt, p->params_offset, p->grads_offset, p->state_offset,
-                    p->n_param_elems, has_draws(g), after.data ? after.data : "");
+    optim_emit_step(e->b, folds ? "clipped_step" : "train_step", &g->opt, p->params_offset,
+                    p->grads_offset, p->state_offset, p->n_param_elems, has_draws(g),
+                    after.data ? after.data : "");
     buf_free(&after);
+    if (folds)
+        emit_folded_step(e);
 }
 
 /* A descriptor row; with_init adds a parameter's initializer. */
@@ -942,6 +1047,18 @@ static void name_files(const Graph *g, OutFile *out, const char *const *suffix, 
     }
 }
 
+/* Per node, the parameter whose update it folds in (plan.c), or -1. */
+static int *fold_targets(const Graph *g, const Plan *p)
+{
+    int *fold_of = xmalloc(g->n * sizeof *fold_of);
+    for (int i = 0; i < g->n; i++)
+        fold_of[i] = -1;
+    for (int i = 0; i < g->n_params && p->fold; i++)
+        if (p->fold[i])
+            fold_of[g->params[i].grad] = i;
+    return fold_of;
+}
+
 static void free_names(Emit *e)
 {
     for (int i = 0; i < e->g->n; i++)
@@ -951,6 +1068,7 @@ static void free_names(Emit *e)
     forget_suffixes(e);
     free(e->suffixes);
     free(e->used);
+    free(e->fold_of);
 }
 
 void emit_c(Graph *g, const Fusion *f, const Plan *p, OutFile out[4])
@@ -960,7 +1078,8 @@ void emit_c(Graph *g, const Fusion *f, const Plan *p, OutFile out[4])
               .f = f,
               .p = p,
               .name = xcalloc(g->n, sizeof(char *)),
-              .used = xcalloc(g->n, sizeof(bool))};
+              .used = xcalloc(g->n, sizeof(bool)),
+              .fold_of = fold_targets(g, p)};
     name_nodes(&e);
     name_files(g, out, suffix, 4);
     emit_header(&e, &out[0].text);
@@ -978,7 +1097,8 @@ void emit_c_inference(Graph *g, const Fusion *f, const Plan *p, OutFile out[2])
               .f = f,
               .p = p,
               .name = xcalloc(g->n, sizeof(char *)),
-              .used = xcalloc(g->n, sizeof(bool))};
+              .used = xcalloc(g->n, sizeof(bool)),
+              .fold_of = fold_targets(g, p)};
     name_nodes(&e);
     name_files(g, out, suffix, 2);
     e.b = &out[0].text;

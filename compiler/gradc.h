@@ -116,8 +116,9 @@ int optim_find(const char *name);
 double *optim_setting(Optimizer *o, const char *name);
 bool optim_takes(int kind, const char *name);
 /* `after`: statements that end the step (the buffers' updates). */
-void optim_emit_step(Buf *b, const Optimizer *o, long params, long grads, long state, long n,
-                     bool masks, const char *after);
+/* `fn`: the function's name. */
+void optim_emit_step(Buf *b, const char *fn, const Optimizer *o, long params, long grads,
+                     long state, long n, bool masks, const char *after);
 void optim_emit_hyper(Buf *b, const Optimizer *o);
 
 typedef struct {
@@ -214,6 +215,8 @@ typedef struct {
     const char *text;
     bool is_const;
     Shape shape;
+    const char *alpha, *beta; /* a GEMM's output: out = alpha A B + beta out
+                                 (NULL: 1 and 0) */
 } Operand;
 
 typedef struct {
@@ -290,6 +293,9 @@ typedef struct {
     int part_end[3]; /* where compute_outputs, compute_loss and the backward end in it */
     long *offset;    /* per node: its place in the arena (or iarena), or -1 */
     bool *grad_copy; /* per param: its gradient is copied into place */
+    bool *fold;      /* per param: plain SGD may update it in its gradient's
+                        product (the gradient's GEMM is the last reader of
+                        the parameter) */
     long arena_size, iarena_size;
     long params_offset, grads_offset, n_param_elems, loss_offset;
     long n_buffer_elems;        /* the buffers, right after the parameters */

@@ -1186,13 +1186,15 @@ static void emit_matmul(Buf *b, const Node *n, const Operand *out, const Operand
     long batch = shape_size(sc) / ((long)m * nn);
     const char *ta = n->trans_a ? "CblasTrans" : "CblasNoTrans";
     const char *tb = n->trans_b ? "CblasTrans" : "CblasNoTrans";
+    const char *alpha = out->alpha ? out->alpha : "REAL_C(1.0)";
+    const char *beta = out->beta ? out->beta : "REAL_C(0.0)";
     if (batch == 1 || (rb == 2 && !n->trans_a)) {
         /* One product: a batch sharing B is one tall matrix of rows. */
         buf_printf(b,
                    "    r_gemm(CblasRowMajor, %s, %s, %ld, %d, %d,\n"
-                   "           REAL_C(1.0), %s, %d, %s, %d, REAL_C(0.0), %s, %d);\n",
-                   ta, tb, batch * m, nn, k, in[0].text, sa.dim[ra - 1], in[1].text, sb.dim[rb - 1],
-                   out->text, nn);
+                   "           %s, %s, %d, %s, %d, %s, %s, %d);\n",
+                   ta, tb, batch * m, nn, k, alpha, in[0].text, sa.dim[ra - 1], in[1].text,
+                   sb.dim[rb - 1], beta, out->text, nn);
         return;
     }
     long step_a = ra > 2 ? (long)sa.dim[ra - 2] * sa.dim[ra - 1] : 0;
@@ -1200,10 +1202,10 @@ static void emit_matmul(Buf *b, const Node *n, const Operand *out, const Operand
     buf_printf(b,
                "    for (int i = 0; i < %ld; i++)\n"
                "        r_gemm(CblasRowMajor, %s, %s, %d, %d, %d,\n"
-               "               REAL_C(1.0), %s + i * %ld, %d, %s + i * %ld, %d, REAL_C(0.0),\n"
+               "               %s, %s + i * %ld, %d, %s + i * %ld, %d, %s,\n"
                "               %s + i * %ld, %d);\n",
-               batch, ta, tb, m, nn, k, in[0].text, step_a, sa.dim[ra - 1], in[1].text, step_b,
-               sb.dim[rb - 1], out->text, (long)m * nn, nn);
+               batch, ta, tb, m, nn, k, alpha, in[0].text, step_a, sa.dim[ra - 1], in[1].text,
+               step_b, sb.dim[rb - 1], beta, out->text, (long)m * nn, nn);
 }
 
 /* ---- row losses: scores [N, C] and int32 labels [N] give [N] ---- */

@@ -62,20 +62,20 @@ bool optim_takes(int k, const char *name)
     return s && (s[n] == ' ' || s[n] == 0) && (s == optim_info[k].settings || s[-1] == ' ');
 }
 
-void optim_emit_step(Buf *b, const Optimizer *o, long params, long grads, long state, long n,
-                     bool masks, const char *after)
+void optim_emit_step(Buf *b, const char *fn, const Optimizer *o, long params, long grads,
+                     long state, long n, bool masks, const char *after)
 {
     static const char *const title[N_OPTIMS] = {
         "SGD", "SGD with momentum", "SGD with Nesterov momentum", "Adam", "AdamW", "RMSprop"};
     buf_printf(b,
                "\n/* One step of %s over the flat parameter block, after clipping the\n"
                " * gradient to a global norm of hyper->clip (when that is > 0). */\n"
-               "static double train_step(const rt_hyper *hyper)\n{\n"
+               "static double %s(const rt_hyper *hyper)\n{\n"
                "%s"
                "    const double loss = loss_and_grad();\n"
                "    real *const params = arena + %ld;\n"
                "    const real *const grads = arena + %ld;\n",
-               title[o->kind],
+               title[o->kind], fn,
                masks ? "    mask_step = (uint64_t)hyper->step; /* new random draws */\n" : "",
                params, grads);
     if (optim_info[o->kind].state_slots >= 1)

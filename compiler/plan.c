@@ -241,6 +241,24 @@ Plan plan(Graph *g, const Fusion *f)
     p.iarena_size = space[1].top;
     p.loss_offset = training ? p.offset[g->loss] : -1;
 
+    /* Plain SGD may fold a parameter's update into the product that makes
+     * its gradient when that product is the last reader of the parameter
+     * and nothing reads the gradient but the optimizer. */
+    p.fold = xcalloc(g->n_params, sizeof *p.fold);
+    for (int i = 0; i < g->n_params && training && g->opt.kind == OPT_SGD; i++) {
+        int w = g->params[i].node, gr = g->params[i].grad;
+        p.fold[i] = ir_at(g, gr)->op == OP_MATMUL && !p.grad_copy[i];
+        for (int s = 0; s < p.n_order && p.fold[i]; s++) {
+            const Node *n = ir_at(g, p.order[s]);
+            for (int k = 0; k < n->n_in; k++) {
+                if (storage(g, n->in[k]) == w && pos[f->group[n->id]] >= pos[gr])
+                    p.fold[i] = false;
+                if (n->in[k] == gr)
+                    p.fold[i] = false;
+            }
+        }
+    }
+
     /* What the backward pass reads of the forward values. */
     for (int i = 0; i < g->n; i++)
         if (f->stored[i] && pos[i] < p.part_end[1] && last[i] >= p.part_end[1] && last[i] < end &&
@@ -264,5 +282,6 @@ void plan_free(Plan *p)
 {
     free(p->offset);
     free(p->grad_copy);
+    free(p->fold);
     free(p->order);
 }

@@ -154,15 +154,18 @@ END_TEST
  * (p - lr * grad(p) for SGD) elementwise to 1e-12, from zero optimizer
  * state, and its loss is loss_and_grad's at p, exactly (the same
  * computation). The lr differs from the model's default, so a step that
- * ignores it fails. */
-START_TEST(test_train_step_formula)
+ * ignores it fails. Each model steps three ways: at its own settings,
+ * with weight decay, and clipped to half its gradient's norm (plain SGD
+ * folds updates into products only when nothing clips). */
+static void check_step(const Model *r, double weight_decay, double clip_part)
 {
-    const Model *r = model_row(_i);
     const rt_model *m = r->f64;
     double *a = arena64(m);
     rt_hyper hyper = m->hyper;
     hyper.lr = 0.0375; /* no model's default */
     hyper.step = 1;
+    if (weight_decay > 0)
+        hyper.weight_decay = weight_decay;
     ck_assert_msg(hyper.lr != m->hyper.lr, "%s: default lr is the test's lr %g", r->name, hyper.lr);
 
     rt_init_params(m, SEED);
@@ -172,20 +175,24 @@ START_TEST(test_train_step_formula)
      * that moves nothing (lr 0), then start the optimizer from rest. */
     rt_hyper still = hyper;
     still.lr = 0;
+    still.weight_decay = 0;
     m->train_step(&still);
+    rt_init_params(m, SEED);
     memset(a + m->state_offset, 0, m->n_state * sizeof *a);
     double loss = m->loss_and_grad();
     double *p = dup_doubles(a + m->params_offset, m->n_param_elems);
     double *g = dup_doubles(a + m->grads_offset, m->n_param_elems);
+    double norm = 0, scale = 1;
+    for (long i = 0; i < m->n_param_elems; i++)
+        norm += g[i] * g[i];
+    if (clip_part > 0)
+        hyper.clip = clip_part * sqrt(norm);
     double step_loss = m->train_step(&hyper);
     ck_assert_msg(step_loss == loss,
                   "%s: train_step returned loss %.17g, loss_and_grad at the same point %.17g",
                   r->name, step_loss, loss);
 
-    /* The step clips the gradient's global norm first, when the model asks. */
-    double norm = 0, scale = 1;
-    for (long i = 0; i < m->n_param_elems; i++)
-        norm += g[i] * g[i];
+    /* The step clips the gradient's global norm first, when asked. */
     if (hyper.clip > 0 && sqrt(norm) > hyper.clip)
         scale = hyper.clip / sqrt(norm);
     long nonzero = 0;
@@ -198,14 +205,22 @@ START_TEST(test_train_step_formula)
             double got = a[t->offset + i];
             nonzero += g[base + i] != 0;
             if (!close_rel(got, want, 1e-12))
-                ck_abort_msg("%s: %s[%ld] after train_step(lr %g) is %.17g, by hand "
-                             "%.17g (p %.17g, g %.17g)",
-                             r->name, t->name, i, hyper.lr, got, want, p[base + i], g[base + i]);
+                ck_abort_msg("%s: %s[%ld] after train_step(lr %g, weight decay %g, clip %g) is "
+                             "%.17g, by hand %.17g (p %.17g, g %.17g)",
+                             r->name, t->name, i, hyper.lr, hyper.weight_decay, hyper.clip, got,
+                             want, p[base + i], g[base + i]);
         }
     }
     ck_assert_msg(nonzero > 0, "%s: every gradient element is 0 at seed %d", r->name, SEED);
     free(p);
     free(g);
+}
+
+START_TEST(test_train_step_formula)
+{
+    check_step(model_row(_i), 0, 0);
+    check_step(model_row(_i), 0.01, 0);
+    check_step(model_row(_i), 0, 0.5);
 }
 END_TEST
 

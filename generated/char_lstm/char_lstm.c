@@ -3014,12 +3014,9 @@ static double loss(void)
     return loss_value[0];
 }
 
-/* Training: the loss, and every parameter's gradient. */
-static double loss_and_grad(void)
+/* The gradients, after compute_loss(). */
+static void compute_grads(void)
 {
-    compute_outputs();
-    compute_loss();
-
     /* backward of models/char_lstm.lua:24: loss = mean(cross_entropy(logits, y)), */
     for (int i = 0; i < 1024; i++) {
         const real *row = logits + i * 128;
@@ -6351,6 +6348,14 @@ static double loss_and_grad(void)
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 256; j++)
             d_embed[x[i] * 256 + j] += d_e[i * 256 + j];
+}
+
+/* Training: the loss, and every parameter's gradient. */
+static double loss_and_grad(void)
+{
+    compute_outputs();
+    compute_loss();
+    compute_grads();
     return loss_value[0];
 }
 

@@ -175,13 +175,9 @@ static double loss(void)
     return loss_value[0];
 }
 
-/* Training: the loss, and every parameter's gradient. */
-static double loss_and_grad(void)
+/* The gradients, after compute_loss(). */
+static void compute_grads(void)
 {
-    training = 1;
-    compute_outputs();
-    compute_loss();
-
     /* backward of models/digits.lua:23: + SMOOTH * mean(-log_softmax(logits)) */
     for (int i = 0; i < 32; i++) {
         d_sum[i] = REAL_C(0.012500000000000002) / sum_2[i];
@@ -249,6 +245,15 @@ static double loss_and_grad(void)
         }
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 64, 2048, 32,
            REAL_C(1.0), img, 64, d_add, 2048, REAL_C(0.0), d_fc1_w, 2048);
+}
+
+/* Training: the loss, and every parameter's gradient. */
+static double loss_and_grad(void)
+{
+    training = 1;
+    compute_outputs();
+    compute_loss();
+    compute_grads();
     return loss_value[0];
 }
 

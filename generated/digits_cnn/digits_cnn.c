@@ -276,13 +276,9 @@ static double loss(void)
     return loss_value[0];
 }
 
-/* Training: the loss, and every parameter's gradient. */
-static double loss_and_grad(void)
+/* The gradients, after compute_loss(). */
+static void compute_grads(void)
 {
-    training = 1;
-    compute_outputs();
-    compute_loss();
-
     /* backward of models/digits_cnn.lua:23: + SMOOTH * mean(-log_softmax(logits)) */
     for (int i = 0; i < 32; i++) {
         d_sum[i] = REAL_C(0.0031250000000000006) / sum_2[i];
@@ -441,6 +437,15 @@ static double loss_and_grad(void)
     memcpy(arena + 23722, d_reshape_7, 32 * sizeof *arena); /* d_c1_b */
     memcpy(arena + 23754, d_reshape_5, 18432 * sizeof *arena); /* d_c2_w */
     memcpy(arena + 42186, d_reshape_3, 64 * sizeof *arena); /* d_c2_b */
+}
+
+/* Training: the loss, and every parameter's gradient. */
+static double loss_and_grad(void)
+{
+    training = 1;
+    compute_outputs();
+    compute_loss();
+    compute_grads();
     return loss_value[0];
 }
 

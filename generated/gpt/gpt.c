@@ -767,12 +767,9 @@ static double loss(void)
     return loss_value[0];
 }
 
-/* Training: the loss, and every parameter's gradient. */
-static double loss_and_grad(void)
+/* The gradients, after compute_loss(). */
+static void compute_grads(void)
 {
-    compute_outputs();
-    compute_loss();
-
     /* backward of models/gpt.lua:25: loss = mean(cross_entropy(logits, y)), */
     for (int i = 0; i < 1024; i++) {
         const real *row = logits + i * 128;
@@ -1417,6 +1414,14 @@ static double loss_and_grad(void)
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++)
             d_tokens[x[i] * 128 + j] += d_h_5[i * 128 + j];
+}
+
+/* Training: the loss, and every parameter's gradient. */
+static double loss_and_grad(void)
+{
+    compute_outputs();
+    compute_loss();
+    compute_grads();
     return loss_value[0];
 }
 

@@ -78,12 +78,9 @@ static double loss(void)
     return loss_value[0];
 }
 
-/* Training: the loss, and every parameter's gradient. */
-static double loss_and_grad(void)
+/* The gradients, after compute_loss(). */
+static void compute_grads(void)
 {
-    compute_outputs();
-    compute_loss();
-
     /* backward of models/iris.lua:13: loss = mean(cross_entropy(logits, labels)), */
     for (int i = 0; i < 30; i++) {
         const real *row = logits + i * 3;
@@ -106,6 +103,14 @@ static double loss_and_grad(void)
         }
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 4, 3, 30,
            REAL_C(1.0), x, 4, d_logits, 3, REAL_C(0.0), d_W, 3);
+}
+
+/* Training: the loss, and every parameter's gradient. */
+static double loss_and_grad(void)
+{
+    compute_outputs();
+    compute_loss();
+    compute_grads();
     return loss_value[0];
 }
 

@@ -122,12 +122,12 @@ static double loss(void)
     return loss_value[0];
 }
 
-/* Training: the loss, and every parameter's gradient. */
-static double loss_and_grad(void)
+/* The gradients, after compute_loss(). With fold (plain SGD, nothing
+ * clipped), the products that would make the gradients of the
+ * weights train_step() names update those weights instead,
+ * w = keep w - lr dw, and those gradients are not stored. */
+static void compute_grads(int fold, real lr, real keep)
 {
-    compute_outputs();
-    compute_loss();
-
     /* backward of models/mlp3.lua:17: loss = mean(cross_entropy(logits, labels)), */
     for (int i = 0; i < 64; i++) {
         const real *row = logits + i * 10;
@@ -150,8 +150,12 @@ static double loss_and_grad(void)
         }
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 64, 100, 10,
            REAL_C(1.0), d_logits, 10, fc3_w, 10, REAL_C(0.0), d_h2, 100);
-    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 100, 10, 64,
-           REAL_C(1.0), h2, 100, d_logits, 10, REAL_C(0.0), d_fc3_w, 10);
+    if (fold) /* plain SGD: w = keep w - lr dw */
+        r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 100, 10, 64,
+               -lr, h2, 100, d_logits, 10, keep, fc3_w, 10);
+    else
+        r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 100, 10, 64,
+               REAL_C(1.0), h2, 100, d_logits, 10, REAL_C(0.0), d_fc3_w, 10);
 
     /* backward of models/mlp3.lua:13: local h2 = relu(dense(h1, H2, "fc2")) */
     for (int i = 0; i < 6400; i++) {
@@ -167,8 +171,12 @@ static double loss_and_grad(void)
         }
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 64, 100, 100,
            REAL_C(1.0), d_add, 100, fc2_w, 100, REAL_C(0.0), d_h1, 100);
-    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 100, 100, 64,
-           REAL_C(1.0), h1, 100, d_add, 100, REAL_C(0.0), d_fc2_w, 100);
+    if (fold) /* plain SGD: w = keep w - lr dw */
+        r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 100, 100, 64,
+               -lr, h1, 100, d_add, 100, keep, fc2_w, 100);
+    else
+        r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 100, 100, 64,
+               REAL_C(1.0), h1, 100, d_add, 100, REAL_C(0.0), d_fc2_w, 100);
 
     /* backward of models/mlp3.lua:12: local h1 = relu(dense(x, H1, "fc1")) */
     for (int i = 0; i < 6400; i++) {
@@ -182,14 +190,26 @@ static double loss_and_grad(void)
         for (int j = 0; j < 100; j++) {
             d_fc1_b[j] += d_add_2[i * 100 + j];
         }
-    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 64, 100, 64,
-           REAL_C(1.0), x, 64, d_add_2, 100, REAL_C(0.0), d_fc1_w, 100);
+    if (fold) /* plain SGD: w = keep w - lr dw */
+        r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 64, 100, 64,
+               -lr, x, 64, d_add_2, 100, keep, fc1_w, 100);
+    else
+        r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 64, 100, 64,
+               REAL_C(1.0), x, 64, d_add_2, 100, REAL_C(0.0), d_fc1_w, 100);
+}
+
+/* Training: the loss, and every parameter's gradient. */
+static double loss_and_grad(void)
+{
+    compute_outputs();
+    compute_loss();
+    compute_grads(0, 0, 0);
     return loss_value[0];
 }
 
 /* One step of SGD over the flat parameter block, after clipping the
  * gradient to a global norm of hyper->clip (when that is > 0). */
-static double train_step(const rt_hyper *hyper)
+static double clipped_step(const rt_hyper *hyper)
 {
     const double loss = loss_and_grad();
     real *const params = arena + 4096;
@@ -206,6 +226,28 @@ static double train_step(const rt_hyper *hyper)
     for (int i = 0; i < 17610; i++)
         params[i] -= lr * (scale * grads[i] + wd * params[i]);
     return loss;
+}
+
+/* One step of SGD. Unclipped, the products that make the gradients of
+ * fc1_w, fc2_w and fc3_w update them in place; the other parameters step
+ * after. */
+static double train_step(const rt_hyper *hyper)
+{
+    if (hyper->clip > 0)
+        return clipped_step(hyper);
+    const real lr = (real)hyper->lr, wd = (real)hyper->weight_decay;
+    compute_outputs();
+    compute_loss();
+    compute_grads(1, lr, 1 - lr * wd);
+    real *const params = arena + 4096;
+    const real *const grads = arena + 21706;
+    for (int i = 6400; i < 6500; i++) /* fc1_b */
+        params[i] -= lr * (grads[i] + wd * params[i]);
+    for (int i = 16500; i < 16600; i++) /* fc2_b */
+        params[i] -= lr * (grads[i] + wd * params[i]);
+    for (int i = 17600; i < 17610; i++) /* fc3_b */
+        params[i] -= lr * (grads[i] + wd * params[i]);
+    return loss_value[0];
 }
 
 static const rt_tensor inputs[] = {

@@ -56,26 +56,38 @@ static double loss(void)
     return loss_value[0];
 }
 
-/* Training: the loss, and every parameter's gradient. */
-static double loss_and_grad(void)
+/* The gradients, after compute_loss(). With fold (plain SGD, nothing
+ * clipped), the products that would make the gradients of the
+ * weights train_step() names update those weights instead,
+ * w = keep w - lr dw, and those gradients are not stored. */
+static void compute_grads(int fold, real lr, real keep)
 {
-    compute_outputs();
-    compute_loss();
-
     /* backward of models/norm_wx.lua:13: loss = sum(q^2), */
     for (int i = 0; i < 128; i++) {
         d_q[i] = REAL_C(2.0) * q[i];
     }
 
     /* backward of models/norm_wx.lua:10: local q = x:matmul(W:t())   -- row i is (W x_i)^T */
-    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 16, 16, 8,
-           REAL_C(1.0), d_q, 16, x, 16, REAL_C(0.0), d_W, 16);
+    if (fold) /* plain SGD: w = keep w - lr dw */
+        r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 16, 16, 8,
+               -lr, d_q, 16, x, 16, keep, W, 16);
+    else
+        r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 16, 16, 8,
+               REAL_C(1.0), d_q, 16, x, 16, REAL_C(0.0), d_W, 16);
+}
+
+/* Training: the loss, and every parameter's gradient. */
+static double loss_and_grad(void)
+{
+    compute_outputs();
+    compute_loss();
+    compute_grads(0, 0, 0);
     return loss_value[0];
 }
 
 /* One step of SGD over the flat parameter block, after clipping the
  * gradient to a global norm of hyper->clip (when that is > 0). */
-static double train_step(const rt_hyper *hyper)
+static double clipped_step(const rt_hyper *hyper)
 {
     const double loss = loss_and_grad();
     real *const params = arena + 128;
@@ -92,6 +104,19 @@ static double train_step(const rt_hyper *hyper)
     for (int i = 0; i < 256; i++)
         params[i] -= lr * (scale * grads[i] + wd * params[i]);
     return loss;
+}
+
+/* One step of SGD. Unclipped, the products that make the gradients of W
+ * update it in place; the other parameters step after. */
+static double train_step(const rt_hyper *hyper)
+{
+    if (hyper->clip > 0)
+        return clipped_step(hyper);
+    const real lr = (real)hyper->lr, wd = (real)hyper->weight_decay;
+    compute_outputs();
+    compute_loss();
+    compute_grads(1, lr, 1 - lr * wd);
+    return loss_value[0];
 }
 
 static const rt_tensor inputs[] = {

@@ -75,12 +75,12 @@ static double loss(void)
     return loss_value[0];
 }
 
-/* Training: the loss, and every parameter's gradient. */
-static double loss_and_grad(void)
+/* The gradients, after compute_loss(). With fold (plain SGD, nothing
+ * clipped), the products that would make the gradients of the
+ * weights train_step() names update those weights instead,
+ * w = keep w - lr dw, and those gradients are not stored. */
+static void compute_grads(int fold, real lr, real keep)
 {
-    compute_outputs();
-    compute_loss();
-
     /* backward of models/seed_mlp.lua:16: loss = sum((y_pred - y)^2), */
     for (int i = 0; i < 640; i++) {
         d_sub[i] = REAL_C(2.0) * sub[i];
@@ -89,8 +89,12 @@ static double loss_and_grad(void)
     /* backward of models/seed_mlp.lua:13: local y_pred = h:matmul(w2) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 64, 100, 10,
            REAL_C(1.0), d_sub, 10, w2, 10, REAL_C(0.0), d_h, 100);
-    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 100, 10, 64,
-           REAL_C(1.0), h, 100, d_sub, 10, REAL_C(0.0), d_w2, 10);
+    if (fold) /* plain SGD: w = keep w - lr dw */
+        r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 100, 10, 64,
+               -lr, h, 100, d_sub, 10, keep, w2, 10);
+    else
+        r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 100, 10, 64,
+               REAL_C(1.0), h, 100, d_sub, 10, REAL_C(0.0), d_w2, 10);
 
     /* backward of models/seed_mlp.lua:12: local h = sigmoid(x:matmul(w1)) */
     for (int i = 0; i < 6400; i++) {
@@ -98,14 +102,26 @@ static double loss_and_grad(void)
         const real t16 = REAL_C(1.0) - h[i];
         d_matmul[i] = t15 * t16;
     }
-    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 1000, 100, 64,
-           REAL_C(1.0), x, 1000, d_matmul, 100, REAL_C(0.0), d_w1, 100);
+    if (fold) /* plain SGD: w = keep w - lr dw */
+        r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 1000, 100, 64,
+               -lr, x, 1000, d_matmul, 100, keep, w1, 100);
+    else
+        r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 1000, 100, 64,
+               REAL_C(1.0), x, 1000, d_matmul, 100, REAL_C(0.0), d_w1, 100);
+}
+
+/* Training: the loss, and every parameter's gradient. */
+static double loss_and_grad(void)
+{
+    compute_outputs();
+    compute_loss();
+    compute_grads(0, 0, 0);
     return loss_value[0];
 }
 
 /* One step of SGD over the flat parameter block, after clipping the
  * gradient to a global norm of hyper->clip (when that is > 0). */
-static double train_step(const rt_hyper *hyper)
+static double clipped_step(const rt_hyper *hyper)
 {
     const double loss = loss_and_grad();
     real *const params = arena + 64640;
@@ -122,6 +138,19 @@ static double train_step(const rt_hyper *hyper)
     for (int i = 0; i < 101000; i++)
         params[i] -= lr * (scale * grads[i] + wd * params[i]);
     return loss;
+}
+
+/* One step of SGD. Unclipped, the products that make the gradients of w1
+ * and w2 update them in place; the other parameters step after. */
+static double train_step(const rt_hyper *hyper)
+{
+    if (hyper->clip > 0)
+        return clipped_step(hyper);
+    const real lr = (real)hyper->lr, wd = (real)hyper->weight_decay;
+    compute_outputs();
+    compute_loss();
+    compute_grads(1, lr, 1 - lr * wd);
+    return loss_value[0];
 }
 
 static const rt_tensor inputs[] = {

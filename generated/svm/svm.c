@@ -86,12 +86,9 @@ static double loss(void)
     return loss_value[0];
 }
 
-/* Training: the loss, and every parameter's gradient. */
-static double loss_and_grad(void)
+/* The gradients, after compute_loss(). */
+static void compute_grads(void)
 {
-    compute_outputs();
-    compute_loss();
-
     /* backward of models/svm.lua:13: local data_loss = mean(hinge_loss(scores, labels)) */
     for (int i = 0; i < 64; i++) {
         const real *row = scores + i * 10;
@@ -113,6 +110,14 @@ static double loss_and_grad(void)
         const real t14 = REAL_C(0.002) * W[i];
         d_W[i] = t14 + d_matmul[i];
     }
+}
+
+/* Training: the loss, and every parameter's gradient. */
+static double loss_and_grad(void)
+{
+    compute_outputs();
+    compute_loss();
+    compute_grads();
     return loss_value[0];
 }
 
