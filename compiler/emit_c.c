@@ -432,7 +432,7 @@ static void group_body(Emit *e, Space *sp, Members *m, int root, const char *acc
         for (int k = 0; k < n->n_in; k++) {
             operand_text(e, sp, m, root, n, m->acc[member_index(m, id)], k, text[k], sizeof text[k],
                          count_only);
-            in[k] = (Operand){text[k], false, ir_at(e->g, n->in[k])->shape, NULL, NULL};
+            in[k] = (Operand){.text = text[k], .shape = ir_at(e->g, n->in[k])->shape};
         }
         if (count_only)
             continue;
@@ -571,7 +571,7 @@ static void emit_group(Emit *e, int root)
 static void emit_call(Emit *e, int root)
 {
     const Node *n = ir_at(e->g, root);
-    Operand out = {use(e, root), false, n->shape, NULL, NULL}, in[MAX_IN];
+    Operand out = {.text = use(e, root), .shape = n->shape}, in[MAX_IN];
     char lits[MAX_IN][48];
     for (int k = 0; k < n->n_in; k++) {
         const Node *x = ir_at(e->g, n->in[k]);
@@ -580,9 +580,11 @@ static void emit_call(Emit *e, int root)
             op_info[OP_CONST].emit(&b, x, NULL, NULL);
             snprintf(lits[k], sizeof lits[k], "%s", b.data);
             buf_free(&b);
-            in[k] = (Operand){lits[k], true, x->shape, NULL, NULL};
+            in[k] = (Operand){.text = lits[k], .is_const = true, .shape = x->shape};
         } else
-            in[k] = (Operand){use(e, x->id), false, x->shape, NULL, NULL};
+            in[k] = (Operand){.text = use(e, x->id),
+                              .shape = x->shape,
+                              .in_place = e->p->offset[x->id] == e->p->offset[root]};
     }
     int w = e->fold_of[root];
     if (w < 0) {
@@ -592,7 +594,8 @@ static void emit_call(Emit *e, int root)
     /* Both products, one level in: the update into the weight, or the
      * gradient into its buffer. */
     Buf both[2] = {{0}, {0}};
-    Operand update = {use(e, e->g->params[w].node), false, n->shape, "-lr", "keep"};
+    Operand update = {.text = use(e, e->g->params[w].node), .shape = n->shape, .alpha = "-lr",
+                      .beta = "keep"};
     op_info[n->op].emit(&both[0], n, &update, in);
     op_info[n->op].emit(&both[1], n, &out, in);
     for (int k = 0; k < 2; k++) {

@@ -217,6 +217,7 @@ typedef struct {
     Shape shape;
     const char *alpha, *beta; /* a GEMM's output: out = alpha A B + beta out
                                  (NULL: 1 and 0) */
+    bool in_place;            /* an input in the output's place (plan.c) */
 } Operand;
 
 typedef struct {

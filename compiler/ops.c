@@ -1208,6 +1208,31 @@ static void emit_matmul(Buf *b, const Node *n, const Operand *out, const Operand
                step_b, sb.dim[rb - 1], beta, out->text, (long)m * nn, nn);
 }
 
+/* matmul_add(a, b, c) = a b + c: made by simplify where a product is added
+ * to a sum of others (a weight's gradient over the steps of a sequence),
+ * so the product accumulates into the sum (BLAS beta = 1), in its place
+ * when the plan lets it. Made after differentiation: no gradient rule. */
+static const char *shape_matmul_add(Graph *g, Node *n, char *err, size_t len)
+{
+    if (shape_matmul(g, n, err, len))
+        return err;
+    if (!shape_eq(shape_of(g, n->in[2]), n->shape)) {
+        snprintf(err, len, "the addend must have the product's shape");
+        return err;
+    }
+    return NULL;
+}
+
+static void emit_matmul_add(Buf *b, const Node *n, const Operand *out, const Operand *in)
+{
+    if (!in[2].in_place)
+        buf_printf(b, "    memcpy(%s, %s, %ld * sizeof *%s);\n", out->text, in[2].text,
+                   shape_size(n->shape), out->text);
+    Operand acc = *out;
+    acc.beta = "REAL_C(1.0)";
+    emit_matmul(b, n, &acc, in);
+}
+
 /* ---- row losses: scores [N, C] and int32 labels [N] give [N] ---- */
 
 static const char *shape_row_loss(Graph *g, Node *n, char *err, size_t len)

@@ -16,8 +16,8 @@
  * copied there. Int32 tensors go to a second, int32 arena.
  *
  * The values a step makes share space: each lives from the step of the
- * schedule that writes it to the last that reads it, and takes the lowest
- * place free for that whole time (first fit). Places are rounded to 64
+ * schedule that writes it to the last that reads it, and takes the
+ * smallest free range it fits in for that whole time (best fit). Places are rounded to 64
  * bytes, for vector loads and the BLAS.
  */
 #include <stdlib.h>
@@ -83,12 +83,16 @@ typedef struct {
 static long take(Space *s, long size)
 {
     size = round_up(size);
+    int best = -1;
     for (int i = 0; i < s->n; i++)
-        if (s->end[i] - s->start[i] >= size) {
-            long at = s->start[i];
-            s->start[i] += size;
-            return at;
-        }
+        if (s->end[i] - s->start[i] >= size &&
+            (best < 0 || s->end[i] - s->start[i] < s->end[best] - s->start[best]))
+            best = i;
+    if (best >= 0) {
+        long at = s->start[best];
+        s->start[best] += size;
+        return at;
+    }
     /* None fits: grow the arena, starting in a free range that ends at
      * the top. */
     long at = s->top;
@@ -191,12 +195,29 @@ Plan plan(Graph *g, const Fusion *f)
     }
     for (int i = 0; i < g->n_outputs; i++)
         last[storage(g, g->outputs[i].node)] = end;
+    /* A product accumulating into a parameter's gradient accumulates in
+     * the gradient's slot all along: the sums before it, read by it alone,
+     * take the slot too. */
+    int *readers = xcalloc(g->n, sizeof *readers);
+    for (int i = 0; i < g->n; i++)
+        for (int k = 0; k < ir_at(g, i)->n_in; k++)
+            readers[ir_at(g, i)->in[k]]++;
+    for (int i = 0; i < g->n_params && training; i++)
+        for (int gr = g->params[i].grad; ir_at(g, gr)->op == OP_MATMUL_ADD && !p.grad_copy[i];) {
+            int x = ir_at(g, gr)->in[2];
+            if (p.offset[x] >= 0 || readers[x] != 1 || !f->stored[x] ||
+                op_info[ir_at(g, x)->op].kind == ALIAS)
+                break;
+            p.offset[x] = p.offset[gr];
+            gr = x;
+        }
+    free(readers);
     /* Those live across steps: fixed places, after the optimizer's state. */
     for (int s = 0; s < p.n_order; s++)
         if (last[p.order[s]] == end && f->stored[p.order[s]])
             place(&p, g, p.order[s]);
 
-    /* First fit, step by step: what died before this step gives its place
+    /* Best fit, step by step: what died before this step gives its place
      * back, then what this step writes takes one. */
     Space space[2] = {{0}, {0}};
     for (int a = 0; a < 2; a++) {
@@ -206,10 +227,13 @@ Plan plan(Graph *g, const Fusion *f)
     }
     p.fixed_size = space[0].top;
     int **dying = xcalloc(end + 1, sizeof *dying), *n_dying = xcalloc(end + 1, sizeof *n_dying);
+    bool *handed_on = xcalloc(g->n, sizeof *handed_on); /* its place went to its reader */
     long live = 0;
     for (int s = 0; s < p.n_order; s++) {
         for (int k = 0; k < n_dying[s]; k++) {
             int x = dying[s][k];
+            if (handed_on[x])
+                continue;
             bool i32 = ir_at(g, x)->dtype == DT_I32;
             give_back(&space[i32], p.offset[x], shape_size(ir_at(g, x)->shape));
             if (!i32)
@@ -221,11 +245,20 @@ Plan plan(Graph *g, const Fusion *f)
             continue;
         bool i32 = n->dtype == DT_I32;
         long size = shape_size(n->shape);
-        p.offset[id] = take(&space[i32], size);
-        if (!i32) {
-            live += round_up(size);
-            if (live > p.peak_live)
-                p.peak_live = live;
+        /* A product accumulating into a sum that dies here takes its place,
+         * unless the sum is also a factor. */
+        int acc = n->op == OP_MATMUL_ADD ? storage(g, n->in[2]) : -1;
+        if (acc >= 0 && last[acc] == s && p.offset[acc] >= p.fixed_size && !handed_on[acc] &&
+            storage(g, n->in[0]) != acc && storage(g, n->in[1]) != acc) {
+            p.offset[id] = p.offset[acc];
+            handed_on[acc] = true;
+        } else {
+            p.offset[id] = take(&space[i32], size);
+            if (!i32) {
+                live += round_up(size);
+                if (live > p.peak_live)
+                    p.peak_live = live;
+            }
         }
         /* A value nothing reads is still written: it dies after its step. */
         int dies = last[id] < s ? s + 1 : last[id] + 1;
@@ -273,6 +306,7 @@ Plan plan(Graph *g, const Fusion *f)
         free(space[a].start);
         free(space[a].end);
     }
+    free(handed_on);
     free(pos);
     free(last);
     return p;

@@ -28,9 +28,22 @@ static bool swaps_last_two(const Node *n)
     return true;
 }
 
-/* The node a rewrite gives, or -1 to keep the node as it is. single_use:
- * the node's one input has no other reader. */
-static int rewrite(Graph *h, const Node *n, bool single_use)
+/* A product added to a sum, a + b c, as one product accumulating into the
+ * sum: the product has no other reader and the sum's shape. */
+static int accumulate(Graph *h, int sum, int product)
+{
+    const Node *m = ir_at(h, product);
+    Node acc = {.op = OP_MATMUL_ADD,
+                .n_in = 3,
+                .in = {m->in[0], m->in[1], sum},
+                .trans_a = m->trans_a,
+                .trans_b = m->trans_b};
+    return ir_must(h, &acc);
+}
+
+/* The node a rewrite gives, or -1 to keep the node as it is. single_use[k]:
+ * input k has no other reader. */
+static int rewrite(Graph *h, const Node *n, const bool *single_use)
 {
     const Node *a = n->n_in > 0 ? ir_at(h, n->in[0]) : NULL;
     const Node *b = n->n_in > 1 ? ir_at(h, n->in[1]) : NULL;
@@ -44,6 +57,12 @@ static int rewrite(Graph *h, const Node *n, bool single_use)
             return a->id;
         if (is_const(a, 0) && shape_eq(b->shape, s))
             return b->id;
+        if (shape_eq(a->shape, s) && shape_eq(b->shape, s) && a->dtype == DT_REAL) {
+            if (b->op == OP_MATMUL && single_use[1])
+                return accumulate(h, a->id, b->id);
+            if (a->op == OP_MATMUL && single_use[0])
+                return accumulate(h, b->id, a->id);
+        }
         break;
     case OP_SUB:
         if (ca && cb)
@@ -94,7 +113,7 @@ static int rewrite(Graph *h, const Node *n, bool single_use)
             return a->in[0];
         /* (op(A) op(B))^T = op(B)^T op(A)^T: a product whose only reader
          * is a transpose is computed transposed. */
-        if (a->op == OP_MATMUL && single_use)
+        if (a->op == OP_MATMUL && single_use[0])
             return ir_matmul(h, a->in[1], !a->trans_b, a->in[0], !a->trans_a);
         break;
     case OP_RESHAPE:
@@ -164,7 +183,10 @@ Graph *simplify(Graph *g, SimplifyStats *st)
         h->loc = n.loc;
         h->making_grad = n.is_grad;
         int before = h->n;
-        int r = rewrite(h, &n, n.n_in == 1 && uses[g->nodes[i].in[0]] == 1);
+        bool single[MAX_IN];
+        for (int k = 0; k < n.n_in; k++)
+            single[k] = uses[g->nodes[i].in[k]] == 1;
+        int r = rewrite(h, &n, single);
         if (r < 0) {
             r = ir_copy(h, &g->nodes[i], map);
             st->merged += r < before;

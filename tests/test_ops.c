@@ -185,6 +185,14 @@ static const Case cases[] = {
      "local b = param(\"b\", {3, 5}, randn())\n"
      "local loss = sum(matmul(transpose(a), b) * R)\n"},
 
+    {"matmul_add", "a weight used twice: its gradient's second product accumulates (beta 1)",
+     "local R = input(\"R\", {4, 5})\n"
+     "local S = input(\"S\", {4, 5})\n"
+     "local a = param(\"a\", {4, 3}, randn())\n"
+     "local b = param(\"b\", {4, 3}, randn())\n"
+     "local w = param(\"w\", {3, 5}, randn())\n"
+     "local loss = sum(a:matmul(w) * R) + sum(b:matmul(w) * S)\n"},
+
     /* ---- row losses; their _grad ops are covered here ---- */
     {"hinge_loss", "per-row hinge, kinks skipped",
      "local R = input(\"R\", {4})\n"

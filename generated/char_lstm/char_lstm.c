@@ -9,7 +9,7 @@
 #include "rt_real.h"
 #include "char_lstm.h"
 
-static real arena[27285008];
+static real arena[12654096];
 static int32_t iarena[2048];
 
 static int32_t *const x = iarena + 0; /* input [32,32] */
@@ -40,8 +40,8 @@ static real *const tanh_2 = arena + 2799120; /* [32,256] */
 static real *const h = arena + 2807312; /* [32,256] */
 static real *const slice_2 = arena + 2815504; /* [32,1,256] */
 static real *const matmul_2 = arena + 2823696; /* [32,1024] */
-static real *const matmul_3 = arena + 2856464; /* [32,1024] */
-static real *const z_2 = arena + 2889232; /* [32,1024] */
+static real *const z_2 = arena + 2856464; /* [32,1024] */
+static real *const z_3 = arena + 2856464; /* [32,1024] */
 static real *const i_3 = arena + 2823696; /* [32,256] */
 static real *const f = arena + 2831888; /* [32,256] */
 static real *const g_3 = arena + 2840080; /* [32,256] */
@@ -50,9 +50,9 @@ static real *const c_2 = arena + 2856464; /* [32,256] */
 static real *const tanh_3 = arena + 2864656; /* [32,256] */
 static real *const h_2 = arena + 2872848; /* [32,256] */
 static real *const slice_3 = arena + 2881040; /* [32,1,256] */
-static real *const matmul_4 = arena + 2889232; /* [32,1024] */
-static real *const matmul_5 = arena + 2922000; /* [32,1024] */
-static real *const z_3 = arena + 2954768; /* [32,1024] */
+static real *const matmul_3 = arena + 2889232; /* [32,1024] */
+static real *const z_4 = arena + 2922000; /* [32,1024] */
+static real *const z_5 = arena + 2922000; /* [32,1024] */
 static real *const i_4 = arena + 2889232; /* [32,256] */
 static real *const f_2 = arena + 2897424; /* [32,256] */
 static real *const g_4 = arena + 2905616; /* [32,256] */
@@ -61,9 +61,9 @@ static real *const c_3 = arena + 2922000; /* [32,256] */
 static real *const tanh_4 = arena + 2930192; /* [32,256] */
 static real *const h_3 = arena + 2938384; /* [32,256] */
 static real *const slice_4 = arena + 2946576; /* [32,1,256] */
-static real *const matmul_6 = arena + 2954768; /* [32,1024] */
-static real *const matmul_7 = arena + 2987536; /* [32,1024] */
-static real *const z_4 = arena + 3020304; /* [32,1024] */
+static real *const matmul_4 = arena + 2954768; /* [32,1024] */
+static real *const z_6 = arena + 2987536; /* [32,1024] */
+static real *const z_7 = arena + 2987536; /* [32,1024] */
 static real *const i_5 = arena + 2954768; /* [32,256] */
 static real *const f_3 = arena + 2962960; /* [32,256] */
 static real *const g_5 = arena + 2971152; /* [32,256] */
@@ -72,9 +72,9 @@ static real *const c_4 = arena + 2987536; /* [32,256] */
 static real *const tanh_5 = arena + 2995728; /* [32,256] */
 static real *const h_4 = arena + 3003920; /* [32,256] */
 static real *const slice_5 = arena + 3012112; /* [32,1,256] */
-static real *const matmul_8 = arena + 3020304; /* [32,1024] */
-static real *const matmul_9 = arena + 3053072; /* [32,1024] */
-static real *const z_5 = arena + 3085840; /* [32,1024] */
+static real *const matmul_5 = arena + 3020304; /* [32,1024] */
+static real *const z_8 = arena + 3053072; /* [32,1024] */
+static real *const z_9 = arena + 3053072; /* [32,1024] */
 static real *const i_6 = arena + 3020304; /* [32,256] */
 static real *const f_4 = arena + 3028496; /* [32,256] */
 static real *const g_6 = arena + 3036688; /* [32,256] */
@@ -83,9 +83,9 @@ static real *const c_5 = arena + 3053072; /* [32,256] */
 static real *const tanh_6 = arena + 3061264; /* [32,256] */
 static real *const h_5 = arena + 3069456; /* [32,256] */
 static real *const slice_6 = arena + 3077648; /* [32,1,256] */
-static real *const matmul_10 = arena + 3085840; /* [32,1024] */
-static real *const matmul_11 = arena + 3118608; /* [32,1024] */
-static real *const z_6 = arena + 3151376; /* [32,1024] */
+static real *const matmul_6 = arena + 3085840; /* [32,1024] */
+static real *const z_10 = arena + 3118608; /* [32,1024] */
+static real *const z_11 = arena + 3118608; /* [32,1024] */
 static real *const i_7 = arena + 3085840; /* [32,256] */
 static real *const f_5 = arena + 3094032; /* [32,256] */
 static real *const g_7 = arena + 3102224; /* [32,256] */
@@ -94,9 +94,9 @@ static real *const c_6 = arena + 3118608; /* [32,256] */
 static real *const tanh_7 = arena + 3126800; /* [32,256] */
 static real *const h_6 = arena + 3134992; /* [32,256] */
 static real *const slice_7 = arena + 3143184; /* [32,1,256] */
-static real *const matmul_12 = arena + 3151376; /* [32,1024] */
-static real *const matmul_13 = arena + 3184144; /* [32,1024] */
-static real *const z_7 = arena + 3216912; /* [32,1024] */
+static real *const matmul_7 = arena + 3151376; /* [32,1024] */
+static real *const z_12 = arena + 3184144; /* [32,1024] */
+static real *const z_13 = arena + 3184144; /* [32,1024] */
 static real *const i_8 = arena + 3151376; /* [32,256] */
 static real *const f_6 = arena + 3159568; /* [32,256] */
 static real *const g_8 = arena + 3167760; /* [32,256] */
@@ -105,9 +105,9 @@ static real *const c_7 = arena + 3184144; /* [32,256] */
 static real *const tanh_8 = arena + 3192336; /* [32,256] */
 static real *const h_7 = arena + 3200528; /* [32,256] */
 static real *const slice_8 = arena + 3208720; /* [32,1,256] */
-static real *const matmul_14 = arena + 3216912; /* [32,1024] */
-static real *const matmul_15 = arena + 3249680; /* [32,1024] */
-static real *const z_8 = arena + 3282448; /* [32,1024] */
+static real *const matmul_8 = arena + 3216912; /* [32,1024] */
+static real *const z_14 = arena + 3249680; /* [32,1024] */
+static real *const z_15 = arena + 3249680; /* [32,1024] */
 static real *const i_9 = arena + 3216912; /* [32,256] */
 static real *const f_7 = arena + 3225104; /* [32,256] */
 static real *const g_9 = arena + 3233296; /* [32,256] */
@@ -116,9 +116,9 @@ static real *const c_8 = arena + 3249680; /* [32,256] */
 static real *const tanh_9 = arena + 3257872; /* [32,256] */
 static real *const h_8 = arena + 3266064; /* [32,256] */
 static real *const slice_9 = arena + 3274256; /* [32,1,256] */
-static real *const matmul_16 = arena + 3282448; /* [32,1024] */
-static real *const matmul_17 = arena + 3315216; /* [32,1024] */
-static real *const z_9 = arena + 3347984; /* [32,1024] */
+static real *const matmul_9 = arena + 3282448; /* [32,1024] */
+static real *const z_16 = arena + 3315216; /* [32,1024] */
+static real *const z_17 = arena + 3315216; /* [32,1024] */
 static real *const i_10 = arena + 3282448; /* [32,256] */
 static real *const f_8 = arena + 3290640; /* [32,256] */
 static real *const g_10 = arena + 3298832; /* [32,256] */
@@ -127,9 +127,9 @@ static real *const c_9 = arena + 3315216; /* [32,256] */
 static real *const tanh_10 = arena + 3323408; /* [32,256] */
 static real *const h_9 = arena + 3331600; /* [32,256] */
 static real *const slice_10 = arena + 3339792; /* [32,1,256] */
-static real *const matmul_18 = arena + 3347984; /* [32,1024] */
-static real *const matmul_19 = arena + 3380752; /* [32,1024] */
-static real *const z_10 = arena + 3413520; /* [32,1024] */
+static real *const matmul_10 = arena + 3347984; /* [32,1024] */
+static real *const z_18 = arena + 3380752; /* [32,1024] */
+static real *const z_19 = arena + 3380752; /* [32,1024] */
 static real *const i_11 = arena + 3347984; /* [32,256] */
 static real *const f_9 = arena + 3356176; /* [32,256] */
 static real *const g_11 = arena + 3364368; /* [32,256] */
@@ -138,9 +138,9 @@ static real *const c_10 = arena + 3380752; /* [32,256] */
 static real *const tanh_11 = arena + 3388944; /* [32,256] */
 static real *const h_10 = arena + 3397136; /* [32,256] */
 static real *const slice_11 = arena + 3405328; /* [32,1,256] */
-static real *const matmul_20 = arena + 3413520; /* [32,1024] */
-static real *const matmul_21 = arena + 3446288; /* [32,1024] */
-static real *const z_11 = arena + 3479056; /* [32,1024] */
+static real *const matmul_11 = arena + 3413520; /* [32,1024] */
+static real *const z_20 = arena + 3446288; /* [32,1024] */
+static real *const z_21 = arena + 3446288; /* [32,1024] */
 static real *const i_12 = arena + 3413520; /* [32,256] */
 static real *const f_10 = arena + 3421712; /* [32,256] */
 static real *const g_12 = arena + 3429904; /* [32,256] */
@@ -149,9 +149,9 @@ static real *const c_11 = arena + 3446288; /* [32,256] */
 static real *const tanh_12 = arena + 3454480; /* [32,256] */
 static real *const h_11 = arena + 3462672; /* [32,256] */
 static real *const slice_12 = arena + 3470864; /* [32,1,256] */
-static real *const matmul_22 = arena + 3479056; /* [32,1024] */
-static real *const matmul_23 = arena + 3511824; /* [32,1024] */
-static real *const z_12 = arena + 3544592; /* [32,1024] */
+static real *const matmul_12 = arena + 3479056; /* [32,1024] */
+static real *const z_22 = arena + 3511824; /* [32,1024] */
+static real *const z_23 = arena + 3511824; /* [32,1024] */
 static real *const i_13 = arena + 3479056; /* [32,256] */
 static real *const f_11 = arena + 3487248; /* [32,256] */
 static real *const g_13 = arena + 3495440; /* [32,256] */
@@ -160,9 +160,9 @@ static real *const c_12 = arena + 3511824; /* [32,256] */
 static real *const tanh_13 = arena + 3520016; /* [32,256] */
 static real *const h_12 = arena + 3528208; /* [32,256] */
 static real *const slice_13 = arena + 3536400; /* [32,1,256] */
-static real *const matmul_24 = arena + 3544592; /* [32,1024] */
-static real *const matmul_25 = arena + 3577360; /* [32,1024] */
-static real *const z_13 = arena + 3610128; /* [32,1024] */
+static real *const matmul_13 = arena + 3544592; /* [32,1024] */
+static real *const z_24 = arena + 3577360; /* [32,1024] */
+static real *const z_25 = arena + 3577360; /* [32,1024] */
 static real *const i_14 = arena + 3544592; /* [32,256] */
 static real *const f_12 = arena + 3552784; /* [32,256] */
 static real *const g_14 = arena + 3560976; /* [32,256] */
@@ -171,9 +171,9 @@ static real *const c_13 = arena + 3577360; /* [32,256] */
 static real *const tanh_14 = arena + 3585552; /* [32,256] */
 static real *const h_13 = arena + 3593744; /* [32,256] */
 static real *const slice_14 = arena + 3601936; /* [32,1,256] */
-static real *const matmul_26 = arena + 3610128; /* [32,1024] */
-static real *const matmul_27 = arena + 3642896; /* [32,1024] */
-static real *const z_14 = arena + 3675664; /* [32,1024] */
+static real *const matmul_14 = arena + 3610128; /* [32,1024] */
+static real *const z_26 = arena + 3642896; /* [32,1024] */
+static real *const z_27 = arena + 3642896; /* [32,1024] */
 static real *const i_15 = arena + 3610128; /* [32,256] */
 static real *const f_13 = arena + 3618320; /* [32,256] */
 static real *const g_15 = arena + 3626512; /* [32,256] */
@@ -182,9 +182,9 @@ static real *const c_14 = arena + 3642896; /* [32,256] */
 static real *const tanh_15 = arena + 3651088; /* [32,256] */
 static real *const h_14 = arena + 3659280; /* [32,256] */
 static real *const slice_15 = arena + 3667472; /* [32,1,256] */
-static real *const matmul_28 = arena + 3675664; /* [32,1024] */
-static real *const matmul_29 = arena + 3708432; /* [32,1024] */
-static real *const z_15 = arena + 3741200; /* [32,1024] */
+static real *const matmul_15 = arena + 3675664; /* [32,1024] */
+static real *const z_28 = arena + 3708432; /* [32,1024] */
+static real *const z_29 = arena + 3708432; /* [32,1024] */
 static real *const i_16 = arena + 3675664; /* [32,256] */
 static real *const f_14 = arena + 3683856; /* [32,256] */
 static real *const g_16 = arena + 3692048; /* [32,256] */
@@ -193,9 +193,9 @@ static real *const c_15 = arena + 3708432; /* [32,256] */
 static real *const tanh_16 = arena + 3716624; /* [32,256] */
 static real *const h_15 = arena + 3724816; /* [32,256] */
 static real *const slice_16 = arena + 3733008; /* [32,1,256] */
-static real *const matmul_30 = arena + 3741200; /* [32,1024] */
-static real *const matmul_31 = arena + 3773968; /* [32,1024] */
-static real *const z_16 = arena + 3806736; /* [32,1024] */
+static real *const matmul_16 = arena + 3741200; /* [32,1024] */
+static real *const z_30 = arena + 3773968; /* [32,1024] */
+static real *const z_31 = arena + 3773968; /* [32,1024] */
 static real *const i_17 = arena + 3741200; /* [32,256] */
 static real *const f_15 = arena + 3749392; /* [32,256] */
 static real *const g_17 = arena + 3757584; /* [32,256] */
@@ -204,9 +204,9 @@ static real *const c_16 = arena + 3773968; /* [32,256] */
 static real *const tanh_17 = arena + 3782160; /* [32,256] */
 static real *const h_16 = arena + 3790352; /* [32,256] */
 static real *const slice_17 = arena + 3798544; /* [32,1,256] */
-static real *const matmul_32 = arena + 3806736; /* [32,1024] */
-static real *const matmul_33 = arena + 3839504; /* [32,1024] */
-static real *const z_17 = arena + 3872272; /* [32,1024] */
+static real *const matmul_17 = arena + 3806736; /* [32,1024] */
+static real *const z_32 = arena + 3839504; /* [32,1024] */
+static real *const z_33 = arena + 3839504; /* [32,1024] */
 static real *const i_18 = arena + 3806736; /* [32,256] */
 static real *const f_16 = arena + 3814928; /* [32,256] */
 static real *const g_18 = arena + 3823120; /* [32,256] */
@@ -215,9 +215,9 @@ static real *const c_17 = arena + 3839504; /* [32,256] */
 static real *const tanh_18 = arena + 3847696; /* [32,256] */
 static real *const h_17 = arena + 3855888; /* [32,256] */
 static real *const slice_18 = arena + 3864080; /* [32,1,256] */
-static real *const matmul_34 = arena + 3872272; /* [32,1024] */
-static real *const matmul_35 = arena + 3905040; /* [32,1024] */
-static real *const z_18 = arena + 3937808; /* [32,1024] */
+static real *const matmul_18 = arena + 3872272; /* [32,1024] */
+static real *const z_34 = arena + 3905040; /* [32,1024] */
+static real *const z_35 = arena + 3905040; /* [32,1024] */
 static real *const i_19 = arena + 3872272; /* [32,256] */
 static real *const f_17 = arena + 3880464; /* [32,256] */
 static real *const g_19 = arena + 3888656; /* [32,256] */
@@ -226,9 +226,9 @@ static real *const c_18 = arena + 3905040; /* [32,256] */
 static real *const tanh_19 = arena + 3913232; /* [32,256] */
 static real *const h_18 = arena + 3921424; /* [32,256] */
 static real *const slice_19 = arena + 3929616; /* [32,1,256] */
-static real *const matmul_36 = arena + 3937808; /* [32,1024] */
-static real *const matmul_37 = arena + 3970576; /* [32,1024] */
-static real *const z_19 = arena + 4003344; /* [32,1024] */
+static real *const matmul_19 = arena + 3937808; /* [32,1024] */
+static real *const z_36 = arena + 3970576; /* [32,1024] */
+static real *const z_37 = arena + 3970576; /* [32,1024] */
 static real *const i_20 = arena + 3937808; /* [32,256] */
 static real *const f_18 = arena + 3946000; /* [32,256] */
 static real *const g_20 = arena + 3954192; /* [32,256] */
@@ -237,9 +237,9 @@ static real *const c_19 = arena + 3970576; /* [32,256] */
 static real *const tanh_20 = arena + 3978768; /* [32,256] */
 static real *const h_19 = arena + 3986960; /* [32,256] */
 static real *const slice_20 = arena + 3995152; /* [32,1,256] */
-static real *const matmul_38 = arena + 4003344; /* [32,1024] */
-static real *const matmul_39 = arena + 4036112; /* [32,1024] */
-static real *const z_20 = arena + 4068880; /* [32,1024] */
+static real *const matmul_20 = arena + 4003344; /* [32,1024] */
+static real *const z_38 = arena + 4036112; /* [32,1024] */
+static real *const z_39 = arena + 4036112; /* [32,1024] */
 static real *const i_21 = arena + 4003344; /* [32,256] */
 static real *const f_19 = arena + 4011536; /* [32,256] */
 static real *const g_21 = arena + 4019728; /* [32,256] */
@@ -248,9 +248,9 @@ static real *const c_20 = arena + 4036112; /* [32,256] */
 static real *const tanh_21 = arena + 4044304; /* [32,256] */
 static real *const h_20 = arena + 4052496; /* [32,256] */
 static real *const slice_21 = arena + 4060688; /* [32,1,256] */
-static real *const matmul_40 = arena + 4068880; /* [32,1024] */
-static real *const matmul_41 = arena + 4101648; /* [32,1024] */
-static real *const z_21 = arena + 4134416; /* [32,1024] */
+static real *const matmul_21 = arena + 4068880; /* [32,1024] */
+static real *const z_40 = arena + 4101648; /* [32,1024] */
+static real *const z_41 = arena + 4101648; /* [32,1024] */
 static real *const i_22 = arena + 4068880; /* [32,256] */
 static real *const f_20 = arena + 4077072; /* [32,256] */
 static real *const g_22 = arena + 4085264; /* [32,256] */
@@ -259,9 +259,9 @@ static real *const c_21 = arena + 4101648; /* [32,256] */
 static real *const tanh_22 = arena + 4109840; /* [32,256] */
 static real *const h_21 = arena + 4118032; /* [32,256] */
 static real *const slice_22 = arena + 4126224; /* [32,1,256] */
-static real *const matmul_42 = arena + 4134416; /* [32,1024] */
-static real *const matmul_43 = arena + 4167184; /* [32,1024] */
-static real *const z_22 = arena + 4199952; /* [32,1024] */
+static real *const matmul_22 = arena + 4134416; /* [32,1024] */
+static real *const z_42 = arena + 4167184; /* [32,1024] */
+static real *const z_43 = arena + 4167184; /* [32,1024] */
 static real *const i_23 = arena + 4134416; /* [32,256] */
 static real *const f_21 = arena + 4142608; /* [32,256] */
 static real *const g_23 = arena + 4150800; /* [32,256] */
@@ -270,9 +270,9 @@ static real *const c_22 = arena + 4167184; /* [32,256] */
 static real *const tanh_23 = arena + 4175376; /* [32,256] */
 static real *const h_22 = arena + 4183568; /* [32,256] */
 static real *const slice_23 = arena + 4191760; /* [32,1,256] */
-static real *const matmul_44 = arena + 4199952; /* [32,1024] */
-static real *const matmul_45 = arena + 4232720; /* [32,1024] */
-static real *const z_23 = arena + 4265488; /* [32,1024] */
+static real *const matmul_23 = arena + 4199952; /* [32,1024] */
+static real *const z_44 = arena + 4232720; /* [32,1024] */
+static real *const z_45 = arena + 4232720; /* [32,1024] */
 static real *const i_24 = arena + 4199952; /* [32,256] */
 static real *const f_22 = arena + 4208144; /* [32,256] */
 static real *const g_24 = arena + 4216336; /* [32,256] */
@@ -281,9 +281,9 @@ static real *const c_23 = arena + 4232720; /* [32,256] */
 static real *const tanh_24 = arena + 4240912; /* [32,256] */
 static real *const h_23 = arena + 4249104; /* [32,256] */
 static real *const slice_24 = arena + 4257296; /* [32,1,256] */
-static real *const matmul_46 = arena + 4265488; /* [32,1024] */
-static real *const matmul_47 = arena + 4298256; /* [32,1024] */
-static real *const z_24 = arena + 4331024; /* [32,1024] */
+static real *const matmul_24 = arena + 4265488; /* [32,1024] */
+static real *const z_46 = arena + 4298256; /* [32,1024] */
+static real *const z_47 = arena + 4298256; /* [32,1024] */
 static real *const i_25 = arena + 4265488; /* [32,256] */
 static real *const f_23 = arena + 4273680; /* [32,256] */
 static real *const g_25 = arena + 4281872; /* [32,256] */
@@ -292,9 +292,9 @@ static real *const c_24 = arena + 4298256; /* [32,256] */
 static real *const tanh_25 = arena + 4306448; /* [32,256] */
 static real *const h_24 = arena + 4314640; /* [32,256] */
 static real *const slice_25 = arena + 4322832; /* [32,1,256] */
-static real *const matmul_48 = arena + 4331024; /* [32,1024] */
-static real *const matmul_49 = arena + 4363792; /* [32,1024] */
-static real *const z_25 = arena + 4396560; /* [32,1024] */
+static real *const matmul_25 = arena + 4331024; /* [32,1024] */
+static real *const z_48 = arena + 4363792; /* [32,1024] */
+static real *const z_49 = arena + 4363792; /* [32,1024] */
 static real *const i_26 = arena + 4331024; /* [32,256] */
 static real *const f_24 = arena + 4339216; /* [32,256] */
 static real *const g_26 = arena + 4347408; /* [32,256] */
@@ -303,9 +303,9 @@ static real *const c_25 = arena + 4363792; /* [32,256] */
 static real *const tanh_26 = arena + 4371984; /* [32,256] */
 static real *const h_25 = arena + 4380176; /* [32,256] */
 static real *const slice_26 = arena + 4388368; /* [32,1,256] */
-static real *const matmul_50 = arena + 4396560; /* [32,1024] */
-static real *const matmul_51 = arena + 4429328; /* [32,1024] */
-static real *const z_26 = arena + 4462096; /* [32,1024] */
+static real *const matmul_26 = arena + 4396560; /* [32,1024] */
+static real *const z_50 = arena + 4429328; /* [32,1024] */
+static real *const z_51 = arena + 4429328; /* [32,1024] */
 static real *const i_27 = arena + 4396560; /* [32,256] */
 static real *const f_25 = arena + 4404752; /* [32,256] */
 static real *const g_27 = arena + 4412944; /* [32,256] */
@@ -314,9 +314,9 @@ static real *const c_26 = arena + 4429328; /* [32,256] */
 static real *const tanh_27 = arena + 4437520; /* [32,256] */
 static real *const h_26 = arena + 4445712; /* [32,256] */
 static real *const slice_27 = arena + 4453904; /* [32,1,256] */
-static real *const matmul_52 = arena + 4462096; /* [32,1024] */
-static real *const matmul_53 = arena + 4494864; /* [32,1024] */
-static real *const z_27 = arena + 4527632; /* [32,1024] */
+static real *const matmul_27 = arena + 4462096; /* [32,1024] */
+static real *const z_52 = arena + 4494864; /* [32,1024] */
+static real *const z_53 = arena + 4494864; /* [32,1024] */
 static real *const i_28 = arena + 4462096; /* [32,256] */
 static real *const f_26 = arena + 4470288; /* [32,256] */
 static real *const g_28 = arena + 4478480; /* [32,256] */
@@ -325,9 +325,9 @@ static real *const c_27 = arena + 4494864; /* [32,256] */
 static real *const tanh_28 = arena + 4503056; /* [32,256] */
 static real *const h_27 = arena + 4511248; /* [32,256] */
 static real *const slice_28 = arena + 4519440; /* [32,1,256] */
-static real *const matmul_54 = arena + 4527632; /* [32,1024] */
-static real *const matmul_55 = arena + 4560400; /* [32,1024] */
-static real *const z_28 = arena + 4593168; /* [32,1024] */
+static real *const matmul_28 = arena + 4527632; /* [32,1024] */
+static real *const z_54 = arena + 4560400; /* [32,1024] */
+static real *const z_55 = arena + 4560400; /* [32,1024] */
 static real *const i_29 = arena + 4527632; /* [32,256] */
 static real *const f_27 = arena + 4535824; /* [32,256] */
 static real *const g_29 = arena + 4544016; /* [32,256] */
@@ -336,9 +336,9 @@ static real *const c_28 = arena + 4560400; /* [32,256] */
 static real *const tanh_29 = arena + 4568592; /* [32,256] */
 static real *const h_28 = arena + 4576784; /* [32,256] */
 static real *const slice_29 = arena + 4584976; /* [32,1,256] */
-static real *const matmul_56 = arena + 4593168; /* [32,1024] */
-static real *const matmul_57 = arena + 4625936; /* [32,1024] */
-static real *const z_29 = arena + 4658704; /* [32,1024] */
+static real *const matmul_29 = arena + 4593168; /* [32,1024] */
+static real *const z_56 = arena + 4625936; /* [32,1024] */
+static real *const z_57 = arena + 4625936; /* [32,1024] */
 static real *const i_30 = arena + 4593168; /* [32,256] */
 static real *const f_28 = arena + 4601360; /* [32,256] */
 static real *const g_30 = arena + 4609552; /* [32,256] */
@@ -347,9 +347,9 @@ static real *const c_29 = arena + 4625936; /* [32,256] */
 static real *const tanh_30 = arena + 4634128; /* [32,256] */
 static real *const h_29 = arena + 4642320; /* [32,256] */
 static real *const slice_30 = arena + 4650512; /* [32,1,256] */
-static real *const matmul_58 = arena + 4658704; /* [32,1024] */
-static real *const matmul_59 = arena + 4691472; /* [32,1024] */
-static real *const z_30 = arena + 4724240; /* [32,1024] */
+static real *const matmul_30 = arena + 4658704; /* [32,1024] */
+static real *const z_58 = arena + 4691472; /* [32,1024] */
+static real *const z_59 = arena + 4691472; /* [32,1024] */
 static real *const i_31 = arena + 4658704; /* [32,256] */
 static real *const f_29 = arena + 4666896; /* [32,256] */
 static real *const g_31 = arena + 4675088; /* [32,256] */
@@ -358,9 +358,9 @@ static real *const c_30 = arena + 4691472; /* [32,256] */
 static real *const tanh_31 = arena + 4699664; /* [32,256] */
 static real *const h_30 = arena + 4707856; /* [32,256] */
 static real *const slice_31 = arena + 4716048; /* [32,1,256] */
-static real *const matmul_60 = arena + 4724240; /* [32,1024] */
-static real *const matmul_61 = arena + 4757008; /* [32,1024] */
-static real *const z_31 = arena + 4789776; /* [32,1024] */
+static real *const matmul_31 = arena + 4724240; /* [32,1024] */
+static real *const z_60 = arena + 4757008; /* [32,1024] */
+static real *const z_61 = arena + 4757008; /* [32,1024] */
 static real *const i_32 = arena + 4724240; /* [32,256] */
 static real *const f_30 = arena + 4732432; /* [32,256] */
 static real *const g_32 = arena + 4740624; /* [32,256] */
@@ -369,9 +369,9 @@ static real *const c_31 = arena + 4757008; /* [32,256] */
 static real *const tanh_32 = arena + 4765200; /* [32,256] */
 static real *const h_31 = arena + 4773392; /* [32,256] */
 static real *const slice_32 = arena + 4781584; /* [32,1,256] */
-static real *const matmul_62 = arena + 2496016; /* [32,1024] */
-static real *const matmul_63 = arena + 2528784; /* [32,1024] */
-static real *const z_32 = arena + 2561552; /* [32,1024] */
+static real *const matmul_32 = arena + 2496016; /* [32,1024] */
+static real *const z_62 = arena + 2528784; /* [32,1024] */
+static real *const z_63 = arena + 2528784; /* [32,1024] */
 static real *const i_33 = arena + 2496016; /* [32,256] */
 static real *const f_31 = arena + 2504208; /* [32,256] */
 static real *const g_33 = arena + 2512400; /* [32,256] */
@@ -379,12 +379,12 @@ static real *const o_32 = arena + 2520592; /* [32,256] */
 static real *const tanh_33 = arena + 2528784; /* [32,256] */
 static real *const h_32 = arena + 2536976; /* [32,256] */
 static real *const concat = arena + 4789776; /* [32,32,256] */
-static real *const matmul_64 = arena + 2536976; /* [32,32,128] */
+static real *const matmul_33 = arena + 2561552; /* [32,32,128] */
 static real *const logits = arena + 2364928; /* [32,32,128] */
 static real *const cross_entropy = arena + 2536976; /* [1024] */
 static real *const sum = arena + 2538000; /* [] */
 static real *const loss_value = arena + 2496000; /* [] */
-static real *const d_reshape = arena + 2536976; /* [1024,128] */
+static real *const d_reshape = arena + 2561552; /* [1024,128] */
 static real *const d_concat = arena + 5051920; /* [32,32,256] */
 static real *const d_reshape_2 = arena + 2536976; /* [32,1,256] */
 static real *const d_reshape_3 = arena + 2545168; /* [32,1,256] */
@@ -421,478 +421,445 @@ static real *const d_reshape_33 = arena + 4822544; /* [32,1,256] */
 static real *const d_c = arena + 4830736; /* [32,256] */
 static real *const d_pad = arena + 4838928; /* [32,1024] */
 static real *const d_pad_2 = arena + 4871696; /* [32,1024] */
-static real *const d_add = arena + 2520592; /* [32,256] */
-static real *const d_sum = arena + 2528784; /* [256] */
+static real *const d_add = arena + 4822544; /* [32,256] */
+static real *const d_sum = arena + 4757008; /* [256] */
 static real *const d_pad_3 = arena + 4904464; /* [32,1024] */
 static real *const d_pad_4 = arena + 4937232; /* [32,1024] */
 static real *const d_z = arena + 4970000; /* [32,1024] */
-static real *const d_matmul = arena + 2496016; /* [32,256] */
-static real *const d_matmul_2 = arena + 5002768; /* [256,1024] */
-static real *const d_sum_2 = arena + 2512400; /* [1024] */
-static real *const d_reshape_34 = arena + 2513424; /* [32,256] */
-static real *const d_matmul_3 = arena + 5264912; /* [256,1024] */
-static real *const d_pad_5 = arena + 5527056; /* [32,32,256] */
-static real *const d_h = arena + 2513424; /* [32,256] */
+static real *const d_matmul = arena + 886144; /* [256,1024] */
+static real *const d_sum_2 = arena + 4757264; /* [1024] */
+static real *const d_reshape_34 = arena + 2496016; /* [32,256] */
+static real *const d_matmul_2 = arena + 624000; /* [256,1024] */
+static real *const d_pad_5 = arena + 5051920; /* [32,32,256] */
+static real *const d_h = arena + 4814352; /* [32,256] */
 static real *const d_c_2 = arena + 2496016; /* [32,256] */
-static real *const d_pad_6 = arena + 4814352; /* [32,1024] */
-static real *const d_pad_7 = arena + 4748816; /* [32,1024] */
+static real *const d_pad_6 = arena + 4822544; /* [32,1024] */
+static real *const d_pad_7 = arena + 4855312; /* [32,1024] */
 static real *const d_add_2 = arena + 2504208; /* [32,256] */
-static real *const d_sum_3 = arena + 2513424; /* [256] */
-static real *const d_pad_8 = arena + 4847120; /* [32,1024] */
-static real *const d_pad_9 = arena + 4879888; /* [32,1024] */
-static real *const d_z_2 = arena + 4912656; /* [32,1024] */
-static real *const d_matmul_4 = arena + 2504208; /* [32,256] */
-static real *const d_matmul_5 = arena + 5789200; /* [256,1024] */
-static real *const d_sum_4 = arena + 2513680; /* [1024] */
-static real *const d_reshape_35 = arena + 2514704; /* [32,256] */
-static real *const d_matmul_6 = arena + 6051344; /* [256,1024] */
-static real *const d_pad_10 = arena + 6313488; /* [32,32,256] */
-static real *const d_h_2 = arena + 2514704; /* [32,256] */
+static real *const d_sum_3 = arena + 4691472; /* [256] */
+static real *const d_pad_8 = arena + 4888080; /* [32,1024] */
+static real *const d_pad_9 = arena + 4920848; /* [32,1024] */
+static real *const d_z_2 = arena + 4953616; /* [32,1024] */
+static real *const d_matmul_add = arena + 886144; /* [256,1024] */
+static real *const d_sum_4 = arena + 4691728; /* [1024] */
+static real *const d_reshape_35 = arena + 2504208; /* [32,256] */
+static real *const d_matmul_add_2 = arena + 624000; /* [256,1024] */
+static real *const d_pad_10 = arena + 5314064; /* [32,32,256] */
+static real *const d_h_2 = arena + 4806160; /* [32,256] */
 static real *const d_c_3 = arena + 2504208; /* [32,256] */
 static real *const d_pad_11 = arena + 4707856; /* [32,1024] */
-static real *const d_pad_12 = arena + 4740624; /* [32,1024] */
+static real *const d_pad_12 = arena + 4806160; /* [32,1024] */
 static real *const d_add_3 = arena + 2496016; /* [32,256] */
-static real *const d_sum_5 = arena + 2514704; /* [256] */
-static real *const d_pad_13 = arena + 4806160; /* [32,1024] */
-static real *const d_pad_14 = arena + 4838928; /* [32,1024] */
-static real *const d_z_3 = arena + 4675088; /* [32,1024] */
-static real *const d_matmul_7 = arena + 2496016; /* [32,256] */
-static real *const d_matmul_8 = arena + 6575632; /* [256,1024] */
-static real *const d_sum_6 = arena + 2514960; /* [1024] */
-static real *const d_reshape_36 = arena + 2515984; /* [32,256] */
-static real *const d_matmul_9 = arena + 6837776; /* [256,1024] */
-static real *const d_pad_15 = arena + 7099920; /* [32,32,256] */
-static real *const d_h_3 = arena + 2515984; /* [32,256] */
+static real *const d_sum_5 = arena + 4625936; /* [256] */
+static real *const d_pad_13 = arena + 4838928; /* [32,1024] */
+static real *const d_pad_14 = arena + 4871696; /* [32,1024] */
+static real *const d_z_3 = arena + 4904464; /* [32,1024] */
+static real *const d_matmul_add_3 = arena + 886144; /* [256,1024] */
+static real *const d_sum_6 = arena + 4626192; /* [1024] */
+static real *const d_reshape_36 = arena + 2496016; /* [32,256] */
+static real *const d_matmul_add_4 = arena + 624000; /* [256,1024] */
+static real *const d_pad_15 = arena + 5576208; /* [32,32,256] */
+static real *const d_h_3 = arena + 4797968; /* [32,256] */
 static real *const d_c_4 = arena + 2496016; /* [32,256] */
 static real *const d_pad_16 = arena + 4642320; /* [32,1024] */
-static real *const d_pad_17 = arena + 4675088; /* [32,1024] */
+static real *const d_pad_17 = arena + 4692752; /* [32,1024] */
 static real *const d_add_4 = arena + 2504208; /* [32,256] */
-static real *const d_sum_7 = arena + 2515984; /* [256] */
-static real *const d_pad_18 = arena + 4707856; /* [32,1024] */
-static real *const d_pad_19 = arena + 4740624; /* [32,1024] */
-static real *const d_z_4 = arena + 4609552; /* [32,1024] */
-static real *const d_matmul_10 = arena + 2504208; /* [32,256] */
-static real *const d_matmul_11 = arena + 7362064; /* [256,1024] */
-static real *const d_sum_8 = arena + 2516240; /* [1024] */
-static real *const d_reshape_37 = arena + 2517264; /* [32,256] */
-static real *const d_matmul_12 = arena + 7624208; /* [256,1024] */
-static real *const d_pad_20 = arena + 7886352; /* [32,32,256] */
-static real *const d_h_4 = arena + 2517264; /* [32,256] */
+static real *const d_sum_7 = arena + 4560400; /* [256] */
+static real *const d_pad_18 = arena + 4797968; /* [32,1024] */
+static real *const d_pad_19 = arena + 4830736; /* [32,1024] */
+static real *const d_z_4 = arena + 4863504; /* [32,1024] */
+static real *const d_matmul_add_5 = arena + 886144; /* [256,1024] */
+static real *const d_sum_8 = arena + 4560656; /* [1024] */
+static real *const d_reshape_37 = arena + 2504208; /* [32,256] */
+static real *const d_matmul_add_6 = arena + 624000; /* [256,1024] */
+static real *const d_pad_20 = arena + 5838352; /* [32,32,256] */
+static real *const d_h_4 = arena + 4789776; /* [32,256] */
 static real *const d_c_5 = arena + 2504208; /* [32,256] */
 static real *const d_pad_21 = arena + 4576784; /* [32,1024] */
-static real *const d_pad_22 = arena + 4609552; /* [32,1024] */
+static real *const d_pad_22 = arena + 4627216; /* [32,1024] */
 static real *const d_add_5 = arena + 2496016; /* [32,256] */
-static real *const d_sum_9 = arena + 2517264; /* [256] */
-static real *const d_pad_23 = arena + 4642320; /* [32,1024] */
-static real *const d_pad_24 = arena + 4675088; /* [32,1024] */
-static real *const d_z_5 = arena + 4544016; /* [32,1024] */
-static real *const d_matmul_13 = arena + 2496016; /* [32,256] */
-static real *const d_matmul_14 = arena + 4740624; /* [256,1024] */
-static real *const d_sum_10 = arena + 2517520; /* [1024] */
-static real *const d_reshape_38 = arena + 2518544; /* [32,256] */
-static real *const d_matmul_15 = arena + 8148496; /* [256,1024] */
-static real *const d_pad_25 = arena + 8410640; /* [32,32,256] */
-static real *const d_h_5 = arena + 2518544; /* [32,256] */
+static real *const d_sum_9 = arena + 4494864; /* [256] */
+static real *const d_pad_23 = arena + 4692752; /* [32,1024] */
+static real *const d_pad_24 = arena + 4758288; /* [32,1024] */
+static real *const d_z_5 = arena + 4791056; /* [32,1024] */
+static real *const d_matmul_add_7 = arena + 886144; /* [256,1024] */
+static real *const d_sum_10 = arena + 4495120; /* [1024] */
+static real *const d_reshape_38 = arena + 2496016; /* [32,256] */
+static real *const d_matmul_add_8 = arena + 624000; /* [256,1024] */
+static real *const d_pad_25 = arena + 6100496; /* [32,32,256] */
+static real *const d_h_5 = arena + 2749968; /* [32,256] */
 static real *const d_c_6 = arena + 2496016; /* [32,256] */
 static real *const d_pad_26 = arena + 4511248; /* [32,1024] */
-static real *const d_pad_27 = arena + 4544016; /* [32,1024] */
+static real *const d_pad_27 = arena + 4561680; /* [32,1024] */
 static real *const d_add_6 = arena + 2504208; /* [32,256] */
-static real *const d_sum_11 = arena + 2518544; /* [256] */
-static real *const d_pad_28 = arena + 4576784; /* [32,1024] */
-static real *const d_pad_29 = arena + 4609552; /* [32,1024] */
-static real *const d_z_6 = arena + 4478480; /* [32,1024] */
-static real *const d_matmul_16 = arena + 2504208; /* [32,256] */
-static real *const d_matmul_17 = arena + 8672784; /* [256,1024] */
-static real *const d_sum_12 = arena + 2518800; /* [1024] */
-static real *const d_reshape_39 = arena + 2519824; /* [32,256] */
-static real *const d_matmul_18 = arena + 8934928; /* [256,1024] */
-static real *const d_pad_30 = arena + 9197072; /* [32,32,256] */
-static real *const d_h_6 = arena + 2519824; /* [32,256] */
+static real *const d_sum_11 = arena + 2749968; /* [256] */
+static real *const d_pad_28 = arena + 4627216; /* [32,1024] */
+static real *const d_pad_29 = arena + 4692752; /* [32,1024] */
+static real *const d_z_6 = arena + 4758288; /* [32,1024] */
+static real *const d_matmul_add_9 = arena + 886144; /* [256,1024] */
+static real *const d_sum_12 = arena + 2750224; /* [1024] */
+static real *const d_reshape_39 = arena + 2504208; /* [32,256] */
+static real *const d_matmul_add_10 = arena + 624000; /* [256,1024] */
+static real *const d_pad_30 = arena + 6362640; /* [32,32,256] */
+static real *const d_h_6 = arena + 2741776; /* [32,256] */
 static real *const d_c_7 = arena + 2504208; /* [32,256] */
 static real *const d_pad_31 = arena + 4445712; /* [32,1024] */
-static real *const d_pad_32 = arena + 4478480; /* [32,1024] */
+static real *const d_pad_32 = arena + 4496144; /* [32,1024] */
 static real *const d_add_7 = arena + 2496016; /* [32,256] */
-static real *const d_sum_13 = arena + 2519824; /* [256] */
-static real *const d_pad_33 = arena + 4511248; /* [32,1024] */
-static real *const d_pad_34 = arena + 4544016; /* [32,1024] */
+static real *const d_sum_13 = arena + 2751248; /* [256] */
+static real *const d_pad_33 = arena + 4561680; /* [32,1024] */
+static real *const d_pad_34 = arena + 4627216; /* [32,1024] */
 static real *const d_z_7 = arena + 4412944; /* [32,1024] */
-static real *const d_matmul_19 = arena + 2496016; /* [32,256] */
-static real *const d_matmul_20 = arena + 9459216; /* [256,1024] */
-static real *const d_sum_14 = arena + 2520080; /* [1024] */
-static real *const d_reshape_40 = arena + 2741776; /* [32,256] */
-static real *const d_matmul_21 = arena + 9721360; /* [256,1024] */
-static real *const d_pad_35 = arena + 9983504; /* [32,32,256] */
-static real *const d_h_7 = arena + 2741776; /* [32,256] */
+static real *const d_matmul_add_11 = arena + 886144; /* [256,1024] */
+static real *const d_sum_14 = arena + 2751504; /* [1024] */
+static real *const d_reshape_40 = arena + 2496016; /* [32,256] */
+static real *const d_matmul_add_12 = arena + 624000; /* [256,1024] */
+static real *const d_pad_35 = arena + 4758288; /* [32,32,256] */
+static real *const d_h_7 = arena + 2733584; /* [32,256] */
 static real *const d_c_8 = arena + 2496016; /* [32,256] */
-static real *const d_pad_36 = arena + 4380176; /* [32,1024] */
-static real *const d_pad_37 = arena + 4412944; /* [32,1024] */
+static real *const d_pad_36 = arena + 4496144; /* [32,1024] */
+static real *const d_pad_37 = arena + 4561680; /* [32,1024] */
 static real *const d_add_8 = arena + 2504208; /* [32,256] */
-static real *const d_sum_15 = arena + 2521104; /* [256] */
-static real *const d_pad_38 = arena + 4445712; /* [32,1024] */
-static real *const d_pad_39 = arena + 4478480; /* [32,1024] */
+static real *const d_sum_15 = arena + 2752528; /* [256] */
+static real *const d_pad_38 = arena + 4627216; /* [32,1024] */
+static real *const d_pad_39 = arena + 4692752; /* [32,1024] */
 static real *const d_z_8 = arena + 4347408; /* [32,1024] */
-static real *const d_matmul_22 = arena + 2504208; /* [32,256] */
-static real *const d_matmul_23 = arena + 10245648; /* [256,1024] */
-static real *const d_sum_16 = arena + 2521360; /* [1024] */
-static real *const d_reshape_41 = arena + 2733584; /* [32,256] */
-static real *const d_matmul_24 = arena + 10507792; /* [256,1024] */
-static real *const d_pad_40 = arena + 10769936; /* [32,32,256] */
-static real *const d_h_8 = arena + 2733584; /* [32,256] */
+static real *const d_matmul_add_13 = arena + 886144; /* [256,1024] */
+static real *const d_sum_16 = arena + 2752784; /* [1024] */
+static real *const d_reshape_41 = arena + 2504208; /* [32,256] */
+static real *const d_matmul_add_14 = arena + 624000; /* [256,1024] */
+static real *const d_pad_40 = arena + 6624784; /* [32,32,256] */
+static real *const d_h_8 = arena + 2725392; /* [32,256] */
 static real *const d_c_9 = arena + 2504208; /* [32,256] */
-static real *const d_pad_41 = arena + 4314640; /* [32,1024] */
-static real *const d_pad_42 = arena + 2725392; /* [32,1024] */
+static real *const d_pad_41 = arena + 4496144; /* [32,1024] */
+static real *const d_pad_42 = arena + 4561680; /* [32,1024] */
 static real *const d_add_9 = arena + 2496016; /* [32,256] */
-static real *const d_sum_17 = arena + 2522384; /* [256] */
-static real *const d_pad_43 = arena + 4347408; /* [32,1024] */
-static real *const d_pad_44 = arena + 4380176; /* [32,1024] */
+static real *const d_sum_17 = arena + 2753808; /* [256] */
+static real *const d_pad_43 = arena + 4627216; /* [32,1024] */
+static real *const d_pad_44 = arena + 4692752; /* [32,1024] */
 static real *const d_z_9 = arena + 4281872; /* [32,1024] */
-static real *const d_matmul_25 = arena + 2496016; /* [32,256] */
-static real *const d_matmul_26 = arena + 11032080; /* [256,1024] */
-static real *const d_sum_18 = arena + 2522640; /* [1024] */
-static real *const d_reshape_42 = arena + 2725392; /* [32,256] */
-static real *const d_matmul_27 = arena + 11294224; /* [256,1024] */
-static real *const d_pad_45 = arena + 11556368; /* [32,32,256] */
-static real *const d_h_9 = arena + 2725392; /* [32,256] */
+static real *const d_matmul_add_15 = arena + 886144; /* [256,1024] */
+static real *const d_sum_18 = arena + 2754064; /* [1024] */
+static real *const d_reshape_42 = arena + 2496016; /* [32,256] */
+static real *const d_matmul_add_16 = arena + 624000; /* [256,1024] */
+static real *const d_pad_45 = arena + 6886928; /* [32,32,256] */
+static real *const d_h_9 = arena + 2717200; /* [32,256] */
 static real *const d_c_10 = arena + 2496016; /* [32,256] */
-static real *const d_pad_46 = arena + 4249104; /* [32,1024] */
+static real *const d_pad_46 = arena + 4496144; /* [32,1024] */
 static real *const d_pad_47 = arena + 2717200; /* [32,1024] */
 static real *const d_add_10 = arena + 2504208; /* [32,256] */
-static real *const d_sum_19 = arena + 2523664; /* [256] */
-static real *const d_pad_48 = arena + 4281872; /* [32,1024] */
-static real *const d_pad_49 = arena + 4314640; /* [32,1024] */
-static real *const d_z_10 = arena + 4216336; /* [32,1024] */
-static real *const d_matmul_28 = arena + 2504208; /* [32,256] */
-static real *const d_matmul_29 = arena + 11818512; /* [256,1024] */
-static real *const d_sum_20 = arena + 2523920; /* [1024] */
-static real *const d_reshape_43 = arena + 2717200; /* [32,256] */
-static real *const d_matmul_30 = arena + 12080656; /* [256,1024] */
-static real *const d_pad_50 = arena + 12342800; /* [32,32,256] */
-static real *const d_h_10 = arena + 2717200; /* [32,256] */
+static real *const d_sum_19 = arena + 2755088; /* [256] */
+static real *const d_pad_48 = arena + 4561680; /* [32,1024] */
+static real *const d_pad_49 = arena + 4627216; /* [32,1024] */
+static real *const d_z_10 = arena + 4692752; /* [32,1024] */
+static real *const d_matmul_add_17 = arena + 886144; /* [256,1024] */
+static real *const d_sum_20 = arena + 2755344; /* [1024] */
+static real *const d_reshape_43 = arena + 2504208; /* [32,256] */
+static real *const d_matmul_add_18 = arena + 624000; /* [256,1024] */
+static real *const d_pad_50 = arena + 4216336; /* [32,32,256] */
+static real *const d_h_10 = arena + 2709008; /* [32,256] */
 static real *const d_c_11 = arena + 2504208; /* [32,256] */
-static real *const d_pad_51 = arena + 2725392; /* [32,1024] */
+static real *const d_pad_51 = arena + 2717200; /* [32,1024] */
 static real *const d_pad_52 = arena + 4158992; /* [32,1024] */
 static real *const d_add_11 = arena + 2496016; /* [32,256] */
-static real *const d_sum_21 = arena + 2524944; /* [256] */
-static real *const d_pad_53 = arena + 4191760; /* [32,1024] */
-static real *const d_pad_54 = arena + 4224528; /* [32,1024] */
-static real *const d_z_11 = arena + 4281872; /* [32,1024] */
-static real *const d_matmul_31 = arena + 2496016; /* [32,256] */
-static real *const d_matmul_32 = arena + 12604944; /* [256,1024] */
-static real *const d_sum_22 = arena + 2525200; /* [1024] */
-static real *const d_reshape_44 = arena + 2709008; /* [32,256] */
-static real *const d_matmul_33 = arena + 12867088; /* [256,1024] */
-static real *const d_pad_55 = arena + 13129232; /* [32,32,256] */
-static real *const d_h_11 = arena + 2709008; /* [32,256] */
+static real *const d_sum_21 = arena + 2756368; /* [256] */
+static real *const d_pad_53 = arena + 4496144; /* [32,1024] */
+static real *const d_pad_54 = arena + 4561680; /* [32,1024] */
+static real *const d_z_11 = arena + 4627216; /* [32,1024] */
+static real *const d_matmul_add_19 = arena + 886144; /* [256,1024] */
+static real *const d_sum_22 = arena + 2756624; /* [1024] */
+static real *const d_reshape_44 = arena + 2496016; /* [32,256] */
+static real *const d_matmul_add_20 = arena + 624000; /* [256,1024] */
+static real *const d_pad_55 = arena + 7149072; /* [32,32,256] */
+static real *const d_h_11 = arena + 2700816; /* [32,256] */
 static real *const d_c_12 = arena + 2496016; /* [32,256] */
-static real *const d_pad_56 = arena + 2717200; /* [32,1024] */
-static real *const d_pad_57 = arena + 4093456; /* [32,1024] */
+static real *const d_pad_56 = arena + 2709008; /* [32,1024] */
+static real *const d_pad_57 = arena + 4496144; /* [32,1024] */
 static real *const d_add_12 = arena + 2504208; /* [32,256] */
-static real *const d_sum_23 = arena + 2526224; /* [256] */
-static real *const d_pad_58 = arena + 4126224; /* [32,1024] */
-static real *const d_pad_59 = arena + 4158992; /* [32,1024] */
-static real *const d_z_12 = arena + 4191760; /* [32,1024] */
-static real *const d_matmul_34 = arena + 2504208; /* [32,256] */
-static real *const d_matmul_35 = arena + 13391376; /* [256,1024] */
-static real *const d_sum_24 = arena + 2526480; /* [1024] */
-static real *const d_reshape_45 = arena + 2700816; /* [32,256] */
-static real *const d_matmul_36 = arena + 13653520; /* [256,1024] */
-static real *const d_pad_60 = arena + 13915664; /* [32,32,256] */
-static real *const d_h_12 = arena + 2700816; /* [32,256] */
-static real *const d_c_13 = arena + 2504208; /* [32,256] */
-static real *const d_pad_61 = arena + 2709008; /* [32,1024] */
-static real *const d_pad_62 = arena + 4027920; /* [32,1024] */
+static real *const d_sum_23 = arena + 2757648; /* [256] */
+static real *const d_pad_58 = arena + 4561680; /* [32,1024] */
+static real *const d_pad_59 = arena + 4627216; /* [32,1024] */
+static real *const d_z_12 = arena + 4692752; /* [32,1024] */
+static real *const d_matmul_add_21 = arena + 886144; /* [256,1024] */
+static real *const d_sum_24 = arena + 2504208; /* [1024] */
+static real *const d_reshape_45 = arena + 4036112; /* [32,256] */
+static real *const d_matmul_add_22 = arena + 624000; /* [256,1024] */
+static real *const d_pad_60 = arena + 7411216; /* [32,32,256] */
+static real *const d_h_12 = arena + 2692624; /* [32,256] */
+static real *const d_c_13 = arena + 4036112; /* [32,256] */
+static real *const d_pad_61 = arena + 2700816; /* [32,1024] */
+static real *const d_pad_62 = arena + 4496144; /* [32,1024] */
 static real *const d_add_13 = arena + 2496016; /* [32,256] */
-static real *const d_sum_25 = arena + 2527504; /* [256] */
-static real *const d_pad_63 = arena + 4060688; /* [32,1024] */
-static real *const d_pad_64 = arena + 4093456; /* [32,1024] */
-static real *const d_z_13 = arena + 4126224; /* [32,1024] */
-static real *const d_matmul_37 = arena + 2496016; /* [32,256] */
-static real *const d_matmul_38 = arena + 14177808; /* [256,1024] */
-static real *const d_sum_26 = arena + 2527760; /* [1024] */
-static real *const d_reshape_46 = arena + 2692624; /* [32,256] */
-static real *const d_matmul_39 = arena + 14439952; /* [256,1024] */
-static real *const d_pad_65 = arena + 4019728; /* [32,32,256] */
-static real *const d_h_13 = arena + 2692624; /* [32,256] */
+static real *const d_sum_25 = arena + 2757904; /* [256] */
+static real *const d_pad_63 = arena + 4561680; /* [32,1024] */
+static real *const d_pad_64 = arena + 4627216; /* [32,1024] */
+static real *const d_z_13 = arena + 4692752; /* [32,1024] */
+static real *const d_matmul_add_23 = arena + 886144; /* [256,1024] */
+static real *const d_sum_26 = arena + 2505232; /* [1024] */
+static real *const d_reshape_46 = arena + 2496016; /* [32,256] */
+static real *const d_matmul_add_24 = arena + 624000; /* [256,1024] */
+static real *const d_pad_65 = arena + 7673360; /* [32,32,256] */
+static real *const d_h_13 = arena + 2684432; /* [32,256] */
 static real *const d_c_14 = arena + 2496016; /* [32,256] */
-static real *const d_pad_66 = arena + 2700816; /* [32,1024] */
-static real *const d_pad_67 = arena + 3962384; /* [32,1024] */
-static real *const d_add_14 = arena + 2504208; /* [32,256] */
-static real *const d_sum_27 = arena + 2529040; /* [256] */
-static real *const d_pad_68 = arena + 4281872; /* [32,1024] */
-static real *const d_pad_69 = arena + 4314640; /* [32,1024] */
-static real *const d_z_14 = arena + 4347408; /* [32,1024] */
-static real *const d_matmul_40 = arena + 2504208; /* [32,256] */
-static real *const d_matmul_41 = arena + 14702096; /* [256,1024] */
-static real *const d_sum_28 = arena + 2529296; /* [1024] */
-static real *const d_reshape_47 = arena + 2684432; /* [32,256] */
-static real *const d_matmul_42 = arena + 14964240; /* [256,1024] */
-static real *const d_pad_70 = arena + 15226384; /* [32,32,256] */
-static real *const d_h_14 = arena + 2684432; /* [32,256] */
-static real *const d_c_15 = arena + 2504208; /* [32,256] */
-static real *const d_pad_71 = arena + 2692624; /* [32,1024] */
-static real *const d_pad_72 = arena + 2725392; /* [32,1024] */
+static real *const d_pad_66 = arena + 2692624; /* [32,1024] */
+static real *const d_pad_67 = arena + 4496144; /* [32,1024] */
+static real *const d_add_14 = arena + 2684432; /* [32,256] */
+static real *const d_sum_27 = arena + 2506256; /* [256] */
+static real *const d_pad_68 = arena + 4561680; /* [32,1024] */
+static real *const d_pad_69 = arena + 4627216; /* [32,1024] */
+static real *const d_z_14 = arena + 4692752; /* [32,1024] */
+static real *const d_matmul_add_25 = arena + 886144; /* [256,1024] */
+static real *const d_sum_28 = arena + 2506512; /* [1024] */
+static real *const d_reshape_47 = arena + 3905040; /* [32,256] */
+static real *const d_matmul_add_26 = arena + 624000; /* [256,1024] */
+static real *const d_pad_70 = arena + 7935504; /* [32,32,256] */
+static real *const d_h_14 = arena + 2676240; /* [32,256] */
+static real *const d_c_15 = arena + 3905040; /* [32,256] */
+static real *const d_pad_71 = arena + 4496144; /* [32,1024] */
+static real *const d_pad_72 = arena + 4561680; /* [32,1024] */
 static real *const d_add_15 = arena + 2496016; /* [32,256] */
-static real *const d_sum_29 = arena + 2530320; /* [256] */
-static real *const d_pad_73 = arena + 3896848; /* [32,1024] */
-static real *const d_pad_74 = arena + 3929616; /* [32,1024] */
-static real *const d_z_15 = arena + 3962384; /* [32,1024] */
-static real *const d_matmul_43 = arena + 2496016; /* [32,256] */
-static real *const d_matmul_44 = arena + 15488528; /* [256,1024] */
-static real *const d_sum_30 = arena + 2530576; /* [1024] */
-static real *const d_reshape_48 = arena + 2676240; /* [32,256] */
-static real *const d_matmul_45 = arena + 15750672; /* [256,1024] */
-static real *const d_pad_75 = arena + 16012816; /* [32,32,256] */
-static real *const d_h_15 = arena + 2676240; /* [32,256] */
+static real *const d_sum_29 = arena + 2507536; /* [256] */
+static real *const d_pad_73 = arena + 4627216; /* [32,1024] */
+static real *const d_pad_74 = arena + 4692752; /* [32,1024] */
+static real *const d_z_15 = arena + 2676240; /* [32,1024] */
+static real *const d_matmul_add_27 = arena + 886144; /* [256,1024] */
+static real *const d_sum_30 = arena + 2507792; /* [1024] */
+static real *const d_reshape_48 = arena + 2496016; /* [32,256] */
+static real *const d_matmul_add_28 = arena + 624000; /* [256,1024] */
+static real *const d_pad_75 = arena + 8197648; /* [32,32,256] */
+static real *const d_h_15 = arena + 2668048; /* [32,256] */
 static real *const d_c_16 = arena + 2496016; /* [32,256] */
-static real *const d_pad_76 = arena + 2684432; /* [32,1024] */
-static real *const d_pad_77 = arena + 2717200; /* [32,1024] */
-static real *const d_add_16 = arena + 2504208; /* [32,256] */
-static real *const d_sum_31 = arena + 2531600; /* [256] */
-static real *const d_pad_78 = arena + 3831312; /* [32,1024] */
-static real *const d_pad_79 = arena + 3864080; /* [32,1024] */
-static real *const d_z_16 = arena + 3896848; /* [32,1024] */
-static real *const d_matmul_46 = arena + 2504208; /* [32,256] */
-static real *const d_matmul_47 = arena + 16274960; /* [256,1024] */
-static real *const d_sum_32 = arena + 2531856; /* [1024] */
-static real *const d_reshape_49 = arena + 2668048; /* [32,256] */
-static real *const d_matmul_48 = arena + 16537104; /* [256,1024] */
-static real *const d_pad_80 = arena + 16799248; /* [32,32,256] */
-static real *const d_h_16 = arena + 2668048; /* [32,256] */
-static real *const d_c_17 = arena + 2504208; /* [32,256] */
-static real *const d_pad_81 = arena + 2676240; /* [32,1024] */
-static real *const d_pad_82 = arena + 2709008; /* [32,1024] */
+static real *const d_pad_76 = arena + 4496144; /* [32,1024] */
+static real *const d_pad_77 = arena + 4561680; /* [32,1024] */
+static real *const d_add_16 = arena + 4478480; /* [32,256] */
+static real *const d_sum_31 = arena + 2508816; /* [256] */
+static real *const d_pad_78 = arena + 4627216; /* [32,1024] */
+static real *const d_pad_79 = arena + 4692752; /* [32,1024] */
+static real *const d_z_16 = arena + 2668048; /* [32,1024] */
+static real *const d_matmul_add_29 = arena + 886144; /* [256,1024] */
+static real *const d_sum_32 = arena + 2509072; /* [1024] */
+static real *const d_reshape_49 = arena + 3773968; /* [32,256] */
+static real *const d_matmul_add_30 = arena + 624000; /* [256,1024] */
+static real *const d_pad_80 = arena + 8459792; /* [32,32,256] */
+static real *const d_h_16 = arena + 2659856; /* [32,256] */
+static real *const d_c_17 = arena + 3773968; /* [32,256] */
+static real *const d_pad_81 = arena + 4496144; /* [32,1024] */
+static real *const d_pad_82 = arena + 4561680; /* [32,1024] */
 static real *const d_add_17 = arena + 2496016; /* [32,256] */
-static real *const d_sum_33 = arena + 2532880; /* [256] */
-static real *const d_pad_83 = arena + 3765776; /* [32,1024] */
-static real *const d_pad_84 = arena + 3798544; /* [32,1024] */
-static real *const d_z_17 = arena + 3831312; /* [32,1024] */
-static real *const d_matmul_49 = arena + 2496016; /* [32,256] */
-static real *const d_matmul_50 = arena + 17061392; /* [256,1024] */
-static real *const d_sum_34 = arena + 2533136; /* [1024] */
-static real *const d_reshape_50 = arena + 2659856; /* [32,256] */
-static real *const d_matmul_51 = arena + 17323536; /* [256,1024] */
-static real *const d_pad_85 = arena + 3757584; /* [32,32,256] */
-static real *const d_h_17 = arena + 2659856; /* [32,256] */
+static real *const d_sum_33 = arena + 2510096; /* [256] */
+static real *const d_pad_83 = arena + 4627216; /* [32,1024] */
+static real *const d_pad_84 = arena + 4692752; /* [32,1024] */
+static real *const d_z_17 = arena + 2659856; /* [32,1024] */
+static real *const d_matmul_add_31 = arena + 886144; /* [256,1024] */
+static real *const d_sum_34 = arena + 2510352; /* [1024] */
+static real *const d_reshape_50 = arena + 2496016; /* [32,256] */
+static real *const d_matmul_add_32 = arena + 624000; /* [256,1024] */
+static real *const d_pad_85 = arena + 8721936; /* [32,32,256] */
+static real *const d_h_17 = arena + 2651664; /* [32,256] */
 static real *const d_c_18 = arena + 2496016; /* [32,256] */
-static real *const d_pad_86 = arena + 2668048; /* [32,1024] */
-static real *const d_pad_87 = arena + 2700816; /* [32,1024] */
-static real *const d_add_18 = arena + 2504208; /* [32,256] */
-static real *const d_sum_35 = arena + 2534160; /* [256] */
-static real *const d_pad_88 = arena + 3700240; /* [32,1024] */
-static real *const d_pad_89 = arena + 4281872; /* [32,1024] */
-static real *const d_z_18 = arena + 4314640; /* [32,1024] */
-static real *const d_matmul_52 = arena + 2504208; /* [32,256] */
-static real *const d_matmul_53 = arena + 17585680; /* [256,1024] */
-static real *const d_sum_36 = arena + 2534416; /* [1024] */
-static real *const d_reshape_51 = arena + 2651664; /* [32,256] */
-static real *const d_matmul_54 = arena + 17847824; /* [256,1024] */
-static real *const d_pad_90 = arena + 18109968; /* [32,32,256] */
-static real *const d_h_18 = arena + 2651664; /* [32,256] */
-static real *const d_c_19 = arena + 2504208; /* [32,256] */
-static real *const d_pad_91 = arena + 2659856; /* [32,1024] */
-static real *const d_pad_92 = arena + 2692624; /* [32,1024] */
+static real *const d_pad_86 = arena + 4496144; /* [32,1024] */
+static real *const d_pad_87 = arena + 4561680; /* [32,1024] */
+static real *const d_add_18 = arena + 4478480; /* [32,256] */
+static real *const d_sum_35 = arena + 2511376; /* [256] */
+static real *const d_pad_88 = arena + 4627216; /* [32,1024] */
+static real *const d_pad_89 = arena + 4692752; /* [32,1024] */
+static real *const d_z_18 = arena + 2651664; /* [32,1024] */
+static real *const d_matmul_add_33 = arena + 886144; /* [256,1024] */
+static real *const d_sum_36 = arena + 3642896; /* [1024] */
+static real *const d_reshape_51 = arena + 3659280; /* [32,256] */
+static real *const d_matmul_add_34 = arena + 624000; /* [256,1024] */
+static real *const d_pad_90 = arena + 8984080; /* [32,32,256] */
+static real *const d_h_18 = arena + 2643472; /* [32,256] */
+static real *const d_c_19 = arena + 3675664; /* [32,256] */
+static real *const d_pad_91 = arena + 4496144; /* [32,1024] */
+static real *const d_pad_92 = arena + 4561680; /* [32,1024] */
 static real *const d_add_19 = arena + 2496016; /* [32,256] */
-static real *const d_sum_37 = arena + 2535440; /* [256] */
-static real *const d_pad_93 = arena + 2725392; /* [32,1024] */
-static real *const d_pad_94 = arena + 3634704; /* [32,1024] */
-static real *const d_z_19 = arena + 3667472; /* [32,1024] */
-static real *const d_matmul_55 = arena + 2496016; /* [32,256] */
-static real *const d_matmul_56 = arena + 18372112; /* [256,1024] */
-static real *const d_sum_38 = arena + 2535696; /* [1024] */
-static real *const d_reshape_52 = arena + 2643472; /* [32,256] */
-static real *const d_matmul_57 = arena + 18634256; /* [256,1024] */
-static real *const d_pad_95 = arena + 18896400; /* [32,32,256] */
-static real *const d_h_19 = arena + 2643472; /* [32,256] */
-static real *const d_c_20 = arena + 2496016; /* [32,256] */
-static real *const d_pad_96 = arena + 2651664; /* [32,1024] */
-static real *const d_pad_97 = arena + 2684432; /* [32,1024] */
-static real *const d_add_20 = arena + 2504208; /* [32,256] */
-static real *const d_sum_39 = arena + 2536720; /* [256] */
-static real *const d_pad_98 = arena + 2717200; /* [32,1024] */
-static real *const d_pad_99 = arena + 3569168; /* [32,1024] */
-static real *const d_z_20 = arena + 3601936; /* [32,1024] */
-static real *const d_matmul_58 = arena + 2504208; /* [32,256] */
-static real *const d_matmul_59 = arena + 19158544; /* [256,1024] */
-static real *const d_sum_40 = arena + 2635280; /* [1024] */
-static real *const d_reshape_53 = arena + 2636304; /* [32,256] */
-static real *const d_matmul_60 = arena + 19420688; /* [256,1024] */
-static real *const d_pad_100 = arena + 19682832; /* [32,32,256] */
-static real *const d_h_20 = arena + 2636304; /* [32,256] */
-static real *const d_c_21 = arena + 2504208; /* [32,256] */
-static real *const d_pad_101 = arena + 2644496; /* [32,1024] */
-static real *const d_pad_102 = arena + 2677264; /* [32,1024] */
-static real *const d_add_21 = arena + 2496016; /* [32,256] */
-static real *const d_sum_41 = arena + 2627088; /* [256] */
-static real *const d_pad_103 = arena + 2710032; /* [32,1024] */
-static real *const d_pad_104 = arena + 3503632; /* [32,1024] */
-static real *const d_z_21 = arena + 3536400; /* [32,1024] */
-static real *const d_matmul_61 = arena + 2496016; /* [32,256] */
-static real *const d_matmul_62 = arena + 19944976; /* [256,1024] */
-static real *const d_sum_42 = arena + 2627344; /* [1024] */
-static real *const d_reshape_54 = arena + 2636304; /* [32,256] */
-static real *const d_matmul_63 = arena + 20207120; /* [256,1024] */
-static real *const d_pad_105 = arena + 3495440; /* [32,32,256] */
-static real *const d_h_21 = arena + 2636304; /* [32,256] */
-static real *const d_c_22 = arena + 2496016; /* [32,256] */
-static real *const d_pad_106 = arena + 2644496; /* [32,1024] */
-static real *const d_pad_107 = arena + 2677264; /* [32,1024] */
-static real *const d_add_22 = arena + 2504208; /* [32,256] */
-static real *const d_sum_43 = arena + 2618896; /* [256] */
-static real *const d_pad_108 = arena + 2710032; /* [32,1024] */
-static real *const d_pad_109 = arena + 3438096; /* [32,1024] */
-static real *const d_z_22 = arena + 4281872; /* [32,1024] */
-static real *const d_matmul_64 = arena + 2504208; /* [32,256] */
-static real *const d_matmul_65 = arena + 20469264; /* [256,1024] */
-static real *const d_sum_44 = arena + 2619152; /* [1024] */
-static real *const d_reshape_55 = arena + 2636304; /* [32,256] */
-static real *const d_matmul_66 = arena + 20731408; /* [256,1024] */
-static real *const d_pad_110 = arena + 20993552; /* [32,32,256] */
-static real *const d_h_22 = arena + 2636304; /* [32,256] */
-static real *const d_c_23 = arena + 2504208; /* [32,256] */
-static real *const d_pad_111 = arena + 2644496; /* [32,1024] */
-static real *const d_pad_112 = arena + 2677264; /* [32,1024] */
-static real *const d_add_23 = arena + 2496016; /* [32,256] */
-static real *const d_sum_45 = arena + 2610704; /* [256] */
-static real *const d_pad_113 = arena + 2710032; /* [32,1024] */
-static real *const d_pad_114 = arena + 3372560; /* [32,1024] */
-static real *const d_z_23 = arena + 3405328; /* [32,1024] */
-static real *const d_matmul_67 = arena + 2496016; /* [32,256] */
-static real *const d_matmul_68 = arena + 21255696; /* [256,1024] */
-static real *const d_sum_46 = arena + 2610960; /* [1024] */
-static real *const d_reshape_56 = arena + 2636304; /* [32,256] */
-static real *const d_matmul_69 = arena + 21517840; /* [256,1024] */
-static real *const d_pad_115 = arena + 21779984; /* [32,32,256] */
-static real *const d_h_23 = arena + 2636304; /* [32,256] */
-static real *const d_c_24 = arena + 2496016; /* [32,256] */
-static real *const d_pad_116 = arena + 2644496; /* [32,1024] */
-static real *const d_pad_117 = arena + 2677264; /* [32,1024] */
-static real *const d_add_24 = arena + 2504208; /* [32,256] */
-static real *const d_sum_47 = arena + 2602512; /* [256] */
-static real *const d_pad_118 = arena + 2710032; /* [32,1024] */
-static real *const d_pad_119 = arena + 3307024; /* [32,1024] */
-static real *const d_z_24 = arena + 3339792; /* [32,1024] */
-static real *const d_matmul_70 = arena + 2504208; /* [32,256] */
-static real *const d_matmul_71 = arena + 22042128; /* [256,1024] */
-static real *const d_sum_48 = arena + 2602768; /* [1024] */
-static real *const d_reshape_57 = arena + 2636304; /* [32,256] */
-static real *const d_matmul_72 = arena + 22304272; /* [256,1024] */
-static real *const d_pad_120 = arena + 22566416; /* [32,32,256] */
-static real *const d_h_24 = arena + 2636304; /* [32,256] */
-static real *const d_c_25 = arena + 2504208; /* [32,256] */
-static real *const d_pad_121 = arena + 2644496; /* [32,1024] */
-static real *const d_pad_122 = arena + 2677264; /* [32,1024] */
-static real *const d_add_25 = arena + 2496016; /* [32,256] */
-static real *const d_sum_49 = arena + 2594320; /* [256] */
-static real *const d_pad_123 = arena + 2710032; /* [32,1024] */
-static real *const d_pad_124 = arena + 3241488; /* [32,1024] */
-static real *const d_z_25 = arena + 3274256; /* [32,1024] */
-static real *const d_matmul_73 = arena + 2496016; /* [32,256] */
-static real *const d_matmul_74 = arena + 22828560; /* [256,1024] */
-static real *const d_sum_50 = arena + 2594576; /* [1024] */
-static real *const d_reshape_58 = arena + 2636304; /* [32,256] */
-static real *const d_matmul_75 = arena + 23090704; /* [256,1024] */
-static real *const d_pad_125 = arena + 3233296; /* [32,32,256] */
-static real *const d_h_25 = arena + 2636304; /* [32,256] */
-static real *const d_c_26 = arena + 2496016; /* [32,256] */
-static real *const d_pad_126 = arena + 2644496; /* [32,1024] */
-static real *const d_pad_127 = arena + 2677264; /* [32,1024] */
-static real *const d_add_26 = arena + 2504208; /* [32,256] */
-static real *const d_sum_51 = arena + 2586128; /* [256] */
-static real *const d_pad_128 = arena + 2710032; /* [32,1024] */
-static real *const d_pad_129 = arena + 3175952; /* [32,1024] */
-static real *const d_z_26 = arena + 4281872; /* [32,1024] */
-static real *const d_matmul_76 = arena + 2504208; /* [32,256] */
-static real *const d_matmul_77 = arena + 23352848; /* [256,1024] */
-static real *const d_sum_52 = arena + 2586384; /* [1024] */
-static real *const d_reshape_59 = arena + 2636304; /* [32,256] */
-static real *const d_matmul_78 = arena + 23614992; /* [256,1024] */
-static real *const d_pad_130 = arena + 23877136; /* [32,32,256] */
-static real *const d_h_26 = arena + 2636304; /* [32,256] */
-static real *const d_c_27 = arena + 2504208; /* [32,256] */
-static real *const d_pad_131 = arena + 2644496; /* [32,1024] */
-static real *const d_pad_132 = arena + 2677264; /* [32,1024] */
-static real *const d_add_27 = arena + 2496016; /* [32,256] */
-static real *const d_sum_53 = arena + 2577936; /* [256] */
-static real *const d_pad_133 = arena + 2710032; /* [32,1024] */
-static real *const d_pad_134 = arena + 3110416; /* [32,1024] */
-static real *const d_z_27 = arena + 3143184; /* [32,1024] */
-static real *const d_matmul_79 = arena + 2496016; /* [32,256] */
-static real *const d_matmul_80 = arena + 24139280; /* [256,1024] */
-static real *const d_sum_54 = arena + 2578192; /* [1024] */
-static real *const d_reshape_60 = arena + 2636304; /* [32,256] */
-static real *const d_matmul_81 = arena + 24401424; /* [256,1024] */
-static real *const d_pad_135 = arena + 24663568; /* [32,32,256] */
-static real *const d_h_27 = arena + 2636304; /* [32,256] */
-static real *const d_c_28 = arena + 2496016; /* [32,256] */
-static real *const d_pad_136 = arena + 2644496; /* [32,1024] */
-static real *const d_pad_137 = arena + 2677264; /* [32,1024] */
-static real *const d_add_28 = arena + 2504208; /* [32,256] */
-static real *const d_sum_55 = arena + 2569744; /* [256] */
-static real *const d_pad_138 = arena + 2710032; /* [32,1024] */
-static real *const d_pad_139 = arena + 3044880; /* [32,1024] */
-static real *const d_z_28 = arena + 3077648; /* [32,1024] */
-static real *const d_matmul_82 = arena + 2504208; /* [32,256] */
-static real *const d_matmul_83 = arena + 24925712; /* [256,1024] */
-static real *const d_sum_56 = arena + 2570000; /* [1024] */
-static real *const d_reshape_61 = arena + 2636304; /* [32,256] */
-static real *const d_matmul_84 = arena + 25187856; /* [256,1024] */
-static real *const d_pad_140 = arena + 25450000; /* [32,32,256] */
-static real *const d_h_28 = arena + 2636304; /* [32,256] */
-static real *const d_c_29 = arena + 2504208; /* [32,256] */
-static real *const d_pad_141 = arena + 2644496; /* [32,1024] */
-static real *const d_pad_142 = arena + 2677264; /* [32,1024] */
-static real *const d_add_29 = arena + 2496016; /* [32,256] */
-static real *const d_sum_57 = arena + 2561552; /* [256] */
-static real *const d_pad_143 = arena + 2710032; /* [32,1024] */
-static real *const d_pad_144 = arena + 2979344; /* [32,1024] */
-static real *const d_z_29 = arena + 3012112; /* [32,1024] */
-static real *const d_matmul_85 = arena + 2496016; /* [32,256] */
-static real *const d_matmul_86 = arena + 25712144; /* [256,1024] */
-static real *const d_sum_58 = arena + 2561808; /* [1024] */
-static real *const d_reshape_62 = arena + 2636304; /* [32,256] */
-static real *const d_matmul_87 = arena + 25974288; /* [256,1024] */
-static real *const d_pad_145 = arena + 2971152; /* [32,32,256] */
-static real *const d_h_29 = arena + 2636304; /* [32,256] */
-static real *const d_c_30 = arena + 2496016; /* [32,256] */
-static real *const d_pad_146 = arena + 2644496; /* [32,1024] */
-static real *const d_pad_147 = arena + 2677264; /* [32,1024] */
-static real *const d_add_30 = arena + 2504208; /* [32,256] */
-static real *const d_sum_59 = arena + 2553360; /* [256] */
-static real *const d_pad_148 = arena + 2710032; /* [32,1024] */
-static real *const d_pad_149 = arena + 2913808; /* [32,1024] */
-static real *const d_z_30 = arena + 4281872; /* [32,1024] */
-static real *const d_matmul_88 = arena + 2504208; /* [32,256] */
-static real *const d_matmul_89 = arena + 26236432; /* [256,1024] */
-static real *const d_sum_60 = arena + 2553616; /* [1024] */
-static real *const d_reshape_63 = arena + 2636304; /* [32,256] */
-static real *const d_matmul_90 = arena + 26498576; /* [256,1024] */
-static real *const d_pad_150 = arena + 26760720; /* [32,32,256] */
-static real *const d_h_30 = arena + 2636304; /* [32,256] */
-static real *const d_c_31 = arena + 2504208; /* [32,256] */
-static real *const d_pad_151 = arena + 2644496; /* [32,1024] */
-static real *const d_pad_152 = arena + 2677264; /* [32,1024] */
-static real *const d_add_31 = arena + 2496016; /* [32,256] */
-static real *const d_sum_61 = arena + 2545168; /* [256] */
-static real *const d_pad_153 = arena + 2710032; /* [32,1024] */
-static real *const d_pad_154 = arena + 2848272; /* [32,1024] */
-static real *const d_z_31 = arena + 2881040; /* [32,1024] */
-static real *const d_matmul_91 = arena + 2496016; /* [32,256] */
-static real *const d_matmul_92 = arena + 27022864; /* [256,1024] */
-static real *const d_sum_62 = arena + 2545168; /* [1024] */
-static real *const d_reshape_64 = arena + 2636304; /* [32,256] */
-static real *const d_matmul_93 = arena + 4740624; /* [256,1024] */
-static real *const d_pad_155 = arena + 5002768; /* [32,32,256] */
-static real *const d_h_31 = arena + 2636304; /* [32,256] */
-static real *const d_c_32 = arena + 2496016; /* [32,256] */
-static real *const d_pad_156 = arena + 2644496; /* [32,1024] */
-static real *const d_pad_157 = arena + 2677264; /* [32,1024] */
-static real *const d_pad_158 = arena + 2710032; /* [32,1024] */
-static real *const d_z_32 = arena + 2766352; /* [32,1024] */
-static real *const d_sum_63 = arena + 2496016; /* [1024] */
-static real *const d_reshape_65 = arena + 2496016; /* [32,256] */
-static real *const d_matmul_94 = arena + 5789200; /* [256,1024] */
-static real *const d_pad_159 = arena + 2529040; /* [32,32,256] */
-static real *const d_e = arena + 4740624; /* [32,32,256] */
+static real *const d_sum_37 = arena + 2511632; /* [256] */
+static real *const d_pad_93 = arena + 4627216; /* [32,1024] */
+static real *const d_pad_94 = arena + 4692752; /* [32,1024] */
+static real *const d_z_19 = arena + 3692048; /* [32,1024] */
+static real *const d_matmul_add_35 = arena + 886144; /* [256,1024] */
+static real *const d_sum_38 = arena + 2496016; /* [1024] */
+static real *const d_reshape_52 = arena + 3577360; /* [32,256] */
+static real *const d_matmul_add_36 = arena + 624000; /* [256,1024] */
+static real *const d_pad_95 = arena + 9246224; /* [32,32,256] */
+static real *const d_h_19 = arena + 2635280; /* [32,256] */
+static real *const d_c_20 = arena + 3577360; /* [32,256] */
+static real *const d_pad_96 = arena + 3593744; /* [32,1024] */
+static real *const d_pad_97 = arena + 4496144; /* [32,1024] */
+static real *const d_add_20 = arena + 3569168; /* [32,256] */
+static real *const d_sum_39 = arena + 2511888; /* [256] */
+static real *const d_pad_98 = arena + 4561680; /* [32,1024] */
+static real *const d_pad_99 = arena + 4627216; /* [32,1024] */
+static real *const d_z_20 = arena + 4692752; /* [32,1024] */
+static real *const d_matmul_add_37 = arena + 886144; /* [256,1024] */
+static real *const d_sum_40 = arena + 2497040; /* [1024] */
+static real *const d_reshape_53 = arena + 3511824; /* [32,256] */
+static real *const d_matmul_add_38 = arena + 624000; /* [256,1024] */
+static real *const d_pad_100 = arena + 9508368; /* [32,32,256] */
+static real *const d_h_20 = arena + 2627088; /* [32,256] */
+static real *const d_c_21 = arena + 3511824; /* [32,256] */
+static real *const d_pad_101 = arena + 3593744; /* [32,1024] */
+static real *const d_pad_102 = arena + 4496144; /* [32,1024] */
+static real *const d_add_21 = arena + 3503632; /* [32,256] */
+static real *const d_sum_41 = arena + 2512144; /* [256] */
+static real *const d_pad_103 = arena + 4561680; /* [32,1024] */
+static real *const d_pad_104 = arena + 4627216; /* [32,1024] */
+static real *const d_z_21 = arena + 4692752; /* [32,1024] */
+static real *const d_matmul_add_39 = arena + 886144; /* [256,1024] */
+static real *const d_sum_42 = arena + 2498064; /* [1024] */
+static real *const d_reshape_54 = arena + 3446288; /* [32,256] */
+static real *const d_matmul_add_40 = arena + 624000; /* [256,1024] */
+static real *const d_pad_105 = arena + 9770512; /* [32,32,256] */
+static real *const d_h_21 = arena + 2618896; /* [32,256] */
+static real *const d_c_22 = arena + 3446288; /* [32,256] */
+static real *const d_pad_106 = arena + 3593744; /* [32,1024] */
+static real *const d_pad_107 = arena + 4496144; /* [32,1024] */
+static real *const d_add_22 = arena + 3438096; /* [32,256] */
+static real *const d_sum_43 = arena + 2499088; /* [256] */
+static real *const d_pad_108 = arena + 4561680; /* [32,1024] */
+static real *const d_pad_109 = arena + 4627216; /* [32,1024] */
+static real *const d_z_22 = arena + 4692752; /* [32,1024] */
+static real *const d_matmul_add_41 = arena + 886144; /* [256,1024] */
+static real *const d_sum_44 = arena + 2499344; /* [1024] */
+static real *const d_reshape_55 = arena + 3380752; /* [32,256] */
+static real *const d_matmul_add_42 = arena + 624000; /* [256,1024] */
+static real *const d_pad_110 = arena + 10032656; /* [32,32,256] */
+static real *const d_h_22 = arena + 2610704; /* [32,256] */
+static real *const d_c_23 = arena + 3380752; /* [32,256] */
+static real *const d_pad_111 = arena + 3593744; /* [32,1024] */
+static real *const d_pad_112 = arena + 4496144; /* [32,1024] */
+static real *const d_add_23 = arena + 3372560; /* [32,256] */
+static real *const d_sum_45 = arena + 2500368; /* [256] */
+static real *const d_pad_113 = arena + 4561680; /* [32,1024] */
+static real *const d_pad_114 = arena + 4627216; /* [32,1024] */
+static real *const d_z_23 = arena + 4692752; /* [32,1024] */
+static real *const d_matmul_add_43 = arena + 886144; /* [256,1024] */
+static real *const d_sum_46 = arena + 2500624; /* [1024] */
+static real *const d_reshape_56 = arena + 3315216; /* [32,256] */
+static real *const d_matmul_add_44 = arena + 624000; /* [256,1024] */
+static real *const d_pad_115 = arena + 10294800; /* [32,32,256] */
+static real *const d_h_23 = arena + 2602512; /* [32,256] */
+static real *const d_c_24 = arena + 3315216; /* [32,256] */
+static real *const d_pad_116 = arena + 3593744; /* [32,1024] */
+static real *const d_pad_117 = arena + 4496144; /* [32,1024] */
+static real *const d_add_24 = arena + 3307024; /* [32,256] */
+static real *const d_sum_47 = arena + 2501648; /* [256] */
+static real *const d_pad_118 = arena + 4561680; /* [32,1024] */
+static real *const d_pad_119 = arena + 4627216; /* [32,1024] */
+static real *const d_z_24 = arena + 4692752; /* [32,1024] */
+static real *const d_matmul_add_45 = arena + 886144; /* [256,1024] */
+static real *const d_sum_48 = arena + 2501904; /* [1024] */
+static real *const d_reshape_57 = arena + 3249680; /* [32,256] */
+static real *const d_matmul_add_46 = arena + 624000; /* [256,1024] */
+static real *const d_pad_120 = arena + 10556944; /* [32,32,256] */
+static real *const d_h_24 = arena + 2594320; /* [32,256] */
+static real *const d_c_25 = arena + 3249680; /* [32,256] */
+static real *const d_pad_121 = arena + 3593744; /* [32,1024] */
+static real *const d_pad_122 = arena + 4496144; /* [32,1024] */
+static real *const d_add_25 = arena + 3241488; /* [32,256] */
+static real *const d_sum_49 = arena + 2502928; /* [256] */
+static real *const d_pad_123 = arena + 4561680; /* [32,1024] */
+static real *const d_pad_124 = arena + 4627216; /* [32,1024] */
+static real *const d_z_25 = arena + 4692752; /* [32,1024] */
+static real *const d_matmul_add_47 = arena + 886144; /* [256,1024] */
+static real *const d_sum_50 = arena + 2503184; /* [1024] */
+static real *const d_reshape_58 = arena + 3184144; /* [32,256] */
+static real *const d_matmul_add_48 = arena + 624000; /* [256,1024] */
+static real *const d_pad_125 = arena + 10819088; /* [32,32,256] */
+static real *const d_h_25 = arena + 2586128; /* [32,256] */
+static real *const d_c_26 = arena + 3184144; /* [32,256] */
+static real *const d_pad_126 = arena + 3593744; /* [32,1024] */
+static real *const d_pad_127 = arena + 4496144; /* [32,1024] */
+static real *const d_add_26 = arena + 3175952; /* [32,256] */
+static real *const d_sum_51 = arena + 3118608; /* [256] */
+static real *const d_pad_128 = arena + 4561680; /* [32,1024] */
+static real *const d_pad_129 = arena + 4627216; /* [32,1024] */
+static real *const d_z_26 = arena + 4692752; /* [32,1024] */
+static real *const d_matmul_add_49 = arena + 886144; /* [256,1024] */
+static real *const d_sum_52 = arena + 3118864; /* [1024] */
+static real *const d_reshape_59 = arena + 3134992; /* [32,256] */
+static real *const d_matmul_add_50 = arena + 624000; /* [256,1024] */
+static real *const d_pad_130 = arena + 11081232; /* [32,32,256] */
+static real *const d_h_26 = arena + 2577936; /* [32,256] */
+static real *const d_c_27 = arena + 3151376; /* [32,256] */
+static real *const d_pad_131 = arena + 3167760; /* [32,1024] */
+static real *const d_pad_132 = arena + 3593744; /* [32,1024] */
+static real *const d_add_27 = arena + 3110416; /* [32,256] */
+static real *const d_sum_53 = arena + 3053072; /* [256] */
+static real *const d_pad_133 = arena + 4496144; /* [32,1024] */
+static real *const d_pad_134 = arena + 4561680; /* [32,1024] */
+static real *const d_z_27 = arena + 4627216; /* [32,1024] */
+static real *const d_matmul_add_51 = arena + 886144; /* [256,1024] */
+static real *const d_sum_54 = arena + 3053328; /* [1024] */
+static real *const d_reshape_60 = arena + 3069456; /* [32,256] */
+static real *const d_matmul_add_52 = arena + 624000; /* [256,1024] */
+static real *const d_pad_135 = arena + 11343376; /* [32,32,256] */
+static real *const d_h_27 = arena + 2569744; /* [32,256] */
+static real *const d_c_28 = arena + 3085840; /* [32,256] */
+static real *const d_pad_136 = arena + 3167760; /* [32,1024] */
+static real *const d_pad_137 = arena + 3593744; /* [32,1024] */
+static real *const d_add_28 = arena + 3044880; /* [32,256] */
+static real *const d_sum_55 = arena + 2987536; /* [256] */
+static real *const d_pad_138 = arena + 4496144; /* [32,1024] */
+static real *const d_pad_139 = arena + 4561680; /* [32,1024] */
+static real *const d_z_28 = arena + 4627216; /* [32,1024] */
+static real *const d_matmul_add_53 = arena + 886144; /* [256,1024] */
+static real *const d_sum_56 = arena + 2987792; /* [1024] */
+static real *const d_reshape_61 = arena + 3003920; /* [32,256] */
+static real *const d_matmul_add_54 = arena + 624000; /* [256,1024] */
+static real *const d_pad_140 = arena + 11605520; /* [32,32,256] */
+static real *const d_h_28 = arena + 2561552; /* [32,256] */
+static real *const d_c_29 = arena + 3020304; /* [32,256] */
+static real *const d_pad_141 = arena + 3167760; /* [32,1024] */
+static real *const d_pad_142 = arena + 3593744; /* [32,1024] */
+static real *const d_add_29 = arena + 2561552; /* [32,256] */
+static real *const d_sum_57 = arena + 2922000; /* [256] */
+static real *const d_pad_143 = arena + 4496144; /* [32,1024] */
+static real *const d_pad_144 = arena + 4561680; /* [32,1024] */
+static real *const d_z_29 = arena + 4627216; /* [32,1024] */
+static real *const d_matmul_add_55 = arena + 886144; /* [256,1024] */
+static real *const d_sum_58 = arena + 2922256; /* [1024] */
+static real *const d_reshape_62 = arena + 2561552; /* [32,256] */
+static real *const d_matmul_add_56 = arena + 624000; /* [256,1024] */
+static real *const d_pad_145 = arena + 11867664; /* [32,32,256] */
+static real *const d_h_29 = arena + 2553360; /* [32,256] */
+static real *const d_c_30 = arena + 2561552; /* [32,256] */
+static real *const d_pad_146 = arena + 3167760; /* [32,1024] */
+static real *const d_pad_147 = arena + 3593744; /* [32,1024] */
+static real *const d_add_30 = arena + 2553360; /* [32,256] */
+static real *const d_sum_59 = arena + 2856464; /* [256] */
+static real *const d_pad_148 = arena + 2923280; /* [32,1024] */
+static real *const d_pad_149 = arena + 4496144; /* [32,1024] */
+static real *const d_z_30 = arena + 4561680; /* [32,1024] */
+static real *const d_matmul_add_57 = arena + 886144; /* [256,1024] */
+static real *const d_sum_60 = arena + 2856720; /* [1024] */
+static real *const d_reshape_63 = arena + 2553360; /* [32,256] */
+static real *const d_matmul_add_58 = arena + 624000; /* [256,1024] */
+static real *const d_pad_150 = arena + 12129808; /* [32,32,256] */
+static real *const d_h_30 = arena + 2545168; /* [32,256] */
+static real *const d_c_31 = arena + 2553360; /* [32,256] */
+static real *const d_pad_151 = arena + 3167760; /* [32,1024] */
+static real *const d_pad_152 = arena + 3593744; /* [32,1024] */
+static real *const d_add_31 = arena + 2545168; /* [32,256] */
+static real *const d_sum_61 = arena + 2561552; /* [256] */
+static real *const d_pad_153 = arena + 2857744; /* [32,1024] */
+static real *const d_pad_154 = arena + 2923280; /* [32,1024] */
+static real *const d_z_31 = arena + 4496144; /* [32,1024] */
+static real *const d_sum_62 = arena + 2511376; /* [1024] */
+static real *const d_reshape_64 = arena + 2545168; /* [32,256] */
+static real *const d_matmul_add_59 = arena + 624000; /* [256,1024] */
+static real *const d_pad_155 = arena + 12391952; /* [32,32,256] */
+static real *const d_h_31 = arena + 2536976; /* [32,256] */
+static real *const d_c_32 = arena + 2545168; /* [32,256] */
+static real *const d_pad_156 = arena + 3167760; /* [32,1024] */
+static real *const d_pad_157 = arena + 2512400; /* [32,1024] */
+static real *const d_pad_158 = arena + 3593744; /* [32,1024] */
+static real *const d_z_32 = arena + 2857744; /* [32,1024] */
+static real *const d_sum_63 = arena + 2545168; /* [1024] */
+static real *const d_reshape_65 = arena + 2545168; /* [32,256] */
+static real *const d_pad_159 = arena + 4486672; /* [32,32,256] */
+static real *const d_e = arena + 2569744; /* [32,32,256] */
 
 /* The forward pass of the outputs, in the mode forward() or
  * loss_and_grad() set. */
@@ -959,50 +926,49 @@ static void compute_outputs(void)
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
            REAL_C(1.0), slice_2, 256, lstm_w, 1024, REAL_C(0.0), matmul_2, 1024);
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 1024; j++) {
+            z_2[i * 1024 + j] = matmul_2[i * 1024 + j] + lstm_b[j];
+        }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), h, 256, lstm_u, 1024, REAL_C(0.0), matmul_3, 1024);
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 1024; j++) {
-            const real t25 = matmul_2[i * 1024 + j] + lstm_b[j];
-            z_2[i * 1024 + j] = t25 + matmul_3[i * 1024 + j];
-        }
+           REAL_C(1.0), h, 256, lstm_u, 1024, REAL_C(1.0), z_3, 1024);
 
     /* models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t28 = z_2[i * 1024 + j];
-            i_3[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t28));
+            const real t27 = z_3[i * 1024 + j];
+            i_3[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t27));
         }
 
     /* models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t30 = z_2[i * 1024 + j + 256];
-            const real t31 = t30 + lstm_forget_b[j];
-            f[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t31));
+            const real t29 = z_3[i * 1024 + j + 256];
+            const real t30 = t29 + lstm_forget_b[j];
+            f[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t30));
         }
 
     /* models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t33 = z_2[i * 1024 + j + 512];
-            g_3[i * 256 + j] = r_tanh(t33);
+            const real t32 = z_3[i * 1024 + j + 512];
+            g_3[i * 256 + j] = r_tanh(t32);
         }
 
     /* models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t35 = z_2[i * 1024 + j + 768];
-            o_2[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t35));
+            const real t34 = z_3[i * 1024 + j + 768];
+            o_2[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t34));
         }
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 8192; i++) {
-        const real t37 = f[i] * c[i];
-        const real t38 = i_3[i] * g_3[i];
-        c_2[i] = t37 + t38;
+        const real t36 = f[i] * c[i];
+        const real t37 = i_3[i] * g_3[i];
+        c_2[i] = t36 + t37;
     }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
@@ -1021,51 +987,50 @@ static void compute_outputs(void)
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), slice_3, 256, lstm_w, 1024, REAL_C(0.0), matmul_4, 1024);
+           REAL_C(1.0), slice_3, 256, lstm_w, 1024, REAL_C(0.0), matmul_3, 1024);
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 1024; j++) {
+            z_4[i * 1024 + j] = matmul_3[i * 1024 + j] + lstm_b[j];
+        }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), h_2, 256, lstm_u, 1024, REAL_C(0.0), matmul_5, 1024);
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 1024; j++) {
-            const real t46 = matmul_4[i * 1024 + j] + lstm_b[j];
-            z_3[i * 1024 + j] = t46 + matmul_5[i * 1024 + j];
-        }
+           REAL_C(1.0), h_2, 256, lstm_u, 1024, REAL_C(1.0), z_5, 1024);
 
     /* models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t49 = z_3[i * 1024 + j];
-            i_4[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t49));
+            const real t47 = z_5[i * 1024 + j];
+            i_4[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t47));
         }
 
     /* models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t51 = z_3[i * 1024 + j + 256];
-            const real t52 = t51 + lstm_forget_b[j];
-            f_2[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t52));
+            const real t49 = z_5[i * 1024 + j + 256];
+            const real t50 = t49 + lstm_forget_b[j];
+            f_2[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t50));
         }
 
     /* models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t54 = z_3[i * 1024 + j + 512];
-            g_4[i * 256 + j] = r_tanh(t54);
+            const real t52 = z_5[i * 1024 + j + 512];
+            g_4[i * 256 + j] = r_tanh(t52);
         }
 
     /* models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t56 = z_3[i * 1024 + j + 768];
-            o_3[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t56));
+            const real t54 = z_5[i * 1024 + j + 768];
+            o_3[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t54));
         }
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 8192; i++) {
-        const real t58 = f_2[i] * c_2[i];
-        const real t59 = i_4[i] * g_4[i];
-        c_3[i] = t58 + t59;
+        const real t56 = f_2[i] * c_2[i];
+        const real t57 = i_4[i] * g_4[i];
+        c_3[i] = t56 + t57;
     }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
@@ -1084,51 +1049,50 @@ static void compute_outputs(void)
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), slice_4, 256, lstm_w, 1024, REAL_C(0.0), matmul_6, 1024);
+           REAL_C(1.0), slice_4, 256, lstm_w, 1024, REAL_C(0.0), matmul_4, 1024);
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 1024; j++) {
+            z_6[i * 1024 + j] = matmul_4[i * 1024 + j] + lstm_b[j];
+        }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), h_3, 256, lstm_u, 1024, REAL_C(0.0), matmul_7, 1024);
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 1024; j++) {
-            const real t67 = matmul_6[i * 1024 + j] + lstm_b[j];
-            z_4[i * 1024 + j] = t67 + matmul_7[i * 1024 + j];
-        }
+           REAL_C(1.0), h_3, 256, lstm_u, 1024, REAL_C(1.0), z_7, 1024);
 
     /* models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t70 = z_4[i * 1024 + j];
-            i_5[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t70));
+            const real t67 = z_7[i * 1024 + j];
+            i_5[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t67));
         }
 
     /* models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t72 = z_4[i * 1024 + j + 256];
-            const real t73 = t72 + lstm_forget_b[j];
-            f_3[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t73));
+            const real t69 = z_7[i * 1024 + j + 256];
+            const real t70 = t69 + lstm_forget_b[j];
+            f_3[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t70));
         }
 
     /* models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t75 = z_4[i * 1024 + j + 512];
-            g_5[i * 256 + j] = r_tanh(t75);
+            const real t72 = z_7[i * 1024 + j + 512];
+            g_5[i * 256 + j] = r_tanh(t72);
         }
 
     /* models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t77 = z_4[i * 1024 + j + 768];
-            o_4[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t77));
+            const real t74 = z_7[i * 1024 + j + 768];
+            o_4[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t74));
         }
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 8192; i++) {
-        const real t79 = f_3[i] * c_3[i];
-        const real t80 = i_5[i] * g_5[i];
-        c_4[i] = t79 + t80;
+        const real t76 = f_3[i] * c_3[i];
+        const real t77 = i_5[i] * g_5[i];
+        c_4[i] = t76 + t77;
     }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
@@ -1147,51 +1111,50 @@ static void compute_outputs(void)
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), slice_5, 256, lstm_w, 1024, REAL_C(0.0), matmul_8, 1024);
+           REAL_C(1.0), slice_5, 256, lstm_w, 1024, REAL_C(0.0), matmul_5, 1024);
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 1024; j++) {
+            z_8[i * 1024 + j] = matmul_5[i * 1024 + j] + lstm_b[j];
+        }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), h_4, 256, lstm_u, 1024, REAL_C(0.0), matmul_9, 1024);
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 1024; j++) {
-            const real t88 = matmul_8[i * 1024 + j] + lstm_b[j];
-            z_5[i * 1024 + j] = t88 + matmul_9[i * 1024 + j];
-        }
+           REAL_C(1.0), h_4, 256, lstm_u, 1024, REAL_C(1.0), z_9, 1024);
 
     /* models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t91 = z_5[i * 1024 + j];
-            i_6[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t91));
+            const real t87 = z_9[i * 1024 + j];
+            i_6[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t87));
         }
 
     /* models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t93 = z_5[i * 1024 + j + 256];
-            const real t94 = t93 + lstm_forget_b[j];
-            f_4[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t94));
+            const real t89 = z_9[i * 1024 + j + 256];
+            const real t90 = t89 + lstm_forget_b[j];
+            f_4[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t90));
         }
 
     /* models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t96 = z_5[i * 1024 + j + 512];
-            g_6[i * 256 + j] = r_tanh(t96);
+            const real t92 = z_9[i * 1024 + j + 512];
+            g_6[i * 256 + j] = r_tanh(t92);
         }
 
     /* models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t98 = z_5[i * 1024 + j + 768];
-            o_5[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t98));
+            const real t94 = z_9[i * 1024 + j + 768];
+            o_5[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t94));
         }
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 8192; i++) {
-        const real t100 = f_4[i] * c_4[i];
-        const real t101 = i_6[i] * g_6[i];
-        c_5[i] = t100 + t101;
+        const real t96 = f_4[i] * c_4[i];
+        const real t97 = i_6[i] * g_6[i];
+        c_5[i] = t96 + t97;
     }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
@@ -1210,51 +1173,50 @@ static void compute_outputs(void)
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), slice_6, 256, lstm_w, 1024, REAL_C(0.0), matmul_10, 1024);
+           REAL_C(1.0), slice_6, 256, lstm_w, 1024, REAL_C(0.0), matmul_6, 1024);
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 1024; j++) {
+            z_10[i * 1024 + j] = matmul_6[i * 1024 + j] + lstm_b[j];
+        }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), h_5, 256, lstm_u, 1024, REAL_C(0.0), matmul_11, 1024);
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 1024; j++) {
-            const real t109 = matmul_10[i * 1024 + j] + lstm_b[j];
-            z_6[i * 1024 + j] = t109 + matmul_11[i * 1024 + j];
-        }
+           REAL_C(1.0), h_5, 256, lstm_u, 1024, REAL_C(1.0), z_11, 1024);
 
     /* models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t112 = z_6[i * 1024 + j];
-            i_7[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t112));
+            const real t107 = z_11[i * 1024 + j];
+            i_7[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t107));
         }
 
     /* models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t114 = z_6[i * 1024 + j + 256];
-            const real t115 = t114 + lstm_forget_b[j];
-            f_5[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t115));
+            const real t109 = z_11[i * 1024 + j + 256];
+            const real t110 = t109 + lstm_forget_b[j];
+            f_5[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t110));
         }
 
     /* models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t117 = z_6[i * 1024 + j + 512];
-            g_7[i * 256 + j] = r_tanh(t117);
+            const real t112 = z_11[i * 1024 + j + 512];
+            g_7[i * 256 + j] = r_tanh(t112);
         }
 
     /* models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t119 = z_6[i * 1024 + j + 768];
-            o_6[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t119));
+            const real t114 = z_11[i * 1024 + j + 768];
+            o_6[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t114));
         }
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 8192; i++) {
-        const real t121 = f_5[i] * c_5[i];
-        const real t122 = i_7[i] * g_7[i];
-        c_6[i] = t121 + t122;
+        const real t116 = f_5[i] * c_5[i];
+        const real t117 = i_7[i] * g_7[i];
+        c_6[i] = t116 + t117;
     }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
@@ -1273,51 +1235,50 @@ static void compute_outputs(void)
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), slice_7, 256, lstm_w, 1024, REAL_C(0.0), matmul_12, 1024);
+           REAL_C(1.0), slice_7, 256, lstm_w, 1024, REAL_C(0.0), matmul_7, 1024);
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 1024; j++) {
+            z_12[i * 1024 + j] = matmul_7[i * 1024 + j] + lstm_b[j];
+        }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), h_6, 256, lstm_u, 1024, REAL_C(0.0), matmul_13, 1024);
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 1024; j++) {
-            const real t130 = matmul_12[i * 1024 + j] + lstm_b[j];
-            z_7[i * 1024 + j] = t130 + matmul_13[i * 1024 + j];
-        }
+           REAL_C(1.0), h_6, 256, lstm_u, 1024, REAL_C(1.0), z_13, 1024);
 
     /* models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t133 = z_7[i * 1024 + j];
-            i_8[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t133));
+            const real t127 = z_13[i * 1024 + j];
+            i_8[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t127));
         }
 
     /* models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t135 = z_7[i * 1024 + j + 256];
-            const real t136 = t135 + lstm_forget_b[j];
-            f_6[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t136));
+            const real t129 = z_13[i * 1024 + j + 256];
+            const real t130 = t129 + lstm_forget_b[j];
+            f_6[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t130));
         }
 
     /* models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t138 = z_7[i * 1024 + j + 512];
-            g_8[i * 256 + j] = r_tanh(t138);
+            const real t132 = z_13[i * 1024 + j + 512];
+            g_8[i * 256 + j] = r_tanh(t132);
         }
 
     /* models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t140 = z_7[i * 1024 + j + 768];
-            o_7[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t140));
+            const real t134 = z_13[i * 1024 + j + 768];
+            o_7[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t134));
         }
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 8192; i++) {
-        const real t142 = f_6[i] * c_6[i];
-        const real t143 = i_8[i] * g_8[i];
-        c_7[i] = t142 + t143;
+        const real t136 = f_6[i] * c_6[i];
+        const real t137 = i_8[i] * g_8[i];
+        c_7[i] = t136 + t137;
     }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
@@ -1336,51 +1297,50 @@ static void compute_outputs(void)
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), slice_8, 256, lstm_w, 1024, REAL_C(0.0), matmul_14, 1024);
+           REAL_C(1.0), slice_8, 256, lstm_w, 1024, REAL_C(0.0), matmul_8, 1024);
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 1024; j++) {
+            z_14[i * 1024 + j] = matmul_8[i * 1024 + j] + lstm_b[j];
+        }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), h_7, 256, lstm_u, 1024, REAL_C(0.0), matmul_15, 1024);
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 1024; j++) {
-            const real t151 = matmul_14[i * 1024 + j] + lstm_b[j];
-            z_8[i * 1024 + j] = t151 + matmul_15[i * 1024 + j];
-        }
+           REAL_C(1.0), h_7, 256, lstm_u, 1024, REAL_C(1.0), z_15, 1024);
 
     /* models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t154 = z_8[i * 1024 + j];
-            i_9[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t154));
+            const real t147 = z_15[i * 1024 + j];
+            i_9[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t147));
         }
 
     /* models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t156 = z_8[i * 1024 + j + 256];
-            const real t157 = t156 + lstm_forget_b[j];
-            f_7[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t157));
+            const real t149 = z_15[i * 1024 + j + 256];
+            const real t150 = t149 + lstm_forget_b[j];
+            f_7[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t150));
         }
 
     /* models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t159 = z_8[i * 1024 + j + 512];
-            g_9[i * 256 + j] = r_tanh(t159);
+            const real t152 = z_15[i * 1024 + j + 512];
+            g_9[i * 256 + j] = r_tanh(t152);
         }
 
     /* models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t161 = z_8[i * 1024 + j + 768];
-            o_8[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t161));
+            const real t154 = z_15[i * 1024 + j + 768];
+            o_8[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t154));
         }
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 8192; i++) {
-        const real t163 = f_7[i] * c_7[i];
-        const real t164 = i_9[i] * g_9[i];
-        c_8[i] = t163 + t164;
+        const real t156 = f_7[i] * c_7[i];
+        const real t157 = i_9[i] * g_9[i];
+        c_8[i] = t156 + t157;
     }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
@@ -1399,51 +1359,50 @@ static void compute_outputs(void)
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), slice_9, 256, lstm_w, 1024, REAL_C(0.0), matmul_16, 1024);
+           REAL_C(1.0), slice_9, 256, lstm_w, 1024, REAL_C(0.0), matmul_9, 1024);
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 1024; j++) {
+            z_16[i * 1024 + j] = matmul_9[i * 1024 + j] + lstm_b[j];
+        }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), h_8, 256, lstm_u, 1024, REAL_C(0.0), matmul_17, 1024);
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 1024; j++) {
-            const real t172 = matmul_16[i * 1024 + j] + lstm_b[j];
-            z_9[i * 1024 + j] = t172 + matmul_17[i * 1024 + j];
-        }
+           REAL_C(1.0), h_8, 256, lstm_u, 1024, REAL_C(1.0), z_17, 1024);
 
     /* models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t175 = z_9[i * 1024 + j];
-            i_10[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t175));
+            const real t167 = z_17[i * 1024 + j];
+            i_10[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t167));
         }
 
     /* models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t177 = z_9[i * 1024 + j + 256];
-            const real t178 = t177 + lstm_forget_b[j];
-            f_8[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t178));
+            const real t169 = z_17[i * 1024 + j + 256];
+            const real t170 = t169 + lstm_forget_b[j];
+            f_8[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t170));
         }
 
     /* models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t180 = z_9[i * 1024 + j + 512];
-            g_10[i * 256 + j] = r_tanh(t180);
+            const real t172 = z_17[i * 1024 + j + 512];
+            g_10[i * 256 + j] = r_tanh(t172);
         }
 
     /* models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t182 = z_9[i * 1024 + j + 768];
-            o_9[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t182));
+            const real t174 = z_17[i * 1024 + j + 768];
+            o_9[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t174));
         }
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 8192; i++) {
-        const real t184 = f_8[i] * c_8[i];
-        const real t185 = i_10[i] * g_10[i];
-        c_9[i] = t184 + t185;
+        const real t176 = f_8[i] * c_8[i];
+        const real t177 = i_10[i] * g_10[i];
+        c_9[i] = t176 + t177;
     }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
@@ -1462,51 +1421,50 @@ static void compute_outputs(void)
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), slice_10, 256, lstm_w, 1024, REAL_C(0.0), matmul_18, 1024);
+           REAL_C(1.0), slice_10, 256, lstm_w, 1024, REAL_C(0.0), matmul_10, 1024);
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 1024; j++) {
+            z_18[i * 1024 + j] = matmul_10[i * 1024 + j] + lstm_b[j];
+        }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), h_9, 256, lstm_u, 1024, REAL_C(0.0), matmul_19, 1024);
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 1024; j++) {
-            const real t193 = matmul_18[i * 1024 + j] + lstm_b[j];
-            z_10[i * 1024 + j] = t193 + matmul_19[i * 1024 + j];
-        }
+           REAL_C(1.0), h_9, 256, lstm_u, 1024, REAL_C(1.0), z_19, 1024);
 
     /* models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t196 = z_10[i * 1024 + j];
-            i_11[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t196));
+            const real t187 = z_19[i * 1024 + j];
+            i_11[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t187));
         }
 
     /* models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t198 = z_10[i * 1024 + j + 256];
-            const real t199 = t198 + lstm_forget_b[j];
-            f_9[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t199));
+            const real t189 = z_19[i * 1024 + j + 256];
+            const real t190 = t189 + lstm_forget_b[j];
+            f_9[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t190));
         }
 
     /* models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t201 = z_10[i * 1024 + j + 512];
-            g_11[i * 256 + j] = r_tanh(t201);
+            const real t192 = z_19[i * 1024 + j + 512];
+            g_11[i * 256 + j] = r_tanh(t192);
         }
 
     /* models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t203 = z_10[i * 1024 + j + 768];
-            o_10[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t203));
+            const real t194 = z_19[i * 1024 + j + 768];
+            o_10[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t194));
         }
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 8192; i++) {
-        const real t205 = f_9[i] * c_9[i];
-        const real t206 = i_11[i] * g_11[i];
-        c_10[i] = t205 + t206;
+        const real t196 = f_9[i] * c_9[i];
+        const real t197 = i_11[i] * g_11[i];
+        c_10[i] = t196 + t197;
     }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
@@ -1525,51 +1483,50 @@ static void compute_outputs(void)
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), slice_11, 256, lstm_w, 1024, REAL_C(0.0), matmul_20, 1024);
+           REAL_C(1.0), slice_11, 256, lstm_w, 1024, REAL_C(0.0), matmul_11, 1024);
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 1024; j++) {
+            z_20[i * 1024 + j] = matmul_11[i * 1024 + j] + lstm_b[j];
+        }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), h_10, 256, lstm_u, 1024, REAL_C(0.0), matmul_21, 1024);
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 1024; j++) {
-            const real t214 = matmul_20[i * 1024 + j] + lstm_b[j];
-            z_11[i * 1024 + j] = t214 + matmul_21[i * 1024 + j];
-        }
+           REAL_C(1.0), h_10, 256, lstm_u, 1024, REAL_C(1.0), z_21, 1024);
 
     /* models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t217 = z_11[i * 1024 + j];
-            i_12[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t217));
+            const real t207 = z_21[i * 1024 + j];
+            i_12[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t207));
         }
 
     /* models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t219 = z_11[i * 1024 + j + 256];
-            const real t220 = t219 + lstm_forget_b[j];
-            f_10[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t220));
+            const real t209 = z_21[i * 1024 + j + 256];
+            const real t210 = t209 + lstm_forget_b[j];
+            f_10[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t210));
         }
 
     /* models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t222 = z_11[i * 1024 + j + 512];
-            g_12[i * 256 + j] = r_tanh(t222);
+            const real t212 = z_21[i * 1024 + j + 512];
+            g_12[i * 256 + j] = r_tanh(t212);
         }
 
     /* models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t224 = z_11[i * 1024 + j + 768];
-            o_11[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t224));
+            const real t214 = z_21[i * 1024 + j + 768];
+            o_11[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t214));
         }
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 8192; i++) {
-        const real t226 = f_10[i] * c_10[i];
-        const real t227 = i_12[i] * g_12[i];
-        c_11[i] = t226 + t227;
+        const real t216 = f_10[i] * c_10[i];
+        const real t217 = i_12[i] * g_12[i];
+        c_11[i] = t216 + t217;
     }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
@@ -1588,51 +1545,50 @@ static void compute_outputs(void)
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), slice_12, 256, lstm_w, 1024, REAL_C(0.0), matmul_22, 1024);
+           REAL_C(1.0), slice_12, 256, lstm_w, 1024, REAL_C(0.0), matmul_12, 1024);
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 1024; j++) {
+            z_22[i * 1024 + j] = matmul_12[i * 1024 + j] + lstm_b[j];
+        }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), h_11, 256, lstm_u, 1024, REAL_C(0.0), matmul_23, 1024);
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 1024; j++) {
-            const real t235 = matmul_22[i * 1024 + j] + lstm_b[j];
-            z_12[i * 1024 + j] = t235 + matmul_23[i * 1024 + j];
-        }
+           REAL_C(1.0), h_11, 256, lstm_u, 1024, REAL_C(1.0), z_23, 1024);
 
     /* models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t238 = z_12[i * 1024 + j];
-            i_13[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t238));
+            const real t227 = z_23[i * 1024 + j];
+            i_13[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t227));
         }
 
     /* models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t240 = z_12[i * 1024 + j + 256];
-            const real t241 = t240 + lstm_forget_b[j];
-            f_11[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t241));
+            const real t229 = z_23[i * 1024 + j + 256];
+            const real t230 = t229 + lstm_forget_b[j];
+            f_11[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t230));
         }
 
     /* models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t243 = z_12[i * 1024 + j + 512];
-            g_13[i * 256 + j] = r_tanh(t243);
+            const real t232 = z_23[i * 1024 + j + 512];
+            g_13[i * 256 + j] = r_tanh(t232);
         }
 
     /* models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t245 = z_12[i * 1024 + j + 768];
-            o_12[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t245));
+            const real t234 = z_23[i * 1024 + j + 768];
+            o_12[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t234));
         }
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 8192; i++) {
-        const real t247 = f_11[i] * c_11[i];
-        const real t248 = i_13[i] * g_13[i];
-        c_12[i] = t247 + t248;
+        const real t236 = f_11[i] * c_11[i];
+        const real t237 = i_13[i] * g_13[i];
+        c_12[i] = t236 + t237;
     }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
@@ -1651,51 +1607,50 @@ static void compute_outputs(void)
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), slice_13, 256, lstm_w, 1024, REAL_C(0.0), matmul_24, 1024);
+           REAL_C(1.0), slice_13, 256, lstm_w, 1024, REAL_C(0.0), matmul_13, 1024);
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 1024; j++) {
+            z_24[i * 1024 + j] = matmul_13[i * 1024 + j] + lstm_b[j];
+        }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), h_12, 256, lstm_u, 1024, REAL_C(0.0), matmul_25, 1024);
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 1024; j++) {
-            const real t256 = matmul_24[i * 1024 + j] + lstm_b[j];
-            z_13[i * 1024 + j] = t256 + matmul_25[i * 1024 + j];
-        }
+           REAL_C(1.0), h_12, 256, lstm_u, 1024, REAL_C(1.0), z_25, 1024);
 
     /* models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t259 = z_13[i * 1024 + j];
-            i_14[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t259));
+            const real t247 = z_25[i * 1024 + j];
+            i_14[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t247));
         }
 
     /* models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t261 = z_13[i * 1024 + j + 256];
-            const real t262 = t261 + lstm_forget_b[j];
-            f_12[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t262));
+            const real t249 = z_25[i * 1024 + j + 256];
+            const real t250 = t249 + lstm_forget_b[j];
+            f_12[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t250));
         }
 
     /* models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t264 = z_13[i * 1024 + j + 512];
-            g_14[i * 256 + j] = r_tanh(t264);
+            const real t252 = z_25[i * 1024 + j + 512];
+            g_14[i * 256 + j] = r_tanh(t252);
         }
 
     /* models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t266 = z_13[i * 1024 + j + 768];
-            o_13[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t266));
+            const real t254 = z_25[i * 1024 + j + 768];
+            o_13[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t254));
         }
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 8192; i++) {
-        const real t268 = f_12[i] * c_12[i];
-        const real t269 = i_14[i] * g_14[i];
-        c_13[i] = t268 + t269;
+        const real t256 = f_12[i] * c_12[i];
+        const real t257 = i_14[i] * g_14[i];
+        c_13[i] = t256 + t257;
     }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
@@ -1714,51 +1669,50 @@ static void compute_outputs(void)
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), slice_14, 256, lstm_w, 1024, REAL_C(0.0), matmul_26, 1024);
+           REAL_C(1.0), slice_14, 256, lstm_w, 1024, REAL_C(0.0), matmul_14, 1024);
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 1024; j++) {
+            z_26[i * 1024 + j] = matmul_14[i * 1024 + j] + lstm_b[j];
+        }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), h_13, 256, lstm_u, 1024, REAL_C(0.0), matmul_27, 1024);
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 1024; j++) {
-            const real t277 = matmul_26[i * 1024 + j] + lstm_b[j];
-            z_14[i * 1024 + j] = t277 + matmul_27[i * 1024 + j];
-        }
+           REAL_C(1.0), h_13, 256, lstm_u, 1024, REAL_C(1.0), z_27, 1024);
 
     /* models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t280 = z_14[i * 1024 + j];
-            i_15[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t280));
+            const real t267 = z_27[i * 1024 + j];
+            i_15[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t267));
         }
 
     /* models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t282 = z_14[i * 1024 + j + 256];
-            const real t283 = t282 + lstm_forget_b[j];
-            f_13[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t283));
+            const real t269 = z_27[i * 1024 + j + 256];
+            const real t270 = t269 + lstm_forget_b[j];
+            f_13[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t270));
         }
 
     /* models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t285 = z_14[i * 1024 + j + 512];
-            g_15[i * 256 + j] = r_tanh(t285);
+            const real t272 = z_27[i * 1024 + j + 512];
+            g_15[i * 256 + j] = r_tanh(t272);
         }
 
     /* models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t287 = z_14[i * 1024 + j + 768];
-            o_14[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t287));
+            const real t274 = z_27[i * 1024 + j + 768];
+            o_14[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t274));
         }
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 8192; i++) {
-        const real t289 = f_13[i] * c_13[i];
-        const real t290 = i_15[i] * g_15[i];
-        c_14[i] = t289 + t290;
+        const real t276 = f_13[i] * c_13[i];
+        const real t277 = i_15[i] * g_15[i];
+        c_14[i] = t276 + t277;
     }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
@@ -1777,51 +1731,50 @@ static void compute_outputs(void)
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), slice_15, 256, lstm_w, 1024, REAL_C(0.0), matmul_28, 1024);
+           REAL_C(1.0), slice_15, 256, lstm_w, 1024, REAL_C(0.0), matmul_15, 1024);
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 1024; j++) {
+            z_28[i * 1024 + j] = matmul_15[i * 1024 + j] + lstm_b[j];
+        }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), h_14, 256, lstm_u, 1024, REAL_C(0.0), matmul_29, 1024);
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 1024; j++) {
-            const real t298 = matmul_28[i * 1024 + j] + lstm_b[j];
-            z_15[i * 1024 + j] = t298 + matmul_29[i * 1024 + j];
-        }
+           REAL_C(1.0), h_14, 256, lstm_u, 1024, REAL_C(1.0), z_29, 1024);
 
     /* models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t301 = z_15[i * 1024 + j];
-            i_16[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t301));
+            const real t287 = z_29[i * 1024 + j];
+            i_16[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t287));
         }
 
     /* models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t303 = z_15[i * 1024 + j + 256];
-            const real t304 = t303 + lstm_forget_b[j];
-            f_14[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t304));
+            const real t289 = z_29[i * 1024 + j + 256];
+            const real t290 = t289 + lstm_forget_b[j];
+            f_14[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t290));
         }
 
     /* models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t306 = z_15[i * 1024 + j + 512];
-            g_16[i * 256 + j] = r_tanh(t306);
+            const real t292 = z_29[i * 1024 + j + 512];
+            g_16[i * 256 + j] = r_tanh(t292);
         }
 
     /* models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t308 = z_15[i * 1024 + j + 768];
-            o_15[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t308));
+            const real t294 = z_29[i * 1024 + j + 768];
+            o_15[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t294));
         }
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 8192; i++) {
-        const real t310 = f_14[i] * c_14[i];
-        const real t311 = i_16[i] * g_16[i];
-        c_15[i] = t310 + t311;
+        const real t296 = f_14[i] * c_14[i];
+        const real t297 = i_16[i] * g_16[i];
+        c_15[i] = t296 + t297;
     }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
@@ -1840,51 +1793,50 @@ static void compute_outputs(void)
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), slice_16, 256, lstm_w, 1024, REAL_C(0.0), matmul_30, 1024);
+           REAL_C(1.0), slice_16, 256, lstm_w, 1024, REAL_C(0.0), matmul_16, 1024);
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 1024; j++) {
+            z_30[i * 1024 + j] = matmul_16[i * 1024 + j] + lstm_b[j];
+        }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), h_15, 256, lstm_u, 1024, REAL_C(0.0), matmul_31, 1024);
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 1024; j++) {
-            const real t319 = matmul_30[i * 1024 + j] + lstm_b[j];
-            z_16[i * 1024 + j] = t319 + matmul_31[i * 1024 + j];
-        }
+           REAL_C(1.0), h_15, 256, lstm_u, 1024, REAL_C(1.0), z_31, 1024);
 
     /* models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t322 = z_16[i * 1024 + j];
-            i_17[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t322));
+            const real t307 = z_31[i * 1024 + j];
+            i_17[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t307));
         }
 
     /* models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t324 = z_16[i * 1024 + j + 256];
-            const real t325 = t324 + lstm_forget_b[j];
-            f_15[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t325));
+            const real t309 = z_31[i * 1024 + j + 256];
+            const real t310 = t309 + lstm_forget_b[j];
+            f_15[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t310));
         }
 
     /* models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t327 = z_16[i * 1024 + j + 512];
-            g_17[i * 256 + j] = r_tanh(t327);
+            const real t312 = z_31[i * 1024 + j + 512];
+            g_17[i * 256 + j] = r_tanh(t312);
         }
 
     /* models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t329 = z_16[i * 1024 + j + 768];
-            o_16[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t329));
+            const real t314 = z_31[i * 1024 + j + 768];
+            o_16[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t314));
         }
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 8192; i++) {
-        const real t331 = f_15[i] * c_15[i];
-        const real t332 = i_17[i] * g_17[i];
-        c_16[i] = t331 + t332;
+        const real t316 = f_15[i] * c_15[i];
+        const real t317 = i_17[i] * g_17[i];
+        c_16[i] = t316 + t317;
     }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
@@ -1903,51 +1855,50 @@ static void compute_outputs(void)
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), slice_17, 256, lstm_w, 1024, REAL_C(0.0), matmul_32, 1024);
+           REAL_C(1.0), slice_17, 256, lstm_w, 1024, REAL_C(0.0), matmul_17, 1024);
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 1024; j++) {
+            z_32[i * 1024 + j] = matmul_17[i * 1024 + j] + lstm_b[j];
+        }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), h_16, 256, lstm_u, 1024, REAL_C(0.0), matmul_33, 1024);
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 1024; j++) {
-            const real t340 = matmul_32[i * 1024 + j] + lstm_b[j];
-            z_17[i * 1024 + j] = t340 + matmul_33[i * 1024 + j];
-        }
+           REAL_C(1.0), h_16, 256, lstm_u, 1024, REAL_C(1.0), z_33, 1024);
 
     /* models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t343 = z_17[i * 1024 + j];
-            i_18[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t343));
+            const real t327 = z_33[i * 1024 + j];
+            i_18[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t327));
         }
 
     /* models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t345 = z_17[i * 1024 + j + 256];
-            const real t346 = t345 + lstm_forget_b[j];
-            f_16[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t346));
+            const real t329 = z_33[i * 1024 + j + 256];
+            const real t330 = t329 + lstm_forget_b[j];
+            f_16[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t330));
         }
 
     /* models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t348 = z_17[i * 1024 + j + 512];
-            g_18[i * 256 + j] = r_tanh(t348);
+            const real t332 = z_33[i * 1024 + j + 512];
+            g_18[i * 256 + j] = r_tanh(t332);
         }
 
     /* models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t350 = z_17[i * 1024 + j + 768];
-            o_17[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t350));
+            const real t334 = z_33[i * 1024 + j + 768];
+            o_17[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t334));
         }
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 8192; i++) {
-        const real t352 = f_16[i] * c_16[i];
-        const real t353 = i_18[i] * g_18[i];
-        c_17[i] = t352 + t353;
+        const real t336 = f_16[i] * c_16[i];
+        const real t337 = i_18[i] * g_18[i];
+        c_17[i] = t336 + t337;
     }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
@@ -1966,51 +1917,50 @@ static void compute_outputs(void)
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), slice_18, 256, lstm_w, 1024, REAL_C(0.0), matmul_34, 1024);
+           REAL_C(1.0), slice_18, 256, lstm_w, 1024, REAL_C(0.0), matmul_18, 1024);
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 1024; j++) {
+            z_34[i * 1024 + j] = matmul_18[i * 1024 + j] + lstm_b[j];
+        }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), h_17, 256, lstm_u, 1024, REAL_C(0.0), matmul_35, 1024);
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 1024; j++) {
-            const real t361 = matmul_34[i * 1024 + j] + lstm_b[j];
-            z_18[i * 1024 + j] = t361 + matmul_35[i * 1024 + j];
-        }
+           REAL_C(1.0), h_17, 256, lstm_u, 1024, REAL_C(1.0), z_35, 1024);
 
     /* models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t364 = z_18[i * 1024 + j];
-            i_19[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t364));
+            const real t347 = z_35[i * 1024 + j];
+            i_19[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t347));
         }
 
     /* models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t366 = z_18[i * 1024 + j + 256];
-            const real t367 = t366 + lstm_forget_b[j];
-            f_17[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t367));
+            const real t349 = z_35[i * 1024 + j + 256];
+            const real t350 = t349 + lstm_forget_b[j];
+            f_17[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t350));
         }
 
     /* models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t369 = z_18[i * 1024 + j + 512];
-            g_19[i * 256 + j] = r_tanh(t369);
+            const real t352 = z_35[i * 1024 + j + 512];
+            g_19[i * 256 + j] = r_tanh(t352);
         }
 
     /* models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t371 = z_18[i * 1024 + j + 768];
-            o_18[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t371));
+            const real t354 = z_35[i * 1024 + j + 768];
+            o_18[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t354));
         }
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 8192; i++) {
-        const real t373 = f_17[i] * c_17[i];
-        const real t374 = i_19[i] * g_19[i];
-        c_18[i] = t373 + t374;
+        const real t356 = f_17[i] * c_17[i];
+        const real t357 = i_19[i] * g_19[i];
+        c_18[i] = t356 + t357;
     }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
@@ -2029,51 +1979,50 @@ static void compute_outputs(void)
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), slice_19, 256, lstm_w, 1024, REAL_C(0.0), matmul_36, 1024);
+           REAL_C(1.0), slice_19, 256, lstm_w, 1024, REAL_C(0.0), matmul_19, 1024);
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 1024; j++) {
+            z_36[i * 1024 + j] = matmul_19[i * 1024 + j] + lstm_b[j];
+        }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), h_18, 256, lstm_u, 1024, REAL_C(0.0), matmul_37, 1024);
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 1024; j++) {
-            const real t382 = matmul_36[i * 1024 + j] + lstm_b[j];
-            z_19[i * 1024 + j] = t382 + matmul_37[i * 1024 + j];
-        }
+           REAL_C(1.0), h_18, 256, lstm_u, 1024, REAL_C(1.0), z_37, 1024);
 
     /* models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t385 = z_19[i * 1024 + j];
-            i_20[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t385));
+            const real t367 = z_37[i * 1024 + j];
+            i_20[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t367));
         }
 
     /* models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t387 = z_19[i * 1024 + j + 256];
-            const real t388 = t387 + lstm_forget_b[j];
-            f_18[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t388));
+            const real t369 = z_37[i * 1024 + j + 256];
+            const real t370 = t369 + lstm_forget_b[j];
+            f_18[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t370));
         }
 
     /* models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t390 = z_19[i * 1024 + j + 512];
-            g_20[i * 256 + j] = r_tanh(t390);
+            const real t372 = z_37[i * 1024 + j + 512];
+            g_20[i * 256 + j] = r_tanh(t372);
         }
 
     /* models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t392 = z_19[i * 1024 + j + 768];
-            o_19[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t392));
+            const real t374 = z_37[i * 1024 + j + 768];
+            o_19[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t374));
         }
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 8192; i++) {
-        const real t394 = f_18[i] * c_18[i];
-        const real t395 = i_20[i] * g_20[i];
-        c_19[i] = t394 + t395;
+        const real t376 = f_18[i] * c_18[i];
+        const real t377 = i_20[i] * g_20[i];
+        c_19[i] = t376 + t377;
     }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
@@ -2092,51 +2041,50 @@ static void compute_outputs(void)
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), slice_20, 256, lstm_w, 1024, REAL_C(0.0), matmul_38, 1024);
+           REAL_C(1.0), slice_20, 256, lstm_w, 1024, REAL_C(0.0), matmul_20, 1024);
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 1024; j++) {
+            z_38[i * 1024 + j] = matmul_20[i * 1024 + j] + lstm_b[j];
+        }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), h_19, 256, lstm_u, 1024, REAL_C(0.0), matmul_39, 1024);
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 1024; j++) {
-            const real t403 = matmul_38[i * 1024 + j] + lstm_b[j];
-            z_20[i * 1024 + j] = t403 + matmul_39[i * 1024 + j];
-        }
+           REAL_C(1.0), h_19, 256, lstm_u, 1024, REAL_C(1.0), z_39, 1024);
 
     /* models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t406 = z_20[i * 1024 + j];
-            i_21[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t406));
+            const real t387 = z_39[i * 1024 + j];
+            i_21[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t387));
         }
 
     /* models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t408 = z_20[i * 1024 + j + 256];
-            const real t409 = t408 + lstm_forget_b[j];
-            f_19[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t409));
+            const real t389 = z_39[i * 1024 + j + 256];
+            const real t390 = t389 + lstm_forget_b[j];
+            f_19[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t390));
         }
 
     /* models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t411 = z_20[i * 1024 + j + 512];
-            g_21[i * 256 + j] = r_tanh(t411);
+            const real t392 = z_39[i * 1024 + j + 512];
+            g_21[i * 256 + j] = r_tanh(t392);
         }
 
     /* models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t413 = z_20[i * 1024 + j + 768];
-            o_20[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t413));
+            const real t394 = z_39[i * 1024 + j + 768];
+            o_20[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t394));
         }
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 8192; i++) {
-        const real t415 = f_19[i] * c_19[i];
-        const real t416 = i_21[i] * g_21[i];
-        c_20[i] = t415 + t416;
+        const real t396 = f_19[i] * c_19[i];
+        const real t397 = i_21[i] * g_21[i];
+        c_20[i] = t396 + t397;
     }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
@@ -2155,51 +2103,50 @@ static void compute_outputs(void)
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), slice_21, 256, lstm_w, 1024, REAL_C(0.0), matmul_40, 1024);
+           REAL_C(1.0), slice_21, 256, lstm_w, 1024, REAL_C(0.0), matmul_21, 1024);
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 1024; j++) {
+            z_40[i * 1024 + j] = matmul_21[i * 1024 + j] + lstm_b[j];
+        }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), h_20, 256, lstm_u, 1024, REAL_C(0.0), matmul_41, 1024);
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 1024; j++) {
-            const real t424 = matmul_40[i * 1024 + j] + lstm_b[j];
-            z_21[i * 1024 + j] = t424 + matmul_41[i * 1024 + j];
-        }
+           REAL_C(1.0), h_20, 256, lstm_u, 1024, REAL_C(1.0), z_41, 1024);
 
     /* models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t427 = z_21[i * 1024 + j];
-            i_22[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t427));
+            const real t407 = z_41[i * 1024 + j];
+            i_22[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t407));
         }
 
     /* models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t429 = z_21[i * 1024 + j + 256];
-            const real t430 = t429 + lstm_forget_b[j];
-            f_20[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t430));
+            const real t409 = z_41[i * 1024 + j + 256];
+            const real t410 = t409 + lstm_forget_b[j];
+            f_20[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t410));
         }
 
     /* models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t432 = z_21[i * 1024 + j + 512];
-            g_22[i * 256 + j] = r_tanh(t432);
+            const real t412 = z_41[i * 1024 + j + 512];
+            g_22[i * 256 + j] = r_tanh(t412);
         }
 
     /* models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t434 = z_21[i * 1024 + j + 768];
-            o_21[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t434));
+            const real t414 = z_41[i * 1024 + j + 768];
+            o_21[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t414));
         }
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 8192; i++) {
-        const real t436 = f_20[i] * c_20[i];
-        const real t437 = i_22[i] * g_22[i];
-        c_21[i] = t436 + t437;
+        const real t416 = f_20[i] * c_20[i];
+        const real t417 = i_22[i] * g_22[i];
+        c_21[i] = t416 + t417;
     }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
@@ -2218,51 +2165,50 @@ static void compute_outputs(void)
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), slice_22, 256, lstm_w, 1024, REAL_C(0.0), matmul_42, 1024);
+           REAL_C(1.0), slice_22, 256, lstm_w, 1024, REAL_C(0.0), matmul_22, 1024);
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 1024; j++) {
+            z_42[i * 1024 + j] = matmul_22[i * 1024 + j] + lstm_b[j];
+        }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), h_21, 256, lstm_u, 1024, REAL_C(0.0), matmul_43, 1024);
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 1024; j++) {
-            const real t445 = matmul_42[i * 1024 + j] + lstm_b[j];
-            z_22[i * 1024 + j] = t445 + matmul_43[i * 1024 + j];
-        }
+           REAL_C(1.0), h_21, 256, lstm_u, 1024, REAL_C(1.0), z_43, 1024);
 
     /* models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t448 = z_22[i * 1024 + j];
-            i_23[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t448));
+            const real t427 = z_43[i * 1024 + j];
+            i_23[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t427));
         }
 
     /* models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t450 = z_22[i * 1024 + j + 256];
-            const real t451 = t450 + lstm_forget_b[j];
-            f_21[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t451));
+            const real t429 = z_43[i * 1024 + j + 256];
+            const real t430 = t429 + lstm_forget_b[j];
+            f_21[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t430));
         }
 
     /* models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t453 = z_22[i * 1024 + j + 512];
-            g_23[i * 256 + j] = r_tanh(t453);
+            const real t432 = z_43[i * 1024 + j + 512];
+            g_23[i * 256 + j] = r_tanh(t432);
         }
 
     /* models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t455 = z_22[i * 1024 + j + 768];
-            o_22[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t455));
+            const real t434 = z_43[i * 1024 + j + 768];
+            o_22[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t434));
         }
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 8192; i++) {
-        const real t457 = f_21[i] * c_21[i];
-        const real t458 = i_23[i] * g_23[i];
-        c_22[i] = t457 + t458;
+        const real t436 = f_21[i] * c_21[i];
+        const real t437 = i_23[i] * g_23[i];
+        c_22[i] = t436 + t437;
     }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
@@ -2281,51 +2227,50 @@ static void compute_outputs(void)
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), slice_23, 256, lstm_w, 1024, REAL_C(0.0), matmul_44, 1024);
+           REAL_C(1.0), slice_23, 256, lstm_w, 1024, REAL_C(0.0), matmul_23, 1024);
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 1024; j++) {
+            z_44[i * 1024 + j] = matmul_23[i * 1024 + j] + lstm_b[j];
+        }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), h_22, 256, lstm_u, 1024, REAL_C(0.0), matmul_45, 1024);
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 1024; j++) {
-            const real t466 = matmul_44[i * 1024 + j] + lstm_b[j];
-            z_23[i * 1024 + j] = t466 + matmul_45[i * 1024 + j];
-        }
+           REAL_C(1.0), h_22, 256, lstm_u, 1024, REAL_C(1.0), z_45, 1024);
 
     /* models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t469 = z_23[i * 1024 + j];
-            i_24[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t469));
+            const real t447 = z_45[i * 1024 + j];
+            i_24[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t447));
         }
 
     /* models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t471 = z_23[i * 1024 + j + 256];
-            const real t472 = t471 + lstm_forget_b[j];
-            f_22[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t472));
+            const real t449 = z_45[i * 1024 + j + 256];
+            const real t450 = t449 + lstm_forget_b[j];
+            f_22[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t450));
         }
 
     /* models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t474 = z_23[i * 1024 + j + 512];
-            g_24[i * 256 + j] = r_tanh(t474);
+            const real t452 = z_45[i * 1024 + j + 512];
+            g_24[i * 256 + j] = r_tanh(t452);
         }
 
     /* models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t476 = z_23[i * 1024 + j + 768];
-            o_23[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t476));
+            const real t454 = z_45[i * 1024 + j + 768];
+            o_23[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t454));
         }
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 8192; i++) {
-        const real t478 = f_22[i] * c_22[i];
-        const real t479 = i_24[i] * g_24[i];
-        c_23[i] = t478 + t479;
+        const real t456 = f_22[i] * c_22[i];
+        const real t457 = i_24[i] * g_24[i];
+        c_23[i] = t456 + t457;
     }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
@@ -2344,51 +2289,50 @@ static void compute_outputs(void)
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), slice_24, 256, lstm_w, 1024, REAL_C(0.0), matmul_46, 1024);
+           REAL_C(1.0), slice_24, 256, lstm_w, 1024, REAL_C(0.0), matmul_24, 1024);
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 1024; j++) {
+            z_46[i * 1024 + j] = matmul_24[i * 1024 + j] + lstm_b[j];
+        }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), h_23, 256, lstm_u, 1024, REAL_C(0.0), matmul_47, 1024);
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 1024; j++) {
-            const real t487 = matmul_46[i * 1024 + j] + lstm_b[j];
-            z_24[i * 1024 + j] = t487 + matmul_47[i * 1024 + j];
-        }
+           REAL_C(1.0), h_23, 256, lstm_u, 1024, REAL_C(1.0), z_47, 1024);
 
     /* models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t490 = z_24[i * 1024 + j];
-            i_25[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t490));
+            const real t467 = z_47[i * 1024 + j];
+            i_25[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t467));
         }
 
     /* models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t492 = z_24[i * 1024 + j + 256];
-            const real t493 = t492 + lstm_forget_b[j];
-            f_23[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t493));
+            const real t469 = z_47[i * 1024 + j + 256];
+            const real t470 = t469 + lstm_forget_b[j];
+            f_23[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t470));
         }
 
     /* models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t495 = z_24[i * 1024 + j + 512];
-            g_25[i * 256 + j] = r_tanh(t495);
+            const real t472 = z_47[i * 1024 + j + 512];
+            g_25[i * 256 + j] = r_tanh(t472);
         }
 
     /* models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t497 = z_24[i * 1024 + j + 768];
-            o_24[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t497));
+            const real t474 = z_47[i * 1024 + j + 768];
+            o_24[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t474));
         }
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 8192; i++) {
-        const real t499 = f_23[i] * c_23[i];
-        const real t500 = i_25[i] * g_25[i];
-        c_24[i] = t499 + t500;
+        const real t476 = f_23[i] * c_23[i];
+        const real t477 = i_25[i] * g_25[i];
+        c_24[i] = t476 + t477;
     }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
@@ -2407,51 +2351,50 @@ static void compute_outputs(void)
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), slice_25, 256, lstm_w, 1024, REAL_C(0.0), matmul_48, 1024);
+           REAL_C(1.0), slice_25, 256, lstm_w, 1024, REAL_C(0.0), matmul_25, 1024);
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 1024; j++) {
+            z_48[i * 1024 + j] = matmul_25[i * 1024 + j] + lstm_b[j];
+        }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), h_24, 256, lstm_u, 1024, REAL_C(0.0), matmul_49, 1024);
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 1024; j++) {
-            const real t508 = matmul_48[i * 1024 + j] + lstm_b[j];
-            z_25[i * 1024 + j] = t508 + matmul_49[i * 1024 + j];
-        }
+           REAL_C(1.0), h_24, 256, lstm_u, 1024, REAL_C(1.0), z_49, 1024);
 
     /* models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t511 = z_25[i * 1024 + j];
-            i_26[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t511));
+            const real t487 = z_49[i * 1024 + j];
+            i_26[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t487));
         }
 
     /* models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t513 = z_25[i * 1024 + j + 256];
-            const real t514 = t513 + lstm_forget_b[j];
-            f_24[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t514));
+            const real t489 = z_49[i * 1024 + j + 256];
+            const real t490 = t489 + lstm_forget_b[j];
+            f_24[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t490));
         }
 
     /* models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t516 = z_25[i * 1024 + j + 512];
-            g_26[i * 256 + j] = r_tanh(t516);
+            const real t492 = z_49[i * 1024 + j + 512];
+            g_26[i * 256 + j] = r_tanh(t492);
         }
 
     /* models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t518 = z_25[i * 1024 + j + 768];
-            o_25[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t518));
+            const real t494 = z_49[i * 1024 + j + 768];
+            o_25[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t494));
         }
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 8192; i++) {
-        const real t520 = f_24[i] * c_24[i];
-        const real t521 = i_26[i] * g_26[i];
-        c_25[i] = t520 + t521;
+        const real t496 = f_24[i] * c_24[i];
+        const real t497 = i_26[i] * g_26[i];
+        c_25[i] = t496 + t497;
     }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
@@ -2470,51 +2413,50 @@ static void compute_outputs(void)
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), slice_26, 256, lstm_w, 1024, REAL_C(0.0), matmul_50, 1024);
+           REAL_C(1.0), slice_26, 256, lstm_w, 1024, REAL_C(0.0), matmul_26, 1024);
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 1024; j++) {
+            z_50[i * 1024 + j] = matmul_26[i * 1024 + j] + lstm_b[j];
+        }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), h_25, 256, lstm_u, 1024, REAL_C(0.0), matmul_51, 1024);
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 1024; j++) {
-            const real t529 = matmul_50[i * 1024 + j] + lstm_b[j];
-            z_26[i * 1024 + j] = t529 + matmul_51[i * 1024 + j];
-        }
+           REAL_C(1.0), h_25, 256, lstm_u, 1024, REAL_C(1.0), z_51, 1024);
 
     /* models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t532 = z_26[i * 1024 + j];
-            i_27[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t532));
+            const real t507 = z_51[i * 1024 + j];
+            i_27[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t507));
         }
 
     /* models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t534 = z_26[i * 1024 + j + 256];
-            const real t535 = t534 + lstm_forget_b[j];
-            f_25[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t535));
+            const real t509 = z_51[i * 1024 + j + 256];
+            const real t510 = t509 + lstm_forget_b[j];
+            f_25[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t510));
         }
 
     /* models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t537 = z_26[i * 1024 + j + 512];
-            g_27[i * 256 + j] = r_tanh(t537);
+            const real t512 = z_51[i * 1024 + j + 512];
+            g_27[i * 256 + j] = r_tanh(t512);
         }
 
     /* models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t539 = z_26[i * 1024 + j + 768];
-            o_26[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t539));
+            const real t514 = z_51[i * 1024 + j + 768];
+            o_26[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t514));
         }
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 8192; i++) {
-        const real t541 = f_25[i] * c_25[i];
-        const real t542 = i_27[i] * g_27[i];
-        c_26[i] = t541 + t542;
+        const real t516 = f_25[i] * c_25[i];
+        const real t517 = i_27[i] * g_27[i];
+        c_26[i] = t516 + t517;
     }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
@@ -2533,51 +2475,50 @@ static void compute_outputs(void)
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), slice_27, 256, lstm_w, 1024, REAL_C(0.0), matmul_52, 1024);
+           REAL_C(1.0), slice_27, 256, lstm_w, 1024, REAL_C(0.0), matmul_27, 1024);
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 1024; j++) {
+            z_52[i * 1024 + j] = matmul_27[i * 1024 + j] + lstm_b[j];
+        }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), h_26, 256, lstm_u, 1024, REAL_C(0.0), matmul_53, 1024);
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 1024; j++) {
-            const real t550 = matmul_52[i * 1024 + j] + lstm_b[j];
-            z_27[i * 1024 + j] = t550 + matmul_53[i * 1024 + j];
-        }
+           REAL_C(1.0), h_26, 256, lstm_u, 1024, REAL_C(1.0), z_53, 1024);
 
     /* models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t553 = z_27[i * 1024 + j];
-            i_28[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t553));
+            const real t527 = z_53[i * 1024 + j];
+            i_28[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t527));
         }
 
     /* models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t555 = z_27[i * 1024 + j + 256];
-            const real t556 = t555 + lstm_forget_b[j];
-            f_26[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t556));
+            const real t529 = z_53[i * 1024 + j + 256];
+            const real t530 = t529 + lstm_forget_b[j];
+            f_26[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t530));
         }
 
     /* models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t558 = z_27[i * 1024 + j + 512];
-            g_28[i * 256 + j] = r_tanh(t558);
+            const real t532 = z_53[i * 1024 + j + 512];
+            g_28[i * 256 + j] = r_tanh(t532);
         }
 
     /* models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t560 = z_27[i * 1024 + j + 768];
-            o_27[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t560));
+            const real t534 = z_53[i * 1024 + j + 768];
+            o_27[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t534));
         }
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 8192; i++) {
-        const real t562 = f_26[i] * c_26[i];
-        const real t563 = i_28[i] * g_28[i];
-        c_27[i] = t562 + t563;
+        const real t536 = f_26[i] * c_26[i];
+        const real t537 = i_28[i] * g_28[i];
+        c_27[i] = t536 + t537;
     }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
@@ -2596,51 +2537,50 @@ static void compute_outputs(void)
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), slice_28, 256, lstm_w, 1024, REAL_C(0.0), matmul_54, 1024);
+           REAL_C(1.0), slice_28, 256, lstm_w, 1024, REAL_C(0.0), matmul_28, 1024);
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 1024; j++) {
+            z_54[i * 1024 + j] = matmul_28[i * 1024 + j] + lstm_b[j];
+        }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), h_27, 256, lstm_u, 1024, REAL_C(0.0), matmul_55, 1024);
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 1024; j++) {
-            const real t571 = matmul_54[i * 1024 + j] + lstm_b[j];
-            z_28[i * 1024 + j] = t571 + matmul_55[i * 1024 + j];
-        }
+           REAL_C(1.0), h_27, 256, lstm_u, 1024, REAL_C(1.0), z_55, 1024);
 
     /* models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t574 = z_28[i * 1024 + j];
-            i_29[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t574));
+            const real t547 = z_55[i * 1024 + j];
+            i_29[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t547));
         }
 
     /* models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t576 = z_28[i * 1024 + j + 256];
-            const real t577 = t576 + lstm_forget_b[j];
-            f_27[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t577));
+            const real t549 = z_55[i * 1024 + j + 256];
+            const real t550 = t549 + lstm_forget_b[j];
+            f_27[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t550));
         }
 
     /* models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t579 = z_28[i * 1024 + j + 512];
-            g_29[i * 256 + j] = r_tanh(t579);
+            const real t552 = z_55[i * 1024 + j + 512];
+            g_29[i * 256 + j] = r_tanh(t552);
         }
 
     /* models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t581 = z_28[i * 1024 + j + 768];
-            o_28[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t581));
+            const real t554 = z_55[i * 1024 + j + 768];
+            o_28[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t554));
         }
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 8192; i++) {
-        const real t583 = f_27[i] * c_27[i];
-        const real t584 = i_29[i] * g_29[i];
-        c_28[i] = t583 + t584;
+        const real t556 = f_27[i] * c_27[i];
+        const real t557 = i_29[i] * g_29[i];
+        c_28[i] = t556 + t557;
     }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
@@ -2659,51 +2599,50 @@ static void compute_outputs(void)
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), slice_29, 256, lstm_w, 1024, REAL_C(0.0), matmul_56, 1024);
+           REAL_C(1.0), slice_29, 256, lstm_w, 1024, REAL_C(0.0), matmul_29, 1024);
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 1024; j++) {
+            z_56[i * 1024 + j] = matmul_29[i * 1024 + j] + lstm_b[j];
+        }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), h_28, 256, lstm_u, 1024, REAL_C(0.0), matmul_57, 1024);
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 1024; j++) {
-            const real t592 = matmul_56[i * 1024 + j] + lstm_b[j];
-            z_29[i * 1024 + j] = t592 + matmul_57[i * 1024 + j];
-        }
+           REAL_C(1.0), h_28, 256, lstm_u, 1024, REAL_C(1.0), z_57, 1024);
 
     /* models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t595 = z_29[i * 1024 + j];
-            i_30[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t595));
+            const real t567 = z_57[i * 1024 + j];
+            i_30[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t567));
         }
 
     /* models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t597 = z_29[i * 1024 + j + 256];
-            const real t598 = t597 + lstm_forget_b[j];
-            f_28[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t598));
+            const real t569 = z_57[i * 1024 + j + 256];
+            const real t570 = t569 + lstm_forget_b[j];
+            f_28[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t570));
         }
 
     /* models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t600 = z_29[i * 1024 + j + 512];
-            g_30[i * 256 + j] = r_tanh(t600);
+            const real t572 = z_57[i * 1024 + j + 512];
+            g_30[i * 256 + j] = r_tanh(t572);
         }
 
     /* models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t602 = z_29[i * 1024 + j + 768];
-            o_29[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t602));
+            const real t574 = z_57[i * 1024 + j + 768];
+            o_29[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t574));
         }
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 8192; i++) {
-        const real t604 = f_28[i] * c_28[i];
-        const real t605 = i_30[i] * g_30[i];
-        c_29[i] = t604 + t605;
+        const real t576 = f_28[i] * c_28[i];
+        const real t577 = i_30[i] * g_30[i];
+        c_29[i] = t576 + t577;
     }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
@@ -2722,51 +2661,50 @@ static void compute_outputs(void)
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), slice_30, 256, lstm_w, 1024, REAL_C(0.0), matmul_58, 1024);
+           REAL_C(1.0), slice_30, 256, lstm_w, 1024, REAL_C(0.0), matmul_30, 1024);
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 1024; j++) {
+            z_58[i * 1024 + j] = matmul_30[i * 1024 + j] + lstm_b[j];
+        }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), h_29, 256, lstm_u, 1024, REAL_C(0.0), matmul_59, 1024);
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 1024; j++) {
-            const real t613 = matmul_58[i * 1024 + j] + lstm_b[j];
-            z_30[i * 1024 + j] = t613 + matmul_59[i * 1024 + j];
-        }
+           REAL_C(1.0), h_29, 256, lstm_u, 1024, REAL_C(1.0), z_59, 1024);
 
     /* models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t616 = z_30[i * 1024 + j];
-            i_31[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t616));
+            const real t587 = z_59[i * 1024 + j];
+            i_31[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t587));
         }
 
     /* models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t618 = z_30[i * 1024 + j + 256];
-            const real t619 = t618 + lstm_forget_b[j];
-            f_29[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t619));
+            const real t589 = z_59[i * 1024 + j + 256];
+            const real t590 = t589 + lstm_forget_b[j];
+            f_29[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t590));
         }
 
     /* models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t621 = z_30[i * 1024 + j + 512];
-            g_31[i * 256 + j] = r_tanh(t621);
+            const real t592 = z_59[i * 1024 + j + 512];
+            g_31[i * 256 + j] = r_tanh(t592);
         }
 
     /* models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t623 = z_30[i * 1024 + j + 768];
-            o_30[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t623));
+            const real t594 = z_59[i * 1024 + j + 768];
+            o_30[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t594));
         }
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 8192; i++) {
-        const real t625 = f_29[i] * c_29[i];
-        const real t626 = i_31[i] * g_31[i];
-        c_30[i] = t625 + t626;
+        const real t596 = f_29[i] * c_29[i];
+        const real t597 = i_31[i] * g_31[i];
+        c_30[i] = t596 + t597;
     }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
@@ -2785,51 +2723,50 @@ static void compute_outputs(void)
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), slice_31, 256, lstm_w, 1024, REAL_C(0.0), matmul_60, 1024);
+           REAL_C(1.0), slice_31, 256, lstm_w, 1024, REAL_C(0.0), matmul_31, 1024);
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 1024; j++) {
+            z_60[i * 1024 + j] = matmul_31[i * 1024 + j] + lstm_b[j];
+        }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), h_30, 256, lstm_u, 1024, REAL_C(0.0), matmul_61, 1024);
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 1024; j++) {
-            const real t634 = matmul_60[i * 1024 + j] + lstm_b[j];
-            z_31[i * 1024 + j] = t634 + matmul_61[i * 1024 + j];
-        }
+           REAL_C(1.0), h_30, 256, lstm_u, 1024, REAL_C(1.0), z_61, 1024);
 
     /* models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t637 = z_31[i * 1024 + j];
-            i_32[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t637));
+            const real t607 = z_61[i * 1024 + j];
+            i_32[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t607));
         }
 
     /* models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t639 = z_31[i * 1024 + j + 256];
-            const real t640 = t639 + lstm_forget_b[j];
-            f_30[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t640));
+            const real t609 = z_61[i * 1024 + j + 256];
+            const real t610 = t609 + lstm_forget_b[j];
+            f_30[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t610));
         }
 
     /* models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t642 = z_31[i * 1024 + j + 512];
-            g_32[i * 256 + j] = r_tanh(t642);
+            const real t612 = z_61[i * 1024 + j + 512];
+            g_32[i * 256 + j] = r_tanh(t612);
         }
 
     /* models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t644 = z_31[i * 1024 + j + 768];
-            o_31[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t644));
+            const real t614 = z_61[i * 1024 + j + 768];
+            o_31[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t614));
         }
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 8192; i++) {
-        const real t646 = f_30[i] * c_30[i];
-        const real t647 = i_32[i] * g_32[i];
-        c_31[i] = t646 + t647;
+        const real t616 = f_30[i] * c_30[i];
+        const real t617 = i_32[i] * g_32[i];
+        c_31[i] = t616 + t617;
     }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
@@ -2848,52 +2785,51 @@ static void compute_outputs(void)
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), slice_32, 256, lstm_w, 1024, REAL_C(0.0), matmul_62, 1024);
+           REAL_C(1.0), slice_32, 256, lstm_w, 1024, REAL_C(0.0), matmul_32, 1024);
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 1024; j++) {
+            z_62[i * 1024 + j] = matmul_32[i * 1024 + j] + lstm_b[j];
+        }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), h_31, 256, lstm_u, 1024, REAL_C(0.0), matmul_63, 1024);
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 1024; j++) {
-            const real t655 = matmul_62[i * 1024 + j] + lstm_b[j];
-            z_32[i * 1024 + j] = t655 + matmul_63[i * 1024 + j];
-        }
+           REAL_C(1.0), h_31, 256, lstm_u, 1024, REAL_C(1.0), z_63, 1024);
 
     /* models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t658 = z_32[i * 1024 + j];
-            i_33[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t658));
+            const real t627 = z_63[i * 1024 + j];
+            i_33[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t627));
         }
 
     /* models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t660 = z_32[i * 1024 + j + 256];
-            const real t661 = t660 + lstm_forget_b[j];
-            f_31[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t661));
+            const real t629 = z_63[i * 1024 + j + 256];
+            const real t630 = t629 + lstm_forget_b[j];
+            f_31[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t630));
         }
 
     /* models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t663 = z_32[i * 1024 + j + 512];
-            g_33[i * 256 + j] = r_tanh(t663);
+            const real t632 = z_63[i * 1024 + j + 512];
+            g_33[i * 256 + j] = r_tanh(t632);
         }
 
     /* models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t665 = z_32[i * 1024 + j + 768];
-            o_32[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t665));
+            const real t634 = z_63[i * 1024 + j + 768];
+            o_32[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t634));
         }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
-        const real t667 = f_31[i] * c_31[i];
-        const real t668 = i_33[i] * g_33[i];
-        const real t669 = t667 + t668;
-        tanh_33[i] = r_tanh(t669);
+        const real t636 = f_31[i] * c_31[i];
+        const real t637 = i_33[i] * g_33[i];
+        const real t638 = t636 + t637;
+        tanh_33[i] = r_tanh(t638);
     }
     for (int i = 0; i < 8192; i++) {
         h_32[i] = o_32[i] * tanh_33[i];
@@ -2967,10 +2903,10 @@ static void compute_outputs(void)
 
     /* models/lib/dense.lua:9: return x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1024, 128, 256,
-           REAL_C(1.0), concat, 256, out_w, 128, REAL_C(0.0), matmul_64, 128);
+           REAL_C(1.0), concat, 256, out_w, 128, REAL_C(0.0), matmul_33, 128);
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            logits[i * 128 + j] = matmul_64[i * 128 + j] + out_b[j];
+            logits[i * 128 + j] = matmul_33[i * 128 + j] + out_b[j];
         }
 }
 
@@ -3174,40 +3110,40 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
-        const real t727 = d_reshape_33[i] * o_32[i];
-        const real t728 = tanh_33[i] * tanh_33[i];
-        const real t729 = REAL_C(1.0) - t728;
-        d_c[i] = t727 * t729;
+        const real t696 = d_reshape_33[i] * o_32[i];
+        const real t697 = tanh_33[i] * tanh_33[i];
+        const real t698 = REAL_C(1.0) - t697;
+        d_c[i] = t696 * t698;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     memset(d_pad, 0, 32768 * sizeof *d_pad);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t726 = d_reshape_33[i * 256 + j] * tanh_33[i * 256 + j];
-            const real t735 = t726 * o_32[i * 256 + j];
-            const real t736 = REAL_C(1.0) - o_32[i * 256 + j];
-            const real t737 = t735 * t736;
-            d_pad[i * 1024 + j + 768] = t737;
+            const real t695 = d_reshape_33[i * 256 + j] * tanh_33[i * 256 + j];
+            const real t704 = t695 * o_32[i * 256 + j];
+            const real t705 = REAL_C(1.0) - o_32[i * 256 + j];
+            const real t706 = t704 * t705;
+            d_pad[i * 1024 + j + 768] = t706;
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     memset(d_pad_2, 0, 32768 * sizeof *d_pad_2);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t732 = d_c[i * 256 + j] * i_33[i * 256 + j];
-            const real t739 = g_33[i * 256 + j] * g_33[i * 256 + j];
-            const real t740 = REAL_C(1.0) - t739;
-            const real t741 = t732 * t740;
-            d_pad_2[i * 1024 + j + 512] = t741;
+            const real t701 = d_c[i * 256 + j] * i_33[i * 256 + j];
+            const real t708 = g_33[i * 256 + j] * g_33[i * 256 + j];
+            const real t709 = REAL_C(1.0) - t708;
+            const real t710 = t701 * t709;
+            d_pad_2[i * 1024 + j + 512] = t710;
         }
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 8192; i++) {
-        const real t733 = d_c[i] * c_31[i];
-        const real t744 = t733 * f_31[i];
-        const real t745 = REAL_C(1.0) - f_31[i];
-        d_add[i] = t744 * t745;
+        const real t702 = d_c[i] * c_31[i];
+        const real t713 = t702 * f_31[i];
+        const real t714 = REAL_C(1.0) - f_31[i];
+        d_add[i] = t713 * t714;
     }
     memset(d_sum, 0, 256 * sizeof *d_sum);
     for (int i = 0; i < 32; i++)
@@ -3224,23 +3160,21 @@ static void compute_grads(void)
     memset(d_pad_4, 0, 32768 * sizeof *d_pad_4);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t731 = d_c[i * 256 + j] * g_33[i * 256 + j];
-            const real t750 = t731 * i_33[i * 256 + j];
-            const real t751 = REAL_C(1.0) - i_33[i * 256 + j];
-            const real t752 = t750 * t751;
-            d_pad_4[i * 1024 + j] = t752;
+            const real t700 = d_c[i * 256 + j] * g_33[i * 256 + j];
+            const real t719 = t700 * i_33[i * 256 + j];
+            const real t720 = REAL_C(1.0) - i_33[i * 256 + j];
+            const real t721 = t719 * t720;
+            d_pad_4[i * 1024 + j] = t721;
         }
     for (int i = 0; i < 32768; i++) {
-        const real t743 = d_pad[i] + d_pad_2[i];
-        const real t749 = t743 + d_pad_3[i];
-        d_z[i] = t749 + d_pad_4[i];
+        const real t712 = d_pad[i] + d_pad_2[i];
+        const real t718 = t712 + d_pad_3[i];
+        d_z[i] = t718 + d_pad_4[i];
     }
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
-           REAL_C(1.0), d_z, 1024, lstm_u, 1024, REAL_C(0.0), d_matmul, 256);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), h_31, 256, d_z, 1024, REAL_C(0.0), d_matmul_2, 1024);
+           REAL_C(1.0), h_31, 256, d_z, 1024, REAL_C(0.0), d_matmul, 1024);
 
     /* backward of models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
     memset(d_sum_2, 0, 1024 * sizeof *d_sum_2);
@@ -3251,7 +3185,7 @@ static void compute_grads(void)
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
            REAL_C(1.0), d_z, 1024, lstm_w, 1024, REAL_C(0.0), d_reshape_34, 256);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), slice_32, 256, d_z, 1024, REAL_C(0.0), d_matmul_3, 1024);
+           REAL_C(1.0), slice_32, 256, d_z, 1024, REAL_C(0.0), d_matmul_2, 1024);
 
     /* backward of models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
     memset(d_pad_5, 0, 262144 * sizeof *d_pad_5);
@@ -3261,48 +3195,47 @@ static void compute_grads(void)
         }
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    for (int i = 0; i < 8192; i++) {
-        d_h[i] = d_matmul[i] + d_reshape_32[i];
-    }
+    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
+           REAL_C(1.0), d_z, 1024, lstm_u, 1024, REAL_C(1.0), d_h, 256);
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
-        const real t734 = d_c[i] * f_31[i];
-        const real t765 = d_h[i] * o_31[i];
-        const real t766 = tanh_32[i] * tanh_32[i];
-        const real t767 = REAL_C(1.0) - t766;
-        const real t768 = t765 * t767;
-        d_c_2[i] = t734 + t768;
+        const real t703 = d_c[i] * f_31[i];
+        const real t733 = d_h[i] * o_31[i];
+        const real t734 = tanh_32[i] * tanh_32[i];
+        const real t735 = REAL_C(1.0) - t734;
+        const real t736 = t733 * t735;
+        d_c_2[i] = t703 + t736;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     memset(d_pad_6, 0, 32768 * sizeof *d_pad_6);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t764 = d_h[i * 256 + j] * tanh_32[i * 256 + j];
-            const real t774 = t764 * o_31[i * 256 + j];
-            const real t775 = REAL_C(1.0) - o_31[i * 256 + j];
-            const real t776 = t774 * t775;
-            d_pad_6[i * 1024 + j + 768] = t776;
+            const real t732 = d_h[i * 256 + j] * tanh_32[i * 256 + j];
+            const real t742 = t732 * o_31[i * 256 + j];
+            const real t743 = REAL_C(1.0) - o_31[i * 256 + j];
+            const real t744 = t742 * t743;
+            d_pad_6[i * 1024 + j + 768] = t744;
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     memset(d_pad_7, 0, 32768 * sizeof *d_pad_7);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t771 = d_c_2[i * 256 + j] * i_32[i * 256 + j];
-            const real t778 = g_32[i * 256 + j] * g_32[i * 256 + j];
-            const real t779 = REAL_C(1.0) - t778;
-            const real t780 = t771 * t779;
-            d_pad_7[i * 1024 + j + 512] = t780;
+            const real t739 = d_c_2[i * 256 + j] * i_32[i * 256 + j];
+            const real t746 = g_32[i * 256 + j] * g_32[i * 256 + j];
+            const real t747 = REAL_C(1.0) - t746;
+            const real t748 = t739 * t747;
+            d_pad_7[i * 1024 + j + 512] = t748;
         }
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 8192; i++) {
-        const real t772 = d_c_2[i] * c_30[i];
-        const real t783 = t772 * f_30[i];
-        const real t784 = REAL_C(1.0) - f_30[i];
-        d_add_2[i] = t783 * t784;
+        const real t740 = d_c_2[i] * c_30[i];
+        const real t751 = t740 * f_30[i];
+        const real t752 = REAL_C(1.0) - f_30[i];
+        d_add_2[i] = t751 * t752;
     }
     memset(d_sum_3, 0, 256 * sizeof *d_sum_3);
     for (int i = 0; i < 32; i++)
@@ -3319,23 +3252,21 @@ static void compute_grads(void)
     memset(d_pad_9, 0, 32768 * sizeof *d_pad_9);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t770 = d_c_2[i * 256 + j] * g_32[i * 256 + j];
-            const real t790 = t770 * i_32[i * 256 + j];
-            const real t791 = REAL_C(1.0) - i_32[i * 256 + j];
-            const real t792 = t790 * t791;
-            d_pad_9[i * 1024 + j] = t792;
+            const real t738 = d_c_2[i * 256 + j] * g_32[i * 256 + j];
+            const real t758 = t738 * i_32[i * 256 + j];
+            const real t759 = REAL_C(1.0) - i_32[i * 256 + j];
+            const real t760 = t758 * t759;
+            d_pad_9[i * 1024 + j] = t760;
         }
     for (int i = 0; i < 32768; i++) {
-        const real t782 = d_pad_6[i] + d_pad_7[i];
-        const real t789 = t782 + d_pad_8[i];
-        d_z_2[i] = t789 + d_pad_9[i];
+        const real t750 = d_pad_6[i] + d_pad_7[i];
+        const real t757 = t750 + d_pad_8[i];
+        d_z_2[i] = t757 + d_pad_9[i];
     }
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
-           REAL_C(1.0), d_z_2, 1024, lstm_u, 1024, REAL_C(0.0), d_matmul_4, 256);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), h_30, 256, d_z_2, 1024, REAL_C(0.0), d_matmul_5, 1024);
+           REAL_C(1.0), h_30, 256, d_z_2, 1024, REAL_C(1.0), d_matmul_add, 1024);
 
     /* backward of models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
     memset(d_sum_4, 0, 1024 * sizeof *d_sum_4);
@@ -3346,7 +3277,7 @@ static void compute_grads(void)
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
            REAL_C(1.0), d_z_2, 1024, lstm_w, 1024, REAL_C(0.0), d_reshape_35, 256);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), slice_31, 256, d_z_2, 1024, REAL_C(0.0), d_matmul_6, 1024);
+           REAL_C(1.0), slice_31, 256, d_z_2, 1024, REAL_C(1.0), d_matmul_add_2, 1024);
 
     /* backward of models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
     memset(d_pad_10, 0, 262144 * sizeof *d_pad_10);
@@ -3356,48 +3287,47 @@ static void compute_grads(void)
         }
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    for (int i = 0; i < 8192; i++) {
-        d_h_2[i] = d_matmul_4[i] + d_reshape_31[i];
-    }
+    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
+           REAL_C(1.0), d_z_2, 1024, lstm_u, 1024, REAL_C(1.0), d_h_2, 256);
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
-        const real t773 = d_c_2[i] * f_30[i];
-        const real t809 = d_h_2[i] * o_30[i];
-        const real t810 = tanh_31[i] * tanh_31[i];
-        const real t811 = REAL_C(1.0) - t810;
-        const real t812 = t809 * t811;
-        d_c_3[i] = t773 + t812;
+        const real t741 = d_c_2[i] * f_30[i];
+        const real t774 = d_h_2[i] * o_30[i];
+        const real t775 = tanh_31[i] * tanh_31[i];
+        const real t776 = REAL_C(1.0) - t775;
+        const real t777 = t774 * t776;
+        d_c_3[i] = t741 + t777;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     memset(d_pad_11, 0, 32768 * sizeof *d_pad_11);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t808 = d_h_2[i * 256 + j] * tanh_31[i * 256 + j];
-            const real t818 = t808 * o_30[i * 256 + j];
-            const real t819 = REAL_C(1.0) - o_30[i * 256 + j];
-            const real t820 = t818 * t819;
-            d_pad_11[i * 1024 + j + 768] = t820;
+            const real t773 = d_h_2[i * 256 + j] * tanh_31[i * 256 + j];
+            const real t783 = t773 * o_30[i * 256 + j];
+            const real t784 = REAL_C(1.0) - o_30[i * 256 + j];
+            const real t785 = t783 * t784;
+            d_pad_11[i * 1024 + j + 768] = t785;
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     memset(d_pad_12, 0, 32768 * sizeof *d_pad_12);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t815 = d_c_3[i * 256 + j] * i_31[i * 256 + j];
-            const real t822 = g_31[i * 256 + j] * g_31[i * 256 + j];
-            const real t823 = REAL_C(1.0) - t822;
-            const real t824 = t815 * t823;
-            d_pad_12[i * 1024 + j + 512] = t824;
+            const real t780 = d_c_3[i * 256 + j] * i_31[i * 256 + j];
+            const real t787 = g_31[i * 256 + j] * g_31[i * 256 + j];
+            const real t788 = REAL_C(1.0) - t787;
+            const real t789 = t780 * t788;
+            d_pad_12[i * 1024 + j + 512] = t789;
         }
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 8192; i++) {
-        const real t816 = d_c_3[i] * c_29[i];
-        const real t827 = t816 * f_29[i];
-        const real t828 = REAL_C(1.0) - f_29[i];
-        d_add_3[i] = t827 * t828;
+        const real t781 = d_c_3[i] * c_29[i];
+        const real t792 = t781 * f_29[i];
+        const real t793 = REAL_C(1.0) - f_29[i];
+        d_add_3[i] = t792 * t793;
     }
     memset(d_sum_5, 0, 256 * sizeof *d_sum_5);
     for (int i = 0; i < 32; i++)
@@ -3414,23 +3344,21 @@ static void compute_grads(void)
     memset(d_pad_14, 0, 32768 * sizeof *d_pad_14);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t814 = d_c_3[i * 256 + j] * g_31[i * 256 + j];
-            const real t834 = t814 * i_31[i * 256 + j];
-            const real t835 = REAL_C(1.0) - i_31[i * 256 + j];
-            const real t836 = t834 * t835;
-            d_pad_14[i * 1024 + j] = t836;
+            const real t779 = d_c_3[i * 256 + j] * g_31[i * 256 + j];
+            const real t799 = t779 * i_31[i * 256 + j];
+            const real t800 = REAL_C(1.0) - i_31[i * 256 + j];
+            const real t801 = t799 * t800;
+            d_pad_14[i * 1024 + j] = t801;
         }
     for (int i = 0; i < 32768; i++) {
-        const real t826 = d_pad_11[i] + d_pad_12[i];
-        const real t833 = t826 + d_pad_13[i];
-        d_z_3[i] = t833 + d_pad_14[i];
+        const real t791 = d_pad_11[i] + d_pad_12[i];
+        const real t798 = t791 + d_pad_13[i];
+        d_z_3[i] = t798 + d_pad_14[i];
     }
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
-           REAL_C(1.0), d_z_3, 1024, lstm_u, 1024, REAL_C(0.0), d_matmul_7, 256);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), h_29, 256, d_z_3, 1024, REAL_C(0.0), d_matmul_8, 1024);
+           REAL_C(1.0), h_29, 256, d_z_3, 1024, REAL_C(1.0), d_matmul_add_3, 1024);
 
     /* backward of models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
     memset(d_sum_6, 0, 1024 * sizeof *d_sum_6);
@@ -3441,7 +3369,7 @@ static void compute_grads(void)
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
            REAL_C(1.0), d_z_3, 1024, lstm_w, 1024, REAL_C(0.0), d_reshape_36, 256);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), slice_30, 256, d_z_3, 1024, REAL_C(0.0), d_matmul_9, 1024);
+           REAL_C(1.0), slice_30, 256, d_z_3, 1024, REAL_C(1.0), d_matmul_add_4, 1024);
 
     /* backward of models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
     memset(d_pad_15, 0, 262144 * sizeof *d_pad_15);
@@ -3451,48 +3379,47 @@ static void compute_grads(void)
         }
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    for (int i = 0; i < 8192; i++) {
-        d_h_3[i] = d_matmul_7[i] + d_reshape_30[i];
-    }
+    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
+           REAL_C(1.0), d_z_3, 1024, lstm_u, 1024, REAL_C(1.0), d_h_3, 256);
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
-        const real t817 = d_c_3[i] * f_29[i];
-        const real t853 = d_h_3[i] * o_29[i];
-        const real t854 = tanh_30[i] * tanh_30[i];
-        const real t855 = REAL_C(1.0) - t854;
-        const real t856 = t853 * t855;
-        d_c_4[i] = t817 + t856;
+        const real t782 = d_c_3[i] * f_29[i];
+        const real t815 = d_h_3[i] * o_29[i];
+        const real t816 = tanh_30[i] * tanh_30[i];
+        const real t817 = REAL_C(1.0) - t816;
+        const real t818 = t815 * t817;
+        d_c_4[i] = t782 + t818;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     memset(d_pad_16, 0, 32768 * sizeof *d_pad_16);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t852 = d_h_3[i * 256 + j] * tanh_30[i * 256 + j];
-            const real t862 = t852 * o_29[i * 256 + j];
-            const real t863 = REAL_C(1.0) - o_29[i * 256 + j];
-            const real t864 = t862 * t863;
-            d_pad_16[i * 1024 + j + 768] = t864;
+            const real t814 = d_h_3[i * 256 + j] * tanh_30[i * 256 + j];
+            const real t824 = t814 * o_29[i * 256 + j];
+            const real t825 = REAL_C(1.0) - o_29[i * 256 + j];
+            const real t826 = t824 * t825;
+            d_pad_16[i * 1024 + j + 768] = t826;
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     memset(d_pad_17, 0, 32768 * sizeof *d_pad_17);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t859 = d_c_4[i * 256 + j] * i_30[i * 256 + j];
-            const real t866 = g_30[i * 256 + j] * g_30[i * 256 + j];
-            const real t867 = REAL_C(1.0) - t866;
-            const real t868 = t859 * t867;
-            d_pad_17[i * 1024 + j + 512] = t868;
+            const real t821 = d_c_4[i * 256 + j] * i_30[i * 256 + j];
+            const real t828 = g_30[i * 256 + j] * g_30[i * 256 + j];
+            const real t829 = REAL_C(1.0) - t828;
+            const real t830 = t821 * t829;
+            d_pad_17[i * 1024 + j + 512] = t830;
         }
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 8192; i++) {
-        const real t860 = d_c_4[i] * c_28[i];
-        const real t871 = t860 * f_28[i];
-        const real t872 = REAL_C(1.0) - f_28[i];
-        d_add_4[i] = t871 * t872;
+        const real t822 = d_c_4[i] * c_28[i];
+        const real t833 = t822 * f_28[i];
+        const real t834 = REAL_C(1.0) - f_28[i];
+        d_add_4[i] = t833 * t834;
     }
     memset(d_sum_7, 0, 256 * sizeof *d_sum_7);
     for (int i = 0; i < 32; i++)
@@ -3509,23 +3436,21 @@ static void compute_grads(void)
     memset(d_pad_19, 0, 32768 * sizeof *d_pad_19);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t858 = d_c_4[i * 256 + j] * g_30[i * 256 + j];
-            const real t878 = t858 * i_30[i * 256 + j];
-            const real t879 = REAL_C(1.0) - i_30[i * 256 + j];
-            const real t880 = t878 * t879;
-            d_pad_19[i * 1024 + j] = t880;
+            const real t820 = d_c_4[i * 256 + j] * g_30[i * 256 + j];
+            const real t840 = t820 * i_30[i * 256 + j];
+            const real t841 = REAL_C(1.0) - i_30[i * 256 + j];
+            const real t842 = t840 * t841;
+            d_pad_19[i * 1024 + j] = t842;
         }
     for (int i = 0; i < 32768; i++) {
-        const real t870 = d_pad_16[i] + d_pad_17[i];
-        const real t877 = t870 + d_pad_18[i];
-        d_z_4[i] = t877 + d_pad_19[i];
+        const real t832 = d_pad_16[i] + d_pad_17[i];
+        const real t839 = t832 + d_pad_18[i];
+        d_z_4[i] = t839 + d_pad_19[i];
     }
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
-           REAL_C(1.0), d_z_4, 1024, lstm_u, 1024, REAL_C(0.0), d_matmul_10, 256);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), h_28, 256, d_z_4, 1024, REAL_C(0.0), d_matmul_11, 1024);
+           REAL_C(1.0), h_28, 256, d_z_4, 1024, REAL_C(1.0), d_matmul_add_5, 1024);
 
     /* backward of models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
     memset(d_sum_8, 0, 1024 * sizeof *d_sum_8);
@@ -3536,7 +3461,7 @@ static void compute_grads(void)
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
            REAL_C(1.0), d_z_4, 1024, lstm_w, 1024, REAL_C(0.0), d_reshape_37, 256);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), slice_29, 256, d_z_4, 1024, REAL_C(0.0), d_matmul_12, 1024);
+           REAL_C(1.0), slice_29, 256, d_z_4, 1024, REAL_C(1.0), d_matmul_add_6, 1024);
 
     /* backward of models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
     memset(d_pad_20, 0, 262144 * sizeof *d_pad_20);
@@ -3546,48 +3471,47 @@ static void compute_grads(void)
         }
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    for (int i = 0; i < 8192; i++) {
-        d_h_4[i] = d_matmul_10[i] + d_reshape_29[i];
-    }
+    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
+           REAL_C(1.0), d_z_4, 1024, lstm_u, 1024, REAL_C(1.0), d_h_4, 256);
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
-        const real t861 = d_c_4[i] * f_28[i];
-        const real t897 = d_h_4[i] * o_28[i];
-        const real t898 = tanh_29[i] * tanh_29[i];
-        const real t899 = REAL_C(1.0) - t898;
-        const real t900 = t897 * t899;
-        d_c_5[i] = t861 + t900;
+        const real t823 = d_c_4[i] * f_28[i];
+        const real t856 = d_h_4[i] * o_28[i];
+        const real t857 = tanh_29[i] * tanh_29[i];
+        const real t858 = REAL_C(1.0) - t857;
+        const real t859 = t856 * t858;
+        d_c_5[i] = t823 + t859;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     memset(d_pad_21, 0, 32768 * sizeof *d_pad_21);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t896 = d_h_4[i * 256 + j] * tanh_29[i * 256 + j];
-            const real t906 = t896 * o_28[i * 256 + j];
-            const real t907 = REAL_C(1.0) - o_28[i * 256 + j];
-            const real t908 = t906 * t907;
-            d_pad_21[i * 1024 + j + 768] = t908;
+            const real t855 = d_h_4[i * 256 + j] * tanh_29[i * 256 + j];
+            const real t865 = t855 * o_28[i * 256 + j];
+            const real t866 = REAL_C(1.0) - o_28[i * 256 + j];
+            const real t867 = t865 * t866;
+            d_pad_21[i * 1024 + j + 768] = t867;
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     memset(d_pad_22, 0, 32768 * sizeof *d_pad_22);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t903 = d_c_5[i * 256 + j] * i_29[i * 256 + j];
-            const real t910 = g_29[i * 256 + j] * g_29[i * 256 + j];
-            const real t911 = REAL_C(1.0) - t910;
-            const real t912 = t903 * t911;
-            d_pad_22[i * 1024 + j + 512] = t912;
+            const real t862 = d_c_5[i * 256 + j] * i_29[i * 256 + j];
+            const real t869 = g_29[i * 256 + j] * g_29[i * 256 + j];
+            const real t870 = REAL_C(1.0) - t869;
+            const real t871 = t862 * t870;
+            d_pad_22[i * 1024 + j + 512] = t871;
         }
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 8192; i++) {
-        const real t904 = d_c_5[i] * c_27[i];
-        const real t915 = t904 * f_27[i];
-        const real t916 = REAL_C(1.0) - f_27[i];
-        d_add_5[i] = t915 * t916;
+        const real t863 = d_c_5[i] * c_27[i];
+        const real t874 = t863 * f_27[i];
+        const real t875 = REAL_C(1.0) - f_27[i];
+        d_add_5[i] = t874 * t875;
     }
     memset(d_sum_9, 0, 256 * sizeof *d_sum_9);
     for (int i = 0; i < 32; i++)
@@ -3604,23 +3528,21 @@ static void compute_grads(void)
     memset(d_pad_24, 0, 32768 * sizeof *d_pad_24);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t902 = d_c_5[i * 256 + j] * g_29[i * 256 + j];
-            const real t922 = t902 * i_29[i * 256 + j];
-            const real t923 = REAL_C(1.0) - i_29[i * 256 + j];
-            const real t924 = t922 * t923;
-            d_pad_24[i * 1024 + j] = t924;
+            const real t861 = d_c_5[i * 256 + j] * g_29[i * 256 + j];
+            const real t881 = t861 * i_29[i * 256 + j];
+            const real t882 = REAL_C(1.0) - i_29[i * 256 + j];
+            const real t883 = t881 * t882;
+            d_pad_24[i * 1024 + j] = t883;
         }
     for (int i = 0; i < 32768; i++) {
-        const real t914 = d_pad_21[i] + d_pad_22[i];
-        const real t921 = t914 + d_pad_23[i];
-        d_z_5[i] = t921 + d_pad_24[i];
+        const real t873 = d_pad_21[i] + d_pad_22[i];
+        const real t880 = t873 + d_pad_23[i];
+        d_z_5[i] = t880 + d_pad_24[i];
     }
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
-           REAL_C(1.0), d_z_5, 1024, lstm_u, 1024, REAL_C(0.0), d_matmul_13, 256);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), h_27, 256, d_z_5, 1024, REAL_C(0.0), d_matmul_14, 1024);
+           REAL_C(1.0), h_27, 256, d_z_5, 1024, REAL_C(1.0), d_matmul_add_7, 1024);
 
     /* backward of models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
     memset(d_sum_10, 0, 1024 * sizeof *d_sum_10);
@@ -3631,7 +3553,7 @@ static void compute_grads(void)
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
            REAL_C(1.0), d_z_5, 1024, lstm_w, 1024, REAL_C(0.0), d_reshape_38, 256);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), slice_28, 256, d_z_5, 1024, REAL_C(0.0), d_matmul_15, 1024);
+           REAL_C(1.0), slice_28, 256, d_z_5, 1024, REAL_C(1.0), d_matmul_add_8, 1024);
 
     /* backward of models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
     memset(d_pad_25, 0, 262144 * sizeof *d_pad_25);
@@ -3641,48 +3563,47 @@ static void compute_grads(void)
         }
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    for (int i = 0; i < 8192; i++) {
-        d_h_5[i] = d_matmul_13[i] + d_reshape_28[i];
-    }
+    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
+           REAL_C(1.0), d_z_5, 1024, lstm_u, 1024, REAL_C(1.0), d_h_5, 256);
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
-        const real t905 = d_c_5[i] * f_27[i];
-        const real t941 = d_h_5[i] * o_27[i];
-        const real t942 = tanh_28[i] * tanh_28[i];
-        const real t943 = REAL_C(1.0) - t942;
-        const real t944 = t941 * t943;
-        d_c_6[i] = t905 + t944;
+        const real t864 = d_c_5[i] * f_27[i];
+        const real t897 = d_h_5[i] * o_27[i];
+        const real t898 = tanh_28[i] * tanh_28[i];
+        const real t899 = REAL_C(1.0) - t898;
+        const real t900 = t897 * t899;
+        d_c_6[i] = t864 + t900;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     memset(d_pad_26, 0, 32768 * sizeof *d_pad_26);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t940 = d_h_5[i * 256 + j] * tanh_28[i * 256 + j];
-            const real t950 = t940 * o_27[i * 256 + j];
-            const real t951 = REAL_C(1.0) - o_27[i * 256 + j];
-            const real t952 = t950 * t951;
-            d_pad_26[i * 1024 + j + 768] = t952;
+            const real t896 = d_h_5[i * 256 + j] * tanh_28[i * 256 + j];
+            const real t906 = t896 * o_27[i * 256 + j];
+            const real t907 = REAL_C(1.0) - o_27[i * 256 + j];
+            const real t908 = t906 * t907;
+            d_pad_26[i * 1024 + j + 768] = t908;
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     memset(d_pad_27, 0, 32768 * sizeof *d_pad_27);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t947 = d_c_6[i * 256 + j] * i_28[i * 256 + j];
-            const real t954 = g_28[i * 256 + j] * g_28[i * 256 + j];
-            const real t955 = REAL_C(1.0) - t954;
-            const real t956 = t947 * t955;
-            d_pad_27[i * 1024 + j + 512] = t956;
+            const real t903 = d_c_6[i * 256 + j] * i_28[i * 256 + j];
+            const real t910 = g_28[i * 256 + j] * g_28[i * 256 + j];
+            const real t911 = REAL_C(1.0) - t910;
+            const real t912 = t903 * t911;
+            d_pad_27[i * 1024 + j + 512] = t912;
         }
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 8192; i++) {
-        const real t948 = d_c_6[i] * c_26[i];
-        const real t959 = t948 * f_26[i];
-        const real t960 = REAL_C(1.0) - f_26[i];
-        d_add_6[i] = t959 * t960;
+        const real t904 = d_c_6[i] * c_26[i];
+        const real t915 = t904 * f_26[i];
+        const real t916 = REAL_C(1.0) - f_26[i];
+        d_add_6[i] = t915 * t916;
     }
     memset(d_sum_11, 0, 256 * sizeof *d_sum_11);
     for (int i = 0; i < 32; i++)
@@ -3699,23 +3620,21 @@ static void compute_grads(void)
     memset(d_pad_29, 0, 32768 * sizeof *d_pad_29);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t946 = d_c_6[i * 256 + j] * g_28[i * 256 + j];
-            const real t966 = t946 * i_28[i * 256 + j];
-            const real t967 = REAL_C(1.0) - i_28[i * 256 + j];
-            const real t968 = t966 * t967;
-            d_pad_29[i * 1024 + j] = t968;
+            const real t902 = d_c_6[i * 256 + j] * g_28[i * 256 + j];
+            const real t922 = t902 * i_28[i * 256 + j];
+            const real t923 = REAL_C(1.0) - i_28[i * 256 + j];
+            const real t924 = t922 * t923;
+            d_pad_29[i * 1024 + j] = t924;
         }
     for (int i = 0; i < 32768; i++) {
-        const real t958 = d_pad_26[i] + d_pad_27[i];
-        const real t965 = t958 + d_pad_28[i];
-        d_z_6[i] = t965 + d_pad_29[i];
+        const real t914 = d_pad_26[i] + d_pad_27[i];
+        const real t921 = t914 + d_pad_28[i];
+        d_z_6[i] = t921 + d_pad_29[i];
     }
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
-           REAL_C(1.0), d_z_6, 1024, lstm_u, 1024, REAL_C(0.0), d_matmul_16, 256);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), h_26, 256, d_z_6, 1024, REAL_C(0.0), d_matmul_17, 1024);
+           REAL_C(1.0), h_26, 256, d_z_6, 1024, REAL_C(1.0), d_matmul_add_9, 1024);
 
     /* backward of models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
     memset(d_sum_12, 0, 1024 * sizeof *d_sum_12);
@@ -3726,7 +3645,7 @@ static void compute_grads(void)
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
            REAL_C(1.0), d_z_6, 1024, lstm_w, 1024, REAL_C(0.0), d_reshape_39, 256);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), slice_27, 256, d_z_6, 1024, REAL_C(0.0), d_matmul_18, 1024);
+           REAL_C(1.0), slice_27, 256, d_z_6, 1024, REAL_C(1.0), d_matmul_add_10, 1024);
 
     /* backward of models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
     memset(d_pad_30, 0, 262144 * sizeof *d_pad_30);
@@ -3736,48 +3655,47 @@ static void compute_grads(void)
         }
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    for (int i = 0; i < 8192; i++) {
-        d_h_6[i] = d_matmul_16[i] + d_reshape_27[i];
-    }
+    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
+           REAL_C(1.0), d_z_6, 1024, lstm_u, 1024, REAL_C(1.0), d_h_6, 256);
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
-        const real t949 = d_c_6[i] * f_26[i];
-        const real t985 = d_h_6[i] * o_26[i];
-        const real t986 = tanh_27[i] * tanh_27[i];
-        const real t987 = REAL_C(1.0) - t986;
-        const real t988 = t985 * t987;
-        d_c_7[i] = t949 + t988;
+        const real t905 = d_c_6[i] * f_26[i];
+        const real t938 = d_h_6[i] * o_26[i];
+        const real t939 = tanh_27[i] * tanh_27[i];
+        const real t940 = REAL_C(1.0) - t939;
+        const real t941 = t938 * t940;
+        d_c_7[i] = t905 + t941;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     memset(d_pad_31, 0, 32768 * sizeof *d_pad_31);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t984 = d_h_6[i * 256 + j] * tanh_27[i * 256 + j];
-            const real t994 = t984 * o_26[i * 256 + j];
-            const real t995 = REAL_C(1.0) - o_26[i * 256 + j];
-            const real t996 = t994 * t995;
-            d_pad_31[i * 1024 + j + 768] = t996;
+            const real t937 = d_h_6[i * 256 + j] * tanh_27[i * 256 + j];
+            const real t947 = t937 * o_26[i * 256 + j];
+            const real t948 = REAL_C(1.0) - o_26[i * 256 + j];
+            const real t949 = t947 * t948;
+            d_pad_31[i * 1024 + j + 768] = t949;
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     memset(d_pad_32, 0, 32768 * sizeof *d_pad_32);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t991 = d_c_7[i * 256 + j] * i_27[i * 256 + j];
-            const real t998 = g_27[i * 256 + j] * g_27[i * 256 + j];
-            const real t999 = REAL_C(1.0) - t998;
-            const real t1000 = t991 * t999;
-            d_pad_32[i * 1024 + j + 512] = t1000;
+            const real t944 = d_c_7[i * 256 + j] * i_27[i * 256 + j];
+            const real t951 = g_27[i * 256 + j] * g_27[i * 256 + j];
+            const real t952 = REAL_C(1.0) - t951;
+            const real t953 = t944 * t952;
+            d_pad_32[i * 1024 + j + 512] = t953;
         }
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 8192; i++) {
-        const real t992 = d_c_7[i] * c_25[i];
-        const real t1003 = t992 * f_25[i];
-        const real t1004 = REAL_C(1.0) - f_25[i];
-        d_add_7[i] = t1003 * t1004;
+        const real t945 = d_c_7[i] * c_25[i];
+        const real t956 = t945 * f_25[i];
+        const real t957 = REAL_C(1.0) - f_25[i];
+        d_add_7[i] = t956 * t957;
     }
     memset(d_sum_13, 0, 256 * sizeof *d_sum_13);
     for (int i = 0; i < 32; i++)
@@ -3794,23 +3712,21 @@ static void compute_grads(void)
     memset(d_pad_34, 0, 32768 * sizeof *d_pad_34);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t990 = d_c_7[i * 256 + j] * g_27[i * 256 + j];
-            const real t1010 = t990 * i_27[i * 256 + j];
-            const real t1011 = REAL_C(1.0) - i_27[i * 256 + j];
-            const real t1012 = t1010 * t1011;
-            d_pad_34[i * 1024 + j] = t1012;
+            const real t943 = d_c_7[i * 256 + j] * g_27[i * 256 + j];
+            const real t963 = t943 * i_27[i * 256 + j];
+            const real t964 = REAL_C(1.0) - i_27[i * 256 + j];
+            const real t965 = t963 * t964;
+            d_pad_34[i * 1024 + j] = t965;
         }
     for (int i = 0; i < 32768; i++) {
-        const real t1002 = d_pad_31[i] + d_pad_32[i];
-        const real t1009 = t1002 + d_pad_33[i];
-        d_z_7[i] = t1009 + d_pad_34[i];
+        const real t955 = d_pad_31[i] + d_pad_32[i];
+        const real t962 = t955 + d_pad_33[i];
+        d_z_7[i] = t962 + d_pad_34[i];
     }
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
-           REAL_C(1.0), d_z_7, 1024, lstm_u, 1024, REAL_C(0.0), d_matmul_19, 256);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), h_25, 256, d_z_7, 1024, REAL_C(0.0), d_matmul_20, 1024);
+           REAL_C(1.0), h_25, 256, d_z_7, 1024, REAL_C(1.0), d_matmul_add_11, 1024);
 
     /* backward of models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
     memset(d_sum_14, 0, 1024 * sizeof *d_sum_14);
@@ -3821,7 +3737,7 @@ static void compute_grads(void)
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
            REAL_C(1.0), d_z_7, 1024, lstm_w, 1024, REAL_C(0.0), d_reshape_40, 256);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), slice_26, 256, d_z_7, 1024, REAL_C(0.0), d_matmul_21, 1024);
+           REAL_C(1.0), slice_26, 256, d_z_7, 1024, REAL_C(1.0), d_matmul_add_12, 1024);
 
     /* backward of models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
     memset(d_pad_35, 0, 262144 * sizeof *d_pad_35);
@@ -3831,48 +3747,47 @@ static void compute_grads(void)
         }
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    for (int i = 0; i < 8192; i++) {
-        d_h_7[i] = d_matmul_19[i] + d_reshape_26[i];
-    }
+    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
+           REAL_C(1.0), d_z_7, 1024, lstm_u, 1024, REAL_C(1.0), d_h_7, 256);
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
-        const real t993 = d_c_7[i] * f_25[i];
-        const real t1029 = d_h_7[i] * o_25[i];
-        const real t1030 = tanh_26[i] * tanh_26[i];
-        const real t1031 = REAL_C(1.0) - t1030;
-        const real t1032 = t1029 * t1031;
-        d_c_8[i] = t993 + t1032;
+        const real t946 = d_c_7[i] * f_25[i];
+        const real t979 = d_h_7[i] * o_25[i];
+        const real t980 = tanh_26[i] * tanh_26[i];
+        const real t981 = REAL_C(1.0) - t980;
+        const real t982 = t979 * t981;
+        d_c_8[i] = t946 + t982;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     memset(d_pad_36, 0, 32768 * sizeof *d_pad_36);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t1028 = d_h_7[i * 256 + j] * tanh_26[i * 256 + j];
-            const real t1038 = t1028 * o_25[i * 256 + j];
-            const real t1039 = REAL_C(1.0) - o_25[i * 256 + j];
-            const real t1040 = t1038 * t1039;
-            d_pad_36[i * 1024 + j + 768] = t1040;
+            const real t978 = d_h_7[i * 256 + j] * tanh_26[i * 256 + j];
+            const real t988 = t978 * o_25[i * 256 + j];
+            const real t989 = REAL_C(1.0) - o_25[i * 256 + j];
+            const real t990 = t988 * t989;
+            d_pad_36[i * 1024 + j + 768] = t990;
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     memset(d_pad_37, 0, 32768 * sizeof *d_pad_37);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t1035 = d_c_8[i * 256 + j] * i_26[i * 256 + j];
-            const real t1042 = g_26[i * 256 + j] * g_26[i * 256 + j];
-            const real t1043 = REAL_C(1.0) - t1042;
-            const real t1044 = t1035 * t1043;
-            d_pad_37[i * 1024 + j + 512] = t1044;
+            const real t985 = d_c_8[i * 256 + j] * i_26[i * 256 + j];
+            const real t992 = g_26[i * 256 + j] * g_26[i * 256 + j];
+            const real t993 = REAL_C(1.0) - t992;
+            const real t994 = t985 * t993;
+            d_pad_37[i * 1024 + j + 512] = t994;
         }
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 8192; i++) {
-        const real t1036 = d_c_8[i] * c_24[i];
-        const real t1047 = t1036 * f_24[i];
-        const real t1048 = REAL_C(1.0) - f_24[i];
-        d_add_8[i] = t1047 * t1048;
+        const real t986 = d_c_8[i] * c_24[i];
+        const real t997 = t986 * f_24[i];
+        const real t998 = REAL_C(1.0) - f_24[i];
+        d_add_8[i] = t997 * t998;
     }
     memset(d_sum_15, 0, 256 * sizeof *d_sum_15);
     for (int i = 0; i < 32; i++)
@@ -3889,23 +3804,21 @@ static void compute_grads(void)
     memset(d_pad_39, 0, 32768 * sizeof *d_pad_39);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t1034 = d_c_8[i * 256 + j] * g_26[i * 256 + j];
-            const real t1054 = t1034 * i_26[i * 256 + j];
-            const real t1055 = REAL_C(1.0) - i_26[i * 256 + j];
-            const real t1056 = t1054 * t1055;
-            d_pad_39[i * 1024 + j] = t1056;
+            const real t984 = d_c_8[i * 256 + j] * g_26[i * 256 + j];
+            const real t1004 = t984 * i_26[i * 256 + j];
+            const real t1005 = REAL_C(1.0) - i_26[i * 256 + j];
+            const real t1006 = t1004 * t1005;
+            d_pad_39[i * 1024 + j] = t1006;
         }
     for (int i = 0; i < 32768; i++) {
-        const real t1046 = d_pad_36[i] + d_pad_37[i];
-        const real t1053 = t1046 + d_pad_38[i];
-        d_z_8[i] = t1053 + d_pad_39[i];
+        const real t996 = d_pad_36[i] + d_pad_37[i];
+        const real t1003 = t996 + d_pad_38[i];
+        d_z_8[i] = t1003 + d_pad_39[i];
     }
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
-           REAL_C(1.0), d_z_8, 1024, lstm_u, 1024, REAL_C(0.0), d_matmul_22, 256);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), h_24, 256, d_z_8, 1024, REAL_C(0.0), d_matmul_23, 1024);
+           REAL_C(1.0), h_24, 256, d_z_8, 1024, REAL_C(1.0), d_matmul_add_13, 1024);
 
     /* backward of models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
     memset(d_sum_16, 0, 1024 * sizeof *d_sum_16);
@@ -3916,7 +3829,7 @@ static void compute_grads(void)
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
            REAL_C(1.0), d_z_8, 1024, lstm_w, 1024, REAL_C(0.0), d_reshape_41, 256);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), slice_25, 256, d_z_8, 1024, REAL_C(0.0), d_matmul_24, 1024);
+           REAL_C(1.0), slice_25, 256, d_z_8, 1024, REAL_C(1.0), d_matmul_add_14, 1024);
 
     /* backward of models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
     memset(d_pad_40, 0, 262144 * sizeof *d_pad_40);
@@ -3926,48 +3839,47 @@ static void compute_grads(void)
         }
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    for (int i = 0; i < 8192; i++) {
-        d_h_8[i] = d_matmul_22[i] + d_reshape_25[i];
-    }
+    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
+           REAL_C(1.0), d_z_8, 1024, lstm_u, 1024, REAL_C(1.0), d_h_8, 256);
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
-        const real t1037 = d_c_8[i] * f_24[i];
-        const real t1073 = d_h_8[i] * o_24[i];
-        const real t1074 = tanh_25[i] * tanh_25[i];
-        const real t1075 = REAL_C(1.0) - t1074;
-        const real t1076 = t1073 * t1075;
-        d_c_9[i] = t1037 + t1076;
+        const real t987 = d_c_8[i] * f_24[i];
+        const real t1020 = d_h_8[i] * o_24[i];
+        const real t1021 = tanh_25[i] * tanh_25[i];
+        const real t1022 = REAL_C(1.0) - t1021;
+        const real t1023 = t1020 * t1022;
+        d_c_9[i] = t987 + t1023;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     memset(d_pad_41, 0, 32768 * sizeof *d_pad_41);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t1072 = d_h_8[i * 256 + j] * tanh_25[i * 256 + j];
-            const real t1082 = t1072 * o_24[i * 256 + j];
-            const real t1083 = REAL_C(1.0) - o_24[i * 256 + j];
-            const real t1084 = t1082 * t1083;
-            d_pad_41[i * 1024 + j + 768] = t1084;
+            const real t1019 = d_h_8[i * 256 + j] * tanh_25[i * 256 + j];
+            const real t1029 = t1019 * o_24[i * 256 + j];
+            const real t1030 = REAL_C(1.0) - o_24[i * 256 + j];
+            const real t1031 = t1029 * t1030;
+            d_pad_41[i * 1024 + j + 768] = t1031;
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     memset(d_pad_42, 0, 32768 * sizeof *d_pad_42);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t1079 = d_c_9[i * 256 + j] * i_25[i * 256 + j];
-            const real t1086 = g_25[i * 256 + j] * g_25[i * 256 + j];
-            const real t1087 = REAL_C(1.0) - t1086;
-            const real t1088 = t1079 * t1087;
-            d_pad_42[i * 1024 + j + 512] = t1088;
+            const real t1026 = d_c_9[i * 256 + j] * i_25[i * 256 + j];
+            const real t1033 = g_25[i * 256 + j] * g_25[i * 256 + j];
+            const real t1034 = REAL_C(1.0) - t1033;
+            const real t1035 = t1026 * t1034;
+            d_pad_42[i * 1024 + j + 512] = t1035;
         }
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 8192; i++) {
-        const real t1080 = d_c_9[i] * c_23[i];
-        const real t1091 = t1080 * f_23[i];
-        const real t1092 = REAL_C(1.0) - f_23[i];
-        d_add_9[i] = t1091 * t1092;
+        const real t1027 = d_c_9[i] * c_23[i];
+        const real t1038 = t1027 * f_23[i];
+        const real t1039 = REAL_C(1.0) - f_23[i];
+        d_add_9[i] = t1038 * t1039;
     }
     memset(d_sum_17, 0, 256 * sizeof *d_sum_17);
     for (int i = 0; i < 32; i++)
@@ -3984,23 +3896,21 @@ static void compute_grads(void)
     memset(d_pad_44, 0, 32768 * sizeof *d_pad_44);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t1078 = d_c_9[i * 256 + j] * g_25[i * 256 + j];
-            const real t1098 = t1078 * i_25[i * 256 + j];
-            const real t1099 = REAL_C(1.0) - i_25[i * 256 + j];
-            const real t1100 = t1098 * t1099;
-            d_pad_44[i * 1024 + j] = t1100;
+            const real t1025 = d_c_9[i * 256 + j] * g_25[i * 256 + j];
+            const real t1045 = t1025 * i_25[i * 256 + j];
+            const real t1046 = REAL_C(1.0) - i_25[i * 256 + j];
+            const real t1047 = t1045 * t1046;
+            d_pad_44[i * 1024 + j] = t1047;
         }
     for (int i = 0; i < 32768; i++) {
-        const real t1090 = d_pad_41[i] + d_pad_42[i];
-        const real t1097 = t1090 + d_pad_43[i];
-        d_z_9[i] = t1097 + d_pad_44[i];
+        const real t1037 = d_pad_41[i] + d_pad_42[i];
+        const real t1044 = t1037 + d_pad_43[i];
+        d_z_9[i] = t1044 + d_pad_44[i];
     }
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
-           REAL_C(1.0), d_z_9, 1024, lstm_u, 1024, REAL_C(0.0), d_matmul_25, 256);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), h_23, 256, d_z_9, 1024, REAL_C(0.0), d_matmul_26, 1024);
+           REAL_C(1.0), h_23, 256, d_z_9, 1024, REAL_C(1.0), d_matmul_add_15, 1024);
 
     /* backward of models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
     memset(d_sum_18, 0, 1024 * sizeof *d_sum_18);
@@ -4011,7 +3921,7 @@ static void compute_grads(void)
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
            REAL_C(1.0), d_z_9, 1024, lstm_w, 1024, REAL_C(0.0), d_reshape_42, 256);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), slice_24, 256, d_z_9, 1024, REAL_C(0.0), d_matmul_27, 1024);
+           REAL_C(1.0), slice_24, 256, d_z_9, 1024, REAL_C(1.0), d_matmul_add_16, 1024);
 
     /* backward of models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
     memset(d_pad_45, 0, 262144 * sizeof *d_pad_45);
@@ -4021,48 +3931,47 @@ static void compute_grads(void)
         }
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    for (int i = 0; i < 8192; i++) {
-        d_h_9[i] = d_matmul_25[i] + d_reshape_24[i];
-    }
+    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
+           REAL_C(1.0), d_z_9, 1024, lstm_u, 1024, REAL_C(1.0), d_h_9, 256);
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
-        const real t1081 = d_c_9[i] * f_23[i];
-        const real t1117 = d_h_9[i] * o_23[i];
-        const real t1118 = tanh_24[i] * tanh_24[i];
-        const real t1119 = REAL_C(1.0) - t1118;
-        const real t1120 = t1117 * t1119;
-        d_c_10[i] = t1081 + t1120;
+        const real t1028 = d_c_9[i] * f_23[i];
+        const real t1061 = d_h_9[i] * o_23[i];
+        const real t1062 = tanh_24[i] * tanh_24[i];
+        const real t1063 = REAL_C(1.0) - t1062;
+        const real t1064 = t1061 * t1063;
+        d_c_10[i] = t1028 + t1064;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     memset(d_pad_46, 0, 32768 * sizeof *d_pad_46);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t1116 = d_h_9[i * 256 + j] * tanh_24[i * 256 + j];
-            const real t1126 = t1116 * o_23[i * 256 + j];
-            const real t1127 = REAL_C(1.0) - o_23[i * 256 + j];
-            const real t1128 = t1126 * t1127;
-            d_pad_46[i * 1024 + j + 768] = t1128;
+            const real t1060 = d_h_9[i * 256 + j] * tanh_24[i * 256 + j];
+            const real t1070 = t1060 * o_23[i * 256 + j];
+            const real t1071 = REAL_C(1.0) - o_23[i * 256 + j];
+            const real t1072 = t1070 * t1071;
+            d_pad_46[i * 1024 + j + 768] = t1072;
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     memset(d_pad_47, 0, 32768 * sizeof *d_pad_47);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t1123 = d_c_10[i * 256 + j] * i_24[i * 256 + j];
-            const real t1130 = g_24[i * 256 + j] * g_24[i * 256 + j];
-            const real t1131 = REAL_C(1.0) - t1130;
-            const real t1132 = t1123 * t1131;
-            d_pad_47[i * 1024 + j + 512] = t1132;
+            const real t1067 = d_c_10[i * 256 + j] * i_24[i * 256 + j];
+            const real t1074 = g_24[i * 256 + j] * g_24[i * 256 + j];
+            const real t1075 = REAL_C(1.0) - t1074;
+            const real t1076 = t1067 * t1075;
+            d_pad_47[i * 1024 + j + 512] = t1076;
         }
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 8192; i++) {
-        const real t1124 = d_c_10[i] * c_22[i];
-        const real t1135 = t1124 * f_22[i];
-        const real t1136 = REAL_C(1.0) - f_22[i];
-        d_add_10[i] = t1135 * t1136;
+        const real t1068 = d_c_10[i] * c_22[i];
+        const real t1079 = t1068 * f_22[i];
+        const real t1080 = REAL_C(1.0) - f_22[i];
+        d_add_10[i] = t1079 * t1080;
     }
     memset(d_sum_19, 0, 256 * sizeof *d_sum_19);
     for (int i = 0; i < 32; i++)
@@ -4079,23 +3988,21 @@ static void compute_grads(void)
     memset(d_pad_49, 0, 32768 * sizeof *d_pad_49);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t1122 = d_c_10[i * 256 + j] * g_24[i * 256 + j];
-            const real t1142 = t1122 * i_24[i * 256 + j];
-            const real t1143 = REAL_C(1.0) - i_24[i * 256 + j];
-            const real t1144 = t1142 * t1143;
-            d_pad_49[i * 1024 + j] = t1144;
+            const real t1066 = d_c_10[i * 256 + j] * g_24[i * 256 + j];
+            const real t1086 = t1066 * i_24[i * 256 + j];
+            const real t1087 = REAL_C(1.0) - i_24[i * 256 + j];
+            const real t1088 = t1086 * t1087;
+            d_pad_49[i * 1024 + j] = t1088;
         }
     for (int i = 0; i < 32768; i++) {
-        const real t1134 = d_pad_46[i] + d_pad_47[i];
-        const real t1141 = t1134 + d_pad_48[i];
-        d_z_10[i] = t1141 + d_pad_49[i];
+        const real t1078 = d_pad_46[i] + d_pad_47[i];
+        const real t1085 = t1078 + d_pad_48[i];
+        d_z_10[i] = t1085 + d_pad_49[i];
     }
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
-           REAL_C(1.0), d_z_10, 1024, lstm_u, 1024, REAL_C(0.0), d_matmul_28, 256);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), h_22, 256, d_z_10, 1024, REAL_C(0.0), d_matmul_29, 1024);
+           REAL_C(1.0), h_22, 256, d_z_10, 1024, REAL_C(1.0), d_matmul_add_17, 1024);
 
     /* backward of models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
     memset(d_sum_20, 0, 1024 * sizeof *d_sum_20);
@@ -4106,7 +4013,7 @@ static void compute_grads(void)
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
            REAL_C(1.0), d_z_10, 1024, lstm_w, 1024, REAL_C(0.0), d_reshape_43, 256);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), slice_23, 256, d_z_10, 1024, REAL_C(0.0), d_matmul_30, 1024);
+           REAL_C(1.0), slice_23, 256, d_z_10, 1024, REAL_C(1.0), d_matmul_add_18, 1024);
 
     /* backward of models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
     memset(d_pad_50, 0, 262144 * sizeof *d_pad_50);
@@ -4116,48 +4023,47 @@ static void compute_grads(void)
         }
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    for (int i = 0; i < 8192; i++) {
-        d_h_10[i] = d_matmul_28[i] + d_reshape_23[i];
-    }
+    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
+           REAL_C(1.0), d_z_10, 1024, lstm_u, 1024, REAL_C(1.0), d_h_10, 256);
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
-        const real t1125 = d_c_10[i] * f_22[i];
-        const real t1161 = d_h_10[i] * o_22[i];
-        const real t1162 = tanh_23[i] * tanh_23[i];
-        const real t1163 = REAL_C(1.0) - t1162;
-        const real t1164 = t1161 * t1163;
-        d_c_11[i] = t1125 + t1164;
+        const real t1069 = d_c_10[i] * f_22[i];
+        const real t1102 = d_h_10[i] * o_22[i];
+        const real t1103 = tanh_23[i] * tanh_23[i];
+        const real t1104 = REAL_C(1.0) - t1103;
+        const real t1105 = t1102 * t1104;
+        d_c_11[i] = t1069 + t1105;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     memset(d_pad_51, 0, 32768 * sizeof *d_pad_51);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t1160 = d_h_10[i * 256 + j] * tanh_23[i * 256 + j];
-            const real t1170 = t1160 * o_22[i * 256 + j];
-            const real t1171 = REAL_C(1.0) - o_22[i * 256 + j];
-            const real t1172 = t1170 * t1171;
-            d_pad_51[i * 1024 + j + 768] = t1172;
+            const real t1101 = d_h_10[i * 256 + j] * tanh_23[i * 256 + j];
+            const real t1111 = t1101 * o_22[i * 256 + j];
+            const real t1112 = REAL_C(1.0) - o_22[i * 256 + j];
+            const real t1113 = t1111 * t1112;
+            d_pad_51[i * 1024 + j + 768] = t1113;
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     memset(d_pad_52, 0, 32768 * sizeof *d_pad_52);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t1167 = d_c_11[i * 256 + j] * i_23[i * 256 + j];
-            const real t1174 = g_23[i * 256 + j] * g_23[i * 256 + j];
-            const real t1175 = REAL_C(1.0) - t1174;
-            const real t1176 = t1167 * t1175;
-            d_pad_52[i * 1024 + j + 512] = t1176;
+            const real t1108 = d_c_11[i * 256 + j] * i_23[i * 256 + j];
+            const real t1115 = g_23[i * 256 + j] * g_23[i * 256 + j];
+            const real t1116 = REAL_C(1.0) - t1115;
+            const real t1117 = t1108 * t1116;
+            d_pad_52[i * 1024 + j + 512] = t1117;
         }
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 8192; i++) {
-        const real t1168 = d_c_11[i] * c_21[i];
-        const real t1179 = t1168 * f_21[i];
-        const real t1180 = REAL_C(1.0) - f_21[i];
-        d_add_11[i] = t1179 * t1180;
+        const real t1109 = d_c_11[i] * c_21[i];
+        const real t1120 = t1109 * f_21[i];
+        const real t1121 = REAL_C(1.0) - f_21[i];
+        d_add_11[i] = t1120 * t1121;
     }
     memset(d_sum_21, 0, 256 * sizeof *d_sum_21);
     for (int i = 0; i < 32; i++)
@@ -4174,23 +4080,21 @@ static void compute_grads(void)
     memset(d_pad_54, 0, 32768 * sizeof *d_pad_54);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t1166 = d_c_11[i * 256 + j] * g_23[i * 256 + j];
-            const real t1186 = t1166 * i_23[i * 256 + j];
-            const real t1187 = REAL_C(1.0) - i_23[i * 256 + j];
-            const real t1188 = t1186 * t1187;
-            d_pad_54[i * 1024 + j] = t1188;
+            const real t1107 = d_c_11[i * 256 + j] * g_23[i * 256 + j];
+            const real t1127 = t1107 * i_23[i * 256 + j];
+            const real t1128 = REAL_C(1.0) - i_23[i * 256 + j];
+            const real t1129 = t1127 * t1128;
+            d_pad_54[i * 1024 + j] = t1129;
         }
     for (int i = 0; i < 32768; i++) {
-        const real t1178 = d_pad_51[i] + d_pad_52[i];
-        const real t1185 = t1178 + d_pad_53[i];
-        d_z_11[i] = t1185 + d_pad_54[i];
+        const real t1119 = d_pad_51[i] + d_pad_52[i];
+        const real t1126 = t1119 + d_pad_53[i];
+        d_z_11[i] = t1126 + d_pad_54[i];
     }
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
-           REAL_C(1.0), d_z_11, 1024, lstm_u, 1024, REAL_C(0.0), d_matmul_31, 256);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), h_21, 256, d_z_11, 1024, REAL_C(0.0), d_matmul_32, 1024);
+           REAL_C(1.0), h_21, 256, d_z_11, 1024, REAL_C(1.0), d_matmul_add_19, 1024);
 
     /* backward of models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
     memset(d_sum_22, 0, 1024 * sizeof *d_sum_22);
@@ -4201,7 +4105,7 @@ static void compute_grads(void)
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
            REAL_C(1.0), d_z_11, 1024, lstm_w, 1024, REAL_C(0.0), d_reshape_44, 256);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), slice_22, 256, d_z_11, 1024, REAL_C(0.0), d_matmul_33, 1024);
+           REAL_C(1.0), slice_22, 256, d_z_11, 1024, REAL_C(1.0), d_matmul_add_20, 1024);
 
     /* backward of models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
     memset(d_pad_55, 0, 262144 * sizeof *d_pad_55);
@@ -4211,48 +4115,47 @@ static void compute_grads(void)
         }
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    for (int i = 0; i < 8192; i++) {
-        d_h_11[i] = d_matmul_31[i] + d_reshape_22[i];
-    }
+    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
+           REAL_C(1.0), d_z_11, 1024, lstm_u, 1024, REAL_C(1.0), d_h_11, 256);
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
-        const real t1169 = d_c_11[i] * f_21[i];
-        const real t1205 = d_h_11[i] * o_21[i];
-        const real t1206 = tanh_22[i] * tanh_22[i];
-        const real t1207 = REAL_C(1.0) - t1206;
-        const real t1208 = t1205 * t1207;
-        d_c_12[i] = t1169 + t1208;
+        const real t1110 = d_c_11[i] * f_21[i];
+        const real t1143 = d_h_11[i] * o_21[i];
+        const real t1144 = tanh_22[i] * tanh_22[i];
+        const real t1145 = REAL_C(1.0) - t1144;
+        const real t1146 = t1143 * t1145;
+        d_c_12[i] = t1110 + t1146;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     memset(d_pad_56, 0, 32768 * sizeof *d_pad_56);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t1204 = d_h_11[i * 256 + j] * tanh_22[i * 256 + j];
-            const real t1214 = t1204 * o_21[i * 256 + j];
-            const real t1215 = REAL_C(1.0) - o_21[i * 256 + j];
-            const real t1216 = t1214 * t1215;
-            d_pad_56[i * 1024 + j + 768] = t1216;
+            const real t1142 = d_h_11[i * 256 + j] * tanh_22[i * 256 + j];
+            const real t1152 = t1142 * o_21[i * 256 + j];
+            const real t1153 = REAL_C(1.0) - o_21[i * 256 + j];
+            const real t1154 = t1152 * t1153;
+            d_pad_56[i * 1024 + j + 768] = t1154;
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     memset(d_pad_57, 0, 32768 * sizeof *d_pad_57);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t1211 = d_c_12[i * 256 + j] * i_22[i * 256 + j];
-            const real t1218 = g_22[i * 256 + j] * g_22[i * 256 + j];
-            const real t1219 = REAL_C(1.0) - t1218;
-            const real t1220 = t1211 * t1219;
-            d_pad_57[i * 1024 + j + 512] = t1220;
+            const real t1149 = d_c_12[i * 256 + j] * i_22[i * 256 + j];
+            const real t1156 = g_22[i * 256 + j] * g_22[i * 256 + j];
+            const real t1157 = REAL_C(1.0) - t1156;
+            const real t1158 = t1149 * t1157;
+            d_pad_57[i * 1024 + j + 512] = t1158;
         }
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 8192; i++) {
-        const real t1212 = d_c_12[i] * c_20[i];
-        const real t1223 = t1212 * f_20[i];
-        const real t1224 = REAL_C(1.0) - f_20[i];
-        d_add_12[i] = t1223 * t1224;
+        const real t1150 = d_c_12[i] * c_20[i];
+        const real t1161 = t1150 * f_20[i];
+        const real t1162 = REAL_C(1.0) - f_20[i];
+        d_add_12[i] = t1161 * t1162;
     }
     memset(d_sum_23, 0, 256 * sizeof *d_sum_23);
     for (int i = 0; i < 32; i++)
@@ -4269,23 +4172,21 @@ static void compute_grads(void)
     memset(d_pad_59, 0, 32768 * sizeof *d_pad_59);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t1210 = d_c_12[i * 256 + j] * g_22[i * 256 + j];
-            const real t1230 = t1210 * i_22[i * 256 + j];
-            const real t1231 = REAL_C(1.0) - i_22[i * 256 + j];
-            const real t1232 = t1230 * t1231;
-            d_pad_59[i * 1024 + j] = t1232;
+            const real t1148 = d_c_12[i * 256 + j] * g_22[i * 256 + j];
+            const real t1168 = t1148 * i_22[i * 256 + j];
+            const real t1169 = REAL_C(1.0) - i_22[i * 256 + j];
+            const real t1170 = t1168 * t1169;
+            d_pad_59[i * 1024 + j] = t1170;
         }
     for (int i = 0; i < 32768; i++) {
-        const real t1222 = d_pad_56[i] + d_pad_57[i];
-        const real t1229 = t1222 + d_pad_58[i];
-        d_z_12[i] = t1229 + d_pad_59[i];
+        const real t1160 = d_pad_56[i] + d_pad_57[i];
+        const real t1167 = t1160 + d_pad_58[i];
+        d_z_12[i] = t1167 + d_pad_59[i];
     }
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
-           REAL_C(1.0), d_z_12, 1024, lstm_u, 1024, REAL_C(0.0), d_matmul_34, 256);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), h_20, 256, d_z_12, 1024, REAL_C(0.0), d_matmul_35, 1024);
+           REAL_C(1.0), h_20, 256, d_z_12, 1024, REAL_C(1.0), d_matmul_add_21, 1024);
 
     /* backward of models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
     memset(d_sum_24, 0, 1024 * sizeof *d_sum_24);
@@ -4296,7 +4197,7 @@ static void compute_grads(void)
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
            REAL_C(1.0), d_z_12, 1024, lstm_w, 1024, REAL_C(0.0), d_reshape_45, 256);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), slice_21, 256, d_z_12, 1024, REAL_C(0.0), d_matmul_36, 1024);
+           REAL_C(1.0), slice_21, 256, d_z_12, 1024, REAL_C(1.0), d_matmul_add_22, 1024);
 
     /* backward of models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
     memset(d_pad_60, 0, 262144 * sizeof *d_pad_60);
@@ -4306,48 +4207,47 @@ static void compute_grads(void)
         }
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    for (int i = 0; i < 8192; i++) {
-        d_h_12[i] = d_matmul_34[i] + d_reshape_21[i];
-    }
+    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
+           REAL_C(1.0), d_z_12, 1024, lstm_u, 1024, REAL_C(1.0), d_h_12, 256);
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
-        const real t1213 = d_c_12[i] * f_20[i];
-        const real t1249 = d_h_12[i] * o_20[i];
-        const real t1250 = tanh_21[i] * tanh_21[i];
-        const real t1251 = REAL_C(1.0) - t1250;
-        const real t1252 = t1249 * t1251;
-        d_c_13[i] = t1213 + t1252;
+        const real t1151 = d_c_12[i] * f_20[i];
+        const real t1184 = d_h_12[i] * o_20[i];
+        const real t1185 = tanh_21[i] * tanh_21[i];
+        const real t1186 = REAL_C(1.0) - t1185;
+        const real t1187 = t1184 * t1186;
+        d_c_13[i] = t1151 + t1187;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     memset(d_pad_61, 0, 32768 * sizeof *d_pad_61);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t1248 = d_h_12[i * 256 + j] * tanh_21[i * 256 + j];
-            const real t1258 = t1248 * o_20[i * 256 + j];
-            const real t1259 = REAL_C(1.0) - o_20[i * 256 + j];
-            const real t1260 = t1258 * t1259;
-            d_pad_61[i * 1024 + j + 768] = t1260;
+            const real t1183 = d_h_12[i * 256 + j] * tanh_21[i * 256 + j];
+            const real t1193 = t1183 * o_20[i * 256 + j];
+            const real t1194 = REAL_C(1.0) - o_20[i * 256 + j];
+            const real t1195 = t1193 * t1194;
+            d_pad_61[i * 1024 + j + 768] = t1195;
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     memset(d_pad_62, 0, 32768 * sizeof *d_pad_62);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t1255 = d_c_13[i * 256 + j] * i_21[i * 256 + j];
-            const real t1262 = g_21[i * 256 + j] * g_21[i * 256 + j];
-            const real t1263 = REAL_C(1.0) - t1262;
-            const real t1264 = t1255 * t1263;
-            d_pad_62[i * 1024 + j + 512] = t1264;
+            const real t1190 = d_c_13[i * 256 + j] * i_21[i * 256 + j];
+            const real t1197 = g_21[i * 256 + j] * g_21[i * 256 + j];
+            const real t1198 = REAL_C(1.0) - t1197;
+            const real t1199 = t1190 * t1198;
+            d_pad_62[i * 1024 + j + 512] = t1199;
         }
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 8192; i++) {
-        const real t1256 = d_c_13[i] * c_19[i];
-        const real t1267 = t1256 * f_19[i];
-        const real t1268 = REAL_C(1.0) - f_19[i];
-        d_add_13[i] = t1267 * t1268;
+        const real t1191 = d_c_13[i] * c_19[i];
+        const real t1202 = t1191 * f_19[i];
+        const real t1203 = REAL_C(1.0) - f_19[i];
+        d_add_13[i] = t1202 * t1203;
     }
     memset(d_sum_25, 0, 256 * sizeof *d_sum_25);
     for (int i = 0; i < 32; i++)
@@ -4364,23 +4264,21 @@ static void compute_grads(void)
     memset(d_pad_64, 0, 32768 * sizeof *d_pad_64);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t1254 = d_c_13[i * 256 + j] * g_21[i * 256 + j];
-            const real t1274 = t1254 * i_21[i * 256 + j];
-            const real t1275 = REAL_C(1.0) - i_21[i * 256 + j];
-            const real t1276 = t1274 * t1275;
-            d_pad_64[i * 1024 + j] = t1276;
+            const real t1189 = d_c_13[i * 256 + j] * g_21[i * 256 + j];
+            const real t1209 = t1189 * i_21[i * 256 + j];
+            const real t1210 = REAL_C(1.0) - i_21[i * 256 + j];
+            const real t1211 = t1209 * t1210;
+            d_pad_64[i * 1024 + j] = t1211;
         }
     for (int i = 0; i < 32768; i++) {
-        const real t1266 = d_pad_61[i] + d_pad_62[i];
-        const real t1273 = t1266 + d_pad_63[i];
-        d_z_13[i] = t1273 + d_pad_64[i];
+        const real t1201 = d_pad_61[i] + d_pad_62[i];
+        const real t1208 = t1201 + d_pad_63[i];
+        d_z_13[i] = t1208 + d_pad_64[i];
     }
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
-           REAL_C(1.0), d_z_13, 1024, lstm_u, 1024, REAL_C(0.0), d_matmul_37, 256);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), h_19, 256, d_z_13, 1024, REAL_C(0.0), d_matmul_38, 1024);
+           REAL_C(1.0), h_19, 256, d_z_13, 1024, REAL_C(1.0), d_matmul_add_23, 1024);
 
     /* backward of models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
     memset(d_sum_26, 0, 1024 * sizeof *d_sum_26);
@@ -4391,7 +4289,7 @@ static void compute_grads(void)
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
            REAL_C(1.0), d_z_13, 1024, lstm_w, 1024, REAL_C(0.0), d_reshape_46, 256);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), slice_20, 256, d_z_13, 1024, REAL_C(0.0), d_matmul_39, 1024);
+           REAL_C(1.0), slice_20, 256, d_z_13, 1024, REAL_C(1.0), d_matmul_add_24, 1024);
 
     /* backward of models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
     memset(d_pad_65, 0, 262144 * sizeof *d_pad_65);
@@ -4401,48 +4299,47 @@ static void compute_grads(void)
         }
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    for (int i = 0; i < 8192; i++) {
-        d_h_13[i] = d_matmul_37[i] + d_reshape_20[i];
-    }
+    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
+           REAL_C(1.0), d_z_13, 1024, lstm_u, 1024, REAL_C(1.0), d_h_13, 256);
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
-        const real t1257 = d_c_13[i] * f_19[i];
-        const real t1293 = d_h_13[i] * o_19[i];
-        const real t1294 = tanh_20[i] * tanh_20[i];
-        const real t1295 = REAL_C(1.0) - t1294;
-        const real t1296 = t1293 * t1295;
-        d_c_14[i] = t1257 + t1296;
+        const real t1192 = d_c_13[i] * f_19[i];
+        const real t1225 = d_h_13[i] * o_19[i];
+        const real t1226 = tanh_20[i] * tanh_20[i];
+        const real t1227 = REAL_C(1.0) - t1226;
+        const real t1228 = t1225 * t1227;
+        d_c_14[i] = t1192 + t1228;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     memset(d_pad_66, 0, 32768 * sizeof *d_pad_66);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t1292 = d_h_13[i * 256 + j] * tanh_20[i * 256 + j];
-            const real t1302 = t1292 * o_19[i * 256 + j];
-            const real t1303 = REAL_C(1.0) - o_19[i * 256 + j];
-            const real t1304 = t1302 * t1303;
-            d_pad_66[i * 1024 + j + 768] = t1304;
+            const real t1224 = d_h_13[i * 256 + j] * tanh_20[i * 256 + j];
+            const real t1234 = t1224 * o_19[i * 256 + j];
+            const real t1235 = REAL_C(1.0) - o_19[i * 256 + j];
+            const real t1236 = t1234 * t1235;
+            d_pad_66[i * 1024 + j + 768] = t1236;
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     memset(d_pad_67, 0, 32768 * sizeof *d_pad_67);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t1299 = d_c_14[i * 256 + j] * i_20[i * 256 + j];
-            const real t1306 = g_20[i * 256 + j] * g_20[i * 256 + j];
-            const real t1307 = REAL_C(1.0) - t1306;
-            const real t1308 = t1299 * t1307;
-            d_pad_67[i * 1024 + j + 512] = t1308;
+            const real t1231 = d_c_14[i * 256 + j] * i_20[i * 256 + j];
+            const real t1238 = g_20[i * 256 + j] * g_20[i * 256 + j];
+            const real t1239 = REAL_C(1.0) - t1238;
+            const real t1240 = t1231 * t1239;
+            d_pad_67[i * 1024 + j + 512] = t1240;
         }
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 8192; i++) {
-        const real t1300 = d_c_14[i] * c_18[i];
-        const real t1311 = t1300 * f_18[i];
-        const real t1312 = REAL_C(1.0) - f_18[i];
-        d_add_14[i] = t1311 * t1312;
+        const real t1232 = d_c_14[i] * c_18[i];
+        const real t1243 = t1232 * f_18[i];
+        const real t1244 = REAL_C(1.0) - f_18[i];
+        d_add_14[i] = t1243 * t1244;
     }
     memset(d_sum_27, 0, 256 * sizeof *d_sum_27);
     for (int i = 0; i < 32; i++)
@@ -4459,23 +4356,21 @@ static void compute_grads(void)
     memset(d_pad_69, 0, 32768 * sizeof *d_pad_69);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t1298 = d_c_14[i * 256 + j] * g_20[i * 256 + j];
-            const real t1318 = t1298 * i_20[i * 256 + j];
-            const real t1319 = REAL_C(1.0) - i_20[i * 256 + j];
-            const real t1320 = t1318 * t1319;
-            d_pad_69[i * 1024 + j] = t1320;
+            const real t1230 = d_c_14[i * 256 + j] * g_20[i * 256 + j];
+            const real t1250 = t1230 * i_20[i * 256 + j];
+            const real t1251 = REAL_C(1.0) - i_20[i * 256 + j];
+            const real t1252 = t1250 * t1251;
+            d_pad_69[i * 1024 + j] = t1252;
         }
     for (int i = 0; i < 32768; i++) {
-        const real t1310 = d_pad_66[i] + d_pad_67[i];
-        const real t1317 = t1310 + d_pad_68[i];
-        d_z_14[i] = t1317 + d_pad_69[i];
+        const real t1242 = d_pad_66[i] + d_pad_67[i];
+        const real t1249 = t1242 + d_pad_68[i];
+        d_z_14[i] = t1249 + d_pad_69[i];
     }
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
-           REAL_C(1.0), d_z_14, 1024, lstm_u, 1024, REAL_C(0.0), d_matmul_40, 256);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), h_18, 256, d_z_14, 1024, REAL_C(0.0), d_matmul_41, 1024);
+           REAL_C(1.0), h_18, 256, d_z_14, 1024, REAL_C(1.0), d_matmul_add_25, 1024);
 
     /* backward of models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
     memset(d_sum_28, 0, 1024 * sizeof *d_sum_28);
@@ -4486,7 +4381,7 @@ static void compute_grads(void)
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
            REAL_C(1.0), d_z_14, 1024, lstm_w, 1024, REAL_C(0.0), d_reshape_47, 256);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), slice_19, 256, d_z_14, 1024, REAL_C(0.0), d_matmul_42, 1024);
+           REAL_C(1.0), slice_19, 256, d_z_14, 1024, REAL_C(1.0), d_matmul_add_26, 1024);
 
     /* backward of models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
     memset(d_pad_70, 0, 262144 * sizeof *d_pad_70);
@@ -4496,48 +4391,47 @@ static void compute_grads(void)
         }
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    for (int i = 0; i < 8192; i++) {
-        d_h_14[i] = d_matmul_40[i] + d_reshape_19[i];
-    }
+    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
+           REAL_C(1.0), d_z_14, 1024, lstm_u, 1024, REAL_C(1.0), d_h_14, 256);
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
-        const real t1301 = d_c_14[i] * f_18[i];
-        const real t1337 = d_h_14[i] * o_18[i];
-        const real t1338 = tanh_19[i] * tanh_19[i];
-        const real t1339 = REAL_C(1.0) - t1338;
-        const real t1340 = t1337 * t1339;
-        d_c_15[i] = t1301 + t1340;
+        const real t1233 = d_c_14[i] * f_18[i];
+        const real t1266 = d_h_14[i] * o_18[i];
+        const real t1267 = tanh_19[i] * tanh_19[i];
+        const real t1268 = REAL_C(1.0) - t1267;
+        const real t1269 = t1266 * t1268;
+        d_c_15[i] = t1233 + t1269;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     memset(d_pad_71, 0, 32768 * sizeof *d_pad_71);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t1336 = d_h_14[i * 256 + j] * tanh_19[i * 256 + j];
-            const real t1346 = t1336 * o_18[i * 256 + j];
-            const real t1347 = REAL_C(1.0) - o_18[i * 256 + j];
-            const real t1348 = t1346 * t1347;
-            d_pad_71[i * 1024 + j + 768] = t1348;
+            const real t1265 = d_h_14[i * 256 + j] * tanh_19[i * 256 + j];
+            const real t1275 = t1265 * o_18[i * 256 + j];
+            const real t1276 = REAL_C(1.0) - o_18[i * 256 + j];
+            const real t1277 = t1275 * t1276;
+            d_pad_71[i * 1024 + j + 768] = t1277;
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     memset(d_pad_72, 0, 32768 * sizeof *d_pad_72);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t1343 = d_c_15[i * 256 + j] * i_19[i * 256 + j];
-            const real t1350 = g_19[i * 256 + j] * g_19[i * 256 + j];
-            const real t1351 = REAL_C(1.0) - t1350;
-            const real t1352 = t1343 * t1351;
-            d_pad_72[i * 1024 + j + 512] = t1352;
+            const real t1272 = d_c_15[i * 256 + j] * i_19[i * 256 + j];
+            const real t1279 = g_19[i * 256 + j] * g_19[i * 256 + j];
+            const real t1280 = REAL_C(1.0) - t1279;
+            const real t1281 = t1272 * t1280;
+            d_pad_72[i * 1024 + j + 512] = t1281;
         }
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 8192; i++) {
-        const real t1344 = d_c_15[i] * c_17[i];
-        const real t1355 = t1344 * f_17[i];
-        const real t1356 = REAL_C(1.0) - f_17[i];
-        d_add_15[i] = t1355 * t1356;
+        const real t1273 = d_c_15[i] * c_17[i];
+        const real t1284 = t1273 * f_17[i];
+        const real t1285 = REAL_C(1.0) - f_17[i];
+        d_add_15[i] = t1284 * t1285;
     }
     memset(d_sum_29, 0, 256 * sizeof *d_sum_29);
     for (int i = 0; i < 32; i++)
@@ -4554,23 +4448,21 @@ static void compute_grads(void)
     memset(d_pad_74, 0, 32768 * sizeof *d_pad_74);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t1342 = d_c_15[i * 256 + j] * g_19[i * 256 + j];
-            const real t1362 = t1342 * i_19[i * 256 + j];
-            const real t1363 = REAL_C(1.0) - i_19[i * 256 + j];
-            const real t1364 = t1362 * t1363;
-            d_pad_74[i * 1024 + j] = t1364;
+            const real t1271 = d_c_15[i * 256 + j] * g_19[i * 256 + j];
+            const real t1291 = t1271 * i_19[i * 256 + j];
+            const real t1292 = REAL_C(1.0) - i_19[i * 256 + j];
+            const real t1293 = t1291 * t1292;
+            d_pad_74[i * 1024 + j] = t1293;
         }
     for (int i = 0; i < 32768; i++) {
-        const real t1354 = d_pad_71[i] + d_pad_72[i];
-        const real t1361 = t1354 + d_pad_73[i];
-        d_z_15[i] = t1361 + d_pad_74[i];
+        const real t1283 = d_pad_71[i] + d_pad_72[i];
+        const real t1290 = t1283 + d_pad_73[i];
+        d_z_15[i] = t1290 + d_pad_74[i];
     }
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
-           REAL_C(1.0), d_z_15, 1024, lstm_u, 1024, REAL_C(0.0), d_matmul_43, 256);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), h_17, 256, d_z_15, 1024, REAL_C(0.0), d_matmul_44, 1024);
+           REAL_C(1.0), h_17, 256, d_z_15, 1024, REAL_C(1.0), d_matmul_add_27, 1024);
 
     /* backward of models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
     memset(d_sum_30, 0, 1024 * sizeof *d_sum_30);
@@ -4581,7 +4473,7 @@ static void compute_grads(void)
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
            REAL_C(1.0), d_z_15, 1024, lstm_w, 1024, REAL_C(0.0), d_reshape_48, 256);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), slice_18, 256, d_z_15, 1024, REAL_C(0.0), d_matmul_45, 1024);
+           REAL_C(1.0), slice_18, 256, d_z_15, 1024, REAL_C(1.0), d_matmul_add_28, 1024);
 
     /* backward of models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
     memset(d_pad_75, 0, 262144 * sizeof *d_pad_75);
@@ -4591,48 +4483,47 @@ static void compute_grads(void)
         }
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    for (int i = 0; i < 8192; i++) {
-        d_h_15[i] = d_matmul_43[i] + d_reshape_18[i];
-    }
+    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
+           REAL_C(1.0), d_z_15, 1024, lstm_u, 1024, REAL_C(1.0), d_h_15, 256);
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
-        const real t1345 = d_c_15[i] * f_17[i];
-        const real t1381 = d_h_15[i] * o_17[i];
-        const real t1382 = tanh_18[i] * tanh_18[i];
-        const real t1383 = REAL_C(1.0) - t1382;
-        const real t1384 = t1381 * t1383;
-        d_c_16[i] = t1345 + t1384;
+        const real t1274 = d_c_15[i] * f_17[i];
+        const real t1307 = d_h_15[i] * o_17[i];
+        const real t1308 = tanh_18[i] * tanh_18[i];
+        const real t1309 = REAL_C(1.0) - t1308;
+        const real t1310 = t1307 * t1309;
+        d_c_16[i] = t1274 + t1310;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     memset(d_pad_76, 0, 32768 * sizeof *d_pad_76);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t1380 = d_h_15[i * 256 + j] * tanh_18[i * 256 + j];
-            const real t1390 = t1380 * o_17[i * 256 + j];
-            const real t1391 = REAL_C(1.0) - o_17[i * 256 + j];
-            const real t1392 = t1390 * t1391;
-            d_pad_76[i * 1024 + j + 768] = t1392;
+            const real t1306 = d_h_15[i * 256 + j] * tanh_18[i * 256 + j];
+            const real t1316 = t1306 * o_17[i * 256 + j];
+            const real t1317 = REAL_C(1.0) - o_17[i * 256 + j];
+            const real t1318 = t1316 * t1317;
+            d_pad_76[i * 1024 + j + 768] = t1318;
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     memset(d_pad_77, 0, 32768 * sizeof *d_pad_77);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t1387 = d_c_16[i * 256 + j] * i_18[i * 256 + j];
-            const real t1394 = g_18[i * 256 + j] * g_18[i * 256 + j];
-            const real t1395 = REAL_C(1.0) - t1394;
-            const real t1396 = t1387 * t1395;
-            d_pad_77[i * 1024 + j + 512] = t1396;
+            const real t1313 = d_c_16[i * 256 + j] * i_18[i * 256 + j];
+            const real t1320 = g_18[i * 256 + j] * g_18[i * 256 + j];
+            const real t1321 = REAL_C(1.0) - t1320;
+            const real t1322 = t1313 * t1321;
+            d_pad_77[i * 1024 + j + 512] = t1322;
         }
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 8192; i++) {
-        const real t1388 = d_c_16[i] * c_16[i];
-        const real t1399 = t1388 * f_16[i];
-        const real t1400 = REAL_C(1.0) - f_16[i];
-        d_add_16[i] = t1399 * t1400;
+        const real t1314 = d_c_16[i] * c_16[i];
+        const real t1325 = t1314 * f_16[i];
+        const real t1326 = REAL_C(1.0) - f_16[i];
+        d_add_16[i] = t1325 * t1326;
     }
     memset(d_sum_31, 0, 256 * sizeof *d_sum_31);
     for (int i = 0; i < 32; i++)
@@ -4649,23 +4540,21 @@ static void compute_grads(void)
     memset(d_pad_79, 0, 32768 * sizeof *d_pad_79);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t1386 = d_c_16[i * 256 + j] * g_18[i * 256 + j];
-            const real t1406 = t1386 * i_18[i * 256 + j];
-            const real t1407 = REAL_C(1.0) - i_18[i * 256 + j];
-            const real t1408 = t1406 * t1407;
-            d_pad_79[i * 1024 + j] = t1408;
+            const real t1312 = d_c_16[i * 256 + j] * g_18[i * 256 + j];
+            const real t1332 = t1312 * i_18[i * 256 + j];
+            const real t1333 = REAL_C(1.0) - i_18[i * 256 + j];
+            const real t1334 = t1332 * t1333;
+            d_pad_79[i * 1024 + j] = t1334;
         }
     for (int i = 0; i < 32768; i++) {
-        const real t1398 = d_pad_76[i] + d_pad_77[i];
-        const real t1405 = t1398 + d_pad_78[i];
-        d_z_16[i] = t1405 + d_pad_79[i];
+        const real t1324 = d_pad_76[i] + d_pad_77[i];
+        const real t1331 = t1324 + d_pad_78[i];
+        d_z_16[i] = t1331 + d_pad_79[i];
     }
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
-           REAL_C(1.0), d_z_16, 1024, lstm_u, 1024, REAL_C(0.0), d_matmul_46, 256);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), h_16, 256, d_z_16, 1024, REAL_C(0.0), d_matmul_47, 1024);
+           REAL_C(1.0), h_16, 256, d_z_16, 1024, REAL_C(1.0), d_matmul_add_29, 1024);
 
     /* backward of models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
     memset(d_sum_32, 0, 1024 * sizeof *d_sum_32);
@@ -4676,7 +4565,7 @@ static void compute_grads(void)
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
            REAL_C(1.0), d_z_16, 1024, lstm_w, 1024, REAL_C(0.0), d_reshape_49, 256);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), slice_17, 256, d_z_16, 1024, REAL_C(0.0), d_matmul_48, 1024);
+           REAL_C(1.0), slice_17, 256, d_z_16, 1024, REAL_C(1.0), d_matmul_add_30, 1024);
 
     /* backward of models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
     memset(d_pad_80, 0, 262144 * sizeof *d_pad_80);
@@ -4686,48 +4575,47 @@ static void compute_grads(void)
         }
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    for (int i = 0; i < 8192; i++) {
-        d_h_16[i] = d_matmul_46[i] + d_reshape_17[i];
-    }
+    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
+           REAL_C(1.0), d_z_16, 1024, lstm_u, 1024, REAL_C(1.0), d_h_16, 256);
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
-        const real t1389 = d_c_16[i] * f_16[i];
-        const real t1425 = d_h_16[i] * o_16[i];
-        const real t1426 = tanh_17[i] * tanh_17[i];
-        const real t1427 = REAL_C(1.0) - t1426;
-        const real t1428 = t1425 * t1427;
-        d_c_17[i] = t1389 + t1428;
+        const real t1315 = d_c_16[i] * f_16[i];
+        const real t1348 = d_h_16[i] * o_16[i];
+        const real t1349 = tanh_17[i] * tanh_17[i];
+        const real t1350 = REAL_C(1.0) - t1349;
+        const real t1351 = t1348 * t1350;
+        d_c_17[i] = t1315 + t1351;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     memset(d_pad_81, 0, 32768 * sizeof *d_pad_81);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t1424 = d_h_16[i * 256 + j] * tanh_17[i * 256 + j];
-            const real t1434 = t1424 * o_16[i * 256 + j];
-            const real t1435 = REAL_C(1.0) - o_16[i * 256 + j];
-            const real t1436 = t1434 * t1435;
-            d_pad_81[i * 1024 + j + 768] = t1436;
+            const real t1347 = d_h_16[i * 256 + j] * tanh_17[i * 256 + j];
+            const real t1357 = t1347 * o_16[i * 256 + j];
+            const real t1358 = REAL_C(1.0) - o_16[i * 256 + j];
+            const real t1359 = t1357 * t1358;
+            d_pad_81[i * 1024 + j + 768] = t1359;
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     memset(d_pad_82, 0, 32768 * sizeof *d_pad_82);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t1431 = d_c_17[i * 256 + j] * i_17[i * 256 + j];
-            const real t1438 = g_17[i * 256 + j] * g_17[i * 256 + j];
-            const real t1439 = REAL_C(1.0) - t1438;
-            const real t1440 = t1431 * t1439;
-            d_pad_82[i * 1024 + j + 512] = t1440;
+            const real t1354 = d_c_17[i * 256 + j] * i_17[i * 256 + j];
+            const real t1361 = g_17[i * 256 + j] * g_17[i * 256 + j];
+            const real t1362 = REAL_C(1.0) - t1361;
+            const real t1363 = t1354 * t1362;
+            d_pad_82[i * 1024 + j + 512] = t1363;
         }
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 8192; i++) {
-        const real t1432 = d_c_17[i] * c_15[i];
-        const real t1443 = t1432 * f_15[i];
-        const real t1444 = REAL_C(1.0) - f_15[i];
-        d_add_17[i] = t1443 * t1444;
+        const real t1355 = d_c_17[i] * c_15[i];
+        const real t1366 = t1355 * f_15[i];
+        const real t1367 = REAL_C(1.0) - f_15[i];
+        d_add_17[i] = t1366 * t1367;
     }
     memset(d_sum_33, 0, 256 * sizeof *d_sum_33);
     for (int i = 0; i < 32; i++)
@@ -4744,23 +4632,21 @@ static void compute_grads(void)
     memset(d_pad_84, 0, 32768 * sizeof *d_pad_84);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t1430 = d_c_17[i * 256 + j] * g_17[i * 256 + j];
-            const real t1450 = t1430 * i_17[i * 256 + j];
-            const real t1451 = REAL_C(1.0) - i_17[i * 256 + j];
-            const real t1452 = t1450 * t1451;
-            d_pad_84[i * 1024 + j] = t1452;
+            const real t1353 = d_c_17[i * 256 + j] * g_17[i * 256 + j];
+            const real t1373 = t1353 * i_17[i * 256 + j];
+            const real t1374 = REAL_C(1.0) - i_17[i * 256 + j];
+            const real t1375 = t1373 * t1374;
+            d_pad_84[i * 1024 + j] = t1375;
         }
     for (int i = 0; i < 32768; i++) {
-        const real t1442 = d_pad_81[i] + d_pad_82[i];
-        const real t1449 = t1442 + d_pad_83[i];
-        d_z_17[i] = t1449 + d_pad_84[i];
+        const real t1365 = d_pad_81[i] + d_pad_82[i];
+        const real t1372 = t1365 + d_pad_83[i];
+        d_z_17[i] = t1372 + d_pad_84[i];
     }
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
-           REAL_C(1.0), d_z_17, 1024, lstm_u, 1024, REAL_C(0.0), d_matmul_49, 256);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), h_15, 256, d_z_17, 1024, REAL_C(0.0), d_matmul_50, 1024);
+           REAL_C(1.0), h_15, 256, d_z_17, 1024, REAL_C(1.0), d_matmul_add_31, 1024);
 
     /* backward of models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
     memset(d_sum_34, 0, 1024 * sizeof *d_sum_34);
@@ -4771,7 +4657,7 @@ static void compute_grads(void)
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
            REAL_C(1.0), d_z_17, 1024, lstm_w, 1024, REAL_C(0.0), d_reshape_50, 256);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), slice_16, 256, d_z_17, 1024, REAL_C(0.0), d_matmul_51, 1024);
+           REAL_C(1.0), slice_16, 256, d_z_17, 1024, REAL_C(1.0), d_matmul_add_32, 1024);
 
     /* backward of models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
     memset(d_pad_85, 0, 262144 * sizeof *d_pad_85);
@@ -4781,48 +4667,47 @@ static void compute_grads(void)
         }
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    for (int i = 0; i < 8192; i++) {
-        d_h_17[i] = d_matmul_49[i] + d_reshape_16[i];
-    }
+    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
+           REAL_C(1.0), d_z_17, 1024, lstm_u, 1024, REAL_C(1.0), d_h_17, 256);
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
-        const real t1433 = d_c_17[i] * f_15[i];
-        const real t1469 = d_h_17[i] * o_15[i];
-        const real t1470 = tanh_16[i] * tanh_16[i];
-        const real t1471 = REAL_C(1.0) - t1470;
-        const real t1472 = t1469 * t1471;
-        d_c_18[i] = t1433 + t1472;
+        const real t1356 = d_c_17[i] * f_15[i];
+        const real t1389 = d_h_17[i] * o_15[i];
+        const real t1390 = tanh_16[i] * tanh_16[i];
+        const real t1391 = REAL_C(1.0) - t1390;
+        const real t1392 = t1389 * t1391;
+        d_c_18[i] = t1356 + t1392;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     memset(d_pad_86, 0, 32768 * sizeof *d_pad_86);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t1468 = d_h_17[i * 256 + j] * tanh_16[i * 256 + j];
-            const real t1478 = t1468 * o_15[i * 256 + j];
-            const real t1479 = REAL_C(1.0) - o_15[i * 256 + j];
-            const real t1480 = t1478 * t1479;
-            d_pad_86[i * 1024 + j + 768] = t1480;
+            const real t1388 = d_h_17[i * 256 + j] * tanh_16[i * 256 + j];
+            const real t1398 = t1388 * o_15[i * 256 + j];
+            const real t1399 = REAL_C(1.0) - o_15[i * 256 + j];
+            const real t1400 = t1398 * t1399;
+            d_pad_86[i * 1024 + j + 768] = t1400;
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     memset(d_pad_87, 0, 32768 * sizeof *d_pad_87);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t1475 = d_c_18[i * 256 + j] * i_16[i * 256 + j];
-            const real t1482 = g_16[i * 256 + j] * g_16[i * 256 + j];
-            const real t1483 = REAL_C(1.0) - t1482;
-            const real t1484 = t1475 * t1483;
-            d_pad_87[i * 1024 + j + 512] = t1484;
+            const real t1395 = d_c_18[i * 256 + j] * i_16[i * 256 + j];
+            const real t1402 = g_16[i * 256 + j] * g_16[i * 256 + j];
+            const real t1403 = REAL_C(1.0) - t1402;
+            const real t1404 = t1395 * t1403;
+            d_pad_87[i * 1024 + j + 512] = t1404;
         }
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 8192; i++) {
-        const real t1476 = d_c_18[i] * c_14[i];
-        const real t1487 = t1476 * f_14[i];
-        const real t1488 = REAL_C(1.0) - f_14[i];
-        d_add_18[i] = t1487 * t1488;
+        const real t1396 = d_c_18[i] * c_14[i];
+        const real t1407 = t1396 * f_14[i];
+        const real t1408 = REAL_C(1.0) - f_14[i];
+        d_add_18[i] = t1407 * t1408;
     }
     memset(d_sum_35, 0, 256 * sizeof *d_sum_35);
     for (int i = 0; i < 32; i++)
@@ -4839,23 +4724,21 @@ static void compute_grads(void)
     memset(d_pad_89, 0, 32768 * sizeof *d_pad_89);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t1474 = d_c_18[i * 256 + j] * g_16[i * 256 + j];
-            const real t1494 = t1474 * i_16[i * 256 + j];
-            const real t1495 = REAL_C(1.0) - i_16[i * 256 + j];
-            const real t1496 = t1494 * t1495;
-            d_pad_89[i * 1024 + j] = t1496;
+            const real t1394 = d_c_18[i * 256 + j] * g_16[i * 256 + j];
+            const real t1414 = t1394 * i_16[i * 256 + j];
+            const real t1415 = REAL_C(1.0) - i_16[i * 256 + j];
+            const real t1416 = t1414 * t1415;
+            d_pad_89[i * 1024 + j] = t1416;
         }
     for (int i = 0; i < 32768; i++) {
-        const real t1486 = d_pad_86[i] + d_pad_87[i];
-        const real t1493 = t1486 + d_pad_88[i];
-        d_z_18[i] = t1493 + d_pad_89[i];
+        const real t1406 = d_pad_86[i] + d_pad_87[i];
+        const real t1413 = t1406 + d_pad_88[i];
+        d_z_18[i] = t1413 + d_pad_89[i];
     }
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
-           REAL_C(1.0), d_z_18, 1024, lstm_u, 1024, REAL_C(0.0), d_matmul_52, 256);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), h_14, 256, d_z_18, 1024, REAL_C(0.0), d_matmul_53, 1024);
+           REAL_C(1.0), h_14, 256, d_z_18, 1024, REAL_C(1.0), d_matmul_add_33, 1024);
 
     /* backward of models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
     memset(d_sum_36, 0, 1024 * sizeof *d_sum_36);
@@ -4866,7 +4749,7 @@ static void compute_grads(void)
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
            REAL_C(1.0), d_z_18, 1024, lstm_w, 1024, REAL_C(0.0), d_reshape_51, 256);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), slice_15, 256, d_z_18, 1024, REAL_C(0.0), d_matmul_54, 1024);
+           REAL_C(1.0), slice_15, 256, d_z_18, 1024, REAL_C(1.0), d_matmul_add_34, 1024);
 
     /* backward of models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
     memset(d_pad_90, 0, 262144 * sizeof *d_pad_90);
@@ -4876,48 +4759,47 @@ static void compute_grads(void)
         }
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    for (int i = 0; i < 8192; i++) {
-        d_h_18[i] = d_matmul_52[i] + d_reshape_15[i];
-    }
+    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
+           REAL_C(1.0), d_z_18, 1024, lstm_u, 1024, REAL_C(1.0), d_h_18, 256);
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
-        const real t1477 = d_c_18[i] * f_14[i];
-        const real t1513 = d_h_18[i] * o_14[i];
-        const real t1514 = tanh_15[i] * tanh_15[i];
-        const real t1515 = REAL_C(1.0) - t1514;
-        const real t1516 = t1513 * t1515;
-        d_c_19[i] = t1477 + t1516;
+        const real t1397 = d_c_18[i] * f_14[i];
+        const real t1430 = d_h_18[i] * o_14[i];
+        const real t1431 = tanh_15[i] * tanh_15[i];
+        const real t1432 = REAL_C(1.0) - t1431;
+        const real t1433 = t1430 * t1432;
+        d_c_19[i] = t1397 + t1433;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     memset(d_pad_91, 0, 32768 * sizeof *d_pad_91);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t1512 = d_h_18[i * 256 + j] * tanh_15[i * 256 + j];
-            const real t1522 = t1512 * o_14[i * 256 + j];
-            const real t1523 = REAL_C(1.0) - o_14[i * 256 + j];
-            const real t1524 = t1522 * t1523;
-            d_pad_91[i * 1024 + j + 768] = t1524;
+            const real t1429 = d_h_18[i * 256 + j] * tanh_15[i * 256 + j];
+            const real t1439 = t1429 * o_14[i * 256 + j];
+            const real t1440 = REAL_C(1.0) - o_14[i * 256 + j];
+            const real t1441 = t1439 * t1440;
+            d_pad_91[i * 1024 + j + 768] = t1441;
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     memset(d_pad_92, 0, 32768 * sizeof *d_pad_92);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t1519 = d_c_19[i * 256 + j] * i_15[i * 256 + j];
-            const real t1526 = g_15[i * 256 + j] * g_15[i * 256 + j];
-            const real t1527 = REAL_C(1.0) - t1526;
-            const real t1528 = t1519 * t1527;
-            d_pad_92[i * 1024 + j + 512] = t1528;
+            const real t1436 = d_c_19[i * 256 + j] * i_15[i * 256 + j];
+            const real t1443 = g_15[i * 256 + j] * g_15[i * 256 + j];
+            const real t1444 = REAL_C(1.0) - t1443;
+            const real t1445 = t1436 * t1444;
+            d_pad_92[i * 1024 + j + 512] = t1445;
         }
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 8192; i++) {
-        const real t1520 = d_c_19[i] * c_13[i];
-        const real t1531 = t1520 * f_13[i];
-        const real t1532 = REAL_C(1.0) - f_13[i];
-        d_add_19[i] = t1531 * t1532;
+        const real t1437 = d_c_19[i] * c_13[i];
+        const real t1448 = t1437 * f_13[i];
+        const real t1449 = REAL_C(1.0) - f_13[i];
+        d_add_19[i] = t1448 * t1449;
     }
     memset(d_sum_37, 0, 256 * sizeof *d_sum_37);
     for (int i = 0; i < 32; i++)
@@ -4934,23 +4816,21 @@ static void compute_grads(void)
     memset(d_pad_94, 0, 32768 * sizeof *d_pad_94);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t1518 = d_c_19[i * 256 + j] * g_15[i * 256 + j];
-            const real t1538 = t1518 * i_15[i * 256 + j];
-            const real t1539 = REAL_C(1.0) - i_15[i * 256 + j];
-            const real t1540 = t1538 * t1539;
-            d_pad_94[i * 1024 + j] = t1540;
+            const real t1435 = d_c_19[i * 256 + j] * g_15[i * 256 + j];
+            const real t1455 = t1435 * i_15[i * 256 + j];
+            const real t1456 = REAL_C(1.0) - i_15[i * 256 + j];
+            const real t1457 = t1455 * t1456;
+            d_pad_94[i * 1024 + j] = t1457;
         }
     for (int i = 0; i < 32768; i++) {
-        const real t1530 = d_pad_91[i] + d_pad_92[i];
-        const real t1537 = t1530 + d_pad_93[i];
-        d_z_19[i] = t1537 + d_pad_94[i];
+        const real t1447 = d_pad_91[i] + d_pad_92[i];
+        const real t1454 = t1447 + d_pad_93[i];
+        d_z_19[i] = t1454 + d_pad_94[i];
     }
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
-           REAL_C(1.0), d_z_19, 1024, lstm_u, 1024, REAL_C(0.0), d_matmul_55, 256);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), h_13, 256, d_z_19, 1024, REAL_C(0.0), d_matmul_56, 1024);
+           REAL_C(1.0), h_13, 256, d_z_19, 1024, REAL_C(1.0), d_matmul_add_35, 1024);
 
     /* backward of models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
     memset(d_sum_38, 0, 1024 * sizeof *d_sum_38);
@@ -4961,7 +4841,7 @@ static void compute_grads(void)
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
            REAL_C(1.0), d_z_19, 1024, lstm_w, 1024, REAL_C(0.0), d_reshape_52, 256);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), slice_14, 256, d_z_19, 1024, REAL_C(0.0), d_matmul_57, 1024);
+           REAL_C(1.0), slice_14, 256, d_z_19, 1024, REAL_C(1.0), d_matmul_add_36, 1024);
 
     /* backward of models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
     memset(d_pad_95, 0, 262144 * sizeof *d_pad_95);
@@ -4971,48 +4851,47 @@ static void compute_grads(void)
         }
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    for (int i = 0; i < 8192; i++) {
-        d_h_19[i] = d_matmul_55[i] + d_reshape_14[i];
-    }
+    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
+           REAL_C(1.0), d_z_19, 1024, lstm_u, 1024, REAL_C(1.0), d_h_19, 256);
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
-        const real t1521 = d_c_19[i] * f_13[i];
-        const real t1557 = d_h_19[i] * o_13[i];
-        const real t1558 = tanh_14[i] * tanh_14[i];
-        const real t1559 = REAL_C(1.0) - t1558;
-        const real t1560 = t1557 * t1559;
-        d_c_20[i] = t1521 + t1560;
+        const real t1438 = d_c_19[i] * f_13[i];
+        const real t1471 = d_h_19[i] * o_13[i];
+        const real t1472 = tanh_14[i] * tanh_14[i];
+        const real t1473 = REAL_C(1.0) - t1472;
+        const real t1474 = t1471 * t1473;
+        d_c_20[i] = t1438 + t1474;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     memset(d_pad_96, 0, 32768 * sizeof *d_pad_96);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t1556 = d_h_19[i * 256 + j] * tanh_14[i * 256 + j];
-            const real t1566 = t1556 * o_13[i * 256 + j];
-            const real t1567 = REAL_C(1.0) - o_13[i * 256 + j];
-            const real t1568 = t1566 * t1567;
-            d_pad_96[i * 1024 + j + 768] = t1568;
+            const real t1470 = d_h_19[i * 256 + j] * tanh_14[i * 256 + j];
+            const real t1480 = t1470 * o_13[i * 256 + j];
+            const real t1481 = REAL_C(1.0) - o_13[i * 256 + j];
+            const real t1482 = t1480 * t1481;
+            d_pad_96[i * 1024 + j + 768] = t1482;
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     memset(d_pad_97, 0, 32768 * sizeof *d_pad_97);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t1563 = d_c_20[i * 256 + j] * i_14[i * 256 + j];
-            const real t1570 = g_14[i * 256 + j] * g_14[i * 256 + j];
-            const real t1571 = REAL_C(1.0) - t1570;
-            const real t1572 = t1563 * t1571;
-            d_pad_97[i * 1024 + j + 512] = t1572;
+            const real t1477 = d_c_20[i * 256 + j] * i_14[i * 256 + j];
+            const real t1484 = g_14[i * 256 + j] * g_14[i * 256 + j];
+            const real t1485 = REAL_C(1.0) - t1484;
+            const real t1486 = t1477 * t1485;
+            d_pad_97[i * 1024 + j + 512] = t1486;
         }
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 8192; i++) {
-        const real t1564 = d_c_20[i] * c_12[i];
-        const real t1575 = t1564 * f_12[i];
-        const real t1576 = REAL_C(1.0) - f_12[i];
-        d_add_20[i] = t1575 * t1576;
+        const real t1478 = d_c_20[i] * c_12[i];
+        const real t1489 = t1478 * f_12[i];
+        const real t1490 = REAL_C(1.0) - f_12[i];
+        d_add_20[i] = t1489 * t1490;
     }
     memset(d_sum_39, 0, 256 * sizeof *d_sum_39);
     for (int i = 0; i < 32; i++)
@@ -5029,23 +4908,21 @@ static void compute_grads(void)
     memset(d_pad_99, 0, 32768 * sizeof *d_pad_99);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t1562 = d_c_20[i * 256 + j] * g_14[i * 256 + j];
-            const real t1582 = t1562 * i_14[i * 256 + j];
-            const real t1583 = REAL_C(1.0) - i_14[i * 256 + j];
-            const real t1584 = t1582 * t1583;
-            d_pad_99[i * 1024 + j] = t1584;
+            const real t1476 = d_c_20[i * 256 + j] * g_14[i * 256 + j];
+            const real t1496 = t1476 * i_14[i * 256 + j];
+            const real t1497 = REAL_C(1.0) - i_14[i * 256 + j];
+            const real t1498 = t1496 * t1497;
+            d_pad_99[i * 1024 + j] = t1498;
         }
     for (int i = 0; i < 32768; i++) {
-        const real t1574 = d_pad_96[i] + d_pad_97[i];
-        const real t1581 = t1574 + d_pad_98[i];
-        d_z_20[i] = t1581 + d_pad_99[i];
+        const real t1488 = d_pad_96[i] + d_pad_97[i];
+        const real t1495 = t1488 + d_pad_98[i];
+        d_z_20[i] = t1495 + d_pad_99[i];
     }
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
-           REAL_C(1.0), d_z_20, 1024, lstm_u, 1024, REAL_C(0.0), d_matmul_58, 256);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), h_12, 256, d_z_20, 1024, REAL_C(0.0), d_matmul_59, 1024);
+           REAL_C(1.0), h_12, 256, d_z_20, 1024, REAL_C(1.0), d_matmul_add_37, 1024);
 
     /* backward of models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
     memset(d_sum_40, 0, 1024 * sizeof *d_sum_40);
@@ -5056,7 +4933,7 @@ static void compute_grads(void)
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
            REAL_C(1.0), d_z_20, 1024, lstm_w, 1024, REAL_C(0.0), d_reshape_53, 256);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), slice_13, 256, d_z_20, 1024, REAL_C(0.0), d_matmul_60, 1024);
+           REAL_C(1.0), slice_13, 256, d_z_20, 1024, REAL_C(1.0), d_matmul_add_38, 1024);
 
     /* backward of models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
     memset(d_pad_100, 0, 262144 * sizeof *d_pad_100);
@@ -5066,48 +4943,47 @@ static void compute_grads(void)
         }
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    for (int i = 0; i < 8192; i++) {
-        d_h_20[i] = d_matmul_58[i] + d_reshape_13[i];
-    }
+    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
+           REAL_C(1.0), d_z_20, 1024, lstm_u, 1024, REAL_C(1.0), d_h_20, 256);
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
-        const real t1565 = d_c_20[i] * f_12[i];
-        const real t1601 = d_h_20[i] * o_12[i];
-        const real t1602 = tanh_13[i] * tanh_13[i];
-        const real t1603 = REAL_C(1.0) - t1602;
-        const real t1604 = t1601 * t1603;
-        d_c_21[i] = t1565 + t1604;
+        const real t1479 = d_c_20[i] * f_12[i];
+        const real t1512 = d_h_20[i] * o_12[i];
+        const real t1513 = tanh_13[i] * tanh_13[i];
+        const real t1514 = REAL_C(1.0) - t1513;
+        const real t1515 = t1512 * t1514;
+        d_c_21[i] = t1479 + t1515;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     memset(d_pad_101, 0, 32768 * sizeof *d_pad_101);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t1600 = d_h_20[i * 256 + j] * tanh_13[i * 256 + j];
-            const real t1610 = t1600 * o_12[i * 256 + j];
-            const real t1611 = REAL_C(1.0) - o_12[i * 256 + j];
-            const real t1612 = t1610 * t1611;
-            d_pad_101[i * 1024 + j + 768] = t1612;
+            const real t1511 = d_h_20[i * 256 + j] * tanh_13[i * 256 + j];
+            const real t1521 = t1511 * o_12[i * 256 + j];
+            const real t1522 = REAL_C(1.0) - o_12[i * 256 + j];
+            const real t1523 = t1521 * t1522;
+            d_pad_101[i * 1024 + j + 768] = t1523;
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     memset(d_pad_102, 0, 32768 * sizeof *d_pad_102);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t1607 = d_c_21[i * 256 + j] * i_13[i * 256 + j];
-            const real t1614 = g_13[i * 256 + j] * g_13[i * 256 + j];
-            const real t1615 = REAL_C(1.0) - t1614;
-            const real t1616 = t1607 * t1615;
-            d_pad_102[i * 1024 + j + 512] = t1616;
+            const real t1518 = d_c_21[i * 256 + j] * i_13[i * 256 + j];
+            const real t1525 = g_13[i * 256 + j] * g_13[i * 256 + j];
+            const real t1526 = REAL_C(1.0) - t1525;
+            const real t1527 = t1518 * t1526;
+            d_pad_102[i * 1024 + j + 512] = t1527;
         }
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 8192; i++) {
-        const real t1608 = d_c_21[i] * c_11[i];
-        const real t1619 = t1608 * f_11[i];
-        const real t1620 = REAL_C(1.0) - f_11[i];
-        d_add_21[i] = t1619 * t1620;
+        const real t1519 = d_c_21[i] * c_11[i];
+        const real t1530 = t1519 * f_11[i];
+        const real t1531 = REAL_C(1.0) - f_11[i];
+        d_add_21[i] = t1530 * t1531;
     }
     memset(d_sum_41, 0, 256 * sizeof *d_sum_41);
     for (int i = 0; i < 32; i++)
@@ -5124,23 +5000,21 @@ static void compute_grads(void)
     memset(d_pad_104, 0, 32768 * sizeof *d_pad_104);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t1606 = d_c_21[i * 256 + j] * g_13[i * 256 + j];
-            const real t1626 = t1606 * i_13[i * 256 + j];
-            const real t1627 = REAL_C(1.0) - i_13[i * 256 + j];
-            const real t1628 = t1626 * t1627;
-            d_pad_104[i * 1024 + j] = t1628;
+            const real t1517 = d_c_21[i * 256 + j] * g_13[i * 256 + j];
+            const real t1537 = t1517 * i_13[i * 256 + j];
+            const real t1538 = REAL_C(1.0) - i_13[i * 256 + j];
+            const real t1539 = t1537 * t1538;
+            d_pad_104[i * 1024 + j] = t1539;
         }
     for (int i = 0; i < 32768; i++) {
-        const real t1618 = d_pad_101[i] + d_pad_102[i];
-        const real t1625 = t1618 + d_pad_103[i];
-        d_z_21[i] = t1625 + d_pad_104[i];
+        const real t1529 = d_pad_101[i] + d_pad_102[i];
+        const real t1536 = t1529 + d_pad_103[i];
+        d_z_21[i] = t1536 + d_pad_104[i];
     }
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
-           REAL_C(1.0), d_z_21, 1024, lstm_u, 1024, REAL_C(0.0), d_matmul_61, 256);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), h_11, 256, d_z_21, 1024, REAL_C(0.0), d_matmul_62, 1024);
+           REAL_C(1.0), h_11, 256, d_z_21, 1024, REAL_C(1.0), d_matmul_add_39, 1024);
 
     /* backward of models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
     memset(d_sum_42, 0, 1024 * sizeof *d_sum_42);
@@ -5151,7 +5025,7 @@ static void compute_grads(void)
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
            REAL_C(1.0), d_z_21, 1024, lstm_w, 1024, REAL_C(0.0), d_reshape_54, 256);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), slice_12, 256, d_z_21, 1024, REAL_C(0.0), d_matmul_63, 1024);
+           REAL_C(1.0), slice_12, 256, d_z_21, 1024, REAL_C(1.0), d_matmul_add_40, 1024);
 
     /* backward of models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
     memset(d_pad_105, 0, 262144 * sizeof *d_pad_105);
@@ -5161,48 +5035,47 @@ static void compute_grads(void)
         }
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    for (int i = 0; i < 8192; i++) {
-        d_h_21[i] = d_matmul_61[i] + d_reshape_12[i];
-    }
+    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
+           REAL_C(1.0), d_z_21, 1024, lstm_u, 1024, REAL_C(1.0), d_h_21, 256);
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
-        const real t1609 = d_c_21[i] * f_11[i];
-        const real t1645 = d_h_21[i] * o_11[i];
-        const real t1646 = tanh_12[i] * tanh_12[i];
-        const real t1647 = REAL_C(1.0) - t1646;
-        const real t1648 = t1645 * t1647;
-        d_c_22[i] = t1609 + t1648;
+        const real t1520 = d_c_21[i] * f_11[i];
+        const real t1553 = d_h_21[i] * o_11[i];
+        const real t1554 = tanh_12[i] * tanh_12[i];
+        const real t1555 = REAL_C(1.0) - t1554;
+        const real t1556 = t1553 * t1555;
+        d_c_22[i] = t1520 + t1556;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     memset(d_pad_106, 0, 32768 * sizeof *d_pad_106);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t1644 = d_h_21[i * 256 + j] * tanh_12[i * 256 + j];
-            const real t1654 = t1644 * o_11[i * 256 + j];
-            const real t1655 = REAL_C(1.0) - o_11[i * 256 + j];
-            const real t1656 = t1654 * t1655;
-            d_pad_106[i * 1024 + j + 768] = t1656;
+            const real t1552 = d_h_21[i * 256 + j] * tanh_12[i * 256 + j];
+            const real t1562 = t1552 * o_11[i * 256 + j];
+            const real t1563 = REAL_C(1.0) - o_11[i * 256 + j];
+            const real t1564 = t1562 * t1563;
+            d_pad_106[i * 1024 + j + 768] = t1564;
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     memset(d_pad_107, 0, 32768 * sizeof *d_pad_107);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t1651 = d_c_22[i * 256 + j] * i_12[i * 256 + j];
-            const real t1658 = g_12[i * 256 + j] * g_12[i * 256 + j];
-            const real t1659 = REAL_C(1.0) - t1658;
-            const real t1660 = t1651 * t1659;
-            d_pad_107[i * 1024 + j + 512] = t1660;
+            const real t1559 = d_c_22[i * 256 + j] * i_12[i * 256 + j];
+            const real t1566 = g_12[i * 256 + j] * g_12[i * 256 + j];
+            const real t1567 = REAL_C(1.0) - t1566;
+            const real t1568 = t1559 * t1567;
+            d_pad_107[i * 1024 + j + 512] = t1568;
         }
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 8192; i++) {
-        const real t1652 = d_c_22[i] * c_10[i];
-        const real t1663 = t1652 * f_10[i];
-        const real t1664 = REAL_C(1.0) - f_10[i];
-        d_add_22[i] = t1663 * t1664;
+        const real t1560 = d_c_22[i] * c_10[i];
+        const real t1571 = t1560 * f_10[i];
+        const real t1572 = REAL_C(1.0) - f_10[i];
+        d_add_22[i] = t1571 * t1572;
     }
     memset(d_sum_43, 0, 256 * sizeof *d_sum_43);
     for (int i = 0; i < 32; i++)
@@ -5219,23 +5092,21 @@ static void compute_grads(void)
     memset(d_pad_109, 0, 32768 * sizeof *d_pad_109);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t1650 = d_c_22[i * 256 + j] * g_12[i * 256 + j];
-            const real t1670 = t1650 * i_12[i * 256 + j];
-            const real t1671 = REAL_C(1.0) - i_12[i * 256 + j];
-            const real t1672 = t1670 * t1671;
-            d_pad_109[i * 1024 + j] = t1672;
+            const real t1558 = d_c_22[i * 256 + j] * g_12[i * 256 + j];
+            const real t1578 = t1558 * i_12[i * 256 + j];
+            const real t1579 = REAL_C(1.0) - i_12[i * 256 + j];
+            const real t1580 = t1578 * t1579;
+            d_pad_109[i * 1024 + j] = t1580;
         }
     for (int i = 0; i < 32768; i++) {
-        const real t1662 = d_pad_106[i] + d_pad_107[i];
-        const real t1669 = t1662 + d_pad_108[i];
-        d_z_22[i] = t1669 + d_pad_109[i];
+        const real t1570 = d_pad_106[i] + d_pad_107[i];
+        const real t1577 = t1570 + d_pad_108[i];
+        d_z_22[i] = t1577 + d_pad_109[i];
     }
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
-           REAL_C(1.0), d_z_22, 1024, lstm_u, 1024, REAL_C(0.0), d_matmul_64, 256);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), h_10, 256, d_z_22, 1024, REAL_C(0.0), d_matmul_65, 1024);
+           REAL_C(1.0), h_10, 256, d_z_22, 1024, REAL_C(1.0), d_matmul_add_41, 1024);
 
     /* backward of models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
     memset(d_sum_44, 0, 1024 * sizeof *d_sum_44);
@@ -5246,7 +5117,7 @@ static void compute_grads(void)
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
            REAL_C(1.0), d_z_22, 1024, lstm_w, 1024, REAL_C(0.0), d_reshape_55, 256);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), slice_11, 256, d_z_22, 1024, REAL_C(0.0), d_matmul_66, 1024);
+           REAL_C(1.0), slice_11, 256, d_z_22, 1024, REAL_C(1.0), d_matmul_add_42, 1024);
 
     /* backward of models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
     memset(d_pad_110, 0, 262144 * sizeof *d_pad_110);
@@ -5256,48 +5127,47 @@ static void compute_grads(void)
         }
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    for (int i = 0; i < 8192; i++) {
-        d_h_22[i] = d_matmul_64[i] + d_reshape_11[i];
-    }
+    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
+           REAL_C(1.0), d_z_22, 1024, lstm_u, 1024, REAL_C(1.0), d_h_22, 256);
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
-        const real t1653 = d_c_22[i] * f_10[i];
-        const real t1689 = d_h_22[i] * o_10[i];
-        const real t1690 = tanh_11[i] * tanh_11[i];
-        const real t1691 = REAL_C(1.0) - t1690;
-        const real t1692 = t1689 * t1691;
-        d_c_23[i] = t1653 + t1692;
+        const real t1561 = d_c_22[i] * f_10[i];
+        const real t1594 = d_h_22[i] * o_10[i];
+        const real t1595 = tanh_11[i] * tanh_11[i];
+        const real t1596 = REAL_C(1.0) - t1595;
+        const real t1597 = t1594 * t1596;
+        d_c_23[i] = t1561 + t1597;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     memset(d_pad_111, 0, 32768 * sizeof *d_pad_111);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t1688 = d_h_22[i * 256 + j] * tanh_11[i * 256 + j];
-            const real t1698 = t1688 * o_10[i * 256 + j];
-            const real t1699 = REAL_C(1.0) - o_10[i * 256 + j];
-            const real t1700 = t1698 * t1699;
-            d_pad_111[i * 1024 + j + 768] = t1700;
+            const real t1593 = d_h_22[i * 256 + j] * tanh_11[i * 256 + j];
+            const real t1603 = t1593 * o_10[i * 256 + j];
+            const real t1604 = REAL_C(1.0) - o_10[i * 256 + j];
+            const real t1605 = t1603 * t1604;
+            d_pad_111[i * 1024 + j + 768] = t1605;
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     memset(d_pad_112, 0, 32768 * sizeof *d_pad_112);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t1695 = d_c_23[i * 256 + j] * i_11[i * 256 + j];
-            const real t1702 = g_11[i * 256 + j] * g_11[i * 256 + j];
-            const real t1703 = REAL_C(1.0) - t1702;
-            const real t1704 = t1695 * t1703;
-            d_pad_112[i * 1024 + j + 512] = t1704;
+            const real t1600 = d_c_23[i * 256 + j] * i_11[i * 256 + j];
+            const real t1607 = g_11[i * 256 + j] * g_11[i * 256 + j];
+            const real t1608 = REAL_C(1.0) - t1607;
+            const real t1609 = t1600 * t1608;
+            d_pad_112[i * 1024 + j + 512] = t1609;
         }
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 8192; i++) {
-        const real t1696 = d_c_23[i] * c_9[i];
-        const real t1707 = t1696 * f_9[i];
-        const real t1708 = REAL_C(1.0) - f_9[i];
-        d_add_23[i] = t1707 * t1708;
+        const real t1601 = d_c_23[i] * c_9[i];
+        const real t1612 = t1601 * f_9[i];
+        const real t1613 = REAL_C(1.0) - f_9[i];
+        d_add_23[i] = t1612 * t1613;
     }
     memset(d_sum_45, 0, 256 * sizeof *d_sum_45);
     for (int i = 0; i < 32; i++)
@@ -5314,23 +5184,21 @@ static void compute_grads(void)
     memset(d_pad_114, 0, 32768 * sizeof *d_pad_114);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t1694 = d_c_23[i * 256 + j] * g_11[i * 256 + j];
-            const real t1714 = t1694 * i_11[i * 256 + j];
-            const real t1715 = REAL_C(1.0) - i_11[i * 256 + j];
-            const real t1716 = t1714 * t1715;
-            d_pad_114[i * 1024 + j] = t1716;
+            const real t1599 = d_c_23[i * 256 + j] * g_11[i * 256 + j];
+            const real t1619 = t1599 * i_11[i * 256 + j];
+            const real t1620 = REAL_C(1.0) - i_11[i * 256 + j];
+            const real t1621 = t1619 * t1620;
+            d_pad_114[i * 1024 + j] = t1621;
         }
     for (int i = 0; i < 32768; i++) {
-        const real t1706 = d_pad_111[i] + d_pad_112[i];
-        const real t1713 = t1706 + d_pad_113[i];
-        d_z_23[i] = t1713 + d_pad_114[i];
+        const real t1611 = d_pad_111[i] + d_pad_112[i];
+        const real t1618 = t1611 + d_pad_113[i];
+        d_z_23[i] = t1618 + d_pad_114[i];
     }
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
-           REAL_C(1.0), d_z_23, 1024, lstm_u, 1024, REAL_C(0.0), d_matmul_67, 256);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), h_9, 256, d_z_23, 1024, REAL_C(0.0), d_matmul_68, 1024);
+           REAL_C(1.0), h_9, 256, d_z_23, 1024, REAL_C(1.0), d_matmul_add_43, 1024);
 
     /* backward of models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
     memset(d_sum_46, 0, 1024 * sizeof *d_sum_46);
@@ -5341,7 +5209,7 @@ static void compute_grads(void)
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
            REAL_C(1.0), d_z_23, 1024, lstm_w, 1024, REAL_C(0.0), d_reshape_56, 256);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), slice_10, 256, d_z_23, 1024, REAL_C(0.0), d_matmul_69, 1024);
+           REAL_C(1.0), slice_10, 256, d_z_23, 1024, REAL_C(1.0), d_matmul_add_44, 1024);
 
     /* backward of models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
     memset(d_pad_115, 0, 262144 * sizeof *d_pad_115);
@@ -5351,48 +5219,47 @@ static void compute_grads(void)
         }
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    for (int i = 0; i < 8192; i++) {
-        d_h_23[i] = d_matmul_67[i] + d_reshape_10[i];
-    }
+    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
+           REAL_C(1.0), d_z_23, 1024, lstm_u, 1024, REAL_C(1.0), d_h_23, 256);
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
-        const real t1697 = d_c_23[i] * f_9[i];
-        const real t1733 = d_h_23[i] * o_9[i];
-        const real t1734 = tanh_10[i] * tanh_10[i];
-        const real t1735 = REAL_C(1.0) - t1734;
-        const real t1736 = t1733 * t1735;
-        d_c_24[i] = t1697 + t1736;
+        const real t1602 = d_c_23[i] * f_9[i];
+        const real t1635 = d_h_23[i] * o_9[i];
+        const real t1636 = tanh_10[i] * tanh_10[i];
+        const real t1637 = REAL_C(1.0) - t1636;
+        const real t1638 = t1635 * t1637;
+        d_c_24[i] = t1602 + t1638;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     memset(d_pad_116, 0, 32768 * sizeof *d_pad_116);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t1732 = d_h_23[i * 256 + j] * tanh_10[i * 256 + j];
-            const real t1742 = t1732 * o_9[i * 256 + j];
-            const real t1743 = REAL_C(1.0) - o_9[i * 256 + j];
-            const real t1744 = t1742 * t1743;
-            d_pad_116[i * 1024 + j + 768] = t1744;
+            const real t1634 = d_h_23[i * 256 + j] * tanh_10[i * 256 + j];
+            const real t1644 = t1634 * o_9[i * 256 + j];
+            const real t1645 = REAL_C(1.0) - o_9[i * 256 + j];
+            const real t1646 = t1644 * t1645;
+            d_pad_116[i * 1024 + j + 768] = t1646;
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     memset(d_pad_117, 0, 32768 * sizeof *d_pad_117);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t1739 = d_c_24[i * 256 + j] * i_10[i * 256 + j];
-            const real t1746 = g_10[i * 256 + j] * g_10[i * 256 + j];
-            const real t1747 = REAL_C(1.0) - t1746;
-            const real t1748 = t1739 * t1747;
-            d_pad_117[i * 1024 + j + 512] = t1748;
+            const real t1641 = d_c_24[i * 256 + j] * i_10[i * 256 + j];
+            const real t1648 = g_10[i * 256 + j] * g_10[i * 256 + j];
+            const real t1649 = REAL_C(1.0) - t1648;
+            const real t1650 = t1641 * t1649;
+            d_pad_117[i * 1024 + j + 512] = t1650;
         }
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 8192; i++) {
-        const real t1740 = d_c_24[i] * c_8[i];
-        const real t1751 = t1740 * f_8[i];
-        const real t1752 = REAL_C(1.0) - f_8[i];
-        d_add_24[i] = t1751 * t1752;
+        const real t1642 = d_c_24[i] * c_8[i];
+        const real t1653 = t1642 * f_8[i];
+        const real t1654 = REAL_C(1.0) - f_8[i];
+        d_add_24[i] = t1653 * t1654;
     }
     memset(d_sum_47, 0, 256 * sizeof *d_sum_47);
     for (int i = 0; i < 32; i++)
@@ -5409,23 +5276,21 @@ static void compute_grads(void)
     memset(d_pad_119, 0, 32768 * sizeof *d_pad_119);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t1738 = d_c_24[i * 256 + j] * g_10[i * 256 + j];
-            const real t1758 = t1738 * i_10[i * 256 + j];
-            const real t1759 = REAL_C(1.0) - i_10[i * 256 + j];
-            const real t1760 = t1758 * t1759;
-            d_pad_119[i * 1024 + j] = t1760;
+            const real t1640 = d_c_24[i * 256 + j] * g_10[i * 256 + j];
+            const real t1660 = t1640 * i_10[i * 256 + j];
+            const real t1661 = REAL_C(1.0) - i_10[i * 256 + j];
+            const real t1662 = t1660 * t1661;
+            d_pad_119[i * 1024 + j] = t1662;
         }
     for (int i = 0; i < 32768; i++) {
-        const real t1750 = d_pad_116[i] + d_pad_117[i];
-        const real t1757 = t1750 + d_pad_118[i];
-        d_z_24[i] = t1757 + d_pad_119[i];
+        const real t1652 = d_pad_116[i] + d_pad_117[i];
+        const real t1659 = t1652 + d_pad_118[i];
+        d_z_24[i] = t1659 + d_pad_119[i];
     }
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
-           REAL_C(1.0), d_z_24, 1024, lstm_u, 1024, REAL_C(0.0), d_matmul_70, 256);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), h_8, 256, d_z_24, 1024, REAL_C(0.0), d_matmul_71, 1024);
+           REAL_C(1.0), h_8, 256, d_z_24, 1024, REAL_C(1.0), d_matmul_add_45, 1024);
 
     /* backward of models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
     memset(d_sum_48, 0, 1024 * sizeof *d_sum_48);
@@ -5436,7 +5301,7 @@ static void compute_grads(void)
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
            REAL_C(1.0), d_z_24, 1024, lstm_w, 1024, REAL_C(0.0), d_reshape_57, 256);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), slice_9, 256, d_z_24, 1024, REAL_C(0.0), d_matmul_72, 1024);
+           REAL_C(1.0), slice_9, 256, d_z_24, 1024, REAL_C(1.0), d_matmul_add_46, 1024);
 
     /* backward of models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
     memset(d_pad_120, 0, 262144 * sizeof *d_pad_120);
@@ -5446,48 +5311,47 @@ static void compute_grads(void)
         }
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    for (int i = 0; i < 8192; i++) {
-        d_h_24[i] = d_matmul_70[i] + d_reshape_9[i];
-    }
+    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
+           REAL_C(1.0), d_z_24, 1024, lstm_u, 1024, REAL_C(1.0), d_h_24, 256);
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
-        const real t1741 = d_c_24[i] * f_8[i];
-        const real t1777 = d_h_24[i] * o_8[i];
-        const real t1778 = tanh_9[i] * tanh_9[i];
-        const real t1779 = REAL_C(1.0) - t1778;
-        const real t1780 = t1777 * t1779;
-        d_c_25[i] = t1741 + t1780;
+        const real t1643 = d_c_24[i] * f_8[i];
+        const real t1676 = d_h_24[i] * o_8[i];
+        const real t1677 = tanh_9[i] * tanh_9[i];
+        const real t1678 = REAL_C(1.0) - t1677;
+        const real t1679 = t1676 * t1678;
+        d_c_25[i] = t1643 + t1679;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     memset(d_pad_121, 0, 32768 * sizeof *d_pad_121);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t1776 = d_h_24[i * 256 + j] * tanh_9[i * 256 + j];
-            const real t1786 = t1776 * o_8[i * 256 + j];
-            const real t1787 = REAL_C(1.0) - o_8[i * 256 + j];
-            const real t1788 = t1786 * t1787;
-            d_pad_121[i * 1024 + j + 768] = t1788;
+            const real t1675 = d_h_24[i * 256 + j] * tanh_9[i * 256 + j];
+            const real t1685 = t1675 * o_8[i * 256 + j];
+            const real t1686 = REAL_C(1.0) - o_8[i * 256 + j];
+            const real t1687 = t1685 * t1686;
+            d_pad_121[i * 1024 + j + 768] = t1687;
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     memset(d_pad_122, 0, 32768 * sizeof *d_pad_122);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t1783 = d_c_25[i * 256 + j] * i_9[i * 256 + j];
-            const real t1790 = g_9[i * 256 + j] * g_9[i * 256 + j];
-            const real t1791 = REAL_C(1.0) - t1790;
-            const real t1792 = t1783 * t1791;
-            d_pad_122[i * 1024 + j + 512] = t1792;
+            const real t1682 = d_c_25[i * 256 + j] * i_9[i * 256 + j];
+            const real t1689 = g_9[i * 256 + j] * g_9[i * 256 + j];
+            const real t1690 = REAL_C(1.0) - t1689;
+            const real t1691 = t1682 * t1690;
+            d_pad_122[i * 1024 + j + 512] = t1691;
         }
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 8192; i++) {
-        const real t1784 = d_c_25[i] * c_7[i];
-        const real t1795 = t1784 * f_7[i];
-        const real t1796 = REAL_C(1.0) - f_7[i];
-        d_add_25[i] = t1795 * t1796;
+        const real t1683 = d_c_25[i] * c_7[i];
+        const real t1694 = t1683 * f_7[i];
+        const real t1695 = REAL_C(1.0) - f_7[i];
+        d_add_25[i] = t1694 * t1695;
     }
     memset(d_sum_49, 0, 256 * sizeof *d_sum_49);
     for (int i = 0; i < 32; i++)
@@ -5504,23 +5368,21 @@ static void compute_grads(void)
     memset(d_pad_124, 0, 32768 * sizeof *d_pad_124);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t1782 = d_c_25[i * 256 + j] * g_9[i * 256 + j];
-            const real t1802 = t1782 * i_9[i * 256 + j];
-            const real t1803 = REAL_C(1.0) - i_9[i * 256 + j];
-            const real t1804 = t1802 * t1803;
-            d_pad_124[i * 1024 + j] = t1804;
+            const real t1681 = d_c_25[i * 256 + j] * g_9[i * 256 + j];
+            const real t1701 = t1681 * i_9[i * 256 + j];
+            const real t1702 = REAL_C(1.0) - i_9[i * 256 + j];
+            const real t1703 = t1701 * t1702;
+            d_pad_124[i * 1024 + j] = t1703;
         }
     for (int i = 0; i < 32768; i++) {
-        const real t1794 = d_pad_121[i] + d_pad_122[i];
-        const real t1801 = t1794 + d_pad_123[i];
-        d_z_25[i] = t1801 + d_pad_124[i];
+        const real t1693 = d_pad_121[i] + d_pad_122[i];
+        const real t1700 = t1693 + d_pad_123[i];
+        d_z_25[i] = t1700 + d_pad_124[i];
     }
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
-           REAL_C(1.0), d_z_25, 1024, lstm_u, 1024, REAL_C(0.0), d_matmul_73, 256);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), h_7, 256, d_z_25, 1024, REAL_C(0.0), d_matmul_74, 1024);
+           REAL_C(1.0), h_7, 256, d_z_25, 1024, REAL_C(1.0), d_matmul_add_47, 1024);
 
     /* backward of models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
     memset(d_sum_50, 0, 1024 * sizeof *d_sum_50);
@@ -5531,7 +5393,7 @@ static void compute_grads(void)
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
            REAL_C(1.0), d_z_25, 1024, lstm_w, 1024, REAL_C(0.0), d_reshape_58, 256);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), slice_8, 256, d_z_25, 1024, REAL_C(0.0), d_matmul_75, 1024);
+           REAL_C(1.0), slice_8, 256, d_z_25, 1024, REAL_C(1.0), d_matmul_add_48, 1024);
 
     /* backward of models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
     memset(d_pad_125, 0, 262144 * sizeof *d_pad_125);
@@ -5541,48 +5403,47 @@ static void compute_grads(void)
         }
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    for (int i = 0; i < 8192; i++) {
-        d_h_25[i] = d_matmul_73[i] + d_reshape_8[i];
-    }
+    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
+           REAL_C(1.0), d_z_25, 1024, lstm_u, 1024, REAL_C(1.0), d_h_25, 256);
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
-        const real t1785 = d_c_25[i] * f_7[i];
-        const real t1821 = d_h_25[i] * o_7[i];
-        const real t1822 = tanh_8[i] * tanh_8[i];
-        const real t1823 = REAL_C(1.0) - t1822;
-        const real t1824 = t1821 * t1823;
-        d_c_26[i] = t1785 + t1824;
+        const real t1684 = d_c_25[i] * f_7[i];
+        const real t1717 = d_h_25[i] * o_7[i];
+        const real t1718 = tanh_8[i] * tanh_8[i];
+        const real t1719 = REAL_C(1.0) - t1718;
+        const real t1720 = t1717 * t1719;
+        d_c_26[i] = t1684 + t1720;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     memset(d_pad_126, 0, 32768 * sizeof *d_pad_126);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t1820 = d_h_25[i * 256 + j] * tanh_8[i * 256 + j];
-            const real t1830 = t1820 * o_7[i * 256 + j];
-            const real t1831 = REAL_C(1.0) - o_7[i * 256 + j];
-            const real t1832 = t1830 * t1831;
-            d_pad_126[i * 1024 + j + 768] = t1832;
+            const real t1716 = d_h_25[i * 256 + j] * tanh_8[i * 256 + j];
+            const real t1726 = t1716 * o_7[i * 256 + j];
+            const real t1727 = REAL_C(1.0) - o_7[i * 256 + j];
+            const real t1728 = t1726 * t1727;
+            d_pad_126[i * 1024 + j + 768] = t1728;
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     memset(d_pad_127, 0, 32768 * sizeof *d_pad_127);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t1827 = d_c_26[i * 256 + j] * i_8[i * 256 + j];
-            const real t1834 = g_8[i * 256 + j] * g_8[i * 256 + j];
-            const real t1835 = REAL_C(1.0) - t1834;
-            const real t1836 = t1827 * t1835;
-            d_pad_127[i * 1024 + j + 512] = t1836;
+            const real t1723 = d_c_26[i * 256 + j] * i_8[i * 256 + j];
+            const real t1730 = g_8[i * 256 + j] * g_8[i * 256 + j];
+            const real t1731 = REAL_C(1.0) - t1730;
+            const real t1732 = t1723 * t1731;
+            d_pad_127[i * 1024 + j + 512] = t1732;
         }
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 8192; i++) {
-        const real t1828 = d_c_26[i] * c_6[i];
-        const real t1839 = t1828 * f_6[i];
-        const real t1840 = REAL_C(1.0) - f_6[i];
-        d_add_26[i] = t1839 * t1840;
+        const real t1724 = d_c_26[i] * c_6[i];
+        const real t1735 = t1724 * f_6[i];
+        const real t1736 = REAL_C(1.0) - f_6[i];
+        d_add_26[i] = t1735 * t1736;
     }
     memset(d_sum_51, 0, 256 * sizeof *d_sum_51);
     for (int i = 0; i < 32; i++)
@@ -5599,23 +5460,21 @@ static void compute_grads(void)
     memset(d_pad_129, 0, 32768 * sizeof *d_pad_129);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t1826 = d_c_26[i * 256 + j] * g_8[i * 256 + j];
-            const real t1846 = t1826 * i_8[i * 256 + j];
-            const real t1847 = REAL_C(1.0) - i_8[i * 256 + j];
-            const real t1848 = t1846 * t1847;
-            d_pad_129[i * 1024 + j] = t1848;
+            const real t1722 = d_c_26[i * 256 + j] * g_8[i * 256 + j];
+            const real t1742 = t1722 * i_8[i * 256 + j];
+            const real t1743 = REAL_C(1.0) - i_8[i * 256 + j];
+            const real t1744 = t1742 * t1743;
+            d_pad_129[i * 1024 + j] = t1744;
         }
     for (int i = 0; i < 32768; i++) {
-        const real t1838 = d_pad_126[i] + d_pad_127[i];
-        const real t1845 = t1838 + d_pad_128[i];
-        d_z_26[i] = t1845 + d_pad_129[i];
+        const real t1734 = d_pad_126[i] + d_pad_127[i];
+        const real t1741 = t1734 + d_pad_128[i];
+        d_z_26[i] = t1741 + d_pad_129[i];
     }
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
-           REAL_C(1.0), d_z_26, 1024, lstm_u, 1024, REAL_C(0.0), d_matmul_76, 256);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), h_6, 256, d_z_26, 1024, REAL_C(0.0), d_matmul_77, 1024);
+           REAL_C(1.0), h_6, 256, d_z_26, 1024, REAL_C(1.0), d_matmul_add_49, 1024);
 
     /* backward of models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
     memset(d_sum_52, 0, 1024 * sizeof *d_sum_52);
@@ -5626,7 +5485,7 @@ static void compute_grads(void)
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
            REAL_C(1.0), d_z_26, 1024, lstm_w, 1024, REAL_C(0.0), d_reshape_59, 256);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), slice_7, 256, d_z_26, 1024, REAL_C(0.0), d_matmul_78, 1024);
+           REAL_C(1.0), slice_7, 256, d_z_26, 1024, REAL_C(1.0), d_matmul_add_50, 1024);
 
     /* backward of models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
     memset(d_pad_130, 0, 262144 * sizeof *d_pad_130);
@@ -5636,48 +5495,47 @@ static void compute_grads(void)
         }
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    for (int i = 0; i < 8192; i++) {
-        d_h_26[i] = d_matmul_76[i] + d_reshape_7[i];
-    }
+    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
+           REAL_C(1.0), d_z_26, 1024, lstm_u, 1024, REAL_C(1.0), d_h_26, 256);
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
-        const real t1829 = d_c_26[i] * f_6[i];
-        const real t1865 = d_h_26[i] * o_6[i];
-        const real t1866 = tanh_7[i] * tanh_7[i];
-        const real t1867 = REAL_C(1.0) - t1866;
-        const real t1868 = t1865 * t1867;
-        d_c_27[i] = t1829 + t1868;
+        const real t1725 = d_c_26[i] * f_6[i];
+        const real t1758 = d_h_26[i] * o_6[i];
+        const real t1759 = tanh_7[i] * tanh_7[i];
+        const real t1760 = REAL_C(1.0) - t1759;
+        const real t1761 = t1758 * t1760;
+        d_c_27[i] = t1725 + t1761;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     memset(d_pad_131, 0, 32768 * sizeof *d_pad_131);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t1864 = d_h_26[i * 256 + j] * tanh_7[i * 256 + j];
-            const real t1874 = t1864 * o_6[i * 256 + j];
-            const real t1875 = REAL_C(1.0) - o_6[i * 256 + j];
-            const real t1876 = t1874 * t1875;
-            d_pad_131[i * 1024 + j + 768] = t1876;
+            const real t1757 = d_h_26[i * 256 + j] * tanh_7[i * 256 + j];
+            const real t1767 = t1757 * o_6[i * 256 + j];
+            const real t1768 = REAL_C(1.0) - o_6[i * 256 + j];
+            const real t1769 = t1767 * t1768;
+            d_pad_131[i * 1024 + j + 768] = t1769;
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     memset(d_pad_132, 0, 32768 * sizeof *d_pad_132);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t1871 = d_c_27[i * 256 + j] * i_7[i * 256 + j];
-            const real t1878 = g_7[i * 256 + j] * g_7[i * 256 + j];
-            const real t1879 = REAL_C(1.0) - t1878;
-            const real t1880 = t1871 * t1879;
-            d_pad_132[i * 1024 + j + 512] = t1880;
+            const real t1764 = d_c_27[i * 256 + j] * i_7[i * 256 + j];
+            const real t1771 = g_7[i * 256 + j] * g_7[i * 256 + j];
+            const real t1772 = REAL_C(1.0) - t1771;
+            const real t1773 = t1764 * t1772;
+            d_pad_132[i * 1024 + j + 512] = t1773;
         }
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 8192; i++) {
-        const real t1872 = d_c_27[i] * c_5[i];
-        const real t1883 = t1872 * f_5[i];
-        const real t1884 = REAL_C(1.0) - f_5[i];
-        d_add_27[i] = t1883 * t1884;
+        const real t1765 = d_c_27[i] * c_5[i];
+        const real t1776 = t1765 * f_5[i];
+        const real t1777 = REAL_C(1.0) - f_5[i];
+        d_add_27[i] = t1776 * t1777;
     }
     memset(d_sum_53, 0, 256 * sizeof *d_sum_53);
     for (int i = 0; i < 32; i++)
@@ -5694,23 +5552,21 @@ static void compute_grads(void)
     memset(d_pad_134, 0, 32768 * sizeof *d_pad_134);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t1870 = d_c_27[i * 256 + j] * g_7[i * 256 + j];
-            const real t1890 = t1870 * i_7[i * 256 + j];
-            const real t1891 = REAL_C(1.0) - i_7[i * 256 + j];
-            const real t1892 = t1890 * t1891;
-            d_pad_134[i * 1024 + j] = t1892;
+            const real t1763 = d_c_27[i * 256 + j] * g_7[i * 256 + j];
+            const real t1783 = t1763 * i_7[i * 256 + j];
+            const real t1784 = REAL_C(1.0) - i_7[i * 256 + j];
+            const real t1785 = t1783 * t1784;
+            d_pad_134[i * 1024 + j] = t1785;
         }
     for (int i = 0; i < 32768; i++) {
-        const real t1882 = d_pad_131[i] + d_pad_132[i];
-        const real t1889 = t1882 + d_pad_133[i];
-        d_z_27[i] = t1889 + d_pad_134[i];
+        const real t1775 = d_pad_131[i] + d_pad_132[i];
+        const real t1782 = t1775 + d_pad_133[i];
+        d_z_27[i] = t1782 + d_pad_134[i];
     }
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
-           REAL_C(1.0), d_z_27, 1024, lstm_u, 1024, REAL_C(0.0), d_matmul_79, 256);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), h_5, 256, d_z_27, 1024, REAL_C(0.0), d_matmul_80, 1024);
+           REAL_C(1.0), h_5, 256, d_z_27, 1024, REAL_C(1.0), d_matmul_add_51, 1024);
 
     /* backward of models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
     memset(d_sum_54, 0, 1024 * sizeof *d_sum_54);
@@ -5721,7 +5577,7 @@ static void compute_grads(void)
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
            REAL_C(1.0), d_z_27, 1024, lstm_w, 1024, REAL_C(0.0), d_reshape_60, 256);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), slice_6, 256, d_z_27, 1024, REAL_C(0.0), d_matmul_81, 1024);
+           REAL_C(1.0), slice_6, 256, d_z_27, 1024, REAL_C(1.0), d_matmul_add_52, 1024);
 
     /* backward of models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
     memset(d_pad_135, 0, 262144 * sizeof *d_pad_135);
@@ -5731,48 +5587,47 @@ static void compute_grads(void)
         }
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    for (int i = 0; i < 8192; i++) {
-        d_h_27[i] = d_matmul_79[i] + d_reshape_6[i];
-    }
+    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
+           REAL_C(1.0), d_z_27, 1024, lstm_u, 1024, REAL_C(1.0), d_h_27, 256);
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
-        const real t1873 = d_c_27[i] * f_5[i];
-        const real t1909 = d_h_27[i] * o_5[i];
-        const real t1910 = tanh_6[i] * tanh_6[i];
-        const real t1911 = REAL_C(1.0) - t1910;
-        const real t1912 = t1909 * t1911;
-        d_c_28[i] = t1873 + t1912;
+        const real t1766 = d_c_27[i] * f_5[i];
+        const real t1799 = d_h_27[i] * o_5[i];
+        const real t1800 = tanh_6[i] * tanh_6[i];
+        const real t1801 = REAL_C(1.0) - t1800;
+        const real t1802 = t1799 * t1801;
+        d_c_28[i] = t1766 + t1802;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     memset(d_pad_136, 0, 32768 * sizeof *d_pad_136);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t1908 = d_h_27[i * 256 + j] * tanh_6[i * 256 + j];
-            const real t1918 = t1908 * o_5[i * 256 + j];
-            const real t1919 = REAL_C(1.0) - o_5[i * 256 + j];
-            const real t1920 = t1918 * t1919;
-            d_pad_136[i * 1024 + j + 768] = t1920;
+            const real t1798 = d_h_27[i * 256 + j] * tanh_6[i * 256 + j];
+            const real t1808 = t1798 * o_5[i * 256 + j];
+            const real t1809 = REAL_C(1.0) - o_5[i * 256 + j];
+            const real t1810 = t1808 * t1809;
+            d_pad_136[i * 1024 + j + 768] = t1810;
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     memset(d_pad_137, 0, 32768 * sizeof *d_pad_137);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t1915 = d_c_28[i * 256 + j] * i_6[i * 256 + j];
-            const real t1922 = g_6[i * 256 + j] * g_6[i * 256 + j];
-            const real t1923 = REAL_C(1.0) - t1922;
-            const real t1924 = t1915 * t1923;
-            d_pad_137[i * 1024 + j + 512] = t1924;
+            const real t1805 = d_c_28[i * 256 + j] * i_6[i * 256 + j];
+            const real t1812 = g_6[i * 256 + j] * g_6[i * 256 + j];
+            const real t1813 = REAL_C(1.0) - t1812;
+            const real t1814 = t1805 * t1813;
+            d_pad_137[i * 1024 + j + 512] = t1814;
         }
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 8192; i++) {
-        const real t1916 = d_c_28[i] * c_4[i];
-        const real t1927 = t1916 * f_4[i];
-        const real t1928 = REAL_C(1.0) - f_4[i];
-        d_add_28[i] = t1927 * t1928;
+        const real t1806 = d_c_28[i] * c_4[i];
+        const real t1817 = t1806 * f_4[i];
+        const real t1818 = REAL_C(1.0) - f_4[i];
+        d_add_28[i] = t1817 * t1818;
     }
     memset(d_sum_55, 0, 256 * sizeof *d_sum_55);
     for (int i = 0; i < 32; i++)
@@ -5789,23 +5644,21 @@ static void compute_grads(void)
     memset(d_pad_139, 0, 32768 * sizeof *d_pad_139);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t1914 = d_c_28[i * 256 + j] * g_6[i * 256 + j];
-            const real t1934 = t1914 * i_6[i * 256 + j];
-            const real t1935 = REAL_C(1.0) - i_6[i * 256 + j];
-            const real t1936 = t1934 * t1935;
-            d_pad_139[i * 1024 + j] = t1936;
+            const real t1804 = d_c_28[i * 256 + j] * g_6[i * 256 + j];
+            const real t1824 = t1804 * i_6[i * 256 + j];
+            const real t1825 = REAL_C(1.0) - i_6[i * 256 + j];
+            const real t1826 = t1824 * t1825;
+            d_pad_139[i * 1024 + j] = t1826;
         }
     for (int i = 0; i < 32768; i++) {
-        const real t1926 = d_pad_136[i] + d_pad_137[i];
-        const real t1933 = t1926 + d_pad_138[i];
-        d_z_28[i] = t1933 + d_pad_139[i];
+        const real t1816 = d_pad_136[i] + d_pad_137[i];
+        const real t1823 = t1816 + d_pad_138[i];
+        d_z_28[i] = t1823 + d_pad_139[i];
     }
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
-           REAL_C(1.0), d_z_28, 1024, lstm_u, 1024, REAL_C(0.0), d_matmul_82, 256);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), h_4, 256, d_z_28, 1024, REAL_C(0.0), d_matmul_83, 1024);
+           REAL_C(1.0), h_4, 256, d_z_28, 1024, REAL_C(1.0), d_matmul_add_53, 1024);
 
     /* backward of models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
     memset(d_sum_56, 0, 1024 * sizeof *d_sum_56);
@@ -5816,7 +5669,7 @@ static void compute_grads(void)
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
            REAL_C(1.0), d_z_28, 1024, lstm_w, 1024, REAL_C(0.0), d_reshape_61, 256);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), slice_5, 256, d_z_28, 1024, REAL_C(0.0), d_matmul_84, 1024);
+           REAL_C(1.0), slice_5, 256, d_z_28, 1024, REAL_C(1.0), d_matmul_add_54, 1024);
 
     /* backward of models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
     memset(d_pad_140, 0, 262144 * sizeof *d_pad_140);
@@ -5826,48 +5679,47 @@ static void compute_grads(void)
         }
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    for (int i = 0; i < 8192; i++) {
-        d_h_28[i] = d_matmul_82[i] + d_reshape_5[i];
-    }
+    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
+           REAL_C(1.0), d_z_28, 1024, lstm_u, 1024, REAL_C(1.0), d_h_28, 256);
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
-        const real t1917 = d_c_28[i] * f_4[i];
-        const real t1953 = d_h_28[i] * o_4[i];
-        const real t1954 = tanh_5[i] * tanh_5[i];
-        const real t1955 = REAL_C(1.0) - t1954;
-        const real t1956 = t1953 * t1955;
-        d_c_29[i] = t1917 + t1956;
+        const real t1807 = d_c_28[i] * f_4[i];
+        const real t1840 = d_h_28[i] * o_4[i];
+        const real t1841 = tanh_5[i] * tanh_5[i];
+        const real t1842 = REAL_C(1.0) - t1841;
+        const real t1843 = t1840 * t1842;
+        d_c_29[i] = t1807 + t1843;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     memset(d_pad_141, 0, 32768 * sizeof *d_pad_141);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t1952 = d_h_28[i * 256 + j] * tanh_5[i * 256 + j];
-            const real t1962 = t1952 * o_4[i * 256 + j];
-            const real t1963 = REAL_C(1.0) - o_4[i * 256 + j];
-            const real t1964 = t1962 * t1963;
-            d_pad_141[i * 1024 + j + 768] = t1964;
+            const real t1839 = d_h_28[i * 256 + j] * tanh_5[i * 256 + j];
+            const real t1849 = t1839 * o_4[i * 256 + j];
+            const real t1850 = REAL_C(1.0) - o_4[i * 256 + j];
+            const real t1851 = t1849 * t1850;
+            d_pad_141[i * 1024 + j + 768] = t1851;
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     memset(d_pad_142, 0, 32768 * sizeof *d_pad_142);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t1959 = d_c_29[i * 256 + j] * i_5[i * 256 + j];
-            const real t1966 = g_5[i * 256 + j] * g_5[i * 256 + j];
-            const real t1967 = REAL_C(1.0) - t1966;
-            const real t1968 = t1959 * t1967;
-            d_pad_142[i * 1024 + j + 512] = t1968;
+            const real t1846 = d_c_29[i * 256 + j] * i_5[i * 256 + j];
+            const real t1853 = g_5[i * 256 + j] * g_5[i * 256 + j];
+            const real t1854 = REAL_C(1.0) - t1853;
+            const real t1855 = t1846 * t1854;
+            d_pad_142[i * 1024 + j + 512] = t1855;
         }
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 8192; i++) {
-        const real t1960 = d_c_29[i] * c_3[i];
-        const real t1971 = t1960 * f_3[i];
-        const real t1972 = REAL_C(1.0) - f_3[i];
-        d_add_29[i] = t1971 * t1972;
+        const real t1847 = d_c_29[i] * c_3[i];
+        const real t1858 = t1847 * f_3[i];
+        const real t1859 = REAL_C(1.0) - f_3[i];
+        d_add_29[i] = t1858 * t1859;
     }
     memset(d_sum_57, 0, 256 * sizeof *d_sum_57);
     for (int i = 0; i < 32; i++)
@@ -5884,23 +5736,21 @@ static void compute_grads(void)
     memset(d_pad_144, 0, 32768 * sizeof *d_pad_144);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t1958 = d_c_29[i * 256 + j] * g_5[i * 256 + j];
-            const real t1978 = t1958 * i_5[i * 256 + j];
-            const real t1979 = REAL_C(1.0) - i_5[i * 256 + j];
-            const real t1980 = t1978 * t1979;
-            d_pad_144[i * 1024 + j] = t1980;
+            const real t1845 = d_c_29[i * 256 + j] * g_5[i * 256 + j];
+            const real t1865 = t1845 * i_5[i * 256 + j];
+            const real t1866 = REAL_C(1.0) - i_5[i * 256 + j];
+            const real t1867 = t1865 * t1866;
+            d_pad_144[i * 1024 + j] = t1867;
         }
     for (int i = 0; i < 32768; i++) {
-        const real t1970 = d_pad_141[i] + d_pad_142[i];
-        const real t1977 = t1970 + d_pad_143[i];
-        d_z_29[i] = t1977 + d_pad_144[i];
+        const real t1857 = d_pad_141[i] + d_pad_142[i];
+        const real t1864 = t1857 + d_pad_143[i];
+        d_z_29[i] = t1864 + d_pad_144[i];
     }
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
-           REAL_C(1.0), d_z_29, 1024, lstm_u, 1024, REAL_C(0.0), d_matmul_85, 256);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), h_3, 256, d_z_29, 1024, REAL_C(0.0), d_matmul_86, 1024);
+           REAL_C(1.0), h_3, 256, d_z_29, 1024, REAL_C(1.0), d_matmul_add_55, 1024);
 
     /* backward of models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
     memset(d_sum_58, 0, 1024 * sizeof *d_sum_58);
@@ -5911,7 +5761,7 @@ static void compute_grads(void)
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
            REAL_C(1.0), d_z_29, 1024, lstm_w, 1024, REAL_C(0.0), d_reshape_62, 256);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), slice_4, 256, d_z_29, 1024, REAL_C(0.0), d_matmul_87, 1024);
+           REAL_C(1.0), slice_4, 256, d_z_29, 1024, REAL_C(1.0), d_matmul_add_56, 1024);
 
     /* backward of models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
     memset(d_pad_145, 0, 262144 * sizeof *d_pad_145);
@@ -5921,48 +5771,47 @@ static void compute_grads(void)
         }
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    for (int i = 0; i < 8192; i++) {
-        d_h_29[i] = d_matmul_85[i] + d_reshape_4[i];
-    }
+    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
+           REAL_C(1.0), d_z_29, 1024, lstm_u, 1024, REAL_C(1.0), d_h_29, 256);
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
-        const real t1961 = d_c_29[i] * f_3[i];
-        const real t1997 = d_h_29[i] * o_3[i];
-        const real t1998 = tanh_4[i] * tanh_4[i];
-        const real t1999 = REAL_C(1.0) - t1998;
-        const real t2000 = t1997 * t1999;
-        d_c_30[i] = t1961 + t2000;
+        const real t1848 = d_c_29[i] * f_3[i];
+        const real t1881 = d_h_29[i] * o_3[i];
+        const real t1882 = tanh_4[i] * tanh_4[i];
+        const real t1883 = REAL_C(1.0) - t1882;
+        const real t1884 = t1881 * t1883;
+        d_c_30[i] = t1848 + t1884;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     memset(d_pad_146, 0, 32768 * sizeof *d_pad_146);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t1996 = d_h_29[i * 256 + j] * tanh_4[i * 256 + j];
-            const real t2006 = t1996 * o_3[i * 256 + j];
-            const real t2007 = REAL_C(1.0) - o_3[i * 256 + j];
-            const real t2008 = t2006 * t2007;
-            d_pad_146[i * 1024 + j + 768] = t2008;
+            const real t1880 = d_h_29[i * 256 + j] * tanh_4[i * 256 + j];
+            const real t1890 = t1880 * o_3[i * 256 + j];
+            const real t1891 = REAL_C(1.0) - o_3[i * 256 + j];
+            const real t1892 = t1890 * t1891;
+            d_pad_146[i * 1024 + j + 768] = t1892;
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     memset(d_pad_147, 0, 32768 * sizeof *d_pad_147);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t2003 = d_c_30[i * 256 + j] * i_4[i * 256 + j];
-            const real t2010 = g_4[i * 256 + j] * g_4[i * 256 + j];
-            const real t2011 = REAL_C(1.0) - t2010;
-            const real t2012 = t2003 * t2011;
-            d_pad_147[i * 1024 + j + 512] = t2012;
+            const real t1887 = d_c_30[i * 256 + j] * i_4[i * 256 + j];
+            const real t1894 = g_4[i * 256 + j] * g_4[i * 256 + j];
+            const real t1895 = REAL_C(1.0) - t1894;
+            const real t1896 = t1887 * t1895;
+            d_pad_147[i * 1024 + j + 512] = t1896;
         }
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 8192; i++) {
-        const real t2004 = d_c_30[i] * c_2[i];
-        const real t2015 = t2004 * f_2[i];
-        const real t2016 = REAL_C(1.0) - f_2[i];
-        d_add_30[i] = t2015 * t2016;
+        const real t1888 = d_c_30[i] * c_2[i];
+        const real t1899 = t1888 * f_2[i];
+        const real t1900 = REAL_C(1.0) - f_2[i];
+        d_add_30[i] = t1899 * t1900;
     }
     memset(d_sum_59, 0, 256 * sizeof *d_sum_59);
     for (int i = 0; i < 32; i++)
@@ -5979,23 +5828,21 @@ static void compute_grads(void)
     memset(d_pad_149, 0, 32768 * sizeof *d_pad_149);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t2002 = d_c_30[i * 256 + j] * g_4[i * 256 + j];
-            const real t2022 = t2002 * i_4[i * 256 + j];
-            const real t2023 = REAL_C(1.0) - i_4[i * 256 + j];
-            const real t2024 = t2022 * t2023;
-            d_pad_149[i * 1024 + j] = t2024;
+            const real t1886 = d_c_30[i * 256 + j] * g_4[i * 256 + j];
+            const real t1906 = t1886 * i_4[i * 256 + j];
+            const real t1907 = REAL_C(1.0) - i_4[i * 256 + j];
+            const real t1908 = t1906 * t1907;
+            d_pad_149[i * 1024 + j] = t1908;
         }
     for (int i = 0; i < 32768; i++) {
-        const real t2014 = d_pad_146[i] + d_pad_147[i];
-        const real t2021 = t2014 + d_pad_148[i];
-        d_z_30[i] = t2021 + d_pad_149[i];
+        const real t1898 = d_pad_146[i] + d_pad_147[i];
+        const real t1905 = t1898 + d_pad_148[i];
+        d_z_30[i] = t1905 + d_pad_149[i];
     }
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
-           REAL_C(1.0), d_z_30, 1024, lstm_u, 1024, REAL_C(0.0), d_matmul_88, 256);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), h_2, 256, d_z_30, 1024, REAL_C(0.0), d_matmul_89, 1024);
+           REAL_C(1.0), h_2, 256, d_z_30, 1024, REAL_C(1.0), d_matmul_add_57, 1024);
 
     /* backward of models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
     memset(d_sum_60, 0, 1024 * sizeof *d_sum_60);
@@ -6006,7 +5853,7 @@ static void compute_grads(void)
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
            REAL_C(1.0), d_z_30, 1024, lstm_w, 1024, REAL_C(0.0), d_reshape_63, 256);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), slice_3, 256, d_z_30, 1024, REAL_C(0.0), d_matmul_90, 1024);
+           REAL_C(1.0), slice_3, 256, d_z_30, 1024, REAL_C(1.0), d_matmul_add_58, 1024);
 
     /* backward of models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
     memset(d_pad_150, 0, 262144 * sizeof *d_pad_150);
@@ -6016,48 +5863,47 @@ static void compute_grads(void)
         }
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    for (int i = 0; i < 8192; i++) {
-        d_h_30[i] = d_matmul_88[i] + d_reshape_3[i];
-    }
+    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
+           REAL_C(1.0), d_z_30, 1024, lstm_u, 1024, REAL_C(1.0), d_h_30, 256);
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
-        const real t2005 = d_c_30[i] * f_2[i];
-        const real t2041 = d_h_30[i] * o_2[i];
-        const real t2042 = tanh_3[i] * tanh_3[i];
-        const real t2043 = REAL_C(1.0) - t2042;
-        const real t2044 = t2041 * t2043;
-        d_c_31[i] = t2005 + t2044;
+        const real t1889 = d_c_30[i] * f_2[i];
+        const real t1922 = d_h_30[i] * o_2[i];
+        const real t1923 = tanh_3[i] * tanh_3[i];
+        const real t1924 = REAL_C(1.0) - t1923;
+        const real t1925 = t1922 * t1924;
+        d_c_31[i] = t1889 + t1925;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     memset(d_pad_151, 0, 32768 * sizeof *d_pad_151);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t2040 = d_h_30[i * 256 + j] * tanh_3[i * 256 + j];
-            const real t2050 = t2040 * o_2[i * 256 + j];
-            const real t2051 = REAL_C(1.0) - o_2[i * 256 + j];
-            const real t2052 = t2050 * t2051;
-            d_pad_151[i * 1024 + j + 768] = t2052;
+            const real t1921 = d_h_30[i * 256 + j] * tanh_3[i * 256 + j];
+            const real t1931 = t1921 * o_2[i * 256 + j];
+            const real t1932 = REAL_C(1.0) - o_2[i * 256 + j];
+            const real t1933 = t1931 * t1932;
+            d_pad_151[i * 1024 + j + 768] = t1933;
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     memset(d_pad_152, 0, 32768 * sizeof *d_pad_152);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t2047 = d_c_31[i * 256 + j] * i_3[i * 256 + j];
-            const real t2054 = g_3[i * 256 + j] * g_3[i * 256 + j];
-            const real t2055 = REAL_C(1.0) - t2054;
-            const real t2056 = t2047 * t2055;
-            d_pad_152[i * 1024 + j + 512] = t2056;
+            const real t1928 = d_c_31[i * 256 + j] * i_3[i * 256 + j];
+            const real t1935 = g_3[i * 256 + j] * g_3[i * 256 + j];
+            const real t1936 = REAL_C(1.0) - t1935;
+            const real t1937 = t1928 * t1936;
+            d_pad_152[i * 1024 + j + 512] = t1937;
         }
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 8192; i++) {
-        const real t2048 = d_c_31[i] * c[i];
-        const real t2059 = t2048 * f[i];
-        const real t2060 = REAL_C(1.0) - f[i];
-        d_add_31[i] = t2059 * t2060;
+        const real t1929 = d_c_31[i] * c[i];
+        const real t1940 = t1929 * f[i];
+        const real t1941 = REAL_C(1.0) - f[i];
+        d_add_31[i] = t1940 * t1941;
     }
     memset(d_sum_61, 0, 256 * sizeof *d_sum_61);
     for (int i = 0; i < 32; i++)
@@ -6065,36 +5911,36 @@ static void compute_grads(void)
             d_sum_61[j] += d_add_31[i * 256 + j];
         }
     for (int i = 0; i < 256; i++) {
-        const real t787 = d_sum[i] + d_sum_3[i];
-        const real t831 = t787 + d_sum_5[i];
-        const real t875 = t831 + d_sum_7[i];
-        const real t919 = t875 + d_sum_9[i];
-        const real t963 = t919 + d_sum_11[i];
-        const real t1007 = t963 + d_sum_13[i];
-        const real t1051 = t1007 + d_sum_15[i];
-        const real t1095 = t1051 + d_sum_17[i];
-        const real t1139 = t1095 + d_sum_19[i];
-        const real t1183 = t1139 + d_sum_21[i];
-        const real t1227 = t1183 + d_sum_23[i];
-        const real t1271 = t1227 + d_sum_25[i];
-        const real t1315 = t1271 + d_sum_27[i];
-        const real t1359 = t1315 + d_sum_29[i];
-        const real t1403 = t1359 + d_sum_31[i];
-        const real t1447 = t1403 + d_sum_33[i];
-        const real t1491 = t1447 + d_sum_35[i];
-        const real t1535 = t1491 + d_sum_37[i];
-        const real t1579 = t1535 + d_sum_39[i];
-        const real t1623 = t1579 + d_sum_41[i];
-        const real t1667 = t1623 + d_sum_43[i];
-        const real t1711 = t1667 + d_sum_45[i];
-        const real t1755 = t1711 + d_sum_47[i];
-        const real t1799 = t1755 + d_sum_49[i];
-        const real t1843 = t1799 + d_sum_51[i];
-        const real t1887 = t1843 + d_sum_53[i];
-        const real t1931 = t1887 + d_sum_55[i];
-        const real t1975 = t1931 + d_sum_57[i];
-        const real t2019 = t1975 + d_sum_59[i];
-        d_lstm_forget_b[i] = t2019 + d_sum_61[i];
+        const real t755 = d_sum[i] + d_sum_3[i];
+        const real t796 = t755 + d_sum_5[i];
+        const real t837 = t796 + d_sum_7[i];
+        const real t878 = t837 + d_sum_9[i];
+        const real t919 = t878 + d_sum_11[i];
+        const real t960 = t919 + d_sum_13[i];
+        const real t1001 = t960 + d_sum_15[i];
+        const real t1042 = t1001 + d_sum_17[i];
+        const real t1083 = t1042 + d_sum_19[i];
+        const real t1124 = t1083 + d_sum_21[i];
+        const real t1165 = t1124 + d_sum_23[i];
+        const real t1206 = t1165 + d_sum_25[i];
+        const real t1247 = t1206 + d_sum_27[i];
+        const real t1288 = t1247 + d_sum_29[i];
+        const real t1329 = t1288 + d_sum_31[i];
+        const real t1370 = t1329 + d_sum_33[i];
+        const real t1411 = t1370 + d_sum_35[i];
+        const real t1452 = t1411 + d_sum_37[i];
+        const real t1493 = t1452 + d_sum_39[i];
+        const real t1534 = t1493 + d_sum_41[i];
+        const real t1575 = t1534 + d_sum_43[i];
+        const real t1616 = t1575 + d_sum_45[i];
+        const real t1657 = t1616 + d_sum_47[i];
+        const real t1698 = t1657 + d_sum_49[i];
+        const real t1739 = t1698 + d_sum_51[i];
+        const real t1780 = t1739 + d_sum_53[i];
+        const real t1821 = t1780 + d_sum_55[i];
+        const real t1862 = t1821 + d_sum_57[i];
+        const real t1903 = t1862 + d_sum_59[i];
+        d_lstm_forget_b[i] = t1903 + d_sum_61[i];
     }
     memset(d_pad_153, 0, 32768 * sizeof *d_pad_153);
     for (int i = 0; i < 32; i++)
@@ -6106,55 +5952,21 @@ static void compute_grads(void)
     memset(d_pad_154, 0, 32768 * sizeof *d_pad_154);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t2046 = d_c_31[i * 256 + j] * g_3[i * 256 + j];
-            const real t2066 = t2046 * i_3[i * 256 + j];
-            const real t2067 = REAL_C(1.0) - i_3[i * 256 + j];
-            const real t2068 = t2066 * t2067;
-            d_pad_154[i * 1024 + j] = t2068;
+            const real t1927 = d_c_31[i * 256 + j] * g_3[i * 256 + j];
+            const real t1947 = t1927 * i_3[i * 256 + j];
+            const real t1948 = REAL_C(1.0) - i_3[i * 256 + j];
+            const real t1949 = t1947 * t1948;
+            d_pad_154[i * 1024 + j] = t1949;
         }
     for (int i = 0; i < 32768; i++) {
-        const real t2058 = d_pad_151[i] + d_pad_152[i];
-        const real t2065 = t2058 + d_pad_153[i];
-        d_z_31[i] = t2065 + d_pad_154[i];
+        const real t1939 = d_pad_151[i] + d_pad_152[i];
+        const real t1946 = t1939 + d_pad_153[i];
+        d_z_31[i] = t1946 + d_pad_154[i];
     }
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
-           REAL_C(1.0), d_z_31, 1024, lstm_u, 1024, REAL_C(0.0), d_matmul_91, 256);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), h, 256, d_z_31, 1024, REAL_C(0.0), d_matmul_92, 1024);
-    for (int i = 0; i < 262144; i++) {
-        const real t797 = d_matmul_2[i] + d_matmul_5[i];
-        const real t841 = t797 + d_matmul_8[i];
-        const real t885 = t841 + d_matmul_11[i];
-        const real t929 = t885 + d_matmul_14[i];
-        const real t973 = t929 + d_matmul_17[i];
-        const real t1017 = t973 + d_matmul_20[i];
-        const real t1061 = t1017 + d_matmul_23[i];
-        const real t1105 = t1061 + d_matmul_26[i];
-        const real t1149 = t1105 + d_matmul_29[i];
-        const real t1193 = t1149 + d_matmul_32[i];
-        const real t1237 = t1193 + d_matmul_35[i];
-        const real t1281 = t1237 + d_matmul_38[i];
-        const real t1325 = t1281 + d_matmul_41[i];
-        const real t1369 = t1325 + d_matmul_44[i];
-        const real t1413 = t1369 + d_matmul_47[i];
-        const real t1457 = t1413 + d_matmul_50[i];
-        const real t1501 = t1457 + d_matmul_53[i];
-        const real t1545 = t1501 + d_matmul_56[i];
-        const real t1589 = t1545 + d_matmul_59[i];
-        const real t1633 = t1589 + d_matmul_62[i];
-        const real t1677 = t1633 + d_matmul_65[i];
-        const real t1721 = t1677 + d_matmul_68[i];
-        const real t1765 = t1721 + d_matmul_71[i];
-        const real t1809 = t1765 + d_matmul_74[i];
-        const real t1853 = t1809 + d_matmul_77[i];
-        const real t1897 = t1853 + d_matmul_80[i];
-        const real t1941 = t1897 + d_matmul_83[i];
-        const real t1985 = t1941 + d_matmul_86[i];
-        const real t2029 = t1985 + d_matmul_89[i];
-        d_lstm_u[i] = t2029 + d_matmul_92[i];
-    }
+           REAL_C(1.0), h, 256, d_z_31, 1024, REAL_C(1.0), d_lstm_u, 1024);
 
     /* backward of models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
     memset(d_sum_62, 0, 1024 * sizeof *d_sum_62);
@@ -6165,7 +5977,7 @@ static void compute_grads(void)
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
            REAL_C(1.0), d_z_31, 1024, lstm_w, 1024, REAL_C(0.0), d_reshape_64, 256);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), slice_2, 256, d_z_31, 1024, REAL_C(0.0), d_matmul_93, 1024);
+           REAL_C(1.0), slice_2, 256, d_z_31, 1024, REAL_C(1.0), d_matmul_add_59, 1024);
 
     /* backward of models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
     memset(d_pad_155, 0, 262144 * sizeof *d_pad_155);
@@ -6175,55 +5987,54 @@ static void compute_grads(void)
         }
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    for (int i = 0; i < 8192; i++) {
-        d_h_31[i] = d_matmul_91[i] + d_reshape_2[i];
-    }
+    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
+           REAL_C(1.0), d_z_31, 1024, lstm_u, 1024, REAL_C(1.0), d_h_31, 256);
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
-        const real t2049 = d_c_31[i] * f[i];
-        const real t2085 = d_h_31[i] * o[i];
-        const real t2086 = tanh_2[i] * tanh_2[i];
-        const real t2087 = REAL_C(1.0) - t2086;
-        const real t2088 = t2085 * t2087;
-        d_c_32[i] = t2049 + t2088;
+        const real t1930 = d_c_31[i] * f[i];
+        const real t1963 = d_h_31[i] * o[i];
+        const real t1964 = tanh_2[i] * tanh_2[i];
+        const real t1965 = REAL_C(1.0) - t1964;
+        const real t1966 = t1963 * t1965;
+        d_c_32[i] = t1930 + t1966;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     memset(d_pad_156, 0, 32768 * sizeof *d_pad_156);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t2084 = d_h_31[i * 256 + j] * tanh_2[i * 256 + j];
-            const real t2092 = t2084 * o[i * 256 + j];
-            const real t2093 = REAL_C(1.0) - o[i * 256 + j];
-            const real t2094 = t2092 * t2093;
-            d_pad_156[i * 1024 + j + 768] = t2094;
+            const real t1962 = d_h_31[i * 256 + j] * tanh_2[i * 256 + j];
+            const real t1970 = t1962 * o[i * 256 + j];
+            const real t1971 = REAL_C(1.0) - o[i * 256 + j];
+            const real t1972 = t1970 * t1971;
+            d_pad_156[i * 1024 + j + 768] = t1972;
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     memset(d_pad_157, 0, 32768 * sizeof *d_pad_157);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t2091 = d_c_32[i * 256 + j] * i_2[i * 256 + j];
-            const real t2096 = g_2[i * 256 + j] * g_2[i * 256 + j];
-            const real t2097 = REAL_C(1.0) - t2096;
-            const real t2098 = t2091 * t2097;
-            d_pad_157[i * 1024 + j + 512] = t2098;
+            const real t1969 = d_c_32[i * 256 + j] * i_2[i * 256 + j];
+            const real t1974 = g_2[i * 256 + j] * g_2[i * 256 + j];
+            const real t1975 = REAL_C(1.0) - t1974;
+            const real t1976 = t1969 * t1975;
+            d_pad_157[i * 1024 + j + 512] = t1976;
         }
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     memset(d_pad_158, 0, 32768 * sizeof *d_pad_158);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t2090 = d_c_32[i * 256 + j] * g_2[i * 256 + j];
-            const real t2101 = t2090 * i_2[i * 256 + j];
-            const real t2102 = REAL_C(1.0) - i_2[i * 256 + j];
-            const real t2103 = t2101 * t2102;
-            d_pad_158[i * 1024 + j] = t2103;
+            const real t1968 = d_c_32[i * 256 + j] * g_2[i * 256 + j];
+            const real t1979 = t1968 * i_2[i * 256 + j];
+            const real t1980 = REAL_C(1.0) - i_2[i * 256 + j];
+            const real t1981 = t1979 * t1980;
+            d_pad_158[i * 1024 + j] = t1981;
         }
     for (int i = 0; i < 32768; i++) {
-        const real t2100 = d_pad_156[i] + d_pad_157[i];
-        d_z_32[i] = t2100 + d_pad_158[i];
+        const real t1978 = d_pad_156[i] + d_pad_157[i];
+        d_z_32[i] = t1978 + d_pad_158[i];
     }
 
     /* backward of models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
@@ -6233,75 +6044,42 @@ static void compute_grads(void)
             d_sum_63[j] += d_z_32[i * 1024 + j];
         }
     for (int i = 0; i < 1024; i++) {
-        const real t799 = d_sum_2[i] + d_sum_4[i];
-        const real t843 = t799 + d_sum_6[i];
-        const real t887 = t843 + d_sum_8[i];
-        const real t931 = t887 + d_sum_10[i];
-        const real t975 = t931 + d_sum_12[i];
-        const real t1019 = t975 + d_sum_14[i];
-        const real t1063 = t1019 + d_sum_16[i];
-        const real t1107 = t1063 + d_sum_18[i];
-        const real t1151 = t1107 + d_sum_20[i];
-        const real t1195 = t1151 + d_sum_22[i];
-        const real t1239 = t1195 + d_sum_24[i];
-        const real t1283 = t1239 + d_sum_26[i];
-        const real t1327 = t1283 + d_sum_28[i];
-        const real t1371 = t1327 + d_sum_30[i];
-        const real t1415 = t1371 + d_sum_32[i];
-        const real t1459 = t1415 + d_sum_34[i];
-        const real t1503 = t1459 + d_sum_36[i];
-        const real t1547 = t1503 + d_sum_38[i];
-        const real t1591 = t1547 + d_sum_40[i];
-        const real t1635 = t1591 + d_sum_42[i];
-        const real t1679 = t1635 + d_sum_44[i];
-        const real t1723 = t1679 + d_sum_46[i];
-        const real t1767 = t1723 + d_sum_48[i];
-        const real t1811 = t1767 + d_sum_50[i];
-        const real t1855 = t1811 + d_sum_52[i];
-        const real t1899 = t1855 + d_sum_54[i];
-        const real t1943 = t1899 + d_sum_56[i];
-        const real t1987 = t1943 + d_sum_58[i];
-        const real t2031 = t1987 + d_sum_60[i];
-        const real t2075 = t2031 + d_sum_62[i];
-        d_lstm_b[i] = t2075 + d_sum_63[i];
+        const real t765 = d_sum_2[i] + d_sum_4[i];
+        const real t806 = t765 + d_sum_6[i];
+        const real t847 = t806 + d_sum_8[i];
+        const real t888 = t847 + d_sum_10[i];
+        const real t929 = t888 + d_sum_12[i];
+        const real t970 = t929 + d_sum_14[i];
+        const real t1011 = t970 + d_sum_16[i];
+        const real t1052 = t1011 + d_sum_18[i];
+        const real t1093 = t1052 + d_sum_20[i];
+        const real t1134 = t1093 + d_sum_22[i];
+        const real t1175 = t1134 + d_sum_24[i];
+        const real t1216 = t1175 + d_sum_26[i];
+        const real t1257 = t1216 + d_sum_28[i];
+        const real t1298 = t1257 + d_sum_30[i];
+        const real t1339 = t1298 + d_sum_32[i];
+        const real t1380 = t1339 + d_sum_34[i];
+        const real t1421 = t1380 + d_sum_36[i];
+        const real t1462 = t1421 + d_sum_38[i];
+        const real t1503 = t1462 + d_sum_40[i];
+        const real t1544 = t1503 + d_sum_42[i];
+        const real t1585 = t1544 + d_sum_44[i];
+        const real t1626 = t1585 + d_sum_46[i];
+        const real t1667 = t1626 + d_sum_48[i];
+        const real t1708 = t1667 + d_sum_50[i];
+        const real t1749 = t1708 + d_sum_52[i];
+        const real t1790 = t1749 + d_sum_54[i];
+        const real t1831 = t1790 + d_sum_56[i];
+        const real t1872 = t1831 + d_sum_58[i];
+        const real t1913 = t1872 + d_sum_60[i];
+        const real t1954 = t1913 + d_sum_62[i];
+        d_lstm_b[i] = t1954 + d_sum_63[i];
     }
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
            REAL_C(1.0), d_z_32, 1024, lstm_w, 1024, REAL_C(0.0), d_reshape_65, 256);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), slice, 256, d_z_32, 1024, REAL_C(0.0), d_matmul_94, 1024);
-    for (int i = 0; i < 262144; i++) {
-        const real t802 = d_matmul_3[i] + d_matmul_6[i];
-        const real t846 = t802 + d_matmul_9[i];
-        const real t890 = t846 + d_matmul_12[i];
-        const real t934 = t890 + d_matmul_15[i];
-        const real t978 = t934 + d_matmul_18[i];
-        const real t1022 = t978 + d_matmul_21[i];
-        const real t1066 = t1022 + d_matmul_24[i];
-        const real t1110 = t1066 + d_matmul_27[i];
-        const real t1154 = t1110 + d_matmul_30[i];
-        const real t1198 = t1154 + d_matmul_33[i];
-        const real t1242 = t1198 + d_matmul_36[i];
-        const real t1286 = t1242 + d_matmul_39[i];
-        const real t1330 = t1286 + d_matmul_42[i];
-        const real t1374 = t1330 + d_matmul_45[i];
-        const real t1418 = t1374 + d_matmul_48[i];
-        const real t1462 = t1418 + d_matmul_51[i];
-        const real t1506 = t1462 + d_matmul_54[i];
-        const real t1550 = t1506 + d_matmul_57[i];
-        const real t1594 = t1550 + d_matmul_60[i];
-        const real t1638 = t1594 + d_matmul_63[i];
-        const real t1682 = t1638 + d_matmul_66[i];
-        const real t1726 = t1682 + d_matmul_69[i];
-        const real t1770 = t1726 + d_matmul_72[i];
-        const real t1814 = t1770 + d_matmul_75[i];
-        const real t1858 = t1814 + d_matmul_78[i];
-        const real t1902 = t1858 + d_matmul_81[i];
-        const real t1946 = t1902 + d_matmul_84[i];
-        const real t1990 = t1946 + d_matmul_87[i];
-        const real t2034 = t1990 + d_matmul_90[i];
-        const real t2078 = t2034 + d_matmul_93[i];
-        d_lstm_w[i] = t2078 + d_matmul_94[i];
-    }
+           REAL_C(1.0), slice, 256, d_z_32, 1024, REAL_C(1.0), d_lstm_w, 1024);
 
     /* backward of models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
     memset(d_pad_159, 0, 262144 * sizeof *d_pad_159);
@@ -6310,37 +6088,37 @@ static void compute_grads(void)
             d_pad_159[i * 8192 + j] = d_reshape_65[i * 256 + j];
         }
     for (int i = 0; i < 262144; i++) {
-        const real t805 = d_pad_5[i] + d_pad_10[i];
-        const real t849 = t805 + d_pad_15[i];
-        const real t893 = t849 + d_pad_20[i];
-        const real t937 = t893 + d_pad_25[i];
-        const real t981 = t937 + d_pad_30[i];
-        const real t1025 = t981 + d_pad_35[i];
-        const real t1069 = t1025 + d_pad_40[i];
-        const real t1113 = t1069 + d_pad_45[i];
-        const real t1157 = t1113 + d_pad_50[i];
-        const real t1201 = t1157 + d_pad_55[i];
-        const real t1245 = t1201 + d_pad_60[i];
-        const real t1289 = t1245 + d_pad_65[i];
-        const real t1333 = t1289 + d_pad_70[i];
-        const real t1377 = t1333 + d_pad_75[i];
-        const real t1421 = t1377 + d_pad_80[i];
-        const real t1465 = t1421 + d_pad_85[i];
-        const real t1509 = t1465 + d_pad_90[i];
-        const real t1553 = t1509 + d_pad_95[i];
-        const real t1597 = t1553 + d_pad_100[i];
-        const real t1641 = t1597 + d_pad_105[i];
-        const real t1685 = t1641 + d_pad_110[i];
-        const real t1729 = t1685 + d_pad_115[i];
-        const real t1773 = t1729 + d_pad_120[i];
-        const real t1817 = t1773 + d_pad_125[i];
-        const real t1861 = t1817 + d_pad_130[i];
-        const real t1905 = t1861 + d_pad_135[i];
-        const real t1949 = t1905 + d_pad_140[i];
-        const real t1993 = t1949 + d_pad_145[i];
-        const real t2037 = t1993 + d_pad_150[i];
-        const real t2081 = t2037 + d_pad_155[i];
-        d_e[i] = t2081 + d_pad_159[i];
+        const real t770 = d_pad_5[i] + d_pad_10[i];
+        const real t811 = t770 + d_pad_15[i];
+        const real t852 = t811 + d_pad_20[i];
+        const real t893 = t852 + d_pad_25[i];
+        const real t934 = t893 + d_pad_30[i];
+        const real t975 = t934 + d_pad_35[i];
+        const real t1016 = t975 + d_pad_40[i];
+        const real t1057 = t1016 + d_pad_45[i];
+        const real t1098 = t1057 + d_pad_50[i];
+        const real t1139 = t1098 + d_pad_55[i];
+        const real t1180 = t1139 + d_pad_60[i];
+        const real t1221 = t1180 + d_pad_65[i];
+        const real t1262 = t1221 + d_pad_70[i];
+        const real t1303 = t1262 + d_pad_75[i];
+        const real t1344 = t1303 + d_pad_80[i];
+        const real t1385 = t1344 + d_pad_85[i];
+        const real t1426 = t1385 + d_pad_90[i];
+        const real t1467 = t1426 + d_pad_95[i];
+        const real t1508 = t1467 + d_pad_100[i];
+        const real t1549 = t1508 + d_pad_105[i];
+        const real t1590 = t1549 + d_pad_110[i];
+        const real t1631 = t1590 + d_pad_115[i];
+        const real t1672 = t1631 + d_pad_120[i];
+        const real t1713 = t1672 + d_pad_125[i];
+        const real t1754 = t1713 + d_pad_130[i];
+        const real t1795 = t1754 + d_pad_135[i];
+        const real t1836 = t1795 + d_pad_140[i];
+        const real t1877 = t1836 + d_pad_145[i];
+        const real t1918 = t1877 + d_pad_150[i];
+        const real t1959 = t1918 + d_pad_155[i];
+        d_e[i] = t1959 + d_pad_159[i];
     }
 
     /* backward of models/char_lstm.lua:14: local e = embedding(embed, x)                   -- [N, T, H] */
@@ -6434,7 +6212,7 @@ const rt_model REAL_SUFFIX(char_lstm_model) = {
     .real = RT_REAL,
     .arena = arena,
     .iarena = iarena,
-    .arena_size = 27285008,
+    .arena_size = 12654096,
     .iarena_size = 2048,
     .n_inputs = 2,
     .n_params = 7,

@@ -13,7 +13,7 @@
 #include "rt_real.h"
 #include "char_lstm.h"
 
-static real arena[1508736];
+static real arena[1312128];
 static int32_t iarena[1024];
 
 static int32_t *const x = iarena + 0; /* input [32,32] */
@@ -32,191 +32,191 @@ static real *const c = arena + 984448; /* [32,256] */
 static real *const h = arena + 992640; /* [32,256] */
 static real *const slice_2 = arena + 1000832; /* [32,1,256] */
 static real *const matmul_2 = arena + 1009024; /* [32,1024] */
-static real *const matmul_3 = arena + 1041792; /* [32,1024] */
-static real *const z_2 = arena + 1074560; /* [32,1024] */
+static real *const z_2 = arena + 1041792; /* [32,1024] */
+static real *const z_3 = arena + 1041792; /* [32,1024] */
 static real *const c_2 = arena + 1000832; /* [32,256] */
 static real *const h_2 = arena + 984448; /* [32,256] */
 static real *const slice_3 = arena + 1009024; /* [32,1,256] */
-static real *const matmul_4 = arena + 1017216; /* [32,1024] */
-static real *const matmul_5 = arena + 1049984; /* [32,1024] */
-static real *const z_3 = arena + 1082752; /* [32,1024] */
+static real *const matmul_3 = arena + 1017216; /* [32,1024] */
+static real *const z_4 = arena + 1049984; /* [32,1024] */
+static real *const z_5 = arena + 1049984; /* [32,1024] */
 static real *const c_3 = arena + 1009024; /* [32,256] */
 static real *const h_3 = arena + 1000832; /* [32,256] */
 static real *const slice_4 = arena + 1017216; /* [32,1,256] */
-static real *const matmul_6 = arena + 1025408; /* [32,1024] */
-static real *const matmul_7 = arena + 1058176; /* [32,1024] */
-static real *const z_4 = arena + 1090944; /* [32,1024] */
+static real *const matmul_4 = arena + 1025408; /* [32,1024] */
+static real *const z_6 = arena + 1058176; /* [32,1024] */
+static real *const z_7 = arena + 1058176; /* [32,1024] */
 static real *const c_4 = arena + 1017216; /* [32,256] */
 static real *const h_4 = arena + 1009024; /* [32,256] */
 static real *const slice_5 = arena + 1025408; /* [32,1,256] */
-static real *const matmul_8 = arena + 1033600; /* [32,1024] */
-static real *const matmul_9 = arena + 1066368; /* [32,1024] */
-static real *const z_5 = arena + 1099136; /* [32,1024] */
+static real *const matmul_5 = arena + 1033600; /* [32,1024] */
+static real *const z_8 = arena + 1066368; /* [32,1024] */
+static real *const z_9 = arena + 1066368; /* [32,1024] */
 static real *const c_5 = arena + 1025408; /* [32,256] */
 static real *const h_5 = arena + 1017216; /* [32,256] */
 static real *const slice_6 = arena + 1033600; /* [32,1,256] */
-static real *const matmul_10 = arena + 1041792; /* [32,1024] */
-static real *const matmul_11 = arena + 1074560; /* [32,1024] */
-static real *const z_6 = arena + 1107328; /* [32,1024] */
+static real *const matmul_6 = arena + 1041792; /* [32,1024] */
+static real *const z_10 = arena + 1074560; /* [32,1024] */
+static real *const z_11 = arena + 1074560; /* [32,1024] */
 static real *const c_6 = arena + 1033600; /* [32,256] */
 static real *const h_6 = arena + 1025408; /* [32,256] */
 static real *const slice_7 = arena + 1041792; /* [32,1,256] */
-static real *const matmul_12 = arena + 1049984; /* [32,1024] */
-static real *const matmul_13 = arena + 1082752; /* [32,1024] */
-static real *const z_7 = arena + 1115520; /* [32,1024] */
+static real *const matmul_7 = arena + 1049984; /* [32,1024] */
+static real *const z_12 = arena + 1082752; /* [32,1024] */
+static real *const z_13 = arena + 1082752; /* [32,1024] */
 static real *const c_7 = arena + 1041792; /* [32,256] */
 static real *const h_7 = arena + 1033600; /* [32,256] */
 static real *const slice_8 = arena + 1049984; /* [32,1,256] */
-static real *const matmul_14 = arena + 1058176; /* [32,1024] */
-static real *const matmul_15 = arena + 1090944; /* [32,1024] */
-static real *const z_8 = arena + 1123712; /* [32,1024] */
+static real *const matmul_8 = arena + 1058176; /* [32,1024] */
+static real *const z_14 = arena + 1090944; /* [32,1024] */
+static real *const z_15 = arena + 1090944; /* [32,1024] */
 static real *const c_8 = arena + 1049984; /* [32,256] */
 static real *const h_8 = arena + 1041792; /* [32,256] */
 static real *const slice_9 = arena + 1058176; /* [32,1,256] */
-static real *const matmul_16 = arena + 1066368; /* [32,1024] */
-static real *const matmul_17 = arena + 1099136; /* [32,1024] */
-static real *const z_9 = arena + 1131904; /* [32,1024] */
+static real *const matmul_9 = arena + 1066368; /* [32,1024] */
+static real *const z_16 = arena + 1099136; /* [32,1024] */
+static real *const z_17 = arena + 1099136; /* [32,1024] */
 static real *const c_9 = arena + 1058176; /* [32,256] */
 static real *const h_9 = arena + 1049984; /* [32,256] */
 static real *const slice_10 = arena + 1066368; /* [32,1,256] */
-static real *const matmul_18 = arena + 1074560; /* [32,1024] */
-static real *const matmul_19 = arena + 1107328; /* [32,1024] */
-static real *const z_10 = arena + 1140096; /* [32,1024] */
+static real *const matmul_10 = arena + 1074560; /* [32,1024] */
+static real *const z_18 = arena + 1107328; /* [32,1024] */
+static real *const z_19 = arena + 1107328; /* [32,1024] */
 static real *const c_10 = arena + 1066368; /* [32,256] */
 static real *const h_10 = arena + 1058176; /* [32,256] */
 static real *const slice_11 = arena + 1074560; /* [32,1,256] */
-static real *const matmul_20 = arena + 1082752; /* [32,1024] */
-static real *const matmul_21 = arena + 1115520; /* [32,1024] */
-static real *const z_11 = arena + 1148288; /* [32,1024] */
+static real *const matmul_11 = arena + 1082752; /* [32,1024] */
+static real *const z_20 = arena + 1115520; /* [32,1024] */
+static real *const z_21 = arena + 1115520; /* [32,1024] */
 static real *const c_11 = arena + 1074560; /* [32,256] */
 static real *const h_11 = arena + 1066368; /* [32,256] */
 static real *const slice_12 = arena + 1082752; /* [32,1,256] */
-static real *const matmul_22 = arena + 1090944; /* [32,1024] */
-static real *const matmul_23 = arena + 1123712; /* [32,1024] */
-static real *const z_12 = arena + 1156480; /* [32,1024] */
+static real *const matmul_12 = arena + 1090944; /* [32,1024] */
+static real *const z_22 = arena + 1123712; /* [32,1024] */
+static real *const z_23 = arena + 1123712; /* [32,1024] */
 static real *const c_12 = arena + 1082752; /* [32,256] */
 static real *const h_12 = arena + 1074560; /* [32,256] */
 static real *const slice_13 = arena + 1090944; /* [32,1,256] */
-static real *const matmul_24 = arena + 1099136; /* [32,1024] */
-static real *const matmul_25 = arena + 1131904; /* [32,1024] */
-static real *const z_13 = arena + 1164672; /* [32,1024] */
+static real *const matmul_13 = arena + 1099136; /* [32,1024] */
+static real *const z_24 = arena + 1131904; /* [32,1024] */
+static real *const z_25 = arena + 1131904; /* [32,1024] */
 static real *const c_13 = arena + 1090944; /* [32,256] */
 static real *const h_13 = arena + 1082752; /* [32,256] */
 static real *const slice_14 = arena + 1099136; /* [32,1,256] */
-static real *const matmul_26 = arena + 1107328; /* [32,1024] */
-static real *const matmul_27 = arena + 1140096; /* [32,1024] */
-static real *const z_14 = arena + 1172864; /* [32,1024] */
+static real *const matmul_14 = arena + 1107328; /* [32,1024] */
+static real *const z_26 = arena + 1140096; /* [32,1024] */
+static real *const z_27 = arena + 1140096; /* [32,1024] */
 static real *const c_14 = arena + 1099136; /* [32,256] */
 static real *const h_14 = arena + 1090944; /* [32,256] */
 static real *const slice_15 = arena + 1107328; /* [32,1,256] */
-static real *const matmul_28 = arena + 1115520; /* [32,1024] */
-static real *const matmul_29 = arena + 1148288; /* [32,1024] */
-static real *const z_15 = arena + 1181056; /* [32,1024] */
+static real *const matmul_15 = arena + 1115520; /* [32,1024] */
+static real *const z_28 = arena + 1148288; /* [32,1024] */
+static real *const z_29 = arena + 1148288; /* [32,1024] */
 static real *const c_15 = arena + 1107328; /* [32,256] */
 static real *const h_15 = arena + 1099136; /* [32,256] */
 static real *const slice_16 = arena + 1115520; /* [32,1,256] */
-static real *const matmul_30 = arena + 1123712; /* [32,1024] */
-static real *const matmul_31 = arena + 1156480; /* [32,1024] */
-static real *const z_16 = arena + 1189248; /* [32,1024] */
+static real *const matmul_16 = arena + 1123712; /* [32,1024] */
+static real *const z_30 = arena + 1156480; /* [32,1024] */
+static real *const z_31 = arena + 1156480; /* [32,1024] */
 static real *const c_16 = arena + 1115520; /* [32,256] */
 static real *const h_16 = arena + 1107328; /* [32,256] */
 static real *const slice_17 = arena + 1123712; /* [32,1,256] */
-static real *const matmul_32 = arena + 1131904; /* [32,1024] */
-static real *const matmul_33 = arena + 1164672; /* [32,1024] */
-static real *const z_17 = arena + 1197440; /* [32,1024] */
+static real *const matmul_17 = arena + 1131904; /* [32,1024] */
+static real *const z_32 = arena + 1164672; /* [32,1024] */
+static real *const z_33 = arena + 1164672; /* [32,1024] */
 static real *const c_17 = arena + 1123712; /* [32,256] */
 static real *const h_17 = arena + 1115520; /* [32,256] */
 static real *const slice_18 = arena + 1131904; /* [32,1,256] */
-static real *const matmul_34 = arena + 1140096; /* [32,1024] */
-static real *const matmul_35 = arena + 1172864; /* [32,1024] */
-static real *const z_18 = arena + 1205632; /* [32,1024] */
+static real *const matmul_18 = arena + 1140096; /* [32,1024] */
+static real *const z_34 = arena + 1172864; /* [32,1024] */
+static real *const z_35 = arena + 1172864; /* [32,1024] */
 static real *const c_18 = arena + 1131904; /* [32,256] */
 static real *const h_18 = arena + 1123712; /* [32,256] */
 static real *const slice_19 = arena + 1140096; /* [32,1,256] */
-static real *const matmul_36 = arena + 1148288; /* [32,1024] */
-static real *const matmul_37 = arena + 1181056; /* [32,1024] */
-static real *const z_19 = arena + 1213824; /* [32,1024] */
+static real *const matmul_19 = arena + 1148288; /* [32,1024] */
+static real *const z_36 = arena + 1181056; /* [32,1024] */
+static real *const z_37 = arena + 1181056; /* [32,1024] */
 static real *const c_19 = arena + 1140096; /* [32,256] */
 static real *const h_19 = arena + 1131904; /* [32,256] */
 static real *const slice_20 = arena + 1148288; /* [32,1,256] */
-static real *const matmul_38 = arena + 1156480; /* [32,1024] */
-static real *const matmul_39 = arena + 1189248; /* [32,1024] */
-static real *const z_20 = arena + 1222016; /* [32,1024] */
+static real *const matmul_20 = arena + 1156480; /* [32,1024] */
+static real *const z_38 = arena + 1189248; /* [32,1024] */
+static real *const z_39 = arena + 1189248; /* [32,1024] */
 static real *const c_20 = arena + 1148288; /* [32,256] */
 static real *const h_20 = arena + 1140096; /* [32,256] */
 static real *const slice_21 = arena + 1156480; /* [32,1,256] */
-static real *const matmul_40 = arena + 1164672; /* [32,1024] */
-static real *const matmul_41 = arena + 1197440; /* [32,1024] */
-static real *const z_21 = arena + 1230208; /* [32,1024] */
+static real *const matmul_21 = arena + 1164672; /* [32,1024] */
+static real *const z_40 = arena + 1197440; /* [32,1024] */
+static real *const z_41 = arena + 1197440; /* [32,1024] */
 static real *const c_21 = arena + 1156480; /* [32,256] */
 static real *const h_21 = arena + 1148288; /* [32,256] */
 static real *const slice_22 = arena + 1164672; /* [32,1,256] */
-static real *const matmul_42 = arena + 1172864; /* [32,1024] */
-static real *const matmul_43 = arena + 1205632; /* [32,1024] */
-static real *const z_22 = arena + 1238400; /* [32,1024] */
+static real *const matmul_22 = arena + 1172864; /* [32,1024] */
+static real *const z_42 = arena + 1205632; /* [32,1024] */
+static real *const z_43 = arena + 1205632; /* [32,1024] */
 static real *const c_22 = arena + 1164672; /* [32,256] */
 static real *const h_22 = arena + 1156480; /* [32,256] */
 static real *const slice_23 = arena + 1172864; /* [32,1,256] */
-static real *const matmul_44 = arena + 1181056; /* [32,1024] */
-static real *const matmul_45 = arena + 1213824; /* [32,1024] */
-static real *const z_23 = arena + 1246592; /* [32,1024] */
+static real *const matmul_23 = arena + 1181056; /* [32,1024] */
+static real *const z_44 = arena + 1213824; /* [32,1024] */
+static real *const z_45 = arena + 1213824; /* [32,1024] */
 static real *const c_23 = arena + 1172864; /* [32,256] */
 static real *const h_23 = arena + 1164672; /* [32,256] */
 static real *const slice_24 = arena + 1181056; /* [32,1,256] */
-static real *const matmul_46 = arena + 1189248; /* [32,1024] */
-static real *const matmul_47 = arena + 1222016; /* [32,1024] */
-static real *const z_24 = arena + 1254784; /* [32,1024] */
+static real *const matmul_24 = arena + 1189248; /* [32,1024] */
+static real *const z_46 = arena + 1222016; /* [32,1024] */
+static real *const z_47 = arena + 1222016; /* [32,1024] */
 static real *const c_24 = arena + 1181056; /* [32,256] */
 static real *const h_24 = arena + 1172864; /* [32,256] */
 static real *const slice_25 = arena + 1189248; /* [32,1,256] */
-static real *const matmul_48 = arena + 1197440; /* [32,1024] */
-static real *const matmul_49 = arena + 1230208; /* [32,1024] */
-static real *const z_25 = arena + 1262976; /* [32,1024] */
+static real *const matmul_25 = arena + 1197440; /* [32,1024] */
+static real *const z_48 = arena + 1230208; /* [32,1024] */
+static real *const z_49 = arena + 1230208; /* [32,1024] */
 static real *const c_25 = arena + 1189248; /* [32,256] */
 static real *const h_25 = arena + 1181056; /* [32,256] */
 static real *const slice_26 = arena + 1197440; /* [32,1,256] */
-static real *const matmul_50 = arena + 1205632; /* [32,1024] */
-static real *const matmul_51 = arena + 1238400; /* [32,1024] */
-static real *const z_26 = arena + 1271168; /* [32,1024] */
+static real *const matmul_26 = arena + 1205632; /* [32,1024] */
+static real *const z_50 = arena + 1238400; /* [32,1024] */
+static real *const z_51 = arena + 1238400; /* [32,1024] */
 static real *const c_26 = arena + 1197440; /* [32,256] */
 static real *const h_26 = arena + 1189248; /* [32,256] */
 static real *const slice_27 = arena + 1205632; /* [32,1,256] */
-static real *const matmul_52 = arena + 1213824; /* [32,1024] */
-static real *const matmul_53 = arena + 1246592; /* [32,1024] */
-static real *const z_27 = arena + 1279360; /* [32,1024] */
+static real *const matmul_27 = arena + 1213824; /* [32,1024] */
+static real *const z_52 = arena + 1246592; /* [32,1024] */
+static real *const z_53 = arena + 1246592; /* [32,1024] */
 static real *const c_27 = arena + 1205632; /* [32,256] */
 static real *const h_27 = arena + 1197440; /* [32,256] */
 static real *const slice_28 = arena + 1213824; /* [32,1,256] */
-static real *const matmul_54 = arena + 1222016; /* [32,1024] */
-static real *const matmul_55 = arena + 1254784; /* [32,1024] */
-static real *const z_28 = arena + 1287552; /* [32,1024] */
+static real *const matmul_28 = arena + 1222016; /* [32,1024] */
+static real *const z_54 = arena + 1254784; /* [32,1024] */
+static real *const z_55 = arena + 1254784; /* [32,1024] */
 static real *const c_28 = arena + 1213824; /* [32,256] */
 static real *const h_28 = arena + 1205632; /* [32,256] */
 static real *const slice_29 = arena + 1222016; /* [32,1,256] */
-static real *const matmul_56 = arena + 1230208; /* [32,1024] */
-static real *const matmul_57 = arena + 1262976; /* [32,1024] */
-static real *const z_29 = arena + 1295744; /* [32,1024] */
+static real *const matmul_29 = arena + 1230208; /* [32,1024] */
+static real *const z_56 = arena + 1262976; /* [32,1024] */
+static real *const z_57 = arena + 1262976; /* [32,1024] */
 static real *const c_29 = arena + 1222016; /* [32,256] */
 static real *const h_29 = arena + 1213824; /* [32,256] */
 static real *const slice_30 = arena + 1230208; /* [32,1,256] */
-static real *const matmul_58 = arena + 1238400; /* [32,1024] */
-static real *const matmul_59 = arena + 1271168; /* [32,1024] */
-static real *const z_30 = arena + 1303936; /* [32,1024] */
+static real *const matmul_30 = arena + 1238400; /* [32,1024] */
+static real *const z_58 = arena + 1271168; /* [32,1024] */
+static real *const z_59 = arena + 1271168; /* [32,1024] */
 static real *const c_30 = arena + 1230208; /* [32,256] */
 static real *const h_30 = arena + 1222016; /* [32,256] */
 static real *const slice_31 = arena + 1238400; /* [32,1,256] */
-static real *const matmul_60 = arena + 1246592; /* [32,1024] */
-static real *const matmul_61 = arena + 1279360; /* [32,1024] */
-static real *const z_31 = arena + 1312128; /* [32,1024] */
+static real *const matmul_31 = arena + 1246592; /* [32,1024] */
+static real *const z_60 = arena + 1279360; /* [32,1024] */
+static real *const z_61 = arena + 1279360; /* [32,1024] */
 static real *const c_31 = arena + 1238400; /* [32,256] */
 static real *const h_31 = arena + 1230208; /* [32,256] */
 static real *const slice_32 = arena + 1246592; /* [32,1,256] */
-static real *const matmul_62 = arena + 722304; /* [32,1024] */
-static real *const matmul_63 = arena + 755072; /* [32,1024] */
-static real *const z_32 = arena + 787840; /* [32,1024] */
-static real *const h_32 = arena + 722304; /* [32,256] */
-static real *const concat = arena + 1246592; /* [32,32,256] */
-static real *const matmul_64 = arena + 722304; /* [32,32,128] */
+static real *const matmul_32 = arena + 1254784; /* [32,1024] */
+static real *const z_62 = arena + 722304; /* [32,1024] */
+static real *const z_63 = arena + 722304; /* [32,1024] */
+static real *const h_32 = arena + 1246592; /* [32,256] */
+static real *const concat = arena + 722304; /* [32,32,256] */
+static real *const matmul_33 = arena + 1000832; /* [32,32,128] */
 static real *const logits = arena + 591232; /* [32,32,128] */
 
 /* The forward pass of the outputs, in the mode forward() or
@@ -269,38 +269,37 @@ static void compute_outputs(void)
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
            REAL_C(1.0), slice_2, 256, lstm_w, 1024, REAL_C(0.0), matmul_2, 1024);
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 1024; j++) {
+            z_2[i * 1024 + j] = matmul_2[i * 1024 + j] + lstm_b[j];
+        }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), h, 256, lstm_u, 1024, REAL_C(0.0), matmul_3, 1024);
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 1024; j++) {
-            const real t24 = matmul_2[i * 1024 + j] + lstm_b[j];
-            z_2[i * 1024 + j] = t24 + matmul_3[i * 1024 + j];
-        }
+           REAL_C(1.0), h, 256, lstm_u, 1024, REAL_C(1.0), z_3, 1024);
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t27 = z_2[i * 1024 + j];
-            const real t28 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t27));
-            const real t29 = z_2[i * 1024 + j + 256];
-            const real t30 = t29 + lstm_forget_b[j];
-            const real t31 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t30));
-            const real t32 = z_2[i * 1024 + j + 512];
-            const real t33 = r_tanh(t32);
-            const real t36 = t31 * c[i * 256 + j];
-            const real t37 = t28 * t33;
-            c_2[i * 256 + j] = t36 + t37;
+            const real t26 = z_3[i * 1024 + j];
+            const real t27 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t26));
+            const real t28 = z_3[i * 1024 + j + 256];
+            const real t29 = t28 + lstm_forget_b[j];
+            const real t30 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t29));
+            const real t31 = z_3[i * 1024 + j + 512];
+            const real t32 = r_tanh(t31);
+            const real t35 = t30 * c[i * 256 + j];
+            const real t36 = t27 * t32;
+            c_2[i * 256 + j] = t35 + t36;
         }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t34 = z_2[i * 1024 + j + 768];
-            const real t35 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t34));
-            const real t39 = r_tanh(c_2[i * 256 + j]);
-            h_2[i * 256 + j] = t35 * t39;
+            const real t33 = z_3[i * 1024 + j + 768];
+            const real t34 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t33));
+            const real t38 = r_tanh(c_2[i * 256 + j]);
+            h_2[i * 256 + j] = t34 * t38;
         }
 
     /* models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
@@ -311,39 +310,38 @@ static void compute_outputs(void)
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), slice_3, 256, lstm_w, 1024, REAL_C(0.0), matmul_4, 1024);
+           REAL_C(1.0), slice_3, 256, lstm_w, 1024, REAL_C(0.0), matmul_3, 1024);
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 1024; j++) {
+            z_4[i * 1024 + j] = matmul_3[i * 1024 + j] + lstm_b[j];
+        }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), h_2, 256, lstm_u, 1024, REAL_C(0.0), matmul_5, 1024);
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 1024; j++) {
-            const real t45 = matmul_4[i * 1024 + j] + lstm_b[j];
-            z_3[i * 1024 + j] = t45 + matmul_5[i * 1024 + j];
-        }
+           REAL_C(1.0), h_2, 256, lstm_u, 1024, REAL_C(1.0), z_5, 1024);
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t48 = z_3[i * 1024 + j];
-            const real t49 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t48));
-            const real t50 = z_3[i * 1024 + j + 256];
-            const real t51 = t50 + lstm_forget_b[j];
-            const real t52 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t51));
-            const real t53 = z_3[i * 1024 + j + 512];
-            const real t54 = r_tanh(t53);
-            const real t57 = t52 * c_2[i * 256 + j];
-            const real t58 = t49 * t54;
-            c_3[i * 256 + j] = t57 + t58;
+            const real t46 = z_5[i * 1024 + j];
+            const real t47 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t46));
+            const real t48 = z_5[i * 1024 + j + 256];
+            const real t49 = t48 + lstm_forget_b[j];
+            const real t50 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t49));
+            const real t51 = z_5[i * 1024 + j + 512];
+            const real t52 = r_tanh(t51);
+            const real t55 = t50 * c_2[i * 256 + j];
+            const real t56 = t47 * t52;
+            c_3[i * 256 + j] = t55 + t56;
         }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t55 = z_3[i * 1024 + j + 768];
-            const real t56 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t55));
-            const real t60 = r_tanh(c_3[i * 256 + j]);
-            h_3[i * 256 + j] = t56 * t60;
+            const real t53 = z_5[i * 1024 + j + 768];
+            const real t54 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t53));
+            const real t58 = r_tanh(c_3[i * 256 + j]);
+            h_3[i * 256 + j] = t54 * t58;
         }
 
     /* models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
@@ -354,39 +352,38 @@ static void compute_outputs(void)
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), slice_4, 256, lstm_w, 1024, REAL_C(0.0), matmul_6, 1024);
+           REAL_C(1.0), slice_4, 256, lstm_w, 1024, REAL_C(0.0), matmul_4, 1024);
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 1024; j++) {
+            z_6[i * 1024 + j] = matmul_4[i * 1024 + j] + lstm_b[j];
+        }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), h_3, 256, lstm_u, 1024, REAL_C(0.0), matmul_7, 1024);
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 1024; j++) {
-            const real t66 = matmul_6[i * 1024 + j] + lstm_b[j];
-            z_4[i * 1024 + j] = t66 + matmul_7[i * 1024 + j];
-        }
+           REAL_C(1.0), h_3, 256, lstm_u, 1024, REAL_C(1.0), z_7, 1024);
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t69 = z_4[i * 1024 + j];
+            const real t66 = z_7[i * 1024 + j];
+            const real t67 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t66));
+            const real t68 = z_7[i * 1024 + j + 256];
+            const real t69 = t68 + lstm_forget_b[j];
             const real t70 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t69));
-            const real t71 = z_4[i * 1024 + j + 256];
-            const real t72 = t71 + lstm_forget_b[j];
-            const real t73 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t72));
-            const real t74 = z_4[i * 1024 + j + 512];
-            const real t75 = r_tanh(t74);
-            const real t78 = t73 * c_3[i * 256 + j];
-            const real t79 = t70 * t75;
-            c_4[i * 256 + j] = t78 + t79;
+            const real t71 = z_7[i * 1024 + j + 512];
+            const real t72 = r_tanh(t71);
+            const real t75 = t70 * c_3[i * 256 + j];
+            const real t76 = t67 * t72;
+            c_4[i * 256 + j] = t75 + t76;
         }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t76 = z_4[i * 1024 + j + 768];
-            const real t77 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t76));
-            const real t81 = r_tanh(c_4[i * 256 + j]);
-            h_4[i * 256 + j] = t77 * t81;
+            const real t73 = z_7[i * 1024 + j + 768];
+            const real t74 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t73));
+            const real t78 = r_tanh(c_4[i * 256 + j]);
+            h_4[i * 256 + j] = t74 * t78;
         }
 
     /* models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
@@ -397,39 +394,38 @@ static void compute_outputs(void)
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), slice_5, 256, lstm_w, 1024, REAL_C(0.0), matmul_8, 1024);
+           REAL_C(1.0), slice_5, 256, lstm_w, 1024, REAL_C(0.0), matmul_5, 1024);
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 1024; j++) {
+            z_8[i * 1024 + j] = matmul_5[i * 1024 + j] + lstm_b[j];
+        }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), h_4, 256, lstm_u, 1024, REAL_C(0.0), matmul_9, 1024);
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 1024; j++) {
-            const real t87 = matmul_8[i * 1024 + j] + lstm_b[j];
-            z_5[i * 1024 + j] = t87 + matmul_9[i * 1024 + j];
-        }
+           REAL_C(1.0), h_4, 256, lstm_u, 1024, REAL_C(1.0), z_9, 1024);
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t90 = z_5[i * 1024 + j];
-            const real t91 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t90));
-            const real t92 = z_5[i * 1024 + j + 256];
-            const real t93 = t92 + lstm_forget_b[j];
-            const real t94 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t93));
-            const real t95 = z_5[i * 1024 + j + 512];
-            const real t96 = r_tanh(t95);
-            const real t99 = t94 * c_4[i * 256 + j];
-            const real t100 = t91 * t96;
-            c_5[i * 256 + j] = t99 + t100;
+            const real t86 = z_9[i * 1024 + j];
+            const real t87 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t86));
+            const real t88 = z_9[i * 1024 + j + 256];
+            const real t89 = t88 + lstm_forget_b[j];
+            const real t90 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t89));
+            const real t91 = z_9[i * 1024 + j + 512];
+            const real t92 = r_tanh(t91);
+            const real t95 = t90 * c_4[i * 256 + j];
+            const real t96 = t87 * t92;
+            c_5[i * 256 + j] = t95 + t96;
         }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t97 = z_5[i * 1024 + j + 768];
-            const real t98 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t97));
-            const real t102 = r_tanh(c_5[i * 256 + j]);
-            h_5[i * 256 + j] = t98 * t102;
+            const real t93 = z_9[i * 1024 + j + 768];
+            const real t94 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t93));
+            const real t98 = r_tanh(c_5[i * 256 + j]);
+            h_5[i * 256 + j] = t94 * t98;
         }
 
     /* models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
@@ -440,39 +436,38 @@ static void compute_outputs(void)
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), slice_6, 256, lstm_w, 1024, REAL_C(0.0), matmul_10, 1024);
+           REAL_C(1.0), slice_6, 256, lstm_w, 1024, REAL_C(0.0), matmul_6, 1024);
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 1024; j++) {
+            z_10[i * 1024 + j] = matmul_6[i * 1024 + j] + lstm_b[j];
+        }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), h_5, 256, lstm_u, 1024, REAL_C(0.0), matmul_11, 1024);
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 1024; j++) {
-            const real t108 = matmul_10[i * 1024 + j] + lstm_b[j];
-            z_6[i * 1024 + j] = t108 + matmul_11[i * 1024 + j];
-        }
+           REAL_C(1.0), h_5, 256, lstm_u, 1024, REAL_C(1.0), z_11, 1024);
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t111 = z_6[i * 1024 + j];
-            const real t112 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t111));
-            const real t113 = z_6[i * 1024 + j + 256];
-            const real t114 = t113 + lstm_forget_b[j];
-            const real t115 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t114));
-            const real t116 = z_6[i * 1024 + j + 512];
-            const real t117 = r_tanh(t116);
-            const real t120 = t115 * c_5[i * 256 + j];
-            const real t121 = t112 * t117;
-            c_6[i * 256 + j] = t120 + t121;
+            const real t106 = z_11[i * 1024 + j];
+            const real t107 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t106));
+            const real t108 = z_11[i * 1024 + j + 256];
+            const real t109 = t108 + lstm_forget_b[j];
+            const real t110 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t109));
+            const real t111 = z_11[i * 1024 + j + 512];
+            const real t112 = r_tanh(t111);
+            const real t115 = t110 * c_5[i * 256 + j];
+            const real t116 = t107 * t112;
+            c_6[i * 256 + j] = t115 + t116;
         }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t118 = z_6[i * 1024 + j + 768];
-            const real t119 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t118));
-            const real t123 = r_tanh(c_6[i * 256 + j]);
-            h_6[i * 256 + j] = t119 * t123;
+            const real t113 = z_11[i * 1024 + j + 768];
+            const real t114 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t113));
+            const real t118 = r_tanh(c_6[i * 256 + j]);
+            h_6[i * 256 + j] = t114 * t118;
         }
 
     /* models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
@@ -483,39 +478,38 @@ static void compute_outputs(void)
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), slice_7, 256, lstm_w, 1024, REAL_C(0.0), matmul_12, 1024);
+           REAL_C(1.0), slice_7, 256, lstm_w, 1024, REAL_C(0.0), matmul_7, 1024);
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 1024; j++) {
+            z_12[i * 1024 + j] = matmul_7[i * 1024 + j] + lstm_b[j];
+        }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), h_6, 256, lstm_u, 1024, REAL_C(0.0), matmul_13, 1024);
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 1024; j++) {
-            const real t129 = matmul_12[i * 1024 + j] + lstm_b[j];
-            z_7[i * 1024 + j] = t129 + matmul_13[i * 1024 + j];
-        }
+           REAL_C(1.0), h_6, 256, lstm_u, 1024, REAL_C(1.0), z_13, 1024);
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t132 = z_7[i * 1024 + j];
-            const real t133 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t132));
-            const real t134 = z_7[i * 1024 + j + 256];
-            const real t135 = t134 + lstm_forget_b[j];
-            const real t136 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t135));
-            const real t137 = z_7[i * 1024 + j + 512];
-            const real t138 = r_tanh(t137);
-            const real t141 = t136 * c_6[i * 256 + j];
-            const real t142 = t133 * t138;
-            c_7[i * 256 + j] = t141 + t142;
+            const real t126 = z_13[i * 1024 + j];
+            const real t127 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t126));
+            const real t128 = z_13[i * 1024 + j + 256];
+            const real t129 = t128 + lstm_forget_b[j];
+            const real t130 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t129));
+            const real t131 = z_13[i * 1024 + j + 512];
+            const real t132 = r_tanh(t131);
+            const real t135 = t130 * c_6[i * 256 + j];
+            const real t136 = t127 * t132;
+            c_7[i * 256 + j] = t135 + t136;
         }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t139 = z_7[i * 1024 + j + 768];
-            const real t140 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t139));
-            const real t144 = r_tanh(c_7[i * 256 + j]);
-            h_7[i * 256 + j] = t140 * t144;
+            const real t133 = z_13[i * 1024 + j + 768];
+            const real t134 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t133));
+            const real t138 = r_tanh(c_7[i * 256 + j]);
+            h_7[i * 256 + j] = t134 * t138;
         }
 
     /* models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
@@ -526,39 +520,38 @@ static void compute_outputs(void)
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), slice_8, 256, lstm_w, 1024, REAL_C(0.0), matmul_14, 1024);
+           REAL_C(1.0), slice_8, 256, lstm_w, 1024, REAL_C(0.0), matmul_8, 1024);
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 1024; j++) {
+            z_14[i * 1024 + j] = matmul_8[i * 1024 + j] + lstm_b[j];
+        }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), h_7, 256, lstm_u, 1024, REAL_C(0.0), matmul_15, 1024);
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 1024; j++) {
-            const real t150 = matmul_14[i * 1024 + j] + lstm_b[j];
-            z_8[i * 1024 + j] = t150 + matmul_15[i * 1024 + j];
-        }
+           REAL_C(1.0), h_7, 256, lstm_u, 1024, REAL_C(1.0), z_15, 1024);
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t153 = z_8[i * 1024 + j];
-            const real t154 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t153));
-            const real t155 = z_8[i * 1024 + j + 256];
-            const real t156 = t155 + lstm_forget_b[j];
-            const real t157 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t156));
-            const real t158 = z_8[i * 1024 + j + 512];
-            const real t159 = r_tanh(t158);
-            const real t162 = t157 * c_7[i * 256 + j];
-            const real t163 = t154 * t159;
-            c_8[i * 256 + j] = t162 + t163;
+            const real t146 = z_15[i * 1024 + j];
+            const real t147 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t146));
+            const real t148 = z_15[i * 1024 + j + 256];
+            const real t149 = t148 + lstm_forget_b[j];
+            const real t150 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t149));
+            const real t151 = z_15[i * 1024 + j + 512];
+            const real t152 = r_tanh(t151);
+            const real t155 = t150 * c_7[i * 256 + j];
+            const real t156 = t147 * t152;
+            c_8[i * 256 + j] = t155 + t156;
         }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t160 = z_8[i * 1024 + j + 768];
-            const real t161 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t160));
-            const real t165 = r_tanh(c_8[i * 256 + j]);
-            h_8[i * 256 + j] = t161 * t165;
+            const real t153 = z_15[i * 1024 + j + 768];
+            const real t154 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t153));
+            const real t158 = r_tanh(c_8[i * 256 + j]);
+            h_8[i * 256 + j] = t154 * t158;
         }
 
     /* models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
@@ -569,39 +562,38 @@ static void compute_outputs(void)
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), slice_9, 256, lstm_w, 1024, REAL_C(0.0), matmul_16, 1024);
+           REAL_C(1.0), slice_9, 256, lstm_w, 1024, REAL_C(0.0), matmul_9, 1024);
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 1024; j++) {
+            z_16[i * 1024 + j] = matmul_9[i * 1024 + j] + lstm_b[j];
+        }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), h_8, 256, lstm_u, 1024, REAL_C(0.0), matmul_17, 1024);
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 1024; j++) {
-            const real t171 = matmul_16[i * 1024 + j] + lstm_b[j];
-            z_9[i * 1024 + j] = t171 + matmul_17[i * 1024 + j];
-        }
+           REAL_C(1.0), h_8, 256, lstm_u, 1024, REAL_C(1.0), z_17, 1024);
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t174 = z_9[i * 1024 + j];
-            const real t175 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t174));
-            const real t176 = z_9[i * 1024 + j + 256];
-            const real t177 = t176 + lstm_forget_b[j];
-            const real t178 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t177));
-            const real t179 = z_9[i * 1024 + j + 512];
-            const real t180 = r_tanh(t179);
-            const real t183 = t178 * c_8[i * 256 + j];
-            const real t184 = t175 * t180;
-            c_9[i * 256 + j] = t183 + t184;
+            const real t166 = z_17[i * 1024 + j];
+            const real t167 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t166));
+            const real t168 = z_17[i * 1024 + j + 256];
+            const real t169 = t168 + lstm_forget_b[j];
+            const real t170 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t169));
+            const real t171 = z_17[i * 1024 + j + 512];
+            const real t172 = r_tanh(t171);
+            const real t175 = t170 * c_8[i * 256 + j];
+            const real t176 = t167 * t172;
+            c_9[i * 256 + j] = t175 + t176;
         }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t181 = z_9[i * 1024 + j + 768];
-            const real t182 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t181));
-            const real t186 = r_tanh(c_9[i * 256 + j]);
-            h_9[i * 256 + j] = t182 * t186;
+            const real t173 = z_17[i * 1024 + j + 768];
+            const real t174 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t173));
+            const real t178 = r_tanh(c_9[i * 256 + j]);
+            h_9[i * 256 + j] = t174 * t178;
         }
 
     /* models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
@@ -612,39 +604,38 @@ static void compute_outputs(void)
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), slice_10, 256, lstm_w, 1024, REAL_C(0.0), matmul_18, 1024);
+           REAL_C(1.0), slice_10, 256, lstm_w, 1024, REAL_C(0.0), matmul_10, 1024);
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 1024; j++) {
+            z_18[i * 1024 + j] = matmul_10[i * 1024 + j] + lstm_b[j];
+        }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), h_9, 256, lstm_u, 1024, REAL_C(0.0), matmul_19, 1024);
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 1024; j++) {
-            const real t192 = matmul_18[i * 1024 + j] + lstm_b[j];
-            z_10[i * 1024 + j] = t192 + matmul_19[i * 1024 + j];
-        }
+           REAL_C(1.0), h_9, 256, lstm_u, 1024, REAL_C(1.0), z_19, 1024);
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t195 = z_10[i * 1024 + j];
-            const real t196 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t195));
-            const real t197 = z_10[i * 1024 + j + 256];
-            const real t198 = t197 + lstm_forget_b[j];
-            const real t199 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t198));
-            const real t200 = z_10[i * 1024 + j + 512];
-            const real t201 = r_tanh(t200);
-            const real t204 = t199 * c_9[i * 256 + j];
-            const real t205 = t196 * t201;
-            c_10[i * 256 + j] = t204 + t205;
+            const real t186 = z_19[i * 1024 + j];
+            const real t187 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t186));
+            const real t188 = z_19[i * 1024 + j + 256];
+            const real t189 = t188 + lstm_forget_b[j];
+            const real t190 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t189));
+            const real t191 = z_19[i * 1024 + j + 512];
+            const real t192 = r_tanh(t191);
+            const real t195 = t190 * c_9[i * 256 + j];
+            const real t196 = t187 * t192;
+            c_10[i * 256 + j] = t195 + t196;
         }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t202 = z_10[i * 1024 + j + 768];
-            const real t203 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t202));
-            const real t207 = r_tanh(c_10[i * 256 + j]);
-            h_10[i * 256 + j] = t203 * t207;
+            const real t193 = z_19[i * 1024 + j + 768];
+            const real t194 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t193));
+            const real t198 = r_tanh(c_10[i * 256 + j]);
+            h_10[i * 256 + j] = t194 * t198;
         }
 
     /* models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
@@ -655,39 +646,38 @@ static void compute_outputs(void)
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), slice_11, 256, lstm_w, 1024, REAL_C(0.0), matmul_20, 1024);
+           REAL_C(1.0), slice_11, 256, lstm_w, 1024, REAL_C(0.0), matmul_11, 1024);
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 1024; j++) {
+            z_20[i * 1024 + j] = matmul_11[i * 1024 + j] + lstm_b[j];
+        }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), h_10, 256, lstm_u, 1024, REAL_C(0.0), matmul_21, 1024);
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 1024; j++) {
-            const real t213 = matmul_20[i * 1024 + j] + lstm_b[j];
-            z_11[i * 1024 + j] = t213 + matmul_21[i * 1024 + j];
-        }
+           REAL_C(1.0), h_10, 256, lstm_u, 1024, REAL_C(1.0), z_21, 1024);
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t216 = z_11[i * 1024 + j];
-            const real t217 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t216));
-            const real t218 = z_11[i * 1024 + j + 256];
-            const real t219 = t218 + lstm_forget_b[j];
-            const real t220 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t219));
-            const real t221 = z_11[i * 1024 + j + 512];
-            const real t222 = r_tanh(t221);
-            const real t225 = t220 * c_10[i * 256 + j];
-            const real t226 = t217 * t222;
-            c_11[i * 256 + j] = t225 + t226;
+            const real t206 = z_21[i * 1024 + j];
+            const real t207 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t206));
+            const real t208 = z_21[i * 1024 + j + 256];
+            const real t209 = t208 + lstm_forget_b[j];
+            const real t210 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t209));
+            const real t211 = z_21[i * 1024 + j + 512];
+            const real t212 = r_tanh(t211);
+            const real t215 = t210 * c_10[i * 256 + j];
+            const real t216 = t207 * t212;
+            c_11[i * 256 + j] = t215 + t216;
         }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t223 = z_11[i * 1024 + j + 768];
-            const real t224 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t223));
-            const real t228 = r_tanh(c_11[i * 256 + j]);
-            h_11[i * 256 + j] = t224 * t228;
+            const real t213 = z_21[i * 1024 + j + 768];
+            const real t214 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t213));
+            const real t218 = r_tanh(c_11[i * 256 + j]);
+            h_11[i * 256 + j] = t214 * t218;
         }
 
     /* models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
@@ -698,39 +688,38 @@ static void compute_outputs(void)
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), slice_12, 256, lstm_w, 1024, REAL_C(0.0), matmul_22, 1024);
+           REAL_C(1.0), slice_12, 256, lstm_w, 1024, REAL_C(0.0), matmul_12, 1024);
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 1024; j++) {
+            z_22[i * 1024 + j] = matmul_12[i * 1024 + j] + lstm_b[j];
+        }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), h_11, 256, lstm_u, 1024, REAL_C(0.0), matmul_23, 1024);
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 1024; j++) {
-            const real t234 = matmul_22[i * 1024 + j] + lstm_b[j];
-            z_12[i * 1024 + j] = t234 + matmul_23[i * 1024 + j];
-        }
+           REAL_C(1.0), h_11, 256, lstm_u, 1024, REAL_C(1.0), z_23, 1024);
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t237 = z_12[i * 1024 + j];
-            const real t238 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t237));
-            const real t239 = z_12[i * 1024 + j + 256];
-            const real t240 = t239 + lstm_forget_b[j];
-            const real t241 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t240));
-            const real t242 = z_12[i * 1024 + j + 512];
-            const real t243 = r_tanh(t242);
-            const real t246 = t241 * c_11[i * 256 + j];
-            const real t247 = t238 * t243;
-            c_12[i * 256 + j] = t246 + t247;
+            const real t226 = z_23[i * 1024 + j];
+            const real t227 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t226));
+            const real t228 = z_23[i * 1024 + j + 256];
+            const real t229 = t228 + lstm_forget_b[j];
+            const real t230 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t229));
+            const real t231 = z_23[i * 1024 + j + 512];
+            const real t232 = r_tanh(t231);
+            const real t235 = t230 * c_11[i * 256 + j];
+            const real t236 = t227 * t232;
+            c_12[i * 256 + j] = t235 + t236;
         }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t244 = z_12[i * 1024 + j + 768];
-            const real t245 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t244));
-            const real t249 = r_tanh(c_12[i * 256 + j]);
-            h_12[i * 256 + j] = t245 * t249;
+            const real t233 = z_23[i * 1024 + j + 768];
+            const real t234 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t233));
+            const real t238 = r_tanh(c_12[i * 256 + j]);
+            h_12[i * 256 + j] = t234 * t238;
         }
 
     /* models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
@@ -741,39 +730,38 @@ static void compute_outputs(void)
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), slice_13, 256, lstm_w, 1024, REAL_C(0.0), matmul_24, 1024);
+           REAL_C(1.0), slice_13, 256, lstm_w, 1024, REAL_C(0.0), matmul_13, 1024);
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 1024; j++) {
+            z_24[i * 1024 + j] = matmul_13[i * 1024 + j] + lstm_b[j];
+        }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), h_12, 256, lstm_u, 1024, REAL_C(0.0), matmul_25, 1024);
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 1024; j++) {
-            const real t255 = matmul_24[i * 1024 + j] + lstm_b[j];
-            z_13[i * 1024 + j] = t255 + matmul_25[i * 1024 + j];
-        }
+           REAL_C(1.0), h_12, 256, lstm_u, 1024, REAL_C(1.0), z_25, 1024);
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t258 = z_13[i * 1024 + j];
-            const real t259 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t258));
-            const real t260 = z_13[i * 1024 + j + 256];
-            const real t261 = t260 + lstm_forget_b[j];
-            const real t262 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t261));
-            const real t263 = z_13[i * 1024 + j + 512];
-            const real t264 = r_tanh(t263);
-            const real t267 = t262 * c_12[i * 256 + j];
-            const real t268 = t259 * t264;
-            c_13[i * 256 + j] = t267 + t268;
+            const real t246 = z_25[i * 1024 + j];
+            const real t247 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t246));
+            const real t248 = z_25[i * 1024 + j + 256];
+            const real t249 = t248 + lstm_forget_b[j];
+            const real t250 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t249));
+            const real t251 = z_25[i * 1024 + j + 512];
+            const real t252 = r_tanh(t251);
+            const real t255 = t250 * c_12[i * 256 + j];
+            const real t256 = t247 * t252;
+            c_13[i * 256 + j] = t255 + t256;
         }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t265 = z_13[i * 1024 + j + 768];
-            const real t266 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t265));
-            const real t270 = r_tanh(c_13[i * 256 + j]);
-            h_13[i * 256 + j] = t266 * t270;
+            const real t253 = z_25[i * 1024 + j + 768];
+            const real t254 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t253));
+            const real t258 = r_tanh(c_13[i * 256 + j]);
+            h_13[i * 256 + j] = t254 * t258;
         }
 
     /* models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
@@ -784,39 +772,38 @@ static void compute_outputs(void)
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), slice_14, 256, lstm_w, 1024, REAL_C(0.0), matmul_26, 1024);
+           REAL_C(1.0), slice_14, 256, lstm_w, 1024, REAL_C(0.0), matmul_14, 1024);
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 1024; j++) {
+            z_26[i * 1024 + j] = matmul_14[i * 1024 + j] + lstm_b[j];
+        }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), h_13, 256, lstm_u, 1024, REAL_C(0.0), matmul_27, 1024);
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 1024; j++) {
-            const real t276 = matmul_26[i * 1024 + j] + lstm_b[j];
-            z_14[i * 1024 + j] = t276 + matmul_27[i * 1024 + j];
-        }
+           REAL_C(1.0), h_13, 256, lstm_u, 1024, REAL_C(1.0), z_27, 1024);
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t279 = z_14[i * 1024 + j];
-            const real t280 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t279));
-            const real t281 = z_14[i * 1024 + j + 256];
-            const real t282 = t281 + lstm_forget_b[j];
-            const real t283 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t282));
-            const real t284 = z_14[i * 1024 + j + 512];
-            const real t285 = r_tanh(t284);
-            const real t288 = t283 * c_13[i * 256 + j];
-            const real t289 = t280 * t285;
-            c_14[i * 256 + j] = t288 + t289;
+            const real t266 = z_27[i * 1024 + j];
+            const real t267 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t266));
+            const real t268 = z_27[i * 1024 + j + 256];
+            const real t269 = t268 + lstm_forget_b[j];
+            const real t270 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t269));
+            const real t271 = z_27[i * 1024 + j + 512];
+            const real t272 = r_tanh(t271);
+            const real t275 = t270 * c_13[i * 256 + j];
+            const real t276 = t267 * t272;
+            c_14[i * 256 + j] = t275 + t276;
         }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t286 = z_14[i * 1024 + j + 768];
-            const real t287 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t286));
-            const real t291 = r_tanh(c_14[i * 256 + j]);
-            h_14[i * 256 + j] = t287 * t291;
+            const real t273 = z_27[i * 1024 + j + 768];
+            const real t274 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t273));
+            const real t278 = r_tanh(c_14[i * 256 + j]);
+            h_14[i * 256 + j] = t274 * t278;
         }
 
     /* models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
@@ -827,39 +814,38 @@ static void compute_outputs(void)
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), slice_15, 256, lstm_w, 1024, REAL_C(0.0), matmul_28, 1024);
+           REAL_C(1.0), slice_15, 256, lstm_w, 1024, REAL_C(0.0), matmul_15, 1024);
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 1024; j++) {
+            z_28[i * 1024 + j] = matmul_15[i * 1024 + j] + lstm_b[j];
+        }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), h_14, 256, lstm_u, 1024, REAL_C(0.0), matmul_29, 1024);
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 1024; j++) {
-            const real t297 = matmul_28[i * 1024 + j] + lstm_b[j];
-            z_15[i * 1024 + j] = t297 + matmul_29[i * 1024 + j];
-        }
+           REAL_C(1.0), h_14, 256, lstm_u, 1024, REAL_C(1.0), z_29, 1024);
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t300 = z_15[i * 1024 + j];
-            const real t301 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t300));
-            const real t302 = z_15[i * 1024 + j + 256];
-            const real t303 = t302 + lstm_forget_b[j];
-            const real t304 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t303));
-            const real t305 = z_15[i * 1024 + j + 512];
-            const real t306 = r_tanh(t305);
-            const real t309 = t304 * c_14[i * 256 + j];
-            const real t310 = t301 * t306;
-            c_15[i * 256 + j] = t309 + t310;
+            const real t286 = z_29[i * 1024 + j];
+            const real t287 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t286));
+            const real t288 = z_29[i * 1024 + j + 256];
+            const real t289 = t288 + lstm_forget_b[j];
+            const real t290 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t289));
+            const real t291 = z_29[i * 1024 + j + 512];
+            const real t292 = r_tanh(t291);
+            const real t295 = t290 * c_14[i * 256 + j];
+            const real t296 = t287 * t292;
+            c_15[i * 256 + j] = t295 + t296;
         }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t307 = z_15[i * 1024 + j + 768];
-            const real t308 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t307));
-            const real t312 = r_tanh(c_15[i * 256 + j]);
-            h_15[i * 256 + j] = t308 * t312;
+            const real t293 = z_29[i * 1024 + j + 768];
+            const real t294 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t293));
+            const real t298 = r_tanh(c_15[i * 256 + j]);
+            h_15[i * 256 + j] = t294 * t298;
         }
 
     /* models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
@@ -870,39 +856,38 @@ static void compute_outputs(void)
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), slice_16, 256, lstm_w, 1024, REAL_C(0.0), matmul_30, 1024);
+           REAL_C(1.0), slice_16, 256, lstm_w, 1024, REAL_C(0.0), matmul_16, 1024);
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 1024; j++) {
+            z_30[i * 1024 + j] = matmul_16[i * 1024 + j] + lstm_b[j];
+        }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), h_15, 256, lstm_u, 1024, REAL_C(0.0), matmul_31, 1024);
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 1024; j++) {
-            const real t318 = matmul_30[i * 1024 + j] + lstm_b[j];
-            z_16[i * 1024 + j] = t318 + matmul_31[i * 1024 + j];
-        }
+           REAL_C(1.0), h_15, 256, lstm_u, 1024, REAL_C(1.0), z_31, 1024);
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t321 = z_16[i * 1024 + j];
-            const real t322 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t321));
-            const real t323 = z_16[i * 1024 + j + 256];
-            const real t324 = t323 + lstm_forget_b[j];
-            const real t325 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t324));
-            const real t326 = z_16[i * 1024 + j + 512];
-            const real t327 = r_tanh(t326);
-            const real t330 = t325 * c_15[i * 256 + j];
-            const real t331 = t322 * t327;
-            c_16[i * 256 + j] = t330 + t331;
+            const real t306 = z_31[i * 1024 + j];
+            const real t307 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t306));
+            const real t308 = z_31[i * 1024 + j + 256];
+            const real t309 = t308 + lstm_forget_b[j];
+            const real t310 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t309));
+            const real t311 = z_31[i * 1024 + j + 512];
+            const real t312 = r_tanh(t311);
+            const real t315 = t310 * c_15[i * 256 + j];
+            const real t316 = t307 * t312;
+            c_16[i * 256 + j] = t315 + t316;
         }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t328 = z_16[i * 1024 + j + 768];
-            const real t329 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t328));
-            const real t333 = r_tanh(c_16[i * 256 + j]);
-            h_16[i * 256 + j] = t329 * t333;
+            const real t313 = z_31[i * 1024 + j + 768];
+            const real t314 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t313));
+            const real t318 = r_tanh(c_16[i * 256 + j]);
+            h_16[i * 256 + j] = t314 * t318;
         }
 
     /* models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
@@ -913,39 +898,38 @@ static void compute_outputs(void)
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), slice_17, 256, lstm_w, 1024, REAL_C(0.0), matmul_32, 1024);
+           REAL_C(1.0), slice_17, 256, lstm_w, 1024, REAL_C(0.0), matmul_17, 1024);
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 1024; j++) {
+            z_32[i * 1024 + j] = matmul_17[i * 1024 + j] + lstm_b[j];
+        }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), h_16, 256, lstm_u, 1024, REAL_C(0.0), matmul_33, 1024);
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 1024; j++) {
-            const real t339 = matmul_32[i * 1024 + j] + lstm_b[j];
-            z_17[i * 1024 + j] = t339 + matmul_33[i * 1024 + j];
-        }
+           REAL_C(1.0), h_16, 256, lstm_u, 1024, REAL_C(1.0), z_33, 1024);
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t342 = z_17[i * 1024 + j];
-            const real t343 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t342));
-            const real t344 = z_17[i * 1024 + j + 256];
-            const real t345 = t344 + lstm_forget_b[j];
-            const real t346 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t345));
-            const real t347 = z_17[i * 1024 + j + 512];
-            const real t348 = r_tanh(t347);
-            const real t351 = t346 * c_16[i * 256 + j];
-            const real t352 = t343 * t348;
-            c_17[i * 256 + j] = t351 + t352;
+            const real t326 = z_33[i * 1024 + j];
+            const real t327 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t326));
+            const real t328 = z_33[i * 1024 + j + 256];
+            const real t329 = t328 + lstm_forget_b[j];
+            const real t330 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t329));
+            const real t331 = z_33[i * 1024 + j + 512];
+            const real t332 = r_tanh(t331);
+            const real t335 = t330 * c_16[i * 256 + j];
+            const real t336 = t327 * t332;
+            c_17[i * 256 + j] = t335 + t336;
         }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t349 = z_17[i * 1024 + j + 768];
-            const real t350 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t349));
-            const real t354 = r_tanh(c_17[i * 256 + j]);
-            h_17[i * 256 + j] = t350 * t354;
+            const real t333 = z_33[i * 1024 + j + 768];
+            const real t334 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t333));
+            const real t338 = r_tanh(c_17[i * 256 + j]);
+            h_17[i * 256 + j] = t334 * t338;
         }
 
     /* models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
@@ -956,39 +940,38 @@ static void compute_outputs(void)
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), slice_18, 256, lstm_w, 1024, REAL_C(0.0), matmul_34, 1024);
+           REAL_C(1.0), slice_18, 256, lstm_w, 1024, REAL_C(0.0), matmul_18, 1024);
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 1024; j++) {
+            z_34[i * 1024 + j] = matmul_18[i * 1024 + j] + lstm_b[j];
+        }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), h_17, 256, lstm_u, 1024, REAL_C(0.0), matmul_35, 1024);
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 1024; j++) {
-            const real t360 = matmul_34[i * 1024 + j] + lstm_b[j];
-            z_18[i * 1024 + j] = t360 + matmul_35[i * 1024 + j];
-        }
+           REAL_C(1.0), h_17, 256, lstm_u, 1024, REAL_C(1.0), z_35, 1024);
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t363 = z_18[i * 1024 + j];
-            const real t364 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t363));
-            const real t365 = z_18[i * 1024 + j + 256];
-            const real t366 = t365 + lstm_forget_b[j];
-            const real t367 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t366));
-            const real t368 = z_18[i * 1024 + j + 512];
-            const real t369 = r_tanh(t368);
-            const real t372 = t367 * c_17[i * 256 + j];
-            const real t373 = t364 * t369;
-            c_18[i * 256 + j] = t372 + t373;
+            const real t346 = z_35[i * 1024 + j];
+            const real t347 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t346));
+            const real t348 = z_35[i * 1024 + j + 256];
+            const real t349 = t348 + lstm_forget_b[j];
+            const real t350 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t349));
+            const real t351 = z_35[i * 1024 + j + 512];
+            const real t352 = r_tanh(t351);
+            const real t355 = t350 * c_17[i * 256 + j];
+            const real t356 = t347 * t352;
+            c_18[i * 256 + j] = t355 + t356;
         }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t370 = z_18[i * 1024 + j + 768];
-            const real t371 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t370));
-            const real t375 = r_tanh(c_18[i * 256 + j]);
-            h_18[i * 256 + j] = t371 * t375;
+            const real t353 = z_35[i * 1024 + j + 768];
+            const real t354 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t353));
+            const real t358 = r_tanh(c_18[i * 256 + j]);
+            h_18[i * 256 + j] = t354 * t358;
         }
 
     /* models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
@@ -999,39 +982,38 @@ static void compute_outputs(void)
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), slice_19, 256, lstm_w, 1024, REAL_C(0.0), matmul_36, 1024);
+           REAL_C(1.0), slice_19, 256, lstm_w, 1024, REAL_C(0.0), matmul_19, 1024);
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 1024; j++) {
+            z_36[i * 1024 + j] = matmul_19[i * 1024 + j] + lstm_b[j];
+        }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), h_18, 256, lstm_u, 1024, REAL_C(0.0), matmul_37, 1024);
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 1024; j++) {
-            const real t381 = matmul_36[i * 1024 + j] + lstm_b[j];
-            z_19[i * 1024 + j] = t381 + matmul_37[i * 1024 + j];
-        }
+           REAL_C(1.0), h_18, 256, lstm_u, 1024, REAL_C(1.0), z_37, 1024);
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t384 = z_19[i * 1024 + j];
-            const real t385 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t384));
-            const real t386 = z_19[i * 1024 + j + 256];
-            const real t387 = t386 + lstm_forget_b[j];
-            const real t388 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t387));
-            const real t389 = z_19[i * 1024 + j + 512];
-            const real t390 = r_tanh(t389);
-            const real t393 = t388 * c_18[i * 256 + j];
-            const real t394 = t385 * t390;
-            c_19[i * 256 + j] = t393 + t394;
+            const real t366 = z_37[i * 1024 + j];
+            const real t367 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t366));
+            const real t368 = z_37[i * 1024 + j + 256];
+            const real t369 = t368 + lstm_forget_b[j];
+            const real t370 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t369));
+            const real t371 = z_37[i * 1024 + j + 512];
+            const real t372 = r_tanh(t371);
+            const real t375 = t370 * c_18[i * 256 + j];
+            const real t376 = t367 * t372;
+            c_19[i * 256 + j] = t375 + t376;
         }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t391 = z_19[i * 1024 + j + 768];
-            const real t392 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t391));
-            const real t396 = r_tanh(c_19[i * 256 + j]);
-            h_19[i * 256 + j] = t392 * t396;
+            const real t373 = z_37[i * 1024 + j + 768];
+            const real t374 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t373));
+            const real t378 = r_tanh(c_19[i * 256 + j]);
+            h_19[i * 256 + j] = t374 * t378;
         }
 
     /* models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
@@ -1042,39 +1024,38 @@ static void compute_outputs(void)
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), slice_20, 256, lstm_w, 1024, REAL_C(0.0), matmul_38, 1024);
+           REAL_C(1.0), slice_20, 256, lstm_w, 1024, REAL_C(0.0), matmul_20, 1024);
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 1024; j++) {
+            z_38[i * 1024 + j] = matmul_20[i * 1024 + j] + lstm_b[j];
+        }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), h_19, 256, lstm_u, 1024, REAL_C(0.0), matmul_39, 1024);
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 1024; j++) {
-            const real t402 = matmul_38[i * 1024 + j] + lstm_b[j];
-            z_20[i * 1024 + j] = t402 + matmul_39[i * 1024 + j];
-        }
+           REAL_C(1.0), h_19, 256, lstm_u, 1024, REAL_C(1.0), z_39, 1024);
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t405 = z_20[i * 1024 + j];
-            const real t406 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t405));
-            const real t407 = z_20[i * 1024 + j + 256];
-            const real t408 = t407 + lstm_forget_b[j];
-            const real t409 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t408));
-            const real t410 = z_20[i * 1024 + j + 512];
-            const real t411 = r_tanh(t410);
-            const real t414 = t409 * c_19[i * 256 + j];
-            const real t415 = t406 * t411;
-            c_20[i * 256 + j] = t414 + t415;
+            const real t386 = z_39[i * 1024 + j];
+            const real t387 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t386));
+            const real t388 = z_39[i * 1024 + j + 256];
+            const real t389 = t388 + lstm_forget_b[j];
+            const real t390 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t389));
+            const real t391 = z_39[i * 1024 + j + 512];
+            const real t392 = r_tanh(t391);
+            const real t395 = t390 * c_19[i * 256 + j];
+            const real t396 = t387 * t392;
+            c_20[i * 256 + j] = t395 + t396;
         }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t412 = z_20[i * 1024 + j + 768];
-            const real t413 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t412));
-            const real t417 = r_tanh(c_20[i * 256 + j]);
-            h_20[i * 256 + j] = t413 * t417;
+            const real t393 = z_39[i * 1024 + j + 768];
+            const real t394 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t393));
+            const real t398 = r_tanh(c_20[i * 256 + j]);
+            h_20[i * 256 + j] = t394 * t398;
         }
 
     /* models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
@@ -1085,39 +1066,38 @@ static void compute_outputs(void)
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), slice_21, 256, lstm_w, 1024, REAL_C(0.0), matmul_40, 1024);
+           REAL_C(1.0), slice_21, 256, lstm_w, 1024, REAL_C(0.0), matmul_21, 1024);
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 1024; j++) {
+            z_40[i * 1024 + j] = matmul_21[i * 1024 + j] + lstm_b[j];
+        }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), h_20, 256, lstm_u, 1024, REAL_C(0.0), matmul_41, 1024);
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 1024; j++) {
-            const real t423 = matmul_40[i * 1024 + j] + lstm_b[j];
-            z_21[i * 1024 + j] = t423 + matmul_41[i * 1024 + j];
-        }
+           REAL_C(1.0), h_20, 256, lstm_u, 1024, REAL_C(1.0), z_41, 1024);
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t426 = z_21[i * 1024 + j];
-            const real t427 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t426));
-            const real t428 = z_21[i * 1024 + j + 256];
-            const real t429 = t428 + lstm_forget_b[j];
-            const real t430 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t429));
-            const real t431 = z_21[i * 1024 + j + 512];
-            const real t432 = r_tanh(t431);
-            const real t435 = t430 * c_20[i * 256 + j];
-            const real t436 = t427 * t432;
-            c_21[i * 256 + j] = t435 + t436;
+            const real t406 = z_41[i * 1024 + j];
+            const real t407 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t406));
+            const real t408 = z_41[i * 1024 + j + 256];
+            const real t409 = t408 + lstm_forget_b[j];
+            const real t410 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t409));
+            const real t411 = z_41[i * 1024 + j + 512];
+            const real t412 = r_tanh(t411);
+            const real t415 = t410 * c_20[i * 256 + j];
+            const real t416 = t407 * t412;
+            c_21[i * 256 + j] = t415 + t416;
         }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t433 = z_21[i * 1024 + j + 768];
-            const real t434 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t433));
-            const real t438 = r_tanh(c_21[i * 256 + j]);
-            h_21[i * 256 + j] = t434 * t438;
+            const real t413 = z_41[i * 1024 + j + 768];
+            const real t414 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t413));
+            const real t418 = r_tanh(c_21[i * 256 + j]);
+            h_21[i * 256 + j] = t414 * t418;
         }
 
     /* models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
@@ -1128,39 +1108,38 @@ static void compute_outputs(void)
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), slice_22, 256, lstm_w, 1024, REAL_C(0.0), matmul_42, 1024);
+           REAL_C(1.0), slice_22, 256, lstm_w, 1024, REAL_C(0.0), matmul_22, 1024);
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 1024; j++) {
+            z_42[i * 1024 + j] = matmul_22[i * 1024 + j] + lstm_b[j];
+        }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), h_21, 256, lstm_u, 1024, REAL_C(0.0), matmul_43, 1024);
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 1024; j++) {
-            const real t444 = matmul_42[i * 1024 + j] + lstm_b[j];
-            z_22[i * 1024 + j] = t444 + matmul_43[i * 1024 + j];
-        }
+           REAL_C(1.0), h_21, 256, lstm_u, 1024, REAL_C(1.0), z_43, 1024);
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t447 = z_22[i * 1024 + j];
-            const real t448 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t447));
-            const real t449 = z_22[i * 1024 + j + 256];
-            const real t450 = t449 + lstm_forget_b[j];
-            const real t451 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t450));
-            const real t452 = z_22[i * 1024 + j + 512];
-            const real t453 = r_tanh(t452);
-            const real t456 = t451 * c_21[i * 256 + j];
-            const real t457 = t448 * t453;
-            c_22[i * 256 + j] = t456 + t457;
+            const real t426 = z_43[i * 1024 + j];
+            const real t427 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t426));
+            const real t428 = z_43[i * 1024 + j + 256];
+            const real t429 = t428 + lstm_forget_b[j];
+            const real t430 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t429));
+            const real t431 = z_43[i * 1024 + j + 512];
+            const real t432 = r_tanh(t431);
+            const real t435 = t430 * c_21[i * 256 + j];
+            const real t436 = t427 * t432;
+            c_22[i * 256 + j] = t435 + t436;
         }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t454 = z_22[i * 1024 + j + 768];
-            const real t455 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t454));
-            const real t459 = r_tanh(c_22[i * 256 + j]);
-            h_22[i * 256 + j] = t455 * t459;
+            const real t433 = z_43[i * 1024 + j + 768];
+            const real t434 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t433));
+            const real t438 = r_tanh(c_22[i * 256 + j]);
+            h_22[i * 256 + j] = t434 * t438;
         }
 
     /* models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
@@ -1171,39 +1150,38 @@ static void compute_outputs(void)
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), slice_23, 256, lstm_w, 1024, REAL_C(0.0), matmul_44, 1024);
+           REAL_C(1.0), slice_23, 256, lstm_w, 1024, REAL_C(0.0), matmul_23, 1024);
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 1024; j++) {
+            z_44[i * 1024 + j] = matmul_23[i * 1024 + j] + lstm_b[j];
+        }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), h_22, 256, lstm_u, 1024, REAL_C(0.0), matmul_45, 1024);
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 1024; j++) {
-            const real t465 = matmul_44[i * 1024 + j] + lstm_b[j];
-            z_23[i * 1024 + j] = t465 + matmul_45[i * 1024 + j];
-        }
+           REAL_C(1.0), h_22, 256, lstm_u, 1024, REAL_C(1.0), z_45, 1024);
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t468 = z_23[i * 1024 + j];
-            const real t469 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t468));
-            const real t470 = z_23[i * 1024 + j + 256];
-            const real t471 = t470 + lstm_forget_b[j];
-            const real t472 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t471));
-            const real t473 = z_23[i * 1024 + j + 512];
-            const real t474 = r_tanh(t473);
-            const real t477 = t472 * c_22[i * 256 + j];
-            const real t478 = t469 * t474;
-            c_23[i * 256 + j] = t477 + t478;
+            const real t446 = z_45[i * 1024 + j];
+            const real t447 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t446));
+            const real t448 = z_45[i * 1024 + j + 256];
+            const real t449 = t448 + lstm_forget_b[j];
+            const real t450 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t449));
+            const real t451 = z_45[i * 1024 + j + 512];
+            const real t452 = r_tanh(t451);
+            const real t455 = t450 * c_22[i * 256 + j];
+            const real t456 = t447 * t452;
+            c_23[i * 256 + j] = t455 + t456;
         }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t475 = z_23[i * 1024 + j + 768];
-            const real t476 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t475));
-            const real t480 = r_tanh(c_23[i * 256 + j]);
-            h_23[i * 256 + j] = t476 * t480;
+            const real t453 = z_45[i * 1024 + j + 768];
+            const real t454 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t453));
+            const real t458 = r_tanh(c_23[i * 256 + j]);
+            h_23[i * 256 + j] = t454 * t458;
         }
 
     /* models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
@@ -1214,39 +1192,38 @@ static void compute_outputs(void)
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), slice_24, 256, lstm_w, 1024, REAL_C(0.0), matmul_46, 1024);
+           REAL_C(1.0), slice_24, 256, lstm_w, 1024, REAL_C(0.0), matmul_24, 1024);
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 1024; j++) {
+            z_46[i * 1024 + j] = matmul_24[i * 1024 + j] + lstm_b[j];
+        }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), h_23, 256, lstm_u, 1024, REAL_C(0.0), matmul_47, 1024);
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 1024; j++) {
-            const real t486 = matmul_46[i * 1024 + j] + lstm_b[j];
-            z_24[i * 1024 + j] = t486 + matmul_47[i * 1024 + j];
-        }
+           REAL_C(1.0), h_23, 256, lstm_u, 1024, REAL_C(1.0), z_47, 1024);
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t489 = z_24[i * 1024 + j];
-            const real t490 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t489));
-            const real t491 = z_24[i * 1024 + j + 256];
-            const real t492 = t491 + lstm_forget_b[j];
-            const real t493 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t492));
-            const real t494 = z_24[i * 1024 + j + 512];
-            const real t495 = r_tanh(t494);
-            const real t498 = t493 * c_23[i * 256 + j];
-            const real t499 = t490 * t495;
-            c_24[i * 256 + j] = t498 + t499;
+            const real t466 = z_47[i * 1024 + j];
+            const real t467 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t466));
+            const real t468 = z_47[i * 1024 + j + 256];
+            const real t469 = t468 + lstm_forget_b[j];
+            const real t470 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t469));
+            const real t471 = z_47[i * 1024 + j + 512];
+            const real t472 = r_tanh(t471);
+            const real t475 = t470 * c_23[i * 256 + j];
+            const real t476 = t467 * t472;
+            c_24[i * 256 + j] = t475 + t476;
         }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t496 = z_24[i * 1024 + j + 768];
-            const real t497 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t496));
-            const real t501 = r_tanh(c_24[i * 256 + j]);
-            h_24[i * 256 + j] = t497 * t501;
+            const real t473 = z_47[i * 1024 + j + 768];
+            const real t474 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t473));
+            const real t478 = r_tanh(c_24[i * 256 + j]);
+            h_24[i * 256 + j] = t474 * t478;
         }
 
     /* models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
@@ -1257,39 +1234,38 @@ static void compute_outputs(void)
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), slice_25, 256, lstm_w, 1024, REAL_C(0.0), matmul_48, 1024);
+           REAL_C(1.0), slice_25, 256, lstm_w, 1024, REAL_C(0.0), matmul_25, 1024);
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 1024; j++) {
+            z_48[i * 1024 + j] = matmul_25[i * 1024 + j] + lstm_b[j];
+        }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), h_24, 256, lstm_u, 1024, REAL_C(0.0), matmul_49, 1024);
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 1024; j++) {
-            const real t507 = matmul_48[i * 1024 + j] + lstm_b[j];
-            z_25[i * 1024 + j] = t507 + matmul_49[i * 1024 + j];
-        }
+           REAL_C(1.0), h_24, 256, lstm_u, 1024, REAL_C(1.0), z_49, 1024);
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t510 = z_25[i * 1024 + j];
-            const real t511 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t510));
-            const real t512 = z_25[i * 1024 + j + 256];
-            const real t513 = t512 + lstm_forget_b[j];
-            const real t514 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t513));
-            const real t515 = z_25[i * 1024 + j + 512];
-            const real t516 = r_tanh(t515);
-            const real t519 = t514 * c_24[i * 256 + j];
-            const real t520 = t511 * t516;
-            c_25[i * 256 + j] = t519 + t520;
+            const real t486 = z_49[i * 1024 + j];
+            const real t487 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t486));
+            const real t488 = z_49[i * 1024 + j + 256];
+            const real t489 = t488 + lstm_forget_b[j];
+            const real t490 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t489));
+            const real t491 = z_49[i * 1024 + j + 512];
+            const real t492 = r_tanh(t491);
+            const real t495 = t490 * c_24[i * 256 + j];
+            const real t496 = t487 * t492;
+            c_25[i * 256 + j] = t495 + t496;
         }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t517 = z_25[i * 1024 + j + 768];
-            const real t518 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t517));
-            const real t522 = r_tanh(c_25[i * 256 + j]);
-            h_25[i * 256 + j] = t518 * t522;
+            const real t493 = z_49[i * 1024 + j + 768];
+            const real t494 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t493));
+            const real t498 = r_tanh(c_25[i * 256 + j]);
+            h_25[i * 256 + j] = t494 * t498;
         }
 
     /* models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
@@ -1300,39 +1276,38 @@ static void compute_outputs(void)
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), slice_26, 256, lstm_w, 1024, REAL_C(0.0), matmul_50, 1024);
+           REAL_C(1.0), slice_26, 256, lstm_w, 1024, REAL_C(0.0), matmul_26, 1024);
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 1024; j++) {
+            z_50[i * 1024 + j] = matmul_26[i * 1024 + j] + lstm_b[j];
+        }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), h_25, 256, lstm_u, 1024, REAL_C(0.0), matmul_51, 1024);
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 1024; j++) {
-            const real t528 = matmul_50[i * 1024 + j] + lstm_b[j];
-            z_26[i * 1024 + j] = t528 + matmul_51[i * 1024 + j];
-        }
+           REAL_C(1.0), h_25, 256, lstm_u, 1024, REAL_C(1.0), z_51, 1024);
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t531 = z_26[i * 1024 + j];
-            const real t532 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t531));
-            const real t533 = z_26[i * 1024 + j + 256];
-            const real t534 = t533 + lstm_forget_b[j];
-            const real t535 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t534));
-            const real t536 = z_26[i * 1024 + j + 512];
-            const real t537 = r_tanh(t536);
-            const real t540 = t535 * c_25[i * 256 + j];
-            const real t541 = t532 * t537;
-            c_26[i * 256 + j] = t540 + t541;
+            const real t506 = z_51[i * 1024 + j];
+            const real t507 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t506));
+            const real t508 = z_51[i * 1024 + j + 256];
+            const real t509 = t508 + lstm_forget_b[j];
+            const real t510 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t509));
+            const real t511 = z_51[i * 1024 + j + 512];
+            const real t512 = r_tanh(t511);
+            const real t515 = t510 * c_25[i * 256 + j];
+            const real t516 = t507 * t512;
+            c_26[i * 256 + j] = t515 + t516;
         }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t538 = z_26[i * 1024 + j + 768];
-            const real t539 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t538));
-            const real t543 = r_tanh(c_26[i * 256 + j]);
-            h_26[i * 256 + j] = t539 * t543;
+            const real t513 = z_51[i * 1024 + j + 768];
+            const real t514 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t513));
+            const real t518 = r_tanh(c_26[i * 256 + j]);
+            h_26[i * 256 + j] = t514 * t518;
         }
 
     /* models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
@@ -1343,39 +1318,38 @@ static void compute_outputs(void)
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), slice_27, 256, lstm_w, 1024, REAL_C(0.0), matmul_52, 1024);
+           REAL_C(1.0), slice_27, 256, lstm_w, 1024, REAL_C(0.0), matmul_27, 1024);
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 1024; j++) {
+            z_52[i * 1024 + j] = matmul_27[i * 1024 + j] + lstm_b[j];
+        }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), h_26, 256, lstm_u, 1024, REAL_C(0.0), matmul_53, 1024);
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 1024; j++) {
-            const real t549 = matmul_52[i * 1024 + j] + lstm_b[j];
-            z_27[i * 1024 + j] = t549 + matmul_53[i * 1024 + j];
-        }
+           REAL_C(1.0), h_26, 256, lstm_u, 1024, REAL_C(1.0), z_53, 1024);
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t552 = z_27[i * 1024 + j];
-            const real t553 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t552));
-            const real t554 = z_27[i * 1024 + j + 256];
-            const real t555 = t554 + lstm_forget_b[j];
-            const real t556 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t555));
-            const real t557 = z_27[i * 1024 + j + 512];
-            const real t558 = r_tanh(t557);
-            const real t561 = t556 * c_26[i * 256 + j];
-            const real t562 = t553 * t558;
-            c_27[i * 256 + j] = t561 + t562;
+            const real t526 = z_53[i * 1024 + j];
+            const real t527 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t526));
+            const real t528 = z_53[i * 1024 + j + 256];
+            const real t529 = t528 + lstm_forget_b[j];
+            const real t530 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t529));
+            const real t531 = z_53[i * 1024 + j + 512];
+            const real t532 = r_tanh(t531);
+            const real t535 = t530 * c_26[i * 256 + j];
+            const real t536 = t527 * t532;
+            c_27[i * 256 + j] = t535 + t536;
         }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t559 = z_27[i * 1024 + j + 768];
-            const real t560 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t559));
-            const real t564 = r_tanh(c_27[i * 256 + j]);
-            h_27[i * 256 + j] = t560 * t564;
+            const real t533 = z_53[i * 1024 + j + 768];
+            const real t534 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t533));
+            const real t538 = r_tanh(c_27[i * 256 + j]);
+            h_27[i * 256 + j] = t534 * t538;
         }
 
     /* models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
@@ -1386,39 +1360,38 @@ static void compute_outputs(void)
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), slice_28, 256, lstm_w, 1024, REAL_C(0.0), matmul_54, 1024);
+           REAL_C(1.0), slice_28, 256, lstm_w, 1024, REAL_C(0.0), matmul_28, 1024);
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 1024; j++) {
+            z_54[i * 1024 + j] = matmul_28[i * 1024 + j] + lstm_b[j];
+        }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), h_27, 256, lstm_u, 1024, REAL_C(0.0), matmul_55, 1024);
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 1024; j++) {
-            const real t570 = matmul_54[i * 1024 + j] + lstm_b[j];
-            z_28[i * 1024 + j] = t570 + matmul_55[i * 1024 + j];
-        }
+           REAL_C(1.0), h_27, 256, lstm_u, 1024, REAL_C(1.0), z_55, 1024);
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t573 = z_28[i * 1024 + j];
-            const real t574 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t573));
-            const real t575 = z_28[i * 1024 + j + 256];
-            const real t576 = t575 + lstm_forget_b[j];
-            const real t577 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t576));
-            const real t578 = z_28[i * 1024 + j + 512];
-            const real t579 = r_tanh(t578);
-            const real t582 = t577 * c_27[i * 256 + j];
-            const real t583 = t574 * t579;
-            c_28[i * 256 + j] = t582 + t583;
+            const real t546 = z_55[i * 1024 + j];
+            const real t547 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t546));
+            const real t548 = z_55[i * 1024 + j + 256];
+            const real t549 = t548 + lstm_forget_b[j];
+            const real t550 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t549));
+            const real t551 = z_55[i * 1024 + j + 512];
+            const real t552 = r_tanh(t551);
+            const real t555 = t550 * c_27[i * 256 + j];
+            const real t556 = t547 * t552;
+            c_28[i * 256 + j] = t555 + t556;
         }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t580 = z_28[i * 1024 + j + 768];
-            const real t581 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t580));
-            const real t585 = r_tanh(c_28[i * 256 + j]);
-            h_28[i * 256 + j] = t581 * t585;
+            const real t553 = z_55[i * 1024 + j + 768];
+            const real t554 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t553));
+            const real t558 = r_tanh(c_28[i * 256 + j]);
+            h_28[i * 256 + j] = t554 * t558;
         }
 
     /* models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
@@ -1429,39 +1402,38 @@ static void compute_outputs(void)
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), slice_29, 256, lstm_w, 1024, REAL_C(0.0), matmul_56, 1024);
+           REAL_C(1.0), slice_29, 256, lstm_w, 1024, REAL_C(0.0), matmul_29, 1024);
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 1024; j++) {
+            z_56[i * 1024 + j] = matmul_29[i * 1024 + j] + lstm_b[j];
+        }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), h_28, 256, lstm_u, 1024, REAL_C(0.0), matmul_57, 1024);
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 1024; j++) {
-            const real t591 = matmul_56[i * 1024 + j] + lstm_b[j];
-            z_29[i * 1024 + j] = t591 + matmul_57[i * 1024 + j];
-        }
+           REAL_C(1.0), h_28, 256, lstm_u, 1024, REAL_C(1.0), z_57, 1024);
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t594 = z_29[i * 1024 + j];
-            const real t595 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t594));
-            const real t596 = z_29[i * 1024 + j + 256];
-            const real t597 = t596 + lstm_forget_b[j];
-            const real t598 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t597));
-            const real t599 = z_29[i * 1024 + j + 512];
-            const real t600 = r_tanh(t599);
-            const real t603 = t598 * c_28[i * 256 + j];
-            const real t604 = t595 * t600;
-            c_29[i * 256 + j] = t603 + t604;
+            const real t566 = z_57[i * 1024 + j];
+            const real t567 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t566));
+            const real t568 = z_57[i * 1024 + j + 256];
+            const real t569 = t568 + lstm_forget_b[j];
+            const real t570 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t569));
+            const real t571 = z_57[i * 1024 + j + 512];
+            const real t572 = r_tanh(t571);
+            const real t575 = t570 * c_28[i * 256 + j];
+            const real t576 = t567 * t572;
+            c_29[i * 256 + j] = t575 + t576;
         }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t601 = z_29[i * 1024 + j + 768];
-            const real t602 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t601));
-            const real t606 = r_tanh(c_29[i * 256 + j]);
-            h_29[i * 256 + j] = t602 * t606;
+            const real t573 = z_57[i * 1024 + j + 768];
+            const real t574 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t573));
+            const real t578 = r_tanh(c_29[i * 256 + j]);
+            h_29[i * 256 + j] = t574 * t578;
         }
 
     /* models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
@@ -1472,39 +1444,38 @@ static void compute_outputs(void)
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), slice_30, 256, lstm_w, 1024, REAL_C(0.0), matmul_58, 1024);
+           REAL_C(1.0), slice_30, 256, lstm_w, 1024, REAL_C(0.0), matmul_30, 1024);
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 1024; j++) {
+            z_58[i * 1024 + j] = matmul_30[i * 1024 + j] + lstm_b[j];
+        }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), h_29, 256, lstm_u, 1024, REAL_C(0.0), matmul_59, 1024);
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 1024; j++) {
-            const real t612 = matmul_58[i * 1024 + j] + lstm_b[j];
-            z_30[i * 1024 + j] = t612 + matmul_59[i * 1024 + j];
-        }
+           REAL_C(1.0), h_29, 256, lstm_u, 1024, REAL_C(1.0), z_59, 1024);
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t615 = z_30[i * 1024 + j];
-            const real t616 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t615));
-            const real t617 = z_30[i * 1024 + j + 256];
-            const real t618 = t617 + lstm_forget_b[j];
-            const real t619 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t618));
-            const real t620 = z_30[i * 1024 + j + 512];
-            const real t621 = r_tanh(t620);
-            const real t624 = t619 * c_29[i * 256 + j];
-            const real t625 = t616 * t621;
-            c_30[i * 256 + j] = t624 + t625;
+            const real t586 = z_59[i * 1024 + j];
+            const real t587 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t586));
+            const real t588 = z_59[i * 1024 + j + 256];
+            const real t589 = t588 + lstm_forget_b[j];
+            const real t590 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t589));
+            const real t591 = z_59[i * 1024 + j + 512];
+            const real t592 = r_tanh(t591);
+            const real t595 = t590 * c_29[i * 256 + j];
+            const real t596 = t587 * t592;
+            c_30[i * 256 + j] = t595 + t596;
         }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t622 = z_30[i * 1024 + j + 768];
-            const real t623 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t622));
-            const real t627 = r_tanh(c_30[i * 256 + j]);
-            h_30[i * 256 + j] = t623 * t627;
+            const real t593 = z_59[i * 1024 + j + 768];
+            const real t594 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t593));
+            const real t598 = r_tanh(c_30[i * 256 + j]);
+            h_30[i * 256 + j] = t594 * t598;
         }
 
     /* models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
@@ -1515,39 +1486,38 @@ static void compute_outputs(void)
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), slice_31, 256, lstm_w, 1024, REAL_C(0.0), matmul_60, 1024);
+           REAL_C(1.0), slice_31, 256, lstm_w, 1024, REAL_C(0.0), matmul_31, 1024);
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 1024; j++) {
+            z_60[i * 1024 + j] = matmul_31[i * 1024 + j] + lstm_b[j];
+        }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), h_30, 256, lstm_u, 1024, REAL_C(0.0), matmul_61, 1024);
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 1024; j++) {
-            const real t633 = matmul_60[i * 1024 + j] + lstm_b[j];
-            z_31[i * 1024 + j] = t633 + matmul_61[i * 1024 + j];
-        }
+           REAL_C(1.0), h_30, 256, lstm_u, 1024, REAL_C(1.0), z_61, 1024);
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t636 = z_31[i * 1024 + j];
-            const real t637 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t636));
-            const real t638 = z_31[i * 1024 + j + 256];
-            const real t639 = t638 + lstm_forget_b[j];
-            const real t640 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t639));
-            const real t641 = z_31[i * 1024 + j + 512];
-            const real t642 = r_tanh(t641);
-            const real t645 = t640 * c_30[i * 256 + j];
-            const real t646 = t637 * t642;
-            c_31[i * 256 + j] = t645 + t646;
+            const real t606 = z_61[i * 1024 + j];
+            const real t607 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t606));
+            const real t608 = z_61[i * 1024 + j + 256];
+            const real t609 = t608 + lstm_forget_b[j];
+            const real t610 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t609));
+            const real t611 = z_61[i * 1024 + j + 512];
+            const real t612 = r_tanh(t611);
+            const real t615 = t610 * c_30[i * 256 + j];
+            const real t616 = t607 * t612;
+            c_31[i * 256 + j] = t615 + t616;
         }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t643 = z_31[i * 1024 + j + 768];
-            const real t644 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t643));
-            const real t648 = r_tanh(c_31[i * 256 + j]);
-            h_31[i * 256 + j] = t644 * t648;
+            const real t613 = z_61[i * 1024 + j + 768];
+            const real t614 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t613));
+            const real t618 = r_tanh(c_31[i * 256 + j]);
+            h_31[i * 256 + j] = t614 * t618;
         }
 
     /* models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
@@ -1558,34 +1528,33 @@ static void compute_outputs(void)
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), slice_32, 256, lstm_w, 1024, REAL_C(0.0), matmul_62, 1024);
+           REAL_C(1.0), slice_32, 256, lstm_w, 1024, REAL_C(0.0), matmul_32, 1024);
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 1024; j++) {
+            z_62[i * 1024 + j] = matmul_32[i * 1024 + j] + lstm_b[j];
+        }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), h_31, 256, lstm_u, 1024, REAL_C(0.0), matmul_63, 1024);
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 1024; j++) {
-            const real t654 = matmul_62[i * 1024 + j] + lstm_b[j];
-            z_32[i * 1024 + j] = t654 + matmul_63[i * 1024 + j];
-        }
+           REAL_C(1.0), h_31, 256, lstm_u, 1024, REAL_C(1.0), z_63, 1024);
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t657 = z_32[i * 1024 + j];
-            const real t658 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t657));
-            const real t659 = z_32[i * 1024 + j + 256];
-            const real t660 = t659 + lstm_forget_b[j];
-            const real t661 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t660));
-            const real t662 = z_32[i * 1024 + j + 512];
-            const real t663 = r_tanh(t662);
-            const real t664 = z_32[i * 1024 + j + 768];
-            const real t665 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t664));
-            const real t666 = t661 * c_31[i * 256 + j];
-            const real t667 = t658 * t663;
-            const real t668 = t666 + t667;
-            const real t669 = r_tanh(t668);
-            h_32[i * 256 + j] = t665 * t669;
+            const real t626 = z_63[i * 1024 + j];
+            const real t627 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t626));
+            const real t628 = z_63[i * 1024 + j + 256];
+            const real t629 = t628 + lstm_forget_b[j];
+            const real t630 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t629));
+            const real t631 = z_63[i * 1024 + j + 512];
+            const real t632 = r_tanh(t631);
+            const real t633 = z_63[i * 1024 + j + 768];
+            const real t634 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t633));
+            const real t635 = t630 * c_31[i * 256 + j];
+            const real t636 = t627 * t632;
+            const real t637 = t635 + t636;
+            const real t638 = r_tanh(t637);
+            h_32[i * 256 + j] = t634 * t638;
         }
 
     /* models/char_lstm.lua:21: local logits = dense(concat(hs, 2), V, "out")   -- [N, T, V] */
@@ -1656,10 +1625,10 @@ static void compute_outputs(void)
 
     /* models/lib/dense.lua:9: return x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1024, 128, 256,
-           REAL_C(1.0), concat, 256, out_w, 128, REAL_C(0.0), matmul_64, 128);
+           REAL_C(1.0), concat, 256, out_w, 128, REAL_C(0.0), matmul_33, 128);
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            logits[i * 128 + j] = matmul_64[i * 128 + j] + out_b[j];
+            logits[i * 128 + j] = matmul_33[i * 128 + j] + out_b[j];
         }
 }
 
@@ -1702,7 +1671,7 @@ const rt_model REAL_SUFFIX(char_lstm_infer_model) = {
     .real = RT_REAL,
     .arena = arena,
     .iarena = iarena,
-    .arena_size = 1508736,
+    .arena_size = 1312128,
     .iarena_size = 1024,
     .n_inputs = 1,
     .n_params = 7,

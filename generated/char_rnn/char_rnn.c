@@ -9,7 +9,7 @@
 #include "rt_real.h"
 #include "char_rnn.h"
 
-static real arena[13846032];
+static real arena[9823760];
 static int32_t iarena[2048];
 
 static int32_t *const x = iarena + 0; /* input [32,32] */
@@ -32,138 +32,169 @@ static real *const matmul = arena + 1189392; /* [32,256] */
 static real *const h = arena + 1197584; /* [32,256] */
 static real *const slice_2 = arena + 1189392; /* [32,1,256] */
 static real *const matmul_2 = arena + 1205776; /* [32,256] */
-static real *const matmul_3 = arena + 1213968; /* [32,256] */
-static real *const h_2 = arena + 1222160; /* [32,256] */
-static real *const slice_3 = arena + 1205776; /* [32,1,256] */
-static real *const matmul_4 = arena + 1213968; /* [32,256] */
-static real *const matmul_5 = arena + 1230352; /* [32,256] */
-static real *const h_3 = arena + 1238544; /* [32,256] */
-static real *const slice_4 = arena + 1213968; /* [32,1,256] */
-static real *const matmul_6 = arena + 1230352; /* [32,256] */
-static real *const matmul_7 = arena + 1246736; /* [32,256] */
-static real *const h_4 = arena + 1254928; /* [32,256] */
-static real *const slice_5 = arena + 1230352; /* [32,1,256] */
-static real *const matmul_8 = arena + 1246736; /* [32,256] */
-static real *const matmul_9 = arena + 1263120; /* [32,256] */
-static real *const h_5 = arena + 1271312; /* [32,256] */
-static real *const slice_6 = arena + 1246736; /* [32,1,256] */
-static real *const matmul_10 = arena + 1263120; /* [32,256] */
-static real *const matmul_11 = arena + 1279504; /* [32,256] */
-static real *const h_6 = arena + 1287696; /* [32,256] */
-static real *const slice_7 = arena + 1263120; /* [32,1,256] */
-static real *const matmul_12 = arena + 1279504; /* [32,256] */
-static real *const matmul_13 = arena + 1295888; /* [32,256] */
-static real *const h_7 = arena + 1304080; /* [32,256] */
-static real *const slice_8 = arena + 1279504; /* [32,1,256] */
-static real *const matmul_14 = arena + 1295888; /* [32,256] */
-static real *const matmul_15 = arena + 1312272; /* [32,256] */
-static real *const h_8 = arena + 1320464; /* [32,256] */
-static real *const slice_9 = arena + 1295888; /* [32,1,256] */
-static real *const matmul_16 = arena + 1312272; /* [32,256] */
-static real *const matmul_17 = arena + 1328656; /* [32,256] */
-static real *const h_9 = arena + 1336848; /* [32,256] */
-static real *const slice_10 = arena + 1312272; /* [32,1,256] */
-static real *const matmul_18 = arena + 1328656; /* [32,256] */
-static real *const matmul_19 = arena + 1345040; /* [32,256] */
-static real *const h_10 = arena + 1353232; /* [32,256] */
-static real *const slice_11 = arena + 1328656; /* [32,1,256] */
-static real *const matmul_20 = arena + 1345040; /* [32,256] */
-static real *const matmul_21 = arena + 1361424; /* [32,256] */
-static real *const h_11 = arena + 1369616; /* [32,256] */
-static real *const slice_12 = arena + 1345040; /* [32,1,256] */
-static real *const matmul_22 = arena + 1361424; /* [32,256] */
-static real *const matmul_23 = arena + 1377808; /* [32,256] */
-static real *const h_12 = arena + 1386000; /* [32,256] */
-static real *const slice_13 = arena + 1361424; /* [32,1,256] */
-static real *const matmul_24 = arena + 1377808; /* [32,256] */
-static real *const matmul_25 = arena + 1394192; /* [32,256] */
-static real *const h_13 = arena + 1402384; /* [32,256] */
-static real *const slice_14 = arena + 1377808; /* [32,1,256] */
-static real *const matmul_26 = arena + 1394192; /* [32,256] */
-static real *const matmul_27 = arena + 1410576; /* [32,256] */
-static real *const h_14 = arena + 1418768; /* [32,256] */
-static real *const slice_15 = arena + 1394192; /* [32,1,256] */
-static real *const matmul_28 = arena + 1410576; /* [32,256] */
-static real *const matmul_29 = arena + 1426960; /* [32,256] */
-static real *const h_15 = arena + 1435152; /* [32,256] */
-static real *const slice_16 = arena + 1410576; /* [32,1,256] */
-static real *const matmul_30 = arena + 1426960; /* [32,256] */
-static real *const matmul_31 = arena + 1443344; /* [32,256] */
-static real *const h_16 = arena + 1451536; /* [32,256] */
-static real *const slice_17 = arena + 1426960; /* [32,1,256] */
-static real *const matmul_32 = arena + 1443344; /* [32,256] */
-static real *const matmul_33 = arena + 1459728; /* [32,256] */
-static real *const h_17 = arena + 1467920; /* [32,256] */
-static real *const slice_18 = arena + 1443344; /* [32,1,256] */
-static real *const matmul_34 = arena + 1459728; /* [32,256] */
-static real *const matmul_35 = arena + 1476112; /* [32,256] */
-static real *const h_18 = arena + 1484304; /* [32,256] */
-static real *const slice_19 = arena + 1459728; /* [32,1,256] */
-static real *const matmul_36 = arena + 1476112; /* [32,256] */
-static real *const matmul_37 = arena + 1492496; /* [32,256] */
-static real *const h_19 = arena + 1500688; /* [32,256] */
-static real *const slice_20 = arena + 1476112; /* [32,1,256] */
-static real *const matmul_38 = arena + 1492496; /* [32,256] */
-static real *const matmul_39 = arena + 1508880; /* [32,256] */
-static real *const h_20 = arena + 1517072; /* [32,256] */
-static real *const slice_21 = arena + 1492496; /* [32,1,256] */
-static real *const matmul_40 = arena + 1508880; /* [32,256] */
-static real *const matmul_41 = arena + 1525264; /* [32,256] */
-static real *const h_21 = arena + 1533456; /* [32,256] */
-static real *const slice_22 = arena + 1508880; /* [32,1,256] */
-static real *const matmul_42 = arena + 1525264; /* [32,256] */
-static real *const matmul_43 = arena + 1541648; /* [32,256] */
-static real *const h_22 = arena + 1549840; /* [32,256] */
-static real *const slice_23 = arena + 1525264; /* [32,1,256] */
-static real *const matmul_44 = arena + 1541648; /* [32,256] */
-static real *const matmul_45 = arena + 1558032; /* [32,256] */
-static real *const h_23 = arena + 1566224; /* [32,256] */
-static real *const slice_24 = arena + 1541648; /* [32,1,256] */
-static real *const matmul_46 = arena + 1558032; /* [32,256] */
-static real *const matmul_47 = arena + 1574416; /* [32,256] */
-static real *const h_24 = arena + 1582608; /* [32,256] */
-static real *const slice_25 = arena + 1558032; /* [32,1,256] */
-static real *const matmul_48 = arena + 1574416; /* [32,256] */
-static real *const matmul_49 = arena + 1590800; /* [32,256] */
-static real *const h_25 = arena + 1598992; /* [32,256] */
-static real *const slice_26 = arena + 1574416; /* [32,1,256] */
-static real *const matmul_50 = arena + 1590800; /* [32,256] */
-static real *const matmul_51 = arena + 1607184; /* [32,256] */
-static real *const h_26 = arena + 1615376; /* [32,256] */
-static real *const slice_27 = arena + 1590800; /* [32,1,256] */
-static real *const matmul_52 = arena + 1607184; /* [32,256] */
-static real *const matmul_53 = arena + 1623568; /* [32,256] */
-static real *const h_27 = arena + 1631760; /* [32,256] */
-static real *const slice_28 = arena + 1607184; /* [32,1,256] */
-static real *const matmul_54 = arena + 1623568; /* [32,256] */
-static real *const matmul_55 = arena + 1639952; /* [32,256] */
-static real *const h_28 = arena + 1648144; /* [32,256] */
-static real *const slice_29 = arena + 1623568; /* [32,1,256] */
-static real *const matmul_56 = arena + 1639952; /* [32,256] */
-static real *const matmul_57 = arena + 1656336; /* [32,256] */
-static real *const h_29 = arena + 1664528; /* [32,256] */
-static real *const slice_30 = arena + 1639952; /* [32,1,256] */
-static real *const matmul_58 = arena + 1656336; /* [32,256] */
-static real *const matmul_59 = arena + 1672720; /* [32,256] */
-static real *const h_30 = arena + 1680912; /* [32,256] */
-static real *const slice_31 = arena + 1656336; /* [32,1,256] */
-static real *const matmul_60 = arena + 1672720; /* [32,256] */
-static real *const matmul_61 = arena + 1689104; /* [32,256] */
-static real *const h_31 = arena + 1697296; /* [32,256] */
-static real *const slice_32 = arena + 1672720; /* [32,1,256] */
-static real *const matmul_62 = arena + 919056; /* [32,256] */
-static real *const matmul_63 = arena + 927248; /* [32,256] */
-static real *const h_32 = arena + 935440; /* [32,256] */
-static real *const concat = arena + 1705488; /* [32,32,256] */
-static real *const matmul_64 = arena + 943632; /* [32,32,128] */
+static real *const z = arena + 1213968; /* [32,256] */
+static real *const z_2 = arena + 1213968; /* [32,256] */
+static real *const h_2 = arena + 1205776; /* [32,256] */
+static real *const slice_3 = arena + 1213968; /* [32,1,256] */
+static real *const matmul_3 = arena + 1222160; /* [32,256] */
+static real *const z_3 = arena + 1230352; /* [32,256] */
+static real *const z_4 = arena + 1230352; /* [32,256] */
+static real *const h_3 = arena + 1222160; /* [32,256] */
+static real *const slice_4 = arena + 1230352; /* [32,1,256] */
+static real *const matmul_4 = arena + 1238544; /* [32,256] */
+static real *const z_5 = arena + 1246736; /* [32,256] */
+static real *const z_6 = arena + 1246736; /* [32,256] */
+static real *const h_4 = arena + 1238544; /* [32,256] */
+static real *const slice_5 = arena + 1246736; /* [32,1,256] */
+static real *const matmul_5 = arena + 1254928; /* [32,256] */
+static real *const z_7 = arena + 1263120; /* [32,256] */
+static real *const z_8 = arena + 1263120; /* [32,256] */
+static real *const h_5 = arena + 1254928; /* [32,256] */
+static real *const slice_6 = arena + 1263120; /* [32,1,256] */
+static real *const matmul_6 = arena + 1271312; /* [32,256] */
+static real *const z_9 = arena + 1279504; /* [32,256] */
+static real *const z_10 = arena + 1279504; /* [32,256] */
+static real *const h_6 = arena + 1271312; /* [32,256] */
+static real *const slice_7 = arena + 1279504; /* [32,1,256] */
+static real *const matmul_7 = arena + 1287696; /* [32,256] */
+static real *const z_11 = arena + 1295888; /* [32,256] */
+static real *const z_12 = arena + 1295888; /* [32,256] */
+static real *const h_7 = arena + 1287696; /* [32,256] */
+static real *const slice_8 = arena + 1295888; /* [32,1,256] */
+static real *const matmul_8 = arena + 1304080; /* [32,256] */
+static real *const z_13 = arena + 1312272; /* [32,256] */
+static real *const z_14 = arena + 1312272; /* [32,256] */
+static real *const h_8 = arena + 1304080; /* [32,256] */
+static real *const slice_9 = arena + 1312272; /* [32,1,256] */
+static real *const matmul_9 = arena + 1320464; /* [32,256] */
+static real *const z_15 = arena + 1328656; /* [32,256] */
+static real *const z_16 = arena + 1328656; /* [32,256] */
+static real *const h_9 = arena + 1320464; /* [32,256] */
+static real *const slice_10 = arena + 1328656; /* [32,1,256] */
+static real *const matmul_10 = arena + 1336848; /* [32,256] */
+static real *const z_17 = arena + 1345040; /* [32,256] */
+static real *const z_18 = arena + 1345040; /* [32,256] */
+static real *const h_10 = arena + 1336848; /* [32,256] */
+static real *const slice_11 = arena + 1345040; /* [32,1,256] */
+static real *const matmul_11 = arena + 1353232; /* [32,256] */
+static real *const z_19 = arena + 1361424; /* [32,256] */
+static real *const z_20 = arena + 1361424; /* [32,256] */
+static real *const h_11 = arena + 1353232; /* [32,256] */
+static real *const slice_12 = arena + 1361424; /* [32,1,256] */
+static real *const matmul_12 = arena + 1369616; /* [32,256] */
+static real *const z_21 = arena + 1377808; /* [32,256] */
+static real *const z_22 = arena + 1377808; /* [32,256] */
+static real *const h_12 = arena + 1369616; /* [32,256] */
+static real *const slice_13 = arena + 1377808; /* [32,1,256] */
+static real *const matmul_13 = arena + 1386000; /* [32,256] */
+static real *const z_23 = arena + 1394192; /* [32,256] */
+static real *const z_24 = arena + 1394192; /* [32,256] */
+static real *const h_13 = arena + 1386000; /* [32,256] */
+static real *const slice_14 = arena + 1394192; /* [32,1,256] */
+static real *const matmul_14 = arena + 1402384; /* [32,256] */
+static real *const z_25 = arena + 1410576; /* [32,256] */
+static real *const z_26 = arena + 1410576; /* [32,256] */
+static real *const h_14 = arena + 1402384; /* [32,256] */
+static real *const slice_15 = arena + 1410576; /* [32,1,256] */
+static real *const matmul_15 = arena + 1418768; /* [32,256] */
+static real *const z_27 = arena + 1426960; /* [32,256] */
+static real *const z_28 = arena + 1426960; /* [32,256] */
+static real *const h_15 = arena + 1418768; /* [32,256] */
+static real *const slice_16 = arena + 1426960; /* [32,1,256] */
+static real *const matmul_16 = arena + 1435152; /* [32,256] */
+static real *const z_29 = arena + 1443344; /* [32,256] */
+static real *const z_30 = arena + 1443344; /* [32,256] */
+static real *const h_16 = arena + 1435152; /* [32,256] */
+static real *const slice_17 = arena + 1443344; /* [32,1,256] */
+static real *const matmul_17 = arena + 1451536; /* [32,256] */
+static real *const z_31 = arena + 1459728; /* [32,256] */
+static real *const z_32 = arena + 1459728; /* [32,256] */
+static real *const h_17 = arena + 1451536; /* [32,256] */
+static real *const slice_18 = arena + 1459728; /* [32,1,256] */
+static real *const matmul_18 = arena + 1467920; /* [32,256] */
+static real *const z_33 = arena + 1476112; /* [32,256] */
+static real *const z_34 = arena + 1476112; /* [32,256] */
+static real *const h_18 = arena + 1467920; /* [32,256] */
+static real *const slice_19 = arena + 1476112; /* [32,1,256] */
+static real *const matmul_19 = arena + 1484304; /* [32,256] */
+static real *const z_35 = arena + 1492496; /* [32,256] */
+static real *const z_36 = arena + 1492496; /* [32,256] */
+static real *const h_19 = arena + 1484304; /* [32,256] */
+static real *const slice_20 = arena + 1492496; /* [32,1,256] */
+static real *const matmul_20 = arena + 1500688; /* [32,256] */
+static real *const z_37 = arena + 1508880; /* [32,256] */
+static real *const z_38 = arena + 1508880; /* [32,256] */
+static real *const h_20 = arena + 1500688; /* [32,256] */
+static real *const slice_21 = arena + 1508880; /* [32,1,256] */
+static real *const matmul_21 = arena + 1517072; /* [32,256] */
+static real *const z_39 = arena + 1525264; /* [32,256] */
+static real *const z_40 = arena + 1525264; /* [32,256] */
+static real *const h_21 = arena + 1517072; /* [32,256] */
+static real *const slice_22 = arena + 1525264; /* [32,1,256] */
+static real *const matmul_22 = arena + 1533456; /* [32,256] */
+static real *const z_41 = arena + 1541648; /* [32,256] */
+static real *const z_42 = arena + 1541648; /* [32,256] */
+static real *const h_22 = arena + 1533456; /* [32,256] */
+static real *const slice_23 = arena + 1541648; /* [32,1,256] */
+static real *const matmul_23 = arena + 1549840; /* [32,256] */
+static real *const z_43 = arena + 1558032; /* [32,256] */
+static real *const z_44 = arena + 1558032; /* [32,256] */
+static real *const h_23 = arena + 1549840; /* [32,256] */
+static real *const slice_24 = arena + 1558032; /* [32,1,256] */
+static real *const matmul_24 = arena + 1566224; /* [32,256] */
+static real *const z_45 = arena + 1574416; /* [32,256] */
+static real *const z_46 = arena + 1574416; /* [32,256] */
+static real *const h_24 = arena + 1566224; /* [32,256] */
+static real *const slice_25 = arena + 1574416; /* [32,1,256] */
+static real *const matmul_25 = arena + 1582608; /* [32,256] */
+static real *const z_47 = arena + 1590800; /* [32,256] */
+static real *const z_48 = arena + 1590800; /* [32,256] */
+static real *const h_25 = arena + 1582608; /* [32,256] */
+static real *const slice_26 = arena + 1590800; /* [32,1,256] */
+static real *const matmul_26 = arena + 1598992; /* [32,256] */
+static real *const z_49 = arena + 1607184; /* [32,256] */
+static real *const z_50 = arena + 1607184; /* [32,256] */
+static real *const h_26 = arena + 1598992; /* [32,256] */
+static real *const slice_27 = arena + 1607184; /* [32,1,256] */
+static real *const matmul_27 = arena + 1615376; /* [32,256] */
+static real *const z_51 = arena + 1623568; /* [32,256] */
+static real *const z_52 = arena + 1623568; /* [32,256] */
+static real *const h_27 = arena + 1615376; /* [32,256] */
+static real *const slice_28 = arena + 1623568; /* [32,1,256] */
+static real *const matmul_28 = arena + 1631760; /* [32,256] */
+static real *const z_53 = arena + 1639952; /* [32,256] */
+static real *const z_54 = arena + 1639952; /* [32,256] */
+static real *const h_28 = arena + 1631760; /* [32,256] */
+static real *const slice_29 = arena + 1639952; /* [32,1,256] */
+static real *const matmul_29 = arena + 1648144; /* [32,256] */
+static real *const z_55 = arena + 1656336; /* [32,256] */
+static real *const z_56 = arena + 1656336; /* [32,256] */
+static real *const h_29 = arena + 1648144; /* [32,256] */
+static real *const slice_30 = arena + 1656336; /* [32,1,256] */
+static real *const matmul_30 = arena + 1664528; /* [32,256] */
+static real *const z_57 = arena + 1672720; /* [32,256] */
+static real *const z_58 = arena + 1672720; /* [32,256] */
+static real *const h_30 = arena + 1664528; /* [32,256] */
+static real *const slice_31 = arena + 1672720; /* [32,1,256] */
+static real *const matmul_31 = arena + 1680912; /* [32,256] */
+static real *const z_59 = arena + 1689104; /* [32,256] */
+static real *const z_60 = arena + 1689104; /* [32,256] */
+static real *const h_31 = arena + 1680912; /* [32,256] */
+static real *const slice_32 = arena + 1689104; /* [32,1,256] */
+static real *const matmul_32 = arena + 919056; /* [32,256] */
+static real *const z_61 = arena + 927248; /* [32,256] */
+static real *const z_62 = arena + 927248; /* [32,256] */
+static real *const h_32 = arena + 919056; /* [32,256] */
+static real *const concat = arena + 1697296; /* [32,32,256] */
+static real *const matmul_33 = arena + 935440; /* [32,32,128] */
 static real *const logits = arena + 787968; /* [32,32,128] */
-static real *const cross_entropy = arena + 919056; /* [1024] */
-static real *const sum = arena + 920080; /* [] */
+static real *const cross_entropy = arena + 927248; /* [1024] */
+static real *const sum = arena + 928272; /* [] */
 static real *const loss_value = arena + 919040; /* [] */
-static real *const d_reshape = arena + 943632; /* [1024,128] */
-static real *const d_concat = arena + 1967632; /* [32,32,256] */
-static real *const d_reshape_2 = arena + 919056; /* [32,1,256] */
-static real *const d_reshape_3 = arena + 927248; /* [32,1,256] */
+static real *const d_reshape = arena + 935440; /* [1024,128] */
+static real *const d_concat = arena + 1959440; /* [32,32,256] */
+static real *const d_reshape_2 = arena + 927248; /* [32,1,256] */
+static real *const d_reshape_3 = arena + 935440; /* [32,1,256] */
 static real *const d_reshape_4 = arena + 943632; /* [32,1,256] */
 static real *const d_reshape_5 = arena + 951824; /* [32,1,256] */
 static real *const d_reshape_6 = arena + 960016; /* [32,1,256] */
@@ -193,230 +224,228 @@ static real *const d_reshape_29 = arena + 1148432; /* [32,1,256] */
 static real *const d_reshape_30 = arena + 1156624; /* [32,1,256] */
 static real *const d_reshape_31 = arena + 1164816; /* [32,1,256] */
 static real *const d_reshape_32 = arena + 1173008; /* [32,1,256] */
-static real *const d_reshape_33 = arena + 1689104; /* [32,1,256] */
+static real *const d_reshape_33 = arena + 1697296; /* [32,1,256] */
 static real *const d_z = arena + 1705488; /* [32,256] */
-static real *const d_matmul = arena + 935440; /* [32,256] */
-static real *const d_matmul_2 = arena + 1713680; /* [256,256] */
-static real *const d_sum = arena + 1689104; /* [256] */
-static real *const d_reshape_34 = arena + 1779216; /* [32,256] */
-static real *const d_matmul_3 = arena + 1787408; /* [256,256] */
-static real *const d_pad = arena + 1852944; /* [32,32,256] */
-static real *const d_z_2 = arena + 1672720; /* [32,256] */
-static real *const d_matmul_4 = arena + 935440; /* [32,256] */
-static real *const d_matmul_5 = arena + 2115088; /* [256,256] */
-static real *const d_sum_2 = arena + 1173008; /* [256] */
-static real *const d_reshape_35 = arena + 1689360; /* [32,256] */
-static real *const d_matmul_6 = arena + 2180624; /* [256,256] */
-static real *const d_pad_2 = arena + 2246160; /* [32,32,256] */
-static real *const d_z_3 = arena + 1656336; /* [32,256] */
-static real *const d_matmul_7 = arena + 935440; /* [32,256] */
-static real *const d_matmul_8 = arena + 2508304; /* [256,256] */
-static real *const d_sum_3 = arena + 1164816; /* [256] */
-static real *const d_reshape_36 = arena + 1672720; /* [32,256] */
-static real *const d_matmul_9 = arena + 2573840; /* [256,256] */
-static real *const d_pad_3 = arena + 2639376; /* [32,32,256] */
-static real *const d_z_4 = arena + 1639952; /* [32,256] */
-static real *const d_matmul_10 = arena + 935440; /* [32,256] */
-static real *const d_matmul_11 = arena + 2901520; /* [256,256] */
-static real *const d_sum_4 = arena + 1156624; /* [256] */
-static real *const d_reshape_37 = arena + 1656336; /* [32,256] */
-static real *const d_matmul_12 = arena + 2967056; /* [256,256] */
-static real *const d_pad_4 = arena + 3032592; /* [32,32,256] */
-static real *const d_z_5 = arena + 1623568; /* [32,256] */
-static real *const d_matmul_13 = arena + 935440; /* [32,256] */
-static real *const d_matmul_14 = arena + 3294736; /* [256,256] */
-static real *const d_sum_5 = arena + 1148432; /* [256] */
-static real *const d_reshape_38 = arena + 1639952; /* [32,256] */
-static real *const d_matmul_15 = arena + 3360272; /* [256,256] */
-static real *const d_pad_5 = arena + 3425808; /* [32,32,256] */
-static real *const d_z_6 = arena + 1607184; /* [32,256] */
-static real *const d_matmul_16 = arena + 935440; /* [32,256] */
-static real *const d_matmul_17 = arena + 1623568; /* [256,256] */
-static real *const d_sum_6 = arena + 1140240; /* [256] */
-static real *const d_reshape_39 = arena + 1689360; /* [32,256] */
-static real *const d_matmul_18 = arena + 3687952; /* [256,256] */
-static real *const d_pad_6 = arena + 3753488; /* [32,32,256] */
-static real *const d_z_7 = arena + 1590800; /* [32,256] */
-static real *const d_matmul_19 = arena + 935440; /* [32,256] */
-static real *const d_matmul_20 = arena + 4015632; /* [256,256] */
-static real *const d_sum_7 = arena + 1132048; /* [256] */
-static real *const d_reshape_40 = arena + 1607184; /* [32,256] */
-static real *const d_matmul_21 = arena + 4081168; /* [256,256] */
-static real *const d_pad_7 = arena + 4146704; /* [32,32,256] */
-static real *const d_z_8 = arena + 1574416; /* [32,256] */
-static real *const d_matmul_22 = arena + 935440; /* [32,256] */
-static real *const d_matmul_23 = arena + 4408848; /* [256,256] */
-static real *const d_sum_8 = arena + 1123856; /* [256] */
-static real *const d_reshape_41 = arena + 1590800; /* [32,256] */
-static real *const d_matmul_24 = arena + 4474384; /* [256,256] */
-static real *const d_pad_8 = arena + 4539920; /* [32,32,256] */
-static real *const d_z_9 = arena + 1558032; /* [32,256] */
-static real *const d_matmul_25 = arena + 935440; /* [32,256] */
-static real *const d_matmul_26 = arena + 4802064; /* [256,256] */
-static real *const d_sum_9 = arena + 1115664; /* [256] */
-static real *const d_reshape_42 = arena + 1574416; /* [32,256] */
-static real *const d_matmul_27 = arena + 4867600; /* [256,256] */
-static real *const d_pad_9 = arena + 4933136; /* [32,32,256] */
-static real *const d_z_10 = arena + 1541648; /* [32,256] */
-static real *const d_matmul_28 = arena + 935440; /* [32,256] */
-static real *const d_matmul_29 = arena + 1558032; /* [256,256] */
-static real *const d_sum_10 = arena + 1107472; /* [256] */
-static real *const d_reshape_43 = arena + 1689360; /* [32,256] */
-static real *const d_matmul_30 = arena + 5195280; /* [256,256] */
-static real *const d_pad_10 = arena + 5260816; /* [32,32,256] */
-static real *const d_z_11 = arena + 1525264; /* [32,256] */
-static real *const d_matmul_31 = arena + 935440; /* [32,256] */
-static real *const d_matmul_32 = arena + 5522960; /* [256,256] */
-static real *const d_sum_11 = arena + 1099280; /* [256] */
-static real *const d_reshape_44 = arena + 1541648; /* [32,256] */
-static real *const d_matmul_33 = arena + 5588496; /* [256,256] */
-static real *const d_pad_11 = arena + 5654032; /* [32,32,256] */
-static real *const d_z_12 = arena + 1508880; /* [32,256] */
-static real *const d_matmul_34 = arena + 935440; /* [32,256] */
-static real *const d_matmul_35 = arena + 5916176; /* [256,256] */
-static real *const d_sum_12 = arena + 1091088; /* [256] */
-static real *const d_reshape_45 = arena + 1525264; /* [32,256] */
-static real *const d_matmul_36 = arena + 5981712; /* [256,256] */
-static real *const d_pad_12 = arena + 6047248; /* [32,32,256] */
-static real *const d_z_13 = arena + 1492496; /* [32,256] */
-static real *const d_matmul_37 = arena + 935440; /* [32,256] */
-static real *const d_matmul_38 = arena + 6309392; /* [256,256] */
-static real *const d_sum_13 = arena + 1082896; /* [256] */
-static real *const d_reshape_46 = arena + 1508880; /* [32,256] */
-static real *const d_matmul_39 = arena + 6374928; /* [256,256] */
-static real *const d_pad_13 = arena + 6440464; /* [32,32,256] */
-static real *const d_z_14 = arena + 1476112; /* [32,256] */
-static real *const d_matmul_40 = arena + 935440; /* [32,256] */
-static real *const d_matmul_41 = arena + 1492496; /* [256,256] */
-static real *const d_sum_14 = arena + 1074704; /* [256] */
-static real *const d_reshape_47 = arena + 1689360; /* [32,256] */
-static real *const d_matmul_42 = arena + 6702608; /* [256,256] */
-static real *const d_pad_14 = arena + 6768144; /* [32,32,256] */
-static real *const d_z_15 = arena + 1459728; /* [32,256] */
-static real *const d_matmul_43 = arena + 935440; /* [32,256] */
-static real *const d_matmul_44 = arena + 7030288; /* [256,256] */
-static real *const d_sum_15 = arena + 1066512; /* [256] */
-static real *const d_reshape_48 = arena + 1476112; /* [32,256] */
-static real *const d_matmul_45 = arena + 7095824; /* [256,256] */
-static real *const d_pad_15 = arena + 7161360; /* [32,32,256] */
-static real *const d_z_16 = arena + 1443344; /* [32,256] */
-static real *const d_matmul_46 = arena + 935440; /* [32,256] */
-static real *const d_matmul_47 = arena + 7423504; /* [256,256] */
-static real *const d_sum_16 = arena + 1058320; /* [256] */
-static real *const d_reshape_49 = arena + 1459728; /* [32,256] */
-static real *const d_matmul_48 = arena + 7489040; /* [256,256] */
-static real *const d_pad_16 = arena + 7554576; /* [32,32,256] */
-static real *const d_z_17 = arena + 1426960; /* [32,256] */
-static real *const d_matmul_49 = arena + 935440; /* [32,256] */
-static real *const d_matmul_50 = arena + 7816720; /* [256,256] */
-static real *const d_sum_17 = arena + 1050128; /* [256] */
-static real *const d_reshape_50 = arena + 1443344; /* [32,256] */
-static real *const d_matmul_51 = arena + 7882256; /* [256,256] */
-static real *const d_pad_17 = arena + 7947792; /* [32,32,256] */
-static real *const d_z_18 = arena + 1410576; /* [32,256] */
-static real *const d_matmul_52 = arena + 935440; /* [32,256] */
-static real *const d_matmul_53 = arena + 1426960; /* [256,256] */
-static real *const d_sum_18 = arena + 1041936; /* [256] */
-static real *const d_reshape_51 = arena + 1689360; /* [32,256] */
-static real *const d_matmul_54 = arena + 8209936; /* [256,256] */
-static real *const d_pad_18 = arena + 8275472; /* [32,32,256] */
-static real *const d_z_19 = arena + 1394192; /* [32,256] */
-static real *const d_matmul_55 = arena + 935440; /* [32,256] */
-static real *const d_matmul_56 = arena + 8537616; /* [256,256] */
-static real *const d_sum_19 = arena + 1033744; /* [256] */
-static real *const d_reshape_52 = arena + 1410576; /* [32,256] */
-static real *const d_matmul_57 = arena + 8603152; /* [256,256] */
-static real *const d_pad_19 = arena + 8668688; /* [32,32,256] */
-static real *const d_z_20 = arena + 1377808; /* [32,256] */
-static real *const d_matmul_58 = arena + 935440; /* [32,256] */
-static real *const d_matmul_59 = arena + 8930832; /* [256,256] */
-static real *const d_sum_20 = arena + 1025552; /* [256] */
-static real *const d_reshape_53 = arena + 1394192; /* [32,256] */
-static real *const d_matmul_60 = arena + 8996368; /* [256,256] */
-static real *const d_pad_20 = arena + 9061904; /* [32,32,256] */
-static real *const d_z_21 = arena + 1361424; /* [32,256] */
-static real *const d_matmul_61 = arena + 935440; /* [32,256] */
-static real *const d_matmul_62 = arena + 9324048; /* [256,256] */
-static real *const d_sum_21 = arena + 1017360; /* [256] */
-static real *const d_reshape_54 = arena + 1377808; /* [32,256] */
-static real *const d_matmul_63 = arena + 9389584; /* [256,256] */
-static real *const d_pad_21 = arena + 9455120; /* [32,32,256] */
-static real *const d_z_22 = arena + 1345040; /* [32,256] */
-static real *const d_matmul_64 = arena + 935440; /* [32,256] */
-static real *const d_matmul_65 = arena + 1361424; /* [256,256] */
-static real *const d_sum_22 = arena + 1009168; /* [256] */
-static real *const d_reshape_55 = arena + 1689360; /* [32,256] */
-static real *const d_matmul_66 = arena + 9717264; /* [256,256] */
-static real *const d_pad_22 = arena + 9782800; /* [32,32,256] */
-static real *const d_z_23 = arena + 1328656; /* [32,256] */
-static real *const d_matmul_67 = arena + 935440; /* [32,256] */
-static real *const d_matmul_68 = arena + 10044944; /* [256,256] */
-static real *const d_sum_23 = arena + 1000976; /* [256] */
-static real *const d_reshape_56 = arena + 1345040; /* [32,256] */
-static real *const d_matmul_69 = arena + 10110480; /* [256,256] */
-static real *const d_pad_23 = arena + 10176016; /* [32,32,256] */
-static real *const d_z_24 = arena + 1312272; /* [32,256] */
-static real *const d_matmul_70 = arena + 935440; /* [32,256] */
-static real *const d_matmul_71 = arena + 10438160; /* [256,256] */
-static real *const d_sum_24 = arena + 992784; /* [256] */
-static real *const d_reshape_57 = arena + 1328656; /* [32,256] */
-static real *const d_matmul_72 = arena + 10503696; /* [256,256] */
-static real *const d_pad_24 = arena + 10569232; /* [32,32,256] */
-static real *const d_z_25 = arena + 1295888; /* [32,256] */
-static real *const d_matmul_73 = arena + 935440; /* [32,256] */
-static real *const d_matmul_74 = arena + 10831376; /* [256,256] */
-static real *const d_sum_25 = arena + 984592; /* [256] */
-static real *const d_reshape_58 = arena + 1312272; /* [32,256] */
-static real *const d_matmul_75 = arena + 10896912; /* [256,256] */
-static real *const d_pad_25 = arena + 10962448; /* [32,32,256] */
-static real *const d_z_26 = arena + 1279504; /* [32,256] */
-static real *const d_matmul_76 = arena + 935440; /* [32,256] */
-static real *const d_matmul_77 = arena + 1295888; /* [256,256] */
-static real *const d_sum_26 = arena + 976400; /* [256] */
-static real *const d_reshape_59 = arena + 1689360; /* [32,256] */
-static real *const d_matmul_78 = arena + 11224592; /* [256,256] */
-static real *const d_pad_26 = arena + 11290128; /* [32,32,256] */
-static real *const d_z_27 = arena + 1263120; /* [32,256] */
-static real *const d_matmul_79 = arena + 935440; /* [32,256] */
-static real *const d_matmul_80 = arena + 11552272; /* [256,256] */
-static real *const d_sum_27 = arena + 968208; /* [256] */
-static real *const d_reshape_60 = arena + 1279504; /* [32,256] */
-static real *const d_matmul_81 = arena + 11617808; /* [256,256] */
-static real *const d_pad_27 = arena + 11683344; /* [32,32,256] */
-static real *const d_z_28 = arena + 1246736; /* [32,256] */
-static real *const d_matmul_82 = arena + 935440; /* [32,256] */
-static real *const d_matmul_83 = arena + 11945488; /* [256,256] */
-static real *const d_sum_28 = arena + 960016; /* [256] */
-static real *const d_reshape_61 = arena + 1263120; /* [32,256] */
-static real *const d_matmul_84 = arena + 12011024; /* [256,256] */
-static real *const d_pad_28 = arena + 12076560; /* [32,32,256] */
-static real *const d_z_29 = arena + 1230352; /* [32,256] */
-static real *const d_matmul_85 = arena + 935440; /* [32,256] */
-static real *const d_matmul_86 = arena + 12338704; /* [256,256] */
-static real *const d_sum_29 = arena + 951824; /* [256] */
-static real *const d_reshape_62 = arena + 1246736; /* [32,256] */
-static real *const d_matmul_87 = arena + 12404240; /* [256,256] */
-static real *const d_pad_29 = arena + 12469776; /* [32,32,256] */
-static real *const d_z_30 = arena + 1213968; /* [32,256] */
-static real *const d_matmul_88 = arena + 935440; /* [32,256] */
-static real *const d_matmul_89 = arena + 1230352; /* [256,256] */
-static real *const d_sum_30 = arena + 943632; /* [256] */
-static real *const d_reshape_63 = arena + 1689360; /* [32,256] */
-static real *const d_matmul_90 = arena + 12731920; /* [256,256] */
-static real *const d_pad_30 = arena + 12797456; /* [32,32,256] */
-static real *const d_z_31 = arena + 1205776; /* [32,256] */
-static real *const d_matmul_91 = arena + 927248; /* [32,256] */
-static real *const d_matmul_92 = arena + 13059600; /* [256,256] */
-static real *const d_sum_31 = arena + 935440; /* [256] */
-static real *const d_reshape_64 = arena + 1213968; /* [32,256] */
-static real *const d_matmul_93 = arena + 1222160; /* [256,256] */
-static real *const d_pad_31 = arena + 13059600; /* [32,32,256] */
-static real *const d_z_32 = arena + 1189392; /* [32,256] */
-static real *const d_sum_32 = arena + 919056; /* [256] */
-static real *const d_reshape_65 = arena + 919056; /* [32,256] */
-static real *const d_matmul_94 = arena + 951824; /* [256,256] */
-static real *const d_pad_32 = arena + 13321744; /* [32,32,256] */
-static real *const d_e = arena + 13583888; /* [32,32,256] */
+static real *const d_matmul = arena + 295296; /* [256,256] */
+static real *const d_sum = arena + 919056; /* [256] */
+static real *const d_reshape_34 = arena + 1697296; /* [32,256] */
+static real *const d_matmul_2 = arena + 229760; /* [256,256] */
+static real *const d_pad = arena + 1959440; /* [32,32,256] */
+static real *const d_h = arena + 1173008; /* [32,256] */
+static real *const d_z_2 = arena + 1689104; /* [32,256] */
+static real *const d_matmul_add = arena + 295296; /* [256,256] */
+static real *const d_sum_2 = arena + 919312; /* [256] */
+static real *const d_reshape_35 = arena + 1173008; /* [32,256] */
+static real *const d_matmul_add_2 = arena + 229760; /* [256,256] */
+static real *const d_pad_2 = arena + 1697296; /* [32,32,256] */
+static real *const d_h_2 = arena + 1164816; /* [32,256] */
+static real *const d_z_3 = arena + 1173008; /* [32,256] */
+static real *const d_matmul_add_3 = arena + 295296; /* [256,256] */
+static real *const d_sum_3 = arena + 919568; /* [256] */
+static real *const d_reshape_36 = arena + 1164816; /* [32,256] */
+static real *const d_matmul_add_4 = arena + 229760; /* [256,256] */
+static real *const d_pad_3 = arena + 2221584; /* [32,32,256] */
+static real *const d_h_3 = arena + 1156624; /* [32,256] */
+static real *const d_z_4 = arena + 1164816; /* [32,256] */
+static real *const d_matmul_add_5 = arena + 295296; /* [256,256] */
+static real *const d_sum_4 = arena + 919824; /* [256] */
+static real *const d_reshape_37 = arena + 1156624; /* [32,256] */
+static real *const d_matmul_add_6 = arena + 229760; /* [256,256] */
+static real *const d_pad_4 = arena + 2483728; /* [32,32,256] */
+static real *const d_h_4 = arena + 1148432; /* [32,256] */
+static real *const d_z_5 = arena + 1156624; /* [32,256] */
+static real *const d_matmul_add_7 = arena + 295296; /* [256,256] */
+static real *const d_sum_5 = arena + 920080; /* [256] */
+static real *const d_reshape_38 = arena + 1148432; /* [32,256] */
+static real *const d_matmul_add_8 = arena + 229760; /* [256,256] */
+static real *const d_pad_5 = arena + 2745872; /* [32,32,256] */
+static real *const d_h_5 = arena + 1140240; /* [32,256] */
+static real *const d_z_6 = arena + 1148432; /* [32,256] */
+static real *const d_matmul_add_9 = arena + 295296; /* [256,256] */
+static real *const d_sum_6 = arena + 920336; /* [256] */
+static real *const d_reshape_39 = arena + 1140240; /* [32,256] */
+static real *const d_matmul_add_10 = arena + 229760; /* [256,256] */
+static real *const d_pad_6 = arena + 3008016; /* [32,32,256] */
+static real *const d_h_6 = arena + 1132048; /* [32,256] */
+static real *const d_z_7 = arena + 1140240; /* [32,256] */
+static real *const d_matmul_add_11 = arena + 295296; /* [256,256] */
+static real *const d_sum_7 = arena + 920592; /* [256] */
+static real *const d_reshape_40 = arena + 1132048; /* [32,256] */
+static real *const d_matmul_add_12 = arena + 229760; /* [256,256] */
+static real *const d_pad_7 = arena + 3270160; /* [32,32,256] */
+static real *const d_h_7 = arena + 1123856; /* [32,256] */
+static real *const d_z_8 = arena + 1132048; /* [32,256] */
+static real *const d_matmul_add_13 = arena + 295296; /* [256,256] */
+static real *const d_sum_8 = arena + 920848; /* [256] */
+static real *const d_reshape_41 = arena + 1123856; /* [32,256] */
+static real *const d_matmul_add_14 = arena + 229760; /* [256,256] */
+static real *const d_pad_8 = arena + 3532304; /* [32,32,256] */
+static real *const d_h_8 = arena + 1115664; /* [32,256] */
+static real *const d_z_9 = arena + 1123856; /* [32,256] */
+static real *const d_matmul_add_15 = arena + 295296; /* [256,256] */
+static real *const d_sum_9 = arena + 921104; /* [256] */
+static real *const d_reshape_42 = arena + 1115664; /* [32,256] */
+static real *const d_matmul_add_16 = arena + 229760; /* [256,256] */
+static real *const d_pad_9 = arena + 3794448; /* [32,32,256] */
+static real *const d_h_9 = arena + 1107472; /* [32,256] */
+static real *const d_z_10 = arena + 1115664; /* [32,256] */
+static real *const d_matmul_add_17 = arena + 295296; /* [256,256] */
+static real *const d_sum_10 = arena + 921360; /* [256] */
+static real *const d_reshape_43 = arena + 1107472; /* [32,256] */
+static real *const d_matmul_add_18 = arena + 229760; /* [256,256] */
+static real *const d_pad_10 = arena + 4056592; /* [32,32,256] */
+static real *const d_h_10 = arena + 1099280; /* [32,256] */
+static real *const d_z_11 = arena + 1107472; /* [32,256] */
+static real *const d_matmul_add_19 = arena + 295296; /* [256,256] */
+static real *const d_sum_11 = arena + 921616; /* [256] */
+static real *const d_reshape_44 = arena + 1099280; /* [32,256] */
+static real *const d_matmul_add_20 = arena + 229760; /* [256,256] */
+static real *const d_pad_11 = arena + 4318736; /* [32,32,256] */
+static real *const d_h_11 = arena + 1091088; /* [32,256] */
+static real *const d_z_12 = arena + 1099280; /* [32,256] */
+static real *const d_matmul_add_21 = arena + 295296; /* [256,256] */
+static real *const d_sum_12 = arena + 921872; /* [256] */
+static real *const d_reshape_45 = arena + 1091088; /* [32,256] */
+static real *const d_matmul_add_22 = arena + 229760; /* [256,256] */
+static real *const d_pad_12 = arena + 4580880; /* [32,32,256] */
+static real *const d_h_12 = arena + 1082896; /* [32,256] */
+static real *const d_z_13 = arena + 1091088; /* [32,256] */
+static real *const d_matmul_add_23 = arena + 295296; /* [256,256] */
+static real *const d_sum_13 = arena + 922128; /* [256] */
+static real *const d_reshape_46 = arena + 1082896; /* [32,256] */
+static real *const d_matmul_add_24 = arena + 229760; /* [256,256] */
+static real *const d_pad_13 = arena + 4843024; /* [32,32,256] */
+static real *const d_h_13 = arena + 1074704; /* [32,256] */
+static real *const d_z_14 = arena + 1082896; /* [32,256] */
+static real *const d_matmul_add_25 = arena + 295296; /* [256,256] */
+static real *const d_sum_14 = arena + 922384; /* [256] */
+static real *const d_reshape_47 = arena + 1074704; /* [32,256] */
+static real *const d_matmul_add_26 = arena + 229760; /* [256,256] */
+static real *const d_pad_14 = arena + 5105168; /* [32,32,256] */
+static real *const d_h_14 = arena + 1066512; /* [32,256] */
+static real *const d_z_15 = arena + 1074704; /* [32,256] */
+static real *const d_matmul_add_27 = arena + 295296; /* [256,256] */
+static real *const d_sum_15 = arena + 922640; /* [256] */
+static real *const d_reshape_48 = arena + 1066512; /* [32,256] */
+static real *const d_matmul_add_28 = arena + 229760; /* [256,256] */
+static real *const d_pad_15 = arena + 5367312; /* [32,32,256] */
+static real *const d_h_15 = arena + 1058320; /* [32,256] */
+static real *const d_z_16 = arena + 1066512; /* [32,256] */
+static real *const d_matmul_add_29 = arena + 295296; /* [256,256] */
+static real *const d_sum_16 = arena + 922896; /* [256] */
+static real *const d_reshape_49 = arena + 1058320; /* [32,256] */
+static real *const d_matmul_add_30 = arena + 229760; /* [256,256] */
+static real *const d_pad_16 = arena + 5629456; /* [32,32,256] */
+static real *const d_h_16 = arena + 1050128; /* [32,256] */
+static real *const d_z_17 = arena + 1058320; /* [32,256] */
+static real *const d_matmul_add_31 = arena + 295296; /* [256,256] */
+static real *const d_sum_17 = arena + 923152; /* [256] */
+static real *const d_reshape_50 = arena + 1050128; /* [32,256] */
+static real *const d_matmul_add_32 = arena + 229760; /* [256,256] */
+static real *const d_pad_17 = arena + 1426960; /* [32,32,256] */
+static real *const d_h_17 = arena + 1041936; /* [32,256] */
+static real *const d_z_18 = arena + 1689104; /* [32,256] */
+static real *const d_matmul_add_33 = arena + 295296; /* [256,256] */
+static real *const d_sum_18 = arena + 923408; /* [256] */
+static real *const d_reshape_51 = arena + 1418768; /* [32,256] */
+static real *const d_matmul_add_34 = arena + 229760; /* [256,256] */
+static real *const d_pad_18 = arena + 5891600; /* [32,32,256] */
+static real *const d_h_18 = arena + 1033744; /* [32,256] */
+static real *const d_z_19 = arena + 1689104; /* [32,256] */
+static real *const d_matmul_add_35 = arena + 295296; /* [256,256] */
+static real *const d_sum_19 = arena + 923664; /* [256] */
+static real *const d_reshape_52 = arena + 1402384; /* [32,256] */
+static real *const d_matmul_add_36 = arena + 229760; /* [256,256] */
+static real *const d_pad_19 = arena + 6153744; /* [32,32,256] */
+static real *const d_h_19 = arena + 1025552; /* [32,256] */
+static real *const d_z_20 = arena + 1689104; /* [32,256] */
+static real *const d_matmul_add_37 = arena + 295296; /* [256,256] */
+static real *const d_sum_20 = arena + 923920; /* [256] */
+static real *const d_reshape_53 = arena + 1386000; /* [32,256] */
+static real *const d_matmul_add_38 = arena + 229760; /* [256,256] */
+static real *const d_pad_20 = arena + 6415888; /* [32,32,256] */
+static real *const d_h_20 = arena + 1017360; /* [32,256] */
+static real *const d_z_21 = arena + 1689104; /* [32,256] */
+static real *const d_matmul_add_39 = arena + 295296; /* [256,256] */
+static real *const d_sum_21 = arena + 924176; /* [256] */
+static real *const d_reshape_54 = arena + 1369616; /* [32,256] */
+static real *const d_matmul_add_40 = arena + 229760; /* [256,256] */
+static real *const d_pad_21 = arena + 6678032; /* [32,32,256] */
+static real *const d_h_21 = arena + 1009168; /* [32,256] */
+static real *const d_z_22 = arena + 1689104; /* [32,256] */
+static real *const d_matmul_add_41 = arena + 295296; /* [256,256] */
+static real *const d_sum_22 = arena + 924432; /* [256] */
+static real *const d_reshape_55 = arena + 1353232; /* [32,256] */
+static real *const d_matmul_add_42 = arena + 229760; /* [256,256] */
+static real *const d_pad_22 = arena + 6940176; /* [32,32,256] */
+static real *const d_h_22 = arena + 1000976; /* [32,256] */
+static real *const d_z_23 = arena + 1689104; /* [32,256] */
+static real *const d_matmul_add_43 = arena + 295296; /* [256,256] */
+static real *const d_sum_23 = arena + 924688; /* [256] */
+static real *const d_reshape_56 = arena + 1336848; /* [32,256] */
+static real *const d_matmul_add_44 = arena + 229760; /* [256,256] */
+static real *const d_pad_23 = arena + 7202320; /* [32,32,256] */
+static real *const d_h_23 = arena + 992784; /* [32,256] */
+static real *const d_z_24 = arena + 1689104; /* [32,256] */
+static real *const d_matmul_add_45 = arena + 295296; /* [256,256] */
+static real *const d_sum_24 = arena + 924944; /* [256] */
+static real *const d_reshape_57 = arena + 1320464; /* [32,256] */
+static real *const d_matmul_add_46 = arena + 229760; /* [256,256] */
+static real *const d_pad_24 = arena + 7464464; /* [32,32,256] */
+static real *const d_h_24 = arena + 984592; /* [32,256] */
+static real *const d_z_25 = arena + 1689104; /* [32,256] */
+static real *const d_matmul_add_47 = arena + 295296; /* [256,256] */
+static real *const d_sum_25 = arena + 925200; /* [256] */
+static real *const d_reshape_58 = arena + 1304080; /* [32,256] */
+static real *const d_matmul_add_48 = arena + 229760; /* [256,256] */
+static real *const d_pad_25 = arena + 7726608; /* [32,32,256] */
+static real *const d_h_25 = arena + 976400; /* [32,256] */
+static real *const d_z_26 = arena + 1689104; /* [32,256] */
+static real *const d_matmul_add_49 = arena + 295296; /* [256,256] */
+static real *const d_sum_26 = arena + 925456; /* [256] */
+static real *const d_reshape_59 = arena + 1287696; /* [32,256] */
+static real *const d_matmul_add_50 = arena + 229760; /* [256,256] */
+static real *const d_pad_26 = arena + 7988752; /* [32,32,256] */
+static real *const d_h_26 = arena + 968208; /* [32,256] */
+static real *const d_z_27 = arena + 1689104; /* [32,256] */
+static real *const d_matmul_add_51 = arena + 295296; /* [256,256] */
+static real *const d_sum_27 = arena + 925712; /* [256] */
+static real *const d_reshape_60 = arena + 1271312; /* [32,256] */
+static real *const d_matmul_add_52 = arena + 229760; /* [256,256] */
+static real *const d_pad_27 = arena + 8250896; /* [32,32,256] */
+static real *const d_h_27 = arena + 960016; /* [32,256] */
+static real *const d_z_28 = arena + 1689104; /* [32,256] */
+static real *const d_matmul_add_53 = arena + 295296; /* [256,256] */
+static real *const d_sum_28 = arena + 925968; /* [256] */
+static real *const d_reshape_61 = arena + 1254928; /* [32,256] */
+static real *const d_matmul_add_54 = arena + 229760; /* [256,256] */
+static real *const d_pad_28 = arena + 8513040; /* [32,32,256] */
+static real *const d_h_28 = arena + 951824; /* [32,256] */
+static real *const d_z_29 = arena + 1689104; /* [32,256] */
+static real *const d_matmul_add_55 = arena + 295296; /* [256,256] */
+static real *const d_sum_29 = arena + 926224; /* [256] */
+static real *const d_reshape_62 = arena + 1238544; /* [32,256] */
+static real *const d_matmul_add_56 = arena + 229760; /* [256,256] */
+static real *const d_pad_29 = arena + 8775184; /* [32,32,256] */
+static real *const d_h_29 = arena + 943632; /* [32,256] */
+static real *const d_z_30 = arena + 1689104; /* [32,256] */
+static real *const d_matmul_add_57 = arena + 295296; /* [256,256] */
+static real *const d_sum_30 = arena + 926480; /* [256] */
+static real *const d_reshape_63 = arena + 1222160; /* [32,256] */
+static real *const d_matmul_add_58 = arena + 229760; /* [256,256] */
+static real *const d_pad_30 = arena + 9037328; /* [32,32,256] */
+static real *const d_h_30 = arena + 935440; /* [32,256] */
+static real *const d_z_31 = arena + 1689104; /* [32,256] */
+static real *const d_sum_31 = arena + 926736; /* [256] */
+static real *const d_reshape_64 = arena + 935440; /* [32,256] */
+static real *const d_matmul_add_59 = arena + 229760; /* [256,256] */
+static real *const d_pad_31 = arena + 9299472; /* [32,32,256] */
+static real *const d_h_31 = arena + 927248; /* [32,256] */
+static real *const d_z_32 = arena + 935440; /* [32,256] */
+static real *const d_sum_32 = arena + 1689104; /* [256] */
+static real *const d_reshape_65 = arena + 1689104; /* [32,256] */
+static real *const d_pad_32 = arena + 943632; /* [32,32,256] */
+static real *const d_e = arena + 9561616; /* [32,32,256] */
 
 /* The forward pass of the outputs, in the mode forward() or
  * loss_and_grad() set. */
@@ -452,18 +481,19 @@ static void compute_outputs(void)
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
            REAL_C(1.0), slice_2, 256, rnn_w, 256, REAL_C(0.0), matmul_2, 256);
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 256; j++) {
+            z[i * 256 + j] = matmul_2[i * 256 + j] + rnn_b[j];
+        }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), h, 256, rnn_u, 256, REAL_C(0.0), matmul_3, 256);
+           REAL_C(1.0), h, 256, rnn_u, 256, REAL_C(1.0), z_2, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            const real t16 = matmul_2[i * 256 + j] + rnn_b[j];
-            const real t18 = t16 + matmul_3[i * 256 + j];
-            h_2[i * 256 + j] = r_tanh(t18);
-        }
+    for (int i = 0; i < 8192; i++) {
+        h_2[i] = r_tanh(z_2[i]);
+    }
 
     /* models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
     for (int i = 0; i < 32; i++)
@@ -473,19 +503,20 @@ static void compute_outputs(void)
 
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), slice_3, 256, rnn_w, 256, REAL_C(0.0), matmul_4, 256);
+           REAL_C(1.0), slice_3, 256, rnn_w, 256, REAL_C(0.0), matmul_3, 256);
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 256; j++) {
+            z_3[i * 256 + j] = matmul_3[i * 256 + j] + rnn_b[j];
+        }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), h_2, 256, rnn_u, 256, REAL_C(0.0), matmul_5, 256);
+           REAL_C(1.0), h_2, 256, rnn_u, 256, REAL_C(1.0), z_4, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            const real t24 = matmul_4[i * 256 + j] + rnn_b[j];
-            const real t26 = t24 + matmul_5[i * 256 + j];
-            h_3[i * 256 + j] = r_tanh(t26);
-        }
+    for (int i = 0; i < 8192; i++) {
+        h_3[i] = r_tanh(z_4[i]);
+    }
 
     /* models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
     for (int i = 0; i < 32; i++)
@@ -495,19 +526,20 @@ static void compute_outputs(void)
 
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), slice_4, 256, rnn_w, 256, REAL_C(0.0), matmul_6, 256);
+           REAL_C(1.0), slice_4, 256, rnn_w, 256, REAL_C(0.0), matmul_4, 256);
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 256; j++) {
+            z_5[i * 256 + j] = matmul_4[i * 256 + j] + rnn_b[j];
+        }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), h_3, 256, rnn_u, 256, REAL_C(0.0), matmul_7, 256);
+           REAL_C(1.0), h_3, 256, rnn_u, 256, REAL_C(1.0), z_6, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            const real t32 = matmul_6[i * 256 + j] + rnn_b[j];
-            const real t34 = t32 + matmul_7[i * 256 + j];
-            h_4[i * 256 + j] = r_tanh(t34);
-        }
+    for (int i = 0; i < 8192; i++) {
+        h_4[i] = r_tanh(z_6[i]);
+    }
 
     /* models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
     for (int i = 0; i < 32; i++)
@@ -517,19 +549,20 @@ static void compute_outputs(void)
 
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), slice_5, 256, rnn_w, 256, REAL_C(0.0), matmul_8, 256);
+           REAL_C(1.0), slice_5, 256, rnn_w, 256, REAL_C(0.0), matmul_5, 256);
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 256; j++) {
+            z_7[i * 256 + j] = matmul_5[i * 256 + j] + rnn_b[j];
+        }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), h_4, 256, rnn_u, 256, REAL_C(0.0), matmul_9, 256);
+           REAL_C(1.0), h_4, 256, rnn_u, 256, REAL_C(1.0), z_8, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            const real t40 = matmul_8[i * 256 + j] + rnn_b[j];
-            const real t42 = t40 + matmul_9[i * 256 + j];
-            h_5[i * 256 + j] = r_tanh(t42);
-        }
+    for (int i = 0; i < 8192; i++) {
+        h_5[i] = r_tanh(z_8[i]);
+    }
 
     /* models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
     for (int i = 0; i < 32; i++)
@@ -539,19 +572,20 @@ static void compute_outputs(void)
 
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), slice_6, 256, rnn_w, 256, REAL_C(0.0), matmul_10, 256);
+           REAL_C(1.0), slice_6, 256, rnn_w, 256, REAL_C(0.0), matmul_6, 256);
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 256; j++) {
+            z_9[i * 256 + j] = matmul_6[i * 256 + j] + rnn_b[j];
+        }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), h_5, 256, rnn_u, 256, REAL_C(0.0), matmul_11, 256);
+           REAL_C(1.0), h_5, 256, rnn_u, 256, REAL_C(1.0), z_10, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            const real t48 = matmul_10[i * 256 + j] + rnn_b[j];
-            const real t50 = t48 + matmul_11[i * 256 + j];
-            h_6[i * 256 + j] = r_tanh(t50);
-        }
+    for (int i = 0; i < 8192; i++) {
+        h_6[i] = r_tanh(z_10[i]);
+    }
 
     /* models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
     for (int i = 0; i < 32; i++)
@@ -561,19 +595,20 @@ static void compute_outputs(void)
 
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), slice_7, 256, rnn_w, 256, REAL_C(0.0), matmul_12, 256);
+           REAL_C(1.0), slice_7, 256, rnn_w, 256, REAL_C(0.0), matmul_7, 256);
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 256; j++) {
+            z_11[i * 256 + j] = matmul_7[i * 256 + j] + rnn_b[j];
+        }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), h_6, 256, rnn_u, 256, REAL_C(0.0), matmul_13, 256);
+           REAL_C(1.0), h_6, 256, rnn_u, 256, REAL_C(1.0), z_12, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            const real t56 = matmul_12[i * 256 + j] + rnn_b[j];
-            const real t58 = t56 + matmul_13[i * 256 + j];
-            h_7[i * 256 + j] = r_tanh(t58);
-        }
+    for (int i = 0; i < 8192; i++) {
+        h_7[i] = r_tanh(z_12[i]);
+    }
 
     /* models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
     for (int i = 0; i < 32; i++)
@@ -583,19 +618,20 @@ static void compute_outputs(void)
 
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), slice_8, 256, rnn_w, 256, REAL_C(0.0), matmul_14, 256);
+           REAL_C(1.0), slice_8, 256, rnn_w, 256, REAL_C(0.0), matmul_8, 256);
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 256; j++) {
+            z_13[i * 256 + j] = matmul_8[i * 256 + j] + rnn_b[j];
+        }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), h_7, 256, rnn_u, 256, REAL_C(0.0), matmul_15, 256);
+           REAL_C(1.0), h_7, 256, rnn_u, 256, REAL_C(1.0), z_14, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            const real t64 = matmul_14[i * 256 + j] + rnn_b[j];
-            const real t66 = t64 + matmul_15[i * 256 + j];
-            h_8[i * 256 + j] = r_tanh(t66);
-        }
+    for (int i = 0; i < 8192; i++) {
+        h_8[i] = r_tanh(z_14[i]);
+    }
 
     /* models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
     for (int i = 0; i < 32; i++)
@@ -605,19 +641,20 @@ static void compute_outputs(void)
 
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), slice_9, 256, rnn_w, 256, REAL_C(0.0), matmul_16, 256);
+           REAL_C(1.0), slice_9, 256, rnn_w, 256, REAL_C(0.0), matmul_9, 256);
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 256; j++) {
+            z_15[i * 256 + j] = matmul_9[i * 256 + j] + rnn_b[j];
+        }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), h_8, 256, rnn_u, 256, REAL_C(0.0), matmul_17, 256);
+           REAL_C(1.0), h_8, 256, rnn_u, 256, REAL_C(1.0), z_16, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            const real t72 = matmul_16[i * 256 + j] + rnn_b[j];
-            const real t74 = t72 + matmul_17[i * 256 + j];
-            h_9[i * 256 + j] = r_tanh(t74);
-        }
+    for (int i = 0; i < 8192; i++) {
+        h_9[i] = r_tanh(z_16[i]);
+    }
 
     /* models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
     for (int i = 0; i < 32; i++)
@@ -627,19 +664,20 @@ static void compute_outputs(void)
 
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), slice_10, 256, rnn_w, 256, REAL_C(0.0), matmul_18, 256);
+           REAL_C(1.0), slice_10, 256, rnn_w, 256, REAL_C(0.0), matmul_10, 256);
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 256; j++) {
+            z_17[i * 256 + j] = matmul_10[i * 256 + j] + rnn_b[j];
+        }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), h_9, 256, rnn_u, 256, REAL_C(0.0), matmul_19, 256);
+           REAL_C(1.0), h_9, 256, rnn_u, 256, REAL_C(1.0), z_18, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            const real t80 = matmul_18[i * 256 + j] + rnn_b[j];
-            const real t82 = t80 + matmul_19[i * 256 + j];
-            h_10[i * 256 + j] = r_tanh(t82);
-        }
+    for (int i = 0; i < 8192; i++) {
+        h_10[i] = r_tanh(z_18[i]);
+    }
 
     /* models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
     for (int i = 0; i < 32; i++)
@@ -649,19 +687,20 @@ static void compute_outputs(void)
 
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), slice_11, 256, rnn_w, 256, REAL_C(0.0), matmul_20, 256);
+           REAL_C(1.0), slice_11, 256, rnn_w, 256, REAL_C(0.0), matmul_11, 256);
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 256; j++) {
+            z_19[i * 256 + j] = matmul_11[i * 256 + j] + rnn_b[j];
+        }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), h_10, 256, rnn_u, 256, REAL_C(0.0), matmul_21, 256);
+           REAL_C(1.0), h_10, 256, rnn_u, 256, REAL_C(1.0), z_20, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            const real t88 = matmul_20[i * 256 + j] + rnn_b[j];
-            const real t90 = t88 + matmul_21[i * 256 + j];
-            h_11[i * 256 + j] = r_tanh(t90);
-        }
+    for (int i = 0; i < 8192; i++) {
+        h_11[i] = r_tanh(z_20[i]);
+    }
 
     /* models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
     for (int i = 0; i < 32; i++)
@@ -671,19 +710,20 @@ static void compute_outputs(void)
 
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), slice_12, 256, rnn_w, 256, REAL_C(0.0), matmul_22, 256);
+           REAL_C(1.0), slice_12, 256, rnn_w, 256, REAL_C(0.0), matmul_12, 256);
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 256; j++) {
+            z_21[i * 256 + j] = matmul_12[i * 256 + j] + rnn_b[j];
+        }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), h_11, 256, rnn_u, 256, REAL_C(0.0), matmul_23, 256);
+           REAL_C(1.0), h_11, 256, rnn_u, 256, REAL_C(1.0), z_22, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            const real t96 = matmul_22[i * 256 + j] + rnn_b[j];
-            const real t98 = t96 + matmul_23[i * 256 + j];
-            h_12[i * 256 + j] = r_tanh(t98);
-        }
+    for (int i = 0; i < 8192; i++) {
+        h_12[i] = r_tanh(z_22[i]);
+    }
 
     /* models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
     for (int i = 0; i < 32; i++)
@@ -693,19 +733,20 @@ static void compute_outputs(void)
 
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), slice_13, 256, rnn_w, 256, REAL_C(0.0), matmul_24, 256);
+           REAL_C(1.0), slice_13, 256, rnn_w, 256, REAL_C(0.0), matmul_13, 256);
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 256; j++) {
+            z_23[i * 256 + j] = matmul_13[i * 256 + j] + rnn_b[j];
+        }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), h_12, 256, rnn_u, 256, REAL_C(0.0), matmul_25, 256);
+           REAL_C(1.0), h_12, 256, rnn_u, 256, REAL_C(1.0), z_24, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            const real t104 = matmul_24[i * 256 + j] + rnn_b[j];
-            const real t106 = t104 + matmul_25[i * 256 + j];
-            h_13[i * 256 + j] = r_tanh(t106);
-        }
+    for (int i = 0; i < 8192; i++) {
+        h_13[i] = r_tanh(z_24[i]);
+    }
 
     /* models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
     for (int i = 0; i < 32; i++)
@@ -715,19 +756,20 @@ static void compute_outputs(void)
 
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), slice_14, 256, rnn_w, 256, REAL_C(0.0), matmul_26, 256);
+           REAL_C(1.0), slice_14, 256, rnn_w, 256, REAL_C(0.0), matmul_14, 256);
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 256; j++) {
+            z_25[i * 256 + j] = matmul_14[i * 256 + j] + rnn_b[j];
+        }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), h_13, 256, rnn_u, 256, REAL_C(0.0), matmul_27, 256);
+           REAL_C(1.0), h_13, 256, rnn_u, 256, REAL_C(1.0), z_26, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            const real t112 = matmul_26[i * 256 + j] + rnn_b[j];
-            const real t114 = t112 + matmul_27[i * 256 + j];
-            h_14[i * 256 + j] = r_tanh(t114);
-        }
+    for (int i = 0; i < 8192; i++) {
+        h_14[i] = r_tanh(z_26[i]);
+    }
 
     /* models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
     for (int i = 0; i < 32; i++)
@@ -737,19 +779,20 @@ static void compute_outputs(void)
 
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), slice_15, 256, rnn_w, 256, REAL_C(0.0), matmul_28, 256);
+           REAL_C(1.0), slice_15, 256, rnn_w, 256, REAL_C(0.0), matmul_15, 256);
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 256; j++) {
+            z_27[i * 256 + j] = matmul_15[i * 256 + j] + rnn_b[j];
+        }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), h_14, 256, rnn_u, 256, REAL_C(0.0), matmul_29, 256);
+           REAL_C(1.0), h_14, 256, rnn_u, 256, REAL_C(1.0), z_28, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            const real t120 = matmul_28[i * 256 + j] + rnn_b[j];
-            const real t122 = t120 + matmul_29[i * 256 + j];
-            h_15[i * 256 + j] = r_tanh(t122);
-        }
+    for (int i = 0; i < 8192; i++) {
+        h_15[i] = r_tanh(z_28[i]);
+    }
 
     /* models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
     for (int i = 0; i < 32; i++)
@@ -759,19 +802,20 @@ static void compute_outputs(void)
 
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), slice_16, 256, rnn_w, 256, REAL_C(0.0), matmul_30, 256);
+           REAL_C(1.0), slice_16, 256, rnn_w, 256, REAL_C(0.0), matmul_16, 256);
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 256; j++) {
+            z_29[i * 256 + j] = matmul_16[i * 256 + j] + rnn_b[j];
+        }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), h_15, 256, rnn_u, 256, REAL_C(0.0), matmul_31, 256);
+           REAL_C(1.0), h_15, 256, rnn_u, 256, REAL_C(1.0), z_30, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            const real t128 = matmul_30[i * 256 + j] + rnn_b[j];
-            const real t130 = t128 + matmul_31[i * 256 + j];
-            h_16[i * 256 + j] = r_tanh(t130);
-        }
+    for (int i = 0; i < 8192; i++) {
+        h_16[i] = r_tanh(z_30[i]);
+    }
 
     /* models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
     for (int i = 0; i < 32; i++)
@@ -781,19 +825,20 @@ static void compute_outputs(void)
 
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), slice_17, 256, rnn_w, 256, REAL_C(0.0), matmul_32, 256);
+           REAL_C(1.0), slice_17, 256, rnn_w, 256, REAL_C(0.0), matmul_17, 256);
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 256; j++) {
+            z_31[i * 256 + j] = matmul_17[i * 256 + j] + rnn_b[j];
+        }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), h_16, 256, rnn_u, 256, REAL_C(0.0), matmul_33, 256);
+           REAL_C(1.0), h_16, 256, rnn_u, 256, REAL_C(1.0), z_32, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            const real t136 = matmul_32[i * 256 + j] + rnn_b[j];
-            const real t138 = t136 + matmul_33[i * 256 + j];
-            h_17[i * 256 + j] = r_tanh(t138);
-        }
+    for (int i = 0; i < 8192; i++) {
+        h_17[i] = r_tanh(z_32[i]);
+    }
 
     /* models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
     for (int i = 0; i < 32; i++)
@@ -803,19 +848,20 @@ static void compute_outputs(void)
 
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), slice_18, 256, rnn_w, 256, REAL_C(0.0), matmul_34, 256);
+           REAL_C(1.0), slice_18, 256, rnn_w, 256, REAL_C(0.0), matmul_18, 256);
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 256; j++) {
+            z_33[i * 256 + j] = matmul_18[i * 256 + j] + rnn_b[j];
+        }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), h_17, 256, rnn_u, 256, REAL_C(0.0), matmul_35, 256);
+           REAL_C(1.0), h_17, 256, rnn_u, 256, REAL_C(1.0), z_34, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            const real t144 = matmul_34[i * 256 + j] + rnn_b[j];
-            const real t146 = t144 + matmul_35[i * 256 + j];
-            h_18[i * 256 + j] = r_tanh(t146);
-        }
+    for (int i = 0; i < 8192; i++) {
+        h_18[i] = r_tanh(z_34[i]);
+    }
 
     /* models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
     for (int i = 0; i < 32; i++)
@@ -825,19 +871,20 @@ static void compute_outputs(void)
 
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), slice_19, 256, rnn_w, 256, REAL_C(0.0), matmul_36, 256);
+           REAL_C(1.0), slice_19, 256, rnn_w, 256, REAL_C(0.0), matmul_19, 256);
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 256; j++) {
+            z_35[i * 256 + j] = matmul_19[i * 256 + j] + rnn_b[j];
+        }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), h_18, 256, rnn_u, 256, REAL_C(0.0), matmul_37, 256);
+           REAL_C(1.0), h_18, 256, rnn_u, 256, REAL_C(1.0), z_36, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            const real t152 = matmul_36[i * 256 + j] + rnn_b[j];
-            const real t154 = t152 + matmul_37[i * 256 + j];
-            h_19[i * 256 + j] = r_tanh(t154);
-        }
+    for (int i = 0; i < 8192; i++) {
+        h_19[i] = r_tanh(z_36[i]);
+    }
 
     /* models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
     for (int i = 0; i < 32; i++)
@@ -847,19 +894,20 @@ static void compute_outputs(void)
 
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), slice_20, 256, rnn_w, 256, REAL_C(0.0), matmul_38, 256);
+           REAL_C(1.0), slice_20, 256, rnn_w, 256, REAL_C(0.0), matmul_20, 256);
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 256; j++) {
+            z_37[i * 256 + j] = matmul_20[i * 256 + j] + rnn_b[j];
+        }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), h_19, 256, rnn_u, 256, REAL_C(0.0), matmul_39, 256);
+           REAL_C(1.0), h_19, 256, rnn_u, 256, REAL_C(1.0), z_38, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            const real t160 = matmul_38[i * 256 + j] + rnn_b[j];
-            const real t162 = t160 + matmul_39[i * 256 + j];
-            h_20[i * 256 + j] = r_tanh(t162);
-        }
+    for (int i = 0; i < 8192; i++) {
+        h_20[i] = r_tanh(z_38[i]);
+    }
 
     /* models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
     for (int i = 0; i < 32; i++)
@@ -869,19 +917,20 @@ static void compute_outputs(void)
 
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), slice_21, 256, rnn_w, 256, REAL_C(0.0), matmul_40, 256);
+           REAL_C(1.0), slice_21, 256, rnn_w, 256, REAL_C(0.0), matmul_21, 256);
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 256; j++) {
+            z_39[i * 256 + j] = matmul_21[i * 256 + j] + rnn_b[j];
+        }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), h_20, 256, rnn_u, 256, REAL_C(0.0), matmul_41, 256);
+           REAL_C(1.0), h_20, 256, rnn_u, 256, REAL_C(1.0), z_40, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            const real t168 = matmul_40[i * 256 + j] + rnn_b[j];
-            const real t170 = t168 + matmul_41[i * 256 + j];
-            h_21[i * 256 + j] = r_tanh(t170);
-        }
+    for (int i = 0; i < 8192; i++) {
+        h_21[i] = r_tanh(z_40[i]);
+    }
 
     /* models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
     for (int i = 0; i < 32; i++)
@@ -891,19 +940,20 @@ static void compute_outputs(void)
 
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), slice_22, 256, rnn_w, 256, REAL_C(0.0), matmul_42, 256);
+           REAL_C(1.0), slice_22, 256, rnn_w, 256, REAL_C(0.0), matmul_22, 256);
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 256; j++) {
+            z_41[i * 256 + j] = matmul_22[i * 256 + j] + rnn_b[j];
+        }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), h_21, 256, rnn_u, 256, REAL_C(0.0), matmul_43, 256);
+           REAL_C(1.0), h_21, 256, rnn_u, 256, REAL_C(1.0), z_42, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            const real t176 = matmul_42[i * 256 + j] + rnn_b[j];
-            const real t178 = t176 + matmul_43[i * 256 + j];
-            h_22[i * 256 + j] = r_tanh(t178);
-        }
+    for (int i = 0; i < 8192; i++) {
+        h_22[i] = r_tanh(z_42[i]);
+    }
 
     /* models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
     for (int i = 0; i < 32; i++)
@@ -913,19 +963,20 @@ static void compute_outputs(void)
 
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), slice_23, 256, rnn_w, 256, REAL_C(0.0), matmul_44, 256);
+           REAL_C(1.0), slice_23, 256, rnn_w, 256, REAL_C(0.0), matmul_23, 256);
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 256; j++) {
+            z_43[i * 256 + j] = matmul_23[i * 256 + j] + rnn_b[j];
+        }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), h_22, 256, rnn_u, 256, REAL_C(0.0), matmul_45, 256);
+           REAL_C(1.0), h_22, 256, rnn_u, 256, REAL_C(1.0), z_44, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            const real t184 = matmul_44[i * 256 + j] + rnn_b[j];
-            const real t186 = t184 + matmul_45[i * 256 + j];
-            h_23[i * 256 + j] = r_tanh(t186);
-        }
+    for (int i = 0; i < 8192; i++) {
+        h_23[i] = r_tanh(z_44[i]);
+    }
 
     /* models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
     for (int i = 0; i < 32; i++)
@@ -935,19 +986,20 @@ static void compute_outputs(void)
 
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), slice_24, 256, rnn_w, 256, REAL_C(0.0), matmul_46, 256);
+           REAL_C(1.0), slice_24, 256, rnn_w, 256, REAL_C(0.0), matmul_24, 256);
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 256; j++) {
+            z_45[i * 256 + j] = matmul_24[i * 256 + j] + rnn_b[j];
+        }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), h_23, 256, rnn_u, 256, REAL_C(0.0), matmul_47, 256);
+           REAL_C(1.0), h_23, 256, rnn_u, 256, REAL_C(1.0), z_46, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            const real t192 = matmul_46[i * 256 + j] + rnn_b[j];
-            const real t194 = t192 + matmul_47[i * 256 + j];
-            h_24[i * 256 + j] = r_tanh(t194);
-        }
+    for (int i = 0; i < 8192; i++) {
+        h_24[i] = r_tanh(z_46[i]);
+    }
 
     /* models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
     for (int i = 0; i < 32; i++)
@@ -957,19 +1009,20 @@ static void compute_outputs(void)
 
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), slice_25, 256, rnn_w, 256, REAL_C(0.0), matmul_48, 256);
+           REAL_C(1.0), slice_25, 256, rnn_w, 256, REAL_C(0.0), matmul_25, 256);
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 256; j++) {
+            z_47[i * 256 + j] = matmul_25[i * 256 + j] + rnn_b[j];
+        }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), h_24, 256, rnn_u, 256, REAL_C(0.0), matmul_49, 256);
+           REAL_C(1.0), h_24, 256, rnn_u, 256, REAL_C(1.0), z_48, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            const real t200 = matmul_48[i * 256 + j] + rnn_b[j];
-            const real t202 = t200 + matmul_49[i * 256 + j];
-            h_25[i * 256 + j] = r_tanh(t202);
-        }
+    for (int i = 0; i < 8192; i++) {
+        h_25[i] = r_tanh(z_48[i]);
+    }
 
     /* models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
     for (int i = 0; i < 32; i++)
@@ -979,19 +1032,20 @@ static void compute_outputs(void)
 
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), slice_26, 256, rnn_w, 256, REAL_C(0.0), matmul_50, 256);
+           REAL_C(1.0), slice_26, 256, rnn_w, 256, REAL_C(0.0), matmul_26, 256);
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 256; j++) {
+            z_49[i * 256 + j] = matmul_26[i * 256 + j] + rnn_b[j];
+        }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), h_25, 256, rnn_u, 256, REAL_C(0.0), matmul_51, 256);
+           REAL_C(1.0), h_25, 256, rnn_u, 256, REAL_C(1.0), z_50, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            const real t208 = matmul_50[i * 256 + j] + rnn_b[j];
-            const real t210 = t208 + matmul_51[i * 256 + j];
-            h_26[i * 256 + j] = r_tanh(t210);
-        }
+    for (int i = 0; i < 8192; i++) {
+        h_26[i] = r_tanh(z_50[i]);
+    }
 
     /* models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
     for (int i = 0; i < 32; i++)
@@ -1001,19 +1055,20 @@ static void compute_outputs(void)
 
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), slice_27, 256, rnn_w, 256, REAL_C(0.0), matmul_52, 256);
+           REAL_C(1.0), slice_27, 256, rnn_w, 256, REAL_C(0.0), matmul_27, 256);
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 256; j++) {
+            z_51[i * 256 + j] = matmul_27[i * 256 + j] + rnn_b[j];
+        }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), h_26, 256, rnn_u, 256, REAL_C(0.0), matmul_53, 256);
+           REAL_C(1.0), h_26, 256, rnn_u, 256, REAL_C(1.0), z_52, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            const real t216 = matmul_52[i * 256 + j] + rnn_b[j];
-            const real t218 = t216 + matmul_53[i * 256 + j];
-            h_27[i * 256 + j] = r_tanh(t218);
-        }
+    for (int i = 0; i < 8192; i++) {
+        h_27[i] = r_tanh(z_52[i]);
+    }
 
     /* models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
     for (int i = 0; i < 32; i++)
@@ -1023,19 +1078,20 @@ static void compute_outputs(void)
 
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), slice_28, 256, rnn_w, 256, REAL_C(0.0), matmul_54, 256);
+           REAL_C(1.0), slice_28, 256, rnn_w, 256, REAL_C(0.0), matmul_28, 256);
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 256; j++) {
+            z_53[i * 256 + j] = matmul_28[i * 256 + j] + rnn_b[j];
+        }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), h_27, 256, rnn_u, 256, REAL_C(0.0), matmul_55, 256);
+           REAL_C(1.0), h_27, 256, rnn_u, 256, REAL_C(1.0), z_54, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            const real t224 = matmul_54[i * 256 + j] + rnn_b[j];
-            const real t226 = t224 + matmul_55[i * 256 + j];
-            h_28[i * 256 + j] = r_tanh(t226);
-        }
+    for (int i = 0; i < 8192; i++) {
+        h_28[i] = r_tanh(z_54[i]);
+    }
 
     /* models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
     for (int i = 0; i < 32; i++)
@@ -1045,19 +1101,20 @@ static void compute_outputs(void)
 
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), slice_29, 256, rnn_w, 256, REAL_C(0.0), matmul_56, 256);
+           REAL_C(1.0), slice_29, 256, rnn_w, 256, REAL_C(0.0), matmul_29, 256);
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 256; j++) {
+            z_55[i * 256 + j] = matmul_29[i * 256 + j] + rnn_b[j];
+        }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), h_28, 256, rnn_u, 256, REAL_C(0.0), matmul_57, 256);
+           REAL_C(1.0), h_28, 256, rnn_u, 256, REAL_C(1.0), z_56, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            const real t232 = matmul_56[i * 256 + j] + rnn_b[j];
-            const real t234 = t232 + matmul_57[i * 256 + j];
-            h_29[i * 256 + j] = r_tanh(t234);
-        }
+    for (int i = 0; i < 8192; i++) {
+        h_29[i] = r_tanh(z_56[i]);
+    }
 
     /* models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
     for (int i = 0; i < 32; i++)
@@ -1067,19 +1124,20 @@ static void compute_outputs(void)
 
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), slice_30, 256, rnn_w, 256, REAL_C(0.0), matmul_58, 256);
+           REAL_C(1.0), slice_30, 256, rnn_w, 256, REAL_C(0.0), matmul_30, 256);
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 256; j++) {
+            z_57[i * 256 + j] = matmul_30[i * 256 + j] + rnn_b[j];
+        }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), h_29, 256, rnn_u, 256, REAL_C(0.0), matmul_59, 256);
+           REAL_C(1.0), h_29, 256, rnn_u, 256, REAL_C(1.0), z_58, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            const real t240 = matmul_58[i * 256 + j] + rnn_b[j];
-            const real t242 = t240 + matmul_59[i * 256 + j];
-            h_30[i * 256 + j] = r_tanh(t242);
-        }
+    for (int i = 0; i < 8192; i++) {
+        h_30[i] = r_tanh(z_58[i]);
+    }
 
     /* models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
     for (int i = 0; i < 32; i++)
@@ -1089,19 +1147,20 @@ static void compute_outputs(void)
 
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), slice_31, 256, rnn_w, 256, REAL_C(0.0), matmul_60, 256);
+           REAL_C(1.0), slice_31, 256, rnn_w, 256, REAL_C(0.0), matmul_31, 256);
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 256; j++) {
+            z_59[i * 256 + j] = matmul_31[i * 256 + j] + rnn_b[j];
+        }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), h_30, 256, rnn_u, 256, REAL_C(0.0), matmul_61, 256);
+           REAL_C(1.0), h_30, 256, rnn_u, 256, REAL_C(1.0), z_60, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            const real t248 = matmul_60[i * 256 + j] + rnn_b[j];
-            const real t250 = t248 + matmul_61[i * 256 + j];
-            h_31[i * 256 + j] = r_tanh(t250);
-        }
+    for (int i = 0; i < 8192; i++) {
+        h_31[i] = r_tanh(z_60[i]);
+    }
 
     /* models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
     for (int i = 0; i < 32; i++)
@@ -1111,19 +1170,20 @@ static void compute_outputs(void)
 
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), slice_32, 256, rnn_w, 256, REAL_C(0.0), matmul_62, 256);
+           REAL_C(1.0), slice_32, 256, rnn_w, 256, REAL_C(0.0), matmul_32, 256);
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 256; j++) {
+            z_61[i * 256 + j] = matmul_32[i * 256 + j] + rnn_b[j];
+        }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), h_31, 256, rnn_u, 256, REAL_C(0.0), matmul_63, 256);
+           REAL_C(1.0), h_31, 256, rnn_u, 256, REAL_C(1.0), z_62, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            const real t256 = matmul_62[i * 256 + j] + rnn_b[j];
-            const real t258 = t256 + matmul_63[i * 256 + j];
-            h_32[i * 256 + j] = r_tanh(t258);
-        }
+    for (int i = 0; i < 8192; i++) {
+        h_32[i] = r_tanh(z_62[i]);
+    }
 
     /* models/char_rnn.lua:21: local logits = dense(concat(hs, 2), V, "out")   -- [N, T, V] */
     for (int i = 0; i < 32; i++)
@@ -1193,10 +1253,10 @@ static void compute_outputs(void)
 
     /* models/lib/dense.lua:9: return x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1024, 128, 256,
-           REAL_C(1.0), concat, 256, out_w, 128, REAL_C(0.0), matmul_64, 128);
+           REAL_C(1.0), concat, 256, out_w, 128, REAL_C(0.0), matmul_33, 128);
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            logits[i * 128 + j] = matmul_64[i * 128 + j] + out_b[j];
+            logits[i * 128 + j] = matmul_33[i * 128 + j] + out_b[j];
         }
 }
 
@@ -1400,16 +1460,14 @@ static void compute_grads(void)
 
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        const real t314 = h_32[i] * h_32[i];
-        const real t315 = REAL_C(1.0) - t314;
-        d_z[i] = d_reshape_33[i] * t315;
+        const real t283 = h_32[i] * h_32[i];
+        const real t284 = REAL_C(1.0) - t283;
+        d_z[i] = d_reshape_33[i] * t284;
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
-           REAL_C(1.0), d_z, 256, rnn_u, 256, REAL_C(0.0), d_matmul, 256);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), h_31, 256, d_z, 256, REAL_C(0.0), d_matmul_2, 256);
+           REAL_C(1.0), h_31, 256, d_z, 256, REAL_C(0.0), d_matmul, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     memset(d_sum, 0, 256 * sizeof *d_sum);
@@ -1420,7 +1478,7 @@ static void compute_grads(void)
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
            REAL_C(1.0), d_z, 256, rnn_w, 256, REAL_C(0.0), d_reshape_34, 256);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), slice_32, 256, d_z, 256, REAL_C(0.0), d_matmul_3, 256);
+           REAL_C(1.0), slice_32, 256, d_z, 256, REAL_C(0.0), d_matmul_2, 256);
 
     /* backward of models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
     memset(d_pad, 0, 262144 * sizeof *d_pad);
@@ -1429,19 +1487,20 @@ static void compute_grads(void)
             d_pad[i * 8192 + j + 7936] = d_reshape_34[i * 256 + j];
         }
 
+    /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
+    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
+           REAL_C(1.0), d_z, 256, rnn_u, 256, REAL_C(1.0), d_h, 256);
+
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        const real t325 = d_matmul[i] + d_reshape_32[i];
-        const real t326 = h_31[i] * h_31[i];
-        const real t327 = REAL_C(1.0) - t326;
-        d_z_2[i] = t325 * t327;
+        const real t294 = h_31[i] * h_31[i];
+        const real t295 = REAL_C(1.0) - t294;
+        d_z_2[i] = d_h[i] * t295;
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
-           REAL_C(1.0), d_z_2, 256, rnn_u, 256, REAL_C(0.0), d_matmul_4, 256);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), h_30, 256, d_z_2, 256, REAL_C(0.0), d_matmul_5, 256);
+           REAL_C(1.0), h_30, 256, d_z_2, 256, REAL_C(1.0), d_matmul_add, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     memset(d_sum_2, 0, 256 * sizeof *d_sum_2);
@@ -1452,7 +1511,7 @@ static void compute_grads(void)
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
            REAL_C(1.0), d_z_2, 256, rnn_w, 256, REAL_C(0.0), d_reshape_35, 256);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), slice_31, 256, d_z_2, 256, REAL_C(0.0), d_matmul_6, 256);
+           REAL_C(1.0), slice_31, 256, d_z_2, 256, REAL_C(1.0), d_matmul_add_2, 256);
 
     /* backward of models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
     memset(d_pad_2, 0, 262144 * sizeof *d_pad_2);
@@ -1461,19 +1520,20 @@ static void compute_grads(void)
             d_pad_2[i * 8192 + j + 7680] = d_reshape_35[i * 256 + j];
         }
 
+    /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
+    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
+           REAL_C(1.0), d_z_2, 256, rnn_u, 256, REAL_C(1.0), d_h_2, 256);
+
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        const real t341 = d_matmul_4[i] + d_reshape_31[i];
-        const real t342 = h_30[i] * h_30[i];
-        const real t343 = REAL_C(1.0) - t342;
-        d_z_3[i] = t341 * t343;
+        const real t307 = h_30[i] * h_30[i];
+        const real t308 = REAL_C(1.0) - t307;
+        d_z_3[i] = d_h_2[i] * t308;
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
-           REAL_C(1.0), d_z_3, 256, rnn_u, 256, REAL_C(0.0), d_matmul_7, 256);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), h_29, 256, d_z_3, 256, REAL_C(0.0), d_matmul_8, 256);
+           REAL_C(1.0), h_29, 256, d_z_3, 256, REAL_C(1.0), d_matmul_add_3, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     memset(d_sum_3, 0, 256 * sizeof *d_sum_3);
@@ -1484,7 +1544,7 @@ static void compute_grads(void)
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
            REAL_C(1.0), d_z_3, 256, rnn_w, 256, REAL_C(0.0), d_reshape_36, 256);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), slice_30, 256, d_z_3, 256, REAL_C(0.0), d_matmul_9, 256);
+           REAL_C(1.0), slice_30, 256, d_z_3, 256, REAL_C(1.0), d_matmul_add_4, 256);
 
     /* backward of models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
     memset(d_pad_3, 0, 262144 * sizeof *d_pad_3);
@@ -1493,19 +1553,20 @@ static void compute_grads(void)
             d_pad_3[i * 8192 + j + 7424] = d_reshape_36[i * 256 + j];
         }
 
+    /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
+    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
+           REAL_C(1.0), d_z_3, 256, rnn_u, 256, REAL_C(1.0), d_h_3, 256);
+
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        const real t357 = d_matmul_7[i] + d_reshape_30[i];
-        const real t358 = h_29[i] * h_29[i];
-        const real t359 = REAL_C(1.0) - t358;
-        d_z_4[i] = t357 * t359;
+        const real t320 = h_29[i] * h_29[i];
+        const real t321 = REAL_C(1.0) - t320;
+        d_z_4[i] = d_h_3[i] * t321;
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
-           REAL_C(1.0), d_z_4, 256, rnn_u, 256, REAL_C(0.0), d_matmul_10, 256);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), h_28, 256, d_z_4, 256, REAL_C(0.0), d_matmul_11, 256);
+           REAL_C(1.0), h_28, 256, d_z_4, 256, REAL_C(1.0), d_matmul_add_5, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     memset(d_sum_4, 0, 256 * sizeof *d_sum_4);
@@ -1516,7 +1577,7 @@ static void compute_grads(void)
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
            REAL_C(1.0), d_z_4, 256, rnn_w, 256, REAL_C(0.0), d_reshape_37, 256);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), slice_29, 256, d_z_4, 256, REAL_C(0.0), d_matmul_12, 256);
+           REAL_C(1.0), slice_29, 256, d_z_4, 256, REAL_C(1.0), d_matmul_add_6, 256);
 
     /* backward of models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
     memset(d_pad_4, 0, 262144 * sizeof *d_pad_4);
@@ -1525,19 +1586,20 @@ static void compute_grads(void)
             d_pad_4[i * 8192 + j + 7168] = d_reshape_37[i * 256 + j];
         }
 
+    /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
+    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
+           REAL_C(1.0), d_z_4, 256, rnn_u, 256, REAL_C(1.0), d_h_4, 256);
+
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        const real t373 = d_matmul_10[i] + d_reshape_29[i];
-        const real t374 = h_28[i] * h_28[i];
-        const real t375 = REAL_C(1.0) - t374;
-        d_z_5[i] = t373 * t375;
+        const real t333 = h_28[i] * h_28[i];
+        const real t334 = REAL_C(1.0) - t333;
+        d_z_5[i] = d_h_4[i] * t334;
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
-           REAL_C(1.0), d_z_5, 256, rnn_u, 256, REAL_C(0.0), d_matmul_13, 256);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), h_27, 256, d_z_5, 256, REAL_C(0.0), d_matmul_14, 256);
+           REAL_C(1.0), h_27, 256, d_z_5, 256, REAL_C(1.0), d_matmul_add_7, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     memset(d_sum_5, 0, 256 * sizeof *d_sum_5);
@@ -1548,7 +1610,7 @@ static void compute_grads(void)
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
            REAL_C(1.0), d_z_5, 256, rnn_w, 256, REAL_C(0.0), d_reshape_38, 256);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), slice_28, 256, d_z_5, 256, REAL_C(0.0), d_matmul_15, 256);
+           REAL_C(1.0), slice_28, 256, d_z_5, 256, REAL_C(1.0), d_matmul_add_8, 256);
 
     /* backward of models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
     memset(d_pad_5, 0, 262144 * sizeof *d_pad_5);
@@ -1557,19 +1619,20 @@ static void compute_grads(void)
             d_pad_5[i * 8192 + j + 6912] = d_reshape_38[i * 256 + j];
         }
 
+    /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
+    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
+           REAL_C(1.0), d_z_5, 256, rnn_u, 256, REAL_C(1.0), d_h_5, 256);
+
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        const real t389 = d_matmul_13[i] + d_reshape_28[i];
-        const real t390 = h_27[i] * h_27[i];
-        const real t391 = REAL_C(1.0) - t390;
-        d_z_6[i] = t389 * t391;
+        const real t346 = h_27[i] * h_27[i];
+        const real t347 = REAL_C(1.0) - t346;
+        d_z_6[i] = d_h_5[i] * t347;
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
-           REAL_C(1.0), d_z_6, 256, rnn_u, 256, REAL_C(0.0), d_matmul_16, 256);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), h_26, 256, d_z_6, 256, REAL_C(0.0), d_matmul_17, 256);
+           REAL_C(1.0), h_26, 256, d_z_6, 256, REAL_C(1.0), d_matmul_add_9, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     memset(d_sum_6, 0, 256 * sizeof *d_sum_6);
@@ -1580,7 +1643,7 @@ static void compute_grads(void)
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
            REAL_C(1.0), d_z_6, 256, rnn_w, 256, REAL_C(0.0), d_reshape_39, 256);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), slice_27, 256, d_z_6, 256, REAL_C(0.0), d_matmul_18, 256);
+           REAL_C(1.0), slice_27, 256, d_z_6, 256, REAL_C(1.0), d_matmul_add_10, 256);
 
     /* backward of models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
     memset(d_pad_6, 0, 262144 * sizeof *d_pad_6);
@@ -1589,19 +1652,20 @@ static void compute_grads(void)
             d_pad_6[i * 8192 + j + 6656] = d_reshape_39[i * 256 + j];
         }
 
+    /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
+    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
+           REAL_C(1.0), d_z_6, 256, rnn_u, 256, REAL_C(1.0), d_h_6, 256);
+
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        const real t405 = d_matmul_16[i] + d_reshape_27[i];
-        const real t406 = h_26[i] * h_26[i];
-        const real t407 = REAL_C(1.0) - t406;
-        d_z_7[i] = t405 * t407;
+        const real t359 = h_26[i] * h_26[i];
+        const real t360 = REAL_C(1.0) - t359;
+        d_z_7[i] = d_h_6[i] * t360;
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
-           REAL_C(1.0), d_z_7, 256, rnn_u, 256, REAL_C(0.0), d_matmul_19, 256);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), h_25, 256, d_z_7, 256, REAL_C(0.0), d_matmul_20, 256);
+           REAL_C(1.0), h_25, 256, d_z_7, 256, REAL_C(1.0), d_matmul_add_11, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     memset(d_sum_7, 0, 256 * sizeof *d_sum_7);
@@ -1612,7 +1676,7 @@ static void compute_grads(void)
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
            REAL_C(1.0), d_z_7, 256, rnn_w, 256, REAL_C(0.0), d_reshape_40, 256);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), slice_26, 256, d_z_7, 256, REAL_C(0.0), d_matmul_21, 256);
+           REAL_C(1.0), slice_26, 256, d_z_7, 256, REAL_C(1.0), d_matmul_add_12, 256);
 
     /* backward of models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
     memset(d_pad_7, 0, 262144 * sizeof *d_pad_7);
@@ -1621,19 +1685,20 @@ static void compute_grads(void)
             d_pad_7[i * 8192 + j + 6400] = d_reshape_40[i * 256 + j];
         }
 
+    /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
+    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
+           REAL_C(1.0), d_z_7, 256, rnn_u, 256, REAL_C(1.0), d_h_7, 256);
+
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        const real t421 = d_matmul_19[i] + d_reshape_26[i];
-        const real t422 = h_25[i] * h_25[i];
-        const real t423 = REAL_C(1.0) - t422;
-        d_z_8[i] = t421 * t423;
+        const real t372 = h_25[i] * h_25[i];
+        const real t373 = REAL_C(1.0) - t372;
+        d_z_8[i] = d_h_7[i] * t373;
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
-           REAL_C(1.0), d_z_8, 256, rnn_u, 256, REAL_C(0.0), d_matmul_22, 256);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), h_24, 256, d_z_8, 256, REAL_C(0.0), d_matmul_23, 256);
+           REAL_C(1.0), h_24, 256, d_z_8, 256, REAL_C(1.0), d_matmul_add_13, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     memset(d_sum_8, 0, 256 * sizeof *d_sum_8);
@@ -1644,7 +1709,7 @@ static void compute_grads(void)
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
            REAL_C(1.0), d_z_8, 256, rnn_w, 256, REAL_C(0.0), d_reshape_41, 256);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), slice_25, 256, d_z_8, 256, REAL_C(0.0), d_matmul_24, 256);
+           REAL_C(1.0), slice_25, 256, d_z_8, 256, REAL_C(1.0), d_matmul_add_14, 256);
 
     /* backward of models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
     memset(d_pad_8, 0, 262144 * sizeof *d_pad_8);
@@ -1653,19 +1718,20 @@ static void compute_grads(void)
             d_pad_8[i * 8192 + j + 6144] = d_reshape_41[i * 256 + j];
         }
 
+    /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
+    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
+           REAL_C(1.0), d_z_8, 256, rnn_u, 256, REAL_C(1.0), d_h_8, 256);
+
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        const real t437 = d_matmul_22[i] + d_reshape_25[i];
-        const real t438 = h_24[i] * h_24[i];
-        const real t439 = REAL_C(1.0) - t438;
-        d_z_9[i] = t437 * t439;
+        const real t385 = h_24[i] * h_24[i];
+        const real t386 = REAL_C(1.0) - t385;
+        d_z_9[i] = d_h_8[i] * t386;
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
-           REAL_C(1.0), d_z_9, 256, rnn_u, 256, REAL_C(0.0), d_matmul_25, 256);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), h_23, 256, d_z_9, 256, REAL_C(0.0), d_matmul_26, 256);
+           REAL_C(1.0), h_23, 256, d_z_9, 256, REAL_C(1.0), d_matmul_add_15, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     memset(d_sum_9, 0, 256 * sizeof *d_sum_9);
@@ -1676,7 +1742,7 @@ static void compute_grads(void)
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
            REAL_C(1.0), d_z_9, 256, rnn_w, 256, REAL_C(0.0), d_reshape_42, 256);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), slice_24, 256, d_z_9, 256, REAL_C(0.0), d_matmul_27, 256);
+           REAL_C(1.0), slice_24, 256, d_z_9, 256, REAL_C(1.0), d_matmul_add_16, 256);
 
     /* backward of models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
     memset(d_pad_9, 0, 262144 * sizeof *d_pad_9);
@@ -1685,19 +1751,20 @@ static void compute_grads(void)
             d_pad_9[i * 8192 + j + 5888] = d_reshape_42[i * 256 + j];
         }
 
+    /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
+    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
+           REAL_C(1.0), d_z_9, 256, rnn_u, 256, REAL_C(1.0), d_h_9, 256);
+
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        const real t453 = d_matmul_25[i] + d_reshape_24[i];
-        const real t454 = h_23[i] * h_23[i];
-        const real t455 = REAL_C(1.0) - t454;
-        d_z_10[i] = t453 * t455;
+        const real t398 = h_23[i] * h_23[i];
+        const real t399 = REAL_C(1.0) - t398;
+        d_z_10[i] = d_h_9[i] * t399;
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
-           REAL_C(1.0), d_z_10, 256, rnn_u, 256, REAL_C(0.0), d_matmul_28, 256);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), h_22, 256, d_z_10, 256, REAL_C(0.0), d_matmul_29, 256);
+           REAL_C(1.0), h_22, 256, d_z_10, 256, REAL_C(1.0), d_matmul_add_17, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     memset(d_sum_10, 0, 256 * sizeof *d_sum_10);
@@ -1708,7 +1775,7 @@ static void compute_grads(void)
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
            REAL_C(1.0), d_z_10, 256, rnn_w, 256, REAL_C(0.0), d_reshape_43, 256);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), slice_23, 256, d_z_10, 256, REAL_C(0.0), d_matmul_30, 256);
+           REAL_C(1.0), slice_23, 256, d_z_10, 256, REAL_C(1.0), d_matmul_add_18, 256);
 
     /* backward of models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
     memset(d_pad_10, 0, 262144 * sizeof *d_pad_10);
@@ -1717,19 +1784,20 @@ static void compute_grads(void)
             d_pad_10[i * 8192 + j + 5632] = d_reshape_43[i * 256 + j];
         }
 
+    /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
+    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
+           REAL_C(1.0), d_z_10, 256, rnn_u, 256, REAL_C(1.0), d_h_10, 256);
+
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        const real t469 = d_matmul_28[i] + d_reshape_23[i];
-        const real t470 = h_22[i] * h_22[i];
-        const real t471 = REAL_C(1.0) - t470;
-        d_z_11[i] = t469 * t471;
+        const real t411 = h_22[i] * h_22[i];
+        const real t412 = REAL_C(1.0) - t411;
+        d_z_11[i] = d_h_10[i] * t412;
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
-           REAL_C(1.0), d_z_11, 256, rnn_u, 256, REAL_C(0.0), d_matmul_31, 256);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), h_21, 256, d_z_11, 256, REAL_C(0.0), d_matmul_32, 256);
+           REAL_C(1.0), h_21, 256, d_z_11, 256, REAL_C(1.0), d_matmul_add_19, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     memset(d_sum_11, 0, 256 * sizeof *d_sum_11);
@@ -1740,7 +1808,7 @@ static void compute_grads(void)
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
            REAL_C(1.0), d_z_11, 256, rnn_w, 256, REAL_C(0.0), d_reshape_44, 256);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), slice_22, 256, d_z_11, 256, REAL_C(0.0), d_matmul_33, 256);
+           REAL_C(1.0), slice_22, 256, d_z_11, 256, REAL_C(1.0), d_matmul_add_20, 256);
 
     /* backward of models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
     memset(d_pad_11, 0, 262144 * sizeof *d_pad_11);
@@ -1749,19 +1817,20 @@ static void compute_grads(void)
             d_pad_11[i * 8192 + j + 5376] = d_reshape_44[i * 256 + j];
         }
 
+    /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
+    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
+           REAL_C(1.0), d_z_11, 256, rnn_u, 256, REAL_C(1.0), d_h_11, 256);
+
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        const real t485 = d_matmul_31[i] + d_reshape_22[i];
-        const real t486 = h_21[i] * h_21[i];
-        const real t487 = REAL_C(1.0) - t486;
-        d_z_12[i] = t485 * t487;
+        const real t424 = h_21[i] * h_21[i];
+        const real t425 = REAL_C(1.0) - t424;
+        d_z_12[i] = d_h_11[i] * t425;
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
-           REAL_C(1.0), d_z_12, 256, rnn_u, 256, REAL_C(0.0), d_matmul_34, 256);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), h_20, 256, d_z_12, 256, REAL_C(0.0), d_matmul_35, 256);
+           REAL_C(1.0), h_20, 256, d_z_12, 256, REAL_C(1.0), d_matmul_add_21, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     memset(d_sum_12, 0, 256 * sizeof *d_sum_12);
@@ -1772,7 +1841,7 @@ static void compute_grads(void)
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
            REAL_C(1.0), d_z_12, 256, rnn_w, 256, REAL_C(0.0), d_reshape_45, 256);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), slice_21, 256, d_z_12, 256, REAL_C(0.0), d_matmul_36, 256);
+           REAL_C(1.0), slice_21, 256, d_z_12, 256, REAL_C(1.0), d_matmul_add_22, 256);
 
     /* backward of models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
     memset(d_pad_12, 0, 262144 * sizeof *d_pad_12);
@@ -1781,19 +1850,20 @@ static void compute_grads(void)
             d_pad_12[i * 8192 + j + 5120] = d_reshape_45[i * 256 + j];
         }
 
+    /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
+    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
+           REAL_C(1.0), d_z_12, 256, rnn_u, 256, REAL_C(1.0), d_h_12, 256);
+
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        const real t501 = d_matmul_34[i] + d_reshape_21[i];
-        const real t502 = h_20[i] * h_20[i];
-        const real t503 = REAL_C(1.0) - t502;
-        d_z_13[i] = t501 * t503;
+        const real t437 = h_20[i] * h_20[i];
+        const real t438 = REAL_C(1.0) - t437;
+        d_z_13[i] = d_h_12[i] * t438;
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
-           REAL_C(1.0), d_z_13, 256, rnn_u, 256, REAL_C(0.0), d_matmul_37, 256);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), h_19, 256, d_z_13, 256, REAL_C(0.0), d_matmul_38, 256);
+           REAL_C(1.0), h_19, 256, d_z_13, 256, REAL_C(1.0), d_matmul_add_23, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     memset(d_sum_13, 0, 256 * sizeof *d_sum_13);
@@ -1804,7 +1874,7 @@ static void compute_grads(void)
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
            REAL_C(1.0), d_z_13, 256, rnn_w, 256, REAL_C(0.0), d_reshape_46, 256);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), slice_20, 256, d_z_13, 256, REAL_C(0.0), d_matmul_39, 256);
+           REAL_C(1.0), slice_20, 256, d_z_13, 256, REAL_C(1.0), d_matmul_add_24, 256);
 
     /* backward of models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
     memset(d_pad_13, 0, 262144 * sizeof *d_pad_13);
@@ -1813,19 +1883,20 @@ static void compute_grads(void)
             d_pad_13[i * 8192 + j + 4864] = d_reshape_46[i * 256 + j];
         }
 
+    /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
+    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
+           REAL_C(1.0), d_z_13, 256, rnn_u, 256, REAL_C(1.0), d_h_13, 256);
+
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        const real t517 = d_matmul_37[i] + d_reshape_20[i];
-        const real t518 = h_19[i] * h_19[i];
-        const real t519 = REAL_C(1.0) - t518;
-        d_z_14[i] = t517 * t519;
+        const real t450 = h_19[i] * h_19[i];
+        const real t451 = REAL_C(1.0) - t450;
+        d_z_14[i] = d_h_13[i] * t451;
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
-           REAL_C(1.0), d_z_14, 256, rnn_u, 256, REAL_C(0.0), d_matmul_40, 256);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), h_18, 256, d_z_14, 256, REAL_C(0.0), d_matmul_41, 256);
+           REAL_C(1.0), h_18, 256, d_z_14, 256, REAL_C(1.0), d_matmul_add_25, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     memset(d_sum_14, 0, 256 * sizeof *d_sum_14);
@@ -1836,7 +1907,7 @@ static void compute_grads(void)
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
            REAL_C(1.0), d_z_14, 256, rnn_w, 256, REAL_C(0.0), d_reshape_47, 256);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), slice_19, 256, d_z_14, 256, REAL_C(0.0), d_matmul_42, 256);
+           REAL_C(1.0), slice_19, 256, d_z_14, 256, REAL_C(1.0), d_matmul_add_26, 256);
 
     /* backward of models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
     memset(d_pad_14, 0, 262144 * sizeof *d_pad_14);
@@ -1845,19 +1916,20 @@ static void compute_grads(void)
             d_pad_14[i * 8192 + j + 4608] = d_reshape_47[i * 256 + j];
         }
 
+    /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
+    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
+           REAL_C(1.0), d_z_14, 256, rnn_u, 256, REAL_C(1.0), d_h_14, 256);
+
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        const real t533 = d_matmul_40[i] + d_reshape_19[i];
-        const real t534 = h_18[i] * h_18[i];
-        const real t535 = REAL_C(1.0) - t534;
-        d_z_15[i] = t533 * t535;
+        const real t463 = h_18[i] * h_18[i];
+        const real t464 = REAL_C(1.0) - t463;
+        d_z_15[i] = d_h_14[i] * t464;
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
-           REAL_C(1.0), d_z_15, 256, rnn_u, 256, REAL_C(0.0), d_matmul_43, 256);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), h_17, 256, d_z_15, 256, REAL_C(0.0), d_matmul_44, 256);
+           REAL_C(1.0), h_17, 256, d_z_15, 256, REAL_C(1.0), d_matmul_add_27, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     memset(d_sum_15, 0, 256 * sizeof *d_sum_15);
@@ -1868,7 +1940,7 @@ static void compute_grads(void)
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
            REAL_C(1.0), d_z_15, 256, rnn_w, 256, REAL_C(0.0), d_reshape_48, 256);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), slice_18, 256, d_z_15, 256, REAL_C(0.0), d_matmul_45, 256);
+           REAL_C(1.0), slice_18, 256, d_z_15, 256, REAL_C(1.0), d_matmul_add_28, 256);
 
     /* backward of models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
     memset(d_pad_15, 0, 262144 * sizeof *d_pad_15);
@@ -1877,19 +1949,20 @@ static void compute_grads(void)
             d_pad_15[i * 8192 + j + 4352] = d_reshape_48[i * 256 + j];
         }
 
+    /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
+    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
+           REAL_C(1.0), d_z_15, 256, rnn_u, 256, REAL_C(1.0), d_h_15, 256);
+
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        const real t549 = d_matmul_43[i] + d_reshape_18[i];
-        const real t550 = h_17[i] * h_17[i];
-        const real t551 = REAL_C(1.0) - t550;
-        d_z_16[i] = t549 * t551;
+        const real t476 = h_17[i] * h_17[i];
+        const real t477 = REAL_C(1.0) - t476;
+        d_z_16[i] = d_h_15[i] * t477;
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
-           REAL_C(1.0), d_z_16, 256, rnn_u, 256, REAL_C(0.0), d_matmul_46, 256);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), h_16, 256, d_z_16, 256, REAL_C(0.0), d_matmul_47, 256);
+           REAL_C(1.0), h_16, 256, d_z_16, 256, REAL_C(1.0), d_matmul_add_29, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     memset(d_sum_16, 0, 256 * sizeof *d_sum_16);
@@ -1900,7 +1973,7 @@ static void compute_grads(void)
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
            REAL_C(1.0), d_z_16, 256, rnn_w, 256, REAL_C(0.0), d_reshape_49, 256);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), slice_17, 256, d_z_16, 256, REAL_C(0.0), d_matmul_48, 256);
+           REAL_C(1.0), slice_17, 256, d_z_16, 256, REAL_C(1.0), d_matmul_add_30, 256);
 
     /* backward of models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
     memset(d_pad_16, 0, 262144 * sizeof *d_pad_16);
@@ -1909,19 +1982,20 @@ static void compute_grads(void)
             d_pad_16[i * 8192 + j + 4096] = d_reshape_49[i * 256 + j];
         }
 
+    /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
+    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
+           REAL_C(1.0), d_z_16, 256, rnn_u, 256, REAL_C(1.0), d_h_16, 256);
+
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        const real t565 = d_matmul_46[i] + d_reshape_17[i];
-        const real t566 = h_16[i] * h_16[i];
-        const real t567 = REAL_C(1.0) - t566;
-        d_z_17[i] = t565 * t567;
+        const real t489 = h_16[i] * h_16[i];
+        const real t490 = REAL_C(1.0) - t489;
+        d_z_17[i] = d_h_16[i] * t490;
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
-           REAL_C(1.0), d_z_17, 256, rnn_u, 256, REAL_C(0.0), d_matmul_49, 256);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), h_15, 256, d_z_17, 256, REAL_C(0.0), d_matmul_50, 256);
+           REAL_C(1.0), h_15, 256, d_z_17, 256, REAL_C(1.0), d_matmul_add_31, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     memset(d_sum_17, 0, 256 * sizeof *d_sum_17);
@@ -1932,7 +2006,7 @@ static void compute_grads(void)
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
            REAL_C(1.0), d_z_17, 256, rnn_w, 256, REAL_C(0.0), d_reshape_50, 256);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), slice_16, 256, d_z_17, 256, REAL_C(0.0), d_matmul_51, 256);
+           REAL_C(1.0), slice_16, 256, d_z_17, 256, REAL_C(1.0), d_matmul_add_32, 256);
 
     /* backward of models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
     memset(d_pad_17, 0, 262144 * sizeof *d_pad_17);
@@ -1941,19 +2015,20 @@ static void compute_grads(void)
             d_pad_17[i * 8192 + j + 3840] = d_reshape_50[i * 256 + j];
         }
 
+    /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
+    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
+           REAL_C(1.0), d_z_17, 256, rnn_u, 256, REAL_C(1.0), d_h_17, 256);
+
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        const real t581 = d_matmul_49[i] + d_reshape_16[i];
-        const real t582 = h_15[i] * h_15[i];
-        const real t583 = REAL_C(1.0) - t582;
-        d_z_18[i] = t581 * t583;
+        const real t502 = h_15[i] * h_15[i];
+        const real t503 = REAL_C(1.0) - t502;
+        d_z_18[i] = d_h_17[i] * t503;
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
-           REAL_C(1.0), d_z_18, 256, rnn_u, 256, REAL_C(0.0), d_matmul_52, 256);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), h_14, 256, d_z_18, 256, REAL_C(0.0), d_matmul_53, 256);
+           REAL_C(1.0), h_14, 256, d_z_18, 256, REAL_C(1.0), d_matmul_add_33, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     memset(d_sum_18, 0, 256 * sizeof *d_sum_18);
@@ -1964,7 +2039,7 @@ static void compute_grads(void)
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
            REAL_C(1.0), d_z_18, 256, rnn_w, 256, REAL_C(0.0), d_reshape_51, 256);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), slice_15, 256, d_z_18, 256, REAL_C(0.0), d_matmul_54, 256);
+           REAL_C(1.0), slice_15, 256, d_z_18, 256, REAL_C(1.0), d_matmul_add_34, 256);
 
     /* backward of models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
     memset(d_pad_18, 0, 262144 * sizeof *d_pad_18);
@@ -1973,19 +2048,20 @@ static void compute_grads(void)
             d_pad_18[i * 8192 + j + 3584] = d_reshape_51[i * 256 + j];
         }
 
+    /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
+    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
+           REAL_C(1.0), d_z_18, 256, rnn_u, 256, REAL_C(1.0), d_h_18, 256);
+
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        const real t597 = d_matmul_52[i] + d_reshape_15[i];
-        const real t598 = h_14[i] * h_14[i];
-        const real t599 = REAL_C(1.0) - t598;
-        d_z_19[i] = t597 * t599;
+        const real t515 = h_14[i] * h_14[i];
+        const real t516 = REAL_C(1.0) - t515;
+        d_z_19[i] = d_h_18[i] * t516;
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
-           REAL_C(1.0), d_z_19, 256, rnn_u, 256, REAL_C(0.0), d_matmul_55, 256);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), h_13, 256, d_z_19, 256, REAL_C(0.0), d_matmul_56, 256);
+           REAL_C(1.0), h_13, 256, d_z_19, 256, REAL_C(1.0), d_matmul_add_35, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     memset(d_sum_19, 0, 256 * sizeof *d_sum_19);
@@ -1996,7 +2072,7 @@ static void compute_grads(void)
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
            REAL_C(1.0), d_z_19, 256, rnn_w, 256, REAL_C(0.0), d_reshape_52, 256);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), slice_14, 256, d_z_19, 256, REAL_C(0.0), d_matmul_57, 256);
+           REAL_C(1.0), slice_14, 256, d_z_19, 256, REAL_C(1.0), d_matmul_add_36, 256);
 
     /* backward of models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
     memset(d_pad_19, 0, 262144 * sizeof *d_pad_19);
@@ -2005,19 +2081,20 @@ static void compute_grads(void)
             d_pad_19[i * 8192 + j + 3328] = d_reshape_52[i * 256 + j];
         }
 
+    /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
+    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
+           REAL_C(1.0), d_z_19, 256, rnn_u, 256, REAL_C(1.0), d_h_19, 256);
+
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        const real t613 = d_matmul_55[i] + d_reshape_14[i];
-        const real t614 = h_13[i] * h_13[i];
-        const real t615 = REAL_C(1.0) - t614;
-        d_z_20[i] = t613 * t615;
+        const real t528 = h_13[i] * h_13[i];
+        const real t529 = REAL_C(1.0) - t528;
+        d_z_20[i] = d_h_19[i] * t529;
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
-           REAL_C(1.0), d_z_20, 256, rnn_u, 256, REAL_C(0.0), d_matmul_58, 256);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), h_12, 256, d_z_20, 256, REAL_C(0.0), d_matmul_59, 256);
+           REAL_C(1.0), h_12, 256, d_z_20, 256, REAL_C(1.0), d_matmul_add_37, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     memset(d_sum_20, 0, 256 * sizeof *d_sum_20);
@@ -2028,7 +2105,7 @@ static void compute_grads(void)
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
            REAL_C(1.0), d_z_20, 256, rnn_w, 256, REAL_C(0.0), d_reshape_53, 256);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), slice_13, 256, d_z_20, 256, REAL_C(0.0), d_matmul_60, 256);
+           REAL_C(1.0), slice_13, 256, d_z_20, 256, REAL_C(1.0), d_matmul_add_38, 256);
 
     /* backward of models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
     memset(d_pad_20, 0, 262144 * sizeof *d_pad_20);
@@ -2037,19 +2114,20 @@ static void compute_grads(void)
             d_pad_20[i * 8192 + j + 3072] = d_reshape_53[i * 256 + j];
         }
 
+    /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
+    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
+           REAL_C(1.0), d_z_20, 256, rnn_u, 256, REAL_C(1.0), d_h_20, 256);
+
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        const real t629 = d_matmul_58[i] + d_reshape_13[i];
-        const real t630 = h_12[i] * h_12[i];
-        const real t631 = REAL_C(1.0) - t630;
-        d_z_21[i] = t629 * t631;
+        const real t541 = h_12[i] * h_12[i];
+        const real t542 = REAL_C(1.0) - t541;
+        d_z_21[i] = d_h_20[i] * t542;
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
-           REAL_C(1.0), d_z_21, 256, rnn_u, 256, REAL_C(0.0), d_matmul_61, 256);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), h_11, 256, d_z_21, 256, REAL_C(0.0), d_matmul_62, 256);
+           REAL_C(1.0), h_11, 256, d_z_21, 256, REAL_C(1.0), d_matmul_add_39, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     memset(d_sum_21, 0, 256 * sizeof *d_sum_21);
@@ -2060,7 +2138,7 @@ static void compute_grads(void)
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
            REAL_C(1.0), d_z_21, 256, rnn_w, 256, REAL_C(0.0), d_reshape_54, 256);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), slice_12, 256, d_z_21, 256, REAL_C(0.0), d_matmul_63, 256);
+           REAL_C(1.0), slice_12, 256, d_z_21, 256, REAL_C(1.0), d_matmul_add_40, 256);
 
     /* backward of models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
     memset(d_pad_21, 0, 262144 * sizeof *d_pad_21);
@@ -2069,19 +2147,20 @@ static void compute_grads(void)
             d_pad_21[i * 8192 + j + 2816] = d_reshape_54[i * 256 + j];
         }
 
+    /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
+    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
+           REAL_C(1.0), d_z_21, 256, rnn_u, 256, REAL_C(1.0), d_h_21, 256);
+
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        const real t645 = d_matmul_61[i] + d_reshape_12[i];
-        const real t646 = h_11[i] * h_11[i];
-        const real t647 = REAL_C(1.0) - t646;
-        d_z_22[i] = t645 * t647;
+        const real t554 = h_11[i] * h_11[i];
+        const real t555 = REAL_C(1.0) - t554;
+        d_z_22[i] = d_h_21[i] * t555;
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
-           REAL_C(1.0), d_z_22, 256, rnn_u, 256, REAL_C(0.0), d_matmul_64, 256);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), h_10, 256, d_z_22, 256, REAL_C(0.0), d_matmul_65, 256);
+           REAL_C(1.0), h_10, 256, d_z_22, 256, REAL_C(1.0), d_matmul_add_41, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     memset(d_sum_22, 0, 256 * sizeof *d_sum_22);
@@ -2092,7 +2171,7 @@ static void compute_grads(void)
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
            REAL_C(1.0), d_z_22, 256, rnn_w, 256, REAL_C(0.0), d_reshape_55, 256);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), slice_11, 256, d_z_22, 256, REAL_C(0.0), d_matmul_66, 256);
+           REAL_C(1.0), slice_11, 256, d_z_22, 256, REAL_C(1.0), d_matmul_add_42, 256);
 
     /* backward of models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
     memset(d_pad_22, 0, 262144 * sizeof *d_pad_22);
@@ -2101,19 +2180,20 @@ static void compute_grads(void)
             d_pad_22[i * 8192 + j + 2560] = d_reshape_55[i * 256 + j];
         }
 
+    /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
+    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
+           REAL_C(1.0), d_z_22, 256, rnn_u, 256, REAL_C(1.0), d_h_22, 256);
+
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        const real t661 = d_matmul_64[i] + d_reshape_11[i];
-        const real t662 = h_10[i] * h_10[i];
-        const real t663 = REAL_C(1.0) - t662;
-        d_z_23[i] = t661 * t663;
+        const real t567 = h_10[i] * h_10[i];
+        const real t568 = REAL_C(1.0) - t567;
+        d_z_23[i] = d_h_22[i] * t568;
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
-           REAL_C(1.0), d_z_23, 256, rnn_u, 256, REAL_C(0.0), d_matmul_67, 256);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), h_9, 256, d_z_23, 256, REAL_C(0.0), d_matmul_68, 256);
+           REAL_C(1.0), h_9, 256, d_z_23, 256, REAL_C(1.0), d_matmul_add_43, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     memset(d_sum_23, 0, 256 * sizeof *d_sum_23);
@@ -2124,7 +2204,7 @@ static void compute_grads(void)
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
            REAL_C(1.0), d_z_23, 256, rnn_w, 256, REAL_C(0.0), d_reshape_56, 256);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), slice_10, 256, d_z_23, 256, REAL_C(0.0), d_matmul_69, 256);
+           REAL_C(1.0), slice_10, 256, d_z_23, 256, REAL_C(1.0), d_matmul_add_44, 256);
 
     /* backward of models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
     memset(d_pad_23, 0, 262144 * sizeof *d_pad_23);
@@ -2133,19 +2213,20 @@ static void compute_grads(void)
             d_pad_23[i * 8192 + j + 2304] = d_reshape_56[i * 256 + j];
         }
 
+    /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
+    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
+           REAL_C(1.0), d_z_23, 256, rnn_u, 256, REAL_C(1.0), d_h_23, 256);
+
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        const real t677 = d_matmul_67[i] + d_reshape_10[i];
-        const real t678 = h_9[i] * h_9[i];
-        const real t679 = REAL_C(1.0) - t678;
-        d_z_24[i] = t677 * t679;
+        const real t580 = h_9[i] * h_9[i];
+        const real t581 = REAL_C(1.0) - t580;
+        d_z_24[i] = d_h_23[i] * t581;
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
-           REAL_C(1.0), d_z_24, 256, rnn_u, 256, REAL_C(0.0), d_matmul_70, 256);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), h_8, 256, d_z_24, 256, REAL_C(0.0), d_matmul_71, 256);
+           REAL_C(1.0), h_8, 256, d_z_24, 256, REAL_C(1.0), d_matmul_add_45, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     memset(d_sum_24, 0, 256 * sizeof *d_sum_24);
@@ -2156,7 +2237,7 @@ static void compute_grads(void)
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
            REAL_C(1.0), d_z_24, 256, rnn_w, 256, REAL_C(0.0), d_reshape_57, 256);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), slice_9, 256, d_z_24, 256, REAL_C(0.0), d_matmul_72, 256);
+           REAL_C(1.0), slice_9, 256, d_z_24, 256, REAL_C(1.0), d_matmul_add_46, 256);
 
     /* backward of models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
     memset(d_pad_24, 0, 262144 * sizeof *d_pad_24);
@@ -2165,19 +2246,20 @@ static void compute_grads(void)
             d_pad_24[i * 8192 + j + 2048] = d_reshape_57[i * 256 + j];
         }
 
+    /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
+    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
+           REAL_C(1.0), d_z_24, 256, rnn_u, 256, REAL_C(1.0), d_h_24, 256);
+
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        const real t693 = d_matmul_70[i] + d_reshape_9[i];
-        const real t694 = h_8[i] * h_8[i];
-        const real t695 = REAL_C(1.0) - t694;
-        d_z_25[i] = t693 * t695;
+        const real t593 = h_8[i] * h_8[i];
+        const real t594 = REAL_C(1.0) - t593;
+        d_z_25[i] = d_h_24[i] * t594;
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
-           REAL_C(1.0), d_z_25, 256, rnn_u, 256, REAL_C(0.0), d_matmul_73, 256);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), h_7, 256, d_z_25, 256, REAL_C(0.0), d_matmul_74, 256);
+           REAL_C(1.0), h_7, 256, d_z_25, 256, REAL_C(1.0), d_matmul_add_47, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     memset(d_sum_25, 0, 256 * sizeof *d_sum_25);
@@ -2188,7 +2270,7 @@ static void compute_grads(void)
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
            REAL_C(1.0), d_z_25, 256, rnn_w, 256, REAL_C(0.0), d_reshape_58, 256);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), slice_8, 256, d_z_25, 256, REAL_C(0.0), d_matmul_75, 256);
+           REAL_C(1.0), slice_8, 256, d_z_25, 256, REAL_C(1.0), d_matmul_add_48, 256);
 
     /* backward of models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
     memset(d_pad_25, 0, 262144 * sizeof *d_pad_25);
@@ -2197,19 +2279,20 @@ static void compute_grads(void)
             d_pad_25[i * 8192 + j + 1792] = d_reshape_58[i * 256 + j];
         }
 
+    /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
+    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
+           REAL_C(1.0), d_z_25, 256, rnn_u, 256, REAL_C(1.0), d_h_25, 256);
+
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        const real t709 = d_matmul_73[i] + d_reshape_8[i];
-        const real t710 = h_7[i] * h_7[i];
-        const real t711 = REAL_C(1.0) - t710;
-        d_z_26[i] = t709 * t711;
+        const real t606 = h_7[i] * h_7[i];
+        const real t607 = REAL_C(1.0) - t606;
+        d_z_26[i] = d_h_25[i] * t607;
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
-           REAL_C(1.0), d_z_26, 256, rnn_u, 256, REAL_C(0.0), d_matmul_76, 256);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), h_6, 256, d_z_26, 256, REAL_C(0.0), d_matmul_77, 256);
+           REAL_C(1.0), h_6, 256, d_z_26, 256, REAL_C(1.0), d_matmul_add_49, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     memset(d_sum_26, 0, 256 * sizeof *d_sum_26);
@@ -2220,7 +2303,7 @@ static void compute_grads(void)
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
            REAL_C(1.0), d_z_26, 256, rnn_w, 256, REAL_C(0.0), d_reshape_59, 256);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), slice_7, 256, d_z_26, 256, REAL_C(0.0), d_matmul_78, 256);
+           REAL_C(1.0), slice_7, 256, d_z_26, 256, REAL_C(1.0), d_matmul_add_50, 256);
 
     /* backward of models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
     memset(d_pad_26, 0, 262144 * sizeof *d_pad_26);
@@ -2229,19 +2312,20 @@ static void compute_grads(void)
             d_pad_26[i * 8192 + j + 1536] = d_reshape_59[i * 256 + j];
         }
 
+    /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
+    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
+           REAL_C(1.0), d_z_26, 256, rnn_u, 256, REAL_C(1.0), d_h_26, 256);
+
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        const real t725 = d_matmul_76[i] + d_reshape_7[i];
-        const real t726 = h_6[i] * h_6[i];
-        const real t727 = REAL_C(1.0) - t726;
-        d_z_27[i] = t725 * t727;
+        const real t619 = h_6[i] * h_6[i];
+        const real t620 = REAL_C(1.0) - t619;
+        d_z_27[i] = d_h_26[i] * t620;
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
-           REAL_C(1.0), d_z_27, 256, rnn_u, 256, REAL_C(0.0), d_matmul_79, 256);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), h_5, 256, d_z_27, 256, REAL_C(0.0), d_matmul_80, 256);
+           REAL_C(1.0), h_5, 256, d_z_27, 256, REAL_C(1.0), d_matmul_add_51, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     memset(d_sum_27, 0, 256 * sizeof *d_sum_27);
@@ -2252,7 +2336,7 @@ static void compute_grads(void)
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
            REAL_C(1.0), d_z_27, 256, rnn_w, 256, REAL_C(0.0), d_reshape_60, 256);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), slice_6, 256, d_z_27, 256, REAL_C(0.0), d_matmul_81, 256);
+           REAL_C(1.0), slice_6, 256, d_z_27, 256, REAL_C(1.0), d_matmul_add_52, 256);
 
     /* backward of models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
     memset(d_pad_27, 0, 262144 * sizeof *d_pad_27);
@@ -2261,19 +2345,20 @@ static void compute_grads(void)
             d_pad_27[i * 8192 + j + 1280] = d_reshape_60[i * 256 + j];
         }
 
+    /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
+    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
+           REAL_C(1.0), d_z_27, 256, rnn_u, 256, REAL_C(1.0), d_h_27, 256);
+
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        const real t741 = d_matmul_79[i] + d_reshape_6[i];
-        const real t742 = h_5[i] * h_5[i];
-        const real t743 = REAL_C(1.0) - t742;
-        d_z_28[i] = t741 * t743;
+        const real t632 = h_5[i] * h_5[i];
+        const real t633 = REAL_C(1.0) - t632;
+        d_z_28[i] = d_h_27[i] * t633;
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
-           REAL_C(1.0), d_z_28, 256, rnn_u, 256, REAL_C(0.0), d_matmul_82, 256);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), h_4, 256, d_z_28, 256, REAL_C(0.0), d_matmul_83, 256);
+           REAL_C(1.0), h_4, 256, d_z_28, 256, REAL_C(1.0), d_matmul_add_53, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     memset(d_sum_28, 0, 256 * sizeof *d_sum_28);
@@ -2284,7 +2369,7 @@ static void compute_grads(void)
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
            REAL_C(1.0), d_z_28, 256, rnn_w, 256, REAL_C(0.0), d_reshape_61, 256);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), slice_5, 256, d_z_28, 256, REAL_C(0.0), d_matmul_84, 256);
+           REAL_C(1.0), slice_5, 256, d_z_28, 256, REAL_C(1.0), d_matmul_add_54, 256);
 
     /* backward of models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
     memset(d_pad_28, 0, 262144 * sizeof *d_pad_28);
@@ -2293,19 +2378,20 @@ static void compute_grads(void)
             d_pad_28[i * 8192 + j + 1024] = d_reshape_61[i * 256 + j];
         }
 
+    /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
+    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
+           REAL_C(1.0), d_z_28, 256, rnn_u, 256, REAL_C(1.0), d_h_28, 256);
+
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        const real t757 = d_matmul_82[i] + d_reshape_5[i];
-        const real t758 = h_4[i] * h_4[i];
-        const real t759 = REAL_C(1.0) - t758;
-        d_z_29[i] = t757 * t759;
+        const real t645 = h_4[i] * h_4[i];
+        const real t646 = REAL_C(1.0) - t645;
+        d_z_29[i] = d_h_28[i] * t646;
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
-           REAL_C(1.0), d_z_29, 256, rnn_u, 256, REAL_C(0.0), d_matmul_85, 256);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), h_3, 256, d_z_29, 256, REAL_C(0.0), d_matmul_86, 256);
+           REAL_C(1.0), h_3, 256, d_z_29, 256, REAL_C(1.0), d_matmul_add_55, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     memset(d_sum_29, 0, 256 * sizeof *d_sum_29);
@@ -2316,7 +2402,7 @@ static void compute_grads(void)
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
            REAL_C(1.0), d_z_29, 256, rnn_w, 256, REAL_C(0.0), d_reshape_62, 256);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), slice_4, 256, d_z_29, 256, REAL_C(0.0), d_matmul_87, 256);
+           REAL_C(1.0), slice_4, 256, d_z_29, 256, REAL_C(1.0), d_matmul_add_56, 256);
 
     /* backward of models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
     memset(d_pad_29, 0, 262144 * sizeof *d_pad_29);
@@ -2325,19 +2411,20 @@ static void compute_grads(void)
             d_pad_29[i * 8192 + j + 768] = d_reshape_62[i * 256 + j];
         }
 
+    /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
+    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
+           REAL_C(1.0), d_z_29, 256, rnn_u, 256, REAL_C(1.0), d_h_29, 256);
+
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        const real t773 = d_matmul_85[i] + d_reshape_4[i];
-        const real t774 = h_3[i] * h_3[i];
-        const real t775 = REAL_C(1.0) - t774;
-        d_z_30[i] = t773 * t775;
+        const real t658 = h_3[i] * h_3[i];
+        const real t659 = REAL_C(1.0) - t658;
+        d_z_30[i] = d_h_29[i] * t659;
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
-           REAL_C(1.0), d_z_30, 256, rnn_u, 256, REAL_C(0.0), d_matmul_88, 256);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), h_2, 256, d_z_30, 256, REAL_C(0.0), d_matmul_89, 256);
+           REAL_C(1.0), h_2, 256, d_z_30, 256, REAL_C(1.0), d_matmul_add_57, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     memset(d_sum_30, 0, 256 * sizeof *d_sum_30);
@@ -2348,7 +2435,7 @@ static void compute_grads(void)
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
            REAL_C(1.0), d_z_30, 256, rnn_w, 256, REAL_C(0.0), d_reshape_63, 256);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), slice_3, 256, d_z_30, 256, REAL_C(0.0), d_matmul_90, 256);
+           REAL_C(1.0), slice_3, 256, d_z_30, 256, REAL_C(1.0), d_matmul_add_58, 256);
 
     /* backward of models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
     memset(d_pad_30, 0, 262144 * sizeof *d_pad_30);
@@ -2357,51 +2444,20 @@ static void compute_grads(void)
             d_pad_30[i * 8192 + j + 512] = d_reshape_63[i * 256 + j];
         }
 
+    /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
+    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
+           REAL_C(1.0), d_z_30, 256, rnn_u, 256, REAL_C(1.0), d_h_30, 256);
+
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        const real t789 = d_matmul_88[i] + d_reshape_3[i];
-        const real t790 = h_2[i] * h_2[i];
-        const real t791 = REAL_C(1.0) - t790;
-        d_z_31[i] = t789 * t791;
+        const real t671 = h_2[i] * h_2[i];
+        const real t672 = REAL_C(1.0) - t671;
+        d_z_31[i] = d_h_30[i] * t672;
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
-           REAL_C(1.0), d_z_31, 256, rnn_u, 256, REAL_C(0.0), d_matmul_91, 256);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), h, 256, d_z_31, 256, REAL_C(0.0), d_matmul_92, 256);
-    for (int i = 0; i < 65536; i++) {
-        const real t331 = d_matmul_2[i] + d_matmul_5[i];
-        const real t347 = t331 + d_matmul_8[i];
-        const real t363 = t347 + d_matmul_11[i];
-        const real t379 = t363 + d_matmul_14[i];
-        const real t395 = t379 + d_matmul_17[i];
-        const real t411 = t395 + d_matmul_20[i];
-        const real t427 = t411 + d_matmul_23[i];
-        const real t443 = t427 + d_matmul_26[i];
-        const real t459 = t443 + d_matmul_29[i];
-        const real t475 = t459 + d_matmul_32[i];
-        const real t491 = t475 + d_matmul_35[i];
-        const real t507 = t491 + d_matmul_38[i];
-        const real t523 = t507 + d_matmul_41[i];
-        const real t539 = t523 + d_matmul_44[i];
-        const real t555 = t539 + d_matmul_47[i];
-        const real t571 = t555 + d_matmul_50[i];
-        const real t587 = t571 + d_matmul_53[i];
-        const real t603 = t587 + d_matmul_56[i];
-        const real t619 = t603 + d_matmul_59[i];
-        const real t635 = t619 + d_matmul_62[i];
-        const real t651 = t635 + d_matmul_65[i];
-        const real t667 = t651 + d_matmul_68[i];
-        const real t683 = t667 + d_matmul_71[i];
-        const real t699 = t683 + d_matmul_74[i];
-        const real t715 = t699 + d_matmul_77[i];
-        const real t731 = t715 + d_matmul_80[i];
-        const real t747 = t731 + d_matmul_83[i];
-        const real t763 = t747 + d_matmul_86[i];
-        const real t779 = t763 + d_matmul_89[i];
-        d_rnn_u[i] = t779 + d_matmul_92[i];
-    }
+           REAL_C(1.0), h, 256, d_z_31, 256, REAL_C(1.0), d_rnn_u, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     memset(d_sum_31, 0, 256 * sizeof *d_sum_31);
@@ -2412,7 +2468,7 @@ static void compute_grads(void)
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
            REAL_C(1.0), d_z_31, 256, rnn_w, 256, REAL_C(0.0), d_reshape_64, 256);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), slice_2, 256, d_z_31, 256, REAL_C(0.0), d_matmul_93, 256);
+           REAL_C(1.0), slice_2, 256, d_z_31, 256, REAL_C(1.0), d_matmul_add_59, 256);
 
     /* backward of models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
     memset(d_pad_31, 0, 262144 * sizeof *d_pad_31);
@@ -2421,12 +2477,15 @@ static void compute_grads(void)
             d_pad_31[i * 8192 + j + 256] = d_reshape_64[i * 256 + j];
         }
 
+    /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
+    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
+           REAL_C(1.0), d_z_31, 256, rnn_u, 256, REAL_C(1.0), d_h_31, 256);
+
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        const real t805 = d_matmul_91[i] + d_reshape_2[i];
-        const real t806 = h[i] * h[i];
-        const real t807 = REAL_C(1.0) - t806;
-        d_z_32[i] = t805 * t807;
+        const real t684 = h[i] * h[i];
+        const real t685 = REAL_C(1.0) - t684;
+        d_z_32[i] = d_h_31[i] * t685;
     }
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
@@ -2436,75 +2495,42 @@ static void compute_grads(void)
             d_sum_32[j] += d_z_32[i * 256 + j];
         }
     for (int i = 0; i < 256; i++) {
-        const real t333 = d_sum[i] + d_sum_2[i];
-        const real t349 = t333 + d_sum_3[i];
-        const real t365 = t349 + d_sum_4[i];
-        const real t381 = t365 + d_sum_5[i];
-        const real t397 = t381 + d_sum_6[i];
-        const real t413 = t397 + d_sum_7[i];
-        const real t429 = t413 + d_sum_8[i];
-        const real t445 = t429 + d_sum_9[i];
-        const real t461 = t445 + d_sum_10[i];
-        const real t477 = t461 + d_sum_11[i];
-        const real t493 = t477 + d_sum_12[i];
-        const real t509 = t493 + d_sum_13[i];
-        const real t525 = t509 + d_sum_14[i];
-        const real t541 = t525 + d_sum_15[i];
-        const real t557 = t541 + d_sum_16[i];
-        const real t573 = t557 + d_sum_17[i];
-        const real t589 = t573 + d_sum_18[i];
-        const real t605 = t589 + d_sum_19[i];
-        const real t621 = t605 + d_sum_20[i];
-        const real t637 = t621 + d_sum_21[i];
-        const real t653 = t637 + d_sum_22[i];
-        const real t669 = t653 + d_sum_23[i];
-        const real t685 = t669 + d_sum_24[i];
-        const real t701 = t685 + d_sum_25[i];
-        const real t717 = t701 + d_sum_26[i];
-        const real t733 = t717 + d_sum_27[i];
-        const real t749 = t733 + d_sum_28[i];
-        const real t765 = t749 + d_sum_29[i];
-        const real t781 = t765 + d_sum_30[i];
-        const real t797 = t781 + d_sum_31[i];
-        d_rnn_b[i] = t797 + d_sum_32[i];
+        const real t299 = d_sum[i] + d_sum_2[i];
+        const real t312 = t299 + d_sum_3[i];
+        const real t325 = t312 + d_sum_4[i];
+        const real t338 = t325 + d_sum_5[i];
+        const real t351 = t338 + d_sum_6[i];
+        const real t364 = t351 + d_sum_7[i];
+        const real t377 = t364 + d_sum_8[i];
+        const real t390 = t377 + d_sum_9[i];
+        const real t403 = t390 + d_sum_10[i];
+        const real t416 = t403 + d_sum_11[i];
+        const real t429 = t416 + d_sum_12[i];
+        const real t442 = t429 + d_sum_13[i];
+        const real t455 = t442 + d_sum_14[i];
+        const real t468 = t455 + d_sum_15[i];
+        const real t481 = t468 + d_sum_16[i];
+        const real t494 = t481 + d_sum_17[i];
+        const real t507 = t494 + d_sum_18[i];
+        const real t520 = t507 + d_sum_19[i];
+        const real t533 = t520 + d_sum_20[i];
+        const real t546 = t533 + d_sum_21[i];
+        const real t559 = t546 + d_sum_22[i];
+        const real t572 = t559 + d_sum_23[i];
+        const real t585 = t572 + d_sum_24[i];
+        const real t598 = t585 + d_sum_25[i];
+        const real t611 = t598 + d_sum_26[i];
+        const real t624 = t611 + d_sum_27[i];
+        const real t637 = t624 + d_sum_28[i];
+        const real t650 = t637 + d_sum_29[i];
+        const real t663 = t650 + d_sum_30[i];
+        const real t676 = t663 + d_sum_31[i];
+        d_rnn_b[i] = t676 + d_sum_32[i];
     }
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
            REAL_C(1.0), d_z_32, 256, rnn_w, 256, REAL_C(0.0), d_reshape_65, 256);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), slice, 256, d_z_32, 256, REAL_C(0.0), d_matmul_94, 256);
-    for (int i = 0; i < 65536; i++) {
-        const real t336 = d_matmul_3[i] + d_matmul_6[i];
-        const real t352 = t336 + d_matmul_9[i];
-        const real t368 = t352 + d_matmul_12[i];
-        const real t384 = t368 + d_matmul_15[i];
-        const real t400 = t384 + d_matmul_18[i];
-        const real t416 = t400 + d_matmul_21[i];
-        const real t432 = t416 + d_matmul_24[i];
-        const real t448 = t432 + d_matmul_27[i];
-        const real t464 = t448 + d_matmul_30[i];
-        const real t480 = t464 + d_matmul_33[i];
-        const real t496 = t480 + d_matmul_36[i];
-        const real t512 = t496 + d_matmul_39[i];
-        const real t528 = t512 + d_matmul_42[i];
-        const real t544 = t528 + d_matmul_45[i];
-        const real t560 = t544 + d_matmul_48[i];
-        const real t576 = t560 + d_matmul_51[i];
-        const real t592 = t576 + d_matmul_54[i];
-        const real t608 = t592 + d_matmul_57[i];
-        const real t624 = t608 + d_matmul_60[i];
-        const real t640 = t624 + d_matmul_63[i];
-        const real t656 = t640 + d_matmul_66[i];
-        const real t672 = t656 + d_matmul_69[i];
-        const real t688 = t672 + d_matmul_72[i];
-        const real t704 = t688 + d_matmul_75[i];
-        const real t720 = t704 + d_matmul_78[i];
-        const real t736 = t720 + d_matmul_81[i];
-        const real t752 = t736 + d_matmul_84[i];
-        const real t768 = t752 + d_matmul_87[i];
-        const real t784 = t768 + d_matmul_90[i];
-        const real t800 = t784 + d_matmul_93[i];
-        d_rnn_w[i] = t800 + d_matmul_94[i];
-    }
+           REAL_C(1.0), slice, 256, d_z_32, 256, REAL_C(1.0), d_rnn_w, 256);
 
     /* backward of models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
     memset(d_pad_32, 0, 262144 * sizeof *d_pad_32);
@@ -2513,37 +2539,37 @@ static void compute_grads(void)
             d_pad_32[i * 8192 + j] = d_reshape_65[i * 256 + j];
         }
     for (int i = 0; i < 262144; i++) {
-        const real t339 = d_pad[i] + d_pad_2[i];
-        const real t355 = t339 + d_pad_3[i];
-        const real t371 = t355 + d_pad_4[i];
-        const real t387 = t371 + d_pad_5[i];
-        const real t403 = t387 + d_pad_6[i];
-        const real t419 = t403 + d_pad_7[i];
-        const real t435 = t419 + d_pad_8[i];
-        const real t451 = t435 + d_pad_9[i];
-        const real t467 = t451 + d_pad_10[i];
-        const real t483 = t467 + d_pad_11[i];
-        const real t499 = t483 + d_pad_12[i];
-        const real t515 = t499 + d_pad_13[i];
-        const real t531 = t515 + d_pad_14[i];
-        const real t547 = t531 + d_pad_15[i];
-        const real t563 = t547 + d_pad_16[i];
-        const real t579 = t563 + d_pad_17[i];
-        const real t595 = t579 + d_pad_18[i];
-        const real t611 = t595 + d_pad_19[i];
-        const real t627 = t611 + d_pad_20[i];
-        const real t643 = t627 + d_pad_21[i];
-        const real t659 = t643 + d_pad_22[i];
-        const real t675 = t659 + d_pad_23[i];
-        const real t691 = t675 + d_pad_24[i];
-        const real t707 = t691 + d_pad_25[i];
-        const real t723 = t707 + d_pad_26[i];
-        const real t739 = t723 + d_pad_27[i];
-        const real t755 = t739 + d_pad_28[i];
-        const real t771 = t755 + d_pad_29[i];
-        const real t787 = t771 + d_pad_30[i];
-        const real t803 = t787 + d_pad_31[i];
-        d_e[i] = t803 + d_pad_32[i];
+        const real t304 = d_pad[i] + d_pad_2[i];
+        const real t317 = t304 + d_pad_3[i];
+        const real t330 = t317 + d_pad_4[i];
+        const real t343 = t330 + d_pad_5[i];
+        const real t356 = t343 + d_pad_6[i];
+        const real t369 = t356 + d_pad_7[i];
+        const real t382 = t369 + d_pad_8[i];
+        const real t395 = t382 + d_pad_9[i];
+        const real t408 = t395 + d_pad_10[i];
+        const real t421 = t408 + d_pad_11[i];
+        const real t434 = t421 + d_pad_12[i];
+        const real t447 = t434 + d_pad_13[i];
+        const real t460 = t447 + d_pad_14[i];
+        const real t473 = t460 + d_pad_15[i];
+        const real t486 = t473 + d_pad_16[i];
+        const real t499 = t486 + d_pad_17[i];
+        const real t512 = t499 + d_pad_18[i];
+        const real t525 = t512 + d_pad_19[i];
+        const real t538 = t525 + d_pad_20[i];
+        const real t551 = t538 + d_pad_21[i];
+        const real t564 = t551 + d_pad_22[i];
+        const real t577 = t564 + d_pad_23[i];
+        const real t590 = t577 + d_pad_24[i];
+        const real t603 = t590 + d_pad_25[i];
+        const real t616 = t603 + d_pad_26[i];
+        const real t629 = t616 + d_pad_27[i];
+        const real t642 = t629 + d_pad_28[i];
+        const real t655 = t642 + d_pad_29[i];
+        const real t668 = t655 + d_pad_30[i];
+        const real t681 = t668 + d_pad_31[i];
+        d_e[i] = t681 + d_pad_32[i];
     }
 
     /* backward of models/char_rnn.lua:14: local e = embedding(embed, x)                   -- [N, T, H] */
@@ -2634,7 +2660,7 @@ const rt_model REAL_SUFFIX(char_rnn_model) = {
     .real = RT_REAL,
     .arena = arena,
     .iarena = iarena,
-    .arena_size = 13846032,
+    .arena_size = 9823760,
     .iarena_size = 2048,
     .n_inputs = 2,
     .n_params = 6,

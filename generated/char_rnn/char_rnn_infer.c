@@ -13,7 +13,7 @@
 #include "rt_real.h"
 #include "char_rnn.h"
 
-static real arena[1122688];
+static real arena[1114496];
 static int32_t iarena[1024];
 
 static int32_t *const x = iarena + 0; /* input [32,32] */
@@ -29,130 +29,161 @@ static real *const matmul = arena + 598400; /* [32,256] */
 static real *const h = arena + 590208; /* [32,256] */
 static real *const slice_2 = arena + 598400; /* [32,1,256] */
 static real *const matmul_2 = arena + 606592; /* [32,256] */
-static real *const matmul_3 = arena + 598400; /* [32,256] */
-static real *const h_2 = arena + 614784; /* [32,256] */
+static real *const z = arena + 598400; /* [32,256] */
+static real *const z_2 = arena + 598400; /* [32,256] */
+static real *const h_2 = arena + 606592; /* [32,256] */
 static real *const slice_3 = arena + 598400; /* [32,1,256] */
-static real *const matmul_4 = arena + 606592; /* [32,256] */
-static real *const matmul_5 = arena + 598400; /* [32,256] */
-static real *const h_3 = arena + 622976; /* [32,256] */
+static real *const matmul_3 = arena + 614784; /* [32,256] */
+static real *const z_3 = arena + 598400; /* [32,256] */
+static real *const z_4 = arena + 598400; /* [32,256] */
+static real *const h_3 = arena + 614784; /* [32,256] */
 static real *const slice_4 = arena + 598400; /* [32,1,256] */
-static real *const matmul_6 = arena + 606592; /* [32,256] */
-static real *const matmul_7 = arena + 598400; /* [32,256] */
-static real *const h_4 = arena + 631168; /* [32,256] */
+static real *const matmul_4 = arena + 622976; /* [32,256] */
+static real *const z_5 = arena + 598400; /* [32,256] */
+static real *const z_6 = arena + 598400; /* [32,256] */
+static real *const h_4 = arena + 622976; /* [32,256] */
 static real *const slice_5 = arena + 598400; /* [32,1,256] */
-static real *const matmul_8 = arena + 606592; /* [32,256] */
-static real *const matmul_9 = arena + 598400; /* [32,256] */
-static real *const h_5 = arena + 639360; /* [32,256] */
+static real *const matmul_5 = arena + 631168; /* [32,256] */
+static real *const z_7 = arena + 598400; /* [32,256] */
+static real *const z_8 = arena + 598400; /* [32,256] */
+static real *const h_5 = arena + 631168; /* [32,256] */
 static real *const slice_6 = arena + 598400; /* [32,1,256] */
-static real *const matmul_10 = arena + 606592; /* [32,256] */
-static real *const matmul_11 = arena + 598400; /* [32,256] */
-static real *const h_6 = arena + 647552; /* [32,256] */
+static real *const matmul_6 = arena + 639360; /* [32,256] */
+static real *const z_9 = arena + 598400; /* [32,256] */
+static real *const z_10 = arena + 598400; /* [32,256] */
+static real *const h_6 = arena + 639360; /* [32,256] */
 static real *const slice_7 = arena + 598400; /* [32,1,256] */
-static real *const matmul_12 = arena + 606592; /* [32,256] */
-static real *const matmul_13 = arena + 598400; /* [32,256] */
-static real *const h_7 = arena + 655744; /* [32,256] */
+static real *const matmul_7 = arena + 647552; /* [32,256] */
+static real *const z_11 = arena + 598400; /* [32,256] */
+static real *const z_12 = arena + 598400; /* [32,256] */
+static real *const h_7 = arena + 647552; /* [32,256] */
 static real *const slice_8 = arena + 598400; /* [32,1,256] */
-static real *const matmul_14 = arena + 606592; /* [32,256] */
-static real *const matmul_15 = arena + 598400; /* [32,256] */
-static real *const h_8 = arena + 663936; /* [32,256] */
+static real *const matmul_8 = arena + 655744; /* [32,256] */
+static real *const z_13 = arena + 598400; /* [32,256] */
+static real *const z_14 = arena + 598400; /* [32,256] */
+static real *const h_8 = arena + 655744; /* [32,256] */
 static real *const slice_9 = arena + 598400; /* [32,1,256] */
-static real *const matmul_16 = arena + 606592; /* [32,256] */
-static real *const matmul_17 = arena + 598400; /* [32,256] */
-static real *const h_9 = arena + 672128; /* [32,256] */
+static real *const matmul_9 = arena + 663936; /* [32,256] */
+static real *const z_15 = arena + 598400; /* [32,256] */
+static real *const z_16 = arena + 598400; /* [32,256] */
+static real *const h_9 = arena + 663936; /* [32,256] */
 static real *const slice_10 = arena + 598400; /* [32,1,256] */
-static real *const matmul_18 = arena + 606592; /* [32,256] */
-static real *const matmul_19 = arena + 598400; /* [32,256] */
-static real *const h_10 = arena + 680320; /* [32,256] */
+static real *const matmul_10 = arena + 672128; /* [32,256] */
+static real *const z_17 = arena + 598400; /* [32,256] */
+static real *const z_18 = arena + 598400; /* [32,256] */
+static real *const h_10 = arena + 672128; /* [32,256] */
 static real *const slice_11 = arena + 598400; /* [32,1,256] */
-static real *const matmul_20 = arena + 606592; /* [32,256] */
-static real *const matmul_21 = arena + 598400; /* [32,256] */
-static real *const h_11 = arena + 688512; /* [32,256] */
+static real *const matmul_11 = arena + 680320; /* [32,256] */
+static real *const z_19 = arena + 598400; /* [32,256] */
+static real *const z_20 = arena + 598400; /* [32,256] */
+static real *const h_11 = arena + 680320; /* [32,256] */
 static real *const slice_12 = arena + 598400; /* [32,1,256] */
-static real *const matmul_22 = arena + 606592; /* [32,256] */
-static real *const matmul_23 = arena + 598400; /* [32,256] */
-static real *const h_12 = arena + 696704; /* [32,256] */
+static real *const matmul_12 = arena + 688512; /* [32,256] */
+static real *const z_21 = arena + 598400; /* [32,256] */
+static real *const z_22 = arena + 598400; /* [32,256] */
+static real *const h_12 = arena + 688512; /* [32,256] */
 static real *const slice_13 = arena + 598400; /* [32,1,256] */
-static real *const matmul_24 = arena + 606592; /* [32,256] */
-static real *const matmul_25 = arena + 598400; /* [32,256] */
-static real *const h_13 = arena + 704896; /* [32,256] */
+static real *const matmul_13 = arena + 696704; /* [32,256] */
+static real *const z_23 = arena + 598400; /* [32,256] */
+static real *const z_24 = arena + 598400; /* [32,256] */
+static real *const h_13 = arena + 696704; /* [32,256] */
 static real *const slice_14 = arena + 598400; /* [32,1,256] */
-static real *const matmul_26 = arena + 606592; /* [32,256] */
-static real *const matmul_27 = arena + 598400; /* [32,256] */
-static real *const h_14 = arena + 713088; /* [32,256] */
+static real *const matmul_14 = arena + 704896; /* [32,256] */
+static real *const z_25 = arena + 598400; /* [32,256] */
+static real *const z_26 = arena + 598400; /* [32,256] */
+static real *const h_14 = arena + 704896; /* [32,256] */
 static real *const slice_15 = arena + 598400; /* [32,1,256] */
-static real *const matmul_28 = arena + 606592; /* [32,256] */
-static real *const matmul_29 = arena + 598400; /* [32,256] */
-static real *const h_15 = arena + 721280; /* [32,256] */
+static real *const matmul_15 = arena + 713088; /* [32,256] */
+static real *const z_27 = arena + 598400; /* [32,256] */
+static real *const z_28 = arena + 598400; /* [32,256] */
+static real *const h_15 = arena + 713088; /* [32,256] */
 static real *const slice_16 = arena + 598400; /* [32,1,256] */
-static real *const matmul_30 = arena + 606592; /* [32,256] */
-static real *const matmul_31 = arena + 598400; /* [32,256] */
-static real *const h_16 = arena + 729472; /* [32,256] */
+static real *const matmul_16 = arena + 721280; /* [32,256] */
+static real *const z_29 = arena + 598400; /* [32,256] */
+static real *const z_30 = arena + 598400; /* [32,256] */
+static real *const h_16 = arena + 721280; /* [32,256] */
 static real *const slice_17 = arena + 598400; /* [32,1,256] */
-static real *const matmul_32 = arena + 606592; /* [32,256] */
-static real *const matmul_33 = arena + 598400; /* [32,256] */
-static real *const h_17 = arena + 737664; /* [32,256] */
+static real *const matmul_17 = arena + 729472; /* [32,256] */
+static real *const z_31 = arena + 598400; /* [32,256] */
+static real *const z_32 = arena + 598400; /* [32,256] */
+static real *const h_17 = arena + 729472; /* [32,256] */
 static real *const slice_18 = arena + 598400; /* [32,1,256] */
-static real *const matmul_34 = arena + 606592; /* [32,256] */
-static real *const matmul_35 = arena + 598400; /* [32,256] */
-static real *const h_18 = arena + 745856; /* [32,256] */
+static real *const matmul_18 = arena + 737664; /* [32,256] */
+static real *const z_33 = arena + 598400; /* [32,256] */
+static real *const z_34 = arena + 598400; /* [32,256] */
+static real *const h_18 = arena + 737664; /* [32,256] */
 static real *const slice_19 = arena + 598400; /* [32,1,256] */
-static real *const matmul_36 = arena + 606592; /* [32,256] */
-static real *const matmul_37 = arena + 598400; /* [32,256] */
-static real *const h_19 = arena + 754048; /* [32,256] */
+static real *const matmul_19 = arena + 745856; /* [32,256] */
+static real *const z_35 = arena + 598400; /* [32,256] */
+static real *const z_36 = arena + 598400; /* [32,256] */
+static real *const h_19 = arena + 745856; /* [32,256] */
 static real *const slice_20 = arena + 598400; /* [32,1,256] */
-static real *const matmul_38 = arena + 606592; /* [32,256] */
-static real *const matmul_39 = arena + 598400; /* [32,256] */
-static real *const h_20 = arena + 762240; /* [32,256] */
+static real *const matmul_20 = arena + 754048; /* [32,256] */
+static real *const z_37 = arena + 598400; /* [32,256] */
+static real *const z_38 = arena + 598400; /* [32,256] */
+static real *const h_20 = arena + 754048; /* [32,256] */
 static real *const slice_21 = arena + 598400; /* [32,1,256] */
-static real *const matmul_40 = arena + 606592; /* [32,256] */
-static real *const matmul_41 = arena + 598400; /* [32,256] */
-static real *const h_21 = arena + 770432; /* [32,256] */
+static real *const matmul_21 = arena + 762240; /* [32,256] */
+static real *const z_39 = arena + 598400; /* [32,256] */
+static real *const z_40 = arena + 598400; /* [32,256] */
+static real *const h_21 = arena + 762240; /* [32,256] */
 static real *const slice_22 = arena + 598400; /* [32,1,256] */
-static real *const matmul_42 = arena + 606592; /* [32,256] */
-static real *const matmul_43 = arena + 598400; /* [32,256] */
-static real *const h_22 = arena + 778624; /* [32,256] */
+static real *const matmul_22 = arena + 770432; /* [32,256] */
+static real *const z_41 = arena + 598400; /* [32,256] */
+static real *const z_42 = arena + 598400; /* [32,256] */
+static real *const h_22 = arena + 770432; /* [32,256] */
 static real *const slice_23 = arena + 598400; /* [32,1,256] */
-static real *const matmul_44 = arena + 606592; /* [32,256] */
-static real *const matmul_45 = arena + 598400; /* [32,256] */
-static real *const h_23 = arena + 786816; /* [32,256] */
+static real *const matmul_23 = arena + 778624; /* [32,256] */
+static real *const z_43 = arena + 598400; /* [32,256] */
+static real *const z_44 = arena + 598400; /* [32,256] */
+static real *const h_23 = arena + 778624; /* [32,256] */
 static real *const slice_24 = arena + 598400; /* [32,1,256] */
-static real *const matmul_46 = arena + 606592; /* [32,256] */
-static real *const matmul_47 = arena + 598400; /* [32,256] */
-static real *const h_24 = arena + 795008; /* [32,256] */
+static real *const matmul_24 = arena + 786816; /* [32,256] */
+static real *const z_45 = arena + 598400; /* [32,256] */
+static real *const z_46 = arena + 598400; /* [32,256] */
+static real *const h_24 = arena + 786816; /* [32,256] */
 static real *const slice_25 = arena + 598400; /* [32,1,256] */
-static real *const matmul_48 = arena + 606592; /* [32,256] */
-static real *const matmul_49 = arena + 598400; /* [32,256] */
-static real *const h_25 = arena + 803200; /* [32,256] */
+static real *const matmul_25 = arena + 795008; /* [32,256] */
+static real *const z_47 = arena + 598400; /* [32,256] */
+static real *const z_48 = arena + 598400; /* [32,256] */
+static real *const h_25 = arena + 795008; /* [32,256] */
 static real *const slice_26 = arena + 598400; /* [32,1,256] */
-static real *const matmul_50 = arena + 606592; /* [32,256] */
-static real *const matmul_51 = arena + 598400; /* [32,256] */
-static real *const h_26 = arena + 811392; /* [32,256] */
+static real *const matmul_26 = arena + 803200; /* [32,256] */
+static real *const z_49 = arena + 598400; /* [32,256] */
+static real *const z_50 = arena + 598400; /* [32,256] */
+static real *const h_26 = arena + 803200; /* [32,256] */
 static real *const slice_27 = arena + 598400; /* [32,1,256] */
-static real *const matmul_52 = arena + 606592; /* [32,256] */
-static real *const matmul_53 = arena + 598400; /* [32,256] */
-static real *const h_27 = arena + 819584; /* [32,256] */
+static real *const matmul_27 = arena + 811392; /* [32,256] */
+static real *const z_51 = arena + 598400; /* [32,256] */
+static real *const z_52 = arena + 598400; /* [32,256] */
+static real *const h_27 = arena + 811392; /* [32,256] */
 static real *const slice_28 = arena + 598400; /* [32,1,256] */
-static real *const matmul_54 = arena + 606592; /* [32,256] */
-static real *const matmul_55 = arena + 598400; /* [32,256] */
-static real *const h_28 = arena + 827776; /* [32,256] */
+static real *const matmul_28 = arena + 819584; /* [32,256] */
+static real *const z_53 = arena + 598400; /* [32,256] */
+static real *const z_54 = arena + 598400; /* [32,256] */
+static real *const h_28 = arena + 819584; /* [32,256] */
 static real *const slice_29 = arena + 598400; /* [32,1,256] */
-static real *const matmul_56 = arena + 606592; /* [32,256] */
-static real *const matmul_57 = arena + 598400; /* [32,256] */
-static real *const h_29 = arena + 835968; /* [32,256] */
+static real *const matmul_29 = arena + 827776; /* [32,256] */
+static real *const z_55 = arena + 598400; /* [32,256] */
+static real *const z_56 = arena + 598400; /* [32,256] */
+static real *const h_29 = arena + 827776; /* [32,256] */
 static real *const slice_30 = arena + 598400; /* [32,1,256] */
-static real *const matmul_58 = arena + 606592; /* [32,256] */
-static real *const matmul_59 = arena + 598400; /* [32,256] */
-static real *const h_30 = arena + 844160; /* [32,256] */
+static real *const matmul_30 = arena + 835968; /* [32,256] */
+static real *const z_57 = arena + 598400; /* [32,256] */
+static real *const z_58 = arena + 598400; /* [32,256] */
+static real *const h_30 = arena + 835968; /* [32,256] */
 static real *const slice_31 = arena + 598400; /* [32,1,256] */
-static real *const matmul_60 = arena + 606592; /* [32,256] */
-static real *const matmul_61 = arena + 598400; /* [32,256] */
-static real *const h_31 = arena + 852352; /* [32,256] */
+static real *const matmul_31 = arena + 844160; /* [32,256] */
+static real *const z_59 = arena + 598400; /* [32,256] */
+static real *const z_60 = arena + 598400; /* [32,256] */
+static real *const h_31 = arena + 844160; /* [32,256] */
 static real *const slice_32 = arena + 598400; /* [32,1,256] */
-static real *const matmul_62 = arena + 328064; /* [32,256] */
-static real *const matmul_63 = arena + 336256; /* [32,256] */
-static real *const h_32 = arena + 344448; /* [32,256] */
-static real *const concat = arena + 860544; /* [32,32,256] */
-static real *const matmul_64 = arena + 328064; /* [32,32,128] */
+static real *const matmul_32 = arena + 328064; /* [32,256] */
+static real *const z_61 = arena + 598400; /* [32,256] */
+static real *const z_62 = arena + 598400; /* [32,256] */
+static real *const h_32 = arena + 328064; /* [32,256] */
+static real *const concat = arena + 852352; /* [32,32,256] */
+static real *const matmul_33 = arena + 328064; /* [32,32,128] */
 static real *const logits = arena + 196992; /* [32,32,128] */
 
 /* The forward pass of the outputs, in the mode forward() or
@@ -189,18 +220,19 @@ static void compute_outputs(void)
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
            REAL_C(1.0), slice_2, 256, rnn_w, 256, REAL_C(0.0), matmul_2, 256);
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 256; j++) {
+            z[i * 256 + j] = matmul_2[i * 256 + j] + rnn_b[j];
+        }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), h, 256, rnn_u, 256, REAL_C(0.0), matmul_3, 256);
+           REAL_C(1.0), h, 256, rnn_u, 256, REAL_C(1.0), z_2, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            const real t15 = matmul_2[i * 256 + j] + rnn_b[j];
-            const real t17 = t15 + matmul_3[i * 256 + j];
-            h_2[i * 256 + j] = r_tanh(t17);
-        }
+    for (int i = 0; i < 8192; i++) {
+        h_2[i] = r_tanh(z_2[i]);
+    }
 
     /* models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
     for (int i = 0; i < 32; i++)
@@ -210,19 +242,20 @@ static void compute_outputs(void)
 
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), slice_3, 256, rnn_w, 256, REAL_C(0.0), matmul_4, 256);
+           REAL_C(1.0), slice_3, 256, rnn_w, 256, REAL_C(0.0), matmul_3, 256);
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 256; j++) {
+            z_3[i * 256 + j] = matmul_3[i * 256 + j] + rnn_b[j];
+        }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), h_2, 256, rnn_u, 256, REAL_C(0.0), matmul_5, 256);
+           REAL_C(1.0), h_2, 256, rnn_u, 256, REAL_C(1.0), z_4, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            const real t23 = matmul_4[i * 256 + j] + rnn_b[j];
-            const real t25 = t23 + matmul_5[i * 256 + j];
-            h_3[i * 256 + j] = r_tanh(t25);
-        }
+    for (int i = 0; i < 8192; i++) {
+        h_3[i] = r_tanh(z_4[i]);
+    }
 
     /* models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
     for (int i = 0; i < 32; i++)
@@ -232,19 +265,20 @@ static void compute_outputs(void)
 
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), slice_4, 256, rnn_w, 256, REAL_C(0.0), matmul_6, 256);
+           REAL_C(1.0), slice_4, 256, rnn_w, 256, REAL_C(0.0), matmul_4, 256);
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 256; j++) {
+            z_5[i * 256 + j] = matmul_4[i * 256 + j] + rnn_b[j];
+        }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), h_3, 256, rnn_u, 256, REAL_C(0.0), matmul_7, 256);
+           REAL_C(1.0), h_3, 256, rnn_u, 256, REAL_C(1.0), z_6, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            const real t31 = matmul_6[i * 256 + j] + rnn_b[j];
-            const real t33 = t31 + matmul_7[i * 256 + j];
-            h_4[i * 256 + j] = r_tanh(t33);
-        }
+    for (int i = 0; i < 8192; i++) {
+        h_4[i] = r_tanh(z_6[i]);
+    }
 
     /* models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
     for (int i = 0; i < 32; i++)
@@ -254,19 +288,20 @@ static void compute_outputs(void)
 
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), slice_5, 256, rnn_w, 256, REAL_C(0.0), matmul_8, 256);
+           REAL_C(1.0), slice_5, 256, rnn_w, 256, REAL_C(0.0), matmul_5, 256);
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 256; j++) {
+            z_7[i * 256 + j] = matmul_5[i * 256 + j] + rnn_b[j];
+        }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), h_4, 256, rnn_u, 256, REAL_C(0.0), matmul_9, 256);
+           REAL_C(1.0), h_4, 256, rnn_u, 256, REAL_C(1.0), z_8, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            const real t39 = matmul_8[i * 256 + j] + rnn_b[j];
-            const real t41 = t39 + matmul_9[i * 256 + j];
-            h_5[i * 256 + j] = r_tanh(t41);
-        }
+    for (int i = 0; i < 8192; i++) {
+        h_5[i] = r_tanh(z_8[i]);
+    }
 
     /* models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
     for (int i = 0; i < 32; i++)
@@ -276,19 +311,20 @@ static void compute_outputs(void)
 
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), slice_6, 256, rnn_w, 256, REAL_C(0.0), matmul_10, 256);
+           REAL_C(1.0), slice_6, 256, rnn_w, 256, REAL_C(0.0), matmul_6, 256);
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 256; j++) {
+            z_9[i * 256 + j] = matmul_6[i * 256 + j] + rnn_b[j];
+        }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), h_5, 256, rnn_u, 256, REAL_C(0.0), matmul_11, 256);
+           REAL_C(1.0), h_5, 256, rnn_u, 256, REAL_C(1.0), z_10, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            const real t47 = matmul_10[i * 256 + j] + rnn_b[j];
-            const real t49 = t47 + matmul_11[i * 256 + j];
-            h_6[i * 256 + j] = r_tanh(t49);
-        }
+    for (int i = 0; i < 8192; i++) {
+        h_6[i] = r_tanh(z_10[i]);
+    }
 
     /* models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
     for (int i = 0; i < 32; i++)
@@ -298,19 +334,20 @@ static void compute_outputs(void)
 
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), slice_7, 256, rnn_w, 256, REAL_C(0.0), matmul_12, 256);
+           REAL_C(1.0), slice_7, 256, rnn_w, 256, REAL_C(0.0), matmul_7, 256);
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 256; j++) {
+            z_11[i * 256 + j] = matmul_7[i * 256 + j] + rnn_b[j];
+        }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), h_6, 256, rnn_u, 256, REAL_C(0.0), matmul_13, 256);
+           REAL_C(1.0), h_6, 256, rnn_u, 256, REAL_C(1.0), z_12, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            const real t55 = matmul_12[i * 256 + j] + rnn_b[j];
-            const real t57 = t55 + matmul_13[i * 256 + j];
-            h_7[i * 256 + j] = r_tanh(t57);
-        }
+    for (int i = 0; i < 8192; i++) {
+        h_7[i] = r_tanh(z_12[i]);
+    }
 
     /* models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
     for (int i = 0; i < 32; i++)
@@ -320,19 +357,20 @@ static void compute_outputs(void)
 
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), slice_8, 256, rnn_w, 256, REAL_C(0.0), matmul_14, 256);
+           REAL_C(1.0), slice_8, 256, rnn_w, 256, REAL_C(0.0), matmul_8, 256);
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 256; j++) {
+            z_13[i * 256 + j] = matmul_8[i * 256 + j] + rnn_b[j];
+        }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), h_7, 256, rnn_u, 256, REAL_C(0.0), matmul_15, 256);
+           REAL_C(1.0), h_7, 256, rnn_u, 256, REAL_C(1.0), z_14, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            const real t63 = matmul_14[i * 256 + j] + rnn_b[j];
-            const real t65 = t63 + matmul_15[i * 256 + j];
-            h_8[i * 256 + j] = r_tanh(t65);
-        }
+    for (int i = 0; i < 8192; i++) {
+        h_8[i] = r_tanh(z_14[i]);
+    }
 
     /* models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
     for (int i = 0; i < 32; i++)
@@ -342,19 +380,20 @@ static void compute_outputs(void)
 
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), slice_9, 256, rnn_w, 256, REAL_C(0.0), matmul_16, 256);
+           REAL_C(1.0), slice_9, 256, rnn_w, 256, REAL_C(0.0), matmul_9, 256);
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 256; j++) {
+            z_15[i * 256 + j] = matmul_9[i * 256 + j] + rnn_b[j];
+        }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), h_8, 256, rnn_u, 256, REAL_C(0.0), matmul_17, 256);
+           REAL_C(1.0), h_8, 256, rnn_u, 256, REAL_C(1.0), z_16, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            const real t71 = matmul_16[i * 256 + j] + rnn_b[j];
-            const real t73 = t71 + matmul_17[i * 256 + j];
-            h_9[i * 256 + j] = r_tanh(t73);
-        }
+    for (int i = 0; i < 8192; i++) {
+        h_9[i] = r_tanh(z_16[i]);
+    }
 
     /* models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
     for (int i = 0; i < 32; i++)
@@ -364,19 +403,20 @@ static void compute_outputs(void)
 
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), slice_10, 256, rnn_w, 256, REAL_C(0.0), matmul_18, 256);
+           REAL_C(1.0), slice_10, 256, rnn_w, 256, REAL_C(0.0), matmul_10, 256);
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 256; j++) {
+            z_17[i * 256 + j] = matmul_10[i * 256 + j] + rnn_b[j];
+        }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), h_9, 256, rnn_u, 256, REAL_C(0.0), matmul_19, 256);
+           REAL_C(1.0), h_9, 256, rnn_u, 256, REAL_C(1.0), z_18, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            const real t79 = matmul_18[i * 256 + j] + rnn_b[j];
-            const real t81 = t79 + matmul_19[i * 256 + j];
-            h_10[i * 256 + j] = r_tanh(t81);
-        }
+    for (int i = 0; i < 8192; i++) {
+        h_10[i] = r_tanh(z_18[i]);
+    }
 
     /* models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
     for (int i = 0; i < 32; i++)
@@ -386,19 +426,20 @@ static void compute_outputs(void)
 
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), slice_11, 256, rnn_w, 256, REAL_C(0.0), matmul_20, 256);
+           REAL_C(1.0), slice_11, 256, rnn_w, 256, REAL_C(0.0), matmul_11, 256);
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 256; j++) {
+            z_19[i * 256 + j] = matmul_11[i * 256 + j] + rnn_b[j];
+        }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), h_10, 256, rnn_u, 256, REAL_C(0.0), matmul_21, 256);
+           REAL_C(1.0), h_10, 256, rnn_u, 256, REAL_C(1.0), z_20, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            const real t87 = matmul_20[i * 256 + j] + rnn_b[j];
-            const real t89 = t87 + matmul_21[i * 256 + j];
-            h_11[i * 256 + j] = r_tanh(t89);
-        }
+    for (int i = 0; i < 8192; i++) {
+        h_11[i] = r_tanh(z_20[i]);
+    }
 
     /* models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
     for (int i = 0; i < 32; i++)
@@ -408,19 +449,20 @@ static void compute_outputs(void)
 
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), slice_12, 256, rnn_w, 256, REAL_C(0.0), matmul_22, 256);
+           REAL_C(1.0), slice_12, 256, rnn_w, 256, REAL_C(0.0), matmul_12, 256);
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 256; j++) {
+            z_21[i * 256 + j] = matmul_12[i * 256 + j] + rnn_b[j];
+        }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), h_11, 256, rnn_u, 256, REAL_C(0.0), matmul_23, 256);
+           REAL_C(1.0), h_11, 256, rnn_u, 256, REAL_C(1.0), z_22, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            const real t95 = matmul_22[i * 256 + j] + rnn_b[j];
-            const real t97 = t95 + matmul_23[i * 256 + j];
-            h_12[i * 256 + j] = r_tanh(t97);
-        }
+    for (int i = 0; i < 8192; i++) {
+        h_12[i] = r_tanh(z_22[i]);
+    }
 
     /* models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
     for (int i = 0; i < 32; i++)
@@ -430,19 +472,20 @@ static void compute_outputs(void)
 
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), slice_13, 256, rnn_w, 256, REAL_C(0.0), matmul_24, 256);
+           REAL_C(1.0), slice_13, 256, rnn_w, 256, REAL_C(0.0), matmul_13, 256);
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 256; j++) {
+            z_23[i * 256 + j] = matmul_13[i * 256 + j] + rnn_b[j];
+        }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), h_12, 256, rnn_u, 256, REAL_C(0.0), matmul_25, 256);
+           REAL_C(1.0), h_12, 256, rnn_u, 256, REAL_C(1.0), z_24, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            const real t103 = matmul_24[i * 256 + j] + rnn_b[j];
-            const real t105 = t103 + matmul_25[i * 256 + j];
-            h_13[i * 256 + j] = r_tanh(t105);
-        }
+    for (int i = 0; i < 8192; i++) {
+        h_13[i] = r_tanh(z_24[i]);
+    }
 
     /* models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
     for (int i = 0; i < 32; i++)
@@ -452,19 +495,20 @@ static void compute_outputs(void)
 
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), slice_14, 256, rnn_w, 256, REAL_C(0.0), matmul_26, 256);
+           REAL_C(1.0), slice_14, 256, rnn_w, 256, REAL_C(0.0), matmul_14, 256);
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 256; j++) {
+            z_25[i * 256 + j] = matmul_14[i * 256 + j] + rnn_b[j];
+        }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), h_13, 256, rnn_u, 256, REAL_C(0.0), matmul_27, 256);
+           REAL_C(1.0), h_13, 256, rnn_u, 256, REAL_C(1.0), z_26, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            const real t111 = matmul_26[i * 256 + j] + rnn_b[j];
-            const real t113 = t111 + matmul_27[i * 256 + j];
-            h_14[i * 256 + j] = r_tanh(t113);
-        }
+    for (int i = 0; i < 8192; i++) {
+        h_14[i] = r_tanh(z_26[i]);
+    }
 
     /* models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
     for (int i = 0; i < 32; i++)
@@ -474,19 +518,20 @@ static void compute_outputs(void)
 
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), slice_15, 256, rnn_w, 256, REAL_C(0.0), matmul_28, 256);
+           REAL_C(1.0), slice_15, 256, rnn_w, 256, REAL_C(0.0), matmul_15, 256);
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 256; j++) {
+            z_27[i * 256 + j] = matmul_15[i * 256 + j] + rnn_b[j];
+        }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), h_14, 256, rnn_u, 256, REAL_C(0.0), matmul_29, 256);
+           REAL_C(1.0), h_14, 256, rnn_u, 256, REAL_C(1.0), z_28, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            const real t119 = matmul_28[i * 256 + j] + rnn_b[j];
-            const real t121 = t119 + matmul_29[i * 256 + j];
-            h_15[i * 256 + j] = r_tanh(t121);
-        }
+    for (int i = 0; i < 8192; i++) {
+        h_15[i] = r_tanh(z_28[i]);
+    }
 
     /* models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
     for (int i = 0; i < 32; i++)
@@ -496,19 +541,20 @@ static void compute_outputs(void)
 
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), slice_16, 256, rnn_w, 256, REAL_C(0.0), matmul_30, 256);
+           REAL_C(1.0), slice_16, 256, rnn_w, 256, REAL_C(0.0), matmul_16, 256);
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 256; j++) {
+            z_29[i * 256 + j] = matmul_16[i * 256 + j] + rnn_b[j];
+        }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), h_15, 256, rnn_u, 256, REAL_C(0.0), matmul_31, 256);
+           REAL_C(1.0), h_15, 256, rnn_u, 256, REAL_C(1.0), z_30, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            const real t127 = matmul_30[i * 256 + j] + rnn_b[j];
-            const real t129 = t127 + matmul_31[i * 256 + j];
-            h_16[i * 256 + j] = r_tanh(t129);
-        }
+    for (int i = 0; i < 8192; i++) {
+        h_16[i] = r_tanh(z_30[i]);
+    }
 
     /* models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
     for (int i = 0; i < 32; i++)
@@ -518,19 +564,20 @@ static void compute_outputs(void)
 
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), slice_17, 256, rnn_w, 256, REAL_C(0.0), matmul_32, 256);
+           REAL_C(1.0), slice_17, 256, rnn_w, 256, REAL_C(0.0), matmul_17, 256);
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 256; j++) {
+            z_31[i * 256 + j] = matmul_17[i * 256 + j] + rnn_b[j];
+        }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), h_16, 256, rnn_u, 256, REAL_C(0.0), matmul_33, 256);
+           REAL_C(1.0), h_16, 256, rnn_u, 256, REAL_C(1.0), z_32, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            const real t135 = matmul_32[i * 256 + j] + rnn_b[j];
-            const real t137 = t135 + matmul_33[i * 256 + j];
-            h_17[i * 256 + j] = r_tanh(t137);
-        }
+    for (int i = 0; i < 8192; i++) {
+        h_17[i] = r_tanh(z_32[i]);
+    }
 
     /* models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
     for (int i = 0; i < 32; i++)
@@ -540,19 +587,20 @@ static void compute_outputs(void)
 
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), slice_18, 256, rnn_w, 256, REAL_C(0.0), matmul_34, 256);
+           REAL_C(1.0), slice_18, 256, rnn_w, 256, REAL_C(0.0), matmul_18, 256);
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 256; j++) {
+            z_33[i * 256 + j] = matmul_18[i * 256 + j] + rnn_b[j];
+        }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), h_17, 256, rnn_u, 256, REAL_C(0.0), matmul_35, 256);
+           REAL_C(1.0), h_17, 256, rnn_u, 256, REAL_C(1.0), z_34, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            const real t143 = matmul_34[i * 256 + j] + rnn_b[j];
-            const real t145 = t143 + matmul_35[i * 256 + j];
-            h_18[i * 256 + j] = r_tanh(t145);
-        }
+    for (int i = 0; i < 8192; i++) {
+        h_18[i] = r_tanh(z_34[i]);
+    }
 
     /* models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
     for (int i = 0; i < 32; i++)
@@ -562,19 +610,20 @@ static void compute_outputs(void)
 
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), slice_19, 256, rnn_w, 256, REAL_C(0.0), matmul_36, 256);
+           REAL_C(1.0), slice_19, 256, rnn_w, 256, REAL_C(0.0), matmul_19, 256);
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 256; j++) {
+            z_35[i * 256 + j] = matmul_19[i * 256 + j] + rnn_b[j];
+        }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), h_18, 256, rnn_u, 256, REAL_C(0.0), matmul_37, 256);
+           REAL_C(1.0), h_18, 256, rnn_u, 256, REAL_C(1.0), z_36, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            const real t151 = matmul_36[i * 256 + j] + rnn_b[j];
-            const real t153 = t151 + matmul_37[i * 256 + j];
-            h_19[i * 256 + j] = r_tanh(t153);
-        }
+    for (int i = 0; i < 8192; i++) {
+        h_19[i] = r_tanh(z_36[i]);
+    }
 
     /* models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
     for (int i = 0; i < 32; i++)
@@ -584,19 +633,20 @@ static void compute_outputs(void)
 
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), slice_20, 256, rnn_w, 256, REAL_C(0.0), matmul_38, 256);
+           REAL_C(1.0), slice_20, 256, rnn_w, 256, REAL_C(0.0), matmul_20, 256);
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 256; j++) {
+            z_37[i * 256 + j] = matmul_20[i * 256 + j] + rnn_b[j];
+        }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), h_19, 256, rnn_u, 256, REAL_C(0.0), matmul_39, 256);
+           REAL_C(1.0), h_19, 256, rnn_u, 256, REAL_C(1.0), z_38, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            const real t159 = matmul_38[i * 256 + j] + rnn_b[j];
-            const real t161 = t159 + matmul_39[i * 256 + j];
-            h_20[i * 256 + j] = r_tanh(t161);
-        }
+    for (int i = 0; i < 8192; i++) {
+        h_20[i] = r_tanh(z_38[i]);
+    }
 
     /* models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
     for (int i = 0; i < 32; i++)
@@ -606,19 +656,20 @@ static void compute_outputs(void)
 
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), slice_21, 256, rnn_w, 256, REAL_C(0.0), matmul_40, 256);
+           REAL_C(1.0), slice_21, 256, rnn_w, 256, REAL_C(0.0), matmul_21, 256);
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 256; j++) {
+            z_39[i * 256 + j] = matmul_21[i * 256 + j] + rnn_b[j];
+        }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), h_20, 256, rnn_u, 256, REAL_C(0.0), matmul_41, 256);
+           REAL_C(1.0), h_20, 256, rnn_u, 256, REAL_C(1.0), z_40, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            const real t167 = matmul_40[i * 256 + j] + rnn_b[j];
-            const real t169 = t167 + matmul_41[i * 256 + j];
-            h_21[i * 256 + j] = r_tanh(t169);
-        }
+    for (int i = 0; i < 8192; i++) {
+        h_21[i] = r_tanh(z_40[i]);
+    }
 
     /* models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
     for (int i = 0; i < 32; i++)
@@ -628,19 +679,20 @@ static void compute_outputs(void)
 
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), slice_22, 256, rnn_w, 256, REAL_C(0.0), matmul_42, 256);
+           REAL_C(1.0), slice_22, 256, rnn_w, 256, REAL_C(0.0), matmul_22, 256);
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 256; j++) {
+            z_41[i * 256 + j] = matmul_22[i * 256 + j] + rnn_b[j];
+        }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), h_21, 256, rnn_u, 256, REAL_C(0.0), matmul_43, 256);
+           REAL_C(1.0), h_21, 256, rnn_u, 256, REAL_C(1.0), z_42, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            const real t175 = matmul_42[i * 256 + j] + rnn_b[j];
-            const real t177 = t175 + matmul_43[i * 256 + j];
-            h_22[i * 256 + j] = r_tanh(t177);
-        }
+    for (int i = 0; i < 8192; i++) {
+        h_22[i] = r_tanh(z_42[i]);
+    }
 
     /* models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
     for (int i = 0; i < 32; i++)
@@ -650,19 +702,20 @@ static void compute_outputs(void)
 
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), slice_23, 256, rnn_w, 256, REAL_C(0.0), matmul_44, 256);
+           REAL_C(1.0), slice_23, 256, rnn_w, 256, REAL_C(0.0), matmul_23, 256);
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 256; j++) {
+            z_43[i * 256 + j] = matmul_23[i * 256 + j] + rnn_b[j];
+        }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), h_22, 256, rnn_u, 256, REAL_C(0.0), matmul_45, 256);
+           REAL_C(1.0), h_22, 256, rnn_u, 256, REAL_C(1.0), z_44, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            const real t183 = matmul_44[i * 256 + j] + rnn_b[j];
-            const real t185 = t183 + matmul_45[i * 256 + j];
-            h_23[i * 256 + j] = r_tanh(t185);
-        }
+    for (int i = 0; i < 8192; i++) {
+        h_23[i] = r_tanh(z_44[i]);
+    }
 
     /* models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
     for (int i = 0; i < 32; i++)
@@ -672,19 +725,20 @@ static void compute_outputs(void)
 
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), slice_24, 256, rnn_w, 256, REAL_C(0.0), matmul_46, 256);
+           REAL_C(1.0), slice_24, 256, rnn_w, 256, REAL_C(0.0), matmul_24, 256);
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 256; j++) {
+            z_45[i * 256 + j] = matmul_24[i * 256 + j] + rnn_b[j];
+        }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), h_23, 256, rnn_u, 256, REAL_C(0.0), matmul_47, 256);
+           REAL_C(1.0), h_23, 256, rnn_u, 256, REAL_C(1.0), z_46, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            const real t191 = matmul_46[i * 256 + j] + rnn_b[j];
-            const real t193 = t191 + matmul_47[i * 256 + j];
-            h_24[i * 256 + j] = r_tanh(t193);
-        }
+    for (int i = 0; i < 8192; i++) {
+        h_24[i] = r_tanh(z_46[i]);
+    }
 
     /* models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
     for (int i = 0; i < 32; i++)
@@ -694,19 +748,20 @@ static void compute_outputs(void)
 
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), slice_25, 256, rnn_w, 256, REAL_C(0.0), matmul_48, 256);
+           REAL_C(1.0), slice_25, 256, rnn_w, 256, REAL_C(0.0), matmul_25, 256);
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 256; j++) {
+            z_47[i * 256 + j] = matmul_25[i * 256 + j] + rnn_b[j];
+        }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), h_24, 256, rnn_u, 256, REAL_C(0.0), matmul_49, 256);
+           REAL_C(1.0), h_24, 256, rnn_u, 256, REAL_C(1.0), z_48, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            const real t199 = matmul_48[i * 256 + j] + rnn_b[j];
-            const real t201 = t199 + matmul_49[i * 256 + j];
-            h_25[i * 256 + j] = r_tanh(t201);
-        }
+    for (int i = 0; i < 8192; i++) {
+        h_25[i] = r_tanh(z_48[i]);
+    }
 
     /* models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
     for (int i = 0; i < 32; i++)
@@ -716,19 +771,20 @@ static void compute_outputs(void)
 
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), slice_26, 256, rnn_w, 256, REAL_C(0.0), matmul_50, 256);
+           REAL_C(1.0), slice_26, 256, rnn_w, 256, REAL_C(0.0), matmul_26, 256);
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 256; j++) {
+            z_49[i * 256 + j] = matmul_26[i * 256 + j] + rnn_b[j];
+        }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), h_25, 256, rnn_u, 256, REAL_C(0.0), matmul_51, 256);
+           REAL_C(1.0), h_25, 256, rnn_u, 256, REAL_C(1.0), z_50, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            const real t207 = matmul_50[i * 256 + j] + rnn_b[j];
-            const real t209 = t207 + matmul_51[i * 256 + j];
-            h_26[i * 256 + j] = r_tanh(t209);
-        }
+    for (int i = 0; i < 8192; i++) {
+        h_26[i] = r_tanh(z_50[i]);
+    }
 
     /* models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
     for (int i = 0; i < 32; i++)
@@ -738,19 +794,20 @@ static void compute_outputs(void)
 
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), slice_27, 256, rnn_w, 256, REAL_C(0.0), matmul_52, 256);
+           REAL_C(1.0), slice_27, 256, rnn_w, 256, REAL_C(0.0), matmul_27, 256);
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 256; j++) {
+            z_51[i * 256 + j] = matmul_27[i * 256 + j] + rnn_b[j];
+        }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), h_26, 256, rnn_u, 256, REAL_C(0.0), matmul_53, 256);
+           REAL_C(1.0), h_26, 256, rnn_u, 256, REAL_C(1.0), z_52, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            const real t215 = matmul_52[i * 256 + j] + rnn_b[j];
-            const real t217 = t215 + matmul_53[i * 256 + j];
-            h_27[i * 256 + j] = r_tanh(t217);
-        }
+    for (int i = 0; i < 8192; i++) {
+        h_27[i] = r_tanh(z_52[i]);
+    }
 
     /* models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
     for (int i = 0; i < 32; i++)
@@ -760,19 +817,20 @@ static void compute_outputs(void)
 
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), slice_28, 256, rnn_w, 256, REAL_C(0.0), matmul_54, 256);
+           REAL_C(1.0), slice_28, 256, rnn_w, 256, REAL_C(0.0), matmul_28, 256);
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 256; j++) {
+            z_53[i * 256 + j] = matmul_28[i * 256 + j] + rnn_b[j];
+        }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), h_27, 256, rnn_u, 256, REAL_C(0.0), matmul_55, 256);
+           REAL_C(1.0), h_27, 256, rnn_u, 256, REAL_C(1.0), z_54, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            const real t223 = matmul_54[i * 256 + j] + rnn_b[j];
-            const real t225 = t223 + matmul_55[i * 256 + j];
-            h_28[i * 256 + j] = r_tanh(t225);
-        }
+    for (int i = 0; i < 8192; i++) {
+        h_28[i] = r_tanh(z_54[i]);
+    }
 
     /* models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
     for (int i = 0; i < 32; i++)
@@ -782,19 +840,20 @@ static void compute_outputs(void)
 
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), slice_29, 256, rnn_w, 256, REAL_C(0.0), matmul_56, 256);
+           REAL_C(1.0), slice_29, 256, rnn_w, 256, REAL_C(0.0), matmul_29, 256);
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 256; j++) {
+            z_55[i * 256 + j] = matmul_29[i * 256 + j] + rnn_b[j];
+        }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), h_28, 256, rnn_u, 256, REAL_C(0.0), matmul_57, 256);
+           REAL_C(1.0), h_28, 256, rnn_u, 256, REAL_C(1.0), z_56, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            const real t231 = matmul_56[i * 256 + j] + rnn_b[j];
-            const real t233 = t231 + matmul_57[i * 256 + j];
-            h_29[i * 256 + j] = r_tanh(t233);
-        }
+    for (int i = 0; i < 8192; i++) {
+        h_29[i] = r_tanh(z_56[i]);
+    }
 
     /* models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
     for (int i = 0; i < 32; i++)
@@ -804,19 +863,20 @@ static void compute_outputs(void)
 
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), slice_30, 256, rnn_w, 256, REAL_C(0.0), matmul_58, 256);
+           REAL_C(1.0), slice_30, 256, rnn_w, 256, REAL_C(0.0), matmul_30, 256);
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 256; j++) {
+            z_57[i * 256 + j] = matmul_30[i * 256 + j] + rnn_b[j];
+        }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), h_29, 256, rnn_u, 256, REAL_C(0.0), matmul_59, 256);
+           REAL_C(1.0), h_29, 256, rnn_u, 256, REAL_C(1.0), z_58, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            const real t239 = matmul_58[i * 256 + j] + rnn_b[j];
-            const real t241 = t239 + matmul_59[i * 256 + j];
-            h_30[i * 256 + j] = r_tanh(t241);
-        }
+    for (int i = 0; i < 8192; i++) {
+        h_30[i] = r_tanh(z_58[i]);
+    }
 
     /* models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
     for (int i = 0; i < 32; i++)
@@ -826,19 +886,20 @@ static void compute_outputs(void)
 
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), slice_31, 256, rnn_w, 256, REAL_C(0.0), matmul_60, 256);
+           REAL_C(1.0), slice_31, 256, rnn_w, 256, REAL_C(0.0), matmul_31, 256);
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 256; j++) {
+            z_59[i * 256 + j] = matmul_31[i * 256 + j] + rnn_b[j];
+        }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), h_30, 256, rnn_u, 256, REAL_C(0.0), matmul_61, 256);
+           REAL_C(1.0), h_30, 256, rnn_u, 256, REAL_C(1.0), z_60, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            const real t247 = matmul_60[i * 256 + j] + rnn_b[j];
-            const real t249 = t247 + matmul_61[i * 256 + j];
-            h_31[i * 256 + j] = r_tanh(t249);
-        }
+    for (int i = 0; i < 8192; i++) {
+        h_31[i] = r_tanh(z_60[i]);
+    }
 
     /* models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
     for (int i = 0; i < 32; i++)
@@ -848,19 +909,20 @@ static void compute_outputs(void)
 
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), slice_32, 256, rnn_w, 256, REAL_C(0.0), matmul_62, 256);
+           REAL_C(1.0), slice_32, 256, rnn_w, 256, REAL_C(0.0), matmul_32, 256);
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 256; j++) {
+            z_61[i * 256 + j] = matmul_32[i * 256 + j] + rnn_b[j];
+        }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), h_31, 256, rnn_u, 256, REAL_C(0.0), matmul_63, 256);
+           REAL_C(1.0), h_31, 256, rnn_u, 256, REAL_C(1.0), z_62, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            const real t255 = matmul_62[i * 256 + j] + rnn_b[j];
-            const real t257 = t255 + matmul_63[i * 256 + j];
-            h_32[i * 256 + j] = r_tanh(t257);
-        }
+    for (int i = 0; i < 8192; i++) {
+        h_32[i] = r_tanh(z_62[i]);
+    }
 
     /* models/char_rnn.lua:21: local logits = dense(concat(hs, 2), V, "out")   -- [N, T, V] */
     for (int i = 0; i < 32; i++)
@@ -930,10 +992,10 @@ static void compute_outputs(void)
 
     /* models/lib/dense.lua:9: return x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1024, 128, 256,
-           REAL_C(1.0), concat, 256, out_w, 128, REAL_C(0.0), matmul_64, 128);
+           REAL_C(1.0), concat, 256, out_w, 128, REAL_C(0.0), matmul_33, 128);
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            logits[i * 128 + j] = matmul_64[i * 128 + j] + out_b[j];
+            logits[i * 128 + j] = matmul_33[i * 128 + j] + out_b[j];
         }
 }
 
@@ -974,7 +1036,7 @@ const rt_model REAL_SUFFIX(char_rnn_infer_model) = {
     .real = RT_REAL,
     .arena = arena,
     .iarena = iarena,
-    .arena_size = 1122688,
+    .arena_size = 1114496,
     .iarena_size = 1024,
     .n_inputs = 1,
     .n_params = 6,

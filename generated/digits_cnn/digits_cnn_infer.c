@@ -34,7 +34,7 @@ static real *const matmul_2 = arena + 23760; /* [512,64] */
 static real *const relu_2 = arena + 56528; /* [32,64,4,4] */
 static real *const im2col_4 = arena + 23760; /* [8192,4] */
 static real *const max_2 = arena + 56528; /* [8192] */
-static real *const matmul_3 = arena + 23760; /* [32,10] */
+static real *const matmul_3 = arena + 64720; /* [32,10] */
 static real *const logits = arena + 23434; /* [32,10] */
 
 /* Dropout, shifts and batch norm differ in training. */

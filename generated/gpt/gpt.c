@@ -105,10 +105,10 @@ static real *const permute_2 = arena + 3845648; /* [16,64,4,32] */
 static real *const matmul_5 = arena + 2534928; /* [16,64,128] */
 static real *const add_2 = arena + 3976720; /* [16,64,128] */
 static real *const sum_4 = arena + 1879568; /* [16,64,1] */
-static real *const mul_3 = arena + 1889808; /* [16,64,1] */
-static real *const sub_2 = arena + 1890832; /* [16,64,128] */
+static real *const mul_3 = arena + 2534928; /* [16,64,1] */
+static real *const sub_2 = arena + 1889808; /* [16,64,128] */
 static real *const sum_5 = arena + 1879568; /* [16,64,1] */
-static real *const rsqrt_2 = arena + 1889808; /* [16,64,1] */
+static real *const rsqrt_2 = arena + 2020880; /* [16,64,1] */
 static real *const mul_4 = arena + 2534928; /* [16,64,128] */
 static real *const add_3 = arena + 4107792; /* [16,64,128] */
 static real *const matmul_6 = arena + 4238864; /* [16,64,512] */
@@ -205,10 +205,9 @@ static real *const d_permute = arena + 7515664; /* [16,4,32,64] */
 static real *const d_reshape_2 = arena + 7384592; /* [16,64,4,32] */
 static real *const d_matmul_2 = arena + 7253520; /* [16,64,128] */
 static real *const d_reshape_3 = arena + 7384592; /* [16,64,4,32] */
-static real *const d_matmul_3 = arena + 7515664; /* [16,64,128] */
+static real *const d_matmul_add = arena + 7253520; /* [16,64,128] */
 static real *const d_reshape_4 = arena + 7384592; /* [16,64,4,32] */
-static real *const d_matmul_4 = arena + 7646736; /* [16,64,128] */
-static real *const d_add_6 = arena + 7777808; /* [16,64,128] */
+static real *const d_add_6 = arena + 7253520; /* [16,64,128] */
 static real *const d_mul_5 = arena + 7122448; /* [16,64,128] */
 static real *const d_rsqrt_3 = arena + 1879568; /* [16,64,1] */
 static real *const d_sum_6 = arena + 2022928; /* [16,64,1] */
@@ -216,43 +215,42 @@ static real *const d_sub_4 = arena + 6860304; /* [16,64,128] */
 static real *const d_mul_6 = arena + 1879568; /* [16,64,1] */
 static real *const d_sum_7 = arena + 2021904; /* [16,64,1] */
 static real *const d_h_3 = arena + 3976720; /* [16,64,128] */
-static real *const d_h_4 = arena + 8957456; /* [16,64,512] */
-static real *const d_add_7 = arena + 6336016; /* [16,64,512] */
+static real *const d_h_4 = arena + 7777808; /* [16,64,512] */
+static real *const d_add_7 = arena + 11841040; /* [16,64,512] */
 static real *const d_add_8 = arena + 4238864; /* [16,64,512] */
-static real *const d_add_9 = arena + 4763152; /* [16,64,128] */
+static real *const d_add_9 = arena + 7646736; /* [16,64,128] */
 static real *const d_mul_7 = arena + 4107792; /* [16,64,128] */
 static real *const d_rsqrt_4 = arena + 1879568; /* [16,64,1] */
 static real *const d_sum_8 = arena + 2021904; /* [16,64,1] */
 static real *const d_sub_5 = arena + 2534928; /* [16,64,128] */
 static real *const d_mul_8 = arena + 1879568; /* [16,64,1] */
-static real *const d_sum_9 = arena + 1889808; /* [16,64,1] */
-static real *const d_add_10 = arena + 1890832; /* [16,64,128] */
+static real *const d_sum_9 = arena + 4107792; /* [16,64,1] */
+static real *const d_add_10 = arena + 7646736; /* [16,64,128] */
 static real *const d_y_3 = arena + 2534928; /* [16,64,128] */
-static real *const d_y_4 = arena + 3845648; /* [16,4,64,32] */
-static real *const d_div_2 = arena + 3976720; /* [16,4,64,64] */
+static real *const d_y_4 = arena + 1889808; /* [16,4,64,32] */
+static real *const d_div_2 = arena + 7122448; /* [16,4,64,64] */
 static real *const d_v_2 = arena + 2534928; /* [16,4,64,32] */
-static real *const d_sum_10 = arena + 2021904; /* [16,4,64,1] */
+static real *const d_sum_10 = arena + 2928144; /* [16,4,64,1] */
 static real *const d_sub_6 = arena + 3583504; /* [16,4,64,64] */
-static real *const d_max_2 = arena + 1885712; /* [16,4,64,1] */
+static real *const d_max_2 = arena + 2928144; /* [16,4,64,1] */
 static real *const d_causal_mask_2 = arena + 3321360; /* [16,4,64,64] */
 static real *const d_scores_2 = arena + 3059216; /* [16,4,64,64] */
-static real *const d_matmul_5 = arena + 3321360; /* [16,4,64,64] */
+static real *const d_matmul_3 = arena + 3321360; /* [16,4,64,64] */
 static real *const d_q_2 = arena + 2928144; /* [16,4,64,32] */
 static real *const d_permute_2 = arena + 2797072; /* [16,4,32,64] */
 static real *const d_reshape_5 = arena + 2666000; /* [16,64,4,32] */
-static real *const d_matmul_6 = arena + 2534928; /* [16,64,128] */
+static real *const d_matmul_4 = arena + 2534928; /* [16,64,128] */
 static real *const d_reshape_6 = arena + 2666000; /* [16,64,4,32] */
-static real *const d_matmul_7 = arena + 2797072; /* [16,64,128] */
-static real *const d_reshape_7 = arena + 2666000; /* [16,64,4,32] */
-static real *const d_matmul_8 = arena + 2928144; /* [16,64,128] */
-static real *const d_add_11 = arena + 3059216; /* [16,64,128] */
+static real *const d_matmul_add_2 = arena + 2534928; /* [16,64,128] */
+static real *const d_reshape_7 = arena + 1881616; /* [16,64,4,32] */
+static real *const d_add_11 = arena + 2534928; /* [16,64,128] */
 static real *const d_mul_9 = arena + 2403856; /* [16,64,128] */
 static real *const d_rsqrt_5 = arena + 1879568; /* [16,64,1] */
-static real *const d_sum_11 = arena + 1881616; /* [16,64,1] */
-static real *const d_sub_7 = arena + 2272784; /* [16,64,128] */
-static real *const d_mul_10 = arena + 1879568; /* [16,64,1] */
-static real *const d_sum_12 = arena + 1880592; /* [16,64,1] */
-static real *const d_h_5 = arena + 2026000; /* [16,64,128] */
+static real *const d_sum_11 = arena + 2272784; /* [16,64,1] */
+static real *const d_sub_7 = arena + 2534928; /* [16,64,128] */
+static real *const d_mul_10 = arena + 2928144; /* [16,64,1] */
+static real *const d_sum_12 = arena + 2929168; /* [16,64,1] */
+static real *const d_h_5 = arena + 2666000; /* [16,64,128] */
 
 /* The forward pass of the outputs, in the mode forward() or
  * loss_and_grad() set. */
@@ -1049,7 +1047,7 @@ static void compute_grads(void)
 
     /* backward of models/lib/attention.lua:19: local k = split(x:matmul(k_w), N, T) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 1024, 128, 128,
-           REAL_C(1.0), d_reshape_3, 128, block2_attn_k, 128, REAL_C(0.0), d_matmul_3, 128);
+           REAL_C(1.0), d_reshape_3, 128, block2_attn_k, 128, REAL_C(1.0), d_matmul_add, 128);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 128, 1024,
            REAL_C(1.0), add_6, 128, d_reshape_3, 128, REAL_C(0.0), d_block2_attn_k, 128);
 
@@ -1063,11 +1061,7 @@ static void compute_grads(void)
 
     /* backward of models/lib/attention.lua:18: local q = split(x:matmul(q_w), N, T) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 1024, 128, 128,
-           REAL_C(1.0), d_reshape_4, 128, block2_attn_q, 128, REAL_C(0.0), d_matmul_4, 128);
-    for (int i = 0; i < 131072; i++) {
-        const real t290 = d_matmul_2[i] + d_matmul_3[i];
-        d_add_6[i] = t290 + d_matmul_4[i];
-    }
+           REAL_C(1.0), d_reshape_4, 128, block2_attn_q, 128, REAL_C(1.0), d_add_6, 128);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 128, 1024,
            REAL_C(1.0), add_6, 128, d_reshape_4, 128, REAL_C(0.0), d_block2_attn_q, 128);
 
@@ -1084,36 +1078,36 @@ static void compute_grads(void)
     memset(d_block2_ln1_g, 0, 128 * sizeof *d_block2_ln1_g);
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            const real t301 = d_add_6[i * 128 + j] * mul_7[i * 128 + j];
-            d_block2_ln1_g[j] += t301;
+            const real t299 = d_add_6[i * 128 + j] * mul_7[i * 128 + j];
+            d_block2_ln1_g[j] += t299;
         }
     for (int i = 0; i < 1024; i++) {
         real acc = REAL_C(0.0);
         for (int j = 0; j < 128; j++) {
-            const real t304 = d_mul_5[i * 128 + j] * sub_3[i * 128 + j];
-            acc += t304;
+            const real t302 = d_mul_5[i * 128 + j] * sub_3[i * 128 + j];
+            acc += t302;
         }
         d_rsqrt_3[i] = acc;
     }
     for (int i = 0; i < 1024; i++) {
-        const real t306 = d_rsqrt_3[i] * REAL_C(-0.5);
-        const real t307 = rsqrt_3[i] * rsqrt_3[i] * rsqrt_3[i];
-        const real t308 = t306 * t307;
-        d_sum_6[i] = t308 * REAL_C(0.0078125);
+        const real t304 = d_rsqrt_3[i] * REAL_C(-0.5);
+        const real t305 = rsqrt_3[i] * rsqrt_3[i] * rsqrt_3[i];
+        const real t306 = t304 * t305;
+        d_sum_6[i] = t306 * REAL_C(0.0078125);
     }
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            const real t303 = d_mul_5[i * 128 + j] * rsqrt_3[i];
-            const real t310 = d_sum_6[i];
-            const real t311 = t310 * REAL_C(2.0);
-            const real t312 = t311 * sub_3[i * 128 + j];
-            d_sub_4[i * 128 + j] = t303 + t312;
+            const real t301 = d_mul_5[i * 128 + j] * rsqrt_3[i];
+            const real t308 = d_sum_6[i];
+            const real t309 = t308 * REAL_C(2.0);
+            const real t310 = t309 * sub_3[i * 128 + j];
+            d_sub_4[i * 128 + j] = t301 + t310;
         }
     for (int i = 0; i < 1024; i++) {
         real acc = REAL_C(0.0);
         for (int j = 0; j < 128; j++) {
-            const real t315 = -d_sub_4[i * 128 + j];
-            acc += t315;
+            const real t313 = -d_sub_4[i * 128 + j];
+            acc += t313;
         }
         d_mul_6[i] = acc;
     }
@@ -1122,9 +1116,9 @@ static void compute_grads(void)
     }
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            const real t314 = d_add_5[i * 128 + j] + d_sub_4[i * 128 + j];
-            const real t318 = d_sum_7[i];
-            d_h_3[i * 128 + j] = t314 + t318;
+            const real t312 = d_add_5[i * 128 + j] + d_sub_4[i * 128 + j];
+            const real t316 = d_sum_7[i];
+            d_h_3[i * 128 + j] = t312 + t316;
         }
 
     /* backward of models/lib/dense.lua:9: return x:matmul(w) + b */
@@ -1140,21 +1134,21 @@ static void compute_grads(void)
 
     /* backward of models/lib/transformer_block.lua:16: local h = gelu(dense(layer_norm(x, g2, b2), 4 * width, name .. "_fc")) */
     for (int i = 0; i < 524288; i++) {
-        const real t326 = d_h_4[i] * mul_5[i];
-        const real t328 = tanh_2[i] * tanh_2[i];
-        const real t329 = REAL_C(1.0) - t328;
-        const real t330 = t326 * t329;
-        d_add_7[i] = t330 * REAL_C(0.7978845608028654);
+        const real t324 = d_h_4[i] * mul_5[i];
+        const real t326 = tanh_2[i] * tanh_2[i];
+        const real t327 = REAL_C(1.0) - t326;
+        const real t328 = t324 * t327;
+        d_add_7[i] = t328 * REAL_C(0.7978845608028654);
     }
     for (int i = 0; i < 524288; i++) {
-        const real t325 = d_h_4[i] * add_5[i];
-        const real t327 = t325 * REAL_C(0.5);
-        const real t332 = t327 + d_add_7[i];
-        const real t333 = d_add_7[i] * REAL_C(0.044715);
-        const real t334 = t333 * REAL_C(3.0);
-        const real t335 = add_4[i] * add_4[i];
-        const real t336 = t334 * t335;
-        d_add_8[i] = t332 + t336;
+        const real t323 = d_h_4[i] * add_5[i];
+        const real t325 = t323 * REAL_C(0.5);
+        const real t330 = t325 + d_add_7[i];
+        const real t331 = d_add_7[i] * REAL_C(0.044715);
+        const real t332 = t331 * REAL_C(3.0);
+        const real t333 = add_4[i] * add_4[i];
+        const real t334 = t332 * t333;
+        d_add_8[i] = t330 + t334;
     }
 
     /* backward of models/lib/dense.lua:9: return x:matmul(w) + b */
@@ -1181,36 +1175,36 @@ static void compute_grads(void)
     memset(d_block1_ln2_g, 0, 128 * sizeof *d_block1_ln2_g);
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            const real t345 = d_add_9[i * 128 + j] * mul_4[i * 128 + j];
-            d_block1_ln2_g[j] += t345;
+            const real t343 = d_add_9[i * 128 + j] * mul_4[i * 128 + j];
+            d_block1_ln2_g[j] += t343;
         }
     for (int i = 0; i < 1024; i++) {
         real acc = REAL_C(0.0);
         for (int j = 0; j < 128; j++) {
-            const real t348 = d_mul_7[i * 128 + j] * sub_2[i * 128 + j];
-            acc += t348;
+            const real t346 = d_mul_7[i * 128 + j] * sub_2[i * 128 + j];
+            acc += t346;
         }
         d_rsqrt_4[i] = acc;
     }
     for (int i = 0; i < 1024; i++) {
-        const real t350 = d_rsqrt_4[i] * REAL_C(-0.5);
-        const real t351 = rsqrt_2[i] * rsqrt_2[i] * rsqrt_2[i];
-        const real t352 = t350 * t351;
-        d_sum_8[i] = t352 * REAL_C(0.0078125);
+        const real t348 = d_rsqrt_4[i] * REAL_C(-0.5);
+        const real t349 = rsqrt_2[i] * rsqrt_2[i] * rsqrt_2[i];
+        const real t350 = t348 * t349;
+        d_sum_8[i] = t350 * REAL_C(0.0078125);
     }
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            const real t347 = d_mul_7[i * 128 + j] * rsqrt_2[i];
-            const real t354 = d_sum_8[i];
-            const real t355 = t354 * REAL_C(2.0);
-            const real t356 = t355 * sub_2[i * 128 + j];
-            d_sub_5[i * 128 + j] = t347 + t356;
+            const real t345 = d_mul_7[i * 128 + j] * rsqrt_2[i];
+            const real t352 = d_sum_8[i];
+            const real t353 = t352 * REAL_C(2.0);
+            const real t354 = t353 * sub_2[i * 128 + j];
+            d_sub_5[i * 128 + j] = t345 + t354;
         }
     for (int i = 0; i < 1024; i++) {
         real acc = REAL_C(0.0);
         for (int j = 0; j < 128; j++) {
-            const real t359 = -d_sub_5[i * 128 + j];
-            acc += t359;
+            const real t357 = -d_sub_5[i * 128 + j];
+            acc += t357;
         }
         d_mul_8[i] = acc;
     }
@@ -1219,9 +1213,9 @@ static void compute_grads(void)
     }
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            const real t358 = d_h_3[i * 128 + j] + d_sub_5[i * 128 + j];
-            const real t362 = d_sum_9[i];
-            d_add_10[i * 128 + j] = t358 + t362;
+            const real t356 = d_h_3[i * 128 + j] + d_sub_5[i * 128 + j];
+            const real t360 = d_sum_9[i];
+            d_add_10[i * 128 + j] = t356 + t360;
         }
 
     /* backward of models/lib/dense.lua:9: return x:matmul(w) + b */
@@ -1255,35 +1249,35 @@ static void compute_grads(void)
     for (int i = 0; i < 4096; i++) {
         real acc = REAL_C(0.0);
         for (int j = 0; j < 64; j++) {
-            const real t374 = d_div_2[i * 64 + j] * div_2[i * 64 + j];
-            const real t375 = t374 / sum_3[i];
-            const real t376 = -t375;
-            acc += t376;
+            const real t372 = d_div_2[i * 64 + j] * div_2[i * 64 + j];
+            const real t373 = t372 / sum_3[i];
+            const real t374 = -t373;
+            acc += t374;
         }
         d_sum_10[i] = acc;
     }
     for (int i = 0; i < 4096; i++)
         for (int j = 0; j < 64; j++) {
-            const real t373 = d_div_2[i * 64 + j] / sum_3[i];
-            const real t378 = d_sum_10[i];
-            const real t379 = t373 + t378;
-            d_sub_6[i * 64 + j] = t379 * exp_2[i * 64 + j];
+            const real t371 = d_div_2[i * 64 + j] / sum_3[i];
+            const real t376 = d_sum_10[i];
+            const real t377 = t371 + t376;
+            d_sub_6[i * 64 + j] = t377 * exp_2[i * 64 + j];
         }
     for (int i = 0; i < 4096; i++) {
         real acc = REAL_C(0.0);
         for (int j = 0; j < 64; j++) {
-            const real t381 = -d_sub_6[i * 64 + j];
-            acc += t381;
+            const real t379 = -d_sub_6[i * 64 + j];
+            acc += t379;
         }
         d_max_2[i] = acc;
     }
     for (int i = 0; i < 4096; i++)
         for (int j = 0; j < 64; j++) {
-            const real t383 = max[i];
-            const real t384 = (real)(causal_mask[i * 64 + j] == t383);
-            const real t385 = d_max_2[i];
-            const real t386 = t385 * t384;
-            d_causal_mask_2[i * 64 + j] = d_sub_6[i * 64 + j] + t386;
+            const real t381 = max[i];
+            const real t382 = (real)(causal_mask[i * 64 + j] == t381);
+            const real t383 = d_max_2[i];
+            const real t384 = t383 * t382;
+            d_causal_mask_2[i * 64 + j] = d_sub_6[i * 64 + j] + t384;
         }
     for (int i = 0; i < 64; i++)
         for (int j = 0; j < 64; j++)
@@ -1292,15 +1286,15 @@ static void compute_grads(void)
 
     /* backward of models/lib/attention.lua:21: local scores = matmul(q, transpose(k, 3, 4)) * (1 / math.sqrt(d)) */
     for (int i = 0; i < 262144; i++) {
-        d_matmul_5[i] = d_scores_2[i] * REAL_C(0.17677669529663687);
+        d_matmul_3[i] = d_scores_2[i] * REAL_C(0.17677669529663687);
     }
     for (int i = 0; i < 64; i++)
         r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 64, 32, 64,
-               REAL_C(1.0), d_matmul_5 + i * 4096, 64, permute + i * 2048, 64, REAL_C(0.0),
+               REAL_C(1.0), d_matmul_3 + i * 4096, 64, permute + i * 2048, 64, REAL_C(0.0),
                d_q_2 + i * 2048, 32);
     for (int i = 0; i < 64; i++)
         r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 32, 64, 64,
-               REAL_C(1.0), q + i * 2048, 32, d_matmul_5 + i * 4096, 64, REAL_C(0.0),
+               REAL_C(1.0), q + i * 2048, 32, d_matmul_3 + i * 4096, 64, REAL_C(0.0),
                d_permute_2 + i * 2048, 64);
 
     /* backward of models/lib/attention.lua:11: return t:reshape({N, T, heads, d}):permute({1, 3, 2, 4}) */
@@ -1313,7 +1307,7 @@ static void compute_grads(void)
 
     /* backward of models/lib/attention.lua:20: local v = split(x:matmul(v_w), N, T) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 1024, 128, 128,
-           REAL_C(1.0), d_reshape_5, 128, block1_attn_v, 128, REAL_C(0.0), d_matmul_6, 128);
+           REAL_C(1.0), d_reshape_5, 128, block1_attn_v, 128, REAL_C(0.0), d_matmul_4, 128);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 128, 1024,
            REAL_C(1.0), add, 128, d_reshape_5, 128, REAL_C(0.0), d_block1_attn_v, 128);
 
@@ -1326,7 +1320,7 @@ static void compute_grads(void)
 
     /* backward of models/lib/attention.lua:19: local k = split(x:matmul(k_w), N, T) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 1024, 128, 128,
-           REAL_C(1.0), d_reshape_6, 128, block1_attn_k, 128, REAL_C(0.0), d_matmul_7, 128);
+           REAL_C(1.0), d_reshape_6, 128, block1_attn_k, 128, REAL_C(1.0), d_matmul_add_2, 128);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 128, 1024,
            REAL_C(1.0), add, 128, d_reshape_6, 128, REAL_C(0.0), d_block1_attn_k, 128);
 
@@ -1340,11 +1334,7 @@ static void compute_grads(void)
 
     /* backward of models/lib/attention.lua:18: local q = split(x:matmul(q_w), N, T) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 1024, 128, 128,
-           REAL_C(1.0), d_reshape_7, 128, block1_attn_q, 128, REAL_C(0.0), d_matmul_8, 128);
-    for (int i = 0; i < 131072; i++) {
-        const real t401 = d_matmul_6[i] + d_matmul_7[i];
-        d_add_11[i] = t401 + d_matmul_8[i];
-    }
+           REAL_C(1.0), d_reshape_7, 128, block1_attn_q, 128, REAL_C(1.0), d_add_11, 128);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 128, 1024,
            REAL_C(1.0), add, 128, d_reshape_7, 128, REAL_C(0.0), d_block1_attn_q, 128);
 
@@ -1361,36 +1351,36 @@ static void compute_grads(void)
     memset(d_block1_ln1_g, 0, 128 * sizeof *d_block1_ln1_g);
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            const real t412 = d_add_11[i * 128 + j] * mul_2[i * 128 + j];
-            d_block1_ln1_g[j] += t412;
+            const real t408 = d_add_11[i * 128 + j] * mul_2[i * 128 + j];
+            d_block1_ln1_g[j] += t408;
         }
     for (int i = 0; i < 1024; i++) {
         real acc = REAL_C(0.0);
         for (int j = 0; j < 128; j++) {
-            const real t415 = d_mul_9[i * 128 + j] * sub[i * 128 + j];
-            acc += t415;
+            const real t411 = d_mul_9[i * 128 + j] * sub[i * 128 + j];
+            acc += t411;
         }
         d_rsqrt_5[i] = acc;
     }
     for (int i = 0; i < 1024; i++) {
-        const real t417 = d_rsqrt_5[i] * REAL_C(-0.5);
-        const real t418 = rsqrt[i] * rsqrt[i] * rsqrt[i];
-        const real t419 = t417 * t418;
-        d_sum_11[i] = t419 * REAL_C(0.0078125);
+        const real t413 = d_rsqrt_5[i] * REAL_C(-0.5);
+        const real t414 = rsqrt[i] * rsqrt[i] * rsqrt[i];
+        const real t415 = t413 * t414;
+        d_sum_11[i] = t415 * REAL_C(0.0078125);
     }
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            const real t414 = d_mul_9[i * 128 + j] * rsqrt[i];
-            const real t421 = d_sum_11[i];
-            const real t422 = t421 * REAL_C(2.0);
-            const real t423 = t422 * sub[i * 128 + j];
-            d_sub_7[i * 128 + j] = t414 + t423;
+            const real t410 = d_mul_9[i * 128 + j] * rsqrt[i];
+            const real t417 = d_sum_11[i];
+            const real t418 = t417 * REAL_C(2.0);
+            const real t419 = t418 * sub[i * 128 + j];
+            d_sub_7[i * 128 + j] = t410 + t419;
         }
     for (int i = 0; i < 1024; i++) {
         real acc = REAL_C(0.0);
         for (int j = 0; j < 128; j++) {
-            const real t426 = -d_sub_7[i * 128 + j];
-            acc += t426;
+            const real t422 = -d_sub_7[i * 128 + j];
+            acc += t422;
         }
         d_mul_10[i] = acc;
     }
@@ -1399,9 +1389,9 @@ static void compute_grads(void)
     }
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            const real t425 = d_add_10[i * 128 + j] + d_sub_7[i * 128 + j];
-            const real t429 = d_sum_12[i];
-            d_h_5[i * 128 + j] = t425 + t429;
+            const real t421 = d_add_10[i * 128 + j] + d_sub_7[i * 128 + j];
+            const real t425 = d_sum_12[i];
+            d_h_5[i * 128 + j] = t421 + t425;
         }
 
     /* backward of models/gpt.lua:16: local h = embedding(tokens, x) + positions      -- [N, T, W] */

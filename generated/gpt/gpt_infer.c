@@ -13,7 +13,7 @@
 #include "rt_real.h"
 #include "gpt.h"
 
-static real arena[2272128];
+static real arena[2796416];
 static int32_t iarena[1024];
 
 static int32_t *const x = iarena + 0; /* input [16,64] */
@@ -85,47 +85,47 @@ static real *const add_4 = arena + 1747840; /* [16,64,512] */
 static real *const h_2 = arena + 1223552; /* [16,64,512] */
 static real *const matmul_7 = arena + 568192; /* [16,64,128] */
 static real *const h_3 = arena + 961408; /* [16,64,128] */
-static real *const sum_6 = arena + 568192; /* [16,64,1] */
-static real *const mul_3 = arena + 569216; /* [16,64,1] */
-static real *const sub_3 = arena + 570240; /* [16,64,128] */
-static real *const sum_7 = arena + 568192; /* [16,64,1] */
-static real *const rsqrt_3 = arena + 569216; /* [16,64,1] */
-static real *const add_5 = arena + 830336; /* [16,64,128] */
-static real *const matmul_8 = arena + 568192; /* [16,64,128] */
-static real *const q_2 = arena + 1092480; /* [16,4,64,32] */
-static real *const matmul_9 = arena + 568192; /* [16,64,128] */
+static real *const sum_6 = arena + 701312; /* [16,64,1] */
+static real *const mul_3 = arena + 702336; /* [16,64,1] */
+static real *const sub_3 = arena + 830336; /* [16,64,128] */
+static real *const sum_7 = arena + 701312; /* [16,64,1] */
+static real *const rsqrt_3 = arena + 702336; /* [16,64,1] */
+static real *const add_5 = arena + 1092480; /* [16,64,128] */
+static real *const matmul_8 = arena + 830336; /* [16,64,128] */
+static real *const q_2 = arena + 568192; /* [16,4,64,32] */
+static real *const matmul_9 = arena + 830336; /* [16,64,128] */
 static real *const matmul_10 = arena + 1223552; /* [16,64,128] */
-static real *const v_2 = arena + 830336; /* [16,4,64,32] */
+static real *const v_2 = arena + 1092480; /* [16,4,64,32] */
 static real *const permute_3 = arena + 1223552; /* [16,4,32,64] */
 static real *const matmul_11 = arena + 1354624; /* [16,4,64,64] */
-static real *const scores_2 = arena + 1092480; /* [16,4,64,64] */
+static real *const scores_2 = arena + 1616768; /* [16,4,64,64] */
 static real *const causal_mask_2 = arena + 1354624; /* [16,4,64,64] */
-static real *const max_2 = arena + 568192; /* [16,4,64,1] */
-static real *const exp_3 = arena + 1092480; /* [16,4,64,64] */
-static real *const sum_8 = arena + 568192; /* [16,4,64,1] */
+static real *const max_2 = arena + 701312; /* [16,4,64,1] */
+static real *const exp_3 = arena + 1616768; /* [16,4,64,64] */
+static real *const sum_8 = arena + 701312; /* [16,4,64,1] */
 static real *const div_3 = arena + 1354624; /* [16,4,64,64] */
-static real *const y_2 = arena + 568192; /* [16,4,64,32] */
-static real *const permute_4 = arena + 830336; /* [16,64,4,32] */
-static real *const matmul_12 = arena + 568192; /* [16,64,128] */
-static real *const add_6 = arena + 830336; /* [16,64,128] */
-static real *const sum_9 = arena + 568192; /* [16,64,1] */
-static real *const mul_4 = arena + 569216; /* [16,64,1] */
-static real *const sub_4 = arena + 570240; /* [16,64,128] */
-static real *const sum_10 = arena + 568192; /* [16,64,1] */
-static real *const rsqrt_4 = arena + 569216; /* [16,64,1] */
+static real *const y_2 = arena + 830336; /* [16,4,64,32] */
+static real *const permute_4 = arena + 568192; /* [16,64,4,32] */
+static real *const matmul_12 = arena + 830336; /* [16,64,128] */
+static real *const add_6 = arena + 568192; /* [16,64,128] */
+static real *const sum_9 = arena + 699264; /* [16,64,1] */
+static real *const mul_4 = arena + 700288; /* [16,64,1] */
+static real *const sub_4 = arena + 830336; /* [16,64,128] */
+static real *const sum_10 = arena + 699264; /* [16,64,1] */
+static real *const rsqrt_4 = arena + 700288; /* [16,64,1] */
 static real *const add_7 = arena + 961408; /* [16,64,128] */
-static real *const matmul_13 = arena + 1092480; /* [16,64,512] */
-static real *const add_8 = arena + 1616768; /* [16,64,512] */
-static real *const h_4 = arena + 1092480; /* [16,64,512] */
-static real *const matmul_14 = arena + 568192; /* [16,64,128] */
+static real *const matmul_13 = arena + 1354624; /* [16,64,512] */
+static real *const add_8 = arena + 2272128; /* [16,64,512] */
+static real *const h_4 = arena + 1354624; /* [16,64,512] */
+static real *const matmul_14 = arena + 830336; /* [16,64,128] */
 static real *const h_5 = arena + 961408; /* [16,64,128] */
-static real *const sum_11 = arena + 568192; /* [16,64,1] */
-static real *const mul_5 = arena + 569216; /* [16,64,1] */
-static real *const sub_5 = arena + 570240; /* [16,64,128] */
-static real *const sum_12 = arena + 568192; /* [16,64,1] */
-static real *const rsqrt_5 = arena + 569216; /* [16,64,1] */
-static real *const add_9 = arena + 830336; /* [16,64,128] */
-static real *const matmul_15 = arena + 568192; /* [16,64,128] */
+static real *const sum_11 = arena + 701312; /* [16,64,1] */
+static real *const mul_5 = arena + 702336; /* [16,64,1] */
+static real *const sub_5 = arena + 830336; /* [16,64,128] */
+static real *const sum_12 = arena + 701312; /* [16,64,1] */
+static real *const rsqrt_5 = arena + 702336; /* [16,64,1] */
+static real *const add_9 = arena + 961408; /* [16,64,128] */
+static real *const matmul_15 = arena + 830336; /* [16,64,128] */
 static real *const logits = arena + 437120; /* [16,64,128] */
 
 /* The forward pass of the outputs, in the mode forward() or
@@ -663,7 +663,7 @@ const rt_model REAL_SUFFIX(gpt_infer_model) = {
     .real = RT_REAL,
     .arena = arena,
     .iarena = iarena,
-    .arena_size = 2272128,
+    .arena_size = 2796416,
     .iarena_size = 1024,
     .n_inputs = 1,
     .n_params = 32,

@@ -9,7 +9,7 @@
 #include "rt_real.h"
 #include "svm.h"
 
-static real arena[7312];
+static real arena[6672];
 static int32_t iarena[64];
 
 static real *const x = arena + 0; /* input [64,64] */
@@ -21,8 +21,8 @@ static real *const hinge_loss = arena + 6032; /* [64] */
 static real *const sum = arena + 6096; /* [] */
 static real *const sum_2 = arena + 6032; /* [] */
 static real *const loss_value = arena + 6016; /* [] */
+static real *const d_mul = arena + 4736; /* [10,64] */
 static real *const d_scores = arena + 6032; /* [64,10] */
-static real *const d_matmul = arena + 6672; /* [10,64] */
 
 /* The forward pass of the outputs, in the mode forward() or
  * loss_and_grad() set. */
@@ -89,6 +89,11 @@ static double loss(void)
 /* The gradients, after compute_loss(). */
 static void compute_grads(void)
 {
+    /* backward of models/svm.lua:14: local reg_loss = reg * sum(W^2) */
+    for (int i = 0; i < 640; i++) {
+        d_mul[i] = REAL_C(0.002) * W[i];
+    }
+
     /* backward of models/svm.lua:13: local data_loss = mean(hinge_loss(scores, labels)) */
     for (int i = 0; i < 64; i++) {
         const real *row = scores + i * 10;
@@ -105,11 +110,7 @@ static void compute_grads(void)
 
     /* backward of models/svm.lua:12: local scores = x:matmul(W:t()) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 10, 64, 64,
-           REAL_C(1.0), d_scores, 10, x, 64, REAL_C(0.0), d_matmul, 64);
-    for (int i = 0; i < 640; i++) {
-        const real t14 = REAL_C(0.002) * W[i];
-        d_W[i] = t14 + d_matmul[i];
-    }
+           REAL_C(1.0), d_scores, 10, x, 64, REAL_C(1.0), d_W, 64);
 }
 
 /* Training: the loss, and every parameter's gradient. */
@@ -167,7 +168,7 @@ const rt_model REAL_SUFFIX(svm_model) = {
     .real = RT_REAL,
     .arena = arena,
     .iarena = iarena,
-    .arena_size = 7312,
+    .arena_size = 6672,
     .iarena_size = 64,
     .n_inputs = 2,
     .n_params = 1,
