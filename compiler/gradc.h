@@ -306,6 +306,8 @@ typedef struct {
     long kept_for_backward;     /* of those, the forward values the backward reads */
 } Plan;
 Plan plan(Graph *g, const Fusion *f);
+/* The input an op adds into, which may share the op's place; or -1. */
+int accumulated_input(const Node *n);
 void plan_free(Plan *p);
 
 /* ---- build.c: the C compiler, for gradc build and gradc check ---- */

@@ -695,6 +695,66 @@ static int grad_pad(Graph *g, int node, int dy, int k)
     return ir_slice(g, dy, ir_at(g, node)->axes, shape_of(g, in_(g, node, 0)));
 }
 
+/* pad_add(s, x) = s + pad(x): made by simplify where a padded window is
+ * added to a sum (the gradients of the slices of one tensor), so the window
+ * is added into the sum, in its place when the plan lets it, and no padded
+ * copy is made. Made after differentiation: no gradient rule. */
+static const char *shape_pad_add(Graph *g, Node *n, char *err, size_t len)
+{
+    Node pad = *n;
+    pad.n_in = 1;
+    pad.in[0] = n->in[1];
+    if (shape_pad(g, &pad, err, len))
+        return err;
+    if (!shape_eq(shape_of(g, n->in[0]), n->shape))
+        return snprintf(err, len, "the sum must have the output's shape"), err;
+    n->dtype = DT_REAL;
+    return NULL;
+}
+
+static void emit_pad_add(Buf *b, const Node *n, const Operand *out, const Operand *in)
+{
+    Shape s = n->shape, x = in[1].shape;
+    if (!in[0].in_place)
+        buf_printf(b, "    memcpy(%s, %s, %ld * sizeof *%s);\n", out->text, in[0].text,
+                   shape_size(s), out->text);
+    /* Loops over the window; the innermost axes that span the whole
+     * output are one run of contiguous elements. */
+    int inner = s.rank;
+    long run = 1;
+    while (inner > 0 && x.dim[inner - 1] == s.dim[inner - 1]) {
+        run *= s.dim[inner - 1];
+        inner--;
+    }
+    if (inner > 0) {
+        run *= x.dim[inner - 1];
+        inner--;
+    }
+    long start = 0, stride[MAX_RANK], step = 1;
+    for (int d = s.rank - 1; d >= 0; d--) {
+        stride[d] = step;
+        start += n->axes[d] * step;
+        step *= s.dim[d];
+    }
+    /* Indices as sums of terms, each followed by " + ". */
+    static const char var[] = "ijklmn";
+    char to[256] = "", from[256] = "";
+    size_t lt = start ? snprintf(to, sizeof to, "%ld + ", start) : 0, lf = 0;
+    long xstride = run;
+    for (int d = inner - 1; d >= 0; d--) {
+        lt += snprintf(to + lt, sizeof to - lt, "%c * %ld + ", var[d], stride[d]);
+        lf += snprintf(from + lf, sizeof from - lf, "%c * %ld + ", var[d], xstride);
+        xstride *= x.dim[d];
+    }
+    for (int d = 0; d < inner; d++)
+        buf_printf(b, "%*sfor (int %c = 0; %c < %d; %c++)\n", 4 * (d + 1), "", var[d], var[d],
+                   x.dim[d], var[d]);
+    buf_printf(b,
+               "%*sfor (int r = 0; r < %ld; r++)\n"
+               "%*s%s[%sr] += %s[%sr];\n",
+               4 * (inner + 1), "", run, 4 * (inner + 2), "", out->text, to, in[1].text, from);
+}
+
 /* The same elements, in the same order, in another shape. */
 static const char *shape_reshape(Graph *g, Node *n, char *err, size_t len)
 {

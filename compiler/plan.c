@@ -128,6 +128,13 @@ static void give_back(Space *s, long at, long size)
     }
 }
 
+/* The input an op adds into (matmul_add's sum, pad_add's), which may hand
+ * its place to the op when it dies there; or -1. */
+int accumulated_input(const Node *n)
+{
+    return n->op == OP_MATMUL_ADD ? 2 : n->op == OP_PAD_ADD ? 0 : -1;
+}
+
 /* The node whose array id is: a reshape is its input's. */
 static int storage(Graph *g, int id)
 {
@@ -203,8 +210,8 @@ Plan plan(Graph *g, const Fusion *f)
         for (int k = 0; k < ir_at(g, i)->n_in; k++)
             readers[ir_at(g, i)->in[k]]++;
     for (int i = 0; i < g->n_params && training; i++)
-        for (int gr = g->params[i].grad; ir_at(g, gr)->op == OP_MATMUL_ADD && !p.grad_copy[i];) {
-            int x = ir_at(g, gr)->in[2];
+        for (int gr = g->params[i].grad; accumulated_input(ir_at(g, gr)) >= 0 && !p.grad_copy[i];) {
+            int x = ir_at(g, gr)->in[accumulated_input(ir_at(g, gr))];
             if (p.offset[x] >= 0 || readers[x] != 1 || !f->stored[x] ||
                 op_info[ir_at(g, x)->op].kind == ALIAS)
                 break;
@@ -245,11 +252,14 @@ Plan plan(Graph *g, const Fusion *f)
             continue;
         bool i32 = n->dtype == DT_I32;
         long size = shape_size(n->shape);
-        /* A product accumulating into a sum that dies here takes its place,
-         * unless the sum is also a factor. */
-        int acc = n->op == OP_MATMUL_ADD ? storage(g, n->in[2]) : -1;
+        /* An op adding into a sum that dies here takes the sum's place,
+         * unless it reads the sum as another input too. */
+        int k = accumulated_input(n), acc = k >= 0 ? storage(g, n->in[k]) : -1;
+        bool other_read = false;
+        for (int j = 0; j < n->n_in; j++)
+            other_read |= j != k && storage(g, n->in[j]) == acc;
         if (acc >= 0 && last[acc] == s && p.offset[acc] >= p.fixed_size && !handed_on[acc] &&
-            storage(g, n->in[0]) != acc && storage(g, n->in[1]) != acc) {
+            !other_read) {
             p.offset[id] = p.offset[acc];
             handed_on[acc] = true;
         } else {

@@ -9,6 +9,7 @@
  * to make the emitted code what a person would write.
  */
 #include <stdlib.h>
+#include <string.h>
 #include "gradc.h"
 
 static bool is_const(const Node *n, double v) { return n->op == OP_CONST && n->value == v; }
@@ -41,6 +42,18 @@ static int accumulate(Graph *h, int sum, int product)
     return ir_must(h, &acc);
 }
 
+/* A padded window added to a sum, a + pad(x), as x added into the sum's
+ * window. */
+static int add_window(Graph *h, int sum, int pad)
+{
+    Node n = {.op = OP_PAD_ADD,
+              .n_in = 2,
+              .in = {sum, ir_at(h, pad)->in[0]},
+              .shape = ir_at(h, sum)->shape};
+    memcpy(n.axes, ir_at(h, pad)->axes, sizeof n.axes);
+    return ir_must(h, &n);
+}
+
 /* The node a rewrite gives, or -1 to keep the node as it is. single_use[k]:
  * input k has no other reader. */
 static int rewrite(Graph *h, const Node *n, const bool *single_use)
@@ -62,6 +75,10 @@ static int rewrite(Graph *h, const Node *n, const bool *single_use)
                 return accumulate(h, a->id, b->id);
             if (a->op == OP_MATMUL && single_use[0])
                 return accumulate(h, b->id, a->id);
+            if (b->op == OP_PAD && single_use[1])
+                return add_window(h, a->id, b->id);
+            if (a->op == OP_PAD && single_use[0])
+                return add_window(h, b->id, a->id);
         }
         break;
     case OP_SUB:

@@ -277,11 +277,12 @@ static void check_plan(const char *path)
             bool meet = pos[x] <= last[y] && pos[y] <= last[x];
             bool share = p.offset[x] < p.offset[y] + shape_size(g->nodes[y].shape) &&
                          p.offset[y] < p.offset[x] + shape_size(g->nodes[x].shape);
-            /* A product accumulating into a sum that dies at it may take
-             * the sum's place. */
+            /* An op adding into a sum that dies at it may take the sum's
+             * place. */
             const Node *later = &g->nodes[pos[x] > pos[y] ? x : y];
             int earlier = pos[x] > pos[y] ? y : x;
-            bool in_place = later->op == OP_MATMUL_ADD && base[later->in[2]] == earlier &&
+            int k = accumulated_input(later);
+            bool in_place = k >= 0 && base[later->in[k]] == earlier &&
                             last[earlier] == pos[later->id] &&
                             p.offset[x] == p.offset[y];
             if (meet && share && !in_place)

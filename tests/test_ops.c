@@ -193,6 +193,12 @@ static const Case cases[] = {
      "local w = param(\"w\", {3, 5}, randn())\n"
      "local loss = sum(a:matmul(w) * R) + sum(b:matmul(w) * S)\n"},
 
+    {"pad_add", "two slices of one weight: the second window adds into the first's gradient",
+     "local R = input(\"R\", {4, 2, 3})\n"
+     "local S = input(\"S\", {4, 3, 3})\n"
+     "local w = param(\"w\", {4, 5, 3}, randn())\n"
+     "local loss = sum(w:slice(2, 1, 2) * R) + sum(w:slice(2, 3, 5) * S)\n"},
+
     /* ---- row losses; their _grad ops are covered here ---- */
     {"hinge_loss", "per-row hinge, kinks skipped",
      "local R = input(\"R\", {4})\n"

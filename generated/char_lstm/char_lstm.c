@@ -9,7 +9,7 @@
 #include "rt_real.h"
 #include "char_lstm.h"
 
-static real arena[12654096];
+static real arena[5314064];
 static int32_t iarena[2048];
 
 static int32_t *const x = iarena + 0; /* input [32,32] */
@@ -420,446 +420,477 @@ static real *const d_reshape_32 = arena + 4814352; /* [32,1,256] */
 static real *const d_reshape_33 = arena + 4822544; /* [32,1,256] */
 static real *const d_c = arena + 4830736; /* [32,256] */
 static real *const d_pad = arena + 4838928; /* [32,1024] */
-static real *const d_pad_2 = arena + 4871696; /* [32,1024] */
+static real *const d_slice = arena + 4822544; /* [32,256] */
+static real *const d_pad_add = arena + 4838928; /* [32,1024] */
 static real *const d_add = arena + 4822544; /* [32,256] */
 static real *const d_sum = arena + 4757008; /* [256] */
-static real *const d_pad_3 = arena + 4904464; /* [32,1024] */
-static real *const d_pad_4 = arena + 4937232; /* [32,1024] */
-static real *const d_z = arena + 4970000; /* [32,1024] */
+static real *const d_pad_add_2 = arena + 4838928; /* [32,1024] */
+static real *const d_slice_2 = arena + 4822544; /* [32,256] */
+static real *const d_z = arena + 4838928; /* [32,1024] */
 static real *const d_matmul = arena + 886144; /* [256,1024] */
 static real *const d_sum_2 = arena + 4757264; /* [1024] */
 static real *const d_reshape_34 = arena + 2496016; /* [32,256] */
 static real *const d_matmul_2 = arena + 624000; /* [256,1024] */
-static real *const d_pad_5 = arena + 5051920; /* [32,32,256] */
+static real *const d_pad_2 = arena + 5051920; /* [32,32,256] */
 static real *const d_h = arena + 4814352; /* [32,256] */
 static real *const d_c_2 = arena + 2496016; /* [32,256] */
-static real *const d_pad_6 = arena + 4822544; /* [32,1024] */
-static real *const d_pad_7 = arena + 4855312; /* [32,1024] */
+static real *const d_pad_3 = arena + 4822544; /* [32,1024] */
+static real *const d_slice_3 = arena + 2504208; /* [32,256] */
+static real *const d_pad_add_3 = arena + 4822544; /* [32,1024] */
 static real *const d_add_2 = arena + 2504208; /* [32,256] */
 static real *const d_sum_3 = arena + 4691472; /* [256] */
-static real *const d_pad_8 = arena + 4888080; /* [32,1024] */
-static real *const d_pad_9 = arena + 4920848; /* [32,1024] */
-static real *const d_z_2 = arena + 4953616; /* [32,1024] */
+static real *const d_pad_add_4 = arena + 4822544; /* [32,1024] */
+static real *const d_slice_4 = arena + 2504208; /* [32,256] */
+static real *const d_z_2 = arena + 4822544; /* [32,1024] */
 static real *const d_matmul_add = arena + 886144; /* [256,1024] */
 static real *const d_sum_4 = arena + 4691728; /* [1024] */
 static real *const d_reshape_35 = arena + 2504208; /* [32,256] */
 static real *const d_matmul_add_2 = arena + 624000; /* [256,1024] */
-static real *const d_pad_10 = arena + 5314064; /* [32,32,256] */
+static real *const d_pad_add_5 = arena + 5051920; /* [32,32,256] */
 static real *const d_h_2 = arena + 4806160; /* [32,256] */
 static real *const d_c_3 = arena + 2504208; /* [32,256] */
-static real *const d_pad_11 = arena + 4707856; /* [32,1024] */
-static real *const d_pad_12 = arena + 4806160; /* [32,1024] */
+static real *const d_pad_4 = arena + 4707856; /* [32,1024] */
+static real *const d_slice_5 = arena + 2496016; /* [32,256] */
+static real *const d_pad_add_6 = arena + 4707856; /* [32,1024] */
 static real *const d_add_3 = arena + 2496016; /* [32,256] */
 static real *const d_sum_5 = arena + 4625936; /* [256] */
-static real *const d_pad_13 = arena + 4838928; /* [32,1024] */
-static real *const d_pad_14 = arena + 4871696; /* [32,1024] */
-static real *const d_z_3 = arena + 4904464; /* [32,1024] */
+static real *const d_pad_add_7 = arena + 4707856; /* [32,1024] */
+static real *const d_slice_6 = arena + 2496016; /* [32,256] */
+static real *const d_z_3 = arena + 4707856; /* [32,1024] */
 static real *const d_matmul_add_3 = arena + 886144; /* [256,1024] */
 static real *const d_sum_6 = arena + 4626192; /* [1024] */
 static real *const d_reshape_36 = arena + 2496016; /* [32,256] */
 static real *const d_matmul_add_4 = arena + 624000; /* [256,1024] */
-static real *const d_pad_15 = arena + 5576208; /* [32,32,256] */
+static real *const d_pad_add_8 = arena + 5051920; /* [32,32,256] */
 static real *const d_h_3 = arena + 4797968; /* [32,256] */
 static real *const d_c_4 = arena + 2496016; /* [32,256] */
-static real *const d_pad_16 = arena + 4642320; /* [32,1024] */
-static real *const d_pad_17 = arena + 4692752; /* [32,1024] */
+static real *const d_pad_5 = arena + 4642320; /* [32,1024] */
+static real *const d_slice_7 = arena + 2504208; /* [32,256] */
+static real *const d_pad_add_9 = arena + 4642320; /* [32,1024] */
 static real *const d_add_4 = arena + 2504208; /* [32,256] */
 static real *const d_sum_7 = arena + 4560400; /* [256] */
-static real *const d_pad_18 = arena + 4797968; /* [32,1024] */
-static real *const d_pad_19 = arena + 4830736; /* [32,1024] */
-static real *const d_z_4 = arena + 4863504; /* [32,1024] */
+static real *const d_pad_add_10 = arena + 4642320; /* [32,1024] */
+static real *const d_slice_8 = arena + 2504208; /* [32,256] */
+static real *const d_z_4 = arena + 4642320; /* [32,1024] */
 static real *const d_matmul_add_5 = arena + 886144; /* [256,1024] */
 static real *const d_sum_8 = arena + 4560656; /* [1024] */
 static real *const d_reshape_37 = arena + 2504208; /* [32,256] */
 static real *const d_matmul_add_6 = arena + 624000; /* [256,1024] */
-static real *const d_pad_20 = arena + 5838352; /* [32,32,256] */
+static real *const d_pad_add_11 = arena + 5051920; /* [32,32,256] */
 static real *const d_h_4 = arena + 4789776; /* [32,256] */
 static real *const d_c_5 = arena + 2504208; /* [32,256] */
-static real *const d_pad_21 = arena + 4576784; /* [32,1024] */
-static real *const d_pad_22 = arena + 4627216; /* [32,1024] */
+static real *const d_pad_6 = arena + 4576784; /* [32,1024] */
+static real *const d_slice_9 = arena + 2496016; /* [32,256] */
+static real *const d_pad_add_12 = arena + 4576784; /* [32,1024] */
 static real *const d_add_5 = arena + 2496016; /* [32,256] */
 static real *const d_sum_9 = arena + 4494864; /* [256] */
-static real *const d_pad_23 = arena + 4692752; /* [32,1024] */
-static real *const d_pad_24 = arena + 4758288; /* [32,1024] */
-static real *const d_z_5 = arena + 4791056; /* [32,1024] */
+static real *const d_pad_add_13 = arena + 4576784; /* [32,1024] */
+static real *const d_slice_10 = arena + 2496016; /* [32,256] */
+static real *const d_z_5 = arena + 4576784; /* [32,1024] */
 static real *const d_matmul_add_7 = arena + 886144; /* [256,1024] */
 static real *const d_sum_10 = arena + 4495120; /* [1024] */
 static real *const d_reshape_38 = arena + 2496016; /* [32,256] */
 static real *const d_matmul_add_8 = arena + 624000; /* [256,1024] */
-static real *const d_pad_25 = arena + 6100496; /* [32,32,256] */
+static real *const d_pad_add_14 = arena + 5051920; /* [32,32,256] */
 static real *const d_h_5 = arena + 2749968; /* [32,256] */
 static real *const d_c_6 = arena + 2496016; /* [32,256] */
-static real *const d_pad_26 = arena + 4511248; /* [32,1024] */
-static real *const d_pad_27 = arena + 4561680; /* [32,1024] */
+static real *const d_pad_7 = arena + 4511248; /* [32,1024] */
+static real *const d_slice_11 = arena + 2504208; /* [32,256] */
+static real *const d_pad_add_15 = arena + 4511248; /* [32,1024] */
 static real *const d_add_6 = arena + 2504208; /* [32,256] */
 static real *const d_sum_11 = arena + 2749968; /* [256] */
-static real *const d_pad_28 = arena + 4627216; /* [32,1024] */
-static real *const d_pad_29 = arena + 4692752; /* [32,1024] */
-static real *const d_z_6 = arena + 4758288; /* [32,1024] */
+static real *const d_pad_add_16 = arena + 4511248; /* [32,1024] */
+static real *const d_slice_12 = arena + 2504208; /* [32,256] */
+static real *const d_z_6 = arena + 4511248; /* [32,1024] */
 static real *const d_matmul_add_9 = arena + 886144; /* [256,1024] */
 static real *const d_sum_12 = arena + 2750224; /* [1024] */
 static real *const d_reshape_39 = arena + 2504208; /* [32,256] */
 static real *const d_matmul_add_10 = arena + 624000; /* [256,1024] */
-static real *const d_pad_30 = arena + 6362640; /* [32,32,256] */
+static real *const d_pad_add_17 = arena + 5051920; /* [32,32,256] */
 static real *const d_h_6 = arena + 2741776; /* [32,256] */
 static real *const d_c_7 = arena + 2504208; /* [32,256] */
-static real *const d_pad_31 = arena + 4445712; /* [32,1024] */
-static real *const d_pad_32 = arena + 4496144; /* [32,1024] */
+static real *const d_pad_8 = arena + 4445712; /* [32,1024] */
+static real *const d_slice_13 = arena + 2496016; /* [32,256] */
+static real *const d_pad_add_18 = arena + 4445712; /* [32,1024] */
 static real *const d_add_7 = arena + 2496016; /* [32,256] */
 static real *const d_sum_13 = arena + 2751248; /* [256] */
-static real *const d_pad_33 = arena + 4561680; /* [32,1024] */
-static real *const d_pad_34 = arena + 4627216; /* [32,1024] */
-static real *const d_z_7 = arena + 4412944; /* [32,1024] */
+static real *const d_pad_add_19 = arena + 4445712; /* [32,1024] */
+static real *const d_slice_14 = arena + 2496016; /* [32,256] */
+static real *const d_z_7 = arena + 4445712; /* [32,1024] */
 static real *const d_matmul_add_11 = arena + 886144; /* [256,1024] */
 static real *const d_sum_14 = arena + 2751504; /* [1024] */
 static real *const d_reshape_40 = arena + 2496016; /* [32,256] */
 static real *const d_matmul_add_12 = arena + 624000; /* [256,1024] */
-static real *const d_pad_35 = arena + 4758288; /* [32,32,256] */
+static real *const d_pad_add_20 = arena + 5051920; /* [32,32,256] */
 static real *const d_h_7 = arena + 2733584; /* [32,256] */
 static real *const d_c_8 = arena + 2496016; /* [32,256] */
-static real *const d_pad_36 = arena + 4496144; /* [32,1024] */
-static real *const d_pad_37 = arena + 4561680; /* [32,1024] */
+static real *const d_pad_9 = arena + 4496144; /* [32,1024] */
+static real *const d_slice_15 = arena + 2504208; /* [32,256] */
+static real *const d_pad_add_21 = arena + 4496144; /* [32,1024] */
 static real *const d_add_8 = arena + 2504208; /* [32,256] */
 static real *const d_sum_15 = arena + 2752528; /* [256] */
-static real *const d_pad_38 = arena + 4627216; /* [32,1024] */
-static real *const d_pad_39 = arena + 4692752; /* [32,1024] */
-static real *const d_z_8 = arena + 4347408; /* [32,1024] */
+static real *const d_pad_add_22 = arena + 4496144; /* [32,1024] */
+static real *const d_slice_16 = arena + 2504208; /* [32,256] */
+static real *const d_z_8 = arena + 4496144; /* [32,1024] */
 static real *const d_matmul_add_13 = arena + 886144; /* [256,1024] */
 static real *const d_sum_16 = arena + 2752784; /* [1024] */
 static real *const d_reshape_41 = arena + 2504208; /* [32,256] */
 static real *const d_matmul_add_14 = arena + 624000; /* [256,1024] */
-static real *const d_pad_40 = arena + 6624784; /* [32,32,256] */
+static real *const d_pad_add_23 = arena + 5051920; /* [32,32,256] */
 static real *const d_h_8 = arena + 2725392; /* [32,256] */
 static real *const d_c_9 = arena + 2504208; /* [32,256] */
-static real *const d_pad_41 = arena + 4496144; /* [32,1024] */
-static real *const d_pad_42 = arena + 4561680; /* [32,1024] */
+static real *const d_pad_10 = arena + 4496144; /* [32,1024] */
+static real *const d_slice_17 = arena + 2496016; /* [32,256] */
+static real *const d_pad_add_24 = arena + 4496144; /* [32,1024] */
 static real *const d_add_9 = arena + 2496016; /* [32,256] */
 static real *const d_sum_17 = arena + 2753808; /* [256] */
-static real *const d_pad_43 = arena + 4627216; /* [32,1024] */
-static real *const d_pad_44 = arena + 4692752; /* [32,1024] */
-static real *const d_z_9 = arena + 4281872; /* [32,1024] */
+static real *const d_pad_add_25 = arena + 4496144; /* [32,1024] */
+static real *const d_slice_18 = arena + 2496016; /* [32,256] */
+static real *const d_z_9 = arena + 4496144; /* [32,1024] */
 static real *const d_matmul_add_15 = arena + 886144; /* [256,1024] */
 static real *const d_sum_18 = arena + 2754064; /* [1024] */
 static real *const d_reshape_42 = arena + 2496016; /* [32,256] */
 static real *const d_matmul_add_16 = arena + 624000; /* [256,1024] */
-static real *const d_pad_45 = arena + 6886928; /* [32,32,256] */
+static real *const d_pad_add_26 = arena + 5051920; /* [32,32,256] */
 static real *const d_h_9 = arena + 2717200; /* [32,256] */
 static real *const d_c_10 = arena + 2496016; /* [32,256] */
-static real *const d_pad_46 = arena + 4496144; /* [32,1024] */
-static real *const d_pad_47 = arena + 2717200; /* [32,1024] */
+static real *const d_pad_11 = arena + 4496144; /* [32,1024] */
+static real *const d_slice_19 = arena + 2504208; /* [32,256] */
+static real *const d_pad_add_27 = arena + 4496144; /* [32,1024] */
 static real *const d_add_10 = arena + 2504208; /* [32,256] */
 static real *const d_sum_19 = arena + 2755088; /* [256] */
-static real *const d_pad_48 = arena + 4561680; /* [32,1024] */
-static real *const d_pad_49 = arena + 4627216; /* [32,1024] */
-static real *const d_z_10 = arena + 4692752; /* [32,1024] */
+static real *const d_pad_add_28 = arena + 4496144; /* [32,1024] */
+static real *const d_slice_20 = arena + 2504208; /* [32,256] */
+static real *const d_z_10 = arena + 4496144; /* [32,1024] */
 static real *const d_matmul_add_17 = arena + 886144; /* [256,1024] */
 static real *const d_sum_20 = arena + 2755344; /* [1024] */
 static real *const d_reshape_43 = arena + 2504208; /* [32,256] */
 static real *const d_matmul_add_18 = arena + 624000; /* [256,1024] */
-static real *const d_pad_50 = arena + 4216336; /* [32,32,256] */
+static real *const d_pad_add_29 = arena + 5051920; /* [32,32,256] */
 static real *const d_h_10 = arena + 2709008; /* [32,256] */
 static real *const d_c_11 = arena + 2504208; /* [32,256] */
-static real *const d_pad_51 = arena + 2717200; /* [32,1024] */
-static real *const d_pad_52 = arena + 4158992; /* [32,1024] */
+static real *const d_pad_12 = arena + 2717200; /* [32,1024] */
+static real *const d_slice_21 = arena + 2496016; /* [32,256] */
+static real *const d_pad_add_30 = arena + 2717200; /* [32,1024] */
 static real *const d_add_11 = arena + 2496016; /* [32,256] */
 static real *const d_sum_21 = arena + 2756368; /* [256] */
-static real *const d_pad_53 = arena + 4496144; /* [32,1024] */
-static real *const d_pad_54 = arena + 4561680; /* [32,1024] */
-static real *const d_z_11 = arena + 4627216; /* [32,1024] */
+static real *const d_pad_add_31 = arena + 2717200; /* [32,1024] */
+static real *const d_slice_22 = arena + 2496016; /* [32,256] */
+static real *const d_z_11 = arena + 2717200; /* [32,1024] */
 static real *const d_matmul_add_19 = arena + 886144; /* [256,1024] */
 static real *const d_sum_22 = arena + 2756624; /* [1024] */
 static real *const d_reshape_44 = arena + 2496016; /* [32,256] */
 static real *const d_matmul_add_20 = arena + 624000; /* [256,1024] */
-static real *const d_pad_55 = arena + 7149072; /* [32,32,256] */
+static real *const d_pad_add_32 = arena + 5051920; /* [32,32,256] */
 static real *const d_h_11 = arena + 2700816; /* [32,256] */
 static real *const d_c_12 = arena + 2496016; /* [32,256] */
-static real *const d_pad_56 = arena + 2709008; /* [32,1024] */
-static real *const d_pad_57 = arena + 4496144; /* [32,1024] */
+static real *const d_pad_13 = arena + 2709008; /* [32,1024] */
+static real *const d_slice_23 = arena + 2504208; /* [32,256] */
+static real *const d_pad_add_33 = arena + 2709008; /* [32,1024] */
 static real *const d_add_12 = arena + 2504208; /* [32,256] */
 static real *const d_sum_23 = arena + 2757648; /* [256] */
-static real *const d_pad_58 = arena + 4561680; /* [32,1024] */
-static real *const d_pad_59 = arena + 4627216; /* [32,1024] */
-static real *const d_z_12 = arena + 4692752; /* [32,1024] */
+static real *const d_pad_add_34 = arena + 2709008; /* [32,1024] */
+static real *const d_slice_24 = arena + 2504208; /* [32,256] */
+static real *const d_z_12 = arena + 2709008; /* [32,1024] */
 static real *const d_matmul_add_21 = arena + 886144; /* [256,1024] */
 static real *const d_sum_24 = arena + 2504208; /* [1024] */
-static real *const d_reshape_45 = arena + 4036112; /* [32,256] */
+static real *const d_reshape_45 = arena + 2700816; /* [32,256] */
 static real *const d_matmul_add_22 = arena + 624000; /* [256,1024] */
-static real *const d_pad_60 = arena + 7411216; /* [32,32,256] */
+static real *const d_pad_add_35 = arena + 5051920; /* [32,32,256] */
 static real *const d_h_12 = arena + 2692624; /* [32,256] */
 static real *const d_c_13 = arena + 4036112; /* [32,256] */
-static real *const d_pad_61 = arena + 2700816; /* [32,1024] */
-static real *const d_pad_62 = arena + 4496144; /* [32,1024] */
+static real *const d_pad_14 = arena + 2700816; /* [32,1024] */
+static real *const d_slice_25 = arena + 2496016; /* [32,256] */
+static real *const d_pad_add_36 = arena + 2700816; /* [32,1024] */
 static real *const d_add_13 = arena + 2496016; /* [32,256] */
 static real *const d_sum_25 = arena + 2757904; /* [256] */
-static real *const d_pad_63 = arena + 4561680; /* [32,1024] */
-static real *const d_pad_64 = arena + 4627216; /* [32,1024] */
-static real *const d_z_13 = arena + 4692752; /* [32,1024] */
+static real *const d_pad_add_37 = arena + 2700816; /* [32,1024] */
+static real *const d_slice_26 = arena + 2496016; /* [32,256] */
+static real *const d_z_13 = arena + 2700816; /* [32,1024] */
 static real *const d_matmul_add_23 = arena + 886144; /* [256,1024] */
 static real *const d_sum_26 = arena + 2505232; /* [1024] */
 static real *const d_reshape_46 = arena + 2496016; /* [32,256] */
 static real *const d_matmul_add_24 = arena + 624000; /* [256,1024] */
-static real *const d_pad_65 = arena + 7673360; /* [32,32,256] */
+static real *const d_pad_add_38 = arena + 5051920; /* [32,32,256] */
 static real *const d_h_13 = arena + 2684432; /* [32,256] */
 static real *const d_c_14 = arena + 2496016; /* [32,256] */
-static real *const d_pad_66 = arena + 2692624; /* [32,1024] */
-static real *const d_pad_67 = arena + 4496144; /* [32,1024] */
+static real *const d_pad_15 = arena + 2692624; /* [32,1024] */
+static real *const d_slice_27 = arena + 2684432; /* [32,256] */
+static real *const d_pad_add_39 = arena + 2692624; /* [32,1024] */
 static real *const d_add_14 = arena + 2684432; /* [32,256] */
 static real *const d_sum_27 = arena + 2506256; /* [256] */
-static real *const d_pad_68 = arena + 4561680; /* [32,1024] */
-static real *const d_pad_69 = arena + 4627216; /* [32,1024] */
-static real *const d_z_14 = arena + 4692752; /* [32,1024] */
+static real *const d_pad_add_40 = arena + 2692624; /* [32,1024] */
+static real *const d_slice_28 = arena + 2684432; /* [32,256] */
+static real *const d_z_14 = arena + 2692624; /* [32,1024] */
 static real *const d_matmul_add_25 = arena + 886144; /* [256,1024] */
 static real *const d_sum_28 = arena + 2506512; /* [1024] */
-static real *const d_reshape_47 = arena + 3905040; /* [32,256] */
+static real *const d_reshape_47 = arena + 2684432; /* [32,256] */
 static real *const d_matmul_add_26 = arena + 624000; /* [256,1024] */
-static real *const d_pad_70 = arena + 7935504; /* [32,32,256] */
+static real *const d_pad_add_41 = arena + 5051920; /* [32,32,256] */
 static real *const d_h_14 = arena + 2676240; /* [32,256] */
 static real *const d_c_15 = arena + 3905040; /* [32,256] */
-static real *const d_pad_71 = arena + 4496144; /* [32,1024] */
-static real *const d_pad_72 = arena + 4561680; /* [32,1024] */
+static real *const d_pad_16 = arena + 4496144; /* [32,1024] */
+static real *const d_slice_29 = arena + 2496016; /* [32,256] */
+static real *const d_pad_add_42 = arena + 4496144; /* [32,1024] */
 static real *const d_add_15 = arena + 2496016; /* [32,256] */
 static real *const d_sum_29 = arena + 2507536; /* [256] */
-static real *const d_pad_73 = arena + 4627216; /* [32,1024] */
-static real *const d_pad_74 = arena + 4692752; /* [32,1024] */
-static real *const d_z_15 = arena + 2676240; /* [32,1024] */
+static real *const d_pad_add_43 = arena + 4496144; /* [32,1024] */
+static real *const d_slice_30 = arena + 2496016; /* [32,256] */
+static real *const d_z_15 = arena + 4496144; /* [32,1024] */
 static real *const d_matmul_add_27 = arena + 886144; /* [256,1024] */
 static real *const d_sum_30 = arena + 2507792; /* [1024] */
 static real *const d_reshape_48 = arena + 2496016; /* [32,256] */
 static real *const d_matmul_add_28 = arena + 624000; /* [256,1024] */
-static real *const d_pad_75 = arena + 8197648; /* [32,32,256] */
+static real *const d_pad_add_44 = arena + 5051920; /* [32,32,256] */
 static real *const d_h_15 = arena + 2668048; /* [32,256] */
 static real *const d_c_16 = arena + 2496016; /* [32,256] */
-static real *const d_pad_76 = arena + 4496144; /* [32,1024] */
-static real *const d_pad_77 = arena + 4561680; /* [32,1024] */
-static real *const d_add_16 = arena + 4478480; /* [32,256] */
+static real *const d_pad_17 = arena + 4496144; /* [32,1024] */
+static real *const d_slice_31 = arena + 2512400; /* [32,256] */
+static real *const d_pad_add_45 = arena + 4496144; /* [32,1024] */
+static real *const d_add_16 = arena + 2512400; /* [32,256] */
 static real *const d_sum_31 = arena + 2508816; /* [256] */
-static real *const d_pad_78 = arena + 4627216; /* [32,1024] */
-static real *const d_pad_79 = arena + 4692752; /* [32,1024] */
-static real *const d_z_16 = arena + 2668048; /* [32,1024] */
+static real *const d_pad_add_46 = arena + 4496144; /* [32,1024] */
+static real *const d_slice_32 = arena + 2512400; /* [32,256] */
+static real *const d_z_16 = arena + 4496144; /* [32,1024] */
 static real *const d_matmul_add_29 = arena + 886144; /* [256,1024] */
 static real *const d_sum_32 = arena + 2509072; /* [1024] */
-static real *const d_reshape_49 = arena + 3773968; /* [32,256] */
+static real *const d_reshape_49 = arena + 2512400; /* [32,256] */
 static real *const d_matmul_add_30 = arena + 624000; /* [256,1024] */
-static real *const d_pad_80 = arena + 8459792; /* [32,32,256] */
+static real *const d_pad_add_47 = arena + 5051920; /* [32,32,256] */
 static real *const d_h_16 = arena + 2659856; /* [32,256] */
-static real *const d_c_17 = arena + 3773968; /* [32,256] */
-static real *const d_pad_81 = arena + 4496144; /* [32,1024] */
-static real *const d_pad_82 = arena + 4561680; /* [32,1024] */
+static real *const d_c_17 = arena + 2512400; /* [32,256] */
+static real *const d_pad_18 = arena + 4496144; /* [32,1024] */
+static real *const d_slice_33 = arena + 2496016; /* [32,256] */
+static real *const d_pad_add_48 = arena + 4496144; /* [32,1024] */
 static real *const d_add_17 = arena + 2496016; /* [32,256] */
 static real *const d_sum_33 = arena + 2510096; /* [256] */
-static real *const d_pad_83 = arena + 4627216; /* [32,1024] */
-static real *const d_pad_84 = arena + 4692752; /* [32,1024] */
-static real *const d_z_17 = arena + 2659856; /* [32,1024] */
+static real *const d_pad_add_49 = arena + 4496144; /* [32,1024] */
+static real *const d_slice_34 = arena + 2496016; /* [32,256] */
+static real *const d_z_17 = arena + 4496144; /* [32,1024] */
 static real *const d_matmul_add_31 = arena + 886144; /* [256,1024] */
 static real *const d_sum_34 = arena + 2510352; /* [1024] */
 static real *const d_reshape_50 = arena + 2496016; /* [32,256] */
 static real *const d_matmul_add_32 = arena + 624000; /* [256,1024] */
-static real *const d_pad_85 = arena + 8721936; /* [32,32,256] */
+static real *const d_pad_add_50 = arena + 5051920; /* [32,32,256] */
 static real *const d_h_17 = arena + 2651664; /* [32,256] */
 static real *const d_c_18 = arena + 2496016; /* [32,256] */
-static real *const d_pad_86 = arena + 4496144; /* [32,1024] */
-static real *const d_pad_87 = arena + 4561680; /* [32,1024] */
-static real *const d_add_18 = arena + 4478480; /* [32,256] */
+static real *const d_pad_19 = arena + 4496144; /* [32,1024] */
+static real *const d_slice_35 = arena + 2512400; /* [32,256] */
+static real *const d_pad_add_51 = arena + 4496144; /* [32,1024] */
+static real *const d_add_18 = arena + 2512400; /* [32,256] */
 static real *const d_sum_35 = arena + 2511376; /* [256] */
-static real *const d_pad_88 = arena + 4627216; /* [32,1024] */
-static real *const d_pad_89 = arena + 4692752; /* [32,1024] */
-static real *const d_z_18 = arena + 2651664; /* [32,1024] */
+static real *const d_pad_add_52 = arena + 4496144; /* [32,1024] */
+static real *const d_slice_36 = arena + 2512400; /* [32,256] */
+static real *const d_z_18 = arena + 4496144; /* [32,1024] */
 static real *const d_matmul_add_33 = arena + 886144; /* [256,1024] */
-static real *const d_sum_36 = arena + 3642896; /* [1024] */
-static real *const d_reshape_51 = arena + 3659280; /* [32,256] */
+static real *const d_sum_36 = arena + 2512400; /* [1024] */
+static real *const d_reshape_51 = arena + 3642896; /* [32,256] */
 static real *const d_matmul_add_34 = arena + 624000; /* [256,1024] */
-static real *const d_pad_90 = arena + 8984080; /* [32,32,256] */
+static real *const d_pad_add_53 = arena + 5051920; /* [32,32,256] */
 static real *const d_h_18 = arena + 2643472; /* [32,256] */
-static real *const d_c_19 = arena + 3675664; /* [32,256] */
-static real *const d_pad_91 = arena + 4496144; /* [32,1024] */
-static real *const d_pad_92 = arena + 4561680; /* [32,1024] */
+static real *const d_c_19 = arena + 3642896; /* [32,256] */
+static real *const d_pad_20 = arena + 4496144; /* [32,1024] */
+static real *const d_slice_37 = arena + 2496016; /* [32,256] */
+static real *const d_pad_add_54 = arena + 4496144; /* [32,1024] */
 static real *const d_add_19 = arena + 2496016; /* [32,256] */
 static real *const d_sum_37 = arena + 2511632; /* [256] */
-static real *const d_pad_93 = arena + 4627216; /* [32,1024] */
-static real *const d_pad_94 = arena + 4692752; /* [32,1024] */
-static real *const d_z_19 = arena + 3692048; /* [32,1024] */
+static real *const d_pad_add_55 = arena + 4496144; /* [32,1024] */
+static real *const d_slice_38 = arena + 2496016; /* [32,256] */
+static real *const d_z_19 = arena + 4496144; /* [32,1024] */
 static real *const d_matmul_add_35 = arena + 886144; /* [256,1024] */
-static real *const d_sum_38 = arena + 2496016; /* [1024] */
-static real *const d_reshape_52 = arena + 3577360; /* [32,256] */
+static real *const d_sum_38 = arena + 2513424; /* [1024] */
+static real *const d_reshape_52 = arena + 2496016; /* [32,256] */
 static real *const d_matmul_add_36 = arena + 624000; /* [256,1024] */
-static real *const d_pad_95 = arena + 9246224; /* [32,32,256] */
+static real *const d_pad_add_56 = arena + 5051920; /* [32,32,256] */
 static real *const d_h_19 = arena + 2635280; /* [32,256] */
-static real *const d_c_20 = arena + 3577360; /* [32,256] */
-static real *const d_pad_96 = arena + 3593744; /* [32,1024] */
-static real *const d_pad_97 = arena + 4496144; /* [32,1024] */
-static real *const d_add_20 = arena + 3569168; /* [32,256] */
+static real *const d_c_20 = arena + 2496016; /* [32,256] */
+static real *const d_pad_21 = arena + 4496144; /* [32,1024] */
+static real *const d_slice_39 = arena + 2520592; /* [32,256] */
+static real *const d_pad_add_57 = arena + 4496144; /* [32,1024] */
+static real *const d_add_20 = arena + 2520592; /* [32,256] */
 static real *const d_sum_39 = arena + 2511888; /* [256] */
-static real *const d_pad_98 = arena + 4561680; /* [32,1024] */
-static real *const d_pad_99 = arena + 4627216; /* [32,1024] */
-static real *const d_z_20 = arena + 4692752; /* [32,1024] */
+static real *const d_pad_add_58 = arena + 4496144; /* [32,1024] */
+static real *const d_slice_40 = arena + 3511824; /* [32,256] */
+static real *const d_z_20 = arena + 4496144; /* [32,1024] */
 static real *const d_matmul_add_37 = arena + 886144; /* [256,1024] */
-static real *const d_sum_40 = arena + 2497040; /* [1024] */
+static real *const d_sum_40 = arena + 2514448; /* [1024] */
 static real *const d_reshape_53 = arena + 3511824; /* [32,256] */
 static real *const d_matmul_add_38 = arena + 624000; /* [256,1024] */
-static real *const d_pad_100 = arena + 9508368; /* [32,32,256] */
+static real *const d_pad_add_59 = arena + 5051920; /* [32,32,256] */
 static real *const d_h_20 = arena + 2627088; /* [32,256] */
 static real *const d_c_21 = arena + 3511824; /* [32,256] */
-static real *const d_pad_101 = arena + 3593744; /* [32,1024] */
-static real *const d_pad_102 = arena + 4496144; /* [32,1024] */
-static real *const d_add_21 = arena + 3503632; /* [32,256] */
+static real *const d_pad_22 = arena + 4496144; /* [32,1024] */
+static real *const d_slice_41 = arena + 2496016; /* [32,256] */
+static real *const d_pad_add_60 = arena + 4496144; /* [32,1024] */
+static real *const d_add_21 = arena + 2496016; /* [32,256] */
 static real *const d_sum_41 = arena + 2512144; /* [256] */
-static real *const d_pad_103 = arena + 4561680; /* [32,1024] */
-static real *const d_pad_104 = arena + 4627216; /* [32,1024] */
-static real *const d_z_21 = arena + 4692752; /* [32,1024] */
+static real *const d_pad_add_61 = arena + 4496144; /* [32,1024] */
+static real *const d_slice_42 = arena + 2496016; /* [32,256] */
+static real *const d_z_21 = arena + 4496144; /* [32,1024] */
 static real *const d_matmul_add_39 = arena + 886144; /* [256,1024] */
-static real *const d_sum_42 = arena + 2498064; /* [1024] */
-static real *const d_reshape_54 = arena + 3446288; /* [32,256] */
+static real *const d_sum_42 = arena + 2515472; /* [1024] */
+static real *const d_reshape_54 = arena + 2496016; /* [32,256] */
 static real *const d_matmul_add_40 = arena + 624000; /* [256,1024] */
-static real *const d_pad_105 = arena + 9770512; /* [32,32,256] */
+static real *const d_pad_add_62 = arena + 5051920; /* [32,32,256] */
 static real *const d_h_21 = arena + 2618896; /* [32,256] */
-static real *const d_c_22 = arena + 3446288; /* [32,256] */
-static real *const d_pad_106 = arena + 3593744; /* [32,1024] */
-static real *const d_pad_107 = arena + 4496144; /* [32,1024] */
-static real *const d_add_22 = arena + 3438096; /* [32,256] */
-static real *const d_sum_43 = arena + 2499088; /* [256] */
-static real *const d_pad_108 = arena + 4561680; /* [32,1024] */
-static real *const d_pad_109 = arena + 4627216; /* [32,1024] */
-static real *const d_z_22 = arena + 4692752; /* [32,1024] */
+static real *const d_c_22 = arena + 2496016; /* [32,256] */
+static real *const d_pad_23 = arena + 4496144; /* [32,1024] */
+static real *const d_slice_43 = arena + 2520592; /* [32,256] */
+static real *const d_pad_add_63 = arena + 4496144; /* [32,1024] */
+static real *const d_add_22 = arena + 2520592; /* [32,256] */
+static real *const d_sum_43 = arena + 2516496; /* [256] */
+static real *const d_pad_add_64 = arena + 4496144; /* [32,1024] */
+static real *const d_slice_44 = arena + 3380752; /* [32,256] */
+static real *const d_z_22 = arena + 4496144; /* [32,1024] */
 static real *const d_matmul_add_41 = arena + 886144; /* [256,1024] */
-static real *const d_sum_44 = arena + 2499344; /* [1024] */
+static real *const d_sum_44 = arena + 2516752; /* [1024] */
 static real *const d_reshape_55 = arena + 3380752; /* [32,256] */
 static real *const d_matmul_add_42 = arena + 624000; /* [256,1024] */
-static real *const d_pad_110 = arena + 10032656; /* [32,32,256] */
+static real *const d_pad_add_65 = arena + 5051920; /* [32,32,256] */
 static real *const d_h_22 = arena + 2610704; /* [32,256] */
 static real *const d_c_23 = arena + 3380752; /* [32,256] */
-static real *const d_pad_111 = arena + 3593744; /* [32,1024] */
-static real *const d_pad_112 = arena + 4496144; /* [32,1024] */
-static real *const d_add_23 = arena + 3372560; /* [32,256] */
-static real *const d_sum_45 = arena + 2500368; /* [256] */
-static real *const d_pad_113 = arena + 4561680; /* [32,1024] */
-static real *const d_pad_114 = arena + 4627216; /* [32,1024] */
-static real *const d_z_23 = arena + 4692752; /* [32,1024] */
+static real *const d_pad_24 = arena + 4496144; /* [32,1024] */
+static real *const d_slice_45 = arena + 2496016; /* [32,256] */
+static real *const d_pad_add_66 = arena + 4496144; /* [32,1024] */
+static real *const d_add_23 = arena + 2496016; /* [32,256] */
+static real *const d_sum_45 = arena + 2517776; /* [256] */
+static real *const d_pad_add_67 = arena + 4496144; /* [32,1024] */
+static real *const d_slice_46 = arena + 2496016; /* [32,256] */
+static real *const d_z_23 = arena + 4496144; /* [32,1024] */
 static real *const d_matmul_add_43 = arena + 886144; /* [256,1024] */
-static real *const d_sum_46 = arena + 2500624; /* [1024] */
-static real *const d_reshape_56 = arena + 3315216; /* [32,256] */
+static real *const d_sum_46 = arena + 2518032; /* [1024] */
+static real *const d_reshape_56 = arena + 2496016; /* [32,256] */
 static real *const d_matmul_add_44 = arena + 624000; /* [256,1024] */
-static real *const d_pad_115 = arena + 10294800; /* [32,32,256] */
+static real *const d_pad_add_68 = arena + 5051920; /* [32,32,256] */
 static real *const d_h_23 = arena + 2602512; /* [32,256] */
-static real *const d_c_24 = arena + 3315216; /* [32,256] */
-static real *const d_pad_116 = arena + 3593744; /* [32,1024] */
-static real *const d_pad_117 = arena + 4496144; /* [32,1024] */
-static real *const d_add_24 = arena + 3307024; /* [32,256] */
-static real *const d_sum_47 = arena + 2501648; /* [256] */
-static real *const d_pad_118 = arena + 4561680; /* [32,1024] */
-static real *const d_pad_119 = arena + 4627216; /* [32,1024] */
-static real *const d_z_24 = arena + 4692752; /* [32,1024] */
+static real *const d_c_24 = arena + 2496016; /* [32,256] */
+static real *const d_pad_25 = arena + 4496144; /* [32,1024] */
+static real *const d_slice_47 = arena + 2520592; /* [32,256] */
+static real *const d_pad_add_69 = arena + 4496144; /* [32,1024] */
+static real *const d_add_24 = arena + 2520592; /* [32,256] */
+static real *const d_sum_47 = arena + 2519056; /* [256] */
+static real *const d_pad_add_70 = arena + 4496144; /* [32,1024] */
+static real *const d_slice_48 = arena + 3249680; /* [32,256] */
+static real *const d_z_24 = arena + 4496144; /* [32,1024] */
 static real *const d_matmul_add_45 = arena + 886144; /* [256,1024] */
-static real *const d_sum_48 = arena + 2501904; /* [1024] */
+static real *const d_sum_48 = arena + 2519312; /* [1024] */
 static real *const d_reshape_57 = arena + 3249680; /* [32,256] */
 static real *const d_matmul_add_46 = arena + 624000; /* [256,1024] */
-static real *const d_pad_120 = arena + 10556944; /* [32,32,256] */
+static real *const d_pad_add_71 = arena + 5051920; /* [32,32,256] */
 static real *const d_h_24 = arena + 2594320; /* [32,256] */
 static real *const d_c_25 = arena + 3249680; /* [32,256] */
-static real *const d_pad_121 = arena + 3593744; /* [32,1024] */
-static real *const d_pad_122 = arena + 4496144; /* [32,1024] */
-static real *const d_add_25 = arena + 3241488; /* [32,256] */
-static real *const d_sum_49 = arena + 2502928; /* [256] */
-static real *const d_pad_123 = arena + 4561680; /* [32,1024] */
-static real *const d_pad_124 = arena + 4627216; /* [32,1024] */
-static real *const d_z_25 = arena + 4692752; /* [32,1024] */
+static real *const d_pad_26 = arena + 4496144; /* [32,1024] */
+static real *const d_slice_49 = arena + 2496016; /* [32,256] */
+static real *const d_pad_add_72 = arena + 4496144; /* [32,1024] */
+static real *const d_add_25 = arena + 2496016; /* [32,256] */
+static real *const d_sum_49 = arena + 2520336; /* [256] */
+static real *const d_pad_add_73 = arena + 4496144; /* [32,1024] */
+static real *const d_slice_50 = arena + 2496016; /* [32,256] */
+static real *const d_z_25 = arena + 4496144; /* [32,1024] */
 static real *const d_matmul_add_47 = arena + 886144; /* [256,1024] */
-static real *const d_sum_50 = arena + 2503184; /* [1024] */
+static real *const d_sum_50 = arena + 2496016; /* [1024] */
 static real *const d_reshape_58 = arena + 3184144; /* [32,256] */
 static real *const d_matmul_add_48 = arena + 624000; /* [256,1024] */
-static real *const d_pad_125 = arena + 10819088; /* [32,32,256] */
+static real *const d_pad_add_74 = arena + 5051920; /* [32,32,256] */
 static real *const d_h_25 = arena + 2586128; /* [32,256] */
 static real *const d_c_26 = arena + 3184144; /* [32,256] */
-static real *const d_pad_126 = arena + 3593744; /* [32,1024] */
-static real *const d_pad_127 = arena + 4496144; /* [32,1024] */
+static real *const d_pad_27 = arena + 4496144; /* [32,1024] */
+static real *const d_slice_51 = arena + 3175952; /* [32,256] */
+static real *const d_pad_add_75 = arena + 4496144; /* [32,1024] */
 static real *const d_add_26 = arena + 3175952; /* [32,256] */
-static real *const d_sum_51 = arena + 3118608; /* [256] */
-static real *const d_pad_128 = arena + 4561680; /* [32,1024] */
-static real *const d_pad_129 = arena + 4627216; /* [32,1024] */
-static real *const d_z_26 = arena + 4692752; /* [32,1024] */
+static real *const d_sum_51 = arena + 2497040; /* [256] */
+static real *const d_pad_add_76 = arena + 4496144; /* [32,1024] */
+static real *const d_slice_52 = arena + 3118608; /* [32,256] */
+static real *const d_z_26 = arena + 4496144; /* [32,1024] */
 static real *const d_matmul_add_49 = arena + 886144; /* [256,1024] */
-static real *const d_sum_52 = arena + 3118864; /* [1024] */
-static real *const d_reshape_59 = arena + 3134992; /* [32,256] */
+static real *const d_sum_52 = arena + 2497296; /* [1024] */
+static real *const d_reshape_59 = arena + 3118608; /* [32,256] */
 static real *const d_matmul_add_50 = arena + 624000; /* [256,1024] */
-static real *const d_pad_130 = arena + 11081232; /* [32,32,256] */
+static real *const d_pad_add_77 = arena + 5051920; /* [32,32,256] */
 static real *const d_h_26 = arena + 2577936; /* [32,256] */
-static real *const d_c_27 = arena + 3151376; /* [32,256] */
-static real *const d_pad_131 = arena + 3167760; /* [32,1024] */
-static real *const d_pad_132 = arena + 3593744; /* [32,1024] */
+static real *const d_c_27 = arena + 3118608; /* [32,256] */
+static real *const d_pad_28 = arena + 4496144; /* [32,1024] */
+static real *const d_slice_53 = arena + 3110416; /* [32,256] */
+static real *const d_pad_add_78 = arena + 4496144; /* [32,1024] */
 static real *const d_add_27 = arena + 3110416; /* [32,256] */
-static real *const d_sum_53 = arena + 3053072; /* [256] */
-static real *const d_pad_133 = arena + 4496144; /* [32,1024] */
-static real *const d_pad_134 = arena + 4561680; /* [32,1024] */
-static real *const d_z_27 = arena + 4627216; /* [32,1024] */
+static real *const d_sum_53 = arena + 2498320; /* [256] */
+static real *const d_pad_add_79 = arena + 4496144; /* [32,1024] */
+static real *const d_slice_54 = arena + 3053072; /* [32,256] */
+static real *const d_z_27 = arena + 4496144; /* [32,1024] */
 static real *const d_matmul_add_51 = arena + 886144; /* [256,1024] */
-static real *const d_sum_54 = arena + 3053328; /* [1024] */
-static real *const d_reshape_60 = arena + 3069456; /* [32,256] */
+static real *const d_sum_54 = arena + 2498576; /* [1024] */
+static real *const d_reshape_60 = arena + 3053072; /* [32,256] */
 static real *const d_matmul_add_52 = arena + 624000; /* [256,1024] */
-static real *const d_pad_135 = arena + 11343376; /* [32,32,256] */
+static real *const d_pad_add_80 = arena + 5051920; /* [32,32,256] */
 static real *const d_h_27 = arena + 2569744; /* [32,256] */
-static real *const d_c_28 = arena + 3085840; /* [32,256] */
-static real *const d_pad_136 = arena + 3167760; /* [32,1024] */
-static real *const d_pad_137 = arena + 3593744; /* [32,1024] */
+static real *const d_c_28 = arena + 3053072; /* [32,256] */
+static real *const d_pad_29 = arena + 4496144; /* [32,1024] */
+static real *const d_slice_55 = arena + 3044880; /* [32,256] */
+static real *const d_pad_add_81 = arena + 4496144; /* [32,1024] */
 static real *const d_add_28 = arena + 3044880; /* [32,256] */
-static real *const d_sum_55 = arena + 2987536; /* [256] */
-static real *const d_pad_138 = arena + 4496144; /* [32,1024] */
-static real *const d_pad_139 = arena + 4561680; /* [32,1024] */
-static real *const d_z_28 = arena + 4627216; /* [32,1024] */
+static real *const d_sum_55 = arena + 2499600; /* [256] */
+static real *const d_pad_add_82 = arena + 4496144; /* [32,1024] */
+static real *const d_slice_56 = arena + 2987536; /* [32,256] */
+static real *const d_z_28 = arena + 4496144; /* [32,1024] */
 static real *const d_matmul_add_53 = arena + 886144; /* [256,1024] */
-static real *const d_sum_56 = arena + 2987792; /* [1024] */
-static real *const d_reshape_61 = arena + 3003920; /* [32,256] */
+static real *const d_sum_56 = arena + 2499856; /* [1024] */
+static real *const d_reshape_61 = arena + 2987536; /* [32,256] */
 static real *const d_matmul_add_54 = arena + 624000; /* [256,1024] */
-static real *const d_pad_140 = arena + 11605520; /* [32,32,256] */
+static real *const d_pad_add_83 = arena + 5051920; /* [32,32,256] */
 static real *const d_h_28 = arena + 2561552; /* [32,256] */
-static real *const d_c_29 = arena + 3020304; /* [32,256] */
-static real *const d_pad_141 = arena + 3167760; /* [32,1024] */
-static real *const d_pad_142 = arena + 3593744; /* [32,1024] */
+static real *const d_c_29 = arena + 2987536; /* [32,256] */
+static real *const d_pad_30 = arena + 4496144; /* [32,1024] */
+static real *const d_slice_57 = arena + 2561552; /* [32,256] */
+static real *const d_pad_add_84 = arena + 4496144; /* [32,1024] */
 static real *const d_add_29 = arena + 2561552; /* [32,256] */
-static real *const d_sum_57 = arena + 2922000; /* [256] */
-static real *const d_pad_143 = arena + 4496144; /* [32,1024] */
-static real *const d_pad_144 = arena + 4561680; /* [32,1024] */
-static real *const d_z_29 = arena + 4627216; /* [32,1024] */
+static real *const d_sum_57 = arena + 2500880; /* [256] */
+static real *const d_pad_add_85 = arena + 4496144; /* [32,1024] */
+static real *const d_slice_58 = arena + 2561552; /* [32,256] */
+static real *const d_z_29 = arena + 4496144; /* [32,1024] */
 static real *const d_matmul_add_55 = arena + 886144; /* [256,1024] */
-static real *const d_sum_58 = arena + 2922256; /* [1024] */
+static real *const d_sum_58 = arena + 2501136; /* [1024] */
 static real *const d_reshape_62 = arena + 2561552; /* [32,256] */
 static real *const d_matmul_add_56 = arena + 624000; /* [256,1024] */
-static real *const d_pad_145 = arena + 11867664; /* [32,32,256] */
+static real *const d_pad_add_86 = arena + 5051920; /* [32,32,256] */
 static real *const d_h_29 = arena + 2553360; /* [32,256] */
 static real *const d_c_30 = arena + 2561552; /* [32,256] */
-static real *const d_pad_146 = arena + 3167760; /* [32,1024] */
-static real *const d_pad_147 = arena + 3593744; /* [32,1024] */
+static real *const d_pad_31 = arena + 4496144; /* [32,1024] */
+static real *const d_slice_59 = arena + 2553360; /* [32,256] */
+static real *const d_pad_add_87 = arena + 4496144; /* [32,1024] */
 static real *const d_add_30 = arena + 2553360; /* [32,256] */
-static real *const d_sum_59 = arena + 2856464; /* [256] */
-static real *const d_pad_148 = arena + 2923280; /* [32,1024] */
-static real *const d_pad_149 = arena + 4496144; /* [32,1024] */
-static real *const d_z_30 = arena + 4561680; /* [32,1024] */
+static real *const d_sum_59 = arena + 2502160; /* [256] */
+static real *const d_pad_add_88 = arena + 4496144; /* [32,1024] */
+static real *const d_slice_60 = arena + 2553360; /* [32,256] */
+static real *const d_z_30 = arena + 4496144; /* [32,1024] */
 static real *const d_matmul_add_57 = arena + 886144; /* [256,1024] */
-static real *const d_sum_60 = arena + 2856720; /* [1024] */
+static real *const d_sum_60 = arena + 2502416; /* [1024] */
 static real *const d_reshape_63 = arena + 2553360; /* [32,256] */
 static real *const d_matmul_add_58 = arena + 624000; /* [256,1024] */
-static real *const d_pad_150 = arena + 12129808; /* [32,32,256] */
+static real *const d_pad_add_89 = arena + 5051920; /* [32,32,256] */
 static real *const d_h_30 = arena + 2545168; /* [32,256] */
 static real *const d_c_31 = arena + 2553360; /* [32,256] */
-static real *const d_pad_151 = arena + 3167760; /* [32,1024] */
-static real *const d_pad_152 = arena + 3593744; /* [32,1024] */
+static real *const d_pad_32 = arena + 4496144; /* [32,1024] */
+static real *const d_slice_61 = arena + 2545168; /* [32,256] */
+static real *const d_pad_add_90 = arena + 4496144; /* [32,1024] */
 static real *const d_add_31 = arena + 2545168; /* [32,256] */
-static real *const d_sum_61 = arena + 2561552; /* [256] */
-static real *const d_pad_153 = arena + 2857744; /* [32,1024] */
-static real *const d_pad_154 = arena + 2923280; /* [32,1024] */
+static real *const d_sum_61 = arena + 2503440; /* [256] */
+static real *const d_pad_add_91 = arena + 4496144; /* [32,1024] */
+static real *const d_slice_62 = arena + 2545168; /* [32,256] */
 static real *const d_z_31 = arena + 4496144; /* [32,1024] */
 static real *const d_sum_62 = arena + 2511376; /* [1024] */
 static real *const d_reshape_64 = arena + 2545168; /* [32,256] */
 static real *const d_matmul_add_59 = arena + 624000; /* [256,1024] */
-static real *const d_pad_155 = arena + 12391952; /* [32,32,256] */
+static real *const d_pad_add_92 = arena + 5051920; /* [32,32,256] */
 static real *const d_h_31 = arena + 2536976; /* [32,256] */
 static real *const d_c_32 = arena + 2545168; /* [32,256] */
-static real *const d_pad_156 = arena + 3167760; /* [32,1024] */
-static real *const d_pad_157 = arena + 2512400; /* [32,1024] */
-static real *const d_pad_158 = arena + 3593744; /* [32,1024] */
-static real *const d_z_32 = arena + 2857744; /* [32,1024] */
-static real *const d_sum_63 = arena + 2545168; /* [1024] */
-static real *const d_reshape_65 = arena + 2545168; /* [32,256] */
-static real *const d_pad_159 = arena + 4486672; /* [32,32,256] */
-static real *const d_e = arena + 2569744; /* [32,32,256] */
+static real *const d_pad_33 = arena + 4496144; /* [32,1024] */
+static real *const d_slice_63 = arena + 2553360; /* [32,256] */
+static real *const d_pad_add_93 = arena + 4496144; /* [32,1024] */
+static real *const d_slice_64 = arena + 2553360; /* [32,256] */
+static real *const d_z_32 = arena + 4496144; /* [32,1024] */
+static real *const d_sum_63 = arena + 2561552; /* [1024] */
+static real *const d_reshape_65 = arena + 2561552; /* [32,256] */
+static real *const d_e = arena + 5051920; /* [32,32,256] */
 
 /* The forward pass of the outputs, in the mode forward() or
  * loss_and_grad() set. */
@@ -3128,49 +3159,42 @@ static void compute_grads(void)
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
-    memset(d_pad_2, 0, 32768 * sizeof *d_pad_2);
+    for (int i = 0; i < 8192; i++) {
+        const real t701 = d_c[i] * i_33[i];
+        const real t708 = g_33[i] * g_33[i];
+        const real t709 = REAL_C(1.0) - t708;
+        d_slice[i] = t701 * t709;
+    }
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            const real t701 = d_c[i * 256 + j] * i_33[i * 256 + j];
-            const real t708 = g_33[i * 256 + j] * g_33[i * 256 + j];
-            const real t709 = REAL_C(1.0) - t708;
-            const real t710 = t701 * t709;
-            d_pad_2[i * 1024 + j + 512] = t710;
-        }
+        for (int r = 0; r < 256; r++)
+            d_pad_add[512 + i * 1024 + r] += d_slice[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 8192; i++) {
         const real t702 = d_c[i] * c_31[i];
-        const real t713 = t702 * f_31[i];
-        const real t714 = REAL_C(1.0) - f_31[i];
-        d_add[i] = t713 * t714;
+        const real t712 = t702 * f_31[i];
+        const real t713 = REAL_C(1.0) - f_31[i];
+        d_add[i] = t712 * t713;
     }
     memset(d_sum, 0, 256 * sizeof *d_sum);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
             d_sum[j] += d_add[i * 256 + j];
         }
-    memset(d_pad_3, 0, 32768 * sizeof *d_pad_3);
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            d_pad_3[i * 1024 + j + 256] = d_add[i * 256 + j];
-        }
+        for (int r = 0; r < 256; r++)
+            d_pad_add_2[256 + i * 1024 + r] += d_add[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
-    memset(d_pad_4, 0, 32768 * sizeof *d_pad_4);
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            const real t700 = d_c[i * 256 + j] * g_33[i * 256 + j];
-            const real t719 = t700 * i_33[i * 256 + j];
-            const real t720 = REAL_C(1.0) - i_33[i * 256 + j];
-            const real t721 = t719 * t720;
-            d_pad_4[i * 1024 + j] = t721;
-        }
-    for (int i = 0; i < 32768; i++) {
-        const real t712 = d_pad[i] + d_pad_2[i];
-        const real t718 = t712 + d_pad_3[i];
-        d_z[i] = t718 + d_pad_4[i];
+    for (int i = 0; i < 8192; i++) {
+        const real t700 = d_c[i] * g_33[i];
+        const real t717 = t700 * i_33[i];
+        const real t718 = REAL_C(1.0) - i_33[i];
+        d_slice_2[i] = t717 * t718;
     }
+    for (int i = 0; i < 32; i++)
+        for (int r = 0; r < 256; r++)
+            d_z[i * 1024 + r] += d_slice_2[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
@@ -3188,10 +3212,10 @@ static void compute_grads(void)
            REAL_C(1.0), slice_32, 256, d_z, 1024, REAL_C(0.0), d_matmul_2, 1024);
 
     /* backward of models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
-    memset(d_pad_5, 0, 262144 * sizeof *d_pad_5);
+    memset(d_pad_2, 0, 262144 * sizeof *d_pad_2);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            d_pad_5[i * 8192 + j + 7936] = d_reshape_34[i * 256 + j];
+            d_pad_2[i * 8192 + j + 7936] = d_reshape_34[i * 256 + j];
         }
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
@@ -3201,68 +3225,61 @@ static void compute_grads(void)
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
         const real t703 = d_c[i] * f_31[i];
-        const real t733 = d_h[i] * o_31[i];
-        const real t734 = tanh_32[i] * tanh_32[i];
-        const real t735 = REAL_C(1.0) - t734;
-        const real t736 = t733 * t735;
-        d_c_2[i] = t703 + t736;
+        const real t730 = d_h[i] * o_31[i];
+        const real t731 = tanh_32[i] * tanh_32[i];
+        const real t732 = REAL_C(1.0) - t731;
+        const real t733 = t730 * t732;
+        d_c_2[i] = t703 + t733;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
-    memset(d_pad_6, 0, 32768 * sizeof *d_pad_6);
+    memset(d_pad_3, 0, 32768 * sizeof *d_pad_3);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t732 = d_h[i * 256 + j] * tanh_32[i * 256 + j];
-            const real t742 = t732 * o_31[i * 256 + j];
-            const real t743 = REAL_C(1.0) - o_31[i * 256 + j];
-            const real t744 = t742 * t743;
-            d_pad_6[i * 1024 + j + 768] = t744;
+            const real t729 = d_h[i * 256 + j] * tanh_32[i * 256 + j];
+            const real t739 = t729 * o_31[i * 256 + j];
+            const real t740 = REAL_C(1.0) - o_31[i * 256 + j];
+            const real t741 = t739 * t740;
+            d_pad_3[i * 1024 + j + 768] = t741;
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
-    memset(d_pad_7, 0, 32768 * sizeof *d_pad_7);
+    for (int i = 0; i < 8192; i++) {
+        const real t736 = d_c_2[i] * i_32[i];
+        const real t743 = g_32[i] * g_32[i];
+        const real t744 = REAL_C(1.0) - t743;
+        d_slice_3[i] = t736 * t744;
+    }
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            const real t739 = d_c_2[i * 256 + j] * i_32[i * 256 + j];
-            const real t746 = g_32[i * 256 + j] * g_32[i * 256 + j];
-            const real t747 = REAL_C(1.0) - t746;
-            const real t748 = t739 * t747;
-            d_pad_7[i * 1024 + j + 512] = t748;
-        }
+        for (int r = 0; r < 256; r++)
+            d_pad_add_3[512 + i * 1024 + r] += d_slice_3[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 8192; i++) {
-        const real t740 = d_c_2[i] * c_30[i];
-        const real t751 = t740 * f_30[i];
-        const real t752 = REAL_C(1.0) - f_30[i];
-        d_add_2[i] = t751 * t752;
+        const real t737 = d_c_2[i] * c_30[i];
+        const real t747 = t737 * f_30[i];
+        const real t748 = REAL_C(1.0) - f_30[i];
+        d_add_2[i] = t747 * t748;
     }
     memset(d_sum_3, 0, 256 * sizeof *d_sum_3);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
             d_sum_3[j] += d_add_2[i * 256 + j];
         }
-    memset(d_pad_8, 0, 32768 * sizeof *d_pad_8);
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            d_pad_8[i * 1024 + j + 256] = d_add_2[i * 256 + j];
-        }
+        for (int r = 0; r < 256; r++)
+            d_pad_add_4[256 + i * 1024 + r] += d_add_2[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
-    memset(d_pad_9, 0, 32768 * sizeof *d_pad_9);
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            const real t738 = d_c_2[i * 256 + j] * g_32[i * 256 + j];
-            const real t758 = t738 * i_32[i * 256 + j];
-            const real t759 = REAL_C(1.0) - i_32[i * 256 + j];
-            const real t760 = t758 * t759;
-            d_pad_9[i * 1024 + j] = t760;
-        }
-    for (int i = 0; i < 32768; i++) {
-        const real t750 = d_pad_6[i] + d_pad_7[i];
-        const real t757 = t750 + d_pad_8[i];
-        d_z_2[i] = t757 + d_pad_9[i];
+    for (int i = 0; i < 8192; i++) {
+        const real t735 = d_c_2[i] * g_32[i];
+        const real t753 = t735 * i_32[i];
+        const real t754 = REAL_C(1.0) - i_32[i];
+        d_slice_4[i] = t753 * t754;
     }
+    for (int i = 0; i < 32; i++)
+        for (int r = 0; r < 256; r++)
+            d_z_2[i * 1024 + r] += d_slice_4[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
@@ -3280,11 +3297,9 @@ static void compute_grads(void)
            REAL_C(1.0), slice_31, 256, d_z_2, 1024, REAL_C(1.0), d_matmul_add_2, 1024);
 
     /* backward of models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
-    memset(d_pad_10, 0, 262144 * sizeof *d_pad_10);
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            d_pad_10[i * 8192 + j + 7680] = d_reshape_35[i * 256 + j];
-        }
+        for (int r = 0; r < 256; r++)
+            d_pad_add_5[7680 + i * 8192 + r] += d_reshape_35[i * 256 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
@@ -3292,69 +3307,62 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
-        const real t741 = d_c_2[i] * f_30[i];
-        const real t774 = d_h_2[i] * o_30[i];
-        const real t775 = tanh_31[i] * tanh_31[i];
-        const real t776 = REAL_C(1.0) - t775;
-        const real t777 = t774 * t776;
-        d_c_3[i] = t741 + t777;
+        const real t738 = d_c_2[i] * f_30[i];
+        const real t767 = d_h_2[i] * o_30[i];
+        const real t768 = tanh_31[i] * tanh_31[i];
+        const real t769 = REAL_C(1.0) - t768;
+        const real t770 = t767 * t769;
+        d_c_3[i] = t738 + t770;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
-    memset(d_pad_11, 0, 32768 * sizeof *d_pad_11);
+    memset(d_pad_4, 0, 32768 * sizeof *d_pad_4);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t773 = d_h_2[i * 256 + j] * tanh_31[i * 256 + j];
-            const real t783 = t773 * o_30[i * 256 + j];
-            const real t784 = REAL_C(1.0) - o_30[i * 256 + j];
-            const real t785 = t783 * t784;
-            d_pad_11[i * 1024 + j + 768] = t785;
+            const real t766 = d_h_2[i * 256 + j] * tanh_31[i * 256 + j];
+            const real t776 = t766 * o_30[i * 256 + j];
+            const real t777 = REAL_C(1.0) - o_30[i * 256 + j];
+            const real t778 = t776 * t777;
+            d_pad_4[i * 1024 + j + 768] = t778;
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
-    memset(d_pad_12, 0, 32768 * sizeof *d_pad_12);
+    for (int i = 0; i < 8192; i++) {
+        const real t773 = d_c_3[i] * i_31[i];
+        const real t780 = g_31[i] * g_31[i];
+        const real t781 = REAL_C(1.0) - t780;
+        d_slice_5[i] = t773 * t781;
+    }
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            const real t780 = d_c_3[i * 256 + j] * i_31[i * 256 + j];
-            const real t787 = g_31[i * 256 + j] * g_31[i * 256 + j];
-            const real t788 = REAL_C(1.0) - t787;
-            const real t789 = t780 * t788;
-            d_pad_12[i * 1024 + j + 512] = t789;
-        }
+        for (int r = 0; r < 256; r++)
+            d_pad_add_6[512 + i * 1024 + r] += d_slice_5[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 8192; i++) {
-        const real t781 = d_c_3[i] * c_29[i];
-        const real t792 = t781 * f_29[i];
-        const real t793 = REAL_C(1.0) - f_29[i];
-        d_add_3[i] = t792 * t793;
+        const real t774 = d_c_3[i] * c_29[i];
+        const real t784 = t774 * f_29[i];
+        const real t785 = REAL_C(1.0) - f_29[i];
+        d_add_3[i] = t784 * t785;
     }
     memset(d_sum_5, 0, 256 * sizeof *d_sum_5);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
             d_sum_5[j] += d_add_3[i * 256 + j];
         }
-    memset(d_pad_13, 0, 32768 * sizeof *d_pad_13);
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            d_pad_13[i * 1024 + j + 256] = d_add_3[i * 256 + j];
-        }
+        for (int r = 0; r < 256; r++)
+            d_pad_add_7[256 + i * 1024 + r] += d_add_3[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
-    memset(d_pad_14, 0, 32768 * sizeof *d_pad_14);
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            const real t779 = d_c_3[i * 256 + j] * g_31[i * 256 + j];
-            const real t799 = t779 * i_31[i * 256 + j];
-            const real t800 = REAL_C(1.0) - i_31[i * 256 + j];
-            const real t801 = t799 * t800;
-            d_pad_14[i * 1024 + j] = t801;
-        }
-    for (int i = 0; i < 32768; i++) {
-        const real t791 = d_pad_11[i] + d_pad_12[i];
-        const real t798 = t791 + d_pad_13[i];
-        d_z_3[i] = t798 + d_pad_14[i];
+    for (int i = 0; i < 8192; i++) {
+        const real t772 = d_c_3[i] * g_31[i];
+        const real t790 = t772 * i_31[i];
+        const real t791 = REAL_C(1.0) - i_31[i];
+        d_slice_6[i] = t790 * t791;
     }
+    for (int i = 0; i < 32; i++)
+        for (int r = 0; r < 256; r++)
+            d_z_3[i * 1024 + r] += d_slice_6[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
@@ -3372,11 +3380,9 @@ static void compute_grads(void)
            REAL_C(1.0), slice_30, 256, d_z_3, 1024, REAL_C(1.0), d_matmul_add_4, 1024);
 
     /* backward of models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
-    memset(d_pad_15, 0, 262144 * sizeof *d_pad_15);
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            d_pad_15[i * 8192 + j + 7424] = d_reshape_36[i * 256 + j];
-        }
+        for (int r = 0; r < 256; r++)
+            d_pad_add_8[7424 + i * 8192 + r] += d_reshape_36[i * 256 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
@@ -3384,69 +3390,62 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
-        const real t782 = d_c_3[i] * f_29[i];
-        const real t815 = d_h_3[i] * o_29[i];
-        const real t816 = tanh_30[i] * tanh_30[i];
-        const real t817 = REAL_C(1.0) - t816;
-        const real t818 = t815 * t817;
-        d_c_4[i] = t782 + t818;
+        const real t775 = d_c_3[i] * f_29[i];
+        const real t804 = d_h_3[i] * o_29[i];
+        const real t805 = tanh_30[i] * tanh_30[i];
+        const real t806 = REAL_C(1.0) - t805;
+        const real t807 = t804 * t806;
+        d_c_4[i] = t775 + t807;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
-    memset(d_pad_16, 0, 32768 * sizeof *d_pad_16);
+    memset(d_pad_5, 0, 32768 * sizeof *d_pad_5);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t814 = d_h_3[i * 256 + j] * tanh_30[i * 256 + j];
-            const real t824 = t814 * o_29[i * 256 + j];
-            const real t825 = REAL_C(1.0) - o_29[i * 256 + j];
-            const real t826 = t824 * t825;
-            d_pad_16[i * 1024 + j + 768] = t826;
+            const real t803 = d_h_3[i * 256 + j] * tanh_30[i * 256 + j];
+            const real t813 = t803 * o_29[i * 256 + j];
+            const real t814 = REAL_C(1.0) - o_29[i * 256 + j];
+            const real t815 = t813 * t814;
+            d_pad_5[i * 1024 + j + 768] = t815;
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
-    memset(d_pad_17, 0, 32768 * sizeof *d_pad_17);
+    for (int i = 0; i < 8192; i++) {
+        const real t810 = d_c_4[i] * i_30[i];
+        const real t817 = g_30[i] * g_30[i];
+        const real t818 = REAL_C(1.0) - t817;
+        d_slice_7[i] = t810 * t818;
+    }
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            const real t821 = d_c_4[i * 256 + j] * i_30[i * 256 + j];
-            const real t828 = g_30[i * 256 + j] * g_30[i * 256 + j];
-            const real t829 = REAL_C(1.0) - t828;
-            const real t830 = t821 * t829;
-            d_pad_17[i * 1024 + j + 512] = t830;
-        }
+        for (int r = 0; r < 256; r++)
+            d_pad_add_9[512 + i * 1024 + r] += d_slice_7[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 8192; i++) {
-        const real t822 = d_c_4[i] * c_28[i];
-        const real t833 = t822 * f_28[i];
-        const real t834 = REAL_C(1.0) - f_28[i];
-        d_add_4[i] = t833 * t834;
+        const real t811 = d_c_4[i] * c_28[i];
+        const real t821 = t811 * f_28[i];
+        const real t822 = REAL_C(1.0) - f_28[i];
+        d_add_4[i] = t821 * t822;
     }
     memset(d_sum_7, 0, 256 * sizeof *d_sum_7);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
             d_sum_7[j] += d_add_4[i * 256 + j];
         }
-    memset(d_pad_18, 0, 32768 * sizeof *d_pad_18);
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            d_pad_18[i * 1024 + j + 256] = d_add_4[i * 256 + j];
-        }
+        for (int r = 0; r < 256; r++)
+            d_pad_add_10[256 + i * 1024 + r] += d_add_4[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
-    memset(d_pad_19, 0, 32768 * sizeof *d_pad_19);
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            const real t820 = d_c_4[i * 256 + j] * g_30[i * 256 + j];
-            const real t840 = t820 * i_30[i * 256 + j];
-            const real t841 = REAL_C(1.0) - i_30[i * 256 + j];
-            const real t842 = t840 * t841;
-            d_pad_19[i * 1024 + j] = t842;
-        }
-    for (int i = 0; i < 32768; i++) {
-        const real t832 = d_pad_16[i] + d_pad_17[i];
-        const real t839 = t832 + d_pad_18[i];
-        d_z_4[i] = t839 + d_pad_19[i];
+    for (int i = 0; i < 8192; i++) {
+        const real t809 = d_c_4[i] * g_30[i];
+        const real t827 = t809 * i_30[i];
+        const real t828 = REAL_C(1.0) - i_30[i];
+        d_slice_8[i] = t827 * t828;
     }
+    for (int i = 0; i < 32; i++)
+        for (int r = 0; r < 256; r++)
+            d_z_4[i * 1024 + r] += d_slice_8[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
@@ -3464,11 +3463,9 @@ static void compute_grads(void)
            REAL_C(1.0), slice_29, 256, d_z_4, 1024, REAL_C(1.0), d_matmul_add_6, 1024);
 
     /* backward of models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
-    memset(d_pad_20, 0, 262144 * sizeof *d_pad_20);
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            d_pad_20[i * 8192 + j + 7168] = d_reshape_37[i * 256 + j];
-        }
+        for (int r = 0; r < 256; r++)
+            d_pad_add_11[7168 + i * 8192 + r] += d_reshape_37[i * 256 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
@@ -3476,69 +3473,62 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
-        const real t823 = d_c_4[i] * f_28[i];
-        const real t856 = d_h_4[i] * o_28[i];
-        const real t857 = tanh_29[i] * tanh_29[i];
-        const real t858 = REAL_C(1.0) - t857;
-        const real t859 = t856 * t858;
-        d_c_5[i] = t823 + t859;
+        const real t812 = d_c_4[i] * f_28[i];
+        const real t841 = d_h_4[i] * o_28[i];
+        const real t842 = tanh_29[i] * tanh_29[i];
+        const real t843 = REAL_C(1.0) - t842;
+        const real t844 = t841 * t843;
+        d_c_5[i] = t812 + t844;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
-    memset(d_pad_21, 0, 32768 * sizeof *d_pad_21);
+    memset(d_pad_6, 0, 32768 * sizeof *d_pad_6);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t855 = d_h_4[i * 256 + j] * tanh_29[i * 256 + j];
-            const real t865 = t855 * o_28[i * 256 + j];
-            const real t866 = REAL_C(1.0) - o_28[i * 256 + j];
-            const real t867 = t865 * t866;
-            d_pad_21[i * 1024 + j + 768] = t867;
+            const real t840 = d_h_4[i * 256 + j] * tanh_29[i * 256 + j];
+            const real t850 = t840 * o_28[i * 256 + j];
+            const real t851 = REAL_C(1.0) - o_28[i * 256 + j];
+            const real t852 = t850 * t851;
+            d_pad_6[i * 1024 + j + 768] = t852;
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
-    memset(d_pad_22, 0, 32768 * sizeof *d_pad_22);
+    for (int i = 0; i < 8192; i++) {
+        const real t847 = d_c_5[i] * i_29[i];
+        const real t854 = g_29[i] * g_29[i];
+        const real t855 = REAL_C(1.0) - t854;
+        d_slice_9[i] = t847 * t855;
+    }
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            const real t862 = d_c_5[i * 256 + j] * i_29[i * 256 + j];
-            const real t869 = g_29[i * 256 + j] * g_29[i * 256 + j];
-            const real t870 = REAL_C(1.0) - t869;
-            const real t871 = t862 * t870;
-            d_pad_22[i * 1024 + j + 512] = t871;
-        }
+        for (int r = 0; r < 256; r++)
+            d_pad_add_12[512 + i * 1024 + r] += d_slice_9[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 8192; i++) {
-        const real t863 = d_c_5[i] * c_27[i];
-        const real t874 = t863 * f_27[i];
-        const real t875 = REAL_C(1.0) - f_27[i];
-        d_add_5[i] = t874 * t875;
+        const real t848 = d_c_5[i] * c_27[i];
+        const real t858 = t848 * f_27[i];
+        const real t859 = REAL_C(1.0) - f_27[i];
+        d_add_5[i] = t858 * t859;
     }
     memset(d_sum_9, 0, 256 * sizeof *d_sum_9);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
             d_sum_9[j] += d_add_5[i * 256 + j];
         }
-    memset(d_pad_23, 0, 32768 * sizeof *d_pad_23);
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            d_pad_23[i * 1024 + j + 256] = d_add_5[i * 256 + j];
-        }
+        for (int r = 0; r < 256; r++)
+            d_pad_add_13[256 + i * 1024 + r] += d_add_5[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
-    memset(d_pad_24, 0, 32768 * sizeof *d_pad_24);
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            const real t861 = d_c_5[i * 256 + j] * g_29[i * 256 + j];
-            const real t881 = t861 * i_29[i * 256 + j];
-            const real t882 = REAL_C(1.0) - i_29[i * 256 + j];
-            const real t883 = t881 * t882;
-            d_pad_24[i * 1024 + j] = t883;
-        }
-    for (int i = 0; i < 32768; i++) {
-        const real t873 = d_pad_21[i] + d_pad_22[i];
-        const real t880 = t873 + d_pad_23[i];
-        d_z_5[i] = t880 + d_pad_24[i];
+    for (int i = 0; i < 8192; i++) {
+        const real t846 = d_c_5[i] * g_29[i];
+        const real t864 = t846 * i_29[i];
+        const real t865 = REAL_C(1.0) - i_29[i];
+        d_slice_10[i] = t864 * t865;
     }
+    for (int i = 0; i < 32; i++)
+        for (int r = 0; r < 256; r++)
+            d_z_5[i * 1024 + r] += d_slice_10[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
@@ -3556,11 +3546,9 @@ static void compute_grads(void)
            REAL_C(1.0), slice_28, 256, d_z_5, 1024, REAL_C(1.0), d_matmul_add_8, 1024);
 
     /* backward of models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
-    memset(d_pad_25, 0, 262144 * sizeof *d_pad_25);
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            d_pad_25[i * 8192 + j + 6912] = d_reshape_38[i * 256 + j];
-        }
+        for (int r = 0; r < 256; r++)
+            d_pad_add_14[6912 + i * 8192 + r] += d_reshape_38[i * 256 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
@@ -3568,69 +3556,62 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
-        const real t864 = d_c_5[i] * f_27[i];
-        const real t897 = d_h_5[i] * o_27[i];
-        const real t898 = tanh_28[i] * tanh_28[i];
-        const real t899 = REAL_C(1.0) - t898;
-        const real t900 = t897 * t899;
-        d_c_6[i] = t864 + t900;
+        const real t849 = d_c_5[i] * f_27[i];
+        const real t878 = d_h_5[i] * o_27[i];
+        const real t879 = tanh_28[i] * tanh_28[i];
+        const real t880 = REAL_C(1.0) - t879;
+        const real t881 = t878 * t880;
+        d_c_6[i] = t849 + t881;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
-    memset(d_pad_26, 0, 32768 * sizeof *d_pad_26);
+    memset(d_pad_7, 0, 32768 * sizeof *d_pad_7);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t896 = d_h_5[i * 256 + j] * tanh_28[i * 256 + j];
-            const real t906 = t896 * o_27[i * 256 + j];
-            const real t907 = REAL_C(1.0) - o_27[i * 256 + j];
-            const real t908 = t906 * t907;
-            d_pad_26[i * 1024 + j + 768] = t908;
+            const real t877 = d_h_5[i * 256 + j] * tanh_28[i * 256 + j];
+            const real t887 = t877 * o_27[i * 256 + j];
+            const real t888 = REAL_C(1.0) - o_27[i * 256 + j];
+            const real t889 = t887 * t888;
+            d_pad_7[i * 1024 + j + 768] = t889;
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
-    memset(d_pad_27, 0, 32768 * sizeof *d_pad_27);
+    for (int i = 0; i < 8192; i++) {
+        const real t884 = d_c_6[i] * i_28[i];
+        const real t891 = g_28[i] * g_28[i];
+        const real t892 = REAL_C(1.0) - t891;
+        d_slice_11[i] = t884 * t892;
+    }
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            const real t903 = d_c_6[i * 256 + j] * i_28[i * 256 + j];
-            const real t910 = g_28[i * 256 + j] * g_28[i * 256 + j];
-            const real t911 = REAL_C(1.0) - t910;
-            const real t912 = t903 * t911;
-            d_pad_27[i * 1024 + j + 512] = t912;
-        }
+        for (int r = 0; r < 256; r++)
+            d_pad_add_15[512 + i * 1024 + r] += d_slice_11[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 8192; i++) {
-        const real t904 = d_c_6[i] * c_26[i];
-        const real t915 = t904 * f_26[i];
-        const real t916 = REAL_C(1.0) - f_26[i];
-        d_add_6[i] = t915 * t916;
+        const real t885 = d_c_6[i] * c_26[i];
+        const real t895 = t885 * f_26[i];
+        const real t896 = REAL_C(1.0) - f_26[i];
+        d_add_6[i] = t895 * t896;
     }
     memset(d_sum_11, 0, 256 * sizeof *d_sum_11);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
             d_sum_11[j] += d_add_6[i * 256 + j];
         }
-    memset(d_pad_28, 0, 32768 * sizeof *d_pad_28);
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            d_pad_28[i * 1024 + j + 256] = d_add_6[i * 256 + j];
-        }
+        for (int r = 0; r < 256; r++)
+            d_pad_add_16[256 + i * 1024 + r] += d_add_6[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
-    memset(d_pad_29, 0, 32768 * sizeof *d_pad_29);
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            const real t902 = d_c_6[i * 256 + j] * g_28[i * 256 + j];
-            const real t922 = t902 * i_28[i * 256 + j];
-            const real t923 = REAL_C(1.0) - i_28[i * 256 + j];
-            const real t924 = t922 * t923;
-            d_pad_29[i * 1024 + j] = t924;
-        }
-    for (int i = 0; i < 32768; i++) {
-        const real t914 = d_pad_26[i] + d_pad_27[i];
-        const real t921 = t914 + d_pad_28[i];
-        d_z_6[i] = t921 + d_pad_29[i];
+    for (int i = 0; i < 8192; i++) {
+        const real t883 = d_c_6[i] * g_28[i];
+        const real t901 = t883 * i_28[i];
+        const real t902 = REAL_C(1.0) - i_28[i];
+        d_slice_12[i] = t901 * t902;
     }
+    for (int i = 0; i < 32; i++)
+        for (int r = 0; r < 256; r++)
+            d_z_6[i * 1024 + r] += d_slice_12[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
@@ -3648,11 +3629,9 @@ static void compute_grads(void)
            REAL_C(1.0), slice_27, 256, d_z_6, 1024, REAL_C(1.0), d_matmul_add_10, 1024);
 
     /* backward of models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
-    memset(d_pad_30, 0, 262144 * sizeof *d_pad_30);
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            d_pad_30[i * 8192 + j + 6656] = d_reshape_39[i * 256 + j];
-        }
+        for (int r = 0; r < 256; r++)
+            d_pad_add_17[6656 + i * 8192 + r] += d_reshape_39[i * 256 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
@@ -3660,69 +3639,62 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
-        const real t905 = d_c_6[i] * f_26[i];
-        const real t938 = d_h_6[i] * o_26[i];
-        const real t939 = tanh_27[i] * tanh_27[i];
-        const real t940 = REAL_C(1.0) - t939;
-        const real t941 = t938 * t940;
-        d_c_7[i] = t905 + t941;
+        const real t886 = d_c_6[i] * f_26[i];
+        const real t915 = d_h_6[i] * o_26[i];
+        const real t916 = tanh_27[i] * tanh_27[i];
+        const real t917 = REAL_C(1.0) - t916;
+        const real t918 = t915 * t917;
+        d_c_7[i] = t886 + t918;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
-    memset(d_pad_31, 0, 32768 * sizeof *d_pad_31);
+    memset(d_pad_8, 0, 32768 * sizeof *d_pad_8);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t937 = d_h_6[i * 256 + j] * tanh_27[i * 256 + j];
-            const real t947 = t937 * o_26[i * 256 + j];
-            const real t948 = REAL_C(1.0) - o_26[i * 256 + j];
-            const real t949 = t947 * t948;
-            d_pad_31[i * 1024 + j + 768] = t949;
+            const real t914 = d_h_6[i * 256 + j] * tanh_27[i * 256 + j];
+            const real t924 = t914 * o_26[i * 256 + j];
+            const real t925 = REAL_C(1.0) - o_26[i * 256 + j];
+            const real t926 = t924 * t925;
+            d_pad_8[i * 1024 + j + 768] = t926;
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
-    memset(d_pad_32, 0, 32768 * sizeof *d_pad_32);
+    for (int i = 0; i < 8192; i++) {
+        const real t921 = d_c_7[i] * i_27[i];
+        const real t928 = g_27[i] * g_27[i];
+        const real t929 = REAL_C(1.0) - t928;
+        d_slice_13[i] = t921 * t929;
+    }
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            const real t944 = d_c_7[i * 256 + j] * i_27[i * 256 + j];
-            const real t951 = g_27[i * 256 + j] * g_27[i * 256 + j];
-            const real t952 = REAL_C(1.0) - t951;
-            const real t953 = t944 * t952;
-            d_pad_32[i * 1024 + j + 512] = t953;
-        }
+        for (int r = 0; r < 256; r++)
+            d_pad_add_18[512 + i * 1024 + r] += d_slice_13[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 8192; i++) {
-        const real t945 = d_c_7[i] * c_25[i];
-        const real t956 = t945 * f_25[i];
-        const real t957 = REAL_C(1.0) - f_25[i];
-        d_add_7[i] = t956 * t957;
+        const real t922 = d_c_7[i] * c_25[i];
+        const real t932 = t922 * f_25[i];
+        const real t933 = REAL_C(1.0) - f_25[i];
+        d_add_7[i] = t932 * t933;
     }
     memset(d_sum_13, 0, 256 * sizeof *d_sum_13);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
             d_sum_13[j] += d_add_7[i * 256 + j];
         }
-    memset(d_pad_33, 0, 32768 * sizeof *d_pad_33);
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            d_pad_33[i * 1024 + j + 256] = d_add_7[i * 256 + j];
-        }
+        for (int r = 0; r < 256; r++)
+            d_pad_add_19[256 + i * 1024 + r] += d_add_7[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
-    memset(d_pad_34, 0, 32768 * sizeof *d_pad_34);
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            const real t943 = d_c_7[i * 256 + j] * g_27[i * 256 + j];
-            const real t963 = t943 * i_27[i * 256 + j];
-            const real t964 = REAL_C(1.0) - i_27[i * 256 + j];
-            const real t965 = t963 * t964;
-            d_pad_34[i * 1024 + j] = t965;
-        }
-    for (int i = 0; i < 32768; i++) {
-        const real t955 = d_pad_31[i] + d_pad_32[i];
-        const real t962 = t955 + d_pad_33[i];
-        d_z_7[i] = t962 + d_pad_34[i];
+    for (int i = 0; i < 8192; i++) {
+        const real t920 = d_c_7[i] * g_27[i];
+        const real t938 = t920 * i_27[i];
+        const real t939 = REAL_C(1.0) - i_27[i];
+        d_slice_14[i] = t938 * t939;
     }
+    for (int i = 0; i < 32; i++)
+        for (int r = 0; r < 256; r++)
+            d_z_7[i * 1024 + r] += d_slice_14[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
@@ -3740,11 +3712,9 @@ static void compute_grads(void)
            REAL_C(1.0), slice_26, 256, d_z_7, 1024, REAL_C(1.0), d_matmul_add_12, 1024);
 
     /* backward of models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
-    memset(d_pad_35, 0, 262144 * sizeof *d_pad_35);
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            d_pad_35[i * 8192 + j + 6400] = d_reshape_40[i * 256 + j];
-        }
+        for (int r = 0; r < 256; r++)
+            d_pad_add_20[6400 + i * 8192 + r] += d_reshape_40[i * 256 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
@@ -3752,69 +3722,62 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
-        const real t946 = d_c_7[i] * f_25[i];
-        const real t979 = d_h_7[i] * o_25[i];
-        const real t980 = tanh_26[i] * tanh_26[i];
-        const real t981 = REAL_C(1.0) - t980;
-        const real t982 = t979 * t981;
-        d_c_8[i] = t946 + t982;
+        const real t923 = d_c_7[i] * f_25[i];
+        const real t952 = d_h_7[i] * o_25[i];
+        const real t953 = tanh_26[i] * tanh_26[i];
+        const real t954 = REAL_C(1.0) - t953;
+        const real t955 = t952 * t954;
+        d_c_8[i] = t923 + t955;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
-    memset(d_pad_36, 0, 32768 * sizeof *d_pad_36);
+    memset(d_pad_9, 0, 32768 * sizeof *d_pad_9);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t978 = d_h_7[i * 256 + j] * tanh_26[i * 256 + j];
-            const real t988 = t978 * o_25[i * 256 + j];
-            const real t989 = REAL_C(1.0) - o_25[i * 256 + j];
-            const real t990 = t988 * t989;
-            d_pad_36[i * 1024 + j + 768] = t990;
+            const real t951 = d_h_7[i * 256 + j] * tanh_26[i * 256 + j];
+            const real t961 = t951 * o_25[i * 256 + j];
+            const real t962 = REAL_C(1.0) - o_25[i * 256 + j];
+            const real t963 = t961 * t962;
+            d_pad_9[i * 1024 + j + 768] = t963;
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
-    memset(d_pad_37, 0, 32768 * sizeof *d_pad_37);
+    for (int i = 0; i < 8192; i++) {
+        const real t958 = d_c_8[i] * i_26[i];
+        const real t965 = g_26[i] * g_26[i];
+        const real t966 = REAL_C(1.0) - t965;
+        d_slice_15[i] = t958 * t966;
+    }
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            const real t985 = d_c_8[i * 256 + j] * i_26[i * 256 + j];
-            const real t992 = g_26[i * 256 + j] * g_26[i * 256 + j];
-            const real t993 = REAL_C(1.0) - t992;
-            const real t994 = t985 * t993;
-            d_pad_37[i * 1024 + j + 512] = t994;
-        }
+        for (int r = 0; r < 256; r++)
+            d_pad_add_21[512 + i * 1024 + r] += d_slice_15[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 8192; i++) {
-        const real t986 = d_c_8[i] * c_24[i];
-        const real t997 = t986 * f_24[i];
-        const real t998 = REAL_C(1.0) - f_24[i];
-        d_add_8[i] = t997 * t998;
+        const real t959 = d_c_8[i] * c_24[i];
+        const real t969 = t959 * f_24[i];
+        const real t970 = REAL_C(1.0) - f_24[i];
+        d_add_8[i] = t969 * t970;
     }
     memset(d_sum_15, 0, 256 * sizeof *d_sum_15);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
             d_sum_15[j] += d_add_8[i * 256 + j];
         }
-    memset(d_pad_38, 0, 32768 * sizeof *d_pad_38);
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            d_pad_38[i * 1024 + j + 256] = d_add_8[i * 256 + j];
-        }
+        for (int r = 0; r < 256; r++)
+            d_pad_add_22[256 + i * 1024 + r] += d_add_8[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
-    memset(d_pad_39, 0, 32768 * sizeof *d_pad_39);
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            const real t984 = d_c_8[i * 256 + j] * g_26[i * 256 + j];
-            const real t1004 = t984 * i_26[i * 256 + j];
-            const real t1005 = REAL_C(1.0) - i_26[i * 256 + j];
-            const real t1006 = t1004 * t1005;
-            d_pad_39[i * 1024 + j] = t1006;
-        }
-    for (int i = 0; i < 32768; i++) {
-        const real t996 = d_pad_36[i] + d_pad_37[i];
-        const real t1003 = t996 + d_pad_38[i];
-        d_z_8[i] = t1003 + d_pad_39[i];
+    for (int i = 0; i < 8192; i++) {
+        const real t957 = d_c_8[i] * g_26[i];
+        const real t975 = t957 * i_26[i];
+        const real t976 = REAL_C(1.0) - i_26[i];
+        d_slice_16[i] = t975 * t976;
     }
+    for (int i = 0; i < 32; i++)
+        for (int r = 0; r < 256; r++)
+            d_z_8[i * 1024 + r] += d_slice_16[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
@@ -3832,11 +3795,9 @@ static void compute_grads(void)
            REAL_C(1.0), slice_25, 256, d_z_8, 1024, REAL_C(1.0), d_matmul_add_14, 1024);
 
     /* backward of models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
-    memset(d_pad_40, 0, 262144 * sizeof *d_pad_40);
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            d_pad_40[i * 8192 + j + 6144] = d_reshape_41[i * 256 + j];
-        }
+        for (int r = 0; r < 256; r++)
+            d_pad_add_23[6144 + i * 8192 + r] += d_reshape_41[i * 256 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
@@ -3844,69 +3805,62 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
-        const real t987 = d_c_8[i] * f_24[i];
-        const real t1020 = d_h_8[i] * o_24[i];
-        const real t1021 = tanh_25[i] * tanh_25[i];
-        const real t1022 = REAL_C(1.0) - t1021;
-        const real t1023 = t1020 * t1022;
-        d_c_9[i] = t987 + t1023;
+        const real t960 = d_c_8[i] * f_24[i];
+        const real t989 = d_h_8[i] * o_24[i];
+        const real t990 = tanh_25[i] * tanh_25[i];
+        const real t991 = REAL_C(1.0) - t990;
+        const real t992 = t989 * t991;
+        d_c_9[i] = t960 + t992;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
-    memset(d_pad_41, 0, 32768 * sizeof *d_pad_41);
+    memset(d_pad_10, 0, 32768 * sizeof *d_pad_10);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t1019 = d_h_8[i * 256 + j] * tanh_25[i * 256 + j];
-            const real t1029 = t1019 * o_24[i * 256 + j];
-            const real t1030 = REAL_C(1.0) - o_24[i * 256 + j];
-            const real t1031 = t1029 * t1030;
-            d_pad_41[i * 1024 + j + 768] = t1031;
+            const real t988 = d_h_8[i * 256 + j] * tanh_25[i * 256 + j];
+            const real t998 = t988 * o_24[i * 256 + j];
+            const real t999 = REAL_C(1.0) - o_24[i * 256 + j];
+            const real t1000 = t998 * t999;
+            d_pad_10[i * 1024 + j + 768] = t1000;
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
-    memset(d_pad_42, 0, 32768 * sizeof *d_pad_42);
+    for (int i = 0; i < 8192; i++) {
+        const real t995 = d_c_9[i] * i_25[i];
+        const real t1002 = g_25[i] * g_25[i];
+        const real t1003 = REAL_C(1.0) - t1002;
+        d_slice_17[i] = t995 * t1003;
+    }
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            const real t1026 = d_c_9[i * 256 + j] * i_25[i * 256 + j];
-            const real t1033 = g_25[i * 256 + j] * g_25[i * 256 + j];
-            const real t1034 = REAL_C(1.0) - t1033;
-            const real t1035 = t1026 * t1034;
-            d_pad_42[i * 1024 + j + 512] = t1035;
-        }
+        for (int r = 0; r < 256; r++)
+            d_pad_add_24[512 + i * 1024 + r] += d_slice_17[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 8192; i++) {
-        const real t1027 = d_c_9[i] * c_23[i];
-        const real t1038 = t1027 * f_23[i];
-        const real t1039 = REAL_C(1.0) - f_23[i];
-        d_add_9[i] = t1038 * t1039;
+        const real t996 = d_c_9[i] * c_23[i];
+        const real t1006 = t996 * f_23[i];
+        const real t1007 = REAL_C(1.0) - f_23[i];
+        d_add_9[i] = t1006 * t1007;
     }
     memset(d_sum_17, 0, 256 * sizeof *d_sum_17);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
             d_sum_17[j] += d_add_9[i * 256 + j];
         }
-    memset(d_pad_43, 0, 32768 * sizeof *d_pad_43);
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            d_pad_43[i * 1024 + j + 256] = d_add_9[i * 256 + j];
-        }
+        for (int r = 0; r < 256; r++)
+            d_pad_add_25[256 + i * 1024 + r] += d_add_9[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
-    memset(d_pad_44, 0, 32768 * sizeof *d_pad_44);
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            const real t1025 = d_c_9[i * 256 + j] * g_25[i * 256 + j];
-            const real t1045 = t1025 * i_25[i * 256 + j];
-            const real t1046 = REAL_C(1.0) - i_25[i * 256 + j];
-            const real t1047 = t1045 * t1046;
-            d_pad_44[i * 1024 + j] = t1047;
-        }
-    for (int i = 0; i < 32768; i++) {
-        const real t1037 = d_pad_41[i] + d_pad_42[i];
-        const real t1044 = t1037 + d_pad_43[i];
-        d_z_9[i] = t1044 + d_pad_44[i];
+    for (int i = 0; i < 8192; i++) {
+        const real t994 = d_c_9[i] * g_25[i];
+        const real t1012 = t994 * i_25[i];
+        const real t1013 = REAL_C(1.0) - i_25[i];
+        d_slice_18[i] = t1012 * t1013;
     }
+    for (int i = 0; i < 32; i++)
+        for (int r = 0; r < 256; r++)
+            d_z_9[i * 1024 + r] += d_slice_18[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
@@ -3924,11 +3878,9 @@ static void compute_grads(void)
            REAL_C(1.0), slice_24, 256, d_z_9, 1024, REAL_C(1.0), d_matmul_add_16, 1024);
 
     /* backward of models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
-    memset(d_pad_45, 0, 262144 * sizeof *d_pad_45);
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            d_pad_45[i * 8192 + j + 5888] = d_reshape_42[i * 256 + j];
-        }
+        for (int r = 0; r < 256; r++)
+            d_pad_add_26[5888 + i * 8192 + r] += d_reshape_42[i * 256 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
@@ -3936,69 +3888,62 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
-        const real t1028 = d_c_9[i] * f_23[i];
-        const real t1061 = d_h_9[i] * o_23[i];
-        const real t1062 = tanh_24[i] * tanh_24[i];
-        const real t1063 = REAL_C(1.0) - t1062;
-        const real t1064 = t1061 * t1063;
-        d_c_10[i] = t1028 + t1064;
+        const real t997 = d_c_9[i] * f_23[i];
+        const real t1026 = d_h_9[i] * o_23[i];
+        const real t1027 = tanh_24[i] * tanh_24[i];
+        const real t1028 = REAL_C(1.0) - t1027;
+        const real t1029 = t1026 * t1028;
+        d_c_10[i] = t997 + t1029;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
-    memset(d_pad_46, 0, 32768 * sizeof *d_pad_46);
+    memset(d_pad_11, 0, 32768 * sizeof *d_pad_11);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t1060 = d_h_9[i * 256 + j] * tanh_24[i * 256 + j];
-            const real t1070 = t1060 * o_23[i * 256 + j];
-            const real t1071 = REAL_C(1.0) - o_23[i * 256 + j];
-            const real t1072 = t1070 * t1071;
-            d_pad_46[i * 1024 + j + 768] = t1072;
+            const real t1025 = d_h_9[i * 256 + j] * tanh_24[i * 256 + j];
+            const real t1035 = t1025 * o_23[i * 256 + j];
+            const real t1036 = REAL_C(1.0) - o_23[i * 256 + j];
+            const real t1037 = t1035 * t1036;
+            d_pad_11[i * 1024 + j + 768] = t1037;
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
-    memset(d_pad_47, 0, 32768 * sizeof *d_pad_47);
+    for (int i = 0; i < 8192; i++) {
+        const real t1032 = d_c_10[i] * i_24[i];
+        const real t1039 = g_24[i] * g_24[i];
+        const real t1040 = REAL_C(1.0) - t1039;
+        d_slice_19[i] = t1032 * t1040;
+    }
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            const real t1067 = d_c_10[i * 256 + j] * i_24[i * 256 + j];
-            const real t1074 = g_24[i * 256 + j] * g_24[i * 256 + j];
-            const real t1075 = REAL_C(1.0) - t1074;
-            const real t1076 = t1067 * t1075;
-            d_pad_47[i * 1024 + j + 512] = t1076;
-        }
+        for (int r = 0; r < 256; r++)
+            d_pad_add_27[512 + i * 1024 + r] += d_slice_19[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 8192; i++) {
-        const real t1068 = d_c_10[i] * c_22[i];
-        const real t1079 = t1068 * f_22[i];
-        const real t1080 = REAL_C(1.0) - f_22[i];
-        d_add_10[i] = t1079 * t1080;
+        const real t1033 = d_c_10[i] * c_22[i];
+        const real t1043 = t1033 * f_22[i];
+        const real t1044 = REAL_C(1.0) - f_22[i];
+        d_add_10[i] = t1043 * t1044;
     }
     memset(d_sum_19, 0, 256 * sizeof *d_sum_19);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
             d_sum_19[j] += d_add_10[i * 256 + j];
         }
-    memset(d_pad_48, 0, 32768 * sizeof *d_pad_48);
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            d_pad_48[i * 1024 + j + 256] = d_add_10[i * 256 + j];
-        }
+        for (int r = 0; r < 256; r++)
+            d_pad_add_28[256 + i * 1024 + r] += d_add_10[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
-    memset(d_pad_49, 0, 32768 * sizeof *d_pad_49);
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            const real t1066 = d_c_10[i * 256 + j] * g_24[i * 256 + j];
-            const real t1086 = t1066 * i_24[i * 256 + j];
-            const real t1087 = REAL_C(1.0) - i_24[i * 256 + j];
-            const real t1088 = t1086 * t1087;
-            d_pad_49[i * 1024 + j] = t1088;
-        }
-    for (int i = 0; i < 32768; i++) {
-        const real t1078 = d_pad_46[i] + d_pad_47[i];
-        const real t1085 = t1078 + d_pad_48[i];
-        d_z_10[i] = t1085 + d_pad_49[i];
+    for (int i = 0; i < 8192; i++) {
+        const real t1031 = d_c_10[i] * g_24[i];
+        const real t1049 = t1031 * i_24[i];
+        const real t1050 = REAL_C(1.0) - i_24[i];
+        d_slice_20[i] = t1049 * t1050;
     }
+    for (int i = 0; i < 32; i++)
+        for (int r = 0; r < 256; r++)
+            d_z_10[i * 1024 + r] += d_slice_20[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
@@ -4016,11 +3961,9 @@ static void compute_grads(void)
            REAL_C(1.0), slice_23, 256, d_z_10, 1024, REAL_C(1.0), d_matmul_add_18, 1024);
 
     /* backward of models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
-    memset(d_pad_50, 0, 262144 * sizeof *d_pad_50);
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            d_pad_50[i * 8192 + j + 5632] = d_reshape_43[i * 256 + j];
-        }
+        for (int r = 0; r < 256; r++)
+            d_pad_add_29[5632 + i * 8192 + r] += d_reshape_43[i * 256 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
@@ -4028,69 +3971,62 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
-        const real t1069 = d_c_10[i] * f_22[i];
-        const real t1102 = d_h_10[i] * o_22[i];
-        const real t1103 = tanh_23[i] * tanh_23[i];
-        const real t1104 = REAL_C(1.0) - t1103;
-        const real t1105 = t1102 * t1104;
-        d_c_11[i] = t1069 + t1105;
+        const real t1034 = d_c_10[i] * f_22[i];
+        const real t1063 = d_h_10[i] * o_22[i];
+        const real t1064 = tanh_23[i] * tanh_23[i];
+        const real t1065 = REAL_C(1.0) - t1064;
+        const real t1066 = t1063 * t1065;
+        d_c_11[i] = t1034 + t1066;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
-    memset(d_pad_51, 0, 32768 * sizeof *d_pad_51);
+    memset(d_pad_12, 0, 32768 * sizeof *d_pad_12);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t1101 = d_h_10[i * 256 + j] * tanh_23[i * 256 + j];
-            const real t1111 = t1101 * o_22[i * 256 + j];
-            const real t1112 = REAL_C(1.0) - o_22[i * 256 + j];
-            const real t1113 = t1111 * t1112;
-            d_pad_51[i * 1024 + j + 768] = t1113;
+            const real t1062 = d_h_10[i * 256 + j] * tanh_23[i * 256 + j];
+            const real t1072 = t1062 * o_22[i * 256 + j];
+            const real t1073 = REAL_C(1.0) - o_22[i * 256 + j];
+            const real t1074 = t1072 * t1073;
+            d_pad_12[i * 1024 + j + 768] = t1074;
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
-    memset(d_pad_52, 0, 32768 * sizeof *d_pad_52);
+    for (int i = 0; i < 8192; i++) {
+        const real t1069 = d_c_11[i] * i_23[i];
+        const real t1076 = g_23[i] * g_23[i];
+        const real t1077 = REAL_C(1.0) - t1076;
+        d_slice_21[i] = t1069 * t1077;
+    }
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            const real t1108 = d_c_11[i * 256 + j] * i_23[i * 256 + j];
-            const real t1115 = g_23[i * 256 + j] * g_23[i * 256 + j];
-            const real t1116 = REAL_C(1.0) - t1115;
-            const real t1117 = t1108 * t1116;
-            d_pad_52[i * 1024 + j + 512] = t1117;
-        }
+        for (int r = 0; r < 256; r++)
+            d_pad_add_30[512 + i * 1024 + r] += d_slice_21[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 8192; i++) {
-        const real t1109 = d_c_11[i] * c_21[i];
-        const real t1120 = t1109 * f_21[i];
-        const real t1121 = REAL_C(1.0) - f_21[i];
-        d_add_11[i] = t1120 * t1121;
+        const real t1070 = d_c_11[i] * c_21[i];
+        const real t1080 = t1070 * f_21[i];
+        const real t1081 = REAL_C(1.0) - f_21[i];
+        d_add_11[i] = t1080 * t1081;
     }
     memset(d_sum_21, 0, 256 * sizeof *d_sum_21);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
             d_sum_21[j] += d_add_11[i * 256 + j];
         }
-    memset(d_pad_53, 0, 32768 * sizeof *d_pad_53);
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            d_pad_53[i * 1024 + j + 256] = d_add_11[i * 256 + j];
-        }
+        for (int r = 0; r < 256; r++)
+            d_pad_add_31[256 + i * 1024 + r] += d_add_11[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
-    memset(d_pad_54, 0, 32768 * sizeof *d_pad_54);
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            const real t1107 = d_c_11[i * 256 + j] * g_23[i * 256 + j];
-            const real t1127 = t1107 * i_23[i * 256 + j];
-            const real t1128 = REAL_C(1.0) - i_23[i * 256 + j];
-            const real t1129 = t1127 * t1128;
-            d_pad_54[i * 1024 + j] = t1129;
-        }
-    for (int i = 0; i < 32768; i++) {
-        const real t1119 = d_pad_51[i] + d_pad_52[i];
-        const real t1126 = t1119 + d_pad_53[i];
-        d_z_11[i] = t1126 + d_pad_54[i];
+    for (int i = 0; i < 8192; i++) {
+        const real t1068 = d_c_11[i] * g_23[i];
+        const real t1086 = t1068 * i_23[i];
+        const real t1087 = REAL_C(1.0) - i_23[i];
+        d_slice_22[i] = t1086 * t1087;
     }
+    for (int i = 0; i < 32; i++)
+        for (int r = 0; r < 256; r++)
+            d_z_11[i * 1024 + r] += d_slice_22[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
@@ -4108,11 +4044,9 @@ static void compute_grads(void)
            REAL_C(1.0), slice_22, 256, d_z_11, 1024, REAL_C(1.0), d_matmul_add_20, 1024);
 
     /* backward of models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
-    memset(d_pad_55, 0, 262144 * sizeof *d_pad_55);
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            d_pad_55[i * 8192 + j + 5376] = d_reshape_44[i * 256 + j];
-        }
+        for (int r = 0; r < 256; r++)
+            d_pad_add_32[5376 + i * 8192 + r] += d_reshape_44[i * 256 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
@@ -4120,69 +4054,62 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
-        const real t1110 = d_c_11[i] * f_21[i];
-        const real t1143 = d_h_11[i] * o_21[i];
-        const real t1144 = tanh_22[i] * tanh_22[i];
-        const real t1145 = REAL_C(1.0) - t1144;
-        const real t1146 = t1143 * t1145;
-        d_c_12[i] = t1110 + t1146;
+        const real t1071 = d_c_11[i] * f_21[i];
+        const real t1100 = d_h_11[i] * o_21[i];
+        const real t1101 = tanh_22[i] * tanh_22[i];
+        const real t1102 = REAL_C(1.0) - t1101;
+        const real t1103 = t1100 * t1102;
+        d_c_12[i] = t1071 + t1103;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
-    memset(d_pad_56, 0, 32768 * sizeof *d_pad_56);
+    memset(d_pad_13, 0, 32768 * sizeof *d_pad_13);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t1142 = d_h_11[i * 256 + j] * tanh_22[i * 256 + j];
-            const real t1152 = t1142 * o_21[i * 256 + j];
-            const real t1153 = REAL_C(1.0) - o_21[i * 256 + j];
-            const real t1154 = t1152 * t1153;
-            d_pad_56[i * 1024 + j + 768] = t1154;
+            const real t1099 = d_h_11[i * 256 + j] * tanh_22[i * 256 + j];
+            const real t1109 = t1099 * o_21[i * 256 + j];
+            const real t1110 = REAL_C(1.0) - o_21[i * 256 + j];
+            const real t1111 = t1109 * t1110;
+            d_pad_13[i * 1024 + j + 768] = t1111;
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
-    memset(d_pad_57, 0, 32768 * sizeof *d_pad_57);
+    for (int i = 0; i < 8192; i++) {
+        const real t1106 = d_c_12[i] * i_22[i];
+        const real t1113 = g_22[i] * g_22[i];
+        const real t1114 = REAL_C(1.0) - t1113;
+        d_slice_23[i] = t1106 * t1114;
+    }
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            const real t1149 = d_c_12[i * 256 + j] * i_22[i * 256 + j];
-            const real t1156 = g_22[i * 256 + j] * g_22[i * 256 + j];
-            const real t1157 = REAL_C(1.0) - t1156;
-            const real t1158 = t1149 * t1157;
-            d_pad_57[i * 1024 + j + 512] = t1158;
-        }
+        for (int r = 0; r < 256; r++)
+            d_pad_add_33[512 + i * 1024 + r] += d_slice_23[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 8192; i++) {
-        const real t1150 = d_c_12[i] * c_20[i];
-        const real t1161 = t1150 * f_20[i];
-        const real t1162 = REAL_C(1.0) - f_20[i];
-        d_add_12[i] = t1161 * t1162;
+        const real t1107 = d_c_12[i] * c_20[i];
+        const real t1117 = t1107 * f_20[i];
+        const real t1118 = REAL_C(1.0) - f_20[i];
+        d_add_12[i] = t1117 * t1118;
     }
     memset(d_sum_23, 0, 256 * sizeof *d_sum_23);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
             d_sum_23[j] += d_add_12[i * 256 + j];
         }
-    memset(d_pad_58, 0, 32768 * sizeof *d_pad_58);
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            d_pad_58[i * 1024 + j + 256] = d_add_12[i * 256 + j];
-        }
+        for (int r = 0; r < 256; r++)
+            d_pad_add_34[256 + i * 1024 + r] += d_add_12[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
-    memset(d_pad_59, 0, 32768 * sizeof *d_pad_59);
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            const real t1148 = d_c_12[i * 256 + j] * g_22[i * 256 + j];
-            const real t1168 = t1148 * i_22[i * 256 + j];
-            const real t1169 = REAL_C(1.0) - i_22[i * 256 + j];
-            const real t1170 = t1168 * t1169;
-            d_pad_59[i * 1024 + j] = t1170;
-        }
-    for (int i = 0; i < 32768; i++) {
-        const real t1160 = d_pad_56[i] + d_pad_57[i];
-        const real t1167 = t1160 + d_pad_58[i];
-        d_z_12[i] = t1167 + d_pad_59[i];
+    for (int i = 0; i < 8192; i++) {
+        const real t1105 = d_c_12[i] * g_22[i];
+        const real t1123 = t1105 * i_22[i];
+        const real t1124 = REAL_C(1.0) - i_22[i];
+        d_slice_24[i] = t1123 * t1124;
     }
+    for (int i = 0; i < 32; i++)
+        for (int r = 0; r < 256; r++)
+            d_z_12[i * 1024 + r] += d_slice_24[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
@@ -4200,11 +4127,9 @@ static void compute_grads(void)
            REAL_C(1.0), slice_21, 256, d_z_12, 1024, REAL_C(1.0), d_matmul_add_22, 1024);
 
     /* backward of models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
-    memset(d_pad_60, 0, 262144 * sizeof *d_pad_60);
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            d_pad_60[i * 8192 + j + 5120] = d_reshape_45[i * 256 + j];
-        }
+        for (int r = 0; r < 256; r++)
+            d_pad_add_35[5120 + i * 8192 + r] += d_reshape_45[i * 256 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
@@ -4212,69 +4137,62 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
-        const real t1151 = d_c_12[i] * f_20[i];
-        const real t1184 = d_h_12[i] * o_20[i];
-        const real t1185 = tanh_21[i] * tanh_21[i];
-        const real t1186 = REAL_C(1.0) - t1185;
-        const real t1187 = t1184 * t1186;
-        d_c_13[i] = t1151 + t1187;
+        const real t1108 = d_c_12[i] * f_20[i];
+        const real t1137 = d_h_12[i] * o_20[i];
+        const real t1138 = tanh_21[i] * tanh_21[i];
+        const real t1139 = REAL_C(1.0) - t1138;
+        const real t1140 = t1137 * t1139;
+        d_c_13[i] = t1108 + t1140;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
-    memset(d_pad_61, 0, 32768 * sizeof *d_pad_61);
+    memset(d_pad_14, 0, 32768 * sizeof *d_pad_14);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t1183 = d_h_12[i * 256 + j] * tanh_21[i * 256 + j];
-            const real t1193 = t1183 * o_20[i * 256 + j];
-            const real t1194 = REAL_C(1.0) - o_20[i * 256 + j];
-            const real t1195 = t1193 * t1194;
-            d_pad_61[i * 1024 + j + 768] = t1195;
+            const real t1136 = d_h_12[i * 256 + j] * tanh_21[i * 256 + j];
+            const real t1146 = t1136 * o_20[i * 256 + j];
+            const real t1147 = REAL_C(1.0) - o_20[i * 256 + j];
+            const real t1148 = t1146 * t1147;
+            d_pad_14[i * 1024 + j + 768] = t1148;
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
-    memset(d_pad_62, 0, 32768 * sizeof *d_pad_62);
+    for (int i = 0; i < 8192; i++) {
+        const real t1143 = d_c_13[i] * i_21[i];
+        const real t1150 = g_21[i] * g_21[i];
+        const real t1151 = REAL_C(1.0) - t1150;
+        d_slice_25[i] = t1143 * t1151;
+    }
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            const real t1190 = d_c_13[i * 256 + j] * i_21[i * 256 + j];
-            const real t1197 = g_21[i * 256 + j] * g_21[i * 256 + j];
-            const real t1198 = REAL_C(1.0) - t1197;
-            const real t1199 = t1190 * t1198;
-            d_pad_62[i * 1024 + j + 512] = t1199;
-        }
+        for (int r = 0; r < 256; r++)
+            d_pad_add_36[512 + i * 1024 + r] += d_slice_25[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 8192; i++) {
-        const real t1191 = d_c_13[i] * c_19[i];
-        const real t1202 = t1191 * f_19[i];
-        const real t1203 = REAL_C(1.0) - f_19[i];
-        d_add_13[i] = t1202 * t1203;
+        const real t1144 = d_c_13[i] * c_19[i];
+        const real t1154 = t1144 * f_19[i];
+        const real t1155 = REAL_C(1.0) - f_19[i];
+        d_add_13[i] = t1154 * t1155;
     }
     memset(d_sum_25, 0, 256 * sizeof *d_sum_25);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
             d_sum_25[j] += d_add_13[i * 256 + j];
         }
-    memset(d_pad_63, 0, 32768 * sizeof *d_pad_63);
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            d_pad_63[i * 1024 + j + 256] = d_add_13[i * 256 + j];
-        }
+        for (int r = 0; r < 256; r++)
+            d_pad_add_37[256 + i * 1024 + r] += d_add_13[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
-    memset(d_pad_64, 0, 32768 * sizeof *d_pad_64);
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            const real t1189 = d_c_13[i * 256 + j] * g_21[i * 256 + j];
-            const real t1209 = t1189 * i_21[i * 256 + j];
-            const real t1210 = REAL_C(1.0) - i_21[i * 256 + j];
-            const real t1211 = t1209 * t1210;
-            d_pad_64[i * 1024 + j] = t1211;
-        }
-    for (int i = 0; i < 32768; i++) {
-        const real t1201 = d_pad_61[i] + d_pad_62[i];
-        const real t1208 = t1201 + d_pad_63[i];
-        d_z_13[i] = t1208 + d_pad_64[i];
+    for (int i = 0; i < 8192; i++) {
+        const real t1142 = d_c_13[i] * g_21[i];
+        const real t1160 = t1142 * i_21[i];
+        const real t1161 = REAL_C(1.0) - i_21[i];
+        d_slice_26[i] = t1160 * t1161;
     }
+    for (int i = 0; i < 32; i++)
+        for (int r = 0; r < 256; r++)
+            d_z_13[i * 1024 + r] += d_slice_26[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
@@ -4292,11 +4210,9 @@ static void compute_grads(void)
            REAL_C(1.0), slice_20, 256, d_z_13, 1024, REAL_C(1.0), d_matmul_add_24, 1024);
 
     /* backward of models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
-    memset(d_pad_65, 0, 262144 * sizeof *d_pad_65);
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            d_pad_65[i * 8192 + j + 4864] = d_reshape_46[i * 256 + j];
-        }
+        for (int r = 0; r < 256; r++)
+            d_pad_add_38[4864 + i * 8192 + r] += d_reshape_46[i * 256 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
@@ -4304,69 +4220,62 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
-        const real t1192 = d_c_13[i] * f_19[i];
-        const real t1225 = d_h_13[i] * o_19[i];
-        const real t1226 = tanh_20[i] * tanh_20[i];
-        const real t1227 = REAL_C(1.0) - t1226;
-        const real t1228 = t1225 * t1227;
-        d_c_14[i] = t1192 + t1228;
+        const real t1145 = d_c_13[i] * f_19[i];
+        const real t1174 = d_h_13[i] * o_19[i];
+        const real t1175 = tanh_20[i] * tanh_20[i];
+        const real t1176 = REAL_C(1.0) - t1175;
+        const real t1177 = t1174 * t1176;
+        d_c_14[i] = t1145 + t1177;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
-    memset(d_pad_66, 0, 32768 * sizeof *d_pad_66);
+    memset(d_pad_15, 0, 32768 * sizeof *d_pad_15);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t1224 = d_h_13[i * 256 + j] * tanh_20[i * 256 + j];
-            const real t1234 = t1224 * o_19[i * 256 + j];
-            const real t1235 = REAL_C(1.0) - o_19[i * 256 + j];
-            const real t1236 = t1234 * t1235;
-            d_pad_66[i * 1024 + j + 768] = t1236;
+            const real t1173 = d_h_13[i * 256 + j] * tanh_20[i * 256 + j];
+            const real t1183 = t1173 * o_19[i * 256 + j];
+            const real t1184 = REAL_C(1.0) - o_19[i * 256 + j];
+            const real t1185 = t1183 * t1184;
+            d_pad_15[i * 1024 + j + 768] = t1185;
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
-    memset(d_pad_67, 0, 32768 * sizeof *d_pad_67);
+    for (int i = 0; i < 8192; i++) {
+        const real t1180 = d_c_14[i] * i_20[i];
+        const real t1187 = g_20[i] * g_20[i];
+        const real t1188 = REAL_C(1.0) - t1187;
+        d_slice_27[i] = t1180 * t1188;
+    }
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            const real t1231 = d_c_14[i * 256 + j] * i_20[i * 256 + j];
-            const real t1238 = g_20[i * 256 + j] * g_20[i * 256 + j];
-            const real t1239 = REAL_C(1.0) - t1238;
-            const real t1240 = t1231 * t1239;
-            d_pad_67[i * 1024 + j + 512] = t1240;
-        }
+        for (int r = 0; r < 256; r++)
+            d_pad_add_39[512 + i * 1024 + r] += d_slice_27[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 8192; i++) {
-        const real t1232 = d_c_14[i] * c_18[i];
-        const real t1243 = t1232 * f_18[i];
-        const real t1244 = REAL_C(1.0) - f_18[i];
-        d_add_14[i] = t1243 * t1244;
+        const real t1181 = d_c_14[i] * c_18[i];
+        const real t1191 = t1181 * f_18[i];
+        const real t1192 = REAL_C(1.0) - f_18[i];
+        d_add_14[i] = t1191 * t1192;
     }
     memset(d_sum_27, 0, 256 * sizeof *d_sum_27);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
             d_sum_27[j] += d_add_14[i * 256 + j];
         }
-    memset(d_pad_68, 0, 32768 * sizeof *d_pad_68);
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            d_pad_68[i * 1024 + j + 256] = d_add_14[i * 256 + j];
-        }
+        for (int r = 0; r < 256; r++)
+            d_pad_add_40[256 + i * 1024 + r] += d_add_14[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
-    memset(d_pad_69, 0, 32768 * sizeof *d_pad_69);
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            const real t1230 = d_c_14[i * 256 + j] * g_20[i * 256 + j];
-            const real t1250 = t1230 * i_20[i * 256 + j];
-            const real t1251 = REAL_C(1.0) - i_20[i * 256 + j];
-            const real t1252 = t1250 * t1251;
-            d_pad_69[i * 1024 + j] = t1252;
-        }
-    for (int i = 0; i < 32768; i++) {
-        const real t1242 = d_pad_66[i] + d_pad_67[i];
-        const real t1249 = t1242 + d_pad_68[i];
-        d_z_14[i] = t1249 + d_pad_69[i];
+    for (int i = 0; i < 8192; i++) {
+        const real t1179 = d_c_14[i] * g_20[i];
+        const real t1197 = t1179 * i_20[i];
+        const real t1198 = REAL_C(1.0) - i_20[i];
+        d_slice_28[i] = t1197 * t1198;
     }
+    for (int i = 0; i < 32; i++)
+        for (int r = 0; r < 256; r++)
+            d_z_14[i * 1024 + r] += d_slice_28[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
@@ -4384,11 +4293,9 @@ static void compute_grads(void)
            REAL_C(1.0), slice_19, 256, d_z_14, 1024, REAL_C(1.0), d_matmul_add_26, 1024);
 
     /* backward of models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
-    memset(d_pad_70, 0, 262144 * sizeof *d_pad_70);
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            d_pad_70[i * 8192 + j + 4608] = d_reshape_47[i * 256 + j];
-        }
+        for (int r = 0; r < 256; r++)
+            d_pad_add_41[4608 + i * 8192 + r] += d_reshape_47[i * 256 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
@@ -4396,69 +4303,62 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
-        const real t1233 = d_c_14[i] * f_18[i];
-        const real t1266 = d_h_14[i] * o_18[i];
-        const real t1267 = tanh_19[i] * tanh_19[i];
-        const real t1268 = REAL_C(1.0) - t1267;
-        const real t1269 = t1266 * t1268;
-        d_c_15[i] = t1233 + t1269;
+        const real t1182 = d_c_14[i] * f_18[i];
+        const real t1211 = d_h_14[i] * o_18[i];
+        const real t1212 = tanh_19[i] * tanh_19[i];
+        const real t1213 = REAL_C(1.0) - t1212;
+        const real t1214 = t1211 * t1213;
+        d_c_15[i] = t1182 + t1214;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
-    memset(d_pad_71, 0, 32768 * sizeof *d_pad_71);
+    memset(d_pad_16, 0, 32768 * sizeof *d_pad_16);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t1265 = d_h_14[i * 256 + j] * tanh_19[i * 256 + j];
-            const real t1275 = t1265 * o_18[i * 256 + j];
-            const real t1276 = REAL_C(1.0) - o_18[i * 256 + j];
-            const real t1277 = t1275 * t1276;
-            d_pad_71[i * 1024 + j + 768] = t1277;
+            const real t1210 = d_h_14[i * 256 + j] * tanh_19[i * 256 + j];
+            const real t1220 = t1210 * o_18[i * 256 + j];
+            const real t1221 = REAL_C(1.0) - o_18[i * 256 + j];
+            const real t1222 = t1220 * t1221;
+            d_pad_16[i * 1024 + j + 768] = t1222;
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
-    memset(d_pad_72, 0, 32768 * sizeof *d_pad_72);
+    for (int i = 0; i < 8192; i++) {
+        const real t1217 = d_c_15[i] * i_19[i];
+        const real t1224 = g_19[i] * g_19[i];
+        const real t1225 = REAL_C(1.0) - t1224;
+        d_slice_29[i] = t1217 * t1225;
+    }
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            const real t1272 = d_c_15[i * 256 + j] * i_19[i * 256 + j];
-            const real t1279 = g_19[i * 256 + j] * g_19[i * 256 + j];
-            const real t1280 = REAL_C(1.0) - t1279;
-            const real t1281 = t1272 * t1280;
-            d_pad_72[i * 1024 + j + 512] = t1281;
-        }
+        for (int r = 0; r < 256; r++)
+            d_pad_add_42[512 + i * 1024 + r] += d_slice_29[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 8192; i++) {
-        const real t1273 = d_c_15[i] * c_17[i];
-        const real t1284 = t1273 * f_17[i];
-        const real t1285 = REAL_C(1.0) - f_17[i];
-        d_add_15[i] = t1284 * t1285;
+        const real t1218 = d_c_15[i] * c_17[i];
+        const real t1228 = t1218 * f_17[i];
+        const real t1229 = REAL_C(1.0) - f_17[i];
+        d_add_15[i] = t1228 * t1229;
     }
     memset(d_sum_29, 0, 256 * sizeof *d_sum_29);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
             d_sum_29[j] += d_add_15[i * 256 + j];
         }
-    memset(d_pad_73, 0, 32768 * sizeof *d_pad_73);
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            d_pad_73[i * 1024 + j + 256] = d_add_15[i * 256 + j];
-        }
+        for (int r = 0; r < 256; r++)
+            d_pad_add_43[256 + i * 1024 + r] += d_add_15[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
-    memset(d_pad_74, 0, 32768 * sizeof *d_pad_74);
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            const real t1271 = d_c_15[i * 256 + j] * g_19[i * 256 + j];
-            const real t1291 = t1271 * i_19[i * 256 + j];
-            const real t1292 = REAL_C(1.0) - i_19[i * 256 + j];
-            const real t1293 = t1291 * t1292;
-            d_pad_74[i * 1024 + j] = t1293;
-        }
-    for (int i = 0; i < 32768; i++) {
-        const real t1283 = d_pad_71[i] + d_pad_72[i];
-        const real t1290 = t1283 + d_pad_73[i];
-        d_z_15[i] = t1290 + d_pad_74[i];
+    for (int i = 0; i < 8192; i++) {
+        const real t1216 = d_c_15[i] * g_19[i];
+        const real t1234 = t1216 * i_19[i];
+        const real t1235 = REAL_C(1.0) - i_19[i];
+        d_slice_30[i] = t1234 * t1235;
     }
+    for (int i = 0; i < 32; i++)
+        for (int r = 0; r < 256; r++)
+            d_z_15[i * 1024 + r] += d_slice_30[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
@@ -4476,11 +4376,9 @@ static void compute_grads(void)
            REAL_C(1.0), slice_18, 256, d_z_15, 1024, REAL_C(1.0), d_matmul_add_28, 1024);
 
     /* backward of models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
-    memset(d_pad_75, 0, 262144 * sizeof *d_pad_75);
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            d_pad_75[i * 8192 + j + 4352] = d_reshape_48[i * 256 + j];
-        }
+        for (int r = 0; r < 256; r++)
+            d_pad_add_44[4352 + i * 8192 + r] += d_reshape_48[i * 256 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
@@ -4488,69 +4386,62 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
-        const real t1274 = d_c_15[i] * f_17[i];
-        const real t1307 = d_h_15[i] * o_17[i];
-        const real t1308 = tanh_18[i] * tanh_18[i];
-        const real t1309 = REAL_C(1.0) - t1308;
-        const real t1310 = t1307 * t1309;
-        d_c_16[i] = t1274 + t1310;
+        const real t1219 = d_c_15[i] * f_17[i];
+        const real t1248 = d_h_15[i] * o_17[i];
+        const real t1249 = tanh_18[i] * tanh_18[i];
+        const real t1250 = REAL_C(1.0) - t1249;
+        const real t1251 = t1248 * t1250;
+        d_c_16[i] = t1219 + t1251;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
-    memset(d_pad_76, 0, 32768 * sizeof *d_pad_76);
+    memset(d_pad_17, 0, 32768 * sizeof *d_pad_17);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t1306 = d_h_15[i * 256 + j] * tanh_18[i * 256 + j];
-            const real t1316 = t1306 * o_17[i * 256 + j];
-            const real t1317 = REAL_C(1.0) - o_17[i * 256 + j];
-            const real t1318 = t1316 * t1317;
-            d_pad_76[i * 1024 + j + 768] = t1318;
+            const real t1247 = d_h_15[i * 256 + j] * tanh_18[i * 256 + j];
+            const real t1257 = t1247 * o_17[i * 256 + j];
+            const real t1258 = REAL_C(1.0) - o_17[i * 256 + j];
+            const real t1259 = t1257 * t1258;
+            d_pad_17[i * 1024 + j + 768] = t1259;
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
-    memset(d_pad_77, 0, 32768 * sizeof *d_pad_77);
+    for (int i = 0; i < 8192; i++) {
+        const real t1254 = d_c_16[i] * i_18[i];
+        const real t1261 = g_18[i] * g_18[i];
+        const real t1262 = REAL_C(1.0) - t1261;
+        d_slice_31[i] = t1254 * t1262;
+    }
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            const real t1313 = d_c_16[i * 256 + j] * i_18[i * 256 + j];
-            const real t1320 = g_18[i * 256 + j] * g_18[i * 256 + j];
-            const real t1321 = REAL_C(1.0) - t1320;
-            const real t1322 = t1313 * t1321;
-            d_pad_77[i * 1024 + j + 512] = t1322;
-        }
+        for (int r = 0; r < 256; r++)
+            d_pad_add_45[512 + i * 1024 + r] += d_slice_31[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 8192; i++) {
-        const real t1314 = d_c_16[i] * c_16[i];
-        const real t1325 = t1314 * f_16[i];
-        const real t1326 = REAL_C(1.0) - f_16[i];
-        d_add_16[i] = t1325 * t1326;
+        const real t1255 = d_c_16[i] * c_16[i];
+        const real t1265 = t1255 * f_16[i];
+        const real t1266 = REAL_C(1.0) - f_16[i];
+        d_add_16[i] = t1265 * t1266;
     }
     memset(d_sum_31, 0, 256 * sizeof *d_sum_31);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
             d_sum_31[j] += d_add_16[i * 256 + j];
         }
-    memset(d_pad_78, 0, 32768 * sizeof *d_pad_78);
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            d_pad_78[i * 1024 + j + 256] = d_add_16[i * 256 + j];
-        }
+        for (int r = 0; r < 256; r++)
+            d_pad_add_46[256 + i * 1024 + r] += d_add_16[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
-    memset(d_pad_79, 0, 32768 * sizeof *d_pad_79);
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            const real t1312 = d_c_16[i * 256 + j] * g_18[i * 256 + j];
-            const real t1332 = t1312 * i_18[i * 256 + j];
-            const real t1333 = REAL_C(1.0) - i_18[i * 256 + j];
-            const real t1334 = t1332 * t1333;
-            d_pad_79[i * 1024 + j] = t1334;
-        }
-    for (int i = 0; i < 32768; i++) {
-        const real t1324 = d_pad_76[i] + d_pad_77[i];
-        const real t1331 = t1324 + d_pad_78[i];
-        d_z_16[i] = t1331 + d_pad_79[i];
+    for (int i = 0; i < 8192; i++) {
+        const real t1253 = d_c_16[i] * g_18[i];
+        const real t1271 = t1253 * i_18[i];
+        const real t1272 = REAL_C(1.0) - i_18[i];
+        d_slice_32[i] = t1271 * t1272;
     }
+    for (int i = 0; i < 32; i++)
+        for (int r = 0; r < 256; r++)
+            d_z_16[i * 1024 + r] += d_slice_32[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
@@ -4568,11 +4459,9 @@ static void compute_grads(void)
            REAL_C(1.0), slice_17, 256, d_z_16, 1024, REAL_C(1.0), d_matmul_add_30, 1024);
 
     /* backward of models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
-    memset(d_pad_80, 0, 262144 * sizeof *d_pad_80);
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            d_pad_80[i * 8192 + j + 4096] = d_reshape_49[i * 256 + j];
-        }
+        for (int r = 0; r < 256; r++)
+            d_pad_add_47[4096 + i * 8192 + r] += d_reshape_49[i * 256 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
@@ -4580,69 +4469,62 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
-        const real t1315 = d_c_16[i] * f_16[i];
-        const real t1348 = d_h_16[i] * o_16[i];
-        const real t1349 = tanh_17[i] * tanh_17[i];
-        const real t1350 = REAL_C(1.0) - t1349;
-        const real t1351 = t1348 * t1350;
-        d_c_17[i] = t1315 + t1351;
+        const real t1256 = d_c_16[i] * f_16[i];
+        const real t1285 = d_h_16[i] * o_16[i];
+        const real t1286 = tanh_17[i] * tanh_17[i];
+        const real t1287 = REAL_C(1.0) - t1286;
+        const real t1288 = t1285 * t1287;
+        d_c_17[i] = t1256 + t1288;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
-    memset(d_pad_81, 0, 32768 * sizeof *d_pad_81);
+    memset(d_pad_18, 0, 32768 * sizeof *d_pad_18);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t1347 = d_h_16[i * 256 + j] * tanh_17[i * 256 + j];
-            const real t1357 = t1347 * o_16[i * 256 + j];
-            const real t1358 = REAL_C(1.0) - o_16[i * 256 + j];
-            const real t1359 = t1357 * t1358;
-            d_pad_81[i * 1024 + j + 768] = t1359;
+            const real t1284 = d_h_16[i * 256 + j] * tanh_17[i * 256 + j];
+            const real t1294 = t1284 * o_16[i * 256 + j];
+            const real t1295 = REAL_C(1.0) - o_16[i * 256 + j];
+            const real t1296 = t1294 * t1295;
+            d_pad_18[i * 1024 + j + 768] = t1296;
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
-    memset(d_pad_82, 0, 32768 * sizeof *d_pad_82);
+    for (int i = 0; i < 8192; i++) {
+        const real t1291 = d_c_17[i] * i_17[i];
+        const real t1298 = g_17[i] * g_17[i];
+        const real t1299 = REAL_C(1.0) - t1298;
+        d_slice_33[i] = t1291 * t1299;
+    }
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            const real t1354 = d_c_17[i * 256 + j] * i_17[i * 256 + j];
-            const real t1361 = g_17[i * 256 + j] * g_17[i * 256 + j];
-            const real t1362 = REAL_C(1.0) - t1361;
-            const real t1363 = t1354 * t1362;
-            d_pad_82[i * 1024 + j + 512] = t1363;
-        }
+        for (int r = 0; r < 256; r++)
+            d_pad_add_48[512 + i * 1024 + r] += d_slice_33[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 8192; i++) {
-        const real t1355 = d_c_17[i] * c_15[i];
-        const real t1366 = t1355 * f_15[i];
-        const real t1367 = REAL_C(1.0) - f_15[i];
-        d_add_17[i] = t1366 * t1367;
+        const real t1292 = d_c_17[i] * c_15[i];
+        const real t1302 = t1292 * f_15[i];
+        const real t1303 = REAL_C(1.0) - f_15[i];
+        d_add_17[i] = t1302 * t1303;
     }
     memset(d_sum_33, 0, 256 * sizeof *d_sum_33);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
             d_sum_33[j] += d_add_17[i * 256 + j];
         }
-    memset(d_pad_83, 0, 32768 * sizeof *d_pad_83);
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            d_pad_83[i * 1024 + j + 256] = d_add_17[i * 256 + j];
-        }
+        for (int r = 0; r < 256; r++)
+            d_pad_add_49[256 + i * 1024 + r] += d_add_17[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
-    memset(d_pad_84, 0, 32768 * sizeof *d_pad_84);
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            const real t1353 = d_c_17[i * 256 + j] * g_17[i * 256 + j];
-            const real t1373 = t1353 * i_17[i * 256 + j];
-            const real t1374 = REAL_C(1.0) - i_17[i * 256 + j];
-            const real t1375 = t1373 * t1374;
-            d_pad_84[i * 1024 + j] = t1375;
-        }
-    for (int i = 0; i < 32768; i++) {
-        const real t1365 = d_pad_81[i] + d_pad_82[i];
-        const real t1372 = t1365 + d_pad_83[i];
-        d_z_17[i] = t1372 + d_pad_84[i];
+    for (int i = 0; i < 8192; i++) {
+        const real t1290 = d_c_17[i] * g_17[i];
+        const real t1308 = t1290 * i_17[i];
+        const real t1309 = REAL_C(1.0) - i_17[i];
+        d_slice_34[i] = t1308 * t1309;
     }
+    for (int i = 0; i < 32; i++)
+        for (int r = 0; r < 256; r++)
+            d_z_17[i * 1024 + r] += d_slice_34[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
@@ -4660,11 +4542,9 @@ static void compute_grads(void)
            REAL_C(1.0), slice_16, 256, d_z_17, 1024, REAL_C(1.0), d_matmul_add_32, 1024);
 
     /* backward of models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
-    memset(d_pad_85, 0, 262144 * sizeof *d_pad_85);
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            d_pad_85[i * 8192 + j + 3840] = d_reshape_50[i * 256 + j];
-        }
+        for (int r = 0; r < 256; r++)
+            d_pad_add_50[3840 + i * 8192 + r] += d_reshape_50[i * 256 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
@@ -4672,69 +4552,62 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
-        const real t1356 = d_c_17[i] * f_15[i];
-        const real t1389 = d_h_17[i] * o_15[i];
-        const real t1390 = tanh_16[i] * tanh_16[i];
-        const real t1391 = REAL_C(1.0) - t1390;
-        const real t1392 = t1389 * t1391;
-        d_c_18[i] = t1356 + t1392;
+        const real t1293 = d_c_17[i] * f_15[i];
+        const real t1322 = d_h_17[i] * o_15[i];
+        const real t1323 = tanh_16[i] * tanh_16[i];
+        const real t1324 = REAL_C(1.0) - t1323;
+        const real t1325 = t1322 * t1324;
+        d_c_18[i] = t1293 + t1325;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
-    memset(d_pad_86, 0, 32768 * sizeof *d_pad_86);
+    memset(d_pad_19, 0, 32768 * sizeof *d_pad_19);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t1388 = d_h_17[i * 256 + j] * tanh_16[i * 256 + j];
-            const real t1398 = t1388 * o_15[i * 256 + j];
-            const real t1399 = REAL_C(1.0) - o_15[i * 256 + j];
-            const real t1400 = t1398 * t1399;
-            d_pad_86[i * 1024 + j + 768] = t1400;
+            const real t1321 = d_h_17[i * 256 + j] * tanh_16[i * 256 + j];
+            const real t1331 = t1321 * o_15[i * 256 + j];
+            const real t1332 = REAL_C(1.0) - o_15[i * 256 + j];
+            const real t1333 = t1331 * t1332;
+            d_pad_19[i * 1024 + j + 768] = t1333;
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
-    memset(d_pad_87, 0, 32768 * sizeof *d_pad_87);
+    for (int i = 0; i < 8192; i++) {
+        const real t1328 = d_c_18[i] * i_16[i];
+        const real t1335 = g_16[i] * g_16[i];
+        const real t1336 = REAL_C(1.0) - t1335;
+        d_slice_35[i] = t1328 * t1336;
+    }
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            const real t1395 = d_c_18[i * 256 + j] * i_16[i * 256 + j];
-            const real t1402 = g_16[i * 256 + j] * g_16[i * 256 + j];
-            const real t1403 = REAL_C(1.0) - t1402;
-            const real t1404 = t1395 * t1403;
-            d_pad_87[i * 1024 + j + 512] = t1404;
-        }
+        for (int r = 0; r < 256; r++)
+            d_pad_add_51[512 + i * 1024 + r] += d_slice_35[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 8192; i++) {
-        const real t1396 = d_c_18[i] * c_14[i];
-        const real t1407 = t1396 * f_14[i];
-        const real t1408 = REAL_C(1.0) - f_14[i];
-        d_add_18[i] = t1407 * t1408;
+        const real t1329 = d_c_18[i] * c_14[i];
+        const real t1339 = t1329 * f_14[i];
+        const real t1340 = REAL_C(1.0) - f_14[i];
+        d_add_18[i] = t1339 * t1340;
     }
     memset(d_sum_35, 0, 256 * sizeof *d_sum_35);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
             d_sum_35[j] += d_add_18[i * 256 + j];
         }
-    memset(d_pad_88, 0, 32768 * sizeof *d_pad_88);
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            d_pad_88[i * 1024 + j + 256] = d_add_18[i * 256 + j];
-        }
+        for (int r = 0; r < 256; r++)
+            d_pad_add_52[256 + i * 1024 + r] += d_add_18[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
-    memset(d_pad_89, 0, 32768 * sizeof *d_pad_89);
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            const real t1394 = d_c_18[i * 256 + j] * g_16[i * 256 + j];
-            const real t1414 = t1394 * i_16[i * 256 + j];
-            const real t1415 = REAL_C(1.0) - i_16[i * 256 + j];
-            const real t1416 = t1414 * t1415;
-            d_pad_89[i * 1024 + j] = t1416;
-        }
-    for (int i = 0; i < 32768; i++) {
-        const real t1406 = d_pad_86[i] + d_pad_87[i];
-        const real t1413 = t1406 + d_pad_88[i];
-        d_z_18[i] = t1413 + d_pad_89[i];
+    for (int i = 0; i < 8192; i++) {
+        const real t1327 = d_c_18[i] * g_16[i];
+        const real t1345 = t1327 * i_16[i];
+        const real t1346 = REAL_C(1.0) - i_16[i];
+        d_slice_36[i] = t1345 * t1346;
     }
+    for (int i = 0; i < 32; i++)
+        for (int r = 0; r < 256; r++)
+            d_z_18[i * 1024 + r] += d_slice_36[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
@@ -4752,11 +4625,9 @@ static void compute_grads(void)
            REAL_C(1.0), slice_15, 256, d_z_18, 1024, REAL_C(1.0), d_matmul_add_34, 1024);
 
     /* backward of models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
-    memset(d_pad_90, 0, 262144 * sizeof *d_pad_90);
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            d_pad_90[i * 8192 + j + 3584] = d_reshape_51[i * 256 + j];
-        }
+        for (int r = 0; r < 256; r++)
+            d_pad_add_53[3584 + i * 8192 + r] += d_reshape_51[i * 256 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
@@ -4764,69 +4635,62 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
-        const real t1397 = d_c_18[i] * f_14[i];
-        const real t1430 = d_h_18[i] * o_14[i];
-        const real t1431 = tanh_15[i] * tanh_15[i];
-        const real t1432 = REAL_C(1.0) - t1431;
-        const real t1433 = t1430 * t1432;
-        d_c_19[i] = t1397 + t1433;
+        const real t1330 = d_c_18[i] * f_14[i];
+        const real t1359 = d_h_18[i] * o_14[i];
+        const real t1360 = tanh_15[i] * tanh_15[i];
+        const real t1361 = REAL_C(1.0) - t1360;
+        const real t1362 = t1359 * t1361;
+        d_c_19[i] = t1330 + t1362;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
-    memset(d_pad_91, 0, 32768 * sizeof *d_pad_91);
+    memset(d_pad_20, 0, 32768 * sizeof *d_pad_20);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t1429 = d_h_18[i * 256 + j] * tanh_15[i * 256 + j];
-            const real t1439 = t1429 * o_14[i * 256 + j];
-            const real t1440 = REAL_C(1.0) - o_14[i * 256 + j];
-            const real t1441 = t1439 * t1440;
-            d_pad_91[i * 1024 + j + 768] = t1441;
+            const real t1358 = d_h_18[i * 256 + j] * tanh_15[i * 256 + j];
+            const real t1368 = t1358 * o_14[i * 256 + j];
+            const real t1369 = REAL_C(1.0) - o_14[i * 256 + j];
+            const real t1370 = t1368 * t1369;
+            d_pad_20[i * 1024 + j + 768] = t1370;
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
-    memset(d_pad_92, 0, 32768 * sizeof *d_pad_92);
+    for (int i = 0; i < 8192; i++) {
+        const real t1365 = d_c_19[i] * i_15[i];
+        const real t1372 = g_15[i] * g_15[i];
+        const real t1373 = REAL_C(1.0) - t1372;
+        d_slice_37[i] = t1365 * t1373;
+    }
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            const real t1436 = d_c_19[i * 256 + j] * i_15[i * 256 + j];
-            const real t1443 = g_15[i * 256 + j] * g_15[i * 256 + j];
-            const real t1444 = REAL_C(1.0) - t1443;
-            const real t1445 = t1436 * t1444;
-            d_pad_92[i * 1024 + j + 512] = t1445;
-        }
+        for (int r = 0; r < 256; r++)
+            d_pad_add_54[512 + i * 1024 + r] += d_slice_37[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 8192; i++) {
-        const real t1437 = d_c_19[i] * c_13[i];
-        const real t1448 = t1437 * f_13[i];
-        const real t1449 = REAL_C(1.0) - f_13[i];
-        d_add_19[i] = t1448 * t1449;
+        const real t1366 = d_c_19[i] * c_13[i];
+        const real t1376 = t1366 * f_13[i];
+        const real t1377 = REAL_C(1.0) - f_13[i];
+        d_add_19[i] = t1376 * t1377;
     }
     memset(d_sum_37, 0, 256 * sizeof *d_sum_37);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
             d_sum_37[j] += d_add_19[i * 256 + j];
         }
-    memset(d_pad_93, 0, 32768 * sizeof *d_pad_93);
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            d_pad_93[i * 1024 + j + 256] = d_add_19[i * 256 + j];
-        }
+        for (int r = 0; r < 256; r++)
+            d_pad_add_55[256 + i * 1024 + r] += d_add_19[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
-    memset(d_pad_94, 0, 32768 * sizeof *d_pad_94);
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            const real t1435 = d_c_19[i * 256 + j] * g_15[i * 256 + j];
-            const real t1455 = t1435 * i_15[i * 256 + j];
-            const real t1456 = REAL_C(1.0) - i_15[i * 256 + j];
-            const real t1457 = t1455 * t1456;
-            d_pad_94[i * 1024 + j] = t1457;
-        }
-    for (int i = 0; i < 32768; i++) {
-        const real t1447 = d_pad_91[i] + d_pad_92[i];
-        const real t1454 = t1447 + d_pad_93[i];
-        d_z_19[i] = t1454 + d_pad_94[i];
+    for (int i = 0; i < 8192; i++) {
+        const real t1364 = d_c_19[i] * g_15[i];
+        const real t1382 = t1364 * i_15[i];
+        const real t1383 = REAL_C(1.0) - i_15[i];
+        d_slice_38[i] = t1382 * t1383;
     }
+    for (int i = 0; i < 32; i++)
+        for (int r = 0; r < 256; r++)
+            d_z_19[i * 1024 + r] += d_slice_38[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
@@ -4844,11 +4708,9 @@ static void compute_grads(void)
            REAL_C(1.0), slice_14, 256, d_z_19, 1024, REAL_C(1.0), d_matmul_add_36, 1024);
 
     /* backward of models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
-    memset(d_pad_95, 0, 262144 * sizeof *d_pad_95);
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            d_pad_95[i * 8192 + j + 3328] = d_reshape_52[i * 256 + j];
-        }
+        for (int r = 0; r < 256; r++)
+            d_pad_add_56[3328 + i * 8192 + r] += d_reshape_52[i * 256 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
@@ -4856,69 +4718,62 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
-        const real t1438 = d_c_19[i] * f_13[i];
-        const real t1471 = d_h_19[i] * o_13[i];
-        const real t1472 = tanh_14[i] * tanh_14[i];
-        const real t1473 = REAL_C(1.0) - t1472;
-        const real t1474 = t1471 * t1473;
-        d_c_20[i] = t1438 + t1474;
+        const real t1367 = d_c_19[i] * f_13[i];
+        const real t1396 = d_h_19[i] * o_13[i];
+        const real t1397 = tanh_14[i] * tanh_14[i];
+        const real t1398 = REAL_C(1.0) - t1397;
+        const real t1399 = t1396 * t1398;
+        d_c_20[i] = t1367 + t1399;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
-    memset(d_pad_96, 0, 32768 * sizeof *d_pad_96);
+    memset(d_pad_21, 0, 32768 * sizeof *d_pad_21);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t1470 = d_h_19[i * 256 + j] * tanh_14[i * 256 + j];
-            const real t1480 = t1470 * o_13[i * 256 + j];
-            const real t1481 = REAL_C(1.0) - o_13[i * 256 + j];
-            const real t1482 = t1480 * t1481;
-            d_pad_96[i * 1024 + j + 768] = t1482;
+            const real t1395 = d_h_19[i * 256 + j] * tanh_14[i * 256 + j];
+            const real t1405 = t1395 * o_13[i * 256 + j];
+            const real t1406 = REAL_C(1.0) - o_13[i * 256 + j];
+            const real t1407 = t1405 * t1406;
+            d_pad_21[i * 1024 + j + 768] = t1407;
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
-    memset(d_pad_97, 0, 32768 * sizeof *d_pad_97);
+    for (int i = 0; i < 8192; i++) {
+        const real t1402 = d_c_20[i] * i_14[i];
+        const real t1409 = g_14[i] * g_14[i];
+        const real t1410 = REAL_C(1.0) - t1409;
+        d_slice_39[i] = t1402 * t1410;
+    }
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            const real t1477 = d_c_20[i * 256 + j] * i_14[i * 256 + j];
-            const real t1484 = g_14[i * 256 + j] * g_14[i * 256 + j];
-            const real t1485 = REAL_C(1.0) - t1484;
-            const real t1486 = t1477 * t1485;
-            d_pad_97[i * 1024 + j + 512] = t1486;
-        }
+        for (int r = 0; r < 256; r++)
+            d_pad_add_57[512 + i * 1024 + r] += d_slice_39[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 8192; i++) {
-        const real t1478 = d_c_20[i] * c_12[i];
-        const real t1489 = t1478 * f_12[i];
-        const real t1490 = REAL_C(1.0) - f_12[i];
-        d_add_20[i] = t1489 * t1490;
+        const real t1403 = d_c_20[i] * c_12[i];
+        const real t1413 = t1403 * f_12[i];
+        const real t1414 = REAL_C(1.0) - f_12[i];
+        d_add_20[i] = t1413 * t1414;
     }
     memset(d_sum_39, 0, 256 * sizeof *d_sum_39);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
             d_sum_39[j] += d_add_20[i * 256 + j];
         }
-    memset(d_pad_98, 0, 32768 * sizeof *d_pad_98);
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            d_pad_98[i * 1024 + j + 256] = d_add_20[i * 256 + j];
-        }
+        for (int r = 0; r < 256; r++)
+            d_pad_add_58[256 + i * 1024 + r] += d_add_20[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
-    memset(d_pad_99, 0, 32768 * sizeof *d_pad_99);
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            const real t1476 = d_c_20[i * 256 + j] * g_14[i * 256 + j];
-            const real t1496 = t1476 * i_14[i * 256 + j];
-            const real t1497 = REAL_C(1.0) - i_14[i * 256 + j];
-            const real t1498 = t1496 * t1497;
-            d_pad_99[i * 1024 + j] = t1498;
-        }
-    for (int i = 0; i < 32768; i++) {
-        const real t1488 = d_pad_96[i] + d_pad_97[i];
-        const real t1495 = t1488 + d_pad_98[i];
-        d_z_20[i] = t1495 + d_pad_99[i];
+    for (int i = 0; i < 8192; i++) {
+        const real t1401 = d_c_20[i] * g_14[i];
+        const real t1419 = t1401 * i_14[i];
+        const real t1420 = REAL_C(1.0) - i_14[i];
+        d_slice_40[i] = t1419 * t1420;
     }
+    for (int i = 0; i < 32; i++)
+        for (int r = 0; r < 256; r++)
+            d_z_20[i * 1024 + r] += d_slice_40[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
@@ -4936,11 +4791,9 @@ static void compute_grads(void)
            REAL_C(1.0), slice_13, 256, d_z_20, 1024, REAL_C(1.0), d_matmul_add_38, 1024);
 
     /* backward of models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
-    memset(d_pad_100, 0, 262144 * sizeof *d_pad_100);
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            d_pad_100[i * 8192 + j + 3072] = d_reshape_53[i * 256 + j];
-        }
+        for (int r = 0; r < 256; r++)
+            d_pad_add_59[3072 + i * 8192 + r] += d_reshape_53[i * 256 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
@@ -4948,69 +4801,62 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
-        const real t1479 = d_c_20[i] * f_12[i];
-        const real t1512 = d_h_20[i] * o_12[i];
-        const real t1513 = tanh_13[i] * tanh_13[i];
-        const real t1514 = REAL_C(1.0) - t1513;
-        const real t1515 = t1512 * t1514;
-        d_c_21[i] = t1479 + t1515;
+        const real t1404 = d_c_20[i] * f_12[i];
+        const real t1433 = d_h_20[i] * o_12[i];
+        const real t1434 = tanh_13[i] * tanh_13[i];
+        const real t1435 = REAL_C(1.0) - t1434;
+        const real t1436 = t1433 * t1435;
+        d_c_21[i] = t1404 + t1436;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
-    memset(d_pad_101, 0, 32768 * sizeof *d_pad_101);
+    memset(d_pad_22, 0, 32768 * sizeof *d_pad_22);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t1511 = d_h_20[i * 256 + j] * tanh_13[i * 256 + j];
-            const real t1521 = t1511 * o_12[i * 256 + j];
-            const real t1522 = REAL_C(1.0) - o_12[i * 256 + j];
-            const real t1523 = t1521 * t1522;
-            d_pad_101[i * 1024 + j + 768] = t1523;
+            const real t1432 = d_h_20[i * 256 + j] * tanh_13[i * 256 + j];
+            const real t1442 = t1432 * o_12[i * 256 + j];
+            const real t1443 = REAL_C(1.0) - o_12[i * 256 + j];
+            const real t1444 = t1442 * t1443;
+            d_pad_22[i * 1024 + j + 768] = t1444;
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
-    memset(d_pad_102, 0, 32768 * sizeof *d_pad_102);
+    for (int i = 0; i < 8192; i++) {
+        const real t1439 = d_c_21[i] * i_13[i];
+        const real t1446 = g_13[i] * g_13[i];
+        const real t1447 = REAL_C(1.0) - t1446;
+        d_slice_41[i] = t1439 * t1447;
+    }
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            const real t1518 = d_c_21[i * 256 + j] * i_13[i * 256 + j];
-            const real t1525 = g_13[i * 256 + j] * g_13[i * 256 + j];
-            const real t1526 = REAL_C(1.0) - t1525;
-            const real t1527 = t1518 * t1526;
-            d_pad_102[i * 1024 + j + 512] = t1527;
-        }
+        for (int r = 0; r < 256; r++)
+            d_pad_add_60[512 + i * 1024 + r] += d_slice_41[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 8192; i++) {
-        const real t1519 = d_c_21[i] * c_11[i];
-        const real t1530 = t1519 * f_11[i];
-        const real t1531 = REAL_C(1.0) - f_11[i];
-        d_add_21[i] = t1530 * t1531;
+        const real t1440 = d_c_21[i] * c_11[i];
+        const real t1450 = t1440 * f_11[i];
+        const real t1451 = REAL_C(1.0) - f_11[i];
+        d_add_21[i] = t1450 * t1451;
     }
     memset(d_sum_41, 0, 256 * sizeof *d_sum_41);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
             d_sum_41[j] += d_add_21[i * 256 + j];
         }
-    memset(d_pad_103, 0, 32768 * sizeof *d_pad_103);
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            d_pad_103[i * 1024 + j + 256] = d_add_21[i * 256 + j];
-        }
+        for (int r = 0; r < 256; r++)
+            d_pad_add_61[256 + i * 1024 + r] += d_add_21[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
-    memset(d_pad_104, 0, 32768 * sizeof *d_pad_104);
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            const real t1517 = d_c_21[i * 256 + j] * g_13[i * 256 + j];
-            const real t1537 = t1517 * i_13[i * 256 + j];
-            const real t1538 = REAL_C(1.0) - i_13[i * 256 + j];
-            const real t1539 = t1537 * t1538;
-            d_pad_104[i * 1024 + j] = t1539;
-        }
-    for (int i = 0; i < 32768; i++) {
-        const real t1529 = d_pad_101[i] + d_pad_102[i];
-        const real t1536 = t1529 + d_pad_103[i];
-        d_z_21[i] = t1536 + d_pad_104[i];
+    for (int i = 0; i < 8192; i++) {
+        const real t1438 = d_c_21[i] * g_13[i];
+        const real t1456 = t1438 * i_13[i];
+        const real t1457 = REAL_C(1.0) - i_13[i];
+        d_slice_42[i] = t1456 * t1457;
     }
+    for (int i = 0; i < 32; i++)
+        for (int r = 0; r < 256; r++)
+            d_z_21[i * 1024 + r] += d_slice_42[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
@@ -5028,11 +4874,9 @@ static void compute_grads(void)
            REAL_C(1.0), slice_12, 256, d_z_21, 1024, REAL_C(1.0), d_matmul_add_40, 1024);
 
     /* backward of models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
-    memset(d_pad_105, 0, 262144 * sizeof *d_pad_105);
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            d_pad_105[i * 8192 + j + 2816] = d_reshape_54[i * 256 + j];
-        }
+        for (int r = 0; r < 256; r++)
+            d_pad_add_62[2816 + i * 8192 + r] += d_reshape_54[i * 256 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
@@ -5040,69 +4884,62 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
-        const real t1520 = d_c_21[i] * f_11[i];
-        const real t1553 = d_h_21[i] * o_11[i];
-        const real t1554 = tanh_12[i] * tanh_12[i];
-        const real t1555 = REAL_C(1.0) - t1554;
-        const real t1556 = t1553 * t1555;
-        d_c_22[i] = t1520 + t1556;
+        const real t1441 = d_c_21[i] * f_11[i];
+        const real t1470 = d_h_21[i] * o_11[i];
+        const real t1471 = tanh_12[i] * tanh_12[i];
+        const real t1472 = REAL_C(1.0) - t1471;
+        const real t1473 = t1470 * t1472;
+        d_c_22[i] = t1441 + t1473;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
-    memset(d_pad_106, 0, 32768 * sizeof *d_pad_106);
+    memset(d_pad_23, 0, 32768 * sizeof *d_pad_23);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t1552 = d_h_21[i * 256 + j] * tanh_12[i * 256 + j];
-            const real t1562 = t1552 * o_11[i * 256 + j];
-            const real t1563 = REAL_C(1.0) - o_11[i * 256 + j];
-            const real t1564 = t1562 * t1563;
-            d_pad_106[i * 1024 + j + 768] = t1564;
+            const real t1469 = d_h_21[i * 256 + j] * tanh_12[i * 256 + j];
+            const real t1479 = t1469 * o_11[i * 256 + j];
+            const real t1480 = REAL_C(1.0) - o_11[i * 256 + j];
+            const real t1481 = t1479 * t1480;
+            d_pad_23[i * 1024 + j + 768] = t1481;
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
-    memset(d_pad_107, 0, 32768 * sizeof *d_pad_107);
+    for (int i = 0; i < 8192; i++) {
+        const real t1476 = d_c_22[i] * i_12[i];
+        const real t1483 = g_12[i] * g_12[i];
+        const real t1484 = REAL_C(1.0) - t1483;
+        d_slice_43[i] = t1476 * t1484;
+    }
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            const real t1559 = d_c_22[i * 256 + j] * i_12[i * 256 + j];
-            const real t1566 = g_12[i * 256 + j] * g_12[i * 256 + j];
-            const real t1567 = REAL_C(1.0) - t1566;
-            const real t1568 = t1559 * t1567;
-            d_pad_107[i * 1024 + j + 512] = t1568;
-        }
+        for (int r = 0; r < 256; r++)
+            d_pad_add_63[512 + i * 1024 + r] += d_slice_43[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 8192; i++) {
-        const real t1560 = d_c_22[i] * c_10[i];
-        const real t1571 = t1560 * f_10[i];
-        const real t1572 = REAL_C(1.0) - f_10[i];
-        d_add_22[i] = t1571 * t1572;
+        const real t1477 = d_c_22[i] * c_10[i];
+        const real t1487 = t1477 * f_10[i];
+        const real t1488 = REAL_C(1.0) - f_10[i];
+        d_add_22[i] = t1487 * t1488;
     }
     memset(d_sum_43, 0, 256 * sizeof *d_sum_43);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
             d_sum_43[j] += d_add_22[i * 256 + j];
         }
-    memset(d_pad_108, 0, 32768 * sizeof *d_pad_108);
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            d_pad_108[i * 1024 + j + 256] = d_add_22[i * 256 + j];
-        }
+        for (int r = 0; r < 256; r++)
+            d_pad_add_64[256 + i * 1024 + r] += d_add_22[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
-    memset(d_pad_109, 0, 32768 * sizeof *d_pad_109);
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            const real t1558 = d_c_22[i * 256 + j] * g_12[i * 256 + j];
-            const real t1578 = t1558 * i_12[i * 256 + j];
-            const real t1579 = REAL_C(1.0) - i_12[i * 256 + j];
-            const real t1580 = t1578 * t1579;
-            d_pad_109[i * 1024 + j] = t1580;
-        }
-    for (int i = 0; i < 32768; i++) {
-        const real t1570 = d_pad_106[i] + d_pad_107[i];
-        const real t1577 = t1570 + d_pad_108[i];
-        d_z_22[i] = t1577 + d_pad_109[i];
+    for (int i = 0; i < 8192; i++) {
+        const real t1475 = d_c_22[i] * g_12[i];
+        const real t1493 = t1475 * i_12[i];
+        const real t1494 = REAL_C(1.0) - i_12[i];
+        d_slice_44[i] = t1493 * t1494;
     }
+    for (int i = 0; i < 32; i++)
+        for (int r = 0; r < 256; r++)
+            d_z_22[i * 1024 + r] += d_slice_44[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
@@ -5120,11 +4957,9 @@ static void compute_grads(void)
            REAL_C(1.0), slice_11, 256, d_z_22, 1024, REAL_C(1.0), d_matmul_add_42, 1024);
 
     /* backward of models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
-    memset(d_pad_110, 0, 262144 * sizeof *d_pad_110);
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            d_pad_110[i * 8192 + j + 2560] = d_reshape_55[i * 256 + j];
-        }
+        for (int r = 0; r < 256; r++)
+            d_pad_add_65[2560 + i * 8192 + r] += d_reshape_55[i * 256 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
@@ -5132,69 +4967,62 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
-        const real t1561 = d_c_22[i] * f_10[i];
-        const real t1594 = d_h_22[i] * o_10[i];
-        const real t1595 = tanh_11[i] * tanh_11[i];
-        const real t1596 = REAL_C(1.0) - t1595;
-        const real t1597 = t1594 * t1596;
-        d_c_23[i] = t1561 + t1597;
+        const real t1478 = d_c_22[i] * f_10[i];
+        const real t1507 = d_h_22[i] * o_10[i];
+        const real t1508 = tanh_11[i] * tanh_11[i];
+        const real t1509 = REAL_C(1.0) - t1508;
+        const real t1510 = t1507 * t1509;
+        d_c_23[i] = t1478 + t1510;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
-    memset(d_pad_111, 0, 32768 * sizeof *d_pad_111);
+    memset(d_pad_24, 0, 32768 * sizeof *d_pad_24);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t1593 = d_h_22[i * 256 + j] * tanh_11[i * 256 + j];
-            const real t1603 = t1593 * o_10[i * 256 + j];
-            const real t1604 = REAL_C(1.0) - o_10[i * 256 + j];
-            const real t1605 = t1603 * t1604;
-            d_pad_111[i * 1024 + j + 768] = t1605;
+            const real t1506 = d_h_22[i * 256 + j] * tanh_11[i * 256 + j];
+            const real t1516 = t1506 * o_10[i * 256 + j];
+            const real t1517 = REAL_C(1.0) - o_10[i * 256 + j];
+            const real t1518 = t1516 * t1517;
+            d_pad_24[i * 1024 + j + 768] = t1518;
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
-    memset(d_pad_112, 0, 32768 * sizeof *d_pad_112);
+    for (int i = 0; i < 8192; i++) {
+        const real t1513 = d_c_23[i] * i_11[i];
+        const real t1520 = g_11[i] * g_11[i];
+        const real t1521 = REAL_C(1.0) - t1520;
+        d_slice_45[i] = t1513 * t1521;
+    }
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            const real t1600 = d_c_23[i * 256 + j] * i_11[i * 256 + j];
-            const real t1607 = g_11[i * 256 + j] * g_11[i * 256 + j];
-            const real t1608 = REAL_C(1.0) - t1607;
-            const real t1609 = t1600 * t1608;
-            d_pad_112[i * 1024 + j + 512] = t1609;
-        }
+        for (int r = 0; r < 256; r++)
+            d_pad_add_66[512 + i * 1024 + r] += d_slice_45[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 8192; i++) {
-        const real t1601 = d_c_23[i] * c_9[i];
-        const real t1612 = t1601 * f_9[i];
-        const real t1613 = REAL_C(1.0) - f_9[i];
-        d_add_23[i] = t1612 * t1613;
+        const real t1514 = d_c_23[i] * c_9[i];
+        const real t1524 = t1514 * f_9[i];
+        const real t1525 = REAL_C(1.0) - f_9[i];
+        d_add_23[i] = t1524 * t1525;
     }
     memset(d_sum_45, 0, 256 * sizeof *d_sum_45);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
             d_sum_45[j] += d_add_23[i * 256 + j];
         }
-    memset(d_pad_113, 0, 32768 * sizeof *d_pad_113);
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            d_pad_113[i * 1024 + j + 256] = d_add_23[i * 256 + j];
-        }
+        for (int r = 0; r < 256; r++)
+            d_pad_add_67[256 + i * 1024 + r] += d_add_23[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
-    memset(d_pad_114, 0, 32768 * sizeof *d_pad_114);
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            const real t1599 = d_c_23[i * 256 + j] * g_11[i * 256 + j];
-            const real t1619 = t1599 * i_11[i * 256 + j];
-            const real t1620 = REAL_C(1.0) - i_11[i * 256 + j];
-            const real t1621 = t1619 * t1620;
-            d_pad_114[i * 1024 + j] = t1621;
-        }
-    for (int i = 0; i < 32768; i++) {
-        const real t1611 = d_pad_111[i] + d_pad_112[i];
-        const real t1618 = t1611 + d_pad_113[i];
-        d_z_23[i] = t1618 + d_pad_114[i];
+    for (int i = 0; i < 8192; i++) {
+        const real t1512 = d_c_23[i] * g_11[i];
+        const real t1530 = t1512 * i_11[i];
+        const real t1531 = REAL_C(1.0) - i_11[i];
+        d_slice_46[i] = t1530 * t1531;
     }
+    for (int i = 0; i < 32; i++)
+        for (int r = 0; r < 256; r++)
+            d_z_23[i * 1024 + r] += d_slice_46[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
@@ -5212,11 +5040,9 @@ static void compute_grads(void)
            REAL_C(1.0), slice_10, 256, d_z_23, 1024, REAL_C(1.0), d_matmul_add_44, 1024);
 
     /* backward of models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
-    memset(d_pad_115, 0, 262144 * sizeof *d_pad_115);
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            d_pad_115[i * 8192 + j + 2304] = d_reshape_56[i * 256 + j];
-        }
+        for (int r = 0; r < 256; r++)
+            d_pad_add_68[2304 + i * 8192 + r] += d_reshape_56[i * 256 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
@@ -5224,69 +5050,62 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
-        const real t1602 = d_c_23[i] * f_9[i];
-        const real t1635 = d_h_23[i] * o_9[i];
-        const real t1636 = tanh_10[i] * tanh_10[i];
-        const real t1637 = REAL_C(1.0) - t1636;
-        const real t1638 = t1635 * t1637;
-        d_c_24[i] = t1602 + t1638;
+        const real t1515 = d_c_23[i] * f_9[i];
+        const real t1544 = d_h_23[i] * o_9[i];
+        const real t1545 = tanh_10[i] * tanh_10[i];
+        const real t1546 = REAL_C(1.0) - t1545;
+        const real t1547 = t1544 * t1546;
+        d_c_24[i] = t1515 + t1547;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
-    memset(d_pad_116, 0, 32768 * sizeof *d_pad_116);
+    memset(d_pad_25, 0, 32768 * sizeof *d_pad_25);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t1634 = d_h_23[i * 256 + j] * tanh_10[i * 256 + j];
-            const real t1644 = t1634 * o_9[i * 256 + j];
-            const real t1645 = REAL_C(1.0) - o_9[i * 256 + j];
-            const real t1646 = t1644 * t1645;
-            d_pad_116[i * 1024 + j + 768] = t1646;
+            const real t1543 = d_h_23[i * 256 + j] * tanh_10[i * 256 + j];
+            const real t1553 = t1543 * o_9[i * 256 + j];
+            const real t1554 = REAL_C(1.0) - o_9[i * 256 + j];
+            const real t1555 = t1553 * t1554;
+            d_pad_25[i * 1024 + j + 768] = t1555;
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
-    memset(d_pad_117, 0, 32768 * sizeof *d_pad_117);
+    for (int i = 0; i < 8192; i++) {
+        const real t1550 = d_c_24[i] * i_10[i];
+        const real t1557 = g_10[i] * g_10[i];
+        const real t1558 = REAL_C(1.0) - t1557;
+        d_slice_47[i] = t1550 * t1558;
+    }
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            const real t1641 = d_c_24[i * 256 + j] * i_10[i * 256 + j];
-            const real t1648 = g_10[i * 256 + j] * g_10[i * 256 + j];
-            const real t1649 = REAL_C(1.0) - t1648;
-            const real t1650 = t1641 * t1649;
-            d_pad_117[i * 1024 + j + 512] = t1650;
-        }
+        for (int r = 0; r < 256; r++)
+            d_pad_add_69[512 + i * 1024 + r] += d_slice_47[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 8192; i++) {
-        const real t1642 = d_c_24[i] * c_8[i];
-        const real t1653 = t1642 * f_8[i];
-        const real t1654 = REAL_C(1.0) - f_8[i];
-        d_add_24[i] = t1653 * t1654;
+        const real t1551 = d_c_24[i] * c_8[i];
+        const real t1561 = t1551 * f_8[i];
+        const real t1562 = REAL_C(1.0) - f_8[i];
+        d_add_24[i] = t1561 * t1562;
     }
     memset(d_sum_47, 0, 256 * sizeof *d_sum_47);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
             d_sum_47[j] += d_add_24[i * 256 + j];
         }
-    memset(d_pad_118, 0, 32768 * sizeof *d_pad_118);
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            d_pad_118[i * 1024 + j + 256] = d_add_24[i * 256 + j];
-        }
+        for (int r = 0; r < 256; r++)
+            d_pad_add_70[256 + i * 1024 + r] += d_add_24[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
-    memset(d_pad_119, 0, 32768 * sizeof *d_pad_119);
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            const real t1640 = d_c_24[i * 256 + j] * g_10[i * 256 + j];
-            const real t1660 = t1640 * i_10[i * 256 + j];
-            const real t1661 = REAL_C(1.0) - i_10[i * 256 + j];
-            const real t1662 = t1660 * t1661;
-            d_pad_119[i * 1024 + j] = t1662;
-        }
-    for (int i = 0; i < 32768; i++) {
-        const real t1652 = d_pad_116[i] + d_pad_117[i];
-        const real t1659 = t1652 + d_pad_118[i];
-        d_z_24[i] = t1659 + d_pad_119[i];
+    for (int i = 0; i < 8192; i++) {
+        const real t1549 = d_c_24[i] * g_10[i];
+        const real t1567 = t1549 * i_10[i];
+        const real t1568 = REAL_C(1.0) - i_10[i];
+        d_slice_48[i] = t1567 * t1568;
     }
+    for (int i = 0; i < 32; i++)
+        for (int r = 0; r < 256; r++)
+            d_z_24[i * 1024 + r] += d_slice_48[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
@@ -5304,11 +5123,9 @@ static void compute_grads(void)
            REAL_C(1.0), slice_9, 256, d_z_24, 1024, REAL_C(1.0), d_matmul_add_46, 1024);
 
     /* backward of models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
-    memset(d_pad_120, 0, 262144 * sizeof *d_pad_120);
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            d_pad_120[i * 8192 + j + 2048] = d_reshape_57[i * 256 + j];
-        }
+        for (int r = 0; r < 256; r++)
+            d_pad_add_71[2048 + i * 8192 + r] += d_reshape_57[i * 256 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
@@ -5316,69 +5133,62 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
-        const real t1643 = d_c_24[i] * f_8[i];
-        const real t1676 = d_h_24[i] * o_8[i];
-        const real t1677 = tanh_9[i] * tanh_9[i];
-        const real t1678 = REAL_C(1.0) - t1677;
-        const real t1679 = t1676 * t1678;
-        d_c_25[i] = t1643 + t1679;
+        const real t1552 = d_c_24[i] * f_8[i];
+        const real t1581 = d_h_24[i] * o_8[i];
+        const real t1582 = tanh_9[i] * tanh_9[i];
+        const real t1583 = REAL_C(1.0) - t1582;
+        const real t1584 = t1581 * t1583;
+        d_c_25[i] = t1552 + t1584;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
-    memset(d_pad_121, 0, 32768 * sizeof *d_pad_121);
+    memset(d_pad_26, 0, 32768 * sizeof *d_pad_26);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t1675 = d_h_24[i * 256 + j] * tanh_9[i * 256 + j];
-            const real t1685 = t1675 * o_8[i * 256 + j];
-            const real t1686 = REAL_C(1.0) - o_8[i * 256 + j];
-            const real t1687 = t1685 * t1686;
-            d_pad_121[i * 1024 + j + 768] = t1687;
+            const real t1580 = d_h_24[i * 256 + j] * tanh_9[i * 256 + j];
+            const real t1590 = t1580 * o_8[i * 256 + j];
+            const real t1591 = REAL_C(1.0) - o_8[i * 256 + j];
+            const real t1592 = t1590 * t1591;
+            d_pad_26[i * 1024 + j + 768] = t1592;
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
-    memset(d_pad_122, 0, 32768 * sizeof *d_pad_122);
+    for (int i = 0; i < 8192; i++) {
+        const real t1587 = d_c_25[i] * i_9[i];
+        const real t1594 = g_9[i] * g_9[i];
+        const real t1595 = REAL_C(1.0) - t1594;
+        d_slice_49[i] = t1587 * t1595;
+    }
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            const real t1682 = d_c_25[i * 256 + j] * i_9[i * 256 + j];
-            const real t1689 = g_9[i * 256 + j] * g_9[i * 256 + j];
-            const real t1690 = REAL_C(1.0) - t1689;
-            const real t1691 = t1682 * t1690;
-            d_pad_122[i * 1024 + j + 512] = t1691;
-        }
+        for (int r = 0; r < 256; r++)
+            d_pad_add_72[512 + i * 1024 + r] += d_slice_49[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 8192; i++) {
-        const real t1683 = d_c_25[i] * c_7[i];
-        const real t1694 = t1683 * f_7[i];
-        const real t1695 = REAL_C(1.0) - f_7[i];
-        d_add_25[i] = t1694 * t1695;
+        const real t1588 = d_c_25[i] * c_7[i];
+        const real t1598 = t1588 * f_7[i];
+        const real t1599 = REAL_C(1.0) - f_7[i];
+        d_add_25[i] = t1598 * t1599;
     }
     memset(d_sum_49, 0, 256 * sizeof *d_sum_49);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
             d_sum_49[j] += d_add_25[i * 256 + j];
         }
-    memset(d_pad_123, 0, 32768 * sizeof *d_pad_123);
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            d_pad_123[i * 1024 + j + 256] = d_add_25[i * 256 + j];
-        }
+        for (int r = 0; r < 256; r++)
+            d_pad_add_73[256 + i * 1024 + r] += d_add_25[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
-    memset(d_pad_124, 0, 32768 * sizeof *d_pad_124);
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            const real t1681 = d_c_25[i * 256 + j] * g_9[i * 256 + j];
-            const real t1701 = t1681 * i_9[i * 256 + j];
-            const real t1702 = REAL_C(1.0) - i_9[i * 256 + j];
-            const real t1703 = t1701 * t1702;
-            d_pad_124[i * 1024 + j] = t1703;
-        }
-    for (int i = 0; i < 32768; i++) {
-        const real t1693 = d_pad_121[i] + d_pad_122[i];
-        const real t1700 = t1693 + d_pad_123[i];
-        d_z_25[i] = t1700 + d_pad_124[i];
+    for (int i = 0; i < 8192; i++) {
+        const real t1586 = d_c_25[i] * g_9[i];
+        const real t1604 = t1586 * i_9[i];
+        const real t1605 = REAL_C(1.0) - i_9[i];
+        d_slice_50[i] = t1604 * t1605;
     }
+    for (int i = 0; i < 32; i++)
+        for (int r = 0; r < 256; r++)
+            d_z_25[i * 1024 + r] += d_slice_50[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
@@ -5396,11 +5206,9 @@ static void compute_grads(void)
            REAL_C(1.0), slice_8, 256, d_z_25, 1024, REAL_C(1.0), d_matmul_add_48, 1024);
 
     /* backward of models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
-    memset(d_pad_125, 0, 262144 * sizeof *d_pad_125);
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            d_pad_125[i * 8192 + j + 1792] = d_reshape_58[i * 256 + j];
-        }
+        for (int r = 0; r < 256; r++)
+            d_pad_add_74[1792 + i * 8192 + r] += d_reshape_58[i * 256 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
@@ -5408,69 +5216,62 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
-        const real t1684 = d_c_25[i] * f_7[i];
-        const real t1717 = d_h_25[i] * o_7[i];
-        const real t1718 = tanh_8[i] * tanh_8[i];
-        const real t1719 = REAL_C(1.0) - t1718;
-        const real t1720 = t1717 * t1719;
-        d_c_26[i] = t1684 + t1720;
+        const real t1589 = d_c_25[i] * f_7[i];
+        const real t1618 = d_h_25[i] * o_7[i];
+        const real t1619 = tanh_8[i] * tanh_8[i];
+        const real t1620 = REAL_C(1.0) - t1619;
+        const real t1621 = t1618 * t1620;
+        d_c_26[i] = t1589 + t1621;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
-    memset(d_pad_126, 0, 32768 * sizeof *d_pad_126);
+    memset(d_pad_27, 0, 32768 * sizeof *d_pad_27);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t1716 = d_h_25[i * 256 + j] * tanh_8[i * 256 + j];
-            const real t1726 = t1716 * o_7[i * 256 + j];
-            const real t1727 = REAL_C(1.0) - o_7[i * 256 + j];
-            const real t1728 = t1726 * t1727;
-            d_pad_126[i * 1024 + j + 768] = t1728;
+            const real t1617 = d_h_25[i * 256 + j] * tanh_8[i * 256 + j];
+            const real t1627 = t1617 * o_7[i * 256 + j];
+            const real t1628 = REAL_C(1.0) - o_7[i * 256 + j];
+            const real t1629 = t1627 * t1628;
+            d_pad_27[i * 1024 + j + 768] = t1629;
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
-    memset(d_pad_127, 0, 32768 * sizeof *d_pad_127);
+    for (int i = 0; i < 8192; i++) {
+        const real t1624 = d_c_26[i] * i_8[i];
+        const real t1631 = g_8[i] * g_8[i];
+        const real t1632 = REAL_C(1.0) - t1631;
+        d_slice_51[i] = t1624 * t1632;
+    }
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            const real t1723 = d_c_26[i * 256 + j] * i_8[i * 256 + j];
-            const real t1730 = g_8[i * 256 + j] * g_8[i * 256 + j];
-            const real t1731 = REAL_C(1.0) - t1730;
-            const real t1732 = t1723 * t1731;
-            d_pad_127[i * 1024 + j + 512] = t1732;
-        }
+        for (int r = 0; r < 256; r++)
+            d_pad_add_75[512 + i * 1024 + r] += d_slice_51[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 8192; i++) {
-        const real t1724 = d_c_26[i] * c_6[i];
-        const real t1735 = t1724 * f_6[i];
-        const real t1736 = REAL_C(1.0) - f_6[i];
-        d_add_26[i] = t1735 * t1736;
+        const real t1625 = d_c_26[i] * c_6[i];
+        const real t1635 = t1625 * f_6[i];
+        const real t1636 = REAL_C(1.0) - f_6[i];
+        d_add_26[i] = t1635 * t1636;
     }
     memset(d_sum_51, 0, 256 * sizeof *d_sum_51);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
             d_sum_51[j] += d_add_26[i * 256 + j];
         }
-    memset(d_pad_128, 0, 32768 * sizeof *d_pad_128);
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            d_pad_128[i * 1024 + j + 256] = d_add_26[i * 256 + j];
-        }
+        for (int r = 0; r < 256; r++)
+            d_pad_add_76[256 + i * 1024 + r] += d_add_26[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
-    memset(d_pad_129, 0, 32768 * sizeof *d_pad_129);
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            const real t1722 = d_c_26[i * 256 + j] * g_8[i * 256 + j];
-            const real t1742 = t1722 * i_8[i * 256 + j];
-            const real t1743 = REAL_C(1.0) - i_8[i * 256 + j];
-            const real t1744 = t1742 * t1743;
-            d_pad_129[i * 1024 + j] = t1744;
-        }
-    for (int i = 0; i < 32768; i++) {
-        const real t1734 = d_pad_126[i] + d_pad_127[i];
-        const real t1741 = t1734 + d_pad_128[i];
-        d_z_26[i] = t1741 + d_pad_129[i];
+    for (int i = 0; i < 8192; i++) {
+        const real t1623 = d_c_26[i] * g_8[i];
+        const real t1641 = t1623 * i_8[i];
+        const real t1642 = REAL_C(1.0) - i_8[i];
+        d_slice_52[i] = t1641 * t1642;
     }
+    for (int i = 0; i < 32; i++)
+        for (int r = 0; r < 256; r++)
+            d_z_26[i * 1024 + r] += d_slice_52[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
@@ -5488,11 +5289,9 @@ static void compute_grads(void)
            REAL_C(1.0), slice_7, 256, d_z_26, 1024, REAL_C(1.0), d_matmul_add_50, 1024);
 
     /* backward of models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
-    memset(d_pad_130, 0, 262144 * sizeof *d_pad_130);
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            d_pad_130[i * 8192 + j + 1536] = d_reshape_59[i * 256 + j];
-        }
+        for (int r = 0; r < 256; r++)
+            d_pad_add_77[1536 + i * 8192 + r] += d_reshape_59[i * 256 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
@@ -5500,69 +5299,62 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
-        const real t1725 = d_c_26[i] * f_6[i];
-        const real t1758 = d_h_26[i] * o_6[i];
-        const real t1759 = tanh_7[i] * tanh_7[i];
-        const real t1760 = REAL_C(1.0) - t1759;
-        const real t1761 = t1758 * t1760;
-        d_c_27[i] = t1725 + t1761;
+        const real t1626 = d_c_26[i] * f_6[i];
+        const real t1655 = d_h_26[i] * o_6[i];
+        const real t1656 = tanh_7[i] * tanh_7[i];
+        const real t1657 = REAL_C(1.0) - t1656;
+        const real t1658 = t1655 * t1657;
+        d_c_27[i] = t1626 + t1658;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
-    memset(d_pad_131, 0, 32768 * sizeof *d_pad_131);
+    memset(d_pad_28, 0, 32768 * sizeof *d_pad_28);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t1757 = d_h_26[i * 256 + j] * tanh_7[i * 256 + j];
-            const real t1767 = t1757 * o_6[i * 256 + j];
-            const real t1768 = REAL_C(1.0) - o_6[i * 256 + j];
-            const real t1769 = t1767 * t1768;
-            d_pad_131[i * 1024 + j + 768] = t1769;
+            const real t1654 = d_h_26[i * 256 + j] * tanh_7[i * 256 + j];
+            const real t1664 = t1654 * o_6[i * 256 + j];
+            const real t1665 = REAL_C(1.0) - o_6[i * 256 + j];
+            const real t1666 = t1664 * t1665;
+            d_pad_28[i * 1024 + j + 768] = t1666;
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
-    memset(d_pad_132, 0, 32768 * sizeof *d_pad_132);
+    for (int i = 0; i < 8192; i++) {
+        const real t1661 = d_c_27[i] * i_7[i];
+        const real t1668 = g_7[i] * g_7[i];
+        const real t1669 = REAL_C(1.0) - t1668;
+        d_slice_53[i] = t1661 * t1669;
+    }
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            const real t1764 = d_c_27[i * 256 + j] * i_7[i * 256 + j];
-            const real t1771 = g_7[i * 256 + j] * g_7[i * 256 + j];
-            const real t1772 = REAL_C(1.0) - t1771;
-            const real t1773 = t1764 * t1772;
-            d_pad_132[i * 1024 + j + 512] = t1773;
-        }
+        for (int r = 0; r < 256; r++)
+            d_pad_add_78[512 + i * 1024 + r] += d_slice_53[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 8192; i++) {
-        const real t1765 = d_c_27[i] * c_5[i];
-        const real t1776 = t1765 * f_5[i];
-        const real t1777 = REAL_C(1.0) - f_5[i];
-        d_add_27[i] = t1776 * t1777;
+        const real t1662 = d_c_27[i] * c_5[i];
+        const real t1672 = t1662 * f_5[i];
+        const real t1673 = REAL_C(1.0) - f_5[i];
+        d_add_27[i] = t1672 * t1673;
     }
     memset(d_sum_53, 0, 256 * sizeof *d_sum_53);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
             d_sum_53[j] += d_add_27[i * 256 + j];
         }
-    memset(d_pad_133, 0, 32768 * sizeof *d_pad_133);
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            d_pad_133[i * 1024 + j + 256] = d_add_27[i * 256 + j];
-        }
+        for (int r = 0; r < 256; r++)
+            d_pad_add_79[256 + i * 1024 + r] += d_add_27[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
-    memset(d_pad_134, 0, 32768 * sizeof *d_pad_134);
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            const real t1763 = d_c_27[i * 256 + j] * g_7[i * 256 + j];
-            const real t1783 = t1763 * i_7[i * 256 + j];
-            const real t1784 = REAL_C(1.0) - i_7[i * 256 + j];
-            const real t1785 = t1783 * t1784;
-            d_pad_134[i * 1024 + j] = t1785;
-        }
-    for (int i = 0; i < 32768; i++) {
-        const real t1775 = d_pad_131[i] + d_pad_132[i];
-        const real t1782 = t1775 + d_pad_133[i];
-        d_z_27[i] = t1782 + d_pad_134[i];
+    for (int i = 0; i < 8192; i++) {
+        const real t1660 = d_c_27[i] * g_7[i];
+        const real t1678 = t1660 * i_7[i];
+        const real t1679 = REAL_C(1.0) - i_7[i];
+        d_slice_54[i] = t1678 * t1679;
     }
+    for (int i = 0; i < 32; i++)
+        for (int r = 0; r < 256; r++)
+            d_z_27[i * 1024 + r] += d_slice_54[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
@@ -5580,11 +5372,9 @@ static void compute_grads(void)
            REAL_C(1.0), slice_6, 256, d_z_27, 1024, REAL_C(1.0), d_matmul_add_52, 1024);
 
     /* backward of models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
-    memset(d_pad_135, 0, 262144 * sizeof *d_pad_135);
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            d_pad_135[i * 8192 + j + 1280] = d_reshape_60[i * 256 + j];
-        }
+        for (int r = 0; r < 256; r++)
+            d_pad_add_80[1280 + i * 8192 + r] += d_reshape_60[i * 256 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
@@ -5592,69 +5382,62 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
-        const real t1766 = d_c_27[i] * f_5[i];
-        const real t1799 = d_h_27[i] * o_5[i];
-        const real t1800 = tanh_6[i] * tanh_6[i];
-        const real t1801 = REAL_C(1.0) - t1800;
-        const real t1802 = t1799 * t1801;
-        d_c_28[i] = t1766 + t1802;
+        const real t1663 = d_c_27[i] * f_5[i];
+        const real t1692 = d_h_27[i] * o_5[i];
+        const real t1693 = tanh_6[i] * tanh_6[i];
+        const real t1694 = REAL_C(1.0) - t1693;
+        const real t1695 = t1692 * t1694;
+        d_c_28[i] = t1663 + t1695;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
-    memset(d_pad_136, 0, 32768 * sizeof *d_pad_136);
+    memset(d_pad_29, 0, 32768 * sizeof *d_pad_29);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t1798 = d_h_27[i * 256 + j] * tanh_6[i * 256 + j];
-            const real t1808 = t1798 * o_5[i * 256 + j];
-            const real t1809 = REAL_C(1.0) - o_5[i * 256 + j];
-            const real t1810 = t1808 * t1809;
-            d_pad_136[i * 1024 + j + 768] = t1810;
+            const real t1691 = d_h_27[i * 256 + j] * tanh_6[i * 256 + j];
+            const real t1701 = t1691 * o_5[i * 256 + j];
+            const real t1702 = REAL_C(1.0) - o_5[i * 256 + j];
+            const real t1703 = t1701 * t1702;
+            d_pad_29[i * 1024 + j + 768] = t1703;
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
-    memset(d_pad_137, 0, 32768 * sizeof *d_pad_137);
+    for (int i = 0; i < 8192; i++) {
+        const real t1698 = d_c_28[i] * i_6[i];
+        const real t1705 = g_6[i] * g_6[i];
+        const real t1706 = REAL_C(1.0) - t1705;
+        d_slice_55[i] = t1698 * t1706;
+    }
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            const real t1805 = d_c_28[i * 256 + j] * i_6[i * 256 + j];
-            const real t1812 = g_6[i * 256 + j] * g_6[i * 256 + j];
-            const real t1813 = REAL_C(1.0) - t1812;
-            const real t1814 = t1805 * t1813;
-            d_pad_137[i * 1024 + j + 512] = t1814;
-        }
+        for (int r = 0; r < 256; r++)
+            d_pad_add_81[512 + i * 1024 + r] += d_slice_55[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 8192; i++) {
-        const real t1806 = d_c_28[i] * c_4[i];
-        const real t1817 = t1806 * f_4[i];
-        const real t1818 = REAL_C(1.0) - f_4[i];
-        d_add_28[i] = t1817 * t1818;
+        const real t1699 = d_c_28[i] * c_4[i];
+        const real t1709 = t1699 * f_4[i];
+        const real t1710 = REAL_C(1.0) - f_4[i];
+        d_add_28[i] = t1709 * t1710;
     }
     memset(d_sum_55, 0, 256 * sizeof *d_sum_55);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
             d_sum_55[j] += d_add_28[i * 256 + j];
         }
-    memset(d_pad_138, 0, 32768 * sizeof *d_pad_138);
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            d_pad_138[i * 1024 + j + 256] = d_add_28[i * 256 + j];
-        }
+        for (int r = 0; r < 256; r++)
+            d_pad_add_82[256 + i * 1024 + r] += d_add_28[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
-    memset(d_pad_139, 0, 32768 * sizeof *d_pad_139);
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            const real t1804 = d_c_28[i * 256 + j] * g_6[i * 256 + j];
-            const real t1824 = t1804 * i_6[i * 256 + j];
-            const real t1825 = REAL_C(1.0) - i_6[i * 256 + j];
-            const real t1826 = t1824 * t1825;
-            d_pad_139[i * 1024 + j] = t1826;
-        }
-    for (int i = 0; i < 32768; i++) {
-        const real t1816 = d_pad_136[i] + d_pad_137[i];
-        const real t1823 = t1816 + d_pad_138[i];
-        d_z_28[i] = t1823 + d_pad_139[i];
+    for (int i = 0; i < 8192; i++) {
+        const real t1697 = d_c_28[i] * g_6[i];
+        const real t1715 = t1697 * i_6[i];
+        const real t1716 = REAL_C(1.0) - i_6[i];
+        d_slice_56[i] = t1715 * t1716;
     }
+    for (int i = 0; i < 32; i++)
+        for (int r = 0; r < 256; r++)
+            d_z_28[i * 1024 + r] += d_slice_56[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
@@ -5672,11 +5455,9 @@ static void compute_grads(void)
            REAL_C(1.0), slice_5, 256, d_z_28, 1024, REAL_C(1.0), d_matmul_add_54, 1024);
 
     /* backward of models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
-    memset(d_pad_140, 0, 262144 * sizeof *d_pad_140);
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            d_pad_140[i * 8192 + j + 1024] = d_reshape_61[i * 256 + j];
-        }
+        for (int r = 0; r < 256; r++)
+            d_pad_add_83[1024 + i * 8192 + r] += d_reshape_61[i * 256 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
@@ -5684,69 +5465,62 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
-        const real t1807 = d_c_28[i] * f_4[i];
-        const real t1840 = d_h_28[i] * o_4[i];
-        const real t1841 = tanh_5[i] * tanh_5[i];
-        const real t1842 = REAL_C(1.0) - t1841;
-        const real t1843 = t1840 * t1842;
-        d_c_29[i] = t1807 + t1843;
+        const real t1700 = d_c_28[i] * f_4[i];
+        const real t1729 = d_h_28[i] * o_4[i];
+        const real t1730 = tanh_5[i] * tanh_5[i];
+        const real t1731 = REAL_C(1.0) - t1730;
+        const real t1732 = t1729 * t1731;
+        d_c_29[i] = t1700 + t1732;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
-    memset(d_pad_141, 0, 32768 * sizeof *d_pad_141);
+    memset(d_pad_30, 0, 32768 * sizeof *d_pad_30);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t1839 = d_h_28[i * 256 + j] * tanh_5[i * 256 + j];
-            const real t1849 = t1839 * o_4[i * 256 + j];
-            const real t1850 = REAL_C(1.0) - o_4[i * 256 + j];
-            const real t1851 = t1849 * t1850;
-            d_pad_141[i * 1024 + j + 768] = t1851;
+            const real t1728 = d_h_28[i * 256 + j] * tanh_5[i * 256 + j];
+            const real t1738 = t1728 * o_4[i * 256 + j];
+            const real t1739 = REAL_C(1.0) - o_4[i * 256 + j];
+            const real t1740 = t1738 * t1739;
+            d_pad_30[i * 1024 + j + 768] = t1740;
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
-    memset(d_pad_142, 0, 32768 * sizeof *d_pad_142);
+    for (int i = 0; i < 8192; i++) {
+        const real t1735 = d_c_29[i] * i_5[i];
+        const real t1742 = g_5[i] * g_5[i];
+        const real t1743 = REAL_C(1.0) - t1742;
+        d_slice_57[i] = t1735 * t1743;
+    }
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            const real t1846 = d_c_29[i * 256 + j] * i_5[i * 256 + j];
-            const real t1853 = g_5[i * 256 + j] * g_5[i * 256 + j];
-            const real t1854 = REAL_C(1.0) - t1853;
-            const real t1855 = t1846 * t1854;
-            d_pad_142[i * 1024 + j + 512] = t1855;
-        }
+        for (int r = 0; r < 256; r++)
+            d_pad_add_84[512 + i * 1024 + r] += d_slice_57[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 8192; i++) {
-        const real t1847 = d_c_29[i] * c_3[i];
-        const real t1858 = t1847 * f_3[i];
-        const real t1859 = REAL_C(1.0) - f_3[i];
-        d_add_29[i] = t1858 * t1859;
+        const real t1736 = d_c_29[i] * c_3[i];
+        const real t1746 = t1736 * f_3[i];
+        const real t1747 = REAL_C(1.0) - f_3[i];
+        d_add_29[i] = t1746 * t1747;
     }
     memset(d_sum_57, 0, 256 * sizeof *d_sum_57);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
             d_sum_57[j] += d_add_29[i * 256 + j];
         }
-    memset(d_pad_143, 0, 32768 * sizeof *d_pad_143);
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            d_pad_143[i * 1024 + j + 256] = d_add_29[i * 256 + j];
-        }
+        for (int r = 0; r < 256; r++)
+            d_pad_add_85[256 + i * 1024 + r] += d_add_29[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
-    memset(d_pad_144, 0, 32768 * sizeof *d_pad_144);
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            const real t1845 = d_c_29[i * 256 + j] * g_5[i * 256 + j];
-            const real t1865 = t1845 * i_5[i * 256 + j];
-            const real t1866 = REAL_C(1.0) - i_5[i * 256 + j];
-            const real t1867 = t1865 * t1866;
-            d_pad_144[i * 1024 + j] = t1867;
-        }
-    for (int i = 0; i < 32768; i++) {
-        const real t1857 = d_pad_141[i] + d_pad_142[i];
-        const real t1864 = t1857 + d_pad_143[i];
-        d_z_29[i] = t1864 + d_pad_144[i];
+    for (int i = 0; i < 8192; i++) {
+        const real t1734 = d_c_29[i] * g_5[i];
+        const real t1752 = t1734 * i_5[i];
+        const real t1753 = REAL_C(1.0) - i_5[i];
+        d_slice_58[i] = t1752 * t1753;
     }
+    for (int i = 0; i < 32; i++)
+        for (int r = 0; r < 256; r++)
+            d_z_29[i * 1024 + r] += d_slice_58[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
@@ -5764,11 +5538,9 @@ static void compute_grads(void)
            REAL_C(1.0), slice_4, 256, d_z_29, 1024, REAL_C(1.0), d_matmul_add_56, 1024);
 
     /* backward of models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
-    memset(d_pad_145, 0, 262144 * sizeof *d_pad_145);
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            d_pad_145[i * 8192 + j + 768] = d_reshape_62[i * 256 + j];
-        }
+        for (int r = 0; r < 256; r++)
+            d_pad_add_86[768 + i * 8192 + r] += d_reshape_62[i * 256 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
@@ -5776,69 +5548,62 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
-        const real t1848 = d_c_29[i] * f_3[i];
-        const real t1881 = d_h_29[i] * o_3[i];
-        const real t1882 = tanh_4[i] * tanh_4[i];
-        const real t1883 = REAL_C(1.0) - t1882;
-        const real t1884 = t1881 * t1883;
-        d_c_30[i] = t1848 + t1884;
+        const real t1737 = d_c_29[i] * f_3[i];
+        const real t1766 = d_h_29[i] * o_3[i];
+        const real t1767 = tanh_4[i] * tanh_4[i];
+        const real t1768 = REAL_C(1.0) - t1767;
+        const real t1769 = t1766 * t1768;
+        d_c_30[i] = t1737 + t1769;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
-    memset(d_pad_146, 0, 32768 * sizeof *d_pad_146);
+    memset(d_pad_31, 0, 32768 * sizeof *d_pad_31);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t1880 = d_h_29[i * 256 + j] * tanh_4[i * 256 + j];
-            const real t1890 = t1880 * o_3[i * 256 + j];
-            const real t1891 = REAL_C(1.0) - o_3[i * 256 + j];
-            const real t1892 = t1890 * t1891;
-            d_pad_146[i * 1024 + j + 768] = t1892;
+            const real t1765 = d_h_29[i * 256 + j] * tanh_4[i * 256 + j];
+            const real t1775 = t1765 * o_3[i * 256 + j];
+            const real t1776 = REAL_C(1.0) - o_3[i * 256 + j];
+            const real t1777 = t1775 * t1776;
+            d_pad_31[i * 1024 + j + 768] = t1777;
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
-    memset(d_pad_147, 0, 32768 * sizeof *d_pad_147);
+    for (int i = 0; i < 8192; i++) {
+        const real t1772 = d_c_30[i] * i_4[i];
+        const real t1779 = g_4[i] * g_4[i];
+        const real t1780 = REAL_C(1.0) - t1779;
+        d_slice_59[i] = t1772 * t1780;
+    }
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            const real t1887 = d_c_30[i * 256 + j] * i_4[i * 256 + j];
-            const real t1894 = g_4[i * 256 + j] * g_4[i * 256 + j];
-            const real t1895 = REAL_C(1.0) - t1894;
-            const real t1896 = t1887 * t1895;
-            d_pad_147[i * 1024 + j + 512] = t1896;
-        }
+        for (int r = 0; r < 256; r++)
+            d_pad_add_87[512 + i * 1024 + r] += d_slice_59[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 8192; i++) {
-        const real t1888 = d_c_30[i] * c_2[i];
-        const real t1899 = t1888 * f_2[i];
-        const real t1900 = REAL_C(1.0) - f_2[i];
-        d_add_30[i] = t1899 * t1900;
+        const real t1773 = d_c_30[i] * c_2[i];
+        const real t1783 = t1773 * f_2[i];
+        const real t1784 = REAL_C(1.0) - f_2[i];
+        d_add_30[i] = t1783 * t1784;
     }
     memset(d_sum_59, 0, 256 * sizeof *d_sum_59);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
             d_sum_59[j] += d_add_30[i * 256 + j];
         }
-    memset(d_pad_148, 0, 32768 * sizeof *d_pad_148);
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            d_pad_148[i * 1024 + j + 256] = d_add_30[i * 256 + j];
-        }
+        for (int r = 0; r < 256; r++)
+            d_pad_add_88[256 + i * 1024 + r] += d_add_30[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
-    memset(d_pad_149, 0, 32768 * sizeof *d_pad_149);
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            const real t1886 = d_c_30[i * 256 + j] * g_4[i * 256 + j];
-            const real t1906 = t1886 * i_4[i * 256 + j];
-            const real t1907 = REAL_C(1.0) - i_4[i * 256 + j];
-            const real t1908 = t1906 * t1907;
-            d_pad_149[i * 1024 + j] = t1908;
-        }
-    for (int i = 0; i < 32768; i++) {
-        const real t1898 = d_pad_146[i] + d_pad_147[i];
-        const real t1905 = t1898 + d_pad_148[i];
-        d_z_30[i] = t1905 + d_pad_149[i];
+    for (int i = 0; i < 8192; i++) {
+        const real t1771 = d_c_30[i] * g_4[i];
+        const real t1789 = t1771 * i_4[i];
+        const real t1790 = REAL_C(1.0) - i_4[i];
+        d_slice_60[i] = t1789 * t1790;
     }
+    for (int i = 0; i < 32; i++)
+        for (int r = 0; r < 256; r++)
+            d_z_30[i * 1024 + r] += d_slice_60[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
@@ -5856,11 +5621,9 @@ static void compute_grads(void)
            REAL_C(1.0), slice_3, 256, d_z_30, 1024, REAL_C(1.0), d_matmul_add_58, 1024);
 
     /* backward of models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
-    memset(d_pad_150, 0, 262144 * sizeof *d_pad_150);
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            d_pad_150[i * 8192 + j + 512] = d_reshape_63[i * 256 + j];
-        }
+        for (int r = 0; r < 256; r++)
+            d_pad_add_89[512 + i * 8192 + r] += d_reshape_63[i * 256 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
@@ -5868,42 +5631,42 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
-        const real t1889 = d_c_30[i] * f_2[i];
-        const real t1922 = d_h_30[i] * o_2[i];
-        const real t1923 = tanh_3[i] * tanh_3[i];
-        const real t1924 = REAL_C(1.0) - t1923;
-        const real t1925 = t1922 * t1924;
-        d_c_31[i] = t1889 + t1925;
+        const real t1774 = d_c_30[i] * f_2[i];
+        const real t1803 = d_h_30[i] * o_2[i];
+        const real t1804 = tanh_3[i] * tanh_3[i];
+        const real t1805 = REAL_C(1.0) - t1804;
+        const real t1806 = t1803 * t1805;
+        d_c_31[i] = t1774 + t1806;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
-    memset(d_pad_151, 0, 32768 * sizeof *d_pad_151);
+    memset(d_pad_32, 0, 32768 * sizeof *d_pad_32);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t1921 = d_h_30[i * 256 + j] * tanh_3[i * 256 + j];
-            const real t1931 = t1921 * o_2[i * 256 + j];
-            const real t1932 = REAL_C(1.0) - o_2[i * 256 + j];
-            const real t1933 = t1931 * t1932;
-            d_pad_151[i * 1024 + j + 768] = t1933;
+            const real t1802 = d_h_30[i * 256 + j] * tanh_3[i * 256 + j];
+            const real t1812 = t1802 * o_2[i * 256 + j];
+            const real t1813 = REAL_C(1.0) - o_2[i * 256 + j];
+            const real t1814 = t1812 * t1813;
+            d_pad_32[i * 1024 + j + 768] = t1814;
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
-    memset(d_pad_152, 0, 32768 * sizeof *d_pad_152);
+    for (int i = 0; i < 8192; i++) {
+        const real t1809 = d_c_31[i] * i_3[i];
+        const real t1816 = g_3[i] * g_3[i];
+        const real t1817 = REAL_C(1.0) - t1816;
+        d_slice_61[i] = t1809 * t1817;
+    }
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            const real t1928 = d_c_31[i * 256 + j] * i_3[i * 256 + j];
-            const real t1935 = g_3[i * 256 + j] * g_3[i * 256 + j];
-            const real t1936 = REAL_C(1.0) - t1935;
-            const real t1937 = t1928 * t1936;
-            d_pad_152[i * 1024 + j + 512] = t1937;
-        }
+        for (int r = 0; r < 256; r++)
+            d_pad_add_90[512 + i * 1024 + r] += d_slice_61[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 8192; i++) {
-        const real t1929 = d_c_31[i] * c[i];
-        const real t1940 = t1929 * f[i];
-        const real t1941 = REAL_C(1.0) - f[i];
-        d_add_31[i] = t1940 * t1941;
+        const real t1810 = d_c_31[i] * c[i];
+        const real t1820 = t1810 * f[i];
+        const real t1821 = REAL_C(1.0) - f[i];
+        d_add_31[i] = t1820 * t1821;
     }
     memset(d_sum_61, 0, 256 * sizeof *d_sum_61);
     for (int i = 0; i < 32; i++)
@@ -5911,58 +5674,51 @@ static void compute_grads(void)
             d_sum_61[j] += d_add_31[i * 256 + j];
         }
     for (int i = 0; i < 256; i++) {
-        const real t755 = d_sum[i] + d_sum_3[i];
-        const real t796 = t755 + d_sum_5[i];
-        const real t837 = t796 + d_sum_7[i];
-        const real t878 = t837 + d_sum_9[i];
-        const real t919 = t878 + d_sum_11[i];
-        const real t960 = t919 + d_sum_13[i];
-        const real t1001 = t960 + d_sum_15[i];
-        const real t1042 = t1001 + d_sum_17[i];
-        const real t1083 = t1042 + d_sum_19[i];
-        const real t1124 = t1083 + d_sum_21[i];
-        const real t1165 = t1124 + d_sum_23[i];
-        const real t1206 = t1165 + d_sum_25[i];
-        const real t1247 = t1206 + d_sum_27[i];
-        const real t1288 = t1247 + d_sum_29[i];
-        const real t1329 = t1288 + d_sum_31[i];
-        const real t1370 = t1329 + d_sum_33[i];
-        const real t1411 = t1370 + d_sum_35[i];
-        const real t1452 = t1411 + d_sum_37[i];
-        const real t1493 = t1452 + d_sum_39[i];
-        const real t1534 = t1493 + d_sum_41[i];
-        const real t1575 = t1534 + d_sum_43[i];
-        const real t1616 = t1575 + d_sum_45[i];
-        const real t1657 = t1616 + d_sum_47[i];
-        const real t1698 = t1657 + d_sum_49[i];
-        const real t1739 = t1698 + d_sum_51[i];
-        const real t1780 = t1739 + d_sum_53[i];
-        const real t1821 = t1780 + d_sum_55[i];
-        const real t1862 = t1821 + d_sum_57[i];
-        const real t1903 = t1862 + d_sum_59[i];
-        d_lstm_forget_b[i] = t1903 + d_sum_61[i];
+        const real t751 = d_sum[i] + d_sum_3[i];
+        const real t788 = t751 + d_sum_5[i];
+        const real t825 = t788 + d_sum_7[i];
+        const real t862 = t825 + d_sum_9[i];
+        const real t899 = t862 + d_sum_11[i];
+        const real t936 = t899 + d_sum_13[i];
+        const real t973 = t936 + d_sum_15[i];
+        const real t1010 = t973 + d_sum_17[i];
+        const real t1047 = t1010 + d_sum_19[i];
+        const real t1084 = t1047 + d_sum_21[i];
+        const real t1121 = t1084 + d_sum_23[i];
+        const real t1158 = t1121 + d_sum_25[i];
+        const real t1195 = t1158 + d_sum_27[i];
+        const real t1232 = t1195 + d_sum_29[i];
+        const real t1269 = t1232 + d_sum_31[i];
+        const real t1306 = t1269 + d_sum_33[i];
+        const real t1343 = t1306 + d_sum_35[i];
+        const real t1380 = t1343 + d_sum_37[i];
+        const real t1417 = t1380 + d_sum_39[i];
+        const real t1454 = t1417 + d_sum_41[i];
+        const real t1491 = t1454 + d_sum_43[i];
+        const real t1528 = t1491 + d_sum_45[i];
+        const real t1565 = t1528 + d_sum_47[i];
+        const real t1602 = t1565 + d_sum_49[i];
+        const real t1639 = t1602 + d_sum_51[i];
+        const real t1676 = t1639 + d_sum_53[i];
+        const real t1713 = t1676 + d_sum_55[i];
+        const real t1750 = t1713 + d_sum_57[i];
+        const real t1787 = t1750 + d_sum_59[i];
+        d_lstm_forget_b[i] = t1787 + d_sum_61[i];
     }
-    memset(d_pad_153, 0, 32768 * sizeof *d_pad_153);
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            d_pad_153[i * 1024 + j + 256] = d_add_31[i * 256 + j];
-        }
+        for (int r = 0; r < 256; r++)
+            d_pad_add_91[256 + i * 1024 + r] += d_add_31[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
-    memset(d_pad_154, 0, 32768 * sizeof *d_pad_154);
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            const real t1927 = d_c_31[i * 256 + j] * g_3[i * 256 + j];
-            const real t1947 = t1927 * i_3[i * 256 + j];
-            const real t1948 = REAL_C(1.0) - i_3[i * 256 + j];
-            const real t1949 = t1947 * t1948;
-            d_pad_154[i * 1024 + j] = t1949;
-        }
-    for (int i = 0; i < 32768; i++) {
-        const real t1939 = d_pad_151[i] + d_pad_152[i];
-        const real t1946 = t1939 + d_pad_153[i];
-        d_z_31[i] = t1946 + d_pad_154[i];
+    for (int i = 0; i < 8192; i++) {
+        const real t1808 = d_c_31[i] * g_3[i];
+        const real t1826 = t1808 * i_3[i];
+        const real t1827 = REAL_C(1.0) - i_3[i];
+        d_slice_62[i] = t1826 * t1827;
     }
+    for (int i = 0; i < 32; i++)
+        for (int r = 0; r < 256; r++)
+            d_z_31[i * 1024 + r] += d_slice_62[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
@@ -5980,11 +5736,9 @@ static void compute_grads(void)
            REAL_C(1.0), slice_2, 256, d_z_31, 1024, REAL_C(1.0), d_matmul_add_59, 1024);
 
     /* backward of models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
-    memset(d_pad_155, 0, 262144 * sizeof *d_pad_155);
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            d_pad_155[i * 8192 + j + 256] = d_reshape_64[i * 256 + j];
-        }
+        for (int r = 0; r < 256; r++)
+            d_pad_add_92[256 + i * 8192 + r] += d_reshape_64[i * 256 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
@@ -5992,50 +5746,46 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
-        const real t1930 = d_c_31[i] * f[i];
-        const real t1963 = d_h_31[i] * o[i];
-        const real t1964 = tanh_2[i] * tanh_2[i];
-        const real t1965 = REAL_C(1.0) - t1964;
-        const real t1966 = t1963 * t1965;
-        d_c_32[i] = t1930 + t1966;
+        const real t1811 = d_c_31[i] * f[i];
+        const real t1840 = d_h_31[i] * o[i];
+        const real t1841 = tanh_2[i] * tanh_2[i];
+        const real t1842 = REAL_C(1.0) - t1841;
+        const real t1843 = t1840 * t1842;
+        d_c_32[i] = t1811 + t1843;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
-    memset(d_pad_156, 0, 32768 * sizeof *d_pad_156);
+    memset(d_pad_33, 0, 32768 * sizeof *d_pad_33);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t1962 = d_h_31[i * 256 + j] * tanh_2[i * 256 + j];
-            const real t1970 = t1962 * o[i * 256 + j];
-            const real t1971 = REAL_C(1.0) - o[i * 256 + j];
-            const real t1972 = t1970 * t1971;
-            d_pad_156[i * 1024 + j + 768] = t1972;
+            const real t1839 = d_h_31[i * 256 + j] * tanh_2[i * 256 + j];
+            const real t1847 = t1839 * o[i * 256 + j];
+            const real t1848 = REAL_C(1.0) - o[i * 256 + j];
+            const real t1849 = t1847 * t1848;
+            d_pad_33[i * 1024 + j + 768] = t1849;
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
-    memset(d_pad_157, 0, 32768 * sizeof *d_pad_157);
+    for (int i = 0; i < 8192; i++) {
+        const real t1846 = d_c_32[i] * i_2[i];
+        const real t1851 = g_2[i] * g_2[i];
+        const real t1852 = REAL_C(1.0) - t1851;
+        d_slice_63[i] = t1846 * t1852;
+    }
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            const real t1969 = d_c_32[i * 256 + j] * i_2[i * 256 + j];
-            const real t1974 = g_2[i * 256 + j] * g_2[i * 256 + j];
-            const real t1975 = REAL_C(1.0) - t1974;
-            const real t1976 = t1969 * t1975;
-            d_pad_157[i * 1024 + j + 512] = t1976;
-        }
+        for (int r = 0; r < 256; r++)
+            d_pad_add_93[512 + i * 1024 + r] += d_slice_63[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
-    memset(d_pad_158, 0, 32768 * sizeof *d_pad_158);
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            const real t1968 = d_c_32[i * 256 + j] * g_2[i * 256 + j];
-            const real t1979 = t1968 * i_2[i * 256 + j];
-            const real t1980 = REAL_C(1.0) - i_2[i * 256 + j];
-            const real t1981 = t1979 * t1980;
-            d_pad_158[i * 1024 + j] = t1981;
-        }
-    for (int i = 0; i < 32768; i++) {
-        const real t1978 = d_pad_156[i] + d_pad_157[i];
-        d_z_32[i] = t1978 + d_pad_158[i];
+    for (int i = 0; i < 8192; i++) {
+        const real t1845 = d_c_32[i] * g_2[i];
+        const real t1855 = t1845 * i_2[i];
+        const real t1856 = REAL_C(1.0) - i_2[i];
+        d_slice_64[i] = t1855 * t1856;
     }
+    for (int i = 0; i < 32; i++)
+        for (int r = 0; r < 256; r++)
+            d_z_32[i * 1024 + r] += d_slice_64[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
     memset(d_sum_63, 0, 1024 * sizeof *d_sum_63);
@@ -6044,37 +5794,37 @@ static void compute_grads(void)
             d_sum_63[j] += d_z_32[i * 1024 + j];
         }
     for (int i = 0; i < 1024; i++) {
-        const real t765 = d_sum_2[i] + d_sum_4[i];
-        const real t806 = t765 + d_sum_6[i];
-        const real t847 = t806 + d_sum_8[i];
-        const real t888 = t847 + d_sum_10[i];
-        const real t929 = t888 + d_sum_12[i];
-        const real t970 = t929 + d_sum_14[i];
-        const real t1011 = t970 + d_sum_16[i];
-        const real t1052 = t1011 + d_sum_18[i];
-        const real t1093 = t1052 + d_sum_20[i];
-        const real t1134 = t1093 + d_sum_22[i];
-        const real t1175 = t1134 + d_sum_24[i];
-        const real t1216 = t1175 + d_sum_26[i];
-        const real t1257 = t1216 + d_sum_28[i];
-        const real t1298 = t1257 + d_sum_30[i];
-        const real t1339 = t1298 + d_sum_32[i];
-        const real t1380 = t1339 + d_sum_34[i];
-        const real t1421 = t1380 + d_sum_36[i];
-        const real t1462 = t1421 + d_sum_38[i];
-        const real t1503 = t1462 + d_sum_40[i];
-        const real t1544 = t1503 + d_sum_42[i];
-        const real t1585 = t1544 + d_sum_44[i];
-        const real t1626 = t1585 + d_sum_46[i];
-        const real t1667 = t1626 + d_sum_48[i];
-        const real t1708 = t1667 + d_sum_50[i];
-        const real t1749 = t1708 + d_sum_52[i];
-        const real t1790 = t1749 + d_sum_54[i];
-        const real t1831 = t1790 + d_sum_56[i];
-        const real t1872 = t1831 + d_sum_58[i];
-        const real t1913 = t1872 + d_sum_60[i];
-        const real t1954 = t1913 + d_sum_62[i];
-        d_lstm_b[i] = t1954 + d_sum_63[i];
+        const real t759 = d_sum_2[i] + d_sum_4[i];
+        const real t796 = t759 + d_sum_6[i];
+        const real t833 = t796 + d_sum_8[i];
+        const real t870 = t833 + d_sum_10[i];
+        const real t907 = t870 + d_sum_12[i];
+        const real t944 = t907 + d_sum_14[i];
+        const real t981 = t944 + d_sum_16[i];
+        const real t1018 = t981 + d_sum_18[i];
+        const real t1055 = t1018 + d_sum_20[i];
+        const real t1092 = t1055 + d_sum_22[i];
+        const real t1129 = t1092 + d_sum_24[i];
+        const real t1166 = t1129 + d_sum_26[i];
+        const real t1203 = t1166 + d_sum_28[i];
+        const real t1240 = t1203 + d_sum_30[i];
+        const real t1277 = t1240 + d_sum_32[i];
+        const real t1314 = t1277 + d_sum_34[i];
+        const real t1351 = t1314 + d_sum_36[i];
+        const real t1388 = t1351 + d_sum_38[i];
+        const real t1425 = t1388 + d_sum_40[i];
+        const real t1462 = t1425 + d_sum_42[i];
+        const real t1499 = t1462 + d_sum_44[i];
+        const real t1536 = t1499 + d_sum_46[i];
+        const real t1573 = t1536 + d_sum_48[i];
+        const real t1610 = t1573 + d_sum_50[i];
+        const real t1647 = t1610 + d_sum_52[i];
+        const real t1684 = t1647 + d_sum_54[i];
+        const real t1721 = t1684 + d_sum_56[i];
+        const real t1758 = t1721 + d_sum_58[i];
+        const real t1795 = t1758 + d_sum_60[i];
+        const real t1832 = t1795 + d_sum_62[i];
+        d_lstm_b[i] = t1832 + d_sum_63[i];
     }
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
            REAL_C(1.0), d_z_32, 1024, lstm_w, 1024, REAL_C(0.0), d_reshape_65, 256);
@@ -6082,44 +5832,9 @@ static void compute_grads(void)
            REAL_C(1.0), slice, 256, d_z_32, 1024, REAL_C(1.0), d_lstm_w, 1024);
 
     /* backward of models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
-    memset(d_pad_159, 0, 262144 * sizeof *d_pad_159);
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            d_pad_159[i * 8192 + j] = d_reshape_65[i * 256 + j];
-        }
-    for (int i = 0; i < 262144; i++) {
-        const real t770 = d_pad_5[i] + d_pad_10[i];
-        const real t811 = t770 + d_pad_15[i];
-        const real t852 = t811 + d_pad_20[i];
-        const real t893 = t852 + d_pad_25[i];
-        const real t934 = t893 + d_pad_30[i];
-        const real t975 = t934 + d_pad_35[i];
-        const real t1016 = t975 + d_pad_40[i];
-        const real t1057 = t1016 + d_pad_45[i];
-        const real t1098 = t1057 + d_pad_50[i];
-        const real t1139 = t1098 + d_pad_55[i];
-        const real t1180 = t1139 + d_pad_60[i];
-        const real t1221 = t1180 + d_pad_65[i];
-        const real t1262 = t1221 + d_pad_70[i];
-        const real t1303 = t1262 + d_pad_75[i];
-        const real t1344 = t1303 + d_pad_80[i];
-        const real t1385 = t1344 + d_pad_85[i];
-        const real t1426 = t1385 + d_pad_90[i];
-        const real t1467 = t1426 + d_pad_95[i];
-        const real t1508 = t1467 + d_pad_100[i];
-        const real t1549 = t1508 + d_pad_105[i];
-        const real t1590 = t1549 + d_pad_110[i];
-        const real t1631 = t1590 + d_pad_115[i];
-        const real t1672 = t1631 + d_pad_120[i];
-        const real t1713 = t1672 + d_pad_125[i];
-        const real t1754 = t1713 + d_pad_130[i];
-        const real t1795 = t1754 + d_pad_135[i];
-        const real t1836 = t1795 + d_pad_140[i];
-        const real t1877 = t1836 + d_pad_145[i];
-        const real t1918 = t1877 + d_pad_150[i];
-        const real t1959 = t1918 + d_pad_155[i];
-        d_e[i] = t1959 + d_pad_159[i];
-    }
+        for (int r = 0; r < 256; r++)
+            d_e[i * 8192 + r] += d_reshape_65[i * 256 + r];
 
     /* backward of models/char_lstm.lua:14: local e = embedding(embed, x)                   -- [N, T, H] */
     memset(d_embed, 0, 32768 * sizeof *d_embed);
@@ -6212,7 +5927,7 @@ const rt_model REAL_SUFFIX(char_lstm_model) = {
     .real = RT_REAL,
     .arena = arena,
     .iarena = iarena,
-    .arena_size = 12654096,
+    .arena_size = 5314064,
     .iarena_size = 2048,
     .n_inputs = 2,
     .n_params = 7,

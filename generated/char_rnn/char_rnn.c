@@ -9,7 +9,7 @@
 #include "rt_real.h"
 #include "char_rnn.h"
 
-static real arena[9823760];
+static real arena[2221584];
 static int32_t iarena[2048];
 
 static int32_t *const x = iarena + 0; /* input [32,32] */
@@ -237,215 +237,214 @@ static real *const d_matmul_add = arena + 295296; /* [256,256] */
 static real *const d_sum_2 = arena + 919312; /* [256] */
 static real *const d_reshape_35 = arena + 1173008; /* [32,256] */
 static real *const d_matmul_add_2 = arena + 229760; /* [256,256] */
-static real *const d_pad_2 = arena + 1697296; /* [32,32,256] */
+static real *const d_pad_add = arena + 1959440; /* [32,32,256] */
 static real *const d_h_2 = arena + 1164816; /* [32,256] */
 static real *const d_z_3 = arena + 1173008; /* [32,256] */
 static real *const d_matmul_add_3 = arena + 295296; /* [256,256] */
 static real *const d_sum_3 = arena + 919568; /* [256] */
 static real *const d_reshape_36 = arena + 1164816; /* [32,256] */
 static real *const d_matmul_add_4 = arena + 229760; /* [256,256] */
-static real *const d_pad_3 = arena + 2221584; /* [32,32,256] */
+static real *const d_pad_add_2 = arena + 1959440; /* [32,32,256] */
 static real *const d_h_3 = arena + 1156624; /* [32,256] */
 static real *const d_z_4 = arena + 1164816; /* [32,256] */
 static real *const d_matmul_add_5 = arena + 295296; /* [256,256] */
 static real *const d_sum_4 = arena + 919824; /* [256] */
 static real *const d_reshape_37 = arena + 1156624; /* [32,256] */
 static real *const d_matmul_add_6 = arena + 229760; /* [256,256] */
-static real *const d_pad_4 = arena + 2483728; /* [32,32,256] */
+static real *const d_pad_add_3 = arena + 1959440; /* [32,32,256] */
 static real *const d_h_4 = arena + 1148432; /* [32,256] */
 static real *const d_z_5 = arena + 1156624; /* [32,256] */
 static real *const d_matmul_add_7 = arena + 295296; /* [256,256] */
 static real *const d_sum_5 = arena + 920080; /* [256] */
 static real *const d_reshape_38 = arena + 1148432; /* [32,256] */
 static real *const d_matmul_add_8 = arena + 229760; /* [256,256] */
-static real *const d_pad_5 = arena + 2745872; /* [32,32,256] */
+static real *const d_pad_add_4 = arena + 1959440; /* [32,32,256] */
 static real *const d_h_5 = arena + 1140240; /* [32,256] */
 static real *const d_z_6 = arena + 1148432; /* [32,256] */
 static real *const d_matmul_add_9 = arena + 295296; /* [256,256] */
 static real *const d_sum_6 = arena + 920336; /* [256] */
 static real *const d_reshape_39 = arena + 1140240; /* [32,256] */
 static real *const d_matmul_add_10 = arena + 229760; /* [256,256] */
-static real *const d_pad_6 = arena + 3008016; /* [32,32,256] */
+static real *const d_pad_add_5 = arena + 1959440; /* [32,32,256] */
 static real *const d_h_6 = arena + 1132048; /* [32,256] */
 static real *const d_z_7 = arena + 1140240; /* [32,256] */
 static real *const d_matmul_add_11 = arena + 295296; /* [256,256] */
 static real *const d_sum_7 = arena + 920592; /* [256] */
 static real *const d_reshape_40 = arena + 1132048; /* [32,256] */
 static real *const d_matmul_add_12 = arena + 229760; /* [256,256] */
-static real *const d_pad_7 = arena + 3270160; /* [32,32,256] */
+static real *const d_pad_add_6 = arena + 1959440; /* [32,32,256] */
 static real *const d_h_7 = arena + 1123856; /* [32,256] */
 static real *const d_z_8 = arena + 1132048; /* [32,256] */
 static real *const d_matmul_add_13 = arena + 295296; /* [256,256] */
 static real *const d_sum_8 = arena + 920848; /* [256] */
 static real *const d_reshape_41 = arena + 1123856; /* [32,256] */
 static real *const d_matmul_add_14 = arena + 229760; /* [256,256] */
-static real *const d_pad_8 = arena + 3532304; /* [32,32,256] */
+static real *const d_pad_add_7 = arena + 1959440; /* [32,32,256] */
 static real *const d_h_8 = arena + 1115664; /* [32,256] */
 static real *const d_z_9 = arena + 1123856; /* [32,256] */
 static real *const d_matmul_add_15 = arena + 295296; /* [256,256] */
 static real *const d_sum_9 = arena + 921104; /* [256] */
 static real *const d_reshape_42 = arena + 1115664; /* [32,256] */
 static real *const d_matmul_add_16 = arena + 229760; /* [256,256] */
-static real *const d_pad_9 = arena + 3794448; /* [32,32,256] */
+static real *const d_pad_add_8 = arena + 1959440; /* [32,32,256] */
 static real *const d_h_9 = arena + 1107472; /* [32,256] */
 static real *const d_z_10 = arena + 1115664; /* [32,256] */
 static real *const d_matmul_add_17 = arena + 295296; /* [256,256] */
 static real *const d_sum_10 = arena + 921360; /* [256] */
 static real *const d_reshape_43 = arena + 1107472; /* [32,256] */
 static real *const d_matmul_add_18 = arena + 229760; /* [256,256] */
-static real *const d_pad_10 = arena + 4056592; /* [32,32,256] */
+static real *const d_pad_add_9 = arena + 1959440; /* [32,32,256] */
 static real *const d_h_10 = arena + 1099280; /* [32,256] */
 static real *const d_z_11 = arena + 1107472; /* [32,256] */
 static real *const d_matmul_add_19 = arena + 295296; /* [256,256] */
 static real *const d_sum_11 = arena + 921616; /* [256] */
 static real *const d_reshape_44 = arena + 1099280; /* [32,256] */
 static real *const d_matmul_add_20 = arena + 229760; /* [256,256] */
-static real *const d_pad_11 = arena + 4318736; /* [32,32,256] */
+static real *const d_pad_add_10 = arena + 1959440; /* [32,32,256] */
 static real *const d_h_11 = arena + 1091088; /* [32,256] */
 static real *const d_z_12 = arena + 1099280; /* [32,256] */
 static real *const d_matmul_add_21 = arena + 295296; /* [256,256] */
 static real *const d_sum_12 = arena + 921872; /* [256] */
 static real *const d_reshape_45 = arena + 1091088; /* [32,256] */
 static real *const d_matmul_add_22 = arena + 229760; /* [256,256] */
-static real *const d_pad_12 = arena + 4580880; /* [32,32,256] */
+static real *const d_pad_add_11 = arena + 1959440; /* [32,32,256] */
 static real *const d_h_12 = arena + 1082896; /* [32,256] */
 static real *const d_z_13 = arena + 1091088; /* [32,256] */
 static real *const d_matmul_add_23 = arena + 295296; /* [256,256] */
 static real *const d_sum_13 = arena + 922128; /* [256] */
 static real *const d_reshape_46 = arena + 1082896; /* [32,256] */
 static real *const d_matmul_add_24 = arena + 229760; /* [256,256] */
-static real *const d_pad_13 = arena + 4843024; /* [32,32,256] */
+static real *const d_pad_add_12 = arena + 1959440; /* [32,32,256] */
 static real *const d_h_13 = arena + 1074704; /* [32,256] */
 static real *const d_z_14 = arena + 1082896; /* [32,256] */
 static real *const d_matmul_add_25 = arena + 295296; /* [256,256] */
 static real *const d_sum_14 = arena + 922384; /* [256] */
 static real *const d_reshape_47 = arena + 1074704; /* [32,256] */
 static real *const d_matmul_add_26 = arena + 229760; /* [256,256] */
-static real *const d_pad_14 = arena + 5105168; /* [32,32,256] */
+static real *const d_pad_add_13 = arena + 1959440; /* [32,32,256] */
 static real *const d_h_14 = arena + 1066512; /* [32,256] */
 static real *const d_z_15 = arena + 1074704; /* [32,256] */
 static real *const d_matmul_add_27 = arena + 295296; /* [256,256] */
 static real *const d_sum_15 = arena + 922640; /* [256] */
 static real *const d_reshape_48 = arena + 1066512; /* [32,256] */
 static real *const d_matmul_add_28 = arena + 229760; /* [256,256] */
-static real *const d_pad_15 = arena + 5367312; /* [32,32,256] */
+static real *const d_pad_add_14 = arena + 1959440; /* [32,32,256] */
 static real *const d_h_15 = arena + 1058320; /* [32,256] */
 static real *const d_z_16 = arena + 1066512; /* [32,256] */
 static real *const d_matmul_add_29 = arena + 295296; /* [256,256] */
 static real *const d_sum_16 = arena + 922896; /* [256] */
 static real *const d_reshape_49 = arena + 1058320; /* [32,256] */
 static real *const d_matmul_add_30 = arena + 229760; /* [256,256] */
-static real *const d_pad_16 = arena + 5629456; /* [32,32,256] */
+static real *const d_pad_add_15 = arena + 1959440; /* [32,32,256] */
 static real *const d_h_16 = arena + 1050128; /* [32,256] */
 static real *const d_z_17 = arena + 1058320; /* [32,256] */
 static real *const d_matmul_add_31 = arena + 295296; /* [256,256] */
 static real *const d_sum_17 = arena + 923152; /* [256] */
 static real *const d_reshape_50 = arena + 1050128; /* [32,256] */
 static real *const d_matmul_add_32 = arena + 229760; /* [256,256] */
-static real *const d_pad_17 = arena + 1426960; /* [32,32,256] */
+static real *const d_pad_add_16 = arena + 1959440; /* [32,32,256] */
 static real *const d_h_17 = arena + 1041936; /* [32,256] */
-static real *const d_z_18 = arena + 1689104; /* [32,256] */
+static real *const d_z_18 = arena + 1050128; /* [32,256] */
 static real *const d_matmul_add_33 = arena + 295296; /* [256,256] */
 static real *const d_sum_18 = arena + 923408; /* [256] */
-static real *const d_reshape_51 = arena + 1418768; /* [32,256] */
+static real *const d_reshape_51 = arena + 1041936; /* [32,256] */
 static real *const d_matmul_add_34 = arena + 229760; /* [256,256] */
-static real *const d_pad_18 = arena + 5891600; /* [32,32,256] */
+static real *const d_pad_add_17 = arena + 1959440; /* [32,32,256] */
 static real *const d_h_18 = arena + 1033744; /* [32,256] */
-static real *const d_z_19 = arena + 1689104; /* [32,256] */
+static real *const d_z_19 = arena + 1041936; /* [32,256] */
 static real *const d_matmul_add_35 = arena + 295296; /* [256,256] */
 static real *const d_sum_19 = arena + 923664; /* [256] */
-static real *const d_reshape_52 = arena + 1402384; /* [32,256] */
+static real *const d_reshape_52 = arena + 1033744; /* [32,256] */
 static real *const d_matmul_add_36 = arena + 229760; /* [256,256] */
-static real *const d_pad_19 = arena + 6153744; /* [32,32,256] */
+static real *const d_pad_add_18 = arena + 1959440; /* [32,32,256] */
 static real *const d_h_19 = arena + 1025552; /* [32,256] */
-static real *const d_z_20 = arena + 1689104; /* [32,256] */
+static real *const d_z_20 = arena + 1033744; /* [32,256] */
 static real *const d_matmul_add_37 = arena + 295296; /* [256,256] */
 static real *const d_sum_20 = arena + 923920; /* [256] */
-static real *const d_reshape_53 = arena + 1386000; /* [32,256] */
+static real *const d_reshape_53 = arena + 1025552; /* [32,256] */
 static real *const d_matmul_add_38 = arena + 229760; /* [256,256] */
-static real *const d_pad_20 = arena + 6415888; /* [32,32,256] */
+static real *const d_pad_add_19 = arena + 1959440; /* [32,32,256] */
 static real *const d_h_20 = arena + 1017360; /* [32,256] */
-static real *const d_z_21 = arena + 1689104; /* [32,256] */
+static real *const d_z_21 = arena + 1025552; /* [32,256] */
 static real *const d_matmul_add_39 = arena + 295296; /* [256,256] */
 static real *const d_sum_21 = arena + 924176; /* [256] */
-static real *const d_reshape_54 = arena + 1369616; /* [32,256] */
+static real *const d_reshape_54 = arena + 1017360; /* [32,256] */
 static real *const d_matmul_add_40 = arena + 229760; /* [256,256] */
-static real *const d_pad_21 = arena + 6678032; /* [32,32,256] */
+static real *const d_pad_add_20 = arena + 1959440; /* [32,32,256] */
 static real *const d_h_21 = arena + 1009168; /* [32,256] */
-static real *const d_z_22 = arena + 1689104; /* [32,256] */
+static real *const d_z_22 = arena + 1017360; /* [32,256] */
 static real *const d_matmul_add_41 = arena + 295296; /* [256,256] */
 static real *const d_sum_22 = arena + 924432; /* [256] */
-static real *const d_reshape_55 = arena + 1353232; /* [32,256] */
+static real *const d_reshape_55 = arena + 1009168; /* [32,256] */
 static real *const d_matmul_add_42 = arena + 229760; /* [256,256] */
-static real *const d_pad_22 = arena + 6940176; /* [32,32,256] */
+static real *const d_pad_add_21 = arena + 1959440; /* [32,32,256] */
 static real *const d_h_22 = arena + 1000976; /* [32,256] */
-static real *const d_z_23 = arena + 1689104; /* [32,256] */
+static real *const d_z_23 = arena + 1009168; /* [32,256] */
 static real *const d_matmul_add_43 = arena + 295296; /* [256,256] */
 static real *const d_sum_23 = arena + 924688; /* [256] */
-static real *const d_reshape_56 = arena + 1336848; /* [32,256] */
+static real *const d_reshape_56 = arena + 1000976; /* [32,256] */
 static real *const d_matmul_add_44 = arena + 229760; /* [256,256] */
-static real *const d_pad_23 = arena + 7202320; /* [32,32,256] */
+static real *const d_pad_add_22 = arena + 1959440; /* [32,32,256] */
 static real *const d_h_23 = arena + 992784; /* [32,256] */
-static real *const d_z_24 = arena + 1689104; /* [32,256] */
+static real *const d_z_24 = arena + 1000976; /* [32,256] */
 static real *const d_matmul_add_45 = arena + 295296; /* [256,256] */
 static real *const d_sum_24 = arena + 924944; /* [256] */
-static real *const d_reshape_57 = arena + 1320464; /* [32,256] */
+static real *const d_reshape_57 = arena + 992784; /* [32,256] */
 static real *const d_matmul_add_46 = arena + 229760; /* [256,256] */
-static real *const d_pad_24 = arena + 7464464; /* [32,32,256] */
+static real *const d_pad_add_23 = arena + 1959440; /* [32,32,256] */
 static real *const d_h_24 = arena + 984592; /* [32,256] */
-static real *const d_z_25 = arena + 1689104; /* [32,256] */
+static real *const d_z_25 = arena + 992784; /* [32,256] */
 static real *const d_matmul_add_47 = arena + 295296; /* [256,256] */
 static real *const d_sum_25 = arena + 925200; /* [256] */
-static real *const d_reshape_58 = arena + 1304080; /* [32,256] */
+static real *const d_reshape_58 = arena + 984592; /* [32,256] */
 static real *const d_matmul_add_48 = arena + 229760; /* [256,256] */
-static real *const d_pad_25 = arena + 7726608; /* [32,32,256] */
+static real *const d_pad_add_24 = arena + 1959440; /* [32,32,256] */
 static real *const d_h_25 = arena + 976400; /* [32,256] */
-static real *const d_z_26 = arena + 1689104; /* [32,256] */
+static real *const d_z_26 = arena + 984592; /* [32,256] */
 static real *const d_matmul_add_49 = arena + 295296; /* [256,256] */
 static real *const d_sum_26 = arena + 925456; /* [256] */
-static real *const d_reshape_59 = arena + 1287696; /* [32,256] */
+static real *const d_reshape_59 = arena + 976400; /* [32,256] */
 static real *const d_matmul_add_50 = arena + 229760; /* [256,256] */
-static real *const d_pad_26 = arena + 7988752; /* [32,32,256] */
+static real *const d_pad_add_25 = arena + 1959440; /* [32,32,256] */
 static real *const d_h_26 = arena + 968208; /* [32,256] */
-static real *const d_z_27 = arena + 1689104; /* [32,256] */
+static real *const d_z_27 = arena + 976400; /* [32,256] */
 static real *const d_matmul_add_51 = arena + 295296; /* [256,256] */
 static real *const d_sum_27 = arena + 925712; /* [256] */
-static real *const d_reshape_60 = arena + 1271312; /* [32,256] */
+static real *const d_reshape_60 = arena + 968208; /* [32,256] */
 static real *const d_matmul_add_52 = arena + 229760; /* [256,256] */
-static real *const d_pad_27 = arena + 8250896; /* [32,32,256] */
+static real *const d_pad_add_26 = arena + 1959440; /* [32,32,256] */
 static real *const d_h_27 = arena + 960016; /* [32,256] */
-static real *const d_z_28 = arena + 1689104; /* [32,256] */
+static real *const d_z_28 = arena + 968208; /* [32,256] */
 static real *const d_matmul_add_53 = arena + 295296; /* [256,256] */
 static real *const d_sum_28 = arena + 925968; /* [256] */
-static real *const d_reshape_61 = arena + 1254928; /* [32,256] */
+static real *const d_reshape_61 = arena + 960016; /* [32,256] */
 static real *const d_matmul_add_54 = arena + 229760; /* [256,256] */
-static real *const d_pad_28 = arena + 8513040; /* [32,32,256] */
+static real *const d_pad_add_27 = arena + 1959440; /* [32,32,256] */
 static real *const d_h_28 = arena + 951824; /* [32,256] */
-static real *const d_z_29 = arena + 1689104; /* [32,256] */
+static real *const d_z_29 = arena + 960016; /* [32,256] */
 static real *const d_matmul_add_55 = arena + 295296; /* [256,256] */
 static real *const d_sum_29 = arena + 926224; /* [256] */
-static real *const d_reshape_62 = arena + 1238544; /* [32,256] */
+static real *const d_reshape_62 = arena + 951824; /* [32,256] */
 static real *const d_matmul_add_56 = arena + 229760; /* [256,256] */
-static real *const d_pad_29 = arena + 8775184; /* [32,32,256] */
+static real *const d_pad_add_28 = arena + 1959440; /* [32,32,256] */
 static real *const d_h_29 = arena + 943632; /* [32,256] */
-static real *const d_z_30 = arena + 1689104; /* [32,256] */
+static real *const d_z_30 = arena + 951824; /* [32,256] */
 static real *const d_matmul_add_57 = arena + 295296; /* [256,256] */
 static real *const d_sum_30 = arena + 926480; /* [256] */
-static real *const d_reshape_63 = arena + 1222160; /* [32,256] */
+static real *const d_reshape_63 = arena + 943632; /* [32,256] */
 static real *const d_matmul_add_58 = arena + 229760; /* [256,256] */
-static real *const d_pad_30 = arena + 9037328; /* [32,32,256] */
+static real *const d_pad_add_29 = arena + 1959440; /* [32,32,256] */
 static real *const d_h_30 = arena + 935440; /* [32,256] */
-static real *const d_z_31 = arena + 1689104; /* [32,256] */
+static real *const d_z_31 = arena + 943632; /* [32,256] */
 static real *const d_sum_31 = arena + 926736; /* [256] */
 static real *const d_reshape_64 = arena + 935440; /* [32,256] */
 static real *const d_matmul_add_59 = arena + 229760; /* [256,256] */
-static real *const d_pad_31 = arena + 9299472; /* [32,32,256] */
+static real *const d_pad_add_30 = arena + 1959440; /* [32,32,256] */
 static real *const d_h_31 = arena + 927248; /* [32,256] */
 static real *const d_z_32 = arena + 935440; /* [32,256] */
-static real *const d_sum_32 = arena + 1689104; /* [256] */
-static real *const d_reshape_65 = arena + 1689104; /* [32,256] */
-static real *const d_pad_32 = arena + 943632; /* [32,32,256] */
-static real *const d_e = arena + 9561616; /* [32,32,256] */
+static real *const d_sum_32 = arena + 926992; /* [256] */
+static real *const d_reshape_65 = arena + 919056; /* [32,256] */
+static real *const d_e = arena + 1959440; /* [32,32,256] */
 
 /* The forward pass of the outputs, in the mode forward() or
  * loss_and_grad() set. */
@@ -1514,11 +1513,9 @@ static void compute_grads(void)
            REAL_C(1.0), slice_31, 256, d_z_2, 256, REAL_C(1.0), d_matmul_add_2, 256);
 
     /* backward of models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
-    memset(d_pad_2, 0, 262144 * sizeof *d_pad_2);
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            d_pad_2[i * 8192 + j + 7680] = d_reshape_35[i * 256 + j];
-        }
+        for (int r = 0; r < 256; r++)
+            d_pad_add[7680 + i * 8192 + r] += d_reshape_35[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
@@ -1526,9 +1523,9 @@ static void compute_grads(void)
 
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        const real t307 = h_30[i] * h_30[i];
-        const real t308 = REAL_C(1.0) - t307;
-        d_z_3[i] = d_h_2[i] * t308;
+        const real t306 = h_30[i] * h_30[i];
+        const real t307 = REAL_C(1.0) - t306;
+        d_z_3[i] = d_h_2[i] * t307;
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
@@ -1547,11 +1544,9 @@ static void compute_grads(void)
            REAL_C(1.0), slice_30, 256, d_z_3, 256, REAL_C(1.0), d_matmul_add_4, 256);
 
     /* backward of models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
-    memset(d_pad_3, 0, 262144 * sizeof *d_pad_3);
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            d_pad_3[i * 8192 + j + 7424] = d_reshape_36[i * 256 + j];
-        }
+        for (int r = 0; r < 256; r++)
+            d_pad_add_2[7424 + i * 8192 + r] += d_reshape_36[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
@@ -1559,9 +1554,9 @@ static void compute_grads(void)
 
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        const real t320 = h_29[i] * h_29[i];
-        const real t321 = REAL_C(1.0) - t320;
-        d_z_4[i] = d_h_3[i] * t321;
+        const real t318 = h_29[i] * h_29[i];
+        const real t319 = REAL_C(1.0) - t318;
+        d_z_4[i] = d_h_3[i] * t319;
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
@@ -1580,11 +1575,9 @@ static void compute_grads(void)
            REAL_C(1.0), slice_29, 256, d_z_4, 256, REAL_C(1.0), d_matmul_add_6, 256);
 
     /* backward of models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
-    memset(d_pad_4, 0, 262144 * sizeof *d_pad_4);
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            d_pad_4[i * 8192 + j + 7168] = d_reshape_37[i * 256 + j];
-        }
+        for (int r = 0; r < 256; r++)
+            d_pad_add_3[7168 + i * 8192 + r] += d_reshape_37[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
@@ -1592,9 +1585,9 @@ static void compute_grads(void)
 
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        const real t333 = h_28[i] * h_28[i];
-        const real t334 = REAL_C(1.0) - t333;
-        d_z_5[i] = d_h_4[i] * t334;
+        const real t330 = h_28[i] * h_28[i];
+        const real t331 = REAL_C(1.0) - t330;
+        d_z_5[i] = d_h_4[i] * t331;
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
@@ -1613,11 +1606,9 @@ static void compute_grads(void)
            REAL_C(1.0), slice_28, 256, d_z_5, 256, REAL_C(1.0), d_matmul_add_8, 256);
 
     /* backward of models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
-    memset(d_pad_5, 0, 262144 * sizeof *d_pad_5);
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            d_pad_5[i * 8192 + j + 6912] = d_reshape_38[i * 256 + j];
-        }
+        for (int r = 0; r < 256; r++)
+            d_pad_add_4[6912 + i * 8192 + r] += d_reshape_38[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
@@ -1625,9 +1616,9 @@ static void compute_grads(void)
 
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        const real t346 = h_27[i] * h_27[i];
-        const real t347 = REAL_C(1.0) - t346;
-        d_z_6[i] = d_h_5[i] * t347;
+        const real t342 = h_27[i] * h_27[i];
+        const real t343 = REAL_C(1.0) - t342;
+        d_z_6[i] = d_h_5[i] * t343;
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
@@ -1646,11 +1637,9 @@ static void compute_grads(void)
            REAL_C(1.0), slice_27, 256, d_z_6, 256, REAL_C(1.0), d_matmul_add_10, 256);
 
     /* backward of models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
-    memset(d_pad_6, 0, 262144 * sizeof *d_pad_6);
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            d_pad_6[i * 8192 + j + 6656] = d_reshape_39[i * 256 + j];
-        }
+        for (int r = 0; r < 256; r++)
+            d_pad_add_5[6656 + i * 8192 + r] += d_reshape_39[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
@@ -1658,9 +1647,9 @@ static void compute_grads(void)
 
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        const real t359 = h_26[i] * h_26[i];
-        const real t360 = REAL_C(1.0) - t359;
-        d_z_7[i] = d_h_6[i] * t360;
+        const real t354 = h_26[i] * h_26[i];
+        const real t355 = REAL_C(1.0) - t354;
+        d_z_7[i] = d_h_6[i] * t355;
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
@@ -1679,11 +1668,9 @@ static void compute_grads(void)
            REAL_C(1.0), slice_26, 256, d_z_7, 256, REAL_C(1.0), d_matmul_add_12, 256);
 
     /* backward of models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
-    memset(d_pad_7, 0, 262144 * sizeof *d_pad_7);
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            d_pad_7[i * 8192 + j + 6400] = d_reshape_40[i * 256 + j];
-        }
+        for (int r = 0; r < 256; r++)
+            d_pad_add_6[6400 + i * 8192 + r] += d_reshape_40[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
@@ -1691,9 +1678,9 @@ static void compute_grads(void)
 
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        const real t372 = h_25[i] * h_25[i];
-        const real t373 = REAL_C(1.0) - t372;
-        d_z_8[i] = d_h_7[i] * t373;
+        const real t366 = h_25[i] * h_25[i];
+        const real t367 = REAL_C(1.0) - t366;
+        d_z_8[i] = d_h_7[i] * t367;
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
@@ -1712,11 +1699,9 @@ static void compute_grads(void)
            REAL_C(1.0), slice_25, 256, d_z_8, 256, REAL_C(1.0), d_matmul_add_14, 256);
 
     /* backward of models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
-    memset(d_pad_8, 0, 262144 * sizeof *d_pad_8);
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            d_pad_8[i * 8192 + j + 6144] = d_reshape_41[i * 256 + j];
-        }
+        for (int r = 0; r < 256; r++)
+            d_pad_add_7[6144 + i * 8192 + r] += d_reshape_41[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
@@ -1724,9 +1709,9 @@ static void compute_grads(void)
 
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        const real t385 = h_24[i] * h_24[i];
-        const real t386 = REAL_C(1.0) - t385;
-        d_z_9[i] = d_h_8[i] * t386;
+        const real t378 = h_24[i] * h_24[i];
+        const real t379 = REAL_C(1.0) - t378;
+        d_z_9[i] = d_h_8[i] * t379;
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
@@ -1745,11 +1730,9 @@ static void compute_grads(void)
            REAL_C(1.0), slice_24, 256, d_z_9, 256, REAL_C(1.0), d_matmul_add_16, 256);
 
     /* backward of models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
-    memset(d_pad_9, 0, 262144 * sizeof *d_pad_9);
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            d_pad_9[i * 8192 + j + 5888] = d_reshape_42[i * 256 + j];
-        }
+        for (int r = 0; r < 256; r++)
+            d_pad_add_8[5888 + i * 8192 + r] += d_reshape_42[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
@@ -1757,9 +1740,9 @@ static void compute_grads(void)
 
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        const real t398 = h_23[i] * h_23[i];
-        const real t399 = REAL_C(1.0) - t398;
-        d_z_10[i] = d_h_9[i] * t399;
+        const real t390 = h_23[i] * h_23[i];
+        const real t391 = REAL_C(1.0) - t390;
+        d_z_10[i] = d_h_9[i] * t391;
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
@@ -1778,11 +1761,9 @@ static void compute_grads(void)
            REAL_C(1.0), slice_23, 256, d_z_10, 256, REAL_C(1.0), d_matmul_add_18, 256);
 
     /* backward of models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
-    memset(d_pad_10, 0, 262144 * sizeof *d_pad_10);
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            d_pad_10[i * 8192 + j + 5632] = d_reshape_43[i * 256 + j];
-        }
+        for (int r = 0; r < 256; r++)
+            d_pad_add_9[5632 + i * 8192 + r] += d_reshape_43[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
@@ -1790,9 +1771,9 @@ static void compute_grads(void)
 
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        const real t411 = h_22[i] * h_22[i];
-        const real t412 = REAL_C(1.0) - t411;
-        d_z_11[i] = d_h_10[i] * t412;
+        const real t402 = h_22[i] * h_22[i];
+        const real t403 = REAL_C(1.0) - t402;
+        d_z_11[i] = d_h_10[i] * t403;
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
@@ -1811,11 +1792,9 @@ static void compute_grads(void)
            REAL_C(1.0), slice_22, 256, d_z_11, 256, REAL_C(1.0), d_matmul_add_20, 256);
 
     /* backward of models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
-    memset(d_pad_11, 0, 262144 * sizeof *d_pad_11);
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            d_pad_11[i * 8192 + j + 5376] = d_reshape_44[i * 256 + j];
-        }
+        for (int r = 0; r < 256; r++)
+            d_pad_add_10[5376 + i * 8192 + r] += d_reshape_44[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
@@ -1823,9 +1802,9 @@ static void compute_grads(void)
 
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        const real t424 = h_21[i] * h_21[i];
-        const real t425 = REAL_C(1.0) - t424;
-        d_z_12[i] = d_h_11[i] * t425;
+        const real t414 = h_21[i] * h_21[i];
+        const real t415 = REAL_C(1.0) - t414;
+        d_z_12[i] = d_h_11[i] * t415;
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
@@ -1844,11 +1823,9 @@ static void compute_grads(void)
            REAL_C(1.0), slice_21, 256, d_z_12, 256, REAL_C(1.0), d_matmul_add_22, 256);
 
     /* backward of models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
-    memset(d_pad_12, 0, 262144 * sizeof *d_pad_12);
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            d_pad_12[i * 8192 + j + 5120] = d_reshape_45[i * 256 + j];
-        }
+        for (int r = 0; r < 256; r++)
+            d_pad_add_11[5120 + i * 8192 + r] += d_reshape_45[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
@@ -1856,9 +1833,9 @@ static void compute_grads(void)
 
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        const real t437 = h_20[i] * h_20[i];
-        const real t438 = REAL_C(1.0) - t437;
-        d_z_13[i] = d_h_12[i] * t438;
+        const real t426 = h_20[i] * h_20[i];
+        const real t427 = REAL_C(1.0) - t426;
+        d_z_13[i] = d_h_12[i] * t427;
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
@@ -1877,11 +1854,9 @@ static void compute_grads(void)
            REAL_C(1.0), slice_20, 256, d_z_13, 256, REAL_C(1.0), d_matmul_add_24, 256);
 
     /* backward of models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
-    memset(d_pad_13, 0, 262144 * sizeof *d_pad_13);
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            d_pad_13[i * 8192 + j + 4864] = d_reshape_46[i * 256 + j];
-        }
+        for (int r = 0; r < 256; r++)
+            d_pad_add_12[4864 + i * 8192 + r] += d_reshape_46[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
@@ -1889,9 +1864,9 @@ static void compute_grads(void)
 
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        const real t450 = h_19[i] * h_19[i];
-        const real t451 = REAL_C(1.0) - t450;
-        d_z_14[i] = d_h_13[i] * t451;
+        const real t438 = h_19[i] * h_19[i];
+        const real t439 = REAL_C(1.0) - t438;
+        d_z_14[i] = d_h_13[i] * t439;
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
@@ -1910,11 +1885,9 @@ static void compute_grads(void)
            REAL_C(1.0), slice_19, 256, d_z_14, 256, REAL_C(1.0), d_matmul_add_26, 256);
 
     /* backward of models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
-    memset(d_pad_14, 0, 262144 * sizeof *d_pad_14);
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            d_pad_14[i * 8192 + j + 4608] = d_reshape_47[i * 256 + j];
-        }
+        for (int r = 0; r < 256; r++)
+            d_pad_add_13[4608 + i * 8192 + r] += d_reshape_47[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
@@ -1922,9 +1895,9 @@ static void compute_grads(void)
 
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        const real t463 = h_18[i] * h_18[i];
-        const real t464 = REAL_C(1.0) - t463;
-        d_z_15[i] = d_h_14[i] * t464;
+        const real t450 = h_18[i] * h_18[i];
+        const real t451 = REAL_C(1.0) - t450;
+        d_z_15[i] = d_h_14[i] * t451;
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
@@ -1943,11 +1916,9 @@ static void compute_grads(void)
            REAL_C(1.0), slice_18, 256, d_z_15, 256, REAL_C(1.0), d_matmul_add_28, 256);
 
     /* backward of models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
-    memset(d_pad_15, 0, 262144 * sizeof *d_pad_15);
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            d_pad_15[i * 8192 + j + 4352] = d_reshape_48[i * 256 + j];
-        }
+        for (int r = 0; r < 256; r++)
+            d_pad_add_14[4352 + i * 8192 + r] += d_reshape_48[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
@@ -1955,9 +1926,9 @@ static void compute_grads(void)
 
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        const real t476 = h_17[i] * h_17[i];
-        const real t477 = REAL_C(1.0) - t476;
-        d_z_16[i] = d_h_15[i] * t477;
+        const real t462 = h_17[i] * h_17[i];
+        const real t463 = REAL_C(1.0) - t462;
+        d_z_16[i] = d_h_15[i] * t463;
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
@@ -1976,11 +1947,9 @@ static void compute_grads(void)
            REAL_C(1.0), slice_17, 256, d_z_16, 256, REAL_C(1.0), d_matmul_add_30, 256);
 
     /* backward of models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
-    memset(d_pad_16, 0, 262144 * sizeof *d_pad_16);
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            d_pad_16[i * 8192 + j + 4096] = d_reshape_49[i * 256 + j];
-        }
+        for (int r = 0; r < 256; r++)
+            d_pad_add_15[4096 + i * 8192 + r] += d_reshape_49[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
@@ -1988,9 +1957,9 @@ static void compute_grads(void)
 
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        const real t489 = h_16[i] * h_16[i];
-        const real t490 = REAL_C(1.0) - t489;
-        d_z_17[i] = d_h_16[i] * t490;
+        const real t474 = h_16[i] * h_16[i];
+        const real t475 = REAL_C(1.0) - t474;
+        d_z_17[i] = d_h_16[i] * t475;
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
@@ -2009,11 +1978,9 @@ static void compute_grads(void)
            REAL_C(1.0), slice_16, 256, d_z_17, 256, REAL_C(1.0), d_matmul_add_32, 256);
 
     /* backward of models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
-    memset(d_pad_17, 0, 262144 * sizeof *d_pad_17);
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            d_pad_17[i * 8192 + j + 3840] = d_reshape_50[i * 256 + j];
-        }
+        for (int r = 0; r < 256; r++)
+            d_pad_add_16[3840 + i * 8192 + r] += d_reshape_50[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
@@ -2021,9 +1988,9 @@ static void compute_grads(void)
 
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        const real t502 = h_15[i] * h_15[i];
-        const real t503 = REAL_C(1.0) - t502;
-        d_z_18[i] = d_h_17[i] * t503;
+        const real t486 = h_15[i] * h_15[i];
+        const real t487 = REAL_C(1.0) - t486;
+        d_z_18[i] = d_h_17[i] * t487;
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
@@ -2042,11 +2009,9 @@ static void compute_grads(void)
            REAL_C(1.0), slice_15, 256, d_z_18, 256, REAL_C(1.0), d_matmul_add_34, 256);
 
     /* backward of models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
-    memset(d_pad_18, 0, 262144 * sizeof *d_pad_18);
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            d_pad_18[i * 8192 + j + 3584] = d_reshape_51[i * 256 + j];
-        }
+        for (int r = 0; r < 256; r++)
+            d_pad_add_17[3584 + i * 8192 + r] += d_reshape_51[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
@@ -2054,9 +2019,9 @@ static void compute_grads(void)
 
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        const real t515 = h_14[i] * h_14[i];
-        const real t516 = REAL_C(1.0) - t515;
-        d_z_19[i] = d_h_18[i] * t516;
+        const real t498 = h_14[i] * h_14[i];
+        const real t499 = REAL_C(1.0) - t498;
+        d_z_19[i] = d_h_18[i] * t499;
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
@@ -2075,11 +2040,9 @@ static void compute_grads(void)
            REAL_C(1.0), slice_14, 256, d_z_19, 256, REAL_C(1.0), d_matmul_add_36, 256);
 
     /* backward of models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
-    memset(d_pad_19, 0, 262144 * sizeof *d_pad_19);
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            d_pad_19[i * 8192 + j + 3328] = d_reshape_52[i * 256 + j];
-        }
+        for (int r = 0; r < 256; r++)
+            d_pad_add_18[3328 + i * 8192 + r] += d_reshape_52[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
@@ -2087,9 +2050,9 @@ static void compute_grads(void)
 
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        const real t528 = h_13[i] * h_13[i];
-        const real t529 = REAL_C(1.0) - t528;
-        d_z_20[i] = d_h_19[i] * t529;
+        const real t510 = h_13[i] * h_13[i];
+        const real t511 = REAL_C(1.0) - t510;
+        d_z_20[i] = d_h_19[i] * t511;
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
@@ -2108,11 +2071,9 @@ static void compute_grads(void)
            REAL_C(1.0), slice_13, 256, d_z_20, 256, REAL_C(1.0), d_matmul_add_38, 256);
 
     /* backward of models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
-    memset(d_pad_20, 0, 262144 * sizeof *d_pad_20);
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            d_pad_20[i * 8192 + j + 3072] = d_reshape_53[i * 256 + j];
-        }
+        for (int r = 0; r < 256; r++)
+            d_pad_add_19[3072 + i * 8192 + r] += d_reshape_53[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
@@ -2120,9 +2081,9 @@ static void compute_grads(void)
 
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        const real t541 = h_12[i] * h_12[i];
-        const real t542 = REAL_C(1.0) - t541;
-        d_z_21[i] = d_h_20[i] * t542;
+        const real t522 = h_12[i] * h_12[i];
+        const real t523 = REAL_C(1.0) - t522;
+        d_z_21[i] = d_h_20[i] * t523;
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
@@ -2141,11 +2102,9 @@ static void compute_grads(void)
            REAL_C(1.0), slice_12, 256, d_z_21, 256, REAL_C(1.0), d_matmul_add_40, 256);
 
     /* backward of models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
-    memset(d_pad_21, 0, 262144 * sizeof *d_pad_21);
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            d_pad_21[i * 8192 + j + 2816] = d_reshape_54[i * 256 + j];
-        }
+        for (int r = 0; r < 256; r++)
+            d_pad_add_20[2816 + i * 8192 + r] += d_reshape_54[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
@@ -2153,9 +2112,9 @@ static void compute_grads(void)
 
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        const real t554 = h_11[i] * h_11[i];
-        const real t555 = REAL_C(1.0) - t554;
-        d_z_22[i] = d_h_21[i] * t555;
+        const real t534 = h_11[i] * h_11[i];
+        const real t535 = REAL_C(1.0) - t534;
+        d_z_22[i] = d_h_21[i] * t535;
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
@@ -2174,11 +2133,9 @@ static void compute_grads(void)
            REAL_C(1.0), slice_11, 256, d_z_22, 256, REAL_C(1.0), d_matmul_add_42, 256);
 
     /* backward of models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
-    memset(d_pad_22, 0, 262144 * sizeof *d_pad_22);
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            d_pad_22[i * 8192 + j + 2560] = d_reshape_55[i * 256 + j];
-        }
+        for (int r = 0; r < 256; r++)
+            d_pad_add_21[2560 + i * 8192 + r] += d_reshape_55[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
@@ -2186,9 +2143,9 @@ static void compute_grads(void)
 
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        const real t567 = h_10[i] * h_10[i];
-        const real t568 = REAL_C(1.0) - t567;
-        d_z_23[i] = d_h_22[i] * t568;
+        const real t546 = h_10[i] * h_10[i];
+        const real t547 = REAL_C(1.0) - t546;
+        d_z_23[i] = d_h_22[i] * t547;
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
@@ -2207,11 +2164,9 @@ static void compute_grads(void)
            REAL_C(1.0), slice_10, 256, d_z_23, 256, REAL_C(1.0), d_matmul_add_44, 256);
 
     /* backward of models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
-    memset(d_pad_23, 0, 262144 * sizeof *d_pad_23);
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            d_pad_23[i * 8192 + j + 2304] = d_reshape_56[i * 256 + j];
-        }
+        for (int r = 0; r < 256; r++)
+            d_pad_add_22[2304 + i * 8192 + r] += d_reshape_56[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
@@ -2219,9 +2174,9 @@ static void compute_grads(void)
 
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        const real t580 = h_9[i] * h_9[i];
-        const real t581 = REAL_C(1.0) - t580;
-        d_z_24[i] = d_h_23[i] * t581;
+        const real t558 = h_9[i] * h_9[i];
+        const real t559 = REAL_C(1.0) - t558;
+        d_z_24[i] = d_h_23[i] * t559;
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
@@ -2240,11 +2195,9 @@ static void compute_grads(void)
            REAL_C(1.0), slice_9, 256, d_z_24, 256, REAL_C(1.0), d_matmul_add_46, 256);
 
     /* backward of models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
-    memset(d_pad_24, 0, 262144 * sizeof *d_pad_24);
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            d_pad_24[i * 8192 + j + 2048] = d_reshape_57[i * 256 + j];
-        }
+        for (int r = 0; r < 256; r++)
+            d_pad_add_23[2048 + i * 8192 + r] += d_reshape_57[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
@@ -2252,9 +2205,9 @@ static void compute_grads(void)
 
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        const real t593 = h_8[i] * h_8[i];
-        const real t594 = REAL_C(1.0) - t593;
-        d_z_25[i] = d_h_24[i] * t594;
+        const real t570 = h_8[i] * h_8[i];
+        const real t571 = REAL_C(1.0) - t570;
+        d_z_25[i] = d_h_24[i] * t571;
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
@@ -2273,11 +2226,9 @@ static void compute_grads(void)
            REAL_C(1.0), slice_8, 256, d_z_25, 256, REAL_C(1.0), d_matmul_add_48, 256);
 
     /* backward of models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
-    memset(d_pad_25, 0, 262144 * sizeof *d_pad_25);
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            d_pad_25[i * 8192 + j + 1792] = d_reshape_58[i * 256 + j];
-        }
+        for (int r = 0; r < 256; r++)
+            d_pad_add_24[1792 + i * 8192 + r] += d_reshape_58[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
@@ -2285,9 +2236,9 @@ static void compute_grads(void)
 
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        const real t606 = h_7[i] * h_7[i];
-        const real t607 = REAL_C(1.0) - t606;
-        d_z_26[i] = d_h_25[i] * t607;
+        const real t582 = h_7[i] * h_7[i];
+        const real t583 = REAL_C(1.0) - t582;
+        d_z_26[i] = d_h_25[i] * t583;
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
@@ -2306,11 +2257,9 @@ static void compute_grads(void)
            REAL_C(1.0), slice_7, 256, d_z_26, 256, REAL_C(1.0), d_matmul_add_50, 256);
 
     /* backward of models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
-    memset(d_pad_26, 0, 262144 * sizeof *d_pad_26);
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            d_pad_26[i * 8192 + j + 1536] = d_reshape_59[i * 256 + j];
-        }
+        for (int r = 0; r < 256; r++)
+            d_pad_add_25[1536 + i * 8192 + r] += d_reshape_59[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
@@ -2318,9 +2267,9 @@ static void compute_grads(void)
 
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        const real t619 = h_6[i] * h_6[i];
-        const real t620 = REAL_C(1.0) - t619;
-        d_z_27[i] = d_h_26[i] * t620;
+        const real t594 = h_6[i] * h_6[i];
+        const real t595 = REAL_C(1.0) - t594;
+        d_z_27[i] = d_h_26[i] * t595;
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
@@ -2339,11 +2288,9 @@ static void compute_grads(void)
            REAL_C(1.0), slice_6, 256, d_z_27, 256, REAL_C(1.0), d_matmul_add_52, 256);
 
     /* backward of models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
-    memset(d_pad_27, 0, 262144 * sizeof *d_pad_27);
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            d_pad_27[i * 8192 + j + 1280] = d_reshape_60[i * 256 + j];
-        }
+        for (int r = 0; r < 256; r++)
+            d_pad_add_26[1280 + i * 8192 + r] += d_reshape_60[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
@@ -2351,9 +2298,9 @@ static void compute_grads(void)
 
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        const real t632 = h_5[i] * h_5[i];
-        const real t633 = REAL_C(1.0) - t632;
-        d_z_28[i] = d_h_27[i] * t633;
+        const real t606 = h_5[i] * h_5[i];
+        const real t607 = REAL_C(1.0) - t606;
+        d_z_28[i] = d_h_27[i] * t607;
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
@@ -2372,11 +2319,9 @@ static void compute_grads(void)
            REAL_C(1.0), slice_5, 256, d_z_28, 256, REAL_C(1.0), d_matmul_add_54, 256);
 
     /* backward of models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
-    memset(d_pad_28, 0, 262144 * sizeof *d_pad_28);
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            d_pad_28[i * 8192 + j + 1024] = d_reshape_61[i * 256 + j];
-        }
+        for (int r = 0; r < 256; r++)
+            d_pad_add_27[1024 + i * 8192 + r] += d_reshape_61[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
@@ -2384,9 +2329,9 @@ static void compute_grads(void)
 
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        const real t645 = h_4[i] * h_4[i];
-        const real t646 = REAL_C(1.0) - t645;
-        d_z_29[i] = d_h_28[i] * t646;
+        const real t618 = h_4[i] * h_4[i];
+        const real t619 = REAL_C(1.0) - t618;
+        d_z_29[i] = d_h_28[i] * t619;
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
@@ -2405,11 +2350,9 @@ static void compute_grads(void)
            REAL_C(1.0), slice_4, 256, d_z_29, 256, REAL_C(1.0), d_matmul_add_56, 256);
 
     /* backward of models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
-    memset(d_pad_29, 0, 262144 * sizeof *d_pad_29);
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            d_pad_29[i * 8192 + j + 768] = d_reshape_62[i * 256 + j];
-        }
+        for (int r = 0; r < 256; r++)
+            d_pad_add_28[768 + i * 8192 + r] += d_reshape_62[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
@@ -2417,9 +2360,9 @@ static void compute_grads(void)
 
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        const real t658 = h_3[i] * h_3[i];
-        const real t659 = REAL_C(1.0) - t658;
-        d_z_30[i] = d_h_29[i] * t659;
+        const real t630 = h_3[i] * h_3[i];
+        const real t631 = REAL_C(1.0) - t630;
+        d_z_30[i] = d_h_29[i] * t631;
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
@@ -2438,11 +2381,9 @@ static void compute_grads(void)
            REAL_C(1.0), slice_3, 256, d_z_30, 256, REAL_C(1.0), d_matmul_add_58, 256);
 
     /* backward of models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
-    memset(d_pad_30, 0, 262144 * sizeof *d_pad_30);
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            d_pad_30[i * 8192 + j + 512] = d_reshape_63[i * 256 + j];
-        }
+        for (int r = 0; r < 256; r++)
+            d_pad_add_29[512 + i * 8192 + r] += d_reshape_63[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
@@ -2450,9 +2391,9 @@ static void compute_grads(void)
 
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        const real t671 = h_2[i] * h_2[i];
-        const real t672 = REAL_C(1.0) - t671;
-        d_z_31[i] = d_h_30[i] * t672;
+        const real t642 = h_2[i] * h_2[i];
+        const real t643 = REAL_C(1.0) - t642;
+        d_z_31[i] = d_h_30[i] * t643;
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
@@ -2471,11 +2412,9 @@ static void compute_grads(void)
            REAL_C(1.0), slice_2, 256, d_z_31, 256, REAL_C(1.0), d_matmul_add_59, 256);
 
     /* backward of models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
-    memset(d_pad_31, 0, 262144 * sizeof *d_pad_31);
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            d_pad_31[i * 8192 + j + 256] = d_reshape_64[i * 256 + j];
-        }
+        for (int r = 0; r < 256; r++)
+            d_pad_add_30[256 + i * 8192 + r] += d_reshape_64[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
@@ -2483,9 +2422,9 @@ static void compute_grads(void)
 
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        const real t684 = h[i] * h[i];
-        const real t685 = REAL_C(1.0) - t684;
-        d_z_32[i] = d_h_31[i] * t685;
+        const real t654 = h[i] * h[i];
+        const real t655 = REAL_C(1.0) - t654;
+        d_z_32[i] = d_h_31[i] * t655;
     }
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
@@ -2496,36 +2435,36 @@ static void compute_grads(void)
         }
     for (int i = 0; i < 256; i++) {
         const real t299 = d_sum[i] + d_sum_2[i];
-        const real t312 = t299 + d_sum_3[i];
-        const real t325 = t312 + d_sum_4[i];
-        const real t338 = t325 + d_sum_5[i];
-        const real t351 = t338 + d_sum_6[i];
-        const real t364 = t351 + d_sum_7[i];
-        const real t377 = t364 + d_sum_8[i];
-        const real t390 = t377 + d_sum_9[i];
-        const real t403 = t390 + d_sum_10[i];
-        const real t416 = t403 + d_sum_11[i];
-        const real t429 = t416 + d_sum_12[i];
-        const real t442 = t429 + d_sum_13[i];
-        const real t455 = t442 + d_sum_14[i];
-        const real t468 = t455 + d_sum_15[i];
-        const real t481 = t468 + d_sum_16[i];
-        const real t494 = t481 + d_sum_17[i];
-        const real t507 = t494 + d_sum_18[i];
-        const real t520 = t507 + d_sum_19[i];
-        const real t533 = t520 + d_sum_20[i];
-        const real t546 = t533 + d_sum_21[i];
-        const real t559 = t546 + d_sum_22[i];
-        const real t572 = t559 + d_sum_23[i];
-        const real t585 = t572 + d_sum_24[i];
-        const real t598 = t585 + d_sum_25[i];
-        const real t611 = t598 + d_sum_26[i];
-        const real t624 = t611 + d_sum_27[i];
-        const real t637 = t624 + d_sum_28[i];
-        const real t650 = t637 + d_sum_29[i];
-        const real t663 = t650 + d_sum_30[i];
-        const real t676 = t663 + d_sum_31[i];
-        d_rnn_b[i] = t676 + d_sum_32[i];
+        const real t311 = t299 + d_sum_3[i];
+        const real t323 = t311 + d_sum_4[i];
+        const real t335 = t323 + d_sum_5[i];
+        const real t347 = t335 + d_sum_6[i];
+        const real t359 = t347 + d_sum_7[i];
+        const real t371 = t359 + d_sum_8[i];
+        const real t383 = t371 + d_sum_9[i];
+        const real t395 = t383 + d_sum_10[i];
+        const real t407 = t395 + d_sum_11[i];
+        const real t419 = t407 + d_sum_12[i];
+        const real t431 = t419 + d_sum_13[i];
+        const real t443 = t431 + d_sum_14[i];
+        const real t455 = t443 + d_sum_15[i];
+        const real t467 = t455 + d_sum_16[i];
+        const real t479 = t467 + d_sum_17[i];
+        const real t491 = t479 + d_sum_18[i];
+        const real t503 = t491 + d_sum_19[i];
+        const real t515 = t503 + d_sum_20[i];
+        const real t527 = t515 + d_sum_21[i];
+        const real t539 = t527 + d_sum_22[i];
+        const real t551 = t539 + d_sum_23[i];
+        const real t563 = t551 + d_sum_24[i];
+        const real t575 = t563 + d_sum_25[i];
+        const real t587 = t575 + d_sum_26[i];
+        const real t599 = t587 + d_sum_27[i];
+        const real t611 = t599 + d_sum_28[i];
+        const real t623 = t611 + d_sum_29[i];
+        const real t635 = t623 + d_sum_30[i];
+        const real t647 = t635 + d_sum_31[i];
+        d_rnn_b[i] = t647 + d_sum_32[i];
     }
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
            REAL_C(1.0), d_z_32, 256, rnn_w, 256, REAL_C(0.0), d_reshape_65, 256);
@@ -2533,44 +2472,9 @@ static void compute_grads(void)
            REAL_C(1.0), slice, 256, d_z_32, 256, REAL_C(1.0), d_rnn_w, 256);
 
     /* backward of models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
-    memset(d_pad_32, 0, 262144 * sizeof *d_pad_32);
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            d_pad_32[i * 8192 + j] = d_reshape_65[i * 256 + j];
-        }
-    for (int i = 0; i < 262144; i++) {
-        const real t304 = d_pad[i] + d_pad_2[i];
-        const real t317 = t304 + d_pad_3[i];
-        const real t330 = t317 + d_pad_4[i];
-        const real t343 = t330 + d_pad_5[i];
-        const real t356 = t343 + d_pad_6[i];
-        const real t369 = t356 + d_pad_7[i];
-        const real t382 = t369 + d_pad_8[i];
-        const real t395 = t382 + d_pad_9[i];
-        const real t408 = t395 + d_pad_10[i];
-        const real t421 = t408 + d_pad_11[i];
-        const real t434 = t421 + d_pad_12[i];
-        const real t447 = t434 + d_pad_13[i];
-        const real t460 = t447 + d_pad_14[i];
-        const real t473 = t460 + d_pad_15[i];
-        const real t486 = t473 + d_pad_16[i];
-        const real t499 = t486 + d_pad_17[i];
-        const real t512 = t499 + d_pad_18[i];
-        const real t525 = t512 + d_pad_19[i];
-        const real t538 = t525 + d_pad_20[i];
-        const real t551 = t538 + d_pad_21[i];
-        const real t564 = t551 + d_pad_22[i];
-        const real t577 = t564 + d_pad_23[i];
-        const real t590 = t577 + d_pad_24[i];
-        const real t603 = t590 + d_pad_25[i];
-        const real t616 = t603 + d_pad_26[i];
-        const real t629 = t616 + d_pad_27[i];
-        const real t642 = t629 + d_pad_28[i];
-        const real t655 = t642 + d_pad_29[i];
-        const real t668 = t655 + d_pad_30[i];
-        const real t681 = t668 + d_pad_31[i];
-        d_e[i] = t681 + d_pad_32[i];
-    }
+        for (int r = 0; r < 256; r++)
+            d_e[i * 8192 + r] += d_reshape_65[i * 256 + r];
 
     /* backward of models/char_rnn.lua:14: local e = embedding(embed, x)                   -- [N, T, H] */
     memset(d_embed, 0, 32768 * sizeof *d_embed);
@@ -2660,7 +2564,7 @@ const rt_model REAL_SUFFIX(char_rnn_model) = {
     .real = RT_REAL,
     .arena = arena,
     .iarena = iarena,
-    .arena_size = 9823760,
+    .arena_size = 2221584,
     .iarena_size = 2048,
     .n_inputs = 2,
     .n_params = 6,
