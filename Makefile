@@ -7,7 +7,7 @@ BUILD   ?= build
 SAN     ?=
 CC      ?= cc
 OPT     ?= -O2
-CFLAGS  := -std=c11 $(OPT) -g -Wall -Wextra -Werror -D_POSIX_C_SOURCE=200809L $(SAN)
+CFLAGS  := -std=c11 $(OPT) -g -Wall -Wextra -Werror -D_POSIX_C_SOURCE=200809L -fno-math-errno -fno-trapping-math $(SAN)
 LDFLAGS := $(SAN)
 # Evaluated when used, so after the packages are installed.
 LUA_CFLAGS  = $(shell pkg-config --cflags lua5.4)

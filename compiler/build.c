@@ -103,6 +103,10 @@ static int cc_program(const Runtime *rt, const char *dir, const char *name, cons
     argv[argc++] = cc;
     argv[argc++] = "-std=c11";
     argv[argc++] = "-O2";
+    /* Neither changes a result; without them loops of exp and tanh stay
+     * scalar (rt_real.h). */
+    argv[argc++] = "-fno-math-errno";
+    argv[argc++] = "-fno-trapping-math";
     if (dbl)
         argv[argc++] = "-DREAL_DOUBLE";
     argv[argc++] = inc_rt;

@@ -30,6 +30,7 @@
 #include <unistd.h>
 #include "rt.h"
 #include "rt_internal.h"
+#include "rt_real.h"
 
 /* ---- linear regression: loss = sum_b ((x w)_b - y_b)^2 ---- */
 
@@ -607,6 +608,34 @@ static void write_f64(const char *path, int rank, const long *shape, const doubl
 }
 
 /* ---- rng ---- */
+
+/* The float build's exp and tanh (rt_real.h) against libm's double ones:
+ * within 2 ulp (2^-22 relative) over their range, and right at the ends. */
+START_TEST(test_fast_exp_tanh)
+{
+    const double ulp2 = 0x1p-22;
+    for (double x = -86.0; x <= 88.7; x += 0.000731) {
+        float f = (float)x;
+        double want = exp((double)f);
+        ck_assert_msg(fabs(rt_expf(f) - want) <= ulp2 * want, "exp(%.9g) = %.9g, libm %.9g", f,
+                      rt_expf(f), want);
+    }
+    for (double x = -12.0; x <= 12.0; x += 0.0000913) {
+        float f = (float)x;
+        double want = tanh((double)f);
+        ck_assert_msg(fabs(rt_tanhf(f) - want) <= ulp2 * fabs(want), "tanh(%.9g) = %.9g, libm %.9g",
+                      f, rt_tanhf(f), want);
+    }
+    for (float f = 1e-30f; f < 1; f *= 1.013f) /* near 0, where 1 - e^-2x loses digits */
+        ck_assert_msg(fabs(rt_tanhf(-f) + tanh((double)f)) <= ulp2 * tanh((double)f),
+                      "tanh(%.9g) = %.9g", -f, rt_tanhf(-f));
+    ck_assert(rt_expf(INFINITY) == INFINITY && rt_expf(89.0f) == INFINITY);
+    ck_assert(rt_expf(-INFINITY) == 0 && rt_expf(-100.0f) == 0 && rt_expf(0) == 1);
+    ck_assert(isnan(rt_expf(NAN)) && isnan(rt_tanhf(NAN)));
+    ck_assert(rt_tanhf(INFINITY) == 1 && rt_tanhf(-30.0f) == -1);
+    ck_assert(rt_tanhf(0.0f) == 0 && signbit(rt_tanhf(-0.0f)));
+}
+END_TEST
 
 START_TEST(test_rng_golden)
 {
@@ -2960,6 +2989,7 @@ static Suite *runtime_suite(void)
 {
     Suite *s = suite_create("runtime");
     TCase *tc = tcase_create("rng");
+    tcase_add_test(tc, test_fast_exp_tanh);
     tcase_add_test(tc, test_rng_golden);
     tcase_add_test(tc, test_rng_determinism);
     tcase_add_test(tc, test_rng_normal_moments);
