@@ -69,7 +69,7 @@ $(BUILD)/$(1)_predict: generated/$(1)/$(1)_predict.c generated/$(1)/$(1)_infer.c
 $(BUILD)/obj/$(1)_infer_f64.o: generated/$(1)/$(1)_infer.c generated/$(1)/$(1).h $(wildcard runtime/*.h) | deps $(BUILD)/.dir
 	$$(CC) $$(CFLAGS) $$(BLAS_CFLAGS) -Iruntime -Igenerated/$(1) -DREAL_DOUBLE -c $$< -o $$@
 $(BUILD)/obj/$(1)_f32.o: generated/$(1)/$(1).c generated/$(1)/$(1).h $(wildcard runtime/*.h) | deps $(BUILD)/.dir
-	$$(CC) $$(CFLAGS) $$(BLAS_CFLAGS) -Iruntime -c $$< -o $$@
+	$$(CC) $$(CFLAGS) -fvect-cost-model=dynamic $$(BLAS_CFLAGS) -Iruntime -c $$< -o $$@
 $(BUILD)/obj/$(1)_f64.o: generated/$(1)/$(1).c generated/$(1)/$(1).h $(wildcard runtime/*.h) | deps $(BUILD)/.dir
 	$$(CC) $$(CFLAGS) $$(BLAS_CFLAGS) -Iruntime -DREAL_DOUBLE -c $$< -o $$@
 endef

@@ -109,6 +109,8 @@ static int cc_program(const Runtime *rt, const char *dir, const char *name, cons
     argv[argc++] = "-fno-trapping-math";
     if (dbl)
         argv[argc++] = "-DREAL_DOUBLE";
+    else /* -O2 alone leaves most of a model's loops scalar */
+        argv[argc++] = "-fvect-cost-model=dynamic";
     argv[argc++] = inc_rt;
     argv[argc++] = inc_dir;
     argc = add_words(argv, argc, cflags);

@@ -17,6 +17,12 @@ Graph *compile_graph(const char *model, const LoadOptions *o, const char *after,
     if (!g || (after && !strcmp(after, "load")))
         return g;
     st->loaded = g->n;
+    Graph *b = batch_products(g, &st->batched);
+    ir_free(g);
+    g = b;
+    ir_check(g);
+    if (after && !strcmp(after, "batch"))
+        return g;
     grad(g);
     ir_check(g);
     st->with_grad = g->n;
@@ -167,20 +173,21 @@ int print_stats(const char *model, const LoadOptions *o, bool memory, FILE *out)
                 inlined++;
             else if (k == GEMM || k == ROWS) {
                 calls++;
-                products += ir_at(g, i)->op == OP_MATMUL;
+                products += ir_at(g, i)->op == OP_MATMUL || ir_at(g, i)->op == OP_MATMUL_ADD;
             } else if (f.stored[i] && k != LEAF && k != ALIAS)
                 loops++;
         }
         fprintf(out,
                 "%s\n"
                 "  load      %d nodes: the forward graph\n"
+                "  batch     products of one matrix by every slice of a tensor made one: %d\n"
                 "  grad      %+d nodes: the backward graph\n"
                 "  simplify  %d -> %d nodes: constants folded %d, identities %d, common\n"
                 "            subexpressions merged %d, transposes folded into products %d\n"
                 "  dce       %d -> %d nodes: computing nothing needed %d\n"
                 "  fuse      loops %d, library calls %d (matrix products %d), nodes computed\n"
                 "            inside the loop of the node that reads them %d\n",
-                model, st.loaded, st.with_grad - st.loaded, st.with_grad, st.simplified, s->folded,
+                model, st.loaded, st.batched, st.with_grad - st.loaded, st.with_grad, st.simplified, s->folded,
                 s->identities, s->merged, s->transposes, st.simplified, st.live,
                 st.simplified - st.live, loops, calls, products, inlined);
         char c[32];

@@ -3,6 +3,7 @@
  *
  * The pipeline (compile.c runs it in this order):
  *   load_model  Lua model file -> forward graph
+ *   batch       products of one matrix by every slice of a tensor -> one
  *   grad        reverse mode: appends the backward graph
  *   simplify    constant folding, identities, common subexpressions
  *   dce         drops what no root needs
@@ -259,6 +260,9 @@ Graph *load_model(const char *path, const LoadOptions *o);
 /* A model's C name: its file name without folder and .lua. */
 const char *model_name(const char *path);
 
+/* ---- batch.c ---- */
+/* Counts the products it merged into *batched. */
+Graph *batch_products(Graph *g, int *batched);
 /* ---- grad.c ---- */
 void grad(Graph *g);
 /* ---- simplify.c ---- */
@@ -334,9 +338,10 @@ void emit_c_inference(Graph *g, const Fusion *f, const Plan *p, OutFile out[2]);
 /* What each pass did, for gradc print --stats. */
 typedef struct {
     int loaded, with_grad, simplified, live; /* nodes after load, grad, simplify, dce */
+    int batched;                             /* products batch merged */
     SimplifyStats simplify;
 } PassStats;
-/* The passes up to `after` (load, grad, simplify or dce; NULL: all), or
+/* The passes up to `after` (load, batch, grad, simplify or dce; NULL: all), or
  * NULL after printing a user error; counts into st unless it is NULL. */
 Graph *compile_graph(const char *model, const LoadOptions *o, const char *after, PassStats *st);
 /* gradc print --stats and --memory: what every pass did, and the arena. */

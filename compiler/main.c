@@ -2,7 +2,7 @@
  * main.c: the gradc command line. Runs the passes in order, so the
  * pipeline reads as a recipe:
  *
- *   load_model -> grad -> simplify -> dce -> fuse -> plan -> emit_c
+ *   load_model -> batch -> grad -> simplify -> dce -> fuse -> plan -> emit_c
  *
  * A compile writes nothing until every pass has succeeded, and then each
  * file goes to a temporary name first and is renamed into place.
@@ -44,7 +44,7 @@ static const char usage[] =
     "  --optimizer K   train with K instead of the model's optimizer, at K's\n"
     "                  defaults: sgd, momentum, nesterov, adam, adamw, rmsprop\n"
     "                  (the trainer sets its lr and other settings at run time)\n"
-    "  --after PASS    print the graph after PASS: load, grad, simplify or dce\n"
+    "  --after PASS    print the graph after PASS: load, batch, grad, simplify or dce\n"
     "                  (default dce, what the C is made from)\n"
     "  --stats         print what each pass did instead of the graph\n"
     "  --memory        print the arena: its parts, and its size against the least\n"
@@ -145,9 +145,10 @@ static int parse_args(int argc, char **argv, Args *a)
     if ((a->stats || a->memory) && (strcmp(a->command, "print") || a->after))
         return bad_usage("%s goes with gradc print, without --after",
                          a->stats ? "--stats" : "--memory");
-    if (a->after && strcmp(a->after, "load") && strcmp(a->after, "grad") &&
-        strcmp(a->after, "simplify") && strcmp(a->after, "dce"))
-        return bad_usage("--after %s: the passes are load, grad, simplify and dce", a->after);
+    if (a->after && strcmp(a->after, "load") && strcmp(a->after, "batch") &&
+        strcmp(a->after, "grad") && strcmp(a->after, "simplify") && strcmp(a->after, "dce"))
+        return bad_usage("--after %s: the passes are load, batch, grad, simplify and dce",
+                         a->after);
     return 0;
 }
 

@@ -312,6 +312,31 @@ START_TEST(plan_shares_only_dead_places)
 }
 END_TEST
 
+/* The LSTM's input products, x_t W for every step t, are one product of
+ * all the steps' rows; the recurrent ones, h_t U, stay one per step. */
+START_TEST(batch_merges_step_products)
+{
+    const char *d[] = {"batch=2", "steps=5", "hidden=3"};
+    Graph *g = compiled("models/char_lstm.lua", d, 3);
+    int w = -1, u = -1, by_w = 0, by_u = 0;
+    for (int i = 0; i < g->n_params; i++) {
+        if (!strcmp(g->nodes[g->params[i].node].name, "lstm_w"))
+            w = g->params[i].node;
+        if (!strcmp(g->nodes[g->params[i].node].name, "lstm_u"))
+            u = g->params[i].node;
+    }
+    for (int i = 0; i < g->n; i++)
+        if ((g->nodes[i].op == OP_MATMUL || g->nodes[i].op == OP_MATMUL_ADD) &&
+            !g->nodes[i].is_grad) {
+            by_w += g->nodes[i].in[1] == w;
+            by_u += g->nodes[i].in[1] == u;
+        }
+    ck_assert_int_eq(by_w, 1);
+    ck_assert_int_eq(by_u, 4); /* no h before the first step */
+    ir_free(g);
+}
+END_TEST
+
 START_TEST(dce_drops_unused)
 {
     const char *path = write_model("dead.lua", "local x = input(\"x\", {2, 2})\n"
@@ -406,6 +431,7 @@ static Suite *compiler_suite(void)
     tcase_add_test(passes, seed_backward_is_the_notes);
     tcase_add_test(passes, transposes_fold_into_flags);
     tcase_add_test(passes, dce_drops_unused);
+    tcase_add_test(passes, batch_merges_step_products);
     tcase_add_test(passes, plan_shares_only_dead_places);
     tcase_add_test(passes, config_and_import);
     tcase_add_test(passes, lua_locals_name_nodes);

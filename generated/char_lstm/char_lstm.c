@@ -9,7 +9,7 @@
 #include "rt_real.h"
 #include "char_lstm.h"
 
-static real arena[5314064];
+static real arena[6641168];
 static int32_t iarena[2048];
 
 static int32_t *const x = iarena + 0; /* input [32,32] */
@@ -29,868 +29,775 @@ static real *const d_lstm_forget_b = arena + 1149312; /* gradient [256] */
 static real *const d_out_w = arena + 1149568; /* gradient [256,128] */
 static real *const d_out_b = arena + 1182336; /* gradient [128] */
 static real *const e = arena + 2496016; /* [32,32,256] */
-static real *const slice = arena + 2758160; /* [32,1,256] */
-static real *const matmul = arena + 2766352; /* [32,1024] */
-static real *const z = arena + 2799120; /* [32,1024] */
-static real *const i_2 = arena + 2766352; /* [32,256] */
-static real *const g_2 = arena + 2774544; /* [32,256] */
-static real *const o = arena + 2782736; /* [32,256] */
-static real *const c = arena + 2790928; /* [32,256] */
-static real *const tanh_2 = arena + 2799120; /* [32,256] */
-static real *const h = arena + 2807312; /* [32,256] */
-static real *const slice_2 = arena + 2815504; /* [32,1,256] */
-static real *const matmul_2 = arena + 2823696; /* [32,1024] */
-static real *const z_2 = arena + 2856464; /* [32,1024] */
-static real *const z_3 = arena + 2856464; /* [32,1024] */
-static real *const i_3 = arena + 2823696; /* [32,256] */
-static real *const f = arena + 2831888; /* [32,256] */
-static real *const g_3 = arena + 2840080; /* [32,256] */
-static real *const o_2 = arena + 2848272; /* [32,256] */
-static real *const c_2 = arena + 2856464; /* [32,256] */
-static real *const tanh_3 = arena + 2864656; /* [32,256] */
-static real *const h_2 = arena + 2872848; /* [32,256] */
-static real *const slice_3 = arena + 2881040; /* [32,1,256] */
-static real *const matmul_3 = arena + 2889232; /* [32,1024] */
-static real *const z_4 = arena + 2922000; /* [32,1024] */
-static real *const z_5 = arena + 2922000; /* [32,1024] */
-static real *const i_4 = arena + 2889232; /* [32,256] */
-static real *const f_2 = arena + 2897424; /* [32,256] */
-static real *const g_4 = arena + 2905616; /* [32,256] */
-static real *const o_3 = arena + 2913808; /* [32,256] */
-static real *const c_3 = arena + 2922000; /* [32,256] */
-static real *const tanh_4 = arena + 2930192; /* [32,256] */
-static real *const h_3 = arena + 2938384; /* [32,256] */
-static real *const slice_4 = arena + 2946576; /* [32,1,256] */
-static real *const matmul_4 = arena + 2954768; /* [32,1024] */
-static real *const z_6 = arena + 2987536; /* [32,1024] */
-static real *const z_7 = arena + 2987536; /* [32,1024] */
-static real *const i_5 = arena + 2954768; /* [32,256] */
-static real *const f_3 = arena + 2962960; /* [32,256] */
-static real *const g_5 = arena + 2971152; /* [32,256] */
-static real *const o_4 = arena + 2979344; /* [32,256] */
-static real *const c_4 = arena + 2987536; /* [32,256] */
-static real *const tanh_5 = arena + 2995728; /* [32,256] */
-static real *const h_4 = arena + 3003920; /* [32,256] */
-static real *const slice_5 = arena + 3012112; /* [32,1,256] */
-static real *const matmul_5 = arena + 3020304; /* [32,1024] */
-static real *const z_8 = arena + 3053072; /* [32,1024] */
-static real *const z_9 = arena + 3053072; /* [32,1024] */
-static real *const i_6 = arena + 3020304; /* [32,256] */
-static real *const f_4 = arena + 3028496; /* [32,256] */
-static real *const g_6 = arena + 3036688; /* [32,256] */
-static real *const o_5 = arena + 3044880; /* [32,256] */
-static real *const c_5 = arena + 3053072; /* [32,256] */
-static real *const tanh_6 = arena + 3061264; /* [32,256] */
-static real *const h_5 = arena + 3069456; /* [32,256] */
-static real *const slice_6 = arena + 3077648; /* [32,1,256] */
-static real *const matmul_6 = arena + 3085840; /* [32,1024] */
-static real *const z_10 = arena + 3118608; /* [32,1024] */
-static real *const z_11 = arena + 3118608; /* [32,1024] */
-static real *const i_7 = arena + 3085840; /* [32,256] */
-static real *const f_5 = arena + 3094032; /* [32,256] */
-static real *const g_7 = arena + 3102224; /* [32,256] */
-static real *const o_6 = arena + 3110416; /* [32,256] */
-static real *const c_6 = arena + 3118608; /* [32,256] */
-static real *const tanh_7 = arena + 3126800; /* [32,256] */
-static real *const h_6 = arena + 3134992; /* [32,256] */
-static real *const slice_7 = arena + 3143184; /* [32,1,256] */
-static real *const matmul_7 = arena + 3151376; /* [32,1024] */
-static real *const z_12 = arena + 3184144; /* [32,1024] */
-static real *const z_13 = arena + 3184144; /* [32,1024] */
-static real *const i_8 = arena + 3151376; /* [32,256] */
-static real *const f_6 = arena + 3159568; /* [32,256] */
-static real *const g_8 = arena + 3167760; /* [32,256] */
-static real *const o_7 = arena + 3175952; /* [32,256] */
-static real *const c_7 = arena + 3184144; /* [32,256] */
-static real *const tanh_8 = arena + 3192336; /* [32,256] */
-static real *const h_7 = arena + 3200528; /* [32,256] */
-static real *const slice_8 = arena + 3208720; /* [32,1,256] */
-static real *const matmul_8 = arena + 3216912; /* [32,1024] */
-static real *const z_14 = arena + 3249680; /* [32,1024] */
-static real *const z_15 = arena + 3249680; /* [32,1024] */
-static real *const i_9 = arena + 3216912; /* [32,256] */
-static real *const f_7 = arena + 3225104; /* [32,256] */
-static real *const g_9 = arena + 3233296; /* [32,256] */
-static real *const o_8 = arena + 3241488; /* [32,256] */
-static real *const c_8 = arena + 3249680; /* [32,256] */
-static real *const tanh_9 = arena + 3257872; /* [32,256] */
-static real *const h_8 = arena + 3266064; /* [32,256] */
-static real *const slice_9 = arena + 3274256; /* [32,1,256] */
-static real *const matmul_9 = arena + 3282448; /* [32,1024] */
-static real *const z_16 = arena + 3315216; /* [32,1024] */
-static real *const z_17 = arena + 3315216; /* [32,1024] */
-static real *const i_10 = arena + 3282448; /* [32,256] */
-static real *const f_8 = arena + 3290640; /* [32,256] */
-static real *const g_10 = arena + 3298832; /* [32,256] */
-static real *const o_9 = arena + 3307024; /* [32,256] */
-static real *const c_9 = arena + 3315216; /* [32,256] */
-static real *const tanh_10 = arena + 3323408; /* [32,256] */
-static real *const h_9 = arena + 3331600; /* [32,256] */
-static real *const slice_10 = arena + 3339792; /* [32,1,256] */
-static real *const matmul_10 = arena + 3347984; /* [32,1024] */
-static real *const z_18 = arena + 3380752; /* [32,1024] */
-static real *const z_19 = arena + 3380752; /* [32,1024] */
-static real *const i_11 = arena + 3347984; /* [32,256] */
-static real *const f_9 = arena + 3356176; /* [32,256] */
-static real *const g_11 = arena + 3364368; /* [32,256] */
-static real *const o_10 = arena + 3372560; /* [32,256] */
-static real *const c_10 = arena + 3380752; /* [32,256] */
-static real *const tanh_11 = arena + 3388944; /* [32,256] */
-static real *const h_10 = arena + 3397136; /* [32,256] */
-static real *const slice_11 = arena + 3405328; /* [32,1,256] */
-static real *const matmul_11 = arena + 3413520; /* [32,1024] */
-static real *const z_20 = arena + 3446288; /* [32,1024] */
-static real *const z_21 = arena + 3446288; /* [32,1024] */
-static real *const i_12 = arena + 3413520; /* [32,256] */
-static real *const f_10 = arena + 3421712; /* [32,256] */
-static real *const g_12 = arena + 3429904; /* [32,256] */
-static real *const o_11 = arena + 3438096; /* [32,256] */
-static real *const c_11 = arena + 3446288; /* [32,256] */
-static real *const tanh_12 = arena + 3454480; /* [32,256] */
-static real *const h_11 = arena + 3462672; /* [32,256] */
-static real *const slice_12 = arena + 3470864; /* [32,1,256] */
-static real *const matmul_12 = arena + 3479056; /* [32,1024] */
-static real *const z_22 = arena + 3511824; /* [32,1024] */
-static real *const z_23 = arena + 3511824; /* [32,1024] */
-static real *const i_13 = arena + 3479056; /* [32,256] */
-static real *const f_11 = arena + 3487248; /* [32,256] */
-static real *const g_13 = arena + 3495440; /* [32,256] */
-static real *const o_12 = arena + 3503632; /* [32,256] */
-static real *const c_12 = arena + 3511824; /* [32,256] */
-static real *const tanh_13 = arena + 3520016; /* [32,256] */
-static real *const h_12 = arena + 3528208; /* [32,256] */
-static real *const slice_13 = arena + 3536400; /* [32,1,256] */
-static real *const matmul_13 = arena + 3544592; /* [32,1024] */
-static real *const z_24 = arena + 3577360; /* [32,1024] */
-static real *const z_25 = arena + 3577360; /* [32,1024] */
-static real *const i_14 = arena + 3544592; /* [32,256] */
-static real *const f_12 = arena + 3552784; /* [32,256] */
-static real *const g_14 = arena + 3560976; /* [32,256] */
-static real *const o_13 = arena + 3569168; /* [32,256] */
-static real *const c_13 = arena + 3577360; /* [32,256] */
-static real *const tanh_14 = arena + 3585552; /* [32,256] */
-static real *const h_13 = arena + 3593744; /* [32,256] */
-static real *const slice_14 = arena + 3601936; /* [32,1,256] */
-static real *const matmul_14 = arena + 3610128; /* [32,1024] */
-static real *const z_26 = arena + 3642896; /* [32,1024] */
-static real *const z_27 = arena + 3642896; /* [32,1024] */
-static real *const i_15 = arena + 3610128; /* [32,256] */
-static real *const f_13 = arena + 3618320; /* [32,256] */
-static real *const g_15 = arena + 3626512; /* [32,256] */
-static real *const o_14 = arena + 3634704; /* [32,256] */
-static real *const c_14 = arena + 3642896; /* [32,256] */
-static real *const tanh_15 = arena + 3651088; /* [32,256] */
-static real *const h_14 = arena + 3659280; /* [32,256] */
-static real *const slice_15 = arena + 3667472; /* [32,1,256] */
-static real *const matmul_15 = arena + 3675664; /* [32,1024] */
-static real *const z_28 = arena + 3708432; /* [32,1024] */
-static real *const z_29 = arena + 3708432; /* [32,1024] */
-static real *const i_16 = arena + 3675664; /* [32,256] */
-static real *const f_14 = arena + 3683856; /* [32,256] */
-static real *const g_16 = arena + 3692048; /* [32,256] */
-static real *const o_15 = arena + 3700240; /* [32,256] */
-static real *const c_15 = arena + 3708432; /* [32,256] */
-static real *const tanh_16 = arena + 3716624; /* [32,256] */
-static real *const h_15 = arena + 3724816; /* [32,256] */
-static real *const slice_16 = arena + 3733008; /* [32,1,256] */
-static real *const matmul_16 = arena + 3741200; /* [32,1024] */
-static real *const z_30 = arena + 3773968; /* [32,1024] */
-static real *const z_31 = arena + 3773968; /* [32,1024] */
-static real *const i_17 = arena + 3741200; /* [32,256] */
-static real *const f_15 = arena + 3749392; /* [32,256] */
-static real *const g_17 = arena + 3757584; /* [32,256] */
-static real *const o_16 = arena + 3765776; /* [32,256] */
-static real *const c_16 = arena + 3773968; /* [32,256] */
-static real *const tanh_17 = arena + 3782160; /* [32,256] */
-static real *const h_16 = arena + 3790352; /* [32,256] */
-static real *const slice_17 = arena + 3798544; /* [32,1,256] */
-static real *const matmul_17 = arena + 3806736; /* [32,1024] */
-static real *const z_32 = arena + 3839504; /* [32,1024] */
-static real *const z_33 = arena + 3839504; /* [32,1024] */
-static real *const i_18 = arena + 3806736; /* [32,256] */
-static real *const f_16 = arena + 3814928; /* [32,256] */
-static real *const g_18 = arena + 3823120; /* [32,256] */
-static real *const o_17 = arena + 3831312; /* [32,256] */
-static real *const c_17 = arena + 3839504; /* [32,256] */
-static real *const tanh_18 = arena + 3847696; /* [32,256] */
-static real *const h_17 = arena + 3855888; /* [32,256] */
-static real *const slice_18 = arena + 3864080; /* [32,1,256] */
-static real *const matmul_18 = arena + 3872272; /* [32,1024] */
-static real *const z_34 = arena + 3905040; /* [32,1024] */
-static real *const z_35 = arena + 3905040; /* [32,1024] */
-static real *const i_19 = arena + 3872272; /* [32,256] */
-static real *const f_17 = arena + 3880464; /* [32,256] */
-static real *const g_19 = arena + 3888656; /* [32,256] */
-static real *const o_18 = arena + 3896848; /* [32,256] */
-static real *const c_18 = arena + 3905040; /* [32,256] */
-static real *const tanh_19 = arena + 3913232; /* [32,256] */
-static real *const h_18 = arena + 3921424; /* [32,256] */
-static real *const slice_19 = arena + 3929616; /* [32,1,256] */
-static real *const matmul_19 = arena + 3937808; /* [32,1024] */
-static real *const z_36 = arena + 3970576; /* [32,1024] */
-static real *const z_37 = arena + 3970576; /* [32,1024] */
-static real *const i_20 = arena + 3937808; /* [32,256] */
-static real *const f_18 = arena + 3946000; /* [32,256] */
-static real *const g_20 = arena + 3954192; /* [32,256] */
-static real *const o_19 = arena + 3962384; /* [32,256] */
-static real *const c_19 = arena + 3970576; /* [32,256] */
-static real *const tanh_20 = arena + 3978768; /* [32,256] */
-static real *const h_19 = arena + 3986960; /* [32,256] */
-static real *const slice_20 = arena + 3995152; /* [32,1,256] */
-static real *const matmul_20 = arena + 4003344; /* [32,1024] */
-static real *const z_38 = arena + 4036112; /* [32,1024] */
-static real *const z_39 = arena + 4036112; /* [32,1024] */
-static real *const i_21 = arena + 4003344; /* [32,256] */
-static real *const f_19 = arena + 4011536; /* [32,256] */
-static real *const g_21 = arena + 4019728; /* [32,256] */
-static real *const o_20 = arena + 4027920; /* [32,256] */
-static real *const c_20 = arena + 4036112; /* [32,256] */
-static real *const tanh_21 = arena + 4044304; /* [32,256] */
-static real *const h_20 = arena + 4052496; /* [32,256] */
-static real *const slice_21 = arena + 4060688; /* [32,1,256] */
-static real *const matmul_21 = arena + 4068880; /* [32,1024] */
-static real *const z_40 = arena + 4101648; /* [32,1024] */
-static real *const z_41 = arena + 4101648; /* [32,1024] */
-static real *const i_22 = arena + 4068880; /* [32,256] */
-static real *const f_20 = arena + 4077072; /* [32,256] */
-static real *const g_22 = arena + 4085264; /* [32,256] */
-static real *const o_21 = arena + 4093456; /* [32,256] */
-static real *const c_21 = arena + 4101648; /* [32,256] */
-static real *const tanh_22 = arena + 4109840; /* [32,256] */
-static real *const h_21 = arena + 4118032; /* [32,256] */
-static real *const slice_22 = arena + 4126224; /* [32,1,256] */
-static real *const matmul_22 = arena + 4134416; /* [32,1024] */
-static real *const z_42 = arena + 4167184; /* [32,1024] */
-static real *const z_43 = arena + 4167184; /* [32,1024] */
-static real *const i_23 = arena + 4134416; /* [32,256] */
-static real *const f_21 = arena + 4142608; /* [32,256] */
-static real *const g_23 = arena + 4150800; /* [32,256] */
-static real *const o_22 = arena + 4158992; /* [32,256] */
-static real *const c_22 = arena + 4167184; /* [32,256] */
-static real *const tanh_23 = arena + 4175376; /* [32,256] */
-static real *const h_22 = arena + 4183568; /* [32,256] */
-static real *const slice_23 = arena + 4191760; /* [32,1,256] */
-static real *const matmul_23 = arena + 4199952; /* [32,1024] */
-static real *const z_44 = arena + 4232720; /* [32,1024] */
-static real *const z_45 = arena + 4232720; /* [32,1024] */
-static real *const i_24 = arena + 4199952; /* [32,256] */
-static real *const f_22 = arena + 4208144; /* [32,256] */
-static real *const g_24 = arena + 4216336; /* [32,256] */
-static real *const o_23 = arena + 4224528; /* [32,256] */
-static real *const c_23 = arena + 4232720; /* [32,256] */
-static real *const tanh_24 = arena + 4240912; /* [32,256] */
-static real *const h_23 = arena + 4249104; /* [32,256] */
-static real *const slice_24 = arena + 4257296; /* [32,1,256] */
-static real *const matmul_24 = arena + 4265488; /* [32,1024] */
-static real *const z_46 = arena + 4298256; /* [32,1024] */
-static real *const z_47 = arena + 4298256; /* [32,1024] */
-static real *const i_25 = arena + 4265488; /* [32,256] */
-static real *const f_23 = arena + 4273680; /* [32,256] */
-static real *const g_25 = arena + 4281872; /* [32,256] */
-static real *const o_24 = arena + 4290064; /* [32,256] */
-static real *const c_24 = arena + 4298256; /* [32,256] */
-static real *const tanh_25 = arena + 4306448; /* [32,256] */
-static real *const h_24 = arena + 4314640; /* [32,256] */
-static real *const slice_25 = arena + 4322832; /* [32,1,256] */
-static real *const matmul_25 = arena + 4331024; /* [32,1024] */
-static real *const z_48 = arena + 4363792; /* [32,1024] */
-static real *const z_49 = arena + 4363792; /* [32,1024] */
-static real *const i_26 = arena + 4331024; /* [32,256] */
-static real *const f_24 = arena + 4339216; /* [32,256] */
-static real *const g_26 = arena + 4347408; /* [32,256] */
-static real *const o_25 = arena + 4355600; /* [32,256] */
-static real *const c_25 = arena + 4363792; /* [32,256] */
-static real *const tanh_26 = arena + 4371984; /* [32,256] */
-static real *const h_25 = arena + 4380176; /* [32,256] */
-static real *const slice_26 = arena + 4388368; /* [32,1,256] */
-static real *const matmul_26 = arena + 4396560; /* [32,1024] */
-static real *const z_50 = arena + 4429328; /* [32,1024] */
-static real *const z_51 = arena + 4429328; /* [32,1024] */
-static real *const i_27 = arena + 4396560; /* [32,256] */
-static real *const f_25 = arena + 4404752; /* [32,256] */
-static real *const g_27 = arena + 4412944; /* [32,256] */
-static real *const o_26 = arena + 4421136; /* [32,256] */
-static real *const c_26 = arena + 4429328; /* [32,256] */
-static real *const tanh_27 = arena + 4437520; /* [32,256] */
-static real *const h_26 = arena + 4445712; /* [32,256] */
-static real *const slice_27 = arena + 4453904; /* [32,1,256] */
-static real *const matmul_27 = arena + 4462096; /* [32,1024] */
-static real *const z_52 = arena + 4494864; /* [32,1024] */
-static real *const z_53 = arena + 4494864; /* [32,1024] */
-static real *const i_28 = arena + 4462096; /* [32,256] */
-static real *const f_26 = arena + 4470288; /* [32,256] */
-static real *const g_28 = arena + 4478480; /* [32,256] */
-static real *const o_27 = arena + 4486672; /* [32,256] */
-static real *const c_27 = arena + 4494864; /* [32,256] */
-static real *const tanh_28 = arena + 4503056; /* [32,256] */
-static real *const h_27 = arena + 4511248; /* [32,256] */
-static real *const slice_28 = arena + 4519440; /* [32,1,256] */
-static real *const matmul_28 = arena + 4527632; /* [32,1024] */
-static real *const z_54 = arena + 4560400; /* [32,1024] */
-static real *const z_55 = arena + 4560400; /* [32,1024] */
-static real *const i_29 = arena + 4527632; /* [32,256] */
-static real *const f_27 = arena + 4535824; /* [32,256] */
-static real *const g_29 = arena + 4544016; /* [32,256] */
-static real *const o_28 = arena + 4552208; /* [32,256] */
-static real *const c_28 = arena + 4560400; /* [32,256] */
-static real *const tanh_29 = arena + 4568592; /* [32,256] */
-static real *const h_28 = arena + 4576784; /* [32,256] */
-static real *const slice_29 = arena + 4584976; /* [32,1,256] */
-static real *const matmul_29 = arena + 4593168; /* [32,1024] */
-static real *const z_56 = arena + 4625936; /* [32,1024] */
-static real *const z_57 = arena + 4625936; /* [32,1024] */
-static real *const i_30 = arena + 4593168; /* [32,256] */
-static real *const f_28 = arena + 4601360; /* [32,256] */
-static real *const g_30 = arena + 4609552; /* [32,256] */
-static real *const o_29 = arena + 4617744; /* [32,256] */
-static real *const c_29 = arena + 4625936; /* [32,256] */
-static real *const tanh_30 = arena + 4634128; /* [32,256] */
-static real *const h_29 = arena + 4642320; /* [32,256] */
-static real *const slice_30 = arena + 4650512; /* [32,1,256] */
-static real *const matmul_30 = arena + 4658704; /* [32,1024] */
-static real *const z_58 = arena + 4691472; /* [32,1024] */
-static real *const z_59 = arena + 4691472; /* [32,1024] */
-static real *const i_31 = arena + 4658704; /* [32,256] */
-static real *const f_29 = arena + 4666896; /* [32,256] */
-static real *const g_31 = arena + 4675088; /* [32,256] */
-static real *const o_30 = arena + 4683280; /* [32,256] */
-static real *const c_30 = arena + 4691472; /* [32,256] */
-static real *const tanh_31 = arena + 4699664; /* [32,256] */
-static real *const h_30 = arena + 4707856; /* [32,256] */
-static real *const slice_31 = arena + 4716048; /* [32,1,256] */
-static real *const matmul_31 = arena + 4724240; /* [32,1024] */
-static real *const z_60 = arena + 4757008; /* [32,1024] */
-static real *const z_61 = arena + 4757008; /* [32,1024] */
-static real *const i_32 = arena + 4724240; /* [32,256] */
-static real *const f_30 = arena + 4732432; /* [32,256] */
-static real *const g_32 = arena + 4740624; /* [32,256] */
-static real *const o_31 = arena + 4748816; /* [32,256] */
-static real *const c_31 = arena + 4757008; /* [32,256] */
-static real *const tanh_32 = arena + 4765200; /* [32,256] */
-static real *const h_31 = arena + 4773392; /* [32,256] */
-static real *const slice_32 = arena + 4781584; /* [32,1,256] */
-static real *const matmul_32 = arena + 2496016; /* [32,1024] */
-static real *const z_62 = arena + 2528784; /* [32,1024] */
-static real *const z_63 = arena + 2528784; /* [32,1024] */
-static real *const i_33 = arena + 2496016; /* [32,256] */
-static real *const f_31 = arena + 2504208; /* [32,256] */
-static real *const g_33 = arena + 2512400; /* [32,256] */
-static real *const o_32 = arena + 2520592; /* [32,256] */
-static real *const tanh_33 = arena + 2528784; /* [32,256] */
-static real *const h_32 = arena + 2536976; /* [32,256] */
-static real *const concat = arena + 4789776; /* [32,32,256] */
-static real *const matmul_33 = arena + 2561552; /* [32,32,128] */
+static real *const matmul = arena + 2758160; /* [1024,1024] */
+static real *const slice = arena + 3806736; /* [32,1,1024] */
+static real *const z = arena + 3839504; /* [32,1024] */
+static real *const i_2 = arena + 3806736; /* [32,256] */
+static real *const g_2 = arena + 3814928; /* [32,256] */
+static real *const o = arena + 3823120; /* [32,256] */
+static real *const c = arena + 3831312; /* [32,256] */
+static real *const tanh_2 = arena + 3839504; /* [32,256] */
+static real *const h = arena + 3847696; /* [32,256] */
+static real *const slice_2 = arena + 3855888; /* [32,1,1024] */
+static real *const z_2 = arena + 3888656; /* [32,1024] */
+static real *const z_3 = arena + 3888656; /* [32,1024] */
+static real *const i_3 = arena + 3855888; /* [32,256] */
+static real *const f = arena + 3864080; /* [32,256] */
+static real *const g_3 = arena + 3872272; /* [32,256] */
+static real *const o_2 = arena + 3880464; /* [32,256] */
+static real *const c_2 = arena + 3888656; /* [32,256] */
+static real *const tanh_3 = arena + 3896848; /* [32,256] */
+static real *const h_2 = arena + 3905040; /* [32,256] */
+static real *const slice_3 = arena + 3921424; /* [32,1,1024] */
+static real *const z_4 = arena + 3954192; /* [32,1024] */
+static real *const z_5 = arena + 3954192; /* [32,1024] */
+static real *const i_4 = arena + 3913232; /* [32,256] */
+static real *const f_2 = arena + 3921424; /* [32,256] */
+static real *const g_4 = arena + 3929616; /* [32,256] */
+static real *const o_3 = arena + 3937808; /* [32,256] */
+static real *const c_3 = arena + 3946000; /* [32,256] */
+static real *const tanh_4 = arena + 3954192; /* [32,256] */
+static real *const h_3 = arena + 3962384; /* [32,256] */
+static real *const slice_4 = arena + 3970576; /* [32,1,1024] */
+static real *const z_6 = arena + 4003344; /* [32,1024] */
+static real *const z_7 = arena + 4003344; /* [32,1024] */
+static real *const i_5 = arena + 3970576; /* [32,256] */
+static real *const f_3 = arena + 3978768; /* [32,256] */
+static real *const g_5 = arena + 3986960; /* [32,256] */
+static real *const o_4 = arena + 3995152; /* [32,256] */
+static real *const c_4 = arena + 4003344; /* [32,256] */
+static real *const tanh_5 = arena + 4011536; /* [32,256] */
+static real *const h_4 = arena + 4019728; /* [32,256] */
+static real *const slice_5 = arena + 4036112; /* [32,1,1024] */
+static real *const z_8 = arena + 4068880; /* [32,1024] */
+static real *const z_9 = arena + 4068880; /* [32,1024] */
+static real *const i_6 = arena + 4027920; /* [32,256] */
+static real *const f_4 = arena + 4036112; /* [32,256] */
+static real *const g_6 = arena + 4044304; /* [32,256] */
+static real *const o_5 = arena + 4052496; /* [32,256] */
+static real *const c_5 = arena + 4060688; /* [32,256] */
+static real *const tanh_6 = arena + 4068880; /* [32,256] */
+static real *const h_5 = arena + 4077072; /* [32,256] */
+static real *const slice_6 = arena + 4085264; /* [32,1,1024] */
+static real *const z_10 = arena + 4118032; /* [32,1024] */
+static real *const z_11 = arena + 4118032; /* [32,1024] */
+static real *const i_7 = arena + 4085264; /* [32,256] */
+static real *const f_5 = arena + 4093456; /* [32,256] */
+static real *const g_7 = arena + 4101648; /* [32,256] */
+static real *const o_6 = arena + 4109840; /* [32,256] */
+static real *const c_6 = arena + 4118032; /* [32,256] */
+static real *const tanh_7 = arena + 4126224; /* [32,256] */
+static real *const h_6 = arena + 4134416; /* [32,256] */
+static real *const slice_7 = arena + 4150800; /* [32,1,1024] */
+static real *const z_12 = arena + 4183568; /* [32,1024] */
+static real *const z_13 = arena + 4183568; /* [32,1024] */
+static real *const i_8 = arena + 4142608; /* [32,256] */
+static real *const f_6 = arena + 4150800; /* [32,256] */
+static real *const g_8 = arena + 4158992; /* [32,256] */
+static real *const o_7 = arena + 4167184; /* [32,256] */
+static real *const c_7 = arena + 4175376; /* [32,256] */
+static real *const tanh_8 = arena + 4183568; /* [32,256] */
+static real *const h_7 = arena + 4191760; /* [32,256] */
+static real *const slice_8 = arena + 4199952; /* [32,1,1024] */
+static real *const z_14 = arena + 4232720; /* [32,1024] */
+static real *const z_15 = arena + 4232720; /* [32,1024] */
+static real *const i_9 = arena + 4199952; /* [32,256] */
+static real *const f_7 = arena + 4208144; /* [32,256] */
+static real *const g_9 = arena + 4216336; /* [32,256] */
+static real *const o_8 = arena + 4224528; /* [32,256] */
+static real *const c_8 = arena + 4232720; /* [32,256] */
+static real *const tanh_9 = arena + 4240912; /* [32,256] */
+static real *const h_8 = arena + 4249104; /* [32,256] */
+static real *const slice_9 = arena + 4265488; /* [32,1,1024] */
+static real *const z_16 = arena + 4298256; /* [32,1024] */
+static real *const z_17 = arena + 4298256; /* [32,1024] */
+static real *const i_10 = arena + 4257296; /* [32,256] */
+static real *const f_8 = arena + 4265488; /* [32,256] */
+static real *const g_10 = arena + 4273680; /* [32,256] */
+static real *const o_9 = arena + 4281872; /* [32,256] */
+static real *const c_9 = arena + 4290064; /* [32,256] */
+static real *const tanh_10 = arena + 4298256; /* [32,256] */
+static real *const h_9 = arena + 4306448; /* [32,256] */
+static real *const slice_10 = arena + 4314640; /* [32,1,1024] */
+static real *const z_18 = arena + 4347408; /* [32,1024] */
+static real *const z_19 = arena + 4347408; /* [32,1024] */
+static real *const i_11 = arena + 4314640; /* [32,256] */
+static real *const f_9 = arena + 4322832; /* [32,256] */
+static real *const g_11 = arena + 4331024; /* [32,256] */
+static real *const o_10 = arena + 4339216; /* [32,256] */
+static real *const c_10 = arena + 4347408; /* [32,256] */
+static real *const tanh_11 = arena + 4355600; /* [32,256] */
+static real *const h_10 = arena + 4363792; /* [32,256] */
+static real *const slice_11 = arena + 4380176; /* [32,1,1024] */
+static real *const z_20 = arena + 4412944; /* [32,1024] */
+static real *const z_21 = arena + 4412944; /* [32,1024] */
+static real *const i_12 = arena + 4371984; /* [32,256] */
+static real *const f_10 = arena + 4380176; /* [32,256] */
+static real *const g_12 = arena + 4388368; /* [32,256] */
+static real *const o_11 = arena + 4396560; /* [32,256] */
+static real *const c_11 = arena + 4404752; /* [32,256] */
+static real *const tanh_12 = arena + 4412944; /* [32,256] */
+static real *const h_11 = arena + 4421136; /* [32,256] */
+static real *const slice_12 = arena + 4429328; /* [32,1,1024] */
+static real *const z_22 = arena + 4462096; /* [32,1024] */
+static real *const z_23 = arena + 4462096; /* [32,1024] */
+static real *const i_13 = arena + 4429328; /* [32,256] */
+static real *const f_11 = arena + 4437520; /* [32,256] */
+static real *const g_13 = arena + 4445712; /* [32,256] */
+static real *const o_12 = arena + 4453904; /* [32,256] */
+static real *const c_12 = arena + 4462096; /* [32,256] */
+static real *const tanh_13 = arena + 4470288; /* [32,256] */
+static real *const h_12 = arena + 4478480; /* [32,256] */
+static real *const slice_13 = arena + 4494864; /* [32,1,1024] */
+static real *const z_24 = arena + 4527632; /* [32,1024] */
+static real *const z_25 = arena + 4527632; /* [32,1024] */
+static real *const i_14 = arena + 4486672; /* [32,256] */
+static real *const f_12 = arena + 4494864; /* [32,256] */
+static real *const g_14 = arena + 4503056; /* [32,256] */
+static real *const o_13 = arena + 4511248; /* [32,256] */
+static real *const c_13 = arena + 4519440; /* [32,256] */
+static real *const tanh_14 = arena + 4527632; /* [32,256] */
+static real *const h_13 = arena + 4535824; /* [32,256] */
+static real *const slice_14 = arena + 4544016; /* [32,1,1024] */
+static real *const z_26 = arena + 4576784; /* [32,1024] */
+static real *const z_27 = arena + 4576784; /* [32,1024] */
+static real *const i_15 = arena + 4544016; /* [32,256] */
+static real *const f_13 = arena + 4552208; /* [32,256] */
+static real *const g_15 = arena + 4560400; /* [32,256] */
+static real *const o_14 = arena + 4568592; /* [32,256] */
+static real *const c_14 = arena + 4576784; /* [32,256] */
+static real *const tanh_15 = arena + 4584976; /* [32,256] */
+static real *const h_14 = arena + 4593168; /* [32,256] */
+static real *const slice_15 = arena + 4609552; /* [32,1,1024] */
+static real *const z_28 = arena + 4642320; /* [32,1024] */
+static real *const z_29 = arena + 4642320; /* [32,1024] */
+static real *const i_16 = arena + 4601360; /* [32,256] */
+static real *const f_14 = arena + 4609552; /* [32,256] */
+static real *const g_16 = arena + 4617744; /* [32,256] */
+static real *const o_15 = arena + 4625936; /* [32,256] */
+static real *const c_15 = arena + 4634128; /* [32,256] */
+static real *const tanh_16 = arena + 4642320; /* [32,256] */
+static real *const h_15 = arena + 4650512; /* [32,256] */
+static real *const slice_16 = arena + 4658704; /* [32,1,1024] */
+static real *const z_30 = arena + 4691472; /* [32,1024] */
+static real *const z_31 = arena + 4691472; /* [32,1024] */
+static real *const i_17 = arena + 4658704; /* [32,256] */
+static real *const f_15 = arena + 4666896; /* [32,256] */
+static real *const g_17 = arena + 4675088; /* [32,256] */
+static real *const o_16 = arena + 4683280; /* [32,256] */
+static real *const c_16 = arena + 4691472; /* [32,256] */
+static real *const tanh_17 = arena + 4699664; /* [32,256] */
+static real *const h_16 = arena + 4707856; /* [32,256] */
+static real *const slice_17 = arena + 4724240; /* [32,1,1024] */
+static real *const z_32 = arena + 4757008; /* [32,1024] */
+static real *const z_33 = arena + 4757008; /* [32,1024] */
+static real *const i_18 = arena + 4716048; /* [32,256] */
+static real *const f_16 = arena + 4724240; /* [32,256] */
+static real *const g_18 = arena + 4732432; /* [32,256] */
+static real *const o_17 = arena + 4740624; /* [32,256] */
+static real *const c_17 = arena + 4748816; /* [32,256] */
+static real *const tanh_18 = arena + 4757008; /* [32,256] */
+static real *const h_17 = arena + 4765200; /* [32,256] */
+static real *const slice_18 = arena + 4773392; /* [32,1,1024] */
+static real *const z_34 = arena + 4806160; /* [32,1024] */
+static real *const z_35 = arena + 4806160; /* [32,1024] */
+static real *const i_19 = arena + 4773392; /* [32,256] */
+static real *const f_17 = arena + 4781584; /* [32,256] */
+static real *const g_19 = arena + 4789776; /* [32,256] */
+static real *const o_18 = arena + 4797968; /* [32,256] */
+static real *const c_18 = arena + 4806160; /* [32,256] */
+static real *const tanh_19 = arena + 4814352; /* [32,256] */
+static real *const h_18 = arena + 4822544; /* [32,256] */
+static real *const slice_19 = arena + 4838928; /* [32,1,1024] */
+static real *const z_36 = arena + 4871696; /* [32,1024] */
+static real *const z_37 = arena + 4871696; /* [32,1024] */
+static real *const i_20 = arena + 4830736; /* [32,256] */
+static real *const f_18 = arena + 4838928; /* [32,256] */
+static real *const g_20 = arena + 4847120; /* [32,256] */
+static real *const o_19 = arena + 4855312; /* [32,256] */
+static real *const c_19 = arena + 4863504; /* [32,256] */
+static real *const tanh_20 = arena + 4871696; /* [32,256] */
+static real *const h_19 = arena + 4879888; /* [32,256] */
+static real *const slice_20 = arena + 4888080; /* [32,1,1024] */
+static real *const z_38 = arena + 4920848; /* [32,1024] */
+static real *const z_39 = arena + 4920848; /* [32,1024] */
+static real *const i_21 = arena + 4888080; /* [32,256] */
+static real *const f_19 = arena + 4896272; /* [32,256] */
+static real *const g_21 = arena + 4904464; /* [32,256] */
+static real *const o_20 = arena + 4912656; /* [32,256] */
+static real *const c_20 = arena + 4920848; /* [32,256] */
+static real *const tanh_21 = arena + 4929040; /* [32,256] */
+static real *const h_20 = arena + 4937232; /* [32,256] */
+static real *const slice_21 = arena + 4953616; /* [32,1,1024] */
+static real *const z_40 = arena + 4986384; /* [32,1024] */
+static real *const z_41 = arena + 4986384; /* [32,1024] */
+static real *const i_22 = arena + 4945424; /* [32,256] */
+static real *const f_20 = arena + 4953616; /* [32,256] */
+static real *const g_22 = arena + 4961808; /* [32,256] */
+static real *const o_21 = arena + 4970000; /* [32,256] */
+static real *const c_21 = arena + 4978192; /* [32,256] */
+static real *const tanh_22 = arena + 4986384; /* [32,256] */
+static real *const h_21 = arena + 4994576; /* [32,256] */
+static real *const slice_22 = arena + 5002768; /* [32,1,1024] */
+static real *const z_42 = arena + 5035536; /* [32,1024] */
+static real *const z_43 = arena + 5035536; /* [32,1024] */
+static real *const i_23 = arena + 5002768; /* [32,256] */
+static real *const f_21 = arena + 5010960; /* [32,256] */
+static real *const g_23 = arena + 5019152; /* [32,256] */
+static real *const o_22 = arena + 5027344; /* [32,256] */
+static real *const c_22 = arena + 5035536; /* [32,256] */
+static real *const tanh_23 = arena + 5043728; /* [32,256] */
+static real *const h_22 = arena + 5051920; /* [32,256] */
+static real *const slice_23 = arena + 5068304; /* [32,1,1024] */
+static real *const z_44 = arena + 5101072; /* [32,1024] */
+static real *const z_45 = arena + 5101072; /* [32,1024] */
+static real *const i_24 = arena + 5060112; /* [32,256] */
+static real *const f_22 = arena + 5068304; /* [32,256] */
+static real *const g_24 = arena + 5076496; /* [32,256] */
+static real *const o_23 = arena + 5084688; /* [32,256] */
+static real *const c_23 = arena + 5092880; /* [32,256] */
+static real *const tanh_24 = arena + 5101072; /* [32,256] */
+static real *const h_23 = arena + 5109264; /* [32,256] */
+static real *const slice_24 = arena + 5117456; /* [32,1,1024] */
+static real *const z_46 = arena + 5150224; /* [32,1024] */
+static real *const z_47 = arena + 5150224; /* [32,1024] */
+static real *const i_25 = arena + 5117456; /* [32,256] */
+static real *const f_23 = arena + 5125648; /* [32,256] */
+static real *const g_25 = arena + 5133840; /* [32,256] */
+static real *const o_24 = arena + 5142032; /* [32,256] */
+static real *const c_24 = arena + 5150224; /* [32,256] */
+static real *const tanh_25 = arena + 5158416; /* [32,256] */
+static real *const h_24 = arena + 5166608; /* [32,256] */
+static real *const slice_25 = arena + 5182992; /* [32,1,1024] */
+static real *const z_48 = arena + 5215760; /* [32,1024] */
+static real *const z_49 = arena + 5215760; /* [32,1024] */
+static real *const i_26 = arena + 5174800; /* [32,256] */
+static real *const f_24 = arena + 5182992; /* [32,256] */
+static real *const g_26 = arena + 5191184; /* [32,256] */
+static real *const o_25 = arena + 5199376; /* [32,256] */
+static real *const c_25 = arena + 5207568; /* [32,256] */
+static real *const tanh_26 = arena + 5215760; /* [32,256] */
+static real *const h_25 = arena + 5223952; /* [32,256] */
+static real *const slice_26 = arena + 5232144; /* [32,1,1024] */
+static real *const z_50 = arena + 5264912; /* [32,1024] */
+static real *const z_51 = arena + 5264912; /* [32,1024] */
+static real *const i_27 = arena + 5232144; /* [32,256] */
+static real *const f_25 = arena + 5240336; /* [32,256] */
+static real *const g_27 = arena + 5248528; /* [32,256] */
+static real *const o_26 = arena + 5256720; /* [32,256] */
+static real *const c_26 = arena + 5264912; /* [32,256] */
+static real *const tanh_27 = arena + 5273104; /* [32,256] */
+static real *const h_26 = arena + 5281296; /* [32,256] */
+static real *const slice_27 = arena + 5297680; /* [32,1,1024] */
+static real *const z_52 = arena + 5330448; /* [32,1024] */
+static real *const z_53 = arena + 5330448; /* [32,1024] */
+static real *const i_28 = arena + 5289488; /* [32,256] */
+static real *const f_26 = arena + 5297680; /* [32,256] */
+static real *const g_28 = arena + 5305872; /* [32,256] */
+static real *const o_27 = arena + 5314064; /* [32,256] */
+static real *const c_27 = arena + 5322256; /* [32,256] */
+static real *const tanh_28 = arena + 5330448; /* [32,256] */
+static real *const h_27 = arena + 5338640; /* [32,256] */
+static real *const slice_28 = arena + 5346832; /* [32,1,1024] */
+static real *const z_54 = arena + 5379600; /* [32,1024] */
+static real *const z_55 = arena + 5379600; /* [32,1024] */
+static real *const i_29 = arena + 5346832; /* [32,256] */
+static real *const f_27 = arena + 5355024; /* [32,256] */
+static real *const g_29 = arena + 5363216; /* [32,256] */
+static real *const o_28 = arena + 5371408; /* [32,256] */
+static real *const c_28 = arena + 5379600; /* [32,256] */
+static real *const tanh_29 = arena + 5387792; /* [32,256] */
+static real *const h_28 = arena + 5395984; /* [32,256] */
+static real *const slice_29 = arena + 5412368; /* [32,1,1024] */
+static real *const z_56 = arena + 5445136; /* [32,1024] */
+static real *const z_57 = arena + 5445136; /* [32,1024] */
+static real *const i_30 = arena + 5404176; /* [32,256] */
+static real *const f_28 = arena + 5412368; /* [32,256] */
+static real *const g_30 = arena + 5420560; /* [32,256] */
+static real *const o_29 = arena + 5428752; /* [32,256] */
+static real *const c_29 = arena + 5436944; /* [32,256] */
+static real *const tanh_30 = arena + 5445136; /* [32,256] */
+static real *const h_29 = arena + 5453328; /* [32,256] */
+static real *const slice_30 = arena + 5461520; /* [32,1,1024] */
+static real *const z_58 = arena + 5494288; /* [32,1024] */
+static real *const z_59 = arena + 5494288; /* [32,1024] */
+static real *const i_31 = arena + 5461520; /* [32,256] */
+static real *const f_29 = arena + 5469712; /* [32,256] */
+static real *const g_31 = arena + 5477904; /* [32,256] */
+static real *const o_30 = arena + 5486096; /* [32,256] */
+static real *const c_30 = arena + 5494288; /* [32,256] */
+static real *const tanh_31 = arena + 5502480; /* [32,256] */
+static real *const h_30 = arena + 5510672; /* [32,256] */
+static real *const slice_31 = arena + 5527056; /* [32,1,1024] */
+static real *const z_60 = arena + 5559824; /* [32,1024] */
+static real *const z_61 = arena + 5559824; /* [32,1024] */
+static real *const i_32 = arena + 5518864; /* [32,256] */
+static real *const f_30 = arena + 5527056; /* [32,256] */
+static real *const g_32 = arena + 5535248; /* [32,256] */
+static real *const o_31 = arena + 5543440; /* [32,256] */
+static real *const c_31 = arena + 5551632; /* [32,256] */
+static real *const tanh_32 = arena + 5559824; /* [32,256] */
+static real *const h_31 = arena + 5568016; /* [32,256] */
+static real *const slice_32 = arena + 5576208; /* [32,1,1024] */
+static real *const z_62 = arena + 2758160; /* [32,1024] */
+static real *const z_63 = arena + 2758160; /* [32,1024] */
+static real *const i_33 = arena + 5576208; /* [32,256] */
+static real *const f_31 = arena + 5584400; /* [32,256] */
+static real *const g_33 = arena + 5592592; /* [32,256] */
+static real *const o_32 = arena + 5600784; /* [32,256] */
+static real *const tanh_33 = arena + 2758160; /* [32,256] */
+static real *const h_32 = arena + 2766352; /* [32,256] */
+static real *const concat = arena + 2774544; /* [32,32,256] */
+static real *const matmul_2 = arena + 3036688; /* [32,32,128] */
 static real *const logits = arena + 2364928; /* [32,32,128] */
-static real *const cross_entropy = arena + 2536976; /* [1024] */
-static real *const sum = arena + 2538000; /* [] */
+static real *const cross_entropy = arena + 2766352; /* [1024] */
+static real *const sum = arena + 2767376; /* [] */
 static real *const loss_value = arena + 2496000; /* [] */
-static real *const d_reshape = arena + 2561552; /* [1024,128] */
-static real *const d_concat = arena + 5051920; /* [32,32,256] */
-static real *const d_reshape_2 = arena + 2536976; /* [32,1,256] */
-static real *const d_reshape_3 = arena + 2545168; /* [32,1,256] */
-static real *const d_reshape_4 = arena + 2553360; /* [32,1,256] */
-static real *const d_reshape_5 = arena + 2561552; /* [32,1,256] */
-static real *const d_reshape_6 = arena + 2569744; /* [32,1,256] */
-static real *const d_reshape_7 = arena + 2577936; /* [32,1,256] */
-static real *const d_reshape_8 = arena + 2586128; /* [32,1,256] */
-static real *const d_reshape_9 = arena + 2594320; /* [32,1,256] */
-static real *const d_reshape_10 = arena + 2602512; /* [32,1,256] */
-static real *const d_reshape_11 = arena + 2610704; /* [32,1,256] */
-static real *const d_reshape_12 = arena + 2618896; /* [32,1,256] */
-static real *const d_reshape_13 = arena + 2627088; /* [32,1,256] */
-static real *const d_reshape_14 = arena + 2635280; /* [32,1,256] */
-static real *const d_reshape_15 = arena + 2643472; /* [32,1,256] */
-static real *const d_reshape_16 = arena + 2651664; /* [32,1,256] */
-static real *const d_reshape_17 = arena + 2659856; /* [32,1,256] */
-static real *const d_reshape_18 = arena + 2668048; /* [32,1,256] */
-static real *const d_reshape_19 = arena + 2676240; /* [32,1,256] */
-static real *const d_reshape_20 = arena + 2684432; /* [32,1,256] */
-static real *const d_reshape_21 = arena + 2692624; /* [32,1,256] */
-static real *const d_reshape_22 = arena + 2700816; /* [32,1,256] */
-static real *const d_reshape_23 = arena + 2709008; /* [32,1,256] */
-static real *const d_reshape_24 = arena + 2717200; /* [32,1,256] */
-static real *const d_reshape_25 = arena + 2725392; /* [32,1,256] */
-static real *const d_reshape_26 = arena + 2733584; /* [32,1,256] */
-static real *const d_reshape_27 = arena + 2741776; /* [32,1,256] */
-static real *const d_reshape_28 = arena + 2749968; /* [32,1,256] */
-static real *const d_reshape_29 = arena + 4789776; /* [32,1,256] */
-static real *const d_reshape_30 = arena + 4797968; /* [32,1,256] */
-static real *const d_reshape_31 = arena + 4806160; /* [32,1,256] */
-static real *const d_reshape_32 = arena + 4814352; /* [32,1,256] */
-static real *const d_reshape_33 = arena + 4822544; /* [32,1,256] */
-static real *const d_c = arena + 4830736; /* [32,256] */
-static real *const d_pad = arena + 4838928; /* [32,1024] */
-static real *const d_slice = arena + 4822544; /* [32,256] */
-static real *const d_pad_add = arena + 4838928; /* [32,1024] */
-static real *const d_add = arena + 4822544; /* [32,256] */
-static real *const d_sum = arena + 4757008; /* [256] */
-static real *const d_pad_add_2 = arena + 4838928; /* [32,1024] */
-static real *const d_slice_2 = arena + 4822544; /* [32,256] */
-static real *const d_z = arena + 4838928; /* [32,1024] */
+static real *const d_reshape = arena + 3036688; /* [1024,128] */
+static real *const d_concat = arena + 3167760; /* [32,32,256] */
+static real *const d_reshape_2 = arena + 3429904; /* [32,1,256] */
+static real *const d_reshape_3 = arena + 3438096; /* [32,1,256] */
+static real *const d_reshape_4 = arena + 3446288; /* [32,1,256] */
+static real *const d_reshape_5 = arena + 3454480; /* [32,1,256] */
+static real *const d_reshape_6 = arena + 3462672; /* [32,1,256] */
+static real *const d_reshape_7 = arena + 3470864; /* [32,1,256] */
+static real *const d_reshape_8 = arena + 3479056; /* [32,1,256] */
+static real *const d_reshape_9 = arena + 3487248; /* [32,1,256] */
+static real *const d_reshape_10 = arena + 3495440; /* [32,1,256] */
+static real *const d_reshape_11 = arena + 3503632; /* [32,1,256] */
+static real *const d_reshape_12 = arena + 3511824; /* [32,1,256] */
+static real *const d_reshape_13 = arena + 3520016; /* [32,1,256] */
+static real *const d_reshape_14 = arena + 3528208; /* [32,1,256] */
+static real *const d_reshape_15 = arena + 3536400; /* [32,1,256] */
+static real *const d_reshape_16 = arena + 3544592; /* [32,1,256] */
+static real *const d_reshape_17 = arena + 3552784; /* [32,1,256] */
+static real *const d_reshape_18 = arena + 3560976; /* [32,1,256] */
+static real *const d_reshape_19 = arena + 3569168; /* [32,1,256] */
+static real *const d_reshape_20 = arena + 3577360; /* [32,1,256] */
+static real *const d_reshape_21 = arena + 3585552; /* [32,1,256] */
+static real *const d_reshape_22 = arena + 3593744; /* [32,1,256] */
+static real *const d_reshape_23 = arena + 3601936; /* [32,1,256] */
+static real *const d_reshape_24 = arena + 3610128; /* [32,1,256] */
+static real *const d_reshape_25 = arena + 3618320; /* [32,1,256] */
+static real *const d_reshape_26 = arena + 3626512; /* [32,1,256] */
+static real *const d_reshape_27 = arena + 3634704; /* [32,1,256] */
+static real *const d_reshape_28 = arena + 3642896; /* [32,1,256] */
+static real *const d_reshape_29 = arena + 3651088; /* [32,1,256] */
+static real *const d_reshape_30 = arena + 3659280; /* [32,1,256] */
+static real *const d_reshape_31 = arena + 3667472; /* [32,1,256] */
+static real *const d_reshape_32 = arena + 3675664; /* [32,1,256] */
+static real *const d_reshape_33 = arena + 3683856; /* [32,1,256] */
+static real *const d_c = arena + 3692048; /* [32,256] */
+static real *const d_pad = arena + 3700240; /* [32,1024] */
+static real *const d_slice = arena + 3683856; /* [32,256] */
+static real *const d_pad_add = arena + 3700240; /* [32,1024] */
+static real *const d_add = arena + 3683856; /* [32,256] */
+static real *const d_sum = arena + 5551632; /* [256] */
+static real *const d_pad_add_2 = arena + 3700240; /* [32,1024] */
+static real *const d_slice_2 = arena + 3683856; /* [32,256] */
+static real *const d_z = arena + 3700240; /* [32,1024] */
 static real *const d_matmul = arena + 886144; /* [256,1024] */
-static real *const d_sum_2 = arena + 4757264; /* [1024] */
-static real *const d_reshape_34 = arena + 2496016; /* [32,256] */
-static real *const d_matmul_2 = arena + 624000; /* [256,1024] */
-static real *const d_pad_2 = arena + 5051920; /* [32,32,256] */
-static real *const d_h = arena + 4814352; /* [32,256] */
-static real *const d_c_2 = arena + 2496016; /* [32,256] */
-static real *const d_pad_3 = arena + 4822544; /* [32,1024] */
-static real *const d_slice_3 = arena + 2504208; /* [32,256] */
-static real *const d_pad_add_3 = arena + 4822544; /* [32,1024] */
-static real *const d_add_2 = arena + 2504208; /* [32,256] */
-static real *const d_sum_3 = arena + 4691472; /* [256] */
-static real *const d_pad_add_4 = arena + 4822544; /* [32,1024] */
-static real *const d_slice_4 = arena + 2504208; /* [32,256] */
-static real *const d_z_2 = arena + 4822544; /* [32,1024] */
+static real *const d_sum_2 = arena + 5551888; /* [1024] */
+static real *const d_pad_2 = arena + 5592592; /* [32,32,1024] */
+static real *const d_h = arena + 3675664; /* [32,256] */
+static real *const d_c_2 = arena + 3683856; /* [32,256] */
+static real *const d_pad_3 = arena + 3700240; /* [32,1024] */
+static real *const d_slice_3 = arena + 3675664; /* [32,256] */
+static real *const d_pad_add_3 = arena + 3700240; /* [32,1024] */
+static real *const d_add_2 = arena + 3675664; /* [32,256] */
+static real *const d_sum_3 = arena + 3692048; /* [256] */
+static real *const d_pad_add_4 = arena + 3700240; /* [32,1024] */
+static real *const d_slice_4 = arena + 3675664; /* [32,256] */
+static real *const d_z_2 = arena + 3700240; /* [32,1024] */
 static real *const d_matmul_add = arena + 886144; /* [256,1024] */
-static real *const d_sum_4 = arena + 4691728; /* [1024] */
-static real *const d_reshape_35 = arena + 2504208; /* [32,256] */
-static real *const d_matmul_add_2 = arena + 624000; /* [256,1024] */
-static real *const d_pad_add_5 = arena + 5051920; /* [32,32,256] */
-static real *const d_h_2 = arena + 4806160; /* [32,256] */
-static real *const d_c_3 = arena + 2504208; /* [32,256] */
-static real *const d_pad_4 = arena + 4707856; /* [32,1024] */
-static real *const d_slice_5 = arena + 2496016; /* [32,256] */
-static real *const d_pad_add_6 = arena + 4707856; /* [32,1024] */
-static real *const d_add_3 = arena + 2496016; /* [32,256] */
-static real *const d_sum_5 = arena + 4625936; /* [256] */
-static real *const d_pad_add_7 = arena + 4707856; /* [32,1024] */
-static real *const d_slice_6 = arena + 2496016; /* [32,256] */
-static real *const d_z_3 = arena + 4707856; /* [32,1024] */
+static real *const d_sum_4 = arena + 3692304; /* [1024] */
+static real *const d_pad_add_5 = arena + 5592592; /* [32,32,1024] */
+static real *const d_h_2 = arena + 3667472; /* [32,256] */
+static real *const d_c_3 = arena + 3675664; /* [32,256] */
+static real *const d_pad_4 = arena + 5552912; /* [32,1024] */
+static real *const d_slice_5 = arena + 3667472; /* [32,256] */
+static real *const d_pad_add_6 = arena + 5552912; /* [32,1024] */
+static real *const d_add_3 = arena + 3667472; /* [32,256] */
+static real *const d_sum_5 = arena + 3693328; /* [256] */
+static real *const d_pad_add_7 = arena + 5552912; /* [32,1024] */
+static real *const d_slice_6 = arena + 3667472; /* [32,256] */
+static real *const d_z_3 = arena + 5552912; /* [32,1024] */
+static real *const d_matmul_add_2 = arena + 886144; /* [256,1024] */
+static real *const d_sum_6 = arena + 3693584; /* [1024] */
+static real *const d_pad_add_8 = arena + 5592592; /* [32,32,1024] */
+static real *const d_h_3 = arena + 3659280; /* [32,256] */
+static real *const d_c_4 = arena + 3667472; /* [32,256] */
+static real *const d_pad_5 = arena + 5552912; /* [32,1024] */
+static real *const d_slice_7 = arena + 3659280; /* [32,256] */
+static real *const d_pad_add_9 = arena + 5552912; /* [32,1024] */
+static real *const d_add_4 = arena + 3659280; /* [32,256] */
+static real *const d_sum_7 = arena + 3694608; /* [256] */
+static real *const d_pad_add_10 = arena + 5552912; /* [32,1024] */
+static real *const d_slice_8 = arena + 3659280; /* [32,256] */
+static real *const d_z_4 = arena + 5552912; /* [32,1024] */
 static real *const d_matmul_add_3 = arena + 886144; /* [256,1024] */
-static real *const d_sum_6 = arena + 4626192; /* [1024] */
-static real *const d_reshape_36 = arena + 2496016; /* [32,256] */
-static real *const d_matmul_add_4 = arena + 624000; /* [256,1024] */
-static real *const d_pad_add_8 = arena + 5051920; /* [32,32,256] */
-static real *const d_h_3 = arena + 4797968; /* [32,256] */
-static real *const d_c_4 = arena + 2496016; /* [32,256] */
-static real *const d_pad_5 = arena + 4642320; /* [32,1024] */
-static real *const d_slice_7 = arena + 2504208; /* [32,256] */
-static real *const d_pad_add_9 = arena + 4642320; /* [32,1024] */
-static real *const d_add_4 = arena + 2504208; /* [32,256] */
-static real *const d_sum_7 = arena + 4560400; /* [256] */
-static real *const d_pad_add_10 = arena + 4642320; /* [32,1024] */
-static real *const d_slice_8 = arena + 2504208; /* [32,256] */
-static real *const d_z_4 = arena + 4642320; /* [32,1024] */
+static real *const d_sum_8 = arena + 3694864; /* [1024] */
+static real *const d_pad_add_11 = arena + 5592592; /* [32,32,1024] */
+static real *const d_h_4 = arena + 3651088; /* [32,256] */
+static real *const d_c_5 = arena + 3659280; /* [32,256] */
+static real *const d_pad_6 = arena + 5552912; /* [32,1024] */
+static real *const d_slice_9 = arena + 3651088; /* [32,256] */
+static real *const d_pad_add_12 = arena + 5552912; /* [32,1024] */
+static real *const d_add_5 = arena + 3651088; /* [32,256] */
+static real *const d_sum_9 = arena + 3695888; /* [256] */
+static real *const d_pad_add_13 = arena + 5552912; /* [32,1024] */
+static real *const d_slice_10 = arena + 3651088; /* [32,256] */
+static real *const d_z_5 = arena + 5552912; /* [32,1024] */
+static real *const d_matmul_add_4 = arena + 886144; /* [256,1024] */
+static real *const d_sum_10 = arena + 3696144; /* [1024] */
+static real *const d_pad_add_14 = arena + 5592592; /* [32,32,1024] */
+static real *const d_h_5 = arena + 3642896; /* [32,256] */
+static real *const d_c_6 = arena + 3651088; /* [32,256] */
+static real *const d_pad_7 = arena + 5552912; /* [32,1024] */
+static real *const d_slice_11 = arena + 3642896; /* [32,256] */
+static real *const d_pad_add_15 = arena + 5552912; /* [32,1024] */
+static real *const d_add_6 = arena + 3642896; /* [32,256] */
+static real *const d_sum_11 = arena + 3697168; /* [256] */
+static real *const d_pad_add_16 = arena + 5552912; /* [32,1024] */
+static real *const d_slice_12 = arena + 3642896; /* [32,256] */
+static real *const d_z_6 = arena + 5552912; /* [32,1024] */
 static real *const d_matmul_add_5 = arena + 886144; /* [256,1024] */
-static real *const d_sum_8 = arena + 4560656; /* [1024] */
-static real *const d_reshape_37 = arena + 2504208; /* [32,256] */
-static real *const d_matmul_add_6 = arena + 624000; /* [256,1024] */
-static real *const d_pad_add_11 = arena + 5051920; /* [32,32,256] */
-static real *const d_h_4 = arena + 4789776; /* [32,256] */
-static real *const d_c_5 = arena + 2504208; /* [32,256] */
-static real *const d_pad_6 = arena + 4576784; /* [32,1024] */
-static real *const d_slice_9 = arena + 2496016; /* [32,256] */
-static real *const d_pad_add_12 = arena + 4576784; /* [32,1024] */
-static real *const d_add_5 = arena + 2496016; /* [32,256] */
-static real *const d_sum_9 = arena + 4494864; /* [256] */
-static real *const d_pad_add_13 = arena + 4576784; /* [32,1024] */
-static real *const d_slice_10 = arena + 2496016; /* [32,256] */
-static real *const d_z_5 = arena + 4576784; /* [32,1024] */
+static real *const d_sum_12 = arena + 3697424; /* [1024] */
+static real *const d_pad_add_17 = arena + 5592592; /* [32,32,1024] */
+static real *const d_h_6 = arena + 3634704; /* [32,256] */
+static real *const d_c_7 = arena + 3642896; /* [32,256] */
+static real *const d_pad_8 = arena + 5552912; /* [32,1024] */
+static real *const d_slice_13 = arena + 3634704; /* [32,256] */
+static real *const d_pad_add_18 = arena + 5552912; /* [32,1024] */
+static real *const d_add_7 = arena + 3634704; /* [32,256] */
+static real *const d_sum_13 = arena + 3698448; /* [256] */
+static real *const d_pad_add_19 = arena + 5552912; /* [32,1024] */
+static real *const d_slice_14 = arena + 3634704; /* [32,256] */
+static real *const d_z_7 = arena + 5552912; /* [32,1024] */
+static real *const d_matmul_add_6 = arena + 886144; /* [256,1024] */
+static real *const d_sum_14 = arena + 3698704; /* [1024] */
+static real *const d_pad_add_20 = arena + 5592592; /* [32,32,1024] */
+static real *const d_h_7 = arena + 3626512; /* [32,256] */
+static real *const d_c_8 = arena + 3634704; /* [32,256] */
+static real *const d_pad_9 = arena + 5552912; /* [32,1024] */
+static real *const d_slice_15 = arena + 3626512; /* [32,256] */
+static real *const d_pad_add_21 = arena + 5552912; /* [32,1024] */
+static real *const d_add_8 = arena + 3626512; /* [32,256] */
+static real *const d_sum_15 = arena + 3699728; /* [256] */
+static real *const d_pad_add_22 = arena + 5552912; /* [32,1024] */
+static real *const d_slice_16 = arena + 3626512; /* [32,256] */
+static real *const d_z_8 = arena + 5552912; /* [32,1024] */
 static real *const d_matmul_add_7 = arena + 886144; /* [256,1024] */
-static real *const d_sum_10 = arena + 4495120; /* [1024] */
-static real *const d_reshape_38 = arena + 2496016; /* [32,256] */
-static real *const d_matmul_add_8 = arena + 624000; /* [256,1024] */
-static real *const d_pad_add_14 = arena + 5051920; /* [32,32,256] */
-static real *const d_h_5 = arena + 2749968; /* [32,256] */
-static real *const d_c_6 = arena + 2496016; /* [32,256] */
-static real *const d_pad_7 = arena + 4511248; /* [32,1024] */
-static real *const d_slice_11 = arena + 2504208; /* [32,256] */
-static real *const d_pad_add_15 = arena + 4511248; /* [32,1024] */
-static real *const d_add_6 = arena + 2504208; /* [32,256] */
-static real *const d_sum_11 = arena + 2749968; /* [256] */
-static real *const d_pad_add_16 = arena + 4511248; /* [32,1024] */
-static real *const d_slice_12 = arena + 2504208; /* [32,256] */
-static real *const d_z_6 = arena + 4511248; /* [32,1024] */
+static real *const d_sum_16 = arena + 5585680; /* [1024] */
+static real *const d_pad_add_23 = arena + 5592592; /* [32,32,1024] */
+static real *const d_h_8 = arena + 3618320; /* [32,256] */
+static real *const d_c_9 = arena + 3626512; /* [32,256] */
+static real *const d_pad_10 = arena + 5552912; /* [32,1024] */
+static real *const d_slice_17 = arena + 3618320; /* [32,256] */
+static real *const d_pad_add_24 = arena + 5552912; /* [32,1024] */
+static real *const d_add_9 = arena + 3618320; /* [32,256] */
+static real *const d_sum_17 = arena + 3699984; /* [256] */
+static real *const d_pad_add_25 = arena + 5552912; /* [32,1024] */
+static real *const d_slice_18 = arena + 3618320; /* [32,256] */
+static real *const d_z_9 = arena + 5552912; /* [32,1024] */
+static real *const d_matmul_add_8 = arena + 886144; /* [256,1024] */
+static real *const d_sum_18 = arena + 5586704; /* [1024] */
+static real *const d_pad_add_26 = arena + 5592592; /* [32,32,1024] */
+static real *const d_h_9 = arena + 3610128; /* [32,256] */
+static real *const d_c_10 = arena + 3618320; /* [32,256] */
+static real *const d_pad_11 = arena + 5552912; /* [32,1024] */
+static real *const d_slice_19 = arena + 3610128; /* [32,256] */
+static real *const d_pad_add_27 = arena + 5552912; /* [32,1024] */
+static real *const d_add_10 = arena + 3610128; /* [32,256] */
+static real *const d_sum_19 = arena + 5587728; /* [256] */
+static real *const d_pad_add_28 = arena + 5552912; /* [32,1024] */
+static real *const d_slice_20 = arena + 3610128; /* [32,256] */
+static real *const d_z_10 = arena + 5552912; /* [32,1024] */
 static real *const d_matmul_add_9 = arena + 886144; /* [256,1024] */
-static real *const d_sum_12 = arena + 2750224; /* [1024] */
-static real *const d_reshape_39 = arena + 2504208; /* [32,256] */
-static real *const d_matmul_add_10 = arena + 624000; /* [256,1024] */
-static real *const d_pad_add_17 = arena + 5051920; /* [32,32,256] */
-static real *const d_h_6 = arena + 2741776; /* [32,256] */
-static real *const d_c_7 = arena + 2504208; /* [32,256] */
-static real *const d_pad_8 = arena + 4445712; /* [32,1024] */
-static real *const d_slice_13 = arena + 2496016; /* [32,256] */
-static real *const d_pad_add_18 = arena + 4445712; /* [32,1024] */
-static real *const d_add_7 = arena + 2496016; /* [32,256] */
-static real *const d_sum_13 = arena + 2751248; /* [256] */
-static real *const d_pad_add_19 = arena + 4445712; /* [32,1024] */
-static real *const d_slice_14 = arena + 2496016; /* [32,256] */
-static real *const d_z_7 = arena + 4445712; /* [32,1024] */
+static real *const d_sum_20 = arena + 5587984; /* [1024] */
+static real *const d_pad_add_29 = arena + 5592592; /* [32,32,1024] */
+static real *const d_h_10 = arena + 3601936; /* [32,256] */
+static real *const d_c_11 = arena + 3610128; /* [32,256] */
+static real *const d_pad_12 = arena + 5552912; /* [32,1024] */
+static real *const d_slice_21 = arena + 3601936; /* [32,256] */
+static real *const d_pad_add_30 = arena + 5552912; /* [32,1024] */
+static real *const d_add_11 = arena + 3601936; /* [32,256] */
+static real *const d_sum_21 = arena + 5589008; /* [256] */
+static real *const d_pad_add_31 = arena + 5552912; /* [32,1024] */
+static real *const d_slice_22 = arena + 3601936; /* [32,256] */
+static real *const d_z_11 = arena + 5552912; /* [32,1024] */
+static real *const d_matmul_add_10 = arena + 886144; /* [256,1024] */
+static real *const d_sum_22 = arena + 5589264; /* [1024] */
+static real *const d_pad_add_32 = arena + 5592592; /* [32,32,1024] */
+static real *const d_h_11 = arena + 3593744; /* [32,256] */
+static real *const d_c_12 = arena + 3601936; /* [32,256] */
+static real *const d_pad_13 = arena + 5552912; /* [32,1024] */
+static real *const d_slice_23 = arena + 3593744; /* [32,256] */
+static real *const d_pad_add_33 = arena + 5552912; /* [32,1024] */
+static real *const d_add_12 = arena + 3593744; /* [32,256] */
+static real *const d_sum_23 = arena + 5590288; /* [256] */
+static real *const d_pad_add_34 = arena + 5552912; /* [32,1024] */
+static real *const d_slice_24 = arena + 3593744; /* [32,256] */
+static real *const d_z_12 = arena + 5552912; /* [32,1024] */
 static real *const d_matmul_add_11 = arena + 886144; /* [256,1024] */
-static real *const d_sum_14 = arena + 2751504; /* [1024] */
-static real *const d_reshape_40 = arena + 2496016; /* [32,256] */
-static real *const d_matmul_add_12 = arena + 624000; /* [256,1024] */
-static real *const d_pad_add_20 = arena + 5051920; /* [32,32,256] */
-static real *const d_h_7 = arena + 2733584; /* [32,256] */
-static real *const d_c_8 = arena + 2496016; /* [32,256] */
-static real *const d_pad_9 = arena + 4496144; /* [32,1024] */
-static real *const d_slice_15 = arena + 2504208; /* [32,256] */
-static real *const d_pad_add_21 = arena + 4496144; /* [32,1024] */
-static real *const d_add_8 = arena + 2504208; /* [32,256] */
-static real *const d_sum_15 = arena + 2752528; /* [256] */
-static real *const d_pad_add_22 = arena + 4496144; /* [32,1024] */
-static real *const d_slice_16 = arena + 2504208; /* [32,256] */
-static real *const d_z_8 = arena + 4496144; /* [32,1024] */
+static real *const d_sum_24 = arena + 5590544; /* [1024] */
+static real *const d_pad_add_35 = arena + 5592592; /* [32,32,1024] */
+static real *const d_h_12 = arena + 3585552; /* [32,256] */
+static real *const d_c_13 = arena + 3593744; /* [32,256] */
+static real *const d_pad_14 = arena + 5552912; /* [32,1024] */
+static real *const d_slice_25 = arena + 3585552; /* [32,256] */
+static real *const d_pad_add_36 = arena + 5552912; /* [32,1024] */
+static real *const d_add_13 = arena + 3585552; /* [32,256] */
+static real *const d_sum_25 = arena + 5591568; /* [256] */
+static real *const d_pad_add_37 = arena + 5552912; /* [32,1024] */
+static real *const d_slice_26 = arena + 3585552; /* [32,256] */
+static real *const d_z_13 = arena + 5552912; /* [32,1024] */
+static real *const d_matmul_add_12 = arena + 886144; /* [256,1024] */
+static real *const d_sum_26 = arena + 3585552; /* [1024] */
+static real *const d_pad_add_38 = arena + 5592592; /* [32,32,1024] */
+static real *const d_h_13 = arena + 3577360; /* [32,256] */
+static real *const d_c_14 = arena + 3601936; /* [32,256] */
+static real *const d_pad_15 = arena + 5552912; /* [32,1024] */
+static real *const d_slice_27 = arena + 3577360; /* [32,256] */
+static real *const d_pad_add_39 = arena + 5552912; /* [32,1024] */
+static real *const d_add_14 = arena + 3577360; /* [32,256] */
+static real *const d_sum_27 = arena + 5591824; /* [256] */
+static real *const d_pad_add_40 = arena + 5552912; /* [32,1024] */
+static real *const d_slice_28 = arena + 3577360; /* [32,256] */
+static real *const d_z_14 = arena + 5552912; /* [32,1024] */
 static real *const d_matmul_add_13 = arena + 886144; /* [256,1024] */
-static real *const d_sum_16 = arena + 2752784; /* [1024] */
-static real *const d_reshape_41 = arena + 2504208; /* [32,256] */
-static real *const d_matmul_add_14 = arena + 624000; /* [256,1024] */
-static real *const d_pad_add_23 = arena + 5051920; /* [32,32,256] */
-static real *const d_h_8 = arena + 2725392; /* [32,256] */
-static real *const d_c_9 = arena + 2504208; /* [32,256] */
-static real *const d_pad_10 = arena + 4496144; /* [32,1024] */
-static real *const d_slice_17 = arena + 2496016; /* [32,256] */
-static real *const d_pad_add_24 = arena + 4496144; /* [32,1024] */
-static real *const d_add_9 = arena + 2496016; /* [32,256] */
-static real *const d_sum_17 = arena + 2753808; /* [256] */
-static real *const d_pad_add_25 = arena + 4496144; /* [32,1024] */
-static real *const d_slice_18 = arena + 2496016; /* [32,256] */
-static real *const d_z_9 = arena + 4496144; /* [32,1024] */
+static real *const d_sum_28 = arena + 3577360; /* [1024] */
+static real *const d_pad_add_41 = arena + 5592592; /* [32,32,1024] */
+static real *const d_h_14 = arena + 3569168; /* [32,256] */
+static real *const d_c_15 = arena + 3610128; /* [32,256] */
+static real *const d_pad_16 = arena + 5552912; /* [32,1024] */
+static real *const d_slice_29 = arena + 3569168; /* [32,256] */
+static real *const d_pad_add_42 = arena + 5552912; /* [32,1024] */
+static real *const d_add_15 = arena + 3569168; /* [32,256] */
+static real *const d_sum_29 = arena + 5592080; /* [256] */
+static real *const d_pad_add_43 = arena + 5552912; /* [32,1024] */
+static real *const d_slice_30 = arena + 3569168; /* [32,256] */
+static real *const d_z_15 = arena + 5552912; /* [32,1024] */
+static real *const d_matmul_add_14 = arena + 886144; /* [256,1024] */
+static real *const d_sum_30 = arena + 3578384; /* [1024] */
+static real *const d_pad_add_44 = arena + 5592592; /* [32,32,1024] */
+static real *const d_h_15 = arena + 3560976; /* [32,256] */
+static real *const d_c_16 = arena + 3569168; /* [32,256] */
+static real *const d_pad_17 = arena + 5552912; /* [32,1024] */
+static real *const d_slice_31 = arena + 3560976; /* [32,256] */
+static real *const d_pad_add_45 = arena + 5552912; /* [32,1024] */
+static real *const d_add_16 = arena + 3560976; /* [32,256] */
+static real *const d_sum_31 = arena + 5592336; /* [256] */
+static real *const d_pad_add_46 = arena + 5552912; /* [32,1024] */
+static real *const d_slice_32 = arena + 3560976; /* [32,256] */
+static real *const d_z_16 = arena + 5552912; /* [32,1024] */
 static real *const d_matmul_add_15 = arena + 886144; /* [256,1024] */
-static real *const d_sum_18 = arena + 2754064; /* [1024] */
-static real *const d_reshape_42 = arena + 2496016; /* [32,256] */
-static real *const d_matmul_add_16 = arena + 624000; /* [256,1024] */
-static real *const d_pad_add_26 = arena + 5051920; /* [32,32,256] */
-static real *const d_h_9 = arena + 2717200; /* [32,256] */
-static real *const d_c_10 = arena + 2496016; /* [32,256] */
-static real *const d_pad_11 = arena + 4496144; /* [32,1024] */
-static real *const d_slice_19 = arena + 2504208; /* [32,256] */
-static real *const d_pad_add_27 = arena + 4496144; /* [32,1024] */
-static real *const d_add_10 = arena + 2504208; /* [32,256] */
-static real *const d_sum_19 = arena + 2755088; /* [256] */
-static real *const d_pad_add_28 = arena + 4496144; /* [32,1024] */
-static real *const d_slice_20 = arena + 2504208; /* [32,256] */
-static real *const d_z_10 = arena + 4496144; /* [32,1024] */
+static real *const d_sum_32 = arena + 3579408; /* [1024] */
+static real *const d_pad_add_47 = arena + 5592592; /* [32,32,1024] */
+static real *const d_h_16 = arena + 3552784; /* [32,256] */
+static real *const d_c_17 = arena + 3560976; /* [32,256] */
+static real *const d_pad_18 = arena + 5552912; /* [32,1024] */
+static real *const d_slice_33 = arena + 3552784; /* [32,256] */
+static real *const d_pad_add_48 = arena + 5552912; /* [32,1024] */
+static real *const d_add_17 = arena + 3552784; /* [32,256] */
+static real *const d_sum_33 = arena + 3580432; /* [256] */
+static real *const d_pad_add_49 = arena + 5552912; /* [32,1024] */
+static real *const d_slice_34 = arena + 3552784; /* [32,256] */
+static real *const d_z_17 = arena + 5552912; /* [32,1024] */
+static real *const d_matmul_add_16 = arena + 886144; /* [256,1024] */
+static real *const d_sum_34 = arena + 3580688; /* [1024] */
+static real *const d_pad_add_50 = arena + 5592592; /* [32,32,1024] */
+static real *const d_h_17 = arena + 3544592; /* [32,256] */
+static real *const d_c_18 = arena + 3552784; /* [32,256] */
+static real *const d_pad_19 = arena + 5552912; /* [32,1024] */
+static real *const d_slice_35 = arena + 3544592; /* [32,256] */
+static real *const d_pad_add_51 = arena + 5552912; /* [32,1024] */
+static real *const d_add_18 = arena + 3544592; /* [32,256] */
+static real *const d_sum_35 = arena + 3581712; /* [256] */
+static real *const d_pad_add_52 = arena + 5552912; /* [32,1024] */
+static real *const d_slice_36 = arena + 3544592; /* [32,256] */
+static real *const d_z_18 = arena + 5552912; /* [32,1024] */
 static real *const d_matmul_add_17 = arena + 886144; /* [256,1024] */
-static real *const d_sum_20 = arena + 2755344; /* [1024] */
-static real *const d_reshape_43 = arena + 2504208; /* [32,256] */
-static real *const d_matmul_add_18 = arena + 624000; /* [256,1024] */
-static real *const d_pad_add_29 = arena + 5051920; /* [32,32,256] */
-static real *const d_h_10 = arena + 2709008; /* [32,256] */
-static real *const d_c_11 = arena + 2504208; /* [32,256] */
-static real *const d_pad_12 = arena + 2717200; /* [32,1024] */
-static real *const d_slice_21 = arena + 2496016; /* [32,256] */
-static real *const d_pad_add_30 = arena + 2717200; /* [32,1024] */
-static real *const d_add_11 = arena + 2496016; /* [32,256] */
-static real *const d_sum_21 = arena + 2756368; /* [256] */
-static real *const d_pad_add_31 = arena + 2717200; /* [32,1024] */
-static real *const d_slice_22 = arena + 2496016; /* [32,256] */
-static real *const d_z_11 = arena + 2717200; /* [32,1024] */
+static real *const d_sum_36 = arena + 3581968; /* [1024] */
+static real *const d_pad_add_53 = arena + 5592592; /* [32,32,1024] */
+static real *const d_h_18 = arena + 3536400; /* [32,256] */
+static real *const d_c_19 = arena + 3544592; /* [32,256] */
+static real *const d_pad_20 = arena + 5552912; /* [32,1024] */
+static real *const d_slice_37 = arena + 3536400; /* [32,256] */
+static real *const d_pad_add_54 = arena + 5552912; /* [32,1024] */
+static real *const d_add_19 = arena + 3536400; /* [32,256] */
+static real *const d_sum_37 = arena + 3582992; /* [256] */
+static real *const d_pad_add_55 = arena + 5552912; /* [32,1024] */
+static real *const d_slice_38 = arena + 3536400; /* [32,256] */
+static real *const d_z_19 = arena + 5552912; /* [32,1024] */
+static real *const d_matmul_add_18 = arena + 886144; /* [256,1024] */
+static real *const d_sum_38 = arena + 3583248; /* [1024] */
+static real *const d_pad_add_56 = arena + 5592592; /* [32,32,1024] */
+static real *const d_h_19 = arena + 3528208; /* [32,256] */
+static real *const d_c_20 = arena + 3536400; /* [32,256] */
+static real *const d_pad_21 = arena + 5552912; /* [32,1024] */
+static real *const d_slice_39 = arena + 3528208; /* [32,256] */
+static real *const d_pad_add_57 = arena + 5552912; /* [32,1024] */
+static real *const d_add_20 = arena + 3528208; /* [32,256] */
+static real *const d_sum_39 = arena + 3584272; /* [256] */
+static real *const d_pad_add_58 = arena + 5552912; /* [32,1024] */
+static real *const d_slice_40 = arena + 3528208; /* [32,256] */
+static real *const d_z_20 = arena + 5552912; /* [32,1024] */
 static real *const d_matmul_add_19 = arena + 886144; /* [256,1024] */
-static real *const d_sum_22 = arena + 2756624; /* [1024] */
-static real *const d_reshape_44 = arena + 2496016; /* [32,256] */
-static real *const d_matmul_add_20 = arena + 624000; /* [256,1024] */
-static real *const d_pad_add_32 = arena + 5051920; /* [32,32,256] */
-static real *const d_h_11 = arena + 2700816; /* [32,256] */
-static real *const d_c_12 = arena + 2496016; /* [32,256] */
-static real *const d_pad_13 = arena + 2709008; /* [32,1024] */
-static real *const d_slice_23 = arena + 2504208; /* [32,256] */
-static real *const d_pad_add_33 = arena + 2709008; /* [32,1024] */
-static real *const d_add_12 = arena + 2504208; /* [32,256] */
-static real *const d_sum_23 = arena + 2757648; /* [256] */
-static real *const d_pad_add_34 = arena + 2709008; /* [32,1024] */
-static real *const d_slice_24 = arena + 2504208; /* [32,256] */
-static real *const d_z_12 = arena + 2709008; /* [32,1024] */
+static real *const d_sum_40 = arena + 3584528; /* [1024] */
+static real *const d_pad_add_59 = arena + 5592592; /* [32,32,1024] */
+static real *const d_h_20 = arena + 3520016; /* [32,256] */
+static real *const d_c_21 = arena + 3528208; /* [32,256] */
+static real *const d_pad_22 = arena + 5552912; /* [32,1024] */
+static real *const d_slice_41 = arena + 3520016; /* [32,256] */
+static real *const d_pad_add_60 = arena + 5552912; /* [32,1024] */
+static real *const d_add_21 = arena + 3520016; /* [32,256] */
+static real *const d_sum_41 = arena + 3536400; /* [256] */
+static real *const d_pad_add_61 = arena + 5552912; /* [32,1024] */
+static real *const d_slice_42 = arena + 3520016; /* [32,256] */
+static real *const d_z_21 = arena + 5552912; /* [32,1024] */
+static real *const d_matmul_add_20 = arena + 886144; /* [256,1024] */
+static real *const d_sum_42 = arena + 3536656; /* [1024] */
+static real *const d_pad_add_62 = arena + 5592592; /* [32,32,1024] */
+static real *const d_h_21 = arena + 3511824; /* [32,256] */
+static real *const d_c_22 = arena + 3520016; /* [32,256] */
+static real *const d_pad_23 = arena + 5552912; /* [32,1024] */
+static real *const d_slice_43 = arena + 3511824; /* [32,256] */
+static real *const d_pad_add_63 = arena + 5552912; /* [32,1024] */
+static real *const d_add_22 = arena + 3511824; /* [32,256] */
+static real *const d_sum_43 = arena + 3537680; /* [256] */
+static real *const d_pad_add_64 = arena + 5552912; /* [32,1024] */
+static real *const d_slice_44 = arena + 3511824; /* [32,256] */
+static real *const d_z_22 = arena + 5552912; /* [32,1024] */
 static real *const d_matmul_add_21 = arena + 886144; /* [256,1024] */
-static real *const d_sum_24 = arena + 2504208; /* [1024] */
-static real *const d_reshape_45 = arena + 2700816; /* [32,256] */
-static real *const d_matmul_add_22 = arena + 624000; /* [256,1024] */
-static real *const d_pad_add_35 = arena + 5051920; /* [32,32,256] */
-static real *const d_h_12 = arena + 2692624; /* [32,256] */
-static real *const d_c_13 = arena + 4036112; /* [32,256] */
-static real *const d_pad_14 = arena + 2700816; /* [32,1024] */
-static real *const d_slice_25 = arena + 2496016; /* [32,256] */
-static real *const d_pad_add_36 = arena + 2700816; /* [32,1024] */
-static real *const d_add_13 = arena + 2496016; /* [32,256] */
-static real *const d_sum_25 = arena + 2757904; /* [256] */
-static real *const d_pad_add_37 = arena + 2700816; /* [32,1024] */
-static real *const d_slice_26 = arena + 2496016; /* [32,256] */
-static real *const d_z_13 = arena + 2700816; /* [32,1024] */
+static real *const d_sum_44 = arena + 3537936; /* [1024] */
+static real *const d_pad_add_65 = arena + 5592592; /* [32,32,1024] */
+static real *const d_h_22 = arena + 3503632; /* [32,256] */
+static real *const d_c_23 = arena + 3511824; /* [32,256] */
+static real *const d_pad_24 = arena + 5552912; /* [32,1024] */
+static real *const d_slice_45 = arena + 3503632; /* [32,256] */
+static real *const d_pad_add_66 = arena + 5552912; /* [32,1024] */
+static real *const d_add_23 = arena + 3503632; /* [32,256] */
+static real *const d_sum_45 = arena + 3538960; /* [256] */
+static real *const d_pad_add_67 = arena + 5552912; /* [32,1024] */
+static real *const d_slice_46 = arena + 3503632; /* [32,256] */
+static real *const d_z_23 = arena + 5552912; /* [32,1024] */
+static real *const d_matmul_add_22 = arena + 886144; /* [256,1024] */
+static real *const d_sum_46 = arena + 3539216; /* [1024] */
+static real *const d_pad_add_68 = arena + 5592592; /* [32,32,1024] */
+static real *const d_h_23 = arena + 3495440; /* [32,256] */
+static real *const d_c_24 = arena + 3503632; /* [32,256] */
+static real *const d_pad_25 = arena + 5552912; /* [32,1024] */
+static real *const d_slice_47 = arena + 3495440; /* [32,256] */
+static real *const d_pad_add_69 = arena + 5552912; /* [32,1024] */
+static real *const d_add_24 = arena + 3495440; /* [32,256] */
+static real *const d_sum_47 = arena + 3540240; /* [256] */
+static real *const d_pad_add_70 = arena + 5552912; /* [32,1024] */
+static real *const d_slice_48 = arena + 3495440; /* [32,256] */
+static real *const d_z_24 = arena + 5552912; /* [32,1024] */
 static real *const d_matmul_add_23 = arena + 886144; /* [256,1024] */
-static real *const d_sum_26 = arena + 2505232; /* [1024] */
-static real *const d_reshape_46 = arena + 2496016; /* [32,256] */
-static real *const d_matmul_add_24 = arena + 624000; /* [256,1024] */
-static real *const d_pad_add_38 = arena + 5051920; /* [32,32,256] */
-static real *const d_h_13 = arena + 2684432; /* [32,256] */
-static real *const d_c_14 = arena + 2496016; /* [32,256] */
-static real *const d_pad_15 = arena + 2692624; /* [32,1024] */
-static real *const d_slice_27 = arena + 2684432; /* [32,256] */
-static real *const d_pad_add_39 = arena + 2692624; /* [32,1024] */
-static real *const d_add_14 = arena + 2684432; /* [32,256] */
-static real *const d_sum_27 = arena + 2506256; /* [256] */
-static real *const d_pad_add_40 = arena + 2692624; /* [32,1024] */
-static real *const d_slice_28 = arena + 2684432; /* [32,256] */
-static real *const d_z_14 = arena + 2692624; /* [32,1024] */
+static real *const d_sum_48 = arena + 3540496; /* [1024] */
+static real *const d_pad_add_71 = arena + 5592592; /* [32,32,1024] */
+static real *const d_h_24 = arena + 3487248; /* [32,256] */
+static real *const d_c_25 = arena + 3495440; /* [32,256] */
+static real *const d_pad_26 = arena + 5552912; /* [32,1024] */
+static real *const d_slice_49 = arena + 3487248; /* [32,256] */
+static real *const d_pad_add_72 = arena + 5552912; /* [32,1024] */
+static real *const d_add_25 = arena + 3487248; /* [32,256] */
+static real *const d_sum_49 = arena + 3541520; /* [256] */
+static real *const d_pad_add_73 = arena + 5552912; /* [32,1024] */
+static real *const d_slice_50 = arena + 3487248; /* [32,256] */
+static real *const d_z_25 = arena + 5552912; /* [32,1024] */
+static real *const d_matmul_add_24 = arena + 886144; /* [256,1024] */
+static real *const d_sum_50 = arena + 3541776; /* [1024] */
+static real *const d_pad_add_74 = arena + 5592592; /* [32,32,1024] */
+static real *const d_h_25 = arena + 3479056; /* [32,256] */
+static real *const d_c_26 = arena + 3487248; /* [32,256] */
+static real *const d_pad_27 = arena + 5552912; /* [32,1024] */
+static real *const d_slice_51 = arena + 3479056; /* [32,256] */
+static real *const d_pad_add_75 = arena + 5552912; /* [32,1024] */
+static real *const d_add_26 = arena + 3479056; /* [32,256] */
+static real *const d_sum_51 = arena + 3542800; /* [256] */
+static real *const d_pad_add_76 = arena + 5552912; /* [32,1024] */
+static real *const d_slice_52 = arena + 3479056; /* [32,256] */
+static real *const d_z_26 = arena + 5552912; /* [32,1024] */
 static real *const d_matmul_add_25 = arena + 886144; /* [256,1024] */
-static real *const d_sum_28 = arena + 2506512; /* [1024] */
-static real *const d_reshape_47 = arena + 2684432; /* [32,256] */
-static real *const d_matmul_add_26 = arena + 624000; /* [256,1024] */
-static real *const d_pad_add_41 = arena + 5051920; /* [32,32,256] */
-static real *const d_h_14 = arena + 2676240; /* [32,256] */
-static real *const d_c_15 = arena + 3905040; /* [32,256] */
-static real *const d_pad_16 = arena + 4496144; /* [32,1024] */
-static real *const d_slice_29 = arena + 2496016; /* [32,256] */
-static real *const d_pad_add_42 = arena + 4496144; /* [32,1024] */
-static real *const d_add_15 = arena + 2496016; /* [32,256] */
-static real *const d_sum_29 = arena + 2507536; /* [256] */
-static real *const d_pad_add_43 = arena + 4496144; /* [32,1024] */
-static real *const d_slice_30 = arena + 2496016; /* [32,256] */
-static real *const d_z_15 = arena + 4496144; /* [32,1024] */
+static real *const d_sum_52 = arena + 3543056; /* [1024] */
+static real *const d_pad_add_77 = arena + 5592592; /* [32,32,1024] */
+static real *const d_h_26 = arena + 3470864; /* [32,256] */
+static real *const d_c_27 = arena + 3479056; /* [32,256] */
+static real *const d_pad_28 = arena + 5552912; /* [32,1024] */
+static real *const d_slice_53 = arena + 3470864; /* [32,256] */
+static real *const d_pad_add_78 = arena + 5552912; /* [32,1024] */
+static real *const d_add_27 = arena + 3470864; /* [32,256] */
+static real *const d_sum_53 = arena + 3544080; /* [256] */
+static real *const d_pad_add_79 = arena + 5552912; /* [32,1024] */
+static real *const d_slice_54 = arena + 3470864; /* [32,256] */
+static real *const d_z_27 = arena + 5552912; /* [32,1024] */
+static real *const d_matmul_add_26 = arena + 886144; /* [256,1024] */
+static real *const d_sum_54 = arena + 3470864; /* [1024] */
+static real *const d_pad_add_80 = arena + 5592592; /* [32,32,1024] */
+static real *const d_h_27 = arena + 3462672; /* [32,256] */
+static real *const d_c_28 = arena + 3487248; /* [32,256] */
+static real *const d_pad_29 = arena + 5552912; /* [32,1024] */
+static real *const d_slice_55 = arena + 3462672; /* [32,256] */
+static real *const d_pad_add_81 = arena + 5552912; /* [32,1024] */
+static real *const d_add_28 = arena + 3462672; /* [32,256] */
+static real *const d_sum_55 = arena + 3544336; /* [256] */
+static real *const d_pad_add_82 = arena + 5552912; /* [32,1024] */
+static real *const d_slice_56 = arena + 3462672; /* [32,256] */
+static real *const d_z_28 = arena + 5552912; /* [32,1024] */
 static real *const d_matmul_add_27 = arena + 886144; /* [256,1024] */
-static real *const d_sum_30 = arena + 2507792; /* [1024] */
-static real *const d_reshape_48 = arena + 2496016; /* [32,256] */
-static real *const d_matmul_add_28 = arena + 624000; /* [256,1024] */
-static real *const d_pad_add_44 = arena + 5051920; /* [32,32,256] */
-static real *const d_h_15 = arena + 2668048; /* [32,256] */
-static real *const d_c_16 = arena + 2496016; /* [32,256] */
-static real *const d_pad_17 = arena + 4496144; /* [32,1024] */
-static real *const d_slice_31 = arena + 2512400; /* [32,256] */
-static real *const d_pad_add_45 = arena + 4496144; /* [32,1024] */
-static real *const d_add_16 = arena + 2512400; /* [32,256] */
-static real *const d_sum_31 = arena + 2508816; /* [256] */
-static real *const d_pad_add_46 = arena + 4496144; /* [32,1024] */
-static real *const d_slice_32 = arena + 2512400; /* [32,256] */
-static real *const d_z_16 = arena + 4496144; /* [32,1024] */
+static real *const d_sum_56 = arena + 3462672; /* [1024] */
+static real *const d_pad_add_83 = arena + 5592592; /* [32,32,1024] */
+static real *const d_h_28 = arena + 3454480; /* [32,256] */
+static real *const d_c_29 = arena + 3495440; /* [32,256] */
+static real *const d_pad_30 = arena + 5552912; /* [32,1024] */
+static real *const d_slice_57 = arena + 3454480; /* [32,256] */
+static real *const d_pad_add_84 = arena + 5552912; /* [32,1024] */
+static real *const d_add_29 = arena + 3454480; /* [32,256] */
+static real *const d_sum_57 = arena + 3463696; /* [256] */
+static real *const d_pad_add_85 = arena + 5552912; /* [32,1024] */
+static real *const d_slice_58 = arena + 3454480; /* [32,256] */
+static real *const d_z_29 = arena + 5552912; /* [32,1024] */
+static real *const d_matmul_add_28 = arena + 886144; /* [256,1024] */
+static real *const d_sum_58 = arena + 3463952; /* [1024] */
+static real *const d_pad_add_86 = arena + 5592592; /* [32,32,1024] */
+static real *const d_h_29 = arena + 3446288; /* [32,256] */
+static real *const d_c_30 = arena + 3454480; /* [32,256] */
+static real *const d_pad_31 = arena + 5552912; /* [32,1024] */
+static real *const d_slice_59 = arena + 3446288; /* [32,256] */
+static real *const d_pad_add_87 = arena + 5552912; /* [32,1024] */
+static real *const d_add_30 = arena + 3446288; /* [32,256] */
+static real *const d_sum_59 = arena + 3464976; /* [256] */
+static real *const d_pad_add_88 = arena + 5552912; /* [32,1024] */
+static real *const d_slice_60 = arena + 3446288; /* [32,256] */
+static real *const d_z_30 = arena + 5552912; /* [32,1024] */
 static real *const d_matmul_add_29 = arena + 886144; /* [256,1024] */
-static real *const d_sum_32 = arena + 2509072; /* [1024] */
-static real *const d_reshape_49 = arena + 2512400; /* [32,256] */
-static real *const d_matmul_add_30 = arena + 624000; /* [256,1024] */
-static real *const d_pad_add_47 = arena + 5051920; /* [32,32,256] */
-static real *const d_h_16 = arena + 2659856; /* [32,256] */
-static real *const d_c_17 = arena + 2512400; /* [32,256] */
-static real *const d_pad_18 = arena + 4496144; /* [32,1024] */
-static real *const d_slice_33 = arena + 2496016; /* [32,256] */
-static real *const d_pad_add_48 = arena + 4496144; /* [32,1024] */
-static real *const d_add_17 = arena + 2496016; /* [32,256] */
-static real *const d_sum_33 = arena + 2510096; /* [256] */
-static real *const d_pad_add_49 = arena + 4496144; /* [32,1024] */
-static real *const d_slice_34 = arena + 2496016; /* [32,256] */
-static real *const d_z_17 = arena + 4496144; /* [32,1024] */
-static real *const d_matmul_add_31 = arena + 886144; /* [256,1024] */
-static real *const d_sum_34 = arena + 2510352; /* [1024] */
-static real *const d_reshape_50 = arena + 2496016; /* [32,256] */
-static real *const d_matmul_add_32 = arena + 624000; /* [256,1024] */
-static real *const d_pad_add_50 = arena + 5051920; /* [32,32,256] */
-static real *const d_h_17 = arena + 2651664; /* [32,256] */
-static real *const d_c_18 = arena + 2496016; /* [32,256] */
-static real *const d_pad_19 = arena + 4496144; /* [32,1024] */
-static real *const d_slice_35 = arena + 2512400; /* [32,256] */
-static real *const d_pad_add_51 = arena + 4496144; /* [32,1024] */
-static real *const d_add_18 = arena + 2512400; /* [32,256] */
-static real *const d_sum_35 = arena + 2511376; /* [256] */
-static real *const d_pad_add_52 = arena + 4496144; /* [32,1024] */
-static real *const d_slice_36 = arena + 2512400; /* [32,256] */
-static real *const d_z_18 = arena + 4496144; /* [32,1024] */
-static real *const d_matmul_add_33 = arena + 886144; /* [256,1024] */
-static real *const d_sum_36 = arena + 2512400; /* [1024] */
-static real *const d_reshape_51 = arena + 3642896; /* [32,256] */
-static real *const d_matmul_add_34 = arena + 624000; /* [256,1024] */
-static real *const d_pad_add_53 = arena + 5051920; /* [32,32,256] */
-static real *const d_h_18 = arena + 2643472; /* [32,256] */
-static real *const d_c_19 = arena + 3642896; /* [32,256] */
-static real *const d_pad_20 = arena + 4496144; /* [32,1024] */
-static real *const d_slice_37 = arena + 2496016; /* [32,256] */
-static real *const d_pad_add_54 = arena + 4496144; /* [32,1024] */
-static real *const d_add_19 = arena + 2496016; /* [32,256] */
-static real *const d_sum_37 = arena + 2511632; /* [256] */
-static real *const d_pad_add_55 = arena + 4496144; /* [32,1024] */
-static real *const d_slice_38 = arena + 2496016; /* [32,256] */
-static real *const d_z_19 = arena + 4496144; /* [32,1024] */
-static real *const d_matmul_add_35 = arena + 886144; /* [256,1024] */
-static real *const d_sum_38 = arena + 2513424; /* [1024] */
-static real *const d_reshape_52 = arena + 2496016; /* [32,256] */
-static real *const d_matmul_add_36 = arena + 624000; /* [256,1024] */
-static real *const d_pad_add_56 = arena + 5051920; /* [32,32,256] */
-static real *const d_h_19 = arena + 2635280; /* [32,256] */
-static real *const d_c_20 = arena + 2496016; /* [32,256] */
-static real *const d_pad_21 = arena + 4496144; /* [32,1024] */
-static real *const d_slice_39 = arena + 2520592; /* [32,256] */
-static real *const d_pad_add_57 = arena + 4496144; /* [32,1024] */
-static real *const d_add_20 = arena + 2520592; /* [32,256] */
-static real *const d_sum_39 = arena + 2511888; /* [256] */
-static real *const d_pad_add_58 = arena + 4496144; /* [32,1024] */
-static real *const d_slice_40 = arena + 3511824; /* [32,256] */
-static real *const d_z_20 = arena + 4496144; /* [32,1024] */
-static real *const d_matmul_add_37 = arena + 886144; /* [256,1024] */
-static real *const d_sum_40 = arena + 2514448; /* [1024] */
-static real *const d_reshape_53 = arena + 3511824; /* [32,256] */
-static real *const d_matmul_add_38 = arena + 624000; /* [256,1024] */
-static real *const d_pad_add_59 = arena + 5051920; /* [32,32,256] */
-static real *const d_h_20 = arena + 2627088; /* [32,256] */
-static real *const d_c_21 = arena + 3511824; /* [32,256] */
-static real *const d_pad_22 = arena + 4496144; /* [32,1024] */
-static real *const d_slice_41 = arena + 2496016; /* [32,256] */
-static real *const d_pad_add_60 = arena + 4496144; /* [32,1024] */
-static real *const d_add_21 = arena + 2496016; /* [32,256] */
-static real *const d_sum_41 = arena + 2512144; /* [256] */
-static real *const d_pad_add_61 = arena + 4496144; /* [32,1024] */
-static real *const d_slice_42 = arena + 2496016; /* [32,256] */
-static real *const d_z_21 = arena + 4496144; /* [32,1024] */
-static real *const d_matmul_add_39 = arena + 886144; /* [256,1024] */
-static real *const d_sum_42 = arena + 2515472; /* [1024] */
-static real *const d_reshape_54 = arena + 2496016; /* [32,256] */
-static real *const d_matmul_add_40 = arena + 624000; /* [256,1024] */
-static real *const d_pad_add_62 = arena + 5051920; /* [32,32,256] */
-static real *const d_h_21 = arena + 2618896; /* [32,256] */
-static real *const d_c_22 = arena + 2496016; /* [32,256] */
-static real *const d_pad_23 = arena + 4496144; /* [32,1024] */
-static real *const d_slice_43 = arena + 2520592; /* [32,256] */
-static real *const d_pad_add_63 = arena + 4496144; /* [32,1024] */
-static real *const d_add_22 = arena + 2520592; /* [32,256] */
-static real *const d_sum_43 = arena + 2516496; /* [256] */
-static real *const d_pad_add_64 = arena + 4496144; /* [32,1024] */
-static real *const d_slice_44 = arena + 3380752; /* [32,256] */
-static real *const d_z_22 = arena + 4496144; /* [32,1024] */
-static real *const d_matmul_add_41 = arena + 886144; /* [256,1024] */
-static real *const d_sum_44 = arena + 2516752; /* [1024] */
-static real *const d_reshape_55 = arena + 3380752; /* [32,256] */
-static real *const d_matmul_add_42 = arena + 624000; /* [256,1024] */
-static real *const d_pad_add_65 = arena + 5051920; /* [32,32,256] */
-static real *const d_h_22 = arena + 2610704; /* [32,256] */
-static real *const d_c_23 = arena + 3380752; /* [32,256] */
-static real *const d_pad_24 = arena + 4496144; /* [32,1024] */
-static real *const d_slice_45 = arena + 2496016; /* [32,256] */
-static real *const d_pad_add_66 = arena + 4496144; /* [32,1024] */
-static real *const d_add_23 = arena + 2496016; /* [32,256] */
-static real *const d_sum_45 = arena + 2517776; /* [256] */
-static real *const d_pad_add_67 = arena + 4496144; /* [32,1024] */
-static real *const d_slice_46 = arena + 2496016; /* [32,256] */
-static real *const d_z_23 = arena + 4496144; /* [32,1024] */
-static real *const d_matmul_add_43 = arena + 886144; /* [256,1024] */
-static real *const d_sum_46 = arena + 2518032; /* [1024] */
-static real *const d_reshape_56 = arena + 2496016; /* [32,256] */
-static real *const d_matmul_add_44 = arena + 624000; /* [256,1024] */
-static real *const d_pad_add_68 = arena + 5051920; /* [32,32,256] */
-static real *const d_h_23 = arena + 2602512; /* [32,256] */
-static real *const d_c_24 = arena + 2496016; /* [32,256] */
-static real *const d_pad_25 = arena + 4496144; /* [32,1024] */
-static real *const d_slice_47 = arena + 2520592; /* [32,256] */
-static real *const d_pad_add_69 = arena + 4496144; /* [32,1024] */
-static real *const d_add_24 = arena + 2520592; /* [32,256] */
-static real *const d_sum_47 = arena + 2519056; /* [256] */
-static real *const d_pad_add_70 = arena + 4496144; /* [32,1024] */
-static real *const d_slice_48 = arena + 3249680; /* [32,256] */
-static real *const d_z_24 = arena + 4496144; /* [32,1024] */
-static real *const d_matmul_add_45 = arena + 886144; /* [256,1024] */
-static real *const d_sum_48 = arena + 2519312; /* [1024] */
-static real *const d_reshape_57 = arena + 3249680; /* [32,256] */
-static real *const d_matmul_add_46 = arena + 624000; /* [256,1024] */
-static real *const d_pad_add_71 = arena + 5051920; /* [32,32,256] */
-static real *const d_h_24 = arena + 2594320; /* [32,256] */
-static real *const d_c_25 = arena + 3249680; /* [32,256] */
-static real *const d_pad_26 = arena + 4496144; /* [32,1024] */
-static real *const d_slice_49 = arena + 2496016; /* [32,256] */
-static real *const d_pad_add_72 = arena + 4496144; /* [32,1024] */
-static real *const d_add_25 = arena + 2496016; /* [32,256] */
-static real *const d_sum_49 = arena + 2520336; /* [256] */
-static real *const d_pad_add_73 = arena + 4496144; /* [32,1024] */
-static real *const d_slice_50 = arena + 2496016; /* [32,256] */
-static real *const d_z_25 = arena + 4496144; /* [32,1024] */
-static real *const d_matmul_add_47 = arena + 886144; /* [256,1024] */
-static real *const d_sum_50 = arena + 2496016; /* [1024] */
-static real *const d_reshape_58 = arena + 3184144; /* [32,256] */
-static real *const d_matmul_add_48 = arena + 624000; /* [256,1024] */
-static real *const d_pad_add_74 = arena + 5051920; /* [32,32,256] */
-static real *const d_h_25 = arena + 2586128; /* [32,256] */
-static real *const d_c_26 = arena + 3184144; /* [32,256] */
-static real *const d_pad_27 = arena + 4496144; /* [32,1024] */
-static real *const d_slice_51 = arena + 3175952; /* [32,256] */
-static real *const d_pad_add_75 = arena + 4496144; /* [32,1024] */
-static real *const d_add_26 = arena + 3175952; /* [32,256] */
-static real *const d_sum_51 = arena + 2497040; /* [256] */
-static real *const d_pad_add_76 = arena + 4496144; /* [32,1024] */
-static real *const d_slice_52 = arena + 3118608; /* [32,256] */
-static real *const d_z_26 = arena + 4496144; /* [32,1024] */
-static real *const d_matmul_add_49 = arena + 886144; /* [256,1024] */
-static real *const d_sum_52 = arena + 2497296; /* [1024] */
-static real *const d_reshape_59 = arena + 3118608; /* [32,256] */
-static real *const d_matmul_add_50 = arena + 624000; /* [256,1024] */
-static real *const d_pad_add_77 = arena + 5051920; /* [32,32,256] */
-static real *const d_h_26 = arena + 2577936; /* [32,256] */
-static real *const d_c_27 = arena + 3118608; /* [32,256] */
-static real *const d_pad_28 = arena + 4496144; /* [32,1024] */
-static real *const d_slice_53 = arena + 3110416; /* [32,256] */
-static real *const d_pad_add_78 = arena + 4496144; /* [32,1024] */
-static real *const d_add_27 = arena + 3110416; /* [32,256] */
-static real *const d_sum_53 = arena + 2498320; /* [256] */
-static real *const d_pad_add_79 = arena + 4496144; /* [32,1024] */
-static real *const d_slice_54 = arena + 3053072; /* [32,256] */
-static real *const d_z_27 = arena + 4496144; /* [32,1024] */
-static real *const d_matmul_add_51 = arena + 886144; /* [256,1024] */
-static real *const d_sum_54 = arena + 2498576; /* [1024] */
-static real *const d_reshape_60 = arena + 3053072; /* [32,256] */
-static real *const d_matmul_add_52 = arena + 624000; /* [256,1024] */
-static real *const d_pad_add_80 = arena + 5051920; /* [32,32,256] */
-static real *const d_h_27 = arena + 2569744; /* [32,256] */
-static real *const d_c_28 = arena + 3053072; /* [32,256] */
-static real *const d_pad_29 = arena + 4496144; /* [32,1024] */
-static real *const d_slice_55 = arena + 3044880; /* [32,256] */
-static real *const d_pad_add_81 = arena + 4496144; /* [32,1024] */
-static real *const d_add_28 = arena + 3044880; /* [32,256] */
-static real *const d_sum_55 = arena + 2499600; /* [256] */
-static real *const d_pad_add_82 = arena + 4496144; /* [32,1024] */
-static real *const d_slice_56 = arena + 2987536; /* [32,256] */
-static real *const d_z_28 = arena + 4496144; /* [32,1024] */
-static real *const d_matmul_add_53 = arena + 886144; /* [256,1024] */
-static real *const d_sum_56 = arena + 2499856; /* [1024] */
-static real *const d_reshape_61 = arena + 2987536; /* [32,256] */
-static real *const d_matmul_add_54 = arena + 624000; /* [256,1024] */
-static real *const d_pad_add_83 = arena + 5051920; /* [32,32,256] */
-static real *const d_h_28 = arena + 2561552; /* [32,256] */
-static real *const d_c_29 = arena + 2987536; /* [32,256] */
-static real *const d_pad_30 = arena + 4496144; /* [32,1024] */
-static real *const d_slice_57 = arena + 2561552; /* [32,256] */
-static real *const d_pad_add_84 = arena + 4496144; /* [32,1024] */
-static real *const d_add_29 = arena + 2561552; /* [32,256] */
-static real *const d_sum_57 = arena + 2500880; /* [256] */
-static real *const d_pad_add_85 = arena + 4496144; /* [32,1024] */
-static real *const d_slice_58 = arena + 2561552; /* [32,256] */
-static real *const d_z_29 = arena + 4496144; /* [32,1024] */
-static real *const d_matmul_add_55 = arena + 886144; /* [256,1024] */
-static real *const d_sum_58 = arena + 2501136; /* [1024] */
-static real *const d_reshape_62 = arena + 2561552; /* [32,256] */
-static real *const d_matmul_add_56 = arena + 624000; /* [256,1024] */
-static real *const d_pad_add_86 = arena + 5051920; /* [32,32,256] */
-static real *const d_h_29 = arena + 2553360; /* [32,256] */
-static real *const d_c_30 = arena + 2561552; /* [32,256] */
-static real *const d_pad_31 = arena + 4496144; /* [32,1024] */
-static real *const d_slice_59 = arena + 2553360; /* [32,256] */
-static real *const d_pad_add_87 = arena + 4496144; /* [32,1024] */
-static real *const d_add_30 = arena + 2553360; /* [32,256] */
-static real *const d_sum_59 = arena + 2502160; /* [256] */
-static real *const d_pad_add_88 = arena + 4496144; /* [32,1024] */
-static real *const d_slice_60 = arena + 2553360; /* [32,256] */
-static real *const d_z_30 = arena + 4496144; /* [32,1024] */
-static real *const d_matmul_add_57 = arena + 886144; /* [256,1024] */
-static real *const d_sum_60 = arena + 2502416; /* [1024] */
-static real *const d_reshape_63 = arena + 2553360; /* [32,256] */
-static real *const d_matmul_add_58 = arena + 624000; /* [256,1024] */
-static real *const d_pad_add_89 = arena + 5051920; /* [32,32,256] */
-static real *const d_h_30 = arena + 2545168; /* [32,256] */
-static real *const d_c_31 = arena + 2553360; /* [32,256] */
-static real *const d_pad_32 = arena + 4496144; /* [32,1024] */
-static real *const d_slice_61 = arena + 2545168; /* [32,256] */
-static real *const d_pad_add_90 = arena + 4496144; /* [32,1024] */
-static real *const d_add_31 = arena + 2545168; /* [32,256] */
-static real *const d_sum_61 = arena + 2503440; /* [256] */
-static real *const d_pad_add_91 = arena + 4496144; /* [32,1024] */
-static real *const d_slice_62 = arena + 2545168; /* [32,256] */
-static real *const d_z_31 = arena + 4496144; /* [32,1024] */
-static real *const d_sum_62 = arena + 2511376; /* [1024] */
-static real *const d_reshape_64 = arena + 2545168; /* [32,256] */
-static real *const d_matmul_add_59 = arena + 624000; /* [256,1024] */
-static real *const d_pad_add_92 = arena + 5051920; /* [32,32,256] */
-static real *const d_h_31 = arena + 2536976; /* [32,256] */
-static real *const d_c_32 = arena + 2545168; /* [32,256] */
-static real *const d_pad_33 = arena + 4496144; /* [32,1024] */
-static real *const d_slice_63 = arena + 2553360; /* [32,256] */
-static real *const d_pad_add_93 = arena + 4496144; /* [32,1024] */
-static real *const d_slice_64 = arena + 2553360; /* [32,256] */
-static real *const d_z_32 = arena + 4496144; /* [32,1024] */
-static real *const d_sum_63 = arena + 2561552; /* [1024] */
-static real *const d_reshape_65 = arena + 2561552; /* [32,256] */
-static real *const d_e = arena + 5051920; /* [32,32,256] */
+static real *const d_sum_60 = arena + 3465232; /* [1024] */
+static real *const d_pad_add_89 = arena + 5592592; /* [32,32,1024] */
+static real *const d_h_30 = arena + 3438096; /* [32,256] */
+static real *const d_c_31 = arena + 3446288; /* [32,256] */
+static real *const d_pad_32 = arena + 5552912; /* [32,1024] */
+static real *const d_slice_61 = arena + 3438096; /* [32,256] */
+static real *const d_pad_add_90 = arena + 5552912; /* [32,1024] */
+static real *const d_add_31 = arena + 3438096; /* [32,256] */
+static real *const d_sum_61 = arena + 3466256; /* [256] */
+static real *const d_pad_add_91 = arena + 5552912; /* [32,1024] */
+static real *const d_slice_62 = arena + 3438096; /* [32,256] */
+static real *const d_z_31 = arena + 5552912; /* [32,1024] */
+static real *const d_sum_62 = arena + 5591568; /* [1024] */
+static real *const d_pad_add_92 = arena + 5592592; /* [32,32,1024] */
+static real *const d_h_31 = arena + 3429904; /* [32,256] */
+static real *const d_c_32 = arena + 3438096; /* [32,256] */
+static real *const d_pad_33 = arena + 5552912; /* [32,1024] */
+static real *const d_slice_63 = arena + 3446288; /* [32,256] */
+static real *const d_pad_add_93 = arena + 5552912; /* [32,1024] */
+static real *const d_slice_64 = arena + 3446288; /* [32,256] */
+static real *const d_z_32 = arena + 5552912; /* [32,1024] */
+static real *const d_sum_63 = arena + 3466256; /* [1024] */
+static real *const d_reshape_34 = arena + 5592592; /* [32,32,1024] */
+static real *const d_reshape_35 = arena + 2758160; /* [1024,256] */
 
 /* The forward pass of the outputs, in the mode forward() or
  * loss_and_grad() set. */
@@ -900,39 +807,37 @@ static void compute_outputs(void)
     for (int i = 0; i < 1024; i++)
         memcpy(e + i * 256, embed + x[i] * 256, 256 * sizeof *e);
 
-    /* models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            slice[i * 256 + j] = e[i * 8192 + j];
-        }
-
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), slice, 256, lstm_w, 1024, REAL_C(0.0), matmul, 1024);
+    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1024, 1024, 256,
+           REAL_C(1.0), e, 256, lstm_w, 1024, REAL_C(0.0), matmul, 1024);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            z[i * 1024 + j] = matmul[i * 1024 + j] + lstm_b[j];
+            slice[i * 1024 + j] = matmul[i * 32768 + j];
+        }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 1024; j++) {
+            z[i * 1024 + j] = slice[i * 1024 + j] + lstm_b[j];
         }
 
     /* models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t12 = z[i * 1024 + j];
-            i_2[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t12));
+            const real t14 = z[i * 1024 + j];
+            i_2[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t14));
         }
 
     /* models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t14 = z[i * 1024 + j + 512];
-            g_2[i * 256 + j] = r_tanh(t14);
+            const real t16 = z[i * 1024 + j + 512];
+            g_2[i * 256 + j] = r_tanh(t16);
         }
 
     /* models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t16 = z[i * 1024 + j + 768];
-            o[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t16));
+            const real t18 = z[i * 1024 + j + 768];
+            o[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t18));
         }
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
@@ -948,18 +853,14 @@ static void compute_outputs(void)
         h[i] = o[i] * tanh_2[i];
     }
 
-    /* models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            slice_2[i * 256 + j] = e[i * 8192 + j + 256];
-        }
-
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), slice_2, 256, lstm_w, 1024, REAL_C(0.0), matmul_2, 1024);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            z_2[i * 1024 + j] = matmul_2[i * 1024 + j] + lstm_b[j];
+            slice_2[i * 1024 + j] = matmul[i * 32768 + j + 1024];
+        }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 1024; j++) {
+            z_2[i * 1024 + j] = slice_2[i * 1024 + j] + lstm_b[j];
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
@@ -969,37 +870,37 @@ static void compute_outputs(void)
     /* models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t27 = z_3[i * 1024 + j];
-            i_3[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t27));
+            const real t28 = z_3[i * 1024 + j];
+            i_3[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t28));
         }
 
     /* models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t29 = z_3[i * 1024 + j + 256];
-            const real t30 = t29 + lstm_forget_b[j];
-            f[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t30));
+            const real t30 = z_3[i * 1024 + j + 256];
+            const real t31 = t30 + lstm_forget_b[j];
+            f[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t31));
         }
 
     /* models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t32 = z_3[i * 1024 + j + 512];
-            g_3[i * 256 + j] = r_tanh(t32);
+            const real t33 = z_3[i * 1024 + j + 512];
+            g_3[i * 256 + j] = r_tanh(t33);
         }
 
     /* models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t34 = z_3[i * 1024 + j + 768];
-            o_2[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t34));
+            const real t35 = z_3[i * 1024 + j + 768];
+            o_2[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t35));
         }
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 8192; i++) {
-        const real t36 = f[i] * c[i];
-        const real t37 = i_3[i] * g_3[i];
-        c_2[i] = t36 + t37;
+        const real t37 = f[i] * c[i];
+        const real t38 = i_3[i] * g_3[i];
+        c_2[i] = t37 + t38;
     }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
@@ -1010,18 +911,14 @@ static void compute_outputs(void)
         h_2[i] = o_2[i] * tanh_3[i];
     }
 
-    /* models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            slice_3[i * 256 + j] = e[i * 8192 + j + 512];
-        }
-
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), slice_3, 256, lstm_w, 1024, REAL_C(0.0), matmul_3, 1024);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            z_4[i * 1024 + j] = matmul_3[i * 1024 + j] + lstm_b[j];
+            slice_3[i * 1024 + j] = matmul[i * 32768 + j + 2048];
+        }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 1024; j++) {
+            z_4[i * 1024 + j] = slice_3[i * 1024 + j] + lstm_b[j];
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
@@ -1072,18 +969,14 @@ static void compute_outputs(void)
         h_3[i] = o_3[i] * tanh_4[i];
     }
 
-    /* models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            slice_4[i * 256 + j] = e[i * 8192 + j + 768];
-        }
-
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), slice_4, 256, lstm_w, 1024, REAL_C(0.0), matmul_4, 1024);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            z_6[i * 1024 + j] = matmul_4[i * 1024 + j] + lstm_b[j];
+            slice_4[i * 1024 + j] = matmul[i * 32768 + j + 3072];
+        }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 1024; j++) {
+            z_6[i * 1024 + j] = slice_4[i * 1024 + j] + lstm_b[j];
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
@@ -1093,37 +986,37 @@ static void compute_outputs(void)
     /* models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t67 = z_7[i * 1024 + j];
-            i_5[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t67));
+            const real t66 = z_7[i * 1024 + j];
+            i_5[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t66));
         }
 
     /* models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t69 = z_7[i * 1024 + j + 256];
-            const real t70 = t69 + lstm_forget_b[j];
-            f_3[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t70));
+            const real t68 = z_7[i * 1024 + j + 256];
+            const real t69 = t68 + lstm_forget_b[j];
+            f_3[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t69));
         }
 
     /* models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t72 = z_7[i * 1024 + j + 512];
-            g_5[i * 256 + j] = r_tanh(t72);
+            const real t71 = z_7[i * 1024 + j + 512];
+            g_5[i * 256 + j] = r_tanh(t71);
         }
 
     /* models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t74 = z_7[i * 1024 + j + 768];
-            o_4[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t74));
+            const real t73 = z_7[i * 1024 + j + 768];
+            o_4[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t73));
         }
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 8192; i++) {
-        const real t76 = f_3[i] * c_3[i];
-        const real t77 = i_5[i] * g_5[i];
-        c_4[i] = t76 + t77;
+        const real t75 = f_3[i] * c_3[i];
+        const real t76 = i_5[i] * g_5[i];
+        c_4[i] = t75 + t76;
     }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
@@ -1134,18 +1027,14 @@ static void compute_outputs(void)
         h_4[i] = o_4[i] * tanh_5[i];
     }
 
-    /* models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            slice_5[i * 256 + j] = e[i * 8192 + j + 1024];
-        }
-
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), slice_5, 256, lstm_w, 1024, REAL_C(0.0), matmul_5, 1024);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            z_8[i * 1024 + j] = matmul_5[i * 1024 + j] + lstm_b[j];
+            slice_5[i * 1024 + j] = matmul[i * 32768 + j + 4096];
+        }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 1024; j++) {
+            z_8[i * 1024 + j] = slice_5[i * 1024 + j] + lstm_b[j];
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
@@ -1155,37 +1044,37 @@ static void compute_outputs(void)
     /* models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t87 = z_9[i * 1024 + j];
-            i_6[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t87));
+            const real t85 = z_9[i * 1024 + j];
+            i_6[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t85));
         }
 
     /* models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t89 = z_9[i * 1024 + j + 256];
-            const real t90 = t89 + lstm_forget_b[j];
-            f_4[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t90));
+            const real t87 = z_9[i * 1024 + j + 256];
+            const real t88 = t87 + lstm_forget_b[j];
+            f_4[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t88));
         }
 
     /* models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t92 = z_9[i * 1024 + j + 512];
-            g_6[i * 256 + j] = r_tanh(t92);
+            const real t90 = z_9[i * 1024 + j + 512];
+            g_6[i * 256 + j] = r_tanh(t90);
         }
 
     /* models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t94 = z_9[i * 1024 + j + 768];
-            o_5[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t94));
+            const real t92 = z_9[i * 1024 + j + 768];
+            o_5[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t92));
         }
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 8192; i++) {
-        const real t96 = f_4[i] * c_4[i];
-        const real t97 = i_6[i] * g_6[i];
-        c_5[i] = t96 + t97;
+        const real t94 = f_4[i] * c_4[i];
+        const real t95 = i_6[i] * g_6[i];
+        c_5[i] = t94 + t95;
     }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
@@ -1196,18 +1085,14 @@ static void compute_outputs(void)
         h_5[i] = o_5[i] * tanh_6[i];
     }
 
-    /* models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            slice_6[i * 256 + j] = e[i * 8192 + j + 1280];
-        }
-
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), slice_6, 256, lstm_w, 1024, REAL_C(0.0), matmul_6, 1024);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            z_10[i * 1024 + j] = matmul_6[i * 1024 + j] + lstm_b[j];
+            slice_6[i * 1024 + j] = matmul[i * 32768 + j + 5120];
+        }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 1024; j++) {
+            z_10[i * 1024 + j] = slice_6[i * 1024 + j] + lstm_b[j];
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
@@ -1217,37 +1102,37 @@ static void compute_outputs(void)
     /* models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t107 = z_11[i * 1024 + j];
-            i_7[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t107));
+            const real t104 = z_11[i * 1024 + j];
+            i_7[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t104));
         }
 
     /* models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t109 = z_11[i * 1024 + j + 256];
-            const real t110 = t109 + lstm_forget_b[j];
-            f_5[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t110));
+            const real t106 = z_11[i * 1024 + j + 256];
+            const real t107 = t106 + lstm_forget_b[j];
+            f_5[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t107));
         }
 
     /* models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t112 = z_11[i * 1024 + j + 512];
-            g_7[i * 256 + j] = r_tanh(t112);
+            const real t109 = z_11[i * 1024 + j + 512];
+            g_7[i * 256 + j] = r_tanh(t109);
         }
 
     /* models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t114 = z_11[i * 1024 + j + 768];
-            o_6[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t114));
+            const real t111 = z_11[i * 1024 + j + 768];
+            o_6[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t111));
         }
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 8192; i++) {
-        const real t116 = f_5[i] * c_5[i];
-        const real t117 = i_7[i] * g_7[i];
-        c_6[i] = t116 + t117;
+        const real t113 = f_5[i] * c_5[i];
+        const real t114 = i_7[i] * g_7[i];
+        c_6[i] = t113 + t114;
     }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
@@ -1258,18 +1143,14 @@ static void compute_outputs(void)
         h_6[i] = o_6[i] * tanh_7[i];
     }
 
-    /* models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            slice_7[i * 256 + j] = e[i * 8192 + j + 1536];
-        }
-
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), slice_7, 256, lstm_w, 1024, REAL_C(0.0), matmul_7, 1024);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            z_12[i * 1024 + j] = matmul_7[i * 1024 + j] + lstm_b[j];
+            slice_7[i * 1024 + j] = matmul[i * 32768 + j + 6144];
+        }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 1024; j++) {
+            z_12[i * 1024 + j] = slice_7[i * 1024 + j] + lstm_b[j];
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
@@ -1279,37 +1160,37 @@ static void compute_outputs(void)
     /* models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t127 = z_13[i * 1024 + j];
-            i_8[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t127));
+            const real t123 = z_13[i * 1024 + j];
+            i_8[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t123));
         }
 
     /* models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t129 = z_13[i * 1024 + j + 256];
-            const real t130 = t129 + lstm_forget_b[j];
-            f_6[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t130));
+            const real t125 = z_13[i * 1024 + j + 256];
+            const real t126 = t125 + lstm_forget_b[j];
+            f_6[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t126));
         }
 
     /* models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t132 = z_13[i * 1024 + j + 512];
-            g_8[i * 256 + j] = r_tanh(t132);
+            const real t128 = z_13[i * 1024 + j + 512];
+            g_8[i * 256 + j] = r_tanh(t128);
         }
 
     /* models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t134 = z_13[i * 1024 + j + 768];
-            o_7[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t134));
+            const real t130 = z_13[i * 1024 + j + 768];
+            o_7[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t130));
         }
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 8192; i++) {
-        const real t136 = f_6[i] * c_6[i];
-        const real t137 = i_8[i] * g_8[i];
-        c_7[i] = t136 + t137;
+        const real t132 = f_6[i] * c_6[i];
+        const real t133 = i_8[i] * g_8[i];
+        c_7[i] = t132 + t133;
     }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
@@ -1320,18 +1201,14 @@ static void compute_outputs(void)
         h_7[i] = o_7[i] * tanh_8[i];
     }
 
-    /* models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            slice_8[i * 256 + j] = e[i * 8192 + j + 1792];
-        }
-
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), slice_8, 256, lstm_w, 1024, REAL_C(0.0), matmul_8, 1024);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            z_14[i * 1024 + j] = matmul_8[i * 1024 + j] + lstm_b[j];
+            slice_8[i * 1024 + j] = matmul[i * 32768 + j + 7168];
+        }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 1024; j++) {
+            z_14[i * 1024 + j] = slice_8[i * 1024 + j] + lstm_b[j];
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
@@ -1341,37 +1218,37 @@ static void compute_outputs(void)
     /* models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t147 = z_15[i * 1024 + j];
-            i_9[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t147));
+            const real t142 = z_15[i * 1024 + j];
+            i_9[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t142));
         }
 
     /* models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t149 = z_15[i * 1024 + j + 256];
-            const real t150 = t149 + lstm_forget_b[j];
-            f_7[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t150));
+            const real t144 = z_15[i * 1024 + j + 256];
+            const real t145 = t144 + lstm_forget_b[j];
+            f_7[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t145));
         }
 
     /* models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t152 = z_15[i * 1024 + j + 512];
-            g_9[i * 256 + j] = r_tanh(t152);
+            const real t147 = z_15[i * 1024 + j + 512];
+            g_9[i * 256 + j] = r_tanh(t147);
         }
 
     /* models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t154 = z_15[i * 1024 + j + 768];
-            o_8[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t154));
+            const real t149 = z_15[i * 1024 + j + 768];
+            o_8[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t149));
         }
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 8192; i++) {
-        const real t156 = f_7[i] * c_7[i];
-        const real t157 = i_9[i] * g_9[i];
-        c_8[i] = t156 + t157;
+        const real t151 = f_7[i] * c_7[i];
+        const real t152 = i_9[i] * g_9[i];
+        c_8[i] = t151 + t152;
     }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
@@ -1382,18 +1259,14 @@ static void compute_outputs(void)
         h_8[i] = o_8[i] * tanh_9[i];
     }
 
-    /* models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            slice_9[i * 256 + j] = e[i * 8192 + j + 2048];
-        }
-
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), slice_9, 256, lstm_w, 1024, REAL_C(0.0), matmul_9, 1024);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            z_16[i * 1024 + j] = matmul_9[i * 1024 + j] + lstm_b[j];
+            slice_9[i * 1024 + j] = matmul[i * 32768 + j + 8192];
+        }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 1024; j++) {
+            z_16[i * 1024 + j] = slice_9[i * 1024 + j] + lstm_b[j];
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
@@ -1403,37 +1276,37 @@ static void compute_outputs(void)
     /* models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t167 = z_17[i * 1024 + j];
-            i_10[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t167));
+            const real t161 = z_17[i * 1024 + j];
+            i_10[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t161));
         }
 
     /* models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t169 = z_17[i * 1024 + j + 256];
-            const real t170 = t169 + lstm_forget_b[j];
-            f_8[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t170));
+            const real t163 = z_17[i * 1024 + j + 256];
+            const real t164 = t163 + lstm_forget_b[j];
+            f_8[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t164));
         }
 
     /* models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t172 = z_17[i * 1024 + j + 512];
-            g_10[i * 256 + j] = r_tanh(t172);
+            const real t166 = z_17[i * 1024 + j + 512];
+            g_10[i * 256 + j] = r_tanh(t166);
         }
 
     /* models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t174 = z_17[i * 1024 + j + 768];
-            o_9[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t174));
+            const real t168 = z_17[i * 1024 + j + 768];
+            o_9[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t168));
         }
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 8192; i++) {
-        const real t176 = f_8[i] * c_8[i];
-        const real t177 = i_10[i] * g_10[i];
-        c_9[i] = t176 + t177;
+        const real t170 = f_8[i] * c_8[i];
+        const real t171 = i_10[i] * g_10[i];
+        c_9[i] = t170 + t171;
     }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
@@ -1444,18 +1317,14 @@ static void compute_outputs(void)
         h_9[i] = o_9[i] * tanh_10[i];
     }
 
-    /* models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            slice_10[i * 256 + j] = e[i * 8192 + j + 2304];
-        }
-
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), slice_10, 256, lstm_w, 1024, REAL_C(0.0), matmul_10, 1024);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            z_18[i * 1024 + j] = matmul_10[i * 1024 + j] + lstm_b[j];
+            slice_10[i * 1024 + j] = matmul[i * 32768 + j + 9216];
+        }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 1024; j++) {
+            z_18[i * 1024 + j] = slice_10[i * 1024 + j] + lstm_b[j];
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
@@ -1465,37 +1334,37 @@ static void compute_outputs(void)
     /* models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t187 = z_19[i * 1024 + j];
-            i_11[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t187));
+            const real t180 = z_19[i * 1024 + j];
+            i_11[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t180));
         }
 
     /* models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t189 = z_19[i * 1024 + j + 256];
-            const real t190 = t189 + lstm_forget_b[j];
-            f_9[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t190));
+            const real t182 = z_19[i * 1024 + j + 256];
+            const real t183 = t182 + lstm_forget_b[j];
+            f_9[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t183));
         }
 
     /* models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t192 = z_19[i * 1024 + j + 512];
-            g_11[i * 256 + j] = r_tanh(t192);
+            const real t185 = z_19[i * 1024 + j + 512];
+            g_11[i * 256 + j] = r_tanh(t185);
         }
 
     /* models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t194 = z_19[i * 1024 + j + 768];
-            o_10[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t194));
+            const real t187 = z_19[i * 1024 + j + 768];
+            o_10[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t187));
         }
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 8192; i++) {
-        const real t196 = f_9[i] * c_9[i];
-        const real t197 = i_11[i] * g_11[i];
-        c_10[i] = t196 + t197;
+        const real t189 = f_9[i] * c_9[i];
+        const real t190 = i_11[i] * g_11[i];
+        c_10[i] = t189 + t190;
     }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
@@ -1506,18 +1375,14 @@ static void compute_outputs(void)
         h_10[i] = o_10[i] * tanh_11[i];
     }
 
-    /* models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            slice_11[i * 256 + j] = e[i * 8192 + j + 2560];
-        }
-
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), slice_11, 256, lstm_w, 1024, REAL_C(0.0), matmul_11, 1024);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            z_20[i * 1024 + j] = matmul_11[i * 1024 + j] + lstm_b[j];
+            slice_11[i * 1024 + j] = matmul[i * 32768 + j + 10240];
+        }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 1024; j++) {
+            z_20[i * 1024 + j] = slice_11[i * 1024 + j] + lstm_b[j];
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
@@ -1527,37 +1392,37 @@ static void compute_outputs(void)
     /* models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t207 = z_21[i * 1024 + j];
-            i_12[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t207));
+            const real t199 = z_21[i * 1024 + j];
+            i_12[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t199));
         }
 
     /* models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t209 = z_21[i * 1024 + j + 256];
-            const real t210 = t209 + lstm_forget_b[j];
-            f_10[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t210));
+            const real t201 = z_21[i * 1024 + j + 256];
+            const real t202 = t201 + lstm_forget_b[j];
+            f_10[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t202));
         }
 
     /* models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t212 = z_21[i * 1024 + j + 512];
-            g_12[i * 256 + j] = r_tanh(t212);
+            const real t204 = z_21[i * 1024 + j + 512];
+            g_12[i * 256 + j] = r_tanh(t204);
         }
 
     /* models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t214 = z_21[i * 1024 + j + 768];
-            o_11[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t214));
+            const real t206 = z_21[i * 1024 + j + 768];
+            o_11[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t206));
         }
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 8192; i++) {
-        const real t216 = f_10[i] * c_10[i];
-        const real t217 = i_12[i] * g_12[i];
-        c_11[i] = t216 + t217;
+        const real t208 = f_10[i] * c_10[i];
+        const real t209 = i_12[i] * g_12[i];
+        c_11[i] = t208 + t209;
     }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
@@ -1568,18 +1433,14 @@ static void compute_outputs(void)
         h_11[i] = o_11[i] * tanh_12[i];
     }
 
-    /* models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            slice_12[i * 256 + j] = e[i * 8192 + j + 2816];
-        }
-
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), slice_12, 256, lstm_w, 1024, REAL_C(0.0), matmul_12, 1024);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            z_22[i * 1024 + j] = matmul_12[i * 1024 + j] + lstm_b[j];
+            slice_12[i * 1024 + j] = matmul[i * 32768 + j + 11264];
+        }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 1024; j++) {
+            z_22[i * 1024 + j] = slice_12[i * 1024 + j] + lstm_b[j];
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
@@ -1589,37 +1450,37 @@ static void compute_outputs(void)
     /* models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t227 = z_23[i * 1024 + j];
-            i_13[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t227));
+            const real t218 = z_23[i * 1024 + j];
+            i_13[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t218));
         }
 
     /* models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t229 = z_23[i * 1024 + j + 256];
-            const real t230 = t229 + lstm_forget_b[j];
-            f_11[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t230));
+            const real t220 = z_23[i * 1024 + j + 256];
+            const real t221 = t220 + lstm_forget_b[j];
+            f_11[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t221));
         }
 
     /* models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t232 = z_23[i * 1024 + j + 512];
-            g_13[i * 256 + j] = r_tanh(t232);
+            const real t223 = z_23[i * 1024 + j + 512];
+            g_13[i * 256 + j] = r_tanh(t223);
         }
 
     /* models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t234 = z_23[i * 1024 + j + 768];
-            o_12[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t234));
+            const real t225 = z_23[i * 1024 + j + 768];
+            o_12[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t225));
         }
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 8192; i++) {
-        const real t236 = f_11[i] * c_11[i];
-        const real t237 = i_13[i] * g_13[i];
-        c_12[i] = t236 + t237;
+        const real t227 = f_11[i] * c_11[i];
+        const real t228 = i_13[i] * g_13[i];
+        c_12[i] = t227 + t228;
     }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
@@ -1630,18 +1491,14 @@ static void compute_outputs(void)
         h_12[i] = o_12[i] * tanh_13[i];
     }
 
-    /* models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            slice_13[i * 256 + j] = e[i * 8192 + j + 3072];
-        }
-
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), slice_13, 256, lstm_w, 1024, REAL_C(0.0), matmul_13, 1024);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            z_24[i * 1024 + j] = matmul_13[i * 1024 + j] + lstm_b[j];
+            slice_13[i * 1024 + j] = matmul[i * 32768 + j + 12288];
+        }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 1024; j++) {
+            z_24[i * 1024 + j] = slice_13[i * 1024 + j] + lstm_b[j];
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
@@ -1651,37 +1508,37 @@ static void compute_outputs(void)
     /* models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t247 = z_25[i * 1024 + j];
-            i_14[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t247));
+            const real t237 = z_25[i * 1024 + j];
+            i_14[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t237));
         }
 
     /* models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t249 = z_25[i * 1024 + j + 256];
-            const real t250 = t249 + lstm_forget_b[j];
-            f_12[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t250));
+            const real t239 = z_25[i * 1024 + j + 256];
+            const real t240 = t239 + lstm_forget_b[j];
+            f_12[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t240));
         }
 
     /* models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t252 = z_25[i * 1024 + j + 512];
-            g_14[i * 256 + j] = r_tanh(t252);
+            const real t242 = z_25[i * 1024 + j + 512];
+            g_14[i * 256 + j] = r_tanh(t242);
         }
 
     /* models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t254 = z_25[i * 1024 + j + 768];
-            o_13[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t254));
+            const real t244 = z_25[i * 1024 + j + 768];
+            o_13[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t244));
         }
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 8192; i++) {
-        const real t256 = f_12[i] * c_12[i];
-        const real t257 = i_14[i] * g_14[i];
-        c_13[i] = t256 + t257;
+        const real t246 = f_12[i] * c_12[i];
+        const real t247 = i_14[i] * g_14[i];
+        c_13[i] = t246 + t247;
     }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
@@ -1692,18 +1549,14 @@ static void compute_outputs(void)
         h_13[i] = o_13[i] * tanh_14[i];
     }
 
-    /* models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            slice_14[i * 256 + j] = e[i * 8192 + j + 3328];
-        }
-
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), slice_14, 256, lstm_w, 1024, REAL_C(0.0), matmul_14, 1024);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            z_26[i * 1024 + j] = matmul_14[i * 1024 + j] + lstm_b[j];
+            slice_14[i * 1024 + j] = matmul[i * 32768 + j + 13312];
+        }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 1024; j++) {
+            z_26[i * 1024 + j] = slice_14[i * 1024 + j] + lstm_b[j];
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
@@ -1713,37 +1566,37 @@ static void compute_outputs(void)
     /* models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t267 = z_27[i * 1024 + j];
-            i_15[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t267));
+            const real t256 = z_27[i * 1024 + j];
+            i_15[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t256));
         }
 
     /* models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t269 = z_27[i * 1024 + j + 256];
-            const real t270 = t269 + lstm_forget_b[j];
-            f_13[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t270));
+            const real t258 = z_27[i * 1024 + j + 256];
+            const real t259 = t258 + lstm_forget_b[j];
+            f_13[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t259));
         }
 
     /* models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t272 = z_27[i * 1024 + j + 512];
-            g_15[i * 256 + j] = r_tanh(t272);
+            const real t261 = z_27[i * 1024 + j + 512];
+            g_15[i * 256 + j] = r_tanh(t261);
         }
 
     /* models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t274 = z_27[i * 1024 + j + 768];
-            o_14[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t274));
+            const real t263 = z_27[i * 1024 + j + 768];
+            o_14[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t263));
         }
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 8192; i++) {
-        const real t276 = f_13[i] * c_13[i];
-        const real t277 = i_15[i] * g_15[i];
-        c_14[i] = t276 + t277;
+        const real t265 = f_13[i] * c_13[i];
+        const real t266 = i_15[i] * g_15[i];
+        c_14[i] = t265 + t266;
     }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
@@ -1754,18 +1607,14 @@ static void compute_outputs(void)
         h_14[i] = o_14[i] * tanh_15[i];
     }
 
-    /* models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            slice_15[i * 256 + j] = e[i * 8192 + j + 3584];
-        }
-
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), slice_15, 256, lstm_w, 1024, REAL_C(0.0), matmul_15, 1024);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            z_28[i * 1024 + j] = matmul_15[i * 1024 + j] + lstm_b[j];
+            slice_15[i * 1024 + j] = matmul[i * 32768 + j + 14336];
+        }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 1024; j++) {
+            z_28[i * 1024 + j] = slice_15[i * 1024 + j] + lstm_b[j];
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
@@ -1775,37 +1624,37 @@ static void compute_outputs(void)
     /* models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t287 = z_29[i * 1024 + j];
-            i_16[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t287));
+            const real t275 = z_29[i * 1024 + j];
+            i_16[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t275));
         }
 
     /* models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t289 = z_29[i * 1024 + j + 256];
-            const real t290 = t289 + lstm_forget_b[j];
-            f_14[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t290));
+            const real t277 = z_29[i * 1024 + j + 256];
+            const real t278 = t277 + lstm_forget_b[j];
+            f_14[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t278));
         }
 
     /* models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t292 = z_29[i * 1024 + j + 512];
-            g_16[i * 256 + j] = r_tanh(t292);
+            const real t280 = z_29[i * 1024 + j + 512];
+            g_16[i * 256 + j] = r_tanh(t280);
         }
 
     /* models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t294 = z_29[i * 1024 + j + 768];
-            o_15[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t294));
+            const real t282 = z_29[i * 1024 + j + 768];
+            o_15[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t282));
         }
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 8192; i++) {
-        const real t296 = f_14[i] * c_14[i];
-        const real t297 = i_16[i] * g_16[i];
-        c_15[i] = t296 + t297;
+        const real t284 = f_14[i] * c_14[i];
+        const real t285 = i_16[i] * g_16[i];
+        c_15[i] = t284 + t285;
     }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
@@ -1816,18 +1665,14 @@ static void compute_outputs(void)
         h_15[i] = o_15[i] * tanh_16[i];
     }
 
-    /* models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            slice_16[i * 256 + j] = e[i * 8192 + j + 3840];
-        }
-
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), slice_16, 256, lstm_w, 1024, REAL_C(0.0), matmul_16, 1024);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            z_30[i * 1024 + j] = matmul_16[i * 1024 + j] + lstm_b[j];
+            slice_16[i * 1024 + j] = matmul[i * 32768 + j + 15360];
+        }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 1024; j++) {
+            z_30[i * 1024 + j] = slice_16[i * 1024 + j] + lstm_b[j];
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
@@ -1837,37 +1682,37 @@ static void compute_outputs(void)
     /* models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t307 = z_31[i * 1024 + j];
-            i_17[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t307));
+            const real t294 = z_31[i * 1024 + j];
+            i_17[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t294));
         }
 
     /* models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t309 = z_31[i * 1024 + j + 256];
-            const real t310 = t309 + lstm_forget_b[j];
-            f_15[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t310));
+            const real t296 = z_31[i * 1024 + j + 256];
+            const real t297 = t296 + lstm_forget_b[j];
+            f_15[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t297));
         }
 
     /* models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t312 = z_31[i * 1024 + j + 512];
-            g_17[i * 256 + j] = r_tanh(t312);
+            const real t299 = z_31[i * 1024 + j + 512];
+            g_17[i * 256 + j] = r_tanh(t299);
         }
 
     /* models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t314 = z_31[i * 1024 + j + 768];
-            o_16[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t314));
+            const real t301 = z_31[i * 1024 + j + 768];
+            o_16[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t301));
         }
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 8192; i++) {
-        const real t316 = f_15[i] * c_15[i];
-        const real t317 = i_17[i] * g_17[i];
-        c_16[i] = t316 + t317;
+        const real t303 = f_15[i] * c_15[i];
+        const real t304 = i_17[i] * g_17[i];
+        c_16[i] = t303 + t304;
     }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
@@ -1878,18 +1723,14 @@ static void compute_outputs(void)
         h_16[i] = o_16[i] * tanh_17[i];
     }
 
-    /* models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            slice_17[i * 256 + j] = e[i * 8192 + j + 4096];
-        }
-
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), slice_17, 256, lstm_w, 1024, REAL_C(0.0), matmul_17, 1024);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            z_32[i * 1024 + j] = matmul_17[i * 1024 + j] + lstm_b[j];
+            slice_17[i * 1024 + j] = matmul[i * 32768 + j + 16384];
+        }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 1024; j++) {
+            z_32[i * 1024 + j] = slice_17[i * 1024 + j] + lstm_b[j];
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
@@ -1899,37 +1740,37 @@ static void compute_outputs(void)
     /* models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t327 = z_33[i * 1024 + j];
-            i_18[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t327));
+            const real t313 = z_33[i * 1024 + j];
+            i_18[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t313));
         }
 
     /* models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t329 = z_33[i * 1024 + j + 256];
-            const real t330 = t329 + lstm_forget_b[j];
-            f_16[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t330));
+            const real t315 = z_33[i * 1024 + j + 256];
+            const real t316 = t315 + lstm_forget_b[j];
+            f_16[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t316));
         }
 
     /* models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t332 = z_33[i * 1024 + j + 512];
-            g_18[i * 256 + j] = r_tanh(t332);
+            const real t318 = z_33[i * 1024 + j + 512];
+            g_18[i * 256 + j] = r_tanh(t318);
         }
 
     /* models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t334 = z_33[i * 1024 + j + 768];
-            o_17[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t334));
+            const real t320 = z_33[i * 1024 + j + 768];
+            o_17[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t320));
         }
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 8192; i++) {
-        const real t336 = f_16[i] * c_16[i];
-        const real t337 = i_18[i] * g_18[i];
-        c_17[i] = t336 + t337;
+        const real t322 = f_16[i] * c_16[i];
+        const real t323 = i_18[i] * g_18[i];
+        c_17[i] = t322 + t323;
     }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
@@ -1940,18 +1781,14 @@ static void compute_outputs(void)
         h_17[i] = o_17[i] * tanh_18[i];
     }
 
-    /* models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            slice_18[i * 256 + j] = e[i * 8192 + j + 4352];
-        }
-
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), slice_18, 256, lstm_w, 1024, REAL_C(0.0), matmul_18, 1024);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            z_34[i * 1024 + j] = matmul_18[i * 1024 + j] + lstm_b[j];
+            slice_18[i * 1024 + j] = matmul[i * 32768 + j + 17408];
+        }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 1024; j++) {
+            z_34[i * 1024 + j] = slice_18[i * 1024 + j] + lstm_b[j];
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
@@ -1961,37 +1798,37 @@ static void compute_outputs(void)
     /* models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t347 = z_35[i * 1024 + j];
-            i_19[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t347));
+            const real t332 = z_35[i * 1024 + j];
+            i_19[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t332));
         }
 
     /* models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t349 = z_35[i * 1024 + j + 256];
-            const real t350 = t349 + lstm_forget_b[j];
-            f_17[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t350));
+            const real t334 = z_35[i * 1024 + j + 256];
+            const real t335 = t334 + lstm_forget_b[j];
+            f_17[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t335));
         }
 
     /* models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t352 = z_35[i * 1024 + j + 512];
-            g_19[i * 256 + j] = r_tanh(t352);
+            const real t337 = z_35[i * 1024 + j + 512];
+            g_19[i * 256 + j] = r_tanh(t337);
         }
 
     /* models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t354 = z_35[i * 1024 + j + 768];
-            o_18[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t354));
+            const real t339 = z_35[i * 1024 + j + 768];
+            o_18[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t339));
         }
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 8192; i++) {
-        const real t356 = f_17[i] * c_17[i];
-        const real t357 = i_19[i] * g_19[i];
-        c_18[i] = t356 + t357;
+        const real t341 = f_17[i] * c_17[i];
+        const real t342 = i_19[i] * g_19[i];
+        c_18[i] = t341 + t342;
     }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
@@ -2002,18 +1839,14 @@ static void compute_outputs(void)
         h_18[i] = o_18[i] * tanh_19[i];
     }
 
-    /* models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            slice_19[i * 256 + j] = e[i * 8192 + j + 4608];
-        }
-
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), slice_19, 256, lstm_w, 1024, REAL_C(0.0), matmul_19, 1024);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            z_36[i * 1024 + j] = matmul_19[i * 1024 + j] + lstm_b[j];
+            slice_19[i * 1024 + j] = matmul[i * 32768 + j + 18432];
+        }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 1024; j++) {
+            z_36[i * 1024 + j] = slice_19[i * 1024 + j] + lstm_b[j];
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
@@ -2023,37 +1856,37 @@ static void compute_outputs(void)
     /* models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t367 = z_37[i * 1024 + j];
-            i_20[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t367));
+            const real t351 = z_37[i * 1024 + j];
+            i_20[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t351));
         }
 
     /* models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t369 = z_37[i * 1024 + j + 256];
-            const real t370 = t369 + lstm_forget_b[j];
-            f_18[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t370));
+            const real t353 = z_37[i * 1024 + j + 256];
+            const real t354 = t353 + lstm_forget_b[j];
+            f_18[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t354));
         }
 
     /* models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t372 = z_37[i * 1024 + j + 512];
-            g_20[i * 256 + j] = r_tanh(t372);
+            const real t356 = z_37[i * 1024 + j + 512];
+            g_20[i * 256 + j] = r_tanh(t356);
         }
 
     /* models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t374 = z_37[i * 1024 + j + 768];
-            o_19[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t374));
+            const real t358 = z_37[i * 1024 + j + 768];
+            o_19[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t358));
         }
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 8192; i++) {
-        const real t376 = f_18[i] * c_18[i];
-        const real t377 = i_20[i] * g_20[i];
-        c_19[i] = t376 + t377;
+        const real t360 = f_18[i] * c_18[i];
+        const real t361 = i_20[i] * g_20[i];
+        c_19[i] = t360 + t361;
     }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
@@ -2064,18 +1897,14 @@ static void compute_outputs(void)
         h_19[i] = o_19[i] * tanh_20[i];
     }
 
-    /* models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            slice_20[i * 256 + j] = e[i * 8192 + j + 4864];
-        }
-
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), slice_20, 256, lstm_w, 1024, REAL_C(0.0), matmul_20, 1024);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            z_38[i * 1024 + j] = matmul_20[i * 1024 + j] + lstm_b[j];
+            slice_20[i * 1024 + j] = matmul[i * 32768 + j + 19456];
+        }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 1024; j++) {
+            z_38[i * 1024 + j] = slice_20[i * 1024 + j] + lstm_b[j];
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
@@ -2085,37 +1914,37 @@ static void compute_outputs(void)
     /* models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t387 = z_39[i * 1024 + j];
-            i_21[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t387));
+            const real t370 = z_39[i * 1024 + j];
+            i_21[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t370));
         }
 
     /* models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t389 = z_39[i * 1024 + j + 256];
-            const real t390 = t389 + lstm_forget_b[j];
-            f_19[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t390));
+            const real t372 = z_39[i * 1024 + j + 256];
+            const real t373 = t372 + lstm_forget_b[j];
+            f_19[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t373));
         }
 
     /* models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t392 = z_39[i * 1024 + j + 512];
-            g_21[i * 256 + j] = r_tanh(t392);
+            const real t375 = z_39[i * 1024 + j + 512];
+            g_21[i * 256 + j] = r_tanh(t375);
         }
 
     /* models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t394 = z_39[i * 1024 + j + 768];
-            o_20[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t394));
+            const real t377 = z_39[i * 1024 + j + 768];
+            o_20[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t377));
         }
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 8192; i++) {
-        const real t396 = f_19[i] * c_19[i];
-        const real t397 = i_21[i] * g_21[i];
-        c_20[i] = t396 + t397;
+        const real t379 = f_19[i] * c_19[i];
+        const real t380 = i_21[i] * g_21[i];
+        c_20[i] = t379 + t380;
     }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
@@ -2126,18 +1955,14 @@ static void compute_outputs(void)
         h_20[i] = o_20[i] * tanh_21[i];
     }
 
-    /* models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            slice_21[i * 256 + j] = e[i * 8192 + j + 5120];
-        }
-
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), slice_21, 256, lstm_w, 1024, REAL_C(0.0), matmul_21, 1024);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            z_40[i * 1024 + j] = matmul_21[i * 1024 + j] + lstm_b[j];
+            slice_21[i * 1024 + j] = matmul[i * 32768 + j + 20480];
+        }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 1024; j++) {
+            z_40[i * 1024 + j] = slice_21[i * 1024 + j] + lstm_b[j];
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
@@ -2147,37 +1972,37 @@ static void compute_outputs(void)
     /* models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t407 = z_41[i * 1024 + j];
-            i_22[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t407));
+            const real t389 = z_41[i * 1024 + j];
+            i_22[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t389));
         }
 
     /* models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t409 = z_41[i * 1024 + j + 256];
-            const real t410 = t409 + lstm_forget_b[j];
-            f_20[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t410));
+            const real t391 = z_41[i * 1024 + j + 256];
+            const real t392 = t391 + lstm_forget_b[j];
+            f_20[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t392));
         }
 
     /* models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t412 = z_41[i * 1024 + j + 512];
-            g_22[i * 256 + j] = r_tanh(t412);
+            const real t394 = z_41[i * 1024 + j + 512];
+            g_22[i * 256 + j] = r_tanh(t394);
         }
 
     /* models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t414 = z_41[i * 1024 + j + 768];
-            o_21[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t414));
+            const real t396 = z_41[i * 1024 + j + 768];
+            o_21[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t396));
         }
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 8192; i++) {
-        const real t416 = f_20[i] * c_20[i];
-        const real t417 = i_22[i] * g_22[i];
-        c_21[i] = t416 + t417;
+        const real t398 = f_20[i] * c_20[i];
+        const real t399 = i_22[i] * g_22[i];
+        c_21[i] = t398 + t399;
     }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
@@ -2188,18 +2013,14 @@ static void compute_outputs(void)
         h_21[i] = o_21[i] * tanh_22[i];
     }
 
-    /* models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            slice_22[i * 256 + j] = e[i * 8192 + j + 5376];
-        }
-
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), slice_22, 256, lstm_w, 1024, REAL_C(0.0), matmul_22, 1024);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            z_42[i * 1024 + j] = matmul_22[i * 1024 + j] + lstm_b[j];
+            slice_22[i * 1024 + j] = matmul[i * 32768 + j + 21504];
+        }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 1024; j++) {
+            z_42[i * 1024 + j] = slice_22[i * 1024 + j] + lstm_b[j];
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
@@ -2209,37 +2030,37 @@ static void compute_outputs(void)
     /* models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t427 = z_43[i * 1024 + j];
-            i_23[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t427));
+            const real t408 = z_43[i * 1024 + j];
+            i_23[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t408));
         }
 
     /* models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t429 = z_43[i * 1024 + j + 256];
-            const real t430 = t429 + lstm_forget_b[j];
-            f_21[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t430));
+            const real t410 = z_43[i * 1024 + j + 256];
+            const real t411 = t410 + lstm_forget_b[j];
+            f_21[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t411));
         }
 
     /* models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t432 = z_43[i * 1024 + j + 512];
-            g_23[i * 256 + j] = r_tanh(t432);
+            const real t413 = z_43[i * 1024 + j + 512];
+            g_23[i * 256 + j] = r_tanh(t413);
         }
 
     /* models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t434 = z_43[i * 1024 + j + 768];
-            o_22[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t434));
+            const real t415 = z_43[i * 1024 + j + 768];
+            o_22[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t415));
         }
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 8192; i++) {
-        const real t436 = f_21[i] * c_21[i];
-        const real t437 = i_23[i] * g_23[i];
-        c_22[i] = t436 + t437;
+        const real t417 = f_21[i] * c_21[i];
+        const real t418 = i_23[i] * g_23[i];
+        c_22[i] = t417 + t418;
     }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
@@ -2250,18 +2071,14 @@ static void compute_outputs(void)
         h_22[i] = o_22[i] * tanh_23[i];
     }
 
-    /* models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            slice_23[i * 256 + j] = e[i * 8192 + j + 5632];
-        }
-
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), slice_23, 256, lstm_w, 1024, REAL_C(0.0), matmul_23, 1024);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            z_44[i * 1024 + j] = matmul_23[i * 1024 + j] + lstm_b[j];
+            slice_23[i * 1024 + j] = matmul[i * 32768 + j + 22528];
+        }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 1024; j++) {
+            z_44[i * 1024 + j] = slice_23[i * 1024 + j] + lstm_b[j];
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
@@ -2271,37 +2088,37 @@ static void compute_outputs(void)
     /* models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t447 = z_45[i * 1024 + j];
-            i_24[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t447));
+            const real t427 = z_45[i * 1024 + j];
+            i_24[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t427));
         }
 
     /* models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t449 = z_45[i * 1024 + j + 256];
-            const real t450 = t449 + lstm_forget_b[j];
-            f_22[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t450));
+            const real t429 = z_45[i * 1024 + j + 256];
+            const real t430 = t429 + lstm_forget_b[j];
+            f_22[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t430));
         }
 
     /* models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t452 = z_45[i * 1024 + j + 512];
-            g_24[i * 256 + j] = r_tanh(t452);
+            const real t432 = z_45[i * 1024 + j + 512];
+            g_24[i * 256 + j] = r_tanh(t432);
         }
 
     /* models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t454 = z_45[i * 1024 + j + 768];
-            o_23[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t454));
+            const real t434 = z_45[i * 1024 + j + 768];
+            o_23[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t434));
         }
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 8192; i++) {
-        const real t456 = f_22[i] * c_22[i];
-        const real t457 = i_24[i] * g_24[i];
-        c_23[i] = t456 + t457;
+        const real t436 = f_22[i] * c_22[i];
+        const real t437 = i_24[i] * g_24[i];
+        c_23[i] = t436 + t437;
     }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
@@ -2312,18 +2129,14 @@ static void compute_outputs(void)
         h_23[i] = o_23[i] * tanh_24[i];
     }
 
-    /* models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            slice_24[i * 256 + j] = e[i * 8192 + j + 5888];
-        }
-
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), slice_24, 256, lstm_w, 1024, REAL_C(0.0), matmul_24, 1024);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            z_46[i * 1024 + j] = matmul_24[i * 1024 + j] + lstm_b[j];
+            slice_24[i * 1024 + j] = matmul[i * 32768 + j + 23552];
+        }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 1024; j++) {
+            z_46[i * 1024 + j] = slice_24[i * 1024 + j] + lstm_b[j];
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
@@ -2333,37 +2146,37 @@ static void compute_outputs(void)
     /* models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t467 = z_47[i * 1024 + j];
-            i_25[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t467));
+            const real t446 = z_47[i * 1024 + j];
+            i_25[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t446));
         }
 
     /* models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t469 = z_47[i * 1024 + j + 256];
-            const real t470 = t469 + lstm_forget_b[j];
-            f_23[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t470));
+            const real t448 = z_47[i * 1024 + j + 256];
+            const real t449 = t448 + lstm_forget_b[j];
+            f_23[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t449));
         }
 
     /* models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t472 = z_47[i * 1024 + j + 512];
-            g_25[i * 256 + j] = r_tanh(t472);
+            const real t451 = z_47[i * 1024 + j + 512];
+            g_25[i * 256 + j] = r_tanh(t451);
         }
 
     /* models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t474 = z_47[i * 1024 + j + 768];
-            o_24[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t474));
+            const real t453 = z_47[i * 1024 + j + 768];
+            o_24[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t453));
         }
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 8192; i++) {
-        const real t476 = f_23[i] * c_23[i];
-        const real t477 = i_25[i] * g_25[i];
-        c_24[i] = t476 + t477;
+        const real t455 = f_23[i] * c_23[i];
+        const real t456 = i_25[i] * g_25[i];
+        c_24[i] = t455 + t456;
     }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
@@ -2374,18 +2187,14 @@ static void compute_outputs(void)
         h_24[i] = o_24[i] * tanh_25[i];
     }
 
-    /* models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            slice_25[i * 256 + j] = e[i * 8192 + j + 6144];
-        }
-
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), slice_25, 256, lstm_w, 1024, REAL_C(0.0), matmul_25, 1024);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            z_48[i * 1024 + j] = matmul_25[i * 1024 + j] + lstm_b[j];
+            slice_25[i * 1024 + j] = matmul[i * 32768 + j + 24576];
+        }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 1024; j++) {
+            z_48[i * 1024 + j] = slice_25[i * 1024 + j] + lstm_b[j];
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
@@ -2395,37 +2204,37 @@ static void compute_outputs(void)
     /* models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t487 = z_49[i * 1024 + j];
-            i_26[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t487));
+            const real t465 = z_49[i * 1024 + j];
+            i_26[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t465));
         }
 
     /* models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t489 = z_49[i * 1024 + j + 256];
-            const real t490 = t489 + lstm_forget_b[j];
-            f_24[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t490));
+            const real t467 = z_49[i * 1024 + j + 256];
+            const real t468 = t467 + lstm_forget_b[j];
+            f_24[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t468));
         }
 
     /* models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t492 = z_49[i * 1024 + j + 512];
-            g_26[i * 256 + j] = r_tanh(t492);
+            const real t470 = z_49[i * 1024 + j + 512];
+            g_26[i * 256 + j] = r_tanh(t470);
         }
 
     /* models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t494 = z_49[i * 1024 + j + 768];
-            o_25[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t494));
+            const real t472 = z_49[i * 1024 + j + 768];
+            o_25[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t472));
         }
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 8192; i++) {
-        const real t496 = f_24[i] * c_24[i];
-        const real t497 = i_26[i] * g_26[i];
-        c_25[i] = t496 + t497;
+        const real t474 = f_24[i] * c_24[i];
+        const real t475 = i_26[i] * g_26[i];
+        c_25[i] = t474 + t475;
     }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
@@ -2436,18 +2245,14 @@ static void compute_outputs(void)
         h_25[i] = o_25[i] * tanh_26[i];
     }
 
-    /* models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            slice_26[i * 256 + j] = e[i * 8192 + j + 6400];
-        }
-
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), slice_26, 256, lstm_w, 1024, REAL_C(0.0), matmul_26, 1024);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            z_50[i * 1024 + j] = matmul_26[i * 1024 + j] + lstm_b[j];
+            slice_26[i * 1024 + j] = matmul[i * 32768 + j + 25600];
+        }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 1024; j++) {
+            z_50[i * 1024 + j] = slice_26[i * 1024 + j] + lstm_b[j];
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
@@ -2457,37 +2262,37 @@ static void compute_outputs(void)
     /* models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t507 = z_51[i * 1024 + j];
-            i_27[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t507));
+            const real t484 = z_51[i * 1024 + j];
+            i_27[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t484));
         }
 
     /* models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t509 = z_51[i * 1024 + j + 256];
-            const real t510 = t509 + lstm_forget_b[j];
-            f_25[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t510));
+            const real t486 = z_51[i * 1024 + j + 256];
+            const real t487 = t486 + lstm_forget_b[j];
+            f_25[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t487));
         }
 
     /* models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t512 = z_51[i * 1024 + j + 512];
-            g_27[i * 256 + j] = r_tanh(t512);
+            const real t489 = z_51[i * 1024 + j + 512];
+            g_27[i * 256 + j] = r_tanh(t489);
         }
 
     /* models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t514 = z_51[i * 1024 + j + 768];
-            o_26[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t514));
+            const real t491 = z_51[i * 1024 + j + 768];
+            o_26[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t491));
         }
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 8192; i++) {
-        const real t516 = f_25[i] * c_25[i];
-        const real t517 = i_27[i] * g_27[i];
-        c_26[i] = t516 + t517;
+        const real t493 = f_25[i] * c_25[i];
+        const real t494 = i_27[i] * g_27[i];
+        c_26[i] = t493 + t494;
     }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
@@ -2498,18 +2303,14 @@ static void compute_outputs(void)
         h_26[i] = o_26[i] * tanh_27[i];
     }
 
-    /* models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            slice_27[i * 256 + j] = e[i * 8192 + j + 6656];
-        }
-
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), slice_27, 256, lstm_w, 1024, REAL_C(0.0), matmul_27, 1024);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            z_52[i * 1024 + j] = matmul_27[i * 1024 + j] + lstm_b[j];
+            slice_27[i * 1024 + j] = matmul[i * 32768 + j + 26624];
+        }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 1024; j++) {
+            z_52[i * 1024 + j] = slice_27[i * 1024 + j] + lstm_b[j];
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
@@ -2519,37 +2320,37 @@ static void compute_outputs(void)
     /* models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t527 = z_53[i * 1024 + j];
-            i_28[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t527));
+            const real t503 = z_53[i * 1024 + j];
+            i_28[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t503));
         }
 
     /* models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t529 = z_53[i * 1024 + j + 256];
-            const real t530 = t529 + lstm_forget_b[j];
-            f_26[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t530));
+            const real t505 = z_53[i * 1024 + j + 256];
+            const real t506 = t505 + lstm_forget_b[j];
+            f_26[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t506));
         }
 
     /* models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t532 = z_53[i * 1024 + j + 512];
-            g_28[i * 256 + j] = r_tanh(t532);
+            const real t508 = z_53[i * 1024 + j + 512];
+            g_28[i * 256 + j] = r_tanh(t508);
         }
 
     /* models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t534 = z_53[i * 1024 + j + 768];
-            o_27[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t534));
+            const real t510 = z_53[i * 1024 + j + 768];
+            o_27[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t510));
         }
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 8192; i++) {
-        const real t536 = f_26[i] * c_26[i];
-        const real t537 = i_28[i] * g_28[i];
-        c_27[i] = t536 + t537;
+        const real t512 = f_26[i] * c_26[i];
+        const real t513 = i_28[i] * g_28[i];
+        c_27[i] = t512 + t513;
     }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
@@ -2560,18 +2361,14 @@ static void compute_outputs(void)
         h_27[i] = o_27[i] * tanh_28[i];
     }
 
-    /* models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            slice_28[i * 256 + j] = e[i * 8192 + j + 6912];
-        }
-
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), slice_28, 256, lstm_w, 1024, REAL_C(0.0), matmul_28, 1024);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            z_54[i * 1024 + j] = matmul_28[i * 1024 + j] + lstm_b[j];
+            slice_28[i * 1024 + j] = matmul[i * 32768 + j + 27648];
+        }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 1024; j++) {
+            z_54[i * 1024 + j] = slice_28[i * 1024 + j] + lstm_b[j];
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
@@ -2581,37 +2378,37 @@ static void compute_outputs(void)
     /* models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t547 = z_55[i * 1024 + j];
-            i_29[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t547));
+            const real t522 = z_55[i * 1024 + j];
+            i_29[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t522));
         }
 
     /* models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t549 = z_55[i * 1024 + j + 256];
-            const real t550 = t549 + lstm_forget_b[j];
-            f_27[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t550));
+            const real t524 = z_55[i * 1024 + j + 256];
+            const real t525 = t524 + lstm_forget_b[j];
+            f_27[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t525));
         }
 
     /* models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t552 = z_55[i * 1024 + j + 512];
-            g_29[i * 256 + j] = r_tanh(t552);
+            const real t527 = z_55[i * 1024 + j + 512];
+            g_29[i * 256 + j] = r_tanh(t527);
         }
 
     /* models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t554 = z_55[i * 1024 + j + 768];
-            o_28[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t554));
+            const real t529 = z_55[i * 1024 + j + 768];
+            o_28[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t529));
         }
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 8192; i++) {
-        const real t556 = f_27[i] * c_27[i];
-        const real t557 = i_29[i] * g_29[i];
-        c_28[i] = t556 + t557;
+        const real t531 = f_27[i] * c_27[i];
+        const real t532 = i_29[i] * g_29[i];
+        c_28[i] = t531 + t532;
     }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
@@ -2622,18 +2419,14 @@ static void compute_outputs(void)
         h_28[i] = o_28[i] * tanh_29[i];
     }
 
-    /* models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            slice_29[i * 256 + j] = e[i * 8192 + j + 7168];
-        }
-
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), slice_29, 256, lstm_w, 1024, REAL_C(0.0), matmul_29, 1024);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            z_56[i * 1024 + j] = matmul_29[i * 1024 + j] + lstm_b[j];
+            slice_29[i * 1024 + j] = matmul[i * 32768 + j + 28672];
+        }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 1024; j++) {
+            z_56[i * 1024 + j] = slice_29[i * 1024 + j] + lstm_b[j];
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
@@ -2643,37 +2436,37 @@ static void compute_outputs(void)
     /* models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t567 = z_57[i * 1024 + j];
-            i_30[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t567));
+            const real t541 = z_57[i * 1024 + j];
+            i_30[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t541));
         }
 
     /* models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t569 = z_57[i * 1024 + j + 256];
-            const real t570 = t569 + lstm_forget_b[j];
-            f_28[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t570));
+            const real t543 = z_57[i * 1024 + j + 256];
+            const real t544 = t543 + lstm_forget_b[j];
+            f_28[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t544));
         }
 
     /* models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t572 = z_57[i * 1024 + j + 512];
-            g_30[i * 256 + j] = r_tanh(t572);
+            const real t546 = z_57[i * 1024 + j + 512];
+            g_30[i * 256 + j] = r_tanh(t546);
         }
 
     /* models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t574 = z_57[i * 1024 + j + 768];
-            o_29[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t574));
+            const real t548 = z_57[i * 1024 + j + 768];
+            o_29[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t548));
         }
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 8192; i++) {
-        const real t576 = f_28[i] * c_28[i];
-        const real t577 = i_30[i] * g_30[i];
-        c_29[i] = t576 + t577;
+        const real t550 = f_28[i] * c_28[i];
+        const real t551 = i_30[i] * g_30[i];
+        c_29[i] = t550 + t551;
     }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
@@ -2684,18 +2477,14 @@ static void compute_outputs(void)
         h_29[i] = o_29[i] * tanh_30[i];
     }
 
-    /* models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            slice_30[i * 256 + j] = e[i * 8192 + j + 7424];
-        }
-
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), slice_30, 256, lstm_w, 1024, REAL_C(0.0), matmul_30, 1024);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            z_58[i * 1024 + j] = matmul_30[i * 1024 + j] + lstm_b[j];
+            slice_30[i * 1024 + j] = matmul[i * 32768 + j + 29696];
+        }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 1024; j++) {
+            z_58[i * 1024 + j] = slice_30[i * 1024 + j] + lstm_b[j];
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
@@ -2705,37 +2494,37 @@ static void compute_outputs(void)
     /* models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t587 = z_59[i * 1024 + j];
-            i_31[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t587));
+            const real t560 = z_59[i * 1024 + j];
+            i_31[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t560));
         }
 
     /* models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t589 = z_59[i * 1024 + j + 256];
-            const real t590 = t589 + lstm_forget_b[j];
-            f_29[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t590));
+            const real t562 = z_59[i * 1024 + j + 256];
+            const real t563 = t562 + lstm_forget_b[j];
+            f_29[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t563));
         }
 
     /* models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t592 = z_59[i * 1024 + j + 512];
-            g_31[i * 256 + j] = r_tanh(t592);
+            const real t565 = z_59[i * 1024 + j + 512];
+            g_31[i * 256 + j] = r_tanh(t565);
         }
 
     /* models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t594 = z_59[i * 1024 + j + 768];
-            o_30[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t594));
+            const real t567 = z_59[i * 1024 + j + 768];
+            o_30[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t567));
         }
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 8192; i++) {
-        const real t596 = f_29[i] * c_29[i];
-        const real t597 = i_31[i] * g_31[i];
-        c_30[i] = t596 + t597;
+        const real t569 = f_29[i] * c_29[i];
+        const real t570 = i_31[i] * g_31[i];
+        c_30[i] = t569 + t570;
     }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
@@ -2746,18 +2535,14 @@ static void compute_outputs(void)
         h_30[i] = o_30[i] * tanh_31[i];
     }
 
-    /* models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            slice_31[i * 256 + j] = e[i * 8192 + j + 7680];
-        }
-
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), slice_31, 256, lstm_w, 1024, REAL_C(0.0), matmul_31, 1024);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            z_60[i * 1024 + j] = matmul_31[i * 1024 + j] + lstm_b[j];
+            slice_31[i * 1024 + j] = matmul[i * 32768 + j + 30720];
+        }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 1024; j++) {
+            z_60[i * 1024 + j] = slice_31[i * 1024 + j] + lstm_b[j];
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
@@ -2767,37 +2552,37 @@ static void compute_outputs(void)
     /* models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t607 = z_61[i * 1024 + j];
-            i_32[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t607));
+            const real t579 = z_61[i * 1024 + j];
+            i_32[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t579));
         }
 
     /* models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t609 = z_61[i * 1024 + j + 256];
-            const real t610 = t609 + lstm_forget_b[j];
-            f_30[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t610));
+            const real t581 = z_61[i * 1024 + j + 256];
+            const real t582 = t581 + lstm_forget_b[j];
+            f_30[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t582));
         }
 
     /* models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t612 = z_61[i * 1024 + j + 512];
-            g_32[i * 256 + j] = r_tanh(t612);
+            const real t584 = z_61[i * 1024 + j + 512];
+            g_32[i * 256 + j] = r_tanh(t584);
         }
 
     /* models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t614 = z_61[i * 1024 + j + 768];
-            o_31[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t614));
+            const real t586 = z_61[i * 1024 + j + 768];
+            o_31[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t586));
         }
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 8192; i++) {
-        const real t616 = f_30[i] * c_30[i];
-        const real t617 = i_32[i] * g_32[i];
-        c_31[i] = t616 + t617;
+        const real t588 = f_30[i] * c_30[i];
+        const real t589 = i_32[i] * g_32[i];
+        c_31[i] = t588 + t589;
     }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
@@ -2808,18 +2593,14 @@ static void compute_outputs(void)
         h_31[i] = o_31[i] * tanh_32[i];
     }
 
-    /* models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            slice_32[i * 256 + j] = e[i * 8192 + j + 7936];
-        }
-
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), slice_32, 256, lstm_w, 1024, REAL_C(0.0), matmul_32, 1024);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            z_62[i * 1024 + j] = matmul_32[i * 1024 + j] + lstm_b[j];
+            slice_32[i * 1024 + j] = matmul[i * 32768 + j + 31744];
+        }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 1024; j++) {
+            z_62[i * 1024 + j] = slice_32[i * 1024 + j] + lstm_b[j];
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
@@ -2829,38 +2610,38 @@ static void compute_outputs(void)
     /* models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t627 = z_63[i * 1024 + j];
-            i_33[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t627));
+            const real t598 = z_63[i * 1024 + j];
+            i_33[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t598));
         }
 
     /* models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t629 = z_63[i * 1024 + j + 256];
-            const real t630 = t629 + lstm_forget_b[j];
-            f_31[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t630));
+            const real t600 = z_63[i * 1024 + j + 256];
+            const real t601 = t600 + lstm_forget_b[j];
+            f_31[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t601));
         }
 
     /* models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t632 = z_63[i * 1024 + j + 512];
-            g_33[i * 256 + j] = r_tanh(t632);
+            const real t603 = z_63[i * 1024 + j + 512];
+            g_33[i * 256 + j] = r_tanh(t603);
         }
 
     /* models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t634 = z_63[i * 1024 + j + 768];
-            o_32[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t634));
+            const real t605 = z_63[i * 1024 + j + 768];
+            o_32[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t605));
         }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
-        const real t636 = f_31[i] * c_31[i];
-        const real t637 = i_33[i] * g_33[i];
-        const real t638 = t636 + t637;
-        tanh_33[i] = r_tanh(t638);
+        const real t607 = f_31[i] * c_31[i];
+        const real t608 = i_33[i] * g_33[i];
+        const real t609 = t607 + t608;
+        tanh_33[i] = r_tanh(t609);
     }
     for (int i = 0; i < 8192; i++) {
         h_32[i] = o_32[i] * tanh_33[i];
@@ -2934,10 +2715,10 @@ static void compute_outputs(void)
 
     /* models/lib/dense.lua:9: return x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1024, 128, 256,
-           REAL_C(1.0), concat, 256, out_w, 128, REAL_C(0.0), matmul_33, 128);
+           REAL_C(1.0), concat, 256, out_w, 128, REAL_C(0.0), matmul_2, 128);
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            logits[i * 128 + j] = matmul_33[i * 128 + j] + out_b[j];
+            logits[i * 128 + j] = matmul_2[i * 128 + j] + out_b[j];
         }
 }
 
@@ -3141,29 +2922,29 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
-        const real t696 = d_reshape_33[i] * o_32[i];
-        const real t697 = tanh_33[i] * tanh_33[i];
-        const real t698 = REAL_C(1.0) - t697;
-        d_c[i] = t696 * t698;
+        const real t667 = d_reshape_33[i] * o_32[i];
+        const real t668 = tanh_33[i] * tanh_33[i];
+        const real t669 = REAL_C(1.0) - t668;
+        d_c[i] = t667 * t669;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     memset(d_pad, 0, 32768 * sizeof *d_pad);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t695 = d_reshape_33[i * 256 + j] * tanh_33[i * 256 + j];
-            const real t704 = t695 * o_32[i * 256 + j];
-            const real t705 = REAL_C(1.0) - o_32[i * 256 + j];
-            const real t706 = t704 * t705;
-            d_pad[i * 1024 + j + 768] = t706;
+            const real t666 = d_reshape_33[i * 256 + j] * tanh_33[i * 256 + j];
+            const real t675 = t666 * o_32[i * 256 + j];
+            const real t676 = REAL_C(1.0) - o_32[i * 256 + j];
+            const real t677 = t675 * t676;
+            d_pad[i * 1024 + j + 768] = t677;
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 8192; i++) {
-        const real t701 = d_c[i] * i_33[i];
-        const real t708 = g_33[i] * g_33[i];
-        const real t709 = REAL_C(1.0) - t708;
-        d_slice[i] = t701 * t709;
+        const real t672 = d_c[i] * i_33[i];
+        const real t679 = g_33[i] * g_33[i];
+        const real t680 = REAL_C(1.0) - t679;
+        d_slice[i] = t672 * t680;
     }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
@@ -3171,10 +2952,10 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 8192; i++) {
-        const real t702 = d_c[i] * c_31[i];
-        const real t712 = t702 * f_31[i];
-        const real t713 = REAL_C(1.0) - f_31[i];
-        d_add[i] = t712 * t713;
+        const real t673 = d_c[i] * c_31[i];
+        const real t683 = t673 * f_31[i];
+        const real t684 = REAL_C(1.0) - f_31[i];
+        d_add[i] = t683 * t684;
     }
     memset(d_sum, 0, 256 * sizeof *d_sum);
     for (int i = 0; i < 32; i++)
@@ -3187,10 +2968,10 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 8192; i++) {
-        const real t700 = d_c[i] * g_33[i];
-        const real t717 = t700 * i_33[i];
-        const real t718 = REAL_C(1.0) - i_33[i];
-        d_slice_2[i] = t717 * t718;
+        const real t671 = d_c[i] * g_33[i];
+        const real t688 = t671 * i_33[i];
+        const real t689 = REAL_C(1.0) - i_33[i];
+        d_slice_2[i] = t688 * t689;
     }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
@@ -3206,16 +2987,10 @@ static void compute_grads(void)
         for (int j = 0; j < 1024; j++) {
             d_sum_2[j] += d_z[i * 1024 + j];
         }
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
-           REAL_C(1.0), d_z, 1024, lstm_w, 1024, REAL_C(0.0), d_reshape_34, 256);
-    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), slice_32, 256, d_z, 1024, REAL_C(0.0), d_matmul_2, 1024);
-
-    /* backward of models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
-    memset(d_pad_2, 0, 262144 * sizeof *d_pad_2);
+    memset(d_pad_2, 0, 1048576 * sizeof *d_pad_2);
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            d_pad_2[i * 8192 + j + 7936] = d_reshape_34[i * 256 + j];
+        for (int j = 0; j < 1024; j++) {
+            d_pad_2[i * 32768 + j + 31744] = d_z[i * 1024 + j];
         }
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
@@ -3224,31 +2999,31 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
-        const real t703 = d_c[i] * f_31[i];
-        const real t730 = d_h[i] * o_31[i];
-        const real t731 = tanh_32[i] * tanh_32[i];
-        const real t732 = REAL_C(1.0) - t731;
-        const real t733 = t730 * t732;
-        d_c_2[i] = t703 + t733;
+        const real t674 = d_c[i] * f_31[i];
+        const real t699 = d_h[i] * o_31[i];
+        const real t700 = tanh_32[i] * tanh_32[i];
+        const real t701 = REAL_C(1.0) - t700;
+        const real t702 = t699 * t701;
+        d_c_2[i] = t674 + t702;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     memset(d_pad_3, 0, 32768 * sizeof *d_pad_3);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t729 = d_h[i * 256 + j] * tanh_32[i * 256 + j];
-            const real t739 = t729 * o_31[i * 256 + j];
-            const real t740 = REAL_C(1.0) - o_31[i * 256 + j];
-            const real t741 = t739 * t740;
-            d_pad_3[i * 1024 + j + 768] = t741;
+            const real t698 = d_h[i * 256 + j] * tanh_32[i * 256 + j];
+            const real t708 = t698 * o_31[i * 256 + j];
+            const real t709 = REAL_C(1.0) - o_31[i * 256 + j];
+            const real t710 = t708 * t709;
+            d_pad_3[i * 1024 + j + 768] = t710;
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 8192; i++) {
-        const real t736 = d_c_2[i] * i_32[i];
-        const real t743 = g_32[i] * g_32[i];
-        const real t744 = REAL_C(1.0) - t743;
-        d_slice_3[i] = t736 * t744;
+        const real t705 = d_c_2[i] * i_32[i];
+        const real t712 = g_32[i] * g_32[i];
+        const real t713 = REAL_C(1.0) - t712;
+        d_slice_3[i] = t705 * t713;
     }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
@@ -3256,10 +3031,10 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 8192; i++) {
-        const real t737 = d_c_2[i] * c_30[i];
-        const real t747 = t737 * f_30[i];
-        const real t748 = REAL_C(1.0) - f_30[i];
-        d_add_2[i] = t747 * t748;
+        const real t706 = d_c_2[i] * c_30[i];
+        const real t716 = t706 * f_30[i];
+        const real t717 = REAL_C(1.0) - f_30[i];
+        d_add_2[i] = t716 * t717;
     }
     memset(d_sum_3, 0, 256 * sizeof *d_sum_3);
     for (int i = 0; i < 32; i++)
@@ -3272,10 +3047,10 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 8192; i++) {
-        const real t735 = d_c_2[i] * g_32[i];
-        const real t753 = t735 * i_32[i];
-        const real t754 = REAL_C(1.0) - i_32[i];
-        d_slice_4[i] = t753 * t754;
+        const real t704 = d_c_2[i] * g_32[i];
+        const real t722 = t704 * i_32[i];
+        const real t723 = REAL_C(1.0) - i_32[i];
+        d_slice_4[i] = t722 * t723;
     }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
@@ -3291,15 +3066,9 @@ static void compute_grads(void)
         for (int j = 0; j < 1024; j++) {
             d_sum_4[j] += d_z_2[i * 1024 + j];
         }
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
-           REAL_C(1.0), d_z_2, 1024, lstm_w, 1024, REAL_C(0.0), d_reshape_35, 256);
-    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), slice_31, 256, d_z_2, 1024, REAL_C(1.0), d_matmul_add_2, 1024);
-
-    /* backward of models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
     for (int i = 0; i < 32; i++)
-        for (int r = 0; r < 256; r++)
-            d_pad_add_5[7680 + i * 8192 + r] += d_reshape_35[i * 256 + r];
+        for (int r = 0; r < 1024; r++)
+            d_pad_add_5[30720 + i * 32768 + r] += d_z_2[i * 1024 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
@@ -3307,31 +3076,31 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
-        const real t738 = d_c_2[i] * f_30[i];
-        const real t767 = d_h_2[i] * o_30[i];
-        const real t768 = tanh_31[i] * tanh_31[i];
-        const real t769 = REAL_C(1.0) - t768;
-        const real t770 = t767 * t769;
-        d_c_3[i] = t738 + t770;
+        const real t707 = d_c_2[i] * f_30[i];
+        const real t734 = d_h_2[i] * o_30[i];
+        const real t735 = tanh_31[i] * tanh_31[i];
+        const real t736 = REAL_C(1.0) - t735;
+        const real t737 = t734 * t736;
+        d_c_3[i] = t707 + t737;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     memset(d_pad_4, 0, 32768 * sizeof *d_pad_4);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t766 = d_h_2[i * 256 + j] * tanh_31[i * 256 + j];
-            const real t776 = t766 * o_30[i * 256 + j];
-            const real t777 = REAL_C(1.0) - o_30[i * 256 + j];
-            const real t778 = t776 * t777;
-            d_pad_4[i * 1024 + j + 768] = t778;
+            const real t733 = d_h_2[i * 256 + j] * tanh_31[i * 256 + j];
+            const real t743 = t733 * o_30[i * 256 + j];
+            const real t744 = REAL_C(1.0) - o_30[i * 256 + j];
+            const real t745 = t743 * t744;
+            d_pad_4[i * 1024 + j + 768] = t745;
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 8192; i++) {
-        const real t773 = d_c_3[i] * i_31[i];
-        const real t780 = g_31[i] * g_31[i];
-        const real t781 = REAL_C(1.0) - t780;
-        d_slice_5[i] = t773 * t781;
+        const real t740 = d_c_3[i] * i_31[i];
+        const real t747 = g_31[i] * g_31[i];
+        const real t748 = REAL_C(1.0) - t747;
+        d_slice_5[i] = t740 * t748;
     }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
@@ -3339,10 +3108,10 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 8192; i++) {
-        const real t774 = d_c_3[i] * c_29[i];
-        const real t784 = t774 * f_29[i];
-        const real t785 = REAL_C(1.0) - f_29[i];
-        d_add_3[i] = t784 * t785;
+        const real t741 = d_c_3[i] * c_29[i];
+        const real t751 = t741 * f_29[i];
+        const real t752 = REAL_C(1.0) - f_29[i];
+        d_add_3[i] = t751 * t752;
     }
     memset(d_sum_5, 0, 256 * sizeof *d_sum_5);
     for (int i = 0; i < 32; i++)
@@ -3355,10 +3124,10 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 8192; i++) {
-        const real t772 = d_c_3[i] * g_31[i];
-        const real t790 = t772 * i_31[i];
-        const real t791 = REAL_C(1.0) - i_31[i];
-        d_slice_6[i] = t790 * t791;
+        const real t739 = d_c_3[i] * g_31[i];
+        const real t757 = t739 * i_31[i];
+        const real t758 = REAL_C(1.0) - i_31[i];
+        d_slice_6[i] = t757 * t758;
     }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
@@ -3366,7 +3135,7 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), h_29, 256, d_z_3, 1024, REAL_C(1.0), d_matmul_add_3, 1024);
+           REAL_C(1.0), h_29, 256, d_z_3, 1024, REAL_C(1.0), d_matmul_add_2, 1024);
 
     /* backward of models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
     memset(d_sum_6, 0, 1024 * sizeof *d_sum_6);
@@ -3374,15 +3143,9 @@ static void compute_grads(void)
         for (int j = 0; j < 1024; j++) {
             d_sum_6[j] += d_z_3[i * 1024 + j];
         }
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
-           REAL_C(1.0), d_z_3, 1024, lstm_w, 1024, REAL_C(0.0), d_reshape_36, 256);
-    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), slice_30, 256, d_z_3, 1024, REAL_C(1.0), d_matmul_add_4, 1024);
-
-    /* backward of models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
     for (int i = 0; i < 32; i++)
-        for (int r = 0; r < 256; r++)
-            d_pad_add_8[7424 + i * 8192 + r] += d_reshape_36[i * 256 + r];
+        for (int r = 0; r < 1024; r++)
+            d_pad_add_8[29696 + i * 32768 + r] += d_z_3[i * 1024 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
@@ -3390,31 +3153,31 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
-        const real t775 = d_c_3[i] * f_29[i];
-        const real t804 = d_h_3[i] * o_29[i];
-        const real t805 = tanh_30[i] * tanh_30[i];
-        const real t806 = REAL_C(1.0) - t805;
-        const real t807 = t804 * t806;
-        d_c_4[i] = t775 + t807;
+        const real t742 = d_c_3[i] * f_29[i];
+        const real t769 = d_h_3[i] * o_29[i];
+        const real t770 = tanh_30[i] * tanh_30[i];
+        const real t771 = REAL_C(1.0) - t770;
+        const real t772 = t769 * t771;
+        d_c_4[i] = t742 + t772;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     memset(d_pad_5, 0, 32768 * sizeof *d_pad_5);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t803 = d_h_3[i * 256 + j] * tanh_30[i * 256 + j];
-            const real t813 = t803 * o_29[i * 256 + j];
-            const real t814 = REAL_C(1.0) - o_29[i * 256 + j];
-            const real t815 = t813 * t814;
-            d_pad_5[i * 1024 + j + 768] = t815;
+            const real t768 = d_h_3[i * 256 + j] * tanh_30[i * 256 + j];
+            const real t778 = t768 * o_29[i * 256 + j];
+            const real t779 = REAL_C(1.0) - o_29[i * 256 + j];
+            const real t780 = t778 * t779;
+            d_pad_5[i * 1024 + j + 768] = t780;
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 8192; i++) {
-        const real t810 = d_c_4[i] * i_30[i];
-        const real t817 = g_30[i] * g_30[i];
-        const real t818 = REAL_C(1.0) - t817;
-        d_slice_7[i] = t810 * t818;
+        const real t775 = d_c_4[i] * i_30[i];
+        const real t782 = g_30[i] * g_30[i];
+        const real t783 = REAL_C(1.0) - t782;
+        d_slice_7[i] = t775 * t783;
     }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
@@ -3422,10 +3185,10 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 8192; i++) {
-        const real t811 = d_c_4[i] * c_28[i];
-        const real t821 = t811 * f_28[i];
-        const real t822 = REAL_C(1.0) - f_28[i];
-        d_add_4[i] = t821 * t822;
+        const real t776 = d_c_4[i] * c_28[i];
+        const real t786 = t776 * f_28[i];
+        const real t787 = REAL_C(1.0) - f_28[i];
+        d_add_4[i] = t786 * t787;
     }
     memset(d_sum_7, 0, 256 * sizeof *d_sum_7);
     for (int i = 0; i < 32; i++)
@@ -3438,10 +3201,10 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 8192; i++) {
-        const real t809 = d_c_4[i] * g_30[i];
-        const real t827 = t809 * i_30[i];
-        const real t828 = REAL_C(1.0) - i_30[i];
-        d_slice_8[i] = t827 * t828;
+        const real t774 = d_c_4[i] * g_30[i];
+        const real t792 = t774 * i_30[i];
+        const real t793 = REAL_C(1.0) - i_30[i];
+        d_slice_8[i] = t792 * t793;
     }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
@@ -3449,7 +3212,7 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), h_28, 256, d_z_4, 1024, REAL_C(1.0), d_matmul_add_5, 1024);
+           REAL_C(1.0), h_28, 256, d_z_4, 1024, REAL_C(1.0), d_matmul_add_3, 1024);
 
     /* backward of models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
     memset(d_sum_8, 0, 1024 * sizeof *d_sum_8);
@@ -3457,15 +3220,9 @@ static void compute_grads(void)
         for (int j = 0; j < 1024; j++) {
             d_sum_8[j] += d_z_4[i * 1024 + j];
         }
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
-           REAL_C(1.0), d_z_4, 1024, lstm_w, 1024, REAL_C(0.0), d_reshape_37, 256);
-    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), slice_29, 256, d_z_4, 1024, REAL_C(1.0), d_matmul_add_6, 1024);
-
-    /* backward of models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
     for (int i = 0; i < 32; i++)
-        for (int r = 0; r < 256; r++)
-            d_pad_add_11[7168 + i * 8192 + r] += d_reshape_37[i * 256 + r];
+        for (int r = 0; r < 1024; r++)
+            d_pad_add_11[28672 + i * 32768 + r] += d_z_4[i * 1024 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
@@ -3473,31 +3230,31 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
-        const real t812 = d_c_4[i] * f_28[i];
-        const real t841 = d_h_4[i] * o_28[i];
-        const real t842 = tanh_29[i] * tanh_29[i];
-        const real t843 = REAL_C(1.0) - t842;
-        const real t844 = t841 * t843;
-        d_c_5[i] = t812 + t844;
+        const real t777 = d_c_4[i] * f_28[i];
+        const real t804 = d_h_4[i] * o_28[i];
+        const real t805 = tanh_29[i] * tanh_29[i];
+        const real t806 = REAL_C(1.0) - t805;
+        const real t807 = t804 * t806;
+        d_c_5[i] = t777 + t807;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     memset(d_pad_6, 0, 32768 * sizeof *d_pad_6);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t840 = d_h_4[i * 256 + j] * tanh_29[i * 256 + j];
-            const real t850 = t840 * o_28[i * 256 + j];
-            const real t851 = REAL_C(1.0) - o_28[i * 256 + j];
-            const real t852 = t850 * t851;
-            d_pad_6[i * 1024 + j + 768] = t852;
+            const real t803 = d_h_4[i * 256 + j] * tanh_29[i * 256 + j];
+            const real t813 = t803 * o_28[i * 256 + j];
+            const real t814 = REAL_C(1.0) - o_28[i * 256 + j];
+            const real t815 = t813 * t814;
+            d_pad_6[i * 1024 + j + 768] = t815;
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 8192; i++) {
-        const real t847 = d_c_5[i] * i_29[i];
-        const real t854 = g_29[i] * g_29[i];
-        const real t855 = REAL_C(1.0) - t854;
-        d_slice_9[i] = t847 * t855;
+        const real t810 = d_c_5[i] * i_29[i];
+        const real t817 = g_29[i] * g_29[i];
+        const real t818 = REAL_C(1.0) - t817;
+        d_slice_9[i] = t810 * t818;
     }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
@@ -3505,10 +3262,10 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 8192; i++) {
-        const real t848 = d_c_5[i] * c_27[i];
-        const real t858 = t848 * f_27[i];
-        const real t859 = REAL_C(1.0) - f_27[i];
-        d_add_5[i] = t858 * t859;
+        const real t811 = d_c_5[i] * c_27[i];
+        const real t821 = t811 * f_27[i];
+        const real t822 = REAL_C(1.0) - f_27[i];
+        d_add_5[i] = t821 * t822;
     }
     memset(d_sum_9, 0, 256 * sizeof *d_sum_9);
     for (int i = 0; i < 32; i++)
@@ -3521,10 +3278,10 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 8192; i++) {
-        const real t846 = d_c_5[i] * g_29[i];
-        const real t864 = t846 * i_29[i];
-        const real t865 = REAL_C(1.0) - i_29[i];
-        d_slice_10[i] = t864 * t865;
+        const real t809 = d_c_5[i] * g_29[i];
+        const real t827 = t809 * i_29[i];
+        const real t828 = REAL_C(1.0) - i_29[i];
+        d_slice_10[i] = t827 * t828;
     }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
@@ -3532,7 +3289,7 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), h_27, 256, d_z_5, 1024, REAL_C(1.0), d_matmul_add_7, 1024);
+           REAL_C(1.0), h_27, 256, d_z_5, 1024, REAL_C(1.0), d_matmul_add_4, 1024);
 
     /* backward of models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
     memset(d_sum_10, 0, 1024 * sizeof *d_sum_10);
@@ -3540,15 +3297,9 @@ static void compute_grads(void)
         for (int j = 0; j < 1024; j++) {
             d_sum_10[j] += d_z_5[i * 1024 + j];
         }
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
-           REAL_C(1.0), d_z_5, 1024, lstm_w, 1024, REAL_C(0.0), d_reshape_38, 256);
-    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), slice_28, 256, d_z_5, 1024, REAL_C(1.0), d_matmul_add_8, 1024);
-
-    /* backward of models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
     for (int i = 0; i < 32; i++)
-        for (int r = 0; r < 256; r++)
-            d_pad_add_14[6912 + i * 8192 + r] += d_reshape_38[i * 256 + r];
+        for (int r = 0; r < 1024; r++)
+            d_pad_add_14[27648 + i * 32768 + r] += d_z_5[i * 1024 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
@@ -3556,31 +3307,31 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
-        const real t849 = d_c_5[i] * f_27[i];
-        const real t878 = d_h_5[i] * o_27[i];
-        const real t879 = tanh_28[i] * tanh_28[i];
-        const real t880 = REAL_C(1.0) - t879;
-        const real t881 = t878 * t880;
-        d_c_6[i] = t849 + t881;
+        const real t812 = d_c_5[i] * f_27[i];
+        const real t839 = d_h_5[i] * o_27[i];
+        const real t840 = tanh_28[i] * tanh_28[i];
+        const real t841 = REAL_C(1.0) - t840;
+        const real t842 = t839 * t841;
+        d_c_6[i] = t812 + t842;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     memset(d_pad_7, 0, 32768 * sizeof *d_pad_7);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t877 = d_h_5[i * 256 + j] * tanh_28[i * 256 + j];
-            const real t887 = t877 * o_27[i * 256 + j];
-            const real t888 = REAL_C(1.0) - o_27[i * 256 + j];
-            const real t889 = t887 * t888;
-            d_pad_7[i * 1024 + j + 768] = t889;
+            const real t838 = d_h_5[i * 256 + j] * tanh_28[i * 256 + j];
+            const real t848 = t838 * o_27[i * 256 + j];
+            const real t849 = REAL_C(1.0) - o_27[i * 256 + j];
+            const real t850 = t848 * t849;
+            d_pad_7[i * 1024 + j + 768] = t850;
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 8192; i++) {
-        const real t884 = d_c_6[i] * i_28[i];
-        const real t891 = g_28[i] * g_28[i];
-        const real t892 = REAL_C(1.0) - t891;
-        d_slice_11[i] = t884 * t892;
+        const real t845 = d_c_6[i] * i_28[i];
+        const real t852 = g_28[i] * g_28[i];
+        const real t853 = REAL_C(1.0) - t852;
+        d_slice_11[i] = t845 * t853;
     }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
@@ -3588,10 +3339,10 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 8192; i++) {
-        const real t885 = d_c_6[i] * c_26[i];
-        const real t895 = t885 * f_26[i];
-        const real t896 = REAL_C(1.0) - f_26[i];
-        d_add_6[i] = t895 * t896;
+        const real t846 = d_c_6[i] * c_26[i];
+        const real t856 = t846 * f_26[i];
+        const real t857 = REAL_C(1.0) - f_26[i];
+        d_add_6[i] = t856 * t857;
     }
     memset(d_sum_11, 0, 256 * sizeof *d_sum_11);
     for (int i = 0; i < 32; i++)
@@ -3604,10 +3355,10 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 8192; i++) {
-        const real t883 = d_c_6[i] * g_28[i];
-        const real t901 = t883 * i_28[i];
-        const real t902 = REAL_C(1.0) - i_28[i];
-        d_slice_12[i] = t901 * t902;
+        const real t844 = d_c_6[i] * g_28[i];
+        const real t862 = t844 * i_28[i];
+        const real t863 = REAL_C(1.0) - i_28[i];
+        d_slice_12[i] = t862 * t863;
     }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
@@ -3615,7 +3366,7 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), h_26, 256, d_z_6, 1024, REAL_C(1.0), d_matmul_add_9, 1024);
+           REAL_C(1.0), h_26, 256, d_z_6, 1024, REAL_C(1.0), d_matmul_add_5, 1024);
 
     /* backward of models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
     memset(d_sum_12, 0, 1024 * sizeof *d_sum_12);
@@ -3623,15 +3374,9 @@ static void compute_grads(void)
         for (int j = 0; j < 1024; j++) {
             d_sum_12[j] += d_z_6[i * 1024 + j];
         }
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
-           REAL_C(1.0), d_z_6, 1024, lstm_w, 1024, REAL_C(0.0), d_reshape_39, 256);
-    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), slice_27, 256, d_z_6, 1024, REAL_C(1.0), d_matmul_add_10, 1024);
-
-    /* backward of models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
     for (int i = 0; i < 32; i++)
-        for (int r = 0; r < 256; r++)
-            d_pad_add_17[6656 + i * 8192 + r] += d_reshape_39[i * 256 + r];
+        for (int r = 0; r < 1024; r++)
+            d_pad_add_17[26624 + i * 32768 + r] += d_z_6[i * 1024 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
@@ -3639,31 +3384,31 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
-        const real t886 = d_c_6[i] * f_26[i];
-        const real t915 = d_h_6[i] * o_26[i];
-        const real t916 = tanh_27[i] * tanh_27[i];
-        const real t917 = REAL_C(1.0) - t916;
-        const real t918 = t915 * t917;
-        d_c_7[i] = t886 + t918;
+        const real t847 = d_c_6[i] * f_26[i];
+        const real t874 = d_h_6[i] * o_26[i];
+        const real t875 = tanh_27[i] * tanh_27[i];
+        const real t876 = REAL_C(1.0) - t875;
+        const real t877 = t874 * t876;
+        d_c_7[i] = t847 + t877;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     memset(d_pad_8, 0, 32768 * sizeof *d_pad_8);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t914 = d_h_6[i * 256 + j] * tanh_27[i * 256 + j];
-            const real t924 = t914 * o_26[i * 256 + j];
-            const real t925 = REAL_C(1.0) - o_26[i * 256 + j];
-            const real t926 = t924 * t925;
-            d_pad_8[i * 1024 + j + 768] = t926;
+            const real t873 = d_h_6[i * 256 + j] * tanh_27[i * 256 + j];
+            const real t883 = t873 * o_26[i * 256 + j];
+            const real t884 = REAL_C(1.0) - o_26[i * 256 + j];
+            const real t885 = t883 * t884;
+            d_pad_8[i * 1024 + j + 768] = t885;
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 8192; i++) {
-        const real t921 = d_c_7[i] * i_27[i];
-        const real t928 = g_27[i] * g_27[i];
-        const real t929 = REAL_C(1.0) - t928;
-        d_slice_13[i] = t921 * t929;
+        const real t880 = d_c_7[i] * i_27[i];
+        const real t887 = g_27[i] * g_27[i];
+        const real t888 = REAL_C(1.0) - t887;
+        d_slice_13[i] = t880 * t888;
     }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
@@ -3671,10 +3416,10 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 8192; i++) {
-        const real t922 = d_c_7[i] * c_25[i];
-        const real t932 = t922 * f_25[i];
-        const real t933 = REAL_C(1.0) - f_25[i];
-        d_add_7[i] = t932 * t933;
+        const real t881 = d_c_7[i] * c_25[i];
+        const real t891 = t881 * f_25[i];
+        const real t892 = REAL_C(1.0) - f_25[i];
+        d_add_7[i] = t891 * t892;
     }
     memset(d_sum_13, 0, 256 * sizeof *d_sum_13);
     for (int i = 0; i < 32; i++)
@@ -3687,10 +3432,10 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 8192; i++) {
-        const real t920 = d_c_7[i] * g_27[i];
-        const real t938 = t920 * i_27[i];
-        const real t939 = REAL_C(1.0) - i_27[i];
-        d_slice_14[i] = t938 * t939;
+        const real t879 = d_c_7[i] * g_27[i];
+        const real t897 = t879 * i_27[i];
+        const real t898 = REAL_C(1.0) - i_27[i];
+        d_slice_14[i] = t897 * t898;
     }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
@@ -3698,7 +3443,7 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), h_25, 256, d_z_7, 1024, REAL_C(1.0), d_matmul_add_11, 1024);
+           REAL_C(1.0), h_25, 256, d_z_7, 1024, REAL_C(1.0), d_matmul_add_6, 1024);
 
     /* backward of models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
     memset(d_sum_14, 0, 1024 * sizeof *d_sum_14);
@@ -3706,15 +3451,9 @@ static void compute_grads(void)
         for (int j = 0; j < 1024; j++) {
             d_sum_14[j] += d_z_7[i * 1024 + j];
         }
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
-           REAL_C(1.0), d_z_7, 1024, lstm_w, 1024, REAL_C(0.0), d_reshape_40, 256);
-    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), slice_26, 256, d_z_7, 1024, REAL_C(1.0), d_matmul_add_12, 1024);
-
-    /* backward of models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
     for (int i = 0; i < 32; i++)
-        for (int r = 0; r < 256; r++)
-            d_pad_add_20[6400 + i * 8192 + r] += d_reshape_40[i * 256 + r];
+        for (int r = 0; r < 1024; r++)
+            d_pad_add_20[25600 + i * 32768 + r] += d_z_7[i * 1024 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
@@ -3722,31 +3461,31 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
-        const real t923 = d_c_7[i] * f_25[i];
-        const real t952 = d_h_7[i] * o_25[i];
-        const real t953 = tanh_26[i] * tanh_26[i];
-        const real t954 = REAL_C(1.0) - t953;
-        const real t955 = t952 * t954;
-        d_c_8[i] = t923 + t955;
+        const real t882 = d_c_7[i] * f_25[i];
+        const real t909 = d_h_7[i] * o_25[i];
+        const real t910 = tanh_26[i] * tanh_26[i];
+        const real t911 = REAL_C(1.0) - t910;
+        const real t912 = t909 * t911;
+        d_c_8[i] = t882 + t912;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     memset(d_pad_9, 0, 32768 * sizeof *d_pad_9);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t951 = d_h_7[i * 256 + j] * tanh_26[i * 256 + j];
-            const real t961 = t951 * o_25[i * 256 + j];
-            const real t962 = REAL_C(1.0) - o_25[i * 256 + j];
-            const real t963 = t961 * t962;
-            d_pad_9[i * 1024 + j + 768] = t963;
+            const real t908 = d_h_7[i * 256 + j] * tanh_26[i * 256 + j];
+            const real t918 = t908 * o_25[i * 256 + j];
+            const real t919 = REAL_C(1.0) - o_25[i * 256 + j];
+            const real t920 = t918 * t919;
+            d_pad_9[i * 1024 + j + 768] = t920;
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 8192; i++) {
-        const real t958 = d_c_8[i] * i_26[i];
-        const real t965 = g_26[i] * g_26[i];
-        const real t966 = REAL_C(1.0) - t965;
-        d_slice_15[i] = t958 * t966;
+        const real t915 = d_c_8[i] * i_26[i];
+        const real t922 = g_26[i] * g_26[i];
+        const real t923 = REAL_C(1.0) - t922;
+        d_slice_15[i] = t915 * t923;
     }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
@@ -3754,10 +3493,10 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 8192; i++) {
-        const real t959 = d_c_8[i] * c_24[i];
-        const real t969 = t959 * f_24[i];
-        const real t970 = REAL_C(1.0) - f_24[i];
-        d_add_8[i] = t969 * t970;
+        const real t916 = d_c_8[i] * c_24[i];
+        const real t926 = t916 * f_24[i];
+        const real t927 = REAL_C(1.0) - f_24[i];
+        d_add_8[i] = t926 * t927;
     }
     memset(d_sum_15, 0, 256 * sizeof *d_sum_15);
     for (int i = 0; i < 32; i++)
@@ -3770,10 +3509,10 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 8192; i++) {
-        const real t957 = d_c_8[i] * g_26[i];
-        const real t975 = t957 * i_26[i];
-        const real t976 = REAL_C(1.0) - i_26[i];
-        d_slice_16[i] = t975 * t976;
+        const real t914 = d_c_8[i] * g_26[i];
+        const real t932 = t914 * i_26[i];
+        const real t933 = REAL_C(1.0) - i_26[i];
+        d_slice_16[i] = t932 * t933;
     }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
@@ -3781,7 +3520,7 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), h_24, 256, d_z_8, 1024, REAL_C(1.0), d_matmul_add_13, 1024);
+           REAL_C(1.0), h_24, 256, d_z_8, 1024, REAL_C(1.0), d_matmul_add_7, 1024);
 
     /* backward of models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
     memset(d_sum_16, 0, 1024 * sizeof *d_sum_16);
@@ -3789,15 +3528,9 @@ static void compute_grads(void)
         for (int j = 0; j < 1024; j++) {
             d_sum_16[j] += d_z_8[i * 1024 + j];
         }
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
-           REAL_C(1.0), d_z_8, 1024, lstm_w, 1024, REAL_C(0.0), d_reshape_41, 256);
-    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), slice_25, 256, d_z_8, 1024, REAL_C(1.0), d_matmul_add_14, 1024);
-
-    /* backward of models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
     for (int i = 0; i < 32; i++)
-        for (int r = 0; r < 256; r++)
-            d_pad_add_23[6144 + i * 8192 + r] += d_reshape_41[i * 256 + r];
+        for (int r = 0; r < 1024; r++)
+            d_pad_add_23[24576 + i * 32768 + r] += d_z_8[i * 1024 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
@@ -3805,31 +3538,31 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
-        const real t960 = d_c_8[i] * f_24[i];
-        const real t989 = d_h_8[i] * o_24[i];
-        const real t990 = tanh_25[i] * tanh_25[i];
-        const real t991 = REAL_C(1.0) - t990;
-        const real t992 = t989 * t991;
-        d_c_9[i] = t960 + t992;
+        const real t917 = d_c_8[i] * f_24[i];
+        const real t944 = d_h_8[i] * o_24[i];
+        const real t945 = tanh_25[i] * tanh_25[i];
+        const real t946 = REAL_C(1.0) - t945;
+        const real t947 = t944 * t946;
+        d_c_9[i] = t917 + t947;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     memset(d_pad_10, 0, 32768 * sizeof *d_pad_10);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t988 = d_h_8[i * 256 + j] * tanh_25[i * 256 + j];
-            const real t998 = t988 * o_24[i * 256 + j];
-            const real t999 = REAL_C(1.0) - o_24[i * 256 + j];
-            const real t1000 = t998 * t999;
-            d_pad_10[i * 1024 + j + 768] = t1000;
+            const real t943 = d_h_8[i * 256 + j] * tanh_25[i * 256 + j];
+            const real t953 = t943 * o_24[i * 256 + j];
+            const real t954 = REAL_C(1.0) - o_24[i * 256 + j];
+            const real t955 = t953 * t954;
+            d_pad_10[i * 1024 + j + 768] = t955;
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 8192; i++) {
-        const real t995 = d_c_9[i] * i_25[i];
-        const real t1002 = g_25[i] * g_25[i];
-        const real t1003 = REAL_C(1.0) - t1002;
-        d_slice_17[i] = t995 * t1003;
+        const real t950 = d_c_9[i] * i_25[i];
+        const real t957 = g_25[i] * g_25[i];
+        const real t958 = REAL_C(1.0) - t957;
+        d_slice_17[i] = t950 * t958;
     }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
@@ -3837,10 +3570,10 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 8192; i++) {
-        const real t996 = d_c_9[i] * c_23[i];
-        const real t1006 = t996 * f_23[i];
-        const real t1007 = REAL_C(1.0) - f_23[i];
-        d_add_9[i] = t1006 * t1007;
+        const real t951 = d_c_9[i] * c_23[i];
+        const real t961 = t951 * f_23[i];
+        const real t962 = REAL_C(1.0) - f_23[i];
+        d_add_9[i] = t961 * t962;
     }
     memset(d_sum_17, 0, 256 * sizeof *d_sum_17);
     for (int i = 0; i < 32; i++)
@@ -3853,10 +3586,10 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 8192; i++) {
-        const real t994 = d_c_9[i] * g_25[i];
-        const real t1012 = t994 * i_25[i];
-        const real t1013 = REAL_C(1.0) - i_25[i];
-        d_slice_18[i] = t1012 * t1013;
+        const real t949 = d_c_9[i] * g_25[i];
+        const real t967 = t949 * i_25[i];
+        const real t968 = REAL_C(1.0) - i_25[i];
+        d_slice_18[i] = t967 * t968;
     }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
@@ -3864,7 +3597,7 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), h_23, 256, d_z_9, 1024, REAL_C(1.0), d_matmul_add_15, 1024);
+           REAL_C(1.0), h_23, 256, d_z_9, 1024, REAL_C(1.0), d_matmul_add_8, 1024);
 
     /* backward of models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
     memset(d_sum_18, 0, 1024 * sizeof *d_sum_18);
@@ -3872,15 +3605,9 @@ static void compute_grads(void)
         for (int j = 0; j < 1024; j++) {
             d_sum_18[j] += d_z_9[i * 1024 + j];
         }
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
-           REAL_C(1.0), d_z_9, 1024, lstm_w, 1024, REAL_C(0.0), d_reshape_42, 256);
-    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), slice_24, 256, d_z_9, 1024, REAL_C(1.0), d_matmul_add_16, 1024);
-
-    /* backward of models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
     for (int i = 0; i < 32; i++)
-        for (int r = 0; r < 256; r++)
-            d_pad_add_26[5888 + i * 8192 + r] += d_reshape_42[i * 256 + r];
+        for (int r = 0; r < 1024; r++)
+            d_pad_add_26[23552 + i * 32768 + r] += d_z_9[i * 1024 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
@@ -3888,31 +3615,31 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
-        const real t997 = d_c_9[i] * f_23[i];
-        const real t1026 = d_h_9[i] * o_23[i];
-        const real t1027 = tanh_24[i] * tanh_24[i];
-        const real t1028 = REAL_C(1.0) - t1027;
-        const real t1029 = t1026 * t1028;
-        d_c_10[i] = t997 + t1029;
+        const real t952 = d_c_9[i] * f_23[i];
+        const real t979 = d_h_9[i] * o_23[i];
+        const real t980 = tanh_24[i] * tanh_24[i];
+        const real t981 = REAL_C(1.0) - t980;
+        const real t982 = t979 * t981;
+        d_c_10[i] = t952 + t982;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     memset(d_pad_11, 0, 32768 * sizeof *d_pad_11);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t1025 = d_h_9[i * 256 + j] * tanh_24[i * 256 + j];
-            const real t1035 = t1025 * o_23[i * 256 + j];
-            const real t1036 = REAL_C(1.0) - o_23[i * 256 + j];
-            const real t1037 = t1035 * t1036;
-            d_pad_11[i * 1024 + j + 768] = t1037;
+            const real t978 = d_h_9[i * 256 + j] * tanh_24[i * 256 + j];
+            const real t988 = t978 * o_23[i * 256 + j];
+            const real t989 = REAL_C(1.0) - o_23[i * 256 + j];
+            const real t990 = t988 * t989;
+            d_pad_11[i * 1024 + j + 768] = t990;
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 8192; i++) {
-        const real t1032 = d_c_10[i] * i_24[i];
-        const real t1039 = g_24[i] * g_24[i];
-        const real t1040 = REAL_C(1.0) - t1039;
-        d_slice_19[i] = t1032 * t1040;
+        const real t985 = d_c_10[i] * i_24[i];
+        const real t992 = g_24[i] * g_24[i];
+        const real t993 = REAL_C(1.0) - t992;
+        d_slice_19[i] = t985 * t993;
     }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
@@ -3920,10 +3647,10 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 8192; i++) {
-        const real t1033 = d_c_10[i] * c_22[i];
-        const real t1043 = t1033 * f_22[i];
-        const real t1044 = REAL_C(1.0) - f_22[i];
-        d_add_10[i] = t1043 * t1044;
+        const real t986 = d_c_10[i] * c_22[i];
+        const real t996 = t986 * f_22[i];
+        const real t997 = REAL_C(1.0) - f_22[i];
+        d_add_10[i] = t996 * t997;
     }
     memset(d_sum_19, 0, 256 * sizeof *d_sum_19);
     for (int i = 0; i < 32; i++)
@@ -3936,10 +3663,10 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 8192; i++) {
-        const real t1031 = d_c_10[i] * g_24[i];
-        const real t1049 = t1031 * i_24[i];
-        const real t1050 = REAL_C(1.0) - i_24[i];
-        d_slice_20[i] = t1049 * t1050;
+        const real t984 = d_c_10[i] * g_24[i];
+        const real t1002 = t984 * i_24[i];
+        const real t1003 = REAL_C(1.0) - i_24[i];
+        d_slice_20[i] = t1002 * t1003;
     }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
@@ -3947,7 +3674,7 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), h_22, 256, d_z_10, 1024, REAL_C(1.0), d_matmul_add_17, 1024);
+           REAL_C(1.0), h_22, 256, d_z_10, 1024, REAL_C(1.0), d_matmul_add_9, 1024);
 
     /* backward of models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
     memset(d_sum_20, 0, 1024 * sizeof *d_sum_20);
@@ -3955,15 +3682,9 @@ static void compute_grads(void)
         for (int j = 0; j < 1024; j++) {
             d_sum_20[j] += d_z_10[i * 1024 + j];
         }
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
-           REAL_C(1.0), d_z_10, 1024, lstm_w, 1024, REAL_C(0.0), d_reshape_43, 256);
-    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), slice_23, 256, d_z_10, 1024, REAL_C(1.0), d_matmul_add_18, 1024);
-
-    /* backward of models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
     for (int i = 0; i < 32; i++)
-        for (int r = 0; r < 256; r++)
-            d_pad_add_29[5632 + i * 8192 + r] += d_reshape_43[i * 256 + r];
+        for (int r = 0; r < 1024; r++)
+            d_pad_add_29[22528 + i * 32768 + r] += d_z_10[i * 1024 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
@@ -3971,31 +3692,31 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
-        const real t1034 = d_c_10[i] * f_22[i];
-        const real t1063 = d_h_10[i] * o_22[i];
-        const real t1064 = tanh_23[i] * tanh_23[i];
-        const real t1065 = REAL_C(1.0) - t1064;
-        const real t1066 = t1063 * t1065;
-        d_c_11[i] = t1034 + t1066;
+        const real t987 = d_c_10[i] * f_22[i];
+        const real t1014 = d_h_10[i] * o_22[i];
+        const real t1015 = tanh_23[i] * tanh_23[i];
+        const real t1016 = REAL_C(1.0) - t1015;
+        const real t1017 = t1014 * t1016;
+        d_c_11[i] = t987 + t1017;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     memset(d_pad_12, 0, 32768 * sizeof *d_pad_12);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t1062 = d_h_10[i * 256 + j] * tanh_23[i * 256 + j];
-            const real t1072 = t1062 * o_22[i * 256 + j];
-            const real t1073 = REAL_C(1.0) - o_22[i * 256 + j];
-            const real t1074 = t1072 * t1073;
-            d_pad_12[i * 1024 + j + 768] = t1074;
+            const real t1013 = d_h_10[i * 256 + j] * tanh_23[i * 256 + j];
+            const real t1023 = t1013 * o_22[i * 256 + j];
+            const real t1024 = REAL_C(1.0) - o_22[i * 256 + j];
+            const real t1025 = t1023 * t1024;
+            d_pad_12[i * 1024 + j + 768] = t1025;
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 8192; i++) {
-        const real t1069 = d_c_11[i] * i_23[i];
-        const real t1076 = g_23[i] * g_23[i];
-        const real t1077 = REAL_C(1.0) - t1076;
-        d_slice_21[i] = t1069 * t1077;
+        const real t1020 = d_c_11[i] * i_23[i];
+        const real t1027 = g_23[i] * g_23[i];
+        const real t1028 = REAL_C(1.0) - t1027;
+        d_slice_21[i] = t1020 * t1028;
     }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
@@ -4003,10 +3724,10 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 8192; i++) {
-        const real t1070 = d_c_11[i] * c_21[i];
-        const real t1080 = t1070 * f_21[i];
-        const real t1081 = REAL_C(1.0) - f_21[i];
-        d_add_11[i] = t1080 * t1081;
+        const real t1021 = d_c_11[i] * c_21[i];
+        const real t1031 = t1021 * f_21[i];
+        const real t1032 = REAL_C(1.0) - f_21[i];
+        d_add_11[i] = t1031 * t1032;
     }
     memset(d_sum_21, 0, 256 * sizeof *d_sum_21);
     for (int i = 0; i < 32; i++)
@@ -4019,10 +3740,10 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 8192; i++) {
-        const real t1068 = d_c_11[i] * g_23[i];
-        const real t1086 = t1068 * i_23[i];
-        const real t1087 = REAL_C(1.0) - i_23[i];
-        d_slice_22[i] = t1086 * t1087;
+        const real t1019 = d_c_11[i] * g_23[i];
+        const real t1037 = t1019 * i_23[i];
+        const real t1038 = REAL_C(1.0) - i_23[i];
+        d_slice_22[i] = t1037 * t1038;
     }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
@@ -4030,7 +3751,7 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), h_21, 256, d_z_11, 1024, REAL_C(1.0), d_matmul_add_19, 1024);
+           REAL_C(1.0), h_21, 256, d_z_11, 1024, REAL_C(1.0), d_matmul_add_10, 1024);
 
     /* backward of models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
     memset(d_sum_22, 0, 1024 * sizeof *d_sum_22);
@@ -4038,15 +3759,9 @@ static void compute_grads(void)
         for (int j = 0; j < 1024; j++) {
             d_sum_22[j] += d_z_11[i * 1024 + j];
         }
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
-           REAL_C(1.0), d_z_11, 1024, lstm_w, 1024, REAL_C(0.0), d_reshape_44, 256);
-    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), slice_22, 256, d_z_11, 1024, REAL_C(1.0), d_matmul_add_20, 1024);
-
-    /* backward of models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
     for (int i = 0; i < 32; i++)
-        for (int r = 0; r < 256; r++)
-            d_pad_add_32[5376 + i * 8192 + r] += d_reshape_44[i * 256 + r];
+        for (int r = 0; r < 1024; r++)
+            d_pad_add_32[21504 + i * 32768 + r] += d_z_11[i * 1024 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
@@ -4054,31 +3769,31 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
-        const real t1071 = d_c_11[i] * f_21[i];
-        const real t1100 = d_h_11[i] * o_21[i];
-        const real t1101 = tanh_22[i] * tanh_22[i];
-        const real t1102 = REAL_C(1.0) - t1101;
-        const real t1103 = t1100 * t1102;
-        d_c_12[i] = t1071 + t1103;
+        const real t1022 = d_c_11[i] * f_21[i];
+        const real t1049 = d_h_11[i] * o_21[i];
+        const real t1050 = tanh_22[i] * tanh_22[i];
+        const real t1051 = REAL_C(1.0) - t1050;
+        const real t1052 = t1049 * t1051;
+        d_c_12[i] = t1022 + t1052;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     memset(d_pad_13, 0, 32768 * sizeof *d_pad_13);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t1099 = d_h_11[i * 256 + j] * tanh_22[i * 256 + j];
-            const real t1109 = t1099 * o_21[i * 256 + j];
-            const real t1110 = REAL_C(1.0) - o_21[i * 256 + j];
-            const real t1111 = t1109 * t1110;
-            d_pad_13[i * 1024 + j + 768] = t1111;
+            const real t1048 = d_h_11[i * 256 + j] * tanh_22[i * 256 + j];
+            const real t1058 = t1048 * o_21[i * 256 + j];
+            const real t1059 = REAL_C(1.0) - o_21[i * 256 + j];
+            const real t1060 = t1058 * t1059;
+            d_pad_13[i * 1024 + j + 768] = t1060;
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 8192; i++) {
-        const real t1106 = d_c_12[i] * i_22[i];
-        const real t1113 = g_22[i] * g_22[i];
-        const real t1114 = REAL_C(1.0) - t1113;
-        d_slice_23[i] = t1106 * t1114;
+        const real t1055 = d_c_12[i] * i_22[i];
+        const real t1062 = g_22[i] * g_22[i];
+        const real t1063 = REAL_C(1.0) - t1062;
+        d_slice_23[i] = t1055 * t1063;
     }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
@@ -4086,10 +3801,10 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 8192; i++) {
-        const real t1107 = d_c_12[i] * c_20[i];
-        const real t1117 = t1107 * f_20[i];
-        const real t1118 = REAL_C(1.0) - f_20[i];
-        d_add_12[i] = t1117 * t1118;
+        const real t1056 = d_c_12[i] * c_20[i];
+        const real t1066 = t1056 * f_20[i];
+        const real t1067 = REAL_C(1.0) - f_20[i];
+        d_add_12[i] = t1066 * t1067;
     }
     memset(d_sum_23, 0, 256 * sizeof *d_sum_23);
     for (int i = 0; i < 32; i++)
@@ -4102,10 +3817,10 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 8192; i++) {
-        const real t1105 = d_c_12[i] * g_22[i];
-        const real t1123 = t1105 * i_22[i];
-        const real t1124 = REAL_C(1.0) - i_22[i];
-        d_slice_24[i] = t1123 * t1124;
+        const real t1054 = d_c_12[i] * g_22[i];
+        const real t1072 = t1054 * i_22[i];
+        const real t1073 = REAL_C(1.0) - i_22[i];
+        d_slice_24[i] = t1072 * t1073;
     }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
@@ -4113,7 +3828,7 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), h_20, 256, d_z_12, 1024, REAL_C(1.0), d_matmul_add_21, 1024);
+           REAL_C(1.0), h_20, 256, d_z_12, 1024, REAL_C(1.0), d_matmul_add_11, 1024);
 
     /* backward of models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
     memset(d_sum_24, 0, 1024 * sizeof *d_sum_24);
@@ -4121,15 +3836,9 @@ static void compute_grads(void)
         for (int j = 0; j < 1024; j++) {
             d_sum_24[j] += d_z_12[i * 1024 + j];
         }
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
-           REAL_C(1.0), d_z_12, 1024, lstm_w, 1024, REAL_C(0.0), d_reshape_45, 256);
-    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), slice_21, 256, d_z_12, 1024, REAL_C(1.0), d_matmul_add_22, 1024);
-
-    /* backward of models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
     for (int i = 0; i < 32; i++)
-        for (int r = 0; r < 256; r++)
-            d_pad_add_35[5120 + i * 8192 + r] += d_reshape_45[i * 256 + r];
+        for (int r = 0; r < 1024; r++)
+            d_pad_add_35[20480 + i * 32768 + r] += d_z_12[i * 1024 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
@@ -4137,31 +3846,31 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
-        const real t1108 = d_c_12[i] * f_20[i];
-        const real t1137 = d_h_12[i] * o_20[i];
-        const real t1138 = tanh_21[i] * tanh_21[i];
-        const real t1139 = REAL_C(1.0) - t1138;
-        const real t1140 = t1137 * t1139;
-        d_c_13[i] = t1108 + t1140;
+        const real t1057 = d_c_12[i] * f_20[i];
+        const real t1084 = d_h_12[i] * o_20[i];
+        const real t1085 = tanh_21[i] * tanh_21[i];
+        const real t1086 = REAL_C(1.0) - t1085;
+        const real t1087 = t1084 * t1086;
+        d_c_13[i] = t1057 + t1087;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     memset(d_pad_14, 0, 32768 * sizeof *d_pad_14);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t1136 = d_h_12[i * 256 + j] * tanh_21[i * 256 + j];
-            const real t1146 = t1136 * o_20[i * 256 + j];
-            const real t1147 = REAL_C(1.0) - o_20[i * 256 + j];
-            const real t1148 = t1146 * t1147;
-            d_pad_14[i * 1024 + j + 768] = t1148;
+            const real t1083 = d_h_12[i * 256 + j] * tanh_21[i * 256 + j];
+            const real t1093 = t1083 * o_20[i * 256 + j];
+            const real t1094 = REAL_C(1.0) - o_20[i * 256 + j];
+            const real t1095 = t1093 * t1094;
+            d_pad_14[i * 1024 + j + 768] = t1095;
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 8192; i++) {
-        const real t1143 = d_c_13[i] * i_21[i];
-        const real t1150 = g_21[i] * g_21[i];
-        const real t1151 = REAL_C(1.0) - t1150;
-        d_slice_25[i] = t1143 * t1151;
+        const real t1090 = d_c_13[i] * i_21[i];
+        const real t1097 = g_21[i] * g_21[i];
+        const real t1098 = REAL_C(1.0) - t1097;
+        d_slice_25[i] = t1090 * t1098;
     }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
@@ -4169,10 +3878,10 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 8192; i++) {
-        const real t1144 = d_c_13[i] * c_19[i];
-        const real t1154 = t1144 * f_19[i];
-        const real t1155 = REAL_C(1.0) - f_19[i];
-        d_add_13[i] = t1154 * t1155;
+        const real t1091 = d_c_13[i] * c_19[i];
+        const real t1101 = t1091 * f_19[i];
+        const real t1102 = REAL_C(1.0) - f_19[i];
+        d_add_13[i] = t1101 * t1102;
     }
     memset(d_sum_25, 0, 256 * sizeof *d_sum_25);
     for (int i = 0; i < 32; i++)
@@ -4185,10 +3894,10 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 8192; i++) {
-        const real t1142 = d_c_13[i] * g_21[i];
-        const real t1160 = t1142 * i_21[i];
-        const real t1161 = REAL_C(1.0) - i_21[i];
-        d_slice_26[i] = t1160 * t1161;
+        const real t1089 = d_c_13[i] * g_21[i];
+        const real t1107 = t1089 * i_21[i];
+        const real t1108 = REAL_C(1.0) - i_21[i];
+        d_slice_26[i] = t1107 * t1108;
     }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
@@ -4196,7 +3905,7 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), h_19, 256, d_z_13, 1024, REAL_C(1.0), d_matmul_add_23, 1024);
+           REAL_C(1.0), h_19, 256, d_z_13, 1024, REAL_C(1.0), d_matmul_add_12, 1024);
 
     /* backward of models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
     memset(d_sum_26, 0, 1024 * sizeof *d_sum_26);
@@ -4204,15 +3913,9 @@ static void compute_grads(void)
         for (int j = 0; j < 1024; j++) {
             d_sum_26[j] += d_z_13[i * 1024 + j];
         }
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
-           REAL_C(1.0), d_z_13, 1024, lstm_w, 1024, REAL_C(0.0), d_reshape_46, 256);
-    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), slice_20, 256, d_z_13, 1024, REAL_C(1.0), d_matmul_add_24, 1024);
-
-    /* backward of models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
     for (int i = 0; i < 32; i++)
-        for (int r = 0; r < 256; r++)
-            d_pad_add_38[4864 + i * 8192 + r] += d_reshape_46[i * 256 + r];
+        for (int r = 0; r < 1024; r++)
+            d_pad_add_38[19456 + i * 32768 + r] += d_z_13[i * 1024 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
@@ -4220,31 +3923,31 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
-        const real t1145 = d_c_13[i] * f_19[i];
-        const real t1174 = d_h_13[i] * o_19[i];
-        const real t1175 = tanh_20[i] * tanh_20[i];
-        const real t1176 = REAL_C(1.0) - t1175;
-        const real t1177 = t1174 * t1176;
-        d_c_14[i] = t1145 + t1177;
+        const real t1092 = d_c_13[i] * f_19[i];
+        const real t1119 = d_h_13[i] * o_19[i];
+        const real t1120 = tanh_20[i] * tanh_20[i];
+        const real t1121 = REAL_C(1.0) - t1120;
+        const real t1122 = t1119 * t1121;
+        d_c_14[i] = t1092 + t1122;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     memset(d_pad_15, 0, 32768 * sizeof *d_pad_15);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t1173 = d_h_13[i * 256 + j] * tanh_20[i * 256 + j];
-            const real t1183 = t1173 * o_19[i * 256 + j];
-            const real t1184 = REAL_C(1.0) - o_19[i * 256 + j];
-            const real t1185 = t1183 * t1184;
-            d_pad_15[i * 1024 + j + 768] = t1185;
+            const real t1118 = d_h_13[i * 256 + j] * tanh_20[i * 256 + j];
+            const real t1128 = t1118 * o_19[i * 256 + j];
+            const real t1129 = REAL_C(1.0) - o_19[i * 256 + j];
+            const real t1130 = t1128 * t1129;
+            d_pad_15[i * 1024 + j + 768] = t1130;
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 8192; i++) {
-        const real t1180 = d_c_14[i] * i_20[i];
-        const real t1187 = g_20[i] * g_20[i];
-        const real t1188 = REAL_C(1.0) - t1187;
-        d_slice_27[i] = t1180 * t1188;
+        const real t1125 = d_c_14[i] * i_20[i];
+        const real t1132 = g_20[i] * g_20[i];
+        const real t1133 = REAL_C(1.0) - t1132;
+        d_slice_27[i] = t1125 * t1133;
     }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
@@ -4252,10 +3955,10 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 8192; i++) {
-        const real t1181 = d_c_14[i] * c_18[i];
-        const real t1191 = t1181 * f_18[i];
-        const real t1192 = REAL_C(1.0) - f_18[i];
-        d_add_14[i] = t1191 * t1192;
+        const real t1126 = d_c_14[i] * c_18[i];
+        const real t1136 = t1126 * f_18[i];
+        const real t1137 = REAL_C(1.0) - f_18[i];
+        d_add_14[i] = t1136 * t1137;
     }
     memset(d_sum_27, 0, 256 * sizeof *d_sum_27);
     for (int i = 0; i < 32; i++)
@@ -4268,10 +3971,10 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 8192; i++) {
-        const real t1179 = d_c_14[i] * g_20[i];
-        const real t1197 = t1179 * i_20[i];
-        const real t1198 = REAL_C(1.0) - i_20[i];
-        d_slice_28[i] = t1197 * t1198;
+        const real t1124 = d_c_14[i] * g_20[i];
+        const real t1142 = t1124 * i_20[i];
+        const real t1143 = REAL_C(1.0) - i_20[i];
+        d_slice_28[i] = t1142 * t1143;
     }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
@@ -4279,7 +3982,7 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), h_18, 256, d_z_14, 1024, REAL_C(1.0), d_matmul_add_25, 1024);
+           REAL_C(1.0), h_18, 256, d_z_14, 1024, REAL_C(1.0), d_matmul_add_13, 1024);
 
     /* backward of models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
     memset(d_sum_28, 0, 1024 * sizeof *d_sum_28);
@@ -4287,15 +3990,9 @@ static void compute_grads(void)
         for (int j = 0; j < 1024; j++) {
             d_sum_28[j] += d_z_14[i * 1024 + j];
         }
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
-           REAL_C(1.0), d_z_14, 1024, lstm_w, 1024, REAL_C(0.0), d_reshape_47, 256);
-    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), slice_19, 256, d_z_14, 1024, REAL_C(1.0), d_matmul_add_26, 1024);
-
-    /* backward of models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
     for (int i = 0; i < 32; i++)
-        for (int r = 0; r < 256; r++)
-            d_pad_add_41[4608 + i * 8192 + r] += d_reshape_47[i * 256 + r];
+        for (int r = 0; r < 1024; r++)
+            d_pad_add_41[18432 + i * 32768 + r] += d_z_14[i * 1024 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
@@ -4303,31 +4000,31 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
-        const real t1182 = d_c_14[i] * f_18[i];
-        const real t1211 = d_h_14[i] * o_18[i];
-        const real t1212 = tanh_19[i] * tanh_19[i];
-        const real t1213 = REAL_C(1.0) - t1212;
-        const real t1214 = t1211 * t1213;
-        d_c_15[i] = t1182 + t1214;
+        const real t1127 = d_c_14[i] * f_18[i];
+        const real t1154 = d_h_14[i] * o_18[i];
+        const real t1155 = tanh_19[i] * tanh_19[i];
+        const real t1156 = REAL_C(1.0) - t1155;
+        const real t1157 = t1154 * t1156;
+        d_c_15[i] = t1127 + t1157;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     memset(d_pad_16, 0, 32768 * sizeof *d_pad_16);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t1210 = d_h_14[i * 256 + j] * tanh_19[i * 256 + j];
-            const real t1220 = t1210 * o_18[i * 256 + j];
-            const real t1221 = REAL_C(1.0) - o_18[i * 256 + j];
-            const real t1222 = t1220 * t1221;
-            d_pad_16[i * 1024 + j + 768] = t1222;
+            const real t1153 = d_h_14[i * 256 + j] * tanh_19[i * 256 + j];
+            const real t1163 = t1153 * o_18[i * 256 + j];
+            const real t1164 = REAL_C(1.0) - o_18[i * 256 + j];
+            const real t1165 = t1163 * t1164;
+            d_pad_16[i * 1024 + j + 768] = t1165;
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 8192; i++) {
-        const real t1217 = d_c_15[i] * i_19[i];
-        const real t1224 = g_19[i] * g_19[i];
-        const real t1225 = REAL_C(1.0) - t1224;
-        d_slice_29[i] = t1217 * t1225;
+        const real t1160 = d_c_15[i] * i_19[i];
+        const real t1167 = g_19[i] * g_19[i];
+        const real t1168 = REAL_C(1.0) - t1167;
+        d_slice_29[i] = t1160 * t1168;
     }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
@@ -4335,10 +4032,10 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 8192; i++) {
-        const real t1218 = d_c_15[i] * c_17[i];
-        const real t1228 = t1218 * f_17[i];
-        const real t1229 = REAL_C(1.0) - f_17[i];
-        d_add_15[i] = t1228 * t1229;
+        const real t1161 = d_c_15[i] * c_17[i];
+        const real t1171 = t1161 * f_17[i];
+        const real t1172 = REAL_C(1.0) - f_17[i];
+        d_add_15[i] = t1171 * t1172;
     }
     memset(d_sum_29, 0, 256 * sizeof *d_sum_29);
     for (int i = 0; i < 32; i++)
@@ -4351,10 +4048,10 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 8192; i++) {
-        const real t1216 = d_c_15[i] * g_19[i];
-        const real t1234 = t1216 * i_19[i];
-        const real t1235 = REAL_C(1.0) - i_19[i];
-        d_slice_30[i] = t1234 * t1235;
+        const real t1159 = d_c_15[i] * g_19[i];
+        const real t1177 = t1159 * i_19[i];
+        const real t1178 = REAL_C(1.0) - i_19[i];
+        d_slice_30[i] = t1177 * t1178;
     }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
@@ -4362,7 +4059,7 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), h_17, 256, d_z_15, 1024, REAL_C(1.0), d_matmul_add_27, 1024);
+           REAL_C(1.0), h_17, 256, d_z_15, 1024, REAL_C(1.0), d_matmul_add_14, 1024);
 
     /* backward of models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
     memset(d_sum_30, 0, 1024 * sizeof *d_sum_30);
@@ -4370,15 +4067,9 @@ static void compute_grads(void)
         for (int j = 0; j < 1024; j++) {
             d_sum_30[j] += d_z_15[i * 1024 + j];
         }
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
-           REAL_C(1.0), d_z_15, 1024, lstm_w, 1024, REAL_C(0.0), d_reshape_48, 256);
-    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), slice_18, 256, d_z_15, 1024, REAL_C(1.0), d_matmul_add_28, 1024);
-
-    /* backward of models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
     for (int i = 0; i < 32; i++)
-        for (int r = 0; r < 256; r++)
-            d_pad_add_44[4352 + i * 8192 + r] += d_reshape_48[i * 256 + r];
+        for (int r = 0; r < 1024; r++)
+            d_pad_add_44[17408 + i * 32768 + r] += d_z_15[i * 1024 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
@@ -4386,31 +4077,31 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
-        const real t1219 = d_c_15[i] * f_17[i];
-        const real t1248 = d_h_15[i] * o_17[i];
-        const real t1249 = tanh_18[i] * tanh_18[i];
-        const real t1250 = REAL_C(1.0) - t1249;
-        const real t1251 = t1248 * t1250;
-        d_c_16[i] = t1219 + t1251;
+        const real t1162 = d_c_15[i] * f_17[i];
+        const real t1189 = d_h_15[i] * o_17[i];
+        const real t1190 = tanh_18[i] * tanh_18[i];
+        const real t1191 = REAL_C(1.0) - t1190;
+        const real t1192 = t1189 * t1191;
+        d_c_16[i] = t1162 + t1192;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     memset(d_pad_17, 0, 32768 * sizeof *d_pad_17);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t1247 = d_h_15[i * 256 + j] * tanh_18[i * 256 + j];
-            const real t1257 = t1247 * o_17[i * 256 + j];
-            const real t1258 = REAL_C(1.0) - o_17[i * 256 + j];
-            const real t1259 = t1257 * t1258;
-            d_pad_17[i * 1024 + j + 768] = t1259;
+            const real t1188 = d_h_15[i * 256 + j] * tanh_18[i * 256 + j];
+            const real t1198 = t1188 * o_17[i * 256 + j];
+            const real t1199 = REAL_C(1.0) - o_17[i * 256 + j];
+            const real t1200 = t1198 * t1199;
+            d_pad_17[i * 1024 + j + 768] = t1200;
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 8192; i++) {
-        const real t1254 = d_c_16[i] * i_18[i];
-        const real t1261 = g_18[i] * g_18[i];
-        const real t1262 = REAL_C(1.0) - t1261;
-        d_slice_31[i] = t1254 * t1262;
+        const real t1195 = d_c_16[i] * i_18[i];
+        const real t1202 = g_18[i] * g_18[i];
+        const real t1203 = REAL_C(1.0) - t1202;
+        d_slice_31[i] = t1195 * t1203;
     }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
@@ -4418,10 +4109,10 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 8192; i++) {
-        const real t1255 = d_c_16[i] * c_16[i];
-        const real t1265 = t1255 * f_16[i];
-        const real t1266 = REAL_C(1.0) - f_16[i];
-        d_add_16[i] = t1265 * t1266;
+        const real t1196 = d_c_16[i] * c_16[i];
+        const real t1206 = t1196 * f_16[i];
+        const real t1207 = REAL_C(1.0) - f_16[i];
+        d_add_16[i] = t1206 * t1207;
     }
     memset(d_sum_31, 0, 256 * sizeof *d_sum_31);
     for (int i = 0; i < 32; i++)
@@ -4434,10 +4125,10 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 8192; i++) {
-        const real t1253 = d_c_16[i] * g_18[i];
-        const real t1271 = t1253 * i_18[i];
-        const real t1272 = REAL_C(1.0) - i_18[i];
-        d_slice_32[i] = t1271 * t1272;
+        const real t1194 = d_c_16[i] * g_18[i];
+        const real t1212 = t1194 * i_18[i];
+        const real t1213 = REAL_C(1.0) - i_18[i];
+        d_slice_32[i] = t1212 * t1213;
     }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
@@ -4445,7 +4136,7 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), h_16, 256, d_z_16, 1024, REAL_C(1.0), d_matmul_add_29, 1024);
+           REAL_C(1.0), h_16, 256, d_z_16, 1024, REAL_C(1.0), d_matmul_add_15, 1024);
 
     /* backward of models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
     memset(d_sum_32, 0, 1024 * sizeof *d_sum_32);
@@ -4453,15 +4144,9 @@ static void compute_grads(void)
         for (int j = 0; j < 1024; j++) {
             d_sum_32[j] += d_z_16[i * 1024 + j];
         }
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
-           REAL_C(1.0), d_z_16, 1024, lstm_w, 1024, REAL_C(0.0), d_reshape_49, 256);
-    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), slice_17, 256, d_z_16, 1024, REAL_C(1.0), d_matmul_add_30, 1024);
-
-    /* backward of models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
     for (int i = 0; i < 32; i++)
-        for (int r = 0; r < 256; r++)
-            d_pad_add_47[4096 + i * 8192 + r] += d_reshape_49[i * 256 + r];
+        for (int r = 0; r < 1024; r++)
+            d_pad_add_47[16384 + i * 32768 + r] += d_z_16[i * 1024 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
@@ -4469,31 +4154,31 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
-        const real t1256 = d_c_16[i] * f_16[i];
-        const real t1285 = d_h_16[i] * o_16[i];
-        const real t1286 = tanh_17[i] * tanh_17[i];
-        const real t1287 = REAL_C(1.0) - t1286;
-        const real t1288 = t1285 * t1287;
-        d_c_17[i] = t1256 + t1288;
+        const real t1197 = d_c_16[i] * f_16[i];
+        const real t1224 = d_h_16[i] * o_16[i];
+        const real t1225 = tanh_17[i] * tanh_17[i];
+        const real t1226 = REAL_C(1.0) - t1225;
+        const real t1227 = t1224 * t1226;
+        d_c_17[i] = t1197 + t1227;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     memset(d_pad_18, 0, 32768 * sizeof *d_pad_18);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t1284 = d_h_16[i * 256 + j] * tanh_17[i * 256 + j];
-            const real t1294 = t1284 * o_16[i * 256 + j];
-            const real t1295 = REAL_C(1.0) - o_16[i * 256 + j];
-            const real t1296 = t1294 * t1295;
-            d_pad_18[i * 1024 + j + 768] = t1296;
+            const real t1223 = d_h_16[i * 256 + j] * tanh_17[i * 256 + j];
+            const real t1233 = t1223 * o_16[i * 256 + j];
+            const real t1234 = REAL_C(1.0) - o_16[i * 256 + j];
+            const real t1235 = t1233 * t1234;
+            d_pad_18[i * 1024 + j + 768] = t1235;
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 8192; i++) {
-        const real t1291 = d_c_17[i] * i_17[i];
-        const real t1298 = g_17[i] * g_17[i];
-        const real t1299 = REAL_C(1.0) - t1298;
-        d_slice_33[i] = t1291 * t1299;
+        const real t1230 = d_c_17[i] * i_17[i];
+        const real t1237 = g_17[i] * g_17[i];
+        const real t1238 = REAL_C(1.0) - t1237;
+        d_slice_33[i] = t1230 * t1238;
     }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
@@ -4501,10 +4186,10 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 8192; i++) {
-        const real t1292 = d_c_17[i] * c_15[i];
-        const real t1302 = t1292 * f_15[i];
-        const real t1303 = REAL_C(1.0) - f_15[i];
-        d_add_17[i] = t1302 * t1303;
+        const real t1231 = d_c_17[i] * c_15[i];
+        const real t1241 = t1231 * f_15[i];
+        const real t1242 = REAL_C(1.0) - f_15[i];
+        d_add_17[i] = t1241 * t1242;
     }
     memset(d_sum_33, 0, 256 * sizeof *d_sum_33);
     for (int i = 0; i < 32; i++)
@@ -4517,10 +4202,10 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 8192; i++) {
-        const real t1290 = d_c_17[i] * g_17[i];
-        const real t1308 = t1290 * i_17[i];
-        const real t1309 = REAL_C(1.0) - i_17[i];
-        d_slice_34[i] = t1308 * t1309;
+        const real t1229 = d_c_17[i] * g_17[i];
+        const real t1247 = t1229 * i_17[i];
+        const real t1248 = REAL_C(1.0) - i_17[i];
+        d_slice_34[i] = t1247 * t1248;
     }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
@@ -4528,7 +4213,7 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), h_15, 256, d_z_17, 1024, REAL_C(1.0), d_matmul_add_31, 1024);
+           REAL_C(1.0), h_15, 256, d_z_17, 1024, REAL_C(1.0), d_matmul_add_16, 1024);
 
     /* backward of models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
     memset(d_sum_34, 0, 1024 * sizeof *d_sum_34);
@@ -4536,15 +4221,9 @@ static void compute_grads(void)
         for (int j = 0; j < 1024; j++) {
             d_sum_34[j] += d_z_17[i * 1024 + j];
         }
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
-           REAL_C(1.0), d_z_17, 1024, lstm_w, 1024, REAL_C(0.0), d_reshape_50, 256);
-    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), slice_16, 256, d_z_17, 1024, REAL_C(1.0), d_matmul_add_32, 1024);
-
-    /* backward of models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
     for (int i = 0; i < 32; i++)
-        for (int r = 0; r < 256; r++)
-            d_pad_add_50[3840 + i * 8192 + r] += d_reshape_50[i * 256 + r];
+        for (int r = 0; r < 1024; r++)
+            d_pad_add_50[15360 + i * 32768 + r] += d_z_17[i * 1024 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
@@ -4552,31 +4231,31 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
-        const real t1293 = d_c_17[i] * f_15[i];
-        const real t1322 = d_h_17[i] * o_15[i];
-        const real t1323 = tanh_16[i] * tanh_16[i];
-        const real t1324 = REAL_C(1.0) - t1323;
-        const real t1325 = t1322 * t1324;
-        d_c_18[i] = t1293 + t1325;
+        const real t1232 = d_c_17[i] * f_15[i];
+        const real t1259 = d_h_17[i] * o_15[i];
+        const real t1260 = tanh_16[i] * tanh_16[i];
+        const real t1261 = REAL_C(1.0) - t1260;
+        const real t1262 = t1259 * t1261;
+        d_c_18[i] = t1232 + t1262;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     memset(d_pad_19, 0, 32768 * sizeof *d_pad_19);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t1321 = d_h_17[i * 256 + j] * tanh_16[i * 256 + j];
-            const real t1331 = t1321 * o_15[i * 256 + j];
-            const real t1332 = REAL_C(1.0) - o_15[i * 256 + j];
-            const real t1333 = t1331 * t1332;
-            d_pad_19[i * 1024 + j + 768] = t1333;
+            const real t1258 = d_h_17[i * 256 + j] * tanh_16[i * 256 + j];
+            const real t1268 = t1258 * o_15[i * 256 + j];
+            const real t1269 = REAL_C(1.0) - o_15[i * 256 + j];
+            const real t1270 = t1268 * t1269;
+            d_pad_19[i * 1024 + j + 768] = t1270;
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 8192; i++) {
-        const real t1328 = d_c_18[i] * i_16[i];
-        const real t1335 = g_16[i] * g_16[i];
-        const real t1336 = REAL_C(1.0) - t1335;
-        d_slice_35[i] = t1328 * t1336;
+        const real t1265 = d_c_18[i] * i_16[i];
+        const real t1272 = g_16[i] * g_16[i];
+        const real t1273 = REAL_C(1.0) - t1272;
+        d_slice_35[i] = t1265 * t1273;
     }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
@@ -4584,10 +4263,10 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 8192; i++) {
-        const real t1329 = d_c_18[i] * c_14[i];
-        const real t1339 = t1329 * f_14[i];
-        const real t1340 = REAL_C(1.0) - f_14[i];
-        d_add_18[i] = t1339 * t1340;
+        const real t1266 = d_c_18[i] * c_14[i];
+        const real t1276 = t1266 * f_14[i];
+        const real t1277 = REAL_C(1.0) - f_14[i];
+        d_add_18[i] = t1276 * t1277;
     }
     memset(d_sum_35, 0, 256 * sizeof *d_sum_35);
     for (int i = 0; i < 32; i++)
@@ -4600,10 +4279,10 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 8192; i++) {
-        const real t1327 = d_c_18[i] * g_16[i];
-        const real t1345 = t1327 * i_16[i];
-        const real t1346 = REAL_C(1.0) - i_16[i];
-        d_slice_36[i] = t1345 * t1346;
+        const real t1264 = d_c_18[i] * g_16[i];
+        const real t1282 = t1264 * i_16[i];
+        const real t1283 = REAL_C(1.0) - i_16[i];
+        d_slice_36[i] = t1282 * t1283;
     }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
@@ -4611,7 +4290,7 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), h_14, 256, d_z_18, 1024, REAL_C(1.0), d_matmul_add_33, 1024);
+           REAL_C(1.0), h_14, 256, d_z_18, 1024, REAL_C(1.0), d_matmul_add_17, 1024);
 
     /* backward of models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
     memset(d_sum_36, 0, 1024 * sizeof *d_sum_36);
@@ -4619,15 +4298,9 @@ static void compute_grads(void)
         for (int j = 0; j < 1024; j++) {
             d_sum_36[j] += d_z_18[i * 1024 + j];
         }
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
-           REAL_C(1.0), d_z_18, 1024, lstm_w, 1024, REAL_C(0.0), d_reshape_51, 256);
-    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), slice_15, 256, d_z_18, 1024, REAL_C(1.0), d_matmul_add_34, 1024);
-
-    /* backward of models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
     for (int i = 0; i < 32; i++)
-        for (int r = 0; r < 256; r++)
-            d_pad_add_53[3584 + i * 8192 + r] += d_reshape_51[i * 256 + r];
+        for (int r = 0; r < 1024; r++)
+            d_pad_add_53[14336 + i * 32768 + r] += d_z_18[i * 1024 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
@@ -4635,31 +4308,31 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
-        const real t1330 = d_c_18[i] * f_14[i];
-        const real t1359 = d_h_18[i] * o_14[i];
-        const real t1360 = tanh_15[i] * tanh_15[i];
-        const real t1361 = REAL_C(1.0) - t1360;
-        const real t1362 = t1359 * t1361;
-        d_c_19[i] = t1330 + t1362;
+        const real t1267 = d_c_18[i] * f_14[i];
+        const real t1294 = d_h_18[i] * o_14[i];
+        const real t1295 = tanh_15[i] * tanh_15[i];
+        const real t1296 = REAL_C(1.0) - t1295;
+        const real t1297 = t1294 * t1296;
+        d_c_19[i] = t1267 + t1297;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     memset(d_pad_20, 0, 32768 * sizeof *d_pad_20);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t1358 = d_h_18[i * 256 + j] * tanh_15[i * 256 + j];
-            const real t1368 = t1358 * o_14[i * 256 + j];
-            const real t1369 = REAL_C(1.0) - o_14[i * 256 + j];
-            const real t1370 = t1368 * t1369;
-            d_pad_20[i * 1024 + j + 768] = t1370;
+            const real t1293 = d_h_18[i * 256 + j] * tanh_15[i * 256 + j];
+            const real t1303 = t1293 * o_14[i * 256 + j];
+            const real t1304 = REAL_C(1.0) - o_14[i * 256 + j];
+            const real t1305 = t1303 * t1304;
+            d_pad_20[i * 1024 + j + 768] = t1305;
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 8192; i++) {
-        const real t1365 = d_c_19[i] * i_15[i];
-        const real t1372 = g_15[i] * g_15[i];
-        const real t1373 = REAL_C(1.0) - t1372;
-        d_slice_37[i] = t1365 * t1373;
+        const real t1300 = d_c_19[i] * i_15[i];
+        const real t1307 = g_15[i] * g_15[i];
+        const real t1308 = REAL_C(1.0) - t1307;
+        d_slice_37[i] = t1300 * t1308;
     }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
@@ -4667,10 +4340,10 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 8192; i++) {
-        const real t1366 = d_c_19[i] * c_13[i];
-        const real t1376 = t1366 * f_13[i];
-        const real t1377 = REAL_C(1.0) - f_13[i];
-        d_add_19[i] = t1376 * t1377;
+        const real t1301 = d_c_19[i] * c_13[i];
+        const real t1311 = t1301 * f_13[i];
+        const real t1312 = REAL_C(1.0) - f_13[i];
+        d_add_19[i] = t1311 * t1312;
     }
     memset(d_sum_37, 0, 256 * sizeof *d_sum_37);
     for (int i = 0; i < 32; i++)
@@ -4683,10 +4356,10 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 8192; i++) {
-        const real t1364 = d_c_19[i] * g_15[i];
-        const real t1382 = t1364 * i_15[i];
-        const real t1383 = REAL_C(1.0) - i_15[i];
-        d_slice_38[i] = t1382 * t1383;
+        const real t1299 = d_c_19[i] * g_15[i];
+        const real t1317 = t1299 * i_15[i];
+        const real t1318 = REAL_C(1.0) - i_15[i];
+        d_slice_38[i] = t1317 * t1318;
     }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
@@ -4694,7 +4367,7 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), h_13, 256, d_z_19, 1024, REAL_C(1.0), d_matmul_add_35, 1024);
+           REAL_C(1.0), h_13, 256, d_z_19, 1024, REAL_C(1.0), d_matmul_add_18, 1024);
 
     /* backward of models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
     memset(d_sum_38, 0, 1024 * sizeof *d_sum_38);
@@ -4702,15 +4375,9 @@ static void compute_grads(void)
         for (int j = 0; j < 1024; j++) {
             d_sum_38[j] += d_z_19[i * 1024 + j];
         }
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
-           REAL_C(1.0), d_z_19, 1024, lstm_w, 1024, REAL_C(0.0), d_reshape_52, 256);
-    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), slice_14, 256, d_z_19, 1024, REAL_C(1.0), d_matmul_add_36, 1024);
-
-    /* backward of models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
     for (int i = 0; i < 32; i++)
-        for (int r = 0; r < 256; r++)
-            d_pad_add_56[3328 + i * 8192 + r] += d_reshape_52[i * 256 + r];
+        for (int r = 0; r < 1024; r++)
+            d_pad_add_56[13312 + i * 32768 + r] += d_z_19[i * 1024 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
@@ -4718,31 +4385,31 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
-        const real t1367 = d_c_19[i] * f_13[i];
-        const real t1396 = d_h_19[i] * o_13[i];
-        const real t1397 = tanh_14[i] * tanh_14[i];
-        const real t1398 = REAL_C(1.0) - t1397;
-        const real t1399 = t1396 * t1398;
-        d_c_20[i] = t1367 + t1399;
+        const real t1302 = d_c_19[i] * f_13[i];
+        const real t1329 = d_h_19[i] * o_13[i];
+        const real t1330 = tanh_14[i] * tanh_14[i];
+        const real t1331 = REAL_C(1.0) - t1330;
+        const real t1332 = t1329 * t1331;
+        d_c_20[i] = t1302 + t1332;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     memset(d_pad_21, 0, 32768 * sizeof *d_pad_21);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t1395 = d_h_19[i * 256 + j] * tanh_14[i * 256 + j];
-            const real t1405 = t1395 * o_13[i * 256 + j];
-            const real t1406 = REAL_C(1.0) - o_13[i * 256 + j];
-            const real t1407 = t1405 * t1406;
-            d_pad_21[i * 1024 + j + 768] = t1407;
+            const real t1328 = d_h_19[i * 256 + j] * tanh_14[i * 256 + j];
+            const real t1338 = t1328 * o_13[i * 256 + j];
+            const real t1339 = REAL_C(1.0) - o_13[i * 256 + j];
+            const real t1340 = t1338 * t1339;
+            d_pad_21[i * 1024 + j + 768] = t1340;
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 8192; i++) {
-        const real t1402 = d_c_20[i] * i_14[i];
-        const real t1409 = g_14[i] * g_14[i];
-        const real t1410 = REAL_C(1.0) - t1409;
-        d_slice_39[i] = t1402 * t1410;
+        const real t1335 = d_c_20[i] * i_14[i];
+        const real t1342 = g_14[i] * g_14[i];
+        const real t1343 = REAL_C(1.0) - t1342;
+        d_slice_39[i] = t1335 * t1343;
     }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
@@ -4750,10 +4417,10 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 8192; i++) {
-        const real t1403 = d_c_20[i] * c_12[i];
-        const real t1413 = t1403 * f_12[i];
-        const real t1414 = REAL_C(1.0) - f_12[i];
-        d_add_20[i] = t1413 * t1414;
+        const real t1336 = d_c_20[i] * c_12[i];
+        const real t1346 = t1336 * f_12[i];
+        const real t1347 = REAL_C(1.0) - f_12[i];
+        d_add_20[i] = t1346 * t1347;
     }
     memset(d_sum_39, 0, 256 * sizeof *d_sum_39);
     for (int i = 0; i < 32; i++)
@@ -4766,10 +4433,10 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 8192; i++) {
-        const real t1401 = d_c_20[i] * g_14[i];
-        const real t1419 = t1401 * i_14[i];
-        const real t1420 = REAL_C(1.0) - i_14[i];
-        d_slice_40[i] = t1419 * t1420;
+        const real t1334 = d_c_20[i] * g_14[i];
+        const real t1352 = t1334 * i_14[i];
+        const real t1353 = REAL_C(1.0) - i_14[i];
+        d_slice_40[i] = t1352 * t1353;
     }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
@@ -4777,7 +4444,7 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), h_12, 256, d_z_20, 1024, REAL_C(1.0), d_matmul_add_37, 1024);
+           REAL_C(1.0), h_12, 256, d_z_20, 1024, REAL_C(1.0), d_matmul_add_19, 1024);
 
     /* backward of models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
     memset(d_sum_40, 0, 1024 * sizeof *d_sum_40);
@@ -4785,15 +4452,9 @@ static void compute_grads(void)
         for (int j = 0; j < 1024; j++) {
             d_sum_40[j] += d_z_20[i * 1024 + j];
         }
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
-           REAL_C(1.0), d_z_20, 1024, lstm_w, 1024, REAL_C(0.0), d_reshape_53, 256);
-    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), slice_13, 256, d_z_20, 1024, REAL_C(1.0), d_matmul_add_38, 1024);
-
-    /* backward of models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
     for (int i = 0; i < 32; i++)
-        for (int r = 0; r < 256; r++)
-            d_pad_add_59[3072 + i * 8192 + r] += d_reshape_53[i * 256 + r];
+        for (int r = 0; r < 1024; r++)
+            d_pad_add_59[12288 + i * 32768 + r] += d_z_20[i * 1024 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
@@ -4801,31 +4462,31 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
-        const real t1404 = d_c_20[i] * f_12[i];
-        const real t1433 = d_h_20[i] * o_12[i];
-        const real t1434 = tanh_13[i] * tanh_13[i];
-        const real t1435 = REAL_C(1.0) - t1434;
-        const real t1436 = t1433 * t1435;
-        d_c_21[i] = t1404 + t1436;
+        const real t1337 = d_c_20[i] * f_12[i];
+        const real t1364 = d_h_20[i] * o_12[i];
+        const real t1365 = tanh_13[i] * tanh_13[i];
+        const real t1366 = REAL_C(1.0) - t1365;
+        const real t1367 = t1364 * t1366;
+        d_c_21[i] = t1337 + t1367;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     memset(d_pad_22, 0, 32768 * sizeof *d_pad_22);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t1432 = d_h_20[i * 256 + j] * tanh_13[i * 256 + j];
-            const real t1442 = t1432 * o_12[i * 256 + j];
-            const real t1443 = REAL_C(1.0) - o_12[i * 256 + j];
-            const real t1444 = t1442 * t1443;
-            d_pad_22[i * 1024 + j + 768] = t1444;
+            const real t1363 = d_h_20[i * 256 + j] * tanh_13[i * 256 + j];
+            const real t1373 = t1363 * o_12[i * 256 + j];
+            const real t1374 = REAL_C(1.0) - o_12[i * 256 + j];
+            const real t1375 = t1373 * t1374;
+            d_pad_22[i * 1024 + j + 768] = t1375;
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 8192; i++) {
-        const real t1439 = d_c_21[i] * i_13[i];
-        const real t1446 = g_13[i] * g_13[i];
-        const real t1447 = REAL_C(1.0) - t1446;
-        d_slice_41[i] = t1439 * t1447;
+        const real t1370 = d_c_21[i] * i_13[i];
+        const real t1377 = g_13[i] * g_13[i];
+        const real t1378 = REAL_C(1.0) - t1377;
+        d_slice_41[i] = t1370 * t1378;
     }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
@@ -4833,10 +4494,10 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 8192; i++) {
-        const real t1440 = d_c_21[i] * c_11[i];
-        const real t1450 = t1440 * f_11[i];
-        const real t1451 = REAL_C(1.0) - f_11[i];
-        d_add_21[i] = t1450 * t1451;
+        const real t1371 = d_c_21[i] * c_11[i];
+        const real t1381 = t1371 * f_11[i];
+        const real t1382 = REAL_C(1.0) - f_11[i];
+        d_add_21[i] = t1381 * t1382;
     }
     memset(d_sum_41, 0, 256 * sizeof *d_sum_41);
     for (int i = 0; i < 32; i++)
@@ -4849,10 +4510,10 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 8192; i++) {
-        const real t1438 = d_c_21[i] * g_13[i];
-        const real t1456 = t1438 * i_13[i];
-        const real t1457 = REAL_C(1.0) - i_13[i];
-        d_slice_42[i] = t1456 * t1457;
+        const real t1369 = d_c_21[i] * g_13[i];
+        const real t1387 = t1369 * i_13[i];
+        const real t1388 = REAL_C(1.0) - i_13[i];
+        d_slice_42[i] = t1387 * t1388;
     }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
@@ -4860,7 +4521,7 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), h_11, 256, d_z_21, 1024, REAL_C(1.0), d_matmul_add_39, 1024);
+           REAL_C(1.0), h_11, 256, d_z_21, 1024, REAL_C(1.0), d_matmul_add_20, 1024);
 
     /* backward of models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
     memset(d_sum_42, 0, 1024 * sizeof *d_sum_42);
@@ -4868,15 +4529,9 @@ static void compute_grads(void)
         for (int j = 0; j < 1024; j++) {
             d_sum_42[j] += d_z_21[i * 1024 + j];
         }
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
-           REAL_C(1.0), d_z_21, 1024, lstm_w, 1024, REAL_C(0.0), d_reshape_54, 256);
-    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), slice_12, 256, d_z_21, 1024, REAL_C(1.0), d_matmul_add_40, 1024);
-
-    /* backward of models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
     for (int i = 0; i < 32; i++)
-        for (int r = 0; r < 256; r++)
-            d_pad_add_62[2816 + i * 8192 + r] += d_reshape_54[i * 256 + r];
+        for (int r = 0; r < 1024; r++)
+            d_pad_add_62[11264 + i * 32768 + r] += d_z_21[i * 1024 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
@@ -4884,31 +4539,31 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
-        const real t1441 = d_c_21[i] * f_11[i];
-        const real t1470 = d_h_21[i] * o_11[i];
-        const real t1471 = tanh_12[i] * tanh_12[i];
-        const real t1472 = REAL_C(1.0) - t1471;
-        const real t1473 = t1470 * t1472;
-        d_c_22[i] = t1441 + t1473;
+        const real t1372 = d_c_21[i] * f_11[i];
+        const real t1399 = d_h_21[i] * o_11[i];
+        const real t1400 = tanh_12[i] * tanh_12[i];
+        const real t1401 = REAL_C(1.0) - t1400;
+        const real t1402 = t1399 * t1401;
+        d_c_22[i] = t1372 + t1402;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     memset(d_pad_23, 0, 32768 * sizeof *d_pad_23);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t1469 = d_h_21[i * 256 + j] * tanh_12[i * 256 + j];
-            const real t1479 = t1469 * o_11[i * 256 + j];
-            const real t1480 = REAL_C(1.0) - o_11[i * 256 + j];
-            const real t1481 = t1479 * t1480;
-            d_pad_23[i * 1024 + j + 768] = t1481;
+            const real t1398 = d_h_21[i * 256 + j] * tanh_12[i * 256 + j];
+            const real t1408 = t1398 * o_11[i * 256 + j];
+            const real t1409 = REAL_C(1.0) - o_11[i * 256 + j];
+            const real t1410 = t1408 * t1409;
+            d_pad_23[i * 1024 + j + 768] = t1410;
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 8192; i++) {
-        const real t1476 = d_c_22[i] * i_12[i];
-        const real t1483 = g_12[i] * g_12[i];
-        const real t1484 = REAL_C(1.0) - t1483;
-        d_slice_43[i] = t1476 * t1484;
+        const real t1405 = d_c_22[i] * i_12[i];
+        const real t1412 = g_12[i] * g_12[i];
+        const real t1413 = REAL_C(1.0) - t1412;
+        d_slice_43[i] = t1405 * t1413;
     }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
@@ -4916,10 +4571,10 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 8192; i++) {
-        const real t1477 = d_c_22[i] * c_10[i];
-        const real t1487 = t1477 * f_10[i];
-        const real t1488 = REAL_C(1.0) - f_10[i];
-        d_add_22[i] = t1487 * t1488;
+        const real t1406 = d_c_22[i] * c_10[i];
+        const real t1416 = t1406 * f_10[i];
+        const real t1417 = REAL_C(1.0) - f_10[i];
+        d_add_22[i] = t1416 * t1417;
     }
     memset(d_sum_43, 0, 256 * sizeof *d_sum_43);
     for (int i = 0; i < 32; i++)
@@ -4932,10 +4587,10 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 8192; i++) {
-        const real t1475 = d_c_22[i] * g_12[i];
-        const real t1493 = t1475 * i_12[i];
-        const real t1494 = REAL_C(1.0) - i_12[i];
-        d_slice_44[i] = t1493 * t1494;
+        const real t1404 = d_c_22[i] * g_12[i];
+        const real t1422 = t1404 * i_12[i];
+        const real t1423 = REAL_C(1.0) - i_12[i];
+        d_slice_44[i] = t1422 * t1423;
     }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
@@ -4943,7 +4598,7 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), h_10, 256, d_z_22, 1024, REAL_C(1.0), d_matmul_add_41, 1024);
+           REAL_C(1.0), h_10, 256, d_z_22, 1024, REAL_C(1.0), d_matmul_add_21, 1024);
 
     /* backward of models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
     memset(d_sum_44, 0, 1024 * sizeof *d_sum_44);
@@ -4951,15 +4606,9 @@ static void compute_grads(void)
         for (int j = 0; j < 1024; j++) {
             d_sum_44[j] += d_z_22[i * 1024 + j];
         }
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
-           REAL_C(1.0), d_z_22, 1024, lstm_w, 1024, REAL_C(0.0), d_reshape_55, 256);
-    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), slice_11, 256, d_z_22, 1024, REAL_C(1.0), d_matmul_add_42, 1024);
-
-    /* backward of models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
     for (int i = 0; i < 32; i++)
-        for (int r = 0; r < 256; r++)
-            d_pad_add_65[2560 + i * 8192 + r] += d_reshape_55[i * 256 + r];
+        for (int r = 0; r < 1024; r++)
+            d_pad_add_65[10240 + i * 32768 + r] += d_z_22[i * 1024 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
@@ -4967,31 +4616,31 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
-        const real t1478 = d_c_22[i] * f_10[i];
-        const real t1507 = d_h_22[i] * o_10[i];
-        const real t1508 = tanh_11[i] * tanh_11[i];
-        const real t1509 = REAL_C(1.0) - t1508;
-        const real t1510 = t1507 * t1509;
-        d_c_23[i] = t1478 + t1510;
+        const real t1407 = d_c_22[i] * f_10[i];
+        const real t1434 = d_h_22[i] * o_10[i];
+        const real t1435 = tanh_11[i] * tanh_11[i];
+        const real t1436 = REAL_C(1.0) - t1435;
+        const real t1437 = t1434 * t1436;
+        d_c_23[i] = t1407 + t1437;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     memset(d_pad_24, 0, 32768 * sizeof *d_pad_24);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t1506 = d_h_22[i * 256 + j] * tanh_11[i * 256 + j];
-            const real t1516 = t1506 * o_10[i * 256 + j];
-            const real t1517 = REAL_C(1.0) - o_10[i * 256 + j];
-            const real t1518 = t1516 * t1517;
-            d_pad_24[i * 1024 + j + 768] = t1518;
+            const real t1433 = d_h_22[i * 256 + j] * tanh_11[i * 256 + j];
+            const real t1443 = t1433 * o_10[i * 256 + j];
+            const real t1444 = REAL_C(1.0) - o_10[i * 256 + j];
+            const real t1445 = t1443 * t1444;
+            d_pad_24[i * 1024 + j + 768] = t1445;
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 8192; i++) {
-        const real t1513 = d_c_23[i] * i_11[i];
-        const real t1520 = g_11[i] * g_11[i];
-        const real t1521 = REAL_C(1.0) - t1520;
-        d_slice_45[i] = t1513 * t1521;
+        const real t1440 = d_c_23[i] * i_11[i];
+        const real t1447 = g_11[i] * g_11[i];
+        const real t1448 = REAL_C(1.0) - t1447;
+        d_slice_45[i] = t1440 * t1448;
     }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
@@ -4999,10 +4648,10 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 8192; i++) {
-        const real t1514 = d_c_23[i] * c_9[i];
-        const real t1524 = t1514 * f_9[i];
-        const real t1525 = REAL_C(1.0) - f_9[i];
-        d_add_23[i] = t1524 * t1525;
+        const real t1441 = d_c_23[i] * c_9[i];
+        const real t1451 = t1441 * f_9[i];
+        const real t1452 = REAL_C(1.0) - f_9[i];
+        d_add_23[i] = t1451 * t1452;
     }
     memset(d_sum_45, 0, 256 * sizeof *d_sum_45);
     for (int i = 0; i < 32; i++)
@@ -5015,10 +4664,10 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 8192; i++) {
-        const real t1512 = d_c_23[i] * g_11[i];
-        const real t1530 = t1512 * i_11[i];
-        const real t1531 = REAL_C(1.0) - i_11[i];
-        d_slice_46[i] = t1530 * t1531;
+        const real t1439 = d_c_23[i] * g_11[i];
+        const real t1457 = t1439 * i_11[i];
+        const real t1458 = REAL_C(1.0) - i_11[i];
+        d_slice_46[i] = t1457 * t1458;
     }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
@@ -5026,7 +4675,7 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), h_9, 256, d_z_23, 1024, REAL_C(1.0), d_matmul_add_43, 1024);
+           REAL_C(1.0), h_9, 256, d_z_23, 1024, REAL_C(1.0), d_matmul_add_22, 1024);
 
     /* backward of models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
     memset(d_sum_46, 0, 1024 * sizeof *d_sum_46);
@@ -5034,15 +4683,9 @@ static void compute_grads(void)
         for (int j = 0; j < 1024; j++) {
             d_sum_46[j] += d_z_23[i * 1024 + j];
         }
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
-           REAL_C(1.0), d_z_23, 1024, lstm_w, 1024, REAL_C(0.0), d_reshape_56, 256);
-    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), slice_10, 256, d_z_23, 1024, REAL_C(1.0), d_matmul_add_44, 1024);
-
-    /* backward of models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
     for (int i = 0; i < 32; i++)
-        for (int r = 0; r < 256; r++)
-            d_pad_add_68[2304 + i * 8192 + r] += d_reshape_56[i * 256 + r];
+        for (int r = 0; r < 1024; r++)
+            d_pad_add_68[9216 + i * 32768 + r] += d_z_23[i * 1024 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
@@ -5050,31 +4693,31 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
-        const real t1515 = d_c_23[i] * f_9[i];
-        const real t1544 = d_h_23[i] * o_9[i];
-        const real t1545 = tanh_10[i] * tanh_10[i];
-        const real t1546 = REAL_C(1.0) - t1545;
-        const real t1547 = t1544 * t1546;
-        d_c_24[i] = t1515 + t1547;
+        const real t1442 = d_c_23[i] * f_9[i];
+        const real t1469 = d_h_23[i] * o_9[i];
+        const real t1470 = tanh_10[i] * tanh_10[i];
+        const real t1471 = REAL_C(1.0) - t1470;
+        const real t1472 = t1469 * t1471;
+        d_c_24[i] = t1442 + t1472;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     memset(d_pad_25, 0, 32768 * sizeof *d_pad_25);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t1543 = d_h_23[i * 256 + j] * tanh_10[i * 256 + j];
-            const real t1553 = t1543 * o_9[i * 256 + j];
-            const real t1554 = REAL_C(1.0) - o_9[i * 256 + j];
-            const real t1555 = t1553 * t1554;
-            d_pad_25[i * 1024 + j + 768] = t1555;
+            const real t1468 = d_h_23[i * 256 + j] * tanh_10[i * 256 + j];
+            const real t1478 = t1468 * o_9[i * 256 + j];
+            const real t1479 = REAL_C(1.0) - o_9[i * 256 + j];
+            const real t1480 = t1478 * t1479;
+            d_pad_25[i * 1024 + j + 768] = t1480;
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 8192; i++) {
-        const real t1550 = d_c_24[i] * i_10[i];
-        const real t1557 = g_10[i] * g_10[i];
-        const real t1558 = REAL_C(1.0) - t1557;
-        d_slice_47[i] = t1550 * t1558;
+        const real t1475 = d_c_24[i] * i_10[i];
+        const real t1482 = g_10[i] * g_10[i];
+        const real t1483 = REAL_C(1.0) - t1482;
+        d_slice_47[i] = t1475 * t1483;
     }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
@@ -5082,10 +4725,10 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 8192; i++) {
-        const real t1551 = d_c_24[i] * c_8[i];
-        const real t1561 = t1551 * f_8[i];
-        const real t1562 = REAL_C(1.0) - f_8[i];
-        d_add_24[i] = t1561 * t1562;
+        const real t1476 = d_c_24[i] * c_8[i];
+        const real t1486 = t1476 * f_8[i];
+        const real t1487 = REAL_C(1.0) - f_8[i];
+        d_add_24[i] = t1486 * t1487;
     }
     memset(d_sum_47, 0, 256 * sizeof *d_sum_47);
     for (int i = 0; i < 32; i++)
@@ -5098,10 +4741,10 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 8192; i++) {
-        const real t1549 = d_c_24[i] * g_10[i];
-        const real t1567 = t1549 * i_10[i];
-        const real t1568 = REAL_C(1.0) - i_10[i];
-        d_slice_48[i] = t1567 * t1568;
+        const real t1474 = d_c_24[i] * g_10[i];
+        const real t1492 = t1474 * i_10[i];
+        const real t1493 = REAL_C(1.0) - i_10[i];
+        d_slice_48[i] = t1492 * t1493;
     }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
@@ -5109,7 +4752,7 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), h_8, 256, d_z_24, 1024, REAL_C(1.0), d_matmul_add_45, 1024);
+           REAL_C(1.0), h_8, 256, d_z_24, 1024, REAL_C(1.0), d_matmul_add_23, 1024);
 
     /* backward of models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
     memset(d_sum_48, 0, 1024 * sizeof *d_sum_48);
@@ -5117,15 +4760,9 @@ static void compute_grads(void)
         for (int j = 0; j < 1024; j++) {
             d_sum_48[j] += d_z_24[i * 1024 + j];
         }
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
-           REAL_C(1.0), d_z_24, 1024, lstm_w, 1024, REAL_C(0.0), d_reshape_57, 256);
-    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), slice_9, 256, d_z_24, 1024, REAL_C(1.0), d_matmul_add_46, 1024);
-
-    /* backward of models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
     for (int i = 0; i < 32; i++)
-        for (int r = 0; r < 256; r++)
-            d_pad_add_71[2048 + i * 8192 + r] += d_reshape_57[i * 256 + r];
+        for (int r = 0; r < 1024; r++)
+            d_pad_add_71[8192 + i * 32768 + r] += d_z_24[i * 1024 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
@@ -5133,31 +4770,31 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
-        const real t1552 = d_c_24[i] * f_8[i];
-        const real t1581 = d_h_24[i] * o_8[i];
-        const real t1582 = tanh_9[i] * tanh_9[i];
-        const real t1583 = REAL_C(1.0) - t1582;
-        const real t1584 = t1581 * t1583;
-        d_c_25[i] = t1552 + t1584;
+        const real t1477 = d_c_24[i] * f_8[i];
+        const real t1504 = d_h_24[i] * o_8[i];
+        const real t1505 = tanh_9[i] * tanh_9[i];
+        const real t1506 = REAL_C(1.0) - t1505;
+        const real t1507 = t1504 * t1506;
+        d_c_25[i] = t1477 + t1507;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     memset(d_pad_26, 0, 32768 * sizeof *d_pad_26);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t1580 = d_h_24[i * 256 + j] * tanh_9[i * 256 + j];
-            const real t1590 = t1580 * o_8[i * 256 + j];
-            const real t1591 = REAL_C(1.0) - o_8[i * 256 + j];
-            const real t1592 = t1590 * t1591;
-            d_pad_26[i * 1024 + j + 768] = t1592;
+            const real t1503 = d_h_24[i * 256 + j] * tanh_9[i * 256 + j];
+            const real t1513 = t1503 * o_8[i * 256 + j];
+            const real t1514 = REAL_C(1.0) - o_8[i * 256 + j];
+            const real t1515 = t1513 * t1514;
+            d_pad_26[i * 1024 + j + 768] = t1515;
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 8192; i++) {
-        const real t1587 = d_c_25[i] * i_9[i];
-        const real t1594 = g_9[i] * g_9[i];
-        const real t1595 = REAL_C(1.0) - t1594;
-        d_slice_49[i] = t1587 * t1595;
+        const real t1510 = d_c_25[i] * i_9[i];
+        const real t1517 = g_9[i] * g_9[i];
+        const real t1518 = REAL_C(1.0) - t1517;
+        d_slice_49[i] = t1510 * t1518;
     }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
@@ -5165,10 +4802,10 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 8192; i++) {
-        const real t1588 = d_c_25[i] * c_7[i];
-        const real t1598 = t1588 * f_7[i];
-        const real t1599 = REAL_C(1.0) - f_7[i];
-        d_add_25[i] = t1598 * t1599;
+        const real t1511 = d_c_25[i] * c_7[i];
+        const real t1521 = t1511 * f_7[i];
+        const real t1522 = REAL_C(1.0) - f_7[i];
+        d_add_25[i] = t1521 * t1522;
     }
     memset(d_sum_49, 0, 256 * sizeof *d_sum_49);
     for (int i = 0; i < 32; i++)
@@ -5181,10 +4818,10 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 8192; i++) {
-        const real t1586 = d_c_25[i] * g_9[i];
-        const real t1604 = t1586 * i_9[i];
-        const real t1605 = REAL_C(1.0) - i_9[i];
-        d_slice_50[i] = t1604 * t1605;
+        const real t1509 = d_c_25[i] * g_9[i];
+        const real t1527 = t1509 * i_9[i];
+        const real t1528 = REAL_C(1.0) - i_9[i];
+        d_slice_50[i] = t1527 * t1528;
     }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
@@ -5192,7 +4829,7 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), h_7, 256, d_z_25, 1024, REAL_C(1.0), d_matmul_add_47, 1024);
+           REAL_C(1.0), h_7, 256, d_z_25, 1024, REAL_C(1.0), d_matmul_add_24, 1024);
 
     /* backward of models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
     memset(d_sum_50, 0, 1024 * sizeof *d_sum_50);
@@ -5200,15 +4837,9 @@ static void compute_grads(void)
         for (int j = 0; j < 1024; j++) {
             d_sum_50[j] += d_z_25[i * 1024 + j];
         }
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
-           REAL_C(1.0), d_z_25, 1024, lstm_w, 1024, REAL_C(0.0), d_reshape_58, 256);
-    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), slice_8, 256, d_z_25, 1024, REAL_C(1.0), d_matmul_add_48, 1024);
-
-    /* backward of models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
     for (int i = 0; i < 32; i++)
-        for (int r = 0; r < 256; r++)
-            d_pad_add_74[1792 + i * 8192 + r] += d_reshape_58[i * 256 + r];
+        for (int r = 0; r < 1024; r++)
+            d_pad_add_74[7168 + i * 32768 + r] += d_z_25[i * 1024 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
@@ -5216,31 +4847,31 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
-        const real t1589 = d_c_25[i] * f_7[i];
-        const real t1618 = d_h_25[i] * o_7[i];
-        const real t1619 = tanh_8[i] * tanh_8[i];
-        const real t1620 = REAL_C(1.0) - t1619;
-        const real t1621 = t1618 * t1620;
-        d_c_26[i] = t1589 + t1621;
+        const real t1512 = d_c_25[i] * f_7[i];
+        const real t1539 = d_h_25[i] * o_7[i];
+        const real t1540 = tanh_8[i] * tanh_8[i];
+        const real t1541 = REAL_C(1.0) - t1540;
+        const real t1542 = t1539 * t1541;
+        d_c_26[i] = t1512 + t1542;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     memset(d_pad_27, 0, 32768 * sizeof *d_pad_27);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t1617 = d_h_25[i * 256 + j] * tanh_8[i * 256 + j];
-            const real t1627 = t1617 * o_7[i * 256 + j];
-            const real t1628 = REAL_C(1.0) - o_7[i * 256 + j];
-            const real t1629 = t1627 * t1628;
-            d_pad_27[i * 1024 + j + 768] = t1629;
+            const real t1538 = d_h_25[i * 256 + j] * tanh_8[i * 256 + j];
+            const real t1548 = t1538 * o_7[i * 256 + j];
+            const real t1549 = REAL_C(1.0) - o_7[i * 256 + j];
+            const real t1550 = t1548 * t1549;
+            d_pad_27[i * 1024 + j + 768] = t1550;
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 8192; i++) {
-        const real t1624 = d_c_26[i] * i_8[i];
-        const real t1631 = g_8[i] * g_8[i];
-        const real t1632 = REAL_C(1.0) - t1631;
-        d_slice_51[i] = t1624 * t1632;
+        const real t1545 = d_c_26[i] * i_8[i];
+        const real t1552 = g_8[i] * g_8[i];
+        const real t1553 = REAL_C(1.0) - t1552;
+        d_slice_51[i] = t1545 * t1553;
     }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
@@ -5248,10 +4879,10 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 8192; i++) {
-        const real t1625 = d_c_26[i] * c_6[i];
-        const real t1635 = t1625 * f_6[i];
-        const real t1636 = REAL_C(1.0) - f_6[i];
-        d_add_26[i] = t1635 * t1636;
+        const real t1546 = d_c_26[i] * c_6[i];
+        const real t1556 = t1546 * f_6[i];
+        const real t1557 = REAL_C(1.0) - f_6[i];
+        d_add_26[i] = t1556 * t1557;
     }
     memset(d_sum_51, 0, 256 * sizeof *d_sum_51);
     for (int i = 0; i < 32; i++)
@@ -5264,10 +4895,10 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 8192; i++) {
-        const real t1623 = d_c_26[i] * g_8[i];
-        const real t1641 = t1623 * i_8[i];
-        const real t1642 = REAL_C(1.0) - i_8[i];
-        d_slice_52[i] = t1641 * t1642;
+        const real t1544 = d_c_26[i] * g_8[i];
+        const real t1562 = t1544 * i_8[i];
+        const real t1563 = REAL_C(1.0) - i_8[i];
+        d_slice_52[i] = t1562 * t1563;
     }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
@@ -5275,7 +4906,7 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), h_6, 256, d_z_26, 1024, REAL_C(1.0), d_matmul_add_49, 1024);
+           REAL_C(1.0), h_6, 256, d_z_26, 1024, REAL_C(1.0), d_matmul_add_25, 1024);
 
     /* backward of models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
     memset(d_sum_52, 0, 1024 * sizeof *d_sum_52);
@@ -5283,15 +4914,9 @@ static void compute_grads(void)
         for (int j = 0; j < 1024; j++) {
             d_sum_52[j] += d_z_26[i * 1024 + j];
         }
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
-           REAL_C(1.0), d_z_26, 1024, lstm_w, 1024, REAL_C(0.0), d_reshape_59, 256);
-    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), slice_7, 256, d_z_26, 1024, REAL_C(1.0), d_matmul_add_50, 1024);
-
-    /* backward of models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
     for (int i = 0; i < 32; i++)
-        for (int r = 0; r < 256; r++)
-            d_pad_add_77[1536 + i * 8192 + r] += d_reshape_59[i * 256 + r];
+        for (int r = 0; r < 1024; r++)
+            d_pad_add_77[6144 + i * 32768 + r] += d_z_26[i * 1024 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
@@ -5299,31 +4924,31 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
-        const real t1626 = d_c_26[i] * f_6[i];
-        const real t1655 = d_h_26[i] * o_6[i];
-        const real t1656 = tanh_7[i] * tanh_7[i];
-        const real t1657 = REAL_C(1.0) - t1656;
-        const real t1658 = t1655 * t1657;
-        d_c_27[i] = t1626 + t1658;
+        const real t1547 = d_c_26[i] * f_6[i];
+        const real t1574 = d_h_26[i] * o_6[i];
+        const real t1575 = tanh_7[i] * tanh_7[i];
+        const real t1576 = REAL_C(1.0) - t1575;
+        const real t1577 = t1574 * t1576;
+        d_c_27[i] = t1547 + t1577;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     memset(d_pad_28, 0, 32768 * sizeof *d_pad_28);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t1654 = d_h_26[i * 256 + j] * tanh_7[i * 256 + j];
-            const real t1664 = t1654 * o_6[i * 256 + j];
-            const real t1665 = REAL_C(1.0) - o_6[i * 256 + j];
-            const real t1666 = t1664 * t1665;
-            d_pad_28[i * 1024 + j + 768] = t1666;
+            const real t1573 = d_h_26[i * 256 + j] * tanh_7[i * 256 + j];
+            const real t1583 = t1573 * o_6[i * 256 + j];
+            const real t1584 = REAL_C(1.0) - o_6[i * 256 + j];
+            const real t1585 = t1583 * t1584;
+            d_pad_28[i * 1024 + j + 768] = t1585;
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 8192; i++) {
-        const real t1661 = d_c_27[i] * i_7[i];
-        const real t1668 = g_7[i] * g_7[i];
-        const real t1669 = REAL_C(1.0) - t1668;
-        d_slice_53[i] = t1661 * t1669;
+        const real t1580 = d_c_27[i] * i_7[i];
+        const real t1587 = g_7[i] * g_7[i];
+        const real t1588 = REAL_C(1.0) - t1587;
+        d_slice_53[i] = t1580 * t1588;
     }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
@@ -5331,10 +4956,10 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 8192; i++) {
-        const real t1662 = d_c_27[i] * c_5[i];
-        const real t1672 = t1662 * f_5[i];
-        const real t1673 = REAL_C(1.0) - f_5[i];
-        d_add_27[i] = t1672 * t1673;
+        const real t1581 = d_c_27[i] * c_5[i];
+        const real t1591 = t1581 * f_5[i];
+        const real t1592 = REAL_C(1.0) - f_5[i];
+        d_add_27[i] = t1591 * t1592;
     }
     memset(d_sum_53, 0, 256 * sizeof *d_sum_53);
     for (int i = 0; i < 32; i++)
@@ -5347,10 +4972,10 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 8192; i++) {
-        const real t1660 = d_c_27[i] * g_7[i];
-        const real t1678 = t1660 * i_7[i];
-        const real t1679 = REAL_C(1.0) - i_7[i];
-        d_slice_54[i] = t1678 * t1679;
+        const real t1579 = d_c_27[i] * g_7[i];
+        const real t1597 = t1579 * i_7[i];
+        const real t1598 = REAL_C(1.0) - i_7[i];
+        d_slice_54[i] = t1597 * t1598;
     }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
@@ -5358,7 +4983,7 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), h_5, 256, d_z_27, 1024, REAL_C(1.0), d_matmul_add_51, 1024);
+           REAL_C(1.0), h_5, 256, d_z_27, 1024, REAL_C(1.0), d_matmul_add_26, 1024);
 
     /* backward of models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
     memset(d_sum_54, 0, 1024 * sizeof *d_sum_54);
@@ -5366,15 +4991,9 @@ static void compute_grads(void)
         for (int j = 0; j < 1024; j++) {
             d_sum_54[j] += d_z_27[i * 1024 + j];
         }
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
-           REAL_C(1.0), d_z_27, 1024, lstm_w, 1024, REAL_C(0.0), d_reshape_60, 256);
-    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), slice_6, 256, d_z_27, 1024, REAL_C(1.0), d_matmul_add_52, 1024);
-
-    /* backward of models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
     for (int i = 0; i < 32; i++)
-        for (int r = 0; r < 256; r++)
-            d_pad_add_80[1280 + i * 8192 + r] += d_reshape_60[i * 256 + r];
+        for (int r = 0; r < 1024; r++)
+            d_pad_add_80[5120 + i * 32768 + r] += d_z_27[i * 1024 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
@@ -5382,31 +5001,31 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
-        const real t1663 = d_c_27[i] * f_5[i];
-        const real t1692 = d_h_27[i] * o_5[i];
-        const real t1693 = tanh_6[i] * tanh_6[i];
-        const real t1694 = REAL_C(1.0) - t1693;
-        const real t1695 = t1692 * t1694;
-        d_c_28[i] = t1663 + t1695;
+        const real t1582 = d_c_27[i] * f_5[i];
+        const real t1609 = d_h_27[i] * o_5[i];
+        const real t1610 = tanh_6[i] * tanh_6[i];
+        const real t1611 = REAL_C(1.0) - t1610;
+        const real t1612 = t1609 * t1611;
+        d_c_28[i] = t1582 + t1612;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     memset(d_pad_29, 0, 32768 * sizeof *d_pad_29);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t1691 = d_h_27[i * 256 + j] * tanh_6[i * 256 + j];
-            const real t1701 = t1691 * o_5[i * 256 + j];
-            const real t1702 = REAL_C(1.0) - o_5[i * 256 + j];
-            const real t1703 = t1701 * t1702;
-            d_pad_29[i * 1024 + j + 768] = t1703;
+            const real t1608 = d_h_27[i * 256 + j] * tanh_6[i * 256 + j];
+            const real t1618 = t1608 * o_5[i * 256 + j];
+            const real t1619 = REAL_C(1.0) - o_5[i * 256 + j];
+            const real t1620 = t1618 * t1619;
+            d_pad_29[i * 1024 + j + 768] = t1620;
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 8192; i++) {
-        const real t1698 = d_c_28[i] * i_6[i];
-        const real t1705 = g_6[i] * g_6[i];
-        const real t1706 = REAL_C(1.0) - t1705;
-        d_slice_55[i] = t1698 * t1706;
+        const real t1615 = d_c_28[i] * i_6[i];
+        const real t1622 = g_6[i] * g_6[i];
+        const real t1623 = REAL_C(1.0) - t1622;
+        d_slice_55[i] = t1615 * t1623;
     }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
@@ -5414,10 +5033,10 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 8192; i++) {
-        const real t1699 = d_c_28[i] * c_4[i];
-        const real t1709 = t1699 * f_4[i];
-        const real t1710 = REAL_C(1.0) - f_4[i];
-        d_add_28[i] = t1709 * t1710;
+        const real t1616 = d_c_28[i] * c_4[i];
+        const real t1626 = t1616 * f_4[i];
+        const real t1627 = REAL_C(1.0) - f_4[i];
+        d_add_28[i] = t1626 * t1627;
     }
     memset(d_sum_55, 0, 256 * sizeof *d_sum_55);
     for (int i = 0; i < 32; i++)
@@ -5430,10 +5049,10 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 8192; i++) {
-        const real t1697 = d_c_28[i] * g_6[i];
-        const real t1715 = t1697 * i_6[i];
-        const real t1716 = REAL_C(1.0) - i_6[i];
-        d_slice_56[i] = t1715 * t1716;
+        const real t1614 = d_c_28[i] * g_6[i];
+        const real t1632 = t1614 * i_6[i];
+        const real t1633 = REAL_C(1.0) - i_6[i];
+        d_slice_56[i] = t1632 * t1633;
     }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
@@ -5441,7 +5060,7 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), h_4, 256, d_z_28, 1024, REAL_C(1.0), d_matmul_add_53, 1024);
+           REAL_C(1.0), h_4, 256, d_z_28, 1024, REAL_C(1.0), d_matmul_add_27, 1024);
 
     /* backward of models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
     memset(d_sum_56, 0, 1024 * sizeof *d_sum_56);
@@ -5449,15 +5068,9 @@ static void compute_grads(void)
         for (int j = 0; j < 1024; j++) {
             d_sum_56[j] += d_z_28[i * 1024 + j];
         }
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
-           REAL_C(1.0), d_z_28, 1024, lstm_w, 1024, REAL_C(0.0), d_reshape_61, 256);
-    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), slice_5, 256, d_z_28, 1024, REAL_C(1.0), d_matmul_add_54, 1024);
-
-    /* backward of models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
     for (int i = 0; i < 32; i++)
-        for (int r = 0; r < 256; r++)
-            d_pad_add_83[1024 + i * 8192 + r] += d_reshape_61[i * 256 + r];
+        for (int r = 0; r < 1024; r++)
+            d_pad_add_83[4096 + i * 32768 + r] += d_z_28[i * 1024 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
@@ -5465,31 +5078,31 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
-        const real t1700 = d_c_28[i] * f_4[i];
-        const real t1729 = d_h_28[i] * o_4[i];
-        const real t1730 = tanh_5[i] * tanh_5[i];
-        const real t1731 = REAL_C(1.0) - t1730;
-        const real t1732 = t1729 * t1731;
-        d_c_29[i] = t1700 + t1732;
+        const real t1617 = d_c_28[i] * f_4[i];
+        const real t1644 = d_h_28[i] * o_4[i];
+        const real t1645 = tanh_5[i] * tanh_5[i];
+        const real t1646 = REAL_C(1.0) - t1645;
+        const real t1647 = t1644 * t1646;
+        d_c_29[i] = t1617 + t1647;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     memset(d_pad_30, 0, 32768 * sizeof *d_pad_30);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t1728 = d_h_28[i * 256 + j] * tanh_5[i * 256 + j];
-            const real t1738 = t1728 * o_4[i * 256 + j];
-            const real t1739 = REAL_C(1.0) - o_4[i * 256 + j];
-            const real t1740 = t1738 * t1739;
-            d_pad_30[i * 1024 + j + 768] = t1740;
+            const real t1643 = d_h_28[i * 256 + j] * tanh_5[i * 256 + j];
+            const real t1653 = t1643 * o_4[i * 256 + j];
+            const real t1654 = REAL_C(1.0) - o_4[i * 256 + j];
+            const real t1655 = t1653 * t1654;
+            d_pad_30[i * 1024 + j + 768] = t1655;
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 8192; i++) {
-        const real t1735 = d_c_29[i] * i_5[i];
-        const real t1742 = g_5[i] * g_5[i];
-        const real t1743 = REAL_C(1.0) - t1742;
-        d_slice_57[i] = t1735 * t1743;
+        const real t1650 = d_c_29[i] * i_5[i];
+        const real t1657 = g_5[i] * g_5[i];
+        const real t1658 = REAL_C(1.0) - t1657;
+        d_slice_57[i] = t1650 * t1658;
     }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
@@ -5497,10 +5110,10 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 8192; i++) {
-        const real t1736 = d_c_29[i] * c_3[i];
-        const real t1746 = t1736 * f_3[i];
-        const real t1747 = REAL_C(1.0) - f_3[i];
-        d_add_29[i] = t1746 * t1747;
+        const real t1651 = d_c_29[i] * c_3[i];
+        const real t1661 = t1651 * f_3[i];
+        const real t1662 = REAL_C(1.0) - f_3[i];
+        d_add_29[i] = t1661 * t1662;
     }
     memset(d_sum_57, 0, 256 * sizeof *d_sum_57);
     for (int i = 0; i < 32; i++)
@@ -5513,10 +5126,10 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 8192; i++) {
-        const real t1734 = d_c_29[i] * g_5[i];
-        const real t1752 = t1734 * i_5[i];
-        const real t1753 = REAL_C(1.0) - i_5[i];
-        d_slice_58[i] = t1752 * t1753;
+        const real t1649 = d_c_29[i] * g_5[i];
+        const real t1667 = t1649 * i_5[i];
+        const real t1668 = REAL_C(1.0) - i_5[i];
+        d_slice_58[i] = t1667 * t1668;
     }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
@@ -5524,7 +5137,7 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), h_3, 256, d_z_29, 1024, REAL_C(1.0), d_matmul_add_55, 1024);
+           REAL_C(1.0), h_3, 256, d_z_29, 1024, REAL_C(1.0), d_matmul_add_28, 1024);
 
     /* backward of models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
     memset(d_sum_58, 0, 1024 * sizeof *d_sum_58);
@@ -5532,15 +5145,9 @@ static void compute_grads(void)
         for (int j = 0; j < 1024; j++) {
             d_sum_58[j] += d_z_29[i * 1024 + j];
         }
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
-           REAL_C(1.0), d_z_29, 1024, lstm_w, 1024, REAL_C(0.0), d_reshape_62, 256);
-    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), slice_4, 256, d_z_29, 1024, REAL_C(1.0), d_matmul_add_56, 1024);
-
-    /* backward of models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
     for (int i = 0; i < 32; i++)
-        for (int r = 0; r < 256; r++)
-            d_pad_add_86[768 + i * 8192 + r] += d_reshape_62[i * 256 + r];
+        for (int r = 0; r < 1024; r++)
+            d_pad_add_86[3072 + i * 32768 + r] += d_z_29[i * 1024 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
@@ -5548,31 +5155,31 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
-        const real t1737 = d_c_29[i] * f_3[i];
-        const real t1766 = d_h_29[i] * o_3[i];
-        const real t1767 = tanh_4[i] * tanh_4[i];
-        const real t1768 = REAL_C(1.0) - t1767;
-        const real t1769 = t1766 * t1768;
-        d_c_30[i] = t1737 + t1769;
+        const real t1652 = d_c_29[i] * f_3[i];
+        const real t1679 = d_h_29[i] * o_3[i];
+        const real t1680 = tanh_4[i] * tanh_4[i];
+        const real t1681 = REAL_C(1.0) - t1680;
+        const real t1682 = t1679 * t1681;
+        d_c_30[i] = t1652 + t1682;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     memset(d_pad_31, 0, 32768 * sizeof *d_pad_31);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t1765 = d_h_29[i * 256 + j] * tanh_4[i * 256 + j];
-            const real t1775 = t1765 * o_3[i * 256 + j];
-            const real t1776 = REAL_C(1.0) - o_3[i * 256 + j];
-            const real t1777 = t1775 * t1776;
-            d_pad_31[i * 1024 + j + 768] = t1777;
+            const real t1678 = d_h_29[i * 256 + j] * tanh_4[i * 256 + j];
+            const real t1688 = t1678 * o_3[i * 256 + j];
+            const real t1689 = REAL_C(1.0) - o_3[i * 256 + j];
+            const real t1690 = t1688 * t1689;
+            d_pad_31[i * 1024 + j + 768] = t1690;
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 8192; i++) {
-        const real t1772 = d_c_30[i] * i_4[i];
-        const real t1779 = g_4[i] * g_4[i];
-        const real t1780 = REAL_C(1.0) - t1779;
-        d_slice_59[i] = t1772 * t1780;
+        const real t1685 = d_c_30[i] * i_4[i];
+        const real t1692 = g_4[i] * g_4[i];
+        const real t1693 = REAL_C(1.0) - t1692;
+        d_slice_59[i] = t1685 * t1693;
     }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
@@ -5580,10 +5187,10 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 8192; i++) {
-        const real t1773 = d_c_30[i] * c_2[i];
-        const real t1783 = t1773 * f_2[i];
-        const real t1784 = REAL_C(1.0) - f_2[i];
-        d_add_30[i] = t1783 * t1784;
+        const real t1686 = d_c_30[i] * c_2[i];
+        const real t1696 = t1686 * f_2[i];
+        const real t1697 = REAL_C(1.0) - f_2[i];
+        d_add_30[i] = t1696 * t1697;
     }
     memset(d_sum_59, 0, 256 * sizeof *d_sum_59);
     for (int i = 0; i < 32; i++)
@@ -5596,10 +5203,10 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 8192; i++) {
-        const real t1771 = d_c_30[i] * g_4[i];
-        const real t1789 = t1771 * i_4[i];
-        const real t1790 = REAL_C(1.0) - i_4[i];
-        d_slice_60[i] = t1789 * t1790;
+        const real t1684 = d_c_30[i] * g_4[i];
+        const real t1702 = t1684 * i_4[i];
+        const real t1703 = REAL_C(1.0) - i_4[i];
+        d_slice_60[i] = t1702 * t1703;
     }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
@@ -5607,7 +5214,7 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), h_2, 256, d_z_30, 1024, REAL_C(1.0), d_matmul_add_57, 1024);
+           REAL_C(1.0), h_2, 256, d_z_30, 1024, REAL_C(1.0), d_matmul_add_29, 1024);
 
     /* backward of models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
     memset(d_sum_60, 0, 1024 * sizeof *d_sum_60);
@@ -5615,15 +5222,9 @@ static void compute_grads(void)
         for (int j = 0; j < 1024; j++) {
             d_sum_60[j] += d_z_30[i * 1024 + j];
         }
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
-           REAL_C(1.0), d_z_30, 1024, lstm_w, 1024, REAL_C(0.0), d_reshape_63, 256);
-    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), slice_3, 256, d_z_30, 1024, REAL_C(1.0), d_matmul_add_58, 1024);
-
-    /* backward of models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
     for (int i = 0; i < 32; i++)
-        for (int r = 0; r < 256; r++)
-            d_pad_add_89[512 + i * 8192 + r] += d_reshape_63[i * 256 + r];
+        for (int r = 0; r < 1024; r++)
+            d_pad_add_89[2048 + i * 32768 + r] += d_z_30[i * 1024 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
@@ -5631,31 +5232,31 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
-        const real t1774 = d_c_30[i] * f_2[i];
-        const real t1803 = d_h_30[i] * o_2[i];
-        const real t1804 = tanh_3[i] * tanh_3[i];
-        const real t1805 = REAL_C(1.0) - t1804;
-        const real t1806 = t1803 * t1805;
-        d_c_31[i] = t1774 + t1806;
+        const real t1687 = d_c_30[i] * f_2[i];
+        const real t1714 = d_h_30[i] * o_2[i];
+        const real t1715 = tanh_3[i] * tanh_3[i];
+        const real t1716 = REAL_C(1.0) - t1715;
+        const real t1717 = t1714 * t1716;
+        d_c_31[i] = t1687 + t1717;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     memset(d_pad_32, 0, 32768 * sizeof *d_pad_32);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t1802 = d_h_30[i * 256 + j] * tanh_3[i * 256 + j];
-            const real t1812 = t1802 * o_2[i * 256 + j];
-            const real t1813 = REAL_C(1.0) - o_2[i * 256 + j];
-            const real t1814 = t1812 * t1813;
-            d_pad_32[i * 1024 + j + 768] = t1814;
+            const real t1713 = d_h_30[i * 256 + j] * tanh_3[i * 256 + j];
+            const real t1723 = t1713 * o_2[i * 256 + j];
+            const real t1724 = REAL_C(1.0) - o_2[i * 256 + j];
+            const real t1725 = t1723 * t1724;
+            d_pad_32[i * 1024 + j + 768] = t1725;
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 8192; i++) {
-        const real t1809 = d_c_31[i] * i_3[i];
-        const real t1816 = g_3[i] * g_3[i];
-        const real t1817 = REAL_C(1.0) - t1816;
-        d_slice_61[i] = t1809 * t1817;
+        const real t1720 = d_c_31[i] * i_3[i];
+        const real t1727 = g_3[i] * g_3[i];
+        const real t1728 = REAL_C(1.0) - t1727;
+        d_slice_61[i] = t1720 * t1728;
     }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
@@ -5663,10 +5264,10 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 8192; i++) {
-        const real t1810 = d_c_31[i] * c[i];
-        const real t1820 = t1810 * f[i];
-        const real t1821 = REAL_C(1.0) - f[i];
-        d_add_31[i] = t1820 * t1821;
+        const real t1721 = d_c_31[i] * c[i];
+        const real t1731 = t1721 * f[i];
+        const real t1732 = REAL_C(1.0) - f[i];
+        d_add_31[i] = t1731 * t1732;
     }
     memset(d_sum_61, 0, 256 * sizeof *d_sum_61);
     for (int i = 0; i < 32; i++)
@@ -5674,36 +5275,36 @@ static void compute_grads(void)
             d_sum_61[j] += d_add_31[i * 256 + j];
         }
     for (int i = 0; i < 256; i++) {
-        const real t751 = d_sum[i] + d_sum_3[i];
-        const real t788 = t751 + d_sum_5[i];
-        const real t825 = t788 + d_sum_7[i];
-        const real t862 = t825 + d_sum_9[i];
-        const real t899 = t862 + d_sum_11[i];
-        const real t936 = t899 + d_sum_13[i];
-        const real t973 = t936 + d_sum_15[i];
-        const real t1010 = t973 + d_sum_17[i];
-        const real t1047 = t1010 + d_sum_19[i];
-        const real t1084 = t1047 + d_sum_21[i];
-        const real t1121 = t1084 + d_sum_23[i];
-        const real t1158 = t1121 + d_sum_25[i];
-        const real t1195 = t1158 + d_sum_27[i];
-        const real t1232 = t1195 + d_sum_29[i];
-        const real t1269 = t1232 + d_sum_31[i];
-        const real t1306 = t1269 + d_sum_33[i];
-        const real t1343 = t1306 + d_sum_35[i];
-        const real t1380 = t1343 + d_sum_37[i];
-        const real t1417 = t1380 + d_sum_39[i];
-        const real t1454 = t1417 + d_sum_41[i];
-        const real t1491 = t1454 + d_sum_43[i];
-        const real t1528 = t1491 + d_sum_45[i];
-        const real t1565 = t1528 + d_sum_47[i];
-        const real t1602 = t1565 + d_sum_49[i];
-        const real t1639 = t1602 + d_sum_51[i];
-        const real t1676 = t1639 + d_sum_53[i];
-        const real t1713 = t1676 + d_sum_55[i];
-        const real t1750 = t1713 + d_sum_57[i];
-        const real t1787 = t1750 + d_sum_59[i];
-        d_lstm_forget_b[i] = t1787 + d_sum_61[i];
+        const real t720 = d_sum[i] + d_sum_3[i];
+        const real t755 = t720 + d_sum_5[i];
+        const real t790 = t755 + d_sum_7[i];
+        const real t825 = t790 + d_sum_9[i];
+        const real t860 = t825 + d_sum_11[i];
+        const real t895 = t860 + d_sum_13[i];
+        const real t930 = t895 + d_sum_15[i];
+        const real t965 = t930 + d_sum_17[i];
+        const real t1000 = t965 + d_sum_19[i];
+        const real t1035 = t1000 + d_sum_21[i];
+        const real t1070 = t1035 + d_sum_23[i];
+        const real t1105 = t1070 + d_sum_25[i];
+        const real t1140 = t1105 + d_sum_27[i];
+        const real t1175 = t1140 + d_sum_29[i];
+        const real t1210 = t1175 + d_sum_31[i];
+        const real t1245 = t1210 + d_sum_33[i];
+        const real t1280 = t1245 + d_sum_35[i];
+        const real t1315 = t1280 + d_sum_37[i];
+        const real t1350 = t1315 + d_sum_39[i];
+        const real t1385 = t1350 + d_sum_41[i];
+        const real t1420 = t1385 + d_sum_43[i];
+        const real t1455 = t1420 + d_sum_45[i];
+        const real t1490 = t1455 + d_sum_47[i];
+        const real t1525 = t1490 + d_sum_49[i];
+        const real t1560 = t1525 + d_sum_51[i];
+        const real t1595 = t1560 + d_sum_53[i];
+        const real t1630 = t1595 + d_sum_55[i];
+        const real t1665 = t1630 + d_sum_57[i];
+        const real t1700 = t1665 + d_sum_59[i];
+        d_lstm_forget_b[i] = t1700 + d_sum_61[i];
     }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
@@ -5711,10 +5312,10 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 8192; i++) {
-        const real t1808 = d_c_31[i] * g_3[i];
-        const real t1826 = t1808 * i_3[i];
-        const real t1827 = REAL_C(1.0) - i_3[i];
-        d_slice_62[i] = t1826 * t1827;
+        const real t1719 = d_c_31[i] * g_3[i];
+        const real t1737 = t1719 * i_3[i];
+        const real t1738 = REAL_C(1.0) - i_3[i];
+        d_slice_62[i] = t1737 * t1738;
     }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
@@ -5730,15 +5331,9 @@ static void compute_grads(void)
         for (int j = 0; j < 1024; j++) {
             d_sum_62[j] += d_z_31[i * 1024 + j];
         }
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
-           REAL_C(1.0), d_z_31, 1024, lstm_w, 1024, REAL_C(0.0), d_reshape_64, 256);
-    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), slice_2, 256, d_z_31, 1024, REAL_C(1.0), d_matmul_add_59, 1024);
-
-    /* backward of models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
     for (int i = 0; i < 32; i++)
-        for (int r = 0; r < 256; r++)
-            d_pad_add_92[256 + i * 8192 + r] += d_reshape_64[i * 256 + r];
+        for (int r = 0; r < 1024; r++)
+            d_pad_add_92[1024 + i * 32768 + r] += d_z_31[i * 1024 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
@@ -5746,31 +5341,31 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
-        const real t1811 = d_c_31[i] * f[i];
-        const real t1840 = d_h_31[i] * o[i];
-        const real t1841 = tanh_2[i] * tanh_2[i];
-        const real t1842 = REAL_C(1.0) - t1841;
-        const real t1843 = t1840 * t1842;
-        d_c_32[i] = t1811 + t1843;
+        const real t1722 = d_c_31[i] * f[i];
+        const real t1749 = d_h_31[i] * o[i];
+        const real t1750 = tanh_2[i] * tanh_2[i];
+        const real t1751 = REAL_C(1.0) - t1750;
+        const real t1752 = t1749 * t1751;
+        d_c_32[i] = t1722 + t1752;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     memset(d_pad_33, 0, 32768 * sizeof *d_pad_33);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t1839 = d_h_31[i * 256 + j] * tanh_2[i * 256 + j];
-            const real t1847 = t1839 * o[i * 256 + j];
-            const real t1848 = REAL_C(1.0) - o[i * 256 + j];
-            const real t1849 = t1847 * t1848;
-            d_pad_33[i * 1024 + j + 768] = t1849;
+            const real t1748 = d_h_31[i * 256 + j] * tanh_2[i * 256 + j];
+            const real t1756 = t1748 * o[i * 256 + j];
+            const real t1757 = REAL_C(1.0) - o[i * 256 + j];
+            const real t1758 = t1756 * t1757;
+            d_pad_33[i * 1024 + j + 768] = t1758;
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 8192; i++) {
-        const real t1846 = d_c_32[i] * i_2[i];
-        const real t1851 = g_2[i] * g_2[i];
-        const real t1852 = REAL_C(1.0) - t1851;
-        d_slice_63[i] = t1846 * t1852;
+        const real t1755 = d_c_32[i] * i_2[i];
+        const real t1760 = g_2[i] * g_2[i];
+        const real t1761 = REAL_C(1.0) - t1760;
+        d_slice_63[i] = t1755 * t1761;
     }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
@@ -5778,10 +5373,10 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 8192; i++) {
-        const real t1845 = d_c_32[i] * g_2[i];
-        const real t1855 = t1845 * i_2[i];
-        const real t1856 = REAL_C(1.0) - i_2[i];
-        d_slice_64[i] = t1855 * t1856;
+        const real t1754 = d_c_32[i] * g_2[i];
+        const real t1764 = t1754 * i_2[i];
+        const real t1765 = REAL_C(1.0) - i_2[i];
+        d_slice_64[i] = t1764 * t1765;
     }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
@@ -5794,53 +5389,51 @@ static void compute_grads(void)
             d_sum_63[j] += d_z_32[i * 1024 + j];
         }
     for (int i = 0; i < 1024; i++) {
-        const real t759 = d_sum_2[i] + d_sum_4[i];
-        const real t796 = t759 + d_sum_6[i];
-        const real t833 = t796 + d_sum_8[i];
-        const real t870 = t833 + d_sum_10[i];
-        const real t907 = t870 + d_sum_12[i];
-        const real t944 = t907 + d_sum_14[i];
-        const real t981 = t944 + d_sum_16[i];
-        const real t1018 = t981 + d_sum_18[i];
-        const real t1055 = t1018 + d_sum_20[i];
-        const real t1092 = t1055 + d_sum_22[i];
-        const real t1129 = t1092 + d_sum_24[i];
-        const real t1166 = t1129 + d_sum_26[i];
-        const real t1203 = t1166 + d_sum_28[i];
-        const real t1240 = t1203 + d_sum_30[i];
-        const real t1277 = t1240 + d_sum_32[i];
-        const real t1314 = t1277 + d_sum_34[i];
-        const real t1351 = t1314 + d_sum_36[i];
-        const real t1388 = t1351 + d_sum_38[i];
-        const real t1425 = t1388 + d_sum_40[i];
-        const real t1462 = t1425 + d_sum_42[i];
-        const real t1499 = t1462 + d_sum_44[i];
-        const real t1536 = t1499 + d_sum_46[i];
-        const real t1573 = t1536 + d_sum_48[i];
-        const real t1610 = t1573 + d_sum_50[i];
-        const real t1647 = t1610 + d_sum_52[i];
-        const real t1684 = t1647 + d_sum_54[i];
-        const real t1721 = t1684 + d_sum_56[i];
-        const real t1758 = t1721 + d_sum_58[i];
-        const real t1795 = t1758 + d_sum_60[i];
-        const real t1832 = t1795 + d_sum_62[i];
-        d_lstm_b[i] = t1832 + d_sum_63[i];
+        const real t728 = d_sum_2[i] + d_sum_4[i];
+        const real t763 = t728 + d_sum_6[i];
+        const real t798 = t763 + d_sum_8[i];
+        const real t833 = t798 + d_sum_10[i];
+        const real t868 = t833 + d_sum_12[i];
+        const real t903 = t868 + d_sum_14[i];
+        const real t938 = t903 + d_sum_16[i];
+        const real t973 = t938 + d_sum_18[i];
+        const real t1008 = t973 + d_sum_20[i];
+        const real t1043 = t1008 + d_sum_22[i];
+        const real t1078 = t1043 + d_sum_24[i];
+        const real t1113 = t1078 + d_sum_26[i];
+        const real t1148 = t1113 + d_sum_28[i];
+        const real t1183 = t1148 + d_sum_30[i];
+        const real t1218 = t1183 + d_sum_32[i];
+        const real t1253 = t1218 + d_sum_34[i];
+        const real t1288 = t1253 + d_sum_36[i];
+        const real t1323 = t1288 + d_sum_38[i];
+        const real t1358 = t1323 + d_sum_40[i];
+        const real t1393 = t1358 + d_sum_42[i];
+        const real t1428 = t1393 + d_sum_44[i];
+        const real t1463 = t1428 + d_sum_46[i];
+        const real t1498 = t1463 + d_sum_48[i];
+        const real t1533 = t1498 + d_sum_50[i];
+        const real t1568 = t1533 + d_sum_52[i];
+        const real t1603 = t1568 + d_sum_54[i];
+        const real t1638 = t1603 + d_sum_56[i];
+        const real t1673 = t1638 + d_sum_58[i];
+        const real t1708 = t1673 + d_sum_60[i];
+        const real t1743 = t1708 + d_sum_62[i];
+        d_lstm_b[i] = t1743 + d_sum_63[i];
     }
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
-           REAL_C(1.0), d_z_32, 1024, lstm_w, 1024, REAL_C(0.0), d_reshape_65, 256);
-    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), slice, 256, d_z_32, 1024, REAL_C(1.0), d_lstm_w, 1024);
-
-    /* backward of models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
     for (int i = 0; i < 32; i++)
-        for (int r = 0; r < 256; r++)
-            d_e[i * 8192 + r] += d_reshape_65[i * 256 + r];
+        for (int r = 0; r < 1024; r++)
+            d_reshape_34[i * 32768 + r] += d_z_32[i * 1024 + r];
+    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 1024, 256, 1024,
+           REAL_C(1.0), d_reshape_34, 1024, lstm_w, 1024, REAL_C(0.0), d_reshape_35, 256);
+    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 1024,
+           REAL_C(1.0), e, 256, d_reshape_34, 1024, REAL_C(0.0), d_lstm_w, 1024);
 
     /* backward of models/char_lstm.lua:14: local e = embedding(embed, x)                   -- [N, T, H] */
     memset(d_embed, 0, 32768 * sizeof *d_embed);
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 256; j++)
-            d_embed[x[i] * 256 + j] += d_e[i * 256 + j];
+            d_embed[x[i] * 256 + j] += d_reshape_35[i * 256 + j];
 }
 
 /* Training: the loss, and every parameter's gradient. */
@@ -5927,7 +5520,7 @@ const rt_model REAL_SUFFIX(char_lstm_model) = {
     .real = RT_REAL,
     .arena = arena,
     .iarena = iarena,
-    .arena_size = 5314064,
+    .arena_size = 6641168,
     .iarena_size = 2048,
     .n_inputs = 2,
     .n_params = 7,

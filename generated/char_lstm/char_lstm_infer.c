@@ -13,7 +13,7 @@
 #include "rt_real.h"
 #include "char_lstm.h"
 
-static real arena[1312128];
+static real arena[2098560];
 static int32_t iarena[1024];
 
 static int32_t *const x = iarena + 0; /* input [32,32] */
@@ -25,198 +25,167 @@ static real *const lstm_forget_b = arena + 558080; /* param [256] */
 static real *const out_w = arena + 558336; /* param [256,128] */
 static real *const out_b = arena + 591104; /* param [128] */
 static real *const e = arena + 722304; /* [32,32,256] */
-static real *const slice = arena + 984448; /* [32,1,256] */
-static real *const matmul = arena + 992640; /* [32,1024] */
-static real *const z = arena + 1025408; /* [32,1024] */
-static real *const c = arena + 984448; /* [32,256] */
-static real *const h = arena + 992640; /* [32,256] */
-static real *const slice_2 = arena + 1000832; /* [32,1,256] */
-static real *const matmul_2 = arena + 1009024; /* [32,1024] */
-static real *const z_2 = arena + 1041792; /* [32,1024] */
-static real *const z_3 = arena + 1041792; /* [32,1024] */
-static real *const c_2 = arena + 1000832; /* [32,256] */
-static real *const h_2 = arena + 984448; /* [32,256] */
-static real *const slice_3 = arena + 1009024; /* [32,1,256] */
-static real *const matmul_3 = arena + 1017216; /* [32,1024] */
-static real *const z_4 = arena + 1049984; /* [32,1024] */
-static real *const z_5 = arena + 1049984; /* [32,1024] */
-static real *const c_3 = arena + 1009024; /* [32,256] */
-static real *const h_3 = arena + 1000832; /* [32,256] */
-static real *const slice_4 = arena + 1017216; /* [32,1,256] */
-static real *const matmul_4 = arena + 1025408; /* [32,1024] */
-static real *const z_6 = arena + 1058176; /* [32,1024] */
-static real *const z_7 = arena + 1058176; /* [32,1024] */
-static real *const c_4 = arena + 1017216; /* [32,256] */
-static real *const h_4 = arena + 1009024; /* [32,256] */
-static real *const slice_5 = arena + 1025408; /* [32,1,256] */
-static real *const matmul_5 = arena + 1033600; /* [32,1024] */
-static real *const z_8 = arena + 1066368; /* [32,1024] */
-static real *const z_9 = arena + 1066368; /* [32,1024] */
-static real *const c_5 = arena + 1025408; /* [32,256] */
-static real *const h_5 = arena + 1017216; /* [32,256] */
-static real *const slice_6 = arena + 1033600; /* [32,1,256] */
-static real *const matmul_6 = arena + 1041792; /* [32,1024] */
-static real *const z_10 = arena + 1074560; /* [32,1024] */
-static real *const z_11 = arena + 1074560; /* [32,1024] */
-static real *const c_6 = arena + 1033600; /* [32,256] */
-static real *const h_6 = arena + 1025408; /* [32,256] */
-static real *const slice_7 = arena + 1041792; /* [32,1,256] */
-static real *const matmul_7 = arena + 1049984; /* [32,1024] */
-static real *const z_12 = arena + 1082752; /* [32,1024] */
-static real *const z_13 = arena + 1082752; /* [32,1024] */
-static real *const c_7 = arena + 1041792; /* [32,256] */
-static real *const h_7 = arena + 1033600; /* [32,256] */
-static real *const slice_8 = arena + 1049984; /* [32,1,256] */
-static real *const matmul_8 = arena + 1058176; /* [32,1024] */
-static real *const z_14 = arena + 1090944; /* [32,1024] */
-static real *const z_15 = arena + 1090944; /* [32,1024] */
-static real *const c_8 = arena + 1049984; /* [32,256] */
-static real *const h_8 = arena + 1041792; /* [32,256] */
-static real *const slice_9 = arena + 1058176; /* [32,1,256] */
-static real *const matmul_9 = arena + 1066368; /* [32,1024] */
-static real *const z_16 = arena + 1099136; /* [32,1024] */
-static real *const z_17 = arena + 1099136; /* [32,1024] */
-static real *const c_9 = arena + 1058176; /* [32,256] */
-static real *const h_9 = arena + 1049984; /* [32,256] */
-static real *const slice_10 = arena + 1066368; /* [32,1,256] */
-static real *const matmul_10 = arena + 1074560; /* [32,1024] */
-static real *const z_18 = arena + 1107328; /* [32,1024] */
-static real *const z_19 = arena + 1107328; /* [32,1024] */
-static real *const c_10 = arena + 1066368; /* [32,256] */
-static real *const h_10 = arena + 1058176; /* [32,256] */
-static real *const slice_11 = arena + 1074560; /* [32,1,256] */
-static real *const matmul_11 = arena + 1082752; /* [32,1024] */
-static real *const z_20 = arena + 1115520; /* [32,1024] */
-static real *const z_21 = arena + 1115520; /* [32,1024] */
-static real *const c_11 = arena + 1074560; /* [32,256] */
-static real *const h_11 = arena + 1066368; /* [32,256] */
-static real *const slice_12 = arena + 1082752; /* [32,1,256] */
-static real *const matmul_12 = arena + 1090944; /* [32,1024] */
-static real *const z_22 = arena + 1123712; /* [32,1024] */
-static real *const z_23 = arena + 1123712; /* [32,1024] */
-static real *const c_12 = arena + 1082752; /* [32,256] */
-static real *const h_12 = arena + 1074560; /* [32,256] */
-static real *const slice_13 = arena + 1090944; /* [32,1,256] */
-static real *const matmul_13 = arena + 1099136; /* [32,1024] */
-static real *const z_24 = arena + 1131904; /* [32,1024] */
-static real *const z_25 = arena + 1131904; /* [32,1024] */
-static real *const c_13 = arena + 1090944; /* [32,256] */
-static real *const h_13 = arena + 1082752; /* [32,256] */
-static real *const slice_14 = arena + 1099136; /* [32,1,256] */
-static real *const matmul_14 = arena + 1107328; /* [32,1024] */
-static real *const z_26 = arena + 1140096; /* [32,1024] */
-static real *const z_27 = arena + 1140096; /* [32,1024] */
-static real *const c_14 = arena + 1099136; /* [32,256] */
-static real *const h_14 = arena + 1090944; /* [32,256] */
-static real *const slice_15 = arena + 1107328; /* [32,1,256] */
-static real *const matmul_15 = arena + 1115520; /* [32,1024] */
-static real *const z_28 = arena + 1148288; /* [32,1024] */
-static real *const z_29 = arena + 1148288; /* [32,1024] */
-static real *const c_15 = arena + 1107328; /* [32,256] */
-static real *const h_15 = arena + 1099136; /* [32,256] */
-static real *const slice_16 = arena + 1115520; /* [32,1,256] */
-static real *const matmul_16 = arena + 1123712; /* [32,1024] */
-static real *const z_30 = arena + 1156480; /* [32,1024] */
-static real *const z_31 = arena + 1156480; /* [32,1024] */
-static real *const c_16 = arena + 1115520; /* [32,256] */
-static real *const h_16 = arena + 1107328; /* [32,256] */
-static real *const slice_17 = arena + 1123712; /* [32,1,256] */
-static real *const matmul_17 = arena + 1131904; /* [32,1024] */
-static real *const z_32 = arena + 1164672; /* [32,1024] */
-static real *const z_33 = arena + 1164672; /* [32,1024] */
-static real *const c_17 = arena + 1123712; /* [32,256] */
-static real *const h_17 = arena + 1115520; /* [32,256] */
-static real *const slice_18 = arena + 1131904; /* [32,1,256] */
-static real *const matmul_18 = arena + 1140096; /* [32,1024] */
-static real *const z_34 = arena + 1172864; /* [32,1024] */
-static real *const z_35 = arena + 1172864; /* [32,1024] */
-static real *const c_18 = arena + 1131904; /* [32,256] */
-static real *const h_18 = arena + 1123712; /* [32,256] */
-static real *const slice_19 = arena + 1140096; /* [32,1,256] */
-static real *const matmul_19 = arena + 1148288; /* [32,1024] */
-static real *const z_36 = arena + 1181056; /* [32,1024] */
-static real *const z_37 = arena + 1181056; /* [32,1024] */
-static real *const c_19 = arena + 1140096; /* [32,256] */
-static real *const h_19 = arena + 1131904; /* [32,256] */
-static real *const slice_20 = arena + 1148288; /* [32,1,256] */
-static real *const matmul_20 = arena + 1156480; /* [32,1024] */
-static real *const z_38 = arena + 1189248; /* [32,1024] */
-static real *const z_39 = arena + 1189248; /* [32,1024] */
-static real *const c_20 = arena + 1148288; /* [32,256] */
-static real *const h_20 = arena + 1140096; /* [32,256] */
-static real *const slice_21 = arena + 1156480; /* [32,1,256] */
-static real *const matmul_21 = arena + 1164672; /* [32,1024] */
-static real *const z_40 = arena + 1197440; /* [32,1024] */
-static real *const z_41 = arena + 1197440; /* [32,1024] */
-static real *const c_21 = arena + 1156480; /* [32,256] */
-static real *const h_21 = arena + 1148288; /* [32,256] */
-static real *const slice_22 = arena + 1164672; /* [32,1,256] */
-static real *const matmul_22 = arena + 1172864; /* [32,1024] */
-static real *const z_42 = arena + 1205632; /* [32,1024] */
-static real *const z_43 = arena + 1205632; /* [32,1024] */
-static real *const c_22 = arena + 1164672; /* [32,256] */
-static real *const h_22 = arena + 1156480; /* [32,256] */
-static real *const slice_23 = arena + 1172864; /* [32,1,256] */
-static real *const matmul_23 = arena + 1181056; /* [32,1024] */
-static real *const z_44 = arena + 1213824; /* [32,1024] */
-static real *const z_45 = arena + 1213824; /* [32,1024] */
-static real *const c_23 = arena + 1172864; /* [32,256] */
-static real *const h_23 = arena + 1164672; /* [32,256] */
-static real *const slice_24 = arena + 1181056; /* [32,1,256] */
-static real *const matmul_24 = arena + 1189248; /* [32,1024] */
-static real *const z_46 = arena + 1222016; /* [32,1024] */
-static real *const z_47 = arena + 1222016; /* [32,1024] */
-static real *const c_24 = arena + 1181056; /* [32,256] */
-static real *const h_24 = arena + 1172864; /* [32,256] */
-static real *const slice_25 = arena + 1189248; /* [32,1,256] */
-static real *const matmul_25 = arena + 1197440; /* [32,1024] */
-static real *const z_48 = arena + 1230208; /* [32,1024] */
-static real *const z_49 = arena + 1230208; /* [32,1024] */
-static real *const c_25 = arena + 1189248; /* [32,256] */
-static real *const h_25 = arena + 1181056; /* [32,256] */
-static real *const slice_26 = arena + 1197440; /* [32,1,256] */
-static real *const matmul_26 = arena + 1205632; /* [32,1024] */
-static real *const z_50 = arena + 1238400; /* [32,1024] */
-static real *const z_51 = arena + 1238400; /* [32,1024] */
-static real *const c_26 = arena + 1197440; /* [32,256] */
-static real *const h_26 = arena + 1189248; /* [32,256] */
-static real *const slice_27 = arena + 1205632; /* [32,1,256] */
-static real *const matmul_27 = arena + 1213824; /* [32,1024] */
-static real *const z_52 = arena + 1246592; /* [32,1024] */
-static real *const z_53 = arena + 1246592; /* [32,1024] */
-static real *const c_27 = arena + 1205632; /* [32,256] */
-static real *const h_27 = arena + 1197440; /* [32,256] */
-static real *const slice_28 = arena + 1213824; /* [32,1,256] */
-static real *const matmul_28 = arena + 1222016; /* [32,1024] */
-static real *const z_54 = arena + 1254784; /* [32,1024] */
-static real *const z_55 = arena + 1254784; /* [32,1024] */
-static real *const c_28 = arena + 1213824; /* [32,256] */
-static real *const h_28 = arena + 1205632; /* [32,256] */
-static real *const slice_29 = arena + 1222016; /* [32,1,256] */
-static real *const matmul_29 = arena + 1230208; /* [32,1024] */
-static real *const z_56 = arena + 1262976; /* [32,1024] */
-static real *const z_57 = arena + 1262976; /* [32,1024] */
-static real *const c_29 = arena + 1222016; /* [32,256] */
-static real *const h_29 = arena + 1213824; /* [32,256] */
-static real *const slice_30 = arena + 1230208; /* [32,1,256] */
-static real *const matmul_30 = arena + 1238400; /* [32,1024] */
-static real *const z_58 = arena + 1271168; /* [32,1024] */
-static real *const z_59 = arena + 1271168; /* [32,1024] */
-static real *const c_30 = arena + 1230208; /* [32,256] */
-static real *const h_30 = arena + 1222016; /* [32,256] */
-static real *const slice_31 = arena + 1238400; /* [32,1,256] */
-static real *const matmul_31 = arena + 1246592; /* [32,1024] */
-static real *const z_60 = arena + 1279360; /* [32,1024] */
-static real *const z_61 = arena + 1279360; /* [32,1024] */
-static real *const c_31 = arena + 1238400; /* [32,256] */
-static real *const h_31 = arena + 1230208; /* [32,256] */
-static real *const slice_32 = arena + 1246592; /* [32,1,256] */
-static real *const matmul_32 = arena + 1254784; /* [32,1024] */
-static real *const z_62 = arena + 722304; /* [32,1024] */
-static real *const z_63 = arena + 722304; /* [32,1024] */
-static real *const h_32 = arena + 1246592; /* [32,256] */
-static real *const concat = arena + 722304; /* [32,32,256] */
-static real *const matmul_33 = arena + 1000832; /* [32,32,128] */
+static real *const matmul = arena + 984448; /* [1024,1024] */
+static real *const slice = arena + 722304; /* [32,1,1024] */
+static real *const z = arena + 755072; /* [32,1024] */
+static real *const c = arena + 722304; /* [32,256] */
+static real *const h = arena + 730496; /* [32,256] */
+static real *const slice_2 = arena + 738688; /* [32,1,1024] */
+static real *const z_2 = arena + 771456; /* [32,1024] */
+static real *const z_3 = arena + 771456; /* [32,1024] */
+static real *const c_2 = arena + 738688; /* [32,256] */
+static real *const h_2 = arena + 722304; /* [32,256] */
+static real *const slice_3 = arena + 746880; /* [32,1,1024] */
+static real *const z_4 = arena + 779648; /* [32,1024] */
+static real *const z_5 = arena + 779648; /* [32,1024] */
+static real *const c_3 = arena + 746880; /* [32,256] */
+static real *const h_3 = arena + 738688; /* [32,256] */
+static real *const slice_4 = arena + 755072; /* [32,1,1024] */
+static real *const z_6 = arena + 787840; /* [32,1024] */
+static real *const z_7 = arena + 787840; /* [32,1024] */
+static real *const c_4 = arena + 755072; /* [32,256] */
+static real *const h_4 = arena + 746880; /* [32,256] */
+static real *const slice_5 = arena + 763264; /* [32,1,1024] */
+static real *const z_8 = arena + 796032; /* [32,1024] */
+static real *const z_9 = arena + 796032; /* [32,1024] */
+static real *const c_5 = arena + 763264; /* [32,256] */
+static real *const h_5 = arena + 755072; /* [32,256] */
+static real *const slice_6 = arena + 771456; /* [32,1,1024] */
+static real *const z_10 = arena + 804224; /* [32,1024] */
+static real *const z_11 = arena + 804224; /* [32,1024] */
+static real *const c_6 = arena + 771456; /* [32,256] */
+static real *const h_6 = arena + 763264; /* [32,256] */
+static real *const slice_7 = arena + 779648; /* [32,1,1024] */
+static real *const z_12 = arena + 812416; /* [32,1024] */
+static real *const z_13 = arena + 812416; /* [32,1024] */
+static real *const c_7 = arena + 779648; /* [32,256] */
+static real *const h_7 = arena + 771456; /* [32,256] */
+static real *const slice_8 = arena + 787840; /* [32,1,1024] */
+static real *const z_14 = arena + 820608; /* [32,1024] */
+static real *const z_15 = arena + 820608; /* [32,1024] */
+static real *const c_8 = arena + 787840; /* [32,256] */
+static real *const h_8 = arena + 779648; /* [32,256] */
+static real *const slice_9 = arena + 796032; /* [32,1,1024] */
+static real *const z_16 = arena + 828800; /* [32,1024] */
+static real *const z_17 = arena + 828800; /* [32,1024] */
+static real *const c_9 = arena + 796032; /* [32,256] */
+static real *const h_9 = arena + 787840; /* [32,256] */
+static real *const slice_10 = arena + 804224; /* [32,1,1024] */
+static real *const z_18 = arena + 836992; /* [32,1024] */
+static real *const z_19 = arena + 836992; /* [32,1024] */
+static real *const c_10 = arena + 804224; /* [32,256] */
+static real *const h_10 = arena + 796032; /* [32,256] */
+static real *const slice_11 = arena + 812416; /* [32,1,1024] */
+static real *const z_20 = arena + 845184; /* [32,1024] */
+static real *const z_21 = arena + 845184; /* [32,1024] */
+static real *const c_11 = arena + 812416; /* [32,256] */
+static real *const h_11 = arena + 804224; /* [32,256] */
+static real *const slice_12 = arena + 820608; /* [32,1,1024] */
+static real *const z_22 = arena + 853376; /* [32,1024] */
+static real *const z_23 = arena + 853376; /* [32,1024] */
+static real *const c_12 = arena + 820608; /* [32,256] */
+static real *const h_12 = arena + 812416; /* [32,256] */
+static real *const slice_13 = arena + 828800; /* [32,1,1024] */
+static real *const z_24 = arena + 861568; /* [32,1024] */
+static real *const z_25 = arena + 861568; /* [32,1024] */
+static real *const c_13 = arena + 828800; /* [32,256] */
+static real *const h_13 = arena + 820608; /* [32,256] */
+static real *const slice_14 = arena + 836992; /* [32,1,1024] */
+static real *const z_26 = arena + 869760; /* [32,1024] */
+static real *const z_27 = arena + 869760; /* [32,1024] */
+static real *const c_14 = arena + 836992; /* [32,256] */
+static real *const h_14 = arena + 828800; /* [32,256] */
+static real *const slice_15 = arena + 845184; /* [32,1,1024] */
+static real *const z_28 = arena + 877952; /* [32,1024] */
+static real *const z_29 = arena + 877952; /* [32,1024] */
+static real *const c_15 = arena + 845184; /* [32,256] */
+static real *const h_15 = arena + 836992; /* [32,256] */
+static real *const slice_16 = arena + 853376; /* [32,1,1024] */
+static real *const z_30 = arena + 886144; /* [32,1024] */
+static real *const z_31 = arena + 886144; /* [32,1024] */
+static real *const c_16 = arena + 853376; /* [32,256] */
+static real *const h_16 = arena + 845184; /* [32,256] */
+static real *const slice_17 = arena + 861568; /* [32,1,1024] */
+static real *const z_32 = arena + 894336; /* [32,1024] */
+static real *const z_33 = arena + 894336; /* [32,1024] */
+static real *const c_17 = arena + 861568; /* [32,256] */
+static real *const h_17 = arena + 853376; /* [32,256] */
+static real *const slice_18 = arena + 869760; /* [32,1,1024] */
+static real *const z_34 = arena + 902528; /* [32,1024] */
+static real *const z_35 = arena + 902528; /* [32,1024] */
+static real *const c_18 = arena + 869760; /* [32,256] */
+static real *const h_18 = arena + 861568; /* [32,256] */
+static real *const slice_19 = arena + 877952; /* [32,1,1024] */
+static real *const z_36 = arena + 910720; /* [32,1024] */
+static real *const z_37 = arena + 910720; /* [32,1024] */
+static real *const c_19 = arena + 877952; /* [32,256] */
+static real *const h_19 = arena + 869760; /* [32,256] */
+static real *const slice_20 = arena + 886144; /* [32,1,1024] */
+static real *const z_38 = arena + 918912; /* [32,1024] */
+static real *const z_39 = arena + 918912; /* [32,1024] */
+static real *const c_20 = arena + 886144; /* [32,256] */
+static real *const h_20 = arena + 877952; /* [32,256] */
+static real *const slice_21 = arena + 894336; /* [32,1,1024] */
+static real *const z_40 = arena + 927104; /* [32,1024] */
+static real *const z_41 = arena + 927104; /* [32,1024] */
+static real *const c_21 = arena + 959872; /* [32,256] */
+static real *const h_21 = arena + 886144; /* [32,256] */
+static real *const slice_22 = arena + 894336; /* [32,1,1024] */
+static real *const z_42 = arena + 927104; /* [32,1024] */
+static real *const z_43 = arena + 927104; /* [32,1024] */
+static real *const c_22 = arena + 968064; /* [32,256] */
+static real *const h_22 = arena + 959872; /* [32,256] */
+static real *const slice_23 = arena + 894336; /* [32,1,1024] */
+static real *const z_44 = arena + 927104; /* [32,1024] */
+static real *const z_45 = arena + 927104; /* [32,1024] */
+static real *const c_23 = arena + 976256; /* [32,256] */
+static real *const h_23 = arena + 968064; /* [32,256] */
+static real *const slice_24 = arena + 894336; /* [32,1,1024] */
+static real *const z_46 = arena + 927104; /* [32,1024] */
+static real *const z_47 = arena + 927104; /* [32,1024] */
+static real *const c_24 = arena + 894336; /* [32,256] */
+static real *const h_24 = arena + 976256; /* [32,256] */
+static real *const slice_25 = arena + 927104; /* [32,1,1024] */
+static real *const z_48 = arena + 2033024; /* [32,1024] */
+static real *const z_49 = arena + 2033024; /* [32,1024] */
+static real *const c_25 = arena + 902528; /* [32,256] */
+static real *const h_25 = arena + 894336; /* [32,256] */
+static real *const slice_26 = arena + 927104; /* [32,1,1024] */
+static real *const z_50 = arena + 2033024; /* [32,1024] */
+static real *const z_51 = arena + 2033024; /* [32,1024] */
+static real *const c_26 = arena + 910720; /* [32,256] */
+static real *const h_26 = arena + 902528; /* [32,256] */
+static real *const slice_27 = arena + 927104; /* [32,1,1024] */
+static real *const z_52 = arena + 2033024; /* [32,1024] */
+static real *const z_53 = arena + 2033024; /* [32,1024] */
+static real *const c_27 = arena + 918912; /* [32,256] */
+static real *const h_27 = arena + 910720; /* [32,256] */
+static real *const slice_28 = arena + 927104; /* [32,1,1024] */
+static real *const z_54 = arena + 2033024; /* [32,1024] */
+static real *const z_55 = arena + 2033024; /* [32,1024] */
+static real *const c_28 = arena + 927104; /* [32,256] */
+static real *const h_28 = arena + 918912; /* [32,256] */
+static real *const slice_29 = arena + 2033024; /* [32,1,1024] */
+static real *const z_56 = arena + 2065792; /* [32,1024] */
+static real *const z_57 = arena + 2065792; /* [32,1024] */
+static real *const c_29 = arena + 935296; /* [32,256] */
+static real *const h_29 = arena + 927104; /* [32,256] */
+static real *const slice_30 = arena + 2033024; /* [32,1,1024] */
+static real *const z_58 = arena + 2065792; /* [32,1024] */
+static real *const z_59 = arena + 2065792; /* [32,1024] */
+static real *const c_30 = arena + 943488; /* [32,256] */
+static real *const h_30 = arena + 935296; /* [32,256] */
+static real *const slice_31 = arena + 2033024; /* [32,1,1024] */
+static real *const z_60 = arena + 2065792; /* [32,1024] */
+static real *const z_61 = arena + 2065792; /* [32,1024] */
+static real *const c_31 = arena + 951680; /* [32,256] */
+static real *const h_31 = arena + 943488; /* [32,256] */
+static real *const slice_32 = arena + 2033024; /* [32,1,1024] */
+static real *const z_62 = arena + 2065792; /* [32,1024] */
+static real *const z_63 = arena + 2065792; /* [32,1024] */
+static real *const h_32 = arena + 2033024; /* [32,256] */
+static real *const concat = arena + 984448; /* [32,32,256] */
+static real *const matmul_2 = arena + 738688; /* [32,32,128] */
 static real *const logits = arena + 591232; /* [32,32,128] */
 
 /* The forward pass of the outputs, in the mode forward() or
@@ -227,51 +196,45 @@ static void compute_outputs(void)
     for (int i = 0; i < 1024; i++)
         memcpy(e + i * 256, embed + x[i] * 256, 256 * sizeof *e);
 
-    /* models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            slice[i * 256 + j] = e[i * 8192 + j];
-        }
-
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), slice, 256, lstm_w, 1024, REAL_C(0.0), matmul, 1024);
+    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1024, 1024, 256,
+           REAL_C(1.0), e, 256, lstm_w, 1024, REAL_C(0.0), matmul, 1024);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            z[i * 1024 + j] = matmul[i * 1024 + j] + lstm_b[j];
+            slice[i * 1024 + j] = matmul[i * 32768 + j];
+        }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 1024; j++) {
+            z[i * 1024 + j] = slice[i * 1024 + j] + lstm_b[j];
         }
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t11 = z[i * 1024 + j];
-            const real t12 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t11));
-            const real t13 = z[i * 1024 + j + 512];
-            const real t14 = r_tanh(t13);
-            c[i * 256 + j] = t12 * t14;
+            const real t13 = z[i * 1024 + j];
+            const real t14 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t13));
+            const real t15 = z[i * 1024 + j + 512];
+            const real t16 = r_tanh(t15);
+            c[i * 256 + j] = t14 * t16;
         }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t15 = z[i * 1024 + j + 768];
-            const real t16 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t15));
-            const real t18 = r_tanh(c[i * 256 + j]);
-            h[i * 256 + j] = t16 * t18;
-        }
-
-    /* models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            slice_2[i * 256 + j] = e[i * 8192 + j + 256];
+            const real t17 = z[i * 1024 + j + 768];
+            const real t18 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t17));
+            const real t20 = r_tanh(c[i * 256 + j]);
+            h[i * 256 + j] = t18 * t20;
         }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), slice_2, 256, lstm_w, 1024, REAL_C(0.0), matmul_2, 1024);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            z_2[i * 1024 + j] = matmul_2[i * 1024 + j] + lstm_b[j];
+            slice_2[i * 1024 + j] = matmul[i * 32768 + j + 1024];
+        }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 1024; j++) {
+            z_2[i * 1024 + j] = slice_2[i * 1024 + j] + lstm_b[j];
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
@@ -281,39 +244,35 @@ static void compute_outputs(void)
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t26 = z_3[i * 1024 + j];
-            const real t27 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t26));
-            const real t28 = z_3[i * 1024 + j + 256];
-            const real t29 = t28 + lstm_forget_b[j];
-            const real t30 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t29));
-            const real t31 = z_3[i * 1024 + j + 512];
-            const real t32 = r_tanh(t31);
-            const real t35 = t30 * c[i * 256 + j];
-            const real t36 = t27 * t32;
-            c_2[i * 256 + j] = t35 + t36;
+            const real t27 = z_3[i * 1024 + j];
+            const real t28 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t27));
+            const real t29 = z_3[i * 1024 + j + 256];
+            const real t30 = t29 + lstm_forget_b[j];
+            const real t31 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t30));
+            const real t32 = z_3[i * 1024 + j + 512];
+            const real t33 = r_tanh(t32);
+            const real t36 = t31 * c[i * 256 + j];
+            const real t37 = t28 * t33;
+            c_2[i * 256 + j] = t36 + t37;
         }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t33 = z_3[i * 1024 + j + 768];
-            const real t34 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t33));
-            const real t38 = r_tanh(c_2[i * 256 + j]);
-            h_2[i * 256 + j] = t34 * t38;
-        }
-
-    /* models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            slice_3[i * 256 + j] = e[i * 8192 + j + 512];
+            const real t34 = z_3[i * 1024 + j + 768];
+            const real t35 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t34));
+            const real t39 = r_tanh(c_2[i * 256 + j]);
+            h_2[i * 256 + j] = t35 * t39;
         }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), slice_3, 256, lstm_w, 1024, REAL_C(0.0), matmul_3, 1024);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            z_4[i * 1024 + j] = matmul_3[i * 1024 + j] + lstm_b[j];
+            slice_3[i * 1024 + j] = matmul[i * 32768 + j + 2048];
+        }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 1024; j++) {
+            z_4[i * 1024 + j] = slice_3[i * 1024 + j] + lstm_b[j];
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
@@ -344,18 +303,14 @@ static void compute_outputs(void)
             h_3[i * 256 + j] = t54 * t58;
         }
 
-    /* models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            slice_4[i * 256 + j] = e[i * 8192 + j + 768];
-        }
-
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), slice_4, 256, lstm_w, 1024, REAL_C(0.0), matmul_4, 1024);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            z_6[i * 1024 + j] = matmul_4[i * 1024 + j] + lstm_b[j];
+            slice_4[i * 1024 + j] = matmul[i * 32768 + j + 3072];
+        }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 1024; j++) {
+            z_6[i * 1024 + j] = slice_4[i * 1024 + j] + lstm_b[j];
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
@@ -365,39 +320,35 @@ static void compute_outputs(void)
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t66 = z_7[i * 1024 + j];
-            const real t67 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t66));
-            const real t68 = z_7[i * 1024 + j + 256];
-            const real t69 = t68 + lstm_forget_b[j];
-            const real t70 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t69));
-            const real t71 = z_7[i * 1024 + j + 512];
-            const real t72 = r_tanh(t71);
-            const real t75 = t70 * c_3[i * 256 + j];
-            const real t76 = t67 * t72;
-            c_4[i * 256 + j] = t75 + t76;
+            const real t65 = z_7[i * 1024 + j];
+            const real t66 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t65));
+            const real t67 = z_7[i * 1024 + j + 256];
+            const real t68 = t67 + lstm_forget_b[j];
+            const real t69 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t68));
+            const real t70 = z_7[i * 1024 + j + 512];
+            const real t71 = r_tanh(t70);
+            const real t74 = t69 * c_3[i * 256 + j];
+            const real t75 = t66 * t71;
+            c_4[i * 256 + j] = t74 + t75;
         }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t73 = z_7[i * 1024 + j + 768];
-            const real t74 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t73));
-            const real t78 = r_tanh(c_4[i * 256 + j]);
-            h_4[i * 256 + j] = t74 * t78;
-        }
-
-    /* models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            slice_5[i * 256 + j] = e[i * 8192 + j + 1024];
+            const real t72 = z_7[i * 1024 + j + 768];
+            const real t73 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t72));
+            const real t77 = r_tanh(c_4[i * 256 + j]);
+            h_4[i * 256 + j] = t73 * t77;
         }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), slice_5, 256, lstm_w, 1024, REAL_C(0.0), matmul_5, 1024);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            z_8[i * 1024 + j] = matmul_5[i * 1024 + j] + lstm_b[j];
+            slice_5[i * 1024 + j] = matmul[i * 32768 + j + 4096];
+        }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 1024; j++) {
+            z_8[i * 1024 + j] = slice_5[i * 1024 + j] + lstm_b[j];
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
@@ -407,39 +358,35 @@ static void compute_outputs(void)
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t86 = z_9[i * 1024 + j];
-            const real t87 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t86));
-            const real t88 = z_9[i * 1024 + j + 256];
-            const real t89 = t88 + lstm_forget_b[j];
-            const real t90 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t89));
-            const real t91 = z_9[i * 1024 + j + 512];
-            const real t92 = r_tanh(t91);
-            const real t95 = t90 * c_4[i * 256 + j];
-            const real t96 = t87 * t92;
-            c_5[i * 256 + j] = t95 + t96;
+            const real t84 = z_9[i * 1024 + j];
+            const real t85 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t84));
+            const real t86 = z_9[i * 1024 + j + 256];
+            const real t87 = t86 + lstm_forget_b[j];
+            const real t88 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t87));
+            const real t89 = z_9[i * 1024 + j + 512];
+            const real t90 = r_tanh(t89);
+            const real t93 = t88 * c_4[i * 256 + j];
+            const real t94 = t85 * t90;
+            c_5[i * 256 + j] = t93 + t94;
         }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t93 = z_9[i * 1024 + j + 768];
-            const real t94 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t93));
-            const real t98 = r_tanh(c_5[i * 256 + j]);
-            h_5[i * 256 + j] = t94 * t98;
-        }
-
-    /* models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            slice_6[i * 256 + j] = e[i * 8192 + j + 1280];
+            const real t91 = z_9[i * 1024 + j + 768];
+            const real t92 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t91));
+            const real t96 = r_tanh(c_5[i * 256 + j]);
+            h_5[i * 256 + j] = t92 * t96;
         }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), slice_6, 256, lstm_w, 1024, REAL_C(0.0), matmul_6, 1024);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            z_10[i * 1024 + j] = matmul_6[i * 1024 + j] + lstm_b[j];
+            slice_6[i * 1024 + j] = matmul[i * 32768 + j + 5120];
+        }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 1024; j++) {
+            z_10[i * 1024 + j] = slice_6[i * 1024 + j] + lstm_b[j];
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
@@ -449,39 +396,35 @@ static void compute_outputs(void)
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t106 = z_11[i * 1024 + j];
+            const real t103 = z_11[i * 1024 + j];
+            const real t104 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t103));
+            const real t105 = z_11[i * 1024 + j + 256];
+            const real t106 = t105 + lstm_forget_b[j];
             const real t107 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t106));
-            const real t108 = z_11[i * 1024 + j + 256];
-            const real t109 = t108 + lstm_forget_b[j];
-            const real t110 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t109));
-            const real t111 = z_11[i * 1024 + j + 512];
-            const real t112 = r_tanh(t111);
-            const real t115 = t110 * c_5[i * 256 + j];
-            const real t116 = t107 * t112;
-            c_6[i * 256 + j] = t115 + t116;
+            const real t108 = z_11[i * 1024 + j + 512];
+            const real t109 = r_tanh(t108);
+            const real t112 = t107 * c_5[i * 256 + j];
+            const real t113 = t104 * t109;
+            c_6[i * 256 + j] = t112 + t113;
         }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t113 = z_11[i * 1024 + j + 768];
-            const real t114 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t113));
-            const real t118 = r_tanh(c_6[i * 256 + j]);
-            h_6[i * 256 + j] = t114 * t118;
-        }
-
-    /* models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            slice_7[i * 256 + j] = e[i * 8192 + j + 1536];
+            const real t110 = z_11[i * 1024 + j + 768];
+            const real t111 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t110));
+            const real t115 = r_tanh(c_6[i * 256 + j]);
+            h_6[i * 256 + j] = t111 * t115;
         }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), slice_7, 256, lstm_w, 1024, REAL_C(0.0), matmul_7, 1024);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            z_12[i * 1024 + j] = matmul_7[i * 1024 + j] + lstm_b[j];
+            slice_7[i * 1024 + j] = matmul[i * 32768 + j + 6144];
+        }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 1024; j++) {
+            z_12[i * 1024 + j] = slice_7[i * 1024 + j] + lstm_b[j];
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
@@ -491,39 +434,35 @@ static void compute_outputs(void)
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t126 = z_13[i * 1024 + j];
-            const real t127 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t126));
-            const real t128 = z_13[i * 1024 + j + 256];
-            const real t129 = t128 + lstm_forget_b[j];
-            const real t130 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t129));
-            const real t131 = z_13[i * 1024 + j + 512];
-            const real t132 = r_tanh(t131);
-            const real t135 = t130 * c_6[i * 256 + j];
-            const real t136 = t127 * t132;
-            c_7[i * 256 + j] = t135 + t136;
+            const real t122 = z_13[i * 1024 + j];
+            const real t123 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t122));
+            const real t124 = z_13[i * 1024 + j + 256];
+            const real t125 = t124 + lstm_forget_b[j];
+            const real t126 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t125));
+            const real t127 = z_13[i * 1024 + j + 512];
+            const real t128 = r_tanh(t127);
+            const real t131 = t126 * c_6[i * 256 + j];
+            const real t132 = t123 * t128;
+            c_7[i * 256 + j] = t131 + t132;
         }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t133 = z_13[i * 1024 + j + 768];
-            const real t134 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t133));
-            const real t138 = r_tanh(c_7[i * 256 + j]);
-            h_7[i * 256 + j] = t134 * t138;
-        }
-
-    /* models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            slice_8[i * 256 + j] = e[i * 8192 + j + 1792];
+            const real t129 = z_13[i * 1024 + j + 768];
+            const real t130 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t129));
+            const real t134 = r_tanh(c_7[i * 256 + j]);
+            h_7[i * 256 + j] = t130 * t134;
         }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), slice_8, 256, lstm_w, 1024, REAL_C(0.0), matmul_8, 1024);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            z_14[i * 1024 + j] = matmul_8[i * 1024 + j] + lstm_b[j];
+            slice_8[i * 1024 + j] = matmul[i * 32768 + j + 7168];
+        }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 1024; j++) {
+            z_14[i * 1024 + j] = slice_8[i * 1024 + j] + lstm_b[j];
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
@@ -533,39 +472,35 @@ static void compute_outputs(void)
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t146 = z_15[i * 1024 + j];
-            const real t147 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t146));
-            const real t148 = z_15[i * 1024 + j + 256];
-            const real t149 = t148 + lstm_forget_b[j];
-            const real t150 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t149));
-            const real t151 = z_15[i * 1024 + j + 512];
-            const real t152 = r_tanh(t151);
-            const real t155 = t150 * c_7[i * 256 + j];
-            const real t156 = t147 * t152;
-            c_8[i * 256 + j] = t155 + t156;
+            const real t141 = z_15[i * 1024 + j];
+            const real t142 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t141));
+            const real t143 = z_15[i * 1024 + j + 256];
+            const real t144 = t143 + lstm_forget_b[j];
+            const real t145 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t144));
+            const real t146 = z_15[i * 1024 + j + 512];
+            const real t147 = r_tanh(t146);
+            const real t150 = t145 * c_7[i * 256 + j];
+            const real t151 = t142 * t147;
+            c_8[i * 256 + j] = t150 + t151;
         }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t153 = z_15[i * 1024 + j + 768];
-            const real t154 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t153));
-            const real t158 = r_tanh(c_8[i * 256 + j]);
-            h_8[i * 256 + j] = t154 * t158;
-        }
-
-    /* models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            slice_9[i * 256 + j] = e[i * 8192 + j + 2048];
+            const real t148 = z_15[i * 1024 + j + 768];
+            const real t149 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t148));
+            const real t153 = r_tanh(c_8[i * 256 + j]);
+            h_8[i * 256 + j] = t149 * t153;
         }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), slice_9, 256, lstm_w, 1024, REAL_C(0.0), matmul_9, 1024);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            z_16[i * 1024 + j] = matmul_9[i * 1024 + j] + lstm_b[j];
+            slice_9[i * 1024 + j] = matmul[i * 32768 + j + 8192];
+        }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 1024; j++) {
+            z_16[i * 1024 + j] = slice_9[i * 1024 + j] + lstm_b[j];
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
@@ -575,39 +510,35 @@ static void compute_outputs(void)
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t166 = z_17[i * 1024 + j];
-            const real t167 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t166));
-            const real t168 = z_17[i * 1024 + j + 256];
-            const real t169 = t168 + lstm_forget_b[j];
-            const real t170 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t169));
-            const real t171 = z_17[i * 1024 + j + 512];
-            const real t172 = r_tanh(t171);
-            const real t175 = t170 * c_8[i * 256 + j];
-            const real t176 = t167 * t172;
-            c_9[i * 256 + j] = t175 + t176;
+            const real t160 = z_17[i * 1024 + j];
+            const real t161 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t160));
+            const real t162 = z_17[i * 1024 + j + 256];
+            const real t163 = t162 + lstm_forget_b[j];
+            const real t164 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t163));
+            const real t165 = z_17[i * 1024 + j + 512];
+            const real t166 = r_tanh(t165);
+            const real t169 = t164 * c_8[i * 256 + j];
+            const real t170 = t161 * t166;
+            c_9[i * 256 + j] = t169 + t170;
         }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t173 = z_17[i * 1024 + j + 768];
-            const real t174 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t173));
-            const real t178 = r_tanh(c_9[i * 256 + j]);
-            h_9[i * 256 + j] = t174 * t178;
-        }
-
-    /* models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            slice_10[i * 256 + j] = e[i * 8192 + j + 2304];
+            const real t167 = z_17[i * 1024 + j + 768];
+            const real t168 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t167));
+            const real t172 = r_tanh(c_9[i * 256 + j]);
+            h_9[i * 256 + j] = t168 * t172;
         }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), slice_10, 256, lstm_w, 1024, REAL_C(0.0), matmul_10, 1024);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            z_18[i * 1024 + j] = matmul_10[i * 1024 + j] + lstm_b[j];
+            slice_10[i * 1024 + j] = matmul[i * 32768 + j + 9216];
+        }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 1024; j++) {
+            z_18[i * 1024 + j] = slice_10[i * 1024 + j] + lstm_b[j];
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
@@ -617,39 +548,35 @@ static void compute_outputs(void)
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t186 = z_19[i * 1024 + j];
-            const real t187 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t186));
-            const real t188 = z_19[i * 1024 + j + 256];
-            const real t189 = t188 + lstm_forget_b[j];
-            const real t190 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t189));
-            const real t191 = z_19[i * 1024 + j + 512];
-            const real t192 = r_tanh(t191);
-            const real t195 = t190 * c_9[i * 256 + j];
-            const real t196 = t187 * t192;
-            c_10[i * 256 + j] = t195 + t196;
+            const real t179 = z_19[i * 1024 + j];
+            const real t180 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t179));
+            const real t181 = z_19[i * 1024 + j + 256];
+            const real t182 = t181 + lstm_forget_b[j];
+            const real t183 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t182));
+            const real t184 = z_19[i * 1024 + j + 512];
+            const real t185 = r_tanh(t184);
+            const real t188 = t183 * c_9[i * 256 + j];
+            const real t189 = t180 * t185;
+            c_10[i * 256 + j] = t188 + t189;
         }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t193 = z_19[i * 1024 + j + 768];
-            const real t194 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t193));
-            const real t198 = r_tanh(c_10[i * 256 + j]);
-            h_10[i * 256 + j] = t194 * t198;
-        }
-
-    /* models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            slice_11[i * 256 + j] = e[i * 8192 + j + 2560];
+            const real t186 = z_19[i * 1024 + j + 768];
+            const real t187 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t186));
+            const real t191 = r_tanh(c_10[i * 256 + j]);
+            h_10[i * 256 + j] = t187 * t191;
         }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), slice_11, 256, lstm_w, 1024, REAL_C(0.0), matmul_11, 1024);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            z_20[i * 1024 + j] = matmul_11[i * 1024 + j] + lstm_b[j];
+            slice_11[i * 1024 + j] = matmul[i * 32768 + j + 10240];
+        }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 1024; j++) {
+            z_20[i * 1024 + j] = slice_11[i * 1024 + j] + lstm_b[j];
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
@@ -659,39 +586,35 @@ static void compute_outputs(void)
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t206 = z_21[i * 1024 + j];
-            const real t207 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t206));
-            const real t208 = z_21[i * 1024 + j + 256];
-            const real t209 = t208 + lstm_forget_b[j];
-            const real t210 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t209));
-            const real t211 = z_21[i * 1024 + j + 512];
-            const real t212 = r_tanh(t211);
-            const real t215 = t210 * c_10[i * 256 + j];
-            const real t216 = t207 * t212;
-            c_11[i * 256 + j] = t215 + t216;
+            const real t198 = z_21[i * 1024 + j];
+            const real t199 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t198));
+            const real t200 = z_21[i * 1024 + j + 256];
+            const real t201 = t200 + lstm_forget_b[j];
+            const real t202 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t201));
+            const real t203 = z_21[i * 1024 + j + 512];
+            const real t204 = r_tanh(t203);
+            const real t207 = t202 * c_10[i * 256 + j];
+            const real t208 = t199 * t204;
+            c_11[i * 256 + j] = t207 + t208;
         }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t213 = z_21[i * 1024 + j + 768];
-            const real t214 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t213));
-            const real t218 = r_tanh(c_11[i * 256 + j]);
-            h_11[i * 256 + j] = t214 * t218;
-        }
-
-    /* models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            slice_12[i * 256 + j] = e[i * 8192 + j + 2816];
+            const real t205 = z_21[i * 1024 + j + 768];
+            const real t206 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t205));
+            const real t210 = r_tanh(c_11[i * 256 + j]);
+            h_11[i * 256 + j] = t206 * t210;
         }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), slice_12, 256, lstm_w, 1024, REAL_C(0.0), matmul_12, 1024);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            z_22[i * 1024 + j] = matmul_12[i * 1024 + j] + lstm_b[j];
+            slice_12[i * 1024 + j] = matmul[i * 32768 + j + 11264];
+        }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 1024; j++) {
+            z_22[i * 1024 + j] = slice_12[i * 1024 + j] + lstm_b[j];
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
@@ -701,39 +624,35 @@ static void compute_outputs(void)
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t226 = z_23[i * 1024 + j];
-            const real t227 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t226));
-            const real t228 = z_23[i * 1024 + j + 256];
-            const real t229 = t228 + lstm_forget_b[j];
-            const real t230 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t229));
-            const real t231 = z_23[i * 1024 + j + 512];
-            const real t232 = r_tanh(t231);
-            const real t235 = t230 * c_11[i * 256 + j];
-            const real t236 = t227 * t232;
-            c_12[i * 256 + j] = t235 + t236;
+            const real t217 = z_23[i * 1024 + j];
+            const real t218 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t217));
+            const real t219 = z_23[i * 1024 + j + 256];
+            const real t220 = t219 + lstm_forget_b[j];
+            const real t221 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t220));
+            const real t222 = z_23[i * 1024 + j + 512];
+            const real t223 = r_tanh(t222);
+            const real t226 = t221 * c_11[i * 256 + j];
+            const real t227 = t218 * t223;
+            c_12[i * 256 + j] = t226 + t227;
         }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t233 = z_23[i * 1024 + j + 768];
-            const real t234 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t233));
-            const real t238 = r_tanh(c_12[i * 256 + j]);
-            h_12[i * 256 + j] = t234 * t238;
-        }
-
-    /* models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            slice_13[i * 256 + j] = e[i * 8192 + j + 3072];
+            const real t224 = z_23[i * 1024 + j + 768];
+            const real t225 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t224));
+            const real t229 = r_tanh(c_12[i * 256 + j]);
+            h_12[i * 256 + j] = t225 * t229;
         }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), slice_13, 256, lstm_w, 1024, REAL_C(0.0), matmul_13, 1024);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            z_24[i * 1024 + j] = matmul_13[i * 1024 + j] + lstm_b[j];
+            slice_13[i * 1024 + j] = matmul[i * 32768 + j + 12288];
+        }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 1024; j++) {
+            z_24[i * 1024 + j] = slice_13[i * 1024 + j] + lstm_b[j];
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
@@ -743,39 +662,35 @@ static void compute_outputs(void)
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t246 = z_25[i * 1024 + j];
-            const real t247 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t246));
-            const real t248 = z_25[i * 1024 + j + 256];
-            const real t249 = t248 + lstm_forget_b[j];
-            const real t250 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t249));
-            const real t251 = z_25[i * 1024 + j + 512];
-            const real t252 = r_tanh(t251);
-            const real t255 = t250 * c_12[i * 256 + j];
-            const real t256 = t247 * t252;
-            c_13[i * 256 + j] = t255 + t256;
+            const real t236 = z_25[i * 1024 + j];
+            const real t237 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t236));
+            const real t238 = z_25[i * 1024 + j + 256];
+            const real t239 = t238 + lstm_forget_b[j];
+            const real t240 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t239));
+            const real t241 = z_25[i * 1024 + j + 512];
+            const real t242 = r_tanh(t241);
+            const real t245 = t240 * c_12[i * 256 + j];
+            const real t246 = t237 * t242;
+            c_13[i * 256 + j] = t245 + t246;
         }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t253 = z_25[i * 1024 + j + 768];
-            const real t254 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t253));
-            const real t258 = r_tanh(c_13[i * 256 + j]);
-            h_13[i * 256 + j] = t254 * t258;
-        }
-
-    /* models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            slice_14[i * 256 + j] = e[i * 8192 + j + 3328];
+            const real t243 = z_25[i * 1024 + j + 768];
+            const real t244 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t243));
+            const real t248 = r_tanh(c_13[i * 256 + j]);
+            h_13[i * 256 + j] = t244 * t248;
         }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), slice_14, 256, lstm_w, 1024, REAL_C(0.0), matmul_14, 1024);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            z_26[i * 1024 + j] = matmul_14[i * 1024 + j] + lstm_b[j];
+            slice_14[i * 1024 + j] = matmul[i * 32768 + j + 13312];
+        }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 1024; j++) {
+            z_26[i * 1024 + j] = slice_14[i * 1024 + j] + lstm_b[j];
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
@@ -785,39 +700,35 @@ static void compute_outputs(void)
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t266 = z_27[i * 1024 + j];
-            const real t267 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t266));
-            const real t268 = z_27[i * 1024 + j + 256];
-            const real t269 = t268 + lstm_forget_b[j];
-            const real t270 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t269));
-            const real t271 = z_27[i * 1024 + j + 512];
-            const real t272 = r_tanh(t271);
-            const real t275 = t270 * c_13[i * 256 + j];
-            const real t276 = t267 * t272;
-            c_14[i * 256 + j] = t275 + t276;
+            const real t255 = z_27[i * 1024 + j];
+            const real t256 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t255));
+            const real t257 = z_27[i * 1024 + j + 256];
+            const real t258 = t257 + lstm_forget_b[j];
+            const real t259 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t258));
+            const real t260 = z_27[i * 1024 + j + 512];
+            const real t261 = r_tanh(t260);
+            const real t264 = t259 * c_13[i * 256 + j];
+            const real t265 = t256 * t261;
+            c_14[i * 256 + j] = t264 + t265;
         }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t273 = z_27[i * 1024 + j + 768];
-            const real t274 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t273));
-            const real t278 = r_tanh(c_14[i * 256 + j]);
-            h_14[i * 256 + j] = t274 * t278;
-        }
-
-    /* models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            slice_15[i * 256 + j] = e[i * 8192 + j + 3584];
+            const real t262 = z_27[i * 1024 + j + 768];
+            const real t263 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t262));
+            const real t267 = r_tanh(c_14[i * 256 + j]);
+            h_14[i * 256 + j] = t263 * t267;
         }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), slice_15, 256, lstm_w, 1024, REAL_C(0.0), matmul_15, 1024);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            z_28[i * 1024 + j] = matmul_15[i * 1024 + j] + lstm_b[j];
+            slice_15[i * 1024 + j] = matmul[i * 32768 + j + 14336];
+        }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 1024; j++) {
+            z_28[i * 1024 + j] = slice_15[i * 1024 + j] + lstm_b[j];
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
@@ -827,39 +738,35 @@ static void compute_outputs(void)
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t286 = z_29[i * 1024 + j];
-            const real t287 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t286));
-            const real t288 = z_29[i * 1024 + j + 256];
-            const real t289 = t288 + lstm_forget_b[j];
-            const real t290 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t289));
-            const real t291 = z_29[i * 1024 + j + 512];
-            const real t292 = r_tanh(t291);
-            const real t295 = t290 * c_14[i * 256 + j];
-            const real t296 = t287 * t292;
-            c_15[i * 256 + j] = t295 + t296;
+            const real t274 = z_29[i * 1024 + j];
+            const real t275 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t274));
+            const real t276 = z_29[i * 1024 + j + 256];
+            const real t277 = t276 + lstm_forget_b[j];
+            const real t278 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t277));
+            const real t279 = z_29[i * 1024 + j + 512];
+            const real t280 = r_tanh(t279);
+            const real t283 = t278 * c_14[i * 256 + j];
+            const real t284 = t275 * t280;
+            c_15[i * 256 + j] = t283 + t284;
         }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t293 = z_29[i * 1024 + j + 768];
-            const real t294 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t293));
-            const real t298 = r_tanh(c_15[i * 256 + j]);
-            h_15[i * 256 + j] = t294 * t298;
-        }
-
-    /* models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            slice_16[i * 256 + j] = e[i * 8192 + j + 3840];
+            const real t281 = z_29[i * 1024 + j + 768];
+            const real t282 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t281));
+            const real t286 = r_tanh(c_15[i * 256 + j]);
+            h_15[i * 256 + j] = t282 * t286;
         }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), slice_16, 256, lstm_w, 1024, REAL_C(0.0), matmul_16, 1024);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            z_30[i * 1024 + j] = matmul_16[i * 1024 + j] + lstm_b[j];
+            slice_16[i * 1024 + j] = matmul[i * 32768 + j + 15360];
+        }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 1024; j++) {
+            z_30[i * 1024 + j] = slice_16[i * 1024 + j] + lstm_b[j];
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
@@ -869,39 +776,35 @@ static void compute_outputs(void)
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t306 = z_31[i * 1024 + j];
-            const real t307 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t306));
-            const real t308 = z_31[i * 1024 + j + 256];
-            const real t309 = t308 + lstm_forget_b[j];
-            const real t310 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t309));
-            const real t311 = z_31[i * 1024 + j + 512];
-            const real t312 = r_tanh(t311);
-            const real t315 = t310 * c_15[i * 256 + j];
-            const real t316 = t307 * t312;
-            c_16[i * 256 + j] = t315 + t316;
+            const real t293 = z_31[i * 1024 + j];
+            const real t294 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t293));
+            const real t295 = z_31[i * 1024 + j + 256];
+            const real t296 = t295 + lstm_forget_b[j];
+            const real t297 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t296));
+            const real t298 = z_31[i * 1024 + j + 512];
+            const real t299 = r_tanh(t298);
+            const real t302 = t297 * c_15[i * 256 + j];
+            const real t303 = t294 * t299;
+            c_16[i * 256 + j] = t302 + t303;
         }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t313 = z_31[i * 1024 + j + 768];
-            const real t314 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t313));
-            const real t318 = r_tanh(c_16[i * 256 + j]);
-            h_16[i * 256 + j] = t314 * t318;
-        }
-
-    /* models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            slice_17[i * 256 + j] = e[i * 8192 + j + 4096];
+            const real t300 = z_31[i * 1024 + j + 768];
+            const real t301 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t300));
+            const real t305 = r_tanh(c_16[i * 256 + j]);
+            h_16[i * 256 + j] = t301 * t305;
         }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), slice_17, 256, lstm_w, 1024, REAL_C(0.0), matmul_17, 1024);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            z_32[i * 1024 + j] = matmul_17[i * 1024 + j] + lstm_b[j];
+            slice_17[i * 1024 + j] = matmul[i * 32768 + j + 16384];
+        }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 1024; j++) {
+            z_32[i * 1024 + j] = slice_17[i * 1024 + j] + lstm_b[j];
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
@@ -911,39 +814,35 @@ static void compute_outputs(void)
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t326 = z_33[i * 1024 + j];
-            const real t327 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t326));
-            const real t328 = z_33[i * 1024 + j + 256];
-            const real t329 = t328 + lstm_forget_b[j];
-            const real t330 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t329));
-            const real t331 = z_33[i * 1024 + j + 512];
-            const real t332 = r_tanh(t331);
-            const real t335 = t330 * c_16[i * 256 + j];
-            const real t336 = t327 * t332;
-            c_17[i * 256 + j] = t335 + t336;
+            const real t312 = z_33[i * 1024 + j];
+            const real t313 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t312));
+            const real t314 = z_33[i * 1024 + j + 256];
+            const real t315 = t314 + lstm_forget_b[j];
+            const real t316 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t315));
+            const real t317 = z_33[i * 1024 + j + 512];
+            const real t318 = r_tanh(t317);
+            const real t321 = t316 * c_16[i * 256 + j];
+            const real t322 = t313 * t318;
+            c_17[i * 256 + j] = t321 + t322;
         }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t333 = z_33[i * 1024 + j + 768];
-            const real t334 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t333));
-            const real t338 = r_tanh(c_17[i * 256 + j]);
-            h_17[i * 256 + j] = t334 * t338;
-        }
-
-    /* models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            slice_18[i * 256 + j] = e[i * 8192 + j + 4352];
+            const real t319 = z_33[i * 1024 + j + 768];
+            const real t320 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t319));
+            const real t324 = r_tanh(c_17[i * 256 + j]);
+            h_17[i * 256 + j] = t320 * t324;
         }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), slice_18, 256, lstm_w, 1024, REAL_C(0.0), matmul_18, 1024);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            z_34[i * 1024 + j] = matmul_18[i * 1024 + j] + lstm_b[j];
+            slice_18[i * 1024 + j] = matmul[i * 32768 + j + 17408];
+        }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 1024; j++) {
+            z_34[i * 1024 + j] = slice_18[i * 1024 + j] + lstm_b[j];
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
@@ -953,39 +852,35 @@ static void compute_outputs(void)
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t346 = z_35[i * 1024 + j];
-            const real t347 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t346));
-            const real t348 = z_35[i * 1024 + j + 256];
-            const real t349 = t348 + lstm_forget_b[j];
-            const real t350 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t349));
-            const real t351 = z_35[i * 1024 + j + 512];
-            const real t352 = r_tanh(t351);
-            const real t355 = t350 * c_17[i * 256 + j];
-            const real t356 = t347 * t352;
-            c_18[i * 256 + j] = t355 + t356;
+            const real t331 = z_35[i * 1024 + j];
+            const real t332 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t331));
+            const real t333 = z_35[i * 1024 + j + 256];
+            const real t334 = t333 + lstm_forget_b[j];
+            const real t335 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t334));
+            const real t336 = z_35[i * 1024 + j + 512];
+            const real t337 = r_tanh(t336);
+            const real t340 = t335 * c_17[i * 256 + j];
+            const real t341 = t332 * t337;
+            c_18[i * 256 + j] = t340 + t341;
         }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t353 = z_35[i * 1024 + j + 768];
-            const real t354 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t353));
-            const real t358 = r_tanh(c_18[i * 256 + j]);
-            h_18[i * 256 + j] = t354 * t358;
-        }
-
-    /* models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            slice_19[i * 256 + j] = e[i * 8192 + j + 4608];
+            const real t338 = z_35[i * 1024 + j + 768];
+            const real t339 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t338));
+            const real t343 = r_tanh(c_18[i * 256 + j]);
+            h_18[i * 256 + j] = t339 * t343;
         }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), slice_19, 256, lstm_w, 1024, REAL_C(0.0), matmul_19, 1024);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            z_36[i * 1024 + j] = matmul_19[i * 1024 + j] + lstm_b[j];
+            slice_19[i * 1024 + j] = matmul[i * 32768 + j + 18432];
+        }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 1024; j++) {
+            z_36[i * 1024 + j] = slice_19[i * 1024 + j] + lstm_b[j];
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
@@ -995,39 +890,35 @@ static void compute_outputs(void)
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t366 = z_37[i * 1024 + j];
-            const real t367 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t366));
-            const real t368 = z_37[i * 1024 + j + 256];
-            const real t369 = t368 + lstm_forget_b[j];
-            const real t370 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t369));
-            const real t371 = z_37[i * 1024 + j + 512];
-            const real t372 = r_tanh(t371);
-            const real t375 = t370 * c_18[i * 256 + j];
-            const real t376 = t367 * t372;
-            c_19[i * 256 + j] = t375 + t376;
+            const real t350 = z_37[i * 1024 + j];
+            const real t351 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t350));
+            const real t352 = z_37[i * 1024 + j + 256];
+            const real t353 = t352 + lstm_forget_b[j];
+            const real t354 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t353));
+            const real t355 = z_37[i * 1024 + j + 512];
+            const real t356 = r_tanh(t355);
+            const real t359 = t354 * c_18[i * 256 + j];
+            const real t360 = t351 * t356;
+            c_19[i * 256 + j] = t359 + t360;
         }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t373 = z_37[i * 1024 + j + 768];
-            const real t374 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t373));
-            const real t378 = r_tanh(c_19[i * 256 + j]);
-            h_19[i * 256 + j] = t374 * t378;
-        }
-
-    /* models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            slice_20[i * 256 + j] = e[i * 8192 + j + 4864];
+            const real t357 = z_37[i * 1024 + j + 768];
+            const real t358 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t357));
+            const real t362 = r_tanh(c_19[i * 256 + j]);
+            h_19[i * 256 + j] = t358 * t362;
         }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), slice_20, 256, lstm_w, 1024, REAL_C(0.0), matmul_20, 1024);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            z_38[i * 1024 + j] = matmul_20[i * 1024 + j] + lstm_b[j];
+            slice_20[i * 1024 + j] = matmul[i * 32768 + j + 19456];
+        }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 1024; j++) {
+            z_38[i * 1024 + j] = slice_20[i * 1024 + j] + lstm_b[j];
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
@@ -1037,39 +928,35 @@ static void compute_outputs(void)
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t386 = z_39[i * 1024 + j];
-            const real t387 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t386));
-            const real t388 = z_39[i * 1024 + j + 256];
-            const real t389 = t388 + lstm_forget_b[j];
-            const real t390 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t389));
-            const real t391 = z_39[i * 1024 + j + 512];
-            const real t392 = r_tanh(t391);
-            const real t395 = t390 * c_19[i * 256 + j];
-            const real t396 = t387 * t392;
-            c_20[i * 256 + j] = t395 + t396;
+            const real t369 = z_39[i * 1024 + j];
+            const real t370 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t369));
+            const real t371 = z_39[i * 1024 + j + 256];
+            const real t372 = t371 + lstm_forget_b[j];
+            const real t373 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t372));
+            const real t374 = z_39[i * 1024 + j + 512];
+            const real t375 = r_tanh(t374);
+            const real t378 = t373 * c_19[i * 256 + j];
+            const real t379 = t370 * t375;
+            c_20[i * 256 + j] = t378 + t379;
         }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t393 = z_39[i * 1024 + j + 768];
-            const real t394 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t393));
-            const real t398 = r_tanh(c_20[i * 256 + j]);
-            h_20[i * 256 + j] = t394 * t398;
-        }
-
-    /* models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            slice_21[i * 256 + j] = e[i * 8192 + j + 5120];
+            const real t376 = z_39[i * 1024 + j + 768];
+            const real t377 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t376));
+            const real t381 = r_tanh(c_20[i * 256 + j]);
+            h_20[i * 256 + j] = t377 * t381;
         }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), slice_21, 256, lstm_w, 1024, REAL_C(0.0), matmul_21, 1024);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            z_40[i * 1024 + j] = matmul_21[i * 1024 + j] + lstm_b[j];
+            slice_21[i * 1024 + j] = matmul[i * 32768 + j + 20480];
+        }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 1024; j++) {
+            z_40[i * 1024 + j] = slice_21[i * 1024 + j] + lstm_b[j];
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
@@ -1079,39 +966,35 @@ static void compute_outputs(void)
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t406 = z_41[i * 1024 + j];
-            const real t407 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t406));
-            const real t408 = z_41[i * 1024 + j + 256];
-            const real t409 = t408 + lstm_forget_b[j];
-            const real t410 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t409));
-            const real t411 = z_41[i * 1024 + j + 512];
-            const real t412 = r_tanh(t411);
-            const real t415 = t410 * c_20[i * 256 + j];
-            const real t416 = t407 * t412;
-            c_21[i * 256 + j] = t415 + t416;
+            const real t388 = z_41[i * 1024 + j];
+            const real t389 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t388));
+            const real t390 = z_41[i * 1024 + j + 256];
+            const real t391 = t390 + lstm_forget_b[j];
+            const real t392 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t391));
+            const real t393 = z_41[i * 1024 + j + 512];
+            const real t394 = r_tanh(t393);
+            const real t397 = t392 * c_20[i * 256 + j];
+            const real t398 = t389 * t394;
+            c_21[i * 256 + j] = t397 + t398;
         }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t413 = z_41[i * 1024 + j + 768];
-            const real t414 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t413));
-            const real t418 = r_tanh(c_21[i * 256 + j]);
-            h_21[i * 256 + j] = t414 * t418;
-        }
-
-    /* models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            slice_22[i * 256 + j] = e[i * 8192 + j + 5376];
+            const real t395 = z_41[i * 1024 + j + 768];
+            const real t396 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t395));
+            const real t400 = r_tanh(c_21[i * 256 + j]);
+            h_21[i * 256 + j] = t396 * t400;
         }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), slice_22, 256, lstm_w, 1024, REAL_C(0.0), matmul_22, 1024);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            z_42[i * 1024 + j] = matmul_22[i * 1024 + j] + lstm_b[j];
+            slice_22[i * 1024 + j] = matmul[i * 32768 + j + 21504];
+        }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 1024; j++) {
+            z_42[i * 1024 + j] = slice_22[i * 1024 + j] + lstm_b[j];
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
@@ -1121,39 +1004,35 @@ static void compute_outputs(void)
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t426 = z_43[i * 1024 + j];
-            const real t427 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t426));
-            const real t428 = z_43[i * 1024 + j + 256];
-            const real t429 = t428 + lstm_forget_b[j];
-            const real t430 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t429));
-            const real t431 = z_43[i * 1024 + j + 512];
-            const real t432 = r_tanh(t431);
-            const real t435 = t430 * c_21[i * 256 + j];
-            const real t436 = t427 * t432;
-            c_22[i * 256 + j] = t435 + t436;
+            const real t407 = z_43[i * 1024 + j];
+            const real t408 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t407));
+            const real t409 = z_43[i * 1024 + j + 256];
+            const real t410 = t409 + lstm_forget_b[j];
+            const real t411 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t410));
+            const real t412 = z_43[i * 1024 + j + 512];
+            const real t413 = r_tanh(t412);
+            const real t416 = t411 * c_21[i * 256 + j];
+            const real t417 = t408 * t413;
+            c_22[i * 256 + j] = t416 + t417;
         }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t433 = z_43[i * 1024 + j + 768];
-            const real t434 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t433));
-            const real t438 = r_tanh(c_22[i * 256 + j]);
-            h_22[i * 256 + j] = t434 * t438;
-        }
-
-    /* models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            slice_23[i * 256 + j] = e[i * 8192 + j + 5632];
+            const real t414 = z_43[i * 1024 + j + 768];
+            const real t415 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t414));
+            const real t419 = r_tanh(c_22[i * 256 + j]);
+            h_22[i * 256 + j] = t415 * t419;
         }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), slice_23, 256, lstm_w, 1024, REAL_C(0.0), matmul_23, 1024);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            z_44[i * 1024 + j] = matmul_23[i * 1024 + j] + lstm_b[j];
+            slice_23[i * 1024 + j] = matmul[i * 32768 + j + 22528];
+        }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 1024; j++) {
+            z_44[i * 1024 + j] = slice_23[i * 1024 + j] + lstm_b[j];
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
@@ -1163,39 +1042,35 @@ static void compute_outputs(void)
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t446 = z_45[i * 1024 + j];
-            const real t447 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t446));
-            const real t448 = z_45[i * 1024 + j + 256];
-            const real t449 = t448 + lstm_forget_b[j];
-            const real t450 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t449));
-            const real t451 = z_45[i * 1024 + j + 512];
-            const real t452 = r_tanh(t451);
-            const real t455 = t450 * c_22[i * 256 + j];
-            const real t456 = t447 * t452;
-            c_23[i * 256 + j] = t455 + t456;
+            const real t426 = z_45[i * 1024 + j];
+            const real t427 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t426));
+            const real t428 = z_45[i * 1024 + j + 256];
+            const real t429 = t428 + lstm_forget_b[j];
+            const real t430 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t429));
+            const real t431 = z_45[i * 1024 + j + 512];
+            const real t432 = r_tanh(t431);
+            const real t435 = t430 * c_22[i * 256 + j];
+            const real t436 = t427 * t432;
+            c_23[i * 256 + j] = t435 + t436;
         }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t453 = z_45[i * 1024 + j + 768];
-            const real t454 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t453));
-            const real t458 = r_tanh(c_23[i * 256 + j]);
-            h_23[i * 256 + j] = t454 * t458;
-        }
-
-    /* models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            slice_24[i * 256 + j] = e[i * 8192 + j + 5888];
+            const real t433 = z_45[i * 1024 + j + 768];
+            const real t434 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t433));
+            const real t438 = r_tanh(c_23[i * 256 + j]);
+            h_23[i * 256 + j] = t434 * t438;
         }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), slice_24, 256, lstm_w, 1024, REAL_C(0.0), matmul_24, 1024);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            z_46[i * 1024 + j] = matmul_24[i * 1024 + j] + lstm_b[j];
+            slice_24[i * 1024 + j] = matmul[i * 32768 + j + 23552];
+        }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 1024; j++) {
+            z_46[i * 1024 + j] = slice_24[i * 1024 + j] + lstm_b[j];
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
@@ -1205,39 +1080,35 @@ static void compute_outputs(void)
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t466 = z_47[i * 1024 + j];
-            const real t467 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t466));
-            const real t468 = z_47[i * 1024 + j + 256];
-            const real t469 = t468 + lstm_forget_b[j];
-            const real t470 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t469));
-            const real t471 = z_47[i * 1024 + j + 512];
-            const real t472 = r_tanh(t471);
-            const real t475 = t470 * c_23[i * 256 + j];
-            const real t476 = t467 * t472;
-            c_24[i * 256 + j] = t475 + t476;
+            const real t445 = z_47[i * 1024 + j];
+            const real t446 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t445));
+            const real t447 = z_47[i * 1024 + j + 256];
+            const real t448 = t447 + lstm_forget_b[j];
+            const real t449 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t448));
+            const real t450 = z_47[i * 1024 + j + 512];
+            const real t451 = r_tanh(t450);
+            const real t454 = t449 * c_23[i * 256 + j];
+            const real t455 = t446 * t451;
+            c_24[i * 256 + j] = t454 + t455;
         }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t473 = z_47[i * 1024 + j + 768];
-            const real t474 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t473));
-            const real t478 = r_tanh(c_24[i * 256 + j]);
-            h_24[i * 256 + j] = t474 * t478;
-        }
-
-    /* models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            slice_25[i * 256 + j] = e[i * 8192 + j + 6144];
+            const real t452 = z_47[i * 1024 + j + 768];
+            const real t453 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t452));
+            const real t457 = r_tanh(c_24[i * 256 + j]);
+            h_24[i * 256 + j] = t453 * t457;
         }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), slice_25, 256, lstm_w, 1024, REAL_C(0.0), matmul_25, 1024);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            z_48[i * 1024 + j] = matmul_25[i * 1024 + j] + lstm_b[j];
+            slice_25[i * 1024 + j] = matmul[i * 32768 + j + 24576];
+        }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 1024; j++) {
+            z_48[i * 1024 + j] = slice_25[i * 1024 + j] + lstm_b[j];
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
@@ -1247,39 +1118,35 @@ static void compute_outputs(void)
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t486 = z_49[i * 1024 + j];
-            const real t487 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t486));
-            const real t488 = z_49[i * 1024 + j + 256];
-            const real t489 = t488 + lstm_forget_b[j];
-            const real t490 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t489));
-            const real t491 = z_49[i * 1024 + j + 512];
-            const real t492 = r_tanh(t491);
-            const real t495 = t490 * c_24[i * 256 + j];
-            const real t496 = t487 * t492;
-            c_25[i * 256 + j] = t495 + t496;
+            const real t464 = z_49[i * 1024 + j];
+            const real t465 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t464));
+            const real t466 = z_49[i * 1024 + j + 256];
+            const real t467 = t466 + lstm_forget_b[j];
+            const real t468 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t467));
+            const real t469 = z_49[i * 1024 + j + 512];
+            const real t470 = r_tanh(t469);
+            const real t473 = t468 * c_24[i * 256 + j];
+            const real t474 = t465 * t470;
+            c_25[i * 256 + j] = t473 + t474;
         }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t493 = z_49[i * 1024 + j + 768];
-            const real t494 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t493));
-            const real t498 = r_tanh(c_25[i * 256 + j]);
-            h_25[i * 256 + j] = t494 * t498;
-        }
-
-    /* models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            slice_26[i * 256 + j] = e[i * 8192 + j + 6400];
+            const real t471 = z_49[i * 1024 + j + 768];
+            const real t472 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t471));
+            const real t476 = r_tanh(c_25[i * 256 + j]);
+            h_25[i * 256 + j] = t472 * t476;
         }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), slice_26, 256, lstm_w, 1024, REAL_C(0.0), matmul_26, 1024);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            z_50[i * 1024 + j] = matmul_26[i * 1024 + j] + lstm_b[j];
+            slice_26[i * 1024 + j] = matmul[i * 32768 + j + 25600];
+        }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 1024; j++) {
+            z_50[i * 1024 + j] = slice_26[i * 1024 + j] + lstm_b[j];
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
@@ -1289,39 +1156,35 @@ static void compute_outputs(void)
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t506 = z_51[i * 1024 + j];
-            const real t507 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t506));
-            const real t508 = z_51[i * 1024 + j + 256];
-            const real t509 = t508 + lstm_forget_b[j];
-            const real t510 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t509));
-            const real t511 = z_51[i * 1024 + j + 512];
-            const real t512 = r_tanh(t511);
-            const real t515 = t510 * c_25[i * 256 + j];
-            const real t516 = t507 * t512;
-            c_26[i * 256 + j] = t515 + t516;
+            const real t483 = z_51[i * 1024 + j];
+            const real t484 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t483));
+            const real t485 = z_51[i * 1024 + j + 256];
+            const real t486 = t485 + lstm_forget_b[j];
+            const real t487 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t486));
+            const real t488 = z_51[i * 1024 + j + 512];
+            const real t489 = r_tanh(t488);
+            const real t492 = t487 * c_25[i * 256 + j];
+            const real t493 = t484 * t489;
+            c_26[i * 256 + j] = t492 + t493;
         }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t513 = z_51[i * 1024 + j + 768];
-            const real t514 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t513));
-            const real t518 = r_tanh(c_26[i * 256 + j]);
-            h_26[i * 256 + j] = t514 * t518;
-        }
-
-    /* models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            slice_27[i * 256 + j] = e[i * 8192 + j + 6656];
+            const real t490 = z_51[i * 1024 + j + 768];
+            const real t491 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t490));
+            const real t495 = r_tanh(c_26[i * 256 + j]);
+            h_26[i * 256 + j] = t491 * t495;
         }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), slice_27, 256, lstm_w, 1024, REAL_C(0.0), matmul_27, 1024);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            z_52[i * 1024 + j] = matmul_27[i * 1024 + j] + lstm_b[j];
+            slice_27[i * 1024 + j] = matmul[i * 32768 + j + 26624];
+        }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 1024; j++) {
+            z_52[i * 1024 + j] = slice_27[i * 1024 + j] + lstm_b[j];
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
@@ -1331,39 +1194,35 @@ static void compute_outputs(void)
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t526 = z_53[i * 1024 + j];
-            const real t527 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t526));
-            const real t528 = z_53[i * 1024 + j + 256];
-            const real t529 = t528 + lstm_forget_b[j];
-            const real t530 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t529));
-            const real t531 = z_53[i * 1024 + j + 512];
-            const real t532 = r_tanh(t531);
-            const real t535 = t530 * c_26[i * 256 + j];
-            const real t536 = t527 * t532;
-            c_27[i * 256 + j] = t535 + t536;
+            const real t502 = z_53[i * 1024 + j];
+            const real t503 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t502));
+            const real t504 = z_53[i * 1024 + j + 256];
+            const real t505 = t504 + lstm_forget_b[j];
+            const real t506 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t505));
+            const real t507 = z_53[i * 1024 + j + 512];
+            const real t508 = r_tanh(t507);
+            const real t511 = t506 * c_26[i * 256 + j];
+            const real t512 = t503 * t508;
+            c_27[i * 256 + j] = t511 + t512;
         }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t533 = z_53[i * 1024 + j + 768];
-            const real t534 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t533));
-            const real t538 = r_tanh(c_27[i * 256 + j]);
-            h_27[i * 256 + j] = t534 * t538;
-        }
-
-    /* models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            slice_28[i * 256 + j] = e[i * 8192 + j + 6912];
+            const real t509 = z_53[i * 1024 + j + 768];
+            const real t510 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t509));
+            const real t514 = r_tanh(c_27[i * 256 + j]);
+            h_27[i * 256 + j] = t510 * t514;
         }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), slice_28, 256, lstm_w, 1024, REAL_C(0.0), matmul_28, 1024);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            z_54[i * 1024 + j] = matmul_28[i * 1024 + j] + lstm_b[j];
+            slice_28[i * 1024 + j] = matmul[i * 32768 + j + 27648];
+        }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 1024; j++) {
+            z_54[i * 1024 + j] = slice_28[i * 1024 + j] + lstm_b[j];
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
@@ -1373,39 +1232,35 @@ static void compute_outputs(void)
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t546 = z_55[i * 1024 + j];
-            const real t547 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t546));
-            const real t548 = z_55[i * 1024 + j + 256];
-            const real t549 = t548 + lstm_forget_b[j];
-            const real t550 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t549));
-            const real t551 = z_55[i * 1024 + j + 512];
-            const real t552 = r_tanh(t551);
-            const real t555 = t550 * c_27[i * 256 + j];
-            const real t556 = t547 * t552;
-            c_28[i * 256 + j] = t555 + t556;
+            const real t521 = z_55[i * 1024 + j];
+            const real t522 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t521));
+            const real t523 = z_55[i * 1024 + j + 256];
+            const real t524 = t523 + lstm_forget_b[j];
+            const real t525 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t524));
+            const real t526 = z_55[i * 1024 + j + 512];
+            const real t527 = r_tanh(t526);
+            const real t530 = t525 * c_27[i * 256 + j];
+            const real t531 = t522 * t527;
+            c_28[i * 256 + j] = t530 + t531;
         }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t553 = z_55[i * 1024 + j + 768];
-            const real t554 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t553));
-            const real t558 = r_tanh(c_28[i * 256 + j]);
-            h_28[i * 256 + j] = t554 * t558;
-        }
-
-    /* models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            slice_29[i * 256 + j] = e[i * 8192 + j + 7168];
+            const real t528 = z_55[i * 1024 + j + 768];
+            const real t529 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t528));
+            const real t533 = r_tanh(c_28[i * 256 + j]);
+            h_28[i * 256 + j] = t529 * t533;
         }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), slice_29, 256, lstm_w, 1024, REAL_C(0.0), matmul_29, 1024);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            z_56[i * 1024 + j] = matmul_29[i * 1024 + j] + lstm_b[j];
+            slice_29[i * 1024 + j] = matmul[i * 32768 + j + 28672];
+        }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 1024; j++) {
+            z_56[i * 1024 + j] = slice_29[i * 1024 + j] + lstm_b[j];
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
@@ -1415,39 +1270,35 @@ static void compute_outputs(void)
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t566 = z_57[i * 1024 + j];
-            const real t567 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t566));
-            const real t568 = z_57[i * 1024 + j + 256];
-            const real t569 = t568 + lstm_forget_b[j];
-            const real t570 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t569));
-            const real t571 = z_57[i * 1024 + j + 512];
-            const real t572 = r_tanh(t571);
-            const real t575 = t570 * c_28[i * 256 + j];
-            const real t576 = t567 * t572;
-            c_29[i * 256 + j] = t575 + t576;
+            const real t540 = z_57[i * 1024 + j];
+            const real t541 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t540));
+            const real t542 = z_57[i * 1024 + j + 256];
+            const real t543 = t542 + lstm_forget_b[j];
+            const real t544 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t543));
+            const real t545 = z_57[i * 1024 + j + 512];
+            const real t546 = r_tanh(t545);
+            const real t549 = t544 * c_28[i * 256 + j];
+            const real t550 = t541 * t546;
+            c_29[i * 256 + j] = t549 + t550;
         }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t573 = z_57[i * 1024 + j + 768];
-            const real t574 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t573));
-            const real t578 = r_tanh(c_29[i * 256 + j]);
-            h_29[i * 256 + j] = t574 * t578;
-        }
-
-    /* models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            slice_30[i * 256 + j] = e[i * 8192 + j + 7424];
+            const real t547 = z_57[i * 1024 + j + 768];
+            const real t548 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t547));
+            const real t552 = r_tanh(c_29[i * 256 + j]);
+            h_29[i * 256 + j] = t548 * t552;
         }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), slice_30, 256, lstm_w, 1024, REAL_C(0.0), matmul_30, 1024);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            z_58[i * 1024 + j] = matmul_30[i * 1024 + j] + lstm_b[j];
+            slice_30[i * 1024 + j] = matmul[i * 32768 + j + 29696];
+        }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 1024; j++) {
+            z_58[i * 1024 + j] = slice_30[i * 1024 + j] + lstm_b[j];
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
@@ -1457,39 +1308,35 @@ static void compute_outputs(void)
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t586 = z_59[i * 1024 + j];
-            const real t587 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t586));
-            const real t588 = z_59[i * 1024 + j + 256];
-            const real t589 = t588 + lstm_forget_b[j];
-            const real t590 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t589));
-            const real t591 = z_59[i * 1024 + j + 512];
-            const real t592 = r_tanh(t591);
-            const real t595 = t590 * c_29[i * 256 + j];
-            const real t596 = t587 * t592;
-            c_30[i * 256 + j] = t595 + t596;
+            const real t559 = z_59[i * 1024 + j];
+            const real t560 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t559));
+            const real t561 = z_59[i * 1024 + j + 256];
+            const real t562 = t561 + lstm_forget_b[j];
+            const real t563 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t562));
+            const real t564 = z_59[i * 1024 + j + 512];
+            const real t565 = r_tanh(t564);
+            const real t568 = t563 * c_29[i * 256 + j];
+            const real t569 = t560 * t565;
+            c_30[i * 256 + j] = t568 + t569;
         }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t593 = z_59[i * 1024 + j + 768];
-            const real t594 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t593));
-            const real t598 = r_tanh(c_30[i * 256 + j]);
-            h_30[i * 256 + j] = t594 * t598;
-        }
-
-    /* models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            slice_31[i * 256 + j] = e[i * 8192 + j + 7680];
+            const real t566 = z_59[i * 1024 + j + 768];
+            const real t567 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t566));
+            const real t571 = r_tanh(c_30[i * 256 + j]);
+            h_30[i * 256 + j] = t567 * t571;
         }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), slice_31, 256, lstm_w, 1024, REAL_C(0.0), matmul_31, 1024);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            z_60[i * 1024 + j] = matmul_31[i * 1024 + j] + lstm_b[j];
+            slice_31[i * 1024 + j] = matmul[i * 32768 + j + 30720];
+        }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 1024; j++) {
+            z_60[i * 1024 + j] = slice_31[i * 1024 + j] + lstm_b[j];
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
@@ -1499,39 +1346,35 @@ static void compute_outputs(void)
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t606 = z_61[i * 1024 + j];
-            const real t607 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t606));
-            const real t608 = z_61[i * 1024 + j + 256];
-            const real t609 = t608 + lstm_forget_b[j];
-            const real t610 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t609));
-            const real t611 = z_61[i * 1024 + j + 512];
-            const real t612 = r_tanh(t611);
-            const real t615 = t610 * c_30[i * 256 + j];
-            const real t616 = t607 * t612;
-            c_31[i * 256 + j] = t615 + t616;
+            const real t578 = z_61[i * 1024 + j];
+            const real t579 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t578));
+            const real t580 = z_61[i * 1024 + j + 256];
+            const real t581 = t580 + lstm_forget_b[j];
+            const real t582 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t581));
+            const real t583 = z_61[i * 1024 + j + 512];
+            const real t584 = r_tanh(t583);
+            const real t587 = t582 * c_30[i * 256 + j];
+            const real t588 = t579 * t584;
+            c_31[i * 256 + j] = t587 + t588;
         }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t613 = z_61[i * 1024 + j + 768];
-            const real t614 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t613));
-            const real t618 = r_tanh(c_31[i * 256 + j]);
-            h_31[i * 256 + j] = t614 * t618;
-        }
-
-    /* models/char_lstm.lua:18: h, c = step(e:slice(2, t):reshape({N, H}), h, c) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            slice_32[i * 256 + j] = e[i * 8192 + j + 7936];
+            const real t585 = z_61[i * 1024 + j + 768];
+            const real t586 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t585));
+            const real t590 = r_tanh(c_31[i * 256 + j]);
+            h_31[i * 256 + j] = t586 * t590;
         }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), slice_32, 256, lstm_w, 1024, REAL_C(0.0), matmul_32, 1024);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            z_62[i * 1024 + j] = matmul_32[i * 1024 + j] + lstm_b[j];
+            slice_32[i * 1024 + j] = matmul[i * 32768 + j + 31744];
+        }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 1024; j++) {
+            z_62[i * 1024 + j] = slice_32[i * 1024 + j] + lstm_b[j];
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
@@ -1541,20 +1384,20 @@ static void compute_outputs(void)
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t626 = z_63[i * 1024 + j];
-            const real t627 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t626));
-            const real t628 = z_63[i * 1024 + j + 256];
-            const real t629 = t628 + lstm_forget_b[j];
-            const real t630 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t629));
-            const real t631 = z_63[i * 1024 + j + 512];
-            const real t632 = r_tanh(t631);
-            const real t633 = z_63[i * 1024 + j + 768];
-            const real t634 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t633));
-            const real t635 = t630 * c_31[i * 256 + j];
-            const real t636 = t627 * t632;
-            const real t637 = t635 + t636;
-            const real t638 = r_tanh(t637);
-            h_32[i * 256 + j] = t634 * t638;
+            const real t597 = z_63[i * 1024 + j];
+            const real t598 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t597));
+            const real t599 = z_63[i * 1024 + j + 256];
+            const real t600 = t599 + lstm_forget_b[j];
+            const real t601 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t600));
+            const real t602 = z_63[i * 1024 + j + 512];
+            const real t603 = r_tanh(t602);
+            const real t604 = z_63[i * 1024 + j + 768];
+            const real t605 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t604));
+            const real t606 = t601 * c_31[i * 256 + j];
+            const real t607 = t598 * t603;
+            const real t608 = t606 + t607;
+            const real t609 = r_tanh(t608);
+            h_32[i * 256 + j] = t605 * t609;
         }
 
     /* models/char_lstm.lua:21: local logits = dense(concat(hs, 2), V, "out")   -- [N, T, V] */
@@ -1625,10 +1468,10 @@ static void compute_outputs(void)
 
     /* models/lib/dense.lua:9: return x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1024, 128, 256,
-           REAL_C(1.0), concat, 256, out_w, 128, REAL_C(0.0), matmul_33, 128);
+           REAL_C(1.0), concat, 256, out_w, 128, REAL_C(0.0), matmul_2, 128);
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            logits[i * 128 + j] = matmul_33[i * 128 + j] + out_b[j];
+            logits[i * 128 + j] = matmul_2[i * 128 + j] + out_b[j];
         }
 }
 
@@ -1671,7 +1514,7 @@ const rt_model REAL_SUFFIX(char_lstm_infer_model) = {
     .real = RT_REAL,
     .arena = arena,
     .iarena = iarena,
-    .arena_size = 1312128,
+    .arena_size = 2098560,
     .iarena_size = 1024,
     .n_inputs = 1,
     .n_params = 7,

@@ -9,7 +9,7 @@
 #include "rt_real.h"
 #include "char_rnn.h"
 
-static real arena[2221584];
+static real arena[2098704];
 static int32_t iarena[2048];
 
 static int32_t *const x = iarena + 0; /* input [32,32] */
@@ -27,424 +27,331 @@ static real *const d_rnn_b = arena + 360832; /* gradient [256] */
 static real *const d_out_w = arena + 361088; /* gradient [256,128] */
 static real *const d_out_b = arena + 393856; /* gradient [128] */
 static real *const e = arena + 919056; /* [32,32,256] */
-static real *const slice = arena + 1181200; /* [32,1,256] */
-static real *const matmul = arena + 1189392; /* [32,256] */
-static real *const h = arena + 1197584; /* [32,256] */
-static real *const slice_2 = arena + 1189392; /* [32,1,256] */
-static real *const matmul_2 = arena + 1205776; /* [32,256] */
-static real *const z = arena + 1213968; /* [32,256] */
-static real *const z_2 = arena + 1213968; /* [32,256] */
-static real *const h_2 = arena + 1205776; /* [32,256] */
-static real *const slice_3 = arena + 1213968; /* [32,1,256] */
-static real *const matmul_3 = arena + 1222160; /* [32,256] */
-static real *const z_3 = arena + 1230352; /* [32,256] */
-static real *const z_4 = arena + 1230352; /* [32,256] */
-static real *const h_3 = arena + 1222160; /* [32,256] */
-static real *const slice_4 = arena + 1230352; /* [32,1,256] */
-static real *const matmul_4 = arena + 1238544; /* [32,256] */
-static real *const z_5 = arena + 1246736; /* [32,256] */
-static real *const z_6 = arena + 1246736; /* [32,256] */
-static real *const h_4 = arena + 1238544; /* [32,256] */
-static real *const slice_5 = arena + 1246736; /* [32,1,256] */
-static real *const matmul_5 = arena + 1254928; /* [32,256] */
-static real *const z_7 = arena + 1263120; /* [32,256] */
-static real *const z_8 = arena + 1263120; /* [32,256] */
-static real *const h_5 = arena + 1254928; /* [32,256] */
-static real *const slice_6 = arena + 1263120; /* [32,1,256] */
-static real *const matmul_6 = arena + 1271312; /* [32,256] */
-static real *const z_9 = arena + 1279504; /* [32,256] */
-static real *const z_10 = arena + 1279504; /* [32,256] */
-static real *const h_6 = arena + 1271312; /* [32,256] */
-static real *const slice_7 = arena + 1279504; /* [32,1,256] */
-static real *const matmul_7 = arena + 1287696; /* [32,256] */
-static real *const z_11 = arena + 1295888; /* [32,256] */
-static real *const z_12 = arena + 1295888; /* [32,256] */
-static real *const h_7 = arena + 1287696; /* [32,256] */
-static real *const slice_8 = arena + 1295888; /* [32,1,256] */
-static real *const matmul_8 = arena + 1304080; /* [32,256] */
-static real *const z_13 = arena + 1312272; /* [32,256] */
-static real *const z_14 = arena + 1312272; /* [32,256] */
-static real *const h_8 = arena + 1304080; /* [32,256] */
-static real *const slice_9 = arena + 1312272; /* [32,1,256] */
-static real *const matmul_9 = arena + 1320464; /* [32,256] */
-static real *const z_15 = arena + 1328656; /* [32,256] */
-static real *const z_16 = arena + 1328656; /* [32,256] */
-static real *const h_9 = arena + 1320464; /* [32,256] */
-static real *const slice_10 = arena + 1328656; /* [32,1,256] */
-static real *const matmul_10 = arena + 1336848; /* [32,256] */
-static real *const z_17 = arena + 1345040; /* [32,256] */
-static real *const z_18 = arena + 1345040; /* [32,256] */
-static real *const h_10 = arena + 1336848; /* [32,256] */
-static real *const slice_11 = arena + 1345040; /* [32,1,256] */
-static real *const matmul_11 = arena + 1353232; /* [32,256] */
-static real *const z_19 = arena + 1361424; /* [32,256] */
-static real *const z_20 = arena + 1361424; /* [32,256] */
-static real *const h_11 = arena + 1353232; /* [32,256] */
-static real *const slice_12 = arena + 1361424; /* [32,1,256] */
-static real *const matmul_12 = arena + 1369616; /* [32,256] */
-static real *const z_21 = arena + 1377808; /* [32,256] */
-static real *const z_22 = arena + 1377808; /* [32,256] */
-static real *const h_12 = arena + 1369616; /* [32,256] */
-static real *const slice_13 = arena + 1377808; /* [32,1,256] */
-static real *const matmul_13 = arena + 1386000; /* [32,256] */
-static real *const z_23 = arena + 1394192; /* [32,256] */
-static real *const z_24 = arena + 1394192; /* [32,256] */
-static real *const h_13 = arena + 1386000; /* [32,256] */
-static real *const slice_14 = arena + 1394192; /* [32,1,256] */
-static real *const matmul_14 = arena + 1402384; /* [32,256] */
-static real *const z_25 = arena + 1410576; /* [32,256] */
-static real *const z_26 = arena + 1410576; /* [32,256] */
-static real *const h_14 = arena + 1402384; /* [32,256] */
-static real *const slice_15 = arena + 1410576; /* [32,1,256] */
-static real *const matmul_15 = arena + 1418768; /* [32,256] */
-static real *const z_27 = arena + 1426960; /* [32,256] */
-static real *const z_28 = arena + 1426960; /* [32,256] */
-static real *const h_15 = arena + 1418768; /* [32,256] */
-static real *const slice_16 = arena + 1426960; /* [32,1,256] */
-static real *const matmul_16 = arena + 1435152; /* [32,256] */
-static real *const z_29 = arena + 1443344; /* [32,256] */
-static real *const z_30 = arena + 1443344; /* [32,256] */
-static real *const h_16 = arena + 1435152; /* [32,256] */
-static real *const slice_17 = arena + 1443344; /* [32,1,256] */
-static real *const matmul_17 = arena + 1451536; /* [32,256] */
-static real *const z_31 = arena + 1459728; /* [32,256] */
-static real *const z_32 = arena + 1459728; /* [32,256] */
-static real *const h_17 = arena + 1451536; /* [32,256] */
-static real *const slice_18 = arena + 1459728; /* [32,1,256] */
-static real *const matmul_18 = arena + 1467920; /* [32,256] */
-static real *const z_33 = arena + 1476112; /* [32,256] */
-static real *const z_34 = arena + 1476112; /* [32,256] */
-static real *const h_18 = arena + 1467920; /* [32,256] */
-static real *const slice_19 = arena + 1476112; /* [32,1,256] */
-static real *const matmul_19 = arena + 1484304; /* [32,256] */
-static real *const z_35 = arena + 1492496; /* [32,256] */
-static real *const z_36 = arena + 1492496; /* [32,256] */
-static real *const h_19 = arena + 1484304; /* [32,256] */
-static real *const slice_20 = arena + 1492496; /* [32,1,256] */
-static real *const matmul_20 = arena + 1500688; /* [32,256] */
-static real *const z_37 = arena + 1508880; /* [32,256] */
-static real *const z_38 = arena + 1508880; /* [32,256] */
-static real *const h_20 = arena + 1500688; /* [32,256] */
-static real *const slice_21 = arena + 1508880; /* [32,1,256] */
-static real *const matmul_21 = arena + 1517072; /* [32,256] */
-static real *const z_39 = arena + 1525264; /* [32,256] */
-static real *const z_40 = arena + 1525264; /* [32,256] */
-static real *const h_21 = arena + 1517072; /* [32,256] */
-static real *const slice_22 = arena + 1525264; /* [32,1,256] */
-static real *const matmul_22 = arena + 1533456; /* [32,256] */
-static real *const z_41 = arena + 1541648; /* [32,256] */
-static real *const z_42 = arena + 1541648; /* [32,256] */
-static real *const h_22 = arena + 1533456; /* [32,256] */
-static real *const slice_23 = arena + 1541648; /* [32,1,256] */
-static real *const matmul_23 = arena + 1549840; /* [32,256] */
-static real *const z_43 = arena + 1558032; /* [32,256] */
-static real *const z_44 = arena + 1558032; /* [32,256] */
-static real *const h_23 = arena + 1549840; /* [32,256] */
-static real *const slice_24 = arena + 1558032; /* [32,1,256] */
-static real *const matmul_24 = arena + 1566224; /* [32,256] */
-static real *const z_45 = arena + 1574416; /* [32,256] */
-static real *const z_46 = arena + 1574416; /* [32,256] */
-static real *const h_24 = arena + 1566224; /* [32,256] */
-static real *const slice_25 = arena + 1574416; /* [32,1,256] */
-static real *const matmul_25 = arena + 1582608; /* [32,256] */
-static real *const z_47 = arena + 1590800; /* [32,256] */
-static real *const z_48 = arena + 1590800; /* [32,256] */
-static real *const h_25 = arena + 1582608; /* [32,256] */
-static real *const slice_26 = arena + 1590800; /* [32,1,256] */
-static real *const matmul_26 = arena + 1598992; /* [32,256] */
-static real *const z_49 = arena + 1607184; /* [32,256] */
-static real *const z_50 = arena + 1607184; /* [32,256] */
-static real *const h_26 = arena + 1598992; /* [32,256] */
-static real *const slice_27 = arena + 1607184; /* [32,1,256] */
-static real *const matmul_27 = arena + 1615376; /* [32,256] */
-static real *const z_51 = arena + 1623568; /* [32,256] */
-static real *const z_52 = arena + 1623568; /* [32,256] */
-static real *const h_27 = arena + 1615376; /* [32,256] */
-static real *const slice_28 = arena + 1623568; /* [32,1,256] */
-static real *const matmul_28 = arena + 1631760; /* [32,256] */
-static real *const z_53 = arena + 1639952; /* [32,256] */
-static real *const z_54 = arena + 1639952; /* [32,256] */
-static real *const h_28 = arena + 1631760; /* [32,256] */
-static real *const slice_29 = arena + 1639952; /* [32,1,256] */
-static real *const matmul_29 = arena + 1648144; /* [32,256] */
-static real *const z_55 = arena + 1656336; /* [32,256] */
-static real *const z_56 = arena + 1656336; /* [32,256] */
-static real *const h_29 = arena + 1648144; /* [32,256] */
-static real *const slice_30 = arena + 1656336; /* [32,1,256] */
-static real *const matmul_30 = arena + 1664528; /* [32,256] */
-static real *const z_57 = arena + 1672720; /* [32,256] */
-static real *const z_58 = arena + 1672720; /* [32,256] */
-static real *const h_30 = arena + 1664528; /* [32,256] */
-static real *const slice_31 = arena + 1672720; /* [32,1,256] */
-static real *const matmul_31 = arena + 1680912; /* [32,256] */
-static real *const z_59 = arena + 1689104; /* [32,256] */
-static real *const z_60 = arena + 1689104; /* [32,256] */
-static real *const h_31 = arena + 1680912; /* [32,256] */
-static real *const slice_32 = arena + 1689104; /* [32,1,256] */
-static real *const matmul_32 = arena + 919056; /* [32,256] */
-static real *const z_61 = arena + 927248; /* [32,256] */
-static real *const z_62 = arena + 927248; /* [32,256] */
-static real *const h_32 = arena + 919056; /* [32,256] */
-static real *const concat = arena + 1697296; /* [32,32,256] */
-static real *const matmul_33 = arena + 935440; /* [32,32,128] */
+static real *const matmul = arena + 1181200; /* [1024,256] */
+static real *const slice = arena + 1443344; /* [32,1,256] */
+static real *const h = arena + 1451536; /* [32,256] */
+static real *const slice_2 = arena + 1443344; /* [32,1,256] */
+static real *const z = arena + 1459728; /* [32,256] */
+static real *const z_2 = arena + 1459728; /* [32,256] */
+static real *const h_2 = arena + 1443344; /* [32,256] */
+static real *const slice_3 = arena + 1459728; /* [32,1,256] */
+static real *const z_3 = arena + 1467920; /* [32,256] */
+static real *const z_4 = arena + 1467920; /* [32,256] */
+static real *const h_3 = arena + 1459728; /* [32,256] */
+static real *const slice_4 = arena + 1467920; /* [32,1,256] */
+static real *const z_5 = arena + 1476112; /* [32,256] */
+static real *const z_6 = arena + 1476112; /* [32,256] */
+static real *const h_4 = arena + 1467920; /* [32,256] */
+static real *const slice_5 = arena + 1476112; /* [32,1,256] */
+static real *const z_7 = arena + 1484304; /* [32,256] */
+static real *const z_8 = arena + 1484304; /* [32,256] */
+static real *const h_5 = arena + 1476112; /* [32,256] */
+static real *const slice_6 = arena + 1484304; /* [32,1,256] */
+static real *const z_9 = arena + 1492496; /* [32,256] */
+static real *const z_10 = arena + 1492496; /* [32,256] */
+static real *const h_6 = arena + 1484304; /* [32,256] */
+static real *const slice_7 = arena + 1492496; /* [32,1,256] */
+static real *const z_11 = arena + 1500688; /* [32,256] */
+static real *const z_12 = arena + 1500688; /* [32,256] */
+static real *const h_7 = arena + 1492496; /* [32,256] */
+static real *const slice_8 = arena + 1500688; /* [32,1,256] */
+static real *const z_13 = arena + 1508880; /* [32,256] */
+static real *const z_14 = arena + 1508880; /* [32,256] */
+static real *const h_8 = arena + 1500688; /* [32,256] */
+static real *const slice_9 = arena + 1508880; /* [32,1,256] */
+static real *const z_15 = arena + 1517072; /* [32,256] */
+static real *const z_16 = arena + 1517072; /* [32,256] */
+static real *const h_9 = arena + 1508880; /* [32,256] */
+static real *const slice_10 = arena + 1517072; /* [32,1,256] */
+static real *const z_17 = arena + 1525264; /* [32,256] */
+static real *const z_18 = arena + 1525264; /* [32,256] */
+static real *const h_10 = arena + 1517072; /* [32,256] */
+static real *const slice_11 = arena + 1525264; /* [32,1,256] */
+static real *const z_19 = arena + 1533456; /* [32,256] */
+static real *const z_20 = arena + 1533456; /* [32,256] */
+static real *const h_11 = arena + 1525264; /* [32,256] */
+static real *const slice_12 = arena + 1533456; /* [32,1,256] */
+static real *const z_21 = arena + 1541648; /* [32,256] */
+static real *const z_22 = arena + 1541648; /* [32,256] */
+static real *const h_12 = arena + 1533456; /* [32,256] */
+static real *const slice_13 = arena + 1541648; /* [32,1,256] */
+static real *const z_23 = arena + 1549840; /* [32,256] */
+static real *const z_24 = arena + 1549840; /* [32,256] */
+static real *const h_13 = arena + 1541648; /* [32,256] */
+static real *const slice_14 = arena + 1549840; /* [32,1,256] */
+static real *const z_25 = arena + 1558032; /* [32,256] */
+static real *const z_26 = arena + 1558032; /* [32,256] */
+static real *const h_14 = arena + 1549840; /* [32,256] */
+static real *const slice_15 = arena + 1558032; /* [32,1,256] */
+static real *const z_27 = arena + 1566224; /* [32,256] */
+static real *const z_28 = arena + 1566224; /* [32,256] */
+static real *const h_15 = arena + 1558032; /* [32,256] */
+static real *const slice_16 = arena + 1566224; /* [32,1,256] */
+static real *const z_29 = arena + 1574416; /* [32,256] */
+static real *const z_30 = arena + 1574416; /* [32,256] */
+static real *const h_16 = arena + 1566224; /* [32,256] */
+static real *const slice_17 = arena + 1574416; /* [32,1,256] */
+static real *const z_31 = arena + 1582608; /* [32,256] */
+static real *const z_32 = arena + 1582608; /* [32,256] */
+static real *const h_17 = arena + 1574416; /* [32,256] */
+static real *const slice_18 = arena + 1582608; /* [32,1,256] */
+static real *const z_33 = arena + 1590800; /* [32,256] */
+static real *const z_34 = arena + 1590800; /* [32,256] */
+static real *const h_18 = arena + 1582608; /* [32,256] */
+static real *const slice_19 = arena + 1590800; /* [32,1,256] */
+static real *const z_35 = arena + 1598992; /* [32,256] */
+static real *const z_36 = arena + 1598992; /* [32,256] */
+static real *const h_19 = arena + 1590800; /* [32,256] */
+static real *const slice_20 = arena + 1598992; /* [32,1,256] */
+static real *const z_37 = arena + 1607184; /* [32,256] */
+static real *const z_38 = arena + 1607184; /* [32,256] */
+static real *const h_20 = arena + 1598992; /* [32,256] */
+static real *const slice_21 = arena + 1607184; /* [32,1,256] */
+static real *const z_39 = arena + 1615376; /* [32,256] */
+static real *const z_40 = arena + 1615376; /* [32,256] */
+static real *const h_21 = arena + 1607184; /* [32,256] */
+static real *const slice_22 = arena + 1615376; /* [32,1,256] */
+static real *const z_41 = arena + 1623568; /* [32,256] */
+static real *const z_42 = arena + 1623568; /* [32,256] */
+static real *const h_22 = arena + 1615376; /* [32,256] */
+static real *const slice_23 = arena + 1623568; /* [32,1,256] */
+static real *const z_43 = arena + 1631760; /* [32,256] */
+static real *const z_44 = arena + 1631760; /* [32,256] */
+static real *const h_23 = arena + 1623568; /* [32,256] */
+static real *const slice_24 = arena + 1631760; /* [32,1,256] */
+static real *const z_45 = arena + 1639952; /* [32,256] */
+static real *const z_46 = arena + 1639952; /* [32,256] */
+static real *const h_24 = arena + 1631760; /* [32,256] */
+static real *const slice_25 = arena + 1639952; /* [32,1,256] */
+static real *const z_47 = arena + 1648144; /* [32,256] */
+static real *const z_48 = arena + 1648144; /* [32,256] */
+static real *const h_25 = arena + 1639952; /* [32,256] */
+static real *const slice_26 = arena + 1648144; /* [32,1,256] */
+static real *const z_49 = arena + 1656336; /* [32,256] */
+static real *const z_50 = arena + 1656336; /* [32,256] */
+static real *const h_26 = arena + 1648144; /* [32,256] */
+static real *const slice_27 = arena + 1656336; /* [32,1,256] */
+static real *const z_51 = arena + 1664528; /* [32,256] */
+static real *const z_52 = arena + 1664528; /* [32,256] */
+static real *const h_27 = arena + 1656336; /* [32,256] */
+static real *const slice_28 = arena + 1664528; /* [32,1,256] */
+static real *const z_53 = arena + 1672720; /* [32,256] */
+static real *const z_54 = arena + 1672720; /* [32,256] */
+static real *const h_28 = arena + 1664528; /* [32,256] */
+static real *const slice_29 = arena + 1672720; /* [32,1,256] */
+static real *const z_55 = arena + 1680912; /* [32,256] */
+static real *const z_56 = arena + 1680912; /* [32,256] */
+static real *const h_29 = arena + 1672720; /* [32,256] */
+static real *const slice_30 = arena + 1680912; /* [32,1,256] */
+static real *const z_57 = arena + 1689104; /* [32,256] */
+static real *const z_58 = arena + 1689104; /* [32,256] */
+static real *const h_30 = arena + 1680912; /* [32,256] */
+static real *const slice_31 = arena + 1689104; /* [32,1,256] */
+static real *const z_59 = arena + 1697296; /* [32,256] */
+static real *const z_60 = arena + 1697296; /* [32,256] */
+static real *const h_31 = arena + 1689104; /* [32,256] */
+static real *const slice_32 = arena + 1697296; /* [32,1,256] */
+static real *const z_61 = arena + 1181200; /* [32,256] */
+static real *const z_62 = arena + 1181200; /* [32,256] */
+static real *const h_32 = arena + 1697296; /* [32,256] */
+static real *const concat = arena + 1181200; /* [32,32,256] */
+static real *const matmul_2 = arena + 1705488; /* [32,32,128] */
 static real *const logits = arena + 787968; /* [32,32,128] */
-static real *const cross_entropy = arena + 927248; /* [1024] */
-static real *const sum = arena + 928272; /* [] */
+static real *const cross_entropy = arena + 1705488; /* [1024] */
+static real *const sum = arena + 1706512; /* [] */
 static real *const loss_value = arena + 919040; /* [] */
-static real *const d_reshape = arena + 935440; /* [1024,128] */
-static real *const d_concat = arena + 1959440; /* [32,32,256] */
-static real *const d_reshape_2 = arena + 927248; /* [32,1,256] */
-static real *const d_reshape_3 = arena + 935440; /* [32,1,256] */
-static real *const d_reshape_4 = arena + 943632; /* [32,1,256] */
-static real *const d_reshape_5 = arena + 951824; /* [32,1,256] */
-static real *const d_reshape_6 = arena + 960016; /* [32,1,256] */
-static real *const d_reshape_7 = arena + 968208; /* [32,1,256] */
-static real *const d_reshape_8 = arena + 976400; /* [32,1,256] */
-static real *const d_reshape_9 = arena + 984592; /* [32,1,256] */
-static real *const d_reshape_10 = arena + 992784; /* [32,1,256] */
-static real *const d_reshape_11 = arena + 1000976; /* [32,1,256] */
-static real *const d_reshape_12 = arena + 1009168; /* [32,1,256] */
-static real *const d_reshape_13 = arena + 1017360; /* [32,1,256] */
-static real *const d_reshape_14 = arena + 1025552; /* [32,1,256] */
-static real *const d_reshape_15 = arena + 1033744; /* [32,1,256] */
-static real *const d_reshape_16 = arena + 1041936; /* [32,1,256] */
-static real *const d_reshape_17 = arena + 1050128; /* [32,1,256] */
-static real *const d_reshape_18 = arena + 1058320; /* [32,1,256] */
-static real *const d_reshape_19 = arena + 1066512; /* [32,1,256] */
-static real *const d_reshape_20 = arena + 1074704; /* [32,1,256] */
-static real *const d_reshape_21 = arena + 1082896; /* [32,1,256] */
-static real *const d_reshape_22 = arena + 1091088; /* [32,1,256] */
-static real *const d_reshape_23 = arena + 1099280; /* [32,1,256] */
-static real *const d_reshape_24 = arena + 1107472; /* [32,1,256] */
-static real *const d_reshape_25 = arena + 1115664; /* [32,1,256] */
-static real *const d_reshape_26 = arena + 1123856; /* [32,1,256] */
-static real *const d_reshape_27 = arena + 1132048; /* [32,1,256] */
-static real *const d_reshape_28 = arena + 1140240; /* [32,1,256] */
-static real *const d_reshape_29 = arena + 1148432; /* [32,1,256] */
-static real *const d_reshape_30 = arena + 1156624; /* [32,1,256] */
-static real *const d_reshape_31 = arena + 1164816; /* [32,1,256] */
-static real *const d_reshape_32 = arena + 1173008; /* [32,1,256] */
-static real *const d_reshape_33 = arena + 1697296; /* [32,1,256] */
-static real *const d_z = arena + 1705488; /* [32,256] */
+static real *const d_reshape = arena + 1705488; /* [1024,128] */
+static real *const d_concat = arena + 1836560; /* [32,32,256] */
+static real *const d_reshape_2 = arena + 1705488; /* [32,1,256] */
+static real *const d_reshape_3 = arena + 1713680; /* [32,1,256] */
+static real *const d_reshape_4 = arena + 1721872; /* [32,1,256] */
+static real *const d_reshape_5 = arena + 1730064; /* [32,1,256] */
+static real *const d_reshape_6 = arena + 1738256; /* [32,1,256] */
+static real *const d_reshape_7 = arena + 1746448; /* [32,1,256] */
+static real *const d_reshape_8 = arena + 1754640; /* [32,1,256] */
+static real *const d_reshape_9 = arena + 1762832; /* [32,1,256] */
+static real *const d_reshape_10 = arena + 1771024; /* [32,1,256] */
+static real *const d_reshape_11 = arena + 1779216; /* [32,1,256] */
+static real *const d_reshape_12 = arena + 1787408; /* [32,1,256] */
+static real *const d_reshape_13 = arena + 1795600; /* [32,1,256] */
+static real *const d_reshape_14 = arena + 1803792; /* [32,1,256] */
+static real *const d_reshape_15 = arena + 1811984; /* [32,1,256] */
+static real *const d_reshape_16 = arena + 1820176; /* [32,1,256] */
+static real *const d_reshape_17 = arena + 1828368; /* [32,1,256] */
+static real *const d_reshape_18 = arena + 1181200; /* [32,1,256] */
+static real *const d_reshape_19 = arena + 1189392; /* [32,1,256] */
+static real *const d_reshape_20 = arena + 1197584; /* [32,1,256] */
+static real *const d_reshape_21 = arena + 1205776; /* [32,1,256] */
+static real *const d_reshape_22 = arena + 1213968; /* [32,1,256] */
+static real *const d_reshape_23 = arena + 1222160; /* [32,1,256] */
+static real *const d_reshape_24 = arena + 1230352; /* [32,1,256] */
+static real *const d_reshape_25 = arena + 1238544; /* [32,1,256] */
+static real *const d_reshape_26 = arena + 1246736; /* [32,1,256] */
+static real *const d_reshape_27 = arena + 1254928; /* [32,1,256] */
+static real *const d_reshape_28 = arena + 1263120; /* [32,1,256] */
+static real *const d_reshape_29 = arena + 1271312; /* [32,1,256] */
+static real *const d_reshape_30 = arena + 1279504; /* [32,1,256] */
+static real *const d_reshape_31 = arena + 1287696; /* [32,1,256] */
+static real *const d_reshape_32 = arena + 1295888; /* [32,1,256] */
+static real *const d_reshape_33 = arena + 1304080; /* [32,1,256] */
+static real *const d_z = arena + 1312272; /* [32,256] */
 static real *const d_matmul = arena + 295296; /* [256,256] */
-static real *const d_sum = arena + 919056; /* [256] */
-static real *const d_reshape_34 = arena + 1697296; /* [32,256] */
-static real *const d_matmul_2 = arena + 229760; /* [256,256] */
-static real *const d_pad = arena + 1959440; /* [32,32,256] */
-static real *const d_h = arena + 1173008; /* [32,256] */
-static real *const d_z_2 = arena + 1689104; /* [32,256] */
+static real *const d_sum = arena + 1304080; /* [256] */
+static real *const d_pad = arena + 1836560; /* [32,32,256] */
+static real *const d_h = arena + 1295888; /* [32,256] */
+static real *const d_z_2 = arena + 1697296; /* [32,256] */
 static real *const d_matmul_add = arena + 295296; /* [256,256] */
-static real *const d_sum_2 = arena + 919312; /* [256] */
-static real *const d_reshape_35 = arena + 1173008; /* [32,256] */
-static real *const d_matmul_add_2 = arena + 229760; /* [256,256] */
-static real *const d_pad_add = arena + 1959440; /* [32,32,256] */
-static real *const d_h_2 = arena + 1164816; /* [32,256] */
-static real *const d_z_3 = arena + 1173008; /* [32,256] */
+static real *const d_sum_2 = arena + 1295888; /* [256] */
+static real *const d_pad_add = arena + 1836560; /* [32,32,256] */
+static real *const d_h_2 = arena + 1287696; /* [32,256] */
+static real *const d_z_3 = arena + 1689104; /* [32,256] */
+static real *const d_matmul_add_2 = arena + 295296; /* [256,256] */
+static real *const d_sum_3 = arena + 1296144; /* [256] */
+static real *const d_pad_add_2 = arena + 1836560; /* [32,32,256] */
+static real *const d_h_3 = arena + 1279504; /* [32,256] */
+static real *const d_z_4 = arena + 1287696; /* [32,256] */
 static real *const d_matmul_add_3 = arena + 295296; /* [256,256] */
-static real *const d_sum_3 = arena + 919568; /* [256] */
-static real *const d_reshape_36 = arena + 1164816; /* [32,256] */
-static real *const d_matmul_add_4 = arena + 229760; /* [256,256] */
-static real *const d_pad_add_2 = arena + 1959440; /* [32,32,256] */
-static real *const d_h_3 = arena + 1156624; /* [32,256] */
-static real *const d_z_4 = arena + 1164816; /* [32,256] */
+static real *const d_sum_4 = arena + 1296400; /* [256] */
+static real *const d_pad_add_3 = arena + 1836560; /* [32,32,256] */
+static real *const d_h_4 = arena + 1271312; /* [32,256] */
+static real *const d_z_5 = arena + 1279504; /* [32,256] */
+static real *const d_matmul_add_4 = arena + 295296; /* [256,256] */
+static real *const d_sum_5 = arena + 1296656; /* [256] */
+static real *const d_pad_add_4 = arena + 1836560; /* [32,32,256] */
+static real *const d_h_5 = arena + 1263120; /* [32,256] */
+static real *const d_z_6 = arena + 1271312; /* [32,256] */
 static real *const d_matmul_add_5 = arena + 295296; /* [256,256] */
-static real *const d_sum_4 = arena + 919824; /* [256] */
-static real *const d_reshape_37 = arena + 1156624; /* [32,256] */
-static real *const d_matmul_add_6 = arena + 229760; /* [256,256] */
-static real *const d_pad_add_3 = arena + 1959440; /* [32,32,256] */
-static real *const d_h_4 = arena + 1148432; /* [32,256] */
-static real *const d_z_5 = arena + 1156624; /* [32,256] */
+static real *const d_sum_6 = arena + 1296912; /* [256] */
+static real *const d_pad_add_5 = arena + 1836560; /* [32,32,256] */
+static real *const d_h_6 = arena + 1254928; /* [32,256] */
+static real *const d_z_7 = arena + 1263120; /* [32,256] */
+static real *const d_matmul_add_6 = arena + 295296; /* [256,256] */
+static real *const d_sum_7 = arena + 1297168; /* [256] */
+static real *const d_pad_add_6 = arena + 1836560; /* [32,32,256] */
+static real *const d_h_7 = arena + 1246736; /* [32,256] */
+static real *const d_z_8 = arena + 1254928; /* [32,256] */
 static real *const d_matmul_add_7 = arena + 295296; /* [256,256] */
-static real *const d_sum_5 = arena + 920080; /* [256] */
-static real *const d_reshape_38 = arena + 1148432; /* [32,256] */
-static real *const d_matmul_add_8 = arena + 229760; /* [256,256] */
-static real *const d_pad_add_4 = arena + 1959440; /* [32,32,256] */
-static real *const d_h_5 = arena + 1140240; /* [32,256] */
-static real *const d_z_6 = arena + 1148432; /* [32,256] */
+static real *const d_sum_8 = arena + 1297424; /* [256] */
+static real *const d_pad_add_7 = arena + 1836560; /* [32,32,256] */
+static real *const d_h_8 = arena + 1238544; /* [32,256] */
+static real *const d_z_9 = arena + 1246736; /* [32,256] */
+static real *const d_matmul_add_8 = arena + 295296; /* [256,256] */
+static real *const d_sum_9 = arena + 1297680; /* [256] */
+static real *const d_pad_add_8 = arena + 1836560; /* [32,32,256] */
+static real *const d_h_9 = arena + 1230352; /* [32,256] */
+static real *const d_z_10 = arena + 1238544; /* [32,256] */
 static real *const d_matmul_add_9 = arena + 295296; /* [256,256] */
-static real *const d_sum_6 = arena + 920336; /* [256] */
-static real *const d_reshape_39 = arena + 1140240; /* [32,256] */
-static real *const d_matmul_add_10 = arena + 229760; /* [256,256] */
-static real *const d_pad_add_5 = arena + 1959440; /* [32,32,256] */
-static real *const d_h_6 = arena + 1132048; /* [32,256] */
-static real *const d_z_7 = arena + 1140240; /* [32,256] */
+static real *const d_sum_10 = arena + 1297936; /* [256] */
+static real *const d_pad_add_9 = arena + 1836560; /* [32,32,256] */
+static real *const d_h_10 = arena + 1222160; /* [32,256] */
+static real *const d_z_11 = arena + 1230352; /* [32,256] */
+static real *const d_matmul_add_10 = arena + 295296; /* [256,256] */
+static real *const d_sum_11 = arena + 1298192; /* [256] */
+static real *const d_pad_add_10 = arena + 1836560; /* [32,32,256] */
+static real *const d_h_11 = arena + 1213968; /* [32,256] */
+static real *const d_z_12 = arena + 1222160; /* [32,256] */
 static real *const d_matmul_add_11 = arena + 295296; /* [256,256] */
-static real *const d_sum_7 = arena + 920592; /* [256] */
-static real *const d_reshape_40 = arena + 1132048; /* [32,256] */
-static real *const d_matmul_add_12 = arena + 229760; /* [256,256] */
-static real *const d_pad_add_6 = arena + 1959440; /* [32,32,256] */
-static real *const d_h_7 = arena + 1123856; /* [32,256] */
-static real *const d_z_8 = arena + 1132048; /* [32,256] */
+static real *const d_sum_12 = arena + 1298448; /* [256] */
+static real *const d_pad_add_11 = arena + 1836560; /* [32,32,256] */
+static real *const d_h_12 = arena + 1205776; /* [32,256] */
+static real *const d_z_13 = arena + 1213968; /* [32,256] */
+static real *const d_matmul_add_12 = arena + 295296; /* [256,256] */
+static real *const d_sum_13 = arena + 1298704; /* [256] */
+static real *const d_pad_add_12 = arena + 1836560; /* [32,32,256] */
+static real *const d_h_13 = arena + 1197584; /* [32,256] */
+static real *const d_z_14 = arena + 1205776; /* [32,256] */
 static real *const d_matmul_add_13 = arena + 295296; /* [256,256] */
-static real *const d_sum_8 = arena + 920848; /* [256] */
-static real *const d_reshape_41 = arena + 1123856; /* [32,256] */
-static real *const d_matmul_add_14 = arena + 229760; /* [256,256] */
-static real *const d_pad_add_7 = arena + 1959440; /* [32,32,256] */
-static real *const d_h_8 = arena + 1115664; /* [32,256] */
-static real *const d_z_9 = arena + 1123856; /* [32,256] */
+static real *const d_sum_14 = arena + 1298960; /* [256] */
+static real *const d_pad_add_13 = arena + 1836560; /* [32,32,256] */
+static real *const d_h_14 = arena + 1189392; /* [32,256] */
+static real *const d_z_15 = arena + 1197584; /* [32,256] */
+static real *const d_matmul_add_14 = arena + 295296; /* [256,256] */
+static real *const d_sum_15 = arena + 1299216; /* [256] */
+static real *const d_pad_add_14 = arena + 1836560; /* [32,32,256] */
+static real *const d_h_15 = arena + 1181200; /* [32,256] */
+static real *const d_z_16 = arena + 1189392; /* [32,256] */
 static real *const d_matmul_add_15 = arena + 295296; /* [256,256] */
-static real *const d_sum_9 = arena + 921104; /* [256] */
-static real *const d_reshape_42 = arena + 1115664; /* [32,256] */
-static real *const d_matmul_add_16 = arena + 229760; /* [256,256] */
-static real *const d_pad_add_8 = arena + 1959440; /* [32,32,256] */
-static real *const d_h_9 = arena + 1107472; /* [32,256] */
-static real *const d_z_10 = arena + 1115664; /* [32,256] */
+static real *const d_sum_16 = arena + 1299472; /* [256] */
+static real *const d_pad_add_15 = arena + 1836560; /* [32,32,256] */
+static real *const d_h_16 = arena + 1828368; /* [32,256] */
+static real *const d_z_17 = arena + 1181200; /* [32,256] */
+static real *const d_matmul_add_16 = arena + 295296; /* [256,256] */
+static real *const d_sum_17 = arena + 1299728; /* [256] */
+static real *const d_pad_add_16 = arena + 1836560; /* [32,32,256] */
+static real *const d_h_17 = arena + 1820176; /* [32,256] */
+static real *const d_z_18 = arena + 1828368; /* [32,256] */
 static real *const d_matmul_add_17 = arena + 295296; /* [256,256] */
-static real *const d_sum_10 = arena + 921360; /* [256] */
-static real *const d_reshape_43 = arena + 1107472; /* [32,256] */
-static real *const d_matmul_add_18 = arena + 229760; /* [256,256] */
-static real *const d_pad_add_9 = arena + 1959440; /* [32,32,256] */
-static real *const d_h_10 = arena + 1099280; /* [32,256] */
-static real *const d_z_11 = arena + 1107472; /* [32,256] */
+static real *const d_sum_18 = arena + 1299984; /* [256] */
+static real *const d_pad_add_17 = arena + 1836560; /* [32,32,256] */
+static real *const d_h_18 = arena + 1811984; /* [32,256] */
+static real *const d_z_19 = arena + 1820176; /* [32,256] */
+static real *const d_matmul_add_18 = arena + 295296; /* [256,256] */
+static real *const d_sum_19 = arena + 1300240; /* [256] */
+static real *const d_pad_add_18 = arena + 1836560; /* [32,32,256] */
+static real *const d_h_19 = arena + 1803792; /* [32,256] */
+static real *const d_z_20 = arena + 1811984; /* [32,256] */
 static real *const d_matmul_add_19 = arena + 295296; /* [256,256] */
-static real *const d_sum_11 = arena + 921616; /* [256] */
-static real *const d_reshape_44 = arena + 1099280; /* [32,256] */
-static real *const d_matmul_add_20 = arena + 229760; /* [256,256] */
-static real *const d_pad_add_10 = arena + 1959440; /* [32,32,256] */
-static real *const d_h_11 = arena + 1091088; /* [32,256] */
-static real *const d_z_12 = arena + 1099280; /* [32,256] */
+static real *const d_sum_20 = arena + 1300496; /* [256] */
+static real *const d_pad_add_19 = arena + 1836560; /* [32,32,256] */
+static real *const d_h_20 = arena + 1795600; /* [32,256] */
+static real *const d_z_21 = arena + 1803792; /* [32,256] */
+static real *const d_matmul_add_20 = arena + 295296; /* [256,256] */
+static real *const d_sum_21 = arena + 1300752; /* [256] */
+static real *const d_pad_add_20 = arena + 1836560; /* [32,32,256] */
+static real *const d_h_21 = arena + 1787408; /* [32,256] */
+static real *const d_z_22 = arena + 1795600; /* [32,256] */
 static real *const d_matmul_add_21 = arena + 295296; /* [256,256] */
-static real *const d_sum_12 = arena + 921872; /* [256] */
-static real *const d_reshape_45 = arena + 1091088; /* [32,256] */
-static real *const d_matmul_add_22 = arena + 229760; /* [256,256] */
-static real *const d_pad_add_11 = arena + 1959440; /* [32,32,256] */
-static real *const d_h_12 = arena + 1082896; /* [32,256] */
-static real *const d_z_13 = arena + 1091088; /* [32,256] */
+static real *const d_sum_22 = arena + 1301008; /* [256] */
+static real *const d_pad_add_21 = arena + 1836560; /* [32,32,256] */
+static real *const d_h_22 = arena + 1779216; /* [32,256] */
+static real *const d_z_23 = arena + 1787408; /* [32,256] */
+static real *const d_matmul_add_22 = arena + 295296; /* [256,256] */
+static real *const d_sum_23 = arena + 1301264; /* [256] */
+static real *const d_pad_add_22 = arena + 1836560; /* [32,32,256] */
+static real *const d_h_23 = arena + 1771024; /* [32,256] */
+static real *const d_z_24 = arena + 1779216; /* [32,256] */
 static real *const d_matmul_add_23 = arena + 295296; /* [256,256] */
-static real *const d_sum_13 = arena + 922128; /* [256] */
-static real *const d_reshape_46 = arena + 1082896; /* [32,256] */
-static real *const d_matmul_add_24 = arena + 229760; /* [256,256] */
-static real *const d_pad_add_12 = arena + 1959440; /* [32,32,256] */
-static real *const d_h_13 = arena + 1074704; /* [32,256] */
-static real *const d_z_14 = arena + 1082896; /* [32,256] */
+static real *const d_sum_24 = arena + 1301520; /* [256] */
+static real *const d_pad_add_23 = arena + 1836560; /* [32,32,256] */
+static real *const d_h_24 = arena + 1762832; /* [32,256] */
+static real *const d_z_25 = arena + 1771024; /* [32,256] */
+static real *const d_matmul_add_24 = arena + 295296; /* [256,256] */
+static real *const d_sum_25 = arena + 1301776; /* [256] */
+static real *const d_pad_add_24 = arena + 1836560; /* [32,32,256] */
+static real *const d_h_25 = arena + 1754640; /* [32,256] */
+static real *const d_z_26 = arena + 1762832; /* [32,256] */
 static real *const d_matmul_add_25 = arena + 295296; /* [256,256] */
-static real *const d_sum_14 = arena + 922384; /* [256] */
-static real *const d_reshape_47 = arena + 1074704; /* [32,256] */
-static real *const d_matmul_add_26 = arena + 229760; /* [256,256] */
-static real *const d_pad_add_13 = arena + 1959440; /* [32,32,256] */
-static real *const d_h_14 = arena + 1066512; /* [32,256] */
-static real *const d_z_15 = arena + 1074704; /* [32,256] */
+static real *const d_sum_26 = arena + 1302032; /* [256] */
+static real *const d_pad_add_25 = arena + 1836560; /* [32,32,256] */
+static real *const d_h_26 = arena + 1746448; /* [32,256] */
+static real *const d_z_27 = arena + 1754640; /* [32,256] */
+static real *const d_matmul_add_26 = arena + 295296; /* [256,256] */
+static real *const d_sum_27 = arena + 1302288; /* [256] */
+static real *const d_pad_add_26 = arena + 1836560; /* [32,32,256] */
+static real *const d_h_27 = arena + 1738256; /* [32,256] */
+static real *const d_z_28 = arena + 1746448; /* [32,256] */
 static real *const d_matmul_add_27 = arena + 295296; /* [256,256] */
-static real *const d_sum_15 = arena + 922640; /* [256] */
-static real *const d_reshape_48 = arena + 1066512; /* [32,256] */
-static real *const d_matmul_add_28 = arena + 229760; /* [256,256] */
-static real *const d_pad_add_14 = arena + 1959440; /* [32,32,256] */
-static real *const d_h_15 = arena + 1058320; /* [32,256] */
-static real *const d_z_16 = arena + 1066512; /* [32,256] */
+static real *const d_sum_28 = arena + 1302544; /* [256] */
+static real *const d_pad_add_27 = arena + 1836560; /* [32,32,256] */
+static real *const d_h_28 = arena + 1730064; /* [32,256] */
+static real *const d_z_29 = arena + 1738256; /* [32,256] */
+static real *const d_matmul_add_28 = arena + 295296; /* [256,256] */
+static real *const d_sum_29 = arena + 1302800; /* [256] */
+static real *const d_pad_add_28 = arena + 1836560; /* [32,32,256] */
+static real *const d_h_29 = arena + 1721872; /* [32,256] */
+static real *const d_z_30 = arena + 1730064; /* [32,256] */
 static real *const d_matmul_add_29 = arena + 295296; /* [256,256] */
-static real *const d_sum_16 = arena + 922896; /* [256] */
-static real *const d_reshape_49 = arena + 1058320; /* [32,256] */
-static real *const d_matmul_add_30 = arena + 229760; /* [256,256] */
-static real *const d_pad_add_15 = arena + 1959440; /* [32,32,256] */
-static real *const d_h_16 = arena + 1050128; /* [32,256] */
-static real *const d_z_17 = arena + 1058320; /* [32,256] */
-static real *const d_matmul_add_31 = arena + 295296; /* [256,256] */
-static real *const d_sum_17 = arena + 923152; /* [256] */
-static real *const d_reshape_50 = arena + 1050128; /* [32,256] */
-static real *const d_matmul_add_32 = arena + 229760; /* [256,256] */
-static real *const d_pad_add_16 = arena + 1959440; /* [32,32,256] */
-static real *const d_h_17 = arena + 1041936; /* [32,256] */
-static real *const d_z_18 = arena + 1050128; /* [32,256] */
-static real *const d_matmul_add_33 = arena + 295296; /* [256,256] */
-static real *const d_sum_18 = arena + 923408; /* [256] */
-static real *const d_reshape_51 = arena + 1041936; /* [32,256] */
-static real *const d_matmul_add_34 = arena + 229760; /* [256,256] */
-static real *const d_pad_add_17 = arena + 1959440; /* [32,32,256] */
-static real *const d_h_18 = arena + 1033744; /* [32,256] */
-static real *const d_z_19 = arena + 1041936; /* [32,256] */
-static real *const d_matmul_add_35 = arena + 295296; /* [256,256] */
-static real *const d_sum_19 = arena + 923664; /* [256] */
-static real *const d_reshape_52 = arena + 1033744; /* [32,256] */
-static real *const d_matmul_add_36 = arena + 229760; /* [256,256] */
-static real *const d_pad_add_18 = arena + 1959440; /* [32,32,256] */
-static real *const d_h_19 = arena + 1025552; /* [32,256] */
-static real *const d_z_20 = arena + 1033744; /* [32,256] */
-static real *const d_matmul_add_37 = arena + 295296; /* [256,256] */
-static real *const d_sum_20 = arena + 923920; /* [256] */
-static real *const d_reshape_53 = arena + 1025552; /* [32,256] */
-static real *const d_matmul_add_38 = arena + 229760; /* [256,256] */
-static real *const d_pad_add_19 = arena + 1959440; /* [32,32,256] */
-static real *const d_h_20 = arena + 1017360; /* [32,256] */
-static real *const d_z_21 = arena + 1025552; /* [32,256] */
-static real *const d_matmul_add_39 = arena + 295296; /* [256,256] */
-static real *const d_sum_21 = arena + 924176; /* [256] */
-static real *const d_reshape_54 = arena + 1017360; /* [32,256] */
-static real *const d_matmul_add_40 = arena + 229760; /* [256,256] */
-static real *const d_pad_add_20 = arena + 1959440; /* [32,32,256] */
-static real *const d_h_21 = arena + 1009168; /* [32,256] */
-static real *const d_z_22 = arena + 1017360; /* [32,256] */
-static real *const d_matmul_add_41 = arena + 295296; /* [256,256] */
-static real *const d_sum_22 = arena + 924432; /* [256] */
-static real *const d_reshape_55 = arena + 1009168; /* [32,256] */
-static real *const d_matmul_add_42 = arena + 229760; /* [256,256] */
-static real *const d_pad_add_21 = arena + 1959440; /* [32,32,256] */
-static real *const d_h_22 = arena + 1000976; /* [32,256] */
-static real *const d_z_23 = arena + 1009168; /* [32,256] */
-static real *const d_matmul_add_43 = arena + 295296; /* [256,256] */
-static real *const d_sum_23 = arena + 924688; /* [256] */
-static real *const d_reshape_56 = arena + 1000976; /* [32,256] */
-static real *const d_matmul_add_44 = arena + 229760; /* [256,256] */
-static real *const d_pad_add_22 = arena + 1959440; /* [32,32,256] */
-static real *const d_h_23 = arena + 992784; /* [32,256] */
-static real *const d_z_24 = arena + 1000976; /* [32,256] */
-static real *const d_matmul_add_45 = arena + 295296; /* [256,256] */
-static real *const d_sum_24 = arena + 924944; /* [256] */
-static real *const d_reshape_57 = arena + 992784; /* [32,256] */
-static real *const d_matmul_add_46 = arena + 229760; /* [256,256] */
-static real *const d_pad_add_23 = arena + 1959440; /* [32,32,256] */
-static real *const d_h_24 = arena + 984592; /* [32,256] */
-static real *const d_z_25 = arena + 992784; /* [32,256] */
-static real *const d_matmul_add_47 = arena + 295296; /* [256,256] */
-static real *const d_sum_25 = arena + 925200; /* [256] */
-static real *const d_reshape_58 = arena + 984592; /* [32,256] */
-static real *const d_matmul_add_48 = arena + 229760; /* [256,256] */
-static real *const d_pad_add_24 = arena + 1959440; /* [32,32,256] */
-static real *const d_h_25 = arena + 976400; /* [32,256] */
-static real *const d_z_26 = arena + 984592; /* [32,256] */
-static real *const d_matmul_add_49 = arena + 295296; /* [256,256] */
-static real *const d_sum_26 = arena + 925456; /* [256] */
-static real *const d_reshape_59 = arena + 976400; /* [32,256] */
-static real *const d_matmul_add_50 = arena + 229760; /* [256,256] */
-static real *const d_pad_add_25 = arena + 1959440; /* [32,32,256] */
-static real *const d_h_26 = arena + 968208; /* [32,256] */
-static real *const d_z_27 = arena + 976400; /* [32,256] */
-static real *const d_matmul_add_51 = arena + 295296; /* [256,256] */
-static real *const d_sum_27 = arena + 925712; /* [256] */
-static real *const d_reshape_60 = arena + 968208; /* [32,256] */
-static real *const d_matmul_add_52 = arena + 229760; /* [256,256] */
-static real *const d_pad_add_26 = arena + 1959440; /* [32,32,256] */
-static real *const d_h_27 = arena + 960016; /* [32,256] */
-static real *const d_z_28 = arena + 968208; /* [32,256] */
-static real *const d_matmul_add_53 = arena + 295296; /* [256,256] */
-static real *const d_sum_28 = arena + 925968; /* [256] */
-static real *const d_reshape_61 = arena + 960016; /* [32,256] */
-static real *const d_matmul_add_54 = arena + 229760; /* [256,256] */
-static real *const d_pad_add_27 = arena + 1959440; /* [32,32,256] */
-static real *const d_h_28 = arena + 951824; /* [32,256] */
-static real *const d_z_29 = arena + 960016; /* [32,256] */
-static real *const d_matmul_add_55 = arena + 295296; /* [256,256] */
-static real *const d_sum_29 = arena + 926224; /* [256] */
-static real *const d_reshape_62 = arena + 951824; /* [32,256] */
-static real *const d_matmul_add_56 = arena + 229760; /* [256,256] */
-static real *const d_pad_add_28 = arena + 1959440; /* [32,32,256] */
-static real *const d_h_29 = arena + 943632; /* [32,256] */
-static real *const d_z_30 = arena + 951824; /* [32,256] */
-static real *const d_matmul_add_57 = arena + 295296; /* [256,256] */
-static real *const d_sum_30 = arena + 926480; /* [256] */
-static real *const d_reshape_63 = arena + 943632; /* [32,256] */
-static real *const d_matmul_add_58 = arena + 229760; /* [256,256] */
-static real *const d_pad_add_29 = arena + 1959440; /* [32,32,256] */
-static real *const d_h_30 = arena + 935440; /* [32,256] */
-static real *const d_z_31 = arena + 943632; /* [32,256] */
-static real *const d_sum_31 = arena + 926736; /* [256] */
-static real *const d_reshape_64 = arena + 935440; /* [32,256] */
-static real *const d_matmul_add_59 = arena + 229760; /* [256,256] */
-static real *const d_pad_add_30 = arena + 1959440; /* [32,32,256] */
-static real *const d_h_31 = arena + 927248; /* [32,256] */
-static real *const d_z_32 = arena + 935440; /* [32,256] */
-static real *const d_sum_32 = arena + 926992; /* [256] */
-static real *const d_reshape_65 = arena + 919056; /* [32,256] */
-static real *const d_e = arena + 1959440; /* [32,32,256] */
+static real *const d_sum_30 = arena + 1303056; /* [256] */
+static real *const d_pad_add_29 = arena + 1836560; /* [32,32,256] */
+static real *const d_h_30 = arena + 1713680; /* [32,256] */
+static real *const d_z_31 = arena + 1181200; /* [32,256] */
+static real *const d_sum_31 = arena + 1303312; /* [256] */
+static real *const d_pad_add_30 = arena + 1836560; /* [32,32,256] */
+static real *const d_h_31 = arena + 1705488; /* [32,256] */
+static real *const d_z_32 = arena + 1181200; /* [32,256] */
+static real *const d_sum_32 = arena + 1303568; /* [256] */
+static real *const d_reshape_34 = arena + 1836560; /* [32,32,256] */
+static real *const d_reshape_35 = arena + 1181200; /* [1024,256] */
 
 /* The forward pass of the outputs, in the mode forward() or
  * loss_and_grad() set. */
@@ -454,35 +361,29 @@ static void compute_outputs(void)
     for (int i = 0; i < 1024; i++)
         memcpy(e + i * 256, embed + x[i] * 256, 256 * sizeof *e);
 
-    /* models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
+    /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
+    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1024, 256, 256,
+           REAL_C(1.0), e, 256, rnn_w, 256, REAL_C(0.0), matmul, 256);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            slice[i * 256 + j] = e[i * 8192 + j];
+            slice[i * 256 + j] = matmul[i * 8192 + j];
         }
-
-    /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), slice, 256, rnn_w, 256, REAL_C(0.0), matmul, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t10 = matmul[i * 256 + j] + rnn_b[j];
-            h[i * 256 + j] = r_tanh(t10);
-        }
-
-    /* models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            slice_2[i * 256 + j] = e[i * 8192 + j + 256];
+            const real t12 = slice[i * 256 + j] + rnn_b[j];
+            h[i * 256 + j] = r_tanh(t12);
         }
 
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), slice_2, 256, rnn_w, 256, REAL_C(0.0), matmul_2, 256);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            z[i * 256 + j] = matmul_2[i * 256 + j] + rnn_b[j];
+            slice_2[i * 256 + j] = matmul[i * 8192 + j + 256];
+        }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 256; j++) {
+            z[i * 256 + j] = slice_2[i * 256 + j] + rnn_b[j];
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
@@ -494,18 +395,14 @@ static void compute_outputs(void)
         h_2[i] = r_tanh(z_2[i]);
     }
 
-    /* models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            slice_3[i * 256 + j] = e[i * 8192 + j + 512];
-        }
-
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), slice_3, 256, rnn_w, 256, REAL_C(0.0), matmul_3, 256);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            z_3[i * 256 + j] = matmul_3[i * 256 + j] + rnn_b[j];
+            slice_3[i * 256 + j] = matmul[i * 8192 + j + 512];
+        }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 256; j++) {
+            z_3[i * 256 + j] = slice_3[i * 256 + j] + rnn_b[j];
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
@@ -517,18 +414,14 @@ static void compute_outputs(void)
         h_3[i] = r_tanh(z_4[i]);
     }
 
-    /* models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            slice_4[i * 256 + j] = e[i * 8192 + j + 768];
-        }
-
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), slice_4, 256, rnn_w, 256, REAL_C(0.0), matmul_4, 256);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            z_5[i * 256 + j] = matmul_4[i * 256 + j] + rnn_b[j];
+            slice_4[i * 256 + j] = matmul[i * 8192 + j + 768];
+        }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 256; j++) {
+            z_5[i * 256 + j] = slice_4[i * 256 + j] + rnn_b[j];
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
@@ -540,18 +433,14 @@ static void compute_outputs(void)
         h_4[i] = r_tanh(z_6[i]);
     }
 
-    /* models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            slice_5[i * 256 + j] = e[i * 8192 + j + 1024];
-        }
-
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), slice_5, 256, rnn_w, 256, REAL_C(0.0), matmul_5, 256);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            z_7[i * 256 + j] = matmul_5[i * 256 + j] + rnn_b[j];
+            slice_5[i * 256 + j] = matmul[i * 8192 + j + 1024];
+        }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 256; j++) {
+            z_7[i * 256 + j] = slice_5[i * 256 + j] + rnn_b[j];
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
@@ -563,18 +452,14 @@ static void compute_outputs(void)
         h_5[i] = r_tanh(z_8[i]);
     }
 
-    /* models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            slice_6[i * 256 + j] = e[i * 8192 + j + 1280];
-        }
-
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), slice_6, 256, rnn_w, 256, REAL_C(0.0), matmul_6, 256);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            z_9[i * 256 + j] = matmul_6[i * 256 + j] + rnn_b[j];
+            slice_6[i * 256 + j] = matmul[i * 8192 + j + 1280];
+        }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 256; j++) {
+            z_9[i * 256 + j] = slice_6[i * 256 + j] + rnn_b[j];
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
@@ -586,18 +471,14 @@ static void compute_outputs(void)
         h_6[i] = r_tanh(z_10[i]);
     }
 
-    /* models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            slice_7[i * 256 + j] = e[i * 8192 + j + 1536];
-        }
-
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), slice_7, 256, rnn_w, 256, REAL_C(0.0), matmul_7, 256);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            z_11[i * 256 + j] = matmul_7[i * 256 + j] + rnn_b[j];
+            slice_7[i * 256 + j] = matmul[i * 8192 + j + 1536];
+        }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 256; j++) {
+            z_11[i * 256 + j] = slice_7[i * 256 + j] + rnn_b[j];
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
@@ -609,18 +490,14 @@ static void compute_outputs(void)
         h_7[i] = r_tanh(z_12[i]);
     }
 
-    /* models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            slice_8[i * 256 + j] = e[i * 8192 + j + 1792];
-        }
-
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), slice_8, 256, rnn_w, 256, REAL_C(0.0), matmul_8, 256);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            z_13[i * 256 + j] = matmul_8[i * 256 + j] + rnn_b[j];
+            slice_8[i * 256 + j] = matmul[i * 8192 + j + 1792];
+        }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 256; j++) {
+            z_13[i * 256 + j] = slice_8[i * 256 + j] + rnn_b[j];
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
@@ -632,18 +509,14 @@ static void compute_outputs(void)
         h_8[i] = r_tanh(z_14[i]);
     }
 
-    /* models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            slice_9[i * 256 + j] = e[i * 8192 + j + 2048];
-        }
-
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), slice_9, 256, rnn_w, 256, REAL_C(0.0), matmul_9, 256);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            z_15[i * 256 + j] = matmul_9[i * 256 + j] + rnn_b[j];
+            slice_9[i * 256 + j] = matmul[i * 8192 + j + 2048];
+        }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 256; j++) {
+            z_15[i * 256 + j] = slice_9[i * 256 + j] + rnn_b[j];
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
@@ -655,18 +528,14 @@ static void compute_outputs(void)
         h_9[i] = r_tanh(z_16[i]);
     }
 
-    /* models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            slice_10[i * 256 + j] = e[i * 8192 + j + 2304];
-        }
-
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), slice_10, 256, rnn_w, 256, REAL_C(0.0), matmul_10, 256);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            z_17[i * 256 + j] = matmul_10[i * 256 + j] + rnn_b[j];
+            slice_10[i * 256 + j] = matmul[i * 8192 + j + 2304];
+        }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 256; j++) {
+            z_17[i * 256 + j] = slice_10[i * 256 + j] + rnn_b[j];
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
@@ -678,18 +547,14 @@ static void compute_outputs(void)
         h_10[i] = r_tanh(z_18[i]);
     }
 
-    /* models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            slice_11[i * 256 + j] = e[i * 8192 + j + 2560];
-        }
-
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), slice_11, 256, rnn_w, 256, REAL_C(0.0), matmul_11, 256);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            z_19[i * 256 + j] = matmul_11[i * 256 + j] + rnn_b[j];
+            slice_11[i * 256 + j] = matmul[i * 8192 + j + 2560];
+        }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 256; j++) {
+            z_19[i * 256 + j] = slice_11[i * 256 + j] + rnn_b[j];
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
@@ -701,18 +566,14 @@ static void compute_outputs(void)
         h_11[i] = r_tanh(z_20[i]);
     }
 
-    /* models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            slice_12[i * 256 + j] = e[i * 8192 + j + 2816];
-        }
-
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), slice_12, 256, rnn_w, 256, REAL_C(0.0), matmul_12, 256);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            z_21[i * 256 + j] = matmul_12[i * 256 + j] + rnn_b[j];
+            slice_12[i * 256 + j] = matmul[i * 8192 + j + 2816];
+        }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 256; j++) {
+            z_21[i * 256 + j] = slice_12[i * 256 + j] + rnn_b[j];
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
@@ -724,18 +585,14 @@ static void compute_outputs(void)
         h_12[i] = r_tanh(z_22[i]);
     }
 
-    /* models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            slice_13[i * 256 + j] = e[i * 8192 + j + 3072];
-        }
-
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), slice_13, 256, rnn_w, 256, REAL_C(0.0), matmul_13, 256);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            z_23[i * 256 + j] = matmul_13[i * 256 + j] + rnn_b[j];
+            slice_13[i * 256 + j] = matmul[i * 8192 + j + 3072];
+        }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 256; j++) {
+            z_23[i * 256 + j] = slice_13[i * 256 + j] + rnn_b[j];
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
@@ -747,18 +604,14 @@ static void compute_outputs(void)
         h_13[i] = r_tanh(z_24[i]);
     }
 
-    /* models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            slice_14[i * 256 + j] = e[i * 8192 + j + 3328];
-        }
-
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), slice_14, 256, rnn_w, 256, REAL_C(0.0), matmul_14, 256);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            z_25[i * 256 + j] = matmul_14[i * 256 + j] + rnn_b[j];
+            slice_14[i * 256 + j] = matmul[i * 8192 + j + 3328];
+        }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 256; j++) {
+            z_25[i * 256 + j] = slice_14[i * 256 + j] + rnn_b[j];
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
@@ -770,18 +623,14 @@ static void compute_outputs(void)
         h_14[i] = r_tanh(z_26[i]);
     }
 
-    /* models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            slice_15[i * 256 + j] = e[i * 8192 + j + 3584];
-        }
-
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), slice_15, 256, rnn_w, 256, REAL_C(0.0), matmul_15, 256);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            z_27[i * 256 + j] = matmul_15[i * 256 + j] + rnn_b[j];
+            slice_15[i * 256 + j] = matmul[i * 8192 + j + 3584];
+        }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 256; j++) {
+            z_27[i * 256 + j] = slice_15[i * 256 + j] + rnn_b[j];
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
@@ -793,18 +642,14 @@ static void compute_outputs(void)
         h_15[i] = r_tanh(z_28[i]);
     }
 
-    /* models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            slice_16[i * 256 + j] = e[i * 8192 + j + 3840];
-        }
-
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), slice_16, 256, rnn_w, 256, REAL_C(0.0), matmul_16, 256);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            z_29[i * 256 + j] = matmul_16[i * 256 + j] + rnn_b[j];
+            slice_16[i * 256 + j] = matmul[i * 8192 + j + 3840];
+        }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 256; j++) {
+            z_29[i * 256 + j] = slice_16[i * 256 + j] + rnn_b[j];
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
@@ -816,18 +661,14 @@ static void compute_outputs(void)
         h_16[i] = r_tanh(z_30[i]);
     }
 
-    /* models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            slice_17[i * 256 + j] = e[i * 8192 + j + 4096];
-        }
-
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), slice_17, 256, rnn_w, 256, REAL_C(0.0), matmul_17, 256);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            z_31[i * 256 + j] = matmul_17[i * 256 + j] + rnn_b[j];
+            slice_17[i * 256 + j] = matmul[i * 8192 + j + 4096];
+        }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 256; j++) {
+            z_31[i * 256 + j] = slice_17[i * 256 + j] + rnn_b[j];
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
@@ -839,18 +680,14 @@ static void compute_outputs(void)
         h_17[i] = r_tanh(z_32[i]);
     }
 
-    /* models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            slice_18[i * 256 + j] = e[i * 8192 + j + 4352];
-        }
-
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), slice_18, 256, rnn_w, 256, REAL_C(0.0), matmul_18, 256);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            z_33[i * 256 + j] = matmul_18[i * 256 + j] + rnn_b[j];
+            slice_18[i * 256 + j] = matmul[i * 8192 + j + 4352];
+        }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 256; j++) {
+            z_33[i * 256 + j] = slice_18[i * 256 + j] + rnn_b[j];
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
@@ -862,18 +699,14 @@ static void compute_outputs(void)
         h_18[i] = r_tanh(z_34[i]);
     }
 
-    /* models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            slice_19[i * 256 + j] = e[i * 8192 + j + 4608];
-        }
-
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), slice_19, 256, rnn_w, 256, REAL_C(0.0), matmul_19, 256);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            z_35[i * 256 + j] = matmul_19[i * 256 + j] + rnn_b[j];
+            slice_19[i * 256 + j] = matmul[i * 8192 + j + 4608];
+        }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 256; j++) {
+            z_35[i * 256 + j] = slice_19[i * 256 + j] + rnn_b[j];
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
@@ -885,18 +718,14 @@ static void compute_outputs(void)
         h_19[i] = r_tanh(z_36[i]);
     }
 
-    /* models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            slice_20[i * 256 + j] = e[i * 8192 + j + 4864];
-        }
-
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), slice_20, 256, rnn_w, 256, REAL_C(0.0), matmul_20, 256);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            z_37[i * 256 + j] = matmul_20[i * 256 + j] + rnn_b[j];
+            slice_20[i * 256 + j] = matmul[i * 8192 + j + 4864];
+        }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 256; j++) {
+            z_37[i * 256 + j] = slice_20[i * 256 + j] + rnn_b[j];
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
@@ -908,18 +737,14 @@ static void compute_outputs(void)
         h_20[i] = r_tanh(z_38[i]);
     }
 
-    /* models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            slice_21[i * 256 + j] = e[i * 8192 + j + 5120];
-        }
-
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), slice_21, 256, rnn_w, 256, REAL_C(0.0), matmul_21, 256);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            z_39[i * 256 + j] = matmul_21[i * 256 + j] + rnn_b[j];
+            slice_21[i * 256 + j] = matmul[i * 8192 + j + 5120];
+        }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 256; j++) {
+            z_39[i * 256 + j] = slice_21[i * 256 + j] + rnn_b[j];
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
@@ -931,18 +756,14 @@ static void compute_outputs(void)
         h_21[i] = r_tanh(z_40[i]);
     }
 
-    /* models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            slice_22[i * 256 + j] = e[i * 8192 + j + 5376];
-        }
-
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), slice_22, 256, rnn_w, 256, REAL_C(0.0), matmul_22, 256);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            z_41[i * 256 + j] = matmul_22[i * 256 + j] + rnn_b[j];
+            slice_22[i * 256 + j] = matmul[i * 8192 + j + 5376];
+        }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 256; j++) {
+            z_41[i * 256 + j] = slice_22[i * 256 + j] + rnn_b[j];
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
@@ -954,18 +775,14 @@ static void compute_outputs(void)
         h_22[i] = r_tanh(z_42[i]);
     }
 
-    /* models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            slice_23[i * 256 + j] = e[i * 8192 + j + 5632];
-        }
-
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), slice_23, 256, rnn_w, 256, REAL_C(0.0), matmul_23, 256);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            z_43[i * 256 + j] = matmul_23[i * 256 + j] + rnn_b[j];
+            slice_23[i * 256 + j] = matmul[i * 8192 + j + 5632];
+        }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 256; j++) {
+            z_43[i * 256 + j] = slice_23[i * 256 + j] + rnn_b[j];
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
@@ -977,18 +794,14 @@ static void compute_outputs(void)
         h_23[i] = r_tanh(z_44[i]);
     }
 
-    /* models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            slice_24[i * 256 + j] = e[i * 8192 + j + 5888];
-        }
-
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), slice_24, 256, rnn_w, 256, REAL_C(0.0), matmul_24, 256);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            z_45[i * 256 + j] = matmul_24[i * 256 + j] + rnn_b[j];
+            slice_24[i * 256 + j] = matmul[i * 8192 + j + 5888];
+        }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 256; j++) {
+            z_45[i * 256 + j] = slice_24[i * 256 + j] + rnn_b[j];
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
@@ -1000,18 +813,14 @@ static void compute_outputs(void)
         h_24[i] = r_tanh(z_46[i]);
     }
 
-    /* models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            slice_25[i * 256 + j] = e[i * 8192 + j + 6144];
-        }
-
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), slice_25, 256, rnn_w, 256, REAL_C(0.0), matmul_25, 256);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            z_47[i * 256 + j] = matmul_25[i * 256 + j] + rnn_b[j];
+            slice_25[i * 256 + j] = matmul[i * 8192 + j + 6144];
+        }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 256; j++) {
+            z_47[i * 256 + j] = slice_25[i * 256 + j] + rnn_b[j];
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
@@ -1023,18 +832,14 @@ static void compute_outputs(void)
         h_25[i] = r_tanh(z_48[i]);
     }
 
-    /* models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            slice_26[i * 256 + j] = e[i * 8192 + j + 6400];
-        }
-
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), slice_26, 256, rnn_w, 256, REAL_C(0.0), matmul_26, 256);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            z_49[i * 256 + j] = matmul_26[i * 256 + j] + rnn_b[j];
+            slice_26[i * 256 + j] = matmul[i * 8192 + j + 6400];
+        }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 256; j++) {
+            z_49[i * 256 + j] = slice_26[i * 256 + j] + rnn_b[j];
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
@@ -1046,18 +851,14 @@ static void compute_outputs(void)
         h_26[i] = r_tanh(z_50[i]);
     }
 
-    /* models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            slice_27[i * 256 + j] = e[i * 8192 + j + 6656];
-        }
-
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), slice_27, 256, rnn_w, 256, REAL_C(0.0), matmul_27, 256);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            z_51[i * 256 + j] = matmul_27[i * 256 + j] + rnn_b[j];
+            slice_27[i * 256 + j] = matmul[i * 8192 + j + 6656];
+        }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 256; j++) {
+            z_51[i * 256 + j] = slice_27[i * 256 + j] + rnn_b[j];
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
@@ -1069,18 +870,14 @@ static void compute_outputs(void)
         h_27[i] = r_tanh(z_52[i]);
     }
 
-    /* models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            slice_28[i * 256 + j] = e[i * 8192 + j + 6912];
-        }
-
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), slice_28, 256, rnn_w, 256, REAL_C(0.0), matmul_28, 256);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            z_53[i * 256 + j] = matmul_28[i * 256 + j] + rnn_b[j];
+            slice_28[i * 256 + j] = matmul[i * 8192 + j + 6912];
+        }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 256; j++) {
+            z_53[i * 256 + j] = slice_28[i * 256 + j] + rnn_b[j];
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
@@ -1092,18 +889,14 @@ static void compute_outputs(void)
         h_28[i] = r_tanh(z_54[i]);
     }
 
-    /* models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            slice_29[i * 256 + j] = e[i * 8192 + j + 7168];
-        }
-
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), slice_29, 256, rnn_w, 256, REAL_C(0.0), matmul_29, 256);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            z_55[i * 256 + j] = matmul_29[i * 256 + j] + rnn_b[j];
+            slice_29[i * 256 + j] = matmul[i * 8192 + j + 7168];
+        }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 256; j++) {
+            z_55[i * 256 + j] = slice_29[i * 256 + j] + rnn_b[j];
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
@@ -1115,18 +908,14 @@ static void compute_outputs(void)
         h_29[i] = r_tanh(z_56[i]);
     }
 
-    /* models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            slice_30[i * 256 + j] = e[i * 8192 + j + 7424];
-        }
-
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), slice_30, 256, rnn_w, 256, REAL_C(0.0), matmul_30, 256);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            z_57[i * 256 + j] = matmul_30[i * 256 + j] + rnn_b[j];
+            slice_30[i * 256 + j] = matmul[i * 8192 + j + 7424];
+        }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 256; j++) {
+            z_57[i * 256 + j] = slice_30[i * 256 + j] + rnn_b[j];
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
@@ -1138,18 +927,14 @@ static void compute_outputs(void)
         h_30[i] = r_tanh(z_58[i]);
     }
 
-    /* models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            slice_31[i * 256 + j] = e[i * 8192 + j + 7680];
-        }
-
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), slice_31, 256, rnn_w, 256, REAL_C(0.0), matmul_31, 256);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            z_59[i * 256 + j] = matmul_31[i * 256 + j] + rnn_b[j];
+            slice_31[i * 256 + j] = matmul[i * 8192 + j + 7680];
+        }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 256; j++) {
+            z_59[i * 256 + j] = slice_31[i * 256 + j] + rnn_b[j];
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
@@ -1161,18 +946,14 @@ static void compute_outputs(void)
         h_31[i] = r_tanh(z_60[i]);
     }
 
-    /* models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            slice_32[i * 256 + j] = e[i * 8192 + j + 7936];
-        }
-
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), slice_32, 256, rnn_w, 256, REAL_C(0.0), matmul_32, 256);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            z_61[i * 256 + j] = matmul_32[i * 256 + j] + rnn_b[j];
+            slice_32[i * 256 + j] = matmul[i * 8192 + j + 7936];
+        }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 256; j++) {
+            z_61[i * 256 + j] = slice_32[i * 256 + j] + rnn_b[j];
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
@@ -1252,10 +1033,10 @@ static void compute_outputs(void)
 
     /* models/lib/dense.lua:9: return x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1024, 128, 256,
-           REAL_C(1.0), concat, 256, out_w, 128, REAL_C(0.0), matmul_33, 128);
+           REAL_C(1.0), concat, 256, out_w, 128, REAL_C(0.0), matmul_2, 128);
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            logits[i * 128 + j] = matmul_33[i * 128 + j] + out_b[j];
+            logits[i * 128 + j] = matmul_2[i * 128 + j] + out_b[j];
         }
 }
 
@@ -1459,9 +1240,9 @@ static void compute_grads(void)
 
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        const real t283 = h_32[i] * h_32[i];
-        const real t284 = REAL_C(1.0) - t283;
-        d_z[i] = d_reshape_33[i] * t284;
+        const real t254 = h_32[i] * h_32[i];
+        const real t255 = REAL_C(1.0) - t254;
+        d_z[i] = d_reshape_33[i] * t255;
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
@@ -1474,16 +1255,10 @@ static void compute_grads(void)
         for (int j = 0; j < 256; j++) {
             d_sum[j] += d_z[i * 256 + j];
         }
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
-           REAL_C(1.0), d_z, 256, rnn_w, 256, REAL_C(0.0), d_reshape_34, 256);
-    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), slice_32, 256, d_z, 256, REAL_C(0.0), d_matmul_2, 256);
-
-    /* backward of models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
     memset(d_pad, 0, 262144 * sizeof *d_pad);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            d_pad[i * 8192 + j + 7936] = d_reshape_34[i * 256 + j];
+            d_pad[i * 8192 + j + 7936] = d_z[i * 256 + j];
         }
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
@@ -1492,9 +1267,9 @@ static void compute_grads(void)
 
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        const real t294 = h_31[i] * h_31[i];
-        const real t295 = REAL_C(1.0) - t294;
-        d_z_2[i] = d_h[i] * t295;
+        const real t263 = h_31[i] * h_31[i];
+        const real t264 = REAL_C(1.0) - t263;
+        d_z_2[i] = d_h[i] * t264;
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
@@ -1507,15 +1282,9 @@ static void compute_grads(void)
         for (int j = 0; j < 256; j++) {
             d_sum_2[j] += d_z_2[i * 256 + j];
         }
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
-           REAL_C(1.0), d_z_2, 256, rnn_w, 256, REAL_C(0.0), d_reshape_35, 256);
-    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), slice_31, 256, d_z_2, 256, REAL_C(1.0), d_matmul_add_2, 256);
-
-    /* backward of models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add[7680 + i * 8192 + r] += d_reshape_35[i * 256 + r];
+            d_pad_add[7680 + i * 8192 + r] += d_z_2[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
@@ -1523,14 +1292,14 @@ static void compute_grads(void)
 
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        const real t306 = h_30[i] * h_30[i];
-        const real t307 = REAL_C(1.0) - t306;
-        d_z_3[i] = d_h_2[i] * t307;
+        const real t273 = h_30[i] * h_30[i];
+        const real t274 = REAL_C(1.0) - t273;
+        d_z_3[i] = d_h_2[i] * t274;
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), h_29, 256, d_z_3, 256, REAL_C(1.0), d_matmul_add_3, 256);
+           REAL_C(1.0), h_29, 256, d_z_3, 256, REAL_C(1.0), d_matmul_add_2, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     memset(d_sum_3, 0, 256 * sizeof *d_sum_3);
@@ -1538,15 +1307,9 @@ static void compute_grads(void)
         for (int j = 0; j < 256; j++) {
             d_sum_3[j] += d_z_3[i * 256 + j];
         }
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
-           REAL_C(1.0), d_z_3, 256, rnn_w, 256, REAL_C(0.0), d_reshape_36, 256);
-    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), slice_30, 256, d_z_3, 256, REAL_C(1.0), d_matmul_add_4, 256);
-
-    /* backward of models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_2[7424 + i * 8192 + r] += d_reshape_36[i * 256 + r];
+            d_pad_add_2[7424 + i * 8192 + r] += d_z_3[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
@@ -1554,14 +1317,14 @@ static void compute_grads(void)
 
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        const real t318 = h_29[i] * h_29[i];
-        const real t319 = REAL_C(1.0) - t318;
-        d_z_4[i] = d_h_3[i] * t319;
+        const real t283 = h_29[i] * h_29[i];
+        const real t284 = REAL_C(1.0) - t283;
+        d_z_4[i] = d_h_3[i] * t284;
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), h_28, 256, d_z_4, 256, REAL_C(1.0), d_matmul_add_5, 256);
+           REAL_C(1.0), h_28, 256, d_z_4, 256, REAL_C(1.0), d_matmul_add_3, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     memset(d_sum_4, 0, 256 * sizeof *d_sum_4);
@@ -1569,15 +1332,9 @@ static void compute_grads(void)
         for (int j = 0; j < 256; j++) {
             d_sum_4[j] += d_z_4[i * 256 + j];
         }
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
-           REAL_C(1.0), d_z_4, 256, rnn_w, 256, REAL_C(0.0), d_reshape_37, 256);
-    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), slice_29, 256, d_z_4, 256, REAL_C(1.0), d_matmul_add_6, 256);
-
-    /* backward of models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_3[7168 + i * 8192 + r] += d_reshape_37[i * 256 + r];
+            d_pad_add_3[7168 + i * 8192 + r] += d_z_4[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
@@ -1585,14 +1342,14 @@ static void compute_grads(void)
 
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        const real t330 = h_28[i] * h_28[i];
-        const real t331 = REAL_C(1.0) - t330;
-        d_z_5[i] = d_h_4[i] * t331;
+        const real t293 = h_28[i] * h_28[i];
+        const real t294 = REAL_C(1.0) - t293;
+        d_z_5[i] = d_h_4[i] * t294;
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), h_27, 256, d_z_5, 256, REAL_C(1.0), d_matmul_add_7, 256);
+           REAL_C(1.0), h_27, 256, d_z_5, 256, REAL_C(1.0), d_matmul_add_4, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     memset(d_sum_5, 0, 256 * sizeof *d_sum_5);
@@ -1600,15 +1357,9 @@ static void compute_grads(void)
         for (int j = 0; j < 256; j++) {
             d_sum_5[j] += d_z_5[i * 256 + j];
         }
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
-           REAL_C(1.0), d_z_5, 256, rnn_w, 256, REAL_C(0.0), d_reshape_38, 256);
-    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), slice_28, 256, d_z_5, 256, REAL_C(1.0), d_matmul_add_8, 256);
-
-    /* backward of models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_4[6912 + i * 8192 + r] += d_reshape_38[i * 256 + r];
+            d_pad_add_4[6912 + i * 8192 + r] += d_z_5[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
@@ -1616,14 +1367,14 @@ static void compute_grads(void)
 
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        const real t342 = h_27[i] * h_27[i];
-        const real t343 = REAL_C(1.0) - t342;
-        d_z_6[i] = d_h_5[i] * t343;
+        const real t303 = h_27[i] * h_27[i];
+        const real t304 = REAL_C(1.0) - t303;
+        d_z_6[i] = d_h_5[i] * t304;
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), h_26, 256, d_z_6, 256, REAL_C(1.0), d_matmul_add_9, 256);
+           REAL_C(1.0), h_26, 256, d_z_6, 256, REAL_C(1.0), d_matmul_add_5, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     memset(d_sum_6, 0, 256 * sizeof *d_sum_6);
@@ -1631,15 +1382,9 @@ static void compute_grads(void)
         for (int j = 0; j < 256; j++) {
             d_sum_6[j] += d_z_6[i * 256 + j];
         }
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
-           REAL_C(1.0), d_z_6, 256, rnn_w, 256, REAL_C(0.0), d_reshape_39, 256);
-    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), slice_27, 256, d_z_6, 256, REAL_C(1.0), d_matmul_add_10, 256);
-
-    /* backward of models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_5[6656 + i * 8192 + r] += d_reshape_39[i * 256 + r];
+            d_pad_add_5[6656 + i * 8192 + r] += d_z_6[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
@@ -1647,14 +1392,14 @@ static void compute_grads(void)
 
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        const real t354 = h_26[i] * h_26[i];
-        const real t355 = REAL_C(1.0) - t354;
-        d_z_7[i] = d_h_6[i] * t355;
+        const real t313 = h_26[i] * h_26[i];
+        const real t314 = REAL_C(1.0) - t313;
+        d_z_7[i] = d_h_6[i] * t314;
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), h_25, 256, d_z_7, 256, REAL_C(1.0), d_matmul_add_11, 256);
+           REAL_C(1.0), h_25, 256, d_z_7, 256, REAL_C(1.0), d_matmul_add_6, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     memset(d_sum_7, 0, 256 * sizeof *d_sum_7);
@@ -1662,15 +1407,9 @@ static void compute_grads(void)
         for (int j = 0; j < 256; j++) {
             d_sum_7[j] += d_z_7[i * 256 + j];
         }
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
-           REAL_C(1.0), d_z_7, 256, rnn_w, 256, REAL_C(0.0), d_reshape_40, 256);
-    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), slice_26, 256, d_z_7, 256, REAL_C(1.0), d_matmul_add_12, 256);
-
-    /* backward of models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_6[6400 + i * 8192 + r] += d_reshape_40[i * 256 + r];
+            d_pad_add_6[6400 + i * 8192 + r] += d_z_7[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
@@ -1678,14 +1417,14 @@ static void compute_grads(void)
 
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        const real t366 = h_25[i] * h_25[i];
-        const real t367 = REAL_C(1.0) - t366;
-        d_z_8[i] = d_h_7[i] * t367;
+        const real t323 = h_25[i] * h_25[i];
+        const real t324 = REAL_C(1.0) - t323;
+        d_z_8[i] = d_h_7[i] * t324;
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), h_24, 256, d_z_8, 256, REAL_C(1.0), d_matmul_add_13, 256);
+           REAL_C(1.0), h_24, 256, d_z_8, 256, REAL_C(1.0), d_matmul_add_7, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     memset(d_sum_8, 0, 256 * sizeof *d_sum_8);
@@ -1693,15 +1432,9 @@ static void compute_grads(void)
         for (int j = 0; j < 256; j++) {
             d_sum_8[j] += d_z_8[i * 256 + j];
         }
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
-           REAL_C(1.0), d_z_8, 256, rnn_w, 256, REAL_C(0.0), d_reshape_41, 256);
-    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), slice_25, 256, d_z_8, 256, REAL_C(1.0), d_matmul_add_14, 256);
-
-    /* backward of models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_7[6144 + i * 8192 + r] += d_reshape_41[i * 256 + r];
+            d_pad_add_7[6144 + i * 8192 + r] += d_z_8[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
@@ -1709,14 +1442,14 @@ static void compute_grads(void)
 
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        const real t378 = h_24[i] * h_24[i];
-        const real t379 = REAL_C(1.0) - t378;
-        d_z_9[i] = d_h_8[i] * t379;
+        const real t333 = h_24[i] * h_24[i];
+        const real t334 = REAL_C(1.0) - t333;
+        d_z_9[i] = d_h_8[i] * t334;
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), h_23, 256, d_z_9, 256, REAL_C(1.0), d_matmul_add_15, 256);
+           REAL_C(1.0), h_23, 256, d_z_9, 256, REAL_C(1.0), d_matmul_add_8, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     memset(d_sum_9, 0, 256 * sizeof *d_sum_9);
@@ -1724,15 +1457,9 @@ static void compute_grads(void)
         for (int j = 0; j < 256; j++) {
             d_sum_9[j] += d_z_9[i * 256 + j];
         }
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
-           REAL_C(1.0), d_z_9, 256, rnn_w, 256, REAL_C(0.0), d_reshape_42, 256);
-    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), slice_24, 256, d_z_9, 256, REAL_C(1.0), d_matmul_add_16, 256);
-
-    /* backward of models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_8[5888 + i * 8192 + r] += d_reshape_42[i * 256 + r];
+            d_pad_add_8[5888 + i * 8192 + r] += d_z_9[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
@@ -1740,14 +1467,14 @@ static void compute_grads(void)
 
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        const real t390 = h_23[i] * h_23[i];
-        const real t391 = REAL_C(1.0) - t390;
-        d_z_10[i] = d_h_9[i] * t391;
+        const real t343 = h_23[i] * h_23[i];
+        const real t344 = REAL_C(1.0) - t343;
+        d_z_10[i] = d_h_9[i] * t344;
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), h_22, 256, d_z_10, 256, REAL_C(1.0), d_matmul_add_17, 256);
+           REAL_C(1.0), h_22, 256, d_z_10, 256, REAL_C(1.0), d_matmul_add_9, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     memset(d_sum_10, 0, 256 * sizeof *d_sum_10);
@@ -1755,15 +1482,9 @@ static void compute_grads(void)
         for (int j = 0; j < 256; j++) {
             d_sum_10[j] += d_z_10[i * 256 + j];
         }
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
-           REAL_C(1.0), d_z_10, 256, rnn_w, 256, REAL_C(0.0), d_reshape_43, 256);
-    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), slice_23, 256, d_z_10, 256, REAL_C(1.0), d_matmul_add_18, 256);
-
-    /* backward of models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_9[5632 + i * 8192 + r] += d_reshape_43[i * 256 + r];
+            d_pad_add_9[5632 + i * 8192 + r] += d_z_10[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
@@ -1771,14 +1492,14 @@ static void compute_grads(void)
 
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        const real t402 = h_22[i] * h_22[i];
-        const real t403 = REAL_C(1.0) - t402;
-        d_z_11[i] = d_h_10[i] * t403;
+        const real t353 = h_22[i] * h_22[i];
+        const real t354 = REAL_C(1.0) - t353;
+        d_z_11[i] = d_h_10[i] * t354;
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), h_21, 256, d_z_11, 256, REAL_C(1.0), d_matmul_add_19, 256);
+           REAL_C(1.0), h_21, 256, d_z_11, 256, REAL_C(1.0), d_matmul_add_10, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     memset(d_sum_11, 0, 256 * sizeof *d_sum_11);
@@ -1786,15 +1507,9 @@ static void compute_grads(void)
         for (int j = 0; j < 256; j++) {
             d_sum_11[j] += d_z_11[i * 256 + j];
         }
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
-           REAL_C(1.0), d_z_11, 256, rnn_w, 256, REAL_C(0.0), d_reshape_44, 256);
-    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), slice_22, 256, d_z_11, 256, REAL_C(1.0), d_matmul_add_20, 256);
-
-    /* backward of models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_10[5376 + i * 8192 + r] += d_reshape_44[i * 256 + r];
+            d_pad_add_10[5376 + i * 8192 + r] += d_z_11[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
@@ -1802,14 +1517,14 @@ static void compute_grads(void)
 
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        const real t414 = h_21[i] * h_21[i];
-        const real t415 = REAL_C(1.0) - t414;
-        d_z_12[i] = d_h_11[i] * t415;
+        const real t363 = h_21[i] * h_21[i];
+        const real t364 = REAL_C(1.0) - t363;
+        d_z_12[i] = d_h_11[i] * t364;
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), h_20, 256, d_z_12, 256, REAL_C(1.0), d_matmul_add_21, 256);
+           REAL_C(1.0), h_20, 256, d_z_12, 256, REAL_C(1.0), d_matmul_add_11, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     memset(d_sum_12, 0, 256 * sizeof *d_sum_12);
@@ -1817,15 +1532,9 @@ static void compute_grads(void)
         for (int j = 0; j < 256; j++) {
             d_sum_12[j] += d_z_12[i * 256 + j];
         }
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
-           REAL_C(1.0), d_z_12, 256, rnn_w, 256, REAL_C(0.0), d_reshape_45, 256);
-    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), slice_21, 256, d_z_12, 256, REAL_C(1.0), d_matmul_add_22, 256);
-
-    /* backward of models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_11[5120 + i * 8192 + r] += d_reshape_45[i * 256 + r];
+            d_pad_add_11[5120 + i * 8192 + r] += d_z_12[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
@@ -1833,14 +1542,14 @@ static void compute_grads(void)
 
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        const real t426 = h_20[i] * h_20[i];
-        const real t427 = REAL_C(1.0) - t426;
-        d_z_13[i] = d_h_12[i] * t427;
+        const real t373 = h_20[i] * h_20[i];
+        const real t374 = REAL_C(1.0) - t373;
+        d_z_13[i] = d_h_12[i] * t374;
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), h_19, 256, d_z_13, 256, REAL_C(1.0), d_matmul_add_23, 256);
+           REAL_C(1.0), h_19, 256, d_z_13, 256, REAL_C(1.0), d_matmul_add_12, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     memset(d_sum_13, 0, 256 * sizeof *d_sum_13);
@@ -1848,15 +1557,9 @@ static void compute_grads(void)
         for (int j = 0; j < 256; j++) {
             d_sum_13[j] += d_z_13[i * 256 + j];
         }
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
-           REAL_C(1.0), d_z_13, 256, rnn_w, 256, REAL_C(0.0), d_reshape_46, 256);
-    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), slice_20, 256, d_z_13, 256, REAL_C(1.0), d_matmul_add_24, 256);
-
-    /* backward of models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_12[4864 + i * 8192 + r] += d_reshape_46[i * 256 + r];
+            d_pad_add_12[4864 + i * 8192 + r] += d_z_13[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
@@ -1864,14 +1567,14 @@ static void compute_grads(void)
 
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        const real t438 = h_19[i] * h_19[i];
-        const real t439 = REAL_C(1.0) - t438;
-        d_z_14[i] = d_h_13[i] * t439;
+        const real t383 = h_19[i] * h_19[i];
+        const real t384 = REAL_C(1.0) - t383;
+        d_z_14[i] = d_h_13[i] * t384;
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), h_18, 256, d_z_14, 256, REAL_C(1.0), d_matmul_add_25, 256);
+           REAL_C(1.0), h_18, 256, d_z_14, 256, REAL_C(1.0), d_matmul_add_13, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     memset(d_sum_14, 0, 256 * sizeof *d_sum_14);
@@ -1879,15 +1582,9 @@ static void compute_grads(void)
         for (int j = 0; j < 256; j++) {
             d_sum_14[j] += d_z_14[i * 256 + j];
         }
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
-           REAL_C(1.0), d_z_14, 256, rnn_w, 256, REAL_C(0.0), d_reshape_47, 256);
-    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), slice_19, 256, d_z_14, 256, REAL_C(1.0), d_matmul_add_26, 256);
-
-    /* backward of models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_13[4608 + i * 8192 + r] += d_reshape_47[i * 256 + r];
+            d_pad_add_13[4608 + i * 8192 + r] += d_z_14[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
@@ -1895,14 +1592,14 @@ static void compute_grads(void)
 
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        const real t450 = h_18[i] * h_18[i];
-        const real t451 = REAL_C(1.0) - t450;
-        d_z_15[i] = d_h_14[i] * t451;
+        const real t393 = h_18[i] * h_18[i];
+        const real t394 = REAL_C(1.0) - t393;
+        d_z_15[i] = d_h_14[i] * t394;
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), h_17, 256, d_z_15, 256, REAL_C(1.0), d_matmul_add_27, 256);
+           REAL_C(1.0), h_17, 256, d_z_15, 256, REAL_C(1.0), d_matmul_add_14, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     memset(d_sum_15, 0, 256 * sizeof *d_sum_15);
@@ -1910,15 +1607,9 @@ static void compute_grads(void)
         for (int j = 0; j < 256; j++) {
             d_sum_15[j] += d_z_15[i * 256 + j];
         }
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
-           REAL_C(1.0), d_z_15, 256, rnn_w, 256, REAL_C(0.0), d_reshape_48, 256);
-    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), slice_18, 256, d_z_15, 256, REAL_C(1.0), d_matmul_add_28, 256);
-
-    /* backward of models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_14[4352 + i * 8192 + r] += d_reshape_48[i * 256 + r];
+            d_pad_add_14[4352 + i * 8192 + r] += d_z_15[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
@@ -1926,14 +1617,14 @@ static void compute_grads(void)
 
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        const real t462 = h_17[i] * h_17[i];
-        const real t463 = REAL_C(1.0) - t462;
-        d_z_16[i] = d_h_15[i] * t463;
+        const real t403 = h_17[i] * h_17[i];
+        const real t404 = REAL_C(1.0) - t403;
+        d_z_16[i] = d_h_15[i] * t404;
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), h_16, 256, d_z_16, 256, REAL_C(1.0), d_matmul_add_29, 256);
+           REAL_C(1.0), h_16, 256, d_z_16, 256, REAL_C(1.0), d_matmul_add_15, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     memset(d_sum_16, 0, 256 * sizeof *d_sum_16);
@@ -1941,15 +1632,9 @@ static void compute_grads(void)
         for (int j = 0; j < 256; j++) {
             d_sum_16[j] += d_z_16[i * 256 + j];
         }
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
-           REAL_C(1.0), d_z_16, 256, rnn_w, 256, REAL_C(0.0), d_reshape_49, 256);
-    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), slice_17, 256, d_z_16, 256, REAL_C(1.0), d_matmul_add_30, 256);
-
-    /* backward of models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_15[4096 + i * 8192 + r] += d_reshape_49[i * 256 + r];
+            d_pad_add_15[4096 + i * 8192 + r] += d_z_16[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
@@ -1957,14 +1642,14 @@ static void compute_grads(void)
 
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        const real t474 = h_16[i] * h_16[i];
-        const real t475 = REAL_C(1.0) - t474;
-        d_z_17[i] = d_h_16[i] * t475;
+        const real t413 = h_16[i] * h_16[i];
+        const real t414 = REAL_C(1.0) - t413;
+        d_z_17[i] = d_h_16[i] * t414;
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), h_15, 256, d_z_17, 256, REAL_C(1.0), d_matmul_add_31, 256);
+           REAL_C(1.0), h_15, 256, d_z_17, 256, REAL_C(1.0), d_matmul_add_16, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     memset(d_sum_17, 0, 256 * sizeof *d_sum_17);
@@ -1972,15 +1657,9 @@ static void compute_grads(void)
         for (int j = 0; j < 256; j++) {
             d_sum_17[j] += d_z_17[i * 256 + j];
         }
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
-           REAL_C(1.0), d_z_17, 256, rnn_w, 256, REAL_C(0.0), d_reshape_50, 256);
-    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), slice_16, 256, d_z_17, 256, REAL_C(1.0), d_matmul_add_32, 256);
-
-    /* backward of models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_16[3840 + i * 8192 + r] += d_reshape_50[i * 256 + r];
+            d_pad_add_16[3840 + i * 8192 + r] += d_z_17[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
@@ -1988,14 +1667,14 @@ static void compute_grads(void)
 
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        const real t486 = h_15[i] * h_15[i];
-        const real t487 = REAL_C(1.0) - t486;
-        d_z_18[i] = d_h_17[i] * t487;
+        const real t423 = h_15[i] * h_15[i];
+        const real t424 = REAL_C(1.0) - t423;
+        d_z_18[i] = d_h_17[i] * t424;
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), h_14, 256, d_z_18, 256, REAL_C(1.0), d_matmul_add_33, 256);
+           REAL_C(1.0), h_14, 256, d_z_18, 256, REAL_C(1.0), d_matmul_add_17, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     memset(d_sum_18, 0, 256 * sizeof *d_sum_18);
@@ -2003,15 +1682,9 @@ static void compute_grads(void)
         for (int j = 0; j < 256; j++) {
             d_sum_18[j] += d_z_18[i * 256 + j];
         }
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
-           REAL_C(1.0), d_z_18, 256, rnn_w, 256, REAL_C(0.0), d_reshape_51, 256);
-    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), slice_15, 256, d_z_18, 256, REAL_C(1.0), d_matmul_add_34, 256);
-
-    /* backward of models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_17[3584 + i * 8192 + r] += d_reshape_51[i * 256 + r];
+            d_pad_add_17[3584 + i * 8192 + r] += d_z_18[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
@@ -2019,14 +1692,14 @@ static void compute_grads(void)
 
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        const real t498 = h_14[i] * h_14[i];
-        const real t499 = REAL_C(1.0) - t498;
-        d_z_19[i] = d_h_18[i] * t499;
+        const real t433 = h_14[i] * h_14[i];
+        const real t434 = REAL_C(1.0) - t433;
+        d_z_19[i] = d_h_18[i] * t434;
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), h_13, 256, d_z_19, 256, REAL_C(1.0), d_matmul_add_35, 256);
+           REAL_C(1.0), h_13, 256, d_z_19, 256, REAL_C(1.0), d_matmul_add_18, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     memset(d_sum_19, 0, 256 * sizeof *d_sum_19);
@@ -2034,15 +1707,9 @@ static void compute_grads(void)
         for (int j = 0; j < 256; j++) {
             d_sum_19[j] += d_z_19[i * 256 + j];
         }
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
-           REAL_C(1.0), d_z_19, 256, rnn_w, 256, REAL_C(0.0), d_reshape_52, 256);
-    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), slice_14, 256, d_z_19, 256, REAL_C(1.0), d_matmul_add_36, 256);
-
-    /* backward of models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_18[3328 + i * 8192 + r] += d_reshape_52[i * 256 + r];
+            d_pad_add_18[3328 + i * 8192 + r] += d_z_19[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
@@ -2050,14 +1717,14 @@ static void compute_grads(void)
 
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        const real t510 = h_13[i] * h_13[i];
-        const real t511 = REAL_C(1.0) - t510;
-        d_z_20[i] = d_h_19[i] * t511;
+        const real t443 = h_13[i] * h_13[i];
+        const real t444 = REAL_C(1.0) - t443;
+        d_z_20[i] = d_h_19[i] * t444;
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), h_12, 256, d_z_20, 256, REAL_C(1.0), d_matmul_add_37, 256);
+           REAL_C(1.0), h_12, 256, d_z_20, 256, REAL_C(1.0), d_matmul_add_19, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     memset(d_sum_20, 0, 256 * sizeof *d_sum_20);
@@ -2065,15 +1732,9 @@ static void compute_grads(void)
         for (int j = 0; j < 256; j++) {
             d_sum_20[j] += d_z_20[i * 256 + j];
         }
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
-           REAL_C(1.0), d_z_20, 256, rnn_w, 256, REAL_C(0.0), d_reshape_53, 256);
-    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), slice_13, 256, d_z_20, 256, REAL_C(1.0), d_matmul_add_38, 256);
-
-    /* backward of models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_19[3072 + i * 8192 + r] += d_reshape_53[i * 256 + r];
+            d_pad_add_19[3072 + i * 8192 + r] += d_z_20[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
@@ -2081,14 +1742,14 @@ static void compute_grads(void)
 
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        const real t522 = h_12[i] * h_12[i];
-        const real t523 = REAL_C(1.0) - t522;
-        d_z_21[i] = d_h_20[i] * t523;
+        const real t453 = h_12[i] * h_12[i];
+        const real t454 = REAL_C(1.0) - t453;
+        d_z_21[i] = d_h_20[i] * t454;
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), h_11, 256, d_z_21, 256, REAL_C(1.0), d_matmul_add_39, 256);
+           REAL_C(1.0), h_11, 256, d_z_21, 256, REAL_C(1.0), d_matmul_add_20, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     memset(d_sum_21, 0, 256 * sizeof *d_sum_21);
@@ -2096,15 +1757,9 @@ static void compute_grads(void)
         for (int j = 0; j < 256; j++) {
             d_sum_21[j] += d_z_21[i * 256 + j];
         }
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
-           REAL_C(1.0), d_z_21, 256, rnn_w, 256, REAL_C(0.0), d_reshape_54, 256);
-    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), slice_12, 256, d_z_21, 256, REAL_C(1.0), d_matmul_add_40, 256);
-
-    /* backward of models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_20[2816 + i * 8192 + r] += d_reshape_54[i * 256 + r];
+            d_pad_add_20[2816 + i * 8192 + r] += d_z_21[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
@@ -2112,14 +1767,14 @@ static void compute_grads(void)
 
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        const real t534 = h_11[i] * h_11[i];
-        const real t535 = REAL_C(1.0) - t534;
-        d_z_22[i] = d_h_21[i] * t535;
+        const real t463 = h_11[i] * h_11[i];
+        const real t464 = REAL_C(1.0) - t463;
+        d_z_22[i] = d_h_21[i] * t464;
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), h_10, 256, d_z_22, 256, REAL_C(1.0), d_matmul_add_41, 256);
+           REAL_C(1.0), h_10, 256, d_z_22, 256, REAL_C(1.0), d_matmul_add_21, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     memset(d_sum_22, 0, 256 * sizeof *d_sum_22);
@@ -2127,15 +1782,9 @@ static void compute_grads(void)
         for (int j = 0; j < 256; j++) {
             d_sum_22[j] += d_z_22[i * 256 + j];
         }
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
-           REAL_C(1.0), d_z_22, 256, rnn_w, 256, REAL_C(0.0), d_reshape_55, 256);
-    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), slice_11, 256, d_z_22, 256, REAL_C(1.0), d_matmul_add_42, 256);
-
-    /* backward of models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_21[2560 + i * 8192 + r] += d_reshape_55[i * 256 + r];
+            d_pad_add_21[2560 + i * 8192 + r] += d_z_22[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
@@ -2143,14 +1792,14 @@ static void compute_grads(void)
 
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        const real t546 = h_10[i] * h_10[i];
-        const real t547 = REAL_C(1.0) - t546;
-        d_z_23[i] = d_h_22[i] * t547;
+        const real t473 = h_10[i] * h_10[i];
+        const real t474 = REAL_C(1.0) - t473;
+        d_z_23[i] = d_h_22[i] * t474;
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), h_9, 256, d_z_23, 256, REAL_C(1.0), d_matmul_add_43, 256);
+           REAL_C(1.0), h_9, 256, d_z_23, 256, REAL_C(1.0), d_matmul_add_22, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     memset(d_sum_23, 0, 256 * sizeof *d_sum_23);
@@ -2158,15 +1807,9 @@ static void compute_grads(void)
         for (int j = 0; j < 256; j++) {
             d_sum_23[j] += d_z_23[i * 256 + j];
         }
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
-           REAL_C(1.0), d_z_23, 256, rnn_w, 256, REAL_C(0.0), d_reshape_56, 256);
-    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), slice_10, 256, d_z_23, 256, REAL_C(1.0), d_matmul_add_44, 256);
-
-    /* backward of models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_22[2304 + i * 8192 + r] += d_reshape_56[i * 256 + r];
+            d_pad_add_22[2304 + i * 8192 + r] += d_z_23[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
@@ -2174,14 +1817,14 @@ static void compute_grads(void)
 
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        const real t558 = h_9[i] * h_9[i];
-        const real t559 = REAL_C(1.0) - t558;
-        d_z_24[i] = d_h_23[i] * t559;
+        const real t483 = h_9[i] * h_9[i];
+        const real t484 = REAL_C(1.0) - t483;
+        d_z_24[i] = d_h_23[i] * t484;
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), h_8, 256, d_z_24, 256, REAL_C(1.0), d_matmul_add_45, 256);
+           REAL_C(1.0), h_8, 256, d_z_24, 256, REAL_C(1.0), d_matmul_add_23, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     memset(d_sum_24, 0, 256 * sizeof *d_sum_24);
@@ -2189,15 +1832,9 @@ static void compute_grads(void)
         for (int j = 0; j < 256; j++) {
             d_sum_24[j] += d_z_24[i * 256 + j];
         }
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
-           REAL_C(1.0), d_z_24, 256, rnn_w, 256, REAL_C(0.0), d_reshape_57, 256);
-    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), slice_9, 256, d_z_24, 256, REAL_C(1.0), d_matmul_add_46, 256);
-
-    /* backward of models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_23[2048 + i * 8192 + r] += d_reshape_57[i * 256 + r];
+            d_pad_add_23[2048 + i * 8192 + r] += d_z_24[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
@@ -2205,14 +1842,14 @@ static void compute_grads(void)
 
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        const real t570 = h_8[i] * h_8[i];
-        const real t571 = REAL_C(1.0) - t570;
-        d_z_25[i] = d_h_24[i] * t571;
+        const real t493 = h_8[i] * h_8[i];
+        const real t494 = REAL_C(1.0) - t493;
+        d_z_25[i] = d_h_24[i] * t494;
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), h_7, 256, d_z_25, 256, REAL_C(1.0), d_matmul_add_47, 256);
+           REAL_C(1.0), h_7, 256, d_z_25, 256, REAL_C(1.0), d_matmul_add_24, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     memset(d_sum_25, 0, 256 * sizeof *d_sum_25);
@@ -2220,15 +1857,9 @@ static void compute_grads(void)
         for (int j = 0; j < 256; j++) {
             d_sum_25[j] += d_z_25[i * 256 + j];
         }
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
-           REAL_C(1.0), d_z_25, 256, rnn_w, 256, REAL_C(0.0), d_reshape_58, 256);
-    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), slice_8, 256, d_z_25, 256, REAL_C(1.0), d_matmul_add_48, 256);
-
-    /* backward of models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_24[1792 + i * 8192 + r] += d_reshape_58[i * 256 + r];
+            d_pad_add_24[1792 + i * 8192 + r] += d_z_25[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
@@ -2236,14 +1867,14 @@ static void compute_grads(void)
 
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        const real t582 = h_7[i] * h_7[i];
-        const real t583 = REAL_C(1.0) - t582;
-        d_z_26[i] = d_h_25[i] * t583;
+        const real t503 = h_7[i] * h_7[i];
+        const real t504 = REAL_C(1.0) - t503;
+        d_z_26[i] = d_h_25[i] * t504;
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), h_6, 256, d_z_26, 256, REAL_C(1.0), d_matmul_add_49, 256);
+           REAL_C(1.0), h_6, 256, d_z_26, 256, REAL_C(1.0), d_matmul_add_25, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     memset(d_sum_26, 0, 256 * sizeof *d_sum_26);
@@ -2251,15 +1882,9 @@ static void compute_grads(void)
         for (int j = 0; j < 256; j++) {
             d_sum_26[j] += d_z_26[i * 256 + j];
         }
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
-           REAL_C(1.0), d_z_26, 256, rnn_w, 256, REAL_C(0.0), d_reshape_59, 256);
-    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), slice_7, 256, d_z_26, 256, REAL_C(1.0), d_matmul_add_50, 256);
-
-    /* backward of models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_25[1536 + i * 8192 + r] += d_reshape_59[i * 256 + r];
+            d_pad_add_25[1536 + i * 8192 + r] += d_z_26[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
@@ -2267,14 +1892,14 @@ static void compute_grads(void)
 
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        const real t594 = h_6[i] * h_6[i];
-        const real t595 = REAL_C(1.0) - t594;
-        d_z_27[i] = d_h_26[i] * t595;
+        const real t513 = h_6[i] * h_6[i];
+        const real t514 = REAL_C(1.0) - t513;
+        d_z_27[i] = d_h_26[i] * t514;
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), h_5, 256, d_z_27, 256, REAL_C(1.0), d_matmul_add_51, 256);
+           REAL_C(1.0), h_5, 256, d_z_27, 256, REAL_C(1.0), d_matmul_add_26, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     memset(d_sum_27, 0, 256 * sizeof *d_sum_27);
@@ -2282,15 +1907,9 @@ static void compute_grads(void)
         for (int j = 0; j < 256; j++) {
             d_sum_27[j] += d_z_27[i * 256 + j];
         }
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
-           REAL_C(1.0), d_z_27, 256, rnn_w, 256, REAL_C(0.0), d_reshape_60, 256);
-    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), slice_6, 256, d_z_27, 256, REAL_C(1.0), d_matmul_add_52, 256);
-
-    /* backward of models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_26[1280 + i * 8192 + r] += d_reshape_60[i * 256 + r];
+            d_pad_add_26[1280 + i * 8192 + r] += d_z_27[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
@@ -2298,14 +1917,14 @@ static void compute_grads(void)
 
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        const real t606 = h_5[i] * h_5[i];
-        const real t607 = REAL_C(1.0) - t606;
-        d_z_28[i] = d_h_27[i] * t607;
+        const real t523 = h_5[i] * h_5[i];
+        const real t524 = REAL_C(1.0) - t523;
+        d_z_28[i] = d_h_27[i] * t524;
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), h_4, 256, d_z_28, 256, REAL_C(1.0), d_matmul_add_53, 256);
+           REAL_C(1.0), h_4, 256, d_z_28, 256, REAL_C(1.0), d_matmul_add_27, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     memset(d_sum_28, 0, 256 * sizeof *d_sum_28);
@@ -2313,15 +1932,9 @@ static void compute_grads(void)
         for (int j = 0; j < 256; j++) {
             d_sum_28[j] += d_z_28[i * 256 + j];
         }
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
-           REAL_C(1.0), d_z_28, 256, rnn_w, 256, REAL_C(0.0), d_reshape_61, 256);
-    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), slice_5, 256, d_z_28, 256, REAL_C(1.0), d_matmul_add_54, 256);
-
-    /* backward of models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_27[1024 + i * 8192 + r] += d_reshape_61[i * 256 + r];
+            d_pad_add_27[1024 + i * 8192 + r] += d_z_28[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
@@ -2329,14 +1942,14 @@ static void compute_grads(void)
 
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        const real t618 = h_4[i] * h_4[i];
-        const real t619 = REAL_C(1.0) - t618;
-        d_z_29[i] = d_h_28[i] * t619;
+        const real t533 = h_4[i] * h_4[i];
+        const real t534 = REAL_C(1.0) - t533;
+        d_z_29[i] = d_h_28[i] * t534;
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), h_3, 256, d_z_29, 256, REAL_C(1.0), d_matmul_add_55, 256);
+           REAL_C(1.0), h_3, 256, d_z_29, 256, REAL_C(1.0), d_matmul_add_28, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     memset(d_sum_29, 0, 256 * sizeof *d_sum_29);
@@ -2344,15 +1957,9 @@ static void compute_grads(void)
         for (int j = 0; j < 256; j++) {
             d_sum_29[j] += d_z_29[i * 256 + j];
         }
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
-           REAL_C(1.0), d_z_29, 256, rnn_w, 256, REAL_C(0.0), d_reshape_62, 256);
-    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), slice_4, 256, d_z_29, 256, REAL_C(1.0), d_matmul_add_56, 256);
-
-    /* backward of models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_28[768 + i * 8192 + r] += d_reshape_62[i * 256 + r];
+            d_pad_add_28[768 + i * 8192 + r] += d_z_29[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
@@ -2360,14 +1967,14 @@ static void compute_grads(void)
 
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        const real t630 = h_3[i] * h_3[i];
-        const real t631 = REAL_C(1.0) - t630;
-        d_z_30[i] = d_h_29[i] * t631;
+        const real t543 = h_3[i] * h_3[i];
+        const real t544 = REAL_C(1.0) - t543;
+        d_z_30[i] = d_h_29[i] * t544;
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), h_2, 256, d_z_30, 256, REAL_C(1.0), d_matmul_add_57, 256);
+           REAL_C(1.0), h_2, 256, d_z_30, 256, REAL_C(1.0), d_matmul_add_29, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     memset(d_sum_30, 0, 256 * sizeof *d_sum_30);
@@ -2375,15 +1982,9 @@ static void compute_grads(void)
         for (int j = 0; j < 256; j++) {
             d_sum_30[j] += d_z_30[i * 256 + j];
         }
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
-           REAL_C(1.0), d_z_30, 256, rnn_w, 256, REAL_C(0.0), d_reshape_63, 256);
-    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), slice_3, 256, d_z_30, 256, REAL_C(1.0), d_matmul_add_58, 256);
-
-    /* backward of models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_29[512 + i * 8192 + r] += d_reshape_63[i * 256 + r];
+            d_pad_add_29[512 + i * 8192 + r] += d_z_30[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
@@ -2391,9 +1992,9 @@ static void compute_grads(void)
 
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        const real t642 = h_2[i] * h_2[i];
-        const real t643 = REAL_C(1.0) - t642;
-        d_z_31[i] = d_h_30[i] * t643;
+        const real t553 = h_2[i] * h_2[i];
+        const real t554 = REAL_C(1.0) - t553;
+        d_z_31[i] = d_h_30[i] * t554;
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
@@ -2406,15 +2007,9 @@ static void compute_grads(void)
         for (int j = 0; j < 256; j++) {
             d_sum_31[j] += d_z_31[i * 256 + j];
         }
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
-           REAL_C(1.0), d_z_31, 256, rnn_w, 256, REAL_C(0.0), d_reshape_64, 256);
-    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), slice_2, 256, d_z_31, 256, REAL_C(1.0), d_matmul_add_59, 256);
-
-    /* backward of models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_30[256 + i * 8192 + r] += d_reshape_64[i * 256 + r];
+            d_pad_add_30[256 + i * 8192 + r] += d_z_31[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
@@ -2422,9 +2017,9 @@ static void compute_grads(void)
 
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        const real t654 = h[i] * h[i];
-        const real t655 = REAL_C(1.0) - t654;
-        d_z_32[i] = d_h_31[i] * t655;
+        const real t563 = h[i] * h[i];
+        const real t564 = REAL_C(1.0) - t563;
+        d_z_32[i] = d_h_31[i] * t564;
     }
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
@@ -2434,53 +2029,51 @@ static void compute_grads(void)
             d_sum_32[j] += d_z_32[i * 256 + j];
         }
     for (int i = 0; i < 256; i++) {
-        const real t299 = d_sum[i] + d_sum_2[i];
-        const real t311 = t299 + d_sum_3[i];
-        const real t323 = t311 + d_sum_4[i];
-        const real t335 = t323 + d_sum_5[i];
-        const real t347 = t335 + d_sum_6[i];
-        const real t359 = t347 + d_sum_7[i];
-        const real t371 = t359 + d_sum_8[i];
-        const real t383 = t371 + d_sum_9[i];
-        const real t395 = t383 + d_sum_10[i];
-        const real t407 = t395 + d_sum_11[i];
-        const real t419 = t407 + d_sum_12[i];
-        const real t431 = t419 + d_sum_13[i];
-        const real t443 = t431 + d_sum_14[i];
-        const real t455 = t443 + d_sum_15[i];
-        const real t467 = t455 + d_sum_16[i];
-        const real t479 = t467 + d_sum_17[i];
-        const real t491 = t479 + d_sum_18[i];
-        const real t503 = t491 + d_sum_19[i];
-        const real t515 = t503 + d_sum_20[i];
-        const real t527 = t515 + d_sum_21[i];
-        const real t539 = t527 + d_sum_22[i];
-        const real t551 = t539 + d_sum_23[i];
-        const real t563 = t551 + d_sum_24[i];
-        const real t575 = t563 + d_sum_25[i];
-        const real t587 = t575 + d_sum_26[i];
-        const real t599 = t587 + d_sum_27[i];
-        const real t611 = t599 + d_sum_28[i];
-        const real t623 = t611 + d_sum_29[i];
-        const real t635 = t623 + d_sum_30[i];
-        const real t647 = t635 + d_sum_31[i];
-        d_rnn_b[i] = t647 + d_sum_32[i];
+        const real t268 = d_sum[i] + d_sum_2[i];
+        const real t278 = t268 + d_sum_3[i];
+        const real t288 = t278 + d_sum_4[i];
+        const real t298 = t288 + d_sum_5[i];
+        const real t308 = t298 + d_sum_6[i];
+        const real t318 = t308 + d_sum_7[i];
+        const real t328 = t318 + d_sum_8[i];
+        const real t338 = t328 + d_sum_9[i];
+        const real t348 = t338 + d_sum_10[i];
+        const real t358 = t348 + d_sum_11[i];
+        const real t368 = t358 + d_sum_12[i];
+        const real t378 = t368 + d_sum_13[i];
+        const real t388 = t378 + d_sum_14[i];
+        const real t398 = t388 + d_sum_15[i];
+        const real t408 = t398 + d_sum_16[i];
+        const real t418 = t408 + d_sum_17[i];
+        const real t428 = t418 + d_sum_18[i];
+        const real t438 = t428 + d_sum_19[i];
+        const real t448 = t438 + d_sum_20[i];
+        const real t458 = t448 + d_sum_21[i];
+        const real t468 = t458 + d_sum_22[i];
+        const real t478 = t468 + d_sum_23[i];
+        const real t488 = t478 + d_sum_24[i];
+        const real t498 = t488 + d_sum_25[i];
+        const real t508 = t498 + d_sum_26[i];
+        const real t518 = t508 + d_sum_27[i];
+        const real t528 = t518 + d_sum_28[i];
+        const real t538 = t528 + d_sum_29[i];
+        const real t548 = t538 + d_sum_30[i];
+        const real t558 = t548 + d_sum_31[i];
+        d_rnn_b[i] = t558 + d_sum_32[i];
     }
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
-           REAL_C(1.0), d_z_32, 256, rnn_w, 256, REAL_C(0.0), d_reshape_65, 256);
-    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), slice, 256, d_z_32, 256, REAL_C(1.0), d_rnn_w, 256);
-
-    /* backward of models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_e[i * 8192 + r] += d_reshape_65[i * 256 + r];
+            d_reshape_34[i * 8192 + r] += d_z_32[i * 256 + r];
+    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 1024, 256, 256,
+           REAL_C(1.0), d_reshape_34, 256, rnn_w, 256, REAL_C(0.0), d_reshape_35, 256);
+    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 1024,
+           REAL_C(1.0), e, 256, d_reshape_34, 256, REAL_C(0.0), d_rnn_w, 256);
 
     /* backward of models/char_rnn.lua:14: local e = embedding(embed, x)                   -- [N, T, H] */
     memset(d_embed, 0, 32768 * sizeof *d_embed);
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 256; j++)
-            d_embed[x[i] * 256 + j] += d_e[i * 256 + j];
+            d_embed[x[i] * 256 + j] += d_reshape_35[i * 256 + j];
 }
 
 /* Training: the loss, and every parameter's gradient. */
@@ -2564,7 +2157,7 @@ const rt_model REAL_SUFFIX(char_rnn_model) = {
     .real = RT_REAL,
     .arena = arena,
     .iarena = iarena,
-    .arena_size = 2221584,
+    .arena_size = 2098704,
     .iarena_size = 2048,
     .n_inputs = 2,
     .n_params = 6,

@@ -24,166 +24,135 @@ static real *const rnn_b = arena + 163840; /* param [256] */
 static real *const out_w = arena + 164096; /* param [256,128] */
 static real *const out_b = arena + 196864; /* param [128] */
 static real *const e = arena + 328064; /* [32,32,256] */
-static real *const slice = arena + 590208; /* [32,1,256] */
-static real *const matmul = arena + 598400; /* [32,256] */
-static real *const h = arena + 590208; /* [32,256] */
-static real *const slice_2 = arena + 598400; /* [32,1,256] */
-static real *const matmul_2 = arena + 606592; /* [32,256] */
-static real *const z = arena + 598400; /* [32,256] */
-static real *const z_2 = arena + 598400; /* [32,256] */
-static real *const h_2 = arena + 606592; /* [32,256] */
-static real *const slice_3 = arena + 598400; /* [32,1,256] */
-static real *const matmul_3 = arena + 614784; /* [32,256] */
-static real *const z_3 = arena + 598400; /* [32,256] */
-static real *const z_4 = arena + 598400; /* [32,256] */
-static real *const h_3 = arena + 614784; /* [32,256] */
-static real *const slice_4 = arena + 598400; /* [32,1,256] */
-static real *const matmul_4 = arena + 622976; /* [32,256] */
-static real *const z_5 = arena + 598400; /* [32,256] */
-static real *const z_6 = arena + 598400; /* [32,256] */
-static real *const h_4 = arena + 622976; /* [32,256] */
-static real *const slice_5 = arena + 598400; /* [32,1,256] */
-static real *const matmul_5 = arena + 631168; /* [32,256] */
-static real *const z_7 = arena + 598400; /* [32,256] */
-static real *const z_8 = arena + 598400; /* [32,256] */
-static real *const h_5 = arena + 631168; /* [32,256] */
-static real *const slice_6 = arena + 598400; /* [32,1,256] */
-static real *const matmul_6 = arena + 639360; /* [32,256] */
-static real *const z_9 = arena + 598400; /* [32,256] */
-static real *const z_10 = arena + 598400; /* [32,256] */
-static real *const h_6 = arena + 639360; /* [32,256] */
-static real *const slice_7 = arena + 598400; /* [32,1,256] */
-static real *const matmul_7 = arena + 647552; /* [32,256] */
-static real *const z_11 = arena + 598400; /* [32,256] */
-static real *const z_12 = arena + 598400; /* [32,256] */
-static real *const h_7 = arena + 647552; /* [32,256] */
-static real *const slice_8 = arena + 598400; /* [32,1,256] */
-static real *const matmul_8 = arena + 655744; /* [32,256] */
-static real *const z_13 = arena + 598400; /* [32,256] */
-static real *const z_14 = arena + 598400; /* [32,256] */
-static real *const h_8 = arena + 655744; /* [32,256] */
-static real *const slice_9 = arena + 598400; /* [32,1,256] */
-static real *const matmul_9 = arena + 663936; /* [32,256] */
-static real *const z_15 = arena + 598400; /* [32,256] */
-static real *const z_16 = arena + 598400; /* [32,256] */
-static real *const h_9 = arena + 663936; /* [32,256] */
-static real *const slice_10 = arena + 598400; /* [32,1,256] */
-static real *const matmul_10 = arena + 672128; /* [32,256] */
-static real *const z_17 = arena + 598400; /* [32,256] */
-static real *const z_18 = arena + 598400; /* [32,256] */
-static real *const h_10 = arena + 672128; /* [32,256] */
-static real *const slice_11 = arena + 598400; /* [32,1,256] */
-static real *const matmul_11 = arena + 680320; /* [32,256] */
-static real *const z_19 = arena + 598400; /* [32,256] */
-static real *const z_20 = arena + 598400; /* [32,256] */
-static real *const h_11 = arena + 680320; /* [32,256] */
-static real *const slice_12 = arena + 598400; /* [32,1,256] */
-static real *const matmul_12 = arena + 688512; /* [32,256] */
-static real *const z_21 = arena + 598400; /* [32,256] */
-static real *const z_22 = arena + 598400; /* [32,256] */
-static real *const h_12 = arena + 688512; /* [32,256] */
-static real *const slice_13 = arena + 598400; /* [32,1,256] */
-static real *const matmul_13 = arena + 696704; /* [32,256] */
-static real *const z_23 = arena + 598400; /* [32,256] */
-static real *const z_24 = arena + 598400; /* [32,256] */
-static real *const h_13 = arena + 696704; /* [32,256] */
-static real *const slice_14 = arena + 598400; /* [32,1,256] */
-static real *const matmul_14 = arena + 704896; /* [32,256] */
-static real *const z_25 = arena + 598400; /* [32,256] */
-static real *const z_26 = arena + 598400; /* [32,256] */
-static real *const h_14 = arena + 704896; /* [32,256] */
-static real *const slice_15 = arena + 598400; /* [32,1,256] */
-static real *const matmul_15 = arena + 713088; /* [32,256] */
-static real *const z_27 = arena + 598400; /* [32,256] */
-static real *const z_28 = arena + 598400; /* [32,256] */
-static real *const h_15 = arena + 713088; /* [32,256] */
-static real *const slice_16 = arena + 598400; /* [32,1,256] */
-static real *const matmul_16 = arena + 721280; /* [32,256] */
-static real *const z_29 = arena + 598400; /* [32,256] */
-static real *const z_30 = arena + 598400; /* [32,256] */
-static real *const h_16 = arena + 721280; /* [32,256] */
-static real *const slice_17 = arena + 598400; /* [32,1,256] */
-static real *const matmul_17 = arena + 729472; /* [32,256] */
-static real *const z_31 = arena + 598400; /* [32,256] */
-static real *const z_32 = arena + 598400; /* [32,256] */
-static real *const h_17 = arena + 729472; /* [32,256] */
-static real *const slice_18 = arena + 598400; /* [32,1,256] */
-static real *const matmul_18 = arena + 737664; /* [32,256] */
-static real *const z_33 = arena + 598400; /* [32,256] */
-static real *const z_34 = arena + 598400; /* [32,256] */
-static real *const h_18 = arena + 737664; /* [32,256] */
-static real *const slice_19 = arena + 598400; /* [32,1,256] */
-static real *const matmul_19 = arena + 745856; /* [32,256] */
-static real *const z_35 = arena + 598400; /* [32,256] */
-static real *const z_36 = arena + 598400; /* [32,256] */
-static real *const h_19 = arena + 745856; /* [32,256] */
-static real *const slice_20 = arena + 598400; /* [32,1,256] */
-static real *const matmul_20 = arena + 754048; /* [32,256] */
-static real *const z_37 = arena + 598400; /* [32,256] */
-static real *const z_38 = arena + 598400; /* [32,256] */
-static real *const h_20 = arena + 754048; /* [32,256] */
-static real *const slice_21 = arena + 598400; /* [32,1,256] */
-static real *const matmul_21 = arena + 762240; /* [32,256] */
-static real *const z_39 = arena + 598400; /* [32,256] */
-static real *const z_40 = arena + 598400; /* [32,256] */
-static real *const h_21 = arena + 762240; /* [32,256] */
-static real *const slice_22 = arena + 598400; /* [32,1,256] */
-static real *const matmul_22 = arena + 770432; /* [32,256] */
-static real *const z_41 = arena + 598400; /* [32,256] */
-static real *const z_42 = arena + 598400; /* [32,256] */
-static real *const h_22 = arena + 770432; /* [32,256] */
-static real *const slice_23 = arena + 598400; /* [32,1,256] */
-static real *const matmul_23 = arena + 778624; /* [32,256] */
-static real *const z_43 = arena + 598400; /* [32,256] */
-static real *const z_44 = arena + 598400; /* [32,256] */
-static real *const h_23 = arena + 778624; /* [32,256] */
-static real *const slice_24 = arena + 598400; /* [32,1,256] */
-static real *const matmul_24 = arena + 786816; /* [32,256] */
-static real *const z_45 = arena + 598400; /* [32,256] */
-static real *const z_46 = arena + 598400; /* [32,256] */
-static real *const h_24 = arena + 786816; /* [32,256] */
-static real *const slice_25 = arena + 598400; /* [32,1,256] */
-static real *const matmul_25 = arena + 795008; /* [32,256] */
-static real *const z_47 = arena + 598400; /* [32,256] */
-static real *const z_48 = arena + 598400; /* [32,256] */
-static real *const h_25 = arena + 795008; /* [32,256] */
-static real *const slice_26 = arena + 598400; /* [32,1,256] */
-static real *const matmul_26 = arena + 803200; /* [32,256] */
-static real *const z_49 = arena + 598400; /* [32,256] */
-static real *const z_50 = arena + 598400; /* [32,256] */
-static real *const h_26 = arena + 803200; /* [32,256] */
-static real *const slice_27 = arena + 598400; /* [32,1,256] */
-static real *const matmul_27 = arena + 811392; /* [32,256] */
-static real *const z_51 = arena + 598400; /* [32,256] */
-static real *const z_52 = arena + 598400; /* [32,256] */
-static real *const h_27 = arena + 811392; /* [32,256] */
-static real *const slice_28 = arena + 598400; /* [32,1,256] */
-static real *const matmul_28 = arena + 819584; /* [32,256] */
-static real *const z_53 = arena + 598400; /* [32,256] */
-static real *const z_54 = arena + 598400; /* [32,256] */
-static real *const h_28 = arena + 819584; /* [32,256] */
-static real *const slice_29 = arena + 598400; /* [32,1,256] */
-static real *const matmul_29 = arena + 827776; /* [32,256] */
-static real *const z_55 = arena + 598400; /* [32,256] */
-static real *const z_56 = arena + 598400; /* [32,256] */
-static real *const h_29 = arena + 827776; /* [32,256] */
-static real *const slice_30 = arena + 598400; /* [32,1,256] */
-static real *const matmul_30 = arena + 835968; /* [32,256] */
-static real *const z_57 = arena + 598400; /* [32,256] */
-static real *const z_58 = arena + 598400; /* [32,256] */
-static real *const h_30 = arena + 835968; /* [32,256] */
-static real *const slice_31 = arena + 598400; /* [32,1,256] */
-static real *const matmul_31 = arena + 844160; /* [32,256] */
-static real *const z_59 = arena + 598400; /* [32,256] */
-static real *const z_60 = arena + 598400; /* [32,256] */
-static real *const h_31 = arena + 844160; /* [32,256] */
-static real *const slice_32 = arena + 598400; /* [32,1,256] */
-static real *const matmul_32 = arena + 328064; /* [32,256] */
-static real *const z_61 = arena + 598400; /* [32,256] */
-static real *const z_62 = arena + 598400; /* [32,256] */
-static real *const h_32 = arena + 328064; /* [32,256] */
+static real *const matmul = arena + 590208; /* [1024,256] */
+static real *const slice = arena + 328064; /* [32,1,256] */
+static real *const h = arena + 336256; /* [32,256] */
+static real *const slice_2 = arena + 328064; /* [32,1,256] */
+static real *const z = arena + 344448; /* [32,256] */
+static real *const z_2 = arena + 344448; /* [32,256] */
+static real *const h_2 = arena + 328064; /* [32,256] */
+static real *const slice_3 = arena + 344448; /* [32,1,256] */
+static real *const z_3 = arena + 352640; /* [32,256] */
+static real *const z_4 = arena + 352640; /* [32,256] */
+static real *const h_3 = arena + 344448; /* [32,256] */
+static real *const slice_4 = arena + 352640; /* [32,1,256] */
+static real *const z_5 = arena + 360832; /* [32,256] */
+static real *const z_6 = arena + 360832; /* [32,256] */
+static real *const h_4 = arena + 352640; /* [32,256] */
+static real *const slice_5 = arena + 360832; /* [32,1,256] */
+static real *const z_7 = arena + 369024; /* [32,256] */
+static real *const z_8 = arena + 369024; /* [32,256] */
+static real *const h_5 = arena + 360832; /* [32,256] */
+static real *const slice_6 = arena + 369024; /* [32,1,256] */
+static real *const z_9 = arena + 377216; /* [32,256] */
+static real *const z_10 = arena + 377216; /* [32,256] */
+static real *const h_6 = arena + 369024; /* [32,256] */
+static real *const slice_7 = arena + 377216; /* [32,1,256] */
+static real *const z_11 = arena + 385408; /* [32,256] */
+static real *const z_12 = arena + 385408; /* [32,256] */
+static real *const h_7 = arena + 377216; /* [32,256] */
+static real *const slice_8 = arena + 385408; /* [32,1,256] */
+static real *const z_13 = arena + 393600; /* [32,256] */
+static real *const z_14 = arena + 393600; /* [32,256] */
+static real *const h_8 = arena + 385408; /* [32,256] */
+static real *const slice_9 = arena + 393600; /* [32,1,256] */
+static real *const z_15 = arena + 401792; /* [32,256] */
+static real *const z_16 = arena + 401792; /* [32,256] */
+static real *const h_9 = arena + 393600; /* [32,256] */
+static real *const slice_10 = arena + 401792; /* [32,1,256] */
+static real *const z_17 = arena + 409984; /* [32,256] */
+static real *const z_18 = arena + 409984; /* [32,256] */
+static real *const h_10 = arena + 401792; /* [32,256] */
+static real *const slice_11 = arena + 409984; /* [32,1,256] */
+static real *const z_19 = arena + 418176; /* [32,256] */
+static real *const z_20 = arena + 418176; /* [32,256] */
+static real *const h_11 = arena + 409984; /* [32,256] */
+static real *const slice_12 = arena + 418176; /* [32,1,256] */
+static real *const z_21 = arena + 426368; /* [32,256] */
+static real *const z_22 = arena + 426368; /* [32,256] */
+static real *const h_12 = arena + 418176; /* [32,256] */
+static real *const slice_13 = arena + 426368; /* [32,1,256] */
+static real *const z_23 = arena + 434560; /* [32,256] */
+static real *const z_24 = arena + 434560; /* [32,256] */
+static real *const h_13 = arena + 426368; /* [32,256] */
+static real *const slice_14 = arena + 434560; /* [32,1,256] */
+static real *const z_25 = arena + 442752; /* [32,256] */
+static real *const z_26 = arena + 442752; /* [32,256] */
+static real *const h_14 = arena + 434560; /* [32,256] */
+static real *const slice_15 = arena + 442752; /* [32,1,256] */
+static real *const z_27 = arena + 450944; /* [32,256] */
+static real *const z_28 = arena + 450944; /* [32,256] */
+static real *const h_15 = arena + 442752; /* [32,256] */
+static real *const slice_16 = arena + 450944; /* [32,1,256] */
+static real *const z_29 = arena + 459136; /* [32,256] */
+static real *const z_30 = arena + 459136; /* [32,256] */
+static real *const h_16 = arena + 450944; /* [32,256] */
+static real *const slice_17 = arena + 459136; /* [32,1,256] */
+static real *const z_31 = arena + 467328; /* [32,256] */
+static real *const z_32 = arena + 467328; /* [32,256] */
+static real *const h_17 = arena + 459136; /* [32,256] */
+static real *const slice_18 = arena + 467328; /* [32,1,256] */
+static real *const z_33 = arena + 475520; /* [32,256] */
+static real *const z_34 = arena + 475520; /* [32,256] */
+static real *const h_18 = arena + 467328; /* [32,256] */
+static real *const slice_19 = arena + 475520; /* [32,1,256] */
+static real *const z_35 = arena + 483712; /* [32,256] */
+static real *const z_36 = arena + 483712; /* [32,256] */
+static real *const h_19 = arena + 475520; /* [32,256] */
+static real *const slice_20 = arena + 483712; /* [32,1,256] */
+static real *const z_37 = arena + 491904; /* [32,256] */
+static real *const z_38 = arena + 491904; /* [32,256] */
+static real *const h_20 = arena + 483712; /* [32,256] */
+static real *const slice_21 = arena + 491904; /* [32,1,256] */
+static real *const z_39 = arena + 500096; /* [32,256] */
+static real *const z_40 = arena + 500096; /* [32,256] */
+static real *const h_21 = arena + 491904; /* [32,256] */
+static real *const slice_22 = arena + 500096; /* [32,1,256] */
+static real *const z_41 = arena + 508288; /* [32,256] */
+static real *const z_42 = arena + 508288; /* [32,256] */
+static real *const h_22 = arena + 500096; /* [32,256] */
+static real *const slice_23 = arena + 508288; /* [32,1,256] */
+static real *const z_43 = arena + 516480; /* [32,256] */
+static real *const z_44 = arena + 516480; /* [32,256] */
+static real *const h_23 = arena + 508288; /* [32,256] */
+static real *const slice_24 = arena + 516480; /* [32,1,256] */
+static real *const z_45 = arena + 524672; /* [32,256] */
+static real *const z_46 = arena + 524672; /* [32,256] */
+static real *const h_24 = arena + 516480; /* [32,256] */
+static real *const slice_25 = arena + 524672; /* [32,1,256] */
+static real *const z_47 = arena + 532864; /* [32,256] */
+static real *const z_48 = arena + 532864; /* [32,256] */
+static real *const h_25 = arena + 524672; /* [32,256] */
+static real *const slice_26 = arena + 532864; /* [32,1,256] */
+static real *const z_49 = arena + 541056; /* [32,256] */
+static real *const z_50 = arena + 541056; /* [32,256] */
+static real *const h_26 = arena + 532864; /* [32,256] */
+static real *const slice_27 = arena + 541056; /* [32,1,256] */
+static real *const z_51 = arena + 549248; /* [32,256] */
+static real *const z_52 = arena + 549248; /* [32,256] */
+static real *const h_27 = arena + 541056; /* [32,256] */
+static real *const slice_28 = arena + 549248; /* [32,1,256] */
+static real *const z_53 = arena + 557440; /* [32,256] */
+static real *const z_54 = arena + 557440; /* [32,256] */
+static real *const h_28 = arena + 549248; /* [32,256] */
+static real *const slice_29 = arena + 557440; /* [32,1,256] */
+static real *const z_55 = arena + 565632; /* [32,256] */
+static real *const z_56 = arena + 565632; /* [32,256] */
+static real *const h_29 = arena + 557440; /* [32,256] */
+static real *const slice_30 = arena + 565632; /* [32,1,256] */
+static real *const z_57 = arena + 573824; /* [32,256] */
+static real *const z_58 = arena + 573824; /* [32,256] */
+static real *const h_30 = arena + 565632; /* [32,256] */
+static real *const slice_31 = arena + 573824; /* [32,1,256] */
+static real *const z_59 = arena + 582016; /* [32,256] */
+static real *const z_60 = arena + 582016; /* [32,256] */
+static real *const h_31 = arena + 573824; /* [32,256] */
+static real *const slice_32 = arena + 582016; /* [32,1,256] */
+static real *const z_61 = arena + 590208; /* [32,256] */
+static real *const z_62 = arena + 590208; /* [32,256] */
+static real *const h_32 = arena + 582016; /* [32,256] */
 static real *const concat = arena + 852352; /* [32,32,256] */
-static real *const matmul_33 = arena + 328064; /* [32,32,128] */
+static real *const matmul_2 = arena + 344448; /* [32,32,128] */
 static real *const logits = arena + 196992; /* [32,32,128] */
 
 /* The forward pass of the outputs, in the mode forward() or
@@ -194,35 +163,29 @@ static void compute_outputs(void)
     for (int i = 0; i < 1024; i++)
         memcpy(e + i * 256, embed + x[i] * 256, 256 * sizeof *e);
 
-    /* models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
+    /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
+    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1024, 256, 256,
+           REAL_C(1.0), e, 256, rnn_w, 256, REAL_C(0.0), matmul, 256);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            slice[i * 256 + j] = e[i * 8192 + j];
+            slice[i * 256 + j] = matmul[i * 8192 + j];
         }
-
-    /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), slice, 256, rnn_w, 256, REAL_C(0.0), matmul, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t9 = matmul[i * 256 + j] + rnn_b[j];
-            h[i * 256 + j] = r_tanh(t9);
-        }
-
-    /* models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            slice_2[i * 256 + j] = e[i * 8192 + j + 256];
+            const real t11 = slice[i * 256 + j] + rnn_b[j];
+            h[i * 256 + j] = r_tanh(t11);
         }
 
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), slice_2, 256, rnn_w, 256, REAL_C(0.0), matmul_2, 256);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            z[i * 256 + j] = matmul_2[i * 256 + j] + rnn_b[j];
+            slice_2[i * 256 + j] = matmul[i * 8192 + j + 256];
+        }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 256; j++) {
+            z[i * 256 + j] = slice_2[i * 256 + j] + rnn_b[j];
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
@@ -234,18 +197,14 @@ static void compute_outputs(void)
         h_2[i] = r_tanh(z_2[i]);
     }
 
-    /* models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            slice_3[i * 256 + j] = e[i * 8192 + j + 512];
-        }
-
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), slice_3, 256, rnn_w, 256, REAL_C(0.0), matmul_3, 256);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            z_3[i * 256 + j] = matmul_3[i * 256 + j] + rnn_b[j];
+            slice_3[i * 256 + j] = matmul[i * 8192 + j + 512];
+        }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 256; j++) {
+            z_3[i * 256 + j] = slice_3[i * 256 + j] + rnn_b[j];
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
@@ -257,18 +216,14 @@ static void compute_outputs(void)
         h_3[i] = r_tanh(z_4[i]);
     }
 
-    /* models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            slice_4[i * 256 + j] = e[i * 8192 + j + 768];
-        }
-
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), slice_4, 256, rnn_w, 256, REAL_C(0.0), matmul_4, 256);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            z_5[i * 256 + j] = matmul_4[i * 256 + j] + rnn_b[j];
+            slice_4[i * 256 + j] = matmul[i * 8192 + j + 768];
+        }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 256; j++) {
+            z_5[i * 256 + j] = slice_4[i * 256 + j] + rnn_b[j];
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
@@ -280,18 +235,14 @@ static void compute_outputs(void)
         h_4[i] = r_tanh(z_6[i]);
     }
 
-    /* models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            slice_5[i * 256 + j] = e[i * 8192 + j + 1024];
-        }
-
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), slice_5, 256, rnn_w, 256, REAL_C(0.0), matmul_5, 256);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            z_7[i * 256 + j] = matmul_5[i * 256 + j] + rnn_b[j];
+            slice_5[i * 256 + j] = matmul[i * 8192 + j + 1024];
+        }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 256; j++) {
+            z_7[i * 256 + j] = slice_5[i * 256 + j] + rnn_b[j];
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
@@ -303,18 +254,14 @@ static void compute_outputs(void)
         h_5[i] = r_tanh(z_8[i]);
     }
 
-    /* models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            slice_6[i * 256 + j] = e[i * 8192 + j + 1280];
-        }
-
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), slice_6, 256, rnn_w, 256, REAL_C(0.0), matmul_6, 256);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            z_9[i * 256 + j] = matmul_6[i * 256 + j] + rnn_b[j];
+            slice_6[i * 256 + j] = matmul[i * 8192 + j + 1280];
+        }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 256; j++) {
+            z_9[i * 256 + j] = slice_6[i * 256 + j] + rnn_b[j];
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
@@ -326,18 +273,14 @@ static void compute_outputs(void)
         h_6[i] = r_tanh(z_10[i]);
     }
 
-    /* models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            slice_7[i * 256 + j] = e[i * 8192 + j + 1536];
-        }
-
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), slice_7, 256, rnn_w, 256, REAL_C(0.0), matmul_7, 256);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            z_11[i * 256 + j] = matmul_7[i * 256 + j] + rnn_b[j];
+            slice_7[i * 256 + j] = matmul[i * 8192 + j + 1536];
+        }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 256; j++) {
+            z_11[i * 256 + j] = slice_7[i * 256 + j] + rnn_b[j];
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
@@ -349,18 +292,14 @@ static void compute_outputs(void)
         h_7[i] = r_tanh(z_12[i]);
     }
 
-    /* models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            slice_8[i * 256 + j] = e[i * 8192 + j + 1792];
-        }
-
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), slice_8, 256, rnn_w, 256, REAL_C(0.0), matmul_8, 256);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            z_13[i * 256 + j] = matmul_8[i * 256 + j] + rnn_b[j];
+            slice_8[i * 256 + j] = matmul[i * 8192 + j + 1792];
+        }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 256; j++) {
+            z_13[i * 256 + j] = slice_8[i * 256 + j] + rnn_b[j];
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
@@ -372,18 +311,14 @@ static void compute_outputs(void)
         h_8[i] = r_tanh(z_14[i]);
     }
 
-    /* models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            slice_9[i * 256 + j] = e[i * 8192 + j + 2048];
-        }
-
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), slice_9, 256, rnn_w, 256, REAL_C(0.0), matmul_9, 256);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            z_15[i * 256 + j] = matmul_9[i * 256 + j] + rnn_b[j];
+            slice_9[i * 256 + j] = matmul[i * 8192 + j + 2048];
+        }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 256; j++) {
+            z_15[i * 256 + j] = slice_9[i * 256 + j] + rnn_b[j];
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
@@ -395,18 +330,14 @@ static void compute_outputs(void)
         h_9[i] = r_tanh(z_16[i]);
     }
 
-    /* models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            slice_10[i * 256 + j] = e[i * 8192 + j + 2304];
-        }
-
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), slice_10, 256, rnn_w, 256, REAL_C(0.0), matmul_10, 256);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            z_17[i * 256 + j] = matmul_10[i * 256 + j] + rnn_b[j];
+            slice_10[i * 256 + j] = matmul[i * 8192 + j + 2304];
+        }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 256; j++) {
+            z_17[i * 256 + j] = slice_10[i * 256 + j] + rnn_b[j];
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
@@ -418,18 +349,14 @@ static void compute_outputs(void)
         h_10[i] = r_tanh(z_18[i]);
     }
 
-    /* models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            slice_11[i * 256 + j] = e[i * 8192 + j + 2560];
-        }
-
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), slice_11, 256, rnn_w, 256, REAL_C(0.0), matmul_11, 256);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            z_19[i * 256 + j] = matmul_11[i * 256 + j] + rnn_b[j];
+            slice_11[i * 256 + j] = matmul[i * 8192 + j + 2560];
+        }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 256; j++) {
+            z_19[i * 256 + j] = slice_11[i * 256 + j] + rnn_b[j];
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
@@ -441,18 +368,14 @@ static void compute_outputs(void)
         h_11[i] = r_tanh(z_20[i]);
     }
 
-    /* models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            slice_12[i * 256 + j] = e[i * 8192 + j + 2816];
-        }
-
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), slice_12, 256, rnn_w, 256, REAL_C(0.0), matmul_12, 256);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            z_21[i * 256 + j] = matmul_12[i * 256 + j] + rnn_b[j];
+            slice_12[i * 256 + j] = matmul[i * 8192 + j + 2816];
+        }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 256; j++) {
+            z_21[i * 256 + j] = slice_12[i * 256 + j] + rnn_b[j];
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
@@ -464,18 +387,14 @@ static void compute_outputs(void)
         h_12[i] = r_tanh(z_22[i]);
     }
 
-    /* models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            slice_13[i * 256 + j] = e[i * 8192 + j + 3072];
-        }
-
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), slice_13, 256, rnn_w, 256, REAL_C(0.0), matmul_13, 256);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            z_23[i * 256 + j] = matmul_13[i * 256 + j] + rnn_b[j];
+            slice_13[i * 256 + j] = matmul[i * 8192 + j + 3072];
+        }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 256; j++) {
+            z_23[i * 256 + j] = slice_13[i * 256 + j] + rnn_b[j];
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
@@ -487,18 +406,14 @@ static void compute_outputs(void)
         h_13[i] = r_tanh(z_24[i]);
     }
 
-    /* models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            slice_14[i * 256 + j] = e[i * 8192 + j + 3328];
-        }
-
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), slice_14, 256, rnn_w, 256, REAL_C(0.0), matmul_14, 256);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            z_25[i * 256 + j] = matmul_14[i * 256 + j] + rnn_b[j];
+            slice_14[i * 256 + j] = matmul[i * 8192 + j + 3328];
+        }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 256; j++) {
+            z_25[i * 256 + j] = slice_14[i * 256 + j] + rnn_b[j];
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
@@ -510,18 +425,14 @@ static void compute_outputs(void)
         h_14[i] = r_tanh(z_26[i]);
     }
 
-    /* models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            slice_15[i * 256 + j] = e[i * 8192 + j + 3584];
-        }
-
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), slice_15, 256, rnn_w, 256, REAL_C(0.0), matmul_15, 256);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            z_27[i * 256 + j] = matmul_15[i * 256 + j] + rnn_b[j];
+            slice_15[i * 256 + j] = matmul[i * 8192 + j + 3584];
+        }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 256; j++) {
+            z_27[i * 256 + j] = slice_15[i * 256 + j] + rnn_b[j];
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
@@ -533,18 +444,14 @@ static void compute_outputs(void)
         h_15[i] = r_tanh(z_28[i]);
     }
 
-    /* models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            slice_16[i * 256 + j] = e[i * 8192 + j + 3840];
-        }
-
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), slice_16, 256, rnn_w, 256, REAL_C(0.0), matmul_16, 256);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            z_29[i * 256 + j] = matmul_16[i * 256 + j] + rnn_b[j];
+            slice_16[i * 256 + j] = matmul[i * 8192 + j + 3840];
+        }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 256; j++) {
+            z_29[i * 256 + j] = slice_16[i * 256 + j] + rnn_b[j];
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
@@ -556,18 +463,14 @@ static void compute_outputs(void)
         h_16[i] = r_tanh(z_30[i]);
     }
 
-    /* models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            slice_17[i * 256 + j] = e[i * 8192 + j + 4096];
-        }
-
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), slice_17, 256, rnn_w, 256, REAL_C(0.0), matmul_17, 256);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            z_31[i * 256 + j] = matmul_17[i * 256 + j] + rnn_b[j];
+            slice_17[i * 256 + j] = matmul[i * 8192 + j + 4096];
+        }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 256; j++) {
+            z_31[i * 256 + j] = slice_17[i * 256 + j] + rnn_b[j];
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
@@ -579,18 +482,14 @@ static void compute_outputs(void)
         h_17[i] = r_tanh(z_32[i]);
     }
 
-    /* models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            slice_18[i * 256 + j] = e[i * 8192 + j + 4352];
-        }
-
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), slice_18, 256, rnn_w, 256, REAL_C(0.0), matmul_18, 256);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            z_33[i * 256 + j] = matmul_18[i * 256 + j] + rnn_b[j];
+            slice_18[i * 256 + j] = matmul[i * 8192 + j + 4352];
+        }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 256; j++) {
+            z_33[i * 256 + j] = slice_18[i * 256 + j] + rnn_b[j];
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
@@ -602,18 +501,14 @@ static void compute_outputs(void)
         h_18[i] = r_tanh(z_34[i]);
     }
 
-    /* models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            slice_19[i * 256 + j] = e[i * 8192 + j + 4608];
-        }
-
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), slice_19, 256, rnn_w, 256, REAL_C(0.0), matmul_19, 256);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            z_35[i * 256 + j] = matmul_19[i * 256 + j] + rnn_b[j];
+            slice_19[i * 256 + j] = matmul[i * 8192 + j + 4608];
+        }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 256; j++) {
+            z_35[i * 256 + j] = slice_19[i * 256 + j] + rnn_b[j];
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
@@ -625,18 +520,14 @@ static void compute_outputs(void)
         h_19[i] = r_tanh(z_36[i]);
     }
 
-    /* models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            slice_20[i * 256 + j] = e[i * 8192 + j + 4864];
-        }
-
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), slice_20, 256, rnn_w, 256, REAL_C(0.0), matmul_20, 256);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            z_37[i * 256 + j] = matmul_20[i * 256 + j] + rnn_b[j];
+            slice_20[i * 256 + j] = matmul[i * 8192 + j + 4864];
+        }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 256; j++) {
+            z_37[i * 256 + j] = slice_20[i * 256 + j] + rnn_b[j];
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
@@ -648,18 +539,14 @@ static void compute_outputs(void)
         h_20[i] = r_tanh(z_38[i]);
     }
 
-    /* models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            slice_21[i * 256 + j] = e[i * 8192 + j + 5120];
-        }
-
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), slice_21, 256, rnn_w, 256, REAL_C(0.0), matmul_21, 256);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            z_39[i * 256 + j] = matmul_21[i * 256 + j] + rnn_b[j];
+            slice_21[i * 256 + j] = matmul[i * 8192 + j + 5120];
+        }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 256; j++) {
+            z_39[i * 256 + j] = slice_21[i * 256 + j] + rnn_b[j];
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
@@ -671,18 +558,14 @@ static void compute_outputs(void)
         h_21[i] = r_tanh(z_40[i]);
     }
 
-    /* models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            slice_22[i * 256 + j] = e[i * 8192 + j + 5376];
-        }
-
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), slice_22, 256, rnn_w, 256, REAL_C(0.0), matmul_22, 256);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            z_41[i * 256 + j] = matmul_22[i * 256 + j] + rnn_b[j];
+            slice_22[i * 256 + j] = matmul[i * 8192 + j + 5376];
+        }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 256; j++) {
+            z_41[i * 256 + j] = slice_22[i * 256 + j] + rnn_b[j];
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
@@ -694,18 +577,14 @@ static void compute_outputs(void)
         h_22[i] = r_tanh(z_42[i]);
     }
 
-    /* models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            slice_23[i * 256 + j] = e[i * 8192 + j + 5632];
-        }
-
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), slice_23, 256, rnn_w, 256, REAL_C(0.0), matmul_23, 256);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            z_43[i * 256 + j] = matmul_23[i * 256 + j] + rnn_b[j];
+            slice_23[i * 256 + j] = matmul[i * 8192 + j + 5632];
+        }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 256; j++) {
+            z_43[i * 256 + j] = slice_23[i * 256 + j] + rnn_b[j];
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
@@ -717,18 +596,14 @@ static void compute_outputs(void)
         h_23[i] = r_tanh(z_44[i]);
     }
 
-    /* models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            slice_24[i * 256 + j] = e[i * 8192 + j + 5888];
-        }
-
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), slice_24, 256, rnn_w, 256, REAL_C(0.0), matmul_24, 256);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            z_45[i * 256 + j] = matmul_24[i * 256 + j] + rnn_b[j];
+            slice_24[i * 256 + j] = matmul[i * 8192 + j + 5888];
+        }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 256; j++) {
+            z_45[i * 256 + j] = slice_24[i * 256 + j] + rnn_b[j];
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
@@ -740,18 +615,14 @@ static void compute_outputs(void)
         h_24[i] = r_tanh(z_46[i]);
     }
 
-    /* models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            slice_25[i * 256 + j] = e[i * 8192 + j + 6144];
-        }
-
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), slice_25, 256, rnn_w, 256, REAL_C(0.0), matmul_25, 256);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            z_47[i * 256 + j] = matmul_25[i * 256 + j] + rnn_b[j];
+            slice_25[i * 256 + j] = matmul[i * 8192 + j + 6144];
+        }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 256; j++) {
+            z_47[i * 256 + j] = slice_25[i * 256 + j] + rnn_b[j];
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
@@ -763,18 +634,14 @@ static void compute_outputs(void)
         h_25[i] = r_tanh(z_48[i]);
     }
 
-    /* models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            slice_26[i * 256 + j] = e[i * 8192 + j + 6400];
-        }
-
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), slice_26, 256, rnn_w, 256, REAL_C(0.0), matmul_26, 256);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            z_49[i * 256 + j] = matmul_26[i * 256 + j] + rnn_b[j];
+            slice_26[i * 256 + j] = matmul[i * 8192 + j + 6400];
+        }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 256; j++) {
+            z_49[i * 256 + j] = slice_26[i * 256 + j] + rnn_b[j];
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
@@ -786,18 +653,14 @@ static void compute_outputs(void)
         h_26[i] = r_tanh(z_50[i]);
     }
 
-    /* models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            slice_27[i * 256 + j] = e[i * 8192 + j + 6656];
-        }
-
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), slice_27, 256, rnn_w, 256, REAL_C(0.0), matmul_27, 256);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            z_51[i * 256 + j] = matmul_27[i * 256 + j] + rnn_b[j];
+            slice_27[i * 256 + j] = matmul[i * 8192 + j + 6656];
+        }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 256; j++) {
+            z_51[i * 256 + j] = slice_27[i * 256 + j] + rnn_b[j];
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
@@ -809,18 +672,14 @@ static void compute_outputs(void)
         h_27[i] = r_tanh(z_52[i]);
     }
 
-    /* models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            slice_28[i * 256 + j] = e[i * 8192 + j + 6912];
-        }
-
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), slice_28, 256, rnn_w, 256, REAL_C(0.0), matmul_28, 256);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            z_53[i * 256 + j] = matmul_28[i * 256 + j] + rnn_b[j];
+            slice_28[i * 256 + j] = matmul[i * 8192 + j + 6912];
+        }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 256; j++) {
+            z_53[i * 256 + j] = slice_28[i * 256 + j] + rnn_b[j];
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
@@ -832,18 +691,14 @@ static void compute_outputs(void)
         h_28[i] = r_tanh(z_54[i]);
     }
 
-    /* models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            slice_29[i * 256 + j] = e[i * 8192 + j + 7168];
-        }
-
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), slice_29, 256, rnn_w, 256, REAL_C(0.0), matmul_29, 256);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            z_55[i * 256 + j] = matmul_29[i * 256 + j] + rnn_b[j];
+            slice_29[i * 256 + j] = matmul[i * 8192 + j + 7168];
+        }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 256; j++) {
+            z_55[i * 256 + j] = slice_29[i * 256 + j] + rnn_b[j];
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
@@ -855,18 +710,14 @@ static void compute_outputs(void)
         h_29[i] = r_tanh(z_56[i]);
     }
 
-    /* models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            slice_30[i * 256 + j] = e[i * 8192 + j + 7424];
-        }
-
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), slice_30, 256, rnn_w, 256, REAL_C(0.0), matmul_30, 256);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            z_57[i * 256 + j] = matmul_30[i * 256 + j] + rnn_b[j];
+            slice_30[i * 256 + j] = matmul[i * 8192 + j + 7424];
+        }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 256; j++) {
+            z_57[i * 256 + j] = slice_30[i * 256 + j] + rnn_b[j];
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
@@ -878,18 +729,14 @@ static void compute_outputs(void)
         h_30[i] = r_tanh(z_58[i]);
     }
 
-    /* models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            slice_31[i * 256 + j] = e[i * 8192 + j + 7680];
-        }
-
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), slice_31, 256, rnn_w, 256, REAL_C(0.0), matmul_31, 256);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            z_59[i * 256 + j] = matmul_31[i * 256 + j] + rnn_b[j];
+            slice_31[i * 256 + j] = matmul[i * 8192 + j + 7680];
+        }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 256; j++) {
+            z_59[i * 256 + j] = slice_31[i * 256 + j] + rnn_b[j];
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
@@ -901,18 +748,14 @@ static void compute_outputs(void)
         h_31[i] = r_tanh(z_60[i]);
     }
 
-    /* models/char_rnn.lua:18: h = step(e:slice(2, t):reshape({N, H}), h) */
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 256; j++) {
-            slice_32[i * 256 + j] = e[i * 8192 + j + 7936];
-        }
-
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), slice_32, 256, rnn_w, 256, REAL_C(0.0), matmul_32, 256);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            z_61[i * 256 + j] = matmul_32[i * 256 + j] + rnn_b[j];
+            slice_32[i * 256 + j] = matmul[i * 8192 + j + 7936];
+        }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 256; j++) {
+            z_61[i * 256 + j] = slice_32[i * 256 + j] + rnn_b[j];
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
@@ -992,10 +835,10 @@ static void compute_outputs(void)
 
     /* models/lib/dense.lua:9: return x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1024, 128, 256,
-           REAL_C(1.0), concat, 256, out_w, 128, REAL_C(0.0), matmul_33, 128);
+           REAL_C(1.0), concat, 256, out_w, 128, REAL_C(0.0), matmul_2, 128);
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            logits[i * 128 + j] = matmul_33[i * 128 + j] + out_b[j];
+            logits[i * 128 + j] = matmul_2[i * 128 + j] + out_b[j];
         }
 }
 
