@@ -201,3 +201,44 @@ int print_stats(const char *model, const LoadOptions *o, bool memory, FILE *out)
     ir_free(g);
     return 0;
 }
+
+/* gradc print --after fuse or plan: the schedule, a line per loop or call,
+ * with the nodes each loop computes inside it, and after plan where each
+ * value lives in the arena. */
+int print_schedule(const char *model, const LoadOptions *o, bool places, FILE *out)
+{
+    Graph *g = compile_graph(model, o, NULL, NULL);
+    if (!g)
+        return 1;
+    Fusion f = fuse(g);
+    Plan p = plan(g, &f);
+    static const char *const part[3] = {"compute_outputs", "compute_loss", "compute_grads"};
+    fprintf(out, "model %s: %d steps\n", g->name, p.n_order);
+    for (int s = 0; s < p.n_order; s++) {
+        for (int k = 0; k < 3; k++)
+            if (s == (k ? p.part_end[k - 1] : 0) && s < p.part_end[k])
+                fprintf(out, "%s:\n", part[k]);
+        int id = p.order[s];
+        const Node *n = ir_at(g, id);
+        OpKind kind = op_info[n->op].kind;
+        if (f.group[id] != id || !f.stored[id] || kind == LEAF || kind == ALIAS)
+            continue;
+        char shape[64];
+        shape_str(shape, sizeof shape, n->shape);
+        fprintf(out, "  %%%-5d %-14s %-14s %s", id, op_info[n->op].name, shape,
+                kind == GEMM || kind == ROWS ? "call" : "loop");
+        if (places)
+            fprintf(out, "   %s %ld", n->dtype == DT_I32 ? "iarena" : "arena", p.offset[id]);
+        const char *sep = "  computing inside:";
+        for (int i = 0; i < g->n; i++)
+            if (f.group[i] == id && i != id && f.stored[i] == false && ir_at(g, i)->op != OP_CONST) {
+                fprintf(out, "%s %%%d %s", sep, i, op_info[ir_at(g, i)->op].name);
+                sep = ",";
+            }
+        fprintf(out, "\n");
+    }
+    plan_free(&p);
+    fusion_free(&f);
+    ir_free(g);
+    return 0;
+}

@@ -344,6 +344,9 @@ typedef struct {
 /* The passes up to `after` (load, batch, grad, simplify or dce; NULL: all), or
  * NULL after printing a user error; counts into st unless it is NULL. */
 Graph *compile_graph(const char *model, const LoadOptions *o, const char *after, PassStats *st);
+/* gradc print --after fuse (or plan): the loops and calls in the order
+ * the code runs them (and where each value lives). */
+int print_schedule(const char *model, const LoadOptions *o, bool places, FILE *out);
 /* gradc print --stats and --memory: what every pass did, and the arena. */
 int print_stats(const char *model, const LoadOptions *o, bool memory, FILE *out);
 /* All of it: the model's six files in memory (emit_c's four, then

@@ -45,7 +45,8 @@ static const char usage[] =
     "                  defaults: sgd, momentum, nesterov, adam, adamw, rmsprop\n"
     "                  (the trainer sets its lr and other settings at run time)\n"
     "  --after PASS    print the graph after PASS: load, batch, grad, simplify or dce\n"
-    "                  (default dce, what the C is made from)\n"
+    "                  (default dce, what the C is made from); after fuse or plan,\n"
+    "                  the loops and calls in order (and each value's place)\n"
     "  --stats         print what each pass did instead of the graph\n"
     "  --memory        print the arena: its parts, and its size against the least\n"
     "                  the schedule needs\n"
@@ -146,8 +147,10 @@ static int parse_args(int argc, char **argv, Args *a)
         return bad_usage("%s goes with gradc print, without --after",
                          a->stats ? "--stats" : "--memory");
     if (a->after && strcmp(a->after, "load") && strcmp(a->after, "batch") &&
-        strcmp(a->after, "grad") && strcmp(a->after, "simplify") && strcmp(a->after, "dce"))
-        return bad_usage("--after %s: the passes are load, batch, grad, simplify and dce",
+        strcmp(a->after, "grad") && strcmp(a->after, "simplify") && strcmp(a->after, "dce") &&
+        strcmp(a->after, "fuse") && strcmp(a->after, "plan"))
+        return bad_usage("--after %s: the passes are load, batch, grad, simplify, dce, fuse and "
+                         "plan",
                          a->after);
     return 0;
 }
@@ -216,6 +219,8 @@ int main(int argc, char **argv)
             status = build_programs(dir, model_name(a.models[0]), false, a.verbose);
     } else if (!strcmp(a.command, "check"))
         status = check_models(a.models, a.n_models, compile_to, a.tol, a.junit, a.verbose);
+    else if (a.after && (!strcmp(a.after, "fuse") || !strcmp(a.after, "plan")))
+        status = print_schedule(a.models[0], &a.load, !strcmp(a.after, "plan"), stdout);
     else if (a.stats || a.memory)
         status = print_stats(a.models[0], &a.load, a.memory, stdout);
     else {

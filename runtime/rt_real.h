@@ -40,9 +40,9 @@ typedef float real;
 #define r_sqrt sqrtf
 #define r_fabs fabsf
 #define r_log1p log1pf
-#define r_fmin fminf
+#define r_fmin rt_fminf
 #define r_pow powf
-#define r_fmax fmaxf
+#define r_fmax rt_fmaxf
 #define r_gemm cblas_sgemm
 
 /* exp and tanh for float training, written without branches or calls so
@@ -94,6 +94,11 @@ static inline float rt_expf(float x)
     float y = (rt_expm1_small(r) + 1.0f) * rt_pow2f(k - 1) * 2.0f;
     return x < -86.5f ? 0.0f : x > 88.72f ? INFINITY : y;
 }
+
+/* fmax and fmin as libm's (a NaN argument gives the other), inline: the
+ * calls would keep a softmax's loops scalar. */
+static inline float rt_fmaxf(float a, float b) { return a != a ? b : b > a ? b : a; }
+static inline float rt_fminf(float a, float b) { return a != a ? b : b < a ? b : a; }
 
 /* tanh|x| = -m / (m + 2) with m = e^(-2|x|) - 1, which keeps its relative
  * precision near 0; from |x| = 9 on, tanh rounds to 1. */

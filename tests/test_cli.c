@@ -290,6 +290,11 @@ START_TEST(print_stats_and_memory)
     ck_assert_int_eq(run_cmd(GRADC_BIN " print models/gpt.lua --memory", &out), 0);
     ck_assert_msg(strstr(out, "  optimizer state             874,240\n"), "%s", out); /* adam: 2 */
     free(out);
+    ck_assert_int_eq(run_cmd(GRADC_BIN " print models/seed_mlp.lua --after plan", &out), 0);
+    ck_assert_msg(strstr(out, "compute_grads:\n") &&
+                      strstr(out, "loop   arena 267296  computing inside: %15 mul, %16 sub\n"),
+                  "%s", out);
+    free(out);
     ck_assert_int_eq(run_cmd(GRADC_BIN " print models/seed_mlp.lua --stats --after grad", &out), 2);
     ck_assert_ptr_nonnull(strstr(out, "--stats goes with gradc print, without --after"));
     free(out);

@@ -610,7 +610,8 @@ static void write_f64(const char *path, int rank, const long *shape, const doubl
 /* ---- rng ---- */
 
 /* The float build's exp and tanh (rt_real.h) against libm's double ones:
- * within 2 ulp (2^-22 relative) over their range, and right at the ends. */
+ * within 2 ulp (2^-22 relative) over their range, and right at the ends;
+ * its fmax and fmin take NaN as libm's do. */
 START_TEST(test_fast_exp_tanh)
 {
     const double ulp2 = 0x1p-22;
@@ -634,6 +635,8 @@ START_TEST(test_fast_exp_tanh)
     ck_assert(isnan(rt_expf(NAN)) && isnan(rt_tanhf(NAN)));
     ck_assert(rt_tanhf(INFINITY) == 1 && rt_tanhf(-30.0f) == -1);
     ck_assert(rt_tanhf(0.0f) == 0 && signbit(rt_tanhf(-0.0f)));
+    ck_assert(rt_fmaxf(NAN, 1) == 1 && rt_fmaxf(1, NAN) == 1 && rt_fmaxf(-2, 3) == 3);
+    ck_assert(rt_fminf(NAN, 1) == 1 && rt_fminf(1, NAN) == 1 && rt_fminf(-2, 3) == -2);
 }
 END_TEST
 
