@@ -942,6 +942,8 @@ static int grad_col2im(Graph *g, int node, int dy, int k)
 
 /* The loops both share: images i, output rows j, columns k, channels l,
  * kernel rows m and columns n; iy, ix the input pixel (maybe outside). */
+/* The loops over every window's every element. Without padding every
+ * element is inside its image, and the code says so by not testing. */
 static void window_loops(Buf *b, Window v, const char *cols)
 {
     buf_printf(b,
@@ -951,24 +953,30 @@ static void window_loops(Buf *b, Window v, const char *cols)
                "                real *row = %s + ((i * %d + j) * %d + k) * %d;\n"
                "                for (int l = 0; l < %d; l++)\n"
                "                    for (int m = 0; m < %d; m++)\n"
-               "                        for (int n = 0; n < %d; n++) {\n"
-               "                            const int iy = j * %d - %d + m, ix = k * %d - %d + n;\n"
-               "                            const int inside = iy >= 0 && iy < %d && ix >= 0 && ix "
-               "< %d;\n",
-               v.n, v.oh, v.ow, cols, v.oh, v.ow, v.c * v.kh * v.kw, v.c, v.kh, v.kw, v.stride,
-               v.pad, v.stride, v.pad, v.h, v.w);
+               "                        for (int n = 0; n < %d; n++) {\n",
+               v.n, v.oh, v.ow, cols, v.oh, v.ow, v.c * v.kh * v.kw, v.c, v.kh, v.kw);
+    if (v.pad)
+        buf_printf(b,
+                   "                            const int iy = j * %d - %d + m, ix = k * %d - %d + n;\n"
+                   "                            const int inside = iy >= 0 && iy < %d && ix >= 0 && "
+                   "ix < %d;\n",
+                   v.stride, v.pad, v.stride, v.pad, v.h, v.w);
+    else
+        buf_printf(b, "                            const int iy = j * %d + m, ix = k * %d + n;\n",
+                   v.stride, v.stride);
 }
 
 static void emit_im2col(Buf *b, const Node *n, const Operand *out, const Operand *in)
 {
     Window v = window_of(in[0].shape, n->axes);
     window_loops(b, v, out->text);
+    char at[160];
+    snprintf(at, sizeof at, "%s[((i * %d + l) * %d + iy) * %d + ix]", in[0].text, v.c, v.h, v.w);
     buf_printf(b,
-               "                            row[(l * %d + m) * %d + n] = inside ? "
-               "%s[((i * %d + l) * %d + iy) * %d + ix] : REAL_C(0.0);\n"
+               "                            row[(l * %d + m) * %d + n] = %s%s%s;\n"
                "                        }\n"
                "            }\n",
-               v.kh, v.kw, in[0].text, v.c, v.h, v.w);
+               v.kh, v.kw, v.pad ? "inside ? " : "", at, v.pad ? " : REAL_C(0.0)" : "");
 }
 
 static void emit_col2im(Buf *b, const Node *n, const Operand *out, const Operand *in)
@@ -978,11 +986,12 @@ static void emit_col2im(Buf *b, const Node *n, const Operand *out, const Operand
                out->text);
     window_loops(b, v, in[0].text);
     buf_printf(b,
-               "                            if (inside)\n"
-               "                                %s[((i * %d + l) * %d + iy) * %d + ix] += "
+               "%s"
+               "                            %s%s[((i * %d + l) * %d + iy) * %d + ix] += "
                "row[(l * %d + m) * %d + n];\n"
                "                        }\n"
                "            }\n",
+               v.pad ? "                            if (inside)\n" : "", v.pad ? "    " : "",
                out->text, v.c, v.h, v.w, v.kh, v.kw);
 }
 

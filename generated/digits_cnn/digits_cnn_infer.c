@@ -93,9 +93,8 @@ static void compute_outputs(void)
                 for (int l = 0; l < 1; l++)
                     for (int m = 0; m < 2; m++)
                         for (int n = 0; n < 2; n++) {
-                            const int iy = j * 2 - 0 + m, ix = k * 2 - 0 + n;
-                            const int inside = iy >= 0 && iy < 8 && ix >= 0 && ix < 8;
-                            row[(l * 2 + m) * 2 + n] = inside ? relu[((i * 1 + l) * 8 + iy) * 8 + ix] : REAL_C(0.0);
+                            const int iy = j * 2 + m, ix = k * 2 + n;
+                            row[(l * 2 + m) * 2 + n] = relu[((i * 1 + l) * 8 + iy) * 8 + ix];
                         }
             }
     for (int i = 0; i < 16384; i++) {
@@ -137,9 +136,8 @@ static void compute_outputs(void)
                 for (int l = 0; l < 1; l++)
                     for (int m = 0; m < 2; m++)
                         for (int n = 0; n < 2; n++) {
-                            const int iy = j * 2 - 0 + m, ix = k * 2 - 0 + n;
-                            const int inside = iy >= 0 && iy < 4 && ix >= 0 && ix < 4;
-                            row[(l * 2 + m) * 2 + n] = inside ? relu_2[((i * 1 + l) * 4 + iy) * 4 + ix] : REAL_C(0.0);
+                            const int iy = j * 2 + m, ix = k * 2 + n;
+                            row[(l * 2 + m) * 2 + n] = relu_2[((i * 1 + l) * 4 + iy) * 4 + ix];
                         }
             }
     for (int i = 0; i < 8192; i++) {
