@@ -28,7 +28,8 @@ typedef struct {
  * the slice keeps the last axis whole) by a matrix. */
 static bool as_member(Graph *g, const Node *m, Member *out)
 {
-    if (m->op != OP_MATMUL || m->trans_a || m->shape.rank != 2 || ir_at(g, m->in[1])->shape.rank != 2)
+    if (m->op != OP_MATMUL || m->trans_a || m->shape.rank != 2 ||
+        ir_at(g, m->in[1])->shape.rank != 2)
         return false;
     const Node *a = ir_at(g, m->in[0]);
     if (a->op == OP_RESHAPE)

@@ -187,7 +187,8 @@ int print_stats(const char *model, const LoadOptions *o, bool memory, FILE *out)
                 "  dce       %d -> %d nodes: computing nothing needed %d\n"
                 "  fuse      loops %d, library calls %d (matrix products %d), nodes computed\n"
                 "            inside the loop of the node that reads them %d\n",
-                model, st.loaded, st.batched, st.with_grad - st.loaded, st.with_grad, st.simplified, s->folded,
+                model, st.loaded, st.batched, st.with_grad - st.loaded, st.with_grad, st.simplified,
+                s->folded,
                 s->identities, s->merged, s->transposes, st.simplified, st.live,
                 st.simplified - st.live, loops, calls, products, inlined);
         char c[32];
@@ -231,7 +232,7 @@ int print_schedule(const char *model, const LoadOptions *o, bool places, FILE *o
             fprintf(out, "   %s %ld", n->dtype == DT_I32 ? "iarena" : "arena", p.offset[id]);
         const char *sep = "  computing inside:";
         for (int i = 0; i < g->n; i++)
-            if (f.group[i] == id && i != id && f.stored[i] == false && ir_at(g, i)->op != OP_CONST) {
+            if (f.group[i] == id && i != id && !f.stored[i] && ir_at(g, i)->op != OP_CONST) {
                 fprintf(out, "%s %%%d %s", sep, i, op_info[ir_at(g, i)->op].name);
                 sep = ",";
             }

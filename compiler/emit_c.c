@@ -29,7 +29,7 @@ typedef struct {
     struct {
         char *base;
         int suffix;
-    } * suffixes;
+    } *suffixes;
     bool *used;   /* per node: its name appears in the code */
     int *fold_of; /* per node: the parameter whose folded update it makes, or -1 */
     Buf *b;
@@ -599,7 +599,8 @@ static void emit_call(Emit *e, int root)
     op_info[n->op].emit(&both[0], n, &update, in);
     op_info[n->op].emit(&both[1], n, &out, in);
     for (int k = 0; k < 2; k++) {
-        buf_printf(e->b, "%s", k ? "    else\n" : "    if (fold) /* plain SGD: w = keep w - lr dw */\n");
+        buf_printf(e->b, "%s",
+                   k ? "    else\n" : "    if (fold) /* plain SGD: w = keep w - lr dw */\n");
         for (char *line = both[k].data; *line;) {
             char *end = strchr(line, '\n');
             buf_printf(e->b, "    %.*s\n", (int)(end - line), line);

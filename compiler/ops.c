@@ -957,9 +957,10 @@ static void window_loops(Buf *b, Window v, const char *cols)
                v.n, v.oh, v.ow, cols, v.oh, v.ow, v.c * v.kh * v.kw, v.c, v.kh, v.kw);
     if (v.pad)
         buf_printf(b,
-                   "                            const int iy = j * %d - %d + m, ix = k * %d - %d + n;\n"
-                   "                            const int inside = iy >= 0 && iy < %d && ix >= 0 && "
-                   "ix < %d;\n",
+                   "                            const int iy = j * %d - %d + m, ix = k * %d - %d "
+                   "+ n;\n"
+                   "                            const int inside = iy >= 0 && iy < %d && ix >= 0 "
+                   "&& ix < %d;\n",
                    v.stride, v.pad, v.stride, v.pad, v.h, v.w);
     else
         buf_printf(b, "                            const int iy = j * %d + m, ix = k * %d + n;\n",

@@ -11,14 +11,15 @@
  * an optimizer is one flat loop), the optimizer's state (mirrors again),
  * then what the caller reads after a step (loss, outputs, the buffers'
  * next values), then the values a step makes. A parameter's gradient is
- * computed straight into its slot in the gradient block unless that node already lives
- * elsewhere (an input, another parameter's gradient), in which case it is
- * copied there. Int32 tensors go to a second, int32 arena.
+ * computed straight into its slot in the gradient block unless that node
+ * already lives elsewhere (an input, another parameter's gradient), in
+ * which case it is copied there. Int32 tensors go to a second arena.
  *
  * The values a step makes share space: each lives from the step of the
- * schedule that writes it to the last that reads it, and takes the
- * smallest free range it fits in for that whole time (best fit). Places are rounded to 64
- * bytes, for vector loads and the BLAS.
+ * schedule that writes it to the last step that reads it, and takes the
+ * smallest free range it fits in (best fit). An op that adds into a sum
+ * (accumulated_input) takes the sum's place when the sum dies there.
+ * Places are rounded to 64 bytes, for vector loads and the BLAS.
  */
 #include <stdlib.h>
 #include <string.h>
