@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <cblas.h>
 #include "rt_internal.h"
 
 enum { PICKS = 64 };
@@ -167,18 +168,20 @@ double rt_gradcheck(const rt_model *m, const rt_gradcheck_opts *o, FILE *out)
 
 static void usage(const rt_model *m, const char *prog)
 {
-    printf("usage: %s [--all] [--seed S] [--tol X]\n\n"
+    printf("usage: %s [--all] [--seed S] [--tol X] [--threads N]\n\n"
            "Checks every parameter gradient of model %s (%s) against central\n"
            "differences, on %d seeded elements per parameter.\n\n"
            "  --all     check every element\n"
            "  --seed S  seed for parameters, inputs and picks (default 1)\n"
-           "  --tol X   largest relative error that passes (default 1e-6)\n",
+           "  --tol X   largest relative error that passes (default 1e-6)\n"
+           "  --threads N  BLAS threads (default 1)\n",
            prog, m->name, m->source ? m->source : "?", PICKS);
 }
 
 typedef struct {
     rt_gradcheck_opts check;
     double tol;
+    long threads;
     int help;
 } Opts;
 
@@ -200,6 +203,9 @@ static int parse(rt_args *a, Opts *o)
         } else if ((r = rt_args_value(a, "--tol", &v)) != 0) {
             if (r < 0 || rt_parse_double(a, "--tol", v, &o->tol))
                 return 2;
+        } else if ((r = rt_args_value(a, "--threads", &v)) != 0) {
+            if (r < 0 || rt_parse_posint(a, "--threads", v, &o->threads))
+                return 2;
         } else {
             rt_args_error(a, "unknown flag '%s'", a->argv[a->i]);
             return 2;
@@ -212,7 +218,7 @@ int rt_gradcheck_main(const rt_model *m, int argc, char **argv)
 {
     char prog[256];
     snprintf(prog, sizeof prog, "%s_gradcheck", m->name);
-    Opts o = {.check = {.all = 0, .seed = 1}, .tol = 1e-6};
+    Opts o = {.check = {.all = 0, .seed = 1}, .tol = 1e-6, .threads = 1};
     rt_args a = {prog, argc, argv, 1};
     int rc = parse(&a, &o);
     if (rc)
@@ -228,6 +234,7 @@ int rt_gradcheck_main(const rt_model *m, int argc, char **argv)
                 prog, m->name, m->name);
         return 1;
     }
+    openblas_set_num_threads((int)o.threads);
     double worst = rt_gradcheck(m, &o.check, stdout);
     fflush(stdout);
     if (!(worst <= o.tol)) {

@@ -14,11 +14,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <cblas.h>
 #include "rt_internal.h"
 
 typedef struct {
     const char *checkpoint, *out, *output;
-    long label_column;
+    long label_column, threads;
     int argmax, help, n_data;
     const char **data;
 } Opts;
@@ -26,7 +27,7 @@ typedef struct {
 static void usage(const rt_model *m, const char *prog)
 {
     printf("usage: %s --checkpoint FILE --data NAME=FILE... [--out FILE.npy|FILE.csv]\n"
-           "       [--output NAME] [--argmax] [--label-column K]\n\n"
+           "       [--output NAME] [--argmax] [--label-column K] [--threads N]\n\n"
            "Runs model %s (%s) forward with the parameters of a checkpoint that\n"
            "%s_train wrote, on every row of the data, %d rows at a time.\n",
            prog, m->name, m->source ? m->source : "?", m->name, m->batch);
@@ -41,7 +42,8 @@ static void usage(const rt_model *m, const char *prog)
            "  --out F            where to write: .npy, or .csv (default: CSV on stdout)\n"
            "  --output NAME      which output (default: the first)\n"
            "  --argmax           write each row's predicted class, not its values\n"
-           "  --label-column K   a CSV's label column, from 1; negative from the end (-1)\n");
+           "  --label-column K   a CSV's label column, from 1; negative from the end (-1)\n"
+           "  --threads N        BLAS threads (default 1)\n");
 }
 
 static int parse(rt_args *a, Opts *o)
@@ -78,6 +80,9 @@ static int parse(rt_args *a, Opts *o)
                     a, "--label-column: expected a column number (1, 2, ... or -1), got '%s'", v);
                 return 2;
             }
+        } else if ((r = rt_args_value(a, "--threads", &v)) != 0) {
+            if (r < 0 || rt_parse_posint(a, "--threads", v, &o->threads))
+                return 2;
         } else if ((r = rt_args_value(a, "--data", &v)) != 0) {
             if (r < 0)
                 return 2;
@@ -275,7 +280,7 @@ int rt_predict_main(const rt_model *m, int argc, char **argv)
 {
     char prog[256];
     snprintf(prog, sizeof prog, "%s_predict", m->name);
-    Opts o = {.label_column = -1};
+    Opts o = {.label_column = -1, .threads = 1};
     o.data = rt_malloc(sizeof *o.data * (size_t)(argc > 0 ? argc : 1));
     rt_args a = {prog, argc, argv, 1};
     int rc = parse(&a, &o);
@@ -287,8 +292,10 @@ int rt_predict_main(const rt_model *m, int argc, char **argv)
                 "{...} }\n",
                 prog);
         rc = 1;
-    } else if (rc == 0)
+    } else if (rc == 0) {
+        openblas_set_num_threads((int)o.threads);
         rc = predict(m, prog, &o);
+    }
     free(o.data);
     return rc;
 }

@@ -321,13 +321,18 @@ START_TEST(build_makes_programs)
 {
     char *dir = make_tmpdir(), cmd[1024], *out;
     snprintf(cmd, sizeof cmd,
-             "%s build models/norm_wx.lua -o %s && %s/norm_wx_gradcheck && "
+             "%s build models/norm_wx.lua -o %s && %s/norm_wx_gradcheck --threads 2 && "
              "%s/norm_wx_train --steps 3 && %s/norm_wx_predict --help",
              GRADC_BIN, dir, dir, dir, dir);
     ck_assert_msg(run_cmd(cmd, &out) == 0, "%s", out);
     ck_assert_ptr_nonnull(strstr(out, "max relative error"));
     ck_assert_ptr_nonnull(strstr(out, "final loss"));
     ck_assert_ptr_nonnull(strstr(out, "usage: norm_wx_predict --checkpoint FILE"));
+    free(out);
+    /* Every program takes --threads, and refuses a count that is no count. */
+    snprintf(cmd, sizeof cmd, "%s/norm_wx_predict --checkpoint none --threads 0", dir);
+    ck_assert_int_eq(run_cmd(cmd, &out), 2);
+    ck_assert_msg(strstr(out, "--threads: expected a positive integer, got '0'"), "%s", out);
     free(out);
     remove_dir(dir);
 }
