@@ -194,7 +194,8 @@ check-suites: $(BUILD)/test_safety
 # ---- fuzzing: `make fuzz` (libFuzzer), and the replay `make test` runs ----
 # Each fuzz/TARGET.c defines LLVMFuzzerTestOneInput. `make fuzz` links it
 # with libFuzzer (clang) and runs it FUZZ_SECONDS on one core, from its
-# seeds in fuzz/corpus/TARGET (scripts/fuzz.sh). `make test` links the same
+# seeds in fuzz/corpus/TARGET, or the project's models for the model target
+# (scripts/fuzz.sh). `make test` links the same
 # file with fuzz/replay.c (any compiler) instead, and the suite `fuzz`
 # replays the seeds and tests/fuzz/TARGET, what the fuzzer once found.
 FUZZ_TARGETS := model npy csv idx checkpoint

@@ -827,6 +827,16 @@ static void emit_loss_and_grad(Emit *e)
                folds ? "0, 0, 0" : "", use(e, g->loss));
 }
 
+/* The end of a training step: each buffer takes its next value. */
+static void buffer_updates(Emit *e, Buf *b)
+{
+    for (int i = 0; i < e->g->n_buffers; i++) {
+        const Node *n = ir_at(e->g, e->g->buffers[i].node);
+        buf_printf(b, "    memcpy(%s, %s, %ld * sizeof *arena); /* running average */\n",
+                   use(e, n->id), use(e, e->g->buffers[i].next), shape_size(n->shape));
+    }
+}
+
 /* Plain SGD with some updates folded into products (plan.c): unclipped,
  * compute_grads() updates those weights and the rest step after it;
  * clipped, every gradient is needed first, and clipped_step() is the
@@ -885,11 +895,7 @@ static void emit_folded_step(Emit *e)
                    "        params[i] -= lr * (grads[i] + wd * params[i]);\n",
                    from, to, w->name, to - from > shape_size(w->shape) ? " and on" : "");
     }
-    for (int i = 0; i < g->n_buffers; i++) {
-        const Node *b = ir_at(e->g, g->buffers[i].node);
-        buf_printf(e->b, "    memcpy(%s, %s, %ld * sizeof *arena); /* running average */\n",
-                   use(e, b->id), use(e, g->buffers[i].next), shape_size(b->shape));
-    }
+    buffer_updates(e, e->b);
     buf_printf(e->b, "    return %s[0];\n}\n", use(e, g->loss));
 }
 
@@ -901,11 +907,7 @@ static void emit_train_step(Emit *e)
     for (int i = 0; i < g->n_params; i++)
         folds |= p->fold[i];
     Buf after = {0};
-    for (int i = 0; i < g->n_buffers; i++) {
-        const Node *b = ir_at(e->g, g->buffers[i].node);
-        buf_printf(&after, "    memcpy(%s, %s, %ld * sizeof *arena); /* running average */\n",
-                   use(e, b->id), use(e, g->buffers[i].next), shape_size(b->shape));
-    }
+    buffer_updates(e, &after);
     optim_emit_step(e->b, folds ? "clipped_step" : "train_step", &g->opt, p->params_offset,
                     p->grads_offset, p->state_offset, p->n_param_elems, has_draws(g),
                     after.data ? after.data : "");

@@ -219,7 +219,6 @@ Plan plan(Graph *g, const Fusion *f)
             p.offset[x] = p.offset[gr];
             gr = x;
         }
-    free(readers);
     /* Those live across steps: fixed places, after the optimizer's state. */
     for (int s = 0; s < p.n_order; s++)
         if (last[p.order[s]] == end && f->stored[p.order[s]])
@@ -291,16 +290,8 @@ Plan plan(Graph *g, const Fusion *f)
     p.fold = xcalloc(g->n_params, sizeof *p.fold);
     for (int i = 0; i < g->n_params && training && g->opt.kind == OPT_SGD; i++) {
         int w = g->params[i].node, gr = g->params[i].grad;
-        p.fold[i] = ir_at(g, gr)->op == OP_MATMUL && !p.grad_copy[i];
-        for (int s = 0; s < p.n_order && p.fold[i]; s++) {
-            const Node *n = ir_at(g, p.order[s]);
-            for (int k = 0; k < n->n_in; k++) {
-                if (storage(g, n->in[k]) == w && pos[f->group[n->id]] >= pos[gr])
-                    p.fold[i] = false;
-                if (n->in[k] == gr)
-                    p.fold[i] = false;
-            }
-        }
+        p.fold[i] = ir_at(g, gr)->op == OP_MATMUL && !p.grad_copy[i] && last[w] < pos[gr] &&
+                    readers[gr] == 0;
     }
 
     /* What the backward pass reads of the forward values. */
@@ -318,6 +309,7 @@ Plan plan(Graph *g, const Fusion *f)
         free(space[a].end);
     }
     free(handed_on);
+    free(readers);
     free(pos);
     free(last);
     return p;

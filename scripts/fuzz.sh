@@ -1,10 +1,12 @@
 #!/bin/sh
 # Runs each named fuzz target, $BUILD/fuzz_TARGET (libFuzzer), for
 # $FUZZ_SECONDS on one core, then prints one line per target: how many
-# inputs it ran and whether any crashed or hung. The seeds (fuzz/corpus/T)
-# and the regression files (tests/fuzz/T) are read, never written: what
-# the fuzzer learns goes to $BUILD/corpus/T, what breaks a target to
-# $BUILD/crashes/T, and its output to $BUILD/fuzz_T.log.
+# inputs it ran and whether any crashed or hung. The seeds (fuzz/corpus/T;
+# for the model target, the project's models: models/ and, copied into the
+# work folder, tests/*_model.lua) and the regression files (tests/fuzz/T)
+# are read, never written: what the fuzzer learns goes to $BUILD/corpus/T,
+# what breaks a target to $BUILD/crashes/T, and its output to
+# $BUILD/fuzz_T.log.
 # FUZZ_TIMEOUT (s) is how long one input may take before it counts as a hang.
 : "${BUILD:=build/fuzz}" "${FUZZ_SECONDS:=60}" "${FUZZ_TIMEOUT:=30}"
 status=0
@@ -14,6 +16,10 @@ for t in "$@"; do
     stamp=$crashes/.start # what is newer was found by this run
     touch "$stamp"
     seeds=fuzz/corpus/$t
+    if [ "$t" = model ]; then
+        seeds=models
+        cp tests/*_model.lua "$work"/ # libFuzzer takes folders, not files
+    fi
     [ -d "tests/fuzz/$t" ] && seeds="$seeds tests/fuzz/$t"
     dict=
     [ -f "fuzz/$t.dict" ] && dict=-dict=fuzz/$t.dict
