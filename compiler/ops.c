@@ -262,11 +262,13 @@ static void emit_tanh(Buf *b, const Node *n, const Operand *out, const Operand *
     buf_printf(b, "r_tanh(%s)", in[0].text);
 }
 
-/* dx = dy * step(x) */
+/* dx = dy * step(x), written step(y): y > 0 exactly where x > 0, and
+ * reading y leaves x to its one reader, so a bias-add before a relu is
+ * computed in the relu's loop and never stored. */
 static int grad_relu(Graph *g, int node, int dy, int k)
 {
     (void)k;
-    return ir_binary(g, OP_MUL, dy, ir_unary(g, OP_STEP, in_(g, node, 0)));
+    return ir_binary(g, OP_MUL, dy, ir_unary(g, OP_STEP, node));
 }
 
 static void emit_relu(Buf *b, const Node *n, const Operand *out, const Operand *in)

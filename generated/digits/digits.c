@@ -25,8 +25,7 @@ static real *const d_fc2_b = arena + 309258; /* gradient [10] */
 static real *const div_2 = arena + 616816; /* [32,64] */
 static real *const img = arena + 618864; /* [32,1,8,8] */
 static real *const matmul = arena + 620912; /* [32,2048] */
-static real *const add = arena + 686448; /* [32,2048] */
-static real *const h = arena + 620912; /* [32,2048] */
+static real *const h = arena + 686448; /* [32,2048] */
 static real *const matmul_2 = arena + 616816; /* [32,10] */
 static real *const logits = arena + 616488; /* [32,10] */
 static real *const cross_entropy = arena + 616816; /* [32] */
@@ -43,8 +42,8 @@ static real *const d_sub = arena + 617504; /* [32,10] */
 static real *const d_max = arena + 616864; /* [32,1] */
 static real *const d_cross_entropy_grad = arena + 616896; /* [32,10] */
 static real *const d_logits = arena + 617824; /* [32,10] */
-static real *const d_h = arena + 751984; /* [32,2048] */
-static real *const d_add = arena + 620912; /* [32,2048] */
+static real *const d_h = arena + 620912; /* [32,2048] */
+static real *const d_add = arena + 751984; /* [32,2048] */
 
 /* Dropout, shifts and batch norm differ in training. */
 static int training;
@@ -74,15 +73,13 @@ static void compute_outputs(void)
     /* models/lib/dense.lua:9: return x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 2048, 64,
            REAL_C(1.0), img, 64, fc1_w, 2048, REAL_C(0.0), matmul, 2048);
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 2048; j++) {
-            add[i * 2048 + j] = matmul[i * 2048 + j] + fc1_b[j];
-        }
 
     /* models/digits.lua:17: local h = relu(dense(flatten(img), H, "fc1")) */
-    for (int i = 0; i < 65536; i++) {
-        h[i] = add[i] > REAL_C(0.0) ? add[i] : REAL_C(0.0);
-    }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 2048; j++) {
+            const real t10 = matmul[i * 2048 + j] + fc1_b[j];
+            h[i * 2048 + j] = t10 > REAL_C(0.0) ? t10 : REAL_C(0.0);
+        }
 
     /* models/lib/dense.lua:9: return x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 10, 2048,
@@ -233,7 +230,7 @@ static void compute_grads(void)
 
     /* backward of models/digits.lua:17: local h = relu(dense(flatten(img), H, "fc1")) */
     for (int i = 0; i < 65536; i++) {
-        const real t54 = add[i] > REAL_C(0.0) ? REAL_C(1.0) : REAL_C(0.0);
+        const real t54 = h[i] > REAL_C(0.0) ? REAL_C(1.0) : REAL_C(0.0);
         d_add[i] = d_h[i] * t54;
     }
 

@@ -9,7 +9,7 @@
 #include "rt_real.h"
 #include "digits_cnn.h"
 
-static real arena[653552];
+static real arena[637168];
 static int32_t iarena[32];
 
 static real *const x = arena + 0; /* input [32,64] */
@@ -26,16 +26,14 @@ static real *const div_2 = arena + 106736; /* [32,64] */
 static real *const img = arena + 108784; /* [32,1,8,8] */
 static real *const im2col = arena + 110832; /* [2048,9] */
 static real *const matmul = arena + 129264; /* [2048,32] */
-static real *const add = arena + 194800; /* [32,32,8,8] */
-static real *const relu = arena + 129264; /* [32,32,8,8] */
-static real *const im2col_2 = arena + 260336; /* [16384,4] */
-static real *const max = arena + 129264; /* [16384] */
-static real *const im2col_3 = arena + 325872; /* [512,288] */
-static real *const matmul_2 = arena + 145648; /* [512,64] */
-static real *const add_2 = arena + 473328; /* [32,64,4,4] */
-static real *const relu_2 = arena + 145648; /* [32,64,4,4] */
-static real *const im2col_4 = arena + 506096; /* [8192,4] */
-static real *const max_2 = arena + 145648; /* [8192] */
+static real *const relu = arena + 194800; /* [32,32,8,8] */
+static real *const im2col_2 = arena + 129264; /* [16384,4] */
+static real *const max = arena + 260336; /* [16384] */
+static real *const im2col_3 = arena + 276720; /* [512,288] */
+static real *const matmul_2 = arena + 424176; /* [512,64] */
+static real *const relu_2 = arena + 456944; /* [32,64,4,4] */
+static real *const im2col_4 = arena + 424176; /* [8192,4] */
+static real *const max_2 = arena + 489712; /* [8192] */
 static real *const matmul_3 = arena + 106736; /* [32,10] */
 static real *const logits = arena + 87592; /* [32,10] */
 static real *const cross_entropy = arena + 106736; /* [32] */
@@ -52,20 +50,20 @@ static real *const d_sub = arena + 107424; /* [32,10] */
 static real *const d_max = arena + 106784; /* [32,1] */
 static real *const d_cross_entropy_grad = arena + 106816; /* [32,10] */
 static real *const d_logits = arena + 107744; /* [32,10] */
-static real *const d_reshape = arena + 153840; /* [32,256] */
-static real *const d_im2col = arena + 162032; /* [8192,4] */
-static real *const d_reshape_2 = arena + 506096; /* [2048,1,4,4] */
-static real *const d_add = arena + 145648; /* [32,64,4,4] */
+static real *const d_reshape = arena + 497904; /* [32,256] */
+static real *const d_im2col = arena + 506096; /* [8192,4] */
+static real *const d_reshape_2 = arena + 424176; /* [2048,1,4,4] */
+static real *const d_add = arena + 489712; /* [32,64,4,4] */
 static real *const d_reshape_3 = arena + 87913; /* [64,1,1] */
-static real *const d_reshape_4 = arena + 473328; /* [32,4,4,64] */
-static real *const d_im2col_2 = arena + 506096; /* [512,288] */
+static real *const d_reshape_4 = arena + 424176; /* [32,4,4,64] */
+static real *const d_im2col_2 = arena + 489712; /* [512,288] */
 static real *const d_reshape_5 = arena + 87977; /* [64,288] */
-static real *const d_h = arena + 145648; /* [32,32,4,4] */
-static real *const d_im2col_3 = arena + 325872; /* [16384,4] */
+static real *const d_h = arena + 276720; /* [32,32,4,4] */
+static real *const d_im2col_3 = arena + 489712; /* [16384,4] */
 static real *const d_reshape_6 = arena + 129264; /* [1024,1,8,8] */
-static real *const d_add_2 = arena + 260336; /* [32,32,8,8] */
+static real *const d_add_2 = arena + 489712; /* [32,32,8,8] */
 static real *const d_reshape_7 = arena + 106409; /* [32,1,1] */
-static real *const d_reshape_8 = arena + 129264; /* [32,8,8,32] */
+static real *const d_reshape_8 = arena + 555248; /* [32,8,8,32] */
 static real *const d_reshape_9 = arena + 106441; /* [32,9] */
 
 /* Dropout, shifts and batch norm differ in training. */
@@ -108,17 +106,15 @@ static void compute_outputs(void)
             }
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 2048, 32, 9,
            REAL_C(1.0), im2col, 9, c1_w, 9, REAL_C(0.0), matmul, 32);
+
+    /* models/digits_cnn.lua:18: local h = max_pool2d(relu(conv(img, F1, 3, "c1", { padding = 1 })), 2) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 32; j++)
             for (int k = 0; k < 64; k++) {
                 const real t12 = matmul[i * 2048 + j + k * 32];
-                add[i * 2048 + j * 64 + k] = t12 + c1_b[j];
+                const real t14 = t12 + c1_b[j];
+                relu[i * 2048 + j * 64 + k] = t14 > REAL_C(0.0) ? t14 : REAL_C(0.0);
             }
-
-    /* models/digits_cnn.lua:18: local h = max_pool2d(relu(conv(img, F1, 3, "c1", { padding = 1 })), 2) */
-    for (int i = 0; i < 65536; i++) {
-        relu[i] = add[i] > REAL_C(0.0) ? add[i] : REAL_C(0.0);
-    }
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 4; j++)
             for (int k = 0; k < 4; k++) {
@@ -153,17 +149,15 @@ static void compute_outputs(void)
             }
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 512, 64, 288,
            REAL_C(1.0), im2col_3, 288, c2_w, 288, REAL_C(0.0), matmul_2, 64);
+
+    /* models/digits_cnn.lua:19: h = max_pool2d(relu(conv(h, F2, 3, "c2", { padding = 1 })), 2) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++)
             for (int k = 0; k < 16; k++) {
                 const real t26 = matmul_2[i * 1024 + j + k * 64];
-                add_2[i * 1024 + j * 16 + k] = t26 + c2_b[j];
+                const real t28 = t26 + c2_b[j];
+                relu_2[i * 1024 + j * 16 + k] = t28 > REAL_C(0.0) ? t28 : REAL_C(0.0);
             }
-
-    /* models/digits_cnn.lua:19: h = max_pool2d(relu(conv(h, F2, 3, "c2", { padding = 1 })), 2) */
-    for (int i = 0; i < 32768; i++) {
-        relu_2[i] = add_2[i] > REAL_C(0.0) ? add_2[i] : REAL_C(0.0);
-    }
     for (int i = 0; i < 2048; i++)
         for (int j = 0; j < 2; j++)
             for (int k = 0; k < 2; k++) {
@@ -351,7 +345,7 @@ static void compute_grads(void)
                         }
             }
     for (int i = 0; i < 32768; i++) {
-        const real t83 = add_2[i] > REAL_C(0.0) ? REAL_C(1.0) : REAL_C(0.0);
+        const real t83 = relu_2[i] > REAL_C(0.0) ? REAL_C(1.0) : REAL_C(0.0);
         d_add[i] = d_reshape_2[i] * t83;
     }
 
@@ -407,7 +401,7 @@ static void compute_grads(void)
                         }
             }
     for (int i = 0; i < 65536; i++) {
-        const real t100 = add[i] > REAL_C(0.0) ? REAL_C(1.0) : REAL_C(0.0);
+        const real t100 = relu[i] > REAL_C(0.0) ? REAL_C(1.0) : REAL_C(0.0);
         d_add_2[i] = d_reshape_6[i] * t100;
     }
 
@@ -517,7 +511,7 @@ const rt_model REAL_SUFFIX(digits_cnn_model) = {
     .real = RT_REAL,
     .arena = arena,
     .iarena = iarena,
-    .arena_size = 653552,
+    .arena_size = 637168,
     .iarena_size = 32,
     .n_inputs = 2,
     .n_params = 6,

@@ -9,7 +9,7 @@
 #include "rt_real.h"
 #include "mlp3.h"
 
-static real arena[72608];
+static real arena[65568];
 static int32_t iarena[64];
 
 static real *const x = arena + 0; /* input [64,64] */
@@ -27,20 +27,18 @@ static real *const d_fc2_b = arena + 38206; /* gradient [100] */
 static real *const d_fc3_w = arena + 38306; /* gradient [100,10] */
 static real *const d_fc3_b = arena + 39306; /* gradient [10] */
 static real *const matmul = arena + 39968; /* [64,100] */
-static real *const add = arena + 46368; /* [64,100] */
-static real *const h1 = arena + 39968; /* [64,100] */
-static real *const matmul_2 = arena + 52768; /* [64,100] */
-static real *const add_2 = arena + 59168; /* [64,100] */
+static real *const h1 = arena + 46368; /* [64,100] */
+static real *const matmul_2 = arena + 39968; /* [64,100] */
 static real *const h2 = arena + 52768; /* [64,100] */
-static real *const matmul_3 = arena + 65568; /* [64,10] */
+static real *const matmul_3 = arena + 39968; /* [64,10] */
 static real *const logits = arena + 39316; /* [64,10] */
-static real *const cross_entropy = arena + 65568; /* [64] */
-static real *const sum = arena + 65632; /* [] */
+static real *const cross_entropy = arena + 39968; /* [64] */
+static real *const sum = arena + 40032; /* [] */
 static real *const loss_value = arena + 39956; /* [] */
-static real *const d_logits = arena + 65568; /* [64,10] */
-static real *const d_h2 = arena + 66208; /* [64,100] */
-static real *const d_add = arena + 52768; /* [64,100] */
-static real *const d_h1 = arena + 59168; /* [64,100] */
+static real *const d_logits = arena + 39968; /* [64,10] */
+static real *const d_h2 = arena + 59168; /* [64,100] */
+static real *const d_add = arena + 39968; /* [64,100] */
+static real *const d_h1 = arena + 52768; /* [64,100] */
 static real *const d_add_2 = arena + 39968; /* [64,100] */
 
 /* The forward pass of the outputs, in the mode forward() or
@@ -50,28 +48,24 @@ static void compute_outputs(void)
     /* models/lib/dense.lua:9: return x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, 100, 64,
            REAL_C(1.0), x, 64, fc1_w, 100, REAL_C(0.0), matmul, 100);
-    for (int i = 0; i < 64; i++)
-        for (int j = 0; j < 100; j++) {
-            add[i * 100 + j] = matmul[i * 100 + j] + fc1_b[j];
-        }
 
     /* models/mlp3.lua:12: local h1 = relu(dense(x, H1, "fc1")) */
-    for (int i = 0; i < 6400; i++) {
-        h1[i] = add[i] > REAL_C(0.0) ? add[i] : REAL_C(0.0);
-    }
+    for (int i = 0; i < 64; i++)
+        for (int j = 0; j < 100; j++) {
+            const real t5 = matmul[i * 100 + j] + fc1_b[j];
+            h1[i * 100 + j] = t5 > REAL_C(0.0) ? t5 : REAL_C(0.0);
+        }
 
     /* models/lib/dense.lua:9: return x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, 100, 100,
            REAL_C(1.0), h1, 100, fc2_w, 100, REAL_C(0.0), matmul_2, 100);
-    for (int i = 0; i < 64; i++)
-        for (int j = 0; j < 100; j++) {
-            add_2[i * 100 + j] = matmul_2[i * 100 + j] + fc2_b[j];
-        }
 
     /* models/mlp3.lua:13: local h2 = relu(dense(h1, H2, "fc2")) */
-    for (int i = 0; i < 6400; i++) {
-        h2[i] = add_2[i] > REAL_C(0.0) ? add_2[i] : REAL_C(0.0);
-    }
+    for (int i = 0; i < 64; i++)
+        for (int j = 0; j < 100; j++) {
+            const real t10 = matmul_2[i * 100 + j] + fc2_b[j];
+            h2[i * 100 + j] = t10 > REAL_C(0.0) ? t10 : REAL_C(0.0);
+        }
 
     /* models/lib/dense.lua:9: return x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, 10, 100,
@@ -159,7 +153,7 @@ static void compute_grads(int fold, real lr, real keep)
 
     /* backward of models/mlp3.lua:13: local h2 = relu(dense(h1, H2, "fc2")) */
     for (int i = 0; i < 6400; i++) {
-        const real t25 = add_2[i] > REAL_C(0.0) ? REAL_C(1.0) : REAL_C(0.0);
+        const real t25 = h2[i] > REAL_C(0.0) ? REAL_C(1.0) : REAL_C(0.0);
         d_add[i] = d_h2[i] * t25;
     }
 
@@ -180,7 +174,7 @@ static void compute_grads(int fold, real lr, real keep)
 
     /* backward of models/mlp3.lua:12: local h1 = relu(dense(x, H1, "fc1")) */
     for (int i = 0; i < 6400; i++) {
-        const real t30 = add[i] > REAL_C(0.0) ? REAL_C(1.0) : REAL_C(0.0);
+        const real t30 = h1[i] > REAL_C(0.0) ? REAL_C(1.0) : REAL_C(0.0);
         d_add_2[i] = d_h1[i] * t30;
     }
 
@@ -290,7 +284,7 @@ const rt_model REAL_SUFFIX(mlp3_model) = {
     .real = RT_REAL,
     .arena = arena,
     .iarena = iarena,
-    .arena_size = 72608,
+    .arena_size = 65568,
     .iarena_size = 64,
     .n_inputs = 2,
     .n_params = 6,
