@@ -166,11 +166,17 @@ int print_stats(const char *model, const LoadOptions *o, bool memory, FILE *out)
     Plan p = plan(g, &f);
     if (!memory) {
         const SimplifyStats *s = &st.simplify;
-        int loops = 0, calls = 0, products = 0, inlined = 0;
+        int loops = 0, calls = 0, products = 0, inlined = 0, shared = 0, temps = 0;
         for (int i = 0; i < g->n; i++) {
             OpKind k = op_info[ir_at(g, i)->op].kind;
+            shared += f.loop[i] >= 0 && f.loop[i] != i;
+            temps += f.loop[i] >= 0 && !f.stored[i];
             if (f.group[i] != i)
                 inlined++;
+            else if (f.loop[i] >= 0 && f.loop[i] != i)
+                continue;
+            else if (f.loop[i] == i && f.next_in_loop[i] >= 0)
+                loops++;
             else if (k == GEMM || k == ROWS) {
                 calls++;
                 products += ir_at(g, i)->op == OP_MATMUL || ir_at(g, i)->op == OP_MATMUL_ADD;
@@ -186,11 +192,13 @@ int print_stats(const char *model, const LoadOptions *o, bool memory, FILE *out)
                 "            subexpressions merged %d, transposes folded into products %d\n"
                 "  dce       %d -> %d nodes: computing nothing needed %d\n"
                 "  fuse      loops %d, library calls %d (matrix products %d), nodes computed\n"
-                "            inside the loop of the node that reads them %d\n",
+                "            inside the loop of the node that reads them %d; loops of the\n"
+                "            loss and backward joined by another's %d, values kept only\n"
+                "            as temporaries there %d\n",
                 model, st.loaded, st.batched, st.with_grad - st.loaded, st.with_grad, st.simplified,
                 s->folded,
                 s->identities, s->merged, s->transposes, st.simplified, st.live,
-                st.simplified - st.live, loops, calls, products, inlined);
+                st.simplified - st.live, loops, calls, products, inlined, shared, temps);
         char c[32];
         fprintf(out, "  plan      steps %d; arena %s values, %.2fx the minimum (print --memory)\n",
                 p.n_order, count(c, p.arena_size),
@@ -222,13 +230,18 @@ int print_schedule(const char *model, const LoadOptions *o, bool places, FILE *o
         int id = p.order[s];
         const Node *n = ir_at(g, id);
         OpKind kind = op_info[n->op].kind;
-        if (f.group[id] != id || !f.stored[id] || kind == LEAF || kind == ALIAS)
+        if (f.group[id] != id || (!f.stored[id] && f.loop[id] < 0) || kind == LEAF ||
+            kind == ALIAS)
             continue;
-        char shape[64];
+        char shape[64], where[32] = "loop";
         shape_str(shape, sizeof shape, n->shape);
-        fprintf(out, "  %%%-5d %-14s %-14s %s", id, op_info[n->op].name, shape,
-                kind == GEMM || kind == ROWS ? "call" : "loop");
-        if (places)
+        if (kind == GEMM || kind == ROWS)
+            snprintf(where, sizeof where, "call");
+        else if (f.loop[id] >= 0 && f.loop[id] != id)
+            snprintf(where, sizeof where, "in %%%d's loop", f.loop[id]);
+        fprintf(out, "  %%%-5d %-14s %-14s %s%s", id, op_info[n->op].name, shape, where,
+                f.stored[id] ? "" : ", a temporary");
+        if (places && f.stored[id])
             fprintf(out, "   %s %ld", n->dtype == DT_I32 ? "iarena" : "arena", p.offset[id]);
         const char *sep = "  computing inside:";
         for (int i = 0; i < g->n; i++)

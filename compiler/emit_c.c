@@ -34,7 +34,9 @@ typedef struct {
     int *fold_of; /* per node: the parameter whose folded update it makes, or -1 */
     Buf *b;
     SrcLoc last_loc; /* the last block comment, not to repeat it */
-    bool last_grad;
+    int last_grad;   /* its node's is_grad, or -1 for a loop with its backward */
+    int max_part;    /* the last part of the schedule the function being
+                        written computes */
 } Emit;
 
 /* ---- names ---- */
@@ -403,26 +405,44 @@ static void operand_text(Emit *e, Space *sp, const Members *m, int root, const N
 
 static void indent(Buf *b, int depth) { buf_printf(b, "%*s", 4 * depth, ""); }
 
-/* Writes the body of a group: temporaries, then the root's statement. The
+/* The roots a loop computes: one, or the groups sharing it (fuse.c). */
+typedef struct {
+    int n;
+    int id[MAX_READS];
+    const char *acc[MAX_READS]; /* a reduction's accumulator */
+    bool temp[MAX_READS];    /* also a temporary: a later root reads it, or
+                                it has no buffer */
+} Roots;
+
+static int root_index(const Roots *r, int id)
+{
+    for (int k = 0; k < r->n; k++)
+        if (r->id[k] == id)
+            return k;
+    return -1;
+}
+
+/* Writes the body of a loop: temporaries, then each root's statement. The
  * first pass (count_only) only registers operands, so axes can be merged
  * before any index is written; the second pass writes with merged strides. */
-static void group_body(Emit *e, Space *sp, Members *m, int root, const char *acc, Buf *b, int depth,
+static void group_body(Emit *e, Space *sp, Members *m, const Roots *roots, Buf *b, int depth,
                        bool count_only)
 {
     int order[256];
+    int one_root = roots->n == 1 ? roots->id[0] : -1; /* what a shared loop's reads never are */
     for (int i = 0; i < m->n; i++)
         order[i] = m->id[i];
     qsort(order, m->n, sizeof *order, by_id);
     for (int i = 0; i < m->n; i++) {
-        int id = order[i];
+        int id = order[i], r = root_index(roots, id);
         const Node *n = ir_at(e->g, id);
-        if (id == root && op_info[n->op].kind == REDUCE) {
+        if (r >= 0 && op_info[n->op].kind == REDUCE) {
             char a[256];
-            operand_text(e, sp, m, root, n, m->acc[member_index(m, id)], 0, a, sizeof a,
+            operand_text(e, sp, m, one_root, n, m->acc[member_index(m, id)], 0, a, sizeof a,
                          count_only);
             if (!count_only) {
                 indent(b, depth);
-                op_info[n->op].emit(b, n, &(Operand){.text = acc}, &(Operand){.text = a});
+                op_info[n->op].emit(b, n, &(Operand){.text = roots->acc[r]}, &(Operand){.text = a});
                 buf_printf(b, ";\n");
             }
             continue;
@@ -430,21 +450,25 @@ static void group_body(Emit *e, Space *sp, Members *m, int root, const char *acc
         Operand in[MAX_IN];
         char text[MAX_IN][256];
         for (int k = 0; k < n->n_in; k++) {
-            operand_text(e, sp, m, root, n, m->acc[member_index(m, id)], k, text[k], sizeof text[k],
-                         count_only);
+            operand_text(e, sp, m, one_root, n, m->acc[member_index(m, id)], k, text[k],
+                         sizeof text[k], count_only);
             in[k] = (Operand){.text = text[k], .shape = ir_at(e->g, n->in[k])->shape};
         }
         if (count_only)
             continue;
         indent(b, depth);
-        if (id == root) {
-            char idx[128];
-            index_expr(idx, sizeof idx, sp, 0);
-            buf_printf(b, "%s[%s] = ", use(e, root), idx);
-        } else
+        char idx[128];
+        index_expr(idx, sizeof idx, sp, 0);
+        if (r >= 0 && !roots->temp[r])
+            buf_printf(b, "%s[%s] = ", use(e, id), idx);
+        else
             buf_printf(b, "const real t%d = ", id);
         op_info[n->op].emit(b, n, NULL, in);
         buf_printf(b, ";\n");
+        if (r >= 0 && roots->temp[r] && e->f->stored[id]) {
+            indent(b, depth);
+            buf_printf(b, "%s[%s] = t%d;\n", use(e, id), idx, id);
+        }
     }
 }
 
@@ -494,7 +518,8 @@ static void emit_group(Emit *e, int root)
 
     /* Register operands, merge, then write for real with merged strides. */
     Buf scratch = {0};
-    group_body(e, &sp, &m, root, "acc", &scratch, 0, true);
+    Roots one = {.n = 1, .id = {root}, .acc = {"acc"}};
+    group_body(e, &sp, &m, &one, &scratch, 0, true);
     merge_axes(&sp);
     sp.n_reads = 1;
     sp.replay = true;
@@ -532,7 +557,8 @@ static void emit_group(Emit *e, int root)
         char acc[200];
         snprintf(acc, sizeof acc, "%s[%s]", out, idx);
         open_loops(e->b, &sp, 0, sp.rank, 1);
-        group_body(e, &sp, &m, root, acc, &body, 1 + sp.rank, false);
+        one.acc[0] = acc;
+        group_body(e, &sp, &m, &one, &body, 1 + sp.rank, false);
         buf_printf(e->b, "%s", body.data);
         close_loops(e->b, 0, sp.rank, 1);
     } else if (reduce) {
@@ -545,7 +571,7 @@ static void emit_group(Emit *e, int root)
         indent(e->b, depth + keep);
         buf_printf(e->b, "real acc = %s;\n", init);
         open_loops(e->b, &sp, keep, sp.rank, depth + keep);
-        group_body(e, &sp, &m, root, "acc", &body, depth + sp.rank, false);
+        group_body(e, &sp, &m, &one, &body, depth + sp.rank, false);
         buf_printf(e->b, "%s", body.data);
         close_loops(e->b, keep, sp.rank, depth + keep);
         indent(e->b, depth + keep);
@@ -560,7 +586,7 @@ static void emit_group(Emit *e, int root)
                        shape_size(r->shape), e->name[root]);
         }
         open_loops(e->b, &sp, 0, sp.rank, 1);
-        group_body(e, &sp, &m, root, NULL, &body, 1 + sp.rank, false);
+        group_body(e, &sp, &m, &one, &body, 1 + sp.rank, false);
         buf_printf(e->b, "%s", body.data);
         close_loops(e->b, 0, sp.rank, 1);
     }
@@ -568,10 +594,109 @@ static void emit_group(Emit *e, int root)
     buf_free(&body);
 }
 
-static void emit_call(Emit *e, int root)
+/* A loop shared by several groups (fuse.c): one space, walked once; each
+ * root writes its element, or adds it into its own accumulator (a sum
+ * down to one value), and a root a later one reads is a temporary too. */
+static void emit_shared_loop(Emit *e, const Roots *roots)
+{
+    Graph *g = e->g;
+    const Node *r0 = ir_at(g, roots->id[0]);
+    Shape space = iterates_input(r0) ? ir_at(g, r0->in[0])->shape : r0->shape;
+    Space sp = {.rank = space.rank};
+    Access all = {{0}, {0}}, out = {{0}, {0}};
+    for (int d = 0; d < space.rank; d++) {
+        sp.size[d] = space.dim[d];
+        all.src[d] = d;
+        out.src[d] = space.dim[d] == 1 ? -1 : d;
+    }
+    Members m = {0};
+    for (int k = 0; k < roots->n; k++)
+        collect(e, roots->id[k], roots->id[k], all, &m);
+    add_operand(&sp, -1, space, out, space.rank); /* the elementwise roots' writes */
+    Buf scratch = {0}, body = {0};
+    group_body(e, &sp, &m, roots, &scratch, 0, true);
+    merge_axes(&sp);
+    sp.n_reads = 1;
+    sp.replay = true;
+    bool block = false;
+    for (int k = 0; k < roots->n; k++)
+        if (roots->acc[k]) {
+            if (!block)
+                buf_printf(e->b, "    {\n");
+            block = true;
+            Buf init = {0};
+            op_info[ir_at(g, roots->id[k])->op].emit(&init, ir_at(g, roots->id[k]), NULL, NULL);
+            buf_printf(e->b, "        real %s = %s;\n", roots->acc[k], init.data);
+            buf_free(&init);
+        }
+    open_loops(e->b, &sp, 0, sp.rank, 1 + block);
+    group_body(e, &sp, &m, roots, &body, 1 + block + sp.rank, false);
+    buf_printf(e->b, "%s", body.data);
+    close_loops(e->b, 0, sp.rank, 1 + block);
+    for (int k = 0; k < roots->n; k++)
+        if (roots->acc[k])
+            buf_printf(e->b, "        %s[0] = %s;\n", use(e, roots->id[k]), roots->acc[k]);
+    if (block)
+        buf_printf(e->b, "    }\n");
+    buf_free(&scratch);
+    buf_free(&body);
+}
+
+/* The roots of the loop `lead` runs that the part being written computes;
+ * a temporary no root there reads is left out. */
+static void shared_roots(Emit *e, int lead, Roots *roots, char names[][16])
+{
+    Graph *g = e->g;
+    int n_acc = 0;
+    roots->n = 0;
+    for (int id = lead; id >= 0; id = e->f->next_in_loop[id])
+        if (e->p->part[id] <= e->max_part) {
+            if (roots->n == MAX_READS)
+                die("a loop is shared by more than %d groups", MAX_READS);
+            roots->id[roots->n++] = id;
+        }
+    /* From the last root back: a temporary no kept root reads is dropped. */
+    bool read[MAX_READS] = {false};
+    Members *m = xmalloc(sizeof *m);
+    for (int k = roots->n - 1; k >= 0; k--) {
+        int id = roots->id[k];
+        roots->temp[k] = read[k] || !e->f->stored[id];
+        roots->acc[k] = NULL;
+        if (!read[k] && !e->f->stored[id]) {
+            memmove(roots->id + k, roots->id + k + 1, (roots->n - k - 1) * sizeof *roots->id);
+            memmove(roots->temp + k, roots->temp + k + 1, (roots->n - k - 1) * sizeof *roots->temp);
+            roots->n--;
+            continue;
+        }
+        m->n = 0;
+        collect(e, id, id, (Access){{0}, {0}}, m);
+        for (int i = 0; i < m->n; i++)
+            for (int x = 0; x < ir_at(g, m->id[i])->n_in; x++) {
+                int j = root_index(roots, ir_at(g, m->id[i])->in[x]);
+                if (j >= 0 && j < k)
+                    read[j] = true;
+            }
+    }
+    free(m);
+    for (int k = 0; k < roots->n; k++)
+        if (op_info[ir_at(g, roots->id[k])->op].kind == REDUCE)
+            n_acc++;
+    for (int k = 0, a = 0; k < roots->n; k++)
+        if (op_info[ir_at(g, roots->id[k])->op].kind == REDUCE) {
+            snprintf(names[a], 16, n_acc == 1 ? "acc" : "acc%d", a + 1);
+            roots->acc[k] = names[a++];
+        }
+}
+
+/* A library call or row kernel; row_loss >= 0: the cross_entropy whose
+ * rows the cross_entropy_grad `root` also writes. */
+static void emit_call(Emit *e, int root, int row_loss)
 {
     const Node *n = ir_at(e->g, root);
-    Operand out = {.text = use(e, root), .shape = n->shape}, in[MAX_IN];
+    Operand out = {.text = use(e, root),
+                   .shape = n->shape,
+                   .row_loss = row_loss >= 0 ? use(e, row_loss) : NULL},
+            in[MAX_IN];
     char lits[MAX_IN][48];
     for (int k = 0; k < n->n_in; k++) {
         const Node *x = ir_at(e->g, n->in[k]);
@@ -611,13 +736,13 @@ static void emit_call(Emit *e, int root)
 }
 
 /* A comment naming the model line, as a person would annotate a block. */
-static void comment(Emit *e, const Node *n)
+static void comment(Emit *e, const Node *n, bool with_backward)
 {
     if (n->loc.file == e->last_loc.file && n->loc.line == e->last_loc.line &&
-        n->is_grad == e->last_grad)
+        n->is_grad == e->last_grad && !with_backward)
         return;
     e->last_loc = n->loc;
-    e->last_grad = n->is_grad;
+    e->last_grad = with_backward ? -1 : n->is_grad;
     const char *src = ir_source_line(e->g, n->loc);
     int len = 0;
     if (src) {
@@ -634,21 +759,46 @@ static void comment(Emit *e, const Node *n)
     for (char *c = text; *c; c++)
         if (c[0] == '*' && c[1] == '/')
             c[0] = '+';
-    buf_printf(e->b, "\n    /* %s%s:%d: %s */\n", n->is_grad ? "backward of " : "", n->loc.file,
-               n->loc.line, text);
+    buf_printf(e->b, "\n    /* %s%s:%d%s: %s */\n", n->is_grad ? "backward of " : "", n->loc.file,
+               n->loc.line, with_backward ? " and its backward" : "", text);
 }
 
 static void emit_node(Emit *e, int id)
 {
     const Node *n = ir_at(e->g, id);
+    int lead = e->f->loop[id];
+    if (lead >= 0 && (lead != id || e->f->next_in_loop[id] >= 0)) {
+        if (lead != id)
+            return; /* in the loop of an earlier group */
+        int next = e->f->next_in_loop[id];
+        if (op_info[n->op].kind == ROWS) { /* a row loss, and its gradient in training */
+            bool both = e->p->part[next] <= e->max_part;
+            comment(e, n, both);
+            emit_call(e, both ? next : id, both ? id : -1);
+            return;
+        }
+        Roots roots;
+        char names[MAX_READS][16];
+        shared_roots(e, id, &roots, names);
+        bool with_backward = false;
+        for (int k = 0; k < roots.n; k++)
+            with_backward |= ir_at(e->g, roots.id[k])->is_grad != n->is_grad;
+        if (roots.n)
+            comment(e, n, with_backward);
+        if (roots.n == 1 && !roots.temp[0])
+            emit_group(e, roots.id[0]);
+        else if (roots.n)
+            emit_shared_loop(e, &roots);
+        return;
+    }
     if (!e->f->stored[id] || e->f->group[id] != id || n->op == OP_INPUT || n->op == OP_PARAM ||
         n->op == OP_BUFFER || op_info[n->op].kind == ALIAS)
         return;
-    comment(e, n);
+    comment(e, n, false);
     switch (op_info[n->op].kind) {
     case GEMM:
     case ROWS:
-        emit_call(e, id);
+        emit_call(e, id, -1);
         break;
     default:
         emit_group(e, id);
@@ -752,13 +902,16 @@ static bool has_draws(const Graph *g) { return has_op(g, OP_DROPOUT) || has_op(g
  * training and evaluation. */
 static bool has_modes(const Graph *g) { return has_draws(g) || has_op(g, OP_MODE); }
 
-/* Emits part `part` of the schedule (plan.c): 0 compute_outputs, 1
- * compute_loss, 2 the backward pass. */
-static void emit_part(Emit *e, int part)
+/* Emits parts from..to of the schedule (plan.c): 0 compute_outputs, 1
+ * the rest of the loss, 2 the backward pass. A loop part 1 shares with
+ * the backward pass computes only its part-1 values when `to` is 1. */
+static void emit_parts(Emit *e, int from, int to)
 {
     e->last_loc = (SrcLoc){0};
-    for (int s = part ? e->p->part_end[part - 1] : 0; s < e->p->part_end[part]; s++)
-        emit_node(e, e->p->order[s]);
+    e->max_part = to;
+    for (int s = from ? e->p->part_end[from - 1] : 0; s < e->p->part_end[to]; s++)
+        if (e->p->part[e->p->order[s]] <= to)
+            emit_node(e, e->p->order[s]);
 }
 
 static void emit_forward(Emit *e)
@@ -766,7 +919,7 @@ static void emit_forward(Emit *e)
     Graph *g = e->g;
     buf_printf(e->b, "\n/* The forward pass of the outputs, in the mode forward() or\n"
                      " * loss_and_grad() set. */\nstatic void compute_outputs(void)\n{");
-    emit_part(e, 0);
+    emit_parts(e, 0, 0);
     buf_printf(e->b, "}\n\n/* Evaluation: the outputs for the first `rows` rows of the inputs. */\n"
                      "static void forward(int rows)\n{\n");
     if (has_modes(g))
@@ -784,9 +937,9 @@ static void emit_forward(Emit *e)
 static void emit_loss_and_grad(Emit *e)
 {
     Graph *g = e->g;
-    buf_printf(e->b, "\n/* The rest of the loss, after compute_outputs(). */\n"
+    buf_printf(e->b, "\n/* Evaluation: the rest of the loss, after compute_outputs(). */\n"
                      "static void compute_loss(void)\n{");
-    emit_part(e, 1);
+    emit_parts(e, 1, 1);
     buf_printf(e->b, "}\n\n/* Evaluation: the loss of the whole batch, with no gradients. */\n"
                      "static double loss(void)\n{\n");
     if (has_modes(g))
@@ -797,15 +950,17 @@ static void emit_loss_and_grad(Emit *e)
     for (int i = 0; i < g->n_params; i++)
         folds |= e->p->fold[i];
     if (folds)
-        buf_printf(e->b, "\n/* The gradients, after compute_loss(). With fold (plain SGD, nothing\n"
-                         " * clipped), the products that would make the gradients of the\n"
-                         " * weights train_step() names update those weights instead,\n"
+        buf_printf(e->b, "\n/* Training: the rest of the loss and the gradients, after\n"
+                         " * compute_outputs(). With fold (plain SGD, nothing clipped), the\n"
+                         " * products that would make the gradients of the weights\n"
+                         " * train_step() names update those weights instead,\n"
                          " * w = keep w - lr dw, and those gradients are not stored. */\n"
                          "static void compute_grads(int fold, real lr, real keep)\n{");
     else
-        buf_printf(e->b, "\n/* The gradients, after compute_loss(). */\n"
+        buf_printf(e->b, "\n/* Training: the rest of the loss and the gradients, after\n"
+                         " * compute_outputs(). */\n"
                          "static void compute_grads(void)\n{");
-    emit_part(e, 2);
+    emit_parts(e, 1, 2);
     bool first = true;
     for (int i = 0; i < g->n_params; i++) {
         if (!e->p->grad_copy[i])
@@ -822,7 +977,7 @@ static void emit_loss_and_grad(Emit *e)
                      "static double loss_and_grad(void)\n{\n");
     if (has_modes(g))
         buf_printf(e->b, "    training = 1;\n");
-    buf_printf(e->b, "    compute_outputs();\n    compute_loss();\n    compute_grads(%s);\n"
+    buf_printf(e->b, "    compute_outputs();\n    compute_grads(%s);\n"
                      "    return %s[0];\n}\n",
                folds ? "0, 0, 0" : "", use(e, g->loss));
 }
@@ -876,7 +1031,7 @@ static void emit_folded_step(Emit *e)
     if (has_modes(g))
         buf_printf(e->b, "    training = 1;\n");
     buf_printf(e->b, "    const real lr = (real)hyper->lr, wd = (real)hyper->weight_decay;\n"
-                     "    compute_outputs();\n    compute_loss();\n"
+                     "    compute_outputs();\n"
                      "    compute_grads(1, lr, 1 - lr * wd);\n");
     if (n < g->n_params)
         buf_printf(e->b,

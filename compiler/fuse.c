@@ -11,6 +11,12 @@
  * over its input, so a chain of elementwise ops and the reduction that
  * ends it become one loop. Constants are literals, stored only where a
  * BLAS call needs an array.
+ *
+ * Then groups of the loss and the backward pass that walk the same space
+ * share one loop (share_loops): a group joins the loop of a value it reads
+ * at the same index when everything else it reads is computed before that
+ * loop. The loss and its gradient become one loop, and a value all of
+ * whose readers are in its loop is never stored, only a temporary.
  */
 #include <stdlib.h>
 #include "gradc.h"
@@ -23,10 +29,153 @@ static bool is_loop_kind(OpKind k) { return k == ELEM || k == VIEW || k == REDUC
  * elementwise ops becomes several loops instead. */
 enum { MAX_GROUP_INPUTS = 63 };
 
+/* The space a group walks if it may share its loop: an elementwise root's
+ * shape, or the input of a sum (max, min) down to one value; else rank -1.
+ * Every member must be elementwise over that same space, so that each
+ * value the group reads is read at the loop's own index. */
+static Shape shared_space(Graph *g, const Fusion *f, int root, const bool *mixed)
+{
+    const Node *r = ir_at(g, root);
+    Shape none = {.rank = -1};
+    if (f->group[root] != root || mixed[root])
+        return none;
+    if (op_info[r->op].kind == REDUCE && shape_size(r->shape) == 1)
+        return ir_at(g, r->in[0])->shape;
+    return op_info[r->op].kind == ELEM ? r->shape : none;
+}
+
+/* Where the schedule puts a node: by part, then by id. */
+static long sched_key(const Graph *g, const unsigned char *part, int id)
+{
+    return (long)part[id] * g->n + id;
+}
+
+/* Whether a group may join loop `lead`: every buffer it reads is an input
+ * or parameter, is computed before the loop, or is an elementwise value of
+ * the loop (read at the same index, since the space is the same). */
+static bool may_join(Graph *g, const Fusion *f, const unsigned char *part, int root, int from,
+                     int lead)
+{
+    for (int i = from; i <= root; i++) {
+        if (f->group[i] != root)
+            continue;
+        const Node *n = ir_at(g, i);
+        for (int k = 0; k < n->n_in; k++) {
+            int x = n->in[k];
+            const Node *xn = ir_at(g, x);
+            if (f->group[x] == root || xn->op == OP_INPUT || xn->op == OP_PARAM ||
+                xn->op == OP_BUFFER || (xn->op == OP_CONST && !f->stored[x]))
+                continue;
+            bool in_loop = f->loop[x] == lead && f->group[x] == x && op_info[xn->op].kind == ELEM;
+            if (!in_loop && sched_key(g, part, x) >= sched_key(g, part, lead))
+                return false;
+        }
+    }
+    return true;
+}
+
+static void share_loops(Graph *g, Fusion *f, const bool *must_store)
+{
+    unsigned char *part = schedule_parts(g);
+    bool *mixed = xcalloc(g->n, sizeof *mixed); /* a member that is not plain elementwise */
+    int *first = xmalloc(g->n * sizeof *first); /* per group root: its lowest member */
+    for (int i = 0; i < g->n; i++) {
+        f->loop[i] = -1;
+        f->next_in_loop[i] = -1;
+        first[i] = i;
+    }
+    for (int i = 0; i < g->n; i++) {
+        int r = f->group[i];
+        if (r == i)
+            continue;
+        if (first[r] > i)
+            first[r] = i;
+        Shape s = shared_space(g, f, r, mixed);
+        mixed[r] |= op_info[ir_at(g, i)->op].kind != ELEM || !shape_eq(ir_at(g, i)->shape, s);
+    }
+    int *last_in = xmalloc(g->n * sizeof *last_in); /* per leader: the loop's last root */
+    int *read_in = xmalloc(g->n * sizeof *read_in);  /* per node: the last loop that reads it */
+    for (int i = 0; i < g->n; i++)
+        read_in[i] = -1;
+    for (int p = 1; p <= 2; p++)
+        for (int b = 0; b < g->n; b++) {
+            if (part[b] != p)
+                continue;
+            Shape s = shared_space(g, f, b, mixed);
+            if (s.rank < 0 || shape_size(s) < 2)
+                continue;
+            f->loop[b] = b;
+            last_in[b] = b;
+            /* Worth joining: the loop of a value it reads, or a loop that
+             * reads what it reads. */
+            for (int i = first[b]; i <= b; i++)
+                for (int k = 0; k < ir_at(g, i)->n_in && f->group[i] == b; k++) {
+                    int x = ir_at(g, i)->in[k];
+                    int cand[2] = {op_info[ir_at(g, x)->op].kind == ELEM && f->group[x] == x
+                                       ? f->loop[x]
+                                       : -1,
+                                   read_in[x]};
+                    for (int c = 0; c < 2 && f->loop[b] == b; c++) {
+                        int lead = cand[c];
+                        if (lead < 0 || lead == b || !shape_eq(shared_space(g, f, lead, mixed), s) ||
+                            !may_join(g, f, part, b, first[b], lead))
+                            continue;
+                        f->loop[b] = lead;
+                        f->next_in_loop[last_in[lead]] = b;
+                        last_in[lead] = b;
+                    }
+                }
+            for (int i = first[b]; i <= b; i++)
+                for (int k = 0; k < ir_at(g, i)->n_in && f->group[i] == b; k++)
+                    read_in[ir_at(g, i)->in[k]] = f->loop[b];
+        }
+    /* A row loss and its gradient (cross_entropy and cross_entropy_grad of
+     * the same logits and labels) share one pass over the rows, when the
+     * gradient's scale is known before the loss. */
+    for (int i = 0; i < g->n; i++)
+        read_in[i] = -1;
+    for (int b = 0; b < g->n; b++) {
+        const Node *n = ir_at(g, b);
+        if (n->op == OP_XENT && part[b] == 1 && f->group[b] == b)
+            read_in[n->in[0]] = b;
+        if (n->op != OP_XENT_GRAD || part[b] != 2 || f->group[b] != b)
+            continue;
+        int a = read_in[n->in[1]], dy = n->in[0];
+        if (a < 0 || ir_at(g, a)->in[1] != n->in[2] || f->loop[a] >= 0)
+            continue;
+        if ((ir_at(g, dy)->op != OP_CONST || f->stored[dy]) &&
+            sched_key(g, part, dy) >= sched_key(g, part, a))
+            continue;
+        f->loop[a] = f->loop[b] = a;
+        f->next_in_loop[a] = b;
+    }
+    free(read_in);
+    /* A value read only inside its own shared loop needs no buffer. */
+    int *outside = xcalloc(g->n, sizeof *outside);
+    for (int i = 0; i < g->n; i++)
+        for (int k = 0; k < ir_at(g, i)->n_in; k++) {
+            int x = ir_at(g, i)->in[k], lead = f->loop[x];
+            if (lead < 0 || f->loop[f->group[i]] != lead)
+                outside[x]++;
+        }
+    for (int x = 0; x < g->n; x++)
+        if (f->loop[x] >= 0 && !must_store[x] && !outside[x] &&
+            op_info[ir_at(g, x)->op].kind == ELEM &&
+            (f->next_in_loop[x] >= 0 || f->loop[x] != x))
+            f->stored[x] = false;
+    free(outside);
+    free(last_in);
+    free(first);
+    free(mixed);
+    free(part);
+}
+
 Fusion fuse(Graph *g)
 {
     Fusion f;
     f.group = xmalloc(g->n * sizeof *f.group);
+    f.loop = xmalloc(g->n * sizeof *f.loop);
+    f.next_in_loop = xmalloc(g->n * sizeof *f.next_in_loop);
     f.stored = xcalloc(g->n, sizeof *f.stored);
     int *uses = xcalloc(g->n, sizeof *uses);
     bool *root = xcalloc(g->n, sizeof *root);
@@ -75,6 +224,7 @@ Fusion fuse(Graph *g)
             }
         }
     }
+    share_loops(g, &f, root);
     free(uses);
     free(root);
     free(inputs);
@@ -85,4 +235,6 @@ void fusion_free(Fusion *f)
 {
     free(f->group);
     free(f->stored);
+    free(f->loop);
+    free(f->next_in_loop);
 }

@@ -219,6 +219,8 @@ typedef struct {
     const char *alpha, *beta; /* a GEMM's output: out = alpha A B + beta out
                                  (NULL: 1 and 0) */
     bool in_place;            /* an input in the output's place (plan.c) */
+    const char *row_loss;     /* cross_entropy_grad's output: also write each
+                                 row's cross_entropy here (fuse.c) */
 } Operand;
 
 typedef struct {
@@ -286,7 +288,12 @@ void ir_dot(Graph *g, bool backward, FILE *out);
 /* ---- fuse.c: loop groups ---- */
 typedef struct {
     int *group;   /* per node: the root of the loop group it is emitted in */
-    bool *stored; /* per node: has a buffer (else inlined, or a literal) */
+    bool *stored; /* per node: has a buffer (else inlined, a literal, or a
+                     temporary of a shared loop) */
+    int *loop;    /* per group root of the loss or backward pass: the first
+                     root of the loop it is emitted in (itself when it runs
+                     its own), or -1 */
+    int *next_in_loop; /* per root in a shared loop: the next root in it, or -1 */
 } Fusion;
 Fusion fuse(Graph *g);
 void fusion_free(Fusion *f);
@@ -296,6 +303,7 @@ typedef struct {
     int *order; /* the schedule: node ids in the order the code computes them */
     int n_order;
     int part_end[3]; /* where compute_outputs, compute_loss and the backward end in it */
+    unsigned char *part; /* per node: the part that computes it (3: none) */
     long *offset;    /* per node: its place in the arena (or iarena), or -1 */
     bool *grad_copy; /* per param: its gradient is copied into place */
     bool *fold;      /* per param: plain SGD may update it in its gradient's
@@ -310,6 +318,9 @@ typedef struct {
     long kept_for_backward;     /* of those, the forward values the backward reads */
 } Plan;
 Plan plan(Graph *g, const Fusion *f);
+/* Per node, the part of the schedule that computes it: 0 the outputs and
+ * what they read, 1 the rest of the loss, 2 the rest; 3 none. */
+unsigned char *schedule_parts(Graph *g);
 /* The input an op adds into, which may share the op's place; or -1. */
 int accumulated_input(const Node *n);
 void plan_free(Plan *p);

@@ -1425,6 +1425,8 @@ static void emit_xent_grad(Buf *b, const Node *n, const Operand *out, const Oper
     (void)n;
     buf_printf(b, "    for (int i = 0; i < %d; i++) {\n", rows);
     emit_logsumexp(b, in[1].text, cols);
+    if (out->row_loss) /* the loss in the same pass (fuse.c) */
+        buf_printf(b, "        %s[i] = mx + r_log(acc) - row[%s[i]];\n", out->row_loss, in[2].text);
     buf_printf(b,
                "        real *drow = %s + i * %d;\n"
                "        for (int j = 0; j < %d; j++)\n"

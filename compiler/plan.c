@@ -39,28 +39,45 @@ static void close_under_inputs(Graph *g, bool *need)
                 need[ir_at(g, i)->in[k]] = true;
 }
 
-static void make_schedule(Plan *p, Graph *g)
+unsigned char *schedule_parts(Graph *g)
 {
-    bool *done = xcalloc(g->n, sizeof *done), *want = xcalloc(g->n, sizeof *want);
-    p->order = xmalloc(g->n * sizeof *p->order);
+    unsigned char *part = xmalloc(g->n);
+    bool *want = xcalloc(g->n, sizeof *want);
+    memset(part, 3, g->n);
     for (int i = 0; i < g->n_outputs; i++)
         want[g->outputs[i].node] = true;
-    for (int part = 0; part < 3; part++) {
-        if (part == 1 && g->loss >= 0)
+    for (int k = 0; k < 3; k++) {
+        if (k == 1 && g->loss >= 0)
             want[g->loss] = true;
-        if (part == 2 && g->loss >= 0)
+        if (k == 2 && g->loss >= 0)
             for (int i = 0; i < g->n; i++)
                 want[i] = true;
         close_under_inputs(g, want);
         for (int i = 0; i < g->n; i++)
-            if (want[i] && !done[i]) {
-                done[i] = true;
-                p->order[p->n_order++] = i;
-            }
-        p->part_end[part] = p->n_order;
+            if (want[i] && part[i] == 3)
+                part[i] = k;
     }
-    free(done);
     free(want);
+    return part;
+}
+
+/* Each part in id order, except that the groups sharing a loop (fuse.c)
+ * follow the first of them, which is where the loop runs. */
+static void make_schedule(Plan *p, Graph *g, const Fusion *f)
+{
+    p->part = schedule_parts(g);
+    p->order = xmalloc(g->n * sizeof *p->order);
+    for (int k = 0; k < 3; k++) {
+        for (int i = 0; i < g->n; i++) {
+            if (p->part[i] != k || (f->loop[i] >= 0 && f->loop[i] != i))
+                continue;
+            p->order[p->n_order++] = i;
+            if (f->loop[i] == i)
+                for (int j = f->next_in_loop[i]; j >= 0; j = f->next_in_loop[j])
+                    p->order[p->n_order++] = j;
+        }
+        p->part_end[k] = p->n_order;
+    }
 }
 
 /* A fixed place in the arena, for what lives across steps. */
@@ -151,7 +168,7 @@ Plan plan(Graph *g, const Fusion *f)
     p.grad_copy = xcalloc(g->n_params, sizeof *p.grad_copy);
     for (int i = 0; i < g->n; i++)
         p.offset[i] = -1;
-    make_schedule(&p, g);
+    make_schedule(&p, g, f);
 
     for (int i = 0; i < g->n_inputs; i++)
         place(&p, g, g->inputs[i]);
@@ -178,15 +195,26 @@ Plan plan(Graph *g, const Fusion *f)
 
     /* Lifetimes over the schedule: written at its group's step, read at
      * the steps of its readers' groups; what is read after a step, to the
-     * end. */
+     * end. The groups sharing a loop take consecutive steps and run at
+     * once: what the loop reads, it reads at its last step (loop_end). */
     int *pos = xmalloc(g->n * sizeof *pos), *last = xmalloc(g->n * sizeof *last);
-    for (int s = 0; s < p.n_order; s++)
-        pos[p.order[s]] = s;
+    int *loop_end = xmalloc(g->n * sizeof *loop_end);
+    for (int s = 0; s < p.n_order; s++) {
+        int id = p.order[s];
+        pos[id] = loop_end[id] = s;
+        if (f->loop[id] >= 0 && f->loop[id] != id)
+            loop_end[f->loop[id]] = s;
+    }
+    for (int s = 0; s < p.n_order; s++) {
+        int id = p.order[s];
+        if (f->loop[id] >= 0)
+            loop_end[id] = loop_end[f->loop[id]];
+    }
     for (int i = 0; i < g->n; i++)
         last[i] = -1;
     for (int s = 0; s < p.n_order; s++) {
         const Node *n = ir_at(g, p.order[s]);
-        int at = pos[f->group[n->id]];
+        int at = loop_end[f->group[n->id]];
         for (int k = 0; k < n->n_in; k++) {
             int x = storage(g, n->in[k]);
             if (last[x] < at)
@@ -270,8 +298,8 @@ Plan plan(Graph *g, const Fusion *f)
                     p.peak_live = live;
             }
         }
-        /* A value nothing reads is still written: it dies after its step. */
-        int dies = last[id] < s ? s + 1 : last[id] + 1;
+        /* A value nothing reads is still written: it dies after its loop. */
+        int dies = last[id] < s ? loop_end[id] + 1 : last[id] + 1;
         if (dies > end)
             continue;
         dying[dies] = xrealloc(dying[dies], (n_dying[dies] + 1) * sizeof **dying);
@@ -296,7 +324,7 @@ Plan plan(Graph *g, const Fusion *f)
 
     /* What the backward pass reads of the forward values. */
     for (int i = 0; i < g->n; i++)
-        if (f->stored[i] && pos[i] < p.part_end[1] && last[i] >= p.part_end[1] && last[i] < end &&
+        if (f->stored[i] && p.part[i] < 2 && last[i] >= p.part_end[1] && last[i] < end &&
             p.offset[i] >= p.fixed_size)
             p.kept_for_backward += shape_size(ir_at(g, i)->shape);
 
@@ -311,6 +339,7 @@ Plan plan(Graph *g, const Fusion *f)
     free(handed_on);
     free(readers);
     free(pos);
+    free(loop_end);
     free(last);
     return p;
 }
@@ -321,4 +350,5 @@ void plan_free(Plan *p)
     free(p->grad_copy);
     free(p->fold);
     free(p->order);
+    free(p->part);
 }

@@ -278,13 +278,15 @@ START_TEST(print_stats_and_memory)
     ck_assert_int_eq(run_cmd(GRADC_BIN " print models/seed_mlp.lua --stats", &out), 0);
     ck_assert_msg(strstr(out, "  dce       21 -> 19 nodes") &&
                       strstr(out, "library calls 5 (matrix products 5)") &&
+                      strstr(out, "joined by another's 2, values kept only\n"
+                                  "            as temporaries there 1") &&
                       strstr(out, "1.00x the minimum"),
                   "%s", out);
     free(out);
     ck_assert_int_eq(run_cmd(GRADC_BIN " print models/seed_mlp.lua --memory", &out), 0);
     ck_assert_msg(strstr(out, "  parameters                  101,000\n") &&
                       strstr(out, "  optimizer state                   0\n") &&
-                      strstr(out, "(294,176 if no two values"),
+                      strstr(out, "(293,536 if no two values"),
                   "%s", out);
     free(out);
     ck_assert_int_eq(run_cmd(GRADC_BIN " print models/gpt.lua --memory", &out), 0);
@@ -292,6 +294,8 @@ START_TEST(print_stats_and_memory)
     free(out);
     ck_assert_int_eq(run_cmd(GRADC_BIN " print models/seed_mlp.lua --after plan", &out), 0);
     ck_assert_msg(strstr(out, "compute_grads:\n") &&
+                      strstr(out, "  %7     sub            [64,10]        loop, a temporary\n") &&
+                      strstr(out, "  %12    mul            [64,10]        in %7's loop   arena") &&
                       strstr(out, "loop   arena 267296  computing inside: %15 mul, %16 sub\n"),
                   "%s", out);
     free(out);

@@ -234,20 +234,29 @@ static void check_plan(const char *path)
     Fusion f = fuse(g);
     Plan p = plan(g, &f);
     int *pos = malloc(g->n * sizeof *pos), *last = malloc(g->n * sizeof *last),
-        *base = malloc(g->n * sizeof *base);
+        *base = malloc(g->n * sizeof *base), *step = calloc(g->n, sizeof *step),
+        *to = malloc(g->n * sizeof *to);
     for (int s = 0; s < p.n_order; s++)
-        pos[p.order[s]] = s;
+        step[p.order[s]] = s;
+    /* The groups sharing a loop run together, over all their steps: each
+     * is written from the loop's first step, read until its last. */
+    for (int i = 0; i < g->n; i++) {
+        int r = f.group[i], lead = f.loop[r] >= 0 ? f.loop[r] : r;
+        pos[i] = to[i] = step[lead];
+        for (int j = lead; j >= 0; j = f.next_in_loop[j])
+            to[i] = step[j] > to[i] ? step[j] : to[i];
+    }
     for (int i = 0; i < g->n; i++) {
         base[i] = i;
         while (op_info[g->nodes[base[i]].op].kind == ALIAS)
             base[i] = g->nodes[base[i]].in[0];
-        last[i] = pos[i];
+        last[i] = to[i];
     }
     for (int i = 0; i < g->n; i++)
         for (int k = 0; k < g->nodes[i].n_in; k++) {
             int x = base[g->nodes[i].in[k]];
-            if (last[x] < pos[f.group[i]])
-                last[x] = pos[f.group[i]];
+            if (last[x] < to[i])
+                last[x] = to[i];
         }
     last[base[g->loss]] = p.n_order;
     for (int i = 0; i < g->n_outputs; i++)
@@ -292,6 +301,8 @@ static void check_plan(const char *path)
     ck_assert_msg(p.arena_size <= 1.2 * (p.fixed_size + peak), "%s: arena %ld, minimum %ld", path,
                   p.arena_size, p.fixed_size + peak);
     free(pos);
+    free(step);
+    free(to);
     free(last);
     free(base);
     free(vals);
@@ -309,6 +320,49 @@ START_TEST(plan_shares_only_dead_places)
         check_plan(models.gl_pathv[i]);
     check_plan("tests/batch_norm_model.lua");
     globfree(&models);
+}
+END_TEST
+
+/* The loss and its gradient share one loop: the seed's sum of squares and
+ * d_sub = 2 (y_pred - y), with y_pred - y a temporary that is never
+ * stored; iris's cross_entropy and its gradient, one pass over the rows. */
+START_TEST(loss_and_gradient_share_a_loop)
+{
+    Graph *g = compiled("models/seed_mlp.lua", NULL, 0);
+    Fusion f = fuse(g);
+    int sum = -1, d_sub = -1, sub = -1;
+    for (int i = 0; i < g->n; i++) {
+        if (g->nodes[i].op == OP_SUM && !g->nodes[i].is_grad)
+            sum = i;
+        if (g->nodes[i].op == OP_SUB && !g->nodes[i].is_grad)
+            sub = i;
+    }
+    for (int i = 0; i < g->n; i++)
+        for (int k = 0; k < g->nodes[i].n_in; k++)
+            if (g->nodes[i].is_grad && g->nodes[i].in[k] == sub)
+                d_sub = i;
+    ck_assert_int_ge(sum, 0);
+    ck_assert_int_ge(d_sub, 0);
+    ck_assert_int_eq(f.loop[sub], sub);
+    ck_assert_int_eq(f.loop[sum], sub);
+    ck_assert_int_eq(f.loop[d_sub], sub);
+    ck_assert(!f.stored[sub] && f.stored[sum] && f.stored[d_sub]);
+    fusion_free(&f);
+    ir_free(g);
+
+    g = compiled("models/iris.lua", NULL, 0);
+    f = fuse(g);
+    int xent = -1, xent_grad = -1;
+    for (int i = 0; i < g->n; i++) {
+        xent = g->nodes[i].op == OP_XENT ? i : xent;
+        xent_grad = g->nodes[i].op == OP_XENT_GRAD ? i : xent_grad;
+    }
+    ck_assert_int_ge(xent_grad, 0);
+    ck_assert_int_eq(f.loop[xent], xent);
+    ck_assert_int_eq(f.next_in_loop[xent], xent_grad);
+    ck_assert_int_eq(f.loop[xent_grad], xent);
+    fusion_free(&f);
+    ir_free(g);
 }
 END_TEST
 
@@ -433,6 +487,7 @@ static Suite *compiler_suite(void)
     tcase_add_test(passes, dce_drops_unused);
     tcase_add_test(passes, batch_merges_step_products);
     tcase_add_test(passes, plan_shares_only_dead_places);
+    tcase_add_test(passes, loss_and_gradient_share_a_loop);
     tcase_add_test(passes, config_and_import);
     tcase_add_test(passes, lua_locals_name_nodes);
     tcase_add_test(passes, labels_learn_their_range);

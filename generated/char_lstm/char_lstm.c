@@ -388,414 +388,413 @@ static real *const d_reshape_31 = arena + 3667472; /* [32,1,256] */
 static real *const d_reshape_32 = arena + 3675664; /* [32,1,256] */
 static real *const d_reshape_33 = arena + 3683856; /* [32,1,256] */
 static real *const d_c = arena + 3692048; /* [32,256] */
-static real *const d_pad = arena + 3700240; /* [32,1024] */
-static real *const d_slice = arena + 3683856; /* [32,256] */
-static real *const d_pad_add = arena + 3700240; /* [32,1024] */
-static real *const d_add = arena + 3683856; /* [32,256] */
-static real *const d_sum = arena + 5551632; /* [256] */
-static real *const d_pad_add_2 = arena + 3700240; /* [32,1024] */
-static real *const d_slice_2 = arena + 3683856; /* [32,256] */
-static real *const d_z = arena + 3700240; /* [32,1024] */
+static real *const d_pad = arena + 3724816; /* [32,1024] */
+static real *const d_slice = arena + 3700240; /* [32,256] */
+static real *const d_pad_add = arena + 3724816; /* [32,1024] */
+static real *const d_add = arena + 3708432; /* [32,256] */
+static real *const d_sum = arena + 3683856; /* [256] */
+static real *const d_pad_add_2 = arena + 3724816; /* [32,1024] */
+static real *const d_slice_2 = arena + 3716624; /* [32,256] */
+static real *const d_z = arena + 3724816; /* [32,1024] */
 static real *const d_matmul = arena + 886144; /* [256,1024] */
-static real *const d_sum_2 = arena + 5551888; /* [1024] */
+static real *const d_sum_2 = arena + 3684112; /* [1024] */
 static real *const d_pad_2 = arena + 5592592; /* [32,32,1024] */
 static real *const d_h = arena + 3675664; /* [32,256] */
-static real *const d_c_2 = arena + 3683856; /* [32,256] */
-static real *const d_pad_3 = arena + 3700240; /* [32,1024] */
-static real *const d_slice_3 = arena + 3675664; /* [32,256] */
-static real *const d_pad_add_3 = arena + 3700240; /* [32,1024] */
-static real *const d_add_2 = arena + 3675664; /* [32,256] */
-static real *const d_sum_3 = arena + 3692048; /* [256] */
-static real *const d_pad_add_4 = arena + 3700240; /* [32,1024] */
-static real *const d_slice_4 = arena + 3675664; /* [32,256] */
-static real *const d_z_2 = arena + 3700240; /* [32,1024] */
+static real *const d_c_2 = arena + 5551632; /* [32,256] */
+static real *const d_pad_3 = arena + 3708432; /* [32,1024] */
+static real *const d_slice_3 = arena + 5568016; /* [32,256] */
+static real *const d_pad_add_3 = arena + 3708432; /* [32,1024] */
+static real *const d_add_2 = arena + 5576208; /* [32,256] */
+static real *const d_sum_3 = arena + 3675664; /* [256] */
+static real *const d_pad_add_4 = arena + 3708432; /* [32,1024] */
+static real *const d_slice_4 = arena + 3700240; /* [32,256] */
+static real *const d_z_2 = arena + 3708432; /* [32,1024] */
 static real *const d_matmul_add = arena + 886144; /* [256,1024] */
-static real *const d_sum_4 = arena + 3692304; /* [1024] */
+static real *const d_sum_4 = arena + 3675920; /* [1024] */
 static real *const d_pad_add_5 = arena + 5592592; /* [32,32,1024] */
 static real *const d_h_2 = arena + 3667472; /* [32,256] */
-static real *const d_c_3 = arena + 3675664; /* [32,256] */
-static real *const d_pad_4 = arena + 5552912; /* [32,1024] */
-static real *const d_slice_5 = arena + 3667472; /* [32,256] */
-static real *const d_pad_add_6 = arena + 5552912; /* [32,1024] */
-static real *const d_add_3 = arena + 3667472; /* [32,256] */
-static real *const d_sum_5 = arena + 3693328; /* [256] */
-static real *const d_pad_add_7 = arena + 5552912; /* [32,1024] */
-static real *const d_slice_6 = arena + 3667472; /* [32,256] */
-static real *const d_z_3 = arena + 5552912; /* [32,1024] */
+static real *const d_c_3 = arena + 5494288; /* [32,256] */
+static real *const d_pad_4 = arena + 3685136; /* [32,1024] */
+static real *const d_slice_5 = arena + 5559824; /* [32,256] */
+static real *const d_pad_add_6 = arena + 3685136; /* [32,1024] */
+static real *const d_add_3 = arena + 5510672; /* [32,256] */
+static real *const d_sum_5 = arena + 3676944; /* [256] */
+static real *const d_pad_add_7 = arena + 3685136; /* [32,1024] */
+static real *const d_slice_6 = arena + 5518864; /* [32,256] */
+static real *const d_z_3 = arena + 3685136; /* [32,1024] */
 static real *const d_matmul_add_2 = arena + 886144; /* [256,1024] */
-static real *const d_sum_6 = arena + 3693584; /* [1024] */
+static real *const d_sum_6 = arena + 3677200; /* [1024] */
 static real *const d_pad_add_8 = arena + 5592592; /* [32,32,1024] */
 static real *const d_h_3 = arena + 3659280; /* [32,256] */
 static real *const d_c_4 = arena + 3667472; /* [32,256] */
-static real *const d_pad_5 = arena + 5552912; /* [32,1024] */
-static real *const d_slice_7 = arena + 3659280; /* [32,256] */
-static real *const d_pad_add_9 = arena + 5552912; /* [32,1024] */
-static real *const d_add_4 = arena + 3659280; /* [32,256] */
-static real *const d_sum_7 = arena + 3694608; /* [256] */
-static real *const d_pad_add_10 = arena + 5552912; /* [32,1024] */
-static real *const d_slice_8 = arena + 3659280; /* [32,256] */
-static real *const d_z_4 = arena + 5552912; /* [32,1024] */
+static real *const d_pad_5 = arena + 5535248; /* [32,1024] */
+static real *const d_slice_7 = arena + 5436944; /* [32,256] */
+static real *const d_pad_add_9 = arena + 5535248; /* [32,1024] */
+static real *const d_add_4 = arena + 5502480; /* [32,256] */
+static real *const d_sum_7 = arena + 3678224; /* [256] */
+static real *const d_pad_add_10 = arena + 5535248; /* [32,1024] */
+static real *const d_slice_8 = arena + 5453328; /* [32,256] */
+static real *const d_z_4 = arena + 5535248; /* [32,1024] */
 static real *const d_matmul_add_3 = arena + 886144; /* [256,1024] */
-static real *const d_sum_8 = arena + 3694864; /* [1024] */
+static real *const d_sum_8 = arena + 3678480; /* [1024] */
 static real *const d_pad_add_11 = arena + 5592592; /* [32,32,1024] */
 static real *const d_h_4 = arena + 3651088; /* [32,256] */
 static real *const d_c_5 = arena + 3659280; /* [32,256] */
-static real *const d_pad_6 = arena + 5552912; /* [32,1024] */
-static real *const d_slice_9 = arena + 3651088; /* [32,256] */
-static real *const d_pad_add_12 = arena + 5552912; /* [32,1024] */
-static real *const d_add_5 = arena + 3651088; /* [32,256] */
-static real *const d_sum_9 = arena + 3695888; /* [256] */
-static real *const d_pad_add_13 = arena + 5552912; /* [32,1024] */
-static real *const d_slice_10 = arena + 3651088; /* [32,256] */
-static real *const d_z_5 = arena + 5552912; /* [32,1024] */
+static real *const d_pad_6 = arena + 5420560; /* [32,1024] */
+static real *const d_slice_9 = arena + 5379600; /* [32,256] */
+static real *const d_pad_add_12 = arena + 5420560; /* [32,1024] */
+static real *const d_add_5 = arena + 5395984; /* [32,256] */
+static real *const d_sum_9 = arena + 3679504; /* [256] */
+static real *const d_pad_add_13 = arena + 5420560; /* [32,1024] */
+static real *const d_slice_10 = arena + 5404176; /* [32,256] */
+static real *const d_z_5 = arena + 5420560; /* [32,1024] */
 static real *const d_matmul_add_4 = arena + 886144; /* [256,1024] */
-static real *const d_sum_10 = arena + 3696144; /* [1024] */
+static real *const d_sum_10 = arena + 3679760; /* [1024] */
 static real *const d_pad_add_14 = arena + 5592592; /* [32,32,1024] */
 static real *const d_h_5 = arena + 3642896; /* [32,256] */
 static real *const d_c_6 = arena + 3651088; /* [32,256] */
-static real *const d_pad_7 = arena + 5552912; /* [32,1024] */
-static real *const d_slice_11 = arena + 3642896; /* [32,256] */
-static real *const d_pad_add_15 = arena + 5552912; /* [32,1024] */
-static real *const d_add_6 = arena + 3642896; /* [32,256] */
-static real *const d_sum_11 = arena + 3697168; /* [256] */
-static real *const d_pad_add_16 = arena + 5552912; /* [32,1024] */
-static real *const d_slice_12 = arena + 3642896; /* [32,256] */
-static real *const d_z_6 = arena + 5552912; /* [32,1024] */
+static real *const d_pad_7 = arena + 5420560; /* [32,1024] */
+static real *const d_slice_11 = arena + 3667472; /* [32,256] */
+static real *const d_pad_add_15 = arena + 5420560; /* [32,1024] */
+static real *const d_add_6 = arena + 5322256; /* [32,256] */
+static real *const d_sum_11 = arena + 3680784; /* [256] */
+static real *const d_pad_add_16 = arena + 5420560; /* [32,1024] */
+static real *const d_slice_12 = arena + 5338640; /* [32,256] */
+static real *const d_z_6 = arena + 5420560; /* [32,1024] */
 static real *const d_matmul_add_5 = arena + 886144; /* [256,1024] */
-static real *const d_sum_12 = arena + 3697424; /* [1024] */
+static real *const d_sum_12 = arena + 3681040; /* [1024] */
 static real *const d_pad_add_17 = arena + 5592592; /* [32,32,1024] */
 static real *const d_h_6 = arena + 3634704; /* [32,256] */
 static real *const d_c_7 = arena + 3642896; /* [32,256] */
-static real *const d_pad_8 = arena + 5552912; /* [32,1024] */
-static real *const d_slice_13 = arena + 3634704; /* [32,256] */
-static real *const d_pad_add_18 = arena + 5552912; /* [32,1024] */
-static real *const d_add_7 = arena + 3634704; /* [32,256] */
-static real *const d_sum_13 = arena + 3698448; /* [256] */
-static real *const d_pad_add_19 = arena + 5552912; /* [32,1024] */
-static real *const d_slice_14 = arena + 3634704; /* [32,256] */
-static real *const d_z_7 = arena + 5552912; /* [32,1024] */
+static real *const d_pad_8 = arena + 5420560; /* [32,1024] */
+static real *const d_slice_13 = arena + 3659280; /* [32,256] */
+static real *const d_pad_add_18 = arena + 5420560; /* [32,1024] */
+static real *const d_add_7 = arena + 3667472; /* [32,256] */
+static real *const d_sum_13 = arena + 3682064; /* [256] */
+static real *const d_pad_add_19 = arena + 5420560; /* [32,1024] */
+static real *const d_slice_14 = arena + 5264912; /* [32,256] */
+static real *const d_z_7 = arena + 5420560; /* [32,1024] */
 static real *const d_matmul_add_6 = arena + 886144; /* [256,1024] */
-static real *const d_sum_14 = arena + 3698704; /* [1024] */
+static real *const d_sum_14 = arena + 3682320; /* [1024] */
 static real *const d_pad_add_20 = arena + 5592592; /* [32,32,1024] */
 static real *const d_h_7 = arena + 3626512; /* [32,256] */
 static real *const d_c_8 = arena + 3634704; /* [32,256] */
-static real *const d_pad_9 = arena + 5552912; /* [32,1024] */
-static real *const d_slice_15 = arena + 3626512; /* [32,256] */
-static real *const d_pad_add_21 = arena + 5552912; /* [32,1024] */
-static real *const d_add_8 = arena + 3626512; /* [32,256] */
-static real *const d_sum_15 = arena + 3699728; /* [256] */
-static real *const d_pad_add_22 = arena + 5552912; /* [32,1024] */
-static real *const d_slice_16 = arena + 3626512; /* [32,256] */
-static real *const d_z_8 = arena + 5552912; /* [32,1024] */
+static real *const d_pad_9 = arena + 5420560; /* [32,1024] */
+static real *const d_slice_15 = arena + 3651088; /* [32,256] */
+static real *const d_pad_add_21 = arena + 5420560; /* [32,1024] */
+static real *const d_add_8 = arena + 3659280; /* [32,256] */
+static real *const d_sum_15 = arena + 3683344; /* [256] */
+static real *const d_pad_add_22 = arena + 5420560; /* [32,1024] */
+static real *const d_slice_16 = arena + 3667472; /* [32,256] */
+static real *const d_z_8 = arena + 5420560; /* [32,1024] */
 static real *const d_matmul_add_7 = arena + 886144; /* [256,1024] */
-static real *const d_sum_16 = arena + 5585680; /* [1024] */
+static real *const d_sum_16 = arena + 3626512; /* [1024] */
 static real *const d_pad_add_23 = arena + 5592592; /* [32,32,1024] */
 static real *const d_h_8 = arena + 3618320; /* [32,256] */
-static real *const d_c_9 = arena + 3626512; /* [32,256] */
-static real *const d_pad_10 = arena + 5552912; /* [32,1024] */
-static real *const d_slice_17 = arena + 3618320; /* [32,256] */
-static real *const d_pad_add_24 = arena + 5552912; /* [32,1024] */
-static real *const d_add_9 = arena + 3618320; /* [32,256] */
-static real *const d_sum_17 = arena + 3699984; /* [256] */
-static real *const d_pad_add_25 = arena + 5552912; /* [32,1024] */
-static real *const d_slice_18 = arena + 3618320; /* [32,256] */
-static real *const d_z_9 = arena + 5552912; /* [32,1024] */
+static real *const d_c_9 = arena + 3642896; /* [32,256] */
+static real *const d_pad_10 = arena + 5420560; /* [32,1024] */
+static real *const d_slice_17 = arena + 3651088; /* [32,256] */
+static real *const d_pad_add_24 = arena + 5420560; /* [32,1024] */
+static real *const d_add_9 = arena + 3659280; /* [32,256] */
+static real *const d_sum_17 = arena + 3683600; /* [256] */
+static real *const d_pad_add_25 = arena + 5420560; /* [32,1024] */
+static real *const d_slice_18 = arena + 3667472; /* [32,256] */
+static real *const d_z_9 = arena + 5420560; /* [32,1024] */
 static real *const d_matmul_add_8 = arena + 886144; /* [256,1024] */
-static real *const d_sum_18 = arena + 5586704; /* [1024] */
+static real *const d_sum_18 = arena + 3618320; /* [1024] */
 static real *const d_pad_add_26 = arena + 5592592; /* [32,32,1024] */
 static real *const d_h_9 = arena + 3610128; /* [32,256] */
-static real *const d_c_10 = arena + 3618320; /* [32,256] */
-static real *const d_pad_11 = arena + 5552912; /* [32,1024] */
-static real *const d_slice_19 = arena + 3610128; /* [32,256] */
-static real *const d_pad_add_27 = arena + 5552912; /* [32,1024] */
-static real *const d_add_10 = arena + 3610128; /* [32,256] */
-static real *const d_sum_19 = arena + 5587728; /* [256] */
-static real *const d_pad_add_28 = arena + 5552912; /* [32,1024] */
-static real *const d_slice_20 = arena + 3610128; /* [32,256] */
-static real *const d_z_10 = arena + 5552912; /* [32,1024] */
+static real *const d_c_10 = arena + 3651088; /* [32,256] */
+static real *const d_pad_11 = arena + 5420560; /* [32,1024] */
+static real *const d_slice_19 = arena + 3659280; /* [32,256] */
+static real *const d_pad_add_27 = arena + 5420560; /* [32,1024] */
+static real *const d_add_10 = arena + 3667472; /* [32,256] */
+static real *const d_sum_19 = arena + 3619344; /* [256] */
+static real *const d_pad_add_28 = arena + 5420560; /* [32,1024] */
+static real *const d_slice_20 = arena + 5092880; /* [32,256] */
+static real *const d_z_10 = arena + 5420560; /* [32,1024] */
 static real *const d_matmul_add_9 = arena + 886144; /* [256,1024] */
-static real *const d_sum_20 = arena + 5587984; /* [1024] */
+static real *const d_sum_20 = arena + 3619600; /* [1024] */
 static real *const d_pad_add_29 = arena + 5592592; /* [32,32,1024] */
 static real *const d_h_10 = arena + 3601936; /* [32,256] */
 static real *const d_c_11 = arena + 3610128; /* [32,256] */
-static real *const d_pad_12 = arena + 5552912; /* [32,1024] */
-static real *const d_slice_21 = arena + 3601936; /* [32,256] */
-static real *const d_pad_add_30 = arena + 5552912; /* [32,1024] */
-static real *const d_add_11 = arena + 3601936; /* [32,256] */
-static real *const d_sum_21 = arena + 5589008; /* [256] */
-static real *const d_pad_add_31 = arena + 5552912; /* [32,1024] */
-static real *const d_slice_22 = arena + 3601936; /* [32,256] */
-static real *const d_z_11 = arena + 5552912; /* [32,1024] */
+static real *const d_pad_12 = arena + 5420560; /* [32,1024] */
+static real *const d_slice_21 = arena + 3659280; /* [32,256] */
+static real *const d_pad_add_30 = arena + 5420560; /* [32,1024] */
+static real *const d_add_11 = arena + 3667472; /* [32,256] */
+static real *const d_sum_21 = arena + 3620624; /* [256] */
+static real *const d_pad_add_31 = arena + 5420560; /* [32,1024] */
+static real *const d_slice_22 = arena + 5035536; /* [32,256] */
+static real *const d_z_11 = arena + 5420560; /* [32,1024] */
 static real *const d_matmul_add_10 = arena + 886144; /* [256,1024] */
-static real *const d_sum_22 = arena + 5589264; /* [1024] */
+static real *const d_sum_22 = arena + 3620880; /* [1024] */
 static real *const d_pad_add_32 = arena + 5592592; /* [32,32,1024] */
 static real *const d_h_11 = arena + 3593744; /* [32,256] */
 static real *const d_c_12 = arena + 3601936; /* [32,256] */
-static real *const d_pad_13 = arena + 5552912; /* [32,1024] */
-static real *const d_slice_23 = arena + 3593744; /* [32,256] */
-static real *const d_pad_add_33 = arena + 5552912; /* [32,1024] */
-static real *const d_add_12 = arena + 3593744; /* [32,256] */
-static real *const d_sum_23 = arena + 5590288; /* [256] */
-static real *const d_pad_add_34 = arena + 5552912; /* [32,1024] */
-static real *const d_slice_24 = arena + 3593744; /* [32,256] */
-static real *const d_z_12 = arena + 5552912; /* [32,1024] */
+static real *const d_pad_13 = arena + 5420560; /* [32,1024] */
+static real *const d_slice_23 = arena + 3667472; /* [32,256] */
+static real *const d_pad_add_33 = arena + 5420560; /* [32,1024] */
+static real *const d_add_12 = arena + 4978192; /* [32,256] */
+static real *const d_sum_23 = arena + 3621904; /* [256] */
+static real *const d_pad_add_34 = arena + 5420560; /* [32,1024] */
+static real *const d_slice_24 = arena + 4994576; /* [32,256] */
+static real *const d_z_12 = arena + 5420560; /* [32,1024] */
 static real *const d_matmul_add_11 = arena + 886144; /* [256,1024] */
-static real *const d_sum_24 = arena + 5590544; /* [1024] */
+static real *const d_sum_24 = arena + 3622160; /* [1024] */
 static real *const d_pad_add_35 = arena + 5592592; /* [32,32,1024] */
 static real *const d_h_12 = arena + 3585552; /* [32,256] */
 static real *const d_c_13 = arena + 3593744; /* [32,256] */
-static real *const d_pad_14 = arena + 5552912; /* [32,1024] */
-static real *const d_slice_25 = arena + 3585552; /* [32,256] */
-static real *const d_pad_add_36 = arena + 5552912; /* [32,1024] */
-static real *const d_add_13 = arena + 3585552; /* [32,256] */
-static real *const d_sum_25 = arena + 5591568; /* [256] */
-static real *const d_pad_add_37 = arena + 5552912; /* [32,1024] */
-static real *const d_slice_26 = arena + 3585552; /* [32,256] */
-static real *const d_z_13 = arena + 5552912; /* [32,1024] */
+static real *const d_pad_14 = arena + 5420560; /* [32,1024] */
+static real *const d_slice_25 = arena + 3610128; /* [32,256] */
+static real *const d_pad_add_36 = arena + 5420560; /* [32,1024] */
+static real *const d_add_13 = arena + 3667472; /* [32,256] */
+static real *const d_sum_25 = arena + 3623184; /* [256] */
+static real *const d_pad_add_37 = arena + 5420560; /* [32,1024] */
+static real *const d_slice_26 = arena + 4920848; /* [32,256] */
+static real *const d_z_13 = arena + 5420560; /* [32,1024] */
 static real *const d_matmul_add_12 = arena + 886144; /* [256,1024] */
-static real *const d_sum_26 = arena + 3585552; /* [1024] */
+static real *const d_sum_26 = arena + 3623440; /* [1024] */
 static real *const d_pad_add_38 = arena + 5592592; /* [32,32,1024] */
 static real *const d_h_13 = arena + 3577360; /* [32,256] */
-static real *const d_c_14 = arena + 3601936; /* [32,256] */
-static real *const d_pad_15 = arena + 5552912; /* [32,1024] */
-static real *const d_slice_27 = arena + 3577360; /* [32,256] */
-static real *const d_pad_add_39 = arena + 5552912; /* [32,1024] */
-static real *const d_add_14 = arena + 3577360; /* [32,256] */
-static real *const d_sum_27 = arena + 5591824; /* [256] */
-static real *const d_pad_add_40 = arena + 5552912; /* [32,1024] */
-static real *const d_slice_28 = arena + 3577360; /* [32,256] */
-static real *const d_z_14 = arena + 5552912; /* [32,1024] */
+static real *const d_c_14 = arena + 3585552; /* [32,256] */
+static real *const d_pad_15 = arena + 5420560; /* [32,1024] */
+static real *const d_slice_27 = arena + 3601936; /* [32,256] */
+static real *const d_pad_add_39 = arena + 5420560; /* [32,1024] */
+static real *const d_add_14 = arena + 3610128; /* [32,256] */
+static real *const d_sum_27 = arena + 3624464; /* [256] */
+static real *const d_pad_add_40 = arena + 5420560; /* [32,1024] */
+static real *const d_slice_28 = arena + 3667472; /* [32,256] */
+static real *const d_z_14 = arena + 5420560; /* [32,1024] */
 static real *const d_matmul_add_13 = arena + 886144; /* [256,1024] */
-static real *const d_sum_28 = arena + 3577360; /* [1024] */
+static real *const d_sum_28 = arena + 3624720; /* [1024] */
 static real *const d_pad_add_41 = arena + 5592592; /* [32,32,1024] */
 static real *const d_h_14 = arena + 3569168; /* [32,256] */
-static real *const d_c_15 = arena + 3610128; /* [32,256] */
-static real *const d_pad_16 = arena + 5552912; /* [32,1024] */
-static real *const d_slice_29 = arena + 3569168; /* [32,256] */
-static real *const d_pad_add_42 = arena + 5552912; /* [32,1024] */
-static real *const d_add_15 = arena + 3569168; /* [32,256] */
-static real *const d_sum_29 = arena + 5592080; /* [256] */
-static real *const d_pad_add_43 = arena + 5552912; /* [32,1024] */
-static real *const d_slice_30 = arena + 3569168; /* [32,256] */
-static real *const d_z_15 = arena + 5552912; /* [32,1024] */
+static real *const d_c_15 = arena + 3577360; /* [32,256] */
+static real *const d_pad_16 = arena + 5420560; /* [32,1024] */
+static real *const d_slice_29 = arena + 3593744; /* [32,256] */
+static real *const d_pad_add_42 = arena + 5420560; /* [32,1024] */
+static real *const d_add_15 = arena + 3601936; /* [32,256] */
+static real *const d_sum_29 = arena + 3625744; /* [256] */
+static real *const d_pad_add_43 = arena + 5420560; /* [32,1024] */
+static real *const d_slice_30 = arena + 3610128; /* [32,256] */
+static real *const d_z_15 = arena + 5420560; /* [32,1024] */
 static real *const d_matmul_add_14 = arena + 886144; /* [256,1024] */
-static real *const d_sum_30 = arena + 3578384; /* [1024] */
+static real *const d_sum_30 = arena + 3569168; /* [1024] */
 static real *const d_pad_add_44 = arena + 5592592; /* [32,32,1024] */
 static real *const d_h_15 = arena + 3560976; /* [32,256] */
-static real *const d_c_16 = arena + 3569168; /* [32,256] */
-static real *const d_pad_17 = arena + 5552912; /* [32,1024] */
-static real *const d_slice_31 = arena + 3560976; /* [32,256] */
-static real *const d_pad_add_45 = arena + 5552912; /* [32,1024] */
-static real *const d_add_16 = arena + 3560976; /* [32,256] */
-static real *const d_sum_31 = arena + 5592336; /* [256] */
-static real *const d_pad_add_46 = arena + 5552912; /* [32,1024] */
-static real *const d_slice_32 = arena + 3560976; /* [32,256] */
-static real *const d_z_16 = arena + 5552912; /* [32,1024] */
+static real *const d_c_16 = arena + 3585552; /* [32,256] */
+static real *const d_pad_17 = arena + 5420560; /* [32,1024] */
+static real *const d_slice_31 = arena + 3593744; /* [32,256] */
+static real *const d_pad_add_45 = arena + 5420560; /* [32,1024] */
+static real *const d_add_16 = arena + 3601936; /* [32,256] */
+static real *const d_sum_31 = arena + 3626000; /* [256] */
+static real *const d_pad_add_46 = arena + 5420560; /* [32,1024] */
+static real *const d_slice_32 = arena + 3610128; /* [32,256] */
+static real *const d_z_16 = arena + 5420560; /* [32,1024] */
 static real *const d_matmul_add_15 = arena + 886144; /* [256,1024] */
-static real *const d_sum_32 = arena + 3579408; /* [1024] */
+static real *const d_sum_32 = arena + 3560976; /* [1024] */
 static real *const d_pad_add_47 = arena + 5592592; /* [32,32,1024] */
 static real *const d_h_16 = arena + 3552784; /* [32,256] */
-static real *const d_c_17 = arena + 3560976; /* [32,256] */
-static real *const d_pad_18 = arena + 5552912; /* [32,1024] */
-static real *const d_slice_33 = arena + 3552784; /* [32,256] */
-static real *const d_pad_add_48 = arena + 5552912; /* [32,1024] */
-static real *const d_add_17 = arena + 3552784; /* [32,256] */
-static real *const d_sum_33 = arena + 3580432; /* [256] */
-static real *const d_pad_add_49 = arena + 5552912; /* [32,1024] */
-static real *const d_slice_34 = arena + 3552784; /* [32,256] */
-static real *const d_z_17 = arena + 5552912; /* [32,1024] */
+static real *const d_c_17 = arena + 3593744; /* [32,256] */
+static real *const d_pad_18 = arena + 5420560; /* [32,1024] */
+static real *const d_slice_33 = arena + 3601936; /* [32,256] */
+static real *const d_pad_add_48 = arena + 5420560; /* [32,1024] */
+static real *const d_add_17 = arena + 3610128; /* [32,256] */
+static real *const d_sum_33 = arena + 3626256; /* [256] */
+static real *const d_pad_add_49 = arena + 5420560; /* [32,1024] */
+static real *const d_slice_34 = arena + 3667472; /* [32,256] */
+static real *const d_z_17 = arena + 5420560; /* [32,1024] */
 static real *const d_matmul_add_16 = arena + 886144; /* [256,1024] */
-static real *const d_sum_34 = arena + 3580688; /* [1024] */
+static real *const d_sum_34 = arena + 3562000; /* [1024] */
 static real *const d_pad_add_50 = arena + 5592592; /* [32,32,1024] */
 static real *const d_h_17 = arena + 3544592; /* [32,256] */
 static real *const d_c_18 = arena + 3552784; /* [32,256] */
-static real *const d_pad_19 = arena + 5552912; /* [32,1024] */
-static real *const d_slice_35 = arena + 3544592; /* [32,256] */
-static real *const d_pad_add_51 = arena + 5552912; /* [32,1024] */
-static real *const d_add_18 = arena + 3544592; /* [32,256] */
-static real *const d_sum_35 = arena + 3581712; /* [256] */
-static real *const d_pad_add_52 = arena + 5552912; /* [32,1024] */
-static real *const d_slice_36 = arena + 3544592; /* [32,256] */
-static real *const d_z_18 = arena + 5552912; /* [32,1024] */
+static real *const d_pad_19 = arena + 5420560; /* [32,1024] */
+static real *const d_slice_35 = arena + 3601936; /* [32,256] */
+static real *const d_pad_add_51 = arena + 5420560; /* [32,1024] */
+static real *const d_add_18 = arena + 3610128; /* [32,256] */
+static real *const d_sum_35 = arena + 3563024; /* [256] */
+static real *const d_pad_add_52 = arena + 5420560; /* [32,1024] */
+static real *const d_slice_36 = arena + 3667472; /* [32,256] */
+static real *const d_z_18 = arena + 5420560; /* [32,1024] */
 static real *const d_matmul_add_17 = arena + 886144; /* [256,1024] */
-static real *const d_sum_36 = arena + 3581968; /* [1024] */
+static real *const d_sum_36 = arena + 3563280; /* [1024] */
 static real *const d_pad_add_53 = arena + 5592592; /* [32,32,1024] */
 static real *const d_h_18 = arena + 3536400; /* [32,256] */
 static real *const d_c_19 = arena + 3544592; /* [32,256] */
-static real *const d_pad_20 = arena + 5552912; /* [32,1024] */
-static real *const d_slice_37 = arena + 3536400; /* [32,256] */
-static real *const d_pad_add_54 = arena + 5552912; /* [32,1024] */
-static real *const d_add_19 = arena + 3536400; /* [32,256] */
-static real *const d_sum_37 = arena + 3582992; /* [256] */
-static real *const d_pad_add_55 = arena + 5552912; /* [32,1024] */
-static real *const d_slice_38 = arena + 3536400; /* [32,256] */
-static real *const d_z_19 = arena + 5552912; /* [32,1024] */
+static real *const d_pad_20 = arena + 5420560; /* [32,1024] */
+static real *const d_slice_37 = arena + 3610128; /* [32,256] */
+static real *const d_pad_add_54 = arena + 5420560; /* [32,1024] */
+static real *const d_add_19 = arena + 3667472; /* [32,256] */
+static real *const d_sum_37 = arena + 3564304; /* [256] */
+static real *const d_pad_add_55 = arena + 5420560; /* [32,1024] */
+static real *const d_slice_38 = arena + 4576784; /* [32,256] */
+static real *const d_z_19 = arena + 5420560; /* [32,1024] */
 static real *const d_matmul_add_18 = arena + 886144; /* [256,1024] */
-static real *const d_sum_38 = arena + 3583248; /* [1024] */
+static real *const d_sum_38 = arena + 3564560; /* [1024] */
 static real *const d_pad_add_56 = arena + 5592592; /* [32,32,1024] */
 static real *const d_h_19 = arena + 3528208; /* [32,256] */
 static real *const d_c_20 = arena + 3536400; /* [32,256] */
-static real *const d_pad_21 = arena + 5552912; /* [32,1024] */
-static real *const d_slice_39 = arena + 3528208; /* [32,256] */
-static real *const d_pad_add_57 = arena + 5552912; /* [32,1024] */
-static real *const d_add_20 = arena + 3528208; /* [32,256] */
-static real *const d_sum_39 = arena + 3584272; /* [256] */
-static real *const d_pad_add_58 = arena + 5552912; /* [32,1024] */
-static real *const d_slice_40 = arena + 3528208; /* [32,256] */
-static real *const d_z_20 = arena + 5552912; /* [32,1024] */
+static real *const d_pad_21 = arena + 5420560; /* [32,1024] */
+static real *const d_slice_39 = arena + 3552784; /* [32,256] */
+static real *const d_pad_add_57 = arena + 5420560; /* [32,1024] */
+static real *const d_add_20 = arena + 3610128; /* [32,256] */
+static real *const d_sum_39 = arena + 3565584; /* [256] */
+static real *const d_pad_add_58 = arena + 5420560; /* [32,1024] */
+static real *const d_slice_40 = arena + 3667472; /* [32,256] */
+static real *const d_z_20 = arena + 5420560; /* [32,1024] */
 static real *const d_matmul_add_19 = arena + 886144; /* [256,1024] */
-static real *const d_sum_40 = arena + 3584528; /* [1024] */
+static real *const d_sum_40 = arena + 3565840; /* [1024] */
 static real *const d_pad_add_59 = arena + 5592592; /* [32,32,1024] */
 static real *const d_h_20 = arena + 3520016; /* [32,256] */
 static real *const d_c_21 = arena + 3528208; /* [32,256] */
-static real *const d_pad_22 = arena + 5552912; /* [32,1024] */
-static real *const d_slice_41 = arena + 3520016; /* [32,256] */
-static real *const d_pad_add_60 = arena + 5552912; /* [32,1024] */
-static real *const d_add_21 = arena + 3520016; /* [32,256] */
-static real *const d_sum_41 = arena + 3536400; /* [256] */
-static real *const d_pad_add_61 = arena + 5552912; /* [32,1024] */
-static real *const d_slice_42 = arena + 3520016; /* [32,256] */
-static real *const d_z_21 = arena + 5552912; /* [32,1024] */
+static real *const d_pad_22 = arena + 5420560; /* [32,1024] */
+static real *const d_slice_41 = arena + 3544592; /* [32,256] */
+static real *const d_pad_add_60 = arena + 5420560; /* [32,1024] */
+static real *const d_add_21 = arena + 3552784; /* [32,256] */
+static real *const d_sum_41 = arena + 3566864; /* [256] */
+static real *const d_pad_add_61 = arena + 5420560; /* [32,1024] */
+static real *const d_slice_42 = arena + 3610128; /* [32,256] */
+static real *const d_z_21 = arena + 5420560; /* [32,1024] */
 static real *const d_matmul_add_20 = arena + 886144; /* [256,1024] */
-static real *const d_sum_42 = arena + 3536656; /* [1024] */
+static real *const d_sum_42 = arena + 3567120; /* [1024] */
 static real *const d_pad_add_62 = arena + 5592592; /* [32,32,1024] */
 static real *const d_h_21 = arena + 3511824; /* [32,256] */
 static real *const d_c_22 = arena + 3520016; /* [32,256] */
-static real *const d_pad_23 = arena + 5552912; /* [32,1024] */
-static real *const d_slice_43 = arena + 3511824; /* [32,256] */
-static real *const d_pad_add_63 = arena + 5552912; /* [32,1024] */
-static real *const d_add_22 = arena + 3511824; /* [32,256] */
-static real *const d_sum_43 = arena + 3537680; /* [256] */
-static real *const d_pad_add_64 = arena + 5552912; /* [32,1024] */
-static real *const d_slice_44 = arena + 3511824; /* [32,256] */
-static real *const d_z_22 = arena + 5552912; /* [32,1024] */
+static real *const d_pad_23 = arena + 5420560; /* [32,1024] */
+static real *const d_slice_43 = arena + 3536400; /* [32,256] */
+static real *const d_pad_add_63 = arena + 5420560; /* [32,1024] */
+static real *const d_add_22 = arena + 3544592; /* [32,256] */
+static real *const d_sum_43 = arena + 3568144; /* [256] */
+static real *const d_pad_add_64 = arena + 5420560; /* [32,1024] */
+static real *const d_slice_44 = arena + 3552784; /* [32,256] */
+static real *const d_z_22 = arena + 5420560; /* [32,1024] */
 static real *const d_matmul_add_21 = arena + 886144; /* [256,1024] */
-static real *const d_sum_44 = arena + 3537936; /* [1024] */
+static real *const d_sum_44 = arena + 3511824; /* [1024] */
 static real *const d_pad_add_65 = arena + 5592592; /* [32,32,1024] */
 static real *const d_h_22 = arena + 3503632; /* [32,256] */
-static real *const d_c_23 = arena + 3511824; /* [32,256] */
-static real *const d_pad_24 = arena + 5552912; /* [32,1024] */
-static real *const d_slice_45 = arena + 3503632; /* [32,256] */
-static real *const d_pad_add_66 = arena + 5552912; /* [32,1024] */
-static real *const d_add_23 = arena + 3503632; /* [32,256] */
-static real *const d_sum_45 = arena + 3538960; /* [256] */
-static real *const d_pad_add_67 = arena + 5552912; /* [32,1024] */
-static real *const d_slice_46 = arena + 3503632; /* [32,256] */
-static real *const d_z_23 = arena + 5552912; /* [32,1024] */
+static real *const d_c_23 = arena + 3528208; /* [32,256] */
+static real *const d_pad_24 = arena + 5420560; /* [32,1024] */
+static real *const d_slice_45 = arena + 3536400; /* [32,256] */
+static real *const d_pad_add_66 = arena + 5420560; /* [32,1024] */
+static real *const d_add_23 = arena + 3544592; /* [32,256] */
+static real *const d_sum_45 = arena + 3568400; /* [256] */
+static real *const d_pad_add_67 = arena + 5420560; /* [32,1024] */
+static real *const d_slice_46 = arena + 3552784; /* [32,256] */
+static real *const d_z_23 = arena + 5420560; /* [32,1024] */
 static real *const d_matmul_add_22 = arena + 886144; /* [256,1024] */
-static real *const d_sum_46 = arena + 3539216; /* [1024] */
+static real *const d_sum_46 = arena + 3503632; /* [1024] */
 static real *const d_pad_add_68 = arena + 5592592; /* [32,32,1024] */
 static real *const d_h_23 = arena + 3495440; /* [32,256] */
-static real *const d_c_24 = arena + 3503632; /* [32,256] */
-static real *const d_pad_25 = arena + 5552912; /* [32,1024] */
-static real *const d_slice_47 = arena + 3495440; /* [32,256] */
-static real *const d_pad_add_69 = arena + 5552912; /* [32,1024] */
-static real *const d_add_24 = arena + 3495440; /* [32,256] */
-static real *const d_sum_47 = arena + 3540240; /* [256] */
-static real *const d_pad_add_70 = arena + 5552912; /* [32,1024] */
-static real *const d_slice_48 = arena + 3495440; /* [32,256] */
-static real *const d_z_24 = arena + 5552912; /* [32,1024] */
+static real *const d_c_24 = arena + 3536400; /* [32,256] */
+static real *const d_pad_25 = arena + 5420560; /* [32,1024] */
+static real *const d_slice_47 = arena + 3544592; /* [32,256] */
+static real *const d_pad_add_69 = arena + 5420560; /* [32,1024] */
+static real *const d_add_24 = arena + 3552784; /* [32,256] */
+static real *const d_sum_47 = arena + 3568656; /* [256] */
+static real *const d_pad_add_70 = arena + 5420560; /* [32,1024] */
+static real *const d_slice_48 = arena + 3610128; /* [32,256] */
+static real *const d_z_24 = arena + 5420560; /* [32,1024] */
 static real *const d_matmul_add_23 = arena + 886144; /* [256,1024] */
-static real *const d_sum_48 = arena + 3540496; /* [1024] */
+static real *const d_sum_48 = arena + 3504656; /* [1024] */
 static real *const d_pad_add_71 = arena + 5592592; /* [32,32,1024] */
 static real *const d_h_24 = arena + 3487248; /* [32,256] */
 static real *const d_c_25 = arena + 3495440; /* [32,256] */
-static real *const d_pad_26 = arena + 5552912; /* [32,1024] */
-static real *const d_slice_49 = arena + 3487248; /* [32,256] */
-static real *const d_pad_add_72 = arena + 5552912; /* [32,1024] */
-static real *const d_add_25 = arena + 3487248; /* [32,256] */
-static real *const d_sum_49 = arena + 3541520; /* [256] */
-static real *const d_pad_add_73 = arena + 5552912; /* [32,1024] */
-static real *const d_slice_50 = arena + 3487248; /* [32,256] */
-static real *const d_z_25 = arena + 5552912; /* [32,1024] */
+static real *const d_pad_26 = arena + 5420560; /* [32,1024] */
+static real *const d_slice_49 = arena + 3544592; /* [32,256] */
+static real *const d_pad_add_72 = arena + 5420560; /* [32,1024] */
+static real *const d_add_25 = arena + 3552784; /* [32,256] */
+static real *const d_sum_49 = arena + 3568912; /* [256] */
+static real *const d_pad_add_73 = arena + 5420560; /* [32,1024] */
+static real *const d_slice_50 = arena + 3610128; /* [32,256] */
+static real *const d_z_25 = arena + 5420560; /* [32,1024] */
 static real *const d_matmul_add_24 = arena + 886144; /* [256,1024] */
-static real *const d_sum_50 = arena + 3541776; /* [1024] */
+static real *const d_sum_50 = arena + 3505680; /* [1024] */
 static real *const d_pad_add_74 = arena + 5592592; /* [32,32,1024] */
 static real *const d_h_25 = arena + 3479056; /* [32,256] */
 static real *const d_c_26 = arena + 3487248; /* [32,256] */
-static real *const d_pad_27 = arena + 5552912; /* [32,1024] */
-static real *const d_slice_51 = arena + 3479056; /* [32,256] */
-static real *const d_pad_add_75 = arena + 5552912; /* [32,1024] */
-static real *const d_add_26 = arena + 3479056; /* [32,256] */
-static real *const d_sum_51 = arena + 3542800; /* [256] */
-static real *const d_pad_add_76 = arena + 5552912; /* [32,1024] */
-static real *const d_slice_52 = arena + 3479056; /* [32,256] */
-static real *const d_z_26 = arena + 5552912; /* [32,1024] */
+static real *const d_pad_27 = arena + 5420560; /* [32,1024] */
+static real *const d_slice_51 = arena + 3552784; /* [32,256] */
+static real *const d_pad_add_75 = arena + 5420560; /* [32,1024] */
+static real *const d_add_26 = arena + 3610128; /* [32,256] */
+static real *const d_sum_51 = arena + 3506704; /* [256] */
+static real *const d_pad_add_76 = arena + 5420560; /* [32,1024] */
+static real *const d_slice_52 = arena + 3667472; /* [32,256] */
+static real *const d_z_26 = arena + 5420560; /* [32,1024] */
 static real *const d_matmul_add_25 = arena + 886144; /* [256,1024] */
-static real *const d_sum_52 = arena + 3543056; /* [1024] */
+static real *const d_sum_52 = arena + 3506960; /* [1024] */
 static real *const d_pad_add_77 = arena + 5592592; /* [32,32,1024] */
 static real *const d_h_26 = arena + 3470864; /* [32,256] */
 static real *const d_c_27 = arena + 3479056; /* [32,256] */
-static real *const d_pad_28 = arena + 5552912; /* [32,1024] */
-static real *const d_slice_53 = arena + 3470864; /* [32,256] */
-static real *const d_pad_add_78 = arena + 5552912; /* [32,1024] */
-static real *const d_add_27 = arena + 3470864; /* [32,256] */
-static real *const d_sum_53 = arena + 3544080; /* [256] */
-static real *const d_pad_add_79 = arena + 5552912; /* [32,1024] */
-static real *const d_slice_54 = arena + 3470864; /* [32,256] */
-static real *const d_z_27 = arena + 5552912; /* [32,1024] */
+static real *const d_pad_28 = arena + 5420560; /* [32,1024] */
+static real *const d_slice_53 = arena + 3495440; /* [32,256] */
+static real *const d_pad_add_78 = arena + 5420560; /* [32,1024] */
+static real *const d_add_27 = arena + 3552784; /* [32,256] */
+static real *const d_sum_53 = arena + 3507984; /* [256] */
+static real *const d_pad_add_79 = arena + 5420560; /* [32,1024] */
+static real *const d_slice_54 = arena + 3610128; /* [32,256] */
+static real *const d_z_27 = arena + 5420560; /* [32,1024] */
 static real *const d_matmul_add_26 = arena + 886144; /* [256,1024] */
-static real *const d_sum_54 = arena + 3470864; /* [1024] */
+static real *const d_sum_54 = arena + 3508240; /* [1024] */
 static real *const d_pad_add_80 = arena + 5592592; /* [32,32,1024] */
 static real *const d_h_27 = arena + 3462672; /* [32,256] */
-static real *const d_c_28 = arena + 3487248; /* [32,256] */
-static real *const d_pad_29 = arena + 5552912; /* [32,1024] */
-static real *const d_slice_55 = arena + 3462672; /* [32,256] */
-static real *const d_pad_add_81 = arena + 5552912; /* [32,1024] */
-static real *const d_add_28 = arena + 3462672; /* [32,256] */
-static real *const d_sum_55 = arena + 3544336; /* [256] */
-static real *const d_pad_add_82 = arena + 5552912; /* [32,1024] */
-static real *const d_slice_56 = arena + 3462672; /* [32,256] */
-static real *const d_z_28 = arena + 5552912; /* [32,1024] */
+static real *const d_c_28 = arena + 3470864; /* [32,256] */
+static real *const d_pad_29 = arena + 5420560; /* [32,1024] */
+static real *const d_slice_55 = arena + 3487248; /* [32,256] */
+static real *const d_pad_add_81 = arena + 5420560; /* [32,1024] */
+static real *const d_add_28 = arena + 3495440; /* [32,256] */
+static real *const d_sum_55 = arena + 3509264; /* [256] */
+static real *const d_pad_add_82 = arena + 5420560; /* [32,1024] */
+static real *const d_slice_56 = arena + 3552784; /* [32,256] */
+static real *const d_z_28 = arena + 5420560; /* [32,1024] */
 static real *const d_matmul_add_27 = arena + 886144; /* [256,1024] */
-static real *const d_sum_56 = arena + 3462672; /* [1024] */
+static real *const d_sum_56 = arena + 3509520; /* [1024] */
 static real *const d_pad_add_83 = arena + 5592592; /* [32,32,1024] */
 static real *const d_h_28 = arena + 3454480; /* [32,256] */
-static real *const d_c_29 = arena + 3495440; /* [32,256] */
-static real *const d_pad_30 = arena + 5552912; /* [32,1024] */
-static real *const d_slice_57 = arena + 3454480; /* [32,256] */
-static real *const d_pad_add_84 = arena + 5552912; /* [32,1024] */
-static real *const d_add_29 = arena + 3454480; /* [32,256] */
-static real *const d_sum_57 = arena + 3463696; /* [256] */
-static real *const d_pad_add_85 = arena + 5552912; /* [32,1024] */
-static real *const d_slice_58 = arena + 3454480; /* [32,256] */
-static real *const d_z_29 = arena + 5552912; /* [32,1024] */
+static real *const d_c_29 = arena + 3462672; /* [32,256] */
+static real *const d_pad_30 = arena + 5420560; /* [32,1024] */
+static real *const d_slice_57 = arena + 3479056; /* [32,256] */
+static real *const d_pad_add_84 = arena + 5420560; /* [32,1024] */
+static real *const d_add_29 = arena + 3487248; /* [32,256] */
+static real *const d_sum_57 = arena + 3510544; /* [256] */
+static real *const d_pad_add_85 = arena + 5420560; /* [32,1024] */
+static real *const d_slice_58 = arena + 3495440; /* [32,256] */
+static real *const d_z_29 = arena + 5420560; /* [32,1024] */
 static real *const d_matmul_add_28 = arena + 886144; /* [256,1024] */
-static real *const d_sum_58 = arena + 3463952; /* [1024] */
+static real *const d_sum_58 = arena + 3510800; /* [1024] */
 static real *const d_pad_add_86 = arena + 5592592; /* [32,32,1024] */
 static real *const d_h_29 = arena + 3446288; /* [32,256] */
 static real *const d_c_30 = arena + 3454480; /* [32,256] */
-static real *const d_pad_31 = arena + 5552912; /* [32,1024] */
-static real *const d_slice_59 = arena + 3446288; /* [32,256] */
-static real *const d_pad_add_87 = arena + 5552912; /* [32,1024] */
-static real *const d_add_30 = arena + 3446288; /* [32,256] */
-static real *const d_sum_59 = arena + 3464976; /* [256] */
-static real *const d_pad_add_88 = arena + 5552912; /* [32,1024] */
-static real *const d_slice_60 = arena + 3446288; /* [32,256] */
-static real *const d_z_30 = arena + 5552912; /* [32,1024] */
+static real *const d_pad_31 = arena + 5420560; /* [32,1024] */
+static real *const d_slice_59 = arena + 3470864; /* [32,256] */
+static real *const d_pad_add_87 = arena + 5420560; /* [32,1024] */
+static real *const d_add_30 = arena + 3479056; /* [32,256] */
+static real *const d_sum_59 = arena + 3446288; /* [256] */
+static real *const d_pad_add_88 = arena + 5420560; /* [32,1024] */
+static real *const d_slice_60 = arena + 3487248; /* [32,256] */
+static real *const d_z_30 = arena + 5420560; /* [32,1024] */
 static real *const d_matmul_add_29 = arena + 886144; /* [256,1024] */
-static real *const d_sum_60 = arena + 3465232; /* [1024] */
+static real *const d_sum_60 = arena + 3446544; /* [1024] */
 static real *const d_pad_add_89 = arena + 5592592; /* [32,32,1024] */
 static real *const d_h_30 = arena + 3438096; /* [32,256] */
-static real *const d_c_31 = arena + 3446288; /* [32,256] */
-static real *const d_pad_32 = arena + 5552912; /* [32,1024] */
-static real *const d_slice_61 = arena + 3438096; /* [32,256] */
-static real *const d_pad_add_90 = arena + 5552912; /* [32,1024] */
-static real *const d_add_31 = arena + 3438096; /* [32,256] */
-static real *const d_sum_61 = arena + 3466256; /* [256] */
-static real *const d_pad_add_91 = arena + 5552912; /* [32,1024] */
-static real *const d_slice_62 = arena + 3438096; /* [32,256] */
-static real *const d_z_31 = arena + 5552912; /* [32,1024] */
-static real *const d_sum_62 = arena + 5591568; /* [1024] */
+static real *const d_c_31 = arena + 3462672; /* [32,256] */
+static real *const d_pad_32 = arena + 5420560; /* [32,1024] */
+static real *const d_slice_61 = arena + 3470864; /* [32,256] */
+static real *const d_pad_add_90 = arena + 5420560; /* [32,1024] */
+static real *const d_add_31 = arena + 3479056; /* [32,256] */
+static real *const d_sum_61 = arena + 3438096; /* [256] */
+static real *const d_pad_add_91 = arena + 5420560; /* [32,1024] */
+static real *const d_slice_62 = arena + 3487248; /* [32,256] */
+static real *const d_z_31 = arena + 5420560; /* [32,1024] */
+static real *const d_sum_62 = arena + 3568144; /* [1024] */
 static real *const d_pad_add_92 = arena + 5592592; /* [32,32,1024] */
 static real *const d_h_31 = arena + 3429904; /* [32,256] */
-static real *const d_c_32 = arena + 3438096; /* [32,256] */
-static real *const d_pad_33 = arena + 5552912; /* [32,1024] */
-static real *const d_slice_63 = arena + 3446288; /* [32,256] */
-static real *const d_pad_add_93 = arena + 5552912; /* [32,1024] */
-static real *const d_slice_64 = arena + 3446288; /* [32,256] */
-static real *const d_z_32 = arena + 5552912; /* [32,1024] */
-static real *const d_sum_63 = arena + 3466256; /* [1024] */
+static real *const d_pad_33 = arena + 5420560; /* [32,1024] */
+static real *const d_slice_63 = arena + 3470864; /* [32,256] */
+static real *const d_pad_add_93 = arena + 5420560; /* [32,1024] */
+static real *const d_slice_64 = arena + 3479056; /* [32,256] */
+static real *const d_z_32 = arena + 5420560; /* [32,1024] */
+static real *const d_sum_63 = arena + 3479056; /* [1024] */
 static real *const d_reshape_34 = arena + 5592592; /* [32,32,1024] */
 static real *const d_reshape_35 = arena + 2758160; /* [1024,256] */
 
@@ -2730,7 +2729,7 @@ static void forward(int rows)
     compute_outputs();
 }
 
-/* The rest of the loss, after compute_outputs(). */
+/* Evaluation: the rest of the loss, after compute_outputs(). */
 static void compute_loss(void)
 {
     /* models/char_lstm.lua:24: loss = mean(cross_entropy(logits, y)), */
@@ -2762,10 +2761,11 @@ static double loss(void)
     return loss_value[0];
 }
 
-/* The gradients, after compute_loss(). */
+/* Training: the rest of the loss and the gradients, after
+ * compute_outputs(). */
 static void compute_grads(void)
 {
-    /* backward of models/char_lstm.lua:24: loss = mean(cross_entropy(logits, y)), */
+    /* models/char_lstm.lua:24 and its backward: loss = mean(cross_entropy(logits, y)), */
     for (int i = 0; i < 1024; i++) {
         const real *row = logits + i * 128;
         real mx = row[0];
@@ -2774,10 +2774,21 @@ static void compute_grads(void)
         real acc = REAL_C(0.0);
         for (int j = 0; j < 128; j++)
             acc += r_exp(row[j] - mx);
+        cross_entropy[i] = mx + r_log(acc) - row[y[i]];
         real *drow = d_reshape + i * 128;
         for (int j = 0; j < 128; j++)
             drow[j] = REAL_C(0.0009765625) * (r_exp(row[j] - mx) / acc - (j == y[i]));
     }
+
+    /* models/char_lstm.lua:24: loss = mean(cross_entropy(logits, y)), */
+    {
+        real acc = REAL_C(0.0);
+        for (int i = 0; i < 1024; i++) {
+            acc += cross_entropy[i];
+        }
+        sum[0] = acc;
+    }
+    loss_value[0] = sum[0] * REAL_C(0.0009765625);
 
     /* backward of models/lib/dense.lua:9: return x:matmul(w) + b */
     memset(d_out_b, 0, 128 * sizeof *d_out_b);
@@ -2925,7 +2936,20 @@ static void compute_grads(void)
         const real t667 = d_reshape_33[i] * o_32[i];
         const real t668 = tanh_33[i] * tanh_33[i];
         const real t669 = REAL_C(1.0) - t668;
-        d_c[i] = t667 * t669;
+        const real t670 = t667 * t669;
+        d_c[i] = t670;
+        const real t671 = t670 * g_33[i];
+        const real t672 = t670 * i_33[i];
+        const real t673 = t670 * c_31[i];
+        const real t679 = g_33[i] * g_33[i];
+        const real t680 = REAL_C(1.0) - t679;
+        d_slice[i] = t672 * t680;
+        const real t683 = t673 * f_31[i];
+        const real t684 = REAL_C(1.0) - f_31[i];
+        d_add[i] = t683 * t684;
+        const real t688 = t671 * i_33[i];
+        const real t689 = REAL_C(1.0) - i_33[i];
+        d_slice_2[i] = t688 * t689;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
@@ -2940,23 +2964,11 @@ static void compute_grads(void)
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
-    for (int i = 0; i < 8192; i++) {
-        const real t672 = d_c[i] * i_33[i];
-        const real t679 = g_33[i] * g_33[i];
-        const real t680 = REAL_C(1.0) - t679;
-        d_slice[i] = t672 * t680;
-    }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
             d_pad_add[512 + i * 1024 + r] += d_slice[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
-    for (int i = 0; i < 8192; i++) {
-        const real t673 = d_c[i] * c_31[i];
-        const real t683 = t673 * f_31[i];
-        const real t684 = REAL_C(1.0) - f_31[i];
-        d_add[i] = t683 * t684;
-    }
     memset(d_sum, 0, 256 * sizeof *d_sum);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
@@ -2967,12 +2979,6 @@ static void compute_grads(void)
             d_pad_add_2[256 + i * 1024 + r] += d_add[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
-    for (int i = 0; i < 8192; i++) {
-        const real t671 = d_c[i] * g_33[i];
-        const real t688 = t671 * i_33[i];
-        const real t689 = REAL_C(1.0) - i_33[i];
-        d_slice_2[i] = t688 * t689;
-    }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
             d_z[i * 1024 + r] += d_slice_2[i * 256 + r];
@@ -3004,7 +3010,20 @@ static void compute_grads(void)
         const real t700 = tanh_32[i] * tanh_32[i];
         const real t701 = REAL_C(1.0) - t700;
         const real t702 = t699 * t701;
-        d_c_2[i] = t674 + t702;
+        const real t703 = t674 + t702;
+        d_c_2[i] = t703;
+        const real t704 = t703 * g_32[i];
+        const real t705 = t703 * i_32[i];
+        const real t706 = t703 * c_30[i];
+        const real t712 = g_32[i] * g_32[i];
+        const real t713 = REAL_C(1.0) - t712;
+        d_slice_3[i] = t705 * t713;
+        const real t716 = t706 * f_30[i];
+        const real t717 = REAL_C(1.0) - f_30[i];
+        d_add_2[i] = t716 * t717;
+        const real t722 = t704 * i_32[i];
+        const real t723 = REAL_C(1.0) - i_32[i];
+        d_slice_4[i] = t722 * t723;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
@@ -3019,23 +3038,11 @@ static void compute_grads(void)
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
-    for (int i = 0; i < 8192; i++) {
-        const real t705 = d_c_2[i] * i_32[i];
-        const real t712 = g_32[i] * g_32[i];
-        const real t713 = REAL_C(1.0) - t712;
-        d_slice_3[i] = t705 * t713;
-    }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
             d_pad_add_3[512 + i * 1024 + r] += d_slice_3[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
-    for (int i = 0; i < 8192; i++) {
-        const real t706 = d_c_2[i] * c_30[i];
-        const real t716 = t706 * f_30[i];
-        const real t717 = REAL_C(1.0) - f_30[i];
-        d_add_2[i] = t716 * t717;
-    }
     memset(d_sum_3, 0, 256 * sizeof *d_sum_3);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
@@ -3046,12 +3053,6 @@ static void compute_grads(void)
             d_pad_add_4[256 + i * 1024 + r] += d_add_2[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
-    for (int i = 0; i < 8192; i++) {
-        const real t704 = d_c_2[i] * g_32[i];
-        const real t722 = t704 * i_32[i];
-        const real t723 = REAL_C(1.0) - i_32[i];
-        d_slice_4[i] = t722 * t723;
-    }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
             d_z_2[i * 1024 + r] += d_slice_4[i * 256 + r];
@@ -3081,7 +3082,20 @@ static void compute_grads(void)
         const real t735 = tanh_31[i] * tanh_31[i];
         const real t736 = REAL_C(1.0) - t735;
         const real t737 = t734 * t736;
-        d_c_3[i] = t707 + t737;
+        const real t738 = t707 + t737;
+        d_c_3[i] = t738;
+        const real t739 = t738 * g_31[i];
+        const real t740 = t738 * i_31[i];
+        const real t741 = t738 * c_29[i];
+        const real t747 = g_31[i] * g_31[i];
+        const real t748 = REAL_C(1.0) - t747;
+        d_slice_5[i] = t740 * t748;
+        const real t751 = t741 * f_29[i];
+        const real t752 = REAL_C(1.0) - f_29[i];
+        d_add_3[i] = t751 * t752;
+        const real t757 = t739 * i_31[i];
+        const real t758 = REAL_C(1.0) - i_31[i];
+        d_slice_6[i] = t757 * t758;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
@@ -3096,23 +3110,11 @@ static void compute_grads(void)
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
-    for (int i = 0; i < 8192; i++) {
-        const real t740 = d_c_3[i] * i_31[i];
-        const real t747 = g_31[i] * g_31[i];
-        const real t748 = REAL_C(1.0) - t747;
-        d_slice_5[i] = t740 * t748;
-    }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
             d_pad_add_6[512 + i * 1024 + r] += d_slice_5[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
-    for (int i = 0; i < 8192; i++) {
-        const real t741 = d_c_3[i] * c_29[i];
-        const real t751 = t741 * f_29[i];
-        const real t752 = REAL_C(1.0) - f_29[i];
-        d_add_3[i] = t751 * t752;
-    }
     memset(d_sum_5, 0, 256 * sizeof *d_sum_5);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
@@ -3123,12 +3125,6 @@ static void compute_grads(void)
             d_pad_add_7[256 + i * 1024 + r] += d_add_3[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
-    for (int i = 0; i < 8192; i++) {
-        const real t739 = d_c_3[i] * g_31[i];
-        const real t757 = t739 * i_31[i];
-        const real t758 = REAL_C(1.0) - i_31[i];
-        d_slice_6[i] = t757 * t758;
-    }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
             d_z_3[i * 1024 + r] += d_slice_6[i * 256 + r];
@@ -3158,7 +3154,20 @@ static void compute_grads(void)
         const real t770 = tanh_30[i] * tanh_30[i];
         const real t771 = REAL_C(1.0) - t770;
         const real t772 = t769 * t771;
-        d_c_4[i] = t742 + t772;
+        const real t773 = t742 + t772;
+        d_c_4[i] = t773;
+        const real t774 = t773 * g_30[i];
+        const real t775 = t773 * i_30[i];
+        const real t776 = t773 * c_28[i];
+        const real t782 = g_30[i] * g_30[i];
+        const real t783 = REAL_C(1.0) - t782;
+        d_slice_7[i] = t775 * t783;
+        const real t786 = t776 * f_28[i];
+        const real t787 = REAL_C(1.0) - f_28[i];
+        d_add_4[i] = t786 * t787;
+        const real t792 = t774 * i_30[i];
+        const real t793 = REAL_C(1.0) - i_30[i];
+        d_slice_8[i] = t792 * t793;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
@@ -3173,23 +3182,11 @@ static void compute_grads(void)
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
-    for (int i = 0; i < 8192; i++) {
-        const real t775 = d_c_4[i] * i_30[i];
-        const real t782 = g_30[i] * g_30[i];
-        const real t783 = REAL_C(1.0) - t782;
-        d_slice_7[i] = t775 * t783;
-    }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
             d_pad_add_9[512 + i * 1024 + r] += d_slice_7[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
-    for (int i = 0; i < 8192; i++) {
-        const real t776 = d_c_4[i] * c_28[i];
-        const real t786 = t776 * f_28[i];
-        const real t787 = REAL_C(1.0) - f_28[i];
-        d_add_4[i] = t786 * t787;
-    }
     memset(d_sum_7, 0, 256 * sizeof *d_sum_7);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
@@ -3200,12 +3197,6 @@ static void compute_grads(void)
             d_pad_add_10[256 + i * 1024 + r] += d_add_4[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
-    for (int i = 0; i < 8192; i++) {
-        const real t774 = d_c_4[i] * g_30[i];
-        const real t792 = t774 * i_30[i];
-        const real t793 = REAL_C(1.0) - i_30[i];
-        d_slice_8[i] = t792 * t793;
-    }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
             d_z_4[i * 1024 + r] += d_slice_8[i * 256 + r];
@@ -3235,7 +3226,20 @@ static void compute_grads(void)
         const real t805 = tanh_29[i] * tanh_29[i];
         const real t806 = REAL_C(1.0) - t805;
         const real t807 = t804 * t806;
-        d_c_5[i] = t777 + t807;
+        const real t808 = t777 + t807;
+        d_c_5[i] = t808;
+        const real t809 = t808 * g_29[i];
+        const real t810 = t808 * i_29[i];
+        const real t811 = t808 * c_27[i];
+        const real t817 = g_29[i] * g_29[i];
+        const real t818 = REAL_C(1.0) - t817;
+        d_slice_9[i] = t810 * t818;
+        const real t821 = t811 * f_27[i];
+        const real t822 = REAL_C(1.0) - f_27[i];
+        d_add_5[i] = t821 * t822;
+        const real t827 = t809 * i_29[i];
+        const real t828 = REAL_C(1.0) - i_29[i];
+        d_slice_10[i] = t827 * t828;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
@@ -3250,23 +3254,11 @@ static void compute_grads(void)
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
-    for (int i = 0; i < 8192; i++) {
-        const real t810 = d_c_5[i] * i_29[i];
-        const real t817 = g_29[i] * g_29[i];
-        const real t818 = REAL_C(1.0) - t817;
-        d_slice_9[i] = t810 * t818;
-    }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
             d_pad_add_12[512 + i * 1024 + r] += d_slice_9[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
-    for (int i = 0; i < 8192; i++) {
-        const real t811 = d_c_5[i] * c_27[i];
-        const real t821 = t811 * f_27[i];
-        const real t822 = REAL_C(1.0) - f_27[i];
-        d_add_5[i] = t821 * t822;
-    }
     memset(d_sum_9, 0, 256 * sizeof *d_sum_9);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
@@ -3277,12 +3269,6 @@ static void compute_grads(void)
             d_pad_add_13[256 + i * 1024 + r] += d_add_5[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
-    for (int i = 0; i < 8192; i++) {
-        const real t809 = d_c_5[i] * g_29[i];
-        const real t827 = t809 * i_29[i];
-        const real t828 = REAL_C(1.0) - i_29[i];
-        d_slice_10[i] = t827 * t828;
-    }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
             d_z_5[i * 1024 + r] += d_slice_10[i * 256 + r];
@@ -3312,7 +3298,20 @@ static void compute_grads(void)
         const real t840 = tanh_28[i] * tanh_28[i];
         const real t841 = REAL_C(1.0) - t840;
         const real t842 = t839 * t841;
-        d_c_6[i] = t812 + t842;
+        const real t843 = t812 + t842;
+        d_c_6[i] = t843;
+        const real t844 = t843 * g_28[i];
+        const real t845 = t843 * i_28[i];
+        const real t846 = t843 * c_26[i];
+        const real t852 = g_28[i] * g_28[i];
+        const real t853 = REAL_C(1.0) - t852;
+        d_slice_11[i] = t845 * t853;
+        const real t856 = t846 * f_26[i];
+        const real t857 = REAL_C(1.0) - f_26[i];
+        d_add_6[i] = t856 * t857;
+        const real t862 = t844 * i_28[i];
+        const real t863 = REAL_C(1.0) - i_28[i];
+        d_slice_12[i] = t862 * t863;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
@@ -3327,23 +3326,11 @@ static void compute_grads(void)
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
-    for (int i = 0; i < 8192; i++) {
-        const real t845 = d_c_6[i] * i_28[i];
-        const real t852 = g_28[i] * g_28[i];
-        const real t853 = REAL_C(1.0) - t852;
-        d_slice_11[i] = t845 * t853;
-    }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
             d_pad_add_15[512 + i * 1024 + r] += d_slice_11[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
-    for (int i = 0; i < 8192; i++) {
-        const real t846 = d_c_6[i] * c_26[i];
-        const real t856 = t846 * f_26[i];
-        const real t857 = REAL_C(1.0) - f_26[i];
-        d_add_6[i] = t856 * t857;
-    }
     memset(d_sum_11, 0, 256 * sizeof *d_sum_11);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
@@ -3354,12 +3341,6 @@ static void compute_grads(void)
             d_pad_add_16[256 + i * 1024 + r] += d_add_6[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
-    for (int i = 0; i < 8192; i++) {
-        const real t844 = d_c_6[i] * g_28[i];
-        const real t862 = t844 * i_28[i];
-        const real t863 = REAL_C(1.0) - i_28[i];
-        d_slice_12[i] = t862 * t863;
-    }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
             d_z_6[i * 1024 + r] += d_slice_12[i * 256 + r];
@@ -3389,7 +3370,20 @@ static void compute_grads(void)
         const real t875 = tanh_27[i] * tanh_27[i];
         const real t876 = REAL_C(1.0) - t875;
         const real t877 = t874 * t876;
-        d_c_7[i] = t847 + t877;
+        const real t878 = t847 + t877;
+        d_c_7[i] = t878;
+        const real t879 = t878 * g_27[i];
+        const real t880 = t878 * i_27[i];
+        const real t881 = t878 * c_25[i];
+        const real t887 = g_27[i] * g_27[i];
+        const real t888 = REAL_C(1.0) - t887;
+        d_slice_13[i] = t880 * t888;
+        const real t891 = t881 * f_25[i];
+        const real t892 = REAL_C(1.0) - f_25[i];
+        d_add_7[i] = t891 * t892;
+        const real t897 = t879 * i_27[i];
+        const real t898 = REAL_C(1.0) - i_27[i];
+        d_slice_14[i] = t897 * t898;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
@@ -3404,23 +3398,11 @@ static void compute_grads(void)
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
-    for (int i = 0; i < 8192; i++) {
-        const real t880 = d_c_7[i] * i_27[i];
-        const real t887 = g_27[i] * g_27[i];
-        const real t888 = REAL_C(1.0) - t887;
-        d_slice_13[i] = t880 * t888;
-    }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
             d_pad_add_18[512 + i * 1024 + r] += d_slice_13[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
-    for (int i = 0; i < 8192; i++) {
-        const real t881 = d_c_7[i] * c_25[i];
-        const real t891 = t881 * f_25[i];
-        const real t892 = REAL_C(1.0) - f_25[i];
-        d_add_7[i] = t891 * t892;
-    }
     memset(d_sum_13, 0, 256 * sizeof *d_sum_13);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
@@ -3431,12 +3413,6 @@ static void compute_grads(void)
             d_pad_add_19[256 + i * 1024 + r] += d_add_7[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
-    for (int i = 0; i < 8192; i++) {
-        const real t879 = d_c_7[i] * g_27[i];
-        const real t897 = t879 * i_27[i];
-        const real t898 = REAL_C(1.0) - i_27[i];
-        d_slice_14[i] = t897 * t898;
-    }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
             d_z_7[i * 1024 + r] += d_slice_14[i * 256 + r];
@@ -3466,7 +3442,20 @@ static void compute_grads(void)
         const real t910 = tanh_26[i] * tanh_26[i];
         const real t911 = REAL_C(1.0) - t910;
         const real t912 = t909 * t911;
-        d_c_8[i] = t882 + t912;
+        const real t913 = t882 + t912;
+        d_c_8[i] = t913;
+        const real t914 = t913 * g_26[i];
+        const real t915 = t913 * i_26[i];
+        const real t916 = t913 * c_24[i];
+        const real t922 = g_26[i] * g_26[i];
+        const real t923 = REAL_C(1.0) - t922;
+        d_slice_15[i] = t915 * t923;
+        const real t926 = t916 * f_24[i];
+        const real t927 = REAL_C(1.0) - f_24[i];
+        d_add_8[i] = t926 * t927;
+        const real t932 = t914 * i_26[i];
+        const real t933 = REAL_C(1.0) - i_26[i];
+        d_slice_16[i] = t932 * t933;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
@@ -3481,23 +3470,11 @@ static void compute_grads(void)
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
-    for (int i = 0; i < 8192; i++) {
-        const real t915 = d_c_8[i] * i_26[i];
-        const real t922 = g_26[i] * g_26[i];
-        const real t923 = REAL_C(1.0) - t922;
-        d_slice_15[i] = t915 * t923;
-    }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
             d_pad_add_21[512 + i * 1024 + r] += d_slice_15[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
-    for (int i = 0; i < 8192; i++) {
-        const real t916 = d_c_8[i] * c_24[i];
-        const real t926 = t916 * f_24[i];
-        const real t927 = REAL_C(1.0) - f_24[i];
-        d_add_8[i] = t926 * t927;
-    }
     memset(d_sum_15, 0, 256 * sizeof *d_sum_15);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
@@ -3508,12 +3485,6 @@ static void compute_grads(void)
             d_pad_add_22[256 + i * 1024 + r] += d_add_8[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
-    for (int i = 0; i < 8192; i++) {
-        const real t914 = d_c_8[i] * g_26[i];
-        const real t932 = t914 * i_26[i];
-        const real t933 = REAL_C(1.0) - i_26[i];
-        d_slice_16[i] = t932 * t933;
-    }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
             d_z_8[i * 1024 + r] += d_slice_16[i * 256 + r];
@@ -3543,7 +3514,20 @@ static void compute_grads(void)
         const real t945 = tanh_25[i] * tanh_25[i];
         const real t946 = REAL_C(1.0) - t945;
         const real t947 = t944 * t946;
-        d_c_9[i] = t917 + t947;
+        const real t948 = t917 + t947;
+        d_c_9[i] = t948;
+        const real t949 = t948 * g_25[i];
+        const real t950 = t948 * i_25[i];
+        const real t951 = t948 * c_23[i];
+        const real t957 = g_25[i] * g_25[i];
+        const real t958 = REAL_C(1.0) - t957;
+        d_slice_17[i] = t950 * t958;
+        const real t961 = t951 * f_23[i];
+        const real t962 = REAL_C(1.0) - f_23[i];
+        d_add_9[i] = t961 * t962;
+        const real t967 = t949 * i_25[i];
+        const real t968 = REAL_C(1.0) - i_25[i];
+        d_slice_18[i] = t967 * t968;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
@@ -3558,23 +3542,11 @@ static void compute_grads(void)
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
-    for (int i = 0; i < 8192; i++) {
-        const real t950 = d_c_9[i] * i_25[i];
-        const real t957 = g_25[i] * g_25[i];
-        const real t958 = REAL_C(1.0) - t957;
-        d_slice_17[i] = t950 * t958;
-    }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
             d_pad_add_24[512 + i * 1024 + r] += d_slice_17[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
-    for (int i = 0; i < 8192; i++) {
-        const real t951 = d_c_9[i] * c_23[i];
-        const real t961 = t951 * f_23[i];
-        const real t962 = REAL_C(1.0) - f_23[i];
-        d_add_9[i] = t961 * t962;
-    }
     memset(d_sum_17, 0, 256 * sizeof *d_sum_17);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
@@ -3585,12 +3557,6 @@ static void compute_grads(void)
             d_pad_add_25[256 + i * 1024 + r] += d_add_9[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
-    for (int i = 0; i < 8192; i++) {
-        const real t949 = d_c_9[i] * g_25[i];
-        const real t967 = t949 * i_25[i];
-        const real t968 = REAL_C(1.0) - i_25[i];
-        d_slice_18[i] = t967 * t968;
-    }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
             d_z_9[i * 1024 + r] += d_slice_18[i * 256 + r];
@@ -3620,7 +3586,20 @@ static void compute_grads(void)
         const real t980 = tanh_24[i] * tanh_24[i];
         const real t981 = REAL_C(1.0) - t980;
         const real t982 = t979 * t981;
-        d_c_10[i] = t952 + t982;
+        const real t983 = t952 + t982;
+        d_c_10[i] = t983;
+        const real t984 = t983 * g_24[i];
+        const real t985 = t983 * i_24[i];
+        const real t986 = t983 * c_22[i];
+        const real t992 = g_24[i] * g_24[i];
+        const real t993 = REAL_C(1.0) - t992;
+        d_slice_19[i] = t985 * t993;
+        const real t996 = t986 * f_22[i];
+        const real t997 = REAL_C(1.0) - f_22[i];
+        d_add_10[i] = t996 * t997;
+        const real t1002 = t984 * i_24[i];
+        const real t1003 = REAL_C(1.0) - i_24[i];
+        d_slice_20[i] = t1002 * t1003;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
@@ -3635,23 +3614,11 @@ static void compute_grads(void)
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
-    for (int i = 0; i < 8192; i++) {
-        const real t985 = d_c_10[i] * i_24[i];
-        const real t992 = g_24[i] * g_24[i];
-        const real t993 = REAL_C(1.0) - t992;
-        d_slice_19[i] = t985 * t993;
-    }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
             d_pad_add_27[512 + i * 1024 + r] += d_slice_19[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
-    for (int i = 0; i < 8192; i++) {
-        const real t986 = d_c_10[i] * c_22[i];
-        const real t996 = t986 * f_22[i];
-        const real t997 = REAL_C(1.0) - f_22[i];
-        d_add_10[i] = t996 * t997;
-    }
     memset(d_sum_19, 0, 256 * sizeof *d_sum_19);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
@@ -3662,12 +3629,6 @@ static void compute_grads(void)
             d_pad_add_28[256 + i * 1024 + r] += d_add_10[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
-    for (int i = 0; i < 8192; i++) {
-        const real t984 = d_c_10[i] * g_24[i];
-        const real t1002 = t984 * i_24[i];
-        const real t1003 = REAL_C(1.0) - i_24[i];
-        d_slice_20[i] = t1002 * t1003;
-    }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
             d_z_10[i * 1024 + r] += d_slice_20[i * 256 + r];
@@ -3697,7 +3658,20 @@ static void compute_grads(void)
         const real t1015 = tanh_23[i] * tanh_23[i];
         const real t1016 = REAL_C(1.0) - t1015;
         const real t1017 = t1014 * t1016;
-        d_c_11[i] = t987 + t1017;
+        const real t1018 = t987 + t1017;
+        d_c_11[i] = t1018;
+        const real t1019 = t1018 * g_23[i];
+        const real t1020 = t1018 * i_23[i];
+        const real t1021 = t1018 * c_21[i];
+        const real t1027 = g_23[i] * g_23[i];
+        const real t1028 = REAL_C(1.0) - t1027;
+        d_slice_21[i] = t1020 * t1028;
+        const real t1031 = t1021 * f_21[i];
+        const real t1032 = REAL_C(1.0) - f_21[i];
+        d_add_11[i] = t1031 * t1032;
+        const real t1037 = t1019 * i_23[i];
+        const real t1038 = REAL_C(1.0) - i_23[i];
+        d_slice_22[i] = t1037 * t1038;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
@@ -3712,23 +3686,11 @@ static void compute_grads(void)
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
-    for (int i = 0; i < 8192; i++) {
-        const real t1020 = d_c_11[i] * i_23[i];
-        const real t1027 = g_23[i] * g_23[i];
-        const real t1028 = REAL_C(1.0) - t1027;
-        d_slice_21[i] = t1020 * t1028;
-    }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
             d_pad_add_30[512 + i * 1024 + r] += d_slice_21[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
-    for (int i = 0; i < 8192; i++) {
-        const real t1021 = d_c_11[i] * c_21[i];
-        const real t1031 = t1021 * f_21[i];
-        const real t1032 = REAL_C(1.0) - f_21[i];
-        d_add_11[i] = t1031 * t1032;
-    }
     memset(d_sum_21, 0, 256 * sizeof *d_sum_21);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
@@ -3739,12 +3701,6 @@ static void compute_grads(void)
             d_pad_add_31[256 + i * 1024 + r] += d_add_11[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
-    for (int i = 0; i < 8192; i++) {
-        const real t1019 = d_c_11[i] * g_23[i];
-        const real t1037 = t1019 * i_23[i];
-        const real t1038 = REAL_C(1.0) - i_23[i];
-        d_slice_22[i] = t1037 * t1038;
-    }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
             d_z_11[i * 1024 + r] += d_slice_22[i * 256 + r];
@@ -3774,7 +3730,20 @@ static void compute_grads(void)
         const real t1050 = tanh_22[i] * tanh_22[i];
         const real t1051 = REAL_C(1.0) - t1050;
         const real t1052 = t1049 * t1051;
-        d_c_12[i] = t1022 + t1052;
+        const real t1053 = t1022 + t1052;
+        d_c_12[i] = t1053;
+        const real t1054 = t1053 * g_22[i];
+        const real t1055 = t1053 * i_22[i];
+        const real t1056 = t1053 * c_20[i];
+        const real t1062 = g_22[i] * g_22[i];
+        const real t1063 = REAL_C(1.0) - t1062;
+        d_slice_23[i] = t1055 * t1063;
+        const real t1066 = t1056 * f_20[i];
+        const real t1067 = REAL_C(1.0) - f_20[i];
+        d_add_12[i] = t1066 * t1067;
+        const real t1072 = t1054 * i_22[i];
+        const real t1073 = REAL_C(1.0) - i_22[i];
+        d_slice_24[i] = t1072 * t1073;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
@@ -3789,23 +3758,11 @@ static void compute_grads(void)
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
-    for (int i = 0; i < 8192; i++) {
-        const real t1055 = d_c_12[i] * i_22[i];
-        const real t1062 = g_22[i] * g_22[i];
-        const real t1063 = REAL_C(1.0) - t1062;
-        d_slice_23[i] = t1055 * t1063;
-    }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
             d_pad_add_33[512 + i * 1024 + r] += d_slice_23[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
-    for (int i = 0; i < 8192; i++) {
-        const real t1056 = d_c_12[i] * c_20[i];
-        const real t1066 = t1056 * f_20[i];
-        const real t1067 = REAL_C(1.0) - f_20[i];
-        d_add_12[i] = t1066 * t1067;
-    }
     memset(d_sum_23, 0, 256 * sizeof *d_sum_23);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
@@ -3816,12 +3773,6 @@ static void compute_grads(void)
             d_pad_add_34[256 + i * 1024 + r] += d_add_12[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
-    for (int i = 0; i < 8192; i++) {
-        const real t1054 = d_c_12[i] * g_22[i];
-        const real t1072 = t1054 * i_22[i];
-        const real t1073 = REAL_C(1.0) - i_22[i];
-        d_slice_24[i] = t1072 * t1073;
-    }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
             d_z_12[i * 1024 + r] += d_slice_24[i * 256 + r];
@@ -3851,7 +3802,20 @@ static void compute_grads(void)
         const real t1085 = tanh_21[i] * tanh_21[i];
         const real t1086 = REAL_C(1.0) - t1085;
         const real t1087 = t1084 * t1086;
-        d_c_13[i] = t1057 + t1087;
+        const real t1088 = t1057 + t1087;
+        d_c_13[i] = t1088;
+        const real t1089 = t1088 * g_21[i];
+        const real t1090 = t1088 * i_21[i];
+        const real t1091 = t1088 * c_19[i];
+        const real t1097 = g_21[i] * g_21[i];
+        const real t1098 = REAL_C(1.0) - t1097;
+        d_slice_25[i] = t1090 * t1098;
+        const real t1101 = t1091 * f_19[i];
+        const real t1102 = REAL_C(1.0) - f_19[i];
+        d_add_13[i] = t1101 * t1102;
+        const real t1107 = t1089 * i_21[i];
+        const real t1108 = REAL_C(1.0) - i_21[i];
+        d_slice_26[i] = t1107 * t1108;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
@@ -3866,23 +3830,11 @@ static void compute_grads(void)
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
-    for (int i = 0; i < 8192; i++) {
-        const real t1090 = d_c_13[i] * i_21[i];
-        const real t1097 = g_21[i] * g_21[i];
-        const real t1098 = REAL_C(1.0) - t1097;
-        d_slice_25[i] = t1090 * t1098;
-    }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
             d_pad_add_36[512 + i * 1024 + r] += d_slice_25[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
-    for (int i = 0; i < 8192; i++) {
-        const real t1091 = d_c_13[i] * c_19[i];
-        const real t1101 = t1091 * f_19[i];
-        const real t1102 = REAL_C(1.0) - f_19[i];
-        d_add_13[i] = t1101 * t1102;
-    }
     memset(d_sum_25, 0, 256 * sizeof *d_sum_25);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
@@ -3893,12 +3845,6 @@ static void compute_grads(void)
             d_pad_add_37[256 + i * 1024 + r] += d_add_13[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
-    for (int i = 0; i < 8192; i++) {
-        const real t1089 = d_c_13[i] * g_21[i];
-        const real t1107 = t1089 * i_21[i];
-        const real t1108 = REAL_C(1.0) - i_21[i];
-        d_slice_26[i] = t1107 * t1108;
-    }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
             d_z_13[i * 1024 + r] += d_slice_26[i * 256 + r];
@@ -3928,7 +3874,20 @@ static void compute_grads(void)
         const real t1120 = tanh_20[i] * tanh_20[i];
         const real t1121 = REAL_C(1.0) - t1120;
         const real t1122 = t1119 * t1121;
-        d_c_14[i] = t1092 + t1122;
+        const real t1123 = t1092 + t1122;
+        d_c_14[i] = t1123;
+        const real t1124 = t1123 * g_20[i];
+        const real t1125 = t1123 * i_20[i];
+        const real t1126 = t1123 * c_18[i];
+        const real t1132 = g_20[i] * g_20[i];
+        const real t1133 = REAL_C(1.0) - t1132;
+        d_slice_27[i] = t1125 * t1133;
+        const real t1136 = t1126 * f_18[i];
+        const real t1137 = REAL_C(1.0) - f_18[i];
+        d_add_14[i] = t1136 * t1137;
+        const real t1142 = t1124 * i_20[i];
+        const real t1143 = REAL_C(1.0) - i_20[i];
+        d_slice_28[i] = t1142 * t1143;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
@@ -3943,23 +3902,11 @@ static void compute_grads(void)
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
-    for (int i = 0; i < 8192; i++) {
-        const real t1125 = d_c_14[i] * i_20[i];
-        const real t1132 = g_20[i] * g_20[i];
-        const real t1133 = REAL_C(1.0) - t1132;
-        d_slice_27[i] = t1125 * t1133;
-    }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
             d_pad_add_39[512 + i * 1024 + r] += d_slice_27[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
-    for (int i = 0; i < 8192; i++) {
-        const real t1126 = d_c_14[i] * c_18[i];
-        const real t1136 = t1126 * f_18[i];
-        const real t1137 = REAL_C(1.0) - f_18[i];
-        d_add_14[i] = t1136 * t1137;
-    }
     memset(d_sum_27, 0, 256 * sizeof *d_sum_27);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
@@ -3970,12 +3917,6 @@ static void compute_grads(void)
             d_pad_add_40[256 + i * 1024 + r] += d_add_14[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
-    for (int i = 0; i < 8192; i++) {
-        const real t1124 = d_c_14[i] * g_20[i];
-        const real t1142 = t1124 * i_20[i];
-        const real t1143 = REAL_C(1.0) - i_20[i];
-        d_slice_28[i] = t1142 * t1143;
-    }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
             d_z_14[i * 1024 + r] += d_slice_28[i * 256 + r];
@@ -4005,7 +3946,20 @@ static void compute_grads(void)
         const real t1155 = tanh_19[i] * tanh_19[i];
         const real t1156 = REAL_C(1.0) - t1155;
         const real t1157 = t1154 * t1156;
-        d_c_15[i] = t1127 + t1157;
+        const real t1158 = t1127 + t1157;
+        d_c_15[i] = t1158;
+        const real t1159 = t1158 * g_19[i];
+        const real t1160 = t1158 * i_19[i];
+        const real t1161 = t1158 * c_17[i];
+        const real t1167 = g_19[i] * g_19[i];
+        const real t1168 = REAL_C(1.0) - t1167;
+        d_slice_29[i] = t1160 * t1168;
+        const real t1171 = t1161 * f_17[i];
+        const real t1172 = REAL_C(1.0) - f_17[i];
+        d_add_15[i] = t1171 * t1172;
+        const real t1177 = t1159 * i_19[i];
+        const real t1178 = REAL_C(1.0) - i_19[i];
+        d_slice_30[i] = t1177 * t1178;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
@@ -4020,23 +3974,11 @@ static void compute_grads(void)
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
-    for (int i = 0; i < 8192; i++) {
-        const real t1160 = d_c_15[i] * i_19[i];
-        const real t1167 = g_19[i] * g_19[i];
-        const real t1168 = REAL_C(1.0) - t1167;
-        d_slice_29[i] = t1160 * t1168;
-    }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
             d_pad_add_42[512 + i * 1024 + r] += d_slice_29[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
-    for (int i = 0; i < 8192; i++) {
-        const real t1161 = d_c_15[i] * c_17[i];
-        const real t1171 = t1161 * f_17[i];
-        const real t1172 = REAL_C(1.0) - f_17[i];
-        d_add_15[i] = t1171 * t1172;
-    }
     memset(d_sum_29, 0, 256 * sizeof *d_sum_29);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
@@ -4047,12 +3989,6 @@ static void compute_grads(void)
             d_pad_add_43[256 + i * 1024 + r] += d_add_15[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
-    for (int i = 0; i < 8192; i++) {
-        const real t1159 = d_c_15[i] * g_19[i];
-        const real t1177 = t1159 * i_19[i];
-        const real t1178 = REAL_C(1.0) - i_19[i];
-        d_slice_30[i] = t1177 * t1178;
-    }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
             d_z_15[i * 1024 + r] += d_slice_30[i * 256 + r];
@@ -4082,7 +4018,20 @@ static void compute_grads(void)
         const real t1190 = tanh_18[i] * tanh_18[i];
         const real t1191 = REAL_C(1.0) - t1190;
         const real t1192 = t1189 * t1191;
-        d_c_16[i] = t1162 + t1192;
+        const real t1193 = t1162 + t1192;
+        d_c_16[i] = t1193;
+        const real t1194 = t1193 * g_18[i];
+        const real t1195 = t1193 * i_18[i];
+        const real t1196 = t1193 * c_16[i];
+        const real t1202 = g_18[i] * g_18[i];
+        const real t1203 = REAL_C(1.0) - t1202;
+        d_slice_31[i] = t1195 * t1203;
+        const real t1206 = t1196 * f_16[i];
+        const real t1207 = REAL_C(1.0) - f_16[i];
+        d_add_16[i] = t1206 * t1207;
+        const real t1212 = t1194 * i_18[i];
+        const real t1213 = REAL_C(1.0) - i_18[i];
+        d_slice_32[i] = t1212 * t1213;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
@@ -4097,23 +4046,11 @@ static void compute_grads(void)
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
-    for (int i = 0; i < 8192; i++) {
-        const real t1195 = d_c_16[i] * i_18[i];
-        const real t1202 = g_18[i] * g_18[i];
-        const real t1203 = REAL_C(1.0) - t1202;
-        d_slice_31[i] = t1195 * t1203;
-    }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
             d_pad_add_45[512 + i * 1024 + r] += d_slice_31[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
-    for (int i = 0; i < 8192; i++) {
-        const real t1196 = d_c_16[i] * c_16[i];
-        const real t1206 = t1196 * f_16[i];
-        const real t1207 = REAL_C(1.0) - f_16[i];
-        d_add_16[i] = t1206 * t1207;
-    }
     memset(d_sum_31, 0, 256 * sizeof *d_sum_31);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
@@ -4124,12 +4061,6 @@ static void compute_grads(void)
             d_pad_add_46[256 + i * 1024 + r] += d_add_16[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
-    for (int i = 0; i < 8192; i++) {
-        const real t1194 = d_c_16[i] * g_18[i];
-        const real t1212 = t1194 * i_18[i];
-        const real t1213 = REAL_C(1.0) - i_18[i];
-        d_slice_32[i] = t1212 * t1213;
-    }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
             d_z_16[i * 1024 + r] += d_slice_32[i * 256 + r];
@@ -4159,7 +4090,20 @@ static void compute_grads(void)
         const real t1225 = tanh_17[i] * tanh_17[i];
         const real t1226 = REAL_C(1.0) - t1225;
         const real t1227 = t1224 * t1226;
-        d_c_17[i] = t1197 + t1227;
+        const real t1228 = t1197 + t1227;
+        d_c_17[i] = t1228;
+        const real t1229 = t1228 * g_17[i];
+        const real t1230 = t1228 * i_17[i];
+        const real t1231 = t1228 * c_15[i];
+        const real t1237 = g_17[i] * g_17[i];
+        const real t1238 = REAL_C(1.0) - t1237;
+        d_slice_33[i] = t1230 * t1238;
+        const real t1241 = t1231 * f_15[i];
+        const real t1242 = REAL_C(1.0) - f_15[i];
+        d_add_17[i] = t1241 * t1242;
+        const real t1247 = t1229 * i_17[i];
+        const real t1248 = REAL_C(1.0) - i_17[i];
+        d_slice_34[i] = t1247 * t1248;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
@@ -4174,23 +4118,11 @@ static void compute_grads(void)
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
-    for (int i = 0; i < 8192; i++) {
-        const real t1230 = d_c_17[i] * i_17[i];
-        const real t1237 = g_17[i] * g_17[i];
-        const real t1238 = REAL_C(1.0) - t1237;
-        d_slice_33[i] = t1230 * t1238;
-    }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
             d_pad_add_48[512 + i * 1024 + r] += d_slice_33[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
-    for (int i = 0; i < 8192; i++) {
-        const real t1231 = d_c_17[i] * c_15[i];
-        const real t1241 = t1231 * f_15[i];
-        const real t1242 = REAL_C(1.0) - f_15[i];
-        d_add_17[i] = t1241 * t1242;
-    }
     memset(d_sum_33, 0, 256 * sizeof *d_sum_33);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
@@ -4201,12 +4133,6 @@ static void compute_grads(void)
             d_pad_add_49[256 + i * 1024 + r] += d_add_17[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
-    for (int i = 0; i < 8192; i++) {
-        const real t1229 = d_c_17[i] * g_17[i];
-        const real t1247 = t1229 * i_17[i];
-        const real t1248 = REAL_C(1.0) - i_17[i];
-        d_slice_34[i] = t1247 * t1248;
-    }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
             d_z_17[i * 1024 + r] += d_slice_34[i * 256 + r];
@@ -4236,7 +4162,20 @@ static void compute_grads(void)
         const real t1260 = tanh_16[i] * tanh_16[i];
         const real t1261 = REAL_C(1.0) - t1260;
         const real t1262 = t1259 * t1261;
-        d_c_18[i] = t1232 + t1262;
+        const real t1263 = t1232 + t1262;
+        d_c_18[i] = t1263;
+        const real t1264 = t1263 * g_16[i];
+        const real t1265 = t1263 * i_16[i];
+        const real t1266 = t1263 * c_14[i];
+        const real t1272 = g_16[i] * g_16[i];
+        const real t1273 = REAL_C(1.0) - t1272;
+        d_slice_35[i] = t1265 * t1273;
+        const real t1276 = t1266 * f_14[i];
+        const real t1277 = REAL_C(1.0) - f_14[i];
+        d_add_18[i] = t1276 * t1277;
+        const real t1282 = t1264 * i_16[i];
+        const real t1283 = REAL_C(1.0) - i_16[i];
+        d_slice_36[i] = t1282 * t1283;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
@@ -4251,23 +4190,11 @@ static void compute_grads(void)
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
-    for (int i = 0; i < 8192; i++) {
-        const real t1265 = d_c_18[i] * i_16[i];
-        const real t1272 = g_16[i] * g_16[i];
-        const real t1273 = REAL_C(1.0) - t1272;
-        d_slice_35[i] = t1265 * t1273;
-    }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
             d_pad_add_51[512 + i * 1024 + r] += d_slice_35[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
-    for (int i = 0; i < 8192; i++) {
-        const real t1266 = d_c_18[i] * c_14[i];
-        const real t1276 = t1266 * f_14[i];
-        const real t1277 = REAL_C(1.0) - f_14[i];
-        d_add_18[i] = t1276 * t1277;
-    }
     memset(d_sum_35, 0, 256 * sizeof *d_sum_35);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
@@ -4278,12 +4205,6 @@ static void compute_grads(void)
             d_pad_add_52[256 + i * 1024 + r] += d_add_18[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
-    for (int i = 0; i < 8192; i++) {
-        const real t1264 = d_c_18[i] * g_16[i];
-        const real t1282 = t1264 * i_16[i];
-        const real t1283 = REAL_C(1.0) - i_16[i];
-        d_slice_36[i] = t1282 * t1283;
-    }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
             d_z_18[i * 1024 + r] += d_slice_36[i * 256 + r];
@@ -4313,7 +4234,20 @@ static void compute_grads(void)
         const real t1295 = tanh_15[i] * tanh_15[i];
         const real t1296 = REAL_C(1.0) - t1295;
         const real t1297 = t1294 * t1296;
-        d_c_19[i] = t1267 + t1297;
+        const real t1298 = t1267 + t1297;
+        d_c_19[i] = t1298;
+        const real t1299 = t1298 * g_15[i];
+        const real t1300 = t1298 * i_15[i];
+        const real t1301 = t1298 * c_13[i];
+        const real t1307 = g_15[i] * g_15[i];
+        const real t1308 = REAL_C(1.0) - t1307;
+        d_slice_37[i] = t1300 * t1308;
+        const real t1311 = t1301 * f_13[i];
+        const real t1312 = REAL_C(1.0) - f_13[i];
+        d_add_19[i] = t1311 * t1312;
+        const real t1317 = t1299 * i_15[i];
+        const real t1318 = REAL_C(1.0) - i_15[i];
+        d_slice_38[i] = t1317 * t1318;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
@@ -4328,23 +4262,11 @@ static void compute_grads(void)
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
-    for (int i = 0; i < 8192; i++) {
-        const real t1300 = d_c_19[i] * i_15[i];
-        const real t1307 = g_15[i] * g_15[i];
-        const real t1308 = REAL_C(1.0) - t1307;
-        d_slice_37[i] = t1300 * t1308;
-    }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
             d_pad_add_54[512 + i * 1024 + r] += d_slice_37[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
-    for (int i = 0; i < 8192; i++) {
-        const real t1301 = d_c_19[i] * c_13[i];
-        const real t1311 = t1301 * f_13[i];
-        const real t1312 = REAL_C(1.0) - f_13[i];
-        d_add_19[i] = t1311 * t1312;
-    }
     memset(d_sum_37, 0, 256 * sizeof *d_sum_37);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
@@ -4355,12 +4277,6 @@ static void compute_grads(void)
             d_pad_add_55[256 + i * 1024 + r] += d_add_19[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
-    for (int i = 0; i < 8192; i++) {
-        const real t1299 = d_c_19[i] * g_15[i];
-        const real t1317 = t1299 * i_15[i];
-        const real t1318 = REAL_C(1.0) - i_15[i];
-        d_slice_38[i] = t1317 * t1318;
-    }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
             d_z_19[i * 1024 + r] += d_slice_38[i * 256 + r];
@@ -4390,7 +4306,20 @@ static void compute_grads(void)
         const real t1330 = tanh_14[i] * tanh_14[i];
         const real t1331 = REAL_C(1.0) - t1330;
         const real t1332 = t1329 * t1331;
-        d_c_20[i] = t1302 + t1332;
+        const real t1333 = t1302 + t1332;
+        d_c_20[i] = t1333;
+        const real t1334 = t1333 * g_14[i];
+        const real t1335 = t1333 * i_14[i];
+        const real t1336 = t1333 * c_12[i];
+        const real t1342 = g_14[i] * g_14[i];
+        const real t1343 = REAL_C(1.0) - t1342;
+        d_slice_39[i] = t1335 * t1343;
+        const real t1346 = t1336 * f_12[i];
+        const real t1347 = REAL_C(1.0) - f_12[i];
+        d_add_20[i] = t1346 * t1347;
+        const real t1352 = t1334 * i_14[i];
+        const real t1353 = REAL_C(1.0) - i_14[i];
+        d_slice_40[i] = t1352 * t1353;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
@@ -4405,23 +4334,11 @@ static void compute_grads(void)
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
-    for (int i = 0; i < 8192; i++) {
-        const real t1335 = d_c_20[i] * i_14[i];
-        const real t1342 = g_14[i] * g_14[i];
-        const real t1343 = REAL_C(1.0) - t1342;
-        d_slice_39[i] = t1335 * t1343;
-    }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
             d_pad_add_57[512 + i * 1024 + r] += d_slice_39[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
-    for (int i = 0; i < 8192; i++) {
-        const real t1336 = d_c_20[i] * c_12[i];
-        const real t1346 = t1336 * f_12[i];
-        const real t1347 = REAL_C(1.0) - f_12[i];
-        d_add_20[i] = t1346 * t1347;
-    }
     memset(d_sum_39, 0, 256 * sizeof *d_sum_39);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
@@ -4432,12 +4349,6 @@ static void compute_grads(void)
             d_pad_add_58[256 + i * 1024 + r] += d_add_20[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
-    for (int i = 0; i < 8192; i++) {
-        const real t1334 = d_c_20[i] * g_14[i];
-        const real t1352 = t1334 * i_14[i];
-        const real t1353 = REAL_C(1.0) - i_14[i];
-        d_slice_40[i] = t1352 * t1353;
-    }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
             d_z_20[i * 1024 + r] += d_slice_40[i * 256 + r];
@@ -4467,7 +4378,20 @@ static void compute_grads(void)
         const real t1365 = tanh_13[i] * tanh_13[i];
         const real t1366 = REAL_C(1.0) - t1365;
         const real t1367 = t1364 * t1366;
-        d_c_21[i] = t1337 + t1367;
+        const real t1368 = t1337 + t1367;
+        d_c_21[i] = t1368;
+        const real t1369 = t1368 * g_13[i];
+        const real t1370 = t1368 * i_13[i];
+        const real t1371 = t1368 * c_11[i];
+        const real t1377 = g_13[i] * g_13[i];
+        const real t1378 = REAL_C(1.0) - t1377;
+        d_slice_41[i] = t1370 * t1378;
+        const real t1381 = t1371 * f_11[i];
+        const real t1382 = REAL_C(1.0) - f_11[i];
+        d_add_21[i] = t1381 * t1382;
+        const real t1387 = t1369 * i_13[i];
+        const real t1388 = REAL_C(1.0) - i_13[i];
+        d_slice_42[i] = t1387 * t1388;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
@@ -4482,23 +4406,11 @@ static void compute_grads(void)
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
-    for (int i = 0; i < 8192; i++) {
-        const real t1370 = d_c_21[i] * i_13[i];
-        const real t1377 = g_13[i] * g_13[i];
-        const real t1378 = REAL_C(1.0) - t1377;
-        d_slice_41[i] = t1370 * t1378;
-    }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
             d_pad_add_60[512 + i * 1024 + r] += d_slice_41[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
-    for (int i = 0; i < 8192; i++) {
-        const real t1371 = d_c_21[i] * c_11[i];
-        const real t1381 = t1371 * f_11[i];
-        const real t1382 = REAL_C(1.0) - f_11[i];
-        d_add_21[i] = t1381 * t1382;
-    }
     memset(d_sum_41, 0, 256 * sizeof *d_sum_41);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
@@ -4509,12 +4421,6 @@ static void compute_grads(void)
             d_pad_add_61[256 + i * 1024 + r] += d_add_21[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
-    for (int i = 0; i < 8192; i++) {
-        const real t1369 = d_c_21[i] * g_13[i];
-        const real t1387 = t1369 * i_13[i];
-        const real t1388 = REAL_C(1.0) - i_13[i];
-        d_slice_42[i] = t1387 * t1388;
-    }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
             d_z_21[i * 1024 + r] += d_slice_42[i * 256 + r];
@@ -4544,7 +4450,20 @@ static void compute_grads(void)
         const real t1400 = tanh_12[i] * tanh_12[i];
         const real t1401 = REAL_C(1.0) - t1400;
         const real t1402 = t1399 * t1401;
-        d_c_22[i] = t1372 + t1402;
+        const real t1403 = t1372 + t1402;
+        d_c_22[i] = t1403;
+        const real t1404 = t1403 * g_12[i];
+        const real t1405 = t1403 * i_12[i];
+        const real t1406 = t1403 * c_10[i];
+        const real t1412 = g_12[i] * g_12[i];
+        const real t1413 = REAL_C(1.0) - t1412;
+        d_slice_43[i] = t1405 * t1413;
+        const real t1416 = t1406 * f_10[i];
+        const real t1417 = REAL_C(1.0) - f_10[i];
+        d_add_22[i] = t1416 * t1417;
+        const real t1422 = t1404 * i_12[i];
+        const real t1423 = REAL_C(1.0) - i_12[i];
+        d_slice_44[i] = t1422 * t1423;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
@@ -4559,23 +4478,11 @@ static void compute_grads(void)
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
-    for (int i = 0; i < 8192; i++) {
-        const real t1405 = d_c_22[i] * i_12[i];
-        const real t1412 = g_12[i] * g_12[i];
-        const real t1413 = REAL_C(1.0) - t1412;
-        d_slice_43[i] = t1405 * t1413;
-    }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
             d_pad_add_63[512 + i * 1024 + r] += d_slice_43[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
-    for (int i = 0; i < 8192; i++) {
-        const real t1406 = d_c_22[i] * c_10[i];
-        const real t1416 = t1406 * f_10[i];
-        const real t1417 = REAL_C(1.0) - f_10[i];
-        d_add_22[i] = t1416 * t1417;
-    }
     memset(d_sum_43, 0, 256 * sizeof *d_sum_43);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
@@ -4586,12 +4493,6 @@ static void compute_grads(void)
             d_pad_add_64[256 + i * 1024 + r] += d_add_22[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
-    for (int i = 0; i < 8192; i++) {
-        const real t1404 = d_c_22[i] * g_12[i];
-        const real t1422 = t1404 * i_12[i];
-        const real t1423 = REAL_C(1.0) - i_12[i];
-        d_slice_44[i] = t1422 * t1423;
-    }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
             d_z_22[i * 1024 + r] += d_slice_44[i * 256 + r];
@@ -4621,7 +4522,20 @@ static void compute_grads(void)
         const real t1435 = tanh_11[i] * tanh_11[i];
         const real t1436 = REAL_C(1.0) - t1435;
         const real t1437 = t1434 * t1436;
-        d_c_23[i] = t1407 + t1437;
+        const real t1438 = t1407 + t1437;
+        d_c_23[i] = t1438;
+        const real t1439 = t1438 * g_11[i];
+        const real t1440 = t1438 * i_11[i];
+        const real t1441 = t1438 * c_9[i];
+        const real t1447 = g_11[i] * g_11[i];
+        const real t1448 = REAL_C(1.0) - t1447;
+        d_slice_45[i] = t1440 * t1448;
+        const real t1451 = t1441 * f_9[i];
+        const real t1452 = REAL_C(1.0) - f_9[i];
+        d_add_23[i] = t1451 * t1452;
+        const real t1457 = t1439 * i_11[i];
+        const real t1458 = REAL_C(1.0) - i_11[i];
+        d_slice_46[i] = t1457 * t1458;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
@@ -4636,23 +4550,11 @@ static void compute_grads(void)
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
-    for (int i = 0; i < 8192; i++) {
-        const real t1440 = d_c_23[i] * i_11[i];
-        const real t1447 = g_11[i] * g_11[i];
-        const real t1448 = REAL_C(1.0) - t1447;
-        d_slice_45[i] = t1440 * t1448;
-    }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
             d_pad_add_66[512 + i * 1024 + r] += d_slice_45[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
-    for (int i = 0; i < 8192; i++) {
-        const real t1441 = d_c_23[i] * c_9[i];
-        const real t1451 = t1441 * f_9[i];
-        const real t1452 = REAL_C(1.0) - f_9[i];
-        d_add_23[i] = t1451 * t1452;
-    }
     memset(d_sum_45, 0, 256 * sizeof *d_sum_45);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
@@ -4663,12 +4565,6 @@ static void compute_grads(void)
             d_pad_add_67[256 + i * 1024 + r] += d_add_23[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
-    for (int i = 0; i < 8192; i++) {
-        const real t1439 = d_c_23[i] * g_11[i];
-        const real t1457 = t1439 * i_11[i];
-        const real t1458 = REAL_C(1.0) - i_11[i];
-        d_slice_46[i] = t1457 * t1458;
-    }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
             d_z_23[i * 1024 + r] += d_slice_46[i * 256 + r];
@@ -4698,7 +4594,20 @@ static void compute_grads(void)
         const real t1470 = tanh_10[i] * tanh_10[i];
         const real t1471 = REAL_C(1.0) - t1470;
         const real t1472 = t1469 * t1471;
-        d_c_24[i] = t1442 + t1472;
+        const real t1473 = t1442 + t1472;
+        d_c_24[i] = t1473;
+        const real t1474 = t1473 * g_10[i];
+        const real t1475 = t1473 * i_10[i];
+        const real t1476 = t1473 * c_8[i];
+        const real t1482 = g_10[i] * g_10[i];
+        const real t1483 = REAL_C(1.0) - t1482;
+        d_slice_47[i] = t1475 * t1483;
+        const real t1486 = t1476 * f_8[i];
+        const real t1487 = REAL_C(1.0) - f_8[i];
+        d_add_24[i] = t1486 * t1487;
+        const real t1492 = t1474 * i_10[i];
+        const real t1493 = REAL_C(1.0) - i_10[i];
+        d_slice_48[i] = t1492 * t1493;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
@@ -4713,23 +4622,11 @@ static void compute_grads(void)
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
-    for (int i = 0; i < 8192; i++) {
-        const real t1475 = d_c_24[i] * i_10[i];
-        const real t1482 = g_10[i] * g_10[i];
-        const real t1483 = REAL_C(1.0) - t1482;
-        d_slice_47[i] = t1475 * t1483;
-    }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
             d_pad_add_69[512 + i * 1024 + r] += d_slice_47[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
-    for (int i = 0; i < 8192; i++) {
-        const real t1476 = d_c_24[i] * c_8[i];
-        const real t1486 = t1476 * f_8[i];
-        const real t1487 = REAL_C(1.0) - f_8[i];
-        d_add_24[i] = t1486 * t1487;
-    }
     memset(d_sum_47, 0, 256 * sizeof *d_sum_47);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
@@ -4740,12 +4637,6 @@ static void compute_grads(void)
             d_pad_add_70[256 + i * 1024 + r] += d_add_24[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
-    for (int i = 0; i < 8192; i++) {
-        const real t1474 = d_c_24[i] * g_10[i];
-        const real t1492 = t1474 * i_10[i];
-        const real t1493 = REAL_C(1.0) - i_10[i];
-        d_slice_48[i] = t1492 * t1493;
-    }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
             d_z_24[i * 1024 + r] += d_slice_48[i * 256 + r];
@@ -4775,7 +4666,20 @@ static void compute_grads(void)
         const real t1505 = tanh_9[i] * tanh_9[i];
         const real t1506 = REAL_C(1.0) - t1505;
         const real t1507 = t1504 * t1506;
-        d_c_25[i] = t1477 + t1507;
+        const real t1508 = t1477 + t1507;
+        d_c_25[i] = t1508;
+        const real t1509 = t1508 * g_9[i];
+        const real t1510 = t1508 * i_9[i];
+        const real t1511 = t1508 * c_7[i];
+        const real t1517 = g_9[i] * g_9[i];
+        const real t1518 = REAL_C(1.0) - t1517;
+        d_slice_49[i] = t1510 * t1518;
+        const real t1521 = t1511 * f_7[i];
+        const real t1522 = REAL_C(1.0) - f_7[i];
+        d_add_25[i] = t1521 * t1522;
+        const real t1527 = t1509 * i_9[i];
+        const real t1528 = REAL_C(1.0) - i_9[i];
+        d_slice_50[i] = t1527 * t1528;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
@@ -4790,23 +4694,11 @@ static void compute_grads(void)
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
-    for (int i = 0; i < 8192; i++) {
-        const real t1510 = d_c_25[i] * i_9[i];
-        const real t1517 = g_9[i] * g_9[i];
-        const real t1518 = REAL_C(1.0) - t1517;
-        d_slice_49[i] = t1510 * t1518;
-    }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
             d_pad_add_72[512 + i * 1024 + r] += d_slice_49[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
-    for (int i = 0; i < 8192; i++) {
-        const real t1511 = d_c_25[i] * c_7[i];
-        const real t1521 = t1511 * f_7[i];
-        const real t1522 = REAL_C(1.0) - f_7[i];
-        d_add_25[i] = t1521 * t1522;
-    }
     memset(d_sum_49, 0, 256 * sizeof *d_sum_49);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
@@ -4817,12 +4709,6 @@ static void compute_grads(void)
             d_pad_add_73[256 + i * 1024 + r] += d_add_25[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
-    for (int i = 0; i < 8192; i++) {
-        const real t1509 = d_c_25[i] * g_9[i];
-        const real t1527 = t1509 * i_9[i];
-        const real t1528 = REAL_C(1.0) - i_9[i];
-        d_slice_50[i] = t1527 * t1528;
-    }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
             d_z_25[i * 1024 + r] += d_slice_50[i * 256 + r];
@@ -4852,7 +4738,20 @@ static void compute_grads(void)
         const real t1540 = tanh_8[i] * tanh_8[i];
         const real t1541 = REAL_C(1.0) - t1540;
         const real t1542 = t1539 * t1541;
-        d_c_26[i] = t1512 + t1542;
+        const real t1543 = t1512 + t1542;
+        d_c_26[i] = t1543;
+        const real t1544 = t1543 * g_8[i];
+        const real t1545 = t1543 * i_8[i];
+        const real t1546 = t1543 * c_6[i];
+        const real t1552 = g_8[i] * g_8[i];
+        const real t1553 = REAL_C(1.0) - t1552;
+        d_slice_51[i] = t1545 * t1553;
+        const real t1556 = t1546 * f_6[i];
+        const real t1557 = REAL_C(1.0) - f_6[i];
+        d_add_26[i] = t1556 * t1557;
+        const real t1562 = t1544 * i_8[i];
+        const real t1563 = REAL_C(1.0) - i_8[i];
+        d_slice_52[i] = t1562 * t1563;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
@@ -4867,23 +4766,11 @@ static void compute_grads(void)
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
-    for (int i = 0; i < 8192; i++) {
-        const real t1545 = d_c_26[i] * i_8[i];
-        const real t1552 = g_8[i] * g_8[i];
-        const real t1553 = REAL_C(1.0) - t1552;
-        d_slice_51[i] = t1545 * t1553;
-    }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
             d_pad_add_75[512 + i * 1024 + r] += d_slice_51[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
-    for (int i = 0; i < 8192; i++) {
-        const real t1546 = d_c_26[i] * c_6[i];
-        const real t1556 = t1546 * f_6[i];
-        const real t1557 = REAL_C(1.0) - f_6[i];
-        d_add_26[i] = t1556 * t1557;
-    }
     memset(d_sum_51, 0, 256 * sizeof *d_sum_51);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
@@ -4894,12 +4781,6 @@ static void compute_grads(void)
             d_pad_add_76[256 + i * 1024 + r] += d_add_26[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
-    for (int i = 0; i < 8192; i++) {
-        const real t1544 = d_c_26[i] * g_8[i];
-        const real t1562 = t1544 * i_8[i];
-        const real t1563 = REAL_C(1.0) - i_8[i];
-        d_slice_52[i] = t1562 * t1563;
-    }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
             d_z_26[i * 1024 + r] += d_slice_52[i * 256 + r];
@@ -4929,7 +4810,20 @@ static void compute_grads(void)
         const real t1575 = tanh_7[i] * tanh_7[i];
         const real t1576 = REAL_C(1.0) - t1575;
         const real t1577 = t1574 * t1576;
-        d_c_27[i] = t1547 + t1577;
+        const real t1578 = t1547 + t1577;
+        d_c_27[i] = t1578;
+        const real t1579 = t1578 * g_7[i];
+        const real t1580 = t1578 * i_7[i];
+        const real t1581 = t1578 * c_5[i];
+        const real t1587 = g_7[i] * g_7[i];
+        const real t1588 = REAL_C(1.0) - t1587;
+        d_slice_53[i] = t1580 * t1588;
+        const real t1591 = t1581 * f_5[i];
+        const real t1592 = REAL_C(1.0) - f_5[i];
+        d_add_27[i] = t1591 * t1592;
+        const real t1597 = t1579 * i_7[i];
+        const real t1598 = REAL_C(1.0) - i_7[i];
+        d_slice_54[i] = t1597 * t1598;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
@@ -4944,23 +4838,11 @@ static void compute_grads(void)
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
-    for (int i = 0; i < 8192; i++) {
-        const real t1580 = d_c_27[i] * i_7[i];
-        const real t1587 = g_7[i] * g_7[i];
-        const real t1588 = REAL_C(1.0) - t1587;
-        d_slice_53[i] = t1580 * t1588;
-    }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
             d_pad_add_78[512 + i * 1024 + r] += d_slice_53[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
-    for (int i = 0; i < 8192; i++) {
-        const real t1581 = d_c_27[i] * c_5[i];
-        const real t1591 = t1581 * f_5[i];
-        const real t1592 = REAL_C(1.0) - f_5[i];
-        d_add_27[i] = t1591 * t1592;
-    }
     memset(d_sum_53, 0, 256 * sizeof *d_sum_53);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
@@ -4971,12 +4853,6 @@ static void compute_grads(void)
             d_pad_add_79[256 + i * 1024 + r] += d_add_27[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
-    for (int i = 0; i < 8192; i++) {
-        const real t1579 = d_c_27[i] * g_7[i];
-        const real t1597 = t1579 * i_7[i];
-        const real t1598 = REAL_C(1.0) - i_7[i];
-        d_slice_54[i] = t1597 * t1598;
-    }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
             d_z_27[i * 1024 + r] += d_slice_54[i * 256 + r];
@@ -5006,7 +4882,20 @@ static void compute_grads(void)
         const real t1610 = tanh_6[i] * tanh_6[i];
         const real t1611 = REAL_C(1.0) - t1610;
         const real t1612 = t1609 * t1611;
-        d_c_28[i] = t1582 + t1612;
+        const real t1613 = t1582 + t1612;
+        d_c_28[i] = t1613;
+        const real t1614 = t1613 * g_6[i];
+        const real t1615 = t1613 * i_6[i];
+        const real t1616 = t1613 * c_4[i];
+        const real t1622 = g_6[i] * g_6[i];
+        const real t1623 = REAL_C(1.0) - t1622;
+        d_slice_55[i] = t1615 * t1623;
+        const real t1626 = t1616 * f_4[i];
+        const real t1627 = REAL_C(1.0) - f_4[i];
+        d_add_28[i] = t1626 * t1627;
+        const real t1632 = t1614 * i_6[i];
+        const real t1633 = REAL_C(1.0) - i_6[i];
+        d_slice_56[i] = t1632 * t1633;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
@@ -5021,23 +4910,11 @@ static void compute_grads(void)
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
-    for (int i = 0; i < 8192; i++) {
-        const real t1615 = d_c_28[i] * i_6[i];
-        const real t1622 = g_6[i] * g_6[i];
-        const real t1623 = REAL_C(1.0) - t1622;
-        d_slice_55[i] = t1615 * t1623;
-    }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
             d_pad_add_81[512 + i * 1024 + r] += d_slice_55[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
-    for (int i = 0; i < 8192; i++) {
-        const real t1616 = d_c_28[i] * c_4[i];
-        const real t1626 = t1616 * f_4[i];
-        const real t1627 = REAL_C(1.0) - f_4[i];
-        d_add_28[i] = t1626 * t1627;
-    }
     memset(d_sum_55, 0, 256 * sizeof *d_sum_55);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
@@ -5048,12 +4925,6 @@ static void compute_grads(void)
             d_pad_add_82[256 + i * 1024 + r] += d_add_28[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
-    for (int i = 0; i < 8192; i++) {
-        const real t1614 = d_c_28[i] * g_6[i];
-        const real t1632 = t1614 * i_6[i];
-        const real t1633 = REAL_C(1.0) - i_6[i];
-        d_slice_56[i] = t1632 * t1633;
-    }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
             d_z_28[i * 1024 + r] += d_slice_56[i * 256 + r];
@@ -5083,7 +4954,20 @@ static void compute_grads(void)
         const real t1645 = tanh_5[i] * tanh_5[i];
         const real t1646 = REAL_C(1.0) - t1645;
         const real t1647 = t1644 * t1646;
-        d_c_29[i] = t1617 + t1647;
+        const real t1648 = t1617 + t1647;
+        d_c_29[i] = t1648;
+        const real t1649 = t1648 * g_5[i];
+        const real t1650 = t1648 * i_5[i];
+        const real t1651 = t1648 * c_3[i];
+        const real t1657 = g_5[i] * g_5[i];
+        const real t1658 = REAL_C(1.0) - t1657;
+        d_slice_57[i] = t1650 * t1658;
+        const real t1661 = t1651 * f_3[i];
+        const real t1662 = REAL_C(1.0) - f_3[i];
+        d_add_29[i] = t1661 * t1662;
+        const real t1667 = t1649 * i_5[i];
+        const real t1668 = REAL_C(1.0) - i_5[i];
+        d_slice_58[i] = t1667 * t1668;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
@@ -5098,23 +4982,11 @@ static void compute_grads(void)
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
-    for (int i = 0; i < 8192; i++) {
-        const real t1650 = d_c_29[i] * i_5[i];
-        const real t1657 = g_5[i] * g_5[i];
-        const real t1658 = REAL_C(1.0) - t1657;
-        d_slice_57[i] = t1650 * t1658;
-    }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
             d_pad_add_84[512 + i * 1024 + r] += d_slice_57[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
-    for (int i = 0; i < 8192; i++) {
-        const real t1651 = d_c_29[i] * c_3[i];
-        const real t1661 = t1651 * f_3[i];
-        const real t1662 = REAL_C(1.0) - f_3[i];
-        d_add_29[i] = t1661 * t1662;
-    }
     memset(d_sum_57, 0, 256 * sizeof *d_sum_57);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
@@ -5125,12 +4997,6 @@ static void compute_grads(void)
             d_pad_add_85[256 + i * 1024 + r] += d_add_29[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
-    for (int i = 0; i < 8192; i++) {
-        const real t1649 = d_c_29[i] * g_5[i];
-        const real t1667 = t1649 * i_5[i];
-        const real t1668 = REAL_C(1.0) - i_5[i];
-        d_slice_58[i] = t1667 * t1668;
-    }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
             d_z_29[i * 1024 + r] += d_slice_58[i * 256 + r];
@@ -5160,7 +5026,20 @@ static void compute_grads(void)
         const real t1680 = tanh_4[i] * tanh_4[i];
         const real t1681 = REAL_C(1.0) - t1680;
         const real t1682 = t1679 * t1681;
-        d_c_30[i] = t1652 + t1682;
+        const real t1683 = t1652 + t1682;
+        d_c_30[i] = t1683;
+        const real t1684 = t1683 * g_4[i];
+        const real t1685 = t1683 * i_4[i];
+        const real t1686 = t1683 * c_2[i];
+        const real t1692 = g_4[i] * g_4[i];
+        const real t1693 = REAL_C(1.0) - t1692;
+        d_slice_59[i] = t1685 * t1693;
+        const real t1696 = t1686 * f_2[i];
+        const real t1697 = REAL_C(1.0) - f_2[i];
+        d_add_30[i] = t1696 * t1697;
+        const real t1702 = t1684 * i_4[i];
+        const real t1703 = REAL_C(1.0) - i_4[i];
+        d_slice_60[i] = t1702 * t1703;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
@@ -5175,23 +5054,11 @@ static void compute_grads(void)
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
-    for (int i = 0; i < 8192; i++) {
-        const real t1685 = d_c_30[i] * i_4[i];
-        const real t1692 = g_4[i] * g_4[i];
-        const real t1693 = REAL_C(1.0) - t1692;
-        d_slice_59[i] = t1685 * t1693;
-    }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
             d_pad_add_87[512 + i * 1024 + r] += d_slice_59[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
-    for (int i = 0; i < 8192; i++) {
-        const real t1686 = d_c_30[i] * c_2[i];
-        const real t1696 = t1686 * f_2[i];
-        const real t1697 = REAL_C(1.0) - f_2[i];
-        d_add_30[i] = t1696 * t1697;
-    }
     memset(d_sum_59, 0, 256 * sizeof *d_sum_59);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
@@ -5202,12 +5069,6 @@ static void compute_grads(void)
             d_pad_add_88[256 + i * 1024 + r] += d_add_30[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
-    for (int i = 0; i < 8192; i++) {
-        const real t1684 = d_c_30[i] * g_4[i];
-        const real t1702 = t1684 * i_4[i];
-        const real t1703 = REAL_C(1.0) - i_4[i];
-        d_slice_60[i] = t1702 * t1703;
-    }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
             d_z_30[i * 1024 + r] += d_slice_60[i * 256 + r];
@@ -5237,7 +5098,20 @@ static void compute_grads(void)
         const real t1715 = tanh_3[i] * tanh_3[i];
         const real t1716 = REAL_C(1.0) - t1715;
         const real t1717 = t1714 * t1716;
-        d_c_31[i] = t1687 + t1717;
+        const real t1718 = t1687 + t1717;
+        d_c_31[i] = t1718;
+        const real t1719 = t1718 * g_3[i];
+        const real t1720 = t1718 * i_3[i];
+        const real t1721 = t1718 * c[i];
+        const real t1727 = g_3[i] * g_3[i];
+        const real t1728 = REAL_C(1.0) - t1727;
+        d_slice_61[i] = t1720 * t1728;
+        const real t1731 = t1721 * f[i];
+        const real t1732 = REAL_C(1.0) - f[i];
+        d_add_31[i] = t1731 * t1732;
+        const real t1737 = t1719 * i_3[i];
+        const real t1738 = REAL_C(1.0) - i_3[i];
+        d_slice_62[i] = t1737 * t1738;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
@@ -5252,23 +5126,11 @@ static void compute_grads(void)
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
-    for (int i = 0; i < 8192; i++) {
-        const real t1720 = d_c_31[i] * i_3[i];
-        const real t1727 = g_3[i] * g_3[i];
-        const real t1728 = REAL_C(1.0) - t1727;
-        d_slice_61[i] = t1720 * t1728;
-    }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
             d_pad_add_90[512 + i * 1024 + r] += d_slice_61[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
-    for (int i = 0; i < 8192; i++) {
-        const real t1721 = d_c_31[i] * c[i];
-        const real t1731 = t1721 * f[i];
-        const real t1732 = REAL_C(1.0) - f[i];
-        d_add_31[i] = t1731 * t1732;
-    }
     memset(d_sum_61, 0, 256 * sizeof *d_sum_61);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
@@ -5311,12 +5173,6 @@ static void compute_grads(void)
             d_pad_add_91[256 + i * 1024 + r] += d_add_31[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
-    for (int i = 0; i < 8192; i++) {
-        const real t1719 = d_c_31[i] * g_3[i];
-        const real t1737 = t1719 * i_3[i];
-        const real t1738 = REAL_C(1.0) - i_3[i];
-        d_slice_62[i] = t1737 * t1738;
-    }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
             d_z_31[i * 1024 + r] += d_slice_62[i * 256 + r];
@@ -5346,7 +5202,15 @@ static void compute_grads(void)
         const real t1750 = tanh_2[i] * tanh_2[i];
         const real t1751 = REAL_C(1.0) - t1750;
         const real t1752 = t1749 * t1751;
-        d_c_32[i] = t1722 + t1752;
+        const real t1753 = t1722 + t1752;
+        const real t1754 = t1753 * g_2[i];
+        const real t1755 = t1753 * i_2[i];
+        const real t1760 = g_2[i] * g_2[i];
+        const real t1761 = REAL_C(1.0) - t1760;
+        d_slice_63[i] = t1755 * t1761;
+        const real t1764 = t1754 * i_2[i];
+        const real t1765 = REAL_C(1.0) - i_2[i];
+        d_slice_64[i] = t1764 * t1765;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
@@ -5361,23 +5225,11 @@ static void compute_grads(void)
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
-    for (int i = 0; i < 8192; i++) {
-        const real t1755 = d_c_32[i] * i_2[i];
-        const real t1760 = g_2[i] * g_2[i];
-        const real t1761 = REAL_C(1.0) - t1760;
-        d_slice_63[i] = t1755 * t1761;
-    }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
             d_pad_add_93[512 + i * 1024 + r] += d_slice_63[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
-    for (int i = 0; i < 8192; i++) {
-        const real t1754 = d_c_32[i] * g_2[i];
-        const real t1764 = t1754 * i_2[i];
-        const real t1765 = REAL_C(1.0) - i_2[i];
-        d_slice_64[i] = t1764 * t1765;
-    }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
             d_z_32[i * 1024 + r] += d_slice_64[i * 256 + r];
@@ -5440,7 +5292,6 @@ static void compute_grads(void)
 static double loss_and_grad(void)
 {
     compute_outputs();
-    compute_loss();
     compute_grads();
     return loss_value[0];
 }

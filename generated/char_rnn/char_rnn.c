@@ -9,7 +9,7 @@
 #include "rt_real.h"
 #include "char_rnn.h"
 
-static real arena[2098704];
+static real arena[2229776];
 static int32_t iarena[2048];
 
 static int32_t *const x = iarena + 0; /* input [32,32] */
@@ -160,8 +160,8 @@ static real *const logits = arena + 787968; /* [32,32,128] */
 static real *const cross_entropy = arena + 1705488; /* [1024] */
 static real *const sum = arena + 1706512; /* [] */
 static real *const loss_value = arena + 919040; /* [] */
-static real *const d_reshape = arena + 1705488; /* [1024,128] */
-static real *const d_concat = arena + 1836560; /* [32,32,256] */
+static real *const d_reshape = arena + 1836560; /* [1024,128] */
+static real *const d_concat = arena + 1967632; /* [32,32,256] */
 static real *const d_reshape_2 = arena + 1705488; /* [32,1,256] */
 static real *const d_reshape_3 = arena + 1713680; /* [32,1,256] */
 static real *const d_reshape_4 = arena + 1721872; /* [32,1,256] */
@@ -178,179 +178,179 @@ static real *const d_reshape_14 = arena + 1803792; /* [32,1,256] */
 static real *const d_reshape_15 = arena + 1811984; /* [32,1,256] */
 static real *const d_reshape_16 = arena + 1820176; /* [32,1,256] */
 static real *const d_reshape_17 = arena + 1828368; /* [32,1,256] */
-static real *const d_reshape_18 = arena + 1181200; /* [32,1,256] */
-static real *const d_reshape_19 = arena + 1189392; /* [32,1,256] */
-static real *const d_reshape_20 = arena + 1197584; /* [32,1,256] */
-static real *const d_reshape_21 = arena + 1205776; /* [32,1,256] */
-static real *const d_reshape_22 = arena + 1213968; /* [32,1,256] */
-static real *const d_reshape_23 = arena + 1222160; /* [32,1,256] */
-static real *const d_reshape_24 = arena + 1230352; /* [32,1,256] */
-static real *const d_reshape_25 = arena + 1238544; /* [32,1,256] */
-static real *const d_reshape_26 = arena + 1246736; /* [32,1,256] */
-static real *const d_reshape_27 = arena + 1254928; /* [32,1,256] */
-static real *const d_reshape_28 = arena + 1263120; /* [32,1,256] */
-static real *const d_reshape_29 = arena + 1271312; /* [32,1,256] */
-static real *const d_reshape_30 = arena + 1279504; /* [32,1,256] */
-static real *const d_reshape_31 = arena + 1287696; /* [32,1,256] */
-static real *const d_reshape_32 = arena + 1295888; /* [32,1,256] */
-static real *const d_reshape_33 = arena + 1304080; /* [32,1,256] */
-static real *const d_z = arena + 1312272; /* [32,256] */
+static real *const d_reshape_18 = arena + 1836560; /* [32,1,256] */
+static real *const d_reshape_19 = arena + 1844752; /* [32,1,256] */
+static real *const d_reshape_20 = arena + 1852944; /* [32,1,256] */
+static real *const d_reshape_21 = arena + 1861136; /* [32,1,256] */
+static real *const d_reshape_22 = arena + 1869328; /* [32,1,256] */
+static real *const d_reshape_23 = arena + 1877520; /* [32,1,256] */
+static real *const d_reshape_24 = arena + 1885712; /* [32,1,256] */
+static real *const d_reshape_25 = arena + 1893904; /* [32,1,256] */
+static real *const d_reshape_26 = arena + 1902096; /* [32,1,256] */
+static real *const d_reshape_27 = arena + 1910288; /* [32,1,256] */
+static real *const d_reshape_28 = arena + 1918480; /* [32,1,256] */
+static real *const d_reshape_29 = arena + 1926672; /* [32,1,256] */
+static real *const d_reshape_30 = arena + 1934864; /* [32,1,256] */
+static real *const d_reshape_31 = arena + 1943056; /* [32,1,256] */
+static real *const d_reshape_32 = arena + 1951248; /* [32,1,256] */
+static real *const d_reshape_33 = arena + 1959440; /* [32,1,256] */
+static real *const d_z = arena + 1181200; /* [32,256] */
 static real *const d_matmul = arena + 295296; /* [256,256] */
-static real *const d_sum = arena + 1304080; /* [256] */
-static real *const d_pad = arena + 1836560; /* [32,32,256] */
-static real *const d_h = arena + 1295888; /* [32,256] */
-static real *const d_z_2 = arena + 1697296; /* [32,256] */
+static real *const d_sum = arena + 1697296; /* [256] */
+static real *const d_pad = arena + 1959440; /* [32,32,256] */
+static real *const d_h = arena + 1951248; /* [32,256] */
+static real *const d_z_2 = arena + 2221584; /* [32,256] */
 static real *const d_matmul_add = arena + 295296; /* [256,256] */
-static real *const d_sum_2 = arena + 1295888; /* [256] */
-static real *const d_pad_add = arena + 1836560; /* [32,32,256] */
-static real *const d_h_2 = arena + 1287696; /* [32,256] */
+static real *const d_sum_2 = arena + 1697552; /* [256] */
+static real *const d_pad_add = arena + 1959440; /* [32,32,256] */
+static real *const d_h_2 = arena + 1943056; /* [32,256] */
 static real *const d_z_3 = arena + 1689104; /* [32,256] */
 static real *const d_matmul_add_2 = arena + 295296; /* [256,256] */
-static real *const d_sum_3 = arena + 1296144; /* [256] */
-static real *const d_pad_add_2 = arena + 1836560; /* [32,32,256] */
-static real *const d_h_3 = arena + 1279504; /* [32,256] */
-static real *const d_z_4 = arena + 1287696; /* [32,256] */
+static real *const d_sum_3 = arena + 1697808; /* [256] */
+static real *const d_pad_add_2 = arena + 1959440; /* [32,32,256] */
+static real *const d_h_3 = arena + 1934864; /* [32,256] */
+static real *const d_z_4 = arena + 2221584; /* [32,256] */
 static real *const d_matmul_add_3 = arena + 295296; /* [256,256] */
-static real *const d_sum_4 = arena + 1296400; /* [256] */
-static real *const d_pad_add_3 = arena + 1836560; /* [32,32,256] */
-static real *const d_h_4 = arena + 1271312; /* [32,256] */
-static real *const d_z_5 = arena + 1279504; /* [32,256] */
+static real *const d_sum_4 = arena + 1698064; /* [256] */
+static real *const d_pad_add_3 = arena + 1959440; /* [32,32,256] */
+static real *const d_h_4 = arena + 1926672; /* [32,256] */
+static real *const d_z_5 = arena + 2221584; /* [32,256] */
 static real *const d_matmul_add_4 = arena + 295296; /* [256,256] */
-static real *const d_sum_5 = arena + 1296656; /* [256] */
-static real *const d_pad_add_4 = arena + 1836560; /* [32,32,256] */
-static real *const d_h_5 = arena + 1263120; /* [32,256] */
-static real *const d_z_6 = arena + 1271312; /* [32,256] */
+static real *const d_sum_5 = arena + 1698320; /* [256] */
+static real *const d_pad_add_4 = arena + 1959440; /* [32,32,256] */
+static real *const d_h_5 = arena + 1918480; /* [32,256] */
+static real *const d_z_6 = arena + 2221584; /* [32,256] */
 static real *const d_matmul_add_5 = arena + 295296; /* [256,256] */
-static real *const d_sum_6 = arena + 1296912; /* [256] */
-static real *const d_pad_add_5 = arena + 1836560; /* [32,32,256] */
-static real *const d_h_6 = arena + 1254928; /* [32,256] */
-static real *const d_z_7 = arena + 1263120; /* [32,256] */
+static real *const d_sum_6 = arena + 1698576; /* [256] */
+static real *const d_pad_add_5 = arena + 1959440; /* [32,32,256] */
+static real *const d_h_6 = arena + 1910288; /* [32,256] */
+static real *const d_z_7 = arena + 2221584; /* [32,256] */
 static real *const d_matmul_add_6 = arena + 295296; /* [256,256] */
-static real *const d_sum_7 = arena + 1297168; /* [256] */
-static real *const d_pad_add_6 = arena + 1836560; /* [32,32,256] */
-static real *const d_h_7 = arena + 1246736; /* [32,256] */
-static real *const d_z_8 = arena + 1254928; /* [32,256] */
+static real *const d_sum_7 = arena + 1698832; /* [256] */
+static real *const d_pad_add_6 = arena + 1959440; /* [32,32,256] */
+static real *const d_h_7 = arena + 1902096; /* [32,256] */
+static real *const d_z_8 = arena + 2221584; /* [32,256] */
 static real *const d_matmul_add_7 = arena + 295296; /* [256,256] */
-static real *const d_sum_8 = arena + 1297424; /* [256] */
-static real *const d_pad_add_7 = arena + 1836560; /* [32,32,256] */
-static real *const d_h_8 = arena + 1238544; /* [32,256] */
-static real *const d_z_9 = arena + 1246736; /* [32,256] */
+static real *const d_sum_8 = arena + 1699088; /* [256] */
+static real *const d_pad_add_7 = arena + 1959440; /* [32,32,256] */
+static real *const d_h_8 = arena + 1893904; /* [32,256] */
+static real *const d_z_9 = arena + 2221584; /* [32,256] */
 static real *const d_matmul_add_8 = arena + 295296; /* [256,256] */
-static real *const d_sum_9 = arena + 1297680; /* [256] */
-static real *const d_pad_add_8 = arena + 1836560; /* [32,32,256] */
-static real *const d_h_9 = arena + 1230352; /* [32,256] */
-static real *const d_z_10 = arena + 1238544; /* [32,256] */
+static real *const d_sum_9 = arena + 1699344; /* [256] */
+static real *const d_pad_add_8 = arena + 1959440; /* [32,32,256] */
+static real *const d_h_9 = arena + 1885712; /* [32,256] */
+static real *const d_z_10 = arena + 2221584; /* [32,256] */
 static real *const d_matmul_add_9 = arena + 295296; /* [256,256] */
-static real *const d_sum_10 = arena + 1297936; /* [256] */
-static real *const d_pad_add_9 = arena + 1836560; /* [32,32,256] */
-static real *const d_h_10 = arena + 1222160; /* [32,256] */
-static real *const d_z_11 = arena + 1230352; /* [32,256] */
+static real *const d_sum_10 = arena + 1699600; /* [256] */
+static real *const d_pad_add_9 = arena + 1959440; /* [32,32,256] */
+static real *const d_h_10 = arena + 1877520; /* [32,256] */
+static real *const d_z_11 = arena + 2221584; /* [32,256] */
 static real *const d_matmul_add_10 = arena + 295296; /* [256,256] */
-static real *const d_sum_11 = arena + 1298192; /* [256] */
-static real *const d_pad_add_10 = arena + 1836560; /* [32,32,256] */
-static real *const d_h_11 = arena + 1213968; /* [32,256] */
-static real *const d_z_12 = arena + 1222160; /* [32,256] */
+static real *const d_sum_11 = arena + 1699856; /* [256] */
+static real *const d_pad_add_10 = arena + 1959440; /* [32,32,256] */
+static real *const d_h_11 = arena + 1869328; /* [32,256] */
+static real *const d_z_12 = arena + 2221584; /* [32,256] */
 static real *const d_matmul_add_11 = arena + 295296; /* [256,256] */
-static real *const d_sum_12 = arena + 1298448; /* [256] */
-static real *const d_pad_add_11 = arena + 1836560; /* [32,32,256] */
-static real *const d_h_12 = arena + 1205776; /* [32,256] */
-static real *const d_z_13 = arena + 1213968; /* [32,256] */
+static real *const d_sum_12 = arena + 1700112; /* [256] */
+static real *const d_pad_add_11 = arena + 1959440; /* [32,32,256] */
+static real *const d_h_12 = arena + 1861136; /* [32,256] */
+static real *const d_z_13 = arena + 2221584; /* [32,256] */
 static real *const d_matmul_add_12 = arena + 295296; /* [256,256] */
-static real *const d_sum_13 = arena + 1298704; /* [256] */
-static real *const d_pad_add_12 = arena + 1836560; /* [32,32,256] */
-static real *const d_h_13 = arena + 1197584; /* [32,256] */
-static real *const d_z_14 = arena + 1205776; /* [32,256] */
+static real *const d_sum_13 = arena + 1700368; /* [256] */
+static real *const d_pad_add_12 = arena + 1959440; /* [32,32,256] */
+static real *const d_h_13 = arena + 1852944; /* [32,256] */
+static real *const d_z_14 = arena + 2221584; /* [32,256] */
 static real *const d_matmul_add_13 = arena + 295296; /* [256,256] */
-static real *const d_sum_14 = arena + 1298960; /* [256] */
-static real *const d_pad_add_13 = arena + 1836560; /* [32,32,256] */
-static real *const d_h_14 = arena + 1189392; /* [32,256] */
-static real *const d_z_15 = arena + 1197584; /* [32,256] */
+static real *const d_sum_14 = arena + 1700624; /* [256] */
+static real *const d_pad_add_13 = arena + 1959440; /* [32,32,256] */
+static real *const d_h_14 = arena + 1844752; /* [32,256] */
+static real *const d_z_15 = arena + 2221584; /* [32,256] */
 static real *const d_matmul_add_14 = arena + 295296; /* [256,256] */
-static real *const d_sum_15 = arena + 1299216; /* [256] */
-static real *const d_pad_add_14 = arena + 1836560; /* [32,32,256] */
-static real *const d_h_15 = arena + 1181200; /* [32,256] */
-static real *const d_z_16 = arena + 1189392; /* [32,256] */
+static real *const d_sum_15 = arena + 1700880; /* [256] */
+static real *const d_pad_add_14 = arena + 1959440; /* [32,32,256] */
+static real *const d_h_15 = arena + 1836560; /* [32,256] */
+static real *const d_z_16 = arena + 2221584; /* [32,256] */
 static real *const d_matmul_add_15 = arena + 295296; /* [256,256] */
-static real *const d_sum_16 = arena + 1299472; /* [256] */
-static real *const d_pad_add_15 = arena + 1836560; /* [32,32,256] */
+static real *const d_sum_16 = arena + 1701136; /* [256] */
+static real *const d_pad_add_15 = arena + 1959440; /* [32,32,256] */
 static real *const d_h_16 = arena + 1828368; /* [32,256] */
-static real *const d_z_17 = arena + 1181200; /* [32,256] */
+static real *const d_z_17 = arena + 1836560; /* [32,256] */
 static real *const d_matmul_add_16 = arena + 295296; /* [256,256] */
-static real *const d_sum_17 = arena + 1299728; /* [256] */
-static real *const d_pad_add_16 = arena + 1836560; /* [32,32,256] */
+static real *const d_sum_17 = arena + 1701392; /* [256] */
+static real *const d_pad_add_16 = arena + 1959440; /* [32,32,256] */
 static real *const d_h_17 = arena + 1820176; /* [32,256] */
-static real *const d_z_18 = arena + 1828368; /* [32,256] */
+static real *const d_z_18 = arena + 2221584; /* [32,256] */
 static real *const d_matmul_add_17 = arena + 295296; /* [256,256] */
-static real *const d_sum_18 = arena + 1299984; /* [256] */
-static real *const d_pad_add_17 = arena + 1836560; /* [32,32,256] */
+static real *const d_sum_18 = arena + 1701648; /* [256] */
+static real *const d_pad_add_17 = arena + 1959440; /* [32,32,256] */
 static real *const d_h_18 = arena + 1811984; /* [32,256] */
-static real *const d_z_19 = arena + 1820176; /* [32,256] */
+static real *const d_z_19 = arena + 2221584; /* [32,256] */
 static real *const d_matmul_add_18 = arena + 295296; /* [256,256] */
-static real *const d_sum_19 = arena + 1300240; /* [256] */
-static real *const d_pad_add_18 = arena + 1836560; /* [32,32,256] */
+static real *const d_sum_19 = arena + 1701904; /* [256] */
+static real *const d_pad_add_18 = arena + 1959440; /* [32,32,256] */
 static real *const d_h_19 = arena + 1803792; /* [32,256] */
-static real *const d_z_20 = arena + 1811984; /* [32,256] */
+static real *const d_z_20 = arena + 2221584; /* [32,256] */
 static real *const d_matmul_add_19 = arena + 295296; /* [256,256] */
-static real *const d_sum_20 = arena + 1300496; /* [256] */
-static real *const d_pad_add_19 = arena + 1836560; /* [32,32,256] */
+static real *const d_sum_20 = arena + 1702160; /* [256] */
+static real *const d_pad_add_19 = arena + 1959440; /* [32,32,256] */
 static real *const d_h_20 = arena + 1795600; /* [32,256] */
-static real *const d_z_21 = arena + 1803792; /* [32,256] */
+static real *const d_z_21 = arena + 2221584; /* [32,256] */
 static real *const d_matmul_add_20 = arena + 295296; /* [256,256] */
-static real *const d_sum_21 = arena + 1300752; /* [256] */
-static real *const d_pad_add_20 = arena + 1836560; /* [32,32,256] */
+static real *const d_sum_21 = arena + 1702416; /* [256] */
+static real *const d_pad_add_20 = arena + 1959440; /* [32,32,256] */
 static real *const d_h_21 = arena + 1787408; /* [32,256] */
-static real *const d_z_22 = arena + 1795600; /* [32,256] */
+static real *const d_z_22 = arena + 2221584; /* [32,256] */
 static real *const d_matmul_add_21 = arena + 295296; /* [256,256] */
-static real *const d_sum_22 = arena + 1301008; /* [256] */
-static real *const d_pad_add_21 = arena + 1836560; /* [32,32,256] */
+static real *const d_sum_22 = arena + 1702672; /* [256] */
+static real *const d_pad_add_21 = arena + 1959440; /* [32,32,256] */
 static real *const d_h_22 = arena + 1779216; /* [32,256] */
-static real *const d_z_23 = arena + 1787408; /* [32,256] */
+static real *const d_z_23 = arena + 2221584; /* [32,256] */
 static real *const d_matmul_add_22 = arena + 295296; /* [256,256] */
-static real *const d_sum_23 = arena + 1301264; /* [256] */
-static real *const d_pad_add_22 = arena + 1836560; /* [32,32,256] */
+static real *const d_sum_23 = arena + 1702928; /* [256] */
+static real *const d_pad_add_22 = arena + 1959440; /* [32,32,256] */
 static real *const d_h_23 = arena + 1771024; /* [32,256] */
-static real *const d_z_24 = arena + 1779216; /* [32,256] */
+static real *const d_z_24 = arena + 2221584; /* [32,256] */
 static real *const d_matmul_add_23 = arena + 295296; /* [256,256] */
-static real *const d_sum_24 = arena + 1301520; /* [256] */
-static real *const d_pad_add_23 = arena + 1836560; /* [32,32,256] */
+static real *const d_sum_24 = arena + 1703184; /* [256] */
+static real *const d_pad_add_23 = arena + 1959440; /* [32,32,256] */
 static real *const d_h_24 = arena + 1762832; /* [32,256] */
-static real *const d_z_25 = arena + 1771024; /* [32,256] */
+static real *const d_z_25 = arena + 2221584; /* [32,256] */
 static real *const d_matmul_add_24 = arena + 295296; /* [256,256] */
-static real *const d_sum_25 = arena + 1301776; /* [256] */
-static real *const d_pad_add_24 = arena + 1836560; /* [32,32,256] */
+static real *const d_sum_25 = arena + 1703440; /* [256] */
+static real *const d_pad_add_24 = arena + 1959440; /* [32,32,256] */
 static real *const d_h_25 = arena + 1754640; /* [32,256] */
-static real *const d_z_26 = arena + 1762832; /* [32,256] */
+static real *const d_z_26 = arena + 2221584; /* [32,256] */
 static real *const d_matmul_add_25 = arena + 295296; /* [256,256] */
-static real *const d_sum_26 = arena + 1302032; /* [256] */
-static real *const d_pad_add_25 = arena + 1836560; /* [32,32,256] */
+static real *const d_sum_26 = arena + 1703696; /* [256] */
+static real *const d_pad_add_25 = arena + 1959440; /* [32,32,256] */
 static real *const d_h_26 = arena + 1746448; /* [32,256] */
-static real *const d_z_27 = arena + 1754640; /* [32,256] */
+static real *const d_z_27 = arena + 2221584; /* [32,256] */
 static real *const d_matmul_add_26 = arena + 295296; /* [256,256] */
-static real *const d_sum_27 = arena + 1302288; /* [256] */
-static real *const d_pad_add_26 = arena + 1836560; /* [32,32,256] */
+static real *const d_sum_27 = arena + 1703952; /* [256] */
+static real *const d_pad_add_26 = arena + 1959440; /* [32,32,256] */
 static real *const d_h_27 = arena + 1738256; /* [32,256] */
-static real *const d_z_28 = arena + 1746448; /* [32,256] */
+static real *const d_z_28 = arena + 2221584; /* [32,256] */
 static real *const d_matmul_add_27 = arena + 295296; /* [256,256] */
-static real *const d_sum_28 = arena + 1302544; /* [256] */
-static real *const d_pad_add_27 = arena + 1836560; /* [32,32,256] */
+static real *const d_sum_28 = arena + 1704208; /* [256] */
+static real *const d_pad_add_27 = arena + 1959440; /* [32,32,256] */
 static real *const d_h_28 = arena + 1730064; /* [32,256] */
-static real *const d_z_29 = arena + 1738256; /* [32,256] */
+static real *const d_z_29 = arena + 2221584; /* [32,256] */
 static real *const d_matmul_add_28 = arena + 295296; /* [256,256] */
-static real *const d_sum_29 = arena + 1302800; /* [256] */
-static real *const d_pad_add_28 = arena + 1836560; /* [32,32,256] */
+static real *const d_sum_29 = arena + 1704464; /* [256] */
+static real *const d_pad_add_28 = arena + 1959440; /* [32,32,256] */
 static real *const d_h_29 = arena + 1721872; /* [32,256] */
-static real *const d_z_30 = arena + 1730064; /* [32,256] */
+static real *const d_z_30 = arena + 2221584; /* [32,256] */
 static real *const d_matmul_add_29 = arena + 295296; /* [256,256] */
-static real *const d_sum_30 = arena + 1303056; /* [256] */
-static real *const d_pad_add_29 = arena + 1836560; /* [32,32,256] */
+static real *const d_sum_30 = arena + 1704720; /* [256] */
+static real *const d_pad_add_29 = arena + 1959440; /* [32,32,256] */
 static real *const d_h_30 = arena + 1713680; /* [32,256] */
-static real *const d_z_31 = arena + 1181200; /* [32,256] */
-static real *const d_sum_31 = arena + 1303312; /* [256] */
-static real *const d_pad_add_30 = arena + 1836560; /* [32,32,256] */
+static real *const d_z_31 = arena + 2221584; /* [32,256] */
+static real *const d_sum_31 = arena + 1704976; /* [256] */
+static real *const d_pad_add_30 = arena + 1959440; /* [32,32,256] */
 static real *const d_h_31 = arena + 1705488; /* [32,256] */
-static real *const d_z_32 = arena + 1181200; /* [32,256] */
-static real *const d_sum_32 = arena + 1303568; /* [256] */
-static real *const d_reshape_34 = arena + 1836560; /* [32,32,256] */
+static real *const d_z_32 = arena + 2221584; /* [32,256] */
+static real *const d_sum_32 = arena + 1844752; /* [256] */
+static real *const d_reshape_34 = arena + 1959440; /* [32,32,256] */
 static real *const d_reshape_35 = arena + 1181200; /* [1024,256] */
 
 /* The forward pass of the outputs, in the mode forward() or
@@ -1048,7 +1048,7 @@ static void forward(int rows)
     compute_outputs();
 }
 
-/* The rest of the loss, after compute_outputs(). */
+/* Evaluation: the rest of the loss, after compute_outputs(). */
 static void compute_loss(void)
 {
     /* models/char_rnn.lua:24: loss = mean(cross_entropy(logits, y)), */
@@ -1080,10 +1080,11 @@ static double loss(void)
     return loss_value[0];
 }
 
-/* The gradients, after compute_loss(). */
+/* Training: the rest of the loss and the gradients, after
+ * compute_outputs(). */
 static void compute_grads(void)
 {
-    /* backward of models/char_rnn.lua:24: loss = mean(cross_entropy(logits, y)), */
+    /* models/char_rnn.lua:24 and its backward: loss = mean(cross_entropy(logits, y)), */
     for (int i = 0; i < 1024; i++) {
         const real *row = logits + i * 128;
         real mx = row[0];
@@ -1092,10 +1093,21 @@ static void compute_grads(void)
         real acc = REAL_C(0.0);
         for (int j = 0; j < 128; j++)
             acc += r_exp(row[j] - mx);
+        cross_entropy[i] = mx + r_log(acc) - row[y[i]];
         real *drow = d_reshape + i * 128;
         for (int j = 0; j < 128; j++)
             drow[j] = REAL_C(0.0009765625) * (r_exp(row[j] - mx) / acc - (j == y[i]));
     }
+
+    /* models/char_rnn.lua:24: loss = mean(cross_entropy(logits, y)), */
+    {
+        real acc = REAL_C(0.0);
+        for (int i = 0; i < 1024; i++) {
+            acc += cross_entropy[i];
+        }
+        sum[0] = acc;
+    }
+    loss_value[0] = sum[0] * REAL_C(0.0009765625);
 
     /* backward of models/lib/dense.lua:9: return x:matmul(w) + b */
     memset(d_out_b, 0, 128 * sizeof *d_out_b);
@@ -2080,7 +2092,6 @@ static void compute_grads(void)
 static double loss_and_grad(void)
 {
     compute_outputs();
-    compute_loss();
     compute_grads();
     return loss_value[0];
 }
@@ -2157,7 +2168,7 @@ const rt_model REAL_SUFFIX(char_rnn_model) = {
     .real = RT_REAL,
     .arena = arena,
     .iarena = iarena,
-    .arena_size = 2098704,
+    .arena_size = 2229776,
     .iarena_size = 2048,
     .n_inputs = 2,
     .n_params = 6,

@@ -29,19 +29,19 @@ static real *const h = arena + 686448; /* [32,2048] */
 static real *const matmul_2 = arena + 616816; /* [32,10] */
 static real *const logits = arena + 616488; /* [32,10] */
 static real *const cross_entropy = arena + 616816; /* [32] */
-static real *const sum = arena + 616848; /* [] */
+static real *const sum = arena + 617168; /* [] */
 static real *const max = arena + 616816; /* [32,1] */
-static real *const sub = arena + 616864; /* [32,10] */
-static real *const exp_2 = arena + 617184; /* [32,10] */
-static real *const sum_2 = arena + 617504; /* [32,1] */
-static real *const log_2 = arena + 617536; /* [32,1] */
-static real *const sum_3 = arena + 617568; /* [] */
+static real *const sub = arena + 617184; /* [32,10] */
+static real *const exp_2 = arena + 617504; /* [32,10] */
+static real *const sum_2 = arena + 617824; /* [32,1] */
+static real *const log_2 = arena + 617856; /* [32,1] */
+static real *const sum_3 = arena + 617824; /* [] */
 static real *const loss_value = arena + 616808; /* [] */
-static real *const d_sum = arena + 616864; /* [32,1] */
-static real *const d_sub = arena + 617504; /* [32,10] */
-static real *const d_max = arena + 616864; /* [32,1] */
-static real *const d_cross_entropy_grad = arena + 616896; /* [32,10] */
-static real *const d_logits = arena + 617824; /* [32,10] */
+static real *const d_sum = arena + 617888; /* [32,1] */
+static real *const d_sub = arena + 617168; /* [32,10] */
+static real *const d_max = arena + 617488; /* [32,1] */
+static real *const d_cross_entropy_grad = arena + 616848; /* [32,10] */
+static real *const d_logits = arena + 617520; /* [32,10] */
 static real *const d_h = arena + 620912; /* [32,2048] */
 static real *const d_add = arena + 751984; /* [32,2048] */
 
@@ -99,7 +99,7 @@ static void forward(int rows)
     compute_outputs();
 }
 
-/* The rest of the loss, after compute_outputs(). */
+/* Evaluation: the rest of the loss, after compute_outputs(). */
 static void compute_loss(void)
 {
     /* models/digits.lua:22: local loss = (1 - SMOOTH) * mean(cross_entropy(logits, labels)) */
@@ -131,11 +131,10 @@ static void compute_loss(void)
     }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 10; j++) {
-            sub[i * 10 + j] = logits[i * 10 + j] - max[i];
+            const real t23 = logits[i * 10 + j] - max[i];
+            sub[i * 10 + j] = t23;
+            exp_2[i * 10 + j] = r_exp(t23);
         }
-    for (int i = 0; i < 320; i++) {
-        exp_2[i] = r_exp(sub[i]);
-    }
     for (int i = 0; i < 32; i++) {
         real acc = REAL_C(0.0);
         for (int j = 0; j < 10; j++) {
@@ -172,13 +171,80 @@ static double loss(void)
     return loss_value[0];
 }
 
-/* The gradients, after compute_loss(). */
+/* Training: the rest of the loss and the gradients, after
+ * compute_outputs(). */
 static void compute_grads(void)
 {
-    /* backward of models/digits.lua:23: + SMOOTH * mean(-log_softmax(logits)) */
+    /* models/digits.lua:22 and its backward: local loss = (1 - SMOOTH) * mean(cross_entropy(logits, labels)) */
     for (int i = 0; i < 32; i++) {
+        const real *row = logits + i * 10;
+        real mx = row[0];
+        for (int j = 1; j < 10; j++)
+            mx = r_fmax(mx, row[j]);
+        real acc = REAL_C(0.0);
+        for (int j = 0; j < 10; j++)
+            acc += r_exp(row[j] - mx);
+        cross_entropy[i] = mx + r_log(acc) - row[labels[i]];
+        real *drow = d_cross_entropy_grad + i * 10;
+        for (int j = 0; j < 10; j++)
+            drow[j] = REAL_C(0.01875) * (r_exp(row[j] - mx) / acc - (j == labels[i]));
+    }
+
+    /* models/digits.lua:22: local loss = (1 - SMOOTH) * mean(cross_entropy(logits, labels)) */
+    {
+        real acc = REAL_C(0.0);
+        for (int i = 0; i < 32; i++) {
+            acc += cross_entropy[i];
+        }
+        sum[0] = acc;
+    }
+
+    /* models/digits.lua:23: + SMOOTH * mean(-log_softmax(logits)) */
+    for (int i = 0; i < 32; i++) {
+        real acc = -INFINITY;
+        for (int j = 0; j < 10; j++) {
+            acc = r_fmax(acc, logits[i * 10 + j]);
+        }
+        max[i] = acc;
+    }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 10; j++) {
+            const real t23 = logits[i * 10 + j] - max[i];
+            sub[i * 10 + j] = t23;
+            exp_2[i * 10 + j] = r_exp(t23);
+        }
+    for (int i = 0; i < 32; i++) {
+        real acc = REAL_C(0.0);
+        for (int j = 0; j < 10; j++) {
+            acc += exp_2[i * 10 + j];
+        }
+        sum_2[i] = acc;
+    }
+
+    /* models/digits.lua:23 and its backward: + SMOOTH * mean(-log_softmax(logits)) */
+    for (int i = 0; i < 32; i++) {
+        log_2[i] = r_log(sum_2[i]);
         d_sum[i] = REAL_C(0.012500000000000002) / sum_2[i];
     }
+
+    /* models/digits.lua:23: + SMOOTH * mean(-log_softmax(logits)) */
+    {
+        real acc = REAL_C(0.0);
+        for (int i = 0; i < 32; i++)
+            for (int j = 0; j < 10; j++) {
+                const real t27 = sub[i * 10 + j] - log_2[i];
+                const real t28 = -t27;
+                acc += t28;
+            }
+        sum_3[0] = acc;
+    }
+    const real t19 = sum[0] * REAL_C(0.03125);
+    const real t21 = REAL_C(0.6) * t19;
+    const real t31 = sum_3[0] * REAL_C(0.003125);
+    const real t33 = REAL_C(0.4) * t31;
+    loss_value[0] = t21 + t33;
+
+    /* backward of models/digits.lua:23: + SMOOTH * mean(-log_softmax(logits)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 10; j++) {
             const real t38 = d_sum[i];
@@ -195,18 +261,6 @@ static void compute_grads(void)
     }
 
     /* backward of models/digits.lua:22: local loss = (1 - SMOOTH) * mean(cross_entropy(logits, labels)) */
-    for (int i = 0; i < 32; i++) {
-        const real *row = logits + i * 10;
-        real mx = row[0];
-        for (int j = 1; j < 10; j++)
-            mx = r_fmax(mx, row[j]);
-        real acc = REAL_C(0.0);
-        for (int j = 0; j < 10; j++)
-            acc += r_exp(row[j] - mx);
-        real *drow = d_cross_entropy_grad + i * 10;
-        for (int j = 0; j < 10; j++)
-            drow[j] = REAL_C(0.01875) * (r_exp(row[j] - mx) / acc - (j == labels[i]));
-    }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 10; j++) {
             const real t43 = max[i];
@@ -249,7 +303,6 @@ static double loss_and_grad(void)
 {
     training = 1;
     compute_outputs();
-    compute_loss();
     compute_grads();
     return loss_value[0];
 }

@@ -37,19 +37,19 @@ static real *const max_2 = arena + 489712; /* [8192] */
 static real *const matmul_3 = arena + 106736; /* [32,10] */
 static real *const logits = arena + 87592; /* [32,10] */
 static real *const cross_entropy = arena + 106736; /* [32] */
-static real *const sum = arena + 106768; /* [] */
+static real *const sum = arena + 107088; /* [] */
 static real *const max_3 = arena + 106736; /* [32,1] */
-static real *const sub = arena + 106784; /* [32,10] */
-static real *const exp_2 = arena + 107104; /* [32,10] */
-static real *const sum_2 = arena + 107424; /* [32,1] */
-static real *const log_2 = arena + 107456; /* [32,1] */
-static real *const sum_3 = arena + 107488; /* [] */
+static real *const sub = arena + 107104; /* [32,10] */
+static real *const exp_2 = arena + 107424; /* [32,10] */
+static real *const sum_2 = arena + 107744; /* [32,1] */
+static real *const log_2 = arena + 107776; /* [32,1] */
+static real *const sum_3 = arena + 107744; /* [] */
 static real *const loss_value = arena + 87912; /* [] */
-static real *const d_sum = arena + 106784; /* [32,1] */
-static real *const d_sub = arena + 107424; /* [32,10] */
-static real *const d_max = arena + 106784; /* [32,1] */
-static real *const d_cross_entropy_grad = arena + 106816; /* [32,10] */
-static real *const d_logits = arena + 107744; /* [32,10] */
+static real *const d_sum = arena + 107808; /* [32,1] */
+static real *const d_sub = arena + 107088; /* [32,10] */
+static real *const d_max = arena + 107408; /* [32,1] */
+static real *const d_cross_entropy_grad = arena + 106768; /* [32,10] */
+static real *const d_logits = arena + 107440; /* [32,10] */
 static real *const d_reshape = arena + 497904; /* [32,256] */
 static real *const d_im2col = arena + 506096; /* [8192,4] */
 static real *const d_reshape_2 = arena + 424176; /* [2048,1,4,4] */
@@ -195,7 +195,7 @@ static void forward(int rows)
     compute_outputs();
 }
 
-/* The rest of the loss, after compute_outputs(). */
+/* Evaluation: the rest of the loss, after compute_outputs(). */
 static void compute_loss(void)
 {
     /* models/digits_cnn.lua:22: local loss = (1 - SMOOTH) * mean(cross_entropy(logits, labels)) */
@@ -227,11 +227,10 @@ static void compute_loss(void)
     }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 10; j++) {
-            sub[i * 10 + j] = logits[i * 10 + j] - max_3[i];
+            const real t45 = logits[i * 10 + j] - max_3[i];
+            sub[i * 10 + j] = t45;
+            exp_2[i * 10 + j] = r_exp(t45);
         }
-    for (int i = 0; i < 320; i++) {
-        exp_2[i] = r_exp(sub[i]);
-    }
     for (int i = 0; i < 32; i++) {
         real acc = REAL_C(0.0);
         for (int j = 0; j < 10; j++) {
@@ -268,13 +267,80 @@ static double loss(void)
     return loss_value[0];
 }
 
-/* The gradients, after compute_loss(). */
+/* Training: the rest of the loss and the gradients, after
+ * compute_outputs(). */
 static void compute_grads(void)
 {
-    /* backward of models/digits_cnn.lua:23: + SMOOTH * mean(-log_softmax(logits)) */
+    /* models/digits_cnn.lua:22 and its backward: local loss = (1 - SMOOTH) * mean(cross_entropy(logits, labels)) */
     for (int i = 0; i < 32; i++) {
+        const real *row = logits + i * 10;
+        real mx = row[0];
+        for (int j = 1; j < 10; j++)
+            mx = r_fmax(mx, row[j]);
+        real acc = REAL_C(0.0);
+        for (int j = 0; j < 10; j++)
+            acc += r_exp(row[j] - mx);
+        cross_entropy[i] = mx + r_log(acc) - row[labels[i]];
+        real *drow = d_cross_entropy_grad + i * 10;
+        for (int j = 0; j < 10; j++)
+            drow[j] = REAL_C(0.028125) * (r_exp(row[j] - mx) / acc - (j == labels[i]));
+    }
+
+    /* models/digits_cnn.lua:22: local loss = (1 - SMOOTH) * mean(cross_entropy(logits, labels)) */
+    {
+        real acc = REAL_C(0.0);
+        for (int i = 0; i < 32; i++) {
+            acc += cross_entropy[i];
+        }
+        sum[0] = acc;
+    }
+
+    /* models/digits_cnn.lua:23: + SMOOTH * mean(-log_softmax(logits)) */
+    for (int i = 0; i < 32; i++) {
+        real acc = -INFINITY;
+        for (int j = 0; j < 10; j++) {
+            acc = r_fmax(acc, logits[i * 10 + j]);
+        }
+        max_3[i] = acc;
+    }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 10; j++) {
+            const real t45 = logits[i * 10 + j] - max_3[i];
+            sub[i * 10 + j] = t45;
+            exp_2[i * 10 + j] = r_exp(t45);
+        }
+    for (int i = 0; i < 32; i++) {
+        real acc = REAL_C(0.0);
+        for (int j = 0; j < 10; j++) {
+            acc += exp_2[i * 10 + j];
+        }
+        sum_2[i] = acc;
+    }
+
+    /* models/digits_cnn.lua:23 and its backward: + SMOOTH * mean(-log_softmax(logits)) */
+    for (int i = 0; i < 32; i++) {
+        log_2[i] = r_log(sum_2[i]);
         d_sum[i] = REAL_C(0.0031250000000000006) / sum_2[i];
     }
+
+    /* models/digits_cnn.lua:23: + SMOOTH * mean(-log_softmax(logits)) */
+    {
+        real acc = REAL_C(0.0);
+        for (int i = 0; i < 32; i++)
+            for (int j = 0; j < 10; j++) {
+                const real t49 = sub[i * 10 + j] - log_2[i];
+                const real t50 = -t49;
+                acc += t50;
+            }
+        sum_3[0] = acc;
+    }
+    const real t41 = sum[0] * REAL_C(0.03125);
+    const real t43 = REAL_C(0.9) * t41;
+    const real t53 = sum_3[0] * REAL_C(0.003125);
+    const real t55 = REAL_C(0.1) * t53;
+    loss_value[0] = t43 + t55;
+
+    /* backward of models/digits_cnn.lua:23: + SMOOTH * mean(-log_softmax(logits)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 10; j++) {
             const real t60 = d_sum[i];
@@ -291,18 +357,6 @@ static void compute_grads(void)
     }
 
     /* backward of models/digits_cnn.lua:22: local loss = (1 - SMOOTH) * mean(cross_entropy(logits, labels)) */
-    for (int i = 0; i < 32; i++) {
-        const real *row = logits + i * 10;
-        real mx = row[0];
-        for (int j = 1; j < 10; j++)
-            mx = r_fmax(mx, row[j]);
-        real acc = REAL_C(0.0);
-        for (int j = 0; j < 10; j++)
-            acc += r_exp(row[j] - mx);
-        real *drow = d_cross_entropy_grad + i * 10;
-        for (int j = 0; j < 10; j++)
-            drow[j] = REAL_C(0.028125) * (r_exp(row[j] - mx) / acc - (j == labels[i]));
-    }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 10; j++) {
             const real t65 = max_3[i];
@@ -432,7 +486,6 @@ static double loss_and_grad(void)
 {
     training = 1;
     compute_outputs();
-    compute_loss();
     compute_grads();
     return loss_value[0];
 }

@@ -181,15 +181,14 @@ static real *const d_sum_2 = arena + 2032144; /* [16,64,1] */
 static real *const d_h = arena + 8695312; /* [16,64,128] */
 static real *const d_h_2 = arena + 11841040; /* [16,64,512] */
 static real *const d_add_2 = arena + 11054608; /* [16,64,512] */
-static real *const d_add_3 = arena + 8957456; /* [16,64,512] */
-static real *const d_add_4 = arena + 9481744; /* [16,64,128] */
+static real *const d_add_3 = arena + 11578896; /* [16,64,128] */
 static real *const d_mul_3 = arena + 8826384; /* [16,64,128] */
 static real *const d_rsqrt_2 = arena + 1879568; /* [16,64,1] */
 static real *const d_sum_3 = arena + 2032144; /* [16,64,1] */
 static real *const d_sub_2 = arena + 7253520; /* [16,64,128] */
 static real *const d_mul_4 = arena + 1879568; /* [16,64,1] */
 static real *const d_sum_4 = arena + 2031120; /* [16,64,1] */
-static real *const d_add_5 = arena + 6991376; /* [16,64,128] */
+static real *const d_add_4 = arena + 6991376; /* [16,64,128] */
 static real *const d_y = arena + 7253520; /* [16,64,128] */
 static real *const d_y_2 = arena + 8564240; /* [16,4,64,32] */
 static real *const d_div = arena + 8695312; /* [16,4,64,64] */
@@ -207,7 +206,7 @@ static real *const d_matmul_2 = arena + 7253520; /* [16,64,128] */
 static real *const d_reshape_3 = arena + 7384592; /* [16,64,4,32] */
 static real *const d_matmul_add = arena + 7253520; /* [16,64,128] */
 static real *const d_reshape_4 = arena + 7384592; /* [16,64,4,32] */
-static real *const d_add_6 = arena + 7253520; /* [16,64,128] */
+static real *const d_add_5 = arena + 7253520; /* [16,64,128] */
 static real *const d_mul_5 = arena + 7122448; /* [16,64,128] */
 static real *const d_rsqrt_3 = arena + 1879568; /* [16,64,1] */
 static real *const d_sum_6 = arena + 2022928; /* [16,64,1] */
@@ -216,16 +215,15 @@ static real *const d_mul_6 = arena + 1879568; /* [16,64,1] */
 static real *const d_sum_7 = arena + 2021904; /* [16,64,1] */
 static real *const d_h_3 = arena + 3976720; /* [16,64,128] */
 static real *const d_h_4 = arena + 7777808; /* [16,64,512] */
-static real *const d_add_7 = arena + 11841040; /* [16,64,512] */
-static real *const d_add_8 = arena + 4238864; /* [16,64,512] */
-static real *const d_add_9 = arena + 7646736; /* [16,64,128] */
+static real *const d_add_6 = arena + 11841040; /* [16,64,512] */
+static real *const d_add_7 = arena + 7646736; /* [16,64,128] */
 static real *const d_mul_7 = arena + 4107792; /* [16,64,128] */
 static real *const d_rsqrt_4 = arena + 1879568; /* [16,64,1] */
 static real *const d_sum_8 = arena + 2021904; /* [16,64,1] */
 static real *const d_sub_5 = arena + 2534928; /* [16,64,128] */
 static real *const d_mul_8 = arena + 1879568; /* [16,64,1] */
 static real *const d_sum_9 = arena + 4107792; /* [16,64,1] */
-static real *const d_add_10 = arena + 7646736; /* [16,64,128] */
+static real *const d_add_8 = arena + 7646736; /* [16,64,128] */
 static real *const d_y_3 = arena + 2534928; /* [16,64,128] */
 static real *const d_y_4 = arena + 1889808; /* [16,4,64,32] */
 static real *const d_div_2 = arena + 7122448; /* [16,4,64,64] */
@@ -243,7 +241,7 @@ static real *const d_matmul_4 = arena + 2534928; /* [16,64,128] */
 static real *const d_reshape_6 = arena + 2666000; /* [16,64,4,32] */
 static real *const d_matmul_add_2 = arena + 2534928; /* [16,64,128] */
 static real *const d_reshape_7 = arena + 1881616; /* [16,64,4,32] */
-static real *const d_add_11 = arena + 2534928; /* [16,64,128] */
+static real *const d_add_9 = arena + 2534928; /* [16,64,128] */
 static real *const d_mul_9 = arena + 2403856; /* [16,64,128] */
 static real *const d_rsqrt_5 = arena + 1879568; /* [16,64,1] */
 static real *const d_sum_11 = arena + 2272784; /* [16,64,1] */
@@ -733,7 +731,7 @@ static void forward(int rows)
     compute_outputs();
 }
 
-/* The rest of the loss, after compute_outputs(). */
+/* Evaluation: the rest of the loss, after compute_outputs(). */
 static void compute_loss(void)
 {
     /* models/gpt.lua:25: loss = mean(cross_entropy(logits, y)), */
@@ -765,10 +763,11 @@ static double loss(void)
     return loss_value[0];
 }
 
-/* The gradients, after compute_loss(). */
+/* Training: the rest of the loss and the gradients, after
+ * compute_outputs(). */
 static void compute_grads(void)
 {
-    /* backward of models/gpt.lua:25: loss = mean(cross_entropy(logits, y)), */
+    /* models/gpt.lua:25 and its backward: loss = mean(cross_entropy(logits, y)), */
     for (int i = 0; i < 1024; i++) {
         const real *row = logits + i * 128;
         real mx = row[0];
@@ -777,10 +776,21 @@ static void compute_grads(void)
         real acc = REAL_C(0.0);
         for (int j = 0; j < 128; j++)
             acc += r_exp(row[j] - mx);
+        cross_entropy[i] = mx + r_log(acc) - row[y[i]];
         real *drow = d_reshape + i * 128;
         for (int j = 0; j < 128; j++)
             drow[j] = REAL_C(0.0009765625) * (r_exp(row[j] - mx) / acc - (j == y[i]));
     }
+
+    /* models/gpt.lua:25: loss = mean(cross_entropy(logits, y)), */
+    {
+        real acc = REAL_C(0.0);
+        for (int i = 0; i < 1024; i++) {
+            acc += cross_entropy[i];
+        }
+        sum_13[0] = acc;
+    }
+    loss_value[0] = sum_13[0] * REAL_C(0.0009765625);
 
     /* backward of models/lib/dense.lua:9: return x:matmul(w) + b */
     memset(d_head_b, 0, 128 * sizeof *d_head_b);
@@ -861,48 +871,46 @@ static void compute_grads(void)
 
     /* backward of models/lib/transformer_block.lua:16: local h = gelu(dense(layer_norm(x, g2, b2), 4 * width, name .. "_fc")) */
     for (int i = 0; i < 524288; i++) {
+        const real t213 = d_h_2[i] * add_10[i];
         const real t214 = d_h_2[i] * mul_10[i];
+        const real t215 = t213 * REAL_C(0.5);
         const real t216 = tanh_3[i] * tanh_3[i];
         const real t217 = REAL_C(1.0) - t216;
         const real t218 = t214 * t217;
-        d_add_2[i] = t218 * REAL_C(0.7978845608028654);
-    }
-    for (int i = 0; i < 524288; i++) {
-        const real t213 = d_h_2[i] * add_10[i];
-        const real t215 = t213 * REAL_C(0.5);
-        const real t220 = t215 + d_add_2[i];
-        const real t221 = d_add_2[i] * REAL_C(0.044715);
+        const real t219 = t218 * REAL_C(0.7978845608028654);
+        const real t220 = t215 + t219;
+        const real t221 = t219 * REAL_C(0.044715);
         const real t223 = t221 * REAL_C(3.0);
         const real t224 = add_9[i] * add_9[i];
         const real t225 = t223 * t224;
-        d_add_3[i] = t220 + t225;
+        d_add_2[i] = t220 + t225;
     }
 
     /* backward of models/lib/dense.lua:9: return x:matmul(w) + b */
     memset(d_block2_fc_b, 0, 512 * sizeof *d_block2_fc_b);
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 512; j++) {
-            d_block2_fc_b[j] += d_add_3[i * 512 + j];
+            d_block2_fc_b[j] += d_add_2[i * 512 + j];
         }
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 1024, 128, 512,
-           REAL_C(1.0), d_add_3, 512, block2_fc_w, 512, REAL_C(0.0), d_add_4, 128);
+           REAL_C(1.0), d_add_2, 512, block2_fc_w, 512, REAL_C(0.0), d_add_3, 128);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 512, 1024,
-           REAL_C(1.0), add_8, 128, d_add_3, 512, REAL_C(0.0), d_block2_fc_w, 512);
+           REAL_C(1.0), add_8, 128, d_add_2, 512, REAL_C(0.0), d_block2_fc_w, 512);
 
     /* backward of models/lib/transformer_block.lua:16: local h = gelu(dense(layer_norm(x, g2, b2), 4 * width, name .. "_fc")) */
     memset(d_block2_ln2_b, 0, 128 * sizeof *d_block2_ln2_b);
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            d_block2_ln2_b[j] += d_add_4[i * 128 + j];
+            d_block2_ln2_b[j] += d_add_3[i * 128 + j];
         }
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            d_mul_3[i * 128 + j] = d_add_4[i * 128 + j] * block2_ln2_g[j];
+            d_mul_3[i * 128 + j] = d_add_3[i * 128 + j] * block2_ln2_g[j];
         }
     memset(d_block2_ln2_g, 0, 128 * sizeof *d_block2_ln2_g);
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            const real t234 = d_add_4[i * 128 + j] * mul_9[i * 128 + j];
+            const real t234 = d_add_3[i * 128 + j] * mul_9[i * 128 + j];
             d_block2_ln2_g[j] += t234;
         }
     for (int i = 0; i < 1024; i++) {
@@ -942,19 +950,19 @@ static void compute_grads(void)
         for (int j = 0; j < 128; j++) {
             const real t247 = d_h[i * 128 + j] + d_sub_2[i * 128 + j];
             const real t251 = d_sum_4[i];
-            d_add_5[i * 128 + j] = t247 + t251;
+            d_add_4[i * 128 + j] = t247 + t251;
         }
 
     /* backward of models/lib/dense.lua:9: return x:matmul(w) + b */
     memset(d_block2_attn_out_b, 0, 128 * sizeof *d_block2_attn_out_b);
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            d_block2_attn_out_b[j] += d_add_5[i * 128 + j];
+            d_block2_attn_out_b[j] += d_add_4[i * 128 + j];
         }
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 1024, 128, 128,
-           REAL_C(1.0), d_add_5, 128, block2_attn_out_w, 128, REAL_C(0.0), d_y, 128);
+           REAL_C(1.0), d_add_4, 128, block2_attn_out_w, 128, REAL_C(0.0), d_y, 128);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 128, 1024,
-           REAL_C(1.0), permute_4, 128, d_add_5, 128, REAL_C(0.0), d_block2_attn_out_w, 128);
+           REAL_C(1.0), permute_4, 128, d_add_4, 128, REAL_C(0.0), d_block2_attn_out_w, 128);
 
     /* backward of models/lib/attention.lua:23: y = y:permute({1, 3, 2, 4}):reshape({N, T, width}) */
     for (int i = 0; i < 16; i++)
@@ -1061,7 +1069,7 @@ static void compute_grads(void)
 
     /* backward of models/lib/attention.lua:18: local q = split(x:matmul(q_w), N, T) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 1024, 128, 128,
-           REAL_C(1.0), d_reshape_4, 128, block2_attn_q, 128, REAL_C(1.0), d_add_6, 128);
+           REAL_C(1.0), d_reshape_4, 128, block2_attn_q, 128, REAL_C(1.0), d_add_5, 128);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 128, 1024,
            REAL_C(1.0), add_6, 128, d_reshape_4, 128, REAL_C(0.0), d_block2_attn_q, 128);
 
@@ -1069,16 +1077,16 @@ static void compute_grads(void)
     memset(d_block2_ln1_b, 0, 128 * sizeof *d_block2_ln1_b);
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            d_block2_ln1_b[j] += d_add_6[i * 128 + j];
+            d_block2_ln1_b[j] += d_add_5[i * 128 + j];
         }
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            d_mul_5[i * 128 + j] = d_add_6[i * 128 + j] * block2_ln1_g[j];
+            d_mul_5[i * 128 + j] = d_add_5[i * 128 + j] * block2_ln1_g[j];
         }
     memset(d_block2_ln1_g, 0, 128 * sizeof *d_block2_ln1_g);
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            const real t299 = d_add_6[i * 128 + j] * mul_7[i * 128 + j];
+            const real t299 = d_add_5[i * 128 + j] * mul_7[i * 128 + j];
             d_block2_ln1_g[j] += t299;
         }
     for (int i = 0; i < 1024; i++) {
@@ -1116,7 +1124,7 @@ static void compute_grads(void)
     }
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            const real t312 = d_add_5[i * 128 + j] + d_sub_4[i * 128 + j];
+            const real t312 = d_add_4[i * 128 + j] + d_sub_4[i * 128 + j];
             const real t316 = d_sum_7[i];
             d_h_3[i * 128 + j] = t312 + t316;
         }
@@ -1134,48 +1142,46 @@ static void compute_grads(void)
 
     /* backward of models/lib/transformer_block.lua:16: local h = gelu(dense(layer_norm(x, g2, b2), 4 * width, name .. "_fc")) */
     for (int i = 0; i < 524288; i++) {
+        const real t323 = d_h_4[i] * add_5[i];
         const real t324 = d_h_4[i] * mul_5[i];
+        const real t325 = t323 * REAL_C(0.5);
         const real t326 = tanh_2[i] * tanh_2[i];
         const real t327 = REAL_C(1.0) - t326;
         const real t328 = t324 * t327;
-        d_add_7[i] = t328 * REAL_C(0.7978845608028654);
-    }
-    for (int i = 0; i < 524288; i++) {
-        const real t323 = d_h_4[i] * add_5[i];
-        const real t325 = t323 * REAL_C(0.5);
-        const real t330 = t325 + d_add_7[i];
-        const real t331 = d_add_7[i] * REAL_C(0.044715);
+        const real t329 = t328 * REAL_C(0.7978845608028654);
+        const real t330 = t325 + t329;
+        const real t331 = t329 * REAL_C(0.044715);
         const real t332 = t331 * REAL_C(3.0);
         const real t333 = add_4[i] * add_4[i];
         const real t334 = t332 * t333;
-        d_add_8[i] = t330 + t334;
+        d_add_6[i] = t330 + t334;
     }
 
     /* backward of models/lib/dense.lua:9: return x:matmul(w) + b */
     memset(d_block1_fc_b, 0, 512 * sizeof *d_block1_fc_b);
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 512; j++) {
-            d_block1_fc_b[j] += d_add_8[i * 512 + j];
+            d_block1_fc_b[j] += d_add_6[i * 512 + j];
         }
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 1024, 128, 512,
-           REAL_C(1.0), d_add_8, 512, block1_fc_w, 512, REAL_C(0.0), d_add_9, 128);
+           REAL_C(1.0), d_add_6, 512, block1_fc_w, 512, REAL_C(0.0), d_add_7, 128);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 512, 1024,
-           REAL_C(1.0), add_3, 128, d_add_8, 512, REAL_C(0.0), d_block1_fc_w, 512);
+           REAL_C(1.0), add_3, 128, d_add_6, 512, REAL_C(0.0), d_block1_fc_w, 512);
 
     /* backward of models/lib/transformer_block.lua:16: local h = gelu(dense(layer_norm(x, g2, b2), 4 * width, name .. "_fc")) */
     memset(d_block1_ln2_b, 0, 128 * sizeof *d_block1_ln2_b);
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            d_block1_ln2_b[j] += d_add_9[i * 128 + j];
+            d_block1_ln2_b[j] += d_add_7[i * 128 + j];
         }
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            d_mul_7[i * 128 + j] = d_add_9[i * 128 + j] * block1_ln2_g[j];
+            d_mul_7[i * 128 + j] = d_add_7[i * 128 + j] * block1_ln2_g[j];
         }
     memset(d_block1_ln2_g, 0, 128 * sizeof *d_block1_ln2_g);
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            const real t343 = d_add_9[i * 128 + j] * mul_4[i * 128 + j];
+            const real t343 = d_add_7[i * 128 + j] * mul_4[i * 128 + j];
             d_block1_ln2_g[j] += t343;
         }
     for (int i = 0; i < 1024; i++) {
@@ -1215,19 +1221,19 @@ static void compute_grads(void)
         for (int j = 0; j < 128; j++) {
             const real t356 = d_h_3[i * 128 + j] + d_sub_5[i * 128 + j];
             const real t360 = d_sum_9[i];
-            d_add_10[i * 128 + j] = t356 + t360;
+            d_add_8[i * 128 + j] = t356 + t360;
         }
 
     /* backward of models/lib/dense.lua:9: return x:matmul(w) + b */
     memset(d_block1_attn_out_b, 0, 128 * sizeof *d_block1_attn_out_b);
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            d_block1_attn_out_b[j] += d_add_10[i * 128 + j];
+            d_block1_attn_out_b[j] += d_add_8[i * 128 + j];
         }
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 1024, 128, 128,
-           REAL_C(1.0), d_add_10, 128, block1_attn_out_w, 128, REAL_C(0.0), d_y_3, 128);
+           REAL_C(1.0), d_add_8, 128, block1_attn_out_w, 128, REAL_C(0.0), d_y_3, 128);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 128, 1024,
-           REAL_C(1.0), permute_2, 128, d_add_10, 128, REAL_C(0.0), d_block1_attn_out_w, 128);
+           REAL_C(1.0), permute_2, 128, d_add_8, 128, REAL_C(0.0), d_block1_attn_out_w, 128);
 
     /* backward of models/lib/attention.lua:23: y = y:permute({1, 3, 2, 4}):reshape({N, T, width}) */
     for (int i = 0; i < 16; i++)
@@ -1334,7 +1340,7 @@ static void compute_grads(void)
 
     /* backward of models/lib/attention.lua:18: local q = split(x:matmul(q_w), N, T) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 1024, 128, 128,
-           REAL_C(1.0), d_reshape_7, 128, block1_attn_q, 128, REAL_C(1.0), d_add_11, 128);
+           REAL_C(1.0), d_reshape_7, 128, block1_attn_q, 128, REAL_C(1.0), d_add_9, 128);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 128, 1024,
            REAL_C(1.0), add, 128, d_reshape_7, 128, REAL_C(0.0), d_block1_attn_q, 128);
 
@@ -1342,16 +1348,16 @@ static void compute_grads(void)
     memset(d_block1_ln1_b, 0, 128 * sizeof *d_block1_ln1_b);
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            d_block1_ln1_b[j] += d_add_11[i * 128 + j];
+            d_block1_ln1_b[j] += d_add_9[i * 128 + j];
         }
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            d_mul_9[i * 128 + j] = d_add_11[i * 128 + j] * block1_ln1_g[j];
+            d_mul_9[i * 128 + j] = d_add_9[i * 128 + j] * block1_ln1_g[j];
         }
     memset(d_block1_ln1_g, 0, 128 * sizeof *d_block1_ln1_g);
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            const real t408 = d_add_11[i * 128 + j] * mul_2[i * 128 + j];
+            const real t408 = d_add_9[i * 128 + j] * mul_2[i * 128 + j];
             d_block1_ln1_g[j] += t408;
         }
     for (int i = 0; i < 1024; i++) {
@@ -1389,7 +1395,7 @@ static void compute_grads(void)
     }
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            const real t421 = d_add_10[i * 128 + j] + d_sub_7[i * 128 + j];
+            const real t421 = d_add_8[i * 128 + j] + d_sub_7[i * 128 + j];
             const real t425 = d_sum_12[i];
             d_h_5[i * 128 + j] = t421 + t425;
         }
@@ -1410,7 +1416,6 @@ static void compute_grads(void)
 static double loss_and_grad(void)
 {
     compute_outputs();
-    compute_loss();
     compute_grads();
     return loss_value[0];
 }

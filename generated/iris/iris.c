@@ -9,7 +9,7 @@
 #include "rt_real.h"
 #include "iris.h"
 
-static real arena[352];
+static real arena[400];
 static int32_t iarena[32];
 
 static real *const x = arena + 0; /* input [30,4] */
@@ -21,9 +21,9 @@ static real *const d_b = arena + 147; /* gradient [3] */
 static real *const matmul = arena + 256; /* [30,3] */
 static real *const logits = arena + 165; /* [30,3] */
 static real *const cross_entropy = arena + 256; /* [30] */
-static real *const sum = arena + 288; /* [] */
+static real *const sum = arena + 384; /* [] */
 static real *const loss_value = arena + 255; /* [] */
-static real *const d_logits = arena + 256; /* [30,3] */
+static real *const d_logits = arena + 288; /* [30,3] */
 
 /* The forward pass of the outputs, in the mode forward() or
  * loss_and_grad() set. */
@@ -46,7 +46,7 @@ static void forward(int rows)
     compute_outputs();
 }
 
-/* The rest of the loss, after compute_outputs(). */
+/* Evaluation: the rest of the loss, after compute_outputs(). */
 static void compute_loss(void)
 {
     /* models/iris.lua:13: loss = mean(cross_entropy(logits, labels)), */
@@ -78,10 +78,11 @@ static double loss(void)
     return loss_value[0];
 }
 
-/* The gradients, after compute_loss(). */
+/* Training: the rest of the loss and the gradients, after
+ * compute_outputs(). */
 static void compute_grads(void)
 {
-    /* backward of models/iris.lua:13: loss = mean(cross_entropy(logits, labels)), */
+    /* models/iris.lua:13 and its backward: loss = mean(cross_entropy(logits, labels)), */
     for (int i = 0; i < 30; i++) {
         const real *row = logits + i * 3;
         real mx = row[0];
@@ -90,10 +91,21 @@ static void compute_grads(void)
         real acc = REAL_C(0.0);
         for (int j = 0; j < 3; j++)
             acc += r_exp(row[j] - mx);
+        cross_entropy[i] = mx + r_log(acc) - row[labels[i]];
         real *drow = d_logits + i * 3;
         for (int j = 0; j < 3; j++)
             drow[j] = REAL_C(0.03333333333333333) * (r_exp(row[j] - mx) / acc - (j == labels[i]));
     }
+
+    /* models/iris.lua:13: loss = mean(cross_entropy(logits, labels)), */
+    {
+        real acc = REAL_C(0.0);
+        for (int i = 0; i < 30; i++) {
+            acc += cross_entropy[i];
+        }
+        sum[0] = acc;
+    }
+    loss_value[0] = sum[0] * REAL_C(0.03333333333333333);
 
     /* backward of models/iris.lua:10: local logits = x:matmul(W) + b */
     memset(d_b, 0, 3 * sizeof *d_b);
@@ -109,7 +121,6 @@ static void compute_grads(void)
 static double loss_and_grad(void)
 {
     compute_outputs();
-    compute_loss();
     compute_grads();
     return loss_value[0];
 }
@@ -168,7 +179,7 @@ const rt_model REAL_SUFFIX(iris_model) = {
     .real = RT_REAL,
     .arena = arena,
     .iarena = iarena,
-    .arena_size = 352,
+    .arena_size = 400,
     .iarena_size = 32,
     .n_inputs = 2,
     .n_params = 2,

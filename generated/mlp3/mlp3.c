@@ -33,9 +33,9 @@ static real *const h2 = arena + 52768; /* [64,100] */
 static real *const matmul_3 = arena + 39968; /* [64,10] */
 static real *const logits = arena + 39316; /* [64,10] */
 static real *const cross_entropy = arena + 39968; /* [64] */
-static real *const sum = arena + 40032; /* [] */
+static real *const sum = arena + 40672; /* [] */
 static real *const loss_value = arena + 39956; /* [] */
-static real *const d_logits = arena + 39968; /* [64,10] */
+static real *const d_logits = arena + 40032; /* [64,10] */
 static real *const d_h2 = arena + 59168; /* [64,100] */
 static real *const d_add = arena + 39968; /* [64,100] */
 static real *const d_h1 = arena + 52768; /* [64,100] */
@@ -84,7 +84,7 @@ static void forward(int rows)
     compute_outputs();
 }
 
-/* The rest of the loss, after compute_outputs(). */
+/* Evaluation: the rest of the loss, after compute_outputs(). */
 static void compute_loss(void)
 {
     /* models/mlp3.lua:17: loss = mean(cross_entropy(logits, labels)), */
@@ -116,13 +116,14 @@ static double loss(void)
     return loss_value[0];
 }
 
-/* The gradients, after compute_loss(). With fold (plain SGD, nothing
- * clipped), the products that would make the gradients of the
- * weights train_step() names update those weights instead,
+/* Training: the rest of the loss and the gradients, after
+ * compute_outputs(). With fold (plain SGD, nothing clipped), the
+ * products that would make the gradients of the weights
+ * train_step() names update those weights instead,
  * w = keep w - lr dw, and those gradients are not stored. */
 static void compute_grads(int fold, real lr, real keep)
 {
-    /* backward of models/mlp3.lua:17: loss = mean(cross_entropy(logits, labels)), */
+    /* models/mlp3.lua:17 and its backward: loss = mean(cross_entropy(logits, labels)), */
     for (int i = 0; i < 64; i++) {
         const real *row = logits + i * 10;
         real mx = row[0];
@@ -131,10 +132,21 @@ static void compute_grads(int fold, real lr, real keep)
         real acc = REAL_C(0.0);
         for (int j = 0; j < 10; j++)
             acc += r_exp(row[j] - mx);
+        cross_entropy[i] = mx + r_log(acc) - row[labels[i]];
         real *drow = d_logits + i * 10;
         for (int j = 0; j < 10; j++)
             drow[j] = REAL_C(0.015625) * (r_exp(row[j] - mx) / acc - (j == labels[i]));
     }
+
+    /* models/mlp3.lua:17: loss = mean(cross_entropy(logits, labels)), */
+    {
+        real acc = REAL_C(0.0);
+        for (int i = 0; i < 64; i++) {
+            acc += cross_entropy[i];
+        }
+        sum[0] = acc;
+    }
+    loss_value[0] = sum[0] * REAL_C(0.015625);
 
     /* backward of models/lib/dense.lua:9: return x:matmul(w) + b */
     memset(d_fc3_b, 0, 10 * sizeof *d_fc3_b);
@@ -196,7 +208,6 @@ static void compute_grads(int fold, real lr, real keep)
 static double loss_and_grad(void)
 {
     compute_outputs();
-    compute_loss();
     compute_grads(0, 0, 0);
     return loss_value[0];
 }
@@ -231,7 +242,6 @@ static double train_step(const rt_hyper *hyper)
         return clipped_step(hyper);
     const real lr = (real)hyper->lr, wd = (real)hyper->weight_decay;
     compute_outputs();
-    compute_loss();
     compute_grads(1, lr, 1 - lr * wd);
     real *const params = arena + 4096;
     const real *const grads = arena + 21706;

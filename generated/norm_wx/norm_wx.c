@@ -34,7 +34,7 @@ static void forward(int rows)
     compute_outputs();
 }
 
-/* The rest of the loss, after compute_outputs(). */
+/* Evaluation: the rest of the loss, after compute_outputs(). */
 static void compute_loss(void)
 {
     /* models/norm_wx.lua:13: loss = sum(q^2), */
@@ -56,15 +56,22 @@ static double loss(void)
     return loss_value[0];
 }
 
-/* The gradients, after compute_loss(). With fold (plain SGD, nothing
- * clipped), the products that would make the gradients of the
- * weights train_step() names update those weights instead,
+/* Training: the rest of the loss and the gradients, after
+ * compute_outputs(). With fold (plain SGD, nothing clipped), the
+ * products that would make the gradients of the weights
+ * train_step() names update those weights instead,
  * w = keep w - lr dw, and those gradients are not stored. */
 static void compute_grads(int fold, real lr, real keep)
 {
-    /* backward of models/norm_wx.lua:13: loss = sum(q^2), */
-    for (int i = 0; i < 128; i++) {
-        d_q[i] = REAL_C(2.0) * q[i];
+    /* models/norm_wx.lua:13 and its backward: loss = sum(q^2), */
+    {
+        real acc = REAL_C(0.0);
+        for (int i = 0; i < 128; i++) {
+            const real t3 = q[i] * q[i];
+            acc += t3;
+            d_q[i] = REAL_C(2.0) * q[i];
+        }
+        loss_value[0] = acc;
     }
 
     /* backward of models/norm_wx.lua:10: local q = x:matmul(W:t())   -- row i is (W x_i)^T */
@@ -80,7 +87,6 @@ static void compute_grads(int fold, real lr, real keep)
 static double loss_and_grad(void)
 {
     compute_outputs();
-    compute_loss();
     compute_grads(0, 0, 0);
     return loss_value[0];
 }
@@ -114,7 +120,6 @@ static double train_step(const rt_hyper *hyper)
         return clipped_step(hyper);
     const real lr = (real)hyper->lr, wd = (real)hyper->weight_decay;
     compute_outputs();
-    compute_loss();
     compute_grads(1, lr, 1 - lr * wd);
     return loss_value[0];
 }

@@ -20,9 +20,8 @@ static real *const d_w2 = arena + 265640; /* gradient [100,10] */
 static real *const matmul = arena + 267296; /* [64,100] */
 static real *const h = arena + 273696; /* [64,100] */
 static real *const y_pred = arena + 266640; /* [64,10] */
-static real *const sub = arena + 267296; /* [64,10] */
 static real *const loss_value = arena + 267280; /* [] */
-static real *const d_sub = arena + 267936; /* [64,10] */
+static real *const d_sub = arena + 267296; /* [64,10] */
 static real *const d_h = arena + 280096; /* [64,100] */
 static real *const d_matmul = arena + 267296; /* [64,100] */
 
@@ -50,17 +49,15 @@ static void forward(int rows)
     compute_outputs();
 }
 
-/* The rest of the loss, after compute_outputs(). */
+/* Evaluation: the rest of the loss, after compute_outputs(). */
 static void compute_loss(void)
 {
     /* models/seed_mlp.lua:16: loss = sum((y_pred - y)^2), */
-    for (int i = 0; i < 640; i++) {
-        sub[i] = y_pred[i] - y[i];
-    }
     {
         real acc = REAL_C(0.0);
         for (int i = 0; i < 640; i++) {
-            const real t8 = sub[i] * sub[i];
+            const real t7 = y_pred[i] - y[i];
+            const real t8 = t7 * t7;
             acc += t8;
         }
         loss_value[0] = acc;
@@ -75,15 +72,23 @@ static double loss(void)
     return loss_value[0];
 }
 
-/* The gradients, after compute_loss(). With fold (plain SGD, nothing
- * clipped), the products that would make the gradients of the
- * weights train_step() names update those weights instead,
+/* Training: the rest of the loss and the gradients, after
+ * compute_outputs(). With fold (plain SGD, nothing clipped), the
+ * products that would make the gradients of the weights
+ * train_step() names update those weights instead,
  * w = keep w - lr dw, and those gradients are not stored. */
 static void compute_grads(int fold, real lr, real keep)
 {
-    /* backward of models/seed_mlp.lua:16: loss = sum((y_pred - y)^2), */
-    for (int i = 0; i < 640; i++) {
-        d_sub[i] = REAL_C(2.0) * sub[i];
+    /* models/seed_mlp.lua:16 and its backward: loss = sum((y_pred - y)^2), */
+    {
+        real acc = REAL_C(0.0);
+        for (int i = 0; i < 640; i++) {
+            const real t7 = y_pred[i] - y[i];
+            const real t8 = t7 * t7;
+            acc += t8;
+            d_sub[i] = REAL_C(2.0) * t7;
+        }
+        loss_value[0] = acc;
     }
 
     /* backward of models/seed_mlp.lua:13: local y_pred = h:matmul(w2) */
@@ -114,7 +119,6 @@ static void compute_grads(int fold, real lr, real keep)
 static double loss_and_grad(void)
 {
     compute_outputs();
-    compute_loss();
     compute_grads(0, 0, 0);
     return loss_value[0];
 }
@@ -148,7 +152,6 @@ static double train_step(const rt_hyper *hyper)
         return clipped_step(hyper);
     const real lr = (real)hyper->lr, wd = (real)hyper->weight_decay;
     compute_outputs();
-    compute_loss();
     compute_grads(1, lr, 1 - lr * wd);
     return loss_value[0];
 }

@@ -41,7 +41,7 @@ static void forward(int rows)
     compute_outputs();
 }
 
-/* The rest of the loss, after compute_outputs(). */
+/* Evaluation: the rest of the loss, after compute_outputs(). */
 static void compute_loss(void)
 {
     /* models/svm.lua:13: local data_loss = mean(hinge_loss(scores, labels)) */
@@ -86,13 +86,43 @@ static double loss(void)
     return loss_value[0];
 }
 
-/* The gradients, after compute_loss(). */
+/* Training: the rest of the loss and the gradients, after
+ * compute_outputs(). */
 static void compute_grads(void)
 {
-    /* backward of models/svm.lua:14: local reg_loss = reg * sum(W^2) */
-    for (int i = 0; i < 640; i++) {
-        d_mul[i] = REAL_C(0.002) * W[i];
+    /* models/svm.lua:13: local data_loss = mean(hinge_loss(scores, labels)) */
+    for (int i = 0; i < 64; i++) {
+        const real *row = scores + i * 10;
+        const int32_t label = labels[i];
+        real acc = REAL_C(0.0);
+        for (int j = 0; j < 10; j++)
+            if (j != label)
+                acc += r_fmax(REAL_C(0.0), row[j] - row[label] + REAL_C(1.0));
+        hinge_loss[i] = acc;
     }
+    {
+        real acc = REAL_C(0.0);
+        for (int i = 0; i < 64; i++) {
+            acc += hinge_loss[i];
+        }
+        sum[0] = acc;
+    }
+
+    /* models/svm.lua:14 and its backward: local reg_loss = reg * sum(W^2) */
+    {
+        real acc = REAL_C(0.0);
+        for (int i = 0; i < 640; i++) {
+            const real t8 = W[i] * W[i];
+            acc += t8;
+            d_mul[i] = REAL_C(0.002) * W[i];
+        }
+        sum_2[0] = acc;
+    }
+
+    /* models/svm.lua:17: loss = data_loss + reg_loss, */
+    const real t7 = sum[0] * REAL_C(0.015625);
+    const real t11 = REAL_C(0.001) * sum_2[0];
+    loss_value[0] = t7 + t11;
 
     /* backward of models/svm.lua:13: local data_loss = mean(hinge_loss(scores, labels)) */
     for (int i = 0; i < 64; i++) {
@@ -117,7 +147,6 @@ static void compute_grads(void)
 static double loss_and_grad(void)
 {
     compute_outputs();
-    compute_loss();
     compute_grads();
     return loss_value[0];
 }
