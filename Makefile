@@ -7,8 +7,10 @@ BUILD   ?= build
 SAN     ?=
 CC      ?= cc
 OPT     ?= -O2
-CFLAGS  := -std=c11 $(OPT) -g -Wall -Wextra -Werror -D_POSIX_C_SOURCE=200809L -fno-math-errno -fno-trapping-math $(SAN)
-LDFLAGS := $(SAN)
+# OpenMP splits the generated code's large loops across --threads threads.
+OPENMP  ?= -fopenmp
+CFLAGS  := -std=c11 $(OPT) -g -Wall -Wextra -Werror -D_POSIX_C_SOURCE=200809L -fno-math-errno -fno-trapping-math $(OPENMP) $(SAN)
+LDFLAGS := $(OPENMP) $(SAN)
 # Evaluated when used, so after the packages are installed.
 LUA_CFLAGS  = $(shell pkg-config --cflags lua5.4)
 LUA_LIBS    = $(shell pkg-config --libs lua5.4)
@@ -222,12 +224,13 @@ $(BUILD)/fuzz_%: fuzz/%.c $(wildcard fuzz/*.h) $(FUZZ_LINK)
 $(BUILD)/test_fuzz: tests/test_fuzz.c $(FUZZ_TARGETS:%=$(BUILD)/replay_%) | test-deps
 	$(CC) $(CFLAGS) -DBUILD_DIR='"$(BUILD)"' -DFUZZ_TARGETS='"$(FUZZ_TARGETS)"' $< $(LDFLAGS) $(CHECK_FLAGS) -o $@
 
-# The fuzzers are built by clang, with ASan and UBSan, in a folder of their own.
+# The fuzzers are built by clang, with ASan and UBSan, in a folder of their
+# own, without OpenMP (clang's needs a package of its own).
 FUZZ_SAN = -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 .PHONY: fuzz
 fuzz:
 	@scripts/deps.sh fuzz $(FUZZ_CC)
-	@$(MAKE) --no-print-directory BUILD=$(FUZZ_BUILD) CC=$(FUZZ_CC) OPT=-O1 SAN="$(FUZZ_SAN)" \
+	@$(MAKE) --no-print-directory BUILD=$(FUZZ_BUILD) CC=$(FUZZ_CC) OPT=-O1 SAN="$(FUZZ_SAN)" OPENMP= \
 	    $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz_%)
 	@BUILD=$(FUZZ_BUILD) FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/fuzz.sh $(FUZZ_TARGETS)
 

@@ -107,6 +107,7 @@ static int cc_program(const Runtime *rt, const char *dir, const char *name, cons
      * scalar (rt_real.h). */
     argv[argc++] = "-fno-math-errno";
     argv[argc++] = "-fno-trapping-math";
+    argv[argc++] = "-fopenmp"; /* --threads for the large loops (rt_real.h) */
     if (dbl)
         argv[argc++] = "-DREAL_DOUBLE";
     else /* -O2 alone leaves most of a model's loops scalar */

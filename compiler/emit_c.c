@@ -472,6 +472,23 @@ static void group_body(Emit *e, Space *sp, Members *m, const Roots *roots, Buf *
     }
 }
 
+/* Elements an elementwise loop needs before its outer loop is split
+ * across threads (RT_PARALLEL_FOR): below this, starting the threads
+ * costs more than they save. Loops that sum stay on one thread, so a
+ * result never depends on how many threads there are. */
+enum { PARALLEL_MIN = 1 << 15 };
+
+static void open_parallel(Buf *b, const Space *sp, int depth)
+{
+    long size = 1;
+    for (int d = 0; d < sp->rank; d++)
+        size *= sp->size[d];
+    if (size >= PARALLEL_MIN && sp->rank > 0 && sp->size[0] >= 4) {
+        indent(b, depth);
+        buf_printf(b, "RT_PARALLEL_FOR\n");
+    }
+}
+
 static void open_loops(Buf *b, const Space *sp, int from, int to, int depth)
 {
     for (int d = from; d < to; d++) {
@@ -585,6 +602,7 @@ static void emit_group(Emit *e, int root)
             buf_printf(e->b, "memset(%s, 0, %ld * sizeof *%s);\n", use(e, root),
                        shape_size(r->shape), e->name[root]);
         }
+        open_parallel(e->b, &sp, 1);
         open_loops(e->b, &sp, 0, sp.rank, 1);
         group_body(e, &sp, &m, &one, &body, 1 + sp.rank, false);
         buf_printf(e->b, "%s", body.data);
@@ -629,6 +647,8 @@ static void emit_shared_loop(Emit *e, const Roots *roots)
             buf_printf(e->b, "        real %s = %s;\n", roots->acc[k], init.data);
             buf_free(&init);
         }
+    if (!block)
+        open_parallel(e->b, &sp, 1);
     open_loops(e->b, &sp, 0, sp.rank, 1 + block);
     group_body(e, &sp, &m, roots, &body, 1 + block + sp.rank, false);
     buf_printf(e->b, "%s", body.data);

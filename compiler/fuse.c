@@ -74,7 +74,9 @@ static bool may_join(Graph *g, const Fusion *f, const unsigned char *part, int r
     return true;
 }
 
-static void share_loops(Graph *g, Fusion *f, const bool *must_store)
+/* inputs: per group root, its members' inputs, which bound a loop's
+ * buffers, reads and members as in fuse(). */
+static void share_loops(Graph *g, Fusion *f, const bool *must_store, int *inputs)
 {
     unsigned char *part = schedule_parts(g);
     bool *mixed = xcalloc(g->n, sizeof *mixed); /* a member that is not plain elementwise */
@@ -118,8 +120,10 @@ static void share_loops(Graph *g, Fusion *f, const bool *must_store)
                     for (int c = 0; c < 2 && f->loop[b] == b; c++) {
                         int lead = cand[c];
                         if (lead < 0 || lead == b || !shape_eq(shared_space(g, f, lead, mixed), s) ||
+                            inputs[lead] + inputs[b] > MAX_GROUP_INPUTS ||
                             !may_join(g, f, part, b, first[b], lead))
                             continue;
+                        inputs[lead] += inputs[b]; /* now the loop's */
                         f->loop[b] = lead;
                         f->next_in_loop[last_in[lead]] = b;
                         last_in[lead] = b;
@@ -224,7 +228,7 @@ Fusion fuse(Graph *g)
             }
         }
     }
-    share_loops(g, &f, root);
+    share_loops(g, &f, root, inputs);
     free(uses);
     free(root);
     free(inputs);

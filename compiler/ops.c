@@ -1394,17 +1394,30 @@ static int grad_xent(Graph *g, int node, int dy, int k)
     return ir_must(g, &(Node){.op = OP_XENT_GRAD, .n_in = 3, .in = {dy, n->in[0], n->in[1]}});
 }
 
-static void emit_logsumexp(Buf *b, const char *z, int cols)
+/* Per row i of z: row, its max mx, and acc = sum_j exp(row[j] - mx); with
+ * keep, each exp is also kept in keep's row, for the gradient. */
+static void emit_logsumexp(Buf *b, const char *z, int cols, const char *keep)
 {
     buf_printf(b,
                "        const real *row = %s + i * %d;\n"
                "        real mx = row[0];\n"
                "        for (int j = 1; j < %d; j++)\n"
                "            mx = r_fmax(mx, row[j]);\n"
-               "        real acc = REAL_C(0.0);\n"
-               "        for (int j = 0; j < %d; j++)\n"
-               "            acc += r_exp(row[j] - mx);\n",
-               z, cols, cols, cols);
+               "        real acc = REAL_C(0.0);\n",
+               z, cols, cols);
+    if (keep)
+        buf_printf(b,
+                   "        real *drow = %s + i * %d;\n"
+                   "        for (int j = 0; j < %d; j++) {\n"
+                   "            drow[j] = r_exp(row[j] - mx);\n"
+                   "            acc += drow[j];\n"
+                   "        }\n",
+                   keep, cols, cols);
+    else
+        buf_printf(b,
+                   "        for (int j = 0; j < %d; j++)\n"
+                   "            acc += r_exp(row[j] - mx);\n",
+                   cols);
 }
 
 static void emit_xent(Buf *b, const Node *n, const Operand *out, const Operand *in)
@@ -1412,7 +1425,7 @@ static void emit_xent(Buf *b, const Node *n, const Operand *out, const Operand *
     int rows = in[0].shape.dim[0], cols = in[0].shape.dim[1];
     (void)n;
     buf_printf(b, "    for (int i = 0; i < %d; i++) {\n", rows);
-    emit_logsumexp(b, in[0].text, cols);
+    emit_logsumexp(b, in[0].text, cols, NULL);
     buf_printf(b, "        %s[i] = mx + r_log(acc) - row[%s[i]];\n    }\n", out->text, in[1].text);
 }
 
@@ -1424,15 +1437,14 @@ static void emit_xent_grad(Buf *b, const Node *n, const Operand *out, const Oper
     const char *dy = at(buf, &in[0], "i");
     (void)n;
     buf_printf(b, "    for (int i = 0; i < %d; i++) {\n", rows);
-    emit_logsumexp(b, in[1].text, cols);
+    emit_logsumexp(b, in[1].text, cols, out->text);
     if (out->row_loss) /* the loss in the same pass (fuse.c) */
         buf_printf(b, "        %s[i] = mx + r_log(acc) - row[%s[i]];\n", out->row_loss, in[2].text);
     buf_printf(b,
-               "        real *drow = %s + i * %d;\n"
                "        for (int j = 0; j < %d; j++)\n"
-               "            drow[j] = %s * (r_exp(row[j] - mx) / acc - (j == %s[i]));\n"
+               "            drow[j] = %s * (drow[j] / acc - (j == %s[i]));\n"
                "    }\n",
-               out->text, cols, cols, dy, in[2].text);
+               cols, dy, in[2].text);
 }
 
 const OpInfo op_info[N_OPS] = {

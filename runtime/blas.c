@@ -14,6 +14,9 @@
 #include <strings.h>
 #include <unistd.h>
 #include <cblas.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 #include "rt.h"
 
 /* The kernels this CPU can run best, or NULL to leave OpenBLAS's choice. */
@@ -43,4 +46,12 @@ void rt_use_best_blas(char **argv)
     setenv("OPENBLAS_CORETYPE", best, 1);
     execv("/proc/self/exe", argv);
     /* No /proc: carry on with the slow kernels rather than fail. */
+}
+
+void rt_set_threads(int n)
+{
+    openblas_set_num_threads(n);
+#ifdef _OPENMP
+    omp_set_num_threads(n);
+#endif
 }

@@ -174,7 +174,7 @@ static void usage(const rt_model *m, const char *prog)
            "  --all     check every element\n"
            "  --seed S  seed for parameters, inputs and picks (default 1)\n"
            "  --tol X   largest relative error that passes (default 1e-6)\n"
-           "  --threads N  BLAS threads (default 1)\n",
+           "  --threads N  threads for products and large loops (default 1)\n",
            prog, m->name, m->source ? m->source : "?", PICKS);
 }
 
@@ -234,7 +234,7 @@ int rt_gradcheck_main(const rt_model *m, int argc, char **argv)
                 prog, m->name, m->name);
         return 1;
     }
-    openblas_set_num_threads((int)o.threads);
+    rt_set_threads((int)o.threads);
     double worst = rt_gradcheck(m, &o.check, stdout);
     fflush(stdout);
     if (!(worst <= o.tol)) {

@@ -43,7 +43,7 @@ static void usage(const rt_model *m, const char *prog)
            "  --output NAME      which output (default: the first)\n"
            "  --argmax           write each row's predicted class, not its values\n"
            "  --label-column K   a CSV's label column, from 1; negative from the end (-1)\n"
-           "  --threads N        BLAS threads (default 1)\n");
+           "  --threads N        threads for products and large loops (default 1)\n");
 }
 
 static int parse(rt_args *a, Opts *o)
@@ -293,7 +293,7 @@ int rt_predict_main(const rt_model *m, int argc, char **argv)
                 prog);
         rc = 1;
     } else if (rc == 0) {
-        openblas_set_num_threads((int)o.threads);
+        rt_set_threads((int)o.threads);
         rc = predict(m, prog, &o);
     }
     free(o.data);

@@ -22,6 +22,9 @@ int rt_predict_main(const rt_model *m, int argc, char **argv);
 /* Called first by those mains: on a CPU whose best kernels OpenBLAS did not
  * pick (blas.c), runs the program again with OPENBLAS_CORETYPE set. */
 void rt_use_best_blas(char **argv);
+/* --threads N: OpenBLAS's threads, and OpenMP's for the big elementwise
+ * loops. */
+void rt_set_threads(int n);
 
 /* Random numbers: xoshiro256** seeded through splitmix64. */
 typedef struct {

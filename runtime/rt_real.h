@@ -14,6 +14,15 @@
 #include <cblas.h>
 #include "rt_model.h"
 
+/* Before an elementwise loop big enough to be worth splitting across the
+ * threads --threads asks for (emit_c.c decides which); without OpenMP, a
+ * plain loop. */
+#ifdef _OPENMP
+#define RT_PARALLEL_FOR _Pragma("omp parallel for schedule(static)")
+#else
+#define RT_PARALLEL_FOR
+#endif
+
 #ifdef REAL_DOUBLE
 typedef double real;
 #define REAL_C(x) x

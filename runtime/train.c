@@ -131,7 +131,7 @@ static void usage(const rt_model *m, const char *prog)
            "                     validation data: step,epoch,lr,train_loss,val_loss,\n"
            "                     val_accuracy,seconds\n"
            "  --print-every K    print the loss every K steps (default 10)\n"
-           "  --threads N        BLAS threads (default 1)\n"
+           "  --threads N        threads for products and large loops (default 1)\n"
            "  --checkpoint F     save parameters and optimizer state to F at the end\n"
            "  --save-every K     and every K steps as well\n"
            "  --resume F         continue from checkpoint F (its step and seed) to --steps\n"
@@ -1018,7 +1018,7 @@ int rt_train_main(const rt_model *m, int argc, char **argv)
         Trainer t = {
             .m = m, .prog = prog, .o = &o, .seed = o.seed, .saved_at = -1, .d = &d, .val = &val};
         snprintf(t.fallback, sizeof t.fallback, "%s.ckpt", m->name);
-        openblas_set_num_threads((int)o.threads);
+        rt_set_threads((int)o.threads);
         rc = begin(&t);
         if (rc == 0)
             rc = train(&t);

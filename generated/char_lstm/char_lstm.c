@@ -809,10 +809,12 @@ static void compute_outputs(void)
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1024, 1024, 256,
            REAL_C(1.0), e, 256, lstm_w, 1024, REAL_C(0.0), matmul, 1024);
+    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             slice[i * 1024 + j] = matmul[i * 32768 + j];
         }
+    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             z[i * 1024 + j] = slice[i * 1024 + j] + lstm_b[j];
@@ -853,10 +855,12 @@ static void compute_outputs(void)
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
+    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             slice_2[i * 1024 + j] = matmul[i * 32768 + j + 1024];
         }
+    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             z_2[i * 1024 + j] = slice_2[i * 1024 + j] + lstm_b[j];
@@ -911,10 +915,12 @@ static void compute_outputs(void)
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
+    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             slice_3[i * 1024 + j] = matmul[i * 32768 + j + 2048];
         }
+    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             z_4[i * 1024 + j] = slice_3[i * 1024 + j] + lstm_b[j];
@@ -969,10 +975,12 @@ static void compute_outputs(void)
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
+    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             slice_4[i * 1024 + j] = matmul[i * 32768 + j + 3072];
         }
+    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             z_6[i * 1024 + j] = slice_4[i * 1024 + j] + lstm_b[j];
@@ -1027,10 +1035,12 @@ static void compute_outputs(void)
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
+    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             slice_5[i * 1024 + j] = matmul[i * 32768 + j + 4096];
         }
+    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             z_8[i * 1024 + j] = slice_5[i * 1024 + j] + lstm_b[j];
@@ -1085,10 +1095,12 @@ static void compute_outputs(void)
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
+    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             slice_6[i * 1024 + j] = matmul[i * 32768 + j + 5120];
         }
+    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             z_10[i * 1024 + j] = slice_6[i * 1024 + j] + lstm_b[j];
@@ -1143,10 +1155,12 @@ static void compute_outputs(void)
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
+    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             slice_7[i * 1024 + j] = matmul[i * 32768 + j + 6144];
         }
+    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             z_12[i * 1024 + j] = slice_7[i * 1024 + j] + lstm_b[j];
@@ -1201,10 +1215,12 @@ static void compute_outputs(void)
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
+    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             slice_8[i * 1024 + j] = matmul[i * 32768 + j + 7168];
         }
+    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             z_14[i * 1024 + j] = slice_8[i * 1024 + j] + lstm_b[j];
@@ -1259,10 +1275,12 @@ static void compute_outputs(void)
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
+    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             slice_9[i * 1024 + j] = matmul[i * 32768 + j + 8192];
         }
+    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             z_16[i * 1024 + j] = slice_9[i * 1024 + j] + lstm_b[j];
@@ -1317,10 +1335,12 @@ static void compute_outputs(void)
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
+    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             slice_10[i * 1024 + j] = matmul[i * 32768 + j + 9216];
         }
+    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             z_18[i * 1024 + j] = slice_10[i * 1024 + j] + lstm_b[j];
@@ -1375,10 +1395,12 @@ static void compute_outputs(void)
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
+    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             slice_11[i * 1024 + j] = matmul[i * 32768 + j + 10240];
         }
+    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             z_20[i * 1024 + j] = slice_11[i * 1024 + j] + lstm_b[j];
@@ -1433,10 +1455,12 @@ static void compute_outputs(void)
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
+    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             slice_12[i * 1024 + j] = matmul[i * 32768 + j + 11264];
         }
+    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             z_22[i * 1024 + j] = slice_12[i * 1024 + j] + lstm_b[j];
@@ -1491,10 +1515,12 @@ static void compute_outputs(void)
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
+    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             slice_13[i * 1024 + j] = matmul[i * 32768 + j + 12288];
         }
+    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             z_24[i * 1024 + j] = slice_13[i * 1024 + j] + lstm_b[j];
@@ -1549,10 +1575,12 @@ static void compute_outputs(void)
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
+    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             slice_14[i * 1024 + j] = matmul[i * 32768 + j + 13312];
         }
+    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             z_26[i * 1024 + j] = slice_14[i * 1024 + j] + lstm_b[j];
@@ -1607,10 +1635,12 @@ static void compute_outputs(void)
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
+    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             slice_15[i * 1024 + j] = matmul[i * 32768 + j + 14336];
         }
+    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             z_28[i * 1024 + j] = slice_15[i * 1024 + j] + lstm_b[j];
@@ -1665,10 +1695,12 @@ static void compute_outputs(void)
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
+    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             slice_16[i * 1024 + j] = matmul[i * 32768 + j + 15360];
         }
+    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             z_30[i * 1024 + j] = slice_16[i * 1024 + j] + lstm_b[j];
@@ -1723,10 +1755,12 @@ static void compute_outputs(void)
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
+    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             slice_17[i * 1024 + j] = matmul[i * 32768 + j + 16384];
         }
+    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             z_32[i * 1024 + j] = slice_17[i * 1024 + j] + lstm_b[j];
@@ -1781,10 +1815,12 @@ static void compute_outputs(void)
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
+    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             slice_18[i * 1024 + j] = matmul[i * 32768 + j + 17408];
         }
+    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             z_34[i * 1024 + j] = slice_18[i * 1024 + j] + lstm_b[j];
@@ -1839,10 +1875,12 @@ static void compute_outputs(void)
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
+    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             slice_19[i * 1024 + j] = matmul[i * 32768 + j + 18432];
         }
+    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             z_36[i * 1024 + j] = slice_19[i * 1024 + j] + lstm_b[j];
@@ -1897,10 +1935,12 @@ static void compute_outputs(void)
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
+    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             slice_20[i * 1024 + j] = matmul[i * 32768 + j + 19456];
         }
+    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             z_38[i * 1024 + j] = slice_20[i * 1024 + j] + lstm_b[j];
@@ -1955,10 +1995,12 @@ static void compute_outputs(void)
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
+    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             slice_21[i * 1024 + j] = matmul[i * 32768 + j + 20480];
         }
+    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             z_40[i * 1024 + j] = slice_21[i * 1024 + j] + lstm_b[j];
@@ -2013,10 +2055,12 @@ static void compute_outputs(void)
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
+    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             slice_22[i * 1024 + j] = matmul[i * 32768 + j + 21504];
         }
+    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             z_42[i * 1024 + j] = slice_22[i * 1024 + j] + lstm_b[j];
@@ -2071,10 +2115,12 @@ static void compute_outputs(void)
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
+    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             slice_23[i * 1024 + j] = matmul[i * 32768 + j + 22528];
         }
+    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             z_44[i * 1024 + j] = slice_23[i * 1024 + j] + lstm_b[j];
@@ -2129,10 +2175,12 @@ static void compute_outputs(void)
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
+    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             slice_24[i * 1024 + j] = matmul[i * 32768 + j + 23552];
         }
+    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             z_46[i * 1024 + j] = slice_24[i * 1024 + j] + lstm_b[j];
@@ -2187,10 +2235,12 @@ static void compute_outputs(void)
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
+    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             slice_25[i * 1024 + j] = matmul[i * 32768 + j + 24576];
         }
+    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             z_48[i * 1024 + j] = slice_25[i * 1024 + j] + lstm_b[j];
@@ -2245,10 +2295,12 @@ static void compute_outputs(void)
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
+    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             slice_26[i * 1024 + j] = matmul[i * 32768 + j + 25600];
         }
+    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             z_50[i * 1024 + j] = slice_26[i * 1024 + j] + lstm_b[j];
@@ -2303,10 +2355,12 @@ static void compute_outputs(void)
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
+    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             slice_27[i * 1024 + j] = matmul[i * 32768 + j + 26624];
         }
+    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             z_52[i * 1024 + j] = slice_27[i * 1024 + j] + lstm_b[j];
@@ -2361,10 +2415,12 @@ static void compute_outputs(void)
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
+    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             slice_28[i * 1024 + j] = matmul[i * 32768 + j + 27648];
         }
+    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             z_54[i * 1024 + j] = slice_28[i * 1024 + j] + lstm_b[j];
@@ -2419,10 +2475,12 @@ static void compute_outputs(void)
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
+    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             slice_29[i * 1024 + j] = matmul[i * 32768 + j + 28672];
         }
+    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             z_56[i * 1024 + j] = slice_29[i * 1024 + j] + lstm_b[j];
@@ -2477,10 +2535,12 @@ static void compute_outputs(void)
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
+    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             slice_30[i * 1024 + j] = matmul[i * 32768 + j + 29696];
         }
+    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             z_58[i * 1024 + j] = slice_30[i * 1024 + j] + lstm_b[j];
@@ -2535,10 +2595,12 @@ static void compute_outputs(void)
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
+    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             slice_31[i * 1024 + j] = matmul[i * 32768 + j + 30720];
         }
+    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             z_60[i * 1024 + j] = slice_31[i * 1024 + j] + lstm_b[j];
@@ -2593,10 +2655,12 @@ static void compute_outputs(void)
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
+    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             slice_32[i * 1024 + j] = matmul[i * 32768 + j + 31744];
         }
+    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             z_62[i * 1024 + j] = slice_32[i * 1024 + j] + lstm_b[j];
@@ -2715,6 +2779,7 @@ static void compute_outputs(void)
     /* models/lib/dense.lua:9: return x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1024, 128, 256,
            REAL_C(1.0), concat, 256, out_w, 128, REAL_C(0.0), matmul_2, 128);
+    RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
             logits[i * 128 + j] = matmul_2[i * 128 + j] + out_b[j];
@@ -2772,12 +2837,14 @@ static void compute_grads(void)
         for (int j = 1; j < 128; j++)
             mx = r_fmax(mx, row[j]);
         real acc = REAL_C(0.0);
-        for (int j = 0; j < 128; j++)
-            acc += r_exp(row[j] - mx);
-        cross_entropy[i] = mx + r_log(acc) - row[y[i]];
         real *drow = d_reshape + i * 128;
+        for (int j = 0; j < 128; j++) {
+            drow[j] = r_exp(row[j] - mx);
+            acc += drow[j];
+        }
+        cross_entropy[i] = mx + r_log(acc) - row[y[i]];
         for (int j = 0; j < 128; j++)
-            drow[j] = REAL_C(0.0009765625) * (r_exp(row[j] - mx) / acc - (j == y[i]));
+            drow[j] = REAL_C(0.0009765625) * (drow[j] / acc - (j == y[i]));
     }
 
     /* models/char_lstm.lua:24: loss = mean(cross_entropy(logits, y)), */
@@ -2994,6 +3061,7 @@ static void compute_grads(void)
             d_sum_2[j] += d_z[i * 1024 + j];
         }
     memset(d_pad_2, 0, 1048576 * sizeof *d_pad_2);
+    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             d_pad_2[i * 32768 + j + 31744] = d_z[i * 1024 + j];

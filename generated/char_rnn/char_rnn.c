@@ -1034,6 +1034,7 @@ static void compute_outputs(void)
     /* models/lib/dense.lua:9: return x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1024, 128, 256,
            REAL_C(1.0), concat, 256, out_w, 128, REAL_C(0.0), matmul_2, 128);
+    RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
             logits[i * 128 + j] = matmul_2[i * 128 + j] + out_b[j];
@@ -1091,12 +1092,14 @@ static void compute_grads(void)
         for (int j = 1; j < 128; j++)
             mx = r_fmax(mx, row[j]);
         real acc = REAL_C(0.0);
-        for (int j = 0; j < 128; j++)
-            acc += r_exp(row[j] - mx);
-        cross_entropy[i] = mx + r_log(acc) - row[y[i]];
         real *drow = d_reshape + i * 128;
+        for (int j = 0; j < 128; j++) {
+            drow[j] = r_exp(row[j] - mx);
+            acc += drow[j];
+        }
+        cross_entropy[i] = mx + r_log(acc) - row[y[i]];
         for (int j = 0; j < 128; j++)
-            drow[j] = REAL_C(0.0009765625) * (r_exp(row[j] - mx) / acc - (j == y[i]));
+            drow[j] = REAL_C(0.0009765625) * (drow[j] / acc - (j == y[i]));
     }
 
     /* models/char_rnn.lua:24: loss = mean(cross_entropy(logits, y)), */

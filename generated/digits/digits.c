@@ -75,6 +75,7 @@ static void compute_outputs(void)
            REAL_C(1.0), img, 64, fc1_w, 2048, REAL_C(0.0), matmul, 2048);
 
     /* models/digits.lua:17: local h = relu(dense(flatten(img), H, "fc1")) */
+    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 2048; j++) {
             const real t10 = matmul[i * 2048 + j] + fc1_b[j];
@@ -182,12 +183,14 @@ static void compute_grads(void)
         for (int j = 1; j < 10; j++)
             mx = r_fmax(mx, row[j]);
         real acc = REAL_C(0.0);
-        for (int j = 0; j < 10; j++)
-            acc += r_exp(row[j] - mx);
-        cross_entropy[i] = mx + r_log(acc) - row[labels[i]];
         real *drow = d_cross_entropy_grad + i * 10;
+        for (int j = 0; j < 10; j++) {
+            drow[j] = r_exp(row[j] - mx);
+            acc += drow[j];
+        }
+        cross_entropy[i] = mx + r_log(acc) - row[labels[i]];
         for (int j = 0; j < 10; j++)
-            drow[j] = REAL_C(0.01875) * (r_exp(row[j] - mx) / acc - (j == labels[i]));
+            drow[j] = REAL_C(0.01875) * (drow[j] / acc - (j == labels[i]));
     }
 
     /* models/digits.lua:22: local loss = (1 - SMOOTH) * mean(cross_entropy(logits, labels)) */
@@ -283,6 +286,7 @@ static void compute_grads(void)
            REAL_C(1.0), h, 2048, d_logits, 10, REAL_C(0.0), d_fc2_w, 10);
 
     /* backward of models/digits.lua:17: local h = relu(dense(flatten(img), H, "fc1")) */
+    RT_PARALLEL_FOR
     for (int i = 0; i < 65536; i++) {
         const real t54 = h[i] > REAL_C(0.0) ? REAL_C(1.0) : REAL_C(0.0);
         d_add[i] = d_h[i] * t54;

@@ -108,6 +108,7 @@ static void compute_outputs(void)
            REAL_C(1.0), im2col, 9, c1_w, 9, REAL_C(0.0), matmul, 32);
 
     /* models/digits_cnn.lua:18: local h = max_pool2d(relu(conv(img, F1, 3, "c1", { padding = 1 })), 2) */
+    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 32; j++)
             for (int k = 0; k < 64; k++) {
@@ -151,6 +152,7 @@ static void compute_outputs(void)
            REAL_C(1.0), im2col_3, 288, c2_w, 288, REAL_C(0.0), matmul_2, 64);
 
     /* models/digits_cnn.lua:19: h = max_pool2d(relu(conv(h, F2, 3, "c2", { padding = 1 })), 2) */
+    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++)
             for (int k = 0; k < 16; k++) {
@@ -278,12 +280,14 @@ static void compute_grads(void)
         for (int j = 1; j < 10; j++)
             mx = r_fmax(mx, row[j]);
         real acc = REAL_C(0.0);
-        for (int j = 0; j < 10; j++)
-            acc += r_exp(row[j] - mx);
-        cross_entropy[i] = mx + r_log(acc) - row[labels[i]];
         real *drow = d_cross_entropy_grad + i * 10;
+        for (int j = 0; j < 10; j++) {
+            drow[j] = r_exp(row[j] - mx);
+            acc += drow[j];
+        }
+        cross_entropy[i] = mx + r_log(acc) - row[labels[i]];
         for (int j = 0; j < 10; j++)
-            drow[j] = REAL_C(0.028125) * (r_exp(row[j] - mx) / acc - (j == labels[i]));
+            drow[j] = REAL_C(0.028125) * (drow[j] / acc - (j == labels[i]));
     }
 
     /* models/digits_cnn.lua:22: local loss = (1 - SMOOTH) * mean(cross_entropy(logits, labels)) */
@@ -379,6 +383,7 @@ static void compute_grads(void)
            REAL_C(1.0), max_2, 256, d_logits, 10, REAL_C(0.0), d_fc_w, 10);
 
     /* backward of models/digits_cnn.lua:19: h = max_pool2d(relu(conv(h, F2, 3, "c2", { padding = 1 })), 2) */
+    RT_PARALLEL_FOR
     for (int i = 0; i < 8192; i++)
         for (int j = 0; j < 4; j++) {
             const real t77 = max_2[i];
@@ -398,6 +403,7 @@ static void compute_grads(void)
                             d_reshape_2[((i * 1 + l) * 4 + iy) * 4 + ix] += row[(l * 2 + m) * 2 + n];
                         }
             }
+    RT_PARALLEL_FOR
     for (int i = 0; i < 32768; i++) {
         const real t83 = relu_2[i] > REAL_C(0.0) ? REAL_C(1.0) : REAL_C(0.0);
         d_add[i] = d_reshape_2[i] * t83;
@@ -410,6 +416,7 @@ static void compute_grads(void)
             for (int k = 0; k < 16; k++) {
                 d_reshape_3[j] += d_add[i * 1024 + j * 16 + k];
             }
+    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 16; j++)
             for (int k = 0; k < 64; k++) {
@@ -435,6 +442,7 @@ static void compute_grads(void)
             }
 
     /* backward of models/digits_cnn.lua:18: local h = max_pool2d(relu(conv(img, F1, 3, "c1", { padding = 1 })), 2) */
+    RT_PARALLEL_FOR
     for (int i = 0; i < 16384; i++)
         for (int j = 0; j < 4; j++) {
             const real t94 = max[i];
@@ -454,6 +462,7 @@ static void compute_grads(void)
                             d_reshape_6[((i * 1 + l) * 8 + iy) * 8 + ix] += row[(l * 2 + m) * 2 + n];
                         }
             }
+    RT_PARALLEL_FOR
     for (int i = 0; i < 65536; i++) {
         const real t100 = relu[i] > REAL_C(0.0) ? REAL_C(1.0) : REAL_C(0.0);
         d_add_2[i] = d_reshape_6[i] * t100;
@@ -466,6 +475,7 @@ static void compute_grads(void)
             for (int k = 0; k < 64; k++) {
                 d_reshape_7[j] += d_add_2[i * 2048 + j * 64 + k];
             }
+    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++)
             for (int k = 0; k < 32; k++) {

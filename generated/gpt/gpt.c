@@ -257,6 +257,7 @@ static void compute_outputs(void)
     /* models/gpt.lua:16: local h = embedding(tokens, x) + positions      -- [N, T, W] */
     for (int i = 0; i < 1024; i++)
         memcpy(embedding + i * 128, tokens + x[i] * 128, 128 * sizeof *embedding);
+    RT_PARALLEL_FOR
     for (int i = 0; i < 16; i++)
         for (int j = 0; j < 8192; j++) {
             h[i * 8192 + j] = embedding[i * 8192 + j] + positions[j];
@@ -273,6 +274,7 @@ static void compute_outputs(void)
     for (int i = 0; i < 1024; i++) {
         mul[i] = sum[i] * REAL_C(0.0078125);
     }
+    RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
             sub[i * 128 + j] = h[i * 128 + j] - mul[i];
@@ -290,10 +292,12 @@ static void compute_outputs(void)
         const real t21 = t19 + REAL_C(1e-05);
         rsqrt[i] = REAL_C(1.0) / r_sqrt(t21);
     }
+    RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
             mul_2[i * 128 + j] = sub[i * 128 + j] * rsqrt[i];
         }
+    RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
             const real t24 = mul_2[i * 128 + j] * block1_ln1_g[j];
@@ -305,6 +309,7 @@ static void compute_outputs(void)
            REAL_C(1.0), add, 128, block1_attn_q, 128, REAL_C(0.0), matmul, 128);
 
     /* models/lib/attention.lua:11: return t:reshape({N, T, heads, d}):permute({1, 3, 2, 4}) */
+    RT_PARALLEL_FOR
     for (int i = 0; i < 16; i++)
         for (int j = 0; j < 4; j++)
             for (int k = 0; k < 64; k++)
@@ -321,6 +326,7 @@ static void compute_outputs(void)
            REAL_C(1.0), add, 128, block1_attn_v, 128, REAL_C(0.0), matmul_3, 128);
 
     /* models/lib/attention.lua:11: return t:reshape({N, T, heads, d}):permute({1, 3, 2, 4}) */
+    RT_PARALLEL_FOR
     for (int i = 0; i < 16; i++)
         for (int j = 0; j < 4; j++)
             for (int k = 0; k < 64; k++)
@@ -329,6 +335,7 @@ static void compute_outputs(void)
                 }
 
     /* models/lib/attention.lua:21: local scores = matmul(q, transpose(k, 3, 4)) * (1 / math.sqrt(d)) */
+    RT_PARALLEL_FOR
     for (int i = 0; i < 16; i++)
         for (int j = 0; j < 128; j++)
             for (int k = 0; k < 64; k++) {
@@ -338,6 +345,7 @@ static void compute_outputs(void)
         r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, 64, 32,
                REAL_C(1.0), q + i * 2048, 32, permute + i * 2048, 64, REAL_C(0.0),
                matmul_4 + i * 4096, 64);
+    RT_PARALLEL_FOR
     for (int i = 0; i < 262144; i++) {
         scores[i] = matmul_4[i] * REAL_C(0.17677669529663687);
     }
@@ -354,6 +362,7 @@ static void compute_outputs(void)
         }
         max[i] = acc;
     }
+    RT_PARALLEL_FOR
     for (int i = 0; i < 4096; i++)
         for (int j = 0; j < 64; j++) {
             const real t40 = causal_mask[i * 64 + j] - max[i];
@@ -366,6 +375,7 @@ static void compute_outputs(void)
         }
         sum_3[i] = acc;
     }
+    RT_PARALLEL_FOR
     for (int i = 0; i < 4096; i++)
         for (int j = 0; j < 64; j++) {
             div_2[i * 64 + j] = exp_2[i * 64 + j] / sum_3[i];
@@ -376,6 +386,7 @@ static void compute_outputs(void)
                y_2 + i * 2048, 32);
 
     /* models/lib/attention.lua:23: y = y:permute({1, 3, 2, 4}):reshape({N, T, width}) */
+    RT_PARALLEL_FOR
     for (int i = 0; i < 16; i++)
         for (int j = 0; j < 64; j++)
             for (int k = 0; k < 4; k++)
@@ -388,6 +399,7 @@ static void compute_outputs(void)
            REAL_C(1.0), permute_2, 128, block1_attn_out_w, 128, REAL_C(0.0), matmul_5, 128);
 
     /* models/lib/transformer_block.lua:15: x = x + attend(layer_norm(x, g1, b1)) */
+    RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
             const real t50 = matmul_5[i * 128 + j] + block1_attn_out_b[j];
@@ -405,6 +417,7 @@ static void compute_outputs(void)
     for (int i = 0; i < 1024; i++) {
         mul_3[i] = sum_4[i] * REAL_C(0.0078125);
     }
+    RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
             sub_2[i * 128 + j] = add_2[i * 128 + j] - mul_3[i];
@@ -422,10 +435,12 @@ static void compute_outputs(void)
         const real t58 = t57 + REAL_C(1e-05);
         rsqrt_2[i] = REAL_C(1.0) / r_sqrt(t58);
     }
+    RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
             mul_4[i * 128 + j] = sub_2[i * 128 + j] * rsqrt_2[i];
         }
+    RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
             const real t61 = mul_4[i * 128 + j] * block1_ln2_g[j];
@@ -435,12 +450,14 @@ static void compute_outputs(void)
     /* models/lib/dense.lua:9: return x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1024, 512, 128,
            REAL_C(1.0), add_3, 128, block1_fc_w, 512, REAL_C(0.0), matmul_6, 512);
+    RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 512; j++) {
             add_4[i * 512 + j] = matmul_6[i * 512 + j] + block1_fc_b[j];
         }
 
     /* models/lib/transformer_block.lua:16: local h = gelu(dense(layer_norm(x, g2, b2), 4 * width, name .. "_fc")) */
+    RT_PARALLEL_FOR
     for (int i = 0; i < 524288; i++) {
         const real t71 = add_4[i] * add_4[i] * add_4[i];
         const real t72 = REAL_C(0.044715) * t71;
@@ -448,12 +465,15 @@ static void compute_outputs(void)
         const real t74 = REAL_C(0.7978845608028654) * t73;
         tanh_2[i] = r_tanh(t74);
     }
+    RT_PARALLEL_FOR
     for (int i = 0; i < 524288; i++) {
         mul_5[i] = REAL_C(0.5) * add_4[i];
     }
+    RT_PARALLEL_FOR
     for (int i = 0; i < 524288; i++) {
         add_5[i] = REAL_C(1.0) + tanh_2[i];
     }
+    RT_PARALLEL_FOR
     for (int i = 0; i < 524288; i++) {
         h_2[i] = mul_5[i] * add_5[i];
     }
@@ -463,6 +483,7 @@ static void compute_outputs(void)
            REAL_C(1.0), h_2, 512, block1_proj_w, 128, REAL_C(0.0), matmul_7, 128);
 
     /* models/lib/transformer_block.lua:17: return x + dense(h, width, name .. "_proj") */
+    RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
             const real t82 = matmul_7[i * 128 + j] + block1_proj_b[j];
@@ -480,6 +501,7 @@ static void compute_outputs(void)
     for (int i = 0; i < 1024; i++) {
         mul_6[i] = sum_6[i] * REAL_C(0.0078125);
     }
+    RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
             sub_3[i * 128 + j] = h_3[i * 128 + j] - mul_6[i];
@@ -497,10 +519,12 @@ static void compute_outputs(void)
         const real t97 = t96 + REAL_C(1e-05);
         rsqrt_3[i] = REAL_C(1.0) / r_sqrt(t97);
     }
+    RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
             mul_7[i * 128 + j] = sub_3[i * 128 + j] * rsqrt_3[i];
         }
+    RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
             const real t100 = mul_7[i * 128 + j] * block2_ln1_g[j];
@@ -512,6 +536,7 @@ static void compute_outputs(void)
            REAL_C(1.0), add_6, 128, block2_attn_q, 128, REAL_C(0.0), matmul_8, 128);
 
     /* models/lib/attention.lua:11: return t:reshape({N, T, heads, d}):permute({1, 3, 2, 4}) */
+    RT_PARALLEL_FOR
     for (int i = 0; i < 16; i++)
         for (int j = 0; j < 4; j++)
             for (int k = 0; k < 64; k++)
@@ -528,6 +553,7 @@ static void compute_outputs(void)
            REAL_C(1.0), add_6, 128, block2_attn_v, 128, REAL_C(0.0), matmul_10, 128);
 
     /* models/lib/attention.lua:11: return t:reshape({N, T, heads, d}):permute({1, 3, 2, 4}) */
+    RT_PARALLEL_FOR
     for (int i = 0; i < 16; i++)
         for (int j = 0; j < 4; j++)
             for (int k = 0; k < 64; k++)
@@ -536,6 +562,7 @@ static void compute_outputs(void)
                 }
 
     /* models/lib/attention.lua:21: local scores = matmul(q, transpose(k, 3, 4)) * (1 / math.sqrt(d)) */
+    RT_PARALLEL_FOR
     for (int i = 0; i < 16; i++)
         for (int j = 0; j < 128; j++)
             for (int k = 0; k < 64; k++) {
@@ -545,6 +572,7 @@ static void compute_outputs(void)
         r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, 64, 32,
                REAL_C(1.0), q_2 + i * 2048, 32, permute_3 + i * 2048, 64, REAL_C(0.0),
                matmul_11 + i * 4096, 64);
+    RT_PARALLEL_FOR
     for (int i = 0; i < 262144; i++) {
         scores_2[i] = matmul_11[i] * REAL_C(0.17677669529663687);
     }
@@ -561,6 +589,7 @@ static void compute_outputs(void)
         }
         max_2[i] = acc;
     }
+    RT_PARALLEL_FOR
     for (int i = 0; i < 4096; i++)
         for (int j = 0; j < 64; j++) {
             const real t115 = causal_mask_2[i * 64 + j] - max_2[i];
@@ -573,6 +602,7 @@ static void compute_outputs(void)
         }
         sum_8[i] = acc;
     }
+    RT_PARALLEL_FOR
     for (int i = 0; i < 4096; i++)
         for (int j = 0; j < 64; j++) {
             div_3[i * 64 + j] = exp_3[i * 64 + j] / sum_8[i];
@@ -583,6 +613,7 @@ static void compute_outputs(void)
                y_3 + i * 2048, 32);
 
     /* models/lib/attention.lua:23: y = y:permute({1, 3, 2, 4}):reshape({N, T, width}) */
+    RT_PARALLEL_FOR
     for (int i = 0; i < 16; i++)
         for (int j = 0; j < 64; j++)
             for (int k = 0; k < 4; k++)
@@ -595,6 +626,7 @@ static void compute_outputs(void)
            REAL_C(1.0), permute_4, 128, block2_attn_out_w, 128, REAL_C(0.0), matmul_12, 128);
 
     /* models/lib/transformer_block.lua:15: x = x + attend(layer_norm(x, g1, b1)) */
+    RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
             const real t125 = matmul_12[i * 128 + j] + block2_attn_out_b[j];
@@ -612,6 +644,7 @@ static void compute_outputs(void)
     for (int i = 0; i < 1024; i++) {
         mul_8[i] = sum_9[i] * REAL_C(0.0078125);
     }
+    RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
             sub_4[i * 128 + j] = add_7[i * 128 + j] - mul_8[i];
@@ -629,10 +662,12 @@ static void compute_outputs(void)
         const real t133 = t132 + REAL_C(1e-05);
         rsqrt_4[i] = REAL_C(1.0) / r_sqrt(t133);
     }
+    RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
             mul_9[i * 128 + j] = sub_4[i * 128 + j] * rsqrt_4[i];
         }
+    RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
             const real t136 = mul_9[i * 128 + j] * block2_ln2_g[j];
@@ -642,12 +677,14 @@ static void compute_outputs(void)
     /* models/lib/dense.lua:9: return x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1024, 512, 128,
            REAL_C(1.0), add_8, 128, block2_fc_w, 512, REAL_C(0.0), matmul_13, 512);
+    RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 512; j++) {
             add_9[i * 512 + j] = matmul_13[i * 512 + j] + block2_fc_b[j];
         }
 
     /* models/lib/transformer_block.lua:16: local h = gelu(dense(layer_norm(x, g2, b2), 4 * width, name .. "_fc")) */
+    RT_PARALLEL_FOR
     for (int i = 0; i < 524288; i++) {
         const real t142 = add_9[i] * add_9[i] * add_9[i];
         const real t143 = REAL_C(0.044715) * t142;
@@ -655,12 +692,15 @@ static void compute_outputs(void)
         const real t145 = REAL_C(0.7978845608028654) * t144;
         tanh_3[i] = r_tanh(t145);
     }
+    RT_PARALLEL_FOR
     for (int i = 0; i < 524288; i++) {
         mul_10[i] = REAL_C(0.5) * add_9[i];
     }
+    RT_PARALLEL_FOR
     for (int i = 0; i < 524288; i++) {
         add_10[i] = REAL_C(1.0) + tanh_3[i];
     }
+    RT_PARALLEL_FOR
     for (int i = 0; i < 524288; i++) {
         h_4[i] = mul_10[i] * add_10[i];
     }
@@ -670,6 +710,7 @@ static void compute_outputs(void)
            REAL_C(1.0), h_4, 512, block2_proj_w, 128, REAL_C(0.0), matmul_14, 128);
 
     /* models/lib/transformer_block.lua:17: return x + dense(h, width, name .. "_proj") */
+    RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
             const real t153 = matmul_14[i * 128 + j] + block2_proj_b[j];
@@ -687,6 +728,7 @@ static void compute_outputs(void)
     for (int i = 0; i < 1024; i++) {
         mul_11[i] = sum_11[i] * REAL_C(0.0078125);
     }
+    RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
             sub_5[i * 128 + j] = h_5[i * 128 + j] - mul_11[i];
@@ -704,10 +746,12 @@ static void compute_outputs(void)
         const real t163 = t162 + REAL_C(1e-05);
         rsqrt_5[i] = REAL_C(1.0) / r_sqrt(t163);
     }
+    RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
             mul_12[i * 128 + j] = sub_5[i * 128 + j] * rsqrt_5[i];
         }
+    RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
             const real t166 = mul_12[i * 128 + j] * ln_g[j];
@@ -717,6 +761,7 @@ static void compute_outputs(void)
     /* models/lib/dense.lua:9: return x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1024, 128, 128,
            REAL_C(1.0), add_11, 128, head_w, 128, REAL_C(0.0), matmul_15, 128);
+    RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
             logits[i * 128 + j] = matmul_15[i * 128 + j] + head_b[j];
@@ -774,12 +819,14 @@ static void compute_grads(void)
         for (int j = 1; j < 128; j++)
             mx = r_fmax(mx, row[j]);
         real acc = REAL_C(0.0);
-        for (int j = 0; j < 128; j++)
-            acc += r_exp(row[j] - mx);
-        cross_entropy[i] = mx + r_log(acc) - row[y[i]];
         real *drow = d_reshape + i * 128;
+        for (int j = 0; j < 128; j++) {
+            drow[j] = r_exp(row[j] - mx);
+            acc += drow[j];
+        }
+        cross_entropy[i] = mx + r_log(acc) - row[y[i]];
         for (int j = 0; j < 128; j++)
-            drow[j] = REAL_C(0.0009765625) * (r_exp(row[j] - mx) / acc - (j == y[i]));
+            drow[j] = REAL_C(0.0009765625) * (drow[j] / acc - (j == y[i]));
     }
 
     /* models/gpt.lua:25: loss = mean(cross_entropy(logits, y)), */
@@ -809,6 +856,7 @@ static void compute_grads(void)
         for (int j = 0; j < 128; j++) {
             d_ln_b[j] += d_add[i * 128 + j];
         }
+    RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
             d_mul[i * 128 + j] = d_add[i * 128 + j] * ln_g[j];
@@ -833,6 +881,7 @@ static void compute_grads(void)
         const real t196 = t194 * t195;
         d_sum[i] = t196 * REAL_C(0.0078125);
     }
+    RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
             const real t190 = d_mul[i * 128 + j] * rsqrt_5[i];
@@ -852,6 +901,7 @@ static void compute_grads(void)
     for (int i = 0; i < 1024; i++) {
         d_sum_2[i] = d_mul_2[i] * REAL_C(0.0078125);
     }
+    RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
             const real t206 = d_sum_2[i];
@@ -870,6 +920,7 @@ static void compute_grads(void)
            REAL_C(1.0), h_4, 512, d_h, 128, REAL_C(0.0), d_block2_proj_w, 128);
 
     /* backward of models/lib/transformer_block.lua:16: local h = gelu(dense(layer_norm(x, g2, b2), 4 * width, name .. "_fc")) */
+    RT_PARALLEL_FOR
     for (int i = 0; i < 524288; i++) {
         const real t213 = d_h_2[i] * add_10[i];
         const real t214 = d_h_2[i] * mul_10[i];
@@ -903,6 +954,7 @@ static void compute_grads(void)
         for (int j = 0; j < 128; j++) {
             d_block2_ln2_b[j] += d_add_3[i * 128 + j];
         }
+    RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
             d_mul_3[i * 128 + j] = d_add_3[i * 128 + j] * block2_ln2_g[j];
@@ -927,6 +979,7 @@ static void compute_grads(void)
         const real t241 = t239 * t240;
         d_sum_3[i] = t241 * REAL_C(0.0078125);
     }
+    RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
             const real t236 = d_mul_3[i * 128 + j] * rsqrt_4[i];
@@ -946,6 +999,7 @@ static void compute_grads(void)
     for (int i = 0; i < 1024; i++) {
         d_sum_4[i] = d_mul_4[i] * REAL_C(0.0078125);
     }
+    RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
             const real t247 = d_h[i * 128 + j] + d_sub_2[i * 128 + j];
@@ -965,6 +1019,7 @@ static void compute_grads(void)
            REAL_C(1.0), permute_4, 128, d_add_4, 128, REAL_C(0.0), d_block2_attn_out_w, 128);
 
     /* backward of models/lib/attention.lua:23: y = y:permute({1, 3, 2, 4}):reshape({N, T, width}) */
+    RT_PARALLEL_FOR
     for (int i = 0; i < 16; i++)
         for (int j = 0; j < 4; j++)
             for (int k = 0; k < 64; k++)
@@ -991,6 +1046,7 @@ static void compute_grads(void)
         }
         d_sum_5[i] = acc;
     }
+    RT_PARALLEL_FOR
     for (int i = 0; i < 4096; i++)
         for (int j = 0; j < 64; j++) {
             const real t262 = d_div[i * 64 + j] / sum_8[i];
@@ -1006,6 +1062,7 @@ static void compute_grads(void)
         }
         d_max[i] = acc;
     }
+    RT_PARALLEL_FOR
     for (int i = 0; i < 4096; i++)
         for (int j = 0; j < 64; j++) {
             const real t272 = max_2[i];
@@ -1020,6 +1077,7 @@ static void compute_grads(void)
                 d_scores[(i * 64 + j) * 64 + k] = k <= j ? d_causal_mask[(i * 64 + j) * 64 + k] : REAL_C(0.0);
 
     /* backward of models/lib/attention.lua:21: local scores = matmul(q, transpose(k, 3, 4)) * (1 / math.sqrt(d)) */
+    RT_PARALLEL_FOR
     for (int i = 0; i < 262144; i++) {
         d_matmul[i] = d_scores[i] * REAL_C(0.17677669529663687);
     }
@@ -1033,6 +1091,7 @@ static void compute_grads(void)
                d_permute + i * 2048, 64);
 
     /* backward of models/lib/attention.lua:11: return t:reshape({N, T, heads, d}):permute({1, 3, 2, 4}) */
+    RT_PARALLEL_FOR
     for (int i = 0; i < 16; i++)
         for (int j = 0; j < 64; j++)
             for (int k = 0; k < 4; k++)
@@ -1047,6 +1106,7 @@ static void compute_grads(void)
            REAL_C(1.0), add_6, 128, d_reshape_2, 128, REAL_C(0.0), d_block2_attn_v, 128);
 
     /* backward of models/lib/attention.lua:11: return t:reshape({N, T, heads, d}):permute({1, 3, 2, 4}) */
+    RT_PARALLEL_FOR
     for (int i = 0; i < 16; i++)
         for (int j = 0; j < 64; j++)
             for (int k = 0; k < 128; k++) {
@@ -1060,6 +1120,7 @@ static void compute_grads(void)
            REAL_C(1.0), add_6, 128, d_reshape_3, 128, REAL_C(0.0), d_block2_attn_k, 128);
 
     /* backward of models/lib/attention.lua:11: return t:reshape({N, T, heads, d}):permute({1, 3, 2, 4}) */
+    RT_PARALLEL_FOR
     for (int i = 0; i < 16; i++)
         for (int j = 0; j < 64; j++)
             for (int k = 0; k < 4; k++)
@@ -1079,6 +1140,7 @@ static void compute_grads(void)
         for (int j = 0; j < 128; j++) {
             d_block2_ln1_b[j] += d_add_5[i * 128 + j];
         }
+    RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
             d_mul_5[i * 128 + j] = d_add_5[i * 128 + j] * block2_ln1_g[j];
@@ -1103,6 +1165,7 @@ static void compute_grads(void)
         const real t306 = t304 * t305;
         d_sum_6[i] = t306 * REAL_C(0.0078125);
     }
+    RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
             const real t301 = d_mul_5[i * 128 + j] * rsqrt_3[i];
@@ -1122,6 +1185,7 @@ static void compute_grads(void)
     for (int i = 0; i < 1024; i++) {
         d_sum_7[i] = d_mul_6[i] * REAL_C(0.0078125);
     }
+    RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
             const real t312 = d_add_4[i * 128 + j] + d_sub_4[i * 128 + j];
@@ -1141,6 +1205,7 @@ static void compute_grads(void)
            REAL_C(1.0), h_2, 512, d_h_3, 128, REAL_C(0.0), d_block1_proj_w, 128);
 
     /* backward of models/lib/transformer_block.lua:16: local h = gelu(dense(layer_norm(x, g2, b2), 4 * width, name .. "_fc")) */
+    RT_PARALLEL_FOR
     for (int i = 0; i < 524288; i++) {
         const real t323 = d_h_4[i] * add_5[i];
         const real t324 = d_h_4[i] * mul_5[i];
@@ -1174,6 +1239,7 @@ static void compute_grads(void)
         for (int j = 0; j < 128; j++) {
             d_block1_ln2_b[j] += d_add_7[i * 128 + j];
         }
+    RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
             d_mul_7[i * 128 + j] = d_add_7[i * 128 + j] * block1_ln2_g[j];
@@ -1198,6 +1264,7 @@ static void compute_grads(void)
         const real t350 = t348 * t349;
         d_sum_8[i] = t350 * REAL_C(0.0078125);
     }
+    RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
             const real t345 = d_mul_7[i * 128 + j] * rsqrt_2[i];
@@ -1217,6 +1284,7 @@ static void compute_grads(void)
     for (int i = 0; i < 1024; i++) {
         d_sum_9[i] = d_mul_8[i] * REAL_C(0.0078125);
     }
+    RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
             const real t356 = d_h_3[i * 128 + j] + d_sub_5[i * 128 + j];
@@ -1236,6 +1304,7 @@ static void compute_grads(void)
            REAL_C(1.0), permute_2, 128, d_add_8, 128, REAL_C(0.0), d_block1_attn_out_w, 128);
 
     /* backward of models/lib/attention.lua:23: y = y:permute({1, 3, 2, 4}):reshape({N, T, width}) */
+    RT_PARALLEL_FOR
     for (int i = 0; i < 16; i++)
         for (int j = 0; j < 4; j++)
             for (int k = 0; k < 64; k++)
@@ -1262,6 +1331,7 @@ static void compute_grads(void)
         }
         d_sum_10[i] = acc;
     }
+    RT_PARALLEL_FOR
     for (int i = 0; i < 4096; i++)
         for (int j = 0; j < 64; j++) {
             const real t371 = d_div_2[i * 64 + j] / sum_3[i];
@@ -1277,6 +1347,7 @@ static void compute_grads(void)
         }
         d_max_2[i] = acc;
     }
+    RT_PARALLEL_FOR
     for (int i = 0; i < 4096; i++)
         for (int j = 0; j < 64; j++) {
             const real t381 = max[i];
@@ -1291,6 +1362,7 @@ static void compute_grads(void)
                 d_scores_2[(i * 64 + j) * 64 + k] = k <= j ? d_causal_mask_2[(i * 64 + j) * 64 + k] : REAL_C(0.0);
 
     /* backward of models/lib/attention.lua:21: local scores = matmul(q, transpose(k, 3, 4)) * (1 / math.sqrt(d)) */
+    RT_PARALLEL_FOR
     for (int i = 0; i < 262144; i++) {
         d_matmul_3[i] = d_scores_2[i] * REAL_C(0.17677669529663687);
     }
@@ -1304,6 +1376,7 @@ static void compute_grads(void)
                d_permute_2 + i * 2048, 64);
 
     /* backward of models/lib/attention.lua:11: return t:reshape({N, T, heads, d}):permute({1, 3, 2, 4}) */
+    RT_PARALLEL_FOR
     for (int i = 0; i < 16; i++)
         for (int j = 0; j < 64; j++)
             for (int k = 0; k < 4; k++)
@@ -1318,6 +1391,7 @@ static void compute_grads(void)
            REAL_C(1.0), add, 128, d_reshape_5, 128, REAL_C(0.0), d_block1_attn_v, 128);
 
     /* backward of models/lib/attention.lua:11: return t:reshape({N, T, heads, d}):permute({1, 3, 2, 4}) */
+    RT_PARALLEL_FOR
     for (int i = 0; i < 16; i++)
         for (int j = 0; j < 64; j++)
             for (int k = 0; k < 128; k++) {
@@ -1331,6 +1405,7 @@ static void compute_grads(void)
            REAL_C(1.0), add, 128, d_reshape_6, 128, REAL_C(0.0), d_block1_attn_k, 128);
 
     /* backward of models/lib/attention.lua:11: return t:reshape({N, T, heads, d}):permute({1, 3, 2, 4}) */
+    RT_PARALLEL_FOR
     for (int i = 0; i < 16; i++)
         for (int j = 0; j < 64; j++)
             for (int k = 0; k < 4; k++)
@@ -1350,6 +1425,7 @@ static void compute_grads(void)
         for (int j = 0; j < 128; j++) {
             d_block1_ln1_b[j] += d_add_9[i * 128 + j];
         }
+    RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
             d_mul_9[i * 128 + j] = d_add_9[i * 128 + j] * block1_ln1_g[j];
@@ -1374,6 +1450,7 @@ static void compute_grads(void)
         const real t415 = t413 * t414;
         d_sum_11[i] = t415 * REAL_C(0.0078125);
     }
+    RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
             const real t410 = d_mul_9[i * 128 + j] * rsqrt[i];
@@ -1393,6 +1470,7 @@ static void compute_grads(void)
     for (int i = 0; i < 1024; i++) {
         d_sum_12[i] = d_mul_10[i] * REAL_C(0.0078125);
     }
+    RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
             const real t421 = d_add_8[i * 128 + j] + d_sub_7[i * 128 + j];

@@ -135,6 +135,7 @@ static void compute_outputs(void)
     /* models/gpt.lua:16: local h = embedding(tokens, x) + positions      -- [N, T, W] */
     for (int i = 0; i < 1024; i++)
         memcpy(embedding + i * 128, tokens + x[i] * 128, 128 * sizeof *embedding);
+    RT_PARALLEL_FOR
     for (int i = 0; i < 16; i++)
         for (int j = 0; j < 8192; j++) {
             h[i * 8192 + j] = embedding[i * 8192 + j] + positions[j];
@@ -151,6 +152,7 @@ static void compute_outputs(void)
     for (int i = 0; i < 1024; i++) {
         mul[i] = sum[i] * REAL_C(0.0078125);
     }
+    RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
             sub[i * 128 + j] = h[i * 128 + j] - mul[i];
@@ -168,6 +170,7 @@ static void compute_outputs(void)
         const real t20 = t18 + REAL_C(1e-05);
         rsqrt[i] = REAL_C(1.0) / r_sqrt(t20);
     }
+    RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
             const real t22 = sub[i * 128 + j] * rsqrt[i];
@@ -180,6 +183,7 @@ static void compute_outputs(void)
            REAL_C(1.0), add, 128, block1_attn_q, 128, REAL_C(0.0), matmul, 128);
 
     /* models/lib/attention.lua:11: return t:reshape({N, T, heads, d}):permute({1, 3, 2, 4}) */
+    RT_PARALLEL_FOR
     for (int i = 0; i < 16; i++)
         for (int j = 0; j < 4; j++)
             for (int k = 0; k < 64; k++)
@@ -196,6 +200,7 @@ static void compute_outputs(void)
            REAL_C(1.0), add, 128, block1_attn_v, 128, REAL_C(0.0), matmul_3, 128);
 
     /* models/lib/attention.lua:11: return t:reshape({N, T, heads, d}):permute({1, 3, 2, 4}) */
+    RT_PARALLEL_FOR
     for (int i = 0; i < 16; i++)
         for (int j = 0; j < 4; j++)
             for (int k = 0; k < 64; k++)
@@ -204,6 +209,7 @@ static void compute_outputs(void)
                 }
 
     /* models/lib/attention.lua:21: local scores = matmul(q, transpose(k, 3, 4)) * (1 / math.sqrt(d)) */
+    RT_PARALLEL_FOR
     for (int i = 0; i < 16; i++)
         for (int j = 0; j < 128; j++)
             for (int k = 0; k < 64; k++) {
@@ -213,6 +219,7 @@ static void compute_outputs(void)
         r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, 64, 32,
                REAL_C(1.0), q + i * 2048, 32, permute + i * 2048, 64, REAL_C(0.0),
                matmul_4 + i * 4096, 64);
+    RT_PARALLEL_FOR
     for (int i = 0; i < 262144; i++) {
         scores[i] = matmul_4[i] * REAL_C(0.17677669529663687);
     }
@@ -229,6 +236,7 @@ static void compute_outputs(void)
         }
         max[i] = acc;
     }
+    RT_PARALLEL_FOR
     for (int i = 0; i < 4096; i++)
         for (int j = 0; j < 64; j++) {
             const real t39 = causal_mask[i * 64 + j] - max[i];
@@ -241,6 +249,7 @@ static void compute_outputs(void)
         }
         sum_3[i] = acc;
     }
+    RT_PARALLEL_FOR
     for (int i = 0; i < 4096; i++)
         for (int j = 0; j < 64; j++) {
             div_2[i * 64 + j] = exp_2[i * 64 + j] / sum_3[i];
@@ -251,6 +260,7 @@ static void compute_outputs(void)
                y + i * 2048, 32);
 
     /* models/lib/attention.lua:23: y = y:permute({1, 3, 2, 4}):reshape({N, T, width}) */
+    RT_PARALLEL_FOR
     for (int i = 0; i < 16; i++)
         for (int j = 0; j < 64; j++)
             for (int k = 0; k < 4; k++)
@@ -263,6 +273,7 @@ static void compute_outputs(void)
            REAL_C(1.0), permute_2, 128, block1_attn_out_w, 128, REAL_C(0.0), matmul_5, 128);
 
     /* models/lib/transformer_block.lua:15: x = x + attend(layer_norm(x, g1, b1)) */
+    RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
             const real t49 = matmul_5[i * 128 + j] + block1_attn_out_b[j];
@@ -280,6 +291,7 @@ static void compute_outputs(void)
     for (int i = 0; i < 1024; i++) {
         mul_2[i] = sum_4[i] * REAL_C(0.0078125);
     }
+    RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
             sub_2[i * 128 + j] = add_2[i * 128 + j] - mul_2[i];
@@ -297,6 +309,7 @@ static void compute_outputs(void)
         const real t57 = t56 + REAL_C(1e-05);
         rsqrt_2[i] = REAL_C(1.0) / r_sqrt(t57);
     }
+    RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
             const real t59 = sub_2[i * 128 + j] * rsqrt_2[i];
@@ -307,12 +320,14 @@ static void compute_outputs(void)
     /* models/lib/dense.lua:9: return x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1024, 512, 128,
            REAL_C(1.0), add_3, 128, block1_fc_w, 512, REAL_C(0.0), matmul_6, 512);
+    RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 512; j++) {
             add_4[i * 512 + j] = matmul_6[i * 512 + j] + block1_fc_b[j];
         }
 
     /* models/lib/transformer_block.lua:16: local h = gelu(dense(layer_norm(x, g2, b2), 4 * width, name .. "_fc")) */
+    RT_PARALLEL_FOR
     for (int i = 0; i < 524288; i++) {
         const real t70 = add_4[i] * add_4[i] * add_4[i];
         const real t71 = REAL_C(0.044715) * t70;
@@ -329,6 +344,7 @@ static void compute_outputs(void)
            REAL_C(1.0), h_2, 512, block1_proj_w, 128, REAL_C(0.0), matmul_7, 128);
 
     /* models/lib/transformer_block.lua:17: return x + dense(h, width, name .. "_proj") */
+    RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
             const real t81 = matmul_7[i * 128 + j] + block1_proj_b[j];
@@ -346,6 +362,7 @@ static void compute_outputs(void)
     for (int i = 0; i < 1024; i++) {
         mul_3[i] = sum_6[i] * REAL_C(0.0078125);
     }
+    RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
             sub_3[i * 128 + j] = h_3[i * 128 + j] - mul_3[i];
@@ -363,6 +380,7 @@ static void compute_outputs(void)
         const real t96 = t95 + REAL_C(1e-05);
         rsqrt_3[i] = REAL_C(1.0) / r_sqrt(t96);
     }
+    RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
             const real t98 = sub_3[i * 128 + j] * rsqrt_3[i];
@@ -375,6 +393,7 @@ static void compute_outputs(void)
            REAL_C(1.0), add_5, 128, block2_attn_q, 128, REAL_C(0.0), matmul_8, 128);
 
     /* models/lib/attention.lua:11: return t:reshape({N, T, heads, d}):permute({1, 3, 2, 4}) */
+    RT_PARALLEL_FOR
     for (int i = 0; i < 16; i++)
         for (int j = 0; j < 4; j++)
             for (int k = 0; k < 64; k++)
@@ -391,6 +410,7 @@ static void compute_outputs(void)
            REAL_C(1.0), add_5, 128, block2_attn_v, 128, REAL_C(0.0), matmul_10, 128);
 
     /* models/lib/attention.lua:11: return t:reshape({N, T, heads, d}):permute({1, 3, 2, 4}) */
+    RT_PARALLEL_FOR
     for (int i = 0; i < 16; i++)
         for (int j = 0; j < 4; j++)
             for (int k = 0; k < 64; k++)
@@ -399,6 +419,7 @@ static void compute_outputs(void)
                 }
 
     /* models/lib/attention.lua:21: local scores = matmul(q, transpose(k, 3, 4)) * (1 / math.sqrt(d)) */
+    RT_PARALLEL_FOR
     for (int i = 0; i < 16; i++)
         for (int j = 0; j < 128; j++)
             for (int k = 0; k < 64; k++) {
@@ -408,6 +429,7 @@ static void compute_outputs(void)
         r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, 64, 32,
                REAL_C(1.0), q_2 + i * 2048, 32, permute_3 + i * 2048, 64, REAL_C(0.0),
                matmul_11 + i * 4096, 64);
+    RT_PARALLEL_FOR
     for (int i = 0; i < 262144; i++) {
         scores_2[i] = matmul_11[i] * REAL_C(0.17677669529663687);
     }
@@ -424,6 +446,7 @@ static void compute_outputs(void)
         }
         max_2[i] = acc;
     }
+    RT_PARALLEL_FOR
     for (int i = 0; i < 4096; i++)
         for (int j = 0; j < 64; j++) {
             const real t114 = causal_mask_2[i * 64 + j] - max_2[i];
@@ -436,6 +459,7 @@ static void compute_outputs(void)
         }
         sum_8[i] = acc;
     }
+    RT_PARALLEL_FOR
     for (int i = 0; i < 4096; i++)
         for (int j = 0; j < 64; j++) {
             div_3[i * 64 + j] = exp_3[i * 64 + j] / sum_8[i];
@@ -446,6 +470,7 @@ static void compute_outputs(void)
                y_2 + i * 2048, 32);
 
     /* models/lib/attention.lua:23: y = y:permute({1, 3, 2, 4}):reshape({N, T, width}) */
+    RT_PARALLEL_FOR
     for (int i = 0; i < 16; i++)
         for (int j = 0; j < 64; j++)
             for (int k = 0; k < 4; k++)
@@ -458,6 +483,7 @@ static void compute_outputs(void)
            REAL_C(1.0), permute_4, 128, block2_attn_out_w, 128, REAL_C(0.0), matmul_12, 128);
 
     /* models/lib/transformer_block.lua:15: x = x + attend(layer_norm(x, g1, b1)) */
+    RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
             const real t124 = matmul_12[i * 128 + j] + block2_attn_out_b[j];
@@ -475,6 +501,7 @@ static void compute_outputs(void)
     for (int i = 0; i < 1024; i++) {
         mul_4[i] = sum_9[i] * REAL_C(0.0078125);
     }
+    RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
             sub_4[i * 128 + j] = add_6[i * 128 + j] - mul_4[i];
@@ -492,6 +519,7 @@ static void compute_outputs(void)
         const real t132 = t131 + REAL_C(1e-05);
         rsqrt_4[i] = REAL_C(1.0) / r_sqrt(t132);
     }
+    RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
             const real t134 = sub_4[i * 128 + j] * rsqrt_4[i];
@@ -502,12 +530,14 @@ static void compute_outputs(void)
     /* models/lib/dense.lua:9: return x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1024, 512, 128,
            REAL_C(1.0), add_7, 128, block2_fc_w, 512, REAL_C(0.0), matmul_13, 512);
+    RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 512; j++) {
             add_8[i * 512 + j] = matmul_13[i * 512 + j] + block2_fc_b[j];
         }
 
     /* models/lib/transformer_block.lua:16: local h = gelu(dense(layer_norm(x, g2, b2), 4 * width, name .. "_fc")) */
+    RT_PARALLEL_FOR
     for (int i = 0; i < 524288; i++) {
         const real t141 = add_8[i] * add_8[i] * add_8[i];
         const real t142 = REAL_C(0.044715) * t141;
@@ -524,6 +554,7 @@ static void compute_outputs(void)
            REAL_C(1.0), h_4, 512, block2_proj_w, 128, REAL_C(0.0), matmul_14, 128);
 
     /* models/lib/transformer_block.lua:17: return x + dense(h, width, name .. "_proj") */
+    RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
             const real t152 = matmul_14[i * 128 + j] + block2_proj_b[j];
@@ -541,6 +572,7 @@ static void compute_outputs(void)
     for (int i = 0; i < 1024; i++) {
         mul_5[i] = sum_11[i] * REAL_C(0.0078125);
     }
+    RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
             sub_5[i * 128 + j] = h_5[i * 128 + j] - mul_5[i];
@@ -558,6 +590,7 @@ static void compute_outputs(void)
         const real t162 = t161 + REAL_C(1e-05);
         rsqrt_5[i] = REAL_C(1.0) / r_sqrt(t162);
     }
+    RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
             const real t164 = sub_5[i * 128 + j] * rsqrt_5[i];
@@ -568,6 +601,7 @@ static void compute_outputs(void)
     /* models/lib/dense.lua:9: return x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1024, 128, 128,
            REAL_C(1.0), add_9, 128, head_w, 128, REAL_C(0.0), matmul_15, 128);
+    RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
             logits[i * 128 + j] = matmul_15[i * 128 + j] + head_b[j];

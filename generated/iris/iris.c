@@ -89,12 +89,14 @@ static void compute_grads(void)
         for (int j = 1; j < 3; j++)
             mx = r_fmax(mx, row[j]);
         real acc = REAL_C(0.0);
-        for (int j = 0; j < 3; j++)
-            acc += r_exp(row[j] - mx);
-        cross_entropy[i] = mx + r_log(acc) - row[labels[i]];
         real *drow = d_logits + i * 3;
+        for (int j = 0; j < 3; j++) {
+            drow[j] = r_exp(row[j] - mx);
+            acc += drow[j];
+        }
+        cross_entropy[i] = mx + r_log(acc) - row[labels[i]];
         for (int j = 0; j < 3; j++)
-            drow[j] = REAL_C(0.03333333333333333) * (r_exp(row[j] - mx) / acc - (j == labels[i]));
+            drow[j] = REAL_C(0.03333333333333333) * (drow[j] / acc - (j == labels[i]));
     }
 
     /* models/iris.lua:13: loss = mean(cross_entropy(logits, labels)), */

@@ -130,12 +130,14 @@ static void compute_grads(int fold, real lr, real keep)
         for (int j = 1; j < 10; j++)
             mx = r_fmax(mx, row[j]);
         real acc = REAL_C(0.0);
-        for (int j = 0; j < 10; j++)
-            acc += r_exp(row[j] - mx);
-        cross_entropy[i] = mx + r_log(acc) - row[labels[i]];
         real *drow = d_logits + i * 10;
+        for (int j = 0; j < 10; j++) {
+            drow[j] = r_exp(row[j] - mx);
+            acc += drow[j];
+        }
+        cross_entropy[i] = mx + r_log(acc) - row[labels[i]];
         for (int j = 0; j < 10; j++)
-            drow[j] = REAL_C(0.015625) * (r_exp(row[j] - mx) / acc - (j == labels[i]));
+            drow[j] = REAL_C(0.015625) * (drow[j] / acc - (j == labels[i]));
     }
 
     /* models/mlp3.lua:17: loss = mean(cross_entropy(logits, labels)), */
