@@ -77,9 +77,11 @@ $(BUILD)/obj/$(1)_f64.o: generated/$(1)/$(1).c generated/$(1)/$(1).h $(wildcard 
 endef
 $(foreach m,$(MODELS),$(eval $(call model_rules,$(m))))
 
-# Regenerates generated/ from models/; a test fails when this would change it.
+# Regenerates generated/ from models/ (and tune/, what `gradc tune` measured
+# for each); a test fails when this would change it.
 generate: $(BUILD)/gradc
-	@for m in $(MODELS); do $(BUILD)/gradc compile models/$$m.lua -o generated/$$m || exit 1; done
+	@for m in $(MODELS); do $(BUILD)/gradc compile models/$$m.lua -o generated/$$m \
+	    $$(test -f tune/$$m.tune && echo --tune tune/$$m.tune) || exit 1; done
 
 # The README's pictures: the seed network drawn from `gradc graph`, and the
 # digit classifier's training curve drawn from its --log.

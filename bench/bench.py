@@ -223,9 +223,13 @@ def build_net(net, gradc, bb):
     train = os.path.join(out, net.name + "_train")
     sources = [os.path.join(ROOT, net.model), gradc, os.path.join(os.path.dirname(gradc), "libgradc_rt.a")]
     sources += glob.glob(os.path.join(ROOT, "models", "lib", "*.lua"))
+    tune = os.path.join("tune", os.path.basename(net.model).replace(".lua", ".tune"))
+    tune_flags = ["--tune", tune] if os.path.exists(os.path.join(ROOT, tune)) else []
+    sources += [os.path.join(ROOT, tune)] if tune_flags else []
     if stale(train, sources):
-        say("bench: gradc build %s -o %s" % (net.model, os.path.relpath(out, ROOT)))
-        p = subprocess.run([gradc, "build", net.model, "-o", out], cwd=ROOT, capture_output=True, text=True)
+        say("bench: gradc build %s -o %s %s" % (net.model, os.path.relpath(out, ROOT), " ".join(tune_flags)))
+        p = subprocess.run([gradc, "build", net.model, "-o", out] + tune_flags, cwd=ROOT, capture_output=True,
+                           text=True)
         if p.returncode:
             raise SystemExit("bench: gradc build %s failed:\n%s" % (net.model, p.stderr))
     return train

@@ -1,6 +1,7 @@
 /*
- * build.c: runs the C compiler on a compiled model (gradc build), and
- * builds and runs gradient checks for a list of models (gradc check).
+ * build.c: runs the C compiler on a compiled model (gradc build), builds
+ * and runs gradient checks for a list of models (gradc check), and builds
+ * and runs the timing program of gradc tune.
  *
  * The runtime is found relative to the gradc binary, whether it runs from
  * the build tree or from where `make install` put it.
@@ -141,6 +142,55 @@ int build_programs(const char *dir, const char *name, bool gradcheck_only, bool 
                             cc_program(&rt, dir, name, "predict", "_infer", false, verbose)))
         return 1;
     return cc_program(&rt, dir, name, "gradcheck", "", true, verbose);
+}
+
+/* ---- gradc tune ---- */
+
+int run_tune_program(const char *const *products, int n, const char *out, bool verbose)
+{
+    Runtime rt;
+    if (!find_runtime(&rt)) {
+        fprintf(stderr, "gradc: cannot find the gradc runtime beside %s: run `make` in the gradc "
+                        "tree, or `make install`\n", gradc_dir());
+        return 1;
+    }
+    char dir[] = "/tmp/gradc-tune-XXXXXX", main_c[64], exe[64], inc_rt[PATH_MAX + 2],
+         cflags[] = GRADC_RT_CFLAGS, libs[] = GRADC_RT_LIBS;
+    if (!mkdtemp(dir))
+        die("cannot make a temporary folder: %s", strerror(errno));
+    snprintf(main_c, sizeof main_c, "%s/tune.c", dir);
+    snprintf(exe, sizeof exe, "%s/tune", dir);
+    snprintf(inc_rt, sizeof inc_rt, "-I%s", rt.include);
+    FILE *f = fopen(main_c, "w");
+    if (!f)
+        die("cannot write %s: %s", main_c, strerror(errno));
+    fprintf(f, "#include \"rt.h\"\nint main(int argc, char **argv) { return rt_tune_main(argc, "
+               "argv); }\n");
+    fclose(f);
+    const char *cc = getenv("CC") && *getenv("CC") ? getenv("CC") : "cc";
+    const char *argv[64] = {cc, "-std=c11", "-O2", "-fopenmp", inc_rt};
+    int argc = add_words(argv, 5, cflags);
+    argv[argc++] = main_c;
+    argv[argc++] = rt.lib;
+    argc = add_words(argv, argc, libs);
+    argv[argc++] = "-lm";
+    argv[argc++] = "-o";
+    argv[argc++] = exe;
+    argv[argc] = NULL;
+    int status = run(argv, NULL, verbose);
+    if (status == 0) {
+        const char **targv = xmalloc((n + 2) * sizeof *targv);
+        targv[0] = exe;
+        memcpy(targv + 1, products, n * sizeof *products);
+        targv[n + 1] = NULL;
+        status = run(targv, out, verbose);
+        free(targv);
+    }
+    if (status)
+        fprintf(stderr, "gradc: the timing program failed\n");
+    const char *rm[] = {"rm", "-rf", dir, NULL};
+    run(rm, NULL, false);
+    return status ? 1 : 0;
 }
 
 /* ---- gradc check ---- */

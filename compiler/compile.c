@@ -74,18 +74,24 @@ static bool too_big(Graph *g, const Plan *p)
 
 int compile_files(const char *model, const LoadOptions *o, OutFile out[6])
 {
-    Graph *g = compile_graph(model, o, NULL, NULL);
-    if (!g)
+    Tune tune = {0};
+    if (o->tune && tune_read(o->tune, &tune))
         return 1;
+    Graph *g = compile_graph(model, o, NULL, NULL);
+    if (!g) {
+        tune_free(&tune);
+        return 1;
+    }
     Fusion f = fuse(g);
     Plan p = plan(g, &f);
     if (too_big(g, &p)) {
         plan_free(&p);
         fusion_free(&f);
         ir_free(g);
+        tune_free(&tune);
         return 1;
     }
-    emit_c(g, &f, &p, out);
+    emit_c(g, &f, &p, &tune, out);
     plan_free(&p);
     fusion_free(&f);
     /* The inference-only twin: the outputs' forward graph alone. */
@@ -93,11 +99,12 @@ int compile_files(const char *model, const LoadOptions *o, OutFile out[6])
     ir_check(inf);
     f = fuse(inf);
     p = plan(inf, &f);
-    emit_c_inference(inf, &f, &p, out + 4);
+    emit_c_inference(inf, &f, &p, &tune, out + 4);
     plan_free(&p);
     fusion_free(&f);
     ir_free(inf);
     ir_free(g);
+    tune_free(&tune);
     return 0;
 }
 

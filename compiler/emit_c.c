@@ -32,6 +32,7 @@ typedef struct {
     } *suffixes;
     bool *used;   /* per node: its name appears in the code */
     int *fold_of; /* per node: the parameter whose folded update it makes, or -1 */
+    const Tune *tune;
     Buf *b;
     SrcLoc last_loc; /* the last block comment, not to repeat it */
     int last_grad;   /* its node's is_grad, or -1 for a loop with its backward */
@@ -51,7 +52,7 @@ static const char *const reserved[] = {
     "i", "j", "k", "l", "m", "n", "acc", "row", "drow", "label", "mx", "cnt", "on", "lr", "loss",
     "rows", "hyper", "params", "grads", "avg", "avg_sq", "scale", "norm2", "wd", "mu", "b1", "b2",
     "c1", "c2", "eps", "alpha", "g", "sqrt", "forward", "loss_and_grad", "train_step", "inputs",
-    "outputs", "memset", "memcpy", "fold", "keep", "compute_grads", "clipped_step",
+    "outputs", "memset", "memcpy", "fold", "keep", "compute_grads", "clipped_step", "tuned_copy",
     /* the C library's, which a header may declare */
     "exp", "log", "tanh", "pow", "fmax", "fmin", "sqrt", "fabs", "floor", "ceil", "round", "sin",
     "cos", "tan", "erf", "gamma", "lgamma", "tgamma", "j0", "j1", "jn", "y0", "y1", "yn", "abs",
@@ -708,6 +709,16 @@ static void shared_roots(Emit *e, int lead, Roots *roots, char names[][16])
         }
 }
 
+/* Whether node id is a product the tune file says to write with its
+ * transposed operand copied first; the product in *p. */
+static bool tuned_product(Emit *e, int id, Product *p)
+{
+    const Node *n = ir_at(e->g, id);
+    return (n->op == OP_MATMUL || n->op == OP_MATMUL_ADD) &&
+           matmul_product(n, ir_at(e->g, n->in[0])->shape, ir_at(e->g, n->in[1])->shape, p) &&
+           p->ta != p->tb && tune_copies(e->tune, p);
+}
+
 /* A library call or row kernel; row_loss >= 0: the cross_entropy whose
  * rows the cross_entropy_grad `root` also writes. */
 static void emit_call(Emit *e, int root, int row_loss)
@@ -717,6 +728,9 @@ static void emit_call(Emit *e, int root, int row_loss)
                    .shape = n->shape,
                    .row_loss = row_loss >= 0 ? use(e, row_loss) : NULL},
             in[MAX_IN];
+    Product tuned;
+    if (tuned_product(e, root, &tuned))
+        out.scratch = "tuned_copy";
     char lits[MAX_IN][48];
     for (int k = 0; k < n->n_in; k++) {
         const Node *x = ir_at(e->g, n->in[k]);
@@ -882,6 +896,16 @@ static void emit_arena(Emit *e)
     buf_printf(e->b, "static real arena[%ld];\n", p->arena_size);
     if (p->iarena_size)
         buf_printf(e->b, "static int32_t iarena[%ld];\n", p->iarena_size);
+    long copy = 0;
+    Product tuned;
+    for (int i = 0; i < g->n; i++)
+        if (e->f->stored[i] && tuned_product(e, i, &tuned)) {
+            long size = (long)tuned.k * (tuned.ta ? tuned.m : tuned.n);
+            copy = size > copy ? size : copy;
+        }
+    if (copy)
+        buf_printf(e->b, "/* Where a product --tune writes plainly copies its transposed operand. */\n"
+                         "static real tuned_copy[%ld];\n", copy);
     buf_printf(e->b, "\n");
     for (int i = 0; i < g->n_inputs; i++)
         declare(e, g->inputs[i], "input ");
@@ -1252,12 +1276,13 @@ static void free_names(Emit *e)
     free(e->fold_of);
 }
 
-void emit_c(Graph *g, const Fusion *f, const Plan *p, OutFile out[4])
+void emit_c(Graph *g, const Fusion *f, const Plan *p, const Tune *tune, OutFile out[4])
 {
     static const char *const suffix[4] = {".h", ".c", "_train.c", "_gradcheck.c"};
     Emit e = {.g = g,
               .f = f,
               .p = p,
+              .tune = tune,
               .name = xcalloc(g->n, sizeof(char *)),
               .used = xcalloc(g->n, sizeof(bool)),
               .fold_of = fold_targets(g, p)};
@@ -1271,12 +1296,14 @@ void emit_c(Graph *g, const Fusion *f, const Plan *p, OutFile out[4])
     free_names(&e);
 }
 
-void emit_c_inference(Graph *g, const Fusion *f, const Plan *p, OutFile out[2])
+void emit_c_inference(Graph *g, const Fusion *f, const Plan *p, const Tune *tune,
+                      OutFile out[2])
 {
     static const char *const suffix[2] = {"_infer.c", "_predict.c"};
     Emit e = {.g = g,
               .f = f,
               .p = p,
+              .tune = tune,
               .name = xcalloc(g->n, sizeof(char *)),
               .used = xcalloc(g->n, sizeof(bool)),
               .fold_of = fold_targets(g, p)};

@@ -212,6 +212,12 @@ enum {
 /* What an emitter is handed for its output and each input: for ELEM and
  * VIEW, an expression for one element; for GEMM and ROWS, a buffer name
  * or, for a constant input, a literal. */
+/* One BLAS call's product: C [m, n] = op(A) op(B), k the inner size. */
+typedef struct {
+    int m, n, k;
+    bool ta, tb;
+} Product;
+
 typedef struct {
     const char *text;
     bool is_const;
@@ -221,6 +227,8 @@ typedef struct {
     bool in_place;            /* an input in the output's place (plan.c) */
     const char *row_loss;     /* cross_entropy_grad's output: also write each
                                  row's cross_entropy here (fuse.c) */
+    const char *scratch;      /* a product's output: copy the transposed operand
+                                 here first, then multiply plainly (--tune) */
 } Operand;
 
 typedef struct {
@@ -235,6 +243,9 @@ typedef struct {
 } OpInfo;
 
 extern const OpInfo op_info[N_OPS];
+/* The product a matmul node is written as, if it is one BLAS call (not a
+ * loop of them over a batch); sa and sb are its inputs' shapes. */
+bool matmul_product(const Node *n, Shape sa, Shape sb, Product *p);
 
 /* ---- load_model.c: Lua -> forward graph ---- */
 
@@ -244,6 +255,7 @@ typedef struct {
     const char *optimizer; /* --optimizer: replaces the model's, with its defaults */
     long max_instructions; /* the sandbox's limits; 0: the defaults below */
     long max_memory_mb;
+    const char *tune; /* --tune FILE: how to write some products (tune.c) */
 } LoadOptions;
 
 enum {
@@ -325,7 +337,22 @@ unsigned char *schedule_parts(Graph *g);
 int accumulated_input(const Node *n);
 void plan_free(Plan *p);
 
-/* ---- build.c: the C compiler, for gradc build and gradc check ---- */
+/* ---- tune.c: gradc tune, and --tune FILE ---- */
+typedef struct {
+    Product *copy; /* products faster with the transposed operand copied first */
+    int n;
+} Tune;
+/* Reads a tune file; 1 after printing `FILE:LINE: what`. */
+int tune_read(const char *path, Tune *t);
+bool tune_copies(const Tune *t, const Product *p);
+void tune_free(Tune *t);
+/* gradc tune: times the model's products both ways and writes the file. */
+int tune_model(const char *model, const LoadOptions *o, const char *out, bool verbose);
+
+/* ---- build.c: the C compiler, for gradc build, check and tune ---- */
+/* Builds the runtime's timing program and runs it on the products
+ * (M,N,K,NT or TN), its output to the file `out`; 0 if all went well. */
+int run_tune_program(const char *const *products, int n, const char *out, bool verbose);
 /* Builds DIR/NAME_train, NAME_predict and NAME_gradcheck (or only the last). */
 int build_programs(const char *dir, const char *name, bool gradcheck_only, bool verbose);
 /* Compiles each model with compile_to(model, dir), builds and runs its
@@ -340,10 +367,11 @@ typedef struct {
 } OutFile;
 /* The four files of a model, built in memory: NAME.h, NAME.c,
  * NAME_train.c, NAME_gradcheck.c. */
-void emit_c(Graph *g, const Fusion *f, const Plan *p, OutFile out[4]);
+void emit_c(Graph *g, const Fusion *f, const Plan *p, const Tune *tune, OutFile out[4]);
 /* The inference-only model of dce_inference(): NAME_infer.c and the
  * NAME_predict.c main. */
-void emit_c_inference(Graph *g, const Fusion *f, const Plan *p, OutFile out[2]);
+void emit_c_inference(Graph *g, const Fusion *f, const Plan *p, const Tune *tune,
+                      OutFile out[2]);
 
 /* ---- compile.c: the pipeline ---- */
 /* What each pass did, for gradc print --stats. */

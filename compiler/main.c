@@ -15,9 +15,10 @@
 #include "gradc.h"
 
 static const char usage[] =
-    "usage: gradc compile MODEL.lua [-o DIR] [-D KEY=VALUE]... [--optimizer KIND]\n"
-    "       gradc build MODEL.lua [-o DIR] [-v] [-D KEY=VALUE]... [--optimizer KIND]\n"
+    "usage: gradc compile MODEL.lua [-o DIR] [-D KEY=VALUE]... [--optimizer KIND] [--tune FILE]\n"
+    "       gradc build MODEL.lua [-o DIR] [-v] [-D KEY=VALUE]... [--optimizer KIND] [--tune FILE]\n"
     "       gradc check MODEL.lua... [--tol X] [--junit FILE] [-v] [-D KEY=VALUE]...\n"
+    "       gradc tune MODEL.lua [-o FILE] [-v] [-D KEY=VALUE]...\n"
     "       gradc print MODEL.lua [--after PASS | --stats | --memory] [-D KEY=VALUE]...\n"
     "       gradc graph MODEL.lua [--backward] [-D KEY=VALUE]...\n"
     "       gradc --help | --version\n"
@@ -32,12 +33,17 @@ static const char usage[] =
     "            NAME_gradcheck (double) with cc against the gradc runtime\n"
     "  check     build and run each model's gradient check; print one table and\n"
     "            exit 1 if any parameter's relative error is above --tol (1e-6)\n"
+    "  tune      time each product with a transposed operand both ways on this\n"
+    "            machine (the BLAS flag, or the operand copied transposed first)\n"
+    "            and write the faster to FILE (default NAME.tune), for --tune\n"
     "  print     print the graph, forward and backward, with shapes and lines\n"
     "  graph     write the forward graph (with --backward, the training graph)\n"
     "            as Graphviz DOT: gradc graph m.lua | dot -Tsvg > m.svg\n"
     "\n"
     "options:\n"
-    "  -o DIR          where compile writes (made if missing)\n"
+    "  -o DIR          where compile writes (made if missing); tune: the file\n"
+    "  --tune FILE     write the products FILE (from gradc tune) marks `copy`\n"
+    "                  with the transposed operand copied first\n"
     "  -D KEY=VALUE    sets config.KEY in the model (numbers stay numbers)\n"
     "  -v              print the C compiler's commands\n"
     "  --junit FILE    check: also write the results as JUnit XML, for CI\n"
@@ -83,6 +89,7 @@ static int parse_args(int argc, char **argv, Args *a)
         bool has_value = i + 1 < argc;
         if (!strcmp(s, "-o") || !strcmp(s, "-D") || !strcmp(s, "--after") ||
             !strcmp(s, "--optimizer") || !strcmp(s, "--junit") || !strcmp(s, "--tol") ||
+            !strcmp(s, "--tune") ||
             !strcmp(s, "--max-instructions") || !strcmp(s, "--max-memory")) {
             if (!has_value)
                 return bad_usage("%s needs a value", s);
@@ -95,6 +102,8 @@ static int parse_args(int argc, char **argv, Args *a)
                 a->load.optimizer = v;
             else if (!strcmp(s, "--junit"))
                 a->junit = v;
+            else if (!strcmp(s, "--tune"))
+                a->load.tune = v;
             else if (!strcmp(s, "--max-instructions") || !strcmp(s, "--max-memory")) {
                 char *end;
                 errno = 0;
@@ -129,9 +138,9 @@ static int parse_args(int argc, char **argv, Args *a)
     }
     if (!a->command)
         return bad_usage("%s", "no command given");
-    static const char *const commands[] = {"compile", "build", "check", "print", "graph"};
+    static const char *const commands[] = {"compile", "build", "check", "print", "graph", "tune"};
     bool known = false;
-    for (int i = 0; i < 5; i++)
+    for (int i = 0; i < 6; i++)
         known |= !strcmp(a->command, commands[i]);
     if (!known)
         return bad_usage("unknown command '%s'", a->command);
@@ -217,6 +226,10 @@ int main(int argc, char **argv)
         status = compile_to(a.models[0], dir);
         if (!status)
             status = build_programs(dir, model_name(a.models[0]), false, a.verbose);
+    } else if (!strcmp(a.command, "tune")) {
+        char out[1024];
+        snprintf(out, sizeof out, "%s.tune", model_name(a.models[0]));
+        status = tune_model(a.models[0], &a.load, a.out_dir ? a.out_dir : out, a.verbose);
     } else if (!strcmp(a.command, "check"))
         status = check_models(a.models, a.n_models, compile_to, a.tol, a.junit, a.verbose);
     else if (a.after && (!strcmp(a.after, "fuse") || !strcmp(a.after, "plan")))

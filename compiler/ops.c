@@ -1250,6 +1250,33 @@ static int grad_matmul(Graph *g, int node, int dy, int k)
     return ir_sum_to(g, d, k == 0 ? sa : sb);
 }
 
+bool matmul_product(const Node *n, Shape sa, Shape sb, Product *p)
+{
+    Shape sc = n->shape;
+    int m = sc.dim[sc.rank - 2];
+    long batch = shape_size(sc) / ((long)m * sc.dim[sc.rank - 1]);
+    if (batch > 1 && (sb.rank > 2 || n->trans_a))
+        return false;
+    *p = (Product){.m = batch * m,
+                   .n = sc.dim[sc.rank - 1],
+                   .k = sa.dim[sa.rank - 1 - n->trans_a],
+                   .ta = n->trans_a,
+                   .tb = n->trans_b};
+    return true;
+}
+
+/* The operand a tuned product transposes into out->scratch first (ta: A
+ * stored [k, m]; else B stored [n, k]), so that the product is plain. */
+static void emit_tuned_copy(Buf *b, const Product *p, const Operand *out, const Operand *in)
+{
+    int rows = p->ta ? p->k : p->n, cols = p->ta ? p->m : p->k;
+    buf_printf(b,
+               "    for (int i = 0; i < %d; i++) /* tuned: a plain product is faster */\n"
+               "        for (int j = 0; j < %d; j++)\n"
+               "            %s[j * %d + i] = %s[i * %d + j];\n",
+               rows, cols, out->scratch, rows, in[p->ta ? 0 : 1].text, cols);
+}
+
 static void emit_matmul(Buf *b, const Node *n, const Operand *out, const Operand *in)
 {
     Shape sa = in[0].shape, sb = in[1].shape, sc = n->shape;
@@ -1260,6 +1287,17 @@ static void emit_matmul(Buf *b, const Node *n, const Operand *out, const Operand
     const char *tb = n->trans_b ? "CblasTrans" : "CblasNoTrans";
     const char *alpha = out->alpha ? out->alpha : "REAL_C(1.0)";
     const char *beta = out->beta ? out->beta : "REAL_C(0.0)";
+    Product p;
+    if (out->scratch && matmul_product(n, sa, sb, &p)) {
+        emit_tuned_copy(b, &p, out, in);
+        buf_printf(b,
+                   "    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, %d, %d, %d,\n"
+                   "           %s, %s, %d, %s, %d, %s, %s, %d);\n",
+                   p.m, p.n, p.k, alpha, p.ta ? out->scratch : in[0].text,
+                   p.ta ? p.k : sa.dim[ra - 1], p.tb ? out->scratch : in[1].text,
+                   p.tb ? p.n : sb.dim[rb - 1], beta, out->text, nn);
+        return;
+    }
     if (batch == 1 || (rb == 2 && !n->trans_a)) {
         /* One product: a batch sharing B is one tall matrix of rows. */
         buf_printf(b,

@@ -25,6 +25,8 @@ void rt_use_best_blas(char **argv);
 /* --threads N: OpenBLAS's threads, and OpenMP's for the big elementwise
  * loops. */
 void rt_set_threads(int n);
+/* The main of the timing program `gradc tune` builds (tune.c). */
+int rt_tune_main(int argc, char **argv);
 
 /* Random numbers: xoshiro256** seeded through splitmix64. */
 typedef struct {

@@ -215,9 +215,10 @@ START_TEST(generated_is_fresh)
     int n = list_models(names, 64);
     ck_assert_int_ge(n, 4);
     for (int i = 0; i < n; i++) {
-        char *dir = make_tmpdir(), cmd[1024], *out;
-        snprintf(cmd, sizeof cmd, "%s compile models/%.63s.lua -o %.500s", GRADC_BIN, names[i],
-                 dir);
+        char *dir = make_tmpdir(), cmd[1024], *out, tune[128];
+        snprintf(tune, sizeof tune, "tune/%.63s.tune", names[i]);
+        snprintf(cmd, sizeof cmd, "%s compile models/%.63s.lua -o %.500s%s%s", GRADC_BIN, names[i],
+                 dir, access(tune, R_OK) ? "" : " --tune ", access(tune, R_OK) ? "" : tune);
         ck_assert_msg(run_cmd(cmd, &out) == 0, "%s: %s", names[i], out);
         free(out);
         for (int k = 0; k < N_SUFFIXES; k++) {
@@ -317,6 +318,44 @@ START_TEST(graph_draws_forward_and_backward)
     ck_assert_ptr_nonnull(strstr(out, "d_w1\\nmatmul [1000,100]"));
     ck_assert_ptr_nonnull(strstr(out, "style=dashed"));
     free(out);
+}
+END_TEST
+
+/* gradc tune times norm_wx's two products with a transposed operand; a
+ * file marking them `copy` makes C that copies the operand first, whose
+ * gradient check still passes; a broken file names its line. */
+START_TEST(tune_times_and_applies)
+{
+    char *dir = make_tmpdir(), cmd[1024], path[600], *out;
+    snprintf(cmd, sizeof cmd, "%s tune models/norm_wx.lua -o %s/n.tune && cat %s/n.tune", GRADC_BIN,
+             dir, dir);
+    ck_assert_msg(run_cmd(cmd, &out) == 0, "%s", out);
+    ck_assert_msg(strstr(out, "n.tune: 2 products timed") && strstr(out, "kernels ") &&
+                      strstr(out, "     8     16     16  NT ") &&
+                      strstr(out, "    16     16      8  TN "),
+                  "%s", out);
+    free(out);
+    snprintf(path, sizeof path, "%s/copy.tune", dir);
+    write_text(path, "# both copied\n 8 16 16 NT 1.0 0.5 copy\n16 16 8 TN 1.0 0.5 copy\n");
+    snprintf(cmd, sizeof cmd, "%s build models/norm_wx.lua --tune %s -o %s/b && %s/b/norm_wx_gradcheck",
+             GRADC_BIN, path, dir, dir);
+    ck_assert_msg(run_cmd(cmd, &out) == 0, "%s", out);
+    free(out);
+    snprintf(cmd, sizeof cmd, "grep -c 'tuned_copy\\[j \\* ' %s/b/norm_wx.c", dir);
+    ck_assert_int_eq(run_cmd(cmd, &out), 0);
+    ck_assert_str_eq(out, "2\n");
+    free(out);
+    snprintf(path, sizeof path, "%s/bad.tune", dir);
+    write_text(path, "# fine\n8 16 16 NT 1.0 0.5 copy\n8 16 x NT 1 2 copy\n");
+    snprintf(cmd, sizeof cmd, "%s compile models/norm_wx.lua --tune %s -o %s/c", GRADC_BIN, path,
+             dir);
+    ck_assert_int_eq(run_cmd(cmd, &out), 1);
+    ck_assert_msg(strstr(out, "bad.tune:3: expected `M N K NT|TN AS_IS COPIED flag|copy`"), "%s",
+                  out);
+    free(out);
+    snprintf(path, sizeof path, "%s/c", dir);
+    ck_assert(!file_exists(path));
+    remove_dir(dir);
 }
 END_TEST
 
@@ -513,6 +552,7 @@ static Suite *cli_suite(void)
     tcase_add_test(t, trainer_names_the_compile_flag);
     tcase_add_test(t, graph_draws_forward_and_backward);
     tcase_add_test(t, build_makes_programs);
+    tcase_add_test(t, tune_times_and_applies);
     tcase_add_test(t, predict_from_a_checkpoint);
     tcase_add_test(t, same_seed_same_numbers);
     tcase_add_test(t, zoo_models_check_small);
