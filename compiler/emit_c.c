@@ -49,7 +49,8 @@ static const char *const reserved[] = {
     "return", "short", "signed", "sizeof", "static", "struct", "switch", "typedef", "union",
     "unsigned", "void", "volatile", "while", "main", "real", "arena", "iarena",
     /* what generated functions use as locals */
-    "i", "j", "k", "l", "m", "n", "acc", "row", "drow", "label", "mx", "cnt", "on", "lr", "loss",
+    "i", "j", "k", "l", "m", "n", "acc", "row", "drow", "srow", "dot", "label", "mx", "cnt", "on",
+    "lr", "loss",
     "rows", "hyper", "params", "grads", "avg", "avg_sq", "scale", "norm2", "wd", "mu", "b1", "b2",
     "c1", "c2", "eps", "alpha", "g", "sqrt", "forward", "loss_and_grad", "train_step", "inputs",
     "outputs", "memset", "memcpy", "fold", "keep", "compute_grads", "clipped_step", "tuned_copy",

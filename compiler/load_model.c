@@ -438,11 +438,14 @@ static int l_logsumexp(lua_State *L)
     return push_tensor(L, op2(L, OP_ADD, mk, lse));
 }
 
-/* softmax(x [, axis]) = exp(x - m) / sum(exp(x - m)) */
+/* softmax(x [, axis]) = exp(x - m) / sum(exp(x - m)); along the last axis,
+ * the row op that computes it in one pass. */
 static int l_softmax(lua_State *L)
 {
     int x = tensor_arg(L, 1, "softmax"), m;
     Axes a = one_axis(L, x, 2, "softmax");
+    if (a.reduced[node_of(L, x)->shape.rank - 1])
+        return push_tensor(L, op1(L, OP_SOFTMAX, x));
     int e = op1(L, OP_EXP, shifted(L, x, a, &m));
     return push_tensor(L, op2(L, OP_DIV, e, reduce_node(L, OP_SUM, e, a, true)));
 }

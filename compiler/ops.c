@@ -1485,6 +1485,78 @@ static void emit_xent_grad(Buf *b, const Node *n, const Operand *out, const Oper
                cols, dy, in[2].text);
 }
 
+/* ---- softmax over the last axis, one row at a time ---- */
+
+/* The rows of a tensor whose last axis has `cols` elements. */
+static long last_axis_rows(Shape s, int *cols)
+{
+    *cols = s.rank ? s.dim[s.rank - 1] : 1;
+    return shape_size(s) / *cols;
+}
+
+/* dx = y (dy - sum_j dy_j y_j), per row: softmax_grad(dy, y). */
+static int grad_softmax(Graph *g, int node, int dy, int k)
+{
+    (void)k;
+    return ir_must(g, &(Node){.op = OP_SOFTMAX_GRAD, .n_in = 2, .in = {dy, node}});
+}
+
+/* Per row: its max, each exp(x - max) and their sum, then the quotients;
+ * the same arithmetic as exp(x - m) / sum(exp(x - m)), in one pass over
+ * rows that stay in cache. */
+static void emit_softmax(Buf *b, const Node *n, const Operand *out, const Operand *in)
+{
+    int cols;
+    long rows = last_axis_rows(n->shape, &cols);
+    char idx[48], first[96], buf[96], x[96];
+    snprintf(idx, sizeof idx, "(long)i * %d", cols);
+    snprintf(first, sizeof first, "%s", at(buf, &in[0], idx));
+    snprintf(idx, sizeof idx, "(long)i * %d + j", cols);
+    snprintf(x, sizeof x, "%s", at(buf, &in[0], idx));
+    buf_printf(b,
+               "    for (int i = 0; i < %ld; i++) {\n"
+               "        real *srow = %s + (long)i * %d;\n"
+               "        real mx = %s;\n"
+               "        for (int j = 1; j < %d; j++)\n"
+               "            mx = r_fmax(mx, %s);\n"
+               "        real acc = REAL_C(0.0);\n"
+               "        for (int j = 0; j < %d; j++) {\n"
+               "            srow[j] = r_exp(%s - mx);\n"
+               "            acc += srow[j];\n"
+               "        }\n"
+               "        for (int j = 0; j < %d; j++)\n"
+               "            srow[j] = srow[j] / acc;\n"
+               "    }\n",
+               rows, out->text, cols, first, cols, x, cols, x, cols);
+}
+
+static const char *shape_softmax_grad(Graph *g, Node *n, char *err, size_t len)
+{
+    (void)err, (void)len;
+    n->shape = shape_of(g, n->in[1]);
+    n->dtype = DT_REAL;
+    return NULL;
+}
+
+static void emit_softmax_grad(Buf *b, const Node *n, const Operand *out, const Operand *in)
+{
+    int cols;
+    long rows = last_axis_rows(n->shape, &cols);
+    char idx[48], buf[96], dy[96];
+    snprintf(idx, sizeof idx, "(long)i * %d + j", cols);
+    snprintf(dy, sizeof dy, "%s", at(buf, &in[0], idx));
+    buf_printf(b,
+               "    for (int i = 0; i < %ld; i++) {\n"
+               "        const real *srow = %s + (long)i * %d;\n"
+               "        real dot = REAL_C(0.0);\n"
+               "        for (int j = 0; j < %d; j++)\n"
+               "            dot += %s * srow[j];\n"
+               "        for (int j = 0; j < %d; j++)\n"
+               "            %s[(long)i * %d + j] = srow[j] * (%s - dot);\n"
+               "    }\n",
+               rows, in[1].text, cols, cols, dy, cols, out->text, cols, dy);
+}
+
 const OpInfo op_info[N_OPS] = {
 #define OP(e, name, arity, kind, shape, grad, emit) {name, arity, kind, shape, grad, emit},
 #include "ops.def"

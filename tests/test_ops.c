@@ -377,10 +377,14 @@ static const Case cases[] = {
      "local e = expand_dims(a, 2)\n"
      "local loss = sum(broadcast_to(e, {2, 4, 3}) * R) + sum(squeeze(e, 2) ^ 2)\n"},
     /* ---- softmax and losses (composites of the ops above) ---- */
-    {"chain", "softmax along the last axis",
+    {"softmax", "softmax along the last axis, one row at a time",
      "local a = param(\"a\", {2, 3, 4}, randn())\n"
      "local R = input(\"R\", {2, 3, 4})\n"
      "local loss = sum(softmax(a) * R)\n"},
+    {"chain", "softmax along a middle axis, from its parts",
+     "local a = param(\"a\", {2, 3, 4}, randn())\n"
+     "local R = input(\"R\", {2, 3, 4})\n"
+     "local loss = sum(softmax(a, 2) * R)\n"},
     {"chain", "log_softmax along axis 2",
      "local a = param(\"a\", {2, 3, 4}, randn())\n"
      "local R = input(\"R\", {2, 3, 4})\n"
@@ -633,8 +637,9 @@ static int ends_with(const char *s, const char *suffix)
 
 /* Every op has a case, directly or through the op whose gradient uses it.
  * Exempt: the leaves input, param, buffer and const (nothing to differentiate),
- * and the gradient-only ops hinge_loss_grad and cross_entropy_grad, which
- * the hinge_loss and cross_entropy cases run as their backward pass. */
+ * and the gradient-only ops hinge_loss_grad, cross_entropy_grad and
+ * softmax_grad, which the hinge_loss, cross_entropy and softmax cases run
+ * as their backward pass. */
 START_TEST(test_every_op_has_a_case)
 {
     for (int i = 0; i < N_OP_NAMES; i++) {

@@ -9,7 +9,7 @@
 #include "rt_real.h"
 #include "gpt.h"
 
-static real arena[12365328];
+static real arena[11316752];
 static int32_t iarena[2048];
 
 static int32_t *const x = iarena + 0; /* input [16,64] */
@@ -96,159 +96,147 @@ static real *const permute = arena + 2797072; /* [16,4,32,64] */
 static real *const matmul_4 = arena + 3059216; /* [16,4,64,64] */
 static real *const scores = arena + 3321360; /* [16,4,64,64] */
 static real *const causal_mask = arena + 3059216; /* [16,4,64,64] */
-static real *const max = arena + 1881616; /* [16,4,64,1] */
-static real *const exp_2 = arena + 3321360; /* [16,4,64,64] */
-static real *const sum_3 = arena + 1885712; /* [16,4,64,1] */
-static real *const div_2 = arena + 3583504; /* [16,4,64,64] */
+static real *const softmax = arena + 3321360; /* [16,4,64,64] */
 static real *const y_2 = arena + 2534928; /* [16,4,64,32] */
-static real *const permute_2 = arena + 3845648; /* [16,64,4,32] */
+static real *const permute_2 = arena + 3059216; /* [16,64,4,32] */
 static real *const matmul_5 = arena + 2534928; /* [16,64,128] */
-static real *const add_2 = arena + 3976720; /* [16,64,128] */
-static real *const sum_4 = arena + 1879568; /* [16,64,1] */
+static real *const add_2 = arena + 3190288; /* [16,64,128] */
+static real *const sum_3 = arena + 1879568; /* [16,64,1] */
 static real *const mul_3 = arena + 2534928; /* [16,64,1] */
-static real *const sub_2 = arena + 1889808; /* [16,64,128] */
-static real *const sum_5 = arena + 1879568; /* [16,64,1] */
-static real *const rsqrt_2 = arena + 2020880; /* [16,64,1] */
+static real *const sub_2 = arena + 1881616; /* [16,64,128] */
+static real *const sum_4 = arena + 1879568; /* [16,64,1] */
+static real *const rsqrt_2 = arena + 2012688; /* [16,64,1] */
 static real *const mul_4 = arena + 2534928; /* [16,64,128] */
-static real *const add_3 = arena + 4107792; /* [16,64,128] */
-static real *const matmul_6 = arena + 4238864; /* [16,64,512] */
-static real *const add_4 = arena + 4763152; /* [16,64,512] */
-static real *const tanh_2 = arena + 4238864; /* [16,64,512] */
-static real *const mul_5 = arena + 5287440; /* [16,64,512] */
-static real *const add_5 = arena + 5811728; /* [16,64,512] */
-static real *const h_2 = arena + 6336016; /* [16,64,512] */
-static real *const matmul_7 = arena + 6860304; /* [16,64,128] */
-static real *const h_3 = arena + 6991376; /* [16,64,128] */
+static real *const add_3 = arena + 3583504; /* [16,64,128] */
+static real *const matmul_6 = arena + 3714576; /* [16,64,512] */
+static real *const add_4 = arena + 4238864; /* [16,64,512] */
+static real *const tanh_2 = arena + 3714576; /* [16,64,512] */
+static real *const mul_5 = arena + 4763152; /* [16,64,512] */
+static real *const add_5 = arena + 5287440; /* [16,64,512] */
+static real *const h_2 = arena + 5811728; /* [16,64,512] */
+static real *const matmul_7 = arena + 6336016; /* [16,64,128] */
+static real *const h_3 = arena + 6467088; /* [16,64,128] */
+static real *const sum_5 = arena + 1879568; /* [16,64,1] */
+static real *const mul_6 = arena + 2013712; /* [16,64,1] */
+static real *const sub_3 = arena + 3190288; /* [16,64,128] */
 static real *const sum_6 = arena + 1879568; /* [16,64,1] */
-static real *const mul_6 = arena + 2021904; /* [16,64,1] */
-static real *const sub_3 = arena + 3976720; /* [16,64,128] */
+static real *const rsqrt_3 = arena + 2013712; /* [16,64,1] */
+static real *const mul_7 = arena + 6336016; /* [16,64,128] */
+static real *const add_6 = arena + 6598160; /* [16,64,128] */
+static real *const matmul_8 = arena + 6729232; /* [16,64,128] */
+static real *const q_2 = arena + 6860304; /* [16,4,64,32] */
+static real *const matmul_9 = arena + 6729232; /* [16,64,128] */
+static real *const matmul_10 = arena + 6991376; /* [16,64,128] */
+static real *const v_2 = arena + 7122448; /* [16,4,64,32] */
+static real *const permute_3 = arena + 6991376; /* [16,4,32,64] */
+static real *const matmul_11 = arena + 7253520; /* [16,4,64,64] */
+static real *const scores_2 = arena + 7515664; /* [16,4,64,64] */
+static real *const causal_mask_2 = arena + 7253520; /* [16,4,64,64] */
+static real *const softmax_2 = arena + 7515664; /* [16,4,64,64] */
+static real *const y_3 = arena + 6729232; /* [16,4,64,32] */
+static real *const permute_4 = arena + 7253520; /* [16,64,4,32] */
+static real *const matmul_12 = arena + 6729232; /* [16,64,128] */
+static real *const add_7 = arena + 7384592; /* [16,64,128] */
 static real *const sum_7 = arena + 1879568; /* [16,64,1] */
-static real *const rsqrt_3 = arena + 2021904; /* [16,64,1] */
-static real *const mul_7 = arena + 6860304; /* [16,64,128] */
-static real *const add_6 = arena + 7122448; /* [16,64,128] */
-static real *const matmul_8 = arena + 7253520; /* [16,64,128] */
-static real *const q_2 = arena + 7384592; /* [16,4,64,32] */
-static real *const matmul_9 = arena + 7253520; /* [16,64,128] */
-static real *const matmul_10 = arena + 7515664; /* [16,64,128] */
-static real *const v_2 = arena + 7646736; /* [16,4,64,32] */
-static real *const permute_3 = arena + 7515664; /* [16,4,32,64] */
-static real *const matmul_11 = arena + 7777808; /* [16,4,64,64] */
-static real *const scores_2 = arena + 8039952; /* [16,4,64,64] */
-static real *const causal_mask_2 = arena + 7777808; /* [16,4,64,64] */
-static real *const max_2 = arena + 2022928; /* [16,4,64,1] */
-static real *const exp_3 = arena + 8039952; /* [16,4,64,64] */
-static real *const sum_8 = arena + 2027024; /* [16,4,64,1] */
-static real *const div_3 = arena + 8302096; /* [16,4,64,64] */
-static real *const y_3 = arena + 7253520; /* [16,4,64,32] */
-static real *const permute_4 = arena + 8564240; /* [16,64,4,32] */
-static real *const matmul_12 = arena + 7253520; /* [16,64,128] */
-static real *const add_7 = arena + 8695312; /* [16,64,128] */
+static real *const mul_8 = arena + 2014736; /* [16,64,1] */
+static real *const sub_4 = arena + 6467088; /* [16,64,128] */
+static real *const sum_8 = arena + 1879568; /* [16,64,1] */
+static real *const rsqrt_4 = arena + 2014736; /* [16,64,1] */
+static real *const mul_9 = arena + 6729232; /* [16,64,128] */
+static real *const add_8 = arena + 7777808; /* [16,64,128] */
+static real *const matmul_13 = arena + 7908880; /* [16,64,512] */
+static real *const add_9 = arena + 8433168; /* [16,64,512] */
+static real *const tanh_3 = arena + 7908880; /* [16,64,512] */
+static real *const mul_10 = arena + 8957456; /* [16,64,512] */
+static real *const add_10 = arena + 9481744; /* [16,64,512] */
+static real *const h_4 = arena + 10006032; /* [16,64,512] */
+static real *const matmul_14 = arena + 10530320; /* [16,64,128] */
+static real *const h_5 = arena + 10661392; /* [16,64,128] */
 static real *const sum_9 = arena + 1879568; /* [16,64,1] */
-static real *const mul_8 = arena + 2031120; /* [16,64,1] */
-static real *const sub_4 = arena + 6991376; /* [16,64,128] */
+static real *const mul_11 = arena + 2015760; /* [16,64,1] */
+static real *const sub_5 = arena + 7384592; /* [16,64,128] */
 static real *const sum_10 = arena + 1879568; /* [16,64,1] */
-static real *const rsqrt_4 = arena + 2031120; /* [16,64,1] */
-static real *const mul_9 = arena + 7253520; /* [16,64,128] */
-static real *const add_8 = arena + 8826384; /* [16,64,128] */
-static real *const matmul_13 = arena + 8957456; /* [16,64,512] */
-static real *const add_9 = arena + 9481744; /* [16,64,512] */
-static real *const tanh_3 = arena + 8957456; /* [16,64,512] */
-static real *const mul_10 = arena + 10006032; /* [16,64,512] */
-static real *const add_10 = arena + 10530320; /* [16,64,512] */
-static real *const h_4 = arena + 11054608; /* [16,64,512] */
-static real *const matmul_14 = arena + 11578896; /* [16,64,128] */
-static real *const h_5 = arena + 11709968; /* [16,64,128] */
-static real *const sum_11 = arena + 1879568; /* [16,64,1] */
-static real *const mul_11 = arena + 2032144; /* [16,64,1] */
-static real *const sub_5 = arena + 8695312; /* [16,64,128] */
-static real *const sum_12 = arena + 1879568; /* [16,64,1] */
-static real *const rsqrt_5 = arena + 2032144; /* [16,64,1] */
-static real *const mul_12 = arena + 11578896; /* [16,64,128] */
-static real *const add_11 = arena + 11709968; /* [16,64,128] */
-static real *const matmul_15 = arena + 11841040; /* [16,64,128] */
+static real *const rsqrt_5 = arena + 2015760; /* [16,64,1] */
+static real *const mul_12 = arena + 10530320; /* [16,64,128] */
+static real *const add_11 = arena + 10661392; /* [16,64,128] */
+static real *const matmul_15 = arena + 10792464; /* [16,64,128] */
 static real *const logits = arena + 1748480; /* [16,64,128] */
 static real *const cross_entropy = arena + 1879568; /* [1024] */
-static real *const sum_13 = arena + 2033168; /* [] */
+static real *const sum_11 = arena + 2016784; /* [] */
 static real *const loss_value = arena + 1879552; /* [] */
-static real *const d_reshape = arena + 11841040; /* [1024,128] */
-static real *const d_add = arena + 11972112; /* [16,64,128] */
-static real *const d_mul = arena + 11709968; /* [16,64,128] */
+static real *const d_reshape = arena + 10792464; /* [1024,128] */
+static real *const d_add = arena + 10923536; /* [16,64,128] */
+static real *const d_mul = arena + 10661392; /* [16,64,128] */
 static real *const d_rsqrt = arena + 1879568; /* [16,64,1] */
-static real *const d_sum = arena + 2033168; /* [16,64,1] */
-static real *const d_sub = arena + 11578896; /* [16,64,128] */
+static real *const d_sum = arena + 2016784; /* [16,64,1] */
+static real *const d_sub = arena + 10530320; /* [16,64,128] */
 static real *const d_mul_2 = arena + 1879568; /* [16,64,1] */
-static real *const d_sum_2 = arena + 2032144; /* [16,64,1] */
-static real *const d_h = arena + 8695312; /* [16,64,128] */
-static real *const d_h_2 = arena + 11841040; /* [16,64,512] */
-static real *const d_add_2 = arena + 11054608; /* [16,64,512] */
-static real *const d_add_3 = arena + 11578896; /* [16,64,128] */
-static real *const d_mul_3 = arena + 8826384; /* [16,64,128] */
+static real *const d_sum_2 = arena + 2015760; /* [16,64,1] */
+static real *const d_h = arena + 7384592; /* [16,64,128] */
+static real *const d_h_2 = arena + 10792464; /* [16,64,512] */
+static real *const d_add_2 = arena + 10006032; /* [16,64,512] */
+static real *const d_add_3 = arena + 10530320; /* [16,64,128] */
+static real *const d_mul_3 = arena + 7777808; /* [16,64,128] */
 static real *const d_rsqrt_2 = arena + 1879568; /* [16,64,1] */
-static real *const d_sum_3 = arena + 2032144; /* [16,64,1] */
-static real *const d_sub_2 = arena + 7253520; /* [16,64,128] */
+static real *const d_sum_3 = arena + 2015760; /* [16,64,1] */
+static real *const d_sub_2 = arena + 6729232; /* [16,64,128] */
 static real *const d_mul_4 = arena + 1879568; /* [16,64,1] */
-static real *const d_sum_4 = arena + 2031120; /* [16,64,1] */
-static real *const d_add_4 = arena + 6991376; /* [16,64,128] */
-static real *const d_y = arena + 7253520; /* [16,64,128] */
-static real *const d_y_2 = arena + 8564240; /* [16,4,64,32] */
-static real *const d_div = arena + 8695312; /* [16,4,64,64] */
-static real *const d_v = arena + 7253520; /* [16,4,64,32] */
-static real *const d_sum_5 = arena + 2031120; /* [16,4,64,1] */
-static real *const d_sub_3 = arena + 8302096; /* [16,4,64,64] */
-static real *const d_max = arena + 2027024; /* [16,4,64,1] */
-static real *const d_causal_mask = arena + 8039952; /* [16,4,64,64] */
-static real *const d_scores = arena + 7777808; /* [16,4,64,64] */
-static real *const d_matmul = arena + 8039952; /* [16,4,64,64] */
-static real *const d_q = arena + 7646736; /* [16,4,64,32] */
-static real *const d_permute = arena + 7515664; /* [16,4,32,64] */
-static real *const d_reshape_2 = arena + 7384592; /* [16,64,4,32] */
-static real *const d_matmul_2 = arena + 7253520; /* [16,64,128] */
-static real *const d_reshape_3 = arena + 7384592; /* [16,64,4,32] */
-static real *const d_matmul_add = arena + 7253520; /* [16,64,128] */
-static real *const d_reshape_4 = arena + 7384592; /* [16,64,4,32] */
-static real *const d_add_5 = arena + 7253520; /* [16,64,128] */
-static real *const d_mul_5 = arena + 7122448; /* [16,64,128] */
+static real *const d_sum_4 = arena + 2014736; /* [16,64,1] */
+static real *const d_add_4 = arena + 6467088; /* [16,64,128] */
+static real *const d_y = arena + 6729232; /* [16,64,128] */
+static real *const d_y_2 = arena + 7777808; /* [16,4,64,32] */
+static real *const d_softmax = arena + 7253520; /* [16,4,64,64] */
+static real *const d_v = arena + 6729232; /* [16,4,64,32] */
+static real *const d_causal_mask = arena + 10792464; /* [16,4,64,64] */
+static real *const d_scores = arena + 11054608; /* [16,4,64,64] */
+static real *const d_matmul = arena + 10792464; /* [16,4,64,64] */
+static real *const d_q = arena + 7122448; /* [16,4,64,32] */
+static real *const d_permute = arena + 6991376; /* [16,4,32,64] */
+static real *const d_reshape_2 = arena + 6860304; /* [16,64,4,32] */
+static real *const d_matmul_2 = arena + 6729232; /* [16,64,128] */
+static real *const d_reshape_3 = arena + 6860304; /* [16,64,4,32] */
+static real *const d_matmul_add = arena + 6729232; /* [16,64,128] */
+static real *const d_reshape_4 = arena + 7777808; /* [16,64,4,32] */
+static real *const d_add_5 = arena + 6729232; /* [16,64,128] */
+static real *const d_mul_5 = arena + 6598160; /* [16,64,128] */
 static real *const d_rsqrt_3 = arena + 1879568; /* [16,64,1] */
-static real *const d_sum_6 = arena + 2022928; /* [16,64,1] */
-static real *const d_sub_4 = arena + 6860304; /* [16,64,128] */
+static real *const d_sum_5 = arena + 2014736; /* [16,64,1] */
+static real *const d_sub_3 = arena + 6336016; /* [16,64,128] */
 static real *const d_mul_6 = arena + 1879568; /* [16,64,1] */
-static real *const d_sum_7 = arena + 2021904; /* [16,64,1] */
-static real *const d_h_3 = arena + 3976720; /* [16,64,128] */
-static real *const d_h_4 = arena + 7777808; /* [16,64,512] */
-static real *const d_add_6 = arena + 11841040; /* [16,64,512] */
-static real *const d_add_7 = arena + 7646736; /* [16,64,128] */
-static real *const d_mul_7 = arena + 4107792; /* [16,64,128] */
+static real *const d_sum_6 = arena + 2013712; /* [16,64,1] */
+static real *const d_h_3 = arena + 3190288; /* [16,64,128] */
+static real *const d_h_4 = arena + 7253520; /* [16,64,512] */
+static real *const d_add_6 = arena + 10792464; /* [16,64,512] */
+static real *const d_add_7 = arena + 7122448; /* [16,64,128] */
+static real *const d_mul_7 = arena + 3583504; /* [16,64,128] */
 static real *const d_rsqrt_4 = arena + 1879568; /* [16,64,1] */
-static real *const d_sum_8 = arena + 2021904; /* [16,64,1] */
-static real *const d_sub_5 = arena + 2534928; /* [16,64,128] */
+static real *const d_sum_7 = arena + 2013712; /* [16,64,1] */
+static real *const d_sub_4 = arena + 2534928; /* [16,64,128] */
 static real *const d_mul_8 = arena + 1879568; /* [16,64,1] */
-static real *const d_sum_9 = arena + 4107792; /* [16,64,1] */
-static real *const d_add_8 = arena + 7646736; /* [16,64,128] */
+static real *const d_sum_8 = arena + 3583504; /* [16,64,1] */
+static real *const d_add_8 = arena + 7122448; /* [16,64,128] */
 static real *const d_y_3 = arena + 2534928; /* [16,64,128] */
-static real *const d_y_4 = arena + 1889808; /* [16,4,64,32] */
-static real *const d_div_2 = arena + 7122448; /* [16,4,64,64] */
+static real *const d_y_4 = arena + 3583504; /* [16,4,64,32] */
+static real *const d_softmax_2 = arena + 3059216; /* [16,4,64,64] */
 static real *const d_v_2 = arena + 2534928; /* [16,4,64,32] */
-static real *const d_sum_10 = arena + 2928144; /* [16,4,64,1] */
-static real *const d_sub_6 = arena + 3583504; /* [16,4,64,64] */
-static real *const d_max_2 = arena + 2928144; /* [16,4,64,1] */
-static real *const d_causal_mask_2 = arena + 3321360; /* [16,4,64,64] */
-static real *const d_scores_2 = arena + 3059216; /* [16,4,64,64] */
-static real *const d_matmul_3 = arena + 3321360; /* [16,4,64,64] */
+static real *const d_causal_mask_2 = arena + 6598160; /* [16,4,64,64] */
+static real *const d_scores_2 = arena + 6860304; /* [16,4,64,64] */
+static real *const d_matmul_3 = arena + 6598160; /* [16,4,64,64] */
 static real *const d_q_2 = arena + 2928144; /* [16,4,64,32] */
 static real *const d_permute_2 = arena + 2797072; /* [16,4,32,64] */
 static real *const d_reshape_5 = arena + 2666000; /* [16,64,4,32] */
 static real *const d_matmul_4 = arena + 2534928; /* [16,64,128] */
 static real *const d_reshape_6 = arena + 2666000; /* [16,64,4,32] */
 static real *const d_matmul_add_2 = arena + 2534928; /* [16,64,128] */
-static real *const d_reshape_7 = arena + 1881616; /* [16,64,4,32] */
+static real *const d_reshape_7 = arena + 3583504; /* [16,64,4,32] */
 static real *const d_add_9 = arena + 2534928; /* [16,64,128] */
 static real *const d_mul_9 = arena + 2403856; /* [16,64,128] */
 static real *const d_rsqrt_5 = arena + 1879568; /* [16,64,1] */
-static real *const d_sum_11 = arena + 2272784; /* [16,64,1] */
-static real *const d_sub_7 = arena + 2534928; /* [16,64,128] */
+static real *const d_sum_9 = arena + 2272784; /* [16,64,1] */
+static real *const d_sub_5 = arena + 2534928; /* [16,64,128] */
 static real *const d_mul_10 = arena + 2928144; /* [16,64,1] */
-static real *const d_sum_12 = arena + 2929168; /* [16,64,1] */
-static real *const d_h_5 = arena + 2666000; /* [16,64,128] */
+static real *const d_sum_10 = arena + 2929168; /* [16,64,1] */
+static real *const d_h_5 = arena + 3583504; /* [16,64,128] */
 
 /* The forward pass of the outputs, in the mode forward() or
  * loss_and_grad() set. */
@@ -356,33 +344,21 @@ static void compute_outputs(void)
             for (int k = 0; k < 64; k++)
                 causal_mask[(i * 64 + j) * 64 + k] = k <= j ? scores[(i * 64 + j) * 64 + k] : -INFINITY;
     for (int i = 0; i < 4096; i++) {
-        real acc = -INFINITY;
-        for (int j = 0; j < 64; j++) {
-            acc = r_fmax(acc, causal_mask[i * 64 + j]);
-        }
-        max[i] = acc;
-    }
-    RT_PARALLEL_FOR
-    for (int i = 0; i < 4096; i++)
-        for (int j = 0; j < 64; j++) {
-            const real t40 = causal_mask[i * 64 + j] - max[i];
-            exp_2[i * 64 + j] = r_exp(t40);
-        }
-    for (int i = 0; i < 4096; i++) {
+        real *srow = softmax + (long)i * 64;
+        real mx = causal_mask[(long)i * 64];
+        for (int j = 1; j < 64; j++)
+            mx = r_fmax(mx, causal_mask[(long)i * 64 + j]);
         real acc = REAL_C(0.0);
         for (int j = 0; j < 64; j++) {
-            acc += exp_2[i * 64 + j];
+            srow[j] = r_exp(causal_mask[(long)i * 64 + j] - mx);
+            acc += srow[j];
         }
-        sum_3[i] = acc;
+        for (int j = 0; j < 64; j++)
+            srow[j] = srow[j] / acc;
     }
-    RT_PARALLEL_FOR
-    for (int i = 0; i < 4096; i++)
-        for (int j = 0; j < 64; j++) {
-            div_2[i * 64 + j] = exp_2[i * 64 + j] / sum_3[i];
-        }
     for (int i = 0; i < 64; i++)
         r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, 32, 64,
-               REAL_C(1.0), div_2 + i * 4096, 64, v + i * 2048, 32, REAL_C(0.0),
+               REAL_C(1.0), softmax + i * 4096, 64, v + i * 2048, 32, REAL_C(0.0),
                y_2 + i * 2048, 32);
 
     /* models/lib/attention.lua:23: y = y:permute({1, 3, 2, 4}):reshape({N, T, width}) */
@@ -402,8 +378,8 @@ static void compute_outputs(void)
     RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            const real t50 = matmul_5[i * 128 + j] + block1_attn_out_b[j];
-            add_2[i * 128 + j] = h[i * 128 + j] + t50;
+            const real t46 = matmul_5[i * 128 + j] + block1_attn_out_b[j];
+            add_2[i * 128 + j] = h[i * 128 + j] + t46;
         }
 
     /* models/lib/transformer_block.lua:16: local h = gelu(dense(layer_norm(x, g2, b2), 4 * width, name .. "_fc")) */
@@ -412,10 +388,10 @@ static void compute_outputs(void)
         for (int j = 0; j < 128; j++) {
             acc += add_2[i * 128 + j];
         }
-        sum_4[i] = acc;
+        sum_3[i] = acc;
     }
     for (int i = 0; i < 1024; i++) {
-        mul_3[i] = sum_4[i] * REAL_C(0.0078125);
+        mul_3[i] = sum_3[i] * REAL_C(0.0078125);
     }
     RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
@@ -425,15 +401,15 @@ static void compute_outputs(void)
     for (int i = 0; i < 1024; i++) {
         real acc = REAL_C(0.0);
         for (int j = 0; j < 128; j++) {
-            const real t55 = sub_2[i * 128 + j] * sub_2[i * 128 + j];
-            acc += t55;
+            const real t51 = sub_2[i * 128 + j] * sub_2[i * 128 + j];
+            acc += t51;
         }
-        sum_5[i] = acc;
+        sum_4[i] = acc;
     }
     for (int i = 0; i < 1024; i++) {
-        const real t57 = sum_5[i] * REAL_C(0.0078125);
-        const real t58 = t57 + REAL_C(1e-05);
-        rsqrt_2[i] = REAL_C(1.0) / r_sqrt(t58);
+        const real t53 = sum_4[i] * REAL_C(0.0078125);
+        const real t54 = t53 + REAL_C(1e-05);
+        rsqrt_2[i] = REAL_C(1.0) / r_sqrt(t54);
     }
     RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
@@ -443,8 +419,8 @@ static void compute_outputs(void)
     RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            const real t61 = mul_4[i * 128 + j] * block1_ln2_g[j];
-            add_3[i * 128 + j] = t61 + block1_ln2_b[j];
+            const real t57 = mul_4[i * 128 + j] * block1_ln2_g[j];
+            add_3[i * 128 + j] = t57 + block1_ln2_b[j];
         }
 
     /* models/lib/dense.lua:9: return x:matmul(w) + b */
@@ -459,11 +435,11 @@ static void compute_outputs(void)
     /* models/lib/transformer_block.lua:16: local h = gelu(dense(layer_norm(x, g2, b2), 4 * width, name .. "_fc")) */
     RT_PARALLEL_FOR
     for (int i = 0; i < 524288; i++) {
-        const real t71 = add_4[i] * add_4[i] * add_4[i];
-        const real t72 = REAL_C(0.044715) * t71;
-        const real t73 = add_4[i] + t72;
-        const real t74 = REAL_C(0.7978845608028654) * t73;
-        tanh_2[i] = r_tanh(t74);
+        const real t67 = add_4[i] * add_4[i] * add_4[i];
+        const real t68 = REAL_C(0.044715) * t67;
+        const real t69 = add_4[i] + t68;
+        const real t70 = REAL_C(0.7978845608028654) * t69;
+        tanh_2[i] = r_tanh(t70);
     }
     RT_PARALLEL_FOR
     for (int i = 0; i < 524288; i++) {
@@ -486,8 +462,8 @@ static void compute_outputs(void)
     RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            const real t82 = matmul_7[i * 128 + j] + block1_proj_b[j];
-            h_3[i * 128 + j] = add_2[i * 128 + j] + t82;
+            const real t78 = matmul_7[i * 128 + j] + block1_proj_b[j];
+            h_3[i * 128 + j] = add_2[i * 128 + j] + t78;
         }
 
     /* models/lib/transformer_block.lua:15: x = x + attend(layer_norm(x, g1, b1)) */
@@ -496,10 +472,10 @@ static void compute_outputs(void)
         for (int j = 0; j < 128; j++) {
             acc += h_3[i * 128 + j];
         }
-        sum_6[i] = acc;
+        sum_5[i] = acc;
     }
     for (int i = 0; i < 1024; i++) {
-        mul_6[i] = sum_6[i] * REAL_C(0.0078125);
+        mul_6[i] = sum_5[i] * REAL_C(0.0078125);
     }
     RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
@@ -509,15 +485,15 @@ static void compute_outputs(void)
     for (int i = 0; i < 1024; i++) {
         real acc = REAL_C(0.0);
         for (int j = 0; j < 128; j++) {
-            const real t94 = sub_3[i * 128 + j] * sub_3[i * 128 + j];
-            acc += t94;
+            const real t90 = sub_3[i * 128 + j] * sub_3[i * 128 + j];
+            acc += t90;
         }
-        sum_7[i] = acc;
+        sum_6[i] = acc;
     }
     for (int i = 0; i < 1024; i++) {
-        const real t96 = sum_7[i] * REAL_C(0.0078125);
-        const real t97 = t96 + REAL_C(1e-05);
-        rsqrt_3[i] = REAL_C(1.0) / r_sqrt(t97);
+        const real t92 = sum_6[i] * REAL_C(0.0078125);
+        const real t93 = t92 + REAL_C(1e-05);
+        rsqrt_3[i] = REAL_C(1.0) / r_sqrt(t93);
     }
     RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
@@ -527,8 +503,8 @@ static void compute_outputs(void)
     RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            const real t100 = mul_7[i * 128 + j] * block2_ln1_g[j];
-            add_6[i * 128 + j] = t100 + block2_ln1_b[j];
+            const real t96 = mul_7[i * 128 + j] * block2_ln1_g[j];
+            add_6[i * 128 + j] = t96 + block2_ln1_b[j];
         }
 
     /* models/lib/attention.lua:18: local q = split(x:matmul(q_w), N, T) */
@@ -583,33 +559,21 @@ static void compute_outputs(void)
             for (int k = 0; k < 64; k++)
                 causal_mask_2[(i * 64 + j) * 64 + k] = k <= j ? scores_2[(i * 64 + j) * 64 + k] : -INFINITY;
     for (int i = 0; i < 4096; i++) {
-        real acc = -INFINITY;
-        for (int j = 0; j < 64; j++) {
-            acc = r_fmax(acc, causal_mask_2[i * 64 + j]);
-        }
-        max_2[i] = acc;
-    }
-    RT_PARALLEL_FOR
-    for (int i = 0; i < 4096; i++)
-        for (int j = 0; j < 64; j++) {
-            const real t115 = causal_mask_2[i * 64 + j] - max_2[i];
-            exp_3[i * 64 + j] = r_exp(t115);
-        }
-    for (int i = 0; i < 4096; i++) {
+        real *srow = softmax_2 + (long)i * 64;
+        real mx = causal_mask_2[(long)i * 64];
+        for (int j = 1; j < 64; j++)
+            mx = r_fmax(mx, causal_mask_2[(long)i * 64 + j]);
         real acc = REAL_C(0.0);
         for (int j = 0; j < 64; j++) {
-            acc += exp_3[i * 64 + j];
+            srow[j] = r_exp(causal_mask_2[(long)i * 64 + j] - mx);
+            acc += srow[j];
         }
-        sum_8[i] = acc;
+        for (int j = 0; j < 64; j++)
+            srow[j] = srow[j] / acc;
     }
-    RT_PARALLEL_FOR
-    for (int i = 0; i < 4096; i++)
-        for (int j = 0; j < 64; j++) {
-            div_3[i * 64 + j] = exp_3[i * 64 + j] / sum_8[i];
-        }
     for (int i = 0; i < 64; i++)
         r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, 32, 64,
-               REAL_C(1.0), div_3 + i * 4096, 64, v_2 + i * 2048, 32, REAL_C(0.0),
+               REAL_C(1.0), softmax_2 + i * 4096, 64, v_2 + i * 2048, 32, REAL_C(0.0),
                y_3 + i * 2048, 32);
 
     /* models/lib/attention.lua:23: y = y:permute({1, 3, 2, 4}):reshape({N, T, width}) */
@@ -629,8 +593,8 @@ static void compute_outputs(void)
     RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            const real t125 = matmul_12[i * 128 + j] + block2_attn_out_b[j];
-            add_7[i * 128 + j] = h_3[i * 128 + j] + t125;
+            const real t117 = matmul_12[i * 128 + j] + block2_attn_out_b[j];
+            add_7[i * 128 + j] = h_3[i * 128 + j] + t117;
         }
 
     /* models/lib/transformer_block.lua:16: local h = gelu(dense(layer_norm(x, g2, b2), 4 * width, name .. "_fc")) */
@@ -639,10 +603,10 @@ static void compute_outputs(void)
         for (int j = 0; j < 128; j++) {
             acc += add_7[i * 128 + j];
         }
-        sum_9[i] = acc;
+        sum_7[i] = acc;
     }
     for (int i = 0; i < 1024; i++) {
-        mul_8[i] = sum_9[i] * REAL_C(0.0078125);
+        mul_8[i] = sum_7[i] * REAL_C(0.0078125);
     }
     RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
@@ -652,15 +616,15 @@ static void compute_outputs(void)
     for (int i = 0; i < 1024; i++) {
         real acc = REAL_C(0.0);
         for (int j = 0; j < 128; j++) {
-            const real t130 = sub_4[i * 128 + j] * sub_4[i * 128 + j];
-            acc += t130;
+            const real t122 = sub_4[i * 128 + j] * sub_4[i * 128 + j];
+            acc += t122;
         }
-        sum_10[i] = acc;
+        sum_8[i] = acc;
     }
     for (int i = 0; i < 1024; i++) {
-        const real t132 = sum_10[i] * REAL_C(0.0078125);
-        const real t133 = t132 + REAL_C(1e-05);
-        rsqrt_4[i] = REAL_C(1.0) / r_sqrt(t133);
+        const real t124 = sum_8[i] * REAL_C(0.0078125);
+        const real t125 = t124 + REAL_C(1e-05);
+        rsqrt_4[i] = REAL_C(1.0) / r_sqrt(t125);
     }
     RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
@@ -670,8 +634,8 @@ static void compute_outputs(void)
     RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            const real t136 = mul_9[i * 128 + j] * block2_ln2_g[j];
-            add_8[i * 128 + j] = t136 + block2_ln2_b[j];
+            const real t128 = mul_9[i * 128 + j] * block2_ln2_g[j];
+            add_8[i * 128 + j] = t128 + block2_ln2_b[j];
         }
 
     /* models/lib/dense.lua:9: return x:matmul(w) + b */
@@ -686,11 +650,11 @@ static void compute_outputs(void)
     /* models/lib/transformer_block.lua:16: local h = gelu(dense(layer_norm(x, g2, b2), 4 * width, name .. "_fc")) */
     RT_PARALLEL_FOR
     for (int i = 0; i < 524288; i++) {
-        const real t142 = add_9[i] * add_9[i] * add_9[i];
-        const real t143 = REAL_C(0.044715) * t142;
-        const real t144 = add_9[i] + t143;
-        const real t145 = REAL_C(0.7978845608028654) * t144;
-        tanh_3[i] = r_tanh(t145);
+        const real t134 = add_9[i] * add_9[i] * add_9[i];
+        const real t135 = REAL_C(0.044715) * t134;
+        const real t136 = add_9[i] + t135;
+        const real t137 = REAL_C(0.7978845608028654) * t136;
+        tanh_3[i] = r_tanh(t137);
     }
     RT_PARALLEL_FOR
     for (int i = 0; i < 524288; i++) {
@@ -713,8 +677,8 @@ static void compute_outputs(void)
     RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            const real t153 = matmul_14[i * 128 + j] + block2_proj_b[j];
-            h_5[i * 128 + j] = add_7[i * 128 + j] + t153;
+            const real t145 = matmul_14[i * 128 + j] + block2_proj_b[j];
+            h_5[i * 128 + j] = add_7[i * 128 + j] + t145;
         }
 
     /* models/gpt.lua:22: local logits = dense(layer_norm(h, g, b), V, "head")   -- [N, T, V] */
@@ -723,10 +687,10 @@ static void compute_outputs(void)
         for (int j = 0; j < 128; j++) {
             acc += h_5[i * 128 + j];
         }
-        sum_11[i] = acc;
+        sum_9[i] = acc;
     }
     for (int i = 0; i < 1024; i++) {
-        mul_11[i] = sum_11[i] * REAL_C(0.0078125);
+        mul_11[i] = sum_9[i] * REAL_C(0.0078125);
     }
     RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
@@ -736,15 +700,15 @@ static void compute_outputs(void)
     for (int i = 0; i < 1024; i++) {
         real acc = REAL_C(0.0);
         for (int j = 0; j < 128; j++) {
-            const real t160 = sub_5[i * 128 + j] * sub_5[i * 128 + j];
-            acc += t160;
+            const real t152 = sub_5[i * 128 + j] * sub_5[i * 128 + j];
+            acc += t152;
         }
-        sum_12[i] = acc;
+        sum_10[i] = acc;
     }
     for (int i = 0; i < 1024; i++) {
-        const real t162 = sum_12[i] * REAL_C(0.0078125);
-        const real t163 = t162 + REAL_C(1e-05);
-        rsqrt_5[i] = REAL_C(1.0) / r_sqrt(t163);
+        const real t154 = sum_10[i] * REAL_C(0.0078125);
+        const real t155 = t154 + REAL_C(1e-05);
+        rsqrt_5[i] = REAL_C(1.0) / r_sqrt(t155);
     }
     RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
@@ -754,8 +718,8 @@ static void compute_outputs(void)
     RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            const real t166 = mul_12[i * 128 + j] * ln_g[j];
-            add_11[i * 128 + j] = t166 + ln_b[j];
+            const real t158 = mul_12[i * 128 + j] * ln_g[j];
+            add_11[i * 128 + j] = t158 + ln_b[j];
         }
 
     /* models/lib/dense.lua:9: return x:matmul(w) + b */
@@ -795,9 +759,9 @@ static void compute_loss(void)
         for (int i = 0; i < 1024; i++) {
             acc += cross_entropy[i];
         }
-        sum_13[0] = acc;
+        sum_11[0] = acc;
     }
-    loss_value[0] = sum_13[0] * REAL_C(0.0009765625);
+    loss_value[0] = sum_11[0] * REAL_C(0.0009765625);
 }
 
 /* Evaluation: the loss of the whole batch, with no gradients. */
@@ -835,9 +799,9 @@ static void compute_grads(void)
         for (int i = 0; i < 1024; i++) {
             acc += cross_entropy[i];
         }
-        sum_13[0] = acc;
+        sum_11[0] = acc;
     }
-    loss_value[0] = sum_13[0] * REAL_C(0.0009765625);
+    loss_value[0] = sum_11[0] * REAL_C(0.0009765625);
 
     /* backward of models/lib/dense.lua:9: return x:matmul(w) + b */
     memset(d_head_b, 0, 128 * sizeof *d_head_b);
@@ -864,37 +828,37 @@ static void compute_grads(void)
     memset(d_ln_g, 0, 128 * sizeof *d_ln_g);
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            const real t188 = d_add[i * 128 + j] * mul_12[i * 128 + j];
-            d_ln_g[j] += t188;
+            const real t180 = d_add[i * 128 + j] * mul_12[i * 128 + j];
+            d_ln_g[j] += t180;
         }
     for (int i = 0; i < 1024; i++) {
         real acc = REAL_C(0.0);
         for (int j = 0; j < 128; j++) {
-            const real t191 = d_mul[i * 128 + j] * sub_5[i * 128 + j];
-            acc += t191;
+            const real t183 = d_mul[i * 128 + j] * sub_5[i * 128 + j];
+            acc += t183;
         }
         d_rsqrt[i] = acc;
     }
     for (int i = 0; i < 1024; i++) {
-        const real t194 = d_rsqrt[i] * REAL_C(-0.5);
-        const real t195 = rsqrt_5[i] * rsqrt_5[i] * rsqrt_5[i];
-        const real t196 = t194 * t195;
-        d_sum[i] = t196 * REAL_C(0.0078125);
+        const real t186 = d_rsqrt[i] * REAL_C(-0.5);
+        const real t187 = rsqrt_5[i] * rsqrt_5[i] * rsqrt_5[i];
+        const real t188 = t186 * t187;
+        d_sum[i] = t188 * REAL_C(0.0078125);
     }
     RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            const real t190 = d_mul[i * 128 + j] * rsqrt_5[i];
-            const real t198 = d_sum[i];
-            const real t200 = t198 * REAL_C(2.0);
-            const real t201 = t200 * sub_5[i * 128 + j];
-            d_sub[i * 128 + j] = t190 + t201;
+            const real t182 = d_mul[i * 128 + j] * rsqrt_5[i];
+            const real t190 = d_sum[i];
+            const real t192 = t190 * REAL_C(2.0);
+            const real t193 = t192 * sub_5[i * 128 + j];
+            d_sub[i * 128 + j] = t182 + t193;
         }
     for (int i = 0; i < 1024; i++) {
         real acc = REAL_C(0.0);
         for (int j = 0; j < 128; j++) {
-            const real t203 = -d_sub[i * 128 + j];
-            acc += t203;
+            const real t195 = -d_sub[i * 128 + j];
+            acc += t195;
         }
         d_mul_2[i] = acc;
     }
@@ -904,8 +868,8 @@ static void compute_grads(void)
     RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            const real t206 = d_sum_2[i];
-            d_h[i * 128 + j] = d_sub[i * 128 + j] + t206;
+            const real t198 = d_sum_2[i];
+            d_h[i * 128 + j] = d_sub[i * 128 + j] + t198;
         }
 
     /* backward of models/lib/dense.lua:9: return x:matmul(w) + b */
@@ -922,19 +886,19 @@ static void compute_grads(void)
     /* backward of models/lib/transformer_block.lua:16: local h = gelu(dense(layer_norm(x, g2, b2), 4 * width, name .. "_fc")) */
     RT_PARALLEL_FOR
     for (int i = 0; i < 524288; i++) {
-        const real t213 = d_h_2[i] * add_10[i];
-        const real t214 = d_h_2[i] * mul_10[i];
-        const real t215 = t213 * REAL_C(0.5);
-        const real t216 = tanh_3[i] * tanh_3[i];
-        const real t217 = REAL_C(1.0) - t216;
-        const real t218 = t214 * t217;
-        const real t219 = t218 * REAL_C(0.7978845608028654);
-        const real t220 = t215 + t219;
-        const real t221 = t219 * REAL_C(0.044715);
-        const real t223 = t221 * REAL_C(3.0);
-        const real t224 = add_9[i] * add_9[i];
-        const real t225 = t223 * t224;
-        d_add_2[i] = t220 + t225;
+        const real t205 = d_h_2[i] * add_10[i];
+        const real t206 = d_h_2[i] * mul_10[i];
+        const real t207 = t205 * REAL_C(0.5);
+        const real t208 = tanh_3[i] * tanh_3[i];
+        const real t209 = REAL_C(1.0) - t208;
+        const real t210 = t206 * t209;
+        const real t211 = t210 * REAL_C(0.7978845608028654);
+        const real t212 = t207 + t211;
+        const real t213 = t211 * REAL_C(0.044715);
+        const real t215 = t213 * REAL_C(3.0);
+        const real t216 = add_9[i] * add_9[i];
+        const real t217 = t215 * t216;
+        d_add_2[i] = t212 + t217;
     }
 
     /* backward of models/lib/dense.lua:9: return x:matmul(w) + b */
@@ -962,37 +926,37 @@ static void compute_grads(void)
     memset(d_block2_ln2_g, 0, 128 * sizeof *d_block2_ln2_g);
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            const real t234 = d_add_3[i * 128 + j] * mul_9[i * 128 + j];
-            d_block2_ln2_g[j] += t234;
+            const real t226 = d_add_3[i * 128 + j] * mul_9[i * 128 + j];
+            d_block2_ln2_g[j] += t226;
         }
     for (int i = 0; i < 1024; i++) {
         real acc = REAL_C(0.0);
         for (int j = 0; j < 128; j++) {
-            const real t237 = d_mul_3[i * 128 + j] * sub_4[i * 128 + j];
-            acc += t237;
+            const real t229 = d_mul_3[i * 128 + j] * sub_4[i * 128 + j];
+            acc += t229;
         }
         d_rsqrt_2[i] = acc;
     }
     for (int i = 0; i < 1024; i++) {
-        const real t239 = d_rsqrt_2[i] * REAL_C(-0.5);
-        const real t240 = rsqrt_4[i] * rsqrt_4[i] * rsqrt_4[i];
-        const real t241 = t239 * t240;
-        d_sum_3[i] = t241 * REAL_C(0.0078125);
+        const real t231 = d_rsqrt_2[i] * REAL_C(-0.5);
+        const real t232 = rsqrt_4[i] * rsqrt_4[i] * rsqrt_4[i];
+        const real t233 = t231 * t232;
+        d_sum_3[i] = t233 * REAL_C(0.0078125);
     }
     RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            const real t236 = d_mul_3[i * 128 + j] * rsqrt_4[i];
-            const real t243 = d_sum_3[i];
-            const real t244 = t243 * REAL_C(2.0);
-            const real t245 = t244 * sub_4[i * 128 + j];
-            d_sub_2[i * 128 + j] = t236 + t245;
+            const real t228 = d_mul_3[i * 128 + j] * rsqrt_4[i];
+            const real t235 = d_sum_3[i];
+            const real t236 = t235 * REAL_C(2.0);
+            const real t237 = t236 * sub_4[i * 128 + j];
+            d_sub_2[i * 128 + j] = t228 + t237;
         }
     for (int i = 0; i < 1024; i++) {
         real acc = REAL_C(0.0);
         for (int j = 0; j < 128; j++) {
-            const real t248 = -d_sub_2[i * 128 + j];
-            acc += t248;
+            const real t240 = -d_sub_2[i * 128 + j];
+            acc += t240;
         }
         d_mul_4[i] = acc;
     }
@@ -1002,9 +966,9 @@ static void compute_grads(void)
     RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            const real t247 = d_h[i * 128 + j] + d_sub_2[i * 128 + j];
-            const real t251 = d_sum_4[i];
-            d_add_4[i * 128 + j] = t247 + t251;
+            const real t239 = d_h[i * 128 + j] + d_sub_2[i * 128 + j];
+            const real t243 = d_sum_4[i];
+            d_add_4[i * 128 + j] = t239 + t243;
         }
 
     /* backward of models/lib/dense.lua:9: return x:matmul(w) + b */
@@ -1031,46 +995,19 @@ static void compute_grads(void)
     for (int i = 0; i < 64; i++)
         r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 64, 64, 32,
                REAL_C(1.0), d_y_2 + i * 2048, 32, v_2 + i * 2048, 32, REAL_C(0.0),
-               d_div + i * 4096, 64);
+               d_softmax + i * 4096, 64);
     for (int i = 0; i < 64; i++)
         r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 64, 32, 64,
-               REAL_C(1.0), div_3 + i * 4096, 64, d_y_2 + i * 2048, 32, REAL_C(0.0),
+               REAL_C(1.0), softmax_2 + i * 4096, 64, d_y_2 + i * 2048, 32, REAL_C(0.0),
                d_v + i * 2048, 32);
     for (int i = 0; i < 4096; i++) {
-        real acc = REAL_C(0.0);
-        for (int j = 0; j < 64; j++) {
-            const real t263 = d_div[i * 64 + j] * div_3[i * 64 + j];
-            const real t264 = t263 / sum_8[i];
-            const real t265 = -t264;
-            acc += t265;
-        }
-        d_sum_5[i] = acc;
+        const real *srow = softmax_2 + (long)i * 64;
+        real dot = REAL_C(0.0);
+        for (int j = 0; j < 64; j++)
+            dot += d_softmax[(long)i * 64 + j] * srow[j];
+        for (int j = 0; j < 64; j++)
+            d_causal_mask[(long)i * 64 + j] = srow[j] * (d_softmax[(long)i * 64 + j] - dot);
     }
-    RT_PARALLEL_FOR
-    for (int i = 0; i < 4096; i++)
-        for (int j = 0; j < 64; j++) {
-            const real t262 = d_div[i * 64 + j] / sum_8[i];
-            const real t267 = d_sum_5[i];
-            const real t268 = t262 + t267;
-            d_sub_3[i * 64 + j] = t268 * exp_3[i * 64 + j];
-        }
-    for (int i = 0; i < 4096; i++) {
-        real acc = REAL_C(0.0);
-        for (int j = 0; j < 64; j++) {
-            const real t270 = -d_sub_3[i * 64 + j];
-            acc += t270;
-        }
-        d_max[i] = acc;
-    }
-    RT_PARALLEL_FOR
-    for (int i = 0; i < 4096; i++)
-        for (int j = 0; j < 64; j++) {
-            const real t272 = max_2[i];
-            const real t273 = (real)(causal_mask_2[i * 64 + j] == t272);
-            const real t274 = d_max[i];
-            const real t275 = t274 * t273;
-            d_causal_mask[i * 64 + j] = d_sub_3[i * 64 + j] + t275;
-        }
     for (int i = 0; i < 64; i++)
         for (int j = 0; j < 64; j++)
             for (int k = 0; k < 64; k++)
@@ -1148,49 +1085,49 @@ static void compute_grads(void)
     memset(d_block2_ln1_g, 0, 128 * sizeof *d_block2_ln1_g);
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            const real t299 = d_add_5[i * 128 + j] * mul_7[i * 128 + j];
-            d_block2_ln1_g[j] += t299;
+            const real t277 = d_add_5[i * 128 + j] * mul_7[i * 128 + j];
+            d_block2_ln1_g[j] += t277;
         }
     for (int i = 0; i < 1024; i++) {
         real acc = REAL_C(0.0);
         for (int j = 0; j < 128; j++) {
-            const real t302 = d_mul_5[i * 128 + j] * sub_3[i * 128 + j];
-            acc += t302;
+            const real t280 = d_mul_5[i * 128 + j] * sub_3[i * 128 + j];
+            acc += t280;
         }
         d_rsqrt_3[i] = acc;
     }
     for (int i = 0; i < 1024; i++) {
-        const real t304 = d_rsqrt_3[i] * REAL_C(-0.5);
-        const real t305 = rsqrt_3[i] * rsqrt_3[i] * rsqrt_3[i];
-        const real t306 = t304 * t305;
-        d_sum_6[i] = t306 * REAL_C(0.0078125);
+        const real t282 = d_rsqrt_3[i] * REAL_C(-0.5);
+        const real t283 = rsqrt_3[i] * rsqrt_3[i] * rsqrt_3[i];
+        const real t284 = t282 * t283;
+        d_sum_5[i] = t284 * REAL_C(0.0078125);
     }
     RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            const real t301 = d_mul_5[i * 128 + j] * rsqrt_3[i];
-            const real t308 = d_sum_6[i];
-            const real t309 = t308 * REAL_C(2.0);
-            const real t310 = t309 * sub_3[i * 128 + j];
-            d_sub_4[i * 128 + j] = t301 + t310;
+            const real t279 = d_mul_5[i * 128 + j] * rsqrt_3[i];
+            const real t286 = d_sum_5[i];
+            const real t287 = t286 * REAL_C(2.0);
+            const real t288 = t287 * sub_3[i * 128 + j];
+            d_sub_3[i * 128 + j] = t279 + t288;
         }
     for (int i = 0; i < 1024; i++) {
         real acc = REAL_C(0.0);
         for (int j = 0; j < 128; j++) {
-            const real t313 = -d_sub_4[i * 128 + j];
-            acc += t313;
+            const real t291 = -d_sub_3[i * 128 + j];
+            acc += t291;
         }
         d_mul_6[i] = acc;
     }
     for (int i = 0; i < 1024; i++) {
-        d_sum_7[i] = d_mul_6[i] * REAL_C(0.0078125);
+        d_sum_6[i] = d_mul_6[i] * REAL_C(0.0078125);
     }
     RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            const real t312 = d_add_4[i * 128 + j] + d_sub_4[i * 128 + j];
-            const real t316 = d_sum_7[i];
-            d_h_3[i * 128 + j] = t312 + t316;
+            const real t290 = d_add_4[i * 128 + j] + d_sub_3[i * 128 + j];
+            const real t294 = d_sum_6[i];
+            d_h_3[i * 128 + j] = t290 + t294;
         }
 
     /* backward of models/lib/dense.lua:9: return x:matmul(w) + b */
@@ -1207,19 +1144,19 @@ static void compute_grads(void)
     /* backward of models/lib/transformer_block.lua:16: local h = gelu(dense(layer_norm(x, g2, b2), 4 * width, name .. "_fc")) */
     RT_PARALLEL_FOR
     for (int i = 0; i < 524288; i++) {
-        const real t323 = d_h_4[i] * add_5[i];
-        const real t324 = d_h_4[i] * mul_5[i];
-        const real t325 = t323 * REAL_C(0.5);
-        const real t326 = tanh_2[i] * tanh_2[i];
-        const real t327 = REAL_C(1.0) - t326;
-        const real t328 = t324 * t327;
-        const real t329 = t328 * REAL_C(0.7978845608028654);
-        const real t330 = t325 + t329;
-        const real t331 = t329 * REAL_C(0.044715);
-        const real t332 = t331 * REAL_C(3.0);
-        const real t333 = add_4[i] * add_4[i];
-        const real t334 = t332 * t333;
-        d_add_6[i] = t330 + t334;
+        const real t301 = d_h_4[i] * add_5[i];
+        const real t302 = d_h_4[i] * mul_5[i];
+        const real t303 = t301 * REAL_C(0.5);
+        const real t304 = tanh_2[i] * tanh_2[i];
+        const real t305 = REAL_C(1.0) - t304;
+        const real t306 = t302 * t305;
+        const real t307 = t306 * REAL_C(0.7978845608028654);
+        const real t308 = t303 + t307;
+        const real t309 = t307 * REAL_C(0.044715);
+        const real t310 = t309 * REAL_C(3.0);
+        const real t311 = add_4[i] * add_4[i];
+        const real t312 = t310 * t311;
+        d_add_6[i] = t308 + t312;
     }
 
     /* backward of models/lib/dense.lua:9: return x:matmul(w) + b */
@@ -1247,49 +1184,49 @@ static void compute_grads(void)
     memset(d_block1_ln2_g, 0, 128 * sizeof *d_block1_ln2_g);
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            const real t343 = d_add_7[i * 128 + j] * mul_4[i * 128 + j];
-            d_block1_ln2_g[j] += t343;
+            const real t321 = d_add_7[i * 128 + j] * mul_4[i * 128 + j];
+            d_block1_ln2_g[j] += t321;
         }
     for (int i = 0; i < 1024; i++) {
         real acc = REAL_C(0.0);
         for (int j = 0; j < 128; j++) {
-            const real t346 = d_mul_7[i * 128 + j] * sub_2[i * 128 + j];
-            acc += t346;
+            const real t324 = d_mul_7[i * 128 + j] * sub_2[i * 128 + j];
+            acc += t324;
         }
         d_rsqrt_4[i] = acc;
     }
     for (int i = 0; i < 1024; i++) {
-        const real t348 = d_rsqrt_4[i] * REAL_C(-0.5);
-        const real t349 = rsqrt_2[i] * rsqrt_2[i] * rsqrt_2[i];
-        const real t350 = t348 * t349;
-        d_sum_8[i] = t350 * REAL_C(0.0078125);
+        const real t326 = d_rsqrt_4[i] * REAL_C(-0.5);
+        const real t327 = rsqrt_2[i] * rsqrt_2[i] * rsqrt_2[i];
+        const real t328 = t326 * t327;
+        d_sum_7[i] = t328 * REAL_C(0.0078125);
     }
     RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            const real t345 = d_mul_7[i * 128 + j] * rsqrt_2[i];
-            const real t352 = d_sum_8[i];
-            const real t353 = t352 * REAL_C(2.0);
-            const real t354 = t353 * sub_2[i * 128 + j];
-            d_sub_5[i * 128 + j] = t345 + t354;
+            const real t323 = d_mul_7[i * 128 + j] * rsqrt_2[i];
+            const real t330 = d_sum_7[i];
+            const real t331 = t330 * REAL_C(2.0);
+            const real t332 = t331 * sub_2[i * 128 + j];
+            d_sub_4[i * 128 + j] = t323 + t332;
         }
     for (int i = 0; i < 1024; i++) {
         real acc = REAL_C(0.0);
         for (int j = 0; j < 128; j++) {
-            const real t357 = -d_sub_5[i * 128 + j];
-            acc += t357;
+            const real t335 = -d_sub_4[i * 128 + j];
+            acc += t335;
         }
         d_mul_8[i] = acc;
     }
     for (int i = 0; i < 1024; i++) {
-        d_sum_9[i] = d_mul_8[i] * REAL_C(0.0078125);
+        d_sum_8[i] = d_mul_8[i] * REAL_C(0.0078125);
     }
     RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            const real t356 = d_h_3[i * 128 + j] + d_sub_5[i * 128 + j];
-            const real t360 = d_sum_9[i];
-            d_add_8[i * 128 + j] = t356 + t360;
+            const real t334 = d_h_3[i * 128 + j] + d_sub_4[i * 128 + j];
+            const real t338 = d_sum_8[i];
+            d_add_8[i * 128 + j] = t334 + t338;
         }
 
     /* backward of models/lib/dense.lua:9: return x:matmul(w) + b */
@@ -1316,46 +1253,19 @@ static void compute_grads(void)
     for (int i = 0; i < 64; i++)
         r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 64, 64, 32,
                REAL_C(1.0), d_y_4 + i * 2048, 32, v + i * 2048, 32, REAL_C(0.0),
-               d_div_2 + i * 4096, 64);
+               d_softmax_2 + i * 4096, 64);
     for (int i = 0; i < 64; i++)
         r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 64, 32, 64,
-               REAL_C(1.0), div_2 + i * 4096, 64, d_y_4 + i * 2048, 32, REAL_C(0.0),
+               REAL_C(1.0), softmax + i * 4096, 64, d_y_4 + i * 2048, 32, REAL_C(0.0),
                d_v_2 + i * 2048, 32);
     for (int i = 0; i < 4096; i++) {
-        real acc = REAL_C(0.0);
-        for (int j = 0; j < 64; j++) {
-            const real t372 = d_div_2[i * 64 + j] * div_2[i * 64 + j];
-            const real t373 = t372 / sum_3[i];
-            const real t374 = -t373;
-            acc += t374;
-        }
-        d_sum_10[i] = acc;
+        const real *srow = softmax + (long)i * 64;
+        real dot = REAL_C(0.0);
+        for (int j = 0; j < 64; j++)
+            dot += d_softmax_2[(long)i * 64 + j] * srow[j];
+        for (int j = 0; j < 64; j++)
+            d_causal_mask_2[(long)i * 64 + j] = srow[j] * (d_softmax_2[(long)i * 64 + j] - dot);
     }
-    RT_PARALLEL_FOR
-    for (int i = 0; i < 4096; i++)
-        for (int j = 0; j < 64; j++) {
-            const real t371 = d_div_2[i * 64 + j] / sum_3[i];
-            const real t376 = d_sum_10[i];
-            const real t377 = t371 + t376;
-            d_sub_6[i * 64 + j] = t377 * exp_2[i * 64 + j];
-        }
-    for (int i = 0; i < 4096; i++) {
-        real acc = REAL_C(0.0);
-        for (int j = 0; j < 64; j++) {
-            const real t379 = -d_sub_6[i * 64 + j];
-            acc += t379;
-        }
-        d_max_2[i] = acc;
-    }
-    RT_PARALLEL_FOR
-    for (int i = 0; i < 4096; i++)
-        for (int j = 0; j < 64; j++) {
-            const real t381 = max[i];
-            const real t382 = (real)(causal_mask[i * 64 + j] == t381);
-            const real t383 = d_max_2[i];
-            const real t384 = t383 * t382;
-            d_causal_mask_2[i * 64 + j] = d_sub_6[i * 64 + j] + t384;
-        }
     for (int i = 0; i < 64; i++)
         for (int j = 0; j < 64; j++)
             for (int k = 0; k < 64; k++)
@@ -1433,49 +1343,49 @@ static void compute_grads(void)
     memset(d_block1_ln1_g, 0, 128 * sizeof *d_block1_ln1_g);
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            const real t408 = d_add_9[i * 128 + j] * mul_2[i * 128 + j];
-            d_block1_ln1_g[j] += t408;
+            const real t372 = d_add_9[i * 128 + j] * mul_2[i * 128 + j];
+            d_block1_ln1_g[j] += t372;
         }
     for (int i = 0; i < 1024; i++) {
         real acc = REAL_C(0.0);
         for (int j = 0; j < 128; j++) {
-            const real t411 = d_mul_9[i * 128 + j] * sub[i * 128 + j];
-            acc += t411;
+            const real t375 = d_mul_9[i * 128 + j] * sub[i * 128 + j];
+            acc += t375;
         }
         d_rsqrt_5[i] = acc;
     }
     for (int i = 0; i < 1024; i++) {
-        const real t413 = d_rsqrt_5[i] * REAL_C(-0.5);
-        const real t414 = rsqrt[i] * rsqrt[i] * rsqrt[i];
-        const real t415 = t413 * t414;
-        d_sum_11[i] = t415 * REAL_C(0.0078125);
+        const real t377 = d_rsqrt_5[i] * REAL_C(-0.5);
+        const real t378 = rsqrt[i] * rsqrt[i] * rsqrt[i];
+        const real t379 = t377 * t378;
+        d_sum_9[i] = t379 * REAL_C(0.0078125);
     }
     RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            const real t410 = d_mul_9[i * 128 + j] * rsqrt[i];
-            const real t417 = d_sum_11[i];
-            const real t418 = t417 * REAL_C(2.0);
-            const real t419 = t418 * sub[i * 128 + j];
-            d_sub_7[i * 128 + j] = t410 + t419;
+            const real t374 = d_mul_9[i * 128 + j] * rsqrt[i];
+            const real t381 = d_sum_9[i];
+            const real t382 = t381 * REAL_C(2.0);
+            const real t383 = t382 * sub[i * 128 + j];
+            d_sub_5[i * 128 + j] = t374 + t383;
         }
     for (int i = 0; i < 1024; i++) {
         real acc = REAL_C(0.0);
         for (int j = 0; j < 128; j++) {
-            const real t422 = -d_sub_7[i * 128 + j];
-            acc += t422;
+            const real t386 = -d_sub_5[i * 128 + j];
+            acc += t386;
         }
         d_mul_10[i] = acc;
     }
     for (int i = 0; i < 1024; i++) {
-        d_sum_12[i] = d_mul_10[i] * REAL_C(0.0078125);
+        d_sum_10[i] = d_mul_10[i] * REAL_C(0.0078125);
     }
     RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            const real t421 = d_add_8[i * 128 + j] + d_sub_7[i * 128 + j];
-            const real t425 = d_sum_12[i];
-            d_h_5[i * 128 + j] = t421 + t425;
+            const real t385 = d_add_8[i * 128 + j] + d_sub_5[i * 128 + j];
+            const real t389 = d_sum_10[i];
+            d_h_5[i * 128 + j] = t385 + t389;
         }
 
     /* backward of models/gpt.lua:16: local h = embedding(tokens, x) + positions      -- [N, T, W] */
@@ -1649,7 +1559,7 @@ const rt_model REAL_SUFFIX(gpt_model) = {
     .real = RT_REAL,
     .arena = arena,
     .iarena = iarena,
-    .arena_size = 12365328,
+    .arena_size = 11316752,
     .iarena_size = 2048,
     .n_inputs = 2,
     .n_params = 32,

@@ -66,18 +66,15 @@ static real *const permute = arena + 1092480; /* [16,4,32,64] */
 static real *const matmul_4 = arena + 1223552; /* [16,4,64,64] */
 static real *const scores = arena + 1485696; /* [16,4,64,64] */
 static real *const causal_mask = arena + 1223552; /* [16,4,64,64] */
-static real *const max = arena + 568192; /* [16,4,64,1] */
-static real *const exp_2 = arena + 1485696; /* [16,4,64,64] */
-static real *const sum_3 = arena + 568192; /* [16,4,64,1] */
-static real *const div_2 = arena + 1223552; /* [16,4,64,64] */
+static real *const softmax = arena + 1485696; /* [16,4,64,64] */
 static real *const y = arena + 568192; /* [16,4,64,32] */
 static real *const permute_2 = arena + 830336; /* [16,64,4,32] */
 static real *const matmul_5 = arena + 568192; /* [16,64,128] */
 static real *const add_2 = arena + 830336; /* [16,64,128] */
-static real *const sum_4 = arena + 568192; /* [16,64,1] */
+static real *const sum_3 = arena + 568192; /* [16,64,1] */
 static real *const mul_2 = arena + 569216; /* [16,64,1] */
 static real *const sub_2 = arena + 570240; /* [16,64,128] */
-static real *const sum_5 = arena + 568192; /* [16,64,1] */
+static real *const sum_4 = arena + 568192; /* [16,64,1] */
 static real *const rsqrt_2 = arena + 569216; /* [16,64,1] */
 static real *const add_3 = arena + 961408; /* [16,64,128] */
 static real *const matmul_6 = arena + 1223552; /* [16,64,512] */
@@ -85,10 +82,10 @@ static real *const add_4 = arena + 1747840; /* [16,64,512] */
 static real *const h_2 = arena + 1223552; /* [16,64,512] */
 static real *const matmul_7 = arena + 568192; /* [16,64,128] */
 static real *const h_3 = arena + 961408; /* [16,64,128] */
-static real *const sum_6 = arena + 701312; /* [16,64,1] */
+static real *const sum_5 = arena + 701312; /* [16,64,1] */
 static real *const mul_3 = arena + 702336; /* [16,64,1] */
 static real *const sub_3 = arena + 830336; /* [16,64,128] */
-static real *const sum_7 = arena + 701312; /* [16,64,1] */
+static real *const sum_6 = arena + 701312; /* [16,64,1] */
 static real *const rsqrt_3 = arena + 702336; /* [16,64,1] */
 static real *const add_5 = arena + 1092480; /* [16,64,128] */
 static real *const matmul_8 = arena + 830336; /* [16,64,128] */
@@ -100,18 +97,15 @@ static real *const permute_3 = arena + 1223552; /* [16,4,32,64] */
 static real *const matmul_11 = arena + 1354624; /* [16,4,64,64] */
 static real *const scores_2 = arena + 1616768; /* [16,4,64,64] */
 static real *const causal_mask_2 = arena + 1354624; /* [16,4,64,64] */
-static real *const max_2 = arena + 701312; /* [16,4,64,1] */
-static real *const exp_3 = arena + 1616768; /* [16,4,64,64] */
-static real *const sum_8 = arena + 701312; /* [16,4,64,1] */
-static real *const div_3 = arena + 1354624; /* [16,4,64,64] */
+static real *const softmax_2 = arena + 1616768; /* [16,4,64,64] */
 static real *const y_2 = arena + 830336; /* [16,4,64,32] */
 static real *const permute_4 = arena + 568192; /* [16,64,4,32] */
 static real *const matmul_12 = arena + 830336; /* [16,64,128] */
 static real *const add_6 = arena + 568192; /* [16,64,128] */
-static real *const sum_9 = arena + 699264; /* [16,64,1] */
+static real *const sum_7 = arena + 699264; /* [16,64,1] */
 static real *const mul_4 = arena + 700288; /* [16,64,1] */
 static real *const sub_4 = arena + 830336; /* [16,64,128] */
-static real *const sum_10 = arena + 699264; /* [16,64,1] */
+static real *const sum_8 = arena + 699264; /* [16,64,1] */
 static real *const rsqrt_4 = arena + 700288; /* [16,64,1] */
 static real *const add_7 = arena + 961408; /* [16,64,128] */
 static real *const matmul_13 = arena + 1354624; /* [16,64,512] */
@@ -119,10 +113,10 @@ static real *const add_8 = arena + 2272128; /* [16,64,512] */
 static real *const h_4 = arena + 1354624; /* [16,64,512] */
 static real *const matmul_14 = arena + 830336; /* [16,64,128] */
 static real *const h_5 = arena + 961408; /* [16,64,128] */
-static real *const sum_11 = arena + 701312; /* [16,64,1] */
+static real *const sum_9 = arena + 701312; /* [16,64,1] */
 static real *const mul_5 = arena + 702336; /* [16,64,1] */
 static real *const sub_5 = arena + 830336; /* [16,64,128] */
-static real *const sum_12 = arena + 701312; /* [16,64,1] */
+static real *const sum_10 = arena + 701312; /* [16,64,1] */
 static real *const rsqrt_5 = arena + 702336; /* [16,64,1] */
 static real *const add_9 = arena + 961408; /* [16,64,128] */
 static real *const matmul_15 = arena + 830336; /* [16,64,128] */
@@ -230,33 +224,21 @@ static void compute_outputs(void)
             for (int k = 0; k < 64; k++)
                 causal_mask[(i * 64 + j) * 64 + k] = k <= j ? scores[(i * 64 + j) * 64 + k] : -INFINITY;
     for (int i = 0; i < 4096; i++) {
-        real acc = -INFINITY;
-        for (int j = 0; j < 64; j++) {
-            acc = r_fmax(acc, causal_mask[i * 64 + j]);
-        }
-        max[i] = acc;
-    }
-    RT_PARALLEL_FOR
-    for (int i = 0; i < 4096; i++)
-        for (int j = 0; j < 64; j++) {
-            const real t39 = causal_mask[i * 64 + j] - max[i];
-            exp_2[i * 64 + j] = r_exp(t39);
-        }
-    for (int i = 0; i < 4096; i++) {
+        real *srow = softmax + (long)i * 64;
+        real mx = causal_mask[(long)i * 64];
+        for (int j = 1; j < 64; j++)
+            mx = r_fmax(mx, causal_mask[(long)i * 64 + j]);
         real acc = REAL_C(0.0);
         for (int j = 0; j < 64; j++) {
-            acc += exp_2[i * 64 + j];
+            srow[j] = r_exp(causal_mask[(long)i * 64 + j] - mx);
+            acc += srow[j];
         }
-        sum_3[i] = acc;
+        for (int j = 0; j < 64; j++)
+            srow[j] = srow[j] / acc;
     }
-    RT_PARALLEL_FOR
-    for (int i = 0; i < 4096; i++)
-        for (int j = 0; j < 64; j++) {
-            div_2[i * 64 + j] = exp_2[i * 64 + j] / sum_3[i];
-        }
     for (int i = 0; i < 64; i++)
         r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, 32, 64,
-               REAL_C(1.0), div_2 + i * 4096, 64, v + i * 2048, 32, REAL_C(0.0),
+               REAL_C(1.0), softmax + i * 4096, 64, v + i * 2048, 32, REAL_C(0.0),
                y + i * 2048, 32);
 
     /* models/lib/attention.lua:23: y = y:permute({1, 3, 2, 4}):reshape({N, T, width}) */
@@ -276,8 +258,8 @@ static void compute_outputs(void)
     RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            const real t49 = matmul_5[i * 128 + j] + block1_attn_out_b[j];
-            add_2[i * 128 + j] = h[i * 128 + j] + t49;
+            const real t45 = matmul_5[i * 128 + j] + block1_attn_out_b[j];
+            add_2[i * 128 + j] = h[i * 128 + j] + t45;
         }
 
     /* models/lib/transformer_block.lua:16: local h = gelu(dense(layer_norm(x, g2, b2), 4 * width, name .. "_fc")) */
@@ -286,10 +268,10 @@ static void compute_outputs(void)
         for (int j = 0; j < 128; j++) {
             acc += add_2[i * 128 + j];
         }
-        sum_4[i] = acc;
+        sum_3[i] = acc;
     }
     for (int i = 0; i < 1024; i++) {
-        mul_2[i] = sum_4[i] * REAL_C(0.0078125);
+        mul_2[i] = sum_3[i] * REAL_C(0.0078125);
     }
     RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
@@ -299,22 +281,22 @@ static void compute_outputs(void)
     for (int i = 0; i < 1024; i++) {
         real acc = REAL_C(0.0);
         for (int j = 0; j < 128; j++) {
-            const real t54 = sub_2[i * 128 + j] * sub_2[i * 128 + j];
-            acc += t54;
+            const real t50 = sub_2[i * 128 + j] * sub_2[i * 128 + j];
+            acc += t50;
         }
-        sum_5[i] = acc;
+        sum_4[i] = acc;
     }
     for (int i = 0; i < 1024; i++) {
-        const real t56 = sum_5[i] * REAL_C(0.0078125);
-        const real t57 = t56 + REAL_C(1e-05);
-        rsqrt_2[i] = REAL_C(1.0) / r_sqrt(t57);
+        const real t52 = sum_4[i] * REAL_C(0.0078125);
+        const real t53 = t52 + REAL_C(1e-05);
+        rsqrt_2[i] = REAL_C(1.0) / r_sqrt(t53);
     }
     RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            const real t59 = sub_2[i * 128 + j] * rsqrt_2[i];
-            const real t60 = t59 * block1_ln2_g[j];
-            add_3[i * 128 + j] = t60 + block1_ln2_b[j];
+            const real t55 = sub_2[i * 128 + j] * rsqrt_2[i];
+            const real t56 = t55 * block1_ln2_g[j];
+            add_3[i * 128 + j] = t56 + block1_ln2_b[j];
         }
 
     /* models/lib/dense.lua:9: return x:matmul(w) + b */
@@ -329,14 +311,14 @@ static void compute_outputs(void)
     /* models/lib/transformer_block.lua:16: local h = gelu(dense(layer_norm(x, g2, b2), 4 * width, name .. "_fc")) */
     RT_PARALLEL_FOR
     for (int i = 0; i < 524288; i++) {
-        const real t70 = add_4[i] * add_4[i] * add_4[i];
-        const real t71 = REAL_C(0.044715) * t70;
-        const real t72 = add_4[i] + t71;
-        const real t73 = REAL_C(0.7978845608028654) * t72;
-        const real t74 = r_tanh(t73);
-        const real t75 = REAL_C(0.5) * add_4[i];
-        const real t76 = REAL_C(1.0) + t74;
-        h_2[i] = t75 * t76;
+        const real t66 = add_4[i] * add_4[i] * add_4[i];
+        const real t67 = REAL_C(0.044715) * t66;
+        const real t68 = add_4[i] + t67;
+        const real t69 = REAL_C(0.7978845608028654) * t68;
+        const real t70 = r_tanh(t69);
+        const real t71 = REAL_C(0.5) * add_4[i];
+        const real t72 = REAL_C(1.0) + t70;
+        h_2[i] = t71 * t72;
     }
 
     /* models/lib/dense.lua:9: return x:matmul(w) + b */
@@ -347,8 +329,8 @@ static void compute_outputs(void)
     RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            const real t81 = matmul_7[i * 128 + j] + block1_proj_b[j];
-            h_3[i * 128 + j] = add_2[i * 128 + j] + t81;
+            const real t77 = matmul_7[i * 128 + j] + block1_proj_b[j];
+            h_3[i * 128 + j] = add_2[i * 128 + j] + t77;
         }
 
     /* models/lib/transformer_block.lua:15: x = x + attend(layer_norm(x, g1, b1)) */
@@ -357,10 +339,10 @@ static void compute_outputs(void)
         for (int j = 0; j < 128; j++) {
             acc += h_3[i * 128 + j];
         }
-        sum_6[i] = acc;
+        sum_5[i] = acc;
     }
     for (int i = 0; i < 1024; i++) {
-        mul_3[i] = sum_6[i] * REAL_C(0.0078125);
+        mul_3[i] = sum_5[i] * REAL_C(0.0078125);
     }
     RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
@@ -370,22 +352,22 @@ static void compute_outputs(void)
     for (int i = 0; i < 1024; i++) {
         real acc = REAL_C(0.0);
         for (int j = 0; j < 128; j++) {
-            const real t93 = sub_3[i * 128 + j] * sub_3[i * 128 + j];
-            acc += t93;
+            const real t89 = sub_3[i * 128 + j] * sub_3[i * 128 + j];
+            acc += t89;
         }
-        sum_7[i] = acc;
+        sum_6[i] = acc;
     }
     for (int i = 0; i < 1024; i++) {
-        const real t95 = sum_7[i] * REAL_C(0.0078125);
-        const real t96 = t95 + REAL_C(1e-05);
-        rsqrt_3[i] = REAL_C(1.0) / r_sqrt(t96);
+        const real t91 = sum_6[i] * REAL_C(0.0078125);
+        const real t92 = t91 + REAL_C(1e-05);
+        rsqrt_3[i] = REAL_C(1.0) / r_sqrt(t92);
     }
     RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            const real t98 = sub_3[i * 128 + j] * rsqrt_3[i];
-            const real t99 = t98 * block2_ln1_g[j];
-            add_5[i * 128 + j] = t99 + block2_ln1_b[j];
+            const real t94 = sub_3[i * 128 + j] * rsqrt_3[i];
+            const real t95 = t94 * block2_ln1_g[j];
+            add_5[i * 128 + j] = t95 + block2_ln1_b[j];
         }
 
     /* models/lib/attention.lua:18: local q = split(x:matmul(q_w), N, T) */
@@ -440,33 +422,21 @@ static void compute_outputs(void)
             for (int k = 0; k < 64; k++)
                 causal_mask_2[(i * 64 + j) * 64 + k] = k <= j ? scores_2[(i * 64 + j) * 64 + k] : -INFINITY;
     for (int i = 0; i < 4096; i++) {
-        real acc = -INFINITY;
-        for (int j = 0; j < 64; j++) {
-            acc = r_fmax(acc, causal_mask_2[i * 64 + j]);
-        }
-        max_2[i] = acc;
-    }
-    RT_PARALLEL_FOR
-    for (int i = 0; i < 4096; i++)
-        for (int j = 0; j < 64; j++) {
-            const real t114 = causal_mask_2[i * 64 + j] - max_2[i];
-            exp_3[i * 64 + j] = r_exp(t114);
-        }
-    for (int i = 0; i < 4096; i++) {
+        real *srow = softmax_2 + (long)i * 64;
+        real mx = causal_mask_2[(long)i * 64];
+        for (int j = 1; j < 64; j++)
+            mx = r_fmax(mx, causal_mask_2[(long)i * 64 + j]);
         real acc = REAL_C(0.0);
         for (int j = 0; j < 64; j++) {
-            acc += exp_3[i * 64 + j];
+            srow[j] = r_exp(causal_mask_2[(long)i * 64 + j] - mx);
+            acc += srow[j];
         }
-        sum_8[i] = acc;
+        for (int j = 0; j < 64; j++)
+            srow[j] = srow[j] / acc;
     }
-    RT_PARALLEL_FOR
-    for (int i = 0; i < 4096; i++)
-        for (int j = 0; j < 64; j++) {
-            div_3[i * 64 + j] = exp_3[i * 64 + j] / sum_8[i];
-        }
     for (int i = 0; i < 64; i++)
         r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, 32, 64,
-               REAL_C(1.0), div_3 + i * 4096, 64, v_2 + i * 2048, 32, REAL_C(0.0),
+               REAL_C(1.0), softmax_2 + i * 4096, 64, v_2 + i * 2048, 32, REAL_C(0.0),
                y_2 + i * 2048, 32);
 
     /* models/lib/attention.lua:23: y = y:permute({1, 3, 2, 4}):reshape({N, T, width}) */
@@ -486,8 +456,8 @@ static void compute_outputs(void)
     RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            const real t124 = matmul_12[i * 128 + j] + block2_attn_out_b[j];
-            add_6[i * 128 + j] = h_3[i * 128 + j] + t124;
+            const real t116 = matmul_12[i * 128 + j] + block2_attn_out_b[j];
+            add_6[i * 128 + j] = h_3[i * 128 + j] + t116;
         }
 
     /* models/lib/transformer_block.lua:16: local h = gelu(dense(layer_norm(x, g2, b2), 4 * width, name .. "_fc")) */
@@ -496,10 +466,10 @@ static void compute_outputs(void)
         for (int j = 0; j < 128; j++) {
             acc += add_6[i * 128 + j];
         }
-        sum_9[i] = acc;
+        sum_7[i] = acc;
     }
     for (int i = 0; i < 1024; i++) {
-        mul_4[i] = sum_9[i] * REAL_C(0.0078125);
+        mul_4[i] = sum_7[i] * REAL_C(0.0078125);
     }
     RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
@@ -509,22 +479,22 @@ static void compute_outputs(void)
     for (int i = 0; i < 1024; i++) {
         real acc = REAL_C(0.0);
         for (int j = 0; j < 128; j++) {
-            const real t129 = sub_4[i * 128 + j] * sub_4[i * 128 + j];
-            acc += t129;
+            const real t121 = sub_4[i * 128 + j] * sub_4[i * 128 + j];
+            acc += t121;
         }
-        sum_10[i] = acc;
+        sum_8[i] = acc;
     }
     for (int i = 0; i < 1024; i++) {
-        const real t131 = sum_10[i] * REAL_C(0.0078125);
-        const real t132 = t131 + REAL_C(1e-05);
-        rsqrt_4[i] = REAL_C(1.0) / r_sqrt(t132);
+        const real t123 = sum_8[i] * REAL_C(0.0078125);
+        const real t124 = t123 + REAL_C(1e-05);
+        rsqrt_4[i] = REAL_C(1.0) / r_sqrt(t124);
     }
     RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            const real t134 = sub_4[i * 128 + j] * rsqrt_4[i];
-            const real t135 = t134 * block2_ln2_g[j];
-            add_7[i * 128 + j] = t135 + block2_ln2_b[j];
+            const real t126 = sub_4[i * 128 + j] * rsqrt_4[i];
+            const real t127 = t126 * block2_ln2_g[j];
+            add_7[i * 128 + j] = t127 + block2_ln2_b[j];
         }
 
     /* models/lib/dense.lua:9: return x:matmul(w) + b */
@@ -539,14 +509,14 @@ static void compute_outputs(void)
     /* models/lib/transformer_block.lua:16: local h = gelu(dense(layer_norm(x, g2, b2), 4 * width, name .. "_fc")) */
     RT_PARALLEL_FOR
     for (int i = 0; i < 524288; i++) {
-        const real t141 = add_8[i] * add_8[i] * add_8[i];
-        const real t142 = REAL_C(0.044715) * t141;
-        const real t143 = add_8[i] + t142;
-        const real t144 = REAL_C(0.7978845608028654) * t143;
-        const real t145 = r_tanh(t144);
-        const real t146 = REAL_C(0.5) * add_8[i];
-        const real t147 = REAL_C(1.0) + t145;
-        h_4[i] = t146 * t147;
+        const real t133 = add_8[i] * add_8[i] * add_8[i];
+        const real t134 = REAL_C(0.044715) * t133;
+        const real t135 = add_8[i] + t134;
+        const real t136 = REAL_C(0.7978845608028654) * t135;
+        const real t137 = r_tanh(t136);
+        const real t138 = REAL_C(0.5) * add_8[i];
+        const real t139 = REAL_C(1.0) + t137;
+        h_4[i] = t138 * t139;
     }
 
     /* models/lib/dense.lua:9: return x:matmul(w) + b */
@@ -557,8 +527,8 @@ static void compute_outputs(void)
     RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            const real t152 = matmul_14[i * 128 + j] + block2_proj_b[j];
-            h_5[i * 128 + j] = add_6[i * 128 + j] + t152;
+            const real t144 = matmul_14[i * 128 + j] + block2_proj_b[j];
+            h_5[i * 128 + j] = add_6[i * 128 + j] + t144;
         }
 
     /* models/gpt.lua:22: local logits = dense(layer_norm(h, g, b), V, "head")   -- [N, T, V] */
@@ -567,10 +537,10 @@ static void compute_outputs(void)
         for (int j = 0; j < 128; j++) {
             acc += h_5[i * 128 + j];
         }
-        sum_11[i] = acc;
+        sum_9[i] = acc;
     }
     for (int i = 0; i < 1024; i++) {
-        mul_5[i] = sum_11[i] * REAL_C(0.0078125);
+        mul_5[i] = sum_9[i] * REAL_C(0.0078125);
     }
     RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
@@ -580,22 +550,22 @@ static void compute_outputs(void)
     for (int i = 0; i < 1024; i++) {
         real acc = REAL_C(0.0);
         for (int j = 0; j < 128; j++) {
-            const real t159 = sub_5[i * 128 + j] * sub_5[i * 128 + j];
-            acc += t159;
+            const real t151 = sub_5[i * 128 + j] * sub_5[i * 128 + j];
+            acc += t151;
         }
-        sum_12[i] = acc;
+        sum_10[i] = acc;
     }
     for (int i = 0; i < 1024; i++) {
-        const real t161 = sum_12[i] * REAL_C(0.0078125);
-        const real t162 = t161 + REAL_C(1e-05);
-        rsqrt_5[i] = REAL_C(1.0) / r_sqrt(t162);
+        const real t153 = sum_10[i] * REAL_C(0.0078125);
+        const real t154 = t153 + REAL_C(1e-05);
+        rsqrt_5[i] = REAL_C(1.0) / r_sqrt(t154);
     }
     RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            const real t164 = sub_5[i * 128 + j] * rsqrt_5[i];
-            const real t165 = t164 * ln_g[j];
-            add_9[i * 128 + j] = t165 + ln_b[j];
+            const real t156 = sub_5[i * 128 + j] * rsqrt_5[i];
+            const real t157 = t156 * ln_g[j];
+            add_9[i * 128 + j] = t157 + ln_b[j];
         }
 
     /* models/lib/dense.lua:9: return x:matmul(w) + b */
