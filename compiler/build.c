@@ -32,7 +32,8 @@ static bool exists(const char *path) { return access(path, R_OK) == 0; }
 
 /* The runtime beside gradc: in a build tree (build/gradc, build/libgradc_rt.a,
  * runtime/ holding the headers; or build/san/...), or installed (PREFIX/bin/gradc,
- * PREFIX/lib/libgradc_rt.a, PREFIX/include/gradc/). */
+ * PREFIX/lib/libgradc_rt.a, PREFIX/include/gradc/); false after saying
+ * it is missing. */
 static bool find_runtime(Runtime *rt)
 {
     static const char *const layouts[][2] = {
@@ -48,6 +49,8 @@ static bool find_runtime(Runtime *rt)
         if (exists(rt->lib) && exists(probe))
             return true;
     }
+    fprintf(stderr, "gradc: cannot find the gradc runtime beside %s: run `make` in the gradc tree, "
+                    "or `make install`\n", gradc_dir());
     return false;
 }
 
@@ -86,19 +89,15 @@ static int run(const char *const *argv, const char *out, bool verbose)
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
-/* cc [-DREAL_DOUBLE] DIR/NAME_WHAT.c DIR/NAME_MODEL.c runtime -o DIR/NAME_WHAT,
- * the model being NAME.c, or NAME_infer.c for predict */
-static int cc_program(const Runtime *rt, const char *dir, const char *name, const char *what,
-                      const char *model, bool dbl, bool verbose)
+/* cc [-DREAL_DOUBLE] SOURCES... runtime -o EXE, with -IDIR when dir is set */
+static int cc_sources(const Runtime *rt, const char *const *sources, const char *dir,
+                      const char *exe, bool dbl, bool verbose)
 {
-    char main_c[PATH_MAX], model_c[PATH_MAX], exe[PATH_MAX], inc_rt[PATH_MAX + 2],
-        inc_dir[PATH_MAX + 2], cflags[] = GRADC_RT_CFLAGS, libs[] = GRADC_RT_LIBS;
+    char inc_rt[PATH_MAX + 2], inc_dir[PATH_MAX + 2], cflags[] = GRADC_RT_CFLAGS,
+                                                      libs[] = GRADC_RT_LIBS;
     const char *cc = getenv("CC") && *getenv("CC") ? getenv("CC") : "cc";
-    snprintf(main_c, sizeof main_c, "%s/%s_%s.c", dir, name, what);
-    snprintf(model_c, sizeof model_c, "%s/%s%s.c", dir, name, model);
-    snprintf(exe, sizeof exe, "%s/%s_%s", dir, name, what);
     snprintf(inc_rt, sizeof inc_rt, "-I%s", rt->include);
-    snprintf(inc_dir, sizeof inc_dir, "-I%s", dir);
+    snprintf(inc_dir, sizeof inc_dir, "-I%s", dir ? dir : ".");
     const char *argv[64];
     int argc = 0;
     argv[argc++] = cc;
@@ -114,10 +113,11 @@ static int cc_program(const Runtime *rt, const char *dir, const char *name, cons
     else /* -O2 alone leaves most of a model's loops scalar */
         argv[argc++] = "-fvect-cost-model=dynamic";
     argv[argc++] = inc_rt;
-    argv[argc++] = inc_dir;
+    if (dir)
+        argv[argc++] = inc_dir;
     argc = add_words(argv, argc, cflags);
-    argv[argc++] = main_c;
-    argv[argc++] = model_c;
+    while (*sources)
+        argv[argc++] = *sources++;
     argv[argc++] = rt->lib;
     argc = add_words(argv, argc, libs);
     argv[argc++] = "-lm";
@@ -130,14 +130,24 @@ static int cc_program(const Runtime *rt, const char *dir, const char *name, cons
     return status ? 1 : 0;
 }
 
+/* DIR/NAME_WHAT from DIR/NAME_WHAT.c and the model, DIR/NAME.c or, for
+ * predict, DIR/NAME_infer.c */
+static int cc_program(const Runtime *rt, const char *dir, const char *name, const char *what,
+                      const char *model, bool dbl, bool verbose)
+{
+    char main_c[PATH_MAX], model_c[PATH_MAX], exe[PATH_MAX];
+    snprintf(main_c, sizeof main_c, "%s/%s_%s.c", dir, name, what);
+    snprintf(model_c, sizeof model_c, "%s/%s%s.c", dir, name, model);
+    snprintf(exe, sizeof exe, "%s/%s_%s", dir, name, what);
+    const char *sources[] = {main_c, model_c, NULL};
+    return cc_sources(rt, sources, dir, exe, dbl, verbose);
+}
+
 int build_programs(const char *dir, const char *name, bool gradcheck_only, bool verbose)
 {
     Runtime rt;
-    if (!find_runtime(&rt)) {
-        fprintf(stderr, "gradc: cannot find the gradc runtime beside %s: run `make` in the gradc "
-                        "tree, or `make install`\n", gradc_dir());
+    if (!find_runtime(&rt))
         return 1;
-    }
     if (!gradcheck_only && (cc_program(&rt, dir, name, "train", "", false, verbose) ||
                             cc_program(&rt, dir, name, "predict", "_infer", false, verbose)))
         return 1;
@@ -149,35 +159,21 @@ int build_programs(const char *dir, const char *name, bool gradcheck_only, bool 
 int run_tune_program(const char *const *products, int n, const char *out, bool verbose)
 {
     Runtime rt;
-    if (!find_runtime(&rt)) {
-        fprintf(stderr, "gradc: cannot find the gradc runtime beside %s: run `make` in the gradc "
-                        "tree, or `make install`\n", gradc_dir());
+    if (!find_runtime(&rt))
         return 1;
-    }
-    char dir[] = "/tmp/gradc-tune-XXXXXX", main_c[64], exe[64], inc_rt[PATH_MAX + 2],
-         cflags[] = GRADC_RT_CFLAGS, libs[] = GRADC_RT_LIBS;
+    char dir[] = "/tmp/gradc-tune-XXXXXX", main_c[64], exe[64];
     if (!mkdtemp(dir))
         die("cannot make a temporary folder: %s", strerror(errno));
     snprintf(main_c, sizeof main_c, "%s/tune.c", dir);
     snprintf(exe, sizeof exe, "%s/tune", dir);
-    snprintf(inc_rt, sizeof inc_rt, "-I%s", rt.include);
     FILE *f = fopen(main_c, "w");
     if (!f)
         die("cannot write %s: %s", main_c, strerror(errno));
     fprintf(f, "#include \"rt.h\"\nint main(int argc, char **argv) { return rt_tune_main(argc, "
                "argv); }\n");
     fclose(f);
-    const char *cc = getenv("CC") && *getenv("CC") ? getenv("CC") : "cc";
-    const char *argv[64] = {cc, "-std=c11", "-O2", "-fopenmp", inc_rt};
-    int argc = add_words(argv, 5, cflags);
-    argv[argc++] = main_c;
-    argv[argc++] = rt.lib;
-    argc = add_words(argv, argc, libs);
-    argv[argc++] = "-lm";
-    argv[argc++] = "-o";
-    argv[argc++] = exe;
-    argv[argc] = NULL;
-    int status = run(argv, NULL, verbose);
+    const char *sources[] = {main_c, NULL};
+    int status = cc_sources(&rt, sources, NULL, exe, false, verbose);
     if (status == 0) {
         const char **targv = xmalloc((n + 2) * sizeof *targv);
         targv[0] = exe;
