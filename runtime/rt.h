@@ -23,8 +23,9 @@ int rt_predict_main(const rt_model *m, int argc, char **argv);
  * pick (blas.c), runs the program again with OPENBLAS_CORETYPE set. */
 void rt_use_best_blas(char **argv);
 /* --threads N: OpenBLAS's threads, and OpenMP's for the big elementwise
- * loops. */
-void rt_set_threads(int n);
+ * loops; with more than one, may start the program again (argv) so that
+ * idle OpenMP threads sleep. */
+void rt_set_threads(int n, char **argv);
 /* The main of the timing program `gradc tune` builds (tune.c). */
 int rt_tune_main(int argc, char **argv);
 
