@@ -939,7 +939,8 @@ static int l_conv2d(lua_State *L)
     return push_tensor(L, y);
 }
 
-/* Pools: each channel's k x k windows as rows, reduced along the row. */
+/* Pools: max_pool2d window by window; avg_pool2d as each channel's k x k
+ * windows as rows, summed along the row. */
 static int pool(lua_State *L, int op, const char *name)
 {
     int x = tensor_arg(L, 1, name);
@@ -947,6 +948,9 @@ static int pool(lua_State *L, int op, const char *name)
     Shape s = node_of(L, x)->shape;
     if (s.rank != 4)
         return luaL_error(L, "%s: needs images [N,C,H,W]", name);
+    if (op == OP_MAX) /* read in place, window by window */
+        return push_tensor(
+            L, make(L, (Node){.op = OP_MAX_POOL, .n_in = 1, .in = {x}, .axes = {k, k, stride, 0}}));
     int one = make(L, (Node){.op = OP_RESHAPE,
                              .n_in = 1,
                              .in = {x},

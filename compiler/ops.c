@@ -1485,6 +1485,85 @@ static void emit_xent_grad(Buf *b, const Node *n, const Operand *out, const Oper
                cols, dy, in[2].text);
 }
 
+/* ---- max pooling, window by window ---- */
+
+/* max_pool2d(x [N,C,H,W]) with axes = {K, K, stride, 0}: each output the
+ * max of its K x K window, read in place (no rows of windows). */
+static const char *shape_max_pool(Graph *g, Node *n, char *err, size_t len)
+{
+    Shape x = shape_of(g, n->in[0]);
+    if (need_real(g, n, err, len) || check_window(x, n->axes, err, len))
+        return err;
+    Window v = window_of(x, n->axes);
+    n->shape = (Shape){4, {v.n, v.c, v.oh, v.ow}};
+    n->dtype = DT_REAL;
+    return NULL;
+}
+
+/* dx: each window's dy to the elements equal to its max (as the max
+ * reduction's rule gives it), summed where windows overlap. */
+static int grad_max_pool(Graph *g, int node, int dy, int k)
+{
+    (void)k;
+    const Node *n = ir_at(g, node);
+    Node p = {.op = OP_MAX_POOL_GRAD, .n_in = 3, .in = {dy, n->in[0], node}};
+    memcpy(p.axes, n->axes, 4 * sizeof *p.axes);
+    return ir_must(g, &p);
+}
+
+static const char *shape_max_pool_grad(Graph *g, Node *n, char *err, size_t len)
+{
+    (void)err, (void)len;
+    n->shape = shape_of(g, n->in[1]);
+    n->dtype = DT_REAL;
+    return NULL;
+}
+
+/* The loops over every output (plane i, row j, column k) and its window
+ * (m, n): the output is out[oi], the window starts at x[win]. */
+static void pool_loops(Buf *b, Window v)
+{
+    buf_printf(b,
+               "    for (int i = 0; i < %d; i++)\n"
+               "        for (int j = 0; j < %d; j++)\n"
+               "            for (int k = 0; k < %d; k++) {\n"
+               "                const long oi = ((long)i * %d + j) * %d + k;\n"
+               "                const long win = ((long)i * %d + j * %d) * %d + k * %d;\n",
+               v.n * v.c, v.oh, v.ow, v.oh, v.ow, v.h, v.stride, v.w, v.stride);
+}
+
+static void emit_max_pool(Buf *b, const Node *n, const Operand *out, const Operand *in)
+{
+    Window v = window_of(in[0].shape, n->axes);
+    char idx[48], buf[96];
+    snprintf(idx, sizeof idx, "win + m * %d + n", v.w);
+    pool_loops(b, v);
+    buf_printf(b,
+               "                real mx = -INFINITY;\n"
+               "                for (int m = 0; m < %d; m++)\n"
+               "                    for (int n = 0; n < %d; n++)\n"
+               "                        mx = r_fmax(mx, %s);\n"
+               "                %s[oi] = mx;\n"
+               "            }\n",
+               v.kh, v.kw, at(buf, &in[0], idx), out->text);
+}
+
+static void emit_max_pool_grad(Buf *b, const Node *n, const Operand *out, const Operand *in)
+{
+    Window v = window_of(n->shape, n->axes);
+    char buf[96];
+    buf_printf(b, "    memset(%s, 0, %ld * sizeof *%s);\n", out->text, shape_size(n->shape),
+               out->text);
+    pool_loops(b, v);
+    buf_printf(b,
+               "                for (int m = 0; m < %d; m++)\n"
+               "                    for (int n = 0; n < %d; n++)\n"
+               "                        if (%s[win + m * %d + n] == %s[oi])\n"
+               "                            %s[win + m * %d + n] += %s;\n"
+               "            }\n",
+               v.kh, v.kw, in[1].text, v.w, in[2].text, out->text, v.w, at(buf, &in[0], "oi"));
+}
+
 /* ---- softmax over the last axis, one row at a time ---- */
 
 /* The rows of a tensor whose last axis has `cols` elements. */

@@ -410,6 +410,10 @@ static const Case cases[] = {
      "local b = param(\"b\", {3}, randn())\n"
      "local R = input(\"R\", {2, 3, 3, 3})\n"
      "local loss = sum(conv2d(x, w, b, {stride = 2, padding = 1}) * R)\n"},
+    {"max_pool2d", "max_pool2d with overlapping windows (stride 1), window by window",
+     "local x = param(\"x\", {2, 2, 4, 5}, randn())\n"
+     "local R = input(\"R\", {2, 2, 3, 4})\n"
+     "local loss = sum(max_pool2d(x, 2, 1) * R)\n"},
     {"chain", "max_pool2d and avg_pool2d",
      "local x = param(\"x\", {2, 2, 4, 4}, randn())\n"
      "local R = input(\"R\", {2, 2, 2, 2})\n"
@@ -637,9 +641,9 @@ static int ends_with(const char *s, const char *suffix)
 
 /* Every op has a case, directly or through the op whose gradient uses it.
  * Exempt: the leaves input, param, buffer and const (nothing to differentiate),
- * and the gradient-only ops hinge_loss_grad, cross_entropy_grad and
- * softmax_grad, which the hinge_loss, cross_entropy and softmax cases run
- * as their backward pass. */
+ * and the gradient-only ops (hinge_loss_grad, cross_entropy_grad,
+ * softmax_grad, max_pool2d_grad), which the cases of the ops they belong
+ * to run as their backward pass. */
 START_TEST(test_every_op_has_a_case)
 {
     for (int i = 0; i < N_OP_NAMES; i++) {

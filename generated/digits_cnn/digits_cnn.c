@@ -9,7 +9,7 @@
 #include "rt_real.h"
 #include "digits_cnn.h"
 
-static real arena[637168];
+static real arena[620784];
 static int32_t iarena[32];
 /* Where a product --tune writes plainly copies its transposed operand. */
 static real tuned_copy[288];
@@ -29,18 +29,16 @@ static real *const img = arena + 108784; /* [32,1,8,8] */
 static real *const im2col = arena + 110832; /* [2048,9] */
 static real *const matmul = arena + 129264; /* [2048,32] */
 static real *const relu = arena + 194800; /* [32,32,8,8] */
-static real *const im2col_2 = arena + 129264; /* [16384,4] */
-static real *const max = arena + 260336; /* [16384] */
-static real *const im2col_3 = arena + 276720; /* [512,288] */
-static real *const matmul_2 = arena + 424176; /* [512,64] */
-static real *const relu_2 = arena + 456944; /* [32,64,4,4] */
-static real *const im2col_4 = arena + 424176; /* [8192,4] */
-static real *const max_2 = arena + 489712; /* [8192] */
+static real *const h = arena + 129264; /* [32,32,4,4] */
+static real *const im2col_2 = arena + 260336; /* [512,288] */
+static real *const matmul_2 = arena + 145648; /* [512,64] */
+static real *const relu_2 = arena + 407792; /* [32,64,4,4] */
+static real *const h_2 = arena + 145648; /* [32,64,2,2] */
 static real *const matmul_3 = arena + 106736; /* [32,10] */
 static real *const logits = arena + 87592; /* [32,10] */
 static real *const cross_entropy = arena + 106736; /* [32] */
 static real *const sum = arena + 107088; /* [] */
-static real *const max_3 = arena + 106736; /* [32,1] */
+static real *const max = arena + 106736; /* [32,1] */
 static real *const sub = arena + 107104; /* [32,10] */
 static real *const exp_2 = arena + 107424; /* [32,10] */
 static real *const sum_2 = arena + 107744; /* [32,1] */
@@ -52,21 +50,19 @@ static real *const d_sub = arena + 107088; /* [32,10] */
 static real *const d_max = arena + 107408; /* [32,1] */
 static real *const d_cross_entropy_grad = arena + 106768; /* [32,10] */
 static real *const d_logits = arena + 107440; /* [32,10] */
-static real *const d_reshape = arena + 497904; /* [32,256] */
-static real *const d_im2col = arena + 506096; /* [8192,4] */
-static real *const d_reshape_2 = arena + 424176; /* [2048,1,4,4] */
-static real *const d_add = arena + 489712; /* [32,64,4,4] */
-static real *const d_reshape_3 = arena + 87913; /* [64,1,1] */
-static real *const d_reshape_4 = arena + 424176; /* [32,4,4,64] */
-static real *const d_im2col_2 = arena + 489712; /* [512,288] */
-static real *const d_reshape_5 = arena + 87977; /* [64,288] */
-static real *const d_h = arena + 276720; /* [32,32,4,4] */
-static real *const d_im2col_3 = arena + 489712; /* [16384,4] */
-static real *const d_reshape_6 = arena + 129264; /* [1024,1,8,8] */
-static real *const d_add_2 = arena + 489712; /* [32,32,8,8] */
-static real *const d_reshape_7 = arena + 106409; /* [32,1,1] */
-static real *const d_reshape_8 = arena + 555248; /* [32,8,8,32] */
-static real *const d_reshape_9 = arena + 106441; /* [32,9] */
+static real *const d_reshape = arena + 153840; /* [32,256] */
+static real *const d_relu = arena + 162032; /* [32,64,4,4] */
+static real *const d_add = arena + 440560; /* [32,64,4,4] */
+static real *const d_reshape_2 = arena + 87913; /* [64,1,1] */
+static real *const d_reshape_3 = arena + 407792; /* [32,4,4,64] */
+static real *const d_im2col = arena + 473328; /* [512,288] */
+static real *const d_reshape_4 = arena + 87977; /* [64,288] */
+static real *const d_h = arena + 145648; /* [32,32,4,4] */
+static real *const d_relu_2 = arena + 473328; /* [32,32,8,8] */
+static real *const d_add_2 = arena + 129264; /* [32,32,8,8] */
+static real *const d_reshape_5 = arena + 106409; /* [32,1,1] */
+static real *const d_reshape_6 = arena + 194800; /* [32,8,8,32] */
+static real *const d_reshape_7 = arena + 106441; /* [32,9] */
 
 /* Dropout, shifts and batch norm differ in training. */
 static int training;
@@ -124,69 +120,55 @@ static void compute_outputs(void)
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 4; j++)
             for (int k = 0; k < 4; k++) {
-                real *row = im2col_2 + ((i * 4 + j) * 4 + k) * 4;
-                for (int l = 0; l < 1; l++)
-                    for (int m = 0; m < 2; m++)
-                        for (int n = 0; n < 2; n++) {
-                            const int iy = j * 2 + m, ix = k * 2 + n;
-                            row[(l * 2 + m) * 2 + n] = relu[((i * 1 + l) * 8 + iy) * 8 + ix];
-                        }
+                const long oi = ((long)i * 4 + j) * 4 + k;
+                const long win = ((long)i * 8 + j * 2) * 8 + k * 2;
+                real mx = -INFINITY;
+                for (int m = 0; m < 2; m++)
+                    for (int n = 0; n < 2; n++)
+                        mx = r_fmax(mx, relu[win + m * 8 + n]);
+                h[oi] = mx;
             }
-    for (int i = 0; i < 16384; i++) {
-        real acc = -INFINITY;
-        for (int j = 0; j < 4; j++) {
-            acc = r_fmax(acc, im2col_2[i * 4 + j]);
-        }
-        max[i] = acc;
-    }
 
     /* models/lib/conv.lua:12: return conv2d(x, w, b, opts) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 4; j++)
             for (int k = 0; k < 4; k++) {
-                real *row = im2col_3 + ((i * 4 + j) * 4 + k) * 288;
+                real *row = im2col_2 + ((i * 4 + j) * 4 + k) * 288;
                 for (int l = 0; l < 32; l++)
                     for (int m = 0; m < 3; m++)
                         for (int n = 0; n < 3; n++) {
                             const int iy = j * 1 - 1 + m, ix = k * 1 - 1 + n;
                             const int inside = iy >= 0 && iy < 4 && ix >= 0 && ix < 4;
-                            row[(l * 3 + m) * 3 + n] = inside ? max[((i * 32 + l) * 4 + iy) * 4 + ix] : REAL_C(0.0);
+                            row[(l * 3 + m) * 3 + n] = inside ? h[((i * 32 + l) * 4 + iy) * 4 + ix] : REAL_C(0.0);
                         }
             }
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 512, 64, 288,
-           REAL_C(1.0), im2col_3, 288, c2_w, 288, REAL_C(0.0), matmul_2, 64);
+           REAL_C(1.0), im2col_2, 288, c2_w, 288, REAL_C(0.0), matmul_2, 64);
 
     /* models/digits_cnn.lua:19: h = max_pool2d(relu(conv(h, F2, 3, "c2", { padding = 1 })), 2) */
     RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++)
             for (int k = 0; k < 16; k++) {
-                const real t26 = matmul_2[i * 1024 + j + k * 64];
-                const real t28 = t26 + c2_b[j];
-                relu_2[i * 1024 + j * 16 + k] = t28 > REAL_C(0.0) ? t28 : REAL_C(0.0);
+                const real t23 = matmul_2[i * 1024 + j + k * 64];
+                const real t25 = t23 + c2_b[j];
+                relu_2[i * 1024 + j * 16 + k] = t25 > REAL_C(0.0) ? t25 : REAL_C(0.0);
             }
     for (int i = 0; i < 2048; i++)
         for (int j = 0; j < 2; j++)
             for (int k = 0; k < 2; k++) {
-                real *row = im2col_4 + ((i * 2 + j) * 2 + k) * 4;
-                for (int l = 0; l < 1; l++)
-                    for (int m = 0; m < 2; m++)
-                        for (int n = 0; n < 2; n++) {
-                            const int iy = j * 2 + m, ix = k * 2 + n;
-                            row[(l * 2 + m) * 2 + n] = relu_2[((i * 1 + l) * 4 + iy) * 4 + ix];
-                        }
+                const long oi = ((long)i * 2 + j) * 2 + k;
+                const long win = ((long)i * 4 + j * 2) * 4 + k * 2;
+                real mx = -INFINITY;
+                for (int m = 0; m < 2; m++)
+                    for (int n = 0; n < 2; n++)
+                        mx = r_fmax(mx, relu_2[win + m * 4 + n]);
+                h_2[oi] = mx;
             }
-    for (int i = 0; i < 8192; i++) {
-        real acc = -INFINITY;
-        for (int j = 0; j < 4; j++) {
-            acc = r_fmax(acc, im2col_4[i * 4 + j]);
-        }
-        max_2[i] = acc;
-    }
 
     /* models/lib/dense.lua:9: return x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 10, 256,
-           REAL_C(1.0), max_2, 256, fc_w, 10, REAL_C(0.0), matmul_3, 10);
+           REAL_C(1.0), h_2, 256, fc_w, 10, REAL_C(0.0), matmul_3, 10);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 10; j++) {
             logits[i * 10 + j] = matmul_3[i * 10 + j] + fc_b[j];
@@ -230,13 +212,13 @@ static void compute_loss(void)
         for (int j = 0; j < 10; j++) {
             acc = r_fmax(acc, logits[i * 10 + j]);
         }
-        max_3[i] = acc;
+        max[i] = acc;
     }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 10; j++) {
-            const real t45 = logits[i * 10 + j] - max_3[i];
-            sub[i * 10 + j] = t45;
-            exp_2[i * 10 + j] = r_exp(t45);
+            const real t40 = logits[i * 10 + j] - max[i];
+            sub[i * 10 + j] = t40;
+            exp_2[i * 10 + j] = r_exp(t40);
         }
     for (int i = 0; i < 32; i++) {
         real acc = REAL_C(0.0);
@@ -252,17 +234,17 @@ static void compute_loss(void)
         real acc = REAL_C(0.0);
         for (int i = 0; i < 32; i++)
             for (int j = 0; j < 10; j++) {
-                const real t49 = sub[i * 10 + j] - log_2[i];
-                const real t50 = -t49;
-                acc += t50;
+                const real t44 = sub[i * 10 + j] - log_2[i];
+                const real t45 = -t44;
+                acc += t45;
             }
         sum_3[0] = acc;
     }
-    const real t41 = sum[0] * REAL_C(0.03125);
-    const real t43 = REAL_C(0.9) * t41;
-    const real t53 = sum_3[0] * REAL_C(0.003125);
-    const real t55 = REAL_C(0.1) * t53;
-    loss_value[0] = t43 + t55;
+    const real t36 = sum[0] * REAL_C(0.03125);
+    const real t38 = REAL_C(0.9) * t36;
+    const real t48 = sum_3[0] * REAL_C(0.003125);
+    const real t50 = REAL_C(0.1) * t48;
+    loss_value[0] = t38 + t50;
 }
 
 /* Evaluation: the loss of the whole batch, with no gradients. */
@@ -310,13 +292,13 @@ static void compute_grads(void)
         for (int j = 0; j < 10; j++) {
             acc = r_fmax(acc, logits[i * 10 + j]);
         }
-        max_3[i] = acc;
+        max[i] = acc;
     }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 10; j++) {
-            const real t45 = logits[i * 10 + j] - max_3[i];
-            sub[i * 10 + j] = t45;
-            exp_2[i * 10 + j] = r_exp(t45);
+            const real t40 = logits[i * 10 + j] - max[i];
+            sub[i * 10 + j] = t40;
+            exp_2[i * 10 + j] = r_exp(t40);
         }
     for (int i = 0; i < 32; i++) {
         real acc = REAL_C(0.0);
@@ -337,30 +319,30 @@ static void compute_grads(void)
         real acc = REAL_C(0.0);
         for (int i = 0; i < 32; i++)
             for (int j = 0; j < 10; j++) {
-                const real t49 = sub[i * 10 + j] - log_2[i];
-                const real t50 = -t49;
-                acc += t50;
+                const real t44 = sub[i * 10 + j] - log_2[i];
+                const real t45 = -t44;
+                acc += t45;
             }
         sum_3[0] = acc;
     }
-    const real t41 = sum[0] * REAL_C(0.03125);
-    const real t43 = REAL_C(0.9) * t41;
-    const real t53 = sum_3[0] * REAL_C(0.003125);
-    const real t55 = REAL_C(0.1) * t53;
-    loss_value[0] = t43 + t55;
+    const real t36 = sum[0] * REAL_C(0.03125);
+    const real t38 = REAL_C(0.9) * t36;
+    const real t48 = sum_3[0] * REAL_C(0.003125);
+    const real t50 = REAL_C(0.1) * t48;
+    loss_value[0] = t38 + t50;
 
     /* backward of models/digits_cnn.lua:23: + SMOOTH * mean(-log_softmax(logits)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 10; j++) {
-            const real t60 = d_sum[i];
-            const real t61 = t60 * exp_2[i * 10 + j];
-            d_sub[i * 10 + j] = REAL_C(-0.00031250000000000006) + t61;
+            const real t55 = d_sum[i];
+            const real t56 = t55 * exp_2[i * 10 + j];
+            d_sub[i * 10 + j] = REAL_C(-0.00031250000000000006) + t56;
         }
     for (int i = 0; i < 32; i++) {
         real acc = REAL_C(0.0);
         for (int j = 0; j < 10; j++) {
-            const real t63 = -d_sub[i * 10 + j];
-            acc += t63;
+            const real t58 = -d_sub[i * 10 + j];
+            acc += t58;
         }
         d_max[i] = acc;
     }
@@ -368,12 +350,12 @@ static void compute_grads(void)
     /* backward of models/digits_cnn.lua:22: local loss = (1 - SMOOTH) * mean(cross_entropy(logits, labels)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 10; j++) {
-            const real t65 = max_3[i];
-            const real t66 = (real)(logits[i * 10 + j] == t65);
-            const real t67 = d_max[i];
-            const real t68 = t67 * t66;
-            const real t69 = d_sub[i * 10 + j] + t68;
-            d_logits[i * 10 + j] = t69 + d_cross_entropy_grad[i * 10 + j];
+            const real t60 = max[i];
+            const real t61 = (real)(logits[i * 10 + j] == t60);
+            const real t62 = d_max[i];
+            const real t63 = t62 * t61;
+            const real t64 = d_sub[i * 10 + j] + t63;
+            d_logits[i * 10 + j] = t64 + d_cross_entropy_grad[i * 10 + j];
         }
 
     /* backward of models/lib/dense.lua:9: return x:matmul(w) + b */
@@ -385,57 +367,48 @@ static void compute_grads(void)
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 10,
            REAL_C(1.0), d_logits, 10, fc_w, 10, REAL_C(0.0), d_reshape, 256);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 10, 32,
-           REAL_C(1.0), max_2, 256, d_logits, 10, REAL_C(0.0), d_fc_w, 10);
+           REAL_C(1.0), h_2, 256, d_logits, 10, REAL_C(0.0), d_fc_w, 10);
 
     /* backward of models/digits_cnn.lua:19: h = max_pool2d(relu(conv(h, F2, 3, "c2", { padding = 1 })), 2) */
-    RT_PARALLEL_FOR
-    for (int i = 0; i < 8192; i++)
-        for (int j = 0; j < 4; j++) {
-            const real t77 = max_2[i];
-            const real t78 = (real)(im2col_4[i * 4 + j] == t77);
-            const real t79 = d_reshape[i];
-            d_im2col[i * 4 + j] = t79 * t78;
-        }
-    memset(d_reshape_2, 0, 32768 * sizeof *d_reshape_2);
+    memset(d_relu, 0, 32768 * sizeof *d_relu);
     for (int i = 0; i < 2048; i++)
         for (int j = 0; j < 2; j++)
             for (int k = 0; k < 2; k++) {
-                real *row = d_im2col + ((i * 2 + j) * 2 + k) * 4;
-                for (int l = 0; l < 1; l++)
-                    for (int m = 0; m < 2; m++)
-                        for (int n = 0; n < 2; n++) {
-                            const int iy = j * 2 + m, ix = k * 2 + n;
-                            d_reshape_2[((i * 1 + l) * 4 + iy) * 4 + ix] += row[(l * 2 + m) * 2 + n];
-                        }
+                const long oi = ((long)i * 2 + j) * 2 + k;
+                const long win = ((long)i * 4 + j * 2) * 4 + k * 2;
+                for (int m = 0; m < 2; m++)
+                    for (int n = 0; n < 2; n++)
+                        if (relu_2[win + m * 4 + n] == h_2[oi])
+                            d_relu[win + m * 4 + n] += d_reshape[oi];
             }
     RT_PARALLEL_FOR
     for (int i = 0; i < 32768; i++) {
-        const real t83 = relu_2[i] > REAL_C(0.0) ? REAL_C(1.0) : REAL_C(0.0);
-        d_add[i] = d_reshape_2[i] * t83;
+        const real t73 = relu_2[i] > REAL_C(0.0) ? REAL_C(1.0) : REAL_C(0.0);
+        d_add[i] = d_relu[i] * t73;
     }
 
     /* backward of models/lib/conv.lua:12: return conv2d(x, w, b, opts) */
-    memset(d_reshape_3, 0, 64 * sizeof *d_reshape_3);
+    memset(d_reshape_2, 0, 64 * sizeof *d_reshape_2);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++)
             for (int k = 0; k < 16; k++) {
-                d_reshape_3[j] += d_add[i * 1024 + j * 16 + k];
+                d_reshape_2[j] += d_add[i * 1024 + j * 16 + k];
             }
     RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 16; j++)
             for (int k = 0; k < 64; k++) {
-                d_reshape_4[i * 1024 + j * 64 + k] = d_add[i * 1024 + j + k * 16];
+                d_reshape_3[i * 1024 + j * 64 + k] = d_add[i * 1024 + j + k * 16];
             }
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 512, 288, 64,
-           REAL_C(1.0), d_reshape_4, 64, c2_w, 288, REAL_C(0.0), d_im2col_2, 288);
+           REAL_C(1.0), d_reshape_3, 64, c2_w, 288, REAL_C(0.0), d_im2col, 288);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 64, 288, 512,
-           REAL_C(1.0), d_reshape_4, 64, im2col_3, 288, REAL_C(0.0), d_reshape_5, 288);
+           REAL_C(1.0), d_reshape_3, 64, im2col_2, 288, REAL_C(0.0), d_reshape_4, 288);
     memset(d_h, 0, 16384 * sizeof *d_h);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 4; j++)
             for (int k = 0; k < 4; k++) {
-                real *row = d_im2col_2 + ((i * 4 + j) * 4 + k) * 288;
+                real *row = d_im2col + ((i * 4 + j) * 4 + k) * 288;
                 for (int l = 0; l < 32; l++)
                     for (int m = 0; m < 3; m++)
                         for (int n = 0; n < 3; n++) {
@@ -447,53 +420,44 @@ static void compute_grads(void)
             }
 
     /* backward of models/digits_cnn.lua:18: local h = max_pool2d(relu(conv(img, F1, 3, "c1", { padding = 1 })), 2) */
-    RT_PARALLEL_FOR
-    for (int i = 0; i < 16384; i++)
-        for (int j = 0; j < 4; j++) {
-            const real t94 = max[i];
-            const real t95 = (real)(im2col_2[i * 4 + j] == t94);
-            const real t96 = d_h[i];
-            d_im2col_3[i * 4 + j] = t96 * t95;
-        }
-    memset(d_reshape_6, 0, 65536 * sizeof *d_reshape_6);
+    memset(d_relu_2, 0, 65536 * sizeof *d_relu_2);
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 4; j++)
             for (int k = 0; k < 4; k++) {
-                real *row = d_im2col_3 + ((i * 4 + j) * 4 + k) * 4;
-                for (int l = 0; l < 1; l++)
-                    for (int m = 0; m < 2; m++)
-                        for (int n = 0; n < 2; n++) {
-                            const int iy = j * 2 + m, ix = k * 2 + n;
-                            d_reshape_6[((i * 1 + l) * 8 + iy) * 8 + ix] += row[(l * 2 + m) * 2 + n];
-                        }
+                const long oi = ((long)i * 4 + j) * 4 + k;
+                const long win = ((long)i * 8 + j * 2) * 8 + k * 2;
+                for (int m = 0; m < 2; m++)
+                    for (int n = 0; n < 2; n++)
+                        if (relu[win + m * 8 + n] == h[oi])
+                            d_relu_2[win + m * 8 + n] += d_h[oi];
             }
     RT_PARALLEL_FOR
     for (int i = 0; i < 65536; i++) {
-        const real t100 = relu[i] > REAL_C(0.0) ? REAL_C(1.0) : REAL_C(0.0);
-        d_add_2[i] = d_reshape_6[i] * t100;
+        const real t84 = relu[i] > REAL_C(0.0) ? REAL_C(1.0) : REAL_C(0.0);
+        d_add_2[i] = d_relu_2[i] * t84;
     }
 
     /* backward of models/lib/conv.lua:12: return conv2d(x, w, b, opts) */
-    memset(d_reshape_7, 0, 32 * sizeof *d_reshape_7);
+    memset(d_reshape_5, 0, 32 * sizeof *d_reshape_5);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 32; j++)
             for (int k = 0; k < 64; k++) {
-                d_reshape_7[j] += d_add_2[i * 2048 + j * 64 + k];
+                d_reshape_5[j] += d_add_2[i * 2048 + j * 64 + k];
             }
     RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++)
             for (int k = 0; k < 32; k++) {
-                d_reshape_8[i * 2048 + j * 32 + k] = d_add_2[i * 2048 + j + k * 64];
+                d_reshape_6[i * 2048 + j * 32 + k] = d_add_2[i * 2048 + j + k * 64];
             }
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 32, 9, 2048,
-           REAL_C(1.0), d_reshape_8, 32, im2col, 9, REAL_C(0.0), d_reshape_9, 9);
+           REAL_C(1.0), d_reshape_6, 32, im2col, 9, REAL_C(0.0), d_reshape_7, 9);
 
     /* gradients that are other tensors */
-    memcpy(arena + 23434, d_reshape_9, 288 * sizeof *arena); /* d_c1_w */
-    memcpy(arena + 23722, d_reshape_7, 32 * sizeof *arena); /* d_c1_b */
-    memcpy(arena + 23754, d_reshape_5, 18432 * sizeof *arena); /* d_c2_w */
-    memcpy(arena + 42186, d_reshape_3, 64 * sizeof *arena); /* d_c2_b */
+    memcpy(arena + 23434, d_reshape_7, 288 * sizeof *arena); /* d_c1_w */
+    memcpy(arena + 23722, d_reshape_5, 32 * sizeof *arena); /* d_c1_b */
+    memcpy(arena + 23754, d_reshape_4, 18432 * sizeof *arena); /* d_c2_w */
+    memcpy(arena + 42186, d_reshape_2, 64 * sizeof *arena); /* d_c2_b */
 }
 
 /* Training: the loss, and every parameter's gradient. */
@@ -579,7 +543,7 @@ const rt_model REAL_SUFFIX(digits_cnn_model) = {
     .real = RT_REAL,
     .arena = arena,
     .iarena = iarena,
-    .arena_size = 637168,
+    .arena_size = 620784,
     .iarena_size = 32,
     .n_inputs = 2,
     .n_params = 6,

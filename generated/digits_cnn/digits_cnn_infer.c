@@ -13,7 +13,7 @@
 #include "rt_real.h"
 #include "digits_cnn.h"
 
-static real arena[253136];
+static real arena[220368];
 /* Where a product --tune writes plainly copies its transposed operand. */
 static real tuned_copy[288];
 
@@ -29,14 +29,12 @@ static real *const img = arena + 25808; /* [32,1,8,8] */
 static real *const im2col = arena + 27856; /* [2048,9] */
 static real *const matmul = arena + 46288; /* [2048,32] */
 static real *const relu = arena + 111824; /* [32,32,8,8] */
-static real *const im2col_2 = arena + 23760; /* [16384,4] */
-static real *const max = arena + 89296; /* [16384] */
-static real *const im2col_3 = arena + 105680; /* [512,288] */
-static real *const matmul_2 = arena + 23760; /* [512,64] */
-static real *const relu_2 = arena + 56528; /* [32,64,4,4] */
-static real *const im2col_4 = arena + 23760; /* [8192,4] */
-static real *const max_2 = arena + 56528; /* [8192] */
-static real *const matmul_3 = arena + 64720; /* [32,10] */
+static real *const h = arena + 23760; /* [32,32,4,4] */
+static real *const im2col_2 = arena + 40144; /* [512,288] */
+static real *const matmul_2 = arena + 187600; /* [512,64] */
+static real *const relu_2 = arena + 23760; /* [32,64,4,4] */
+static real *const h_2 = arena + 56528; /* [32,64,2,2] */
+static real *const matmul_3 = arena + 23760; /* [32,10] */
 static real *const logits = arena + 23434; /* [32,10] */
 
 /* Dropout, shifts and batch norm differ in training. */
@@ -95,69 +93,55 @@ static void compute_outputs(void)
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 4; j++)
             for (int k = 0; k < 4; k++) {
-                real *row = im2col_2 + ((i * 4 + j) * 4 + k) * 4;
-                for (int l = 0; l < 1; l++)
-                    for (int m = 0; m < 2; m++)
-                        for (int n = 0; n < 2; n++) {
-                            const int iy = j * 2 + m, ix = k * 2 + n;
-                            row[(l * 2 + m) * 2 + n] = relu[((i * 1 + l) * 8 + iy) * 8 + ix];
-                        }
+                const long oi = ((long)i * 4 + j) * 4 + k;
+                const long win = ((long)i * 8 + j * 2) * 8 + k * 2;
+                real mx = -INFINITY;
+                for (int m = 0; m < 2; m++)
+                    for (int n = 0; n < 2; n++)
+                        mx = r_fmax(mx, relu[win + m * 8 + n]);
+                h[oi] = mx;
             }
-    for (int i = 0; i < 16384; i++) {
-        real acc = -INFINITY;
-        for (int j = 0; j < 4; j++) {
-            acc = r_fmax(acc, im2col_2[i * 4 + j]);
-        }
-        max[i] = acc;
-    }
 
     /* models/lib/conv.lua:12: return conv2d(x, w, b, opts) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 4; j++)
             for (int k = 0; k < 4; k++) {
-                real *row = im2col_3 + ((i * 4 + j) * 4 + k) * 288;
+                real *row = im2col_2 + ((i * 4 + j) * 4 + k) * 288;
                 for (int l = 0; l < 32; l++)
                     for (int m = 0; m < 3; m++)
                         for (int n = 0; n < 3; n++) {
                             const int iy = j * 1 - 1 + m, ix = k * 1 - 1 + n;
                             const int inside = iy >= 0 && iy < 4 && ix >= 0 && ix < 4;
-                            row[(l * 3 + m) * 3 + n] = inside ? max[((i * 32 + l) * 4 + iy) * 4 + ix] : REAL_C(0.0);
+                            row[(l * 3 + m) * 3 + n] = inside ? h[((i * 32 + l) * 4 + iy) * 4 + ix] : REAL_C(0.0);
                         }
             }
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 512, 64, 288,
-           REAL_C(1.0), im2col_3, 288, c2_w, 288, REAL_C(0.0), matmul_2, 64);
+           REAL_C(1.0), im2col_2, 288, c2_w, 288, REAL_C(0.0), matmul_2, 64);
 
     /* models/digits_cnn.lua:19: h = max_pool2d(relu(conv(h, F2, 3, "c2", { padding = 1 })), 2) */
     RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++)
             for (int k = 0; k < 16; k++) {
-                const real t25 = matmul_2[i * 1024 + j + k * 64];
-                const real t27 = t25 + c2_b[j];
-                relu_2[i * 1024 + j * 16 + k] = t27 > REAL_C(0.0) ? t27 : REAL_C(0.0);
+                const real t22 = matmul_2[i * 1024 + j + k * 64];
+                const real t24 = t22 + c2_b[j];
+                relu_2[i * 1024 + j * 16 + k] = t24 > REAL_C(0.0) ? t24 : REAL_C(0.0);
             }
     for (int i = 0; i < 2048; i++)
         for (int j = 0; j < 2; j++)
             for (int k = 0; k < 2; k++) {
-                real *row = im2col_4 + ((i * 2 + j) * 2 + k) * 4;
-                for (int l = 0; l < 1; l++)
-                    for (int m = 0; m < 2; m++)
-                        for (int n = 0; n < 2; n++) {
-                            const int iy = j * 2 + m, ix = k * 2 + n;
-                            row[(l * 2 + m) * 2 + n] = relu_2[((i * 1 + l) * 4 + iy) * 4 + ix];
-                        }
+                const long oi = ((long)i * 2 + j) * 2 + k;
+                const long win = ((long)i * 4 + j * 2) * 4 + k * 2;
+                real mx = -INFINITY;
+                for (int m = 0; m < 2; m++)
+                    for (int n = 0; n < 2; n++)
+                        mx = r_fmax(mx, relu_2[win + m * 4 + n]);
+                h_2[oi] = mx;
             }
-    for (int i = 0; i < 8192; i++) {
-        real acc = -INFINITY;
-        for (int j = 0; j < 4; j++) {
-            acc = r_fmax(acc, im2col_4[i * 4 + j]);
-        }
-        max_2[i] = acc;
-    }
 
     /* models/lib/dense.lua:9: return x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 10, 256,
-           REAL_C(1.0), max_2, 256, fc_w, 10, REAL_C(0.0), matmul_3, 10);
+           REAL_C(1.0), h_2, 256, fc_w, 10, REAL_C(0.0), matmul_3, 10);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 10; j++) {
             logits[i * 10 + j] = matmul_3[i * 10 + j] + fc_b[j];
@@ -202,7 +186,7 @@ const rt_model REAL_SUFFIX(digits_cnn_infer_model) = {
     .real = RT_REAL,
     .arena = arena,
     .iarena = NULL,
-    .arena_size = 253136,
+    .arena_size = 220368,
     .iarena_size = 0,
     .n_inputs = 1,
     .n_params = 6,
