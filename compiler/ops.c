@@ -1501,7 +1501,9 @@ static const char *shape_max_pool(Graph *g, Node *n, char *err, size_t len)
 }
 
 /* dx: each window's dy to the elements equal to its max (as the max
- * reduction's rule gives it), summed where windows overlap. */
+ * reduction's rule gives it), summed where windows overlap; a product
+ * with the mask, not a branch, which ties at zero after a ReLU would make
+ * unpredictable. */
 static int grad_max_pool(Graph *g, int node, int dy, int k)
 {
     (void)k;
@@ -1558,10 +1560,10 @@ static void emit_max_pool_grad(Buf *b, const Node *n, const Operand *out, const 
     buf_printf(b,
                "                for (int m = 0; m < %d; m++)\n"
                "                    for (int n = 0; n < %d; n++)\n"
-               "                        if (%s[win + m * %d + n] == %s[oi])\n"
-               "                            %s[win + m * %d + n] += %s;\n"
+               "                        %s[win + m * %d + n] +=\n"
+               "                            (real)(%s[win + m * %d + n] == %s[oi]) * %s;\n"
                "            }\n",
-               v.kh, v.kw, in[1].text, v.w, in[2].text, out->text, v.w, at(buf, &in[0], "oi"));
+               v.kh, v.kw, out->text, v.w, in[1].text, v.w, in[2].text, at(buf, &in[0], "oi"));
 }
 
 /* ---- softmax over the last axis, one row at a time ---- */

@@ -378,8 +378,8 @@ static void compute_grads(void)
                 const long win = ((long)i * 4 + j * 2) * 4 + k * 2;
                 for (int m = 0; m < 2; m++)
                     for (int n = 0; n < 2; n++)
-                        if (relu_2[win + m * 4 + n] == h_2[oi])
-                            d_relu[win + m * 4 + n] += d_reshape[oi];
+                        d_relu[win + m * 4 + n] +=
+                            (real)(relu_2[win + m * 4 + n] == h_2[oi]) * d_reshape[oi];
             }
     RT_PARALLEL_FOR
     for (int i = 0; i < 32768; i++) {
@@ -428,8 +428,8 @@ static void compute_grads(void)
                 const long win = ((long)i * 8 + j * 2) * 8 + k * 2;
                 for (int m = 0; m < 2; m++)
                     for (int n = 0; n < 2; n++)
-                        if (relu[win + m * 8 + n] == h[oi])
-                            d_relu_2[win + m * 8 + n] += d_h[oi];
+                        d_relu_2[win + m * 8 + n] +=
+                            (real)(relu[win + m * 8 + n] == h[oi]) * d_h[oi];
             }
     RT_PARALLEL_FOR
     for (int i = 0; i < 65536; i++) {
