@@ -15,8 +15,10 @@
 #include "gradc.h"
 
 static const char usage[] =
-    "usage: gradc compile MODEL.lua [-o DIR] [-D KEY=VALUE]... [--optimizer KIND] [--tune FILE]\n"
-    "       gradc build MODEL.lua [-o DIR] [-v] [-D KEY=VALUE]... [--optimizer KIND] [--tune FILE]\n"
+    "usage: gradc compile MODEL.lua [-o DIR] [-D KEY=VALUE]... [--optimizer KIND]\n"
+    "                                [--tune FILE]\n"
+    "       gradc build MODEL.lua [-o DIR] [-v] [-D KEY=VALUE]... [--optimizer KIND]\n"
+    "                              [--tune FILE]\n"
     "       gradc check MODEL.lua... [--tol X] [--junit FILE] [-v] [-D KEY=VALUE]...\n"
     "       gradc tune MODEL.lua [-o FILE] [-v] [-D KEY=VALUE]...\n"
     "       gradc print MODEL.lua [--after PASS | --stats | --memory] [-D KEY=VALUE]...\n"
