@@ -1,5 +1,6 @@
 /*
- * blas.c: OpenBLAS's fastest kernels for this CPU.
+ * blas.c: OpenBLAS's fastest kernels for this CPU, and threads that keep
+ * out of each other's way.
  *
  * OpenBLAS picks its kernels once, when it loads, from the CPUs it knows.
  * Debian's 0.3.21 does not know recent ones and falls back to its oldest
@@ -8,7 +9,14 @@
  * time main() runs it is too late, so a program that finds the slow
  * kernels runs itself again with the variable set. A CPU without AVX2
  * keeps what OpenBLAS chose, and so does anyone who set the variable.
+ *
+ * OpenMP's idle threads spin by default, and on a machine with as many
+ * cores as threads they take the cores OpenBLAS's threads need: a 2-thread
+ * step ran 3 times slower than a 1-thread one. With OMP_WAIT_POLICY
+ * passive they sleep; libgomp too reads it only when it loads, so a
+ * program asked for more than one thread sets it in the same new start.
  */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,37 +42,48 @@ static const char *best_kernels(void)
     return NULL;
 }
 
-void rt_use_best_blas(char **argv)
+/* Whether the command line asks for more than one thread (--threads N or
+ * --threads=N), read before the program parses it. */
+static bool threads_asked(char **argv)
 {
-    const char *best = best_kernels();
-    if (!best || getenv("OPENBLAS_CORETYPE"))
-        return;
-    const char *core = openblas_get_corename();
-    /* Kernels OpenBLAS chose for a CPU it knows are as good as ours. */
-    if (!core || (strcasecmp(core, "Prescott") && strcasecmp(core, "Core2") &&
-                  strcasecmp(core, "Nehalem") && strcasecmp(core, "Sandybridge")))
-        return;
-    setenv("OPENBLAS_CORETYPE", best, 1);
-    execv("/proc/self/exe", argv);
-    /* No /proc: carry on with the slow kernels rather than fail. */
+    for (int i = 1; argv[i]; i++) {
+        const char *v = !strcmp(argv[i], "--threads")        ? argv[i + 1]
+                        : !strncmp(argv[i], "--threads=", 10) ? argv[i] + 10
+                                                              : NULL;
+        if (v && atol(v) > 1)
+            return true;
+    }
+    return false;
 }
 
-void rt_set_threads(int n, char **argv)
+void rt_use_best_blas(char **argv)
 {
+    bool again = false;
+    const char *best = best_kernels(), *core = openblas_get_corename();
+    /* Kernels OpenBLAS chose for a CPU it knows are as good as ours. */
+    if (best && !getenv("OPENBLAS_CORETYPE") && core &&
+        (!strcasecmp(core, "Prescott") || !strcasecmp(core, "Core2") ||
+         !strcasecmp(core, "Nehalem") || !strcasecmp(core, "Sandybridge"))) {
+        setenv("OPENBLAS_CORETYPE", best, 1);
+        again = true;
+    }
 #ifdef _OPENMP
-    /* OpenMP's idle threads spin by default, and on a machine with as many
-     * cores as threads they take the cores OpenBLAS's threads need: a
-     * 2-thread step ran 3 times slower than a 1-thread one. Passive, they
-     * sleep. libgomp reads the setting only when it loads, hence a new
-     * start, as for the kernels above. */
-    if (n > 1 && !getenv("OMP_WAIT_POLICY")) {
+    if (threads_asked(argv) && !getenv("OMP_WAIT_POLICY")) {
         setenv("OMP_WAIT_POLICY", "passive", 1);
+        again = true;
+    }
+#endif
+    if (again) {
         fflush(NULL);
         execv("/proc/self/exe", argv);
     }
-    omp_set_num_threads(n);
-#else
-    (void)argv;
-#endif
+    /* No /proc: carry on as we are rather than fail. */
+}
+
+void rt_set_threads(int n)
+{
     openblas_set_num_threads(n);
+#ifdef _OPENMP
+    omp_set_num_threads(n);
+#endif
 }

@@ -234,7 +234,7 @@ int rt_gradcheck_main(const rt_model *m, int argc, char **argv)
                 prog, m->name, m->name);
         return 1;
     }
-    rt_set_threads((int)o.threads, argv);
+    rt_set_threads((int)o.threads);
     double worst = rt_gradcheck(m, &o.check, stdout);
     fflush(stdout);
     if (!(worst <= o.tol)) {

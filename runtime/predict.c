@@ -293,7 +293,7 @@ int rt_predict_main(const rt_model *m, int argc, char **argv)
                 prog);
         rc = 1;
     } else if (rc == 0) {
-        rt_set_threads((int)o.threads, argv);
+        rt_set_threads((int)o.threads);
         rc = predict(m, prog, &o);
     }
     free(o.data);

@@ -20,12 +20,12 @@ int rt_train_main(const rt_model *m, int argc, char **argv);
 int rt_gradcheck_main(const rt_model *m, int argc, char **argv);
 int rt_predict_main(const rt_model *m, int argc, char **argv);
 /* Called first by those mains: on a CPU whose best kernels OpenBLAS did not
- * pick (blas.c), runs the program again with OPENBLAS_CORETYPE set. */
+ * pick, or asked for more than one thread, runs the program again with
+ * OPENBLAS_CORETYPE or OMP_WAIT_POLICY set (blas.c). */
 void rt_use_best_blas(char **argv);
 /* --threads N: OpenBLAS's threads, and OpenMP's for the big elementwise
- * loops; with more than one, may start the program again (argv) so that
- * idle OpenMP threads sleep. */
-void rt_set_threads(int n, char **argv);
+ * loops. */
+void rt_set_threads(int n);
 /* The main of the timing program `gradc tune` builds (tune.c). */
 int rt_tune_main(int argc, char **argv);
 

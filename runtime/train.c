@@ -1018,7 +1018,7 @@ int rt_train_main(const rt_model *m, int argc, char **argv)
         Trainer t = {
             .m = m, .prog = prog, .o = &o, .seed = o.seed, .saved_at = -1, .d = &d, .val = &val};
         snprintf(t.fallback, sizeof t.fallback, "%s.ckpt", m->name);
-        rt_set_threads((int)o.threads, argv);
+        rt_set_threads((int)o.threads);
         rc = begin(&t);
         if (rc == 0)
             rc = train(&t);

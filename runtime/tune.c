@@ -109,7 +109,7 @@ static int tune_one(const char *arg)
 int rt_tune_main(int argc, char **argv)
 {
     rt_use_best_blas(argv);
-    rt_set_threads(1, argv);
+    rt_set_threads(1);
     printf("# %s, kernels %s\n", openblas_get_config(), openblas_get_corename());
     for (int i = 1; i < argc; i++)
         if (tune_one(argv[i]))
