@@ -199,9 +199,9 @@ int print_stats(const char *model, const LoadOptions *o, bool memory, FILE *out)
                 "            subexpressions merged %d, transposes folded into products %d\n"
                 "  dce       %d -> %d nodes: computing nothing needed %d\n"
                 "  fuse      loops %d, library calls %d (matrix products %d), nodes computed\n"
-                "            inside the loop of the node that reads them %d; loops of the\n"
-                "            loss and backward joined by another's %d, values kept only\n"
-                "            as temporaries there %d\n",
+                "            inside the loop of the node that reads them %d; loops joined\n"
+                "            by another's (the same elements) %d, values kept only as\n"
+                "            temporaries there %d\n",
                 model, st.loaded, st.batched, st.with_grad - st.loaded, st.with_grad, st.simplified,
                 s->folded,
                 s->identities, s->merged, s->transposes, st.simplified, st.live,

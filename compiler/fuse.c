@@ -12,11 +12,14 @@
  * ends it become one loop. Constants are literals, stored only where a
  * BLAS call needs an array.
  *
- * Then groups of the loss and the backward pass that walk the same space
- * share one loop (share_loops): a group joins the loop of a value it reads
- * at the same index when everything else it reads is computed before that
- * loop. The loss and its gradient become one loop, and a value all of
- * whose readers are in its loop is never stored, only a temporary.
+ * Then groups that walk the same space share one loop (share_loops): a
+ * group joins the loop of a value it reads at the same index, or of a
+ * loop that reads what it reads, when everything else it reads is
+ * computed before that loop. The loss and its gradient become one loop,
+ * and so do the parts of an activation the backward pass keeps; a value
+ * all of whose readers are in its loop is never stored, only a temporary.
+ * The outputs' forward pass shares loops only within itself, since it
+ * also runs alone, for evaluation.
  */
 #include <stdlib.h>
 #include "gradc.h"
@@ -99,7 +102,7 @@ static void share_loops(Graph *g, Fusion *f, const bool *must_store, int *inputs
     int *read_in = xmalloc(g->n * sizeof *read_in);  /* per node: the last loop that reads it */
     for (int i = 0; i < g->n; i++)
         read_in[i] = -1;
-    for (int p = 1; p <= 2; p++)
+    for (int p = 0; p <= 2; p++)
         for (int b = 0; b < g->n; b++) {
             if (part[b] != p)
                 continue;
@@ -119,7 +122,10 @@ static void share_loops(Graph *g, Fusion *f, const bool *must_store, int *inputs
                                    read_in[x]};
                     for (int c = 0; c < 2 && f->loop[b] == b; c++) {
                         int lead = cand[c];
-                        if (lead < 0 || lead == b || !shape_eq(shared_space(g, f, lead, mixed), s) ||
+                        /* compute_outputs() runs alone, for evaluation: a
+                         * loop of the outputs' part takes only its own. */
+                        if (lead < 0 || lead == b || (part[lead] == 0) != (p == 0) ||
+                            !shape_eq(shared_space(g, f, lead, mixed), s) ||
                             inputs[lead] + inputs[b] > MAX_GROUP_INPUTS ||
                             !may_join(g, f, part, b, first[b], lead))
                             continue;

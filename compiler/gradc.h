@@ -302,9 +302,9 @@ typedef struct {
     int *group;   /* per node: the root of the loop group it is emitted in */
     bool *stored; /* per node: has a buffer (else inlined, a literal, or a
                      temporary of a shared loop) */
-    int *loop;    /* per group root of the loss or backward pass: the first
-                     root of the loop it is emitted in (itself when it runs
-                     its own), or -1 */
+    int *loop;    /* per group root that may share a loop: the first root
+                     of the loop it is emitted in (itself when it runs its
+                     own), or -1 */
     int *next_in_loop; /* per root in a shared loop: the next root in it, or -1 */
 } Fusion;
 Fusion fuse(Graph *g);

@@ -279,8 +279,8 @@ START_TEST(print_stats_and_memory)
     ck_assert_int_eq(run_cmd(GRADC_BIN " print models/seed_mlp.lua --stats", &out), 0);
     ck_assert_msg(strstr(out, "  dce       21 -> 19 nodes") &&
                       strstr(out, "library calls 5 (matrix products 5)") &&
-                      strstr(out, "joined by another's 2, values kept only\n"
-                                  "            as temporaries there 1") &&
+                      strstr(out, "loops joined\n            by another's (the same elements) 2, "
+                                  "values kept only as\n            temporaries there 1") &&
                       strstr(out, "1.00x the minimum"),
                   "%s", out);
     free(out);

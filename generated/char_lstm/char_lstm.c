@@ -843,15 +843,11 @@ static void compute_outputs(void)
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 8192; i++) {
-        c[i] = i_2[i] * g_2[i];
-    }
-
-    /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
-    for (int i = 0; i < 8192; i++) {
-        tanh_2[i] = r_tanh(c[i]);
-    }
-    for (int i = 0; i < 8192; i++) {
-        h[i] = o[i] * tanh_2[i];
+        const real t20 = i_2[i] * g_2[i];
+        c[i] = t20;
+        const real t21 = r_tanh(t20);
+        tanh_2[i] = t21;
+        h[i] = o[i] * t21;
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
@@ -903,15 +899,11 @@ static void compute_outputs(void)
     for (int i = 0; i < 8192; i++) {
         const real t37 = f[i] * c[i];
         const real t38 = i_3[i] * g_3[i];
-        c_2[i] = t37 + t38;
-    }
-
-    /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
-    for (int i = 0; i < 8192; i++) {
-        tanh_3[i] = r_tanh(c_2[i]);
-    }
-    for (int i = 0; i < 8192; i++) {
-        h_2[i] = o_2[i] * tanh_3[i];
+        const real t39 = t37 + t38;
+        c_2[i] = t39;
+        const real t40 = r_tanh(t39);
+        tanh_3[i] = t40;
+        h_2[i] = o_2[i] * t40;
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
@@ -963,15 +955,11 @@ static void compute_outputs(void)
     for (int i = 0; i < 8192; i++) {
         const real t56 = f_2[i] * c_2[i];
         const real t57 = i_4[i] * g_4[i];
-        c_3[i] = t56 + t57;
-    }
-
-    /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
-    for (int i = 0; i < 8192; i++) {
-        tanh_4[i] = r_tanh(c_3[i]);
-    }
-    for (int i = 0; i < 8192; i++) {
-        h_3[i] = o_3[i] * tanh_4[i];
+        const real t58 = t56 + t57;
+        c_3[i] = t58;
+        const real t59 = r_tanh(t58);
+        tanh_4[i] = t59;
+        h_3[i] = o_3[i] * t59;
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
@@ -1023,15 +1011,11 @@ static void compute_outputs(void)
     for (int i = 0; i < 8192; i++) {
         const real t75 = f_3[i] * c_3[i];
         const real t76 = i_5[i] * g_5[i];
-        c_4[i] = t75 + t76;
-    }
-
-    /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
-    for (int i = 0; i < 8192; i++) {
-        tanh_5[i] = r_tanh(c_4[i]);
-    }
-    for (int i = 0; i < 8192; i++) {
-        h_4[i] = o_4[i] * tanh_5[i];
+        const real t77 = t75 + t76;
+        c_4[i] = t77;
+        const real t78 = r_tanh(t77);
+        tanh_5[i] = t78;
+        h_4[i] = o_4[i] * t78;
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
@@ -1083,15 +1067,11 @@ static void compute_outputs(void)
     for (int i = 0; i < 8192; i++) {
         const real t94 = f_4[i] * c_4[i];
         const real t95 = i_6[i] * g_6[i];
-        c_5[i] = t94 + t95;
-    }
-
-    /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
-    for (int i = 0; i < 8192; i++) {
-        tanh_6[i] = r_tanh(c_5[i]);
-    }
-    for (int i = 0; i < 8192; i++) {
-        h_5[i] = o_5[i] * tanh_6[i];
+        const real t96 = t94 + t95;
+        c_5[i] = t96;
+        const real t97 = r_tanh(t96);
+        tanh_6[i] = t97;
+        h_5[i] = o_5[i] * t97;
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
@@ -1143,15 +1123,11 @@ static void compute_outputs(void)
     for (int i = 0; i < 8192; i++) {
         const real t113 = f_5[i] * c_5[i];
         const real t114 = i_7[i] * g_7[i];
-        c_6[i] = t113 + t114;
-    }
-
-    /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
-    for (int i = 0; i < 8192; i++) {
-        tanh_7[i] = r_tanh(c_6[i]);
-    }
-    for (int i = 0; i < 8192; i++) {
-        h_6[i] = o_6[i] * tanh_7[i];
+        const real t115 = t113 + t114;
+        c_6[i] = t115;
+        const real t116 = r_tanh(t115);
+        tanh_7[i] = t116;
+        h_6[i] = o_6[i] * t116;
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
@@ -1203,15 +1179,11 @@ static void compute_outputs(void)
     for (int i = 0; i < 8192; i++) {
         const real t132 = f_6[i] * c_6[i];
         const real t133 = i_8[i] * g_8[i];
-        c_7[i] = t132 + t133;
-    }
-
-    /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
-    for (int i = 0; i < 8192; i++) {
-        tanh_8[i] = r_tanh(c_7[i]);
-    }
-    for (int i = 0; i < 8192; i++) {
-        h_7[i] = o_7[i] * tanh_8[i];
+        const real t134 = t132 + t133;
+        c_7[i] = t134;
+        const real t135 = r_tanh(t134);
+        tanh_8[i] = t135;
+        h_7[i] = o_7[i] * t135;
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
@@ -1263,15 +1235,11 @@ static void compute_outputs(void)
     for (int i = 0; i < 8192; i++) {
         const real t151 = f_7[i] * c_7[i];
         const real t152 = i_9[i] * g_9[i];
-        c_8[i] = t151 + t152;
-    }
-
-    /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
-    for (int i = 0; i < 8192; i++) {
-        tanh_9[i] = r_tanh(c_8[i]);
-    }
-    for (int i = 0; i < 8192; i++) {
-        h_8[i] = o_8[i] * tanh_9[i];
+        const real t153 = t151 + t152;
+        c_8[i] = t153;
+        const real t154 = r_tanh(t153);
+        tanh_9[i] = t154;
+        h_8[i] = o_8[i] * t154;
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
@@ -1323,15 +1291,11 @@ static void compute_outputs(void)
     for (int i = 0; i < 8192; i++) {
         const real t170 = f_8[i] * c_8[i];
         const real t171 = i_10[i] * g_10[i];
-        c_9[i] = t170 + t171;
-    }
-
-    /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
-    for (int i = 0; i < 8192; i++) {
-        tanh_10[i] = r_tanh(c_9[i]);
-    }
-    for (int i = 0; i < 8192; i++) {
-        h_9[i] = o_9[i] * tanh_10[i];
+        const real t172 = t170 + t171;
+        c_9[i] = t172;
+        const real t173 = r_tanh(t172);
+        tanh_10[i] = t173;
+        h_9[i] = o_9[i] * t173;
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
@@ -1383,15 +1347,11 @@ static void compute_outputs(void)
     for (int i = 0; i < 8192; i++) {
         const real t189 = f_9[i] * c_9[i];
         const real t190 = i_11[i] * g_11[i];
-        c_10[i] = t189 + t190;
-    }
-
-    /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
-    for (int i = 0; i < 8192; i++) {
-        tanh_11[i] = r_tanh(c_10[i]);
-    }
-    for (int i = 0; i < 8192; i++) {
-        h_10[i] = o_10[i] * tanh_11[i];
+        const real t191 = t189 + t190;
+        c_10[i] = t191;
+        const real t192 = r_tanh(t191);
+        tanh_11[i] = t192;
+        h_10[i] = o_10[i] * t192;
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
@@ -1443,15 +1403,11 @@ static void compute_outputs(void)
     for (int i = 0; i < 8192; i++) {
         const real t208 = f_10[i] * c_10[i];
         const real t209 = i_12[i] * g_12[i];
-        c_11[i] = t208 + t209;
-    }
-
-    /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
-    for (int i = 0; i < 8192; i++) {
-        tanh_12[i] = r_tanh(c_11[i]);
-    }
-    for (int i = 0; i < 8192; i++) {
-        h_11[i] = o_11[i] * tanh_12[i];
+        const real t210 = t208 + t209;
+        c_11[i] = t210;
+        const real t211 = r_tanh(t210);
+        tanh_12[i] = t211;
+        h_11[i] = o_11[i] * t211;
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
@@ -1503,15 +1459,11 @@ static void compute_outputs(void)
     for (int i = 0; i < 8192; i++) {
         const real t227 = f_11[i] * c_11[i];
         const real t228 = i_13[i] * g_13[i];
-        c_12[i] = t227 + t228;
-    }
-
-    /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
-    for (int i = 0; i < 8192; i++) {
-        tanh_13[i] = r_tanh(c_12[i]);
-    }
-    for (int i = 0; i < 8192; i++) {
-        h_12[i] = o_12[i] * tanh_13[i];
+        const real t229 = t227 + t228;
+        c_12[i] = t229;
+        const real t230 = r_tanh(t229);
+        tanh_13[i] = t230;
+        h_12[i] = o_12[i] * t230;
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
@@ -1563,15 +1515,11 @@ static void compute_outputs(void)
     for (int i = 0; i < 8192; i++) {
         const real t246 = f_12[i] * c_12[i];
         const real t247 = i_14[i] * g_14[i];
-        c_13[i] = t246 + t247;
-    }
-
-    /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
-    for (int i = 0; i < 8192; i++) {
-        tanh_14[i] = r_tanh(c_13[i]);
-    }
-    for (int i = 0; i < 8192; i++) {
-        h_13[i] = o_13[i] * tanh_14[i];
+        const real t248 = t246 + t247;
+        c_13[i] = t248;
+        const real t249 = r_tanh(t248);
+        tanh_14[i] = t249;
+        h_13[i] = o_13[i] * t249;
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
@@ -1623,15 +1571,11 @@ static void compute_outputs(void)
     for (int i = 0; i < 8192; i++) {
         const real t265 = f_13[i] * c_13[i];
         const real t266 = i_15[i] * g_15[i];
-        c_14[i] = t265 + t266;
-    }
-
-    /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
-    for (int i = 0; i < 8192; i++) {
-        tanh_15[i] = r_tanh(c_14[i]);
-    }
-    for (int i = 0; i < 8192; i++) {
-        h_14[i] = o_14[i] * tanh_15[i];
+        const real t267 = t265 + t266;
+        c_14[i] = t267;
+        const real t268 = r_tanh(t267);
+        tanh_15[i] = t268;
+        h_14[i] = o_14[i] * t268;
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
@@ -1683,15 +1627,11 @@ static void compute_outputs(void)
     for (int i = 0; i < 8192; i++) {
         const real t284 = f_14[i] * c_14[i];
         const real t285 = i_16[i] * g_16[i];
-        c_15[i] = t284 + t285;
-    }
-
-    /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
-    for (int i = 0; i < 8192; i++) {
-        tanh_16[i] = r_tanh(c_15[i]);
-    }
-    for (int i = 0; i < 8192; i++) {
-        h_15[i] = o_15[i] * tanh_16[i];
+        const real t286 = t284 + t285;
+        c_15[i] = t286;
+        const real t287 = r_tanh(t286);
+        tanh_16[i] = t287;
+        h_15[i] = o_15[i] * t287;
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
@@ -1743,15 +1683,11 @@ static void compute_outputs(void)
     for (int i = 0; i < 8192; i++) {
         const real t303 = f_15[i] * c_15[i];
         const real t304 = i_17[i] * g_17[i];
-        c_16[i] = t303 + t304;
-    }
-
-    /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
-    for (int i = 0; i < 8192; i++) {
-        tanh_17[i] = r_tanh(c_16[i]);
-    }
-    for (int i = 0; i < 8192; i++) {
-        h_16[i] = o_16[i] * tanh_17[i];
+        const real t305 = t303 + t304;
+        c_16[i] = t305;
+        const real t306 = r_tanh(t305);
+        tanh_17[i] = t306;
+        h_16[i] = o_16[i] * t306;
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
@@ -1803,15 +1739,11 @@ static void compute_outputs(void)
     for (int i = 0; i < 8192; i++) {
         const real t322 = f_16[i] * c_16[i];
         const real t323 = i_18[i] * g_18[i];
-        c_17[i] = t322 + t323;
-    }
-
-    /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
-    for (int i = 0; i < 8192; i++) {
-        tanh_18[i] = r_tanh(c_17[i]);
-    }
-    for (int i = 0; i < 8192; i++) {
-        h_17[i] = o_17[i] * tanh_18[i];
+        const real t324 = t322 + t323;
+        c_17[i] = t324;
+        const real t325 = r_tanh(t324);
+        tanh_18[i] = t325;
+        h_17[i] = o_17[i] * t325;
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
@@ -1863,15 +1795,11 @@ static void compute_outputs(void)
     for (int i = 0; i < 8192; i++) {
         const real t341 = f_17[i] * c_17[i];
         const real t342 = i_19[i] * g_19[i];
-        c_18[i] = t341 + t342;
-    }
-
-    /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
-    for (int i = 0; i < 8192; i++) {
-        tanh_19[i] = r_tanh(c_18[i]);
-    }
-    for (int i = 0; i < 8192; i++) {
-        h_18[i] = o_18[i] * tanh_19[i];
+        const real t343 = t341 + t342;
+        c_18[i] = t343;
+        const real t344 = r_tanh(t343);
+        tanh_19[i] = t344;
+        h_18[i] = o_18[i] * t344;
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
@@ -1923,15 +1851,11 @@ static void compute_outputs(void)
     for (int i = 0; i < 8192; i++) {
         const real t360 = f_18[i] * c_18[i];
         const real t361 = i_20[i] * g_20[i];
-        c_19[i] = t360 + t361;
-    }
-
-    /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
-    for (int i = 0; i < 8192; i++) {
-        tanh_20[i] = r_tanh(c_19[i]);
-    }
-    for (int i = 0; i < 8192; i++) {
-        h_19[i] = o_19[i] * tanh_20[i];
+        const real t362 = t360 + t361;
+        c_19[i] = t362;
+        const real t363 = r_tanh(t362);
+        tanh_20[i] = t363;
+        h_19[i] = o_19[i] * t363;
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
@@ -1983,15 +1907,11 @@ static void compute_outputs(void)
     for (int i = 0; i < 8192; i++) {
         const real t379 = f_19[i] * c_19[i];
         const real t380 = i_21[i] * g_21[i];
-        c_20[i] = t379 + t380;
-    }
-
-    /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
-    for (int i = 0; i < 8192; i++) {
-        tanh_21[i] = r_tanh(c_20[i]);
-    }
-    for (int i = 0; i < 8192; i++) {
-        h_20[i] = o_20[i] * tanh_21[i];
+        const real t381 = t379 + t380;
+        c_20[i] = t381;
+        const real t382 = r_tanh(t381);
+        tanh_21[i] = t382;
+        h_20[i] = o_20[i] * t382;
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
@@ -2043,15 +1963,11 @@ static void compute_outputs(void)
     for (int i = 0; i < 8192; i++) {
         const real t398 = f_20[i] * c_20[i];
         const real t399 = i_22[i] * g_22[i];
-        c_21[i] = t398 + t399;
-    }
-
-    /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
-    for (int i = 0; i < 8192; i++) {
-        tanh_22[i] = r_tanh(c_21[i]);
-    }
-    for (int i = 0; i < 8192; i++) {
-        h_21[i] = o_21[i] * tanh_22[i];
+        const real t400 = t398 + t399;
+        c_21[i] = t400;
+        const real t401 = r_tanh(t400);
+        tanh_22[i] = t401;
+        h_21[i] = o_21[i] * t401;
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
@@ -2103,15 +2019,11 @@ static void compute_outputs(void)
     for (int i = 0; i < 8192; i++) {
         const real t417 = f_21[i] * c_21[i];
         const real t418 = i_23[i] * g_23[i];
-        c_22[i] = t417 + t418;
-    }
-
-    /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
-    for (int i = 0; i < 8192; i++) {
-        tanh_23[i] = r_tanh(c_22[i]);
-    }
-    for (int i = 0; i < 8192; i++) {
-        h_22[i] = o_22[i] * tanh_23[i];
+        const real t419 = t417 + t418;
+        c_22[i] = t419;
+        const real t420 = r_tanh(t419);
+        tanh_23[i] = t420;
+        h_22[i] = o_22[i] * t420;
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
@@ -2163,15 +2075,11 @@ static void compute_outputs(void)
     for (int i = 0; i < 8192; i++) {
         const real t436 = f_22[i] * c_22[i];
         const real t437 = i_24[i] * g_24[i];
-        c_23[i] = t436 + t437;
-    }
-
-    /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
-    for (int i = 0; i < 8192; i++) {
-        tanh_24[i] = r_tanh(c_23[i]);
-    }
-    for (int i = 0; i < 8192; i++) {
-        h_23[i] = o_23[i] * tanh_24[i];
+        const real t438 = t436 + t437;
+        c_23[i] = t438;
+        const real t439 = r_tanh(t438);
+        tanh_24[i] = t439;
+        h_23[i] = o_23[i] * t439;
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
@@ -2223,15 +2131,11 @@ static void compute_outputs(void)
     for (int i = 0; i < 8192; i++) {
         const real t455 = f_23[i] * c_23[i];
         const real t456 = i_25[i] * g_25[i];
-        c_24[i] = t455 + t456;
-    }
-
-    /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
-    for (int i = 0; i < 8192; i++) {
-        tanh_25[i] = r_tanh(c_24[i]);
-    }
-    for (int i = 0; i < 8192; i++) {
-        h_24[i] = o_24[i] * tanh_25[i];
+        const real t457 = t455 + t456;
+        c_24[i] = t457;
+        const real t458 = r_tanh(t457);
+        tanh_25[i] = t458;
+        h_24[i] = o_24[i] * t458;
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
@@ -2283,15 +2187,11 @@ static void compute_outputs(void)
     for (int i = 0; i < 8192; i++) {
         const real t474 = f_24[i] * c_24[i];
         const real t475 = i_26[i] * g_26[i];
-        c_25[i] = t474 + t475;
-    }
-
-    /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
-    for (int i = 0; i < 8192; i++) {
-        tanh_26[i] = r_tanh(c_25[i]);
-    }
-    for (int i = 0; i < 8192; i++) {
-        h_25[i] = o_25[i] * tanh_26[i];
+        const real t476 = t474 + t475;
+        c_25[i] = t476;
+        const real t477 = r_tanh(t476);
+        tanh_26[i] = t477;
+        h_25[i] = o_25[i] * t477;
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
@@ -2343,15 +2243,11 @@ static void compute_outputs(void)
     for (int i = 0; i < 8192; i++) {
         const real t493 = f_25[i] * c_25[i];
         const real t494 = i_27[i] * g_27[i];
-        c_26[i] = t493 + t494;
-    }
-
-    /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
-    for (int i = 0; i < 8192; i++) {
-        tanh_27[i] = r_tanh(c_26[i]);
-    }
-    for (int i = 0; i < 8192; i++) {
-        h_26[i] = o_26[i] * tanh_27[i];
+        const real t495 = t493 + t494;
+        c_26[i] = t495;
+        const real t496 = r_tanh(t495);
+        tanh_27[i] = t496;
+        h_26[i] = o_26[i] * t496;
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
@@ -2403,15 +2299,11 @@ static void compute_outputs(void)
     for (int i = 0; i < 8192; i++) {
         const real t512 = f_26[i] * c_26[i];
         const real t513 = i_28[i] * g_28[i];
-        c_27[i] = t512 + t513;
-    }
-
-    /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
-    for (int i = 0; i < 8192; i++) {
-        tanh_28[i] = r_tanh(c_27[i]);
-    }
-    for (int i = 0; i < 8192; i++) {
-        h_27[i] = o_27[i] * tanh_28[i];
+        const real t514 = t512 + t513;
+        c_27[i] = t514;
+        const real t515 = r_tanh(t514);
+        tanh_28[i] = t515;
+        h_27[i] = o_27[i] * t515;
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
@@ -2463,15 +2355,11 @@ static void compute_outputs(void)
     for (int i = 0; i < 8192; i++) {
         const real t531 = f_27[i] * c_27[i];
         const real t532 = i_29[i] * g_29[i];
-        c_28[i] = t531 + t532;
-    }
-
-    /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
-    for (int i = 0; i < 8192; i++) {
-        tanh_29[i] = r_tanh(c_28[i]);
-    }
-    for (int i = 0; i < 8192; i++) {
-        h_28[i] = o_28[i] * tanh_29[i];
+        const real t533 = t531 + t532;
+        c_28[i] = t533;
+        const real t534 = r_tanh(t533);
+        tanh_29[i] = t534;
+        h_28[i] = o_28[i] * t534;
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
@@ -2523,15 +2411,11 @@ static void compute_outputs(void)
     for (int i = 0; i < 8192; i++) {
         const real t550 = f_28[i] * c_28[i];
         const real t551 = i_30[i] * g_30[i];
-        c_29[i] = t550 + t551;
-    }
-
-    /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
-    for (int i = 0; i < 8192; i++) {
-        tanh_30[i] = r_tanh(c_29[i]);
-    }
-    for (int i = 0; i < 8192; i++) {
-        h_29[i] = o_29[i] * tanh_30[i];
+        const real t552 = t550 + t551;
+        c_29[i] = t552;
+        const real t553 = r_tanh(t552);
+        tanh_30[i] = t553;
+        h_29[i] = o_29[i] * t553;
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
@@ -2583,15 +2467,11 @@ static void compute_outputs(void)
     for (int i = 0; i < 8192; i++) {
         const real t569 = f_29[i] * c_29[i];
         const real t570 = i_31[i] * g_31[i];
-        c_30[i] = t569 + t570;
-    }
-
-    /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
-    for (int i = 0; i < 8192; i++) {
-        tanh_31[i] = r_tanh(c_30[i]);
-    }
-    for (int i = 0; i < 8192; i++) {
-        h_30[i] = o_30[i] * tanh_31[i];
+        const real t571 = t569 + t570;
+        c_30[i] = t571;
+        const real t572 = r_tanh(t571);
+        tanh_31[i] = t572;
+        h_30[i] = o_30[i] * t572;
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
@@ -2643,15 +2523,11 @@ static void compute_outputs(void)
     for (int i = 0; i < 8192; i++) {
         const real t588 = f_30[i] * c_30[i];
         const real t589 = i_32[i] * g_32[i];
-        c_31[i] = t588 + t589;
-    }
-
-    /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
-    for (int i = 0; i < 8192; i++) {
-        tanh_32[i] = r_tanh(c_31[i]);
-    }
-    for (int i = 0; i < 8192; i++) {
-        h_31[i] = o_31[i] * tanh_32[i];
+        const real t590 = t588 + t589;
+        c_31[i] = t590;
+        const real t591 = r_tanh(t590);
+        tanh_32[i] = t591;
+        h_31[i] = o_31[i] * t591;
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
@@ -2704,10 +2580,9 @@ static void compute_outputs(void)
         const real t607 = f_31[i] * c_31[i];
         const real t608 = i_33[i] * g_33[i];
         const real t609 = t607 + t608;
-        tanh_33[i] = r_tanh(t609);
-    }
-    for (int i = 0; i < 8192; i++) {
-        h_32[i] = o_32[i] * tanh_33[i];
+        const real t610 = r_tanh(t609);
+        tanh_33[i] = t610;
+        h_32[i] = o_32[i] * t610;
     }
 
     /* models/char_lstm.lua:21: local logits = dense(concat(hs, 2), V, "out")   -- [N, T, V] */

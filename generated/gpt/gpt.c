@@ -9,7 +9,7 @@
 #include "rt_real.h"
 #include "gpt.h"
 
-static real arena[11316752];
+static real arena[11578896];
 static int32_t iarena[2048];
 
 static int32_t *const x = iarena + 0; /* input [16,64] */
@@ -110,22 +110,22 @@ static real *const mul_4 = arena + 2534928; /* [16,64,128] */
 static real *const add_3 = arena + 3583504; /* [16,64,128] */
 static real *const matmul_6 = arena + 3714576; /* [16,64,512] */
 static real *const add_4 = arena + 4238864; /* [16,64,512] */
-static real *const tanh_2 = arena + 3714576; /* [16,64,512] */
-static real *const mul_5 = arena + 4763152; /* [16,64,512] */
-static real *const add_5 = arena + 5287440; /* [16,64,512] */
-static real *const h_2 = arena + 5811728; /* [16,64,512] */
-static real *const matmul_7 = arena + 6336016; /* [16,64,128] */
-static real *const h_3 = arena + 6467088; /* [16,64,128] */
+static real *const tanh_2 = arena + 4763152; /* [16,64,512] */
+static real *const mul_5 = arena + 5287440; /* [16,64,512] */
+static real *const add_5 = arena + 5811728; /* [16,64,512] */
+static real *const h_2 = arena + 6336016; /* [16,64,512] */
+static real *const matmul_7 = arena + 3714576; /* [16,64,128] */
+static real *const h_3 = arena + 3845648; /* [16,64,128] */
 static real *const sum_5 = arena + 1879568; /* [16,64,1] */
 static real *const mul_6 = arena + 2013712; /* [16,64,1] */
 static real *const sub_3 = arena + 3190288; /* [16,64,128] */
 static real *const sum_6 = arena + 1879568; /* [16,64,1] */
 static real *const rsqrt_3 = arena + 2013712; /* [16,64,1] */
-static real *const mul_7 = arena + 6336016; /* [16,64,128] */
-static real *const add_6 = arena + 6598160; /* [16,64,128] */
-static real *const matmul_8 = arena + 6729232; /* [16,64,128] */
+static real *const mul_7 = arena + 3714576; /* [16,64,128] */
+static real *const add_6 = arena + 3976720; /* [16,64,128] */
+static real *const matmul_8 = arena + 4107792; /* [16,64,128] */
 static real *const q_2 = arena + 6860304; /* [16,4,64,32] */
-static real *const matmul_9 = arena + 6729232; /* [16,64,128] */
+static real *const matmul_9 = arena + 4107792; /* [16,64,128] */
 static real *const matmul_10 = arena + 6991376; /* [16,64,128] */
 static real *const v_2 = arena + 7122448; /* [16,4,64,32] */
 static real *const permute_3 = arena + 6991376; /* [16,4,32,64] */
@@ -133,80 +133,80 @@ static real *const matmul_11 = arena + 7253520; /* [16,4,64,64] */
 static real *const scores_2 = arena + 7515664; /* [16,4,64,64] */
 static real *const causal_mask_2 = arena + 7253520; /* [16,4,64,64] */
 static real *const softmax_2 = arena + 7515664; /* [16,4,64,64] */
-static real *const y_3 = arena + 6729232; /* [16,4,64,32] */
+static real *const y_3 = arena + 4107792; /* [16,4,64,32] */
 static real *const permute_4 = arena + 7253520; /* [16,64,4,32] */
-static real *const matmul_12 = arena + 6729232; /* [16,64,128] */
+static real *const matmul_12 = arena + 4107792; /* [16,64,128] */
 static real *const add_7 = arena + 7384592; /* [16,64,128] */
 static real *const sum_7 = arena + 1879568; /* [16,64,1] */
 static real *const mul_8 = arena + 2014736; /* [16,64,1] */
-static real *const sub_4 = arena + 6467088; /* [16,64,128] */
+static real *const sub_4 = arena + 3845648; /* [16,64,128] */
 static real *const sum_8 = arena + 1879568; /* [16,64,1] */
 static real *const rsqrt_4 = arena + 2014736; /* [16,64,1] */
-static real *const mul_9 = arena + 6729232; /* [16,64,128] */
+static real *const mul_9 = arena + 4107792; /* [16,64,128] */
 static real *const add_8 = arena + 7777808; /* [16,64,128] */
 static real *const matmul_13 = arena + 7908880; /* [16,64,512] */
 static real *const add_9 = arena + 8433168; /* [16,64,512] */
-static real *const tanh_3 = arena + 7908880; /* [16,64,512] */
-static real *const mul_10 = arena + 8957456; /* [16,64,512] */
-static real *const add_10 = arena + 9481744; /* [16,64,512] */
-static real *const h_4 = arena + 10006032; /* [16,64,512] */
-static real *const matmul_14 = arena + 10530320; /* [16,64,128] */
-static real *const h_5 = arena + 10661392; /* [16,64,128] */
+static real *const tanh_3 = arena + 8957456; /* [16,64,512] */
+static real *const mul_10 = arena + 9481744; /* [16,64,512] */
+static real *const add_10 = arena + 10006032; /* [16,64,512] */
+static real *const h_4 = arena + 10530320; /* [16,64,512] */
+static real *const matmul_14 = arena + 7908880; /* [16,64,128] */
+static real *const h_5 = arena + 8039952; /* [16,64,128] */
 static real *const sum_9 = arena + 1879568; /* [16,64,1] */
 static real *const mul_11 = arena + 2015760; /* [16,64,1] */
 static real *const sub_5 = arena + 7384592; /* [16,64,128] */
 static real *const sum_10 = arena + 1879568; /* [16,64,1] */
 static real *const rsqrt_5 = arena + 2015760; /* [16,64,1] */
-static real *const mul_12 = arena + 10530320; /* [16,64,128] */
-static real *const add_11 = arena + 10661392; /* [16,64,128] */
-static real *const matmul_15 = arena + 10792464; /* [16,64,128] */
+static real *const mul_12 = arena + 7908880; /* [16,64,128] */
+static real *const add_11 = arena + 8039952; /* [16,64,128] */
+static real *const matmul_15 = arena + 8171024; /* [16,64,128] */
 static real *const logits = arena + 1748480; /* [16,64,128] */
 static real *const cross_entropy = arena + 1879568; /* [1024] */
 static real *const sum_11 = arena + 2016784; /* [] */
 static real *const loss_value = arena + 1879552; /* [] */
-static real *const d_reshape = arena + 10792464; /* [1024,128] */
-static real *const d_add = arena + 10923536; /* [16,64,128] */
-static real *const d_mul = arena + 10661392; /* [16,64,128] */
+static real *const d_reshape = arena + 8171024; /* [1024,128] */
+static real *const d_add = arena + 8302096; /* [16,64,128] */
+static real *const d_mul = arena + 8039952; /* [16,64,128] */
 static real *const d_rsqrt = arena + 1879568; /* [16,64,1] */
 static real *const d_sum = arena + 2016784; /* [16,64,1] */
-static real *const d_sub = arena + 10530320; /* [16,64,128] */
+static real *const d_sub = arena + 7908880; /* [16,64,128] */
 static real *const d_mul_2 = arena + 1879568; /* [16,64,1] */
 static real *const d_sum_2 = arena + 2015760; /* [16,64,1] */
 static real *const d_h = arena + 7384592; /* [16,64,128] */
-static real *const d_h_2 = arena + 10792464; /* [16,64,512] */
-static real *const d_add_2 = arena + 10006032; /* [16,64,512] */
-static real *const d_add_3 = arena + 10530320; /* [16,64,128] */
+static real *const d_h_2 = arena + 11054608; /* [16,64,512] */
+static real *const d_add_2 = arena + 10530320; /* [16,64,512] */
+static real *const d_add_3 = arena + 7908880; /* [16,64,128] */
 static real *const d_mul_3 = arena + 7777808; /* [16,64,128] */
 static real *const d_rsqrt_2 = arena + 1879568; /* [16,64,1] */
 static real *const d_sum_3 = arena + 2015760; /* [16,64,1] */
-static real *const d_sub_2 = arena + 6729232; /* [16,64,128] */
+static real *const d_sub_2 = arena + 4107792; /* [16,64,128] */
 static real *const d_mul_4 = arena + 1879568; /* [16,64,1] */
 static real *const d_sum_4 = arena + 2014736; /* [16,64,1] */
-static real *const d_add_4 = arena + 6467088; /* [16,64,128] */
-static real *const d_y = arena + 6729232; /* [16,64,128] */
-static real *const d_y_2 = arena + 7777808; /* [16,4,64,32] */
+static real *const d_add_4 = arena + 3845648; /* [16,64,128] */
+static real *const d_y = arena + 4107792; /* [16,64,128] */
+static real *const d_y_2 = arena + 8039952; /* [16,4,64,32] */
 static real *const d_softmax = arena + 7253520; /* [16,4,64,64] */
-static real *const d_v = arena + 6729232; /* [16,4,64,32] */
-static real *const d_causal_mask = arena + 10792464; /* [16,4,64,64] */
-static real *const d_scores = arena + 11054608; /* [16,4,64,64] */
-static real *const d_matmul = arena + 10792464; /* [16,4,64,64] */
+static real *const d_v = arena + 4107792; /* [16,4,64,32] */
+static real *const d_causal_mask = arena + 7777808; /* [16,4,64,64] */
+static real *const d_scores = arena + 7253520; /* [16,4,64,64] */
+static real *const d_matmul = arena + 7515664; /* [16,4,64,64] */
 static real *const d_q = arena + 7122448; /* [16,4,64,32] */
 static real *const d_permute = arena + 6991376; /* [16,4,32,64] */
 static real *const d_reshape_2 = arena + 6860304; /* [16,64,4,32] */
-static real *const d_matmul_2 = arena + 6729232; /* [16,64,128] */
+static real *const d_matmul_2 = arena + 4107792; /* [16,64,128] */
 static real *const d_reshape_3 = arena + 6860304; /* [16,64,4,32] */
-static real *const d_matmul_add = arena + 6729232; /* [16,64,128] */
-static real *const d_reshape_4 = arena + 7777808; /* [16,64,4,32] */
-static real *const d_add_5 = arena + 6729232; /* [16,64,128] */
-static real *const d_mul_5 = arena + 6598160; /* [16,64,128] */
+static real *const d_matmul_add = arena + 4107792; /* [16,64,128] */
+static real *const d_reshape_4 = arena + 8039952; /* [16,64,4,32] */
+static real *const d_add_5 = arena + 4107792; /* [16,64,128] */
+static real *const d_mul_5 = arena + 3976720; /* [16,64,128] */
 static real *const d_rsqrt_3 = arena + 1879568; /* [16,64,1] */
 static real *const d_sum_5 = arena + 2014736; /* [16,64,1] */
-static real *const d_sub_3 = arena + 6336016; /* [16,64,128] */
+static real *const d_sub_3 = arena + 3714576; /* [16,64,128] */
 static real *const d_mul_6 = arena + 1879568; /* [16,64,1] */
 static real *const d_sum_6 = arena + 2013712; /* [16,64,1] */
 static real *const d_h_3 = arena + 3190288; /* [16,64,128] */
 static real *const d_h_4 = arena + 7253520; /* [16,64,512] */
-static real *const d_add_6 = arena + 10792464; /* [16,64,512] */
+static real *const d_add_6 = arena + 6336016; /* [16,64,512] */
 static real *const d_add_7 = arena + 7122448; /* [16,64,128] */
 static real *const d_mul_7 = arena + 3583504; /* [16,64,128] */
 static real *const d_rsqrt_4 = arena + 1879568; /* [16,64,1] */
@@ -219,9 +219,9 @@ static real *const d_y_3 = arena + 2534928; /* [16,64,128] */
 static real *const d_y_4 = arena + 3583504; /* [16,4,64,32] */
 static real *const d_softmax_2 = arena + 3059216; /* [16,4,64,64] */
 static real *const d_v_2 = arena + 2534928; /* [16,4,64,32] */
-static real *const d_causal_mask_2 = arena + 6598160; /* [16,4,64,64] */
-static real *const d_scores_2 = arena + 6860304; /* [16,4,64,64] */
-static real *const d_matmul_3 = arena + 6598160; /* [16,4,64,64] */
+static real *const d_causal_mask_2 = arena + 3714576; /* [16,4,64,64] */
+static real *const d_scores_2 = arena + 3976720; /* [16,4,64,64] */
+static real *const d_matmul_3 = arena + 3714576; /* [16,4,64,64] */
 static real *const d_q_2 = arena + 2928144; /* [16,4,64,32] */
 static real *const d_permute_2 = arena + 2797072; /* [16,4,32,64] */
 static real *const d_reshape_5 = arena + 2666000; /* [16,64,4,32] */
@@ -283,12 +283,9 @@ static void compute_outputs(void)
     RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            mul_2[i * 128 + j] = sub[i * 128 + j] * rsqrt[i];
-        }
-    RT_PARALLEL_FOR
-    for (int i = 0; i < 1024; i++)
-        for (int j = 0; j < 128; j++) {
-            const real t24 = mul_2[i * 128 + j] * block1_ln1_g[j];
+            const real t23 = sub[i * 128 + j] * rsqrt[i];
+            mul_2[i * 128 + j] = t23;
+            const real t24 = t23 * block1_ln1_g[j];
             add[i * 128 + j] = t24 + block1_ln1_b[j];
         }
 
@@ -414,12 +411,9 @@ static void compute_outputs(void)
     RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            mul_4[i * 128 + j] = sub_2[i * 128 + j] * rsqrt_2[i];
-        }
-    RT_PARALLEL_FOR
-    for (int i = 0; i < 1024; i++)
-        for (int j = 0; j < 128; j++) {
-            const real t57 = mul_4[i * 128 + j] * block1_ln2_g[j];
+            const real t56 = sub_2[i * 128 + j] * rsqrt_2[i];
+            mul_4[i * 128 + j] = t56;
+            const real t57 = t56 * block1_ln2_g[j];
             add_3[i * 128 + j] = t57 + block1_ln2_b[j];
         }
 
@@ -429,32 +423,20 @@ static void compute_outputs(void)
     RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 512; j++) {
-            add_4[i * 512 + j] = matmul_6[i * 512 + j] + block1_fc_b[j];
+            const real t62 = matmul_6[i * 512 + j] + block1_fc_b[j];
+            add_4[i * 512 + j] = t62;
+            const real t67 = t62 * t62 * t62;
+            const real t68 = REAL_C(0.044715) * t67;
+            const real t69 = t62 + t68;
+            const real t70 = REAL_C(0.7978845608028654) * t69;
+            const real t71 = r_tanh(t70);
+            tanh_2[i * 512 + j] = t71;
+            const real t72 = REAL_C(0.5) * t62;
+            mul_5[i * 512 + j] = t72;
+            const real t73 = REAL_C(1.0) + t71;
+            add_5[i * 512 + j] = t73;
+            h_2[i * 512 + j] = t72 * t73;
         }
-
-    /* models/lib/transformer_block.lua:16: local h = gelu(dense(layer_norm(x, g2, b2), 4 * width, name .. "_fc")) */
-    RT_PARALLEL_FOR
-    for (int i = 0; i < 524288; i++) {
-        const real t67 = add_4[i] * add_4[i] * add_4[i];
-        const real t68 = REAL_C(0.044715) * t67;
-        const real t69 = add_4[i] + t68;
-        const real t70 = REAL_C(0.7978845608028654) * t69;
-        tanh_2[i] = r_tanh(t70);
-    }
-    RT_PARALLEL_FOR
-    for (int i = 0; i < 524288; i++) {
-        mul_5[i] = REAL_C(0.5) * add_4[i];
-    }
-    RT_PARALLEL_FOR
-    for (int i = 0; i < 524288; i++) {
-        add_5[i] = REAL_C(1.0) + tanh_2[i];
-    }
-    RT_PARALLEL_FOR
-    for (int i = 0; i < 524288; i++) {
-        h_2[i] = mul_5[i] * add_5[i];
-    }
-
-    /* models/lib/dense.lua:9: return x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1024, 128, 512,
            REAL_C(1.0), h_2, 512, block1_proj_w, 128, REAL_C(0.0), matmul_7, 128);
 
@@ -498,12 +480,9 @@ static void compute_outputs(void)
     RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            mul_7[i * 128 + j] = sub_3[i * 128 + j] * rsqrt_3[i];
-        }
-    RT_PARALLEL_FOR
-    for (int i = 0; i < 1024; i++)
-        for (int j = 0; j < 128; j++) {
-            const real t96 = mul_7[i * 128 + j] * block2_ln1_g[j];
+            const real t95 = sub_3[i * 128 + j] * rsqrt_3[i];
+            mul_7[i * 128 + j] = t95;
+            const real t96 = t95 * block2_ln1_g[j];
             add_6[i * 128 + j] = t96 + block2_ln1_b[j];
         }
 
@@ -629,12 +608,9 @@ static void compute_outputs(void)
     RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            mul_9[i * 128 + j] = sub_4[i * 128 + j] * rsqrt_4[i];
-        }
-    RT_PARALLEL_FOR
-    for (int i = 0; i < 1024; i++)
-        for (int j = 0; j < 128; j++) {
-            const real t128 = mul_9[i * 128 + j] * block2_ln2_g[j];
+            const real t127 = sub_4[i * 128 + j] * rsqrt_4[i];
+            mul_9[i * 128 + j] = t127;
+            const real t128 = t127 * block2_ln2_g[j];
             add_8[i * 128 + j] = t128 + block2_ln2_b[j];
         }
 
@@ -644,32 +620,20 @@ static void compute_outputs(void)
     RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 512; j++) {
-            add_9[i * 512 + j] = matmul_13[i * 512 + j] + block2_fc_b[j];
+            const real t133 = matmul_13[i * 512 + j] + block2_fc_b[j];
+            add_9[i * 512 + j] = t133;
+            const real t134 = t133 * t133 * t133;
+            const real t135 = REAL_C(0.044715) * t134;
+            const real t136 = t133 + t135;
+            const real t137 = REAL_C(0.7978845608028654) * t136;
+            const real t138 = r_tanh(t137);
+            tanh_3[i * 512 + j] = t138;
+            const real t139 = REAL_C(0.5) * t133;
+            mul_10[i * 512 + j] = t139;
+            const real t140 = REAL_C(1.0) + t138;
+            add_10[i * 512 + j] = t140;
+            h_4[i * 512 + j] = t139 * t140;
         }
-
-    /* models/lib/transformer_block.lua:16: local h = gelu(dense(layer_norm(x, g2, b2), 4 * width, name .. "_fc")) */
-    RT_PARALLEL_FOR
-    for (int i = 0; i < 524288; i++) {
-        const real t134 = add_9[i] * add_9[i] * add_9[i];
-        const real t135 = REAL_C(0.044715) * t134;
-        const real t136 = add_9[i] + t135;
-        const real t137 = REAL_C(0.7978845608028654) * t136;
-        tanh_3[i] = r_tanh(t137);
-    }
-    RT_PARALLEL_FOR
-    for (int i = 0; i < 524288; i++) {
-        mul_10[i] = REAL_C(0.5) * add_9[i];
-    }
-    RT_PARALLEL_FOR
-    for (int i = 0; i < 524288; i++) {
-        add_10[i] = REAL_C(1.0) + tanh_3[i];
-    }
-    RT_PARALLEL_FOR
-    for (int i = 0; i < 524288; i++) {
-        h_4[i] = mul_10[i] * add_10[i];
-    }
-
-    /* models/lib/dense.lua:9: return x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1024, 128, 512,
            REAL_C(1.0), h_4, 512, block2_proj_w, 128, REAL_C(0.0), matmul_14, 128);
 
@@ -713,12 +677,9 @@ static void compute_outputs(void)
     RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            mul_12[i * 128 + j] = sub_5[i * 128 + j] * rsqrt_5[i];
-        }
-    RT_PARALLEL_FOR
-    for (int i = 0; i < 1024; i++)
-        for (int j = 0; j < 128; j++) {
-            const real t158 = mul_12[i * 128 + j] * ln_g[j];
+            const real t157 = sub_5[i * 128 + j] * rsqrt_5[i];
+            mul_12[i * 128 + j] = t157;
+            const real t158 = t157 * ln_g[j];
             add_11[i * 128 + j] = t158 + ln_b[j];
         }
 
@@ -1559,7 +1520,7 @@ const rt_model REAL_SUFFIX(gpt_model) = {
     .real = RT_REAL,
     .arena = arena,
     .iarena = iarena,
-    .arena_size = 11316752,
+    .arena_size = 11578896,
     .iarena_size = 2048,
     .n_inputs = 2,
     .n_params = 32,

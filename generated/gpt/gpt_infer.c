@@ -78,8 +78,7 @@ static real *const sum_4 = arena + 568192; /* [16,64,1] */
 static real *const rsqrt_2 = arena + 569216; /* [16,64,1] */
 static real *const add_3 = arena + 961408; /* [16,64,128] */
 static real *const matmul_6 = arena + 1223552; /* [16,64,512] */
-static real *const add_4 = arena + 1747840; /* [16,64,512] */
-static real *const h_2 = arena + 1223552; /* [16,64,512] */
+static real *const h_2 = arena + 1747840; /* [16,64,512] */
 static real *const matmul_7 = arena + 568192; /* [16,64,128] */
 static real *const h_3 = arena + 961408; /* [16,64,128] */
 static real *const sum_5 = arena + 701312; /* [16,64,1] */
@@ -87,7 +86,7 @@ static real *const mul_3 = arena + 702336; /* [16,64,1] */
 static real *const sub_3 = arena + 830336; /* [16,64,128] */
 static real *const sum_6 = arena + 701312; /* [16,64,1] */
 static real *const rsqrt_3 = arena + 702336; /* [16,64,1] */
-static real *const add_5 = arena + 1092480; /* [16,64,128] */
+static real *const add_4 = arena + 1092480; /* [16,64,128] */
 static real *const matmul_8 = arena + 830336; /* [16,64,128] */
 static real *const q_2 = arena + 568192; /* [16,4,64,32] */
 static real *const matmul_9 = arena + 830336; /* [16,64,128] */
@@ -95,22 +94,21 @@ static real *const matmul_10 = arena + 1223552; /* [16,64,128] */
 static real *const v_2 = arena + 1092480; /* [16,4,64,32] */
 static real *const permute_3 = arena + 1223552; /* [16,4,32,64] */
 static real *const matmul_11 = arena + 1354624; /* [16,4,64,64] */
-static real *const scores_2 = arena + 1616768; /* [16,4,64,64] */
-static real *const causal_mask_2 = arena + 1354624; /* [16,4,64,64] */
-static real *const softmax_2 = arena + 1616768; /* [16,4,64,64] */
+static real *const scores_2 = arena + 1747840; /* [16,4,64,64] */
+static real *const causal_mask_2 = arena + 2009984; /* [16,4,64,64] */
+static real *const softmax_2 = arena + 1747840; /* [16,4,64,64] */
 static real *const y_2 = arena + 830336; /* [16,4,64,32] */
 static real *const permute_4 = arena + 568192; /* [16,64,4,32] */
 static real *const matmul_12 = arena + 830336; /* [16,64,128] */
-static real *const add_6 = arena + 568192; /* [16,64,128] */
+static real *const add_5 = arena + 568192; /* [16,64,128] */
 static real *const sum_7 = arena + 699264; /* [16,64,1] */
 static real *const mul_4 = arena + 700288; /* [16,64,1] */
 static real *const sub_4 = arena + 830336; /* [16,64,128] */
 static real *const sum_8 = arena + 699264; /* [16,64,1] */
 static real *const rsqrt_4 = arena + 700288; /* [16,64,1] */
-static real *const add_7 = arena + 961408; /* [16,64,128] */
-static real *const matmul_13 = arena + 1354624; /* [16,64,512] */
-static real *const add_8 = arena + 2272128; /* [16,64,512] */
-static real *const h_4 = arena + 1354624; /* [16,64,512] */
+static real *const add_6 = arena + 961408; /* [16,64,128] */
+static real *const matmul_13 = arena + 1747840; /* [16,64,512] */
+static real *const h_4 = arena + 2272128; /* [16,64,512] */
 static real *const matmul_14 = arena + 830336; /* [16,64,128] */
 static real *const h_5 = arena + 961408; /* [16,64,128] */
 static real *const sum_9 = arena + 701312; /* [16,64,1] */
@@ -118,7 +116,7 @@ static real *const mul_5 = arena + 702336; /* [16,64,1] */
 static real *const sub_5 = arena + 830336; /* [16,64,128] */
 static real *const sum_10 = arena + 701312; /* [16,64,1] */
 static real *const rsqrt_5 = arena + 702336; /* [16,64,1] */
-static real *const add_9 = arena + 961408; /* [16,64,128] */
+static real *const add_7 = arena + 961408; /* [16,64,128] */
 static real *const matmul_15 = arena + 830336; /* [16,64,128] */
 static real *const logits = arena + 437120; /* [16,64,128] */
 
@@ -305,23 +303,16 @@ static void compute_outputs(void)
     RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 512; j++) {
-            add_4[i * 512 + j] = matmul_6[i * 512 + j] + block1_fc_b[j];
+            const real t61 = matmul_6[i * 512 + j] + block1_fc_b[j];
+            const real t66 = t61 * t61 * t61;
+            const real t67 = REAL_C(0.044715) * t66;
+            const real t68 = t61 + t67;
+            const real t69 = REAL_C(0.7978845608028654) * t68;
+            const real t70 = r_tanh(t69);
+            const real t71 = REAL_C(0.5) * t61;
+            const real t72 = REAL_C(1.0) + t70;
+            h_2[i * 512 + j] = t71 * t72;
         }
-
-    /* models/lib/transformer_block.lua:16: local h = gelu(dense(layer_norm(x, g2, b2), 4 * width, name .. "_fc")) */
-    RT_PARALLEL_FOR
-    for (int i = 0; i < 524288; i++) {
-        const real t66 = add_4[i] * add_4[i] * add_4[i];
-        const real t67 = REAL_C(0.044715) * t66;
-        const real t68 = add_4[i] + t67;
-        const real t69 = REAL_C(0.7978845608028654) * t68;
-        const real t70 = r_tanh(t69);
-        const real t71 = REAL_C(0.5) * add_4[i];
-        const real t72 = REAL_C(1.0) + t70;
-        h_2[i] = t71 * t72;
-    }
-
-    /* models/lib/dense.lua:9: return x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1024, 128, 512,
            REAL_C(1.0), h_2, 512, block1_proj_w, 128, REAL_C(0.0), matmul_7, 128);
 
@@ -367,12 +358,12 @@ static void compute_outputs(void)
         for (int j = 0; j < 128; j++) {
             const real t94 = sub_3[i * 128 + j] * rsqrt_3[i];
             const real t95 = t94 * block2_ln1_g[j];
-            add_5[i * 128 + j] = t95 + block2_ln1_b[j];
+            add_4[i * 128 + j] = t95 + block2_ln1_b[j];
         }
 
     /* models/lib/attention.lua:18: local q = split(x:matmul(q_w), N, T) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1024, 128, 128,
-           REAL_C(1.0), add_5, 128, block2_attn_q, 128, REAL_C(0.0), matmul_8, 128);
+           REAL_C(1.0), add_4, 128, block2_attn_q, 128, REAL_C(0.0), matmul_8, 128);
 
     /* models/lib/attention.lua:11: return t:reshape({N, T, heads, d}):permute({1, 3, 2, 4}) */
     RT_PARALLEL_FOR
@@ -385,11 +376,11 @@ static void compute_outputs(void)
 
     /* models/lib/attention.lua:19: local k = split(x:matmul(k_w), N, T) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1024, 128, 128,
-           REAL_C(1.0), add_5, 128, block2_attn_k, 128, REAL_C(0.0), matmul_9, 128);
+           REAL_C(1.0), add_4, 128, block2_attn_k, 128, REAL_C(0.0), matmul_9, 128);
 
     /* models/lib/attention.lua:20: local v = split(x:matmul(v_w), N, T) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1024, 128, 128,
-           REAL_C(1.0), add_5, 128, block2_attn_v, 128, REAL_C(0.0), matmul_10, 128);
+           REAL_C(1.0), add_4, 128, block2_attn_v, 128, REAL_C(0.0), matmul_10, 128);
 
     /* models/lib/attention.lua:11: return t:reshape({N, T, heads, d}):permute({1, 3, 2, 4}) */
     RT_PARALLEL_FOR
@@ -457,14 +448,14 @@ static void compute_outputs(void)
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
             const real t116 = matmul_12[i * 128 + j] + block2_attn_out_b[j];
-            add_6[i * 128 + j] = h_3[i * 128 + j] + t116;
+            add_5[i * 128 + j] = h_3[i * 128 + j] + t116;
         }
 
     /* models/lib/transformer_block.lua:16: local h = gelu(dense(layer_norm(x, g2, b2), 4 * width, name .. "_fc")) */
     for (int i = 0; i < 1024; i++) {
         real acc = REAL_C(0.0);
         for (int j = 0; j < 128; j++) {
-            acc += add_6[i * 128 + j];
+            acc += add_5[i * 128 + j];
         }
         sum_7[i] = acc;
     }
@@ -474,7 +465,7 @@ static void compute_outputs(void)
     RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            sub_4[i * 128 + j] = add_6[i * 128 + j] - mul_4[i];
+            sub_4[i * 128 + j] = add_5[i * 128 + j] - mul_4[i];
         }
     for (int i = 0; i < 1024; i++) {
         real acc = REAL_C(0.0);
@@ -494,32 +485,25 @@ static void compute_outputs(void)
         for (int j = 0; j < 128; j++) {
             const real t126 = sub_4[i * 128 + j] * rsqrt_4[i];
             const real t127 = t126 * block2_ln2_g[j];
-            add_7[i * 128 + j] = t127 + block2_ln2_b[j];
+            add_6[i * 128 + j] = t127 + block2_ln2_b[j];
         }
 
     /* models/lib/dense.lua:9: return x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1024, 512, 128,
-           REAL_C(1.0), add_7, 128, block2_fc_w, 512, REAL_C(0.0), matmul_13, 512);
+           REAL_C(1.0), add_6, 128, block2_fc_w, 512, REAL_C(0.0), matmul_13, 512);
     RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 512; j++) {
-            add_8[i * 512 + j] = matmul_13[i * 512 + j] + block2_fc_b[j];
+            const real t132 = matmul_13[i * 512 + j] + block2_fc_b[j];
+            const real t133 = t132 * t132 * t132;
+            const real t134 = REAL_C(0.044715) * t133;
+            const real t135 = t132 + t134;
+            const real t136 = REAL_C(0.7978845608028654) * t135;
+            const real t137 = r_tanh(t136);
+            const real t138 = REAL_C(0.5) * t132;
+            const real t139 = REAL_C(1.0) + t137;
+            h_4[i * 512 + j] = t138 * t139;
         }
-
-    /* models/lib/transformer_block.lua:16: local h = gelu(dense(layer_norm(x, g2, b2), 4 * width, name .. "_fc")) */
-    RT_PARALLEL_FOR
-    for (int i = 0; i < 524288; i++) {
-        const real t133 = add_8[i] * add_8[i] * add_8[i];
-        const real t134 = REAL_C(0.044715) * t133;
-        const real t135 = add_8[i] + t134;
-        const real t136 = REAL_C(0.7978845608028654) * t135;
-        const real t137 = r_tanh(t136);
-        const real t138 = REAL_C(0.5) * add_8[i];
-        const real t139 = REAL_C(1.0) + t137;
-        h_4[i] = t138 * t139;
-    }
-
-    /* models/lib/dense.lua:9: return x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1024, 128, 512,
            REAL_C(1.0), h_4, 512, block2_proj_w, 128, REAL_C(0.0), matmul_14, 128);
 
@@ -528,7 +512,7 @@ static void compute_outputs(void)
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
             const real t144 = matmul_14[i * 128 + j] + block2_proj_b[j];
-            h_5[i * 128 + j] = add_6[i * 128 + j] + t144;
+            h_5[i * 128 + j] = add_5[i * 128 + j] + t144;
         }
 
     /* models/gpt.lua:22: local logits = dense(layer_norm(h, g, b), V, "head")   -- [N, T, V] */
@@ -565,12 +549,12 @@ static void compute_outputs(void)
         for (int j = 0; j < 128; j++) {
             const real t156 = sub_5[i * 128 + j] * rsqrt_5[i];
             const real t157 = t156 * ln_g[j];
-            add_9[i * 128 + j] = t157 + ln_b[j];
+            add_7[i * 128 + j] = t157 + ln_b[j];
         }
 
     /* models/lib/dense.lua:9: return x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1024, 128, 128,
-           REAL_C(1.0), add_9, 128, head_w, 128, REAL_C(0.0), matmul_15, 128);
+           REAL_C(1.0), add_7, 128, head_w, 128, REAL_C(0.0), matmul_15, 128);
     RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
