@@ -1513,7 +1513,9 @@ static int grad_max_pool(Graph *g, int node, int dy, int k)
     return ir_must(g, &p);
 }
 
-static const char *shape_max_pool_grad(Graph *g, Node *n, char *err, size_t len)
+/* A gradient-only op shaped as its second input, what it differentiates
+ * (max_pool2d_grad, softmax_grad): made by grad rules, never by users. */
+static const char *shape_as_second(Graph *g, Node *n, char *err, size_t len)
 {
     (void)err, (void)len;
     n->shape = shape_of(g, n->in[1]);
@@ -1609,14 +1611,6 @@ static void emit_softmax(Buf *b, const Node *n, const Operand *out, const Operan
                "            srow[j] = srow[j] / acc;\n"
                "    }\n",
                rows, out->text, cols, first, cols, x, cols, x, cols);
-}
-
-static const char *shape_softmax_grad(Graph *g, Node *n, char *err, size_t len)
-{
-    (void)err, (void)len;
-    n->shape = shape_of(g, n->in[1]);
-    n->dtype = DT_REAL;
-    return NULL;
 }
 
 static void emit_softmax_grad(Buf *b, const Node *n, const Operand *out, const Operand *in)
