@@ -1018,6 +1018,8 @@ int rt_train_main(const rt_model *m, int argc, char **argv)
         Trainer t = {
             .m = m, .prog = prog, .o = &o, .seed = o.seed, .saved_at = -1, .d = &d, .val = &val};
         snprintf(t.fallback, sizeof t.fallback, "%s.ckpt", m->name);
+        if (m->real == RT_F32)
+            rt_flush_subnormals();
         rt_set_threads((int)o.threads);
         rc = begin(&t);
         if (rc == 0)

@@ -1553,6 +1553,56 @@ START_TEST(test_train_minutes)
 }
 END_TEST
 
+/* ---- a float model whose step looks at how the CPU treats subnormals ---- */
+
+static float ftz_arena[4]; /* w, d_w, loss */
+static int ftz_seen;       /* the last step's: 1 if a subnormal result was flushed to 0 */
+
+static double ftz_loss(void)
+{
+    ftz_arena[1] = 2 * ftz_arena[0];
+    return ftz_arena[2] = ftz_arena[0] * ftz_arena[0];
+}
+
+static double ftz_step(const rt_hyper *h)
+{
+    volatile float tiny = 1e-30f, small = 1e-10f;
+    ftz_seen = tiny * small == 0.0f; /* 1e-40 is subnormal */
+    double loss = ftz_loss();
+    ftz_arena[0] -= (float)h->lr * ftz_arena[1];
+    return loss;
+}
+
+static const rt_tensor ftz_params[] = {
+    {.name = "w", .dtype = RT_F32, .rank = 1, .shape = {1}, .size = 1, .offset = 0,
+     .init = RT_INIT_NORMAL, .init_a = 0, .init_b = 1},
+};
+static const rt_tensor ftz_grads[] = {
+    {.name = "d_w", .dtype = RT_F32, .rank = 1, .shape = {1}, .size = 1, .offset = 1},
+};
+static const rt_model ftz_model = {.name = "ftz", .batch = 1, .real = RT_F32, .arena = ftz_arena,
+                                   .iarena = no_iarena, .arena_size = 4, .n_params = 1,
+                                   .params = ftz_params, .grads = ftz_grads, .params_offset = 0,
+                                   .grads_offset = 1, .n_param_elems = 1, .loss_offset = 2,
+                                   .optimizer = RT_OPT_SGD, .hyper = {.lr = 0.1},
+                                   .loss = ftz_loss, .loss_and_grad = ftz_loss,
+                                   .train_step = ftz_step, .forward = NULL};
+
+/* Float training flushes subnormals to zero (rt_flush_subnormals); the
+ * process around it did not, before. */
+START_TEST(test_train_float_flushes_subnormals)
+{
+    volatile float tiny = 1e-30f, small = 1e-10f;
+    ck_assert(tiny * small != 0.0f);
+    make_tmpdir();
+    Run r = run_main(rt_train_main, &ftz_model, (const char *[]){"--steps", "3", NULL});
+    ck_assert_msg(r.rc == 0, "%s", r.err);
+    ck_assert_int_eq(ftz_seen, 1);
+    run_free(&r);
+    remove_tmpdir();
+}
+END_TEST
+
 START_TEST(test_train_print_every_and_lr)
 {
     make_tmpdir();
@@ -3030,6 +3080,7 @@ static Suite *runtime_suite(void)
     tcase_add_test(tc, test_train_random_data);
     tcase_add_test(tc, test_train_minutes);
     tcase_add_test(tc, test_train_print_every_and_lr);
+    tcase_add_test(tc, test_train_float_flushes_subnormals);
     tcase_add_test(tc, test_train_bad_flags);
     tcase_add_test(tc, test_train_help);
     tcase_add_test(tc, test_train_diverges);
