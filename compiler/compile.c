@@ -229,6 +229,15 @@ int print_schedule(const char *model, const LoadOptions *o, bool places, FILE *o
     Fusion f = fuse(g);
     Plan p = plan(g, &f);
     static const char *const part[3] = {"compute_outputs", "compute_loss", "compute_grads"};
+    /* Each group's inlined members, listed once: a chain from the root. */
+    int *first = xmalloc(g->n * sizeof *first), *next = xmalloc(g->n * sizeof *next);
+    for (int i = 0; i < g->n; i++)
+        first[i] = next[i] = -1;
+    for (int i = g->n - 1; i >= 0; i--)
+        if (f.group[i] != i && !f.stored[i] && ir_at(g, i)->op != OP_CONST) {
+            next[i] = first[f.group[i]];
+            first[f.group[i]] = i;
+        }
     fprintf(out, "model %s: %d steps\n", g->name, p.n_order);
     for (int s = 0; s < p.n_order; s++) {
         for (int k = 0; k < 3; k++)
@@ -251,13 +260,14 @@ int print_schedule(const char *model, const LoadOptions *o, bool places, FILE *o
         if (places && f.stored[id])
             fprintf(out, "   %s %ld", n->dtype == DT_I32 ? "iarena" : "arena", p.offset[id]);
         const char *sep = "  computing inside:";
-        for (int i = 0; i < g->n; i++)
-            if (f.group[i] == id && i != id && !f.stored[i] && ir_at(g, i)->op != OP_CONST) {
-                fprintf(out, "%s %%%d %s", sep, i, op_info[ir_at(g, i)->op].name);
-                sep = ",";
-            }
+        for (int i = first[id]; i >= 0; i = next[i]) {
+            fprintf(out, "%s %%%d %s", sep, i, op_info[ir_at(g, i)->op].name);
+            sep = ",";
+        }
         fprintf(out, "\n");
     }
+    free(first);
+    free(next);
     plan_free(&p);
     fusion_free(&f);
     ir_free(g);

@@ -383,8 +383,8 @@ static void collect(Emit *e, int root, int id, Access a, Members *m)
 static int by_id(const void *a, const void *b) { return *(const int *)a - *(const int *)b; }
 
 /* Text for input k of member n: a literal, a temporary, or an access. */
-static void operand_text(Emit *e, Space *sp, const Members *m, int root, const Node *n, Access an,
-                         int k, char *out, size_t len, bool count_only)
+static void operand_text(Emit *e, Space *sp, const Members *m, const Node *n, Access an, int k,
+                         char *out, size_t len, bool count_only)
 {
     int x = n->in[k];
     const Node *xn = ir_at(e->g, x);
@@ -393,7 +393,7 @@ static void operand_text(Emit *e, Space *sp, const Members *m, int root, const N
         op_info[OP_CONST].emit(&b, xn, NULL, NULL);
         snprintf(out, len, "%s", b.data);
         buf_free(&b);
-    } else if (member_index(m, x) >= 0 && x != root) {
+    } else if (member_index(m, x) >= 0) { /* a member, or a root read by a later one */
         snprintf(out, len, "t%d", x);
     } else {
         int o = add_operand(sp, x, xn->shape, access_of_input(e->g, n, an, k), sp->rank);
@@ -431,7 +431,6 @@ static void group_body(Emit *e, Space *sp, Members *m, const Roots *roots, Buf *
                        bool count_only)
 {
     int order[256];
-    int one_root = roots->n == 1 ? roots->id[0] : -1; /* what a shared loop's reads never are */
     for (int i = 0; i < m->n; i++)
         order[i] = m->id[i];
     qsort(order, m->n, sizeof *order, by_id);
@@ -440,8 +439,7 @@ static void group_body(Emit *e, Space *sp, Members *m, const Roots *roots, Buf *
         const Node *n = ir_at(e->g, id);
         if (r >= 0 && op_info[n->op].kind == REDUCE) {
             char a[256];
-            operand_text(e, sp, m, one_root, n, m->acc[member_index(m, id)], 0, a, sizeof a,
-                         count_only);
+            operand_text(e, sp, m, n, m->acc[member_index(m, id)], 0, a, sizeof a, count_only);
             if (!count_only) {
                 indent(b, depth);
                 op_info[n->op].emit(b, n, &(Operand){.text = roots->acc[r]}, &(Operand){.text = a});
@@ -452,8 +450,8 @@ static void group_body(Emit *e, Space *sp, Members *m, const Roots *roots, Buf *
         Operand in[MAX_IN];
         char text[MAX_IN][256];
         for (int k = 0; k < n->n_in; k++) {
-            operand_text(e, sp, m, one_root, n, m->acc[member_index(m, id)], k, text[k],
-                         sizeof text[k], count_only);
+            operand_text(e, sp, m, n, m->acc[member_index(m, id)], k, text[k], sizeof text[k],
+                         count_only);
             in[k] = (Operand){.text = text[k], .shape = ir_at(e->g, n->in[k])->shape};
         }
         if (count_only)

@@ -210,6 +210,7 @@ Plan plan(Graph *g, const Fusion *f)
         if (f->loop[id] >= 0)
             loop_end[id] = loop_end[f->loop[id]];
     }
+    bool *read_by_grads = xcalloc(g->n, sizeof *read_by_grads);
     for (int i = 0; i < g->n; i++)
         last[i] = -1;
     for (int s = 0; s < p.n_order; s++) {
@@ -219,6 +220,7 @@ Plan plan(Graph *g, const Fusion *f)
             int x = storage(g, n->in[k]);
             if (last[x] < at)
                 last[x] = at;
+            read_by_grads[x] |= p.part[n->id] == 2;
         }
     }
     int end = p.n_order;
@@ -322,9 +324,10 @@ Plan plan(Graph *g, const Fusion *f)
                     readers[gr] == 0;
     }
 
-    /* What the backward pass reads of the forward values. */
+    /* What the backward pass reads of the forward values (a shared loop
+     * may read them before the loss part of the schedule ends). */
     for (int i = 0; i < g->n; i++)
-        if (f->stored[i] && p.part[i] < 2 && last[i] >= p.part_end[1] && last[i] < end &&
+        if (f->stored[i] && p.part[i] < 2 && read_by_grads[i] && last[i] < end &&
             p.offset[i] >= p.fixed_size)
             p.kept_for_backward += shape_size(ir_at(g, i)->shape);
 
@@ -337,6 +340,7 @@ Plan plan(Graph *g, const Fusion *f)
         free(space[a].end);
     }
     free(handed_on);
+    free(read_by_grads);
     free(readers);
     free(pos);
     free(loop_end);

@@ -13,7 +13,6 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
-#include <cblas.h>
 #include "rt_internal.h"
 
 enum { PICKS = 64 };

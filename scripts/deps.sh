@@ -10,6 +10,11 @@
 missing=""
 have() { command -v pkg-config >/dev/null 2>&1 && pkg-config --exists "$1"; }
 command -v cc >/dev/null 2>&1 || missing="$missing gcc libc6-dev"
+# The generated code's large loops use OpenMP: Debian's gcc brings libgomp.
+if command -v cc >/dev/null 2>&1 &&
+    ! echo 'int main(void) { return 0; }' | cc -fopenmp -x c - -o /dev/null >/dev/null 2>&1; then
+    missing="$missing gcc"
+fi
 command -v pkg-config >/dev/null 2>&1 || missing="$missing pkg-config"
 have lua5.4 || missing="$missing liblua5.4-dev"
 have openblas || missing="$missing libopenblas-dev"
