@@ -499,7 +499,7 @@ static void emit_max(Buf *b, const Node *n, const Operand *acc, const Operand *i
     if (!in)
         buf_printf(b, "-INFINITY");
     else
-        buf_printf(b, "%s = r_fmax(%s, %s)", acc->text, acc->text, in[0].text);
+        buf_printf(b, "%s = r_max(%s, %s)", acc->text, acc->text, in[0].text);
 }
 
 static void emit_min(Buf *b, const Node *n, const Operand *acc, const Operand *in)
@@ -508,7 +508,7 @@ static void emit_min(Buf *b, const Node *n, const Operand *acc, const Operand *i
     if (!in)
         buf_printf(b, "INFINITY");
     else
-        buf_printf(b, "%s = r_fmin(%s, %s)", acc->text, acc->text, in[0].text);
+        buf_printf(b, "%s = r_min(%s, %s)", acc->text, acc->text, in[0].text);
 }
 
 /* dx = dy where x is the extreme it reduced to, 0 elsewhere (ties all get dy) */
@@ -942,44 +942,61 @@ static int grad_col2im(Graph *g, int node, int dy, int k)
     return ir_must(g, &c);
 }
 
-/* The loops both share: images i, output rows j, columns k, channels l,
- * kernel rows m and columns n; iy, ix the input pixel (maybe outside). */
-/* The loops over every window's every element. Without padding every
- * element is inside its image, and the code says so by not testing. */
+/* The loops both share: images i, output rows j and columns k, channels l,
+ * and the kernel's rows m and columns n; y0 + m, x0 + n is the pixel under
+ * (m, n). With padding, m and n run over the part of the kernel inside the
+ * image only (m0..m1, n0..n1, which change with the window's place, not
+ * with the data), so that no element is tested: a test per element made
+ * the loops branch on every other one. */
 static void window_loops(Buf *b, Window v, const char *cols)
 {
     buf_printf(b,
                "    for (int i = 0; i < %d; i++)\n"
                "        for (int j = 0; j < %d; j++)\n"
                "            for (int k = 0; k < %d; k++) {\n"
-               "                real *row = %s + ((i * %d + j) * %d + k) * %d;\n"
-               "                for (int l = 0; l < %d; l++)\n"
-               "                    for (int m = 0; m < %d; m++)\n"
-               "                        for (int n = 0; n < %d; n++) {\n",
-               v.n, v.oh, v.ow, cols, v.oh, v.ow, v.c * v.kh * v.kw, v.c, v.kh, v.kw);
+               "                real *row = %s + ((i * %d + j) * %d + k) * %d;\n",
+               v.n, v.oh, v.ow, cols, v.oh, v.ow, v.c * v.kh * v.kw);
     if (v.pad)
         buf_printf(b,
-                   "                            const int iy = j * %d - %d + m, ix = k * %d - %d "
-                   "+ n;\n"
-                   "                            const int inside = iy >= 0 && iy < %d && ix >= 0 "
-                   "&& ix < %d;\n",
-                   v.stride, v.pad, v.stride, v.pad, v.h, v.w);
+                   "                const int y0 = j * %d - %d, x0 = k * %d - %d;\n"
+                   "                const int m0 = y0 < 0 ? -y0 : 0, m1 = y0 + %d > %d ? %d - y0 : %d;\n"
+                   "                const int n0 = x0 < 0 ? -x0 : 0, n1 = x0 + %d > %d ? %d - x0 : %d;\n",
+                   v.stride, v.pad, v.stride, v.pad, v.kh, v.h, v.h, v.kh, v.kw, v.w, v.w, v.kw);
     else
-        buf_printf(b, "                            const int iy = j * %d + m, ix = k * %d + n;\n",
-                   v.stride, v.stride);
+        buf_printf(b, "                const int y0 = j * %d, x0 = k * %d;\n", v.stride, v.stride);
+}
+
+/* The loops over the channels and the kernel's rows and columns inside the
+ * image, around one element's statement. */
+static void kernel_loops(Buf *b, Window v, const char *statement)
+{
+    char m1[16], n1[16];
+    snprintf(m1, sizeof m1, "%d", v.kh);
+    snprintf(n1, sizeof n1, "%d", v.kw);
+    buf_printf(b,
+               "                for (int l = 0; l < %d; l++)\n"
+               "                    for (int m = %s; m < %s; m++)\n"
+               "                        for (int n = %s; n < %s; n++)\n"
+               "                            %s;\n"
+               "            }\n",
+               v.c, v.pad ? "m0" : "0", v.pad ? "m1" : m1, v.pad ? "n0" : "0", v.pad ? "n1" : n1,
+               statement);
 }
 
 static void emit_im2col(Buf *b, const Node *n, const Operand *out, const Operand *in)
 {
     Window v = window_of(in[0].shape, n->axes);
     window_loops(b, v, out->text);
-    char at[160];
-    snprintf(at, sizeof at, "%s[((i * %d + l) * %d + iy) * %d + ix]", in[0].text, v.c, v.h, v.w);
-    buf_printf(b,
-               "                            row[(l * %d + m) * %d + n] = %s%s%s;\n"
-               "                        }\n"
-               "            }\n",
-               v.kh, v.kw, v.pad ? "inside ? " : "", at, v.pad ? " : REAL_C(0.0)" : "");
+    if (v.pad) /* a window reaching into the padding: zeros there */
+        buf_printf(b,
+                   "                if (m0 > 0 || n0 > 0 || m1 < %d || n1 < %d)\n"
+                   "                    memset(row, 0, %d * sizeof *row);\n",
+                   v.kh, v.kw, v.c * v.kh * v.kw);
+    char statement[200];
+    snprintf(statement, sizeof statement,
+             "row[(l * %d + m) * %d + n] = %s[((i * %d + l) * %d + y0 + m) * %d + x0 + n]", v.kh,
+             v.kw, in[0].text, v.c, v.h, v.w);
+    kernel_loops(b, v, statement);
 }
 
 static void emit_col2im(Buf *b, const Node *n, const Operand *out, const Operand *in)
@@ -988,14 +1005,11 @@ static void emit_col2im(Buf *b, const Node *n, const Operand *out, const Operand
     buf_printf(b, "    memset(%s, 0, %ld * sizeof *%s);\n", out->text, shape_size(n->shape),
                out->text);
     window_loops(b, v, in[0].text);
-    buf_printf(b,
-               "%s"
-               "                            %s%s[((i * %d + l) * %d + iy) * %d + ix] += "
-               "row[(l * %d + m) * %d + n];\n"
-               "                        }\n"
-               "            }\n",
-               v.pad ? "                            if (inside)\n" : "", v.pad ? "    " : "",
-               out->text, v.c, v.h, v.w, v.kh, v.kw);
+    char statement[200];
+    snprintf(statement, sizeof statement,
+             "%s[((i * %d + l) * %d + y0 + m) * %d + x0 + n] += row[(l * %d + m) * %d + n]",
+             out->text, v.c, v.h, v.w, v.kh, v.kw);
+    kernel_loops(b, v, statement);
 }
 
 /* ---- sequences ---- */
@@ -1438,9 +1452,9 @@ static void emit_logsumexp(Buf *b, const char *z, int cols, const char *keep)
 {
     buf_printf(b,
                "        const real *row = %s + i * %d;\n"
-               "        real mx = row[0];\n"
-               "        for (int j = 1; j < %d; j++)\n"
-               "            mx = r_fmax(mx, row[j]);\n"
+               "        real mx = -INFINITY;\n"
+               "        for (int j = 0; j < %d; j++)\n"
+               "            mx = r_max(mx, row[j]);\n"
                "        real acc = REAL_C(0.0);\n",
                z, cols, cols);
     if (keep)
@@ -1546,7 +1560,7 @@ static void emit_max_pool(Buf *b, const Node *n, const Operand *out, const Opera
                "                real mx = -INFINITY;\n"
                "                for (int m = 0; m < %d; m++)\n"
                "                    for (int n = 0; n < %d; n++)\n"
-               "                        mx = r_fmax(mx, %s);\n"
+               "                        mx = r_max(mx, %s);\n"
                "                %s[oi] = mx;\n"
                "            }\n",
                v.kh, v.kw, at(buf, &in[0], idx), out->text);
@@ -1591,17 +1605,15 @@ static void emit_softmax(Buf *b, const Node *n, const Operand *out, const Operan
 {
     int cols;
     long rows = last_axis_rows(n->shape, &cols);
-    char idx[48], first[96], buf[96], x[96];
-    snprintf(idx, sizeof idx, "(long)i * %d", cols);
-    snprintf(first, sizeof first, "%s", at(buf, &in[0], idx));
+    char idx[48], buf[96], x[96];
     snprintf(idx, sizeof idx, "(long)i * %d + j", cols);
     snprintf(x, sizeof x, "%s", at(buf, &in[0], idx));
     buf_printf(b,
                "    for (int i = 0; i < %ld; i++) {\n"
                "        real *srow = %s + (long)i * %d;\n"
-               "        real mx = %s;\n"
-               "        for (int j = 1; j < %d; j++)\n"
-               "            mx = r_fmax(mx, %s);\n"
+               "        real mx = -INFINITY;\n"
+               "        for (int j = 0; j < %d; j++)\n"
+               "            mx = r_max(mx, %s);\n"
                "        real acc = REAL_C(0.0);\n"
                "        for (int j = 0; j < %d; j++) {\n"
                "            srow[j] = r_exp(%s - mx);\n"
@@ -1610,7 +1622,7 @@ static void emit_softmax(Buf *b, const Node *n, const Operand *out, const Operan
                "        for (int j = 0; j < %d; j++)\n"
                "            srow[j] = srow[j] / acc;\n"
                "    }\n",
-               rows, out->text, cols, first, cols, x, cols, x, cols);
+               rows, out->text, cols, cols, x, cols, x, cols);
 }
 
 static void emit_softmax_grad(Buf *b, const Node *n, const Operand *out, const Operand *in)

@@ -637,6 +637,14 @@ START_TEST(test_fast_exp_tanh)
     ck_assert(rt_tanhf(0.0f) == 0 && signbit(rt_tanhf(-0.0f)));
     ck_assert(rt_fmaxf(NAN, 1) == 1 && rt_fmaxf(1, NAN) == 1 && rt_fmaxf(-2, 3) == 3);
     ck_assert(rt_fminf(NAN, 1) == 1 && rt_fminf(1, NAN) == 1 && rt_fminf(-2, 3) == -2);
+    /* A running max or min from an infinity skips NaNs as fmax and fmin do. */
+    const real xs[] = {NAN, -3, 5, NAN, 2, -INFINITY};
+    real mx = -INFINITY, mn = INFINITY;
+    for (int i = 0; i < 6; i++) {
+        mx = r_max(mx, xs[i]);
+        mn = r_min(mn, xs[i]);
+    }
+    ck_assert(mx == 5 && mn == -INFINITY && r_max(-INFINITY, NAN) == -INFINITY);
 }
 END_TEST
 

@@ -1055,9 +1055,9 @@ static void compute_loss(void)
     /* models/char_rnn.lua:24: loss = mean(cross_entropy(logits, y)), */
     for (int i = 0; i < 1024; i++) {
         const real *row = logits + i * 128;
-        real mx = row[0];
-        for (int j = 1; j < 128; j++)
-            mx = r_fmax(mx, row[j]);
+        real mx = -INFINITY;
+        for (int j = 0; j < 128; j++)
+            mx = r_max(mx, row[j]);
         real acc = REAL_C(0.0);
         for (int j = 0; j < 128; j++)
             acc += r_exp(row[j] - mx);
@@ -1088,9 +1088,9 @@ static void compute_grads(void)
     /* models/char_rnn.lua:24 and its backward: loss = mean(cross_entropy(logits, y)), */
     for (int i = 0; i < 1024; i++) {
         const real *row = logits + i * 128;
-        real mx = row[0];
-        for (int j = 1; j < 128; j++)
-            mx = r_fmax(mx, row[j]);
+        real mx = -INFINITY;
+        for (int j = 0; j < 128; j++)
+            mx = r_max(mx, row[j]);
         real acc = REAL_C(0.0);
         real *drow = d_reshape + i * 128;
         for (int j = 0; j < 128; j++) {

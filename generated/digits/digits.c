@@ -106,9 +106,9 @@ static void compute_loss(void)
     /* models/digits.lua:22: local loss = (1 - SMOOTH) * mean(cross_entropy(logits, labels)) */
     for (int i = 0; i < 32; i++) {
         const real *row = logits + i * 10;
-        real mx = row[0];
-        for (int j = 1; j < 10; j++)
-            mx = r_fmax(mx, row[j]);
+        real mx = -INFINITY;
+        for (int j = 0; j < 10; j++)
+            mx = r_max(mx, row[j]);
         real acc = REAL_C(0.0);
         for (int j = 0; j < 10; j++)
             acc += r_exp(row[j] - mx);
@@ -126,7 +126,7 @@ static void compute_loss(void)
     for (int i = 0; i < 32; i++) {
         real acc = -INFINITY;
         for (int j = 0; j < 10; j++) {
-            acc = r_fmax(acc, logits[i * 10 + j]);
+            acc = r_max(acc, logits[i * 10 + j]);
         }
         max[i] = acc;
     }
@@ -179,9 +179,9 @@ static void compute_grads(void)
     /* models/digits.lua:22 and its backward: local loss = (1 - SMOOTH) * mean(cross_entropy(logits, labels)) */
     for (int i = 0; i < 32; i++) {
         const real *row = logits + i * 10;
-        real mx = row[0];
-        for (int j = 1; j < 10; j++)
-            mx = r_fmax(mx, row[j]);
+        real mx = -INFINITY;
+        for (int j = 0; j < 10; j++)
+            mx = r_max(mx, row[j]);
         real acc = REAL_C(0.0);
         real *drow = d_cross_entropy_grad + i * 10;
         for (int j = 0; j < 10; j++) {
@@ -206,7 +206,7 @@ static void compute_grads(void)
     for (int i = 0; i < 32; i++) {
         real acc = -INFINITY;
         for (int j = 0; j < 10; j++) {
-            acc = r_fmax(acc, logits[i * 10 + j]);
+            acc = r_max(acc, logits[i * 10 + j]);
         }
         max[i] = acc;
     }

@@ -94,13 +94,15 @@ static void compute_outputs(void)
         for (int j = 0; j < 8; j++)
             for (int k = 0; k < 8; k++) {
                 real *row = im2col + ((i * 8 + j) * 8 + k) * 9;
+                const int y0 = j * 1 - 1, x0 = k * 1 - 1;
+                const int m0 = y0 < 0 ? -y0 : 0, m1 = y0 + 3 > 8 ? 8 - y0 : 3;
+                const int n0 = x0 < 0 ? -x0 : 0, n1 = x0 + 3 > 8 ? 8 - x0 : 3;
+                if (m0 > 0 || n0 > 0 || m1 < 3 || n1 < 3)
+                    memset(row, 0, 9 * sizeof *row);
                 for (int l = 0; l < 1; l++)
-                    for (int m = 0; m < 3; m++)
-                        for (int n = 0; n < 3; n++) {
-                            const int iy = j * 1 - 1 + m, ix = k * 1 - 1 + n;
-                            const int inside = iy >= 0 && iy < 8 && ix >= 0 && ix < 8;
-                            row[(l * 3 + m) * 3 + n] = inside ? img[((i * 1 + l) * 8 + iy) * 8 + ix] : REAL_C(0.0);
-                        }
+                    for (int m = m0; m < m1; m++)
+                        for (int n = n0; n < n1; n++)
+                            row[(l * 3 + m) * 3 + n] = img[((i * 1 + l) * 8 + y0 + m) * 8 + x0 + n];
             }
     for (int i = 0; i < 32; i++) /* tuned: a plain product is faster */
         for (int j = 0; j < 9; j++)
@@ -111,11 +113,11 @@ static void compute_outputs(void)
     /* models/digits_cnn.lua:18: local h = max_pool2d(relu(conv(img, F1, 3, "c1", { padding = 1 })), 2) */
     RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 32; j++)
-            for (int k = 0; k < 64; k++) {
-                const real t12 = matmul[i * 2048 + j + k * 32];
-                const real t14 = t12 + c1_b[j];
-                relu[i * 2048 + j * 64 + k] = t14 > REAL_C(0.0) ? t14 : REAL_C(0.0);
+        for (int j = 0; j < 64; j++)
+            for (int k = 0; k < 32; k++) {
+                const real t12 = matmul[i * 2048 + j * 32 + k];
+                const real t14 = t12 + c1_b[k];
+                relu[i * 2048 + j + k * 64] = t14 > REAL_C(0.0) ? t14 : REAL_C(0.0);
             }
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 4; j++)
@@ -125,7 +127,7 @@ static void compute_outputs(void)
                 real mx = -INFINITY;
                 for (int m = 0; m < 2; m++)
                     for (int n = 0; n < 2; n++)
-                        mx = r_fmax(mx, relu[win + m * 8 + n]);
+                        mx = r_max(mx, relu[win + m * 8 + n]);
                 h[oi] = mx;
             }
 
@@ -134,13 +136,15 @@ static void compute_outputs(void)
         for (int j = 0; j < 4; j++)
             for (int k = 0; k < 4; k++) {
                 real *row = im2col_2 + ((i * 4 + j) * 4 + k) * 288;
+                const int y0 = j * 1 - 1, x0 = k * 1 - 1;
+                const int m0 = y0 < 0 ? -y0 : 0, m1 = y0 + 3 > 4 ? 4 - y0 : 3;
+                const int n0 = x0 < 0 ? -x0 : 0, n1 = x0 + 3 > 4 ? 4 - x0 : 3;
+                if (m0 > 0 || n0 > 0 || m1 < 3 || n1 < 3)
+                    memset(row, 0, 288 * sizeof *row);
                 for (int l = 0; l < 32; l++)
-                    for (int m = 0; m < 3; m++)
-                        for (int n = 0; n < 3; n++) {
-                            const int iy = j * 1 - 1 + m, ix = k * 1 - 1 + n;
-                            const int inside = iy >= 0 && iy < 4 && ix >= 0 && ix < 4;
-                            row[(l * 3 + m) * 3 + n] = inside ? h[((i * 32 + l) * 4 + iy) * 4 + ix] : REAL_C(0.0);
-                        }
+                    for (int m = m0; m < m1; m++)
+                        for (int n = n0; n < n1; n++)
+                            row[(l * 3 + m) * 3 + n] = h[((i * 32 + l) * 4 + y0 + m) * 4 + x0 + n];
             }
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 512, 64, 288,
            REAL_C(1.0), im2col_2, 288, c2_w, 288, REAL_C(0.0), matmul_2, 64);
@@ -148,11 +152,11 @@ static void compute_outputs(void)
     /* models/digits_cnn.lua:19: h = max_pool2d(relu(conv(h, F2, 3, "c2", { padding = 1 })), 2) */
     RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 64; j++)
-            for (int k = 0; k < 16; k++) {
-                const real t23 = matmul_2[i * 1024 + j + k * 64];
-                const real t25 = t23 + c2_b[j];
-                relu_2[i * 1024 + j * 16 + k] = t25 > REAL_C(0.0) ? t25 : REAL_C(0.0);
+        for (int j = 0; j < 16; j++)
+            for (int k = 0; k < 64; k++) {
+                const real t23 = matmul_2[i * 1024 + j * 64 + k];
+                const real t25 = t23 + c2_b[k];
+                relu_2[i * 1024 + j + k * 16] = t25 > REAL_C(0.0) ? t25 : REAL_C(0.0);
             }
     for (int i = 0; i < 2048; i++)
         for (int j = 0; j < 2; j++)
@@ -162,7 +166,7 @@ static void compute_outputs(void)
                 real mx = -INFINITY;
                 for (int m = 0; m < 2; m++)
                     for (int n = 0; n < 2; n++)
-                        mx = r_fmax(mx, relu_2[win + m * 4 + n]);
+                        mx = r_max(mx, relu_2[win + m * 4 + n]);
                 h_2[oi] = mx;
             }
 
@@ -190,9 +194,9 @@ static void compute_loss(void)
     /* models/digits_cnn.lua:22: local loss = (1 - SMOOTH) * mean(cross_entropy(logits, labels)) */
     for (int i = 0; i < 32; i++) {
         const real *row = logits + i * 10;
-        real mx = row[0];
-        for (int j = 1; j < 10; j++)
-            mx = r_fmax(mx, row[j]);
+        real mx = -INFINITY;
+        for (int j = 0; j < 10; j++)
+            mx = r_max(mx, row[j]);
         real acc = REAL_C(0.0);
         for (int j = 0; j < 10; j++)
             acc += r_exp(row[j] - mx);
@@ -210,7 +214,7 @@ static void compute_loss(void)
     for (int i = 0; i < 32; i++) {
         real acc = -INFINITY;
         for (int j = 0; j < 10; j++) {
-            acc = r_fmax(acc, logits[i * 10 + j]);
+            acc = r_max(acc, logits[i * 10 + j]);
         }
         max[i] = acc;
     }
@@ -263,9 +267,9 @@ static void compute_grads(void)
     /* models/digits_cnn.lua:22 and its backward: local loss = (1 - SMOOTH) * mean(cross_entropy(logits, labels)) */
     for (int i = 0; i < 32; i++) {
         const real *row = logits + i * 10;
-        real mx = row[0];
-        for (int j = 1; j < 10; j++)
-            mx = r_fmax(mx, row[j]);
+        real mx = -INFINITY;
+        for (int j = 0; j < 10; j++)
+            mx = r_max(mx, row[j]);
         real acc = REAL_C(0.0);
         real *drow = d_cross_entropy_grad + i * 10;
         for (int j = 0; j < 10; j++) {
@@ -290,7 +294,7 @@ static void compute_grads(void)
     for (int i = 0; i < 32; i++) {
         real acc = -INFINITY;
         for (int j = 0; j < 10; j++) {
-            acc = r_fmax(acc, logits[i * 10 + j]);
+            acc = r_max(acc, logits[i * 10 + j]);
         }
         max[i] = acc;
     }
@@ -396,9 +400,9 @@ static void compute_grads(void)
             }
     RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 16; j++)
-            for (int k = 0; k < 64; k++) {
-                d_reshape_3[i * 1024 + j * 64 + k] = d_add[i * 1024 + j + k * 16];
+        for (int j = 0; j < 64; j++)
+            for (int k = 0; k < 16; k++) {
+                d_reshape_3[i * 1024 + j + k * 64] = d_add[i * 1024 + j * 16 + k];
             }
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 512, 288, 64,
            REAL_C(1.0), d_reshape_3, 64, c2_w, 288, REAL_C(0.0), d_im2col, 288);
@@ -409,14 +413,13 @@ static void compute_grads(void)
         for (int j = 0; j < 4; j++)
             for (int k = 0; k < 4; k++) {
                 real *row = d_im2col + ((i * 4 + j) * 4 + k) * 288;
+                const int y0 = j * 1 - 1, x0 = k * 1 - 1;
+                const int m0 = y0 < 0 ? -y0 : 0, m1 = y0 + 3 > 4 ? 4 - y0 : 3;
+                const int n0 = x0 < 0 ? -x0 : 0, n1 = x0 + 3 > 4 ? 4 - x0 : 3;
                 for (int l = 0; l < 32; l++)
-                    for (int m = 0; m < 3; m++)
-                        for (int n = 0; n < 3; n++) {
-                            const int iy = j * 1 - 1 + m, ix = k * 1 - 1 + n;
-                            const int inside = iy >= 0 && iy < 4 && ix >= 0 && ix < 4;
-                            if (inside)
-                                d_h[((i * 32 + l) * 4 + iy) * 4 + ix] += row[(l * 3 + m) * 3 + n];
-                        }
+                    for (int m = m0; m < m1; m++)
+                        for (int n = n0; n < n1; n++)
+                            d_h[((i * 32 + l) * 4 + y0 + m) * 4 + x0 + n] += row[(l * 3 + m) * 3 + n];
             }
 
     /* backward of models/digits_cnn.lua:18: local h = max_pool2d(relu(conv(img, F1, 3, "c1", { padding = 1 })), 2) */
@@ -446,9 +449,9 @@ static void compute_grads(void)
             }
     RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 64; j++)
-            for (int k = 0; k < 32; k++) {
-                d_reshape_6[i * 2048 + j * 32 + k] = d_add_2[i * 2048 + j + k * 64];
+        for (int j = 0; j < 32; j++)
+            for (int k = 0; k < 64; k++) {
+                d_reshape_6[i * 2048 + j + k * 32] = d_add_2[i * 2048 + j * 64 + k];
             }
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 32, 9, 2048,
            REAL_C(1.0), d_reshape_6, 32, im2col, 9, REAL_C(0.0), d_reshape_7, 9);

@@ -322,9 +322,9 @@ static void compute_outputs(void)
     /* models/lib/attention.lua:21: local scores = matmul(q, transpose(k, 3, 4)) * (1 / math.sqrt(d)) */
     RT_PARALLEL_FOR
     for (int i = 0; i < 16; i++)
-        for (int j = 0; j < 128; j++)
-            for (int k = 0; k < 64; k++) {
-                permute[i * 8192 + j * 64 + k] = matmul_2[i * 8192 + j + k * 128];
+        for (int j = 0; j < 64; j++)
+            for (int k = 0; k < 128; k++) {
+                permute[i * 8192 + j + k * 64] = matmul_2[i * 8192 + j * 128 + k];
             }
     for (int i = 0; i < 64; i++)
         r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, 64, 32,
@@ -342,9 +342,9 @@ static void compute_outputs(void)
                 causal_mask[(i * 64 + j) * 64 + k] = k <= j ? scores[(i * 64 + j) * 64 + k] : -INFINITY;
     for (int i = 0; i < 4096; i++) {
         real *srow = softmax + (long)i * 64;
-        real mx = causal_mask[(long)i * 64];
-        for (int j = 1; j < 64; j++)
-            mx = r_fmax(mx, causal_mask[(long)i * 64 + j]);
+        real mx = -INFINITY;
+        for (int j = 0; j < 64; j++)
+            mx = r_max(mx, causal_mask[(long)i * 64 + j]);
         real acc = REAL_C(0.0);
         for (int j = 0; j < 64; j++) {
             srow[j] = r_exp(causal_mask[(long)i * 64 + j] - mx);
@@ -519,9 +519,9 @@ static void compute_outputs(void)
     /* models/lib/attention.lua:21: local scores = matmul(q, transpose(k, 3, 4)) * (1 / math.sqrt(d)) */
     RT_PARALLEL_FOR
     for (int i = 0; i < 16; i++)
-        for (int j = 0; j < 128; j++)
-            for (int k = 0; k < 64; k++) {
-                permute_3[i * 8192 + j * 64 + k] = matmul_9[i * 8192 + j + k * 128];
+        for (int j = 0; j < 64; j++)
+            for (int k = 0; k < 128; k++) {
+                permute_3[i * 8192 + j + k * 64] = matmul_9[i * 8192 + j * 128 + k];
             }
     for (int i = 0; i < 64; i++)
         r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, 64, 32,
@@ -539,9 +539,9 @@ static void compute_outputs(void)
                 causal_mask_2[(i * 64 + j) * 64 + k] = k <= j ? scores_2[(i * 64 + j) * 64 + k] : -INFINITY;
     for (int i = 0; i < 4096; i++) {
         real *srow = softmax_2 + (long)i * 64;
-        real mx = causal_mask_2[(long)i * 64];
-        for (int j = 1; j < 64; j++)
-            mx = r_fmax(mx, causal_mask_2[(long)i * 64 + j]);
+        real mx = -INFINITY;
+        for (int j = 0; j < 64; j++)
+            mx = r_max(mx, causal_mask_2[(long)i * 64 + j]);
         real acc = REAL_C(0.0);
         for (int j = 0; j < 64; j++) {
             srow[j] = r_exp(causal_mask_2[(long)i * 64 + j] - mx);
@@ -707,9 +707,9 @@ static void compute_loss(void)
     /* models/gpt.lua:25: loss = mean(cross_entropy(logits, y)), */
     for (int i = 0; i < 1024; i++) {
         const real *row = logits + i * 128;
-        real mx = row[0];
-        for (int j = 1; j < 128; j++)
-            mx = r_fmax(mx, row[j]);
+        real mx = -INFINITY;
+        for (int j = 0; j < 128; j++)
+            mx = r_max(mx, row[j]);
         real acc = REAL_C(0.0);
         for (int j = 0; j < 128; j++)
             acc += r_exp(row[j] - mx);
@@ -740,9 +740,9 @@ static void compute_grads(void)
     /* models/gpt.lua:25 and its backward: loss = mean(cross_entropy(logits, y)), */
     for (int i = 0; i < 1024; i++) {
         const real *row = logits + i * 128;
-        real mx = row[0];
-        for (int j = 1; j < 128; j++)
-            mx = r_fmax(mx, row[j]);
+        real mx = -INFINITY;
+        for (int j = 0; j < 128; j++)
+            mx = r_max(mx, row[j]);
         real acc = REAL_C(0.0);
         real *drow = d_reshape + i * 128;
         for (int j = 0; j < 128; j++) {
@@ -1006,9 +1006,9 @@ static void compute_grads(void)
     /* backward of models/lib/attention.lua:11: return t:reshape({N, T, heads, d}):permute({1, 3, 2, 4}) */
     RT_PARALLEL_FOR
     for (int i = 0; i < 16; i++)
-        for (int j = 0; j < 64; j++)
-            for (int k = 0; k < 128; k++) {
-                d_reshape_3[i * 8192 + j * 128 + k] = d_permute[i * 8192 + j + k * 64];
+        for (int j = 0; j < 128; j++)
+            for (int k = 0; k < 64; k++) {
+                d_reshape_3[i * 8192 + j + k * 128] = d_permute[i * 8192 + j * 64 + k];
             }
 
     /* backward of models/lib/attention.lua:19: local k = split(x:matmul(k_w), N, T) */
@@ -1264,9 +1264,9 @@ static void compute_grads(void)
     /* backward of models/lib/attention.lua:11: return t:reshape({N, T, heads, d}):permute({1, 3, 2, 4}) */
     RT_PARALLEL_FOR
     for (int i = 0; i < 16; i++)
-        for (int j = 0; j < 64; j++)
-            for (int k = 0; k < 128; k++) {
-                d_reshape_6[i * 8192 + j * 128 + k] = d_permute_2[i * 8192 + j + k * 64];
+        for (int j = 0; j < 128; j++)
+            for (int k = 0; k < 64; k++) {
+                d_reshape_6[i * 8192 + j + k * 128] = d_permute_2[i * 8192 + j * 64 + k];
             }
 
     /* backward of models/lib/attention.lua:19: local k = split(x:matmul(k_w), N, T) */

@@ -203,9 +203,9 @@ static void compute_outputs(void)
     /* models/lib/attention.lua:21: local scores = matmul(q, transpose(k, 3, 4)) * (1 / math.sqrt(d)) */
     RT_PARALLEL_FOR
     for (int i = 0; i < 16; i++)
-        for (int j = 0; j < 128; j++)
-            for (int k = 0; k < 64; k++) {
-                permute[i * 8192 + j * 64 + k] = matmul_2[i * 8192 + j + k * 128];
+        for (int j = 0; j < 64; j++)
+            for (int k = 0; k < 128; k++) {
+                permute[i * 8192 + j + k * 64] = matmul_2[i * 8192 + j * 128 + k];
             }
     for (int i = 0; i < 64; i++)
         r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, 64, 32,
@@ -223,9 +223,9 @@ static void compute_outputs(void)
                 causal_mask[(i * 64 + j) * 64 + k] = k <= j ? scores[(i * 64 + j) * 64 + k] : -INFINITY;
     for (int i = 0; i < 4096; i++) {
         real *srow = softmax + (long)i * 64;
-        real mx = causal_mask[(long)i * 64];
-        for (int j = 1; j < 64; j++)
-            mx = r_fmax(mx, causal_mask[(long)i * 64 + j]);
+        real mx = -INFINITY;
+        for (int j = 0; j < 64; j++)
+            mx = r_max(mx, causal_mask[(long)i * 64 + j]);
         real acc = REAL_C(0.0);
         for (int j = 0; j < 64; j++) {
             srow[j] = r_exp(causal_mask[(long)i * 64 + j] - mx);
@@ -394,9 +394,9 @@ static void compute_outputs(void)
     /* models/lib/attention.lua:21: local scores = matmul(q, transpose(k, 3, 4)) * (1 / math.sqrt(d)) */
     RT_PARALLEL_FOR
     for (int i = 0; i < 16; i++)
-        for (int j = 0; j < 128; j++)
-            for (int k = 0; k < 64; k++) {
-                permute_3[i * 8192 + j * 64 + k] = matmul_9[i * 8192 + j + k * 128];
+        for (int j = 0; j < 64; j++)
+            for (int k = 0; k < 128; k++) {
+                permute_3[i * 8192 + j + k * 64] = matmul_9[i * 8192 + j * 128 + k];
             }
     for (int i = 0; i < 64; i++)
         r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, 64, 32,
@@ -414,9 +414,9 @@ static void compute_outputs(void)
                 causal_mask_2[(i * 64 + j) * 64 + k] = k <= j ? scores_2[(i * 64 + j) * 64 + k] : -INFINITY;
     for (int i = 0; i < 4096; i++) {
         real *srow = softmax_2 + (long)i * 64;
-        real mx = causal_mask_2[(long)i * 64];
-        for (int j = 1; j < 64; j++)
-            mx = r_fmax(mx, causal_mask_2[(long)i * 64 + j]);
+        real mx = -INFINITY;
+        for (int j = 0; j < 64; j++)
+            mx = r_max(mx, causal_mask_2[(long)i * 64 + j]);
         real acc = REAL_C(0.0);
         for (int j = 0; j < 64; j++) {
             srow[j] = r_exp(causal_mask_2[(long)i * 64 + j] - mx);

@@ -52,9 +52,9 @@ static void compute_loss(void)
     /* models/iris.lua:13: loss = mean(cross_entropy(logits, labels)), */
     for (int i = 0; i < 30; i++) {
         const real *row = logits + i * 3;
-        real mx = row[0];
-        for (int j = 1; j < 3; j++)
-            mx = r_fmax(mx, row[j]);
+        real mx = -INFINITY;
+        for (int j = 0; j < 3; j++)
+            mx = r_max(mx, row[j]);
         real acc = REAL_C(0.0);
         for (int j = 0; j < 3; j++)
             acc += r_exp(row[j] - mx);
@@ -85,9 +85,9 @@ static void compute_grads(void)
     /* models/iris.lua:13 and its backward: loss = mean(cross_entropy(logits, labels)), */
     for (int i = 0; i < 30; i++) {
         const real *row = logits + i * 3;
-        real mx = row[0];
-        for (int j = 1; j < 3; j++)
-            mx = r_fmax(mx, row[j]);
+        real mx = -INFINITY;
+        for (int j = 0; j < 3; j++)
+            mx = r_max(mx, row[j]);
         real acc = REAL_C(0.0);
         real *drow = d_logits + i * 3;
         for (int j = 0; j < 3; j++) {

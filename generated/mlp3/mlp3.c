@@ -90,9 +90,9 @@ static void compute_loss(void)
     /* models/mlp3.lua:17: loss = mean(cross_entropy(logits, labels)), */
     for (int i = 0; i < 64; i++) {
         const real *row = logits + i * 10;
-        real mx = row[0];
-        for (int j = 1; j < 10; j++)
-            mx = r_fmax(mx, row[j]);
+        real mx = -INFINITY;
+        for (int j = 0; j < 10; j++)
+            mx = r_max(mx, row[j]);
         real acc = REAL_C(0.0);
         for (int j = 0; j < 10; j++)
             acc += r_exp(row[j] - mx);
@@ -126,9 +126,9 @@ static void compute_grads(int fold, real lr, real keep)
     /* models/mlp3.lua:17 and its backward: loss = mean(cross_entropy(logits, labels)), */
     for (int i = 0; i < 64; i++) {
         const real *row = logits + i * 10;
-        real mx = row[0];
-        for (int j = 1; j < 10; j++)
-            mx = r_fmax(mx, row[j]);
+        real mx = -INFINITY;
+        for (int j = 0; j < 10; j++)
+            mx = r_max(mx, row[j]);
         real acc = REAL_C(0.0);
         real *drow = d_logits + i * 10;
         for (int j = 0; j < 10; j++) {
