@@ -49,7 +49,12 @@ Graph *compile_graph(const char *model, const LoadOptions *o, const char *after,
     ir_free(s);
     ir_check(d);
     st->live = d->n;
-    return d;
+    if (after && !strcmp(after, "dce"))
+        return d;
+    Graph *r = remat(d, &st->recomputed);
+    ir_free(d);
+    ir_check(r);
+    return r;
 }
 
 /* Whether the arena is more than a generated program can hold; if so, says
@@ -198,6 +203,8 @@ int print_stats(const char *model, const LoadOptions *o, bool memory, FILE *out)
                 "  simplify  %d -> %d nodes: constants folded %d, identities %d, common\n"
                 "            subexpressions merged %d, transposes folded into products %d\n"
                 "  dce       %d -> %d nodes: computing nothing needed %d\n"
+                "  remat     forward values computed again where the backward reads\n"
+                "            them, instead of kept: %d\n"
                 "  fuse      loops %d, library calls %d (matrix products %d), nodes computed\n"
                 "            inside the loop of the node that reads them %d; loops joined\n"
                 "            by another's (the same elements) %d, values kept only as\n"
@@ -205,7 +212,7 @@ int print_stats(const char *model, const LoadOptions *o, bool memory, FILE *out)
                 model, st.loaded, st.batched, st.with_grad - st.loaded, st.with_grad, st.simplified,
                 s->folded,
                 s->identities, s->merged, s->transposes, st.simplified, st.live,
-                st.simplified - st.live, loops, calls, products, inlined, shared, temps);
+                st.simplified - st.live, st.recomputed, loops, calls, products, inlined, shared, temps);
         char c[32];
         fprintf(out, "  plan      steps %d; arena %s values, %.2fx the minimum (print --memory)\n",
                 p.n_order, count(c, p.arena_size),

@@ -7,6 +7,7 @@
  *   grad        reverse mode: appends the backward graph
  *   simplify    constant folding, identities, common subexpressions
  *   dce         drops what no root needs
+ *   remat       cheap forward values computed again in the backward, not kept
  *   fuse        groups nodes into loops
  *   plan        places every stored tensor in the arena
  *   emit_c      writes NAME.h, NAME.c and the two mains
@@ -294,6 +295,10 @@ Graph *dce(Graph *g);
  * gradients, only the inputs the outputs read; every parameter kept. */
 Graph *dce_inference(Graph *g);
 
+/* ---- remat.c ---- */
+/* Counts the copies it made into *recomputed. */
+Graph *remat(Graph *g, int *recomputed);
+
 /* ---- graph.c: Graphviz DOT ---- */
 void ir_dot(Graph *g, bool backward, FILE *out);
 
@@ -378,9 +383,10 @@ void emit_c_inference(Graph *g, const Fusion *f, const Plan *p, const Tune *tune
 typedef struct {
     int loaded, with_grad, simplified, live; /* nodes after load, grad, simplify, dce */
     int batched;                             /* products batch merged */
+    int recomputed;                          /* forward values remat copied */
     SimplifyStats simplify;
 } PassStats;
-/* The passes up to `after` (load, batch, grad, simplify or dce; NULL: all), or
+/* The passes up to `after` (load, batch, grad, simplify, dce or remat; NULL: all), or
  * NULL after printing a user error; counts into st unless it is NULL. */
 Graph *compile_graph(const char *model, const LoadOptions *o, const char *after, PassStats *st);
 /* gradc print --after fuse (or plan): the loops and calls in the order

@@ -52,9 +52,10 @@ static const char usage[] =
     "  --optimizer K   train with K instead of the model's optimizer, at K's\n"
     "                  defaults: sgd, momentum, nesterov, adam, adamw, rmsprop\n"
     "                  (the trainer sets its lr and other settings at run time)\n"
-    "  --after PASS    print the graph after PASS: load, batch, grad, simplify or dce\n"
-    "                  (default dce, what the C is made from); after fuse or plan,\n"
-    "                  the loops and calls in order (and each value's place)\n"
+    "  --after PASS    print the graph after PASS: load, batch, grad, simplify, dce\n"
+    "                  or remat (default remat, what the C is made from); after\n"
+    "                  fuse or plan, the loops and calls in order (and each\n"
+    "                  value's place)\n"
     "  --stats         print what each pass did instead of the graph\n"
     "  --memory        print the arena: its parts, and its size against the least\n"
     "                  the schedule needs\n"
@@ -159,9 +160,9 @@ static int parse_args(int argc, char **argv, Args *a)
                          a->stats ? "--stats" : "--memory");
     if (a->after && strcmp(a->after, "load") && strcmp(a->after, "batch") &&
         strcmp(a->after, "grad") && strcmp(a->after, "simplify") && strcmp(a->after, "dce") &&
-        strcmp(a->after, "fuse") && strcmp(a->after, "plan"))
-        return bad_usage("--after %s: the passes are load, batch, grad, simplify, dce, fuse and "
-                         "plan",
+        strcmp(a->after, "remat") && strcmp(a->after, "fuse") && strcmp(a->after, "plan"))
+        return bad_usage("--after %s: the passes are load, batch, grad, simplify, dce, remat, "
+                         "fuse and plan",
                          a->after);
     return 0;
 }

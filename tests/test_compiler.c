@@ -391,6 +391,40 @@ START_TEST(batch_merges_step_products)
 }
 END_TEST
 
+/* GELU's x/2 and 1 + tanh(...) are recomputed where the backward reads
+ * them: of the forward values, the backward reads only the product's
+ * output (x), the tanh and the GELU itself. */
+START_TEST(remat_keeps_only_what_backward_needs)
+{
+    const char *path = write_model("gelu.lua", "local x = input(\"x\", {4, 8})\n"
+                                               "local w = param(\"w\", {8, 16}, randn())\n"
+                                               "local h = gelu(x:matmul(w))\n"
+                                               "return model { loss = sum(h * h) }\n");
+    LoadOptions o = {0};
+    PassStats st;
+    Graph *g = compile_graph(path, &o, NULL, &st);
+    ck_assert_ptr_nonnull(g);
+    ck_assert_int_eq(st.recomputed, 2);
+    int kept = 0, product_kept = 0, tanh_kept = 0;
+    for (int i = 0; i < g->n; i++) {
+        const Node *n = &g->nodes[i];
+        bool read_back = false;
+        for (int j = 0; j < g->n; j++)
+            for (int k = 0; k < g->nodes[j].n_in; k++)
+                read_back |= g->nodes[j].is_grad && g->nodes[j].in[k] == i;
+        if (n->is_grad || !read_back || op_info[n->op].kind == LEAF)
+            continue;
+        kept++;
+        product_kept += n->op == OP_MATMUL;
+        tanh_kept += n->op == OP_TANH;
+    }
+    ck_assert_int_eq(kept, 3);
+    ck_assert_int_eq(product_kept, 1);
+    ck_assert_int_eq(tanh_kept, 1);
+    ir_free(g);
+}
+END_TEST
+
 START_TEST(dce_drops_unused)
 {
     const char *path = write_model("dead.lua", "local x = input(\"x\", {2, 2})\n"
@@ -485,6 +519,7 @@ static Suite *compiler_suite(void)
     tcase_add_test(passes, seed_backward_is_the_notes);
     tcase_add_test(passes, transposes_fold_into_flags);
     tcase_add_test(passes, dce_drops_unused);
+    tcase_add_test(passes, remat_keeps_only_what_backward_needs);
     tcase_add_test(passes, batch_merges_step_products);
     tcase_add_test(passes, plan_shares_only_dead_places);
     tcase_add_test(passes, loss_and_gradient_share_a_loop);

@@ -9,7 +9,7 @@
 #include "rt_real.h"
 #include "gpt.h"
 
-static real arena[11578896];
+static real arena[8433168];
 static int32_t iarena[2048];
 
 static int32_t *const x = iarena + 0; /* input [16,64] */
@@ -85,158 +85,149 @@ static real *const mul = arena + 1880592; /* [16,64,1] */
 static real *const sub = arena + 2141712; /* [16,64,128] */
 static real *const sum_2 = arena + 1879568; /* [16,64,1] */
 static real *const rsqrt = arena + 1880592; /* [16,64,1] */
-static real *const mul_2 = arena + 2272784; /* [16,64,128] */
-static real *const add = arena + 2403856; /* [16,64,128] */
-static real *const matmul = arena + 2534928; /* [16,64,128] */
-static real *const q = arena + 2666000; /* [16,4,64,32] */
-static real *const matmul_2 = arena + 2534928; /* [16,64,128] */
-static real *const matmul_3 = arena + 2797072; /* [16,64,128] */
-static real *const v = arena + 2928144; /* [16,4,64,32] */
-static real *const permute = arena + 2797072; /* [16,4,32,64] */
-static real *const matmul_4 = arena + 3059216; /* [16,4,64,64] */
-static real *const scores = arena + 3321360; /* [16,4,64,64] */
-static real *const causal_mask = arena + 3059216; /* [16,4,64,64] */
-static real *const softmax = arena + 3321360; /* [16,4,64,64] */
-static real *const y_2 = arena + 2534928; /* [16,4,64,32] */
-static real *const permute_2 = arena + 3059216; /* [16,64,4,32] */
-static real *const matmul_5 = arena + 2534928; /* [16,64,128] */
-static real *const add_2 = arena + 3190288; /* [16,64,128] */
+static real *const add = arena + 2272784; /* [16,64,128] */
+static real *const matmul = arena + 2403856; /* [16,64,128] */
+static real *const q = arena + 2534928; /* [16,4,64,32] */
+static real *const matmul_2 = arena + 2403856; /* [16,64,128] */
+static real *const matmul_3 = arena + 2666000; /* [16,64,128] */
+static real *const v = arena + 2797072; /* [16,4,64,32] */
+static real *const permute = arena + 2666000; /* [16,4,32,64] */
+static real *const matmul_4 = arena + 2928144; /* [16,4,64,64] */
+static real *const scores = arena + 3190288; /* [16,4,64,64] */
+static real *const causal_mask = arena + 2928144; /* [16,4,64,64] */
+static real *const softmax = arena + 3190288; /* [16,4,64,64] */
+static real *const y_2 = arena + 2403856; /* [16,4,64,32] */
+static real *const permute_2 = arena + 2928144; /* [16,64,4,32] */
+static real *const matmul_5 = arena + 2403856; /* [16,64,128] */
+static real *const add_2 = arena + 3059216; /* [16,64,128] */
 static real *const sum_3 = arena + 1879568; /* [16,64,1] */
-static real *const mul_3 = arena + 2534928; /* [16,64,1] */
+static real *const mul_2 = arena + 2403856; /* [16,64,1] */
 static real *const sub_2 = arena + 1881616; /* [16,64,128] */
 static real *const sum_4 = arena + 1879568; /* [16,64,1] */
 static real *const rsqrt_2 = arena + 2012688; /* [16,64,1] */
-static real *const mul_4 = arena + 2534928; /* [16,64,128] */
-static real *const add_3 = arena + 3583504; /* [16,64,128] */
-static real *const matmul_6 = arena + 3714576; /* [16,64,512] */
-static real *const add_4 = arena + 4238864; /* [16,64,512] */
-static real *const tanh_2 = arena + 4763152; /* [16,64,512] */
-static real *const mul_5 = arena + 5287440; /* [16,64,512] */
-static real *const add_5 = arena + 5811728; /* [16,64,512] */
-static real *const h_2 = arena + 6336016; /* [16,64,512] */
-static real *const matmul_7 = arena + 3714576; /* [16,64,128] */
-static real *const h_3 = arena + 3845648; /* [16,64,128] */
+static real *const add_3 = arena + 2403856; /* [16,64,128] */
+static real *const matmul_6 = arena + 3452432; /* [16,64,512] */
+static real *const add_4 = arena + 3976720; /* [16,64,512] */
+static real *const tanh_2 = arena + 4501008; /* [16,64,512] */
+static real *const h_2 = arena + 5025296; /* [16,64,512] */
+static real *const matmul_7 = arena + 3452432; /* [16,64,128] */
+static real *const h_3 = arena + 3583504; /* [16,64,128] */
 static real *const sum_5 = arena + 1879568; /* [16,64,1] */
-static real *const mul_6 = arena + 2013712; /* [16,64,1] */
-static real *const sub_3 = arena + 3190288; /* [16,64,128] */
+static real *const mul_3 = arena + 2013712; /* [16,64,1] */
+static real *const sub_3 = arena + 3059216; /* [16,64,128] */
 static real *const sum_6 = arena + 1879568; /* [16,64,1] */
 static real *const rsqrt_3 = arena + 2013712; /* [16,64,1] */
-static real *const mul_7 = arena + 3714576; /* [16,64,128] */
-static real *const add_6 = arena + 3976720; /* [16,64,128] */
-static real *const matmul_8 = arena + 4107792; /* [16,64,128] */
-static real *const q_2 = arena + 6860304; /* [16,4,64,32] */
-static real *const matmul_9 = arena + 4107792; /* [16,64,128] */
-static real *const matmul_10 = arena + 6991376; /* [16,64,128] */
-static real *const v_2 = arena + 7122448; /* [16,4,64,32] */
-static real *const permute_3 = arena + 6991376; /* [16,4,32,64] */
-static real *const matmul_11 = arena + 7253520; /* [16,4,64,64] */
-static real *const scores_2 = arena + 7515664; /* [16,4,64,64] */
-static real *const causal_mask_2 = arena + 7253520; /* [16,4,64,64] */
-static real *const softmax_2 = arena + 7515664; /* [16,4,64,64] */
-static real *const y_3 = arena + 4107792; /* [16,4,64,32] */
-static real *const permute_4 = arena + 7253520; /* [16,64,4,32] */
-static real *const matmul_12 = arena + 4107792; /* [16,64,128] */
-static real *const add_7 = arena + 7384592; /* [16,64,128] */
+static real *const add_5 = arena + 3452432; /* [16,64,128] */
+static real *const matmul_8 = arena + 3714576; /* [16,64,128] */
+static real *const q_2 = arena + 3845648; /* [16,4,64,32] */
+static real *const matmul_9 = arena + 3714576; /* [16,64,128] */
+static real *const matmul_10 = arena + 5549584; /* [16,64,128] */
+static real *const v_2 = arena + 5680656; /* [16,4,64,32] */
+static real *const permute_3 = arena + 5549584; /* [16,4,32,64] */
+static real *const matmul_11 = arena + 5811728; /* [16,4,64,64] */
+static real *const scores_2 = arena + 6073872; /* [16,4,64,64] */
+static real *const causal_mask_2 = arena + 5811728; /* [16,4,64,64] */
+static real *const softmax_2 = arena + 6073872; /* [16,4,64,64] */
+static real *const y_3 = arena + 3714576; /* [16,4,64,32] */
+static real *const permute_4 = arena + 5811728; /* [16,64,4,32] */
+static real *const matmul_12 = arena + 3714576; /* [16,64,128] */
+static real *const add_6 = arena + 5942800; /* [16,64,128] */
 static real *const sum_7 = arena + 1879568; /* [16,64,1] */
-static real *const mul_8 = arena + 2014736; /* [16,64,1] */
-static real *const sub_4 = arena + 3845648; /* [16,64,128] */
+static real *const mul_4 = arena + 2014736; /* [16,64,1] */
+static real *const sub_4 = arena + 3583504; /* [16,64,128] */
 static real *const sum_8 = arena + 1879568; /* [16,64,1] */
 static real *const rsqrt_4 = arena + 2014736; /* [16,64,1] */
-static real *const mul_9 = arena + 4107792; /* [16,64,128] */
-static real *const add_8 = arena + 7777808; /* [16,64,128] */
-static real *const matmul_13 = arena + 7908880; /* [16,64,512] */
-static real *const add_9 = arena + 8433168; /* [16,64,512] */
-static real *const tanh_3 = arena + 8957456; /* [16,64,512] */
-static real *const mul_10 = arena + 9481744; /* [16,64,512] */
-static real *const add_10 = arena + 10006032; /* [16,64,512] */
-static real *const h_4 = arena + 10530320; /* [16,64,512] */
-static real *const matmul_14 = arena + 7908880; /* [16,64,128] */
-static real *const h_5 = arena + 8039952; /* [16,64,128] */
+static real *const add_7 = arena + 3714576; /* [16,64,128] */
+static real *const matmul_13 = arena + 6336016; /* [16,64,512] */
+static real *const add_8 = arena + 6860304; /* [16,64,512] */
+static real *const tanh_3 = arena + 7384592; /* [16,64,512] */
+static real *const h_4 = arena + 7908880; /* [16,64,512] */
+static real *const matmul_14 = arena + 6336016; /* [16,64,128] */
+static real *const h_5 = arena + 6467088; /* [16,64,128] */
 static real *const sum_9 = arena + 1879568; /* [16,64,1] */
-static real *const mul_11 = arena + 2015760; /* [16,64,1] */
-static real *const sub_5 = arena + 7384592; /* [16,64,128] */
+static real *const mul_5 = arena + 2015760; /* [16,64,1] */
+static real *const sub_5 = arena + 5942800; /* [16,64,128] */
 static real *const sum_10 = arena + 1879568; /* [16,64,1] */
 static real *const rsqrt_5 = arena + 2015760; /* [16,64,1] */
-static real *const mul_12 = arena + 7908880; /* [16,64,128] */
-static real *const add_11 = arena + 8039952; /* [16,64,128] */
-static real *const matmul_15 = arena + 8171024; /* [16,64,128] */
+static real *const add_9 = arena + 6336016; /* [16,64,128] */
+static real *const matmul_15 = arena + 6467088; /* [16,64,128] */
 static real *const logits = arena + 1748480; /* [16,64,128] */
 static real *const cross_entropy = arena + 1879568; /* [1024] */
 static real *const sum_11 = arena + 2016784; /* [] */
 static real *const loss_value = arena + 1879552; /* [] */
-static real *const d_reshape = arena + 8171024; /* [1024,128] */
-static real *const d_add = arena + 8302096; /* [16,64,128] */
-static real *const d_mul = arena + 8039952; /* [16,64,128] */
+static real *const d_reshape = arena + 6467088; /* [1024,128] */
+static real *const d_add = arena + 6598160; /* [16,64,128] */
+static real *const d_mul = arena + 6729232; /* [16,64,128] */
 static real *const d_rsqrt = arena + 1879568; /* [16,64,1] */
 static real *const d_sum = arena + 2016784; /* [16,64,1] */
-static real *const d_sub = arena + 7908880; /* [16,64,128] */
+static real *const d_sub = arena + 6336016; /* [16,64,128] */
 static real *const d_mul_2 = arena + 1879568; /* [16,64,1] */
 static real *const d_sum_2 = arena + 2015760; /* [16,64,1] */
-static real *const d_h = arena + 7384592; /* [16,64,128] */
-static real *const d_h_2 = arena + 11054608; /* [16,64,512] */
-static real *const d_add_2 = arena + 10530320; /* [16,64,512] */
-static real *const d_add_3 = arena + 7908880; /* [16,64,128] */
-static real *const d_mul_3 = arena + 7777808; /* [16,64,128] */
+static real *const d_h = arena + 5942800; /* [16,64,128] */
+static real *const d_h_2 = arena + 6336016; /* [16,64,512] */
+static real *const d_add_2 = arena + 7908880; /* [16,64,512] */
+static real *const d_add_3 = arena + 7384592; /* [16,64,128] */
+static real *const d_mul_3 = arena + 3714576; /* [16,64,128] */
 static real *const d_rsqrt_2 = arena + 1879568; /* [16,64,1] */
 static real *const d_sum_3 = arena + 2015760; /* [16,64,1] */
-static real *const d_sub_2 = arena + 4107792; /* [16,64,128] */
+static real *const d_sub_2 = arena + 6336016; /* [16,64,128] */
 static real *const d_mul_4 = arena + 1879568; /* [16,64,1] */
 static real *const d_sum_4 = arena + 2014736; /* [16,64,1] */
-static real *const d_add_4 = arena + 3845648; /* [16,64,128] */
-static real *const d_y = arena + 4107792; /* [16,64,128] */
-static real *const d_y_2 = arena + 8039952; /* [16,4,64,32] */
-static real *const d_softmax = arena + 7253520; /* [16,4,64,64] */
-static real *const d_v = arena + 4107792; /* [16,4,64,32] */
-static real *const d_causal_mask = arena + 7777808; /* [16,4,64,64] */
-static real *const d_scores = arena + 7253520; /* [16,4,64,64] */
-static real *const d_matmul = arena + 7515664; /* [16,4,64,64] */
-static real *const d_q = arena + 7122448; /* [16,4,64,32] */
-static real *const d_permute = arena + 6991376; /* [16,4,32,64] */
-static real *const d_reshape_2 = arena + 6860304; /* [16,64,4,32] */
-static real *const d_matmul_2 = arena + 4107792; /* [16,64,128] */
-static real *const d_reshape_3 = arena + 6860304; /* [16,64,4,32] */
-static real *const d_matmul_add = arena + 4107792; /* [16,64,128] */
-static real *const d_reshape_4 = arena + 8039952; /* [16,64,4,32] */
-static real *const d_add_5 = arena + 4107792; /* [16,64,128] */
-static real *const d_mul_5 = arena + 3976720; /* [16,64,128] */
+static real *const d_add_4 = arena + 3583504; /* [16,64,128] */
+static real *const d_y = arena + 3714576; /* [16,64,128] */
+static real *const d_y_2 = arena + 5811728; /* [16,4,64,32] */
+static real *const d_softmax = arena + 6336016; /* [16,4,64,64] */
+static real *const d_v = arena + 3714576; /* [16,4,64,32] */
+static real *const d_causal_mask = arena + 5811728; /* [16,4,64,64] */
+static real *const d_scores = arena + 6073872; /* [16,4,64,64] */
+static real *const d_matmul = arena + 5811728; /* [16,4,64,64] */
+static real *const d_q = arena + 5680656; /* [16,4,64,32] */
+static real *const d_permute = arena + 5549584; /* [16,4,32,64] */
+static real *const d_reshape_2 = arena + 3845648; /* [16,64,4,32] */
+static real *const d_matmul_2 = arena + 3714576; /* [16,64,128] */
+static real *const d_reshape_3 = arena + 3845648; /* [16,64,4,32] */
+static real *const d_matmul_add = arena + 3714576; /* [16,64,128] */
+static real *const d_reshape_4 = arena + 3845648; /* [16,64,4,32] */
+static real *const d_add_5 = arena + 3714576; /* [16,64,128] */
+static real *const d_mul_5 = arena + 3452432; /* [16,64,128] */
 static real *const d_rsqrt_3 = arena + 1879568; /* [16,64,1] */
 static real *const d_sum_5 = arena + 2014736; /* [16,64,1] */
 static real *const d_sub_3 = arena + 3714576; /* [16,64,128] */
 static real *const d_mul_6 = arena + 1879568; /* [16,64,1] */
 static real *const d_sum_6 = arena + 2013712; /* [16,64,1] */
-static real *const d_h_3 = arena + 3190288; /* [16,64,128] */
-static real *const d_h_4 = arena + 7253520; /* [16,64,512] */
-static real *const d_add_6 = arena + 6336016; /* [16,64,512] */
-static real *const d_add_7 = arena + 7122448; /* [16,64,128] */
-static real *const d_mul_7 = arena + 3583504; /* [16,64,128] */
+static real *const d_h_3 = arena + 3059216; /* [16,64,128] */
+static real *const d_h_4 = arena + 3452432; /* [16,64,512] */
+static real *const d_add_6 = arena + 5025296; /* [16,64,512] */
+static real *const d_add_7 = arena + 6073872; /* [16,64,128] */
+static real *const d_mul_7 = arena + 2403856; /* [16,64,128] */
 static real *const d_rsqrt_4 = arena + 1879568; /* [16,64,1] */
 static real *const d_sum_7 = arena + 2013712; /* [16,64,1] */
-static real *const d_sub_4 = arena + 2534928; /* [16,64,128] */
+static real *const d_sub_4 = arena + 6073872; /* [16,64,128] */
 static real *const d_mul_8 = arena + 1879568; /* [16,64,1] */
-static real *const d_sum_8 = arena + 3583504; /* [16,64,1] */
-static real *const d_add_8 = arena + 7122448; /* [16,64,128] */
-static real *const d_y_3 = arena + 2534928; /* [16,64,128] */
-static real *const d_y_4 = arena + 3583504; /* [16,4,64,32] */
-static real *const d_softmax_2 = arena + 3059216; /* [16,4,64,64] */
-static real *const d_v_2 = arena + 2534928; /* [16,4,64,32] */
-static real *const d_causal_mask_2 = arena + 3714576; /* [16,4,64,64] */
-static real *const d_scores_2 = arena + 3976720; /* [16,4,64,64] */
-static real *const d_matmul_3 = arena + 3714576; /* [16,4,64,64] */
-static real *const d_q_2 = arena + 2928144; /* [16,4,64,32] */
-static real *const d_permute_2 = arena + 2797072; /* [16,4,32,64] */
-static real *const d_reshape_5 = arena + 2666000; /* [16,64,4,32] */
-static real *const d_matmul_4 = arena + 2534928; /* [16,64,128] */
-static real *const d_reshape_6 = arena + 2666000; /* [16,64,4,32] */
-static real *const d_matmul_add_2 = arena + 2534928; /* [16,64,128] */
-static real *const d_reshape_7 = arena + 3583504; /* [16,64,4,32] */
-static real *const d_add_9 = arena + 2534928; /* [16,64,128] */
-static real *const d_mul_9 = arena + 2403856; /* [16,64,128] */
+static real *const d_sum_8 = arena + 2403856; /* [16,64,1] */
+static real *const d_add_8 = arena + 6204944; /* [16,64,128] */
+static real *const d_y_3 = arena + 2403856; /* [16,64,128] */
+static real *const d_y_4 = arena + 6073872; /* [16,4,64,32] */
+static real *const d_softmax_2 = arena + 2928144; /* [16,4,64,64] */
+static real *const d_v_2 = arena + 2403856; /* [16,4,64,32] */
+static real *const d_causal_mask_2 = arena + 3452432; /* [16,4,64,64] */
+static real *const d_scores_2 = arena + 2928144; /* [16,4,64,64] */
+static real *const d_matmul_3 = arena + 3190288; /* [16,4,64,64] */
+static real *const d_q_2 = arena + 2797072; /* [16,4,64,32] */
+static real *const d_permute_2 = arena + 2666000; /* [16,4,32,64] */
+static real *const d_reshape_5 = arena + 2534928; /* [16,64,4,32] */
+static real *const d_matmul_4 = arena + 2403856; /* [16,64,128] */
+static real *const d_reshape_6 = arena + 2534928; /* [16,64,4,32] */
+static real *const d_matmul_add_2 = arena + 2403856; /* [16,64,128] */
+static real *const d_reshape_7 = arena + 6073872; /* [16,64,4,32] */
+static real *const d_add_9 = arena + 2403856; /* [16,64,128] */
+static real *const d_mul_9 = arena + 2272784; /* [16,64,128] */
 static real *const d_rsqrt_5 = arena + 1879568; /* [16,64,1] */
-static real *const d_sum_9 = arena + 2272784; /* [16,64,1] */
-static real *const d_sub_5 = arena + 2534928; /* [16,64,128] */
-static real *const d_mul_10 = arena + 2928144; /* [16,64,1] */
-static real *const d_sum_10 = arena + 2929168; /* [16,64,1] */
-static real *const d_h_5 = arena + 3583504; /* [16,64,128] */
+static real *const d_sum_9 = arena + 2403856; /* [16,64,1] */
+static real *const d_sub_5 = arena + 2797072; /* [16,64,128] */
+static real *const d_mul_10 = arena + 6073872; /* [16,64,1] */
+static real *const d_sum_10 = arena + 6074896; /* [16,64,1] */
+static real *const d_h_5 = arena + 2534928; /* [16,64,128] */
 
 /* The forward pass of the outputs, in the mode forward() or
  * loss_and_grad() set. */
@@ -284,7 +275,6 @@ static void compute_outputs(void)
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
             const real t23 = sub[i * 128 + j] * rsqrt[i];
-            mul_2[i * 128 + j] = t23;
             const real t24 = t23 * block1_ln1_g[j];
             add[i * 128 + j] = t24 + block1_ln1_b[j];
         }
@@ -388,12 +378,12 @@ static void compute_outputs(void)
         sum_3[i] = acc;
     }
     for (int i = 0; i < 1024; i++) {
-        mul_3[i] = sum_3[i] * REAL_C(0.0078125);
+        mul_2[i] = sum_3[i] * REAL_C(0.0078125);
     }
     RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            sub_2[i * 128 + j] = add_2[i * 128 + j] - mul_3[i];
+            sub_2[i * 128 + j] = add_2[i * 128 + j] - mul_2[i];
         }
     for (int i = 0; i < 1024; i++) {
         real acc = REAL_C(0.0);
@@ -412,7 +402,6 @@ static void compute_outputs(void)
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
             const real t56 = sub_2[i * 128 + j] * rsqrt_2[i];
-            mul_4[i * 128 + j] = t56;
             const real t57 = t56 * block1_ln2_g[j];
             add_3[i * 128 + j] = t57 + block1_ln2_b[j];
         }
@@ -432,9 +421,7 @@ static void compute_outputs(void)
             const real t71 = r_tanh(t70);
             tanh_2[i * 512 + j] = t71;
             const real t72 = REAL_C(0.5) * t62;
-            mul_5[i * 512 + j] = t72;
             const real t73 = REAL_C(1.0) + t71;
-            add_5[i * 512 + j] = t73;
             h_2[i * 512 + j] = t72 * t73;
         }
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1024, 128, 512,
@@ -457,12 +444,12 @@ static void compute_outputs(void)
         sum_5[i] = acc;
     }
     for (int i = 0; i < 1024; i++) {
-        mul_6[i] = sum_5[i] * REAL_C(0.0078125);
+        mul_3[i] = sum_5[i] * REAL_C(0.0078125);
     }
     RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            sub_3[i * 128 + j] = h_3[i * 128 + j] - mul_6[i];
+            sub_3[i * 128 + j] = h_3[i * 128 + j] - mul_3[i];
         }
     for (int i = 0; i < 1024; i++) {
         real acc = REAL_C(0.0);
@@ -481,14 +468,13 @@ static void compute_outputs(void)
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
             const real t95 = sub_3[i * 128 + j] * rsqrt_3[i];
-            mul_7[i * 128 + j] = t95;
             const real t96 = t95 * block2_ln1_g[j];
-            add_6[i * 128 + j] = t96 + block2_ln1_b[j];
+            add_5[i * 128 + j] = t96 + block2_ln1_b[j];
         }
 
     /* models/lib/attention.lua:18: local q = split(x:matmul(q_w), N, T) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1024, 128, 128,
-           REAL_C(1.0), add_6, 128, block2_attn_q, 128, REAL_C(0.0), matmul_8, 128);
+           REAL_C(1.0), add_5, 128, block2_attn_q, 128, REAL_C(0.0), matmul_8, 128);
 
     /* models/lib/attention.lua:11: return t:reshape({N, T, heads, d}):permute({1, 3, 2, 4}) */
     RT_PARALLEL_FOR
@@ -501,11 +487,11 @@ static void compute_outputs(void)
 
     /* models/lib/attention.lua:19: local k = split(x:matmul(k_w), N, T) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1024, 128, 128,
-           REAL_C(1.0), add_6, 128, block2_attn_k, 128, REAL_C(0.0), matmul_9, 128);
+           REAL_C(1.0), add_5, 128, block2_attn_k, 128, REAL_C(0.0), matmul_9, 128);
 
     /* models/lib/attention.lua:20: local v = split(x:matmul(v_w), N, T) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1024, 128, 128,
-           REAL_C(1.0), add_6, 128, block2_attn_v, 128, REAL_C(0.0), matmul_10, 128);
+           REAL_C(1.0), add_5, 128, block2_attn_v, 128, REAL_C(0.0), matmul_10, 128);
 
     /* models/lib/attention.lua:11: return t:reshape({N, T, heads, d}):permute({1, 3, 2, 4}) */
     RT_PARALLEL_FOR
@@ -573,24 +559,24 @@ static void compute_outputs(void)
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
             const real t117 = matmul_12[i * 128 + j] + block2_attn_out_b[j];
-            add_7[i * 128 + j] = h_3[i * 128 + j] + t117;
+            add_6[i * 128 + j] = h_3[i * 128 + j] + t117;
         }
 
     /* models/lib/transformer_block.lua:16: local h = gelu(dense(layer_norm(x, g2, b2), 4 * width, name .. "_fc")) */
     for (int i = 0; i < 1024; i++) {
         real acc = REAL_C(0.0);
         for (int j = 0; j < 128; j++) {
-            acc += add_7[i * 128 + j];
+            acc += add_6[i * 128 + j];
         }
         sum_7[i] = acc;
     }
     for (int i = 0; i < 1024; i++) {
-        mul_8[i] = sum_7[i] * REAL_C(0.0078125);
+        mul_4[i] = sum_7[i] * REAL_C(0.0078125);
     }
     RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            sub_4[i * 128 + j] = add_7[i * 128 + j] - mul_8[i];
+            sub_4[i * 128 + j] = add_6[i * 128 + j] - mul_4[i];
         }
     for (int i = 0; i < 1024; i++) {
         real acc = REAL_C(0.0);
@@ -609,19 +595,18 @@ static void compute_outputs(void)
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
             const real t127 = sub_4[i * 128 + j] * rsqrt_4[i];
-            mul_9[i * 128 + j] = t127;
             const real t128 = t127 * block2_ln2_g[j];
-            add_8[i * 128 + j] = t128 + block2_ln2_b[j];
+            add_7[i * 128 + j] = t128 + block2_ln2_b[j];
         }
 
     /* models/lib/dense.lua:9: return x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1024, 512, 128,
-           REAL_C(1.0), add_8, 128, block2_fc_w, 512, REAL_C(0.0), matmul_13, 512);
+           REAL_C(1.0), add_7, 128, block2_fc_w, 512, REAL_C(0.0), matmul_13, 512);
     RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 512; j++) {
             const real t133 = matmul_13[i * 512 + j] + block2_fc_b[j];
-            add_9[i * 512 + j] = t133;
+            add_8[i * 512 + j] = t133;
             const real t134 = t133 * t133 * t133;
             const real t135 = REAL_C(0.044715) * t134;
             const real t136 = t133 + t135;
@@ -629,9 +614,7 @@ static void compute_outputs(void)
             const real t138 = r_tanh(t137);
             tanh_3[i * 512 + j] = t138;
             const real t139 = REAL_C(0.5) * t133;
-            mul_10[i * 512 + j] = t139;
             const real t140 = REAL_C(1.0) + t138;
-            add_10[i * 512 + j] = t140;
             h_4[i * 512 + j] = t139 * t140;
         }
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1024, 128, 512,
@@ -642,7 +625,7 @@ static void compute_outputs(void)
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
             const real t145 = matmul_14[i * 128 + j] + block2_proj_b[j];
-            h_5[i * 128 + j] = add_7[i * 128 + j] + t145;
+            h_5[i * 128 + j] = add_6[i * 128 + j] + t145;
         }
 
     /* models/gpt.lua:22: local logits = dense(layer_norm(h, g, b), V, "head")   -- [N, T, V] */
@@ -654,12 +637,12 @@ static void compute_outputs(void)
         sum_9[i] = acc;
     }
     for (int i = 0; i < 1024; i++) {
-        mul_11[i] = sum_9[i] * REAL_C(0.0078125);
+        mul_5[i] = sum_9[i] * REAL_C(0.0078125);
     }
     RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            sub_5[i * 128 + j] = h_5[i * 128 + j] - mul_11[i];
+            sub_5[i * 128 + j] = h_5[i * 128 + j] - mul_5[i];
         }
     for (int i = 0; i < 1024; i++) {
         real acc = REAL_C(0.0);
@@ -678,14 +661,13 @@ static void compute_outputs(void)
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
             const real t157 = sub_5[i * 128 + j] * rsqrt_5[i];
-            mul_12[i * 128 + j] = t157;
             const real t158 = t157 * ln_g[j];
-            add_11[i * 128 + j] = t158 + ln_b[j];
+            add_9[i * 128 + j] = t158 + ln_b[j];
         }
 
     /* models/lib/dense.lua:9: return x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1024, 128, 128,
-           REAL_C(1.0), add_11, 128, head_w, 128, REAL_C(0.0), matmul_15, 128);
+           REAL_C(1.0), add_9, 128, head_w, 128, REAL_C(0.0), matmul_15, 128);
     RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
@@ -773,7 +755,7 @@ static void compute_grads(void)
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 1024, 128, 128,
            REAL_C(1.0), d_reshape, 128, head_w, 128, REAL_C(0.0), d_add, 128);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 128, 1024,
-           REAL_C(1.0), add_11, 128, d_reshape, 128, REAL_C(0.0), d_head_w, 128);
+           REAL_C(1.0), add_9, 128, d_reshape, 128, REAL_C(0.0), d_head_w, 128);
 
     /* backward of models/gpt.lua:22: local logits = dense(layer_norm(h, g, b), V, "head")   -- [N, T, V] */
     memset(d_ln_b, 0, 128 * sizeof *d_ln_b);
@@ -789,37 +771,38 @@ static void compute_grads(void)
     memset(d_ln_g, 0, 128 * sizeof *d_ln_g);
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            const real t180 = d_add[i * 128 + j] * mul_12[i * 128 + j];
-            d_ln_g[j] += t180;
+            const real t180 = sub_5[i * 128 + j] * rsqrt_5[i];
+            const real t181 = d_add[i * 128 + j] * t180;
+            d_ln_g[j] += t181;
         }
     for (int i = 0; i < 1024; i++) {
         real acc = REAL_C(0.0);
         for (int j = 0; j < 128; j++) {
-            const real t183 = d_mul[i * 128 + j] * sub_5[i * 128 + j];
-            acc += t183;
+            const real t184 = d_mul[i * 128 + j] * sub_5[i * 128 + j];
+            acc += t184;
         }
         d_rsqrt[i] = acc;
     }
     for (int i = 0; i < 1024; i++) {
-        const real t186 = d_rsqrt[i] * REAL_C(-0.5);
-        const real t187 = rsqrt_5[i] * rsqrt_5[i] * rsqrt_5[i];
-        const real t188 = t186 * t187;
-        d_sum[i] = t188 * REAL_C(0.0078125);
+        const real t187 = d_rsqrt[i] * REAL_C(-0.5);
+        const real t188 = rsqrt_5[i] * rsqrt_5[i] * rsqrt_5[i];
+        const real t189 = t187 * t188;
+        d_sum[i] = t189 * REAL_C(0.0078125);
     }
     RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            const real t182 = d_mul[i * 128 + j] * rsqrt_5[i];
-            const real t190 = d_sum[i];
-            const real t192 = t190 * REAL_C(2.0);
-            const real t193 = t192 * sub_5[i * 128 + j];
-            d_sub[i * 128 + j] = t182 + t193;
+            const real t183 = d_mul[i * 128 + j] * rsqrt_5[i];
+            const real t191 = d_sum[i];
+            const real t193 = t191 * REAL_C(2.0);
+            const real t194 = t193 * sub_5[i * 128 + j];
+            d_sub[i * 128 + j] = t183 + t194;
         }
     for (int i = 0; i < 1024; i++) {
         real acc = REAL_C(0.0);
         for (int j = 0; j < 128; j++) {
-            const real t195 = -d_sub[i * 128 + j];
-            acc += t195;
+            const real t196 = -d_sub[i * 128 + j];
+            acc += t196;
         }
         d_mul_2[i] = acc;
     }
@@ -829,8 +812,8 @@ static void compute_grads(void)
     RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            const real t198 = d_sum_2[i];
-            d_h[i * 128 + j] = d_sub[i * 128 + j] + t198;
+            const real t199 = d_sum_2[i];
+            d_h[i * 128 + j] = d_sub[i * 128 + j] + t199;
         }
 
     /* backward of models/lib/dense.lua:9: return x:matmul(w) + b */
@@ -847,19 +830,21 @@ static void compute_grads(void)
     /* backward of models/lib/transformer_block.lua:16: local h = gelu(dense(layer_norm(x, g2, b2), 4 * width, name .. "_fc")) */
     RT_PARALLEL_FOR
     for (int i = 0; i < 524288; i++) {
-        const real t205 = d_h_2[i] * add_10[i];
-        const real t206 = d_h_2[i] * mul_10[i];
-        const real t207 = t205 * REAL_C(0.5);
-        const real t208 = tanh_3[i] * tanh_3[i];
-        const real t209 = REAL_C(1.0) - t208;
-        const real t210 = t206 * t209;
-        const real t211 = t210 * REAL_C(0.7978845608028654);
-        const real t212 = t207 + t211;
-        const real t213 = t211 * REAL_C(0.044715);
-        const real t215 = t213 * REAL_C(3.0);
-        const real t216 = add_9[i] * add_9[i];
-        const real t217 = t215 * t216;
-        d_add_2[i] = t212 + t217;
+        const real t206 = REAL_C(1.0) + tanh_3[i];
+        const real t207 = d_h_2[i] * t206;
+        const real t208 = REAL_C(0.5) * add_8[i];
+        const real t209 = d_h_2[i] * t208;
+        const real t210 = t207 * REAL_C(0.5);
+        const real t211 = tanh_3[i] * tanh_3[i];
+        const real t212 = REAL_C(1.0) - t211;
+        const real t213 = t209 * t212;
+        const real t214 = t213 * REAL_C(0.7978845608028654);
+        const real t215 = t210 + t214;
+        const real t216 = t214 * REAL_C(0.044715);
+        const real t218 = t216 * REAL_C(3.0);
+        const real t219 = add_8[i] * add_8[i];
+        const real t220 = t218 * t219;
+        d_add_2[i] = t215 + t220;
     }
 
     /* backward of models/lib/dense.lua:9: return x:matmul(w) + b */
@@ -871,7 +856,7 @@ static void compute_grads(void)
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 1024, 128, 512,
            REAL_C(1.0), d_add_2, 512, block2_fc_w, 512, REAL_C(0.0), d_add_3, 128);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 512, 1024,
-           REAL_C(1.0), add_8, 128, d_add_2, 512, REAL_C(0.0), d_block2_fc_w, 512);
+           REAL_C(1.0), add_7, 128, d_add_2, 512, REAL_C(0.0), d_block2_fc_w, 512);
 
     /* backward of models/lib/transformer_block.lua:16: local h = gelu(dense(layer_norm(x, g2, b2), 4 * width, name .. "_fc")) */
     memset(d_block2_ln2_b, 0, 128 * sizeof *d_block2_ln2_b);
@@ -887,37 +872,38 @@ static void compute_grads(void)
     memset(d_block2_ln2_g, 0, 128 * sizeof *d_block2_ln2_g);
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            const real t226 = d_add_3[i * 128 + j] * mul_9[i * 128 + j];
-            d_block2_ln2_g[j] += t226;
+            const real t229 = sub_4[i * 128 + j] * rsqrt_4[i];
+            const real t230 = d_add_3[i * 128 + j] * t229;
+            d_block2_ln2_g[j] += t230;
         }
     for (int i = 0; i < 1024; i++) {
         real acc = REAL_C(0.0);
         for (int j = 0; j < 128; j++) {
-            const real t229 = d_mul_3[i * 128 + j] * sub_4[i * 128 + j];
-            acc += t229;
+            const real t233 = d_mul_3[i * 128 + j] * sub_4[i * 128 + j];
+            acc += t233;
         }
         d_rsqrt_2[i] = acc;
     }
     for (int i = 0; i < 1024; i++) {
-        const real t231 = d_rsqrt_2[i] * REAL_C(-0.5);
-        const real t232 = rsqrt_4[i] * rsqrt_4[i] * rsqrt_4[i];
-        const real t233 = t231 * t232;
-        d_sum_3[i] = t233 * REAL_C(0.0078125);
+        const real t235 = d_rsqrt_2[i] * REAL_C(-0.5);
+        const real t236 = rsqrt_4[i] * rsqrt_4[i] * rsqrt_4[i];
+        const real t237 = t235 * t236;
+        d_sum_3[i] = t237 * REAL_C(0.0078125);
     }
     RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            const real t228 = d_mul_3[i * 128 + j] * rsqrt_4[i];
-            const real t235 = d_sum_3[i];
-            const real t236 = t235 * REAL_C(2.0);
-            const real t237 = t236 * sub_4[i * 128 + j];
-            d_sub_2[i * 128 + j] = t228 + t237;
+            const real t232 = d_mul_3[i * 128 + j] * rsqrt_4[i];
+            const real t239 = d_sum_3[i];
+            const real t240 = t239 * REAL_C(2.0);
+            const real t241 = t240 * sub_4[i * 128 + j];
+            d_sub_2[i * 128 + j] = t232 + t241;
         }
     for (int i = 0; i < 1024; i++) {
         real acc = REAL_C(0.0);
         for (int j = 0; j < 128; j++) {
-            const real t240 = -d_sub_2[i * 128 + j];
-            acc += t240;
+            const real t244 = -d_sub_2[i * 128 + j];
+            acc += t244;
         }
         d_mul_4[i] = acc;
     }
@@ -927,9 +913,9 @@ static void compute_grads(void)
     RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            const real t239 = d_h[i * 128 + j] + d_sub_2[i * 128 + j];
-            const real t243 = d_sum_4[i];
-            d_add_4[i * 128 + j] = t239 + t243;
+            const real t243 = d_h[i * 128 + j] + d_sub_2[i * 128 + j];
+            const real t247 = d_sum_4[i];
+            d_add_4[i * 128 + j] = t243 + t247;
         }
 
     /* backward of models/lib/dense.lua:9: return x:matmul(w) + b */
@@ -1001,7 +987,7 @@ static void compute_grads(void)
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 1024, 128, 128,
            REAL_C(1.0), d_reshape_2, 128, block2_attn_v, 128, REAL_C(0.0), d_matmul_2, 128);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 128, 1024,
-           REAL_C(1.0), add_6, 128, d_reshape_2, 128, REAL_C(0.0), d_block2_attn_v, 128);
+           REAL_C(1.0), add_5, 128, d_reshape_2, 128, REAL_C(0.0), d_block2_attn_v, 128);
 
     /* backward of models/lib/attention.lua:11: return t:reshape({N, T, heads, d}):permute({1, 3, 2, 4}) */
     RT_PARALLEL_FOR
@@ -1015,7 +1001,7 @@ static void compute_grads(void)
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 1024, 128, 128,
            REAL_C(1.0), d_reshape_3, 128, block2_attn_k, 128, REAL_C(1.0), d_matmul_add, 128);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 128, 1024,
-           REAL_C(1.0), add_6, 128, d_reshape_3, 128, REAL_C(0.0), d_block2_attn_k, 128);
+           REAL_C(1.0), add_5, 128, d_reshape_3, 128, REAL_C(0.0), d_block2_attn_k, 128);
 
     /* backward of models/lib/attention.lua:11: return t:reshape({N, T, heads, d}):permute({1, 3, 2, 4}) */
     RT_PARALLEL_FOR
@@ -1030,7 +1016,7 @@ static void compute_grads(void)
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 1024, 128, 128,
            REAL_C(1.0), d_reshape_4, 128, block2_attn_q, 128, REAL_C(1.0), d_add_5, 128);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 128, 1024,
-           REAL_C(1.0), add_6, 128, d_reshape_4, 128, REAL_C(0.0), d_block2_attn_q, 128);
+           REAL_C(1.0), add_5, 128, d_reshape_4, 128, REAL_C(0.0), d_block2_attn_q, 128);
 
     /* backward of models/lib/transformer_block.lua:15: x = x + attend(layer_norm(x, g1, b1)) */
     memset(d_block2_ln1_b, 0, 128 * sizeof *d_block2_ln1_b);
@@ -1046,37 +1032,38 @@ static void compute_grads(void)
     memset(d_block2_ln1_g, 0, 128 * sizeof *d_block2_ln1_g);
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            const real t277 = d_add_5[i * 128 + j] * mul_7[i * 128 + j];
-            d_block2_ln1_g[j] += t277;
+            const real t281 = sub_3[i * 128 + j] * rsqrt_3[i];
+            const real t282 = d_add_5[i * 128 + j] * t281;
+            d_block2_ln1_g[j] += t282;
         }
     for (int i = 0; i < 1024; i++) {
         real acc = REAL_C(0.0);
         for (int j = 0; j < 128; j++) {
-            const real t280 = d_mul_5[i * 128 + j] * sub_3[i * 128 + j];
-            acc += t280;
+            const real t285 = d_mul_5[i * 128 + j] * sub_3[i * 128 + j];
+            acc += t285;
         }
         d_rsqrt_3[i] = acc;
     }
     for (int i = 0; i < 1024; i++) {
-        const real t282 = d_rsqrt_3[i] * REAL_C(-0.5);
-        const real t283 = rsqrt_3[i] * rsqrt_3[i] * rsqrt_3[i];
-        const real t284 = t282 * t283;
-        d_sum_5[i] = t284 * REAL_C(0.0078125);
+        const real t287 = d_rsqrt_3[i] * REAL_C(-0.5);
+        const real t288 = rsqrt_3[i] * rsqrt_3[i] * rsqrt_3[i];
+        const real t289 = t287 * t288;
+        d_sum_5[i] = t289 * REAL_C(0.0078125);
     }
     RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            const real t279 = d_mul_5[i * 128 + j] * rsqrt_3[i];
-            const real t286 = d_sum_5[i];
-            const real t287 = t286 * REAL_C(2.0);
-            const real t288 = t287 * sub_3[i * 128 + j];
-            d_sub_3[i * 128 + j] = t279 + t288;
+            const real t284 = d_mul_5[i * 128 + j] * rsqrt_3[i];
+            const real t291 = d_sum_5[i];
+            const real t292 = t291 * REAL_C(2.0);
+            const real t293 = t292 * sub_3[i * 128 + j];
+            d_sub_3[i * 128 + j] = t284 + t293;
         }
     for (int i = 0; i < 1024; i++) {
         real acc = REAL_C(0.0);
         for (int j = 0; j < 128; j++) {
-            const real t291 = -d_sub_3[i * 128 + j];
-            acc += t291;
+            const real t296 = -d_sub_3[i * 128 + j];
+            acc += t296;
         }
         d_mul_6[i] = acc;
     }
@@ -1086,9 +1073,9 @@ static void compute_grads(void)
     RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            const real t290 = d_add_4[i * 128 + j] + d_sub_3[i * 128 + j];
-            const real t294 = d_sum_6[i];
-            d_h_3[i * 128 + j] = t290 + t294;
+            const real t295 = d_add_4[i * 128 + j] + d_sub_3[i * 128 + j];
+            const real t299 = d_sum_6[i];
+            d_h_3[i * 128 + j] = t295 + t299;
         }
 
     /* backward of models/lib/dense.lua:9: return x:matmul(w) + b */
@@ -1105,19 +1092,21 @@ static void compute_grads(void)
     /* backward of models/lib/transformer_block.lua:16: local h = gelu(dense(layer_norm(x, g2, b2), 4 * width, name .. "_fc")) */
     RT_PARALLEL_FOR
     for (int i = 0; i < 524288; i++) {
-        const real t301 = d_h_4[i] * add_5[i];
-        const real t302 = d_h_4[i] * mul_5[i];
-        const real t303 = t301 * REAL_C(0.5);
-        const real t304 = tanh_2[i] * tanh_2[i];
-        const real t305 = REAL_C(1.0) - t304;
-        const real t306 = t302 * t305;
-        const real t307 = t306 * REAL_C(0.7978845608028654);
-        const real t308 = t303 + t307;
-        const real t309 = t307 * REAL_C(0.044715);
-        const real t310 = t309 * REAL_C(3.0);
-        const real t311 = add_4[i] * add_4[i];
-        const real t312 = t310 * t311;
-        d_add_6[i] = t308 + t312;
+        const real t306 = REAL_C(1.0) + tanh_2[i];
+        const real t307 = d_h_4[i] * t306;
+        const real t308 = REAL_C(0.5) * add_4[i];
+        const real t309 = d_h_4[i] * t308;
+        const real t310 = t307 * REAL_C(0.5);
+        const real t311 = tanh_2[i] * tanh_2[i];
+        const real t312 = REAL_C(1.0) - t311;
+        const real t313 = t309 * t312;
+        const real t314 = t313 * REAL_C(0.7978845608028654);
+        const real t315 = t310 + t314;
+        const real t316 = t314 * REAL_C(0.044715);
+        const real t317 = t316 * REAL_C(3.0);
+        const real t318 = add_4[i] * add_4[i];
+        const real t319 = t317 * t318;
+        d_add_6[i] = t315 + t319;
     }
 
     /* backward of models/lib/dense.lua:9: return x:matmul(w) + b */
@@ -1145,37 +1134,38 @@ static void compute_grads(void)
     memset(d_block1_ln2_g, 0, 128 * sizeof *d_block1_ln2_g);
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            const real t321 = d_add_7[i * 128 + j] * mul_4[i * 128 + j];
-            d_block1_ln2_g[j] += t321;
+            const real t328 = sub_2[i * 128 + j] * rsqrt_2[i];
+            const real t329 = d_add_7[i * 128 + j] * t328;
+            d_block1_ln2_g[j] += t329;
         }
     for (int i = 0; i < 1024; i++) {
         real acc = REAL_C(0.0);
         for (int j = 0; j < 128; j++) {
-            const real t324 = d_mul_7[i * 128 + j] * sub_2[i * 128 + j];
-            acc += t324;
+            const real t332 = d_mul_7[i * 128 + j] * sub_2[i * 128 + j];
+            acc += t332;
         }
         d_rsqrt_4[i] = acc;
     }
     for (int i = 0; i < 1024; i++) {
-        const real t326 = d_rsqrt_4[i] * REAL_C(-0.5);
-        const real t327 = rsqrt_2[i] * rsqrt_2[i] * rsqrt_2[i];
-        const real t328 = t326 * t327;
-        d_sum_7[i] = t328 * REAL_C(0.0078125);
+        const real t334 = d_rsqrt_4[i] * REAL_C(-0.5);
+        const real t335 = rsqrt_2[i] * rsqrt_2[i] * rsqrt_2[i];
+        const real t336 = t334 * t335;
+        d_sum_7[i] = t336 * REAL_C(0.0078125);
     }
     RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            const real t323 = d_mul_7[i * 128 + j] * rsqrt_2[i];
-            const real t330 = d_sum_7[i];
-            const real t331 = t330 * REAL_C(2.0);
-            const real t332 = t331 * sub_2[i * 128 + j];
-            d_sub_4[i * 128 + j] = t323 + t332;
+            const real t331 = d_mul_7[i * 128 + j] * rsqrt_2[i];
+            const real t338 = d_sum_7[i];
+            const real t339 = t338 * REAL_C(2.0);
+            const real t340 = t339 * sub_2[i * 128 + j];
+            d_sub_4[i * 128 + j] = t331 + t340;
         }
     for (int i = 0; i < 1024; i++) {
         real acc = REAL_C(0.0);
         for (int j = 0; j < 128; j++) {
-            const real t335 = -d_sub_4[i * 128 + j];
-            acc += t335;
+            const real t343 = -d_sub_4[i * 128 + j];
+            acc += t343;
         }
         d_mul_8[i] = acc;
     }
@@ -1185,9 +1175,9 @@ static void compute_grads(void)
     RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            const real t334 = d_h_3[i * 128 + j] + d_sub_4[i * 128 + j];
-            const real t338 = d_sum_8[i];
-            d_add_8[i * 128 + j] = t334 + t338;
+            const real t342 = d_h_3[i * 128 + j] + d_sub_4[i * 128 + j];
+            const real t346 = d_sum_8[i];
+            d_add_8[i * 128 + j] = t342 + t346;
         }
 
     /* backward of models/lib/dense.lua:9: return x:matmul(w) + b */
@@ -1304,37 +1294,38 @@ static void compute_grads(void)
     memset(d_block1_ln1_g, 0, 128 * sizeof *d_block1_ln1_g);
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            const real t372 = d_add_9[i * 128 + j] * mul_2[i * 128 + j];
-            d_block1_ln1_g[j] += t372;
+            const real t380 = sub[i * 128 + j] * rsqrt[i];
+            const real t381 = d_add_9[i * 128 + j] * t380;
+            d_block1_ln1_g[j] += t381;
         }
     for (int i = 0; i < 1024; i++) {
         real acc = REAL_C(0.0);
         for (int j = 0; j < 128; j++) {
-            const real t375 = d_mul_9[i * 128 + j] * sub[i * 128 + j];
-            acc += t375;
+            const real t384 = d_mul_9[i * 128 + j] * sub[i * 128 + j];
+            acc += t384;
         }
         d_rsqrt_5[i] = acc;
     }
     for (int i = 0; i < 1024; i++) {
-        const real t377 = d_rsqrt_5[i] * REAL_C(-0.5);
-        const real t378 = rsqrt[i] * rsqrt[i] * rsqrt[i];
-        const real t379 = t377 * t378;
-        d_sum_9[i] = t379 * REAL_C(0.0078125);
+        const real t386 = d_rsqrt_5[i] * REAL_C(-0.5);
+        const real t387 = rsqrt[i] * rsqrt[i] * rsqrt[i];
+        const real t388 = t386 * t387;
+        d_sum_9[i] = t388 * REAL_C(0.0078125);
     }
     RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            const real t374 = d_mul_9[i * 128 + j] * rsqrt[i];
-            const real t381 = d_sum_9[i];
-            const real t382 = t381 * REAL_C(2.0);
-            const real t383 = t382 * sub[i * 128 + j];
-            d_sub_5[i * 128 + j] = t374 + t383;
+            const real t383 = d_mul_9[i * 128 + j] * rsqrt[i];
+            const real t390 = d_sum_9[i];
+            const real t391 = t390 * REAL_C(2.0);
+            const real t392 = t391 * sub[i * 128 + j];
+            d_sub_5[i * 128 + j] = t383 + t392;
         }
     for (int i = 0; i < 1024; i++) {
         real acc = REAL_C(0.0);
         for (int j = 0; j < 128; j++) {
-            const real t386 = -d_sub_5[i * 128 + j];
-            acc += t386;
+            const real t395 = -d_sub_5[i * 128 + j];
+            acc += t395;
         }
         d_mul_10[i] = acc;
     }
@@ -1344,9 +1335,9 @@ static void compute_grads(void)
     RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            const real t385 = d_add_8[i * 128 + j] + d_sub_5[i * 128 + j];
-            const real t389 = d_sum_10[i];
-            d_h_5[i * 128 + j] = t385 + t389;
+            const real t394 = d_add_8[i * 128 + j] + d_sub_5[i * 128 + j];
+            const real t398 = d_sum_10[i];
+            d_h_5[i * 128 + j] = t394 + t398;
         }
 
     /* backward of models/gpt.lua:16: local h = embedding(tokens, x) + positions      -- [N, T, W] */
@@ -1520,7 +1511,7 @@ const rt_model REAL_SUFFIX(gpt_model) = {
     .real = RT_REAL,
     .arena = arena,
     .iarena = iarena,
-    .arena_size = 11578896,
+    .arena_size = 8433168,
     .iarena_size = 2048,
     .n_inputs = 2,
     .n_params = 32,

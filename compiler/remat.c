@@ -1,0 +1,104 @@
+/*
+ * remat.c: recomputes in the backward pass the cheap forward values it
+ * would otherwise keep.
+ *
+ * Needs: a graph after dce, in topological order. Keeps: topological
+ * order and every root. A forward value that is one add, subtract,
+ * multiply or negation of constants and of values the backward pass reads
+ * anyway is computed again inside each backward loop that reads it,
+ * instead of being written by the forward pass and read back: a pass over
+ * memory costs more than an add. GELU's x/2 and 1 + tanh(...) are the
+ * example: of the five arrays its forward pass kept for the backward,
+ * three remain. Each backward reader gets a copy of its own, which fuse
+ * inlines into its loop, and the forward value, left with its one forward
+ * reader, is inlined there. The arithmetic is the same, so are the results.
+ */
+#include <stdlib.h>
+#include "gradc.h"
+
+static bool in_a_loop(const Node *n)
+{
+    OpKind k = op_info[n->op].kind;
+    return k == ELEM || k == VIEW || k == REDUCE || k == PLACE;
+}
+
+static bool is_root(const Graph *g, int id)
+{
+    if (id == g->loss)
+        return true;
+    for (int i = 0; i < g->n_outputs; i++)
+        if (g->outputs[i].node == id)
+            return true;
+    return false;
+}
+
+/* Whether x is worth computing again in each backward loop that reads it:
+ * cheap, from what the backward reads anyway, read in loops only, and
+ * once in the forward pass (so that no buffer keeps it there either). */
+static bool recomputable(Graph *g, const unsigned char *part, const bool *read_back,
+                         const int *forward_readers, const bool *only_loops, int x)
+{
+    const Node *n = ir_at(g, x);
+    if (part[x] == 2 || !read_back[x] || is_root(g, x) || forward_readers[x] != 1 ||
+        !only_loops[x] ||
+        (n->op != OP_ADD && n->op != OP_SUB && n->op != OP_MUL && n->op != OP_NEG))
+        return false;
+    for (int k = 0; k < n->n_in; k++) {
+        const Node *y = ir_at(g, n->in[k]);
+        if (y->op != OP_CONST && y->op != OP_PARAM && y->op != OP_INPUT && !read_back[y->id])
+            return false;
+    }
+    return true;
+}
+
+Graph *remat(Graph *g, int *recomputed)
+{
+    unsigned char *part = schedule_parts(g);
+    bool *read_back = xcalloc(g->n, sizeof *read_back);   /* a backward node reads it */
+    bool *only_loops = xmalloc(g->n * sizeof *only_loops); /* every reader is a loop */
+    int *forward_readers = xcalloc(g->n, sizeof *forward_readers);
+    for (int i = 0; i < g->n; i++)
+        only_loops[i] = true;
+    for (int i = 0; i < g->n; i++) {
+        const Node *n = ir_at(g, i);
+        for (int k = 0; k < n->n_in; k++) {
+            read_back[n->in[k]] |= part[i] == 2;
+            forward_readers[n->in[k]] += part[i] < 2;
+            only_loops[n->in[k]] &= in_a_loop(n);
+        }
+    }
+    bool *again = xcalloc(g->n, sizeof *again);
+    for (int x = 0; x < g->n; x++)
+        again[x] = recomputable(g, part, read_back, forward_readers, only_loops, x);
+
+    Graph *h = ir_empty_like(g);
+    int *map = xmalloc(g->n * sizeof *map);
+    *recomputed = 0;
+    for (int i = 0; i < g->n; i++) {
+        const Node *n = ir_at(g, i);
+        int kept[MAX_IN];
+        for (int k = 0; k < n->n_in; k++)
+            kept[k] = map[n->in[k]];
+        for (int k = 0; k < n->n_in; k++) {
+            int x = n->in[k];
+            if (part[i] == 2 && again[x] && map[x] == kept[k]) { /* once per reader */
+                Node copy = *ir_at(g, x);
+                copy.is_grad = true; /* computed by the backward pass now */
+                map[x] = ir_copy(h, &copy, map);
+                (*recomputed)++;
+            }
+        }
+        int id = ir_copy(h, n, map);
+        for (int k = 0; k < n->n_in; k++)
+            map[n->in[k]] = kept[k];
+        map[i] = id;
+    }
+    ir_remap_roots(h, g, map);
+    free(map);
+    free(again);
+    free(forward_readers);
+    free(only_loops);
+    free(read_back);
+    free(part);
+    return h;
+}
