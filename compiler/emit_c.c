@@ -1002,7 +1002,7 @@ static void emit_forward(Emit *e)
 {
     Graph *g = e->g;
     buf_printf(e->b, "\n/* The forward pass of the outputs, in the mode forward() or\n"
-                     " * loss_and_grad() set. */\nstatic void compute_outputs(void)\n{");
+                     " * loss_and_grad() set. */\nRT_VECTOR_CLONES\nstatic void compute_outputs(void)\n{");
     emit_parts(e, 0, 0);
     buf_printf(e->b, "}\n\n/* Evaluation: the outputs for the first `rows` rows of the inputs. */\n"
                      "static void forward(int rows)\n{\n");
@@ -1022,7 +1022,7 @@ static void emit_loss_and_grad(Emit *e)
 {
     Graph *g = e->g;
     buf_printf(e->b, "\n/* Evaluation: the rest of the loss, after compute_outputs(). */\n"
-                     "static void compute_loss(void)\n{");
+                     "RT_VECTOR_CLONES\nstatic void compute_loss(void)\n{");
     emit_parts(e, 1, 1);
     buf_printf(e->b, "}\n\n/* Evaluation: the loss of the whole batch, with no gradients. */\n"
                      "static double loss(void)\n{\n");
@@ -1039,11 +1039,11 @@ static void emit_loss_and_grad(Emit *e)
                          " * products that would make the gradients of the weights\n"
                          " * train_step() names update those weights instead,\n"
                          " * w = keep w - lr dw, and those gradients are not stored. */\n"
-                         "static void compute_grads(int fold, real lr, real keep)\n{");
+                         "RT_VECTOR_CLONES\nstatic void compute_grads(int fold, real lr, real keep)\n{");
     else
         buf_printf(e->b, "\n/* Training: the rest of the loss and the gradients, after\n"
                          " * compute_outputs(). */\n"
-                         "static void compute_grads(void)\n{");
+                         "RT_VECTOR_CLONES\nstatic void compute_grads(void)\n{");
     emit_parts(e, 1, 2);
     bool first = true;
     for (int i = 0; i < g->n_params; i++) {

@@ -70,7 +70,7 @@ void optim_emit_step(Buf *b, const char *fn, const Optimizer *o, long params, lo
     buf_printf(b,
                "\n/* One step of %s over the flat parameter block, after clipping the\n"
                " * gradient to a global norm of hyper->clip (when that is > 0). */\n"
-               "static double %s(const rt_hyper *hyper)\n{\n"
+               "RT_VECTOR_CLONES\nstatic double %s(const rt_hyper *hyper)\n{\n"
                "%s"
                "    const double loss = loss_and_grad();\n"
                "    real *const params = arena + %ld;\n"

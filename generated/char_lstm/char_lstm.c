@@ -800,6 +800,7 @@ static real *const d_reshape_35 = arena + 2758160; /* [1024,256] */
 
 /* The forward pass of the outputs, in the mode forward() or
  * loss_and_grad() set. */
+RT_VECTOR_CLONES
 static void compute_outputs(void)
 {
     /* models/char_lstm.lua:14: local e = embedding(embed, x)                   -- [N, T, H] */
@@ -2670,6 +2671,7 @@ static void forward(int rows)
 }
 
 /* Evaluation: the rest of the loss, after compute_outputs(). */
+RT_VECTOR_CLONES
 static void compute_loss(void)
 {
     /* models/char_lstm.lua:24: loss = mean(cross_entropy(logits, y)), */
@@ -2703,6 +2705,7 @@ static double loss(void)
 
 /* Training: the rest of the loss and the gradients, after
  * compute_outputs(). */
+RT_VECTOR_CLONES
 static void compute_grads(void)
 {
     /* models/char_lstm.lua:24 and its backward: loss = mean(cross_entropy(logits, y)), */
@@ -5241,6 +5244,7 @@ static double loss_and_grad(void)
 
 /* One step of Adam over the flat parameter block, after clipping the
  * gradient to a global norm of hyper->clip (when that is > 0). */
+RT_VECTOR_CLONES
 static double train_step(const rt_hyper *hyper)
 {
     const double loss = loss_and_grad();

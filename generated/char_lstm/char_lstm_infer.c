@@ -190,6 +190,7 @@ static real *const logits = arena + 591232; /* [32,32,128] */
 
 /* The forward pass of the outputs, in the mode forward() or
  * loss_and_grad() set. */
+RT_VECTOR_CLONES
 static void compute_outputs(void)
 {
     /* models/char_lstm.lua:14: local e = embedding(embed, x)                   -- [N, T, H] */

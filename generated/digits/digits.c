@@ -51,6 +51,7 @@ static uint64_t mask_step; /* random draws are made for the step */
 
 /* The forward pass of the outputs, in the mode forward() or
  * loss_and_grad() set. */
+RT_VECTOR_CLONES
 static void compute_outputs(void)
 {
     /* models/digits.lua:16: local img = random_shift((x / 16):reshape({N, 1, 8, 8}), 1) */
@@ -101,6 +102,7 @@ static void forward(int rows)
 }
 
 /* Evaluation: the rest of the loss, after compute_outputs(). */
+RT_VECTOR_CLONES
 static void compute_loss(void)
 {
     /* models/digits.lua:22: local loss = (1 - SMOOTH) * mean(cross_entropy(logits, labels)) */
@@ -174,6 +176,7 @@ static double loss(void)
 
 /* Training: the rest of the loss and the gradients, after
  * compute_outputs(). */
+RT_VECTOR_CLONES
 static void compute_grads(void)
 {
     /* models/digits.lua:22 and its backward: local loss = (1 - SMOOTH) * mean(cross_entropy(logits, labels)) */
@@ -313,6 +316,7 @@ static double loss_and_grad(void)
 
 /* One step of AdamW over the flat parameter block, after clipping the
  * gradient to a global norm of hyper->clip (when that is > 0). */
+RT_VECTOR_CLONES
 static double train_step(const rt_hyper *hyper)
 {
     mask_step = (uint64_t)hyper->step; /* new random draws */

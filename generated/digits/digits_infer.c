@@ -33,6 +33,7 @@ static uint64_t mask_step; /* random draws are made for the step */
 
 /* The forward pass of the outputs, in the mode forward() or
  * loss_and_grad() set. */
+RT_VECTOR_CLONES
 static void compute_outputs(void)
 {
     /* models/digits.lua:16: local img = random_shift((x / 16):reshape({N, 1, 8, 8}), 1) */

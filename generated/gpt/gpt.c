@@ -231,6 +231,7 @@ static real *const d_h_5 = arena + 2534928; /* [16,64,128] */
 
 /* The forward pass of the outputs, in the mode forward() or
  * loss_and_grad() set. */
+RT_VECTOR_CLONES
 static void compute_outputs(void)
 {
     /* models/gpt.lua:16: local h = embedding(tokens, x) + positions      -- [N, T, W] */
@@ -684,6 +685,7 @@ static void forward(int rows)
 }
 
 /* Evaluation: the rest of the loss, after compute_outputs(). */
+RT_VECTOR_CLONES
 static void compute_loss(void)
 {
     /* models/gpt.lua:25: loss = mean(cross_entropy(logits, y)), */
@@ -717,6 +719,7 @@ static double loss(void)
 
 /* Training: the rest of the loss and the gradients, after
  * compute_outputs(). */
+RT_VECTOR_CLONES
 static void compute_grads(void)
 {
     /* models/gpt.lua:25 and its backward: loss = mean(cross_entropy(logits, y)), */
@@ -1362,6 +1365,7 @@ static double loss_and_grad(void)
 
 /* One step of AdamW over the flat parameter block, after clipping the
  * gradient to a global norm of hyper->clip (when that is > 0). */
+RT_VECTOR_CLONES
 static double train_step(const rt_hyper *hyper)
 {
     const double loss = loss_and_grad();

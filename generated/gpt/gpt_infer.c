@@ -122,6 +122,7 @@ static real *const logits = arena + 437120; /* [16,64,128] */
 
 /* The forward pass of the outputs, in the mode forward() or
  * loss_and_grad() set. */
+RT_VECTOR_CLONES
 static void compute_outputs(void)
 {
     /* models/gpt.lua:16: local h = embedding(tokens, x) + positions      -- [N, T, W] */

@@ -27,6 +27,7 @@ static real *const d_logits = arena + 288; /* [30,3] */
 
 /* The forward pass of the outputs, in the mode forward() or
  * loss_and_grad() set. */
+RT_VECTOR_CLONES
 static void compute_outputs(void)
 {
     /* models/iris.lua:10: local logits = x:matmul(W) + b */
@@ -47,6 +48,7 @@ static void forward(int rows)
 }
 
 /* Evaluation: the rest of the loss, after compute_outputs(). */
+RT_VECTOR_CLONES
 static void compute_loss(void)
 {
     /* models/iris.lua:13: loss = mean(cross_entropy(logits, labels)), */
@@ -80,6 +82,7 @@ static double loss(void)
 
 /* Training: the rest of the loss and the gradients, after
  * compute_outputs(). */
+RT_VECTOR_CLONES
 static void compute_grads(void)
 {
     /* models/iris.lua:13 and its backward: loss = mean(cross_entropy(logits, labels)), */
@@ -129,6 +132,7 @@ static double loss_and_grad(void)
 
 /* One step of SGD with momentum over the flat parameter block, after clipping the
  * gradient to a global norm of hyper->clip (when that is > 0). */
+RT_VECTOR_CLONES
 static double train_step(const rt_hyper *hyper)
 {
     const double loss = loss_and_grad();

@@ -23,6 +23,7 @@ static real *const logits = arena + 135; /* [30,3] */
 
 /* The forward pass of the outputs, in the mode forward() or
  * loss_and_grad() set. */
+RT_VECTOR_CLONES
 static void compute_outputs(void)
 {
     /* models/iris.lua:10: local logits = x:matmul(W) + b */

@@ -43,6 +43,7 @@ static real *const d_add_2 = arena + 39968; /* [64,100] */
 
 /* The forward pass of the outputs, in the mode forward() or
  * loss_and_grad() set. */
+RT_VECTOR_CLONES
 static void compute_outputs(void)
 {
     /* models/lib/dense.lua:9: return x:matmul(w) + b */
@@ -85,6 +86,7 @@ static void forward(int rows)
 }
 
 /* Evaluation: the rest of the loss, after compute_outputs(). */
+RT_VECTOR_CLONES
 static void compute_loss(void)
 {
     /* models/mlp3.lua:17: loss = mean(cross_entropy(logits, labels)), */
@@ -121,6 +123,7 @@ static double loss(void)
  * products that would make the gradients of the weights
  * train_step() names update those weights instead,
  * w = keep w - lr dw, and those gradients are not stored. */
+RT_VECTOR_CLONES
 static void compute_grads(int fold, real lr, real keep)
 {
     /* models/mlp3.lua:17 and its backward: loss = mean(cross_entropy(logits, labels)), */
@@ -216,6 +219,7 @@ static double loss_and_grad(void)
 
 /* One step of SGD over the flat parameter block, after clipping the
  * gradient to a global norm of hyper->clip (when that is > 0). */
+RT_VECTOR_CLONES
 static double clipped_step(const rt_hyper *hyper)
 {
     const double loss = loss_and_grad();

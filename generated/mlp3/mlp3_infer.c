@@ -31,6 +31,7 @@ static real *const logits = arena + 21706; /* [64,10] */
 
 /* The forward pass of the outputs, in the mode forward() or
  * loss_and_grad() set. */
+RT_VECTOR_CLONES
 static void compute_outputs(void)
 {
     /* models/lib/dense.lua:9: return x:matmul(w) + b */

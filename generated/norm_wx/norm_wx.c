@@ -20,6 +20,7 @@ static real *const d_q = arena + 784; /* [8,16] */
 
 /* The forward pass of the outputs, in the mode forward() or
  * loss_and_grad() set. */
+RT_VECTOR_CLONES
 static void compute_outputs(void)
 {
     /* models/norm_wx.lua:10: local q = x:matmul(W:t())   -- row i is (W x_i)^T */
@@ -35,6 +36,7 @@ static void forward(int rows)
 }
 
 /* Evaluation: the rest of the loss, after compute_outputs(). */
+RT_VECTOR_CLONES
 static void compute_loss(void)
 {
     /* models/norm_wx.lua:13: loss = sum(q^2), */
@@ -61,6 +63,7 @@ static double loss(void)
  * products that would make the gradients of the weights
  * train_step() names update those weights instead,
  * w = keep w - lr dw, and those gradients are not stored. */
+RT_VECTOR_CLONES
 static void compute_grads(int fold, real lr, real keep)
 {
     /* models/norm_wx.lua:13 and its backward: loss = sum(q^2), */
@@ -93,6 +96,7 @@ static double loss_and_grad(void)
 
 /* One step of SGD over the flat parameter block, after clipping the
  * gradient to a global norm of hyper->clip (when that is > 0). */
+RT_VECTOR_CLONES
 static double clipped_step(const rt_hyper *hyper)
 {
     const double loss = loss_and_grad();

@@ -21,6 +21,7 @@ static real *const q = arena + 384; /* [8,16] */
 
 /* The forward pass of the outputs, in the mode forward() or
  * loss_and_grad() set. */
+RT_VECTOR_CLONES
 static void compute_outputs(void)
 {
     /* models/norm_wx.lua:10: local q = x:matmul(W:t())   -- row i is (W x_i)^T */

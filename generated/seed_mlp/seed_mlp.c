@@ -27,6 +27,7 @@ static real *const d_matmul = arena + 267296; /* [64,100] */
 
 /* The forward pass of the outputs, in the mode forward() or
  * loss_and_grad() set. */
+RT_VECTOR_CLONES
 static void compute_outputs(void)
 {
     /* models/seed_mlp.lua:12: local h = sigmoid(x:matmul(w1)) */
@@ -50,6 +51,7 @@ static void forward(int rows)
 }
 
 /* Evaluation: the rest of the loss, after compute_outputs(). */
+RT_VECTOR_CLONES
 static void compute_loss(void)
 {
     /* models/seed_mlp.lua:16: loss = sum((y_pred - y)^2), */
@@ -77,6 +79,7 @@ static double loss(void)
  * products that would make the gradients of the weights
  * train_step() names update those weights instead,
  * w = keep w - lr dw, and those gradients are not stored. */
+RT_VECTOR_CLONES
 static void compute_grads(int fold, real lr, real keep)
 {
     /* models/seed_mlp.lua:16 and its backward: loss = sum((y_pred - y)^2), */
@@ -125,6 +128,7 @@ static double loss_and_grad(void)
 
 /* One step of SGD over the flat parameter block, after clipping the
  * gradient to a global norm of hyper->clip (when that is > 0). */
+RT_VECTOR_CLONES
 static double clipped_step(const rt_hyper *hyper)
 {
     const double loss = loss_and_grad();

@@ -24,6 +24,7 @@ static real *const y_pred = arena + 165000; /* [64,10] */
 
 /* The forward pass of the outputs, in the mode forward() or
  * loss_and_grad() set. */
+RT_VECTOR_CLONES
 static void compute_outputs(void)
 {
     /* models/seed_mlp.lua:12: local h = sigmoid(x:matmul(w1)) */

@@ -26,6 +26,7 @@ static real *const d_scores = arena + 6032; /* [64,10] */
 
 /* The forward pass of the outputs, in the mode forward() or
  * loss_and_grad() set. */
+RT_VECTOR_CLONES
 static void compute_outputs(void)
 {
     /* models/svm.lua:12: local scores = x:matmul(W:t()) */
@@ -42,6 +43,7 @@ static void forward(int rows)
 }
 
 /* Evaluation: the rest of the loss, after compute_outputs(). */
+RT_VECTOR_CLONES
 static void compute_loss(void)
 {
     /* models/svm.lua:13: local data_loss = mean(hinge_loss(scores, labels)) */
@@ -88,6 +90,7 @@ static double loss(void)
 
 /* Training: the rest of the loss and the gradients, after
  * compute_outputs(). */
+RT_VECTOR_CLONES
 static void compute_grads(void)
 {
     /* models/svm.lua:13: local data_loss = mean(hinge_loss(scores, labels)) */
@@ -153,6 +156,7 @@ static double loss_and_grad(void)
 
 /* One step of SGD over the flat parameter block, after clipping the
  * gradient to a global norm of hyper->clip (when that is > 0). */
+RT_VECTOR_CLONES
 static double train_step(const rt_hyper *hyper)
 {
     const double loss = loss_and_grad();

@@ -21,6 +21,7 @@ static real *const scores = arena + 4736; /* [64,10] */
 
 /* The forward pass of the outputs, in the mode forward() or
  * loss_and_grad() set. */
+RT_VECTOR_CLONES
 static void compute_outputs(void)
 {
     /* models/svm.lua:12: local scores = x:matmul(W:t()) */
