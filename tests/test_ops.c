@@ -404,9 +404,10 @@ static const Case cases[] = {
      "local R = input(\"R\", {2, 3, 4})\n"
      "local loss = l2({a * R, b})\n"},
     /* ---- convolution and sequences; col2im and embedding_grad are their gradients ---- */
-    {"im2col", "conv2d with bias, stride 2 and padding 1 (filters and input both checked)",
-     "local x = param(\"x\", {2, 2, 5, 5}, randn())\n"
-     "local w = param(\"w\", {3, 2, 3, 3}, randn(0.5))\n"
+    {"im2col", "conv2d with bias, stride 2 and padding 1 (filters and input both checked; "
+               "named as the window loops' locals are)",
+     "local x = param(\"x0\", {2, 2, 5, 5}, randn())\n"
+     "local w = param(\"n1\", {3, 2, 3, 3}, randn(0.5))\n"
      "local b = param(\"b\", {3}, randn())\n"
      "local R = input(\"R\", {2, 3, 3, 3})\n"
      "local loss = sum(conv2d(x, w, b, {stride = 2, padding = 1}) * R)\n"},
