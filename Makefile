@@ -244,7 +244,7 @@ fuzz:
 # (--quick: one short round). Not part of `make test`.
 BENCH_BUILD ?= $(BUILD)/bench
 BENCH_FLAGS ?=
-BENCH_TOOLS := $(BENCH_BUILD)/spawn $(BENCH_BUILD)/gemm_bound $(BENCH_BUILD)/gemm_trace.so
+BENCH_TOOLS := $(BENCH_BUILD)/spawn $(BENCH_BUILD)/gemm_bound $(BENCH_BUILD)/gemm_trace.so $(BENCH_BUILD)/pingpong
 .PHONY: bench
 bench: $(BUILD)/gradc $(BUILD)/libgradc_rt.a $(BENCH_TOOLS)
 	@scripts/deps.sh bench
@@ -252,6 +252,9 @@ bench: $(BUILD)/gradc $(BUILD)/libgradc_rt.a $(BENCH_TOOLS)
 $(BENCH_BUILD)/spawn: bench/spawn.c | deps
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $< $(LDFLAGS) -o $@
+$(BENCH_BUILD)/pingpong: bench/pingpong.c | deps
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $< $(LDFLAGS) -pthread -o $@
 $(BENCH_BUILD)/gemm_bound: bench/gemm_bound.c | deps
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(BLAS_CFLAGS) $< $(LDFLAGS) $(RT_LIBS) -o $@

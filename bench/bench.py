@@ -26,7 +26,8 @@ median. PyTorch gets its best thread setting: with T threads, the best of
 torch.set_num_threads(1..T) under OPENBLAS_NUM_THREADS=T, and of every
 setting with fewer threads. Then the seed network's whole 200-step run,
 process start to exit, gradc against bench/torch_seed_run.py; and the
-machine's sgemm peak (bench/gemm_bound.c peak), before and after.
+machine's sgemm peak (bench/gemm_bound.c peak) and how near each other
+the host placed CPUs 0 and 1 (bench/pingpong.c), before and after.
 
 Every program runs under one environment: GLIBC_TUNABLES keeping freed
 memory in the heap (otherwise NumPy spends its time in page faults),
@@ -513,6 +514,17 @@ def whole_runs(R, a, bb, core, prepared, failures):
                 rnd, a.rounds, g[0]["wall_ms"], t[0]["wall_ms"]))
 
 
+NEAR_NS = 200  # a round trip between CPUs 0 and 1 at most this: the placement is near
+
+
+def placement(bb):
+    """The round trip between CPUs 0 and 1 in ns (bench/pingpong.c): how
+    near each other the host put the two vCPUs of the 2-thread figures."""
+    p = subprocess.run([os.path.join(bb, "pingpong")], capture_output=True, text=True, cwd=ROOT)
+    m = re.search(r"^round trip (\S+) ns", p.stdout, re.M)
+    return float(m.group(1)) if m else None
+
+
 def peak(bb, core, threads):
     res = {}
     for t in threads:
@@ -524,6 +536,12 @@ def peak(bb, core, threads):
 
 
 # ---- the figures ----
+
+
+def near(R):
+    """Whether CPUs 0 and 1 were near each other, start and end of the run."""
+    xs = [x for x in R["placement"].values() if x is not None]
+    return bool(xs) and max(xs) <= NEAR_NS
 
 
 def med(xs):
@@ -629,6 +647,10 @@ def report(R, nets, a, failures):
         "start / end of the run",
         "; ".join("%d thread%s %s / %s GFLOP/s" % (t, "" if t == 1 else "s", fmt(pk["start"].get(t)), fmt(pk["end"].get(t)))
                   for t in R["threads"])))
+    pl = R["placement"]
+    w("- vCPU placement: a round trip between CPUs 0 and 1 takes %s / %s ns (start / end of the run; "
+      "`bench/pingpong.c`): %s. Two threads run on those two CPUs." % (
+          fmt(pl["start"]), fmt(pl["end"]), "near (at most %d ns)" % NEAR_NS if near(R) else "far (over %d ns)" % NEAR_NS))
     w("- %d rounds. In each, NumPy and PyTorch run %d untimed steps whose losses are checked (their warm-up), "
       "then are timed over at least %d ms and 5 steps; the GEMM-only program likewise after 2 untimed passes; the "
       "gradc trainer runs as many steps as took it %d ms in a trial run, at least %d (%s), and its figure is its "
@@ -679,7 +701,9 @@ def report(R, nets, a, failures):
             figures[(net.name, t)] = f
             gf = gflop / (mid["gradc"] / 1e3) if mid["gradc"] else None
             peak_t = max([x for x in (pk["start"].get(t), pk["end"].get(t)) if x] or [0]) or None
-            cells = [net.short, str(t)] + [fmt(mid[s]) for s in SERIES]
+            f["threads"] = ratio_median(series_rounds(R, net.name, 1)["gradc"], sr["gradc"]) if t > 1 and 1 in R["threads"] else None
+            where = " (%s ns apart)" % fmt(max(x for x in R["placement"].values() if x)) if t > 1 and any(R["placement"].values()) else ""
+            cells = [net.short, str(t) + where] + [fmt(mid[s]) for s in SERIES]
             cells += ["%.2fx" % f["bound"] if f["bound"] else "n/a",
                       "%.2fx (%s)" % (f["best"], winner) if f["best"] else "n/a",
                       "%.2fx" % f["autograd"] if f["autograd"] else "n/a",
@@ -768,6 +792,16 @@ def report(R, nets, a, failures):
         target("MNIST MLP, 1 thread: gradc <= 1.05x the GEMM-only bound", fig("mnist_mlp", 1, "bound"), lambda v: v <= 1.05)
         target("MNIST MLP, 1 thread: >= 1.2x faster than the best of NumPy/PyTorch", fig("mnist_mlp", 1, "best"), lambda v: v >= 1.2)
     for n in nets:
+        if n.name in ("seed_mlp", "mnist_mlp") and 1 in R["threads"]:
+            for t in R["threads"]:
+                if t == 1:
+                    continue
+                text = "%s, %d threads: faster than 1 thread when the vCPUs are near (1T / %dT)" % (n.short, t, t)
+                if near(R):
+                    target(text, fig(n.name, t, "threads"), lambda v: v > 1)
+                else:
+                    w("| %s | %sx | not required: the vCPUs are far apart |" % (text, fmt(fig(n.name, t, "threads"))))
+    for n in nets:
         if n.name in ("cnn", "char_lstm", "gpt"):
             for t in R["threads"]:
                 target("%s, %d thread%s: >= 1.5x faster than PyTorch autograd" % (n.short, t, "" if t == 1 else "s"),
@@ -811,7 +845,7 @@ def main():
     build = os.environ.get("BUILD", "build")
     gradc = os.path.abspath(os.path.join(ROOT, build, "gradc"))
     bb = os.path.abspath(os.environ.get("BENCH_BUILD", os.path.join(ROOT, build, "bench")))
-    for tool in ("spawn", "gemm_bound", "gemm_trace.so"):
+    for tool in ("spawn", "gemm_bound", "gemm_trace.so", "pingpong"):
         if not os.path.exists(os.path.join(bb, tool)):
             raise SystemExit("bench: %s/%s is missing: run `make bench`" % (os.path.relpath(bb, ROOT), tool))
     if not os.path.exists(gradc):
@@ -846,11 +880,13 @@ def main():
         train = build_net(net, gradc, bb)
         d, flags, _, _ = prepare(net, train, bb, env1, a.ms)
         prepared[net.name] = dict(train=train, dir=d, flags=flags)
-    say("bench: sgemm peak ...")
+    say("bench: sgemm peak and vCPU placement ...")
     R["peak"] = {"start": peak(bb, core, a.threads)}
+    R["placement"] = {"start": placement(bb)}
     run_rounds(R, nets, prepared, a, bb, core, failures)
     whole_runs(R, a, bb, core, prepared, failures)
     R["peak"]["end"] = peak(bb, core, a.threads)
+    R["placement"]["end"] = placement(bb)
     R["load_after"] = " ".join("%.2f" % x for x in os.getloadavg())
     R["minutes"] = (time.time() - t_start) / 60
     text = report(R, nets, a, failures)
