@@ -20,9 +20,11 @@
 #include <string.h>
 #include "gradc.h"
 
-/* How much faster the copy must be to be chosen: within this, timing
- * noise would make the choice flip from run to run. */
+/* How much faster the copy must be to be chosen, in part and in
+ * microseconds a product: within this, timing noise would make the choice
+ * flip from run to run, for a gain nobody could measure in a step. */
 #define COPY_GAIN 0.9
+#define COPY_MIN_US 2.0
 
 static bool same(const Product *a, const Product *b)
 {
@@ -118,8 +120,9 @@ int tune_model(const char *model, const LoadOptions *o, const char *out, bool ve
                 "# gradc tune %s: each product with a transposed operand, timed on\n"
                 "# one thread both ways (microseconds, the median of 9 rounds): with the\n"
                 "# BLAS flag, and with the operand copied transposed first. `copy` where\n"
-                "# that is %.0f%% faster or more; compile with --tune FILE to use it.\n",
-                model, (1 - COPY_GAIN) * 100);
+                "# that is %.0f%% and %.0f us faster or more; compile with --tune FILE to\n"
+                "# use it.\n",
+                model, (1 - COPY_GAIN) * 100, COPY_MIN_US);
         char line[256];
         int got = 0;
         while (in && fgets(line, sizeof line, in)) {
@@ -135,7 +138,7 @@ int tune_model(const char *model, const LoadOptions *o, const char *out, bool ve
             if (got++ == 0)
                 fprintf(f, "#     M      N      K  flags      as_is     copied  use\n");
             fprintf(f, "%7d %6d %6d  %-5s %10.3f %10.3f  %s\n", p.m, p.n, p.k, flags, as_is, copied,
-                    copied < COPY_GAIN * as_is ? "copy" : "flag");
+                    copied < COPY_GAIN * as_is && copied < as_is - COPY_MIN_US ? "copy" : "flag");
         }
         if (got != n) {
             fprintf(stderr, "gradc: the timing program gave %d of %d products\n", got, n);

@@ -28,6 +28,15 @@ typedef struct {
     float *a, *b, *c, *copy;
 } Product;
 
+/* to = from transposed, from [rows, cols]: the loop emit_c writes. */
+static void transpose(float *to, const float *from, int rows, int cols)
+{
+    for (int i = 0; i < rows; i += 16)
+        for (int j = 0; j < cols; j++)
+            for (int k = i; k < i + 16 && k < rows; k++)
+                to[j * rows + k] = from[k * cols + j];
+}
+
 /* One product, as emit_c writes it: with the flag, or copied. */
 static void once(const Product *p, bool copied)
 {
@@ -39,15 +48,11 @@ static void once(const Product *p, bool copied)
         return;
     }
     if (p->ta) { /* A is stored [K, M] */
-        for (int i = 0; i < p->k; i++)
-            for (int j = 0; j < p->m; j++)
-                p->copy[j * p->k + i] = p->a[i * p->m + j];
+        transpose(p->copy, p->a, p->k, p->m);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, p->m, p->n, p->k, 1.0f, p->copy,
                     p->k, p->b, ldb, 0.0f, p->c, p->n);
     } else { /* B is stored [N, K] */
-        for (int i = 0; i < p->n; i++)
-            for (int j = 0; j < p->k; j++)
-                p->copy[j * p->n + i] = p->b[i * p->k + j];
+        transpose(p->copy, p->b, p->n, p->k);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, p->m, p->n, p->k, 1.0f, p->a, lda,
                     p->copy, p->n, 0.0f, p->c, p->n);
     }
