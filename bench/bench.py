@@ -520,9 +520,13 @@ NEAR_NS = 200  # a round trip between CPUs 0 and 1 at most this: the placement i
 def placement(bb):
     """The round trip between CPUs 0 and 1 in ns (bench/pingpong.c): how
     near each other the host put the two vCPUs of the 2-thread figures."""
-    p = subprocess.run([os.path.join(bb, "pingpong")], capture_output=True, text=True, cwd=ROOT)
+    try:
+        p = subprocess.run([os.path.join(bb, "pingpong")], capture_output=True, text=True, cwd=ROOT,
+                           timeout=30)
+    except subprocess.TimeoutExpired:
+        return None
     m = re.search(r"^round trip (\S+) ns", p.stdout, re.M)
-    return float(m.group(1)) if m else None
+    return float(m.group(1)) if m and p.returncode == 0 else None
 
 
 def peak(bb, core, threads):
@@ -539,9 +543,10 @@ def peak(bb, core, threads):
 
 
 def near(R):
-    """Whether CPUs 0 and 1 were near each other, start and end of the run."""
+    """Whether CPUs 0 and 1 were near each other, start and end of the run
+    (None: not measured)."""
     xs = [x for x in R["placement"].values() if x is not None]
-    return bool(xs) and max(xs) <= NEAR_NS
+    return max(xs) <= NEAR_NS if xs else None
 
 
 def med(xs):
@@ -649,8 +654,11 @@ def report(R, nets, a, failures):
                   for t in R["threads"])))
     pl = R["placement"]
     w("- vCPU placement: a round trip between CPUs 0 and 1 takes %s / %s ns (start / end of the run; "
-      "`bench/pingpong.c`): %s. Two threads run on those two CPUs." % (
-          fmt(pl["start"]), fmt(pl["end"]), "near (at most %d ns)" % NEAR_NS if near(R) else "far (over %d ns)" % NEAR_NS))
+      "`bench/pingpong.c`): %s. The 2-thread programs are not pinned; on a 2-vCPU machine they run on "
+      "those two CPUs." % (
+          fmt(pl["start"]), fmt(pl["end"]),
+          {True: "near (at most %d ns)" % NEAR_NS, False: "far (over %d ns)" % NEAR_NS,
+           None: "not measured"}[near(R)]))
     w("- %d rounds. In each, NumPy and PyTorch run %d untimed steps whose losses are checked (their warm-up), "
       "then are timed over at least %d ms and 5 steps; the GEMM-only program likewise after 2 untimed passes; the "
       "gradc trainer runs as many steps as took it %d ms in a trial run, at least %d (%s), and its figure is its "
@@ -797,7 +805,7 @@ def report(R, nets, a, failures):
                 if t == 1:
                     continue
                 text = "%s, %d threads: faster than 1 thread when the vCPUs are near (1T / %dT)" % (n.short, t, t)
-                if near(R):
+                if near(R) is not False:  # near, or not measured: required
                     target(text, fig(n.name, t, "threads"), lambda v: v > 1)
                 else:
                     w("| %s | %sx | not required: the vCPUs are far apart |" % (text, fmt(fig(n.name, t, "threads"))))

@@ -1,9 +1,10 @@
 /*
  * pingpong.c: how near each other the host placed CPUs 0 and 1, the two
- * the 2-thread figures run on: the round trip of a cache line between
- * them, in ns. Two hyperthreads of a core or two cores sharing a cache
- * answer in under 100 ns; cores on other chiplets or sockets take up to
- * 500, and then a second thread gains little on small products.
+ * a 2-vCPU machine runs the 2-thread figures on: the round trip of a
+ * cache line between them, in ns. Two hyperthreads of a core or two cores
+ * sharing a cache answer in under 100 ns; cores on other chiplets or
+ * sockets take up to 500, and then a second thread gains little on small
+ * products. It pins itself to those two CPUs, whatever it was given.
  *
  *   pingpong [--ms MS]   prints `round trip NS ns`, the median of rounds
  *                        of 10000 round trips over MS milliseconds (200)
@@ -70,7 +71,10 @@ int main(int argc, char **argv)
     }
     pin(0);
     pthread_t t;
-    pthread_create(&t, NULL, pong, NULL);
+    if (pthread_create(&t, NULL, pong, NULL)) {
+        fprintf(stderr, "pingpong: cannot start a second thread\n");
+        return 1;
+    }
     static double ns[MAX_ROUNDS];
     int rounds = 0;
     long b = 2;

@@ -330,11 +330,10 @@ static void merge_axes(Space *sp)
     sp->rank = r;
 }
 
-/* Whether every buffer the loop reads is walked in order, or not at all,
- * along axis d, and at least one is walked. */
-static bool reads_in_order(const Space *sp, int d)
+/* Whether no buffer the loop reads is walked across along axis d, and
+ * (if some must be) at least one is walked in order. */
+static bool reads_in_order(const Space *sp, int d, bool walked)
 {
-    bool walked = false;
     for (int o = 1; o < sp->n_ops; o++) {
         if (sp->stride[o][d] > 1)
             return false;
@@ -352,10 +351,10 @@ static bool reads_in_order(const Space *sp, int d)
 static void read_in_order_inside(Space *sp)
 {
     int last = sp->rank - 1;
-    if (last < 1 || reads_in_order(sp, last))
+    if (last < 1 || reads_in_order(sp, last, true))
         return;
     for (int d = last - 1; d >= 0; d--)
-        if (reads_in_order(sp, d)) {
+        if (reads_in_order(sp, d, false)) {
             long size = sp->size[d];
             memmove(sp->size + d, sp->size + d + 1, (last - d) * sizeof *sp->size);
             sp->size[last] = size;

@@ -16,10 +16,19 @@
 #include <stdlib.h>
 #include "gradc.h"
 
-static bool in_a_loop(const Node *n)
+/* Whether reader n computes x inside its loop once a copy of x is its
+ * own: n is a loop over as many elements as x has (fuse inlines only
+ * then) and reads x once. */
+static bool inlines(Graph *g, const Node *n, int x)
 {
     OpKind k = op_info[n->op].kind;
-    return k == ELEM || k == VIEW || k == REDUCE || k == PLACE;
+    bool over_input = k == REDUCE || k == PLACE;
+    int reads = 0;
+    for (int i = 0; i < n->n_in; i++)
+        reads += n->in[i] == x;
+    return (k == ELEM || k == VIEW || over_input) && reads == 1 &&
+           shape_size(over_input ? ir_at(g, n->in[0])->shape : n->shape) ==
+               shape_size(ir_at(g, x)->shape);
 }
 
 static bool is_root(const Graph *g, int id)
@@ -29,18 +38,21 @@ static bool is_root(const Graph *g, int id)
     for (int i = 0; i < g->n_outputs; i++)
         if (g->outputs[i].node == id)
             return true;
+    for (int i = 0; i < g->n_buffers; i++)
+        if (g->buffers[i].next == id)
+            return true;
     return false;
 }
 
 /* Whether x is worth computing again in each backward loop that reads it:
- * cheap, from what the backward reads anyway, read in loops only, and
- * once in the forward pass (so that no buffer keeps it there either). */
+ * cheap, from what the backward reads anyway, inlined by every reader, and
+ * read once in the forward pass (so that no buffer keeps it there either). */
 static bool recomputable(Graph *g, const unsigned char *part, const bool *read_back,
-                         const int *forward_readers, const bool *only_loops, int x)
+                         const int *forward_readers, const bool *inlined, int x)
 {
     const Node *n = ir_at(g, x);
     if (part[x] == 2 || !read_back[x] || is_root(g, x) || forward_readers[x] != 1 ||
-        !only_loops[x] ||
+        !inlined[x] ||
         (n->op != OP_ADD && n->op != OP_SUB && n->op != OP_MUL && n->op != OP_NEG))
         return false;
     for (int k = 0; k < n->n_in; k++) {
@@ -55,21 +67,21 @@ Graph *remat(Graph *g, int *recomputed)
 {
     unsigned char *part = schedule_parts(g);
     bool *read_back = xcalloc(g->n, sizeof *read_back);   /* a backward node reads it */
-    bool *only_loops = xmalloc(g->n * sizeof *only_loops); /* every reader is a loop */
+    bool *inlined = xmalloc(g->n * sizeof *inlined); /* every reader would inline it */
     int *forward_readers = xcalloc(g->n, sizeof *forward_readers);
     for (int i = 0; i < g->n; i++)
-        only_loops[i] = true;
+        inlined[i] = true;
     for (int i = 0; i < g->n; i++) {
         const Node *n = ir_at(g, i);
         for (int k = 0; k < n->n_in; k++) {
             read_back[n->in[k]] |= part[i] == 2;
             forward_readers[n->in[k]] += part[i] < 2;
-            only_loops[n->in[k]] &= in_a_loop(n);
+            inlined[n->in[k]] &= inlines(g, n, n->in[k]);
         }
     }
     bool *again = xcalloc(g->n, sizeof *again);
     for (int x = 0; x < g->n; x++)
-        again[x] = recomputable(g, part, read_back, forward_readers, only_loops, x);
+        again[x] = recomputable(g, part, read_back, forward_readers, inlined, x);
 
     Graph *h = ir_empty_like(g);
     int *map = xmalloc(g->n * sizeof *map);
@@ -97,7 +109,7 @@ Graph *remat(Graph *g, int *recomputed)
     free(map);
     free(again);
     free(forward_readers);
-    free(only_loops);
+    free(inlined);
     free(read_back);
     free(part);
     return h;

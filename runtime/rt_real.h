@@ -26,12 +26,15 @@
 /* A generated model's compute functions are built three times, for
  * AVX-512, for AVX2 and for any x86-64, and the loader takes the best the
  * CPU has: exp and tanh on 16 floats at a time run three times faster than
- * on the 4 of the x86-64 baseline. Every clone does the same operations on
- * each element (-std=c11 fuses no multiply-add), so results do not depend
- * on the CPU. Not under ASan, whose checks would run before the loader
- * has chosen; and not with clang, whose clones need a newer version. */
+ * on the 4 of the x86-64 baseline. Built with -std=c11, as gradc build and
+ * the Makefile do, no clone fuses a multiply and an add, so each does the
+ * same operations on each element and results do not depend on the CPU
+ * (under -std=gnu17 the AVX-512 clone would fuse them). Only with glibc,
+ * whose loader makes the choice; not under ASan, whose checks would run
+ * before it has chosen; and not with clang, whose clones need a newer
+ * version. */
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && \
-    !defined(__SANITIZE_ADDRESS__)
+    defined(__GLIBC__) && !defined(__SANITIZE_ADDRESS__)
 #define RT_VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
 #define RT_VECTOR_CLONES

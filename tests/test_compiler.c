@@ -422,6 +422,41 @@ START_TEST(remat_keeps_only_what_backward_needs)
     ck_assert_int_eq(product_kept, 1);
     ck_assert_int_eq(tanh_kept, 1);
     ir_free(g);
+
+    /* A value its readers broadcast (one per row, read by each element)
+     * would be stored again, not inlined: it is kept. */
+    path = write_model("rows.lua", "local x = input(\"x\", {4, 8})\n"
+                                   "local w = param(\"w\", {8, 16}, randn())\n"
+                                   "local h = tanh(x:matmul(w))\n"
+                                   "local q = rsqrt(sum(h * h, 2, true) + 1) * 0.5\n"
+                                   "return model { loss = sum((q * h) * (q * h)) }\n");
+    g = compile_graph(path, &o, NULL, &st);
+    ck_assert_ptr_nonnull(g);
+    ck_assert_int_eq(st.recomputed, 0);
+    ir_free(g);
+}
+END_TEST
+
+/* A loop that reads a transposed view walks the axis its read is in
+ * order along innermost (its stores strided); a loop that reads nothing
+ * across (a broadcast) keeps its order, its stores in order. */
+START_TEST(loops_read_in_order)
+{
+    const char *path =
+        write_model("order.lua", "local x = input(\"x\", {8, 16})\n"
+                                 "local w = param(\"w\", {8, 4}, randn())\n"
+                                 "local t = relu(transpose(x))\n"
+                                 "local b = broadcast_to(sum(t, 2, true), {16, 8})\n"
+                                 "return model { loss = sum((b * t):matmul(w)) + sum(b:matmul(w)),\n"
+                                 "               outputs = { t = t } }\n");
+    LoadOptions o = {0};
+    OutFile out[6];
+    ck_assert_int_eq(compile_files(path, &o, out), 0);
+    const char *c = out[1].text.data;
+    ck_assert_msg(strstr(c, "const real t2 = x[i * 16 + j];\n            t[i + j * 8] = "),
+                  "relu(transpose(x)) does not read x in order");
+    ck_assert_msg(strstr(c, "b[i * 8 + j] = sum[i];"), "the broadcast does not store in order");
+    free_files(out, 6);
 }
 END_TEST
 
@@ -520,6 +555,7 @@ static Suite *compiler_suite(void)
     tcase_add_test(passes, transposes_fold_into_flags);
     tcase_add_test(passes, dce_drops_unused);
     tcase_add_test(passes, remat_keeps_only_what_backward_needs);
+    tcase_add_test(passes, loops_read_in_order);
     tcase_add_test(passes, batch_merges_step_products);
     tcase_add_test(passes, plan_shares_only_dead_places);
     tcase_add_test(passes, loss_and_gradient_share_a_loop);
