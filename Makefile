@@ -129,7 +129,8 @@ plot:
 # Each suite links what it tests; the model suite links every model twice
 # (float and double).
 TEST_DEFS = -DBUILD_DIR='"$(BUILD)"' -DGRADC_BIN='"$(BUILD)/gradc"' -DRT_LIB='"$(BUILD)/libgradc_rt.a"' \
-            -DTEST_CC='"$(CC) $(CFLAGS) $(BLAS_CFLAGS)"' -DTEST_LIBS='"$(LDFLAGS) $(RT_LIBS) -lm"'
+            -DTEST_CC='"$(CC) $(CFLAGS) $(BLAS_CFLAGS)"' -DTEST_LIBS='"$(LDFLAGS) $(RT_LIBS) -lm"' \
+            -DTEST_SAN='"$(SAN)"'
 
 $(BUILD)/test_runtime: tests/test_runtime.c $(BUILD)/libgradc_rt.a | test-deps
 	$(CC) $(CFLAGS) $(BLAS_CFLAGS) -Iruntime $< $(BUILD)/libgradc_rt.a $(LDFLAGS) $(CHECK_FLAGS) $(RT_LIBS) -lm -o $@
