@@ -211,8 +211,8 @@ typedef struct {
     long off[MAX_RANK];
 } Access;
 
-/* A group root's iteration space is its input's shape when it reduces or
- * places its input into a larger output, else its own. */
+/* Whether n walks its input's space (loop_space), reading each element
+ * where the loop stands. */
 static bool iterates_input(const Node *n)
 {
     return op_info[n->op].kind == REDUCE || op_info[n->op].kind == PLACE;
@@ -548,7 +548,7 @@ static void emit_group(Emit *e, int root)
     Graph *g = e->g;
     const Node *r = ir_at(g, root);
     bool reduce = op_info[r->op].kind == REDUCE;
-    Shape space = iterates_input(r) ? ir_at(g, r->in[0])->shape : r->shape;
+    Shape space = loop_space(g, r);
     Space sp = {.rank = space.rank};
     for (int d = 0; d < space.rank; d++)
         sp.size[d] = space.dim[d];
@@ -657,7 +657,7 @@ static void emit_shared_loop(Emit *e, const Roots *roots)
 {
     Graph *g = e->g;
     const Node *r0 = ir_at(g, roots->id[0]);
-    Shape space = iterates_input(r0) ? ir_at(g, r0->in[0])->shape : r0->shape;
+    Shape space = loop_space(g, r0);
     Space sp = {.rank = space.rank};
     Access all = {{0}, {0}}, out = {{0}, {0}};
     for (int d = 0; d < space.rank; d++) {

@@ -24,7 +24,13 @@
 #include <stdlib.h>
 #include "gradc.h"
 
-static bool is_loop_kind(OpKind k) { return k == ELEM || k == VIEW || k == REDUCE || k == PLACE; }
+bool is_loop_kind(OpKind k) { return k == ELEM || k == VIEW || k == REDUCE || k == PLACE; }
+
+Shape loop_space(Graph *g, const Node *n)
+{
+    OpKind k = op_info[n->op].kind;
+    return k == REDUCE || k == PLACE ? ir_at(g, n->in[0])->shape : n->shape;
+}
 
 /* The most inputs a group's members may have between them: each is a read
  * of at most one buffer, and emit_c writes a loop of at most 64 buffers
@@ -221,9 +227,7 @@ Fusion fuse(Graph *g)
             continue;
         int r = f.group[i];
         const Node *rn = ir_at(g, r);
-        long space = shape_size(op_info[rn->op].kind == REDUCE || op_info[rn->op].kind == PLACE
-                                    ? ir_at(g, rn->in[0])->shape
-                                    : rn->shape);
+        long space = shape_size(loop_space(g, rn));
         for (int k = 0; k < n->n_in; k++) {
             const Node *x = ir_at(g, n->in[k]);
             OpKind kind = op_info[x->op].kind;

@@ -313,6 +313,11 @@ typedef struct {
     int *next_in_loop; /* per root in a shared loop: the next root in it, or -1 */
 } Fusion;
 Fusion fuse(Graph *g);
+/* Whether an op of kind k is computed in a loop (a group's member or root). */
+bool is_loop_kind(OpKind k);
+/* The elements a loop rooted at n walks: its input's when it reduces or
+ * places its input into a larger output, else its own. */
+Shape loop_space(Graph *g, const Node *n);
 void fusion_free(Fusion *f);
 
 /* ---- plan.c: the schedule and the static arena ---- */

@@ -21,14 +21,11 @@
  * then) and reads x once. */
 static bool inlines(Graph *g, const Node *n, int x)
 {
-    OpKind k = op_info[n->op].kind;
-    bool over_input = k == REDUCE || k == PLACE;
     int reads = 0;
     for (int i = 0; i < n->n_in; i++)
         reads += n->in[i] == x;
-    return (k == ELEM || k == VIEW || over_input) && reads == 1 &&
-           shape_size(over_input ? ir_at(g, n->in[0])->shape : n->shape) ==
-               shape_size(ir_at(g, x)->shape);
+    return is_loop_kind(op_info[n->op].kind) && reads == 1 &&
+           shape_size(loop_space(g, n)) == shape_size(ir_at(g, x)->shape);
 }
 
 static bool is_root(const Graph *g, int id)
