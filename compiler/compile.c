@@ -201,7 +201,8 @@ int print_stats(const char *model, const LoadOptions *o, bool memory, FILE *out)
                 "  batch     products of one matrix by every slice of a tensor made one: %d\n"
                 "  grad      %+d nodes: the backward graph\n"
                 "  simplify  %d -> %d nodes: constants folded %d, identities %d, common\n"
-                "            subexpressions merged %d, transposes folded into products %d\n"
+                "            subexpressions merged %d, transposes folded into products %d,\n"
+                "            constant factors into their alpha %d\n"
                 "  dce       %d -> %d nodes: computing nothing needed %d\n"
                 "  remat     forward values computed again where the backward reads\n"
                 "            them, instead of kept: %d\n"
@@ -211,7 +212,7 @@ int print_stats(const char *model, const LoadOptions *o, bool memory, FILE *out)
                 "            temporaries there %d\n",
                 model, st.loaded, st.batched, st.with_grad - st.loaded, st.with_grad, st.simplified,
                 s->folded,
-                s->identities, s->merged, s->transposes, st.simplified, st.live,
+                s->identities, s->merged, s->transposes, s->scales, st.simplified, st.live,
                 st.simplified - st.live, st.recomputed, loops, calls, products, inlined, shared, temps);
         char c[32];
         fprintf(out, "  plan      steps %d; arena %s values, %.2fx the minimum (print --memory)\n",

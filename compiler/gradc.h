@@ -79,7 +79,10 @@ typedef struct Node {
     int in[MAX_IN];
     Shape shape;
     DType dtype;
-    double value;          /* CONST: the fill value; POW: the exponent */
+    double value;          /* CONST: the fill value; POW: the exponent;
+                              MATMUL(_ADD): the scale (BLAS alpha, 1 unless
+                              simplify folds a factor in); SOFTMAX(_GRAD):
+                              1 when causal (simplify.c) */
     int axes[MAX_RANK];    /* SUM, MAX, MIN: AX_* per input axis; BROADCAST:
                               input axis per output axis, or -1; TRANSPOSE,
                               PERMUTE: the input axis of each output axis;
@@ -287,6 +290,7 @@ typedef struct {
     int identities; /* x*1, x+0, x^1, neg neg, transpose of transpose, ... */
     int merged;     /* common subexpressions: a node equal to an earlier one */
     int transposes; /* transposes folded into a product's BLAS flags */
+    int scales;     /* constant factors folded into a product's alpha */
 } SimplifyStats;
 Graph *simplify(Graph *g, SimplifyStats *st);
 /* ---- dce.c ---- */

@@ -376,9 +376,15 @@ static void print_node(Graph *g, const Node *n, FILE *out)
         fmt_real(num, n->value);
         len += snprintf(line + len, sizeof line - len, " %s", num);
     }
-    if (n->op == OP_MATMUL && (n->trans_a || n->trans_b))
+    if ((n->op == OP_MATMUL || n->op == OP_MATMUL_ADD) && (n->trans_a || n->trans_b))
         len += snprintf(line + len, sizeof line - len, " (%s%s)", n->trans_a ? "A^T" : "A",
                         n->trans_b ? " B^T" : " B");
+    if ((n->op == OP_MATMUL || n->op == OP_MATMUL_ADD) && n->value != 1) {
+        fmt_real(num, n->value);
+        len += snprintf(line + len, sizeof line - len, " times %s", num);
+    }
+    if ((n->op == OP_SOFTMAX || n->op == OP_SOFTMAX_GRAD) && n->value == 1)
+        len += snprintf(line + len, sizeof line - len, " (causal)");
     /* Axes as the model language counts them, from 1. */
     if (op_info[n->op].kind == REDUCE) {
         const char *sep = " over ";

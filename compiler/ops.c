@@ -1226,6 +1226,8 @@ static const char *shape_matmul(Graph *g, Node *n, char *err, size_t len)
         snprintf(err, len, "inner dimensions differ: %s x %s", sa, sb);
         return err;
     }
+    if (n->value == 0) /* made without a scale */
+        n->value = 1;
     Shape lead = ra > 2 ? a : b;
     n->shape = lead;
     n->shape.dim[lead.rank - 2] = m;
@@ -1304,7 +1306,16 @@ static void emit_matmul(Buf *b, const Node *n, const Operand *out, const Operand
     long batch = shape_size(sc) / ((long)m * nn);
     const char *ta = n->trans_a ? "CblasTrans" : "CblasNoTrans";
     const char *tb = n->trans_b ? "CblasTrans" : "CblasNoTrans";
-    const char *alpha = out->alpha ? out->alpha : "REAL_C(1.0)";
+    /* alpha: the node's scale (simplify folds a constant factor into it),
+     * times the caller's (-lr when a plain SGD update is folded in) */
+    char alpha[96], scale[48];
+    lit(n->value, scale);
+    if (!out->alpha)
+        snprintf(alpha, sizeof alpha, "%s", scale);
+    else if (n->value == 1)
+        snprintf(alpha, sizeof alpha, "%s", out->alpha);
+    else
+        snprintf(alpha, sizeof alpha, "%s * %s", out->alpha, scale);
     const char *beta = out->beta ? out->beta : "REAL_C(0.0)";
     Product p;
     if (out->scratch && matmul_product(n, sa, sb, &p)) {
@@ -1603,6 +1614,28 @@ static int grad_softmax(Graph *g, int node, int dy, int k)
     return ir_must(g, &(Node){.op = OP_SOFTMAX_GRAD, .n_in = 2, .in = {dy, node}});
 }
 
+/* The columns row i of a softmax reads: all, or for a causal one (value
+ * 1, made by simplify from softmax(causal_mask(x)) and its gradient) the
+ * columns up to its own place in its [T, T] matrix, the rest being 0. */
+static void seen_columns(Buf *b, const Node *n, int cols, char *on, size_t len)
+{
+    if (!n->value) {
+        snprintf(on, len, "%d", cols);
+        return;
+    }
+    snprintf(on, len, "on");
+    buf_printf(b, "        const int on = i %% %d + 1; /* causal: the rest are 0 */\n", cols);
+}
+
+static void zero_unseen(Buf *b, const Node *n, int cols, const char *row)
+{
+    if (n->value)
+        buf_printf(b,
+                   "        for (int j = on; j < %d; j++)\n"
+                   "            %s[j] = REAL_C(0.0);\n",
+                   cols, row);
+}
+
 /* Per row: its max, each exp(x - max) and their sum, then the quotients;
  * the same arithmetic as exp(x - m) / sum(exp(x - m)), in one pass over
  * rows that stay in cache. */
@@ -1610,43 +1643,52 @@ static void emit_softmax(Buf *b, const Node *n, const Operand *out, const Operan
 {
     int cols;
     long rows = last_axis_rows(n->shape, &cols);
-    char idx[48], buf[96], x[96];
+    char idx[48], buf[96], x[96], on[16];
     snprintf(idx, sizeof idx, "(long)i * %d + j", cols);
     snprintf(x, sizeof x, "%s", at(buf, &in[0], idx));
     buf_printf(b,
                "    for (int i = 0; i < %ld; i++) {\n"
-               "        real *srow = %s + (long)i * %d;\n"
+               "        real *srow = %s + (long)i * %d;\n",
+               rows, out->text, cols);
+    seen_columns(b, n, cols, on, sizeof on);
+    buf_printf(b,
                "        real mx = -INFINITY;\n"
-               "        for (int j = 0; j < %d; j++)\n"
+               "        for (int j = 0; j < %s; j++)\n"
                "            mx = r_max(mx, %s);\n"
                "        real acc = REAL_C(0.0);\n"
-               "        for (int j = 0; j < %d; j++) {\n"
+               "        for (int j = 0; j < %s; j++) {\n"
                "            srow[j] = r_exp(%s - mx);\n"
                "            acc += srow[j];\n"
                "        }\n"
-               "        for (int j = 0; j < %d; j++)\n"
-               "            srow[j] = srow[j] / acc;\n"
-               "    }\n",
-               rows, out->text, cols, cols, x, cols, x, cols);
+               "        for (int j = 0; j < %s; j++)\n"
+               "            srow[j] = srow[j] / acc;\n",
+               on, x, on, x, on);
+    zero_unseen(b, n, cols, "srow");
+    buf_printf(b, "    }\n");
 }
 
 static void emit_softmax_grad(Buf *b, const Node *n, const Operand *out, const Operand *in)
 {
     int cols;
     long rows = last_axis_rows(n->shape, &cols);
-    char idx[48], buf[96], dy[96];
+    char idx[48], buf[96], dy[96], on[16];
     snprintf(idx, sizeof idx, "(long)i * %d + j", cols);
     snprintf(dy, sizeof dy, "%s", at(buf, &in[0], idx));
     buf_printf(b,
                "    for (int i = 0; i < %ld; i++) {\n"
                "        const real *srow = %s + (long)i * %d;\n"
+               "        real *drow = %s + (long)i * %d;\n",
+               rows, in[1].text, cols, out->text, cols);
+    seen_columns(b, n, cols, on, sizeof on);
+    buf_printf(b,
                "        real dot = REAL_C(0.0);\n"
-               "        for (int j = 0; j < %d; j++)\n"
+               "        for (int j = 0; j < %s; j++)\n"
                "            dot += %s * srow[j];\n"
-               "        for (int j = 0; j < %d; j++)\n"
-               "            %s[(long)i * %d + j] = srow[j] * (%s - dot);\n"
-               "    }\n",
-               rows, in[1].text, cols, cols, dy, cols, out->text, cols, dy);
+               "        for (int j = 0; j < %s; j++)\n"
+               "            drow[j] = srow[j] * (%s - dot);\n",
+               on, dy, on, dy);
+    zero_unseen(b, n, cols, "drow");
+    buf_printf(b, "    }\n");
 }
 
 const OpInfo op_info[N_OPS] = {

@@ -82,17 +82,29 @@ void optim_emit_step(Buf *b, const char *fn, const Optimizer *o, long params, lo
         buf_printf(b, "    real *const avg = arena + %ld;\n", state);
     if (optim_info[o->kind].state_slots >= 2)
         buf_printf(b, "    real *const avg_sq = arena + %ld;\n", state + n);
+    /* The norm sums in 16 parts: one running sum waits on each add in
+     * turn, and C lets no compiler split it. */
+    long whole = n / 16 * 16;
     buf_printf(b,
                "    real scale = REAL_C(1.0);\n"
                "    if (hyper->clip > 0) {\n"
-               "        double norm2 = 0.0;\n"
-               "        for (int i = 0; i < %ld; i++)\n"
-               "            norm2 += (double)grads[i] * grads[i];\n"
-               "        if (sqrt(norm2) > hyper->clip)\n"
-               "            scale = (real)(hyper->clip / sqrt(norm2));\n"
-               "    }\n"
-               "    const real lr = (real)hyper->lr, wd = (real)hyper->weight_decay;\n",
-               n);
+               "        double part[16] = {0.0};\n"
+               "        for (int i = 0; i < %ld; i += 16)\n"
+               "            for (int j = 0; j < 16; j++)\n"
+               "                part[j] += (double)grads[i + j] * grads[i + j];\n"
+               "        double norm2 = 0.0;\n",
+               whole);
+    if (whole < n)
+        buf_printf(b,
+                   "        for (int i = %ld; i < %ld; i++)\n"
+                   "            norm2 += (double)grads[i] * grads[i];\n",
+                   whole, n);
+    buf_printf(b, "        for (int j = 0; j < 16; j++)\n"
+                  "            norm2 += part[j];\n"
+                  "        if (sqrt(norm2) > hyper->clip)\n"
+                  "            scale = (real)(hyper->clip / sqrt(norm2));\n"
+                  "    }\n"
+                  "    const real lr = (real)hyper->lr, wd = (real)hyper->weight_decay;\n");
     switch (o->kind) {
     case OPT_SGD:
         buf_printf(b,
@@ -116,9 +128,10 @@ void optim_emit_step(Buf *b, const char *fn, const Optimizer *o, long params, lo
         buf_printf(b,
                    "    const real b1 = (real)hyper->beta1, b2 = (real)hyper->beta2;\n"
                    "    const real eps = (real)hyper->eps;\n"
-                   "    /* bias corrections for averages that start at zero */\n"
-                   "    const real c1 = (real)(1 - pow(hyper->beta1, (double)hyper->step));\n"
-                   "    const real c2 = (real)(1 - pow(hyper->beta2, (double)hyper->step));\n"
+                   "    /* bias corrections for averages that start at zero, as factors:\n"
+                   "     * divides and square roots are the slow part of the loop */\n"
+                   "    const real c1 = (real)(1 / (1 - pow(hyper->beta1, (double)hyper->step)));\n"
+                   "    const real c2 = (real)(1 / sqrt(1 - pow(hyper->beta2, (double)hyper->step)));\n"
                    "    for (int i = 0; i < %ld; i++) {\n",
                    n);
         if (o->kind == OPT_ADAMW)
@@ -128,7 +141,7 @@ void optim_emit_step(Buf *b, const char *fn, const Optimizer *o, long params, lo
             buf_printf(b, "        const real g = scale * grads[i] + wd * params[i];\n");
         buf_printf(b, "        avg[i] = b1 * avg[i] + (1 - b1) * g;\n"
                       "        avg_sq[i] = b2 * avg_sq[i] + (1 - b2) * g * g;\n"
-                      "        params[i] -= lr * (avg[i] / c1) / (r_sqrt(avg_sq[i] / c2) + eps);\n"
+                      "        params[i] -= lr * c1 * avg[i] / (r_sqrt(avg_sq[i]) * c2 + eps);\n"
                       "    }\n");
         break;
     case OPT_RMSPROP:

@@ -8,6 +8,7 @@
  * plainly (dy * 1, sums of broadcast constants, x^1) and rely on this pass
  * to make the emitted code what a person would write.
  */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include "gradc.h"
@@ -29,6 +30,38 @@ static bool swaps_last_two(const Node *n)
     return true;
 }
 
+/* A product op(a) op(b) scaled by alpha (BLAS's alpha). */
+static int product(Graph *h, int a, bool ta, int b, bool tb, double alpha)
+{
+    return ir_must(h, &(Node){.op = OP_MATMUL,
+                              .n_in = 2,
+                              .in = {a, b},
+                              .trans_a = ta,
+                              .trans_b = tb,
+                              .value = alpha});
+}
+
+/* A constant factor: n is x * c, c a constant fill and x of n's shape;
+ * gives x and c. */
+static bool scaled(Graph *h, const Node *n, int *x, double *c)
+{
+    if (n->op != OP_MUL)
+        return false;
+    for (int k = 0; k < 2; k++) {
+        const Node *f = ir_at(h, n->in[k]), *v = ir_at(h, n->in[1 - k]);
+        if (f->op == OP_CONST && v->op != OP_CONST && shape_eq(v->shape, n->shape)) {
+            *x = v->id;
+            *c = f->value;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Whether n is a softmax that sees each row's columns up to the row's
+ * place (value 1): see emit_softmax in ops.c. */
+static bool is_causal_softmax(const Node *n) { return n->op == OP_SOFTMAX && n->value == 1; }
+
 /* A product added to a sum, a + b c, as one product accumulating into the
  * sum: the product has no other reader and the sum's shape. */
 static int accumulate(Graph *h, int sum, int product)
@@ -38,7 +71,8 @@ static int accumulate(Graph *h, int sum, int product)
                 .n_in = 3,
                 .in = {m->in[0], m->in[1], sum},
                 .trans_a = m->trans_a,
-                .trans_b = m->trans_b};
+                .trans_b = m->trans_b,
+                .value = m->value};
     return ir_must(h, &acc);
 }
 
@@ -98,6 +132,12 @@ static int rewrite(Graph *h, const Node *n, const bool *single_use)
             return a->id;
         if (is_const(a, 1) && shape_eq(b->shape, s))
             return b->id;
+        /* A product times a constant: the product's alpha. */
+        for (int k = 0; k < 2; k++) {
+            const Node *m = k ? b : a, *c = k ? a : b;
+            if (m->op == OP_MATMUL && single_use[k] && c->op == OP_CONST && shape_eq(m->shape, s))
+                return product(h, m->in[0], m->trans_a, m->in[1], m->trans_b, m->value * c->value);
+        }
         break;
     case OP_DIV:
         if (ca && cb)
@@ -131,7 +171,7 @@ static int rewrite(Graph *h, const Node *n, const bool *single_use)
         /* (op(A) op(B))^T = op(B)^T op(A)^T: a product whose only reader
          * is a transpose is computed transposed. */
         if (a->op == OP_MATMUL && single_use[0])
-            return ir_matmul(h, a->in[1], !a->trans_b, a->in[0], !a->trans_a);
+            return product(h, a->in[1], !a->trans_b, a->in[0], !a->trans_a, a->value);
         break;
     case OP_RESHAPE:
         if (shape_eq(a->shape, s))
@@ -175,9 +215,34 @@ static int rewrite(Graph *h, const Node *n, const bool *single_use)
         /* A transpose feeding a product becomes a BLAS flag. */
         if (swaps_last_two(a) || swaps_last_two(b)) {
             bool fa = swaps_last_two(a), fb = swaps_last_two(b);
-            return ir_matmul(h, fa ? a->in[0] : a->id, n->trans_a != fa, fb ? b->in[0] : b->id,
-                             n->trans_b != fb);
+            return product(h, fa ? a->in[0] : a->id, n->trans_a != fa, fb ? b->in[0] : b->id,
+                           n->trans_b != fb, n->value);
         }
+        /* A factor scaling an operand: alpha. */
+        for (int k = 0; k < 2; k++) {
+            int x;
+            double c;
+            if (scaled(h, k ? b : a, &x, &c))
+                return product(h, k ? a->id : x, n->trans_a, k ? x : b->id, n->trans_b,
+                               n->value * c);
+        }
+        break;
+    case OP_SOFTMAX:
+        /* Softmax of causally masked scores reads each row's columns up to
+         * the row's own, and writes 0 beyond. */
+        if (a->op == OP_CAUSAL && isinf(a->value) && a->value < 0 && !n->value)
+            return ir_must(h, &(Node){.op = OP_SOFTMAX, .n_in = 1, .in = {a->in[0]}, .value = 1});
+        break;
+    case OP_SOFTMAX_GRAD:
+        /* Zero where a causal softmax is: the same columns. */
+        if (is_causal_softmax(b) && !n->value)
+            return ir_must(
+                h, &(Node){.op = OP_SOFTMAX_GRAD, .n_in = 2, .in = {a->id, b->id}, .value = 1});
+        break;
+    case OP_CAUSAL:
+        /* The mask over what is already 0 there (its gradient's). */
+        if (n->value == 0 && a->op == OP_SOFTMAX_GRAD && a->value == 1)
+            return a->id;
         break;
     }
     return -1;
@@ -193,6 +258,7 @@ Graph *simplify(Graph *g, SimplifyStats *st)
         for (int k = 0; k < g->nodes[i].n_in; k++)
             uses[g->nodes[i].in[k]]++;
     h->cse = true;
+    int cap = 0, *readers = NULL;
     for (int i = 0; i < g->n; i++) {
         Node n = g->nodes[i];
         for (int k = 0; k < n.n_in; k++)
@@ -202,18 +268,29 @@ Graph *simplify(Graph *g, SimplifyStats *st)
         int before = h->n;
         bool single[MAX_IN];
         for (int k = 0; k < n.n_in; k++)
-            single[k] = uses[g->nodes[i].in[k]] == 1;
+            single[k] = readers[n.in[k]] == 1;
         int r = rewrite(h, &n, single);
         if (r < 0) {
             r = ir_copy(h, &g->nodes[i], map);
             st->merged += r < before;
-        } else if (n.op == OP_MATMUL || (n.op == OP_TRANSPOSE && ir_at(h, r)->op == OP_MATMUL))
+        } else if (ir_at(h, r)->op == OP_MATMUL &&
+                   (n.op == OP_MUL || (n.op == OP_MATMUL && ir_at(h, r)->value != n.value)))
+            st->scales++;
+        else if (n.op == OP_MATMUL || (n.op == OP_TRANSPOSE && ir_at(h, r)->op == OP_MATMUL))
             st->transposes++;
         else if (ir_at(h, r)->op == OP_CONST)
             st->folded++;
         else
             st->identities++;
         map[i] = r;
+        /* Readers of the new node: of every old node that became it (x^1
+         * becomes x, which others read too). */
+        if (h->n > cap) {
+            readers = xrealloc(readers, h->cap * sizeof *readers);
+            memset(readers + cap, 0, (h->cap - cap) * sizeof *readers);
+            cap = h->cap;
+        }
+        readers[r] += uses[i];
         /* What a person called the value stays with it through rewrites. */
         Node *to = ir_at(h, map[i]);
         if (!to->var && !to->name)
@@ -225,5 +302,6 @@ Graph *simplify(Graph *g, SimplifyStats *st)
     ir_remap_roots(h, g, map);
     free(map);
     free(uses);
+    free(readers);
     return h;
 }

@@ -222,6 +222,36 @@ START_TEST(transposes_fold_into_flags)
 }
 END_TEST
 
+/* Attention's scale 1/sqrt(d) is the alpha of the products next to it,
+ * forward and backward, and its mask part of the softmax: no loop
+ * multiplies scores by a constant, none masks them. */
+START_TEST(attention_folds_scale_and_mask)
+{
+    const char *d[] = {"batch=2", "context=8", "width=16", "layers=1"};
+    Graph *g = compiled("models/gpt.lua", d, 4);
+    ck_assert_int_eq(count_op(g, OP_CAUSAL, false) + count_op(g, OP_CAUSAL, true), 0);
+    int scaled = 0, softmaxes = 0;
+    for (int i = 0; i < g->n; i++) {
+        const Node *n = &g->nodes[i];
+        if (n->op == OP_MUL)
+            for (int k = 0; k < 2; k++)
+                ck_assert(g->nodes[n->in[k]].op != OP_MATMUL ||
+                          g->nodes[n->in[1 - k]].op != OP_CONST);
+        if (n->op == OP_MATMUL && n->value != 1) {
+            ck_assert_double_eq_tol(n->value, 1 / sqrt(16.0 / 4), 1e-15);
+            scaled++;
+        }
+        if (n->op == OP_SOFTMAX || n->op == OP_SOFTMAX_GRAD) {
+            ck_assert_double_eq(n->value, 1);
+            softmaxes++;
+        }
+    }
+    ck_assert_int_eq(scaled, 3); /* scores; the gradients of q and k */
+    ck_assert_int_eq(softmaxes, 2);
+    ir_free(g);
+}
+END_TEST
+
 /* The memory plan, checked from the outside on every model: two values
  * whose lifetimes meet never share a place, and the arena is at most 1.2x
  * the least the schedule needs, places being rounded to 64 bytes (16
@@ -323,30 +353,34 @@ START_TEST(plan_shares_only_dead_places)
 }
 END_TEST
 
-/* The loss and its gradient share one loop: the seed's sum of squares and
- * d_sub = 2 (y_pred - y), with y_pred - y a temporary that is never
- * stored; iris's cross_entropy and its gradient, one pass over the rows. */
+/* The loss and its gradient share one loop, or need none: the seed's
+ * gradient 2 (y_pred - y) is the alpha of the two products that read
+ * y_pred - y, which the loop summing its squares stores; iris's
+ * cross_entropy and its gradient, one pass over the rows. */
 START_TEST(loss_and_gradient_share_a_loop)
 {
     Graph *g = compiled("models/seed_mlp.lua", NULL, 0);
     Fusion f = fuse(g);
-    int sum = -1, d_sub = -1, sub = -1;
+    int sum = -1, sub = -1, products = 0;
     for (int i = 0; i < g->n; i++) {
         if (g->nodes[i].op == OP_SUM && !g->nodes[i].is_grad)
             sum = i;
         if (g->nodes[i].op == OP_SUB && !g->nodes[i].is_grad)
             sub = i;
     }
+    ck_assert_int_ge(sum, 0);
+    ck_assert_int_ge(sub, 0);
     for (int i = 0; i < g->n; i++)
         for (int k = 0; k < g->nodes[i].n_in; k++)
-            if (g->nodes[i].is_grad && g->nodes[i].in[k] == sub)
-                d_sub = i;
-    ck_assert_int_ge(sum, 0);
-    ck_assert_int_ge(d_sub, 0);
-    ck_assert_int_eq(f.loop[sub], sub);
-    ck_assert_int_eq(f.loop[sum], sub);
-    ck_assert_int_eq(f.loop[d_sub], sub);
-    ck_assert(!f.stored[sub] && f.stored[sum] && f.stored[d_sub]);
+            if (g->nodes[i].is_grad && g->nodes[i].in[k] == sub) {
+                ck_assert_int_eq(g->nodes[i].op, OP_MATMUL);
+                ck_assert_double_eq(g->nodes[i].value, 2);
+                products++;
+            }
+    ck_assert_int_eq(products, 2);
+    ck_assert(f.stored[sub] && f.stored[sum]);
+    ck_assert_int_ge(f.loop[sum], 0);
+    ck_assert_int_eq(f.loop[sub], f.loop[sum]);
     fusion_free(&f);
     ir_free(g);
 
@@ -553,6 +587,7 @@ static Suite *compiler_suite(void)
     tcase_add_test(passes, golden_ir_after_passes);
     tcase_add_test(passes, seed_backward_is_the_notes);
     tcase_add_test(passes, transposes_fold_into_flags);
+    tcase_add_test(passes, attention_folds_scale_and_mask);
     tcase_add_test(passes, dce_drops_unused);
     tcase_add_test(passes, remat_keeps_only_what_backward_needs);
     tcase_add_test(passes, loops_read_in_order);

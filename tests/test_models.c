@@ -16,7 +16,10 @@
  * seed_mlp in double against the lecture notes' NumPy loop in float64
  * (tests/notes_seed_mlp.py, run by /usr/bin/python3), every loss to 1e-9.
  * And batch norm's two modes and running averages, on
- * tests/batch_norm_model.lua, against the formulas written out here.
+ * tests/batch_norm_model.lua, against the formulas written out here; and
+ * causal attention weights (tests/attention_model.lua), which the compiler
+ * rewrites (the scale into the product, the mask into the softmax), against
+ * the formula.
  *
  * "Relative" means |a - b| <= tol * max(1, |b|), b the reference.
  * Measured margins go to stderr, one line each, so a drift towards a
@@ -44,6 +47,7 @@
 #include "seed_mlp.h"
 #include "svm.h"
 #include "batch_norm_model.h"
+#include "attention_model.h"
 
 typedef struct {
     const char *name;
@@ -650,6 +654,38 @@ START_TEST(test_batch_norm)
 }
 END_TEST
 
+/* p = softmax(causal_mask(a k * 0.25)) row by row: row t of each [5, 5]
+ * matrix is exp(s_j - max) / sum over j <= t, and 0 beyond t. */
+START_TEST(test_causal_attention)
+{
+    const rt_model *m = &attention_model_model_f64;
+    enum { N = 2, T = 5, D = 4 };
+    rt_init_params(m, SEED);
+    rt_random_inputs(m, SEED);
+    m->forward(m->batch);
+    const rt_tensor *a = &m->inputs[0], *k = &m->params[0], *p = &m->outputs[0];
+    for (int n = 0; n < N; n++)
+        for (int t = 0; t < T; t++) {
+            double s[T], mx = -INFINITY, total = 0;
+            for (int j = 0; j <= t; j++) {
+                s[j] = 0;
+                for (int d = 0; d < D; d++)
+                    s[j] += rt_get(m, a, (n * T + t) * D + d) * rt_get(m, k, d * T + j);
+                s[j] *= 0.25;
+                mx = fmax(mx, s[j]);
+            }
+            for (int j = 0; j <= t; j++)
+                total += exp(s[j] - mx);
+            for (int j = 0; j < T; j++) {
+                double want = j <= t ? exp(s[j] - mx) / total : 0;
+                double got = rt_get(m, p, (n * T + t) * T + j);
+                ck_assert_msg(close_rel(got, want, 1e-12), "p[%d,%d,%d] is %.17g, want %.17g", n,
+                              t, j, got, want);
+            }
+        }
+}
+END_TEST
+
 static Suite *models_suite(void)
 {
     Suite *s = suite_create("models");
@@ -669,6 +705,9 @@ static Suite *models_suite(void)
     }
     TCase *tc = tcase_create("batch_norm");
     tcase_add_test(tc, test_batch_norm);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("attention");
+    tcase_add_test(tc, test_causal_attention);
     suite_add_tcase(s, tc);
     tc = tcase_create("notes");
     tcase_add_test(tc, test_notes_seed_mlp);

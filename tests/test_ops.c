@@ -433,6 +433,10 @@ static const Case cases[] = {
      "local q = param(\"q\", {2, 4, 4}, randn())\n"
      "local R = input(\"R\", {2, 4, 4})\n"
      "local loss = sum(softmax(causal_mask(q)) * R)\n"},
+    {"causal_mask", "the mask alone (a softmax takes it in): exp of masked scores",
+     "local q = param(\"q\", {2, 4, 4}, randn())\n"
+     "local R = input(\"R\", {2, 4, 4})\n"
+     "local loss = sum(exp(causal_mask(q)) * R)\n"},
     /* ---- normalization and the modules of models/lib ---- */
     {"chain", "layer_norm over the last axis",
      "local x = param(\"x\", {2, 3, 4}, randn())\n"

@@ -2114,23 +2114,28 @@ static double train_step(const rt_hyper *hyper)
     real *const avg_sq = arena + 590976;
     real scale = REAL_C(1.0);
     if (hyper->clip > 0) {
+        double part[16] = {0.0};
+        for (int i = 0; i < 196992; i += 16)
+            for (int j = 0; j < 16; j++)
+                part[j] += (double)grads[i + j] * grads[i + j];
         double norm2 = 0.0;
-        for (int i = 0; i < 196992; i++)
-            norm2 += (double)grads[i] * grads[i];
+        for (int j = 0; j < 16; j++)
+            norm2 += part[j];
         if (sqrt(norm2) > hyper->clip)
             scale = (real)(hyper->clip / sqrt(norm2));
     }
     const real lr = (real)hyper->lr, wd = (real)hyper->weight_decay;
     const real b1 = (real)hyper->beta1, b2 = (real)hyper->beta2;
     const real eps = (real)hyper->eps;
-    /* bias corrections for averages that start at zero */
-    const real c1 = (real)(1 - pow(hyper->beta1, (double)hyper->step));
-    const real c2 = (real)(1 - pow(hyper->beta2, (double)hyper->step));
+    /* bias corrections for averages that start at zero, as factors:
+     * divides and square roots are the slow part of the loop */
+    const real c1 = (real)(1 / (1 - pow(hyper->beta1, (double)hyper->step)));
+    const real c2 = (real)(1 / sqrt(1 - pow(hyper->beta2, (double)hyper->step)));
     for (int i = 0; i < 196992; i++) {
         const real g = scale * grads[i] + wd * params[i];
         avg[i] = b1 * avg[i] + (1 - b1) * g;
         avg_sq[i] = b2 * avg_sq[i] + (1 - b2) * g * g;
-        params[i] -= lr * (avg[i] / c1) / (r_sqrt(avg_sq[i] / c2) + eps);
+        params[i] -= lr * c1 * avg[i] / (r_sqrt(avg_sq[i]) * c2 + eps);
     }
     return loss;
 }

@@ -92,13 +92,11 @@ static real *const matmul_2 = arena + 2403856; /* [16,64,128] */
 static real *const matmul_3 = arena + 2666000; /* [16,64,128] */
 static real *const v = arena + 2797072; /* [16,4,64,32] */
 static real *const permute = arena + 2666000; /* [16,4,32,64] */
-static real *const matmul_4 = arena + 2928144; /* [16,4,64,64] */
-static real *const scores = arena + 3190288; /* [16,4,64,64] */
-static real *const causal_mask = arena + 2928144; /* [16,4,64,64] */
+static real *const scores = arena + 2928144; /* [16,4,64,64] */
 static real *const softmax = arena + 3190288; /* [16,4,64,64] */
 static real *const y_2 = arena + 2403856; /* [16,4,64,32] */
 static real *const permute_2 = arena + 2928144; /* [16,64,4,32] */
-static real *const matmul_5 = arena + 2403856; /* [16,64,128] */
+static real *const matmul_4 = arena + 2403856; /* [16,64,128] */
 static real *const add_2 = arena + 3059216; /* [16,64,128] */
 static real *const sum_3 = arena + 1879568; /* [16,64,1] */
 static real *const mul_2 = arena + 2403856; /* [16,64,1] */
@@ -106,11 +104,11 @@ static real *const sub_2 = arena + 1881616; /* [16,64,128] */
 static real *const sum_4 = arena + 1879568; /* [16,64,1] */
 static real *const rsqrt_2 = arena + 2012688; /* [16,64,1] */
 static real *const add_3 = arena + 2403856; /* [16,64,128] */
-static real *const matmul_6 = arena + 3452432; /* [16,64,512] */
+static real *const matmul_5 = arena + 3452432; /* [16,64,512] */
 static real *const add_4 = arena + 3976720; /* [16,64,512] */
 static real *const tanh_2 = arena + 4501008; /* [16,64,512] */
 static real *const h_2 = arena + 5025296; /* [16,64,512] */
-static real *const matmul_7 = arena + 3452432; /* [16,64,128] */
+static real *const matmul_6 = arena + 3452432; /* [16,64,128] */
 static real *const h_3 = arena + 3583504; /* [16,64,128] */
 static real *const sum_5 = arena + 1879568; /* [16,64,1] */
 static real *const mul_3 = arena + 2013712; /* [16,64,1] */
@@ -118,19 +116,17 @@ static real *const sub_3 = arena + 3059216; /* [16,64,128] */
 static real *const sum_6 = arena + 1879568; /* [16,64,1] */
 static real *const rsqrt_3 = arena + 2013712; /* [16,64,1] */
 static real *const add_5 = arena + 3452432; /* [16,64,128] */
-static real *const matmul_8 = arena + 3714576; /* [16,64,128] */
+static real *const matmul_7 = arena + 3714576; /* [16,64,128] */
 static real *const q_2 = arena + 3845648; /* [16,4,64,32] */
-static real *const matmul_9 = arena + 3714576; /* [16,64,128] */
-static real *const matmul_10 = arena + 5549584; /* [16,64,128] */
+static real *const matmul_8 = arena + 3714576; /* [16,64,128] */
+static real *const matmul_9 = arena + 5549584; /* [16,64,128] */
 static real *const v_2 = arena + 5680656; /* [16,4,64,32] */
 static real *const permute_3 = arena + 5549584; /* [16,4,32,64] */
-static real *const matmul_11 = arena + 5811728; /* [16,4,64,64] */
-static real *const scores_2 = arena + 6073872; /* [16,4,64,64] */
-static real *const causal_mask_2 = arena + 5811728; /* [16,4,64,64] */
+static real *const scores_2 = arena + 5811728; /* [16,4,64,64] */
 static real *const softmax_2 = arena + 6073872; /* [16,4,64,64] */
 static real *const y_3 = arena + 3714576; /* [16,4,64,32] */
 static real *const permute_4 = arena + 5811728; /* [16,64,4,32] */
-static real *const matmul_12 = arena + 3714576; /* [16,64,128] */
+static real *const matmul_10 = arena + 3714576; /* [16,64,128] */
 static real *const add_6 = arena + 5942800; /* [16,64,128] */
 static real *const sum_7 = arena + 1879568; /* [16,64,1] */
 static real *const mul_4 = arena + 2014736; /* [16,64,1] */
@@ -138,11 +134,11 @@ static real *const sub_4 = arena + 3583504; /* [16,64,128] */
 static real *const sum_8 = arena + 1879568; /* [16,64,1] */
 static real *const rsqrt_4 = arena + 2014736; /* [16,64,1] */
 static real *const add_7 = arena + 3714576; /* [16,64,128] */
-static real *const matmul_13 = arena + 6336016; /* [16,64,512] */
+static real *const matmul_11 = arena + 6336016; /* [16,64,512] */
 static real *const add_8 = arena + 6860304; /* [16,64,512] */
 static real *const tanh_3 = arena + 7384592; /* [16,64,512] */
 static real *const h_4 = arena + 7908880; /* [16,64,512] */
-static real *const matmul_14 = arena + 6336016; /* [16,64,128] */
+static real *const matmul_12 = arena + 6336016; /* [16,64,128] */
 static real *const h_5 = arena + 6467088; /* [16,64,128] */
 static real *const sum_9 = arena + 1879568; /* [16,64,1] */
 static real *const mul_5 = arena + 2015760; /* [16,64,1] */
@@ -150,7 +146,7 @@ static real *const sub_5 = arena + 5942800; /* [16,64,128] */
 static real *const sum_10 = arena + 1879568; /* [16,64,1] */
 static real *const rsqrt_5 = arena + 2015760; /* [16,64,1] */
 static real *const add_9 = arena + 6336016; /* [16,64,128] */
-static real *const matmul_15 = arena + 6467088; /* [16,64,128] */
+static real *const matmul_13 = arena + 6467088; /* [16,64,128] */
 static real *const logits = arena + 1748480; /* [16,64,128] */
 static real *const cross_entropy = arena + 1879568; /* [1024] */
 static real *const sum_11 = arena + 2016784; /* [] */
@@ -178,13 +174,11 @@ static real *const d_y = arena + 3714576; /* [16,64,128] */
 static real *const d_y_2 = arena + 5811728; /* [16,4,64,32] */
 static real *const d_softmax = arena + 6336016; /* [16,4,64,64] */
 static real *const d_v = arena + 3714576; /* [16,4,64,32] */
-static real *const d_causal_mask = arena + 5811728; /* [16,4,64,64] */
-static real *const d_scores = arena + 6073872; /* [16,4,64,64] */
-static real *const d_matmul = arena + 5811728; /* [16,4,64,64] */
+static real *const d_softmax_grad = arena + 5811728; /* [16,4,64,64] */
 static real *const d_q = arena + 5680656; /* [16,4,64,32] */
 static real *const d_permute = arena + 5549584; /* [16,4,32,64] */
 static real *const d_reshape_2 = arena + 3845648; /* [16,64,4,32] */
-static real *const d_matmul_2 = arena + 3714576; /* [16,64,128] */
+static real *const d_matmul = arena + 3714576; /* [16,64,128] */
 static real *const d_reshape_3 = arena + 3845648; /* [16,64,4,32] */
 static real *const d_matmul_add = arena + 3714576; /* [16,64,128] */
 static real *const d_reshape_4 = arena + 3845648; /* [16,64,4,32] */
@@ -210,13 +204,11 @@ static real *const d_y_3 = arena + 2403856; /* [16,64,128] */
 static real *const d_y_4 = arena + 6073872; /* [16,4,64,32] */
 static real *const d_softmax_2 = arena + 2928144; /* [16,4,64,64] */
 static real *const d_v_2 = arena + 2403856; /* [16,4,64,32] */
-static real *const d_causal_mask_2 = arena + 3452432; /* [16,4,64,64] */
-static real *const d_scores_2 = arena + 2928144; /* [16,4,64,64] */
-static real *const d_matmul_3 = arena + 3190288; /* [16,4,64,64] */
+static real *const d_softmax_grad_2 = arena + 3452432; /* [16,4,64,64] */
 static real *const d_q_2 = arena + 2797072; /* [16,4,64,32] */
 static real *const d_permute_2 = arena + 2666000; /* [16,4,32,64] */
 static real *const d_reshape_5 = arena + 2534928; /* [16,64,4,32] */
-static real *const d_matmul_4 = arena + 2403856; /* [16,64,128] */
+static real *const d_matmul_2 = arena + 2403856; /* [16,64,128] */
 static real *const d_reshape_6 = arena + 2534928; /* [16,64,4,32] */
 static real *const d_matmul_add_2 = arena + 2403856; /* [16,64,128] */
 static real *const d_reshape_7 = arena + 6073872; /* [16,64,4,32] */
@@ -319,30 +311,25 @@ static void compute_outputs(void)
             }
     for (int i = 0; i < 64; i++)
         r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, 64, 32,
-               REAL_C(1.0), q + i * 2048, 32, permute + i * 2048, 64, REAL_C(0.0),
-               matmul_4 + i * 4096, 64);
-    RT_PARALLEL_FOR
-    for (int i = 0; i < 262144; i++) {
-        scores[i] = matmul_4[i] * REAL_C(0.17677669529663687);
-    }
+               REAL_C(0.17677669529663687), q + i * 2048, 32, permute + i * 2048, 64, REAL_C(0.0),
+               scores + i * 4096, 64);
 
     /* models/lib/attention.lua:22: local y = matmul(softmax(causal_mask(scores)), v)      -- [N, heads, T */
-    for (int i = 0; i < 64; i++)
-        for (int j = 0; j < 64; j++)
-            for (int k = 0; k < 64; k++)
-                causal_mask[(i * 64 + j) * 64 + k] = k <= j ? scores[(i * 64 + j) * 64 + k] : -INFINITY;
     for (int i = 0; i < 4096; i++) {
         real *srow = softmax + (long)i * 64;
+        const int on = i % 64 + 1; /* causal: the rest are 0 */
         real mx = -INFINITY;
-        for (int j = 0; j < 64; j++)
-            mx = r_max(mx, causal_mask[(long)i * 64 + j]);
+        for (int j = 0; j < on; j++)
+            mx = r_max(mx, scores[(long)i * 64 + j]);
         real acc = REAL_C(0.0);
-        for (int j = 0; j < 64; j++) {
-            srow[j] = r_exp(causal_mask[(long)i * 64 + j] - mx);
+        for (int j = 0; j < on; j++) {
+            srow[j] = r_exp(scores[(long)i * 64 + j] - mx);
             acc += srow[j];
         }
-        for (int j = 0; j < 64; j++)
+        for (int j = 0; j < on; j++)
             srow[j] = srow[j] / acc;
+        for (int j = on; j < 64; j++)
+            srow[j] = REAL_C(0.0);
     }
     for (int i = 0; i < 64; i++)
         r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, 32, 64,
@@ -360,14 +347,14 @@ static void compute_outputs(void)
 
     /* models/lib/dense.lua:9: return x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1024, 128, 128,
-           REAL_C(1.0), permute_2, 128, block1_attn_out_w, 128, REAL_C(0.0), matmul_5, 128);
+           REAL_C(1.0), permute_2, 128, block1_attn_out_w, 128, REAL_C(0.0), matmul_4, 128);
 
     /* models/lib/transformer_block.lua:15: x = x + attend(layer_norm(x, g1, b1)) */
     RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            const real t46 = matmul_5[i * 128 + j] + block1_attn_out_b[j];
-            add_2[i * 128 + j] = h[i * 128 + j] + t46;
+            const real t43 = matmul_4[i * 128 + j] + block1_attn_out_b[j];
+            add_2[i * 128 + j] = h[i * 128 + j] + t43;
         }
 
     /* models/lib/transformer_block.lua:16: local h = gelu(dense(layer_norm(x, g2, b2), 4 * width, name .. "_fc")) */
@@ -389,51 +376,51 @@ static void compute_outputs(void)
     for (int i = 0; i < 1024; i++) {
         real acc = REAL_C(0.0);
         for (int j = 0; j < 128; j++) {
-            const real t51 = sub_2[i * 128 + j] * sub_2[i * 128 + j];
-            acc += t51;
+            const real t48 = sub_2[i * 128 + j] * sub_2[i * 128 + j];
+            acc += t48;
         }
         sum_4[i] = acc;
     }
     for (int i = 0; i < 1024; i++) {
-        const real t53 = sum_4[i] * REAL_C(0.0078125);
-        const real t54 = t53 + REAL_C(1e-05);
-        rsqrt_2[i] = REAL_C(1.0) / r_sqrt(t54);
+        const real t50 = sum_4[i] * REAL_C(0.0078125);
+        const real t51 = t50 + REAL_C(1e-05);
+        rsqrt_2[i] = REAL_C(1.0) / r_sqrt(t51);
     }
     RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            const real t56 = sub_2[i * 128 + j] * rsqrt_2[i];
-            const real t57 = t56 * block1_ln2_g[j];
-            add_3[i * 128 + j] = t57 + block1_ln2_b[j];
+            const real t53 = sub_2[i * 128 + j] * rsqrt_2[i];
+            const real t54 = t53 * block1_ln2_g[j];
+            add_3[i * 128 + j] = t54 + block1_ln2_b[j];
         }
 
     /* models/lib/dense.lua:9: return x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1024, 512, 128,
-           REAL_C(1.0), add_3, 128, block1_fc_w, 512, REAL_C(0.0), matmul_6, 512);
+           REAL_C(1.0), add_3, 128, block1_fc_w, 512, REAL_C(0.0), matmul_5, 512);
     RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 512; j++) {
-            const real t62 = matmul_6[i * 512 + j] + block1_fc_b[j];
-            add_4[i * 512 + j] = t62;
-            const real t67 = t62 * t62 * t62;
-            const real t68 = REAL_C(0.044715) * t67;
-            const real t69 = t62 + t68;
-            const real t70 = REAL_C(0.7978845608028654) * t69;
-            const real t71 = r_tanh(t70);
-            tanh_2[i * 512 + j] = t71;
-            const real t72 = REAL_C(0.5) * t62;
-            const real t73 = REAL_C(1.0) + t71;
-            h_2[i * 512 + j] = t72 * t73;
+            const real t59 = matmul_5[i * 512 + j] + block1_fc_b[j];
+            add_4[i * 512 + j] = t59;
+            const real t64 = t59 * t59 * t59;
+            const real t65 = REAL_C(0.044715) * t64;
+            const real t66 = t59 + t65;
+            const real t67 = REAL_C(0.7978845608028654) * t66;
+            const real t68 = r_tanh(t67);
+            tanh_2[i * 512 + j] = t68;
+            const real t69 = REAL_C(0.5) * t59;
+            const real t70 = REAL_C(1.0) + t68;
+            h_2[i * 512 + j] = t69 * t70;
         }
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1024, 128, 512,
-           REAL_C(1.0), h_2, 512, block1_proj_w, 128, REAL_C(0.0), matmul_7, 128);
+           REAL_C(1.0), h_2, 512, block1_proj_w, 128, REAL_C(0.0), matmul_6, 128);
 
     /* models/lib/transformer_block.lua:17: return x + dense(h, width, name .. "_proj") */
     RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            const real t78 = matmul_7[i * 128 + j] + block1_proj_b[j];
-            h_3[i * 128 + j] = add_2[i * 128 + j] + t78;
+            const real t75 = matmul_6[i * 128 + j] + block1_proj_b[j];
+            h_3[i * 128 + j] = add_2[i * 128 + j] + t75;
         }
 
     /* models/lib/transformer_block.lua:15: x = x + attend(layer_norm(x, g1, b1)) */
@@ -455,27 +442,27 @@ static void compute_outputs(void)
     for (int i = 0; i < 1024; i++) {
         real acc = REAL_C(0.0);
         for (int j = 0; j < 128; j++) {
-            const real t90 = sub_3[i * 128 + j] * sub_3[i * 128 + j];
-            acc += t90;
+            const real t87 = sub_3[i * 128 + j] * sub_3[i * 128 + j];
+            acc += t87;
         }
         sum_6[i] = acc;
     }
     for (int i = 0; i < 1024; i++) {
-        const real t92 = sum_6[i] * REAL_C(0.0078125);
-        const real t93 = t92 + REAL_C(1e-05);
-        rsqrt_3[i] = REAL_C(1.0) / r_sqrt(t93);
+        const real t89 = sum_6[i] * REAL_C(0.0078125);
+        const real t90 = t89 + REAL_C(1e-05);
+        rsqrt_3[i] = REAL_C(1.0) / r_sqrt(t90);
     }
     RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            const real t95 = sub_3[i * 128 + j] * rsqrt_3[i];
-            const real t96 = t95 * block2_ln1_g[j];
-            add_5[i * 128 + j] = t96 + block2_ln1_b[j];
+            const real t92 = sub_3[i * 128 + j] * rsqrt_3[i];
+            const real t93 = t92 * block2_ln1_g[j];
+            add_5[i * 128 + j] = t93 + block2_ln1_b[j];
         }
 
     /* models/lib/attention.lua:18: local q = split(x:matmul(q_w), N, T) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1024, 128, 128,
-           REAL_C(1.0), add_5, 128, block2_attn_q, 128, REAL_C(0.0), matmul_8, 128);
+           REAL_C(1.0), add_5, 128, block2_attn_q, 128, REAL_C(0.0), matmul_7, 128);
 
     /* models/lib/attention.lua:11: return t:reshape({N, T, heads, d}):permute({1, 3, 2, 4}) */
     RT_PARALLEL_FOR
@@ -483,16 +470,16 @@ static void compute_outputs(void)
         for (int j = 0; j < 4; j++)
             for (int k = 0; k < 64; k++)
                 for (int l = 0; l < 32; l++) {
-                    q_2[i * 8192 + j * 2048 + k * 32 + l] = matmul_8[i * 8192 + j * 32 + k * 128 + l];
+                    q_2[i * 8192 + j * 2048 + k * 32 + l] = matmul_7[i * 8192 + j * 32 + k * 128 + l];
                 }
 
     /* models/lib/attention.lua:19: local k = split(x:matmul(k_w), N, T) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1024, 128, 128,
-           REAL_C(1.0), add_5, 128, block2_attn_k, 128, REAL_C(0.0), matmul_9, 128);
+           REAL_C(1.0), add_5, 128, block2_attn_k, 128, REAL_C(0.0), matmul_8, 128);
 
     /* models/lib/attention.lua:20: local v = split(x:matmul(v_w), N, T) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1024, 128, 128,
-           REAL_C(1.0), add_5, 128, block2_attn_v, 128, REAL_C(0.0), matmul_10, 128);
+           REAL_C(1.0), add_5, 128, block2_attn_v, 128, REAL_C(0.0), matmul_9, 128);
 
     /* models/lib/attention.lua:11: return t:reshape({N, T, heads, d}):permute({1, 3, 2, 4}) */
     RT_PARALLEL_FOR
@@ -500,7 +487,7 @@ static void compute_outputs(void)
         for (int j = 0; j < 4; j++)
             for (int k = 0; k < 64; k++)
                 for (int l = 0; l < 32; l++) {
-                    v_2[i * 8192 + j * 2048 + k * 32 + l] = matmul_10[i * 8192 + j * 32 + k * 128 + l];
+                    v_2[i * 8192 + j * 2048 + k * 32 + l] = matmul_9[i * 8192 + j * 32 + k * 128 + l];
                 }
 
     /* models/lib/attention.lua:21: local scores = matmul(q, transpose(k, 3, 4)) * (1 / math.sqrt(d)) */
@@ -508,34 +495,29 @@ static void compute_outputs(void)
     for (int i = 0; i < 16; i++)
         for (int j = 0; j < 64; j++)
             for (int k = 0; k < 128; k++) {
-                permute_3[i * 8192 + j + k * 64] = matmul_9[i * 8192 + j * 128 + k];
+                permute_3[i * 8192 + j + k * 64] = matmul_8[i * 8192 + j * 128 + k];
             }
     for (int i = 0; i < 64; i++)
         r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, 64, 32,
-               REAL_C(1.0), q_2 + i * 2048, 32, permute_3 + i * 2048, 64, REAL_C(0.0),
-               matmul_11 + i * 4096, 64);
-    RT_PARALLEL_FOR
-    for (int i = 0; i < 262144; i++) {
-        scores_2[i] = matmul_11[i] * REAL_C(0.17677669529663687);
-    }
+               REAL_C(0.17677669529663687), q_2 + i * 2048, 32, permute_3 + i * 2048, 64, REAL_C(0.0),
+               scores_2 + i * 4096, 64);
 
     /* models/lib/attention.lua:22: local y = matmul(softmax(causal_mask(scores)), v)      -- [N, heads, T */
-    for (int i = 0; i < 64; i++)
-        for (int j = 0; j < 64; j++)
-            for (int k = 0; k < 64; k++)
-                causal_mask_2[(i * 64 + j) * 64 + k] = k <= j ? scores_2[(i * 64 + j) * 64 + k] : -INFINITY;
     for (int i = 0; i < 4096; i++) {
         real *srow = softmax_2 + (long)i * 64;
+        const int on = i % 64 + 1; /* causal: the rest are 0 */
         real mx = -INFINITY;
-        for (int j = 0; j < 64; j++)
-            mx = r_max(mx, causal_mask_2[(long)i * 64 + j]);
+        for (int j = 0; j < on; j++)
+            mx = r_max(mx, scores_2[(long)i * 64 + j]);
         real acc = REAL_C(0.0);
-        for (int j = 0; j < 64; j++) {
-            srow[j] = r_exp(causal_mask_2[(long)i * 64 + j] - mx);
+        for (int j = 0; j < on; j++) {
+            srow[j] = r_exp(scores_2[(long)i * 64 + j] - mx);
             acc += srow[j];
         }
-        for (int j = 0; j < 64; j++)
+        for (int j = 0; j < on; j++)
             srow[j] = srow[j] / acc;
+        for (int j = on; j < 64; j++)
+            srow[j] = REAL_C(0.0);
     }
     for (int i = 0; i < 64; i++)
         r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, 32, 64,
@@ -553,14 +535,14 @@ static void compute_outputs(void)
 
     /* models/lib/dense.lua:9: return x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1024, 128, 128,
-           REAL_C(1.0), permute_4, 128, block2_attn_out_w, 128, REAL_C(0.0), matmul_12, 128);
+           REAL_C(1.0), permute_4, 128, block2_attn_out_w, 128, REAL_C(0.0), matmul_10, 128);
 
     /* models/lib/transformer_block.lua:15: x = x + attend(layer_norm(x, g1, b1)) */
     RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            const real t117 = matmul_12[i * 128 + j] + block2_attn_out_b[j];
-            add_6[i * 128 + j] = h_3[i * 128 + j] + t117;
+            const real t112 = matmul_10[i * 128 + j] + block2_attn_out_b[j];
+            add_6[i * 128 + j] = h_3[i * 128 + j] + t112;
         }
 
     /* models/lib/transformer_block.lua:16: local h = gelu(dense(layer_norm(x, g2, b2), 4 * width, name .. "_fc")) */
@@ -582,51 +564,51 @@ static void compute_outputs(void)
     for (int i = 0; i < 1024; i++) {
         real acc = REAL_C(0.0);
         for (int j = 0; j < 128; j++) {
-            const real t122 = sub_4[i * 128 + j] * sub_4[i * 128 + j];
-            acc += t122;
+            const real t117 = sub_4[i * 128 + j] * sub_4[i * 128 + j];
+            acc += t117;
         }
         sum_8[i] = acc;
     }
     for (int i = 0; i < 1024; i++) {
-        const real t124 = sum_8[i] * REAL_C(0.0078125);
-        const real t125 = t124 + REAL_C(1e-05);
-        rsqrt_4[i] = REAL_C(1.0) / r_sqrt(t125);
+        const real t119 = sum_8[i] * REAL_C(0.0078125);
+        const real t120 = t119 + REAL_C(1e-05);
+        rsqrt_4[i] = REAL_C(1.0) / r_sqrt(t120);
     }
     RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            const real t127 = sub_4[i * 128 + j] * rsqrt_4[i];
-            const real t128 = t127 * block2_ln2_g[j];
-            add_7[i * 128 + j] = t128 + block2_ln2_b[j];
+            const real t122 = sub_4[i * 128 + j] * rsqrt_4[i];
+            const real t123 = t122 * block2_ln2_g[j];
+            add_7[i * 128 + j] = t123 + block2_ln2_b[j];
         }
 
     /* models/lib/dense.lua:9: return x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1024, 512, 128,
-           REAL_C(1.0), add_7, 128, block2_fc_w, 512, REAL_C(0.0), matmul_13, 512);
+           REAL_C(1.0), add_7, 128, block2_fc_w, 512, REAL_C(0.0), matmul_11, 512);
     RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 512; j++) {
-            const real t133 = matmul_13[i * 512 + j] + block2_fc_b[j];
-            add_8[i * 512 + j] = t133;
-            const real t134 = t133 * t133 * t133;
-            const real t135 = REAL_C(0.044715) * t134;
-            const real t136 = t133 + t135;
-            const real t137 = REAL_C(0.7978845608028654) * t136;
-            const real t138 = r_tanh(t137);
-            tanh_3[i * 512 + j] = t138;
-            const real t139 = REAL_C(0.5) * t133;
-            const real t140 = REAL_C(1.0) + t138;
-            h_4[i * 512 + j] = t139 * t140;
+            const real t128 = matmul_11[i * 512 + j] + block2_fc_b[j];
+            add_8[i * 512 + j] = t128;
+            const real t129 = t128 * t128 * t128;
+            const real t130 = REAL_C(0.044715) * t129;
+            const real t131 = t128 + t130;
+            const real t132 = REAL_C(0.7978845608028654) * t131;
+            const real t133 = r_tanh(t132);
+            tanh_3[i * 512 + j] = t133;
+            const real t134 = REAL_C(0.5) * t128;
+            const real t135 = REAL_C(1.0) + t133;
+            h_4[i * 512 + j] = t134 * t135;
         }
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1024, 128, 512,
-           REAL_C(1.0), h_4, 512, block2_proj_w, 128, REAL_C(0.0), matmul_14, 128);
+           REAL_C(1.0), h_4, 512, block2_proj_w, 128, REAL_C(0.0), matmul_12, 128);
 
     /* models/lib/transformer_block.lua:17: return x + dense(h, width, name .. "_proj") */
     RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            const real t145 = matmul_14[i * 128 + j] + block2_proj_b[j];
-            h_5[i * 128 + j] = add_6[i * 128 + j] + t145;
+            const real t140 = matmul_12[i * 128 + j] + block2_proj_b[j];
+            h_5[i * 128 + j] = add_6[i * 128 + j] + t140;
         }
 
     /* models/gpt.lua:22: local logits = dense(layer_norm(h, g, b), V, "head")   -- [N, T, V] */
@@ -648,31 +630,31 @@ static void compute_outputs(void)
     for (int i = 0; i < 1024; i++) {
         real acc = REAL_C(0.0);
         for (int j = 0; j < 128; j++) {
-            const real t152 = sub_5[i * 128 + j] * sub_5[i * 128 + j];
-            acc += t152;
+            const real t147 = sub_5[i * 128 + j] * sub_5[i * 128 + j];
+            acc += t147;
         }
         sum_10[i] = acc;
     }
     for (int i = 0; i < 1024; i++) {
-        const real t154 = sum_10[i] * REAL_C(0.0078125);
-        const real t155 = t154 + REAL_C(1e-05);
-        rsqrt_5[i] = REAL_C(1.0) / r_sqrt(t155);
+        const real t149 = sum_10[i] * REAL_C(0.0078125);
+        const real t150 = t149 + REAL_C(1e-05);
+        rsqrt_5[i] = REAL_C(1.0) / r_sqrt(t150);
     }
     RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            const real t157 = sub_5[i * 128 + j] * rsqrt_5[i];
-            const real t158 = t157 * ln_g[j];
-            add_9[i * 128 + j] = t158 + ln_b[j];
+            const real t152 = sub_5[i * 128 + j] * rsqrt_5[i];
+            const real t153 = t152 * ln_g[j];
+            add_9[i * 128 + j] = t153 + ln_b[j];
         }
 
     /* models/lib/dense.lua:9: return x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1024, 128, 128,
-           REAL_C(1.0), add_9, 128, head_w, 128, REAL_C(0.0), matmul_15, 128);
+           REAL_C(1.0), add_9, 128, head_w, 128, REAL_C(0.0), matmul_13, 128);
     RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            logits[i * 128 + j] = matmul_15[i * 128 + j] + head_b[j];
+            logits[i * 128 + j] = matmul_13[i * 128 + j] + head_b[j];
         }
 }
 
@@ -774,38 +756,38 @@ static void compute_grads(void)
     memset(d_ln_g, 0, 128 * sizeof *d_ln_g);
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            const real t180 = sub_5[i * 128 + j] * rsqrt_5[i];
-            const real t181 = d_add[i * 128 + j] * t180;
-            d_ln_g[j] += t181;
+            const real t175 = sub_5[i * 128 + j] * rsqrt_5[i];
+            const real t176 = d_add[i * 128 + j] * t175;
+            d_ln_g[j] += t176;
         }
     for (int i = 0; i < 1024; i++) {
         real acc = REAL_C(0.0);
         for (int j = 0; j < 128; j++) {
-            const real t184 = d_mul[i * 128 + j] * sub_5[i * 128 + j];
-            acc += t184;
+            const real t179 = d_mul[i * 128 + j] * sub_5[i * 128 + j];
+            acc += t179;
         }
         d_rsqrt[i] = acc;
     }
     for (int i = 0; i < 1024; i++) {
-        const real t187 = d_rsqrt[i] * REAL_C(-0.5);
-        const real t188 = rsqrt_5[i] * rsqrt_5[i] * rsqrt_5[i];
-        const real t189 = t187 * t188;
-        d_sum[i] = t189 * REAL_C(0.0078125);
+        const real t182 = d_rsqrt[i] * REAL_C(-0.5);
+        const real t183 = rsqrt_5[i] * rsqrt_5[i] * rsqrt_5[i];
+        const real t184 = t182 * t183;
+        d_sum[i] = t184 * REAL_C(0.0078125);
     }
     RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            const real t183 = d_mul[i * 128 + j] * rsqrt_5[i];
-            const real t191 = d_sum[i];
-            const real t193 = t191 * REAL_C(2.0);
-            const real t194 = t193 * sub_5[i * 128 + j];
-            d_sub[i * 128 + j] = t183 + t194;
+            const real t178 = d_mul[i * 128 + j] * rsqrt_5[i];
+            const real t186 = d_sum[i];
+            const real t188 = t186 * REAL_C(2.0);
+            const real t189 = t188 * sub_5[i * 128 + j];
+            d_sub[i * 128 + j] = t178 + t189;
         }
     for (int i = 0; i < 1024; i++) {
         real acc = REAL_C(0.0);
         for (int j = 0; j < 128; j++) {
-            const real t196 = -d_sub[i * 128 + j];
-            acc += t196;
+            const real t191 = -d_sub[i * 128 + j];
+            acc += t191;
         }
         d_mul_2[i] = acc;
     }
@@ -815,8 +797,8 @@ static void compute_grads(void)
     RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            const real t199 = d_sum_2[i];
-            d_h[i * 128 + j] = d_sub[i * 128 + j] + t199;
+            const real t194 = d_sum_2[i];
+            d_h[i * 128 + j] = d_sub[i * 128 + j] + t194;
         }
 
     /* backward of models/lib/dense.lua:9: return x:matmul(w) + b */
@@ -833,21 +815,21 @@ static void compute_grads(void)
     /* backward of models/lib/transformer_block.lua:16: local h = gelu(dense(layer_norm(x, g2, b2), 4 * width, name .. "_fc")) */
     RT_PARALLEL_FOR
     for (int i = 0; i < 524288; i++) {
-        const real t206 = REAL_C(1.0) + tanh_3[i];
-        const real t207 = d_h_2[i] * t206;
-        const real t208 = REAL_C(0.5) * add_8[i];
-        const real t209 = d_h_2[i] * t208;
-        const real t210 = t207 * REAL_C(0.5);
-        const real t211 = tanh_3[i] * tanh_3[i];
-        const real t212 = REAL_C(1.0) - t211;
-        const real t213 = t209 * t212;
-        const real t214 = t213 * REAL_C(0.7978845608028654);
-        const real t215 = t210 + t214;
-        const real t216 = t214 * REAL_C(0.044715);
-        const real t218 = t216 * REAL_C(3.0);
-        const real t219 = add_8[i] * add_8[i];
-        const real t220 = t218 * t219;
-        d_add_2[i] = t215 + t220;
+        const real t201 = REAL_C(1.0) + tanh_3[i];
+        const real t202 = d_h_2[i] * t201;
+        const real t203 = REAL_C(0.5) * add_8[i];
+        const real t204 = d_h_2[i] * t203;
+        const real t205 = t202 * REAL_C(0.5);
+        const real t206 = tanh_3[i] * tanh_3[i];
+        const real t207 = REAL_C(1.0) - t206;
+        const real t208 = t204 * t207;
+        const real t209 = t208 * REAL_C(0.7978845608028654);
+        const real t210 = t205 + t209;
+        const real t211 = t209 * REAL_C(0.044715);
+        const real t213 = t211 * REAL_C(3.0);
+        const real t214 = add_8[i] * add_8[i];
+        const real t215 = t213 * t214;
+        d_add_2[i] = t210 + t215;
     }
 
     /* backward of models/lib/dense.lua:9: return x:matmul(w) + b */
@@ -875,38 +857,38 @@ static void compute_grads(void)
     memset(d_block2_ln2_g, 0, 128 * sizeof *d_block2_ln2_g);
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            const real t229 = sub_4[i * 128 + j] * rsqrt_4[i];
-            const real t230 = d_add_3[i * 128 + j] * t229;
-            d_block2_ln2_g[j] += t230;
+            const real t224 = sub_4[i * 128 + j] * rsqrt_4[i];
+            const real t225 = d_add_3[i * 128 + j] * t224;
+            d_block2_ln2_g[j] += t225;
         }
     for (int i = 0; i < 1024; i++) {
         real acc = REAL_C(0.0);
         for (int j = 0; j < 128; j++) {
-            const real t233 = d_mul_3[i * 128 + j] * sub_4[i * 128 + j];
-            acc += t233;
+            const real t228 = d_mul_3[i * 128 + j] * sub_4[i * 128 + j];
+            acc += t228;
         }
         d_rsqrt_2[i] = acc;
     }
     for (int i = 0; i < 1024; i++) {
-        const real t235 = d_rsqrt_2[i] * REAL_C(-0.5);
-        const real t236 = rsqrt_4[i] * rsqrt_4[i] * rsqrt_4[i];
-        const real t237 = t235 * t236;
-        d_sum_3[i] = t237 * REAL_C(0.0078125);
+        const real t230 = d_rsqrt_2[i] * REAL_C(-0.5);
+        const real t231 = rsqrt_4[i] * rsqrt_4[i] * rsqrt_4[i];
+        const real t232 = t230 * t231;
+        d_sum_3[i] = t232 * REAL_C(0.0078125);
     }
     RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            const real t232 = d_mul_3[i * 128 + j] * rsqrt_4[i];
-            const real t239 = d_sum_3[i];
-            const real t240 = t239 * REAL_C(2.0);
-            const real t241 = t240 * sub_4[i * 128 + j];
-            d_sub_2[i * 128 + j] = t232 + t241;
+            const real t227 = d_mul_3[i * 128 + j] * rsqrt_4[i];
+            const real t234 = d_sum_3[i];
+            const real t235 = t234 * REAL_C(2.0);
+            const real t236 = t235 * sub_4[i * 128 + j];
+            d_sub_2[i * 128 + j] = t227 + t236;
         }
     for (int i = 0; i < 1024; i++) {
         real acc = REAL_C(0.0);
         for (int j = 0; j < 128; j++) {
-            const real t244 = -d_sub_2[i * 128 + j];
-            acc += t244;
+            const real t239 = -d_sub_2[i * 128 + j];
+            acc += t239;
         }
         d_mul_4[i] = acc;
     }
@@ -916,9 +898,9 @@ static void compute_grads(void)
     RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            const real t243 = d_h[i * 128 + j] + d_sub_2[i * 128 + j];
-            const real t247 = d_sum_4[i];
-            d_add_4[i * 128 + j] = t243 + t247;
+            const real t238 = d_h[i * 128 + j] + d_sub_2[i * 128 + j];
+            const real t242 = d_sum_4[i];
+            d_add_4[i * 128 + j] = t238 + t242;
         }
 
     /* backward of models/lib/dense.lua:9: return x:matmul(w) + b */
@@ -952,29 +934,25 @@ static void compute_grads(void)
                d_v + i * 2048, 32);
     for (int i = 0; i < 4096; i++) {
         const real *srow = softmax_2 + (long)i * 64;
+        real *drow = d_softmax_grad + (long)i * 64;
+        const int on = i % 64 + 1; /* causal: the rest are 0 */
         real dot = REAL_C(0.0);
-        for (int j = 0; j < 64; j++)
+        for (int j = 0; j < on; j++)
             dot += d_softmax[(long)i * 64 + j] * srow[j];
-        for (int j = 0; j < 64; j++)
-            d_causal_mask[(long)i * 64 + j] = srow[j] * (d_softmax[(long)i * 64 + j] - dot);
+        for (int j = 0; j < on; j++)
+            drow[j] = srow[j] * (d_softmax[(long)i * 64 + j] - dot);
+        for (int j = on; j < 64; j++)
+            drow[j] = REAL_C(0.0);
     }
-    for (int i = 0; i < 64; i++)
-        for (int j = 0; j < 64; j++)
-            for (int k = 0; k < 64; k++)
-                d_scores[(i * 64 + j) * 64 + k] = k <= j ? d_causal_mask[(i * 64 + j) * 64 + k] : REAL_C(0.0);
 
     /* backward of models/lib/attention.lua:21: local scores = matmul(q, transpose(k, 3, 4)) * (1 / math.sqrt(d)) */
-    RT_PARALLEL_FOR
-    for (int i = 0; i < 262144; i++) {
-        d_matmul[i] = d_scores[i] * REAL_C(0.17677669529663687);
-    }
     for (int i = 0; i < 64; i++)
         r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 64, 32, 64,
-               REAL_C(1.0), d_matmul + i * 4096, 64, permute_3 + i * 2048, 64, REAL_C(0.0),
+               REAL_C(0.17677669529663687), d_softmax_grad + i * 4096, 64, permute_3 + i * 2048, 64, REAL_C(0.0),
                d_q + i * 2048, 32);
     for (int i = 0; i < 64; i++)
         r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 32, 64, 64,
-               REAL_C(1.0), q_2 + i * 2048, 32, d_matmul + i * 4096, 64, REAL_C(0.0),
+               REAL_C(0.17677669529663687), q_2 + i * 2048, 32, d_softmax_grad + i * 4096, 64, REAL_C(0.0),
                d_permute + i * 2048, 64);
 
     /* backward of models/lib/attention.lua:11: return t:reshape({N, T, heads, d}):permute({1, 3, 2, 4}) */
@@ -988,7 +966,7 @@ static void compute_grads(void)
 
     /* backward of models/lib/attention.lua:20: local v = split(x:matmul(v_w), N, T) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 1024, 128, 128,
-           REAL_C(1.0), d_reshape_2, 128, block2_attn_v, 128, REAL_C(0.0), d_matmul_2, 128);
+           REAL_C(1.0), d_reshape_2, 128, block2_attn_v, 128, REAL_C(0.0), d_matmul, 128);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 128, 1024,
            REAL_C(1.0), add_5, 128, d_reshape_2, 128, REAL_C(0.0), d_block2_attn_v, 128);
 
@@ -1035,38 +1013,38 @@ static void compute_grads(void)
     memset(d_block2_ln1_g, 0, 128 * sizeof *d_block2_ln1_g);
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            const real t281 = sub_3[i * 128 + j] * rsqrt_3[i];
-            const real t282 = d_add_5[i * 128 + j] * t281;
-            d_block2_ln1_g[j] += t282;
+            const real t274 = sub_3[i * 128 + j] * rsqrt_3[i];
+            const real t275 = d_add_5[i * 128 + j] * t274;
+            d_block2_ln1_g[j] += t275;
         }
     for (int i = 0; i < 1024; i++) {
         real acc = REAL_C(0.0);
         for (int j = 0; j < 128; j++) {
-            const real t285 = d_mul_5[i * 128 + j] * sub_3[i * 128 + j];
-            acc += t285;
+            const real t278 = d_mul_5[i * 128 + j] * sub_3[i * 128 + j];
+            acc += t278;
         }
         d_rsqrt_3[i] = acc;
     }
     for (int i = 0; i < 1024; i++) {
-        const real t287 = d_rsqrt_3[i] * REAL_C(-0.5);
-        const real t288 = rsqrt_3[i] * rsqrt_3[i] * rsqrt_3[i];
-        const real t289 = t287 * t288;
-        d_sum_5[i] = t289 * REAL_C(0.0078125);
+        const real t280 = d_rsqrt_3[i] * REAL_C(-0.5);
+        const real t281 = rsqrt_3[i] * rsqrt_3[i] * rsqrt_3[i];
+        const real t282 = t280 * t281;
+        d_sum_5[i] = t282 * REAL_C(0.0078125);
     }
     RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            const real t284 = d_mul_5[i * 128 + j] * rsqrt_3[i];
-            const real t291 = d_sum_5[i];
-            const real t292 = t291 * REAL_C(2.0);
-            const real t293 = t292 * sub_3[i * 128 + j];
-            d_sub_3[i * 128 + j] = t284 + t293;
+            const real t277 = d_mul_5[i * 128 + j] * rsqrt_3[i];
+            const real t284 = d_sum_5[i];
+            const real t285 = t284 * REAL_C(2.0);
+            const real t286 = t285 * sub_3[i * 128 + j];
+            d_sub_3[i * 128 + j] = t277 + t286;
         }
     for (int i = 0; i < 1024; i++) {
         real acc = REAL_C(0.0);
         for (int j = 0; j < 128; j++) {
-            const real t296 = -d_sub_3[i * 128 + j];
-            acc += t296;
+            const real t289 = -d_sub_3[i * 128 + j];
+            acc += t289;
         }
         d_mul_6[i] = acc;
     }
@@ -1076,9 +1054,9 @@ static void compute_grads(void)
     RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            const real t295 = d_add_4[i * 128 + j] + d_sub_3[i * 128 + j];
-            const real t299 = d_sum_6[i];
-            d_h_3[i * 128 + j] = t295 + t299;
+            const real t288 = d_add_4[i * 128 + j] + d_sub_3[i * 128 + j];
+            const real t292 = d_sum_6[i];
+            d_h_3[i * 128 + j] = t288 + t292;
         }
 
     /* backward of models/lib/dense.lua:9: return x:matmul(w) + b */
@@ -1095,21 +1073,21 @@ static void compute_grads(void)
     /* backward of models/lib/transformer_block.lua:16: local h = gelu(dense(layer_norm(x, g2, b2), 4 * width, name .. "_fc")) */
     RT_PARALLEL_FOR
     for (int i = 0; i < 524288; i++) {
-        const real t306 = REAL_C(1.0) + tanh_2[i];
-        const real t307 = d_h_4[i] * t306;
-        const real t308 = REAL_C(0.5) * add_4[i];
-        const real t309 = d_h_4[i] * t308;
-        const real t310 = t307 * REAL_C(0.5);
-        const real t311 = tanh_2[i] * tanh_2[i];
-        const real t312 = REAL_C(1.0) - t311;
-        const real t313 = t309 * t312;
-        const real t314 = t313 * REAL_C(0.7978845608028654);
-        const real t315 = t310 + t314;
-        const real t316 = t314 * REAL_C(0.044715);
-        const real t317 = t316 * REAL_C(3.0);
-        const real t318 = add_4[i] * add_4[i];
-        const real t319 = t317 * t318;
-        d_add_6[i] = t315 + t319;
+        const real t299 = REAL_C(1.0) + tanh_2[i];
+        const real t300 = d_h_4[i] * t299;
+        const real t301 = REAL_C(0.5) * add_4[i];
+        const real t302 = d_h_4[i] * t301;
+        const real t303 = t300 * REAL_C(0.5);
+        const real t304 = tanh_2[i] * tanh_2[i];
+        const real t305 = REAL_C(1.0) - t304;
+        const real t306 = t302 * t305;
+        const real t307 = t306 * REAL_C(0.7978845608028654);
+        const real t308 = t303 + t307;
+        const real t309 = t307 * REAL_C(0.044715);
+        const real t310 = t309 * REAL_C(3.0);
+        const real t311 = add_4[i] * add_4[i];
+        const real t312 = t310 * t311;
+        d_add_6[i] = t308 + t312;
     }
 
     /* backward of models/lib/dense.lua:9: return x:matmul(w) + b */
@@ -1137,38 +1115,38 @@ static void compute_grads(void)
     memset(d_block1_ln2_g, 0, 128 * sizeof *d_block1_ln2_g);
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            const real t328 = sub_2[i * 128 + j] * rsqrt_2[i];
-            const real t329 = d_add_7[i * 128 + j] * t328;
-            d_block1_ln2_g[j] += t329;
+            const real t321 = sub_2[i * 128 + j] * rsqrt_2[i];
+            const real t322 = d_add_7[i * 128 + j] * t321;
+            d_block1_ln2_g[j] += t322;
         }
     for (int i = 0; i < 1024; i++) {
         real acc = REAL_C(0.0);
         for (int j = 0; j < 128; j++) {
-            const real t332 = d_mul_7[i * 128 + j] * sub_2[i * 128 + j];
-            acc += t332;
+            const real t325 = d_mul_7[i * 128 + j] * sub_2[i * 128 + j];
+            acc += t325;
         }
         d_rsqrt_4[i] = acc;
     }
     for (int i = 0; i < 1024; i++) {
-        const real t334 = d_rsqrt_4[i] * REAL_C(-0.5);
-        const real t335 = rsqrt_2[i] * rsqrt_2[i] * rsqrt_2[i];
-        const real t336 = t334 * t335;
-        d_sum_7[i] = t336 * REAL_C(0.0078125);
+        const real t327 = d_rsqrt_4[i] * REAL_C(-0.5);
+        const real t328 = rsqrt_2[i] * rsqrt_2[i] * rsqrt_2[i];
+        const real t329 = t327 * t328;
+        d_sum_7[i] = t329 * REAL_C(0.0078125);
     }
     RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            const real t331 = d_mul_7[i * 128 + j] * rsqrt_2[i];
-            const real t338 = d_sum_7[i];
-            const real t339 = t338 * REAL_C(2.0);
-            const real t340 = t339 * sub_2[i * 128 + j];
-            d_sub_4[i * 128 + j] = t331 + t340;
+            const real t324 = d_mul_7[i * 128 + j] * rsqrt_2[i];
+            const real t331 = d_sum_7[i];
+            const real t332 = t331 * REAL_C(2.0);
+            const real t333 = t332 * sub_2[i * 128 + j];
+            d_sub_4[i * 128 + j] = t324 + t333;
         }
     for (int i = 0; i < 1024; i++) {
         real acc = REAL_C(0.0);
         for (int j = 0; j < 128; j++) {
-            const real t343 = -d_sub_4[i * 128 + j];
-            acc += t343;
+            const real t336 = -d_sub_4[i * 128 + j];
+            acc += t336;
         }
         d_mul_8[i] = acc;
     }
@@ -1178,9 +1156,9 @@ static void compute_grads(void)
     RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            const real t342 = d_h_3[i * 128 + j] + d_sub_4[i * 128 + j];
-            const real t346 = d_sum_8[i];
-            d_add_8[i * 128 + j] = t342 + t346;
+            const real t335 = d_h_3[i * 128 + j] + d_sub_4[i * 128 + j];
+            const real t339 = d_sum_8[i];
+            d_add_8[i * 128 + j] = t335 + t339;
         }
 
     /* backward of models/lib/dense.lua:9: return x:matmul(w) + b */
@@ -1214,29 +1192,25 @@ static void compute_grads(void)
                d_v_2 + i * 2048, 32);
     for (int i = 0; i < 4096; i++) {
         const real *srow = softmax + (long)i * 64;
+        real *drow = d_softmax_grad_2 + (long)i * 64;
+        const int on = i % 64 + 1; /* causal: the rest are 0 */
         real dot = REAL_C(0.0);
-        for (int j = 0; j < 64; j++)
+        for (int j = 0; j < on; j++)
             dot += d_softmax_2[(long)i * 64 + j] * srow[j];
-        for (int j = 0; j < 64; j++)
-            d_causal_mask_2[(long)i * 64 + j] = srow[j] * (d_softmax_2[(long)i * 64 + j] - dot);
+        for (int j = 0; j < on; j++)
+            drow[j] = srow[j] * (d_softmax_2[(long)i * 64 + j] - dot);
+        for (int j = on; j < 64; j++)
+            drow[j] = REAL_C(0.0);
     }
-    for (int i = 0; i < 64; i++)
-        for (int j = 0; j < 64; j++)
-            for (int k = 0; k < 64; k++)
-                d_scores_2[(i * 64 + j) * 64 + k] = k <= j ? d_causal_mask_2[(i * 64 + j) * 64 + k] : REAL_C(0.0);
 
     /* backward of models/lib/attention.lua:21: local scores = matmul(q, transpose(k, 3, 4)) * (1 / math.sqrt(d)) */
-    RT_PARALLEL_FOR
-    for (int i = 0; i < 262144; i++) {
-        d_matmul_3[i] = d_scores_2[i] * REAL_C(0.17677669529663687);
-    }
     for (int i = 0; i < 64; i++)
         r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 64, 32, 64,
-               REAL_C(1.0), d_matmul_3 + i * 4096, 64, permute + i * 2048, 64, REAL_C(0.0),
+               REAL_C(0.17677669529663687), d_softmax_grad_2 + i * 4096, 64, permute + i * 2048, 64, REAL_C(0.0),
                d_q_2 + i * 2048, 32);
     for (int i = 0; i < 64; i++)
         r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 32, 64, 64,
-               REAL_C(1.0), q + i * 2048, 32, d_matmul_3 + i * 4096, 64, REAL_C(0.0),
+               REAL_C(0.17677669529663687), q + i * 2048, 32, d_softmax_grad_2 + i * 4096, 64, REAL_C(0.0),
                d_permute_2 + i * 2048, 64);
 
     /* backward of models/lib/attention.lua:11: return t:reshape({N, T, heads, d}):permute({1, 3, 2, 4}) */
@@ -1250,7 +1224,7 @@ static void compute_grads(void)
 
     /* backward of models/lib/attention.lua:20: local v = split(x:matmul(v_w), N, T) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 1024, 128, 128,
-           REAL_C(1.0), d_reshape_5, 128, block1_attn_v, 128, REAL_C(0.0), d_matmul_4, 128);
+           REAL_C(1.0), d_reshape_5, 128, block1_attn_v, 128, REAL_C(0.0), d_matmul_2, 128);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 128, 1024,
            REAL_C(1.0), add, 128, d_reshape_5, 128, REAL_C(0.0), d_block1_attn_v, 128);
 
@@ -1297,38 +1271,38 @@ static void compute_grads(void)
     memset(d_block1_ln1_g, 0, 128 * sizeof *d_block1_ln1_g);
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            const real t380 = sub[i * 128 + j] * rsqrt[i];
-            const real t381 = d_add_9[i * 128 + j] * t380;
-            d_block1_ln1_g[j] += t381;
+            const real t371 = sub[i * 128 + j] * rsqrt[i];
+            const real t372 = d_add_9[i * 128 + j] * t371;
+            d_block1_ln1_g[j] += t372;
         }
     for (int i = 0; i < 1024; i++) {
         real acc = REAL_C(0.0);
         for (int j = 0; j < 128; j++) {
-            const real t384 = d_mul_9[i * 128 + j] * sub[i * 128 + j];
-            acc += t384;
+            const real t375 = d_mul_9[i * 128 + j] * sub[i * 128 + j];
+            acc += t375;
         }
         d_rsqrt_5[i] = acc;
     }
     for (int i = 0; i < 1024; i++) {
-        const real t386 = d_rsqrt_5[i] * REAL_C(-0.5);
-        const real t387 = rsqrt[i] * rsqrt[i] * rsqrt[i];
-        const real t388 = t386 * t387;
-        d_sum_9[i] = t388 * REAL_C(0.0078125);
+        const real t377 = d_rsqrt_5[i] * REAL_C(-0.5);
+        const real t378 = rsqrt[i] * rsqrt[i] * rsqrt[i];
+        const real t379 = t377 * t378;
+        d_sum_9[i] = t379 * REAL_C(0.0078125);
     }
     RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            const real t383 = d_mul_9[i * 128 + j] * rsqrt[i];
-            const real t390 = d_sum_9[i];
-            const real t391 = t390 * REAL_C(2.0);
-            const real t392 = t391 * sub[i * 128 + j];
-            d_sub_5[i * 128 + j] = t383 + t392;
+            const real t374 = d_mul_9[i * 128 + j] * rsqrt[i];
+            const real t381 = d_sum_9[i];
+            const real t382 = t381 * REAL_C(2.0);
+            const real t383 = t382 * sub[i * 128 + j];
+            d_sub_5[i * 128 + j] = t374 + t383;
         }
     for (int i = 0; i < 1024; i++) {
         real acc = REAL_C(0.0);
         for (int j = 0; j < 128; j++) {
-            const real t395 = -d_sub_5[i * 128 + j];
-            acc += t395;
+            const real t386 = -d_sub_5[i * 128 + j];
+            acc += t386;
         }
         d_mul_10[i] = acc;
     }
@@ -1338,9 +1312,9 @@ static void compute_grads(void)
     RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            const real t394 = d_add_8[i * 128 + j] + d_sub_5[i * 128 + j];
-            const real t398 = d_sum_10[i];
-            d_h_5[i * 128 + j] = t394 + t398;
+            const real t385 = d_add_8[i * 128 + j] + d_sub_5[i * 128 + j];
+            const real t389 = d_sum_10[i];
+            d_h_5[i * 128 + j] = t385 + t389;
         }
 
     /* backward of models/gpt.lua:16: local h = embedding(tokens, x) + positions      -- [N, T, W] */
@@ -1375,24 +1349,29 @@ static double train_step(const rt_hyper *hyper)
     real *const avg_sq = arena + 1311360;
     real scale = REAL_C(1.0);
     if (hyper->clip > 0) {
+        double part[16] = {0.0};
+        for (int i = 0; i < 437120; i += 16)
+            for (int j = 0; j < 16; j++)
+                part[j] += (double)grads[i + j] * grads[i + j];
         double norm2 = 0.0;
-        for (int i = 0; i < 437120; i++)
-            norm2 += (double)grads[i] * grads[i];
+        for (int j = 0; j < 16; j++)
+            norm2 += part[j];
         if (sqrt(norm2) > hyper->clip)
             scale = (real)(hyper->clip / sqrt(norm2));
     }
     const real lr = (real)hyper->lr, wd = (real)hyper->weight_decay;
     const real b1 = (real)hyper->beta1, b2 = (real)hyper->beta2;
     const real eps = (real)hyper->eps;
-    /* bias corrections for averages that start at zero */
-    const real c1 = (real)(1 - pow(hyper->beta1, (double)hyper->step));
-    const real c2 = (real)(1 - pow(hyper->beta2, (double)hyper->step));
+    /* bias corrections for averages that start at zero, as factors:
+     * divides and square roots are the slow part of the loop */
+    const real c1 = (real)(1 / (1 - pow(hyper->beta1, (double)hyper->step)));
+    const real c2 = (real)(1 / sqrt(1 - pow(hyper->beta2, (double)hyper->step)));
     for (int i = 0; i < 437120; i++) {
         const real g = scale * grads[i];
         params[i] -= lr * wd * params[i];
         avg[i] = b1 * avg[i] + (1 - b1) * g;
         avg_sq[i] = b2 * avg_sq[i] + (1 - b2) * g * g;
-        params[i] -= lr * (avg[i] / c1) / (r_sqrt(avg_sq[i] / c2) + eps);
+        params[i] -= lr * c1 * avg[i] / (r_sqrt(avg_sq[i]) * c2 + eps);
     }
     return loss;
 }

@@ -227,9 +227,15 @@ static double clipped_step(const rt_hyper *hyper)
     const real *const grads = arena + 21706;
     real scale = REAL_C(1.0);
     if (hyper->clip > 0) {
+        double part[16] = {0.0};
+        for (int i = 0; i < 17600; i += 16)
+            for (int j = 0; j < 16; j++)
+                part[j] += (double)grads[i + j] * grads[i + j];
         double norm2 = 0.0;
-        for (int i = 0; i < 17610; i++)
+        for (int i = 17600; i < 17610; i++)
             norm2 += (double)grads[i] * grads[i];
+        for (int j = 0; j < 16; j++)
+            norm2 += part[j];
         if (sqrt(norm2) > hyper->clip)
             scale = (real)(hyper->clip / sqrt(norm2));
     }

@@ -9,14 +9,13 @@
 #include "rt_real.h"
 #include "norm_wx.h"
 
-static real arena[912];
+static real arena[784];
 
 static real *const x = arena + 0; /* input [8,16] */
 static real *const W = arena + 128; /* param [16,16] */
 static real *const d_W = arena + 384; /* gradient [16,16] */
 static real *const q = arena + 640; /* [8,16] */
 static real *const loss_value = arena + 768; /* [] */
-static real *const d_q = arena + 784; /* [8,16] */
 
 /* The forward pass of the outputs, in the mode forward() or
  * loss_and_grad() set. */
@@ -66,13 +65,12 @@ static double loss(void)
 RT_VECTOR_CLONES
 static void compute_grads(int fold, real lr, real keep)
 {
-    /* models/norm_wx.lua:13 and its backward: loss = sum(q^2), */
+    /* models/norm_wx.lua:13: loss = sum(q^2), */
     {
         real acc = REAL_C(0.0);
         for (int i = 0; i < 128; i++) {
             const real t3 = q[i] * q[i];
             acc += t3;
-            d_q[i] = REAL_C(2.0) * q[i];
         }
         loss_value[0] = acc;
     }
@@ -80,10 +78,10 @@ static void compute_grads(int fold, real lr, real keep)
     /* backward of models/norm_wx.lua:10: local q = x:matmul(W:t())   -- row i is (W x_i)^T */
     if (fold) /* plain SGD: w = keep w - lr dw */
         r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 16, 16, 8,
-               -lr, d_q, 16, x, 16, keep, W, 16);
+               -lr * REAL_C(2.0), q, 16, x, 16, keep, W, 16);
     else
         r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 16, 16, 8,
-               REAL_C(1.0), d_q, 16, x, 16, REAL_C(0.0), d_W, 16);
+               REAL_C(2.0), q, 16, x, 16, REAL_C(0.0), d_W, 16);
 }
 
 /* Training: the loss, and every parameter's gradient. */
@@ -104,9 +102,13 @@ static double clipped_step(const rt_hyper *hyper)
     const real *const grads = arena + 384;
     real scale = REAL_C(1.0);
     if (hyper->clip > 0) {
+        double part[16] = {0.0};
+        for (int i = 0; i < 256; i += 16)
+            for (int j = 0; j < 16; j++)
+                part[j] += (double)grads[i + j] * grads[i + j];
         double norm2 = 0.0;
-        for (int i = 0; i < 256; i++)
-            norm2 += (double)grads[i] * grads[i];
+        for (int j = 0; j < 16; j++)
+            norm2 += part[j];
         if (sqrt(norm2) > hyper->clip)
             scale = (real)(hyper->clip / sqrt(norm2));
     }
@@ -152,7 +154,7 @@ const rt_model REAL_SUFFIX(norm_wx_model) = {
     .real = RT_REAL,
     .arena = arena,
     .iarena = NULL,
-    .arena_size = 912,
+    .arena_size = 784,
     .iarena_size = 0,
     .n_inputs = 1,
     .n_params = 1,

@@ -20,8 +20,8 @@ static real *const d_w2 = arena + 265640; /* gradient [100,10] */
 static real *const matmul = arena + 267296; /* [64,100] */
 static real *const h = arena + 273696; /* [64,100] */
 static real *const y_pred = arena + 266640; /* [64,10] */
+static real *const sub = arena + 267296; /* [64,10] */
 static real *const loss_value = arena + 267280; /* [] */
-static real *const d_sub = arena + 267296; /* [64,10] */
 static real *const d_h = arena + 280096; /* [64,100] */
 static real *const d_matmul = arena + 267296; /* [64,100] */
 
@@ -59,6 +59,7 @@ static void compute_loss(void)
         real acc = REAL_C(0.0);
         for (int i = 0; i < 640; i++) {
             const real t7 = y_pred[i] - y[i];
+            sub[i] = t7;
             const real t8 = t7 * t7;
             acc += t8;
         }
@@ -82,33 +83,33 @@ static double loss(void)
 RT_VECTOR_CLONES
 static void compute_grads(int fold, real lr, real keep)
 {
-    /* models/seed_mlp.lua:16 and its backward: loss = sum((y_pred - y)^2), */
+    /* models/seed_mlp.lua:16: loss = sum((y_pred - y)^2), */
     {
         real acc = REAL_C(0.0);
         for (int i = 0; i < 640; i++) {
             const real t7 = y_pred[i] - y[i];
+            sub[i] = t7;
             const real t8 = t7 * t7;
             acc += t8;
-            d_sub[i] = REAL_C(2.0) * t7;
         }
         loss_value[0] = acc;
     }
 
     /* backward of models/seed_mlp.lua:13: local y_pred = h:matmul(w2) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 64, 100, 10,
-           REAL_C(1.0), d_sub, 10, w2, 10, REAL_C(0.0), d_h, 100);
+           REAL_C(2.0), sub, 10, w2, 10, REAL_C(0.0), d_h, 100);
     if (fold) /* plain SGD: w = keep w - lr dw */
         r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 100, 10, 64,
-               -lr, h, 100, d_sub, 10, keep, w2, 10);
+               -lr * REAL_C(2.0), h, 100, sub, 10, keep, w2, 10);
     else
         r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 100, 10, 64,
-               REAL_C(1.0), h, 100, d_sub, 10, REAL_C(0.0), d_w2, 10);
+               REAL_C(2.0), h, 100, sub, 10, REAL_C(0.0), d_w2, 10);
 
     /* backward of models/seed_mlp.lua:12: local h = sigmoid(x:matmul(w1)) */
     for (int i = 0; i < 6400; i++) {
-        const real t15 = d_h[i] * h[i];
-        const real t16 = REAL_C(1.0) - h[i];
-        d_matmul[i] = t15 * t16;
+        const real t13 = d_h[i] * h[i];
+        const real t14 = REAL_C(1.0) - h[i];
+        d_matmul[i] = t13 * t14;
     }
     if (fold) /* plain SGD: w = keep w - lr dw */
         r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 1000, 100, 64,
@@ -136,9 +137,15 @@ static double clipped_step(const rt_hyper *hyper)
     const real *const grads = arena + 165640;
     real scale = REAL_C(1.0);
     if (hyper->clip > 0) {
+        double part[16] = {0.0};
+        for (int i = 0; i < 100992; i += 16)
+            for (int j = 0; j < 16; j++)
+                part[j] += (double)grads[i + j] * grads[i + j];
         double norm2 = 0.0;
-        for (int i = 0; i < 101000; i++)
+        for (int i = 100992; i < 101000; i++)
             norm2 += (double)grads[i] * grads[i];
+        for (int j = 0; j < 16; j++)
+            norm2 += part[j];
         if (sqrt(norm2) > hyper->clip)
             scale = (real)(hyper->clip / sqrt(norm2));
     }

@@ -164,9 +164,13 @@ static double train_step(const rt_hyper *hyper)
     const real *const grads = arena + 4736;
     real scale = REAL_C(1.0);
     if (hyper->clip > 0) {
+        double part[16] = {0.0};
+        for (int i = 0; i < 640; i += 16)
+            for (int j = 0; j < 16; j++)
+                part[j] += (double)grads[i + j] * grads[i + j];
         double norm2 = 0.0;
-        for (int i = 0; i < 640; i++)
-            norm2 += (double)grads[i] * grads[i];
+        for (int j = 0; j < 16; j++)
+            norm2 += part[j];
         if (sqrt(norm2) > hyper->clip)
             scale = (real)(hyper->clip / sqrt(norm2));
     }
