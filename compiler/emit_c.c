@@ -509,18 +509,14 @@ static void group_body(Emit *e, Space *sp, Members *m, const Roots *roots, Buf *
     }
 }
 
-/* Elements an elementwise loop needs before its outer loop is split
- * across threads (RT_PARALLEL_FOR): below this, starting the threads
- * costs more than they save. Loops that sum stay on one thread, so a
- * result never depends on how many threads there are. */
-enum { PARALLEL_MIN = 1 << 15 };
-
+/* An elementwise loop's outer loop, or a reduction's over what it keeps
+ * (each sum on one thread, in order), split across threads when large. */
 static void open_parallel(Buf *b, const Space *sp, int depth)
 {
     long size = 1;
     for (int d = 0; d < sp->rank; d++)
         size *= sp->size[d];
-    if (size >= PARALLEL_MIN && sp->rank > 0 && sp->size[0] >= 4) {
+    if (sp->rank > 0 && parallel(sp->size[0], size)) {
         indent(b, depth);
         buf_printf(b, "RT_PARALLEL_FOR\n");
     }
@@ -621,6 +617,8 @@ static void emit_group(Emit *e, int root)
         int depth = 1 + (keep == 0);
         if (keep == 0)
             buf_printf(e->b, "    {\n");
+        else
+            open_parallel(e->b, &sp, depth);
         open_loops(e->b, &sp, 0, keep, depth);
         indent(e->b, depth + keep);
         buf_printf(e->b, "real acc = %s;\n", init);

@@ -26,6 +26,14 @@ static const char *lit(double v, char buf[48])
     return buf;
 }
 
+/* The pragma that splits a row kernel's loop over its rows across
+ * threads, when it is large: rows are written apart. */
+static void parallel_rows(Buf *b, long rows, long cols)
+{
+    if (parallel(rows, rows * cols))
+        buf_printf(b, "    RT_PARALLEL_FOR\n");
+}
+
 /* An element of a ROWS operand: an array access, or the literal itself. */
 static const char *at(char buf[96], const Operand *o, const char *index)
 {
@@ -1492,6 +1500,7 @@ static void emit_xent(Buf *b, const Node *n, const Operand *out, const Operand *
 {
     int rows = in[0].shape.dim[0], cols = in[0].shape.dim[1];
     (void)n;
+    parallel_rows(b, rows, cols);
     buf_printf(b, "    for (int i = 0; i < %d; i++) {\n", rows);
     emit_logsumexp(b, in[0].text, cols, NULL);
     buf_printf(b, "        %s[i] = mx + r_log(acc) - row[%s[i]];\n    }\n", out->text, in[1].text);
@@ -1504,6 +1513,7 @@ static void emit_xent_grad(Buf *b, const Node *n, const Operand *out, const Oper
     char buf[96];
     const char *dy = at(buf, &in[0], "i");
     (void)n;
+    parallel_rows(b, rows, cols);
     buf_printf(b, "    for (int i = 0; i < %d; i++) {\n", rows);
     emit_logsumexp(b, in[1].text, cols, out->text);
     if (out->row_loss) /* the loss in the same pass (fuse.c) */
@@ -1646,6 +1656,7 @@ static void emit_softmax(Buf *b, const Node *n, const Operand *out, const Operan
     char idx[48], buf[96], x[96], on[16];
     snprintf(idx, sizeof idx, "(long)i * %d + j", cols);
     snprintf(x, sizeof x, "%s", at(buf, &in[0], idx));
+    parallel_rows(b, rows, cols);
     buf_printf(b,
                "    for (int i = 0; i < %ld; i++) {\n"
                "        real *srow = %s + (long)i * %d;\n",
@@ -1674,6 +1685,7 @@ static void emit_softmax_grad(Buf *b, const Node *n, const Operand *out, const O
     char idx[48], buf[96], dy[96], on[16];
     snprintf(idx, sizeof idx, "(long)i * %d + j", cols);
     snprintf(dy, sizeof dy, "%s", at(buf, &in[0], idx));
+    parallel_rows(b, rows, cols);
     buf_printf(b,
                "    for (int i = 0; i < %ld; i++) {\n"
                "        const real *srow = %s + (long)i * %d;\n"

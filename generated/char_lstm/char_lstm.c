@@ -810,12 +810,10 @@ static void compute_outputs(void)
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1024, 1024, 256,
            REAL_C(1.0), e, 256, lstm_w, 1024, REAL_C(0.0), matmul, 1024);
-    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             slice[i * 1024 + j] = matmul[i * 32768 + j];
         }
-    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             z[i * 1024 + j] = slice[i * 1024 + j] + lstm_b[j];
@@ -852,12 +850,10 @@ static void compute_outputs(void)
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             slice_2[i * 1024 + j] = matmul[i * 32768 + j + 1024];
         }
-    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             z_2[i * 1024 + j] = slice_2[i * 1024 + j] + lstm_b[j];
@@ -908,12 +904,10 @@ static void compute_outputs(void)
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             slice_3[i * 1024 + j] = matmul[i * 32768 + j + 2048];
         }
-    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             z_4[i * 1024 + j] = slice_3[i * 1024 + j] + lstm_b[j];
@@ -964,12 +958,10 @@ static void compute_outputs(void)
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             slice_4[i * 1024 + j] = matmul[i * 32768 + j + 3072];
         }
-    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             z_6[i * 1024 + j] = slice_4[i * 1024 + j] + lstm_b[j];
@@ -1020,12 +1012,10 @@ static void compute_outputs(void)
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             slice_5[i * 1024 + j] = matmul[i * 32768 + j + 4096];
         }
-    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             z_8[i * 1024 + j] = slice_5[i * 1024 + j] + lstm_b[j];
@@ -1076,12 +1066,10 @@ static void compute_outputs(void)
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             slice_6[i * 1024 + j] = matmul[i * 32768 + j + 5120];
         }
-    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             z_10[i * 1024 + j] = slice_6[i * 1024 + j] + lstm_b[j];
@@ -1132,12 +1120,10 @@ static void compute_outputs(void)
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             slice_7[i * 1024 + j] = matmul[i * 32768 + j + 6144];
         }
-    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             z_12[i * 1024 + j] = slice_7[i * 1024 + j] + lstm_b[j];
@@ -1188,12 +1174,10 @@ static void compute_outputs(void)
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             slice_8[i * 1024 + j] = matmul[i * 32768 + j + 7168];
         }
-    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             z_14[i * 1024 + j] = slice_8[i * 1024 + j] + lstm_b[j];
@@ -1244,12 +1228,10 @@ static void compute_outputs(void)
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             slice_9[i * 1024 + j] = matmul[i * 32768 + j + 8192];
         }
-    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             z_16[i * 1024 + j] = slice_9[i * 1024 + j] + lstm_b[j];
@@ -1300,12 +1282,10 @@ static void compute_outputs(void)
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             slice_10[i * 1024 + j] = matmul[i * 32768 + j + 9216];
         }
-    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             z_18[i * 1024 + j] = slice_10[i * 1024 + j] + lstm_b[j];
@@ -1356,12 +1336,10 @@ static void compute_outputs(void)
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             slice_11[i * 1024 + j] = matmul[i * 32768 + j + 10240];
         }
-    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             z_20[i * 1024 + j] = slice_11[i * 1024 + j] + lstm_b[j];
@@ -1412,12 +1390,10 @@ static void compute_outputs(void)
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             slice_12[i * 1024 + j] = matmul[i * 32768 + j + 11264];
         }
-    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             z_22[i * 1024 + j] = slice_12[i * 1024 + j] + lstm_b[j];
@@ -1468,12 +1444,10 @@ static void compute_outputs(void)
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             slice_13[i * 1024 + j] = matmul[i * 32768 + j + 12288];
         }
-    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             z_24[i * 1024 + j] = slice_13[i * 1024 + j] + lstm_b[j];
@@ -1524,12 +1498,10 @@ static void compute_outputs(void)
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             slice_14[i * 1024 + j] = matmul[i * 32768 + j + 13312];
         }
-    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             z_26[i * 1024 + j] = slice_14[i * 1024 + j] + lstm_b[j];
@@ -1580,12 +1552,10 @@ static void compute_outputs(void)
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             slice_15[i * 1024 + j] = matmul[i * 32768 + j + 14336];
         }
-    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             z_28[i * 1024 + j] = slice_15[i * 1024 + j] + lstm_b[j];
@@ -1636,12 +1606,10 @@ static void compute_outputs(void)
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             slice_16[i * 1024 + j] = matmul[i * 32768 + j + 15360];
         }
-    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             z_30[i * 1024 + j] = slice_16[i * 1024 + j] + lstm_b[j];
@@ -1692,12 +1660,10 @@ static void compute_outputs(void)
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             slice_17[i * 1024 + j] = matmul[i * 32768 + j + 16384];
         }
-    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             z_32[i * 1024 + j] = slice_17[i * 1024 + j] + lstm_b[j];
@@ -1748,12 +1714,10 @@ static void compute_outputs(void)
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             slice_18[i * 1024 + j] = matmul[i * 32768 + j + 17408];
         }
-    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             z_34[i * 1024 + j] = slice_18[i * 1024 + j] + lstm_b[j];
@@ -1804,12 +1768,10 @@ static void compute_outputs(void)
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             slice_19[i * 1024 + j] = matmul[i * 32768 + j + 18432];
         }
-    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             z_36[i * 1024 + j] = slice_19[i * 1024 + j] + lstm_b[j];
@@ -1860,12 +1822,10 @@ static void compute_outputs(void)
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             slice_20[i * 1024 + j] = matmul[i * 32768 + j + 19456];
         }
-    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             z_38[i * 1024 + j] = slice_20[i * 1024 + j] + lstm_b[j];
@@ -1916,12 +1876,10 @@ static void compute_outputs(void)
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             slice_21[i * 1024 + j] = matmul[i * 32768 + j + 20480];
         }
-    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             z_40[i * 1024 + j] = slice_21[i * 1024 + j] + lstm_b[j];
@@ -1972,12 +1930,10 @@ static void compute_outputs(void)
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             slice_22[i * 1024 + j] = matmul[i * 32768 + j + 21504];
         }
-    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             z_42[i * 1024 + j] = slice_22[i * 1024 + j] + lstm_b[j];
@@ -2028,12 +1984,10 @@ static void compute_outputs(void)
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             slice_23[i * 1024 + j] = matmul[i * 32768 + j + 22528];
         }
-    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             z_44[i * 1024 + j] = slice_23[i * 1024 + j] + lstm_b[j];
@@ -2084,12 +2038,10 @@ static void compute_outputs(void)
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             slice_24[i * 1024 + j] = matmul[i * 32768 + j + 23552];
         }
-    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             z_46[i * 1024 + j] = slice_24[i * 1024 + j] + lstm_b[j];
@@ -2140,12 +2092,10 @@ static void compute_outputs(void)
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             slice_25[i * 1024 + j] = matmul[i * 32768 + j + 24576];
         }
-    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             z_48[i * 1024 + j] = slice_25[i * 1024 + j] + lstm_b[j];
@@ -2196,12 +2146,10 @@ static void compute_outputs(void)
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             slice_26[i * 1024 + j] = matmul[i * 32768 + j + 25600];
         }
-    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             z_50[i * 1024 + j] = slice_26[i * 1024 + j] + lstm_b[j];
@@ -2252,12 +2200,10 @@ static void compute_outputs(void)
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             slice_27[i * 1024 + j] = matmul[i * 32768 + j + 26624];
         }
-    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             z_52[i * 1024 + j] = slice_27[i * 1024 + j] + lstm_b[j];
@@ -2308,12 +2254,10 @@ static void compute_outputs(void)
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             slice_28[i * 1024 + j] = matmul[i * 32768 + j + 27648];
         }
-    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             z_54[i * 1024 + j] = slice_28[i * 1024 + j] + lstm_b[j];
@@ -2364,12 +2308,10 @@ static void compute_outputs(void)
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             slice_29[i * 1024 + j] = matmul[i * 32768 + j + 28672];
         }
-    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             z_56[i * 1024 + j] = slice_29[i * 1024 + j] + lstm_b[j];
@@ -2420,12 +2362,10 @@ static void compute_outputs(void)
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             slice_30[i * 1024 + j] = matmul[i * 32768 + j + 29696];
         }
-    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             z_58[i * 1024 + j] = slice_30[i * 1024 + j] + lstm_b[j];
@@ -2476,12 +2416,10 @@ static void compute_outputs(void)
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             slice_31[i * 1024 + j] = matmul[i * 32768 + j + 30720];
         }
-    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             z_60[i * 1024 + j] = slice_31[i * 1024 + j] + lstm_b[j];
@@ -2532,12 +2470,10 @@ static void compute_outputs(void)
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             slice_32[i * 1024 + j] = matmul[i * 32768 + j + 31744];
         }
-    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             z_62[i * 1024 + j] = slice_32[i * 1024 + j] + lstm_b[j];
@@ -2655,7 +2591,6 @@ static void compute_outputs(void)
     /* models/lib/dense.lua:9: return x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1024, 128, 256,
            REAL_C(1.0), concat, 256, out_w, 128, REAL_C(0.0), matmul_2, 128);
-    RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
             logits[i * 128 + j] = matmul_2[i * 128 + j] + out_b[j];
@@ -2939,7 +2874,6 @@ static void compute_grads(void)
             d_sum_2[j] += d_z[i * 1024 + j];
         }
     memset(d_pad_2, 0, 1048576 * sizeof *d_pad_2);
-    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             d_pad_2[i * 32768 + j + 31744] = d_z[i * 1024 + j];

@@ -200,12 +200,10 @@ static void compute_outputs(void)
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1024, 1024, 256,
            REAL_C(1.0), e, 256, lstm_w, 1024, REAL_C(0.0), matmul, 1024);
-    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             slice[i * 1024 + j] = matmul[i * 32768 + j];
         }
-    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             z[i * 1024 + j] = slice[i * 1024 + j] + lstm_b[j];
@@ -231,12 +229,10 @@ static void compute_outputs(void)
         }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             slice_2[i * 1024 + j] = matmul[i * 32768 + j + 1024];
         }
-    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             z_2[i * 1024 + j] = slice_2[i * 1024 + j] + lstm_b[j];
@@ -271,12 +267,10 @@ static void compute_outputs(void)
         }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             slice_3[i * 1024 + j] = matmul[i * 32768 + j + 2048];
         }
-    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             z_4[i * 1024 + j] = slice_3[i * 1024 + j] + lstm_b[j];
@@ -311,12 +305,10 @@ static void compute_outputs(void)
         }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             slice_4[i * 1024 + j] = matmul[i * 32768 + j + 3072];
         }
-    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             z_6[i * 1024 + j] = slice_4[i * 1024 + j] + lstm_b[j];
@@ -351,12 +343,10 @@ static void compute_outputs(void)
         }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             slice_5[i * 1024 + j] = matmul[i * 32768 + j + 4096];
         }
-    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             z_8[i * 1024 + j] = slice_5[i * 1024 + j] + lstm_b[j];
@@ -391,12 +381,10 @@ static void compute_outputs(void)
         }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             slice_6[i * 1024 + j] = matmul[i * 32768 + j + 5120];
         }
-    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             z_10[i * 1024 + j] = slice_6[i * 1024 + j] + lstm_b[j];
@@ -431,12 +419,10 @@ static void compute_outputs(void)
         }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             slice_7[i * 1024 + j] = matmul[i * 32768 + j + 6144];
         }
-    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             z_12[i * 1024 + j] = slice_7[i * 1024 + j] + lstm_b[j];
@@ -471,12 +457,10 @@ static void compute_outputs(void)
         }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             slice_8[i * 1024 + j] = matmul[i * 32768 + j + 7168];
         }
-    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             z_14[i * 1024 + j] = slice_8[i * 1024 + j] + lstm_b[j];
@@ -511,12 +495,10 @@ static void compute_outputs(void)
         }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             slice_9[i * 1024 + j] = matmul[i * 32768 + j + 8192];
         }
-    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             z_16[i * 1024 + j] = slice_9[i * 1024 + j] + lstm_b[j];
@@ -551,12 +533,10 @@ static void compute_outputs(void)
         }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             slice_10[i * 1024 + j] = matmul[i * 32768 + j + 9216];
         }
-    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             z_18[i * 1024 + j] = slice_10[i * 1024 + j] + lstm_b[j];
@@ -591,12 +571,10 @@ static void compute_outputs(void)
         }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             slice_11[i * 1024 + j] = matmul[i * 32768 + j + 10240];
         }
-    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             z_20[i * 1024 + j] = slice_11[i * 1024 + j] + lstm_b[j];
@@ -631,12 +609,10 @@ static void compute_outputs(void)
         }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             slice_12[i * 1024 + j] = matmul[i * 32768 + j + 11264];
         }
-    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             z_22[i * 1024 + j] = slice_12[i * 1024 + j] + lstm_b[j];
@@ -671,12 +647,10 @@ static void compute_outputs(void)
         }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             slice_13[i * 1024 + j] = matmul[i * 32768 + j + 12288];
         }
-    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             z_24[i * 1024 + j] = slice_13[i * 1024 + j] + lstm_b[j];
@@ -711,12 +685,10 @@ static void compute_outputs(void)
         }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             slice_14[i * 1024 + j] = matmul[i * 32768 + j + 13312];
         }
-    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             z_26[i * 1024 + j] = slice_14[i * 1024 + j] + lstm_b[j];
@@ -751,12 +723,10 @@ static void compute_outputs(void)
         }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             slice_15[i * 1024 + j] = matmul[i * 32768 + j + 14336];
         }
-    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             z_28[i * 1024 + j] = slice_15[i * 1024 + j] + lstm_b[j];
@@ -791,12 +761,10 @@ static void compute_outputs(void)
         }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             slice_16[i * 1024 + j] = matmul[i * 32768 + j + 15360];
         }
-    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             z_30[i * 1024 + j] = slice_16[i * 1024 + j] + lstm_b[j];
@@ -831,12 +799,10 @@ static void compute_outputs(void)
         }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             slice_17[i * 1024 + j] = matmul[i * 32768 + j + 16384];
         }
-    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             z_32[i * 1024 + j] = slice_17[i * 1024 + j] + lstm_b[j];
@@ -871,12 +837,10 @@ static void compute_outputs(void)
         }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             slice_18[i * 1024 + j] = matmul[i * 32768 + j + 17408];
         }
-    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             z_34[i * 1024 + j] = slice_18[i * 1024 + j] + lstm_b[j];
@@ -911,12 +875,10 @@ static void compute_outputs(void)
         }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             slice_19[i * 1024 + j] = matmul[i * 32768 + j + 18432];
         }
-    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             z_36[i * 1024 + j] = slice_19[i * 1024 + j] + lstm_b[j];
@@ -951,12 +913,10 @@ static void compute_outputs(void)
         }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             slice_20[i * 1024 + j] = matmul[i * 32768 + j + 19456];
         }
-    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             z_38[i * 1024 + j] = slice_20[i * 1024 + j] + lstm_b[j];
@@ -991,12 +951,10 @@ static void compute_outputs(void)
         }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             slice_21[i * 1024 + j] = matmul[i * 32768 + j + 20480];
         }
-    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             z_40[i * 1024 + j] = slice_21[i * 1024 + j] + lstm_b[j];
@@ -1031,12 +989,10 @@ static void compute_outputs(void)
         }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             slice_22[i * 1024 + j] = matmul[i * 32768 + j + 21504];
         }
-    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             z_42[i * 1024 + j] = slice_22[i * 1024 + j] + lstm_b[j];
@@ -1071,12 +1027,10 @@ static void compute_outputs(void)
         }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             slice_23[i * 1024 + j] = matmul[i * 32768 + j + 22528];
         }
-    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             z_44[i * 1024 + j] = slice_23[i * 1024 + j] + lstm_b[j];
@@ -1111,12 +1065,10 @@ static void compute_outputs(void)
         }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             slice_24[i * 1024 + j] = matmul[i * 32768 + j + 23552];
         }
-    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             z_46[i * 1024 + j] = slice_24[i * 1024 + j] + lstm_b[j];
@@ -1151,12 +1103,10 @@ static void compute_outputs(void)
         }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             slice_25[i * 1024 + j] = matmul[i * 32768 + j + 24576];
         }
-    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             z_48[i * 1024 + j] = slice_25[i * 1024 + j] + lstm_b[j];
@@ -1191,12 +1141,10 @@ static void compute_outputs(void)
         }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             slice_26[i * 1024 + j] = matmul[i * 32768 + j + 25600];
         }
-    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             z_50[i * 1024 + j] = slice_26[i * 1024 + j] + lstm_b[j];
@@ -1231,12 +1179,10 @@ static void compute_outputs(void)
         }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             slice_27[i * 1024 + j] = matmul[i * 32768 + j + 26624];
         }
-    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             z_52[i * 1024 + j] = slice_27[i * 1024 + j] + lstm_b[j];
@@ -1271,12 +1217,10 @@ static void compute_outputs(void)
         }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             slice_28[i * 1024 + j] = matmul[i * 32768 + j + 27648];
         }
-    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             z_54[i * 1024 + j] = slice_28[i * 1024 + j] + lstm_b[j];
@@ -1311,12 +1255,10 @@ static void compute_outputs(void)
         }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             slice_29[i * 1024 + j] = matmul[i * 32768 + j + 28672];
         }
-    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             z_56[i * 1024 + j] = slice_29[i * 1024 + j] + lstm_b[j];
@@ -1351,12 +1293,10 @@ static void compute_outputs(void)
         }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             slice_30[i * 1024 + j] = matmul[i * 32768 + j + 29696];
         }
-    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             z_58[i * 1024 + j] = slice_30[i * 1024 + j] + lstm_b[j];
@@ -1391,12 +1331,10 @@ static void compute_outputs(void)
         }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             slice_31[i * 1024 + j] = matmul[i * 32768 + j + 30720];
         }
-    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             z_60[i * 1024 + j] = slice_31[i * 1024 + j] + lstm_b[j];
@@ -1431,12 +1369,10 @@ static void compute_outputs(void)
         }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             slice_32[i * 1024 + j] = matmul[i * 32768 + j + 31744];
         }
-    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             z_62[i * 1024 + j] = slice_32[i * 1024 + j] + lstm_b[j];
@@ -1534,7 +1470,6 @@ static void compute_outputs(void)
     /* models/lib/dense.lua:9: return x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1024, 128, 256,
            REAL_C(1.0), concat, 256, out_w, 128, REAL_C(0.0), matmul_2, 128);
-    RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
             logits[i * 128 + j] = matmul_2[i * 128 + j] + out_b[j];

@@ -1035,7 +1035,6 @@ static void compute_outputs(void)
     /* models/lib/dense.lua:9: return x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1024, 128, 256,
            REAL_C(1.0), concat, 256, out_w, 128, REAL_C(0.0), matmul_2, 128);
-    RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
             logits[i * 128 + j] = matmul_2[i * 128 + j] + out_b[j];

@@ -78,7 +78,6 @@ static void compute_outputs(void)
            REAL_C(1.0), img, 64, fc1_w, 2048, REAL_C(0.0), matmul, 2048);
 
     /* models/digits.lua:17: local h = relu(dense(flatten(img), H, "fc1")) */
-    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 2048; j++) {
             const real t10 = matmul[i * 2048 + j] + fc1_b[j];
@@ -295,7 +294,6 @@ static void compute_grads(void)
            REAL_C(1.0), h, 2048, d_logits, 10, REAL_C(0.0), d_fc2_w, 10);
 
     /* backward of models/digits.lua:17: local h = relu(dense(flatten(img), H, "fc1")) */
-    RT_PARALLEL_FOR
     for (int i = 0; i < 65536; i++) {
         const real t54 = h[i] > REAL_C(0.0) ? REAL_C(1.0) : REAL_C(0.0);
         d_add[i] = d_h[i] * t54;

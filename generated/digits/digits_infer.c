@@ -58,7 +58,6 @@ static void compute_outputs(void)
            REAL_C(1.0), img, 64, fc1_w, 2048, REAL_C(0.0), matmul, 2048);
 
     /* models/digits.lua:17: local h = relu(dense(flatten(img), H, "fc1")) */
-    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 2048; j++) {
             const real t9 = matmul[i * 2048 + j] + fc1_b[j];

@@ -113,7 +113,6 @@ static void compute_outputs(void)
            REAL_C(1.0), im2col, 9, tuned_copy, 32, REAL_C(0.0), matmul, 32);
 
     /* models/digits_cnn.lua:18: local h = max_pool2d(relu(conv(img, F1, 3, "c1", { padding = 1 })), 2) */
-    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++)
             for (int k = 0; k < 32; k++) {
@@ -152,7 +151,6 @@ static void compute_outputs(void)
            REAL_C(1.0), im2col_2, 288, c2_w, 288, REAL_C(0.0), matmul_2, 64);
 
     /* models/digits_cnn.lua:19: h = max_pool2d(relu(conv(h, F2, 3, "c2", { padding = 1 })), 2) */
-    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 16; j++)
             for (int k = 0; k < 64; k++) {
@@ -389,7 +387,6 @@ static void compute_grads(void)
                         d_relu[win + m * 4 + n] +=
                             (real)(relu_2[win + m * 4 + n] == h_2[oi]) * d_reshape[oi];
             }
-    RT_PARALLEL_FOR
     for (int i = 0; i < 32768; i++) {
         const real t73 = relu_2[i] > REAL_C(0.0) ? REAL_C(1.0) : REAL_C(0.0);
         d_add[i] = d_relu[i] * t73;
@@ -402,7 +399,6 @@ static void compute_grads(void)
             for (int k = 0; k < 16; k++) {
                 d_reshape_2[j] += d_add[i * 1024 + j * 16 + k];
             }
-    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++)
             for (int k = 0; k < 16; k++) {
@@ -438,7 +434,6 @@ static void compute_grads(void)
                         d_relu_2[win + m * 8 + n] +=
                             (real)(relu[win + m * 8 + n] == h[oi]) * d_h[oi];
             }
-    RT_PARALLEL_FOR
     for (int i = 0; i < 65536; i++) {
         const real t84 = relu[i] > REAL_C(0.0) ? REAL_C(1.0) : REAL_C(0.0);
         d_add_2[i] = d_relu_2[i] * t84;
@@ -451,7 +446,6 @@ static void compute_grads(void)
             for (int k = 0; k < 64; k++) {
                 d_reshape_5[j] += d_add_2[i * 2048 + j * 64 + k];
             }
-    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 32; j++)
             for (int k = 0; k < 64; k++) {

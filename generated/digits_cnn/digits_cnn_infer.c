@@ -86,7 +86,6 @@ static void compute_outputs(void)
            REAL_C(1.0), im2col, 9, tuned_copy, 32, REAL_C(0.0), matmul, 32);
 
     /* models/digits_cnn.lua:18: local h = max_pool2d(relu(conv(img, F1, 3, "c1", { padding = 1 })), 2) */
-    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++)
             for (int k = 0; k < 32; k++) {
@@ -125,7 +124,6 @@ static void compute_outputs(void)
            REAL_C(1.0), im2col_2, 288, c2_w, 288, REAL_C(0.0), matmul_2, 64);
 
     /* models/digits_cnn.lua:19: h = max_pool2d(relu(conv(h, F2, 3, "c2", { padding = 1 })), 2) */
-    RT_PARALLEL_FOR
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 16; j++)
             for (int k = 0; k < 64; k++) {

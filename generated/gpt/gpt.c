@@ -229,7 +229,6 @@ static void compute_outputs(void)
     /* models/gpt.lua:16: local h = embedding(tokens, x) + positions      -- [N, T, W] */
     for (int i = 0; i < 1024; i++)
         memcpy(embedding + i * 128, tokens + x[i] * 128, 128 * sizeof *embedding);
-    RT_PARALLEL_FOR
     for (int i = 0; i < 16; i++)
         for (int j = 0; j < 8192; j++) {
             h[i * 8192 + j] = embedding[i * 8192 + j] + positions[j];
@@ -246,7 +245,6 @@ static void compute_outputs(void)
     for (int i = 0; i < 1024; i++) {
         mul[i] = sum[i] * REAL_C(0.0078125);
     }
-    RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
             sub[i * 128 + j] = h[i * 128 + j] - mul[i];
@@ -264,7 +262,6 @@ static void compute_outputs(void)
         const real t21 = t19 + REAL_C(1e-05);
         rsqrt[i] = REAL_C(1.0) / r_sqrt(t21);
     }
-    RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
             const real t23 = sub[i * 128 + j] * rsqrt[i];
@@ -277,7 +274,6 @@ static void compute_outputs(void)
            REAL_C(1.0), add, 128, block1_attn_q, 128, REAL_C(0.0), matmul, 128);
 
     /* models/lib/attention.lua:11: return t:reshape({N, T, heads, d}):permute({1, 3, 2, 4}) */
-    RT_PARALLEL_FOR
     for (int i = 0; i < 16; i++)
         for (int j = 0; j < 4; j++)
             for (int k = 0; k < 64; k++)
@@ -294,7 +290,6 @@ static void compute_outputs(void)
            REAL_C(1.0), add, 128, block1_attn_v, 128, REAL_C(0.0), matmul_3, 128);
 
     /* models/lib/attention.lua:11: return t:reshape({N, T, heads, d}):permute({1, 3, 2, 4}) */
-    RT_PARALLEL_FOR
     for (int i = 0; i < 16; i++)
         for (int j = 0; j < 4; j++)
             for (int k = 0; k < 64; k++)
@@ -303,7 +298,6 @@ static void compute_outputs(void)
                 }
 
     /* models/lib/attention.lua:21: local scores = matmul(q, transpose(k, 3, 4)) * (1 / math.sqrt(d)) */
-    RT_PARALLEL_FOR
     for (int i = 0; i < 16; i++)
         for (int j = 0; j < 64; j++)
             for (int k = 0; k < 128; k++) {
@@ -315,6 +309,7 @@ static void compute_outputs(void)
                scores + i * 4096, 64);
 
     /* models/lib/attention.lua:22: local y = matmul(softmax(causal_mask(scores)), v)      -- [N, heads, T */
+    RT_PARALLEL_FOR
     for (int i = 0; i < 4096; i++) {
         real *srow = softmax + (long)i * 64;
         const int on = i % 64 + 1; /* causal: the rest are 0 */
@@ -337,7 +332,6 @@ static void compute_outputs(void)
                y_2 + i * 2048, 32);
 
     /* models/lib/attention.lua:23: y = y:permute({1, 3, 2, 4}):reshape({N, T, width}) */
-    RT_PARALLEL_FOR
     for (int i = 0; i < 16; i++)
         for (int j = 0; j < 64; j++)
             for (int k = 0; k < 4; k++)
@@ -350,7 +344,6 @@ static void compute_outputs(void)
            REAL_C(1.0), permute_2, 128, block1_attn_out_w, 128, REAL_C(0.0), matmul_4, 128);
 
     /* models/lib/transformer_block.lua:15: x = x + attend(layer_norm(x, g1, b1)) */
-    RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
             const real t43 = matmul_4[i * 128 + j] + block1_attn_out_b[j];
@@ -368,7 +361,6 @@ static void compute_outputs(void)
     for (int i = 0; i < 1024; i++) {
         mul_2[i] = sum_3[i] * REAL_C(0.0078125);
     }
-    RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
             sub_2[i * 128 + j] = add_2[i * 128 + j] - mul_2[i];
@@ -386,7 +378,6 @@ static void compute_outputs(void)
         const real t51 = t50 + REAL_C(1e-05);
         rsqrt_2[i] = REAL_C(1.0) / r_sqrt(t51);
     }
-    RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
             const real t53 = sub_2[i * 128 + j] * rsqrt_2[i];
@@ -416,7 +407,6 @@ static void compute_outputs(void)
            REAL_C(1.0), h_2, 512, block1_proj_w, 128, REAL_C(0.0), matmul_6, 128);
 
     /* models/lib/transformer_block.lua:17: return x + dense(h, width, name .. "_proj") */
-    RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
             const real t75 = matmul_6[i * 128 + j] + block1_proj_b[j];
@@ -434,7 +424,6 @@ static void compute_outputs(void)
     for (int i = 0; i < 1024; i++) {
         mul_3[i] = sum_5[i] * REAL_C(0.0078125);
     }
-    RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
             sub_3[i * 128 + j] = h_3[i * 128 + j] - mul_3[i];
@@ -452,7 +441,6 @@ static void compute_outputs(void)
         const real t90 = t89 + REAL_C(1e-05);
         rsqrt_3[i] = REAL_C(1.0) / r_sqrt(t90);
     }
-    RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
             const real t92 = sub_3[i * 128 + j] * rsqrt_3[i];
@@ -465,7 +453,6 @@ static void compute_outputs(void)
            REAL_C(1.0), add_5, 128, block2_attn_q, 128, REAL_C(0.0), matmul_7, 128);
 
     /* models/lib/attention.lua:11: return t:reshape({N, T, heads, d}):permute({1, 3, 2, 4}) */
-    RT_PARALLEL_FOR
     for (int i = 0; i < 16; i++)
         for (int j = 0; j < 4; j++)
             for (int k = 0; k < 64; k++)
@@ -482,7 +469,6 @@ static void compute_outputs(void)
            REAL_C(1.0), add_5, 128, block2_attn_v, 128, REAL_C(0.0), matmul_9, 128);
 
     /* models/lib/attention.lua:11: return t:reshape({N, T, heads, d}):permute({1, 3, 2, 4}) */
-    RT_PARALLEL_FOR
     for (int i = 0; i < 16; i++)
         for (int j = 0; j < 4; j++)
             for (int k = 0; k < 64; k++)
@@ -491,7 +477,6 @@ static void compute_outputs(void)
                 }
 
     /* models/lib/attention.lua:21: local scores = matmul(q, transpose(k, 3, 4)) * (1 / math.sqrt(d)) */
-    RT_PARALLEL_FOR
     for (int i = 0; i < 16; i++)
         for (int j = 0; j < 64; j++)
             for (int k = 0; k < 128; k++) {
@@ -503,6 +488,7 @@ static void compute_outputs(void)
                scores_2 + i * 4096, 64);
 
     /* models/lib/attention.lua:22: local y = matmul(softmax(causal_mask(scores)), v)      -- [N, heads, T */
+    RT_PARALLEL_FOR
     for (int i = 0; i < 4096; i++) {
         real *srow = softmax_2 + (long)i * 64;
         const int on = i % 64 + 1; /* causal: the rest are 0 */
@@ -525,7 +511,6 @@ static void compute_outputs(void)
                y_3 + i * 2048, 32);
 
     /* models/lib/attention.lua:23: y = y:permute({1, 3, 2, 4}):reshape({N, T, width}) */
-    RT_PARALLEL_FOR
     for (int i = 0; i < 16; i++)
         for (int j = 0; j < 64; j++)
             for (int k = 0; k < 4; k++)
@@ -538,7 +523,6 @@ static void compute_outputs(void)
            REAL_C(1.0), permute_4, 128, block2_attn_out_w, 128, REAL_C(0.0), matmul_10, 128);
 
     /* models/lib/transformer_block.lua:15: x = x + attend(layer_norm(x, g1, b1)) */
-    RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
             const real t112 = matmul_10[i * 128 + j] + block2_attn_out_b[j];
@@ -556,7 +540,6 @@ static void compute_outputs(void)
     for (int i = 0; i < 1024; i++) {
         mul_4[i] = sum_7[i] * REAL_C(0.0078125);
     }
-    RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
             sub_4[i * 128 + j] = add_6[i * 128 + j] - mul_4[i];
@@ -574,7 +557,6 @@ static void compute_outputs(void)
         const real t120 = t119 + REAL_C(1e-05);
         rsqrt_4[i] = REAL_C(1.0) / r_sqrt(t120);
     }
-    RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
             const real t122 = sub_4[i * 128 + j] * rsqrt_4[i];
@@ -604,7 +586,6 @@ static void compute_outputs(void)
            REAL_C(1.0), h_4, 512, block2_proj_w, 128, REAL_C(0.0), matmul_12, 128);
 
     /* models/lib/transformer_block.lua:17: return x + dense(h, width, name .. "_proj") */
-    RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
             const real t140 = matmul_12[i * 128 + j] + block2_proj_b[j];
@@ -622,7 +603,6 @@ static void compute_outputs(void)
     for (int i = 0; i < 1024; i++) {
         mul_5[i] = sum_9[i] * REAL_C(0.0078125);
     }
-    RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
             sub_5[i * 128 + j] = h_5[i * 128 + j] - mul_5[i];
@@ -640,7 +620,6 @@ static void compute_outputs(void)
         const real t150 = t149 + REAL_C(1e-05);
         rsqrt_5[i] = REAL_C(1.0) / r_sqrt(t150);
     }
-    RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
             const real t152 = sub_5[i * 128 + j] * rsqrt_5[i];
@@ -651,7 +630,6 @@ static void compute_outputs(void)
     /* models/lib/dense.lua:9: return x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1024, 128, 128,
            REAL_C(1.0), add_9, 128, head_w, 128, REAL_C(0.0), matmul_13, 128);
-    RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
             logits[i * 128 + j] = matmul_13[i * 128 + j] + head_b[j];
@@ -748,7 +726,6 @@ static void compute_grads(void)
         for (int j = 0; j < 128; j++) {
             d_ln_b[j] += d_add[i * 128 + j];
         }
-    RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
             d_mul[i * 128 + j] = d_add[i * 128 + j] * ln_g[j];
@@ -774,7 +751,6 @@ static void compute_grads(void)
         const real t184 = t182 * t183;
         d_sum[i] = t184 * REAL_C(0.0078125);
     }
-    RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
             const real t178 = d_mul[i * 128 + j] * rsqrt_5[i];
@@ -794,7 +770,6 @@ static void compute_grads(void)
     for (int i = 0; i < 1024; i++) {
         d_sum_2[i] = d_mul_2[i] * REAL_C(0.0078125);
     }
-    RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
             const real t194 = d_sum_2[i];
@@ -849,7 +824,6 @@ static void compute_grads(void)
         for (int j = 0; j < 128; j++) {
             d_block2_ln2_b[j] += d_add_3[i * 128 + j];
         }
-    RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
             d_mul_3[i * 128 + j] = d_add_3[i * 128 + j] * block2_ln2_g[j];
@@ -875,7 +849,6 @@ static void compute_grads(void)
         const real t232 = t230 * t231;
         d_sum_3[i] = t232 * REAL_C(0.0078125);
     }
-    RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
             const real t227 = d_mul_3[i * 128 + j] * rsqrt_4[i];
@@ -895,7 +868,6 @@ static void compute_grads(void)
     for (int i = 0; i < 1024; i++) {
         d_sum_4[i] = d_mul_4[i] * REAL_C(0.0078125);
     }
-    RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
             const real t238 = d_h[i * 128 + j] + d_sub_2[i * 128 + j];
@@ -915,7 +887,6 @@ static void compute_grads(void)
            REAL_C(1.0), permute_4, 128, d_add_4, 128, REAL_C(0.0), d_block2_attn_out_w, 128);
 
     /* backward of models/lib/attention.lua:23: y = y:permute({1, 3, 2, 4}):reshape({N, T, width}) */
-    RT_PARALLEL_FOR
     for (int i = 0; i < 16; i++)
         for (int j = 0; j < 4; j++)
             for (int k = 0; k < 64; k++)
@@ -932,6 +903,7 @@ static void compute_grads(void)
         r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 64, 32, 64,
                REAL_C(1.0), softmax_2 + i * 4096, 64, d_y_2 + i * 2048, 32, REAL_C(0.0),
                d_v + i * 2048, 32);
+    RT_PARALLEL_FOR
     for (int i = 0; i < 4096; i++) {
         const real *srow = softmax_2 + (long)i * 64;
         real *drow = d_softmax_grad + (long)i * 64;
@@ -956,7 +928,6 @@ static void compute_grads(void)
                d_permute + i * 2048, 64);
 
     /* backward of models/lib/attention.lua:11: return t:reshape({N, T, heads, d}):permute({1, 3, 2, 4}) */
-    RT_PARALLEL_FOR
     for (int i = 0; i < 16; i++)
         for (int j = 0; j < 64; j++)
             for (int k = 0; k < 4; k++)
@@ -971,7 +942,6 @@ static void compute_grads(void)
            REAL_C(1.0), add_5, 128, d_reshape_2, 128, REAL_C(0.0), d_block2_attn_v, 128);
 
     /* backward of models/lib/attention.lua:11: return t:reshape({N, T, heads, d}):permute({1, 3, 2, 4}) */
-    RT_PARALLEL_FOR
     for (int i = 0; i < 16; i++)
         for (int j = 0; j < 128; j++)
             for (int k = 0; k < 64; k++) {
@@ -985,7 +955,6 @@ static void compute_grads(void)
            REAL_C(1.0), add_5, 128, d_reshape_3, 128, REAL_C(0.0), d_block2_attn_k, 128);
 
     /* backward of models/lib/attention.lua:11: return t:reshape({N, T, heads, d}):permute({1, 3, 2, 4}) */
-    RT_PARALLEL_FOR
     for (int i = 0; i < 16; i++)
         for (int j = 0; j < 64; j++)
             for (int k = 0; k < 4; k++)
@@ -1005,7 +974,6 @@ static void compute_grads(void)
         for (int j = 0; j < 128; j++) {
             d_block2_ln1_b[j] += d_add_5[i * 128 + j];
         }
-    RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
             d_mul_5[i * 128 + j] = d_add_5[i * 128 + j] * block2_ln1_g[j];
@@ -1031,7 +999,6 @@ static void compute_grads(void)
         const real t282 = t280 * t281;
         d_sum_5[i] = t282 * REAL_C(0.0078125);
     }
-    RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
             const real t277 = d_mul_5[i * 128 + j] * rsqrt_3[i];
@@ -1051,7 +1018,6 @@ static void compute_grads(void)
     for (int i = 0; i < 1024; i++) {
         d_sum_6[i] = d_mul_6[i] * REAL_C(0.0078125);
     }
-    RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
             const real t288 = d_add_4[i * 128 + j] + d_sub_3[i * 128 + j];
@@ -1107,7 +1073,6 @@ static void compute_grads(void)
         for (int j = 0; j < 128; j++) {
             d_block1_ln2_b[j] += d_add_7[i * 128 + j];
         }
-    RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
             d_mul_7[i * 128 + j] = d_add_7[i * 128 + j] * block1_ln2_g[j];
@@ -1133,7 +1098,6 @@ static void compute_grads(void)
         const real t329 = t327 * t328;
         d_sum_7[i] = t329 * REAL_C(0.0078125);
     }
-    RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
             const real t324 = d_mul_7[i * 128 + j] * rsqrt_2[i];
@@ -1153,7 +1117,6 @@ static void compute_grads(void)
     for (int i = 0; i < 1024; i++) {
         d_sum_8[i] = d_mul_8[i] * REAL_C(0.0078125);
     }
-    RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
             const real t335 = d_h_3[i * 128 + j] + d_sub_4[i * 128 + j];
@@ -1173,7 +1136,6 @@ static void compute_grads(void)
            REAL_C(1.0), permute_2, 128, d_add_8, 128, REAL_C(0.0), d_block1_attn_out_w, 128);
 
     /* backward of models/lib/attention.lua:23: y = y:permute({1, 3, 2, 4}):reshape({N, T, width}) */
-    RT_PARALLEL_FOR
     for (int i = 0; i < 16; i++)
         for (int j = 0; j < 4; j++)
             for (int k = 0; k < 64; k++)
@@ -1190,6 +1152,7 @@ static void compute_grads(void)
         r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 64, 32, 64,
                REAL_C(1.0), softmax + i * 4096, 64, d_y_4 + i * 2048, 32, REAL_C(0.0),
                d_v_2 + i * 2048, 32);
+    RT_PARALLEL_FOR
     for (int i = 0; i < 4096; i++) {
         const real *srow = softmax + (long)i * 64;
         real *drow = d_softmax_grad_2 + (long)i * 64;
@@ -1214,7 +1177,6 @@ static void compute_grads(void)
                d_permute_2 + i * 2048, 64);
 
     /* backward of models/lib/attention.lua:11: return t:reshape({N, T, heads, d}):permute({1, 3, 2, 4}) */
-    RT_PARALLEL_FOR
     for (int i = 0; i < 16; i++)
         for (int j = 0; j < 64; j++)
             for (int k = 0; k < 4; k++)
@@ -1229,7 +1191,6 @@ static void compute_grads(void)
            REAL_C(1.0), add, 128, d_reshape_5, 128, REAL_C(0.0), d_block1_attn_v, 128);
 
     /* backward of models/lib/attention.lua:11: return t:reshape({N, T, heads, d}):permute({1, 3, 2, 4}) */
-    RT_PARALLEL_FOR
     for (int i = 0; i < 16; i++)
         for (int j = 0; j < 128; j++)
             for (int k = 0; k < 64; k++) {
@@ -1243,7 +1204,6 @@ static void compute_grads(void)
            REAL_C(1.0), add, 128, d_reshape_6, 128, REAL_C(0.0), d_block1_attn_k, 128);
 
     /* backward of models/lib/attention.lua:11: return t:reshape({N, T, heads, d}):permute({1, 3, 2, 4}) */
-    RT_PARALLEL_FOR
     for (int i = 0; i < 16; i++)
         for (int j = 0; j < 64; j++)
             for (int k = 0; k < 4; k++)
@@ -1263,7 +1223,6 @@ static void compute_grads(void)
         for (int j = 0; j < 128; j++) {
             d_block1_ln1_b[j] += d_add_9[i * 128 + j];
         }
-    RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
             d_mul_9[i * 128 + j] = d_add_9[i * 128 + j] * block1_ln1_g[j];
@@ -1289,7 +1248,6 @@ static void compute_grads(void)
         const real t379 = t377 * t378;
         d_sum_9[i] = t379 * REAL_C(0.0078125);
     }
-    RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
             const real t374 = d_mul_9[i * 128 + j] * rsqrt[i];
@@ -1309,7 +1267,6 @@ static void compute_grads(void)
     for (int i = 0; i < 1024; i++) {
         d_sum_10[i] = d_mul_10[i] * REAL_C(0.0078125);
     }
-    RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
             const real t385 = d_add_8[i * 128 + j] + d_sub_5[i * 128 + j];

@@ -124,7 +124,6 @@ static void compute_outputs(void)
     /* models/gpt.lua:16: local h = embedding(tokens, x) + positions      -- [N, T, W] */
     for (int i = 0; i < 1024; i++)
         memcpy(embedding + i * 128, tokens + x[i] * 128, 128 * sizeof *embedding);
-    RT_PARALLEL_FOR
     for (int i = 0; i < 16; i++)
         for (int j = 0; j < 8192; j++) {
             h[i * 8192 + j] = embedding[i * 8192 + j] + positions[j];
@@ -141,7 +140,6 @@ static void compute_outputs(void)
     for (int i = 0; i < 1024; i++) {
         mul[i] = sum[i] * REAL_C(0.0078125);
     }
-    RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
             sub[i * 128 + j] = h[i * 128 + j] - mul[i];
@@ -159,7 +157,6 @@ static void compute_outputs(void)
         const real t20 = t18 + REAL_C(1e-05);
         rsqrt[i] = REAL_C(1.0) / r_sqrt(t20);
     }
-    RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
             const real t22 = sub[i * 128 + j] * rsqrt[i];
@@ -172,7 +169,6 @@ static void compute_outputs(void)
            REAL_C(1.0), add, 128, block1_attn_q, 128, REAL_C(0.0), matmul, 128);
 
     /* models/lib/attention.lua:11: return t:reshape({N, T, heads, d}):permute({1, 3, 2, 4}) */
-    RT_PARALLEL_FOR
     for (int i = 0; i < 16; i++)
         for (int j = 0; j < 4; j++)
             for (int k = 0; k < 64; k++)
@@ -189,7 +185,6 @@ static void compute_outputs(void)
            REAL_C(1.0), add, 128, block1_attn_v, 128, REAL_C(0.0), matmul_3, 128);
 
     /* models/lib/attention.lua:11: return t:reshape({N, T, heads, d}):permute({1, 3, 2, 4}) */
-    RT_PARALLEL_FOR
     for (int i = 0; i < 16; i++)
         for (int j = 0; j < 4; j++)
             for (int k = 0; k < 64; k++)
@@ -198,7 +193,6 @@ static void compute_outputs(void)
                 }
 
     /* models/lib/attention.lua:21: local scores = matmul(q, transpose(k, 3, 4)) * (1 / math.sqrt(d)) */
-    RT_PARALLEL_FOR
     for (int i = 0; i < 16; i++)
         for (int j = 0; j < 64; j++)
             for (int k = 0; k < 128; k++) {
@@ -210,6 +204,7 @@ static void compute_outputs(void)
                scores + i * 4096, 64);
 
     /* models/lib/attention.lua:22: local y = matmul(softmax(causal_mask(scores)), v)      -- [N, heads, T */
+    RT_PARALLEL_FOR
     for (int i = 0; i < 4096; i++) {
         real *srow = softmax + (long)i * 64;
         const int on = i % 64 + 1; /* causal: the rest are 0 */
@@ -232,7 +227,6 @@ static void compute_outputs(void)
                y + i * 2048, 32);
 
     /* models/lib/attention.lua:23: y = y:permute({1, 3, 2, 4}):reshape({N, T, width}) */
-    RT_PARALLEL_FOR
     for (int i = 0; i < 16; i++)
         for (int j = 0; j < 64; j++)
             for (int k = 0; k < 4; k++)
@@ -245,7 +239,6 @@ static void compute_outputs(void)
            REAL_C(1.0), permute_2, 128, block1_attn_out_w, 128, REAL_C(0.0), matmul_4, 128);
 
     /* models/lib/transformer_block.lua:15: x = x + attend(layer_norm(x, g1, b1)) */
-    RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
             const real t42 = matmul_4[i * 128 + j] + block1_attn_out_b[j];
@@ -263,7 +256,6 @@ static void compute_outputs(void)
     for (int i = 0; i < 1024; i++) {
         mul_2[i] = sum_3[i] * REAL_C(0.0078125);
     }
-    RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
             sub_2[i * 128 + j] = add_2[i * 128 + j] - mul_2[i];
@@ -281,7 +273,6 @@ static void compute_outputs(void)
         const real t50 = t49 + REAL_C(1e-05);
         rsqrt_2[i] = REAL_C(1.0) / r_sqrt(t50);
     }
-    RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
             const real t52 = sub_2[i * 128 + j] * rsqrt_2[i];
@@ -309,7 +300,6 @@ static void compute_outputs(void)
            REAL_C(1.0), h_2, 512, block1_proj_w, 128, REAL_C(0.0), matmul_6, 128);
 
     /* models/lib/transformer_block.lua:17: return x + dense(h, width, name .. "_proj") */
-    RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
             const real t74 = matmul_6[i * 128 + j] + block1_proj_b[j];
@@ -327,7 +317,6 @@ static void compute_outputs(void)
     for (int i = 0; i < 1024; i++) {
         mul_3[i] = sum_5[i] * REAL_C(0.0078125);
     }
-    RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
             sub_3[i * 128 + j] = h_3[i * 128 + j] - mul_3[i];
@@ -345,7 +334,6 @@ static void compute_outputs(void)
         const real t89 = t88 + REAL_C(1e-05);
         rsqrt_3[i] = REAL_C(1.0) / r_sqrt(t89);
     }
-    RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
             const real t91 = sub_3[i * 128 + j] * rsqrt_3[i];
@@ -358,7 +346,6 @@ static void compute_outputs(void)
            REAL_C(1.0), add_4, 128, block2_attn_q, 128, REAL_C(0.0), matmul_7, 128);
 
     /* models/lib/attention.lua:11: return t:reshape({N, T, heads, d}):permute({1, 3, 2, 4}) */
-    RT_PARALLEL_FOR
     for (int i = 0; i < 16; i++)
         for (int j = 0; j < 4; j++)
             for (int k = 0; k < 64; k++)
@@ -375,7 +362,6 @@ static void compute_outputs(void)
            REAL_C(1.0), add_4, 128, block2_attn_v, 128, REAL_C(0.0), matmul_9, 128);
 
     /* models/lib/attention.lua:11: return t:reshape({N, T, heads, d}):permute({1, 3, 2, 4}) */
-    RT_PARALLEL_FOR
     for (int i = 0; i < 16; i++)
         for (int j = 0; j < 4; j++)
             for (int k = 0; k < 64; k++)
@@ -384,7 +370,6 @@ static void compute_outputs(void)
                 }
 
     /* models/lib/attention.lua:21: local scores = matmul(q, transpose(k, 3, 4)) * (1 / math.sqrt(d)) */
-    RT_PARALLEL_FOR
     for (int i = 0; i < 16; i++)
         for (int j = 0; j < 64; j++)
             for (int k = 0; k < 128; k++) {
@@ -396,6 +381,7 @@ static void compute_outputs(void)
                scores_2 + i * 4096, 64);
 
     /* models/lib/attention.lua:22: local y = matmul(softmax(causal_mask(scores)), v)      -- [N, heads, T */
+    RT_PARALLEL_FOR
     for (int i = 0; i < 4096; i++) {
         real *srow = softmax_2 + (long)i * 64;
         const int on = i % 64 + 1; /* causal: the rest are 0 */
@@ -418,7 +404,6 @@ static void compute_outputs(void)
                y_2 + i * 2048, 32);
 
     /* models/lib/attention.lua:23: y = y:permute({1, 3, 2, 4}):reshape({N, T, width}) */
-    RT_PARALLEL_FOR
     for (int i = 0; i < 16; i++)
         for (int j = 0; j < 64; j++)
             for (int k = 0; k < 4; k++)
@@ -431,7 +416,6 @@ static void compute_outputs(void)
            REAL_C(1.0), permute_4, 128, block2_attn_out_w, 128, REAL_C(0.0), matmul_10, 128);
 
     /* models/lib/transformer_block.lua:15: x = x + attend(layer_norm(x, g1, b1)) */
-    RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
             const real t111 = matmul_10[i * 128 + j] + block2_attn_out_b[j];
@@ -449,7 +433,6 @@ static void compute_outputs(void)
     for (int i = 0; i < 1024; i++) {
         mul_4[i] = sum_7[i] * REAL_C(0.0078125);
     }
-    RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
             sub_4[i * 128 + j] = add_5[i * 128 + j] - mul_4[i];
@@ -467,7 +450,6 @@ static void compute_outputs(void)
         const real t119 = t118 + REAL_C(1e-05);
         rsqrt_4[i] = REAL_C(1.0) / r_sqrt(t119);
     }
-    RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
             const real t121 = sub_4[i * 128 + j] * rsqrt_4[i];
@@ -495,7 +477,6 @@ static void compute_outputs(void)
            REAL_C(1.0), h_4, 512, block2_proj_w, 128, REAL_C(0.0), matmul_12, 128);
 
     /* models/lib/transformer_block.lua:17: return x + dense(h, width, name .. "_proj") */
-    RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
             const real t139 = matmul_12[i * 128 + j] + block2_proj_b[j];
@@ -513,7 +494,6 @@ static void compute_outputs(void)
     for (int i = 0; i < 1024; i++) {
         mul_5[i] = sum_9[i] * REAL_C(0.0078125);
     }
-    RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
             sub_5[i * 128 + j] = h_5[i * 128 + j] - mul_5[i];
@@ -531,7 +511,6 @@ static void compute_outputs(void)
         const real t149 = t148 + REAL_C(1e-05);
         rsqrt_5[i] = REAL_C(1.0) / r_sqrt(t149);
     }
-    RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
             const real t151 = sub_5[i * 128 + j] * rsqrt_5[i];
@@ -542,7 +521,6 @@ static void compute_outputs(void)
     /* models/lib/dense.lua:9: return x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1024, 128, 128,
            REAL_C(1.0), add_7, 128, head_w, 128, REAL_C(0.0), matmul_13, 128);
-    RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
             logits[i * 128 + j] = matmul_13[i * 128 + j] + head_b[j];
