@@ -52,7 +52,7 @@ static const char *const reserved[] = {
     "i", "j", "k", "l", "m", "n", "acc", "row", "drow", "srow", "dot", "label", "mx", "cnt", "on",
     "at", "oi", "win", "lr", "loss", "x0", "m0", "m1", "n0", "n1",
     "rows", "hyper", "params", "grads", "avg", "avg_sq", "scale", "norm2", "wd", "mu", "b1", "b2",
-    "c1", "c2", "eps", "alpha", "g", "part", "sqrt", "forward", "loss_and_grad", "train_step", "inputs",
+    "c1", "c2", "eps", "alpha", "g", "part", "o", "sqrt", "forward", "loss_and_grad", "train_step", "inputs",
     "outputs", "memset", "memcpy", "fold", "keep", "compute_grads", "clipped_step", "tuned_copy",
     /* the C library's, which a header may declare */
     "exp", "log", "tanh", "pow", "fmax", "fmin", "sqrt", "fabs", "floor", "ceil", "round", "sin",
@@ -613,19 +613,49 @@ static void emit_group(Emit *e, int root)
         close_loops(e->b, 0, sp.rank, 1);
     } else if (reduce) {
         /* A reduction over trailing axes: a local accumulator per output,
-         * in a block of its own when there is no outer loop to hold it. */
-        int depth = 1 + (keep == 0);
+         * in a block of its own when there is no outer loop to hold it. A
+         * sum along a last axis of a multiple of 16 takes 16 partial sums
+         * in turn, then adds them up: one running sum waits on each add,
+         * and C lets no compiler split it; in this fixed order they
+         * vectorize, alike for every instruction set. */
+        int depth = 1 + (keep == 0), last = sp.rank - 1;
+        bool split = r->op == OP_SUM && keep <= last && sp.size[last] % 16 == 0 &&
+                     sp.size[last] >= 32;
         if (keep == 0)
             buf_printf(e->b, "    {\n");
         else
             open_parallel(e->b, &sp, depth);
         open_loops(e->b, &sp, 0, keep, depth);
         indent(e->b, depth + keep);
-        buf_printf(e->b, "real acc = %s;\n", init);
-        open_loops(e->b, &sp, keep, sp.rank, depth + keep);
-        group_body(e, &sp, &m, &one, &body, depth + sp.rank, false);
-        buf_printf(e->b, "%s", body.data);
-        close_loops(e->b, keep, sp.rank, depth + keep);
+        if (split) {
+            char part[16];
+            snprintf(part, sizeof part, "part[%c - o]", loop_var[last]);
+            one.acc[0] = part;
+            buf_printf(e->b, "real part[16] = {%s};\n", init);
+            open_loops(e->b, &sp, keep, last, depth + keep);
+            indent(e->b, depth + last);
+            buf_printf(e->b, "for (int o = 0; o < %ld; o += 16)\n", sp.size[last]);
+            indent(e->b, depth + last + 1);
+            buf_printf(e->b, "for (int %c = o; %c < o + 16; %c++) {\n", loop_var[last],
+                       loop_var[last], loop_var[last]);
+            group_body(e, &sp, &m, &one, &body, depth + last + 2, false);
+            buf_printf(e->b, "%s", body.data);
+            indent(e->b, depth + last + 1);
+            buf_printf(e->b, "}\n");
+            close_loops(e->b, keep, last, depth + keep);
+            indent(e->b, depth + keep);
+            buf_printf(e->b, "real acc = part[0];\n");
+            indent(e->b, depth + keep);
+            buf_printf(e->b, "for (int o = 1; o < 16; o++)\n");
+            indent(e->b, depth + keep + 1);
+            buf_printf(e->b, "acc += part[o];\n");
+        } else {
+            buf_printf(e->b, "real acc = %s;\n", init);
+            open_loops(e->b, &sp, keep, sp.rank, depth + keep);
+            group_body(e, &sp, &m, &one, &body, depth + sp.rank, false);
+            buf_printf(e->b, "%s", body.data);
+            close_loops(e->b, keep, sp.rank, depth + keep);
+        }
         indent(e->b, depth + keep);
         buf_printf(e->b, "%s[%s] = acc;\n", use(e, root), idx);
         close_loops(e->b, 0, keep, depth);

@@ -494,6 +494,28 @@ START_TEST(loops_read_in_order)
 }
 END_TEST
 
+/* A sum along rows of 32 (a multiple of 16) takes 16 partial sums in
+ * turn, a fixed order that vectorizes; one along rows of 20 runs one sum. */
+START_TEST(row_sums_in_parts)
+{
+    const char *path =
+        write_model("parts.lua", "local x = input(\"x\", {4, 32})\n"
+                                 "local y = input(\"y\", {4, 20})\n"
+                                 "local w = param(\"w\", {4}, randn())\n"
+                                 "return model { loss = sum((sum(x * x, 2) + sum(y * y, 2)) * w) }\n");
+    LoadOptions o = {0};
+    OutFile out[6];
+    ck_assert_int_eq(compile_files(path, &o, out), 0);
+    const char *c = out[1].text.data;
+    ck_assert_msg(strstr(c, "for (int o = 0; o < 32; o += 16)\n"
+                            "            for (int j = o; j < o + 16; j++) {\n"),
+                  "%s", c);
+    ck_assert_msg(strstr(c, "part[j - o] += t"), "%s", c);
+    ck_assert_msg(strstr(c, "for (int j = 0; j < 20; j++) {\n"), "%s", c);
+    free_files(out, 6);
+}
+END_TEST
+
 START_TEST(dce_drops_unused)
 {
     const char *path = write_model("dead.lua", "local x = input(\"x\", {2, 2})\n"
@@ -588,6 +610,7 @@ static Suite *compiler_suite(void)
     tcase_add_test(passes, seed_backward_is_the_notes);
     tcase_add_test(passes, transposes_fold_into_flags);
     tcase_add_test(passes, attention_folds_scale_and_mask);
+    tcase_add_test(passes, row_sums_in_parts);
     tcase_add_test(passes, dce_drops_unused);
     tcase_add_test(passes, remat_keeps_only_what_backward_needs);
     tcase_add_test(passes, loops_read_in_order);

@@ -34,7 +34,7 @@ static real *const slice = arena + 3806736; /* [32,1,1024] */
 static real *const z = arena + 3839504; /* [32,1024] */
 static real *const i_2 = arena + 3806736; /* [32,256] */
 static real *const g_2 = arena + 3814928; /* [32,256] */
-static real *const o = arena + 3823120; /* [32,256] */
+static real *const o_2 = arena + 3823120; /* [32,256] */
 static real *const c = arena + 3831312; /* [32,256] */
 static real *const tanh_2 = arena + 3839504; /* [32,256] */
 static real *const h = arena + 3847696; /* [32,256] */
@@ -44,7 +44,7 @@ static real *const z_3 = arena + 3888656; /* [32,1024] */
 static real *const i_3 = arena + 3855888; /* [32,256] */
 static real *const f = arena + 3864080; /* [32,256] */
 static real *const g_3 = arena + 3872272; /* [32,256] */
-static real *const o_2 = arena + 3880464; /* [32,256] */
+static real *const o_3 = arena + 3880464; /* [32,256] */
 static real *const c_2 = arena + 3888656; /* [32,256] */
 static real *const tanh_3 = arena + 3896848; /* [32,256] */
 static real *const h_2 = arena + 3905040; /* [32,256] */
@@ -54,7 +54,7 @@ static real *const z_5 = arena + 3954192; /* [32,1024] */
 static real *const i_4 = arena + 3913232; /* [32,256] */
 static real *const f_2 = arena + 3921424; /* [32,256] */
 static real *const g_4 = arena + 3929616; /* [32,256] */
-static real *const o_3 = arena + 3937808; /* [32,256] */
+static real *const o_4 = arena + 3937808; /* [32,256] */
 static real *const c_3 = arena + 3946000; /* [32,256] */
 static real *const tanh_4 = arena + 3954192; /* [32,256] */
 static real *const h_3 = arena + 3962384; /* [32,256] */
@@ -64,7 +64,7 @@ static real *const z_7 = arena + 4003344; /* [32,1024] */
 static real *const i_5 = arena + 3970576; /* [32,256] */
 static real *const f_3 = arena + 3978768; /* [32,256] */
 static real *const g_5 = arena + 3986960; /* [32,256] */
-static real *const o_4 = arena + 3995152; /* [32,256] */
+static real *const o_5 = arena + 3995152; /* [32,256] */
 static real *const c_4 = arena + 4003344; /* [32,256] */
 static real *const tanh_5 = arena + 4011536; /* [32,256] */
 static real *const h_4 = arena + 4019728; /* [32,256] */
@@ -74,7 +74,7 @@ static real *const z_9 = arena + 4068880; /* [32,1024] */
 static real *const i_6 = arena + 4027920; /* [32,256] */
 static real *const f_4 = arena + 4036112; /* [32,256] */
 static real *const g_6 = arena + 4044304; /* [32,256] */
-static real *const o_5 = arena + 4052496; /* [32,256] */
+static real *const o_6 = arena + 4052496; /* [32,256] */
 static real *const c_5 = arena + 4060688; /* [32,256] */
 static real *const tanh_6 = arena + 4068880; /* [32,256] */
 static real *const h_5 = arena + 4077072; /* [32,256] */
@@ -84,7 +84,7 @@ static real *const z_11 = arena + 4118032; /* [32,1024] */
 static real *const i_7 = arena + 4085264; /* [32,256] */
 static real *const f_5 = arena + 4093456; /* [32,256] */
 static real *const g_7 = arena + 4101648; /* [32,256] */
-static real *const o_6 = arena + 4109840; /* [32,256] */
+static real *const o_7 = arena + 4109840; /* [32,256] */
 static real *const c_6 = arena + 4118032; /* [32,256] */
 static real *const tanh_7 = arena + 4126224; /* [32,256] */
 static real *const h_6 = arena + 4134416; /* [32,256] */
@@ -94,7 +94,7 @@ static real *const z_13 = arena + 4183568; /* [32,1024] */
 static real *const i_8 = arena + 4142608; /* [32,256] */
 static real *const f_6 = arena + 4150800; /* [32,256] */
 static real *const g_8 = arena + 4158992; /* [32,256] */
-static real *const o_7 = arena + 4167184; /* [32,256] */
+static real *const o_8 = arena + 4167184; /* [32,256] */
 static real *const c_7 = arena + 4175376; /* [32,256] */
 static real *const tanh_8 = arena + 4183568; /* [32,256] */
 static real *const h_7 = arena + 4191760; /* [32,256] */
@@ -104,7 +104,7 @@ static real *const z_15 = arena + 4232720; /* [32,1024] */
 static real *const i_9 = arena + 4199952; /* [32,256] */
 static real *const f_7 = arena + 4208144; /* [32,256] */
 static real *const g_9 = arena + 4216336; /* [32,256] */
-static real *const o_8 = arena + 4224528; /* [32,256] */
+static real *const o_9 = arena + 4224528; /* [32,256] */
 static real *const c_8 = arena + 4232720; /* [32,256] */
 static real *const tanh_9 = arena + 4240912; /* [32,256] */
 static real *const h_8 = arena + 4249104; /* [32,256] */
@@ -114,7 +114,7 @@ static real *const z_17 = arena + 4298256; /* [32,1024] */
 static real *const i_10 = arena + 4257296; /* [32,256] */
 static real *const f_8 = arena + 4265488; /* [32,256] */
 static real *const g_10 = arena + 4273680; /* [32,256] */
-static real *const o_9 = arena + 4281872; /* [32,256] */
+static real *const o_10 = arena + 4281872; /* [32,256] */
 static real *const c_9 = arena + 4290064; /* [32,256] */
 static real *const tanh_10 = arena + 4298256; /* [32,256] */
 static real *const h_9 = arena + 4306448; /* [32,256] */
@@ -124,7 +124,7 @@ static real *const z_19 = arena + 4347408; /* [32,1024] */
 static real *const i_11 = arena + 4314640; /* [32,256] */
 static real *const f_9 = arena + 4322832; /* [32,256] */
 static real *const g_11 = arena + 4331024; /* [32,256] */
-static real *const o_10 = arena + 4339216; /* [32,256] */
+static real *const o_11 = arena + 4339216; /* [32,256] */
 static real *const c_10 = arena + 4347408; /* [32,256] */
 static real *const tanh_11 = arena + 4355600; /* [32,256] */
 static real *const h_10 = arena + 4363792; /* [32,256] */
@@ -134,7 +134,7 @@ static real *const z_21 = arena + 4412944; /* [32,1024] */
 static real *const i_12 = arena + 4371984; /* [32,256] */
 static real *const f_10 = arena + 4380176; /* [32,256] */
 static real *const g_12 = arena + 4388368; /* [32,256] */
-static real *const o_11 = arena + 4396560; /* [32,256] */
+static real *const o_12 = arena + 4396560; /* [32,256] */
 static real *const c_11 = arena + 4404752; /* [32,256] */
 static real *const tanh_12 = arena + 4412944; /* [32,256] */
 static real *const h_11 = arena + 4421136; /* [32,256] */
@@ -144,7 +144,7 @@ static real *const z_23 = arena + 4462096; /* [32,1024] */
 static real *const i_13 = arena + 4429328; /* [32,256] */
 static real *const f_11 = arena + 4437520; /* [32,256] */
 static real *const g_13 = arena + 4445712; /* [32,256] */
-static real *const o_12 = arena + 4453904; /* [32,256] */
+static real *const o_13 = arena + 4453904; /* [32,256] */
 static real *const c_12 = arena + 4462096; /* [32,256] */
 static real *const tanh_13 = arena + 4470288; /* [32,256] */
 static real *const h_12 = arena + 4478480; /* [32,256] */
@@ -154,7 +154,7 @@ static real *const z_25 = arena + 4527632; /* [32,1024] */
 static real *const i_14 = arena + 4486672; /* [32,256] */
 static real *const f_12 = arena + 4494864; /* [32,256] */
 static real *const g_14 = arena + 4503056; /* [32,256] */
-static real *const o_13 = arena + 4511248; /* [32,256] */
+static real *const o_14 = arena + 4511248; /* [32,256] */
 static real *const c_13 = arena + 4519440; /* [32,256] */
 static real *const tanh_14 = arena + 4527632; /* [32,256] */
 static real *const h_13 = arena + 4535824; /* [32,256] */
@@ -164,7 +164,7 @@ static real *const z_27 = arena + 4576784; /* [32,1024] */
 static real *const i_15 = arena + 4544016; /* [32,256] */
 static real *const f_13 = arena + 4552208; /* [32,256] */
 static real *const g_15 = arena + 4560400; /* [32,256] */
-static real *const o_14 = arena + 4568592; /* [32,256] */
+static real *const o_15 = arena + 4568592; /* [32,256] */
 static real *const c_14 = arena + 4576784; /* [32,256] */
 static real *const tanh_15 = arena + 4584976; /* [32,256] */
 static real *const h_14 = arena + 4593168; /* [32,256] */
@@ -174,7 +174,7 @@ static real *const z_29 = arena + 4642320; /* [32,1024] */
 static real *const i_16 = arena + 4601360; /* [32,256] */
 static real *const f_14 = arena + 4609552; /* [32,256] */
 static real *const g_16 = arena + 4617744; /* [32,256] */
-static real *const o_15 = arena + 4625936; /* [32,256] */
+static real *const o_16 = arena + 4625936; /* [32,256] */
 static real *const c_15 = arena + 4634128; /* [32,256] */
 static real *const tanh_16 = arena + 4642320; /* [32,256] */
 static real *const h_15 = arena + 4650512; /* [32,256] */
@@ -184,7 +184,7 @@ static real *const z_31 = arena + 4691472; /* [32,1024] */
 static real *const i_17 = arena + 4658704; /* [32,256] */
 static real *const f_15 = arena + 4666896; /* [32,256] */
 static real *const g_17 = arena + 4675088; /* [32,256] */
-static real *const o_16 = arena + 4683280; /* [32,256] */
+static real *const o_17 = arena + 4683280; /* [32,256] */
 static real *const c_16 = arena + 4691472; /* [32,256] */
 static real *const tanh_17 = arena + 4699664; /* [32,256] */
 static real *const h_16 = arena + 4707856; /* [32,256] */
@@ -194,7 +194,7 @@ static real *const z_33 = arena + 4757008; /* [32,1024] */
 static real *const i_18 = arena + 4716048; /* [32,256] */
 static real *const f_16 = arena + 4724240; /* [32,256] */
 static real *const g_18 = arena + 4732432; /* [32,256] */
-static real *const o_17 = arena + 4740624; /* [32,256] */
+static real *const o_18 = arena + 4740624; /* [32,256] */
 static real *const c_17 = arena + 4748816; /* [32,256] */
 static real *const tanh_18 = arena + 4757008; /* [32,256] */
 static real *const h_17 = arena + 4765200; /* [32,256] */
@@ -204,7 +204,7 @@ static real *const z_35 = arena + 4806160; /* [32,1024] */
 static real *const i_19 = arena + 4773392; /* [32,256] */
 static real *const f_17 = arena + 4781584; /* [32,256] */
 static real *const g_19 = arena + 4789776; /* [32,256] */
-static real *const o_18 = arena + 4797968; /* [32,256] */
+static real *const o_19 = arena + 4797968; /* [32,256] */
 static real *const c_18 = arena + 4806160; /* [32,256] */
 static real *const tanh_19 = arena + 4814352; /* [32,256] */
 static real *const h_18 = arena + 4822544; /* [32,256] */
@@ -214,7 +214,7 @@ static real *const z_37 = arena + 4871696; /* [32,1024] */
 static real *const i_20 = arena + 4830736; /* [32,256] */
 static real *const f_18 = arena + 4838928; /* [32,256] */
 static real *const g_20 = arena + 4847120; /* [32,256] */
-static real *const o_19 = arena + 4855312; /* [32,256] */
+static real *const o_20 = arena + 4855312; /* [32,256] */
 static real *const c_19 = arena + 4863504; /* [32,256] */
 static real *const tanh_20 = arena + 4871696; /* [32,256] */
 static real *const h_19 = arena + 4879888; /* [32,256] */
@@ -224,7 +224,7 @@ static real *const z_39 = arena + 4920848; /* [32,1024] */
 static real *const i_21 = arena + 4888080; /* [32,256] */
 static real *const f_19 = arena + 4896272; /* [32,256] */
 static real *const g_21 = arena + 4904464; /* [32,256] */
-static real *const o_20 = arena + 4912656; /* [32,256] */
+static real *const o_21 = arena + 4912656; /* [32,256] */
 static real *const c_20 = arena + 4920848; /* [32,256] */
 static real *const tanh_21 = arena + 4929040; /* [32,256] */
 static real *const h_20 = arena + 4937232; /* [32,256] */
@@ -234,7 +234,7 @@ static real *const z_41 = arena + 4986384; /* [32,1024] */
 static real *const i_22 = arena + 4945424; /* [32,256] */
 static real *const f_20 = arena + 4953616; /* [32,256] */
 static real *const g_22 = arena + 4961808; /* [32,256] */
-static real *const o_21 = arena + 4970000; /* [32,256] */
+static real *const o_22 = arena + 4970000; /* [32,256] */
 static real *const c_21 = arena + 4978192; /* [32,256] */
 static real *const tanh_22 = arena + 4986384; /* [32,256] */
 static real *const h_21 = arena + 4994576; /* [32,256] */
@@ -244,7 +244,7 @@ static real *const z_43 = arena + 5035536; /* [32,1024] */
 static real *const i_23 = arena + 5002768; /* [32,256] */
 static real *const f_21 = arena + 5010960; /* [32,256] */
 static real *const g_23 = arena + 5019152; /* [32,256] */
-static real *const o_22 = arena + 5027344; /* [32,256] */
+static real *const o_23 = arena + 5027344; /* [32,256] */
 static real *const c_22 = arena + 5035536; /* [32,256] */
 static real *const tanh_23 = arena + 5043728; /* [32,256] */
 static real *const h_22 = arena + 5051920; /* [32,256] */
@@ -254,7 +254,7 @@ static real *const z_45 = arena + 5101072; /* [32,1024] */
 static real *const i_24 = arena + 5060112; /* [32,256] */
 static real *const f_22 = arena + 5068304; /* [32,256] */
 static real *const g_24 = arena + 5076496; /* [32,256] */
-static real *const o_23 = arena + 5084688; /* [32,256] */
+static real *const o_24 = arena + 5084688; /* [32,256] */
 static real *const c_23 = arena + 5092880; /* [32,256] */
 static real *const tanh_24 = arena + 5101072; /* [32,256] */
 static real *const h_23 = arena + 5109264; /* [32,256] */
@@ -264,7 +264,7 @@ static real *const z_47 = arena + 5150224; /* [32,1024] */
 static real *const i_25 = arena + 5117456; /* [32,256] */
 static real *const f_23 = arena + 5125648; /* [32,256] */
 static real *const g_25 = arena + 5133840; /* [32,256] */
-static real *const o_24 = arena + 5142032; /* [32,256] */
+static real *const o_25 = arena + 5142032; /* [32,256] */
 static real *const c_24 = arena + 5150224; /* [32,256] */
 static real *const tanh_25 = arena + 5158416; /* [32,256] */
 static real *const h_24 = arena + 5166608; /* [32,256] */
@@ -274,7 +274,7 @@ static real *const z_49 = arena + 5215760; /* [32,1024] */
 static real *const i_26 = arena + 5174800; /* [32,256] */
 static real *const f_24 = arena + 5182992; /* [32,256] */
 static real *const g_26 = arena + 5191184; /* [32,256] */
-static real *const o_25 = arena + 5199376; /* [32,256] */
+static real *const o_26 = arena + 5199376; /* [32,256] */
 static real *const c_25 = arena + 5207568; /* [32,256] */
 static real *const tanh_26 = arena + 5215760; /* [32,256] */
 static real *const h_25 = arena + 5223952; /* [32,256] */
@@ -284,7 +284,7 @@ static real *const z_51 = arena + 5264912; /* [32,1024] */
 static real *const i_27 = arena + 5232144; /* [32,256] */
 static real *const f_25 = arena + 5240336; /* [32,256] */
 static real *const g_27 = arena + 5248528; /* [32,256] */
-static real *const o_26 = arena + 5256720; /* [32,256] */
+static real *const o_27 = arena + 5256720; /* [32,256] */
 static real *const c_26 = arena + 5264912; /* [32,256] */
 static real *const tanh_27 = arena + 5273104; /* [32,256] */
 static real *const h_26 = arena + 5281296; /* [32,256] */
@@ -294,7 +294,7 @@ static real *const z_53 = arena + 5330448; /* [32,1024] */
 static real *const i_28 = arena + 5289488; /* [32,256] */
 static real *const f_26 = arena + 5297680; /* [32,256] */
 static real *const g_28 = arena + 5305872; /* [32,256] */
-static real *const o_27 = arena + 5314064; /* [32,256] */
+static real *const o_28 = arena + 5314064; /* [32,256] */
 static real *const c_27 = arena + 5322256; /* [32,256] */
 static real *const tanh_28 = arena + 5330448; /* [32,256] */
 static real *const h_27 = arena + 5338640; /* [32,256] */
@@ -304,7 +304,7 @@ static real *const z_55 = arena + 5379600; /* [32,1024] */
 static real *const i_29 = arena + 5346832; /* [32,256] */
 static real *const f_27 = arena + 5355024; /* [32,256] */
 static real *const g_29 = arena + 5363216; /* [32,256] */
-static real *const o_28 = arena + 5371408; /* [32,256] */
+static real *const o_29 = arena + 5371408; /* [32,256] */
 static real *const c_28 = arena + 5379600; /* [32,256] */
 static real *const tanh_29 = arena + 5387792; /* [32,256] */
 static real *const h_28 = arena + 5395984; /* [32,256] */
@@ -314,7 +314,7 @@ static real *const z_57 = arena + 5445136; /* [32,1024] */
 static real *const i_30 = arena + 5404176; /* [32,256] */
 static real *const f_28 = arena + 5412368; /* [32,256] */
 static real *const g_30 = arena + 5420560; /* [32,256] */
-static real *const o_29 = arena + 5428752; /* [32,256] */
+static real *const o_30 = arena + 5428752; /* [32,256] */
 static real *const c_29 = arena + 5436944; /* [32,256] */
 static real *const tanh_30 = arena + 5445136; /* [32,256] */
 static real *const h_29 = arena + 5453328; /* [32,256] */
@@ -324,7 +324,7 @@ static real *const z_59 = arena + 5494288; /* [32,1024] */
 static real *const i_31 = arena + 5461520; /* [32,256] */
 static real *const f_29 = arena + 5469712; /* [32,256] */
 static real *const g_31 = arena + 5477904; /* [32,256] */
-static real *const o_30 = arena + 5486096; /* [32,256] */
+static real *const o_31 = arena + 5486096; /* [32,256] */
 static real *const c_30 = arena + 5494288; /* [32,256] */
 static real *const tanh_31 = arena + 5502480; /* [32,256] */
 static real *const h_30 = arena + 5510672; /* [32,256] */
@@ -334,7 +334,7 @@ static real *const z_61 = arena + 5559824; /* [32,1024] */
 static real *const i_32 = arena + 5518864; /* [32,256] */
 static real *const f_30 = arena + 5527056; /* [32,256] */
 static real *const g_32 = arena + 5535248; /* [32,256] */
-static real *const o_31 = arena + 5543440; /* [32,256] */
+static real *const o_32 = arena + 5543440; /* [32,256] */
 static real *const c_31 = arena + 5551632; /* [32,256] */
 static real *const tanh_32 = arena + 5559824; /* [32,256] */
 static real *const h_31 = arena + 5568016; /* [32,256] */
@@ -344,7 +344,7 @@ static real *const z_63 = arena + 2758160; /* [32,1024] */
 static real *const i_33 = arena + 5576208; /* [32,256] */
 static real *const f_31 = arena + 5584400; /* [32,256] */
 static real *const g_33 = arena + 5592592; /* [32,256] */
-static real *const o_32 = arena + 5600784; /* [32,256] */
+static real *const o_33 = arena + 5600784; /* [32,256] */
 static real *const tanh_33 = arena + 2758160; /* [32,256] */
 static real *const h_32 = arena + 2766352; /* [32,256] */
 static real *const concat = arena + 2774544; /* [32,32,256] */
@@ -837,7 +837,7 @@ static void compute_outputs(void)
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
             const real t18 = z[i * 1024 + j + 768];
-            o[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t18));
+            o_2[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t18));
         }
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
@@ -846,7 +846,7 @@ static void compute_outputs(void)
         c[i] = t20;
         const real t21 = r_tanh(t20);
         tanh_2[i] = t21;
-        h[i] = o[i] * t21;
+        h[i] = o_2[i] * t21;
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
@@ -889,7 +889,7 @@ static void compute_outputs(void)
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
             const real t35 = z_3[i * 1024 + j + 768];
-            o_2[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t35));
+            o_3[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t35));
         }
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
@@ -900,7 +900,7 @@ static void compute_outputs(void)
         c_2[i] = t39;
         const real t40 = r_tanh(t39);
         tanh_3[i] = t40;
-        h_2[i] = o_2[i] * t40;
+        h_2[i] = o_3[i] * t40;
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
@@ -943,7 +943,7 @@ static void compute_outputs(void)
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
             const real t54 = z_5[i * 1024 + j + 768];
-            o_3[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t54));
+            o_4[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t54));
         }
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
@@ -954,7 +954,7 @@ static void compute_outputs(void)
         c_3[i] = t58;
         const real t59 = r_tanh(t58);
         tanh_4[i] = t59;
-        h_3[i] = o_3[i] * t59;
+        h_3[i] = o_4[i] * t59;
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
@@ -997,7 +997,7 @@ static void compute_outputs(void)
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
             const real t73 = z_7[i * 1024 + j + 768];
-            o_4[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t73));
+            o_5[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t73));
         }
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
@@ -1008,7 +1008,7 @@ static void compute_outputs(void)
         c_4[i] = t77;
         const real t78 = r_tanh(t77);
         tanh_5[i] = t78;
-        h_4[i] = o_4[i] * t78;
+        h_4[i] = o_5[i] * t78;
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
@@ -1051,7 +1051,7 @@ static void compute_outputs(void)
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
             const real t92 = z_9[i * 1024 + j + 768];
-            o_5[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t92));
+            o_6[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t92));
         }
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
@@ -1062,7 +1062,7 @@ static void compute_outputs(void)
         c_5[i] = t96;
         const real t97 = r_tanh(t96);
         tanh_6[i] = t97;
-        h_5[i] = o_5[i] * t97;
+        h_5[i] = o_6[i] * t97;
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
@@ -1105,7 +1105,7 @@ static void compute_outputs(void)
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
             const real t111 = z_11[i * 1024 + j + 768];
-            o_6[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t111));
+            o_7[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t111));
         }
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
@@ -1116,7 +1116,7 @@ static void compute_outputs(void)
         c_6[i] = t115;
         const real t116 = r_tanh(t115);
         tanh_7[i] = t116;
-        h_6[i] = o_6[i] * t116;
+        h_6[i] = o_7[i] * t116;
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
@@ -1159,7 +1159,7 @@ static void compute_outputs(void)
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
             const real t130 = z_13[i * 1024 + j + 768];
-            o_7[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t130));
+            o_8[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t130));
         }
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
@@ -1170,7 +1170,7 @@ static void compute_outputs(void)
         c_7[i] = t134;
         const real t135 = r_tanh(t134);
         tanh_8[i] = t135;
-        h_7[i] = o_7[i] * t135;
+        h_7[i] = o_8[i] * t135;
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
@@ -1213,7 +1213,7 @@ static void compute_outputs(void)
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
             const real t149 = z_15[i * 1024 + j + 768];
-            o_8[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t149));
+            o_9[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t149));
         }
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
@@ -1224,7 +1224,7 @@ static void compute_outputs(void)
         c_8[i] = t153;
         const real t154 = r_tanh(t153);
         tanh_9[i] = t154;
-        h_8[i] = o_8[i] * t154;
+        h_8[i] = o_9[i] * t154;
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
@@ -1267,7 +1267,7 @@ static void compute_outputs(void)
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
             const real t168 = z_17[i * 1024 + j + 768];
-            o_9[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t168));
+            o_10[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t168));
         }
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
@@ -1278,7 +1278,7 @@ static void compute_outputs(void)
         c_9[i] = t172;
         const real t173 = r_tanh(t172);
         tanh_10[i] = t173;
-        h_9[i] = o_9[i] * t173;
+        h_9[i] = o_10[i] * t173;
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
@@ -1321,7 +1321,7 @@ static void compute_outputs(void)
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
             const real t187 = z_19[i * 1024 + j + 768];
-            o_10[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t187));
+            o_11[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t187));
         }
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
@@ -1332,7 +1332,7 @@ static void compute_outputs(void)
         c_10[i] = t191;
         const real t192 = r_tanh(t191);
         tanh_11[i] = t192;
-        h_10[i] = o_10[i] * t192;
+        h_10[i] = o_11[i] * t192;
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
@@ -1375,7 +1375,7 @@ static void compute_outputs(void)
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
             const real t206 = z_21[i * 1024 + j + 768];
-            o_11[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t206));
+            o_12[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t206));
         }
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
@@ -1386,7 +1386,7 @@ static void compute_outputs(void)
         c_11[i] = t210;
         const real t211 = r_tanh(t210);
         tanh_12[i] = t211;
-        h_11[i] = o_11[i] * t211;
+        h_11[i] = o_12[i] * t211;
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
@@ -1429,7 +1429,7 @@ static void compute_outputs(void)
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
             const real t225 = z_23[i * 1024 + j + 768];
-            o_12[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t225));
+            o_13[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t225));
         }
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
@@ -1440,7 +1440,7 @@ static void compute_outputs(void)
         c_12[i] = t229;
         const real t230 = r_tanh(t229);
         tanh_13[i] = t230;
-        h_12[i] = o_12[i] * t230;
+        h_12[i] = o_13[i] * t230;
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
@@ -1483,7 +1483,7 @@ static void compute_outputs(void)
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
             const real t244 = z_25[i * 1024 + j + 768];
-            o_13[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t244));
+            o_14[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t244));
         }
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
@@ -1494,7 +1494,7 @@ static void compute_outputs(void)
         c_13[i] = t248;
         const real t249 = r_tanh(t248);
         tanh_14[i] = t249;
-        h_13[i] = o_13[i] * t249;
+        h_13[i] = o_14[i] * t249;
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
@@ -1537,7 +1537,7 @@ static void compute_outputs(void)
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
             const real t263 = z_27[i * 1024 + j + 768];
-            o_14[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t263));
+            o_15[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t263));
         }
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
@@ -1548,7 +1548,7 @@ static void compute_outputs(void)
         c_14[i] = t267;
         const real t268 = r_tanh(t267);
         tanh_15[i] = t268;
-        h_14[i] = o_14[i] * t268;
+        h_14[i] = o_15[i] * t268;
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
@@ -1591,7 +1591,7 @@ static void compute_outputs(void)
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
             const real t282 = z_29[i * 1024 + j + 768];
-            o_15[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t282));
+            o_16[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t282));
         }
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
@@ -1602,7 +1602,7 @@ static void compute_outputs(void)
         c_15[i] = t286;
         const real t287 = r_tanh(t286);
         tanh_16[i] = t287;
-        h_15[i] = o_15[i] * t287;
+        h_15[i] = o_16[i] * t287;
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
@@ -1645,7 +1645,7 @@ static void compute_outputs(void)
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
             const real t301 = z_31[i * 1024 + j + 768];
-            o_16[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t301));
+            o_17[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t301));
         }
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
@@ -1656,7 +1656,7 @@ static void compute_outputs(void)
         c_16[i] = t305;
         const real t306 = r_tanh(t305);
         tanh_17[i] = t306;
-        h_16[i] = o_16[i] * t306;
+        h_16[i] = o_17[i] * t306;
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
@@ -1699,7 +1699,7 @@ static void compute_outputs(void)
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
             const real t320 = z_33[i * 1024 + j + 768];
-            o_17[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t320));
+            o_18[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t320));
         }
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
@@ -1710,7 +1710,7 @@ static void compute_outputs(void)
         c_17[i] = t324;
         const real t325 = r_tanh(t324);
         tanh_18[i] = t325;
-        h_17[i] = o_17[i] * t325;
+        h_17[i] = o_18[i] * t325;
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
@@ -1753,7 +1753,7 @@ static void compute_outputs(void)
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
             const real t339 = z_35[i * 1024 + j + 768];
-            o_18[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t339));
+            o_19[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t339));
         }
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
@@ -1764,7 +1764,7 @@ static void compute_outputs(void)
         c_18[i] = t343;
         const real t344 = r_tanh(t343);
         tanh_19[i] = t344;
-        h_18[i] = o_18[i] * t344;
+        h_18[i] = o_19[i] * t344;
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
@@ -1807,7 +1807,7 @@ static void compute_outputs(void)
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
             const real t358 = z_37[i * 1024 + j + 768];
-            o_19[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t358));
+            o_20[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t358));
         }
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
@@ -1818,7 +1818,7 @@ static void compute_outputs(void)
         c_19[i] = t362;
         const real t363 = r_tanh(t362);
         tanh_20[i] = t363;
-        h_19[i] = o_19[i] * t363;
+        h_19[i] = o_20[i] * t363;
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
@@ -1861,7 +1861,7 @@ static void compute_outputs(void)
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
             const real t377 = z_39[i * 1024 + j + 768];
-            o_20[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t377));
+            o_21[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t377));
         }
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
@@ -1872,7 +1872,7 @@ static void compute_outputs(void)
         c_20[i] = t381;
         const real t382 = r_tanh(t381);
         tanh_21[i] = t382;
-        h_20[i] = o_20[i] * t382;
+        h_20[i] = o_21[i] * t382;
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
@@ -1915,7 +1915,7 @@ static void compute_outputs(void)
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
             const real t396 = z_41[i * 1024 + j + 768];
-            o_21[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t396));
+            o_22[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t396));
         }
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
@@ -1926,7 +1926,7 @@ static void compute_outputs(void)
         c_21[i] = t400;
         const real t401 = r_tanh(t400);
         tanh_22[i] = t401;
-        h_21[i] = o_21[i] * t401;
+        h_21[i] = o_22[i] * t401;
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
@@ -1969,7 +1969,7 @@ static void compute_outputs(void)
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
             const real t415 = z_43[i * 1024 + j + 768];
-            o_22[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t415));
+            o_23[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t415));
         }
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
@@ -1980,7 +1980,7 @@ static void compute_outputs(void)
         c_22[i] = t419;
         const real t420 = r_tanh(t419);
         tanh_23[i] = t420;
-        h_22[i] = o_22[i] * t420;
+        h_22[i] = o_23[i] * t420;
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
@@ -2023,7 +2023,7 @@ static void compute_outputs(void)
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
             const real t434 = z_45[i * 1024 + j + 768];
-            o_23[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t434));
+            o_24[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t434));
         }
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
@@ -2034,7 +2034,7 @@ static void compute_outputs(void)
         c_23[i] = t438;
         const real t439 = r_tanh(t438);
         tanh_24[i] = t439;
-        h_23[i] = o_23[i] * t439;
+        h_23[i] = o_24[i] * t439;
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
@@ -2077,7 +2077,7 @@ static void compute_outputs(void)
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
             const real t453 = z_47[i * 1024 + j + 768];
-            o_24[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t453));
+            o_25[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t453));
         }
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
@@ -2088,7 +2088,7 @@ static void compute_outputs(void)
         c_24[i] = t457;
         const real t458 = r_tanh(t457);
         tanh_25[i] = t458;
-        h_24[i] = o_24[i] * t458;
+        h_24[i] = o_25[i] * t458;
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
@@ -2131,7 +2131,7 @@ static void compute_outputs(void)
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
             const real t472 = z_49[i * 1024 + j + 768];
-            o_25[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t472));
+            o_26[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t472));
         }
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
@@ -2142,7 +2142,7 @@ static void compute_outputs(void)
         c_25[i] = t476;
         const real t477 = r_tanh(t476);
         tanh_26[i] = t477;
-        h_25[i] = o_25[i] * t477;
+        h_25[i] = o_26[i] * t477;
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
@@ -2185,7 +2185,7 @@ static void compute_outputs(void)
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
             const real t491 = z_51[i * 1024 + j + 768];
-            o_26[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t491));
+            o_27[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t491));
         }
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
@@ -2196,7 +2196,7 @@ static void compute_outputs(void)
         c_26[i] = t495;
         const real t496 = r_tanh(t495);
         tanh_27[i] = t496;
-        h_26[i] = o_26[i] * t496;
+        h_26[i] = o_27[i] * t496;
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
@@ -2239,7 +2239,7 @@ static void compute_outputs(void)
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
             const real t510 = z_53[i * 1024 + j + 768];
-            o_27[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t510));
+            o_28[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t510));
         }
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
@@ -2250,7 +2250,7 @@ static void compute_outputs(void)
         c_27[i] = t514;
         const real t515 = r_tanh(t514);
         tanh_28[i] = t515;
-        h_27[i] = o_27[i] * t515;
+        h_27[i] = o_28[i] * t515;
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
@@ -2293,7 +2293,7 @@ static void compute_outputs(void)
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
             const real t529 = z_55[i * 1024 + j + 768];
-            o_28[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t529));
+            o_29[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t529));
         }
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
@@ -2304,7 +2304,7 @@ static void compute_outputs(void)
         c_28[i] = t533;
         const real t534 = r_tanh(t533);
         tanh_29[i] = t534;
-        h_28[i] = o_28[i] * t534;
+        h_28[i] = o_29[i] * t534;
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
@@ -2347,7 +2347,7 @@ static void compute_outputs(void)
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
             const real t548 = z_57[i * 1024 + j + 768];
-            o_29[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t548));
+            o_30[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t548));
         }
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
@@ -2358,7 +2358,7 @@ static void compute_outputs(void)
         c_29[i] = t552;
         const real t553 = r_tanh(t552);
         tanh_30[i] = t553;
-        h_29[i] = o_29[i] * t553;
+        h_29[i] = o_30[i] * t553;
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
@@ -2401,7 +2401,7 @@ static void compute_outputs(void)
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
             const real t567 = z_59[i * 1024 + j + 768];
-            o_30[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t567));
+            o_31[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t567));
         }
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
@@ -2412,7 +2412,7 @@ static void compute_outputs(void)
         c_30[i] = t571;
         const real t572 = r_tanh(t571);
         tanh_31[i] = t572;
-        h_30[i] = o_30[i] * t572;
+        h_30[i] = o_31[i] * t572;
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
@@ -2455,7 +2455,7 @@ static void compute_outputs(void)
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
             const real t586 = z_61[i * 1024 + j + 768];
-            o_31[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t586));
+            o_32[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t586));
         }
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
@@ -2466,7 +2466,7 @@ static void compute_outputs(void)
         c_31[i] = t590;
         const real t591 = r_tanh(t590);
         tanh_32[i] = t591;
-        h_31[i] = o_31[i] * t591;
+        h_31[i] = o_32[i] * t591;
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
@@ -2509,7 +2509,7 @@ static void compute_outputs(void)
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
             const real t605 = z_63[i * 1024 + j + 768];
-            o_32[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t605));
+            o_33[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t605));
         }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
@@ -2519,7 +2519,7 @@ static void compute_outputs(void)
         const real t609 = t607 + t608;
         const real t610 = r_tanh(t609);
         tanh_33[i] = t610;
-        h_32[i] = o_32[i] * t610;
+        h_32[i] = o_33[i] * t610;
     }
 
     /* models/char_lstm.lua:21: local logits = dense(concat(hs, 2), V, "out")   -- [N, T, V] */
@@ -2621,10 +2621,14 @@ static void compute_loss(void)
         cross_entropy[i] = mx + r_log(acc) - row[y[i]];
     }
     {
-        real acc = REAL_C(0.0);
-        for (int i = 0; i < 1024; i++) {
-            acc += cross_entropy[i];
-        }
+        real part[16] = {REAL_C(0.0)};
+        for (int o = 0; o < 1024; o += 16)
+            for (int i = o; i < o + 16; i++) {
+                part[i - o] += cross_entropy[i];
+            }
+        real acc = part[0];
+        for (int o = 1; o < 16; o++)
+            acc += part[o];
         sum[0] = acc;
     }
     loss_value[0] = sum[0] * REAL_C(0.0009765625);
@@ -2662,10 +2666,14 @@ static void compute_grads(void)
 
     /* models/char_lstm.lua:24: loss = mean(cross_entropy(logits, y)), */
     {
-        real acc = REAL_C(0.0);
-        for (int i = 0; i < 1024; i++) {
-            acc += cross_entropy[i];
-        }
+        real part[16] = {REAL_C(0.0)};
+        for (int o = 0; o < 1024; o += 16)
+            for (int i = o; i < o + 16; i++) {
+                part[i - o] += cross_entropy[i];
+            }
+        real acc = part[0];
+        for (int o = 1; o < 16; o++)
+            acc += part[o];
         sum[0] = acc;
     }
     loss_value[0] = sum[0] * REAL_C(0.0009765625);
@@ -2813,7 +2821,7 @@ static void compute_grads(void)
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
-        const real t667 = d_reshape_33[i] * o_32[i];
+        const real t667 = d_reshape_33[i] * o_33[i];
         const real t668 = tanh_33[i] * tanh_33[i];
         const real t669 = REAL_C(1.0) - t668;
         const real t670 = t667 * t669;
@@ -2837,8 +2845,8 @@ static void compute_grads(void)
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
             const real t666 = d_reshape_33[i * 256 + j] * tanh_33[i * 256 + j];
-            const real t675 = t666 * o_32[i * 256 + j];
-            const real t676 = REAL_C(1.0) - o_32[i * 256 + j];
+            const real t675 = t666 * o_33[i * 256 + j];
+            const real t676 = REAL_C(1.0) - o_33[i * 256 + j];
             const real t677 = t675 * t676;
             d_pad[i * 1024 + j + 768] = t677;
         }
@@ -2886,7 +2894,7 @@ static void compute_grads(void)
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
         const real t674 = d_c[i] * f_31[i];
-        const real t699 = d_h[i] * o_31[i];
+        const real t699 = d_h[i] * o_32[i];
         const real t700 = tanh_32[i] * tanh_32[i];
         const real t701 = REAL_C(1.0) - t700;
         const real t702 = t699 * t701;
@@ -2911,8 +2919,8 @@ static void compute_grads(void)
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
             const real t698 = d_h[i * 256 + j] * tanh_32[i * 256 + j];
-            const real t708 = t698 * o_31[i * 256 + j];
-            const real t709 = REAL_C(1.0) - o_31[i * 256 + j];
+            const real t708 = t698 * o_32[i * 256 + j];
+            const real t709 = REAL_C(1.0) - o_32[i * 256 + j];
             const real t710 = t708 * t709;
             d_pad_3[i * 1024 + j + 768] = t710;
         }
@@ -2958,7 +2966,7 @@ static void compute_grads(void)
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
         const real t707 = d_c_2[i] * f_30[i];
-        const real t734 = d_h_2[i] * o_30[i];
+        const real t734 = d_h_2[i] * o_31[i];
         const real t735 = tanh_31[i] * tanh_31[i];
         const real t736 = REAL_C(1.0) - t735;
         const real t737 = t734 * t736;
@@ -2983,8 +2991,8 @@ static void compute_grads(void)
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
             const real t733 = d_h_2[i * 256 + j] * tanh_31[i * 256 + j];
-            const real t743 = t733 * o_30[i * 256 + j];
-            const real t744 = REAL_C(1.0) - o_30[i * 256 + j];
+            const real t743 = t733 * o_31[i * 256 + j];
+            const real t744 = REAL_C(1.0) - o_31[i * 256 + j];
             const real t745 = t743 * t744;
             d_pad_4[i * 1024 + j + 768] = t745;
         }
@@ -3030,7 +3038,7 @@ static void compute_grads(void)
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
         const real t742 = d_c_3[i] * f_29[i];
-        const real t769 = d_h_3[i] * o_29[i];
+        const real t769 = d_h_3[i] * o_30[i];
         const real t770 = tanh_30[i] * tanh_30[i];
         const real t771 = REAL_C(1.0) - t770;
         const real t772 = t769 * t771;
@@ -3055,8 +3063,8 @@ static void compute_grads(void)
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
             const real t768 = d_h_3[i * 256 + j] * tanh_30[i * 256 + j];
-            const real t778 = t768 * o_29[i * 256 + j];
-            const real t779 = REAL_C(1.0) - o_29[i * 256 + j];
+            const real t778 = t768 * o_30[i * 256 + j];
+            const real t779 = REAL_C(1.0) - o_30[i * 256 + j];
             const real t780 = t778 * t779;
             d_pad_5[i * 1024 + j + 768] = t780;
         }
@@ -3102,7 +3110,7 @@ static void compute_grads(void)
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
         const real t777 = d_c_4[i] * f_28[i];
-        const real t804 = d_h_4[i] * o_28[i];
+        const real t804 = d_h_4[i] * o_29[i];
         const real t805 = tanh_29[i] * tanh_29[i];
         const real t806 = REAL_C(1.0) - t805;
         const real t807 = t804 * t806;
@@ -3127,8 +3135,8 @@ static void compute_grads(void)
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
             const real t803 = d_h_4[i * 256 + j] * tanh_29[i * 256 + j];
-            const real t813 = t803 * o_28[i * 256 + j];
-            const real t814 = REAL_C(1.0) - o_28[i * 256 + j];
+            const real t813 = t803 * o_29[i * 256 + j];
+            const real t814 = REAL_C(1.0) - o_29[i * 256 + j];
             const real t815 = t813 * t814;
             d_pad_6[i * 1024 + j + 768] = t815;
         }
@@ -3174,7 +3182,7 @@ static void compute_grads(void)
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
         const real t812 = d_c_5[i] * f_27[i];
-        const real t839 = d_h_5[i] * o_27[i];
+        const real t839 = d_h_5[i] * o_28[i];
         const real t840 = tanh_28[i] * tanh_28[i];
         const real t841 = REAL_C(1.0) - t840;
         const real t842 = t839 * t841;
@@ -3199,8 +3207,8 @@ static void compute_grads(void)
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
             const real t838 = d_h_5[i * 256 + j] * tanh_28[i * 256 + j];
-            const real t848 = t838 * o_27[i * 256 + j];
-            const real t849 = REAL_C(1.0) - o_27[i * 256 + j];
+            const real t848 = t838 * o_28[i * 256 + j];
+            const real t849 = REAL_C(1.0) - o_28[i * 256 + j];
             const real t850 = t848 * t849;
             d_pad_7[i * 1024 + j + 768] = t850;
         }
@@ -3246,7 +3254,7 @@ static void compute_grads(void)
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
         const real t847 = d_c_6[i] * f_26[i];
-        const real t874 = d_h_6[i] * o_26[i];
+        const real t874 = d_h_6[i] * o_27[i];
         const real t875 = tanh_27[i] * tanh_27[i];
         const real t876 = REAL_C(1.0) - t875;
         const real t877 = t874 * t876;
@@ -3271,8 +3279,8 @@ static void compute_grads(void)
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
             const real t873 = d_h_6[i * 256 + j] * tanh_27[i * 256 + j];
-            const real t883 = t873 * o_26[i * 256 + j];
-            const real t884 = REAL_C(1.0) - o_26[i * 256 + j];
+            const real t883 = t873 * o_27[i * 256 + j];
+            const real t884 = REAL_C(1.0) - o_27[i * 256 + j];
             const real t885 = t883 * t884;
             d_pad_8[i * 1024 + j + 768] = t885;
         }
@@ -3318,7 +3326,7 @@ static void compute_grads(void)
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
         const real t882 = d_c_7[i] * f_25[i];
-        const real t909 = d_h_7[i] * o_25[i];
+        const real t909 = d_h_7[i] * o_26[i];
         const real t910 = tanh_26[i] * tanh_26[i];
         const real t911 = REAL_C(1.0) - t910;
         const real t912 = t909 * t911;
@@ -3343,8 +3351,8 @@ static void compute_grads(void)
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
             const real t908 = d_h_7[i * 256 + j] * tanh_26[i * 256 + j];
-            const real t918 = t908 * o_25[i * 256 + j];
-            const real t919 = REAL_C(1.0) - o_25[i * 256 + j];
+            const real t918 = t908 * o_26[i * 256 + j];
+            const real t919 = REAL_C(1.0) - o_26[i * 256 + j];
             const real t920 = t918 * t919;
             d_pad_9[i * 1024 + j + 768] = t920;
         }
@@ -3390,7 +3398,7 @@ static void compute_grads(void)
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
         const real t917 = d_c_8[i] * f_24[i];
-        const real t944 = d_h_8[i] * o_24[i];
+        const real t944 = d_h_8[i] * o_25[i];
         const real t945 = tanh_25[i] * tanh_25[i];
         const real t946 = REAL_C(1.0) - t945;
         const real t947 = t944 * t946;
@@ -3415,8 +3423,8 @@ static void compute_grads(void)
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
             const real t943 = d_h_8[i * 256 + j] * tanh_25[i * 256 + j];
-            const real t953 = t943 * o_24[i * 256 + j];
-            const real t954 = REAL_C(1.0) - o_24[i * 256 + j];
+            const real t953 = t943 * o_25[i * 256 + j];
+            const real t954 = REAL_C(1.0) - o_25[i * 256 + j];
             const real t955 = t953 * t954;
             d_pad_10[i * 1024 + j + 768] = t955;
         }
@@ -3462,7 +3470,7 @@ static void compute_grads(void)
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
         const real t952 = d_c_9[i] * f_23[i];
-        const real t979 = d_h_9[i] * o_23[i];
+        const real t979 = d_h_9[i] * o_24[i];
         const real t980 = tanh_24[i] * tanh_24[i];
         const real t981 = REAL_C(1.0) - t980;
         const real t982 = t979 * t981;
@@ -3487,8 +3495,8 @@ static void compute_grads(void)
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
             const real t978 = d_h_9[i * 256 + j] * tanh_24[i * 256 + j];
-            const real t988 = t978 * o_23[i * 256 + j];
-            const real t989 = REAL_C(1.0) - o_23[i * 256 + j];
+            const real t988 = t978 * o_24[i * 256 + j];
+            const real t989 = REAL_C(1.0) - o_24[i * 256 + j];
             const real t990 = t988 * t989;
             d_pad_11[i * 1024 + j + 768] = t990;
         }
@@ -3534,7 +3542,7 @@ static void compute_grads(void)
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
         const real t987 = d_c_10[i] * f_22[i];
-        const real t1014 = d_h_10[i] * o_22[i];
+        const real t1014 = d_h_10[i] * o_23[i];
         const real t1015 = tanh_23[i] * tanh_23[i];
         const real t1016 = REAL_C(1.0) - t1015;
         const real t1017 = t1014 * t1016;
@@ -3559,8 +3567,8 @@ static void compute_grads(void)
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
             const real t1013 = d_h_10[i * 256 + j] * tanh_23[i * 256 + j];
-            const real t1023 = t1013 * o_22[i * 256 + j];
-            const real t1024 = REAL_C(1.0) - o_22[i * 256 + j];
+            const real t1023 = t1013 * o_23[i * 256 + j];
+            const real t1024 = REAL_C(1.0) - o_23[i * 256 + j];
             const real t1025 = t1023 * t1024;
             d_pad_12[i * 1024 + j + 768] = t1025;
         }
@@ -3606,7 +3614,7 @@ static void compute_grads(void)
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
         const real t1022 = d_c_11[i] * f_21[i];
-        const real t1049 = d_h_11[i] * o_21[i];
+        const real t1049 = d_h_11[i] * o_22[i];
         const real t1050 = tanh_22[i] * tanh_22[i];
         const real t1051 = REAL_C(1.0) - t1050;
         const real t1052 = t1049 * t1051;
@@ -3631,8 +3639,8 @@ static void compute_grads(void)
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
             const real t1048 = d_h_11[i * 256 + j] * tanh_22[i * 256 + j];
-            const real t1058 = t1048 * o_21[i * 256 + j];
-            const real t1059 = REAL_C(1.0) - o_21[i * 256 + j];
+            const real t1058 = t1048 * o_22[i * 256 + j];
+            const real t1059 = REAL_C(1.0) - o_22[i * 256 + j];
             const real t1060 = t1058 * t1059;
             d_pad_13[i * 1024 + j + 768] = t1060;
         }
@@ -3678,7 +3686,7 @@ static void compute_grads(void)
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
         const real t1057 = d_c_12[i] * f_20[i];
-        const real t1084 = d_h_12[i] * o_20[i];
+        const real t1084 = d_h_12[i] * o_21[i];
         const real t1085 = tanh_21[i] * tanh_21[i];
         const real t1086 = REAL_C(1.0) - t1085;
         const real t1087 = t1084 * t1086;
@@ -3703,8 +3711,8 @@ static void compute_grads(void)
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
             const real t1083 = d_h_12[i * 256 + j] * tanh_21[i * 256 + j];
-            const real t1093 = t1083 * o_20[i * 256 + j];
-            const real t1094 = REAL_C(1.0) - o_20[i * 256 + j];
+            const real t1093 = t1083 * o_21[i * 256 + j];
+            const real t1094 = REAL_C(1.0) - o_21[i * 256 + j];
             const real t1095 = t1093 * t1094;
             d_pad_14[i * 1024 + j + 768] = t1095;
         }
@@ -3750,7 +3758,7 @@ static void compute_grads(void)
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
         const real t1092 = d_c_13[i] * f_19[i];
-        const real t1119 = d_h_13[i] * o_19[i];
+        const real t1119 = d_h_13[i] * o_20[i];
         const real t1120 = tanh_20[i] * tanh_20[i];
         const real t1121 = REAL_C(1.0) - t1120;
         const real t1122 = t1119 * t1121;
@@ -3775,8 +3783,8 @@ static void compute_grads(void)
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
             const real t1118 = d_h_13[i * 256 + j] * tanh_20[i * 256 + j];
-            const real t1128 = t1118 * o_19[i * 256 + j];
-            const real t1129 = REAL_C(1.0) - o_19[i * 256 + j];
+            const real t1128 = t1118 * o_20[i * 256 + j];
+            const real t1129 = REAL_C(1.0) - o_20[i * 256 + j];
             const real t1130 = t1128 * t1129;
             d_pad_15[i * 1024 + j + 768] = t1130;
         }
@@ -3822,7 +3830,7 @@ static void compute_grads(void)
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
         const real t1127 = d_c_14[i] * f_18[i];
-        const real t1154 = d_h_14[i] * o_18[i];
+        const real t1154 = d_h_14[i] * o_19[i];
         const real t1155 = tanh_19[i] * tanh_19[i];
         const real t1156 = REAL_C(1.0) - t1155;
         const real t1157 = t1154 * t1156;
@@ -3847,8 +3855,8 @@ static void compute_grads(void)
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
             const real t1153 = d_h_14[i * 256 + j] * tanh_19[i * 256 + j];
-            const real t1163 = t1153 * o_18[i * 256 + j];
-            const real t1164 = REAL_C(1.0) - o_18[i * 256 + j];
+            const real t1163 = t1153 * o_19[i * 256 + j];
+            const real t1164 = REAL_C(1.0) - o_19[i * 256 + j];
             const real t1165 = t1163 * t1164;
             d_pad_16[i * 1024 + j + 768] = t1165;
         }
@@ -3894,7 +3902,7 @@ static void compute_grads(void)
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
         const real t1162 = d_c_15[i] * f_17[i];
-        const real t1189 = d_h_15[i] * o_17[i];
+        const real t1189 = d_h_15[i] * o_18[i];
         const real t1190 = tanh_18[i] * tanh_18[i];
         const real t1191 = REAL_C(1.0) - t1190;
         const real t1192 = t1189 * t1191;
@@ -3919,8 +3927,8 @@ static void compute_grads(void)
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
             const real t1188 = d_h_15[i * 256 + j] * tanh_18[i * 256 + j];
-            const real t1198 = t1188 * o_17[i * 256 + j];
-            const real t1199 = REAL_C(1.0) - o_17[i * 256 + j];
+            const real t1198 = t1188 * o_18[i * 256 + j];
+            const real t1199 = REAL_C(1.0) - o_18[i * 256 + j];
             const real t1200 = t1198 * t1199;
             d_pad_17[i * 1024 + j + 768] = t1200;
         }
@@ -3966,7 +3974,7 @@ static void compute_grads(void)
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
         const real t1197 = d_c_16[i] * f_16[i];
-        const real t1224 = d_h_16[i] * o_16[i];
+        const real t1224 = d_h_16[i] * o_17[i];
         const real t1225 = tanh_17[i] * tanh_17[i];
         const real t1226 = REAL_C(1.0) - t1225;
         const real t1227 = t1224 * t1226;
@@ -3991,8 +3999,8 @@ static void compute_grads(void)
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
             const real t1223 = d_h_16[i * 256 + j] * tanh_17[i * 256 + j];
-            const real t1233 = t1223 * o_16[i * 256 + j];
-            const real t1234 = REAL_C(1.0) - o_16[i * 256 + j];
+            const real t1233 = t1223 * o_17[i * 256 + j];
+            const real t1234 = REAL_C(1.0) - o_17[i * 256 + j];
             const real t1235 = t1233 * t1234;
             d_pad_18[i * 1024 + j + 768] = t1235;
         }
@@ -4038,7 +4046,7 @@ static void compute_grads(void)
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
         const real t1232 = d_c_17[i] * f_15[i];
-        const real t1259 = d_h_17[i] * o_15[i];
+        const real t1259 = d_h_17[i] * o_16[i];
         const real t1260 = tanh_16[i] * tanh_16[i];
         const real t1261 = REAL_C(1.0) - t1260;
         const real t1262 = t1259 * t1261;
@@ -4063,8 +4071,8 @@ static void compute_grads(void)
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
             const real t1258 = d_h_17[i * 256 + j] * tanh_16[i * 256 + j];
-            const real t1268 = t1258 * o_15[i * 256 + j];
-            const real t1269 = REAL_C(1.0) - o_15[i * 256 + j];
+            const real t1268 = t1258 * o_16[i * 256 + j];
+            const real t1269 = REAL_C(1.0) - o_16[i * 256 + j];
             const real t1270 = t1268 * t1269;
             d_pad_19[i * 1024 + j + 768] = t1270;
         }
@@ -4110,7 +4118,7 @@ static void compute_grads(void)
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
         const real t1267 = d_c_18[i] * f_14[i];
-        const real t1294 = d_h_18[i] * o_14[i];
+        const real t1294 = d_h_18[i] * o_15[i];
         const real t1295 = tanh_15[i] * tanh_15[i];
         const real t1296 = REAL_C(1.0) - t1295;
         const real t1297 = t1294 * t1296;
@@ -4135,8 +4143,8 @@ static void compute_grads(void)
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
             const real t1293 = d_h_18[i * 256 + j] * tanh_15[i * 256 + j];
-            const real t1303 = t1293 * o_14[i * 256 + j];
-            const real t1304 = REAL_C(1.0) - o_14[i * 256 + j];
+            const real t1303 = t1293 * o_15[i * 256 + j];
+            const real t1304 = REAL_C(1.0) - o_15[i * 256 + j];
             const real t1305 = t1303 * t1304;
             d_pad_20[i * 1024 + j + 768] = t1305;
         }
@@ -4182,7 +4190,7 @@ static void compute_grads(void)
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
         const real t1302 = d_c_19[i] * f_13[i];
-        const real t1329 = d_h_19[i] * o_13[i];
+        const real t1329 = d_h_19[i] * o_14[i];
         const real t1330 = tanh_14[i] * tanh_14[i];
         const real t1331 = REAL_C(1.0) - t1330;
         const real t1332 = t1329 * t1331;
@@ -4207,8 +4215,8 @@ static void compute_grads(void)
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
             const real t1328 = d_h_19[i * 256 + j] * tanh_14[i * 256 + j];
-            const real t1338 = t1328 * o_13[i * 256 + j];
-            const real t1339 = REAL_C(1.0) - o_13[i * 256 + j];
+            const real t1338 = t1328 * o_14[i * 256 + j];
+            const real t1339 = REAL_C(1.0) - o_14[i * 256 + j];
             const real t1340 = t1338 * t1339;
             d_pad_21[i * 1024 + j + 768] = t1340;
         }
@@ -4254,7 +4262,7 @@ static void compute_grads(void)
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
         const real t1337 = d_c_20[i] * f_12[i];
-        const real t1364 = d_h_20[i] * o_12[i];
+        const real t1364 = d_h_20[i] * o_13[i];
         const real t1365 = tanh_13[i] * tanh_13[i];
         const real t1366 = REAL_C(1.0) - t1365;
         const real t1367 = t1364 * t1366;
@@ -4279,8 +4287,8 @@ static void compute_grads(void)
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
             const real t1363 = d_h_20[i * 256 + j] * tanh_13[i * 256 + j];
-            const real t1373 = t1363 * o_12[i * 256 + j];
-            const real t1374 = REAL_C(1.0) - o_12[i * 256 + j];
+            const real t1373 = t1363 * o_13[i * 256 + j];
+            const real t1374 = REAL_C(1.0) - o_13[i * 256 + j];
             const real t1375 = t1373 * t1374;
             d_pad_22[i * 1024 + j + 768] = t1375;
         }
@@ -4326,7 +4334,7 @@ static void compute_grads(void)
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
         const real t1372 = d_c_21[i] * f_11[i];
-        const real t1399 = d_h_21[i] * o_11[i];
+        const real t1399 = d_h_21[i] * o_12[i];
         const real t1400 = tanh_12[i] * tanh_12[i];
         const real t1401 = REAL_C(1.0) - t1400;
         const real t1402 = t1399 * t1401;
@@ -4351,8 +4359,8 @@ static void compute_grads(void)
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
             const real t1398 = d_h_21[i * 256 + j] * tanh_12[i * 256 + j];
-            const real t1408 = t1398 * o_11[i * 256 + j];
-            const real t1409 = REAL_C(1.0) - o_11[i * 256 + j];
+            const real t1408 = t1398 * o_12[i * 256 + j];
+            const real t1409 = REAL_C(1.0) - o_12[i * 256 + j];
             const real t1410 = t1408 * t1409;
             d_pad_23[i * 1024 + j + 768] = t1410;
         }
@@ -4398,7 +4406,7 @@ static void compute_grads(void)
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
         const real t1407 = d_c_22[i] * f_10[i];
-        const real t1434 = d_h_22[i] * o_10[i];
+        const real t1434 = d_h_22[i] * o_11[i];
         const real t1435 = tanh_11[i] * tanh_11[i];
         const real t1436 = REAL_C(1.0) - t1435;
         const real t1437 = t1434 * t1436;
@@ -4423,8 +4431,8 @@ static void compute_grads(void)
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
             const real t1433 = d_h_22[i * 256 + j] * tanh_11[i * 256 + j];
-            const real t1443 = t1433 * o_10[i * 256 + j];
-            const real t1444 = REAL_C(1.0) - o_10[i * 256 + j];
+            const real t1443 = t1433 * o_11[i * 256 + j];
+            const real t1444 = REAL_C(1.0) - o_11[i * 256 + j];
             const real t1445 = t1443 * t1444;
             d_pad_24[i * 1024 + j + 768] = t1445;
         }
@@ -4470,7 +4478,7 @@ static void compute_grads(void)
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
         const real t1442 = d_c_23[i] * f_9[i];
-        const real t1469 = d_h_23[i] * o_9[i];
+        const real t1469 = d_h_23[i] * o_10[i];
         const real t1470 = tanh_10[i] * tanh_10[i];
         const real t1471 = REAL_C(1.0) - t1470;
         const real t1472 = t1469 * t1471;
@@ -4495,8 +4503,8 @@ static void compute_grads(void)
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
             const real t1468 = d_h_23[i * 256 + j] * tanh_10[i * 256 + j];
-            const real t1478 = t1468 * o_9[i * 256 + j];
-            const real t1479 = REAL_C(1.0) - o_9[i * 256 + j];
+            const real t1478 = t1468 * o_10[i * 256 + j];
+            const real t1479 = REAL_C(1.0) - o_10[i * 256 + j];
             const real t1480 = t1478 * t1479;
             d_pad_25[i * 1024 + j + 768] = t1480;
         }
@@ -4542,7 +4550,7 @@ static void compute_grads(void)
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
         const real t1477 = d_c_24[i] * f_8[i];
-        const real t1504 = d_h_24[i] * o_8[i];
+        const real t1504 = d_h_24[i] * o_9[i];
         const real t1505 = tanh_9[i] * tanh_9[i];
         const real t1506 = REAL_C(1.0) - t1505;
         const real t1507 = t1504 * t1506;
@@ -4567,8 +4575,8 @@ static void compute_grads(void)
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
             const real t1503 = d_h_24[i * 256 + j] * tanh_9[i * 256 + j];
-            const real t1513 = t1503 * o_8[i * 256 + j];
-            const real t1514 = REAL_C(1.0) - o_8[i * 256 + j];
+            const real t1513 = t1503 * o_9[i * 256 + j];
+            const real t1514 = REAL_C(1.0) - o_9[i * 256 + j];
             const real t1515 = t1513 * t1514;
             d_pad_26[i * 1024 + j + 768] = t1515;
         }
@@ -4614,7 +4622,7 @@ static void compute_grads(void)
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
         const real t1512 = d_c_25[i] * f_7[i];
-        const real t1539 = d_h_25[i] * o_7[i];
+        const real t1539 = d_h_25[i] * o_8[i];
         const real t1540 = tanh_8[i] * tanh_8[i];
         const real t1541 = REAL_C(1.0) - t1540;
         const real t1542 = t1539 * t1541;
@@ -4639,8 +4647,8 @@ static void compute_grads(void)
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
             const real t1538 = d_h_25[i * 256 + j] * tanh_8[i * 256 + j];
-            const real t1548 = t1538 * o_7[i * 256 + j];
-            const real t1549 = REAL_C(1.0) - o_7[i * 256 + j];
+            const real t1548 = t1538 * o_8[i * 256 + j];
+            const real t1549 = REAL_C(1.0) - o_8[i * 256 + j];
             const real t1550 = t1548 * t1549;
             d_pad_27[i * 1024 + j + 768] = t1550;
         }
@@ -4686,7 +4694,7 @@ static void compute_grads(void)
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
         const real t1547 = d_c_26[i] * f_6[i];
-        const real t1574 = d_h_26[i] * o_6[i];
+        const real t1574 = d_h_26[i] * o_7[i];
         const real t1575 = tanh_7[i] * tanh_7[i];
         const real t1576 = REAL_C(1.0) - t1575;
         const real t1577 = t1574 * t1576;
@@ -4711,8 +4719,8 @@ static void compute_grads(void)
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
             const real t1573 = d_h_26[i * 256 + j] * tanh_7[i * 256 + j];
-            const real t1583 = t1573 * o_6[i * 256 + j];
-            const real t1584 = REAL_C(1.0) - o_6[i * 256 + j];
+            const real t1583 = t1573 * o_7[i * 256 + j];
+            const real t1584 = REAL_C(1.0) - o_7[i * 256 + j];
             const real t1585 = t1583 * t1584;
             d_pad_28[i * 1024 + j + 768] = t1585;
         }
@@ -4758,7 +4766,7 @@ static void compute_grads(void)
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
         const real t1582 = d_c_27[i] * f_5[i];
-        const real t1609 = d_h_27[i] * o_5[i];
+        const real t1609 = d_h_27[i] * o_6[i];
         const real t1610 = tanh_6[i] * tanh_6[i];
         const real t1611 = REAL_C(1.0) - t1610;
         const real t1612 = t1609 * t1611;
@@ -4783,8 +4791,8 @@ static void compute_grads(void)
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
             const real t1608 = d_h_27[i * 256 + j] * tanh_6[i * 256 + j];
-            const real t1618 = t1608 * o_5[i * 256 + j];
-            const real t1619 = REAL_C(1.0) - o_5[i * 256 + j];
+            const real t1618 = t1608 * o_6[i * 256 + j];
+            const real t1619 = REAL_C(1.0) - o_6[i * 256 + j];
             const real t1620 = t1618 * t1619;
             d_pad_29[i * 1024 + j + 768] = t1620;
         }
@@ -4830,7 +4838,7 @@ static void compute_grads(void)
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
         const real t1617 = d_c_28[i] * f_4[i];
-        const real t1644 = d_h_28[i] * o_4[i];
+        const real t1644 = d_h_28[i] * o_5[i];
         const real t1645 = tanh_5[i] * tanh_5[i];
         const real t1646 = REAL_C(1.0) - t1645;
         const real t1647 = t1644 * t1646;
@@ -4855,8 +4863,8 @@ static void compute_grads(void)
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
             const real t1643 = d_h_28[i * 256 + j] * tanh_5[i * 256 + j];
-            const real t1653 = t1643 * o_4[i * 256 + j];
-            const real t1654 = REAL_C(1.0) - o_4[i * 256 + j];
+            const real t1653 = t1643 * o_5[i * 256 + j];
+            const real t1654 = REAL_C(1.0) - o_5[i * 256 + j];
             const real t1655 = t1653 * t1654;
             d_pad_30[i * 1024 + j + 768] = t1655;
         }
@@ -4902,7 +4910,7 @@ static void compute_grads(void)
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
         const real t1652 = d_c_29[i] * f_3[i];
-        const real t1679 = d_h_29[i] * o_3[i];
+        const real t1679 = d_h_29[i] * o_4[i];
         const real t1680 = tanh_4[i] * tanh_4[i];
         const real t1681 = REAL_C(1.0) - t1680;
         const real t1682 = t1679 * t1681;
@@ -4927,8 +4935,8 @@ static void compute_grads(void)
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
             const real t1678 = d_h_29[i * 256 + j] * tanh_4[i * 256 + j];
-            const real t1688 = t1678 * o_3[i * 256 + j];
-            const real t1689 = REAL_C(1.0) - o_3[i * 256 + j];
+            const real t1688 = t1678 * o_4[i * 256 + j];
+            const real t1689 = REAL_C(1.0) - o_4[i * 256 + j];
             const real t1690 = t1688 * t1689;
             d_pad_31[i * 1024 + j + 768] = t1690;
         }
@@ -4974,7 +4982,7 @@ static void compute_grads(void)
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
         const real t1687 = d_c_30[i] * f_2[i];
-        const real t1714 = d_h_30[i] * o_2[i];
+        const real t1714 = d_h_30[i] * o_3[i];
         const real t1715 = tanh_3[i] * tanh_3[i];
         const real t1716 = REAL_C(1.0) - t1715;
         const real t1717 = t1714 * t1716;
@@ -4999,8 +5007,8 @@ static void compute_grads(void)
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
             const real t1713 = d_h_30[i * 256 + j] * tanh_3[i * 256 + j];
-            const real t1723 = t1713 * o_2[i * 256 + j];
-            const real t1724 = REAL_C(1.0) - o_2[i * 256 + j];
+            const real t1723 = t1713 * o_3[i * 256 + j];
+            const real t1724 = REAL_C(1.0) - o_3[i * 256 + j];
             const real t1725 = t1723 * t1724;
             d_pad_32[i * 1024 + j + 768] = t1725;
         }
@@ -5078,7 +5086,7 @@ static void compute_grads(void)
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
         const real t1722 = d_c_31[i] * f[i];
-        const real t1749 = d_h_31[i] * o[i];
+        const real t1749 = d_h_31[i] * o_2[i];
         const real t1750 = tanh_2[i] * tanh_2[i];
         const real t1751 = REAL_C(1.0) - t1750;
         const real t1752 = t1749 * t1751;
@@ -5098,8 +5106,8 @@ static void compute_grads(void)
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
             const real t1748 = d_h_31[i * 256 + j] * tanh_2[i * 256 + j];
-            const real t1756 = t1748 * o[i * 256 + j];
-            const real t1757 = REAL_C(1.0) - o[i * 256 + j];
+            const real t1756 = t1748 * o_2[i * 256 + j];
+            const real t1757 = REAL_C(1.0) - o_2[i * 256 + j];
             const real t1758 = t1756 * t1757;
             d_pad_33[i * 1024 + j + 768] = t1758;
         }

@@ -1065,10 +1065,14 @@ static void compute_loss(void)
         cross_entropy[i] = mx + r_log(acc) - row[y[i]];
     }
     {
-        real acc = REAL_C(0.0);
-        for (int i = 0; i < 1024; i++) {
-            acc += cross_entropy[i];
-        }
+        real part[16] = {REAL_C(0.0)};
+        for (int o = 0; o < 1024; o += 16)
+            for (int i = o; i < o + 16; i++) {
+                part[i - o] += cross_entropy[i];
+            }
+        real acc = part[0];
+        for (int o = 1; o < 16; o++)
+            acc += part[o];
         sum[0] = acc;
     }
     loss_value[0] = sum[0] * REAL_C(0.0009765625);
@@ -1106,10 +1110,14 @@ static void compute_grads(void)
 
     /* models/char_rnn.lua:24: loss = mean(cross_entropy(logits, y)), */
     {
-        real acc = REAL_C(0.0);
-        for (int i = 0; i < 1024; i++) {
-            acc += cross_entropy[i];
-        }
+        real part[16] = {REAL_C(0.0)};
+        for (int o = 0; o < 1024; o += 16)
+            for (int i = o; i < o + 16; i++) {
+                part[i - o] += cross_entropy[i];
+            }
+        real acc = part[0];
+        for (int o = 1; o < 16; o++)
+            acc += part[o];
         sum[0] = acc;
     }
     loss_value[0] = sum[0] * REAL_C(0.0009765625);

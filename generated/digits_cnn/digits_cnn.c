@@ -204,10 +204,14 @@ static void compute_loss(void)
         cross_entropy[i] = mx + r_log(acc) - row[labels[i]];
     }
     {
-        real acc = REAL_C(0.0);
-        for (int i = 0; i < 32; i++) {
-            acc += cross_entropy[i];
-        }
+        real part[16] = {REAL_C(0.0)};
+        for (int o = 0; o < 32; o += 16)
+            for (int i = o; i < o + 16; i++) {
+                part[i - o] += cross_entropy[i];
+            }
+        real acc = part[0];
+        for (int o = 1; o < 16; o++)
+            acc += part[o];
         sum[0] = acc;
     }
 
@@ -285,10 +289,14 @@ static void compute_grads(void)
 
     /* models/digits_cnn.lua:22: local loss = (1 - SMOOTH) * mean(cross_entropy(logits, labels)) */
     {
-        real acc = REAL_C(0.0);
-        for (int i = 0; i < 32; i++) {
-            acc += cross_entropy[i];
-        }
+        real part[16] = {REAL_C(0.0)};
+        for (int o = 0; o < 32; o += 16)
+            for (int i = o; i < o + 16; i++) {
+                part[i - o] += cross_entropy[i];
+            }
+        real acc = part[0];
+        for (int o = 1; o < 16; o++)
+            acc += part[o];
         sum[0] = acc;
     }
 

@@ -236,10 +236,14 @@ static void compute_outputs(void)
 
     /* models/lib/transformer_block.lua:15: x = x + attend(layer_norm(x, g1, b1)) */
     for (int i = 0; i < 1024; i++) {
-        real acc = REAL_C(0.0);
-        for (int j = 0; j < 128; j++) {
-            acc += h[i * 128 + j];
-        }
+        real part[16] = {REAL_C(0.0)};
+        for (int o = 0; o < 128; o += 16)
+            for (int j = o; j < o + 16; j++) {
+                part[j - o] += h[i * 128 + j];
+            }
+        real acc = part[0];
+        for (int o = 1; o < 16; o++)
+            acc += part[o];
         sum[i] = acc;
     }
     for (int i = 0; i < 1024; i++) {
@@ -250,11 +254,15 @@ static void compute_outputs(void)
             sub[i * 128 + j] = h[i * 128 + j] - mul[i];
         }
     for (int i = 0; i < 1024; i++) {
-        real acc = REAL_C(0.0);
-        for (int j = 0; j < 128; j++) {
-            const real t17 = sub[i * 128 + j] * sub[i * 128 + j];
-            acc += t17;
-        }
+        real part[16] = {REAL_C(0.0)};
+        for (int o = 0; o < 128; o += 16)
+            for (int j = o; j < o + 16; j++) {
+                const real t17 = sub[i * 128 + j] * sub[i * 128 + j];
+                part[j - o] += t17;
+            }
+        real acc = part[0];
+        for (int o = 1; o < 16; o++)
+            acc += part[o];
         sum_2[i] = acc;
     }
     for (int i = 0; i < 1024; i++) {
@@ -352,10 +360,14 @@ static void compute_outputs(void)
 
     /* models/lib/transformer_block.lua:16: local h = gelu(dense(layer_norm(x, g2, b2), 4 * width, name .. "_fc")) */
     for (int i = 0; i < 1024; i++) {
-        real acc = REAL_C(0.0);
-        for (int j = 0; j < 128; j++) {
-            acc += add_2[i * 128 + j];
-        }
+        real part[16] = {REAL_C(0.0)};
+        for (int o = 0; o < 128; o += 16)
+            for (int j = o; j < o + 16; j++) {
+                part[j - o] += add_2[i * 128 + j];
+            }
+        real acc = part[0];
+        for (int o = 1; o < 16; o++)
+            acc += part[o];
         sum_3[i] = acc;
     }
     for (int i = 0; i < 1024; i++) {
@@ -366,11 +378,15 @@ static void compute_outputs(void)
             sub_2[i * 128 + j] = add_2[i * 128 + j] - mul_2[i];
         }
     for (int i = 0; i < 1024; i++) {
-        real acc = REAL_C(0.0);
-        for (int j = 0; j < 128; j++) {
-            const real t48 = sub_2[i * 128 + j] * sub_2[i * 128 + j];
-            acc += t48;
-        }
+        real part[16] = {REAL_C(0.0)};
+        for (int o = 0; o < 128; o += 16)
+            for (int j = o; j < o + 16; j++) {
+                const real t48 = sub_2[i * 128 + j] * sub_2[i * 128 + j];
+                part[j - o] += t48;
+            }
+        real acc = part[0];
+        for (int o = 1; o < 16; o++)
+            acc += part[o];
         sum_4[i] = acc;
     }
     for (int i = 0; i < 1024; i++) {
@@ -415,10 +431,14 @@ static void compute_outputs(void)
 
     /* models/lib/transformer_block.lua:15: x = x + attend(layer_norm(x, g1, b1)) */
     for (int i = 0; i < 1024; i++) {
-        real acc = REAL_C(0.0);
-        for (int j = 0; j < 128; j++) {
-            acc += h_3[i * 128 + j];
-        }
+        real part[16] = {REAL_C(0.0)};
+        for (int o = 0; o < 128; o += 16)
+            for (int j = o; j < o + 16; j++) {
+                part[j - o] += h_3[i * 128 + j];
+            }
+        real acc = part[0];
+        for (int o = 1; o < 16; o++)
+            acc += part[o];
         sum_5[i] = acc;
     }
     for (int i = 0; i < 1024; i++) {
@@ -429,11 +449,15 @@ static void compute_outputs(void)
             sub_3[i * 128 + j] = h_3[i * 128 + j] - mul_3[i];
         }
     for (int i = 0; i < 1024; i++) {
-        real acc = REAL_C(0.0);
-        for (int j = 0; j < 128; j++) {
-            const real t87 = sub_3[i * 128 + j] * sub_3[i * 128 + j];
-            acc += t87;
-        }
+        real part[16] = {REAL_C(0.0)};
+        for (int o = 0; o < 128; o += 16)
+            for (int j = o; j < o + 16; j++) {
+                const real t87 = sub_3[i * 128 + j] * sub_3[i * 128 + j];
+                part[j - o] += t87;
+            }
+        real acc = part[0];
+        for (int o = 1; o < 16; o++)
+            acc += part[o];
         sum_6[i] = acc;
     }
     for (int i = 0; i < 1024; i++) {
@@ -531,10 +555,14 @@ static void compute_outputs(void)
 
     /* models/lib/transformer_block.lua:16: local h = gelu(dense(layer_norm(x, g2, b2), 4 * width, name .. "_fc")) */
     for (int i = 0; i < 1024; i++) {
-        real acc = REAL_C(0.0);
-        for (int j = 0; j < 128; j++) {
-            acc += add_6[i * 128 + j];
-        }
+        real part[16] = {REAL_C(0.0)};
+        for (int o = 0; o < 128; o += 16)
+            for (int j = o; j < o + 16; j++) {
+                part[j - o] += add_6[i * 128 + j];
+            }
+        real acc = part[0];
+        for (int o = 1; o < 16; o++)
+            acc += part[o];
         sum_7[i] = acc;
     }
     for (int i = 0; i < 1024; i++) {
@@ -545,11 +573,15 @@ static void compute_outputs(void)
             sub_4[i * 128 + j] = add_6[i * 128 + j] - mul_4[i];
         }
     for (int i = 0; i < 1024; i++) {
-        real acc = REAL_C(0.0);
-        for (int j = 0; j < 128; j++) {
-            const real t117 = sub_4[i * 128 + j] * sub_4[i * 128 + j];
-            acc += t117;
-        }
+        real part[16] = {REAL_C(0.0)};
+        for (int o = 0; o < 128; o += 16)
+            for (int j = o; j < o + 16; j++) {
+                const real t117 = sub_4[i * 128 + j] * sub_4[i * 128 + j];
+                part[j - o] += t117;
+            }
+        real acc = part[0];
+        for (int o = 1; o < 16; o++)
+            acc += part[o];
         sum_8[i] = acc;
     }
     for (int i = 0; i < 1024; i++) {
@@ -594,10 +626,14 @@ static void compute_outputs(void)
 
     /* models/gpt.lua:22: local logits = dense(layer_norm(h, g, b), V, "head")   -- [N, T, V] */
     for (int i = 0; i < 1024; i++) {
-        real acc = REAL_C(0.0);
-        for (int j = 0; j < 128; j++) {
-            acc += h_5[i * 128 + j];
-        }
+        real part[16] = {REAL_C(0.0)};
+        for (int o = 0; o < 128; o += 16)
+            for (int j = o; j < o + 16; j++) {
+                part[j - o] += h_5[i * 128 + j];
+            }
+        real acc = part[0];
+        for (int o = 1; o < 16; o++)
+            acc += part[o];
         sum_9[i] = acc;
     }
     for (int i = 0; i < 1024; i++) {
@@ -608,11 +644,15 @@ static void compute_outputs(void)
             sub_5[i * 128 + j] = h_5[i * 128 + j] - mul_5[i];
         }
     for (int i = 0; i < 1024; i++) {
-        real acc = REAL_C(0.0);
-        for (int j = 0; j < 128; j++) {
-            const real t147 = sub_5[i * 128 + j] * sub_5[i * 128 + j];
-            acc += t147;
-        }
+        real part[16] = {REAL_C(0.0)};
+        for (int o = 0; o < 128; o += 16)
+            for (int j = o; j < o + 16; j++) {
+                const real t147 = sub_5[i * 128 + j] * sub_5[i * 128 + j];
+                part[j - o] += t147;
+            }
+        real acc = part[0];
+        for (int o = 1; o < 16; o++)
+            acc += part[o];
         sum_10[i] = acc;
     }
     for (int i = 0; i < 1024; i++) {
@@ -660,10 +700,14 @@ static void compute_loss(void)
         cross_entropy[i] = mx + r_log(acc) - row[y[i]];
     }
     {
-        real acc = REAL_C(0.0);
-        for (int i = 0; i < 1024; i++) {
-            acc += cross_entropy[i];
-        }
+        real part[16] = {REAL_C(0.0)};
+        for (int o = 0; o < 1024; o += 16)
+            for (int i = o; i < o + 16; i++) {
+                part[i - o] += cross_entropy[i];
+            }
+        real acc = part[0];
+        for (int o = 1; o < 16; o++)
+            acc += part[o];
         sum_11[0] = acc;
     }
     loss_value[0] = sum_11[0] * REAL_C(0.0009765625);
@@ -701,10 +745,14 @@ static void compute_grads(void)
 
     /* models/gpt.lua:25: loss = mean(cross_entropy(logits, y)), */
     {
-        real acc = REAL_C(0.0);
-        for (int i = 0; i < 1024; i++) {
-            acc += cross_entropy[i];
-        }
+        real part[16] = {REAL_C(0.0)};
+        for (int o = 0; o < 1024; o += 16)
+            for (int i = o; i < o + 16; i++) {
+                part[i - o] += cross_entropy[i];
+            }
+        real acc = part[0];
+        for (int o = 1; o < 16; o++)
+            acc += part[o];
         sum_11[0] = acc;
     }
     loss_value[0] = sum_11[0] * REAL_C(0.0009765625);
@@ -738,11 +786,15 @@ static void compute_grads(void)
             d_ln_g[j] += t176;
         }
     for (int i = 0; i < 1024; i++) {
-        real acc = REAL_C(0.0);
-        for (int j = 0; j < 128; j++) {
-            const real t179 = d_mul[i * 128 + j] * sub_5[i * 128 + j];
-            acc += t179;
-        }
+        real part[16] = {REAL_C(0.0)};
+        for (int o = 0; o < 128; o += 16)
+            for (int j = o; j < o + 16; j++) {
+                const real t179 = d_mul[i * 128 + j] * sub_5[i * 128 + j];
+                part[j - o] += t179;
+            }
+        real acc = part[0];
+        for (int o = 1; o < 16; o++)
+            acc += part[o];
         d_rsqrt[i] = acc;
     }
     for (int i = 0; i < 1024; i++) {
@@ -760,11 +812,15 @@ static void compute_grads(void)
             d_sub[i * 128 + j] = t178 + t189;
         }
     for (int i = 0; i < 1024; i++) {
-        real acc = REAL_C(0.0);
-        for (int j = 0; j < 128; j++) {
-            const real t191 = -d_sub[i * 128 + j];
-            acc += t191;
-        }
+        real part[16] = {REAL_C(0.0)};
+        for (int o = 0; o < 128; o += 16)
+            for (int j = o; j < o + 16; j++) {
+                const real t191 = -d_sub[i * 128 + j];
+                part[j - o] += t191;
+            }
+        real acc = part[0];
+        for (int o = 1; o < 16; o++)
+            acc += part[o];
         d_mul_2[i] = acc;
     }
     for (int i = 0; i < 1024; i++) {
@@ -836,11 +892,15 @@ static void compute_grads(void)
             d_block2_ln2_g[j] += t225;
         }
     for (int i = 0; i < 1024; i++) {
-        real acc = REAL_C(0.0);
-        for (int j = 0; j < 128; j++) {
-            const real t228 = d_mul_3[i * 128 + j] * sub_4[i * 128 + j];
-            acc += t228;
-        }
+        real part[16] = {REAL_C(0.0)};
+        for (int o = 0; o < 128; o += 16)
+            for (int j = o; j < o + 16; j++) {
+                const real t228 = d_mul_3[i * 128 + j] * sub_4[i * 128 + j];
+                part[j - o] += t228;
+            }
+        real acc = part[0];
+        for (int o = 1; o < 16; o++)
+            acc += part[o];
         d_rsqrt_2[i] = acc;
     }
     for (int i = 0; i < 1024; i++) {
@@ -858,11 +918,15 @@ static void compute_grads(void)
             d_sub_2[i * 128 + j] = t227 + t236;
         }
     for (int i = 0; i < 1024; i++) {
-        real acc = REAL_C(0.0);
-        for (int j = 0; j < 128; j++) {
-            const real t239 = -d_sub_2[i * 128 + j];
-            acc += t239;
-        }
+        real part[16] = {REAL_C(0.0)};
+        for (int o = 0; o < 128; o += 16)
+            for (int j = o; j < o + 16; j++) {
+                const real t239 = -d_sub_2[i * 128 + j];
+                part[j - o] += t239;
+            }
+        real acc = part[0];
+        for (int o = 1; o < 16; o++)
+            acc += part[o];
         d_mul_4[i] = acc;
     }
     for (int i = 0; i < 1024; i++) {
@@ -986,11 +1050,15 @@ static void compute_grads(void)
             d_block2_ln1_g[j] += t275;
         }
     for (int i = 0; i < 1024; i++) {
-        real acc = REAL_C(0.0);
-        for (int j = 0; j < 128; j++) {
-            const real t278 = d_mul_5[i * 128 + j] * sub_3[i * 128 + j];
-            acc += t278;
-        }
+        real part[16] = {REAL_C(0.0)};
+        for (int o = 0; o < 128; o += 16)
+            for (int j = o; j < o + 16; j++) {
+                const real t278 = d_mul_5[i * 128 + j] * sub_3[i * 128 + j];
+                part[j - o] += t278;
+            }
+        real acc = part[0];
+        for (int o = 1; o < 16; o++)
+            acc += part[o];
         d_rsqrt_3[i] = acc;
     }
     for (int i = 0; i < 1024; i++) {
@@ -1008,11 +1076,15 @@ static void compute_grads(void)
             d_sub_3[i * 128 + j] = t277 + t286;
         }
     for (int i = 0; i < 1024; i++) {
-        real acc = REAL_C(0.0);
-        for (int j = 0; j < 128; j++) {
-            const real t289 = -d_sub_3[i * 128 + j];
-            acc += t289;
-        }
+        real part[16] = {REAL_C(0.0)};
+        for (int o = 0; o < 128; o += 16)
+            for (int j = o; j < o + 16; j++) {
+                const real t289 = -d_sub_3[i * 128 + j];
+                part[j - o] += t289;
+            }
+        real acc = part[0];
+        for (int o = 1; o < 16; o++)
+            acc += part[o];
         d_mul_6[i] = acc;
     }
     for (int i = 0; i < 1024; i++) {
@@ -1085,11 +1157,15 @@ static void compute_grads(void)
             d_block1_ln2_g[j] += t322;
         }
     for (int i = 0; i < 1024; i++) {
-        real acc = REAL_C(0.0);
-        for (int j = 0; j < 128; j++) {
-            const real t325 = d_mul_7[i * 128 + j] * sub_2[i * 128 + j];
-            acc += t325;
-        }
+        real part[16] = {REAL_C(0.0)};
+        for (int o = 0; o < 128; o += 16)
+            for (int j = o; j < o + 16; j++) {
+                const real t325 = d_mul_7[i * 128 + j] * sub_2[i * 128 + j];
+                part[j - o] += t325;
+            }
+        real acc = part[0];
+        for (int o = 1; o < 16; o++)
+            acc += part[o];
         d_rsqrt_4[i] = acc;
     }
     for (int i = 0; i < 1024; i++) {
@@ -1107,11 +1183,15 @@ static void compute_grads(void)
             d_sub_4[i * 128 + j] = t324 + t333;
         }
     for (int i = 0; i < 1024; i++) {
-        real acc = REAL_C(0.0);
-        for (int j = 0; j < 128; j++) {
-            const real t336 = -d_sub_4[i * 128 + j];
-            acc += t336;
-        }
+        real part[16] = {REAL_C(0.0)};
+        for (int o = 0; o < 128; o += 16)
+            for (int j = o; j < o + 16; j++) {
+                const real t336 = -d_sub_4[i * 128 + j];
+                part[j - o] += t336;
+            }
+        real acc = part[0];
+        for (int o = 1; o < 16; o++)
+            acc += part[o];
         d_mul_8[i] = acc;
     }
     for (int i = 0; i < 1024; i++) {
@@ -1235,11 +1315,15 @@ static void compute_grads(void)
             d_block1_ln1_g[j] += t372;
         }
     for (int i = 0; i < 1024; i++) {
-        real acc = REAL_C(0.0);
-        for (int j = 0; j < 128; j++) {
-            const real t375 = d_mul_9[i * 128 + j] * sub[i * 128 + j];
-            acc += t375;
-        }
+        real part[16] = {REAL_C(0.0)};
+        for (int o = 0; o < 128; o += 16)
+            for (int j = o; j < o + 16; j++) {
+                const real t375 = d_mul_9[i * 128 + j] * sub[i * 128 + j];
+                part[j - o] += t375;
+            }
+        real acc = part[0];
+        for (int o = 1; o < 16; o++)
+            acc += part[o];
         d_rsqrt_5[i] = acc;
     }
     for (int i = 0; i < 1024; i++) {
@@ -1257,11 +1341,15 @@ static void compute_grads(void)
             d_sub_5[i * 128 + j] = t374 + t383;
         }
     for (int i = 0; i < 1024; i++) {
-        real acc = REAL_C(0.0);
-        for (int j = 0; j < 128; j++) {
-            const real t386 = -d_sub_5[i * 128 + j];
-            acc += t386;
-        }
+        real part[16] = {REAL_C(0.0)};
+        for (int o = 0; o < 128; o += 16)
+            for (int j = o; j < o + 16; j++) {
+                const real t386 = -d_sub_5[i * 128 + j];
+                part[j - o] += t386;
+            }
+        real acc = part[0];
+        for (int o = 1; o < 16; o++)
+            acc += part[o];
         d_mul_10[i] = acc;
     }
     for (int i = 0; i < 1024; i++) {

@@ -131,10 +131,14 @@ static void compute_outputs(void)
 
     /* models/lib/transformer_block.lua:15: x = x + attend(layer_norm(x, g1, b1)) */
     for (int i = 0; i < 1024; i++) {
-        real acc = REAL_C(0.0);
-        for (int j = 0; j < 128; j++) {
-            acc += h[i * 128 + j];
-        }
+        real part[16] = {REAL_C(0.0)};
+        for (int o = 0; o < 128; o += 16)
+            for (int j = o; j < o + 16; j++) {
+                part[j - o] += h[i * 128 + j];
+            }
+        real acc = part[0];
+        for (int o = 1; o < 16; o++)
+            acc += part[o];
         sum[i] = acc;
     }
     for (int i = 0; i < 1024; i++) {
@@ -145,11 +149,15 @@ static void compute_outputs(void)
             sub[i * 128 + j] = h[i * 128 + j] - mul[i];
         }
     for (int i = 0; i < 1024; i++) {
-        real acc = REAL_C(0.0);
-        for (int j = 0; j < 128; j++) {
-            const real t16 = sub[i * 128 + j] * sub[i * 128 + j];
-            acc += t16;
-        }
+        real part[16] = {REAL_C(0.0)};
+        for (int o = 0; o < 128; o += 16)
+            for (int j = o; j < o + 16; j++) {
+                const real t16 = sub[i * 128 + j] * sub[i * 128 + j];
+                part[j - o] += t16;
+            }
+        real acc = part[0];
+        for (int o = 1; o < 16; o++)
+            acc += part[o];
         sum_2[i] = acc;
     }
     for (int i = 0; i < 1024; i++) {
@@ -247,10 +255,14 @@ static void compute_outputs(void)
 
     /* models/lib/transformer_block.lua:16: local h = gelu(dense(layer_norm(x, g2, b2), 4 * width, name .. "_fc")) */
     for (int i = 0; i < 1024; i++) {
-        real acc = REAL_C(0.0);
-        for (int j = 0; j < 128; j++) {
-            acc += add_2[i * 128 + j];
-        }
+        real part[16] = {REAL_C(0.0)};
+        for (int o = 0; o < 128; o += 16)
+            for (int j = o; j < o + 16; j++) {
+                part[j - o] += add_2[i * 128 + j];
+            }
+        real acc = part[0];
+        for (int o = 1; o < 16; o++)
+            acc += part[o];
         sum_3[i] = acc;
     }
     for (int i = 0; i < 1024; i++) {
@@ -261,11 +273,15 @@ static void compute_outputs(void)
             sub_2[i * 128 + j] = add_2[i * 128 + j] - mul_2[i];
         }
     for (int i = 0; i < 1024; i++) {
-        real acc = REAL_C(0.0);
-        for (int j = 0; j < 128; j++) {
-            const real t47 = sub_2[i * 128 + j] * sub_2[i * 128 + j];
-            acc += t47;
-        }
+        real part[16] = {REAL_C(0.0)};
+        for (int o = 0; o < 128; o += 16)
+            for (int j = o; j < o + 16; j++) {
+                const real t47 = sub_2[i * 128 + j] * sub_2[i * 128 + j];
+                part[j - o] += t47;
+            }
+        real acc = part[0];
+        for (int o = 1; o < 16; o++)
+            acc += part[o];
         sum_4[i] = acc;
     }
     for (int i = 0; i < 1024; i++) {
@@ -308,10 +324,14 @@ static void compute_outputs(void)
 
     /* models/lib/transformer_block.lua:15: x = x + attend(layer_norm(x, g1, b1)) */
     for (int i = 0; i < 1024; i++) {
-        real acc = REAL_C(0.0);
-        for (int j = 0; j < 128; j++) {
-            acc += h_3[i * 128 + j];
-        }
+        real part[16] = {REAL_C(0.0)};
+        for (int o = 0; o < 128; o += 16)
+            for (int j = o; j < o + 16; j++) {
+                part[j - o] += h_3[i * 128 + j];
+            }
+        real acc = part[0];
+        for (int o = 1; o < 16; o++)
+            acc += part[o];
         sum_5[i] = acc;
     }
     for (int i = 0; i < 1024; i++) {
@@ -322,11 +342,15 @@ static void compute_outputs(void)
             sub_3[i * 128 + j] = h_3[i * 128 + j] - mul_3[i];
         }
     for (int i = 0; i < 1024; i++) {
-        real acc = REAL_C(0.0);
-        for (int j = 0; j < 128; j++) {
-            const real t86 = sub_3[i * 128 + j] * sub_3[i * 128 + j];
-            acc += t86;
-        }
+        real part[16] = {REAL_C(0.0)};
+        for (int o = 0; o < 128; o += 16)
+            for (int j = o; j < o + 16; j++) {
+                const real t86 = sub_3[i * 128 + j] * sub_3[i * 128 + j];
+                part[j - o] += t86;
+            }
+        real acc = part[0];
+        for (int o = 1; o < 16; o++)
+            acc += part[o];
         sum_6[i] = acc;
     }
     for (int i = 0; i < 1024; i++) {
@@ -424,10 +448,14 @@ static void compute_outputs(void)
 
     /* models/lib/transformer_block.lua:16: local h = gelu(dense(layer_norm(x, g2, b2), 4 * width, name .. "_fc")) */
     for (int i = 0; i < 1024; i++) {
-        real acc = REAL_C(0.0);
-        for (int j = 0; j < 128; j++) {
-            acc += add_5[i * 128 + j];
-        }
+        real part[16] = {REAL_C(0.0)};
+        for (int o = 0; o < 128; o += 16)
+            for (int j = o; j < o + 16; j++) {
+                part[j - o] += add_5[i * 128 + j];
+            }
+        real acc = part[0];
+        for (int o = 1; o < 16; o++)
+            acc += part[o];
         sum_7[i] = acc;
     }
     for (int i = 0; i < 1024; i++) {
@@ -438,11 +466,15 @@ static void compute_outputs(void)
             sub_4[i * 128 + j] = add_5[i * 128 + j] - mul_4[i];
         }
     for (int i = 0; i < 1024; i++) {
-        real acc = REAL_C(0.0);
-        for (int j = 0; j < 128; j++) {
-            const real t116 = sub_4[i * 128 + j] * sub_4[i * 128 + j];
-            acc += t116;
-        }
+        real part[16] = {REAL_C(0.0)};
+        for (int o = 0; o < 128; o += 16)
+            for (int j = o; j < o + 16; j++) {
+                const real t116 = sub_4[i * 128 + j] * sub_4[i * 128 + j];
+                part[j - o] += t116;
+            }
+        real acc = part[0];
+        for (int o = 1; o < 16; o++)
+            acc += part[o];
         sum_8[i] = acc;
     }
     for (int i = 0; i < 1024; i++) {
@@ -485,10 +517,14 @@ static void compute_outputs(void)
 
     /* models/gpt.lua:22: local logits = dense(layer_norm(h, g, b), V, "head")   -- [N, T, V] */
     for (int i = 0; i < 1024; i++) {
-        real acc = REAL_C(0.0);
-        for (int j = 0; j < 128; j++) {
-            acc += h_5[i * 128 + j];
-        }
+        real part[16] = {REAL_C(0.0)};
+        for (int o = 0; o < 128; o += 16)
+            for (int j = o; j < o + 16; j++) {
+                part[j - o] += h_5[i * 128 + j];
+            }
+        real acc = part[0];
+        for (int o = 1; o < 16; o++)
+            acc += part[o];
         sum_9[i] = acc;
     }
     for (int i = 0; i < 1024; i++) {
@@ -499,11 +535,15 @@ static void compute_outputs(void)
             sub_5[i * 128 + j] = h_5[i * 128 + j] - mul_5[i];
         }
     for (int i = 0; i < 1024; i++) {
-        real acc = REAL_C(0.0);
-        for (int j = 0; j < 128; j++) {
-            const real t146 = sub_5[i * 128 + j] * sub_5[i * 128 + j];
-            acc += t146;
-        }
+        real part[16] = {REAL_C(0.0)};
+        for (int o = 0; o < 128; o += 16)
+            for (int j = o; j < o + 16; j++) {
+                const real t146 = sub_5[i * 128 + j] * sub_5[i * 128 + j];
+                part[j - o] += t146;
+            }
+        real acc = part[0];
+        for (int o = 1; o < 16; o++)
+            acc += part[o];
         sum_10[i] = acc;
     }
     for (int i = 0; i < 1024; i++) {

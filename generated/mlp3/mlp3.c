@@ -101,10 +101,14 @@ static void compute_loss(void)
         cross_entropy[i] = mx + r_log(acc) - row[labels[i]];
     }
     {
-        real acc = REAL_C(0.0);
-        for (int i = 0; i < 64; i++) {
-            acc += cross_entropy[i];
-        }
+        real part[16] = {REAL_C(0.0)};
+        for (int o = 0; o < 64; o += 16)
+            for (int i = o; i < o + 16; i++) {
+                part[i - o] += cross_entropy[i];
+            }
+        real acc = part[0];
+        for (int o = 1; o < 16; o++)
+            acc += part[o];
         sum[0] = acc;
     }
     loss_value[0] = sum[0] * REAL_C(0.015625);
@@ -145,10 +149,14 @@ static void compute_grads(int fold, real lr, real keep)
 
     /* models/mlp3.lua:17: loss = mean(cross_entropy(logits, labels)), */
     {
-        real acc = REAL_C(0.0);
-        for (int i = 0; i < 64; i++) {
-            acc += cross_entropy[i];
-        }
+        real part[16] = {REAL_C(0.0)};
+        for (int o = 0; o < 64; o += 16)
+            for (int i = o; i < o + 16; i++) {
+                part[i - o] += cross_entropy[i];
+            }
+        real acc = part[0];
+        for (int o = 1; o < 16; o++)
+            acc += part[o];
         sum[0] = acc;
     }
     loss_value[0] = sum[0] * REAL_C(0.015625);

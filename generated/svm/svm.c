@@ -57,20 +57,28 @@ static void compute_loss(void)
         hinge_loss[i] = acc;
     }
     {
-        real acc = REAL_C(0.0);
-        for (int i = 0; i < 64; i++) {
-            acc += hinge_loss[i];
-        }
+        real part[16] = {REAL_C(0.0)};
+        for (int o = 0; o < 64; o += 16)
+            for (int i = o; i < o + 16; i++) {
+                part[i - o] += hinge_loss[i];
+            }
+        real acc = part[0];
+        for (int o = 1; o < 16; o++)
+            acc += part[o];
         sum[0] = acc;
     }
 
     /* models/svm.lua:14: local reg_loss = reg * sum(W^2) */
     {
-        real acc = REAL_C(0.0);
-        for (int i = 0; i < 640; i++) {
-            const real t8 = W[i] * W[i];
-            acc += t8;
-        }
+        real part[16] = {REAL_C(0.0)};
+        for (int o = 0; o < 640; o += 16)
+            for (int i = o; i < o + 16; i++) {
+                const real t8 = W[i] * W[i];
+                part[i - o] += t8;
+            }
+        real acc = part[0];
+        for (int o = 1; o < 16; o++)
+            acc += part[o];
         sum_2[0] = acc;
     }
 
@@ -104,10 +112,14 @@ static void compute_grads(void)
         hinge_loss[i] = acc;
     }
     {
-        real acc = REAL_C(0.0);
-        for (int i = 0; i < 64; i++) {
-            acc += hinge_loss[i];
-        }
+        real part[16] = {REAL_C(0.0)};
+        for (int o = 0; o < 64; o += 16)
+            for (int i = o; i < o + 16; i++) {
+                part[i - o] += hinge_loss[i];
+            }
+        real acc = part[0];
+        for (int o = 1; o < 16; o++)
+            acc += part[o];
         sum[0] = acc;
     }
 
