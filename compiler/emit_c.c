@@ -51,9 +51,10 @@ static const char *const reserved[] = {
     /* what generated functions use as locals */
     "i", "j", "k", "l", "m", "n", "acc", "row", "drow", "srow", "dot", "label", "mx", "cnt", "on",
     "at", "oi", "win", "lr", "loss", "x0", "m0", "m1", "n0", "n1",
-    "rows", "hyper", "params", "grads", "avg", "avg_sq", "scale", "norm2", "wd", "mu", "b1", "b2",
-    "c1", "c2", "eps", "alpha", "g", "part", "o", "sqrt", "forward", "loss_and_grad", "train_step", "inputs",
-    "outputs", "memset", "memcpy", "fold", "keep", "compute_grads", "clipped_step", "tuned_copy",
+    "rows", "hyper", "params", "grads", "avg", "avg_sq", "scale", "norm2", "part", "o", "wd", "mu",
+    "b1", "b2", "c1", "c2", "eps", "alpha", "g", "sqrt", "forward", "loss_and_grad", "train_step",
+    "inputs", "outputs", "memset", "memcpy", "fold", "keep", "compute_grads", "clipped_step",
+    "tuned_copy",
     /* the C library's, which a header may declare */
     "exp", "log", "tanh", "pow", "fmax", "fmin", "sqrt", "fabs", "floor", "ceil", "round", "sin",
     "cos", "tan", "erf", "gamma", "lgamma", "tgamma", "j0", "j1", "jn", "y0", "y1", "yn", "abs",
