@@ -628,34 +628,34 @@ static void emit_group(Emit *e, int root)
             open_parallel(e->b, &sp, depth);
         open_loops(e->b, &sp, 0, keep, depth);
         indent(e->b, depth + keep);
+        buf_printf(e->b, "real %s = %s%s%s;\n", split ? "part[16]" : "acc", split ? "{" : "", init,
+                   split ? "}" : "");
+        int inner = split ? last : sp.rank; /* the reduced loops written plainly */
+        open_loops(e->b, &sp, keep, inner, depth + keep);
+        char part[16];
         if (split) {
-            char part[16];
-            snprintf(part, sizeof part, "part[%c - o]", loop_var[last]);
+            char v = loop_var[last];
+            snprintf(part, sizeof part, "part[%c - o]", v);
             one.acc[0] = part;
-            buf_printf(e->b, "real part[16] = {%s};\n", init);
-            open_loops(e->b, &sp, keep, last, depth + keep);
             indent(e->b, depth + last);
             buf_printf(e->b, "for (int o = 0; o < %ld; o += 16)\n", sp.size[last]);
             indent(e->b, depth + last + 1);
-            buf_printf(e->b, "for (int %c = o; %c < o + 16; %c++) {\n", loop_var[last],
-                       loop_var[last], loop_var[last]);
-            group_body(e, &sp, &m, &one, &body, depth + last + 2, false);
-            buf_printf(e->b, "%s", body.data);
+            buf_printf(e->b, "for (int %c = o; %c < o + 16; %c++) {\n", v, v, v);
+        }
+        group_body(e, &sp, &m, &one, &body, depth + sp.rank + split, false);
+        buf_printf(e->b, "%s", body.data);
+        if (split) {
             indent(e->b, depth + last + 1);
             buf_printf(e->b, "}\n");
-            close_loops(e->b, keep, last, depth + keep);
+        }
+        close_loops(e->b, keep, inner, depth + keep);
+        if (split) {
             indent(e->b, depth + keep);
             buf_printf(e->b, "real acc = part[0];\n");
             indent(e->b, depth + keep);
             buf_printf(e->b, "for (int o = 1; o < 16; o++)\n");
             indent(e->b, depth + keep + 1);
             buf_printf(e->b, "acc += part[o];\n");
-        } else {
-            buf_printf(e->b, "real acc = %s;\n", init);
-            open_loops(e->b, &sp, keep, sp.rank, depth + keep);
-            group_body(e, &sp, &m, &one, &body, depth + sp.rank, false);
-            buf_printf(e->b, "%s", body.data);
-            close_loops(e->b, keep, sp.rank, depth + keep);
         }
         indent(e->b, depth + keep);
         buf_printf(e->b, "%s[%s] = acc;\n", use(e, root), idx);
