@@ -59,7 +59,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PY = "/usr/bin/python3"
 LOSS_RTOL = 1e-3  # float32 losses summed in different orders, a few steps in
 WHOLE_RTOL = 1e-2  # the same after 200 steps
-MIN_STEPS = 10  # timed steps of a gradc run, at the least (5 for the others, after 2 warm-up steps)
+MIN_STEPS = 10  # timed steps of a gradc run after its first, at the least (5 for the others, after their warm-up)
 R_CORENAMES = {}  # program: the OpenBLAS kernels it reported
 prepared_steps = {}  # network: the steps of each gradc run
 TUNABLES = "glibc.malloc.trim_threshold=1000000000:glibc.malloc.mmap_threshold=1000000000"
@@ -318,16 +318,16 @@ def prepare(net, train, bb, env, ms):
 
 def calibrate(train, flags, ms, env):
     """How many steps the gradc trainer takes in ms milliseconds (one thread),
-    at least MIN_STEPS: its runs then train for that many steps, not for a
-    time, so that a slow network still averages over several steps, the
-    first (cold: the arena's pages are touched for the first time) among
-    them."""
+    at least MIN_STEPS, and one more: its runs then train for that many
+    steps, not for a time, so that a slow network still averages over
+    several steps after the first (cold: the arena's pages are touched for
+    the first time), which the trainer times apart."""
     p = subprocess.run([train, "--minutes", "%.6g" % (ms / 60000), "--print-every", "1000000000"] + flags,
                        env=env, cwd=ROOT, capture_output=True, text=True)
     if p.returncode:
         raise SystemExit("bench: %s failed:\n%s" % (train, p.stderr))
     m = re.search(r"reached at step (\d+)", p.stderr)
-    return max([MIN_STEPS, int(m.group(1)) if m else 0] + list(parse_losses(p.stdout)))
+    return max([MIN_STEPS, int(m.group(1)) if m else 0] + list(parse_losses(p.stdout))) + 1
 
 
 def trace_products(net, train, flags, d, bb, env, steps):
@@ -661,8 +661,9 @@ def report(R, nets, a, failures):
            None: "not measured"}[near(R)]))
     w("- %d rounds. In each, NumPy and PyTorch run %d untimed steps whose losses are checked (their warm-up), "
       "then are timed over at least %d ms and 5 steps; the GEMM-only program likewise after 2 untimed passes; the "
-      "gradc trainer runs as many steps as took it %d ms in a trial run, at least %d (%s), and its figure is its "
-      "own `ms/step`, which counts every step, the first (cold) one included. Medians over the rounds; ratios "
+      "gradc trainer runs one step more than took it %d ms in a trial run, at least %d more (%s), and its figure "
+      "is its own `ms/step`, over the steps after the first (which it times apart: it faults in the arena's pages, "
+      "as the others' warm-up does theirs). Medians over the rounds; ratios "
       "taken within each round, then their median." % (
           a.rounds, a.check, a.ms, a.ms, MIN_STEPS,
           ", ".join("%s %d" % (n.short, prepared_steps[n.name]) for n in nets)))
