@@ -663,7 +663,7 @@ static void emit_group(Emit *e, int root)
         if (keep == 0)
             buf_printf(e->b, "    }\n");
     } else {
-        if (r->op == OP_PAD) {
+        if (r->op == OP_PAD && r->value != 1) { /* 1: windows written after it cover the rest */
             indent(e->b, 1);
             buf_printf(e->b, "memset(%s, 0, %ld * sizeof *%s);\n", use(e, root),
                        shape_size(r->shape), e->name[root]);

@@ -193,6 +193,9 @@ int ir_reshape(Graph *g, int x, Shape s);
 int ir_copy(Graph *to, const Node *n, const int *new_in);
 /* A new graph with the same roots, file table and settings, and no nodes. */
 Graph *ir_empty_like(const Graph *g);
+/* Whether the value is read from outside: the loss, an output, a
+ * gradient, a buffer's next value. */
+bool ir_is_root(const Graph *g, int id);
 /* Maps every root through old id -> new id. */
 void ir_remap_roots(Graph *g, const Graph *old, const int *map);
 void ir_check(Graph *g);
@@ -298,6 +301,7 @@ typedef struct {
     int merged;     /* common subexpressions: a node equal to an earlier one */
     int transposes; /* transposes folded into a product's BLAS flags */
     int scales;     /* constant factors folded into a product's alpha */
+    int tiles;      /* windows added into a sum they tile, stored instead */
 } SimplifyStats;
 Graph *simplify(Graph *g, SimplifyStats *st);
 /* ---- dce.c ---- */

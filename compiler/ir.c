@@ -364,6 +364,22 @@ const char *ir_source_line(const Graph *g, SrcLoc loc)
     return NULL;
 }
 
+bool ir_is_root(const Graph *g, int id)
+{
+    if (id == g->loss)
+        return true;
+    for (int i = 0; i < g->n_outputs; i++)
+        if (g->outputs[i].node == id)
+            return true;
+    for (int i = 0; i < g->n_params; i++)
+        if (g->params[i].grad == id)
+            return true;
+    for (int i = 0; i < g->n_buffers; i++)
+        if (g->buffers[i].next == id)
+            return true;
+    return false;
+}
+
 static void print_node(Graph *g, const Node *n, FILE *out)
 {
     char line[512], shape[64], num[40];
@@ -385,6 +401,9 @@ static void print_node(Graph *g, const Node *n, FILE *out)
     }
     if ((n->op == OP_SOFTMAX || n->op == OP_SOFTMAX_GRAD) && n->value == 1)
         len += snprintf(line + len, sizeof line - len, " (causal)");
+    if ((n->op == OP_PAD || n->op == OP_PAD_ADD) && n->value == 1)
+        len += snprintf(line + len, sizeof line - len, " (tiled: %s)",
+                        n->op == OP_PAD ? "no zero fill" : "stores");
     /* Axes as the model language counts them, from 1. */
     if (op_info[n->op].kind == REDUCE) {
         const char *sep = " over ";

@@ -708,7 +708,8 @@ static int grad_pad(Graph *g, int node, int dy, int k)
 /* pad_add(s, x) = s + pad(x): made by simplify where a padded window is
  * added to a sum (the gradients of the slices of one tensor), so the window
  * is added into the sum, in its place when the plan lets it, and no padded
- * copy is made. Made after differentiation: no gradient rule. */
+ * copy is made; stored, with value 1, where the window holds no sum yet
+ * (simplify's tile_windows). Made after differentiation: no gradient rule. */
 static const char *shape_pad_add(Graph *g, Node *n, char *err, size_t len)
 {
     Node pad = *n;
@@ -761,8 +762,9 @@ static void emit_pad_add(Buf *b, const Node *n, const Operand *out, const Operan
                    x.dim[d], var[d]);
     buf_printf(b,
                "%*sfor (int r = 0; r < %ld; r++)\n"
-               "%*s%s[%sr] += %s[%sr];\n",
-               4 * (inner + 1), "", run, 4 * (inner + 2), "", out->text, to, in[1].text, from);
+               "%*s%s[%sr] %s %s[%sr];\n",
+               4 * (inner + 1), "", run, 4 * (inner + 2), "", out->text, to,
+               n->value == 1 ? "=" : "+=", in[1].text, from);
 }
 
 /* The same elements, in the same order, in another shape. */

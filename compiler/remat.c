@@ -28,19 +28,6 @@ static bool inlines(Graph *g, const Node *n, int x)
            shape_size(loop_space(g, n)) == shape_size(ir_at(g, x)->shape);
 }
 
-static bool is_root(const Graph *g, int id)
-{
-    if (id == g->loss)
-        return true;
-    for (int i = 0; i < g->n_outputs; i++)
-        if (g->outputs[i].node == id)
-            return true;
-    for (int i = 0; i < g->n_buffers; i++)
-        if (g->buffers[i].next == id)
-            return true;
-    return false;
-}
-
 /* Whether x is worth computing again in each backward loop that reads it:
  * cheap, from what the backward reads anyway, inlined by every reader, and
  * read once in the forward pass (so that no buffer keeps it there either). */
@@ -48,7 +35,7 @@ static bool recomputable(Graph *g, const unsigned char *part, const bool *read_b
                          const int *forward_readers, const bool *inlined, int x)
 {
     const Node *n = ir_at(g, x);
-    if (part[x] == 2 || !read_back[x] || is_root(g, x) || forward_readers[x] != 1 ||
+    if (part[x] == 2 || !read_back[x] || ir_is_root(g, x) || forward_readers[x] != 1 ||
         !inlined[x] ||
         (n->op != OP_ADD && n->op != OP_SUB && n->op != OP_MUL && n->op != OP_NEG))
         return false;

@@ -1,6 +1,7 @@
 /*
  * simplify.c: algebraic identities, folding of constant fills, transposes
- * folded into matrix products, and common subexpressions.
+ * folded into matrix products, common subexpressions, and sums of windows
+ * that tile them.
  *
  * Needs: shapes. Keeps: topological order, every root's value. Rebuilds
  * the graph node by node with hash-consing on (ir_node's CSE), rewriting
@@ -248,6 +249,64 @@ static int rewrite(Graph *h, const Node *n, const bool *single_use)
     return -1;
 }
 
+/* Whether two windows (starts a and b, shapes sa and sb) overlap. */
+static bool overlap(const int *a, Shape sa, const int *b, Shape sb)
+{
+    for (int d = 0; d < sa.rank; d++)
+        if (a[d] + sa.dim[d] <= b[d] || b[d] + sb.dim[d] <= a[d])
+            return false;
+    return true;
+}
+
+/* A tensor cut into slices has for gradient pad(d1) + d2 + ... + dk, each
+ * added into its window: when the windows are disjoint and cover the whole,
+ * the pad need not zero what the others cover and each of those stores
+ * instead of adding (value 1 on both). An LSTM's gate gradients are its
+ * step's z's, and the steps' z's the input product's: a memset of the
+ * whole and a read of it per window saved. Each sum along the chain has
+ * the next for its one reader, so no one sees the unfilled ones. */
+static int tile_windows(Graph *h)
+{
+    int *readers = xcalloc(h->n, sizeof *readers), tiled = 0;
+    for (int i = 0; i < h->n; i++)
+        for (int k = 0; k < h->nodes[i].n_in; k++)
+            readers[h->nodes[i].in[k]]++;
+    int *link = xmalloc(h->n * sizeof *link);
+    for (int top = h->n - 1; top >= 0; top--) {
+        if (h->nodes[top].op != OP_PAD_ADD || h->nodes[top].value == 1)
+            continue;
+        int n = 0, id = top;
+        while (h->nodes[id].op == OP_PAD_ADD) {
+            link[n++] = id;
+            id = h->nodes[id].in[0];
+            if (readers[id] != 1 || ir_is_root(h, id))
+                break;
+        }
+        if (h->nodes[id].op != OP_PAD || readers[id] != 1 || ir_is_root(h, id))
+            continue;
+        link[n++] = id;
+        long covered = 0;
+        bool disjoint = true;
+        for (int a = 0; a < n && disjoint; a++) {
+            const Node *x = ir_at(h, link[a]);
+            Shape sx = ir_at(h, x->in[x->n_in - 1])->shape;
+            covered += shape_size(sx);
+            for (int b = 0; b < a && disjoint; b++) {
+                const Node *y = ir_at(h, link[b]);
+                disjoint = !overlap(x->axes, sx, y->axes, ir_at(h, y->in[y->n_in - 1])->shape);
+            }
+        }
+        if (!disjoint || covered != shape_size(h->nodes[top].shape))
+            continue;
+        for (int a = 0; a < n; a++)
+            h->nodes[link[a]].value = 1;
+        tiled += n - 1;
+    }
+    free(link);
+    free(readers);
+    return tiled;
+}
+
 Graph *simplify(Graph *g, SimplifyStats *st)
 {
     *st = (SimplifyStats){0};
@@ -300,6 +359,7 @@ Graph *simplify(Graph *g, SimplifyStats *st)
     }
     h->making_grad = false;
     ir_remap_roots(h, g, map);
+    st->tiles = tile_windows(h);
     free(map);
     free(uses);
     free(readers);

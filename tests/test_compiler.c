@@ -516,6 +516,38 @@ START_TEST(row_sums_in_parts)
 }
 END_TEST
 
+/* The gradient of a tensor cut into slices: where the slices cover it,
+ * each window is stored into the sum, which nothing zeroes first; where
+ * they leave a gap, the sum is zeroed and each window added. */
+START_TEST(windows_that_tile_are_stored)
+{
+    static const char *const second[] = {"slice(2, 3, 5)", "slice(2, 4, 5)"};
+    for (int gap = 0; gap < 2; gap++) {
+        char text[512];
+        snprintf(text, sizeof text,
+                 "local x = input(\"x\", {4, 5})\n"
+                 "local w = param(\"w\", {4, 5}, randn())\n"
+                 "return model { loss = sum(w:slice(2, 1, 2) * x:slice(2, 1, 2)) + sum(w:%s * x:%s) }\n",
+                 second[gap], second[gap]);
+        const char *path = write_model("cut.lua", text);
+        Graph *g = compiled(path, NULL, 0);
+        const Node *dw = &g->nodes[g->params[0].grad];
+        ck_assert_int_eq(dw->op, OP_PAD_ADD);
+        ck_assert_int_eq(dw->value, !gap);
+        ck_assert_int_eq(g->nodes[dw->in[0]].op, OP_PAD);
+        ck_assert_int_eq(g->nodes[dw->in[0]].value, !gap);
+        ir_free(g);
+        LoadOptions o = {0};
+        OutFile out[6];
+        ck_assert_int_eq(compile_files(path, &o, out), 0);
+        const char *c = out[1].text.data;
+        ck_assert_msg(!strstr(c, "memset(d_pad") == !gap, "%s", c);
+        ck_assert_msg(strstr(c, gap ? "] += d_" : "] = d_"), "%s", c);
+        free_files(out, 6);
+    }
+}
+END_TEST
+
 START_TEST(dce_drops_unused)
 {
     const char *path = write_model("dead.lua", "local x = input(\"x\", {2, 2})\n"
@@ -611,6 +643,7 @@ static Suite *compiler_suite(void)
     tcase_add_test(passes, transposes_fold_into_flags);
     tcase_add_test(passes, attention_folds_scale_and_mask);
     tcase_add_test(passes, row_sums_in_parts);
+    tcase_add_test(passes, windows_that_tile_are_stored);
     tcase_add_test(passes, dce_drops_unused);
     tcase_add_test(passes, remat_keeps_only_what_backward_needs);
     tcase_add_test(passes, loops_read_in_order);

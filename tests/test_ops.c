@@ -193,11 +193,16 @@ static const Case cases[] = {
      "local w = param(\"w\", {3, 5}, randn())\n"
      "local loss = sum(a:matmul(w) * R) + sum(b:matmul(w) * S)\n"},
 
-    {"pad_add", "two slices of one weight: the second window adds into the first's gradient",
+    {"pad_add", "two slices of one weight that cover it: the second window stored beside the first",
      "local R = input(\"R\", {4, 2, 3})\n"
      "local S = input(\"S\", {4, 3, 3})\n"
      "local w = param(\"w\", {4, 5, 3}, randn())\n"
      "local loss = sum(w:slice(2, 1, 2) * R) + sum(w:slice(2, 3, 5) * S)\n"},
+    {"pad_add", "two slices that leave a gap: the sum is zeroed first, the windows added",
+     "local R = input(\"R\", {4, 2, 3})\n"
+     "local S = input(\"S\", {4, 2, 3})\n"
+     "local w = param(\"w\", {4, 5, 3}, randn())\n"
+     "local loss = sum(w:slice(2, 1, 2) * R) + sum(w:slice(2, 4, 5) * S)\n"},
 
     /* ---- row losses; their _grad ops are covered here ---- */
     {"hinge_loss", "per-row hinge, kinks skipped",

@@ -2841,7 +2841,6 @@ static void compute_grads(void)
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
-    memset(d_pad, 0, 32768 * sizeof *d_pad);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
             const real t666 = d_reshape_33[i * 256 + j] * tanh_33[i * 256 + j];
@@ -2854,7 +2853,7 @@ static void compute_grads(void)
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add[512 + i * 1024 + r] += d_slice[i * 256 + r];
+            d_pad_add[512 + i * 1024 + r] = d_slice[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     memset(d_sum, 0, 256 * sizeof *d_sum);
@@ -2864,12 +2863,12 @@ static void compute_grads(void)
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_2[256 + i * 1024 + r] += d_add[i * 256 + r];
+            d_pad_add_2[256 + i * 1024 + r] = d_add[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_z[i * 1024 + r] += d_slice_2[i * 256 + r];
+            d_z[i * 1024 + r] = d_slice_2[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
@@ -2881,7 +2880,6 @@ static void compute_grads(void)
         for (int j = 0; j < 1024; j++) {
             d_sum_2[j] += d_z[i * 1024 + j];
         }
-    memset(d_pad_2, 0, 1048576 * sizeof *d_pad_2);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
             d_pad_2[i * 32768 + j + 31744] = d_z[i * 1024 + j];
@@ -2915,7 +2913,6 @@ static void compute_grads(void)
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
-    memset(d_pad_3, 0, 32768 * sizeof *d_pad_3);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
             const real t698 = d_h[i * 256 + j] * tanh_32[i * 256 + j];
@@ -2928,7 +2925,7 @@ static void compute_grads(void)
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_3[512 + i * 1024 + r] += d_slice_3[i * 256 + r];
+            d_pad_add_3[512 + i * 1024 + r] = d_slice_3[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     memset(d_sum_3, 0, 256 * sizeof *d_sum_3);
@@ -2938,12 +2935,12 @@ static void compute_grads(void)
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_4[256 + i * 1024 + r] += d_add_2[i * 256 + r];
+            d_pad_add_4[256 + i * 1024 + r] = d_add_2[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_z_2[i * 1024 + r] += d_slice_4[i * 256 + r];
+            d_z_2[i * 1024 + r] = d_slice_4[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
@@ -2957,7 +2954,7 @@ static void compute_grads(void)
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 1024; r++)
-            d_pad_add_5[30720 + i * 32768 + r] += d_z_2[i * 1024 + r];
+            d_pad_add_5[30720 + i * 32768 + r] = d_z_2[i * 1024 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
@@ -2987,7 +2984,6 @@ static void compute_grads(void)
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
-    memset(d_pad_4, 0, 32768 * sizeof *d_pad_4);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
             const real t733 = d_h_2[i * 256 + j] * tanh_31[i * 256 + j];
@@ -3000,7 +2996,7 @@ static void compute_grads(void)
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_6[512 + i * 1024 + r] += d_slice_5[i * 256 + r];
+            d_pad_add_6[512 + i * 1024 + r] = d_slice_5[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     memset(d_sum_5, 0, 256 * sizeof *d_sum_5);
@@ -3010,12 +3006,12 @@ static void compute_grads(void)
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_7[256 + i * 1024 + r] += d_add_3[i * 256 + r];
+            d_pad_add_7[256 + i * 1024 + r] = d_add_3[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_z_3[i * 1024 + r] += d_slice_6[i * 256 + r];
+            d_z_3[i * 1024 + r] = d_slice_6[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
@@ -3029,7 +3025,7 @@ static void compute_grads(void)
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 1024; r++)
-            d_pad_add_8[29696 + i * 32768 + r] += d_z_3[i * 1024 + r];
+            d_pad_add_8[29696 + i * 32768 + r] = d_z_3[i * 1024 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
@@ -3059,7 +3055,6 @@ static void compute_grads(void)
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
-    memset(d_pad_5, 0, 32768 * sizeof *d_pad_5);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
             const real t768 = d_h_3[i * 256 + j] * tanh_30[i * 256 + j];
@@ -3072,7 +3067,7 @@ static void compute_grads(void)
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_9[512 + i * 1024 + r] += d_slice_7[i * 256 + r];
+            d_pad_add_9[512 + i * 1024 + r] = d_slice_7[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     memset(d_sum_7, 0, 256 * sizeof *d_sum_7);
@@ -3082,12 +3077,12 @@ static void compute_grads(void)
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_10[256 + i * 1024 + r] += d_add_4[i * 256 + r];
+            d_pad_add_10[256 + i * 1024 + r] = d_add_4[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_z_4[i * 1024 + r] += d_slice_8[i * 256 + r];
+            d_z_4[i * 1024 + r] = d_slice_8[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
@@ -3101,7 +3096,7 @@ static void compute_grads(void)
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 1024; r++)
-            d_pad_add_11[28672 + i * 32768 + r] += d_z_4[i * 1024 + r];
+            d_pad_add_11[28672 + i * 32768 + r] = d_z_4[i * 1024 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
@@ -3131,7 +3126,6 @@ static void compute_grads(void)
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
-    memset(d_pad_6, 0, 32768 * sizeof *d_pad_6);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
             const real t803 = d_h_4[i * 256 + j] * tanh_29[i * 256 + j];
@@ -3144,7 +3138,7 @@ static void compute_grads(void)
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_12[512 + i * 1024 + r] += d_slice_9[i * 256 + r];
+            d_pad_add_12[512 + i * 1024 + r] = d_slice_9[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     memset(d_sum_9, 0, 256 * sizeof *d_sum_9);
@@ -3154,12 +3148,12 @@ static void compute_grads(void)
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_13[256 + i * 1024 + r] += d_add_5[i * 256 + r];
+            d_pad_add_13[256 + i * 1024 + r] = d_add_5[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_z_5[i * 1024 + r] += d_slice_10[i * 256 + r];
+            d_z_5[i * 1024 + r] = d_slice_10[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
@@ -3173,7 +3167,7 @@ static void compute_grads(void)
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 1024; r++)
-            d_pad_add_14[27648 + i * 32768 + r] += d_z_5[i * 1024 + r];
+            d_pad_add_14[27648 + i * 32768 + r] = d_z_5[i * 1024 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
@@ -3203,7 +3197,6 @@ static void compute_grads(void)
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
-    memset(d_pad_7, 0, 32768 * sizeof *d_pad_7);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
             const real t838 = d_h_5[i * 256 + j] * tanh_28[i * 256 + j];
@@ -3216,7 +3209,7 @@ static void compute_grads(void)
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_15[512 + i * 1024 + r] += d_slice_11[i * 256 + r];
+            d_pad_add_15[512 + i * 1024 + r] = d_slice_11[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     memset(d_sum_11, 0, 256 * sizeof *d_sum_11);
@@ -3226,12 +3219,12 @@ static void compute_grads(void)
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_16[256 + i * 1024 + r] += d_add_6[i * 256 + r];
+            d_pad_add_16[256 + i * 1024 + r] = d_add_6[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_z_6[i * 1024 + r] += d_slice_12[i * 256 + r];
+            d_z_6[i * 1024 + r] = d_slice_12[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
@@ -3245,7 +3238,7 @@ static void compute_grads(void)
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 1024; r++)
-            d_pad_add_17[26624 + i * 32768 + r] += d_z_6[i * 1024 + r];
+            d_pad_add_17[26624 + i * 32768 + r] = d_z_6[i * 1024 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
@@ -3275,7 +3268,6 @@ static void compute_grads(void)
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
-    memset(d_pad_8, 0, 32768 * sizeof *d_pad_8);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
             const real t873 = d_h_6[i * 256 + j] * tanh_27[i * 256 + j];
@@ -3288,7 +3280,7 @@ static void compute_grads(void)
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_18[512 + i * 1024 + r] += d_slice_13[i * 256 + r];
+            d_pad_add_18[512 + i * 1024 + r] = d_slice_13[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     memset(d_sum_13, 0, 256 * sizeof *d_sum_13);
@@ -3298,12 +3290,12 @@ static void compute_grads(void)
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_19[256 + i * 1024 + r] += d_add_7[i * 256 + r];
+            d_pad_add_19[256 + i * 1024 + r] = d_add_7[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_z_7[i * 1024 + r] += d_slice_14[i * 256 + r];
+            d_z_7[i * 1024 + r] = d_slice_14[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
@@ -3317,7 +3309,7 @@ static void compute_grads(void)
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 1024; r++)
-            d_pad_add_20[25600 + i * 32768 + r] += d_z_7[i * 1024 + r];
+            d_pad_add_20[25600 + i * 32768 + r] = d_z_7[i * 1024 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
@@ -3347,7 +3339,6 @@ static void compute_grads(void)
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
-    memset(d_pad_9, 0, 32768 * sizeof *d_pad_9);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
             const real t908 = d_h_7[i * 256 + j] * tanh_26[i * 256 + j];
@@ -3360,7 +3351,7 @@ static void compute_grads(void)
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_21[512 + i * 1024 + r] += d_slice_15[i * 256 + r];
+            d_pad_add_21[512 + i * 1024 + r] = d_slice_15[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     memset(d_sum_15, 0, 256 * sizeof *d_sum_15);
@@ -3370,12 +3361,12 @@ static void compute_grads(void)
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_22[256 + i * 1024 + r] += d_add_8[i * 256 + r];
+            d_pad_add_22[256 + i * 1024 + r] = d_add_8[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_z_8[i * 1024 + r] += d_slice_16[i * 256 + r];
+            d_z_8[i * 1024 + r] = d_slice_16[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
@@ -3389,7 +3380,7 @@ static void compute_grads(void)
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 1024; r++)
-            d_pad_add_23[24576 + i * 32768 + r] += d_z_8[i * 1024 + r];
+            d_pad_add_23[24576 + i * 32768 + r] = d_z_8[i * 1024 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
@@ -3419,7 +3410,6 @@ static void compute_grads(void)
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
-    memset(d_pad_10, 0, 32768 * sizeof *d_pad_10);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
             const real t943 = d_h_8[i * 256 + j] * tanh_25[i * 256 + j];
@@ -3432,7 +3422,7 @@ static void compute_grads(void)
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_24[512 + i * 1024 + r] += d_slice_17[i * 256 + r];
+            d_pad_add_24[512 + i * 1024 + r] = d_slice_17[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     memset(d_sum_17, 0, 256 * sizeof *d_sum_17);
@@ -3442,12 +3432,12 @@ static void compute_grads(void)
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_25[256 + i * 1024 + r] += d_add_9[i * 256 + r];
+            d_pad_add_25[256 + i * 1024 + r] = d_add_9[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_z_9[i * 1024 + r] += d_slice_18[i * 256 + r];
+            d_z_9[i * 1024 + r] = d_slice_18[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
@@ -3461,7 +3451,7 @@ static void compute_grads(void)
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 1024; r++)
-            d_pad_add_26[23552 + i * 32768 + r] += d_z_9[i * 1024 + r];
+            d_pad_add_26[23552 + i * 32768 + r] = d_z_9[i * 1024 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
@@ -3491,7 +3481,6 @@ static void compute_grads(void)
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
-    memset(d_pad_11, 0, 32768 * sizeof *d_pad_11);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
             const real t978 = d_h_9[i * 256 + j] * tanh_24[i * 256 + j];
@@ -3504,7 +3493,7 @@ static void compute_grads(void)
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_27[512 + i * 1024 + r] += d_slice_19[i * 256 + r];
+            d_pad_add_27[512 + i * 1024 + r] = d_slice_19[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     memset(d_sum_19, 0, 256 * sizeof *d_sum_19);
@@ -3514,12 +3503,12 @@ static void compute_grads(void)
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_28[256 + i * 1024 + r] += d_add_10[i * 256 + r];
+            d_pad_add_28[256 + i * 1024 + r] = d_add_10[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_z_10[i * 1024 + r] += d_slice_20[i * 256 + r];
+            d_z_10[i * 1024 + r] = d_slice_20[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
@@ -3533,7 +3522,7 @@ static void compute_grads(void)
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 1024; r++)
-            d_pad_add_29[22528 + i * 32768 + r] += d_z_10[i * 1024 + r];
+            d_pad_add_29[22528 + i * 32768 + r] = d_z_10[i * 1024 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
@@ -3563,7 +3552,6 @@ static void compute_grads(void)
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
-    memset(d_pad_12, 0, 32768 * sizeof *d_pad_12);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
             const real t1013 = d_h_10[i * 256 + j] * tanh_23[i * 256 + j];
@@ -3576,7 +3564,7 @@ static void compute_grads(void)
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_30[512 + i * 1024 + r] += d_slice_21[i * 256 + r];
+            d_pad_add_30[512 + i * 1024 + r] = d_slice_21[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     memset(d_sum_21, 0, 256 * sizeof *d_sum_21);
@@ -3586,12 +3574,12 @@ static void compute_grads(void)
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_31[256 + i * 1024 + r] += d_add_11[i * 256 + r];
+            d_pad_add_31[256 + i * 1024 + r] = d_add_11[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_z_11[i * 1024 + r] += d_slice_22[i * 256 + r];
+            d_z_11[i * 1024 + r] = d_slice_22[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
@@ -3605,7 +3593,7 @@ static void compute_grads(void)
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 1024; r++)
-            d_pad_add_32[21504 + i * 32768 + r] += d_z_11[i * 1024 + r];
+            d_pad_add_32[21504 + i * 32768 + r] = d_z_11[i * 1024 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
@@ -3635,7 +3623,6 @@ static void compute_grads(void)
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
-    memset(d_pad_13, 0, 32768 * sizeof *d_pad_13);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
             const real t1048 = d_h_11[i * 256 + j] * tanh_22[i * 256 + j];
@@ -3648,7 +3635,7 @@ static void compute_grads(void)
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_33[512 + i * 1024 + r] += d_slice_23[i * 256 + r];
+            d_pad_add_33[512 + i * 1024 + r] = d_slice_23[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     memset(d_sum_23, 0, 256 * sizeof *d_sum_23);
@@ -3658,12 +3645,12 @@ static void compute_grads(void)
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_34[256 + i * 1024 + r] += d_add_12[i * 256 + r];
+            d_pad_add_34[256 + i * 1024 + r] = d_add_12[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_z_12[i * 1024 + r] += d_slice_24[i * 256 + r];
+            d_z_12[i * 1024 + r] = d_slice_24[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
@@ -3677,7 +3664,7 @@ static void compute_grads(void)
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 1024; r++)
-            d_pad_add_35[20480 + i * 32768 + r] += d_z_12[i * 1024 + r];
+            d_pad_add_35[20480 + i * 32768 + r] = d_z_12[i * 1024 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
@@ -3707,7 +3694,6 @@ static void compute_grads(void)
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
-    memset(d_pad_14, 0, 32768 * sizeof *d_pad_14);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
             const real t1083 = d_h_12[i * 256 + j] * tanh_21[i * 256 + j];
@@ -3720,7 +3706,7 @@ static void compute_grads(void)
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_36[512 + i * 1024 + r] += d_slice_25[i * 256 + r];
+            d_pad_add_36[512 + i * 1024 + r] = d_slice_25[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     memset(d_sum_25, 0, 256 * sizeof *d_sum_25);
@@ -3730,12 +3716,12 @@ static void compute_grads(void)
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_37[256 + i * 1024 + r] += d_add_13[i * 256 + r];
+            d_pad_add_37[256 + i * 1024 + r] = d_add_13[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_z_13[i * 1024 + r] += d_slice_26[i * 256 + r];
+            d_z_13[i * 1024 + r] = d_slice_26[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
@@ -3749,7 +3735,7 @@ static void compute_grads(void)
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 1024; r++)
-            d_pad_add_38[19456 + i * 32768 + r] += d_z_13[i * 1024 + r];
+            d_pad_add_38[19456 + i * 32768 + r] = d_z_13[i * 1024 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
@@ -3779,7 +3765,6 @@ static void compute_grads(void)
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
-    memset(d_pad_15, 0, 32768 * sizeof *d_pad_15);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
             const real t1118 = d_h_13[i * 256 + j] * tanh_20[i * 256 + j];
@@ -3792,7 +3777,7 @@ static void compute_grads(void)
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_39[512 + i * 1024 + r] += d_slice_27[i * 256 + r];
+            d_pad_add_39[512 + i * 1024 + r] = d_slice_27[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     memset(d_sum_27, 0, 256 * sizeof *d_sum_27);
@@ -3802,12 +3787,12 @@ static void compute_grads(void)
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_40[256 + i * 1024 + r] += d_add_14[i * 256 + r];
+            d_pad_add_40[256 + i * 1024 + r] = d_add_14[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_z_14[i * 1024 + r] += d_slice_28[i * 256 + r];
+            d_z_14[i * 1024 + r] = d_slice_28[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
@@ -3821,7 +3806,7 @@ static void compute_grads(void)
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 1024; r++)
-            d_pad_add_41[18432 + i * 32768 + r] += d_z_14[i * 1024 + r];
+            d_pad_add_41[18432 + i * 32768 + r] = d_z_14[i * 1024 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
@@ -3851,7 +3836,6 @@ static void compute_grads(void)
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
-    memset(d_pad_16, 0, 32768 * sizeof *d_pad_16);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
             const real t1153 = d_h_14[i * 256 + j] * tanh_19[i * 256 + j];
@@ -3864,7 +3848,7 @@ static void compute_grads(void)
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_42[512 + i * 1024 + r] += d_slice_29[i * 256 + r];
+            d_pad_add_42[512 + i * 1024 + r] = d_slice_29[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     memset(d_sum_29, 0, 256 * sizeof *d_sum_29);
@@ -3874,12 +3858,12 @@ static void compute_grads(void)
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_43[256 + i * 1024 + r] += d_add_15[i * 256 + r];
+            d_pad_add_43[256 + i * 1024 + r] = d_add_15[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_z_15[i * 1024 + r] += d_slice_30[i * 256 + r];
+            d_z_15[i * 1024 + r] = d_slice_30[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
@@ -3893,7 +3877,7 @@ static void compute_grads(void)
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 1024; r++)
-            d_pad_add_44[17408 + i * 32768 + r] += d_z_15[i * 1024 + r];
+            d_pad_add_44[17408 + i * 32768 + r] = d_z_15[i * 1024 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
@@ -3923,7 +3907,6 @@ static void compute_grads(void)
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
-    memset(d_pad_17, 0, 32768 * sizeof *d_pad_17);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
             const real t1188 = d_h_15[i * 256 + j] * tanh_18[i * 256 + j];
@@ -3936,7 +3919,7 @@ static void compute_grads(void)
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_45[512 + i * 1024 + r] += d_slice_31[i * 256 + r];
+            d_pad_add_45[512 + i * 1024 + r] = d_slice_31[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     memset(d_sum_31, 0, 256 * sizeof *d_sum_31);
@@ -3946,12 +3929,12 @@ static void compute_grads(void)
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_46[256 + i * 1024 + r] += d_add_16[i * 256 + r];
+            d_pad_add_46[256 + i * 1024 + r] = d_add_16[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_z_16[i * 1024 + r] += d_slice_32[i * 256 + r];
+            d_z_16[i * 1024 + r] = d_slice_32[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
@@ -3965,7 +3948,7 @@ static void compute_grads(void)
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 1024; r++)
-            d_pad_add_47[16384 + i * 32768 + r] += d_z_16[i * 1024 + r];
+            d_pad_add_47[16384 + i * 32768 + r] = d_z_16[i * 1024 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
@@ -3995,7 +3978,6 @@ static void compute_grads(void)
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
-    memset(d_pad_18, 0, 32768 * sizeof *d_pad_18);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
             const real t1223 = d_h_16[i * 256 + j] * tanh_17[i * 256 + j];
@@ -4008,7 +3990,7 @@ static void compute_grads(void)
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_48[512 + i * 1024 + r] += d_slice_33[i * 256 + r];
+            d_pad_add_48[512 + i * 1024 + r] = d_slice_33[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     memset(d_sum_33, 0, 256 * sizeof *d_sum_33);
@@ -4018,12 +4000,12 @@ static void compute_grads(void)
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_49[256 + i * 1024 + r] += d_add_17[i * 256 + r];
+            d_pad_add_49[256 + i * 1024 + r] = d_add_17[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_z_17[i * 1024 + r] += d_slice_34[i * 256 + r];
+            d_z_17[i * 1024 + r] = d_slice_34[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
@@ -4037,7 +4019,7 @@ static void compute_grads(void)
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 1024; r++)
-            d_pad_add_50[15360 + i * 32768 + r] += d_z_17[i * 1024 + r];
+            d_pad_add_50[15360 + i * 32768 + r] = d_z_17[i * 1024 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
@@ -4067,7 +4049,6 @@ static void compute_grads(void)
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
-    memset(d_pad_19, 0, 32768 * sizeof *d_pad_19);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
             const real t1258 = d_h_17[i * 256 + j] * tanh_16[i * 256 + j];
@@ -4080,7 +4061,7 @@ static void compute_grads(void)
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_51[512 + i * 1024 + r] += d_slice_35[i * 256 + r];
+            d_pad_add_51[512 + i * 1024 + r] = d_slice_35[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     memset(d_sum_35, 0, 256 * sizeof *d_sum_35);
@@ -4090,12 +4071,12 @@ static void compute_grads(void)
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_52[256 + i * 1024 + r] += d_add_18[i * 256 + r];
+            d_pad_add_52[256 + i * 1024 + r] = d_add_18[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_z_18[i * 1024 + r] += d_slice_36[i * 256 + r];
+            d_z_18[i * 1024 + r] = d_slice_36[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
@@ -4109,7 +4090,7 @@ static void compute_grads(void)
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 1024; r++)
-            d_pad_add_53[14336 + i * 32768 + r] += d_z_18[i * 1024 + r];
+            d_pad_add_53[14336 + i * 32768 + r] = d_z_18[i * 1024 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
@@ -4139,7 +4120,6 @@ static void compute_grads(void)
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
-    memset(d_pad_20, 0, 32768 * sizeof *d_pad_20);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
             const real t1293 = d_h_18[i * 256 + j] * tanh_15[i * 256 + j];
@@ -4152,7 +4132,7 @@ static void compute_grads(void)
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_54[512 + i * 1024 + r] += d_slice_37[i * 256 + r];
+            d_pad_add_54[512 + i * 1024 + r] = d_slice_37[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     memset(d_sum_37, 0, 256 * sizeof *d_sum_37);
@@ -4162,12 +4142,12 @@ static void compute_grads(void)
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_55[256 + i * 1024 + r] += d_add_19[i * 256 + r];
+            d_pad_add_55[256 + i * 1024 + r] = d_add_19[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_z_19[i * 1024 + r] += d_slice_38[i * 256 + r];
+            d_z_19[i * 1024 + r] = d_slice_38[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
@@ -4181,7 +4161,7 @@ static void compute_grads(void)
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 1024; r++)
-            d_pad_add_56[13312 + i * 32768 + r] += d_z_19[i * 1024 + r];
+            d_pad_add_56[13312 + i * 32768 + r] = d_z_19[i * 1024 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
@@ -4211,7 +4191,6 @@ static void compute_grads(void)
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
-    memset(d_pad_21, 0, 32768 * sizeof *d_pad_21);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
             const real t1328 = d_h_19[i * 256 + j] * tanh_14[i * 256 + j];
@@ -4224,7 +4203,7 @@ static void compute_grads(void)
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_57[512 + i * 1024 + r] += d_slice_39[i * 256 + r];
+            d_pad_add_57[512 + i * 1024 + r] = d_slice_39[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     memset(d_sum_39, 0, 256 * sizeof *d_sum_39);
@@ -4234,12 +4213,12 @@ static void compute_grads(void)
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_58[256 + i * 1024 + r] += d_add_20[i * 256 + r];
+            d_pad_add_58[256 + i * 1024 + r] = d_add_20[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_z_20[i * 1024 + r] += d_slice_40[i * 256 + r];
+            d_z_20[i * 1024 + r] = d_slice_40[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
@@ -4253,7 +4232,7 @@ static void compute_grads(void)
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 1024; r++)
-            d_pad_add_59[12288 + i * 32768 + r] += d_z_20[i * 1024 + r];
+            d_pad_add_59[12288 + i * 32768 + r] = d_z_20[i * 1024 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
@@ -4283,7 +4262,6 @@ static void compute_grads(void)
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
-    memset(d_pad_22, 0, 32768 * sizeof *d_pad_22);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
             const real t1363 = d_h_20[i * 256 + j] * tanh_13[i * 256 + j];
@@ -4296,7 +4274,7 @@ static void compute_grads(void)
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_60[512 + i * 1024 + r] += d_slice_41[i * 256 + r];
+            d_pad_add_60[512 + i * 1024 + r] = d_slice_41[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     memset(d_sum_41, 0, 256 * sizeof *d_sum_41);
@@ -4306,12 +4284,12 @@ static void compute_grads(void)
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_61[256 + i * 1024 + r] += d_add_21[i * 256 + r];
+            d_pad_add_61[256 + i * 1024 + r] = d_add_21[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_z_21[i * 1024 + r] += d_slice_42[i * 256 + r];
+            d_z_21[i * 1024 + r] = d_slice_42[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
@@ -4325,7 +4303,7 @@ static void compute_grads(void)
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 1024; r++)
-            d_pad_add_62[11264 + i * 32768 + r] += d_z_21[i * 1024 + r];
+            d_pad_add_62[11264 + i * 32768 + r] = d_z_21[i * 1024 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
@@ -4355,7 +4333,6 @@ static void compute_grads(void)
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
-    memset(d_pad_23, 0, 32768 * sizeof *d_pad_23);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
             const real t1398 = d_h_21[i * 256 + j] * tanh_12[i * 256 + j];
@@ -4368,7 +4345,7 @@ static void compute_grads(void)
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_63[512 + i * 1024 + r] += d_slice_43[i * 256 + r];
+            d_pad_add_63[512 + i * 1024 + r] = d_slice_43[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     memset(d_sum_43, 0, 256 * sizeof *d_sum_43);
@@ -4378,12 +4355,12 @@ static void compute_grads(void)
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_64[256 + i * 1024 + r] += d_add_22[i * 256 + r];
+            d_pad_add_64[256 + i * 1024 + r] = d_add_22[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_z_22[i * 1024 + r] += d_slice_44[i * 256 + r];
+            d_z_22[i * 1024 + r] = d_slice_44[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
@@ -4397,7 +4374,7 @@ static void compute_grads(void)
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 1024; r++)
-            d_pad_add_65[10240 + i * 32768 + r] += d_z_22[i * 1024 + r];
+            d_pad_add_65[10240 + i * 32768 + r] = d_z_22[i * 1024 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
@@ -4427,7 +4404,6 @@ static void compute_grads(void)
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
-    memset(d_pad_24, 0, 32768 * sizeof *d_pad_24);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
             const real t1433 = d_h_22[i * 256 + j] * tanh_11[i * 256 + j];
@@ -4440,7 +4416,7 @@ static void compute_grads(void)
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_66[512 + i * 1024 + r] += d_slice_45[i * 256 + r];
+            d_pad_add_66[512 + i * 1024 + r] = d_slice_45[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     memset(d_sum_45, 0, 256 * sizeof *d_sum_45);
@@ -4450,12 +4426,12 @@ static void compute_grads(void)
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_67[256 + i * 1024 + r] += d_add_23[i * 256 + r];
+            d_pad_add_67[256 + i * 1024 + r] = d_add_23[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_z_23[i * 1024 + r] += d_slice_46[i * 256 + r];
+            d_z_23[i * 1024 + r] = d_slice_46[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
@@ -4469,7 +4445,7 @@ static void compute_grads(void)
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 1024; r++)
-            d_pad_add_68[9216 + i * 32768 + r] += d_z_23[i * 1024 + r];
+            d_pad_add_68[9216 + i * 32768 + r] = d_z_23[i * 1024 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
@@ -4499,7 +4475,6 @@ static void compute_grads(void)
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
-    memset(d_pad_25, 0, 32768 * sizeof *d_pad_25);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
             const real t1468 = d_h_23[i * 256 + j] * tanh_10[i * 256 + j];
@@ -4512,7 +4487,7 @@ static void compute_grads(void)
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_69[512 + i * 1024 + r] += d_slice_47[i * 256 + r];
+            d_pad_add_69[512 + i * 1024 + r] = d_slice_47[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     memset(d_sum_47, 0, 256 * sizeof *d_sum_47);
@@ -4522,12 +4497,12 @@ static void compute_grads(void)
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_70[256 + i * 1024 + r] += d_add_24[i * 256 + r];
+            d_pad_add_70[256 + i * 1024 + r] = d_add_24[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_z_24[i * 1024 + r] += d_slice_48[i * 256 + r];
+            d_z_24[i * 1024 + r] = d_slice_48[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
@@ -4541,7 +4516,7 @@ static void compute_grads(void)
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 1024; r++)
-            d_pad_add_71[8192 + i * 32768 + r] += d_z_24[i * 1024 + r];
+            d_pad_add_71[8192 + i * 32768 + r] = d_z_24[i * 1024 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
@@ -4571,7 +4546,6 @@ static void compute_grads(void)
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
-    memset(d_pad_26, 0, 32768 * sizeof *d_pad_26);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
             const real t1503 = d_h_24[i * 256 + j] * tanh_9[i * 256 + j];
@@ -4584,7 +4558,7 @@ static void compute_grads(void)
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_72[512 + i * 1024 + r] += d_slice_49[i * 256 + r];
+            d_pad_add_72[512 + i * 1024 + r] = d_slice_49[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     memset(d_sum_49, 0, 256 * sizeof *d_sum_49);
@@ -4594,12 +4568,12 @@ static void compute_grads(void)
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_73[256 + i * 1024 + r] += d_add_25[i * 256 + r];
+            d_pad_add_73[256 + i * 1024 + r] = d_add_25[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_z_25[i * 1024 + r] += d_slice_50[i * 256 + r];
+            d_z_25[i * 1024 + r] = d_slice_50[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
@@ -4613,7 +4587,7 @@ static void compute_grads(void)
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 1024; r++)
-            d_pad_add_74[7168 + i * 32768 + r] += d_z_25[i * 1024 + r];
+            d_pad_add_74[7168 + i * 32768 + r] = d_z_25[i * 1024 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
@@ -4643,7 +4617,6 @@ static void compute_grads(void)
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
-    memset(d_pad_27, 0, 32768 * sizeof *d_pad_27);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
             const real t1538 = d_h_25[i * 256 + j] * tanh_8[i * 256 + j];
@@ -4656,7 +4629,7 @@ static void compute_grads(void)
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_75[512 + i * 1024 + r] += d_slice_51[i * 256 + r];
+            d_pad_add_75[512 + i * 1024 + r] = d_slice_51[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     memset(d_sum_51, 0, 256 * sizeof *d_sum_51);
@@ -4666,12 +4639,12 @@ static void compute_grads(void)
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_76[256 + i * 1024 + r] += d_add_26[i * 256 + r];
+            d_pad_add_76[256 + i * 1024 + r] = d_add_26[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_z_26[i * 1024 + r] += d_slice_52[i * 256 + r];
+            d_z_26[i * 1024 + r] = d_slice_52[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
@@ -4685,7 +4658,7 @@ static void compute_grads(void)
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 1024; r++)
-            d_pad_add_77[6144 + i * 32768 + r] += d_z_26[i * 1024 + r];
+            d_pad_add_77[6144 + i * 32768 + r] = d_z_26[i * 1024 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
@@ -4715,7 +4688,6 @@ static void compute_grads(void)
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
-    memset(d_pad_28, 0, 32768 * sizeof *d_pad_28);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
             const real t1573 = d_h_26[i * 256 + j] * tanh_7[i * 256 + j];
@@ -4728,7 +4700,7 @@ static void compute_grads(void)
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_78[512 + i * 1024 + r] += d_slice_53[i * 256 + r];
+            d_pad_add_78[512 + i * 1024 + r] = d_slice_53[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     memset(d_sum_53, 0, 256 * sizeof *d_sum_53);
@@ -4738,12 +4710,12 @@ static void compute_grads(void)
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_79[256 + i * 1024 + r] += d_add_27[i * 256 + r];
+            d_pad_add_79[256 + i * 1024 + r] = d_add_27[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_z_27[i * 1024 + r] += d_slice_54[i * 256 + r];
+            d_z_27[i * 1024 + r] = d_slice_54[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
@@ -4757,7 +4729,7 @@ static void compute_grads(void)
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 1024; r++)
-            d_pad_add_80[5120 + i * 32768 + r] += d_z_27[i * 1024 + r];
+            d_pad_add_80[5120 + i * 32768 + r] = d_z_27[i * 1024 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
@@ -4787,7 +4759,6 @@ static void compute_grads(void)
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
-    memset(d_pad_29, 0, 32768 * sizeof *d_pad_29);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
             const real t1608 = d_h_27[i * 256 + j] * tanh_6[i * 256 + j];
@@ -4800,7 +4771,7 @@ static void compute_grads(void)
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_81[512 + i * 1024 + r] += d_slice_55[i * 256 + r];
+            d_pad_add_81[512 + i * 1024 + r] = d_slice_55[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     memset(d_sum_55, 0, 256 * sizeof *d_sum_55);
@@ -4810,12 +4781,12 @@ static void compute_grads(void)
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_82[256 + i * 1024 + r] += d_add_28[i * 256 + r];
+            d_pad_add_82[256 + i * 1024 + r] = d_add_28[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_z_28[i * 1024 + r] += d_slice_56[i * 256 + r];
+            d_z_28[i * 1024 + r] = d_slice_56[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
@@ -4829,7 +4800,7 @@ static void compute_grads(void)
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 1024; r++)
-            d_pad_add_83[4096 + i * 32768 + r] += d_z_28[i * 1024 + r];
+            d_pad_add_83[4096 + i * 32768 + r] = d_z_28[i * 1024 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
@@ -4859,7 +4830,6 @@ static void compute_grads(void)
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
-    memset(d_pad_30, 0, 32768 * sizeof *d_pad_30);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
             const real t1643 = d_h_28[i * 256 + j] * tanh_5[i * 256 + j];
@@ -4872,7 +4842,7 @@ static void compute_grads(void)
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_84[512 + i * 1024 + r] += d_slice_57[i * 256 + r];
+            d_pad_add_84[512 + i * 1024 + r] = d_slice_57[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     memset(d_sum_57, 0, 256 * sizeof *d_sum_57);
@@ -4882,12 +4852,12 @@ static void compute_grads(void)
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_85[256 + i * 1024 + r] += d_add_29[i * 256 + r];
+            d_pad_add_85[256 + i * 1024 + r] = d_add_29[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_z_29[i * 1024 + r] += d_slice_58[i * 256 + r];
+            d_z_29[i * 1024 + r] = d_slice_58[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
@@ -4901,7 +4871,7 @@ static void compute_grads(void)
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 1024; r++)
-            d_pad_add_86[3072 + i * 32768 + r] += d_z_29[i * 1024 + r];
+            d_pad_add_86[3072 + i * 32768 + r] = d_z_29[i * 1024 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
@@ -4931,7 +4901,6 @@ static void compute_grads(void)
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
-    memset(d_pad_31, 0, 32768 * sizeof *d_pad_31);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
             const real t1678 = d_h_29[i * 256 + j] * tanh_4[i * 256 + j];
@@ -4944,7 +4913,7 @@ static void compute_grads(void)
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_87[512 + i * 1024 + r] += d_slice_59[i * 256 + r];
+            d_pad_add_87[512 + i * 1024 + r] = d_slice_59[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     memset(d_sum_59, 0, 256 * sizeof *d_sum_59);
@@ -4954,12 +4923,12 @@ static void compute_grads(void)
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_88[256 + i * 1024 + r] += d_add_30[i * 256 + r];
+            d_pad_add_88[256 + i * 1024 + r] = d_add_30[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_z_30[i * 1024 + r] += d_slice_60[i * 256 + r];
+            d_z_30[i * 1024 + r] = d_slice_60[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
@@ -4973,7 +4942,7 @@ static void compute_grads(void)
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 1024; r++)
-            d_pad_add_89[2048 + i * 32768 + r] += d_z_30[i * 1024 + r];
+            d_pad_add_89[2048 + i * 32768 + r] = d_z_30[i * 1024 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
@@ -5003,7 +4972,6 @@ static void compute_grads(void)
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
-    memset(d_pad_32, 0, 32768 * sizeof *d_pad_32);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
             const real t1713 = d_h_30[i * 256 + j] * tanh_3[i * 256 + j];
@@ -5016,7 +4984,7 @@ static void compute_grads(void)
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_90[512 + i * 1024 + r] += d_slice_61[i * 256 + r];
+            d_pad_add_90[512 + i * 1024 + r] = d_slice_61[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     memset(d_sum_61, 0, 256 * sizeof *d_sum_61);
@@ -5058,12 +5026,12 @@ static void compute_grads(void)
     }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_91[256 + i * 1024 + r] += d_add_31[i * 256 + r];
+            d_pad_add_91[256 + i * 1024 + r] = d_add_31[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_z_31[i * 1024 + r] += d_slice_62[i * 256 + r];
+            d_z_31[i * 1024 + r] = d_slice_62[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
@@ -5077,7 +5045,7 @@ static void compute_grads(void)
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 1024; r++)
-            d_pad_add_92[1024 + i * 32768 + r] += d_z_31[i * 1024 + r];
+            d_pad_add_92[1024 + i * 32768 + r] = d_z_31[i * 1024 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
@@ -5163,7 +5131,7 @@ static void compute_grads(void)
     }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 1024; r++)
-            d_reshape_34[i * 32768 + r] += d_z_32[i * 1024 + r];
+            d_reshape_34[i * 32768 + r] = d_z_32[i * 1024 + r];
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 1024, 256, 1024,
            REAL_C(1.0), d_reshape_34, 1024, lstm_w, 1024, REAL_C(0.0), d_reshape_35, 256);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 1024,

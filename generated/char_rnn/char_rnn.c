@@ -1280,7 +1280,6 @@ static void compute_grads(void)
         for (int j = 0; j < 256; j++) {
             d_sum[j] += d_z[i * 256 + j];
         }
-    memset(d_pad, 0, 262144 * sizeof *d_pad);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
             d_pad[i * 8192 + j + 7936] = d_z[i * 256 + j];
@@ -1309,7 +1308,7 @@ static void compute_grads(void)
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add[7680 + i * 8192 + r] += d_z_2[i * 256 + r];
+            d_pad_add[7680 + i * 8192 + r] = d_z_2[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
@@ -1334,7 +1333,7 @@ static void compute_grads(void)
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_2[7424 + i * 8192 + r] += d_z_3[i * 256 + r];
+            d_pad_add_2[7424 + i * 8192 + r] = d_z_3[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
@@ -1359,7 +1358,7 @@ static void compute_grads(void)
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_3[7168 + i * 8192 + r] += d_z_4[i * 256 + r];
+            d_pad_add_3[7168 + i * 8192 + r] = d_z_4[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
@@ -1384,7 +1383,7 @@ static void compute_grads(void)
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_4[6912 + i * 8192 + r] += d_z_5[i * 256 + r];
+            d_pad_add_4[6912 + i * 8192 + r] = d_z_5[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
@@ -1409,7 +1408,7 @@ static void compute_grads(void)
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_5[6656 + i * 8192 + r] += d_z_6[i * 256 + r];
+            d_pad_add_5[6656 + i * 8192 + r] = d_z_6[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
@@ -1434,7 +1433,7 @@ static void compute_grads(void)
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_6[6400 + i * 8192 + r] += d_z_7[i * 256 + r];
+            d_pad_add_6[6400 + i * 8192 + r] = d_z_7[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
@@ -1459,7 +1458,7 @@ static void compute_grads(void)
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_7[6144 + i * 8192 + r] += d_z_8[i * 256 + r];
+            d_pad_add_7[6144 + i * 8192 + r] = d_z_8[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
@@ -1484,7 +1483,7 @@ static void compute_grads(void)
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_8[5888 + i * 8192 + r] += d_z_9[i * 256 + r];
+            d_pad_add_8[5888 + i * 8192 + r] = d_z_9[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
@@ -1509,7 +1508,7 @@ static void compute_grads(void)
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_9[5632 + i * 8192 + r] += d_z_10[i * 256 + r];
+            d_pad_add_9[5632 + i * 8192 + r] = d_z_10[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
@@ -1534,7 +1533,7 @@ static void compute_grads(void)
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_10[5376 + i * 8192 + r] += d_z_11[i * 256 + r];
+            d_pad_add_10[5376 + i * 8192 + r] = d_z_11[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
@@ -1559,7 +1558,7 @@ static void compute_grads(void)
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_11[5120 + i * 8192 + r] += d_z_12[i * 256 + r];
+            d_pad_add_11[5120 + i * 8192 + r] = d_z_12[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
@@ -1584,7 +1583,7 @@ static void compute_grads(void)
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_12[4864 + i * 8192 + r] += d_z_13[i * 256 + r];
+            d_pad_add_12[4864 + i * 8192 + r] = d_z_13[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
@@ -1609,7 +1608,7 @@ static void compute_grads(void)
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_13[4608 + i * 8192 + r] += d_z_14[i * 256 + r];
+            d_pad_add_13[4608 + i * 8192 + r] = d_z_14[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
@@ -1634,7 +1633,7 @@ static void compute_grads(void)
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_14[4352 + i * 8192 + r] += d_z_15[i * 256 + r];
+            d_pad_add_14[4352 + i * 8192 + r] = d_z_15[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
@@ -1659,7 +1658,7 @@ static void compute_grads(void)
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_15[4096 + i * 8192 + r] += d_z_16[i * 256 + r];
+            d_pad_add_15[4096 + i * 8192 + r] = d_z_16[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
@@ -1684,7 +1683,7 @@ static void compute_grads(void)
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_16[3840 + i * 8192 + r] += d_z_17[i * 256 + r];
+            d_pad_add_16[3840 + i * 8192 + r] = d_z_17[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
@@ -1709,7 +1708,7 @@ static void compute_grads(void)
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_17[3584 + i * 8192 + r] += d_z_18[i * 256 + r];
+            d_pad_add_17[3584 + i * 8192 + r] = d_z_18[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
@@ -1734,7 +1733,7 @@ static void compute_grads(void)
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_18[3328 + i * 8192 + r] += d_z_19[i * 256 + r];
+            d_pad_add_18[3328 + i * 8192 + r] = d_z_19[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
@@ -1759,7 +1758,7 @@ static void compute_grads(void)
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_19[3072 + i * 8192 + r] += d_z_20[i * 256 + r];
+            d_pad_add_19[3072 + i * 8192 + r] = d_z_20[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
@@ -1784,7 +1783,7 @@ static void compute_grads(void)
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_20[2816 + i * 8192 + r] += d_z_21[i * 256 + r];
+            d_pad_add_20[2816 + i * 8192 + r] = d_z_21[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
@@ -1809,7 +1808,7 @@ static void compute_grads(void)
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_21[2560 + i * 8192 + r] += d_z_22[i * 256 + r];
+            d_pad_add_21[2560 + i * 8192 + r] = d_z_22[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
@@ -1834,7 +1833,7 @@ static void compute_grads(void)
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_22[2304 + i * 8192 + r] += d_z_23[i * 256 + r];
+            d_pad_add_22[2304 + i * 8192 + r] = d_z_23[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
@@ -1859,7 +1858,7 @@ static void compute_grads(void)
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_23[2048 + i * 8192 + r] += d_z_24[i * 256 + r];
+            d_pad_add_23[2048 + i * 8192 + r] = d_z_24[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
@@ -1884,7 +1883,7 @@ static void compute_grads(void)
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_24[1792 + i * 8192 + r] += d_z_25[i * 256 + r];
+            d_pad_add_24[1792 + i * 8192 + r] = d_z_25[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
@@ -1909,7 +1908,7 @@ static void compute_grads(void)
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_25[1536 + i * 8192 + r] += d_z_26[i * 256 + r];
+            d_pad_add_25[1536 + i * 8192 + r] = d_z_26[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
@@ -1934,7 +1933,7 @@ static void compute_grads(void)
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_26[1280 + i * 8192 + r] += d_z_27[i * 256 + r];
+            d_pad_add_26[1280 + i * 8192 + r] = d_z_27[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
@@ -1959,7 +1958,7 @@ static void compute_grads(void)
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_27[1024 + i * 8192 + r] += d_z_28[i * 256 + r];
+            d_pad_add_27[1024 + i * 8192 + r] = d_z_28[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
@@ -1984,7 +1983,7 @@ static void compute_grads(void)
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_28[768 + i * 8192 + r] += d_z_29[i * 256 + r];
+            d_pad_add_28[768 + i * 8192 + r] = d_z_29[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
@@ -2009,7 +2008,7 @@ static void compute_grads(void)
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_29[512 + i * 8192 + r] += d_z_30[i * 256 + r];
+            d_pad_add_29[512 + i * 8192 + r] = d_z_30[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
@@ -2034,7 +2033,7 @@ static void compute_grads(void)
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_30[256 + i * 8192 + r] += d_z_31[i * 256 + r];
+            d_pad_add_30[256 + i * 8192 + r] = d_z_31[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
@@ -2088,7 +2087,7 @@ static void compute_grads(void)
     }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_reshape_34[i * 8192 + r] += d_z_32[i * 256 + r];
+            d_reshape_34[i * 8192 + r] = d_z_32[i * 256 + r];
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 1024, 256, 256,
            REAL_C(1.0), d_reshape_34, 256, rnn_w, 256, REAL_C(0.0), d_reshape_35, 256);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 1024,
