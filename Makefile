@@ -57,6 +57,8 @@ $(BUILD)/gradc: $(BUILD)/obj/main.o $(BUILD)/libgradc.a
 $(BUILD)/obj/rt_%.o: runtime/%.c $(wildcard runtime/*.h) | deps $(BUILD)/.dir
 	$(CC) $(CFLAGS) $(BLAS_CFLAGS) -c $< -o $@
 
+# The one file whose sums may fuse a multiply and an add: runtime/gemm.c says why.
+$(BUILD)/obj/rt_gemm.o: CFLAGS += -ffp-contract=fast
 $(BUILD)/libgradc_rt.a: $(RUNTIME:runtime/%.c=$(BUILD)/obj/rt_%.o)
 	ar rcs $@ $^
 

@@ -799,6 +799,10 @@ static void emit_call(Emit *e, int root, int row_loss)
     Product tuned;
     if (tuned_product(e, root, &tuned))
         out.scratch = "tuned_copy";
+    out.kernel = (n->op == OP_MATMUL || n->op == OP_MATMUL_ADD) &&
+                 matmul_product(n, ir_at(e->g, n->in[0])->shape, ir_at(e->g, n->in[1])->shape,
+                                &tuned) &&
+                 kernel_fits(&tuned) && tune_kernel(e->tune, &tuned);
     char lits[MAX_IN][48];
     for (int k = 0; k < n->n_in; k++) {
         const Node *x = ir_at(e->g, n->in[k]);
@@ -822,7 +826,7 @@ static void emit_call(Emit *e, int root, int row_loss)
      * gradient into its buffer. */
     Buf both[2] = {{0}, {0}};
     Operand update = {.text = use(e, e->g->params[w].node), .shape = n->shape, .alpha = "-lr",
-                      .beta = "keep"};
+                      .beta = "keep", .kernel = out.kernel};
     op_info[n->op].emit(&both[0], n, &update, in);
     op_info[n->op].emit(&both[1], n, &out, in);
     for (int k = 0; k < 2; k++) {

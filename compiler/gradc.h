@@ -236,6 +236,7 @@ typedef struct {
                                  row's cross_entropy here (fuse.c) */
     const char *scratch;      /* a product's output: copy the transposed operand
                                  here first, then multiply plainly (--tune) */
+    bool kernel;              /* a product's output: by runtime/gemm.c (--tune) */
 } Operand;
 
 typedef struct {
@@ -366,10 +367,15 @@ void plan_free(Plan *p);
 typedef struct {
     Product *copy; /* products faster with the transposed operand copied first */
     int n;
+    Product *kernel; /* plain products faster by runtime/gemm.c than by the BLAS */
+    int n_kernel;
 } Tune;
 /* Reads a tune file; 1 after printing `FILE:LINE: what`. */
 int tune_read(const char *path, Tune *t);
 bool tune_copies(const Tune *t, const Product *p);
+bool tune_kernel(const Tune *t, const Product *p);
+/* Whether runtime/gemm.c can compute a product: plain, N in whole vectors. */
+static inline bool kernel_fits(const Product *p) { return !p->ta && !p->tb && p->n % 16 == 0; }
 void tune_free(Tune *t);
 /* gradc tune: times the model's products both ways and writes the file. */
 int tune_model(const char *model, const LoadOptions *o, const char *out, bool verbose);

@@ -1338,6 +1338,13 @@ static void emit_matmul(Buf *b, const Node *n, const Operand *out, const Operand
                    p.tb ? p.n : sb.dim[rb - 1], beta, out->text, nn);
         return;
     }
+    if (out->kernel) { /* tuned: runtime/gemm.c is faster */
+        buf_printf(b,
+                   "    r_gemm_nn(%ld, %d, %d, %s, %s, %d, %s, %d, %s, %s, %d);\n",
+                   batch * m, nn, k, alpha, in[0].text, sa.dim[ra - 1], in[1].text, sb.dim[rb - 1],
+                   beta, out->text, nn);
+        return;
+    }
     if (batch == 1 || (rb == 2 && !n->trans_a)) {
         /* One product: a batch sharing B is one tall matrix of rows. */
         buf_printf(b,

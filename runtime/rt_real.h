@@ -40,6 +40,13 @@
 #define RT_VECTOR_CLONES
 #endif
 
+/* gemm.c: C = alpha A B + beta C, row-major, neither operand transposed,
+ * n a multiple of 16; for the products `gradc tune` found it faster on. */
+void rt_sgemm_nn(int m, int n, int k, float alpha, const float *a, int lda, const float *b,
+                 int ldb, float beta, float *c, int ldc);
+void rt_dgemm_nn(int m, int n, int k, double alpha, const double *a, int lda, const double *b,
+                 int ldb, double beta, double *c, int ldc);
+
 #ifdef REAL_DOUBLE
 typedef double real;
 #define REAL_C(x) x
@@ -55,6 +62,7 @@ typedef double real;
 #define r_pow pow
 #define r_fmax fmax
 #define r_gemm cblas_dgemm
+#define r_gemm_nn rt_dgemm_nn
 #else
 typedef float real;
 #define REAL_C(x) x##f
@@ -70,6 +78,7 @@ typedef float real;
 #define r_pow powf
 #define r_fmax rt_fmaxf
 #define r_gemm cblas_sgemm
+#define r_gemm_nn rt_sgemm_nn
 
 /* exp and tanh for float training, written without branches or calls so
  * that the compiler turns a loop of them into vector code (glibc's expf

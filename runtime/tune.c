@@ -1,11 +1,13 @@
 /*
  * tune.c: times the matrix products `gradc tune` asks about, each written
- * two ways: the BLAS call with its transpose flag, and the transposed
- * operand copied first (the loop emit_c writes), then a plain product.
+ * two ways: one with a transposed operand by the BLAS call with its
+ * transpose flag, and with the operand copied first (the loop emit_c
+ * writes), then a plain product; a plain one by the BLAS and by gemm.c.
  *
  * Each argument is a product, M,N,K,FLAGS (FLAGS NT or TN: which operand
- * is transposed); each gives one line, `M N K FLAGS as_is copied`, in
- * microseconds per product, the median of rounds that alternate the two.
+ * is transposed, or NN); each gives one line, `M N K FLAGS as_is other`,
+ * in microseconds per product, the median of rounds that alternate the
+ * two.
  */
 #include <stdbool.h>
 #include <stdio.h>
@@ -13,6 +15,7 @@
 #include <string.h>
 #include <cblas.h>
 #include "rt.h"
+#include "rt_real.h"
 
 enum { ROUNDS = 9 };
 
@@ -37,11 +40,16 @@ static void transpose(float *to, const float *from, int rows, int cols)
                 to[j * rows + k] = from[k * cols + j];
 }
 
-/* One product, as emit_c writes it: with the flag, or copied. */
-static void once(const Product *p, bool copied)
+/* One product, as emit_c writes it: as it is, or the other way (copied,
+ * or by gemm.c's kernel). */
+static void once(const Product *p, bool other)
 {
     int lda = p->ta ? p->m : p->k, ldb = p->tb ? p->k : p->n;
-    if (!copied) {
+    if (other && !p->ta && !p->tb) {
+        rt_sgemm_nn(p->m, p->n, p->k, 1.0f, p->a, lda, p->b, ldb, 0.0f, p->c, p->n);
+        return;
+    }
+    if (!other) {
         cblas_sgemm(CblasRowMajor, p->ta ? CblasTrans : CblasNoTrans,
                     p->tb ? CblasTrans : CblasNoTrans, p->m, p->n, p->k, 1.0f, p->a, lda, p->b,
                     ldb, 0.0f, p->c, p->n);
@@ -72,8 +80,10 @@ static int tune_one(const char *arg)
     Product p = {0};
     char flags[3] = "";
     if (sscanf(arg, "%d,%d,%d,%2s", &p.m, &p.n, &p.k, flags) != 4 || p.m < 1 || p.n < 1 ||
-        p.k < 1 || (strcmp(flags, "NT") && strcmp(flags, "TN"))) {
-        fprintf(stderr, "tune: %s: expected M,N,K,NT or M,N,K,TN\n", arg);
+        p.k < 1 || (strcmp(flags, "NT") && strcmp(flags, "TN") && strcmp(flags, "NN")) ||
+        (!strcmp(flags, "NN") && p.n % 16)) {
+        fprintf(stderr, "tune: %s: expected M,N,K,NT or M,N,K,TN, or M,N,K,NN with N a multiple "
+                        "of 16\n", arg);
         return 1;
     }
     p.ta = flags[0] == 'T';

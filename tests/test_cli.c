@@ -324,7 +324,8 @@ END_TEST
 
 /* gradc tune times norm_wx's two products with a transposed operand; a
  * file marking them `copy` makes C that copies the operand first, whose
- * gradient check still passes; a broken file names its line. */
+ * gradient check still passes; a broken file names its line. A plain
+ * product is timed too, and one marked `kernel` is runtime/gemm.c's. */
 START_TEST(tune_times_and_applies)
 {
     char *dir = make_tmpdir(), cmd[1024], path[600], *out;
@@ -351,11 +352,29 @@ START_TEST(tune_times_and_applies)
     snprintf(cmd, sizeof cmd, "%s compile models/norm_wx.lua --tune %s -o %s/c", GRADC_BIN, path,
              dir);
     ck_assert_int_eq(run_cmd(cmd, &out), 1);
-    ck_assert_msg(strstr(out, "bad.tune:3: expected `M N K NT|TN AS_IS COPIED flag|copy`"), "%s",
-                  out);
+    ck_assert_msg(strstr(out, "bad.tune:3: expected `M N K NT|TN AS_IS COPIED flag|copy` or "
+                              "`M N K NN BLAS KERNEL blas|kernel` (N a multiple of 16)"),
+                  "%s", out);
     free(out);
     snprintf(path, sizeof path, "%s/c", dir);
     ck_assert(!file_exists(path));
+
+    snprintf(path, sizeof path, "%s/plain.lua", dir);
+    write_text(path, "local x = input(\"x\", {8, 24})\n"
+                     "local w = param(\"w\", {24, 32}, randn())\n"
+                     "return model { loss = sum(tanh(x:matmul(w))) }\n");
+    snprintf(cmd, sizeof cmd, "%s tune %s -o %s/p.tune && cat %s/p.tune", GRADC_BIN, path, dir, dir);
+    ck_assert_msg(run_cmd(cmd, &out) == 0, "%s", out);
+    ck_assert_msg(strstr(out, "      8     32     24  NN "), "%s", out);
+    free(out);
+    snprintf(path, sizeof path, "%s/kernel.tune", dir);
+    write_text(path, "8 32 24 NN 1.0 0.5 kernel\n");
+    snprintf(cmd, sizeof cmd,
+             "%s build %s/plain.lua --tune %s -o %s/k && %s/k/plain_gradcheck --all && "
+             "grep -q 'r_gemm_nn(8, 32, 24,' %s/k/plain.c",
+             GRADC_BIN, dir, path, dir, dir, dir);
+    ck_assert_msg(run_cmd(cmd, &out) == 0, "%s", out);
+    free(out);
     remove_dir(dir);
 }
 END_TEST

@@ -860,8 +860,7 @@ static void compute_outputs(void)
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), h, 256, lstm_u, 1024, REAL_C(1.0), z_3, 1024);
+    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h, 256, lstm_u, 1024, REAL_C(1.0), z_3, 1024);
 
     /* models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
@@ -914,8 +913,7 @@ static void compute_outputs(void)
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), h_2, 256, lstm_u, 1024, REAL_C(1.0), z_5, 1024);
+    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_2, 256, lstm_u, 1024, REAL_C(1.0), z_5, 1024);
 
     /* models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
@@ -968,8 +966,7 @@ static void compute_outputs(void)
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), h_3, 256, lstm_u, 1024, REAL_C(1.0), z_7, 1024);
+    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_3, 256, lstm_u, 1024, REAL_C(1.0), z_7, 1024);
 
     /* models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
@@ -1022,8 +1019,7 @@ static void compute_outputs(void)
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), h_4, 256, lstm_u, 1024, REAL_C(1.0), z_9, 1024);
+    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_4, 256, lstm_u, 1024, REAL_C(1.0), z_9, 1024);
 
     /* models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
@@ -1076,8 +1072,7 @@ static void compute_outputs(void)
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), h_5, 256, lstm_u, 1024, REAL_C(1.0), z_11, 1024);
+    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_5, 256, lstm_u, 1024, REAL_C(1.0), z_11, 1024);
 
     /* models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
@@ -1130,8 +1125,7 @@ static void compute_outputs(void)
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), h_6, 256, lstm_u, 1024, REAL_C(1.0), z_13, 1024);
+    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_6, 256, lstm_u, 1024, REAL_C(1.0), z_13, 1024);
 
     /* models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
@@ -1184,8 +1178,7 @@ static void compute_outputs(void)
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), h_7, 256, lstm_u, 1024, REAL_C(1.0), z_15, 1024);
+    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_7, 256, lstm_u, 1024, REAL_C(1.0), z_15, 1024);
 
     /* models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
@@ -1238,8 +1231,7 @@ static void compute_outputs(void)
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), h_8, 256, lstm_u, 1024, REAL_C(1.0), z_17, 1024);
+    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_8, 256, lstm_u, 1024, REAL_C(1.0), z_17, 1024);
 
     /* models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
@@ -1292,8 +1284,7 @@ static void compute_outputs(void)
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), h_9, 256, lstm_u, 1024, REAL_C(1.0), z_19, 1024);
+    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_9, 256, lstm_u, 1024, REAL_C(1.0), z_19, 1024);
 
     /* models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
@@ -1346,8 +1337,7 @@ static void compute_outputs(void)
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), h_10, 256, lstm_u, 1024, REAL_C(1.0), z_21, 1024);
+    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_10, 256, lstm_u, 1024, REAL_C(1.0), z_21, 1024);
 
     /* models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
@@ -1400,8 +1390,7 @@ static void compute_outputs(void)
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), h_11, 256, lstm_u, 1024, REAL_C(1.0), z_23, 1024);
+    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_11, 256, lstm_u, 1024, REAL_C(1.0), z_23, 1024);
 
     /* models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
@@ -1454,8 +1443,7 @@ static void compute_outputs(void)
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), h_12, 256, lstm_u, 1024, REAL_C(1.0), z_25, 1024);
+    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_12, 256, lstm_u, 1024, REAL_C(1.0), z_25, 1024);
 
     /* models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
@@ -1508,8 +1496,7 @@ static void compute_outputs(void)
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), h_13, 256, lstm_u, 1024, REAL_C(1.0), z_27, 1024);
+    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_13, 256, lstm_u, 1024, REAL_C(1.0), z_27, 1024);
 
     /* models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
@@ -1562,8 +1549,7 @@ static void compute_outputs(void)
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), h_14, 256, lstm_u, 1024, REAL_C(1.0), z_29, 1024);
+    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_14, 256, lstm_u, 1024, REAL_C(1.0), z_29, 1024);
 
     /* models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
@@ -1616,8 +1602,7 @@ static void compute_outputs(void)
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), h_15, 256, lstm_u, 1024, REAL_C(1.0), z_31, 1024);
+    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_15, 256, lstm_u, 1024, REAL_C(1.0), z_31, 1024);
 
     /* models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
@@ -1670,8 +1655,7 @@ static void compute_outputs(void)
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), h_16, 256, lstm_u, 1024, REAL_C(1.0), z_33, 1024);
+    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_16, 256, lstm_u, 1024, REAL_C(1.0), z_33, 1024);
 
     /* models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
@@ -1724,8 +1708,7 @@ static void compute_outputs(void)
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), h_17, 256, lstm_u, 1024, REAL_C(1.0), z_35, 1024);
+    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_17, 256, lstm_u, 1024, REAL_C(1.0), z_35, 1024);
 
     /* models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
@@ -1778,8 +1761,7 @@ static void compute_outputs(void)
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), h_18, 256, lstm_u, 1024, REAL_C(1.0), z_37, 1024);
+    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_18, 256, lstm_u, 1024, REAL_C(1.0), z_37, 1024);
 
     /* models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
@@ -1832,8 +1814,7 @@ static void compute_outputs(void)
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), h_19, 256, lstm_u, 1024, REAL_C(1.0), z_39, 1024);
+    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_19, 256, lstm_u, 1024, REAL_C(1.0), z_39, 1024);
 
     /* models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
@@ -1886,8 +1867,7 @@ static void compute_outputs(void)
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), h_20, 256, lstm_u, 1024, REAL_C(1.0), z_41, 1024);
+    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_20, 256, lstm_u, 1024, REAL_C(1.0), z_41, 1024);
 
     /* models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
@@ -1940,8 +1920,7 @@ static void compute_outputs(void)
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), h_21, 256, lstm_u, 1024, REAL_C(1.0), z_43, 1024);
+    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_21, 256, lstm_u, 1024, REAL_C(1.0), z_43, 1024);
 
     /* models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
@@ -1994,8 +1973,7 @@ static void compute_outputs(void)
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), h_22, 256, lstm_u, 1024, REAL_C(1.0), z_45, 1024);
+    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_22, 256, lstm_u, 1024, REAL_C(1.0), z_45, 1024);
 
     /* models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
@@ -2048,8 +2026,7 @@ static void compute_outputs(void)
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), h_23, 256, lstm_u, 1024, REAL_C(1.0), z_47, 1024);
+    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_23, 256, lstm_u, 1024, REAL_C(1.0), z_47, 1024);
 
     /* models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
@@ -2102,8 +2079,7 @@ static void compute_outputs(void)
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), h_24, 256, lstm_u, 1024, REAL_C(1.0), z_49, 1024);
+    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_24, 256, lstm_u, 1024, REAL_C(1.0), z_49, 1024);
 
     /* models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
@@ -2156,8 +2132,7 @@ static void compute_outputs(void)
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), h_25, 256, lstm_u, 1024, REAL_C(1.0), z_51, 1024);
+    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_25, 256, lstm_u, 1024, REAL_C(1.0), z_51, 1024);
 
     /* models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
@@ -2210,8 +2185,7 @@ static void compute_outputs(void)
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), h_26, 256, lstm_u, 1024, REAL_C(1.0), z_53, 1024);
+    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_26, 256, lstm_u, 1024, REAL_C(1.0), z_53, 1024);
 
     /* models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
@@ -2264,8 +2238,7 @@ static void compute_outputs(void)
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), h_27, 256, lstm_u, 1024, REAL_C(1.0), z_55, 1024);
+    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_27, 256, lstm_u, 1024, REAL_C(1.0), z_55, 1024);
 
     /* models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
@@ -2318,8 +2291,7 @@ static void compute_outputs(void)
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), h_28, 256, lstm_u, 1024, REAL_C(1.0), z_57, 1024);
+    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_28, 256, lstm_u, 1024, REAL_C(1.0), z_57, 1024);
 
     /* models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
@@ -2372,8 +2344,7 @@ static void compute_outputs(void)
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), h_29, 256, lstm_u, 1024, REAL_C(1.0), z_59, 1024);
+    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_29, 256, lstm_u, 1024, REAL_C(1.0), z_59, 1024);
 
     /* models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
@@ -2426,8 +2397,7 @@ static void compute_outputs(void)
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), h_30, 256, lstm_u, 1024, REAL_C(1.0), z_61, 1024);
+    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_30, 256, lstm_u, 1024, REAL_C(1.0), z_61, 1024);
 
     /* models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
@@ -2480,8 +2450,7 @@ static void compute_outputs(void)
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), h_31, 256, lstm_u, 1024, REAL_C(1.0), z_63, 1024);
+    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_31, 256, lstm_u, 1024, REAL_C(1.0), z_63, 1024);
 
     /* models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)

@@ -239,8 +239,7 @@ static void compute_outputs(void)
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), h, 256, lstm_u, 1024, REAL_C(1.0), z_3, 1024);
+    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h, 256, lstm_u, 1024, REAL_C(1.0), z_3, 1024);
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 32; i++)
@@ -277,8 +276,7 @@ static void compute_outputs(void)
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), h_2, 256, lstm_u, 1024, REAL_C(1.0), z_5, 1024);
+    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_2, 256, lstm_u, 1024, REAL_C(1.0), z_5, 1024);
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 32; i++)
@@ -315,8 +313,7 @@ static void compute_outputs(void)
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), h_3, 256, lstm_u, 1024, REAL_C(1.0), z_7, 1024);
+    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_3, 256, lstm_u, 1024, REAL_C(1.0), z_7, 1024);
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 32; i++)
@@ -353,8 +350,7 @@ static void compute_outputs(void)
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), h_4, 256, lstm_u, 1024, REAL_C(1.0), z_9, 1024);
+    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_4, 256, lstm_u, 1024, REAL_C(1.0), z_9, 1024);
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 32; i++)
@@ -391,8 +387,7 @@ static void compute_outputs(void)
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), h_5, 256, lstm_u, 1024, REAL_C(1.0), z_11, 1024);
+    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_5, 256, lstm_u, 1024, REAL_C(1.0), z_11, 1024);
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 32; i++)
@@ -429,8 +424,7 @@ static void compute_outputs(void)
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), h_6, 256, lstm_u, 1024, REAL_C(1.0), z_13, 1024);
+    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_6, 256, lstm_u, 1024, REAL_C(1.0), z_13, 1024);
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 32; i++)
@@ -467,8 +461,7 @@ static void compute_outputs(void)
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), h_7, 256, lstm_u, 1024, REAL_C(1.0), z_15, 1024);
+    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_7, 256, lstm_u, 1024, REAL_C(1.0), z_15, 1024);
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 32; i++)
@@ -505,8 +498,7 @@ static void compute_outputs(void)
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), h_8, 256, lstm_u, 1024, REAL_C(1.0), z_17, 1024);
+    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_8, 256, lstm_u, 1024, REAL_C(1.0), z_17, 1024);
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 32; i++)
@@ -543,8 +535,7 @@ static void compute_outputs(void)
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), h_9, 256, lstm_u, 1024, REAL_C(1.0), z_19, 1024);
+    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_9, 256, lstm_u, 1024, REAL_C(1.0), z_19, 1024);
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 32; i++)
@@ -581,8 +572,7 @@ static void compute_outputs(void)
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), h_10, 256, lstm_u, 1024, REAL_C(1.0), z_21, 1024);
+    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_10, 256, lstm_u, 1024, REAL_C(1.0), z_21, 1024);
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 32; i++)
@@ -619,8 +609,7 @@ static void compute_outputs(void)
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), h_11, 256, lstm_u, 1024, REAL_C(1.0), z_23, 1024);
+    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_11, 256, lstm_u, 1024, REAL_C(1.0), z_23, 1024);
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 32; i++)
@@ -657,8 +646,7 @@ static void compute_outputs(void)
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), h_12, 256, lstm_u, 1024, REAL_C(1.0), z_25, 1024);
+    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_12, 256, lstm_u, 1024, REAL_C(1.0), z_25, 1024);
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 32; i++)
@@ -695,8 +683,7 @@ static void compute_outputs(void)
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), h_13, 256, lstm_u, 1024, REAL_C(1.0), z_27, 1024);
+    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_13, 256, lstm_u, 1024, REAL_C(1.0), z_27, 1024);
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 32; i++)
@@ -733,8 +720,7 @@ static void compute_outputs(void)
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), h_14, 256, lstm_u, 1024, REAL_C(1.0), z_29, 1024);
+    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_14, 256, lstm_u, 1024, REAL_C(1.0), z_29, 1024);
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 32; i++)
@@ -771,8 +757,7 @@ static void compute_outputs(void)
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), h_15, 256, lstm_u, 1024, REAL_C(1.0), z_31, 1024);
+    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_15, 256, lstm_u, 1024, REAL_C(1.0), z_31, 1024);
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 32; i++)
@@ -809,8 +794,7 @@ static void compute_outputs(void)
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), h_16, 256, lstm_u, 1024, REAL_C(1.0), z_33, 1024);
+    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_16, 256, lstm_u, 1024, REAL_C(1.0), z_33, 1024);
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 32; i++)
@@ -847,8 +831,7 @@ static void compute_outputs(void)
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), h_17, 256, lstm_u, 1024, REAL_C(1.0), z_35, 1024);
+    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_17, 256, lstm_u, 1024, REAL_C(1.0), z_35, 1024);
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 32; i++)
@@ -885,8 +868,7 @@ static void compute_outputs(void)
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), h_18, 256, lstm_u, 1024, REAL_C(1.0), z_37, 1024);
+    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_18, 256, lstm_u, 1024, REAL_C(1.0), z_37, 1024);
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 32; i++)
@@ -923,8 +905,7 @@ static void compute_outputs(void)
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), h_19, 256, lstm_u, 1024, REAL_C(1.0), z_39, 1024);
+    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_19, 256, lstm_u, 1024, REAL_C(1.0), z_39, 1024);
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 32; i++)
@@ -961,8 +942,7 @@ static void compute_outputs(void)
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), h_20, 256, lstm_u, 1024, REAL_C(1.0), z_41, 1024);
+    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_20, 256, lstm_u, 1024, REAL_C(1.0), z_41, 1024);
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 32; i++)
@@ -999,8 +979,7 @@ static void compute_outputs(void)
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), h_21, 256, lstm_u, 1024, REAL_C(1.0), z_43, 1024);
+    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_21, 256, lstm_u, 1024, REAL_C(1.0), z_43, 1024);
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 32; i++)
@@ -1037,8 +1016,7 @@ static void compute_outputs(void)
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), h_22, 256, lstm_u, 1024, REAL_C(1.0), z_45, 1024);
+    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_22, 256, lstm_u, 1024, REAL_C(1.0), z_45, 1024);
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 32; i++)
@@ -1075,8 +1053,7 @@ static void compute_outputs(void)
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), h_23, 256, lstm_u, 1024, REAL_C(1.0), z_47, 1024);
+    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_23, 256, lstm_u, 1024, REAL_C(1.0), z_47, 1024);
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 32; i++)
@@ -1113,8 +1090,7 @@ static void compute_outputs(void)
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), h_24, 256, lstm_u, 1024, REAL_C(1.0), z_49, 1024);
+    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_24, 256, lstm_u, 1024, REAL_C(1.0), z_49, 1024);
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 32; i++)
@@ -1151,8 +1127,7 @@ static void compute_outputs(void)
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), h_25, 256, lstm_u, 1024, REAL_C(1.0), z_51, 1024);
+    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_25, 256, lstm_u, 1024, REAL_C(1.0), z_51, 1024);
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 32; i++)
@@ -1189,8 +1164,7 @@ static void compute_outputs(void)
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), h_26, 256, lstm_u, 1024, REAL_C(1.0), z_53, 1024);
+    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_26, 256, lstm_u, 1024, REAL_C(1.0), z_53, 1024);
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 32; i++)
@@ -1227,8 +1201,7 @@ static void compute_outputs(void)
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), h_27, 256, lstm_u, 1024, REAL_C(1.0), z_55, 1024);
+    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_27, 256, lstm_u, 1024, REAL_C(1.0), z_55, 1024);
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 32; i++)
@@ -1265,8 +1238,7 @@ static void compute_outputs(void)
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), h_28, 256, lstm_u, 1024, REAL_C(1.0), z_57, 1024);
+    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_28, 256, lstm_u, 1024, REAL_C(1.0), z_57, 1024);
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 32; i++)
@@ -1303,8 +1275,7 @@ static void compute_outputs(void)
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), h_29, 256, lstm_u, 1024, REAL_C(1.0), z_59, 1024);
+    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_29, 256, lstm_u, 1024, REAL_C(1.0), z_59, 1024);
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 32; i++)
@@ -1341,8 +1312,7 @@ static void compute_outputs(void)
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), h_30, 256, lstm_u, 1024, REAL_C(1.0), z_61, 1024);
+    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_30, 256, lstm_u, 1024, REAL_C(1.0), z_61, 1024);
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 32; i++)
@@ -1379,8 +1349,7 @@ static void compute_outputs(void)
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 256,
-           REAL_C(1.0), h_31, 256, lstm_u, 1024, REAL_C(1.0), z_63, 1024);
+    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_31, 256, lstm_u, 1024, REAL_C(1.0), z_63, 1024);
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 32; i++)

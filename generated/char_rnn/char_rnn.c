@@ -388,8 +388,7 @@ static void compute_outputs(void)
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), h, 256, rnn_u, 256, REAL_C(1.0), z_2, 256);
+    r_gemm_nn(32, 256, 256, REAL_C(1.0), h, 256, rnn_u, 256, REAL_C(1.0), z_2, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
@@ -407,8 +406,7 @@ static void compute_outputs(void)
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), h_2, 256, rnn_u, 256, REAL_C(1.0), z_4, 256);
+    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_2, 256, rnn_u, 256, REAL_C(1.0), z_4, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
@@ -426,8 +424,7 @@ static void compute_outputs(void)
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), h_3, 256, rnn_u, 256, REAL_C(1.0), z_6, 256);
+    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_3, 256, rnn_u, 256, REAL_C(1.0), z_6, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
@@ -445,8 +442,7 @@ static void compute_outputs(void)
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), h_4, 256, rnn_u, 256, REAL_C(1.0), z_8, 256);
+    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_4, 256, rnn_u, 256, REAL_C(1.0), z_8, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
@@ -464,8 +460,7 @@ static void compute_outputs(void)
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), h_5, 256, rnn_u, 256, REAL_C(1.0), z_10, 256);
+    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_5, 256, rnn_u, 256, REAL_C(1.0), z_10, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
@@ -483,8 +478,7 @@ static void compute_outputs(void)
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), h_6, 256, rnn_u, 256, REAL_C(1.0), z_12, 256);
+    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_6, 256, rnn_u, 256, REAL_C(1.0), z_12, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
@@ -502,8 +496,7 @@ static void compute_outputs(void)
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), h_7, 256, rnn_u, 256, REAL_C(1.0), z_14, 256);
+    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_7, 256, rnn_u, 256, REAL_C(1.0), z_14, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
@@ -521,8 +514,7 @@ static void compute_outputs(void)
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), h_8, 256, rnn_u, 256, REAL_C(1.0), z_16, 256);
+    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_8, 256, rnn_u, 256, REAL_C(1.0), z_16, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
@@ -540,8 +532,7 @@ static void compute_outputs(void)
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), h_9, 256, rnn_u, 256, REAL_C(1.0), z_18, 256);
+    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_9, 256, rnn_u, 256, REAL_C(1.0), z_18, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
@@ -559,8 +550,7 @@ static void compute_outputs(void)
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), h_10, 256, rnn_u, 256, REAL_C(1.0), z_20, 256);
+    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_10, 256, rnn_u, 256, REAL_C(1.0), z_20, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
@@ -578,8 +568,7 @@ static void compute_outputs(void)
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), h_11, 256, rnn_u, 256, REAL_C(1.0), z_22, 256);
+    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_11, 256, rnn_u, 256, REAL_C(1.0), z_22, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
@@ -597,8 +586,7 @@ static void compute_outputs(void)
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), h_12, 256, rnn_u, 256, REAL_C(1.0), z_24, 256);
+    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_12, 256, rnn_u, 256, REAL_C(1.0), z_24, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
@@ -616,8 +604,7 @@ static void compute_outputs(void)
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), h_13, 256, rnn_u, 256, REAL_C(1.0), z_26, 256);
+    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_13, 256, rnn_u, 256, REAL_C(1.0), z_26, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
@@ -635,8 +622,7 @@ static void compute_outputs(void)
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), h_14, 256, rnn_u, 256, REAL_C(1.0), z_28, 256);
+    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_14, 256, rnn_u, 256, REAL_C(1.0), z_28, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
@@ -654,8 +640,7 @@ static void compute_outputs(void)
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), h_15, 256, rnn_u, 256, REAL_C(1.0), z_30, 256);
+    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_15, 256, rnn_u, 256, REAL_C(1.0), z_30, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
@@ -673,8 +658,7 @@ static void compute_outputs(void)
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), h_16, 256, rnn_u, 256, REAL_C(1.0), z_32, 256);
+    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_16, 256, rnn_u, 256, REAL_C(1.0), z_32, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
@@ -692,8 +676,7 @@ static void compute_outputs(void)
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), h_17, 256, rnn_u, 256, REAL_C(1.0), z_34, 256);
+    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_17, 256, rnn_u, 256, REAL_C(1.0), z_34, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
@@ -711,8 +694,7 @@ static void compute_outputs(void)
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), h_18, 256, rnn_u, 256, REAL_C(1.0), z_36, 256);
+    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_18, 256, rnn_u, 256, REAL_C(1.0), z_36, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
@@ -730,8 +712,7 @@ static void compute_outputs(void)
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), h_19, 256, rnn_u, 256, REAL_C(1.0), z_38, 256);
+    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_19, 256, rnn_u, 256, REAL_C(1.0), z_38, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
@@ -749,8 +730,7 @@ static void compute_outputs(void)
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), h_20, 256, rnn_u, 256, REAL_C(1.0), z_40, 256);
+    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_20, 256, rnn_u, 256, REAL_C(1.0), z_40, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
@@ -768,8 +748,7 @@ static void compute_outputs(void)
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), h_21, 256, rnn_u, 256, REAL_C(1.0), z_42, 256);
+    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_21, 256, rnn_u, 256, REAL_C(1.0), z_42, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
@@ -787,8 +766,7 @@ static void compute_outputs(void)
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), h_22, 256, rnn_u, 256, REAL_C(1.0), z_44, 256);
+    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_22, 256, rnn_u, 256, REAL_C(1.0), z_44, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
@@ -806,8 +784,7 @@ static void compute_outputs(void)
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), h_23, 256, rnn_u, 256, REAL_C(1.0), z_46, 256);
+    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_23, 256, rnn_u, 256, REAL_C(1.0), z_46, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
@@ -825,8 +802,7 @@ static void compute_outputs(void)
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), h_24, 256, rnn_u, 256, REAL_C(1.0), z_48, 256);
+    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_24, 256, rnn_u, 256, REAL_C(1.0), z_48, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
@@ -844,8 +820,7 @@ static void compute_outputs(void)
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), h_25, 256, rnn_u, 256, REAL_C(1.0), z_50, 256);
+    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_25, 256, rnn_u, 256, REAL_C(1.0), z_50, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
@@ -863,8 +838,7 @@ static void compute_outputs(void)
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), h_26, 256, rnn_u, 256, REAL_C(1.0), z_52, 256);
+    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_26, 256, rnn_u, 256, REAL_C(1.0), z_52, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
@@ -882,8 +856,7 @@ static void compute_outputs(void)
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), h_27, 256, rnn_u, 256, REAL_C(1.0), z_54, 256);
+    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_27, 256, rnn_u, 256, REAL_C(1.0), z_54, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
@@ -901,8 +874,7 @@ static void compute_outputs(void)
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), h_28, 256, rnn_u, 256, REAL_C(1.0), z_56, 256);
+    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_28, 256, rnn_u, 256, REAL_C(1.0), z_56, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
@@ -920,8 +892,7 @@ static void compute_outputs(void)
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), h_29, 256, rnn_u, 256, REAL_C(1.0), z_58, 256);
+    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_29, 256, rnn_u, 256, REAL_C(1.0), z_58, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
@@ -939,8 +910,7 @@ static void compute_outputs(void)
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), h_30, 256, rnn_u, 256, REAL_C(1.0), z_60, 256);
+    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_30, 256, rnn_u, 256, REAL_C(1.0), z_60, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
@@ -958,8 +928,7 @@ static void compute_outputs(void)
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), h_31, 256, rnn_u, 256, REAL_C(1.0), z_62, 256);
+    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_31, 256, rnn_u, 256, REAL_C(1.0), z_62, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {

@@ -190,8 +190,7 @@ static void compute_outputs(void)
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), h, 256, rnn_u, 256, REAL_C(1.0), z_2, 256);
+    r_gemm_nn(32, 256, 256, REAL_C(1.0), h, 256, rnn_u, 256, REAL_C(1.0), z_2, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
@@ -209,8 +208,7 @@ static void compute_outputs(void)
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), h_2, 256, rnn_u, 256, REAL_C(1.0), z_4, 256);
+    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_2, 256, rnn_u, 256, REAL_C(1.0), z_4, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
@@ -228,8 +226,7 @@ static void compute_outputs(void)
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), h_3, 256, rnn_u, 256, REAL_C(1.0), z_6, 256);
+    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_3, 256, rnn_u, 256, REAL_C(1.0), z_6, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
@@ -247,8 +244,7 @@ static void compute_outputs(void)
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), h_4, 256, rnn_u, 256, REAL_C(1.0), z_8, 256);
+    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_4, 256, rnn_u, 256, REAL_C(1.0), z_8, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
@@ -266,8 +262,7 @@ static void compute_outputs(void)
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), h_5, 256, rnn_u, 256, REAL_C(1.0), z_10, 256);
+    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_5, 256, rnn_u, 256, REAL_C(1.0), z_10, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
@@ -285,8 +280,7 @@ static void compute_outputs(void)
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), h_6, 256, rnn_u, 256, REAL_C(1.0), z_12, 256);
+    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_6, 256, rnn_u, 256, REAL_C(1.0), z_12, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
@@ -304,8 +298,7 @@ static void compute_outputs(void)
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), h_7, 256, rnn_u, 256, REAL_C(1.0), z_14, 256);
+    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_7, 256, rnn_u, 256, REAL_C(1.0), z_14, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
@@ -323,8 +316,7 @@ static void compute_outputs(void)
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), h_8, 256, rnn_u, 256, REAL_C(1.0), z_16, 256);
+    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_8, 256, rnn_u, 256, REAL_C(1.0), z_16, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
@@ -342,8 +334,7 @@ static void compute_outputs(void)
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), h_9, 256, rnn_u, 256, REAL_C(1.0), z_18, 256);
+    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_9, 256, rnn_u, 256, REAL_C(1.0), z_18, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
@@ -361,8 +352,7 @@ static void compute_outputs(void)
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), h_10, 256, rnn_u, 256, REAL_C(1.0), z_20, 256);
+    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_10, 256, rnn_u, 256, REAL_C(1.0), z_20, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
@@ -380,8 +370,7 @@ static void compute_outputs(void)
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), h_11, 256, rnn_u, 256, REAL_C(1.0), z_22, 256);
+    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_11, 256, rnn_u, 256, REAL_C(1.0), z_22, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
@@ -399,8 +388,7 @@ static void compute_outputs(void)
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), h_12, 256, rnn_u, 256, REAL_C(1.0), z_24, 256);
+    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_12, 256, rnn_u, 256, REAL_C(1.0), z_24, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
@@ -418,8 +406,7 @@ static void compute_outputs(void)
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), h_13, 256, rnn_u, 256, REAL_C(1.0), z_26, 256);
+    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_13, 256, rnn_u, 256, REAL_C(1.0), z_26, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
@@ -437,8 +424,7 @@ static void compute_outputs(void)
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), h_14, 256, rnn_u, 256, REAL_C(1.0), z_28, 256);
+    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_14, 256, rnn_u, 256, REAL_C(1.0), z_28, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
@@ -456,8 +442,7 @@ static void compute_outputs(void)
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), h_15, 256, rnn_u, 256, REAL_C(1.0), z_30, 256);
+    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_15, 256, rnn_u, 256, REAL_C(1.0), z_30, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
@@ -475,8 +460,7 @@ static void compute_outputs(void)
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), h_16, 256, rnn_u, 256, REAL_C(1.0), z_32, 256);
+    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_16, 256, rnn_u, 256, REAL_C(1.0), z_32, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
@@ -494,8 +478,7 @@ static void compute_outputs(void)
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), h_17, 256, rnn_u, 256, REAL_C(1.0), z_34, 256);
+    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_17, 256, rnn_u, 256, REAL_C(1.0), z_34, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
@@ -513,8 +496,7 @@ static void compute_outputs(void)
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), h_18, 256, rnn_u, 256, REAL_C(1.0), z_36, 256);
+    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_18, 256, rnn_u, 256, REAL_C(1.0), z_36, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
@@ -532,8 +514,7 @@ static void compute_outputs(void)
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), h_19, 256, rnn_u, 256, REAL_C(1.0), z_38, 256);
+    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_19, 256, rnn_u, 256, REAL_C(1.0), z_38, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
@@ -551,8 +532,7 @@ static void compute_outputs(void)
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), h_20, 256, rnn_u, 256, REAL_C(1.0), z_40, 256);
+    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_20, 256, rnn_u, 256, REAL_C(1.0), z_40, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
@@ -570,8 +550,7 @@ static void compute_outputs(void)
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), h_21, 256, rnn_u, 256, REAL_C(1.0), z_42, 256);
+    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_21, 256, rnn_u, 256, REAL_C(1.0), z_42, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
@@ -589,8 +568,7 @@ static void compute_outputs(void)
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), h_22, 256, rnn_u, 256, REAL_C(1.0), z_44, 256);
+    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_22, 256, rnn_u, 256, REAL_C(1.0), z_44, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
@@ -608,8 +586,7 @@ static void compute_outputs(void)
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), h_23, 256, rnn_u, 256, REAL_C(1.0), z_46, 256);
+    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_23, 256, rnn_u, 256, REAL_C(1.0), z_46, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
@@ -627,8 +604,7 @@ static void compute_outputs(void)
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), h_24, 256, rnn_u, 256, REAL_C(1.0), z_48, 256);
+    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_24, 256, rnn_u, 256, REAL_C(1.0), z_48, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
@@ -646,8 +622,7 @@ static void compute_outputs(void)
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), h_25, 256, rnn_u, 256, REAL_C(1.0), z_50, 256);
+    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_25, 256, rnn_u, 256, REAL_C(1.0), z_50, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
@@ -665,8 +640,7 @@ static void compute_outputs(void)
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), h_26, 256, rnn_u, 256, REAL_C(1.0), z_52, 256);
+    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_26, 256, rnn_u, 256, REAL_C(1.0), z_52, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
@@ -684,8 +658,7 @@ static void compute_outputs(void)
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), h_27, 256, rnn_u, 256, REAL_C(1.0), z_54, 256);
+    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_27, 256, rnn_u, 256, REAL_C(1.0), z_54, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
@@ -703,8 +676,7 @@ static void compute_outputs(void)
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), h_28, 256, rnn_u, 256, REAL_C(1.0), z_56, 256);
+    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_28, 256, rnn_u, 256, REAL_C(1.0), z_56, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
@@ -722,8 +694,7 @@ static void compute_outputs(void)
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), h_29, 256, rnn_u, 256, REAL_C(1.0), z_58, 256);
+    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_29, 256, rnn_u, 256, REAL_C(1.0), z_58, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
@@ -741,8 +712,7 @@ static void compute_outputs(void)
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), h_30, 256, rnn_u, 256, REAL_C(1.0), z_60, 256);
+    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_30, 256, rnn_u, 256, REAL_C(1.0), z_60, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
@@ -760,8 +730,7 @@ static void compute_outputs(void)
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 256,
-           REAL_C(1.0), h_31, 256, rnn_u, 256, REAL_C(1.0), z_62, 256);
+    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_31, 256, rnn_u, 256, REAL_C(1.0), z_62, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {

@@ -1,0 +1,103 @@
+/*
+ * gemm.c: C = alpha A B + beta C for the products OpenBLAS is slow at:
+ * few rows against a wide matrix, as an LSTM's step multiplies its 32 rows
+ * of h by U [256, 1024]. OpenBLAS packs all of U into its own layout on
+ * every call, which costs as much as the product; this reads B in place,
+ * 8 rows of C at a time in 8 x 48 accumulators held in registers, so each
+ * 3 vectors of B loaded feed 24 fused multiply-adds. 32 x 1024 x 256 ran
+ * at 160 GFLOP/s here, OpenBLAS at 110. Which products use it, gradc tune
+ * measures (the file it writes says `kernel`); all are row-major and not
+ * transposed, with N a multiple of 16.
+ *
+ * Built with -ffp-contract=fast (the Makefile), unlike the generated code:
+ * a product's sums depend on the CPU's kernels anyway, as OpenBLAS's do.
+ */
+#include <string.h>
+#include "rt_real.h"
+
+/* Columns in vectors of 64 bytes: 16 floats or 8 doubles. */
+typedef float vfloat __attribute__((vector_size(64)));
+typedef double vdouble __attribute__((vector_size(64)));
+
+/* One block of ROWS rows and VECS vectors of C, over all of K. The loops
+ * over rows and vectors unroll, so the accumulators are registers; each
+ * block is inlined into every clone of the caller, compiled for its CPU. */
+#define INLINE static inline __attribute__((always_inline))
+#define BLOCK(T, V, ROWS, VECS)                                                              \
+    INLINE void block_##T##_##ROWS##x##VECS(long k_n, T alpha, const T *a, long lda,         \
+                                            const T *b, long ldb, T beta, T *c, long ldc)    \
+    {                                                                                        \
+        V acc[ROWS][VECS];                                                                   \
+        memset(acc, 0, sizeof acc);                                                          \
+        for (long k = 0; k < k_n; k++) {                                                     \
+            V row[VECS];                                                                     \
+            _Pragma("GCC unroll 4") for (int v = 0; v < VECS; v++)                           \
+                memcpy(&row[v], b + k * ldb + v * (long)(sizeof(V) / sizeof(T)), sizeof(V)); \
+            _Pragma("GCC unroll 8") for (int r = 0; r < ROWS; r++)                           \
+            {                                                                                \
+                T x = a[r * lda + k];                                                        \
+                _Pragma("GCC unroll 4") for (int v = 0; v < VECS; v++)                       \
+                    acc[r][v] += x * row[v];                                                 \
+            }                                                                                \
+        }                                                                                    \
+        _Pragma("GCC unroll 8") for (int r = 0; r < ROWS; r++)                               \
+            _Pragma("GCC unroll 4") for (int v = 0; v < VECS; v++)                           \
+        {                                                                                    \
+            T *to = c + r * ldc + v * (long)(sizeof(V) / sizeof(T));                         \
+            V sum = alpha * acc[r][v], old;                                                  \
+            if (beta != 0) { /* beta 0 reads nothing: C may hold anything, NaN too */        \
+                memcpy(&old, to, sizeof(V));                                                 \
+                sum += beta * old;                                                           \
+            }                                                                                \
+            memcpy(to, &sum, sizeof(V));                                                     \
+        }                                                                                    \
+    }
+
+#define BLOCKS(T, V)                                                                         \
+    BLOCK(T, V, 8, 3)                                                                        \
+    BLOCK(T, V, 8, 2)                                                                        \
+    BLOCK(T, V, 8, 1)                                                                        \
+    BLOCK(T, V, 1, 3)                                                                        \
+    BLOCK(T, V, 1, 2)                                                                        \
+    BLOCK(T, V, 1, 1)
+
+/* Columns 48 at a time (for floats; 24 for doubles), then 32, then 16;
+ * within each stripe, rows 8 at a time, then one by one. A stripe of B
+ * stays in cache while the blocks of rows go by. */
+#define GEMM(NAME, T, V)                                                                      \
+    BLOCKS(T, V)                                                                              \
+    RT_VECTOR_CLONES void NAME(int m, int n, int k, T alpha, const T *a, int lda, const T *b, \
+                               int ldb, T beta, T *c, int ldc)                                \
+    {                                                                                         \
+        const int lanes = (int)(sizeof(V) / sizeof(T));                                      \
+        for (int j = 0; j < n;) {                                                             \
+            int vecs = n - j >= 3 * lanes ? 3 : n - j >= 2 * lanes ? 2 : 1;                   \
+            const T *bj = b + j;                                                              \
+            T *cj = c + j;                                                                    \
+            int i = 0;                                                                        \
+            for (; i + 8 <= m; i += 8) {                                                      \
+                const T *ai = a + (long)i * lda;                                              \
+                T *ci = cj + (long)i * ldc;                                                   \
+                if (vecs == 3)                                                                \
+                    block_##T##_8x3(k, alpha, ai, lda, bj, ldb, beta, ci, ldc);               \
+                else if (vecs == 2)                                                           \
+                    block_##T##_8x2(k, alpha, ai, lda, bj, ldb, beta, ci, ldc);               \
+                else                                                                          \
+                    block_##T##_8x1(k, alpha, ai, lda, bj, ldb, beta, ci, ldc);               \
+            }                                                                                 \
+            for (; i < m; i++) {                                                              \
+                const T *ai = a + (long)i * lda;                                              \
+                T *ci = cj + (long)i * ldc;                                                   \
+                if (vecs == 3)                                                                \
+                    block_##T##_1x3(k, alpha, ai, lda, bj, ldb, beta, ci, ldc);               \
+                else if (vecs == 2)                                                           \
+                    block_##T##_1x2(k, alpha, ai, lda, bj, ldb, beta, ci, ldc);               \
+                else                                                                          \
+                    block_##T##_1x1(k, alpha, ai, lda, bj, ldb, beta, ci, ldc);               \
+            }                                                                                 \
+            j += vecs * lanes;                                                                \
+        }                                                                                     \
+    }
+
+GEMM(rt_sgemm_nn, float, vfloat)
+GEMM(rt_dgemm_nn, double, vdouble)
