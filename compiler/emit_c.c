@@ -784,7 +784,7 @@ static bool tuned_product(Emit *e, int id, Product *p)
     const Node *n = ir_at(e->g, id);
     return (n->op == OP_MATMUL || n->op == OP_MATMUL_ADD) &&
            matmul_product(n, ir_at(e->g, n->in[0])->shape, ir_at(e->g, n->in[1])->shape, p) &&
-           p->ta != p->tb && tune_copies(e->tune, p);
+           tune_use(e->tune, p) == USE_COPY;
 }
 
 /* A library call or row kernel; row_loss >= 0: the cross_entropy whose
@@ -802,7 +802,7 @@ static void emit_call(Emit *e, int root, int row_loss)
     out.kernel = (n->op == OP_MATMUL || n->op == OP_MATMUL_ADD) &&
                  matmul_product(n, ir_at(e->g, n->in[0])->shape, ir_at(e->g, n->in[1])->shape,
                                 &tuned) &&
-                 kernel_fits(&tuned) && tune_kernel(e->tune, &tuned);
+                 tune_use(e->tune, &tuned) == USE_KERNEL;
     char lits[MAX_IN][48];
     for (int k = 0; k < n->n_in; k++) {
         const Node *x = ir_at(e->g, n->in[k]);
@@ -965,7 +965,9 @@ static void emit_arena(Emit *e)
 {
     Graph *g = e->g;
     const Plan *p = e->p;
-    buf_printf(e->b, "static real arena[%ld];\n", p->arena_size);
+    /* Places are 64 bytes apart (plan.c): so is each from a cache line's
+     * start, and no vector load of a row straddles two lines. */
+    buf_printf(e->b, "static _Alignas(64) real arena[%ld];\n", p->arena_size);
     if (p->iarena_size)
         buf_printf(e->b, "static int32_t iarena[%ld];\n", p->iarena_size);
     long copy = 0;

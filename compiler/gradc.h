@@ -364,19 +364,24 @@ int accumulated_input(const Node *n);
 void plan_free(Plan *p);
 
 /* ---- tune.c: gradc tune, and --tune FILE ---- */
+/* How a product is written: the BLAS call, the transposed operand copied
+ * first, or runtime/gemm.c's kernel. */
+typedef enum { USE_BLAS, USE_COPY, USE_KERNEL } TuneUse;
 typedef struct {
-    Product *copy; /* products faster with the transposed operand copied first */
+    Product *product; /* every product the file names, and how to write it */
+    TuneUse *use;
     int n;
-    Product *kernel; /* plain products faster by runtime/gemm.c than by the BLAS */
-    int n_kernel;
 } Tune;
 /* Reads a tune file; 1 after printing `FILE:LINE: what`. */
 int tune_read(const char *path, Tune *t);
-bool tune_copies(const Tune *t, const Product *p);
-bool tune_kernel(const Tune *t, const Product *p);
-/* Whether runtime/gemm.c can compute a product: plain, N in whole vectors. */
-static inline bool kernel_fits(const Product *p) { return !p->ta && !p->tb && p->n % 16 == 0; }
+TuneUse tune_use(const Tune *t, const Product *p);
 void tune_free(Tune *t);
+/* Whether runtime/gemm.c can compute a product: plain with N in whole
+ * vectors, or with B transposed and K in whole vectors. */
+static inline bool kernel_fits(const Product *p)
+{
+    return !p->ta && (p->tb ? p->k % 16 == 0 : p->n % 16 == 0);
+}
 /* gradc tune: times the model's products both ways and writes the file. */
 int tune_model(const char *model, const LoadOptions *o, const char *out, bool verbose);
 

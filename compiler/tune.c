@@ -1,37 +1,55 @@
 /*
  * tune.c: gradc tune, and the file --tune FILE reads.
  *
- * A product with one transposed operand can be written two ways: the BLAS
- * call with its transpose flag, or the operand copied transposed first and
- * then a plain product. A plain product, too: the BLAS call, or
- * runtime/gemm.c's kernel (when N is a multiple of 16). Which is faster
- * depends on the shapes and on the BLAS, so it is measured, not guessed:
- * gradc tune times both ways on this machine for every such product of a
- * model (runtime/tune.c) and writes what it found. Compiling with --tune
- * FILE writes the products the file marks `copy` or `kernel` the second
- * way. The file is committed beside the models, so the generated code is
- * the same on every machine.
+ * A matrix product can be written up to three ways: the BLAS call (with
+ * its transpose flag, if an operand is transposed); the transposed operand
+ * copied first, then a plain BLAS product; and gradc's own kernels
+ * (runtime/gemm.c), for a plain product with N a multiple of 16 or one
+ * with B transposed and K a multiple of 16. Which is fastest depends on
+ * the shapes and on the BLAS, so it is measured, not guessed: gradc tune
+ * times each way on this machine for every product of a model
+ * (runtime/tune.c) and writes what it found. Compiling with --tune FILE
+ * writes each product the way the file says. The file is committed beside
+ * the models, so the generated code is the same on every machine.
  *
  * The file: `#` comments, and a line per product,
- * `M N K FLAGS AS_IS OTHER USE`: FLAGS NT or TN (which operand is
- * transposed) or NN, the times in microseconds, USE `flag` or `copy` (NT
- * and TN), `blas` or `kernel` (NN).
+ * `M N K FLAGS BLAS COPIED KERNEL USE`: FLAGS NN, NT or TN (which operand
+ * is transposed), the times in microseconds (`-` for a way not timed, as
+ * one that does not apply is not), USE `blas`, `copy` or `kernel`.
  */
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include "gradc.h"
 
-/* How much faster the copy must be to be chosen, in part and in
- * microseconds a product: within this, timing noise would make the choice
- * flip from run to run, for a gain nobody could measure in a step. */
-#define COPY_GAIN 0.9
-#define COPY_MIN_US 2.0
+/* How much faster another way must be than the BLAS call to be chosen, in
+ * part and in microseconds a product: within this, timing noise would make
+ * the choice flip from run to run, for a gain nobody could measure in a
+ * step. */
+#define GAIN 0.9
+#define MIN_US 2.0
+
+static const char *const use_name[] = {"blas", "copy", "kernel"};
 
 static bool same(const Product *a, const Product *b)
 {
     return a->m == b->m && a->n == b->n && a->k == b->k && a->ta == b->ta && a->tb == b->tb;
+}
+
+/* Whether a way applies to a product. */
+static bool applies(const Product *p, TuneUse u)
+{
+    return u == USE_BLAS || (u == USE_COPY && p->ta != p->tb) || (u == USE_KERNEL && kernel_fits(p));
+}
+
+/* A time, or `-` (NAN) for a way not timed. */
+static bool read_time(const char *s, double *t)
+{
+    char *end;
+    *t = strcmp(s, "-") ? strtod(s, &end) : NAN;
+    return !strcmp(s, "-") || (*end == 0 && *t >= 0);
 }
 
 int tune_read(const char *path, Tune *t)
@@ -48,58 +66,50 @@ int tune_read(const char *path, Tune *t)
         if (*s == '#' || *s == '\n' || !*s)
             continue;
         Product p = {0};
-        char flags[4], use[8];
-        double as_is, other;
-        int used = 0;
-        bool plain = false;
-        if (sscanf(s, "%d %d %d %3s %lf %lf %7s %n", &p.m, &p.n, &p.k, flags, &as_is, &other, use,
-                   &used) != 7 ||
-            s[used] || p.m < 1 || p.n < 1 || p.k < 1 ||
-            (strcmp(flags, "NT") && strcmp(flags, "TN") && !(plain = !strcmp(flags, "NN"))) ||
-            (plain ? strcmp(use, "blas") && (strcmp(use, "kernel") || p.n % 16)
-                   : strcmp(use, "flag") && strcmp(use, "copy"))) {
+        char flags[4], times[3][24], use[8];
+        double time[3];
+        int used = 0, u = 0;
+        bool ok = sscanf(s, "%d %d %d %3s %23s %23s %23s %7s %n", &p.m, &p.n, &p.k, flags,
+                         times[0], times[1], times[2], use, &used) == 8 &&
+                  !s[used] && p.m > 0 && p.n > 0 && p.k > 0 &&
+                  (!strcmp(flags, "NN") || !strcmp(flags, "NT") || !strcmp(flags, "TN"));
+        p.ta = flags[0] == 'T';
+        p.tb = flags[1] == 'T';
+        while (u < 3 && strcmp(use, use_name[u]))
+            u++;
+        for (int w = 0; w < 3 && ok; w++)
+            ok = read_time(times[w], &time[w]) && (applies(&p, (TuneUse)w) || isnan(time[w]));
+        if (!ok || u == 3 || isnan(time[u])) {
             fprintf(stderr,
-                    "%s:%d: expected `M N K NT|TN AS_IS COPIED flag|copy` or `M N K NN BLAS "
-                    "KERNEL blas|kernel` (N a multiple of 16)\n",
+                    "%s:%d: expected `M N K NN|NT|TN BLAS COPIED KERNEL blas|copy|kernel`: "
+                    "times in microseconds (`-`: not timed; the ways that do not apply are "
+                    "not), and a way timed\n",
                     path, at);
             fclose(f);
             tune_free(t);
             return 1;
         }
-        p.ta = flags[0] == 'T';
-        p.tb = flags[1] == 'T';
-        if (!strcmp(use, "copy")) {
-            t->copy = xrealloc(t->copy, (t->n + 1) * sizeof *t->copy);
-            t->copy[t->n++] = p;
-        } else if (!strcmp(use, "kernel")) {
-            t->kernel = xrealloc(t->kernel, (t->n_kernel + 1) * sizeof *t->kernel);
-            t->kernel[t->n_kernel++] = p;
-        }
+        t->product = xrealloc(t->product, (t->n + 1) * sizeof *t->product);
+        t->use = xrealloc(t->use, (t->n + 1) * sizeof *t->use);
+        t->product[t->n] = p;
+        t->use[t->n++] = (TuneUse)u;
     }
     fclose(f);
     return 0;
 }
 
-bool tune_copies(const Tune *t, const Product *p)
+TuneUse tune_use(const Tune *t, const Product *p)
 {
     for (int i = 0; t && i < t->n; i++)
-        if (same(&t->copy[i], p))
-            return true;
-    return false;
-}
-
-bool tune_kernel(const Tune *t, const Product *p)
-{
-    for (int i = 0; t && i < t->n_kernel; i++)
-        if (same(&t->kernel[i], p))
-            return true;
-    return false;
+        if (same(&t->product[i], p))
+            return t->use[i];
+    return USE_BLAS;
 }
 
 void tune_free(Tune *t)
 {
-    free(t->copy);
-    free(t->kernel);
+    free(t->product);
+    free(t->use);
     *t = (Tune){0};
 }
 
@@ -116,7 +126,7 @@ int tune_model(const char *model, const LoadOptions *o, const char *out, bool ve
         Product p;
         if ((x->op != OP_MATMUL && x->op != OP_MATMUL_ADD) ||
             !matmul_product(x, ir_at(g, x->in[0])->shape, ir_at(g, x->in[1])->shape, &p) ||
-            (p.ta == p.tb && !kernel_fits(&p)))
+            (p.ta && p.tb) || (!applies(&p, USE_COPY) && !applies(&p, USE_KERNEL)))
             continue;
         bool again = false;
         for (int j = 0; j < n && !again; j++)
@@ -138,31 +148,37 @@ int tune_model(const char *model, const LoadOptions *o, const char *out, bool ve
     }
     if (f) {
         fprintf(f,
-                "# gradc tune %s: each product with a transposed operand, timed on\n"
-                "# one thread both ways (microseconds, the median of 9 rounds): with the\n"
-                "# BLAS flag, and with the operand copied transposed first; each plain\n"
-                "# product (NN) by the BLAS and by gradc's kernel (runtime/gemm.c).\n"
-                "# `copy` or `kernel` where that is %.0f%% and %.0f us faster or more;\n"
-                "# compile with --tune FILE to use it.\n",
-                model, (1 - COPY_GAIN) * 100, COPY_MIN_US);
+                "# gradc tune %s: each product, timed on one thread in each way\n"
+                "# that applies (microseconds, the median of 9 rounds): the BLAS call;\n"
+                "# the transposed operand copied first, then a plain BLAS product; and\n"
+                "# gradc's kernel (runtime/gemm.c). Another way than the BLAS call where\n"
+                "# that is %.0f%% and %.0f us faster or more; compile with --tune FILE to\n"
+                "# use it.\n",
+                model, (1 - GAIN) * 100, MIN_US);
         char line[256];
         int got = 0;
         while (in && fgets(line, sizeof line, in)) {
             Product p = {0};
-            char flags[4];
-            double as_is, other;
+            char flags[4], times[3][24];
             if (line[0] == '#') {
                 fputs(line, f);
                 continue;
             }
-            if (sscanf(line, "%d %d %d %3s %lf %lf", &p.m, &p.n, &p.k, flags, &as_is, &other) != 6)
+            if (sscanf(line, "%d %d %d %3s %23s %23s %23s", &p.m, &p.n, &p.k, flags, times[0],
+                       times[1], times[2]) != 7)
                 break;
             if (got++ == 0)
-                fprintf(f, "#     M      N      K  flags      as_is      other  use\n");
-            bool plain = !strcmp(flags, "NN"),
-                 faster = other < COPY_GAIN * as_is && other < as_is - COPY_MIN_US;
-            fprintf(f, "%7d %6d %6d  %-5s %10.3f %10.3f  %s\n", p.m, p.n, p.k, flags, as_is, other,
-                    plain ? (faster ? "kernel" : "blas") : faster ? "copy" : "flag");
+                fprintf(f, "#     M      N      K  flags       blas     copied     kernel  use\n");
+            double time[3];
+            int best = 0;
+            for (int w = 0; w < 3; w++) {
+                time[w] = strcmp(times[w], "-") ? strtod(times[w], NULL) : NAN;
+                if (w && time[w] < GAIN * time[0] && time[w] < time[0] - MIN_US &&
+                    !(time[w] >= time[best]))
+                    best = w;
+            }
+            fprintf(f, "%7d %6d %6d  %-5s %10s %10s %10s  %s\n", p.m, p.n, p.k, flags, times[0],
+                    times[1], times[2], use_name[best]);
         }
         if (got != n) {
             fprintf(stderr, "gradc: the timing program gave %d of %d products\n", got, n);

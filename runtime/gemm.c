@@ -5,9 +5,9 @@
  * every call, which costs as much as the product; this reads B in place,
  * 8 rows of C at a time in 8 x 48 accumulators held in registers, so each
  * 3 vectors of B loaded feed 24 fused multiply-adds. 32 x 1024 x 256 ran
- * at 160 GFLOP/s here, OpenBLAS at 110. Which products use it, gradc tune
- * measures (the file it writes says `kernel`); all are row-major and not
- * transposed, with N a multiple of 16.
+ * at 160 GFLOP/s here, OpenBLAS at 110. Its backward, dz U^T, has a kernel
+ * of its own below. Which products use them, gradc tune measures (the file
+ * it writes says `kernel`); all are row-major.
  *
  * Built with -ffp-contract=fast (the Makefile), unlike the generated code:
  * a product's sums depend on the CPU's kernels anyway, as OpenBLAS's do.
@@ -101,3 +101,75 @@ typedef double vdouble __attribute__((vector_size(64)));
 
 GEMM(rt_sgemm_nn, float, vfloat)
 GEMM(rt_dgemm_nn, double, vdouble)
+
+/* C = alpha A B^T + beta C, B stored [N, K]: each element of C is a dot
+ * product of a row of A and a row of B, both read along K in vectors, so
+ * B is read in place, not packed. An LSTM's step backward dh = dz U^T,
+ * 32 x 256 x 1024, ran at 120 GFLOP/s here, OpenBLAS at 78. A block of
+ * ROWS rows of A and COLS rows of B keeps ROWS x COLS vectors of partial
+ * sums, added up at the end. */
+#define DOTS(T, V, ROWS, COLS)                                                                \
+    INLINE void dots_##T##_##ROWS##x##COLS(long k_n, T alpha, const T *a, long lda,           \
+                                           const T *b, long ldb, T beta, T *c, long ldc)      \
+    {                                                                                         \
+        const int lanes = (int)(sizeof(V) / sizeof(T));                                       \
+        V acc[ROWS][COLS];                                                                    \
+        memset(acc, 0, sizeof acc);                                                           \
+        for (long k = 0; k < k_n; k += lanes) {                                               \
+            V x[ROWS], y[COLS];                                                               \
+            _Pragma("GCC unroll 4") for (int r = 0; r < ROWS; r++)                            \
+                memcpy(&x[r], a + r * lda + k, sizeof(V));                                    \
+            _Pragma("GCC unroll 4") for (int s = 0; s < COLS; s++)                            \
+                memcpy(&y[s], b + s * ldb + k, sizeof(V));                                    \
+            _Pragma("GCC unroll 4") for (int r = 0; r < ROWS; r++)                            \
+                _Pragma("GCC unroll 4") for (int s = 0; s < COLS; s++)                        \
+                    acc[r][s] += x[r] * y[s];                                                 \
+        }                                                                                     \
+        _Pragma("GCC unroll 4") for (int r = 0; r < ROWS; r++)                                \
+            _Pragma("GCC unroll 4") for (int s = 0; s < COLS; s++)                            \
+        {                                                                                     \
+            T sum = 0;                                                                        \
+            for (int l = 0; l < lanes; l++)                                                   \
+                sum += acc[r][s][l];                                                          \
+            T *to = c + r * ldc + s;                                                          \
+            *to = beta == 0 ? alpha * sum : alpha * sum + beta * *to;                         \
+        }                                                                                     \
+    }
+
+/* Blocks of 4 rows by 4 columns of C, then the last rows and columns one
+ * by one; K a multiple of 16. */
+#define GEMM_NT(NAME, T, V)                                                                   \
+    DOTS(T, V, 4, 4)                                                                          \
+    DOTS(T, V, 4, 1)                                                                          \
+    DOTS(T, V, 1, 4)                                                                          \
+    DOTS(T, V, 1, 1)                                                                          \
+    RT_VECTOR_CLONES void NAME(int m, int n, int k, T alpha, const T *a, int lda, const T *b, \
+                               int ldb, T beta, T *c, int ldc)                                \
+    {                                                                                         \
+        for (int i = 0; i < m; i += 4) {                                                      \
+            const T *ai = a + (long)i * lda;                                                  \
+            T *ci = c + (long)i * ldc;                                                        \
+            int j = 0;                                                                        \
+            for (; j + 4 <= n; j += 4) {                                                      \
+                const T *bj = b + (long)j * ldb;                                              \
+                if (i + 4 <= m)                                                               \
+                    dots_##T##_4x4(k, alpha, ai, lda, bj, ldb, beta, ci + j, ldc);            \
+                else                                                                          \
+                    for (int r = i; r < m; r++)                                               \
+                        dots_##T##_1x4(k, alpha, a + (long)r * lda, lda, bj, ldb, beta,       \
+                                       c + (long)r * ldc + j, ldc);                           \
+            }                                                                                 \
+            for (; j < n; j++) {                                                              \
+                const T *bj = b + (long)j * ldb;                                              \
+                if (i + 4 <= m)                                                               \
+                    dots_##T##_4x1(k, alpha, ai, lda, bj, ldb, beta, ci + j, ldc);            \
+                else                                                                          \
+                    for (int r = i; r < m; r++)                                               \
+                        dots_##T##_1x1(k, alpha, a + (long)r * lda, lda, bj, ldb, beta,       \
+                                       c + (long)r * ldc + j, ldc);                           \
+            }                                                                                 \
+        }                                                                                     \
+    }
+
+GEMM_NT(rt_sgemm_nt, float, vfloat)
+GEMM_NT(rt_dgemm_nt, double, vdouble)

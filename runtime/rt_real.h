@@ -40,11 +40,16 @@
 #define RT_VECTOR_CLONES
 #endif
 
-/* gemm.c: C = alpha A B + beta C, row-major, neither operand transposed,
- * n a multiple of 16; for the products `gradc tune` found it faster on. */
+/* gemm.c, for the products `gradc tune` found it faster on, row-major:
+ * C = alpha A B + beta C with n a multiple of 16 (_nn), and
+ * C = alpha A B^T + beta C with k a multiple of 16 (_nt). */
 void rt_sgemm_nn(int m, int n, int k, float alpha, const float *a, int lda, const float *b,
                  int ldb, float beta, float *c, int ldc);
 void rt_dgemm_nn(int m, int n, int k, double alpha, const double *a, int lda, const double *b,
+                 int ldb, double beta, double *c, int ldc);
+void rt_sgemm_nt(int m, int n, int k, float alpha, const float *a, int lda, const float *b,
+                 int ldb, float beta, float *c, int ldc);
+void rt_dgemm_nt(int m, int n, int k, double alpha, const double *a, int lda, const double *b,
                  int ldb, double beta, double *c, int ldc);
 
 #ifdef REAL_DOUBLE
@@ -63,6 +68,7 @@ typedef double real;
 #define r_fmax fmax
 #define r_gemm cblas_dgemm
 #define r_gemm_nn rt_dgemm_nn
+#define r_gemm_nt rt_dgemm_nt
 #else
 typedef float real;
 #define REAL_C(x) x##f
@@ -79,6 +85,7 @@ typedef float real;
 #define r_fmax rt_fmaxf
 #define r_gemm cblas_sgemm
 #define r_gemm_nn rt_sgemm_nn
+#define r_gemm_nt rt_sgemm_nt
 
 /* exp and tanh for float training, written without branches or calls so
  * that the compiler turns a loop of them into vector code (glibc's expf

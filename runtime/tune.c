@@ -1,13 +1,13 @@
 /*
- * tune.c: times the matrix products `gradc tune` asks about, each written
- * two ways: one with a transposed operand by the BLAS call with its
- * transpose flag, and with the operand copied first (the loop emit_c
- * writes), then a plain product; a plain one by the BLAS and by gemm.c.
+ * tune.c: times the matrix products `gradc tune` asks about, each in the
+ * ways that apply to it: the BLAS call (with its transpose flag); the
+ * transposed operand copied first (the loop emit_c writes), then a plain
+ * product; and gemm.c's kernel.
  *
- * Each argument is a product, M,N,K,FLAGS (FLAGS NT or TN: which operand
- * is transposed, or NN); each gives one line, `M N K FLAGS as_is other`,
- * in microseconds per product, the median of rounds that alternate the
- * two.
+ * Each argument is a product, M,N,K,FLAGS (FLAGS NN, NT or TN: which
+ * operand is transposed); each gives one line, `M N K FLAGS blas copied
+ * kernel`, in microseconds per product (`-` for a way that does not
+ * apply), the median of rounds that alternate the ways.
  */
 #include <stdbool.h>
 #include <stdio.h>
@@ -17,7 +17,7 @@
 #include "rt.h"
 #include "rt_real.h"
 
-enum { ROUNDS = 9 };
+enum { ROUNDS = 9, BLAS = 0, COPIED, KERNEL, WAYS };
 
 static int by_value(const void *a, const void *b)
 {
@@ -31,6 +31,13 @@ typedef struct {
     float *a, *b, *c, *copy;
 } Product;
 
+/* Whether a way applies: as compiler/tune.c's applies(). */
+static bool applies(const Product *p, int way)
+{
+    return way == BLAS || (way == COPIED && p->ta != p->tb) ||
+           (way == KERNEL && !p->ta && (p->tb ? p->k % 16 == 0 : p->n % 16 == 0));
+}
+
 /* to = from transposed, from [rows, cols]: the loop emit_c writes. */
 static void transpose(float *to, const float *from, int rows, int cols)
 {
@@ -40,16 +47,16 @@ static void transpose(float *to, const float *from, int rows, int cols)
                 to[j * rows + k] = from[k * cols + j];
 }
 
-/* One product, as emit_c writes it: as it is, or the other way (copied,
- * or by gemm.c's kernel). */
-static void once(const Product *p, bool other)
+/* One product, as emit_c writes it in the given way. */
+static void once(const Product *p, int way)
 {
     int lda = p->ta ? p->m : p->k, ldb = p->tb ? p->k : p->n;
-    if (other && !p->ta && !p->tb) {
-        rt_sgemm_nn(p->m, p->n, p->k, 1.0f, p->a, lda, p->b, ldb, 0.0f, p->c, p->n);
+    if (way == KERNEL) {
+        (p->tb ? rt_sgemm_nt : rt_sgemm_nn)(p->m, p->n, p->k, 1.0f, p->a, lda, p->b, ldb, 0.0f,
+                                            p->c, p->n);
         return;
     }
-    if (!other) {
+    if (way == BLAS) {
         cblas_sgemm(CblasRowMajor, p->ta ? CblasTrans : CblasNoTrans,
                     p->tb ? CblasTrans : CblasNoTrans, p->m, p->n, p->k, 1.0f, p->a, lda, p->b,
                     ldb, 0.0f, p->c, p->n);
@@ -67,32 +74,33 @@ static void once(const Product *p, bool other)
 }
 
 /* Microseconds per product: enough repetitions to fill a millisecond. */
-static double time_once(const Product *p, bool copied, int reps)
+static double time_once(const Product *p, int way, int reps)
 {
     double t = rt_now_ms();
     for (int r = 0; r < reps; r++)
-        once(p, copied);
+        once(p, way);
     return (rt_now_ms() - t) / reps * 1e3;
 }
+
+static float *aligned(size_t n) { return aligned_alloc(64, (n * sizeof(float) + 63) / 64 * 64); }
 
 static int tune_one(const char *arg)
 {
     Product p = {0};
     char flags[3] = "";
     if (sscanf(arg, "%d,%d,%d,%2s", &p.m, &p.n, &p.k, flags) != 4 || p.m < 1 || p.n < 1 ||
-        p.k < 1 || (strcmp(flags, "NT") && strcmp(flags, "TN") && strcmp(flags, "NN")) ||
-        (!strcmp(flags, "NN") && p.n % 16)) {
-        fprintf(stderr, "tune: %s: expected M,N,K,NT or M,N,K,TN, or M,N,K,NN with N a multiple "
-                        "of 16\n", arg);
+        p.k < 1 || (strcmp(flags, "NT") && strcmp(flags, "TN") && strcmp(flags, "NN"))) {
+        fprintf(stderr, "tune: %s: expected M,N,K,NN or M,N,K,NT or M,N,K,TN\n", arg);
         return 1;
     }
     p.ta = flags[0] == 'T';
     p.tb = flags[1] == 'T';
     size_t sa = (size_t)p.m * p.k, sb = (size_t)p.k * p.n, sc = (size_t)p.m * p.n;
-    p.a = malloc(sa * sizeof *p.a);
-    p.b = malloc(sb * sizeof *p.b);
-    p.c = malloc(sc * sizeof *p.c);
-    p.copy = malloc((p.ta ? sa : sb) * sizeof *p.copy);
+    /* On cache lines, as a generated program's arena places them. */
+    p.a = aligned(sa);
+    p.b = aligned(sb);
+    p.c = aligned(sc);
+    p.copy = aligned(p.ta ? sa : sb);
     if (!p.a || !p.b || !p.c || !p.copy) {
         fprintf(stderr, "tune: out of memory for %s\n", arg);
         return 1;
@@ -103,17 +111,25 @@ static int tune_one(const char *arg)
         p.a[i] = (float)rt_rng_uniform(&rng);
     for (size_t i = 0; i < sb; i++)
         p.b[i] = (float)rt_rng_uniform(&rng);
-    once(&p, false);
-    once(&p, true);
-    double one = time_once(&p, false, 1) + 1e-3;
+    for (int w = 0; w < WAYS; w++)
+        if (applies(&p, w))
+            once(&p, w);
+    double one = time_once(&p, BLAS, 1) + 1e-3;
     int reps = one > 1000 ? 1 : (int)(1000 / one);
-    double t[2][ROUNDS];
+    double t[WAYS][ROUNDS];
     for (int r = 0; r < ROUNDS; r++)
-        for (int v = 0; v < 2; v++)
-            t[v][r] = time_once(&p, v, reps);
-    qsort(t[0], ROUNDS, sizeof t[0][0], by_value);
-    qsort(t[1], ROUNDS, sizeof t[1][0], by_value);
-    printf("%d %d %d %s %.3f %.3f\n", p.m, p.n, p.k, flags, t[0][ROUNDS / 2], t[1][ROUNDS / 2]);
+        for (int w = 0; w < WAYS; w++)
+            if (applies(&p, w))
+                t[w][r] = time_once(&p, w, reps);
+    char text[WAYS][24];
+    for (int w = 0; w < WAYS; w++) {
+        snprintf(text[w], sizeof text[w], "-");
+        if (applies(&p, w)) {
+            qsort(t[w], ROUNDS, sizeof t[w][0], by_value);
+            snprintf(text[w], sizeof text[w], "%.3f", t[w][ROUNDS / 2]);
+        }
+    }
+    printf("%d %d %d %s %s %s %s\n", p.m, p.n, p.k, flags, text[BLAS], text[COPIED], text[KERNEL]);
     free(p.a);
     free(p.b);
     free(p.c);

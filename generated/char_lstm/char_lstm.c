@@ -9,7 +9,7 @@
 #include "rt_real.h"
 #include "char_lstm.h"
 
-static real arena[6641168];
+static _Alignas(64) real arena[6641168];
 static int32_t iarena[2048];
 
 static int32_t *const x = iarena + 0; /* input [32,32] */
@@ -2558,8 +2558,7 @@ static void compute_outputs(void)
         memcpy(concat + (i * 32 + 31) * 256, h_32 + i * 256, 256 * sizeof *concat);
 
     /* models/lib/dense.lua:9: return x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1024, 128, 256,
-           REAL_C(1.0), concat, 256, out_w, 128, REAL_C(0.0), matmul_2, 128);
+    r_gemm_nn(1024, 128, 256, REAL_C(1.0), concat, 256, out_w, 128, REAL_C(0.0), matmul_2, 128);
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
             logits[i * 128 + j] = matmul_2[i * 128 + j] + out_b[j];
@@ -2855,8 +2854,7 @@ static void compute_grads(void)
         }
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
-           REAL_C(1.0), d_z, 1024, lstm_u, 1024, REAL_C(1.0), d_h, 256);
+    r_gemm_nt(32, 256, 1024, REAL_C(1.0), d_z, 1024, lstm_u, 1024, REAL_C(1.0), d_h, 256);
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
@@ -2926,8 +2924,7 @@ static void compute_grads(void)
             d_pad_add_5[30720 + i * 32768 + r] = d_z_2[i * 1024 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
-           REAL_C(1.0), d_z_2, 1024, lstm_u, 1024, REAL_C(1.0), d_h_2, 256);
+    r_gemm_nt(32, 256, 1024, REAL_C(1.0), d_z_2, 1024, lstm_u, 1024, REAL_C(1.0), d_h_2, 256);
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
@@ -2997,8 +2994,7 @@ static void compute_grads(void)
             d_pad_add_8[29696 + i * 32768 + r] = d_z_3[i * 1024 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
-           REAL_C(1.0), d_z_3, 1024, lstm_u, 1024, REAL_C(1.0), d_h_3, 256);
+    r_gemm_nt(32, 256, 1024, REAL_C(1.0), d_z_3, 1024, lstm_u, 1024, REAL_C(1.0), d_h_3, 256);
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
@@ -3068,8 +3064,7 @@ static void compute_grads(void)
             d_pad_add_11[28672 + i * 32768 + r] = d_z_4[i * 1024 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
-           REAL_C(1.0), d_z_4, 1024, lstm_u, 1024, REAL_C(1.0), d_h_4, 256);
+    r_gemm_nt(32, 256, 1024, REAL_C(1.0), d_z_4, 1024, lstm_u, 1024, REAL_C(1.0), d_h_4, 256);
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
@@ -3139,8 +3134,7 @@ static void compute_grads(void)
             d_pad_add_14[27648 + i * 32768 + r] = d_z_5[i * 1024 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
-           REAL_C(1.0), d_z_5, 1024, lstm_u, 1024, REAL_C(1.0), d_h_5, 256);
+    r_gemm_nt(32, 256, 1024, REAL_C(1.0), d_z_5, 1024, lstm_u, 1024, REAL_C(1.0), d_h_5, 256);
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
@@ -3210,8 +3204,7 @@ static void compute_grads(void)
             d_pad_add_17[26624 + i * 32768 + r] = d_z_6[i * 1024 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
-           REAL_C(1.0), d_z_6, 1024, lstm_u, 1024, REAL_C(1.0), d_h_6, 256);
+    r_gemm_nt(32, 256, 1024, REAL_C(1.0), d_z_6, 1024, lstm_u, 1024, REAL_C(1.0), d_h_6, 256);
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
@@ -3281,8 +3274,7 @@ static void compute_grads(void)
             d_pad_add_20[25600 + i * 32768 + r] = d_z_7[i * 1024 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
-           REAL_C(1.0), d_z_7, 1024, lstm_u, 1024, REAL_C(1.0), d_h_7, 256);
+    r_gemm_nt(32, 256, 1024, REAL_C(1.0), d_z_7, 1024, lstm_u, 1024, REAL_C(1.0), d_h_7, 256);
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
@@ -3352,8 +3344,7 @@ static void compute_grads(void)
             d_pad_add_23[24576 + i * 32768 + r] = d_z_8[i * 1024 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
-           REAL_C(1.0), d_z_8, 1024, lstm_u, 1024, REAL_C(1.0), d_h_8, 256);
+    r_gemm_nt(32, 256, 1024, REAL_C(1.0), d_z_8, 1024, lstm_u, 1024, REAL_C(1.0), d_h_8, 256);
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
@@ -3423,8 +3414,7 @@ static void compute_grads(void)
             d_pad_add_26[23552 + i * 32768 + r] = d_z_9[i * 1024 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
-           REAL_C(1.0), d_z_9, 1024, lstm_u, 1024, REAL_C(1.0), d_h_9, 256);
+    r_gemm_nt(32, 256, 1024, REAL_C(1.0), d_z_9, 1024, lstm_u, 1024, REAL_C(1.0), d_h_9, 256);
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
@@ -3494,8 +3484,7 @@ static void compute_grads(void)
             d_pad_add_29[22528 + i * 32768 + r] = d_z_10[i * 1024 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
-           REAL_C(1.0), d_z_10, 1024, lstm_u, 1024, REAL_C(1.0), d_h_10, 256);
+    r_gemm_nt(32, 256, 1024, REAL_C(1.0), d_z_10, 1024, lstm_u, 1024, REAL_C(1.0), d_h_10, 256);
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
@@ -3565,8 +3554,7 @@ static void compute_grads(void)
             d_pad_add_32[21504 + i * 32768 + r] = d_z_11[i * 1024 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
-           REAL_C(1.0), d_z_11, 1024, lstm_u, 1024, REAL_C(1.0), d_h_11, 256);
+    r_gemm_nt(32, 256, 1024, REAL_C(1.0), d_z_11, 1024, lstm_u, 1024, REAL_C(1.0), d_h_11, 256);
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
@@ -3636,8 +3624,7 @@ static void compute_grads(void)
             d_pad_add_35[20480 + i * 32768 + r] = d_z_12[i * 1024 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
-           REAL_C(1.0), d_z_12, 1024, lstm_u, 1024, REAL_C(1.0), d_h_12, 256);
+    r_gemm_nt(32, 256, 1024, REAL_C(1.0), d_z_12, 1024, lstm_u, 1024, REAL_C(1.0), d_h_12, 256);
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
@@ -3707,8 +3694,7 @@ static void compute_grads(void)
             d_pad_add_38[19456 + i * 32768 + r] = d_z_13[i * 1024 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
-           REAL_C(1.0), d_z_13, 1024, lstm_u, 1024, REAL_C(1.0), d_h_13, 256);
+    r_gemm_nt(32, 256, 1024, REAL_C(1.0), d_z_13, 1024, lstm_u, 1024, REAL_C(1.0), d_h_13, 256);
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
@@ -3778,8 +3764,7 @@ static void compute_grads(void)
             d_pad_add_41[18432 + i * 32768 + r] = d_z_14[i * 1024 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
-           REAL_C(1.0), d_z_14, 1024, lstm_u, 1024, REAL_C(1.0), d_h_14, 256);
+    r_gemm_nt(32, 256, 1024, REAL_C(1.0), d_z_14, 1024, lstm_u, 1024, REAL_C(1.0), d_h_14, 256);
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
@@ -3849,8 +3834,7 @@ static void compute_grads(void)
             d_pad_add_44[17408 + i * 32768 + r] = d_z_15[i * 1024 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
-           REAL_C(1.0), d_z_15, 1024, lstm_u, 1024, REAL_C(1.0), d_h_15, 256);
+    r_gemm_nt(32, 256, 1024, REAL_C(1.0), d_z_15, 1024, lstm_u, 1024, REAL_C(1.0), d_h_15, 256);
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
@@ -3920,8 +3904,7 @@ static void compute_grads(void)
             d_pad_add_47[16384 + i * 32768 + r] = d_z_16[i * 1024 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
-           REAL_C(1.0), d_z_16, 1024, lstm_u, 1024, REAL_C(1.0), d_h_16, 256);
+    r_gemm_nt(32, 256, 1024, REAL_C(1.0), d_z_16, 1024, lstm_u, 1024, REAL_C(1.0), d_h_16, 256);
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
@@ -3991,8 +3974,7 @@ static void compute_grads(void)
             d_pad_add_50[15360 + i * 32768 + r] = d_z_17[i * 1024 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
-           REAL_C(1.0), d_z_17, 1024, lstm_u, 1024, REAL_C(1.0), d_h_17, 256);
+    r_gemm_nt(32, 256, 1024, REAL_C(1.0), d_z_17, 1024, lstm_u, 1024, REAL_C(1.0), d_h_17, 256);
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
@@ -4062,8 +4044,7 @@ static void compute_grads(void)
             d_pad_add_53[14336 + i * 32768 + r] = d_z_18[i * 1024 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
-           REAL_C(1.0), d_z_18, 1024, lstm_u, 1024, REAL_C(1.0), d_h_18, 256);
+    r_gemm_nt(32, 256, 1024, REAL_C(1.0), d_z_18, 1024, lstm_u, 1024, REAL_C(1.0), d_h_18, 256);
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
@@ -4133,8 +4114,7 @@ static void compute_grads(void)
             d_pad_add_56[13312 + i * 32768 + r] = d_z_19[i * 1024 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
-           REAL_C(1.0), d_z_19, 1024, lstm_u, 1024, REAL_C(1.0), d_h_19, 256);
+    r_gemm_nt(32, 256, 1024, REAL_C(1.0), d_z_19, 1024, lstm_u, 1024, REAL_C(1.0), d_h_19, 256);
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
@@ -4204,8 +4184,7 @@ static void compute_grads(void)
             d_pad_add_59[12288 + i * 32768 + r] = d_z_20[i * 1024 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
-           REAL_C(1.0), d_z_20, 1024, lstm_u, 1024, REAL_C(1.0), d_h_20, 256);
+    r_gemm_nt(32, 256, 1024, REAL_C(1.0), d_z_20, 1024, lstm_u, 1024, REAL_C(1.0), d_h_20, 256);
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
@@ -4275,8 +4254,7 @@ static void compute_grads(void)
             d_pad_add_62[11264 + i * 32768 + r] = d_z_21[i * 1024 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
-           REAL_C(1.0), d_z_21, 1024, lstm_u, 1024, REAL_C(1.0), d_h_21, 256);
+    r_gemm_nt(32, 256, 1024, REAL_C(1.0), d_z_21, 1024, lstm_u, 1024, REAL_C(1.0), d_h_21, 256);
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
@@ -4346,8 +4324,7 @@ static void compute_grads(void)
             d_pad_add_65[10240 + i * 32768 + r] = d_z_22[i * 1024 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
-           REAL_C(1.0), d_z_22, 1024, lstm_u, 1024, REAL_C(1.0), d_h_22, 256);
+    r_gemm_nt(32, 256, 1024, REAL_C(1.0), d_z_22, 1024, lstm_u, 1024, REAL_C(1.0), d_h_22, 256);
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
@@ -4417,8 +4394,7 @@ static void compute_grads(void)
             d_pad_add_68[9216 + i * 32768 + r] = d_z_23[i * 1024 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
-           REAL_C(1.0), d_z_23, 1024, lstm_u, 1024, REAL_C(1.0), d_h_23, 256);
+    r_gemm_nt(32, 256, 1024, REAL_C(1.0), d_z_23, 1024, lstm_u, 1024, REAL_C(1.0), d_h_23, 256);
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
@@ -4488,8 +4464,7 @@ static void compute_grads(void)
             d_pad_add_71[8192 + i * 32768 + r] = d_z_24[i * 1024 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
-           REAL_C(1.0), d_z_24, 1024, lstm_u, 1024, REAL_C(1.0), d_h_24, 256);
+    r_gemm_nt(32, 256, 1024, REAL_C(1.0), d_z_24, 1024, lstm_u, 1024, REAL_C(1.0), d_h_24, 256);
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
@@ -4559,8 +4534,7 @@ static void compute_grads(void)
             d_pad_add_74[7168 + i * 32768 + r] = d_z_25[i * 1024 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
-           REAL_C(1.0), d_z_25, 1024, lstm_u, 1024, REAL_C(1.0), d_h_25, 256);
+    r_gemm_nt(32, 256, 1024, REAL_C(1.0), d_z_25, 1024, lstm_u, 1024, REAL_C(1.0), d_h_25, 256);
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
@@ -4630,8 +4604,7 @@ static void compute_grads(void)
             d_pad_add_77[6144 + i * 32768 + r] = d_z_26[i * 1024 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
-           REAL_C(1.0), d_z_26, 1024, lstm_u, 1024, REAL_C(1.0), d_h_26, 256);
+    r_gemm_nt(32, 256, 1024, REAL_C(1.0), d_z_26, 1024, lstm_u, 1024, REAL_C(1.0), d_h_26, 256);
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
@@ -4701,8 +4674,7 @@ static void compute_grads(void)
             d_pad_add_80[5120 + i * 32768 + r] = d_z_27[i * 1024 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
-           REAL_C(1.0), d_z_27, 1024, lstm_u, 1024, REAL_C(1.0), d_h_27, 256);
+    r_gemm_nt(32, 256, 1024, REAL_C(1.0), d_z_27, 1024, lstm_u, 1024, REAL_C(1.0), d_h_27, 256);
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
@@ -4772,8 +4744,7 @@ static void compute_grads(void)
             d_pad_add_83[4096 + i * 32768 + r] = d_z_28[i * 1024 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
-           REAL_C(1.0), d_z_28, 1024, lstm_u, 1024, REAL_C(1.0), d_h_28, 256);
+    r_gemm_nt(32, 256, 1024, REAL_C(1.0), d_z_28, 1024, lstm_u, 1024, REAL_C(1.0), d_h_28, 256);
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
@@ -4843,8 +4814,7 @@ static void compute_grads(void)
             d_pad_add_86[3072 + i * 32768 + r] = d_z_29[i * 1024 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
-           REAL_C(1.0), d_z_29, 1024, lstm_u, 1024, REAL_C(1.0), d_h_29, 256);
+    r_gemm_nt(32, 256, 1024, REAL_C(1.0), d_z_29, 1024, lstm_u, 1024, REAL_C(1.0), d_h_29, 256);
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
@@ -4914,8 +4884,7 @@ static void compute_grads(void)
             d_pad_add_89[2048 + i * 32768 + r] = d_z_30[i * 1024 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
-           REAL_C(1.0), d_z_30, 1024, lstm_u, 1024, REAL_C(1.0), d_h_30, 256);
+    r_gemm_nt(32, 256, 1024, REAL_C(1.0), d_z_30, 1024, lstm_u, 1024, REAL_C(1.0), d_h_30, 256);
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
@@ -5017,8 +4986,7 @@ static void compute_grads(void)
             d_pad_add_92[1024 + i * 32768 + r] = d_z_31[i * 1024 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 1024,
-           REAL_C(1.0), d_z_31, 1024, lstm_u, 1024, REAL_C(1.0), d_h_31, 256);
+    r_gemm_nt(32, 256, 1024, REAL_C(1.0), d_z_31, 1024, lstm_u, 1024, REAL_C(1.0), d_h_31, 256);
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {

@@ -13,7 +13,7 @@
 #include "rt_real.h"
 #include "char_rnn.h"
 
-static real arena[1114496];
+static _Alignas(64) real arena[1114496];
 static int32_t iarena[1024];
 
 static int32_t *const x = iarena + 0; /* input [32,32] */
@@ -165,8 +165,7 @@ static void compute_outputs(void)
         memcpy(e + i * 256, embed + x[i] * 256, 256 * sizeof *e);
 
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1024, 256, 256,
-           REAL_C(1.0), e, 256, rnn_w, 256, REAL_C(0.0), matmul, 256);
+    r_gemm_nn(1024, 256, 256, REAL_C(1.0), e, 256, rnn_w, 256, REAL_C(0.0), matmul, 256);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
             slice[i * 256 + j] = matmul[i * 8192 + j];

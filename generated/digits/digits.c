@@ -9,7 +9,7 @@
 #include "rt_real.h"
 #include "digits.h"
 
-static real arena[817520];
+static _Alignas(64) real arena[817520];
 static int32_t iarena[32];
 /* Where a product --tune writes plainly copies its transposed operand. */
 static real tuned_copy[20480];
@@ -74,8 +74,7 @@ static void compute_outputs(void)
     }
 
     /* models/lib/dense.lua:9: return x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 2048, 64,
-           REAL_C(1.0), img, 64, fc1_w, 2048, REAL_C(0.0), matmul, 2048);
+    r_gemm_nn(32, 2048, 64, REAL_C(1.0), img, 64, fc1_w, 2048, REAL_C(0.0), matmul, 2048);
 
     /* models/digits.lua:17: local h = relu(dense(flatten(img), H, "fc1")) */
     for (int i = 0; i < 32; i++)

@@ -13,7 +13,7 @@
 #include "rt_real.h"
 #include "digits.h"
 
-static real arena[291152];
+static _Alignas(64) real arena[291152];
 
 static real *const x = arena + 0; /* input [32,64] */
 static real *const fc1_w = arena + 2048; /* param [64,2048] */
@@ -54,8 +54,7 @@ static void compute_outputs(void)
     }
 
     /* models/lib/dense.lua:9: return x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 2048, 64,
-           REAL_C(1.0), img, 64, fc1_w, 2048, REAL_C(0.0), matmul, 2048);
+    r_gemm_nn(32, 2048, 64, REAL_C(1.0), img, 64, fc1_w, 2048, REAL_C(0.0), matmul, 2048);
 
     /* models/digits.lua:17: local h = relu(dense(flatten(img), H, "fc1")) */
     for (int i = 0; i < 32; i++)

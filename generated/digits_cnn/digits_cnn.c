@@ -9,7 +9,7 @@
 #include "rt_real.h"
 #include "digits_cnn.h"
 
-static real arena[620784];
+static _Alignas(64) real arena[620784];
 static int32_t iarena[32];
 /* Where a product --tune writes plainly copies its transposed operand. */
 static real tuned_copy[288];
@@ -412,8 +412,7 @@ static void compute_grads(void)
             for (int k = 0; k < 16; k++) {
                 d_reshape_3[i * 1024 + j + k * 64] = d_add[i * 1024 + j * 16 + k];
             }
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 512, 288, 64,
-           REAL_C(1.0), d_reshape_3, 64, c2_w, 288, REAL_C(0.0), d_im2col, 288);
+    r_gemm_nn(512, 288, 64, REAL_C(1.0), d_reshape_3, 64, c2_w, 288, REAL_C(0.0), d_im2col, 288);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 64, 288, 512,
            REAL_C(1.0), d_reshape_3, 64, im2col_2, 288, REAL_C(0.0), d_reshape_4, 288);
     memset(d_h, 0, 16384 * sizeof *d_h);

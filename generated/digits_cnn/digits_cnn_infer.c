@@ -13,7 +13,7 @@
 #include "rt_real.h"
 #include "digits_cnn.h"
 
-static real arena[220368];
+static _Alignas(64) real arena[220368];
 /* Where a product --tune writes plainly copies its transposed operand. */
 static real tuned_copy[288];
 

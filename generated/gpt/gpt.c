@@ -9,7 +9,7 @@
 #include "rt_real.h"
 #include "gpt.h"
 
-static real arena[8433168];
+static _Alignas(64) real arena[8433168];
 static int32_t iarena[2048];
 
 static int32_t *const x = iarena + 0; /* input [16,64] */
@@ -278,8 +278,7 @@ static void compute_outputs(void)
         }
 
     /* models/lib/attention.lua:18: local q = split(x:matmul(q_w), N, T) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1024, 128, 128,
-           REAL_C(1.0), add, 128, block1_attn_q, 128, REAL_C(0.0), matmul, 128);
+    r_gemm_nn(1024, 128, 128, REAL_C(1.0), add, 128, block1_attn_q, 128, REAL_C(0.0), matmul, 128);
 
     /* models/lib/attention.lua:11: return t:reshape({N, T, heads, d}):permute({1, 3, 2, 4}) */
     for (int i = 0; i < 16; i++)
@@ -290,12 +289,10 @@ static void compute_outputs(void)
                 }
 
     /* models/lib/attention.lua:19: local k = split(x:matmul(k_w), N, T) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1024, 128, 128,
-           REAL_C(1.0), add, 128, block1_attn_k, 128, REAL_C(0.0), matmul_2, 128);
+    r_gemm_nn(1024, 128, 128, REAL_C(1.0), add, 128, block1_attn_k, 128, REAL_C(0.0), matmul_2, 128);
 
     /* models/lib/attention.lua:20: local v = split(x:matmul(v_w), N, T) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1024, 128, 128,
-           REAL_C(1.0), add, 128, block1_attn_v, 128, REAL_C(0.0), matmul_3, 128);
+    r_gemm_nn(1024, 128, 128, REAL_C(1.0), add, 128, block1_attn_v, 128, REAL_C(0.0), matmul_3, 128);
 
     /* models/lib/attention.lua:11: return t:reshape({N, T, heads, d}):permute({1, 3, 2, 4}) */
     for (int i = 0; i < 16; i++)
@@ -348,8 +345,7 @@ static void compute_outputs(void)
                 }
 
     /* models/lib/dense.lua:9: return x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1024, 128, 128,
-           REAL_C(1.0), permute_2, 128, block1_attn_out_w, 128, REAL_C(0.0), matmul_4, 128);
+    r_gemm_nn(1024, 128, 128, REAL_C(1.0), permute_2, 128, block1_attn_out_w, 128, REAL_C(0.0), matmul_4, 128);
 
     /* models/lib/transformer_block.lua:15: x = x + attend(layer_norm(x, g1, b1)) */
     for (int i = 0; i < 1024; i++)
@@ -419,8 +415,7 @@ static void compute_outputs(void)
             const real t70 = REAL_C(1.0) + t68;
             h_2[i * 512 + j] = t69 * t70;
         }
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1024, 128, 512,
-           REAL_C(1.0), h_2, 512, block1_proj_w, 128, REAL_C(0.0), matmul_6, 128);
+    r_gemm_nn(1024, 128, 512, REAL_C(1.0), h_2, 512, block1_proj_w, 128, REAL_C(0.0), matmul_6, 128);
 
     /* models/lib/transformer_block.lua:17: return x + dense(h, width, name .. "_proj") */
     for (int i = 0; i < 1024; i++)
@@ -473,8 +468,7 @@ static void compute_outputs(void)
         }
 
     /* models/lib/attention.lua:18: local q = split(x:matmul(q_w), N, T) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1024, 128, 128,
-           REAL_C(1.0), add_5, 128, block2_attn_q, 128, REAL_C(0.0), matmul_7, 128);
+    r_gemm_nn(1024, 128, 128, REAL_C(1.0), add_5, 128, block2_attn_q, 128, REAL_C(0.0), matmul_7, 128);
 
     /* models/lib/attention.lua:11: return t:reshape({N, T, heads, d}):permute({1, 3, 2, 4}) */
     for (int i = 0; i < 16; i++)
@@ -485,12 +479,10 @@ static void compute_outputs(void)
                 }
 
     /* models/lib/attention.lua:19: local k = split(x:matmul(k_w), N, T) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1024, 128, 128,
-           REAL_C(1.0), add_5, 128, block2_attn_k, 128, REAL_C(0.0), matmul_8, 128);
+    r_gemm_nn(1024, 128, 128, REAL_C(1.0), add_5, 128, block2_attn_k, 128, REAL_C(0.0), matmul_8, 128);
 
     /* models/lib/attention.lua:20: local v = split(x:matmul(v_w), N, T) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1024, 128, 128,
-           REAL_C(1.0), add_5, 128, block2_attn_v, 128, REAL_C(0.0), matmul_9, 128);
+    r_gemm_nn(1024, 128, 128, REAL_C(1.0), add_5, 128, block2_attn_v, 128, REAL_C(0.0), matmul_9, 128);
 
     /* models/lib/attention.lua:11: return t:reshape({N, T, heads, d}):permute({1, 3, 2, 4}) */
     for (int i = 0; i < 16; i++)
@@ -543,8 +535,7 @@ static void compute_outputs(void)
                 }
 
     /* models/lib/dense.lua:9: return x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1024, 128, 128,
-           REAL_C(1.0), permute_4, 128, block2_attn_out_w, 128, REAL_C(0.0), matmul_10, 128);
+    r_gemm_nn(1024, 128, 128, REAL_C(1.0), permute_4, 128, block2_attn_out_w, 128, REAL_C(0.0), matmul_10, 128);
 
     /* models/lib/transformer_block.lua:15: x = x + attend(layer_norm(x, g1, b1)) */
     for (int i = 0; i < 1024; i++)
@@ -614,8 +605,7 @@ static void compute_outputs(void)
             const real t135 = REAL_C(1.0) + t133;
             h_4[i * 512 + j] = t134 * t135;
         }
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1024, 128, 512,
-           REAL_C(1.0), h_4, 512, block2_proj_w, 128, REAL_C(0.0), matmul_12, 128);
+    r_gemm_nn(1024, 128, 512, REAL_C(1.0), h_4, 512, block2_proj_w, 128, REAL_C(0.0), matmul_12, 128);
 
     /* models/lib/transformer_block.lua:17: return x + dense(h, width, name .. "_proj") */
     for (int i = 0; i < 1024; i++)
@@ -668,8 +658,7 @@ static void compute_outputs(void)
         }
 
     /* models/lib/dense.lua:9: return x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1024, 128, 128,
-           REAL_C(1.0), add_9, 128, head_w, 128, REAL_C(0.0), matmul_13, 128);
+    r_gemm_nn(1024, 128, 128, REAL_C(1.0), add_9, 128, head_w, 128, REAL_C(0.0), matmul_13, 128);
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
             logits[i * 128 + j] = matmul_13[i * 128 + j] + head_b[j];

@@ -9,7 +9,7 @@
 #include "rt_real.h"
 #include "iris.h"
 
-static real arena[400];
+static _Alignas(64) real arena[400];
 static int32_t iarena[32];
 
 static real *const x = arena + 0; /* input [30,4] */

@@ -13,7 +13,7 @@
 #include "rt_real.h"
 #include "iris.h"
 
-static real arena[336];
+static _Alignas(64) real arena[336];
 
 static real *const x = arena + 0; /* input [30,4] */
 static real *const W = arena + 120; /* param [4,3] */

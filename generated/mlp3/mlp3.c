@@ -9,7 +9,7 @@
 #include "rt_real.h"
 #include "mlp3.h"
 
-static real arena[65568];
+static _Alignas(64) real arena[65568];
 static int32_t iarena[64];
 
 static real *const x = arena + 0; /* input [64,64] */

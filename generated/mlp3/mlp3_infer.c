@@ -13,7 +13,7 @@
 #include "rt_real.h"
 #include "mlp3.h"
 
-static real arena[35152];
+static _Alignas(64) real arena[35152];
 
 static real *const x = arena + 0; /* input [64,64] */
 static real *const fc1_w = arena + 4096; /* param [64,100] */

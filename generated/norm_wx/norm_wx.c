@@ -9,7 +9,7 @@
 #include "rt_real.h"
 #include "norm_wx.h"
 
-static real arena[784];
+static _Alignas(64) real arena[784];
 
 static real *const x = arena + 0; /* input [8,16] */
 static real *const W = arena + 128; /* param [16,16] */

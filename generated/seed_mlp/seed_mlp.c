@@ -9,7 +9,7 @@
 #include "rt_real.h"
 #include "seed_mlp.h"
 
-static real arena[286496];
+static _Alignas(64) real arena[286496];
 
 static real *const x = arena + 0; /* input [64,1000] */
 static real *const y = arena + 64000; /* input [64,10] */

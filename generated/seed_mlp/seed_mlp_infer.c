@@ -13,7 +13,7 @@
 #include "rt_real.h"
 #include "seed_mlp.h"
 
-static real arena[178448];
+static _Alignas(64) real arena[178448];
 
 static real *const x = arena + 0; /* input [64,1000] */
 static real *const w1 = arena + 64000; /* param [1000,100] */

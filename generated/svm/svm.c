@@ -9,7 +9,7 @@
 #include "rt_real.h"
 #include "svm.h"
 
-static real arena[6672];
+static _Alignas(64) real arena[6672];
 static int32_t iarena[64];
 
 static real *const x = arena + 0; /* input [64,64] */

@@ -13,7 +13,7 @@
 #include "rt_real.h"
 #include "svm.h"
 
-static real arena[5376];
+static _Alignas(64) real arena[5376];
 
 static real *const x = arena + 0; /* input [64,64] */
 static real *const W = arena + 4096; /* param [10,64] */
