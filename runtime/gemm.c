@@ -12,8 +12,24 @@
  * Built with -ffp-contract=fast (the Makefile), unlike the generated code:
  * a product's sums depend on the CPU's kernels anyway, as OpenBLAS's do.
  */
+#include <stdbool.h>
 #include <string.h>
 #include "rt_real.h"
+#ifdef _OPENMP
+#include <omp.h>
+/* The loop over a product's stripes of columns, split among the threads
+ * when `big`: each element of C is computed the same way, so the result
+ * does not depend on the thread count. */
+#define SPLIT_FOR _Pragma("omp parallel for if (big) schedule(static)")
+/* Whether a product of `work` multiply-adds (a million: about 10 us) pays
+ * for waking the other threads. */
+static bool split(long work) { return work >= 1L << 20 && omp_get_max_threads() > 1; }
+static int threads(void) { return omp_get_max_threads(); }
+#else
+#define SPLIT_FOR
+static bool split(long work) { return (void)work, false; }
+static int threads(void) { return 1; }
+#endif
 
 /* Columns in vectors of 64 bytes: 16 floats or 8 doubles. */
 typedef float vfloat __attribute__((vector_size(64)));
@@ -61,42 +77,42 @@ typedef double vdouble __attribute__((vector_size(64)));
     BLOCK(T, V, 1, 2)                                                                        \
     BLOCK(T, V, 1, 1)
 
-/* Columns 48 at a time (for floats; 24 for doubles), then 32, then 16;
- * within each stripe, rows 8 at a time, then one by one. A stripe of B
- * stays in cache while the blocks of rows go by. */
+/* One stripe of VECS vectors of columns from column j: rows 8 at a time,
+ * then one by one, while the stripe of B stays in cache. */
+#define STRIPE(T, VECS)                                                                       \
+    INLINE void stripe_##T##_##VECS(int m, int j, long k, T alpha, const T *a, long lda,      \
+                                    const T *b, long ldb, T beta, T *c, long ldc)             \
+    {                                                                                         \
+        int i = 0;                                                                            \
+        for (; i + 8 <= m; i += 8)                                                            \
+            block_##T##_8x##VECS(k, alpha, a + i * lda, lda, b + j, ldb, beta,                \
+                                 c + i * ldc + j, ldc);                                       \
+        for (; i < m; i++)                                                                    \
+            block_##T##_1x##VECS(k, alpha, a + i * lda, lda, b + j, ldb, beta,                \
+                                 c + i * ldc + j, ldc);                                       \
+    }
+
+/* Stripes of 48 columns (for floats; 24 for doubles), split among the
+ * threads when the product is worth it, then one of 32 or 16 if left. */
 #define GEMM(NAME, T, V)                                                                      \
     BLOCKS(T, V)                                                                              \
+    STRIPE(T, 3)                                                                              \
+    STRIPE(T, 2)                                                                              \
+    STRIPE(T, 1)                                                                              \
     RT_VECTOR_CLONES void NAME(int m, int n, int k, T alpha, const T *a, int lda, const T *b, \
                                int ldb, T beta, T *c, int ldc)                                \
     {                                                                                         \
-        const int lanes = (int)(sizeof(V) / sizeof(T));                                      \
-        for (int j = 0; j < n;) {                                                             \
-            int vecs = n - j >= 3 * lanes ? 3 : n - j >= 2 * lanes ? 2 : 1;                   \
-            const T *bj = b + j;                                                              \
-            T *cj = c + j;                                                                    \
-            int i = 0;                                                                        \
-            for (; i + 8 <= m; i += 8) {                                                      \
-                const T *ai = a + (long)i * lda;                                              \
-                T *ci = cj + (long)i * ldc;                                                   \
-                if (vecs == 3)                                                                \
-                    block_##T##_8x3(k, alpha, ai, lda, bj, ldb, beta, ci, ldc);               \
-                else if (vecs == 2)                                                           \
-                    block_##T##_8x2(k, alpha, ai, lda, bj, ldb, beta, ci, ldc);               \
-                else                                                                          \
-                    block_##T##_8x1(k, alpha, ai, lda, bj, ldb, beta, ci, ldc);               \
-            }                                                                                 \
-            for (; i < m; i++) {                                                              \
-                const T *ai = a + (long)i * lda;                                              \
-                T *ci = cj + (long)i * ldc;                                                   \
-                if (vecs == 3)                                                                \
-                    block_##T##_1x3(k, alpha, ai, lda, bj, ldb, beta, ci, ldc);               \
-                else if (vecs == 2)                                                           \
-                    block_##T##_1x2(k, alpha, ai, lda, bj, ldb, beta, ci, ldc);               \
-                else                                                                          \
-                    block_##T##_1x1(k, alpha, ai, lda, bj, ldb, beta, ci, ldc);               \
-            }                                                                                 \
-            j += vecs * lanes;                                                                \
-        }                                                                                     \
+        const int lanes = (int)(sizeof(V) / sizeof(T)), wide = 3 * lanes;                     \
+        const bool big = split((long)m * n * k);                                              \
+        (void)big;                                                                            \
+        SPLIT_FOR                                                                             \
+        for (int s = 0; s < n / wide; s++)                                                    \
+            stripe_##T##_3(m, s * wide, k, alpha, a, lda, b, ldb, beta, c, ldc);              \
+        int j = n / wide * wide;                                                              \
+        if (n - j == 2 * lanes)                                                               \
+            stripe_##T##_2(m, j, k, alpha, a, lda, b, ldb, beta, c, ldc);                     \
+        else if (n - j == lanes)                                                              \
+            stripe_##T##_1(m, j, k, alpha, a, lda, b, ldb, beta, c, ldc);                     \
     }
 
 GEMM(rt_sgemm_nn, float, vfloat)
@@ -136,8 +152,9 @@ GEMM(rt_dgemm_nn, double, vdouble)
         }                                                                                     \
     }
 
-/* Blocks of 4 rows by 4 columns of C, then the last rows and columns one
- * by one; K a multiple of 16. */
+/* Rows 4 at a time, each across the columns 4 at a time, then the rows
+ * and columns left one by one; the columns in as many parts as there are
+ * threads, when the product is worth splitting. K a multiple of 16. */
 #define GEMM_NT(NAME, T, V)                                                                   \
     DOTS(T, V, 4, 4)                                                                          \
     DOTS(T, V, 4, 1)                                                                          \
@@ -146,27 +163,32 @@ GEMM(rt_dgemm_nn, double, vdouble)
     RT_VECTOR_CLONES void NAME(int m, int n, int k, T alpha, const T *a, int lda, const T *b, \
                                int ldb, T beta, T *c, int ldc)                                \
     {                                                                                         \
-        for (int i = 0; i < m; i += 4) {                                                      \
-            const T *ai = a + (long)i * lda;                                                  \
-            T *ci = c + (long)i * ldc;                                                        \
-            int j = 0;                                                                        \
-            for (; j + 4 <= n; j += 4) {                                                      \
-                const T *bj = b + (long)j * ldb;                                              \
-                if (i + 4 <= m)                                                               \
-                    dots_##T##_4x4(k, alpha, ai, lda, bj, ldb, beta, ci + j, ldc);            \
-                else                                                                          \
-                    for (int r = i; r < m; r++)                                               \
-                        dots_##T##_1x4(k, alpha, a + (long)r * lda, lda, bj, ldb, beta,       \
-                                       c + (long)r * ldc + j, ldc);                           \
-            }                                                                                 \
-            for (; j < n; j++) {                                                              \
-                const T *bj = b + (long)j * ldb;                                              \
-                if (i + 4 <= m)                                                               \
-                    dots_##T##_4x1(k, alpha, ai, lda, bj, ldb, beta, ci + j, ldc);            \
-                else                                                                          \
-                    for (int r = i; r < m; r++)                                               \
-                        dots_##T##_1x1(k, alpha, a + (long)r * lda, lda, bj, ldb, beta,       \
-                                       c + (long)r * ldc + j, ldc);                           \
+        const bool big = split((long)m * n * k);                                              \
+        const int parts = big ? threads() : 1, blocks = n / 4;                                \
+        SPLIT_FOR                                                                             \
+        for (int part = 0; part < parts; part++) {                                            \
+            int from = blocks * part / parts * 4, to = blocks * (part + 1) / parts * 4;       \
+            if (part == parts - 1)                                                            \
+                to = n;                                                                       \
+            for (int i = 0; i < m;) {                                                         \
+                int rows = m - i >= 4 ? 4 : 1, j = from;                                      \
+                const T *ai = a + (long)i * lda;                                              \
+                T *ci = c + (long)i * ldc;                                                    \
+                for (; j + 4 <= to; j += 4)                                                   \
+                    if (rows == 4)                                                            \
+                        dots_##T##_4x4(k, alpha, ai, lda, b + (long)j * ldb, ldb, beta,       \
+                                       ci + j, ldc);                                          \
+                    else                                                                      \
+                        dots_##T##_1x4(k, alpha, ai, lda, b + (long)j * ldb, ldb, beta,       \
+                                       ci + j, ldc);                                          \
+                for (; j < to; j++)                                                           \
+                    if (rows == 4)                                                            \
+                        dots_##T##_4x1(k, alpha, ai, lda, b + (long)j * ldb, ldb, beta,       \
+                                       ci + j, ldc);                                          \
+                    else                                                                      \
+                        dots_##T##_1x1(k, alpha, ai, lda, b + (long)j * ldb, ldb, beta,       \
+                                       ci + j, ldc);                                          \
+                i += rows;                                                                    \
             }                                                                                 \
         }                                                                                     \
     }
