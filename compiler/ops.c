@@ -1340,7 +1340,7 @@ static void emit_matmul(Buf *b, const Node *n, const Operand *out, const Operand
     }
     if (out->kernel) { /* tuned: runtime/gemm.c is faster */
         buf_printf(b, "    r_gemm_%s(%ld, %d, %d, %s, %s, %d, %s, %d, %s, %s, %d);\n",
-                   n->trans_b ? "nt" : "nn", batch * m, nn, k, alpha, in[0].text, sa.dim[ra - 1],
+                   n->trans_b ? "nt" : n->trans_a ? "tn" : "nn", batch * m, nn, k, alpha, in[0].text, sa.dim[ra - 1],
                    in[1].text, sb.dim[rb - 1], beta, out->text, nn);
         return;
     }

@@ -4,8 +4,8 @@
  * A matrix product can be written up to three ways: the BLAS call (with
  * its transpose flag, if an operand is transposed); the transposed operand
  * copied first, then a plain BLAS product; and gradc's own kernels
- * (runtime/gemm.c), for a plain product with N a multiple of 16 or one
- * with B transposed and K a multiple of 16. Which is fastest depends on
+ * (runtime/gemm.c), for A B or A^T B with N a multiple of 16, and for
+ * A B^T with K a multiple of 16. Which is fastest depends on
  * the shapes and on the BLAS, so it is measured, not guessed: gradc tune
  * times each way on this machine for every product of a model
  * (runtime/tune.c) and writes what it found. Compiling with --tune FILE

@@ -35,12 +35,14 @@ static int threads(void) { return 1; }
 typedef float vfloat __attribute__((vector_size(64)));
 typedef double vdouble __attribute__((vector_size(64)));
 
-/* One block of ROWS rows and VECS vectors of C, over all of K. The loops
- * over rows and vectors unroll, so the accumulators are registers; each
- * block is inlined into every clone of the caller, compiled for its CPU. */
+/* One block of ROWS rows and VECS vectors of C, over all of K; element
+ * (r, k) of op(A) at a[r * ar + k * ak] (A, or A stored transposed). The
+ * loops over rows and vectors unroll, so the accumulators are registers;
+ * each block is inlined into every clone of the caller, compiled for its
+ * CPU. */
 #define INLINE static inline __attribute__((always_inline))
 #define BLOCK(T, V, ROWS, VECS)                                                              \
-    INLINE void block_##T##_##ROWS##x##VECS(long k_n, T alpha, const T *a, long lda,         \
+    INLINE void block_##T##_##ROWS##x##VECS(long k_n, T alpha, const T *a, long ar, long ak, \
                                             const T *b, long ldb, T beta, T *c, long ldc)    \
     {                                                                                        \
         V acc[ROWS][VECS];                                                                   \
@@ -51,7 +53,7 @@ typedef double vdouble __attribute__((vector_size(64)));
                 memcpy(&row[v], b + k * ldb + v * (long)(sizeof(V) / sizeof(T)), sizeof(V)); \
             _Pragma("GCC unroll 8") for (int r = 0; r < ROWS; r++)                           \
             {                                                                                \
-                T x = a[r * lda + k];                                                        \
+                T x = a[r * ar + k * ak];                                                    \
                 _Pragma("GCC unroll 4") for (int v = 0; v < VECS; v++)                       \
                     acc[r][v] += x * row[v];                                                 \
             }                                                                                \
@@ -80,43 +82,50 @@ typedef double vdouble __attribute__((vector_size(64)));
 /* One stripe of VECS vectors of columns from column j: rows 8 at a time,
  * then one by one, while the stripe of B stays in cache. */
 #define STRIPE(T, VECS)                                                                       \
-    INLINE void stripe_##T##_##VECS(int m, int j, long k, T alpha, const T *a, long lda,      \
-                                    const T *b, long ldb, T beta, T *c, long ldc)             \
+    INLINE void stripe_##T##_##VECS(int m, int j, long k, T alpha, const T *a, long ar,       \
+                                    long ak, const T *b, long ldb, T beta, T *c, long ldc)    \
     {                                                                                         \
         int i = 0;                                                                            \
         for (; i + 8 <= m; i += 8)                                                            \
-            block_##T##_8x##VECS(k, alpha, a + i * lda, lda, b + j, ldb, beta,                \
+            block_##T##_8x##VECS(k, alpha, a + i * ar, ar, ak, b + j, ldb, beta,              \
                                  c + i * ldc + j, ldc);                                       \
         for (; i < m; i++)                                                                    \
-            block_##T##_1x##VECS(k, alpha, a + i * lda, lda, b + j, ldb, beta,                \
+            block_##T##_1x##VECS(k, alpha, a + i * ar, ar, ak, b + j, ldb, beta,              \
                                  c + i * ldc + j, ldc);                                       \
     }
 
 /* Stripes of 48 columns (for floats; 24 for doubles), split among the
- * threads when the product is worth it, then one of 32 or 16 if left. */
-#define GEMM(NAME, T, V)                                                                      \
+ * threads when the product is worth it, then one of 32 or 16 if left. A
+ * is stored transposed ([K, M]) when TA. */
+#define STRIPES(T, V)                                                                         \
     BLOCKS(T, V)                                                                              \
     STRIPE(T, 3)                                                                              \
     STRIPE(T, 2)                                                                              \
-    STRIPE(T, 1)                                                                              \
+    STRIPE(T, 1)
+#define GEMM(NAME, T, V, TA)                                                                  \
     RT_VECTOR_CLONES void NAME(int m, int n, int k, T alpha, const T *a, int lda, const T *b, \
                                int ldb, T beta, T *c, int ldc)                                \
     {                                                                                         \
         const int lanes = (int)(sizeof(V) / sizeof(T)), wide = 3 * lanes;                     \
+        const long ar = TA ? 1 : lda, ak = TA ? lda : 1;                                      \
         const bool big = split((long)m * n * k);                                              \
         (void)big;                                                                            \
         SPLIT_FOR                                                                             \
         for (int s = 0; s < n / wide; s++)                                                    \
-            stripe_##T##_3(m, s * wide, k, alpha, a, lda, b, ldb, beta, c, ldc);              \
+            stripe_##T##_3(m, s * wide, k, alpha, a, ar, ak, b, ldb, beta, c, ldc);           \
         int j = n / wide * wide;                                                              \
         if (n - j == 2 * lanes)                                                               \
-            stripe_##T##_2(m, j, k, alpha, a, lda, b, ldb, beta, c, ldc);                     \
+            stripe_##T##_2(m, j, k, alpha, a, ar, ak, b, ldb, beta, c, ldc);                  \
         else if (n - j == lanes)                                                              \
-            stripe_##T##_1(m, j, k, alpha, a, lda, b, ldb, beta, c, ldc);                     \
+            stripe_##T##_1(m, j, k, alpha, a, ar, ak, b, ldb, beta, c, ldc);                  \
     }
 
-GEMM(rt_sgemm_nn, float, vfloat)
-GEMM(rt_dgemm_nn, double, vdouble)
+STRIPES(float, vfloat)
+STRIPES(double, vdouble)
+GEMM(rt_sgemm_nn, float, vfloat, 0)
+GEMM(rt_dgemm_nn, double, vdouble, 0)
+GEMM(rt_sgemm_tn, float, vfloat, 1)
+GEMM(rt_dgemm_tn, double, vdouble, 1)
 
 /* C = alpha A B^T + beta C, B stored [N, K]: each element of C is a dot
  * product of a row of A and a row of B, both read along K in vectors, so

@@ -41,11 +41,15 @@
 #endif
 
 /* gemm.c, for the products `gradc tune` found it faster on, row-major:
- * C = alpha A B + beta C with n a multiple of 16 (_nn), and
- * C = alpha A B^T + beta C with k a multiple of 16 (_nt). */
+ * C = alpha A B + beta C and alpha A^T B + beta C with n a multiple of 16
+ * (_nn, _tn), and C = alpha A B^T + beta C with k a multiple of 16 (_nt). */
 void rt_sgemm_nn(int m, int n, int k, float alpha, const float *a, int lda, const float *b,
                  int ldb, float beta, float *c, int ldc);
 void rt_dgemm_nn(int m, int n, int k, double alpha, const double *a, int lda, const double *b,
+                 int ldb, double beta, double *c, int ldc);
+void rt_sgemm_tn(int m, int n, int k, float alpha, const float *a, int lda, const float *b,
+                 int ldb, float beta, float *c, int ldc);
+void rt_dgemm_tn(int m, int n, int k, double alpha, const double *a, int lda, const double *b,
                  int ldb, double beta, double *c, int ldc);
 void rt_sgemm_nt(int m, int n, int k, float alpha, const float *a, int lda, const float *b,
                  int ldb, float beta, float *c, int ldc);
@@ -69,6 +73,7 @@ typedef double real;
 #define r_gemm cblas_dgemm
 #define r_gemm_nn rt_dgemm_nn
 #define r_gemm_nt rt_dgemm_nt
+#define r_gemm_tn rt_dgemm_tn
 #else
 typedef float real;
 #define REAL_C(x) x##f
@@ -86,6 +91,7 @@ typedef float real;
 #define r_gemm cblas_sgemm
 #define r_gemm_nn rt_sgemm_nn
 #define r_gemm_nt rt_sgemm_nt
+#define r_gemm_tn rt_sgemm_tn
 
 /* exp and tanh for float training, written without branches or calls so
  * that the compiler turns a loop of them into vector code (glibc's expf

@@ -35,7 +35,7 @@ typedef struct {
 static bool applies(const Product *p, int way)
 {
     return way == BLAS || (way == COPIED && p->ta != p->tb) ||
-           (way == KERNEL && !p->ta && (p->tb ? p->k % 16 == 0 : p->n % 16 == 0));
+           (way == KERNEL && (p->tb ? !p->ta && p->k % 16 == 0 : p->n % 16 == 0));
 }
 
 /* to = from transposed, from [rows, cols]: the loop emit_c writes. */
@@ -52,8 +52,9 @@ static void once(const Product *p, int way)
 {
     int lda = p->ta ? p->m : p->k, ldb = p->tb ? p->k : p->n;
     if (way == KERNEL) {
-        (p->tb ? rt_sgemm_nt : rt_sgemm_nn)(p->m, p->n, p->k, 1.0f, p->a, lda, p->b, ldb, 0.0f,
-                                            p->c, p->n);
+        (p->tb ? rt_sgemm_nt : p->ta ? rt_sgemm_tn : rt_sgemm_nn)(p->m, p->n, p->k, 1.0f, p->a,
+                                                                   lda, p->b, ldb, 0.0f, p->c,
+                                                                   p->n);
         return;
     }
     if (way == BLAS) {

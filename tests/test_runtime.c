@@ -612,27 +612,30 @@ static void write_f64(const char *path, int rank, const long *shape, const doubl
 /* The float build's exp and tanh (rt_real.h) against libm's double ones:
  * within 2 ulp (2^-22 relative) over their range, and right at the ends;
  * its fmax and fmin take NaN as libm's do. */
-/* gemm.c's kernels against OpenBLAS, float and double, A B (N in
- * stripes of 48, 32 and 16) and A B^T (K in vectors of 16): blocks of rows
+/* gemm.c's kernels against OpenBLAS, float and double, A B and A^T B (N
+ * in stripes of 48, 32 and 16) and A B^T (K in vectors of 16): blocks of rows
  * and columns and the ones left over, operands inside larger matrices
  * (lda, ldb, ldc), alpha and beta; beta 0 reads no C, here NaN, and
  * nothing outside the product is written. Sums may be in another order: a
  * relative tolerance. */
 START_TEST(test_gemm_kernels_match_blas)
 {
-    static const int shape[][4] = {/* M, N, K, B transposed */
-                                   {8, 48, 5, 0},   {13, 80, 7, 0}, {32, 1024, 256, 0},
-                                   {3, 16, 1, 0},   {17, 64, 40, 0}, {5, 7, 32, 1},
-                                   {32, 256, 1024, 1}, {9, 13, 16, 1}, {4, 4, 48, 1}};
+    enum { NN, NT, TN };
+    static const int shape[][4] = {
+        {8, 48, 5, NN},  {13, 80, 7, NN},     {32, 1024, 256, NN}, {3, 16, 1, NN},
+        {17, 64, 40, NN}, {5, 7, 32, NT},     {32, 256, 1024, NT}, {9, 13, 16, NT},
+        {4, 4, 48, NT},  {128, 128, 1024, TN}, {11, 48, 9, TN},    {9, 32, 3, TN}};
     static const double scale[][2] = {{1, 0}, {-0.25, 1}, {2, 0.5}};
     rt_rng rng;
     rt_rng_seed(&rng, 7);
     for (size_t s = 0; s < sizeof shape / sizeof shape[0]; s++)
         for (size_t a = 0; a < sizeof scale / sizeof scale[0]; a++) {
-            int m = shape[s][0], n = shape[s][1], k = shape[s][2], tb = shape[s][3];
-            int lda = k + 3, ldb = (tb ? k : n) + 16, ldc = n + 32;
+            int m = shape[s][0], n = shape[s][1], k = shape[s][2];
+            int ta = shape[s][3] == TN, tb = shape[s][3] == NT;
+            int lda = (ta ? m : k) + 3, ldb = (tb ? k : n) + 16, ldc = n + 32;
             double alpha = scale[a][0], beta = scale[a][1];
-            size_t na = (size_t)m * lda, nb = (size_t)(tb ? n : k) * ldb, nc = (size_t)m * ldc;
+            size_t na = (size_t)(ta ? k : m) * lda, nb = (size_t)(tb ? n : k) * ldb;
+            size_t nc = (size_t)m * ldc;
             float *fa = malloc(na * sizeof *fa), *fb = malloc(nb * sizeof *fb);
             float *fc = malloc(nc * sizeof *fc), *fr = malloc(nc * sizeof *fr);
             double *da = malloc(na * sizeof *da), *db = malloc(nb * sizeof *db);
@@ -643,13 +646,16 @@ START_TEST(test_gemm_kernels_match_blas)
                 db[i] = fb[i] = (float)(rt_rng_uniform(&rng) - 0.5);
             for (size_t i = 0; i < nc; i++)
                 dc[i] = dr[i] = fc[i] = fr[i] = beta ? (float)rt_rng_uniform(&rng) : NAN;
-            (tb ? rt_sgemm_nt : rt_sgemm_nn)(m, n, k, (float)alpha, fa, lda, fb, ldb, (float)beta,
-                                             fc, ldc);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m, n, k,
-                        (float)alpha, fa, lda, fb, ldb, (float)beta, fr, ldc);
-            (tb ? rt_dgemm_nt : rt_dgemm_nn)(m, n, k, alpha, da, lda, db, ldb, beta, dc, ldc);
-            cblas_dgemm(CblasRowMajor, CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m, n, k,
-                        alpha, da, lda, db, ldb, beta, dr, ldc);
+            (tb ? rt_sgemm_nt : ta ? rt_sgemm_tn : rt_sgemm_nn)(m, n, k, (float)alpha, fa, lda,
+                                                                 fb, ldb, (float)beta, fc, ldc);
+            cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans,
+                        tb ? CblasTrans : CblasNoTrans, m, n, k, (float)alpha, fa, lda, fb, ldb,
+                        (float)beta, fr, ldc);
+            (tb ? rt_dgemm_nt : ta ? rt_dgemm_tn : rt_dgemm_nn)(m, n, k, alpha, da, lda, db, ldb,
+                                                                 beta, dc, ldc);
+            cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans,
+                        tb ? CblasTrans : CblasNoTrans, m, n, k, alpha, da, lda, db, ldb, beta, dr,
+                        ldc);
             for (int i = 0; i < m; i++)
                 for (int j = 0; j < ldc; j++) {
                     size_t at = (size_t)i * ldc + j;
@@ -658,11 +664,11 @@ START_TEST(test_gemm_kernels_match_blas)
                         continue;
                     }
                     ck_assert_msg(fabs(fc[at] - fr[at]) <= 1e-5 * (1 + fabs(fr[at])),
-                                  "float %dx%dx%d%s at %d,%d: %g against %g", m, n, k,
-                                  tb ? " B^T" : "", i, j, fc[at], fr[at]);
+                                  "float %dx%dx%d %d at %d,%d: %g against %g", m, n, k,
+                                  shape[s][3], i, j, fc[at], fr[at]);
                     ck_assert_msg(fabs(dc[at] - dr[at]) <= 1e-13 * (1 + fabs(dr[at])),
-                                  "double %dx%dx%d%s at %d,%d: %g against %g", m, n, k,
-                                  tb ? " B^T" : "", i, j, dc[at], dr[at]);
+                                  "double %dx%dx%d %d at %d,%d: %g against %g", m, n, k,
+                                  shape[s][3], i, j, dc[at], dr[at]);
                 }
             free(fa), free(fb), free(fc), free(fr), free(da), free(db), free(dc), free(dr);
         }

@@ -363,7 +363,8 @@ static void compute_outputs(void)
         memcpy(e + i * 256, embed + x[i] * 256, 256 * sizeof *e);
 
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
-    r_gemm_nn(1024, 256, 256, REAL_C(1.0), e, 256, rnn_w, 256, REAL_C(0.0), matmul, 256);
+    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1024, 256, 256,
+           REAL_C(1.0), e, 256, rnn_w, 256, REAL_C(0.0), matmul, 256);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
             slice[i * 256 + j] = matmul[i * 8192 + j];
@@ -1001,8 +1002,7 @@ static void compute_outputs(void)
         memcpy(concat + (i * 32 + 31) * 256, h_32 + i * 256, 256 * sizeof *concat);
 
     /* models/lib/dense.lua:9: return x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1024, 128, 256,
-           REAL_C(1.0), concat, 256, out_w, 128, REAL_C(0.0), matmul_2, 128);
+    r_gemm_nn(1024, 128, 256, REAL_C(1.0), concat, 256, out_w, 128, REAL_C(0.0), matmul_2, 128);
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
             logits[i * 128 + j] = matmul_2[i * 128 + j] + out_b[j];
@@ -1239,8 +1239,7 @@ static void compute_grads(void)
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), h_31, 256, d_z, 256, REAL_C(0.0), d_matmul, 256);
+    r_gemm_tn(256, 256, 32, REAL_C(1.0), h_31, 256, d_z, 256, REAL_C(0.0), d_matmul, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     memset(d_sum, 0, 256 * sizeof *d_sum);
@@ -1265,8 +1264,7 @@ static void compute_grads(void)
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), h_30, 256, d_z_2, 256, REAL_C(1.0), d_matmul_add, 256);
+    r_gemm_tn(256, 256, 32, REAL_C(1.0), h_30, 256, d_z_2, 256, REAL_C(1.0), d_matmul_add, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     memset(d_sum_2, 0, 256 * sizeof *d_sum_2);
@@ -1290,8 +1288,7 @@ static void compute_grads(void)
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), h_29, 256, d_z_3, 256, REAL_C(1.0), d_matmul_add_2, 256);
+    r_gemm_tn(256, 256, 32, REAL_C(1.0), h_29, 256, d_z_3, 256, REAL_C(1.0), d_matmul_add_2, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     memset(d_sum_3, 0, 256 * sizeof *d_sum_3);
@@ -1315,8 +1312,7 @@ static void compute_grads(void)
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), h_28, 256, d_z_4, 256, REAL_C(1.0), d_matmul_add_3, 256);
+    r_gemm_tn(256, 256, 32, REAL_C(1.0), h_28, 256, d_z_4, 256, REAL_C(1.0), d_matmul_add_3, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     memset(d_sum_4, 0, 256 * sizeof *d_sum_4);
@@ -1340,8 +1336,7 @@ static void compute_grads(void)
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), h_27, 256, d_z_5, 256, REAL_C(1.0), d_matmul_add_4, 256);
+    r_gemm_tn(256, 256, 32, REAL_C(1.0), h_27, 256, d_z_5, 256, REAL_C(1.0), d_matmul_add_4, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     memset(d_sum_5, 0, 256 * sizeof *d_sum_5);
@@ -1365,8 +1360,7 @@ static void compute_grads(void)
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), h_26, 256, d_z_6, 256, REAL_C(1.0), d_matmul_add_5, 256);
+    r_gemm_tn(256, 256, 32, REAL_C(1.0), h_26, 256, d_z_6, 256, REAL_C(1.0), d_matmul_add_5, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     memset(d_sum_6, 0, 256 * sizeof *d_sum_6);
@@ -1390,8 +1384,7 @@ static void compute_grads(void)
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), h_25, 256, d_z_7, 256, REAL_C(1.0), d_matmul_add_6, 256);
+    r_gemm_tn(256, 256, 32, REAL_C(1.0), h_25, 256, d_z_7, 256, REAL_C(1.0), d_matmul_add_6, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     memset(d_sum_7, 0, 256 * sizeof *d_sum_7);
@@ -1415,8 +1408,7 @@ static void compute_grads(void)
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), h_24, 256, d_z_8, 256, REAL_C(1.0), d_matmul_add_7, 256);
+    r_gemm_tn(256, 256, 32, REAL_C(1.0), h_24, 256, d_z_8, 256, REAL_C(1.0), d_matmul_add_7, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     memset(d_sum_8, 0, 256 * sizeof *d_sum_8);
@@ -1440,8 +1432,7 @@ static void compute_grads(void)
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), h_23, 256, d_z_9, 256, REAL_C(1.0), d_matmul_add_8, 256);
+    r_gemm_tn(256, 256, 32, REAL_C(1.0), h_23, 256, d_z_9, 256, REAL_C(1.0), d_matmul_add_8, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     memset(d_sum_9, 0, 256 * sizeof *d_sum_9);
@@ -1465,8 +1456,7 @@ static void compute_grads(void)
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), h_22, 256, d_z_10, 256, REAL_C(1.0), d_matmul_add_9, 256);
+    r_gemm_tn(256, 256, 32, REAL_C(1.0), h_22, 256, d_z_10, 256, REAL_C(1.0), d_matmul_add_9, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     memset(d_sum_10, 0, 256 * sizeof *d_sum_10);
@@ -1490,8 +1480,7 @@ static void compute_grads(void)
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), h_21, 256, d_z_11, 256, REAL_C(1.0), d_matmul_add_10, 256);
+    r_gemm_tn(256, 256, 32, REAL_C(1.0), h_21, 256, d_z_11, 256, REAL_C(1.0), d_matmul_add_10, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     memset(d_sum_11, 0, 256 * sizeof *d_sum_11);
@@ -1515,8 +1504,7 @@ static void compute_grads(void)
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), h_20, 256, d_z_12, 256, REAL_C(1.0), d_matmul_add_11, 256);
+    r_gemm_tn(256, 256, 32, REAL_C(1.0), h_20, 256, d_z_12, 256, REAL_C(1.0), d_matmul_add_11, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     memset(d_sum_12, 0, 256 * sizeof *d_sum_12);
@@ -1540,8 +1528,7 @@ static void compute_grads(void)
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), h_19, 256, d_z_13, 256, REAL_C(1.0), d_matmul_add_12, 256);
+    r_gemm_tn(256, 256, 32, REAL_C(1.0), h_19, 256, d_z_13, 256, REAL_C(1.0), d_matmul_add_12, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     memset(d_sum_13, 0, 256 * sizeof *d_sum_13);
@@ -1565,8 +1552,7 @@ static void compute_grads(void)
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), h_18, 256, d_z_14, 256, REAL_C(1.0), d_matmul_add_13, 256);
+    r_gemm_tn(256, 256, 32, REAL_C(1.0), h_18, 256, d_z_14, 256, REAL_C(1.0), d_matmul_add_13, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     memset(d_sum_14, 0, 256 * sizeof *d_sum_14);
@@ -1590,8 +1576,7 @@ static void compute_grads(void)
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), h_17, 256, d_z_15, 256, REAL_C(1.0), d_matmul_add_14, 256);
+    r_gemm_tn(256, 256, 32, REAL_C(1.0), h_17, 256, d_z_15, 256, REAL_C(1.0), d_matmul_add_14, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     memset(d_sum_15, 0, 256 * sizeof *d_sum_15);
@@ -1615,8 +1600,7 @@ static void compute_grads(void)
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), h_16, 256, d_z_16, 256, REAL_C(1.0), d_matmul_add_15, 256);
+    r_gemm_tn(256, 256, 32, REAL_C(1.0), h_16, 256, d_z_16, 256, REAL_C(1.0), d_matmul_add_15, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     memset(d_sum_16, 0, 256 * sizeof *d_sum_16);
@@ -1640,8 +1624,7 @@ static void compute_grads(void)
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), h_15, 256, d_z_17, 256, REAL_C(1.0), d_matmul_add_16, 256);
+    r_gemm_tn(256, 256, 32, REAL_C(1.0), h_15, 256, d_z_17, 256, REAL_C(1.0), d_matmul_add_16, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     memset(d_sum_17, 0, 256 * sizeof *d_sum_17);
@@ -1665,8 +1648,7 @@ static void compute_grads(void)
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), h_14, 256, d_z_18, 256, REAL_C(1.0), d_matmul_add_17, 256);
+    r_gemm_tn(256, 256, 32, REAL_C(1.0), h_14, 256, d_z_18, 256, REAL_C(1.0), d_matmul_add_17, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     memset(d_sum_18, 0, 256 * sizeof *d_sum_18);
@@ -1690,8 +1672,7 @@ static void compute_grads(void)
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), h_13, 256, d_z_19, 256, REAL_C(1.0), d_matmul_add_18, 256);
+    r_gemm_tn(256, 256, 32, REAL_C(1.0), h_13, 256, d_z_19, 256, REAL_C(1.0), d_matmul_add_18, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     memset(d_sum_19, 0, 256 * sizeof *d_sum_19);
@@ -1715,8 +1696,7 @@ static void compute_grads(void)
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), h_12, 256, d_z_20, 256, REAL_C(1.0), d_matmul_add_19, 256);
+    r_gemm_tn(256, 256, 32, REAL_C(1.0), h_12, 256, d_z_20, 256, REAL_C(1.0), d_matmul_add_19, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     memset(d_sum_20, 0, 256 * sizeof *d_sum_20);
@@ -1740,8 +1720,7 @@ static void compute_grads(void)
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), h_11, 256, d_z_21, 256, REAL_C(1.0), d_matmul_add_20, 256);
+    r_gemm_tn(256, 256, 32, REAL_C(1.0), h_11, 256, d_z_21, 256, REAL_C(1.0), d_matmul_add_20, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     memset(d_sum_21, 0, 256 * sizeof *d_sum_21);
@@ -1765,8 +1744,7 @@ static void compute_grads(void)
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), h_10, 256, d_z_22, 256, REAL_C(1.0), d_matmul_add_21, 256);
+    r_gemm_tn(256, 256, 32, REAL_C(1.0), h_10, 256, d_z_22, 256, REAL_C(1.0), d_matmul_add_21, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     memset(d_sum_22, 0, 256 * sizeof *d_sum_22);
@@ -1790,8 +1768,7 @@ static void compute_grads(void)
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), h_9, 256, d_z_23, 256, REAL_C(1.0), d_matmul_add_22, 256);
+    r_gemm_tn(256, 256, 32, REAL_C(1.0), h_9, 256, d_z_23, 256, REAL_C(1.0), d_matmul_add_22, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     memset(d_sum_23, 0, 256 * sizeof *d_sum_23);
@@ -1815,8 +1792,7 @@ static void compute_grads(void)
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), h_8, 256, d_z_24, 256, REAL_C(1.0), d_matmul_add_23, 256);
+    r_gemm_tn(256, 256, 32, REAL_C(1.0), h_8, 256, d_z_24, 256, REAL_C(1.0), d_matmul_add_23, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     memset(d_sum_24, 0, 256 * sizeof *d_sum_24);
@@ -1840,8 +1816,7 @@ static void compute_grads(void)
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), h_7, 256, d_z_25, 256, REAL_C(1.0), d_matmul_add_24, 256);
+    r_gemm_tn(256, 256, 32, REAL_C(1.0), h_7, 256, d_z_25, 256, REAL_C(1.0), d_matmul_add_24, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     memset(d_sum_25, 0, 256 * sizeof *d_sum_25);
@@ -1865,8 +1840,7 @@ static void compute_grads(void)
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), h_6, 256, d_z_26, 256, REAL_C(1.0), d_matmul_add_25, 256);
+    r_gemm_tn(256, 256, 32, REAL_C(1.0), h_6, 256, d_z_26, 256, REAL_C(1.0), d_matmul_add_25, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     memset(d_sum_26, 0, 256 * sizeof *d_sum_26);
@@ -1890,8 +1864,7 @@ static void compute_grads(void)
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), h_5, 256, d_z_27, 256, REAL_C(1.0), d_matmul_add_26, 256);
+    r_gemm_tn(256, 256, 32, REAL_C(1.0), h_5, 256, d_z_27, 256, REAL_C(1.0), d_matmul_add_26, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     memset(d_sum_27, 0, 256 * sizeof *d_sum_27);
@@ -1915,8 +1888,7 @@ static void compute_grads(void)
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), h_4, 256, d_z_28, 256, REAL_C(1.0), d_matmul_add_27, 256);
+    r_gemm_tn(256, 256, 32, REAL_C(1.0), h_4, 256, d_z_28, 256, REAL_C(1.0), d_matmul_add_27, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     memset(d_sum_28, 0, 256 * sizeof *d_sum_28);
@@ -1940,8 +1912,7 @@ static void compute_grads(void)
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), h_3, 256, d_z_29, 256, REAL_C(1.0), d_matmul_add_28, 256);
+    r_gemm_tn(256, 256, 32, REAL_C(1.0), h_3, 256, d_z_29, 256, REAL_C(1.0), d_matmul_add_28, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     memset(d_sum_29, 0, 256 * sizeof *d_sum_29);
@@ -1965,8 +1936,7 @@ static void compute_grads(void)
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), h_2, 256, d_z_30, 256, REAL_C(1.0), d_matmul_add_29, 256);
+    r_gemm_tn(256, 256, 32, REAL_C(1.0), h_2, 256, d_z_30, 256, REAL_C(1.0), d_matmul_add_29, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     memset(d_sum_30, 0, 256 * sizeof *d_sum_30);
@@ -1990,8 +1960,7 @@ static void compute_grads(void)
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), h, 256, d_z_31, 256, REAL_C(1.0), d_rnn_u, 256);
+    r_gemm_tn(256, 256, 32, REAL_C(1.0), h, 256, d_z_31, 256, REAL_C(1.0), d_rnn_u, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     memset(d_sum_31, 0, 256 * sizeof *d_sum_31);

@@ -312,8 +312,7 @@ static void compute_grads(void)
         for (int j = 0; j < 2048; j++) {
             d_fc1_b[j] += d_add[i * 2048 + j];
         }
-    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 64, 2048, 32,
-           REAL_C(1.0), img, 64, d_add, 2048, REAL_C(0.0), d_fc1_w, 2048);
+    r_gemm_tn(64, 2048, 32, REAL_C(1.0), img, 64, d_add, 2048, REAL_C(0.0), d_fc1_w, 2048);
 }
 
 /* Training: the loss, and every parameter's gradient. */

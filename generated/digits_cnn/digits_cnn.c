@@ -413,8 +413,7 @@ static void compute_grads(void)
                 d_reshape_3[i * 1024 + j + k * 64] = d_add[i * 1024 + j * 16 + k];
             }
     r_gemm_nn(512, 288, 64, REAL_C(1.0), d_reshape_3, 64, c2_w, 288, REAL_C(0.0), d_im2col, 288);
-    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 64, 288, 512,
-           REAL_C(1.0), d_reshape_3, 64, im2col_2, 288, REAL_C(0.0), d_reshape_4, 288);
+    r_gemm_tn(64, 288, 512, REAL_C(1.0), d_reshape_3, 64, im2col_2, 288, REAL_C(0.0), d_reshape_4, 288);
     memset(d_h, 0, 16384 * sizeof *d_h);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 4; j++)

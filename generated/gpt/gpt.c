@@ -415,7 +415,8 @@ static void compute_outputs(void)
             const real t70 = REAL_C(1.0) + t68;
             h_2[i * 512 + j] = t69 * t70;
         }
-    r_gemm_nn(1024, 128, 512, REAL_C(1.0), h_2, 512, block1_proj_w, 128, REAL_C(0.0), matmul_6, 128);
+    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1024, 128, 512,
+           REAL_C(1.0), h_2, 512, block1_proj_w, 128, REAL_C(0.0), matmul_6, 128);
 
     /* models/lib/transformer_block.lua:17: return x + dense(h, width, name .. "_proj") */
     for (int i = 0; i < 1024; i++)
@@ -605,7 +606,8 @@ static void compute_outputs(void)
             const real t135 = REAL_C(1.0) + t133;
             h_4[i * 512 + j] = t134 * t135;
         }
-    r_gemm_nn(1024, 128, 512, REAL_C(1.0), h_4, 512, block2_proj_w, 128, REAL_C(0.0), matmul_12, 128);
+    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1024, 128, 512,
+           REAL_C(1.0), h_4, 512, block2_proj_w, 128, REAL_C(0.0), matmul_12, 128);
 
     /* models/lib/transformer_block.lua:17: return x + dense(h, width, name .. "_proj") */
     for (int i = 0; i < 1024; i++)
@@ -754,8 +756,7 @@ static void compute_grads(void)
         }
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 1024, 128, 128,
            REAL_C(1.0), d_reshape, 128, head_w, 128, REAL_C(0.0), d_add, 128);
-    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 128, 1024,
-           REAL_C(1.0), add_9, 128, d_reshape, 128, REAL_C(0.0), d_head_w, 128);
+    r_gemm_tn(128, 128, 1024, REAL_C(1.0), add_9, 128, d_reshape, 128, REAL_C(0.0), d_head_w, 128);
 
     /* backward of models/gpt.lua:22: local logits = dense(layer_norm(h, g, b), V, "head")   -- [N, T, V] */
     memset(d_ln_b, 0, 128 * sizeof *d_ln_b);
@@ -936,8 +937,7 @@ static void compute_grads(void)
         }
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 1024, 128, 128,
            REAL_C(1.0), d_add_4, 128, block2_attn_out_w, 128, REAL_C(0.0), d_y, 128);
-    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 128, 1024,
-           REAL_C(1.0), permute_4, 128, d_add_4, 128, REAL_C(0.0), d_block2_attn_out_w, 128);
+    r_gemm_tn(128, 128, 1024, REAL_C(1.0), permute_4, 128, d_add_4, 128, REAL_C(0.0), d_block2_attn_out_w, 128);
 
     /* backward of models/lib/attention.lua:23: y = y:permute({1, 3, 2, 4}):reshape({N, T, width}) */
     for (int i = 0; i < 16; i++)
@@ -991,8 +991,7 @@ static void compute_grads(void)
     /* backward of models/lib/attention.lua:20: local v = split(x:matmul(v_w), N, T) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 1024, 128, 128,
            REAL_C(1.0), d_reshape_2, 128, block2_attn_v, 128, REAL_C(0.0), d_matmul, 128);
-    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 128, 1024,
-           REAL_C(1.0), add_5, 128, d_reshape_2, 128, REAL_C(0.0), d_block2_attn_v, 128);
+    r_gemm_tn(128, 128, 1024, REAL_C(1.0), add_5, 128, d_reshape_2, 128, REAL_C(0.0), d_block2_attn_v, 128);
 
     /* backward of models/lib/attention.lua:11: return t:reshape({N, T, heads, d}):permute({1, 3, 2, 4}) */
     for (int i = 0; i < 16; i++)
@@ -1004,8 +1003,7 @@ static void compute_grads(void)
     /* backward of models/lib/attention.lua:19: local k = split(x:matmul(k_w), N, T) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 1024, 128, 128,
            REAL_C(1.0), d_reshape_3, 128, block2_attn_k, 128, REAL_C(1.0), d_matmul_add, 128);
-    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 128, 1024,
-           REAL_C(1.0), add_5, 128, d_reshape_3, 128, REAL_C(0.0), d_block2_attn_k, 128);
+    r_gemm_tn(128, 128, 1024, REAL_C(1.0), add_5, 128, d_reshape_3, 128, REAL_C(0.0), d_block2_attn_k, 128);
 
     /* backward of models/lib/attention.lua:11: return t:reshape({N, T, heads, d}):permute({1, 3, 2, 4}) */
     for (int i = 0; i < 16; i++)
@@ -1018,8 +1016,7 @@ static void compute_grads(void)
     /* backward of models/lib/attention.lua:18: local q = split(x:matmul(q_w), N, T) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 1024, 128, 128,
            REAL_C(1.0), d_reshape_4, 128, block2_attn_q, 128, REAL_C(1.0), d_add_5, 128);
-    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 128, 1024,
-           REAL_C(1.0), add_5, 128, d_reshape_4, 128, REAL_C(0.0), d_block2_attn_q, 128);
+    r_gemm_tn(128, 128, 1024, REAL_C(1.0), add_5, 128, d_reshape_4, 128, REAL_C(0.0), d_block2_attn_q, 128);
 
     /* backward of models/lib/transformer_block.lua:15: x = x + attend(layer_norm(x, g1, b1)) */
     memset(d_block2_ln1_b, 0, 128 * sizeof *d_block2_ln1_b);
@@ -1201,8 +1198,7 @@ static void compute_grads(void)
         }
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 1024, 128, 128,
            REAL_C(1.0), d_add_8, 128, block1_attn_out_w, 128, REAL_C(0.0), d_y_3, 128);
-    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 128, 1024,
-           REAL_C(1.0), permute_2, 128, d_add_8, 128, REAL_C(0.0), d_block1_attn_out_w, 128);
+    r_gemm_tn(128, 128, 1024, REAL_C(1.0), permute_2, 128, d_add_8, 128, REAL_C(0.0), d_block1_attn_out_w, 128);
 
     /* backward of models/lib/attention.lua:23: y = y:permute({1, 3, 2, 4}):reshape({N, T, width}) */
     for (int i = 0; i < 16; i++)
@@ -1256,8 +1252,7 @@ static void compute_grads(void)
     /* backward of models/lib/attention.lua:20: local v = split(x:matmul(v_w), N, T) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 1024, 128, 128,
            REAL_C(1.0), d_reshape_5, 128, block1_attn_v, 128, REAL_C(0.0), d_matmul_2, 128);
-    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 128, 1024,
-           REAL_C(1.0), add, 128, d_reshape_5, 128, REAL_C(0.0), d_block1_attn_v, 128);
+    r_gemm_tn(128, 128, 1024, REAL_C(1.0), add, 128, d_reshape_5, 128, REAL_C(0.0), d_block1_attn_v, 128);
 
     /* backward of models/lib/attention.lua:11: return t:reshape({N, T, heads, d}):permute({1, 3, 2, 4}) */
     for (int i = 0; i < 16; i++)
@@ -1269,8 +1264,7 @@ static void compute_grads(void)
     /* backward of models/lib/attention.lua:19: local k = split(x:matmul(k_w), N, T) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 1024, 128, 128,
            REAL_C(1.0), d_reshape_6, 128, block1_attn_k, 128, REAL_C(1.0), d_matmul_add_2, 128);
-    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 128, 1024,
-           REAL_C(1.0), add, 128, d_reshape_6, 128, REAL_C(0.0), d_block1_attn_k, 128);
+    r_gemm_tn(128, 128, 1024, REAL_C(1.0), add, 128, d_reshape_6, 128, REAL_C(0.0), d_block1_attn_k, 128);
 
     /* backward of models/lib/attention.lua:11: return t:reshape({N, T, heads, d}):permute({1, 3, 2, 4}) */
     for (int i = 0; i < 16; i++)
@@ -1283,8 +1277,7 @@ static void compute_grads(void)
     /* backward of models/lib/attention.lua:18: local q = split(x:matmul(q_w), N, T) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 1024, 128, 128,
            REAL_C(1.0), d_reshape_7, 128, block1_attn_q, 128, REAL_C(1.0), d_add_9, 128);
-    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 128, 1024,
-           REAL_C(1.0), add, 128, d_reshape_7, 128, REAL_C(0.0), d_block1_attn_q, 128);
+    r_gemm_tn(128, 128, 1024, REAL_C(1.0), add, 128, d_reshape_7, 128, REAL_C(0.0), d_block1_attn_q, 128);
 
     /* backward of models/lib/transformer_block.lua:15: x = x + attend(layer_norm(x, g1, b1)) */
     memset(d_block1_ln1_b, 0, 128 * sizeof *d_block1_ln1_b);

@@ -308,7 +308,8 @@ static void compute_outputs(void)
             const real t69 = REAL_C(1.0) + t67;
             h_2[i * 512 + j] = t68 * t69;
         }
-    r_gemm_nn(1024, 128, 512, REAL_C(1.0), h_2, 512, block1_proj_w, 128, REAL_C(0.0), matmul_6, 128);
+    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1024, 128, 512,
+           REAL_C(1.0), h_2, 512, block1_proj_w, 128, REAL_C(0.0), matmul_6, 128);
 
     /* models/lib/transformer_block.lua:17: return x + dense(h, width, name .. "_proj") */
     for (int i = 0; i < 1024; i++)
@@ -496,7 +497,8 @@ static void compute_outputs(void)
             const real t134 = REAL_C(1.0) + t132;
             h_4[i * 512 + j] = t133 * t134;
         }
-    r_gemm_nn(1024, 128, 512, REAL_C(1.0), h_4, 512, block2_proj_w, 128, REAL_C(0.0), matmul_12, 128);
+    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1024, 128, 512,
+           REAL_C(1.0), h_4, 512, block2_proj_w, 128, REAL_C(0.0), matmul_12, 128);
 
     /* models/lib/transformer_block.lua:17: return x + dense(h, width, name .. "_proj") */
     for (int i = 0; i < 1024; i++)
