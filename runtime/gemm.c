@@ -96,7 +96,12 @@ typedef double vdouble __attribute__((vector_size(64)));
 
 /* Stripes of 48 columns (for floats; 24 for doubles), split among the
  * threads when the product is worth it, then one of 32 or 16 if left. A
- * is stored transposed ([K, M]) when TA. */
+ * is stored transposed ([K, M]) when TA, and then K goes in parts of
+ * DEPTH, each added to the last, so that what a part reads of A and of a
+ * stripe of B stays in cache while every row goes by: A^T B 512x128x1024
+ * ran at 130 GFLOP/s instead of 93. A B, which reads A along its rows,
+ * lost 5 to 10% to the parts' extra passes over C. */
+#define DEPTH 256
 #define STRIPES(T, V)                                                                         \
     BLOCKS(T, V)                                                                              \
     STRIPE(T, 3)                                                                              \
@@ -110,14 +115,20 @@ typedef double vdouble __attribute__((vector_size(64)));
         const long ar = TA ? 1 : lda, ak = TA ? lda : 1;                                      \
         const bool big = split((long)m * n * k);                                              \
         (void)big;                                                                            \
-        SPLIT_FOR                                                                             \
-        for (int s = 0; s < n / wide; s++)                                                    \
-            stripe_##T##_3(m, s * wide, k, alpha, a, ar, ak, b, ldb, beta, c, ldc);           \
-        int j = n / wide * wide;                                                              \
-        if (n - j == 2 * lanes)                                                               \
-            stripe_##T##_2(m, j, k, alpha, a, ar, ak, b, ldb, beta, c, ldc);                  \
-        else if (n - j == lanes)                                                              \
-            stripe_##T##_1(m, j, k, alpha, a, ar, ak, b, ldb, beta, c, ldc);                  \
+        const int depth = TA ? DEPTH : k;                                                     \
+        for (int k0 = 0; k0 < k; k0 += depth) {                                               \
+            const int kn = k - k0 < depth ? k - k0 : depth;                                   \
+            const T *ak0 = a + k0 * ak, *bk0 = b + (long)k0 * ldb;                            \
+            const T beta0 = k0 ? 1 : beta; /* later parts add to the first */                 \
+            SPLIT_FOR                                                                         \
+            for (int s = 0; s < n / wide; s++)                                                \
+                stripe_##T##_3(m, s * wide, kn, alpha, ak0, ar, ak, bk0, ldb, beta0, c, ldc); \
+            int j = n / wide * wide;                                                          \
+            if (n - j == 2 * lanes)                                                           \
+                stripe_##T##_2(m, j, kn, alpha, ak0, ar, ak, bk0, ldb, beta0, c, ldc);        \
+            else if (n - j == lanes)                                                          \
+                stripe_##T##_1(m, j, kn, alpha, ak0, ar, ak, bk0, ldb, beta0, c, ldc);        \
+        }                                                                                     \
     }
 
 STRIPES(float, vfloat)

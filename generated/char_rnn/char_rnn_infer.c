@@ -804,7 +804,8 @@ static void compute_outputs(void)
         memcpy(concat + (i * 32 + 31) * 256, h_32 + i * 256, 256 * sizeof *concat);
 
     /* models/lib/dense.lua:9: return x:matmul(w) + b */
-    r_gemm_nn(1024, 128, 256, REAL_C(1.0), concat, 256, out_w, 128, REAL_C(0.0), matmul_2, 128);
+    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1024, 128, 256,
+           REAL_C(1.0), concat, 256, out_w, 128, REAL_C(0.0), matmul_2, 128);
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
             logits[i * 128 + j] = matmul_2[i * 128 + j] + out_b[j];

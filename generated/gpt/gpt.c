@@ -861,8 +861,7 @@ static void compute_grads(void)
         }
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 1024, 128, 512,
            REAL_C(1.0), d_add_2, 512, block2_fc_w, 512, REAL_C(0.0), d_add_3, 128);
-    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 512, 1024,
-           REAL_C(1.0), add_7, 128, d_add_2, 512, REAL_C(0.0), d_block2_fc_w, 512);
+    r_gemm_tn(128, 512, 1024, REAL_C(1.0), add_7, 128, d_add_2, 512, REAL_C(0.0), d_block2_fc_w, 512);
 
     /* backward of models/lib/transformer_block.lua:16: local h = gelu(dense(layer_norm(x, g2, b2), 4 * width, name .. "_fc")) */
     memset(d_block2_ln2_b, 0, 128 * sizeof *d_block2_ln2_b);
@@ -1122,8 +1121,7 @@ static void compute_grads(void)
         }
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 1024, 128, 512,
            REAL_C(1.0), d_add_6, 512, block1_fc_w, 512, REAL_C(0.0), d_add_7, 128);
-    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 512, 1024,
-           REAL_C(1.0), add_3, 128, d_add_6, 512, REAL_C(0.0), d_block1_fc_w, 512);
+    r_gemm_tn(128, 512, 1024, REAL_C(1.0), add_3, 128, d_add_6, 512, REAL_C(0.0), d_block1_fc_w, 512);
 
     /* backward of models/lib/transformer_block.lua:16: local h = gelu(dense(layer_norm(x, g2, b2), 4 * width, name .. "_fc")) */
     memset(d_block1_ln2_b, 0, 128 * sizeof *d_block1_ln2_b);
