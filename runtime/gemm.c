@@ -5,9 +5,10 @@
  * every call, which costs as much as the product; this reads B in place,
  * 8 rows of C at a time in 8 x 48 accumulators held in registers, so each
  * 3 vectors of B loaded feed 24 fused multiply-adds. 32 x 1024 x 256 ran
- * at 160 GFLOP/s here, OpenBLAS at 110. Its backward, dz U^T, has a kernel
- * of its own below. Which products use them, gradc tune measures (the file
- * it writes says `kernel`); all are row-major.
+ * at 160 GFLOP/s here, OpenBLAS at 110. The same kernel reads A down its
+ * columns for A^T B (a weight's gradient X^T dY); A B^T (the LSTM's dz U^T)
+ * has one of its own below. Which products use them, gradc tune measures
+ * (the file it writes says `kernel`); all are row-major.
  *
  * Built with -ffp-contract=fast (the Makefile), unlike the generated code:
  * a product's sums depend on the CPU's kernels anyway, as OpenBLAS's do.
