@@ -212,9 +212,8 @@ int print_stats(const char *model, const LoadOptions *o, bool memory, FILE *out)
                 "            by another's (the same elements) %d, values kept only as\n"
                 "            temporaries there %d\n",
                 model, st.loaded, st.batched, st.with_grad - st.loaded, st.with_grad, st.simplified,
-                s->folded,
-                s->identities, s->merged, s->transposes, s->scales, s->tiles, st.simplified, st.live,
-                st.simplified - st.live, st.recomputed, loops, calls, products, inlined, shared, temps);
+                s->folded, s->identities, s->merged, s->transposes, s->scales, s->tiles,
+                st.simplified, st.live, st.simplified - st.live, st.recomputed, loops, calls, products, inlined, shared, temps);
         char c[32];
         fprintf(out, "  plan      steps %d; arena %s values, %.2fx the minimum (print --memory)\n",
                 p.n_order, count(c, p.arena_size),

@@ -777,14 +777,14 @@ static void shared_roots(Emit *e, int lead, Roots *roots, char names[][16])
         }
 }
 
-/* Whether node id is a product the tune file says to write with its
- * transposed operand copied first; the product in *p. */
-static bool tuned_product(Emit *e, int id, Product *p)
+/* How the tune file says to write node id, a product (the product in
+ * *p); USE_BLAS for any other node. */
+static TuneUse product_use(Emit *e, int id, Product *p)
 {
     const Node *n = ir_at(e->g, id);
-    return (n->op == OP_MATMUL || n->op == OP_MATMUL_ADD) &&
-           matmul_product(n, ir_at(e->g, n->in[0])->shape, ir_at(e->g, n->in[1])->shape, p) &&
-           tune_use(e->tune, p) == USE_COPY;
+    bool product = (n->op == OP_MATMUL || n->op == OP_MATMUL_ADD) &&
+                   matmul_product(n, ir_at(e->g, n->in[0])->shape, ir_at(e->g, n->in[1])->shape, p);
+    return product ? tune_use(e->tune, p) : USE_BLAS;
 }
 
 /* A library call or row kernel; row_loss >= 0: the cross_entropy whose
@@ -797,12 +797,9 @@ static void emit_call(Emit *e, int root, int row_loss)
                    .row_loss = row_loss >= 0 ? use(e, row_loss) : NULL},
             in[MAX_IN];
     Product tuned;
-    if (tuned_product(e, root, &tuned))
-        out.scratch = "tuned_copy";
-    out.kernel = (n->op == OP_MATMUL || n->op == OP_MATMUL_ADD) &&
-                 matmul_product(n, ir_at(e->g, n->in[0])->shape, ir_at(e->g, n->in[1])->shape,
-                                &tuned) &&
-                 tune_use(e->tune, &tuned) == USE_KERNEL;
+    TuneUse way = product_use(e, root, &tuned);
+    out.scratch = way == USE_COPY ? "tuned_copy" : NULL;
+    out.kernel = way == USE_KERNEL;
     char lits[MAX_IN][48];
     for (int k = 0; k < n->n_in; k++) {
         const Node *x = ir_at(e->g, n->in[k]);
@@ -973,7 +970,7 @@ static void emit_arena(Emit *e)
     long copy = 0;
     Product tuned;
     for (int i = 0; i < g->n; i++)
-        if (e->f->stored[i] && tuned_product(e, i, &tuned)) {
+        if (e->f->stored[i] && product_use(e, i, &tuned) == USE_COPY) {
             long size = (long)tuned.k * (tuned.ta ? tuned.m : tuned.n);
             copy = size > copy ? size : copy;
         }

@@ -1339,9 +1339,10 @@ static void emit_matmul(Buf *b, const Node *n, const Operand *out, const Operand
         return;
     }
     if (out->kernel) { /* tuned: runtime/gemm.c is faster */
-        buf_printf(b, "    r_gemm_%s(%ld, %d, %d, %s, %s, %d, %s, %d, %s, %s, %d);\n",
-                   n->trans_b ? "nt" : n->trans_a ? "tn" : "nn", batch * m, nn, k, alpha, in[0].text, sa.dim[ra - 1],
-                   in[1].text, sb.dim[rb - 1], beta, out->text, nn);
+        const char *form = n->trans_b ? "nt" : n->trans_a ? "tn" : "nn";
+        buf_printf(b, "    r_gemm_%s(%ld, %d, %d, %s, %s, %d, %s, %d, %s, %s, %d);\n", form,
+                   batch * m, nn, k, alpha, in[0].text, sa.dim[ra - 1], in[1].text, sb.dim[rb - 1],
+                   beta, out->text, nn);
         return;
     }
     if (batch == 1 || (rb == 2 && !n->trans_a)) {

@@ -914,7 +914,8 @@ static int run(Trainer *t)
      * what a long run costs, so they are timed apart. */
     long later = t->steps - t->start - 1;
     if (later > 0)
-        printf("final loss %.9g  %.4g ms/step, the first %.4g ms\n", final, ms / (double)later, first_ms);
+        printf("final loss %.9g  %.4g ms/step, the first %.4g ms\n", final, ms / (double)later,
+               first_ms);
     else
         printf("final loss %.9g  %.4g ms/step\n", final, first_ms);
     if (t->val->n)
