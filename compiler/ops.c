@@ -1480,29 +1480,20 @@ static int grad_xent(Graph *g, int node, int dy, int k)
 }
 
 /* Per row i of z: row, its max mx, and acc = sum_j exp(row[j] - mx); with
- * keep, each exp is also kept in keep's row, for the gradient. */
+ * keep, each exp is also kept in keep's row (drow), for the gradient. */
 static void emit_logsumexp(Buf *b, const char *z, int cols, const char *keep)
 {
     buf_printf(b,
                "        const real *row = %s + i * %d;\n"
-               "        real mx = -INFINITY;\n"
-               "        for (int j = 0; j < %d; j++)\n"
-               "            mx = r_max(mx, row[j]);\n"
-               "        real acc = REAL_C(0.0);\n",
+               "        const real mx = r_max_of(row, %d);\n",
                z, cols, cols);
     if (keep)
         buf_printf(b,
                    "        real *drow = %s + i * %d;\n"
-                   "        for (int j = 0; j < %d; j++) {\n"
-                   "            drow[j] = r_exp(row[j] - mx);\n"
-                   "            acc += drow[j];\n"
-                   "        }\n",
+                   "        const real acc = r_exp_sum(drow, row, %d, mx);\n",
                    keep, cols, cols);
     else
-        buf_printf(b,
-                   "        for (int j = 0; j < %d; j++)\n"
-                   "            acc += r_exp(row[j] - mx);\n",
-                   cols);
+        buf_printf(b, "        const real acc = r_exp_sum(NULL, row, %d, mx);\n", cols);
 }
 
 static void emit_xent(Buf *b, const Node *n, const Operand *out, const Operand *in)
@@ -1657,32 +1648,32 @@ static void zero_unseen(Buf *b, const Node *n, int cols, const char *row)
 
 /* Per row: its max, each exp(x - max) and their sum, then the quotients;
  * the same arithmetic as exp(x - m) / sum(exp(x - m)), in one pass over
- * rows that stay in cache. */
+ * rows that stay in cache. A constant x is first written into the row. */
 static void emit_softmax(Buf *b, const Node *n, const Operand *out, const Operand *in)
 {
     int cols;
     long rows = last_axis_rows(n->shape, &cols);
-    char idx[48], buf[96], x[96], on[16];
-    snprintf(idx, sizeof idx, "(long)i * %d + j", cols);
-    snprintf(x, sizeof x, "%s", at(buf, &in[0], idx));
+    char on[16];
     parallel_rows(b, rows, cols);
     buf_printf(b,
                "    for (int i = 0; i < %ld; i++) {\n"
                "        real *srow = %s + (long)i * %d;\n",
                rows, out->text, cols);
     seen_columns(b, n, cols, on, sizeof on);
+    if (in[0].is_const)
+        buf_printf(b,
+                   "        for (int j = 0; j < %s; j++)\n"
+                   "            srow[j] = %s;\n"
+                   "        const real *row = srow;\n",
+                   on, in[0].text);
+    else
+        buf_printf(b, "        const real *row = %s + (long)i * %d;\n", in[0].text, cols);
     buf_printf(b,
-               "        real mx = -INFINITY;\n"
-               "        for (int j = 0; j < %s; j++)\n"
-               "            mx = r_max(mx, %s);\n"
-               "        real acc = REAL_C(0.0);\n"
-               "        for (int j = 0; j < %s; j++) {\n"
-               "            srow[j] = r_exp(%s - mx);\n"
-               "            acc += srow[j];\n"
-               "        }\n"
+               "        const real mx = r_max_of(row, %s);\n"
+               "        const real acc = r_exp_sum(srow, row, %s, mx);\n"
                "        for (int j = 0; j < %s; j++)\n"
                "            srow[j] = srow[j] / acc;\n",
-               on, x, on, x, on);
+               on, on, on);
     zero_unseen(b, n, cols, "srow");
     buf_printf(b, "    }\n");
 }
@@ -1701,13 +1692,15 @@ static void emit_softmax_grad(Buf *b, const Node *n, const Operand *out, const O
                "        real *drow = %s + (long)i * %d;\n",
                rows, in[1].text, cols, out->text, cols);
     seen_columns(b, n, cols, on, sizeof on);
+    if (in[0].is_const)
+        buf_printf(b, "        const real dot = %s * r_dot(srow, NULL, %s);\n", dy, on);
+    else
+        buf_printf(b, "        const real dot = r_dot(%s + (long)i * %d, srow, %s);\n",
+                   in[0].text, cols, on);
     buf_printf(b,
-               "        real dot = REAL_C(0.0);\n"
-               "        for (int j = 0; j < %s; j++)\n"
-               "            dot += %s * srow[j];\n"
                "        for (int j = 0; j < %s; j++)\n"
                "            drow[j] = srow[j] * (%s - dot);\n",
-               on, dy, on, dy);
+               on, dy);
     zero_unseen(b, n, cols, "drow");
     buf_printf(b, "    }\n");
 }

@@ -215,6 +215,11 @@ static const Case cases[] = {
      "local labels = input(\"labels\", {4}, \"int32\")\n"
      "local z = param(\"z\", {4, 5}, randn())\n"
      "local loss = sum(cross_entropy(z, labels) * R)\n"},
+    {"cross_entropy", "rows of 37 classes: two vectors of 16 and 5 left (rt_real.h's row sums)",
+     "local R = input(\"R\", {3})\n"
+     "local labels = input(\"labels\", {3}, \"int32\")\n"
+     "local z = param(\"z\", {3, 37}, randn())\n"
+     "local loss = sum(cross_entropy(z, labels) * R)\n"},
 
     /* ---- more elementwise ops; comparisons and masks have zero gradients ---- */
     {"sqrt", "sqrt on (0.5, 2)",
@@ -386,6 +391,10 @@ static const Case cases[] = {
      "local a = param(\"a\", {2, 3, 4}, randn())\n"
      "local R = input(\"R\", {2, 3, 4})\n"
      "local loss = sum(softmax(a) * R)\n"},
+    {"softmax", "rows of 37, a constant gradient (sum), a softmax of a constant row",
+     "local a = param(\"a\", {3, 37}, randn())\n"
+     "local R = input(\"R\", {3, 37})\n"
+     "local loss = sum(softmax(a) * R) + sum(softmax(a)) + sum(softmax(R * 0 + 2) * a)\n"},
     {"chain", "softmax along a middle axis, from its parts",
      "local a = param(\"a\", {2, 3, 4}, randn())\n"
      "local R = input(\"R\", {2, 3, 4})\n"
@@ -437,6 +446,10 @@ static const Case cases[] = {
     {"causal_mask", "softmax of causally masked scores",
      "local q = param(\"q\", {2, 4, 4}, randn())\n"
      "local R = input(\"R\", {2, 4, 4})\n"
+     "local loss = sum(softmax(causal_mask(q)) * R)\n"},
+    {"causal_mask", "a causal softmax of 37 x 37 scores: rows of 1 to 37",
+     "local q = param(\"q\", {2, 37, 37}, randn())\n"
+     "local R = input(\"R\", {2, 37, 37})\n"
      "local loss = sum(softmax(causal_mask(q)) * R)\n"},
     {"causal_mask", "the mask alone (a softmax takes it in): exp of masked scores",
      "local q = param(\"q\", {2, 4, 4}, randn())\n"

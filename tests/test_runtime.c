@@ -609,12 +609,10 @@ static void write_f64(const char *path, int rank, const long *shape, const doubl
 
 /* ---- rng ---- */
 
-/* The float build's exp and tanh (rt_real.h) against libm's double ones:
- * within 2 ulp (2^-22 relative) over their range, and right at the ends;
- * its fmax and fmin take NaN as libm's do. */
 /* gemm.c's kernels against OpenBLAS, float and double, A B and A^T B (N
- * in stripes of 48, 32 and 16) and A B^T (K in vectors of 16): blocks of rows
- * and columns and the ones left over, operands inside larger matrices
+ * in stripes of 48, 32 and 16) and A B^T (K in vectors of 16; from 64 rows
+ * on, B copied into panels, K in parts of 256): blocks of rows and columns
+ * and the ones left over, operands inside larger matrices
  * (lda, ldb, ldc), alpha and beta; beta 0 reads no C, here NaN, and
  * nothing outside the product is written. Sums may be in another order: a
  * relative tolerance. */
@@ -624,7 +622,8 @@ START_TEST(test_gemm_kernels_match_blas)
     static const int shape[][4] = {
         {8, 48, 5, NN},  {13, 80, 7, NN},     {32, 1024, 256, NN}, {3, 16, 1, NN},
         {17, 64, 40, NN}, {5, 7, 32, NT},     {32, 256, 1024, NT}, {9, 13, 16, NT},
-        {4, 4, 48, NT},  {128, 128, 1024, TN}, {11, 48, 9, TN},    {9, 32, 3, TN}};
+        {4, 4, 48, NT},  {64, 48, 32, NT},     {70, 80, 304, NT},  {64, 16, 16, NT},
+        {65, 20, 16, NT}, {128, 128, 1024, TN}, {11, 48, 9, TN},   {9, 32, 3, TN}};
     static const double scale[][2] = {{1, 0}, {-0.25, 1}, {2, 0.5}};
     rt_rng rng;
     rt_rng_seed(&rng, 7);
@@ -675,6 +674,44 @@ START_TEST(test_gemm_kernels_match_blas)
 }
 END_TEST
 
+/* rt_real.h's row reductions, in 16 lanes and the few left, against
+ * plain loops in double, for rows of 1 to 40: the max exactly, the sums
+ * within float rounding, and r_exp_sum stores each exp (also in place). */
+START_TEST(test_row_reductions)
+{
+    rt_rng rng;
+    rt_rng_seed(&rng, 3);
+    float x[40], y[40], e[40];
+    for (int n = 1; n <= 40; n++) {
+        double mx = -INFINITY, sum = 0, dot = 0, plain = 0, scale = 0;
+        for (int j = 0; j < n; j++) {
+            x[j] = (float)(4 * rt_rng_uniform(&rng) - 2);
+            y[j] = (float)(rt_rng_uniform(&rng) - 0.5);
+            mx = fmax(mx, x[j]);
+        }
+        for (int j = 0; j < n; j++) {
+            sum += rt_expf(x[j] - (float)mx);
+            dot += (double)x[j] * y[j];
+            plain += x[j];
+            scale += fabs((double)x[j] * y[j]) + fabs(x[j]);
+        }
+        ck_assert_msg(r_max_of(x, n) == (float)mx, "max of %d", n);
+        ck_assert_msg(fabs(r_exp_sum(e, x, n, (float)mx) - sum) <= 1e-6 * sum, "exp sum of %d", n);
+        ck_assert_msg(fabs(r_exp_sum(NULL, x, n, (float)mx) - sum) <= 1e-6 * sum, "of %d", n);
+        for (int j = 0; j < n; j++)
+            ck_assert(e[j] == rt_expf(x[j] - (float)mx));
+        ck_assert_msg(fabs(r_dot(x, y, n) - dot) <= 1e-6 * scale, "dot of %d", n);
+        ck_assert_msg(fabs(r_dot(x, NULL, n) - plain) <= 1e-6 * scale, "sum of %d", n);
+        memcpy(e, x, sizeof x);
+        ck_assert(fabs(r_exp_sum(e, e, n, (float)mx) - sum) <= 1e-6 * sum);
+        ck_assert(e[n - 1] == rt_expf(x[n - 1] - (float)mx));
+    }
+}
+END_TEST
+
+/* The float build's exp and tanh (rt_real.h) against libm's double ones:
+ * within 2 ulp (2^-22 relative) over their range, and right at the ends;
+ * its fmax and fmin take NaN as libm's do. */
 START_TEST(test_fast_exp_tanh)
 {
     const double ulp2 = 0x1p-22;
@@ -3118,6 +3155,7 @@ static Suite *runtime_suite(void)
     TCase *tc = tcase_create("rng");
     tcase_add_test(tc, test_gemm_kernels_match_blas);
     tcase_add_test(tc, test_fast_exp_tanh);
+    tcase_add_test(tc, test_row_reductions);
     tcase_add_test(tc, test_rng_golden);
     tcase_add_test(tc, test_rng_determinism);
     tcase_add_test(tc, test_rng_normal_moments);

@@ -2581,12 +2581,8 @@ static void compute_loss(void)
     /* models/char_lstm.lua:24: loss = mean(cross_entropy(logits, y)), */
     for (int i = 0; i < 1024; i++) {
         const real *row = logits + i * 128;
-        real mx = -INFINITY;
-        for (int j = 0; j < 128; j++)
-            mx = r_max(mx, row[j]);
-        real acc = REAL_C(0.0);
-        for (int j = 0; j < 128; j++)
-            acc += r_exp(row[j] - mx);
+        const real mx = r_max_of(row, 128);
+        const real acc = r_exp_sum(NULL, row, 128, mx);
         cross_entropy[i] = mx + r_log(acc) - row[y[i]];
     }
     {
@@ -2619,15 +2615,9 @@ static void compute_grads(void)
     /* models/char_lstm.lua:24 and its backward: loss = mean(cross_entropy(logits, y)), */
     for (int i = 0; i < 1024; i++) {
         const real *row = logits + i * 128;
-        real mx = -INFINITY;
-        for (int j = 0; j < 128; j++)
-            mx = r_max(mx, row[j]);
-        real acc = REAL_C(0.0);
+        const real mx = r_max_of(row, 128);
         real *drow = d_reshape + i * 128;
-        for (int j = 0; j < 128; j++) {
-            drow[j] = r_exp(row[j] - mx);
-            acc += drow[j];
-        }
+        const real acc = r_exp_sum(drow, row, 128, mx);
         cross_entropy[i] = mx + r_log(acc) - row[y[i]];
         for (int j = 0; j < 128; j++)
             drow[j] = REAL_C(0.0009765625) * (drow[j] / acc - (j == y[i]));

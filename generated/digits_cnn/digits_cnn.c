@@ -195,12 +195,8 @@ static void compute_loss(void)
     /* models/digits_cnn.lua:22: local loss = (1 - SMOOTH) * mean(cross_entropy(logits, labels)) */
     for (int i = 0; i < 32; i++) {
         const real *row = logits + i * 10;
-        real mx = -INFINITY;
-        for (int j = 0; j < 10; j++)
-            mx = r_max(mx, row[j]);
-        real acc = REAL_C(0.0);
-        for (int j = 0; j < 10; j++)
-            acc += r_exp(row[j] - mx);
+        const real mx = r_max_of(row, 10);
+        const real acc = r_exp_sum(NULL, row, 10, mx);
         cross_entropy[i] = mx + r_log(acc) - row[labels[i]];
     }
     {
@@ -273,15 +269,9 @@ static void compute_grads(void)
     /* models/digits_cnn.lua:22 and its backward: local loss = (1 - SMOOTH) * mean(cross_entropy(logits, labels)) */
     for (int i = 0; i < 32; i++) {
         const real *row = logits + i * 10;
-        real mx = -INFINITY;
-        for (int j = 0; j < 10; j++)
-            mx = r_max(mx, row[j]);
-        real acc = REAL_C(0.0);
+        const real mx = r_max_of(row, 10);
         real *drow = d_cross_entropy_grad + i * 10;
-        for (int j = 0; j < 10; j++) {
-            drow[j] = r_exp(row[j] - mx);
-            acc += drow[j];
-        }
+        const real acc = r_exp_sum(drow, row, 10, mx);
         cross_entropy[i] = mx + r_log(acc) - row[labels[i]];
         for (int j = 0; j < 10; j++)
             drow[j] = REAL_C(0.028125) * (drow[j] / acc - (j == labels[i]));

@@ -318,14 +318,9 @@ static void compute_outputs(void)
     for (int i = 0; i < 4096; i++) {
         real *srow = softmax + (long)i * 64;
         const int on = i % 64 + 1; /* causal: the rest are 0 */
-        real mx = -INFINITY;
-        for (int j = 0; j < on; j++)
-            mx = r_max(mx, scores[(long)i * 64 + j]);
-        real acc = REAL_C(0.0);
-        for (int j = 0; j < on; j++) {
-            srow[j] = r_exp(scores[(long)i * 64 + j] - mx);
-            acc += srow[j];
-        }
+        const real *row = scores + (long)i * 64;
+        const real mx = r_max_of(row, on);
+        const real acc = r_exp_sum(srow, row, on, mx);
         for (int j = 0; j < on; j++)
             srow[j] = srow[j] / acc;
         for (int j = on; j < 64; j++)
@@ -509,14 +504,9 @@ static void compute_outputs(void)
     for (int i = 0; i < 4096; i++) {
         real *srow = softmax_2 + (long)i * 64;
         const int on = i % 64 + 1; /* causal: the rest are 0 */
-        real mx = -INFINITY;
-        for (int j = 0; j < on; j++)
-            mx = r_max(mx, scores_2[(long)i * 64 + j]);
-        real acc = REAL_C(0.0);
-        for (int j = 0; j < on; j++) {
-            srow[j] = r_exp(scores_2[(long)i * 64 + j] - mx);
-            acc += srow[j];
-        }
+        const real *row = scores_2 + (long)i * 64;
+        const real mx = r_max_of(row, on);
+        const real acc = r_exp_sum(srow, row, on, mx);
         for (int j = 0; j < on; j++)
             srow[j] = srow[j] / acc;
         for (int j = on; j < 64; j++)
@@ -682,12 +672,8 @@ static void compute_loss(void)
     /* models/gpt.lua:25: loss = mean(cross_entropy(logits, y)), */
     for (int i = 0; i < 1024; i++) {
         const real *row = logits + i * 128;
-        real mx = -INFINITY;
-        for (int j = 0; j < 128; j++)
-            mx = r_max(mx, row[j]);
-        real acc = REAL_C(0.0);
-        for (int j = 0; j < 128; j++)
-            acc += r_exp(row[j] - mx);
+        const real mx = r_max_of(row, 128);
+        const real acc = r_exp_sum(NULL, row, 128, mx);
         cross_entropy[i] = mx + r_log(acc) - row[y[i]];
     }
     {
@@ -720,15 +706,9 @@ static void compute_grads(void)
     /* models/gpt.lua:25 and its backward: loss = mean(cross_entropy(logits, y)), */
     for (int i = 0; i < 1024; i++) {
         const real *row = logits + i * 128;
-        real mx = -INFINITY;
-        for (int j = 0; j < 128; j++)
-            mx = r_max(mx, row[j]);
-        real acc = REAL_C(0.0);
+        const real mx = r_max_of(row, 128);
         real *drow = d_reshape + i * 128;
-        for (int j = 0; j < 128; j++) {
-            drow[j] = r_exp(row[j] - mx);
-            acc += drow[j];
-        }
+        const real acc = r_exp_sum(drow, row, 128, mx);
         cross_entropy[i] = mx + r_log(acc) - row[y[i]];
         for (int j = 0; j < 128; j++)
             drow[j] = REAL_C(0.0009765625) * (drow[j] / acc - (j == y[i]));
@@ -754,8 +734,7 @@ static void compute_grads(void)
         for (int j = 0; j < 128; j++) {
             d_head_b[j] += d_reshape[i * 128 + j];
         }
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 1024, 128, 128,
-           REAL_C(1.0), d_reshape, 128, head_w, 128, REAL_C(0.0), d_add, 128);
+    r_gemm_nt(1024, 128, 128, REAL_C(1.0), d_reshape, 128, head_w, 128, REAL_C(0.0), d_add, 128);
     r_gemm_tn(128, 128, 1024, REAL_C(1.0), add_9, 128, d_reshape, 128, REAL_C(0.0), d_head_w, 128);
 
     /* backward of models/gpt.lua:22: local logits = dense(layer_norm(h, g, b), V, "head")   -- [N, T, V] */
@@ -934,8 +913,7 @@ static void compute_grads(void)
         for (int j = 0; j < 128; j++) {
             d_block2_attn_out_b[j] += d_add_4[i * 128 + j];
         }
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 1024, 128, 128,
-           REAL_C(1.0), d_add_4, 128, block2_attn_out_w, 128, REAL_C(0.0), d_y, 128);
+    r_gemm_nt(1024, 128, 128, REAL_C(1.0), d_add_4, 128, block2_attn_out_w, 128, REAL_C(0.0), d_y, 128);
     r_gemm_tn(128, 128, 1024, REAL_C(1.0), permute_4, 128, d_add_4, 128, REAL_C(0.0), d_block2_attn_out_w, 128);
 
     /* backward of models/lib/attention.lua:23: y = y:permute({1, 3, 2, 4}):reshape({N, T, width}) */
@@ -960,9 +938,7 @@ static void compute_grads(void)
         const real *srow = softmax_2 + (long)i * 64;
         real *drow = d_softmax_grad + (long)i * 64;
         const int on = i % 64 + 1; /* causal: the rest are 0 */
-        real dot = REAL_C(0.0);
-        for (int j = 0; j < on; j++)
-            dot += d_softmax[(long)i * 64 + j] * srow[j];
+        const real dot = r_dot(d_softmax + (long)i * 64, srow, on);
         for (int j = 0; j < on; j++)
             drow[j] = srow[j] * (d_softmax[(long)i * 64 + j] - dot);
         for (int j = on; j < 64; j++)
@@ -988,8 +964,7 @@ static void compute_grads(void)
                 }
 
     /* backward of models/lib/attention.lua:20: local v = split(x:matmul(v_w), N, T) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 1024, 128, 128,
-           REAL_C(1.0), d_reshape_2, 128, block2_attn_v, 128, REAL_C(0.0), d_matmul, 128);
+    r_gemm_nt(1024, 128, 128, REAL_C(1.0), d_reshape_2, 128, block2_attn_v, 128, REAL_C(0.0), d_matmul, 128);
     r_gemm_tn(128, 128, 1024, REAL_C(1.0), add_5, 128, d_reshape_2, 128, REAL_C(0.0), d_block2_attn_v, 128);
 
     /* backward of models/lib/attention.lua:11: return t:reshape({N, T, heads, d}):permute({1, 3, 2, 4}) */
@@ -1000,8 +975,7 @@ static void compute_grads(void)
             }
 
     /* backward of models/lib/attention.lua:19: local k = split(x:matmul(k_w), N, T) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 1024, 128, 128,
-           REAL_C(1.0), d_reshape_3, 128, block2_attn_k, 128, REAL_C(1.0), d_matmul_add, 128);
+    r_gemm_nt(1024, 128, 128, REAL_C(1.0), d_reshape_3, 128, block2_attn_k, 128, REAL_C(1.0), d_matmul_add, 128);
     r_gemm_tn(128, 128, 1024, REAL_C(1.0), add_5, 128, d_reshape_3, 128, REAL_C(0.0), d_block2_attn_k, 128);
 
     /* backward of models/lib/attention.lua:11: return t:reshape({N, T, heads, d}):permute({1, 3, 2, 4}) */
@@ -1013,8 +987,7 @@ static void compute_grads(void)
                 }
 
     /* backward of models/lib/attention.lua:18: local q = split(x:matmul(q_w), N, T) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 1024, 128, 128,
-           REAL_C(1.0), d_reshape_4, 128, block2_attn_q, 128, REAL_C(1.0), d_add_5, 128);
+    r_gemm_nt(1024, 128, 128, REAL_C(1.0), d_reshape_4, 128, block2_attn_q, 128, REAL_C(1.0), d_add_5, 128);
     r_gemm_tn(128, 128, 1024, REAL_C(1.0), add_5, 128, d_reshape_4, 128, REAL_C(0.0), d_block2_attn_q, 128);
 
     /* backward of models/lib/transformer_block.lua:15: x = x + attend(layer_norm(x, g1, b1)) */
@@ -1194,8 +1167,7 @@ static void compute_grads(void)
         for (int j = 0; j < 128; j++) {
             d_block1_attn_out_b[j] += d_add_8[i * 128 + j];
         }
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 1024, 128, 128,
-           REAL_C(1.0), d_add_8, 128, block1_attn_out_w, 128, REAL_C(0.0), d_y_3, 128);
+    r_gemm_nt(1024, 128, 128, REAL_C(1.0), d_add_8, 128, block1_attn_out_w, 128, REAL_C(0.0), d_y_3, 128);
     r_gemm_tn(128, 128, 1024, REAL_C(1.0), permute_2, 128, d_add_8, 128, REAL_C(0.0), d_block1_attn_out_w, 128);
 
     /* backward of models/lib/attention.lua:23: y = y:permute({1, 3, 2, 4}):reshape({N, T, width}) */
@@ -1220,9 +1192,7 @@ static void compute_grads(void)
         const real *srow = softmax + (long)i * 64;
         real *drow = d_softmax_grad_2 + (long)i * 64;
         const int on = i % 64 + 1; /* causal: the rest are 0 */
-        real dot = REAL_C(0.0);
-        for (int j = 0; j < on; j++)
-            dot += d_softmax_2[(long)i * 64 + j] * srow[j];
+        const real dot = r_dot(d_softmax_2 + (long)i * 64, srow, on);
         for (int j = 0; j < on; j++)
             drow[j] = srow[j] * (d_softmax_2[(long)i * 64 + j] - dot);
         for (int j = on; j < 64; j++)
@@ -1248,8 +1218,7 @@ static void compute_grads(void)
                 }
 
     /* backward of models/lib/attention.lua:20: local v = split(x:matmul(v_w), N, T) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 1024, 128, 128,
-           REAL_C(1.0), d_reshape_5, 128, block1_attn_v, 128, REAL_C(0.0), d_matmul_2, 128);
+    r_gemm_nt(1024, 128, 128, REAL_C(1.0), d_reshape_5, 128, block1_attn_v, 128, REAL_C(0.0), d_matmul_2, 128);
     r_gemm_tn(128, 128, 1024, REAL_C(1.0), add, 128, d_reshape_5, 128, REAL_C(0.0), d_block1_attn_v, 128);
 
     /* backward of models/lib/attention.lua:11: return t:reshape({N, T, heads, d}):permute({1, 3, 2, 4}) */
@@ -1260,8 +1229,7 @@ static void compute_grads(void)
             }
 
     /* backward of models/lib/attention.lua:19: local k = split(x:matmul(k_w), N, T) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 1024, 128, 128,
-           REAL_C(1.0), d_reshape_6, 128, block1_attn_k, 128, REAL_C(1.0), d_matmul_add_2, 128);
+    r_gemm_nt(1024, 128, 128, REAL_C(1.0), d_reshape_6, 128, block1_attn_k, 128, REAL_C(1.0), d_matmul_add_2, 128);
     r_gemm_tn(128, 128, 1024, REAL_C(1.0), add, 128, d_reshape_6, 128, REAL_C(0.0), d_block1_attn_k, 128);
 
     /* backward of models/lib/attention.lua:11: return t:reshape({N, T, heads, d}):permute({1, 3, 2, 4}) */
@@ -1273,8 +1241,7 @@ static void compute_grads(void)
                 }
 
     /* backward of models/lib/attention.lua:18: local q = split(x:matmul(q_w), N, T) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 1024, 128, 128,
-           REAL_C(1.0), d_reshape_7, 128, block1_attn_q, 128, REAL_C(1.0), d_add_9, 128);
+    r_gemm_nt(1024, 128, 128, REAL_C(1.0), d_reshape_7, 128, block1_attn_q, 128, REAL_C(1.0), d_add_9, 128);
     r_gemm_tn(128, 128, 1024, REAL_C(1.0), add, 128, d_reshape_7, 128, REAL_C(0.0), d_block1_attn_q, 128);
 
     /* backward of models/lib/transformer_block.lua:15: x = x + attend(layer_norm(x, g1, b1)) */

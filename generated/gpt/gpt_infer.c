@@ -213,14 +213,9 @@ static void compute_outputs(void)
     for (int i = 0; i < 4096; i++) {
         real *srow = softmax + (long)i * 64;
         const int on = i % 64 + 1; /* causal: the rest are 0 */
-        real mx = -INFINITY;
-        for (int j = 0; j < on; j++)
-            mx = r_max(mx, scores[(long)i * 64 + j]);
-        real acc = REAL_C(0.0);
-        for (int j = 0; j < on; j++) {
-            srow[j] = r_exp(scores[(long)i * 64 + j] - mx);
-            acc += srow[j];
-        }
+        const real *row = scores + (long)i * 64;
+        const real mx = r_max_of(row, on);
+        const real acc = r_exp_sum(srow, row, on, mx);
         for (int j = 0; j < on; j++)
             srow[j] = srow[j] / acc;
         for (int j = on; j < 64; j++)
@@ -402,14 +397,9 @@ static void compute_outputs(void)
     for (int i = 0; i < 4096; i++) {
         real *srow = softmax_2 + (long)i * 64;
         const int on = i % 64 + 1; /* causal: the rest are 0 */
-        real mx = -INFINITY;
-        for (int j = 0; j < on; j++)
-            mx = r_max(mx, scores_2[(long)i * 64 + j]);
-        real acc = REAL_C(0.0);
-        for (int j = 0; j < on; j++) {
-            srow[j] = r_exp(scores_2[(long)i * 64 + j] - mx);
-            acc += srow[j];
-        }
+        const real *row = scores_2 + (long)i * 64;
+        const real mx = r_max_of(row, on);
+        const real acc = r_exp_sum(srow, row, on, mx);
         for (int j = 0; j < on; j++)
             srow[j] = srow[j] / acc;
         for (int j = on; j < 64; j++)

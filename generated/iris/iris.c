@@ -54,12 +54,8 @@ static void compute_loss(void)
     /* models/iris.lua:13: loss = mean(cross_entropy(logits, labels)), */
     for (int i = 0; i < 30; i++) {
         const real *row = logits + i * 3;
-        real mx = -INFINITY;
-        for (int j = 0; j < 3; j++)
-            mx = r_max(mx, row[j]);
-        real acc = REAL_C(0.0);
-        for (int j = 0; j < 3; j++)
-            acc += r_exp(row[j] - mx);
+        const real mx = r_max_of(row, 3);
+        const real acc = r_exp_sum(NULL, row, 3, mx);
         cross_entropy[i] = mx + r_log(acc) - row[labels[i]];
     }
     {
@@ -88,15 +84,9 @@ static void compute_grads(void)
     /* models/iris.lua:13 and its backward: loss = mean(cross_entropy(logits, labels)), */
     for (int i = 0; i < 30; i++) {
         const real *row = logits + i * 3;
-        real mx = -INFINITY;
-        for (int j = 0; j < 3; j++)
-            mx = r_max(mx, row[j]);
-        real acc = REAL_C(0.0);
+        const real mx = r_max_of(row, 3);
         real *drow = d_logits + i * 3;
-        for (int j = 0; j < 3; j++) {
-            drow[j] = r_exp(row[j] - mx);
-            acc += drow[j];
-        }
+        const real acc = r_exp_sum(drow, row, 3, mx);
         cross_entropy[i] = mx + r_log(acc) - row[labels[i]];
         for (int j = 0; j < 3; j++)
             drow[j] = REAL_C(0.03333333333333333) * (drow[j] / acc - (j == labels[i]));

@@ -92,12 +92,8 @@ static void compute_loss(void)
     /* models/mlp3.lua:17: loss = mean(cross_entropy(logits, labels)), */
     for (int i = 0; i < 64; i++) {
         const real *row = logits + i * 10;
-        real mx = -INFINITY;
-        for (int j = 0; j < 10; j++)
-            mx = r_max(mx, row[j]);
-        real acc = REAL_C(0.0);
-        for (int j = 0; j < 10; j++)
-            acc += r_exp(row[j] - mx);
+        const real mx = r_max_of(row, 10);
+        const real acc = r_exp_sum(NULL, row, 10, mx);
         cross_entropy[i] = mx + r_log(acc) - row[labels[i]];
     }
     {
@@ -133,15 +129,9 @@ static void compute_grads(int fold, real lr, real keep)
     /* models/mlp3.lua:17 and its backward: loss = mean(cross_entropy(logits, labels)), */
     for (int i = 0; i < 64; i++) {
         const real *row = logits + i * 10;
-        real mx = -INFINITY;
-        for (int j = 0; j < 10; j++)
-            mx = r_max(mx, row[j]);
-        real acc = REAL_C(0.0);
+        const real mx = r_max_of(row, 10);
         real *drow = d_logits + i * 10;
-        for (int j = 0; j < 10; j++) {
-            drow[j] = r_exp(row[j] - mx);
-            acc += drow[j];
-        }
+        const real acc = r_exp_sum(drow, row, 10, mx);
         cross_entropy[i] = mx + r_log(acc) - row[labels[i]];
         for (int j = 0; j < 10; j++)
             drow[j] = REAL_C(0.015625) * (drow[j] / acc - (j == labels[i]));
