@@ -202,6 +202,7 @@ int print_stats(const char *model, const LoadOptions *o, bool memory, FILE *out)
                 "  grad      %+d nodes: the backward graph\n"
                 "  simplify  %d -> %d nodes: constants folded %d, identities %d, common\n"
                 "            subexpressions merged %d, transposes folded into products %d,\n"
+                "            heads of attention products read or written in place %d,\n"
                 "            constant factors into their alpha %d, windows stored, not\n"
                 "            added, into a sum they tile %d\n"
                 "  dce       %d -> %d nodes: computing nothing needed %d\n"
@@ -212,7 +213,7 @@ int print_stats(const char *model, const LoadOptions *o, bool memory, FILE *out)
                 "            by another's (the same elements) %d, values kept only as\n"
                 "            temporaries there %d\n",
                 model, st.loaded, st.batched, st.with_grad - st.loaded, st.with_grad, st.simplified,
-                s->folded, s->identities, s->merged, s->transposes, s->scales, s->tiles,
+                s->folded, s->identities, s->merged, s->transposes, s->heads, s->scales, s->tiles,
                 st.simplified, st.live, st.simplified - st.live, st.recomputed, loops, calls, products, inlined, shared, temps);
         char c[32];
         fprintf(out, "  plan      steps %d; arena %s values, %.2fx the minimum (print --memory)\n",

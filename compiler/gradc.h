@@ -87,7 +87,9 @@ typedef struct Node {
                               input axis per output axis, or -1; TRANSPOSE,
                               PERMUTE: the input axis of each output axis;
                               SLICE: where each axis starts; PAD: the margin
-                              before each axis */
+                              before each axis; MATMUL(_ADD) of rank 4: 1
+                              where A, B, the result (0, 1, 2) is stored
+                              with its axes 1 and 2 swapped (simplify.c) */
     bool trans_a, trans_b; /* MATMUL: transposes folded into BLAS flags */
     const char *name;      /* INPUT, PARAM */
     InitKind init;         /* PARAM */
@@ -301,6 +303,7 @@ typedef struct {
     int identities; /* x*1, x+0, x^1, neg neg, transpose of transpose, ... */
     int merged;     /* common subexpressions: a node equal to an earlier one */
     int transposes; /* transposes folded into a product's BLAS flags */
+    int heads;      /* permutes of attention heads a product reads or writes in place */
     int scales;     /* constant factors folded into a product's alpha */
     int tiles;      /* windows added into a sum they tile, stored instead */
 } SimplifyStats;

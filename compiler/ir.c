@@ -395,6 +395,10 @@ static void print_node(Graph *g, const Node *n, FILE *out)
     if ((n->op == OP_MATMUL || n->op == OP_MATMUL_ADD) && (n->trans_a || n->trans_b))
         len += snprintf(line + len, sizeof line - len, " (%s%s)", n->trans_a ? "A^T" : "A",
                         n->trans_b ? " B^T" : " B");
+    if ((n->op == OP_MATMUL || n->op == OP_MATMUL_ADD) && (n->axes[0] || n->axes[1] || n->axes[2]))
+        len += snprintf(line + len, sizeof line - len, " (heads read in place:%s%s%s)",
+                        n->axes[0] ? " A" : "", n->axes[1] ? " B" : "",
+                        n->axes[2] ? " result" : "");
     if ((n->op == OP_MATMUL || n->op == OP_MATMUL_ADD) && n->value != 1) {
         fmt_real(num, n->value);
         len += snprintf(line + len, sizeof line - len, " times %s", num);

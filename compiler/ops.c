@@ -1203,6 +1203,20 @@ static void emit_shift(Buf *b, const Node *n, const Operand *out, const Operand 
 
 /* ---- matrix product ---- */
 
+/* An operand or result of a product as the product sees it: stored with
+ * axes 1 and 2 swapped when the node says so (axes[k], simplify.c), as an
+ * attention's heads [N, H, T, d] are read and written in place in rows
+ * [N, T, H, d]. */
+static Shape product_view(const Node *n, int k, Shape stored)
+{
+    if (n->axes[k]) {
+        int d = stored.dim[1];
+        stored.dim[1] = stored.dim[2];
+        stored.dim[2] = d;
+    }
+    return stored;
+}
+
 /* C = op(A) op(B), op a transpose when the flag says so, over the last two
  * axes. Leading (batch) axes must agree, or one side has none and is
  * shared by every matrix of the other. */
@@ -1210,7 +1224,8 @@ static const char *shape_matmul(Graph *g, Node *n, char *err, size_t len)
 {
     if (need_real(g, n, err, len))
         return err;
-    Shape a = shape_of(g, n->in[0]), b = shape_of(g, n->in[1]);
+    Shape a = product_view(n, 0, shape_of(g, n->in[0]));
+    Shape b = product_view(n, 1, shape_of(g, n->in[1]));
     if (a.rank < 2 || b.rank < 2) {
         snprintf(err, len, "needs matrices (or batches of them), got rank %d and rank %d", a.rank,
                  b.rank);
@@ -1242,6 +1257,7 @@ static const char *shape_matmul(Graph *g, Node *n, char *err, size_t len)
     n->shape = lead;
     n->shape.dim[lead.rank - 2] = m;
     n->shape.dim[lead.rank - 1] = nn;
+    n->shape = product_view(n, 2, n->shape);
     n->dtype = DT_REAL;
     return NULL;
 }
@@ -1308,6 +1324,46 @@ static void emit_tuned_copy(Buf *b, const Product *p, const Operand *out, const 
                rows, cols, rows, out->scratch, rows, in[p->ta ? 0 : 1].text, cols);
 }
 
+/* Where matrix (i, j) of a batch [I, J, rows, cols] starts in its buffer
+ * and how far apart its rows are: stored as it is, or with axes 1 and 2
+ * swapped ([I, rows, J, cols]: the rows of the heads interleave). */
+static void head_matrix(char *at, size_t len, int *ld, const char *buf, Shape s, bool swapped)
+{
+    if (swapped) { /* s is the view: [I, J, rows, cols] */
+        snprintf(at, len, "%s + i * %ld + j * %d", buf, (long)s.dim[1] * s.dim[2] * s.dim[3],
+                 s.dim[3]);
+        *ld = s.dim[1] * s.dim[3];
+    } else {
+        snprintf(at, len, "%s + i * %ld + j * %ld", buf, (long)s.dim[1] * s.dim[2] * s.dim[3],
+                 (long)s.dim[2] * s.dim[3]);
+        *ld = s.dim[3];
+    }
+}
+
+/* A batch [I, J] of products some of whose matrices are stored with axes
+ * 1 and 2 swapped: a loop over each batch axis, the BLAS reading and
+ * writing each matrix in place with its row stride. */
+static void emit_head_products(Buf *b, const Node *n, const Operand *out, const Operand *in,
+                               const char *alpha, const char *beta)
+{
+    Shape s[3] = {product_view(n, 0, in[0].shape), product_view(n, 1, in[1].shape),
+                  product_view(n, 2, n->shape)};
+    const char *buf[3] = {in[0].text, in[1].text, out->text};
+    char at[3][160];
+    int ld[3];
+    for (int k = 0; k < 3; k++)
+        head_matrix(at[k], sizeof at[k], &ld[k], buf[k], s[k], n->axes[k]);
+    buf_printf(b,
+               "    for (int i = 0; i < %d; i++)\n"
+               "        for (int j = 0; j < %d; j++)\n"
+               "            r_gemm(CblasRowMajor, %s, %s, %d, %d, %d,\n"
+               "                   %s, %s, %d, %s, %d, %s,\n"
+               "                   %s, %d);\n",
+               s[2].dim[0], s[2].dim[1], n->trans_a ? "CblasTrans" : "CblasNoTrans",
+               n->trans_b ? "CblasTrans" : "CblasNoTrans", s[2].dim[2], s[2].dim[3],
+               s[0].dim[3 - n->trans_a], alpha, at[0], ld[0], at[1], ld[1], beta, at[2], ld[2]);
+}
+
 static void emit_matmul(Buf *b, const Node *n, const Operand *out, const Operand *in)
 {
     Shape sa = in[0].shape, sb = in[1].shape, sc = n->shape;
@@ -1327,6 +1383,10 @@ static void emit_matmul(Buf *b, const Node *n, const Operand *out, const Operand
     else
         snprintf(alpha, sizeof alpha, "%s * %s", out->alpha, scale);
     const char *beta = out->beta ? out->beta : "REAL_C(0.0)";
+    if (n->axes[0] || n->axes[1] || n->axes[2]) {
+        emit_head_products(b, n, out, in, alpha, beta);
+        return;
+    }
     Product p;
     if (out->scratch && matmul_product(n, sa, sb, &p)) {
         emit_tuned_copy(b, &p, out, in);

@@ -1,7 +1,7 @@
 /*
  * simplify.c: algebraic identities, folding of constant fills, transposes
- * folded into matrix products, common subexpressions, and sums of windows
- * that tile them.
+ * folded into matrix products, attention heads read and written in place
+ * by them, common subexpressions, and sums of windows that tile them.
  *
  * Needs: shapes. Keeps: topological order, every root's value. Rebuilds
  * the graph node by node with hash-consing on (ir_node's CSE), rewriting
@@ -31,16 +31,32 @@ static bool swaps_last_two(const Node *n)
     return true;
 }
 
-/* A product op(a) op(b) scaled by alpha (BLAS's alpha). */
-static int product(Graph *h, int a, bool ta, int b, bool tb, double alpha)
+/* A product op(a) op(b) scaled by alpha (BLAS's alpha); layout: which of
+ * a, b and the result are stored with axes 1 and 2 swapped, or NULL. */
+static int product(Graph *h, int a, bool ta, int b, bool tb, double alpha, const int *layout)
 {
-    return ir_must(h, &(Node){.op = OP_MATMUL,
-                              .n_in = 2,
-                              .in = {a, b},
-                              .trans_a = ta,
-                              .trans_b = tb,
-                              .value = alpha});
+    Node n = {
+        .op = OP_MATMUL, .n_in = 2, .in = {a, b}, .trans_a = ta, .trans_b = tb, .value = alpha};
+    if (layout)
+        memcpy(n.axes, layout, 3 * sizeof *n.axes);
+    return ir_must(h, &n);
 }
+
+/* How a permute of an attention's rows [N, T, H, d] gives a product its
+ * heads [N, H, T, d]: 0 as they are (axes 1, 2 swapped), 1 transposed
+ * ([N, H, d, T]), -1 neither. Products of heads read them in place with
+ * the rows' stride (ops.c), where the permute would copy them. */
+static int heads_of(const Node *x)
+{
+    static const int swap[4] = {0, 2, 1, 3}, swap_t[4] = {0, 2, 3, 1};
+    if (x->op != OP_PERMUTE || x->shape.rank != 4)
+        return -1;
+    return !memcmp(x->axes, swap, sizeof swap)       ? 0
+           : !memcmp(x->axes, swap_t, sizeof swap_t) ? 1
+                                                     : -1;
+}
+
+static bool rank4(const Node *n) { return n->shape.rank == 4; }
 
 /* A constant factor: n is x * c, c a constant fill and x of n's shape;
  * gives x and c. */
@@ -74,6 +90,7 @@ static int accumulate(Graph *h, int sum, int product)
                 .trans_a = m->trans_a,
                 .trans_b = m->trans_b,
                 .value = m->value};
+    memcpy(acc.axes, m->axes, sizeof acc.axes);
     return ir_must(h, &acc);
 }
 
@@ -137,7 +154,8 @@ static int rewrite(Graph *h, const Node *n, const bool *single_use)
         for (int k = 0; k < 2; k++) {
             const Node *m = k ? b : a, *c = k ? a : b;
             if (m->op == OP_MATMUL && single_use[k] && c->op == OP_CONST && shape_eq(m->shape, s))
-                return product(h, m->in[0], m->trans_a, m->in[1], m->trans_b, m->value * c->value);
+                return product(h, m->in[0], m->trans_a, m->in[1], m->trans_b, m->value * c->value,
+                               m->axes);
         }
         break;
     case OP_DIV:
@@ -171,8 +189,9 @@ static int rewrite(Graph *h, const Node *n, const bool *single_use)
             return a->in[0];
         /* (op(A) op(B))^T = op(B)^T op(A)^T: a product whose only reader
          * is a transpose is computed transposed. */
-        if (a->op == OP_MATMUL && single_use[0])
-            return product(h, a->in[1], !a->trans_b, a->in[0], !a->trans_a, a->value);
+        if (a->op == OP_MATMUL && single_use[0] && !a->axes[2])
+            return product(h, a->in[1], !a->trans_b, a->in[0], !a->trans_a, a->value,
+                           (int[]){a->axes[1], a->axes[0], 0});
         break;
     case OP_RESHAPE:
         if (shape_eq(a->shape, s))
@@ -194,6 +213,22 @@ static int rewrite(Graph *h, const Node *n, const bool *single_use)
                 perm[i] = a->axes[n->axes[i]];
             return ir_permute(h, a->in[0], perm);
         }
+        /* Each matrix of a product transposed: the product computed so. */
+        if (a->op == OP_MATMUL && single_use[0] && !a->axes[2] && swaps_last_two(n))
+            return product(h, a->in[1], !a->trans_b, a->in[0], !a->trans_a, a->value,
+                           (int[]){a->axes[1], a->axes[0], 0});
+        /* A product's heads [N, H, T, d] put back into rows [N, T, H, d]:
+         * the product writes them there, transposed first if need be. */
+        static const int swap[4] = {0, 2, 1, 3}, transposed[4] = {0, 3, 1, 2};
+        if (a->op == OP_MATMUL && single_use[0] && rank4(a) && !a->axes[2] &&
+            rank4(ir_at(h, a->in[0])) && rank4(ir_at(h, a->in[1]))) {
+            if (!memcmp(n->axes, swap, sizeof swap))
+                return product(h, a->in[0], a->trans_a, a->in[1], a->trans_b, a->value,
+                               (int[]){a->axes[0], a->axes[1], 1});
+            if (!memcmp(n->axes, transposed, sizeof transposed))
+                return product(h, a->in[1], !a->trans_b, a->in[0], !a->trans_a, a->value,
+                               (int[]){a->axes[1], a->axes[0], 1});
+        }
         if (s.rank == 2) /* a transpose, which products fold into BLAS flags */
             return ir_unary(h, OP_TRANSPOSE, a->id);
         break;
@@ -210,24 +245,37 @@ static int rewrite(Graph *h, const Node *n, const bool *single_use)
         if (shape_eq(a->shape, s))
             return a->id;
         break;
-    case OP_MATMUL:
+    case OP_MATMUL: {
         if (is_const(a, 0) || is_const(b, 0))
             return ir_const(h, 0, s);
-        /* A transpose feeding a product becomes a BLAS flag. */
-        if (swaps_last_two(a) || swaps_last_two(b)) {
-            bool fa = swaps_last_two(a), fb = swaps_last_two(b);
-            return product(h, fa ? a->in[0] : a->id, n->trans_a != fa, fb ? b->in[0] : b->id,
-                           n->trans_b != fb, n->value);
-        }
-        /* A factor scaling an operand: alpha. */
+        int layout[3] = {n->axes[0], n->axes[1], n->axes[2]}, in[2] = {a->id, b->id};
+        bool trans[2] = {n->trans_a, n->trans_b}, changed = false;
+        double alpha = n->value;
         for (int k = 0; k < 2; k++) {
-            int x;
+            const Node *x = ir_at(h, in[k]);
+            int t = rank4(a) && rank4(b) && rank4(n) && !layout[k] ? heads_of(x) : -1;
+            if (t >= 0) { /* heads permuted out of rows: read in place */
+                layout[k] = 1;
+                in[k] = x->in[0];
+                trans[k] ^= t;
+                changed = true;
+            } else if (swaps_last_two(x) && !layout[k]) { /* a transpose: a BLAS flag */
+                in[k] = x->in[0];
+                trans[k] = !trans[k];
+                changed = true;
+            }
+            int y;
             double c;
-            if (scaled(h, k ? b : a, &x, &c))
-                return product(h, k ? a->id : x, n->trans_a, k ? x : b->id, n->trans_b,
-                               n->value * c);
+            if (scaled(h, ir_at(h, in[k]), &y, &c)) { /* a factor of an operand: alpha */
+                in[k] = y;
+                alpha *= c;
+                changed = true;
+            }
         }
+        if (changed)
+            return product(h, in[0], trans[0], in[1], trans[1], alpha, layout);
         break;
+    }
     case OP_SOFTMAX:
         /* Softmax of causally masked scores reads each row's columns up to
          * the row's own, and writes 0 beyond. */
@@ -333,9 +381,15 @@ Graph *simplify(Graph *g, SimplifyStats *st)
             r = ir_copy(h, &g->nodes[i], map);
             st->merged += r < before;
         } else if (ir_at(h, r)->op == OP_MATMUL &&
-                   (n.op == OP_MUL || (n.op == OP_MATMUL && ir_at(h, r)->value != n.value)))
+                   (n.op == OP_PERMUTE
+                        ? ir_at(h, r)->axes[2]
+                        : n.op == OP_MATMUL && memcmp(ir_at(h, r)->axes, n.axes, sizeof n.axes)))
+            st->heads++;
+        else if (ir_at(h, r)->op == OP_MATMUL &&
+                 (n.op == OP_MUL || (n.op == OP_MATMUL && ir_at(h, r)->value != n.value)))
             st->scales++;
-        else if (n.op == OP_MATMUL || (n.op == OP_TRANSPOSE && ir_at(h, r)->op == OP_MATMUL))
+        else if (n.op == OP_MATMUL ||
+                 ((n.op == OP_TRANSPOSE || n.op == OP_PERMUTE) && ir_at(h, r)->op == OP_MATMUL))
             st->transposes++;
         else if (ir_at(h, r)->op == OP_CONST)
             st->folded++;

@@ -224,7 +224,9 @@ END_TEST
 
 /* Attention's scale 1/sqrt(d) is the alpha of the products next to it,
  * forward and backward, and its mask part of the softmax: no loop
- * multiplies scores by a constant, none masks them. */
+ * multiplies scores by a constant, none masks them. Its heads are read and
+ * written in place in the rows of q, k, v and the output: no permute is
+ * left, and each of the six products of heads reads or writes some. */
 START_TEST(attention_folds_scale_and_mask)
 {
     const char *d[] = {"batch=2", "context=8", "width=16", "layers=1"};
@@ -248,6 +250,12 @@ START_TEST(attention_folds_scale_and_mask)
     }
     ck_assert_int_eq(scaled, 3); /* scores; the gradients of q and k */
     ck_assert_int_eq(softmaxes, 2);
+    ck_assert_int_eq(count_op(g, OP_PERMUTE, false) + count_op(g, OP_PERMUTE, true), 0);
+    int in_place = 0;
+    for (int i = 0; i < g->n; i++)
+        in_place += g->nodes[i].op == OP_MATMUL &&
+                    (g->nodes[i].axes[0] || g->nodes[i].axes[1] || g->nodes[i].axes[2]);
+    ck_assert_int_eq(in_place, 6);
     ir_free(g);
 }
 END_TEST

@@ -9,7 +9,7 @@
 #include "rt_real.h"
 #include "gpt.h"
 
-static _Alignas(64) real arena[8433168];
+static _Alignas(64) real arena[8957456];
 static int32_t iarena[2048];
 
 static int32_t *const x = iarena + 0; /* input [16,64] */
@@ -87,66 +87,58 @@ static real *const sum_2 = arena + 1879568; /* [16,64,1] */
 static real *const rsqrt = arena + 1880592; /* [16,64,1] */
 static real *const add = arena + 2272784; /* [16,64,128] */
 static real *const matmul = arena + 2403856; /* [16,64,128] */
-static real *const q = arena + 2534928; /* [16,4,64,32] */
-static real *const matmul_2 = arena + 2403856; /* [16,64,128] */
+static real *const matmul_2 = arena + 2534928; /* [16,64,128] */
 static real *const matmul_3 = arena + 2666000; /* [16,64,128] */
-static real *const v = arena + 2797072; /* [16,4,64,32] */
-static real *const permute = arena + 2666000; /* [16,4,32,64] */
-static real *const scores = arena + 2928144; /* [16,4,64,64] */
-static real *const softmax = arena + 3190288; /* [16,4,64,64] */
-static real *const y_2 = arena + 2403856; /* [16,4,64,32] */
-static real *const permute_2 = arena + 2928144; /* [16,64,4,32] */
-static real *const matmul_4 = arena + 2403856; /* [16,64,128] */
-static real *const add_2 = arena + 3059216; /* [16,64,128] */
+static real *const scores = arena + 2797072; /* [16,4,64,64] */
+static real *const softmax = arena + 3059216; /* [16,4,64,64] */
+static real *const matmul_4 = arena + 2797072; /* [16,64,4,32] */
+static real *const matmul_5 = arena + 2928144; /* [16,64,128] */
+static real *const add_2 = arena + 3321360; /* [16,64,128] */
 static real *const sum_3 = arena + 1879568; /* [16,64,1] */
-static real *const mul_2 = arena + 2403856; /* [16,64,1] */
+static real *const mul_2 = arena + 2928144; /* [16,64,1] */
 static real *const sub_2 = arena + 1881616; /* [16,64,128] */
 static real *const sum_4 = arena + 1879568; /* [16,64,1] */
 static real *const rsqrt_2 = arena + 2012688; /* [16,64,1] */
-static real *const add_3 = arena + 2403856; /* [16,64,128] */
-static real *const matmul_5 = arena + 3452432; /* [16,64,512] */
+static real *const add_3 = arena + 2928144; /* [16,64,128] */
+static real *const matmul_6 = arena + 3452432; /* [16,64,512] */
 static real *const add_4 = arena + 3976720; /* [16,64,512] */
 static real *const tanh_2 = arena + 4501008; /* [16,64,512] */
 static real *const h_2 = arena + 5025296; /* [16,64,512] */
-static real *const matmul_6 = arena + 3452432; /* [16,64,128] */
+static real *const matmul_7 = arena + 3452432; /* [16,64,128] */
 static real *const h_3 = arena + 3583504; /* [16,64,128] */
 static real *const sum_5 = arena + 1879568; /* [16,64,1] */
 static real *const mul_3 = arena + 2013712; /* [16,64,1] */
-static real *const sub_3 = arena + 3059216; /* [16,64,128] */
+static real *const sub_3 = arena + 3321360; /* [16,64,128] */
 static real *const sum_6 = arena + 1879568; /* [16,64,1] */
 static real *const rsqrt_3 = arena + 2013712; /* [16,64,1] */
 static real *const add_5 = arena + 3452432; /* [16,64,128] */
-static real *const matmul_7 = arena + 3714576; /* [16,64,128] */
-static real *const q_2 = arena + 3845648; /* [16,4,64,32] */
 static real *const matmul_8 = arena + 3714576; /* [16,64,128] */
-static real *const matmul_9 = arena + 5549584; /* [16,64,128] */
-static real *const v_2 = arena + 5680656; /* [16,4,64,32] */
-static real *const permute_3 = arena + 5549584; /* [16,4,32,64] */
-static real *const scores_2 = arena + 5811728; /* [16,4,64,64] */
-static real *const softmax_2 = arena + 6073872; /* [16,4,64,64] */
-static real *const y_3 = arena + 3714576; /* [16,4,64,32] */
-static real *const permute_4 = arena + 5811728; /* [16,64,4,32] */
-static real *const matmul_10 = arena + 3714576; /* [16,64,128] */
-static real *const add_6 = arena + 5942800; /* [16,64,128] */
+static real *const matmul_9 = arena + 3845648; /* [16,64,128] */
+static real *const matmul_10 = arena + 5549584; /* [16,64,128] */
+static real *const scores_2 = arena + 5680656; /* [16,4,64,64] */
+static real *const softmax_2 = arena + 5942800; /* [16,4,64,64] */
+static real *const matmul_11 = arena + 5680656; /* [16,64,4,32] */
+static real *const matmul_12 = arena + 5811728; /* [16,64,128] */
+static real *const add_6 = arena + 6204944; /* [16,64,128] */
 static real *const sum_7 = arena + 1879568; /* [16,64,1] */
 static real *const mul_4 = arena + 2014736; /* [16,64,1] */
 static real *const sub_4 = arena + 3583504; /* [16,64,128] */
 static real *const sum_8 = arena + 1879568; /* [16,64,1] */
 static real *const rsqrt_4 = arena + 2014736; /* [16,64,1] */
-static real *const add_7 = arena + 3714576; /* [16,64,128] */
-static real *const matmul_11 = arena + 6336016; /* [16,64,512] */
+static real *const add_7 = arena + 5811728; /* [16,64,128] */
+static real *const matmul_13 = arena + 6336016; /* [16,64,512] */
 static real *const add_8 = arena + 6860304; /* [16,64,512] */
 static real *const tanh_3 = arena + 7384592; /* [16,64,512] */
 static real *const h_4 = arena + 7908880; /* [16,64,512] */
-static real *const matmul_12 = arena + 6336016; /* [16,64,128] */
+static real *const matmul_14 = arena + 6336016; /* [16,64,128] */
 static real *const h_5 = arena + 6467088; /* [16,64,128] */
 static real *const sum_9 = arena + 1879568; /* [16,64,1] */
 static real *const mul_5 = arena + 2015760; /* [16,64,1] */
-static real *const sub_5 = arena + 5942800; /* [16,64,128] */
+static real *const sub_5 = arena + 6204944; /* [16,64,128] */
 static real *const sum_10 = arena + 1879568; /* [16,64,1] */
 static real *const rsqrt_5 = arena + 2015760; /* [16,64,1] */
 static real *const add_9 = arena + 6336016; /* [16,64,128] */
-static real *const matmul_13 = arena + 6467088; /* [16,64,128] */
+static real *const matmul_15 = arena + 6467088; /* [16,64,128] */
 static real *const logits = arena + 1748480; /* [16,64,128] */
 static real *const cross_entropy = arena + 1879568; /* [1024] */
 static real *const sum_11 = arena + 2016784; /* [] */
@@ -159,67 +151,59 @@ static real *const d_sum = arena + 2016784; /* [16,64,1] */
 static real *const d_sub = arena + 6336016; /* [16,64,128] */
 static real *const d_mul_2 = arena + 1879568; /* [16,64,1] */
 static real *const d_sum_2 = arena + 2015760; /* [16,64,1] */
-static real *const d_h = arena + 5942800; /* [16,64,128] */
-static real *const d_h_2 = arena + 6336016; /* [16,64,512] */
+static real *const d_h = arena + 6204944; /* [16,64,128] */
+static real *const d_h_2 = arena + 8433168; /* [16,64,512] */
 static real *const d_add_2 = arena + 7908880; /* [16,64,512] */
-static real *const d_add_3 = arena + 7384592; /* [16,64,128] */
-static real *const d_mul_3 = arena + 3714576; /* [16,64,128] */
+static real *const d_add_3 = arena + 6336016; /* [16,64,128] */
+static real *const d_mul_3 = arena + 5811728; /* [16,64,128] */
 static real *const d_rsqrt_2 = arena + 1879568; /* [16,64,1] */
 static real *const d_sum_3 = arena + 2015760; /* [16,64,1] */
 static real *const d_sub_2 = arena + 6336016; /* [16,64,128] */
 static real *const d_mul_4 = arena + 1879568; /* [16,64,1] */
 static real *const d_sum_4 = arena + 2014736; /* [16,64,1] */
 static real *const d_add_4 = arena + 3583504; /* [16,64,128] */
-static real *const d_y = arena + 3714576; /* [16,64,128] */
-static real *const d_y_2 = arena + 5811728; /* [16,4,64,32] */
-static real *const d_softmax = arena + 6336016; /* [16,4,64,64] */
-static real *const d_v = arena + 3714576; /* [16,4,64,32] */
-static real *const d_softmax_grad = arena + 5811728; /* [16,4,64,64] */
-static real *const d_q = arena + 5680656; /* [16,4,64,32] */
-static real *const d_permute = arena + 5549584; /* [16,4,32,64] */
-static real *const d_reshape_2 = arena + 3845648; /* [16,64,4,32] */
-static real *const d_matmul = arena + 3714576; /* [16,64,128] */
-static real *const d_reshape_3 = arena + 3845648; /* [16,64,4,32] */
-static real *const d_matmul_add = arena + 3714576; /* [16,64,128] */
-static real *const d_reshape_4 = arena + 3845648; /* [16,64,4,32] */
-static real *const d_add_5 = arena + 3714576; /* [16,64,128] */
+static real *const d_y = arena + 5811728; /* [16,64,128] */
+static real *const d_softmax = arena + 6204944; /* [16,4,64,64] */
+static real *const d_softmax_grad = arena + 5549584; /* [16,4,64,64] */
+static real *const d_reshape_2 = arena + 6204944; /* [16,64,4,32] */
+static real *const d_matmul = arena + 5811728; /* [16,64,128] */
+static real *const d_reshape_3 = arena + 5942800; /* [16,64,4,32] */
+static real *const d_matmul_add = arena + 5811728; /* [16,64,128] */
+static real *const d_reshape_4 = arena + 3714576; /* [16,64,4,32] */
+static real *const d_add_5 = arena + 5811728; /* [16,64,128] */
 static real *const d_mul_5 = arena + 3452432; /* [16,64,128] */
 static real *const d_rsqrt_3 = arena + 1879568; /* [16,64,1] */
 static real *const d_sum_5 = arena + 2014736; /* [16,64,1] */
-static real *const d_sub_3 = arena + 3714576; /* [16,64,128] */
+static real *const d_sub_3 = arena + 6073872; /* [16,64,128] */
 static real *const d_mul_6 = arena + 1879568; /* [16,64,1] */
 static real *const d_sum_6 = arena + 2013712; /* [16,64,1] */
-static real *const d_h_3 = arena + 3059216; /* [16,64,128] */
+static real *const d_h_3 = arena + 3321360; /* [16,64,128] */
 static real *const d_h_4 = arena + 3452432; /* [16,64,512] */
 static real *const d_add_6 = arena + 5025296; /* [16,64,512] */
 static real *const d_add_7 = arena + 6073872; /* [16,64,128] */
-static real *const d_mul_7 = arena + 2403856; /* [16,64,128] */
+static real *const d_mul_7 = arena + 2928144; /* [16,64,128] */
 static real *const d_rsqrt_4 = arena + 1879568; /* [16,64,1] */
 static real *const d_sum_7 = arena + 2013712; /* [16,64,1] */
 static real *const d_sub_4 = arena + 6073872; /* [16,64,128] */
 static real *const d_mul_8 = arena + 1879568; /* [16,64,1] */
-static real *const d_sum_8 = arena + 2403856; /* [16,64,1] */
-static real *const d_add_8 = arena + 6204944; /* [16,64,128] */
-static real *const d_y_3 = arena + 2403856; /* [16,64,128] */
-static real *const d_y_4 = arena + 6073872; /* [16,4,64,32] */
-static real *const d_softmax_2 = arena + 2928144; /* [16,4,64,64] */
-static real *const d_v_2 = arena + 2403856; /* [16,4,64,32] */
-static real *const d_softmax_grad_2 = arena + 3452432; /* [16,4,64,64] */
-static real *const d_q_2 = arena + 2797072; /* [16,4,64,32] */
-static real *const d_permute_2 = arena + 2666000; /* [16,4,32,64] */
-static real *const d_reshape_5 = arena + 2534928; /* [16,64,4,32] */
-static real *const d_matmul_2 = arena + 2403856; /* [16,64,128] */
-static real *const d_reshape_6 = arena + 2534928; /* [16,64,4,32] */
-static real *const d_matmul_add_2 = arena + 2403856; /* [16,64,128] */
-static real *const d_reshape_7 = arena + 6073872; /* [16,64,4,32] */
-static real *const d_add_9 = arena + 2403856; /* [16,64,128] */
-static real *const d_mul_9 = arena + 2272784; /* [16,64,128] */
+static real *const d_sum_8 = arena + 2928144; /* [16,64,1] */
+static real *const d_add_8 = arena + 1881616; /* [16,64,128] */
+static real *const d_y_2 = arena + 2928144; /* [16,64,128] */
+static real *const d_softmax_2 = arena + 6204944; /* [16,4,64,64] */
+static real *const d_softmax_grad_2 = arena + 2666000; /* [16,4,64,64] */
+static real *const d_reshape_5 = arena + 6073872; /* [16,64,4,32] */
+static real *const d_matmul_2 = arena + 2928144; /* [16,64,128] */
+static real *const d_reshape_6 = arena + 6073872; /* [16,64,4,32] */
+static real *const d_matmul_add_2 = arena + 2928144; /* [16,64,128] */
+static real *const d_reshape_7 = arena + 2403856; /* [16,64,4,32] */
+static real *const d_add_9 = arena + 2928144; /* [16,64,128] */
+static real *const d_mul_9 = arena + 6073872; /* [16,64,128] */
 static real *const d_rsqrt_5 = arena + 1879568; /* [16,64,1] */
-static real *const d_sum_9 = arena + 2403856; /* [16,64,1] */
-static real *const d_sub_5 = arena + 2797072; /* [16,64,128] */
-static real *const d_mul_10 = arena + 6073872; /* [16,64,1] */
-static real *const d_sum_10 = arena + 6074896; /* [16,64,1] */
-static real *const d_h_5 = arena + 2534928; /* [16,64,128] */
+static real *const d_sum_9 = arena + 2012688; /* [16,64,1] */
+static real *const d_sub_5 = arena + 3059216; /* [16,64,128] */
+static real *const d_mul_10 = arena + 1879568; /* [16,64,1] */
+static real *const d_sum_10 = arena + 1880592; /* [16,64,1] */
+static real *const d_h_5 = arena + 3190288; /* [16,64,128] */
 
 /* The forward pass of the outputs, in the mode forward() or
  * loss_and_grad() set. */
@@ -280,38 +264,18 @@ static void compute_outputs(void)
     /* models/lib/attention.lua:18: local q = split(x:matmul(q_w), N, T) */
     r_gemm_nn(1024, 128, 128, REAL_C(1.0), add, 128, block1_attn_q, 128, REAL_C(0.0), matmul, 128);
 
-    /* models/lib/attention.lua:11: return t:reshape({N, T, heads, d}):permute({1, 3, 2, 4}) */
-    for (int i = 0; i < 16; i++)
-        for (int j = 0; j < 4; j++)
-            for (int k = 0; k < 64; k++)
-                for (int l = 0; l < 32; l++) {
-                    q[i * 8192 + j * 2048 + k * 32 + l] = matmul[i * 8192 + j * 32 + k * 128 + l];
-                }
-
     /* models/lib/attention.lua:19: local k = split(x:matmul(k_w), N, T) */
     r_gemm_nn(1024, 128, 128, REAL_C(1.0), add, 128, block1_attn_k, 128, REAL_C(0.0), matmul_2, 128);
 
     /* models/lib/attention.lua:20: local v = split(x:matmul(v_w), N, T) */
     r_gemm_nn(1024, 128, 128, REAL_C(1.0), add, 128, block1_attn_v, 128, REAL_C(0.0), matmul_3, 128);
 
-    /* models/lib/attention.lua:11: return t:reshape({N, T, heads, d}):permute({1, 3, 2, 4}) */
-    for (int i = 0; i < 16; i++)
-        for (int j = 0; j < 4; j++)
-            for (int k = 0; k < 64; k++)
-                for (int l = 0; l < 32; l++) {
-                    v[i * 8192 + j * 2048 + k * 32 + l] = matmul_3[i * 8192 + j * 32 + k * 128 + l];
-                }
-
     /* models/lib/attention.lua:21: local scores = matmul(q, transpose(k, 3, 4)) * (1 / math.sqrt(d)) */
     for (int i = 0; i < 16; i++)
-        for (int j = 0; j < 64; j++)
-            for (int k = 0; k < 128; k++) {
-                permute[i * 8192 + j + k * 64] = matmul_2[i * 8192 + j * 128 + k];
-            }
-    for (int i = 0; i < 64; i++)
-        r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, 64, 32,
-               REAL_C(0.17677669529663687), q + i * 2048, 32, permute + i * 2048, 64, REAL_C(0.0),
-               scores + i * 4096, 64);
+        for (int j = 0; j < 4; j++)
+            r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 64, 64, 32,
+                   REAL_C(0.17677669529663687), matmul + i * 8192 + j * 32, 128, matmul_2 + i * 8192 + j * 32, 128, REAL_C(0.0),
+                   scores + i * 16384 + j * 4096, 64);
 
     /* models/lib/attention.lua:22: local y = matmul(softmax(causal_mask(scores)), v)      -- [N, heads, T */
     RT_PARALLEL_FOR
@@ -326,27 +290,22 @@ static void compute_outputs(void)
         for (int j = on; j < 64; j++)
             srow[j] = REAL_C(0.0);
     }
-    for (int i = 0; i < 64; i++)
-        r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, 32, 64,
-               REAL_C(1.0), softmax + i * 4096, 64, v + i * 2048, 32, REAL_C(0.0),
-               y_2 + i * 2048, 32);
 
     /* models/lib/attention.lua:23: y = y:permute({1, 3, 2, 4}):reshape({N, T, width}) */
     for (int i = 0; i < 16; i++)
-        for (int j = 0; j < 64; j++)
-            for (int k = 0; k < 4; k++)
-                for (int l = 0; l < 32; l++) {
-                    permute_2[i * 8192 + j * 128 + k * 32 + l] = y_2[i * 8192 + j * 32 + k * 2048 + l];
-                }
+        for (int j = 0; j < 4; j++)
+            r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, 32, 64,
+                   REAL_C(1.0), softmax + i * 16384 + j * 4096, 64, matmul_3 + i * 8192 + j * 32, 128, REAL_C(0.0),
+                   matmul_4 + i * 8192 + j * 32, 128);
 
     /* models/lib/dense.lua:9: return x:matmul(w) + b */
-    r_gemm_nn(1024, 128, 128, REAL_C(1.0), permute_2, 128, block1_attn_out_w, 128, REAL_C(0.0), matmul_4, 128);
+    r_gemm_nn(1024, 128, 128, REAL_C(1.0), matmul_4, 128, block1_attn_out_w, 128, REAL_C(0.0), matmul_5, 128);
 
     /* models/lib/transformer_block.lua:15: x = x + attend(layer_norm(x, g1, b1)) */
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            const real t43 = matmul_4[i * 128 + j] + block1_attn_out_b[j];
-            add_2[i * 128 + j] = h[i * 128 + j] + t43;
+            const real t39 = matmul_5[i * 128 + j] + block1_attn_out_b[j];
+            add_2[i * 128 + j] = h[i * 128 + j] + t39;
         }
 
     /* models/lib/transformer_block.lua:16: local h = gelu(dense(layer_norm(x, g2, b2), 4 * width, name .. "_fc")) */
@@ -372,8 +331,8 @@ static void compute_outputs(void)
         real part[16] = {REAL_C(0.0)};
         for (int o = 0; o < 128; o += 16)
             for (int j = o; j < o + 16; j++) {
-                const real t48 = sub_2[i * 128 + j] * sub_2[i * 128 + j];
-                part[j - o] += t48;
+                const real t44 = sub_2[i * 128 + j] * sub_2[i * 128 + j];
+                part[j - o] += t44;
             }
         real acc = part[0];
         for (int o = 1; o < 16; o++)
@@ -381,43 +340,43 @@ static void compute_outputs(void)
         sum_4[i] = acc;
     }
     for (int i = 0; i < 1024; i++) {
-        const real t50 = sum_4[i] * REAL_C(0.0078125);
-        const real t51 = t50 + REAL_C(1e-05);
-        rsqrt_2[i] = REAL_C(1.0) / r_sqrt(t51);
+        const real t46 = sum_4[i] * REAL_C(0.0078125);
+        const real t47 = t46 + REAL_C(1e-05);
+        rsqrt_2[i] = REAL_C(1.0) / r_sqrt(t47);
     }
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            const real t53 = sub_2[i * 128 + j] * rsqrt_2[i];
-            const real t54 = t53 * block1_ln2_g[j];
-            add_3[i * 128 + j] = t54 + block1_ln2_b[j];
+            const real t49 = sub_2[i * 128 + j] * rsqrt_2[i];
+            const real t50 = t49 * block1_ln2_g[j];
+            add_3[i * 128 + j] = t50 + block1_ln2_b[j];
         }
 
     /* models/lib/dense.lua:9: return x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1024, 512, 128,
-           REAL_C(1.0), add_3, 128, block1_fc_w, 512, REAL_C(0.0), matmul_5, 512);
+           REAL_C(1.0), add_3, 128, block1_fc_w, 512, REAL_C(0.0), matmul_6, 512);
     RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 512; j++) {
-            const real t59 = matmul_5[i * 512 + j] + block1_fc_b[j];
-            add_4[i * 512 + j] = t59;
-            const real t64 = t59 * t59 * t59;
-            const real t65 = REAL_C(0.044715) * t64;
-            const real t66 = t59 + t65;
-            const real t67 = REAL_C(0.7978845608028654) * t66;
-            const real t68 = r_tanh(t67);
-            tanh_2[i * 512 + j] = t68;
-            const real t69 = REAL_C(0.5) * t59;
-            const real t70 = REAL_C(1.0) + t68;
-            h_2[i * 512 + j] = t69 * t70;
+            const real t55 = matmul_6[i * 512 + j] + block1_fc_b[j];
+            add_4[i * 512 + j] = t55;
+            const real t60 = t55 * t55 * t55;
+            const real t61 = REAL_C(0.044715) * t60;
+            const real t62 = t55 + t61;
+            const real t63 = REAL_C(0.7978845608028654) * t62;
+            const real t64 = r_tanh(t63);
+            tanh_2[i * 512 + j] = t64;
+            const real t65 = REAL_C(0.5) * t55;
+            const real t66 = REAL_C(1.0) + t64;
+            h_2[i * 512 + j] = t65 * t66;
         }
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1024, 128, 512,
-           REAL_C(1.0), h_2, 512, block1_proj_w, 128, REAL_C(0.0), matmul_6, 128);
+           REAL_C(1.0), h_2, 512, block1_proj_w, 128, REAL_C(0.0), matmul_7, 128);
 
     /* models/lib/transformer_block.lua:17: return x + dense(h, width, name .. "_proj") */
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            const real t75 = matmul_6[i * 128 + j] + block1_proj_b[j];
-            h_3[i * 128 + j] = add_2[i * 128 + j] + t75;
+            const real t71 = matmul_7[i * 128 + j] + block1_proj_b[j];
+            h_3[i * 128 + j] = add_2[i * 128 + j] + t71;
         }
 
     /* models/lib/transformer_block.lua:15: x = x + attend(layer_norm(x, g1, b1)) */
@@ -443,8 +402,8 @@ static void compute_outputs(void)
         real part[16] = {REAL_C(0.0)};
         for (int o = 0; o < 128; o += 16)
             for (int j = o; j < o + 16; j++) {
-                const real t87 = sub_3[i * 128 + j] * sub_3[i * 128 + j];
-                part[j - o] += t87;
+                const real t83 = sub_3[i * 128 + j] * sub_3[i * 128 + j];
+                part[j - o] += t83;
             }
         real acc = part[0];
         for (int o = 1; o < 16; o++)
@@ -452,52 +411,32 @@ static void compute_outputs(void)
         sum_6[i] = acc;
     }
     for (int i = 0; i < 1024; i++) {
-        const real t89 = sum_6[i] * REAL_C(0.0078125);
-        const real t90 = t89 + REAL_C(1e-05);
-        rsqrt_3[i] = REAL_C(1.0) / r_sqrt(t90);
+        const real t85 = sum_6[i] * REAL_C(0.0078125);
+        const real t86 = t85 + REAL_C(1e-05);
+        rsqrt_3[i] = REAL_C(1.0) / r_sqrt(t86);
     }
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            const real t92 = sub_3[i * 128 + j] * rsqrt_3[i];
-            const real t93 = t92 * block2_ln1_g[j];
-            add_5[i * 128 + j] = t93 + block2_ln1_b[j];
+            const real t88 = sub_3[i * 128 + j] * rsqrt_3[i];
+            const real t89 = t88 * block2_ln1_g[j];
+            add_5[i * 128 + j] = t89 + block2_ln1_b[j];
         }
 
     /* models/lib/attention.lua:18: local q = split(x:matmul(q_w), N, T) */
-    r_gemm_nn(1024, 128, 128, REAL_C(1.0), add_5, 128, block2_attn_q, 128, REAL_C(0.0), matmul_7, 128);
-
-    /* models/lib/attention.lua:11: return t:reshape({N, T, heads, d}):permute({1, 3, 2, 4}) */
-    for (int i = 0; i < 16; i++)
-        for (int j = 0; j < 4; j++)
-            for (int k = 0; k < 64; k++)
-                for (int l = 0; l < 32; l++) {
-                    q_2[i * 8192 + j * 2048 + k * 32 + l] = matmul_7[i * 8192 + j * 32 + k * 128 + l];
-                }
+    r_gemm_nn(1024, 128, 128, REAL_C(1.0), add_5, 128, block2_attn_q, 128, REAL_C(0.0), matmul_8, 128);
 
     /* models/lib/attention.lua:19: local k = split(x:matmul(k_w), N, T) */
-    r_gemm_nn(1024, 128, 128, REAL_C(1.0), add_5, 128, block2_attn_k, 128, REAL_C(0.0), matmul_8, 128);
+    r_gemm_nn(1024, 128, 128, REAL_C(1.0), add_5, 128, block2_attn_k, 128, REAL_C(0.0), matmul_9, 128);
 
     /* models/lib/attention.lua:20: local v = split(x:matmul(v_w), N, T) */
-    r_gemm_nn(1024, 128, 128, REAL_C(1.0), add_5, 128, block2_attn_v, 128, REAL_C(0.0), matmul_9, 128);
-
-    /* models/lib/attention.lua:11: return t:reshape({N, T, heads, d}):permute({1, 3, 2, 4}) */
-    for (int i = 0; i < 16; i++)
-        for (int j = 0; j < 4; j++)
-            for (int k = 0; k < 64; k++)
-                for (int l = 0; l < 32; l++) {
-                    v_2[i * 8192 + j * 2048 + k * 32 + l] = matmul_9[i * 8192 + j * 32 + k * 128 + l];
-                }
+    r_gemm_nn(1024, 128, 128, REAL_C(1.0), add_5, 128, block2_attn_v, 128, REAL_C(0.0), matmul_10, 128);
 
     /* models/lib/attention.lua:21: local scores = matmul(q, transpose(k, 3, 4)) * (1 / math.sqrt(d)) */
     for (int i = 0; i < 16; i++)
-        for (int j = 0; j < 64; j++)
-            for (int k = 0; k < 128; k++) {
-                permute_3[i * 8192 + j + k * 64] = matmul_8[i * 8192 + j * 128 + k];
-            }
-    for (int i = 0; i < 64; i++)
-        r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, 64, 32,
-               REAL_C(0.17677669529663687), q_2 + i * 2048, 32, permute_3 + i * 2048, 64, REAL_C(0.0),
-               scores_2 + i * 4096, 64);
+        for (int j = 0; j < 4; j++)
+            r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 64, 64, 32,
+                   REAL_C(0.17677669529663687), matmul_8 + i * 8192 + j * 32, 128, matmul_9 + i * 8192 + j * 32, 128, REAL_C(0.0),
+                   scores_2 + i * 16384 + j * 4096, 64);
 
     /* models/lib/attention.lua:22: local y = matmul(softmax(causal_mask(scores)), v)      -- [N, heads, T */
     RT_PARALLEL_FOR
@@ -512,27 +451,22 @@ static void compute_outputs(void)
         for (int j = on; j < 64; j++)
             srow[j] = REAL_C(0.0);
     }
-    for (int i = 0; i < 64; i++)
-        r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, 32, 64,
-               REAL_C(1.0), softmax_2 + i * 4096, 64, v_2 + i * 2048, 32, REAL_C(0.0),
-               y_3 + i * 2048, 32);
 
     /* models/lib/attention.lua:23: y = y:permute({1, 3, 2, 4}):reshape({N, T, width}) */
     for (int i = 0; i < 16; i++)
-        for (int j = 0; j < 64; j++)
-            for (int k = 0; k < 4; k++)
-                for (int l = 0; l < 32; l++) {
-                    permute_4[i * 8192 + j * 128 + k * 32 + l] = y_3[i * 8192 + j * 32 + k * 2048 + l];
-                }
+        for (int j = 0; j < 4; j++)
+            r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, 32, 64,
+                   REAL_C(1.0), softmax_2 + i * 16384 + j * 4096, 64, matmul_10 + i * 8192 + j * 32, 128, REAL_C(0.0),
+                   matmul_11 + i * 8192 + j * 32, 128);
 
     /* models/lib/dense.lua:9: return x:matmul(w) + b */
-    r_gemm_nn(1024, 128, 128, REAL_C(1.0), permute_4, 128, block2_attn_out_w, 128, REAL_C(0.0), matmul_10, 128);
+    r_gemm_nn(1024, 128, 128, REAL_C(1.0), matmul_11, 128, block2_attn_out_w, 128, REAL_C(0.0), matmul_12, 128);
 
     /* models/lib/transformer_block.lua:15: x = x + attend(layer_norm(x, g1, b1)) */
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            const real t112 = matmul_10[i * 128 + j] + block2_attn_out_b[j];
-            add_6[i * 128 + j] = h_3[i * 128 + j] + t112;
+            const real t104 = matmul_12[i * 128 + j] + block2_attn_out_b[j];
+            add_6[i * 128 + j] = h_3[i * 128 + j] + t104;
         }
 
     /* models/lib/transformer_block.lua:16: local h = gelu(dense(layer_norm(x, g2, b2), 4 * width, name .. "_fc")) */
@@ -558,8 +492,8 @@ static void compute_outputs(void)
         real part[16] = {REAL_C(0.0)};
         for (int o = 0; o < 128; o += 16)
             for (int j = o; j < o + 16; j++) {
-                const real t117 = sub_4[i * 128 + j] * sub_4[i * 128 + j];
-                part[j - o] += t117;
+                const real t109 = sub_4[i * 128 + j] * sub_4[i * 128 + j];
+                part[j - o] += t109;
             }
         real acc = part[0];
         for (int o = 1; o < 16; o++)
@@ -567,43 +501,43 @@ static void compute_outputs(void)
         sum_8[i] = acc;
     }
     for (int i = 0; i < 1024; i++) {
-        const real t119 = sum_8[i] * REAL_C(0.0078125);
-        const real t120 = t119 + REAL_C(1e-05);
-        rsqrt_4[i] = REAL_C(1.0) / r_sqrt(t120);
+        const real t111 = sum_8[i] * REAL_C(0.0078125);
+        const real t112 = t111 + REAL_C(1e-05);
+        rsqrt_4[i] = REAL_C(1.0) / r_sqrt(t112);
     }
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            const real t122 = sub_4[i * 128 + j] * rsqrt_4[i];
-            const real t123 = t122 * block2_ln2_g[j];
-            add_7[i * 128 + j] = t123 + block2_ln2_b[j];
+            const real t114 = sub_4[i * 128 + j] * rsqrt_4[i];
+            const real t115 = t114 * block2_ln2_g[j];
+            add_7[i * 128 + j] = t115 + block2_ln2_b[j];
         }
 
     /* models/lib/dense.lua:9: return x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1024, 512, 128,
-           REAL_C(1.0), add_7, 128, block2_fc_w, 512, REAL_C(0.0), matmul_11, 512);
+           REAL_C(1.0), add_7, 128, block2_fc_w, 512, REAL_C(0.0), matmul_13, 512);
     RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 512; j++) {
-            const real t128 = matmul_11[i * 512 + j] + block2_fc_b[j];
-            add_8[i * 512 + j] = t128;
-            const real t129 = t128 * t128 * t128;
-            const real t130 = REAL_C(0.044715) * t129;
-            const real t131 = t128 + t130;
-            const real t132 = REAL_C(0.7978845608028654) * t131;
-            const real t133 = r_tanh(t132);
-            tanh_3[i * 512 + j] = t133;
-            const real t134 = REAL_C(0.5) * t128;
-            const real t135 = REAL_C(1.0) + t133;
-            h_4[i * 512 + j] = t134 * t135;
+            const real t120 = matmul_13[i * 512 + j] + block2_fc_b[j];
+            add_8[i * 512 + j] = t120;
+            const real t121 = t120 * t120 * t120;
+            const real t122 = REAL_C(0.044715) * t121;
+            const real t123 = t120 + t122;
+            const real t124 = REAL_C(0.7978845608028654) * t123;
+            const real t125 = r_tanh(t124);
+            tanh_3[i * 512 + j] = t125;
+            const real t126 = REAL_C(0.5) * t120;
+            const real t127 = REAL_C(1.0) + t125;
+            h_4[i * 512 + j] = t126 * t127;
         }
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1024, 128, 512,
-           REAL_C(1.0), h_4, 512, block2_proj_w, 128, REAL_C(0.0), matmul_12, 128);
+           REAL_C(1.0), h_4, 512, block2_proj_w, 128, REAL_C(0.0), matmul_14, 128);
 
     /* models/lib/transformer_block.lua:17: return x + dense(h, width, name .. "_proj") */
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            const real t140 = matmul_12[i * 128 + j] + block2_proj_b[j];
-            h_5[i * 128 + j] = add_6[i * 128 + j] + t140;
+            const real t132 = matmul_14[i * 128 + j] + block2_proj_b[j];
+            h_5[i * 128 + j] = add_6[i * 128 + j] + t132;
         }
 
     /* models/gpt.lua:22: local logits = dense(layer_norm(h, g, b), V, "head")   -- [N, T, V] */
@@ -629,8 +563,8 @@ static void compute_outputs(void)
         real part[16] = {REAL_C(0.0)};
         for (int o = 0; o < 128; o += 16)
             for (int j = o; j < o + 16; j++) {
-                const real t147 = sub_5[i * 128 + j] * sub_5[i * 128 + j];
-                part[j - o] += t147;
+                const real t139 = sub_5[i * 128 + j] * sub_5[i * 128 + j];
+                part[j - o] += t139;
             }
         real acc = part[0];
         for (int o = 1; o < 16; o++)
@@ -638,22 +572,22 @@ static void compute_outputs(void)
         sum_10[i] = acc;
     }
     for (int i = 0; i < 1024; i++) {
-        const real t149 = sum_10[i] * REAL_C(0.0078125);
-        const real t150 = t149 + REAL_C(1e-05);
-        rsqrt_5[i] = REAL_C(1.0) / r_sqrt(t150);
+        const real t141 = sum_10[i] * REAL_C(0.0078125);
+        const real t142 = t141 + REAL_C(1e-05);
+        rsqrt_5[i] = REAL_C(1.0) / r_sqrt(t142);
     }
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            const real t152 = sub_5[i * 128 + j] * rsqrt_5[i];
-            const real t153 = t152 * ln_g[j];
-            add_9[i * 128 + j] = t153 + ln_b[j];
+            const real t144 = sub_5[i * 128 + j] * rsqrt_5[i];
+            const real t145 = t144 * ln_g[j];
+            add_9[i * 128 + j] = t145 + ln_b[j];
         }
 
     /* models/lib/dense.lua:9: return x:matmul(w) + b */
-    r_gemm_nn(1024, 128, 128, REAL_C(1.0), add_9, 128, head_w, 128, REAL_C(0.0), matmul_13, 128);
+    r_gemm_nn(1024, 128, 128, REAL_C(1.0), add_9, 128, head_w, 128, REAL_C(0.0), matmul_15, 128);
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            logits[i * 128 + j] = matmul_13[i * 128 + j] + head_b[j];
+            logits[i * 128 + j] = matmul_15[i * 128 + j] + head_b[j];
         }
 }
 
@@ -750,16 +684,16 @@ static void compute_grads(void)
     memset(d_ln_g, 0, 128 * sizeof *d_ln_g);
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            const real t175 = sub_5[i * 128 + j] * rsqrt_5[i];
-            const real t176 = d_add[i * 128 + j] * t175;
-            d_ln_g[j] += t176;
+            const real t167 = sub_5[i * 128 + j] * rsqrt_5[i];
+            const real t168 = d_add[i * 128 + j] * t167;
+            d_ln_g[j] += t168;
         }
     for (int i = 0; i < 1024; i++) {
         real part[16] = {REAL_C(0.0)};
         for (int o = 0; o < 128; o += 16)
             for (int j = o; j < o + 16; j++) {
-                const real t179 = d_mul[i * 128 + j] * sub_5[i * 128 + j];
-                part[j - o] += t179;
+                const real t171 = d_mul[i * 128 + j] * sub_5[i * 128 + j];
+                part[j - o] += t171;
             }
         real acc = part[0];
         for (int o = 1; o < 16; o++)
@@ -767,25 +701,25 @@ static void compute_grads(void)
         d_rsqrt[i] = acc;
     }
     for (int i = 0; i < 1024; i++) {
-        const real t182 = d_rsqrt[i] * REAL_C(-0.5);
-        const real t183 = rsqrt_5[i] * rsqrt_5[i] * rsqrt_5[i];
-        const real t184 = t182 * t183;
-        d_sum[i] = t184 * REAL_C(0.0078125);
+        const real t174 = d_rsqrt[i] * REAL_C(-0.5);
+        const real t175 = rsqrt_5[i] * rsqrt_5[i] * rsqrt_5[i];
+        const real t176 = t174 * t175;
+        d_sum[i] = t176 * REAL_C(0.0078125);
     }
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            const real t178 = d_mul[i * 128 + j] * rsqrt_5[i];
-            const real t186 = d_sum[i];
-            const real t188 = t186 * REAL_C(2.0);
-            const real t189 = t188 * sub_5[i * 128 + j];
-            d_sub[i * 128 + j] = t178 + t189;
+            const real t170 = d_mul[i * 128 + j] * rsqrt_5[i];
+            const real t178 = d_sum[i];
+            const real t180 = t178 * REAL_C(2.0);
+            const real t181 = t180 * sub_5[i * 128 + j];
+            d_sub[i * 128 + j] = t170 + t181;
         }
     for (int i = 0; i < 1024; i++) {
         real part[16] = {REAL_C(0.0)};
         for (int o = 0; o < 128; o += 16)
             for (int j = o; j < o + 16; j++) {
-                const real t191 = -d_sub[i * 128 + j];
-                part[j - o] += t191;
+                const real t183 = -d_sub[i * 128 + j];
+                part[j - o] += t183;
             }
         real acc = part[0];
         for (int o = 1; o < 16; o++)
@@ -797,8 +731,8 @@ static void compute_grads(void)
     }
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            const real t194 = d_sum_2[i];
-            d_h[i * 128 + j] = d_sub[i * 128 + j] + t194;
+            const real t186 = d_sum_2[i];
+            d_h[i * 128 + j] = d_sub[i * 128 + j] + t186;
         }
 
     /* backward of models/lib/dense.lua:9: return x:matmul(w) + b */
@@ -815,21 +749,21 @@ static void compute_grads(void)
     /* backward of models/lib/transformer_block.lua:16: local h = gelu(dense(layer_norm(x, g2, b2), 4 * width, name .. "_fc")) */
     RT_PARALLEL_FOR
     for (int i = 0; i < 524288; i++) {
-        const real t201 = REAL_C(1.0) + tanh_3[i];
-        const real t202 = d_h_2[i] * t201;
-        const real t203 = REAL_C(0.5) * add_8[i];
-        const real t204 = d_h_2[i] * t203;
-        const real t205 = t202 * REAL_C(0.5);
-        const real t206 = tanh_3[i] * tanh_3[i];
-        const real t207 = REAL_C(1.0) - t206;
-        const real t208 = t204 * t207;
-        const real t209 = t208 * REAL_C(0.7978845608028654);
-        const real t210 = t205 + t209;
-        const real t211 = t209 * REAL_C(0.044715);
-        const real t213 = t211 * REAL_C(3.0);
-        const real t214 = add_8[i] * add_8[i];
-        const real t215 = t213 * t214;
-        d_add_2[i] = t210 + t215;
+        const real t193 = REAL_C(1.0) + tanh_3[i];
+        const real t194 = d_h_2[i] * t193;
+        const real t195 = REAL_C(0.5) * add_8[i];
+        const real t196 = d_h_2[i] * t195;
+        const real t197 = t194 * REAL_C(0.5);
+        const real t198 = tanh_3[i] * tanh_3[i];
+        const real t199 = REAL_C(1.0) - t198;
+        const real t200 = t196 * t199;
+        const real t201 = t200 * REAL_C(0.7978845608028654);
+        const real t202 = t197 + t201;
+        const real t203 = t201 * REAL_C(0.044715);
+        const real t205 = t203 * REAL_C(3.0);
+        const real t206 = add_8[i] * add_8[i];
+        const real t207 = t205 * t206;
+        d_add_2[i] = t202 + t207;
     }
 
     /* backward of models/lib/dense.lua:9: return x:matmul(w) + b */
@@ -855,16 +789,16 @@ static void compute_grads(void)
     memset(d_block2_ln2_g, 0, 128 * sizeof *d_block2_ln2_g);
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            const real t224 = sub_4[i * 128 + j] * rsqrt_4[i];
-            const real t225 = d_add_3[i * 128 + j] * t224;
-            d_block2_ln2_g[j] += t225;
+            const real t216 = sub_4[i * 128 + j] * rsqrt_4[i];
+            const real t217 = d_add_3[i * 128 + j] * t216;
+            d_block2_ln2_g[j] += t217;
         }
     for (int i = 0; i < 1024; i++) {
         real part[16] = {REAL_C(0.0)};
         for (int o = 0; o < 128; o += 16)
             for (int j = o; j < o + 16; j++) {
-                const real t228 = d_mul_3[i * 128 + j] * sub_4[i * 128 + j];
-                part[j - o] += t228;
+                const real t220 = d_mul_3[i * 128 + j] * sub_4[i * 128 + j];
+                part[j - o] += t220;
             }
         real acc = part[0];
         for (int o = 1; o < 16; o++)
@@ -872,25 +806,25 @@ static void compute_grads(void)
         d_rsqrt_2[i] = acc;
     }
     for (int i = 0; i < 1024; i++) {
-        const real t230 = d_rsqrt_2[i] * REAL_C(-0.5);
-        const real t231 = rsqrt_4[i] * rsqrt_4[i] * rsqrt_4[i];
-        const real t232 = t230 * t231;
-        d_sum_3[i] = t232 * REAL_C(0.0078125);
+        const real t222 = d_rsqrt_2[i] * REAL_C(-0.5);
+        const real t223 = rsqrt_4[i] * rsqrt_4[i] * rsqrt_4[i];
+        const real t224 = t222 * t223;
+        d_sum_3[i] = t224 * REAL_C(0.0078125);
     }
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            const real t227 = d_mul_3[i * 128 + j] * rsqrt_4[i];
-            const real t234 = d_sum_3[i];
-            const real t235 = t234 * REAL_C(2.0);
-            const real t236 = t235 * sub_4[i * 128 + j];
-            d_sub_2[i * 128 + j] = t227 + t236;
+            const real t219 = d_mul_3[i * 128 + j] * rsqrt_4[i];
+            const real t226 = d_sum_3[i];
+            const real t227 = t226 * REAL_C(2.0);
+            const real t228 = t227 * sub_4[i * 128 + j];
+            d_sub_2[i * 128 + j] = t219 + t228;
         }
     for (int i = 0; i < 1024; i++) {
         real part[16] = {REAL_C(0.0)};
         for (int o = 0; o < 128; o += 16)
             for (int j = o; j < o + 16; j++) {
-                const real t239 = -d_sub_2[i * 128 + j];
-                part[j - o] += t239;
+                const real t231 = -d_sub_2[i * 128 + j];
+                part[j - o] += t231;
             }
         real acc = part[0];
         for (int o = 1; o < 16; o++)
@@ -902,9 +836,9 @@ static void compute_grads(void)
     }
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            const real t238 = d_h[i * 128 + j] + d_sub_2[i * 128 + j];
-            const real t242 = d_sum_4[i];
-            d_add_4[i * 128 + j] = t238 + t242;
+            const real t230 = d_h[i * 128 + j] + d_sub_2[i * 128 + j];
+            const real t234 = d_sum_4[i];
+            d_add_4[i * 128 + j] = t230 + t234;
         }
 
     /* backward of models/lib/dense.lua:9: return x:matmul(w) + b */
@@ -914,25 +848,14 @@ static void compute_grads(void)
             d_block2_attn_out_b[j] += d_add_4[i * 128 + j];
         }
     r_gemm_nt(1024, 128, 128, REAL_C(1.0), d_add_4, 128, block2_attn_out_w, 128, REAL_C(0.0), d_y, 128);
-    r_gemm_tn(128, 128, 1024, REAL_C(1.0), permute_4, 128, d_add_4, 128, REAL_C(0.0), d_block2_attn_out_w, 128);
-
-    /* backward of models/lib/attention.lua:23: y = y:permute({1, 3, 2, 4}):reshape({N, T, width}) */
-    for (int i = 0; i < 16; i++)
-        for (int j = 0; j < 4; j++)
-            for (int k = 0; k < 64; k++)
-                for (int l = 0; l < 32; l++) {
-                    d_y_2[i * 8192 + j * 2048 + k * 32 + l] = d_y[i * 8192 + j * 32 + k * 128 + l];
-                }
+    r_gemm_tn(128, 128, 1024, REAL_C(1.0), matmul_11, 128, d_add_4, 128, REAL_C(0.0), d_block2_attn_out_w, 128);
 
     /* backward of models/lib/attention.lua:22: local y = matmul(softmax(causal_mask(scores)), v)      -- [N, heads, T */
-    for (int i = 0; i < 64; i++)
-        r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 64, 64, 32,
-               REAL_C(1.0), d_y_2 + i * 2048, 32, v_2 + i * 2048, 32, REAL_C(0.0),
-               d_softmax + i * 4096, 64);
-    for (int i = 0; i < 64; i++)
-        r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 64, 32, 64,
-               REAL_C(1.0), softmax_2 + i * 4096, 64, d_y_2 + i * 2048, 32, REAL_C(0.0),
-               d_v + i * 2048, 32);
+    for (int i = 0; i < 16; i++)
+        for (int j = 0; j < 4; j++)
+            r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 64, 64, 32,
+                   REAL_C(1.0), d_y + i * 8192 + j * 32, 128, matmul_10 + i * 8192 + j * 32, 128, REAL_C(0.0),
+                   d_softmax + i * 16384 + j * 4096, 64);
     RT_PARALLEL_FOR
     for (int i = 0; i < 4096; i++) {
         const real *srow = softmax_2 + (long)i * 64;
@@ -945,23 +868,12 @@ static void compute_grads(void)
             drow[j] = REAL_C(0.0);
     }
 
-    /* backward of models/lib/attention.lua:21: local scores = matmul(q, transpose(k, 3, 4)) * (1 / math.sqrt(d)) */
-    for (int i = 0; i < 64; i++)
-        r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 64, 32, 64,
-               REAL_C(0.17677669529663687), d_softmax_grad + i * 4096, 64, permute_3 + i * 2048, 64, REAL_C(0.0),
-               d_q + i * 2048, 32);
-    for (int i = 0; i < 64; i++)
-        r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 32, 64, 64,
-               REAL_C(0.17677669529663687), q_2 + i * 2048, 32, d_softmax_grad + i * 4096, 64, REAL_C(0.0),
-               d_permute + i * 2048, 64);
-
     /* backward of models/lib/attention.lua:11: return t:reshape({N, T, heads, d}):permute({1, 3, 2, 4}) */
     for (int i = 0; i < 16; i++)
-        for (int j = 0; j < 64; j++)
-            for (int k = 0; k < 4; k++)
-                for (int l = 0; l < 32; l++) {
-                    d_reshape_2[i * 8192 + j * 128 + k * 32 + l] = d_v[i * 8192 + j * 32 + k * 2048 + l];
-                }
+        for (int j = 0; j < 4; j++)
+            r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 64, 32, 64,
+                   REAL_C(1.0), softmax_2 + i * 16384 + j * 4096, 64, d_y + i * 8192 + j * 32, 128, REAL_C(0.0),
+                   d_reshape_2 + i * 8192 + j * 32, 128);
 
     /* backward of models/lib/attention.lua:20: local v = split(x:matmul(v_w), N, T) */
     r_gemm_nt(1024, 128, 128, REAL_C(1.0), d_reshape_2, 128, block2_attn_v, 128, REAL_C(0.0), d_matmul, 128);
@@ -969,10 +881,10 @@ static void compute_grads(void)
 
     /* backward of models/lib/attention.lua:11: return t:reshape({N, T, heads, d}):permute({1, 3, 2, 4}) */
     for (int i = 0; i < 16; i++)
-        for (int j = 0; j < 128; j++)
-            for (int k = 0; k < 64; k++) {
-                d_reshape_3[i * 8192 + j + k * 128] = d_permute[i * 8192 + j * 64 + k];
-            }
+        for (int j = 0; j < 4; j++)
+            r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 64, 32, 64,
+                   REAL_C(0.17677669529663687), d_softmax_grad + i * 16384 + j * 4096, 64, matmul_8 + i * 8192 + j * 32, 128, REAL_C(0.0),
+                   d_reshape_3 + i * 8192 + j * 32, 128);
 
     /* backward of models/lib/attention.lua:19: local k = split(x:matmul(k_w), N, T) */
     r_gemm_nt(1024, 128, 128, REAL_C(1.0), d_reshape_3, 128, block2_attn_k, 128, REAL_C(1.0), d_matmul_add, 128);
@@ -980,11 +892,10 @@ static void compute_grads(void)
 
     /* backward of models/lib/attention.lua:11: return t:reshape({N, T, heads, d}):permute({1, 3, 2, 4}) */
     for (int i = 0; i < 16; i++)
-        for (int j = 0; j < 64; j++)
-            for (int k = 0; k < 4; k++)
-                for (int l = 0; l < 32; l++) {
-                    d_reshape_4[i * 8192 + j * 128 + k * 32 + l] = d_q[i * 8192 + j * 32 + k * 2048 + l];
-                }
+        for (int j = 0; j < 4; j++)
+            r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, 32, 64,
+                   REAL_C(0.17677669529663687), d_softmax_grad + i * 16384 + j * 4096, 64, matmul_9 + i * 8192 + j * 32, 128, REAL_C(0.0),
+                   d_reshape_4 + i * 8192 + j * 32, 128);
 
     /* backward of models/lib/attention.lua:18: local q = split(x:matmul(q_w), N, T) */
     r_gemm_nt(1024, 128, 128, REAL_C(1.0), d_reshape_4, 128, block2_attn_q, 128, REAL_C(1.0), d_add_5, 128);
@@ -1003,16 +914,16 @@ static void compute_grads(void)
     memset(d_block2_ln1_g, 0, 128 * sizeof *d_block2_ln1_g);
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            const real t274 = sub_3[i * 128 + j] * rsqrt_3[i];
-            const real t275 = d_add_5[i * 128 + j] * t274;
-            d_block2_ln1_g[j] += t275;
+            const real t262 = sub_3[i * 128 + j] * rsqrt_3[i];
+            const real t263 = d_add_5[i * 128 + j] * t262;
+            d_block2_ln1_g[j] += t263;
         }
     for (int i = 0; i < 1024; i++) {
         real part[16] = {REAL_C(0.0)};
         for (int o = 0; o < 128; o += 16)
             for (int j = o; j < o + 16; j++) {
-                const real t278 = d_mul_5[i * 128 + j] * sub_3[i * 128 + j];
-                part[j - o] += t278;
+                const real t266 = d_mul_5[i * 128 + j] * sub_3[i * 128 + j];
+                part[j - o] += t266;
             }
         real acc = part[0];
         for (int o = 1; o < 16; o++)
@@ -1020,25 +931,25 @@ static void compute_grads(void)
         d_rsqrt_3[i] = acc;
     }
     for (int i = 0; i < 1024; i++) {
-        const real t280 = d_rsqrt_3[i] * REAL_C(-0.5);
-        const real t281 = rsqrt_3[i] * rsqrt_3[i] * rsqrt_3[i];
-        const real t282 = t280 * t281;
-        d_sum_5[i] = t282 * REAL_C(0.0078125);
+        const real t268 = d_rsqrt_3[i] * REAL_C(-0.5);
+        const real t269 = rsqrt_3[i] * rsqrt_3[i] * rsqrt_3[i];
+        const real t270 = t268 * t269;
+        d_sum_5[i] = t270 * REAL_C(0.0078125);
     }
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            const real t277 = d_mul_5[i * 128 + j] * rsqrt_3[i];
-            const real t284 = d_sum_5[i];
-            const real t285 = t284 * REAL_C(2.0);
-            const real t286 = t285 * sub_3[i * 128 + j];
-            d_sub_3[i * 128 + j] = t277 + t286;
+            const real t265 = d_mul_5[i * 128 + j] * rsqrt_3[i];
+            const real t272 = d_sum_5[i];
+            const real t273 = t272 * REAL_C(2.0);
+            const real t274 = t273 * sub_3[i * 128 + j];
+            d_sub_3[i * 128 + j] = t265 + t274;
         }
     for (int i = 0; i < 1024; i++) {
         real part[16] = {REAL_C(0.0)};
         for (int o = 0; o < 128; o += 16)
             for (int j = o; j < o + 16; j++) {
-                const real t289 = -d_sub_3[i * 128 + j];
-                part[j - o] += t289;
+                const real t277 = -d_sub_3[i * 128 + j];
+                part[j - o] += t277;
             }
         real acc = part[0];
         for (int o = 1; o < 16; o++)
@@ -1050,9 +961,9 @@ static void compute_grads(void)
     }
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            const real t288 = d_add_4[i * 128 + j] + d_sub_3[i * 128 + j];
-            const real t292 = d_sum_6[i];
-            d_h_3[i * 128 + j] = t288 + t292;
+            const real t276 = d_add_4[i * 128 + j] + d_sub_3[i * 128 + j];
+            const real t280 = d_sum_6[i];
+            d_h_3[i * 128 + j] = t276 + t280;
         }
 
     /* backward of models/lib/dense.lua:9: return x:matmul(w) + b */
@@ -1069,21 +980,21 @@ static void compute_grads(void)
     /* backward of models/lib/transformer_block.lua:16: local h = gelu(dense(layer_norm(x, g2, b2), 4 * width, name .. "_fc")) */
     RT_PARALLEL_FOR
     for (int i = 0; i < 524288; i++) {
-        const real t299 = REAL_C(1.0) + tanh_2[i];
-        const real t300 = d_h_4[i] * t299;
-        const real t301 = REAL_C(0.5) * add_4[i];
-        const real t302 = d_h_4[i] * t301;
-        const real t303 = t300 * REAL_C(0.5);
-        const real t304 = tanh_2[i] * tanh_2[i];
-        const real t305 = REAL_C(1.0) - t304;
-        const real t306 = t302 * t305;
-        const real t307 = t306 * REAL_C(0.7978845608028654);
-        const real t308 = t303 + t307;
-        const real t309 = t307 * REAL_C(0.044715);
-        const real t310 = t309 * REAL_C(3.0);
-        const real t311 = add_4[i] * add_4[i];
-        const real t312 = t310 * t311;
-        d_add_6[i] = t308 + t312;
+        const real t287 = REAL_C(1.0) + tanh_2[i];
+        const real t288 = d_h_4[i] * t287;
+        const real t289 = REAL_C(0.5) * add_4[i];
+        const real t290 = d_h_4[i] * t289;
+        const real t291 = t288 * REAL_C(0.5);
+        const real t292 = tanh_2[i] * tanh_2[i];
+        const real t293 = REAL_C(1.0) - t292;
+        const real t294 = t290 * t293;
+        const real t295 = t294 * REAL_C(0.7978845608028654);
+        const real t296 = t291 + t295;
+        const real t297 = t295 * REAL_C(0.044715);
+        const real t298 = t297 * REAL_C(3.0);
+        const real t299 = add_4[i] * add_4[i];
+        const real t300 = t298 * t299;
+        d_add_6[i] = t296 + t300;
     }
 
     /* backward of models/lib/dense.lua:9: return x:matmul(w) + b */
@@ -1109,16 +1020,16 @@ static void compute_grads(void)
     memset(d_block1_ln2_g, 0, 128 * sizeof *d_block1_ln2_g);
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            const real t321 = sub_2[i * 128 + j] * rsqrt_2[i];
-            const real t322 = d_add_7[i * 128 + j] * t321;
-            d_block1_ln2_g[j] += t322;
+            const real t309 = sub_2[i * 128 + j] * rsqrt_2[i];
+            const real t310 = d_add_7[i * 128 + j] * t309;
+            d_block1_ln2_g[j] += t310;
         }
     for (int i = 0; i < 1024; i++) {
         real part[16] = {REAL_C(0.0)};
         for (int o = 0; o < 128; o += 16)
             for (int j = o; j < o + 16; j++) {
-                const real t325 = d_mul_7[i * 128 + j] * sub_2[i * 128 + j];
-                part[j - o] += t325;
+                const real t313 = d_mul_7[i * 128 + j] * sub_2[i * 128 + j];
+                part[j - o] += t313;
             }
         real acc = part[0];
         for (int o = 1; o < 16; o++)
@@ -1126,25 +1037,25 @@ static void compute_grads(void)
         d_rsqrt_4[i] = acc;
     }
     for (int i = 0; i < 1024; i++) {
-        const real t327 = d_rsqrt_4[i] * REAL_C(-0.5);
-        const real t328 = rsqrt_2[i] * rsqrt_2[i] * rsqrt_2[i];
-        const real t329 = t327 * t328;
-        d_sum_7[i] = t329 * REAL_C(0.0078125);
+        const real t315 = d_rsqrt_4[i] * REAL_C(-0.5);
+        const real t316 = rsqrt_2[i] * rsqrt_2[i] * rsqrt_2[i];
+        const real t317 = t315 * t316;
+        d_sum_7[i] = t317 * REAL_C(0.0078125);
     }
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            const real t324 = d_mul_7[i * 128 + j] * rsqrt_2[i];
-            const real t331 = d_sum_7[i];
-            const real t332 = t331 * REAL_C(2.0);
-            const real t333 = t332 * sub_2[i * 128 + j];
-            d_sub_4[i * 128 + j] = t324 + t333;
+            const real t312 = d_mul_7[i * 128 + j] * rsqrt_2[i];
+            const real t319 = d_sum_7[i];
+            const real t320 = t319 * REAL_C(2.0);
+            const real t321 = t320 * sub_2[i * 128 + j];
+            d_sub_4[i * 128 + j] = t312 + t321;
         }
     for (int i = 0; i < 1024; i++) {
         real part[16] = {REAL_C(0.0)};
         for (int o = 0; o < 128; o += 16)
             for (int j = o; j < o + 16; j++) {
-                const real t336 = -d_sub_4[i * 128 + j];
-                part[j - o] += t336;
+                const real t324 = -d_sub_4[i * 128 + j];
+                part[j - o] += t324;
             }
         real acc = part[0];
         for (int o = 1; o < 16; o++)
@@ -1156,9 +1067,9 @@ static void compute_grads(void)
     }
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            const real t335 = d_h_3[i * 128 + j] + d_sub_4[i * 128 + j];
-            const real t339 = d_sum_8[i];
-            d_add_8[i * 128 + j] = t335 + t339;
+            const real t323 = d_h_3[i * 128 + j] + d_sub_4[i * 128 + j];
+            const real t327 = d_sum_8[i];
+            d_add_8[i * 128 + j] = t323 + t327;
         }
 
     /* backward of models/lib/dense.lua:9: return x:matmul(w) + b */
@@ -1167,26 +1078,15 @@ static void compute_grads(void)
         for (int j = 0; j < 128; j++) {
             d_block1_attn_out_b[j] += d_add_8[i * 128 + j];
         }
-    r_gemm_nt(1024, 128, 128, REAL_C(1.0), d_add_8, 128, block1_attn_out_w, 128, REAL_C(0.0), d_y_3, 128);
-    r_gemm_tn(128, 128, 1024, REAL_C(1.0), permute_2, 128, d_add_8, 128, REAL_C(0.0), d_block1_attn_out_w, 128);
-
-    /* backward of models/lib/attention.lua:23: y = y:permute({1, 3, 2, 4}):reshape({N, T, width}) */
-    for (int i = 0; i < 16; i++)
-        for (int j = 0; j < 4; j++)
-            for (int k = 0; k < 64; k++)
-                for (int l = 0; l < 32; l++) {
-                    d_y_4[i * 8192 + j * 2048 + k * 32 + l] = d_y_3[i * 8192 + j * 32 + k * 128 + l];
-                }
+    r_gemm_nt(1024, 128, 128, REAL_C(1.0), d_add_8, 128, block1_attn_out_w, 128, REAL_C(0.0), d_y_2, 128);
+    r_gemm_tn(128, 128, 1024, REAL_C(1.0), matmul_4, 128, d_add_8, 128, REAL_C(0.0), d_block1_attn_out_w, 128);
 
     /* backward of models/lib/attention.lua:22: local y = matmul(softmax(causal_mask(scores)), v)      -- [N, heads, T */
-    for (int i = 0; i < 64; i++)
-        r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 64, 64, 32,
-               REAL_C(1.0), d_y_4 + i * 2048, 32, v + i * 2048, 32, REAL_C(0.0),
-               d_softmax_2 + i * 4096, 64);
-    for (int i = 0; i < 64; i++)
-        r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 64, 32, 64,
-               REAL_C(1.0), softmax + i * 4096, 64, d_y_4 + i * 2048, 32, REAL_C(0.0),
-               d_v_2 + i * 2048, 32);
+    for (int i = 0; i < 16; i++)
+        for (int j = 0; j < 4; j++)
+            r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 64, 64, 32,
+                   REAL_C(1.0), d_y_2 + i * 8192 + j * 32, 128, matmul_3 + i * 8192 + j * 32, 128, REAL_C(0.0),
+                   d_softmax_2 + i * 16384 + j * 4096, 64);
     RT_PARALLEL_FOR
     for (int i = 0; i < 4096; i++) {
         const real *srow = softmax + (long)i * 64;
@@ -1199,23 +1099,12 @@ static void compute_grads(void)
             drow[j] = REAL_C(0.0);
     }
 
-    /* backward of models/lib/attention.lua:21: local scores = matmul(q, transpose(k, 3, 4)) * (1 / math.sqrt(d)) */
-    for (int i = 0; i < 64; i++)
-        r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 64, 32, 64,
-               REAL_C(0.17677669529663687), d_softmax_grad_2 + i * 4096, 64, permute + i * 2048, 64, REAL_C(0.0),
-               d_q_2 + i * 2048, 32);
-    for (int i = 0; i < 64; i++)
-        r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 32, 64, 64,
-               REAL_C(0.17677669529663687), q + i * 2048, 32, d_softmax_grad_2 + i * 4096, 64, REAL_C(0.0),
-               d_permute_2 + i * 2048, 64);
-
     /* backward of models/lib/attention.lua:11: return t:reshape({N, T, heads, d}):permute({1, 3, 2, 4}) */
     for (int i = 0; i < 16; i++)
-        for (int j = 0; j < 64; j++)
-            for (int k = 0; k < 4; k++)
-                for (int l = 0; l < 32; l++) {
-                    d_reshape_5[i * 8192 + j * 128 + k * 32 + l] = d_v_2[i * 8192 + j * 32 + k * 2048 + l];
-                }
+        for (int j = 0; j < 4; j++)
+            r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 64, 32, 64,
+                   REAL_C(1.0), softmax + i * 16384 + j * 4096, 64, d_y_2 + i * 8192 + j * 32, 128, REAL_C(0.0),
+                   d_reshape_5 + i * 8192 + j * 32, 128);
 
     /* backward of models/lib/attention.lua:20: local v = split(x:matmul(v_w), N, T) */
     r_gemm_nt(1024, 128, 128, REAL_C(1.0), d_reshape_5, 128, block1_attn_v, 128, REAL_C(0.0), d_matmul_2, 128);
@@ -1223,10 +1112,10 @@ static void compute_grads(void)
 
     /* backward of models/lib/attention.lua:11: return t:reshape({N, T, heads, d}):permute({1, 3, 2, 4}) */
     for (int i = 0; i < 16; i++)
-        for (int j = 0; j < 128; j++)
-            for (int k = 0; k < 64; k++) {
-                d_reshape_6[i * 8192 + j + k * 128] = d_permute_2[i * 8192 + j * 64 + k];
-            }
+        for (int j = 0; j < 4; j++)
+            r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 64, 32, 64,
+                   REAL_C(0.17677669529663687), d_softmax_grad_2 + i * 16384 + j * 4096, 64, matmul + i * 8192 + j * 32, 128, REAL_C(0.0),
+                   d_reshape_6 + i * 8192 + j * 32, 128);
 
     /* backward of models/lib/attention.lua:19: local k = split(x:matmul(k_w), N, T) */
     r_gemm_nt(1024, 128, 128, REAL_C(1.0), d_reshape_6, 128, block1_attn_k, 128, REAL_C(1.0), d_matmul_add_2, 128);
@@ -1234,11 +1123,10 @@ static void compute_grads(void)
 
     /* backward of models/lib/attention.lua:11: return t:reshape({N, T, heads, d}):permute({1, 3, 2, 4}) */
     for (int i = 0; i < 16; i++)
-        for (int j = 0; j < 64; j++)
-            for (int k = 0; k < 4; k++)
-                for (int l = 0; l < 32; l++) {
-                    d_reshape_7[i * 8192 + j * 128 + k * 32 + l] = d_q_2[i * 8192 + j * 32 + k * 2048 + l];
-                }
+        for (int j = 0; j < 4; j++)
+            r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, 32, 64,
+                   REAL_C(0.17677669529663687), d_softmax_grad_2 + i * 16384 + j * 4096, 64, matmul_2 + i * 8192 + j * 32, 128, REAL_C(0.0),
+                   d_reshape_7 + i * 8192 + j * 32, 128);
 
     /* backward of models/lib/attention.lua:18: local q = split(x:matmul(q_w), N, T) */
     r_gemm_nt(1024, 128, 128, REAL_C(1.0), d_reshape_7, 128, block1_attn_q, 128, REAL_C(1.0), d_add_9, 128);
@@ -1257,16 +1145,16 @@ static void compute_grads(void)
     memset(d_block1_ln1_g, 0, 128 * sizeof *d_block1_ln1_g);
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            const real t371 = sub[i * 128 + j] * rsqrt[i];
-            const real t372 = d_add_9[i * 128 + j] * t371;
-            d_block1_ln1_g[j] += t372;
+            const real t355 = sub[i * 128 + j] * rsqrt[i];
+            const real t356 = d_add_9[i * 128 + j] * t355;
+            d_block1_ln1_g[j] += t356;
         }
     for (int i = 0; i < 1024; i++) {
         real part[16] = {REAL_C(0.0)};
         for (int o = 0; o < 128; o += 16)
             for (int j = o; j < o + 16; j++) {
-                const real t375 = d_mul_9[i * 128 + j] * sub[i * 128 + j];
-                part[j - o] += t375;
+                const real t359 = d_mul_9[i * 128 + j] * sub[i * 128 + j];
+                part[j - o] += t359;
             }
         real acc = part[0];
         for (int o = 1; o < 16; o++)
@@ -1274,25 +1162,25 @@ static void compute_grads(void)
         d_rsqrt_5[i] = acc;
     }
     for (int i = 0; i < 1024; i++) {
-        const real t377 = d_rsqrt_5[i] * REAL_C(-0.5);
-        const real t378 = rsqrt[i] * rsqrt[i] * rsqrt[i];
-        const real t379 = t377 * t378;
-        d_sum_9[i] = t379 * REAL_C(0.0078125);
+        const real t361 = d_rsqrt_5[i] * REAL_C(-0.5);
+        const real t362 = rsqrt[i] * rsqrt[i] * rsqrt[i];
+        const real t363 = t361 * t362;
+        d_sum_9[i] = t363 * REAL_C(0.0078125);
     }
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            const real t374 = d_mul_9[i * 128 + j] * rsqrt[i];
-            const real t381 = d_sum_9[i];
-            const real t382 = t381 * REAL_C(2.0);
-            const real t383 = t382 * sub[i * 128 + j];
-            d_sub_5[i * 128 + j] = t374 + t383;
+            const real t358 = d_mul_9[i * 128 + j] * rsqrt[i];
+            const real t365 = d_sum_9[i];
+            const real t366 = t365 * REAL_C(2.0);
+            const real t367 = t366 * sub[i * 128 + j];
+            d_sub_5[i * 128 + j] = t358 + t367;
         }
     for (int i = 0; i < 1024; i++) {
         real part[16] = {REAL_C(0.0)};
         for (int o = 0; o < 128; o += 16)
             for (int j = o; j < o + 16; j++) {
-                const real t386 = -d_sub_5[i * 128 + j];
-                part[j - o] += t386;
+                const real t370 = -d_sub_5[i * 128 + j];
+                part[j - o] += t370;
             }
         real acc = part[0];
         for (int o = 1; o < 16; o++)
@@ -1304,9 +1192,9 @@ static void compute_grads(void)
     }
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            const real t385 = d_add_8[i * 128 + j] + d_sub_5[i * 128 + j];
-            const real t389 = d_sum_10[i];
-            d_h_5[i * 128 + j] = t385 + t389;
+            const real t369 = d_add_8[i * 128 + j] + d_sub_5[i * 128 + j];
+            const real t373 = d_sum_10[i];
+            d_h_5[i * 128 + j] = t369 + t373;
         }
 
     /* backward of models/gpt.lua:16: local h = embedding(tokens, x) + positions      -- [N, T, W] */
@@ -1486,7 +1374,7 @@ const rt_model REAL_SUFFIX(gpt_model) = {
     .real = RT_REAL,
     .arena = arena,
     .iarena = iarena,
-    .arena_size = 8433168,
+    .arena_size = 8957456,
     .iarena_size = 2048,
     .n_inputs = 2,
     .n_params = 32,

@@ -13,7 +13,7 @@
 #include "rt_real.h"
 #include "gpt.h"
 
-static _Alignas(64) real arena[2403200];
+static _Alignas(64) real arena[2534272];
 static int32_t iarena[1024];
 
 static int32_t *const x = iarena + 0; /* input [16,64] */
@@ -58,44 +58,36 @@ static real *const sum_2 = arena + 568192; /* [16,64,1] */
 static real *const rsqrt = arena + 569216; /* [16,64,1] */
 static real *const add = arena + 961408; /* [16,64,128] */
 static real *const matmul = arena + 568192; /* [16,64,128] */
-static real *const q = arena + 830336; /* [16,4,64,32] */
-static real *const matmul_2 = arena + 568192; /* [16,64,128] */
+static real *const matmul_2 = arena + 830336; /* [16,64,128] */
 static real *const matmul_3 = arena + 1092480; /* [16,64,128] */
-static real *const v = arena + 961408; /* [16,4,64,32] */
-static real *const permute = arena + 1092480; /* [16,4,32,64] */
 static real *const scores = arena + 1223552; /* [16,4,64,64] */
-static real *const softmax = arena + 1485696; /* [16,4,64,64] */
-static real *const y = arena + 568192; /* [16,4,64,32] */
-static real *const permute_2 = arena + 830336; /* [16,64,4,32] */
-static real *const matmul_4 = arena + 568192; /* [16,64,128] */
-static real *const add_2 = arena + 830336; /* [16,64,128] */
-static real *const sum_3 = arena + 568192; /* [16,64,1] */
-static real *const mul_2 = arena + 569216; /* [16,64,1] */
-static real *const sub_2 = arena + 570240; /* [16,64,128] */
-static real *const sum_4 = arena + 568192; /* [16,64,1] */
-static real *const rsqrt_2 = arena + 569216; /* [16,64,1] */
-static real *const add_3 = arena + 961408; /* [16,64,128] */
-static real *const matmul_5 = arena + 1223552; /* [16,64,512] */
-static real *const h_2 = arena + 1747840; /* [16,64,512] */
-static real *const matmul_6 = arena + 568192; /* [16,64,128] */
-static real *const h_3 = arena + 961408; /* [16,64,128] */
-static real *const sum_5 = arena + 701312; /* [16,64,1] */
-static real *const mul_3 = arena + 702336; /* [16,64,1] */
-static real *const sub_3 = arena + 830336; /* [16,64,128] */
-static real *const sum_6 = arena + 701312; /* [16,64,1] */
-static real *const rsqrt_3 = arena + 702336; /* [16,64,1] */
-static real *const add_4 = arena + 1092480; /* [16,64,128] */
-static real *const matmul_7 = arena + 830336; /* [16,64,128] */
-static real *const q_2 = arena + 568192; /* [16,4,64,32] */
-static real *const matmul_8 = arena + 830336; /* [16,64,128] */
-static real *const matmul_9 = arena + 1223552; /* [16,64,128] */
-static real *const v_2 = arena + 1092480; /* [16,4,64,32] */
-static real *const permute_3 = arena + 1223552; /* [16,4,32,64] */
+static real *const softmax = arena + 830336; /* [16,4,64,64] */
+static real *const matmul_4 = arena + 568192; /* [16,64,4,32] */
+static real *const matmul_5 = arena + 1223552; /* [16,64,128] */
+static real *const add_2 = arena + 568192; /* [16,64,128] */
+static real *const sum_3 = arena + 699264; /* [16,64,1] */
+static real *const mul_2 = arena + 700288; /* [16,64,1] */
+static real *const sub_2 = arena + 1223552; /* [16,64,128] */
+static real *const sum_4 = arena + 699264; /* [16,64,1] */
+static real *const rsqrt_2 = arena + 700288; /* [16,64,1] */
+static real *const add_3 = arena + 1354624; /* [16,64,128] */
+static real *const matmul_6 = arena + 1485696; /* [16,64,512] */
+static real *const h_2 = arena + 2009984; /* [16,64,512] */
+static real *const matmul_7 = arena + 699264; /* [16,64,128] */
+static real *const h_3 = arena + 830336; /* [16,64,128] */
+static real *const sum_5 = arena + 568192; /* [16,64,1] */
+static real *const mul_3 = arena + 569216; /* [16,64,1] */
+static real *const sub_3 = arena + 570240; /* [16,64,128] */
+static real *const sum_6 = arena + 568192; /* [16,64,1] */
+static real *const rsqrt_3 = arena + 569216; /* [16,64,1] */
+static real *const add_4 = arena + 961408; /* [16,64,128] */
+static real *const matmul_8 = arena + 1092480; /* [16,64,128] */
+static real *const matmul_9 = arena + 568192; /* [16,64,128] */
+static real *const matmul_10 = arena + 1223552; /* [16,64,128] */
 static real *const scores_2 = arena + 1354624; /* [16,4,64,64] */
-static real *const softmax_2 = arena + 1616768; /* [16,4,64,64] */
-static real *const y_2 = arena + 830336; /* [16,4,64,32] */
-static real *const permute_4 = arena + 568192; /* [16,64,4,32] */
-static real *const matmul_10 = arena + 830336; /* [16,64,128] */
+static real *const softmax_2 = arena + 961408; /* [16,4,64,64] */
+static real *const matmul_11 = arena + 568192; /* [16,64,4,32] */
+static real *const matmul_12 = arena + 961408; /* [16,64,128] */
 static real *const add_5 = arena + 568192; /* [16,64,128] */
 static real *const sum_7 = arena + 699264; /* [16,64,1] */
 static real *const mul_4 = arena + 700288; /* [16,64,1] */
@@ -103,17 +95,17 @@ static real *const sub_4 = arena + 830336; /* [16,64,128] */
 static real *const sum_8 = arena + 699264; /* [16,64,1] */
 static real *const rsqrt_4 = arena + 700288; /* [16,64,1] */
 static real *const add_6 = arena + 961408; /* [16,64,128] */
-static real *const matmul_11 = arena + 1354624; /* [16,64,512] */
-static real *const h_4 = arena + 1878912; /* [16,64,512] */
-static real *const matmul_12 = arena + 830336; /* [16,64,128] */
-static real *const h_5 = arena + 961408; /* [16,64,128] */
+static real *const matmul_13 = arena + 1354624; /* [16,64,512] */
+static real *const h_4 = arena + 830336; /* [16,64,512] */
+static real *const matmul_14 = arena + 1354624; /* [16,64,128] */
+static real *const h_5 = arena + 1485696; /* [16,64,128] */
 static real *const sum_9 = arena + 701312; /* [16,64,1] */
 static real *const mul_5 = arena + 702336; /* [16,64,1] */
-static real *const sub_5 = arena + 830336; /* [16,64,128] */
-static real *const sum_10 = arena + 701312; /* [16,64,1] */
-static real *const rsqrt_5 = arena + 702336; /* [16,64,1] */
-static real *const add_7 = arena + 961408; /* [16,64,128] */
-static real *const matmul_13 = arena + 830336; /* [16,64,128] */
+static real *const sub_5 = arena + 568192; /* [16,64,128] */
+static real *const sum_10 = arena + 699264; /* [16,64,1] */
+static real *const rsqrt_5 = arena + 700288; /* [16,64,1] */
+static real *const add_7 = arena + 1878912; /* [16,64,128] */
+static real *const matmul_15 = arena + 568192; /* [16,64,128] */
 static real *const logits = arena + 437120; /* [16,64,128] */
 
 /* The forward pass of the outputs, in the mode forward() or
@@ -175,38 +167,18 @@ static void compute_outputs(void)
     /* models/lib/attention.lua:18: local q = split(x:matmul(q_w), N, T) */
     r_gemm_nn(1024, 128, 128, REAL_C(1.0), add, 128, block1_attn_q, 128, REAL_C(0.0), matmul, 128);
 
-    /* models/lib/attention.lua:11: return t:reshape({N, T, heads, d}):permute({1, 3, 2, 4}) */
-    for (int i = 0; i < 16; i++)
-        for (int j = 0; j < 4; j++)
-            for (int k = 0; k < 64; k++)
-                for (int l = 0; l < 32; l++) {
-                    q[i * 8192 + j * 2048 + k * 32 + l] = matmul[i * 8192 + j * 32 + k * 128 + l];
-                }
-
     /* models/lib/attention.lua:19: local k = split(x:matmul(k_w), N, T) */
     r_gemm_nn(1024, 128, 128, REAL_C(1.0), add, 128, block1_attn_k, 128, REAL_C(0.0), matmul_2, 128);
 
     /* models/lib/attention.lua:20: local v = split(x:matmul(v_w), N, T) */
     r_gemm_nn(1024, 128, 128, REAL_C(1.0), add, 128, block1_attn_v, 128, REAL_C(0.0), matmul_3, 128);
 
-    /* models/lib/attention.lua:11: return t:reshape({N, T, heads, d}):permute({1, 3, 2, 4}) */
-    for (int i = 0; i < 16; i++)
-        for (int j = 0; j < 4; j++)
-            for (int k = 0; k < 64; k++)
-                for (int l = 0; l < 32; l++) {
-                    v[i * 8192 + j * 2048 + k * 32 + l] = matmul_3[i * 8192 + j * 32 + k * 128 + l];
-                }
-
     /* models/lib/attention.lua:21: local scores = matmul(q, transpose(k, 3, 4)) * (1 / math.sqrt(d)) */
     for (int i = 0; i < 16; i++)
-        for (int j = 0; j < 64; j++)
-            for (int k = 0; k < 128; k++) {
-                permute[i * 8192 + j + k * 64] = matmul_2[i * 8192 + j * 128 + k];
-            }
-    for (int i = 0; i < 64; i++)
-        r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, 64, 32,
-               REAL_C(0.17677669529663687), q + i * 2048, 32, permute + i * 2048, 64, REAL_C(0.0),
-               scores + i * 4096, 64);
+        for (int j = 0; j < 4; j++)
+            r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 64, 64, 32,
+                   REAL_C(0.17677669529663687), matmul + i * 8192 + j * 32, 128, matmul_2 + i * 8192 + j * 32, 128, REAL_C(0.0),
+                   scores + i * 16384 + j * 4096, 64);
 
     /* models/lib/attention.lua:22: local y = matmul(softmax(causal_mask(scores)), v)      -- [N, heads, T */
     RT_PARALLEL_FOR
@@ -221,27 +193,22 @@ static void compute_outputs(void)
         for (int j = on; j < 64; j++)
             srow[j] = REAL_C(0.0);
     }
-    for (int i = 0; i < 64; i++)
-        r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, 32, 64,
-               REAL_C(1.0), softmax + i * 4096, 64, v + i * 2048, 32, REAL_C(0.0),
-               y + i * 2048, 32);
 
     /* models/lib/attention.lua:23: y = y:permute({1, 3, 2, 4}):reshape({N, T, width}) */
     for (int i = 0; i < 16; i++)
-        for (int j = 0; j < 64; j++)
-            for (int k = 0; k < 4; k++)
-                for (int l = 0; l < 32; l++) {
-                    permute_2[i * 8192 + j * 128 + k * 32 + l] = y[i * 8192 + j * 32 + k * 2048 + l];
-                }
+        for (int j = 0; j < 4; j++)
+            r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, 32, 64,
+                   REAL_C(1.0), softmax + i * 16384 + j * 4096, 64, matmul_3 + i * 8192 + j * 32, 128, REAL_C(0.0),
+                   matmul_4 + i * 8192 + j * 32, 128);
 
     /* models/lib/dense.lua:9: return x:matmul(w) + b */
-    r_gemm_nn(1024, 128, 128, REAL_C(1.0), permute_2, 128, block1_attn_out_w, 128, REAL_C(0.0), matmul_4, 128);
+    r_gemm_nn(1024, 128, 128, REAL_C(1.0), matmul_4, 128, block1_attn_out_w, 128, REAL_C(0.0), matmul_5, 128);
 
     /* models/lib/transformer_block.lua:15: x = x + attend(layer_norm(x, g1, b1)) */
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            const real t42 = matmul_4[i * 128 + j] + block1_attn_out_b[j];
-            add_2[i * 128 + j] = h[i * 128 + j] + t42;
+            const real t38 = matmul_5[i * 128 + j] + block1_attn_out_b[j];
+            add_2[i * 128 + j] = h[i * 128 + j] + t38;
         }
 
     /* models/lib/transformer_block.lua:16: local h = gelu(dense(layer_norm(x, g2, b2), 4 * width, name .. "_fc")) */
@@ -267,8 +234,8 @@ static void compute_outputs(void)
         real part[16] = {REAL_C(0.0)};
         for (int o = 0; o < 128; o += 16)
             for (int j = o; j < o + 16; j++) {
-                const real t47 = sub_2[i * 128 + j] * sub_2[i * 128 + j];
-                part[j - o] += t47;
+                const real t43 = sub_2[i * 128 + j] * sub_2[i * 128 + j];
+                part[j - o] += t43;
             }
         real acc = part[0];
         for (int o = 1; o < 16; o++)
@@ -276,41 +243,41 @@ static void compute_outputs(void)
         sum_4[i] = acc;
     }
     for (int i = 0; i < 1024; i++) {
-        const real t49 = sum_4[i] * REAL_C(0.0078125);
-        const real t50 = t49 + REAL_C(1e-05);
-        rsqrt_2[i] = REAL_C(1.0) / r_sqrt(t50);
+        const real t45 = sum_4[i] * REAL_C(0.0078125);
+        const real t46 = t45 + REAL_C(1e-05);
+        rsqrt_2[i] = REAL_C(1.0) / r_sqrt(t46);
     }
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            const real t52 = sub_2[i * 128 + j] * rsqrt_2[i];
-            const real t53 = t52 * block1_ln2_g[j];
-            add_3[i * 128 + j] = t53 + block1_ln2_b[j];
+            const real t48 = sub_2[i * 128 + j] * rsqrt_2[i];
+            const real t49 = t48 * block1_ln2_g[j];
+            add_3[i * 128 + j] = t49 + block1_ln2_b[j];
         }
 
     /* models/lib/dense.lua:9: return x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1024, 512, 128,
-           REAL_C(1.0), add_3, 128, block1_fc_w, 512, REAL_C(0.0), matmul_5, 512);
+           REAL_C(1.0), add_3, 128, block1_fc_w, 512, REAL_C(0.0), matmul_6, 512);
     RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 512; j++) {
-            const real t58 = matmul_5[i * 512 + j] + block1_fc_b[j];
-            const real t63 = t58 * t58 * t58;
-            const real t64 = REAL_C(0.044715) * t63;
-            const real t65 = t58 + t64;
-            const real t66 = REAL_C(0.7978845608028654) * t65;
-            const real t67 = r_tanh(t66);
-            const real t68 = REAL_C(0.5) * t58;
-            const real t69 = REAL_C(1.0) + t67;
-            h_2[i * 512 + j] = t68 * t69;
+            const real t54 = matmul_6[i * 512 + j] + block1_fc_b[j];
+            const real t59 = t54 * t54 * t54;
+            const real t60 = REAL_C(0.044715) * t59;
+            const real t61 = t54 + t60;
+            const real t62 = REAL_C(0.7978845608028654) * t61;
+            const real t63 = r_tanh(t62);
+            const real t64 = REAL_C(0.5) * t54;
+            const real t65 = REAL_C(1.0) + t63;
+            h_2[i * 512 + j] = t64 * t65;
         }
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1024, 128, 512,
-           REAL_C(1.0), h_2, 512, block1_proj_w, 128, REAL_C(0.0), matmul_6, 128);
+           REAL_C(1.0), h_2, 512, block1_proj_w, 128, REAL_C(0.0), matmul_7, 128);
 
     /* models/lib/transformer_block.lua:17: return x + dense(h, width, name .. "_proj") */
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            const real t74 = matmul_6[i * 128 + j] + block1_proj_b[j];
-            h_3[i * 128 + j] = add_2[i * 128 + j] + t74;
+            const real t70 = matmul_7[i * 128 + j] + block1_proj_b[j];
+            h_3[i * 128 + j] = add_2[i * 128 + j] + t70;
         }
 
     /* models/lib/transformer_block.lua:15: x = x + attend(layer_norm(x, g1, b1)) */
@@ -336,8 +303,8 @@ static void compute_outputs(void)
         real part[16] = {REAL_C(0.0)};
         for (int o = 0; o < 128; o += 16)
             for (int j = o; j < o + 16; j++) {
-                const real t86 = sub_3[i * 128 + j] * sub_3[i * 128 + j];
-                part[j - o] += t86;
+                const real t82 = sub_3[i * 128 + j] * sub_3[i * 128 + j];
+                part[j - o] += t82;
             }
         real acc = part[0];
         for (int o = 1; o < 16; o++)
@@ -345,52 +312,32 @@ static void compute_outputs(void)
         sum_6[i] = acc;
     }
     for (int i = 0; i < 1024; i++) {
-        const real t88 = sum_6[i] * REAL_C(0.0078125);
-        const real t89 = t88 + REAL_C(1e-05);
-        rsqrt_3[i] = REAL_C(1.0) / r_sqrt(t89);
+        const real t84 = sum_6[i] * REAL_C(0.0078125);
+        const real t85 = t84 + REAL_C(1e-05);
+        rsqrt_3[i] = REAL_C(1.0) / r_sqrt(t85);
     }
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            const real t91 = sub_3[i * 128 + j] * rsqrt_3[i];
-            const real t92 = t91 * block2_ln1_g[j];
-            add_4[i * 128 + j] = t92 + block2_ln1_b[j];
+            const real t87 = sub_3[i * 128 + j] * rsqrt_3[i];
+            const real t88 = t87 * block2_ln1_g[j];
+            add_4[i * 128 + j] = t88 + block2_ln1_b[j];
         }
 
     /* models/lib/attention.lua:18: local q = split(x:matmul(q_w), N, T) */
-    r_gemm_nn(1024, 128, 128, REAL_C(1.0), add_4, 128, block2_attn_q, 128, REAL_C(0.0), matmul_7, 128);
-
-    /* models/lib/attention.lua:11: return t:reshape({N, T, heads, d}):permute({1, 3, 2, 4}) */
-    for (int i = 0; i < 16; i++)
-        for (int j = 0; j < 4; j++)
-            for (int k = 0; k < 64; k++)
-                for (int l = 0; l < 32; l++) {
-                    q_2[i * 8192 + j * 2048 + k * 32 + l] = matmul_7[i * 8192 + j * 32 + k * 128 + l];
-                }
+    r_gemm_nn(1024, 128, 128, REAL_C(1.0), add_4, 128, block2_attn_q, 128, REAL_C(0.0), matmul_8, 128);
 
     /* models/lib/attention.lua:19: local k = split(x:matmul(k_w), N, T) */
-    r_gemm_nn(1024, 128, 128, REAL_C(1.0), add_4, 128, block2_attn_k, 128, REAL_C(0.0), matmul_8, 128);
+    r_gemm_nn(1024, 128, 128, REAL_C(1.0), add_4, 128, block2_attn_k, 128, REAL_C(0.0), matmul_9, 128);
 
     /* models/lib/attention.lua:20: local v = split(x:matmul(v_w), N, T) */
-    r_gemm_nn(1024, 128, 128, REAL_C(1.0), add_4, 128, block2_attn_v, 128, REAL_C(0.0), matmul_9, 128);
-
-    /* models/lib/attention.lua:11: return t:reshape({N, T, heads, d}):permute({1, 3, 2, 4}) */
-    for (int i = 0; i < 16; i++)
-        for (int j = 0; j < 4; j++)
-            for (int k = 0; k < 64; k++)
-                for (int l = 0; l < 32; l++) {
-                    v_2[i * 8192 + j * 2048 + k * 32 + l] = matmul_9[i * 8192 + j * 32 + k * 128 + l];
-                }
+    r_gemm_nn(1024, 128, 128, REAL_C(1.0), add_4, 128, block2_attn_v, 128, REAL_C(0.0), matmul_10, 128);
 
     /* models/lib/attention.lua:21: local scores = matmul(q, transpose(k, 3, 4)) * (1 / math.sqrt(d)) */
     for (int i = 0; i < 16; i++)
-        for (int j = 0; j < 64; j++)
-            for (int k = 0; k < 128; k++) {
-                permute_3[i * 8192 + j + k * 64] = matmul_8[i * 8192 + j * 128 + k];
-            }
-    for (int i = 0; i < 64; i++)
-        r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, 64, 32,
-               REAL_C(0.17677669529663687), q_2 + i * 2048, 32, permute_3 + i * 2048, 64, REAL_C(0.0),
-               scores_2 + i * 4096, 64);
+        for (int j = 0; j < 4; j++)
+            r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 64, 64, 32,
+                   REAL_C(0.17677669529663687), matmul_8 + i * 8192 + j * 32, 128, matmul_9 + i * 8192 + j * 32, 128, REAL_C(0.0),
+                   scores_2 + i * 16384 + j * 4096, 64);
 
     /* models/lib/attention.lua:22: local y = matmul(softmax(causal_mask(scores)), v)      -- [N, heads, T */
     RT_PARALLEL_FOR
@@ -405,27 +352,22 @@ static void compute_outputs(void)
         for (int j = on; j < 64; j++)
             srow[j] = REAL_C(0.0);
     }
-    for (int i = 0; i < 64; i++)
-        r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, 32, 64,
-               REAL_C(1.0), softmax_2 + i * 4096, 64, v_2 + i * 2048, 32, REAL_C(0.0),
-               y_2 + i * 2048, 32);
 
     /* models/lib/attention.lua:23: y = y:permute({1, 3, 2, 4}):reshape({N, T, width}) */
     for (int i = 0; i < 16; i++)
-        for (int j = 0; j < 64; j++)
-            for (int k = 0; k < 4; k++)
-                for (int l = 0; l < 32; l++) {
-                    permute_4[i * 8192 + j * 128 + k * 32 + l] = y_2[i * 8192 + j * 32 + k * 2048 + l];
-                }
+        for (int j = 0; j < 4; j++)
+            r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, 32, 64,
+                   REAL_C(1.0), softmax_2 + i * 16384 + j * 4096, 64, matmul_10 + i * 8192 + j * 32, 128, REAL_C(0.0),
+                   matmul_11 + i * 8192 + j * 32, 128);
 
     /* models/lib/dense.lua:9: return x:matmul(w) + b */
-    r_gemm_nn(1024, 128, 128, REAL_C(1.0), permute_4, 128, block2_attn_out_w, 128, REAL_C(0.0), matmul_10, 128);
+    r_gemm_nn(1024, 128, 128, REAL_C(1.0), matmul_11, 128, block2_attn_out_w, 128, REAL_C(0.0), matmul_12, 128);
 
     /* models/lib/transformer_block.lua:15: x = x + attend(layer_norm(x, g1, b1)) */
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            const real t111 = matmul_10[i * 128 + j] + block2_attn_out_b[j];
-            add_5[i * 128 + j] = h_3[i * 128 + j] + t111;
+            const real t103 = matmul_12[i * 128 + j] + block2_attn_out_b[j];
+            add_5[i * 128 + j] = h_3[i * 128 + j] + t103;
         }
 
     /* models/lib/transformer_block.lua:16: local h = gelu(dense(layer_norm(x, g2, b2), 4 * width, name .. "_fc")) */
@@ -451,8 +393,8 @@ static void compute_outputs(void)
         real part[16] = {REAL_C(0.0)};
         for (int o = 0; o < 128; o += 16)
             for (int j = o; j < o + 16; j++) {
-                const real t116 = sub_4[i * 128 + j] * sub_4[i * 128 + j];
-                part[j - o] += t116;
+                const real t108 = sub_4[i * 128 + j] * sub_4[i * 128 + j];
+                part[j - o] += t108;
             }
         real acc = part[0];
         for (int o = 1; o < 16; o++)
@@ -460,41 +402,41 @@ static void compute_outputs(void)
         sum_8[i] = acc;
     }
     for (int i = 0; i < 1024; i++) {
-        const real t118 = sum_8[i] * REAL_C(0.0078125);
-        const real t119 = t118 + REAL_C(1e-05);
-        rsqrt_4[i] = REAL_C(1.0) / r_sqrt(t119);
+        const real t110 = sum_8[i] * REAL_C(0.0078125);
+        const real t111 = t110 + REAL_C(1e-05);
+        rsqrt_4[i] = REAL_C(1.0) / r_sqrt(t111);
     }
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            const real t121 = sub_4[i * 128 + j] * rsqrt_4[i];
-            const real t122 = t121 * block2_ln2_g[j];
-            add_6[i * 128 + j] = t122 + block2_ln2_b[j];
+            const real t113 = sub_4[i * 128 + j] * rsqrt_4[i];
+            const real t114 = t113 * block2_ln2_g[j];
+            add_6[i * 128 + j] = t114 + block2_ln2_b[j];
         }
 
     /* models/lib/dense.lua:9: return x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1024, 512, 128,
-           REAL_C(1.0), add_6, 128, block2_fc_w, 512, REAL_C(0.0), matmul_11, 512);
+           REAL_C(1.0), add_6, 128, block2_fc_w, 512, REAL_C(0.0), matmul_13, 512);
     RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 512; j++) {
-            const real t127 = matmul_11[i * 512 + j] + block2_fc_b[j];
-            const real t128 = t127 * t127 * t127;
-            const real t129 = REAL_C(0.044715) * t128;
-            const real t130 = t127 + t129;
-            const real t131 = REAL_C(0.7978845608028654) * t130;
-            const real t132 = r_tanh(t131);
-            const real t133 = REAL_C(0.5) * t127;
-            const real t134 = REAL_C(1.0) + t132;
-            h_4[i * 512 + j] = t133 * t134;
+            const real t119 = matmul_13[i * 512 + j] + block2_fc_b[j];
+            const real t120 = t119 * t119 * t119;
+            const real t121 = REAL_C(0.044715) * t120;
+            const real t122 = t119 + t121;
+            const real t123 = REAL_C(0.7978845608028654) * t122;
+            const real t124 = r_tanh(t123);
+            const real t125 = REAL_C(0.5) * t119;
+            const real t126 = REAL_C(1.0) + t124;
+            h_4[i * 512 + j] = t125 * t126;
         }
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1024, 128, 512,
-           REAL_C(1.0), h_4, 512, block2_proj_w, 128, REAL_C(0.0), matmul_12, 128);
+           REAL_C(1.0), h_4, 512, block2_proj_w, 128, REAL_C(0.0), matmul_14, 128);
 
     /* models/lib/transformer_block.lua:17: return x + dense(h, width, name .. "_proj") */
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            const real t139 = matmul_12[i * 128 + j] + block2_proj_b[j];
-            h_5[i * 128 + j] = add_5[i * 128 + j] + t139;
+            const real t131 = matmul_14[i * 128 + j] + block2_proj_b[j];
+            h_5[i * 128 + j] = add_5[i * 128 + j] + t131;
         }
 
     /* models/gpt.lua:22: local logits = dense(layer_norm(h, g, b), V, "head")   -- [N, T, V] */
@@ -520,8 +462,8 @@ static void compute_outputs(void)
         real part[16] = {REAL_C(0.0)};
         for (int o = 0; o < 128; o += 16)
             for (int j = o; j < o + 16; j++) {
-                const real t146 = sub_5[i * 128 + j] * sub_5[i * 128 + j];
-                part[j - o] += t146;
+                const real t138 = sub_5[i * 128 + j] * sub_5[i * 128 + j];
+                part[j - o] += t138;
             }
         real acc = part[0];
         for (int o = 1; o < 16; o++)
@@ -529,22 +471,22 @@ static void compute_outputs(void)
         sum_10[i] = acc;
     }
     for (int i = 0; i < 1024; i++) {
-        const real t148 = sum_10[i] * REAL_C(0.0078125);
-        const real t149 = t148 + REAL_C(1e-05);
-        rsqrt_5[i] = REAL_C(1.0) / r_sqrt(t149);
+        const real t140 = sum_10[i] * REAL_C(0.0078125);
+        const real t141 = t140 + REAL_C(1e-05);
+        rsqrt_5[i] = REAL_C(1.0) / r_sqrt(t141);
     }
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            const real t151 = sub_5[i * 128 + j] * rsqrt_5[i];
-            const real t152 = t151 * ln_g[j];
-            add_7[i * 128 + j] = t152 + ln_b[j];
+            const real t143 = sub_5[i * 128 + j] * rsqrt_5[i];
+            const real t144 = t143 * ln_g[j];
+            add_7[i * 128 + j] = t144 + ln_b[j];
         }
 
     /* models/lib/dense.lua:9: return x:matmul(w) + b */
-    r_gemm_nn(1024, 128, 128, REAL_C(1.0), add_7, 128, head_w, 128, REAL_C(0.0), matmul_13, 128);
+    r_gemm_nn(1024, 128, 128, REAL_C(1.0), add_7, 128, head_w, 128, REAL_C(0.0), matmul_15, 128);
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            logits[i * 128 + j] = matmul_13[i * 128 + j] + head_b[j];
+            logits[i * 128 + j] = matmul_15[i * 128 + j] + head_b[j];
         }
 }
 
@@ -637,7 +579,7 @@ const rt_model REAL_SUFFIX(gpt_infer_model) = {
     .real = RT_REAL,
     .arena = arena,
     .iarena = iarena,
-    .arena_size = 2403200,
+    .arena_size = 2534272,
     .iarena_size = 1024,
     .n_inputs = 1,
     .n_params = 32,
