@@ -135,7 +135,8 @@ int tune_model(const char *model, const LoadOptions *o, const char *out, bool ve
             continue;
         seen[n] = p;
         args[n] = xmalloc(64);
-        snprintf(args[n++], 64, "%d,%d,%d,%s", p.m, p.n, p.k, p.ta ? "TN" : p.tb ? "NT" : "NN");
+        snprintf(args[n++], 64, "%d,%d,%d,%s,b%s%s", p.m, p.n, p.k, p.ta ? "TN" : p.tb ? "NT" : "NN",
+                 applies(&p, USE_COPY) ? "c" : "", applies(&p, USE_KERNEL) ? "k" : "");
     }
     char times[PATH_MAX], tmp[PATH_MAX];
     snprintf(times, sizeof times, "%s.times", out);

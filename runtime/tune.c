@@ -4,10 +4,11 @@
  * transposed operand copied first (the loop emit_c writes), then a plain
  * product; and gemm.c's kernel.
  *
- * Each argument is a product, M,N,K,FLAGS (FLAGS NN, NT or TN: which
- * operand is transposed); each gives one line, `M N K FLAGS blas copied
- * kernel`, in microseconds per product (`-` for a way that does not
- * apply), the median of rounds that alternate the ways.
+ * Each argument is a product, M,N,K,FLAGS,WAYS (FLAGS NN, NT or TN: which
+ * operand is transposed; WAYS the ways to time, of b, c and k: the BLAS
+ * call, copied, kernel, as compiler/tune.c finds they apply); each gives
+ * one line, `M N K FLAGS blas copied kernel`, in microseconds per product
+ * (`-` for a way not timed), the median of rounds that alternate the ways.
  */
 #include <stdbool.h>
 #include <stdio.h>
@@ -28,15 +29,9 @@ static int by_value(const void *a, const void *b)
 typedef struct {
     int m, n, k;
     bool ta, tb;
+    bool timed[WAYS];
     float *a, *b, *c, *copy;
 } Product;
-
-/* Whether a way applies: as compiler/tune.c's applies(). */
-static bool applies(const Product *p, int way)
-{
-    return way == BLAS || (way == COPIED && p->ta != p->tb) ||
-           (way == KERNEL && (p->tb ? !p->ta && p->k % 16 == 0 : p->n % 16 == 0));
-}
 
 /* to = from transposed, from [rows, cols]: the loop emit_c writes. */
 static void transpose(float *to, const float *from, int rows, int cols)
@@ -88,12 +83,14 @@ static float *aligned(size_t n) { return aligned_alloc(64, (n * sizeof(float) + 
 static int tune_one(const char *arg)
 {
     Product p = {0};
-    char flags[3] = "";
-    if (sscanf(arg, "%d,%d,%d,%2s", &p.m, &p.n, &p.k, flags) != 4 || p.m < 1 || p.n < 1 ||
-        p.k < 1 || (strcmp(flags, "NT") && strcmp(flags, "TN") && strcmp(flags, "NN"))) {
-        fprintf(stderr, "tune: %s: expected M,N,K,NN or M,N,K,NT or M,N,K,TN\n", arg);
+    char flags[3] = "", ways[4] = "";
+    if (sscanf(arg, "%d,%d,%d,%2[NT],%3[bck]", &p.m, &p.n, &p.k, flags, ways) != 5 ||
+        p.m < 1 || p.n < 1 || p.k < 1 || (strcmp(flags, "NT") && strcmp(flags, "TN") && strcmp(flags, "NN"))) {
+        fprintf(stderr, "tune: %s: expected M,N,K,NN|NT|TN,WAYS (WAYS of b, c, k)\n", arg);
         return 1;
     }
+    for (int w = 0; w < WAYS; w++)
+        p.timed[w] = strchr(ways, "bck"[w]);
     p.ta = flags[0] == 'T';
     p.tb = flags[1] == 'T';
     size_t sa = (size_t)p.m * p.k, sb = (size_t)p.k * p.n, sc = (size_t)p.m * p.n;
@@ -113,19 +110,19 @@ static int tune_one(const char *arg)
     for (size_t i = 0; i < sb; i++)
         p.b[i] = (float)rt_rng_uniform(&rng);
     for (int w = 0; w < WAYS; w++)
-        if (applies(&p, w))
+        if (p.timed[w])
             once(&p, w);
     double one = time_once(&p, BLAS, 1) + 1e-3;
     int reps = one > 1000 ? 1 : (int)(1000 / one);
     double t[WAYS][ROUNDS];
     for (int r = 0; r < ROUNDS; r++)
         for (int w = 0; w < WAYS; w++)
-            if (applies(&p, w))
+            if (p.timed[w])
                 t[w][r] = time_once(&p, w, reps);
     char text[WAYS][24];
     for (int w = 0; w < WAYS; w++) {
         snprintf(text[w], sizeof text[w], "-");
-        if (applies(&p, w)) {
+        if (p.timed[w]) {
             qsort(t[w], ROUNDS, sizeof t[w][0], by_value);
             snprintf(text[w], sizeof text[w], "%.3f", t[w][ROUNDS / 2]);
         }
