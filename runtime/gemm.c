@@ -6,9 +6,12 @@
  * 8 rows of C at a time in 8 x 48 accumulators held in registers, so each
  * 3 vectors of B loaded feed 24 fused multiply-adds. 32 x 1024 x 256 ran
  * at 160 GFLOP/s here, OpenBLAS at 110. The same kernel reads A down its
- * columns for A^T B (a weight's gradient X^T dY); A B^T (the LSTM's dz U^T)
- * has one of its own below. Which products use them, gradc tune measures
- * (the file it writes says `kernel`); all are row-major.
+ * columns for A^T B (a weight's gradient X^T dY); A B^T has dot products
+ * of its own for few rows (the LSTM's dz U^T) and, for many, copies B into
+ * panels for the A B kernel. Which products use them, gradc tune measures
+ * on one thread (the file it writes says `kernel`); with more, a product
+ * too narrow to share among them goes to OpenBLAS (to_blas). All are
+ * row-major.
  *
  * Built with -ffp-contract=fast (the Makefile), unlike the generated code:
  * a product's sums depend on the CPU's kernels anyway, as OpenBLAS's do.
@@ -31,6 +34,13 @@ static int threads(void) { return omp_get_max_threads(); }
 static bool split(long work) { return (void)work, false; }
 static int threads(void) { return 1; }
 #endif
+
+/* Whether a product goes to the BLAS after all: with threads to share it
+ * but too few stripes of `wide` columns to share evenly (a layer's 1024 x
+ * 128 has 3: 2 and 1 would leave a thread idle a third of the time),
+ * OpenBLAS's threads do better. The GPT's step at 2 threads took 20.4 ms
+ * so, 23.1 with its stripes split. */
+static bool to_blas(long work, int n, int wide) { return split(work) && n / wide < 2 * threads(); }
 
 /* Columns in vectors of 64 bytes: 16 floats or 8 doubles. */
 typedef float vfloat __attribute__((vector_size(64)));
@@ -108,14 +118,18 @@ typedef double vdouble __attribute__((vector_size(64)));
     STRIPE(T, 3)                                                                              \
     STRIPE(T, 2)                                                                              \
     STRIPE(T, 1)
-#define GEMM(NAME, T, V, TA)                                                                  \
+#define GEMM(NAME, T, V, TA, BLAS)                                                            \
     RT_VECTOR_CLONES void NAME(int m, int n, int k, T alpha, const T *a, int lda, const T *b, \
                                int ldb, T beta, T *c, int ldc)                                \
     {                                                                                         \
         const int lanes = (int)(sizeof(V) / sizeof(T)), wide = 3 * lanes;                     \
         const long ar = TA ? 1 : lda, ak = TA ? lda : 1;                                      \
         const bool big = split((long)m * n * k);                                              \
-        (void)big;                                                                            \
+        if (to_blas((long)m * n * k, n, wide)) {                                              \
+            BLAS(CblasRowMajor, TA ? CblasTrans : CblasNoTrans, CblasNoTrans, m, n, k, alpha, \
+                 a, lda, b, ldb, beta, c, ldc);                                               \
+            return;                                                                           \
+        }                                                                                     \
         const int depth = TA ? DEPTH : k;                                                     \
         for (int k0 = 0; k0 < k; k0 += depth) {                                               \
             const int kn = k - k0 < depth ? k - k0 : depth;                                   \
@@ -134,10 +148,10 @@ typedef double vdouble __attribute__((vector_size(64)));
 
 STRIPES(float, vfloat)
 STRIPES(double, vdouble)
-GEMM(rt_sgemm_nn, float, vfloat, 0)
-GEMM(rt_dgemm_nn, double, vdouble, 0)
-GEMM(rt_sgemm_tn, float, vfloat, 1)
-GEMM(rt_dgemm_tn, double, vdouble, 1)
+GEMM(rt_sgemm_nn, float, vfloat, 0, cblas_sgemm)
+GEMM(rt_dgemm_nn, double, vdouble, 0, cblas_dgemm)
+GEMM(rt_sgemm_tn, float, vfloat, 1, cblas_sgemm)
+GEMM(rt_dgemm_tn, double, vdouble, 1, cblas_dgemm)
 
 /* C = alpha A B^T + beta C, B stored [N, K]: each element of C is a dot
  * product of a row of A and a row of B, both read along K in vectors, so
@@ -214,7 +228,7 @@ GEMM(rt_dgemm_tn, double, vdouble, 1)
  * the rows and columns left one by one; the columns in as many parts as
  * there are threads, when the product is worth splitting. K a multiple of
  * 16 (of 8 for doubles). */
-#define GEMM_NT(NAME, T, V)                                                                   \
+#define GEMM_NT(NAME, T, V, BLAS)                                                             \
     DOTS(T, V, 4, 4)                                                                          \
     DOTS(T, V, 4, 1)                                                                          \
     DOTS(T, V, 1, 4)                                                                          \
@@ -224,6 +238,11 @@ GEMM(rt_dgemm_tn, double, vdouble, 1)
     {                                                                                         \
         const bool big = split((long)m * n * k);                                              \
         if (m >= PACKED_ROWS && n % (sizeof(V) / sizeof(T)) == 0) {                           \
+            if (to_blas((long)m * n * k, n, 3 * (int)(sizeof(V) / sizeof(T)))) {              \
+                BLAS(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, alpha, a, lda, b, ldb,  \
+                     beta, c, ldc);                                                           \
+                return;                                                                       \
+            }                                                                                 \
             PACKED_NT(T, V)                                                                   \
             return;                                                                           \
         }                                                                                     \
@@ -256,5 +275,5 @@ GEMM(rt_dgemm_tn, double, vdouble, 1)
         }                                                                                     \
     }
 
-GEMM_NT(rt_sgemm_nt, float, vfloat)
-GEMM_NT(rt_dgemm_nt, double, vdouble)
+GEMM_NT(rt_sgemm_nt, float, vfloat, cblas_sgemm)
+GEMM_NT(rt_dgemm_nt, double, vdouble, cblas_dgemm)
