@@ -17,7 +17,8 @@
  *
  * The values a step makes share space: each lives from the step of the
  * schedule that writes it to the last step that reads it, and takes the
- * smallest free range it fits in (best fit). An op that adds into a sum
+ * smallest free range it fits in (best fit), at one end of it: both are
+ * tried, the smaller arena kept. An op that adds into a sum
  * (accumulated_input) takes the sum's place when the sum dies there.
  * Places are rounded to 64 bytes, for vector loads and the BLAS.
  */
@@ -98,7 +99,7 @@ typedef struct {
     long top;
 } Space;
 
-static long take(Space *s, long size)
+static long take(Space *s, long size, bool high)
 {
     size = round_up(size);
     int best = -1;
@@ -106,6 +107,10 @@ static long take(Space *s, long size)
         if (s->end[i] - s->start[i] >= size &&
             (best < 0 || s->end[i] - s->start[i] < s->end[best] - s->start[best]))
             best = i;
+    if (best >= 0 && high) {
+        s->end[best] -= size;
+        return s->end[best];
+    }
     if (best >= 0) {
         long at = s->start[best];
         s->start[best] += size;
@@ -159,6 +164,76 @@ static int storage(Graph *g, int id)
     while (op_info[ir_at(g, id)->op].kind == ALIAS)
         id = ir_at(g, id)->in[0];
     return id;
+}
+
+/* Best fit, step by step: what died before this step gives its place
+ * back, then what this step writes takes one, at the low end of the free
+ * range it fits best or, when `high`, at its high end. */
+static void place_values(Plan *p, Graph *g, const Fusion *f, const int *last, const int *loop_end,
+                         int end, bool high)
+{
+    Space space[2] = {{0}, {0}};
+    for (int a = 0; a < 2; a++) {
+        space[a].start = xmalloc((g->n + 1) * sizeof(long));
+        space[a].end = xmalloc((g->n + 1) * sizeof(long));
+        space[a].top = round_up(a ? p->iarena_size : p->arena_size);
+    }
+    p->fixed_size = space[0].top;
+    int **dying = xcalloc(end + 1, sizeof *dying), *n_dying = xcalloc(end + 1, sizeof *n_dying);
+    bool *handed_on = xcalloc(g->n, sizeof *handed_on); /* its place went to its reader */
+    long live = 0;
+    for (int s = 0; s < p->n_order; s++) {
+        for (int k = 0; k < n_dying[s]; k++) {
+            int x = dying[s][k];
+            if (handed_on[x])
+                continue;
+            bool i32 = ir_at(g, x)->dtype == DT_I32;
+            give_back(&space[i32], p->offset[x], shape_size(ir_at(g, x)->shape));
+            if (!i32)
+                live -= round_up(shape_size(ir_at(g, x)->shape));
+        }
+        int id = p->order[s];
+        const Node *n = ir_at(g, id);
+        if (!f->stored[id] || p->offset[id] >= 0 || op_info[n->op].kind == ALIAS)
+            continue;
+        bool i32 = n->dtype == DT_I32;
+        long size = shape_size(n->shape);
+        /* An op adding into a sum that dies here takes the sum's place,
+         * unless it reads the sum as another input too. */
+        int k = accumulated_input(n), acc = k >= 0 ? storage(g, n->in[k]) : -1;
+        bool other_read = false;
+        for (int j = 0; j < n->n_in; j++)
+            other_read |= j != k && storage(g, n->in[j]) == acc;
+        if (acc >= 0 && last[acc] == s && p->offset[acc] >= p->fixed_size && !handed_on[acc] &&
+            !other_read) {
+            p->offset[id] = p->offset[acc];
+            handed_on[acc] = true;
+        } else {
+            p->offset[id] = take(&space[i32], size, high);
+            if (!i32) {
+                live += round_up(size);
+                if (live > p->peak_live)
+                    p->peak_live = live;
+            }
+        }
+        /* A value nothing reads is still written: it dies after its loop. */
+        int dies = last[id] < s ? loop_end[id] + 1 : last[id] + 1;
+        if (dies > end)
+            continue;
+        dying[dies] = xrealloc(dying[dies], (n_dying[dies] + 1) * sizeof **dying);
+        dying[dies][n_dying[dies]++] = id;
+    }
+    for (int s = 0; s <= end; s++)
+        free(dying[s]);
+    free(dying);
+    free(n_dying);
+    for (int a = 0; a < 2; a++) {
+        free(space[a].start);
+        free(space[a].end);
+    }
+    free(handed_on);
+    p->arena_size = space[0].top;
+    p->iarena_size = space[1].top;
 }
 
 Plan plan(Graph *g, const Fusion *f)
@@ -254,64 +329,28 @@ Plan plan(Graph *g, const Fusion *f)
         if (last[p.order[s]] == end && f->stored[p.order[s]])
             place(&p, g, p.order[s]);
 
-    /* Best fit, step by step: what died before this step gives its place
-     * back, then what this step writes takes one. */
-    Space space[2] = {{0}, {0}};
-    for (int a = 0; a < 2; a++) {
-        space[a].start = xmalloc((g->n + 1) * sizeof(long));
-        space[a].end = xmalloc((g->n + 1) * sizeof(long));
-        space[a].top = round_up(a ? p.iarena_size : p.arena_size);
+    /* Which end of a free range a value takes changes how the ranges left
+     * fit the values after it: both are tried, the smaller arena kept (the
+     * GPT's 1.08x the minimum one way, 1.02x the other; iris 1.00x and
+     * 1.12x). */
+    long *fixed = xmalloc(g->n * sizeof *fixed), *low = xmalloc(g->n * sizeof *low);
+    memcpy(fixed, p.offset, g->n * sizeof *fixed);
+    long arena = p.arena_size, iarena = p.iarena_size;
+    place_values(&p, g, f, last, loop_end, end, false);
+    long low_size = p.arena_size, low_isize = p.iarena_size;
+    memcpy(low, p.offset, g->n * sizeof *low);
+    memcpy(p.offset, fixed, g->n * sizeof *fixed);
+    p.arena_size = arena, p.iarena_size = iarena;
+    place_values(&p, g, f, last, loop_end, end, true);
+    if (p.arena_size + p.iarena_size >= low_size + low_isize) {
+        memcpy(p.offset, low, g->n * sizeof *low);
+        p.arena_size = low_size, p.iarena_size = low_isize;
     }
-    p.fixed_size = space[0].top;
-    int **dying = xcalloc(end + 1, sizeof *dying), *n_dying = xcalloc(end + 1, sizeof *n_dying);
-    bool *handed_on = xcalloc(g->n, sizeof *handed_on); /* its place went to its reader */
-    long live = 0;
-    for (int s = 0; s < p.n_order; s++) {
-        for (int k = 0; k < n_dying[s]; k++) {
-            int x = dying[s][k];
-            if (handed_on[x])
-                continue;
-            bool i32 = ir_at(g, x)->dtype == DT_I32;
-            give_back(&space[i32], p.offset[x], shape_size(ir_at(g, x)->shape));
-            if (!i32)
-                live -= round_up(shape_size(ir_at(g, x)->shape));
-        }
-        int id = p.order[s];
-        const Node *n = ir_at(g, id);
-        if (!f->stored[id] || p.offset[id] >= 0 || op_info[n->op].kind == ALIAS)
-            continue;
-        bool i32 = n->dtype == DT_I32;
-        long size = shape_size(n->shape);
-        /* An op adding into a sum that dies here takes the sum's place,
-         * unless it reads the sum as another input too. */
-        int k = accumulated_input(n), acc = k >= 0 ? storage(g, n->in[k]) : -1;
-        bool other_read = false;
-        for (int j = 0; j < n->n_in; j++)
-            other_read |= j != k && storage(g, n->in[j]) == acc;
-        if (acc >= 0 && last[acc] == s && p.offset[acc] >= p.fixed_size && !handed_on[acc] &&
-            !other_read) {
-            p.offset[id] = p.offset[acc];
-            handed_on[acc] = true;
-        } else {
-            p.offset[id] = take(&space[i32], size);
-            if (!i32) {
-                live += round_up(size);
-                if (live > p.peak_live)
-                    p.peak_live = live;
-            }
-        }
-        /* A value nothing reads is still written: it dies after its loop. */
-        int dies = last[id] < s ? loop_end[id] + 1 : last[id] + 1;
-        if (dies > end)
-            continue;
-        dying[dies] = xrealloc(dying[dies], (n_dying[dies] + 1) * sizeof **dying);
-        dying[dies][n_dying[dies]++] = id;
-    }
+    free(fixed);
+    free(low);
     for (int i = 0; i < g->n; i++) /* reshapes: their input's place */
         if (op_info[ir_at(g, i)->op].kind == ALIAS && p.offset[i] < 0)
             p.offset[i] = p.offset[storage(g, i)];
-    p.arena_size = space[0].top;
-    p.iarena_size = space[1].top;
     p.loss_offset = training ? p.offset[g->loss] : -1;
 
     /* Plain SGD may fold a parameter's update into the product that makes
@@ -331,15 +370,6 @@ Plan plan(Graph *g, const Fusion *f)
             p.offset[i] >= p.fixed_size)
             p.kept_for_backward += shape_size(ir_at(g, i)->shape);
 
-    for (int s = 0; s <= end; s++)
-        free(dying[s]);
-    free(dying);
-    free(n_dying);
-    for (int a = 0; a < 2; a++) {
-        free(space[a].start);
-        free(space[a].end);
-    }
-    free(handed_on);
     free(read_by_grads);
     free(readers);
     free(pos);

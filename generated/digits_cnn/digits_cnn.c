@@ -9,7 +9,7 @@
 #include "rt_real.h"
 #include "digits_cnn.h"
 
-static _Alignas(64) real arena[620784];
+static _Alignas(64) real arena[555248];
 static int32_t iarena[32];
 /* Where a product --tune writes plainly copies its transposed operand. */
 static real tuned_copy[288];
@@ -29,39 +29,39 @@ static real *const img = arena + 108784; /* [32,1,8,8] */
 static real *const im2col = arena + 110832; /* [2048,9] */
 static real *const matmul = arena + 129264; /* [2048,32] */
 static real *const relu = arena + 194800; /* [32,32,8,8] */
-static real *const h = arena + 129264; /* [32,32,4,4] */
+static real *const h = arena + 178416; /* [32,32,4,4] */
 static real *const im2col_2 = arena + 260336; /* [512,288] */
 static real *const matmul_2 = arena + 145648; /* [512,64] */
 static real *const relu_2 = arena + 407792; /* [32,64,4,4] */
-static real *const h_2 = arena + 145648; /* [32,64,2,2] */
-static real *const matmul_3 = arena + 106736; /* [32,10] */
+static real *const h_2 = arena + 170224; /* [32,64,2,2] */
+static real *const matmul_3 = arena + 110512; /* [32,10] */
 static real *const logits = arena + 87592; /* [32,10] */
-static real *const cross_entropy = arena + 106736; /* [32] */
-static real *const sum = arena + 107088; /* [] */
-static real *const max = arena + 106736; /* [32,1] */
-static real *const sub = arena + 107104; /* [32,10] */
-static real *const exp_2 = arena + 107424; /* [32,10] */
-static real *const sum_2 = arena + 107744; /* [32,1] */
-static real *const log_2 = arena + 107776; /* [32,1] */
-static real *const sum_3 = arena + 107744; /* [] */
+static real *const cross_entropy = arena + 110800; /* [32] */
+static real *const sum = arena + 110464; /* [] */
+static real *const max = arena + 110800; /* [32,1] */
+static real *const sub = arena + 110144; /* [32,10] */
+static real *const exp_2 = arena + 109824; /* [32,10] */
+static real *const sum_2 = arena + 109792; /* [32,1] */
+static real *const log_2 = arena + 109760; /* [32,1] */
+static real *const sum_3 = arena + 109808; /* [] */
 static real *const loss_value = arena + 87912; /* [] */
-static real *const d_sum = arena + 107808; /* [32,1] */
-static real *const d_sub = arena + 107088; /* [32,10] */
-static real *const d_max = arena + 107408; /* [32,1] */
-static real *const d_cross_entropy_grad = arena + 106768; /* [32,10] */
-static real *const d_logits = arena + 107440; /* [32,10] */
-static real *const d_reshape = arena + 153840; /* [32,256] */
-static real *const d_relu = arena + 162032; /* [32,64,4,4] */
+static real *const d_sum = arena + 109728; /* [32,1] */
+static real *const d_sub = arena + 110160; /* [32,10] */
+static real *const d_max = arena + 110128; /* [32,1] */
+static real *const d_cross_entropy_grad = arena + 110480; /* [32,10] */
+static real *const d_logits = arena + 109808; /* [32,10] */
+static real *const d_reshape = arena + 162032; /* [32,256] */
+static real *const d_relu = arena + 129264; /* [32,64,4,4] */
 static real *const d_add = arena + 440560; /* [32,64,4,4] */
 static real *const d_reshape_2 = arena + 87913; /* [64,1,1] */
-static real *const d_reshape_3 = arena + 407792; /* [32,4,4,64] */
-static real *const d_im2col = arena + 473328; /* [512,288] */
+static real *const d_reshape_3 = arena + 129264; /* [32,4,4,64] */
+static real *const d_im2col = arena + 407792; /* [512,288] */
 static real *const d_reshape_4 = arena + 87977; /* [64,288] */
-static real *const d_h = arena + 145648; /* [32,32,4,4] */
-static real *const d_relu_2 = arena + 473328; /* [32,32,8,8] */
-static real *const d_add_2 = arena + 129264; /* [32,32,8,8] */
+static real *const d_h = arena + 162032; /* [32,32,4,4] */
+static real *const d_relu_2 = arena + 489712; /* [32,32,8,8] */
+static real *const d_add_2 = arena + 424176; /* [32,32,8,8] */
 static real *const d_reshape_5 = arena + 106409; /* [32,1,1] */
-static real *const d_reshape_6 = arena + 194800; /* [32,8,8,32] */
+static real *const d_reshape_6 = arena + 489712; /* [32,8,8,32] */
 static real *const d_reshape_7 = arena + 106441; /* [32,9] */
 
 /* Dropout, shifts and batch norm differ in training. */
@@ -548,7 +548,7 @@ const rt_model REAL_SUFFIX(digits_cnn_model) = {
     .real = RT_REAL,
     .arena = arena,
     .iarena = iarena,
-    .arena_size = 620784,
+    .arena_size = 555248,
     .iarena_size = 32,
     .n_inputs = 2,
     .n_params = 6,
