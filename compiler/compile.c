@@ -214,7 +214,8 @@ int print_stats(const char *model, const LoadOptions *o, bool memory, FILE *out)
                 "            temporaries there %d\n",
                 model, st.loaded, st.batched, st.with_grad - st.loaded, st.with_grad, st.simplified,
                 s->folded, s->identities, s->merged, s->transposes, s->heads, s->scales, s->tiles,
-                st.simplified, st.live, st.simplified - st.live, st.recomputed, loops, calls, products, inlined, shared, temps);
+                st.simplified, st.live, st.simplified - st.live, st.recomputed, loops, calls,
+                products, inlined, shared, temps);
         char c[32];
         fprintf(out, "  plan      steps %d; arena %s values, %.2fx the minimum (print --memory)\n",
                 p.n_order, count(c, p.arena_size),

@@ -42,18 +42,30 @@ static int product(Graph *h, int a, bool ta, int b, bool tb, double alpha, const
     return ir_must(h, &n);
 }
 
-/* How a permute of an attention's rows [N, T, H, d] gives a product its
- * heads [N, H, T, d]: 0 as they are (axes 1, 2 swapped), 1 transposed
- * ([N, H, d, T]), -1 neither. Products of heads read them in place with
- * the rows' stride (ops.c), where the permute would copy them. */
+/* (op(A) op(B))^T = op(B)^T op(A)^T: product m computed transposed, its
+ * result stored with axes 1 and 2 swapped when `swapped`. */
+static int transposed(Graph *h, const Node *m, int swapped)
+{
+    return product(h, m->in[1], !m->trans_b, m->in[0], !m->trans_a, m->value,
+                   (int[]){m->axes[1], m->axes[0], swapped});
+}
+
+/* Permutes of rank 4 between an attention's rows [N, T, H, d] and its
+ * heads [N, H, T, d]: axes 1 and 2 swapped, and that with the last two
+ * swapped too (the heads transposed, [N, H, d, T]; back, [N, T, H, d] from
+ * [N, H, d, T]). */
+static const int swap_heads[4] = {0, 2, 1, 3}, heads_t[4] = {0, 2, 3, 1}, rows_t[4] = {0, 3, 1, 2};
+
+/* How a permute of an attention's rows gives a product its heads: 0 as
+ * they are, 1 transposed, -1 neither. Products of heads read them in
+ * place with the rows' stride (ops.c), where the permute would copy them. */
 static int heads_of(const Node *x)
 {
-    static const int swap[4] = {0, 2, 1, 3}, swap_t[4] = {0, 2, 3, 1};
     if (x->op != OP_PERMUTE || x->shape.rank != 4)
         return -1;
-    return !memcmp(x->axes, swap, sizeof swap)       ? 0
-           : !memcmp(x->axes, swap_t, sizeof swap_t) ? 1
-                                                     : -1;
+    return !memcmp(x->axes, swap_heads, sizeof swap_heads) ? 0
+           : !memcmp(x->axes, heads_t, sizeof heads_t)     ? 1
+                                                           : -1;
 }
 
 static bool rank4(const Node *n) { return n->shape.rank == 4; }
@@ -190,8 +202,7 @@ static int rewrite(Graph *h, const Node *n, const bool *single_use)
         /* (op(A) op(B))^T = op(B)^T op(A)^T: a product whose only reader
          * is a transpose is computed transposed. */
         if (a->op == OP_MATMUL && single_use[0] && !a->axes[2])
-            return product(h, a->in[1], !a->trans_b, a->in[0], !a->trans_a, a->value,
-                           (int[]){a->axes[1], a->axes[0], 0});
+            return transposed(h, a, 0);
         break;
     case OP_RESHAPE:
         if (shape_eq(a->shape, s))
@@ -215,19 +226,16 @@ static int rewrite(Graph *h, const Node *n, const bool *single_use)
         }
         /* Each matrix of a product transposed: the product computed so. */
         if (a->op == OP_MATMUL && single_use[0] && !a->axes[2] && swaps_last_two(n))
-            return product(h, a->in[1], !a->trans_b, a->in[0], !a->trans_a, a->value,
-                           (int[]){a->axes[1], a->axes[0], 0});
-        /* A product's heads [N, H, T, d] put back into rows [N, T, H, d]:
-         * the product writes them there, transposed first if need be. */
-        static const int swap[4] = {0, 2, 1, 3}, transposed[4] = {0, 3, 1, 2};
+            return transposed(h, a, 0);
+        /* A product's heads put back into rows: the product writes them
+         * there, transposed first if need be. */
         if (a->op == OP_MATMUL && single_use[0] && rank4(a) && !a->axes[2] &&
             rank4(ir_at(h, a->in[0])) && rank4(ir_at(h, a->in[1]))) {
-            if (!memcmp(n->axes, swap, sizeof swap))
+            if (!memcmp(n->axes, swap_heads, sizeof swap_heads))
                 return product(h, a->in[0], a->trans_a, a->in[1], a->trans_b, a->value,
                                (int[]){a->axes[0], a->axes[1], 1});
-            if (!memcmp(n->axes, transposed, sizeof transposed))
-                return product(h, a->in[1], !a->trans_b, a->in[0], !a->trans_a, a->value,
-                               (int[]){a->axes[1], a->axes[0], 1});
+            if (!memcmp(n->axes, rows_t, sizeof rows_t))
+                return transposed(h, a, 1);
         }
         if (s.rank == 2) /* a transpose, which products fold into BLAS flags */
             return ir_unary(h, OP_TRANSPOSE, a->id);

@@ -126,7 +126,7 @@ int tune_model(const char *model, const LoadOptions *o, const char *out, bool ve
         Product p;
         if ((x->op != OP_MATMUL && x->op != OP_MATMUL_ADD) ||
             !matmul_product(x, ir_at(g, x->in[0])->shape, ir_at(g, x->in[1])->shape, &p) ||
-            (p.ta && p.tb) || (!applies(&p, USE_COPY) && !applies(&p, USE_KERNEL)))
+            (!applies(&p, USE_COPY) && !applies(&p, USE_KERNEL)))
             continue;
         bool again = false;
         for (int j = 0; j < n && !again; j++)
@@ -172,8 +172,7 @@ int tune_model(const char *model, const LoadOptions *o, const char *out, bool ve
                 fprintf(f, "#     M      N      K  flags       blas     copied     kernel  use\n");
             double time[3];
             int best = 0;
-            for (int w = 0; w < 3; w++) {
-                time[w] = strcmp(times[w], "-") ? strtod(times[w], NULL) : NAN;
+            for (int w = 0; w < 3 && read_time(times[w], &time[w]); w++) {
                 if (w && time[w] < GAIN * time[0] && time[w] < time[0] - MIN_US &&
                     !(time[w] >= time[best]))
                     best = w;

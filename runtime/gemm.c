@@ -35,12 +35,12 @@ static bool split(long work) { return (void)work, false; }
 static int threads(void) { return 1; }
 #endif
 
-/* Whether a product goes to the BLAS after all: with threads to share it
- * but too few stripes of `wide` columns to share evenly (a layer's 1024 x
- * 128 has 3: 2 and 1 would leave a thread idle a third of the time),
- * OpenBLAS's threads do better. The GPT's step at 2 threads took 20.4 ms
- * so, 23.1 with its stripes split. */
-static bool to_blas(long work, int n, int wide) { return split(work) && n / wide < 2 * threads(); }
+/* Whether a product goes to the BLAS after all: big enough to split
+ * among the threads, but with too few stripes of `wide` columns to share
+ * evenly (a layer's 1024 x 128 has 3: 2 and 1 would leave a thread idle a
+ * third of the time), where OpenBLAS's threads do better. The GPT's step
+ * at 2 threads took 20.4 ms so, 23.1 with its stripes split. */
+static bool to_blas(bool big, int n, int wide) { return big && n / wide < 2 * threads(); }
 
 /* Columns in vectors of 64 bytes: 16 floats or 8 doubles. */
 typedef float vfloat __attribute__((vector_size(64)));
@@ -125,7 +125,7 @@ typedef double vdouble __attribute__((vector_size(64)));
         const int lanes = (int)(sizeof(V) / sizeof(T)), wide = 3 * lanes;                     \
         const long ar = TA ? 1 : lda, ak = TA ? lda : 1;                                      \
         const bool big = split((long)m * n * k);                                              \
-        if (to_blas((long)m * n * k, n, wide)) {                                              \
+        if (to_blas(big, n, wide)) {                                                          \
             BLAS(CblasRowMajor, TA ? CblasTrans : CblasNoTrans, CblasNoTrans, m, n, k, alpha, \
                  a, lda, b, ldb, beta, c, ldc);                                               \
             return;                                                                           \
@@ -238,7 +238,7 @@ GEMM(rt_dgemm_tn, double, vdouble, 1, cblas_dgemm)
     {                                                                                         \
         const bool big = split((long)m * n * k);                                              \
         if (m >= PACKED_ROWS && n % (sizeof(V) / sizeof(T)) == 0) {                           \
-            if (to_blas((long)m * n * k, n, 3 * (int)(sizeof(V) / sizeof(T)))) {              \
+            if (to_blas(big, n, 3 * (int)(sizeof(V) / sizeof(T)))) {                          \
                 BLAS(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, alpha, a, lda, b, ldb,  \
                      beta, c, ldc);                                                           \
                 return;                                                                       \

@@ -84,8 +84,8 @@ static int tune_one(const char *arg)
 {
     Product p = {0};
     char flags[3] = "", ways[4] = "";
-    if (sscanf(arg, "%d,%d,%d,%2[NT],%3[bck]", &p.m, &p.n, &p.k, flags, ways) != 5 ||
-        p.m < 1 || p.n < 1 || p.k < 1 || (strcmp(flags, "NT") && strcmp(flags, "TN") && strcmp(flags, "NN"))) {
+    if (sscanf(arg, "%d,%d,%d,%2[NT],%3[bck]", &p.m, &p.n, &p.k, flags, ways) != 5 || p.m < 1 ||
+        p.n < 1 || p.k < 1 || (strcmp(flags, "NT") && strcmp(flags, "TN") && strcmp(flags, "NN"))) {
         fprintf(stderr, "tune: %s: expected M,N,K,NN|NT|TN,WAYS (WAYS of b, c, k)\n", arg);
         return 1;
     }
