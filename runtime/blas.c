@@ -1,20 +1,14 @@
 /*
- * blas.c: OpenBLAS's fastest kernels for this CPU, and threads that keep
- * out of each other's way.
+ * blas.c: OpenBLAS's fastest kernels for this CPU, and one thread for it.
  *
  * OpenBLAS picks its kernels once, when it loads, from the CPUs it knows.
- * Debian's 0.3.21 does not know recent ones and falls back to its oldest
- * kernels, an sgemm ten times slower than the CPU's AVX2 or AVX-512 ones.
- * OPENBLAS_CORETYPE overrides the choice, but only at load time: by the
- * time main() runs it is too late, so a program that finds the slow
- * kernels runs itself again with the variable set. A CPU without AVX2
- * keeps what OpenBLAS chose, and so does anyone who set the variable.
- *
- * OpenMP's idle threads spin by default, and on a machine with as many
- * cores as threads they take the cores OpenBLAS's threads need: a 2-thread
- * step ran 3 times slower than a 1-thread one. With OMP_WAIT_POLICY
- * passive they sleep; libgomp too reads it only when it loads, so a
- * program asked for more than one thread sets it in the same new start.
+ * Debian's 0.3.21 does not know recent ones: it falls back to its oldest
+ * kernels, an sgemm ten times slower than the CPU's AVX2 or AVX-512 ones,
+ * or, on an AMD Zen 5, to its AVX2 kernels, half as fast as its AVX-512
+ * ones. OPENBLAS_CORETYPE overrides the choice, but only at load time: by
+ * the time main() runs it is too late, so a program that finds narrower
+ * kernels than the CPU can run runs itself again with the variable set.
+ * Anyone who set the variable keeps their choice.
  */
 #include <stdbool.h>
 #include <stdio.h>
@@ -31,6 +25,21 @@
 #endif
 #include "rt.h"
 
+/* The width in bits of the vectors OpenBLAS's kernels of that name use;
+ * 0 for older kernels or a name not known here. */
+static int kernel_width(const char *core)
+{
+    static const char *const avx512[] = {"SkylakeX", "Cooperlake", "SapphireRapids"};
+    static const char *const avx2[] = {"Haswell", "Zen"};
+    for (size_t i = 0; core && i < sizeof avx512 / sizeof *avx512; i++)
+        if (!strcasecmp(core, avx512[i]))
+            return 512;
+    for (size_t i = 0; core && i < sizeof avx2 / sizeof *avx2; i++)
+        if (!strcasecmp(core, avx2[i]))
+            return 256;
+    return 0;
+}
+
 /* The kernels this CPU can run best, or NULL to leave OpenBLAS's choice. */
 static const char *best_kernels(void)
 {
@@ -45,38 +54,12 @@ static const char *best_kernels(void)
     return NULL;
 }
 
-/* Whether the command line asks for more than one thread (--threads N or
- * --threads=N), read before the program parses it. */
-static bool threads_asked(char **argv)
-{
-    for (int i = 1; argv[i]; i++) {
-        const char *v = !strcmp(argv[i], "--threads")        ? argv[i + 1]
-                        : !strncmp(argv[i], "--threads=", 10) ? argv[i] + 10
-                                                              : NULL;
-        if (v && atol(v) > 1)
-            return true;
-    }
-    return false;
-}
-
 void rt_use_best_blas(char **argv)
 {
-    bool again = false;
-    const char *best = best_kernels(), *core = openblas_get_corename();
-    /* Kernels OpenBLAS chose for a CPU it knows are as good as ours. */
-    if (best && !getenv("OPENBLAS_CORETYPE") && core &&
-        (!strcasecmp(core, "Prescott") || !strcasecmp(core, "Core2") ||
-         !strcasecmp(core, "Nehalem") || !strcasecmp(core, "Sandybridge"))) {
+    const char *best = best_kernels();
+    if (best && !getenv("OPENBLAS_CORETYPE") &&
+        kernel_width(openblas_get_corename()) < kernel_width(best)) {
         setenv("OPENBLAS_CORETYPE", best, 1);
-        again = true;
-    }
-#ifdef _OPENMP
-    if (threads_asked(argv) && !getenv("OMP_WAIT_POLICY")) {
-        setenv("OMP_WAIT_POLICY", "passive", 1);
-        again = true;
-    }
-#endif
-    if (again) {
         fflush(NULL);
         execv("/proc/self/exe", argv);
     }
@@ -85,7 +68,7 @@ void rt_use_best_blas(char **argv)
 
 void rt_set_threads(int n)
 {
-    openblas_set_num_threads(n);
+    openblas_set_num_threads(1); /* gemm.c shares products out itself */
 #ifdef _OPENMP
     omp_set_num_threads(n);
 #endif

@@ -35,11 +35,44 @@ static bool split(long work) { return (void)work, false; }
 static int threads(void) { return 1; }
 #endif
 
+/* C = alpha op(A) op(B) + beta C as cblas_?gemm, row-major only. A
+ * product worth splitting goes in as many parts as there are threads,
+ * each a call to OpenBLAS on one thread: OpenBLAS's own threads allocate
+ * memory on every call they share (0.3.21), and would leave the trainer's
+ * step allocating. The parts are rows of C when A is the larger operand
+ * (each part then packs all of B, the smaller), else columns, in
+ * multiples of 16 so that each part fills the BLAS's register blocks. */
+#define SHARED(NAME, T, BLAS)                                                                 \
+    void NAME(enum CBLAS_ORDER order, enum CBLAS_TRANSPOSE ta, enum CBLAS_TRANSPOSE tb, int m,  \
+              int n, int k, T alpha, const T *a, int lda, const T *b, int ldb, T beta, T *c,   \
+              int ldc)                                                                        \
+    {                                                                                         \
+        const bool big = split((long)m * n * k), by_rows = m >= n;                            \
+        const int parts = big ? threads() : 1, len = by_rows ? m : n;                          \
+        SPLIT_FOR                                                                             \
+        for (int part = 0; part < parts; part++) {                                            \
+            int from = len / 16 * part / parts * 16, to = len / 16 * (part + 1) / parts * 16;   \
+            if (part == parts - 1)                                                            \
+                to = len;                                                                     \
+            if (to == from)                                                                   \
+                continue;                                                                     \
+            if (by_rows)                                                                      \
+                BLAS(order, ta, tb, to - from, n, k, alpha,                                   \
+                     a + (ta == CblasNoTrans ? (long)from * lda : from), lda, b, ldb, beta,    \
+                     c + (long)from * ldc, ldc);                                              \
+            else                                                                              \
+                BLAS(order, ta, tb, m, to - from, k, alpha, a, lda,                           \
+                     b + (tb == CblasNoTrans ? from : (long)from * ldb), ldb, beta, c + from,  \
+                     ldc);                                                                    \
+        }                                                                                     \
+    }
+SHARED(rt_sgemm, float, cblas_sgemm)
+SHARED(rt_dgemm, double, cblas_dgemm)
+
 /* Whether a product goes to the BLAS after all: big enough to split
  * among the threads, but with too few stripes of `wide` columns to share
  * evenly (a layer's 1024 x 128 has 3: 2 and 1 would leave a thread idle a
- * third of the time), where OpenBLAS's threads do better. The GPT's step
- * at 2 threads took 20.4 ms so, 23.1 with its stripes split. */
+ * third of the time), where rt_sgemm's parts of rows share evenly. */
 static bool to_blas(bool big, int n, int wide) { return big && n / wide < 2 * threads(); }
 
 /* Columns in vectors of 64 bytes: 16 floats or 8 doubles. */
@@ -148,10 +181,10 @@ typedef double vdouble __attribute__((vector_size(64)));
 
 STRIPES(float, vfloat)
 STRIPES(double, vdouble)
-GEMM(rt_sgemm_nn, float, vfloat, 0, cblas_sgemm)
-GEMM(rt_dgemm_nn, double, vdouble, 0, cblas_dgemm)
-GEMM(rt_sgemm_tn, float, vfloat, 1, cblas_sgemm)
-GEMM(rt_dgemm_tn, double, vdouble, 1, cblas_dgemm)
+GEMM(rt_sgemm_nn, float, vfloat, 0, rt_sgemm)
+GEMM(rt_dgemm_nn, double, vdouble, 0, rt_dgemm)
+GEMM(rt_sgemm_tn, float, vfloat, 1, rt_sgemm)
+GEMM(rt_dgemm_tn, double, vdouble, 1, rt_dgemm)
 
 /* C = alpha A B^T + beta C, B stored [N, K]: each element of C is a dot
  * product of a row of A and a row of B, both read along K in vectors, so
@@ -275,5 +308,5 @@ GEMM(rt_dgemm_tn, double, vdouble, 1, cblas_dgemm)
         }                                                                                     \
     }
 
-GEMM_NT(rt_sgemm_nt, float, vfloat, cblas_sgemm)
-GEMM_NT(rt_dgemm_nt, double, vdouble, cblas_dgemm)
+GEMM_NT(rt_sgemm_nt, float, vfloat, rt_sgemm)
+GEMM_NT(rt_dgemm_nt, double, vdouble, rt_dgemm)

@@ -20,10 +20,10 @@ int rt_train_main(const rt_model *m, int argc, char **argv);
 int rt_gradcheck_main(const rt_model *m, int argc, char **argv);
 int rt_predict_main(const rt_model *m, int argc, char **argv);
 /* Called first by those mains: on a CPU whose best kernels OpenBLAS did not
- * pick, or asked for more than one thread, runs the program again with
- * OPENBLAS_CORETYPE or OMP_WAIT_POLICY set (blas.c). */
+ * pick, runs the program again with OPENBLAS_CORETYPE set (blas.c). */
 void rt_use_best_blas(char **argv);
-/* --threads N: OpenBLAS's threads, and OpenMP's for the big elementwise
+/* --threads N: OpenMP's threads, which share out the big products (each
+ * part an OpenBLAS call on one thread, gemm.c) and the big elementwise
  * loops. */
 void rt_set_threads(int n);
 /* Float training treats numbers too small for a normal float as 0, as

@@ -40,6 +40,14 @@
 #define RT_VECTOR_CLONES
 #endif
 
+/* gemm.c: cblas_?gemm, row-major, with a product worth it shared among
+ * the threads (each part one OpenBLAS call on one thread). */
+void rt_sgemm(enum CBLAS_ORDER order, enum CBLAS_TRANSPOSE ta, enum CBLAS_TRANSPOSE tb, int m,
+              int n, int k, float alpha, const float *a, int lda, const float *b, int ldb,
+              float beta, float *c, int ldc);
+void rt_dgemm(enum CBLAS_ORDER order, enum CBLAS_TRANSPOSE ta, enum CBLAS_TRANSPOSE tb, int m,
+              int n, int k, double alpha, const double *a, int lda, const double *b, int ldb,
+              double beta, double *c, int ldc);
 /* gemm.c, for the products `gradc tune` found it faster on, row-major:
  * C = alpha A B + beta C and alpha A^T B + beta C with n a multiple of 16
  * (_nn, _tn), and C = alpha A B^T + beta C with k a multiple of 16 (_nt). */
@@ -70,7 +78,7 @@ typedef double real;
 #define r_fmin fmin
 #define r_pow pow
 #define r_fmax fmax
-#define r_gemm cblas_dgemm
+#define r_gemm rt_dgemm
 #define r_gemm_nn rt_dgemm_nn
 #define r_gemm_nt rt_dgemm_nt
 #define r_gemm_tn rt_dgemm_tn
@@ -88,7 +96,7 @@ typedef float real;
 #define r_fmin rt_fminf
 #define r_pow powf
 #define r_fmax rt_fmaxf
-#define r_gemm cblas_sgemm
+#define r_gemm rt_sgemm
 #define r_gemm_nn rt_sgemm_nn
 #define r_gemm_nt rt_sgemm_nt
 #define r_gemm_tn rt_sgemm_tn

@@ -11,6 +11,8 @@
  *                 agree on every loss to 1e-4 relative (DESIGN.md).
  *   forward       in double, forward(batch) is finite, and forward(rows)
  *                 gives the same first rows: rows do not mix.
+ *   no_allocation float steps on 1 and on 2 threads allocate nothing (not
+ *                 under ASan, which has its own malloc).
  *
  * And one end-to-end test against an independent reference: 200 steps of
  * seed_mlp in double against the lecture notes' NumPy loop in float64
@@ -28,6 +30,7 @@
 #include <check.h>
 #include <errno.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -285,6 +288,64 @@ START_TEST(test_float_double)
                       r->name, s + 1, lf[s], ld[s], rel_diff(lf[s], ld[s]));
 }
 END_TEST
+
+/* ---- a step allocates nothing ---- */
+
+#ifndef __SANITIZE_ADDRESS__ /* ASan brings its own malloc */
+/* Every malloc, calloc and realloc of this process, OpenBLAS's and
+ * OpenMP's included: the executable's definitions come first in the
+ * dynamic linker's search, before the C library's. */
+static atomic_long allocations;
+void *__libc_malloc(size_t size);
+void *__libc_calloc(size_t n, size_t size);
+void *__libc_realloc(void *p, size_t size);
+void *malloc(size_t size)
+{
+    atomic_fetch_add(&allocations, 1);
+    return __libc_malloc(size);
+}
+void *calloc(size_t n, size_t size)
+{
+    atomic_fetch_add(&allocations, 1);
+    return __libc_calloc(n, size);
+}
+void *realloc(void *p, size_t size)
+{
+    atomic_fetch_add(&allocations, 1);
+    return __libc_realloc(p, size);
+}
+
+/* On 1 thread and on 2, three float training steps after two that warm
+ * up (the threads start, OpenBLAS takes its buffers) allocate nothing:
+ * everything lives in the arena. OpenBLAS 0.3.21's own threads allocate
+ * in every product they share, so products are shared out by gemm.c. */
+START_TEST(test_step_allocates_nothing)
+{
+    const Model *r = model_row(_i);
+    const rt_model *m = r->f32;
+    rt_init_params(m, SEED);
+    rt_random_inputs(m, SEED);
+    memset((float *)m->arena + m->state_offset, 0, m->n_state * sizeof(float));
+    rt_hyper hyper = m->hyper;
+    for (int threads = 1; threads <= 2; threads++) {
+        rt_set_threads(threads);
+        for (int s = 0; s < 2; s++) {
+            hyper.step++;
+            m->train_step(&hyper);
+        }
+        long before = atomic_load(&allocations);
+        for (int s = 0; s < 3; s++) {
+            hyper.step++;
+            m->train_step(&hyper);
+        }
+        long made = atomic_load(&allocations) - before;
+        ck_assert_msg(made == 0, "%s: 3 training steps on %d thread(s) allocated %ld times",
+                      r->name, threads, made);
+    }
+    rt_set_threads(1);
+}
+END_TEST
+#endif
 
 /* ---- forward ---- */
 
@@ -696,6 +757,9 @@ static Suite *models_suite(void)
         {"gradcheck", test_gradcheck},       {"train_step", test_train_step_formula},
         {"float_double", test_float_double}, {"forward", test_forward_rows},
         {"inference", test_inference_twin},
+#ifndef __SANITIZE_ADDRESS__
+        {"no_allocation", test_step_allocates_nothing},
+#endif
     };
     for (size_t k = 0; k < sizeof props / sizeof props[0]; k++) {
         TCase *tc = tcase_create(props[k].name);

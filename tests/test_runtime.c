@@ -615,7 +615,9 @@ static void write_f64(const char *path, int rank, const long *shape, const doubl
  * and the ones left over, operands inside larger matrices
  * (lda, ldb, ldc), alpha and beta; beta 0 reads no C, here NaN, and
  * nothing outside the product is written. Sums may be in another order: a
- * relative tolerance. */
+ * relative tolerance. And rt_sgemm, the BLAS's product shared out among
+ * threads (by rows, or by columns, in parts of 16 and the rest), in every
+ * transpose. On 1 thread and on 2. */
 START_TEST(test_gemm_kernels_match_blas)
 {
     enum { NN, NT, TN };
@@ -623,10 +625,12 @@ START_TEST(test_gemm_kernels_match_blas)
         {8, 48, 5, NN},  {13, 80, 7, NN},     {32, 1024, 256, NN}, {3, 16, 1, NN},
         {17, 64, 40, NN}, {5, 7, 32, NT},     {32, 256, 1024, NT}, {9, 13, 16, NT},
         {4, 4, 48, NT},  {64, 48, 32, NT},     {70, 80, 304, NT},  {64, 16, 16, NT},
-        {65, 20, 16, NT}, {128, 128, 1024, TN}, {11, 48, 9, TN},   {9, 32, 3, TN}};
+        {65, 20, 16, NT}, {128, 128, 1024, TN}, {11, 48, 9, TN},   {9, 32, 3, TN},
+        {1000, 100, 64, TN}, {300, 50, 100, NT}, {20, 1000, 80, NN}};
     static const double scale[][2] = {{1, 0}, {-0.25, 1}, {2, 0.5}};
     rt_rng rng;
     rt_rng_seed(&rng, 7);
+    const int threads = _i; /* 1, then 2 */
     for (size_t s = 0; s < sizeof shape / sizeof shape[0]; s++)
         for (size_t a = 0; a < sizeof scale / sizeof scale[0]; a++) {
             int m = shape[s][0], n = shape[s][1], k = shape[s][2];
@@ -637,31 +641,48 @@ START_TEST(test_gemm_kernels_match_blas)
             size_t nc = (size_t)m * ldc;
             float *fa = malloc(na * sizeof *fa), *fb = malloc(nb * sizeof *fb);
             float *fc = malloc(nc * sizeof *fc), *fr = malloc(nc * sizeof *fr);
+            float *fs = malloc(nc * sizeof *fs);
             double *da = malloc(na * sizeof *da), *db = malloc(nb * sizeof *db);
             double *dc = malloc(nc * sizeof *dc), *dr = malloc(nc * sizeof *dr);
+            double *ds = malloc(nc * sizeof *ds);
+            rt_set_threads(threads);
             for (size_t i = 0; i < na; i++)
                 da[i] = fa[i] = (float)(rt_rng_uniform(&rng) - 0.5);
             for (size_t i = 0; i < nb; i++)
                 db[i] = fb[i] = (float)(rt_rng_uniform(&rng) - 0.5);
             for (size_t i = 0; i < nc; i++)
-                dc[i] = dr[i] = fc[i] = fr[i] = beta ? (float)rt_rng_uniform(&rng) : NAN;
-            (tb ? rt_sgemm_nt : ta ? rt_sgemm_tn : rt_sgemm_nn)(m, n, k, (float)alpha, fa, lda,
-                                                                 fb, ldb, (float)beta, fc, ldc);
-            cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans,
-                        tb ? CblasTrans : CblasNoTrans, m, n, k, (float)alpha, fa, lda, fb, ldb,
+                ds[i] = dc[i] = dr[i] = fs[i] = fc[i] = fr[i] =
+                    beta ? (float)rt_rng_uniform(&rng) : NAN;
+            enum CBLAS_TRANSPOSE opa = ta ? CblasTrans : CblasNoTrans;
+            enum CBLAS_TRANSPOSE opb = tb ? CblasTrans : CblasNoTrans;
+            rt_sgemm(CblasRowMajor, opa, opb, m, n, k, (float)alpha, fa, lda, fb, ldb,
+                     (float)beta, fs, ldc);
+            rt_dgemm(CblasRowMajor, opa, opb, m, n, k, alpha, da, lda, db, ldb, beta, ds, ldc);
+            const int kernel = (tb ? k : n) % 16 == 0; /* the last three: rt_sgemm only */
+            if (kernel)
+                (tb ? rt_sgemm_nt : ta ? rt_sgemm_tn : rt_sgemm_nn)(m, n, k, (float)alpha, fa, lda,
+                                                                     fb, ldb, (float)beta, fc, ldc);
+            cblas_sgemm(CblasRowMajor, opa, opb, m, n, k, (float)alpha, fa, lda, fb, ldb,
                         (float)beta, fr, ldc);
-            (tb ? rt_dgemm_nt : ta ? rt_dgemm_tn : rt_dgemm_nn)(m, n, k, alpha, da, lda, db, ldb,
-                                                                 beta, dc, ldc);
-            cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans,
-                        tb ? CblasTrans : CblasNoTrans, m, n, k, alpha, da, lda, db, ldb, beta, dr,
+            if (kernel)
+                (tb ? rt_dgemm_nt : ta ? rt_dgemm_tn : rt_dgemm_nn)(m, n, k, alpha, da, lda, db,
+                                                                     ldb, beta, dc, ldc);
+            cblas_dgemm(CblasRowMajor, opa, opb, m, n, k, alpha, da, lda, db, ldb, beta, dr,
                         ldc);
             for (int i = 0; i < m; i++)
                 for (int j = 0; j < ldc; j++) {
                     size_t at = (size_t)i * ldc + j;
                     if (j >= n) { /* outside the product: untouched */
                         ck_assert(isnan(fc[at]) ? isnan(fr[at]) : fc[at] == fr[at]);
+                        ck_assert(isnan(fs[at]) ? isnan(fr[at]) : fs[at] == fr[at]);
                         continue;
                     }
+                    ck_assert_msg(fabs(fs[at] - fr[at]) <= 1e-5 * (1 + fabs(fr[at])) &&
+                                      fabs(ds[at] - dr[at]) <= 1e-13 * (1 + fabs(dr[at])),
+                                  "shared %dx%dx%d %d, %d threads, at %d,%d: %g against %g", m,
+                                  n, k, shape[s][3], threads, i, j, fs[at], fr[at]);
+                    if (!kernel)
+                        continue;
                     ck_assert_msg(fabs(fc[at] - fr[at]) <= 1e-5 * (1 + fabs(fr[at])),
                                   "float %dx%dx%d %d at %d,%d: %g against %g", m, n, k,
                                   shape[s][3], i, j, fc[at], fr[at]);
@@ -669,8 +690,10 @@ START_TEST(test_gemm_kernels_match_blas)
                                   "double %dx%dx%d %d at %d,%d: %g against %g", m, n, k,
                                   shape[s][3], i, j, dc[at], dr[at]);
                 }
-            free(fa), free(fb), free(fc), free(fr), free(da), free(db), free(dc), free(dr);
+            free(fa), free(fb), free(fc), free(fr), free(fs);
+            free(da), free(db), free(dc), free(dr), free(ds);
         }
+    rt_set_threads(1);
 }
 END_TEST
 
@@ -3153,7 +3176,7 @@ static Suite *runtime_suite(void)
 {
     Suite *s = suite_create("runtime");
     TCase *tc = tcase_create("rng");
-    tcase_add_test(tc, test_gemm_kernels_match_blas);
+    tcase_add_loop_test(tc, test_gemm_kernels_match_blas, 1, 3);
     tcase_add_test(tc, test_fast_exp_tanh);
     tcase_add_test(tc, test_row_reductions);
     tcase_add_test(tc, test_rng_golden);
