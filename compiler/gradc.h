@@ -379,11 +379,11 @@ typedef struct {
 int tune_read(const char *path, Tune *t);
 TuneUse tune_use(const Tune *t, const Product *p);
 void tune_free(Tune *t);
-/* Whether runtime/gemm.c can compute a product: A B or A^T B with N in
- * whole vectors, or A B^T with K in whole vectors. */
+/* Whether runtime/gemm.c can compute a product: A B or A^T B with N a
+ * multiple of 4, or A B^T with K in whole vectors of 16. */
 static inline bool kernel_fits(const Product *p)
 {
-    return p->tb ? !p->ta && p->k % 16 == 0 : p->n % 16 == 0;
+    return p->tb ? !p->ta && p->k % 16 == 0 : p->n % 4 == 0;
 }
 /* gradc tune: times the model's products both ways and writes the file. */
 int tune_model(const char *model, const LoadOptions *o, const char *out, bool verbose);

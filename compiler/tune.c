@@ -4,7 +4,7 @@
  * A matrix product can be written up to three ways: the BLAS call (with
  * its transpose flag, if an operand is transposed); the transposed operand
  * copied first, then a plain BLAS product; and gradc's own kernels
- * (runtime/gemm.c), for A B or A^T B with N a multiple of 16, and for
+ * (runtime/gemm.c), for A B or A^T B with N a multiple of 4, and for
  * A B^T with K a multiple of 16. Which is fastest depends on
  * the shapes and on the BLAS, so it is measured, not guessed: gradc tune
  * times each way on this machine for every product of a model

@@ -4,13 +4,12 @@
  * OpenBLAS picks its kernels once, when it loads, from the CPUs it knows.
  * Debian's 0.3.21 does not know recent ones: it falls back to its oldest
  * kernels, an sgemm ten times slower than the CPU's AVX2 or AVX-512 ones,
- * or, on an AMD Zen 5, to its AVX2 kernels, half as fast as its AVX-512
- * ones. OPENBLAS_CORETYPE overrides the choice, but only at load time: by
- * the time main() runs it is too late, so a program that finds narrower
- * kernels than the CPU can run runs itself again with the variable set.
- * Anyone who set the variable keeps their choice.
+ * or, on an AVX-512 CPU it takes for an older one (Zen), to its AVX2
+ * kernels, half as fast. OPENBLAS_CORETYPE overrides the choice, but only
+ * at load time: by the time main() runs it is too late, so a program that
+ * finds narrower kernels than the CPU can run runs itself again with the
+ * variable set. Anyone who set the variable keeps their choice.
  */
-#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -49,7 +49,7 @@ void rt_dgemm(enum CBLAS_ORDER order, enum CBLAS_TRANSPOSE ta, enum CBLAS_TRANSP
               int n, int k, double alpha, const double *a, int lda, const double *b, int ldb,
               double beta, double *c, int ldc);
 /* gemm.c, for the products `gradc tune` found it faster on, row-major:
- * C = alpha A B + beta C and alpha A^T B + beta C with n a multiple of 16
+ * C = alpha A B + beta C and alpha A^T B + beta C with n a multiple of 4
  * (_nn, _tn), and C = alpha A B^T + beta C with k a multiple of 16 (_nt). */
 void rt_sgemm_nn(int m, int n, int k, float alpha, const float *a, int lda, const float *b,
                  int ldb, float beta, float *c, int ldc);

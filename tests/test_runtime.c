@@ -610,7 +610,7 @@ static void write_f64(const char *path, int rank, const long *shape, const doubl
 /* ---- rng ---- */
 
 /* gemm.c's kernels against OpenBLAS, float and double, A B and A^T B (N
- * in stripes of 48, 32 and 16) and A B^T (K in vectors of 16; from 64 rows
+ * in stripes of 48, 32 and 16, then of 4) and A B^T (K in vectors of 16; from 64 rows
  * on, B copied into panels, K in parts of 256): blocks of rows and columns
  * and the ones left over, operands inside larger matrices
  * (lda, ldb, ldc), alpha and beta; beta 0 reads no C, here NaN, and
@@ -626,7 +626,8 @@ START_TEST(test_gemm_kernels_match_blas)
         {17, 64, 40, NN}, {5, 7, 32, NT},     {32, 256, 1024, NT}, {9, 13, 16, NT},
         {4, 4, 48, NT},  {64, 48, 32, NT},     {70, 80, 304, NT},  {64, 16, 16, NT},
         {65, 20, 16, NT}, {128, 128, 1024, TN}, {11, 48, 9, TN},   {9, 32, 3, TN},
-        {1000, 100, 64, TN}, {300, 50, 100, NT}, {20, 1000, 80, NN}};
+        {520, 36, 64, TN},  {20, 1000, 80, NN},  {9, 36, 5, NN},     {10, 12, 7, TN},
+        {16, 100, 700, NN}, {300, 50, 100, NT},  {9, 50, 3, NN}};
     static const double scale[][2] = {{1, 0}, {-0.25, 1}, {2, 0.5}};
     rt_rng rng;
     rt_rng_seed(&rng, 7);
@@ -658,7 +659,7 @@ START_TEST(test_gemm_kernels_match_blas)
             rt_sgemm(CblasRowMajor, opa, opb, m, n, k, (float)alpha, fa, lda, fb, ldb,
                      (float)beta, fs, ldc);
             rt_dgemm(CblasRowMajor, opa, opb, m, n, k, alpha, da, lda, db, ldb, beta, ds, ldc);
-            const int kernel = (tb ? k : n) % 16 == 0; /* the last three: rt_sgemm only */
+            const int kernel = tb ? k % 16 == 0 : n % 4 == 0; /* the last two: rt_sgemm only */
             if (kernel)
                 (tb ? rt_sgemm_nt : ta ? rt_sgemm_tn : rt_sgemm_nn)(m, n, k, (float)alpha, fa, lda,
                                                                      fb, ldb, (float)beta, fc, ldc);
@@ -3175,8 +3176,11 @@ END_TEST
 static Suite *runtime_suite(void)
 {
     Suite *s = suite_create("runtime");
-    TCase *tc = tcase_create("rng");
+    TCase *tc = tcase_create("gemm");
     tcase_add_loop_test(tc, test_gemm_kernels_match_blas, 1, 3);
+    tcase_set_timeout(tc, 60); /* a minute under ASan */
+    suite_add_tcase(s, tc);
+    tc = tcase_create("rng");
     tcase_add_test(tc, test_fast_exp_tanh);
     tcase_add_test(tc, test_row_reductions);
     tcase_add_test(tc, test_rng_golden);

@@ -28,8 +28,7 @@ RT_VECTOR_CLONES
 static void compute_outputs(void)
 {
     /* models/seed_mlp.lua:12: local h = sigmoid(x:matmul(w1)) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, 100, 1000,
-           REAL_C(1.0), x, 1000, w1, 100, REAL_C(0.0), matmul, 100);
+    r_gemm_nn(64, 100, 1000, REAL_C(1.0), x, 1000, w1, 100, REAL_C(0.0), matmul, 100);
     for (int i = 0; i < 6400; i++) {
         h[i] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-matmul[i]));
     }
