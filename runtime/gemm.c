@@ -226,9 +226,19 @@ GEMM(rt_dgemm_tn, double, vdouble, 1, rt_dgemm)
         _Pragma("GCC unroll 4") for (int r = 0; r < ROWS; r++)                                \
             _Pragma("GCC unroll 4") for (int s = 0; s < COLS; s++)                            \
         {                                                                                     \
+            /* across the vector by halves, in registers: 16 adds in one chain                \
+             * took longer than the products themselves at K = 128 */                         \
+            typedef T half __attribute__((vector_size(sizeof(V) / 2)));                       \
+            typedef T quarter __attribute__((vector_size(sizeof(V) / 4)));                    \
+            half h[2];                                                                        \
+            quarter q[2];                                                                     \
+            memcpy(h, &acc[r][s], sizeof h);                                                  \
+            h[0] += h[1];                                                                     \
+            memcpy(q, &h[0], sizeof q);                                                       \
+            q[0] += q[1];                                                                     \
             T sum = 0;                                                                        \
-            for (int l = 0; l < lanes; l++)                                                   \
-                sum += acc[r][s][l];                                                          \
+            for (int l = 0; l < lanes / 4; l++)                                               \
+                sum += q[0][l];                                                               \
             T *to = c + r * ldc + s;                                                          \
             *to = beta == 0 ? alpha * sum : alpha * sum + beta * *to;                         \
         }                                                                                     \
