@@ -1652,20 +1652,26 @@ static void emit_max_pool(Buf *b, const Node *n, const Operand *out, const Opera
                v.kh, v.kw, at(buf, &in[0], idx), out->text);
 }
 
+/* Windows that tile x (stride the window's size, nothing left over at the
+ * edges) each write their own elements: nothing to zero first or to sum. */
 static void emit_max_pool_grad(Buf *b, const Node *n, const Operand *out, const Operand *in)
 {
     Window v = window_of(n->shape, n->axes);
+    bool tiles = v.pad == 0 && v.kh == v.stride && v.kw == v.stride && v.oh * v.stride == v.h &&
+                 v.ow * v.stride == v.w;
     char buf[96];
-    buf_printf(b, "    memset(%s, 0, %ld * sizeof *%s);\n", out->text, shape_size(n->shape),
-               out->text);
+    if (!tiles)
+        buf_printf(b, "    memset(%s, 0, %ld * sizeof *%s);\n", out->text, shape_size(n->shape),
+                   out->text);
     pool_loops(b, v);
     buf_printf(b,
                "                for (int m = 0; m < %d; m++)\n"
                "                    for (int n = 0; n < %d; n++)\n"
-               "                        %s[win + m * %d + n] +=\n"
+               "                        %s[win + m * %d + n] %s\n"
                "                            (real)(%s[win + m * %d + n] == %s[oi]) * %s;\n"
                "            }\n",
-               v.kh, v.kw, out->text, v.w, in[1].text, v.w, in[2].text, at(buf, &in[0], "oi"));
+               v.kh, v.kw, out->text, v.w, tiles ? "=" : "+=", in[1].text, v.w, in[2].text,
+               at(buf, &in[0], "oi"));
 }
 
 /* ---- softmax over the last axis, one row at a time ---- */

@@ -374,7 +374,6 @@ static void compute_grads(void)
            REAL_C(1.0), h_2, 256, d_logits, 10, REAL_C(0.0), d_fc_w, 10);
 
     /* backward of models/digits_cnn.lua:19: h = max_pool2d(relu(conv(h, F2, 3, "c2", { padding = 1 })), 2) */
-    memset(d_relu, 0, 32768 * sizeof *d_relu);
     for (int i = 0; i < 2048; i++)
         for (int j = 0; j < 2; j++)
             for (int k = 0; k < 2; k++) {
@@ -382,7 +381,7 @@ static void compute_grads(void)
                 const long win = ((long)i * 4 + j * 2) * 4 + k * 2;
                 for (int m = 0; m < 2; m++)
                     for (int n = 0; n < 2; n++)
-                        d_relu[win + m * 4 + n] +=
+                        d_relu[win + m * 4 + n] =
                             (real)(relu_2[win + m * 4 + n] == h_2[oi]) * d_reshape[oi];
             }
     for (int i = 0; i < 32768; i++) {
@@ -419,7 +418,6 @@ static void compute_grads(void)
             }
 
     /* backward of models/digits_cnn.lua:18: local h = max_pool2d(relu(conv(img, F1, 3, "c1", { padding = 1 })), 2) */
-    memset(d_relu_2, 0, 65536 * sizeof *d_relu_2);
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 4; j++)
             for (int k = 0; k < 4; k++) {
@@ -427,7 +425,7 @@ static void compute_grads(void)
                 const long win = ((long)i * 8 + j * 2) * 8 + k * 2;
                 for (int m = 0; m < 2; m++)
                     for (int n = 0; n < 2; n++)
-                        d_relu_2[win + m * 8 + n] +=
+                        d_relu_2[win + m * 8 + n] =
                             (real)(relu[win + m * 8 + n] == h[oi]) * d_h[oi];
             }
     for (int i = 0; i < 65536; i++) {
