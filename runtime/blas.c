@@ -28,14 +28,14 @@
  * 0 for older kernels or a name not known here. */
 static int kernel_width(const char *core)
 {
-    static const char *const avx512[] = {"SkylakeX", "Cooperlake", "SapphireRapids"};
-    static const char *const avx2[] = {"Haswell", "Zen"};
-    for (size_t i = 0; core && i < sizeof avx512 / sizeof *avx512; i++)
-        if (!strcasecmp(core, avx512[i]))
-            return 512;
-    for (size_t i = 0; core && i < sizeof avx2 / sizeof *avx2; i++)
-        if (!strcasecmp(core, avx2[i]))
-            return 256;
+    static const struct {
+        const char *name;
+        int width;
+    } kernels[] = {{"SkylakeX", 512}, {"Cooperlake", 512}, {"SapphireRapids", 512},
+                   {"Haswell", 256},  {"Zen", 256}};
+    for (size_t i = 0; core && i < sizeof kernels / sizeof *kernels; i++)
+        if (!strcasecmp(core, kernels[i].name))
+            return kernels[i].width;
     return 0;
 }
 

@@ -35,6 +35,15 @@ static bool split(long work) { return (void)work, false; }
 static int threads(void) { return 1; }
 #endif
 
+/* Part `part` of `parts` of 0 .. len, cut at multiples of `unit`; the
+ * last part takes what is left over. */
+static inline void part_of(int len, int unit, int part, int parts, int *from, int *to)
+{
+    const int units = len / unit;
+    *from = units * part / parts * unit;
+    *to = part == parts - 1 ? len : units * (part + 1) / parts * unit;
+}
+
 /* C = alpha op(A) op(B) + beta C as cblas_?gemm, row-major only. A
  * product worth splitting goes in as many parts as there are threads,
  * each a call to OpenBLAS on one thread: OpenBLAS's own threads allocate
@@ -51,9 +60,8 @@ static int threads(void) { return 1; }
         const int parts = big ? threads() : 1, len = by_rows ? m : n;                          \
         SPLIT_FOR                                                                             \
         for (int part = 0; part < parts; part++) {                                            \
-            int from = len / 16 * part / parts * 16, to = len / 16 * (part + 1) / parts * 16;   \
-            if (part == parts - 1)                                                            \
-                to = len;                                                                     \
+            int from, to;                                                                     \
+            part_of(len, 16, part, parts, &from, &to);                                        \
             if (to == from)                                                                   \
                 continue;                                                                     \
             if (by_rows)                                                                      \
@@ -303,12 +311,11 @@ GEMM(rt_dgemm_tn, double, vdouble, 1, rt_dgemm)
             PACKED_NT(T, V)                                                                   \
             return;                                                                           \
         }                                                                                     \
-        const int parts = big ? threads() : 1, blocks = n / 4;                                \
+        const int parts = big ? threads() : 1;                                                \
         SPLIT_FOR                                                                             \
         for (int part = 0; part < parts; part++) {                                            \
-            int from = blocks * part / parts * 4, to = blocks * (part + 1) / parts * 4;       \
-            if (part == parts - 1)                                                            \
-                to = n;                                                                       \
+            int from, to;                                                                     \
+            part_of(n, 4, part, parts, &from, &to);                                           \
             for (int i = 0; i < m;) {                                                         \
                 int rows = m - i >= 4 ? 4 : 1, j = from;                                      \
                 const T *ai = a + (long)i * lda;                                              \
