@@ -596,7 +596,7 @@ static void emit_group(Emit *e, int root)
     }
     if (accumulate) {
         /* A reduction over leading axes (a bias gradient): every output
-         * starts at the initial value and takes each element in turn. */
+         * starts at the initial value. */
         const char *out = use(e, root);
         long size = shape_size(r->shape);
         indent(e->b, 1);
@@ -605,8 +605,12 @@ static void emit_group(Emit *e, int root)
         else
             buf_printf(e->b, "for (int i = 0; i < %ld; i++)\n        %s[i] = %s;\n", size, out,
                        init);
+    }
+    if (accumulate && keep == sp.rank) {
+        /* The innermost loop walks the outputs: each element goes straight
+         * into its own, and the loop vectorizes across them. */
         char acc[200];
-        snprintf(acc, sizeof acc, "%s[%s]", out, idx);
+        snprintf(acc, sizeof acc, "%s[%s]", use(e, root), idx);
         open_loops(e->b, &sp, 0, sp.rank, 1);
         one.acc[0] = acc;
         group_body(e, &sp, &m, &one, &body, 1 + sp.rank, false);
@@ -614,7 +618,8 @@ static void emit_group(Emit *e, int root)
         close_loops(e->b, 0, sp.rank, 1);
     } else if (reduce) {
         /* A reduction over trailing axes: a local accumulator per output,
-         * in a block of its own when there is no outer loop to hold it. A
+         * in a block of its own when there is no outer loop to hold it,
+         * added into the output when leading axes are reduced as well. A
          * sum along a last axis of a multiple of 16 takes 16 partial sums
          * in turn, then adds them up: one running sum waits on each add,
          * and C lets no compiler split it; in this fixed order they
@@ -624,7 +629,7 @@ static void emit_group(Emit *e, int root)
                      sp.size[last] >= 32;
         if (keep == 0)
             buf_printf(e->b, "    {\n");
-        else
+        else if (!accumulate) /* outer iterations share outputs */
             open_parallel(e->b, &sp, depth);
         open_loops(e->b, &sp, 0, keep, depth);
         indent(e->b, depth + keep);
@@ -658,7 +663,13 @@ static void emit_group(Emit *e, int root)
             buf_printf(e->b, "acc += part[o];\n");
         }
         indent(e->b, depth + keep);
-        buf_printf(e->b, "%s[%s] = acc;\n", use(e, root), idx);
+        char out[200];
+        snprintf(out, sizeof out, "%s[%s]", use(e, root), idx);
+        if (accumulate)
+            op_info[r->op].emit(e->b, r, &(Operand){.text = out}, &(Operand){.text = "acc"});
+        else
+            buf_printf(e->b, "%s = acc", out);
+        buf_printf(e->b, ";\n");
         close_loops(e->b, 0, keep, depth);
         if (keep == 0)
             buf_printf(e->b, "    }\n");

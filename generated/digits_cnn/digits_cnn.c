@@ -392,10 +392,13 @@ static void compute_grads(void)
     /* backward of models/lib/conv.lua:12: return conv2d(x, w, b, opts) */
     memset(d_reshape_2, 0, 64 * sizeof *d_reshape_2);
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 64; j++)
+        for (int j = 0; j < 64; j++) {
+            real acc = REAL_C(0.0);
             for (int k = 0; k < 16; k++) {
-                d_reshape_2[j] += d_add[i * 1024 + j * 16 + k];
+                acc += d_add[i * 1024 + j * 16 + k];
             }
+            d_reshape_2[j] += acc;
+        }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++)
             for (int k = 0; k < 16; k++) {
@@ -436,10 +439,17 @@ static void compute_grads(void)
     /* backward of models/lib/conv.lua:12: return conv2d(x, w, b, opts) */
     memset(d_reshape_5, 0, 32 * sizeof *d_reshape_5);
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 32; j++)
-            for (int k = 0; k < 64; k++) {
-                d_reshape_5[j] += d_add_2[i * 2048 + j * 64 + k];
-            }
+        for (int j = 0; j < 32; j++) {
+            real part[16] = {REAL_C(0.0)};
+            for (int o = 0; o < 64; o += 16)
+                for (int k = o; k < o + 16; k++) {
+                    part[k - o] += d_add_2[i * 2048 + j * 64 + k];
+                }
+            real acc = part[0];
+            for (int o = 1; o < 16; o++)
+                acc += part[o];
+            d_reshape_5[j] += acc;
+        }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 32; j++)
             for (int k = 0; k < 64; k++) {
