@@ -619,22 +619,21 @@ static void emit_group(Emit *e, int root)
     } else if (reduce) {
         /* A reduction over trailing axes: a local accumulator per output,
          * in a block of its own when there is no outer loop to hold it,
-         * added into the output when leading axes are reduced as well. A
-         * sum along a last axis of a multiple of 16 takes 16 partial sums
-         * in turn, then adds them up: one running sum waits on each add,
-         * and C lets no compiler split it; in this fixed order they
-         * vectorize, alike for every instruction set. */
+         * added into the output when leading axes are reduced as well; a
+         * sum along a last axis that PARTIAL_SUMS divides, in those parts. */
         int depth = 1 + (keep == 0), last = sp.rank - 1;
-        bool split = r->op == OP_SUM && keep <= last && sp.size[last] % 16 == 0 &&
-                     sp.size[last] >= 32;
+        bool split = r->op == OP_SUM && keep <= last && sp.size[last] % PARTIAL_SUMS == 0 &&
+                     sp.size[last] >= 2 * PARTIAL_SUMS;
         if (keep == 0)
             buf_printf(e->b, "    {\n");
         else if (!accumulate) /* outer iterations share outputs */
             open_parallel(e->b, &sp, depth);
         open_loops(e->b, &sp, 0, keep, depth);
         indent(e->b, depth + keep);
-        buf_printf(e->b, "real %s = %s%s%s;\n", split ? "part[16]" : "acc", split ? "{" : "", init,
-                   split ? "}" : "");
+        if (split)
+            buf_printf(e->b, "real part[%d] = {%s};\n", PARTIAL_SUMS, init);
+        else
+            buf_printf(e->b, "real acc = %s;\n", init);
         int inner = split ? last : sp.rank; /* the reduced loops written plainly */
         open_loops(e->b, &sp, keep, inner, depth + keep);
         char part[16];
@@ -643,9 +642,9 @@ static void emit_group(Emit *e, int root)
             snprintf(part, sizeof part, "part[%c - o]", v);
             one.acc[0] = part;
             indent(e->b, depth + last);
-            buf_printf(e->b, "for (int o = 0; o < %ld; o += 16)\n", sp.size[last]);
+            buf_printf(e->b, "for (int o = 0; o < %ld; o += %d)\n", sp.size[last], PARTIAL_SUMS);
             indent(e->b, depth + last + 1);
-            buf_printf(e->b, "for (int %c = o; %c < o + 16; %c++) {\n", v, v, v);
+            buf_printf(e->b, "for (int %c = o; %c < o + %d; %c++) {\n", v, v, PARTIAL_SUMS, v);
         }
         group_body(e, &sp, &m, &one, &body, depth + sp.rank + split, false);
         buf_printf(e->b, "%s", body.data);
@@ -658,7 +657,7 @@ static void emit_group(Emit *e, int root)
             indent(e->b, depth + keep);
             buf_printf(e->b, "real acc = part[0];\n");
             indent(e->b, depth + keep);
-            buf_printf(e->b, "for (int o = 1; o < 16; o++)\n");
+            buf_printf(e->b, "for (int o = 1; o < %d; o++)\n", PARTIAL_SUMS);
             indent(e->b, depth + keep + 1);
             buf_printf(e->b, "acc += part[o];\n");
         }

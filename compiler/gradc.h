@@ -28,6 +28,12 @@
 
 enum { MAX_RANK = 6, MAX_IN = 64 }; /* MAX_IN: concat joins up to 64 tensors */
 
+/* Long sums in the generated C (a reduction along a last axis, the clip
+ * norm) take this many partial sums in turn, then add them up: one
+ * running sum waits on each add, and C lets no compiler split it; in this
+ * fixed order they vectorize, alike for every instruction set. */
+enum { PARTIAL_SUMS = 16 };
+
 /* ---- util.c: memory, text buffers, internal errors ---- */
 
 noreturn void die_at(const char *file, int line, const char *fmt, ...);

@@ -82,29 +82,29 @@ void optim_emit_step(Buf *b, const char *fn, const Optimizer *o, long params, lo
         buf_printf(b, "    real *const avg = arena + %ld;\n", state);
     if (optim_info[o->kind].state_slots >= 2)
         buf_printf(b, "    real *const avg_sq = arena + %ld;\n", state + n);
-    /* The norm sums in 16 parts: one running sum waits on each add in
-     * turn, and C lets no compiler split it. */
-    long whole = n / 16 * 16;
+    long whole = n / PARTIAL_SUMS * PARTIAL_SUMS;
     buf_printf(b,
                "    real scale = REAL_C(1.0);\n"
                "    if (hyper->clip > 0) {\n"
-               "        double part[16] = {0.0};\n"
-               "        for (int i = 0; i < %ld; i += 16)\n"
-               "            for (int j = 0; j < 16; j++)\n"
+               "        double part[%d] = {0.0};\n"
+               "        for (int i = 0; i < %ld; i += %d)\n"
+               "            for (int j = 0; j < %d; j++)\n"
                "                part[j] += (double)grads[i + j] * grads[i + j];\n"
                "        double norm2 = 0.0;\n",
-               whole);
+               PARTIAL_SUMS, whole, PARTIAL_SUMS, PARTIAL_SUMS);
     if (whole < n)
         buf_printf(b,
                    "        for (int i = %ld; i < %ld; i++)\n"
                    "            norm2 += (double)grads[i] * grads[i];\n",
                    whole, n);
-    buf_printf(b, "        for (int j = 0; j < 16; j++)\n"
-                  "            norm2 += part[j];\n"
-                  "        if (sqrt(norm2) > hyper->clip)\n"
-                  "            scale = (real)(hyper->clip / sqrt(norm2));\n"
-                  "    }\n"
-                  "    const real lr = (real)hyper->lr, wd = (real)hyper->weight_decay;\n");
+    buf_printf(b,
+               "        for (int j = 0; j < %d; j++)\n"
+               "            norm2 += part[j];\n"
+               "        if (sqrt(norm2) > hyper->clip)\n"
+               "            scale = (real)(hyper->clip / sqrt(norm2));\n"
+               "    }\n"
+               "    const real lr = (real)hyper->lr, wd = (real)hyper->weight_decay;\n",
+               PARTIAL_SUMS);
     switch (o->kind) {
     case OPT_SGD:
         buf_printf(b,
