@@ -611,7 +611,8 @@ static void write_f64(const char *path, int rank, const long *shape, const doubl
 
 /* gemm.c's kernels against OpenBLAS, float and double, A B and A^T B (N
  * in stripes of 48, 32 and 16, then of 4) and A B^T (K in vectors of 16; from 64 rows
- * on, B copied into panels, K in parts of 256): blocks of rows and columns
+ * on, B copied into panels, K in parts of 256; with fewer rows but 64
+ * columns or more, on 1 thread, C^T = B A^T that way): blocks of rows and columns
  * and the ones left over, operands inside larger matrices
  * (lda, ldb, ldc), alpha and beta; beta 0 reads no C, here NaN, and
  * nothing outside the product is written. Sums may be in another order: a
@@ -627,7 +628,8 @@ START_TEST(test_gemm_kernels_match_blas)
         {4, 4, 48, NT},  {64, 48, 32, NT},     {70, 80, 304, NT},  {64, 16, 16, NT},
         {65, 20, 16, NT}, {128, 128, 1024, TN}, {11, 48, 9, TN},   {9, 32, 3, TN},
         {520, 36, 64, TN},  {20, 1000, 80, NN},  {9, 36, 5, NN},     {10, 12, 7, TN},
-        {16, 100, 700, NN}, {300, 50, 100, NT},  {9, 50, 3, NN}};
+        {16, 100, 700, NN}, {300, 50, 100, NT},  {9, 50, 3, NN},     {48, 96, 64, NT},
+        {16, 300, 32, NT}};
     static const double scale[][2] = {{1, 0}, {-0.25, 1}, {2, 0.5}};
     rt_rng rng;
     rt_rng_seed(&rng, 7);
