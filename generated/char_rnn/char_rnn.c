@@ -1089,8 +1089,7 @@ static void compute_grads(void)
         }
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 1024, 256, 128,
            REAL_C(1.0), d_reshape, 128, out_w, 128, REAL_C(0.0), d_concat, 256);
-    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 128, 1024,
-           REAL_C(1.0), concat, 256, d_reshape, 128, REAL_C(0.0), d_out_w, 128);
+    r_gemm_tn(256, 128, 1024, REAL_C(1.0), concat, 256, d_reshape, 128, REAL_C(0.0), d_out_w, 128);
 
     /* backward of models/char_rnn.lua:21: local logits = dense(concat(hs, 2), V, "out")   -- [N, T, V] */
     for (int i = 0; i < 32; i++)
@@ -1230,7 +1229,8 @@ static void compute_grads(void)
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm_tn(256, 256, 32, REAL_C(1.0), h_31, 256, d_z, 256, REAL_C(0.0), d_matmul, 256);
+    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
+           REAL_C(1.0), h_31, 256, d_z, 256, REAL_C(0.0), d_matmul, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     memset(d_sum, 0, 256 * sizeof *d_sum);
@@ -1244,8 +1244,7 @@ static void compute_grads(void)
         }
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
-           REAL_C(1.0), d_z, 256, rnn_u, 256, REAL_C(1.0), d_h, 256);
+    r_gemm_nt(32, 256, 256, REAL_C(1.0), d_z, 256, rnn_u, 256, REAL_C(1.0), d_h, 256);
 
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
@@ -1255,7 +1254,8 @@ static void compute_grads(void)
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm_tn(256, 256, 32, REAL_C(1.0), h_30, 256, d_z_2, 256, REAL_C(1.0), d_matmul_add, 256);
+    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
+           REAL_C(1.0), h_30, 256, d_z_2, 256, REAL_C(1.0), d_matmul_add, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     memset(d_sum_2, 0, 256 * sizeof *d_sum_2);
@@ -1268,8 +1268,7 @@ static void compute_grads(void)
             d_pad_add[7680 + i * 8192 + r] = d_z_2[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
-           REAL_C(1.0), d_z_2, 256, rnn_u, 256, REAL_C(1.0), d_h_2, 256);
+    r_gemm_nt(32, 256, 256, REAL_C(1.0), d_z_2, 256, rnn_u, 256, REAL_C(1.0), d_h_2, 256);
 
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
@@ -1279,7 +1278,8 @@ static void compute_grads(void)
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm_tn(256, 256, 32, REAL_C(1.0), h_29, 256, d_z_3, 256, REAL_C(1.0), d_matmul_add_2, 256);
+    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
+           REAL_C(1.0), h_29, 256, d_z_3, 256, REAL_C(1.0), d_matmul_add_2, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     memset(d_sum_3, 0, 256 * sizeof *d_sum_3);
@@ -1292,8 +1292,7 @@ static void compute_grads(void)
             d_pad_add_2[7424 + i * 8192 + r] = d_z_3[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
-           REAL_C(1.0), d_z_3, 256, rnn_u, 256, REAL_C(1.0), d_h_3, 256);
+    r_gemm_nt(32, 256, 256, REAL_C(1.0), d_z_3, 256, rnn_u, 256, REAL_C(1.0), d_h_3, 256);
 
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
@@ -1303,7 +1302,8 @@ static void compute_grads(void)
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm_tn(256, 256, 32, REAL_C(1.0), h_28, 256, d_z_4, 256, REAL_C(1.0), d_matmul_add_3, 256);
+    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
+           REAL_C(1.0), h_28, 256, d_z_4, 256, REAL_C(1.0), d_matmul_add_3, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     memset(d_sum_4, 0, 256 * sizeof *d_sum_4);
@@ -1316,8 +1316,7 @@ static void compute_grads(void)
             d_pad_add_3[7168 + i * 8192 + r] = d_z_4[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
-           REAL_C(1.0), d_z_4, 256, rnn_u, 256, REAL_C(1.0), d_h_4, 256);
+    r_gemm_nt(32, 256, 256, REAL_C(1.0), d_z_4, 256, rnn_u, 256, REAL_C(1.0), d_h_4, 256);
 
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
@@ -1327,7 +1326,8 @@ static void compute_grads(void)
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm_tn(256, 256, 32, REAL_C(1.0), h_27, 256, d_z_5, 256, REAL_C(1.0), d_matmul_add_4, 256);
+    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
+           REAL_C(1.0), h_27, 256, d_z_5, 256, REAL_C(1.0), d_matmul_add_4, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     memset(d_sum_5, 0, 256 * sizeof *d_sum_5);
@@ -1340,8 +1340,7 @@ static void compute_grads(void)
             d_pad_add_4[6912 + i * 8192 + r] = d_z_5[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
-           REAL_C(1.0), d_z_5, 256, rnn_u, 256, REAL_C(1.0), d_h_5, 256);
+    r_gemm_nt(32, 256, 256, REAL_C(1.0), d_z_5, 256, rnn_u, 256, REAL_C(1.0), d_h_5, 256);
 
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
@@ -1351,7 +1350,8 @@ static void compute_grads(void)
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm_tn(256, 256, 32, REAL_C(1.0), h_26, 256, d_z_6, 256, REAL_C(1.0), d_matmul_add_5, 256);
+    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
+           REAL_C(1.0), h_26, 256, d_z_6, 256, REAL_C(1.0), d_matmul_add_5, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     memset(d_sum_6, 0, 256 * sizeof *d_sum_6);
@@ -1364,8 +1364,7 @@ static void compute_grads(void)
             d_pad_add_5[6656 + i * 8192 + r] = d_z_6[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
-           REAL_C(1.0), d_z_6, 256, rnn_u, 256, REAL_C(1.0), d_h_6, 256);
+    r_gemm_nt(32, 256, 256, REAL_C(1.0), d_z_6, 256, rnn_u, 256, REAL_C(1.0), d_h_6, 256);
 
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
@@ -1375,7 +1374,8 @@ static void compute_grads(void)
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm_tn(256, 256, 32, REAL_C(1.0), h_25, 256, d_z_7, 256, REAL_C(1.0), d_matmul_add_6, 256);
+    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
+           REAL_C(1.0), h_25, 256, d_z_7, 256, REAL_C(1.0), d_matmul_add_6, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     memset(d_sum_7, 0, 256 * sizeof *d_sum_7);
@@ -1388,8 +1388,7 @@ static void compute_grads(void)
             d_pad_add_6[6400 + i * 8192 + r] = d_z_7[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
-           REAL_C(1.0), d_z_7, 256, rnn_u, 256, REAL_C(1.0), d_h_7, 256);
+    r_gemm_nt(32, 256, 256, REAL_C(1.0), d_z_7, 256, rnn_u, 256, REAL_C(1.0), d_h_7, 256);
 
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
@@ -1399,7 +1398,8 @@ static void compute_grads(void)
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm_tn(256, 256, 32, REAL_C(1.0), h_24, 256, d_z_8, 256, REAL_C(1.0), d_matmul_add_7, 256);
+    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
+           REAL_C(1.0), h_24, 256, d_z_8, 256, REAL_C(1.0), d_matmul_add_7, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     memset(d_sum_8, 0, 256 * sizeof *d_sum_8);
@@ -1412,8 +1412,7 @@ static void compute_grads(void)
             d_pad_add_7[6144 + i * 8192 + r] = d_z_8[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
-           REAL_C(1.0), d_z_8, 256, rnn_u, 256, REAL_C(1.0), d_h_8, 256);
+    r_gemm_nt(32, 256, 256, REAL_C(1.0), d_z_8, 256, rnn_u, 256, REAL_C(1.0), d_h_8, 256);
 
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
@@ -1423,7 +1422,8 @@ static void compute_grads(void)
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm_tn(256, 256, 32, REAL_C(1.0), h_23, 256, d_z_9, 256, REAL_C(1.0), d_matmul_add_8, 256);
+    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
+           REAL_C(1.0), h_23, 256, d_z_9, 256, REAL_C(1.0), d_matmul_add_8, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     memset(d_sum_9, 0, 256 * sizeof *d_sum_9);
@@ -1436,8 +1436,7 @@ static void compute_grads(void)
             d_pad_add_8[5888 + i * 8192 + r] = d_z_9[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
-           REAL_C(1.0), d_z_9, 256, rnn_u, 256, REAL_C(1.0), d_h_9, 256);
+    r_gemm_nt(32, 256, 256, REAL_C(1.0), d_z_9, 256, rnn_u, 256, REAL_C(1.0), d_h_9, 256);
 
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
@@ -1447,7 +1446,8 @@ static void compute_grads(void)
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm_tn(256, 256, 32, REAL_C(1.0), h_22, 256, d_z_10, 256, REAL_C(1.0), d_matmul_add_9, 256);
+    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
+           REAL_C(1.0), h_22, 256, d_z_10, 256, REAL_C(1.0), d_matmul_add_9, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     memset(d_sum_10, 0, 256 * sizeof *d_sum_10);
@@ -1460,8 +1460,7 @@ static void compute_grads(void)
             d_pad_add_9[5632 + i * 8192 + r] = d_z_10[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
-           REAL_C(1.0), d_z_10, 256, rnn_u, 256, REAL_C(1.0), d_h_10, 256);
+    r_gemm_nt(32, 256, 256, REAL_C(1.0), d_z_10, 256, rnn_u, 256, REAL_C(1.0), d_h_10, 256);
 
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
@@ -1471,7 +1470,8 @@ static void compute_grads(void)
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm_tn(256, 256, 32, REAL_C(1.0), h_21, 256, d_z_11, 256, REAL_C(1.0), d_matmul_add_10, 256);
+    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
+           REAL_C(1.0), h_21, 256, d_z_11, 256, REAL_C(1.0), d_matmul_add_10, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     memset(d_sum_11, 0, 256 * sizeof *d_sum_11);
@@ -1484,8 +1484,7 @@ static void compute_grads(void)
             d_pad_add_10[5376 + i * 8192 + r] = d_z_11[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
-           REAL_C(1.0), d_z_11, 256, rnn_u, 256, REAL_C(1.0), d_h_11, 256);
+    r_gemm_nt(32, 256, 256, REAL_C(1.0), d_z_11, 256, rnn_u, 256, REAL_C(1.0), d_h_11, 256);
 
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
@@ -1495,7 +1494,8 @@ static void compute_grads(void)
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm_tn(256, 256, 32, REAL_C(1.0), h_20, 256, d_z_12, 256, REAL_C(1.0), d_matmul_add_11, 256);
+    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
+           REAL_C(1.0), h_20, 256, d_z_12, 256, REAL_C(1.0), d_matmul_add_11, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     memset(d_sum_12, 0, 256 * sizeof *d_sum_12);
@@ -1508,8 +1508,7 @@ static void compute_grads(void)
             d_pad_add_11[5120 + i * 8192 + r] = d_z_12[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
-           REAL_C(1.0), d_z_12, 256, rnn_u, 256, REAL_C(1.0), d_h_12, 256);
+    r_gemm_nt(32, 256, 256, REAL_C(1.0), d_z_12, 256, rnn_u, 256, REAL_C(1.0), d_h_12, 256);
 
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
@@ -1519,7 +1518,8 @@ static void compute_grads(void)
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm_tn(256, 256, 32, REAL_C(1.0), h_19, 256, d_z_13, 256, REAL_C(1.0), d_matmul_add_12, 256);
+    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
+           REAL_C(1.0), h_19, 256, d_z_13, 256, REAL_C(1.0), d_matmul_add_12, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     memset(d_sum_13, 0, 256 * sizeof *d_sum_13);
@@ -1532,8 +1532,7 @@ static void compute_grads(void)
             d_pad_add_12[4864 + i * 8192 + r] = d_z_13[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
-           REAL_C(1.0), d_z_13, 256, rnn_u, 256, REAL_C(1.0), d_h_13, 256);
+    r_gemm_nt(32, 256, 256, REAL_C(1.0), d_z_13, 256, rnn_u, 256, REAL_C(1.0), d_h_13, 256);
 
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
@@ -1543,7 +1542,8 @@ static void compute_grads(void)
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm_tn(256, 256, 32, REAL_C(1.0), h_18, 256, d_z_14, 256, REAL_C(1.0), d_matmul_add_13, 256);
+    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
+           REAL_C(1.0), h_18, 256, d_z_14, 256, REAL_C(1.0), d_matmul_add_13, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     memset(d_sum_14, 0, 256 * sizeof *d_sum_14);
@@ -1556,8 +1556,7 @@ static void compute_grads(void)
             d_pad_add_13[4608 + i * 8192 + r] = d_z_14[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
-           REAL_C(1.0), d_z_14, 256, rnn_u, 256, REAL_C(1.0), d_h_14, 256);
+    r_gemm_nt(32, 256, 256, REAL_C(1.0), d_z_14, 256, rnn_u, 256, REAL_C(1.0), d_h_14, 256);
 
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
@@ -1567,7 +1566,8 @@ static void compute_grads(void)
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm_tn(256, 256, 32, REAL_C(1.0), h_17, 256, d_z_15, 256, REAL_C(1.0), d_matmul_add_14, 256);
+    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
+           REAL_C(1.0), h_17, 256, d_z_15, 256, REAL_C(1.0), d_matmul_add_14, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     memset(d_sum_15, 0, 256 * sizeof *d_sum_15);
@@ -1580,8 +1580,7 @@ static void compute_grads(void)
             d_pad_add_14[4352 + i * 8192 + r] = d_z_15[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
-           REAL_C(1.0), d_z_15, 256, rnn_u, 256, REAL_C(1.0), d_h_15, 256);
+    r_gemm_nt(32, 256, 256, REAL_C(1.0), d_z_15, 256, rnn_u, 256, REAL_C(1.0), d_h_15, 256);
 
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
@@ -1591,7 +1590,8 @@ static void compute_grads(void)
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm_tn(256, 256, 32, REAL_C(1.0), h_16, 256, d_z_16, 256, REAL_C(1.0), d_matmul_add_15, 256);
+    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
+           REAL_C(1.0), h_16, 256, d_z_16, 256, REAL_C(1.0), d_matmul_add_15, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     memset(d_sum_16, 0, 256 * sizeof *d_sum_16);
@@ -1604,8 +1604,7 @@ static void compute_grads(void)
             d_pad_add_15[4096 + i * 8192 + r] = d_z_16[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
-           REAL_C(1.0), d_z_16, 256, rnn_u, 256, REAL_C(1.0), d_h_16, 256);
+    r_gemm_nt(32, 256, 256, REAL_C(1.0), d_z_16, 256, rnn_u, 256, REAL_C(1.0), d_h_16, 256);
 
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
@@ -1615,7 +1614,8 @@ static void compute_grads(void)
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm_tn(256, 256, 32, REAL_C(1.0), h_15, 256, d_z_17, 256, REAL_C(1.0), d_matmul_add_16, 256);
+    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
+           REAL_C(1.0), h_15, 256, d_z_17, 256, REAL_C(1.0), d_matmul_add_16, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     memset(d_sum_17, 0, 256 * sizeof *d_sum_17);
@@ -1628,8 +1628,7 @@ static void compute_grads(void)
             d_pad_add_16[3840 + i * 8192 + r] = d_z_17[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
-           REAL_C(1.0), d_z_17, 256, rnn_u, 256, REAL_C(1.0), d_h_17, 256);
+    r_gemm_nt(32, 256, 256, REAL_C(1.0), d_z_17, 256, rnn_u, 256, REAL_C(1.0), d_h_17, 256);
 
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
@@ -1639,7 +1638,8 @@ static void compute_grads(void)
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm_tn(256, 256, 32, REAL_C(1.0), h_14, 256, d_z_18, 256, REAL_C(1.0), d_matmul_add_17, 256);
+    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
+           REAL_C(1.0), h_14, 256, d_z_18, 256, REAL_C(1.0), d_matmul_add_17, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     memset(d_sum_18, 0, 256 * sizeof *d_sum_18);
@@ -1652,8 +1652,7 @@ static void compute_grads(void)
             d_pad_add_17[3584 + i * 8192 + r] = d_z_18[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
-           REAL_C(1.0), d_z_18, 256, rnn_u, 256, REAL_C(1.0), d_h_18, 256);
+    r_gemm_nt(32, 256, 256, REAL_C(1.0), d_z_18, 256, rnn_u, 256, REAL_C(1.0), d_h_18, 256);
 
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
@@ -1663,7 +1662,8 @@ static void compute_grads(void)
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm_tn(256, 256, 32, REAL_C(1.0), h_13, 256, d_z_19, 256, REAL_C(1.0), d_matmul_add_18, 256);
+    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
+           REAL_C(1.0), h_13, 256, d_z_19, 256, REAL_C(1.0), d_matmul_add_18, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     memset(d_sum_19, 0, 256 * sizeof *d_sum_19);
@@ -1676,8 +1676,7 @@ static void compute_grads(void)
             d_pad_add_18[3328 + i * 8192 + r] = d_z_19[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
-           REAL_C(1.0), d_z_19, 256, rnn_u, 256, REAL_C(1.0), d_h_19, 256);
+    r_gemm_nt(32, 256, 256, REAL_C(1.0), d_z_19, 256, rnn_u, 256, REAL_C(1.0), d_h_19, 256);
 
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
@@ -1687,7 +1686,8 @@ static void compute_grads(void)
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm_tn(256, 256, 32, REAL_C(1.0), h_12, 256, d_z_20, 256, REAL_C(1.0), d_matmul_add_19, 256);
+    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
+           REAL_C(1.0), h_12, 256, d_z_20, 256, REAL_C(1.0), d_matmul_add_19, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     memset(d_sum_20, 0, 256 * sizeof *d_sum_20);
@@ -1700,8 +1700,7 @@ static void compute_grads(void)
             d_pad_add_19[3072 + i * 8192 + r] = d_z_20[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
-           REAL_C(1.0), d_z_20, 256, rnn_u, 256, REAL_C(1.0), d_h_20, 256);
+    r_gemm_nt(32, 256, 256, REAL_C(1.0), d_z_20, 256, rnn_u, 256, REAL_C(1.0), d_h_20, 256);
 
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
@@ -1711,7 +1710,8 @@ static void compute_grads(void)
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm_tn(256, 256, 32, REAL_C(1.0), h_11, 256, d_z_21, 256, REAL_C(1.0), d_matmul_add_20, 256);
+    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
+           REAL_C(1.0), h_11, 256, d_z_21, 256, REAL_C(1.0), d_matmul_add_20, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     memset(d_sum_21, 0, 256 * sizeof *d_sum_21);
@@ -1724,8 +1724,7 @@ static void compute_grads(void)
             d_pad_add_20[2816 + i * 8192 + r] = d_z_21[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
-           REAL_C(1.0), d_z_21, 256, rnn_u, 256, REAL_C(1.0), d_h_21, 256);
+    r_gemm_nt(32, 256, 256, REAL_C(1.0), d_z_21, 256, rnn_u, 256, REAL_C(1.0), d_h_21, 256);
 
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
@@ -1735,7 +1734,8 @@ static void compute_grads(void)
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm_tn(256, 256, 32, REAL_C(1.0), h_10, 256, d_z_22, 256, REAL_C(1.0), d_matmul_add_21, 256);
+    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
+           REAL_C(1.0), h_10, 256, d_z_22, 256, REAL_C(1.0), d_matmul_add_21, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     memset(d_sum_22, 0, 256 * sizeof *d_sum_22);
@@ -1748,8 +1748,7 @@ static void compute_grads(void)
             d_pad_add_21[2560 + i * 8192 + r] = d_z_22[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
-           REAL_C(1.0), d_z_22, 256, rnn_u, 256, REAL_C(1.0), d_h_22, 256);
+    r_gemm_nt(32, 256, 256, REAL_C(1.0), d_z_22, 256, rnn_u, 256, REAL_C(1.0), d_h_22, 256);
 
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
@@ -1759,7 +1758,8 @@ static void compute_grads(void)
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm_tn(256, 256, 32, REAL_C(1.0), h_9, 256, d_z_23, 256, REAL_C(1.0), d_matmul_add_22, 256);
+    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
+           REAL_C(1.0), h_9, 256, d_z_23, 256, REAL_C(1.0), d_matmul_add_22, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     memset(d_sum_23, 0, 256 * sizeof *d_sum_23);
@@ -1772,8 +1772,7 @@ static void compute_grads(void)
             d_pad_add_22[2304 + i * 8192 + r] = d_z_23[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
-           REAL_C(1.0), d_z_23, 256, rnn_u, 256, REAL_C(1.0), d_h_23, 256);
+    r_gemm_nt(32, 256, 256, REAL_C(1.0), d_z_23, 256, rnn_u, 256, REAL_C(1.0), d_h_23, 256);
 
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
@@ -1783,7 +1782,8 @@ static void compute_grads(void)
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm_tn(256, 256, 32, REAL_C(1.0), h_8, 256, d_z_24, 256, REAL_C(1.0), d_matmul_add_23, 256);
+    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
+           REAL_C(1.0), h_8, 256, d_z_24, 256, REAL_C(1.0), d_matmul_add_23, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     memset(d_sum_24, 0, 256 * sizeof *d_sum_24);
@@ -1796,8 +1796,7 @@ static void compute_grads(void)
             d_pad_add_23[2048 + i * 8192 + r] = d_z_24[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
-           REAL_C(1.0), d_z_24, 256, rnn_u, 256, REAL_C(1.0), d_h_24, 256);
+    r_gemm_nt(32, 256, 256, REAL_C(1.0), d_z_24, 256, rnn_u, 256, REAL_C(1.0), d_h_24, 256);
 
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
@@ -1807,7 +1806,8 @@ static void compute_grads(void)
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm_tn(256, 256, 32, REAL_C(1.0), h_7, 256, d_z_25, 256, REAL_C(1.0), d_matmul_add_24, 256);
+    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
+           REAL_C(1.0), h_7, 256, d_z_25, 256, REAL_C(1.0), d_matmul_add_24, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     memset(d_sum_25, 0, 256 * sizeof *d_sum_25);
@@ -1820,8 +1820,7 @@ static void compute_grads(void)
             d_pad_add_24[1792 + i * 8192 + r] = d_z_25[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
-           REAL_C(1.0), d_z_25, 256, rnn_u, 256, REAL_C(1.0), d_h_25, 256);
+    r_gemm_nt(32, 256, 256, REAL_C(1.0), d_z_25, 256, rnn_u, 256, REAL_C(1.0), d_h_25, 256);
 
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
@@ -1831,7 +1830,8 @@ static void compute_grads(void)
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm_tn(256, 256, 32, REAL_C(1.0), h_6, 256, d_z_26, 256, REAL_C(1.0), d_matmul_add_25, 256);
+    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
+           REAL_C(1.0), h_6, 256, d_z_26, 256, REAL_C(1.0), d_matmul_add_25, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     memset(d_sum_26, 0, 256 * sizeof *d_sum_26);
@@ -1844,8 +1844,7 @@ static void compute_grads(void)
             d_pad_add_25[1536 + i * 8192 + r] = d_z_26[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
-           REAL_C(1.0), d_z_26, 256, rnn_u, 256, REAL_C(1.0), d_h_26, 256);
+    r_gemm_nt(32, 256, 256, REAL_C(1.0), d_z_26, 256, rnn_u, 256, REAL_C(1.0), d_h_26, 256);
 
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
@@ -1855,7 +1854,8 @@ static void compute_grads(void)
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm_tn(256, 256, 32, REAL_C(1.0), h_5, 256, d_z_27, 256, REAL_C(1.0), d_matmul_add_26, 256);
+    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
+           REAL_C(1.0), h_5, 256, d_z_27, 256, REAL_C(1.0), d_matmul_add_26, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     memset(d_sum_27, 0, 256 * sizeof *d_sum_27);
@@ -1868,8 +1868,7 @@ static void compute_grads(void)
             d_pad_add_26[1280 + i * 8192 + r] = d_z_27[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
-           REAL_C(1.0), d_z_27, 256, rnn_u, 256, REAL_C(1.0), d_h_27, 256);
+    r_gemm_nt(32, 256, 256, REAL_C(1.0), d_z_27, 256, rnn_u, 256, REAL_C(1.0), d_h_27, 256);
 
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
@@ -1879,7 +1878,8 @@ static void compute_grads(void)
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm_tn(256, 256, 32, REAL_C(1.0), h_4, 256, d_z_28, 256, REAL_C(1.0), d_matmul_add_27, 256);
+    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
+           REAL_C(1.0), h_4, 256, d_z_28, 256, REAL_C(1.0), d_matmul_add_27, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     memset(d_sum_28, 0, 256 * sizeof *d_sum_28);
@@ -1892,8 +1892,7 @@ static void compute_grads(void)
             d_pad_add_27[1024 + i * 8192 + r] = d_z_28[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
-           REAL_C(1.0), d_z_28, 256, rnn_u, 256, REAL_C(1.0), d_h_28, 256);
+    r_gemm_nt(32, 256, 256, REAL_C(1.0), d_z_28, 256, rnn_u, 256, REAL_C(1.0), d_h_28, 256);
 
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
@@ -1903,7 +1902,8 @@ static void compute_grads(void)
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm_tn(256, 256, 32, REAL_C(1.0), h_3, 256, d_z_29, 256, REAL_C(1.0), d_matmul_add_28, 256);
+    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
+           REAL_C(1.0), h_3, 256, d_z_29, 256, REAL_C(1.0), d_matmul_add_28, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     memset(d_sum_29, 0, 256 * sizeof *d_sum_29);
@@ -1916,8 +1916,7 @@ static void compute_grads(void)
             d_pad_add_28[768 + i * 8192 + r] = d_z_29[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
-           REAL_C(1.0), d_z_29, 256, rnn_u, 256, REAL_C(1.0), d_h_29, 256);
+    r_gemm_nt(32, 256, 256, REAL_C(1.0), d_z_29, 256, rnn_u, 256, REAL_C(1.0), d_h_29, 256);
 
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
@@ -1927,7 +1926,8 @@ static void compute_grads(void)
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm_tn(256, 256, 32, REAL_C(1.0), h_2, 256, d_z_30, 256, REAL_C(1.0), d_matmul_add_29, 256);
+    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
+           REAL_C(1.0), h_2, 256, d_z_30, 256, REAL_C(1.0), d_matmul_add_29, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     memset(d_sum_30, 0, 256 * sizeof *d_sum_30);
@@ -1940,8 +1940,7 @@ static void compute_grads(void)
             d_pad_add_29[512 + i * 8192 + r] = d_z_30[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
-           REAL_C(1.0), d_z_30, 256, rnn_u, 256, REAL_C(1.0), d_h_30, 256);
+    r_gemm_nt(32, 256, 256, REAL_C(1.0), d_z_30, 256, rnn_u, 256, REAL_C(1.0), d_h_30, 256);
 
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
@@ -1951,7 +1950,8 @@ static void compute_grads(void)
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm_tn(256, 256, 32, REAL_C(1.0), h, 256, d_z_31, 256, REAL_C(1.0), d_rnn_u, 256);
+    r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
+           REAL_C(1.0), h, 256, d_z_31, 256, REAL_C(1.0), d_rnn_u, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
     memset(d_sum_31, 0, 256 * sizeof *d_sum_31);
@@ -1964,8 +1964,7 @@ static void compute_grads(void)
             d_pad_add_30[256 + i * 8192 + r] = d_z_31[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 256,
-           REAL_C(1.0), d_z_31, 256, rnn_u, 256, REAL_C(1.0), d_h_31, 256);
+    r_gemm_nt(32, 256, 256, REAL_C(1.0), d_z_31, 256, rnn_u, 256, REAL_C(1.0), d_h_31, 256);
 
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
