@@ -165,18 +165,19 @@ int tune_model(const char *model, const LoadOptions *o, const char *out, bool ve
                 fputs(line, f);
                 continue;
             }
+            double time[3];
             if (sscanf(line, "%d %d %d %3s %23s %23s %23s", &p.m, &p.n, &p.k, flags, times[0],
-                       times[1], times[2]) != 7)
-                break;
+                       times[1], times[2]) != 7 ||
+                !read_time(times[0], &time[0]) || !read_time(times[1], &time[1]) ||
+                !read_time(times[2], &time[2]))
+                break; /* counted short below */
             if (got++ == 0)
                 fprintf(f, "#     M      N      K  flags       blas     copied     kernel  use\n");
-            double time[3];
             int best = 0;
-            for (int w = 0; w < 3 && read_time(times[w], &time[w]); w++) {
-                if (w && time[w] < GAIN * time[0] && time[w] < time[0] - MIN_US &&
+            for (int w = 1; w < 3; w++)
+                if (time[w] < GAIN * time[0] && time[w] < time[0] - MIN_US &&
                     !(time[w] >= time[best]))
                     best = w;
-            }
             fprintf(f, "%7d %6d %6d  %-5s %10s %10s %10s  %s\n", p.m, p.n, p.k, flags, times[0],
                     times[1], times[2], use_name[best]);
         }
