@@ -289,10 +289,10 @@ GEMM(rt_dgemm_tn, double, vdouble, 1, rt_dgemm)
         }                                                                                     \
     }
 
-/* With few rows but many columns, on one thread (an LSTM's step backward
- * dh = dz U^T, 32 x 256 x 1024): C^T = B A^T has the many rows, so it
- * goes the packed way, copying A (the small operand) into the panels, and
- * C is then read off its transpose. 111 us instead of the dot products'
+/* With few rows but many columns, in a product not shared among the
+ * threads (an LSTM's step backward dh = dz U^T, 32 x 256 x 1024): C^T =
+ * B A^T has the many rows, so it goes the packed way, copying A (the small
+ * operand) into the panels, and C is then read off its transpose. 111 us instead of the dot products'
  * 150 (OpenBLAS: 203). C^T is kept on the stack: at most SWAPPED elements. */
 #define SWAPPED 16384
 #define SWAPPED_NT(NAME, T, V)                                                                \

@@ -612,7 +612,7 @@ static void write_f64(const char *path, int rank, const long *shape, const doubl
 /* gemm.c's kernels against OpenBLAS, float and double, A B and A^T B (N
  * in stripes of 48, 32 and 16, then of 4) and A B^T (K in vectors of 16; from 64 rows
  * on, B copied into panels, K in parts of 256; with fewer rows but 64
- * columns or more, on 1 thread, C^T = B A^T that way): blocks of rows and columns
+ * columns or more, unsplit, C^T = B A^T that way): blocks of rows and columns
  * and the ones left over, operands inside larger matrices
  * (lda, ldb, ldc), alpha and beta; beta 0 reads no C, here NaN, and
  * nothing outside the product is written. Sums may be in another order: a
