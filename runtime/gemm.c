@@ -10,8 +10,8 @@
  * of its own for few rows (the LSTM's dz U^T) and, for many, copies B into
  * panels for the A B kernel. Which products use them, gradc tune measures
  * on one thread (the file it writes says `kernel`); with more, a product
- * too narrow to share among them goes to OpenBLAS (to_blas). All are
- * row-major.
+ * too narrow to share among them by its columns goes in parts of rows
+ * (too_narrow). All are row-major.
  *
  * Built with -ffp-contract=fast (the Makefile), unlike the generated code:
  * a product's sums depend on the CPU's kernels anyway, as OpenBLAS's do.
@@ -26,8 +26,12 @@
  * does not depend on the thread count. */
 #define SPLIT_FOR _Pragma("omp parallel for if (big) schedule(static)")
 /* Whether a product of `work` multiply-adds (a million: about 10 us) pays
- * for waking the other threads. */
-static bool split(long work) { return work >= 1L << 20 && omp_get_max_threads() > 1; }
+ * for waking the other threads; never one a thread computes inside a
+ * split product. */
+static bool split(long work)
+{
+    return work >= 1L << 20 && omp_get_max_threads() > 1 && !omp_in_parallel();
+}
 static int threads(void) { return omp_get_max_threads(); }
 #else
 #define SPLIT_FOR
@@ -77,11 +81,17 @@ static inline void part_of(int len, int unit, int part, int parts, int *from, in
 SHARED(rt_sgemm, float, cblas_sgemm)
 SHARED(rt_dgemm, double, cblas_dgemm)
 
-/* Whether a product goes to the BLAS after all: big enough to split
- * among the threads, but with too few stripes of `wide` columns to share
- * evenly (a layer's 1024 x 128 has 3: 2 and 1 would leave a thread idle a
- * third of the time), where rt_sgemm's parts of rows share evenly. */
-static bool to_blas(bool big, int n, int wide) { return big && n / wide < 2 * threads(); }
+/* Whether a product is too narrow to share by its stripes: big enough
+ * to split among the threads, but with too few stripes of `wide` columns
+ * to share evenly (a layer's 1024 x 128 has 3: 2 and 1 would leave a
+ * thread idle a third of the time). It then goes in parts of rows: A B
+ * and A^T B with fewer than PANEL_ROWS rows each thread's rows through
+ * the kernel, computed as on one thread (the seed MLP's 64 x 100 x 1000
+ * on 2 threads: 75 us instead of OpenBLAS's 87, and a step 0.77 of its
+ * time); the rest to the BLAS, whose parts of rows rt_sgemm shares
+ * evenly (a thread's rows of A B would go unpacked, its sums in another
+ * order than on one thread). */
+static bool too_narrow(bool big, int n, int wide) { return big && n / wide < 2 * threads(); }
 
 /* Columns in vectors of 64 bytes: 16 floats or 8 doubles; the last few
  * columns of a product in vectors of 4 (vfloat4, vdouble4). */
@@ -182,9 +192,21 @@ typedef double vdouble4 __attribute__((vector_size(32)));
         const int lanes = (int)(sizeof(V) / sizeof(T)), wide = 3 * lanes;                     \
         const long ar = TA ? 1 : lda, ak = TA ? lda : 1;                                      \
         const bool big = split((long)m * n * k);                                              \
-        if (to_blas(big, n, wide)) {                                                          \
+        if (too_narrow(big, n, wide) && m >= PANEL_ROWS) {                                       \
             BLAS(CblasRowMajor, TA ? CblasTrans : CblasNoTrans, CblasNoTrans, m, n, k, alpha, \
                  a, lda, b, ldb, beta, c, ldc);                                               \
+            return;                                                                           \
+        }                                                                                     \
+        if (too_narrow(big, n, wide)) {                                                          \
+            const int parts = threads();                                                      \
+            SPLIT_FOR                                                                         \
+            for (int part = 0; part < parts; part++) {                                        \
+                int from, to;                                                                 \
+                part_of(m, 8, part, parts, &from, &to);                                       \
+                if (to > from) /* on this thread alone: split() is false in here */           \
+                    NAME(to - from, n, k, alpha, a + from * ar, lda, b, ldb, beta,            \
+                         c + (long)from * ldc, ldc);                                          \
+            }                                                                                 \
             return;                                                                           \
         }                                                                                     \
         const bool pack = m >= PANEL_ROWS;                                                    \
@@ -342,7 +364,7 @@ GEMM(rt_dgemm_tn, double, vdouble, 1, rt_dgemm)
     {                                                                                         \
         const bool big = split((long)m * n * k);                                              \
         if (m >= PACKED_ROWS && n % (sizeof(V) / sizeof(T)) == 0) {                           \
-            if (to_blas(big, n, 3 * (int)(sizeof(V) / sizeof(T)))) {                          \
+            if (too_narrow(big, n, 3 * (int)(sizeof(V) / sizeof(T)))) {                          \
                 BLAS(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, alpha, a, lda, b, ldb,  \
                      beta, c, ldc);                                                           \
                 return;                                                                       \
