@@ -87,7 +87,7 @@ SHARED(rt_dgemm, double, cblas_dgemm)
  * thread idle a third of the time). It then goes in parts of rows: A B
  * and A^T B with fewer than PANEL_ROWS rows each thread's rows through
  * the kernel, computed as on one thread (the seed MLP's 64 x 100 x 1000
- * on 2 threads: 75 us instead of OpenBLAS's 87, and a step 0.77 of its
+ * on 2 threads: 75 us instead of OpenBLAS's 87, and a step 0.84 of its
  * time); the rest to the BLAS, whose parts of rows rt_sgemm shares
  * evenly (a thread's rows of A B would go unpacked, its sums in another
  * order than on one thread). */
@@ -192,12 +192,12 @@ typedef double vdouble4 __attribute__((vector_size(32)));
         const int lanes = (int)(sizeof(V) / sizeof(T)), wide = 3 * lanes;                     \
         const long ar = TA ? 1 : lda, ak = TA ? lda : 1;                                      \
         const bool big = split((long)m * n * k);                                              \
-        if (too_narrow(big, n, wide) && m >= PANEL_ROWS) {                                       \
+        if (too_narrow(big, n, wide) && m >= PANEL_ROWS) {                                    \
             BLAS(CblasRowMajor, TA ? CblasTrans : CblasNoTrans, CblasNoTrans, m, n, k, alpha, \
                  a, lda, b, ldb, beta, c, ldc);                                               \
             return;                                                                           \
         }                                                                                     \
-        if (too_narrow(big, n, wide)) {                                                          \
+        if (too_narrow(big, n, wide)) {                                                       \
             const int parts = threads();                                                      \
             SPLIT_FOR                                                                         \
             for (int part = 0; part < parts; part++) {                                        \
@@ -364,7 +364,7 @@ GEMM(rt_dgemm_tn, double, vdouble, 1, rt_dgemm)
     {                                                                                         \
         const bool big = split((long)m * n * k);                                              \
         if (m >= PACKED_ROWS && n % (sizeof(V) / sizeof(T)) == 0) {                           \
-            if (too_narrow(big, n, 3 * (int)(sizeof(V) / sizeof(T)))) {                          \
+            if (too_narrow(big, n, 3 * (int)(sizeof(V) / sizeof(T)))) {                       \
                 BLAS(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, alpha, a, lda, b, ldb,  \
                      beta, c, ldc);                                                           \
                 return;                                                                       \
