@@ -162,12 +162,61 @@ typedef double vdouble4 __attribute__((vector_size(32)));
                                     c + i * ldc + j, ldc);                                    \
     }
 
+/* C = alpha A B^T + beta C, B stored [N, K]: each element of C is a dot
+ * product of a row of A and a row of B, both read along K in vectors, so
+ * B is read in place, not packed. An LSTM's step backward dh = dz U^T,
+ * 32 x 256 x 1024, ran at 120 GFLOP/s here, OpenBLAS at 78. A block of
+ * ROWS rows of A and COLS rows of B keeps ROWS x COLS vectors of partial
+ * sums, added up at the end; the last elements of K, short of a vector,
+ * one by one. */
+#define DOTS(T, V, ROWS, COLS)                                                                \
+    INLINE void dots_##T##_##ROWS##x##COLS(long k_n, T alpha, const T *a, long lda,           \
+                                           const T *b, long ldb, T beta, T *c, long ldc)      \
+    {                                                                                         \
+        const int lanes = (int)(sizeof(V) / sizeof(T));                                       \
+        V acc[ROWS][COLS];                                                                    \
+        memset(acc, 0, sizeof acc);                                                           \
+        long k = 0;                                                                           \
+        for (; k + lanes <= k_n; k += lanes) {                                                \
+            V x[ROWS], y[COLS];                                                               \
+            _Pragma("GCC unroll 4") for (int r = 0; r < ROWS; r++)                            \
+                memcpy(&x[r], a + r * lda + k, sizeof(V));                                    \
+            _Pragma("GCC unroll 4") for (int s = 0; s < COLS; s++)                            \
+                memcpy(&y[s], b + s * ldb + k, sizeof(V));                                    \
+            _Pragma("GCC unroll 4") for (int r = 0; r < ROWS; r++)                            \
+                _Pragma("GCC unroll 4") for (int s = 0; s < COLS; s++)                        \
+                    acc[r][s] += x[r] * y[s];                                                 \
+        }                                                                                     \
+        _Pragma("GCC unroll 4") for (int r = 0; r < ROWS; r++)                                \
+            _Pragma("GCC unroll 4") for (int s = 0; s < COLS; s++)                            \
+        {                                                                                     \
+            /* across the vector by halves, in registers: 16 adds in one chain                \
+             * took longer than the products themselves at K = 128 */                         \
+            typedef T half __attribute__((vector_size(sizeof(V) / 2)));                       \
+            typedef T quarter __attribute__((vector_size(sizeof(V) / 4)));                    \
+            half h[2];                                                                        \
+            quarter q[2];                                                                     \
+            memcpy(h, &acc[r][s], sizeof h);                                                  \
+            h[0] += h[1];                                                                     \
+            memcpy(q, &h[0], sizeof q);                                                       \
+            q[0] += q[1];                                                                     \
+            T sum = 0;                                                                        \
+            for (int l = 0; l < lanes / 4; l++)                                               \
+                sum += q[0][l];                                                               \
+            for (long kk = k; kk < k_n; kk++) /* K's last few, short of a vector */          \
+                sum += a[r * lda + kk] * b[s * ldb + kk];                                     \
+            T *to = c + r * ldc + s;                                                          \
+            *to = beta == 0 ? alpha * sum : alpha * sum + beta * *to;                         \
+        }                                                                                     \
+    }
+
 /* Stripes of 48 columns (for floats; 24 for doubles), split among the
  * threads when the product is worth it, then one of 32 or 16 if left,
- * then stripes of 4 (N a multiple of 4): the seed MLP's 64 x 100 x 1000
- * ran in 65 us instead of OpenBLAS's 83 (of 96 columns, 56 us). A
- * is stored transposed ([K, M]) when TA, and then K goes in parts of
- * DEPTH, each added to the last, so that what a part reads of A and of a
+ * then the last 4 to 12 (N a multiple of 4) as below: the seed MLP's
+ * 64 x 100 x 1000 ran in 0.83 to 0.92 of OpenBLAS's time on a Xeon, and
+ * 1000 x 100 x 64 (A^T B) in 0.80 instead of 0.93. A is stored
+ * transposed ([K, M]) when TA, and then K goes in parts of DEPTH, each
+ * added to the last, so that what a part reads of A and of a
  * stripe of B stays in cache while every row goes by: A^T B 512x128x1024
  * ran at 130 GFLOP/s instead of 93. With PANEL_ROWS rows or more, each
  * part of a full stripe is first copied into a panel, its rows side by
@@ -179,12 +228,78 @@ typedef double vdouble4 __attribute__((vector_size(32)));
  * parts' extra passes over C cost it 5 to 10%. */
 #define DEPTH 256
 #define PANEL_ROWS 128
+
+/* The last 4 to 12 columns, which a block of 8 rows and a vector of 4
+ * would compute with 8 multiply-adds of 4 lanes for each element of K
+ * (the seed MLP's 64 x 100 x 1000 spent a fifth of its time on its last
+ * 4; now about a twentieth). A^T B's go 16 VECS rows at a time by 4
+ * columns, in vectors along the rows, which are A's as stored, each
+ * times one element of B; the last rows, short of a vector, as before. */
+#define COLUMNS(T, V, VECS)                                                                   \
+    INLINE void columns_##T##_##VECS(long k_n, T alpha, const T *a, long ak, const T *b,      \
+                                     long ldb, T beta, T *c, long ldc)                        \
+    {                                                                                         \
+        enum { LANES = sizeof(V) / sizeof(T) };                                               \
+        V acc[4][VECS];                                                                       \
+        memset(acc, 0, sizeof acc);                                                           \
+        for (long k = 0; k < k_n; k++) {                                                      \
+            V x[VECS];                                                                        \
+            _Pragma("GCC unroll 4") for (int v = 0; v < VECS; v++)                            \
+                memcpy(&x[v], a + k * ak + v * LANES, sizeof(V));                             \
+            _Pragma("GCC unroll 4") for (int col = 0; col < 4; col++)                         \
+            {                                                                                 \
+                const T y = b[k * ldb + col];                                                 \
+                _Pragma("GCC unroll 4") for (int v = 0; v < VECS; v++)                        \
+                    acc[col][v] += x[v] * y;                                                  \
+            }                                                                                 \
+        }                                                                                     \
+        for (int v = 0; v < VECS; v++)                                                        \
+            for (int l = 0; l < LANES; l++)                                                   \
+                for (int col = 0; col < 4; col++) {                                           \
+                    T *to = c + (v * LANES + l) * ldc + col, sum = alpha * acc[col][v][l];    \
+                    *to = beta == 0 ? sum : sum + beta * *to;                                 \
+                }                                                                             \
+    }
+
+/* A B's last columns, from column j: copied into the rows of a panel,
+ * DEPTH of K at a time, then dot products with A's rows. */
+#define LAST_COLUMNS(T)                                                                       \
+    INLINE void last_columns_##T(int m, int j, int n, int k, T alpha, const T *a, long lda,   \
+                                 const T *b, long ldb, T beta, T *c, long ldc)                \
+    {                                                                                         \
+        _Alignas(64) T panel[12 * DEPTH];                                                     \
+        for (int k0 = 0; k0 < k; k0 += DEPTH) {                                               \
+            const int kn = k - k0 < DEPTH ? k - k0 : DEPTH;                                   \
+            for (int kk = 0; kk < kn; kk++)                                                   \
+                for (int col = 0; col < n - j; col++)                                         \
+                    panel[col * kn + kk] = b[(long)(k0 + kk) * ldb + j + col];                \
+            const T beta0 = k0 ? 1 : beta; /* later parts add to the first */                \
+            for (int i = 0; i < m;) {                                                         \
+                const int rows = m - i >= 4 ? 4 : 1;                                          \
+                for (int col = 0; col < n - j; col += 4) {                                    \
+                    const T *ai = a + (long)i * lda + k0, *p = panel + col * kn;              \
+                    T *ci = c + (long)i * ldc + j + col;                                      \
+                    if (rows == 4)                                                            \
+                        dots_##T##_4x4(kn, alpha, ai, lda, p, kn, beta0, ci, ldc);            \
+                    else                                                                      \
+                        dots_##T##_1x4(kn, alpha, ai, lda, p, kn, beta0, ci, ldc);            \
+                }                                                                             \
+                i += rows;                                                                    \
+            }                                                                                 \
+        }                                                                                     \
+    }
+
 #define STRIPES(T, V)                                                                         \
     BLOCKS(T, V)                                                                              \
     STRIPE(T, T, 3)                                                                           \
     STRIPE(T, T, 2)                                                                           \
     STRIPE(T, T, 1)                                                                           \
-    STRIPE(T##4, T, 1)
+    STRIPE(T##4, T, 1)                                                                        \
+    COLUMNS(T, V, 3)                                                                          \
+    COLUMNS(T, V, 1)                                                                          \
+    DOTS(T, V, 4, 4)                                                                          \
+    DOTS(T, V, 1, 4)                                                                          \
+    LAST_COLUMNS(T)
 #define GEMM(NAME, T, V, TA, BLAS)                                                            \
     RT_VECTOR_CLONES void NAME(int m, int n, int k, T alpha, const T *a, int lda, const T *b, \
                                int ldb, T beta, T *c, int ldc)                                \
@@ -237,9 +352,22 @@ typedef double vdouble4 __attribute__((vector_size(32)));
                 stripe_##T##_1(m, j, kn, alpha, ak0, ar, ak, bk0, ldb, beta0, c, ldc);        \
                 j += lanes;                                                                   \
             }                                                                                 \
-            for (; j < n; j += 4)                                                             \
-                stripe_##T##4_1(m, j, kn, alpha, ak0, ar, ak, bk0, ldb, beta0, c, ldc);       \
+            for (; TA && j < n; j += 4) { /* A B's: after the loop, in parts of their own */  \
+                int i = 0;                                                                    \
+                for (; i + wide <= m; i += wide)                                              \
+                    columns_##T##_3(kn, alpha, ak0 + i, ak, bk0 + j, ldb, beta0,              \
+                                    c + (long)i * ldc + j, ldc);                              \
+                for (; i + lanes <= m; i += lanes)                                            \
+                    columns_##T##_1(kn, alpha, ak0 + i, ak, bk0 + j, ldb, beta0,              \
+                                    c + (long)i * ldc + j, ldc);                              \
+                stripe_##T##4_1(m - i, j, kn, alpha, ak0 + i, ar, ak, bk0, ldb, beta0,        \
+                                c + (long)i * ldc, ldc);                                      \
+            }                                                                                 \
         }                                                                                     \
+        const int left = n % wide, last = n - left + (left >= 2 * lanes ? 2 * lanes           \
+                                                      : left >= lanes ? lanes : 0);           \
+        if (!TA && last < n)                                                                  \
+            last_columns_##T(m, last, n, k, alpha, a, lda, b, ldb, beta, c, ldc);             \
     }
 
 STRIPES(float, vfloat)
@@ -248,50 +376,6 @@ GEMM(rt_sgemm_nn, float, vfloat, 0, rt_sgemm)
 GEMM(rt_dgemm_nn, double, vdouble, 0, rt_dgemm)
 GEMM(rt_sgemm_tn, float, vfloat, 1, rt_sgemm)
 GEMM(rt_dgemm_tn, double, vdouble, 1, rt_dgemm)
-
-/* C = alpha A B^T + beta C, B stored [N, K]: each element of C is a dot
- * product of a row of A and a row of B, both read along K in vectors, so
- * B is read in place, not packed. An LSTM's step backward dh = dz U^T,
- * 32 x 256 x 1024, ran at 120 GFLOP/s here, OpenBLAS at 78. A block of
- * ROWS rows of A and COLS rows of B keeps ROWS x COLS vectors of partial
- * sums, added up at the end. */
-#define DOTS(T, V, ROWS, COLS)                                                                \
-    INLINE void dots_##T##_##ROWS##x##COLS(long k_n, T alpha, const T *a, long lda,           \
-                                           const T *b, long ldb, T beta, T *c, long ldc)      \
-    {                                                                                         \
-        const int lanes = (int)(sizeof(V) / sizeof(T));                                       \
-        V acc[ROWS][COLS];                                                                    \
-        memset(acc, 0, sizeof acc);                                                           \
-        for (long k = 0; k < k_n; k += lanes) {                                               \
-            V x[ROWS], y[COLS];                                                               \
-            _Pragma("GCC unroll 4") for (int r = 0; r < ROWS; r++)                            \
-                memcpy(&x[r], a + r * lda + k, sizeof(V));                                    \
-            _Pragma("GCC unroll 4") for (int s = 0; s < COLS; s++)                            \
-                memcpy(&y[s], b + s * ldb + k, sizeof(V));                                    \
-            _Pragma("GCC unroll 4") for (int r = 0; r < ROWS; r++)                            \
-                _Pragma("GCC unroll 4") for (int s = 0; s < COLS; s++)                        \
-                    acc[r][s] += x[r] * y[s];                                                 \
-        }                                                                                     \
-        _Pragma("GCC unroll 4") for (int r = 0; r < ROWS; r++)                                \
-            _Pragma("GCC unroll 4") for (int s = 0; s < COLS; s++)                            \
-        {                                                                                     \
-            /* across the vector by halves, in registers: 16 adds in one chain                \
-             * took longer than the products themselves at K = 128 */                         \
-            typedef T half __attribute__((vector_size(sizeof(V) / 2)));                       \
-            typedef T quarter __attribute__((vector_size(sizeof(V) / 4)));                    \
-            half h[2];                                                                        \
-            quarter q[2];                                                                     \
-            memcpy(h, &acc[r][s], sizeof h);                                                  \
-            h[0] += h[1];                                                                     \
-            memcpy(q, &h[0], sizeof q);                                                       \
-            q[0] += q[1];                                                                     \
-            T sum = 0;                                                                        \
-            for (int l = 0; l < lanes / 4; l++)                                               \
-                sum += q[0][l];                                                               \
-            T *to = c + r * ldc + s;                                                          \
-            *to = beta == 0 ? alpha * sum : alpha * sum + beta * *to;                         \
-        }                                                                                     \
-    }
 
 /* With many rows (a layer's dX = dY W^T, 1024 rows), each stripe of 48
  * rows of B and DEPTH of K is first copied transposed into a panel on the
@@ -355,9 +439,7 @@ GEMM(rt_dgemm_tn, double, vdouble, 1, rt_dgemm)
  * there are threads, when the product is worth splitting. K a multiple of
  * 16 (of 8 for doubles). */
 #define GEMM_NT(NAME, T, V, BLAS)                                                             \
-    DOTS(T, V, 4, 4)                                                                          \
     DOTS(T, V, 4, 1)                                                                          \
-    DOTS(T, V, 1, 4)                                                                          \
     DOTS(T, V, 1, 1)                                                                          \
     RT_VECTOR_CLONES void NAME(int m, int n, int k, T alpha, const T *a, int lda, const T *b, \
                                int ldb, T beta, T *c, int ldc)                                \

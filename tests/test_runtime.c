@@ -610,8 +610,10 @@ static void write_f64(const char *path, int rank, const long *shape, const doubl
 /* ---- rng ---- */
 
 /* gemm.c's kernels against OpenBLAS, float and double, A B and A^T B (N
- * in stripes of 48, 32 and 16, then of 4; from 128 rows on, each stripe of
- * 48 copied into panels, K in parts of 256) and A B^T (K in vectors of 16;
+ * in stripes of 48, 32 and 16, then the last 4 to 12 columns: A B's as
+ * dot products, K in vectors and the rest one by one, A^T B's 48 or 16
+ * rows at a time, then 8 or 1; from 128 rows on, each stripe of 48
+ * copied into panels, K in parts of 256) and A B^T (K in vectors of 16;
  * from 64 rows on, B copied into panels, K in parts of 256; with fewer
  * rows but 64 columns or more, unsplit, C^T = B A^T that way): blocks of
  * rows and columns and the ones left over, operands inside larger matrices
@@ -630,7 +632,8 @@ START_TEST(test_gemm_kernels_match_blas)
         {65, 20, 16, NT}, {128, 128, 1024, TN}, {11, 48, 9, TN},   {9, 32, 3, TN},
         {520, 36, 64, TN},  {20, 1000, 80, NN},  {9, 36, 5, NN},     {10, 12, 7, TN},
         {16, 100, 700, NN}, {300, 50, 100, NT},  {9, 50, 3, NN},     {48, 96, 64, NT},
-        {16, 300, 32, NT}, {128, 100, 300, NN}, {130, 96, 520, NN}, {136, 148, 260, TN}};
+        {16, 300, 32, NT}, {128, 100, 300, NN}, {130, 96, 520, NN}, {136, 148, 260, TN},
+        {1000, 100, 64, TN}, {70, 108, 20, TN}, {9, 60, 33, NN}};
     static const double scale[][2] = {{1, 0}, {-0.25, 1}, {2, 0.5}};
     rt_rng rng;
     rt_rng_seed(&rng, 7);

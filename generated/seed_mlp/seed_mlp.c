@@ -111,11 +111,9 @@ static void compute_grads(int fold, real lr, real keep)
         d_matmul[i] = t13 * t14;
     }
     if (fold) /* plain SGD: w = keep w - lr dw */
-        r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 1000, 100, 64,
-               -lr, x, 1000, d_matmul, 100, keep, w1, 100);
+        r_gemm_tn(1000, 100, 64, -lr, x, 1000, d_matmul, 100, keep, w1, 100);
     else
-        r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 1000, 100, 64,
-               REAL_C(1.0), x, 1000, d_matmul, 100, REAL_C(0.0), d_w1, 100);
+        r_gemm_tn(1000, 100, 64, REAL_C(1.0), x, 1000, d_matmul, 100, REAL_C(0.0), d_w1, 100);
 }
 
 /* Training: the loss, and every parameter's gradient. */
