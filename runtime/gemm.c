@@ -84,13 +84,13 @@ SHARED(rt_dgemm, double, cblas_dgemm)
 /* Whether a product is too narrow to share by its stripes: big enough
  * to split among the threads, but with too few stripes of `wide` columns
  * to share evenly (a layer's 1024 x 128 has 3: 2 and 1 would leave a
- * thread idle a third of the time). It then goes in parts of rows: A B
- * and A^T B with fewer than PANEL_ROWS rows each thread's rows through
- * the kernel, computed as on one thread (the seed MLP's 64 x 100 x 1000
- * on 2 threads: 75 us instead of OpenBLAS's 87, and a step 0.84 of its
- * time); the rest to the BLAS, whose parts of rows rt_sgemm shares
- * evenly (a thread's rows of A B would go unpacked, its sums in another
- * order than on one thread). */
+ * thread idle a third of the time). It then goes in parts of rows: A^T B,
+ * and A B with fewer than PANEL_ROWS rows, each thread's rows through the
+ * kernel, computed as on one thread (the seed MLP's 64 x 100 x 1000 on 2
+ * threads: 75 us instead of OpenBLAS's 87, and a step 0.84 of its time;
+ * its 1000 x 100 x 64, A^T B, then 0.93); A B with more rows to the BLAS,
+ * whose parts of rows rt_sgemm shares evenly (a thread's rows of A B
+ * would go unpacked, its sums in another order than on one thread). */
 static bool too_narrow(bool big, int n, int wide) { return big && n / wide < 2 * threads(); }
 
 /* Columns in vectors of 64 bytes: 16 floats or 8 doubles; the last few
@@ -307,7 +307,7 @@ typedef double vdouble4 __attribute__((vector_size(32)));
         const int lanes = (int)(sizeof(V) / sizeof(T)), wide = 3 * lanes;                     \
         const long ar = TA ? 1 : lda, ak = TA ? lda : 1;                                      \
         const bool big = split((long)m * n * k);                                              \
-        if (too_narrow(big, n, wide) && m >= PANEL_ROWS) {                                    \
+        if (too_narrow(big, n, wide) && m >= PANEL_ROWS && !TA) {                             \
             BLAS(CblasRowMajor, TA ? CblasTrans : CblasNoTrans, CblasNoTrans, m, n, k, alpha, \
                  a, lda, b, ldb, beta, c, ldc);                                               \
             return;                                                                           \
