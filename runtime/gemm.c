@@ -324,6 +324,8 @@ typedef double vdouble4 __attribute__((vector_size(32)));
             }                                                                                 \
             return;                                                                           \
         }                                                                                     \
+        const int full = n / wide * wide, left = n - full; /* the columns past the stripes */ \
+        const int last = full + (left >= 2 * lanes ? 2 * lanes : left >= lanes ? lanes : 0);  \
         const bool pack = m >= PANEL_ROWS;                                                    \
         const int depth = TA || pack ? DEPTH : k;                                             \
         for (int k0 = 0; k0 < k; k0 += depth) {                                               \
@@ -344,15 +346,11 @@ typedef double vdouble4 __attribute__((vector_size(32)));
                 stripe_##T##_3(m, 0, kn, alpha, ak0, ar, ak, panel, wide, beta0, c + s * wide, \
                                ldc);                                                          \
             }                                                                                 \
-            int j = n / wide * wide;                                                          \
-            if (n - j >= 2 * lanes) {                                                         \
-                stripe_##T##_2(m, j, kn, alpha, ak0, ar, ak, bk0, ldb, beta0, c, ldc);        \
-                j += 2 * lanes;                                                               \
-            } else if (n - j >= lanes) {                                                      \
-                stripe_##T##_1(m, j, kn, alpha, ak0, ar, ak, bk0, ldb, beta0, c, ldc);        \
-                j += lanes;                                                                   \
-            }                                                                                 \
-            for (; TA && j < n; j += 4) { /* A B's: after the loop, in parts of their own */  \
+            if (last - full == 2 * lanes)                                                     \
+                stripe_##T##_2(m, full, kn, alpha, ak0, ar, ak, bk0, ldb, beta0, c, ldc);     \
+            else if (last - full == lanes)                                                    \
+                stripe_##T##_1(m, full, kn, alpha, ak0, ar, ak, bk0, ldb, beta0, c, ldc);     \
+            for (int j = last; TA && j < n; j += 4) { /* A B's go after the loop */           \
                 int i = 0;                                                                    \
                 for (; i + wide <= m; i += wide)                                              \
                     columns_##T##_3(kn, alpha, ak0 + i, ak, bk0 + j, ldb, beta0,              \
@@ -364,8 +362,6 @@ typedef double vdouble4 __attribute__((vector_size(32)));
                                 c + (long)i * ldc, ldc);                                      \
             }                                                                                 \
         }                                                                                     \
-        const int left = n % wide, last = n - left + (left >= 2 * lanes ? 2 * lanes           \
-                                                      : left >= lanes ? lanes : 0);           \
         if (!TA && last < n)                                                                  \
             last_columns_##T(m, last, n, k, alpha, a, lda, b, ldb, beta, c, ldc);             \
     }
