@@ -6,7 +6,8 @@
 
 For each network (the lecture's seed MLP, an MNIST-sized MLP, a small CNN,
 the LSTM and the mini GPT) and each thread count, every round runs, one
-after the other in a rotating order, each program as a process of its own:
+after the other, each program as a process of its own (gradc and the
+GEMM-only program back to back, the others in a rotating order):
 
   gradc      the trainer `gradc build` makes (build/bench/NAME/NAME_train)
   GEMM-only  bench/gemm_bound.c replaying only the trainer's matrix
@@ -484,21 +485,33 @@ def record(R, net, t, rnd, prog, r, failures):
     return " ".join(summary)
 
 
+def round_order(net, threads, rnd):
+    """The (program, threads) runs of one round. gradc and the GEMM-only
+    program run back to back at each thread count, and gradc's thread
+    counts next to each other, since the host's speed drifts within
+    seconds and those ratios are the targets; which of each pair goes
+    first alternates by round, and the other programs rotate around them."""
+    pair = ["gradc", "gemm"] if rnd % 2 else ["gemm", "gradc"]
+    ts = list(threads) if rnd % 2 else list(reversed(threads))
+    core = []
+    for i, t in enumerate(ts):
+        core += [(prog, t) for prog in (pair if i % 2 == 0 else pair[::-1])]
+    others = [(prog, t) for t in threads for prog in programs(net) if prog not in pair]
+    k = (rnd - 1) % (len(others) + 1)
+    return others[:k] + core + others[k:]
+
+
 def run_rounds(R, nets, prepared, a, bb, core, failures):
     for rnd in range(1, a.rounds + 1):
         for net in nets:
             d, flags, train = prepared[net.name]["dir"], prepared[net.name]["flags"], prepared[net.name]["train"]
+            summary = {t: [] for t in a.threads}
+            for prog, t in round_order(net, a.threads, rnd):
+                r = run(bb, argv_of(prog, net, t, d, flags, train, bb, a), environment(t, core))
+                summary[t].append(record(R, net, t, rnd, prog, r, failures))
             for t in a.threads:
-                progs = programs(net)
-                k = (rnd - 1) % len(progs)
-                progs = progs[k:] + progs[:k]
-                env = environment(t, core)
-                summary = []
-                for prog in progs:
-                    r = run(bb, argv_of(prog, net, t, d, flags, train, bb, a), env)
-                    summary.append(record(R, net, t, rnd, prog, r, failures))
                 say("bench: round %d/%d  %-9s %d thread%s  ms/step: %s" % (
-                    rnd, a.rounds, net.name, t, "" if t == 1 else "s", ", ".join(summary)))
+                    rnd, a.rounds, net.name, t, "" if t == 1 else "s", ", ".join(summary[t])))
 
 
 def whole_runs(R, a, bb, core, prepared, failures):
@@ -672,7 +685,8 @@ def report(R, nets, a, failures):
           fmt(pl["start"]), fmt(pl["end"]),
           {True: "near (at most %d ns)" % NEAR_NS, False: "far (over %d ns)" % NEAR_NS,
            None: "not measured"}[near(R)]))
-    w("- %d rounds. In each, NumPy and PyTorch run %d untimed steps whose losses are checked (their warm-up), "
+    w("- %d rounds. In each, gradc and the GEMM-only program run back to back at each thread count, gradc's "
+      "thread counts next to each other, the others rotating around them. NumPy and PyTorch run %d untimed steps whose losses are checked (their warm-up), "
       "then are timed over at least %d ms and 5 steps; the GEMM-only program likewise after 2 untimed passes; the "
       "gradc trainer runs one step more than took it %d ms in a trial run, at least %d more (%s), and its figure "
       "is its own `ms/step`, over the steps after the first (which it times apart: it faults in the arena's pages, "
