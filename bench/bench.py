@@ -23,8 +23,10 @@ initial weights (the gradc trainer's, exported with --export), trains for
 about --ms milliseconds and reports its mean time per step; the first
 --check step losses of every program are compared with gradc's. Figures
 are medians over the rounds; ratios are taken within a round, then their
-median. PyTorch gets its best thread setting: with T threads, the best of
-torch.set_num_threads(1..T) under OPENBLAS_NUM_THREADS=T, and of every
+median. The seed MLP runs 3 rounds for each of the others' (its step is
+0.2 ms: its figures swing most with the host, and its rounds cost
+little). PyTorch gets its best thread setting: with T threads, the best
+of torch.set_num_threads(1..T) under OPENBLAS_NUM_THREADS=T, and of every
 setting with fewer threads. Then the seed network's whole 200-step run,
 process start to exit, gradc against bench/torch_seed_run.py; and the
 machine's sgemm peak (bench/gemm_bound.c peak) and how near each other
@@ -67,17 +69,21 @@ TUNABLES = "glibc.malloc.trim_threshold=1000000000:glibc.malloc.mmap_threshold=1
 
 
 class Net:
-    def __init__(self, name, model, title, short, floats=None, extra=None, mlp=None, numpy=False, manual=False):
+    def __init__(self, name, model, title, short, floats=None, extra=None, mlp=None, numpy=False, manual=False,
+                 rounds=1):
         self.name, self.model, self.title, self.short = name, model, title, short
         self.floats = floats  # how to draw a float input: normal, unit or pixels
         self.extra = extra or {}  # settings the references need, in net.json
         self.mlp = mlp  # layer widths: the minimal GEMM count to check the trace against
         self.numpy, self.manual = numpy, manual
+        # rounds for each of --rounds: a short step's figures swing with the
+        # host from one second to the next, and its rounds cost little
+        self.rounds = rounds
 
 
 NETS = [
     Net("seed_mlp", "models/seed_mlp.lua", "seed MLP: N=64, 1000-100-10, sigmoid, sum of squares, SGD",
-        "seed MLP", floats="normal", mlp=[1000, 100, 10], numpy=True, manual=True),
+        "seed MLP", floats="normal", mlp=[1000, 100, 10], numpy=True, manual=True, rounds=3),
     Net("mnist_mlp", "bench/mnist_mlp.lua",
         "MNIST MLP: batch 128, 784-512-512-10, ReLU, biases, softmax cross-entropy, SGD",
         "MNIST MLP", floats="unit", mlp=[784, 512, 512, 10], numpy=True, manual=True),
@@ -160,9 +166,10 @@ def command_output(argv):
 
 
 class Run:
-    def __init__(self, argv, out, err, wall_ms, rss_kb, status):
+    def __init__(self, argv, out, err, wall_ms, rss_kb, status, steal=None):
         self.argv, self.out, self.err = argv, out, err
         self.wall_ms, self.rss_kb, self.status = wall_ms, rss_kb, status
+        self.steal = steal
 
     @property
     def ok(self):
@@ -173,16 +180,36 @@ class Run:
         return "exit %s: %s" % (self.status, tail)
 
 
+def cpu_times():
+    """The "cpu" line of /proc/stat: jiffies of all CPUs, steal the 8th."""
+    try:
+        with open("/proc/stat") as f:
+            return [int(x) for x in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+
+
+def steal_between(before, after):
+    """The share of the CPUs' time the host gave to other guests."""
+    if not before or not after or len(before) < 8:
+        return None
+    total = sum(after[:8]) - sum(before[:8])
+    return (after[7] - before[7]) / total if total > 0 else None
+
+
 def run(bb, argv, env, timeout=300):
-    """argv under bench/spawn.c: its output, wall time and peak RSS."""
+    """argv under bench/spawn.c: its output, wall time, peak RSS and the
+    host's steal while it ran."""
     res = os.path.join(bb, "spawn.result")
     if os.path.exists(res):
         os.remove(res)
+    before = cpu_times()
     try:
         p = subprocess.run([os.path.join(bb, "spawn"), res] + argv, env=env, capture_output=True,
                            text=True, cwd=ROOT, timeout=timeout)
     except subprocess.TimeoutExpired as e:
         return Run(argv, e.stdout or "", "timed out after %d s" % timeout, None, None, "timeout")
+    steal = steal_between(before, cpu_times())
     wall = rss = None
     status = p.returncode
     if os.path.exists(res):
@@ -190,7 +217,7 @@ def run(bb, argv, env, timeout=300):
             m = re.match(r"wall_ms (\S+) maxrss_kb (\d+) status (\d+)", f.read())
         if m:
             wall, rss, status = float(m.group(1)), int(m.group(2)), int(m.group(3))
-    return Run(argv, p.stdout, p.stderr, wall, rss, status)
+    return Run(argv, p.stdout, p.stderr, wall, rss, status, steal)
 
 
 def parse_losses(text, prefix=""):
@@ -451,7 +478,8 @@ def record(R, net, t, rnd, prog, r, failures):
 
     def put(series, ms, losses, extra=None):
         e = cell.setdefault(series, [])
-        e.append(dict(round=rnd, ms=ms, losses=losses, rss_kb=r.rss_kb, wall_ms=r.wall_ms, **(extra or {})))
+        e.append(dict(round=rnd, ms=ms, losses=losses, rss_kb=r.rss_kb, wall_ms=r.wall_ms, steal=r.steal,
+                      **(extra or {})))
 
     if prog == "gradc":
         m = re.search(r"^final loss (\S+)\s+(\S+) ms/step", r.out, re.M)
@@ -502,16 +530,17 @@ def round_order(net, threads, rnd):
 
 
 def run_rounds(R, nets, prepared, a, bb, core, failures):
-    for rnd in range(1, a.rounds + 1):
+    for outer in range(a.rounds):
         for net in nets:
             d, flags, train = prepared[net.name]["dir"], prepared[net.name]["flags"], prepared[net.name]["train"]
-            summary = {t: [] for t in a.threads}
-            for prog, t in round_order(net, a.threads, rnd):
-                r = run(bb, argv_of(prog, net, t, d, flags, train, bb, a), environment(t, core))
-                summary[t].append(record(R, net, t, rnd, prog, r, failures))
-            for t in a.threads:
-                say("bench: round %d/%d  %-9s %d thread%s  ms/step: %s" % (
-                    rnd, a.rounds, net.name, t, "" if t == 1 else "s", ", ".join(summary[t])))
+            for rnd in range(outer * net.rounds + 1, (outer + 1) * net.rounds + 1):
+                summary = {t: [] for t in a.threads}
+                for prog, t in round_order(net, a.threads, rnd):
+                    r = run(bb, argv_of(prog, net, t, d, flags, train, bb, a), environment(t, core))
+                    summary[t].append(record(R, net, t, rnd, prog, r, failures))
+                for t in a.threads:
+                    say("bench: round %d/%d  %-9s %d thread%s  ms/step: %s" % (
+                        rnd, a.rounds * net.rounds, net.name, t, "" if t == 1 else "s", ", ".join(summary[t])))
 
 
 def whole_runs(R, a, bb, core, prepared, failures):
@@ -685,14 +714,23 @@ def report(R, nets, a, failures):
           fmt(pl["start"]), fmt(pl["end"]),
           {True: "near (at most %d ns)" % NEAR_NS, False: "far (over %d ns)" % NEAR_NS,
            None: "not measured"}[near(R)]))
-    w("- %d rounds. In each, gradc and the GEMM-only program run back to back at each thread count, gradc's "
+    steals = [e["steal"] for cell in R["runs"].values() for series, es in cell.items() if series != "torch_manual"
+              for e in es if e.get("steal") is not None]
+    if steals:
+        w("- host steal, the share of the CPUs' time the host gave to other guests while a program ran "
+          "(/proc/stat): median %.1f%%, the most %.1f%%, over 5%% in %d of %d runs." % (
+              100 * med(steals), 100 * max(steals), sum(x > 0.05 for x in steals), len(steals)))
+    w("- %d round%s%s. In each, gradc and the GEMM-only program run back to back at each thread count, gradc's "
       "thread counts next to each other, the others rotating around them. NumPy and PyTorch run %d untimed steps whose losses are checked (their warm-up), "
       "then are timed over at least %d ms and 5 steps; the GEMM-only program likewise after 2 untimed passes; the "
       "gradc trainer runs one step more than took it %d ms in a trial run, at least %d more (%s), and its figure "
       "is its own `ms/step`, over the steps after the first (which it times apart: it faults in the arena's pages, "
       "as the others' warm-up does theirs). Medians over the rounds; ratios "
       "taken within each round, then their median." % (
-          a.rounds, a.check, a.ms, a.ms, MIN_STEPS,
+          a.rounds, "" if a.rounds == 1 else "s", "".join(" (%s %d: its step is short, its figures swing with the host from one second to "
+                            "the next, and its rounds cost little)" % (n.short, a.rounds * n.rounds)
+                            for n in nets if n.rounds > 1),
+          a.check, a.ms, a.ms, MIN_STEPS,
           ", ".join("%s %d" % (n.short, prepared_steps[n.name]) for n in nets)))
     w("- same inputs (.npy, `--data ... --no-shuffle`: the same batch every step) and the same initial weights "
       "(the gradc trainer's, `--export`ed) for every program; PyTorch's figure is its best thread setting "
