@@ -193,7 +193,7 @@ clean:
 # valgrind, which cannot run ASan code: SAN leaves SAFETY_VALGRIND out.
 SUITES += safety
 SAFETY_PROGS = $(addprefix $(BUILD)/,iris_train iris_gradcheck iris_predict)
-$(BUILD)/test_safety: tests/test_safety.c | test-deps $(SAFETY_PROGS)
+$(BUILD)/test_safety: tests/test_safety.c tests/test_util.h | test-deps $(BUILD)/gradc $(SAFETY_PROGS)
 	$(CC) $(CFLAGS) $(TEST_DEFS) $(if $(SAN),,-DSAFETY_VALGRIND) $< $(LDFLAGS) $(CHECK_FLAGS) -lm -o $@
 # check-suites read SUITES into its prerequisites before this block.
 check-suites: $(BUILD)/test_safety

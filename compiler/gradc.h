@@ -55,6 +55,13 @@ typedef struct Buf {
 
 void buf_printf(Buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void buf_free(Buf *b);
+/* Writes text that came from outside (a model's path, its source lines,
+ * its names) so that in the C it is only data: the inside of a string
+ * literal, of a comment (at most max bytes), or a name checked to be an
+ * identifier. Every such text the emitters write goes through here. */
+typedef enum { C_STRING, C_COMMENT, C_IDENT } CText;
+void buf_c_text(Buf *b, const char *s, size_t max, CText as);
+bool is_c_identifier(const char *s);
 /* The folder of the running gradc binary. */
 const char *gradc_dir(void);
 /* The shortest decimal that reads back as v, always with a '.' or 'e'. */

@@ -215,7 +215,7 @@ static void name_locals(lua_State *L, lua_Debug *ar)
      * names for it, not the function's, so they name nothing. */
     lua_getinfo(L, "u", ar);
     for (int i = 1 + ar->nparams; (var = lua_getlocal(L, ar, i)); i++) {
-        int *t = var[0] != '(' ? luaL_testudata(L, -1, TENSOR) : NULL;
+        int *t = is_c_identifier(var) ? luaL_testudata(L, -1, TENSOR) : NULL;
         Node *n = t ? ir_at(front(L)->g, *t) : NULL;
         if (n && !n->name && !n->var && n->op != OP_CONST)
             n->var = keep(xstrdup(var));
@@ -510,16 +510,6 @@ static int l_layer_norm(lua_State *L)
     return push_tensor(L, op2(L, OP_ADD, y, beta));
 }
 
-static bool is_identifier(const char *s)
-{
-    if (!isalpha((unsigned char)*s) && *s != '_')
-        return false;
-    for (; *s; s++)
-        if (!isalnum((unsigned char)*s) && *s != '_')
-            return false;
-    return true;
-}
-
 /* A buffer NAME [C] that starts at `value`, saved with the parameters. */
 static int buffer(lua_State *L, const char *name, int c, double value)
 {
@@ -555,7 +545,7 @@ static int l_batch_norm(lua_State *L)
         return luaL_error(L, "batch_norm: argument 4 must be a name for its running averages, "
                              "as in batch_norm(x, gamma, beta, \"bn1\")");
     const char *name = lua_tostring(L, 4);
-    if (!is_identifier(name) || strlen(name) > 59)
+    if (!is_c_identifier(name) || strlen(name) > 59)
         return luaL_error(L, "batch_norm: name '%s' must be letters, digits and _ (at most 59)",
                           name);
     double momentum = 0.1, eps = 1e-5;
@@ -1132,7 +1122,7 @@ static void make_tensor_metatable(lua_State *L)
 static const char *name_arg(lua_State *L, const char *what)
 {
     const char *name = luaL_checkstring(L, 1);
-    if (!is_identifier(name) || strlen(name) > 64)
+    if (!is_c_identifier(name) || strlen(name) > 64)
         luaL_error(L, "%s: name '%s' must be letters, digits and _ (at most 64)", what, name);
     int taken = named(L, name);
     if (taken >= 0)
@@ -1292,7 +1282,7 @@ static void read_outputs(lua_State *L, Graph *g)
         luaL_error(L, "model: outputs must be a table of name = tensor");
     lua_pushnil(L);
     while (lua_next(L, -2)) {
-        if (lua_type(L, -2) != LUA_TSTRING || !is_identifier(lua_tostring(L, -2)) ||
+        if (lua_type(L, -2) != LUA_TSTRING || !is_c_identifier(lua_tostring(L, -2)) ||
             !is_tensor(L, -1))
             luaL_error(L, "model: outputs must be a table of name = tensor");
         g->outputs = grow(g->outputs, g->n_outputs, sizeof *g->outputs);
@@ -1571,7 +1561,7 @@ static char *module_text(lua_State *L, const char *name, char path[4096], size_t
     const char *formats[] = {"%s/lib/%s.lua", "%s/../share/gradc/lib/%s.lua",
                              "%s/../models/lib/%s.lua", "%s/../../models/lib/%s.lua"};
     const char *dirs[] = {front(L)->dir, gradc_dir(), gradc_dir(), gradc_dir()};
-    if (!is_identifier(name))
+    if (!is_c_identifier(name))
         return NULL;
     for (int i = 0; i < 4; i++) {
         snprintf(path, 4096, formats[i], dirs[i], name);
@@ -1594,7 +1584,7 @@ static bool module_exists(lua_State *L, const char *name)
 static int l_import(lua_State *L)
 {
     const char *name = luaL_checkstring(L, 1);
-    if (!is_identifier(name))
+    if (!is_c_identifier(name))
         return luaL_error(L, "import: '%s' is not a module name (letters, digits, _; no paths)",
                           name);
     lua_getfield(L, LUA_REGISTRYINDEX, "gradc.imports");
@@ -1750,7 +1740,7 @@ Graph *load_model(const char *path, const LoadOptions *o)
     Graph *g = ir_new();
     g->source = keep(xstrdup(path));
     g->name = model_name(path);
-    if (!is_identifier(g->name)) {
+    if (!is_c_identifier(g->name)) {
         fprintf(stderr, "%s:1: the model's name '%s' (its file name) must be a C identifier\n",
                 path, g->name);
         ir_free(g);

@@ -1,9 +1,11 @@
 /*
  * util.c: the few things every pass needs: checked allocation, a growing
- * text buffer, shortest round-trip number formatting, and die() for
+ * text buffer, the one escaping of outside text into C, shortest
+ * round-trip number formatting, and die() for
  * compiler bugs (which name the C file and line and abort, unlike user
  * errors, which name the Lua file and line and exit 1).
  */
+#include <ctype.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -72,6 +74,48 @@ void buf_free(Buf *b)
 {
     free(b->data);
     *b = (Buf){0};
+}
+
+/* Text from outside gradc (a path, a line of the model, a name) is data in
+ * the C it writes, never code: inside a string literal every byte but
+ * printable ASCII is an octal escape, and so are the quote, the backslash
+ * and the '?' that could begin a trigraph; inside a comment no byte may
+ * open or close one, nor be a control or non-ASCII byte (a bidi control
+ * in a comment is itself a warning); an identifier must already be one,
+ * as the front end checked. */
+void buf_c_text(Buf *b, const char *s, size_t max, CText as)
+{
+    if (as == C_IDENT) {
+        if (!is_c_identifier(s))
+            die("'%s' reached the C as a name, but is not one", s);
+        buf_printf(b, "%s", s);
+        return;
+    }
+    for (size_t i = 0; s[i] && i < max; i++) {
+        unsigned char c = (unsigned char)s[i];
+        bool plain = c >= 0x20 && c < 0x7f;
+        if (as == C_STRING) {
+            if (plain && c != '"' && c != '\\' && c != '?')
+                buf_printf(b, "%c", c);
+            else
+                buf_printf(b, "\\%03o", c);
+        } else if (!plain)
+            buf_printf(b, "?");
+        else if (c == '*' && (i == 0 || s[i - 1] == '/' || s[i + 1] == '/' || !s[i + 1]))
+            buf_printf(b, "+");
+        else
+            buf_printf(b, "%c", c);
+    }
+}
+
+bool is_c_identifier(const char *s)
+{
+    if (!isalpha((unsigned char)*s) && *s != '_')
+        return false;
+    for (; *s; s++)
+        if (!isalnum((unsigned char)*s) && *s != '_')
+            return false;
+    return true;
 }
 
 void fmt_real(char out[40], double v)

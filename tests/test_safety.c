@@ -498,6 +498,69 @@ START_TEST(under_valgrind)
 END_TEST
 #endif
 
+/* ---- model files ---- */
+
+/* Runs gradc (no shell: any path is one argument) with these arguments;
+ * its exit status, and what it said on stderr in *err. */
+static int gradc(const char *const more[], char **err, const char *scratch)
+{
+    Args a = {0};
+    char out[512], errf[512];
+    push(&a, GRADC_BIN);
+    for (const char *const *m = more; *m; m++)
+        push(&a, *m);
+    snprintf(out, sizeof out, "%s/gradc.out", scratch);
+    snprintf(errf, sizeof errf, "%s/gradc.err", scratch);
+    int status = run(&a, out, errf);
+    args_free(&a);
+    *err = slurp(errf, NULL);
+    remove(out);
+    remove(errf);
+    return status;
+}
+
+/* A model whose folder is named to close the string literal it is quoted
+ * in and add a constructor that runs a command, and whose lines and
+ * module hold comment delimiters, a trigraph and control bytes, compiles
+ * to C that builds with -Werror and only names them: the trainer runs
+ * no command and prints the path as it was given. */
+START_TEST(path_is_data)
+{
+    char *tmp = make_tmpdir(), dir[1024], path[1200], out[1200], cmd[16384], *said;
+    snprintf(dir, sizeof dir,
+             "%s/x\"};__attribute__((constructor)) void f(void){system(\"touch pwned\");}", tmp);
+    ck_assert_int_eq(mkdir(dir, 0755), 0);
+    strcat(dir, "/*");
+    ck_assert_int_eq(mkdir(dir, 0755), 0);
+    snprintf(path, sizeof path, "%s/lib", dir);
+    ck_assert_int_eq(mkdir(path, 0755), 0);
+    snprintf(path, sizeof path, "%s/lib/layer.lua", dir);
+    write_text(path, "return function(x, w) return x:matmul(w) --[[ */ system(\"x\"); /* ]] end\n");
+    snprintf(path, sizeof path, "%s/m.lua", dir);
+    write_text(path, "local layer = import(\"layer\")\n"
+                     "local x = input(\"x\", {4, 3}) -- */ #include </etc/passwd> /*\n"
+                     "local w = param(\"w\", {3, 2}, randn()) -- ?\?/ \"\\\001\033[2J\n"
+                     "local h = layer(x, w) --[[ ends in a backslash \\ ]]\n"
+                     "return model { loss = sum(h * h) }\n");
+    snprintf(out, sizeof out, "%s/out", tmp);
+    ck_assert_msg(gradc((const char *[]){"compile", path, "-o", out, NULL}, &said, tmp) == 0,
+                  "gradc compile: %s", said);
+    free(said);
+    snprintf(cmd, sizeof cmd,
+             "%s -Iruntime -I%s %s/m.c %s/m_train.c %s %s -o %s/m_train && cd %s && "
+             "out/m_train --help",
+             TEST_CC, out, out, out, RT_LIB, TEST_LIBS, out, tmp);
+    char *printed;
+    int status = run_cmd(cmd, &printed);
+    ck_assert_msg(status == 0, "the C does not build or run: %.3000s", printed);
+    ck_assert_msg(strstr(printed, path), "the trainer does not name %s: %s", path, printed);
+    snprintf(path, sizeof path, "%s/pwned", tmp);
+    ck_assert_msg(!file_exists(path), "the generated C ran a command");
+    free(printed);
+    remove_dir(tmp);
+}
+END_TEST
+
 int main(void)
 {
     find_cases();
@@ -505,6 +568,10 @@ int main(void)
     TCase *t = tcase_create("hostile");
     tcase_set_timeout(t, 60);
     tcase_add_loop_test(t, hostile_file, 0, n_cases);
+    suite_add_tcase(s, t);
+    t = tcase_create("model files");
+    tcase_set_timeout(t, 120);
+    tcase_add_test(t, path_is_data);
     suite_add_tcase(s, t);
     t = tcase_create("crashes");
     tcase_set_timeout(t, 120);
