@@ -18,6 +18,7 @@
  */
 #include <stdbool.h>
 #include <string.h>
+#include <strings.h>
 #include "rt_real.h"
 #ifdef _OPENMP
 #include <omp.h>
@@ -48,6 +49,29 @@ static inline void part_of(int len, int unit, int part, int parts, int *from, in
     *to = part == parts - 1 ? len : units * (part + 1) / parts * unit;
 }
 
+/* OpenBLAS 0.3.21's AVX-512 kernels (SkylakeX and later) give a product
+ * A B of at most 100^3 multiply-adds to a "small matrix" kernel, which
+ * mallocs and frees a copy of A's last rows on every call when C's last
+ * columns fill no more than half a vector (N % 16 in 1..8 for floats,
+ * N % 8 in 1..4 for doubles) and K is at least two vectors: a trainer's
+ * step would allocate. Such a product goes as C^T = B^T A^T, which no
+ * small kernel takes (none has both operands transposed), into scratch
+ * of the thread's own, read back transposed into C. */
+enum { SMALL_MAX = 31250 }; /* the most elements of C: 100^3 / 32 */
+
+static bool small_kernel_allocates(enum CBLAS_TRANSPOSE ta, enum CBLAS_TRANSPOSE tb, int m, int n,
+                                   int k, int lanes)
+{
+    static _Thread_local int avx512 = -1;
+    if (avx512 < 0) {
+        const char *core = openblas_get_corename();
+        avx512 = core && (!strcasecmp(core, "SkylakeX") || !strcasecmp(core, "Cooperlake") ||
+                          !strcasecmp(core, "SapphireRapids"));
+    }
+    return avx512 && ta == CblasNoTrans && tb == CblasNoTrans && (double)m * n * k <= 1e6 &&
+           k >= 2 * lanes && n % lanes >= 1 && n % lanes <= lanes / 2 && (long)m * n <= SMALL_MAX;
+}
+
 /* C = alpha op(A) op(B) + beta C as cblas_?gemm, row-major only. A
  * product worth splitting goes in as many parts as there are threads,
  * each a call to OpenBLAS on one thread: OpenBLAS's own threads allocate
@@ -60,6 +84,17 @@ static inline void part_of(int len, int unit, int part, int parts, int *from, in
               int n, int k, T alpha, const T *a, int lda, const T *b, int ldb, T beta, T *c,   \
               int ldc)                                                                        \
     {                                                                                         \
+        if (order == CblasRowMajor &&                                                         \
+            small_kernel_allocates(ta, tb, m, n, k, (int)(64 / sizeof(T)))) {                 \
+            static _Thread_local T ct[SMALL_MAX];                                             \
+            BLAS(CblasRowMajor, CblasTrans, CblasTrans, n, m, k, alpha, b, ldb, a, lda, 0, ct, \
+                 m);                                                                          \
+            for (int i = 0; i < m; i++)                                                       \
+                for (int j = 0; j < n; j++)                                                   \
+                    c[(long)i * ldc + j] =                                                    \
+                        ct[(long)j * m + i] + (beta != 0 ? beta * c[(long)i * ldc + j] : 0);  \
+            return;                                                                           \
+        }                                                                                     \
         const bool big = split((long)m * n * k), by_rows = m >= n;                            \
         const int parts = big ? threads() : 1, len = by_rows ? m : n;                          \
         SPLIT_FOR                                                                             \

@@ -622,7 +622,8 @@ static void write_f64(const char *path, int rank, const long *shape, const doubl
  * relative tolerance, but on 2 threads A^T B, and A B below 128 rows,
  * exactly as on 1. And rt_sgemm, the BLAS's product shared out among
  * threads (by rows, or by columns, in parts of 16 and the rest), in every
- * transpose. On 1 thread and on 2. */
+ * transpose, and a small A B with few last columns as C^T = B^T A^T. On
+ * 1 thread and on 2. */
 START_TEST(test_gemm_kernels_match_blas)
 {
     enum { NN, NT, TN };
@@ -634,7 +635,9 @@ START_TEST(test_gemm_kernels_match_blas)
         {520, 36, 64, TN},  {20, 1000, 80, NN},  {9, 36, 5, NN},     {10, 12, 7, TN},
         {16, 100, 700, NN}, {300, 50, 100, NT},  {9, 50, 3, NN},     {48, 96, 64, NT},
         {16, 300, 32, NT}, {128, 100, 300, NN}, {130, 96, 520, NN}, {136, 148, 260, TN},
-        {1000, 100, 64, TN}, {70, 108, 20, TN}, {9, 60, 33, NN}};
+        {1000, 100, 64, TN}, {70, 108, 20, TN}, {9, 60, 33, NN},
+        /* the small products OpenBLAS's AVX-512 kernels would allocate for */
+        {64, 100, 64, NN}, {5, 3, 40, NN}, {30, 17, 100, NN}};
     static const double scale[][2] = {{1, 0}, {-0.25, 1}, {2, 0.5}};
     rt_rng rng;
     rt_rng_seed(&rng, 7);
