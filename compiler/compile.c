@@ -17,6 +17,7 @@ Graph *compile_graph(const char *model, const LoadOptions *o, const char *after,
     if (!g || (after && !strcmp(after, "load")))
         return g;
     st->loaded = g->n;
+    st->local_reads = g->front_local_reads;
     Graph *b = batch_products(g, &st->batched);
     ir_free(g);
     g = b;
@@ -197,7 +198,8 @@ int print_stats(const char *model, const LoadOptions *o, bool memory, FILE *out)
         }
         fprintf(out,
                 "%s\n"
-                "  load      %d nodes: the forward graph\n"
+                "  load      %d nodes: the forward graph (its values named after the Lua\n"
+                "            locals that hold them: %ld locals read)\n"
                 "  batch     products of one matrix by every slice of a tensor made one: %d\n"
                 "  grad      %+d nodes: the backward graph\n"
                 "  simplify  %d -> %d nodes: constants folded %d, identities %d, common\n"
@@ -212,10 +214,10 @@ int print_stats(const char *model, const LoadOptions *o, bool memory, FILE *out)
                 "            inside the loop of the node that reads them %d; loops joined\n"
                 "            by another's (the same elements) %d, values kept only as\n"
                 "            temporaries there %d\n",
-                model, st.loaded, st.batched, st.with_grad - st.loaded, st.with_grad, st.simplified,
-                s->folded, s->identities, s->merged, s->transposes, s->heads, s->scales, s->tiles,
-                st.simplified, st.live, st.simplified - st.live, st.recomputed, loops, calls,
-                products, inlined, shared, temps);
+                model, st.loaded, st.local_reads, st.batched, st.with_grad - st.loaded,
+                st.with_grad, st.simplified, s->folded, s->identities, s->merged, s->transposes,
+                s->heads, s->scales, s->tiles, st.simplified, st.live, st.simplified - st.live,
+                st.recomputed, loops, calls, products, inlined, shared, temps);
         char c[32];
         fprintf(out, "  plan      steps %d; arena %s values, %.2fx the minimum (print --memory)\n",
                 p.n_order, count(c, p.arena_size),

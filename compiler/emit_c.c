@@ -50,11 +50,11 @@ static const char *const reserved[] = {
     "unsigned", "void", "volatile", "while", "main", "real", "arena", "iarena",
     /* what generated functions use as locals */
     "i", "j", "k", "l", "m", "n", "acc", "row", "drow", "srow", "dot", "label", "mx", "cnt", "on",
-    "at", "oi", "win", "lr", "loss", "x0", "m0", "m1", "n0", "n1",
-    "rows", "hyper", "params", "grads", "avg", "avg_sq", "scale", "norm2", "part", "o", "wd", "mu",
-    "b1", "b2", "c1", "c2", "eps", "alpha", "g", "sqrt", "forward", "loss_and_grad", "train_step",
-    "inputs", "outputs", "memset", "memcpy", "fold", "keep", "compute_grads", "clipped_step",
-    "tuned_copy",
+    "at", "oi", "win", "lr", "loss", "x0", "m0", "m1", "n0", "n1", "rows", "hyper", "params",
+    "grads", "avg", "avg_sq", "scale", "norm2", "part", "o", "wd", "mu", "b1", "b2", "c1", "c2",
+    "eps", "alpha", "g", "sqrt", "forward", "loss_and_grad", "train_step", "inputs", "outputs",
+    "memset", "memcpy", "fold", "keep", "compute_grads", "clipped_step", "tuned_copy",
+    "compute_outputs", "compute_loss", "training", "mask_step", "buffers", "r",
     /* the C library's, which a header may declare */
     "exp", "log", "tanh", "pow", "fmax", "fmin", "sqrt", "fabs", "floor", "ceil", "round", "sin",
     "cos", "tan", "erf", "gamma", "lgamma", "tgamma", "j0", "j1", "jn", "y0", "y1", "yn", "abs",
@@ -62,10 +62,11 @@ static const char *const reserved[] = {
     "clock", "index", "signal", "remove", "rename", "printf", "puts", "select", "read", "write",
     "open", "close", "stdin", "stdout", "stderr", "errno", NULL};
 
-/* Prefixes of names the generated code's headers own, whatever follows. */
+/* Prefixes of names the generated code's headers own, whatever follows;
+ * and C reserves every name that starts with _ at file scope. */
 static bool has_reserved_prefix(const char *s)
 {
-    return (s[0] == 't' && isdigit((unsigned char)s[1])) || !strncmp(s, "REAL", 4) ||
+    return (s[0] == 't' && isdigit((unsigned char)s[1])) || s[0] == '_' || !strncmp(s, "REAL", 4) ||
            !strncmp(s, "r_", 2) || !strncmp(s, "rt_", 3) || !strncmp(s, "cblas", 5) ||
            !strncmp(s, "Cblas", 5);
 }
@@ -81,6 +82,8 @@ static int name_slot(const Emit *e, const char *s)
 
 static bool name_taken(Emit *e, const char *s)
 {
+    if (is_header_name(s))
+        return true;
     for (const char *const *r = reserved; *r; r++)
         if (!strcmp(*r, s))
             return true;
@@ -940,8 +943,7 @@ static void emit_header(Emit *e, Buf *b)
                "%s_infer_model_f64\n"
                "#else\n#define %s_model %s_model_f32\n#define %s_infer_model %s_infer_model_f32\n"
                "#endif\n\n#endif\n",
-               guard, guard, nm, nm, nm, nm, nm, nm, nm, nm, nm, nm, nm, nm, nm,
-               nm);
+               guard, guard, nm, nm, nm, nm, nm, nm, nm, nm, nm, nm, nm, nm, nm, nm);
 }
 
 static void emit_main(Emit *e, Buf *b, const char *what, const char *fn)
@@ -955,8 +957,7 @@ static void emit_main(Emit *e, Buf *b, const char *what, const char *fn)
         "int main(int argc, char **argv)\n{\n"
         "    rt_use_best_blas(argv); /* may start this program again, with faster kernels */\n"
         "    return %s(&%s_%s, argc, argv);\n}\n",
-        e->g->name, fn, e->g->name,
-        e->g->loss >= 0 ? "model" : "infer_model");
+        e->g->name, fn, e->g->name, e->g->loss >= 0 ? "model" : "infer_model");
 }
 
 static void declare(Emit *e, int id, const char *what)
@@ -1265,10 +1266,9 @@ static void emit_descriptor(Emit *e)
                          false);
         buf_printf(e->b, "};\n");
     }
-    buf_printf(
-        e->b,
-        "\nconst rt_model REAL_SUFFIX(%s_%s) = {\n    .name = \"%s\",\n    .source = \"",
-        g->name, training ? "model" : "infer_model", g->name);
+    buf_printf(e->b,
+               "\nconst rt_model REAL_SUFFIX(%s_%s) = {\n    .name = \"%s\",\n    .source = \"",
+               g->name, training ? "model" : "infer_model", g->name);
     buf_c_text(e->b, g->source, SIZE_MAX, C_STRING);
     buf_printf(
         e->b,
@@ -1278,9 +1278,8 @@ static void emit_descriptor(Emit *e)
         "    .inputs = %s,\n    .params = params,\n    .grads = %s,\n    .outputs = %s,\n"
         "    .params_offset = %ld,\n    .grads_offset = %ld,\n    .n_param_elems = %ld,\n"
         "    .state_offset = %ld,\n    .n_state = %ld,\n    .loss_offset = %ld,\n",
-        g->batch,
-        p->iarena_size ? "iarena" : "NULL", p->arena_size, p->iarena_size, g->n_inputs, g->n_params,
-        g->n_outputs, g->n_inputs ? "inputs" : "NULL", training ? "grads" : "NULL",
+        g->batch, p->iarena_size ? "iarena" : "NULL", p->arena_size, p->iarena_size, g->n_inputs,
+        g->n_params, g->n_outputs, g->n_inputs ? "inputs" : "NULL", training ? "grads" : "NULL",
         g->n_outputs ? "outputs" : "NULL", p->params_offset, p->grads_offset, p->n_param_elems,
         p->state_offset, p->n_state, p->loss_offset);
     if (g->n_buffers)
@@ -1298,8 +1297,8 @@ static void emit_model(Emit *e)
 {
     Graph *g = e->g;
     bool training = g->loss >= 0;
-    buf_printf(e->b, "/*\n * %s%s.c: generated by gradc %s from ", g->name, training ? "" : "_infer",
-               GRADC_VERSION);
+    buf_printf(e->b, "/*\n * %s%s.c: generated by gradc %s from ", g->name,
+               training ? "" : "_infer", GRADC_VERSION);
     buf_c_text(e->b, g->source, SIZE_MAX, C_COMMENT);
     buf_printf(e->b,
                "; do not edit.\n *\n"

@@ -62,6 +62,9 @@ void buf_free(Buf *b);
 typedef enum { C_STRING, C_COMMENT, C_IDENT } CText;
 void buf_c_text(Buf *b, const char *s, size_t max, CText as);
 bool is_c_identifier(const char *s);
+/* Whether the headers the generated C includes take the name s (a macro,
+ * a declaration, or a header's own name): scripts/c_names.sh lists them. */
+bool is_header_name(const char *s);
 /* The folder of the running gradc binary. */
 const char *gradc_dir(void);
 /* The shortest decimal that reads back as v, always with a '.' or 'e'. */
@@ -181,6 +184,7 @@ typedef struct Graph {
     char **files;  /* source text of every Lua file read, for comments */
     char **file_names;
     int n_files;
+    long front_local_reads; /* how often load_model read a Lua local to name a value */
 } Graph;
 
 Graph *ir_new(void);
@@ -285,12 +289,14 @@ typedef struct {
     const char *optimizer; /* --optimizer: replaces the model's, with its defaults */
     long max_instructions; /* the sandbox's limits; 0: the defaults below */
     long max_memory_mb;
+    long max_seconds;
     const char *tune; /* --tune FILE: how to write some products (tune.c) */
 } LoadOptions;
 
 enum {
     DEFAULT_MAX_INSTRUCTIONS = 100000000, /* Lua instructions a model file may run */
-    DEFAULT_MAX_MEMORY_MB = 1024,         /* Lua memory it may hold */
+    DEFAULT_MAX_MEMORY_MB = 1024,         /* memory it may hold, Lua's and the graph's */
+    DEFAULT_MAX_SECONDS = 10,             /* CPU time its front end may take */
     MAX_NODES = 1000000,                  /* ops a model may make */
 };
 /* The most elements a tensor may have: loops count with int. */
@@ -432,6 +438,7 @@ typedef struct {
     int batched;                             /* products batch merged */
     int recomputed;                          /* forward values remat copied */
     SimplifyStats simplify;
+    long local_reads;
 } PassStats;
 /* The passes up to `after` (load, batch, grad, simplify, dce or remat; NULL: all), or
  * NULL after printing a user error; counts into st unless it is NULL. */

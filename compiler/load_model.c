@@ -7,32 +7,53 @@
  * that made it, and every error a model can cause is raised as a Lua
  * error at that line, so it reaches the user as `file:line: message`. The
  * sandbox has no io, os, require, load, dofile, debug or package, a fixed
- * random seed, a limit on instructions and on memory, and reading an
- * undefined global is an error (a misspelt op fails where it is written).
- * Nothing reaches back to the Lua state once load_model() returns.
+ * random seed, limits on instructions, CPU time and memory (which counts
+ * what the graph keeps too), no finalizers, and reading an undefined
+ * global is an error (a misspelt op fails where it is written). Nothing
+ * reaches back to the Lua state once load_model() returns: the graph is
+ * frozen then. docs/hostile.md lists what a model file can and cannot do.
  */
 #include <ctype.h>
+#include <float.h>
 #include <limits.h>
 #include <math.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 #include <lauxlib.h>
 #include <lua.h>
 #include <lualib.h>
 #include "gradc.h"
 
-enum { INSTRUCTION_STEP = 10000 }; /* instructions are counted in these steps */
+enum {
+    INSTRUCTION_STEP = 10000, /* instructions are counted in these steps */
+    MAX_VAR = 64,             /* a Lua local's name longer than this names nothing */
+    PRINT_CALL = 4096,        /* bytes one print() of a model may write */
+    PRINT_TOTAL = 65536,      /* and all of them together */
+};
 
 static const char TENSOR[] = "gradc.tensor";
 
+/* Which limit of the sandbox stopped the model: no pcall catches one. */
+typedef enum { RUNNING, TOO_MANY_INSTRUCTIONS, TOO_LONG, TOO_MUCH_MEMORY } Stop;
+
 typedef struct {
     Graph *g;
+    lua_State *L;
     const char *dir; /* the model file's folder, for import */
     long instructions, max_instructions;
-    size_t memory, max_memory;
-    bool limit_hit;        /* a limit was passed: nothing may catch that */
-    char last_file[256];   /* the line running last, for running out of memory */
-    int last_line;
+    size_t memory, max_memory; /* Lua's, and what the graph keeps of it */
+    long max_seconds;          /* of CPU time */
+    volatile sig_atomic_t out_of_time;
+    Stop stop;
+    bool frozen;         /* the model returned: nothing may add to the graph */
+    char last_file[256]; /* the line running last, for a stop Lua cannot place */
+    volatile int last_line;
+    int named_up_to;  /* nodes made before the last line are named or never will be */
+    long local_reads; /* how often the naming read a local, for --stats */
+    size_t printed;
     bool have_model;
     SrcLoc model_loc; /* where model{} was called */
     int model_ref;    /* the table model{} returned */
@@ -43,6 +64,9 @@ static Front *front(lua_State *L) { return *(Front **)lua_getextraspace(L); }
 
 /* ---- sandbox limits ---- */
 
+/* Lua's memory. A refusal is not yet the limit: Lua collects garbage and
+ * asks again, and only if that fails too raises a memory error, which
+ * l_pcall and load_model see as such. */
 static void *limited_alloc(void *ud, void *ptr, size_t old, size_t size)
 {
     Front *f = ud;
@@ -53,24 +77,58 @@ static void *limited_alloc(void *ud, void *ptr, size_t old, size_t size)
         free(ptr);
         return NULL;
     }
-    if (size > old && f->memory + (size - old) > f->max_memory) {
-        f->limit_hit = true;
+    if (size > old && f->memory + (size - old) > f->max_memory)
         return NULL; /* Lua raises "not enough memory" */
-    }
     void *p = realloc(ptr, size);
     if (p)
         f->memory = f->memory - old + size;
     return p;
 }
 
+/* Memory the front end keeps outside Lua for the model (nodes, names,
+ * file texts) counts against the same limit. */
+static bool fits(const Front *f, size_t bytes) { return bytes <= f->max_memory - f->memory; }
+
+static void charge(lua_State *L, size_t bytes)
+{
+    Front *f = front(L);
+    if (!fits(f, bytes)) {
+        f->stop = TOO_MUCH_MEMORY;
+        lua_pushliteral(L, "out of memory");
+        lua_error(L);
+    }
+    f->memory += bytes;
+}
+
+/* Raises the stop at the line running: level 0 inside a hook is the Lua
+ * function that was. */
+static int stop_here(lua_State *L, Stop why, const char *fmt, long limit)
+{
+    front(L)->stop = why;
+    lua_Debug here;
+    if (lua_getstack(L, 0, &here) && lua_getinfo(L, "Sl", &here) && here.currentline > 0)
+        lua_pushfstring(L, "%s:%d: ", here.short_src, here.currentline);
+    else
+        lua_pushliteral(L, "");
+    lua_pushfstring(L, fmt, (lua_Integer)limit);
+    lua_concat(L, 2);
+    return lua_error(L);
+}
+
+static const char TIME_MESSAGE[] = "the model ran for more than %I s of CPU time (an endless loop? "
+                                   "--max-seconds raises the limit)";
+
 static void name_locals(lua_State *L, lua_Debug *ar);
 
-/* Counts instructions; and at each new line, names the tensors that the
- * running function's locals hold, so the C can say `h` where the model
- * says `local h = ...`. */
+/* Counts instructions; at the CPU-time limit stops the model; and at each
+ * new line names the tensors made since the last one after the locals
+ * that hold them, so the C can say `h` where the model says
+ * `local h = ...`. */
 static void hook(lua_State *L, lua_Debug *ar)
 {
     Front *f = front(L);
+    if (f->out_of_time)
+        stop_here(L, TOO_LONG, TIME_MESSAGE, f->max_seconds);
     if (ar->event == LUA_HOOKLINE) {
         name_locals(L, ar);
         if (lua_getinfo(L, "S", ar) && ar->source[0] == '@') {
@@ -81,21 +139,89 @@ static void hook(lua_State *L, lua_Debug *ar)
         return;
     }
     f->instructions += INSTRUCTION_STEP;
-    if (f->instructions <= f->max_instructions)
+    if (f->instructions > f->max_instructions)
+        stop_here(L, TOO_MANY_INSTRUCTIONS,
+                  "the model ran for more than %I Lua instructions (an endless loop? "
+                  "--max-instructions raises the limit)",
+                  f->max_instructions);
+}
+
+/* ---- the CPU-time limit ----
+ * A timer on the process's CPU time. When it fires, the hook is set to
+ * run at the very next instruction, which raises the limit as a Lua error
+ * at the running line (the way lua.c stops a script on Ctrl-C). A model
+ * may instead sit inside one C function (a pattern that backtracks, a
+ * sort) where no hook runs; if it still has not come back a second
+ * later, nothing can be unwound safely, so the line that called it is
+ * named from what the hook last saw and gradc exits, having written
+ * nothing yet. One front end runs at a time. */
+
+static Front *volatile timed; /* the front end the timer stops */
+static timer_t cpu_timer;
+
+static void arm(long seconds)
+{
+    struct itimerspec when = {.it_value = {.tv_sec = seconds}};
+    timer_settime(cpu_timer, 0, &when, NULL);
+}
+
+/* Only async-signal-safe calls from here: write and _exit. */
+static void say(const char *s)
+{
+    ssize_t r = write(2, s, strlen(s));
+    (void)r;
+}
+
+static void say_number(long n)
+{
+    char digits[24], *d = digits + sizeof digits - 1;
+    *d = 0;
+    do
+        *--d = (char)('0' + n % 10);
+    while (n /= 10);
+    say(d);
+}
+
+static void on_cpu_limit(int sig)
+{
+    (void)sig;
+    Front *f = timed;
+    if (!f)
         return;
-    f->limit_hit = true;
-    /* Level 0 inside a hook is the Lua function that was running. */
-    lua_Debug here;
-    if (lua_getstack(L, 0, &here) && lua_getinfo(L, "Sl", &here) && here.currentline > 0)
-        lua_pushfstring(L, "%s:%d: ", here.short_src, here.currentline);
-    else
-        lua_pushliteral(L, "");
-    lua_pushfstring(L,
-                    "the model ran for more than %I Lua instructions (an endless loop? "
-                    "--max-instructions raises the limit)",
-                    (lua_Integer)f->max_instructions);
-    lua_concat(L, 2);
-    lua_error(L);
+    if (!f->out_of_time) {
+        f->out_of_time = 1;
+        lua_sethook(f->L, hook, LUA_MASKCOUNT | LUA_MASKLINE, 1);
+        arm(1);
+        return;
+    }
+    say(f->last_file[0] ? f->last_file : f->g->source);
+    say(":");
+    say_number(f->last_line);
+    say(": the model ran for more than ");
+    say_number(f->max_seconds);
+    say(" s of CPU time, inside one call of Lua's library (--max-seconds raises the limit)\n");
+    _exit(1);
+}
+
+static struct sigaction before_timer;
+
+static void start_timer(Front *f)
+{
+    struct sigaction sa = {.sa_handler = on_cpu_limit};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGXCPU, &sa, &before_timer);
+    struct sigevent ev = {.sigev_notify = SIGEV_SIGNAL, .sigev_signo = SIGXCPU};
+    if (timer_create(CLOCK_PROCESS_CPUTIME_ID, &ev, &cpu_timer) != 0)
+        die("cannot make a CPU-time timer");
+    timed = f;
+    arm(f->max_seconds);
+}
+
+static void stop_timer(void)
+{
+    timed = NULL;
+    timer_delete(cpu_timer);
+    sigaction(SIGXCPU, &before_timer, NULL);
 }
 
 /* ---- where a node comes from ---- */
@@ -141,8 +267,17 @@ static const Node *node_of(lua_State *L, int id) { return ir_at(front(L)->g, id)
 static int make(lua_State *L, Node n)
 {
     Graph *g = front(L)->g;
+    if (front(L)->frozen)
+        luaL_error(L, "%s: the model has returned; nothing may add to it now", op_info[n.op].name);
     if (g->n >= MAX_NODES)
         luaL_error(L, "the model makes more than %d ops (a loop that never ends?)", MAX_NODES);
+    if (!isfinite(n.value) && n.op != OP_CAUSAL)
+        luaL_error(L, "%s: %s is not a finite number: the model's numbers must be",
+                   n.op == OP_CONST ? "a constant" : op_info[n.op].name,
+                   isnan(n.value) ? "nan"
+                   : n.value > 0  ? "inf"
+                                  : "-inf");
+    charge(L, sizeof n);
     n.loc = where(L);
     int id = ir_node(g, &n);
     if (id < 0)
@@ -197,6 +332,18 @@ static int tensor_arg(lua_State *L, int idx, const char *op)
                       luaL_typename(L, idx));
 }
 
+/* The length of a list argument (a shape, axes, tensors), as its table
+ * holds it: read raw, so no __len or __index of the model's can lie about
+ * it, and at most max long. */
+static int list_len(lua_State *L, int idx, int max, const char *what)
+{
+    luaL_checktype(L, idx, LUA_TTABLE);
+    size_t n = lua_rawlen(L, idx);
+    if (n > (size_t)max)
+        luaL_error(L, "%s: a list of %I is more than the %d it takes", what, (lua_Integer)n, max);
+    return (int)n;
+}
+
 static int unary(lua_State *L, int op)
 {
     return push_tensor(L, op1(L, op, tensor_arg(L, 1, op_info[op].name)));
@@ -208,18 +355,55 @@ static int binary(lua_State *L, int op)
     return push_tensor(L, op2(L, op, a, b));
 }
 
+/* Whether the running function has an i-th local: past its locals,
+ * lua_getlocal names the frame's other slots "(temporary)". */
+static bool has_local(lua_State *L, lua_Debug *ar, int i)
+{
+    front(L)->local_reads++;
+    const char *var = lua_getlocal(L, ar, i);
+    if (!var)
+        return false;
+    lua_pop(L, 1);
+    return strcmp(var, "(temporary)") && strcmp(var, "(C temporary)");
+}
+
+/* A value takes the name of the local it is assigned to, which exists
+ * from the line after the one that made the value. So the locals are read
+ * only when the last line made values, and then from the newest down:
+ * those that hold the new values, and a few more (several statements on
+ * one line). A loop that makes nothing costs nothing here, however many
+ * locals there are. */
 static void name_locals(lua_State *L, lua_Debug *ar)
 {
-    const char *var;
+    enum { ALSO = 8 };
+    Front *f = front(L);
+    int first_new = f->named_up_to;
+    if (f->g->n == first_new)
+        return;
+    f->named_up_to = f->g->n;
+    int top = 0, past = 1; /* the locals are 1..top: found by doubling, then halving */
+    while (has_local(L, ar, past))
+        top = past, past *= 2;
+    while (past - top > 1) {
+        int mid = top + (past - top) / 2;
+        *(has_local(L, ar, mid) ? &top : &past) = mid;
+    }
     /* A function's parameters hold what its caller passed: the caller's
      * names for it, not the function's, so they name nothing. */
     lua_getinfo(L, "u", ar);
-    for (int i = 1 + ar->nparams; (var = lua_getlocal(L, ar, i)); i++) {
-        int *t = is_c_identifier(var) ? luaL_testudata(L, -1, TENSOR) : NULL;
-        Node *n = t ? ir_at(front(L)->g, *t) : NULL;
-        if (n && !n->name && !n->var && n->op != OP_CONST)
+    for (int i = top; i > ar->nparams; i--) {
+        f->local_reads++;
+        const char *var = lua_getlocal(L, ar, i);
+        int *t =
+            strlen(var) <= MAX_VAR && is_c_identifier(var) ? luaL_testudata(L, -1, TENSOR) : NULL;
+        Node *n = t ? ir_at(f->g, *t) : NULL;
+        if (n && !n->name && !n->var && n->op != OP_CONST) {
+            charge(L, strlen(var) + 1);
             n->var = keep(xstrdup(var));
+        }
         lua_pop(L, 1);
+        if (!(n && n->id >= first_new) && top - i >= ALSO)
+            break;
     }
 }
 
@@ -337,8 +521,8 @@ static Axes axes_args(lua_State *L, int x, int idx, const char *name)
     Shape s = node_of(L, x)->shape;
     Axes a = {.keep = lua_toboolean(L, idx + 1), .count = 1};
     if (lua_istable(L, idx))
-        for (lua_Integer i = 1; i <= luaL_len(L, idx); i++) {
-            lua_geti(L, idx, i);
+        for (int i = 1, n = list_len(L, idx, MAX_RANK, name); i <= n; i++) {
+            lua_rawgeti(L, idx, i);
             a.reduced[axis_arg(L, luaL_checkinteger(L, -1), s.rank, name)] = true;
             lua_pop(L, 1);
         }
@@ -632,8 +816,8 @@ static int l_l2(lua_State *L)
 {
     luaL_checktype(L, 1, LUA_TTABLE);
     int total = -1;
-    for (lua_Integer i = 1; i <= luaL_len(L, 1); i++) {
-        lua_geti(L, 1, i);
+    for (int i = 1, n = list_len(L, 1, MAX_NODES, "l2"); i <= n; i++) {
+        lua_rawgeti(L, 1, i);
         int w = tensor_arg(L, lua_gettop(L), "l2");
         lua_pop(L, 1);
         int w2 = make(L, (Node){.op = OP_POW, .n_in = 1, .in = {w}, .value = 2});
@@ -667,13 +851,10 @@ static void label_classes(lua_State *L, int y, int classes, const char *op);
 static int reshape_to(lua_State *L, int x, int idx, const char *op)
 {
     Shape from = node_of(L, x)->shape, to = {0};
-    luaL_checktype(L, idx, LUA_TTABLE);
-    int rank = (int)luaL_len(L, idx), infer = -1;
+    int rank = list_len(L, idx, MAX_RANK, op), infer = -1;
     long known = 1;
-    if (rank > MAX_RANK)
-        luaL_error(L, "%s: rank %d is more than %d", op, rank, MAX_RANK);
     for (int i = 0; i < rank; i++) {
-        lua_geti(L, idx, i + 1);
+        lua_rawgeti(L, idx, i + 1);
         lua_Integer d = luaL_checkinteger(L, -1);
         lua_pop(L, 1);
         if (d == -1 && infer < 0)
@@ -743,11 +924,11 @@ static int l_permute(lua_State *L)
     int x = tensor_arg(L, 1, "permute");
     Shape s = node_of(L, x)->shape;
     Node n = {.op = OP_PERMUTE, .n_in = 1, .in = {x}};
-    luaL_checktype(L, 2, LUA_TTABLE);
-    if (luaL_len(L, 2) != s.rank)
-        return luaL_error(L, "permute: %d axes for a rank %d tensor", (int)luaL_len(L, 2), s.rank);
+    int n_axes = list_len(L, 2, MAX_RANK, "permute");
+    if (n_axes != s.rank)
+        return luaL_error(L, "permute: %d axes for a rank %d tensor", n_axes, s.rank);
     for (int i = 0; i < s.rank; i++) {
-        lua_geti(L, 2, i + 1);
+        lua_rawgeti(L, 2, i + 1);
         n.axes[i] = axis_arg(L, luaL_checkinteger(L, -1), s.rank, "permute");
         lua_pop(L, 1);
     }
@@ -808,13 +989,12 @@ static int l_pad(lua_State *L)
 /* concat({a, b, ...}, axis): joined along axis (the first by default) */
 static int l_concat(lua_State *L)
 {
-    luaL_checktype(L, 1, LUA_TTABLE);
-    int n = (int)luaL_len(L, 1);
-    if (n < 1 || n > MAX_IN)
+    int n = list_len(L, 1, MAX_IN, "concat");
+    if (n < 1)
         return luaL_error(L, "concat: needs a table of 1 to %d tensors", MAX_IN);
     Node c = {.op = OP_CONCAT, .n_in = n};
     for (int i = 0; i < n; i++) {
-        lua_geti(L, 1, i + 1);
+        lua_rawgeti(L, 1, i + 1);
         c.in[i] = tensor_arg(L, lua_gettop(L), "concat");
         lua_pop(L, 1);
     }
@@ -825,13 +1005,12 @@ static int l_concat(lua_State *L)
 /* stack({a, b, ...}, axis): along a new axis */
 static int l_stack(lua_State *L)
 {
-    luaL_checktype(L, 1, LUA_TTABLE);
-    int n = (int)luaL_len(L, 1);
+    int n = list_len(L, 1, MAX_IN, "stack");
     lua_Integer axis = luaL_optinteger(L, 2, 1);
     lua_createtable(L, n, 0);
     for (int i = 0; i < n; i++) {
         lua_pushcfunction(L, l_expand_dims);
-        lua_geti(L, 1, i + 1);
+        lua_rawgeti(L, 1, i + 1);
         lua_pushinteger(L, axis);
         lua_call(L, 2, 1);
         lua_rawseti(L, -2, i + 1);
@@ -1134,12 +1313,9 @@ static const char *name_arg(lua_State *L, const char *what)
 static Shape shape_arg(lua_State *L, int idx, const char *what)
 {
     Shape s = {0};
-    luaL_checktype(L, idx, LUA_TTABLE);
-    int rank = (int)luaL_len(L, idx);
-    if (rank > MAX_RANK)
-        luaL_error(L, "%s: rank %d is more than %d", what, rank, MAX_RANK);
+    int rank = list_len(L, idx, MAX_RANK, what);
     for (int i = 0; i < rank; i++) {
-        lua_geti(L, idx, i + 1);
+        lua_rawgeti(L, idx, i + 1);
         int ok;
         lua_Integer d = lua_tointegerx(L, -1, &ok);
         if (!ok || d < 1 || d > 2147483647)
@@ -1189,10 +1365,15 @@ static int l_uniform(lua_State *L)
 static int l_zeros(lua_State *L) { return push_init(L, "const", 0, 0); }
 static int l_ones(lua_State *L) { return push_init(L, "const", 1, 0); }
 
-static double number_field(lua_State *L, int idx, const char *key)
+/* A number of an initializer's table, which the model may have changed
+ * since randn() made it: read raw, and checked here. */
+static double number_field(lua_State *L, int idx, const char *key, const char *param)
 {
-    lua_getfield(L, idx, key);
+    lua_pushstring(L, key);
+    lua_rawget(L, idx);
     double v = lua_tonumber(L, -1);
+    if (lua_type(L, -1) != LUA_TNUMBER || !isfinite(v))
+        luaL_error(L, "param: the initializer of '%s' needs a finite number as its %s", param, key);
     lua_pop(L, 1);
     return v;
 }
@@ -1202,17 +1383,25 @@ static int l_param(lua_State *L)
     const char *name = name_arg(L, "param");
     Shape s = shape_arg(L, 2, "param");
     Node n = {.op = OP_PARAM, .name = name, .shape = s};
-    if (lua_type(L, 3) != LUA_TTABLE || lua_getfield(L, 3, "init") != LUA_TSTRING)
+    const char *kind = NULL;
+    if (lua_type(L, 3) == LUA_TTABLE) {
+        lua_pushliteral(L, "init");
+        kind = lua_rawget(L, 3) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+    }
+    n.init = !kind                      ? INIT_NONE
+             : !strcmp(kind, "normal")  ? INIT_NORMAL
+             : !strcmp(kind, "uniform") ? INIT_UNIFORM
+             : !strcmp(kind, "const")   ? INIT_CONST
+                                        : INIT_NONE;
+    if (n.init == INIT_NONE)
         return luaL_error(L,
                           "param: '%s' needs an initializer: randn(std), uniform(lo, hi), "
                           "zeros() or ones()",
                           name);
-    const char *kind = lua_tostring(L, -1);
-    n.init = !strcmp(kind, "normal")    ? INIT_NORMAL
-             : !strcmp(kind, "uniform") ? INIT_UNIFORM
-                                        : INIT_CONST;
-    n.init_a = number_field(L, 3, "a");
-    n.init_b = number_field(L, 3, "b");
+    n.init_a = number_field(L, 3, "a", name);
+    n.init_b = number_field(L, 3, "b", name);
+    if ((n.init == INIT_NORMAL && n.init_b < 0) || (n.init == INIT_UNIFORM && n.init_a > n.init_b))
+        return luaL_error(L, "param: '%s': randn needs a std >= 0, uniform lo <= hi", name);
     int id = make(L, n);
     Graph *g = front(L)->g;
     g->params = grow(g->params, g->n_params, sizeof *g->params);
@@ -1224,22 +1413,34 @@ static int l_param(lua_State *L)
 
 /* sgd{ lr = 0.1 }, adam{ lr = 1e-3, beta2 = 0.99 }, ...: a table naming the
  * kind (the upvalue) and holding only settings that kind takes. */
+/* The setting of an optimizer of this kind under lua_next's key (at -2)
+ * and value (-1). Checked where sgd{} makes the table and again where
+ * model{} reads it: the model may have changed it in between. */
+static double *setting(lua_State *L, int kind, Optimizer *o)
+{
+    const char *name = optim_info[kind].name;
+    const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "?";
+    double *field = optim_takes(kind, k) ? optim_setting(o, k) : NULL;
+    if (!field)
+        luaL_error(L, "%s: unknown setting '%s' (%s takes lr, weight_decay, clip%s%s)", name, k,
+                   name, *optim_info[kind].settings ? " and " : "", optim_info[kind].settings);
+    double v = lua_tonumber(L, -1);
+    if (lua_type(L, -1) != LUA_TNUMBER || !(v >= 0) || !isfinite(v))
+        luaL_error(L, "%s: %s must be a finite number >= 0", name, k);
+    *field = v;
+    return field;
+}
+
 static int l_optimizer(lua_State *L)
 {
     int kind = (int)lua_tointeger(L, lua_upvalueindex(1));
-    const char *name = optim_info[kind].name;
+    Optimizer o = optim_info[kind].defaults;
     if (lua_isnoneornil(L, 1))
         lua_newtable(L);
     luaL_checktype(L, 1, LUA_TTABLE);
     lua_pushnil(L);
     while (lua_next(L, 1)) {
-        const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "?";
-        if (!optim_takes(kind, k))
-            return luaL_error(L, "%s: unknown setting '%s' (%s takes lr, weight_decay, clip%s%s)",
-                              name, k, name, *optim_info[kind].settings ? " and " : "",
-                              optim_info[kind].settings);
-        if (lua_type(L, -1) != LUA_TNUMBER || !(lua_tonumber(L, -1) >= 0))
-            return luaL_error(L, "%s: %s must be a number >= 0", name, k);
+        setting(L, kind, &o);
         lua_pop(L, 1);
     }
     lua_pushvalue(L, 1);
@@ -1251,16 +1452,19 @@ static int l_optimizer(lua_State *L)
 /* The optimizer table of model{}: its kind's defaults, then its settings. */
 static void read_optimizer(lua_State *L, int idx, Optimizer *o)
 {
-    if (lua_getfield(L, idx, "optimizer") != LUA_TNUMBER)
+    lua_pushliteral(L, "optimizer");
+    lua_rawget(L, idx);
+    lua_Integer kind = lua_isinteger(L, -1) ? lua_tointeger(L, -1) : -1;
+    if (kind < 0 || kind >= N_OPTIMS)
         luaL_error(L, "model: optimizer must be sgd{...}, momentum{...}, nesterov{...}, "
                       "adam{...}, adamw{...} or rmsprop{...}");
-    *o = optim_info[lua_tointeger(L, -1)].defaults;
-    o->kind = (int)lua_tointeger(L, -1);
     lua_pop(L, 1);
+    *o = optim_info[kind].defaults;
+    o->kind = (int)kind;
     lua_pushnil(L);
     while (lua_next(L, idx)) {
-        if (lua_type(L, -2) == LUA_TSTRING && strcmp(lua_tostring(L, -2), "optimizer"))
-            *optim_setting(o, lua_tostring(L, -2)) = lua_tonumber(L, -1);
+        if (lua_type(L, -2) != LUA_TSTRING || strcmp(lua_tostring(L, -2), "optimizer"))
+            setting(L, o->kind, o);
         lua_pop(L, 1);
     }
     if (!(o->lr > 0))
@@ -1338,13 +1542,50 @@ static int l_model(lua_State *L)
 
 /* ---- the sandbox ---- */
 
+/* Writes text for a terminal: a control byte (an escape sequence could
+ * rewrite the screen) as \xNN. */
+static void put_printable(FILE *to, const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if ((c < 0x20 && c != '\t') || c == 0x7f)
+            fprintf(to, "\\x%02x", c);
+        else
+            fputc(c, to);
+    }
+}
+
+/* stdout carries gradc's own results; a model's prints are logs, on
+ * stderr, and capped: a model cannot fill a terminal or a disk. */
 static int l_print(lua_State *L)
 {
-    /* stdout carries gradc's own results; a model's prints are logs. Each
-     * luaL_tolstring pushes its string, so the count is taken first. */
+    Front *f = front(L);
+    char text[PRINT_CALL] = {0};
+    size_t len = 0,
+           room = PRINT_TOTAL - f->printed < PRINT_CALL ? PRINT_TOTAL - f->printed : PRINT_CALL;
+    bool cut = false;
     int n = lua_gettop(L);
-    for (int i = 1; i <= n; i++)
-        fprintf(stderr, "%s%s", i > 1 ? "\t" : "", luaL_tolstring(L, i, NULL));
+    for (int i = 1; i <= n && !cut; i++) {
+        size_t part;
+        const char *s = luaL_tolstring(L, i, &part);
+        if (i > 1)
+            part++, s--; /* the tab before it, written below */
+        cut = part > room - len;
+        part = cut ? room - len : part;
+        if (i > 1 && part > 0)
+            text[len] = '\t', memcpy(text + len + 1, s + 1, part - 1);
+        else
+            memcpy(text + len, s, part);
+        len += part;
+        lua_pop(L, 1);
+    }
+    if (f->printed >= PRINT_TOTAL)
+        return 0;
+    f->printed += len + 1; /* and its newline */
+    put_printable(stderr, text, len);
+    if (cut)
+        fprintf(stderr, "... (a model prints at most %d bytes a call, %d in all)", PRINT_CALL,
+                PRINT_TOTAL);
     fputs("\n", stderr);
     return 0;
 }
@@ -1356,16 +1597,36 @@ static int l_getmetatable(lua_State *L)
 }
 
 /* pcall, except that a limit of the sandbox cannot be caught: a model
- * that passes one stops there. */
+ * that passes one stops there. Running out of memory is one only once
+ * Lua's last collection could not make room. */
 static int l_pcall(lua_State *L)
 {
     luaL_checkany(L, 1);
     int status = lua_pcall(L, lua_gettop(L) - 1, LUA_MULTRET, 0);
-    if (status != LUA_OK && front(L)->limit_hit)
+    if (status == LUA_ERRMEM)
+        front(L)->stop = TOO_MUCH_MEMORY;
+    if (status != LUA_OK && front(L)->stop != RUNNING)
         return lua_error(L);
     lua_pushboolean(L, status == LUA_OK);
     lua_insert(L, 1);
     return lua_gettop(L);
+}
+
+/* setmetatable, without finalizers: a __gc runs with hooks off (no
+ * limit stops it) and when Lua pleases, even after the model returned.
+ * Lua marks a table for finalizing only if its metatable has __gc when
+ * set, so refusing it here is enough. */
+static int l_setmetatable(lua_State *L)
+{
+    lua_pushliteral(L, "__gc");
+    if (lua_istable(L, 2) && lua_rawget(L, 2) != LUA_TNIL)
+        return luaL_error(L, "setmetatable: a __gc finalizer is not allowed in a model file "
+                             "(it would run unbounded, and after the model)");
+    lua_settop(L, 2);
+    lua_getglobal(L, "setmetatable");
+    lua_insert(L, 1);
+    lua_call(L, 2, 1);
+    return 1;
 }
 
 static bool module_exists(lua_State *L, const char *name);
@@ -1406,9 +1667,9 @@ static int l_import(lua_State *L);
  * of Lua's standard library. */
 static void push_env(lua_State *L)
 {
-    static const char *const safe[] = {
-        "assert",   "error", "ipairs",   "next",   "pairs",  "select",       "tonumber",
-        "tostring", "type",  "rawequal", "rawlen", "rawget", "rawset", "setmetatable", NULL};
+    static const char *const safe[] = {"assert", "error",    "ipairs",   "next", "pairs",
+                                       "select", "tonumber", "tostring", "type", "rawequal",
+                                       "rawlen", "rawget",   "rawset",   NULL};
     static const char *const none[] = {NULL};
     static const char *const no_seed[] = {"randomseed", NULL};
     static const luaL_Reg language[] = {
@@ -1483,6 +1744,7 @@ static void push_env(lua_State *L)
         {"print", l_print},
         {"pcall", l_pcall},
         {"getmetatable", l_getmetatable},
+        {"setmetatable", l_setmetatable},
         {NULL, NULL},
     };
     lua_newtable(L);
@@ -1514,40 +1776,86 @@ static void push_env(lua_State *L)
     lua_setmetatable(L, -2);
 }
 
-static char *read_file(const char *path, size_t *len)
+/* A Lua file's text, kept with the graph (for the C's comments) and so
+ * counted against the memory limit as it is read: a model file that is
+ * /dev/zero stops there. Raises path:1: why, if it cannot be read. */
+static char *read_file(lua_State *L, const char *path, size_t *len)
 {
     FILE *fp = fopen(path, "rb");
     if (!fp)
-        return NULL;
+        luaL_error(L, "%s:1: cannot read the file", path);
     Buf b = {0};
     char chunk[65536];
     size_t n;
-    while ((n = fread(chunk, 1, sizeof chunk, fp)) > 0)
-        buf_printf(&b, "%.*s", (int)n, chunk);
+    bool nul = false;
+    while ((n = fread(chunk, 1, sizeof chunk, fp)) > 0) {
+        if (!fits(front(L), b.len + n)) {
+            fclose(fp);
+            buf_free(&b);
+            charge(L, SIZE_MAX); /* raises */
+        }
+        nul |= memchr(chunk, 0, n) != NULL;
+        if (!nul)
+            buf_printf(&b, "%.*s", (int)n, chunk);
+    }
     bool bad = ferror(fp);
     fclose(fp);
-    if (bad || (b.data && strlen(b.data) != b.len)) {
-        buf_free(&b);
-        return NULL;
-    }
+    char *text = keep(b.data ? b.data : xstrdup(""));
+    if (bad)
+        luaL_error(L, "%s:1: cannot read the file", path);
+    if (nul)
+        luaL_error(L, "%s:1: a NUL byte: a model file is Lua source text", path);
+    charge(L, b.len + 1);
     *len = b.len;
-    return b.data ? b.data : xstrdup("");
+    return text;
+}
+
+/* How Lua names a file in its messages (its chunk id): the path, or its
+ * end after "..." if it is long. */
+static void short_src(const char *path, char out[LUA_IDSIZE])
+{
+    size_t n = strlen(path);
+    if (n + 1 <= LUA_IDSIZE)
+        memcpy(out, path, n + 1);
+    else
+        snprintf(out, LUA_IDSIZE, "...%s", path + n - (LUA_IDSIZE - 4));
+}
+
+/* Whether a message starts with file:line of one of the model's files. */
+static bool has_location(const Graph *g, const char *msg)
+{
+    for (int i = -1; i < g->n_files; i++) {
+        char src[LUA_IDSIZE];
+        short_src(i < 0 ? g->source : g->file_names[i], src);
+        size_t n = strlen(src);
+        if (!strncmp(msg, src, n) && msg[n] == ':' && isdigit((unsigned char)msg[n + 1]))
+            return true;
+    }
+    return false;
 }
 
 /* Loads a Lua file as a text chunk in its own sandbox environment and
- * leaves the function on the stack; raises on a missing file or bad
- * syntax. */
+ * leaves the function on the stack; raises on bad syntax, which names
+ * the file and line. */
 static void load_chunk(lua_State *L, const char *path, const char *text, size_t len)
 {
     Graph *g = front(L)->g;
+    charge(L, 2 * sizeof(char *) + strlen(path) + 1);
     g->files = xrealloc(g->files, (g->n_files + 1) * sizeof *g->files);
     g->file_names = xrealloc(g->file_names, (g->n_files + 1) * sizeof *g->file_names);
     g->files[g->n_files] = (char *)text;
     g->file_names[g->n_files++] = keep(xstrdup(path));
-    lua_pushfstring(L, "@%s", path);
     /* Text only: precompiled chunks can break the VM's invariants. */
-    if (luaL_loadbufferx(L, text, len, lua_tostring(L, -1), "t") != LUA_OK)
+    if (len > 0 && text[0] == LUA_SIGNATURE[0])
+        luaL_error(L, "%s:1: a precompiled Lua chunk: a model file is Lua source text", path);
+    lua_pushfstring(L, "@%s", path);
+    if (luaL_loadbufferx(L, text, len, lua_tostring(L, -1), "t") != LUA_OK) {
+        if (lua_type(L, -1) == LUA_TSTRING && !has_location(g, lua_tostring(L, -1))) {
+            lua_pushfstring(L, "%s:1: %s", path, lua_tostring(L, -1));
+            lua_replace(L, -2);
+        }
         lua_error(L);
+    }
     lua_remove(L, -2);
     push_env(L);
     lua_setupvalue(L, -2, 1);
@@ -1555,30 +1863,30 @@ static void load_chunk(lua_State *L, const char *path, const char *text, size_t 
 
 /* Where module `name` is: next to the model, then the modules installed
  * with gradc, or (run from a build tree: build/gradc, build/san/gradc)
- * the tree's own; its text, or NULL. */
-static char *module_text(lua_State *L, const char *name, char path[4096], size_t *len)
+ * the tree's own. Only opened, not read: a model that asks for many
+ * undefined names costs a few opens each, no memory. */
+static bool module_path(lua_State *L, const char *name, char path[4096])
 {
     const char *formats[] = {"%s/lib/%s.lua", "%s/../share/gradc/lib/%s.lua",
                              "%s/../models/lib/%s.lua", "%s/../../models/lib/%s.lua"};
     const char *dirs[] = {front(L)->dir, gradc_dir(), gradc_dir(), gradc_dir()};
-    if (!is_c_identifier(name))
-        return NULL;
+    if (!is_c_identifier(name) || strlen(name) > MAX_VAR)
+        return false;
     for (int i = 0; i < 4; i++) {
         snprintf(path, 4096, formats[i], dirs[i], name);
-        char *text = read_file(path, len);
-        if (text)
-            return text;
+        FILE *fp = fopen(path, "rb");
+        if (fp) {
+            fclose(fp);
+            return true;
+        }
     }
-    return NULL;
+    return false;
 }
 
 static bool module_exists(lua_State *L, const char *name)
 {
     char path[4096];
-    size_t len;
-    char *text = module_text(L, name, path, &len);
-    free(text);
-    return text != NULL;
+    return module_path(L, name, path);
 }
 
 static int l_import(lua_State *L)
@@ -1592,10 +1900,10 @@ static int l_import(lua_State *L)
         return 1;
     lua_pop(L, 1);
     char path[4096];
-    size_t len;
-    char *text = module_text(L, name, path, &len);
-    if (text) {
-        load_chunk(L, keep(xstrdup(path)), keep(text), len);
+    if (module_path(L, name, path)) {
+        size_t len;
+        char *text = read_file(L, path, &len);
+        load_chunk(L, path, text, len);
         lua_call(L, 0, 1);
         lua_pushvalue(L, -1);
         lua_setfield(L, -3, name);
@@ -1620,6 +1928,32 @@ static void set_config(lua_State *L, const LoadOptions *o)
     lua_setfield(L, LUA_REGISTRYINDEX, "gradc.config");
 }
 
+/* The message handler of the model's run: every error leaves as one
+ * message that starts with the file and line it was raised at, whatever
+ * was raised (error({}), error(42), error("x", 0)). */
+static int locate_error(lua_State *L)
+{
+    Graph *g = front(L)->g;
+    const char *msg = lua_type(L, 1) == LUA_TSTRING ? lua_tostring(L, 1) : NULL;
+    if (msg && has_location(g, msg))
+        return 1;
+    const char *file = g->source;
+    int line = 1;
+    lua_Debug ar;
+    for (int level = 1; lua_getstack(L, level, &ar); level++)
+        if (lua_getinfo(L, "Sl", &ar) && ar.currentline > 0) {
+            file = ar.short_src;
+            line = ar.currentline;
+            break;
+        }
+    if (msg)
+        lua_pushfstring(L, "%s:%d: %s", file, line, msg);
+    else
+        lua_pushfstring(L, "%s:%d: the model raised an error that is a %s, not a message", file,
+                        line, luaL_typename(L, 1));
+    return 1;
+}
+
 /* The whole model file, run in protected mode: pcall'd so that every Lua
  * error becomes one message. */
 static int run_model(lua_State *L)
@@ -1628,16 +1962,14 @@ static int run_model(lua_State *L)
     const LoadOptions *o = lua_touserdata(L, 2);
     Front *f = front(L);
     size_t len;
-    char *text = read_file(path, &len);
-    if (!text)
-        return luaL_error(L, "%s: cannot read the model file", path);
+    char *text = read_file(L, path, &len);
     make_tensor_metatable(L);
     set_config(L, o);
     lua_newtable(L);
     lua_setfield(L, LUA_REGISTRYINDEX, "gradc.imports");
     lua_newtable(L);
     lua_setfield(L, LUA_REGISTRYINDEX, "gradc.names");
-    load_chunk(L, path, keep(text), len);
+    load_chunk(L, path, text, len);
     lua_call(L, 0, 1);
     if (!f->have_model) {
         int lines = 1;
@@ -1740,22 +2072,31 @@ Graph *load_model(const char *path, const LoadOptions *o)
     Graph *g = ir_new();
     g->source = keep(xstrdup(path));
     g->name = model_name(path);
-    if (!is_c_identifier(g->name)) {
-        fprintf(stderr, "%s:1: the model's name '%s' (its file name) must be a C identifier\n",
-                path, g->name);
+    /* Its files are NAME.h and NAME.c, its descriptor NAME_model: a name
+     * the C's headers take (string.h, rt.h, NULL) or reserve could not be. */
+    if (!is_c_identifier(g->name) || g->name[0] == '_' || !strncmp(g->name, "rt", 2) ||
+        is_header_name(g->name)) {
+        char err[1024];
+        snprintf(err, sizeof err,
+                 "%s:1: the model's name '%s' (its file name) must be a C identifier that "
+                 "starts with neither _ nor rt, and is not a name C's headers take",
+                 path, g->name);
+        put_printable(stderr, err, strlen(err));
+        fputs("\n", stderr);
         ir_free(g);
         return NULL;
     }
-    Front f = {.g = g,
-               .dir = keep(dir_of(path)),
-               .model_ref = LUA_NOREF,
-               .max_instructions =
-                   o->max_instructions ? o->max_instructions : DEFAULT_MAX_INSTRUCTIONS,
-               .max_memory = (size_t)(o->max_memory_mb ? o->max_memory_mb : DEFAULT_MAX_MEMORY_MB)
-                             << 20};
+    Front f = {
+        .g = g,
+        .dir = keep(dir_of(path)),
+        .model_ref = LUA_NOREF,
+        .max_instructions = o->max_instructions ? o->max_instructions : DEFAULT_MAX_INSTRUCTIONS,
+        .max_memory = (size_t)(o->max_memory_mb ? o->max_memory_mb : DEFAULT_MAX_MEMORY_MB) << 20,
+        .max_seconds = o->max_seconds ? o->max_seconds : DEFAULT_MAX_SECONDS};
     lua_State *L = lua_newstate(limited_alloc, &f);
     if (!L)
         die("cannot make a Lua state");
+    f.L = L;
     *(Front **)lua_getextraspace(L) = &f;
     luaL_openlibs(L);
     /* Strings' methods are the string library itself ("".dump): dump goes
@@ -1771,25 +2112,34 @@ Graph *load_model(const char *path, const LoadOptions *o)
     lua_pop(L, 1);
     lua_sethook(L, hook, LUA_MASKCOUNT | LUA_MASKLINE, INSTRUCTION_STEP);
 
+    lua_pushcfunction(L, locate_error);
     lua_pushcfunction(L, run_model);
     lua_pushlightuserdata(L, (void *)path);
     lua_pushlightuserdata(L, (void *)o);
     char err[1024];
     const char *msg = NULL;
-    int status = lua_pcall(L, 2, 0, 0);
-    /* Out of memory is the one limit whose message Lua writes, without a line. */
-    if (status != LUA_OK && f.limit_hit && f.instructions <= f.max_instructions) {
+    start_timer(&f);
+    int status = lua_pcall(L, 2, 0, 1);
+    stop_timer();
+    f.frozen = true;
+    if (status == LUA_ERRMEM || f.stop == TOO_MUCH_MEMORY) {
+        /* The one limit whose message Lua writes, without a line. */
         snprintf(err, sizeof err,
                  "%s:%d: the model used more than %zu MiB of memory (--max-memory MB raises "
                  "the limit)",
-                 f.last_file[0] ? f.last_file : path, f.last_line, f.max_memory >> 20);
+                 f.last_file[0] ? f.last_file : path, f.last_line > 0 ? f.last_line : 1,
+                 f.max_memory >> 20);
         msg = err;
     } else if (status != LUA_OK) {
-        snprintf(err, sizeof err, "%s",
-                 lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1)
-                                                : "the model raised an error that is not a string");
+        const char *said = lua_tostring(L, -1); /* locate_error made it a string */
+        if (has_location(g, said))
+            snprintf(err, sizeof err, "%s", said);
+        else /* an error in the error handling itself */
+            snprintf(err, sizeof err, "%s:%d: %s", f.last_file[0] ? f.last_file : path,
+                     f.last_line > 0 ? f.last_line : 1, said);
         msg = err;
     }
+    g->front_local_reads = f.local_reads;
     lua_close(L);
     /* The file table is shared by every graph made from this one. */
     keep((char *)g->files);
@@ -1802,11 +2152,12 @@ Graph *load_model(const char *path, const LoadOptions *o)
         g->opt.kind = kind;
     }
     if (msg) {
-        /* One line: a multi-line Lua message would not be parseable. */
+        /* One line, with nothing in it a terminal would act on. */
         for (char *c = err; *c; c++)
             if (*c == '\n')
                 *c = ' ';
-        fprintf(stderr, "%s\n", err);
+        put_printable(stderr, err, strlen(err));
+        fputs("\n", stderr);
         ir_free(g);
         return NULL;
     }

@@ -59,8 +59,9 @@ static const char usage[] =
     "  --stats         print what each pass did instead of the graph\n"
     "  --memory        print the arena: its parts, and its size against the least\n"
     "                  the schedule needs\n"
-    "  --max-instructions N  let the model file run N Lua instructions (100000000)\n"
-    "  --max-memory MB       and hold MB MiB of Lua memory (1024)\n"
+    "  --max-instructions N  let the model file run N Lua instructions (100000000),\n"
+    "  --max-memory MB       hold MB MiB of memory (1024)\n"
+    "  --max-seconds S       and take S seconds of CPU time (10)\n"
     "\n"
     "Build the C with the gradc runtime and OpenBLAS; see README.md.\n";
 
@@ -92,8 +93,8 @@ static int parse_args(int argc, char **argv, Args *a)
         bool has_value = i + 1 < argc;
         if (!strcmp(s, "-o") || !strcmp(s, "-D") || !strcmp(s, "--after") ||
             !strcmp(s, "--optimizer") || !strcmp(s, "--junit") || !strcmp(s, "--tol") ||
-            !strcmp(s, "--tune") ||
-            !strcmp(s, "--max-instructions") || !strcmp(s, "--max-memory")) {
+            !strcmp(s, "--tune") || !strcmp(s, "--max-instructions") ||
+            !strcmp(s, "--max-memory") || !strcmp(s, "--max-seconds")) {
             if (!has_value)
                 return bad_usage("%s needs a value", s);
             const char *v = argv[++i];
@@ -107,13 +108,16 @@ static int parse_args(int argc, char **argv, Args *a)
                 a->junit = v;
             else if (!strcmp(s, "--tune"))
                 a->load.tune = v;
-            else if (!strcmp(s, "--max-instructions") || !strcmp(s, "--max-memory")) {
+            else if (!strncmp(s, "--max-", 6)) {
                 char *end;
                 errno = 0;
                 long n = strtol(v, &end, 10);
-                if (*end || n < 1 || errno)
+                /* The timer takes seconds as a time_t, memory is shifted to bytes. */
+                if (*end || n < 1 || errno || n > (1L << 40))
                     return bad_usage("%s: expected a positive whole number", s);
-                *(s[6] == 'i' ? &a->load.max_instructions : &a->load.max_memory_mb) = n;
+                *(s[6] == 'i'   ? &a->load.max_instructions
+                  : s[6] == 'm' ? &a->load.max_memory_mb
+                                : &a->load.max_seconds) = n;
             } else if (!strcmp(s, "--tol")) {
                 char *end;
                 a->tol = strtod(v, &end);

@@ -12,17 +12,28 @@
  * parentheses are needed around them). GEMM and ROWS emitters write whole
  * statements at function level.
  */
+#include <float.h>
 #include <math.h>
 #include <string.h>
 #include "gradc.h"
 
 static int in_(Graph *g, int node, int k) { return ir_at(g, node)->in[k]; }
 static Shape shape_of(Graph *g, int id) { return ir_at(g, id)->shape; }
+/* A number as the C writes it, valid in float and in double alike: the
+ * front end takes only finite numbers, but folding may make others, and
+ * a float literal out of float's range is a warning (an error here). */
 static const char *lit(double v, char buf[48])
 {
     char num[40];
     fmt_real(num, v);
-    snprintf(buf, 48, "REAL_C(%s)", num);
+    if (isnan(v))
+        snprintf(buf, 48, "((real)NAN)");
+    else if (isinf(v))
+        snprintf(buf, 48, "(%s(real)INFINITY)", v < 0 ? "-" : "");
+    else if (v != 0 && (fabs(v) > FLT_MAX || fabs(v) < FLT_MIN))
+        snprintf(buf, 48, "((real)%s)", num);
+    else
+        snprintf(buf, 48, "REAL_C(%s)", num);
     return buf;
 }
 

@@ -108,6 +108,22 @@ void buf_c_text(Buf *b, const char *s, size_t max, CText as)
     }
 }
 
+/* Names the generated C's headers take, sorted as strcmp sorts. */
+static const char *const header_names[] = {
+#include "c_names.inc"
+};
+
+static int by_name(const void *key, const void *name)
+{
+    return strcmp(key, *(const char *const *)name);
+}
+
+bool is_header_name(const char *s)
+{
+    return bsearch(s, header_names, sizeof header_names / sizeof *header_names,
+                   sizeof *header_names, by_name) != NULL;
+}
+
 bool is_c_identifier(const char *s)
 {
     if (!isalpha((unsigned char)*s) && *s != '_')

@@ -138,12 +138,7 @@ START_TEST(bad_model_gets_one_line)
     snprintf(cmd, sizeof cmd, "cd '%s' && %s/%s compile bad.lua -o out %s", dir, getenv("PWD"),
              GRADC_BIN, b->flags ? b->flags : "");
     int status = run_cmd(cmd, &out);
-    ck_assert_msg(status == 1, "%s: exit %d, said: %s", b->what, status, out);
-    ck_assert_msg(strncmp(out, b->message, strlen(b->message)) == 0,
-                  "%s: expected '%s...', got '%s'", b->what, b->message, out);
-    char *newline = strchr(out, '\n');
-    ck_assert_msg(newline && newline[1] == 0, "%s: more than one line: '%s'", b->what, out);
-    ck_assert_msg(!file_exists(out_dir), "%s: wrote %s", b->what, out_dir);
+    assert_refused(b->what, status, out, b->message, out_dir);
     snprintf(path, sizeof path, "%s/pwned", dir);
     ck_assert_msg(!file_exists(path), "%s: the model ran a command", b->what);
     free(out);

@@ -26,10 +26,12 @@
  * invalid access and no definite leak.
  */
 #include <check.h>
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -519,6 +521,265 @@ static int gradc(const char *const more[], char **err, const char *scratch)
     return status;
 }
 
+/* A hostile model file, the line it must get, and flags for gradc compile
+ * (lower limits, so that the endless cases end sooner). Each is written
+ * to bad.lua beside lib/broken.lua, a module of 64 KiB that raises an
+ * error. A NULL message: the model is valid and must compile. Every case
+ * is in docs/hostile.md. */
+typedef struct {
+    const char *what, *model, *message, *flags;
+} HostileModel;
+
+#define VALID_TAIL                                                                                 \
+    "local x = input(\"x\", {2, 2})\nlocal w = param(\"w\", {2, 2}, randn())\n"                    \
+    "return model { loss = sum(x:matmul(w)) }\n"
+#define WITH_OPTIMIZER(o)                                                                          \
+    "local x = input(\"x\", {2, 2})\nlocal w = param(\"w\", {2, 2}, randn())\n" o                  \
+    "return model { loss = sum(x:matmul(w)), optimizer = o }\n"
+
+static const HostileModel hostile_models[] = {
+    /* Finalizers and close handlers */
+    {"a finalizer", "setmetatable({}, {__gc = function() while true do end end})\n",
+     "bad.lua:1: setmetatable: a __gc finalizer is not allowed in a model file", NULL},
+    {"a finalizer added after setmetatable (Lua never runs it)",
+     "local mt = {}\nlocal t = setmetatable({}, mt)\n"
+     "mt.__gc = function() error(\"late\") end\n" VALID_TAIL,
+     NULL, NULL},
+    {"a close handler that loops",
+     "do local c <close> = setmetatable({}, {__close = function() while true do end end}) end\n",
+     "bad.lua:1: the model ran for more than 1000000 Lua instructions",
+     "--max-instructions 1000000"},
+    {"a close handler that raises",
+     "do local c <close> = setmetatable({}, {__close = function() error(\"closing\") end}) end\n",
+     "bad.lua:1: closing", NULL},
+    /* CPU time, in Lua and inside the library's C functions */
+    {"long calls in a loop",
+     "local s = string.rep(\"x\", 1 << 24)\nwhile true do local u = s:upper() end\n",
+     "bad.lua:2: the model ran for more than 1 s of CPU time", "--max-seconds 1"},
+    {"a pattern that backtracks (find)",
+     "local s = string.rep(\"a\", 5000)\nlocal at = s:find(\".-.-.-.-b\")\n",
+     "bad.lua:2: the model ran for more than 1 s of CPU time, inside one call", "--max-seconds 1"},
+    {"a pattern that backtracks (gsub)",
+     "local s = string.rep(\"a\", 5000)\nlocal t = s:gsub(\"a*a*a*a*b\", \"\")\n",
+     "bad.lua:2: the model ran for more than 1 s of CPU time, inside one call", "--max-seconds 1"},
+    {"a pattern that backtracks (match)",
+     "local s = string.rep(\"a\", 5000)\nlocal t = s:match(\"(.-)(.-)(.-)(.-)b\")\n",
+     "bad.lua:2: the model ran for more than 1 s of CPU time, inside one call", "--max-seconds 1"},
+    {"pcall recursing both ways", "local function f() pcall(f) pcall(f) end\nf()\n",
+     "bad.lua:1: the model ran for more than 1 s of CPU time", "--max-seconds 1"},
+    {"a huge table.concat",
+     "local s, t = string.rep(\"x\", 1 << 20), {}\nfor i = 1, 1000 do t[i] = s end\n"
+     "local all = table.concat(t)\n",
+     "bad.lua:3: the model used more than 64 MiB of memory", "--max-memory 64"},
+    {"a huge string.rep with a separator", "local s = string.rep(\"x\", 1 << 23, \"yy\")\n",
+     "bad.lua:1: the model used more than 16 MiB of memory", "--max-memory 16"},
+    /* Memory outside Lua's allocator */
+    {"import of a failing module, again and again",
+     "for i = 1, 100000 do pcall(import, \"broken\") end\n",
+     "bad.lua:1: the model used more than 32 MiB of memory", "--max-memory 32"},
+    {"a long local name on a million nodes", NULL, /* made in the test: the name is 1 MB */
+     "bad.lua:3: the model used more than 64 MiB of memory", "--max-memory 64"},
+    {"undefined names, again and again",
+     "for i = 1, 1e9 do pcall(function() return nothing_here end) end\n",
+     "bad.lua:1: the model ran for more than 1000000 Lua instructions",
+     "--max-instructions 1000000"},
+    /* The return table's fields, read where they are used */
+    {"an optimizer setting added after sgd{}",
+     WITH_OPTIMIZER("local o = sgd{lr = 0.1}\no.bogus = 1\n"),
+     "bad.lua:5: sgd: unknown setting 'bogus'", NULL},
+    {"an optimizer setting of the empty name", WITH_OPTIMIZER("local o = sgd{}\no[\"\"] = 1\n"),
+     "bad.lua:5: sgd: unknown setting ''", NULL},
+    {"an optimizer's kind made huge", WITH_OPTIMIZER("local o = adam{}\no.optimizer = 1e8\n"),
+     "bad.lua:5: model: optimizer must be sgd{...}", NULL},
+    {"an optimizer's kind made negative", WITH_OPTIMIZER("local o = adam{}\no.optimizer = -1\n"),
+     "bad.lua:5: model: optimizer must be sgd{...}", NULL},
+    {"an optimizer that is a number", WITH_OPTIMIZER("local o = 1e8\n"),
+     "bad.lua:4: model: optimizer must be sgd{...}", NULL},
+    {"a learning rate made NaN", WITH_OPTIMIZER("local o = adam{}\no.lr = 0/0\n"),
+     "bad.lua:5: adam: lr must be a finite number >= 0", NULL},
+    {"an infinite learning rate", WITH_OPTIMIZER("local o = adam{lr = math.huge}\n"),
+     "bad.lua:3: adam: lr must be a finite number >= 0", NULL},
+    {"an initializer's kind changed",
+     "local i = randn(1)\ni.init = \"bogus\"\nlocal w = param(\"w\", {2, 2}, i)\n",
+     "bad.lua:3: param: 'w' needs an initializer", NULL},
+    {"an initializer's number made a string",
+     "local i = uniform(0, 1)\ni.a = \"x\"\nlocal w = param(\"w\", {2, 2}, i)\n",
+     "bad.lua:3: param: the initializer of 'w' needs a finite number as its a", NULL},
+    {"a NaN initializer", "local w = param(\"w\", {2, 2}, randn(0/0))\n",
+     "bad.lua:1: param: the initializer of 'w' needs a finite number as its b", NULL},
+    /* Numbers the C cannot hold */
+    {"a NaN constant", "local x = input(\"x\", {2, 2})\nlocal y = x + 0/0\n",
+     "bad.lua:2: a constant: nan is not a finite number", NULL},
+    {"an infinite constant", "local x = input(\"x\", {2, 2})\nlocal y = x * math.huge\n",
+     "bad.lua:2: a constant: inf is not a finite number", NULL},
+    {"an infinite exponent", "local x = input(\"x\", {2, 2})\nlocal y = x ^ -math.huge\n",
+     "bad.lua:2: pow: -inf is not a finite number", NULL},
+    /* Memory that Lua's collector recovers is no limit */
+    {"garbage the collector recovers",
+     "for i = 1, 200 do local s = string.rep(\"x\", 1 << 20) end\n"
+     "assert(not pcall(error, \"caught\"))\n" VALID_TAIL,
+     NULL, "--max-memory 16"},
+    /* Every error names file:line, and nothing a terminal acts on */
+    {"error({})", "local x = 1\nerror({})\n",
+     "bad.lua:2: the model raised an error that is a table, not a message", NULL},
+    {"error(42)", "error(42)\n", "bad.lua:1: the model raised an error that is a number", NULL},
+    {"error with no position", "local x = 1\nerror(\"no place\", 0)\n", "bad.lua:2: no place",
+     NULL},
+    {"control bytes in a message", "error(\"\\27[2J\\27]0;owned\\7\")\n",
+     "bad.lua:1: \\x1b[2J\\x1b]0;owned\\x07", NULL},
+    {"a precompiled chunk", "\033Lua\x54\x00\x19\x93\r\n\x1a\n",
+     "bad.lua:1: a precompiled Lua chunk: a model file is Lua source text", NULL},
+    {"nesting too deep to parse", NULL, /* made in the test */ "bad.lua:1: ", NULL},
+    {"C stack overflow while running",
+     "local t = setmetatable({}, {__index = function(t, k) return t[k] end})\nlocal v = t.x\n",
+     "bad.lua:1: ", NULL},
+    {"a shape whose __len lies",
+     "local x = input(\"x\", setmetatable({}, {__len = function() return 1e18 end}))\n",
+     "bad.lua:1: input: 'x' needs a batch dimension first", NULL},
+    {"a shape whose __index lies",
+     "local s = setmetatable({2}, {__index = function() return 2^40 end})\n"
+     "local x = input(\"x\", s)\nlocal y = x:reshape(setmetatable({}, {__len = function() return 3 "
+     "end}))\n",
+     "bad.lua:3: reshape: ", NULL},
+    {"a fractional dimension", "local x = input(\"x\", {2, 2.5})\n",
+     "bad.lua:1: input: dimension 2 must be a positive integer, got 2.5", NULL},
+    {"a list too long", "local x = input(\"x\", {1, 1, 1, 1, 1, 1, 1})\n",
+     "bad.lua:1: input: a list of 7 is more than the 6 it takes", NULL},
+};
+
+/* The model file of a case the table cannot hold as a literal. */
+static char *case_model(const HostileModel *c)
+{
+    if (c->model)
+        return strdup(c->model);
+    size_t big = 1 << 20;
+    char *m = malloc(2 * big + 256), *out = m;
+    if (strstr(c->what, "local name")) {
+        out += sprintf(out, "local x = input(\"x\", {2})\nlocal ");
+        memset(out, 'n', big), out += big;
+        out += sprintf(out, " = x\nfor i = 1, 2000000 do ");
+        memset(out, 'n', big), out += big;
+        sprintf(out, " = x + i end\n");
+    } else { /* deep nesting */
+        out += sprintf(out, "local x = ");
+        memset(out, '(', 100000), out += 100000;
+        out += sprintf(out, "1");
+        memset(out, ')', 100000), out += 100000;
+        sprintf(out, "\n");
+    }
+    return m;
+}
+
+START_TEST(hostile_model)
+{
+    const HostileModel *c = &hostile_models[_i];
+    char *dir = make_tmpdir(), path[600], cmd[2048], *said;
+    snprintf(path, sizeof path, "%s/lib", dir);
+    ck_assert_int_eq(mkdir(path, 0755), 0);
+    snprintf(path, sizeof path, "%s/lib/broken.lua", dir);
+    char *module = malloc(70000);
+    memset(module, '-', 65536);
+    strcpy(module + 65536, "\nerror(\"broken\")\n");
+    write_text(path, module);
+    free(module);
+    char *model = case_model(c);
+    snprintf(path, sizeof path, "%s/bad.lua", dir);
+    write_text(path, model);
+    free(model);
+    snprintf(cmd, sizeof cmd, "cd '%s' && %s/%s compile bad.lua -o out %s", dir, getenv("PWD"),
+             GRADC_BIN, c->flags ? c->flags : "");
+    int status = run_cmd(cmd, &said);
+    snprintf(path, sizeof path, "%s/out", dir);
+    if (!c->message) {
+        ck_assert_msg(status == 0, "%s: exit %d, said: %.2000s", c->what, status, said);
+        ck_assert_msg(file_exists(path), "%s: wrote no %s", c->what, path);
+    } else
+        assert_refused(c->what, status, said, c->message, path);
+    free(said);
+    remove_dir(dir);
+}
+END_TEST
+
+/* A model that prints without end is cut at 64 KiB (and each print at
+ * 4 KiB), then stopped by the time limit: its output stays small. */
+START_TEST(prints_are_capped)
+{
+    char *dir = make_tmpdir(), path[600], cmd[2048], *said;
+    snprintf(path, sizeof path, "%s/bad.lua", dir);
+    write_text(path, "while true do print(string.rep(\"y\", 100000), \"\\27[2J\") end\n");
+    snprintf(cmd, sizeof cmd, "cd '%s' && %s/%s compile bad.lua -o out --max-seconds 1", dir,
+             getenv("PWD"), GRADC_BIN);
+    ck_assert_int_eq(run_cmd(cmd, &said), 1);
+    size_t len = strlen(said);
+    ck_assert_msg(len > 65536 && len < 70000, "printed %zu bytes", len);
+    ck_assert_msg(!strchr(said, '\033'), "an escape byte reached the terminal");
+    ck_assert_msg(strstr(said, "... (a model prints at most 4096 bytes a call, 65536 in all)\n"),
+                  "no word of the cut");
+    const char *last = said + len - 1;
+    while (last > said && last[-1] != '\n')
+        last--;
+    const char *stop = "bad.lua:1: the model ran for more than 1 s of CPU time";
+    ck_assert_msg(!strncmp(last, stop, strlen(stop)), "the last line is %s", last);
+    free(said);
+    remove_dir(dir);
+}
+END_TEST
+
+/* How often the front end read a Lua local to name values, for a model
+ * of `locals` tensor locals and a loop of `loop` turns, each making a
+ * value or not: gradc print --stats says. */
+static long locals_read(int locals, int loop, bool makes, const char *dir)
+{
+    char path[600], cmd[1200], *said;
+    size_t cap = 512 + (size_t)locals * 48;
+    char *model = malloc(cap), *out = model;
+    out +=
+        sprintf(out, "local x = input(\"x\", {2, 2})\nlocal w = param(\"w\", {2, 2}, randn())\n");
+    for (int i = 2; i < locals; i++)
+        out += sprintf(out, "local a%d = x * %d\n", i, i);
+    sprintf(out,
+            "for i = 1, %d do local y = %s end\nlocal h = x:matmul(w)\n"
+            "return model { loss = sum(h) }\n",
+            loop, makes ? "x + i" : "i * 2");
+    snprintf(path, sizeof path, "%s/locals.lua", dir);
+    write_text(path, model);
+    free(model);
+    snprintf(cmd, sizeof cmd, "%s print --stats %s", GRADC_BIN, path);
+    ck_assert_int_eq(run_cmd(cmd, &said), 0);
+    const char *at = strstr(said, "locals that hold them: ");
+    ck_assert_msg(at, "no count of locals read: %s", said);
+    long n = atol(at + strlen("locals that hold them: "));
+    free(said);
+    return n;
+}
+
+/* The per-line hook that names values after their locals costs nothing
+ * on lines that make no value, however many locals there are (it read
+ * every local on every line: with 190 locals, `while true do end` ran
+ * 100 times slower), and a few reads per value made, as many with 190
+ * locals as with 2; and values are named as before: `local h = ...` is
+ * the C's h. */
+START_TEST(naming_cost_is_linear)
+{
+    char *dir = make_tmpdir();
+    ck_assert_int_eq(locals_read(190, 200000, false, dir), locals_read(190, 100000, false, dir));
+    ck_assert_int_eq(locals_read(2, 200000, false, dir), locals_read(2, 100000, false, dir));
+    for (int locals = 2; locals <= 190; locals += 188) {
+        long per_value =
+            (locals_read(locals, 2000, true, dir) - locals_read(locals, 1000, true, dir)) / 1000;
+        ck_assert_msg(per_value <= 30, "%d locals: %ld reads per value made", locals, per_value);
+    }
+    char cmd[1200], path[700], *c;
+    snprintf(cmd, sizeof cmd, "%s compile %s/locals.lua -o %s", GRADC_BIN, dir, dir);
+    ck_assert_int_eq(run_cmd(cmd, NULL), 0);
+    snprintf(path, sizeof path, "%s/locals.c", dir);
+    c = slurp(path, NULL);
+    ck_assert_msg(strstr(c, "static real *const h = arena"), "h is not named h");
+    free(c);
+    remove_dir(dir);
+}
+END_TEST
+
 /* A model whose folder is named to close the string literal it is quoted
  * in and add a constructor that runs a command, and whose lines and
  * module hold comment delimiters, a trigraph and control bytes, compiles
@@ -561,6 +822,180 @@ START_TEST(path_is_data)
 }
 END_TEST
 
+/* Builds a compiled model's trainer (float) and gradient check (double)
+ * with -Wall -Wextra -Werror; NULL, or what the compiler said. */
+static char *build_model(const char *dir, const char *name)
+{
+    char cmd[8192], *said;
+    snprintf(cmd, sizeof cmd,
+             "cd %s && %s -I%s/runtime -I. %s.c %s_train.c %s/%s %s -o %s_train && "
+             "%s -DREAL_DOUBLE -I%s/runtime -I. %s.c %s_gradcheck.c %s/%s %s -o %s_gradcheck",
+             dir, TEST_CC, getenv("PWD"), name, name, getenv("PWD"), RT_LIB, TEST_LIBS, name,
+             TEST_CC, getenv("PWD"), name, name, getenv("PWD"), RT_LIB, TEST_LIBS, name);
+    if (run_cmd(cmd, &said) == 0) {
+        free(said);
+        return NULL;
+    }
+    return said;
+}
+
+/* Every identifier in text, once each, appended to names. */
+static int add_identifiers(const char *text, char ***names, int n)
+{
+    for (const char *c = text; *c;) {
+        if (*c == '"' || *c == '\'') { /* a literal: no names inside */
+            char q = *c++;
+            while (*c && *c != q && *c != '\n')
+                c += c[0] == '\\' && c[1] ? 2 : 1;
+            c += *c == q;
+        } else if (isalpha((unsigned char)*c) || *c == '_') {
+            const char *start = c;
+            while (isalnum((unsigned char)*c) || *c == '_')
+                c++;
+            if (c - start <= 64) {
+                *names = realloc(*names, (n + 1) * sizeof **names);
+                (*names)[n++] = strndup(start, c - start);
+            }
+        } else if (isdigit((unsigned char)*c)) { /* a number: 1e5f is no name */
+            while (isalnum((unsigned char)*c) || *c == '_' || *c == '.')
+                c++;
+        } else
+            c++;
+    }
+    return n;
+}
+
+static int by_name(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static bool lua_keyword(const char *s)
+{
+    static const char *const kw[] = {"and",   "break", "do",       "else",  "elseif", "end",
+                                     "false", "for",   "function", "goto",  "if",     "in",
+                                     "local", "nil",   "not",      "or",    "repeat", "return",
+                                     "then",  "true",  "until",    "while", NULL};
+    for (const char *const *k = kw; *k; k++)
+        if (!strcmp(*k, s))
+            return true;
+    return false;
+}
+
+/* Names a model may choose that C, its headers or the generated code
+ * already use: every identifier that the headers the generated C
+ * includes declare or define (cc -E and -dM), that the generated code of
+ * every model in generated/ says, and C's keywords up to C23. As param,
+ * local and output names, each must be renamed in the C (or refused), and
+ * the C must compile with -Werror. In parts of 800 names, a model each. */
+START_TEST(clashing_names_build)
+{
+    char *tmp = make_tmpdir(), path[600], cmd[4096], *text;
+    snprintf(path, sizeof path, "%s/probe.c", tmp);
+    write_text(path, "#include <string.h>\n#include \"rt_real.h\"\n");
+    char **names = NULL;
+    int n = add_identifiers("auto break case char const continue default do double else enum "
+                            "extern float for goto if inline int long register restrict return "
+                            "short signed sizeof static struct switch typedef union unsigned void "
+                            "volatile while _Alignas _Alignof _Atomic _Bool _Complex _Generic "
+                            "_Imaginary _Noreturn _Static_assert _Thread_local alignas alignof "
+                            "bool constexpr false nullptr static_assert thread_local true typeof "
+                            "typeof_unqual _BitInt _Decimal32 __LINE__ __FILE__ __func__ NULL",
+                            &names, 0);
+    const char *sources[] = {"-E", "-E -dM"};
+    for (int k = 0; k < 2; k++) {
+        snprintf(cmd, sizeof cmd, "%s -Iruntime %s %s", TEST_CC, sources[k], path);
+        ck_assert_int_eq(run_cmd(cmd, &text), 0);
+        n = add_identifiers(text, &names, n);
+        free(text);
+    }
+    ck_assert_int_eq(run_cmd("cat generated/*/*.c", &text), 0);
+    n = add_identifiers(text, &names, n);
+    free(text);
+    qsort(names, n, sizeof *names, by_name);
+    int unique = 0;
+    for (int i = 0; i < n; i++)
+        if (unique == 0 || strcmp(names[i], names[unique - 1]))
+            names[unique++] = names[i];
+        else
+            free(names[i]);
+    ck_assert_int_gt(unique, 2000); /* the headers were read */
+    enum { PART = 800 };
+    for (int first = 0; first < unique; first += PART) {
+        int last = first + PART < unique ? first + PART : unique;
+        size_t cap = 256 + (size_t)(last - first) * 300;
+        char *model = malloc(cap), *out = model;
+        /* The model's own locals may not be shadowed by the names tried. */
+        out += sprintf(out, "local Q_sum, Q_param, Q_zeros = sum, param, zeros\n"
+                            "local Q_x = input(\"Q_x\", {2, 3})\n"
+                            "local Q_loss = Q_sum(Q_x)\n");
+        for (int i = first; i < last; i++)
+            out += sprintf(out,
+                           "do local %s = Q_x:matmul(Q_param(\"%s\", {3, 2}, Q_zeros())) "
+                           "Q_loss = Q_loss + Q_sum(%s) end\n",
+                           lua_keyword(names[i]) ? "v" : names[i], names[i],
+                           lua_keyword(names[i]) ? "v" : names[i]);
+        out += sprintf(out, "return model { loss = Q_loss, outputs = {");
+        for (int i = first; i < last && i < first + 40; i++)
+            out += sprintf(out, " [\"%s\"] = Q_x + %d,", names[i], i);
+        sprintf(out, " } }\n");
+        snprintf(path, sizeof path, "%s/names.lua", tmp);
+        write_text(path, model);
+        free(model);
+        snprintf(cmd, sizeof cmd, "%s compile %s -o %s", GRADC_BIN, path, tmp);
+        char *said;
+        ck_assert_msg(run_cmd(cmd, &said) == 0, "names %s..%s: %s", names[first], names[last - 1],
+                      said);
+        free(said);
+        snprintf(cmd, sizeof cmd, "cd %s && %s -O0 -I%s/runtime -c names.c", tmp, TEST_CC,
+                 getenv("PWD"));
+        ck_assert_msg(run_cmd(cmd, &said) == 0, "names %s..%s: the C does not build: %.3000s",
+                      names[first], names[last - 1], said);
+        free(said);
+    }
+    for (int i = 0; i < unique; i++)
+        free(names[i]);
+    free(names);
+    remove_dir(tmp);
+}
+END_TEST
+
+/* Odd but valid models: file names that are C's or the runtime's own
+ * words, and numbers at the ends of float's range and past them. Each
+ * compiles, and its C builds with -Werror. */
+START_TEST(odd_models_build)
+{
+    static const char *const files[] = {"int",   "rt",          "real",  "main",  "NULL",
+                                        "arena", "training",    "float", "model", "x__LINE__",
+                                        "r_exp", "cblas_sgemm", "t0",    "REAL",  NULL};
+    static const char numbers[] =
+        "local x = input(\"x\", {2, 3})\n"
+        "local w = param(\"w\", {3, 2}, uniform(-1e30, 1e30))\n"
+        "local h = x:matmul(w) * 1e300 + 1e-300 - 5e-324 + 3.4028234663852886e38\n"
+        "local k = h * -0.0 + 1e38 * 10 - 2^-149 + h / 1e-45\n"
+        "return model { loss = sum(k) + sum(x:matmul(w) * 1e20 * 1e20) }\n";
+    char *tmp = make_tmpdir(), path[600], cmd[1200], *said;
+    for (int i = 0; files[i]; i++) {
+        snprintf(path, sizeof path, "%s/%s.lua", tmp, files[i]);
+        write_text(path, numbers);
+        snprintf(cmd, sizeof cmd, "%s compile %s -o %s", GRADC_BIN, path, tmp);
+        int status = run_cmd(cmd, &said);
+        /* Refused, with one line, or built. */
+        if (status == 1) {
+            ck_assert_msg(strncmp(said, path, strlen(path)) == 0 && strchr(said, '\n')[1] == 0,
+                          "%s: not one line naming the file: %s", files[i], said);
+            free(said);
+            continue;
+        }
+        ck_assert_msg(status == 0, "%s: exit %d: %s", files[i], status, said);
+        free(said);
+        said = build_model(tmp, files[i]);
+        ck_assert_msg(!said, "%s: the C does not build: %.3000s", files[i], said);
+    }
+    remove_dir(tmp);
+}
+END_TEST
+
 int main(void)
 {
     find_cases();
@@ -571,7 +1006,12 @@ int main(void)
     suite_add_tcase(s, t);
     t = tcase_create("model files");
     tcase_set_timeout(t, 120);
+    tcase_add_loop_test(t, hostile_model, 0, sizeof hostile_models / sizeof *hostile_models);
+    tcase_add_test(t, prints_are_capped);
+    tcase_add_test(t, naming_cost_is_linear);
     tcase_add_test(t, path_is_data);
+    tcase_add_test(t, clashing_names_build);
+    tcase_add_test(t, odd_models_build);
     suite_add_tcase(s, t);
     t = tcase_create("crashes");
     tcase_set_timeout(t, 120);

@@ -71,4 +71,17 @@ static inline int file_exists(const char *path)
     return stat(path, &st) == 0;
 }
 
+/* A model refused as gradc must refuse one: exit 1, one line that starts
+ * with `message` (the file and line), and no output folder written. */
+static inline void assert_refused(const char *what, int status, const char *said,
+                                  const char *message, const char *out_dir)
+{
+    ck_assert_msg(status == 1, "%s: exit %d, said: %.2000s", what, status, said);
+    ck_assert_msg(strncmp(said, message, strlen(message)) == 0,
+                  "%s: expected '%s...', got '%.2000s'", what, message, said);
+    const char *newline = strchr(said, '\n');
+    ck_assert_msg(newline && newline[1] == 0, "%s: more than one line: '%.2000s'", what, said);
+    ck_assert_msg(!file_exists(out_dir), "%s: wrote %s", what, out_dir);
+}
+
 #endif
