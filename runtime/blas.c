@@ -70,6 +70,8 @@ void rt_set_threads(int n)
     openblas_set_num_threads(1); /* gemm.c shares products out itself */
 #ifdef _OPENMP
     omp_set_num_threads(n);
+#else
+    (void)n;
 #endif
 }
 

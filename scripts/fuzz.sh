@@ -3,7 +3,8 @@
 # $FUZZ_SECONDS on one core, then prints one line per target: how many
 # inputs it ran and whether any crashed or hung. The seeds (fuzz/corpus/T;
 # for the model target, the project's models: models/ and, copied into the
-# work folder, tests/*_model.lua) and the regression files (tests/fuzz/T)
+# work folder, tests/*_model.lua; for the program target, its own and
+# models/) and the regression files (tests/fuzz/T)
 # are read, never written: what the fuzzer learns goes to $BUILD/corpus/T,
 # what breaks a target to $BUILD/crashes/T, and its output to
 # $BUILD/fuzz_T.log.
@@ -20,6 +21,8 @@ for t in "$@"; do
         seeds=models
         cp tests/*_model.lua "$work"/ # libFuzzer takes folders, not files
     fi
+    # The generator reads any bytes as choices: the models' seed it too.
+    [ "$t" = program ] && seeds="$seeds models"
     [ -d "tests/fuzz/$t" ] && seeds="$seeds tests/fuzz/$t"
     dict=
     [ -f "fuzz/$t.dict" ] && dict=-dict=fuzz/$t.dict
