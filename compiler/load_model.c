@@ -14,7 +14,6 @@
  * frozen then. docs/hostile.md lists what a model file can and cannot do.
  */
 #include <ctype.h>
-#include <float.h>
 #include <limits.h>
 #include <math.h>
 #include <signal.h>
