@@ -71,3 +71,18 @@ void grad(Graph *g)
     free(adj);
     free(needs);
 }
+
+bool every_param_has_gradient(Graph *g)
+{
+    for (int i = 0; i < g->n_params; i++) {
+        const Node *pn = ir_at(g, g->params[i].node), *gr = ir_at(g, g->params[i].grad);
+        if (gr->op == OP_CONST && gr->value == 0) {
+            fprintf(stderr,
+                    "%s:%d: param '%s' gets no gradient: the loss does not reach it, or only "
+                    "through ops without one (comparisons, argmax, step, sign, one_hot)\n",
+                    pn->loc.file, pn->loc.line, pn->name);
+            return false;
+        }
+    }
+    return true;
+}

@@ -1,7 +1,7 @@
 /*
  * gradc.h: the compiler's one internal header, a section per .c file.
  *
- * The pipeline (compile.c runs it in this order):
+ * The pipeline, as compile.c's table of passes runs it:
  *   load_model  Lua model file -> forward graph
  *   batch       products of one matrix by every slice of a tensor -> one
  *   grad        reverse mode: appends the backward graph
@@ -10,7 +10,7 @@
  *   remat       cheap forward values computed again in the backward, not kept
  *   fuse        groups nodes into loops
  *   plan        places every stored tensor in the arena
- *   emit_c      writes NAME.h, NAME.c and the two mains
+ * and then emit_c writes NAME.h, NAME.c and the mains.
  * A graph is an arena of nodes whose ids are topologically ordered by
  * construction; passes refer to nodes by id, never by pointer across a
  * call that may add nodes.
@@ -69,6 +69,8 @@ bool is_header_name(const char *s);
 const char *gradc_dir(void);
 /* The shortest decimal that reads back as v, always with a '.' or 'e'. */
 void fmt_real(char out[40], double v);
+/* n with thousands separators, as people read sizes: 1,234,567. */
+const char *thousands(char out[32], long n);
 
 /* ---- ir.c: the graph ---- */
 
@@ -315,6 +317,9 @@ const char *model_name(const char *path);
 Graph *batch_products(Graph *g, int *batched);
 /* ---- grad.c ---- */
 void grad(Graph *g);
+/* Whether every parameter's gradient is more than the zero simplify
+ * folds an unreached one to; if not, says so at the parameter's line. */
+bool every_param_has_gradient(Graph *g);
 /* ---- simplify.c ---- */
 /* What simplify did, for gradc print --stats. */
 typedef struct {
@@ -404,8 +409,9 @@ static inline bool kernel_fits(const Product *p)
 {
     return p->tb ? !p->ta && p->k % 16 == 0 : p->n % 4 == 0;
 }
-/* gradc tune: times the model's products both ways and writes the file. */
-int tune_model(const char *model, const LoadOptions *o, const char *out, bool verbose);
+/* gradc tune: times each of the compiled model's products every way that
+ * applies and writes the file `out`. */
+int tune_model(Graph *g, const char *out, bool verbose);
 
 /* ---- build.c: the C compiler, for gradc build, check and tune ---- */
 /* Builds the runtime's timing program and runs it on the products
@@ -438,19 +444,48 @@ typedef struct {
     int batched;                             /* products batch merged */
     int recomputed;                          /* forward values remat copied */
     SimplifyStats simplify;
-    long local_reads;
+    long local_reads; /* Lua locals load read to name values */
 } PassStats;
-/* The passes up to `after` (load, batch, grad, simplify, dce or remat; NULL: all), or
- * NULL after printing a user error; counts into st unless it is NULL. */
+/* A model as far as the passes have taken it. */
+typedef struct {
+    Graph *graph;
+    Fusion fusion; /* once fused */
+    Plan plan;     /* once planned */
+    bool fused, planned;
+} Compiled;
+/* A row of the pipeline: the pass, run on what came before it (false
+ * after printing a user error), and its line of print --stats. */
+typedef struct {
+    const char *name;
+    bool (*run)(Compiled *c, const char *model, const LoadOptions *o, PassStats *st);
+    void (*said)(const Compiled *c, const PassStats *st, FILE *out);
+    const char *needs, *keeps;
+} Pass;
+extern const Pass passes[];
+extern const int n_passes;
+const Pass *find_pass(const char *name);
+/* "load, batch, ... and plan", for messages. */
+const char *pass_names(void);
+/* The passes up to `after` (NULL: all of them), counting into st unless
+ * it is NULL; graph NULL after printing a user error. */
+Compiled compile(const char *model, const LoadOptions *o, const char *after, PassStats *st);
+/* fuse and plan alone, on a graph of one's own (it is the result's). */
+Compiled schedule(Graph *g);
+void compiled_free(Compiled *c);
+/* compile() up to a graph pass (NULL: remat), its graph alone. */
 Graph *compile_graph(const char *model, const LoadOptions *o, const char *after, PassStats *st);
-/* gradc print --after fuse (or plan): the loops and calls in the order
- * the code runs them (and where each value lives). */
-int print_schedule(const char *model, const LoadOptions *o, bool places, FILE *out);
-/* gradc print --stats and --memory: what every pass did, and the arena. */
-int print_stats(const char *model, const LoadOptions *o, bool memory, FILE *out);
 /* All of it: the model's six files in memory (emit_c's four, then
  * emit_c_inference's two); 0, or 1 after printing a user error. */
 int compile_files(const char *model, const LoadOptions *o, OutFile out[6]);
 void free_files(OutFile *files, int n);
+
+/* ---- print.c: gradc print's reports ---- */
+/* --stats: what every pass did. */
+int print_stats(const char *model, const LoadOptions *o, FILE *out);
+/* --memory: the arena's parts, and its size against the least it needs. */
+int print_memory(const char *model, const LoadOptions *o, FILE *out);
+/* --after fuse (or plan): the loops and calls in the order the code runs
+ * them (and where each value lives). */
+int print_schedule(const char *model, const LoadOptions *o, bool places, FILE *out);
 
 #endif

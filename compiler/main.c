@@ -1,11 +1,8 @@
 /*
- * main.c: the gradc command line. Runs the passes in order, so the
- * pipeline reads as a recipe:
- *
- *   load_model -> batch -> grad -> simplify -> dce -> fuse -> plan -> emit_c
- *
- * A compile writes nothing until every pass has succeeded, and then each
- * file goes to a temporary name first and is renamed into place.
+ * main.c: the gradc command line: reads it, and runs the command it asks
+ * for (the passes are compile.c's table). A compile writes nothing until
+ * every pass has succeeded, and then each file goes to a temporary name
+ * first and is renamed into place.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -52,10 +49,10 @@ static const char usage[] =
     "  --optimizer K   train with K instead of the model's optimizer, at K's\n"
     "                  defaults: sgd, momentum, nesterov, adam, adamw, rmsprop\n"
     "                  (the trainer sets its lr and other settings at run time)\n"
-    "  --after PASS    print the graph after PASS: load, batch, grad, simplify, dce\n"
-    "                  or remat (default remat, what the C is made from); after\n"
-    "                  fuse or plan, the loops and calls in order (and each\n"
-    "                  value's place)\n"
+    "  --after PASS    print the graph after PASS (default remat, what the C is\n"
+    "                  made from); after fuse or plan, the loops and calls in\n"
+    "                  order (and each value's place). The passes, in order:\n"
+    "                  %s\n"
     "  --stats         print what each pass did instead of the graph\n"
     "  --memory        print the arena: its parts, and its size against the least\n"
     "                  the schedule needs\n"
@@ -162,12 +159,11 @@ static int parse_args(int argc, char **argv, Args *a)
     if ((a->stats || a->memory) && (strcmp(a->command, "print") || a->after))
         return bad_usage("%s goes with gradc print, without --after",
                          a->stats ? "--stats" : "--memory");
-    if (a->after && strcmp(a->after, "load") && strcmp(a->after, "batch") &&
-        strcmp(a->after, "grad") && strcmp(a->after, "simplify") && strcmp(a->after, "dce") &&
-        strcmp(a->after, "remat") && strcmp(a->after, "fuse") && strcmp(a->after, "plan"))
-        return bad_usage("--after %s: the passes are load, batch, grad, simplify, dce, remat, "
-                         "fuse and plan",
-                         a->after);
+    if (a->after && !find_pass(a->after)) {
+        fprintf(stderr, "gradc: --after %s: the passes are %s (try gradc --help)\n", a->after,
+                pass_names());
+        return 2;
+    }
     return 0;
 }
 
@@ -214,7 +210,7 @@ static int compile_to(const char *model, const char *dir)
 int main(int argc, char **argv)
 {
     if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
-        fputs(usage, stdout);
+        printf(usage, pass_names());
         return 0;
     }
     if (argc == 2 && !strcmp(argv[1], "--version")) {
@@ -236,13 +232,17 @@ int main(int argc, char **argv)
     } else if (!strcmp(a.command, "tune")) {
         char out[1024];
         snprintf(out, sizeof out, "%s.tune", model_name(a.models[0]));
-        status = tune_model(a.models[0], &a.load, a.out_dir ? a.out_dir : out, a.verbose);
+        Graph *g = compile_graph(a.models[0], &a.load, NULL, NULL);
+        status = g ? tune_model(g, a.out_dir ? a.out_dir : out, a.verbose) : 1;
+        ir_free(g);
     } else if (!strcmp(a.command, "check"))
         status = check_models(a.models, a.n_models, compile_to, a.tol, a.junit, a.verbose);
     else if (a.after && (!strcmp(a.after, "fuse") || !strcmp(a.after, "plan")))
         status = print_schedule(a.models[0], &a.load, !strcmp(a.after, "plan"), stdout);
-    else if (a.stats || a.memory)
-        status = print_stats(a.models[0], &a.load, a.memory, stdout);
+    else if (a.stats)
+        status = print_stats(a.models[0], &a.load, stdout);
+    else if (a.memory)
+        status = print_memory(a.models[0], &a.load, stdout);
     else {
         Graph *g = compile_graph(a.models[0], &a.load, a.after, NULL);
         if (g && !strcmp(a.command, "graph"))

@@ -113,11 +113,8 @@ void tune_free(Tune *t)
     *t = (Tune){0};
 }
 
-int tune_model(const char *model, const LoadOptions *o, const char *out, bool verbose)
+int tune_model(Graph *g, const char *out, bool verbose)
 {
-    Graph *g = compile_graph(model, o, NULL, NULL);
-    if (!g)
-        return 1;
     Product *seen = xmalloc(g->n * sizeof *seen);
     char **args = xmalloc(g->n * sizeof *args);
     int n = 0;
@@ -155,7 +152,7 @@ int tune_model(const char *model, const LoadOptions *o, const char *out, bool ve
                 "# gradc's kernel (runtime/gemm.c). Another way than the BLAS call where\n"
                 "# that is %.0f%% and %.0f us faster or more; compile with --tune FILE to\n"
                 "# use it.\n",
-                model, (1 - GAIN) * 100, MIN_US);
+                g->source, (1 - GAIN) * 100, MIN_US);
         char line[256];
         int got = 0;
         while (in && fgets(line, sizeof line, in)) {
@@ -205,6 +202,5 @@ int tune_model(const char *model, const LoadOptions *o, const char *out, bool ve
         free(args[i]);
     free(args);
     free(seen);
-    ir_free(g);
     return status;
 }

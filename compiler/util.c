@@ -147,6 +147,19 @@ void fmt_real(char out[40], double v)
         strcat(out, ".0");
 }
 
+const char *thousands(char out[32], long n)
+{
+    char digits[32];
+    int len = snprintf(digits, sizeof digits, "%ld", n), o = 0;
+    for (int i = 0; i < len; i++) {
+        if (i && (len - i) % 3 == 0)
+            out[o++] = ',';
+        out[o++] = digits[i];
+    }
+    out[o] = 0;
+    return out;
+}
+
 /* Strings that outlive any one graph (names, file names, file text) are
  * kept here until exit, so passes can share them without owning them. */
 static char **kept;
