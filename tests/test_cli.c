@@ -146,6 +146,20 @@ START_TEST(bad_model_gets_one_line)
 }
 END_TEST
 
+/* A clone stands alone: nothing in the project points at the folder
+ * beside its checkout that only its developers have (the pattern is cut
+ * in two, so that this file does not match it). */
+START_TEST(docs_stand_alone)
+{
+    char *out;
+    int status = run_cmd("grep -rIln -e '[.][.]/sha''red' README.md docs compiler runtime models "
+                         "scripts bench tests Makefile .ci",
+                         &out);
+    ck_assert_msg(status == 1 && !*out, "these point outside the project:\n%s", out);
+    free(out);
+}
+END_TEST
+
 /* A failed compile leaves what an earlier one wrote untouched. */
 START_TEST(failed_compile_keeps_old_output)
 {
@@ -568,6 +582,7 @@ static Suite *cli_suite(void)
     tcase_set_timeout(t, 120);
     tcase_add_test(t, help_and_version);
     tcase_add_loop_test(t, bad_model_gets_one_line, 0, sizeof bad_models / sizeof *bad_models);
+    tcase_add_test(t, docs_stand_alone);
     tcase_add_test(t, failed_compile_keeps_old_output);
     tcase_add_test(t, generated_is_fresh);
     tcase_add_test(t, same_model_same_bytes);
