@@ -29,7 +29,7 @@ PROGRAMS := $(foreach m,$(MODELS),$(BUILD)/$(m)_train $(BUILD)/$(m)_gradcheck $(
 SUITES   := runtime readers compiler ops models optim cli
 OPTIMS   := sgd momentum nesterov adam adamw rmsprop
 
-.PHONY: all deps test-deps demo plot zoo test check-suites generate pictures install clean
+.PHONY: all deps test-deps demo plot zoo test check-suites generate golden pictures install clean
 .SUFFIXES:
 
 all: $(BUILD)/gradc $(BUILD)/libgradc_rt.a $(PROGRAMS)
@@ -87,6 +87,14 @@ $(foreach m,$(MODELS),$(eval $(call model_rules,$(m))))
 generate: $(BUILD)/gradc
 	@for m in $(MODELS); do $(BUILD)/gradc compile models/$$m.lua -o generated/$$m \
 	    $$(test -f tune/$$m.tune && echo --tune tune/$$m.tune) || exit 1; done
+
+# The passes' golden files: tests/golden/NAME.PASS is what `gradc print
+# --after PASS` says of tests/golden/NAME.lua; a test fails when a pass
+# changes it, and this writes them again (then read the diff).
+PASSES = load batch grad simplify dce remat fuse plan
+golden: $(BUILD)/gradc
+	@for m in tests/golden/*.lua; do for p in $(PASSES); do \
+	    $(BUILD)/gradc print $$m --after $$p > $${m%.lua}.$$p || exit 1; done; done
 
 # The README's pictures: the seed network drawn from `gradc graph`, and the
 # digit classifier's training curve drawn from its --log.

@@ -4,6 +4,7 @@
  * written), the same bytes from run to run, and generated/ kept fresh.
  */
 #include <dirent.h>
+#include <glob.h>
 #include "test_util.h"
 
 START_TEST(help_and_version)
@@ -157,6 +158,41 @@ START_TEST(docs_stand_alone)
                          &out);
     ck_assert_msg(status == 1 && !*out, "these point outside the project:\n%s", out);
     free(out);
+}
+END_TEST
+
+/* The passes' golden files: what each pass makes of tests/golden/M.lua,
+ * as gradc print --after PASS shows it, must be tests/golden/M.PASS. A
+ * change to a pass fails here with the diff to read (make golden writes
+ * the files again). Every pass in gradc's table has its file. */
+START_TEST(passes_match_golden_files)
+{
+    char *said, cmd[1024];
+    ck_assert_int_eq(run_cmd(GRADC_BIN " print tests/golden/mlp.lua --after none", &said), 2);
+    char *list = strstr(said, "the passes are "), *end = list ? strstr(list, " (") : NULL;
+    ck_assert_msg(list && end, "no list of passes in: %s", said);
+    *end = 0;
+    list += strlen("the passes are ");
+    glob_t models;
+    ck_assert_int_eq(glob("tests/golden/*.lua", 0, NULL, &models), 0);
+    int checked = 0;
+    for (char *pass = strtok(list, ", "); pass; pass = strtok(NULL, ", ")) {
+        if (!strcmp(pass, "and"))
+            continue;
+        for (size_t m = 0; m < models.gl_pathc; m++) {
+            const char *model = models.gl_pathv[m];
+            snprintf(cmd, sizeof cmd, "%s print %s --after %s | diff -u %.*s.%s -", GRADC_BIN,
+                     model, pass, (int)(strlen(model) - 4), model, pass);
+            char *diff;
+            ck_assert_msg(run_cmd(cmd, &diff) == 0, "%s after %s is not its golden file:\n%s",
+                          model, pass, diff);
+            free(diff);
+            checked++;
+        }
+    }
+    ck_assert_int_ge(checked, 8);
+    globfree(&models);
+    free(said);
 }
 END_TEST
 
@@ -583,6 +619,7 @@ static Suite *cli_suite(void)
     tcase_add_test(t, help_and_version);
     tcase_add_loop_test(t, bad_model_gets_one_line, 0, sizeof bad_models / sizeof *bad_models);
     tcase_add_test(t, docs_stand_alone);
+    tcase_add_test(t, passes_match_golden_files);
     tcase_add_test(t, failed_compile_keeps_old_output);
     tcase_add_test(t, generated_is_fresh);
     tcase_add_test(t, same_model_same_bytes);
