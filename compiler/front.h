@@ -1,0 +1,88 @@
+/*
+ * front.h: what the front end's three files share (compiler/front/ in
+ * all but name): sandbox.c, the Lua state and its limits; language.c, the
+ * model language's tensors and ops; load_model.c, a model file run
+ * through them into a graph. Only they include Lua's headers.
+ */
+#ifndef FRONT_H
+#define FRONT_H
+
+#include <signal.h>
+#include <lauxlib.h>
+#include <lua.h>
+#include <lualib.h>
+#include "gradc.h"
+
+enum {
+    INSTRUCTION_STEP = 10000, /* instructions are counted in these steps */
+    MAX_VAR = 64,        /* a Lua local's name (or a module's) longer than this names nothing */
+    PRINT_CALL = 4096,   /* bytes one print() of a model may write */
+    PRINT_TOTAL = 65536, /* and all of them together */
+};
+
+/* Which limit of the sandbox stopped the model: no pcall catches one. */
+typedef enum { RUNNING, TOO_MANY_INSTRUCTIONS, TOO_LONG, TOO_MUCH_MEMORY } Stop;
+
+typedef struct Front {
+    Graph *g;
+    lua_State *L;
+    const char *dir; /* the model file's folder, for import */
+    /* sandbox.c's */
+    long instructions, max_instructions;
+    size_t memory, max_memory; /* Lua's, and what the graph keeps of it */
+    long max_seconds;          /* of CPU time */
+    volatile sig_atomic_t out_of_time;
+    Stop stop;
+    char last_file[256]; /* the line running last, for a stop Lua cannot place */
+    volatile int last_line;
+    size_t printed;
+    void (*on_line)(lua_State *L, lua_Debug *ar); /* at each new line the model runs */
+    /* language.c's */
+    bool frozen;      /* the model returned: nothing may add to the graph */
+    int named_up_to;  /* nodes made before the last line are named or never will be */
+    long local_reads; /* how often the naming read a local, for --stats */
+    int random_sites; /* each dropout() and random_shift() draws its own */
+    /* load_model.c's */
+    bool have_model;
+    SrcLoc model_loc; /* where model{} was called */
+    int model_ref;    /* the table model{} returned */
+} Front;
+
+static inline Front *front(lua_State *L) { return *(Front **)lua_getextraspace(L); }
+
+/* ---- sandbox.c ---- */
+/* A Lua state with f's limits, the standard library loaded (for the
+ * sandbox to pick from) and no string.dump; NULL if there is no memory. */
+lua_State *sandbox_open(Front *f);
+/* Pushes a fresh environment holding the safe part of Lua's library. */
+void sandbox_library(lua_State *L);
+/* Runs body(a, b) in the sandbox, under its CPU-time limit; 0, or 1 with
+ * the one line to say in err (file:line first). The model is frozen then. */
+int sandbox_run(Front *f, lua_CFunction body, void *a, void *b, char *err, size_t len);
+/* Counts memory the front end keeps for the model against the limit. */
+void charge(lua_State *L, size_t bytes);
+/* A Lua file's text, counted against the memory limit; raises FILE:1: why. */
+char *read_file(lua_State *L, const char *path, size_t *len);
+/* Pushes the function of a file's text (no bytecode), kept for the C's
+ * comments; raises on bad syntax, at the file and line. */
+void load_text(lua_State *L, const char *path, const char *text, size_t len);
+/* Whether a message starts with file:line of one of the model's files. */
+bool has_location(const Graph *g, const char *msg);
+/* Text for a terminal: control bytes as \xNN. */
+void put_printable(FILE *to, const char *s, size_t len);
+
+/* ---- language.c ---- */
+/* The model language's functions, for an environment. */
+extern const luaL_Reg model_language[];
+void make_tensor_metatable(lua_State *L);
+bool is_tensor(lua_State *L, int idx);
+int tensor_id(lua_State *L, int idx);
+const Node *node_of(lua_State *L, int id);
+/* The innermost Lua line on the stack: the line that called the op. */
+SrcLoc where(lua_State *L);
+/* Room for element n of an array that grows by one, doubling. */
+void *grow(void *p, int n, size_t size);
+/* Names the values made since the last line after the locals holding them. */
+void name_locals(lua_State *L, lua_Debug *ar);
+
+#endif
