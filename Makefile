@@ -47,7 +47,7 @@ $(BUILD)/.dir:
 # gradc build links programs against the runtime, which needs these.
 BUILD_DEFS = -DGRADC_RT_CFLAGS='"$(BLAS_CFLAGS) $(SAN)"' -DGRADC_RT_LIBS='"$(RT_LIBS)"'
 
-$(BUILD)/obj/%.o: compiler/%.c compiler/gradc.h compiler/front.h compiler/ops.def compiler/c_names.inc | deps $(BUILD)/.dir
+$(BUILD)/obj/%.o: compiler/%.c compiler/gradc.h compiler/front.h compiler/emit.h compiler/ops.def compiler/c_names.inc | deps $(BUILD)/.dir
 	$(CC) $(CFLAGS) $(LUA_CFLAGS) $(BUILD_DEFS) -c $< -o $@
 
 $(BUILD)/libgradc.a: $(COMPILER:compiler/%.c=$(BUILD)/obj/%.o)
