@@ -161,6 +161,44 @@ START_TEST(docs_stand_alone)
 }
 END_TEST
 
+/* The README quotes generated/seed_mlp/seed_mlp.c: each run of lines of
+ * its C excerpt (runs cut at a line `    ...`) is in that file as it is,
+ * in the same order. */
+START_TEST(readme_quotes_the_generated_c)
+{
+    FILE *f = fopen("README.md", "r");
+    ck_assert_ptr_nonnull(f);
+    char *text = malloc(1 << 20), *c;
+    size_t n = fread(text, 1, (1 << 20) - 1, f);
+    fclose(f);
+    text[n] = 0;
+    f = fopen("generated/seed_mlp/seed_mlp.c", "r");
+    ck_assert_ptr_nonnull(f);
+    c = malloc(1 << 20);
+    n = fread(c, 1, (1 << 20) - 1, f);
+    fclose(f);
+    c[n] = 0;
+    char *from = strstr(text, "```c\n"), *end = from ? strstr(from + 5, "```\n") : NULL;
+    ck_assert_msg(from && end, "the README has no C excerpt");
+    *end = 0;
+    from += 5;
+    const char *at = c;
+    int runs = 0;
+    for (char *run = from; *run; runs++) {
+        char *cut = strstr(run, "    ...\n");
+        if (cut)
+            *cut = 0;
+        const char *found = strstr(at, run);
+        ck_assert_msg(found, "the README's excerpt is not in seed_mlp.c (in order):\n%s", run);
+        at = found + strlen(run);
+        run = cut ? cut + strlen("    ...\n") : run + strlen(run);
+    }
+    ck_assert_int_ge(runs, 2);
+    free(text);
+    free(c);
+}
+END_TEST
+
 /* The passes' golden files: what each pass makes of tests/golden/M.lua,
  * as gradc print --after PASS shows it, must be tests/golden/M.PASS. A
  * change to a pass fails here with the diff to read (make golden writes
@@ -620,6 +658,7 @@ static Suite *cli_suite(void)
     tcase_add_loop_test(t, bad_model_gets_one_line, 0, sizeof bad_models / sizeof *bad_models);
     tcase_add_test(t, docs_stand_alone);
     tcase_add_test(t, passes_match_golden_files);
+    tcase_add_test(t, readme_quotes_the_generated_c);
     tcase_add_test(t, failed_compile_keeps_old_output);
     tcase_add_test(t, generated_is_fresh);
     tcase_add_test(t, same_model_same_bytes);
