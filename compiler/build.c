@@ -143,6 +143,12 @@ static int cc_program(const Runtime *rt, const char *dir, const char *name, cons
     return cc_sources(rt, sources, dir, exe, dbl, verbose);
 }
 
+bool runtime_found(void)
+{
+    Runtime rt;
+    return find_runtime(&rt);
+}
+
 int build_programs(const char *dir, const char *name, bool gradcheck_only, bool verbose)
 {
     Runtime rt;

@@ -417,6 +417,8 @@ int tune_model(Graph *g, const char *out, bool verbose);
 /* Builds the runtime's timing program and runs it on the products
  * (M,N,K,NT or TN), its output to the file `out`; 0 if all went well. */
 int run_tune_program(const char *const *products, int n, const char *out, bool verbose);
+/* Whether the runtime is beside gradc; if not, says how to make it. */
+bool runtime_found(void);
 /* Builds DIR/NAME_train, NAME_predict and NAME_gradcheck (or only the last). */
 int build_programs(const char *dir, const char *name, bool gradcheck_only, bool verbose);
 /* Compiles each model with compile_to(model, dir), builds and runs its

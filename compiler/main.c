@@ -167,12 +167,28 @@ static int parse_args(int argc, char **argv, Args *a)
     return 0;
 }
 
+/* Makes dir and the folders above it that are missing, as mkdir -p. */
+static int make_dirs(const char *dir)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s", dir);
+    for (char *c = path + 1;; c++)
+        if (*c == '/' || !*c) {
+            char end = *c;
+            *c = 0;
+            if (mkdir(path, 0777) && errno != EEXIST) {
+                fprintf(stderr, "gradc: cannot make %s: %s\n", path, strerror(errno));
+                return 1;
+            }
+            if (!(*c = end))
+                return 0;
+        }
+}
+
 static int write_outputs(const char *dir, OutFile *files, int n)
 {
-    if (mkdir(dir, 0777) && errno != EEXIST) {
-        fprintf(stderr, "gradc: cannot make %s: %s\n", dir, strerror(errno));
+    if (make_dirs(dir))
         return 1;
-    }
     char tmp[8][1024], final[8][1024];
     for (int i = 0; i < n; i++) {
         snprintf(final[i], sizeof final[i], "%s/%s", dir, files[i].path);
@@ -226,7 +242,8 @@ int main(int argc, char **argv)
     if (!strcmp(a.command, "compile"))
         status = compile_to(a.models[0], dir);
     else if (!strcmp(a.command, "build")) {
-        status = compile_to(a.models[0], dir);
+        /* Nothing is written for a build that cannot finish. */
+        status = runtime_found() ? compile_to(a.models[0], dir) : 1;
         if (!status)
             status = build_programs(dir, model_name(a.models[0]), false, a.verbose);
     } else if (!strcmp(a.command, "tune")) {

@@ -147,6 +147,26 @@ START_TEST(bad_model_gets_one_line)
 }
 END_TEST
 
+/* gradc compile -o a/b/c makes the folders that are missing; gradc build
+ * with no runtime beside gradc says so, naming make, and writes nothing. */
+START_TEST(output_folders_and_missing_runtime)
+{
+    char *dir = make_tmpdir(), cmd[2048], path[700], *out;
+    snprintf(cmd, sizeof cmd, "%s compile models/iris.lua -o %s/a/b/c", GRADC_BIN, dir);
+    ck_assert_int_eq(run_cmd(cmd, NULL), 0);
+    snprintf(path, sizeof path, "%s/a/b/c/iris.c", dir);
+    ck_assert_msg(file_exists(path), "no %s", path);
+    snprintf(cmd, sizeof cmd, "cp %s %s/gradc && %s/gradc build models/iris.lua -o %s/out",
+             GRADC_BIN, dir, dir, dir);
+    ck_assert_int_eq(run_cmd(cmd, &out), 1);
+    ck_assert_msg(strstr(out, "cannot find the gradc runtime") && strstr(out, "make"), "%s", out);
+    snprintf(path, sizeof path, "%s/out", dir);
+    ck_assert_msg(!file_exists(path), "a build that cannot finish wrote %s", path);
+    free(out);
+    remove_dir(dir);
+}
+END_TEST
+
 /* A clone stands alone: nothing in the project points at the folder
  * beside its checkout that only its developers have (the pattern is cut
  * in two, so that this file does not match it). */
@@ -657,6 +677,7 @@ static Suite *cli_suite(void)
     tcase_add_test(t, help_and_version);
     tcase_add_loop_test(t, bad_model_gets_one_line, 0, sizeof bad_models / sizeof *bad_models);
     tcase_add_test(t, docs_stand_alone);
+    tcase_add_test(t, output_folders_and_missing_runtime);
     tcase_add_test(t, passes_match_golden_files);
     tcase_add_test(t, readme_quotes_the_generated_c);
     tcase_add_test(t, failed_compile_keeps_old_output);
