@@ -288,6 +288,9 @@ bool matmul_product(const Node *n, Shape sa, Shape sb, Product *p);
 typedef struct {
     const char **defines; /* "KEY=VALUE" from -D */
     int n_defines;
+    /* NULL: a -D key the model never reads is an error. Else the keys it
+     * read are marked here (gradc check: some model must read each). */
+    bool *defines_read;
     const char *optimizer; /* --optimizer: replaces the model's, with its defaults */
     long max_instructions; /* the sandbox's limits; 0: the defaults below */
     long max_memory_mb;

@@ -242,9 +242,37 @@ static int l_import(lua_State *L)
                       front(L)->dir);
 }
 
+/* config.KEY: the -D values, through a table that notes each key the
+ * model reads, so that a -D no one reads (a misspelt key) is said. */
+static int l_config_index(lua_State *L)
+{
+    lua_pushvalue(L, 2);
+    lua_pushboolean(L, 1);
+    lua_rawset(L, lua_upvalueindex(2)); /* read[key] = true */
+    lua_pushvalue(L, 2);
+    lua_rawget(L, lua_upvalueindex(1));
+    return 1;
+}
+
+/* Going through config reads every key. */
+static int l_config_pairs(lua_State *L)
+{
+    lua_pushnil(L);
+    while (lua_next(L, lua_upvalueindex(1))) {
+        lua_pop(L, 1);
+        lua_pushvalue(L, -1);
+        lua_pushboolean(L, 1);
+        lua_rawset(L, lua_upvalueindex(2));
+    }
+    lua_getglobal(L, "next");
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_pushnil(L);
+    return 3;
+}
+
 static void set_config(lua_State *L, const LoadOptions *o)
 {
-    lua_newtable(L);
+    lua_newtable(L); /* the values */
     for (int i = 0; i < o->n_defines; i++) {
         const char *d = o->defines[i], *eq = strchr(d, '=');
         lua_pushlstring(L, d, eq - d);
@@ -254,7 +282,65 @@ static void set_config(lua_State *L, const LoadOptions *o)
             lua_pushstring(L, eq + 1);
         lua_settable(L, -3);
     }
+    lua_newtable(L); /* the keys read */
+    lua_pushvalue(L, -1);
+    lua_setfield(L, LUA_REGISTRYINDEX, "gradc.config_read");
+    lua_newtable(L); /* config itself: empty, read through its metatable */
+    lua_newtable(L);
+    lua_pushvalue(L, -4);
+    lua_pushvalue(L, -4);
+    lua_pushcclosure(L, l_config_index, 2);
+    lua_setfield(L, -2, "__index");
+    lua_pushvalue(L, -4);
+    lua_pushvalue(L, -4);
+    lua_pushcclosure(L, l_config_pairs, 2);
+    lua_setfield(L, -2, "__pairs");
+    lua_setmetatable(L, -2);
     lua_setfield(L, LUA_REGISTRYINDEX, "gradc.config");
+    lua_pop(L, 2);
+}
+
+static int by_name(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* After the model's run: marks the -D keys it read in o->defines_read, or
+ * (with none given) refuses a key it never read, naming those it did. */
+static void check_config_read(lua_State *L, const LoadOptions *o)
+{
+    lua_getfield(L, LUA_REGISTRYINDEX, "gradc.config_read");
+    int read_keys = lua_gettop(L);
+    for (int i = 0; i < o->n_defines; i++) {
+        const char *d = o->defines[i];
+        int key_len = (int)(strchr(d, '=') - d);
+        lua_pushlstring(L, d, key_len);
+        bool read = lua_rawget(L, read_keys) != LUA_TNIL;
+        lua_pop(L, 1);
+        if (o->defines_read)
+            o->defines_read[i] |= read;
+        else if (!read) {
+            const char *names[64];
+            int n = 0;
+            lua_pushnil(L);
+            while (lua_next(L, read_keys)) {
+                lua_pop(L, 1);
+                if (lua_type(L, -1) == LUA_TSTRING && n < 64)
+                    names[n++] = lua_tostring(L, -1); /* the key stays in the table */
+            }
+            qsort(names, n, sizeof *names, by_name);
+            char keys[512] = "";
+            for (int k = 0; k < n; k++)
+                snprintf(keys + strlen(keys), sizeof keys - strlen(keys), "%s%s", k ? ", " : "",
+                         names[k]);
+            char msg[1024];
+            snprintf(msg, sizeof msg,
+                     "%s:1: -D %.*s: the model never reads config.%.*s (it reads %s)",
+                     front(L)->g->source, key_len, d, key_len, d, keys[0] ? keys : "no config key");
+            luaL_error(L, "%s", msg);
+        }
+    }
+    lua_pop(L, 1);
 }
 
 /* The whole model file, run in protected mode: pcall'd so that every Lua
@@ -285,6 +371,7 @@ static int run_model(lua_State *L)
     if (!lua_rawequal(L, -1, -2))
         return luaL_error(L, "%s:%d: the model file must return the model{} it builds", path,
                           f->model_loc.line);
+    check_config_read(L, o);
     return 0;
 }
 

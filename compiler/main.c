@@ -252,9 +252,18 @@ int main(int argc, char **argv)
         Graph *g = compile_graph(a.models[0], &a.load, NULL, NULL);
         status = g ? tune_model(g, a.out_dir ? a.out_dir : out, a.verbose) : 1;
         ir_free(g);
-    } else if (!strcmp(a.command, "check"))
+    } else if (!strcmp(a.command, "check")) {
+        static bool read[256];
+        args.load.defines_read = read;
         status = check_models(a.models, a.n_models, compile_to, a.tol, a.junit, a.verbose);
-    else if (a.after && (!strcmp(a.after, "fuse") || !strcmp(a.after, "plan")))
+        for (int i = 0; i < a.load.n_defines; i++)
+            if (!read[i]) {
+                fprintf(stderr, "gradc: -D %.*s: no model read config.%.*s\n",
+                        (int)strcspn(a.load.defines[i], "="), a.load.defines[i],
+                        (int)strcspn(a.load.defines[i], "="), a.load.defines[i]);
+                status = 1;
+            }
+    } else if (a.after && (!strcmp(a.after, "fuse") || !strcmp(a.after, "plan")))
         status = print_schedule(a.models[0], &a.load, !strcmp(a.after, "plan"), stdout);
     else if (a.stats)
         status = print_stats(a.models[0], &a.load, stdout);

@@ -125,6 +125,11 @@ static const BadModel bad_models[] = {
      "import(\"dense\")",
      NULL},
     {"lua error", SEED_HEAD "error(\"no such layer\")\n", "bad.lua:4: no such layer", NULL},
+    {"a misspelt -D key",
+     "local x = input(\"x\", {config.batch or 2, 2})\nlocal w = param(\"w\", {2, 2}, randn())\n"
+     "return model { loss = sum(x:matmul(w)) }\n",
+     "bad.lua:1: -D hiden: the model never reads config.hiden (it reads batch)",
+     "-D batch=4 -D hiden=8"},
 };
 
 /* One line on stderr naming the file and line, exit 1, and the output
@@ -621,6 +626,10 @@ START_TEST(zoo_models_check_small)
     ck_assert_ptr_nonnull(strstr(out, "char_rnn             rnn_u"));
     ck_assert_ptr_nonnull(strstr(out, "char_lstm            lstm_forget_b"));
     ck_assert_ptr_nonnull(strstr(out, "gpt                  block1_attn_q"));
+    free(out);
+    /* A key that no model of the check reads is misspelt. */
+    ck_assert_int_eq(run_cmd(GRADC_BIN " check models/iris.lua -D batch=4 -D hiden=8", &out), 1);
+    ck_assert_msg(strstr(out, "gradc: -D hiden: no model read config.hiden\n"), "%s", out);
     free(out);
 }
 END_TEST
