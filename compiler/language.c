@@ -603,6 +603,26 @@ static int l_bce_with_logits(lua_State *L)
     return push_tensor(L, op2(L, OP_SUB, sp, xy));
 }
 
+/* params("m"): the params named m, or m and then _ or a digit (mlp's
+ * layers m1, m2, ...), in the order they were made, as a list: a module's
+ * parameters, for l2() or anything else. */
+static int l_params(lua_State *L)
+{
+    const char *prefix = luaL_checkstring(L, 1);
+    size_t n = strlen(prefix);
+    Graph *g = front(L)->g;
+    lua_newtable(L);
+    for (int i = 0, k = 0; i < g->n_params; i++) {
+        const char *name = ir_at(g, g->params[i].node)->name;
+        if (!strncmp(name, prefix, n) &&
+            (name[n] == 0 || name[n] == '_' || isdigit((unsigned char)name[n]))) {
+            push_tensor(L, g->params[i].node);
+            lua_rawseti(L, -2, ++k);
+        }
+    }
+    return 1;
+}
+
 /* l2({w1, w2, ...}) = the sum of every element's square, to add to a loss */
 static int l_l2(lua_State *L)
 {
@@ -1258,6 +1278,7 @@ const luaL_Reg model_language[] = {
     {"mse", l_mse},
     {"bce_with_logits", l_bce_with_logits},
     {"l2", l_l2},
+    {"params", l_params},
     {"conv2d", l_conv2d},
     {"max_pool2d", l_max_pool2d},
     {"avg_pool2d", l_avg_pool2d},

@@ -152,6 +152,27 @@ START_TEST(bad_model_gets_one_line)
 }
 END_TEST
 
+/* params("m") gives a module's parameters: mlp's m1_w, m1_b, m2_w, m2_b,
+ * in that order, and no other; their l2 reaches the loss (each gets a
+ * gradient, or the compile would refuse). */
+START_TEST(params_of_a_module)
+{
+    char *dir = make_tmpdir(), path[600], cmd[1200], *out;
+    snprintf(path, sizeof path, "%s/m.lua", dir);
+    write_text(path, "local mlp = import(\"mlp\")\nlocal x = input(\"x\", {4, 3})\n"
+                     "local y = mlp(x, {5, 2}, \"m\")\nlocal other = param(\"mx\", {2}, zeros())\n"
+                     "local names = {}\nfor _, p in ipairs(params(\"m\")) do\n"
+                     "  names[#names + 1] = tostring(p):match(\"param (%S+)\")\nend\n"
+                     "assert(table.concat(names, \" \") == \"m1_w m1_b m2_w m2_b\", "
+                     "table.concat(names, \" \"))\nassert(#params(\"nothing\") == 0)\n"
+                     "return model { loss = sum(y) + sum(other) + 1e-4 * l2(params(\"m\")) }\n");
+    snprintf(cmd, sizeof cmd, "%s compile %s -o %s", GRADC_BIN, path, dir);
+    ck_assert_msg(run_cmd(cmd, &out) == 0, "%s", out);
+    free(out);
+    remove_dir(dir);
+}
+END_TEST
+
 /* gradc compile -o a/b/c makes the folders that are missing; gradc build
  * with no runtime beside gradc says so, naming make, and writes nothing. */
 START_TEST(output_folders_and_missing_runtime)
@@ -686,6 +707,7 @@ static Suite *cli_suite(void)
     tcase_add_test(t, help_and_version);
     tcase_add_loop_test(t, bad_model_gets_one_line, 0, sizeof bad_models / sizeof *bad_models);
     tcase_add_test(t, docs_stand_alone);
+    tcase_add_test(t, params_of_a_module);
     tcase_add_test(t, output_folders_and_missing_runtime);
     tcase_add_test(t, passes_match_golden_files);
     tcase_add_test(t, readme_quotes_the_generated_c);
