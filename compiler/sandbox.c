@@ -20,7 +20,7 @@
 
 /* Lua's memory. A refusal is not yet the limit: Lua collects garbage and
  * asks again, and only if that fails too raises a memory error, which
- * l_pcall and load_model see as such. */
+ * l_pcall and sandbox_run see as such. */
 static void *limited_alloc(void *ud, void *ptr, size_t old, size_t size)
 {
     Front *f = ud;
