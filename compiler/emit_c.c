@@ -53,9 +53,26 @@ static int name_slot(const Emit *e, const char *s)
     return (int)(h & (unsigned long)(e->names_cap - 1));
 }
 
+/* Whether s is a name the model's own header takes: NAME_model and its
+ * kin, or the include guard NAME_H. */
+static bool model_header_name(const Graph *g, const char *s)
+{
+    static const char *const kin[] = {"_model", "_model_f32", "_model_f64", "_infer_model",
+                                      "_infer_model_f32", "_infer_model_f64"};
+    size_t n = strlen(g->name);
+    if (!strncmp(s, g->name, n))
+        for (int i = 0; i < 6; i++)
+            if (!strcmp(s + n, kin[i]))
+                return true;
+    for (size_t i = 0; i < n; i++)
+        if (s[i] != toupper((unsigned char)g->name[i]))
+            return false;
+    return !strcmp(s + n, "_H");
+}
+
 static bool name_taken(Emit *e, const char *s)
 {
-    if (is_header_name(s))
+    if (is_header_name(s) || model_header_name(e->g, s))
         return true;
     for (const char *const *r = reserved; *r; r++)
         if (!strcmp(*r, s))

@@ -33,7 +33,8 @@ typedef struct Front {
     long max_seconds;          /* of CPU time */
     volatile sig_atomic_t out_of_time;
     Stop stop;
-    char last_file[256]; /* the line running last, for a stop Lua cannot place */
+    const char *last_file; /* the line running last (the graph's copy of */
+                           /* its file's name), for a stop Lua cannot place */
     volatile int last_line;
     size_t printed;
     void (*on_line)(lua_State *L, lua_Debug *ar); /* at each new line the model runs */
@@ -61,6 +62,8 @@ void sandbox_library(lua_State *L);
 int sandbox_run(Front *f, lua_CFunction body, void *a, void *b, char *err, size_t len);
 /* Counts memory the front end keeps for the model against the limit. */
 void charge(lua_State *L, size_t bytes);
+/* Whether path is a regular file (not a FIFO, a device or a folder). */
+bool is_file(const char *path);
 /* A Lua file's text, counted against the memory limit; raises FILE:1: why. */
 char *read_file(lua_State *L, const char *path, size_t *len);
 /* Pushes the function of a file's text (no bytecode), kept for the C's

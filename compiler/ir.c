@@ -82,7 +82,13 @@ static uint64_t node_hash(const Node *n)
     for (int i = 0; i < n->shape.rank; i++)
         h = mix(h, n->shape.dim[i]);
     memcpy(&bits, &n->value, sizeof bits);
-    return mix(h, bits);
+    h = mix(h, bits);
+    /* The table takes the low bits, and a whole number's bits differ only
+     * in the high ones: without this every constant fell in one chain, and
+     * a model of many took quadratic time. (splitmix64's finish) */
+    h = (h ^ (h >> 30)) * 0xbf58476d1ce4e5b9u;
+    h = (h ^ (h >> 27)) * 0x94d049bb133111ebu;
+    return h ^ (h >> 31);
 }
 
 static bool same_node(const Node *a, const Node *b)

@@ -473,6 +473,8 @@ static int l_layer_norm(lua_State *L)
     int gamma = tensor_arg(L, 2, "layer_norm"), beta = tensor_arg(L, 3, "layer_norm");
     double eps = luaL_optnumber(L, 4, 1e-5);
     Shape s = node_of(L, x)->shape;
+    if (s.rank < 1)
+        return luaL_error(L, "layer_norm: x needs at least one axis, its rows");
     Axes last = {.count = s.dim[s.rank - 1]};
     last.reduced[s.rank - 1] = true;
     int mu = scale(L, reduce_node(L, OP_SUM, x, last, true), 1 / last.count);

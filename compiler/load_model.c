@@ -9,6 +9,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include "front.h"
 
 static int l_import(lua_State *L);
@@ -192,8 +193,8 @@ static void load_chunk(lua_State *L, const char *path, const char *text, size_t 
 
 /* Where module `name` is: next to the model, then the modules installed
  * with gradc, or (run from a build tree: build/gradc, build/san/gradc)
- * the tree's own. Only opened, not read: a model that asks for many
- * undefined names costs a few opens each, no memory. */
+ * the tree's own. Only looked at, not read: a model that asks for many
+ * undefined names costs a few stats each, no memory. */
 static bool module_path(lua_State *L, const char *name, char path[4096])
 {
     const char *formats[] = {"%s/lib/%s.lua", "%s/../share/gradc/lib/%s.lua",
@@ -203,11 +204,8 @@ static bool module_path(lua_State *L, const char *name, char path[4096])
         return false;
     for (int i = 0; i < 4; i++) {
         snprintf(path, 4096, formats[i], dirs[i], name);
-        FILE *fp = fopen(path, "rb");
-        if (fp) {
-            fclose(fp);
+        if (is_file(path))
             return true;
-        }
     }
     return false;
 }
@@ -456,7 +454,9 @@ Graph *load_model(const char *path, const LoadOptions *o)
 {
     for (int i = 0; i < o->n_defines; i++)
         if (!strchr(o->defines[i], '=')) {
-            fprintf(stderr, "gradc: -D %s: expected KEY=VALUE\n", o->defines[i]);
+            fputs("gradc: -D ", stderr);
+            put_printable(stderr, o->defines[i], strlen(o->defines[i]));
+            fputs(": expected KEY=VALUE\n", stderr);
             return NULL;
         }
     Graph *g = ir_new();
@@ -464,12 +464,17 @@ Graph *load_model(const char *path, const LoadOptions *o)
     g->name = model_name(path);
     /* Its files are NAME.h and NAME.c, its descriptor NAME_model: a name
      * the C's headers take (string.h, rt.h, NULL) or reserve could not be. */
-    if (!is_c_identifier(g->name) || g->name[0] == '_' || !strncmp(g->name, "rt", 2) ||
-        is_header_name(g->name)) {
+    char guard[80];
+    snprintf(guard, sizeof guard, "%.60s_H", g->name);
+    for (char *c = guard; *c; c++)
+        *c = (char)toupper((unsigned char)*c);
+    if (!is_c_identifier(g->name) || g->name[0] == '_' || !strncasecmp(g->name, "rt", 2) ||
+        is_header_name(g->name) || is_header_name(guard)) {
         char err[1024];
         snprintf(err, sizeof err,
                  "%s:1: the model's name '%s' (its file name) must be a C identifier that "
-                 "starts with neither _ nor rt, and is not a name C's headers take",
+                 "starts with neither _ nor rt, and is not a name C's headers take (nor is "
+                 "NAME_H)",
                  path, g->name);
         put_printable(stderr, err, strlen(err));
         fputs("\n", stderr);

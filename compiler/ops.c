@@ -1148,10 +1148,10 @@ static int grad_dropout(Graph *g, int node, int dy, int k)
 
 static void emit_dropout(Buf *b, const Node *n, const Operand *out, const Operand *in)
 {
-    char keep[48], p[40], x[96];
+    char keep[48], p[40], buf[96];
     lit(1 / (1 - n->value), keep);
     fmt_real(p, n->value);
-    at(x, &in[0], "i");
+    const char *x = at(buf, &in[0], "i"); /* a literal for a folded gradient */
     buf_printf(b,
                "    for (int i = 0; i < %ld; i++)\n"
                "        %s[i] = !training ? %s\n"

@@ -9,7 +9,9 @@
  * and line it was raised at, with nothing in it a terminal would act on.
  */
 #include <ctype.h>
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -83,8 +85,10 @@ static void hook(lua_State *L, lua_Debug *ar)
     if (ar->event == LUA_HOOKLINE) {
         f->on_line(L, ar);
         if (lua_getinfo(L, "S", ar) && ar->source[0] == '@') {
-            if (strcmp(f->last_file, ar->source + 1))
-                snprintf(f->last_file, sizeof f->last_file, "%s", ar->source + 1);
+            if (!f->last_file || strcmp(f->last_file, ar->source + 1))
+                for (int i = 0; i < f->g->n_files; i++)
+                    if (!strcmp(f->g->file_names[i], ar->source + 1))
+                        f->last_file = f->g->file_names[i];
             f->last_line = ar->currentline;
         }
         return;
@@ -116,11 +120,17 @@ static void arm(long seconds)
     timer_settime(cpu_timer, 0, &when, NULL);
 }
 
-/* Only async-signal-safe calls from here: write and _exit. */
+/* Only async-signal-safe calls from here: write and _exit. Every byte
+ * a terminal could act on (or that is not ASCII) goes as \xNN. */
 static void say(const char *s)
 {
-    ssize_t r = write(2, s, strlen(s));
-    (void)r;
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        char hex[4] = {'\\', 'x', "0123456789abcdef"[c >> 4], "0123456789abcdef"[c & 15]};
+        bool plain = c >= 0x20 && c < 0x7f;
+        ssize_t r = write(2, plain ? (const char *)s : hex, plain ? 1 : 4);
+        (void)r;
+    }
 }
 
 static void say_number(long n)
@@ -145,12 +155,14 @@ static void on_cpu_limit(int sig)
         arm(1);
         return;
     }
-    say(f->last_file[0] ? f->last_file : f->g->source);
+    say(f->last_file ? f->last_file : f->g->source);
     say(":");
     say_number(f->last_line);
     say(": the model ran for more than ");
     say_number(f->max_seconds);
-    say(" s of CPU time, inside one call of Lua's library (--max-seconds raises the limit)\n");
+    say(" s of CPU time, inside one call of Lua's library (--max-seconds raises the limit)");
+    ssize_t r = write(2, "\n", 1);
+    (void)r;
     _exit(1);
 }
 
@@ -175,16 +187,40 @@ static void stop_timer(void)
     sigaction(SIGXCPU, &before_timer, NULL);
 }
 
+/* The length of the well-formed UTF-8 character at s (at most n bytes),
+ * or 1 for anything else. */
+static size_t utf8_length(const unsigned char *s, size_t n)
+{
+    size_t want = s[0] >= 0xf0 && s[0] < 0xf5   ? 4
+                  : s[0] >= 0xe0 && s[0] < 0xf0 ? 3
+                  : s[0] >= 0xc2 && s[0] < 0xe0 ? 2
+                                                : 1;
+    if (want > n)
+        return 1;
+    for (size_t k = 1; k < want; k++)
+        if ((s[k] & 0xc0) != 0x80)
+            return 1;
+    return want;
+}
+
 /* Writes text for a terminal: a control byte (an escape sequence could
- * rewrite the screen) as \xNN. */
+ * rewrite the screen), C1 control or byte that is not UTF-8 as \xNN. */
 void put_printable(FILE *to, const char *s, size_t len)
 {
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if ((c < 0x20 && c != '\t') || c == 0x7f)
-            fprintf(to, "\\x%02x", c);
-        else
-            fputc(c, to);
+    const unsigned char *u = (const unsigned char *)s;
+    for (size_t i = 0; i < len;) {
+        size_t n = utf8_length(u + i, len - i);
+        /* C1 controls (U+0080 to U+009F) are escapes too, to a terminal. */
+        bool c1 = n == 2 && u[i] == 0xc2 && u[i + 1] < 0xa0;
+        if (n > 1 && !c1) {
+            fwrite(u + i, 1, n, to);
+            i += n;
+        } else if ((u[i] < 0x20 && u[i] != '\t') || u[i] >= 0x7f) {
+            for (size_t k = 0; k < (c1 ? 2 : 1); k++)
+                fprintf(to, "\\x%02x", u[i + k]);
+            i += c1 ? 2 : 1;
+        } else
+            fputc(u[i++], to);
     }
 }
 
@@ -317,22 +353,36 @@ void sandbox_library(lua_State *L)
 /* A Lua file's text, kept with the graph (for the C's comments) and so
  * counted against the memory limit as it is read: a model file that is
  * /dev/zero stops there. Raises path:1: why, if it cannot be read. */
+bool is_file(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
 char *read_file(lua_State *L, const char *path, size_t *len)
 {
-    FILE *fp = fopen(path, "rb");
+    /* Only a regular file: opening a FIFO would wait for a writer (with no
+     * CPU time spent, so no limit would stop it), and /dev/zero never ends. */
+    int fd = open(path, O_RDONLY | O_NONBLOCK);
+    struct stat st;
+    if (fd >= 0 && (fstat(fd, &st) || !S_ISREG(st.st_mode))) {
+        close(fd);
+        luaL_error(L, "%s:1: not a regular file", path);
+    }
+    FILE *fp = fd >= 0 ? fdopen(fd, "rb") : NULL;
     if (!fp)
         luaL_error(L, "%s:1: cannot read the file", path);
     Buf b = {0};
     char chunk[65536];
     size_t n;
     bool nul = false;
-    while ((n = fread(chunk, 1, sizeof chunk, fp)) > 0) {
+    while (!nul && (n = fread(chunk, 1, sizeof chunk, fp)) > 0) {
         if (!fits(front(L), b.len + n)) {
             fclose(fp);
             buf_free(&b);
             charge(L, SIZE_MAX); /* raises */
         }
-        nul |= memchr(chunk, 0, n) != NULL;
+        nul = memchr(chunk, 0, n) != NULL;
         if (!nul)
             buf_printf(&b, "%.*s", (int)n, chunk);
     }
@@ -460,7 +510,7 @@ int sandbox_run(Front *f, lua_CFunction body, void *a, void *b, char *err, size_
         snprintf(err, len,
                  "%s:%d: the model used more than %zu MiB of memory (--max-memory MB raises "
                  "the limit)",
-                 f->last_file[0] ? f->last_file : path, f->last_line > 0 ? f->last_line : 1,
+                 f->last_file ? f->last_file : path, f->last_line > 0 ? f->last_line : 1,
                  f->max_memory >> 20);
         return 1;
     }
@@ -470,7 +520,7 @@ int sandbox_run(Front *f, lua_CFunction body, void *a, void *b, char *err, size_
     if (has_location(f->g, said))
         snprintf(err, len, "%s", said);
     else /* an error in the error handling itself */
-        snprintf(err, len, "%s:%d: %s", f->last_file[0] ? f->last_file : path,
+        snprintf(err, len, "%s:%d: %s", f->last_file ? f->last_file : path,
                  f->last_line > 0 ? f->last_line : 1, said);
     return 1;
 }

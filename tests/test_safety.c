@@ -645,6 +645,19 @@ static const HostileModel hostile_models[] = {
      "bad.lua:1: input: dimension 2 must be a positive integer, got 2.5", NULL},
     {"a list too long", "local x = input(\"x\", {1, 1, 1, 1, 1, 1, 1})\n",
      "bad.lua:1: input: a list of 7 is more than the 6 it takes", NULL},
+    {"C1 controls in a message", "error(\"\\xc2\\x9b31m \\x9b2J \\xc3\\xa9\")\n",
+     "bad.lua:1: \\xc2\\x9b31m \\x9b2J \xc3\xa9", NULL},
+    /* Files that are not files: a FIFO would wait for a writer forever */
+    {"a FIFO where a module would be", "local y = fifo\n", "bad.lua:1: 'fifo' is not defined",
+     NULL},
+    {"importing a FIFO", "local f = import(\"fifo\")\n", "bad.lua:1: import: no module 'fifo'",
+     NULL},
+    /* Found by an attack on the sandbox */
+    {"layer_norm of a scalar",
+     "local x = input(\"x\", {4, 3})\nlocal g = param(\"g\", {2}, ones())\n"
+     "local y = layer_norm(sum(x), g, g)\n",
+     "bad.lua:3: layer_norm: x needs at least one axis", NULL},
+    {"a hundred thousand constants (the back end stays linear)", NULL, NULL, NULL},
 };
 
 /* The model file of a case the table cannot hold as a literal. */
@@ -654,7 +667,11 @@ static char *case_model(const HostileModel *c)
         return strdup(c->model);
     size_t big = 1 << 20;
     char *m = malloc(2 * big + 256), *out = m;
-    if (strstr(c->what, "local name")) {
+    if (strstr(c->what, "constants")) {
+        out += sprintf(out, "local x = input(\"x\", {4, 3})\nlocal w = param(\"w\", {3, 2}, "
+                            "randn(0.1))\nlocal y = x:matmul(w)\nfor i = 1, 100000 do y = y + i "
+                            "end\nreturn model { loss = sum(y) }\n");
+    } else if (strstr(c->what, "local name")) {
         out += sprintf(out, "local x = input(\"x\", {2})\nlocal ");
         memset(out, 'n', big), out += big;
         out += sprintf(out, " = x\nfor i = 1, 2000000 do ");
@@ -682,12 +699,15 @@ START_TEST(hostile_model)
     strcpy(module + 65536, "\nerror(\"broken\")\n");
     write_text(path, module);
     free(module);
+    snprintf(path, sizeof path, "%s/lib/fifo.lua", dir);
+    ck_assert_int_eq(mkfifo(path, 0644), 0);
     char *model = case_model(c);
     snprintf(path, sizeof path, "%s/bad.lua", dir);
     write_text(path, model);
     free(model);
-    snprintf(cmd, sizeof cmd, "cd '%s' && %s/%s compile bad.lua -o out %s", dir, getenv("PWD"),
-             GRADC_BIN, c->flags ? c->flags : "");
+    /* A hang (exit 124) fails the case as surely as a wrong line. */
+    snprintf(cmd, sizeof cmd, "cd '%s' && timeout 120 %s/%s compile bad.lua -o out %s", dir,
+             getenv("PWD"), GRADC_BIN, c->flags ? c->flags : "");
     int status = run_cmd(cmd, &said);
     snprintf(path, sizeof path, "%s/out", dir);
     if (!c->message) {
@@ -900,7 +920,9 @@ START_TEST(clashing_names_build)
                             "volatile while _Alignas _Alignof _Atomic _Bool _Complex _Generic "
                             "_Imaginary _Noreturn _Static_assert _Thread_local alignas alignof "
                             "bool constexpr false nullptr static_assert thread_local true typeof "
-                            "typeof_unqual _BitInt _Decimal32 __LINE__ __FILE__ __func__ NULL",
+                            "typeof_unqual _BitInt _Decimal32 __LINE__ __FILE__ __func__ NULL "
+                            "names_model names_model_f32 names_model_f64 names_infer_model "
+                            "names_infer_model_f32 names_infer_model_f64 NAMES_H",
                             &names, 0);
     const char *sources[] = {"-E", "-E -dM"};
     for (int k = 0; k < 2; k++) {
@@ -967,7 +989,8 @@ START_TEST(odd_models_build)
 {
     static const char *const files[] = {"int",   "rt",          "real",  "main",  "NULL",
                                         "arena", "training",    "float", "model", "x__LINE__",
-                                        "r_exp", "cblas_sgemm", "t0",    "REAL",  NULL};
+                                        "r_exp", "cblas_sgemm", "t0",    "REAL",  "RT",
+                                        "RT_MODEL", "CBLAS", "STRING", NULL};
     static const char numbers[] =
         "local x = input(\"x\", {2, 3})\n"
         "local w = param(\"w\", {3, 2}, uniform(-1e30, 1e30))\n"
@@ -996,6 +1019,83 @@ START_TEST(odd_models_build)
 }
 END_TEST
 
+/* Small valid models whose gradients fold to constants that reach row
+ * kernels, a placed window or a parameter's gradient (an attack on the
+ * sandbox found each made C that did not build): each builds, -Werror. */
+START_TEST(folded_gradients_build)
+{
+    static const char *const models[] = {
+        "local ids = input(\"ids\", {4}, \"int32\")\nlocal emb = param(\"emb\", {7, 3}, "
+        "randn(0.1))\nreturn model { loss = sum(embedding(emb, ids)) }\n",
+        "local x = input(\"x\", {4, 3})\nlocal w = param(\"w\", {3, 2}, randn(0.1))\n"
+        "return model { loss = sum(dropout(x:matmul(w), 0.5)) }\n",
+        "local img = input(\"img\", {4, 2, 6, 6})\nlocal k = param(\"k\", {1}, ones())\n"
+        "return model { loss = sum(avg_pool2d(img * k, 2)) }\n",
+        "local x = input(\"x\", {4, 3})\nlocal w = param(\"w\", {3, 3}, randn(0.1))\n"
+        "local m = x:matmul(w)\nreturn model { loss = sum(causal_mask(m:matmul(m:t()))) }\n",
+        "local x = input(\"x\", {4, 3})\nlocal b = param(\"b\", {3}, zeros())\n"
+        "return model { loss = sum(x) * 0 + sum(b) + sum(b:slice(1, 1, 2)) }\n",
+        NULL};
+    char *tmp = make_tmpdir(), path[600], cmd[1200], *said;
+    for (int i = 0; models[i]; i++) {
+        snprintf(path, sizeof path, "%s/folded.lua", tmp);
+        write_text(path, models[i]);
+        snprintf(cmd, sizeof cmd, "%s compile %s -o %s", GRADC_BIN, path, tmp);
+        ck_assert_msg(run_cmd(cmd, &said) == 0, "model %d: %s", i, said);
+        free(said);
+        said = build_model(tmp, "folded");
+        ck_assert_msg(!said, "model %d: the C does not build: %.3000s", i, said);
+    }
+    remove_dir(tmp);
+}
+END_TEST
+
+/* Files that are not regular files are refused at once (a FIFO would
+ * wait, /dev/zero never end); and a stop inside one call of Lua's library
+ * names a path with control bytes escaped, on one line. */
+START_TEST(odd_files_and_paths)
+{
+    char *tmp = make_tmpdir(), path[1000], cmd[2048], *said;
+    snprintf(path, sizeof path, "%s/zero.lua", tmp);
+    ck_assert_int_eq(symlink("/dev/zero", path), 0);
+    snprintf(cmd, sizeof cmd, "timeout 60 %s compile %s -o %s/out", GRADC_BIN, path, tmp);
+    ck_assert_int_eq(run_cmd(cmd, &said), 1);
+    ck_assert_msg(strstr(said, "zero.lua:1: not a regular file\n"), "%s", said);
+    free(said);
+    snprintf(path, sizeof path, "%s/fifo.lua", tmp);
+    ck_assert_int_eq(mkfifo(path, 0644), 0);
+    snprintf(cmd, sizeof cmd, "timeout 60 %s compile %s -o %s/out", GRADC_BIN, path, tmp);
+    ck_assert_int_eq(run_cmd(cmd, &said), 1);
+    ck_assert_msg(strstr(said, "fifo.lua:1: not a regular file\n"), "%s", said);
+    free(said);
+    char dir[700];
+    snprintf(dir, sizeof dir, "%s/odd\033[31mRED\nsecond", tmp);
+    ck_assert_int_eq(mkdir(dir, 0755), 0);
+    snprintf(path, sizeof path, "%s/m.lua", dir);
+    write_text(path, "local at = (\"a\"):rep(5000):find(\".-.-.-.-b\")\n");
+    Args a = {0};
+    push(&a, GRADC_BIN);
+    push(&a, "compile");
+    push(&a, path);
+    push(&a, "-o");
+    snprintf(path, sizeof path, "%s/out", tmp);
+    push(&a, path);
+    push(&a, "--max-seconds");
+    push(&a, "1");
+    char out[600], err[600];
+    snprintf(out, sizeof out, "%s/stdout", tmp);
+    snprintf(err, sizeof err, "%s/stderr", tmp);
+    ck_assert_int_eq(run(&a, out, err), 1);
+    args_free(&a);
+    said = slurp(err, NULL);
+    ck_assert_msg(strstr(said, "odd\\x1b[31mRED\\x0asecond/m.lua:1: the model ran for more than 1 s"),
+                  "%s", said);
+    ck_assert_msg(strchr(said, '\n') == said + strlen(said) - 1, "not one line: %s", said);
+    free(said);
+    remove_dir(tmp);
+}
+END_TEST
+
 int main(void)
 {
     find_cases();
@@ -1012,6 +1112,8 @@ int main(void)
     tcase_add_test(t, path_is_data);
     tcase_add_test(t, clashing_names_build);
     tcase_add_test(t, odd_models_build);
+    tcase_add_test(t, folded_gradients_build);
+    tcase_add_test(t, odd_files_and_paths);
     suite_add_tcase(s, t);
     t = tcase_create("crashes");
     tcase_set_timeout(t, 120);
