@@ -1,0 +1,53 @@
+/*
+ * train.h: what the trainer's files share: train.c (the run), train_args.c
+ * (its flags) and progress.c (the progress bar). Private to the runtime.
+ */
+#ifndef TRAIN_H
+#define TRAIN_H
+
+#include "rt_internal.h"
+
+typedef struct {
+    long steps, epochs, print_every, threads, save_every, eval_every;
+    uint64_t seed;
+    int seed_given, steps_given, no_shuffle;
+    const char *checkpoint, *resume, *export_dir, *log;
+    double val_split; /* 0: none */
+    double minutes;   /* > 0: stop after the step that passes this much time */
+    long sample;      /* > 0: characters to sample after training */
+    double temperature;
+    const char *prompt;
+    long label_column; /* a CSV's, from 1; negative from the end */
+    rt_hyper hyper;    /* the model's defaults, then the flags */
+    rt_schedule schedule;
+    int help;
+    int n_data, n_val;
+    const char **data, **val; /* the NAME=FILE arguments, in order */
+} Opts;
+
+/* Reads the flags into o (the model's defaults first); 0, or 2 after
+ * saying what is wrong (--help is not wrong). */
+int train_parse(const rt_model *m, rt_args *a, Opts *o);
+const char *optimizer_name(rt_optimizer k);
+/* --help: the model's inputs, parameters, optimizer and every flag. */
+void train_usage(const rt_model *m, const char *prog);
+
+/* The progress bar: stderr, a terminal only, redrawn in place with '\r' at
+ * most every 100 ms. It owns the line while shown, so anything else
+ * printed to the terminal clears it first (bar_clear). */
+typedef struct {
+    int on, shown;
+    long first, total;     /* this run trains steps first+1 .. total (LONG_MAX: no end) */
+    double limit_ms;       /* > 0: --minutes, which may end it sooner */
+    double t0, drawn;      /* ms */
+    double loss_sum, loss; /* loss: the mean over the steps since the last redraw */
+    long loss_n;
+} Progress;
+
+void bar_start(Progress *p, long first, long total, double minutes);
+void bar_draw(Progress *p, long n);
+void bar_tick(Progress *p, long n, double loss);
+void bar_clear(Progress *p);
+void bar_end(Progress *p, long n);
+
+#endif

@@ -1,0 +1,330 @@
+/*
+ * train_args.c: a trainer's flags: --help, and the options read into Opts,
+ * each checked where it is read (a hyperparameter the compiled optimizer
+ * does not read is an error that names the compile flag that gives it).
+ */
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "train.h"
+
+static const char *const optimizer_names[] = {"sgd",  "momentum", "nesterov",
+                                              "adam", "adamw",    "rmsprop"};
+
+/* The hyperparameter flags, and which optimizers read each (a bit per
+ * rt_optimizer): a flag the compiled optimizer ignores is an error. */
+enum {
+    ALL = 0x3f,
+    MOMENTUMS = 1 << RT_OPT_MOMENTUM | 1 << RT_OPT_NESTEROV,
+    ADAMS = 1 << RT_OPT_ADAM | 1 << RT_OPT_ADAMW,
+    RMSPROP = 1 << RT_OPT_RMSPROP
+};
+static const struct {
+    const char *flag;
+    size_t offset;
+    unsigned kinds;
+} hyper_flags[] = {
+    {"--lr", offsetof(rt_hyper, lr), ALL},
+    {"--momentum", offsetof(rt_hyper, momentum), MOMENTUMS},
+    {"--beta1", offsetof(rt_hyper, beta1), ADAMS},
+    {"--beta2", offsetof(rt_hyper, beta2), ADAMS},
+    {"--alpha", offsetof(rt_hyper, alpha), RMSPROP},
+    {"--eps", offsetof(rt_hyper, eps), ADAMS | RMSPROP},
+    {"--weight-decay", offsetof(rt_hyper, weight_decay), ALL},
+    {"--clip", offsetof(rt_hyper, clip), ALL},
+};
+
+const char *optimizer_name(rt_optimizer k)
+{
+    return k <= RT_OPT_RMSPROP ? optimizer_names[k] : "?";
+}
+
+/* The optimizers that read a flag, for the message that it does not apply. */
+static void kinds_of(char *out, size_t n, unsigned kinds)
+{
+    size_t len = 0;
+    out[0] = 0;
+    for (int k = 0; k <= RT_OPT_RMSPROP; k++)
+        if (kinds & 1u << k)
+            len += snprintf(out + len, n - len, "%s%s", len ? "/" : "", optimizer_names[k]);
+}
+
+void train_usage(const rt_model *m, const char *prog)
+{
+    long n = 0;
+    for (int k = 0; k < m->n_params; k++)
+        n += m->params[k].size;
+    printf("usage: %s [--steps N | --epochs N] [--seed S] [--lr X] [--data NAME=FILE]...\n"
+           "       [--val-split F | --val NAME=FILE...] [--eval-every K] [--log F.csv]\n"
+           "       [--print-every K] [--threads N] [--checkpoint F [--save-every K]]\n"
+           "       [--resume F] [--export DIR]\n\n",
+           prog);
+    printf("Trains model %s (%s), batch %d, with %s.\n", m->name, m->source ? m->source : "?",
+           m->batch, optimizer_name(m->optimizer));
+    printf("inputs (bind all of them with --data, or none for random data):\n");
+    for (int k = 0; k < m->n_inputs; k++) {
+        const rt_tensor *t = &m->inputs[k];
+        char s[160];
+        long shape[RT_MAX_RANK];
+        rt_tensor_shape(t, shape);
+        rt_format_shape(s, sizeof s, t->rank, shape, 0);
+        printf("  %s %s %s", t->name, s, rt_dtype_name(rt_storage_dtype(m, t)));
+        if (t->dtype == RT_I32 && t->classes > 0)
+            printf(", labels in [0, %d)", t->classes);
+        printf("\n");
+    }
+    printf("parameters: %d tensors, %ld values\n\n", m->n_params, n);
+    printf("  --steps N          optimizer steps (default 100)\n"
+           "  --epochs N         or N passes over the --data rows: N x minibatches steps\n"
+           "  --seed S           seed for parameters, shuffling and random inputs (default 1)\n"
+           "  --data NAME=F      a file for input NAME (.npy, .csv[.gz], IDX), rows >= batch\n"
+           "  --label-column K   a CSV's label column, from 1; negative counts from the end\n"
+           "                     (default -1, the last)\n"
+           "  --no-shuffle       minibatches in file order (default: shuffled each epoch)\n"
+           "  --val-split F      validate on the last ceil(F x rows) rows of the --data\n"
+           "                     files (0 < F < 1), and train on the others\n"
+           "  --val NAME=F       or on separate files, one per input like --data (any rows)\n"
+           "  --eval-every K     evaluate every K steps (default: after every epoch)\n"
+           "  --log F.csv        a CSV row per evaluation, or per printed step without\n"
+           "                     validation data: step,epoch,lr,train_loss,val_loss,\n"
+           "                     val_accuracy,seconds\n"
+           "  --print-every K    print the loss every K steps (default 10)\n"
+           "  --threads N        threads for products and large loops (default 1)\n"
+           "  --checkpoint F     save parameters and optimizer state to F at the end\n"
+           "  --save-every K     and every K steps as well\n"
+           "  --resume F         continue from checkpoint F (its step and seed) to --steps\n"
+           "                     (or --epochs)\n"
+           "  --export DIR       after training, write each parameter to DIR/NAME.npy\n"
+           "Ctrl-C saves a checkpoint (to --checkpoint F, else %s.ckpt) after the current step.\n"
+           "Minibatches: each epoch draws a fresh order of the training rows from the seed\n"
+           "and the epoch (--no-shuffle: file order), and cuts it into floor(rows / batch)\n"
+           "minibatches; the rows left over at the end of that order (rows mod batch,\n"
+           "different ones each epoch) sit the epoch out. An evaluation prints `eval step N loss L "
+           "accuracy A`: the mean\n"
+           "loss over the full validation minibatches, and for a classifier the fraction\n"
+           "of all validation rows whose highest output is the label.\n"
+           "optimizer %s (fixed when compiled: gradc compile --optimizer K changes it):\n",
+           m->name, optimizer_name(m->optimizer));
+    for (size_t k = 0; k < sizeof hyper_flags / sizeof *hyper_flags; k++)
+        if (hyper_flags[k].kinds & 1u << m->optimizer)
+            printf("  %-18s (default %g)\n", hyper_flags[k].flag,
+                   *(const double *)((const char *)&m->hyper + hyper_flags[k].offset));
+    printf("  --schedule S       constant, step or cosine (default constant)\n"
+           "  --step-every K     step: multiply the rate by --gamma every K steps\n"
+           "  --gamma G          step: the factor (default 0.1)\n"
+           "  --min-lr X         cosine: the rate it ends at (default 0)\n"
+           "  --warmup N         ramp the rate up linearly over the first N steps\n"
+           "  --minutes M        stop after the step that passes M minutes, then evaluate\n"
+           "                     (alone, without --steps or --epochs: train until then)\n"
+           "  --sample N         after training, print N characters a character model\n"
+           "                     writes (--temperature X, 0.8; --prompt TEXT, a newline)\n");
+}
+
+/* --data or --val NAME=FILE: 1 and the argument kept in list, or -1. */
+static int parse_binding(const rt_args *a, const char *flag, const char *v, const char **list,
+                         int *n)
+{
+    const char *eq = strchr(v, '=');
+    if (!eq || eq == v || eq[1] == '\0') {
+        rt_args_error(a, "%s: expected NAME=FILE (.npy, .csv, IDX or .txt), got '%s'", flag, v);
+        return -1;
+    }
+    list[(*n)++] = v;
+    return 1;
+}
+
+static int parse_column(const rt_args *a, const char *s, long *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (*s == '\0' || *end != '\0' || errno || v == 0 || v > INT_MAX || v < -INT_MAX) {
+        rt_args_error(a,
+                      "--label-column: expected a column number from 1, or negative from the "
+                      "end (-1 is the last), got '%s'",
+                      s);
+        return -1;
+    }
+    *out = v;
+    return 1;
+}
+
+/* The flags about data and evaluation, as parse_flag's tail. */
+static int parse_data_flag(rt_args *a, Opts *o)
+{
+    const char *v;
+    int r;
+    if (rt_args_is(a, "--no-shuffle")) {
+        o->no_shuffle = 1;
+        a->i++;
+        return 1;
+    }
+    if ((r = rt_args_value(a, "--data", &v)) != 0)
+        return r < 0 ? -1 : parse_binding(a, "--data", v, o->data, &o->n_data);
+    if ((r = rt_args_value(a, "--val", &v)) != 0)
+        return r < 0 ? -1 : parse_binding(a, "--val", v, o->val, &o->n_val);
+    if ((r = rt_args_value(a, "--epochs", &v)) != 0)
+        return r < 0 ? -1 : rt_parse_posint(a, "--epochs", v, &o->epochs) ? -1 : 1;
+    if ((r = rt_args_value(a, "--eval-every", &v)) != 0)
+        return r < 0 ? -1 : rt_parse_posint(a, "--eval-every", v, &o->eval_every) ? -1 : 1;
+    if ((r = rt_args_value(a, "--label-column", &v)) != 0)
+        return r < 0 ? -1 : parse_column(a, v, &o->label_column);
+    if ((r = rt_args_value(a, "--val-split", &v)) != 0) {
+        if (r < 0 || rt_parse_double(a, "--val-split", v, &o->val_split))
+            return -1;
+        if (o->val_split <= 0 || o->val_split >= 1) {
+            rt_args_error(a, "--val-split: expected a fraction between 0 and 1, got '%s'", v);
+            return -1;
+        }
+        return 1;
+    }
+    return 0;
+}
+
+/* One flag at a->i: 1 if it was recognized, 0 if not, -1 on a bad value. */
+static int parse_flag(const rt_model *m, rt_args *a, Opts *o)
+{
+    const char *v;
+    int r;
+    if (rt_args_is(a, "--help") || rt_args_is(a, "-h")) {
+        o->help = 1;
+        a->i++;
+        return 1;
+    }
+    if ((r = rt_args_value(a, "--steps", &v)) != 0) {
+        o->steps_given = 1;
+        return r < 0 ? -1 : rt_parse_posint(a, "--steps", v, &o->steps) ? -1 : 1;
+    }
+    if ((r = rt_args_value(a, "--print-every", &v)) != 0)
+        return r < 0 ? -1 : rt_parse_posint(a, "--print-every", v, &o->print_every) ? -1 : 1;
+    if ((r = rt_args_value(a, "--threads", &v)) != 0)
+        return r < 0 ? -1 : rt_parse_posint(a, "--threads", v, &o->threads) ? -1 : 1;
+    if ((r = rt_args_value(a, "--seed", &v)) != 0) {
+        o->seed_given = 1;
+        return r < 0 ? -1 : rt_parse_u64(a, "--seed", v, &o->seed) ? -1 : 1;
+    }
+    if ((r = rt_args_value(a, "--save-every", &v)) != 0)
+        return r < 0 ? -1 : rt_parse_posint(a, "--save-every", v, &o->save_every) ? -1 : 1;
+    static const struct {
+        const char *flag;
+        size_t offset;
+    } path_flags[] = {{"--checkpoint", offsetof(Opts, checkpoint)},
+                      {"--resume", offsetof(Opts, resume)},
+                      {"--export", offsetof(Opts, export_dir)},
+                      {"--log", offsetof(Opts, log)}};
+    for (size_t k = 0; k < sizeof path_flags / sizeof *path_flags; k++) {
+        if ((r = rt_args_value(a, path_flags[k].flag, &v)) == 0)
+            continue;
+        if (r > 0 && *v == '\0') {
+            rt_args_error(a, "%s: expected a path, got ''", path_flags[k].flag);
+            r = -1;
+        }
+        if (r > 0)
+            *(const char **)((char *)o + path_flags[k].offset) = v;
+        return r;
+    }
+    for (size_t k = 0; k < sizeof hyper_flags / sizeof *hyper_flags; k++) {
+        const char *flag = hyper_flags[k].flag;
+        if ((r = rt_args_value(a, flag, &v)) == 0)
+            continue;
+        if (r < 0)
+            return -1;
+        if (!(hyper_flags[k].kinds & 1u << m->optimizer)) {
+            char kinds[80];
+            kinds_of(kinds, sizeof kinds, hyper_flags[k].kinds);
+            rt_args_error(a,
+                          "%s is a setting of %s, and this model was compiled with %s "
+                          "(gradc compile --optimizer K chooses another)",
+                          flag, kinds, optimizer_name(m->optimizer));
+            return -1;
+        }
+        return rt_parse_double(a, flag, v, (double *)((char *)&o->hyper + hyper_flags[k].offset))
+                   ? -1
+                   : 1;
+    }
+    if ((r = rt_args_value(a, "--optimizer", &v)) != 0) {
+        if (r < 0)
+            return -1;
+        if (strcmp(v, optimizer_name(m->optimizer))) {
+            rt_args_error(a,
+                          "--optimizer %s: this model was compiled with %s; the optimizer is "
+                          "fixed when compiling: gradc compile MODEL.lua --optimizer %s",
+                          v, optimizer_name(m->optimizer), v);
+            return -1;
+        }
+        return 1;
+    }
+    if ((r = rt_args_value(a, "--minutes", &v)) != 0)
+        return r < 0 ? -1 : rt_parse_double(a, "--minutes", v, &o->minutes) ? -1 : 1;
+    if ((r = rt_args_value(a, "--sample", &v)) != 0)
+        return r < 0 ? -1 : rt_parse_posint(a, "--sample", v, &o->sample) ? -1 : 1;
+    if ((r = rt_args_value(a, "--temperature", &v)) != 0)
+        return r < 0 ? -1 : rt_parse_double(a, "--temperature", v, &o->temperature) ? -1 : 1;
+    if ((r = rt_args_value(a, "--prompt", &v)) != 0) {
+        if (r > 0)
+            o->prompt = v;
+        return r < 0 ? -1 : 1;
+    }
+    if ((r = rt_args_value(a, "--schedule", &v)) != 0) {
+        if (r < 0)
+            return -1;
+        if (rt_schedule_parse(&o->schedule, v)) {
+            rt_args_error(a, "--schedule: expected constant, step or cosine, got '%s'", v);
+            return -1;
+        }
+        return 1;
+    }
+    if ((r = rt_args_value(a, "--step-every", &v)) != 0)
+        return r < 0 ? -1 : rt_parse_posint(a, "--step-every", v, &o->schedule.every) ? -1 : 1;
+    if ((r = rt_args_value(a, "--warmup", &v)) != 0)
+        return r < 0 ? -1 : rt_parse_posint(a, "--warmup", v, &o->schedule.warmup) ? -1 : 1;
+    if ((r = rt_args_value(a, "--gamma", &v)) != 0)
+        return r < 0 ? -1 : rt_parse_double(a, "--gamma", v, &o->schedule.gamma) ? -1 : 1;
+    if ((r = rt_args_value(a, "--min-lr", &v)) != 0)
+        return r < 0 ? -1 : rt_parse_double(a, "--min-lr", v, &o->schedule.min_lr) ? -1 : 1;
+    return parse_data_flag(a, o);
+}
+
+/* Flags that cannot go together, or need another: why, or NULL. */
+static const char *conflict(const Opts *o)
+{
+    int validation = o->n_val || o->val_split > 0;
+    if (o->save_every && !o->checkpoint)
+        return "--save-every needs --checkpoint FILE to say where to save";
+    if (o->epochs && o->steps_given)
+        return "--epochs and --steps both set how long to train; give one";
+    if (o->epochs && !o->n_data)
+        return "--epochs needs --data: an epoch is one pass over the data files";
+    if (o->n_val && o->val_split > 0)
+        return "--val and --val-split both give validation data; give one";
+    if (validation && !o->n_data)
+        return o->n_val ? "--val needs --data to train on" : "--val-split needs --data to split";
+    if (o->eval_every && !validation)
+        return "--eval-every needs validation data: --val-split F or --val NAME=FILE";
+    return NULL;
+}
+
+/* 0, or 2 after a message. --help anywhere wins over later flags. */
+int train_parse(const rt_model *m, rt_args *a, Opts *o)
+{
+    while (a->i < a->argc && !o->help) {
+        int r = parse_flag(m, a, o);
+        if (r < 0)
+            return 2;
+        if (r == 0) {
+            rt_args_error(a, "unknown flag '%s'", a->argv[a->i]);
+            return 2;
+        }
+    }
+    const char *why = o->help ? NULL : conflict(o);
+    if (why) {
+        rt_args_error(a, "%s", why);
+        return 2;
+    }
+    return 0;
+}
+
