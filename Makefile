@@ -23,7 +23,7 @@ RT_LIBS     = $(shell pkg-config --libs openblas zlib)
 CHECK_FLAGS = $(shell pkg-config --cflags --libs check)
 
 MODELS   := $(basename $(notdir $(wildcard models/*.lua)))
-COMPILER := $(filter-out compiler/main.c,$(wildcard compiler/*.c))
+COMPILER := $(filter-out compiler/main.c,$(wildcard compiler/*.c)) $(wildcard compiler/ops/*.c)
 RUNTIME  := $(wildcard runtime/*.c)
 PROGRAMS := $(foreach m,$(MODELS),$(BUILD)/$(m)_train $(BUILD)/$(m)_gradcheck $(BUILD)/$(m)_predict)
 SUITES   := runtime readers compiler ops models optim cli
@@ -49,9 +49,12 @@ BUILD_DEFS = -DGRADC_RT_CFLAGS='"$(BLAS_CFLAGS) $(SAN)"' -DGRADC_RT_LIBS='"$(RT_
 
 $(BUILD)/obj/%.o: compiler/%.c compiler/gradc.h compiler/front.h compiler/emit.h compiler/ops.def compiler/c_names.inc | deps $(BUILD)/.dir
 	$(CC) $(CFLAGS) $(LUA_CFLAGS) $(BUILD_DEFS) -c $< -o $@
+$(BUILD)/obj/ops/%.o: compiler/ops/%.c compiler/ops/ops.h compiler/gradc.h compiler/ops.def | deps $(BUILD)/.dir
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -c $< -o $@
 
 $(BUILD)/libgradc.a: $(COMPILER:compiler/%.c=$(BUILD)/obj/%.o)
-	ar rcs $@ $^
+	rm -f $@ && ar rcs $@ $^
 
 $(BUILD)/gradc: $(BUILD)/obj/main.o $(BUILD)/libgradc.a
 	$(CC) $(LDFLAGS) $^ $(LUA_LIBS) -lm -o $@
@@ -63,7 +66,7 @@ $(BUILD)/obj/rt_%.o: runtime/%.c $(wildcard runtime/*.h) | deps $(BUILD)/.dir
 # The one file whose sums may fuse a multiply and an add: runtime/gemm.c says why.
 $(BUILD)/obj/rt_gemm.o: CFLAGS += -ffp-contract=fast
 $(BUILD)/libgradc_rt.a: $(RUNTIME:runtime/%.c=$(BUILD)/obj/rt_%.o)
-	ar rcs $@ $^
+	rm -f $@ && ar rcs $@ $^
 
 # ---- every model: the committed generated/ C, float trainer, double check ----
 define model_rules

@@ -15,61 +15,14 @@
 
 /* ---- loop groups ---- */
 
-/* How a node's elements are reached from the loop indices: along its
- * axis k, index src[k]'s loop variable (or 0 when src[k] is -1) plus
- * off[k] (a slice's start, a pad's margin). */
-typedef struct {
-    int src[MAX_RANK];
-    long off[MAX_RANK];
-} Access;
-
-/* Whether n walks its input's space (loop_space), reading each element
- * where the loop stands. */
-static bool iterates_input(const Node *n)
-{
-    return op_info[n->op].kind == REDUCE || op_info[n->op].kind == PLACE;
-}
-
-/* How input k of node n sees the space, given how n sees it. */
+/* How input k of node n sees the space, given how n sees it: the op's
+ * read rule (ops.def). */
 static Access access_of_input(Graph *g, const Node *n, Access an, int k)
 {
-    Shape s = n->shape, x = ir_at(g, n->in[k])->shape;
     Access a = {{0}, {0}};
-    for (int j = 0; j < x.rank; j++)
+    for (int j = 0; j < MAX_RANK; j++)
         a.src[j] = -1;
-    if (iterates_input(n)) {
-        for (int j = 0; j < x.rank; j++)
-            a.src[j] = x.dim[j] == 1 ? -1 : j;
-        return a;
-    }
-    switch (n->op) {
-    case OP_BROADCAST:
-        for (int i = 0; i < s.rank; i++)
-            if (n->axes[i] >= 0 && x.dim[n->axes[i]] != 1) {
-                a.src[n->axes[i]] = an.src[i];
-                a.off[n->axes[i]] = an.off[i];
-            }
-        break;
-    case OP_TRANSPOSE:
-    case OP_PERMUTE:
-        for (int i = 0; i < s.rank; i++) {
-            a.src[n->axes[i]] = an.src[i];
-            a.off[n->axes[i]] = an.off[i];
-        }
-        break;
-    case OP_SLICE: /* axis k of the input starts axes[k] further in */
-        for (int j = 0; j < x.rank; j++) {
-            a.src[j] = an.src[j];
-            a.off[j] = an.off[j] + n->axes[j];
-        }
-        break;
-    default: /* elementwise: NumPy broadcasting, aligned right */
-        for (int j = 0; j < x.rank; j++)
-            if (x.dim[j] != 1) {
-                a.src[j] = an.src[s.rank - x.rank + j];
-                a.off[j] = an.off[s.rank - x.rank + j];
-            }
-    }
+    op_info[n->op].reads(n, ir_at(g, n->in[k])->shape, &an, &a);
     return a;
 }
 

@@ -76,7 +76,7 @@ void put_printable(FILE *to, const char *s, size_t len);
 
 /* ---- language.c ---- */
 /* The model language's functions, for an environment. */
-extern const luaL_Reg model_language[];
+void open_model_language(lua_State *L); /* into the table on top */
 void make_tensor_metatable(lua_State *L);
 bool is_tensor(lua_State *L, int idx);
 int tensor_id(lua_State *L, int idx);

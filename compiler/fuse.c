@@ -186,17 +186,6 @@ static void share_loops(Graph *g, Fusion *f, const bool *must_store, int *inputs
     free(part);
 }
 
-static bool reads_arrays(int op)
-{
-    static const int ops[] = {OP_EMBEDDING, OP_EMBEDDING_GRAD, OP_CAUSAL,   OP_IM2COL,
-                              OP_COL2IM,    OP_MAX_POOL,       OP_MAX_POOL_GRAD, OP_SHIFT,
-                              OP_PAD_ADD,   OP_ARGMAX};
-    for (size_t i = 0; i < sizeof ops / sizeof *ops; i++)
-        if (ops[i] == op)
-            return true;
-    return false;
-}
-
 Fusion fuse(Graph *g)
 {
     Fusion f;
@@ -222,11 +211,10 @@ Fusion fuse(Graph *g)
         f.group[i] = -1;
         for (int k = 0; k < n->n_in; k++) {
             uses[n->in[k]]++;
-            /* A product needs arrays; an alias is its input's array; and
-             * these row kernels read their inputs as arrays too (a constant
-             * there, a gradient folded to one, is filled in first). */
-            if (op_info[n->op].kind == GEMM || op_info[n->op].kind == ALIAS ||
-                reads_arrays(n->op))
+            /* Products, aliases (a reshape is its input's array) and some
+             * row kernels read their inputs as arrays (ops.def): a constant
+             * there, a gradient folded to one, is filled in first. */
+            if (op_info[n->op].reads == read_arrays)
                 root[n->in[k]] = true;
         }
     }

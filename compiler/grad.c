@@ -44,8 +44,6 @@ void grad(Graph *g)
             int x = n.in[k];
             if (!needs[x])
                 continue;
-            if (!op_info[n.op].grad)
-                die("%s has no gradient rule", op_info[n.op].name);
             int d = op_info[n.op].grad(g, i, adj[i], k);
             if (!shape_eq(ir_at(g, d)->shape, ir_at(g, x)->shape))
                 die("the gradient %s gives its input %d has the wrong shape", op_info[n.op].name, k);

@@ -226,16 +226,26 @@ bool shape_eq(Shape a, Shape b);
 void shape_str(char *out, size_t n, Shape s);
 const char *ir_source_line(const Graph *g, SrcLoc loc);
 
-/* ---- ops.c: the op table ---- */
+/* ---- ops.def and ops/: the op table ---- */
 
 typedef enum { LEAF, ELEM, VIEW, REDUCE, PLACE, ALIAS, GEMM, ROWS } OpKind;
+/* How a model calls an op by name (ops.def's lua column). */
+typedef enum { LUA_NONE, LUA_FUNCTION, LUA_METHOD } LuaBinding;
 
 enum {
-#define OP(e, name, arity, kind, shape, grad, emit) OP_##e,
+#define OP(e, ...) OP_##e,
 #include "ops.def"
 #undef OP
     N_OPS
 };
+
+/* How a node's elements are reached from a loop nest's indices: along
+ * its axis k, index src[k]'s loop variable (or 0 when src[k] is -1) plus
+ * off[k] (a slice's start, a pad's margin). */
+typedef struct {
+    int src[MAX_RANK];
+    long off[MAX_RANK];
+} Access;
 
 /* What an emitter is handed for its output and each input: for ELEM and
  * VIEW, an expression for one element; for GEMM and ROWS, a buffer name
@@ -260,18 +270,30 @@ typedef struct {
     bool kernel;              /* a product's output: by runtime/gemm.c (--tune) */
 } Operand;
 
+/* The rules a row names. shape: fills n->shape and n->dtype; returns NULL
+ * or what is wrong. grad: the gradient reaching input k of `node`, from
+ * the output's `dy`. emit: writes the op's C. reads: how input x of n is
+ * read (in, given all -1 and 0) when n is read through out. */
+typedef const char *ShapeRule(Graph *g, Node *n, char *err, size_t errlen);
+typedef int GradRule(Graph *g, int node, int dy, int k);
+typedef void EmitRule(Buf *b, const Node *n, const Operand *out, const Operand *in);
+typedef void ReadRule(const Node *n, Shape x, const Access *out, Access *in);
+
 typedef struct {
     const char *name;
     int arity;
     OpKind kind;
-    /* Fills n->shape and n->dtype; returns NULL or what is wrong. */
-    const char *(*shape)(Graph *g, Node *n, char *err, size_t errlen);
-    /* The gradient reaching input k of `node`, from the output's `dy`. */
-    int (*grad)(Graph *g, int node, int dy, int k);
-    void (*emit)(Buf *b, const Node *n, const Operand *out, const Operand *in);
+    LuaBinding lua;
+    double (*number)(double); /* MATH(f): f, for a plain number */
+    ReadRule *reads;
+    ShapeRule *shape;
+    GradRule *grad;
+    EmitRule *emit;
 } OpInfo;
 
 extern const OpInfo op_info[N_OPS];
+/* The reads of an op whose emitter takes its inputs as arrays only. */
+ReadRule read_arrays;
 /* Whether a loop of `outer` iterations over `size` elements in all is
  * split across threads (RT_PARALLEL_FOR): below 256k elements, waking the
  * sleeping threads costs more than they save (at 2 threads the LSTM and

@@ -204,39 +204,6 @@ static int l_sub(lua_State *L) { return binary(L, OP_SUB); }
 static int l_mul(lua_State *L) { return binary(L, OP_MUL); }
 static int l_div(lua_State *L) { return binary(L, OP_DIV); }
 static int l_neg(lua_State *L) { return unary(L, OP_NEG); }
-static int l_sigmoid(lua_State *L) { return unary(L, OP_SIGMOID); }
-static int l_relu(lua_State *L) { return unary(L, OP_RELU); }
-
-/* exp, log and tanh also take plain numbers, so they can replace math's. */
-static int math_or_op(lua_State *L, int op, double (*f)(double))
-{
-    if (lua_type(L, 1) == LUA_TNUMBER) {
-        lua_pushnumber(L, f(lua_tonumber(L, 1)));
-        return 1;
-    }
-    return unary(L, op);
-}
-
-static int l_exp(lua_State *L) { return math_or_op(L, OP_EXP, exp); }
-static int l_sqrt(lua_State *L) { return math_or_op(L, OP_SQRT, sqrt); }
-static int l_abs(lua_State *L) { return math_or_op(L, OP_ABS, fabs); }
-static int l_rsqrt(lua_State *L) { return unary(L, OP_RSQRT); }
-static int l_sign(lua_State *L) { return unary(L, OP_SIGN); }
-static int l_softplus(lua_State *L) { return unary(L, OP_SOFTPLUS); }
-static int l_maximum(lua_State *L) { return binary(L, OP_MAXIMUM); }
-static int l_minimum(lua_State *L) { return binary(L, OP_MINIMUM); }
-static int l_gt(lua_State *L) { return binary(L, OP_GT); }
-static int l_ge(lua_State *L) { return binary(L, OP_GE); }
-static int l_lt(lua_State *L) { return binary(L, OP_LT); }
-static int l_le(lua_State *L) { return binary(L, OP_LE); }
-static int l_eq(lua_State *L) { return binary(L, OP_EQ); }
-static int l_ne(lua_State *L) { return binary(L, OP_NE); }
-
-static int l_where(lua_State *L)
-{
-    int m = tensor_arg(L, 1, "where"), a = tensor_arg(L, 2, "where"), b = tensor_arg(L, 3, "where");
-    return push_tensor(L, make(L, (Node){.op = OP_WHERE, .n_in = 3, .in = {m, a, b}}));
-}
 
 static int l_leaky_relu(lua_State *L)
 {
@@ -272,8 +239,6 @@ static int l_gelu(lua_State *L)
     int sum = op2(L, OP_ADD, one, t);
     return push_tensor(L, op2(L, OP_MUL, hx, sum));
 }
-static int l_log(lua_State *L) { return math_or_op(L, OP_LOG, log); }
-static int l_tanh(lua_State *L) { return math_or_op(L, OP_TANH, tanh); }
 
 static int l_pow(lua_State *L)
 {
@@ -1035,81 +1000,6 @@ static int l_tostring(lua_State *L)
     return 1;
 }
 
-static const luaL_Reg methods[] = {
-    {"matmul", l_matmul},
-    {"t", l_transpose},
-    {"transpose", l_transpose},
-    {"sum", l_sum},
-    {"mean", l_mean},
-    {"exp", l_exp},
-    {"log", l_log},
-    {"tanh", l_tanh},
-    {"sigmoid", l_sigmoid},
-    {"relu", l_relu},
-    {"pow", l_pow},
-    {"sqrt", l_sqrt},
-    {"rsqrt", l_rsqrt},
-    {"abs", l_abs},
-    {"sign", l_sign},
-    {"softplus", l_softplus},
-    {"leaky_relu", l_leaky_relu},
-    {"gelu", l_gelu},
-    {"maximum", l_maximum},
-    {"minimum", l_minimum},
-    {"clamp", l_clamp},
-    {"max", l_max},
-    {"min", l_min},
-    {"argmax", l_argmax},
-    {"logsumexp", l_logsumexp},
-    {"variance", l_variance},
-    {"reshape", l_reshape},
-    {"view", l_reshape},
-    {"flatten", l_flatten},
-    {"permute", l_permute},
-    {"slice", l_slice},
-    {"pad", l_pad},
-    {"expand_dims", l_expand_dims},
-    {"squeeze", l_squeeze},
-    {"broadcast_to", l_broadcast_to},
-    {"softmax", l_softmax},
-    {"log_softmax", l_log_softmax},
-    {NULL, NULL},
-};
-
-static int l_index(lua_State *L)
-{
-    const Node *n = node_of(L, *(int *)luaL_checkudata(L, 1, TENSOR));
-    const char *key = luaL_checkstring(L, 2);
-    if (!strcmp(key, "shape")) {
-        lua_createtable(L, n->shape.rank, 0);
-        for (int i = 0; i < n->shape.rank; i++) {
-            lua_pushinteger(L, n->shape.dim[i]);
-            lua_rawseti(L, -2, i + 1);
-        }
-        return 1;
-    }
-    for (const luaL_Reg *m = methods; m->name; m++)
-        if (!strcmp(m->name, key)) {
-            lua_pushcfunction(L, m->func);
-            return 1;
-        }
-    return luaL_error(L, "tensors have no field or method '%s'", key);
-}
-
-void make_tensor_metatable(lua_State *L)
-{
-    static const luaL_Reg meta[] = {
-        {"__add", l_add},     {"__sub", l_sub},           {"__mul", l_mul},
-        {"__div", l_div},     {"__unm", l_neg},           {"__pow", l_pow},
-        {"__index", l_index}, {"__tostring", l_tostring}, {NULL, NULL},
-    };
-    luaL_newmetatable(L, TENSOR);
-    luaL_setfuncs(L, meta, 0);
-    lua_pushliteral(L, "locked");
-    lua_setfield(L, -2, "__metatable");
-    lua_pop(L, 1);
-}
-
 /* ---- inputs and parameters ---- */
 
 static const char *name_arg(lua_State *L, const char *what)
@@ -1223,73 +1113,134 @@ static int l_param(lua_State *L)
     return push_tensor(L, id);
 }
 
-const luaL_Reg model_language[] = {
-    {"input", l_input},
-    {"param", l_param},
-    {"randn", l_randn},
-    {"uniform", l_uniform},
-    {"zeros", l_zeros},
-    {"ones", l_ones},
-    {"matmul", l_matmul},
-    {"transpose", l_transpose},
-    {"sum", l_sum},
-    {"mean", l_mean},
-    {"exp", l_exp},
-    {"log", l_log},
-    {"tanh", l_tanh},
-    {"sigmoid", l_sigmoid},
-    {"relu", l_relu},
-    {"pow", l_pow},
-    {"hinge_loss", l_hinge},
-    {"cross_entropy", l_xent},
-    {"sqrt", l_sqrt},
-    {"rsqrt", l_rsqrt},
-    {"abs", l_abs},
-    {"sign", l_sign},
-    {"softplus", l_softplus},
-    {"leaky_relu", l_leaky_relu},
-    {"gelu", l_gelu},
-    {"maximum", l_maximum},
-    {"minimum", l_minimum},
-    {"clamp", l_clamp},
-    {"where", l_where},
-    {"gt", l_gt},
-    {"ge", l_ge},
-    {"lt", l_lt},
-    {"le", l_le},
-    {"eq", l_eq},
-    {"ne", l_ne},
-    {"max", l_max},
-    {"min", l_min},
-    {"argmax", l_argmax},
-    {"logsumexp", l_logsumexp},
-    {"variance", l_variance},
-    {"reshape", l_reshape},
-    {"flatten", l_flatten},
-    {"permute", l_permute},
-    {"slice", l_slice},
-    {"pad", l_pad},
-    {"concat", l_concat},
-    {"stack", l_stack},
-    {"expand_dims", l_expand_dims},
-    {"squeeze", l_squeeze},
-    {"broadcast_to", l_broadcast_to},
-    {"one_hot", l_one_hot},
-    {"softmax", l_softmax},
-    {"log_softmax", l_log_softmax},
-    {"mse", l_mse},
-    {"bce_with_logits", l_bce_with_logits},
-    {"l2", l_l2},
-    {"params", l_params},
-    {"conv2d", l_conv2d},
-    {"max_pool2d", l_max_pool2d},
-    {"avg_pool2d", l_avg_pool2d},
-    {"global_avg_pool", l_global_avg_pool},
-    {"embedding", l_embedding},
-    {"causal_mask", l_causal_mask},
-    {"layer_norm", l_layer_norm},
-    {"batch_norm", l_batch_norm},
-    {"random_shift", l_random_shift},
-    {"dropout", l_dropout},
-    {NULL, NULL},
+/* The bindings written by hand: the ops that take options, and the
+ * composites. The plain ops are bound from their ops.def rows. */
+static const struct {
+    const char *name;
+    lua_CFunction fn;
+    LuaBinding as;
+} bindings[] = {
+    {"input", l_input, LUA_FUNCTION},
+    {"param", l_param, LUA_FUNCTION},
+    {"randn", l_randn, LUA_FUNCTION},
+    {"uniform", l_uniform, LUA_FUNCTION},
+    {"zeros", l_zeros, LUA_FUNCTION},
+    {"ones", l_ones, LUA_FUNCTION},
+    {"matmul", l_matmul, LUA_METHOD},
+    {"transpose", l_transpose, LUA_METHOD},
+    {"sum", l_sum, LUA_METHOD},
+    {"mean", l_mean, LUA_METHOD},
+    {"pow", l_pow, LUA_METHOD},
+    {"hinge_loss", l_hinge, LUA_FUNCTION},
+    {"cross_entropy", l_xent, LUA_FUNCTION},
+    {"leaky_relu", l_leaky_relu, LUA_METHOD},
+    {"gelu", l_gelu, LUA_METHOD},
+    {"clamp", l_clamp, LUA_METHOD},
+    {"max", l_max, LUA_METHOD},
+    {"min", l_min, LUA_METHOD},
+    {"argmax", l_argmax, LUA_METHOD},
+    {"logsumexp", l_logsumexp, LUA_METHOD},
+    {"variance", l_variance, LUA_METHOD},
+    {"reshape", l_reshape, LUA_METHOD},
+    {"flatten", l_flatten, LUA_METHOD},
+    {"permute", l_permute, LUA_METHOD},
+    {"slice", l_slice, LUA_METHOD},
+    {"pad", l_pad, LUA_METHOD},
+    {"concat", l_concat, LUA_FUNCTION},
+    {"stack", l_stack, LUA_FUNCTION},
+    {"expand_dims", l_expand_dims, LUA_METHOD},
+    {"squeeze", l_squeeze, LUA_METHOD},
+    {"broadcast_to", l_broadcast_to, LUA_METHOD},
+    {"one_hot", l_one_hot, LUA_FUNCTION},
+    {"softmax", l_softmax, LUA_METHOD},
+    {"log_softmax", l_log_softmax, LUA_METHOD},
+    {"mse", l_mse, LUA_FUNCTION},
+    {"bce_with_logits", l_bce_with_logits, LUA_FUNCTION},
+    {"l2", l_l2, LUA_FUNCTION},
+    {"params", l_params, LUA_FUNCTION},
+    {"conv2d", l_conv2d, LUA_FUNCTION},
+    {"max_pool2d", l_max_pool2d, LUA_FUNCTION},
+    {"avg_pool2d", l_avg_pool2d, LUA_FUNCTION},
+    {"global_avg_pool", l_global_avg_pool, LUA_FUNCTION},
+    {"embedding", l_embedding, LUA_FUNCTION},
+    {"causal_mask", l_causal_mask, LUA_FUNCTION},
+    {"layer_norm", l_layer_norm, LUA_FUNCTION},
+    {"batch_norm", l_batch_norm, LUA_FUNCTION},
+    {"random_shift", l_random_shift, LUA_FUNCTION},
+    {"dropout", l_dropout, LUA_FUNCTION},
 };
+
+/* An op bound from its row: arity tensors or numbers. A MATH op given a
+ * plain number gives its math function of it, so it can stand in for
+ * math's. */
+static int l_op(lua_State *L)
+{
+    const OpInfo *info = &op_info[lua_tointeger(L, lua_upvalueindex(1))];
+    if (info->number && lua_type(L, 1) == LUA_TNUMBER) {
+        lua_pushnumber(L, info->number(lua_tonumber(L, 1)));
+        return 1;
+    }
+    Node n = {.op = (int)(info - op_info), .n_in = info->arity};
+    for (int k = 0; k < info->arity; k++)
+        n.in[k] = tensor_arg(L, k + 1, info->name);
+    return push_tensor(L, make(L, n));
+}
+
+/* Sets the model language's functions (as = LUA_FUNCTION) or its tensor
+ * methods (LUA_METHOD) into the table on top of the stack. */
+static void set_bindings(lua_State *L, LuaBinding as)
+{
+    for (size_t i = 0; i < sizeof bindings / sizeof *bindings; i++)
+        if (bindings[i].as >= as) {
+            lua_pushcfunction(L, bindings[i].fn);
+            lua_setfield(L, -2, bindings[i].name);
+        }
+    for (int op = 0; op < N_OPS; op++)
+        if (op_info[op].lua >= as && op_info[op].lua != LUA_NONE) {
+            lua_pushinteger(L, op);
+            lua_pushcclosure(L, l_op, 1);
+            lua_setfield(L, -2, op_info[op].name);
+        }
+}
+
+void open_model_language(lua_State *L) { set_bindings(L, LUA_FUNCTION); }
+
+/* A tensor's fields: its shape, and the methods (an upvalue: a table the
+ * model cannot reach). */
+static int l_index(lua_State *L)
+{
+    const Node *n = node_of(L, *(int *)luaL_checkudata(L, 1, TENSOR));
+    const char *key = luaL_checkstring(L, 2);
+    if (!strcmp(key, "shape")) {
+        lua_createtable(L, n->shape.rank, 0);
+        for (int i = 0; i < n->shape.rank; i++) {
+            lua_pushinteger(L, n->shape.dim[i]);
+            lua_rawseti(L, -2, i + 1);
+        }
+        return 1;
+    }
+    if (lua_getfield(L, lua_upvalueindex(1), key) == LUA_TFUNCTION)
+        return 1;
+    return luaL_error(L, "tensors have no field or method '%s'", key);
+}
+
+void make_tensor_metatable(lua_State *L)
+{
+    static const luaL_Reg meta[] = {
+        {"__add", l_add}, {"__sub", l_sub}, {"__mul", l_mul},           {"__div", l_div},
+        {"__unm", l_neg}, {"__pow", l_pow}, {"__tostring", l_tostring}, {NULL, NULL},
+    };
+    luaL_newmetatable(L, TENSOR);
+    luaL_setfuncs(L, meta, 0);
+    lua_newtable(L);
+    set_bindings(L, LUA_METHOD);
+    lua_getfield(L, -1, "transpose"); /* x:t(), and x:view() as in Torch */
+    lua_setfield(L, -2, "t");
+    lua_getfield(L, -1, "reshape");
+    lua_setfield(L, -2, "view");
+    lua_pushcclosure(L, l_index, 1);
+    lua_setfield(L, -2, "__index");
+    lua_pushliteral(L, "locked");
+    lua_setfield(L, -2, "__metatable");
+    lua_pop(L, 1);
+}

@@ -167,7 +167,7 @@ static void push_env(lua_State *L)
         {NULL, NULL},
     };
     sandbox_library(L);
-    luaL_setfuncs(L, model_language, 0);
+    open_model_language(L);
     luaL_setfuncs(L, model_files, 0);
     for (int k = 0; k < N_OPTIMS; k++) {
         lua_pushinteger(L, k);

@@ -58,7 +58,7 @@ static const int swap_heads[4] = {0, 2, 1, 3}, heads_t[4] = {0, 2, 3, 1}, rows_t
 
 /* How a permute of an attention's rows gives a product its heads: 0 as
  * they are, 1 transposed, -1 neither. Products of heads read them in
- * place with the rows' stride (ops.c), where the permute would copy them. */
+ * place with the rows' stride (ops/products.c), where the permute would copy them. */
 static int heads_of(const Node *x)
 {
     if (x->op != OP_PERMUTE || x->shape.rank != 4)
@@ -88,7 +88,7 @@ static bool scaled(Graph *h, const Node *n, int *x, double *c)
 }
 
 /* Whether n is a softmax that sees each row's columns up to the row's
- * place (value 1): see emit_softmax in ops.c. */
+ * place (value 1): see emit_softmax in ops/nn.c. */
 static bool is_causal_softmax(const Node *n) { return n->op == OP_SOFTMAX && n->value == 1; }
 
 /* A product added to a sum, a + b c, as one product accumulating into the
