@@ -242,6 +242,14 @@ static const Case cases[] = {
      "local R = input(\"R\", {4, 3})\n"
      "local a = param(\"a\", {4, 3}, randn())\n"
      "local loss = sum(softplus(a * 3) * R)\n"},
+    {"silu", "silu(x) and x:silu()",
+     "local R = input(\"R\", {4, 3})\n"
+     "local a = param(\"a\", {4, 3}, randn())\n"
+     "local loss = sum(silu(a * 3) * R) + sum(a:silu() * R)\n"},
+    {"log1p", "log1p(x), x in [-0.5, 2], and of a number",
+     "local R = input(\"R\", {4, 3})\n"
+     "local w = param(\"w\", {4, 3}, uniform(-0.5, 2))\n"
+     "local loss = sum(log1p(w) * R) * log1p(1e-3) * 1000\n"},
     {"leaky_relu", "leaky_relu with alpha 0.1",
      "local R = input(\"R\", {4, 3})\n"
      "local a = param(\"a\", {4, 3}, randn())\n"

@@ -296,6 +296,35 @@ void emit_softplus(Buf *b, const Node *n, const Operand *out, const Operand *in)
     buf_printf(b, "%s > REAL_C(0.0) ? %s + r_log1p(r_exp(-%s)) : r_log1p(r_exp(%s))", x, x, x, x);
 }
 
+/* silu(x) = x sigmoid(x): with s = sigmoid(x), dx = dy (s + y (1 - s)) */
+int grad_silu(Graph *g, int node, int dy, int k)
+{
+    (void)k;
+    int s = ir_unary(g, OP_SIGMOID, in_(g, node, 0)), one = ir_const(g, 1, (Shape){0});
+    int slope = ir_binary(g, OP_ADD, s, ir_binary(g, OP_MUL, node, ir_binary(g, OP_SUB, one, s)));
+    return ir_binary(g, OP_MUL, dy, slope);
+}
+
+void emit_silu(Buf *b, const Node *n, const Operand *out, const Operand *in)
+{
+    (void)n, (void)out;
+    buf_printf(b, "%s / (REAL_C(1.0) + r_exp(-%s))", in[0].text, in[0].text);
+}
+
+/* log1p(x) = log(1 + x), exact near 0: dx = dy / (1 + x) */
+int grad_log1p(Graph *g, int node, int dy, int k)
+{
+    (void)k;
+    int one = ir_const(g, 1, (Shape){0});
+    return ir_binary(g, OP_DIV, dy, ir_binary(g, OP_ADD, one, in_(g, node, 0)));
+}
+
+void emit_log1p(Buf *b, const Node *n, const Operand *out, const Operand *in)
+{
+    (void)n, (void)out;
+    buf_printf(b, "r_log1p(%s)", in[0].text);
+}
+
 /* leaky_relu(x) = x for x > 0, else alpha x: dx = dy (alpha + (1 - alpha) step(x)) */
 int grad_leaky_relu(Graph *g, int node, int dy, int k)
 {
