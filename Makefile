@@ -26,7 +26,7 @@ MODELS   := $(basename $(notdir $(wildcard models/*.lua)))
 COMPILER := $(filter-out compiler/main.c,$(wildcard compiler/*.c)) $(wildcard compiler/ops/*.c)
 RUNTIME  := $(wildcard runtime/*.c)
 PROGRAMS := $(foreach m,$(MODELS),$(BUILD)/$(m)_train $(BUILD)/$(m)_gradcheck $(BUILD)/$(m)_predict)
-SUITES   := runtime readers compiler ops models optim cli
+SUITES   := runtime numerics data checkpoint readers compiler ops models optim cli
 OPTIMS   := sgd momentum nesterov adam adamw rmsprop
 
 .PHONY: all deps test-deps demo plot zoo test check-suites generate golden pictures install clean
@@ -148,7 +148,9 @@ TEST_DEFS = -DBUILD_DIR='"$(BUILD)"' -DGRADC_BIN='"$(BUILD)/gradc"' -DRT_LIB='"$
             -DTEST_CC='"$(CC) $(CFLAGS) $(BLAS_CFLAGS)"' -DTEST_LIBS='"$(LDFLAGS) $(RT_LIBS) -lm"' \
             -DTEST_SAN='"$(SAN)"'
 
-$(BUILD)/test_runtime: tests/test_runtime.c $(BUILD)/libgradc_rt.a | test-deps
+# The runtime's suites, split by what they test, share tests/runtime_models.h.
+RT_SUITES := runtime numerics data checkpoint
+$(RT_SUITES:%=$(BUILD)/test_%): $(BUILD)/test_%: tests/test_%.c tests/runtime_models.h $(BUILD)/libgradc_rt.a | test-deps
 	$(CC) $(CFLAGS) $(BLAS_CFLAGS) -Iruntime $< $(BUILD)/libgradc_rt.a $(LDFLAGS) $(CHECK_FLAGS) $(RT_LIBS) -lm -o $@
 $(BUILD)/test_readers: tests/test_readers.c $(BUILD)/libgradc_rt.a | test-deps
 	$(CC) $(CFLAGS) $(BLAS_CFLAGS) -Iruntime $< $(BUILD)/libgradc_rt.a $(LDFLAGS) $(CHECK_FLAGS) $(RT_LIBS) -lm -o $@

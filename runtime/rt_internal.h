@@ -1,6 +1,6 @@
 /*
  * rt_internal.h: what the runtime's .c files share with each other (and with
- * tests/test_runtime.c), but generated code never sees.
+ * tests/test_numerics.c and tests/test_data.c), but generated code never sees.
  *
  * One section per .c file, each listing only what that file exports. Names
  * carry the rt_ prefix because they are linked into every generated program
