@@ -186,7 +186,9 @@ test: test-deps
 	@$(MAKE) --no-print-directory check-suites BUILD=build/san OPT=-O1 \
 	    SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
 
-# ---- install: relocatable; gradc finds its runtime beside itself ----
+# ---- install: relocatable ----
+# gradc finds its runtime beside itself, and gradc.pc takes its prefix from
+# where it lies (scripts/gradc.pc.in), so an installed tree may be moved.
 PREFIX ?= /usr/local
 HEADERS := runtime/rt.h runtime/rt_model.h runtime/rt_real.h runtime/rt_read.h
 install: $(BUILD)/gradc $(BUILD)/libgradc_rt.a
@@ -196,7 +198,7 @@ install: $(BUILD)/gradc $(BUILD)/libgradc_rt.a
 	install -m 644 $(BUILD)/libgradc_rt.a $(DESTDIR)$(PREFIX)/lib/libgradc_rt.a
 	install -m 644 $(HEADERS) $(DESTDIR)$(PREFIX)/include/gradc/
 	install -m 644 models/lib/*.lua $(DESTDIR)$(PREFIX)/share/gradc/lib/
-	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(shell $(BUILD)/gradc --version | cut -d" " -f2)|' \
+	sed -e 's|@VERSION@|$(shell $(BUILD)/gradc --version | cut -d" " -f2)|' \
 	    scripts/gradc.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/gradc.pc
 
 clean:

@@ -562,12 +562,16 @@ START_TEST(check_prints_one_table)
 END_TEST
 
 /* make install gives a tree that builds models on its own, from anywhere,
- * with the modules it installed. */
+ * with the modules it installed, and still does once moved: gradc finds
+ * its runtime beside itself, and gradc.pc its prefix from where it lies. */
 START_TEST(installed_tree_builds_models)
 {
     char *dir = make_tmpdir(), cmd[2048], *out;
-    snprintf(cmd, sizeof cmd, "make --no-print-directory -s install BUILD=%s PREFIX=%s/usr",
-             BUILD_DIR, dir);
+    /* installed in one place and then moved: everything below runs from
+     * where it was moved to */
+    snprintf(cmd, sizeof cmd,
+             "make --no-print-directory -s install BUILD=%s PREFIX=%s/first && mv %s/first %s/usr",
+             BUILD_DIR, dir, dir, dir);
     ck_assert_msg(run_cmd(cmd, &out) == 0, "%s", out);
     free(out);
     char model[600];
@@ -581,9 +585,13 @@ START_TEST(installed_tree_builds_models)
     ck_assert_msg(run_cmd(cmd, &out) == 0, "%s", out);
     ck_assert_ptr_nonnull(strstr(out, "fc_w [3,2]"));
     free(out);
-    snprintf(cmd, sizeof cmd, "PKG_CONFIG_PATH=%s/usr/lib/pkgconfig pkg-config --libs gradc", dir);
+    snprintf(cmd, sizeof cmd,
+             "PKG_CONFIG_PATH=%s/usr/lib/pkgconfig pkg-config --cflags --libs gradc", dir);
     ck_assert_int_eq(run_cmd(cmd, &out), 0);
-    ck_assert_ptr_nonnull(strstr(out, "-lgradc_rt"));
+    char moved[700];
+    snprintf(moved, sizeof moved, "-I%s/usr/", dir);
+    ck_assert_msg(strstr(out, moved) && strstr(out, "-lgradc_rt") && !strstr(out, "/first"),
+                  "gradc.pc does not name the moved tree: %s", out);
     free(out);
     /* and its flags build the generated C alone, as the README does (with
      * the sanitizers a sanitized runtime needs) */
