@@ -5,6 +5,7 @@
  */
 #include <dirent.h>
 #include <glob.h>
+#include <math.h>
 #include "test_util.h"
 
 START_TEST(help_and_version)
@@ -561,6 +562,75 @@ START_TEST(check_prints_one_table)
 }
 END_TEST
 
+/* docs/c-api.md's example program, the block of C that starts with its
+ * file's name, written to path: the tests build the page's own text, so
+ * the page cannot drift from what compiles. */
+static void write_c_api_example(const char *path)
+{
+    FILE *f = fopen("docs/c-api.md", "r");
+    ck_assert_ptr_nonnull(f);
+    char *text = malloc(1 << 20);
+    size_t n = fread(text, 1, (1 << 20) - 1, f);
+    fclose(f);
+    text[n] = 0;
+    char *from = strstr(text, "```c\n/* iris_by_hand.c:");
+    char *end = from ? strstr(from, "\n```\n") : NULL;
+    ck_assert_msg(from && end, "docs/c-api.md has no iris_by_hand.c");
+    end[1] = 0;
+    write_text(path, from + strlen("```c\n"));
+    free(text);
+}
+
+/* What the example prints must hold: the loss of zero weights over three
+ * classes is ln 3; d_W[0] agrees with the central difference (to 1e-3, as
+ * float rounding allows); the step lowered the loss; and loading the
+ * checkpoint of step 0 gave its loss back to the last digit. */
+static void check_c_api_example(const char *out)
+{
+    double loss, grad, diff, after;
+    char saved[64], loaded[64];
+    long step;
+    const char *at = strstr(out, "d_W[0]"), *at_saved = strstr(out, "\nsaved "),
+               *at_after = strstr(out, "after one step: "), *at_loaded = strstr(out, "\nloaded ");
+    ck_assert_msg(sscanf(out, "loss %lf", &loss) == 1 && at && at_saved && at_after && at_loaded,
+                  "%s", out);
+    ck_assert_int_eq(sscanf(at, "d_W[0] %lf central difference %lf", &grad, &diff), 2);
+    ck_assert_int_eq(sscanf(at_saved, " saved %*s at loss %63s", saved), 1);
+    ck_assert_int_eq(sscanf(at_after, "after one step: loss %lf", &after), 1);
+    ck_assert_int_eq(sscanf(at_loaded, " loaded %*s at step %ld: loss %63s", &step, loaded), 2);
+    ck_assert_msg(fabs(loss - log(3.0)) < 1e-6, "%s", out);
+    ck_assert_msg(grad != 0 && fabs(grad - diff) <= 1e-3 * fabs(diff), "%s", out);
+    ck_assert_msg(after < strtod(saved, NULL), "%s", out);
+    ck_assert_int_eq(step, 0);
+    ck_assert_str_eq(loaded, saved);
+}
+
+/* The C API's example compiles with -Wall -Wextra -Werror against the
+ * model and the runtime of the build tree, and does what it says; its
+ * checkpoint is one the trainer resumes from and predict reads. */
+START_TEST(c_api_example_runs)
+{
+    char *dir = make_tmpdir(), cmd[4096], path[600], *out;
+    snprintf(path, sizeof path, "%s/iris_by_hand.c", dir);
+    write_c_api_example(path);
+    snprintf(cmd, sizeof cmd,
+             TEST_CC " -Iruntime -Igenerated/iris %s generated/iris/iris.c " RT_LIB " " TEST_LIBS
+                     " -o %s/iris_by_hand && %s/iris_by_hand %s/iris.ckpt",
+             path, dir, dir, dir);
+    ck_assert_msg(run_cmd(cmd, &out) == 0, "%s", out);
+    check_c_api_example(out);
+    free(out);
+    snprintf(cmd, sizeof cmd,
+             "%s/iris_train --resume %s/iris.ckpt --steps 2 && "
+             "%s/iris_predict --checkpoint %s/iris.ckpt --data x=data/iris.csv --out %s/p.csv",
+             BUILD_DIR, dir, BUILD_DIR, dir, dir);
+    ck_assert_msg(run_cmd(cmd, &out) == 0, "%s", out);
+    ck_assert_msg(strstr(out, "resumed from") && strstr(out, "final loss"), "%s", out);
+    free(out);
+    remove_dir(dir);
+}
+END_TEST
+
 /* make install gives a tree that builds models on its own, from anywhere,
  * with the modules it installed, and still does once moved: gradc finds
  * its runtime beside itself, and gradc.pc its prefix from where it lies. */
@@ -601,6 +671,22 @@ START_TEST(installed_tree_builds_models)
              "2>&1 | head -5 && ./tiny_train --steps 2",
              dir, dir);
     ck_assert_msg(run_cmd(cmd, &out) == 0, "%s", out);
+    free(out);
+    /* and the C API's example, built as docs/c-api.md says */
+    char path[700];
+    snprintf(path, sizeof path, "%s/iris_by_hand.c", dir);
+    write_c_api_example(path);
+    snprintf(cmd, sizeof cmd,
+             "%s/usr/bin/gradc compile models/iris.lua -o %s/iris && "
+             "cc -std=c11 -O2 -Wall -Wextra -Werror " TEST_SAN " -I%s/iris %s %s/iris/iris.c "
+             "$(PKG_CONFIG_PATH=%s/usr/lib/pkgconfig pkg-config --cflags --libs gradc) "
+             "-o %s/iris_by_hand",
+             dir, dir, dir, path, dir, dir, dir);
+    ck_assert_msg(run_cmd(cmd, &out) == 0, "%s", out);
+    free(out);
+    snprintf(cmd, sizeof cmd, "%s/iris_by_hand %s/iris.ckpt", dir, dir);
+    ck_assert_int_eq(run_cmd(cmd, &out), 0);
+    check_c_api_example(out);
     free(out);
     remove_dir(dir);
 }
@@ -732,6 +818,7 @@ static Suite *cli_suite(void)
     tcase_add_test(t, same_seed_same_numbers);
     tcase_add_test(t, zoo_models_check_small);
     tcase_add_test(t, check_prints_one_table);
+    tcase_add_test(t, c_api_example_runs);
     tcase_add_test(t, installed_tree_builds_models);
     suite_add_tcase(s, t);
     return s;
