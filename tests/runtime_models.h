@@ -166,7 +166,7 @@ static char tmpdir[64];
 
 static inline void make_tmpdir(void)
 {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/test_runtime.XXXXXX");
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/gradc-rt-test.XXXXXX");
     ck_assert_ptr_nonnull(mkdtemp(tmpdir));
 }
 

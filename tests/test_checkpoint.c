@@ -822,7 +822,7 @@ static Suite *checkpoint_suite(void)
     tcase_add_test(tc, test_checkpoint_refusals);
     tcase_add_test(tc, test_checkpoint_save_errors);
     suite_add_tcase(s, tc);
-    tc = tcase_create("train");
+    tc = tcase_create("resume");
     tcase_add_test(tc, test_train_exact_resume);
     tcase_add_test(tc, test_train_resume_seed);
     tcase_add_test(tc, test_train_nan_stop);
