@@ -1,5 +1,5 @@
 /*
- * gradcheck.c: the gradient check, by DESIGN.md's one definition.
+ * gradcheck.c: the gradient check, by docs/design.md's one definition.
  *
  * Central differences in double with step h = 1e-5 * max(1, |p|), on 64
  * seeded elements per parameter (all with --all). Each perturbation is

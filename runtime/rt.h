@@ -72,7 +72,7 @@ int rt_npy_write(const char *path, rt_dtype dtype, int rank, const long *shape, 
                  char *err, size_t errlen);
 void rt_array_free(rt_array *a);
 
-/* Gradient check by DESIGN.md's definition. Prints one line per parameter
+/* Gradient check by docs/design.md's definition. Prints one line per parameter
  * and the closing `max relative error <v>` to out (unless NULL); returns
  * that maximum. The model must be the double build. */
 typedef struct {

@@ -3,12 +3,12 @@
  * linked twice, as float (NAME_model_f32) and as double (NAME_model_f64),
  * and each property loops over the table, so adding a model is one row:
  *
- *   gradcheck     rt_gradcheck of the double build is <= 1e-6 (DESIGN.md),
+ *   gradcheck     rt_gradcheck of the double build is <= 1e-6 (docs/design.md),
  *                 with at least one element of every parameter checked.
  *   train_step    in double, train_step(lr) leaves p - lr * grad(p) to
  *                 1e-12 and returns the loss loss_and_grad gave at p.
  *   float_double  10 float steps and 10 double steps from the same seed
- *                 agree on every loss to 1e-4 relative (DESIGN.md).
+ *                 agree on every loss to 1e-4 relative (docs/design.md).
  *   forward       in double, forward(batch) is finite, and forward(rows)
  *                 gives the same first rows: rows do not mix.
  *   no_allocation float steps on 1 and on 2 threads allocate nothing (not
@@ -114,7 +114,7 @@ static double *dup_doubles(const double *p, long n)
 
 /* ---- gradcheck ---- */
 
-/* rt_gradcheck by DESIGN.md's definition, <= 1e-6. A parameter whose every
+/* rt_gradcheck by docs/design.md's definition, <= 1e-6. A parameter whose every
  * checked element sat on a kink would count as error 0, so the per-parameter
  * lines are read back and each must have checked at least one element. */
 START_TEST(test_gradcheck)

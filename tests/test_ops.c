@@ -6,10 +6,10 @@
  * writes it to a fresh folder with `return model{...}` appended, runs
  * `gradc compile`, builds the double gradient check (with the suite's own
  * compiler flags, so -Werror and the sanitizers apply to the generated C
- * too), and runs it with --tol 1e-7: DESIGN.md's single-op threshold. The
+ * too), and runs it with --tol 1e-7: docs/design.md's single-op threshold. The
  * check must exit 0 and print `max relative error X` with X <= 1e-7.
  *
- * Single-op cases follow DESIGN.md: O(1) parameters and loss
+ * Single-op cases follow docs/design.md: O(1) parameters and loss
  * sum(out * R), R an input of out's shape. The check draws inputs from
  * N(0,1) with its seed and holds them fixed, so R is a fixed random
  * weighting and every element of out's gradient is distinct. Only
