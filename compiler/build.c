@@ -49,8 +49,10 @@ static bool find_runtime(Runtime *rt)
         if (exists(rt->lib) && exists(probe))
             return true;
     }
-    fprintf(stderr, "gradc: cannot find the gradc runtime beside %s: run `make` in the gradc tree, "
-                    "or `make install`\n", gradc_dir());
+    fprintf(stderr,
+            "gradc: cannot find the gradc runtime beside %s: run `make` in the gradc tree, "
+            "or `make install`\n",
+            gradc_dir());
     return false;
 }
 
@@ -149,13 +151,14 @@ bool runtime_found(void)
     return find_runtime(&rt);
 }
 
-int build_programs(const char *dir, const char *name, bool gradcheck_only, bool verbose)
+int build_programs(const char *dir, const char *name, Programs which, bool verbose)
 {
     Runtime rt;
     if (!find_runtime(&rt))
         return 1;
-    if (!gradcheck_only && (cc_program(&rt, dir, name, "train", "", false, verbose) ||
-                            cc_program(&rt, dir, name, "predict", "_infer", false, verbose)))
+    bool dbl = which == DOUBLE_PROGRAMS;
+    if (which != GRADCHECK_ONLY && (cc_program(&rt, dir, name, "train", "", dbl, verbose) ||
+                                    cc_program(&rt, dir, name, "predict", "_infer", dbl, verbose)))
         return 1;
     return cc_program(&rt, dir, name, "gradcheck", "", true, verbose);
 }
@@ -250,8 +253,9 @@ static int write_junit(const char *path, const CheckRow *rows, int n, double tol
     int failures = 0;
     for (int i = 0; i < n; i++)
         failures += !rows[i].pass;
-    fprintf(f, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-               "<testsuites>\n<testsuite name=\"gradc check\" tests=\"%d\" failures=\"%d\">\n",
+    fprintf(f,
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+            "<testsuites>\n<testsuite name=\"gradc check\" tests=\"%d\" failures=\"%d\">\n",
             n, failures);
     for (int i = 0; i < n; i++) {
         fprintf(f, "  <testcase classname=\"");
@@ -282,7 +286,8 @@ int check_models(const char **models, int n_models, int (*compile_to)(const char
         snprintf(exe, sizeof exe, "%s/%s_gradcheck", dir, name);
         snprintf(out, sizeof out, "%s/out.txt", dir);
         int got = 0;
-        if (compile_to(models[m], dir) == 0 && build_programs(dir, name, true, verbose) == 0) {
+        if (compile_to(models[m], dir) == 0 &&
+            build_programs(dir, name, GRADCHECK_ONLY, verbose) == 0) {
             char tol_s[40];
             snprintf(tol_s, sizeof tol_s, "%.17g", tol);
             const char *argv[] = {exe, "--tol", tol_s, NULL};

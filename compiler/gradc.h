@@ -445,7 +445,10 @@ int run_tune_program(const char *const *products, int n, const char *out, bool v
 /* Whether the runtime is beside gradc; if not, says how to make it. */
 bool runtime_found(void);
 /* Builds DIR/NAME_train, NAME_predict and NAME_gradcheck (or only the last). */
-int build_programs(const char *dir, const char *name, bool gradcheck_only, bool verbose);
+/* The trainer and predict program in float (or in double), and the
+ * gradient check (always double); or the gradient check only. */
+typedef enum { FLOAT_PROGRAMS, DOUBLE_PROGRAMS, GRADCHECK_ONLY } Programs;
+int build_programs(const char *dir, const char *name, Programs which, bool verbose);
 /* Compiles each model with compile_to(model, dir), builds and runs its
  * gradient check, prints one table; 0 if every parameter passed. */
 int check_models(const char **models, int n_models, int (*compile_to)(const char *, const char *),

@@ -14,8 +14,8 @@
 static const char usage[] =
     "usage: gradc compile MODEL.lua [-o DIR] [-D KEY=VALUE]... [--optimizer KIND]\n"
     "                                [--tune FILE]\n"
-    "       gradc build MODEL.lua [-o DIR] [-v] [-D KEY=VALUE]... [--optimizer KIND]\n"
-    "                              [--tune FILE]\n"
+    "       gradc build MODEL.lua [-o DIR] [-v] [--double] [-D KEY=VALUE]...\n"
+    "                              [--optimizer KIND] [--tune FILE]\n"
     "       gradc check MODEL.lua... [--tol X] [--junit FILE] [-v] [-D KEY=VALUE]...\n"
     "       gradc tune MODEL.lua [-o FILE] [-v] [-D KEY=VALUE]...\n"
     "       gradc print MODEL.lua [--after PASS | --stats | --memory] [-D KEY=VALUE]...\n"
@@ -29,7 +29,8 @@ static const char usage[] =
     "            the inference-only NAME_infer.c and NAME_predict.c, NAME being\n"
     "            the model file's name without .lua (DIR: .)\n"
     "  build     compile, then build DIR/NAME_train and NAME_predict (float) and\n"
-    "            NAME_gradcheck (double) with cc against the gradc runtime\n"
+    "            NAME_gradcheck (double) with cc against the gradc runtime;\n"
+    "            --double builds the trainer and predict in double too\n"
     "  check     build and run each model's gradient check; print one table and\n"
     "            exit 1 if any parameter's relative error is above --tol (1e-6)\n"
     "  tune      time each product every way that applies on this machine (the\n"
@@ -67,7 +68,7 @@ typedef struct {
     const char *models[256];
     int n_models;
     double tol;
-    bool backward, verbose, stats, memory;
+    bool backward, verbose, stats, memory, dbl;
     LoadOptions load;
 } Args;
 
@@ -128,6 +129,8 @@ static int parse_args(int argc, char **argv, Args *a)
             a->stats = true;
         } else if (!strcmp(s, "--memory")) {
             a->memory = true;
+        } else if (!strcmp(s, "--double")) {
+            a->dbl = true;
         } else if (!strcmp(s, "-v")) {
             a->verbose = true;
         } else if (!strncmp(s, "-D", 2) && s[2]) {
@@ -159,6 +162,8 @@ static int parse_args(int argc, char **argv, Args *a)
     if ((a->stats || a->memory) && (strcmp(a->command, "print") || a->after))
         return bad_usage("%s goes with gradc print, without --after",
                          a->stats ? "--stats" : "--memory");
+    if (a->dbl && strcmp(a->command, "build"))
+        return bad_usage("--double goes with gradc build%s", "");
     if (a->after && !find_pass(a->after)) {
         fprintf(stderr, "gradc: --after %s: the passes are %s (try gradc --help)\n", a->after,
                 pass_names());
@@ -245,7 +250,8 @@ int main(int argc, char **argv)
         /* Nothing is written for a build that cannot finish. */
         status = runtime_found() ? compile_to(a.models[0], dir) : 1;
         if (!status)
-            status = build_programs(dir, model_name(a.models[0]), false, a.verbose);
+            status = build_programs(dir, model_name(a.models[0]),
+                                    a.dbl ? DOUBLE_PROGRAMS : FLOAT_PROGRAMS, a.verbose);
     } else if (!strcmp(a.command, "tune")) {
         char out[1024];
         snprintf(out, sizeof out, "%s.tune", model_name(a.models[0]));

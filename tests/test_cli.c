@@ -194,6 +194,37 @@ START_TEST(output_folders_and_missing_runtime)
 }
 END_TEST
 
+/* gradc build --double builds a trainer in double: the parameters it
+ * exports are float64 where the float build's are float32; --double
+ * goes with build only. */
+START_TEST(double_build)
+{
+    char *dir = make_tmpdir(), cmd[2048], *out;
+    snprintf(cmd, sizeof cmd,
+             "%s build models/iris.lua -o %s --double && %s/iris_train --steps 2 --export %s/f8 && "
+             "%s/iris_train --steps 2 --export %s/f4",
+             GRADC_BIN, dir, dir, dir, BUILD_DIR, dir);
+    ck_assert_msg(run_cmd(cmd, &out) == 0, "%s", out);
+    free(out);
+    const char *kinds[] = {"f8", "f4"};
+    for (int k = 0; k < 2; k++) {
+        snprintf(cmd, sizeof cmd,
+                 "cat %s/%s/*.npy | head -c 64 | tr -c '[:print:]' .; echo; ls %s/%s | wc -l", dir,
+                 kinds[k], dir, kinds[k]);
+        ck_assert_int_eq(run_cmd(cmd, &out), 0);
+        char want[16];
+        snprintf(want, sizeof want, "'<%s'", kinds[k]);
+        ck_assert_msg(strstr(out, want) && strstr(out, "\n2\n"), "%s: %s", kinds[k], out);
+        free(out);
+    }
+    snprintf(cmd, sizeof cmd, "%s compile models/iris.lua -o %s --double", GRADC_BIN, dir);
+    ck_assert_int_eq(run_cmd(cmd, &out), 2);
+    ck_assert_msg(strstr(out, "--double goes with gradc build"), "%s", out);
+    free(out);
+    remove_dir(dir);
+}
+END_TEST
+
 /* A clone stands alone: nothing in the project points at the folder
  * beside its checkout that only its developers have (the pattern is cut
  * in two, so that this file does not match it). */
@@ -469,8 +500,9 @@ START_TEST(tune_times_and_applies)
     free(out);
     snprintf(path, sizeof path, "%s/copy.tune", dir);
     write_text(path, "# both copied\n 8 16 16 NT 1.0 0.5 - copy\n16 16 8 TN 1.0 0.5 - copy\n");
-    snprintf(cmd, sizeof cmd, "%s build models/norm_wx.lua --tune %s -o %s/b && %s/b/norm_wx_gradcheck",
-             GRADC_BIN, path, dir, dir);
+    snprintf(cmd, sizeof cmd,
+             "%s build models/norm_wx.lua --tune %s -o %s/b && %s/b/norm_wx_gradcheck", GRADC_BIN,
+             path, dir, dir);
     ck_assert_msg(run_cmd(cmd, &out) == 0, "%s", out);
     free(out);
     snprintf(cmd, sizeof cmd, "grep -c 'tuned_copy\\[j \\* ' %s/b/norm_wx.c", dir);
@@ -493,7 +525,8 @@ START_TEST(tune_times_and_applies)
     write_text(path, "local x = input(\"x\", {8, 24})\n"
                      "local w = param(\"w\", {24, 32}, randn())\n"
                      "return model { loss = sum(tanh(x:matmul(w))) }\n");
-    snprintf(cmd, sizeof cmd, "%s tune %s -o %s/p.tune && cat %s/p.tune", GRADC_BIN, path, dir, dir);
+    snprintf(cmd, sizeof cmd, "%s tune %s -o %s/p.tune && cat %s/p.tune", GRADC_BIN, path, dir,
+             dir);
     ck_assert_msg(run_cmd(cmd, &out) == 0, "%s", out);
     ck_assert_msg(strstr(out, "      8     32     24  NN "), "%s", out);
     free(out);
@@ -665,11 +698,12 @@ START_TEST(installed_tree_builds_models)
     free(out);
     /* and its flags build the generated C alone, as the README does (with
      * the sanitizers a sanitized runtime needs) */
-    snprintf(cmd, sizeof cmd,
-             "cd %s && cc -std=c11 -O2 " TEST_SAN " out/tiny_train.c out/tiny.c -Iout "
-             "$(PKG_CONFIG_PATH=%s/usr/lib/pkgconfig pkg-config --cflags --libs gradc) -o tiny_train "
-             "2>&1 | head -5 && ./tiny_train --steps 2",
-             dir, dir);
+    snprintf(
+        cmd, sizeof cmd,
+        "cd %s && cc -std=c11 -O2 " TEST_SAN " out/tiny_train.c out/tiny.c -Iout "
+        "$(PKG_CONFIG_PATH=%s/usr/lib/pkgconfig pkg-config --cflags --libs gradc) -o tiny_train "
+        "2>&1 | head -5 && ./tiny_train --steps 2",
+        dir, dir);
     ck_assert_msg(run_cmd(cmd, &out) == 0, "%s", out);
     free(out);
     /* and the C API's example, built as docs/c-api.md says */
@@ -756,7 +790,8 @@ START_TEST(same_seed_same_numbers)
     char cmd[1024], *a, *b, *c;
     const char *train = BUILD_DIR "/digits_train --data x=data/digits.csv.gz "
                                   "--data labels=data/digits.csv.gz --steps 60 --threads 1 --seed";
-    const char *no_time = "2>/dev/null | sed 's/  [0-9.e+-]* ms\\/step, the first [0-9.e+-]* ms$//'";
+    const char *no_time =
+        "2>/dev/null | sed 's/  [0-9.e+-]* ms\\/step, the first [0-9.e+-]* ms$//'";
     snprintf(cmd, sizeof cmd, "%s 7 %s", train, no_time);
     ck_assert_int_eq(run_cmd(cmd, &a), 0);
     ck_assert_int_eq(run_cmd(cmd, &b), 0);
@@ -803,6 +838,7 @@ static Suite *cli_suite(void)
     tcase_add_test(t, docs_stand_alone);
     tcase_add_test(t, params_of_a_module);
     tcase_add_test(t, output_folders_and_missing_runtime);
+    tcase_add_test(t, double_build);
     tcase_add_test(t, passes_match_golden_files);
     tcase_add_test(t, readme_quotes_the_generated_c);
     tcase_add_test(t, failed_compile_keeps_old_output);
