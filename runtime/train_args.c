@@ -53,16 +53,56 @@ static void kinds_of(char *out, size_t n, unsigned kinds)
             len += snprintf(out + len, n - len, "%s%s", len ? "/" : "", optimizer_names[k]);
 }
 
+/* Prints the usage line's items, wrapped at 80 columns under the first. */
+static void usage_line(const char *prog, const char *const *items, int n)
+{
+    int col = printf("usage: %s", prog), indent = col + 1;
+    for (int i = 0; i < n; i++) {
+        int len = (int)strlen(items[i]) + 3;
+        if (col + len > 80)
+            col = printf("\n%*s", indent - 1, "") - 1;
+        col += printf(" [%s]", items[i]);
+    }
+    printf("\n\n");
+}
+
 void train_usage(const rt_model *m, const char *prog)
 {
+    const char *items[40];
+    int n_items = 0;
+    static const char *const before[] = {"--steps N | --epochs N",
+                                         "--minutes M",
+                                         "--seed S",
+                                         "--threads N",
+                                         "--data NAME=FILE...",
+                                         "--label-column K",
+                                         "--no-shuffle",
+                                         "--val-split F | --val NAME=FILE...",
+                                         "--eval-every K",
+                                         "--print-every K",
+                                         "--log F.csv",
+                                         "--checkpoint F [--save-every K]",
+                                         "--resume F",
+                                         "--export DIR"};
+    static const char *const after[] = {
+        "--schedule S", "--step-every K", "--gamma G",
+        "--min-lr X",   "--warmup N",     "--sample N [--temperature X] [--prompt TEXT]",
+        "--help"};
+    char hyper[8][32];
+    for (size_t k = 0; k < sizeof before / sizeof *before; k++)
+        items[n_items++] = before[k];
+    for (size_t k = 0, h = 0; k < sizeof hyper_flags / sizeof *hyper_flags; k++)
+        if (hyper_flags[k].kinds & 1u << m->optimizer) {
+            snprintf(hyper[h], sizeof hyper[h], "%s X", hyper_flags[k].flag);
+            items[n_items++] = hyper[h++];
+        }
+    for (size_t k = 0; k < sizeof after / sizeof *after; k++)
+        items[n_items++] = after[k];
+    usage_line(prog, items, n_items);
+
     long n = 0;
     for (int k = 0; k < m->n_params; k++)
         n += m->params[k].size;
-    printf("usage: %s [--steps N | --epochs N] [--seed S] [--lr X] [--data NAME=FILE]...\n"
-           "       [--val-split F | --val NAME=FILE...] [--eval-every K] [--log F.csv]\n"
-           "       [--print-every K] [--threads N] [--checkpoint F [--save-every K]]\n"
-           "       [--resume F] [--export DIR]\n\n",
-           prog);
     printf("Trains model %s (%s), batch %d, with %s.\n", m->name, m->source ? m->source : "?",
            m->batch, optimizer_name(m->optimizer));
     printf("inputs (bind all of them with --data, or none for random data):\n");
@@ -77,51 +117,60 @@ void train_usage(const rt_model *m, const char *prog)
             printf(", labels in [0, %d)", t->classes);
         printf("\n");
     }
-    printf("parameters: %d tensors, %ld values\n\n", m->n_params, n);
-    printf("  --steps N          optimizer steps (default 100)\n"
+    printf("parameters: %d tensors, %ld values\n", m->n_params, n);
+    printf("\ntraining:\n"
+           "  --steps N          optimizer steps (default 100)\n"
            "  --epochs N         or N passes over the --data rows: N x minibatches steps\n"
-           "  --seed S           seed for parameters, shuffling and random inputs (default 1)\n"
+           "  --minutes M        stop after the step that passes M minutes, then evaluate\n"
+           "                     (alone, without --steps or --epochs: train until then)\n"
+           "  --seed S           seed for parameters, shuffling and random inputs\n"
+           "                     (default 1)\n"
+           "  --threads N        threads for products and large loops (default 1)\n"
+           "\ndata:\n"
            "  --data NAME=F      a file for input NAME (.npy, .csv[.gz], IDX), rows >= batch\n"
            "  --label-column K   a CSV's label column, from 1; negative counts from the end\n"
            "                     (default -1, the last)\n"
            "  --no-shuffle       minibatches in file order (default: shuffled each epoch)\n"
+           "Each epoch draws a fresh order of the training rows from the seed and the\n"
+           "epoch, and cuts it into floor(rows / batch) minibatches; the rows left over\n"
+           "at the end of that order (rows mod batch, different ones each epoch)\n"
+           "sit the epoch out.\n"
+           "\nevaluation:\n"
            "  --val-split F      validate on the last ceil(F x rows) rows of the --data\n"
            "                     files (0 < F < 1), and train on the others\n"
            "  --val NAME=F       or on separate files, one per input like --data (any rows)\n"
            "  --eval-every K     evaluate every K steps (default: after every epoch)\n"
+           "An evaluation prints `eval step N loss L accuracy A`: the mean loss over the\n"
+           "full validation minibatches, and for a classifier the fraction of all\n"
+           "validation rows whose highest output is the label.\n"
+           "\noutput:\n"
+           "  --print-every K    print the loss every K steps (default 10)\n"
            "  --log F.csv        a CSV row per evaluation, or per printed step without\n"
            "                     validation data: step,epoch,lr,train_loss,val_loss,\n"
            "                     val_accuracy,seconds\n"
-           "  --print-every K    print the loss every K steps (default 10)\n"
-           "  --threads N        threads for products and large loops (default 1)\n"
            "  --checkpoint F     save parameters and optimizer state to F at the end\n"
            "  --save-every K     and every K steps as well\n"
            "  --resume F         continue from checkpoint F (its step and seed) to --steps\n"
            "                     (or --epochs)\n"
            "  --export DIR       after training, write each parameter to DIR/NAME.npy\n"
-           "Ctrl-C saves a checkpoint (to --checkpoint F, else %s.ckpt) after the current step.\n"
-           "Minibatches: each epoch draws a fresh order of the training rows from the seed\n"
-           "and the epoch (--no-shuffle: file order), and cuts it into floor(rows / batch)\n"
-           "minibatches; the rows left over at the end of that order (rows mod batch,\n"
-           "different ones each epoch) sit the epoch out. An evaluation prints `eval step N loss L "
-           "accuracy A`: the mean\n"
-           "loss over the full validation minibatches, and for a classifier the fraction\n"
-           "of all validation rows whose highest output is the label.\n"
-           "optimizer %s (fixed when compiled: gradc compile --optimizer K changes it):\n",
+           "Ctrl-C saves a checkpoint (to --checkpoint F, else %s.ckpt) after the\n"
+           "current step.\n"
+           "\noptimizer %s (compiled in; gradc compile --optimizer K picks another):\n",
            m->name, optimizer_name(m->optimizer));
     for (size_t k = 0; k < sizeof hyper_flags / sizeof *hyper_flags; k++)
         if (hyper_flags[k].kinds & 1u << m->optimizer)
             printf("  %-18s (default %g)\n", hyper_flags[k].flag,
                    *(const double *)((const char *)&m->hyper + hyper_flags[k].offset));
-    printf("  --schedule S       constant, step or cosine (default constant)\n"
+    printf("\nlearning rate schedule:\n"
+           "  --schedule S       constant, step or cosine (default constant)\n"
            "  --step-every K     step: multiply the rate by --gamma every K steps\n"
            "  --gamma G          step: the factor (default 0.1)\n"
            "  --min-lr X         cosine: the rate it ends at (default 0)\n"
            "  --warmup N         ramp the rate up linearly over the first N steps\n"
-           "  --minutes M        stop after the step that passes M minutes, then evaluate\n"
-           "                     (alone, without --steps or --epochs: train until then)\n"
-           "  --sample N         after training, print N characters a character model\n"
-           "                     writes (--temperature X, 0.8; --prompt TEXT, a newline)\n");
+           "\ncharacter models:\n"
+           "  --sample N         after training, print N characters the model writes\n"
+           "  --temperature X    the sampling temperature (default 0.8)\n"
+           "  --prompt TEXT      what the sample starts from (default a newline)\n");
 }
 
 /* --data or --val NAME=FILE: 1 and the argument kept in list, or -1. */
@@ -327,4 +376,3 @@ int train_parse(const rt_model *m, rt_args *a, Opts *o)
     }
     return 0;
 }
-

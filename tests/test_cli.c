@@ -828,6 +828,57 @@ START_TEST(trainer_names_the_compile_flag)
 }
 END_TEST
 
+/* Whether text has flag as a whole word (not a prefix of a longer flag). */
+static int has_flag(const char *text, const char *start, size_t len)
+{
+    char flag[64];
+    snprintf(flag, sizeof flag, "%.*s", (int)len, start);
+    for (const char *p = text; (p = strstr(p, flag)); p += len) {
+        char next = p[len];
+        if (!(next == '-' || (next >= 'a' && next <= 'z')))
+            return 1;
+    }
+    return 0;
+}
+
+/* A trainer's --help fits 80 columns, and its usage line and its flag
+ * list name the same flags: for the three optimizers' flag sets. */
+START_TEST(trainer_help_is_tidy)
+{
+    static const char *const trainers[] = {"iris", "char_lstm", "gpt"};
+    for (size_t t = 0; t < sizeof trainers / sizeof *trainers; t++) {
+        char cmd[256], *out;
+        snprintf(cmd, sizeof cmd, BUILD_DIR "/%s_train --help", trainers[t]);
+        ck_assert_int_eq(run_cmd(cmd, &out), 0);
+        char *body = strstr(out, "\n\n");
+        ck_assert_ptr_nonnull(body);
+        *body++ = 0;
+        int flags = 0;
+        for (char *line = body; *line;) {
+            char *end = strchr(line, '\n');
+            size_t len = end ? (size_t)(end - line) : strlen(line);
+            ck_assert_msg(len <= 80, "%s: a line of %zu columns: %.*s", cmd, len, (int)len, line);
+            if (!strncmp(line, "  --", 4)) {
+                size_t flag = strcspn(line + 2, " ");
+                ck_assert_msg(has_flag(out, line + 2, flag), "%s: %.*s is not in the usage line",
+                              cmd, (int)flag, line + 2);
+                flags++;
+            }
+            line += len + (end != NULL);
+        }
+        for (const char *p = out; (p = strstr(p, "--")); p += 2) {
+            size_t flag = strspn(p, "-abcdefghijklmnopqrstuvwxyz0123456789");
+            char want[64];
+            snprintf(want, sizeof want, "\n  %.*s ", (int)flag, p);
+            ck_assert_msg(!strncmp(p, "--help", 6) || strstr(body, want),
+                          "%s: %.*s has no line under the headings", cmd, (int)flag, p);
+        }
+        ck_assert_int_ge(flags, 25);
+        free(out);
+    }
+}
+END_TEST
+
 static Suite *cli_suite(void)
 {
     Suite *s = suite_create("cli");
@@ -847,6 +898,7 @@ static Suite *cli_suite(void)
     tcase_add_test(t, print_shows_both_passes);
     tcase_add_test(t, print_stats_and_memory);
     tcase_add_test(t, trainer_names_the_compile_flag);
+    tcase_add_test(t, trainer_help_is_tidy);
     tcase_add_test(t, graph_draws_forward_and_backward);
     tcase_add_test(t, build_makes_programs);
     tcase_add_test(t, tune_times_and_applies);
