@@ -153,6 +153,9 @@ double rt_gradcheck(const rt_model *m, const rt_gradcheck_opts *o, FILE *out)
     double *grads = rt_malloc(bytes);
     memcpy(grads, (const double *)m->arena + m->grads_offset, bytes);
     double worst = 0.0;
+    if (out)
+        fprintf(out, "per parameter, norm-wise over the checked elements: relative error =\n"
+                     "||g - g_fd|| / max(||g||, ||g_fd||), g_fd the central differences\n");
     for (int k = 0; k < m->n_params; k++) {
         double e = check_param(m, k, o, grads, L0, out);
         worst = (isnan(e) || e > worst) ? e : worst;
@@ -169,10 +172,11 @@ static void usage(const rt_model *m, const char *prog)
 {
     printf("usage: %s [--all] [--seed S] [--tol X] [--threads N]\n\n"
            "Checks every parameter gradient of model %s (%s) against central\n"
-           "differences, on %d seeded elements per parameter.\n\n"
-           "  --all     check every element\n"
-           "  --seed S  seed for parameters, inputs and picks (default 1)\n"
-           "  --tol X   largest relative error that passes (default 1e-6)\n"
+           "differences, on %d seeded elements per parameter. A parameter's relative\n"
+           "error is norm-wise over those elements: ||g - g_fd|| / max(||g||, ||g_fd||).\n\n"
+           "  --all        check every element\n"
+           "  --seed S     seed for parameters, inputs and picks (default 1)\n"
+           "  --tol X      largest relative error that passes (default 1e-6)\n"
            "  --threads N  threads for products and large loops (default 1)\n",
            prog, m->name, m->source ? m->source : "?", PICKS);
 }

@@ -114,9 +114,10 @@ static double *dup_doubles(const double *p, long n)
 
 /* ---- gradcheck ---- */
 
-/* rt_gradcheck by docs/design.md's definition, <= 1e-6. A parameter whose every
- * checked element sat on a kink would count as error 0, so the per-parameter
- * lines are read back and each must have checked at least one element. */
+/* rt_gradcheck by docs/design.md's definition, <= 1e-6. A parameter whose
+ * every checked element sat on a kink would count as error 0, so the
+ * per-parameter lines are read back and each must have checked at least
+ * one element. */
 START_TEST(test_gradcheck)
 {
     const Model *r = model_row(_i);
@@ -134,7 +135,10 @@ START_TEST(test_gradcheck)
     ck_assert_msg(err <= 1e-6, "%s: gradient check max relative error %.9g > 1e-6:\n%s", r->name,
                   err, text);
 
-    const char *line = text;
+    /* Two lines define the figure; the parameters' lines follow. */
+    const char *line = strstr(text, "||g - g_fd||");
+    ck_assert_msg(line, "%s: the gradient check does not say what it measures:\n%s", r->name, text);
+    line = strchr(line, '\n') + 1;
     for (int k = 0; k < r->f64->n_params; k++) {
         const char *name = r->f64->params[k].name;
         size_t n = strlen(name);
