@@ -117,6 +117,7 @@ Graph *batch_products(Graph *g, int *batched)
         start[mb->axis] = mb->index;
         map[i] = ir_reshape(h, ir_slice(h, all, start, ss), n->shape);
         ir_at(h, map[i])->var = n->var;
+        ir_at(h, map[i])->hint = n->hint;
     }
     ir_remap_roots(h, g, map);
     free(member);

@@ -4,9 +4,10 @@
  * NAME_gradcheck.c (one-line mains).
  *
  * Needs: a Fusion and a Plan. Names every stored value (from the model:
- * its names, then the Lua locals), lays the files out, and asks
- * emit_loops.c for each node's code. Everything is written into buffers
- * first: the same graph gives the same bytes.
+ * its names, the Lua locals, then what language.c made of the model's
+ * names), lays the files out, and asks emit_loops.c for each node's
+ * code. Everything is written into buffers first: the same graph gives
+ * the same bytes.
  */
 #include <ctype.h>
 #include <stdlib.h>
@@ -70,6 +71,16 @@ static bool model_header_name(const Graph *g, const char *s)
     return !strcmp(s + n, "_H");
 }
 
+/* The node named s, or -1. A slot whose node lost its name (an alias's)
+ * no longer matches. */
+static int holder(Emit *e, const char *s)
+{
+    for (int i = name_slot(e, s); e->names[i] >= 0; i = (i + 1) & (e->names_cap - 1))
+        if (e->name[e->names[i]] && !strcmp(e->name[e->names[i]], s))
+            return e->names[i];
+    return -1;
+}
+
 static bool name_taken(Emit *e, const char *s)
 {
     if (is_header_name(s) || model_header_name(e->g, s))
@@ -77,11 +88,7 @@ static bool name_taken(Emit *e, const char *s)
     for (const char *const *r = reserved; *r; r++)
         if (!strcmp(*r, s))
             return true;
-    /* A slot whose node lost its name (an alias's) no longer matches. */
-    for (int i = name_slot(e, s); e->names[i] >= 0; i = (i + 1) & (e->names_cap - 1))
-        if (e->name[e->names[i]] && !strcmp(e->name[e->names[i]], s))
-            return true;
-    return false;
+    return holder(e, s) >= 0;
 }
 
 /* Room for every node's name at most half full: a power of two. */
@@ -136,8 +143,76 @@ static void set_name(Emit *e, int id, const char *want)
     e->names[i] = id;
 }
 
-/* The name a person would give: the model's own names first, then the
- * Lua variable, then the op. Gradients are d_ plus their variable's name. */
+/* What the model calls a value: its name, its Lua local, the name the
+ * model implies (language.c's name_values), or an alias's input's; or
+ * NULL. */
+static const char *model_word(Graph *g, int id)
+{
+    for (const Node *n = ir_at(g, id);; n = ir_at(g, n->in[0])) {
+        if (n->name || n->var || n->hint)
+            return n->name ? n->name : n->var ? n->var : n->hint;
+        if (op_info[n->op].kind != ALIAS)
+            return NULL;
+    }
+}
+
+/* What naming reads: per node, whether the model named it (so far), and
+ * its one reader (-1: none, or several). */
+typedef struct {
+    bool *given;
+    int *reader;
+} NameFacts;
+
+/* The name node id wants, before a suffix: what the model calls it; a
+ * gradient d_ and its value's (h_2's is d_h_2); a part of a gradient the
+ * name of the gradient it makes, and its op (d_h_matmul). A value whose
+ * word names something the model named (an attention's local q, its
+ * weight NAME_q) adds its op. */
+static void wanted(Emit *e, const NameFacts *nm, int id, char *buf, size_t len)
+{
+    const Node *n = ir_at(e->g, id);
+    const char *word = model_word(e->g, id), *op = op_info[n->op].name;
+    if (n->grad_of >= 0 && n->grad_of < id) {
+        /* A reshape's gradient is its input's, unless a local named it. */
+        int of = n->grad_of;
+        while (op_info[ir_at(e->g, of)->op].kind == ALIAS && !ir_at(e->g, of)->var)
+            of = ir_at(e->g, of)->in[0];
+        char name[150];
+        if (e->name[of]) /* named before it: its gradient takes the same suffix */
+            snprintf(name, sizeof name, "%s", e->name[of]);
+        else
+            wanted(e, nm, of, name, sizeof name);
+        snprintf(buf, len, "d_%s", name);
+        return;
+    }
+    if (!word && n->is_grad) {
+        /* Up the gradients it alone feeds, to one with a name. */
+        int r = nm->reader[id];
+        while (r >= 0 && ir_at(e->g, r)->is_grad && ir_at(e->g, r)->grad_of < 0)
+            r = nm->reader[r];
+        if (r >= 0 && ir_at(e->g, r)->is_grad) {
+            char name[130];
+            wanted(e, nm, r, name, sizeof name);
+            snprintf(buf, len, "%s_%s", name, op);
+        } else
+            snprintf(buf, len, "d_%s", op);
+        return;
+    }
+    if (!word) {
+        snprintf(buf, len, "%s", op);
+        return;
+    }
+    int h = holder(e, word);
+    if (h >= 0 && h != id && nm->given[h] && strcmp(word, op))
+        snprintf(buf, len, "%s_%s", word, op);
+    else
+        snprintf(buf, len, "%s", word);
+}
+
+/* The name a person would give: the model's own names first, then what
+ * the model calls each value (its Lua local, or what language.c made of
+ * the model's names), then the op. Gradients are d_ plus their value's
+ * name. A number suffix only where two values want one name. */
 static void name_nodes(Emit *e)
 {
     Graph *g = e->g;
@@ -149,7 +224,15 @@ static void name_nodes(Emit *e)
     for (int i = 0; i < g->n_params; i++) {
         int gr = g->params[i].grad;
         snprintf(buf, sizeof buf, "d_%s", ir_at(g, g->params[i].node)->name);
-        if (gr >= 0 && !e->name[gr] && !e->p->grad_copy[i])
+        /* A gradient copied into place from another array (a reshape's)
+         * names that array, if nothing else does. */
+        if (gr >= 0 && e->p->grad_copy[i]) {
+            while (op_info[ir_at(g, gr)->op].kind == ALIAS)
+                gr = ir_at(g, gr)->in[0];
+            if (!ir_at(g, gr)->is_grad || !e->f->stored[gr])
+                gr = -1;
+        }
+        if (gr >= 0 && !e->name[gr])
             set_name(e, gr, buf);
     }
     for (int i = 0; i < g->n_outputs; i++)
@@ -163,6 +246,16 @@ static void name_nodes(Emit *e)
             free(e->name[i]);
             e->name[i] = NULL;
         }
+    NameFacts nm = {xmalloc(g->n * sizeof *nm.given), xmalloc(g->n * sizeof *nm.reader)};
+    for (int i = 0; i < g->n; i++) {
+        nm.given[i] = e->name[i] != NULL;
+        nm.reader[i] = -1;
+    }
+    for (int i = 0; i < g->n; i++)
+        for (int k = 0; k < ir_at(g, i)->n_in; k++) {
+            int x = ir_at(g, i)->in[k];
+            nm.reader[x] = nm.reader[x] == -1 ? i : -2;
+        }
     forget_suffixes(e);
     for (int i = 0; i < g->n; i++) {
         const Node *n = ir_at(g, i);
@@ -172,18 +265,11 @@ static void name_nodes(Emit *e)
         }
         if (e->name[i] || !e->f->stored[i])
             continue;
-        const Node *of = n->grad_of >= 0 ? ir_at(g, n->grad_of) : NULL;
-        if (of)
-            snprintf(buf, sizeof buf, "d_%s",
-                     of->name  ? of->name
-                     : of->var ? of->var
-                               : op_info[of->op].name);
-        else if (n->var)
-            snprintf(buf, sizeof buf, "%s", n->var);
-        else
-            snprintf(buf, sizeof buf, "%s%s", n->is_grad ? "d_" : "", op_info[n->op].name);
+        wanted(e, &nm, i, buf, sizeof buf);
         set_name(e, i, buf);
     }
+    free(nm.given);
+    free(nm.reader);
 }
 
 /* ---- the files ---- */

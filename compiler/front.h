@@ -38,11 +38,16 @@ typedef struct Front {
     volatile int last_line;
     size_t printed;
     void (*on_line)(lua_State *L, lua_Debug *ar); /* at each new line the model runs */
+    /* at each return of a function, or NULL */
+    void (*on_return)(lua_State *L, lua_Debug *ar);
     /* language.c's */
     bool frozen;      /* the model returned: nothing may add to the graph */
     int named_up_to;  /* nodes made before the last line are named or never will be */
     long local_reads; /* how often the naming read a local, for --stats */
     int random_sites; /* each dropout() and random_shift() draws its own */
+    /* per node, what name_values() names it from; the module last found */
+    struct Naming *naming;
+    const char *module;
     /* load_model.c's */
     bool have_model;
     SrcLoc model_loc; /* where model{} was called */
@@ -87,5 +92,9 @@ SrcLoc where(lua_State *L);
 void *grow(void *p, int n, size_t size);
 /* Names the values made since the last line after the locals holding them. */
 void name_locals(lua_State *L, lua_Debug *ar);
+/* At each return of a function: a module's value is named after it. */
+void name_returns(lua_State *L, lua_Debug *ar);
+/* Once the model has returned: a name for every value no local holds. */
+void name_values(lua_State *L);
 
 #endif

@@ -116,6 +116,9 @@ typedef struct Node {
     bool is_grad;    /* made by the grad pass */
     int grad_of;     /* gradient nodes: the forward node it is the gradient of, or -1 */
     const char *var; /* the Lua local that held it, for C names */
+    /* where no local held it, the name the model implies (language.c's
+     * name_values), for C names */
+    const char *hint;
     SrcLoc loc;
 } Node;
 

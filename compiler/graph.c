@@ -2,11 +2,11 @@
  * graph.c: writes a graph as Graphviz DOT, for people to look at.
  *
  * Needs: a graph after the passes (what the C is made from). Each node is
- * labelled with what a person knows it by (the model's name for it, or
- * its Lua variable, or its op), its op, its shape and the model line that
- * made it. Inputs are ellipses, parameters boxes, the loss a double
- * octagon; with the backward pass shown, gradient nodes are shaded and
- * each parameter's gradient points at its parameter. The text depends
+ * labelled with what a person knows it by (the model's name for it, its
+ * Lua variable, the name the model implies, or its op), its op, its shape
+ * and the model line that made it. Inputs are ellipses, parameters boxes,
+ * the loss a double octagon; with the backward pass shown, gradient nodes
+ * are shaded and each parameter's gradient points at its parameter. The text depends
  * only on the graph, so the same model draws the same picture.
  */
 #include "gradc.h"
@@ -16,11 +16,13 @@ static void node_line(Graph *g, const Node *n, FILE *out)
     char shape[64];
     shape_str(shape, sizeof shape, n->shape);
     const Node *of = n->grad_of >= 0 ? ir_at(g, n->grad_of) : NULL;
-    const char *who = of        ? (of->name  ? of->name
-                                   : of->var ? of->var
-                                             : op_info[of->op].name)
+    const char *who = of        ? (of->name   ? of->name
+                                   : of->var  ? of->var
+                                   : of->hint ? of->hint
+                                              : op_info[of->op].name)
                       : n->name ? n->name
-                                : n->var;
+                      : n->var  ? n->var
+                                : n->hint;
     const char *file = n->loc.file ? n->loc.file : "?";
     for (const char *slash = file; *slash; slash++)
         if (*slash == '/')

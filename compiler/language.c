@@ -5,7 +5,9 @@
  * arithmetic operators and methods. Every node records the Lua file:line
  * that made it, and every error a model can cause is raised as a Lua
  * error at that line, so it reaches the user as `file:line: message`.
- * A value is named after the Lua local it is assigned to (name_locals).
+ * A value is named after the Lua local it is assigned to (name_locals),
+ * in a module after the module too; the rest when the model has returned
+ * (name_values).
  */
 #include <ctype.h>
 #include <limits.h>
@@ -26,18 +28,263 @@ static const char *file_named(Graph *g, const char *name)
     return NULL;
 }
 
+/* The innermost frame running a line of the model's files: *ar, and its
+ * file (the graph's copy of the name), or NULL. */
+static const char *model_frame(lua_State *L, lua_Debug *ar)
+{
+    for (int level = 1; lua_getstack(L, level, ar); level++) {
+        lua_getinfo(L, "Sl", ar);
+        if (ar->currentline > 0 && ar->source[0] == '@') {
+            const char *file = file_named(front(L)->g, ar->source + 1);
+            if (file)
+                return file;
+        }
+    }
+    return NULL;
+}
+
 SrcLoc where(lua_State *L)
 {
     lua_Debug ar;
-    for (int level = 1; lua_getstack(L, level, &ar); level++) {
-        lua_getinfo(L, "Sl", &ar);
-        if (ar.currentline > 0 && ar.source[0] == '@') {
-            const char *file = file_named(front(L)->g, ar.source + 1);
-            if (file)
-                return (SrcLoc){file, ar.currentline};
+    const char *file = model_frame(L, &ar);
+    return file ? (SrcLoc){file, ar.currentline} : (SrcLoc){front(L)->g->source, 0};
+}
+
+/* ---- what names a value ----
+ * What name_values() names a value from, besides its Lua local: the module
+ * whose function made it and the one that returned it (module_of: a
+ * function with a parameter or an upvalue `name`, as dense(x, n, "fc") is
+ * the module fc), and for a part of a composite (layer_norm's mean), the
+ * composite's value and the part's role. */
+typedef struct Naming {
+    const char *module;   /* the module that made it, or NULL */
+    const char *returned; /* the module that first returned it, or NULL */
+    const char *role;     /* a part's role (a literal), or NULL: its op's name */
+    const char *what;     /* a composite's value: its name without a local */
+    int owner;            /* a part: the composite's value; else -1 */
+} Naming;
+
+enum { MAX_NAME = 2 * MAX_VAR + 1 }; /* a module's name, _, a local's */
+
+/* The part of a param's name before its last _ into prefix if it is the
+ * first, else prefix cut to what it shares with that (whole words, up to
+ * a _): rnn for rnn_w and rnn_u, lstm for lstm_w and lstm_forget_b. */
+static void common_prefix(char *prefix, const char *param, bool first)
+{
+    const char *end = strrchr(param, '_');
+    size_t n = end ? (size_t)(end - param) : 0;
+    if (first) {
+        snprintf(prefix, MAX_VAR + 1, "%.*s", (int)(n < MAX_VAR ? n : 0), param);
+        return;
+    }
+    size_t k = 0;
+    while (prefix[k] && k < n && prefix[k] == param[k])
+        k++;
+    if (prefix[k] || (k < n && param[k] != '_')) /* back to a whole word of both */
+        while (k > 0 && !(prefix[k] == '_' && param[k] == '_'))
+            k--;
+    prefix[k] = 0;
+}
+
+/* The module frame ar runs in: the string in its parameter `name`, else in
+ * its upvalue `name`, if it is an identifier of at most MAX_VAR; else what
+ * the names of the params it holds as upvalues begin with (a cell's step
+ * function, which reads its params but not its name: rnn_w, rnn_u are
+ * rnn's); or NULL. Only the first few parameters and upvalues are read,
+ * so a value made costs the same however many locals there are. Kept: the
+ * same name is one copy while it lasts. */
+static const char *module_of(lua_State *L, lua_Debug *ar)
+{
+    enum { PARAMS = 16, UPVALUES = 64 };
+    Front *f = front(L);
+    char found[MAX_VAR + 1] = "", params[MAX_VAR + 1] = "";
+    bool is_param = false;
+    int n_params = 0;
+    lua_getinfo(L, "uf", ar);
+    for (int i = 1; i <= ar->nparams && i <= PARAMS; i++) {
+        f->local_reads++;
+        const char *var = lua_getlocal(L, ar, i);
+        if (!var)
+            break;
+        size_t len;
+        const char *v = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &len) : NULL;
+        if (!strcmp(var, "name")) {
+            snprintf(found, sizeof found, "%s", v && len <= MAX_VAR ? v : "");
+            is_param = true;
+        }
+        lua_pop(L, 1);
+    }
+    for (int i = 1; !is_param && !found[0] && i <= ar->nups && i <= UPVALUES; i++) {
+        f->local_reads++;
+        const char *var = lua_getupvalue(L, -1, i);
+        if (!var)
+            break;
+        size_t len;
+        const char *v = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &len) : NULL;
+        int *t = luaL_testudata(L, -1, TENSOR);
+        if (!strcmp(var, "name") && v && len <= MAX_VAR)
+            snprintf(found, sizeof found, "%s", v);
+        else if (t && ir_at(f->g, *t)->op == OP_PARAM)
+            common_prefix(params, ir_at(f->g, *t)->name, n_params++ == 0);
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1); /* the function */
+    if (!is_param && !found[0])
+        memcpy(found, params, sizeof found);
+    if (!found[0] || !is_c_identifier(found))
+        return NULL;
+    if (!f->module || strcmp(f->module, found)) {
+        charge(L, strlen(found) + 1);
+        f->module = keep(xstrdup(found));
+    }
+    return f->module;
+}
+
+/* a_b, kept; b alone without a or if a_b would be longer than MAX_NAME. */
+static const char *joined(lua_State *L, const char *a, const char *b)
+{
+    char buf[2 * MAX_NAME + 2]; /* room for both, to please the compiler */
+    if (a && strlen(a) + 1 + strlen(b) <= MAX_NAME)
+        snprintf(buf, sizeof buf, "%s_%s", a, b);
+    else
+        snprintf(buf, sizeof buf, "%s", b);
+    charge(L, strlen(buf) + 1);
+    return keep(xstrdup(buf));
+}
+
+static Naming *naming(lua_State *L, int id) { return &front(L)->naming[id]; }
+
+/* A part's role in the composite it is part of: its name is the
+ * composite value's, then _role. */
+static void role(lua_State *L, int id, const char *r)
+{
+    if (!naming(L, id)->role)
+        naming(L, id)->role = r;
+}
+
+/* A norm's value, without a local, takes its scale's name less _g (and
+ * the like): layer_norm(x, ln1_g, ln1_b) is ln1. */
+static void named_after_scale(lua_State *L, int y, int gamma)
+{
+    static const char *const ends[] = {"_g", "_gamma", "_scale", "_weight", "_w"};
+    const char *g = node_of(L, gamma)->name;
+    size_t n = g ? strlen(g) : 0;
+    for (int i = 0; i < 5 && g; i++) {
+        size_t e = strlen(ends[i]);
+        if (n > e && n - e <= MAX_NAME && !strcmp(g + n - e, ends[i])) {
+            char buf[MAX_NAME + 1];
+            snprintf(buf, sizeof buf, "%.*s", (int)(n - e), g);
+            naming(L, y)->what = joined(L, NULL, buf);
+            return;
         }
     }
-    return (SrcLoc){front(L)->g->source, 0};
+}
+
+/* The nodes a composite made from first on, before its value y, are
+ * parts of y; y without a local is named what (in its module). */
+static int composite(lua_State *L, int first, int y, const char *what)
+{
+    for (int i = first; i < y; i++)
+        if (naming(L, i)->owner < 0)
+            naming(L, i)->owner = y;
+    if (!naming(L, y)->what)
+        naming(L, y)->what = joined(L, naming(L, y)->module, what);
+    return y;
+}
+
+/* A value a module returns, and no local holds, is named after the module
+ * (dense(x, n, "fc") is fc): the innermost module that returns it. Only a
+ * function's first few values are looked at. */
+void name_returns(lua_State *L, lua_Debug *ar)
+{
+    enum { FIRST = 4 };
+    Front *f = front(L);
+    if (f->frozen || !f->g->n || !lua_getinfo(L, "Sr", ar) || ar->what[0] == 'C')
+        return;
+    bool looked = false;
+    const char *module = NULL;
+    for (int k = 0; k < ar->ntransfer && k < FIRST; k++) {
+        if (!lua_getlocal(L, ar, ar->ftransfer + k))
+            break;
+        int *t = luaL_testudata(L, -1, TENSOR);
+        lua_pop(L, 1);
+        const Node *n = t ? ir_at(f->g, *t) : NULL;
+        if (!n || n->name || n->var || n->op == OP_CONST || f->naming[*t].returned)
+            continue;
+        if (!looked)
+            module = module_of(L, ar);
+        looked = true;
+        if (!module)
+            return;
+        f->naming[*t].returned = module;
+    }
+}
+
+/* A view's input that nothing else reads (the matmul of q =
+ * x:matmul(w):reshape(...)) is the value the view shows. */
+static bool is_view(int op) { return op == OP_RESHAPE || op == OP_PERMUTE || op == OP_TRANSPOSE; }
+
+/* What the model calls node i, for the names of its parts: NULL if nothing. */
+static const char *called(Graph *g, int i, const char *loss)
+{
+    const Node *n = ir_at(g, i);
+    if (n->name || n->var)
+        return n->name ? n->name : n->var;
+    for (int k = 0; k < g->n_outputs; k++)
+        if (g->outputs[k].node == i)
+            return g->outputs[k].name;
+    return i == g->loss ? loss : n->hint;
+}
+
+/* Once the model has returned, each value no local holds takes, in this
+ * order: the name of the view that shows it, if a local holds that; the
+ * module's that returned it; its composite's value's and its role
+ * (ln1_mean); a composite's own (layer_norm takes its gamma's: ln1_g's is
+ * ln1), in its module; in a module, the module's and its op's; or if one
+ * value with a local reads it (or views of it), the local's and its op's
+ * (h_matmul). From the last node down, so a view, or a composite's value,
+ * is named before what takes its name. */
+void name_values(lua_State *L)
+{
+    Front *f = front(L);
+    Graph *g = f->g;
+    /* Lua's memory: counted against the limit, and freed if a charge fails. */
+    int *readers = lua_newuserdatauv(L, g->n * sizeof *readers, 0);
+    int *reader = lua_newuserdatauv(L, g->n * sizeof *reader, 0);
+    bool *local = lua_newuserdatauv(L, g->n * sizeof *local, 0); /* named after a local */
+    memset(readers, 0, g->n * sizeof *readers);
+    for (int i = 0; i < g->n; i++)
+        for (int k = 0; k < ir_at(g, i)->n_in; k++) {
+            readers[ir_at(g, i)->in[k]]++;
+            reader[ir_at(g, i)->in[k]] = i;
+        }
+    for (int i = g->n - 1; i >= 0; i--) {
+        Node *n = ir_at(g, i);
+        const Naming *nm = &f->naming[i];
+        local[i] = n->var != NULL;
+        if (n->name || n->var || n->op == OP_CONST)
+            continue;
+        if (readers[i] == 1 && is_view(ir_at(g, reader[i])->op) && local[reader[i]]) {
+            n->hint = called(g, reader[i], NULL);
+            local[i] = true;
+        } else if (nm->returned)
+            n->hint = nm->returned;
+        else if (nm->owner >= 0 && called(g, nm->owner, "loss"))
+            n->hint =
+                joined(L, called(g, nm->owner, "loss"), nm->role ? nm->role : op_info[n->op].name);
+        else if (nm->what)
+            n->hint = nm->what;
+        else if (nm->module)
+            n->hint = joined(L, nm->module, op_info[n->op].name);
+        else {
+            int r = readers[i] == 1 ? reader[i] : -1; /* through views that read it alone */
+            while (r >= 0 && !ir_at(g, r)->var && is_view(ir_at(g, r)->op))
+                r = readers[r] == 1 ? reader[r] : -1;
+            if (r >= 0 && ir_at(g, r)->var)
+                n->hint = joined(L, ir_at(g, r)->var, op_info[n->op].name);
+        }
+    }
+    lua_pop(L, 3);
 }
 
 /* ---- tensors ---- */
@@ -70,11 +317,20 @@ static int make(lua_State *L, Node n)
                    isnan(n.value) ? "nan"
                    : n.value > 0  ? "inf"
                                   : "-inf");
-    charge(L, sizeof n);
-    n.loc = where(L);
+    charge(L, sizeof n + sizeof(Naming));
+    lua_Debug ar;
+    const char *file = model_frame(L, &ar);
+    n.loc = file ? (SrcLoc){file, ar.currentline} : (SrcLoc){g->source, 0};
+    /* Before the node: reading the frame may raise (out of memory). */
+    const char *module = file && n.op != OP_CONST ? module_of(L, &ar) : NULL;
+    int before = g->n;
+    Front *f = front(L);
+    f->naming = grow(f->naming, before, sizeof *f->naming);
     int id = ir_node(g, &n);
     if (id < 0)
         luaL_error(L, "%s: %s", op_info[n.op].name, g->error);
+    if (g->n > before)
+        f->naming[id] = (Naming){.module = module, .owner = -1};
     if (n.name) { /* for named() */
         lua_getfield(L, LUA_REGISTRYINDEX, "gradc.names");
         lua_pushinteger(L, id);
@@ -164,7 +420,7 @@ static bool has_local(lua_State *L, lua_Debug *ar, int i)
  * only when the last line made values, and then from the newest down:
  * those that hold the new values, and a few more (several statements on
  * one line). A loop that makes nothing costs nothing here, however many
- * locals there are. */
+ * locals there are. In a module (module_of) the local h names NAME_h. */
 void name_locals(lua_State *L, lua_Debug *ar)
 {
     enum { ALSO = 8 };
@@ -181,17 +437,27 @@ void name_locals(lua_State *L, lua_Debug *ar)
         *(has_local(L, ar, mid) ? &top : &past) = mid;
     }
     /* A function's parameters hold what its caller passed: the caller's
-     * names for it, not the function's, so they name nothing. */
-    lua_getinfo(L, "u", ar);
-    for (int i = top; i > ar->nparams; i--) {
+     * names for it, not the function's, so they name only what a line of
+     * the function made (x = x + f(x)). */
+    lua_getinfo(L, "Su", ar);
+    const char *file = ar->source[0] == '@' ? file_named(f->g, ar->source + 1) : NULL;
+    const char *module = NULL;
+    bool looked = false;
+    for (int i = top; i > 0; i--) {
         f->local_reads++;
         const char *var = lua_getlocal(L, ar, i);
         int *t =
             strlen(var) <= MAX_VAR && is_c_identifier(var) ? luaL_testudata(L, -1, TENSOR) : NULL;
         Node *n = t ? ir_at(f->g, *t) : NULL;
+        if (n && i <= ar->nparams &&
+            !(file && n->loc.file == file && n->loc.line >= ar->linedefined &&
+              n->loc.line <= ar->lastlinedefined))
+            n = NULL;
         if (n && !n->name && !n->var && n->op != OP_CONST) {
-            charge(L, strlen(var) + 1);
-            n->var = keep(xstrdup(var));
+            if (!looked)
+                module = module_of(L, ar);
+            looked = true;
+            n->var = joined(L, module, var);
         }
         lua_pop(L, 1);
         if (!(n && n->id >= first_new) && top - i >= ALSO)
@@ -227,7 +493,7 @@ static int l_clamp(lua_State *L)
 /* gelu(x) = x/2 (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), the tanh form */
 static int l_gelu(lua_State *L)
 {
-    int x = tensor_arg(L, 1, "gelu");
+    int x = tensor_arg(L, 1, "gelu"), first = front(L)->g->n;
     int c = make(L, (Node){.op = OP_CONST, .value = 0.7978845608028654});
     int k = make(L, (Node){.op = OP_CONST, .value = 0.044715});
     int half = make(L, (Node){.op = OP_CONST, .value = 0.5});
@@ -237,7 +503,9 @@ static int l_gelu(lua_State *L)
     int t = op1(L, OP_TANH, op2(L, OP_MUL, c, inner));
     int hx = op2(L, OP_MUL, half, x);
     int sum = op2(L, OP_ADD, one, t);
-    return push_tensor(L, op2(L, OP_MUL, hx, sum));
+    role(L, x3, "cube"), role(L, inner, "inner"), role(L, node_of(L, t)->in[0], "arg");
+    role(L, hx, "half"), role(L, sum, "gate");
+    return push_tensor(L, composite(L, first, op2(L, OP_MUL, hx, sum), "gelu"));
 }
 
 static int l_pow(lua_State *L)
@@ -316,20 +584,24 @@ static int scale(lua_State *L, int x, double by)
 
 static int l_mean(lua_State *L)
 {
-    int x = tensor_arg(L, 1, "mean");
+    int x = tensor_arg(L, 1, "mean"), first = front(L)->g->n;
     Axes a = axes_args(L, x, 2, "mean");
-    return push_tensor(L, scale(L, reduce_node(L, OP_SUM, x, a, a.keep), 1 / a.count));
+    int y = scale(L, reduce_node(L, OP_SUM, x, a, a.keep), 1 / a.count);
+    return push_tensor(L, composite(L, first, y, "mean"));
 }
 
 /* variance(x, axes, keepdims) = mean((x - mean(x))^2), the biased one */
 static int l_variance(lua_State *L)
 {
-    int x = tensor_arg(L, 1, "variance");
+    int x = tensor_arg(L, 1, "variance"), first = front(L)->g->n;
     Axes a = axes_args(L, x, 2, "variance");
     int mu = scale(L, reduce_node(L, OP_SUM, x, a, true), 1 / a.count);
     int d = op2(L, OP_SUB, x, mu);
     int d2 = make(L, (Node){.op = OP_POW, .n_in = 1, .in = {d}, .value = 2});
-    return push_tensor(L, scale(L, reduce_node(L, OP_SUM, d2, a, a.keep), 1 / a.count));
+    int y = scale(L, reduce_node(L, OP_SUM, d2, a, a.keep), 1 / a.count);
+    role(L, mu, "mean"), role(L, d, "centered"), role(L, d2, "sq");
+    role(L, node_of(L, y)->in[0], "sumsq");
+    return push_tensor(L, composite(L, first, y, "variance"));
 }
 
 /* max and min of tensors reduce; of plain numbers they are math's. */
@@ -371,12 +643,13 @@ static Axes one_axis(lua_State *L, int x, int idx, const char *name)
  * through m cancels, leaving softmax. */
 static int l_logsumexp(lua_State *L)
 {
-    int x = tensor_arg(L, 1, "logsumexp"), m;
+    int x = tensor_arg(L, 1, "logsumexp"), m, first = front(L)->g->n;
     Axes a = axes_args(L, x, 2, "logsumexp");
     int e = op1(L, OP_EXP, shifted(L, x, a, &m));
     int lse = op1(L, OP_LOG, reduce_node(L, OP_SUM, e, a, a.keep));
     int mk = a.keep ? m : reduce_node(L, OP_MAX, x, a, false);
-    return push_tensor(L, op2(L, OP_ADD, mk, lse));
+    role(L, node_of(L, e)->in[0], "shifted");
+    return push_tensor(L, composite(L, first, op2(L, OP_ADD, mk, lse), "logsumexp"));
 }
 
 /* softmax(x [, axis]) = exp(x - m) / sum(exp(x - m)); along the last axis,
@@ -387,18 +660,21 @@ static int l_softmax(lua_State *L)
     Axes a = one_axis(L, x, 2, "softmax");
     if (a.reduced[node_of(L, x)->shape.rank - 1])
         return push_tensor(L, op1(L, OP_SOFTMAX, x));
-    int e = op1(L, OP_EXP, shifted(L, x, a, &m));
-    return push_tensor(L, op2(L, OP_DIV, e, reduce_node(L, OP_SUM, e, a, true)));
+    int first = front(L)->g->n, e = op1(L, OP_EXP, shifted(L, x, a, &m));
+    role(L, node_of(L, e)->in[0], "shifted");
+    int y = op2(L, OP_DIV, e, reduce_node(L, OP_SUM, e, a, true));
+    return push_tensor(L, composite(L, first, y, "softmax"));
 }
 
 /* log_softmax(x [, axis]) = (x - m) - log(sum(exp(x - m))) */
 static int l_log_softmax(lua_State *L)
 {
-    int x = tensor_arg(L, 1, "log_softmax"), m;
+    int x = tensor_arg(L, 1, "log_softmax"), m, first = front(L)->g->n;
     Axes a = one_axis(L, x, 2, "log_softmax");
     int d = shifted(L, x, a, &m);
     int lse = op1(L, OP_LOG, reduce_node(L, OP_SUM, op1(L, OP_EXP, d), a, true));
-    return push_tensor(L, op2(L, OP_SUB, d, lse));
+    role(L, d, "shifted"), role(L, lse, "lse");
+    return push_tensor(L, composite(L, first, op2(L, OP_SUB, d, lse), "log_softmax"));
 }
 
 /* dropout(x, p): in training, each element dropped with probability p and
@@ -442,6 +718,7 @@ static int l_layer_norm(lua_State *L)
         return luaL_error(L, "layer_norm: x needs at least one axis, its rows");
     Axes last = {.count = s.dim[s.rank - 1]};
     last.reduced[s.rank - 1] = true;
+    int first = front(L)->g->n;
     int mu = scale(L, reduce_node(L, OP_SUM, x, last, true), 1 / last.count);
     int d = op2(L, OP_SUB, x, mu);
     int d2 = make(L, (Node){.op = OP_POW, .n_in = 1, .in = {d}, .value = 2});
@@ -449,8 +726,15 @@ static int l_layer_norm(lua_State *L)
     int e = make(L, (Node){.op = OP_CONST, .value = eps});
     int inv = op1(L, OP_RSQRT, op2(L, OP_ADD, var, e));
     int y = op2(L, OP_MUL, d, inv);
+    role(L, mu, "mean"), role(L, d, "centered"), role(L, d2, "sq");
+    role(L, node_of(L, var)->in[0], "sumsq"), role(L, var, "var");
+    role(L, node_of(L, inv)->in[0], "var_eps"), role(L, inv, "rstd");
+    role(L, y, "normed");
     y = op2(L, OP_MUL, y, gamma);
-    return push_tensor(L, op2(L, OP_ADD, y, beta));
+    role(L, y, "scaled");
+    y = op2(L, OP_ADD, y, beta);
+    named_after_scale(L, y, gamma);
+    return push_tensor(L, composite(L, first, y, "layer_norm"));
 }
 
 /* A buffer NAME [C] that starts at `value`, saved with the parameters. */
@@ -519,7 +803,7 @@ static int l_batch_norm(lua_State *L)
         if (i >= 2)
             bs.dim[i] = 1;
     }
-    int e = make(L, (Node){.op = OP_CONST, .value = eps});
+    int first = front(L)->g->n, e = make(L, (Node){.op = OP_CONST, .value = eps});
 #define AS_BS(t) make(L, (Node){.op = OP_RESHAPE, .n_in = 1, .in = {t}, .shape = bs})
 #define AS_C(t) make(L, (Node){.op = OP_RESHAPE, .n_in = 1, .in = {t}, .shape = per_channel})
     int mu = scale(L, reduce_node(L, OP_SUM, x, all_but_c, true), 1 / all_but_c.count);
@@ -527,6 +811,9 @@ static int l_batch_norm(lua_State *L)
     int d2 = make(L, (Node){.op = OP_POW, .n_in = 1, .in = {d}, .value = 2});
     int var = scale(L, reduce_node(L, OP_SUM, d2, all_but_c, true), 1 / all_but_c.count);
     int train = op2(L, OP_MUL, d, op1(L, OP_RSQRT, op2(L, OP_ADD, var, e)));
+    role(L, mu, "batch_mean"), role(L, d, "centered"), role(L, d2, "sq");
+    role(L, node_of(L, var)->in[0], "sumsq"), role(L, var, "batch_var");
+    role(L, node_of(L, train)->in[1], "rstd"), role(L, train, "train");
 
     char bname[80];
     snprintf(bname, sizeof bname, "%s_mean", name);
@@ -535,28 +822,35 @@ static int l_batch_norm(lua_State *L)
     int run_var = buffer(L, bname, c, 1);
     int eval = op2(L, OP_MUL, op2(L, OP_SUB, x, AS_BS(run_mean)),
                    op1(L, OP_RSQRT, op2(L, OP_ADD, AS_BS(run_var), e)));
+    role(L, eval, "eval");
     /* The running variance is the unbiased one, as PyTorch keeps it. */
     double n = all_but_c.count;
-    add_buffer(L, run_mean,
-               op2(L, OP_ADD, scale(L, run_mean, 1 - momentum), scale(L, AS_C(mu), momentum)));
-    add_buffer(L, run_var,
-               op2(L, OP_ADD, scale(L, run_var, 1 - momentum),
-                   scale(L, AS_C(var), momentum * n / (n - 1))));
+    int next_mean = op2(L, OP_ADD, scale(L, run_mean, 1 - momentum), scale(L, AS_C(mu), momentum));
+    int next_var = op2(L, OP_ADD, scale(L, run_var, 1 - momentum),
+                       scale(L, AS_C(var), momentum * n / (n - 1)));
+    add_buffer(L, run_mean, next_mean);
+    add_buffer(L, run_var, next_var);
+    role(L, next_mean, "next_mean"), role(L, next_var, "next_var");
     int y = make(L, (Node){.op = OP_MODE, .n_in = 2, .in = {train, eval}});
+    role(L, y, "normed");
     y = op2(L, OP_ADD, op2(L, OP_MUL, y, AS_BS(gamma)), AS_BS(beta));
+    role(L, node_of(L, y)->in[0], "scaled");
 #undef AS_BS
 #undef AS_C
-    return push_tensor(L, y);
+    naming(L, y)->what = joined(L, NULL, name);
+    return push_tensor(L, composite(L, first, y, "batch_norm"));
 }
 
 /* mse(a, b) = mean((a - b)^2), a scalar */
 static int l_mse(lua_State *L)
 {
-    int a = tensor_arg(L, 1, "mse"), b = tensor_arg(L, 2, "mse");
+    int a = tensor_arg(L, 1, "mse"), b = tensor_arg(L, 2, "mse"), first = front(L)->g->n;
     int d = op2(L, OP_SUB, a, b);
     int d2 = make(L, (Node){.op = OP_POW, .n_in = 1, .in = {d}, .value = 2});
     Axes all = axes_args(L, d2, lua_gettop(L) + 1, "mse");
-    return push_tensor(L, scale(L, reduce_node(L, OP_SUM, d2, all, false), 1 / all.count));
+    role(L, d, "diff"), role(L, d2, "sq");
+    int y = scale(L, reduce_node(L, OP_SUM, d2, all, false), 1 / all.count);
+    return push_tensor(L, composite(L, first, y, "mse"));
 }
 
 /* bce_with_logits(x, y) = softplus(x) - x y per element, the binary
@@ -565,9 +859,9 @@ static int l_mse(lua_State *L)
 static int l_bce_with_logits(lua_State *L)
 {
     int x = tensor_arg(L, 1, "bce_with_logits"), y = tensor_arg(L, 2, "bce_with_logits");
-    int sp = op1(L, OP_SOFTPLUS, x);
+    int first = front(L)->g->n, sp = op1(L, OP_SOFTPLUS, x);
     int xy = op2(L, OP_MUL, x, y);
-    return push_tensor(L, op2(L, OP_SUB, sp, xy));
+    return push_tensor(L, composite(L, first, op2(L, OP_SUB, sp, xy), "bce"));
 }
 
 /* params("m"): the params named m, or m and then _ or a digit (mlp's
@@ -871,8 +1165,9 @@ static int l_conv2d(lua_State *L)
         return luaL_error(L, "conv2d: images [N,C,H,W] and square filters [F,C,K,K], got %s and %s",
                           a, c);
     }
-    int f = ws.dim[0], k = ws.dim[2];
+    int f = ws.dim[0], k = ws.dim[2], first = front(L)->g->n;
     int cols = im2col(L, x, k, stride, pad);
+    role(L, cols, "cols");
     Shape rs = node_of(L, cols)->shape;
     int oh = (xs.dim[2] + 2 * pad - k) / stride + 1, ow = (xs.dim[3] + 2 * pad - k) / stride + 1;
     int wm = make(L, (Node){.op = OP_RESHAPE, .n_in = 1, .in = {w}, .shape = {2, {f, rs.dim[1]}}});
@@ -884,7 +1179,7 @@ static int l_conv2d(lua_State *L)
         int bb = make(L, (Node){.op = OP_RESHAPE, .n_in = 1, .in = {b}, .shape = {3, {f, 1, 1}}});
         y = op2(L, OP_ADD, y, bb);
     }
-    return push_tensor(L, y);
+    return push_tensor(L, composite(L, first, y, "conv2d"));
 }
 
 /* Pools: max_pool2d window by window; avg_pool2d as each channel's k x k
@@ -899,6 +1194,7 @@ static int pool(lua_State *L, int op, const char *name)
     if (op == OP_MAX) /* read in place, window by window */
         return push_tensor(
             L, make(L, (Node){.op = OP_MAX_POOL, .n_in = 1, .in = {x}, .axes = {k, k, stride, 0}}));
+    int first = front(L)->g->n;
     int one = make(L, (Node){.op = OP_RESHAPE,
                              .n_in = 1,
                              .in = {x},
@@ -910,10 +1206,11 @@ static int pool(lua_State *L, int op, const char *name)
     if (op == OP_SUM)
         r = scale(L, r, 1.0 / (k * k));
     int oh = (s.dim[2] - k) / stride + 1, ow = (s.dim[3] - k) / stride + 1;
-    return push_tensor(L, make(L, (Node){.op = OP_RESHAPE,
-                                         .n_in = 1,
-                                         .in = {r},
-                                         .shape = {4, {s.dim[0], s.dim[1], oh, ow}}}));
+    role(L, cols, "cols");
+    int y = make(
+        L,
+        (Node){.op = OP_RESHAPE, .n_in = 1, .in = {r}, .shape = {4, {s.dim[0], s.dim[1], oh, ow}}});
+    return push_tensor(L, composite(L, first, y, name));
 }
 
 static int l_max_pool2d(lua_State *L) { return pool(L, OP_MAX, "max_pool2d"); }
@@ -928,7 +1225,9 @@ static int l_global_avg_pool(lua_State *L)
         return luaL_error(L, "global_avg_pool: needs images [N,C,H,W]");
     Axes hw = {.count = (double)s.dim[2] * s.dim[3]};
     hw.reduced[2] = hw.reduced[3] = true;
-    return push_tensor(L, scale(L, reduce_node(L, OP_SUM, x, hw, false), 1 / hw.count));
+    int first = front(L)->g->n;
+    int y = scale(L, reduce_node(L, OP_SUM, x, hw, false), 1 / hw.count);
+    return push_tensor(L, composite(L, first, y, "global_avg_pool"));
 }
 
 /* embedding(table [V, D], ids int32 [...]) = the rows the ids pick */

@@ -370,6 +370,7 @@ static int run_model(lua_State *L)
         return luaL_error(L, "%s:%d: the model file must return the model{} it builds", path,
                           f->model_loc.line);
     check_config_read(L, o);
+    name_values(L);
     return 0;
 }
 
@@ -486,6 +487,7 @@ Graph *load_model(const char *path, const LoadOptions *o)
         .dir = keep(dir_of(path)),
         .model_ref = LUA_NOREF,
         .on_line = name_locals,
+        .on_return = name_returns,
         .max_instructions = o->max_instructions ? o->max_instructions : DEFAULT_MAX_INSTRUCTIONS,
         .max_memory = (size_t)(o->max_memory_mb ? o->max_memory_mb : DEFAULT_MAX_MEMORY_MB) << 20,
         .max_seconds = o->max_seconds ? o->max_seconds : DEFAULT_MAX_SECONDS};
@@ -497,6 +499,7 @@ Graph *load_model(const char *path, const LoadOptions *o)
         sandbox_run(&f, run_model, (void *)path, (void *)o, err, sizeof err) ? err : NULL;
     g->front_local_reads = f.local_reads;
     lua_close(L);
+    free(f.naming);
     /* The file table is shared by every graph made from this one. */
     keep((char *)g->files);
     keep((char *)g->file_names);

@@ -74,14 +74,21 @@ static int stop_here(lua_State *L, Stop why, const char *fmt, long limit)
 static const char TIME_MESSAGE[] = "the model ran for more than %I s of CPU time (an endless loop? "
                                    "--max-seconds raises the limit)";
 
-/* Counts instructions; at the CPU-time limit stops the model; and at each
+/* Counts instructions; at the CPU-time limit stops the model; at each
  * new line lets the front end look at the locals (values take the names
- * of the locals that hold them), and notes the line for messages. */
+ * of the locals that hold them), and notes the line for messages; and at
+ * each return lets it look at what a function returns (a module's value
+ * takes the module's name). */
 static void hook(lua_State *L, lua_Debug *ar)
 {
     Front *f = front(L);
     if (f->out_of_time)
         stop_here(L, TOO_LONG, TIME_MESSAGE, f->max_seconds);
+    if (ar->event == LUA_HOOKRET) {
+        if (f->on_return)
+            f->on_return(L, ar);
+        return;
+    }
     if (ar->event == LUA_HOOKLINE) {
         f->on_line(L, ar);
         if (lua_getinfo(L, "S", ar) && ar->source[0] == '@') {
@@ -151,7 +158,7 @@ static void on_cpu_limit(int sig)
         return;
     if (!f->out_of_time) {
         f->out_of_time = 1;
-        lua_sethook(f->L, hook, LUA_MASKCOUNT | LUA_MASKLINE, 1);
+        lua_sethook(f->L, hook, LUA_MASKCOUNT | LUA_MASKLINE | LUA_MASKRET, 1);
         arm(1);
         return;
     }
@@ -489,7 +496,7 @@ lua_State *sandbox_open(Front *f)
     lua_pushinteger(L, 42);
     lua_call(L, 1, 0); /* models are deterministic */
     lua_pop(L, 1);
-    lua_sethook(L, hook, LUA_MASKCOUNT | LUA_MASKLINE, INSTRUCTION_STEP);
+    lua_sethook(L, hook, LUA_MASKCOUNT | LUA_MASKLINE | LUA_MASKRET, INSTRUCTION_STEP);
     return L;
 }
 

@@ -87,6 +87,9 @@ static bool scaled(Graph *h, const Node *n, int *x, double *c)
     return false;
 }
 
+/* Whether the model named n: a param's, an input's, a Lua local's. */
+static bool is_named(const Node *n) { return n->name || n->var; }
+
 /* Whether n is a softmax that sees each row's columns up to the row's
  * place (value 1): see emit_softmax in ops/nn.c. */
 static bool is_causal_softmax(const Node *n) { return n->op == OP_SOFTMAX && n->value == 1; }
@@ -416,8 +419,15 @@ Graph *simplify(Graph *g, SimplifyStats *st)
         Node *to = ir_at(h, map[i]);
         if (!to->var && !to->name)
             to->var = g->nodes[i].var;
-        if (to->grad_of < 0 && g->nodes[i].grad_of >= 0 && g->nodes[i].grad_of < i)
-            to->grad_of = map[g->nodes[i].grad_of];
+        if (!to->hint && !to->name)
+            to->hint = g->nodes[i].hint;
+        /* Of two values it is the gradient of, the one a local named
+         * (scores, not the causal mask of scores that simplify drops). */
+        if (g->nodes[i].grad_of >= 0 && g->nodes[i].grad_of < i) {
+            int of = map[g->nodes[i].grad_of];
+            if (to->grad_of < 0 || (!is_named(ir_at(h, to->grad_of)) && is_named(ir_at(h, of))))
+                to->grad_of = of;
+        }
     }
     h->making_grad = false;
     ir_remap_roots(h, g, map);

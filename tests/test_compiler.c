@@ -497,7 +497,7 @@ START_TEST(loops_read_in_order)
     const char *c = out[1].text.data;
     ck_assert_msg(strstr(c, "const real t2 = x[i * 16 + j];\n            t[i + j * 8] = "),
                   "relu(transpose(x)) does not read x in order");
-    ck_assert_msg(strstr(c, "b[i * 8 + j] = sum[i];"), "the broadcast does not store in order");
+    ck_assert_msg(strstr(c, "b[i * 8 + j] = b_sum[i];"), "the broadcast does not store in order");
     free_files(out, 6);
 }
 END_TEST
@@ -549,7 +549,7 @@ START_TEST(windows_that_tile_are_stored)
         OutFile out[6];
         ck_assert_int_eq(compile_files(path, &o, out), 0);
         const char *c = out[1].text.data;
-        ck_assert_msg(!strstr(c, "memset(d_pad") == !gap, "%s", c);
+        ck_assert_msg(!strstr(c, "memset(d_w_pad") == !gap, "%s", c);
         ck_assert_msg(strstr(c, gap ? "] += d_" : "] = d_"), "%s", c);
         free_files(out, 6);
     }
@@ -614,6 +614,51 @@ START_TEST(lua_locals_name_nodes)
 }
 END_TEST
 
+/* The C's names come from the model: a module's values carry its name
+ * (a local, and what it returns), a composite's parts the composite's
+ * value's (layer_norm takes its gamma's name), the matmul a view shows the
+ * view's local, a gradient d_ and its value's, and a number only where a
+ * name is reused (the local h of the loop). */
+START_TEST(names_come_from_the_model)
+{
+    const char *path = write_model(
+        "names.lua", "local function dense(x, n, name)\n"
+                     "  local w = param(name .. \"_w\", {x.shape[2], n}, randn())\n"
+                     "  local y = x:matmul(w)\n"
+                     "  return relu(y)\n"
+                     "end\n"
+                     "local x = input(\"x\", {2, 3})\n"
+                     "local g = param(\"ln1_g\", {4}, ones())\n"
+                     "local b = param(\"ln1_b\", {4}, zeros())\n"
+                     "local q = x:matmul(param(\"q\", {3, 4}, randn())):reshape({2, 2, 2})\n"
+                     "local h = x\n"
+                     "for i = 1, 2 do h = tanh(h:matmul(param(\"w\" .. i, {3, 3}, randn()))) end\n"
+                     "local n = layer_norm(dense(h, 4, \"fc\"), g, b)\n"
+                     "return model { loss = sum(n * n) + sum(q * q) }\n");
+    LoadOptions o = {0};
+    OutFile out[6];
+    ck_assert_int_eq(compile_files(path, &o, out), 0);
+    const char *c = out[1].text.data;
+    static const char *const names[] = {
+        "*const fc_y =",   "*const fc =",       "*const d_fc_y =", "*const n_centered =",
+        "*const n_rstd =", "*const q_matmul =", "*const h =",      "*const h_2 =",
+        "*const d_h =",    "*const d_h_2 ="};
+    for (int i = 0; i < (int)(sizeof names / sizeof *names); i++)
+        ck_assert_msg(strstr(c, names[i]), "no %s in the C", names[i]);
+    ck_assert_msg(!strstr(c, "q_matmul_2") && !strstr(c, "n_mean_2"), "a number, no name reused");
+    free_files(out, 6);
+    path = write_model("norm.lua", "local x = input(\"x\", {2, 3})\n"
+                                   "local g = param(\"ln1_g\", {3}, ones())\n"
+                                   "local b = param(\"ln1_b\", {3}, zeros())\n"
+                                   "return model { loss = sum(layer_norm(x, g, b)^2) }\n");
+    ck_assert_int_eq(compile_files(path, &o, out), 0);
+    c = out[1].text.data;
+    ck_assert_msg(strstr(c, "*const ln1_mean =") && strstr(c, "*const ln1_rstd ="),
+                  "layer_norm's parts are not named after ln1_g");
+    free_files(out, 6);
+}
+END_TEST
+
 START_TEST(labels_learn_their_range)
 {
     Graph *g = compiled("models/mlp3.lua", NULL, 0);
@@ -675,6 +720,7 @@ static Suite *compiler_suite(void)
     tcase_add_test(passes, loss_and_gradient_share_a_loop);
     tcase_add_test(passes, config_and_import);
     tcase_add_test(passes, lua_locals_name_nodes);
+    tcase_add_test(passes, names_come_from_the_model);
     tcase_add_test(passes, labels_learn_their_range);
     tcase_add_test(passes, sandbox_has_no_os);
     suite_add_tcase(s, passes);

@@ -31,772 +31,772 @@ static real *const d_out_b = arena + 1182336; /* gradient [128] */
 static real *const e = arena + 2496016; /* [32,32,256] */
 static real *const matmul = arena + 2758160; /* [1024,1024] */
 static real *const slice = arena + 3806736; /* [32,1,1024] */
-static real *const z = arena + 3839504; /* [32,1024] */
-static real *const i_2 = arena + 3806736; /* [32,256] */
-static real *const g_2 = arena + 3814928; /* [32,256] */
-static real *const o_2 = arena + 3823120; /* [32,256] */
-static real *const c = arena + 3831312; /* [32,256] */
-static real *const tanh_2 = arena + 3839504; /* [32,256] */
+static real *const lstm_z = arena + 3839504; /* [32,1024] */
+static real *const lstm_i = arena + 3806736; /* [32,256] */
+static real *const lstm_g = arena + 3814928; /* [32,256] */
+static real *const lstm_o = arena + 3823120; /* [32,256] */
+static real *const lstm_c = arena + 3831312; /* [32,256] */
+static real *const lstm_tanh = arena + 3839504; /* [32,256] */
 static real *const h = arena + 3847696; /* [32,256] */
 static real *const slice_2 = arena + 3855888; /* [32,1,1024] */
-static real *const z_2 = arena + 3888656; /* [32,1024] */
-static real *const z_3 = arena + 3888656; /* [32,1024] */
-static real *const i_3 = arena + 3855888; /* [32,256] */
-static real *const f = arena + 3864080; /* [32,256] */
-static real *const g_3 = arena + 3872272; /* [32,256] */
-static real *const o_3 = arena + 3880464; /* [32,256] */
-static real *const c_2 = arena + 3888656; /* [32,256] */
-static real *const tanh_3 = arena + 3896848; /* [32,256] */
+static real *const lstm_z_2 = arena + 3888656; /* [32,1024] */
+static real *const lstm_z_3 = arena + 3888656; /* [32,1024] */
+static real *const lstm_i_2 = arena + 3855888; /* [32,256] */
+static real *const lstm_f = arena + 3864080; /* [32,256] */
+static real *const lstm_g_2 = arena + 3872272; /* [32,256] */
+static real *const lstm_o_2 = arena + 3880464; /* [32,256] */
+static real *const lstm_c_2 = arena + 3888656; /* [32,256] */
+static real *const lstm_tanh_2 = arena + 3896848; /* [32,256] */
 static real *const h_2 = arena + 3905040; /* [32,256] */
 static real *const slice_3 = arena + 3921424; /* [32,1,1024] */
-static real *const z_4 = arena + 3954192; /* [32,1024] */
-static real *const z_5 = arena + 3954192; /* [32,1024] */
-static real *const i_4 = arena + 3913232; /* [32,256] */
-static real *const f_2 = arena + 3921424; /* [32,256] */
-static real *const g_4 = arena + 3929616; /* [32,256] */
-static real *const o_4 = arena + 3937808; /* [32,256] */
-static real *const c_3 = arena + 3946000; /* [32,256] */
-static real *const tanh_4 = arena + 3954192; /* [32,256] */
+static real *const lstm_z_4 = arena + 3954192; /* [32,1024] */
+static real *const lstm_z_5 = arena + 3954192; /* [32,1024] */
+static real *const lstm_i_3 = arena + 3913232; /* [32,256] */
+static real *const lstm_f_2 = arena + 3921424; /* [32,256] */
+static real *const lstm_g_3 = arena + 3929616; /* [32,256] */
+static real *const lstm_o_3 = arena + 3937808; /* [32,256] */
+static real *const lstm_c_3 = arena + 3946000; /* [32,256] */
+static real *const lstm_tanh_3 = arena + 3954192; /* [32,256] */
 static real *const h_3 = arena + 3962384; /* [32,256] */
 static real *const slice_4 = arena + 3970576; /* [32,1,1024] */
-static real *const z_6 = arena + 4003344; /* [32,1024] */
-static real *const z_7 = arena + 4003344; /* [32,1024] */
-static real *const i_5 = arena + 3970576; /* [32,256] */
-static real *const f_3 = arena + 3978768; /* [32,256] */
-static real *const g_5 = arena + 3986960; /* [32,256] */
-static real *const o_5 = arena + 3995152; /* [32,256] */
-static real *const c_4 = arena + 4003344; /* [32,256] */
-static real *const tanh_5 = arena + 4011536; /* [32,256] */
+static real *const lstm_z_6 = arena + 4003344; /* [32,1024] */
+static real *const lstm_z_7 = arena + 4003344; /* [32,1024] */
+static real *const lstm_i_4 = arena + 3970576; /* [32,256] */
+static real *const lstm_f_3 = arena + 3978768; /* [32,256] */
+static real *const lstm_g_4 = arena + 3986960; /* [32,256] */
+static real *const lstm_o_4 = arena + 3995152; /* [32,256] */
+static real *const lstm_c_4 = arena + 4003344; /* [32,256] */
+static real *const lstm_tanh_4 = arena + 4011536; /* [32,256] */
 static real *const h_4 = arena + 4019728; /* [32,256] */
 static real *const slice_5 = arena + 4036112; /* [32,1,1024] */
-static real *const z_8 = arena + 4068880; /* [32,1024] */
-static real *const z_9 = arena + 4068880; /* [32,1024] */
-static real *const i_6 = arena + 4027920; /* [32,256] */
-static real *const f_4 = arena + 4036112; /* [32,256] */
-static real *const g_6 = arena + 4044304; /* [32,256] */
-static real *const o_6 = arena + 4052496; /* [32,256] */
-static real *const c_5 = arena + 4060688; /* [32,256] */
-static real *const tanh_6 = arena + 4068880; /* [32,256] */
+static real *const lstm_z_8 = arena + 4068880; /* [32,1024] */
+static real *const lstm_z_9 = arena + 4068880; /* [32,1024] */
+static real *const lstm_i_5 = arena + 4027920; /* [32,256] */
+static real *const lstm_f_4 = arena + 4036112; /* [32,256] */
+static real *const lstm_g_5 = arena + 4044304; /* [32,256] */
+static real *const lstm_o_5 = arena + 4052496; /* [32,256] */
+static real *const lstm_c_5 = arena + 4060688; /* [32,256] */
+static real *const lstm_tanh_5 = arena + 4068880; /* [32,256] */
 static real *const h_5 = arena + 4077072; /* [32,256] */
 static real *const slice_6 = arena + 4085264; /* [32,1,1024] */
-static real *const z_10 = arena + 4118032; /* [32,1024] */
-static real *const z_11 = arena + 4118032; /* [32,1024] */
-static real *const i_7 = arena + 4085264; /* [32,256] */
-static real *const f_5 = arena + 4093456; /* [32,256] */
-static real *const g_7 = arena + 4101648; /* [32,256] */
-static real *const o_7 = arena + 4109840; /* [32,256] */
-static real *const c_6 = arena + 4118032; /* [32,256] */
-static real *const tanh_7 = arena + 4126224; /* [32,256] */
+static real *const lstm_z_10 = arena + 4118032; /* [32,1024] */
+static real *const lstm_z_11 = arena + 4118032; /* [32,1024] */
+static real *const lstm_i_6 = arena + 4085264; /* [32,256] */
+static real *const lstm_f_5 = arena + 4093456; /* [32,256] */
+static real *const lstm_g_6 = arena + 4101648; /* [32,256] */
+static real *const lstm_o_6 = arena + 4109840; /* [32,256] */
+static real *const lstm_c_6 = arena + 4118032; /* [32,256] */
+static real *const lstm_tanh_6 = arena + 4126224; /* [32,256] */
 static real *const h_6 = arena + 4134416; /* [32,256] */
 static real *const slice_7 = arena + 4150800; /* [32,1,1024] */
-static real *const z_12 = arena + 4183568; /* [32,1024] */
-static real *const z_13 = arena + 4183568; /* [32,1024] */
-static real *const i_8 = arena + 4142608; /* [32,256] */
-static real *const f_6 = arena + 4150800; /* [32,256] */
-static real *const g_8 = arena + 4158992; /* [32,256] */
-static real *const o_8 = arena + 4167184; /* [32,256] */
-static real *const c_7 = arena + 4175376; /* [32,256] */
-static real *const tanh_8 = arena + 4183568; /* [32,256] */
+static real *const lstm_z_12 = arena + 4183568; /* [32,1024] */
+static real *const lstm_z_13 = arena + 4183568; /* [32,1024] */
+static real *const lstm_i_7 = arena + 4142608; /* [32,256] */
+static real *const lstm_f_6 = arena + 4150800; /* [32,256] */
+static real *const lstm_g_7 = arena + 4158992; /* [32,256] */
+static real *const lstm_o_7 = arena + 4167184; /* [32,256] */
+static real *const lstm_c_7 = arena + 4175376; /* [32,256] */
+static real *const lstm_tanh_7 = arena + 4183568; /* [32,256] */
 static real *const h_7 = arena + 4191760; /* [32,256] */
 static real *const slice_8 = arena + 4199952; /* [32,1,1024] */
-static real *const z_14 = arena + 4232720; /* [32,1024] */
-static real *const z_15 = arena + 4232720; /* [32,1024] */
-static real *const i_9 = arena + 4199952; /* [32,256] */
-static real *const f_7 = arena + 4208144; /* [32,256] */
-static real *const g_9 = arena + 4216336; /* [32,256] */
-static real *const o_9 = arena + 4224528; /* [32,256] */
-static real *const c_8 = arena + 4232720; /* [32,256] */
-static real *const tanh_9 = arena + 4240912; /* [32,256] */
+static real *const lstm_z_14 = arena + 4232720; /* [32,1024] */
+static real *const lstm_z_15 = arena + 4232720; /* [32,1024] */
+static real *const lstm_i_8 = arena + 4199952; /* [32,256] */
+static real *const lstm_f_7 = arena + 4208144; /* [32,256] */
+static real *const lstm_g_8 = arena + 4216336; /* [32,256] */
+static real *const lstm_o_8 = arena + 4224528; /* [32,256] */
+static real *const lstm_c_8 = arena + 4232720; /* [32,256] */
+static real *const lstm_tanh_8 = arena + 4240912; /* [32,256] */
 static real *const h_8 = arena + 4249104; /* [32,256] */
 static real *const slice_9 = arena + 4265488; /* [32,1,1024] */
-static real *const z_16 = arena + 4298256; /* [32,1024] */
-static real *const z_17 = arena + 4298256; /* [32,1024] */
-static real *const i_10 = arena + 4257296; /* [32,256] */
-static real *const f_8 = arena + 4265488; /* [32,256] */
-static real *const g_10 = arena + 4273680; /* [32,256] */
-static real *const o_10 = arena + 4281872; /* [32,256] */
-static real *const c_9 = arena + 4290064; /* [32,256] */
-static real *const tanh_10 = arena + 4298256; /* [32,256] */
+static real *const lstm_z_16 = arena + 4298256; /* [32,1024] */
+static real *const lstm_z_17 = arena + 4298256; /* [32,1024] */
+static real *const lstm_i_9 = arena + 4257296; /* [32,256] */
+static real *const lstm_f_8 = arena + 4265488; /* [32,256] */
+static real *const lstm_g_9 = arena + 4273680; /* [32,256] */
+static real *const lstm_o_9 = arena + 4281872; /* [32,256] */
+static real *const lstm_c_9 = arena + 4290064; /* [32,256] */
+static real *const lstm_tanh_9 = arena + 4298256; /* [32,256] */
 static real *const h_9 = arena + 4306448; /* [32,256] */
 static real *const slice_10 = arena + 4314640; /* [32,1,1024] */
-static real *const z_18 = arena + 4347408; /* [32,1024] */
-static real *const z_19 = arena + 4347408; /* [32,1024] */
-static real *const i_11 = arena + 4314640; /* [32,256] */
-static real *const f_9 = arena + 4322832; /* [32,256] */
-static real *const g_11 = arena + 4331024; /* [32,256] */
-static real *const o_11 = arena + 4339216; /* [32,256] */
-static real *const c_10 = arena + 4347408; /* [32,256] */
-static real *const tanh_11 = arena + 4355600; /* [32,256] */
+static real *const lstm_z_18 = arena + 4347408; /* [32,1024] */
+static real *const lstm_z_19 = arena + 4347408; /* [32,1024] */
+static real *const lstm_i_10 = arena + 4314640; /* [32,256] */
+static real *const lstm_f_9 = arena + 4322832; /* [32,256] */
+static real *const lstm_g_10 = arena + 4331024; /* [32,256] */
+static real *const lstm_o_10 = arena + 4339216; /* [32,256] */
+static real *const lstm_c_10 = arena + 4347408; /* [32,256] */
+static real *const lstm_tanh_10 = arena + 4355600; /* [32,256] */
 static real *const h_10 = arena + 4363792; /* [32,256] */
 static real *const slice_11 = arena + 4380176; /* [32,1,1024] */
-static real *const z_20 = arena + 4412944; /* [32,1024] */
-static real *const z_21 = arena + 4412944; /* [32,1024] */
-static real *const i_12 = arena + 4371984; /* [32,256] */
-static real *const f_10 = arena + 4380176; /* [32,256] */
-static real *const g_12 = arena + 4388368; /* [32,256] */
-static real *const o_12 = arena + 4396560; /* [32,256] */
-static real *const c_11 = arena + 4404752; /* [32,256] */
-static real *const tanh_12 = arena + 4412944; /* [32,256] */
+static real *const lstm_z_20 = arena + 4412944; /* [32,1024] */
+static real *const lstm_z_21 = arena + 4412944; /* [32,1024] */
+static real *const lstm_i_11 = arena + 4371984; /* [32,256] */
+static real *const lstm_f_10 = arena + 4380176; /* [32,256] */
+static real *const lstm_g_11 = arena + 4388368; /* [32,256] */
+static real *const lstm_o_11 = arena + 4396560; /* [32,256] */
+static real *const lstm_c_11 = arena + 4404752; /* [32,256] */
+static real *const lstm_tanh_11 = arena + 4412944; /* [32,256] */
 static real *const h_11 = arena + 4421136; /* [32,256] */
 static real *const slice_12 = arena + 4429328; /* [32,1,1024] */
-static real *const z_22 = arena + 4462096; /* [32,1024] */
-static real *const z_23 = arena + 4462096; /* [32,1024] */
-static real *const i_13 = arena + 4429328; /* [32,256] */
-static real *const f_11 = arena + 4437520; /* [32,256] */
-static real *const g_13 = arena + 4445712; /* [32,256] */
-static real *const o_13 = arena + 4453904; /* [32,256] */
-static real *const c_12 = arena + 4462096; /* [32,256] */
-static real *const tanh_13 = arena + 4470288; /* [32,256] */
+static real *const lstm_z_22 = arena + 4462096; /* [32,1024] */
+static real *const lstm_z_23 = arena + 4462096; /* [32,1024] */
+static real *const lstm_i_12 = arena + 4429328; /* [32,256] */
+static real *const lstm_f_11 = arena + 4437520; /* [32,256] */
+static real *const lstm_g_12 = arena + 4445712; /* [32,256] */
+static real *const lstm_o_12 = arena + 4453904; /* [32,256] */
+static real *const lstm_c_12 = arena + 4462096; /* [32,256] */
+static real *const lstm_tanh_12 = arena + 4470288; /* [32,256] */
 static real *const h_12 = arena + 4478480; /* [32,256] */
 static real *const slice_13 = arena + 4494864; /* [32,1,1024] */
-static real *const z_24 = arena + 4527632; /* [32,1024] */
-static real *const z_25 = arena + 4527632; /* [32,1024] */
-static real *const i_14 = arena + 4486672; /* [32,256] */
-static real *const f_12 = arena + 4494864; /* [32,256] */
-static real *const g_14 = arena + 4503056; /* [32,256] */
-static real *const o_14 = arena + 4511248; /* [32,256] */
-static real *const c_13 = arena + 4519440; /* [32,256] */
-static real *const tanh_14 = arena + 4527632; /* [32,256] */
+static real *const lstm_z_24 = arena + 4527632; /* [32,1024] */
+static real *const lstm_z_25 = arena + 4527632; /* [32,1024] */
+static real *const lstm_i_13 = arena + 4486672; /* [32,256] */
+static real *const lstm_f_12 = arena + 4494864; /* [32,256] */
+static real *const lstm_g_13 = arena + 4503056; /* [32,256] */
+static real *const lstm_o_13 = arena + 4511248; /* [32,256] */
+static real *const lstm_c_13 = arena + 4519440; /* [32,256] */
+static real *const lstm_tanh_13 = arena + 4527632; /* [32,256] */
 static real *const h_13 = arena + 4535824; /* [32,256] */
 static real *const slice_14 = arena + 4544016; /* [32,1,1024] */
-static real *const z_26 = arena + 4576784; /* [32,1024] */
-static real *const z_27 = arena + 4576784; /* [32,1024] */
-static real *const i_15 = arena + 4544016; /* [32,256] */
-static real *const f_13 = arena + 4552208; /* [32,256] */
-static real *const g_15 = arena + 4560400; /* [32,256] */
-static real *const o_15 = arena + 4568592; /* [32,256] */
-static real *const c_14 = arena + 4576784; /* [32,256] */
-static real *const tanh_15 = arena + 4584976; /* [32,256] */
+static real *const lstm_z_26 = arena + 4576784; /* [32,1024] */
+static real *const lstm_z_27 = arena + 4576784; /* [32,1024] */
+static real *const lstm_i_14 = arena + 4544016; /* [32,256] */
+static real *const lstm_f_13 = arena + 4552208; /* [32,256] */
+static real *const lstm_g_14 = arena + 4560400; /* [32,256] */
+static real *const lstm_o_14 = arena + 4568592; /* [32,256] */
+static real *const lstm_c_14 = arena + 4576784; /* [32,256] */
+static real *const lstm_tanh_14 = arena + 4584976; /* [32,256] */
 static real *const h_14 = arena + 4593168; /* [32,256] */
 static real *const slice_15 = arena + 4609552; /* [32,1,1024] */
-static real *const z_28 = arena + 4642320; /* [32,1024] */
-static real *const z_29 = arena + 4642320; /* [32,1024] */
-static real *const i_16 = arena + 4601360; /* [32,256] */
-static real *const f_14 = arena + 4609552; /* [32,256] */
-static real *const g_16 = arena + 4617744; /* [32,256] */
-static real *const o_16 = arena + 4625936; /* [32,256] */
-static real *const c_15 = arena + 4634128; /* [32,256] */
-static real *const tanh_16 = arena + 4642320; /* [32,256] */
+static real *const lstm_z_28 = arena + 4642320; /* [32,1024] */
+static real *const lstm_z_29 = arena + 4642320; /* [32,1024] */
+static real *const lstm_i_15 = arena + 4601360; /* [32,256] */
+static real *const lstm_f_14 = arena + 4609552; /* [32,256] */
+static real *const lstm_g_15 = arena + 4617744; /* [32,256] */
+static real *const lstm_o_15 = arena + 4625936; /* [32,256] */
+static real *const lstm_c_15 = arena + 4634128; /* [32,256] */
+static real *const lstm_tanh_15 = arena + 4642320; /* [32,256] */
 static real *const h_15 = arena + 4650512; /* [32,256] */
 static real *const slice_16 = arena + 4658704; /* [32,1,1024] */
-static real *const z_30 = arena + 4691472; /* [32,1024] */
-static real *const z_31 = arena + 4691472; /* [32,1024] */
-static real *const i_17 = arena + 4658704; /* [32,256] */
-static real *const f_15 = arena + 4666896; /* [32,256] */
-static real *const g_17 = arena + 4675088; /* [32,256] */
-static real *const o_17 = arena + 4683280; /* [32,256] */
-static real *const c_16 = arena + 4691472; /* [32,256] */
-static real *const tanh_17 = arena + 4699664; /* [32,256] */
+static real *const lstm_z_30 = arena + 4691472; /* [32,1024] */
+static real *const lstm_z_31 = arena + 4691472; /* [32,1024] */
+static real *const lstm_i_16 = arena + 4658704; /* [32,256] */
+static real *const lstm_f_15 = arena + 4666896; /* [32,256] */
+static real *const lstm_g_16 = arena + 4675088; /* [32,256] */
+static real *const lstm_o_16 = arena + 4683280; /* [32,256] */
+static real *const lstm_c_16 = arena + 4691472; /* [32,256] */
+static real *const lstm_tanh_16 = arena + 4699664; /* [32,256] */
 static real *const h_16 = arena + 4707856; /* [32,256] */
 static real *const slice_17 = arena + 4724240; /* [32,1,1024] */
-static real *const z_32 = arena + 4757008; /* [32,1024] */
-static real *const z_33 = arena + 4757008; /* [32,1024] */
-static real *const i_18 = arena + 4716048; /* [32,256] */
-static real *const f_16 = arena + 4724240; /* [32,256] */
-static real *const g_18 = arena + 4732432; /* [32,256] */
-static real *const o_18 = arena + 4740624; /* [32,256] */
-static real *const c_17 = arena + 4748816; /* [32,256] */
-static real *const tanh_18 = arena + 4757008; /* [32,256] */
+static real *const lstm_z_32 = arena + 4757008; /* [32,1024] */
+static real *const lstm_z_33 = arena + 4757008; /* [32,1024] */
+static real *const lstm_i_17 = arena + 4716048; /* [32,256] */
+static real *const lstm_f_16 = arena + 4724240; /* [32,256] */
+static real *const lstm_g_17 = arena + 4732432; /* [32,256] */
+static real *const lstm_o_17 = arena + 4740624; /* [32,256] */
+static real *const lstm_c_17 = arena + 4748816; /* [32,256] */
+static real *const lstm_tanh_17 = arena + 4757008; /* [32,256] */
 static real *const h_17 = arena + 4765200; /* [32,256] */
 static real *const slice_18 = arena + 4773392; /* [32,1,1024] */
-static real *const z_34 = arena + 4806160; /* [32,1024] */
-static real *const z_35 = arena + 4806160; /* [32,1024] */
-static real *const i_19 = arena + 4773392; /* [32,256] */
-static real *const f_17 = arena + 4781584; /* [32,256] */
-static real *const g_19 = arena + 4789776; /* [32,256] */
-static real *const o_19 = arena + 4797968; /* [32,256] */
-static real *const c_18 = arena + 4806160; /* [32,256] */
-static real *const tanh_19 = arena + 4814352; /* [32,256] */
+static real *const lstm_z_34 = arena + 4806160; /* [32,1024] */
+static real *const lstm_z_35 = arena + 4806160; /* [32,1024] */
+static real *const lstm_i_18 = arena + 4773392; /* [32,256] */
+static real *const lstm_f_17 = arena + 4781584; /* [32,256] */
+static real *const lstm_g_18 = arena + 4789776; /* [32,256] */
+static real *const lstm_o_18 = arena + 4797968; /* [32,256] */
+static real *const lstm_c_18 = arena + 4806160; /* [32,256] */
+static real *const lstm_tanh_18 = arena + 4814352; /* [32,256] */
 static real *const h_18 = arena + 4822544; /* [32,256] */
 static real *const slice_19 = arena + 4838928; /* [32,1,1024] */
-static real *const z_36 = arena + 4871696; /* [32,1024] */
-static real *const z_37 = arena + 4871696; /* [32,1024] */
-static real *const i_20 = arena + 4830736; /* [32,256] */
-static real *const f_18 = arena + 4838928; /* [32,256] */
-static real *const g_20 = arena + 4847120; /* [32,256] */
-static real *const o_20 = arena + 4855312; /* [32,256] */
-static real *const c_19 = arena + 4863504; /* [32,256] */
-static real *const tanh_20 = arena + 4871696; /* [32,256] */
+static real *const lstm_z_36 = arena + 4871696; /* [32,1024] */
+static real *const lstm_z_37 = arena + 4871696; /* [32,1024] */
+static real *const lstm_i_19 = arena + 4830736; /* [32,256] */
+static real *const lstm_f_18 = arena + 4838928; /* [32,256] */
+static real *const lstm_g_19 = arena + 4847120; /* [32,256] */
+static real *const lstm_o_19 = arena + 4855312; /* [32,256] */
+static real *const lstm_c_19 = arena + 4863504; /* [32,256] */
+static real *const lstm_tanh_19 = arena + 4871696; /* [32,256] */
 static real *const h_19 = arena + 4879888; /* [32,256] */
 static real *const slice_20 = arena + 4888080; /* [32,1,1024] */
-static real *const z_38 = arena + 4920848; /* [32,1024] */
-static real *const z_39 = arena + 4920848; /* [32,1024] */
-static real *const i_21 = arena + 4888080; /* [32,256] */
-static real *const f_19 = arena + 4896272; /* [32,256] */
-static real *const g_21 = arena + 4904464; /* [32,256] */
-static real *const o_21 = arena + 4912656; /* [32,256] */
-static real *const c_20 = arena + 4920848; /* [32,256] */
-static real *const tanh_21 = arena + 4929040; /* [32,256] */
+static real *const lstm_z_38 = arena + 4920848; /* [32,1024] */
+static real *const lstm_z_39 = arena + 4920848; /* [32,1024] */
+static real *const lstm_i_20 = arena + 4888080; /* [32,256] */
+static real *const lstm_f_19 = arena + 4896272; /* [32,256] */
+static real *const lstm_g_20 = arena + 4904464; /* [32,256] */
+static real *const lstm_o_20 = arena + 4912656; /* [32,256] */
+static real *const lstm_c_20 = arena + 4920848; /* [32,256] */
+static real *const lstm_tanh_20 = arena + 4929040; /* [32,256] */
 static real *const h_20 = arena + 4937232; /* [32,256] */
 static real *const slice_21 = arena + 4953616; /* [32,1,1024] */
-static real *const z_40 = arena + 4986384; /* [32,1024] */
-static real *const z_41 = arena + 4986384; /* [32,1024] */
-static real *const i_22 = arena + 4945424; /* [32,256] */
-static real *const f_20 = arena + 4953616; /* [32,256] */
-static real *const g_22 = arena + 4961808; /* [32,256] */
-static real *const o_22 = arena + 4970000; /* [32,256] */
-static real *const c_21 = arena + 4978192; /* [32,256] */
-static real *const tanh_22 = arena + 4986384; /* [32,256] */
+static real *const lstm_z_40 = arena + 4986384; /* [32,1024] */
+static real *const lstm_z_41 = arena + 4986384; /* [32,1024] */
+static real *const lstm_i_21 = arena + 4945424; /* [32,256] */
+static real *const lstm_f_20 = arena + 4953616; /* [32,256] */
+static real *const lstm_g_21 = arena + 4961808; /* [32,256] */
+static real *const lstm_o_21 = arena + 4970000; /* [32,256] */
+static real *const lstm_c_21 = arena + 4978192; /* [32,256] */
+static real *const lstm_tanh_21 = arena + 4986384; /* [32,256] */
 static real *const h_21 = arena + 4994576; /* [32,256] */
 static real *const slice_22 = arena + 5002768; /* [32,1,1024] */
-static real *const z_42 = arena + 5035536; /* [32,1024] */
-static real *const z_43 = arena + 5035536; /* [32,1024] */
-static real *const i_23 = arena + 5002768; /* [32,256] */
-static real *const f_21 = arena + 5010960; /* [32,256] */
-static real *const g_23 = arena + 5019152; /* [32,256] */
-static real *const o_23 = arena + 5027344; /* [32,256] */
-static real *const c_22 = arena + 5035536; /* [32,256] */
-static real *const tanh_23 = arena + 5043728; /* [32,256] */
+static real *const lstm_z_42 = arena + 5035536; /* [32,1024] */
+static real *const lstm_z_43 = arena + 5035536; /* [32,1024] */
+static real *const lstm_i_22 = arena + 5002768; /* [32,256] */
+static real *const lstm_f_21 = arena + 5010960; /* [32,256] */
+static real *const lstm_g_22 = arena + 5019152; /* [32,256] */
+static real *const lstm_o_22 = arena + 5027344; /* [32,256] */
+static real *const lstm_c_22 = arena + 5035536; /* [32,256] */
+static real *const lstm_tanh_22 = arena + 5043728; /* [32,256] */
 static real *const h_22 = arena + 5051920; /* [32,256] */
 static real *const slice_23 = arena + 5068304; /* [32,1,1024] */
-static real *const z_44 = arena + 5101072; /* [32,1024] */
-static real *const z_45 = arena + 5101072; /* [32,1024] */
-static real *const i_24 = arena + 5060112; /* [32,256] */
-static real *const f_22 = arena + 5068304; /* [32,256] */
-static real *const g_24 = arena + 5076496; /* [32,256] */
-static real *const o_24 = arena + 5084688; /* [32,256] */
-static real *const c_23 = arena + 5092880; /* [32,256] */
-static real *const tanh_24 = arena + 5101072; /* [32,256] */
+static real *const lstm_z_44 = arena + 5101072; /* [32,1024] */
+static real *const lstm_z_45 = arena + 5101072; /* [32,1024] */
+static real *const lstm_i_23 = arena + 5060112; /* [32,256] */
+static real *const lstm_f_22 = arena + 5068304; /* [32,256] */
+static real *const lstm_g_23 = arena + 5076496; /* [32,256] */
+static real *const lstm_o_23 = arena + 5084688; /* [32,256] */
+static real *const lstm_c_23 = arena + 5092880; /* [32,256] */
+static real *const lstm_tanh_23 = arena + 5101072; /* [32,256] */
 static real *const h_23 = arena + 5109264; /* [32,256] */
 static real *const slice_24 = arena + 5117456; /* [32,1,1024] */
-static real *const z_46 = arena + 5150224; /* [32,1024] */
-static real *const z_47 = arena + 5150224; /* [32,1024] */
-static real *const i_25 = arena + 5117456; /* [32,256] */
-static real *const f_23 = arena + 5125648; /* [32,256] */
-static real *const g_25 = arena + 5133840; /* [32,256] */
-static real *const o_25 = arena + 5142032; /* [32,256] */
-static real *const c_24 = arena + 5150224; /* [32,256] */
-static real *const tanh_25 = arena + 5158416; /* [32,256] */
+static real *const lstm_z_46 = arena + 5150224; /* [32,1024] */
+static real *const lstm_z_47 = arena + 5150224; /* [32,1024] */
+static real *const lstm_i_24 = arena + 5117456; /* [32,256] */
+static real *const lstm_f_23 = arena + 5125648; /* [32,256] */
+static real *const lstm_g_24 = arena + 5133840; /* [32,256] */
+static real *const lstm_o_24 = arena + 5142032; /* [32,256] */
+static real *const lstm_c_24 = arena + 5150224; /* [32,256] */
+static real *const lstm_tanh_24 = arena + 5158416; /* [32,256] */
 static real *const h_24 = arena + 5166608; /* [32,256] */
 static real *const slice_25 = arena + 5182992; /* [32,1,1024] */
-static real *const z_48 = arena + 5215760; /* [32,1024] */
-static real *const z_49 = arena + 5215760; /* [32,1024] */
-static real *const i_26 = arena + 5174800; /* [32,256] */
-static real *const f_24 = arena + 5182992; /* [32,256] */
-static real *const g_26 = arena + 5191184; /* [32,256] */
-static real *const o_26 = arena + 5199376; /* [32,256] */
-static real *const c_25 = arena + 5207568; /* [32,256] */
-static real *const tanh_26 = arena + 5215760; /* [32,256] */
+static real *const lstm_z_48 = arena + 5215760; /* [32,1024] */
+static real *const lstm_z_49 = arena + 5215760; /* [32,1024] */
+static real *const lstm_i_25 = arena + 5174800; /* [32,256] */
+static real *const lstm_f_24 = arena + 5182992; /* [32,256] */
+static real *const lstm_g_25 = arena + 5191184; /* [32,256] */
+static real *const lstm_o_25 = arena + 5199376; /* [32,256] */
+static real *const lstm_c_25 = arena + 5207568; /* [32,256] */
+static real *const lstm_tanh_25 = arena + 5215760; /* [32,256] */
 static real *const h_25 = arena + 5223952; /* [32,256] */
 static real *const slice_26 = arena + 5232144; /* [32,1,1024] */
-static real *const z_50 = arena + 5264912; /* [32,1024] */
-static real *const z_51 = arena + 5264912; /* [32,1024] */
-static real *const i_27 = arena + 5232144; /* [32,256] */
-static real *const f_25 = arena + 5240336; /* [32,256] */
-static real *const g_27 = arena + 5248528; /* [32,256] */
-static real *const o_27 = arena + 5256720; /* [32,256] */
-static real *const c_26 = arena + 5264912; /* [32,256] */
-static real *const tanh_27 = arena + 5273104; /* [32,256] */
+static real *const lstm_z_50 = arena + 5264912; /* [32,1024] */
+static real *const lstm_z_51 = arena + 5264912; /* [32,1024] */
+static real *const lstm_i_26 = arena + 5232144; /* [32,256] */
+static real *const lstm_f_25 = arena + 5240336; /* [32,256] */
+static real *const lstm_g_26 = arena + 5248528; /* [32,256] */
+static real *const lstm_o_26 = arena + 5256720; /* [32,256] */
+static real *const lstm_c_26 = arena + 5264912; /* [32,256] */
+static real *const lstm_tanh_26 = arena + 5273104; /* [32,256] */
 static real *const h_26 = arena + 5281296; /* [32,256] */
 static real *const slice_27 = arena + 5297680; /* [32,1,1024] */
-static real *const z_52 = arena + 5330448; /* [32,1024] */
-static real *const z_53 = arena + 5330448; /* [32,1024] */
-static real *const i_28 = arena + 5289488; /* [32,256] */
-static real *const f_26 = arena + 5297680; /* [32,256] */
-static real *const g_28 = arena + 5305872; /* [32,256] */
-static real *const o_28 = arena + 5314064; /* [32,256] */
-static real *const c_27 = arena + 5322256; /* [32,256] */
-static real *const tanh_28 = arena + 5330448; /* [32,256] */
+static real *const lstm_z_52 = arena + 5330448; /* [32,1024] */
+static real *const lstm_z_53 = arena + 5330448; /* [32,1024] */
+static real *const lstm_i_27 = arena + 5289488; /* [32,256] */
+static real *const lstm_f_26 = arena + 5297680; /* [32,256] */
+static real *const lstm_g_27 = arena + 5305872; /* [32,256] */
+static real *const lstm_o_27 = arena + 5314064; /* [32,256] */
+static real *const lstm_c_27 = arena + 5322256; /* [32,256] */
+static real *const lstm_tanh_27 = arena + 5330448; /* [32,256] */
 static real *const h_27 = arena + 5338640; /* [32,256] */
 static real *const slice_28 = arena + 5346832; /* [32,1,1024] */
-static real *const z_54 = arena + 5379600; /* [32,1024] */
-static real *const z_55 = arena + 5379600; /* [32,1024] */
-static real *const i_29 = arena + 5346832; /* [32,256] */
-static real *const f_27 = arena + 5355024; /* [32,256] */
-static real *const g_29 = arena + 5363216; /* [32,256] */
-static real *const o_29 = arena + 5371408; /* [32,256] */
-static real *const c_28 = arena + 5379600; /* [32,256] */
-static real *const tanh_29 = arena + 5387792; /* [32,256] */
+static real *const lstm_z_54 = arena + 5379600; /* [32,1024] */
+static real *const lstm_z_55 = arena + 5379600; /* [32,1024] */
+static real *const lstm_i_28 = arena + 5346832; /* [32,256] */
+static real *const lstm_f_27 = arena + 5355024; /* [32,256] */
+static real *const lstm_g_28 = arena + 5363216; /* [32,256] */
+static real *const lstm_o_28 = arena + 5371408; /* [32,256] */
+static real *const lstm_c_28 = arena + 5379600; /* [32,256] */
+static real *const lstm_tanh_28 = arena + 5387792; /* [32,256] */
 static real *const h_28 = arena + 5395984; /* [32,256] */
 static real *const slice_29 = arena + 5412368; /* [32,1,1024] */
-static real *const z_56 = arena + 5445136; /* [32,1024] */
-static real *const z_57 = arena + 5445136; /* [32,1024] */
-static real *const i_30 = arena + 5404176; /* [32,256] */
-static real *const f_28 = arena + 5412368; /* [32,256] */
-static real *const g_30 = arena + 5420560; /* [32,256] */
-static real *const o_30 = arena + 5428752; /* [32,256] */
-static real *const c_29 = arena + 5436944; /* [32,256] */
-static real *const tanh_30 = arena + 5445136; /* [32,256] */
+static real *const lstm_z_56 = arena + 5445136; /* [32,1024] */
+static real *const lstm_z_57 = arena + 5445136; /* [32,1024] */
+static real *const lstm_i_29 = arena + 5404176; /* [32,256] */
+static real *const lstm_f_28 = arena + 5412368; /* [32,256] */
+static real *const lstm_g_29 = arena + 5420560; /* [32,256] */
+static real *const lstm_o_29 = arena + 5428752; /* [32,256] */
+static real *const lstm_c_29 = arena + 5436944; /* [32,256] */
+static real *const lstm_tanh_29 = arena + 5445136; /* [32,256] */
 static real *const h_29 = arena + 5453328; /* [32,256] */
 static real *const slice_30 = arena + 5461520; /* [32,1,1024] */
-static real *const z_58 = arena + 5494288; /* [32,1024] */
-static real *const z_59 = arena + 5494288; /* [32,1024] */
-static real *const i_31 = arena + 5461520; /* [32,256] */
-static real *const f_29 = arena + 5469712; /* [32,256] */
-static real *const g_31 = arena + 5477904; /* [32,256] */
-static real *const o_31 = arena + 5486096; /* [32,256] */
-static real *const c_30 = arena + 5494288; /* [32,256] */
-static real *const tanh_31 = arena + 5502480; /* [32,256] */
+static real *const lstm_z_58 = arena + 5494288; /* [32,1024] */
+static real *const lstm_z_59 = arena + 5494288; /* [32,1024] */
+static real *const lstm_i_30 = arena + 5461520; /* [32,256] */
+static real *const lstm_f_29 = arena + 5469712; /* [32,256] */
+static real *const lstm_g_30 = arena + 5477904; /* [32,256] */
+static real *const lstm_o_30 = arena + 5486096; /* [32,256] */
+static real *const lstm_c_30 = arena + 5494288; /* [32,256] */
+static real *const lstm_tanh_30 = arena + 5502480; /* [32,256] */
 static real *const h_30 = arena + 5510672; /* [32,256] */
 static real *const slice_31 = arena + 5527056; /* [32,1,1024] */
-static real *const z_60 = arena + 5559824; /* [32,1024] */
-static real *const z_61 = arena + 5559824; /* [32,1024] */
-static real *const i_32 = arena + 5518864; /* [32,256] */
-static real *const f_30 = arena + 5527056; /* [32,256] */
-static real *const g_32 = arena + 5535248; /* [32,256] */
-static real *const o_32 = arena + 5543440; /* [32,256] */
-static real *const c_31 = arena + 5551632; /* [32,256] */
-static real *const tanh_32 = arena + 5559824; /* [32,256] */
+static real *const lstm_z_60 = arena + 5559824; /* [32,1024] */
+static real *const lstm_z_61 = arena + 5559824; /* [32,1024] */
+static real *const lstm_i_31 = arena + 5518864; /* [32,256] */
+static real *const lstm_f_30 = arena + 5527056; /* [32,256] */
+static real *const lstm_g_31 = arena + 5535248; /* [32,256] */
+static real *const lstm_o_31 = arena + 5543440; /* [32,256] */
+static real *const lstm_c_31 = arena + 5551632; /* [32,256] */
+static real *const lstm_tanh_31 = arena + 5559824; /* [32,256] */
 static real *const h_31 = arena + 5568016; /* [32,256] */
 static real *const slice_32 = arena + 5576208; /* [32,1,1024] */
-static real *const z_62 = arena + 2758160; /* [32,1024] */
-static real *const z_63 = arena + 2758160; /* [32,1024] */
-static real *const i_33 = arena + 5576208; /* [32,256] */
-static real *const f_31 = arena + 5584400; /* [32,256] */
-static real *const g_33 = arena + 5592592; /* [32,256] */
-static real *const o_33 = arena + 5600784; /* [32,256] */
-static real *const tanh_33 = arena + 2758160; /* [32,256] */
+static real *const lstm_z_62 = arena + 2758160; /* [32,1024] */
+static real *const lstm_z_63 = arena + 2758160; /* [32,1024] */
+static real *const lstm_i_32 = arena + 5576208; /* [32,256] */
+static real *const lstm_f_31 = arena + 5584400; /* [32,256] */
+static real *const lstm_g_32 = arena + 5592592; /* [32,256] */
+static real *const lstm_o_32 = arena + 5600784; /* [32,256] */
+static real *const lstm_tanh_32 = arena + 2758160; /* [32,256] */
 static real *const h_32 = arena + 2766352; /* [32,256] */
 static real *const concat = arena + 2774544; /* [32,32,256] */
-static real *const matmul_2 = arena + 3036688; /* [32,32,128] */
+static real *const out_matmul = arena + 3036688; /* [32,32,128] */
 static real *const logits = arena + 2364928; /* [32,32,128] */
 static real *const cross_entropy = arena + 2766352; /* [1024] */
-static real *const sum = arena + 2767376; /* [] */
+static real *const loss_sum = arena + 2767376; /* [] */
 static real *const loss_value = arena + 2496000; /* [] */
-static real *const d_reshape = arena + 3036688; /* [1024,128] */
+static real *const d_logits = arena + 3036688; /* [1024,128] */
 static real *const d_concat = arena + 3167760; /* [32,32,256] */
-static real *const d_reshape_2 = arena + 3429904; /* [32,1,256] */
-static real *const d_reshape_3 = arena + 3438096; /* [32,1,256] */
-static real *const d_reshape_4 = arena + 3446288; /* [32,1,256] */
-static real *const d_reshape_5 = arena + 3454480; /* [32,1,256] */
-static real *const d_reshape_6 = arena + 3462672; /* [32,1,256] */
-static real *const d_reshape_7 = arena + 3470864; /* [32,1,256] */
-static real *const d_reshape_8 = arena + 3479056; /* [32,1,256] */
-static real *const d_reshape_9 = arena + 3487248; /* [32,1,256] */
-static real *const d_reshape_10 = arena + 3495440; /* [32,1,256] */
-static real *const d_reshape_11 = arena + 3503632; /* [32,1,256] */
-static real *const d_reshape_12 = arena + 3511824; /* [32,1,256] */
-static real *const d_reshape_13 = arena + 3520016; /* [32,1,256] */
-static real *const d_reshape_14 = arena + 3528208; /* [32,1,256] */
-static real *const d_reshape_15 = arena + 3536400; /* [32,1,256] */
-static real *const d_reshape_16 = arena + 3544592; /* [32,1,256] */
-static real *const d_reshape_17 = arena + 3552784; /* [32,1,256] */
-static real *const d_reshape_18 = arena + 3560976; /* [32,1,256] */
-static real *const d_reshape_19 = arena + 3569168; /* [32,1,256] */
-static real *const d_reshape_20 = arena + 3577360; /* [32,1,256] */
-static real *const d_reshape_21 = arena + 3585552; /* [32,1,256] */
-static real *const d_reshape_22 = arena + 3593744; /* [32,1,256] */
-static real *const d_reshape_23 = arena + 3601936; /* [32,1,256] */
-static real *const d_reshape_24 = arena + 3610128; /* [32,1,256] */
-static real *const d_reshape_25 = arena + 3618320; /* [32,1,256] */
-static real *const d_reshape_26 = arena + 3626512; /* [32,1,256] */
-static real *const d_reshape_27 = arena + 3634704; /* [32,1,256] */
-static real *const d_reshape_28 = arena + 3642896; /* [32,1,256] */
-static real *const d_reshape_29 = arena + 3651088; /* [32,1,256] */
-static real *const d_reshape_30 = arena + 3659280; /* [32,1,256] */
-static real *const d_reshape_31 = arena + 3667472; /* [32,1,256] */
-static real *const d_reshape_32 = arena + 3675664; /* [32,1,256] */
-static real *const d_reshape_33 = arena + 3683856; /* [32,1,256] */
-static real *const d_c = arena + 3692048; /* [32,256] */
-static real *const d_pad = arena + 3724816; /* [32,1024] */
-static real *const d_slice = arena + 3700240; /* [32,256] */
-static real *const d_pad_add = arena + 3724816; /* [32,1024] */
-static real *const d_add = arena + 3708432; /* [32,256] */
-static real *const d_sum = arena + 3683856; /* [256] */
-static real *const d_pad_add_2 = arena + 3724816; /* [32,1024] */
-static real *const d_slice_2 = arena + 3716624; /* [32,256] */
-static real *const d_z = arena + 3724816; /* [32,1024] */
-static real *const d_matmul = arena + 886144; /* [256,1024] */
-static real *const d_sum_2 = arena + 3684112; /* [1024] */
-static real *const d_pad_2 = arena + 5592592; /* [32,32,1024] */
-static real *const d_h = arena + 3675664; /* [32,256] */
-static real *const d_c_2 = arena + 5551632; /* [32,256] */
-static real *const d_pad_3 = arena + 3708432; /* [32,1024] */
-static real *const d_slice_3 = arena + 5568016; /* [32,256] */
-static real *const d_pad_add_3 = arena + 3708432; /* [32,1024] */
-static real *const d_add_2 = arena + 5576208; /* [32,256] */
-static real *const d_sum_3 = arena + 3675664; /* [256] */
-static real *const d_pad_add_4 = arena + 3708432; /* [32,1024] */
-static real *const d_slice_4 = arena + 3700240; /* [32,256] */
-static real *const d_z_2 = arena + 3708432; /* [32,1024] */
-static real *const d_matmul_add = arena + 886144; /* [256,1024] */
-static real *const d_sum_4 = arena + 3675920; /* [1024] */
-static real *const d_pad_add_5 = arena + 5592592; /* [32,32,1024] */
-static real *const d_h_2 = arena + 3667472; /* [32,256] */
-static real *const d_c_3 = arena + 5494288; /* [32,256] */
-static real *const d_pad_4 = arena + 3685136; /* [32,1024] */
-static real *const d_slice_5 = arena + 5559824; /* [32,256] */
-static real *const d_pad_add_6 = arena + 3685136; /* [32,1024] */
-static real *const d_add_3 = arena + 5510672; /* [32,256] */
-static real *const d_sum_5 = arena + 3676944; /* [256] */
-static real *const d_pad_add_7 = arena + 3685136; /* [32,1024] */
-static real *const d_slice_6 = arena + 5518864; /* [32,256] */
-static real *const d_z_3 = arena + 3685136; /* [32,1024] */
-static real *const d_matmul_add_2 = arena + 886144; /* [256,1024] */
-static real *const d_sum_6 = arena + 3677200; /* [1024] */
-static real *const d_pad_add_8 = arena + 5592592; /* [32,32,1024] */
-static real *const d_h_3 = arena + 3659280; /* [32,256] */
-static real *const d_c_4 = arena + 3667472; /* [32,256] */
-static real *const d_pad_5 = arena + 5535248; /* [32,1024] */
-static real *const d_slice_7 = arena + 5436944; /* [32,256] */
-static real *const d_pad_add_9 = arena + 5535248; /* [32,1024] */
-static real *const d_add_4 = arena + 5502480; /* [32,256] */
-static real *const d_sum_7 = arena + 3678224; /* [256] */
-static real *const d_pad_add_10 = arena + 5535248; /* [32,1024] */
-static real *const d_slice_8 = arena + 5453328; /* [32,256] */
-static real *const d_z_4 = arena + 5535248; /* [32,1024] */
-static real *const d_matmul_add_3 = arena + 886144; /* [256,1024] */
-static real *const d_sum_8 = arena + 3678480; /* [1024] */
-static real *const d_pad_add_11 = arena + 5592592; /* [32,32,1024] */
-static real *const d_h_4 = arena + 3651088; /* [32,256] */
-static real *const d_c_5 = arena + 3659280; /* [32,256] */
-static real *const d_pad_6 = arena + 5420560; /* [32,1024] */
-static real *const d_slice_9 = arena + 5379600; /* [32,256] */
-static real *const d_pad_add_12 = arena + 5420560; /* [32,1024] */
-static real *const d_add_5 = arena + 5395984; /* [32,256] */
-static real *const d_sum_9 = arena + 3679504; /* [256] */
-static real *const d_pad_add_13 = arena + 5420560; /* [32,1024] */
-static real *const d_slice_10 = arena + 5404176; /* [32,256] */
-static real *const d_z_5 = arena + 5420560; /* [32,1024] */
-static real *const d_matmul_add_4 = arena + 886144; /* [256,1024] */
-static real *const d_sum_10 = arena + 3679760; /* [1024] */
-static real *const d_pad_add_14 = arena + 5592592; /* [32,32,1024] */
-static real *const d_h_5 = arena + 3642896; /* [32,256] */
-static real *const d_c_6 = arena + 3651088; /* [32,256] */
-static real *const d_pad_7 = arena + 5420560; /* [32,1024] */
-static real *const d_slice_11 = arena + 3667472; /* [32,256] */
-static real *const d_pad_add_15 = arena + 5420560; /* [32,1024] */
-static real *const d_add_6 = arena + 5322256; /* [32,256] */
-static real *const d_sum_11 = arena + 3680784; /* [256] */
-static real *const d_pad_add_16 = arena + 5420560; /* [32,1024] */
-static real *const d_slice_12 = arena + 5338640; /* [32,256] */
-static real *const d_z_6 = arena + 5420560; /* [32,1024] */
-static real *const d_matmul_add_5 = arena + 886144; /* [256,1024] */
-static real *const d_sum_12 = arena + 3681040; /* [1024] */
-static real *const d_pad_add_17 = arena + 5592592; /* [32,32,1024] */
-static real *const d_h_6 = arena + 3634704; /* [32,256] */
-static real *const d_c_7 = arena + 3642896; /* [32,256] */
-static real *const d_pad_8 = arena + 5420560; /* [32,1024] */
-static real *const d_slice_13 = arena + 3659280; /* [32,256] */
-static real *const d_pad_add_18 = arena + 5420560; /* [32,1024] */
-static real *const d_add_7 = arena + 3667472; /* [32,256] */
-static real *const d_sum_13 = arena + 3682064; /* [256] */
-static real *const d_pad_add_19 = arena + 5420560; /* [32,1024] */
-static real *const d_slice_14 = arena + 5264912; /* [32,256] */
-static real *const d_z_7 = arena + 5420560; /* [32,1024] */
-static real *const d_matmul_add_6 = arena + 886144; /* [256,1024] */
-static real *const d_sum_14 = arena + 3682320; /* [1024] */
-static real *const d_pad_add_20 = arena + 5592592; /* [32,32,1024] */
-static real *const d_h_7 = arena + 3626512; /* [32,256] */
-static real *const d_c_8 = arena + 3634704; /* [32,256] */
-static real *const d_pad_9 = arena + 5420560; /* [32,1024] */
-static real *const d_slice_15 = arena + 3651088; /* [32,256] */
-static real *const d_pad_add_21 = arena + 5420560; /* [32,1024] */
-static real *const d_add_8 = arena + 3659280; /* [32,256] */
-static real *const d_sum_15 = arena + 3683344; /* [256] */
-static real *const d_pad_add_22 = arena + 5420560; /* [32,1024] */
-static real *const d_slice_16 = arena + 3667472; /* [32,256] */
-static real *const d_z_8 = arena + 5420560; /* [32,1024] */
-static real *const d_matmul_add_7 = arena + 886144; /* [256,1024] */
-static real *const d_sum_16 = arena + 3626512; /* [1024] */
-static real *const d_pad_add_23 = arena + 5592592; /* [32,32,1024] */
-static real *const d_h_8 = arena + 3618320; /* [32,256] */
-static real *const d_c_9 = arena + 3642896; /* [32,256] */
-static real *const d_pad_10 = arena + 5420560; /* [32,1024] */
-static real *const d_slice_17 = arena + 3651088; /* [32,256] */
-static real *const d_pad_add_24 = arena + 5420560; /* [32,1024] */
-static real *const d_add_9 = arena + 3659280; /* [32,256] */
-static real *const d_sum_17 = arena + 3683600; /* [256] */
-static real *const d_pad_add_25 = arena + 5420560; /* [32,1024] */
-static real *const d_slice_18 = arena + 3667472; /* [32,256] */
-static real *const d_z_9 = arena + 5420560; /* [32,1024] */
-static real *const d_matmul_add_8 = arena + 886144; /* [256,1024] */
-static real *const d_sum_18 = arena + 3618320; /* [1024] */
-static real *const d_pad_add_26 = arena + 5592592; /* [32,32,1024] */
-static real *const d_h_9 = arena + 3610128; /* [32,256] */
-static real *const d_c_10 = arena + 3651088; /* [32,256] */
-static real *const d_pad_11 = arena + 5420560; /* [32,1024] */
-static real *const d_slice_19 = arena + 3659280; /* [32,256] */
-static real *const d_pad_add_27 = arena + 5420560; /* [32,1024] */
-static real *const d_add_10 = arena + 3667472; /* [32,256] */
-static real *const d_sum_19 = arena + 3619344; /* [256] */
-static real *const d_pad_add_28 = arena + 5420560; /* [32,1024] */
-static real *const d_slice_20 = arena + 5092880; /* [32,256] */
-static real *const d_z_10 = arena + 5420560; /* [32,1024] */
-static real *const d_matmul_add_9 = arena + 886144; /* [256,1024] */
-static real *const d_sum_20 = arena + 3619600; /* [1024] */
-static real *const d_pad_add_29 = arena + 5592592; /* [32,32,1024] */
-static real *const d_h_10 = arena + 3601936; /* [32,256] */
-static real *const d_c_11 = arena + 3610128; /* [32,256] */
-static real *const d_pad_12 = arena + 5420560; /* [32,1024] */
-static real *const d_slice_21 = arena + 3659280; /* [32,256] */
-static real *const d_pad_add_30 = arena + 5420560; /* [32,1024] */
-static real *const d_add_11 = arena + 3667472; /* [32,256] */
-static real *const d_sum_21 = arena + 3620624; /* [256] */
-static real *const d_pad_add_31 = arena + 5420560; /* [32,1024] */
-static real *const d_slice_22 = arena + 5035536; /* [32,256] */
-static real *const d_z_11 = arena + 5420560; /* [32,1024] */
-static real *const d_matmul_add_10 = arena + 886144; /* [256,1024] */
-static real *const d_sum_22 = arena + 3620880; /* [1024] */
-static real *const d_pad_add_32 = arena + 5592592; /* [32,32,1024] */
-static real *const d_h_11 = arena + 3593744; /* [32,256] */
-static real *const d_c_12 = arena + 3601936; /* [32,256] */
-static real *const d_pad_13 = arena + 5420560; /* [32,1024] */
-static real *const d_slice_23 = arena + 3667472; /* [32,256] */
-static real *const d_pad_add_33 = arena + 5420560; /* [32,1024] */
-static real *const d_add_12 = arena + 4978192; /* [32,256] */
-static real *const d_sum_23 = arena + 3621904; /* [256] */
-static real *const d_pad_add_34 = arena + 5420560; /* [32,1024] */
-static real *const d_slice_24 = arena + 4994576; /* [32,256] */
-static real *const d_z_12 = arena + 5420560; /* [32,1024] */
-static real *const d_matmul_add_11 = arena + 886144; /* [256,1024] */
-static real *const d_sum_24 = arena + 3622160; /* [1024] */
-static real *const d_pad_add_35 = arena + 5592592; /* [32,32,1024] */
-static real *const d_h_12 = arena + 3585552; /* [32,256] */
-static real *const d_c_13 = arena + 3593744; /* [32,256] */
-static real *const d_pad_14 = arena + 5420560; /* [32,1024] */
-static real *const d_slice_25 = arena + 3610128; /* [32,256] */
-static real *const d_pad_add_36 = arena + 5420560; /* [32,1024] */
-static real *const d_add_13 = arena + 3667472; /* [32,256] */
-static real *const d_sum_25 = arena + 3623184; /* [256] */
-static real *const d_pad_add_37 = arena + 5420560; /* [32,1024] */
-static real *const d_slice_26 = arena + 4920848; /* [32,256] */
-static real *const d_z_13 = arena + 5420560; /* [32,1024] */
-static real *const d_matmul_add_12 = arena + 886144; /* [256,1024] */
-static real *const d_sum_26 = arena + 3623440; /* [1024] */
-static real *const d_pad_add_38 = arena + 5592592; /* [32,32,1024] */
-static real *const d_h_13 = arena + 3577360; /* [32,256] */
-static real *const d_c_14 = arena + 3585552; /* [32,256] */
-static real *const d_pad_15 = arena + 5420560; /* [32,1024] */
-static real *const d_slice_27 = arena + 3601936; /* [32,256] */
-static real *const d_pad_add_39 = arena + 5420560; /* [32,1024] */
-static real *const d_add_14 = arena + 3610128; /* [32,256] */
-static real *const d_sum_27 = arena + 3624464; /* [256] */
-static real *const d_pad_add_40 = arena + 5420560; /* [32,1024] */
-static real *const d_slice_28 = arena + 3667472; /* [32,256] */
-static real *const d_z_14 = arena + 5420560; /* [32,1024] */
-static real *const d_matmul_add_13 = arena + 886144; /* [256,1024] */
-static real *const d_sum_28 = arena + 3624720; /* [1024] */
-static real *const d_pad_add_41 = arena + 5592592; /* [32,32,1024] */
-static real *const d_h_14 = arena + 3569168; /* [32,256] */
-static real *const d_c_15 = arena + 3577360; /* [32,256] */
-static real *const d_pad_16 = arena + 5420560; /* [32,1024] */
-static real *const d_slice_29 = arena + 3593744; /* [32,256] */
-static real *const d_pad_add_42 = arena + 5420560; /* [32,1024] */
-static real *const d_add_15 = arena + 3601936; /* [32,256] */
-static real *const d_sum_29 = arena + 3625744; /* [256] */
-static real *const d_pad_add_43 = arena + 5420560; /* [32,1024] */
-static real *const d_slice_30 = arena + 3610128; /* [32,256] */
-static real *const d_z_15 = arena + 5420560; /* [32,1024] */
-static real *const d_matmul_add_14 = arena + 886144; /* [256,1024] */
-static real *const d_sum_30 = arena + 3569168; /* [1024] */
-static real *const d_pad_add_44 = arena + 5592592; /* [32,32,1024] */
-static real *const d_h_15 = arena + 3560976; /* [32,256] */
-static real *const d_c_16 = arena + 3585552; /* [32,256] */
-static real *const d_pad_17 = arena + 5420560; /* [32,1024] */
-static real *const d_slice_31 = arena + 3593744; /* [32,256] */
-static real *const d_pad_add_45 = arena + 5420560; /* [32,1024] */
-static real *const d_add_16 = arena + 3601936; /* [32,256] */
-static real *const d_sum_31 = arena + 3626000; /* [256] */
-static real *const d_pad_add_46 = arena + 5420560; /* [32,1024] */
-static real *const d_slice_32 = arena + 3610128; /* [32,256] */
-static real *const d_z_16 = arena + 5420560; /* [32,1024] */
-static real *const d_matmul_add_15 = arena + 886144; /* [256,1024] */
-static real *const d_sum_32 = arena + 3560976; /* [1024] */
-static real *const d_pad_add_47 = arena + 5592592; /* [32,32,1024] */
-static real *const d_h_16 = arena + 3552784; /* [32,256] */
-static real *const d_c_17 = arena + 3593744; /* [32,256] */
-static real *const d_pad_18 = arena + 5420560; /* [32,1024] */
-static real *const d_slice_33 = arena + 3601936; /* [32,256] */
-static real *const d_pad_add_48 = arena + 5420560; /* [32,1024] */
-static real *const d_add_17 = arena + 3610128; /* [32,256] */
-static real *const d_sum_33 = arena + 3626256; /* [256] */
-static real *const d_pad_add_49 = arena + 5420560; /* [32,1024] */
-static real *const d_slice_34 = arena + 3667472; /* [32,256] */
-static real *const d_z_17 = arena + 5420560; /* [32,1024] */
-static real *const d_matmul_add_16 = arena + 886144; /* [256,1024] */
-static real *const d_sum_34 = arena + 3562000; /* [1024] */
-static real *const d_pad_add_50 = arena + 5592592; /* [32,32,1024] */
-static real *const d_h_17 = arena + 3544592; /* [32,256] */
-static real *const d_c_18 = arena + 3552784; /* [32,256] */
-static real *const d_pad_19 = arena + 5420560; /* [32,1024] */
-static real *const d_slice_35 = arena + 3601936; /* [32,256] */
-static real *const d_pad_add_51 = arena + 5420560; /* [32,1024] */
-static real *const d_add_18 = arena + 3610128; /* [32,256] */
-static real *const d_sum_35 = arena + 3563024; /* [256] */
-static real *const d_pad_add_52 = arena + 5420560; /* [32,1024] */
-static real *const d_slice_36 = arena + 3667472; /* [32,256] */
-static real *const d_z_18 = arena + 5420560; /* [32,1024] */
-static real *const d_matmul_add_17 = arena + 886144; /* [256,1024] */
-static real *const d_sum_36 = arena + 3563280; /* [1024] */
-static real *const d_pad_add_53 = arena + 5592592; /* [32,32,1024] */
-static real *const d_h_18 = arena + 3536400; /* [32,256] */
-static real *const d_c_19 = arena + 3544592; /* [32,256] */
-static real *const d_pad_20 = arena + 5420560; /* [32,1024] */
-static real *const d_slice_37 = arena + 3610128; /* [32,256] */
-static real *const d_pad_add_54 = arena + 5420560; /* [32,1024] */
-static real *const d_add_19 = arena + 3667472; /* [32,256] */
-static real *const d_sum_37 = arena + 3564304; /* [256] */
-static real *const d_pad_add_55 = arena + 5420560; /* [32,1024] */
-static real *const d_slice_38 = arena + 4576784; /* [32,256] */
-static real *const d_z_19 = arena + 5420560; /* [32,1024] */
-static real *const d_matmul_add_18 = arena + 886144; /* [256,1024] */
-static real *const d_sum_38 = arena + 3564560; /* [1024] */
-static real *const d_pad_add_56 = arena + 5592592; /* [32,32,1024] */
-static real *const d_h_19 = arena + 3528208; /* [32,256] */
-static real *const d_c_20 = arena + 3536400; /* [32,256] */
-static real *const d_pad_21 = arena + 5420560; /* [32,1024] */
-static real *const d_slice_39 = arena + 3552784; /* [32,256] */
-static real *const d_pad_add_57 = arena + 5420560; /* [32,1024] */
-static real *const d_add_20 = arena + 3610128; /* [32,256] */
-static real *const d_sum_39 = arena + 3565584; /* [256] */
-static real *const d_pad_add_58 = arena + 5420560; /* [32,1024] */
-static real *const d_slice_40 = arena + 3667472; /* [32,256] */
-static real *const d_z_20 = arena + 5420560; /* [32,1024] */
-static real *const d_matmul_add_19 = arena + 886144; /* [256,1024] */
-static real *const d_sum_40 = arena + 3565840; /* [1024] */
-static real *const d_pad_add_59 = arena + 5592592; /* [32,32,1024] */
-static real *const d_h_20 = arena + 3520016; /* [32,256] */
-static real *const d_c_21 = arena + 3528208; /* [32,256] */
-static real *const d_pad_22 = arena + 5420560; /* [32,1024] */
-static real *const d_slice_41 = arena + 3544592; /* [32,256] */
-static real *const d_pad_add_60 = arena + 5420560; /* [32,1024] */
-static real *const d_add_21 = arena + 3552784; /* [32,256] */
-static real *const d_sum_41 = arena + 3566864; /* [256] */
-static real *const d_pad_add_61 = arena + 5420560; /* [32,1024] */
-static real *const d_slice_42 = arena + 3610128; /* [32,256] */
-static real *const d_z_21 = arena + 5420560; /* [32,1024] */
-static real *const d_matmul_add_20 = arena + 886144; /* [256,1024] */
-static real *const d_sum_42 = arena + 3567120; /* [1024] */
-static real *const d_pad_add_62 = arena + 5592592; /* [32,32,1024] */
-static real *const d_h_21 = arena + 3511824; /* [32,256] */
-static real *const d_c_22 = arena + 3520016; /* [32,256] */
-static real *const d_pad_23 = arena + 5420560; /* [32,1024] */
-static real *const d_slice_43 = arena + 3536400; /* [32,256] */
-static real *const d_pad_add_63 = arena + 5420560; /* [32,1024] */
-static real *const d_add_22 = arena + 3544592; /* [32,256] */
-static real *const d_sum_43 = arena + 3568144; /* [256] */
-static real *const d_pad_add_64 = arena + 5420560; /* [32,1024] */
-static real *const d_slice_44 = arena + 3552784; /* [32,256] */
-static real *const d_z_22 = arena + 5420560; /* [32,1024] */
-static real *const d_matmul_add_21 = arena + 886144; /* [256,1024] */
-static real *const d_sum_44 = arena + 3511824; /* [1024] */
-static real *const d_pad_add_65 = arena + 5592592; /* [32,32,1024] */
-static real *const d_h_22 = arena + 3503632; /* [32,256] */
-static real *const d_c_23 = arena + 3528208; /* [32,256] */
-static real *const d_pad_24 = arena + 5420560; /* [32,1024] */
-static real *const d_slice_45 = arena + 3536400; /* [32,256] */
-static real *const d_pad_add_66 = arena + 5420560; /* [32,1024] */
-static real *const d_add_23 = arena + 3544592; /* [32,256] */
-static real *const d_sum_45 = arena + 3568400; /* [256] */
-static real *const d_pad_add_67 = arena + 5420560; /* [32,1024] */
-static real *const d_slice_46 = arena + 3552784; /* [32,256] */
-static real *const d_z_23 = arena + 5420560; /* [32,1024] */
-static real *const d_matmul_add_22 = arena + 886144; /* [256,1024] */
-static real *const d_sum_46 = arena + 3503632; /* [1024] */
-static real *const d_pad_add_68 = arena + 5592592; /* [32,32,1024] */
-static real *const d_h_23 = arena + 3495440; /* [32,256] */
-static real *const d_c_24 = arena + 3536400; /* [32,256] */
-static real *const d_pad_25 = arena + 5420560; /* [32,1024] */
-static real *const d_slice_47 = arena + 3544592; /* [32,256] */
-static real *const d_pad_add_69 = arena + 5420560; /* [32,1024] */
-static real *const d_add_24 = arena + 3552784; /* [32,256] */
-static real *const d_sum_47 = arena + 3568656; /* [256] */
-static real *const d_pad_add_70 = arena + 5420560; /* [32,1024] */
-static real *const d_slice_48 = arena + 3610128; /* [32,256] */
-static real *const d_z_24 = arena + 5420560; /* [32,1024] */
-static real *const d_matmul_add_23 = arena + 886144; /* [256,1024] */
-static real *const d_sum_48 = arena + 3504656; /* [1024] */
-static real *const d_pad_add_71 = arena + 5592592; /* [32,32,1024] */
-static real *const d_h_24 = arena + 3487248; /* [32,256] */
-static real *const d_c_25 = arena + 3495440; /* [32,256] */
-static real *const d_pad_26 = arena + 5420560; /* [32,1024] */
-static real *const d_slice_49 = arena + 3544592; /* [32,256] */
-static real *const d_pad_add_72 = arena + 5420560; /* [32,1024] */
-static real *const d_add_25 = arena + 3552784; /* [32,256] */
-static real *const d_sum_49 = arena + 3568912; /* [256] */
-static real *const d_pad_add_73 = arena + 5420560; /* [32,1024] */
-static real *const d_slice_50 = arena + 3610128; /* [32,256] */
-static real *const d_z_25 = arena + 5420560; /* [32,1024] */
-static real *const d_matmul_add_24 = arena + 886144; /* [256,1024] */
-static real *const d_sum_50 = arena + 3505680; /* [1024] */
-static real *const d_pad_add_74 = arena + 5592592; /* [32,32,1024] */
-static real *const d_h_25 = arena + 3479056; /* [32,256] */
-static real *const d_c_26 = arena + 3487248; /* [32,256] */
-static real *const d_pad_27 = arena + 5420560; /* [32,1024] */
-static real *const d_slice_51 = arena + 3552784; /* [32,256] */
-static real *const d_pad_add_75 = arena + 5420560; /* [32,1024] */
-static real *const d_add_26 = arena + 3610128; /* [32,256] */
-static real *const d_sum_51 = arena + 3506704; /* [256] */
-static real *const d_pad_add_76 = arena + 5420560; /* [32,1024] */
-static real *const d_slice_52 = arena + 3667472; /* [32,256] */
-static real *const d_z_26 = arena + 5420560; /* [32,1024] */
-static real *const d_matmul_add_25 = arena + 886144; /* [256,1024] */
-static real *const d_sum_52 = arena + 3506960; /* [1024] */
-static real *const d_pad_add_77 = arena + 5592592; /* [32,32,1024] */
-static real *const d_h_26 = arena + 3470864; /* [32,256] */
-static real *const d_c_27 = arena + 3479056; /* [32,256] */
-static real *const d_pad_28 = arena + 5420560; /* [32,1024] */
-static real *const d_slice_53 = arena + 3495440; /* [32,256] */
-static real *const d_pad_add_78 = arena + 5420560; /* [32,1024] */
-static real *const d_add_27 = arena + 3552784; /* [32,256] */
-static real *const d_sum_53 = arena + 3507984; /* [256] */
-static real *const d_pad_add_79 = arena + 5420560; /* [32,1024] */
-static real *const d_slice_54 = arena + 3610128; /* [32,256] */
-static real *const d_z_27 = arena + 5420560; /* [32,1024] */
-static real *const d_matmul_add_26 = arena + 886144; /* [256,1024] */
-static real *const d_sum_54 = arena + 3508240; /* [1024] */
-static real *const d_pad_add_80 = arena + 5592592; /* [32,32,1024] */
-static real *const d_h_27 = arena + 3462672; /* [32,256] */
-static real *const d_c_28 = arena + 3470864; /* [32,256] */
-static real *const d_pad_29 = arena + 5420560; /* [32,1024] */
-static real *const d_slice_55 = arena + 3487248; /* [32,256] */
-static real *const d_pad_add_81 = arena + 5420560; /* [32,1024] */
-static real *const d_add_28 = arena + 3495440; /* [32,256] */
-static real *const d_sum_55 = arena + 3509264; /* [256] */
-static real *const d_pad_add_82 = arena + 5420560; /* [32,1024] */
-static real *const d_slice_56 = arena + 3552784; /* [32,256] */
-static real *const d_z_28 = arena + 5420560; /* [32,1024] */
-static real *const d_matmul_add_27 = arena + 886144; /* [256,1024] */
-static real *const d_sum_56 = arena + 3509520; /* [1024] */
-static real *const d_pad_add_83 = arena + 5592592; /* [32,32,1024] */
-static real *const d_h_28 = arena + 3454480; /* [32,256] */
-static real *const d_c_29 = arena + 3462672; /* [32,256] */
-static real *const d_pad_30 = arena + 5420560; /* [32,1024] */
-static real *const d_slice_57 = arena + 3479056; /* [32,256] */
-static real *const d_pad_add_84 = arena + 5420560; /* [32,1024] */
-static real *const d_add_29 = arena + 3487248; /* [32,256] */
-static real *const d_sum_57 = arena + 3510544; /* [256] */
-static real *const d_pad_add_85 = arena + 5420560; /* [32,1024] */
-static real *const d_slice_58 = arena + 3495440; /* [32,256] */
-static real *const d_z_29 = arena + 5420560; /* [32,1024] */
-static real *const d_matmul_add_28 = arena + 886144; /* [256,1024] */
-static real *const d_sum_58 = arena + 3510800; /* [1024] */
-static real *const d_pad_add_86 = arena + 5592592; /* [32,32,1024] */
-static real *const d_h_29 = arena + 3446288; /* [32,256] */
-static real *const d_c_30 = arena + 3454480; /* [32,256] */
-static real *const d_pad_31 = arena + 5420560; /* [32,1024] */
-static real *const d_slice_59 = arena + 3470864; /* [32,256] */
-static real *const d_pad_add_87 = arena + 5420560; /* [32,1024] */
-static real *const d_add_30 = arena + 3479056; /* [32,256] */
-static real *const d_sum_59 = arena + 3446288; /* [256] */
-static real *const d_pad_add_88 = arena + 5420560; /* [32,1024] */
-static real *const d_slice_60 = arena + 3487248; /* [32,256] */
-static real *const d_z_30 = arena + 5420560; /* [32,1024] */
-static real *const d_matmul_add_29 = arena + 886144; /* [256,1024] */
-static real *const d_sum_60 = arena + 3446544; /* [1024] */
-static real *const d_pad_add_89 = arena + 5592592; /* [32,32,1024] */
-static real *const d_h_30 = arena + 3438096; /* [32,256] */
-static real *const d_c_31 = arena + 3462672; /* [32,256] */
-static real *const d_pad_32 = arena + 5420560; /* [32,1024] */
-static real *const d_slice_61 = arena + 3470864; /* [32,256] */
-static real *const d_pad_add_90 = arena + 5420560; /* [32,1024] */
-static real *const d_add_31 = arena + 3479056; /* [32,256] */
-static real *const d_sum_61 = arena + 3438096; /* [256] */
-static real *const d_pad_add_91 = arena + 5420560; /* [32,1024] */
-static real *const d_slice_62 = arena + 3487248; /* [32,256] */
-static real *const d_z_31 = arena + 5420560; /* [32,1024] */
-static real *const d_sum_62 = arena + 3568144; /* [1024] */
-static real *const d_pad_add_92 = arena + 5592592; /* [32,32,1024] */
-static real *const d_h_31 = arena + 3429904; /* [32,256] */
-static real *const d_pad_33 = arena + 5420560; /* [32,1024] */
-static real *const d_slice_63 = arena + 3470864; /* [32,256] */
-static real *const d_pad_add_93 = arena + 5420560; /* [32,1024] */
-static real *const d_slice_64 = arena + 3479056; /* [32,256] */
-static real *const d_z_32 = arena + 5420560; /* [32,1024] */
-static real *const d_sum_63 = arena + 3479056; /* [1024] */
-static real *const d_reshape_34 = arena + 5592592; /* [32,32,1024] */
-static real *const d_reshape_35 = arena + 2758160; /* [1024,256] */
+static real *const d_h = arena + 3429904; /* [32,1,256] */
+static real *const d_h_2 = arena + 3438096; /* [32,1,256] */
+static real *const d_h_3 = arena + 3446288; /* [32,1,256] */
+static real *const d_h_4 = arena + 3454480; /* [32,1,256] */
+static real *const d_h_5 = arena + 3462672; /* [32,1,256] */
+static real *const d_h_6 = arena + 3470864; /* [32,1,256] */
+static real *const d_h_7 = arena + 3479056; /* [32,1,256] */
+static real *const d_h_8 = arena + 3487248; /* [32,1,256] */
+static real *const d_h_9 = arena + 3495440; /* [32,1,256] */
+static real *const d_h_10 = arena + 3503632; /* [32,1,256] */
+static real *const d_h_11 = arena + 3511824; /* [32,1,256] */
+static real *const d_h_12 = arena + 3520016; /* [32,1,256] */
+static real *const d_h_13 = arena + 3528208; /* [32,1,256] */
+static real *const d_h_14 = arena + 3536400; /* [32,1,256] */
+static real *const d_h_15 = arena + 3544592; /* [32,1,256] */
+static real *const d_h_16 = arena + 3552784; /* [32,1,256] */
+static real *const d_h_17 = arena + 3560976; /* [32,1,256] */
+static real *const d_h_18 = arena + 3569168; /* [32,1,256] */
+static real *const d_h_19 = arena + 3577360; /* [32,1,256] */
+static real *const d_h_20 = arena + 3585552; /* [32,1,256] */
+static real *const d_h_21 = arena + 3593744; /* [32,1,256] */
+static real *const d_h_22 = arena + 3601936; /* [32,1,256] */
+static real *const d_h_23 = arena + 3610128; /* [32,1,256] */
+static real *const d_h_24 = arena + 3618320; /* [32,1,256] */
+static real *const d_h_25 = arena + 3626512; /* [32,1,256] */
+static real *const d_h_26 = arena + 3634704; /* [32,1,256] */
+static real *const d_h_27 = arena + 3642896; /* [32,1,256] */
+static real *const d_h_28 = arena + 3651088; /* [32,1,256] */
+static real *const d_h_29 = arena + 3659280; /* [32,1,256] */
+static real *const d_h_30 = arena + 3667472; /* [32,1,256] */
+static real *const d_h_31 = arena + 3675664; /* [32,1,256] */
+static real *const d_h_32 = arena + 3683856; /* [32,1,256] */
+static real *const d_lstm_c = arena + 3692048; /* [32,256] */
+static real *const d_lstm_z_63_pad = arena + 3724816; /* [32,1024] */
+static real *const d_lstm_slice = arena + 3700240; /* [32,256] */
+static real *const d_lstm_z_63_pad_add = arena + 3724816; /* [32,1024] */
+static real *const d_lstm_add = arena + 3708432; /* [32,256] */
+static real *const d_lstm_forget_b_sum = arena + 3683856; /* [256] */
+static real *const d_lstm_z_63_pad_add_2 = arena + 3724816; /* [32,1024] */
+static real *const d_lstm_slice_2 = arena + 3716624; /* [32,256] */
+static real *const d_lstm_z_63 = arena + 3724816; /* [32,1024] */
+static real *const d_lstm_u_matmul = arena + 886144; /* [256,1024] */
+static real *const d_lstm_b_sum = arena + 3684112; /* [1024] */
+static real *const d_matmul_pad = arena + 5592592; /* [32,32,1024] */
+static real *const d_h_31_2 = arena + 3675664; /* [32,256] */
+static real *const d_lstm_c_31 = arena + 5551632; /* [32,256] */
+static real *const d_lstm_z_61_pad = arena + 3708432; /* [32,1024] */
+static real *const d_lstm_slice_3 = arena + 5568016; /* [32,256] */
+static real *const d_lstm_z_61_pad_add = arena + 3708432; /* [32,1024] */
+static real *const d_lstm_add_2 = arena + 5576208; /* [32,256] */
+static real *const d_lstm_forget_b_sum_2 = arena + 3675664; /* [256] */
+static real *const d_lstm_z_61_pad_add_2 = arena + 3708432; /* [32,1024] */
+static real *const d_lstm_slice_4 = arena + 3700240; /* [32,256] */
+static real *const d_lstm_z_61 = arena + 3708432; /* [32,1024] */
+static real *const d_lstm_u_matmul_add = arena + 886144; /* [256,1024] */
+static real *const d_lstm_b_sum_2 = arena + 3675920; /* [1024] */
+static real *const d_matmul_pad_add = arena + 5592592; /* [32,32,1024] */
+static real *const d_h_30_2 = arena + 3667472; /* [32,256] */
+static real *const d_lstm_c_30 = arena + 5494288; /* [32,256] */
+static real *const d_lstm_z_59_pad = arena + 3685136; /* [32,1024] */
+static real *const d_lstm_slice_5 = arena + 5559824; /* [32,256] */
+static real *const d_lstm_z_59_pad_add = arena + 3685136; /* [32,1024] */
+static real *const d_lstm_add_3 = arena + 5510672; /* [32,256] */
+static real *const d_lstm_forget_b_sum_3 = arena + 3676944; /* [256] */
+static real *const d_lstm_z_59_pad_add_2 = arena + 3685136; /* [32,1024] */
+static real *const d_lstm_slice_6 = arena + 5518864; /* [32,256] */
+static real *const d_lstm_z_59 = arena + 3685136; /* [32,1024] */
+static real *const d_lstm_u_matmul_add_2 = arena + 886144; /* [256,1024] */
+static real *const d_lstm_b_sum_3 = arena + 3677200; /* [1024] */
+static real *const d_matmul_pad_add_2 = arena + 5592592; /* [32,32,1024] */
+static real *const d_h_29_2 = arena + 3659280; /* [32,256] */
+static real *const d_lstm_c_29 = arena + 3667472; /* [32,256] */
+static real *const d_lstm_z_57_pad = arena + 5535248; /* [32,1024] */
+static real *const d_lstm_slice_7 = arena + 5436944; /* [32,256] */
+static real *const d_lstm_z_57_pad_add = arena + 5535248; /* [32,1024] */
+static real *const d_lstm_add_4 = arena + 5502480; /* [32,256] */
+static real *const d_lstm_forget_b_sum_4 = arena + 3678224; /* [256] */
+static real *const d_lstm_z_57_pad_add_2 = arena + 5535248; /* [32,1024] */
+static real *const d_lstm_slice_8 = arena + 5453328; /* [32,256] */
+static real *const d_lstm_z_57 = arena + 5535248; /* [32,1024] */
+static real *const d_lstm_u_matmul_add_3 = arena + 886144; /* [256,1024] */
+static real *const d_lstm_b_sum_4 = arena + 3678480; /* [1024] */
+static real *const d_matmul_pad_add_3 = arena + 5592592; /* [32,32,1024] */
+static real *const d_h_28_2 = arena + 3651088; /* [32,256] */
+static real *const d_lstm_c_28 = arena + 3659280; /* [32,256] */
+static real *const d_lstm_z_55_pad = arena + 5420560; /* [32,1024] */
+static real *const d_lstm_slice_9 = arena + 5379600; /* [32,256] */
+static real *const d_lstm_z_55_pad_add = arena + 5420560; /* [32,1024] */
+static real *const d_lstm_add_5 = arena + 5395984; /* [32,256] */
+static real *const d_lstm_forget_b_sum_5 = arena + 3679504; /* [256] */
+static real *const d_lstm_z_55_pad_add_2 = arena + 5420560; /* [32,1024] */
+static real *const d_lstm_slice_10 = arena + 5404176; /* [32,256] */
+static real *const d_lstm_z_55 = arena + 5420560; /* [32,1024] */
+static real *const d_lstm_u_matmul_add_4 = arena + 886144; /* [256,1024] */
+static real *const d_lstm_b_sum_5 = arena + 3679760; /* [1024] */
+static real *const d_matmul_pad_add_4 = arena + 5592592; /* [32,32,1024] */
+static real *const d_h_27_2 = arena + 3642896; /* [32,256] */
+static real *const d_lstm_c_27 = arena + 3651088; /* [32,256] */
+static real *const d_lstm_z_53_pad = arena + 5420560; /* [32,1024] */
+static real *const d_lstm_slice_11 = arena + 3667472; /* [32,256] */
+static real *const d_lstm_z_53_pad_add = arena + 5420560; /* [32,1024] */
+static real *const d_lstm_add_6 = arena + 5322256; /* [32,256] */
+static real *const d_lstm_forget_b_sum_6 = arena + 3680784; /* [256] */
+static real *const d_lstm_z_53_pad_add_2 = arena + 5420560; /* [32,1024] */
+static real *const d_lstm_slice_12 = arena + 5338640; /* [32,256] */
+static real *const d_lstm_z_53 = arena + 5420560; /* [32,1024] */
+static real *const d_lstm_u_matmul_add_5 = arena + 886144; /* [256,1024] */
+static real *const d_lstm_b_sum_6 = arena + 3681040; /* [1024] */
+static real *const d_matmul_pad_add_5 = arena + 5592592; /* [32,32,1024] */
+static real *const d_h_26_2 = arena + 3634704; /* [32,256] */
+static real *const d_lstm_c_26 = arena + 3642896; /* [32,256] */
+static real *const d_lstm_z_51_pad = arena + 5420560; /* [32,1024] */
+static real *const d_lstm_slice_13 = arena + 3659280; /* [32,256] */
+static real *const d_lstm_z_51_pad_add = arena + 5420560; /* [32,1024] */
+static real *const d_lstm_add_7 = arena + 3667472; /* [32,256] */
+static real *const d_lstm_forget_b_sum_7 = arena + 3682064; /* [256] */
+static real *const d_lstm_z_51_pad_add_2 = arena + 5420560; /* [32,1024] */
+static real *const d_lstm_slice_14 = arena + 5264912; /* [32,256] */
+static real *const d_lstm_z_51 = arena + 5420560; /* [32,1024] */
+static real *const d_lstm_u_matmul_add_6 = arena + 886144; /* [256,1024] */
+static real *const d_lstm_b_sum_7 = arena + 3682320; /* [1024] */
+static real *const d_matmul_pad_add_6 = arena + 5592592; /* [32,32,1024] */
+static real *const d_h_25_2 = arena + 3626512; /* [32,256] */
+static real *const d_lstm_c_25 = arena + 3634704; /* [32,256] */
+static real *const d_lstm_z_49_pad = arena + 5420560; /* [32,1024] */
+static real *const d_lstm_slice_15 = arena + 3651088; /* [32,256] */
+static real *const d_lstm_z_49_pad_add = arena + 5420560; /* [32,1024] */
+static real *const d_lstm_add_8 = arena + 3659280; /* [32,256] */
+static real *const d_lstm_forget_b_sum_8 = arena + 3683344; /* [256] */
+static real *const d_lstm_z_49_pad_add_2 = arena + 5420560; /* [32,1024] */
+static real *const d_lstm_slice_16 = arena + 3667472; /* [32,256] */
+static real *const d_lstm_z_49 = arena + 5420560; /* [32,1024] */
+static real *const d_lstm_u_matmul_add_7 = arena + 886144; /* [256,1024] */
+static real *const d_lstm_b_sum_8 = arena + 3626512; /* [1024] */
+static real *const d_matmul_pad_add_7 = arena + 5592592; /* [32,32,1024] */
+static real *const d_h_24_2 = arena + 3618320; /* [32,256] */
+static real *const d_lstm_c_24 = arena + 3642896; /* [32,256] */
+static real *const d_lstm_z_47_pad = arena + 5420560; /* [32,1024] */
+static real *const d_lstm_slice_17 = arena + 3651088; /* [32,256] */
+static real *const d_lstm_z_47_pad_add = arena + 5420560; /* [32,1024] */
+static real *const d_lstm_add_9 = arena + 3659280; /* [32,256] */
+static real *const d_lstm_forget_b_sum_9 = arena + 3683600; /* [256] */
+static real *const d_lstm_z_47_pad_add_2 = arena + 5420560; /* [32,1024] */
+static real *const d_lstm_slice_18 = arena + 3667472; /* [32,256] */
+static real *const d_lstm_z_47 = arena + 5420560; /* [32,1024] */
+static real *const d_lstm_u_matmul_add_8 = arena + 886144; /* [256,1024] */
+static real *const d_lstm_b_sum_9 = arena + 3618320; /* [1024] */
+static real *const d_matmul_pad_add_8 = arena + 5592592; /* [32,32,1024] */
+static real *const d_h_23_2 = arena + 3610128; /* [32,256] */
+static real *const d_lstm_c_23 = arena + 3651088; /* [32,256] */
+static real *const d_lstm_z_45_pad = arena + 5420560; /* [32,1024] */
+static real *const d_lstm_slice_19 = arena + 3659280; /* [32,256] */
+static real *const d_lstm_z_45_pad_add = arena + 5420560; /* [32,1024] */
+static real *const d_lstm_add_10 = arena + 3667472; /* [32,256] */
+static real *const d_lstm_forget_b_sum_10 = arena + 3619344; /* [256] */
+static real *const d_lstm_z_45_pad_add_2 = arena + 5420560; /* [32,1024] */
+static real *const d_lstm_slice_20 = arena + 5092880; /* [32,256] */
+static real *const d_lstm_z_45 = arena + 5420560; /* [32,1024] */
+static real *const d_lstm_u_matmul_add_9 = arena + 886144; /* [256,1024] */
+static real *const d_lstm_b_sum_10 = arena + 3619600; /* [1024] */
+static real *const d_matmul_pad_add_9 = arena + 5592592; /* [32,32,1024] */
+static real *const d_h_22_2 = arena + 3601936; /* [32,256] */
+static real *const d_lstm_c_22 = arena + 3610128; /* [32,256] */
+static real *const d_lstm_z_43_pad = arena + 5420560; /* [32,1024] */
+static real *const d_lstm_slice_21 = arena + 3659280; /* [32,256] */
+static real *const d_lstm_z_43_pad_add = arena + 5420560; /* [32,1024] */
+static real *const d_lstm_add_11 = arena + 3667472; /* [32,256] */
+static real *const d_lstm_forget_b_sum_11 = arena + 3620624; /* [256] */
+static real *const d_lstm_z_43_pad_add_2 = arena + 5420560; /* [32,1024] */
+static real *const d_lstm_slice_22 = arena + 5035536; /* [32,256] */
+static real *const d_lstm_z_43 = arena + 5420560; /* [32,1024] */
+static real *const d_lstm_u_matmul_add_10 = arena + 886144; /* [256,1024] */
+static real *const d_lstm_b_sum_11 = arena + 3620880; /* [1024] */
+static real *const d_matmul_pad_add_10 = arena + 5592592; /* [32,32,1024] */
+static real *const d_h_21_2 = arena + 3593744; /* [32,256] */
+static real *const d_lstm_c_21 = arena + 3601936; /* [32,256] */
+static real *const d_lstm_z_41_pad = arena + 5420560; /* [32,1024] */
+static real *const d_lstm_slice_23 = arena + 3667472; /* [32,256] */
+static real *const d_lstm_z_41_pad_add = arena + 5420560; /* [32,1024] */
+static real *const d_lstm_add_12 = arena + 4978192; /* [32,256] */
+static real *const d_lstm_forget_b_sum_12 = arena + 3621904; /* [256] */
+static real *const d_lstm_z_41_pad_add_2 = arena + 5420560; /* [32,1024] */
+static real *const d_lstm_slice_24 = arena + 4994576; /* [32,256] */
+static real *const d_lstm_z_41 = arena + 5420560; /* [32,1024] */
+static real *const d_lstm_u_matmul_add_11 = arena + 886144; /* [256,1024] */
+static real *const d_lstm_b_sum_12 = arena + 3622160; /* [1024] */
+static real *const d_matmul_pad_add_11 = arena + 5592592; /* [32,32,1024] */
+static real *const d_h_20_2 = arena + 3585552; /* [32,256] */
+static real *const d_lstm_c_20 = arena + 3593744; /* [32,256] */
+static real *const d_lstm_z_39_pad = arena + 5420560; /* [32,1024] */
+static real *const d_lstm_slice_25 = arena + 3610128; /* [32,256] */
+static real *const d_lstm_z_39_pad_add = arena + 5420560; /* [32,1024] */
+static real *const d_lstm_add_13 = arena + 3667472; /* [32,256] */
+static real *const d_lstm_forget_b_sum_13 = arena + 3623184; /* [256] */
+static real *const d_lstm_z_39_pad_add_2 = arena + 5420560; /* [32,1024] */
+static real *const d_lstm_slice_26 = arena + 4920848; /* [32,256] */
+static real *const d_lstm_z_39 = arena + 5420560; /* [32,1024] */
+static real *const d_lstm_u_matmul_add_12 = arena + 886144; /* [256,1024] */
+static real *const d_lstm_b_sum_13 = arena + 3623440; /* [1024] */
+static real *const d_matmul_pad_add_12 = arena + 5592592; /* [32,32,1024] */
+static real *const d_h_19_2 = arena + 3577360; /* [32,256] */
+static real *const d_lstm_c_19 = arena + 3585552; /* [32,256] */
+static real *const d_lstm_z_37_pad = arena + 5420560; /* [32,1024] */
+static real *const d_lstm_slice_27 = arena + 3601936; /* [32,256] */
+static real *const d_lstm_z_37_pad_add = arena + 5420560; /* [32,1024] */
+static real *const d_lstm_add_14 = arena + 3610128; /* [32,256] */
+static real *const d_lstm_forget_b_sum_14 = arena + 3624464; /* [256] */
+static real *const d_lstm_z_37_pad_add_2 = arena + 5420560; /* [32,1024] */
+static real *const d_lstm_slice_28 = arena + 3667472; /* [32,256] */
+static real *const d_lstm_z_37 = arena + 5420560; /* [32,1024] */
+static real *const d_lstm_u_matmul_add_13 = arena + 886144; /* [256,1024] */
+static real *const d_lstm_b_sum_14 = arena + 3624720; /* [1024] */
+static real *const d_matmul_pad_add_13 = arena + 5592592; /* [32,32,1024] */
+static real *const d_h_18_2 = arena + 3569168; /* [32,256] */
+static real *const d_lstm_c_18 = arena + 3577360; /* [32,256] */
+static real *const d_lstm_z_35_pad = arena + 5420560; /* [32,1024] */
+static real *const d_lstm_slice_29 = arena + 3593744; /* [32,256] */
+static real *const d_lstm_z_35_pad_add = arena + 5420560; /* [32,1024] */
+static real *const d_lstm_add_15 = arena + 3601936; /* [32,256] */
+static real *const d_lstm_forget_b_sum_15 = arena + 3625744; /* [256] */
+static real *const d_lstm_z_35_pad_add_2 = arena + 5420560; /* [32,1024] */
+static real *const d_lstm_slice_30 = arena + 3610128; /* [32,256] */
+static real *const d_lstm_z_35 = arena + 5420560; /* [32,1024] */
+static real *const d_lstm_u_matmul_add_14 = arena + 886144; /* [256,1024] */
+static real *const d_lstm_b_sum_15 = arena + 3569168; /* [1024] */
+static real *const d_matmul_pad_add_14 = arena + 5592592; /* [32,32,1024] */
+static real *const d_h_17_2 = arena + 3560976; /* [32,256] */
+static real *const d_lstm_c_17 = arena + 3585552; /* [32,256] */
+static real *const d_lstm_z_33_pad = arena + 5420560; /* [32,1024] */
+static real *const d_lstm_slice_31 = arena + 3593744; /* [32,256] */
+static real *const d_lstm_z_33_pad_add = arena + 5420560; /* [32,1024] */
+static real *const d_lstm_add_16 = arena + 3601936; /* [32,256] */
+static real *const d_lstm_forget_b_sum_16 = arena + 3626000; /* [256] */
+static real *const d_lstm_z_33_pad_add_2 = arena + 5420560; /* [32,1024] */
+static real *const d_lstm_slice_32 = arena + 3610128; /* [32,256] */
+static real *const d_lstm_z_33 = arena + 5420560; /* [32,1024] */
+static real *const d_lstm_u_matmul_add_15 = arena + 886144; /* [256,1024] */
+static real *const d_lstm_b_sum_16 = arena + 3560976; /* [1024] */
+static real *const d_matmul_pad_add_15 = arena + 5592592; /* [32,32,1024] */
+static real *const d_h_16_2 = arena + 3552784; /* [32,256] */
+static real *const d_lstm_c_16 = arena + 3593744; /* [32,256] */
+static real *const d_lstm_z_31_pad = arena + 5420560; /* [32,1024] */
+static real *const d_lstm_slice_33 = arena + 3601936; /* [32,256] */
+static real *const d_lstm_z_31_pad_add = arena + 5420560; /* [32,1024] */
+static real *const d_lstm_add_17 = arena + 3610128; /* [32,256] */
+static real *const d_lstm_forget_b_sum_17 = arena + 3626256; /* [256] */
+static real *const d_lstm_z_31_pad_add_2 = arena + 5420560; /* [32,1024] */
+static real *const d_lstm_slice_34 = arena + 3667472; /* [32,256] */
+static real *const d_lstm_z_31 = arena + 5420560; /* [32,1024] */
+static real *const d_lstm_u_matmul_add_16 = arena + 886144; /* [256,1024] */
+static real *const d_lstm_b_sum_17 = arena + 3562000; /* [1024] */
+static real *const d_matmul_pad_add_16 = arena + 5592592; /* [32,32,1024] */
+static real *const d_h_15_2 = arena + 3544592; /* [32,256] */
+static real *const d_lstm_c_15 = arena + 3552784; /* [32,256] */
+static real *const d_lstm_z_29_pad = arena + 5420560; /* [32,1024] */
+static real *const d_lstm_slice_35 = arena + 3601936; /* [32,256] */
+static real *const d_lstm_z_29_pad_add = arena + 5420560; /* [32,1024] */
+static real *const d_lstm_add_18 = arena + 3610128; /* [32,256] */
+static real *const d_lstm_forget_b_sum_18 = arena + 3563024; /* [256] */
+static real *const d_lstm_z_29_pad_add_2 = arena + 5420560; /* [32,1024] */
+static real *const d_lstm_slice_36 = arena + 3667472; /* [32,256] */
+static real *const d_lstm_z_29 = arena + 5420560; /* [32,1024] */
+static real *const d_lstm_u_matmul_add_17 = arena + 886144; /* [256,1024] */
+static real *const d_lstm_b_sum_18 = arena + 3563280; /* [1024] */
+static real *const d_matmul_pad_add_17 = arena + 5592592; /* [32,32,1024] */
+static real *const d_h_14_2 = arena + 3536400; /* [32,256] */
+static real *const d_lstm_c_14 = arena + 3544592; /* [32,256] */
+static real *const d_lstm_z_27_pad = arena + 5420560; /* [32,1024] */
+static real *const d_lstm_slice_37 = arena + 3610128; /* [32,256] */
+static real *const d_lstm_z_27_pad_add = arena + 5420560; /* [32,1024] */
+static real *const d_lstm_add_19 = arena + 3667472; /* [32,256] */
+static real *const d_lstm_forget_b_sum_19 = arena + 3564304; /* [256] */
+static real *const d_lstm_z_27_pad_add_2 = arena + 5420560; /* [32,1024] */
+static real *const d_lstm_slice_38 = arena + 4576784; /* [32,256] */
+static real *const d_lstm_z_27 = arena + 5420560; /* [32,1024] */
+static real *const d_lstm_u_matmul_add_18 = arena + 886144; /* [256,1024] */
+static real *const d_lstm_b_sum_19 = arena + 3564560; /* [1024] */
+static real *const d_matmul_pad_add_18 = arena + 5592592; /* [32,32,1024] */
+static real *const d_h_13_2 = arena + 3528208; /* [32,256] */
+static real *const d_lstm_c_13 = arena + 3536400; /* [32,256] */
+static real *const d_lstm_z_25_pad = arena + 5420560; /* [32,1024] */
+static real *const d_lstm_slice_39 = arena + 3552784; /* [32,256] */
+static real *const d_lstm_z_25_pad_add = arena + 5420560; /* [32,1024] */
+static real *const d_lstm_add_20 = arena + 3610128; /* [32,256] */
+static real *const d_lstm_forget_b_sum_20 = arena + 3565584; /* [256] */
+static real *const d_lstm_z_25_pad_add_2 = arena + 5420560; /* [32,1024] */
+static real *const d_lstm_slice_40 = arena + 3667472; /* [32,256] */
+static real *const d_lstm_z_25 = arena + 5420560; /* [32,1024] */
+static real *const d_lstm_u_matmul_add_19 = arena + 886144; /* [256,1024] */
+static real *const d_lstm_b_sum_20 = arena + 3565840; /* [1024] */
+static real *const d_matmul_pad_add_19 = arena + 5592592; /* [32,32,1024] */
+static real *const d_h_12_2 = arena + 3520016; /* [32,256] */
+static real *const d_lstm_c_12 = arena + 3528208; /* [32,256] */
+static real *const d_lstm_z_23_pad = arena + 5420560; /* [32,1024] */
+static real *const d_lstm_slice_41 = arena + 3544592; /* [32,256] */
+static real *const d_lstm_z_23_pad_add = arena + 5420560; /* [32,1024] */
+static real *const d_lstm_add_21 = arena + 3552784; /* [32,256] */
+static real *const d_lstm_forget_b_sum_21 = arena + 3566864; /* [256] */
+static real *const d_lstm_z_23_pad_add_2 = arena + 5420560; /* [32,1024] */
+static real *const d_lstm_slice_42 = arena + 3610128; /* [32,256] */
+static real *const d_lstm_z_23 = arena + 5420560; /* [32,1024] */
+static real *const d_lstm_u_matmul_add_20 = arena + 886144; /* [256,1024] */
+static real *const d_lstm_b_sum_21 = arena + 3567120; /* [1024] */
+static real *const d_matmul_pad_add_20 = arena + 5592592; /* [32,32,1024] */
+static real *const d_h_11_2 = arena + 3511824; /* [32,256] */
+static real *const d_lstm_c_11 = arena + 3520016; /* [32,256] */
+static real *const d_lstm_z_21_pad = arena + 5420560; /* [32,1024] */
+static real *const d_lstm_slice_43 = arena + 3536400; /* [32,256] */
+static real *const d_lstm_z_21_pad_add = arena + 5420560; /* [32,1024] */
+static real *const d_lstm_add_22 = arena + 3544592; /* [32,256] */
+static real *const d_lstm_forget_b_sum_22 = arena + 3568144; /* [256] */
+static real *const d_lstm_z_21_pad_add_2 = arena + 5420560; /* [32,1024] */
+static real *const d_lstm_slice_44 = arena + 3552784; /* [32,256] */
+static real *const d_lstm_z_21 = arena + 5420560; /* [32,1024] */
+static real *const d_lstm_u_matmul_add_21 = arena + 886144; /* [256,1024] */
+static real *const d_lstm_b_sum_22 = arena + 3511824; /* [1024] */
+static real *const d_matmul_pad_add_21 = arena + 5592592; /* [32,32,1024] */
+static real *const d_h_10_2 = arena + 3503632; /* [32,256] */
+static real *const d_lstm_c_10 = arena + 3528208; /* [32,256] */
+static real *const d_lstm_z_19_pad = arena + 5420560; /* [32,1024] */
+static real *const d_lstm_slice_45 = arena + 3536400; /* [32,256] */
+static real *const d_lstm_z_19_pad_add = arena + 5420560; /* [32,1024] */
+static real *const d_lstm_add_23 = arena + 3544592; /* [32,256] */
+static real *const d_lstm_forget_b_sum_23 = arena + 3568400; /* [256] */
+static real *const d_lstm_z_19_pad_add_2 = arena + 5420560; /* [32,1024] */
+static real *const d_lstm_slice_46 = arena + 3552784; /* [32,256] */
+static real *const d_lstm_z_19 = arena + 5420560; /* [32,1024] */
+static real *const d_lstm_u_matmul_add_22 = arena + 886144; /* [256,1024] */
+static real *const d_lstm_b_sum_23 = arena + 3503632; /* [1024] */
+static real *const d_matmul_pad_add_22 = arena + 5592592; /* [32,32,1024] */
+static real *const d_h_9_2 = arena + 3495440; /* [32,256] */
+static real *const d_lstm_c_9 = arena + 3536400; /* [32,256] */
+static real *const d_lstm_z_17_pad = arena + 5420560; /* [32,1024] */
+static real *const d_lstm_slice_47 = arena + 3544592; /* [32,256] */
+static real *const d_lstm_z_17_pad_add = arena + 5420560; /* [32,1024] */
+static real *const d_lstm_add_24 = arena + 3552784; /* [32,256] */
+static real *const d_lstm_forget_b_sum_24 = arena + 3568656; /* [256] */
+static real *const d_lstm_z_17_pad_add_2 = arena + 5420560; /* [32,1024] */
+static real *const d_lstm_slice_48 = arena + 3610128; /* [32,256] */
+static real *const d_lstm_z_17 = arena + 5420560; /* [32,1024] */
+static real *const d_lstm_u_matmul_add_23 = arena + 886144; /* [256,1024] */
+static real *const d_lstm_b_sum_24 = arena + 3504656; /* [1024] */
+static real *const d_matmul_pad_add_23 = arena + 5592592; /* [32,32,1024] */
+static real *const d_h_8_2 = arena + 3487248; /* [32,256] */
+static real *const d_lstm_c_8 = arena + 3495440; /* [32,256] */
+static real *const d_lstm_z_15_pad = arena + 5420560; /* [32,1024] */
+static real *const d_lstm_slice_49 = arena + 3544592; /* [32,256] */
+static real *const d_lstm_z_15_pad_add = arena + 5420560; /* [32,1024] */
+static real *const d_lstm_add_25 = arena + 3552784; /* [32,256] */
+static real *const d_lstm_forget_b_sum_25 = arena + 3568912; /* [256] */
+static real *const d_lstm_z_15_pad_add_2 = arena + 5420560; /* [32,1024] */
+static real *const d_lstm_slice_50 = arena + 3610128; /* [32,256] */
+static real *const d_lstm_z_15 = arena + 5420560; /* [32,1024] */
+static real *const d_lstm_u_matmul_add_24 = arena + 886144; /* [256,1024] */
+static real *const d_lstm_b_sum_25 = arena + 3505680; /* [1024] */
+static real *const d_matmul_pad_add_24 = arena + 5592592; /* [32,32,1024] */
+static real *const d_h_7_2 = arena + 3479056; /* [32,256] */
+static real *const d_lstm_c_7 = arena + 3487248; /* [32,256] */
+static real *const d_lstm_z_13_pad = arena + 5420560; /* [32,1024] */
+static real *const d_lstm_slice_51 = arena + 3552784; /* [32,256] */
+static real *const d_lstm_z_13_pad_add = arena + 5420560; /* [32,1024] */
+static real *const d_lstm_add_26 = arena + 3610128; /* [32,256] */
+static real *const d_lstm_forget_b_sum_26 = arena + 3506704; /* [256] */
+static real *const d_lstm_z_13_pad_add_2 = arena + 5420560; /* [32,1024] */
+static real *const d_lstm_slice_52 = arena + 3667472; /* [32,256] */
+static real *const d_lstm_z_13 = arena + 5420560; /* [32,1024] */
+static real *const d_lstm_u_matmul_add_25 = arena + 886144; /* [256,1024] */
+static real *const d_lstm_b_sum_26 = arena + 3506960; /* [1024] */
+static real *const d_matmul_pad_add_25 = arena + 5592592; /* [32,32,1024] */
+static real *const d_h_6_2 = arena + 3470864; /* [32,256] */
+static real *const d_lstm_c_6 = arena + 3479056; /* [32,256] */
+static real *const d_lstm_z_11_pad = arena + 5420560; /* [32,1024] */
+static real *const d_lstm_slice_53 = arena + 3495440; /* [32,256] */
+static real *const d_lstm_z_11_pad_add = arena + 5420560; /* [32,1024] */
+static real *const d_lstm_add_27 = arena + 3552784; /* [32,256] */
+static real *const d_lstm_forget_b_sum_27 = arena + 3507984; /* [256] */
+static real *const d_lstm_z_11_pad_add_2 = arena + 5420560; /* [32,1024] */
+static real *const d_lstm_slice_54 = arena + 3610128; /* [32,256] */
+static real *const d_lstm_z_11 = arena + 5420560; /* [32,1024] */
+static real *const d_lstm_u_matmul_add_26 = arena + 886144; /* [256,1024] */
+static real *const d_lstm_b_sum_27 = arena + 3508240; /* [1024] */
+static real *const d_matmul_pad_add_26 = arena + 5592592; /* [32,32,1024] */
+static real *const d_h_5_2 = arena + 3462672; /* [32,256] */
+static real *const d_lstm_c_5 = arena + 3470864; /* [32,256] */
+static real *const d_lstm_z_9_pad = arena + 5420560; /* [32,1024] */
+static real *const d_lstm_slice_55 = arena + 3487248; /* [32,256] */
+static real *const d_lstm_z_9_pad_add = arena + 5420560; /* [32,1024] */
+static real *const d_lstm_add_28 = arena + 3495440; /* [32,256] */
+static real *const d_lstm_forget_b_sum_28 = arena + 3509264; /* [256] */
+static real *const d_lstm_z_9_pad_add_2 = arena + 5420560; /* [32,1024] */
+static real *const d_lstm_slice_56 = arena + 3552784; /* [32,256] */
+static real *const d_lstm_z_9 = arena + 5420560; /* [32,1024] */
+static real *const d_lstm_u_matmul_add_27 = arena + 886144; /* [256,1024] */
+static real *const d_lstm_b_sum_28 = arena + 3509520; /* [1024] */
+static real *const d_matmul_pad_add_27 = arena + 5592592; /* [32,32,1024] */
+static real *const d_h_4_2 = arena + 3454480; /* [32,256] */
+static real *const d_lstm_c_4 = arena + 3462672; /* [32,256] */
+static real *const d_lstm_z_7_pad = arena + 5420560; /* [32,1024] */
+static real *const d_lstm_slice_57 = arena + 3479056; /* [32,256] */
+static real *const d_lstm_z_7_pad_add = arena + 5420560; /* [32,1024] */
+static real *const d_lstm_add_29 = arena + 3487248; /* [32,256] */
+static real *const d_lstm_forget_b_sum_29 = arena + 3510544; /* [256] */
+static real *const d_lstm_z_7_pad_add_2 = arena + 5420560; /* [32,1024] */
+static real *const d_lstm_slice_58 = arena + 3495440; /* [32,256] */
+static real *const d_lstm_z_7 = arena + 5420560; /* [32,1024] */
+static real *const d_lstm_u_matmul_add_28 = arena + 886144; /* [256,1024] */
+static real *const d_lstm_b_sum_29 = arena + 3510800; /* [1024] */
+static real *const d_matmul_pad_add_28 = arena + 5592592; /* [32,32,1024] */
+static real *const d_h_3_2 = arena + 3446288; /* [32,256] */
+static real *const d_lstm_c_3 = arena + 3454480; /* [32,256] */
+static real *const d_lstm_z_5_pad = arena + 5420560; /* [32,1024] */
+static real *const d_lstm_slice_59 = arena + 3470864; /* [32,256] */
+static real *const d_lstm_z_5_pad_add = arena + 5420560; /* [32,1024] */
+static real *const d_lstm_add_30 = arena + 3479056; /* [32,256] */
+static real *const d_lstm_forget_b_sum_30 = arena + 3446288; /* [256] */
+static real *const d_lstm_z_5_pad_add_2 = arena + 5420560; /* [32,1024] */
+static real *const d_lstm_slice_60 = arena + 3487248; /* [32,256] */
+static real *const d_lstm_z_5 = arena + 5420560; /* [32,1024] */
+static real *const d_lstm_u_matmul_add_29 = arena + 886144; /* [256,1024] */
+static real *const d_lstm_b_sum_30 = arena + 3446544; /* [1024] */
+static real *const d_matmul_pad_add_29 = arena + 5592592; /* [32,32,1024] */
+static real *const d_h_2_2 = arena + 3438096; /* [32,256] */
+static real *const d_lstm_c_2 = arena + 3462672; /* [32,256] */
+static real *const d_lstm_z_3_pad = arena + 5420560; /* [32,1024] */
+static real *const d_lstm_slice_61 = arena + 3470864; /* [32,256] */
+static real *const d_lstm_z_3_pad_add = arena + 5420560; /* [32,1024] */
+static real *const d_lstm_add_31 = arena + 3479056; /* [32,256] */
+static real *const d_lstm_forget_b_sum_31 = arena + 3438096; /* [256] */
+static real *const d_lstm_z_3_pad_add_2 = arena + 5420560; /* [32,1024] */
+static real *const d_lstm_slice_62 = arena + 3487248; /* [32,256] */
+static real *const d_lstm_z_3 = arena + 5420560; /* [32,1024] */
+static real *const d_lstm_b_sum_31 = arena + 3568144; /* [1024] */
+static real *const d_matmul_pad_add_30 = arena + 5592592; /* [32,32,1024] */
+static real *const d_h_33 = arena + 3429904; /* [32,256] */
+static real *const d_lstm_z_pad = arena + 5420560; /* [32,1024] */
+static real *const d_lstm_slice_63 = arena + 3470864; /* [32,256] */
+static real *const d_lstm_z_pad_add = arena + 5420560; /* [32,1024] */
+static real *const d_lstm_slice_64 = arena + 3479056; /* [32,256] */
+static real *const d_lstm_z = arena + 5420560; /* [32,1024] */
+static real *const d_lstm_b_sum_32 = arena + 3479056; /* [1024] */
+static real *const d_matmul = arena + 5592592; /* [32,32,1024] */
+static real *const d_e = arena + 2758160; /* [1024,256] */
 
 /* The forward pass of the outputs, in the mode forward() or
  * loss_and_grad() set. */
@@ -816,37 +816,37 @@ static void compute_outputs(void)
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            z[i * 1024 + j] = slice[i * 1024 + j] + lstm_b[j];
+            lstm_z[i * 1024 + j] = slice[i * 1024 + j] + lstm_b[j];
         }
 
     /* models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t14 = z[i * 1024 + j];
-            i_2[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t14));
+            const real t14 = lstm_z[i * 1024 + j];
+            lstm_i[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t14));
         }
 
     /* models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t16 = z[i * 1024 + j + 512];
-            g_2[i * 256 + j] = r_tanh(t16);
+            const real t16 = lstm_z[i * 1024 + j + 512];
+            lstm_g[i * 256 + j] = r_tanh(t16);
         }
 
     /* models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t18 = z[i * 1024 + j + 768];
-            o_2[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t18));
+            const real t18 = lstm_z[i * 1024 + j + 768];
+            lstm_o[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t18));
         }
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 8192; i++) {
-        const real t20 = i_2[i] * g_2[i];
-        c[i] = t20;
+        const real t20 = lstm_i[i] * lstm_g[i];
+        lstm_c[i] = t20;
         const real t21 = r_tanh(t20);
-        tanh_2[i] = t21;
-        h[i] = o_2[i] * t21;
+        lstm_tanh[i] = t21;
+        h[i] = lstm_o[i] * t21;
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
@@ -856,50 +856,50 @@ static void compute_outputs(void)
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            z_2[i * 1024 + j] = slice_2[i * 1024 + j] + lstm_b[j];
+            lstm_z_2[i * 1024 + j] = slice_2[i * 1024 + j] + lstm_b[j];
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h, 256, lstm_u, 1024, REAL_C(1.0), z_3, 1024);
+    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h, 256, lstm_u, 1024, REAL_C(1.0), lstm_z_3, 1024);
 
     /* models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t28 = z_3[i * 1024 + j];
-            i_3[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t28));
+            const real t28 = lstm_z_3[i * 1024 + j];
+            lstm_i_2[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t28));
         }
 
     /* models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t30 = z_3[i * 1024 + j + 256];
+            const real t30 = lstm_z_3[i * 1024 + j + 256];
             const real t31 = t30 + lstm_forget_b[j];
-            f[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t31));
+            lstm_f[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t31));
         }
 
     /* models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t33 = z_3[i * 1024 + j + 512];
-            g_3[i * 256 + j] = r_tanh(t33);
+            const real t33 = lstm_z_3[i * 1024 + j + 512];
+            lstm_g_2[i * 256 + j] = r_tanh(t33);
         }
 
     /* models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t35 = z_3[i * 1024 + j + 768];
-            o_3[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t35));
+            const real t35 = lstm_z_3[i * 1024 + j + 768];
+            lstm_o_2[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t35));
         }
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 8192; i++) {
-        const real t37 = f[i] * c[i];
-        const real t38 = i_3[i] * g_3[i];
+        const real t37 = lstm_f[i] * lstm_c[i];
+        const real t38 = lstm_i_2[i] * lstm_g_2[i];
         const real t39 = t37 + t38;
-        c_2[i] = t39;
+        lstm_c_2[i] = t39;
         const real t40 = r_tanh(t39);
-        tanh_3[i] = t40;
-        h_2[i] = o_3[i] * t40;
+        lstm_tanh_2[i] = t40;
+        h_2[i] = lstm_o_2[i] * t40;
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
@@ -909,50 +909,50 @@ static void compute_outputs(void)
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            z_4[i * 1024 + j] = slice_3[i * 1024 + j] + lstm_b[j];
+            lstm_z_4[i * 1024 + j] = slice_3[i * 1024 + j] + lstm_b[j];
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_2, 256, lstm_u, 1024, REAL_C(1.0), z_5, 1024);
+    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_2, 256, lstm_u, 1024, REAL_C(1.0), lstm_z_5, 1024);
 
     /* models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t47 = z_5[i * 1024 + j];
-            i_4[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t47));
+            const real t47 = lstm_z_5[i * 1024 + j];
+            lstm_i_3[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t47));
         }
 
     /* models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t49 = z_5[i * 1024 + j + 256];
+            const real t49 = lstm_z_5[i * 1024 + j + 256];
             const real t50 = t49 + lstm_forget_b[j];
-            f_2[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t50));
+            lstm_f_2[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t50));
         }
 
     /* models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t52 = z_5[i * 1024 + j + 512];
-            g_4[i * 256 + j] = r_tanh(t52);
+            const real t52 = lstm_z_5[i * 1024 + j + 512];
+            lstm_g_3[i * 256 + j] = r_tanh(t52);
         }
 
     /* models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t54 = z_5[i * 1024 + j + 768];
-            o_4[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t54));
+            const real t54 = lstm_z_5[i * 1024 + j + 768];
+            lstm_o_3[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t54));
         }
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 8192; i++) {
-        const real t56 = f_2[i] * c_2[i];
-        const real t57 = i_4[i] * g_4[i];
+        const real t56 = lstm_f_2[i] * lstm_c_2[i];
+        const real t57 = lstm_i_3[i] * lstm_g_3[i];
         const real t58 = t56 + t57;
-        c_3[i] = t58;
+        lstm_c_3[i] = t58;
         const real t59 = r_tanh(t58);
-        tanh_4[i] = t59;
-        h_3[i] = o_4[i] * t59;
+        lstm_tanh_3[i] = t59;
+        h_3[i] = lstm_o_3[i] * t59;
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
@@ -962,50 +962,50 @@ static void compute_outputs(void)
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            z_6[i * 1024 + j] = slice_4[i * 1024 + j] + lstm_b[j];
+            lstm_z_6[i * 1024 + j] = slice_4[i * 1024 + j] + lstm_b[j];
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_3, 256, lstm_u, 1024, REAL_C(1.0), z_7, 1024);
+    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_3, 256, lstm_u, 1024, REAL_C(1.0), lstm_z_7, 1024);
 
     /* models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t66 = z_7[i * 1024 + j];
-            i_5[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t66));
+            const real t66 = lstm_z_7[i * 1024 + j];
+            lstm_i_4[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t66));
         }
 
     /* models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t68 = z_7[i * 1024 + j + 256];
+            const real t68 = lstm_z_7[i * 1024 + j + 256];
             const real t69 = t68 + lstm_forget_b[j];
-            f_3[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t69));
+            lstm_f_3[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t69));
         }
 
     /* models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t71 = z_7[i * 1024 + j + 512];
-            g_5[i * 256 + j] = r_tanh(t71);
+            const real t71 = lstm_z_7[i * 1024 + j + 512];
+            lstm_g_4[i * 256 + j] = r_tanh(t71);
         }
 
     /* models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t73 = z_7[i * 1024 + j + 768];
-            o_5[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t73));
+            const real t73 = lstm_z_7[i * 1024 + j + 768];
+            lstm_o_4[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t73));
         }
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 8192; i++) {
-        const real t75 = f_3[i] * c_3[i];
-        const real t76 = i_5[i] * g_5[i];
+        const real t75 = lstm_f_3[i] * lstm_c_3[i];
+        const real t76 = lstm_i_4[i] * lstm_g_4[i];
         const real t77 = t75 + t76;
-        c_4[i] = t77;
+        lstm_c_4[i] = t77;
         const real t78 = r_tanh(t77);
-        tanh_5[i] = t78;
-        h_4[i] = o_5[i] * t78;
+        lstm_tanh_4[i] = t78;
+        h_4[i] = lstm_o_4[i] * t78;
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
@@ -1015,50 +1015,50 @@ static void compute_outputs(void)
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            z_8[i * 1024 + j] = slice_5[i * 1024 + j] + lstm_b[j];
+            lstm_z_8[i * 1024 + j] = slice_5[i * 1024 + j] + lstm_b[j];
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_4, 256, lstm_u, 1024, REAL_C(1.0), z_9, 1024);
+    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_4, 256, lstm_u, 1024, REAL_C(1.0), lstm_z_9, 1024);
 
     /* models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t85 = z_9[i * 1024 + j];
-            i_6[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t85));
+            const real t85 = lstm_z_9[i * 1024 + j];
+            lstm_i_5[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t85));
         }
 
     /* models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t87 = z_9[i * 1024 + j + 256];
+            const real t87 = lstm_z_9[i * 1024 + j + 256];
             const real t88 = t87 + lstm_forget_b[j];
-            f_4[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t88));
+            lstm_f_4[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t88));
         }
 
     /* models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t90 = z_9[i * 1024 + j + 512];
-            g_6[i * 256 + j] = r_tanh(t90);
+            const real t90 = lstm_z_9[i * 1024 + j + 512];
+            lstm_g_5[i * 256 + j] = r_tanh(t90);
         }
 
     /* models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t92 = z_9[i * 1024 + j + 768];
-            o_6[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t92));
+            const real t92 = lstm_z_9[i * 1024 + j + 768];
+            lstm_o_5[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t92));
         }
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 8192; i++) {
-        const real t94 = f_4[i] * c_4[i];
-        const real t95 = i_6[i] * g_6[i];
+        const real t94 = lstm_f_4[i] * lstm_c_4[i];
+        const real t95 = lstm_i_5[i] * lstm_g_5[i];
         const real t96 = t94 + t95;
-        c_5[i] = t96;
+        lstm_c_5[i] = t96;
         const real t97 = r_tanh(t96);
-        tanh_6[i] = t97;
-        h_5[i] = o_6[i] * t97;
+        lstm_tanh_5[i] = t97;
+        h_5[i] = lstm_o_5[i] * t97;
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
@@ -1068,50 +1068,50 @@ static void compute_outputs(void)
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            z_10[i * 1024 + j] = slice_6[i * 1024 + j] + lstm_b[j];
+            lstm_z_10[i * 1024 + j] = slice_6[i * 1024 + j] + lstm_b[j];
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_5, 256, lstm_u, 1024, REAL_C(1.0), z_11, 1024);
+    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_5, 256, lstm_u, 1024, REAL_C(1.0), lstm_z_11, 1024);
 
     /* models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t104 = z_11[i * 1024 + j];
-            i_7[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t104));
+            const real t104 = lstm_z_11[i * 1024 + j];
+            lstm_i_6[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t104));
         }
 
     /* models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t106 = z_11[i * 1024 + j + 256];
+            const real t106 = lstm_z_11[i * 1024 + j + 256];
             const real t107 = t106 + lstm_forget_b[j];
-            f_5[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t107));
+            lstm_f_5[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t107));
         }
 
     /* models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t109 = z_11[i * 1024 + j + 512];
-            g_7[i * 256 + j] = r_tanh(t109);
+            const real t109 = lstm_z_11[i * 1024 + j + 512];
+            lstm_g_6[i * 256 + j] = r_tanh(t109);
         }
 
     /* models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t111 = z_11[i * 1024 + j + 768];
-            o_7[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t111));
+            const real t111 = lstm_z_11[i * 1024 + j + 768];
+            lstm_o_6[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t111));
         }
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 8192; i++) {
-        const real t113 = f_5[i] * c_5[i];
-        const real t114 = i_7[i] * g_7[i];
+        const real t113 = lstm_f_5[i] * lstm_c_5[i];
+        const real t114 = lstm_i_6[i] * lstm_g_6[i];
         const real t115 = t113 + t114;
-        c_6[i] = t115;
+        lstm_c_6[i] = t115;
         const real t116 = r_tanh(t115);
-        tanh_7[i] = t116;
-        h_6[i] = o_7[i] * t116;
+        lstm_tanh_6[i] = t116;
+        h_6[i] = lstm_o_6[i] * t116;
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
@@ -1121,50 +1121,50 @@ static void compute_outputs(void)
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            z_12[i * 1024 + j] = slice_7[i * 1024 + j] + lstm_b[j];
+            lstm_z_12[i * 1024 + j] = slice_7[i * 1024 + j] + lstm_b[j];
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_6, 256, lstm_u, 1024, REAL_C(1.0), z_13, 1024);
+    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_6, 256, lstm_u, 1024, REAL_C(1.0), lstm_z_13, 1024);
 
     /* models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t123 = z_13[i * 1024 + j];
-            i_8[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t123));
+            const real t123 = lstm_z_13[i * 1024 + j];
+            lstm_i_7[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t123));
         }
 
     /* models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t125 = z_13[i * 1024 + j + 256];
+            const real t125 = lstm_z_13[i * 1024 + j + 256];
             const real t126 = t125 + lstm_forget_b[j];
-            f_6[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t126));
+            lstm_f_6[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t126));
         }
 
     /* models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t128 = z_13[i * 1024 + j + 512];
-            g_8[i * 256 + j] = r_tanh(t128);
+            const real t128 = lstm_z_13[i * 1024 + j + 512];
+            lstm_g_7[i * 256 + j] = r_tanh(t128);
         }
 
     /* models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t130 = z_13[i * 1024 + j + 768];
-            o_8[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t130));
+            const real t130 = lstm_z_13[i * 1024 + j + 768];
+            lstm_o_7[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t130));
         }
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 8192; i++) {
-        const real t132 = f_6[i] * c_6[i];
-        const real t133 = i_8[i] * g_8[i];
+        const real t132 = lstm_f_6[i] * lstm_c_6[i];
+        const real t133 = lstm_i_7[i] * lstm_g_7[i];
         const real t134 = t132 + t133;
-        c_7[i] = t134;
+        lstm_c_7[i] = t134;
         const real t135 = r_tanh(t134);
-        tanh_8[i] = t135;
-        h_7[i] = o_8[i] * t135;
+        lstm_tanh_7[i] = t135;
+        h_7[i] = lstm_o_7[i] * t135;
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
@@ -1174,50 +1174,50 @@ static void compute_outputs(void)
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            z_14[i * 1024 + j] = slice_8[i * 1024 + j] + lstm_b[j];
+            lstm_z_14[i * 1024 + j] = slice_8[i * 1024 + j] + lstm_b[j];
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_7, 256, lstm_u, 1024, REAL_C(1.0), z_15, 1024);
+    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_7, 256, lstm_u, 1024, REAL_C(1.0), lstm_z_15, 1024);
 
     /* models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t142 = z_15[i * 1024 + j];
-            i_9[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t142));
+            const real t142 = lstm_z_15[i * 1024 + j];
+            lstm_i_8[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t142));
         }
 
     /* models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t144 = z_15[i * 1024 + j + 256];
+            const real t144 = lstm_z_15[i * 1024 + j + 256];
             const real t145 = t144 + lstm_forget_b[j];
-            f_7[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t145));
+            lstm_f_7[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t145));
         }
 
     /* models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t147 = z_15[i * 1024 + j + 512];
-            g_9[i * 256 + j] = r_tanh(t147);
+            const real t147 = lstm_z_15[i * 1024 + j + 512];
+            lstm_g_8[i * 256 + j] = r_tanh(t147);
         }
 
     /* models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t149 = z_15[i * 1024 + j + 768];
-            o_9[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t149));
+            const real t149 = lstm_z_15[i * 1024 + j + 768];
+            lstm_o_8[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t149));
         }
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 8192; i++) {
-        const real t151 = f_7[i] * c_7[i];
-        const real t152 = i_9[i] * g_9[i];
+        const real t151 = lstm_f_7[i] * lstm_c_7[i];
+        const real t152 = lstm_i_8[i] * lstm_g_8[i];
         const real t153 = t151 + t152;
-        c_8[i] = t153;
+        lstm_c_8[i] = t153;
         const real t154 = r_tanh(t153);
-        tanh_9[i] = t154;
-        h_8[i] = o_9[i] * t154;
+        lstm_tanh_8[i] = t154;
+        h_8[i] = lstm_o_8[i] * t154;
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
@@ -1227,50 +1227,50 @@ static void compute_outputs(void)
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            z_16[i * 1024 + j] = slice_9[i * 1024 + j] + lstm_b[j];
+            lstm_z_16[i * 1024 + j] = slice_9[i * 1024 + j] + lstm_b[j];
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_8, 256, lstm_u, 1024, REAL_C(1.0), z_17, 1024);
+    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_8, 256, lstm_u, 1024, REAL_C(1.0), lstm_z_17, 1024);
 
     /* models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t161 = z_17[i * 1024 + j];
-            i_10[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t161));
+            const real t161 = lstm_z_17[i * 1024 + j];
+            lstm_i_9[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t161));
         }
 
     /* models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t163 = z_17[i * 1024 + j + 256];
+            const real t163 = lstm_z_17[i * 1024 + j + 256];
             const real t164 = t163 + lstm_forget_b[j];
-            f_8[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t164));
+            lstm_f_8[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t164));
         }
 
     /* models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t166 = z_17[i * 1024 + j + 512];
-            g_10[i * 256 + j] = r_tanh(t166);
+            const real t166 = lstm_z_17[i * 1024 + j + 512];
+            lstm_g_9[i * 256 + j] = r_tanh(t166);
         }
 
     /* models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t168 = z_17[i * 1024 + j + 768];
-            o_10[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t168));
+            const real t168 = lstm_z_17[i * 1024 + j + 768];
+            lstm_o_9[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t168));
         }
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 8192; i++) {
-        const real t170 = f_8[i] * c_8[i];
-        const real t171 = i_10[i] * g_10[i];
+        const real t170 = lstm_f_8[i] * lstm_c_8[i];
+        const real t171 = lstm_i_9[i] * lstm_g_9[i];
         const real t172 = t170 + t171;
-        c_9[i] = t172;
+        lstm_c_9[i] = t172;
         const real t173 = r_tanh(t172);
-        tanh_10[i] = t173;
-        h_9[i] = o_10[i] * t173;
+        lstm_tanh_9[i] = t173;
+        h_9[i] = lstm_o_9[i] * t173;
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
@@ -1280,50 +1280,50 @@ static void compute_outputs(void)
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            z_18[i * 1024 + j] = slice_10[i * 1024 + j] + lstm_b[j];
+            lstm_z_18[i * 1024 + j] = slice_10[i * 1024 + j] + lstm_b[j];
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_9, 256, lstm_u, 1024, REAL_C(1.0), z_19, 1024);
+    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_9, 256, lstm_u, 1024, REAL_C(1.0), lstm_z_19, 1024);
 
     /* models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t180 = z_19[i * 1024 + j];
-            i_11[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t180));
+            const real t180 = lstm_z_19[i * 1024 + j];
+            lstm_i_10[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t180));
         }
 
     /* models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t182 = z_19[i * 1024 + j + 256];
+            const real t182 = lstm_z_19[i * 1024 + j + 256];
             const real t183 = t182 + lstm_forget_b[j];
-            f_9[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t183));
+            lstm_f_9[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t183));
         }
 
     /* models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t185 = z_19[i * 1024 + j + 512];
-            g_11[i * 256 + j] = r_tanh(t185);
+            const real t185 = lstm_z_19[i * 1024 + j + 512];
+            lstm_g_10[i * 256 + j] = r_tanh(t185);
         }
 
     /* models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t187 = z_19[i * 1024 + j + 768];
-            o_11[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t187));
+            const real t187 = lstm_z_19[i * 1024 + j + 768];
+            lstm_o_10[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t187));
         }
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 8192; i++) {
-        const real t189 = f_9[i] * c_9[i];
-        const real t190 = i_11[i] * g_11[i];
+        const real t189 = lstm_f_9[i] * lstm_c_9[i];
+        const real t190 = lstm_i_10[i] * lstm_g_10[i];
         const real t191 = t189 + t190;
-        c_10[i] = t191;
+        lstm_c_10[i] = t191;
         const real t192 = r_tanh(t191);
-        tanh_11[i] = t192;
-        h_10[i] = o_11[i] * t192;
+        lstm_tanh_10[i] = t192;
+        h_10[i] = lstm_o_10[i] * t192;
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
@@ -1333,50 +1333,50 @@ static void compute_outputs(void)
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            z_20[i * 1024 + j] = slice_11[i * 1024 + j] + lstm_b[j];
+            lstm_z_20[i * 1024 + j] = slice_11[i * 1024 + j] + lstm_b[j];
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_10, 256, lstm_u, 1024, REAL_C(1.0), z_21, 1024);
+    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_10, 256, lstm_u, 1024, REAL_C(1.0), lstm_z_21, 1024);
 
     /* models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t199 = z_21[i * 1024 + j];
-            i_12[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t199));
+            const real t199 = lstm_z_21[i * 1024 + j];
+            lstm_i_11[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t199));
         }
 
     /* models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t201 = z_21[i * 1024 + j + 256];
+            const real t201 = lstm_z_21[i * 1024 + j + 256];
             const real t202 = t201 + lstm_forget_b[j];
-            f_10[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t202));
+            lstm_f_10[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t202));
         }
 
     /* models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t204 = z_21[i * 1024 + j + 512];
-            g_12[i * 256 + j] = r_tanh(t204);
+            const real t204 = lstm_z_21[i * 1024 + j + 512];
+            lstm_g_11[i * 256 + j] = r_tanh(t204);
         }
 
     /* models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t206 = z_21[i * 1024 + j + 768];
-            o_12[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t206));
+            const real t206 = lstm_z_21[i * 1024 + j + 768];
+            lstm_o_11[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t206));
         }
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 8192; i++) {
-        const real t208 = f_10[i] * c_10[i];
-        const real t209 = i_12[i] * g_12[i];
+        const real t208 = lstm_f_10[i] * lstm_c_10[i];
+        const real t209 = lstm_i_11[i] * lstm_g_11[i];
         const real t210 = t208 + t209;
-        c_11[i] = t210;
+        lstm_c_11[i] = t210;
         const real t211 = r_tanh(t210);
-        tanh_12[i] = t211;
-        h_11[i] = o_12[i] * t211;
+        lstm_tanh_11[i] = t211;
+        h_11[i] = lstm_o_11[i] * t211;
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
@@ -1386,50 +1386,50 @@ static void compute_outputs(void)
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            z_22[i * 1024 + j] = slice_12[i * 1024 + j] + lstm_b[j];
+            lstm_z_22[i * 1024 + j] = slice_12[i * 1024 + j] + lstm_b[j];
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_11, 256, lstm_u, 1024, REAL_C(1.0), z_23, 1024);
+    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_11, 256, lstm_u, 1024, REAL_C(1.0), lstm_z_23, 1024);
 
     /* models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t218 = z_23[i * 1024 + j];
-            i_13[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t218));
+            const real t218 = lstm_z_23[i * 1024 + j];
+            lstm_i_12[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t218));
         }
 
     /* models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t220 = z_23[i * 1024 + j + 256];
+            const real t220 = lstm_z_23[i * 1024 + j + 256];
             const real t221 = t220 + lstm_forget_b[j];
-            f_11[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t221));
+            lstm_f_11[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t221));
         }
 
     /* models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t223 = z_23[i * 1024 + j + 512];
-            g_13[i * 256 + j] = r_tanh(t223);
+            const real t223 = lstm_z_23[i * 1024 + j + 512];
+            lstm_g_12[i * 256 + j] = r_tanh(t223);
         }
 
     /* models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t225 = z_23[i * 1024 + j + 768];
-            o_13[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t225));
+            const real t225 = lstm_z_23[i * 1024 + j + 768];
+            lstm_o_12[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t225));
         }
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 8192; i++) {
-        const real t227 = f_11[i] * c_11[i];
-        const real t228 = i_13[i] * g_13[i];
+        const real t227 = lstm_f_11[i] * lstm_c_11[i];
+        const real t228 = lstm_i_12[i] * lstm_g_12[i];
         const real t229 = t227 + t228;
-        c_12[i] = t229;
+        lstm_c_12[i] = t229;
         const real t230 = r_tanh(t229);
-        tanh_13[i] = t230;
-        h_12[i] = o_13[i] * t230;
+        lstm_tanh_12[i] = t230;
+        h_12[i] = lstm_o_12[i] * t230;
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
@@ -1439,50 +1439,50 @@ static void compute_outputs(void)
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            z_24[i * 1024 + j] = slice_13[i * 1024 + j] + lstm_b[j];
+            lstm_z_24[i * 1024 + j] = slice_13[i * 1024 + j] + lstm_b[j];
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_12, 256, lstm_u, 1024, REAL_C(1.0), z_25, 1024);
+    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_12, 256, lstm_u, 1024, REAL_C(1.0), lstm_z_25, 1024);
 
     /* models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t237 = z_25[i * 1024 + j];
-            i_14[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t237));
+            const real t237 = lstm_z_25[i * 1024 + j];
+            lstm_i_13[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t237));
         }
 
     /* models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t239 = z_25[i * 1024 + j + 256];
+            const real t239 = lstm_z_25[i * 1024 + j + 256];
             const real t240 = t239 + lstm_forget_b[j];
-            f_12[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t240));
+            lstm_f_12[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t240));
         }
 
     /* models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t242 = z_25[i * 1024 + j + 512];
-            g_14[i * 256 + j] = r_tanh(t242);
+            const real t242 = lstm_z_25[i * 1024 + j + 512];
+            lstm_g_13[i * 256 + j] = r_tanh(t242);
         }
 
     /* models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t244 = z_25[i * 1024 + j + 768];
-            o_14[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t244));
+            const real t244 = lstm_z_25[i * 1024 + j + 768];
+            lstm_o_13[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t244));
         }
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 8192; i++) {
-        const real t246 = f_12[i] * c_12[i];
-        const real t247 = i_14[i] * g_14[i];
+        const real t246 = lstm_f_12[i] * lstm_c_12[i];
+        const real t247 = lstm_i_13[i] * lstm_g_13[i];
         const real t248 = t246 + t247;
-        c_13[i] = t248;
+        lstm_c_13[i] = t248;
         const real t249 = r_tanh(t248);
-        tanh_14[i] = t249;
-        h_13[i] = o_14[i] * t249;
+        lstm_tanh_13[i] = t249;
+        h_13[i] = lstm_o_13[i] * t249;
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
@@ -1492,50 +1492,50 @@ static void compute_outputs(void)
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            z_26[i * 1024 + j] = slice_14[i * 1024 + j] + lstm_b[j];
+            lstm_z_26[i * 1024 + j] = slice_14[i * 1024 + j] + lstm_b[j];
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_13, 256, lstm_u, 1024, REAL_C(1.0), z_27, 1024);
+    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_13, 256, lstm_u, 1024, REAL_C(1.0), lstm_z_27, 1024);
 
     /* models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t256 = z_27[i * 1024 + j];
-            i_15[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t256));
+            const real t256 = lstm_z_27[i * 1024 + j];
+            lstm_i_14[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t256));
         }
 
     /* models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t258 = z_27[i * 1024 + j + 256];
+            const real t258 = lstm_z_27[i * 1024 + j + 256];
             const real t259 = t258 + lstm_forget_b[j];
-            f_13[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t259));
+            lstm_f_13[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t259));
         }
 
     /* models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t261 = z_27[i * 1024 + j + 512];
-            g_15[i * 256 + j] = r_tanh(t261);
+            const real t261 = lstm_z_27[i * 1024 + j + 512];
+            lstm_g_14[i * 256 + j] = r_tanh(t261);
         }
 
     /* models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t263 = z_27[i * 1024 + j + 768];
-            o_15[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t263));
+            const real t263 = lstm_z_27[i * 1024 + j + 768];
+            lstm_o_14[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t263));
         }
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 8192; i++) {
-        const real t265 = f_13[i] * c_13[i];
-        const real t266 = i_15[i] * g_15[i];
+        const real t265 = lstm_f_13[i] * lstm_c_13[i];
+        const real t266 = lstm_i_14[i] * lstm_g_14[i];
         const real t267 = t265 + t266;
-        c_14[i] = t267;
+        lstm_c_14[i] = t267;
         const real t268 = r_tanh(t267);
-        tanh_15[i] = t268;
-        h_14[i] = o_15[i] * t268;
+        lstm_tanh_14[i] = t268;
+        h_14[i] = lstm_o_14[i] * t268;
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
@@ -1545,50 +1545,50 @@ static void compute_outputs(void)
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            z_28[i * 1024 + j] = slice_15[i * 1024 + j] + lstm_b[j];
+            lstm_z_28[i * 1024 + j] = slice_15[i * 1024 + j] + lstm_b[j];
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_14, 256, lstm_u, 1024, REAL_C(1.0), z_29, 1024);
+    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_14, 256, lstm_u, 1024, REAL_C(1.0), lstm_z_29, 1024);
 
     /* models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t275 = z_29[i * 1024 + j];
-            i_16[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t275));
+            const real t275 = lstm_z_29[i * 1024 + j];
+            lstm_i_15[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t275));
         }
 
     /* models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t277 = z_29[i * 1024 + j + 256];
+            const real t277 = lstm_z_29[i * 1024 + j + 256];
             const real t278 = t277 + lstm_forget_b[j];
-            f_14[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t278));
+            lstm_f_14[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t278));
         }
 
     /* models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t280 = z_29[i * 1024 + j + 512];
-            g_16[i * 256 + j] = r_tanh(t280);
+            const real t280 = lstm_z_29[i * 1024 + j + 512];
+            lstm_g_15[i * 256 + j] = r_tanh(t280);
         }
 
     /* models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t282 = z_29[i * 1024 + j + 768];
-            o_16[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t282));
+            const real t282 = lstm_z_29[i * 1024 + j + 768];
+            lstm_o_15[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t282));
         }
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 8192; i++) {
-        const real t284 = f_14[i] * c_14[i];
-        const real t285 = i_16[i] * g_16[i];
+        const real t284 = lstm_f_14[i] * lstm_c_14[i];
+        const real t285 = lstm_i_15[i] * lstm_g_15[i];
         const real t286 = t284 + t285;
-        c_15[i] = t286;
+        lstm_c_15[i] = t286;
         const real t287 = r_tanh(t286);
-        tanh_16[i] = t287;
-        h_15[i] = o_16[i] * t287;
+        lstm_tanh_15[i] = t287;
+        h_15[i] = lstm_o_15[i] * t287;
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
@@ -1598,50 +1598,50 @@ static void compute_outputs(void)
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            z_30[i * 1024 + j] = slice_16[i * 1024 + j] + lstm_b[j];
+            lstm_z_30[i * 1024 + j] = slice_16[i * 1024 + j] + lstm_b[j];
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_15, 256, lstm_u, 1024, REAL_C(1.0), z_31, 1024);
+    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_15, 256, lstm_u, 1024, REAL_C(1.0), lstm_z_31, 1024);
 
     /* models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t294 = z_31[i * 1024 + j];
-            i_17[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t294));
+            const real t294 = lstm_z_31[i * 1024 + j];
+            lstm_i_16[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t294));
         }
 
     /* models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t296 = z_31[i * 1024 + j + 256];
+            const real t296 = lstm_z_31[i * 1024 + j + 256];
             const real t297 = t296 + lstm_forget_b[j];
-            f_15[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t297));
+            lstm_f_15[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t297));
         }
 
     /* models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t299 = z_31[i * 1024 + j + 512];
-            g_17[i * 256 + j] = r_tanh(t299);
+            const real t299 = lstm_z_31[i * 1024 + j + 512];
+            lstm_g_16[i * 256 + j] = r_tanh(t299);
         }
 
     /* models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t301 = z_31[i * 1024 + j + 768];
-            o_17[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t301));
+            const real t301 = lstm_z_31[i * 1024 + j + 768];
+            lstm_o_16[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t301));
         }
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 8192; i++) {
-        const real t303 = f_15[i] * c_15[i];
-        const real t304 = i_17[i] * g_17[i];
+        const real t303 = lstm_f_15[i] * lstm_c_15[i];
+        const real t304 = lstm_i_16[i] * lstm_g_16[i];
         const real t305 = t303 + t304;
-        c_16[i] = t305;
+        lstm_c_16[i] = t305;
         const real t306 = r_tanh(t305);
-        tanh_17[i] = t306;
-        h_16[i] = o_17[i] * t306;
+        lstm_tanh_16[i] = t306;
+        h_16[i] = lstm_o_16[i] * t306;
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
@@ -1651,50 +1651,50 @@ static void compute_outputs(void)
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            z_32[i * 1024 + j] = slice_17[i * 1024 + j] + lstm_b[j];
+            lstm_z_32[i * 1024 + j] = slice_17[i * 1024 + j] + lstm_b[j];
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_16, 256, lstm_u, 1024, REAL_C(1.0), z_33, 1024);
+    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_16, 256, lstm_u, 1024, REAL_C(1.0), lstm_z_33, 1024);
 
     /* models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t313 = z_33[i * 1024 + j];
-            i_18[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t313));
+            const real t313 = lstm_z_33[i * 1024 + j];
+            lstm_i_17[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t313));
         }
 
     /* models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t315 = z_33[i * 1024 + j + 256];
+            const real t315 = lstm_z_33[i * 1024 + j + 256];
             const real t316 = t315 + lstm_forget_b[j];
-            f_16[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t316));
+            lstm_f_16[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t316));
         }
 
     /* models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t318 = z_33[i * 1024 + j + 512];
-            g_18[i * 256 + j] = r_tanh(t318);
+            const real t318 = lstm_z_33[i * 1024 + j + 512];
+            lstm_g_17[i * 256 + j] = r_tanh(t318);
         }
 
     /* models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t320 = z_33[i * 1024 + j + 768];
-            o_18[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t320));
+            const real t320 = lstm_z_33[i * 1024 + j + 768];
+            lstm_o_17[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t320));
         }
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 8192; i++) {
-        const real t322 = f_16[i] * c_16[i];
-        const real t323 = i_18[i] * g_18[i];
+        const real t322 = lstm_f_16[i] * lstm_c_16[i];
+        const real t323 = lstm_i_17[i] * lstm_g_17[i];
         const real t324 = t322 + t323;
-        c_17[i] = t324;
+        lstm_c_17[i] = t324;
         const real t325 = r_tanh(t324);
-        tanh_18[i] = t325;
-        h_17[i] = o_18[i] * t325;
+        lstm_tanh_17[i] = t325;
+        h_17[i] = lstm_o_17[i] * t325;
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
@@ -1704,50 +1704,50 @@ static void compute_outputs(void)
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            z_34[i * 1024 + j] = slice_18[i * 1024 + j] + lstm_b[j];
+            lstm_z_34[i * 1024 + j] = slice_18[i * 1024 + j] + lstm_b[j];
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_17, 256, lstm_u, 1024, REAL_C(1.0), z_35, 1024);
+    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_17, 256, lstm_u, 1024, REAL_C(1.0), lstm_z_35, 1024);
 
     /* models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t332 = z_35[i * 1024 + j];
-            i_19[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t332));
+            const real t332 = lstm_z_35[i * 1024 + j];
+            lstm_i_18[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t332));
         }
 
     /* models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t334 = z_35[i * 1024 + j + 256];
+            const real t334 = lstm_z_35[i * 1024 + j + 256];
             const real t335 = t334 + lstm_forget_b[j];
-            f_17[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t335));
+            lstm_f_17[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t335));
         }
 
     /* models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t337 = z_35[i * 1024 + j + 512];
-            g_19[i * 256 + j] = r_tanh(t337);
+            const real t337 = lstm_z_35[i * 1024 + j + 512];
+            lstm_g_18[i * 256 + j] = r_tanh(t337);
         }
 
     /* models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t339 = z_35[i * 1024 + j + 768];
-            o_19[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t339));
+            const real t339 = lstm_z_35[i * 1024 + j + 768];
+            lstm_o_18[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t339));
         }
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 8192; i++) {
-        const real t341 = f_17[i] * c_17[i];
-        const real t342 = i_19[i] * g_19[i];
+        const real t341 = lstm_f_17[i] * lstm_c_17[i];
+        const real t342 = lstm_i_18[i] * lstm_g_18[i];
         const real t343 = t341 + t342;
-        c_18[i] = t343;
+        lstm_c_18[i] = t343;
         const real t344 = r_tanh(t343);
-        tanh_19[i] = t344;
-        h_18[i] = o_19[i] * t344;
+        lstm_tanh_18[i] = t344;
+        h_18[i] = lstm_o_18[i] * t344;
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
@@ -1757,50 +1757,50 @@ static void compute_outputs(void)
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            z_36[i * 1024 + j] = slice_19[i * 1024 + j] + lstm_b[j];
+            lstm_z_36[i * 1024 + j] = slice_19[i * 1024 + j] + lstm_b[j];
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_18, 256, lstm_u, 1024, REAL_C(1.0), z_37, 1024);
+    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_18, 256, lstm_u, 1024, REAL_C(1.0), lstm_z_37, 1024);
 
     /* models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t351 = z_37[i * 1024 + j];
-            i_20[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t351));
+            const real t351 = lstm_z_37[i * 1024 + j];
+            lstm_i_19[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t351));
         }
 
     /* models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t353 = z_37[i * 1024 + j + 256];
+            const real t353 = lstm_z_37[i * 1024 + j + 256];
             const real t354 = t353 + lstm_forget_b[j];
-            f_18[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t354));
+            lstm_f_18[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t354));
         }
 
     /* models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t356 = z_37[i * 1024 + j + 512];
-            g_20[i * 256 + j] = r_tanh(t356);
+            const real t356 = lstm_z_37[i * 1024 + j + 512];
+            lstm_g_19[i * 256 + j] = r_tanh(t356);
         }
 
     /* models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t358 = z_37[i * 1024 + j + 768];
-            o_20[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t358));
+            const real t358 = lstm_z_37[i * 1024 + j + 768];
+            lstm_o_19[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t358));
         }
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 8192; i++) {
-        const real t360 = f_18[i] * c_18[i];
-        const real t361 = i_20[i] * g_20[i];
+        const real t360 = lstm_f_18[i] * lstm_c_18[i];
+        const real t361 = lstm_i_19[i] * lstm_g_19[i];
         const real t362 = t360 + t361;
-        c_19[i] = t362;
+        lstm_c_19[i] = t362;
         const real t363 = r_tanh(t362);
-        tanh_20[i] = t363;
-        h_19[i] = o_20[i] * t363;
+        lstm_tanh_19[i] = t363;
+        h_19[i] = lstm_o_19[i] * t363;
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
@@ -1810,50 +1810,50 @@ static void compute_outputs(void)
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            z_38[i * 1024 + j] = slice_20[i * 1024 + j] + lstm_b[j];
+            lstm_z_38[i * 1024 + j] = slice_20[i * 1024 + j] + lstm_b[j];
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_19, 256, lstm_u, 1024, REAL_C(1.0), z_39, 1024);
+    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_19, 256, lstm_u, 1024, REAL_C(1.0), lstm_z_39, 1024);
 
     /* models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t370 = z_39[i * 1024 + j];
-            i_21[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t370));
+            const real t370 = lstm_z_39[i * 1024 + j];
+            lstm_i_20[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t370));
         }
 
     /* models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t372 = z_39[i * 1024 + j + 256];
+            const real t372 = lstm_z_39[i * 1024 + j + 256];
             const real t373 = t372 + lstm_forget_b[j];
-            f_19[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t373));
+            lstm_f_19[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t373));
         }
 
     /* models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t375 = z_39[i * 1024 + j + 512];
-            g_21[i * 256 + j] = r_tanh(t375);
+            const real t375 = lstm_z_39[i * 1024 + j + 512];
+            lstm_g_20[i * 256 + j] = r_tanh(t375);
         }
 
     /* models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t377 = z_39[i * 1024 + j + 768];
-            o_21[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t377));
+            const real t377 = lstm_z_39[i * 1024 + j + 768];
+            lstm_o_20[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t377));
         }
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 8192; i++) {
-        const real t379 = f_19[i] * c_19[i];
-        const real t380 = i_21[i] * g_21[i];
+        const real t379 = lstm_f_19[i] * lstm_c_19[i];
+        const real t380 = lstm_i_20[i] * lstm_g_20[i];
         const real t381 = t379 + t380;
-        c_20[i] = t381;
+        lstm_c_20[i] = t381;
         const real t382 = r_tanh(t381);
-        tanh_21[i] = t382;
-        h_20[i] = o_21[i] * t382;
+        lstm_tanh_20[i] = t382;
+        h_20[i] = lstm_o_20[i] * t382;
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
@@ -1863,50 +1863,50 @@ static void compute_outputs(void)
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            z_40[i * 1024 + j] = slice_21[i * 1024 + j] + lstm_b[j];
+            lstm_z_40[i * 1024 + j] = slice_21[i * 1024 + j] + lstm_b[j];
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_20, 256, lstm_u, 1024, REAL_C(1.0), z_41, 1024);
+    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_20, 256, lstm_u, 1024, REAL_C(1.0), lstm_z_41, 1024);
 
     /* models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t389 = z_41[i * 1024 + j];
-            i_22[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t389));
+            const real t389 = lstm_z_41[i * 1024 + j];
+            lstm_i_21[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t389));
         }
 
     /* models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t391 = z_41[i * 1024 + j + 256];
+            const real t391 = lstm_z_41[i * 1024 + j + 256];
             const real t392 = t391 + lstm_forget_b[j];
-            f_20[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t392));
+            lstm_f_20[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t392));
         }
 
     /* models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t394 = z_41[i * 1024 + j + 512];
-            g_22[i * 256 + j] = r_tanh(t394);
+            const real t394 = lstm_z_41[i * 1024 + j + 512];
+            lstm_g_21[i * 256 + j] = r_tanh(t394);
         }
 
     /* models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t396 = z_41[i * 1024 + j + 768];
-            o_22[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t396));
+            const real t396 = lstm_z_41[i * 1024 + j + 768];
+            lstm_o_21[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t396));
         }
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 8192; i++) {
-        const real t398 = f_20[i] * c_20[i];
-        const real t399 = i_22[i] * g_22[i];
+        const real t398 = lstm_f_20[i] * lstm_c_20[i];
+        const real t399 = lstm_i_21[i] * lstm_g_21[i];
         const real t400 = t398 + t399;
-        c_21[i] = t400;
+        lstm_c_21[i] = t400;
         const real t401 = r_tanh(t400);
-        tanh_22[i] = t401;
-        h_21[i] = o_22[i] * t401;
+        lstm_tanh_21[i] = t401;
+        h_21[i] = lstm_o_21[i] * t401;
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
@@ -1916,50 +1916,50 @@ static void compute_outputs(void)
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            z_42[i * 1024 + j] = slice_22[i * 1024 + j] + lstm_b[j];
+            lstm_z_42[i * 1024 + j] = slice_22[i * 1024 + j] + lstm_b[j];
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_21, 256, lstm_u, 1024, REAL_C(1.0), z_43, 1024);
+    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_21, 256, lstm_u, 1024, REAL_C(1.0), lstm_z_43, 1024);
 
     /* models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t408 = z_43[i * 1024 + j];
-            i_23[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t408));
+            const real t408 = lstm_z_43[i * 1024 + j];
+            lstm_i_22[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t408));
         }
 
     /* models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t410 = z_43[i * 1024 + j + 256];
+            const real t410 = lstm_z_43[i * 1024 + j + 256];
             const real t411 = t410 + lstm_forget_b[j];
-            f_21[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t411));
+            lstm_f_21[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t411));
         }
 
     /* models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t413 = z_43[i * 1024 + j + 512];
-            g_23[i * 256 + j] = r_tanh(t413);
+            const real t413 = lstm_z_43[i * 1024 + j + 512];
+            lstm_g_22[i * 256 + j] = r_tanh(t413);
         }
 
     /* models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t415 = z_43[i * 1024 + j + 768];
-            o_23[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t415));
+            const real t415 = lstm_z_43[i * 1024 + j + 768];
+            lstm_o_22[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t415));
         }
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 8192; i++) {
-        const real t417 = f_21[i] * c_21[i];
-        const real t418 = i_23[i] * g_23[i];
+        const real t417 = lstm_f_21[i] * lstm_c_21[i];
+        const real t418 = lstm_i_22[i] * lstm_g_22[i];
         const real t419 = t417 + t418;
-        c_22[i] = t419;
+        lstm_c_22[i] = t419;
         const real t420 = r_tanh(t419);
-        tanh_23[i] = t420;
-        h_22[i] = o_23[i] * t420;
+        lstm_tanh_22[i] = t420;
+        h_22[i] = lstm_o_22[i] * t420;
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
@@ -1969,50 +1969,50 @@ static void compute_outputs(void)
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            z_44[i * 1024 + j] = slice_23[i * 1024 + j] + lstm_b[j];
+            lstm_z_44[i * 1024 + j] = slice_23[i * 1024 + j] + lstm_b[j];
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_22, 256, lstm_u, 1024, REAL_C(1.0), z_45, 1024);
+    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_22, 256, lstm_u, 1024, REAL_C(1.0), lstm_z_45, 1024);
 
     /* models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t427 = z_45[i * 1024 + j];
-            i_24[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t427));
+            const real t427 = lstm_z_45[i * 1024 + j];
+            lstm_i_23[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t427));
         }
 
     /* models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t429 = z_45[i * 1024 + j + 256];
+            const real t429 = lstm_z_45[i * 1024 + j + 256];
             const real t430 = t429 + lstm_forget_b[j];
-            f_22[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t430));
+            lstm_f_22[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t430));
         }
 
     /* models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t432 = z_45[i * 1024 + j + 512];
-            g_24[i * 256 + j] = r_tanh(t432);
+            const real t432 = lstm_z_45[i * 1024 + j + 512];
+            lstm_g_23[i * 256 + j] = r_tanh(t432);
         }
 
     /* models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t434 = z_45[i * 1024 + j + 768];
-            o_24[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t434));
+            const real t434 = lstm_z_45[i * 1024 + j + 768];
+            lstm_o_23[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t434));
         }
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 8192; i++) {
-        const real t436 = f_22[i] * c_22[i];
-        const real t437 = i_24[i] * g_24[i];
+        const real t436 = lstm_f_22[i] * lstm_c_22[i];
+        const real t437 = lstm_i_23[i] * lstm_g_23[i];
         const real t438 = t436 + t437;
-        c_23[i] = t438;
+        lstm_c_23[i] = t438;
         const real t439 = r_tanh(t438);
-        tanh_24[i] = t439;
-        h_23[i] = o_24[i] * t439;
+        lstm_tanh_23[i] = t439;
+        h_23[i] = lstm_o_23[i] * t439;
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
@@ -2022,50 +2022,50 @@ static void compute_outputs(void)
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            z_46[i * 1024 + j] = slice_24[i * 1024 + j] + lstm_b[j];
+            lstm_z_46[i * 1024 + j] = slice_24[i * 1024 + j] + lstm_b[j];
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_23, 256, lstm_u, 1024, REAL_C(1.0), z_47, 1024);
+    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_23, 256, lstm_u, 1024, REAL_C(1.0), lstm_z_47, 1024);
 
     /* models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t446 = z_47[i * 1024 + j];
-            i_25[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t446));
+            const real t446 = lstm_z_47[i * 1024 + j];
+            lstm_i_24[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t446));
         }
 
     /* models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t448 = z_47[i * 1024 + j + 256];
+            const real t448 = lstm_z_47[i * 1024 + j + 256];
             const real t449 = t448 + lstm_forget_b[j];
-            f_23[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t449));
+            lstm_f_23[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t449));
         }
 
     /* models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t451 = z_47[i * 1024 + j + 512];
-            g_25[i * 256 + j] = r_tanh(t451);
+            const real t451 = lstm_z_47[i * 1024 + j + 512];
+            lstm_g_24[i * 256 + j] = r_tanh(t451);
         }
 
     /* models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t453 = z_47[i * 1024 + j + 768];
-            o_25[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t453));
+            const real t453 = lstm_z_47[i * 1024 + j + 768];
+            lstm_o_24[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t453));
         }
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 8192; i++) {
-        const real t455 = f_23[i] * c_23[i];
-        const real t456 = i_25[i] * g_25[i];
+        const real t455 = lstm_f_23[i] * lstm_c_23[i];
+        const real t456 = lstm_i_24[i] * lstm_g_24[i];
         const real t457 = t455 + t456;
-        c_24[i] = t457;
+        lstm_c_24[i] = t457;
         const real t458 = r_tanh(t457);
-        tanh_25[i] = t458;
-        h_24[i] = o_25[i] * t458;
+        lstm_tanh_24[i] = t458;
+        h_24[i] = lstm_o_24[i] * t458;
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
@@ -2075,50 +2075,50 @@ static void compute_outputs(void)
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            z_48[i * 1024 + j] = slice_25[i * 1024 + j] + lstm_b[j];
+            lstm_z_48[i * 1024 + j] = slice_25[i * 1024 + j] + lstm_b[j];
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_24, 256, lstm_u, 1024, REAL_C(1.0), z_49, 1024);
+    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_24, 256, lstm_u, 1024, REAL_C(1.0), lstm_z_49, 1024);
 
     /* models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t465 = z_49[i * 1024 + j];
-            i_26[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t465));
+            const real t465 = lstm_z_49[i * 1024 + j];
+            lstm_i_25[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t465));
         }
 
     /* models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t467 = z_49[i * 1024 + j + 256];
+            const real t467 = lstm_z_49[i * 1024 + j + 256];
             const real t468 = t467 + lstm_forget_b[j];
-            f_24[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t468));
+            lstm_f_24[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t468));
         }
 
     /* models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t470 = z_49[i * 1024 + j + 512];
-            g_26[i * 256 + j] = r_tanh(t470);
+            const real t470 = lstm_z_49[i * 1024 + j + 512];
+            lstm_g_25[i * 256 + j] = r_tanh(t470);
         }
 
     /* models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t472 = z_49[i * 1024 + j + 768];
-            o_26[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t472));
+            const real t472 = lstm_z_49[i * 1024 + j + 768];
+            lstm_o_25[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t472));
         }
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 8192; i++) {
-        const real t474 = f_24[i] * c_24[i];
-        const real t475 = i_26[i] * g_26[i];
+        const real t474 = lstm_f_24[i] * lstm_c_24[i];
+        const real t475 = lstm_i_25[i] * lstm_g_25[i];
         const real t476 = t474 + t475;
-        c_25[i] = t476;
+        lstm_c_25[i] = t476;
         const real t477 = r_tanh(t476);
-        tanh_26[i] = t477;
-        h_25[i] = o_26[i] * t477;
+        lstm_tanh_25[i] = t477;
+        h_25[i] = lstm_o_25[i] * t477;
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
@@ -2128,50 +2128,50 @@ static void compute_outputs(void)
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            z_50[i * 1024 + j] = slice_26[i * 1024 + j] + lstm_b[j];
+            lstm_z_50[i * 1024 + j] = slice_26[i * 1024 + j] + lstm_b[j];
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_25, 256, lstm_u, 1024, REAL_C(1.0), z_51, 1024);
+    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_25, 256, lstm_u, 1024, REAL_C(1.0), lstm_z_51, 1024);
 
     /* models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t484 = z_51[i * 1024 + j];
-            i_27[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t484));
+            const real t484 = lstm_z_51[i * 1024 + j];
+            lstm_i_26[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t484));
         }
 
     /* models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t486 = z_51[i * 1024 + j + 256];
+            const real t486 = lstm_z_51[i * 1024 + j + 256];
             const real t487 = t486 + lstm_forget_b[j];
-            f_25[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t487));
+            lstm_f_25[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t487));
         }
 
     /* models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t489 = z_51[i * 1024 + j + 512];
-            g_27[i * 256 + j] = r_tanh(t489);
+            const real t489 = lstm_z_51[i * 1024 + j + 512];
+            lstm_g_26[i * 256 + j] = r_tanh(t489);
         }
 
     /* models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t491 = z_51[i * 1024 + j + 768];
-            o_27[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t491));
+            const real t491 = lstm_z_51[i * 1024 + j + 768];
+            lstm_o_26[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t491));
         }
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 8192; i++) {
-        const real t493 = f_25[i] * c_25[i];
-        const real t494 = i_27[i] * g_27[i];
+        const real t493 = lstm_f_25[i] * lstm_c_25[i];
+        const real t494 = lstm_i_26[i] * lstm_g_26[i];
         const real t495 = t493 + t494;
-        c_26[i] = t495;
+        lstm_c_26[i] = t495;
         const real t496 = r_tanh(t495);
-        tanh_27[i] = t496;
-        h_26[i] = o_27[i] * t496;
+        lstm_tanh_26[i] = t496;
+        h_26[i] = lstm_o_26[i] * t496;
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
@@ -2181,50 +2181,50 @@ static void compute_outputs(void)
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            z_52[i * 1024 + j] = slice_27[i * 1024 + j] + lstm_b[j];
+            lstm_z_52[i * 1024 + j] = slice_27[i * 1024 + j] + lstm_b[j];
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_26, 256, lstm_u, 1024, REAL_C(1.0), z_53, 1024);
+    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_26, 256, lstm_u, 1024, REAL_C(1.0), lstm_z_53, 1024);
 
     /* models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t503 = z_53[i * 1024 + j];
-            i_28[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t503));
+            const real t503 = lstm_z_53[i * 1024 + j];
+            lstm_i_27[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t503));
         }
 
     /* models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t505 = z_53[i * 1024 + j + 256];
+            const real t505 = lstm_z_53[i * 1024 + j + 256];
             const real t506 = t505 + lstm_forget_b[j];
-            f_26[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t506));
+            lstm_f_26[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t506));
         }
 
     /* models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t508 = z_53[i * 1024 + j + 512];
-            g_28[i * 256 + j] = r_tanh(t508);
+            const real t508 = lstm_z_53[i * 1024 + j + 512];
+            lstm_g_27[i * 256 + j] = r_tanh(t508);
         }
 
     /* models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t510 = z_53[i * 1024 + j + 768];
-            o_28[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t510));
+            const real t510 = lstm_z_53[i * 1024 + j + 768];
+            lstm_o_27[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t510));
         }
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 8192; i++) {
-        const real t512 = f_26[i] * c_26[i];
-        const real t513 = i_28[i] * g_28[i];
+        const real t512 = lstm_f_26[i] * lstm_c_26[i];
+        const real t513 = lstm_i_27[i] * lstm_g_27[i];
         const real t514 = t512 + t513;
-        c_27[i] = t514;
+        lstm_c_27[i] = t514;
         const real t515 = r_tanh(t514);
-        tanh_28[i] = t515;
-        h_27[i] = o_28[i] * t515;
+        lstm_tanh_27[i] = t515;
+        h_27[i] = lstm_o_27[i] * t515;
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
@@ -2234,50 +2234,50 @@ static void compute_outputs(void)
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            z_54[i * 1024 + j] = slice_28[i * 1024 + j] + lstm_b[j];
+            lstm_z_54[i * 1024 + j] = slice_28[i * 1024 + j] + lstm_b[j];
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_27, 256, lstm_u, 1024, REAL_C(1.0), z_55, 1024);
+    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_27, 256, lstm_u, 1024, REAL_C(1.0), lstm_z_55, 1024);
 
     /* models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t522 = z_55[i * 1024 + j];
-            i_29[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t522));
+            const real t522 = lstm_z_55[i * 1024 + j];
+            lstm_i_28[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t522));
         }
 
     /* models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t524 = z_55[i * 1024 + j + 256];
+            const real t524 = lstm_z_55[i * 1024 + j + 256];
             const real t525 = t524 + lstm_forget_b[j];
-            f_27[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t525));
+            lstm_f_27[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t525));
         }
 
     /* models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t527 = z_55[i * 1024 + j + 512];
-            g_29[i * 256 + j] = r_tanh(t527);
+            const real t527 = lstm_z_55[i * 1024 + j + 512];
+            lstm_g_28[i * 256 + j] = r_tanh(t527);
         }
 
     /* models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t529 = z_55[i * 1024 + j + 768];
-            o_29[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t529));
+            const real t529 = lstm_z_55[i * 1024 + j + 768];
+            lstm_o_28[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t529));
         }
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 8192; i++) {
-        const real t531 = f_27[i] * c_27[i];
-        const real t532 = i_29[i] * g_29[i];
+        const real t531 = lstm_f_27[i] * lstm_c_27[i];
+        const real t532 = lstm_i_28[i] * lstm_g_28[i];
         const real t533 = t531 + t532;
-        c_28[i] = t533;
+        lstm_c_28[i] = t533;
         const real t534 = r_tanh(t533);
-        tanh_29[i] = t534;
-        h_28[i] = o_29[i] * t534;
+        lstm_tanh_28[i] = t534;
+        h_28[i] = lstm_o_28[i] * t534;
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
@@ -2287,50 +2287,50 @@ static void compute_outputs(void)
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            z_56[i * 1024 + j] = slice_29[i * 1024 + j] + lstm_b[j];
+            lstm_z_56[i * 1024 + j] = slice_29[i * 1024 + j] + lstm_b[j];
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_28, 256, lstm_u, 1024, REAL_C(1.0), z_57, 1024);
+    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_28, 256, lstm_u, 1024, REAL_C(1.0), lstm_z_57, 1024);
 
     /* models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t541 = z_57[i * 1024 + j];
-            i_30[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t541));
+            const real t541 = lstm_z_57[i * 1024 + j];
+            lstm_i_29[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t541));
         }
 
     /* models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t543 = z_57[i * 1024 + j + 256];
+            const real t543 = lstm_z_57[i * 1024 + j + 256];
             const real t544 = t543 + lstm_forget_b[j];
-            f_28[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t544));
+            lstm_f_28[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t544));
         }
 
     /* models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t546 = z_57[i * 1024 + j + 512];
-            g_30[i * 256 + j] = r_tanh(t546);
+            const real t546 = lstm_z_57[i * 1024 + j + 512];
+            lstm_g_29[i * 256 + j] = r_tanh(t546);
         }
 
     /* models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t548 = z_57[i * 1024 + j + 768];
-            o_30[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t548));
+            const real t548 = lstm_z_57[i * 1024 + j + 768];
+            lstm_o_29[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t548));
         }
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 8192; i++) {
-        const real t550 = f_28[i] * c_28[i];
-        const real t551 = i_30[i] * g_30[i];
+        const real t550 = lstm_f_28[i] * lstm_c_28[i];
+        const real t551 = lstm_i_29[i] * lstm_g_29[i];
         const real t552 = t550 + t551;
-        c_29[i] = t552;
+        lstm_c_29[i] = t552;
         const real t553 = r_tanh(t552);
-        tanh_30[i] = t553;
-        h_29[i] = o_30[i] * t553;
+        lstm_tanh_29[i] = t553;
+        h_29[i] = lstm_o_29[i] * t553;
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
@@ -2340,50 +2340,50 @@ static void compute_outputs(void)
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            z_58[i * 1024 + j] = slice_30[i * 1024 + j] + lstm_b[j];
+            lstm_z_58[i * 1024 + j] = slice_30[i * 1024 + j] + lstm_b[j];
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_29, 256, lstm_u, 1024, REAL_C(1.0), z_59, 1024);
+    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_29, 256, lstm_u, 1024, REAL_C(1.0), lstm_z_59, 1024);
 
     /* models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t560 = z_59[i * 1024 + j];
-            i_31[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t560));
+            const real t560 = lstm_z_59[i * 1024 + j];
+            lstm_i_30[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t560));
         }
 
     /* models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t562 = z_59[i * 1024 + j + 256];
+            const real t562 = lstm_z_59[i * 1024 + j + 256];
             const real t563 = t562 + lstm_forget_b[j];
-            f_29[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t563));
+            lstm_f_29[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t563));
         }
 
     /* models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t565 = z_59[i * 1024 + j + 512];
-            g_31[i * 256 + j] = r_tanh(t565);
+            const real t565 = lstm_z_59[i * 1024 + j + 512];
+            lstm_g_30[i * 256 + j] = r_tanh(t565);
         }
 
     /* models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t567 = z_59[i * 1024 + j + 768];
-            o_31[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t567));
+            const real t567 = lstm_z_59[i * 1024 + j + 768];
+            lstm_o_30[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t567));
         }
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 8192; i++) {
-        const real t569 = f_29[i] * c_29[i];
-        const real t570 = i_31[i] * g_31[i];
+        const real t569 = lstm_f_29[i] * lstm_c_29[i];
+        const real t570 = lstm_i_30[i] * lstm_g_30[i];
         const real t571 = t569 + t570;
-        c_30[i] = t571;
+        lstm_c_30[i] = t571;
         const real t572 = r_tanh(t571);
-        tanh_31[i] = t572;
-        h_30[i] = o_31[i] * t572;
+        lstm_tanh_30[i] = t572;
+        h_30[i] = lstm_o_30[i] * t572;
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
@@ -2393,50 +2393,50 @@ static void compute_outputs(void)
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            z_60[i * 1024 + j] = slice_31[i * 1024 + j] + lstm_b[j];
+            lstm_z_60[i * 1024 + j] = slice_31[i * 1024 + j] + lstm_b[j];
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_30, 256, lstm_u, 1024, REAL_C(1.0), z_61, 1024);
+    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_30, 256, lstm_u, 1024, REAL_C(1.0), lstm_z_61, 1024);
 
     /* models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t579 = z_61[i * 1024 + j];
-            i_32[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t579));
+            const real t579 = lstm_z_61[i * 1024 + j];
+            lstm_i_31[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t579));
         }
 
     /* models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t581 = z_61[i * 1024 + j + 256];
+            const real t581 = lstm_z_61[i * 1024 + j + 256];
             const real t582 = t581 + lstm_forget_b[j];
-            f_30[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t582));
+            lstm_f_30[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t582));
         }
 
     /* models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t584 = z_61[i * 1024 + j + 512];
-            g_32[i * 256 + j] = r_tanh(t584);
+            const real t584 = lstm_z_61[i * 1024 + j + 512];
+            lstm_g_31[i * 256 + j] = r_tanh(t584);
         }
 
     /* models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t586 = z_61[i * 1024 + j + 768];
-            o_32[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t586));
+            const real t586 = lstm_z_61[i * 1024 + j + 768];
+            lstm_o_31[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t586));
         }
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 8192; i++) {
-        const real t588 = f_30[i] * c_30[i];
-        const real t589 = i_32[i] * g_32[i];
+        const real t588 = lstm_f_30[i] * lstm_c_30[i];
+        const real t589 = lstm_i_31[i] * lstm_g_31[i];
         const real t590 = t588 + t589;
-        c_31[i] = t590;
+        lstm_c_31[i] = t590;
         const real t591 = r_tanh(t590);
-        tanh_32[i] = t591;
-        h_31[i] = o_32[i] * t591;
+        lstm_tanh_31[i] = t591;
+        h_31[i] = lstm_o_31[i] * t591;
     }
 
     /* models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
@@ -2446,49 +2446,49 @@ static void compute_outputs(void)
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            z_62[i * 1024 + j] = slice_32[i * 1024 + j] + lstm_b[j];
+            lstm_z_62[i * 1024 + j] = slice_32[i * 1024 + j] + lstm_b[j];
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_31, 256, lstm_u, 1024, REAL_C(1.0), z_63, 1024);
+    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_31, 256, lstm_u, 1024, REAL_C(1.0), lstm_z_63, 1024);
 
     /* models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t598 = z_63[i * 1024 + j];
-            i_33[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t598));
+            const real t598 = lstm_z_63[i * 1024 + j];
+            lstm_i_32[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t598));
         }
 
     /* models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t600 = z_63[i * 1024 + j + 256];
+            const real t600 = lstm_z_63[i * 1024 + j + 256];
             const real t601 = t600 + lstm_forget_b[j];
-            f_31[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t601));
+            lstm_f_31[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t601));
         }
 
     /* models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t603 = z_63[i * 1024 + j + 512];
-            g_33[i * 256 + j] = r_tanh(t603);
+            const real t603 = lstm_z_63[i * 1024 + j + 512];
+            lstm_g_32[i * 256 + j] = r_tanh(t603);
         }
 
     /* models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t605 = z_63[i * 1024 + j + 768];
-            o_33[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t605));
+            const real t605 = lstm_z_63[i * 1024 + j + 768];
+            lstm_o_32[i * 256 + j] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t605));
         }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
-        const real t607 = f_31[i] * c_31[i];
-        const real t608 = i_33[i] * g_33[i];
+        const real t607 = lstm_f_31[i] * lstm_c_31[i];
+        const real t608 = lstm_i_32[i] * lstm_g_32[i];
         const real t609 = t607 + t608;
         const real t610 = r_tanh(t609);
-        tanh_33[i] = t610;
-        h_32[i] = o_33[i] * t610;
+        lstm_tanh_32[i] = t610;
+        h_32[i] = lstm_o_32[i] * t610;
     }
 
     /* models/char_lstm.lua:21: local logits = dense(concat(hs, 2), V, "out")   -- [N, T, V] */
@@ -2559,10 +2559,10 @@ static void compute_outputs(void)
 
     /* models/lib/dense.lua:9: return x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1024, 128, 256,
-           REAL_C(1.0), concat, 256, out_w, 128, REAL_C(0.0), matmul_2, 128);
+           REAL_C(1.0), concat, 256, out_w, 128, REAL_C(0.0), out_matmul, 128);
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            logits[i * 128 + j] = matmul_2[i * 128 + j] + out_b[j];
+            logits[i * 128 + j] = out_matmul[i * 128 + j] + out_b[j];
         }
 }
 
@@ -2594,9 +2594,9 @@ static void compute_loss(void)
         real acc = part[0];
         for (int o = 1; o < 16; o++)
             acc += part[o];
-        sum[0] = acc;
+        loss_sum[0] = acc;
     }
-    loss_value[0] = sum[0] * REAL_C(0.0009765625);
+    loss_value[0] = loss_sum[0] * REAL_C(0.0009765625);
 }
 
 /* Evaluation: the loss of the whole batch, with no gradients. */
@@ -2616,7 +2616,7 @@ static void compute_grads(void)
     for (int i = 0; i < 1024; i++) {
         const real *row = logits + i * 128;
         const real mx = r_max_of(row, 128);
-        real *drow = d_reshape + i * 128;
+        real *drow = d_logits + i * 128;
         const real acc = r_exp_sum(drow, row, 128, mx);
         cross_entropy[i] = mx + r_log(acc) - row[y[i]];
         for (int j = 0; j < 128; j++)
@@ -2633,2443 +2633,2443 @@ static void compute_grads(void)
         real acc = part[0];
         for (int o = 1; o < 16; o++)
             acc += part[o];
-        sum[0] = acc;
+        loss_sum[0] = acc;
     }
-    loss_value[0] = sum[0] * REAL_C(0.0009765625);
+    loss_value[0] = loss_sum[0] * REAL_C(0.0009765625);
 
     /* backward of models/lib/dense.lua:9: return x:matmul(w) + b */
     memset(d_out_b, 0, 128 * sizeof *d_out_b);
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            d_out_b[j] += d_reshape[i * 128 + j];
+            d_out_b[j] += d_logits[i * 128 + j];
         }
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 1024, 256, 128,
-           REAL_C(1.0), d_reshape, 128, out_w, 128, REAL_C(0.0), d_concat, 256);
+           REAL_C(1.0), d_logits, 128, out_w, 128, REAL_C(0.0), d_concat, 256);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 128, 1024,
-           REAL_C(1.0), concat, 256, d_reshape, 128, REAL_C(0.0), d_out_w, 128);
+           REAL_C(1.0), concat, 256, d_logits, 128, REAL_C(0.0), d_out_w, 128);
 
     /* backward of models/char_lstm.lua:21: local logits = dense(concat(hs, 2), V, "out")   -- [N, T, V] */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            d_reshape_2[i * 256 + j] = d_concat[i * 8192 + j];
+            d_h[i * 256 + j] = d_concat[i * 8192 + j];
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            d_reshape_3[i * 256 + j] = d_concat[i * 8192 + j + 256];
+            d_h_2[i * 256 + j] = d_concat[i * 8192 + j + 256];
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            d_reshape_4[i * 256 + j] = d_concat[i * 8192 + j + 512];
+            d_h_3[i * 256 + j] = d_concat[i * 8192 + j + 512];
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            d_reshape_5[i * 256 + j] = d_concat[i * 8192 + j + 768];
+            d_h_4[i * 256 + j] = d_concat[i * 8192 + j + 768];
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            d_reshape_6[i * 256 + j] = d_concat[i * 8192 + j + 1024];
+            d_h_5[i * 256 + j] = d_concat[i * 8192 + j + 1024];
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            d_reshape_7[i * 256 + j] = d_concat[i * 8192 + j + 1280];
+            d_h_6[i * 256 + j] = d_concat[i * 8192 + j + 1280];
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            d_reshape_8[i * 256 + j] = d_concat[i * 8192 + j + 1536];
+            d_h_7[i * 256 + j] = d_concat[i * 8192 + j + 1536];
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            d_reshape_9[i * 256 + j] = d_concat[i * 8192 + j + 1792];
+            d_h_8[i * 256 + j] = d_concat[i * 8192 + j + 1792];
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            d_reshape_10[i * 256 + j] = d_concat[i * 8192 + j + 2048];
+            d_h_9[i * 256 + j] = d_concat[i * 8192 + j + 2048];
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            d_reshape_11[i * 256 + j] = d_concat[i * 8192 + j + 2304];
+            d_h_10[i * 256 + j] = d_concat[i * 8192 + j + 2304];
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            d_reshape_12[i * 256 + j] = d_concat[i * 8192 + j + 2560];
+            d_h_11[i * 256 + j] = d_concat[i * 8192 + j + 2560];
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            d_reshape_13[i * 256 + j] = d_concat[i * 8192 + j + 2816];
+            d_h_12[i * 256 + j] = d_concat[i * 8192 + j + 2816];
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            d_reshape_14[i * 256 + j] = d_concat[i * 8192 + j + 3072];
+            d_h_13[i * 256 + j] = d_concat[i * 8192 + j + 3072];
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            d_reshape_15[i * 256 + j] = d_concat[i * 8192 + j + 3328];
+            d_h_14[i * 256 + j] = d_concat[i * 8192 + j + 3328];
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            d_reshape_16[i * 256 + j] = d_concat[i * 8192 + j + 3584];
+            d_h_15[i * 256 + j] = d_concat[i * 8192 + j + 3584];
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            d_reshape_17[i * 256 + j] = d_concat[i * 8192 + j + 3840];
+            d_h_16[i * 256 + j] = d_concat[i * 8192 + j + 3840];
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            d_reshape_18[i * 256 + j] = d_concat[i * 8192 + j + 4096];
+            d_h_17[i * 256 + j] = d_concat[i * 8192 + j + 4096];
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            d_reshape_19[i * 256 + j] = d_concat[i * 8192 + j + 4352];
+            d_h_18[i * 256 + j] = d_concat[i * 8192 + j + 4352];
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            d_reshape_20[i * 256 + j] = d_concat[i * 8192 + j + 4608];
+            d_h_19[i * 256 + j] = d_concat[i * 8192 + j + 4608];
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            d_reshape_21[i * 256 + j] = d_concat[i * 8192 + j + 4864];
+            d_h_20[i * 256 + j] = d_concat[i * 8192 + j + 4864];
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            d_reshape_22[i * 256 + j] = d_concat[i * 8192 + j + 5120];
+            d_h_21[i * 256 + j] = d_concat[i * 8192 + j + 5120];
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            d_reshape_23[i * 256 + j] = d_concat[i * 8192 + j + 5376];
+            d_h_22[i * 256 + j] = d_concat[i * 8192 + j + 5376];
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            d_reshape_24[i * 256 + j] = d_concat[i * 8192 + j + 5632];
+            d_h_23[i * 256 + j] = d_concat[i * 8192 + j + 5632];
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            d_reshape_25[i * 256 + j] = d_concat[i * 8192 + j + 5888];
+            d_h_24[i * 256 + j] = d_concat[i * 8192 + j + 5888];
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            d_reshape_26[i * 256 + j] = d_concat[i * 8192 + j + 6144];
+            d_h_25[i * 256 + j] = d_concat[i * 8192 + j + 6144];
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            d_reshape_27[i * 256 + j] = d_concat[i * 8192 + j + 6400];
+            d_h_26[i * 256 + j] = d_concat[i * 8192 + j + 6400];
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            d_reshape_28[i * 256 + j] = d_concat[i * 8192 + j + 6656];
+            d_h_27[i * 256 + j] = d_concat[i * 8192 + j + 6656];
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            d_reshape_29[i * 256 + j] = d_concat[i * 8192 + j + 6912];
+            d_h_28[i * 256 + j] = d_concat[i * 8192 + j + 6912];
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            d_reshape_30[i * 256 + j] = d_concat[i * 8192 + j + 7168];
+            d_h_29[i * 256 + j] = d_concat[i * 8192 + j + 7168];
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            d_reshape_31[i * 256 + j] = d_concat[i * 8192 + j + 7424];
+            d_h_30[i * 256 + j] = d_concat[i * 8192 + j + 7424];
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            d_reshape_32[i * 256 + j] = d_concat[i * 8192 + j + 7680];
+            d_h_31[i * 256 + j] = d_concat[i * 8192 + j + 7680];
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            d_reshape_33[i * 256 + j] = d_concat[i * 8192 + j + 7936];
+            d_h_32[i * 256 + j] = d_concat[i * 8192 + j + 7936];
         }
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
-        const real t667 = d_reshape_33[i] * o_33[i];
-        const real t668 = tanh_33[i] * tanh_33[i];
+        const real t667 = d_h_32[i] * lstm_o_32[i];
+        const real t668 = lstm_tanh_32[i] * lstm_tanh_32[i];
         const real t669 = REAL_C(1.0) - t668;
         const real t670 = t667 * t669;
-        d_c[i] = t670;
-        const real t671 = t670 * g_33[i];
-        const real t672 = t670 * i_33[i];
-        const real t673 = t670 * c_31[i];
-        const real t679 = g_33[i] * g_33[i];
+        d_lstm_c[i] = t670;
+        const real t671 = t670 * lstm_g_32[i];
+        const real t672 = t670 * lstm_i_32[i];
+        const real t673 = t670 * lstm_c_31[i];
+        const real t679 = lstm_g_32[i] * lstm_g_32[i];
         const real t680 = REAL_C(1.0) - t679;
-        d_slice[i] = t672 * t680;
-        const real t683 = t673 * f_31[i];
-        const real t684 = REAL_C(1.0) - f_31[i];
-        d_add[i] = t683 * t684;
-        const real t688 = t671 * i_33[i];
-        const real t689 = REAL_C(1.0) - i_33[i];
-        d_slice_2[i] = t688 * t689;
+        d_lstm_slice[i] = t672 * t680;
+        const real t683 = t673 * lstm_f_31[i];
+        const real t684 = REAL_C(1.0) - lstm_f_31[i];
+        d_lstm_add[i] = t683 * t684;
+        const real t688 = t671 * lstm_i_32[i];
+        const real t689 = REAL_C(1.0) - lstm_i_32[i];
+        d_lstm_slice_2[i] = t688 * t689;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t666 = d_reshape_33[i * 256 + j] * tanh_33[i * 256 + j];
-            const real t675 = t666 * o_33[i * 256 + j];
-            const real t676 = REAL_C(1.0) - o_33[i * 256 + j];
+            const real t666 = d_h_32[i * 256 + j] * lstm_tanh_32[i * 256 + j];
+            const real t675 = t666 * lstm_o_32[i * 256 + j];
+            const real t676 = REAL_C(1.0) - lstm_o_32[i * 256 + j];
             const real t677 = t675 * t676;
-            d_pad[i * 1024 + j + 768] = t677;
+            d_lstm_z_63_pad[i * 1024 + j + 768] = t677;
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add[512 + i * 1024 + r] = d_slice[i * 256 + r];
+            d_lstm_z_63_pad_add[512 + i * 1024 + r] = d_lstm_slice[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
-    memset(d_sum, 0, 256 * sizeof *d_sum);
+    memset(d_lstm_forget_b_sum, 0, 256 * sizeof *d_lstm_forget_b_sum);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            d_sum[j] += d_add[i * 256 + j];
+            d_lstm_forget_b_sum[j] += d_lstm_add[i * 256 + j];
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_2[256 + i * 1024 + r] = d_add[i * 256 + r];
+            d_lstm_z_63_pad_add_2[256 + i * 1024 + r] = d_lstm_add[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_z[i * 1024 + r] = d_slice_2[i * 256 + r];
+            d_lstm_z_63[i * 1024 + r] = d_lstm_slice_2[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), h_31, 256, d_z, 1024, REAL_C(0.0), d_matmul, 1024);
+           REAL_C(1.0), h_31, 256, d_lstm_z_63, 1024, REAL_C(0.0), d_lstm_u_matmul, 1024);
 
     /* backward of models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    memset(d_sum_2, 0, 1024 * sizeof *d_sum_2);
+    memset(d_lstm_b_sum, 0, 1024 * sizeof *d_lstm_b_sum);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            d_sum_2[j] += d_z[i * 1024 + j];
+            d_lstm_b_sum[j] += d_lstm_z_63[i * 1024 + j];
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            d_pad_2[i * 32768 + j + 31744] = d_z[i * 1024 + j];
+            d_matmul_pad[i * 32768 + j + 31744] = d_lstm_z_63[i * 1024 + j];
         }
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    r_gemm_nt(32, 256, 1024, REAL_C(1.0), d_z, 1024, lstm_u, 1024, REAL_C(1.0), d_h, 256);
+    r_gemm_nt(32, 256, 1024, REAL_C(1.0), d_lstm_z_63, 1024, lstm_u, 1024, REAL_C(1.0), d_h_31_2, 256);
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
-        const real t674 = d_c[i] * f_31[i];
-        const real t699 = d_h[i] * o_32[i];
-        const real t700 = tanh_32[i] * tanh_32[i];
+        const real t674 = d_lstm_c[i] * lstm_f_31[i];
+        const real t699 = d_h_31_2[i] * lstm_o_31[i];
+        const real t700 = lstm_tanh_31[i] * lstm_tanh_31[i];
         const real t701 = REAL_C(1.0) - t700;
         const real t702 = t699 * t701;
         const real t703 = t674 + t702;
-        d_c_2[i] = t703;
-        const real t704 = t703 * g_32[i];
-        const real t705 = t703 * i_32[i];
-        const real t706 = t703 * c_30[i];
-        const real t712 = g_32[i] * g_32[i];
+        d_lstm_c_31[i] = t703;
+        const real t704 = t703 * lstm_g_31[i];
+        const real t705 = t703 * lstm_i_31[i];
+        const real t706 = t703 * lstm_c_30[i];
+        const real t712 = lstm_g_31[i] * lstm_g_31[i];
         const real t713 = REAL_C(1.0) - t712;
-        d_slice_3[i] = t705 * t713;
-        const real t716 = t706 * f_30[i];
-        const real t717 = REAL_C(1.0) - f_30[i];
-        d_add_2[i] = t716 * t717;
-        const real t722 = t704 * i_32[i];
-        const real t723 = REAL_C(1.0) - i_32[i];
-        d_slice_4[i] = t722 * t723;
+        d_lstm_slice_3[i] = t705 * t713;
+        const real t716 = t706 * lstm_f_30[i];
+        const real t717 = REAL_C(1.0) - lstm_f_30[i];
+        d_lstm_add_2[i] = t716 * t717;
+        const real t722 = t704 * lstm_i_31[i];
+        const real t723 = REAL_C(1.0) - lstm_i_31[i];
+        d_lstm_slice_4[i] = t722 * t723;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t698 = d_h[i * 256 + j] * tanh_32[i * 256 + j];
-            const real t708 = t698 * o_32[i * 256 + j];
-            const real t709 = REAL_C(1.0) - o_32[i * 256 + j];
+            const real t698 = d_h_31_2[i * 256 + j] * lstm_tanh_31[i * 256 + j];
+            const real t708 = t698 * lstm_o_31[i * 256 + j];
+            const real t709 = REAL_C(1.0) - lstm_o_31[i * 256 + j];
             const real t710 = t708 * t709;
-            d_pad_3[i * 1024 + j + 768] = t710;
+            d_lstm_z_61_pad[i * 1024 + j + 768] = t710;
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_3[512 + i * 1024 + r] = d_slice_3[i * 256 + r];
+            d_lstm_z_61_pad_add[512 + i * 1024 + r] = d_lstm_slice_3[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
-    memset(d_sum_3, 0, 256 * sizeof *d_sum_3);
+    memset(d_lstm_forget_b_sum_2, 0, 256 * sizeof *d_lstm_forget_b_sum_2);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            d_sum_3[j] += d_add_2[i * 256 + j];
+            d_lstm_forget_b_sum_2[j] += d_lstm_add_2[i * 256 + j];
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_4[256 + i * 1024 + r] = d_add_2[i * 256 + r];
+            d_lstm_z_61_pad_add_2[256 + i * 1024 + r] = d_lstm_add_2[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_z_2[i * 1024 + r] = d_slice_4[i * 256 + r];
+            d_lstm_z_61[i * 1024 + r] = d_lstm_slice_4[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), h_30, 256, d_z_2, 1024, REAL_C(1.0), d_matmul_add, 1024);
+           REAL_C(1.0), h_30, 256, d_lstm_z_61, 1024, REAL_C(1.0), d_lstm_u_matmul_add, 1024);
 
     /* backward of models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    memset(d_sum_4, 0, 1024 * sizeof *d_sum_4);
+    memset(d_lstm_b_sum_2, 0, 1024 * sizeof *d_lstm_b_sum_2);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            d_sum_4[j] += d_z_2[i * 1024 + j];
+            d_lstm_b_sum_2[j] += d_lstm_z_61[i * 1024 + j];
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 1024; r++)
-            d_pad_add_5[30720 + i * 32768 + r] = d_z_2[i * 1024 + r];
+            d_matmul_pad_add[30720 + i * 32768 + r] = d_lstm_z_61[i * 1024 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    r_gemm_nt(32, 256, 1024, REAL_C(1.0), d_z_2, 1024, lstm_u, 1024, REAL_C(1.0), d_h_2, 256);
+    r_gemm_nt(32, 256, 1024, REAL_C(1.0), d_lstm_z_61, 1024, lstm_u, 1024, REAL_C(1.0), d_h_30_2, 256);
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
-        const real t707 = d_c_2[i] * f_30[i];
-        const real t734 = d_h_2[i] * o_31[i];
-        const real t735 = tanh_31[i] * tanh_31[i];
+        const real t707 = d_lstm_c_31[i] * lstm_f_30[i];
+        const real t734 = d_h_30_2[i] * lstm_o_30[i];
+        const real t735 = lstm_tanh_30[i] * lstm_tanh_30[i];
         const real t736 = REAL_C(1.0) - t735;
         const real t737 = t734 * t736;
         const real t738 = t707 + t737;
-        d_c_3[i] = t738;
-        const real t739 = t738 * g_31[i];
-        const real t740 = t738 * i_31[i];
-        const real t741 = t738 * c_29[i];
-        const real t747 = g_31[i] * g_31[i];
+        d_lstm_c_30[i] = t738;
+        const real t739 = t738 * lstm_g_30[i];
+        const real t740 = t738 * lstm_i_30[i];
+        const real t741 = t738 * lstm_c_29[i];
+        const real t747 = lstm_g_30[i] * lstm_g_30[i];
         const real t748 = REAL_C(1.0) - t747;
-        d_slice_5[i] = t740 * t748;
-        const real t751 = t741 * f_29[i];
-        const real t752 = REAL_C(1.0) - f_29[i];
-        d_add_3[i] = t751 * t752;
-        const real t757 = t739 * i_31[i];
-        const real t758 = REAL_C(1.0) - i_31[i];
-        d_slice_6[i] = t757 * t758;
+        d_lstm_slice_5[i] = t740 * t748;
+        const real t751 = t741 * lstm_f_29[i];
+        const real t752 = REAL_C(1.0) - lstm_f_29[i];
+        d_lstm_add_3[i] = t751 * t752;
+        const real t757 = t739 * lstm_i_30[i];
+        const real t758 = REAL_C(1.0) - lstm_i_30[i];
+        d_lstm_slice_6[i] = t757 * t758;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t733 = d_h_2[i * 256 + j] * tanh_31[i * 256 + j];
-            const real t743 = t733 * o_31[i * 256 + j];
-            const real t744 = REAL_C(1.0) - o_31[i * 256 + j];
+            const real t733 = d_h_30_2[i * 256 + j] * lstm_tanh_30[i * 256 + j];
+            const real t743 = t733 * lstm_o_30[i * 256 + j];
+            const real t744 = REAL_C(1.0) - lstm_o_30[i * 256 + j];
             const real t745 = t743 * t744;
-            d_pad_4[i * 1024 + j + 768] = t745;
+            d_lstm_z_59_pad[i * 1024 + j + 768] = t745;
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_6[512 + i * 1024 + r] = d_slice_5[i * 256 + r];
+            d_lstm_z_59_pad_add[512 + i * 1024 + r] = d_lstm_slice_5[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
-    memset(d_sum_5, 0, 256 * sizeof *d_sum_5);
+    memset(d_lstm_forget_b_sum_3, 0, 256 * sizeof *d_lstm_forget_b_sum_3);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            d_sum_5[j] += d_add_3[i * 256 + j];
+            d_lstm_forget_b_sum_3[j] += d_lstm_add_3[i * 256 + j];
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_7[256 + i * 1024 + r] = d_add_3[i * 256 + r];
+            d_lstm_z_59_pad_add_2[256 + i * 1024 + r] = d_lstm_add_3[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_z_3[i * 1024 + r] = d_slice_6[i * 256 + r];
+            d_lstm_z_59[i * 1024 + r] = d_lstm_slice_6[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), h_29, 256, d_z_3, 1024, REAL_C(1.0), d_matmul_add_2, 1024);
+           REAL_C(1.0), h_29, 256, d_lstm_z_59, 1024, REAL_C(1.0), d_lstm_u_matmul_add_2, 1024);
 
     /* backward of models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    memset(d_sum_6, 0, 1024 * sizeof *d_sum_6);
+    memset(d_lstm_b_sum_3, 0, 1024 * sizeof *d_lstm_b_sum_3);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            d_sum_6[j] += d_z_3[i * 1024 + j];
+            d_lstm_b_sum_3[j] += d_lstm_z_59[i * 1024 + j];
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 1024; r++)
-            d_pad_add_8[29696 + i * 32768 + r] = d_z_3[i * 1024 + r];
+            d_matmul_pad_add_2[29696 + i * 32768 + r] = d_lstm_z_59[i * 1024 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    r_gemm_nt(32, 256, 1024, REAL_C(1.0), d_z_3, 1024, lstm_u, 1024, REAL_C(1.0), d_h_3, 256);
+    r_gemm_nt(32, 256, 1024, REAL_C(1.0), d_lstm_z_59, 1024, lstm_u, 1024, REAL_C(1.0), d_h_29_2, 256);
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
-        const real t742 = d_c_3[i] * f_29[i];
-        const real t769 = d_h_3[i] * o_30[i];
-        const real t770 = tanh_30[i] * tanh_30[i];
+        const real t742 = d_lstm_c_30[i] * lstm_f_29[i];
+        const real t769 = d_h_29_2[i] * lstm_o_29[i];
+        const real t770 = lstm_tanh_29[i] * lstm_tanh_29[i];
         const real t771 = REAL_C(1.0) - t770;
         const real t772 = t769 * t771;
         const real t773 = t742 + t772;
-        d_c_4[i] = t773;
-        const real t774 = t773 * g_30[i];
-        const real t775 = t773 * i_30[i];
-        const real t776 = t773 * c_28[i];
-        const real t782 = g_30[i] * g_30[i];
+        d_lstm_c_29[i] = t773;
+        const real t774 = t773 * lstm_g_29[i];
+        const real t775 = t773 * lstm_i_29[i];
+        const real t776 = t773 * lstm_c_28[i];
+        const real t782 = lstm_g_29[i] * lstm_g_29[i];
         const real t783 = REAL_C(1.0) - t782;
-        d_slice_7[i] = t775 * t783;
-        const real t786 = t776 * f_28[i];
-        const real t787 = REAL_C(1.0) - f_28[i];
-        d_add_4[i] = t786 * t787;
-        const real t792 = t774 * i_30[i];
-        const real t793 = REAL_C(1.0) - i_30[i];
-        d_slice_8[i] = t792 * t793;
+        d_lstm_slice_7[i] = t775 * t783;
+        const real t786 = t776 * lstm_f_28[i];
+        const real t787 = REAL_C(1.0) - lstm_f_28[i];
+        d_lstm_add_4[i] = t786 * t787;
+        const real t792 = t774 * lstm_i_29[i];
+        const real t793 = REAL_C(1.0) - lstm_i_29[i];
+        d_lstm_slice_8[i] = t792 * t793;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t768 = d_h_3[i * 256 + j] * tanh_30[i * 256 + j];
-            const real t778 = t768 * o_30[i * 256 + j];
-            const real t779 = REAL_C(1.0) - o_30[i * 256 + j];
+            const real t768 = d_h_29_2[i * 256 + j] * lstm_tanh_29[i * 256 + j];
+            const real t778 = t768 * lstm_o_29[i * 256 + j];
+            const real t779 = REAL_C(1.0) - lstm_o_29[i * 256 + j];
             const real t780 = t778 * t779;
-            d_pad_5[i * 1024 + j + 768] = t780;
+            d_lstm_z_57_pad[i * 1024 + j + 768] = t780;
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_9[512 + i * 1024 + r] = d_slice_7[i * 256 + r];
+            d_lstm_z_57_pad_add[512 + i * 1024 + r] = d_lstm_slice_7[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
-    memset(d_sum_7, 0, 256 * sizeof *d_sum_7);
+    memset(d_lstm_forget_b_sum_4, 0, 256 * sizeof *d_lstm_forget_b_sum_4);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            d_sum_7[j] += d_add_4[i * 256 + j];
+            d_lstm_forget_b_sum_4[j] += d_lstm_add_4[i * 256 + j];
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_10[256 + i * 1024 + r] = d_add_4[i * 256 + r];
+            d_lstm_z_57_pad_add_2[256 + i * 1024 + r] = d_lstm_add_4[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_z_4[i * 1024 + r] = d_slice_8[i * 256 + r];
+            d_lstm_z_57[i * 1024 + r] = d_lstm_slice_8[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), h_28, 256, d_z_4, 1024, REAL_C(1.0), d_matmul_add_3, 1024);
+           REAL_C(1.0), h_28, 256, d_lstm_z_57, 1024, REAL_C(1.0), d_lstm_u_matmul_add_3, 1024);
 
     /* backward of models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    memset(d_sum_8, 0, 1024 * sizeof *d_sum_8);
+    memset(d_lstm_b_sum_4, 0, 1024 * sizeof *d_lstm_b_sum_4);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            d_sum_8[j] += d_z_4[i * 1024 + j];
+            d_lstm_b_sum_4[j] += d_lstm_z_57[i * 1024 + j];
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 1024; r++)
-            d_pad_add_11[28672 + i * 32768 + r] = d_z_4[i * 1024 + r];
+            d_matmul_pad_add_3[28672 + i * 32768 + r] = d_lstm_z_57[i * 1024 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    r_gemm_nt(32, 256, 1024, REAL_C(1.0), d_z_4, 1024, lstm_u, 1024, REAL_C(1.0), d_h_4, 256);
+    r_gemm_nt(32, 256, 1024, REAL_C(1.0), d_lstm_z_57, 1024, lstm_u, 1024, REAL_C(1.0), d_h_28_2, 256);
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
-        const real t777 = d_c_4[i] * f_28[i];
-        const real t804 = d_h_4[i] * o_29[i];
-        const real t805 = tanh_29[i] * tanh_29[i];
+        const real t777 = d_lstm_c_29[i] * lstm_f_28[i];
+        const real t804 = d_h_28_2[i] * lstm_o_28[i];
+        const real t805 = lstm_tanh_28[i] * lstm_tanh_28[i];
         const real t806 = REAL_C(1.0) - t805;
         const real t807 = t804 * t806;
         const real t808 = t777 + t807;
-        d_c_5[i] = t808;
-        const real t809 = t808 * g_29[i];
-        const real t810 = t808 * i_29[i];
-        const real t811 = t808 * c_27[i];
-        const real t817 = g_29[i] * g_29[i];
+        d_lstm_c_28[i] = t808;
+        const real t809 = t808 * lstm_g_28[i];
+        const real t810 = t808 * lstm_i_28[i];
+        const real t811 = t808 * lstm_c_27[i];
+        const real t817 = lstm_g_28[i] * lstm_g_28[i];
         const real t818 = REAL_C(1.0) - t817;
-        d_slice_9[i] = t810 * t818;
-        const real t821 = t811 * f_27[i];
-        const real t822 = REAL_C(1.0) - f_27[i];
-        d_add_5[i] = t821 * t822;
-        const real t827 = t809 * i_29[i];
-        const real t828 = REAL_C(1.0) - i_29[i];
-        d_slice_10[i] = t827 * t828;
+        d_lstm_slice_9[i] = t810 * t818;
+        const real t821 = t811 * lstm_f_27[i];
+        const real t822 = REAL_C(1.0) - lstm_f_27[i];
+        d_lstm_add_5[i] = t821 * t822;
+        const real t827 = t809 * lstm_i_28[i];
+        const real t828 = REAL_C(1.0) - lstm_i_28[i];
+        d_lstm_slice_10[i] = t827 * t828;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t803 = d_h_4[i * 256 + j] * tanh_29[i * 256 + j];
-            const real t813 = t803 * o_29[i * 256 + j];
-            const real t814 = REAL_C(1.0) - o_29[i * 256 + j];
+            const real t803 = d_h_28_2[i * 256 + j] * lstm_tanh_28[i * 256 + j];
+            const real t813 = t803 * lstm_o_28[i * 256 + j];
+            const real t814 = REAL_C(1.0) - lstm_o_28[i * 256 + j];
             const real t815 = t813 * t814;
-            d_pad_6[i * 1024 + j + 768] = t815;
+            d_lstm_z_55_pad[i * 1024 + j + 768] = t815;
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_12[512 + i * 1024 + r] = d_slice_9[i * 256 + r];
+            d_lstm_z_55_pad_add[512 + i * 1024 + r] = d_lstm_slice_9[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
-    memset(d_sum_9, 0, 256 * sizeof *d_sum_9);
+    memset(d_lstm_forget_b_sum_5, 0, 256 * sizeof *d_lstm_forget_b_sum_5);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            d_sum_9[j] += d_add_5[i * 256 + j];
+            d_lstm_forget_b_sum_5[j] += d_lstm_add_5[i * 256 + j];
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_13[256 + i * 1024 + r] = d_add_5[i * 256 + r];
+            d_lstm_z_55_pad_add_2[256 + i * 1024 + r] = d_lstm_add_5[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_z_5[i * 1024 + r] = d_slice_10[i * 256 + r];
+            d_lstm_z_55[i * 1024 + r] = d_lstm_slice_10[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), h_27, 256, d_z_5, 1024, REAL_C(1.0), d_matmul_add_4, 1024);
+           REAL_C(1.0), h_27, 256, d_lstm_z_55, 1024, REAL_C(1.0), d_lstm_u_matmul_add_4, 1024);
 
     /* backward of models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    memset(d_sum_10, 0, 1024 * sizeof *d_sum_10);
+    memset(d_lstm_b_sum_5, 0, 1024 * sizeof *d_lstm_b_sum_5);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            d_sum_10[j] += d_z_5[i * 1024 + j];
+            d_lstm_b_sum_5[j] += d_lstm_z_55[i * 1024 + j];
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 1024; r++)
-            d_pad_add_14[27648 + i * 32768 + r] = d_z_5[i * 1024 + r];
+            d_matmul_pad_add_4[27648 + i * 32768 + r] = d_lstm_z_55[i * 1024 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    r_gemm_nt(32, 256, 1024, REAL_C(1.0), d_z_5, 1024, lstm_u, 1024, REAL_C(1.0), d_h_5, 256);
+    r_gemm_nt(32, 256, 1024, REAL_C(1.0), d_lstm_z_55, 1024, lstm_u, 1024, REAL_C(1.0), d_h_27_2, 256);
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
-        const real t812 = d_c_5[i] * f_27[i];
-        const real t839 = d_h_5[i] * o_28[i];
-        const real t840 = tanh_28[i] * tanh_28[i];
+        const real t812 = d_lstm_c_28[i] * lstm_f_27[i];
+        const real t839 = d_h_27_2[i] * lstm_o_27[i];
+        const real t840 = lstm_tanh_27[i] * lstm_tanh_27[i];
         const real t841 = REAL_C(1.0) - t840;
         const real t842 = t839 * t841;
         const real t843 = t812 + t842;
-        d_c_6[i] = t843;
-        const real t844 = t843 * g_28[i];
-        const real t845 = t843 * i_28[i];
-        const real t846 = t843 * c_26[i];
-        const real t852 = g_28[i] * g_28[i];
+        d_lstm_c_27[i] = t843;
+        const real t844 = t843 * lstm_g_27[i];
+        const real t845 = t843 * lstm_i_27[i];
+        const real t846 = t843 * lstm_c_26[i];
+        const real t852 = lstm_g_27[i] * lstm_g_27[i];
         const real t853 = REAL_C(1.0) - t852;
-        d_slice_11[i] = t845 * t853;
-        const real t856 = t846 * f_26[i];
-        const real t857 = REAL_C(1.0) - f_26[i];
-        d_add_6[i] = t856 * t857;
-        const real t862 = t844 * i_28[i];
-        const real t863 = REAL_C(1.0) - i_28[i];
-        d_slice_12[i] = t862 * t863;
+        d_lstm_slice_11[i] = t845 * t853;
+        const real t856 = t846 * lstm_f_26[i];
+        const real t857 = REAL_C(1.0) - lstm_f_26[i];
+        d_lstm_add_6[i] = t856 * t857;
+        const real t862 = t844 * lstm_i_27[i];
+        const real t863 = REAL_C(1.0) - lstm_i_27[i];
+        d_lstm_slice_12[i] = t862 * t863;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t838 = d_h_5[i * 256 + j] * tanh_28[i * 256 + j];
-            const real t848 = t838 * o_28[i * 256 + j];
-            const real t849 = REAL_C(1.0) - o_28[i * 256 + j];
+            const real t838 = d_h_27_2[i * 256 + j] * lstm_tanh_27[i * 256 + j];
+            const real t848 = t838 * lstm_o_27[i * 256 + j];
+            const real t849 = REAL_C(1.0) - lstm_o_27[i * 256 + j];
             const real t850 = t848 * t849;
-            d_pad_7[i * 1024 + j + 768] = t850;
+            d_lstm_z_53_pad[i * 1024 + j + 768] = t850;
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_15[512 + i * 1024 + r] = d_slice_11[i * 256 + r];
+            d_lstm_z_53_pad_add[512 + i * 1024 + r] = d_lstm_slice_11[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
-    memset(d_sum_11, 0, 256 * sizeof *d_sum_11);
+    memset(d_lstm_forget_b_sum_6, 0, 256 * sizeof *d_lstm_forget_b_sum_6);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            d_sum_11[j] += d_add_6[i * 256 + j];
+            d_lstm_forget_b_sum_6[j] += d_lstm_add_6[i * 256 + j];
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_16[256 + i * 1024 + r] = d_add_6[i * 256 + r];
+            d_lstm_z_53_pad_add_2[256 + i * 1024 + r] = d_lstm_add_6[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_z_6[i * 1024 + r] = d_slice_12[i * 256 + r];
+            d_lstm_z_53[i * 1024 + r] = d_lstm_slice_12[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), h_26, 256, d_z_6, 1024, REAL_C(1.0), d_matmul_add_5, 1024);
+           REAL_C(1.0), h_26, 256, d_lstm_z_53, 1024, REAL_C(1.0), d_lstm_u_matmul_add_5, 1024);
 
     /* backward of models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    memset(d_sum_12, 0, 1024 * sizeof *d_sum_12);
+    memset(d_lstm_b_sum_6, 0, 1024 * sizeof *d_lstm_b_sum_6);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            d_sum_12[j] += d_z_6[i * 1024 + j];
+            d_lstm_b_sum_6[j] += d_lstm_z_53[i * 1024 + j];
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 1024; r++)
-            d_pad_add_17[26624 + i * 32768 + r] = d_z_6[i * 1024 + r];
+            d_matmul_pad_add_5[26624 + i * 32768 + r] = d_lstm_z_53[i * 1024 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    r_gemm_nt(32, 256, 1024, REAL_C(1.0), d_z_6, 1024, lstm_u, 1024, REAL_C(1.0), d_h_6, 256);
+    r_gemm_nt(32, 256, 1024, REAL_C(1.0), d_lstm_z_53, 1024, lstm_u, 1024, REAL_C(1.0), d_h_26_2, 256);
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
-        const real t847 = d_c_6[i] * f_26[i];
-        const real t874 = d_h_6[i] * o_27[i];
-        const real t875 = tanh_27[i] * tanh_27[i];
+        const real t847 = d_lstm_c_27[i] * lstm_f_26[i];
+        const real t874 = d_h_26_2[i] * lstm_o_26[i];
+        const real t875 = lstm_tanh_26[i] * lstm_tanh_26[i];
         const real t876 = REAL_C(1.0) - t875;
         const real t877 = t874 * t876;
         const real t878 = t847 + t877;
-        d_c_7[i] = t878;
-        const real t879 = t878 * g_27[i];
-        const real t880 = t878 * i_27[i];
-        const real t881 = t878 * c_25[i];
-        const real t887 = g_27[i] * g_27[i];
+        d_lstm_c_26[i] = t878;
+        const real t879 = t878 * lstm_g_26[i];
+        const real t880 = t878 * lstm_i_26[i];
+        const real t881 = t878 * lstm_c_25[i];
+        const real t887 = lstm_g_26[i] * lstm_g_26[i];
         const real t888 = REAL_C(1.0) - t887;
-        d_slice_13[i] = t880 * t888;
-        const real t891 = t881 * f_25[i];
-        const real t892 = REAL_C(1.0) - f_25[i];
-        d_add_7[i] = t891 * t892;
-        const real t897 = t879 * i_27[i];
-        const real t898 = REAL_C(1.0) - i_27[i];
-        d_slice_14[i] = t897 * t898;
+        d_lstm_slice_13[i] = t880 * t888;
+        const real t891 = t881 * lstm_f_25[i];
+        const real t892 = REAL_C(1.0) - lstm_f_25[i];
+        d_lstm_add_7[i] = t891 * t892;
+        const real t897 = t879 * lstm_i_26[i];
+        const real t898 = REAL_C(1.0) - lstm_i_26[i];
+        d_lstm_slice_14[i] = t897 * t898;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t873 = d_h_6[i * 256 + j] * tanh_27[i * 256 + j];
-            const real t883 = t873 * o_27[i * 256 + j];
-            const real t884 = REAL_C(1.0) - o_27[i * 256 + j];
+            const real t873 = d_h_26_2[i * 256 + j] * lstm_tanh_26[i * 256 + j];
+            const real t883 = t873 * lstm_o_26[i * 256 + j];
+            const real t884 = REAL_C(1.0) - lstm_o_26[i * 256 + j];
             const real t885 = t883 * t884;
-            d_pad_8[i * 1024 + j + 768] = t885;
+            d_lstm_z_51_pad[i * 1024 + j + 768] = t885;
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_18[512 + i * 1024 + r] = d_slice_13[i * 256 + r];
+            d_lstm_z_51_pad_add[512 + i * 1024 + r] = d_lstm_slice_13[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
-    memset(d_sum_13, 0, 256 * sizeof *d_sum_13);
+    memset(d_lstm_forget_b_sum_7, 0, 256 * sizeof *d_lstm_forget_b_sum_7);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            d_sum_13[j] += d_add_7[i * 256 + j];
+            d_lstm_forget_b_sum_7[j] += d_lstm_add_7[i * 256 + j];
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_19[256 + i * 1024 + r] = d_add_7[i * 256 + r];
+            d_lstm_z_51_pad_add_2[256 + i * 1024 + r] = d_lstm_add_7[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_z_7[i * 1024 + r] = d_slice_14[i * 256 + r];
+            d_lstm_z_51[i * 1024 + r] = d_lstm_slice_14[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), h_25, 256, d_z_7, 1024, REAL_C(1.0), d_matmul_add_6, 1024);
+           REAL_C(1.0), h_25, 256, d_lstm_z_51, 1024, REAL_C(1.0), d_lstm_u_matmul_add_6, 1024);
 
     /* backward of models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    memset(d_sum_14, 0, 1024 * sizeof *d_sum_14);
+    memset(d_lstm_b_sum_7, 0, 1024 * sizeof *d_lstm_b_sum_7);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            d_sum_14[j] += d_z_7[i * 1024 + j];
+            d_lstm_b_sum_7[j] += d_lstm_z_51[i * 1024 + j];
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 1024; r++)
-            d_pad_add_20[25600 + i * 32768 + r] = d_z_7[i * 1024 + r];
+            d_matmul_pad_add_6[25600 + i * 32768 + r] = d_lstm_z_51[i * 1024 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    r_gemm_nt(32, 256, 1024, REAL_C(1.0), d_z_7, 1024, lstm_u, 1024, REAL_C(1.0), d_h_7, 256);
+    r_gemm_nt(32, 256, 1024, REAL_C(1.0), d_lstm_z_51, 1024, lstm_u, 1024, REAL_C(1.0), d_h_25_2, 256);
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
-        const real t882 = d_c_7[i] * f_25[i];
-        const real t909 = d_h_7[i] * o_26[i];
-        const real t910 = tanh_26[i] * tanh_26[i];
+        const real t882 = d_lstm_c_26[i] * lstm_f_25[i];
+        const real t909 = d_h_25_2[i] * lstm_o_25[i];
+        const real t910 = lstm_tanh_25[i] * lstm_tanh_25[i];
         const real t911 = REAL_C(1.0) - t910;
         const real t912 = t909 * t911;
         const real t913 = t882 + t912;
-        d_c_8[i] = t913;
-        const real t914 = t913 * g_26[i];
-        const real t915 = t913 * i_26[i];
-        const real t916 = t913 * c_24[i];
-        const real t922 = g_26[i] * g_26[i];
+        d_lstm_c_25[i] = t913;
+        const real t914 = t913 * lstm_g_25[i];
+        const real t915 = t913 * lstm_i_25[i];
+        const real t916 = t913 * lstm_c_24[i];
+        const real t922 = lstm_g_25[i] * lstm_g_25[i];
         const real t923 = REAL_C(1.0) - t922;
-        d_slice_15[i] = t915 * t923;
-        const real t926 = t916 * f_24[i];
-        const real t927 = REAL_C(1.0) - f_24[i];
-        d_add_8[i] = t926 * t927;
-        const real t932 = t914 * i_26[i];
-        const real t933 = REAL_C(1.0) - i_26[i];
-        d_slice_16[i] = t932 * t933;
+        d_lstm_slice_15[i] = t915 * t923;
+        const real t926 = t916 * lstm_f_24[i];
+        const real t927 = REAL_C(1.0) - lstm_f_24[i];
+        d_lstm_add_8[i] = t926 * t927;
+        const real t932 = t914 * lstm_i_25[i];
+        const real t933 = REAL_C(1.0) - lstm_i_25[i];
+        d_lstm_slice_16[i] = t932 * t933;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t908 = d_h_7[i * 256 + j] * tanh_26[i * 256 + j];
-            const real t918 = t908 * o_26[i * 256 + j];
-            const real t919 = REAL_C(1.0) - o_26[i * 256 + j];
+            const real t908 = d_h_25_2[i * 256 + j] * lstm_tanh_25[i * 256 + j];
+            const real t918 = t908 * lstm_o_25[i * 256 + j];
+            const real t919 = REAL_C(1.0) - lstm_o_25[i * 256 + j];
             const real t920 = t918 * t919;
-            d_pad_9[i * 1024 + j + 768] = t920;
+            d_lstm_z_49_pad[i * 1024 + j + 768] = t920;
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_21[512 + i * 1024 + r] = d_slice_15[i * 256 + r];
+            d_lstm_z_49_pad_add[512 + i * 1024 + r] = d_lstm_slice_15[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
-    memset(d_sum_15, 0, 256 * sizeof *d_sum_15);
+    memset(d_lstm_forget_b_sum_8, 0, 256 * sizeof *d_lstm_forget_b_sum_8);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            d_sum_15[j] += d_add_8[i * 256 + j];
+            d_lstm_forget_b_sum_8[j] += d_lstm_add_8[i * 256 + j];
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_22[256 + i * 1024 + r] = d_add_8[i * 256 + r];
+            d_lstm_z_49_pad_add_2[256 + i * 1024 + r] = d_lstm_add_8[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_z_8[i * 1024 + r] = d_slice_16[i * 256 + r];
+            d_lstm_z_49[i * 1024 + r] = d_lstm_slice_16[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), h_24, 256, d_z_8, 1024, REAL_C(1.0), d_matmul_add_7, 1024);
+           REAL_C(1.0), h_24, 256, d_lstm_z_49, 1024, REAL_C(1.0), d_lstm_u_matmul_add_7, 1024);
 
     /* backward of models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    memset(d_sum_16, 0, 1024 * sizeof *d_sum_16);
+    memset(d_lstm_b_sum_8, 0, 1024 * sizeof *d_lstm_b_sum_8);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            d_sum_16[j] += d_z_8[i * 1024 + j];
+            d_lstm_b_sum_8[j] += d_lstm_z_49[i * 1024 + j];
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 1024; r++)
-            d_pad_add_23[24576 + i * 32768 + r] = d_z_8[i * 1024 + r];
+            d_matmul_pad_add_7[24576 + i * 32768 + r] = d_lstm_z_49[i * 1024 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    r_gemm_nt(32, 256, 1024, REAL_C(1.0), d_z_8, 1024, lstm_u, 1024, REAL_C(1.0), d_h_8, 256);
+    r_gemm_nt(32, 256, 1024, REAL_C(1.0), d_lstm_z_49, 1024, lstm_u, 1024, REAL_C(1.0), d_h_24_2, 256);
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
-        const real t917 = d_c_8[i] * f_24[i];
-        const real t944 = d_h_8[i] * o_25[i];
-        const real t945 = tanh_25[i] * tanh_25[i];
+        const real t917 = d_lstm_c_25[i] * lstm_f_24[i];
+        const real t944 = d_h_24_2[i] * lstm_o_24[i];
+        const real t945 = lstm_tanh_24[i] * lstm_tanh_24[i];
         const real t946 = REAL_C(1.0) - t945;
         const real t947 = t944 * t946;
         const real t948 = t917 + t947;
-        d_c_9[i] = t948;
-        const real t949 = t948 * g_25[i];
-        const real t950 = t948 * i_25[i];
-        const real t951 = t948 * c_23[i];
-        const real t957 = g_25[i] * g_25[i];
+        d_lstm_c_24[i] = t948;
+        const real t949 = t948 * lstm_g_24[i];
+        const real t950 = t948 * lstm_i_24[i];
+        const real t951 = t948 * lstm_c_23[i];
+        const real t957 = lstm_g_24[i] * lstm_g_24[i];
         const real t958 = REAL_C(1.0) - t957;
-        d_slice_17[i] = t950 * t958;
-        const real t961 = t951 * f_23[i];
-        const real t962 = REAL_C(1.0) - f_23[i];
-        d_add_9[i] = t961 * t962;
-        const real t967 = t949 * i_25[i];
-        const real t968 = REAL_C(1.0) - i_25[i];
-        d_slice_18[i] = t967 * t968;
+        d_lstm_slice_17[i] = t950 * t958;
+        const real t961 = t951 * lstm_f_23[i];
+        const real t962 = REAL_C(1.0) - lstm_f_23[i];
+        d_lstm_add_9[i] = t961 * t962;
+        const real t967 = t949 * lstm_i_24[i];
+        const real t968 = REAL_C(1.0) - lstm_i_24[i];
+        d_lstm_slice_18[i] = t967 * t968;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t943 = d_h_8[i * 256 + j] * tanh_25[i * 256 + j];
-            const real t953 = t943 * o_25[i * 256 + j];
-            const real t954 = REAL_C(1.0) - o_25[i * 256 + j];
+            const real t943 = d_h_24_2[i * 256 + j] * lstm_tanh_24[i * 256 + j];
+            const real t953 = t943 * lstm_o_24[i * 256 + j];
+            const real t954 = REAL_C(1.0) - lstm_o_24[i * 256 + j];
             const real t955 = t953 * t954;
-            d_pad_10[i * 1024 + j + 768] = t955;
+            d_lstm_z_47_pad[i * 1024 + j + 768] = t955;
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_24[512 + i * 1024 + r] = d_slice_17[i * 256 + r];
+            d_lstm_z_47_pad_add[512 + i * 1024 + r] = d_lstm_slice_17[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
-    memset(d_sum_17, 0, 256 * sizeof *d_sum_17);
+    memset(d_lstm_forget_b_sum_9, 0, 256 * sizeof *d_lstm_forget_b_sum_9);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            d_sum_17[j] += d_add_9[i * 256 + j];
+            d_lstm_forget_b_sum_9[j] += d_lstm_add_9[i * 256 + j];
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_25[256 + i * 1024 + r] = d_add_9[i * 256 + r];
+            d_lstm_z_47_pad_add_2[256 + i * 1024 + r] = d_lstm_add_9[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_z_9[i * 1024 + r] = d_slice_18[i * 256 + r];
+            d_lstm_z_47[i * 1024 + r] = d_lstm_slice_18[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), h_23, 256, d_z_9, 1024, REAL_C(1.0), d_matmul_add_8, 1024);
+           REAL_C(1.0), h_23, 256, d_lstm_z_47, 1024, REAL_C(1.0), d_lstm_u_matmul_add_8, 1024);
 
     /* backward of models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    memset(d_sum_18, 0, 1024 * sizeof *d_sum_18);
+    memset(d_lstm_b_sum_9, 0, 1024 * sizeof *d_lstm_b_sum_9);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            d_sum_18[j] += d_z_9[i * 1024 + j];
+            d_lstm_b_sum_9[j] += d_lstm_z_47[i * 1024 + j];
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 1024; r++)
-            d_pad_add_26[23552 + i * 32768 + r] = d_z_9[i * 1024 + r];
+            d_matmul_pad_add_8[23552 + i * 32768 + r] = d_lstm_z_47[i * 1024 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    r_gemm_nt(32, 256, 1024, REAL_C(1.0), d_z_9, 1024, lstm_u, 1024, REAL_C(1.0), d_h_9, 256);
+    r_gemm_nt(32, 256, 1024, REAL_C(1.0), d_lstm_z_47, 1024, lstm_u, 1024, REAL_C(1.0), d_h_23_2, 256);
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
-        const real t952 = d_c_9[i] * f_23[i];
-        const real t979 = d_h_9[i] * o_24[i];
-        const real t980 = tanh_24[i] * tanh_24[i];
+        const real t952 = d_lstm_c_24[i] * lstm_f_23[i];
+        const real t979 = d_h_23_2[i] * lstm_o_23[i];
+        const real t980 = lstm_tanh_23[i] * lstm_tanh_23[i];
         const real t981 = REAL_C(1.0) - t980;
         const real t982 = t979 * t981;
         const real t983 = t952 + t982;
-        d_c_10[i] = t983;
-        const real t984 = t983 * g_24[i];
-        const real t985 = t983 * i_24[i];
-        const real t986 = t983 * c_22[i];
-        const real t992 = g_24[i] * g_24[i];
+        d_lstm_c_23[i] = t983;
+        const real t984 = t983 * lstm_g_23[i];
+        const real t985 = t983 * lstm_i_23[i];
+        const real t986 = t983 * lstm_c_22[i];
+        const real t992 = lstm_g_23[i] * lstm_g_23[i];
         const real t993 = REAL_C(1.0) - t992;
-        d_slice_19[i] = t985 * t993;
-        const real t996 = t986 * f_22[i];
-        const real t997 = REAL_C(1.0) - f_22[i];
-        d_add_10[i] = t996 * t997;
-        const real t1002 = t984 * i_24[i];
-        const real t1003 = REAL_C(1.0) - i_24[i];
-        d_slice_20[i] = t1002 * t1003;
+        d_lstm_slice_19[i] = t985 * t993;
+        const real t996 = t986 * lstm_f_22[i];
+        const real t997 = REAL_C(1.0) - lstm_f_22[i];
+        d_lstm_add_10[i] = t996 * t997;
+        const real t1002 = t984 * lstm_i_23[i];
+        const real t1003 = REAL_C(1.0) - lstm_i_23[i];
+        d_lstm_slice_20[i] = t1002 * t1003;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t978 = d_h_9[i * 256 + j] * tanh_24[i * 256 + j];
-            const real t988 = t978 * o_24[i * 256 + j];
-            const real t989 = REAL_C(1.0) - o_24[i * 256 + j];
+            const real t978 = d_h_23_2[i * 256 + j] * lstm_tanh_23[i * 256 + j];
+            const real t988 = t978 * lstm_o_23[i * 256 + j];
+            const real t989 = REAL_C(1.0) - lstm_o_23[i * 256 + j];
             const real t990 = t988 * t989;
-            d_pad_11[i * 1024 + j + 768] = t990;
+            d_lstm_z_45_pad[i * 1024 + j + 768] = t990;
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_27[512 + i * 1024 + r] = d_slice_19[i * 256 + r];
+            d_lstm_z_45_pad_add[512 + i * 1024 + r] = d_lstm_slice_19[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
-    memset(d_sum_19, 0, 256 * sizeof *d_sum_19);
+    memset(d_lstm_forget_b_sum_10, 0, 256 * sizeof *d_lstm_forget_b_sum_10);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            d_sum_19[j] += d_add_10[i * 256 + j];
+            d_lstm_forget_b_sum_10[j] += d_lstm_add_10[i * 256 + j];
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_28[256 + i * 1024 + r] = d_add_10[i * 256 + r];
+            d_lstm_z_45_pad_add_2[256 + i * 1024 + r] = d_lstm_add_10[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_z_10[i * 1024 + r] = d_slice_20[i * 256 + r];
+            d_lstm_z_45[i * 1024 + r] = d_lstm_slice_20[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), h_22, 256, d_z_10, 1024, REAL_C(1.0), d_matmul_add_9, 1024);
+           REAL_C(1.0), h_22, 256, d_lstm_z_45, 1024, REAL_C(1.0), d_lstm_u_matmul_add_9, 1024);
 
     /* backward of models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    memset(d_sum_20, 0, 1024 * sizeof *d_sum_20);
+    memset(d_lstm_b_sum_10, 0, 1024 * sizeof *d_lstm_b_sum_10);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            d_sum_20[j] += d_z_10[i * 1024 + j];
+            d_lstm_b_sum_10[j] += d_lstm_z_45[i * 1024 + j];
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 1024; r++)
-            d_pad_add_29[22528 + i * 32768 + r] = d_z_10[i * 1024 + r];
+            d_matmul_pad_add_9[22528 + i * 32768 + r] = d_lstm_z_45[i * 1024 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    r_gemm_nt(32, 256, 1024, REAL_C(1.0), d_z_10, 1024, lstm_u, 1024, REAL_C(1.0), d_h_10, 256);
+    r_gemm_nt(32, 256, 1024, REAL_C(1.0), d_lstm_z_45, 1024, lstm_u, 1024, REAL_C(1.0), d_h_22_2, 256);
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
-        const real t987 = d_c_10[i] * f_22[i];
-        const real t1014 = d_h_10[i] * o_23[i];
-        const real t1015 = tanh_23[i] * tanh_23[i];
+        const real t987 = d_lstm_c_23[i] * lstm_f_22[i];
+        const real t1014 = d_h_22_2[i] * lstm_o_22[i];
+        const real t1015 = lstm_tanh_22[i] * lstm_tanh_22[i];
         const real t1016 = REAL_C(1.0) - t1015;
         const real t1017 = t1014 * t1016;
         const real t1018 = t987 + t1017;
-        d_c_11[i] = t1018;
-        const real t1019 = t1018 * g_23[i];
-        const real t1020 = t1018 * i_23[i];
-        const real t1021 = t1018 * c_21[i];
-        const real t1027 = g_23[i] * g_23[i];
+        d_lstm_c_22[i] = t1018;
+        const real t1019 = t1018 * lstm_g_22[i];
+        const real t1020 = t1018 * lstm_i_22[i];
+        const real t1021 = t1018 * lstm_c_21[i];
+        const real t1027 = lstm_g_22[i] * lstm_g_22[i];
         const real t1028 = REAL_C(1.0) - t1027;
-        d_slice_21[i] = t1020 * t1028;
-        const real t1031 = t1021 * f_21[i];
-        const real t1032 = REAL_C(1.0) - f_21[i];
-        d_add_11[i] = t1031 * t1032;
-        const real t1037 = t1019 * i_23[i];
-        const real t1038 = REAL_C(1.0) - i_23[i];
-        d_slice_22[i] = t1037 * t1038;
+        d_lstm_slice_21[i] = t1020 * t1028;
+        const real t1031 = t1021 * lstm_f_21[i];
+        const real t1032 = REAL_C(1.0) - lstm_f_21[i];
+        d_lstm_add_11[i] = t1031 * t1032;
+        const real t1037 = t1019 * lstm_i_22[i];
+        const real t1038 = REAL_C(1.0) - lstm_i_22[i];
+        d_lstm_slice_22[i] = t1037 * t1038;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t1013 = d_h_10[i * 256 + j] * tanh_23[i * 256 + j];
-            const real t1023 = t1013 * o_23[i * 256 + j];
-            const real t1024 = REAL_C(1.0) - o_23[i * 256 + j];
+            const real t1013 = d_h_22_2[i * 256 + j] * lstm_tanh_22[i * 256 + j];
+            const real t1023 = t1013 * lstm_o_22[i * 256 + j];
+            const real t1024 = REAL_C(1.0) - lstm_o_22[i * 256 + j];
             const real t1025 = t1023 * t1024;
-            d_pad_12[i * 1024 + j + 768] = t1025;
+            d_lstm_z_43_pad[i * 1024 + j + 768] = t1025;
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_30[512 + i * 1024 + r] = d_slice_21[i * 256 + r];
+            d_lstm_z_43_pad_add[512 + i * 1024 + r] = d_lstm_slice_21[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
-    memset(d_sum_21, 0, 256 * sizeof *d_sum_21);
+    memset(d_lstm_forget_b_sum_11, 0, 256 * sizeof *d_lstm_forget_b_sum_11);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            d_sum_21[j] += d_add_11[i * 256 + j];
+            d_lstm_forget_b_sum_11[j] += d_lstm_add_11[i * 256 + j];
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_31[256 + i * 1024 + r] = d_add_11[i * 256 + r];
+            d_lstm_z_43_pad_add_2[256 + i * 1024 + r] = d_lstm_add_11[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_z_11[i * 1024 + r] = d_slice_22[i * 256 + r];
+            d_lstm_z_43[i * 1024 + r] = d_lstm_slice_22[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), h_21, 256, d_z_11, 1024, REAL_C(1.0), d_matmul_add_10, 1024);
+           REAL_C(1.0), h_21, 256, d_lstm_z_43, 1024, REAL_C(1.0), d_lstm_u_matmul_add_10, 1024);
 
     /* backward of models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    memset(d_sum_22, 0, 1024 * sizeof *d_sum_22);
+    memset(d_lstm_b_sum_11, 0, 1024 * sizeof *d_lstm_b_sum_11);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            d_sum_22[j] += d_z_11[i * 1024 + j];
+            d_lstm_b_sum_11[j] += d_lstm_z_43[i * 1024 + j];
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 1024; r++)
-            d_pad_add_32[21504 + i * 32768 + r] = d_z_11[i * 1024 + r];
+            d_matmul_pad_add_10[21504 + i * 32768 + r] = d_lstm_z_43[i * 1024 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    r_gemm_nt(32, 256, 1024, REAL_C(1.0), d_z_11, 1024, lstm_u, 1024, REAL_C(1.0), d_h_11, 256);
+    r_gemm_nt(32, 256, 1024, REAL_C(1.0), d_lstm_z_43, 1024, lstm_u, 1024, REAL_C(1.0), d_h_21_2, 256);
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
-        const real t1022 = d_c_11[i] * f_21[i];
-        const real t1049 = d_h_11[i] * o_22[i];
-        const real t1050 = tanh_22[i] * tanh_22[i];
+        const real t1022 = d_lstm_c_22[i] * lstm_f_21[i];
+        const real t1049 = d_h_21_2[i] * lstm_o_21[i];
+        const real t1050 = lstm_tanh_21[i] * lstm_tanh_21[i];
         const real t1051 = REAL_C(1.0) - t1050;
         const real t1052 = t1049 * t1051;
         const real t1053 = t1022 + t1052;
-        d_c_12[i] = t1053;
-        const real t1054 = t1053 * g_22[i];
-        const real t1055 = t1053 * i_22[i];
-        const real t1056 = t1053 * c_20[i];
-        const real t1062 = g_22[i] * g_22[i];
+        d_lstm_c_21[i] = t1053;
+        const real t1054 = t1053 * lstm_g_21[i];
+        const real t1055 = t1053 * lstm_i_21[i];
+        const real t1056 = t1053 * lstm_c_20[i];
+        const real t1062 = lstm_g_21[i] * lstm_g_21[i];
         const real t1063 = REAL_C(1.0) - t1062;
-        d_slice_23[i] = t1055 * t1063;
-        const real t1066 = t1056 * f_20[i];
-        const real t1067 = REAL_C(1.0) - f_20[i];
-        d_add_12[i] = t1066 * t1067;
-        const real t1072 = t1054 * i_22[i];
-        const real t1073 = REAL_C(1.0) - i_22[i];
-        d_slice_24[i] = t1072 * t1073;
+        d_lstm_slice_23[i] = t1055 * t1063;
+        const real t1066 = t1056 * lstm_f_20[i];
+        const real t1067 = REAL_C(1.0) - lstm_f_20[i];
+        d_lstm_add_12[i] = t1066 * t1067;
+        const real t1072 = t1054 * lstm_i_21[i];
+        const real t1073 = REAL_C(1.0) - lstm_i_21[i];
+        d_lstm_slice_24[i] = t1072 * t1073;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t1048 = d_h_11[i * 256 + j] * tanh_22[i * 256 + j];
-            const real t1058 = t1048 * o_22[i * 256 + j];
-            const real t1059 = REAL_C(1.0) - o_22[i * 256 + j];
+            const real t1048 = d_h_21_2[i * 256 + j] * lstm_tanh_21[i * 256 + j];
+            const real t1058 = t1048 * lstm_o_21[i * 256 + j];
+            const real t1059 = REAL_C(1.0) - lstm_o_21[i * 256 + j];
             const real t1060 = t1058 * t1059;
-            d_pad_13[i * 1024 + j + 768] = t1060;
+            d_lstm_z_41_pad[i * 1024 + j + 768] = t1060;
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_33[512 + i * 1024 + r] = d_slice_23[i * 256 + r];
+            d_lstm_z_41_pad_add[512 + i * 1024 + r] = d_lstm_slice_23[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
-    memset(d_sum_23, 0, 256 * sizeof *d_sum_23);
+    memset(d_lstm_forget_b_sum_12, 0, 256 * sizeof *d_lstm_forget_b_sum_12);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            d_sum_23[j] += d_add_12[i * 256 + j];
+            d_lstm_forget_b_sum_12[j] += d_lstm_add_12[i * 256 + j];
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_34[256 + i * 1024 + r] = d_add_12[i * 256 + r];
+            d_lstm_z_41_pad_add_2[256 + i * 1024 + r] = d_lstm_add_12[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_z_12[i * 1024 + r] = d_slice_24[i * 256 + r];
+            d_lstm_z_41[i * 1024 + r] = d_lstm_slice_24[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), h_20, 256, d_z_12, 1024, REAL_C(1.0), d_matmul_add_11, 1024);
+           REAL_C(1.0), h_20, 256, d_lstm_z_41, 1024, REAL_C(1.0), d_lstm_u_matmul_add_11, 1024);
 
     /* backward of models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    memset(d_sum_24, 0, 1024 * sizeof *d_sum_24);
+    memset(d_lstm_b_sum_12, 0, 1024 * sizeof *d_lstm_b_sum_12);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            d_sum_24[j] += d_z_12[i * 1024 + j];
+            d_lstm_b_sum_12[j] += d_lstm_z_41[i * 1024 + j];
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 1024; r++)
-            d_pad_add_35[20480 + i * 32768 + r] = d_z_12[i * 1024 + r];
+            d_matmul_pad_add_11[20480 + i * 32768 + r] = d_lstm_z_41[i * 1024 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    r_gemm_nt(32, 256, 1024, REAL_C(1.0), d_z_12, 1024, lstm_u, 1024, REAL_C(1.0), d_h_12, 256);
+    r_gemm_nt(32, 256, 1024, REAL_C(1.0), d_lstm_z_41, 1024, lstm_u, 1024, REAL_C(1.0), d_h_20_2, 256);
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
-        const real t1057 = d_c_12[i] * f_20[i];
-        const real t1084 = d_h_12[i] * o_21[i];
-        const real t1085 = tanh_21[i] * tanh_21[i];
+        const real t1057 = d_lstm_c_21[i] * lstm_f_20[i];
+        const real t1084 = d_h_20_2[i] * lstm_o_20[i];
+        const real t1085 = lstm_tanh_20[i] * lstm_tanh_20[i];
         const real t1086 = REAL_C(1.0) - t1085;
         const real t1087 = t1084 * t1086;
         const real t1088 = t1057 + t1087;
-        d_c_13[i] = t1088;
-        const real t1089 = t1088 * g_21[i];
-        const real t1090 = t1088 * i_21[i];
-        const real t1091 = t1088 * c_19[i];
-        const real t1097 = g_21[i] * g_21[i];
+        d_lstm_c_20[i] = t1088;
+        const real t1089 = t1088 * lstm_g_20[i];
+        const real t1090 = t1088 * lstm_i_20[i];
+        const real t1091 = t1088 * lstm_c_19[i];
+        const real t1097 = lstm_g_20[i] * lstm_g_20[i];
         const real t1098 = REAL_C(1.0) - t1097;
-        d_slice_25[i] = t1090 * t1098;
-        const real t1101 = t1091 * f_19[i];
-        const real t1102 = REAL_C(1.0) - f_19[i];
-        d_add_13[i] = t1101 * t1102;
-        const real t1107 = t1089 * i_21[i];
-        const real t1108 = REAL_C(1.0) - i_21[i];
-        d_slice_26[i] = t1107 * t1108;
+        d_lstm_slice_25[i] = t1090 * t1098;
+        const real t1101 = t1091 * lstm_f_19[i];
+        const real t1102 = REAL_C(1.0) - lstm_f_19[i];
+        d_lstm_add_13[i] = t1101 * t1102;
+        const real t1107 = t1089 * lstm_i_20[i];
+        const real t1108 = REAL_C(1.0) - lstm_i_20[i];
+        d_lstm_slice_26[i] = t1107 * t1108;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t1083 = d_h_12[i * 256 + j] * tanh_21[i * 256 + j];
-            const real t1093 = t1083 * o_21[i * 256 + j];
-            const real t1094 = REAL_C(1.0) - o_21[i * 256 + j];
+            const real t1083 = d_h_20_2[i * 256 + j] * lstm_tanh_20[i * 256 + j];
+            const real t1093 = t1083 * lstm_o_20[i * 256 + j];
+            const real t1094 = REAL_C(1.0) - lstm_o_20[i * 256 + j];
             const real t1095 = t1093 * t1094;
-            d_pad_14[i * 1024 + j + 768] = t1095;
+            d_lstm_z_39_pad[i * 1024 + j + 768] = t1095;
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_36[512 + i * 1024 + r] = d_slice_25[i * 256 + r];
+            d_lstm_z_39_pad_add[512 + i * 1024 + r] = d_lstm_slice_25[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
-    memset(d_sum_25, 0, 256 * sizeof *d_sum_25);
+    memset(d_lstm_forget_b_sum_13, 0, 256 * sizeof *d_lstm_forget_b_sum_13);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            d_sum_25[j] += d_add_13[i * 256 + j];
+            d_lstm_forget_b_sum_13[j] += d_lstm_add_13[i * 256 + j];
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_37[256 + i * 1024 + r] = d_add_13[i * 256 + r];
+            d_lstm_z_39_pad_add_2[256 + i * 1024 + r] = d_lstm_add_13[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_z_13[i * 1024 + r] = d_slice_26[i * 256 + r];
+            d_lstm_z_39[i * 1024 + r] = d_lstm_slice_26[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), h_19, 256, d_z_13, 1024, REAL_C(1.0), d_matmul_add_12, 1024);
+           REAL_C(1.0), h_19, 256, d_lstm_z_39, 1024, REAL_C(1.0), d_lstm_u_matmul_add_12, 1024);
 
     /* backward of models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    memset(d_sum_26, 0, 1024 * sizeof *d_sum_26);
+    memset(d_lstm_b_sum_13, 0, 1024 * sizeof *d_lstm_b_sum_13);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            d_sum_26[j] += d_z_13[i * 1024 + j];
+            d_lstm_b_sum_13[j] += d_lstm_z_39[i * 1024 + j];
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 1024; r++)
-            d_pad_add_38[19456 + i * 32768 + r] = d_z_13[i * 1024 + r];
+            d_matmul_pad_add_12[19456 + i * 32768 + r] = d_lstm_z_39[i * 1024 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    r_gemm_nt(32, 256, 1024, REAL_C(1.0), d_z_13, 1024, lstm_u, 1024, REAL_C(1.0), d_h_13, 256);
+    r_gemm_nt(32, 256, 1024, REAL_C(1.0), d_lstm_z_39, 1024, lstm_u, 1024, REAL_C(1.0), d_h_19_2, 256);
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
-        const real t1092 = d_c_13[i] * f_19[i];
-        const real t1119 = d_h_13[i] * o_20[i];
-        const real t1120 = tanh_20[i] * tanh_20[i];
+        const real t1092 = d_lstm_c_20[i] * lstm_f_19[i];
+        const real t1119 = d_h_19_2[i] * lstm_o_19[i];
+        const real t1120 = lstm_tanh_19[i] * lstm_tanh_19[i];
         const real t1121 = REAL_C(1.0) - t1120;
         const real t1122 = t1119 * t1121;
         const real t1123 = t1092 + t1122;
-        d_c_14[i] = t1123;
-        const real t1124 = t1123 * g_20[i];
-        const real t1125 = t1123 * i_20[i];
-        const real t1126 = t1123 * c_18[i];
-        const real t1132 = g_20[i] * g_20[i];
+        d_lstm_c_19[i] = t1123;
+        const real t1124 = t1123 * lstm_g_19[i];
+        const real t1125 = t1123 * lstm_i_19[i];
+        const real t1126 = t1123 * lstm_c_18[i];
+        const real t1132 = lstm_g_19[i] * lstm_g_19[i];
         const real t1133 = REAL_C(1.0) - t1132;
-        d_slice_27[i] = t1125 * t1133;
-        const real t1136 = t1126 * f_18[i];
-        const real t1137 = REAL_C(1.0) - f_18[i];
-        d_add_14[i] = t1136 * t1137;
-        const real t1142 = t1124 * i_20[i];
-        const real t1143 = REAL_C(1.0) - i_20[i];
-        d_slice_28[i] = t1142 * t1143;
+        d_lstm_slice_27[i] = t1125 * t1133;
+        const real t1136 = t1126 * lstm_f_18[i];
+        const real t1137 = REAL_C(1.0) - lstm_f_18[i];
+        d_lstm_add_14[i] = t1136 * t1137;
+        const real t1142 = t1124 * lstm_i_19[i];
+        const real t1143 = REAL_C(1.0) - lstm_i_19[i];
+        d_lstm_slice_28[i] = t1142 * t1143;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t1118 = d_h_13[i * 256 + j] * tanh_20[i * 256 + j];
-            const real t1128 = t1118 * o_20[i * 256 + j];
-            const real t1129 = REAL_C(1.0) - o_20[i * 256 + j];
+            const real t1118 = d_h_19_2[i * 256 + j] * lstm_tanh_19[i * 256 + j];
+            const real t1128 = t1118 * lstm_o_19[i * 256 + j];
+            const real t1129 = REAL_C(1.0) - lstm_o_19[i * 256 + j];
             const real t1130 = t1128 * t1129;
-            d_pad_15[i * 1024 + j + 768] = t1130;
+            d_lstm_z_37_pad[i * 1024 + j + 768] = t1130;
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_39[512 + i * 1024 + r] = d_slice_27[i * 256 + r];
+            d_lstm_z_37_pad_add[512 + i * 1024 + r] = d_lstm_slice_27[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
-    memset(d_sum_27, 0, 256 * sizeof *d_sum_27);
+    memset(d_lstm_forget_b_sum_14, 0, 256 * sizeof *d_lstm_forget_b_sum_14);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            d_sum_27[j] += d_add_14[i * 256 + j];
+            d_lstm_forget_b_sum_14[j] += d_lstm_add_14[i * 256 + j];
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_40[256 + i * 1024 + r] = d_add_14[i * 256 + r];
+            d_lstm_z_37_pad_add_2[256 + i * 1024 + r] = d_lstm_add_14[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_z_14[i * 1024 + r] = d_slice_28[i * 256 + r];
+            d_lstm_z_37[i * 1024 + r] = d_lstm_slice_28[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), h_18, 256, d_z_14, 1024, REAL_C(1.0), d_matmul_add_13, 1024);
+           REAL_C(1.0), h_18, 256, d_lstm_z_37, 1024, REAL_C(1.0), d_lstm_u_matmul_add_13, 1024);
 
     /* backward of models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    memset(d_sum_28, 0, 1024 * sizeof *d_sum_28);
+    memset(d_lstm_b_sum_14, 0, 1024 * sizeof *d_lstm_b_sum_14);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            d_sum_28[j] += d_z_14[i * 1024 + j];
+            d_lstm_b_sum_14[j] += d_lstm_z_37[i * 1024 + j];
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 1024; r++)
-            d_pad_add_41[18432 + i * 32768 + r] = d_z_14[i * 1024 + r];
+            d_matmul_pad_add_13[18432 + i * 32768 + r] = d_lstm_z_37[i * 1024 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    r_gemm_nt(32, 256, 1024, REAL_C(1.0), d_z_14, 1024, lstm_u, 1024, REAL_C(1.0), d_h_14, 256);
+    r_gemm_nt(32, 256, 1024, REAL_C(1.0), d_lstm_z_37, 1024, lstm_u, 1024, REAL_C(1.0), d_h_18_2, 256);
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
-        const real t1127 = d_c_14[i] * f_18[i];
-        const real t1154 = d_h_14[i] * o_19[i];
-        const real t1155 = tanh_19[i] * tanh_19[i];
+        const real t1127 = d_lstm_c_19[i] * lstm_f_18[i];
+        const real t1154 = d_h_18_2[i] * lstm_o_18[i];
+        const real t1155 = lstm_tanh_18[i] * lstm_tanh_18[i];
         const real t1156 = REAL_C(1.0) - t1155;
         const real t1157 = t1154 * t1156;
         const real t1158 = t1127 + t1157;
-        d_c_15[i] = t1158;
-        const real t1159 = t1158 * g_19[i];
-        const real t1160 = t1158 * i_19[i];
-        const real t1161 = t1158 * c_17[i];
-        const real t1167 = g_19[i] * g_19[i];
+        d_lstm_c_18[i] = t1158;
+        const real t1159 = t1158 * lstm_g_18[i];
+        const real t1160 = t1158 * lstm_i_18[i];
+        const real t1161 = t1158 * lstm_c_17[i];
+        const real t1167 = lstm_g_18[i] * lstm_g_18[i];
         const real t1168 = REAL_C(1.0) - t1167;
-        d_slice_29[i] = t1160 * t1168;
-        const real t1171 = t1161 * f_17[i];
-        const real t1172 = REAL_C(1.0) - f_17[i];
-        d_add_15[i] = t1171 * t1172;
-        const real t1177 = t1159 * i_19[i];
-        const real t1178 = REAL_C(1.0) - i_19[i];
-        d_slice_30[i] = t1177 * t1178;
+        d_lstm_slice_29[i] = t1160 * t1168;
+        const real t1171 = t1161 * lstm_f_17[i];
+        const real t1172 = REAL_C(1.0) - lstm_f_17[i];
+        d_lstm_add_15[i] = t1171 * t1172;
+        const real t1177 = t1159 * lstm_i_18[i];
+        const real t1178 = REAL_C(1.0) - lstm_i_18[i];
+        d_lstm_slice_30[i] = t1177 * t1178;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t1153 = d_h_14[i * 256 + j] * tanh_19[i * 256 + j];
-            const real t1163 = t1153 * o_19[i * 256 + j];
-            const real t1164 = REAL_C(1.0) - o_19[i * 256 + j];
+            const real t1153 = d_h_18_2[i * 256 + j] * lstm_tanh_18[i * 256 + j];
+            const real t1163 = t1153 * lstm_o_18[i * 256 + j];
+            const real t1164 = REAL_C(1.0) - lstm_o_18[i * 256 + j];
             const real t1165 = t1163 * t1164;
-            d_pad_16[i * 1024 + j + 768] = t1165;
+            d_lstm_z_35_pad[i * 1024 + j + 768] = t1165;
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_42[512 + i * 1024 + r] = d_slice_29[i * 256 + r];
+            d_lstm_z_35_pad_add[512 + i * 1024 + r] = d_lstm_slice_29[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
-    memset(d_sum_29, 0, 256 * sizeof *d_sum_29);
+    memset(d_lstm_forget_b_sum_15, 0, 256 * sizeof *d_lstm_forget_b_sum_15);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            d_sum_29[j] += d_add_15[i * 256 + j];
+            d_lstm_forget_b_sum_15[j] += d_lstm_add_15[i * 256 + j];
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_43[256 + i * 1024 + r] = d_add_15[i * 256 + r];
+            d_lstm_z_35_pad_add_2[256 + i * 1024 + r] = d_lstm_add_15[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_z_15[i * 1024 + r] = d_slice_30[i * 256 + r];
+            d_lstm_z_35[i * 1024 + r] = d_lstm_slice_30[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), h_17, 256, d_z_15, 1024, REAL_C(1.0), d_matmul_add_14, 1024);
+           REAL_C(1.0), h_17, 256, d_lstm_z_35, 1024, REAL_C(1.0), d_lstm_u_matmul_add_14, 1024);
 
     /* backward of models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    memset(d_sum_30, 0, 1024 * sizeof *d_sum_30);
+    memset(d_lstm_b_sum_15, 0, 1024 * sizeof *d_lstm_b_sum_15);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            d_sum_30[j] += d_z_15[i * 1024 + j];
+            d_lstm_b_sum_15[j] += d_lstm_z_35[i * 1024 + j];
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 1024; r++)
-            d_pad_add_44[17408 + i * 32768 + r] = d_z_15[i * 1024 + r];
+            d_matmul_pad_add_14[17408 + i * 32768 + r] = d_lstm_z_35[i * 1024 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    r_gemm_nt(32, 256, 1024, REAL_C(1.0), d_z_15, 1024, lstm_u, 1024, REAL_C(1.0), d_h_15, 256);
+    r_gemm_nt(32, 256, 1024, REAL_C(1.0), d_lstm_z_35, 1024, lstm_u, 1024, REAL_C(1.0), d_h_17_2, 256);
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
-        const real t1162 = d_c_15[i] * f_17[i];
-        const real t1189 = d_h_15[i] * o_18[i];
-        const real t1190 = tanh_18[i] * tanh_18[i];
+        const real t1162 = d_lstm_c_18[i] * lstm_f_17[i];
+        const real t1189 = d_h_17_2[i] * lstm_o_17[i];
+        const real t1190 = lstm_tanh_17[i] * lstm_tanh_17[i];
         const real t1191 = REAL_C(1.0) - t1190;
         const real t1192 = t1189 * t1191;
         const real t1193 = t1162 + t1192;
-        d_c_16[i] = t1193;
-        const real t1194 = t1193 * g_18[i];
-        const real t1195 = t1193 * i_18[i];
-        const real t1196 = t1193 * c_16[i];
-        const real t1202 = g_18[i] * g_18[i];
+        d_lstm_c_17[i] = t1193;
+        const real t1194 = t1193 * lstm_g_17[i];
+        const real t1195 = t1193 * lstm_i_17[i];
+        const real t1196 = t1193 * lstm_c_16[i];
+        const real t1202 = lstm_g_17[i] * lstm_g_17[i];
         const real t1203 = REAL_C(1.0) - t1202;
-        d_slice_31[i] = t1195 * t1203;
-        const real t1206 = t1196 * f_16[i];
-        const real t1207 = REAL_C(1.0) - f_16[i];
-        d_add_16[i] = t1206 * t1207;
-        const real t1212 = t1194 * i_18[i];
-        const real t1213 = REAL_C(1.0) - i_18[i];
-        d_slice_32[i] = t1212 * t1213;
+        d_lstm_slice_31[i] = t1195 * t1203;
+        const real t1206 = t1196 * lstm_f_16[i];
+        const real t1207 = REAL_C(1.0) - lstm_f_16[i];
+        d_lstm_add_16[i] = t1206 * t1207;
+        const real t1212 = t1194 * lstm_i_17[i];
+        const real t1213 = REAL_C(1.0) - lstm_i_17[i];
+        d_lstm_slice_32[i] = t1212 * t1213;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t1188 = d_h_15[i * 256 + j] * tanh_18[i * 256 + j];
-            const real t1198 = t1188 * o_18[i * 256 + j];
-            const real t1199 = REAL_C(1.0) - o_18[i * 256 + j];
+            const real t1188 = d_h_17_2[i * 256 + j] * lstm_tanh_17[i * 256 + j];
+            const real t1198 = t1188 * lstm_o_17[i * 256 + j];
+            const real t1199 = REAL_C(1.0) - lstm_o_17[i * 256 + j];
             const real t1200 = t1198 * t1199;
-            d_pad_17[i * 1024 + j + 768] = t1200;
+            d_lstm_z_33_pad[i * 1024 + j + 768] = t1200;
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_45[512 + i * 1024 + r] = d_slice_31[i * 256 + r];
+            d_lstm_z_33_pad_add[512 + i * 1024 + r] = d_lstm_slice_31[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
-    memset(d_sum_31, 0, 256 * sizeof *d_sum_31);
+    memset(d_lstm_forget_b_sum_16, 0, 256 * sizeof *d_lstm_forget_b_sum_16);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            d_sum_31[j] += d_add_16[i * 256 + j];
+            d_lstm_forget_b_sum_16[j] += d_lstm_add_16[i * 256 + j];
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_46[256 + i * 1024 + r] = d_add_16[i * 256 + r];
+            d_lstm_z_33_pad_add_2[256 + i * 1024 + r] = d_lstm_add_16[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_z_16[i * 1024 + r] = d_slice_32[i * 256 + r];
+            d_lstm_z_33[i * 1024 + r] = d_lstm_slice_32[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), h_16, 256, d_z_16, 1024, REAL_C(1.0), d_matmul_add_15, 1024);
+           REAL_C(1.0), h_16, 256, d_lstm_z_33, 1024, REAL_C(1.0), d_lstm_u_matmul_add_15, 1024);
 
     /* backward of models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    memset(d_sum_32, 0, 1024 * sizeof *d_sum_32);
+    memset(d_lstm_b_sum_16, 0, 1024 * sizeof *d_lstm_b_sum_16);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            d_sum_32[j] += d_z_16[i * 1024 + j];
+            d_lstm_b_sum_16[j] += d_lstm_z_33[i * 1024 + j];
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 1024; r++)
-            d_pad_add_47[16384 + i * 32768 + r] = d_z_16[i * 1024 + r];
+            d_matmul_pad_add_15[16384 + i * 32768 + r] = d_lstm_z_33[i * 1024 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    r_gemm_nt(32, 256, 1024, REAL_C(1.0), d_z_16, 1024, lstm_u, 1024, REAL_C(1.0), d_h_16, 256);
+    r_gemm_nt(32, 256, 1024, REAL_C(1.0), d_lstm_z_33, 1024, lstm_u, 1024, REAL_C(1.0), d_h_16_2, 256);
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
-        const real t1197 = d_c_16[i] * f_16[i];
-        const real t1224 = d_h_16[i] * o_17[i];
-        const real t1225 = tanh_17[i] * tanh_17[i];
+        const real t1197 = d_lstm_c_17[i] * lstm_f_16[i];
+        const real t1224 = d_h_16_2[i] * lstm_o_16[i];
+        const real t1225 = lstm_tanh_16[i] * lstm_tanh_16[i];
         const real t1226 = REAL_C(1.0) - t1225;
         const real t1227 = t1224 * t1226;
         const real t1228 = t1197 + t1227;
-        d_c_17[i] = t1228;
-        const real t1229 = t1228 * g_17[i];
-        const real t1230 = t1228 * i_17[i];
-        const real t1231 = t1228 * c_15[i];
-        const real t1237 = g_17[i] * g_17[i];
+        d_lstm_c_16[i] = t1228;
+        const real t1229 = t1228 * lstm_g_16[i];
+        const real t1230 = t1228 * lstm_i_16[i];
+        const real t1231 = t1228 * lstm_c_15[i];
+        const real t1237 = lstm_g_16[i] * lstm_g_16[i];
         const real t1238 = REAL_C(1.0) - t1237;
-        d_slice_33[i] = t1230 * t1238;
-        const real t1241 = t1231 * f_15[i];
-        const real t1242 = REAL_C(1.0) - f_15[i];
-        d_add_17[i] = t1241 * t1242;
-        const real t1247 = t1229 * i_17[i];
-        const real t1248 = REAL_C(1.0) - i_17[i];
-        d_slice_34[i] = t1247 * t1248;
+        d_lstm_slice_33[i] = t1230 * t1238;
+        const real t1241 = t1231 * lstm_f_15[i];
+        const real t1242 = REAL_C(1.0) - lstm_f_15[i];
+        d_lstm_add_17[i] = t1241 * t1242;
+        const real t1247 = t1229 * lstm_i_16[i];
+        const real t1248 = REAL_C(1.0) - lstm_i_16[i];
+        d_lstm_slice_34[i] = t1247 * t1248;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t1223 = d_h_16[i * 256 + j] * tanh_17[i * 256 + j];
-            const real t1233 = t1223 * o_17[i * 256 + j];
-            const real t1234 = REAL_C(1.0) - o_17[i * 256 + j];
+            const real t1223 = d_h_16_2[i * 256 + j] * lstm_tanh_16[i * 256 + j];
+            const real t1233 = t1223 * lstm_o_16[i * 256 + j];
+            const real t1234 = REAL_C(1.0) - lstm_o_16[i * 256 + j];
             const real t1235 = t1233 * t1234;
-            d_pad_18[i * 1024 + j + 768] = t1235;
+            d_lstm_z_31_pad[i * 1024 + j + 768] = t1235;
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_48[512 + i * 1024 + r] = d_slice_33[i * 256 + r];
+            d_lstm_z_31_pad_add[512 + i * 1024 + r] = d_lstm_slice_33[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
-    memset(d_sum_33, 0, 256 * sizeof *d_sum_33);
+    memset(d_lstm_forget_b_sum_17, 0, 256 * sizeof *d_lstm_forget_b_sum_17);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            d_sum_33[j] += d_add_17[i * 256 + j];
+            d_lstm_forget_b_sum_17[j] += d_lstm_add_17[i * 256 + j];
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_49[256 + i * 1024 + r] = d_add_17[i * 256 + r];
+            d_lstm_z_31_pad_add_2[256 + i * 1024 + r] = d_lstm_add_17[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_z_17[i * 1024 + r] = d_slice_34[i * 256 + r];
+            d_lstm_z_31[i * 1024 + r] = d_lstm_slice_34[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), h_15, 256, d_z_17, 1024, REAL_C(1.0), d_matmul_add_16, 1024);
+           REAL_C(1.0), h_15, 256, d_lstm_z_31, 1024, REAL_C(1.0), d_lstm_u_matmul_add_16, 1024);
 
     /* backward of models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    memset(d_sum_34, 0, 1024 * sizeof *d_sum_34);
+    memset(d_lstm_b_sum_17, 0, 1024 * sizeof *d_lstm_b_sum_17);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            d_sum_34[j] += d_z_17[i * 1024 + j];
+            d_lstm_b_sum_17[j] += d_lstm_z_31[i * 1024 + j];
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 1024; r++)
-            d_pad_add_50[15360 + i * 32768 + r] = d_z_17[i * 1024 + r];
+            d_matmul_pad_add_16[15360 + i * 32768 + r] = d_lstm_z_31[i * 1024 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    r_gemm_nt(32, 256, 1024, REAL_C(1.0), d_z_17, 1024, lstm_u, 1024, REAL_C(1.0), d_h_17, 256);
+    r_gemm_nt(32, 256, 1024, REAL_C(1.0), d_lstm_z_31, 1024, lstm_u, 1024, REAL_C(1.0), d_h_15_2, 256);
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
-        const real t1232 = d_c_17[i] * f_15[i];
-        const real t1259 = d_h_17[i] * o_16[i];
-        const real t1260 = tanh_16[i] * tanh_16[i];
+        const real t1232 = d_lstm_c_16[i] * lstm_f_15[i];
+        const real t1259 = d_h_15_2[i] * lstm_o_15[i];
+        const real t1260 = lstm_tanh_15[i] * lstm_tanh_15[i];
         const real t1261 = REAL_C(1.0) - t1260;
         const real t1262 = t1259 * t1261;
         const real t1263 = t1232 + t1262;
-        d_c_18[i] = t1263;
-        const real t1264 = t1263 * g_16[i];
-        const real t1265 = t1263 * i_16[i];
-        const real t1266 = t1263 * c_14[i];
-        const real t1272 = g_16[i] * g_16[i];
+        d_lstm_c_15[i] = t1263;
+        const real t1264 = t1263 * lstm_g_15[i];
+        const real t1265 = t1263 * lstm_i_15[i];
+        const real t1266 = t1263 * lstm_c_14[i];
+        const real t1272 = lstm_g_15[i] * lstm_g_15[i];
         const real t1273 = REAL_C(1.0) - t1272;
-        d_slice_35[i] = t1265 * t1273;
-        const real t1276 = t1266 * f_14[i];
-        const real t1277 = REAL_C(1.0) - f_14[i];
-        d_add_18[i] = t1276 * t1277;
-        const real t1282 = t1264 * i_16[i];
-        const real t1283 = REAL_C(1.0) - i_16[i];
-        d_slice_36[i] = t1282 * t1283;
+        d_lstm_slice_35[i] = t1265 * t1273;
+        const real t1276 = t1266 * lstm_f_14[i];
+        const real t1277 = REAL_C(1.0) - lstm_f_14[i];
+        d_lstm_add_18[i] = t1276 * t1277;
+        const real t1282 = t1264 * lstm_i_15[i];
+        const real t1283 = REAL_C(1.0) - lstm_i_15[i];
+        d_lstm_slice_36[i] = t1282 * t1283;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t1258 = d_h_17[i * 256 + j] * tanh_16[i * 256 + j];
-            const real t1268 = t1258 * o_16[i * 256 + j];
-            const real t1269 = REAL_C(1.0) - o_16[i * 256 + j];
+            const real t1258 = d_h_15_2[i * 256 + j] * lstm_tanh_15[i * 256 + j];
+            const real t1268 = t1258 * lstm_o_15[i * 256 + j];
+            const real t1269 = REAL_C(1.0) - lstm_o_15[i * 256 + j];
             const real t1270 = t1268 * t1269;
-            d_pad_19[i * 1024 + j + 768] = t1270;
+            d_lstm_z_29_pad[i * 1024 + j + 768] = t1270;
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_51[512 + i * 1024 + r] = d_slice_35[i * 256 + r];
+            d_lstm_z_29_pad_add[512 + i * 1024 + r] = d_lstm_slice_35[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
-    memset(d_sum_35, 0, 256 * sizeof *d_sum_35);
+    memset(d_lstm_forget_b_sum_18, 0, 256 * sizeof *d_lstm_forget_b_sum_18);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            d_sum_35[j] += d_add_18[i * 256 + j];
+            d_lstm_forget_b_sum_18[j] += d_lstm_add_18[i * 256 + j];
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_52[256 + i * 1024 + r] = d_add_18[i * 256 + r];
+            d_lstm_z_29_pad_add_2[256 + i * 1024 + r] = d_lstm_add_18[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_z_18[i * 1024 + r] = d_slice_36[i * 256 + r];
+            d_lstm_z_29[i * 1024 + r] = d_lstm_slice_36[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), h_14, 256, d_z_18, 1024, REAL_C(1.0), d_matmul_add_17, 1024);
+           REAL_C(1.0), h_14, 256, d_lstm_z_29, 1024, REAL_C(1.0), d_lstm_u_matmul_add_17, 1024);
 
     /* backward of models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    memset(d_sum_36, 0, 1024 * sizeof *d_sum_36);
+    memset(d_lstm_b_sum_18, 0, 1024 * sizeof *d_lstm_b_sum_18);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            d_sum_36[j] += d_z_18[i * 1024 + j];
+            d_lstm_b_sum_18[j] += d_lstm_z_29[i * 1024 + j];
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 1024; r++)
-            d_pad_add_53[14336 + i * 32768 + r] = d_z_18[i * 1024 + r];
+            d_matmul_pad_add_17[14336 + i * 32768 + r] = d_lstm_z_29[i * 1024 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    r_gemm_nt(32, 256, 1024, REAL_C(1.0), d_z_18, 1024, lstm_u, 1024, REAL_C(1.0), d_h_18, 256);
+    r_gemm_nt(32, 256, 1024, REAL_C(1.0), d_lstm_z_29, 1024, lstm_u, 1024, REAL_C(1.0), d_h_14_2, 256);
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
-        const real t1267 = d_c_18[i] * f_14[i];
-        const real t1294 = d_h_18[i] * o_15[i];
-        const real t1295 = tanh_15[i] * tanh_15[i];
+        const real t1267 = d_lstm_c_15[i] * lstm_f_14[i];
+        const real t1294 = d_h_14_2[i] * lstm_o_14[i];
+        const real t1295 = lstm_tanh_14[i] * lstm_tanh_14[i];
         const real t1296 = REAL_C(1.0) - t1295;
         const real t1297 = t1294 * t1296;
         const real t1298 = t1267 + t1297;
-        d_c_19[i] = t1298;
-        const real t1299 = t1298 * g_15[i];
-        const real t1300 = t1298 * i_15[i];
-        const real t1301 = t1298 * c_13[i];
-        const real t1307 = g_15[i] * g_15[i];
+        d_lstm_c_14[i] = t1298;
+        const real t1299 = t1298 * lstm_g_14[i];
+        const real t1300 = t1298 * lstm_i_14[i];
+        const real t1301 = t1298 * lstm_c_13[i];
+        const real t1307 = lstm_g_14[i] * lstm_g_14[i];
         const real t1308 = REAL_C(1.0) - t1307;
-        d_slice_37[i] = t1300 * t1308;
-        const real t1311 = t1301 * f_13[i];
-        const real t1312 = REAL_C(1.0) - f_13[i];
-        d_add_19[i] = t1311 * t1312;
-        const real t1317 = t1299 * i_15[i];
-        const real t1318 = REAL_C(1.0) - i_15[i];
-        d_slice_38[i] = t1317 * t1318;
+        d_lstm_slice_37[i] = t1300 * t1308;
+        const real t1311 = t1301 * lstm_f_13[i];
+        const real t1312 = REAL_C(1.0) - lstm_f_13[i];
+        d_lstm_add_19[i] = t1311 * t1312;
+        const real t1317 = t1299 * lstm_i_14[i];
+        const real t1318 = REAL_C(1.0) - lstm_i_14[i];
+        d_lstm_slice_38[i] = t1317 * t1318;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t1293 = d_h_18[i * 256 + j] * tanh_15[i * 256 + j];
-            const real t1303 = t1293 * o_15[i * 256 + j];
-            const real t1304 = REAL_C(1.0) - o_15[i * 256 + j];
+            const real t1293 = d_h_14_2[i * 256 + j] * lstm_tanh_14[i * 256 + j];
+            const real t1303 = t1293 * lstm_o_14[i * 256 + j];
+            const real t1304 = REAL_C(1.0) - lstm_o_14[i * 256 + j];
             const real t1305 = t1303 * t1304;
-            d_pad_20[i * 1024 + j + 768] = t1305;
+            d_lstm_z_27_pad[i * 1024 + j + 768] = t1305;
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_54[512 + i * 1024 + r] = d_slice_37[i * 256 + r];
+            d_lstm_z_27_pad_add[512 + i * 1024 + r] = d_lstm_slice_37[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
-    memset(d_sum_37, 0, 256 * sizeof *d_sum_37);
+    memset(d_lstm_forget_b_sum_19, 0, 256 * sizeof *d_lstm_forget_b_sum_19);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            d_sum_37[j] += d_add_19[i * 256 + j];
+            d_lstm_forget_b_sum_19[j] += d_lstm_add_19[i * 256 + j];
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_55[256 + i * 1024 + r] = d_add_19[i * 256 + r];
+            d_lstm_z_27_pad_add_2[256 + i * 1024 + r] = d_lstm_add_19[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_z_19[i * 1024 + r] = d_slice_38[i * 256 + r];
+            d_lstm_z_27[i * 1024 + r] = d_lstm_slice_38[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), h_13, 256, d_z_19, 1024, REAL_C(1.0), d_matmul_add_18, 1024);
+           REAL_C(1.0), h_13, 256, d_lstm_z_27, 1024, REAL_C(1.0), d_lstm_u_matmul_add_18, 1024);
 
     /* backward of models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    memset(d_sum_38, 0, 1024 * sizeof *d_sum_38);
+    memset(d_lstm_b_sum_19, 0, 1024 * sizeof *d_lstm_b_sum_19);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            d_sum_38[j] += d_z_19[i * 1024 + j];
+            d_lstm_b_sum_19[j] += d_lstm_z_27[i * 1024 + j];
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 1024; r++)
-            d_pad_add_56[13312 + i * 32768 + r] = d_z_19[i * 1024 + r];
+            d_matmul_pad_add_18[13312 + i * 32768 + r] = d_lstm_z_27[i * 1024 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    r_gemm_nt(32, 256, 1024, REAL_C(1.0), d_z_19, 1024, lstm_u, 1024, REAL_C(1.0), d_h_19, 256);
+    r_gemm_nt(32, 256, 1024, REAL_C(1.0), d_lstm_z_27, 1024, lstm_u, 1024, REAL_C(1.0), d_h_13_2, 256);
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
-        const real t1302 = d_c_19[i] * f_13[i];
-        const real t1329 = d_h_19[i] * o_14[i];
-        const real t1330 = tanh_14[i] * tanh_14[i];
+        const real t1302 = d_lstm_c_14[i] * lstm_f_13[i];
+        const real t1329 = d_h_13_2[i] * lstm_o_13[i];
+        const real t1330 = lstm_tanh_13[i] * lstm_tanh_13[i];
         const real t1331 = REAL_C(1.0) - t1330;
         const real t1332 = t1329 * t1331;
         const real t1333 = t1302 + t1332;
-        d_c_20[i] = t1333;
-        const real t1334 = t1333 * g_14[i];
-        const real t1335 = t1333 * i_14[i];
-        const real t1336 = t1333 * c_12[i];
-        const real t1342 = g_14[i] * g_14[i];
+        d_lstm_c_13[i] = t1333;
+        const real t1334 = t1333 * lstm_g_13[i];
+        const real t1335 = t1333 * lstm_i_13[i];
+        const real t1336 = t1333 * lstm_c_12[i];
+        const real t1342 = lstm_g_13[i] * lstm_g_13[i];
         const real t1343 = REAL_C(1.0) - t1342;
-        d_slice_39[i] = t1335 * t1343;
-        const real t1346 = t1336 * f_12[i];
-        const real t1347 = REAL_C(1.0) - f_12[i];
-        d_add_20[i] = t1346 * t1347;
-        const real t1352 = t1334 * i_14[i];
-        const real t1353 = REAL_C(1.0) - i_14[i];
-        d_slice_40[i] = t1352 * t1353;
+        d_lstm_slice_39[i] = t1335 * t1343;
+        const real t1346 = t1336 * lstm_f_12[i];
+        const real t1347 = REAL_C(1.0) - lstm_f_12[i];
+        d_lstm_add_20[i] = t1346 * t1347;
+        const real t1352 = t1334 * lstm_i_13[i];
+        const real t1353 = REAL_C(1.0) - lstm_i_13[i];
+        d_lstm_slice_40[i] = t1352 * t1353;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t1328 = d_h_19[i * 256 + j] * tanh_14[i * 256 + j];
-            const real t1338 = t1328 * o_14[i * 256 + j];
-            const real t1339 = REAL_C(1.0) - o_14[i * 256 + j];
+            const real t1328 = d_h_13_2[i * 256 + j] * lstm_tanh_13[i * 256 + j];
+            const real t1338 = t1328 * lstm_o_13[i * 256 + j];
+            const real t1339 = REAL_C(1.0) - lstm_o_13[i * 256 + j];
             const real t1340 = t1338 * t1339;
-            d_pad_21[i * 1024 + j + 768] = t1340;
+            d_lstm_z_25_pad[i * 1024 + j + 768] = t1340;
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_57[512 + i * 1024 + r] = d_slice_39[i * 256 + r];
+            d_lstm_z_25_pad_add[512 + i * 1024 + r] = d_lstm_slice_39[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
-    memset(d_sum_39, 0, 256 * sizeof *d_sum_39);
+    memset(d_lstm_forget_b_sum_20, 0, 256 * sizeof *d_lstm_forget_b_sum_20);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            d_sum_39[j] += d_add_20[i * 256 + j];
+            d_lstm_forget_b_sum_20[j] += d_lstm_add_20[i * 256 + j];
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_58[256 + i * 1024 + r] = d_add_20[i * 256 + r];
+            d_lstm_z_25_pad_add_2[256 + i * 1024 + r] = d_lstm_add_20[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_z_20[i * 1024 + r] = d_slice_40[i * 256 + r];
+            d_lstm_z_25[i * 1024 + r] = d_lstm_slice_40[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), h_12, 256, d_z_20, 1024, REAL_C(1.0), d_matmul_add_19, 1024);
+           REAL_C(1.0), h_12, 256, d_lstm_z_25, 1024, REAL_C(1.0), d_lstm_u_matmul_add_19, 1024);
 
     /* backward of models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    memset(d_sum_40, 0, 1024 * sizeof *d_sum_40);
+    memset(d_lstm_b_sum_20, 0, 1024 * sizeof *d_lstm_b_sum_20);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            d_sum_40[j] += d_z_20[i * 1024 + j];
+            d_lstm_b_sum_20[j] += d_lstm_z_25[i * 1024 + j];
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 1024; r++)
-            d_pad_add_59[12288 + i * 32768 + r] = d_z_20[i * 1024 + r];
+            d_matmul_pad_add_19[12288 + i * 32768 + r] = d_lstm_z_25[i * 1024 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    r_gemm_nt(32, 256, 1024, REAL_C(1.0), d_z_20, 1024, lstm_u, 1024, REAL_C(1.0), d_h_20, 256);
+    r_gemm_nt(32, 256, 1024, REAL_C(1.0), d_lstm_z_25, 1024, lstm_u, 1024, REAL_C(1.0), d_h_12_2, 256);
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
-        const real t1337 = d_c_20[i] * f_12[i];
-        const real t1364 = d_h_20[i] * o_13[i];
-        const real t1365 = tanh_13[i] * tanh_13[i];
+        const real t1337 = d_lstm_c_13[i] * lstm_f_12[i];
+        const real t1364 = d_h_12_2[i] * lstm_o_12[i];
+        const real t1365 = lstm_tanh_12[i] * lstm_tanh_12[i];
         const real t1366 = REAL_C(1.0) - t1365;
         const real t1367 = t1364 * t1366;
         const real t1368 = t1337 + t1367;
-        d_c_21[i] = t1368;
-        const real t1369 = t1368 * g_13[i];
-        const real t1370 = t1368 * i_13[i];
-        const real t1371 = t1368 * c_11[i];
-        const real t1377 = g_13[i] * g_13[i];
+        d_lstm_c_12[i] = t1368;
+        const real t1369 = t1368 * lstm_g_12[i];
+        const real t1370 = t1368 * lstm_i_12[i];
+        const real t1371 = t1368 * lstm_c_11[i];
+        const real t1377 = lstm_g_12[i] * lstm_g_12[i];
         const real t1378 = REAL_C(1.0) - t1377;
-        d_slice_41[i] = t1370 * t1378;
-        const real t1381 = t1371 * f_11[i];
-        const real t1382 = REAL_C(1.0) - f_11[i];
-        d_add_21[i] = t1381 * t1382;
-        const real t1387 = t1369 * i_13[i];
-        const real t1388 = REAL_C(1.0) - i_13[i];
-        d_slice_42[i] = t1387 * t1388;
+        d_lstm_slice_41[i] = t1370 * t1378;
+        const real t1381 = t1371 * lstm_f_11[i];
+        const real t1382 = REAL_C(1.0) - lstm_f_11[i];
+        d_lstm_add_21[i] = t1381 * t1382;
+        const real t1387 = t1369 * lstm_i_12[i];
+        const real t1388 = REAL_C(1.0) - lstm_i_12[i];
+        d_lstm_slice_42[i] = t1387 * t1388;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t1363 = d_h_20[i * 256 + j] * tanh_13[i * 256 + j];
-            const real t1373 = t1363 * o_13[i * 256 + j];
-            const real t1374 = REAL_C(1.0) - o_13[i * 256 + j];
+            const real t1363 = d_h_12_2[i * 256 + j] * lstm_tanh_12[i * 256 + j];
+            const real t1373 = t1363 * lstm_o_12[i * 256 + j];
+            const real t1374 = REAL_C(1.0) - lstm_o_12[i * 256 + j];
             const real t1375 = t1373 * t1374;
-            d_pad_22[i * 1024 + j + 768] = t1375;
+            d_lstm_z_23_pad[i * 1024 + j + 768] = t1375;
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_60[512 + i * 1024 + r] = d_slice_41[i * 256 + r];
+            d_lstm_z_23_pad_add[512 + i * 1024 + r] = d_lstm_slice_41[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
-    memset(d_sum_41, 0, 256 * sizeof *d_sum_41);
+    memset(d_lstm_forget_b_sum_21, 0, 256 * sizeof *d_lstm_forget_b_sum_21);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            d_sum_41[j] += d_add_21[i * 256 + j];
+            d_lstm_forget_b_sum_21[j] += d_lstm_add_21[i * 256 + j];
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_61[256 + i * 1024 + r] = d_add_21[i * 256 + r];
+            d_lstm_z_23_pad_add_2[256 + i * 1024 + r] = d_lstm_add_21[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_z_21[i * 1024 + r] = d_slice_42[i * 256 + r];
+            d_lstm_z_23[i * 1024 + r] = d_lstm_slice_42[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), h_11, 256, d_z_21, 1024, REAL_C(1.0), d_matmul_add_20, 1024);
+           REAL_C(1.0), h_11, 256, d_lstm_z_23, 1024, REAL_C(1.0), d_lstm_u_matmul_add_20, 1024);
 
     /* backward of models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    memset(d_sum_42, 0, 1024 * sizeof *d_sum_42);
+    memset(d_lstm_b_sum_21, 0, 1024 * sizeof *d_lstm_b_sum_21);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            d_sum_42[j] += d_z_21[i * 1024 + j];
+            d_lstm_b_sum_21[j] += d_lstm_z_23[i * 1024 + j];
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 1024; r++)
-            d_pad_add_62[11264 + i * 32768 + r] = d_z_21[i * 1024 + r];
+            d_matmul_pad_add_20[11264 + i * 32768 + r] = d_lstm_z_23[i * 1024 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    r_gemm_nt(32, 256, 1024, REAL_C(1.0), d_z_21, 1024, lstm_u, 1024, REAL_C(1.0), d_h_21, 256);
+    r_gemm_nt(32, 256, 1024, REAL_C(1.0), d_lstm_z_23, 1024, lstm_u, 1024, REAL_C(1.0), d_h_11_2, 256);
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
-        const real t1372 = d_c_21[i] * f_11[i];
-        const real t1399 = d_h_21[i] * o_12[i];
-        const real t1400 = tanh_12[i] * tanh_12[i];
+        const real t1372 = d_lstm_c_12[i] * lstm_f_11[i];
+        const real t1399 = d_h_11_2[i] * lstm_o_11[i];
+        const real t1400 = lstm_tanh_11[i] * lstm_tanh_11[i];
         const real t1401 = REAL_C(1.0) - t1400;
         const real t1402 = t1399 * t1401;
         const real t1403 = t1372 + t1402;
-        d_c_22[i] = t1403;
-        const real t1404 = t1403 * g_12[i];
-        const real t1405 = t1403 * i_12[i];
-        const real t1406 = t1403 * c_10[i];
-        const real t1412 = g_12[i] * g_12[i];
+        d_lstm_c_11[i] = t1403;
+        const real t1404 = t1403 * lstm_g_11[i];
+        const real t1405 = t1403 * lstm_i_11[i];
+        const real t1406 = t1403 * lstm_c_10[i];
+        const real t1412 = lstm_g_11[i] * lstm_g_11[i];
         const real t1413 = REAL_C(1.0) - t1412;
-        d_slice_43[i] = t1405 * t1413;
-        const real t1416 = t1406 * f_10[i];
-        const real t1417 = REAL_C(1.0) - f_10[i];
-        d_add_22[i] = t1416 * t1417;
-        const real t1422 = t1404 * i_12[i];
-        const real t1423 = REAL_C(1.0) - i_12[i];
-        d_slice_44[i] = t1422 * t1423;
+        d_lstm_slice_43[i] = t1405 * t1413;
+        const real t1416 = t1406 * lstm_f_10[i];
+        const real t1417 = REAL_C(1.0) - lstm_f_10[i];
+        d_lstm_add_22[i] = t1416 * t1417;
+        const real t1422 = t1404 * lstm_i_11[i];
+        const real t1423 = REAL_C(1.0) - lstm_i_11[i];
+        d_lstm_slice_44[i] = t1422 * t1423;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t1398 = d_h_21[i * 256 + j] * tanh_12[i * 256 + j];
-            const real t1408 = t1398 * o_12[i * 256 + j];
-            const real t1409 = REAL_C(1.0) - o_12[i * 256 + j];
+            const real t1398 = d_h_11_2[i * 256 + j] * lstm_tanh_11[i * 256 + j];
+            const real t1408 = t1398 * lstm_o_11[i * 256 + j];
+            const real t1409 = REAL_C(1.0) - lstm_o_11[i * 256 + j];
             const real t1410 = t1408 * t1409;
-            d_pad_23[i * 1024 + j + 768] = t1410;
+            d_lstm_z_21_pad[i * 1024 + j + 768] = t1410;
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_63[512 + i * 1024 + r] = d_slice_43[i * 256 + r];
+            d_lstm_z_21_pad_add[512 + i * 1024 + r] = d_lstm_slice_43[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
-    memset(d_sum_43, 0, 256 * sizeof *d_sum_43);
+    memset(d_lstm_forget_b_sum_22, 0, 256 * sizeof *d_lstm_forget_b_sum_22);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            d_sum_43[j] += d_add_22[i * 256 + j];
+            d_lstm_forget_b_sum_22[j] += d_lstm_add_22[i * 256 + j];
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_64[256 + i * 1024 + r] = d_add_22[i * 256 + r];
+            d_lstm_z_21_pad_add_2[256 + i * 1024 + r] = d_lstm_add_22[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_z_22[i * 1024 + r] = d_slice_44[i * 256 + r];
+            d_lstm_z_21[i * 1024 + r] = d_lstm_slice_44[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), h_10, 256, d_z_22, 1024, REAL_C(1.0), d_matmul_add_21, 1024);
+           REAL_C(1.0), h_10, 256, d_lstm_z_21, 1024, REAL_C(1.0), d_lstm_u_matmul_add_21, 1024);
 
     /* backward of models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    memset(d_sum_44, 0, 1024 * sizeof *d_sum_44);
+    memset(d_lstm_b_sum_22, 0, 1024 * sizeof *d_lstm_b_sum_22);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            d_sum_44[j] += d_z_22[i * 1024 + j];
+            d_lstm_b_sum_22[j] += d_lstm_z_21[i * 1024 + j];
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 1024; r++)
-            d_pad_add_65[10240 + i * 32768 + r] = d_z_22[i * 1024 + r];
+            d_matmul_pad_add_21[10240 + i * 32768 + r] = d_lstm_z_21[i * 1024 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    r_gemm_nt(32, 256, 1024, REAL_C(1.0), d_z_22, 1024, lstm_u, 1024, REAL_C(1.0), d_h_22, 256);
+    r_gemm_nt(32, 256, 1024, REAL_C(1.0), d_lstm_z_21, 1024, lstm_u, 1024, REAL_C(1.0), d_h_10_2, 256);
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
-        const real t1407 = d_c_22[i] * f_10[i];
-        const real t1434 = d_h_22[i] * o_11[i];
-        const real t1435 = tanh_11[i] * tanh_11[i];
+        const real t1407 = d_lstm_c_11[i] * lstm_f_10[i];
+        const real t1434 = d_h_10_2[i] * lstm_o_10[i];
+        const real t1435 = lstm_tanh_10[i] * lstm_tanh_10[i];
         const real t1436 = REAL_C(1.0) - t1435;
         const real t1437 = t1434 * t1436;
         const real t1438 = t1407 + t1437;
-        d_c_23[i] = t1438;
-        const real t1439 = t1438 * g_11[i];
-        const real t1440 = t1438 * i_11[i];
-        const real t1441 = t1438 * c_9[i];
-        const real t1447 = g_11[i] * g_11[i];
+        d_lstm_c_10[i] = t1438;
+        const real t1439 = t1438 * lstm_g_10[i];
+        const real t1440 = t1438 * lstm_i_10[i];
+        const real t1441 = t1438 * lstm_c_9[i];
+        const real t1447 = lstm_g_10[i] * lstm_g_10[i];
         const real t1448 = REAL_C(1.0) - t1447;
-        d_slice_45[i] = t1440 * t1448;
-        const real t1451 = t1441 * f_9[i];
-        const real t1452 = REAL_C(1.0) - f_9[i];
-        d_add_23[i] = t1451 * t1452;
-        const real t1457 = t1439 * i_11[i];
-        const real t1458 = REAL_C(1.0) - i_11[i];
-        d_slice_46[i] = t1457 * t1458;
+        d_lstm_slice_45[i] = t1440 * t1448;
+        const real t1451 = t1441 * lstm_f_9[i];
+        const real t1452 = REAL_C(1.0) - lstm_f_9[i];
+        d_lstm_add_23[i] = t1451 * t1452;
+        const real t1457 = t1439 * lstm_i_10[i];
+        const real t1458 = REAL_C(1.0) - lstm_i_10[i];
+        d_lstm_slice_46[i] = t1457 * t1458;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t1433 = d_h_22[i * 256 + j] * tanh_11[i * 256 + j];
-            const real t1443 = t1433 * o_11[i * 256 + j];
-            const real t1444 = REAL_C(1.0) - o_11[i * 256 + j];
+            const real t1433 = d_h_10_2[i * 256 + j] * lstm_tanh_10[i * 256 + j];
+            const real t1443 = t1433 * lstm_o_10[i * 256 + j];
+            const real t1444 = REAL_C(1.0) - lstm_o_10[i * 256 + j];
             const real t1445 = t1443 * t1444;
-            d_pad_24[i * 1024 + j + 768] = t1445;
+            d_lstm_z_19_pad[i * 1024 + j + 768] = t1445;
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_66[512 + i * 1024 + r] = d_slice_45[i * 256 + r];
+            d_lstm_z_19_pad_add[512 + i * 1024 + r] = d_lstm_slice_45[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
-    memset(d_sum_45, 0, 256 * sizeof *d_sum_45);
+    memset(d_lstm_forget_b_sum_23, 0, 256 * sizeof *d_lstm_forget_b_sum_23);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            d_sum_45[j] += d_add_23[i * 256 + j];
+            d_lstm_forget_b_sum_23[j] += d_lstm_add_23[i * 256 + j];
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_67[256 + i * 1024 + r] = d_add_23[i * 256 + r];
+            d_lstm_z_19_pad_add_2[256 + i * 1024 + r] = d_lstm_add_23[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_z_23[i * 1024 + r] = d_slice_46[i * 256 + r];
+            d_lstm_z_19[i * 1024 + r] = d_lstm_slice_46[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), h_9, 256, d_z_23, 1024, REAL_C(1.0), d_matmul_add_22, 1024);
+           REAL_C(1.0), h_9, 256, d_lstm_z_19, 1024, REAL_C(1.0), d_lstm_u_matmul_add_22, 1024);
 
     /* backward of models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    memset(d_sum_46, 0, 1024 * sizeof *d_sum_46);
+    memset(d_lstm_b_sum_23, 0, 1024 * sizeof *d_lstm_b_sum_23);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            d_sum_46[j] += d_z_23[i * 1024 + j];
+            d_lstm_b_sum_23[j] += d_lstm_z_19[i * 1024 + j];
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 1024; r++)
-            d_pad_add_68[9216 + i * 32768 + r] = d_z_23[i * 1024 + r];
+            d_matmul_pad_add_22[9216 + i * 32768 + r] = d_lstm_z_19[i * 1024 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    r_gemm_nt(32, 256, 1024, REAL_C(1.0), d_z_23, 1024, lstm_u, 1024, REAL_C(1.0), d_h_23, 256);
+    r_gemm_nt(32, 256, 1024, REAL_C(1.0), d_lstm_z_19, 1024, lstm_u, 1024, REAL_C(1.0), d_h_9_2, 256);
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
-        const real t1442 = d_c_23[i] * f_9[i];
-        const real t1469 = d_h_23[i] * o_10[i];
-        const real t1470 = tanh_10[i] * tanh_10[i];
+        const real t1442 = d_lstm_c_10[i] * lstm_f_9[i];
+        const real t1469 = d_h_9_2[i] * lstm_o_9[i];
+        const real t1470 = lstm_tanh_9[i] * lstm_tanh_9[i];
         const real t1471 = REAL_C(1.0) - t1470;
         const real t1472 = t1469 * t1471;
         const real t1473 = t1442 + t1472;
-        d_c_24[i] = t1473;
-        const real t1474 = t1473 * g_10[i];
-        const real t1475 = t1473 * i_10[i];
-        const real t1476 = t1473 * c_8[i];
-        const real t1482 = g_10[i] * g_10[i];
+        d_lstm_c_9[i] = t1473;
+        const real t1474 = t1473 * lstm_g_9[i];
+        const real t1475 = t1473 * lstm_i_9[i];
+        const real t1476 = t1473 * lstm_c_8[i];
+        const real t1482 = lstm_g_9[i] * lstm_g_9[i];
         const real t1483 = REAL_C(1.0) - t1482;
-        d_slice_47[i] = t1475 * t1483;
-        const real t1486 = t1476 * f_8[i];
-        const real t1487 = REAL_C(1.0) - f_8[i];
-        d_add_24[i] = t1486 * t1487;
-        const real t1492 = t1474 * i_10[i];
-        const real t1493 = REAL_C(1.0) - i_10[i];
-        d_slice_48[i] = t1492 * t1493;
+        d_lstm_slice_47[i] = t1475 * t1483;
+        const real t1486 = t1476 * lstm_f_8[i];
+        const real t1487 = REAL_C(1.0) - lstm_f_8[i];
+        d_lstm_add_24[i] = t1486 * t1487;
+        const real t1492 = t1474 * lstm_i_9[i];
+        const real t1493 = REAL_C(1.0) - lstm_i_9[i];
+        d_lstm_slice_48[i] = t1492 * t1493;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t1468 = d_h_23[i * 256 + j] * tanh_10[i * 256 + j];
-            const real t1478 = t1468 * o_10[i * 256 + j];
-            const real t1479 = REAL_C(1.0) - o_10[i * 256 + j];
+            const real t1468 = d_h_9_2[i * 256 + j] * lstm_tanh_9[i * 256 + j];
+            const real t1478 = t1468 * lstm_o_9[i * 256 + j];
+            const real t1479 = REAL_C(1.0) - lstm_o_9[i * 256 + j];
             const real t1480 = t1478 * t1479;
-            d_pad_25[i * 1024 + j + 768] = t1480;
+            d_lstm_z_17_pad[i * 1024 + j + 768] = t1480;
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_69[512 + i * 1024 + r] = d_slice_47[i * 256 + r];
+            d_lstm_z_17_pad_add[512 + i * 1024 + r] = d_lstm_slice_47[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
-    memset(d_sum_47, 0, 256 * sizeof *d_sum_47);
+    memset(d_lstm_forget_b_sum_24, 0, 256 * sizeof *d_lstm_forget_b_sum_24);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            d_sum_47[j] += d_add_24[i * 256 + j];
+            d_lstm_forget_b_sum_24[j] += d_lstm_add_24[i * 256 + j];
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_70[256 + i * 1024 + r] = d_add_24[i * 256 + r];
+            d_lstm_z_17_pad_add_2[256 + i * 1024 + r] = d_lstm_add_24[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_z_24[i * 1024 + r] = d_slice_48[i * 256 + r];
+            d_lstm_z_17[i * 1024 + r] = d_lstm_slice_48[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), h_8, 256, d_z_24, 1024, REAL_C(1.0), d_matmul_add_23, 1024);
+           REAL_C(1.0), h_8, 256, d_lstm_z_17, 1024, REAL_C(1.0), d_lstm_u_matmul_add_23, 1024);
 
     /* backward of models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    memset(d_sum_48, 0, 1024 * sizeof *d_sum_48);
+    memset(d_lstm_b_sum_24, 0, 1024 * sizeof *d_lstm_b_sum_24);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            d_sum_48[j] += d_z_24[i * 1024 + j];
+            d_lstm_b_sum_24[j] += d_lstm_z_17[i * 1024 + j];
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 1024; r++)
-            d_pad_add_71[8192 + i * 32768 + r] = d_z_24[i * 1024 + r];
+            d_matmul_pad_add_23[8192 + i * 32768 + r] = d_lstm_z_17[i * 1024 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    r_gemm_nt(32, 256, 1024, REAL_C(1.0), d_z_24, 1024, lstm_u, 1024, REAL_C(1.0), d_h_24, 256);
+    r_gemm_nt(32, 256, 1024, REAL_C(1.0), d_lstm_z_17, 1024, lstm_u, 1024, REAL_C(1.0), d_h_8_2, 256);
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
-        const real t1477 = d_c_24[i] * f_8[i];
-        const real t1504 = d_h_24[i] * o_9[i];
-        const real t1505 = tanh_9[i] * tanh_9[i];
+        const real t1477 = d_lstm_c_9[i] * lstm_f_8[i];
+        const real t1504 = d_h_8_2[i] * lstm_o_8[i];
+        const real t1505 = lstm_tanh_8[i] * lstm_tanh_8[i];
         const real t1506 = REAL_C(1.0) - t1505;
         const real t1507 = t1504 * t1506;
         const real t1508 = t1477 + t1507;
-        d_c_25[i] = t1508;
-        const real t1509 = t1508 * g_9[i];
-        const real t1510 = t1508 * i_9[i];
-        const real t1511 = t1508 * c_7[i];
-        const real t1517 = g_9[i] * g_9[i];
+        d_lstm_c_8[i] = t1508;
+        const real t1509 = t1508 * lstm_g_8[i];
+        const real t1510 = t1508 * lstm_i_8[i];
+        const real t1511 = t1508 * lstm_c_7[i];
+        const real t1517 = lstm_g_8[i] * lstm_g_8[i];
         const real t1518 = REAL_C(1.0) - t1517;
-        d_slice_49[i] = t1510 * t1518;
-        const real t1521 = t1511 * f_7[i];
-        const real t1522 = REAL_C(1.0) - f_7[i];
-        d_add_25[i] = t1521 * t1522;
-        const real t1527 = t1509 * i_9[i];
-        const real t1528 = REAL_C(1.0) - i_9[i];
-        d_slice_50[i] = t1527 * t1528;
+        d_lstm_slice_49[i] = t1510 * t1518;
+        const real t1521 = t1511 * lstm_f_7[i];
+        const real t1522 = REAL_C(1.0) - lstm_f_7[i];
+        d_lstm_add_25[i] = t1521 * t1522;
+        const real t1527 = t1509 * lstm_i_8[i];
+        const real t1528 = REAL_C(1.0) - lstm_i_8[i];
+        d_lstm_slice_50[i] = t1527 * t1528;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t1503 = d_h_24[i * 256 + j] * tanh_9[i * 256 + j];
-            const real t1513 = t1503 * o_9[i * 256 + j];
-            const real t1514 = REAL_C(1.0) - o_9[i * 256 + j];
+            const real t1503 = d_h_8_2[i * 256 + j] * lstm_tanh_8[i * 256 + j];
+            const real t1513 = t1503 * lstm_o_8[i * 256 + j];
+            const real t1514 = REAL_C(1.0) - lstm_o_8[i * 256 + j];
             const real t1515 = t1513 * t1514;
-            d_pad_26[i * 1024 + j + 768] = t1515;
+            d_lstm_z_15_pad[i * 1024 + j + 768] = t1515;
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_72[512 + i * 1024 + r] = d_slice_49[i * 256 + r];
+            d_lstm_z_15_pad_add[512 + i * 1024 + r] = d_lstm_slice_49[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
-    memset(d_sum_49, 0, 256 * sizeof *d_sum_49);
+    memset(d_lstm_forget_b_sum_25, 0, 256 * sizeof *d_lstm_forget_b_sum_25);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            d_sum_49[j] += d_add_25[i * 256 + j];
+            d_lstm_forget_b_sum_25[j] += d_lstm_add_25[i * 256 + j];
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_73[256 + i * 1024 + r] = d_add_25[i * 256 + r];
+            d_lstm_z_15_pad_add_2[256 + i * 1024 + r] = d_lstm_add_25[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_z_25[i * 1024 + r] = d_slice_50[i * 256 + r];
+            d_lstm_z_15[i * 1024 + r] = d_lstm_slice_50[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), h_7, 256, d_z_25, 1024, REAL_C(1.0), d_matmul_add_24, 1024);
+           REAL_C(1.0), h_7, 256, d_lstm_z_15, 1024, REAL_C(1.0), d_lstm_u_matmul_add_24, 1024);
 
     /* backward of models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    memset(d_sum_50, 0, 1024 * sizeof *d_sum_50);
+    memset(d_lstm_b_sum_25, 0, 1024 * sizeof *d_lstm_b_sum_25);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            d_sum_50[j] += d_z_25[i * 1024 + j];
+            d_lstm_b_sum_25[j] += d_lstm_z_15[i * 1024 + j];
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 1024; r++)
-            d_pad_add_74[7168 + i * 32768 + r] = d_z_25[i * 1024 + r];
+            d_matmul_pad_add_24[7168 + i * 32768 + r] = d_lstm_z_15[i * 1024 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    r_gemm_nt(32, 256, 1024, REAL_C(1.0), d_z_25, 1024, lstm_u, 1024, REAL_C(1.0), d_h_25, 256);
+    r_gemm_nt(32, 256, 1024, REAL_C(1.0), d_lstm_z_15, 1024, lstm_u, 1024, REAL_C(1.0), d_h_7_2, 256);
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
-        const real t1512 = d_c_25[i] * f_7[i];
-        const real t1539 = d_h_25[i] * o_8[i];
-        const real t1540 = tanh_8[i] * tanh_8[i];
+        const real t1512 = d_lstm_c_8[i] * lstm_f_7[i];
+        const real t1539 = d_h_7_2[i] * lstm_o_7[i];
+        const real t1540 = lstm_tanh_7[i] * lstm_tanh_7[i];
         const real t1541 = REAL_C(1.0) - t1540;
         const real t1542 = t1539 * t1541;
         const real t1543 = t1512 + t1542;
-        d_c_26[i] = t1543;
-        const real t1544 = t1543 * g_8[i];
-        const real t1545 = t1543 * i_8[i];
-        const real t1546 = t1543 * c_6[i];
-        const real t1552 = g_8[i] * g_8[i];
+        d_lstm_c_7[i] = t1543;
+        const real t1544 = t1543 * lstm_g_7[i];
+        const real t1545 = t1543 * lstm_i_7[i];
+        const real t1546 = t1543 * lstm_c_6[i];
+        const real t1552 = lstm_g_7[i] * lstm_g_7[i];
         const real t1553 = REAL_C(1.0) - t1552;
-        d_slice_51[i] = t1545 * t1553;
-        const real t1556 = t1546 * f_6[i];
-        const real t1557 = REAL_C(1.0) - f_6[i];
-        d_add_26[i] = t1556 * t1557;
-        const real t1562 = t1544 * i_8[i];
-        const real t1563 = REAL_C(1.0) - i_8[i];
-        d_slice_52[i] = t1562 * t1563;
+        d_lstm_slice_51[i] = t1545 * t1553;
+        const real t1556 = t1546 * lstm_f_6[i];
+        const real t1557 = REAL_C(1.0) - lstm_f_6[i];
+        d_lstm_add_26[i] = t1556 * t1557;
+        const real t1562 = t1544 * lstm_i_7[i];
+        const real t1563 = REAL_C(1.0) - lstm_i_7[i];
+        d_lstm_slice_52[i] = t1562 * t1563;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t1538 = d_h_25[i * 256 + j] * tanh_8[i * 256 + j];
-            const real t1548 = t1538 * o_8[i * 256 + j];
-            const real t1549 = REAL_C(1.0) - o_8[i * 256 + j];
+            const real t1538 = d_h_7_2[i * 256 + j] * lstm_tanh_7[i * 256 + j];
+            const real t1548 = t1538 * lstm_o_7[i * 256 + j];
+            const real t1549 = REAL_C(1.0) - lstm_o_7[i * 256 + j];
             const real t1550 = t1548 * t1549;
-            d_pad_27[i * 1024 + j + 768] = t1550;
+            d_lstm_z_13_pad[i * 1024 + j + 768] = t1550;
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_75[512 + i * 1024 + r] = d_slice_51[i * 256 + r];
+            d_lstm_z_13_pad_add[512 + i * 1024 + r] = d_lstm_slice_51[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
-    memset(d_sum_51, 0, 256 * sizeof *d_sum_51);
+    memset(d_lstm_forget_b_sum_26, 0, 256 * sizeof *d_lstm_forget_b_sum_26);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            d_sum_51[j] += d_add_26[i * 256 + j];
+            d_lstm_forget_b_sum_26[j] += d_lstm_add_26[i * 256 + j];
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_76[256 + i * 1024 + r] = d_add_26[i * 256 + r];
+            d_lstm_z_13_pad_add_2[256 + i * 1024 + r] = d_lstm_add_26[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_z_26[i * 1024 + r] = d_slice_52[i * 256 + r];
+            d_lstm_z_13[i * 1024 + r] = d_lstm_slice_52[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), h_6, 256, d_z_26, 1024, REAL_C(1.0), d_matmul_add_25, 1024);
+           REAL_C(1.0), h_6, 256, d_lstm_z_13, 1024, REAL_C(1.0), d_lstm_u_matmul_add_25, 1024);
 
     /* backward of models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    memset(d_sum_52, 0, 1024 * sizeof *d_sum_52);
+    memset(d_lstm_b_sum_26, 0, 1024 * sizeof *d_lstm_b_sum_26);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            d_sum_52[j] += d_z_26[i * 1024 + j];
+            d_lstm_b_sum_26[j] += d_lstm_z_13[i * 1024 + j];
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 1024; r++)
-            d_pad_add_77[6144 + i * 32768 + r] = d_z_26[i * 1024 + r];
+            d_matmul_pad_add_25[6144 + i * 32768 + r] = d_lstm_z_13[i * 1024 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    r_gemm_nt(32, 256, 1024, REAL_C(1.0), d_z_26, 1024, lstm_u, 1024, REAL_C(1.0), d_h_26, 256);
+    r_gemm_nt(32, 256, 1024, REAL_C(1.0), d_lstm_z_13, 1024, lstm_u, 1024, REAL_C(1.0), d_h_6_2, 256);
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
-        const real t1547 = d_c_26[i] * f_6[i];
-        const real t1574 = d_h_26[i] * o_7[i];
-        const real t1575 = tanh_7[i] * tanh_7[i];
+        const real t1547 = d_lstm_c_7[i] * lstm_f_6[i];
+        const real t1574 = d_h_6_2[i] * lstm_o_6[i];
+        const real t1575 = lstm_tanh_6[i] * lstm_tanh_6[i];
         const real t1576 = REAL_C(1.0) - t1575;
         const real t1577 = t1574 * t1576;
         const real t1578 = t1547 + t1577;
-        d_c_27[i] = t1578;
-        const real t1579 = t1578 * g_7[i];
-        const real t1580 = t1578 * i_7[i];
-        const real t1581 = t1578 * c_5[i];
-        const real t1587 = g_7[i] * g_7[i];
+        d_lstm_c_6[i] = t1578;
+        const real t1579 = t1578 * lstm_g_6[i];
+        const real t1580 = t1578 * lstm_i_6[i];
+        const real t1581 = t1578 * lstm_c_5[i];
+        const real t1587 = lstm_g_6[i] * lstm_g_6[i];
         const real t1588 = REAL_C(1.0) - t1587;
-        d_slice_53[i] = t1580 * t1588;
-        const real t1591 = t1581 * f_5[i];
-        const real t1592 = REAL_C(1.0) - f_5[i];
-        d_add_27[i] = t1591 * t1592;
-        const real t1597 = t1579 * i_7[i];
-        const real t1598 = REAL_C(1.0) - i_7[i];
-        d_slice_54[i] = t1597 * t1598;
+        d_lstm_slice_53[i] = t1580 * t1588;
+        const real t1591 = t1581 * lstm_f_5[i];
+        const real t1592 = REAL_C(1.0) - lstm_f_5[i];
+        d_lstm_add_27[i] = t1591 * t1592;
+        const real t1597 = t1579 * lstm_i_6[i];
+        const real t1598 = REAL_C(1.0) - lstm_i_6[i];
+        d_lstm_slice_54[i] = t1597 * t1598;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t1573 = d_h_26[i * 256 + j] * tanh_7[i * 256 + j];
-            const real t1583 = t1573 * o_7[i * 256 + j];
-            const real t1584 = REAL_C(1.0) - o_7[i * 256 + j];
+            const real t1573 = d_h_6_2[i * 256 + j] * lstm_tanh_6[i * 256 + j];
+            const real t1583 = t1573 * lstm_o_6[i * 256 + j];
+            const real t1584 = REAL_C(1.0) - lstm_o_6[i * 256 + j];
             const real t1585 = t1583 * t1584;
-            d_pad_28[i * 1024 + j + 768] = t1585;
+            d_lstm_z_11_pad[i * 1024 + j + 768] = t1585;
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_78[512 + i * 1024 + r] = d_slice_53[i * 256 + r];
+            d_lstm_z_11_pad_add[512 + i * 1024 + r] = d_lstm_slice_53[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
-    memset(d_sum_53, 0, 256 * sizeof *d_sum_53);
+    memset(d_lstm_forget_b_sum_27, 0, 256 * sizeof *d_lstm_forget_b_sum_27);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            d_sum_53[j] += d_add_27[i * 256 + j];
+            d_lstm_forget_b_sum_27[j] += d_lstm_add_27[i * 256 + j];
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_79[256 + i * 1024 + r] = d_add_27[i * 256 + r];
+            d_lstm_z_11_pad_add_2[256 + i * 1024 + r] = d_lstm_add_27[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_z_27[i * 1024 + r] = d_slice_54[i * 256 + r];
+            d_lstm_z_11[i * 1024 + r] = d_lstm_slice_54[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), h_5, 256, d_z_27, 1024, REAL_C(1.0), d_matmul_add_26, 1024);
+           REAL_C(1.0), h_5, 256, d_lstm_z_11, 1024, REAL_C(1.0), d_lstm_u_matmul_add_26, 1024);
 
     /* backward of models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    memset(d_sum_54, 0, 1024 * sizeof *d_sum_54);
+    memset(d_lstm_b_sum_27, 0, 1024 * sizeof *d_lstm_b_sum_27);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            d_sum_54[j] += d_z_27[i * 1024 + j];
+            d_lstm_b_sum_27[j] += d_lstm_z_11[i * 1024 + j];
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 1024; r++)
-            d_pad_add_80[5120 + i * 32768 + r] = d_z_27[i * 1024 + r];
+            d_matmul_pad_add_26[5120 + i * 32768 + r] = d_lstm_z_11[i * 1024 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    r_gemm_nt(32, 256, 1024, REAL_C(1.0), d_z_27, 1024, lstm_u, 1024, REAL_C(1.0), d_h_27, 256);
+    r_gemm_nt(32, 256, 1024, REAL_C(1.0), d_lstm_z_11, 1024, lstm_u, 1024, REAL_C(1.0), d_h_5_2, 256);
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
-        const real t1582 = d_c_27[i] * f_5[i];
-        const real t1609 = d_h_27[i] * o_6[i];
-        const real t1610 = tanh_6[i] * tanh_6[i];
+        const real t1582 = d_lstm_c_6[i] * lstm_f_5[i];
+        const real t1609 = d_h_5_2[i] * lstm_o_5[i];
+        const real t1610 = lstm_tanh_5[i] * lstm_tanh_5[i];
         const real t1611 = REAL_C(1.0) - t1610;
         const real t1612 = t1609 * t1611;
         const real t1613 = t1582 + t1612;
-        d_c_28[i] = t1613;
-        const real t1614 = t1613 * g_6[i];
-        const real t1615 = t1613 * i_6[i];
-        const real t1616 = t1613 * c_4[i];
-        const real t1622 = g_6[i] * g_6[i];
+        d_lstm_c_5[i] = t1613;
+        const real t1614 = t1613 * lstm_g_5[i];
+        const real t1615 = t1613 * lstm_i_5[i];
+        const real t1616 = t1613 * lstm_c_4[i];
+        const real t1622 = lstm_g_5[i] * lstm_g_5[i];
         const real t1623 = REAL_C(1.0) - t1622;
-        d_slice_55[i] = t1615 * t1623;
-        const real t1626 = t1616 * f_4[i];
-        const real t1627 = REAL_C(1.0) - f_4[i];
-        d_add_28[i] = t1626 * t1627;
-        const real t1632 = t1614 * i_6[i];
-        const real t1633 = REAL_C(1.0) - i_6[i];
-        d_slice_56[i] = t1632 * t1633;
+        d_lstm_slice_55[i] = t1615 * t1623;
+        const real t1626 = t1616 * lstm_f_4[i];
+        const real t1627 = REAL_C(1.0) - lstm_f_4[i];
+        d_lstm_add_28[i] = t1626 * t1627;
+        const real t1632 = t1614 * lstm_i_5[i];
+        const real t1633 = REAL_C(1.0) - lstm_i_5[i];
+        d_lstm_slice_56[i] = t1632 * t1633;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t1608 = d_h_27[i * 256 + j] * tanh_6[i * 256 + j];
-            const real t1618 = t1608 * o_6[i * 256 + j];
-            const real t1619 = REAL_C(1.0) - o_6[i * 256 + j];
+            const real t1608 = d_h_5_2[i * 256 + j] * lstm_tanh_5[i * 256 + j];
+            const real t1618 = t1608 * lstm_o_5[i * 256 + j];
+            const real t1619 = REAL_C(1.0) - lstm_o_5[i * 256 + j];
             const real t1620 = t1618 * t1619;
-            d_pad_29[i * 1024 + j + 768] = t1620;
+            d_lstm_z_9_pad[i * 1024 + j + 768] = t1620;
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_81[512 + i * 1024 + r] = d_slice_55[i * 256 + r];
+            d_lstm_z_9_pad_add[512 + i * 1024 + r] = d_lstm_slice_55[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
-    memset(d_sum_55, 0, 256 * sizeof *d_sum_55);
+    memset(d_lstm_forget_b_sum_28, 0, 256 * sizeof *d_lstm_forget_b_sum_28);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            d_sum_55[j] += d_add_28[i * 256 + j];
+            d_lstm_forget_b_sum_28[j] += d_lstm_add_28[i * 256 + j];
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_82[256 + i * 1024 + r] = d_add_28[i * 256 + r];
+            d_lstm_z_9_pad_add_2[256 + i * 1024 + r] = d_lstm_add_28[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_z_28[i * 1024 + r] = d_slice_56[i * 256 + r];
+            d_lstm_z_9[i * 1024 + r] = d_lstm_slice_56[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), h_4, 256, d_z_28, 1024, REAL_C(1.0), d_matmul_add_27, 1024);
+           REAL_C(1.0), h_4, 256, d_lstm_z_9, 1024, REAL_C(1.0), d_lstm_u_matmul_add_27, 1024);
 
     /* backward of models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    memset(d_sum_56, 0, 1024 * sizeof *d_sum_56);
+    memset(d_lstm_b_sum_28, 0, 1024 * sizeof *d_lstm_b_sum_28);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            d_sum_56[j] += d_z_28[i * 1024 + j];
+            d_lstm_b_sum_28[j] += d_lstm_z_9[i * 1024 + j];
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 1024; r++)
-            d_pad_add_83[4096 + i * 32768 + r] = d_z_28[i * 1024 + r];
+            d_matmul_pad_add_27[4096 + i * 32768 + r] = d_lstm_z_9[i * 1024 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    r_gemm_nt(32, 256, 1024, REAL_C(1.0), d_z_28, 1024, lstm_u, 1024, REAL_C(1.0), d_h_28, 256);
+    r_gemm_nt(32, 256, 1024, REAL_C(1.0), d_lstm_z_9, 1024, lstm_u, 1024, REAL_C(1.0), d_h_4_2, 256);
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
-        const real t1617 = d_c_28[i] * f_4[i];
-        const real t1644 = d_h_28[i] * o_5[i];
-        const real t1645 = tanh_5[i] * tanh_5[i];
+        const real t1617 = d_lstm_c_5[i] * lstm_f_4[i];
+        const real t1644 = d_h_4_2[i] * lstm_o_4[i];
+        const real t1645 = lstm_tanh_4[i] * lstm_tanh_4[i];
         const real t1646 = REAL_C(1.0) - t1645;
         const real t1647 = t1644 * t1646;
         const real t1648 = t1617 + t1647;
-        d_c_29[i] = t1648;
-        const real t1649 = t1648 * g_5[i];
-        const real t1650 = t1648 * i_5[i];
-        const real t1651 = t1648 * c_3[i];
-        const real t1657 = g_5[i] * g_5[i];
+        d_lstm_c_4[i] = t1648;
+        const real t1649 = t1648 * lstm_g_4[i];
+        const real t1650 = t1648 * lstm_i_4[i];
+        const real t1651 = t1648 * lstm_c_3[i];
+        const real t1657 = lstm_g_4[i] * lstm_g_4[i];
         const real t1658 = REAL_C(1.0) - t1657;
-        d_slice_57[i] = t1650 * t1658;
-        const real t1661 = t1651 * f_3[i];
-        const real t1662 = REAL_C(1.0) - f_3[i];
-        d_add_29[i] = t1661 * t1662;
-        const real t1667 = t1649 * i_5[i];
-        const real t1668 = REAL_C(1.0) - i_5[i];
-        d_slice_58[i] = t1667 * t1668;
+        d_lstm_slice_57[i] = t1650 * t1658;
+        const real t1661 = t1651 * lstm_f_3[i];
+        const real t1662 = REAL_C(1.0) - lstm_f_3[i];
+        d_lstm_add_29[i] = t1661 * t1662;
+        const real t1667 = t1649 * lstm_i_4[i];
+        const real t1668 = REAL_C(1.0) - lstm_i_4[i];
+        d_lstm_slice_58[i] = t1667 * t1668;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t1643 = d_h_28[i * 256 + j] * tanh_5[i * 256 + j];
-            const real t1653 = t1643 * o_5[i * 256 + j];
-            const real t1654 = REAL_C(1.0) - o_5[i * 256 + j];
+            const real t1643 = d_h_4_2[i * 256 + j] * lstm_tanh_4[i * 256 + j];
+            const real t1653 = t1643 * lstm_o_4[i * 256 + j];
+            const real t1654 = REAL_C(1.0) - lstm_o_4[i * 256 + j];
             const real t1655 = t1653 * t1654;
-            d_pad_30[i * 1024 + j + 768] = t1655;
+            d_lstm_z_7_pad[i * 1024 + j + 768] = t1655;
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_84[512 + i * 1024 + r] = d_slice_57[i * 256 + r];
+            d_lstm_z_7_pad_add[512 + i * 1024 + r] = d_lstm_slice_57[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
-    memset(d_sum_57, 0, 256 * sizeof *d_sum_57);
+    memset(d_lstm_forget_b_sum_29, 0, 256 * sizeof *d_lstm_forget_b_sum_29);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            d_sum_57[j] += d_add_29[i * 256 + j];
+            d_lstm_forget_b_sum_29[j] += d_lstm_add_29[i * 256 + j];
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_85[256 + i * 1024 + r] = d_add_29[i * 256 + r];
+            d_lstm_z_7_pad_add_2[256 + i * 1024 + r] = d_lstm_add_29[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_z_29[i * 1024 + r] = d_slice_58[i * 256 + r];
+            d_lstm_z_7[i * 1024 + r] = d_lstm_slice_58[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), h_3, 256, d_z_29, 1024, REAL_C(1.0), d_matmul_add_28, 1024);
+           REAL_C(1.0), h_3, 256, d_lstm_z_7, 1024, REAL_C(1.0), d_lstm_u_matmul_add_28, 1024);
 
     /* backward of models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    memset(d_sum_58, 0, 1024 * sizeof *d_sum_58);
+    memset(d_lstm_b_sum_29, 0, 1024 * sizeof *d_lstm_b_sum_29);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            d_sum_58[j] += d_z_29[i * 1024 + j];
+            d_lstm_b_sum_29[j] += d_lstm_z_7[i * 1024 + j];
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 1024; r++)
-            d_pad_add_86[3072 + i * 32768 + r] = d_z_29[i * 1024 + r];
+            d_matmul_pad_add_28[3072 + i * 32768 + r] = d_lstm_z_7[i * 1024 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    r_gemm_nt(32, 256, 1024, REAL_C(1.0), d_z_29, 1024, lstm_u, 1024, REAL_C(1.0), d_h_29, 256);
+    r_gemm_nt(32, 256, 1024, REAL_C(1.0), d_lstm_z_7, 1024, lstm_u, 1024, REAL_C(1.0), d_h_3_2, 256);
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
-        const real t1652 = d_c_29[i] * f_3[i];
-        const real t1679 = d_h_29[i] * o_4[i];
-        const real t1680 = tanh_4[i] * tanh_4[i];
+        const real t1652 = d_lstm_c_4[i] * lstm_f_3[i];
+        const real t1679 = d_h_3_2[i] * lstm_o_3[i];
+        const real t1680 = lstm_tanh_3[i] * lstm_tanh_3[i];
         const real t1681 = REAL_C(1.0) - t1680;
         const real t1682 = t1679 * t1681;
         const real t1683 = t1652 + t1682;
-        d_c_30[i] = t1683;
-        const real t1684 = t1683 * g_4[i];
-        const real t1685 = t1683 * i_4[i];
-        const real t1686 = t1683 * c_2[i];
-        const real t1692 = g_4[i] * g_4[i];
+        d_lstm_c_3[i] = t1683;
+        const real t1684 = t1683 * lstm_g_3[i];
+        const real t1685 = t1683 * lstm_i_3[i];
+        const real t1686 = t1683 * lstm_c_2[i];
+        const real t1692 = lstm_g_3[i] * lstm_g_3[i];
         const real t1693 = REAL_C(1.0) - t1692;
-        d_slice_59[i] = t1685 * t1693;
-        const real t1696 = t1686 * f_2[i];
-        const real t1697 = REAL_C(1.0) - f_2[i];
-        d_add_30[i] = t1696 * t1697;
-        const real t1702 = t1684 * i_4[i];
-        const real t1703 = REAL_C(1.0) - i_4[i];
-        d_slice_60[i] = t1702 * t1703;
+        d_lstm_slice_59[i] = t1685 * t1693;
+        const real t1696 = t1686 * lstm_f_2[i];
+        const real t1697 = REAL_C(1.0) - lstm_f_2[i];
+        d_lstm_add_30[i] = t1696 * t1697;
+        const real t1702 = t1684 * lstm_i_3[i];
+        const real t1703 = REAL_C(1.0) - lstm_i_3[i];
+        d_lstm_slice_60[i] = t1702 * t1703;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t1678 = d_h_29[i * 256 + j] * tanh_4[i * 256 + j];
-            const real t1688 = t1678 * o_4[i * 256 + j];
-            const real t1689 = REAL_C(1.0) - o_4[i * 256 + j];
+            const real t1678 = d_h_3_2[i * 256 + j] * lstm_tanh_3[i * 256 + j];
+            const real t1688 = t1678 * lstm_o_3[i * 256 + j];
+            const real t1689 = REAL_C(1.0) - lstm_o_3[i * 256 + j];
             const real t1690 = t1688 * t1689;
-            d_pad_31[i * 1024 + j + 768] = t1690;
+            d_lstm_z_5_pad[i * 1024 + j + 768] = t1690;
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_87[512 + i * 1024 + r] = d_slice_59[i * 256 + r];
+            d_lstm_z_5_pad_add[512 + i * 1024 + r] = d_lstm_slice_59[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
-    memset(d_sum_59, 0, 256 * sizeof *d_sum_59);
+    memset(d_lstm_forget_b_sum_30, 0, 256 * sizeof *d_lstm_forget_b_sum_30);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            d_sum_59[j] += d_add_30[i * 256 + j];
+            d_lstm_forget_b_sum_30[j] += d_lstm_add_30[i * 256 + j];
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_88[256 + i * 1024 + r] = d_add_30[i * 256 + r];
+            d_lstm_z_5_pad_add_2[256 + i * 1024 + r] = d_lstm_add_30[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_z_30[i * 1024 + r] = d_slice_60[i * 256 + r];
+            d_lstm_z_5[i * 1024 + r] = d_lstm_slice_60[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), h_2, 256, d_z_30, 1024, REAL_C(1.0), d_matmul_add_29, 1024);
+           REAL_C(1.0), h_2, 256, d_lstm_z_5, 1024, REAL_C(1.0), d_lstm_u_matmul_add_29, 1024);
 
     /* backward of models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    memset(d_sum_60, 0, 1024 * sizeof *d_sum_60);
+    memset(d_lstm_b_sum_30, 0, 1024 * sizeof *d_lstm_b_sum_30);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            d_sum_60[j] += d_z_30[i * 1024 + j];
+            d_lstm_b_sum_30[j] += d_lstm_z_5[i * 1024 + j];
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 1024; r++)
-            d_pad_add_89[2048 + i * 32768 + r] = d_z_30[i * 1024 + r];
+            d_matmul_pad_add_29[2048 + i * 32768 + r] = d_lstm_z_5[i * 1024 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    r_gemm_nt(32, 256, 1024, REAL_C(1.0), d_z_30, 1024, lstm_u, 1024, REAL_C(1.0), d_h_30, 256);
+    r_gemm_nt(32, 256, 1024, REAL_C(1.0), d_lstm_z_5, 1024, lstm_u, 1024, REAL_C(1.0), d_h_2_2, 256);
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
-        const real t1687 = d_c_30[i] * f_2[i];
-        const real t1714 = d_h_30[i] * o_3[i];
-        const real t1715 = tanh_3[i] * tanh_3[i];
+        const real t1687 = d_lstm_c_3[i] * lstm_f_2[i];
+        const real t1714 = d_h_2_2[i] * lstm_o_2[i];
+        const real t1715 = lstm_tanh_2[i] * lstm_tanh_2[i];
         const real t1716 = REAL_C(1.0) - t1715;
         const real t1717 = t1714 * t1716;
         const real t1718 = t1687 + t1717;
-        d_c_31[i] = t1718;
-        const real t1719 = t1718 * g_3[i];
-        const real t1720 = t1718 * i_3[i];
-        const real t1721 = t1718 * c[i];
-        const real t1727 = g_3[i] * g_3[i];
+        d_lstm_c_2[i] = t1718;
+        const real t1719 = t1718 * lstm_g_2[i];
+        const real t1720 = t1718 * lstm_i_2[i];
+        const real t1721 = t1718 * lstm_c[i];
+        const real t1727 = lstm_g_2[i] * lstm_g_2[i];
         const real t1728 = REAL_C(1.0) - t1727;
-        d_slice_61[i] = t1720 * t1728;
-        const real t1731 = t1721 * f[i];
-        const real t1732 = REAL_C(1.0) - f[i];
-        d_add_31[i] = t1731 * t1732;
-        const real t1737 = t1719 * i_3[i];
-        const real t1738 = REAL_C(1.0) - i_3[i];
-        d_slice_62[i] = t1737 * t1738;
+        d_lstm_slice_61[i] = t1720 * t1728;
+        const real t1731 = t1721 * lstm_f[i];
+        const real t1732 = REAL_C(1.0) - lstm_f[i];
+        d_lstm_add_31[i] = t1731 * t1732;
+        const real t1737 = t1719 * lstm_i_2[i];
+        const real t1738 = REAL_C(1.0) - lstm_i_2[i];
+        d_lstm_slice_62[i] = t1737 * t1738;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t1713 = d_h_30[i * 256 + j] * tanh_3[i * 256 + j];
-            const real t1723 = t1713 * o_3[i * 256 + j];
-            const real t1724 = REAL_C(1.0) - o_3[i * 256 + j];
+            const real t1713 = d_h_2_2[i * 256 + j] * lstm_tanh_2[i * 256 + j];
+            const real t1723 = t1713 * lstm_o_2[i * 256 + j];
+            const real t1724 = REAL_C(1.0) - lstm_o_2[i * 256 + j];
             const real t1725 = t1723 * t1724;
-            d_pad_32[i * 1024 + j + 768] = t1725;
+            d_lstm_z_3_pad[i * 1024 + j + 768] = t1725;
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_90[512 + i * 1024 + r] = d_slice_61[i * 256 + r];
+            d_lstm_z_3_pad_add[512 + i * 1024 + r] = d_lstm_slice_61[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:19: local f = sigmoid(z:slice(2, H + 1, 2 * H) + fb) */
-    memset(d_sum_61, 0, 256 * sizeof *d_sum_61);
+    memset(d_lstm_forget_b_sum_31, 0, 256 * sizeof *d_lstm_forget_b_sum_31);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            d_sum_61[j] += d_add_31[i * 256 + j];
+            d_lstm_forget_b_sum_31[j] += d_lstm_add_31[i * 256 + j];
         }
     for (int i = 0; i < 256; i++) {
-        const real t720 = d_sum[i] + d_sum_3[i];
-        const real t755 = t720 + d_sum_5[i];
-        const real t790 = t755 + d_sum_7[i];
-        const real t825 = t790 + d_sum_9[i];
-        const real t860 = t825 + d_sum_11[i];
-        const real t895 = t860 + d_sum_13[i];
-        const real t930 = t895 + d_sum_15[i];
-        const real t965 = t930 + d_sum_17[i];
-        const real t1000 = t965 + d_sum_19[i];
-        const real t1035 = t1000 + d_sum_21[i];
-        const real t1070 = t1035 + d_sum_23[i];
-        const real t1105 = t1070 + d_sum_25[i];
-        const real t1140 = t1105 + d_sum_27[i];
-        const real t1175 = t1140 + d_sum_29[i];
-        const real t1210 = t1175 + d_sum_31[i];
-        const real t1245 = t1210 + d_sum_33[i];
-        const real t1280 = t1245 + d_sum_35[i];
-        const real t1315 = t1280 + d_sum_37[i];
-        const real t1350 = t1315 + d_sum_39[i];
-        const real t1385 = t1350 + d_sum_41[i];
-        const real t1420 = t1385 + d_sum_43[i];
-        const real t1455 = t1420 + d_sum_45[i];
-        const real t1490 = t1455 + d_sum_47[i];
-        const real t1525 = t1490 + d_sum_49[i];
-        const real t1560 = t1525 + d_sum_51[i];
-        const real t1595 = t1560 + d_sum_53[i];
-        const real t1630 = t1595 + d_sum_55[i];
-        const real t1665 = t1630 + d_sum_57[i];
-        const real t1700 = t1665 + d_sum_59[i];
-        d_lstm_forget_b[i] = t1700 + d_sum_61[i];
+        const real t720 = d_lstm_forget_b_sum[i] + d_lstm_forget_b_sum_2[i];
+        const real t755 = t720 + d_lstm_forget_b_sum_3[i];
+        const real t790 = t755 + d_lstm_forget_b_sum_4[i];
+        const real t825 = t790 + d_lstm_forget_b_sum_5[i];
+        const real t860 = t825 + d_lstm_forget_b_sum_6[i];
+        const real t895 = t860 + d_lstm_forget_b_sum_7[i];
+        const real t930 = t895 + d_lstm_forget_b_sum_8[i];
+        const real t965 = t930 + d_lstm_forget_b_sum_9[i];
+        const real t1000 = t965 + d_lstm_forget_b_sum_10[i];
+        const real t1035 = t1000 + d_lstm_forget_b_sum_11[i];
+        const real t1070 = t1035 + d_lstm_forget_b_sum_12[i];
+        const real t1105 = t1070 + d_lstm_forget_b_sum_13[i];
+        const real t1140 = t1105 + d_lstm_forget_b_sum_14[i];
+        const real t1175 = t1140 + d_lstm_forget_b_sum_15[i];
+        const real t1210 = t1175 + d_lstm_forget_b_sum_16[i];
+        const real t1245 = t1210 + d_lstm_forget_b_sum_17[i];
+        const real t1280 = t1245 + d_lstm_forget_b_sum_18[i];
+        const real t1315 = t1280 + d_lstm_forget_b_sum_19[i];
+        const real t1350 = t1315 + d_lstm_forget_b_sum_20[i];
+        const real t1385 = t1350 + d_lstm_forget_b_sum_21[i];
+        const real t1420 = t1385 + d_lstm_forget_b_sum_22[i];
+        const real t1455 = t1420 + d_lstm_forget_b_sum_23[i];
+        const real t1490 = t1455 + d_lstm_forget_b_sum_24[i];
+        const real t1525 = t1490 + d_lstm_forget_b_sum_25[i];
+        const real t1560 = t1525 + d_lstm_forget_b_sum_26[i];
+        const real t1595 = t1560 + d_lstm_forget_b_sum_27[i];
+        const real t1630 = t1595 + d_lstm_forget_b_sum_28[i];
+        const real t1665 = t1630 + d_lstm_forget_b_sum_29[i];
+        const real t1700 = t1665 + d_lstm_forget_b_sum_30[i];
+        d_lstm_forget_b[i] = t1700 + d_lstm_forget_b_sum_31[i];
     }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_91[256 + i * 1024 + r] = d_add_31[i * 256 + r];
+            d_lstm_z_3_pad_add_2[256 + i * 1024 + r] = d_lstm_add_31[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_z_31[i * 1024 + r] = d_slice_62[i * 256 + r];
+            d_lstm_z_3[i * 1024 + r] = d_lstm_slice_62[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 32,
-           REAL_C(1.0), h, 256, d_z_31, 1024, REAL_C(1.0), d_lstm_u, 1024);
+           REAL_C(1.0), h, 256, d_lstm_z_3, 1024, REAL_C(1.0), d_lstm_u, 1024);
 
     /* backward of models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    memset(d_sum_62, 0, 1024 * sizeof *d_sum_62);
+    memset(d_lstm_b_sum_31, 0, 1024 * sizeof *d_lstm_b_sum_31);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            d_sum_62[j] += d_z_31[i * 1024 + j];
+            d_lstm_b_sum_31[j] += d_lstm_z_3[i * 1024 + j];
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 1024; r++)
-            d_pad_add_92[1024 + i * 32768 + r] = d_z_31[i * 1024 + r];
+            d_matmul_pad_add_30[1024 + i * 32768 + r] = d_lstm_z_3[i * 1024 + r];
 
     /* backward of models/char_lstm.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    r_gemm_nt(32, 256, 1024, REAL_C(1.0), d_z_31, 1024, lstm_u, 1024, REAL_C(1.0), d_h_31, 256);
+    r_gemm_nt(32, 256, 1024, REAL_C(1.0), d_lstm_z_3, 1024, lstm_u, 1024, REAL_C(1.0), d_h_33, 256);
 
     /* backward of models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 8192; i++) {
-        const real t1722 = d_c_31[i] * f[i];
-        const real t1749 = d_h_31[i] * o_2[i];
-        const real t1750 = tanh_2[i] * tanh_2[i];
+        const real t1722 = d_lstm_c_2[i] * lstm_f[i];
+        const real t1749 = d_h_33[i] * lstm_o[i];
+        const real t1750 = lstm_tanh[i] * lstm_tanh[i];
         const real t1751 = REAL_C(1.0) - t1750;
         const real t1752 = t1749 * t1751;
         const real t1753 = t1722 + t1752;
-        const real t1754 = t1753 * g_2[i];
-        const real t1755 = t1753 * i_2[i];
-        const real t1760 = g_2[i] * g_2[i];
+        const real t1754 = t1753 * lstm_g[i];
+        const real t1755 = t1753 * lstm_i[i];
+        const real t1760 = lstm_g[i] * lstm_g[i];
         const real t1761 = REAL_C(1.0) - t1760;
-        d_slice_63[i] = t1755 * t1761;
-        const real t1764 = t1754 * i_2[i];
-        const real t1765 = REAL_C(1.0) - i_2[i];
-        d_slice_64[i] = t1764 * t1765;
+        d_lstm_slice_63[i] = t1755 * t1761;
+        const real t1764 = t1754 * lstm_i[i];
+        const real t1765 = REAL_C(1.0) - lstm_i[i];
+        d_lstm_slice_64[i] = t1764 * t1765;
     }
 
     /* backward of models/lib/lstm_cell.lua:21: local o = sigmoid(z:slice(2, 3 * H + 1, 4 * H)) */
-    memset(d_pad_33, 0, 32768 * sizeof *d_pad_33);
+    memset(d_lstm_z_pad, 0, 32768 * sizeof *d_lstm_z_pad);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t1748 = d_h_31[i * 256 + j] * tanh_2[i * 256 + j];
-            const real t1756 = t1748 * o_2[i * 256 + j];
-            const real t1757 = REAL_C(1.0) - o_2[i * 256 + j];
+            const real t1748 = d_h_33[i * 256 + j] * lstm_tanh[i * 256 + j];
+            const real t1756 = t1748 * lstm_o[i * 256 + j];
+            const real t1757 = REAL_C(1.0) - lstm_o[i * 256 + j];
             const real t1758 = t1756 * t1757;
-            d_pad_33[i * 1024 + j + 768] = t1758;
+            d_lstm_z_pad[i * 1024 + j + 768] = t1758;
         }
 
     /* backward of models/lib/lstm_cell.lua:20: local g = tanh(z:slice(2, 2 * H + 1, 3 * H)) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_93[512 + i * 1024 + r] += d_slice_63[i * 256 + r];
+            d_lstm_z_pad_add[512 + i * 1024 + r] += d_lstm_slice_63[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:18: local i = sigmoid(z:slice(2, 1, H)) */
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_z_32[i * 1024 + r] += d_slice_64[i * 256 + r];
+            d_lstm_z[i * 1024 + r] += d_lstm_slice_64[i * 256 + r];
 
     /* backward of models/lib/lstm_cell.lua:14: local z = x:matmul(w) + b */
-    memset(d_sum_63, 0, 1024 * sizeof *d_sum_63);
+    memset(d_lstm_b_sum_32, 0, 1024 * sizeof *d_lstm_b_sum_32);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            d_sum_63[j] += d_z_32[i * 1024 + j];
+            d_lstm_b_sum_32[j] += d_lstm_z[i * 1024 + j];
         }
     for (int i = 0; i < 1024; i++) {
-        const real t728 = d_sum_2[i] + d_sum_4[i];
-        const real t763 = t728 + d_sum_6[i];
-        const real t798 = t763 + d_sum_8[i];
-        const real t833 = t798 + d_sum_10[i];
-        const real t868 = t833 + d_sum_12[i];
-        const real t903 = t868 + d_sum_14[i];
-        const real t938 = t903 + d_sum_16[i];
-        const real t973 = t938 + d_sum_18[i];
-        const real t1008 = t973 + d_sum_20[i];
-        const real t1043 = t1008 + d_sum_22[i];
-        const real t1078 = t1043 + d_sum_24[i];
-        const real t1113 = t1078 + d_sum_26[i];
-        const real t1148 = t1113 + d_sum_28[i];
-        const real t1183 = t1148 + d_sum_30[i];
-        const real t1218 = t1183 + d_sum_32[i];
-        const real t1253 = t1218 + d_sum_34[i];
-        const real t1288 = t1253 + d_sum_36[i];
-        const real t1323 = t1288 + d_sum_38[i];
-        const real t1358 = t1323 + d_sum_40[i];
-        const real t1393 = t1358 + d_sum_42[i];
-        const real t1428 = t1393 + d_sum_44[i];
-        const real t1463 = t1428 + d_sum_46[i];
-        const real t1498 = t1463 + d_sum_48[i];
-        const real t1533 = t1498 + d_sum_50[i];
-        const real t1568 = t1533 + d_sum_52[i];
-        const real t1603 = t1568 + d_sum_54[i];
-        const real t1638 = t1603 + d_sum_56[i];
-        const real t1673 = t1638 + d_sum_58[i];
-        const real t1708 = t1673 + d_sum_60[i];
-        const real t1743 = t1708 + d_sum_62[i];
-        d_lstm_b[i] = t1743 + d_sum_63[i];
+        const real t728 = d_lstm_b_sum[i] + d_lstm_b_sum_2[i];
+        const real t763 = t728 + d_lstm_b_sum_3[i];
+        const real t798 = t763 + d_lstm_b_sum_4[i];
+        const real t833 = t798 + d_lstm_b_sum_5[i];
+        const real t868 = t833 + d_lstm_b_sum_6[i];
+        const real t903 = t868 + d_lstm_b_sum_7[i];
+        const real t938 = t903 + d_lstm_b_sum_8[i];
+        const real t973 = t938 + d_lstm_b_sum_9[i];
+        const real t1008 = t973 + d_lstm_b_sum_10[i];
+        const real t1043 = t1008 + d_lstm_b_sum_11[i];
+        const real t1078 = t1043 + d_lstm_b_sum_12[i];
+        const real t1113 = t1078 + d_lstm_b_sum_13[i];
+        const real t1148 = t1113 + d_lstm_b_sum_14[i];
+        const real t1183 = t1148 + d_lstm_b_sum_15[i];
+        const real t1218 = t1183 + d_lstm_b_sum_16[i];
+        const real t1253 = t1218 + d_lstm_b_sum_17[i];
+        const real t1288 = t1253 + d_lstm_b_sum_18[i];
+        const real t1323 = t1288 + d_lstm_b_sum_19[i];
+        const real t1358 = t1323 + d_lstm_b_sum_20[i];
+        const real t1393 = t1358 + d_lstm_b_sum_21[i];
+        const real t1428 = t1393 + d_lstm_b_sum_22[i];
+        const real t1463 = t1428 + d_lstm_b_sum_23[i];
+        const real t1498 = t1463 + d_lstm_b_sum_24[i];
+        const real t1533 = t1498 + d_lstm_b_sum_25[i];
+        const real t1568 = t1533 + d_lstm_b_sum_26[i];
+        const real t1603 = t1568 + d_lstm_b_sum_27[i];
+        const real t1638 = t1603 + d_lstm_b_sum_28[i];
+        const real t1673 = t1638 + d_lstm_b_sum_29[i];
+        const real t1708 = t1673 + d_lstm_b_sum_30[i];
+        const real t1743 = t1708 + d_lstm_b_sum_31[i];
+        d_lstm_b[i] = t1743 + d_lstm_b_sum_32[i];
     }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 1024; r++)
-            d_reshape_34[i * 32768 + r] = d_z_32[i * 1024 + r];
+            d_matmul[i * 32768 + r] = d_lstm_z[i * 1024 + r];
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 1024, 256, 1024,
-           REAL_C(1.0), d_reshape_34, 1024, lstm_w, 1024, REAL_C(0.0), d_reshape_35, 256);
+           REAL_C(1.0), d_matmul, 1024, lstm_w, 1024, REAL_C(0.0), d_e, 256);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 1024, 1024,
-           REAL_C(1.0), e, 256, d_reshape_34, 1024, REAL_C(0.0), d_lstm_w, 1024);
+           REAL_C(1.0), e, 256, d_matmul, 1024, REAL_C(0.0), d_lstm_w, 1024);
 
     /* backward of models/char_lstm.lua:14: local e = embedding(embed, x)                   -- [N, T, H] */
     memset(d_embed, 0, 32768 * sizeof *d_embed);
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 256; j++)
-            d_embed[x[i] * 256 + j] += d_reshape_35[i * 256 + j];
+            d_embed[x[i] * 256 + j] += d_e[i * 256 + j];
 }
 
 /* Training: the loss, and every parameter's gradient. */

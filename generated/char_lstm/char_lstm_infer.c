@@ -27,165 +27,165 @@ static real *const out_b = arena + 591104; /* param [128] */
 static real *const e = arena + 722304; /* [32,32,256] */
 static real *const matmul = arena + 984448; /* [1024,1024] */
 static real *const slice = arena + 722304; /* [32,1,1024] */
-static real *const z = arena + 755072; /* [32,1024] */
-static real *const c = arena + 722304; /* [32,256] */
+static real *const lstm_z = arena + 755072; /* [32,1024] */
+static real *const lstm_c = arena + 722304; /* [32,256] */
 static real *const h = arena + 730496; /* [32,256] */
 static real *const slice_2 = arena + 738688; /* [32,1,1024] */
-static real *const z_2 = arena + 771456; /* [32,1024] */
-static real *const z_3 = arena + 771456; /* [32,1024] */
-static real *const c_2 = arena + 738688; /* [32,256] */
+static real *const lstm_z_2 = arena + 771456; /* [32,1024] */
+static real *const lstm_z_3 = arena + 771456; /* [32,1024] */
+static real *const lstm_c_2 = arena + 738688; /* [32,256] */
 static real *const h_2 = arena + 722304; /* [32,256] */
 static real *const slice_3 = arena + 746880; /* [32,1,1024] */
-static real *const z_4 = arena + 779648; /* [32,1024] */
-static real *const z_5 = arena + 779648; /* [32,1024] */
-static real *const c_3 = arena + 746880; /* [32,256] */
+static real *const lstm_z_4 = arena + 779648; /* [32,1024] */
+static real *const lstm_z_5 = arena + 779648; /* [32,1024] */
+static real *const lstm_c_3 = arena + 746880; /* [32,256] */
 static real *const h_3 = arena + 738688; /* [32,256] */
 static real *const slice_4 = arena + 755072; /* [32,1,1024] */
-static real *const z_6 = arena + 787840; /* [32,1024] */
-static real *const z_7 = arena + 787840; /* [32,1024] */
-static real *const c_4 = arena + 755072; /* [32,256] */
+static real *const lstm_z_6 = arena + 787840; /* [32,1024] */
+static real *const lstm_z_7 = arena + 787840; /* [32,1024] */
+static real *const lstm_c_4 = arena + 755072; /* [32,256] */
 static real *const h_4 = arena + 746880; /* [32,256] */
 static real *const slice_5 = arena + 763264; /* [32,1,1024] */
-static real *const z_8 = arena + 796032; /* [32,1024] */
-static real *const z_9 = arena + 796032; /* [32,1024] */
-static real *const c_5 = arena + 763264; /* [32,256] */
+static real *const lstm_z_8 = arena + 796032; /* [32,1024] */
+static real *const lstm_z_9 = arena + 796032; /* [32,1024] */
+static real *const lstm_c_5 = arena + 763264; /* [32,256] */
 static real *const h_5 = arena + 755072; /* [32,256] */
 static real *const slice_6 = arena + 771456; /* [32,1,1024] */
-static real *const z_10 = arena + 804224; /* [32,1024] */
-static real *const z_11 = arena + 804224; /* [32,1024] */
-static real *const c_6 = arena + 771456; /* [32,256] */
+static real *const lstm_z_10 = arena + 804224; /* [32,1024] */
+static real *const lstm_z_11 = arena + 804224; /* [32,1024] */
+static real *const lstm_c_6 = arena + 771456; /* [32,256] */
 static real *const h_6 = arena + 763264; /* [32,256] */
 static real *const slice_7 = arena + 779648; /* [32,1,1024] */
-static real *const z_12 = arena + 812416; /* [32,1024] */
-static real *const z_13 = arena + 812416; /* [32,1024] */
-static real *const c_7 = arena + 779648; /* [32,256] */
+static real *const lstm_z_12 = arena + 812416; /* [32,1024] */
+static real *const lstm_z_13 = arena + 812416; /* [32,1024] */
+static real *const lstm_c_7 = arena + 779648; /* [32,256] */
 static real *const h_7 = arena + 771456; /* [32,256] */
 static real *const slice_8 = arena + 787840; /* [32,1,1024] */
-static real *const z_14 = arena + 820608; /* [32,1024] */
-static real *const z_15 = arena + 820608; /* [32,1024] */
-static real *const c_8 = arena + 787840; /* [32,256] */
+static real *const lstm_z_14 = arena + 820608; /* [32,1024] */
+static real *const lstm_z_15 = arena + 820608; /* [32,1024] */
+static real *const lstm_c_8 = arena + 787840; /* [32,256] */
 static real *const h_8 = arena + 779648; /* [32,256] */
 static real *const slice_9 = arena + 796032; /* [32,1,1024] */
-static real *const z_16 = arena + 828800; /* [32,1024] */
-static real *const z_17 = arena + 828800; /* [32,1024] */
-static real *const c_9 = arena + 796032; /* [32,256] */
+static real *const lstm_z_16 = arena + 828800; /* [32,1024] */
+static real *const lstm_z_17 = arena + 828800; /* [32,1024] */
+static real *const lstm_c_9 = arena + 796032; /* [32,256] */
 static real *const h_9 = arena + 787840; /* [32,256] */
 static real *const slice_10 = arena + 804224; /* [32,1,1024] */
-static real *const z_18 = arena + 836992; /* [32,1024] */
-static real *const z_19 = arena + 836992; /* [32,1024] */
-static real *const c_10 = arena + 804224; /* [32,256] */
+static real *const lstm_z_18 = arena + 836992; /* [32,1024] */
+static real *const lstm_z_19 = arena + 836992; /* [32,1024] */
+static real *const lstm_c_10 = arena + 804224; /* [32,256] */
 static real *const h_10 = arena + 796032; /* [32,256] */
 static real *const slice_11 = arena + 812416; /* [32,1,1024] */
-static real *const z_20 = arena + 845184; /* [32,1024] */
-static real *const z_21 = arena + 845184; /* [32,1024] */
-static real *const c_11 = arena + 812416; /* [32,256] */
+static real *const lstm_z_20 = arena + 845184; /* [32,1024] */
+static real *const lstm_z_21 = arena + 845184; /* [32,1024] */
+static real *const lstm_c_11 = arena + 812416; /* [32,256] */
 static real *const h_11 = arena + 804224; /* [32,256] */
 static real *const slice_12 = arena + 820608; /* [32,1,1024] */
-static real *const z_22 = arena + 853376; /* [32,1024] */
-static real *const z_23 = arena + 853376; /* [32,1024] */
-static real *const c_12 = arena + 820608; /* [32,256] */
+static real *const lstm_z_22 = arena + 853376; /* [32,1024] */
+static real *const lstm_z_23 = arena + 853376; /* [32,1024] */
+static real *const lstm_c_12 = arena + 820608; /* [32,256] */
 static real *const h_12 = arena + 812416; /* [32,256] */
 static real *const slice_13 = arena + 828800; /* [32,1,1024] */
-static real *const z_24 = arena + 861568; /* [32,1024] */
-static real *const z_25 = arena + 861568; /* [32,1024] */
-static real *const c_13 = arena + 828800; /* [32,256] */
+static real *const lstm_z_24 = arena + 861568; /* [32,1024] */
+static real *const lstm_z_25 = arena + 861568; /* [32,1024] */
+static real *const lstm_c_13 = arena + 828800; /* [32,256] */
 static real *const h_13 = arena + 820608; /* [32,256] */
 static real *const slice_14 = arena + 836992; /* [32,1,1024] */
-static real *const z_26 = arena + 869760; /* [32,1024] */
-static real *const z_27 = arena + 869760; /* [32,1024] */
-static real *const c_14 = arena + 836992; /* [32,256] */
+static real *const lstm_z_26 = arena + 869760; /* [32,1024] */
+static real *const lstm_z_27 = arena + 869760; /* [32,1024] */
+static real *const lstm_c_14 = arena + 836992; /* [32,256] */
 static real *const h_14 = arena + 828800; /* [32,256] */
 static real *const slice_15 = arena + 845184; /* [32,1,1024] */
-static real *const z_28 = arena + 877952; /* [32,1024] */
-static real *const z_29 = arena + 877952; /* [32,1024] */
-static real *const c_15 = arena + 845184; /* [32,256] */
+static real *const lstm_z_28 = arena + 877952; /* [32,1024] */
+static real *const lstm_z_29 = arena + 877952; /* [32,1024] */
+static real *const lstm_c_15 = arena + 845184; /* [32,256] */
 static real *const h_15 = arena + 836992; /* [32,256] */
 static real *const slice_16 = arena + 853376; /* [32,1,1024] */
-static real *const z_30 = arena + 886144; /* [32,1024] */
-static real *const z_31 = arena + 886144; /* [32,1024] */
-static real *const c_16 = arena + 853376; /* [32,256] */
+static real *const lstm_z_30 = arena + 886144; /* [32,1024] */
+static real *const lstm_z_31 = arena + 886144; /* [32,1024] */
+static real *const lstm_c_16 = arena + 853376; /* [32,256] */
 static real *const h_16 = arena + 845184; /* [32,256] */
 static real *const slice_17 = arena + 861568; /* [32,1,1024] */
-static real *const z_32 = arena + 894336; /* [32,1024] */
-static real *const z_33 = arena + 894336; /* [32,1024] */
-static real *const c_17 = arena + 861568; /* [32,256] */
+static real *const lstm_z_32 = arena + 894336; /* [32,1024] */
+static real *const lstm_z_33 = arena + 894336; /* [32,1024] */
+static real *const lstm_c_17 = arena + 861568; /* [32,256] */
 static real *const h_17 = arena + 853376; /* [32,256] */
 static real *const slice_18 = arena + 869760; /* [32,1,1024] */
-static real *const z_34 = arena + 902528; /* [32,1024] */
-static real *const z_35 = arena + 902528; /* [32,1024] */
-static real *const c_18 = arena + 869760; /* [32,256] */
+static real *const lstm_z_34 = arena + 902528; /* [32,1024] */
+static real *const lstm_z_35 = arena + 902528; /* [32,1024] */
+static real *const lstm_c_18 = arena + 869760; /* [32,256] */
 static real *const h_18 = arena + 861568; /* [32,256] */
 static real *const slice_19 = arena + 877952; /* [32,1,1024] */
-static real *const z_36 = arena + 910720; /* [32,1024] */
-static real *const z_37 = arena + 910720; /* [32,1024] */
-static real *const c_19 = arena + 877952; /* [32,256] */
+static real *const lstm_z_36 = arena + 910720; /* [32,1024] */
+static real *const lstm_z_37 = arena + 910720; /* [32,1024] */
+static real *const lstm_c_19 = arena + 877952; /* [32,256] */
 static real *const h_19 = arena + 869760; /* [32,256] */
 static real *const slice_20 = arena + 886144; /* [32,1,1024] */
-static real *const z_38 = arena + 918912; /* [32,1024] */
-static real *const z_39 = arena + 918912; /* [32,1024] */
-static real *const c_20 = arena + 886144; /* [32,256] */
+static real *const lstm_z_38 = arena + 918912; /* [32,1024] */
+static real *const lstm_z_39 = arena + 918912; /* [32,1024] */
+static real *const lstm_c_20 = arena + 886144; /* [32,256] */
 static real *const h_20 = arena + 877952; /* [32,256] */
 static real *const slice_21 = arena + 894336; /* [32,1,1024] */
-static real *const z_40 = arena + 927104; /* [32,1024] */
-static real *const z_41 = arena + 927104; /* [32,1024] */
-static real *const c_21 = arena + 959872; /* [32,256] */
+static real *const lstm_z_40 = arena + 927104; /* [32,1024] */
+static real *const lstm_z_41 = arena + 927104; /* [32,1024] */
+static real *const lstm_c_21 = arena + 959872; /* [32,256] */
 static real *const h_21 = arena + 886144; /* [32,256] */
 static real *const slice_22 = arena + 894336; /* [32,1,1024] */
-static real *const z_42 = arena + 927104; /* [32,1024] */
-static real *const z_43 = arena + 927104; /* [32,1024] */
-static real *const c_22 = arena + 968064; /* [32,256] */
+static real *const lstm_z_42 = arena + 927104; /* [32,1024] */
+static real *const lstm_z_43 = arena + 927104; /* [32,1024] */
+static real *const lstm_c_22 = arena + 968064; /* [32,256] */
 static real *const h_22 = arena + 959872; /* [32,256] */
 static real *const slice_23 = arena + 894336; /* [32,1,1024] */
-static real *const z_44 = arena + 927104; /* [32,1024] */
-static real *const z_45 = arena + 927104; /* [32,1024] */
-static real *const c_23 = arena + 976256; /* [32,256] */
+static real *const lstm_z_44 = arena + 927104; /* [32,1024] */
+static real *const lstm_z_45 = arena + 927104; /* [32,1024] */
+static real *const lstm_c_23 = arena + 976256; /* [32,256] */
 static real *const h_23 = arena + 968064; /* [32,256] */
 static real *const slice_24 = arena + 894336; /* [32,1,1024] */
-static real *const z_46 = arena + 927104; /* [32,1024] */
-static real *const z_47 = arena + 927104; /* [32,1024] */
-static real *const c_24 = arena + 894336; /* [32,256] */
+static real *const lstm_z_46 = arena + 927104; /* [32,1024] */
+static real *const lstm_z_47 = arena + 927104; /* [32,1024] */
+static real *const lstm_c_24 = arena + 894336; /* [32,256] */
 static real *const h_24 = arena + 976256; /* [32,256] */
 static real *const slice_25 = arena + 927104; /* [32,1,1024] */
-static real *const z_48 = arena + 2033024; /* [32,1024] */
-static real *const z_49 = arena + 2033024; /* [32,1024] */
-static real *const c_25 = arena + 902528; /* [32,256] */
+static real *const lstm_z_48 = arena + 2033024; /* [32,1024] */
+static real *const lstm_z_49 = arena + 2033024; /* [32,1024] */
+static real *const lstm_c_25 = arena + 902528; /* [32,256] */
 static real *const h_25 = arena + 894336; /* [32,256] */
 static real *const slice_26 = arena + 927104; /* [32,1,1024] */
-static real *const z_50 = arena + 2033024; /* [32,1024] */
-static real *const z_51 = arena + 2033024; /* [32,1024] */
-static real *const c_26 = arena + 910720; /* [32,256] */
+static real *const lstm_z_50 = arena + 2033024; /* [32,1024] */
+static real *const lstm_z_51 = arena + 2033024; /* [32,1024] */
+static real *const lstm_c_26 = arena + 910720; /* [32,256] */
 static real *const h_26 = arena + 902528; /* [32,256] */
 static real *const slice_27 = arena + 927104; /* [32,1,1024] */
-static real *const z_52 = arena + 2033024; /* [32,1024] */
-static real *const z_53 = arena + 2033024; /* [32,1024] */
-static real *const c_27 = arena + 918912; /* [32,256] */
+static real *const lstm_z_52 = arena + 2033024; /* [32,1024] */
+static real *const lstm_z_53 = arena + 2033024; /* [32,1024] */
+static real *const lstm_c_27 = arena + 918912; /* [32,256] */
 static real *const h_27 = arena + 910720; /* [32,256] */
 static real *const slice_28 = arena + 927104; /* [32,1,1024] */
-static real *const z_54 = arena + 2033024; /* [32,1024] */
-static real *const z_55 = arena + 2033024; /* [32,1024] */
-static real *const c_28 = arena + 927104; /* [32,256] */
+static real *const lstm_z_54 = arena + 2033024; /* [32,1024] */
+static real *const lstm_z_55 = arena + 2033024; /* [32,1024] */
+static real *const lstm_c_28 = arena + 927104; /* [32,256] */
 static real *const h_28 = arena + 918912; /* [32,256] */
 static real *const slice_29 = arena + 2033024; /* [32,1,1024] */
-static real *const z_56 = arena + 2065792; /* [32,1024] */
-static real *const z_57 = arena + 2065792; /* [32,1024] */
-static real *const c_29 = arena + 935296; /* [32,256] */
+static real *const lstm_z_56 = arena + 2065792; /* [32,1024] */
+static real *const lstm_z_57 = arena + 2065792; /* [32,1024] */
+static real *const lstm_c_29 = arena + 935296; /* [32,256] */
 static real *const h_29 = arena + 927104; /* [32,256] */
 static real *const slice_30 = arena + 2033024; /* [32,1,1024] */
-static real *const z_58 = arena + 2065792; /* [32,1024] */
-static real *const z_59 = arena + 2065792; /* [32,1024] */
-static real *const c_30 = arena + 943488; /* [32,256] */
+static real *const lstm_z_58 = arena + 2065792; /* [32,1024] */
+static real *const lstm_z_59 = arena + 2065792; /* [32,1024] */
+static real *const lstm_c_30 = arena + 943488; /* [32,256] */
 static real *const h_30 = arena + 935296; /* [32,256] */
 static real *const slice_31 = arena + 2033024; /* [32,1,1024] */
-static real *const z_60 = arena + 2065792; /* [32,1024] */
-static real *const z_61 = arena + 2065792; /* [32,1024] */
-static real *const c_31 = arena + 951680; /* [32,256] */
+static real *const lstm_z_60 = arena + 2065792; /* [32,1024] */
+static real *const lstm_z_61 = arena + 2065792; /* [32,1024] */
+static real *const lstm_c_31 = arena + 951680; /* [32,256] */
 static real *const h_31 = arena + 943488; /* [32,256] */
 static real *const slice_32 = arena + 2033024; /* [32,1,1024] */
-static real *const z_62 = arena + 2065792; /* [32,1024] */
-static real *const z_63 = arena + 2065792; /* [32,1024] */
+static real *const lstm_z_62 = arena + 2065792; /* [32,1024] */
+static real *const lstm_z_63 = arena + 2065792; /* [32,1024] */
 static real *const h_32 = arena + 2033024; /* [32,256] */
 static real *const concat = arena + 984448; /* [32,32,256] */
-static real *const matmul_2 = arena + 738688; /* [32,32,128] */
+static real *const out_matmul = arena + 738688; /* [32,32,128] */
 static real *const logits = arena + 591232; /* [32,32,128] */
 
 /* The forward pass of the outputs, in the mode forward() or
@@ -206,25 +206,25 @@ static void compute_outputs(void)
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            z[i * 1024 + j] = slice[i * 1024 + j] + lstm_b[j];
+            lstm_z[i * 1024 + j] = slice[i * 1024 + j] + lstm_b[j];
         }
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t13 = z[i * 1024 + j];
+            const real t13 = lstm_z[i * 1024 + j];
             const real t14 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t13));
-            const real t15 = z[i * 1024 + j + 512];
+            const real t15 = lstm_z[i * 1024 + j + 512];
             const real t16 = r_tanh(t15);
-            c[i * 256 + j] = t14 * t16;
+            lstm_c[i * 256 + j] = t14 * t16;
         }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t17 = z[i * 1024 + j + 768];
+            const real t17 = lstm_z[i * 1024 + j + 768];
             const real t18 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t17));
-            const real t20 = r_tanh(c[i * 256 + j]);
+            const real t20 = r_tanh(lstm_c[i * 256 + j]);
             h[i * 256 + j] = t18 * t20;
         }
 
@@ -235,33 +235,33 @@ static void compute_outputs(void)
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            z_2[i * 1024 + j] = slice_2[i * 1024 + j] + lstm_b[j];
+            lstm_z_2[i * 1024 + j] = slice_2[i * 1024 + j] + lstm_b[j];
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h, 256, lstm_u, 1024, REAL_C(1.0), z_3, 1024);
+    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h, 256, lstm_u, 1024, REAL_C(1.0), lstm_z_3, 1024);
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t27 = z_3[i * 1024 + j];
+            const real t27 = lstm_z_3[i * 1024 + j];
             const real t28 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t27));
-            const real t29 = z_3[i * 1024 + j + 256];
+            const real t29 = lstm_z_3[i * 1024 + j + 256];
             const real t30 = t29 + lstm_forget_b[j];
             const real t31 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t30));
-            const real t32 = z_3[i * 1024 + j + 512];
+            const real t32 = lstm_z_3[i * 1024 + j + 512];
             const real t33 = r_tanh(t32);
-            const real t36 = t31 * c[i * 256 + j];
+            const real t36 = t31 * lstm_c[i * 256 + j];
             const real t37 = t28 * t33;
-            c_2[i * 256 + j] = t36 + t37;
+            lstm_c_2[i * 256 + j] = t36 + t37;
         }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t34 = z_3[i * 1024 + j + 768];
+            const real t34 = lstm_z_3[i * 1024 + j + 768];
             const real t35 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t34));
-            const real t39 = r_tanh(c_2[i * 256 + j]);
+            const real t39 = r_tanh(lstm_c_2[i * 256 + j]);
             h_2[i * 256 + j] = t35 * t39;
         }
 
@@ -272,33 +272,33 @@ static void compute_outputs(void)
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            z_4[i * 1024 + j] = slice_3[i * 1024 + j] + lstm_b[j];
+            lstm_z_4[i * 1024 + j] = slice_3[i * 1024 + j] + lstm_b[j];
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_2, 256, lstm_u, 1024, REAL_C(1.0), z_5, 1024);
+    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_2, 256, lstm_u, 1024, REAL_C(1.0), lstm_z_5, 1024);
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t46 = z_5[i * 1024 + j];
+            const real t46 = lstm_z_5[i * 1024 + j];
             const real t47 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t46));
-            const real t48 = z_5[i * 1024 + j + 256];
+            const real t48 = lstm_z_5[i * 1024 + j + 256];
             const real t49 = t48 + lstm_forget_b[j];
             const real t50 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t49));
-            const real t51 = z_5[i * 1024 + j + 512];
+            const real t51 = lstm_z_5[i * 1024 + j + 512];
             const real t52 = r_tanh(t51);
-            const real t55 = t50 * c_2[i * 256 + j];
+            const real t55 = t50 * lstm_c_2[i * 256 + j];
             const real t56 = t47 * t52;
-            c_3[i * 256 + j] = t55 + t56;
+            lstm_c_3[i * 256 + j] = t55 + t56;
         }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t53 = z_5[i * 1024 + j + 768];
+            const real t53 = lstm_z_5[i * 1024 + j + 768];
             const real t54 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t53));
-            const real t58 = r_tanh(c_3[i * 256 + j]);
+            const real t58 = r_tanh(lstm_c_3[i * 256 + j]);
             h_3[i * 256 + j] = t54 * t58;
         }
 
@@ -309,33 +309,33 @@ static void compute_outputs(void)
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            z_6[i * 1024 + j] = slice_4[i * 1024 + j] + lstm_b[j];
+            lstm_z_6[i * 1024 + j] = slice_4[i * 1024 + j] + lstm_b[j];
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_3, 256, lstm_u, 1024, REAL_C(1.0), z_7, 1024);
+    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_3, 256, lstm_u, 1024, REAL_C(1.0), lstm_z_7, 1024);
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t65 = z_7[i * 1024 + j];
+            const real t65 = lstm_z_7[i * 1024 + j];
             const real t66 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t65));
-            const real t67 = z_7[i * 1024 + j + 256];
+            const real t67 = lstm_z_7[i * 1024 + j + 256];
             const real t68 = t67 + lstm_forget_b[j];
             const real t69 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t68));
-            const real t70 = z_7[i * 1024 + j + 512];
+            const real t70 = lstm_z_7[i * 1024 + j + 512];
             const real t71 = r_tanh(t70);
-            const real t74 = t69 * c_3[i * 256 + j];
+            const real t74 = t69 * lstm_c_3[i * 256 + j];
             const real t75 = t66 * t71;
-            c_4[i * 256 + j] = t74 + t75;
+            lstm_c_4[i * 256 + j] = t74 + t75;
         }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t72 = z_7[i * 1024 + j + 768];
+            const real t72 = lstm_z_7[i * 1024 + j + 768];
             const real t73 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t72));
-            const real t77 = r_tanh(c_4[i * 256 + j]);
+            const real t77 = r_tanh(lstm_c_4[i * 256 + j]);
             h_4[i * 256 + j] = t73 * t77;
         }
 
@@ -346,33 +346,33 @@ static void compute_outputs(void)
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            z_8[i * 1024 + j] = slice_5[i * 1024 + j] + lstm_b[j];
+            lstm_z_8[i * 1024 + j] = slice_5[i * 1024 + j] + lstm_b[j];
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_4, 256, lstm_u, 1024, REAL_C(1.0), z_9, 1024);
+    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_4, 256, lstm_u, 1024, REAL_C(1.0), lstm_z_9, 1024);
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t84 = z_9[i * 1024 + j];
+            const real t84 = lstm_z_9[i * 1024 + j];
             const real t85 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t84));
-            const real t86 = z_9[i * 1024 + j + 256];
+            const real t86 = lstm_z_9[i * 1024 + j + 256];
             const real t87 = t86 + lstm_forget_b[j];
             const real t88 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t87));
-            const real t89 = z_9[i * 1024 + j + 512];
+            const real t89 = lstm_z_9[i * 1024 + j + 512];
             const real t90 = r_tanh(t89);
-            const real t93 = t88 * c_4[i * 256 + j];
+            const real t93 = t88 * lstm_c_4[i * 256 + j];
             const real t94 = t85 * t90;
-            c_5[i * 256 + j] = t93 + t94;
+            lstm_c_5[i * 256 + j] = t93 + t94;
         }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t91 = z_9[i * 1024 + j + 768];
+            const real t91 = lstm_z_9[i * 1024 + j + 768];
             const real t92 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t91));
-            const real t96 = r_tanh(c_5[i * 256 + j]);
+            const real t96 = r_tanh(lstm_c_5[i * 256 + j]);
             h_5[i * 256 + j] = t92 * t96;
         }
 
@@ -383,33 +383,33 @@ static void compute_outputs(void)
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            z_10[i * 1024 + j] = slice_6[i * 1024 + j] + lstm_b[j];
+            lstm_z_10[i * 1024 + j] = slice_6[i * 1024 + j] + lstm_b[j];
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_5, 256, lstm_u, 1024, REAL_C(1.0), z_11, 1024);
+    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_5, 256, lstm_u, 1024, REAL_C(1.0), lstm_z_11, 1024);
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t103 = z_11[i * 1024 + j];
+            const real t103 = lstm_z_11[i * 1024 + j];
             const real t104 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t103));
-            const real t105 = z_11[i * 1024 + j + 256];
+            const real t105 = lstm_z_11[i * 1024 + j + 256];
             const real t106 = t105 + lstm_forget_b[j];
             const real t107 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t106));
-            const real t108 = z_11[i * 1024 + j + 512];
+            const real t108 = lstm_z_11[i * 1024 + j + 512];
             const real t109 = r_tanh(t108);
-            const real t112 = t107 * c_5[i * 256 + j];
+            const real t112 = t107 * lstm_c_5[i * 256 + j];
             const real t113 = t104 * t109;
-            c_6[i * 256 + j] = t112 + t113;
+            lstm_c_6[i * 256 + j] = t112 + t113;
         }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t110 = z_11[i * 1024 + j + 768];
+            const real t110 = lstm_z_11[i * 1024 + j + 768];
             const real t111 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t110));
-            const real t115 = r_tanh(c_6[i * 256 + j]);
+            const real t115 = r_tanh(lstm_c_6[i * 256 + j]);
             h_6[i * 256 + j] = t111 * t115;
         }
 
@@ -420,33 +420,33 @@ static void compute_outputs(void)
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            z_12[i * 1024 + j] = slice_7[i * 1024 + j] + lstm_b[j];
+            lstm_z_12[i * 1024 + j] = slice_7[i * 1024 + j] + lstm_b[j];
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_6, 256, lstm_u, 1024, REAL_C(1.0), z_13, 1024);
+    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_6, 256, lstm_u, 1024, REAL_C(1.0), lstm_z_13, 1024);
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t122 = z_13[i * 1024 + j];
+            const real t122 = lstm_z_13[i * 1024 + j];
             const real t123 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t122));
-            const real t124 = z_13[i * 1024 + j + 256];
+            const real t124 = lstm_z_13[i * 1024 + j + 256];
             const real t125 = t124 + lstm_forget_b[j];
             const real t126 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t125));
-            const real t127 = z_13[i * 1024 + j + 512];
+            const real t127 = lstm_z_13[i * 1024 + j + 512];
             const real t128 = r_tanh(t127);
-            const real t131 = t126 * c_6[i * 256 + j];
+            const real t131 = t126 * lstm_c_6[i * 256 + j];
             const real t132 = t123 * t128;
-            c_7[i * 256 + j] = t131 + t132;
+            lstm_c_7[i * 256 + j] = t131 + t132;
         }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t129 = z_13[i * 1024 + j + 768];
+            const real t129 = lstm_z_13[i * 1024 + j + 768];
             const real t130 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t129));
-            const real t134 = r_tanh(c_7[i * 256 + j]);
+            const real t134 = r_tanh(lstm_c_7[i * 256 + j]);
             h_7[i * 256 + j] = t130 * t134;
         }
 
@@ -457,33 +457,33 @@ static void compute_outputs(void)
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            z_14[i * 1024 + j] = slice_8[i * 1024 + j] + lstm_b[j];
+            lstm_z_14[i * 1024 + j] = slice_8[i * 1024 + j] + lstm_b[j];
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_7, 256, lstm_u, 1024, REAL_C(1.0), z_15, 1024);
+    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_7, 256, lstm_u, 1024, REAL_C(1.0), lstm_z_15, 1024);
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t141 = z_15[i * 1024 + j];
+            const real t141 = lstm_z_15[i * 1024 + j];
             const real t142 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t141));
-            const real t143 = z_15[i * 1024 + j + 256];
+            const real t143 = lstm_z_15[i * 1024 + j + 256];
             const real t144 = t143 + lstm_forget_b[j];
             const real t145 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t144));
-            const real t146 = z_15[i * 1024 + j + 512];
+            const real t146 = lstm_z_15[i * 1024 + j + 512];
             const real t147 = r_tanh(t146);
-            const real t150 = t145 * c_7[i * 256 + j];
+            const real t150 = t145 * lstm_c_7[i * 256 + j];
             const real t151 = t142 * t147;
-            c_8[i * 256 + j] = t150 + t151;
+            lstm_c_8[i * 256 + j] = t150 + t151;
         }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t148 = z_15[i * 1024 + j + 768];
+            const real t148 = lstm_z_15[i * 1024 + j + 768];
             const real t149 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t148));
-            const real t153 = r_tanh(c_8[i * 256 + j]);
+            const real t153 = r_tanh(lstm_c_8[i * 256 + j]);
             h_8[i * 256 + j] = t149 * t153;
         }
 
@@ -494,33 +494,33 @@ static void compute_outputs(void)
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            z_16[i * 1024 + j] = slice_9[i * 1024 + j] + lstm_b[j];
+            lstm_z_16[i * 1024 + j] = slice_9[i * 1024 + j] + lstm_b[j];
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_8, 256, lstm_u, 1024, REAL_C(1.0), z_17, 1024);
+    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_8, 256, lstm_u, 1024, REAL_C(1.0), lstm_z_17, 1024);
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t160 = z_17[i * 1024 + j];
+            const real t160 = lstm_z_17[i * 1024 + j];
             const real t161 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t160));
-            const real t162 = z_17[i * 1024 + j + 256];
+            const real t162 = lstm_z_17[i * 1024 + j + 256];
             const real t163 = t162 + lstm_forget_b[j];
             const real t164 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t163));
-            const real t165 = z_17[i * 1024 + j + 512];
+            const real t165 = lstm_z_17[i * 1024 + j + 512];
             const real t166 = r_tanh(t165);
-            const real t169 = t164 * c_8[i * 256 + j];
+            const real t169 = t164 * lstm_c_8[i * 256 + j];
             const real t170 = t161 * t166;
-            c_9[i * 256 + j] = t169 + t170;
+            lstm_c_9[i * 256 + j] = t169 + t170;
         }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t167 = z_17[i * 1024 + j + 768];
+            const real t167 = lstm_z_17[i * 1024 + j + 768];
             const real t168 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t167));
-            const real t172 = r_tanh(c_9[i * 256 + j]);
+            const real t172 = r_tanh(lstm_c_9[i * 256 + j]);
             h_9[i * 256 + j] = t168 * t172;
         }
 
@@ -531,33 +531,33 @@ static void compute_outputs(void)
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            z_18[i * 1024 + j] = slice_10[i * 1024 + j] + lstm_b[j];
+            lstm_z_18[i * 1024 + j] = slice_10[i * 1024 + j] + lstm_b[j];
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_9, 256, lstm_u, 1024, REAL_C(1.0), z_19, 1024);
+    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_9, 256, lstm_u, 1024, REAL_C(1.0), lstm_z_19, 1024);
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t179 = z_19[i * 1024 + j];
+            const real t179 = lstm_z_19[i * 1024 + j];
             const real t180 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t179));
-            const real t181 = z_19[i * 1024 + j + 256];
+            const real t181 = lstm_z_19[i * 1024 + j + 256];
             const real t182 = t181 + lstm_forget_b[j];
             const real t183 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t182));
-            const real t184 = z_19[i * 1024 + j + 512];
+            const real t184 = lstm_z_19[i * 1024 + j + 512];
             const real t185 = r_tanh(t184);
-            const real t188 = t183 * c_9[i * 256 + j];
+            const real t188 = t183 * lstm_c_9[i * 256 + j];
             const real t189 = t180 * t185;
-            c_10[i * 256 + j] = t188 + t189;
+            lstm_c_10[i * 256 + j] = t188 + t189;
         }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t186 = z_19[i * 1024 + j + 768];
+            const real t186 = lstm_z_19[i * 1024 + j + 768];
             const real t187 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t186));
-            const real t191 = r_tanh(c_10[i * 256 + j]);
+            const real t191 = r_tanh(lstm_c_10[i * 256 + j]);
             h_10[i * 256 + j] = t187 * t191;
         }
 
@@ -568,33 +568,33 @@ static void compute_outputs(void)
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            z_20[i * 1024 + j] = slice_11[i * 1024 + j] + lstm_b[j];
+            lstm_z_20[i * 1024 + j] = slice_11[i * 1024 + j] + lstm_b[j];
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_10, 256, lstm_u, 1024, REAL_C(1.0), z_21, 1024);
+    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_10, 256, lstm_u, 1024, REAL_C(1.0), lstm_z_21, 1024);
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t198 = z_21[i * 1024 + j];
+            const real t198 = lstm_z_21[i * 1024 + j];
             const real t199 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t198));
-            const real t200 = z_21[i * 1024 + j + 256];
+            const real t200 = lstm_z_21[i * 1024 + j + 256];
             const real t201 = t200 + lstm_forget_b[j];
             const real t202 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t201));
-            const real t203 = z_21[i * 1024 + j + 512];
+            const real t203 = lstm_z_21[i * 1024 + j + 512];
             const real t204 = r_tanh(t203);
-            const real t207 = t202 * c_10[i * 256 + j];
+            const real t207 = t202 * lstm_c_10[i * 256 + j];
             const real t208 = t199 * t204;
-            c_11[i * 256 + j] = t207 + t208;
+            lstm_c_11[i * 256 + j] = t207 + t208;
         }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t205 = z_21[i * 1024 + j + 768];
+            const real t205 = lstm_z_21[i * 1024 + j + 768];
             const real t206 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t205));
-            const real t210 = r_tanh(c_11[i * 256 + j]);
+            const real t210 = r_tanh(lstm_c_11[i * 256 + j]);
             h_11[i * 256 + j] = t206 * t210;
         }
 
@@ -605,33 +605,33 @@ static void compute_outputs(void)
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            z_22[i * 1024 + j] = slice_12[i * 1024 + j] + lstm_b[j];
+            lstm_z_22[i * 1024 + j] = slice_12[i * 1024 + j] + lstm_b[j];
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_11, 256, lstm_u, 1024, REAL_C(1.0), z_23, 1024);
+    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_11, 256, lstm_u, 1024, REAL_C(1.0), lstm_z_23, 1024);
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t217 = z_23[i * 1024 + j];
+            const real t217 = lstm_z_23[i * 1024 + j];
             const real t218 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t217));
-            const real t219 = z_23[i * 1024 + j + 256];
+            const real t219 = lstm_z_23[i * 1024 + j + 256];
             const real t220 = t219 + lstm_forget_b[j];
             const real t221 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t220));
-            const real t222 = z_23[i * 1024 + j + 512];
+            const real t222 = lstm_z_23[i * 1024 + j + 512];
             const real t223 = r_tanh(t222);
-            const real t226 = t221 * c_11[i * 256 + j];
+            const real t226 = t221 * lstm_c_11[i * 256 + j];
             const real t227 = t218 * t223;
-            c_12[i * 256 + j] = t226 + t227;
+            lstm_c_12[i * 256 + j] = t226 + t227;
         }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t224 = z_23[i * 1024 + j + 768];
+            const real t224 = lstm_z_23[i * 1024 + j + 768];
             const real t225 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t224));
-            const real t229 = r_tanh(c_12[i * 256 + j]);
+            const real t229 = r_tanh(lstm_c_12[i * 256 + j]);
             h_12[i * 256 + j] = t225 * t229;
         }
 
@@ -642,33 +642,33 @@ static void compute_outputs(void)
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            z_24[i * 1024 + j] = slice_13[i * 1024 + j] + lstm_b[j];
+            lstm_z_24[i * 1024 + j] = slice_13[i * 1024 + j] + lstm_b[j];
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_12, 256, lstm_u, 1024, REAL_C(1.0), z_25, 1024);
+    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_12, 256, lstm_u, 1024, REAL_C(1.0), lstm_z_25, 1024);
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t236 = z_25[i * 1024 + j];
+            const real t236 = lstm_z_25[i * 1024 + j];
             const real t237 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t236));
-            const real t238 = z_25[i * 1024 + j + 256];
+            const real t238 = lstm_z_25[i * 1024 + j + 256];
             const real t239 = t238 + lstm_forget_b[j];
             const real t240 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t239));
-            const real t241 = z_25[i * 1024 + j + 512];
+            const real t241 = lstm_z_25[i * 1024 + j + 512];
             const real t242 = r_tanh(t241);
-            const real t245 = t240 * c_12[i * 256 + j];
+            const real t245 = t240 * lstm_c_12[i * 256 + j];
             const real t246 = t237 * t242;
-            c_13[i * 256 + j] = t245 + t246;
+            lstm_c_13[i * 256 + j] = t245 + t246;
         }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t243 = z_25[i * 1024 + j + 768];
+            const real t243 = lstm_z_25[i * 1024 + j + 768];
             const real t244 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t243));
-            const real t248 = r_tanh(c_13[i * 256 + j]);
+            const real t248 = r_tanh(lstm_c_13[i * 256 + j]);
             h_13[i * 256 + j] = t244 * t248;
         }
 
@@ -679,33 +679,33 @@ static void compute_outputs(void)
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            z_26[i * 1024 + j] = slice_14[i * 1024 + j] + lstm_b[j];
+            lstm_z_26[i * 1024 + j] = slice_14[i * 1024 + j] + lstm_b[j];
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_13, 256, lstm_u, 1024, REAL_C(1.0), z_27, 1024);
+    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_13, 256, lstm_u, 1024, REAL_C(1.0), lstm_z_27, 1024);
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t255 = z_27[i * 1024 + j];
+            const real t255 = lstm_z_27[i * 1024 + j];
             const real t256 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t255));
-            const real t257 = z_27[i * 1024 + j + 256];
+            const real t257 = lstm_z_27[i * 1024 + j + 256];
             const real t258 = t257 + lstm_forget_b[j];
             const real t259 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t258));
-            const real t260 = z_27[i * 1024 + j + 512];
+            const real t260 = lstm_z_27[i * 1024 + j + 512];
             const real t261 = r_tanh(t260);
-            const real t264 = t259 * c_13[i * 256 + j];
+            const real t264 = t259 * lstm_c_13[i * 256 + j];
             const real t265 = t256 * t261;
-            c_14[i * 256 + j] = t264 + t265;
+            lstm_c_14[i * 256 + j] = t264 + t265;
         }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t262 = z_27[i * 1024 + j + 768];
+            const real t262 = lstm_z_27[i * 1024 + j + 768];
             const real t263 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t262));
-            const real t267 = r_tanh(c_14[i * 256 + j]);
+            const real t267 = r_tanh(lstm_c_14[i * 256 + j]);
             h_14[i * 256 + j] = t263 * t267;
         }
 
@@ -716,33 +716,33 @@ static void compute_outputs(void)
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            z_28[i * 1024 + j] = slice_15[i * 1024 + j] + lstm_b[j];
+            lstm_z_28[i * 1024 + j] = slice_15[i * 1024 + j] + lstm_b[j];
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_14, 256, lstm_u, 1024, REAL_C(1.0), z_29, 1024);
+    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_14, 256, lstm_u, 1024, REAL_C(1.0), lstm_z_29, 1024);
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t274 = z_29[i * 1024 + j];
+            const real t274 = lstm_z_29[i * 1024 + j];
             const real t275 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t274));
-            const real t276 = z_29[i * 1024 + j + 256];
+            const real t276 = lstm_z_29[i * 1024 + j + 256];
             const real t277 = t276 + lstm_forget_b[j];
             const real t278 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t277));
-            const real t279 = z_29[i * 1024 + j + 512];
+            const real t279 = lstm_z_29[i * 1024 + j + 512];
             const real t280 = r_tanh(t279);
-            const real t283 = t278 * c_14[i * 256 + j];
+            const real t283 = t278 * lstm_c_14[i * 256 + j];
             const real t284 = t275 * t280;
-            c_15[i * 256 + j] = t283 + t284;
+            lstm_c_15[i * 256 + j] = t283 + t284;
         }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t281 = z_29[i * 1024 + j + 768];
+            const real t281 = lstm_z_29[i * 1024 + j + 768];
             const real t282 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t281));
-            const real t286 = r_tanh(c_15[i * 256 + j]);
+            const real t286 = r_tanh(lstm_c_15[i * 256 + j]);
             h_15[i * 256 + j] = t282 * t286;
         }
 
@@ -753,33 +753,33 @@ static void compute_outputs(void)
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            z_30[i * 1024 + j] = slice_16[i * 1024 + j] + lstm_b[j];
+            lstm_z_30[i * 1024 + j] = slice_16[i * 1024 + j] + lstm_b[j];
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_15, 256, lstm_u, 1024, REAL_C(1.0), z_31, 1024);
+    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_15, 256, lstm_u, 1024, REAL_C(1.0), lstm_z_31, 1024);
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t293 = z_31[i * 1024 + j];
+            const real t293 = lstm_z_31[i * 1024 + j];
             const real t294 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t293));
-            const real t295 = z_31[i * 1024 + j + 256];
+            const real t295 = lstm_z_31[i * 1024 + j + 256];
             const real t296 = t295 + lstm_forget_b[j];
             const real t297 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t296));
-            const real t298 = z_31[i * 1024 + j + 512];
+            const real t298 = lstm_z_31[i * 1024 + j + 512];
             const real t299 = r_tanh(t298);
-            const real t302 = t297 * c_15[i * 256 + j];
+            const real t302 = t297 * lstm_c_15[i * 256 + j];
             const real t303 = t294 * t299;
-            c_16[i * 256 + j] = t302 + t303;
+            lstm_c_16[i * 256 + j] = t302 + t303;
         }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t300 = z_31[i * 1024 + j + 768];
+            const real t300 = lstm_z_31[i * 1024 + j + 768];
             const real t301 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t300));
-            const real t305 = r_tanh(c_16[i * 256 + j]);
+            const real t305 = r_tanh(lstm_c_16[i * 256 + j]);
             h_16[i * 256 + j] = t301 * t305;
         }
 
@@ -790,33 +790,33 @@ static void compute_outputs(void)
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            z_32[i * 1024 + j] = slice_17[i * 1024 + j] + lstm_b[j];
+            lstm_z_32[i * 1024 + j] = slice_17[i * 1024 + j] + lstm_b[j];
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_16, 256, lstm_u, 1024, REAL_C(1.0), z_33, 1024);
+    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_16, 256, lstm_u, 1024, REAL_C(1.0), lstm_z_33, 1024);
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t312 = z_33[i * 1024 + j];
+            const real t312 = lstm_z_33[i * 1024 + j];
             const real t313 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t312));
-            const real t314 = z_33[i * 1024 + j + 256];
+            const real t314 = lstm_z_33[i * 1024 + j + 256];
             const real t315 = t314 + lstm_forget_b[j];
             const real t316 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t315));
-            const real t317 = z_33[i * 1024 + j + 512];
+            const real t317 = lstm_z_33[i * 1024 + j + 512];
             const real t318 = r_tanh(t317);
-            const real t321 = t316 * c_16[i * 256 + j];
+            const real t321 = t316 * lstm_c_16[i * 256 + j];
             const real t322 = t313 * t318;
-            c_17[i * 256 + j] = t321 + t322;
+            lstm_c_17[i * 256 + j] = t321 + t322;
         }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t319 = z_33[i * 1024 + j + 768];
+            const real t319 = lstm_z_33[i * 1024 + j + 768];
             const real t320 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t319));
-            const real t324 = r_tanh(c_17[i * 256 + j]);
+            const real t324 = r_tanh(lstm_c_17[i * 256 + j]);
             h_17[i * 256 + j] = t320 * t324;
         }
 
@@ -827,33 +827,33 @@ static void compute_outputs(void)
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            z_34[i * 1024 + j] = slice_18[i * 1024 + j] + lstm_b[j];
+            lstm_z_34[i * 1024 + j] = slice_18[i * 1024 + j] + lstm_b[j];
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_17, 256, lstm_u, 1024, REAL_C(1.0), z_35, 1024);
+    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_17, 256, lstm_u, 1024, REAL_C(1.0), lstm_z_35, 1024);
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t331 = z_35[i * 1024 + j];
+            const real t331 = lstm_z_35[i * 1024 + j];
             const real t332 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t331));
-            const real t333 = z_35[i * 1024 + j + 256];
+            const real t333 = lstm_z_35[i * 1024 + j + 256];
             const real t334 = t333 + lstm_forget_b[j];
             const real t335 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t334));
-            const real t336 = z_35[i * 1024 + j + 512];
+            const real t336 = lstm_z_35[i * 1024 + j + 512];
             const real t337 = r_tanh(t336);
-            const real t340 = t335 * c_17[i * 256 + j];
+            const real t340 = t335 * lstm_c_17[i * 256 + j];
             const real t341 = t332 * t337;
-            c_18[i * 256 + j] = t340 + t341;
+            lstm_c_18[i * 256 + j] = t340 + t341;
         }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t338 = z_35[i * 1024 + j + 768];
+            const real t338 = lstm_z_35[i * 1024 + j + 768];
             const real t339 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t338));
-            const real t343 = r_tanh(c_18[i * 256 + j]);
+            const real t343 = r_tanh(lstm_c_18[i * 256 + j]);
             h_18[i * 256 + j] = t339 * t343;
         }
 
@@ -864,33 +864,33 @@ static void compute_outputs(void)
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            z_36[i * 1024 + j] = slice_19[i * 1024 + j] + lstm_b[j];
+            lstm_z_36[i * 1024 + j] = slice_19[i * 1024 + j] + lstm_b[j];
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_18, 256, lstm_u, 1024, REAL_C(1.0), z_37, 1024);
+    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_18, 256, lstm_u, 1024, REAL_C(1.0), lstm_z_37, 1024);
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t350 = z_37[i * 1024 + j];
+            const real t350 = lstm_z_37[i * 1024 + j];
             const real t351 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t350));
-            const real t352 = z_37[i * 1024 + j + 256];
+            const real t352 = lstm_z_37[i * 1024 + j + 256];
             const real t353 = t352 + lstm_forget_b[j];
             const real t354 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t353));
-            const real t355 = z_37[i * 1024 + j + 512];
+            const real t355 = lstm_z_37[i * 1024 + j + 512];
             const real t356 = r_tanh(t355);
-            const real t359 = t354 * c_18[i * 256 + j];
+            const real t359 = t354 * lstm_c_18[i * 256 + j];
             const real t360 = t351 * t356;
-            c_19[i * 256 + j] = t359 + t360;
+            lstm_c_19[i * 256 + j] = t359 + t360;
         }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t357 = z_37[i * 1024 + j + 768];
+            const real t357 = lstm_z_37[i * 1024 + j + 768];
             const real t358 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t357));
-            const real t362 = r_tanh(c_19[i * 256 + j]);
+            const real t362 = r_tanh(lstm_c_19[i * 256 + j]);
             h_19[i * 256 + j] = t358 * t362;
         }
 
@@ -901,33 +901,33 @@ static void compute_outputs(void)
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            z_38[i * 1024 + j] = slice_20[i * 1024 + j] + lstm_b[j];
+            lstm_z_38[i * 1024 + j] = slice_20[i * 1024 + j] + lstm_b[j];
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_19, 256, lstm_u, 1024, REAL_C(1.0), z_39, 1024);
+    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_19, 256, lstm_u, 1024, REAL_C(1.0), lstm_z_39, 1024);
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t369 = z_39[i * 1024 + j];
+            const real t369 = lstm_z_39[i * 1024 + j];
             const real t370 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t369));
-            const real t371 = z_39[i * 1024 + j + 256];
+            const real t371 = lstm_z_39[i * 1024 + j + 256];
             const real t372 = t371 + lstm_forget_b[j];
             const real t373 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t372));
-            const real t374 = z_39[i * 1024 + j + 512];
+            const real t374 = lstm_z_39[i * 1024 + j + 512];
             const real t375 = r_tanh(t374);
-            const real t378 = t373 * c_19[i * 256 + j];
+            const real t378 = t373 * lstm_c_19[i * 256 + j];
             const real t379 = t370 * t375;
-            c_20[i * 256 + j] = t378 + t379;
+            lstm_c_20[i * 256 + j] = t378 + t379;
         }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t376 = z_39[i * 1024 + j + 768];
+            const real t376 = lstm_z_39[i * 1024 + j + 768];
             const real t377 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t376));
-            const real t381 = r_tanh(c_20[i * 256 + j]);
+            const real t381 = r_tanh(lstm_c_20[i * 256 + j]);
             h_20[i * 256 + j] = t377 * t381;
         }
 
@@ -938,33 +938,33 @@ static void compute_outputs(void)
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            z_40[i * 1024 + j] = slice_21[i * 1024 + j] + lstm_b[j];
+            lstm_z_40[i * 1024 + j] = slice_21[i * 1024 + j] + lstm_b[j];
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_20, 256, lstm_u, 1024, REAL_C(1.0), z_41, 1024);
+    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_20, 256, lstm_u, 1024, REAL_C(1.0), lstm_z_41, 1024);
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t388 = z_41[i * 1024 + j];
+            const real t388 = lstm_z_41[i * 1024 + j];
             const real t389 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t388));
-            const real t390 = z_41[i * 1024 + j + 256];
+            const real t390 = lstm_z_41[i * 1024 + j + 256];
             const real t391 = t390 + lstm_forget_b[j];
             const real t392 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t391));
-            const real t393 = z_41[i * 1024 + j + 512];
+            const real t393 = lstm_z_41[i * 1024 + j + 512];
             const real t394 = r_tanh(t393);
-            const real t397 = t392 * c_20[i * 256 + j];
+            const real t397 = t392 * lstm_c_20[i * 256 + j];
             const real t398 = t389 * t394;
-            c_21[i * 256 + j] = t397 + t398;
+            lstm_c_21[i * 256 + j] = t397 + t398;
         }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t395 = z_41[i * 1024 + j + 768];
+            const real t395 = lstm_z_41[i * 1024 + j + 768];
             const real t396 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t395));
-            const real t400 = r_tanh(c_21[i * 256 + j]);
+            const real t400 = r_tanh(lstm_c_21[i * 256 + j]);
             h_21[i * 256 + j] = t396 * t400;
         }
 
@@ -975,33 +975,33 @@ static void compute_outputs(void)
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            z_42[i * 1024 + j] = slice_22[i * 1024 + j] + lstm_b[j];
+            lstm_z_42[i * 1024 + j] = slice_22[i * 1024 + j] + lstm_b[j];
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_21, 256, lstm_u, 1024, REAL_C(1.0), z_43, 1024);
+    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_21, 256, lstm_u, 1024, REAL_C(1.0), lstm_z_43, 1024);
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t407 = z_43[i * 1024 + j];
+            const real t407 = lstm_z_43[i * 1024 + j];
             const real t408 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t407));
-            const real t409 = z_43[i * 1024 + j + 256];
+            const real t409 = lstm_z_43[i * 1024 + j + 256];
             const real t410 = t409 + lstm_forget_b[j];
             const real t411 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t410));
-            const real t412 = z_43[i * 1024 + j + 512];
+            const real t412 = lstm_z_43[i * 1024 + j + 512];
             const real t413 = r_tanh(t412);
-            const real t416 = t411 * c_21[i * 256 + j];
+            const real t416 = t411 * lstm_c_21[i * 256 + j];
             const real t417 = t408 * t413;
-            c_22[i * 256 + j] = t416 + t417;
+            lstm_c_22[i * 256 + j] = t416 + t417;
         }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t414 = z_43[i * 1024 + j + 768];
+            const real t414 = lstm_z_43[i * 1024 + j + 768];
             const real t415 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t414));
-            const real t419 = r_tanh(c_22[i * 256 + j]);
+            const real t419 = r_tanh(lstm_c_22[i * 256 + j]);
             h_22[i * 256 + j] = t415 * t419;
         }
 
@@ -1012,33 +1012,33 @@ static void compute_outputs(void)
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            z_44[i * 1024 + j] = slice_23[i * 1024 + j] + lstm_b[j];
+            lstm_z_44[i * 1024 + j] = slice_23[i * 1024 + j] + lstm_b[j];
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_22, 256, lstm_u, 1024, REAL_C(1.0), z_45, 1024);
+    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_22, 256, lstm_u, 1024, REAL_C(1.0), lstm_z_45, 1024);
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t426 = z_45[i * 1024 + j];
+            const real t426 = lstm_z_45[i * 1024 + j];
             const real t427 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t426));
-            const real t428 = z_45[i * 1024 + j + 256];
+            const real t428 = lstm_z_45[i * 1024 + j + 256];
             const real t429 = t428 + lstm_forget_b[j];
             const real t430 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t429));
-            const real t431 = z_45[i * 1024 + j + 512];
+            const real t431 = lstm_z_45[i * 1024 + j + 512];
             const real t432 = r_tanh(t431);
-            const real t435 = t430 * c_22[i * 256 + j];
+            const real t435 = t430 * lstm_c_22[i * 256 + j];
             const real t436 = t427 * t432;
-            c_23[i * 256 + j] = t435 + t436;
+            lstm_c_23[i * 256 + j] = t435 + t436;
         }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t433 = z_45[i * 1024 + j + 768];
+            const real t433 = lstm_z_45[i * 1024 + j + 768];
             const real t434 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t433));
-            const real t438 = r_tanh(c_23[i * 256 + j]);
+            const real t438 = r_tanh(lstm_c_23[i * 256 + j]);
             h_23[i * 256 + j] = t434 * t438;
         }
 
@@ -1049,33 +1049,33 @@ static void compute_outputs(void)
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            z_46[i * 1024 + j] = slice_24[i * 1024 + j] + lstm_b[j];
+            lstm_z_46[i * 1024 + j] = slice_24[i * 1024 + j] + lstm_b[j];
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_23, 256, lstm_u, 1024, REAL_C(1.0), z_47, 1024);
+    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_23, 256, lstm_u, 1024, REAL_C(1.0), lstm_z_47, 1024);
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t445 = z_47[i * 1024 + j];
+            const real t445 = lstm_z_47[i * 1024 + j];
             const real t446 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t445));
-            const real t447 = z_47[i * 1024 + j + 256];
+            const real t447 = lstm_z_47[i * 1024 + j + 256];
             const real t448 = t447 + lstm_forget_b[j];
             const real t449 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t448));
-            const real t450 = z_47[i * 1024 + j + 512];
+            const real t450 = lstm_z_47[i * 1024 + j + 512];
             const real t451 = r_tanh(t450);
-            const real t454 = t449 * c_23[i * 256 + j];
+            const real t454 = t449 * lstm_c_23[i * 256 + j];
             const real t455 = t446 * t451;
-            c_24[i * 256 + j] = t454 + t455;
+            lstm_c_24[i * 256 + j] = t454 + t455;
         }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t452 = z_47[i * 1024 + j + 768];
+            const real t452 = lstm_z_47[i * 1024 + j + 768];
             const real t453 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t452));
-            const real t457 = r_tanh(c_24[i * 256 + j]);
+            const real t457 = r_tanh(lstm_c_24[i * 256 + j]);
             h_24[i * 256 + j] = t453 * t457;
         }
 
@@ -1086,33 +1086,33 @@ static void compute_outputs(void)
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            z_48[i * 1024 + j] = slice_25[i * 1024 + j] + lstm_b[j];
+            lstm_z_48[i * 1024 + j] = slice_25[i * 1024 + j] + lstm_b[j];
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_24, 256, lstm_u, 1024, REAL_C(1.0), z_49, 1024);
+    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_24, 256, lstm_u, 1024, REAL_C(1.0), lstm_z_49, 1024);
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t464 = z_49[i * 1024 + j];
+            const real t464 = lstm_z_49[i * 1024 + j];
             const real t465 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t464));
-            const real t466 = z_49[i * 1024 + j + 256];
+            const real t466 = lstm_z_49[i * 1024 + j + 256];
             const real t467 = t466 + lstm_forget_b[j];
             const real t468 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t467));
-            const real t469 = z_49[i * 1024 + j + 512];
+            const real t469 = lstm_z_49[i * 1024 + j + 512];
             const real t470 = r_tanh(t469);
-            const real t473 = t468 * c_24[i * 256 + j];
+            const real t473 = t468 * lstm_c_24[i * 256 + j];
             const real t474 = t465 * t470;
-            c_25[i * 256 + j] = t473 + t474;
+            lstm_c_25[i * 256 + j] = t473 + t474;
         }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t471 = z_49[i * 1024 + j + 768];
+            const real t471 = lstm_z_49[i * 1024 + j + 768];
             const real t472 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t471));
-            const real t476 = r_tanh(c_25[i * 256 + j]);
+            const real t476 = r_tanh(lstm_c_25[i * 256 + j]);
             h_25[i * 256 + j] = t472 * t476;
         }
 
@@ -1123,33 +1123,33 @@ static void compute_outputs(void)
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            z_50[i * 1024 + j] = slice_26[i * 1024 + j] + lstm_b[j];
+            lstm_z_50[i * 1024 + j] = slice_26[i * 1024 + j] + lstm_b[j];
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_25, 256, lstm_u, 1024, REAL_C(1.0), z_51, 1024);
+    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_25, 256, lstm_u, 1024, REAL_C(1.0), lstm_z_51, 1024);
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t483 = z_51[i * 1024 + j];
+            const real t483 = lstm_z_51[i * 1024 + j];
             const real t484 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t483));
-            const real t485 = z_51[i * 1024 + j + 256];
+            const real t485 = lstm_z_51[i * 1024 + j + 256];
             const real t486 = t485 + lstm_forget_b[j];
             const real t487 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t486));
-            const real t488 = z_51[i * 1024 + j + 512];
+            const real t488 = lstm_z_51[i * 1024 + j + 512];
             const real t489 = r_tanh(t488);
-            const real t492 = t487 * c_25[i * 256 + j];
+            const real t492 = t487 * lstm_c_25[i * 256 + j];
             const real t493 = t484 * t489;
-            c_26[i * 256 + j] = t492 + t493;
+            lstm_c_26[i * 256 + j] = t492 + t493;
         }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t490 = z_51[i * 1024 + j + 768];
+            const real t490 = lstm_z_51[i * 1024 + j + 768];
             const real t491 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t490));
-            const real t495 = r_tanh(c_26[i * 256 + j]);
+            const real t495 = r_tanh(lstm_c_26[i * 256 + j]);
             h_26[i * 256 + j] = t491 * t495;
         }
 
@@ -1160,33 +1160,33 @@ static void compute_outputs(void)
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            z_52[i * 1024 + j] = slice_27[i * 1024 + j] + lstm_b[j];
+            lstm_z_52[i * 1024 + j] = slice_27[i * 1024 + j] + lstm_b[j];
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_26, 256, lstm_u, 1024, REAL_C(1.0), z_53, 1024);
+    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_26, 256, lstm_u, 1024, REAL_C(1.0), lstm_z_53, 1024);
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t502 = z_53[i * 1024 + j];
+            const real t502 = lstm_z_53[i * 1024 + j];
             const real t503 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t502));
-            const real t504 = z_53[i * 1024 + j + 256];
+            const real t504 = lstm_z_53[i * 1024 + j + 256];
             const real t505 = t504 + lstm_forget_b[j];
             const real t506 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t505));
-            const real t507 = z_53[i * 1024 + j + 512];
+            const real t507 = lstm_z_53[i * 1024 + j + 512];
             const real t508 = r_tanh(t507);
-            const real t511 = t506 * c_26[i * 256 + j];
+            const real t511 = t506 * lstm_c_26[i * 256 + j];
             const real t512 = t503 * t508;
-            c_27[i * 256 + j] = t511 + t512;
+            lstm_c_27[i * 256 + j] = t511 + t512;
         }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t509 = z_53[i * 1024 + j + 768];
+            const real t509 = lstm_z_53[i * 1024 + j + 768];
             const real t510 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t509));
-            const real t514 = r_tanh(c_27[i * 256 + j]);
+            const real t514 = r_tanh(lstm_c_27[i * 256 + j]);
             h_27[i * 256 + j] = t510 * t514;
         }
 
@@ -1197,33 +1197,33 @@ static void compute_outputs(void)
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            z_54[i * 1024 + j] = slice_28[i * 1024 + j] + lstm_b[j];
+            lstm_z_54[i * 1024 + j] = slice_28[i * 1024 + j] + lstm_b[j];
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_27, 256, lstm_u, 1024, REAL_C(1.0), z_55, 1024);
+    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_27, 256, lstm_u, 1024, REAL_C(1.0), lstm_z_55, 1024);
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t521 = z_55[i * 1024 + j];
+            const real t521 = lstm_z_55[i * 1024 + j];
             const real t522 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t521));
-            const real t523 = z_55[i * 1024 + j + 256];
+            const real t523 = lstm_z_55[i * 1024 + j + 256];
             const real t524 = t523 + lstm_forget_b[j];
             const real t525 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t524));
-            const real t526 = z_55[i * 1024 + j + 512];
+            const real t526 = lstm_z_55[i * 1024 + j + 512];
             const real t527 = r_tanh(t526);
-            const real t530 = t525 * c_27[i * 256 + j];
+            const real t530 = t525 * lstm_c_27[i * 256 + j];
             const real t531 = t522 * t527;
-            c_28[i * 256 + j] = t530 + t531;
+            lstm_c_28[i * 256 + j] = t530 + t531;
         }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t528 = z_55[i * 1024 + j + 768];
+            const real t528 = lstm_z_55[i * 1024 + j + 768];
             const real t529 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t528));
-            const real t533 = r_tanh(c_28[i * 256 + j]);
+            const real t533 = r_tanh(lstm_c_28[i * 256 + j]);
             h_28[i * 256 + j] = t529 * t533;
         }
 
@@ -1234,33 +1234,33 @@ static void compute_outputs(void)
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            z_56[i * 1024 + j] = slice_29[i * 1024 + j] + lstm_b[j];
+            lstm_z_56[i * 1024 + j] = slice_29[i * 1024 + j] + lstm_b[j];
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_28, 256, lstm_u, 1024, REAL_C(1.0), z_57, 1024);
+    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_28, 256, lstm_u, 1024, REAL_C(1.0), lstm_z_57, 1024);
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t540 = z_57[i * 1024 + j];
+            const real t540 = lstm_z_57[i * 1024 + j];
             const real t541 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t540));
-            const real t542 = z_57[i * 1024 + j + 256];
+            const real t542 = lstm_z_57[i * 1024 + j + 256];
             const real t543 = t542 + lstm_forget_b[j];
             const real t544 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t543));
-            const real t545 = z_57[i * 1024 + j + 512];
+            const real t545 = lstm_z_57[i * 1024 + j + 512];
             const real t546 = r_tanh(t545);
-            const real t549 = t544 * c_28[i * 256 + j];
+            const real t549 = t544 * lstm_c_28[i * 256 + j];
             const real t550 = t541 * t546;
-            c_29[i * 256 + j] = t549 + t550;
+            lstm_c_29[i * 256 + j] = t549 + t550;
         }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t547 = z_57[i * 1024 + j + 768];
+            const real t547 = lstm_z_57[i * 1024 + j + 768];
             const real t548 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t547));
-            const real t552 = r_tanh(c_29[i * 256 + j]);
+            const real t552 = r_tanh(lstm_c_29[i * 256 + j]);
             h_29[i * 256 + j] = t548 * t552;
         }
 
@@ -1271,33 +1271,33 @@ static void compute_outputs(void)
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            z_58[i * 1024 + j] = slice_30[i * 1024 + j] + lstm_b[j];
+            lstm_z_58[i * 1024 + j] = slice_30[i * 1024 + j] + lstm_b[j];
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_29, 256, lstm_u, 1024, REAL_C(1.0), z_59, 1024);
+    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_29, 256, lstm_u, 1024, REAL_C(1.0), lstm_z_59, 1024);
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t559 = z_59[i * 1024 + j];
+            const real t559 = lstm_z_59[i * 1024 + j];
             const real t560 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t559));
-            const real t561 = z_59[i * 1024 + j + 256];
+            const real t561 = lstm_z_59[i * 1024 + j + 256];
             const real t562 = t561 + lstm_forget_b[j];
             const real t563 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t562));
-            const real t564 = z_59[i * 1024 + j + 512];
+            const real t564 = lstm_z_59[i * 1024 + j + 512];
             const real t565 = r_tanh(t564);
-            const real t568 = t563 * c_29[i * 256 + j];
+            const real t568 = t563 * lstm_c_29[i * 256 + j];
             const real t569 = t560 * t565;
-            c_30[i * 256 + j] = t568 + t569;
+            lstm_c_30[i * 256 + j] = t568 + t569;
         }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t566 = z_59[i * 1024 + j + 768];
+            const real t566 = lstm_z_59[i * 1024 + j + 768];
             const real t567 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t566));
-            const real t571 = r_tanh(c_30[i * 256 + j]);
+            const real t571 = r_tanh(lstm_c_30[i * 256 + j]);
             h_30[i * 256 + j] = t567 * t571;
         }
 
@@ -1308,33 +1308,33 @@ static void compute_outputs(void)
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            z_60[i * 1024 + j] = slice_31[i * 1024 + j] + lstm_b[j];
+            lstm_z_60[i * 1024 + j] = slice_31[i * 1024 + j] + lstm_b[j];
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_30, 256, lstm_u, 1024, REAL_C(1.0), z_61, 1024);
+    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_30, 256, lstm_u, 1024, REAL_C(1.0), lstm_z_61, 1024);
 
     /* models/lib/lstm_cell.lua:22: c = c and f * c + i * g or i * g */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t578 = z_61[i * 1024 + j];
+            const real t578 = lstm_z_61[i * 1024 + j];
             const real t579 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t578));
-            const real t580 = z_61[i * 1024 + j + 256];
+            const real t580 = lstm_z_61[i * 1024 + j + 256];
             const real t581 = t580 + lstm_forget_b[j];
             const real t582 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t581));
-            const real t583 = z_61[i * 1024 + j + 512];
+            const real t583 = lstm_z_61[i * 1024 + j + 512];
             const real t584 = r_tanh(t583);
-            const real t587 = t582 * c_30[i * 256 + j];
+            const real t587 = t582 * lstm_c_30[i * 256 + j];
             const real t588 = t579 * t584;
-            c_31[i * 256 + j] = t587 + t588;
+            lstm_c_31[i * 256 + j] = t587 + t588;
         }
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t585 = z_61[i * 1024 + j + 768];
+            const real t585 = lstm_z_61[i * 1024 + j + 768];
             const real t586 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t585));
-            const real t590 = r_tanh(c_31[i * 256 + j]);
+            const real t590 = r_tanh(lstm_c_31[i * 256 + j]);
             h_31[i * 256 + j] = t586 * t590;
         }
 
@@ -1345,25 +1345,25 @@ static void compute_outputs(void)
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1024; j++) {
-            z_62[i * 1024 + j] = slice_32[i * 1024 + j] + lstm_b[j];
+            lstm_z_62[i * 1024 + j] = slice_32[i * 1024 + j] + lstm_b[j];
         }
 
     /* models/lib/lstm_cell.lua:16: z = z + h:matmul(u) */
-    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_31, 256, lstm_u, 1024, REAL_C(1.0), z_63, 1024);
+    r_gemm_nn(32, 1024, 256, REAL_C(1.0), h_31, 256, lstm_u, 1024, REAL_C(1.0), lstm_z_63, 1024);
 
     /* models/lib/lstm_cell.lua:23: return o * tanh(c), c */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            const real t597 = z_63[i * 1024 + j];
+            const real t597 = lstm_z_63[i * 1024 + j];
             const real t598 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t597));
-            const real t599 = z_63[i * 1024 + j + 256];
+            const real t599 = lstm_z_63[i * 1024 + j + 256];
             const real t600 = t599 + lstm_forget_b[j];
             const real t601 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t600));
-            const real t602 = z_63[i * 1024 + j + 512];
+            const real t602 = lstm_z_63[i * 1024 + j + 512];
             const real t603 = r_tanh(t602);
-            const real t604 = z_63[i * 1024 + j + 768];
+            const real t604 = lstm_z_63[i * 1024 + j + 768];
             const real t605 = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-t604));
-            const real t606 = t601 * c_31[i * 256 + j];
+            const real t606 = t601 * lstm_c_31[i * 256 + j];
             const real t607 = t598 * t603;
             const real t608 = t606 + t607;
             const real t609 = r_tanh(t608);
@@ -1438,10 +1438,10 @@ static void compute_outputs(void)
 
     /* models/lib/dense.lua:9: return x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1024, 128, 256,
-           REAL_C(1.0), concat, 256, out_w, 128, REAL_C(0.0), matmul_2, 128);
+           REAL_C(1.0), concat, 256, out_w, 128, REAL_C(0.0), out_matmul, 128);
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            logits[i * 128 + j] = matmul_2[i * 128 + j] + out_b[j];
+            logits[i * 128 + j] = out_matmul[i * 128 + j] + out_b[j];
         }
 }
 

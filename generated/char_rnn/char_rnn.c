@@ -31,327 +31,327 @@ static real *const matmul = arena + 1181200; /* [1024,256] */
 static real *const slice = arena + 1443344; /* [32,1,256] */
 static real *const h = arena + 1451536; /* [32,256] */
 static real *const slice_2 = arena + 1443344; /* [32,1,256] */
-static real *const z = arena + 1459728; /* [32,256] */
-static real *const z_2 = arena + 1459728; /* [32,256] */
+static real *const rnn_z = arena + 1459728; /* [32,256] */
+static real *const rnn_z_2 = arena + 1459728; /* [32,256] */
 static real *const h_2 = arena + 1443344; /* [32,256] */
 static real *const slice_3 = arena + 1459728; /* [32,1,256] */
-static real *const z_3 = arena + 1467920; /* [32,256] */
-static real *const z_4 = arena + 1467920; /* [32,256] */
+static real *const rnn_z_3 = arena + 1467920; /* [32,256] */
+static real *const rnn_z_4 = arena + 1467920; /* [32,256] */
 static real *const h_3 = arena + 1459728; /* [32,256] */
 static real *const slice_4 = arena + 1467920; /* [32,1,256] */
-static real *const z_5 = arena + 1476112; /* [32,256] */
-static real *const z_6 = arena + 1476112; /* [32,256] */
+static real *const rnn_z_5 = arena + 1476112; /* [32,256] */
+static real *const rnn_z_6 = arena + 1476112; /* [32,256] */
 static real *const h_4 = arena + 1467920; /* [32,256] */
 static real *const slice_5 = arena + 1476112; /* [32,1,256] */
-static real *const z_7 = arena + 1484304; /* [32,256] */
-static real *const z_8 = arena + 1484304; /* [32,256] */
+static real *const rnn_z_7 = arena + 1484304; /* [32,256] */
+static real *const rnn_z_8 = arena + 1484304; /* [32,256] */
 static real *const h_5 = arena + 1476112; /* [32,256] */
 static real *const slice_6 = arena + 1484304; /* [32,1,256] */
-static real *const z_9 = arena + 1492496; /* [32,256] */
-static real *const z_10 = arena + 1492496; /* [32,256] */
+static real *const rnn_z_9 = arena + 1492496; /* [32,256] */
+static real *const rnn_z_10 = arena + 1492496; /* [32,256] */
 static real *const h_6 = arena + 1484304; /* [32,256] */
 static real *const slice_7 = arena + 1492496; /* [32,1,256] */
-static real *const z_11 = arena + 1500688; /* [32,256] */
-static real *const z_12 = arena + 1500688; /* [32,256] */
+static real *const rnn_z_11 = arena + 1500688; /* [32,256] */
+static real *const rnn_z_12 = arena + 1500688; /* [32,256] */
 static real *const h_7 = arena + 1492496; /* [32,256] */
 static real *const slice_8 = arena + 1500688; /* [32,1,256] */
-static real *const z_13 = arena + 1508880; /* [32,256] */
-static real *const z_14 = arena + 1508880; /* [32,256] */
+static real *const rnn_z_13 = arena + 1508880; /* [32,256] */
+static real *const rnn_z_14 = arena + 1508880; /* [32,256] */
 static real *const h_8 = arena + 1500688; /* [32,256] */
 static real *const slice_9 = arena + 1508880; /* [32,1,256] */
-static real *const z_15 = arena + 1517072; /* [32,256] */
-static real *const z_16 = arena + 1517072; /* [32,256] */
+static real *const rnn_z_15 = arena + 1517072; /* [32,256] */
+static real *const rnn_z_16 = arena + 1517072; /* [32,256] */
 static real *const h_9 = arena + 1508880; /* [32,256] */
 static real *const slice_10 = arena + 1517072; /* [32,1,256] */
-static real *const z_17 = arena + 1525264; /* [32,256] */
-static real *const z_18 = arena + 1525264; /* [32,256] */
+static real *const rnn_z_17 = arena + 1525264; /* [32,256] */
+static real *const rnn_z_18 = arena + 1525264; /* [32,256] */
 static real *const h_10 = arena + 1517072; /* [32,256] */
 static real *const slice_11 = arena + 1525264; /* [32,1,256] */
-static real *const z_19 = arena + 1533456; /* [32,256] */
-static real *const z_20 = arena + 1533456; /* [32,256] */
+static real *const rnn_z_19 = arena + 1533456; /* [32,256] */
+static real *const rnn_z_20 = arena + 1533456; /* [32,256] */
 static real *const h_11 = arena + 1525264; /* [32,256] */
 static real *const slice_12 = arena + 1533456; /* [32,1,256] */
-static real *const z_21 = arena + 1541648; /* [32,256] */
-static real *const z_22 = arena + 1541648; /* [32,256] */
+static real *const rnn_z_21 = arena + 1541648; /* [32,256] */
+static real *const rnn_z_22 = arena + 1541648; /* [32,256] */
 static real *const h_12 = arena + 1533456; /* [32,256] */
 static real *const slice_13 = arena + 1541648; /* [32,1,256] */
-static real *const z_23 = arena + 1549840; /* [32,256] */
-static real *const z_24 = arena + 1549840; /* [32,256] */
+static real *const rnn_z_23 = arena + 1549840; /* [32,256] */
+static real *const rnn_z_24 = arena + 1549840; /* [32,256] */
 static real *const h_13 = arena + 1541648; /* [32,256] */
 static real *const slice_14 = arena + 1549840; /* [32,1,256] */
-static real *const z_25 = arena + 1558032; /* [32,256] */
-static real *const z_26 = arena + 1558032; /* [32,256] */
+static real *const rnn_z_25 = arena + 1558032; /* [32,256] */
+static real *const rnn_z_26 = arena + 1558032; /* [32,256] */
 static real *const h_14 = arena + 1549840; /* [32,256] */
 static real *const slice_15 = arena + 1558032; /* [32,1,256] */
-static real *const z_27 = arena + 1566224; /* [32,256] */
-static real *const z_28 = arena + 1566224; /* [32,256] */
+static real *const rnn_z_27 = arena + 1566224; /* [32,256] */
+static real *const rnn_z_28 = arena + 1566224; /* [32,256] */
 static real *const h_15 = arena + 1558032; /* [32,256] */
 static real *const slice_16 = arena + 1566224; /* [32,1,256] */
-static real *const z_29 = arena + 1574416; /* [32,256] */
-static real *const z_30 = arena + 1574416; /* [32,256] */
+static real *const rnn_z_29 = arena + 1574416; /* [32,256] */
+static real *const rnn_z_30 = arena + 1574416; /* [32,256] */
 static real *const h_16 = arena + 1566224; /* [32,256] */
 static real *const slice_17 = arena + 1574416; /* [32,1,256] */
-static real *const z_31 = arena + 1582608; /* [32,256] */
-static real *const z_32 = arena + 1582608; /* [32,256] */
+static real *const rnn_z_31 = arena + 1582608; /* [32,256] */
+static real *const rnn_z_32 = arena + 1582608; /* [32,256] */
 static real *const h_17 = arena + 1574416; /* [32,256] */
 static real *const slice_18 = arena + 1582608; /* [32,1,256] */
-static real *const z_33 = arena + 1590800; /* [32,256] */
-static real *const z_34 = arena + 1590800; /* [32,256] */
+static real *const rnn_z_33 = arena + 1590800; /* [32,256] */
+static real *const rnn_z_34 = arena + 1590800; /* [32,256] */
 static real *const h_18 = arena + 1582608; /* [32,256] */
 static real *const slice_19 = arena + 1590800; /* [32,1,256] */
-static real *const z_35 = arena + 1598992; /* [32,256] */
-static real *const z_36 = arena + 1598992; /* [32,256] */
+static real *const rnn_z_35 = arena + 1598992; /* [32,256] */
+static real *const rnn_z_36 = arena + 1598992; /* [32,256] */
 static real *const h_19 = arena + 1590800; /* [32,256] */
 static real *const slice_20 = arena + 1598992; /* [32,1,256] */
-static real *const z_37 = arena + 1607184; /* [32,256] */
-static real *const z_38 = arena + 1607184; /* [32,256] */
+static real *const rnn_z_37 = arena + 1607184; /* [32,256] */
+static real *const rnn_z_38 = arena + 1607184; /* [32,256] */
 static real *const h_20 = arena + 1598992; /* [32,256] */
 static real *const slice_21 = arena + 1607184; /* [32,1,256] */
-static real *const z_39 = arena + 1615376; /* [32,256] */
-static real *const z_40 = arena + 1615376; /* [32,256] */
+static real *const rnn_z_39 = arena + 1615376; /* [32,256] */
+static real *const rnn_z_40 = arena + 1615376; /* [32,256] */
 static real *const h_21 = arena + 1607184; /* [32,256] */
 static real *const slice_22 = arena + 1615376; /* [32,1,256] */
-static real *const z_41 = arena + 1623568; /* [32,256] */
-static real *const z_42 = arena + 1623568; /* [32,256] */
+static real *const rnn_z_41 = arena + 1623568; /* [32,256] */
+static real *const rnn_z_42 = arena + 1623568; /* [32,256] */
 static real *const h_22 = arena + 1615376; /* [32,256] */
 static real *const slice_23 = arena + 1623568; /* [32,1,256] */
-static real *const z_43 = arena + 1631760; /* [32,256] */
-static real *const z_44 = arena + 1631760; /* [32,256] */
+static real *const rnn_z_43 = arena + 1631760; /* [32,256] */
+static real *const rnn_z_44 = arena + 1631760; /* [32,256] */
 static real *const h_23 = arena + 1623568; /* [32,256] */
 static real *const slice_24 = arena + 1631760; /* [32,1,256] */
-static real *const z_45 = arena + 1639952; /* [32,256] */
-static real *const z_46 = arena + 1639952; /* [32,256] */
+static real *const rnn_z_45 = arena + 1639952; /* [32,256] */
+static real *const rnn_z_46 = arena + 1639952; /* [32,256] */
 static real *const h_24 = arena + 1631760; /* [32,256] */
 static real *const slice_25 = arena + 1639952; /* [32,1,256] */
-static real *const z_47 = arena + 1648144; /* [32,256] */
-static real *const z_48 = arena + 1648144; /* [32,256] */
+static real *const rnn_z_47 = arena + 1648144; /* [32,256] */
+static real *const rnn_z_48 = arena + 1648144; /* [32,256] */
 static real *const h_25 = arena + 1639952; /* [32,256] */
 static real *const slice_26 = arena + 1648144; /* [32,1,256] */
-static real *const z_49 = arena + 1656336; /* [32,256] */
-static real *const z_50 = arena + 1656336; /* [32,256] */
+static real *const rnn_z_49 = arena + 1656336; /* [32,256] */
+static real *const rnn_z_50 = arena + 1656336; /* [32,256] */
 static real *const h_26 = arena + 1648144; /* [32,256] */
 static real *const slice_27 = arena + 1656336; /* [32,1,256] */
-static real *const z_51 = arena + 1664528; /* [32,256] */
-static real *const z_52 = arena + 1664528; /* [32,256] */
+static real *const rnn_z_51 = arena + 1664528; /* [32,256] */
+static real *const rnn_z_52 = arena + 1664528; /* [32,256] */
 static real *const h_27 = arena + 1656336; /* [32,256] */
 static real *const slice_28 = arena + 1664528; /* [32,1,256] */
-static real *const z_53 = arena + 1672720; /* [32,256] */
-static real *const z_54 = arena + 1672720; /* [32,256] */
+static real *const rnn_z_53 = arena + 1672720; /* [32,256] */
+static real *const rnn_z_54 = arena + 1672720; /* [32,256] */
 static real *const h_28 = arena + 1664528; /* [32,256] */
 static real *const slice_29 = arena + 1672720; /* [32,1,256] */
-static real *const z_55 = arena + 1680912; /* [32,256] */
-static real *const z_56 = arena + 1680912; /* [32,256] */
+static real *const rnn_z_55 = arena + 1680912; /* [32,256] */
+static real *const rnn_z_56 = arena + 1680912; /* [32,256] */
 static real *const h_29 = arena + 1672720; /* [32,256] */
 static real *const slice_30 = arena + 1680912; /* [32,1,256] */
-static real *const z_57 = arena + 1689104; /* [32,256] */
-static real *const z_58 = arena + 1689104; /* [32,256] */
+static real *const rnn_z_57 = arena + 1689104; /* [32,256] */
+static real *const rnn_z_58 = arena + 1689104; /* [32,256] */
 static real *const h_30 = arena + 1680912; /* [32,256] */
 static real *const slice_31 = arena + 1689104; /* [32,1,256] */
-static real *const z_59 = arena + 1697296; /* [32,256] */
-static real *const z_60 = arena + 1697296; /* [32,256] */
+static real *const rnn_z_59 = arena + 1697296; /* [32,256] */
+static real *const rnn_z_60 = arena + 1697296; /* [32,256] */
 static real *const h_31 = arena + 1689104; /* [32,256] */
 static real *const slice_32 = arena + 1697296; /* [32,1,256] */
-static real *const z_61 = arena + 1181200; /* [32,256] */
-static real *const z_62 = arena + 1181200; /* [32,256] */
+static real *const rnn_z_61 = arena + 1181200; /* [32,256] */
+static real *const rnn_z_62 = arena + 1181200; /* [32,256] */
 static real *const h_32 = arena + 1697296; /* [32,256] */
 static real *const concat = arena + 1181200; /* [32,32,256] */
-static real *const matmul_2 = arena + 1705488; /* [32,32,128] */
+static real *const out_matmul = arena + 1705488; /* [32,32,128] */
 static real *const logits = arena + 787968; /* [32,32,128] */
 static real *const cross_entropy = arena + 1705488; /* [1024] */
-static real *const sum = arena + 1706512; /* [] */
+static real *const loss_sum = arena + 1706512; /* [] */
 static real *const loss_value = arena + 919040; /* [] */
-static real *const d_reshape = arena + 1836560; /* [1024,128] */
+static real *const d_logits = arena + 1836560; /* [1024,128] */
 static real *const d_concat = arena + 1967632; /* [32,32,256] */
-static real *const d_reshape_2 = arena + 1705488; /* [32,1,256] */
-static real *const d_reshape_3 = arena + 1713680; /* [32,1,256] */
-static real *const d_reshape_4 = arena + 1721872; /* [32,1,256] */
-static real *const d_reshape_5 = arena + 1730064; /* [32,1,256] */
-static real *const d_reshape_6 = arena + 1738256; /* [32,1,256] */
-static real *const d_reshape_7 = arena + 1746448; /* [32,1,256] */
-static real *const d_reshape_8 = arena + 1754640; /* [32,1,256] */
-static real *const d_reshape_9 = arena + 1762832; /* [32,1,256] */
-static real *const d_reshape_10 = arena + 1771024; /* [32,1,256] */
-static real *const d_reshape_11 = arena + 1779216; /* [32,1,256] */
-static real *const d_reshape_12 = arena + 1787408; /* [32,1,256] */
-static real *const d_reshape_13 = arena + 1795600; /* [32,1,256] */
-static real *const d_reshape_14 = arena + 1803792; /* [32,1,256] */
-static real *const d_reshape_15 = arena + 1811984; /* [32,1,256] */
-static real *const d_reshape_16 = arena + 1820176; /* [32,1,256] */
-static real *const d_reshape_17 = arena + 1828368; /* [32,1,256] */
-static real *const d_reshape_18 = arena + 1836560; /* [32,1,256] */
-static real *const d_reshape_19 = arena + 1844752; /* [32,1,256] */
-static real *const d_reshape_20 = arena + 1852944; /* [32,1,256] */
-static real *const d_reshape_21 = arena + 1861136; /* [32,1,256] */
-static real *const d_reshape_22 = arena + 1869328; /* [32,1,256] */
-static real *const d_reshape_23 = arena + 1877520; /* [32,1,256] */
-static real *const d_reshape_24 = arena + 1885712; /* [32,1,256] */
-static real *const d_reshape_25 = arena + 1893904; /* [32,1,256] */
-static real *const d_reshape_26 = arena + 1902096; /* [32,1,256] */
-static real *const d_reshape_27 = arena + 1910288; /* [32,1,256] */
-static real *const d_reshape_28 = arena + 1918480; /* [32,1,256] */
-static real *const d_reshape_29 = arena + 1926672; /* [32,1,256] */
-static real *const d_reshape_30 = arena + 1934864; /* [32,1,256] */
-static real *const d_reshape_31 = arena + 1943056; /* [32,1,256] */
-static real *const d_reshape_32 = arena + 1951248; /* [32,1,256] */
-static real *const d_reshape_33 = arena + 1959440; /* [32,1,256] */
-static real *const d_z = arena + 1181200; /* [32,256] */
-static real *const d_matmul = arena + 295296; /* [256,256] */
-static real *const d_sum = arena + 1697296; /* [256] */
-static real *const d_pad = arena + 1959440; /* [32,32,256] */
-static real *const d_h = arena + 1951248; /* [32,256] */
-static real *const d_z_2 = arena + 2221584; /* [32,256] */
-static real *const d_matmul_add = arena + 295296; /* [256,256] */
-static real *const d_sum_2 = arena + 1697552; /* [256] */
-static real *const d_pad_add = arena + 1959440; /* [32,32,256] */
-static real *const d_h_2 = arena + 1943056; /* [32,256] */
-static real *const d_z_3 = arena + 1689104; /* [32,256] */
-static real *const d_matmul_add_2 = arena + 295296; /* [256,256] */
-static real *const d_sum_3 = arena + 1697808; /* [256] */
-static real *const d_pad_add_2 = arena + 1959440; /* [32,32,256] */
-static real *const d_h_3 = arena + 1934864; /* [32,256] */
-static real *const d_z_4 = arena + 2221584; /* [32,256] */
-static real *const d_matmul_add_3 = arena + 295296; /* [256,256] */
-static real *const d_sum_4 = arena + 1698064; /* [256] */
-static real *const d_pad_add_3 = arena + 1959440; /* [32,32,256] */
-static real *const d_h_4 = arena + 1926672; /* [32,256] */
-static real *const d_z_5 = arena + 2221584; /* [32,256] */
-static real *const d_matmul_add_4 = arena + 295296; /* [256,256] */
-static real *const d_sum_5 = arena + 1698320; /* [256] */
-static real *const d_pad_add_4 = arena + 1959440; /* [32,32,256] */
-static real *const d_h_5 = arena + 1918480; /* [32,256] */
-static real *const d_z_6 = arena + 2221584; /* [32,256] */
-static real *const d_matmul_add_5 = arena + 295296; /* [256,256] */
-static real *const d_sum_6 = arena + 1698576; /* [256] */
-static real *const d_pad_add_5 = arena + 1959440; /* [32,32,256] */
-static real *const d_h_6 = arena + 1910288; /* [32,256] */
-static real *const d_z_7 = arena + 2221584; /* [32,256] */
-static real *const d_matmul_add_6 = arena + 295296; /* [256,256] */
-static real *const d_sum_7 = arena + 1698832; /* [256] */
-static real *const d_pad_add_6 = arena + 1959440; /* [32,32,256] */
-static real *const d_h_7 = arena + 1902096; /* [32,256] */
-static real *const d_z_8 = arena + 2221584; /* [32,256] */
-static real *const d_matmul_add_7 = arena + 295296; /* [256,256] */
-static real *const d_sum_8 = arena + 1699088; /* [256] */
-static real *const d_pad_add_7 = arena + 1959440; /* [32,32,256] */
-static real *const d_h_8 = arena + 1893904; /* [32,256] */
-static real *const d_z_9 = arena + 2221584; /* [32,256] */
-static real *const d_matmul_add_8 = arena + 295296; /* [256,256] */
-static real *const d_sum_9 = arena + 1699344; /* [256] */
-static real *const d_pad_add_8 = arena + 1959440; /* [32,32,256] */
-static real *const d_h_9 = arena + 1885712; /* [32,256] */
-static real *const d_z_10 = arena + 2221584; /* [32,256] */
-static real *const d_matmul_add_9 = arena + 295296; /* [256,256] */
-static real *const d_sum_10 = arena + 1699600; /* [256] */
-static real *const d_pad_add_9 = arena + 1959440; /* [32,32,256] */
-static real *const d_h_10 = arena + 1877520; /* [32,256] */
-static real *const d_z_11 = arena + 2221584; /* [32,256] */
-static real *const d_matmul_add_10 = arena + 295296; /* [256,256] */
-static real *const d_sum_11 = arena + 1699856; /* [256] */
-static real *const d_pad_add_10 = arena + 1959440; /* [32,32,256] */
-static real *const d_h_11 = arena + 1869328; /* [32,256] */
-static real *const d_z_12 = arena + 2221584; /* [32,256] */
-static real *const d_matmul_add_11 = arena + 295296; /* [256,256] */
-static real *const d_sum_12 = arena + 1700112; /* [256] */
-static real *const d_pad_add_11 = arena + 1959440; /* [32,32,256] */
-static real *const d_h_12 = arena + 1861136; /* [32,256] */
-static real *const d_z_13 = arena + 2221584; /* [32,256] */
-static real *const d_matmul_add_12 = arena + 295296; /* [256,256] */
-static real *const d_sum_13 = arena + 1700368; /* [256] */
-static real *const d_pad_add_12 = arena + 1959440; /* [32,32,256] */
-static real *const d_h_13 = arena + 1852944; /* [32,256] */
-static real *const d_z_14 = arena + 2221584; /* [32,256] */
-static real *const d_matmul_add_13 = arena + 295296; /* [256,256] */
-static real *const d_sum_14 = arena + 1700624; /* [256] */
-static real *const d_pad_add_13 = arena + 1959440; /* [32,32,256] */
-static real *const d_h_14 = arena + 1844752; /* [32,256] */
-static real *const d_z_15 = arena + 2221584; /* [32,256] */
-static real *const d_matmul_add_14 = arena + 295296; /* [256,256] */
-static real *const d_sum_15 = arena + 1700880; /* [256] */
-static real *const d_pad_add_14 = arena + 1959440; /* [32,32,256] */
-static real *const d_h_15 = arena + 1836560; /* [32,256] */
-static real *const d_z_16 = arena + 2221584; /* [32,256] */
-static real *const d_matmul_add_15 = arena + 295296; /* [256,256] */
-static real *const d_sum_16 = arena + 1701136; /* [256] */
-static real *const d_pad_add_15 = arena + 1959440; /* [32,32,256] */
-static real *const d_h_16 = arena + 1828368; /* [32,256] */
-static real *const d_z_17 = arena + 1836560; /* [32,256] */
-static real *const d_matmul_add_16 = arena + 295296; /* [256,256] */
-static real *const d_sum_17 = arena + 1701392; /* [256] */
-static real *const d_pad_add_16 = arena + 1959440; /* [32,32,256] */
-static real *const d_h_17 = arena + 1820176; /* [32,256] */
-static real *const d_z_18 = arena + 2221584; /* [32,256] */
-static real *const d_matmul_add_17 = arena + 295296; /* [256,256] */
-static real *const d_sum_18 = arena + 1701648; /* [256] */
-static real *const d_pad_add_17 = arena + 1959440; /* [32,32,256] */
-static real *const d_h_18 = arena + 1811984; /* [32,256] */
-static real *const d_z_19 = arena + 2221584; /* [32,256] */
-static real *const d_matmul_add_18 = arena + 295296; /* [256,256] */
-static real *const d_sum_19 = arena + 1701904; /* [256] */
-static real *const d_pad_add_18 = arena + 1959440; /* [32,32,256] */
-static real *const d_h_19 = arena + 1803792; /* [32,256] */
-static real *const d_z_20 = arena + 2221584; /* [32,256] */
-static real *const d_matmul_add_19 = arena + 295296; /* [256,256] */
-static real *const d_sum_20 = arena + 1702160; /* [256] */
-static real *const d_pad_add_19 = arena + 1959440; /* [32,32,256] */
-static real *const d_h_20 = arena + 1795600; /* [32,256] */
-static real *const d_z_21 = arena + 2221584; /* [32,256] */
-static real *const d_matmul_add_20 = arena + 295296; /* [256,256] */
-static real *const d_sum_21 = arena + 1702416; /* [256] */
-static real *const d_pad_add_20 = arena + 1959440; /* [32,32,256] */
-static real *const d_h_21 = arena + 1787408; /* [32,256] */
-static real *const d_z_22 = arena + 2221584; /* [32,256] */
-static real *const d_matmul_add_21 = arena + 295296; /* [256,256] */
-static real *const d_sum_22 = arena + 1702672; /* [256] */
-static real *const d_pad_add_21 = arena + 1959440; /* [32,32,256] */
-static real *const d_h_22 = arena + 1779216; /* [32,256] */
-static real *const d_z_23 = arena + 2221584; /* [32,256] */
-static real *const d_matmul_add_22 = arena + 295296; /* [256,256] */
-static real *const d_sum_23 = arena + 1702928; /* [256] */
-static real *const d_pad_add_22 = arena + 1959440; /* [32,32,256] */
-static real *const d_h_23 = arena + 1771024; /* [32,256] */
-static real *const d_z_24 = arena + 2221584; /* [32,256] */
-static real *const d_matmul_add_23 = arena + 295296; /* [256,256] */
-static real *const d_sum_24 = arena + 1703184; /* [256] */
-static real *const d_pad_add_23 = arena + 1959440; /* [32,32,256] */
-static real *const d_h_24 = arena + 1762832; /* [32,256] */
-static real *const d_z_25 = arena + 2221584; /* [32,256] */
-static real *const d_matmul_add_24 = arena + 295296; /* [256,256] */
-static real *const d_sum_25 = arena + 1703440; /* [256] */
-static real *const d_pad_add_24 = arena + 1959440; /* [32,32,256] */
-static real *const d_h_25 = arena + 1754640; /* [32,256] */
-static real *const d_z_26 = arena + 2221584; /* [32,256] */
-static real *const d_matmul_add_25 = arena + 295296; /* [256,256] */
-static real *const d_sum_26 = arena + 1703696; /* [256] */
-static real *const d_pad_add_25 = arena + 1959440; /* [32,32,256] */
-static real *const d_h_26 = arena + 1746448; /* [32,256] */
-static real *const d_z_27 = arena + 2221584; /* [32,256] */
-static real *const d_matmul_add_26 = arena + 295296; /* [256,256] */
-static real *const d_sum_27 = arena + 1703952; /* [256] */
-static real *const d_pad_add_26 = arena + 1959440; /* [32,32,256] */
-static real *const d_h_27 = arena + 1738256; /* [32,256] */
-static real *const d_z_28 = arena + 2221584; /* [32,256] */
-static real *const d_matmul_add_27 = arena + 295296; /* [256,256] */
-static real *const d_sum_28 = arena + 1704208; /* [256] */
-static real *const d_pad_add_27 = arena + 1959440; /* [32,32,256] */
-static real *const d_h_28 = arena + 1730064; /* [32,256] */
-static real *const d_z_29 = arena + 2221584; /* [32,256] */
-static real *const d_matmul_add_28 = arena + 295296; /* [256,256] */
-static real *const d_sum_29 = arena + 1704464; /* [256] */
-static real *const d_pad_add_28 = arena + 1959440; /* [32,32,256] */
-static real *const d_h_29 = arena + 1721872; /* [32,256] */
-static real *const d_z_30 = arena + 2221584; /* [32,256] */
-static real *const d_matmul_add_29 = arena + 295296; /* [256,256] */
-static real *const d_sum_30 = arena + 1704720; /* [256] */
-static real *const d_pad_add_29 = arena + 1959440; /* [32,32,256] */
-static real *const d_h_30 = arena + 1713680; /* [32,256] */
-static real *const d_z_31 = arena + 2221584; /* [32,256] */
-static real *const d_sum_31 = arena + 1704976; /* [256] */
-static real *const d_pad_add_30 = arena + 1959440; /* [32,32,256] */
-static real *const d_h_31 = arena + 1705488; /* [32,256] */
-static real *const d_z_32 = arena + 2221584; /* [32,256] */
-static real *const d_sum_32 = arena + 1844752; /* [256] */
-static real *const d_reshape_34 = arena + 1959440; /* [32,32,256] */
-static real *const d_reshape_35 = arena + 1181200; /* [1024,256] */
+static real *const d_h = arena + 1705488; /* [32,1,256] */
+static real *const d_h_2 = arena + 1713680; /* [32,1,256] */
+static real *const d_h_3 = arena + 1721872; /* [32,1,256] */
+static real *const d_h_4 = arena + 1730064; /* [32,1,256] */
+static real *const d_h_5 = arena + 1738256; /* [32,1,256] */
+static real *const d_h_6 = arena + 1746448; /* [32,1,256] */
+static real *const d_h_7 = arena + 1754640; /* [32,1,256] */
+static real *const d_h_8 = arena + 1762832; /* [32,1,256] */
+static real *const d_h_9 = arena + 1771024; /* [32,1,256] */
+static real *const d_h_10 = arena + 1779216; /* [32,1,256] */
+static real *const d_h_11 = arena + 1787408; /* [32,1,256] */
+static real *const d_h_12 = arena + 1795600; /* [32,1,256] */
+static real *const d_h_13 = arena + 1803792; /* [32,1,256] */
+static real *const d_h_14 = arena + 1811984; /* [32,1,256] */
+static real *const d_h_15 = arena + 1820176; /* [32,1,256] */
+static real *const d_h_16 = arena + 1828368; /* [32,1,256] */
+static real *const d_h_17 = arena + 1836560; /* [32,1,256] */
+static real *const d_h_18 = arena + 1844752; /* [32,1,256] */
+static real *const d_h_19 = arena + 1852944; /* [32,1,256] */
+static real *const d_h_20 = arena + 1861136; /* [32,1,256] */
+static real *const d_h_21 = arena + 1869328; /* [32,1,256] */
+static real *const d_h_22 = arena + 1877520; /* [32,1,256] */
+static real *const d_h_23 = arena + 1885712; /* [32,1,256] */
+static real *const d_h_24 = arena + 1893904; /* [32,1,256] */
+static real *const d_h_25 = arena + 1902096; /* [32,1,256] */
+static real *const d_h_26 = arena + 1910288; /* [32,1,256] */
+static real *const d_h_27 = arena + 1918480; /* [32,1,256] */
+static real *const d_h_28 = arena + 1926672; /* [32,1,256] */
+static real *const d_h_29 = arena + 1934864; /* [32,1,256] */
+static real *const d_h_30 = arena + 1943056; /* [32,1,256] */
+static real *const d_h_31 = arena + 1951248; /* [32,1,256] */
+static real *const d_h_32 = arena + 1959440; /* [32,1,256] */
+static real *const d_rnn_z_62 = arena + 1181200; /* [32,256] */
+static real *const d_rnn_u_matmul = arena + 295296; /* [256,256] */
+static real *const d_rnn_b_sum = arena + 1697296; /* [256] */
+static real *const d_matmul_pad = arena + 1959440; /* [32,32,256] */
+static real *const d_h_31_2 = arena + 1951248; /* [32,256] */
+static real *const d_rnn_z_60 = arena + 2221584; /* [32,256] */
+static real *const d_rnn_u_matmul_add = arena + 295296; /* [256,256] */
+static real *const d_rnn_b_sum_2 = arena + 1697552; /* [256] */
+static real *const d_matmul_pad_add = arena + 1959440; /* [32,32,256] */
+static real *const d_h_30_2 = arena + 1943056; /* [32,256] */
+static real *const d_rnn_z_58 = arena + 1689104; /* [32,256] */
+static real *const d_rnn_u_matmul_add_2 = arena + 295296; /* [256,256] */
+static real *const d_rnn_b_sum_3 = arena + 1697808; /* [256] */
+static real *const d_matmul_pad_add_2 = arena + 1959440; /* [32,32,256] */
+static real *const d_h_29_2 = arena + 1934864; /* [32,256] */
+static real *const d_rnn_z_56 = arena + 2221584; /* [32,256] */
+static real *const d_rnn_u_matmul_add_3 = arena + 295296; /* [256,256] */
+static real *const d_rnn_b_sum_4 = arena + 1698064; /* [256] */
+static real *const d_matmul_pad_add_3 = arena + 1959440; /* [32,32,256] */
+static real *const d_h_28_2 = arena + 1926672; /* [32,256] */
+static real *const d_rnn_z_54 = arena + 2221584; /* [32,256] */
+static real *const d_rnn_u_matmul_add_4 = arena + 295296; /* [256,256] */
+static real *const d_rnn_b_sum_5 = arena + 1698320; /* [256] */
+static real *const d_matmul_pad_add_4 = arena + 1959440; /* [32,32,256] */
+static real *const d_h_27_2 = arena + 1918480; /* [32,256] */
+static real *const d_rnn_z_52 = arena + 2221584; /* [32,256] */
+static real *const d_rnn_u_matmul_add_5 = arena + 295296; /* [256,256] */
+static real *const d_rnn_b_sum_6 = arena + 1698576; /* [256] */
+static real *const d_matmul_pad_add_5 = arena + 1959440; /* [32,32,256] */
+static real *const d_h_26_2 = arena + 1910288; /* [32,256] */
+static real *const d_rnn_z_50 = arena + 2221584; /* [32,256] */
+static real *const d_rnn_u_matmul_add_6 = arena + 295296; /* [256,256] */
+static real *const d_rnn_b_sum_7 = arena + 1698832; /* [256] */
+static real *const d_matmul_pad_add_6 = arena + 1959440; /* [32,32,256] */
+static real *const d_h_25_2 = arena + 1902096; /* [32,256] */
+static real *const d_rnn_z_48 = arena + 2221584; /* [32,256] */
+static real *const d_rnn_u_matmul_add_7 = arena + 295296; /* [256,256] */
+static real *const d_rnn_b_sum_8 = arena + 1699088; /* [256] */
+static real *const d_matmul_pad_add_7 = arena + 1959440; /* [32,32,256] */
+static real *const d_h_24_2 = arena + 1893904; /* [32,256] */
+static real *const d_rnn_z_46 = arena + 2221584; /* [32,256] */
+static real *const d_rnn_u_matmul_add_8 = arena + 295296; /* [256,256] */
+static real *const d_rnn_b_sum_9 = arena + 1699344; /* [256] */
+static real *const d_matmul_pad_add_8 = arena + 1959440; /* [32,32,256] */
+static real *const d_h_23_2 = arena + 1885712; /* [32,256] */
+static real *const d_rnn_z_44 = arena + 2221584; /* [32,256] */
+static real *const d_rnn_u_matmul_add_9 = arena + 295296; /* [256,256] */
+static real *const d_rnn_b_sum_10 = arena + 1699600; /* [256] */
+static real *const d_matmul_pad_add_9 = arena + 1959440; /* [32,32,256] */
+static real *const d_h_22_2 = arena + 1877520; /* [32,256] */
+static real *const d_rnn_z_42 = arena + 2221584; /* [32,256] */
+static real *const d_rnn_u_matmul_add_10 = arena + 295296; /* [256,256] */
+static real *const d_rnn_b_sum_11 = arena + 1699856; /* [256] */
+static real *const d_matmul_pad_add_10 = arena + 1959440; /* [32,32,256] */
+static real *const d_h_21_2 = arena + 1869328; /* [32,256] */
+static real *const d_rnn_z_40 = arena + 2221584; /* [32,256] */
+static real *const d_rnn_u_matmul_add_11 = arena + 295296; /* [256,256] */
+static real *const d_rnn_b_sum_12 = arena + 1700112; /* [256] */
+static real *const d_matmul_pad_add_11 = arena + 1959440; /* [32,32,256] */
+static real *const d_h_20_2 = arena + 1861136; /* [32,256] */
+static real *const d_rnn_z_38 = arena + 2221584; /* [32,256] */
+static real *const d_rnn_u_matmul_add_12 = arena + 295296; /* [256,256] */
+static real *const d_rnn_b_sum_13 = arena + 1700368; /* [256] */
+static real *const d_matmul_pad_add_12 = arena + 1959440; /* [32,32,256] */
+static real *const d_h_19_2 = arena + 1852944; /* [32,256] */
+static real *const d_rnn_z_36 = arena + 2221584; /* [32,256] */
+static real *const d_rnn_u_matmul_add_13 = arena + 295296; /* [256,256] */
+static real *const d_rnn_b_sum_14 = arena + 1700624; /* [256] */
+static real *const d_matmul_pad_add_13 = arena + 1959440; /* [32,32,256] */
+static real *const d_h_18_2 = arena + 1844752; /* [32,256] */
+static real *const d_rnn_z_34 = arena + 2221584; /* [32,256] */
+static real *const d_rnn_u_matmul_add_14 = arena + 295296; /* [256,256] */
+static real *const d_rnn_b_sum_15 = arena + 1700880; /* [256] */
+static real *const d_matmul_pad_add_14 = arena + 1959440; /* [32,32,256] */
+static real *const d_h_17_2 = arena + 1836560; /* [32,256] */
+static real *const d_rnn_z_32 = arena + 2221584; /* [32,256] */
+static real *const d_rnn_u_matmul_add_15 = arena + 295296; /* [256,256] */
+static real *const d_rnn_b_sum_16 = arena + 1701136; /* [256] */
+static real *const d_matmul_pad_add_15 = arena + 1959440; /* [32,32,256] */
+static real *const d_h_16_2 = arena + 1828368; /* [32,256] */
+static real *const d_rnn_z_30 = arena + 1836560; /* [32,256] */
+static real *const d_rnn_u_matmul_add_16 = arena + 295296; /* [256,256] */
+static real *const d_rnn_b_sum_17 = arena + 1701392; /* [256] */
+static real *const d_matmul_pad_add_16 = arena + 1959440; /* [32,32,256] */
+static real *const d_h_15_2 = arena + 1820176; /* [32,256] */
+static real *const d_rnn_z_28 = arena + 2221584; /* [32,256] */
+static real *const d_rnn_u_matmul_add_17 = arena + 295296; /* [256,256] */
+static real *const d_rnn_b_sum_18 = arena + 1701648; /* [256] */
+static real *const d_matmul_pad_add_17 = arena + 1959440; /* [32,32,256] */
+static real *const d_h_14_2 = arena + 1811984; /* [32,256] */
+static real *const d_rnn_z_26 = arena + 2221584; /* [32,256] */
+static real *const d_rnn_u_matmul_add_18 = arena + 295296; /* [256,256] */
+static real *const d_rnn_b_sum_19 = arena + 1701904; /* [256] */
+static real *const d_matmul_pad_add_18 = arena + 1959440; /* [32,32,256] */
+static real *const d_h_13_2 = arena + 1803792; /* [32,256] */
+static real *const d_rnn_z_24 = arena + 2221584; /* [32,256] */
+static real *const d_rnn_u_matmul_add_19 = arena + 295296; /* [256,256] */
+static real *const d_rnn_b_sum_20 = arena + 1702160; /* [256] */
+static real *const d_matmul_pad_add_19 = arena + 1959440; /* [32,32,256] */
+static real *const d_h_12_2 = arena + 1795600; /* [32,256] */
+static real *const d_rnn_z_22 = arena + 2221584; /* [32,256] */
+static real *const d_rnn_u_matmul_add_20 = arena + 295296; /* [256,256] */
+static real *const d_rnn_b_sum_21 = arena + 1702416; /* [256] */
+static real *const d_matmul_pad_add_20 = arena + 1959440; /* [32,32,256] */
+static real *const d_h_11_2 = arena + 1787408; /* [32,256] */
+static real *const d_rnn_z_20 = arena + 2221584; /* [32,256] */
+static real *const d_rnn_u_matmul_add_21 = arena + 295296; /* [256,256] */
+static real *const d_rnn_b_sum_22 = arena + 1702672; /* [256] */
+static real *const d_matmul_pad_add_21 = arena + 1959440; /* [32,32,256] */
+static real *const d_h_10_2 = arena + 1779216; /* [32,256] */
+static real *const d_rnn_z_18 = arena + 2221584; /* [32,256] */
+static real *const d_rnn_u_matmul_add_22 = arena + 295296; /* [256,256] */
+static real *const d_rnn_b_sum_23 = arena + 1702928; /* [256] */
+static real *const d_matmul_pad_add_22 = arena + 1959440; /* [32,32,256] */
+static real *const d_h_9_2 = arena + 1771024; /* [32,256] */
+static real *const d_rnn_z_16 = arena + 2221584; /* [32,256] */
+static real *const d_rnn_u_matmul_add_23 = arena + 295296; /* [256,256] */
+static real *const d_rnn_b_sum_24 = arena + 1703184; /* [256] */
+static real *const d_matmul_pad_add_23 = arena + 1959440; /* [32,32,256] */
+static real *const d_h_8_2 = arena + 1762832; /* [32,256] */
+static real *const d_rnn_z_14 = arena + 2221584; /* [32,256] */
+static real *const d_rnn_u_matmul_add_24 = arena + 295296; /* [256,256] */
+static real *const d_rnn_b_sum_25 = arena + 1703440; /* [256] */
+static real *const d_matmul_pad_add_24 = arena + 1959440; /* [32,32,256] */
+static real *const d_h_7_2 = arena + 1754640; /* [32,256] */
+static real *const d_rnn_z_12 = arena + 2221584; /* [32,256] */
+static real *const d_rnn_u_matmul_add_25 = arena + 295296; /* [256,256] */
+static real *const d_rnn_b_sum_26 = arena + 1703696; /* [256] */
+static real *const d_matmul_pad_add_25 = arena + 1959440; /* [32,32,256] */
+static real *const d_h_6_2 = arena + 1746448; /* [32,256] */
+static real *const d_rnn_z_10 = arena + 2221584; /* [32,256] */
+static real *const d_rnn_u_matmul_add_26 = arena + 295296; /* [256,256] */
+static real *const d_rnn_b_sum_27 = arena + 1703952; /* [256] */
+static real *const d_matmul_pad_add_26 = arena + 1959440; /* [32,32,256] */
+static real *const d_h_5_2 = arena + 1738256; /* [32,256] */
+static real *const d_rnn_z_8 = arena + 2221584; /* [32,256] */
+static real *const d_rnn_u_matmul_add_27 = arena + 295296; /* [256,256] */
+static real *const d_rnn_b_sum_28 = arena + 1704208; /* [256] */
+static real *const d_matmul_pad_add_27 = arena + 1959440; /* [32,32,256] */
+static real *const d_h_4_2 = arena + 1730064; /* [32,256] */
+static real *const d_rnn_z_6 = arena + 2221584; /* [32,256] */
+static real *const d_rnn_u_matmul_add_28 = arena + 295296; /* [256,256] */
+static real *const d_rnn_b_sum_29 = arena + 1704464; /* [256] */
+static real *const d_matmul_pad_add_28 = arena + 1959440; /* [32,32,256] */
+static real *const d_h_3_2 = arena + 1721872; /* [32,256] */
+static real *const d_rnn_z_4 = arena + 2221584; /* [32,256] */
+static real *const d_rnn_u_matmul_add_29 = arena + 295296; /* [256,256] */
+static real *const d_rnn_b_sum_30 = arena + 1704720; /* [256] */
+static real *const d_matmul_pad_add_29 = arena + 1959440; /* [32,32,256] */
+static real *const d_h_2_2 = arena + 1713680; /* [32,256] */
+static real *const d_rnn_z_2 = arena + 2221584; /* [32,256] */
+static real *const d_rnn_b_sum_31 = arena + 1704976; /* [256] */
+static real *const d_matmul_pad_add_30 = arena + 1959440; /* [32,32,256] */
+static real *const d_h_33 = arena + 1705488; /* [32,256] */
+static real *const d_rnn_z = arena + 2221584; /* [32,256] */
+static real *const d_rnn_b_sum_32 = arena + 1844752; /* [256] */
+static real *const d_matmul = arena + 1959440; /* [32,32,256] */
+static real *const d_e = arena + 1181200; /* [1024,256] */
 
 /* The forward pass of the outputs, in the mode forward() or
  * loss_and_grad() set. */
@@ -384,15 +384,15 @@ static void compute_outputs(void)
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            z[i * 256 + j] = slice_2[i * 256 + j] + rnn_b[j];
+            rnn_z[i * 256 + j] = slice_2[i * 256 + j] + rnn_b[j];
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm_nn(32, 256, 256, REAL_C(1.0), h, 256, rnn_u, 256, REAL_C(1.0), z_2, 256);
+    r_gemm_nn(32, 256, 256, REAL_C(1.0), h, 256, rnn_u, 256, REAL_C(1.0), rnn_z_2, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        h_2[i] = r_tanh(z_2[i]);
+        h_2[i] = r_tanh(rnn_z_2[i]);
     }
 
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
@@ -402,15 +402,15 @@ static void compute_outputs(void)
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            z_3[i * 256 + j] = slice_3[i * 256 + j] + rnn_b[j];
+            rnn_z_3[i * 256 + j] = slice_3[i * 256 + j] + rnn_b[j];
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_2, 256, rnn_u, 256, REAL_C(1.0), z_4, 256);
+    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_2, 256, rnn_u, 256, REAL_C(1.0), rnn_z_4, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        h_3[i] = r_tanh(z_4[i]);
+        h_3[i] = r_tanh(rnn_z_4[i]);
     }
 
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
@@ -420,15 +420,15 @@ static void compute_outputs(void)
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            z_5[i * 256 + j] = slice_4[i * 256 + j] + rnn_b[j];
+            rnn_z_5[i * 256 + j] = slice_4[i * 256 + j] + rnn_b[j];
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_3, 256, rnn_u, 256, REAL_C(1.0), z_6, 256);
+    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_3, 256, rnn_u, 256, REAL_C(1.0), rnn_z_6, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        h_4[i] = r_tanh(z_6[i]);
+        h_4[i] = r_tanh(rnn_z_6[i]);
     }
 
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
@@ -438,15 +438,15 @@ static void compute_outputs(void)
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            z_7[i * 256 + j] = slice_5[i * 256 + j] + rnn_b[j];
+            rnn_z_7[i * 256 + j] = slice_5[i * 256 + j] + rnn_b[j];
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_4, 256, rnn_u, 256, REAL_C(1.0), z_8, 256);
+    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_4, 256, rnn_u, 256, REAL_C(1.0), rnn_z_8, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        h_5[i] = r_tanh(z_8[i]);
+        h_5[i] = r_tanh(rnn_z_8[i]);
     }
 
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
@@ -456,15 +456,15 @@ static void compute_outputs(void)
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            z_9[i * 256 + j] = slice_6[i * 256 + j] + rnn_b[j];
+            rnn_z_9[i * 256 + j] = slice_6[i * 256 + j] + rnn_b[j];
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_5, 256, rnn_u, 256, REAL_C(1.0), z_10, 256);
+    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_5, 256, rnn_u, 256, REAL_C(1.0), rnn_z_10, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        h_6[i] = r_tanh(z_10[i]);
+        h_6[i] = r_tanh(rnn_z_10[i]);
     }
 
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
@@ -474,15 +474,15 @@ static void compute_outputs(void)
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            z_11[i * 256 + j] = slice_7[i * 256 + j] + rnn_b[j];
+            rnn_z_11[i * 256 + j] = slice_7[i * 256 + j] + rnn_b[j];
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_6, 256, rnn_u, 256, REAL_C(1.0), z_12, 256);
+    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_6, 256, rnn_u, 256, REAL_C(1.0), rnn_z_12, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        h_7[i] = r_tanh(z_12[i]);
+        h_7[i] = r_tanh(rnn_z_12[i]);
     }
 
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
@@ -492,15 +492,15 @@ static void compute_outputs(void)
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            z_13[i * 256 + j] = slice_8[i * 256 + j] + rnn_b[j];
+            rnn_z_13[i * 256 + j] = slice_8[i * 256 + j] + rnn_b[j];
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_7, 256, rnn_u, 256, REAL_C(1.0), z_14, 256);
+    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_7, 256, rnn_u, 256, REAL_C(1.0), rnn_z_14, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        h_8[i] = r_tanh(z_14[i]);
+        h_8[i] = r_tanh(rnn_z_14[i]);
     }
 
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
@@ -510,15 +510,15 @@ static void compute_outputs(void)
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            z_15[i * 256 + j] = slice_9[i * 256 + j] + rnn_b[j];
+            rnn_z_15[i * 256 + j] = slice_9[i * 256 + j] + rnn_b[j];
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_8, 256, rnn_u, 256, REAL_C(1.0), z_16, 256);
+    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_8, 256, rnn_u, 256, REAL_C(1.0), rnn_z_16, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        h_9[i] = r_tanh(z_16[i]);
+        h_9[i] = r_tanh(rnn_z_16[i]);
     }
 
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
@@ -528,15 +528,15 @@ static void compute_outputs(void)
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            z_17[i * 256 + j] = slice_10[i * 256 + j] + rnn_b[j];
+            rnn_z_17[i * 256 + j] = slice_10[i * 256 + j] + rnn_b[j];
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_9, 256, rnn_u, 256, REAL_C(1.0), z_18, 256);
+    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_9, 256, rnn_u, 256, REAL_C(1.0), rnn_z_18, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        h_10[i] = r_tanh(z_18[i]);
+        h_10[i] = r_tanh(rnn_z_18[i]);
     }
 
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
@@ -546,15 +546,15 @@ static void compute_outputs(void)
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            z_19[i * 256 + j] = slice_11[i * 256 + j] + rnn_b[j];
+            rnn_z_19[i * 256 + j] = slice_11[i * 256 + j] + rnn_b[j];
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_10, 256, rnn_u, 256, REAL_C(1.0), z_20, 256);
+    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_10, 256, rnn_u, 256, REAL_C(1.0), rnn_z_20, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        h_11[i] = r_tanh(z_20[i]);
+        h_11[i] = r_tanh(rnn_z_20[i]);
     }
 
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
@@ -564,15 +564,15 @@ static void compute_outputs(void)
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            z_21[i * 256 + j] = slice_12[i * 256 + j] + rnn_b[j];
+            rnn_z_21[i * 256 + j] = slice_12[i * 256 + j] + rnn_b[j];
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_11, 256, rnn_u, 256, REAL_C(1.0), z_22, 256);
+    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_11, 256, rnn_u, 256, REAL_C(1.0), rnn_z_22, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        h_12[i] = r_tanh(z_22[i]);
+        h_12[i] = r_tanh(rnn_z_22[i]);
     }
 
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
@@ -582,15 +582,15 @@ static void compute_outputs(void)
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            z_23[i * 256 + j] = slice_13[i * 256 + j] + rnn_b[j];
+            rnn_z_23[i * 256 + j] = slice_13[i * 256 + j] + rnn_b[j];
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_12, 256, rnn_u, 256, REAL_C(1.0), z_24, 256);
+    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_12, 256, rnn_u, 256, REAL_C(1.0), rnn_z_24, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        h_13[i] = r_tanh(z_24[i]);
+        h_13[i] = r_tanh(rnn_z_24[i]);
     }
 
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
@@ -600,15 +600,15 @@ static void compute_outputs(void)
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            z_25[i * 256 + j] = slice_14[i * 256 + j] + rnn_b[j];
+            rnn_z_25[i * 256 + j] = slice_14[i * 256 + j] + rnn_b[j];
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_13, 256, rnn_u, 256, REAL_C(1.0), z_26, 256);
+    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_13, 256, rnn_u, 256, REAL_C(1.0), rnn_z_26, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        h_14[i] = r_tanh(z_26[i]);
+        h_14[i] = r_tanh(rnn_z_26[i]);
     }
 
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
@@ -618,15 +618,15 @@ static void compute_outputs(void)
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            z_27[i * 256 + j] = slice_15[i * 256 + j] + rnn_b[j];
+            rnn_z_27[i * 256 + j] = slice_15[i * 256 + j] + rnn_b[j];
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_14, 256, rnn_u, 256, REAL_C(1.0), z_28, 256);
+    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_14, 256, rnn_u, 256, REAL_C(1.0), rnn_z_28, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        h_15[i] = r_tanh(z_28[i]);
+        h_15[i] = r_tanh(rnn_z_28[i]);
     }
 
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
@@ -636,15 +636,15 @@ static void compute_outputs(void)
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            z_29[i * 256 + j] = slice_16[i * 256 + j] + rnn_b[j];
+            rnn_z_29[i * 256 + j] = slice_16[i * 256 + j] + rnn_b[j];
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_15, 256, rnn_u, 256, REAL_C(1.0), z_30, 256);
+    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_15, 256, rnn_u, 256, REAL_C(1.0), rnn_z_30, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        h_16[i] = r_tanh(z_30[i]);
+        h_16[i] = r_tanh(rnn_z_30[i]);
     }
 
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
@@ -654,15 +654,15 @@ static void compute_outputs(void)
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            z_31[i * 256 + j] = slice_17[i * 256 + j] + rnn_b[j];
+            rnn_z_31[i * 256 + j] = slice_17[i * 256 + j] + rnn_b[j];
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_16, 256, rnn_u, 256, REAL_C(1.0), z_32, 256);
+    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_16, 256, rnn_u, 256, REAL_C(1.0), rnn_z_32, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        h_17[i] = r_tanh(z_32[i]);
+        h_17[i] = r_tanh(rnn_z_32[i]);
     }
 
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
@@ -672,15 +672,15 @@ static void compute_outputs(void)
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            z_33[i * 256 + j] = slice_18[i * 256 + j] + rnn_b[j];
+            rnn_z_33[i * 256 + j] = slice_18[i * 256 + j] + rnn_b[j];
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_17, 256, rnn_u, 256, REAL_C(1.0), z_34, 256);
+    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_17, 256, rnn_u, 256, REAL_C(1.0), rnn_z_34, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        h_18[i] = r_tanh(z_34[i]);
+        h_18[i] = r_tanh(rnn_z_34[i]);
     }
 
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
@@ -690,15 +690,15 @@ static void compute_outputs(void)
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            z_35[i * 256 + j] = slice_19[i * 256 + j] + rnn_b[j];
+            rnn_z_35[i * 256 + j] = slice_19[i * 256 + j] + rnn_b[j];
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_18, 256, rnn_u, 256, REAL_C(1.0), z_36, 256);
+    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_18, 256, rnn_u, 256, REAL_C(1.0), rnn_z_36, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        h_19[i] = r_tanh(z_36[i]);
+        h_19[i] = r_tanh(rnn_z_36[i]);
     }
 
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
@@ -708,15 +708,15 @@ static void compute_outputs(void)
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            z_37[i * 256 + j] = slice_20[i * 256 + j] + rnn_b[j];
+            rnn_z_37[i * 256 + j] = slice_20[i * 256 + j] + rnn_b[j];
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_19, 256, rnn_u, 256, REAL_C(1.0), z_38, 256);
+    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_19, 256, rnn_u, 256, REAL_C(1.0), rnn_z_38, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        h_20[i] = r_tanh(z_38[i]);
+        h_20[i] = r_tanh(rnn_z_38[i]);
     }
 
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
@@ -726,15 +726,15 @@ static void compute_outputs(void)
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            z_39[i * 256 + j] = slice_21[i * 256 + j] + rnn_b[j];
+            rnn_z_39[i * 256 + j] = slice_21[i * 256 + j] + rnn_b[j];
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_20, 256, rnn_u, 256, REAL_C(1.0), z_40, 256);
+    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_20, 256, rnn_u, 256, REAL_C(1.0), rnn_z_40, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        h_21[i] = r_tanh(z_40[i]);
+        h_21[i] = r_tanh(rnn_z_40[i]);
     }
 
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
@@ -744,15 +744,15 @@ static void compute_outputs(void)
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            z_41[i * 256 + j] = slice_22[i * 256 + j] + rnn_b[j];
+            rnn_z_41[i * 256 + j] = slice_22[i * 256 + j] + rnn_b[j];
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_21, 256, rnn_u, 256, REAL_C(1.0), z_42, 256);
+    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_21, 256, rnn_u, 256, REAL_C(1.0), rnn_z_42, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        h_22[i] = r_tanh(z_42[i]);
+        h_22[i] = r_tanh(rnn_z_42[i]);
     }
 
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
@@ -762,15 +762,15 @@ static void compute_outputs(void)
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            z_43[i * 256 + j] = slice_23[i * 256 + j] + rnn_b[j];
+            rnn_z_43[i * 256 + j] = slice_23[i * 256 + j] + rnn_b[j];
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_22, 256, rnn_u, 256, REAL_C(1.0), z_44, 256);
+    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_22, 256, rnn_u, 256, REAL_C(1.0), rnn_z_44, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        h_23[i] = r_tanh(z_44[i]);
+        h_23[i] = r_tanh(rnn_z_44[i]);
     }
 
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
@@ -780,15 +780,15 @@ static void compute_outputs(void)
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            z_45[i * 256 + j] = slice_24[i * 256 + j] + rnn_b[j];
+            rnn_z_45[i * 256 + j] = slice_24[i * 256 + j] + rnn_b[j];
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_23, 256, rnn_u, 256, REAL_C(1.0), z_46, 256);
+    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_23, 256, rnn_u, 256, REAL_C(1.0), rnn_z_46, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        h_24[i] = r_tanh(z_46[i]);
+        h_24[i] = r_tanh(rnn_z_46[i]);
     }
 
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
@@ -798,15 +798,15 @@ static void compute_outputs(void)
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            z_47[i * 256 + j] = slice_25[i * 256 + j] + rnn_b[j];
+            rnn_z_47[i * 256 + j] = slice_25[i * 256 + j] + rnn_b[j];
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_24, 256, rnn_u, 256, REAL_C(1.0), z_48, 256);
+    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_24, 256, rnn_u, 256, REAL_C(1.0), rnn_z_48, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        h_25[i] = r_tanh(z_48[i]);
+        h_25[i] = r_tanh(rnn_z_48[i]);
     }
 
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
@@ -816,15 +816,15 @@ static void compute_outputs(void)
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            z_49[i * 256 + j] = slice_26[i * 256 + j] + rnn_b[j];
+            rnn_z_49[i * 256 + j] = slice_26[i * 256 + j] + rnn_b[j];
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_25, 256, rnn_u, 256, REAL_C(1.0), z_50, 256);
+    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_25, 256, rnn_u, 256, REAL_C(1.0), rnn_z_50, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        h_26[i] = r_tanh(z_50[i]);
+        h_26[i] = r_tanh(rnn_z_50[i]);
     }
 
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
@@ -834,15 +834,15 @@ static void compute_outputs(void)
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            z_51[i * 256 + j] = slice_27[i * 256 + j] + rnn_b[j];
+            rnn_z_51[i * 256 + j] = slice_27[i * 256 + j] + rnn_b[j];
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_26, 256, rnn_u, 256, REAL_C(1.0), z_52, 256);
+    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_26, 256, rnn_u, 256, REAL_C(1.0), rnn_z_52, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        h_27[i] = r_tanh(z_52[i]);
+        h_27[i] = r_tanh(rnn_z_52[i]);
     }
 
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
@@ -852,15 +852,15 @@ static void compute_outputs(void)
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            z_53[i * 256 + j] = slice_28[i * 256 + j] + rnn_b[j];
+            rnn_z_53[i * 256 + j] = slice_28[i * 256 + j] + rnn_b[j];
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_27, 256, rnn_u, 256, REAL_C(1.0), z_54, 256);
+    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_27, 256, rnn_u, 256, REAL_C(1.0), rnn_z_54, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        h_28[i] = r_tanh(z_54[i]);
+        h_28[i] = r_tanh(rnn_z_54[i]);
     }
 
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
@@ -870,15 +870,15 @@ static void compute_outputs(void)
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            z_55[i * 256 + j] = slice_29[i * 256 + j] + rnn_b[j];
+            rnn_z_55[i * 256 + j] = slice_29[i * 256 + j] + rnn_b[j];
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_28, 256, rnn_u, 256, REAL_C(1.0), z_56, 256);
+    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_28, 256, rnn_u, 256, REAL_C(1.0), rnn_z_56, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        h_29[i] = r_tanh(z_56[i]);
+        h_29[i] = r_tanh(rnn_z_56[i]);
     }
 
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
@@ -888,15 +888,15 @@ static void compute_outputs(void)
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            z_57[i * 256 + j] = slice_30[i * 256 + j] + rnn_b[j];
+            rnn_z_57[i * 256 + j] = slice_30[i * 256 + j] + rnn_b[j];
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_29, 256, rnn_u, 256, REAL_C(1.0), z_58, 256);
+    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_29, 256, rnn_u, 256, REAL_C(1.0), rnn_z_58, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        h_30[i] = r_tanh(z_58[i]);
+        h_30[i] = r_tanh(rnn_z_58[i]);
     }
 
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
@@ -906,15 +906,15 @@ static void compute_outputs(void)
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            z_59[i * 256 + j] = slice_31[i * 256 + j] + rnn_b[j];
+            rnn_z_59[i * 256 + j] = slice_31[i * 256 + j] + rnn_b[j];
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_30, 256, rnn_u, 256, REAL_C(1.0), z_60, 256);
+    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_30, 256, rnn_u, 256, REAL_C(1.0), rnn_z_60, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        h_31[i] = r_tanh(z_60[i]);
+        h_31[i] = r_tanh(rnn_z_60[i]);
     }
 
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
@@ -924,15 +924,15 @@ static void compute_outputs(void)
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            z_61[i * 256 + j] = slice_32[i * 256 + j] + rnn_b[j];
+            rnn_z_61[i * 256 + j] = slice_32[i * 256 + j] + rnn_b[j];
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_31, 256, rnn_u, 256, REAL_C(1.0), z_62, 256);
+    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_31, 256, rnn_u, 256, REAL_C(1.0), rnn_z_62, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        h_32[i] = r_tanh(z_62[i]);
+        h_32[i] = r_tanh(rnn_z_62[i]);
     }
 
     /* models/char_rnn.lua:21: local logits = dense(concat(hs, 2), V, "out")   -- [N, T, V] */
@@ -1003,10 +1003,10 @@ static void compute_outputs(void)
 
     /* models/lib/dense.lua:9: return x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1024, 128, 256,
-           REAL_C(1.0), concat, 256, out_w, 128, REAL_C(0.0), matmul_2, 128);
+           REAL_C(1.0), concat, 256, out_w, 128, REAL_C(0.0), out_matmul, 128);
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            logits[i * 128 + j] = matmul_2[i * 128 + j] + out_b[j];
+            logits[i * 128 + j] = out_matmul[i * 128 + j] + out_b[j];
         }
 }
 
@@ -1038,9 +1038,9 @@ static void compute_loss(void)
         real acc = part[0];
         for (int o = 1; o < 16; o++)
             acc += part[o];
-        sum[0] = acc;
+        loss_sum[0] = acc;
     }
-    loss_value[0] = sum[0] * REAL_C(0.0009765625);
+    loss_value[0] = loss_sum[0] * REAL_C(0.0009765625);
 }
 
 /* Evaluation: the loss of the whole batch, with no gradients. */
@@ -1060,7 +1060,7 @@ static void compute_grads(void)
     for (int i = 0; i < 1024; i++) {
         const real *row = logits + i * 128;
         const real mx = r_max_of(row, 128);
-        real *drow = d_reshape + i * 128;
+        real *drow = d_logits + i * 128;
         const real acc = r_exp_sum(drow, row, 128, mx);
         cross_entropy[i] = mx + r_log(acc) - row[y[i]];
         for (int j = 0; j < 128; j++)
@@ -1077,954 +1077,954 @@ static void compute_grads(void)
         real acc = part[0];
         for (int o = 1; o < 16; o++)
             acc += part[o];
-        sum[0] = acc;
+        loss_sum[0] = acc;
     }
-    loss_value[0] = sum[0] * REAL_C(0.0009765625);
+    loss_value[0] = loss_sum[0] * REAL_C(0.0009765625);
 
     /* backward of models/lib/dense.lua:9: return x:matmul(w) + b */
     memset(d_out_b, 0, 128 * sizeof *d_out_b);
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            d_out_b[j] += d_reshape[i * 128 + j];
+            d_out_b[j] += d_logits[i * 128 + j];
         }
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 1024, 256, 128,
-           REAL_C(1.0), d_reshape, 128, out_w, 128, REAL_C(0.0), d_concat, 256);
-    r_gemm_tn(256, 128, 1024, REAL_C(1.0), concat, 256, d_reshape, 128, REAL_C(0.0), d_out_w, 128);
+           REAL_C(1.0), d_logits, 128, out_w, 128, REAL_C(0.0), d_concat, 256);
+    r_gemm_tn(256, 128, 1024, REAL_C(1.0), concat, 256, d_logits, 128, REAL_C(0.0), d_out_w, 128);
 
     /* backward of models/char_rnn.lua:21: local logits = dense(concat(hs, 2), V, "out")   -- [N, T, V] */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            d_reshape_2[i * 256 + j] = d_concat[i * 8192 + j];
+            d_h[i * 256 + j] = d_concat[i * 8192 + j];
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            d_reshape_3[i * 256 + j] = d_concat[i * 8192 + j + 256];
+            d_h_2[i * 256 + j] = d_concat[i * 8192 + j + 256];
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            d_reshape_4[i * 256 + j] = d_concat[i * 8192 + j + 512];
+            d_h_3[i * 256 + j] = d_concat[i * 8192 + j + 512];
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            d_reshape_5[i * 256 + j] = d_concat[i * 8192 + j + 768];
+            d_h_4[i * 256 + j] = d_concat[i * 8192 + j + 768];
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            d_reshape_6[i * 256 + j] = d_concat[i * 8192 + j + 1024];
+            d_h_5[i * 256 + j] = d_concat[i * 8192 + j + 1024];
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            d_reshape_7[i * 256 + j] = d_concat[i * 8192 + j + 1280];
+            d_h_6[i * 256 + j] = d_concat[i * 8192 + j + 1280];
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            d_reshape_8[i * 256 + j] = d_concat[i * 8192 + j + 1536];
+            d_h_7[i * 256 + j] = d_concat[i * 8192 + j + 1536];
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            d_reshape_9[i * 256 + j] = d_concat[i * 8192 + j + 1792];
+            d_h_8[i * 256 + j] = d_concat[i * 8192 + j + 1792];
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            d_reshape_10[i * 256 + j] = d_concat[i * 8192 + j + 2048];
+            d_h_9[i * 256 + j] = d_concat[i * 8192 + j + 2048];
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            d_reshape_11[i * 256 + j] = d_concat[i * 8192 + j + 2304];
+            d_h_10[i * 256 + j] = d_concat[i * 8192 + j + 2304];
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            d_reshape_12[i * 256 + j] = d_concat[i * 8192 + j + 2560];
+            d_h_11[i * 256 + j] = d_concat[i * 8192 + j + 2560];
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            d_reshape_13[i * 256 + j] = d_concat[i * 8192 + j + 2816];
+            d_h_12[i * 256 + j] = d_concat[i * 8192 + j + 2816];
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            d_reshape_14[i * 256 + j] = d_concat[i * 8192 + j + 3072];
+            d_h_13[i * 256 + j] = d_concat[i * 8192 + j + 3072];
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            d_reshape_15[i * 256 + j] = d_concat[i * 8192 + j + 3328];
+            d_h_14[i * 256 + j] = d_concat[i * 8192 + j + 3328];
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            d_reshape_16[i * 256 + j] = d_concat[i * 8192 + j + 3584];
+            d_h_15[i * 256 + j] = d_concat[i * 8192 + j + 3584];
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            d_reshape_17[i * 256 + j] = d_concat[i * 8192 + j + 3840];
+            d_h_16[i * 256 + j] = d_concat[i * 8192 + j + 3840];
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            d_reshape_18[i * 256 + j] = d_concat[i * 8192 + j + 4096];
+            d_h_17[i * 256 + j] = d_concat[i * 8192 + j + 4096];
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            d_reshape_19[i * 256 + j] = d_concat[i * 8192 + j + 4352];
+            d_h_18[i * 256 + j] = d_concat[i * 8192 + j + 4352];
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            d_reshape_20[i * 256 + j] = d_concat[i * 8192 + j + 4608];
+            d_h_19[i * 256 + j] = d_concat[i * 8192 + j + 4608];
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            d_reshape_21[i * 256 + j] = d_concat[i * 8192 + j + 4864];
+            d_h_20[i * 256 + j] = d_concat[i * 8192 + j + 4864];
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            d_reshape_22[i * 256 + j] = d_concat[i * 8192 + j + 5120];
+            d_h_21[i * 256 + j] = d_concat[i * 8192 + j + 5120];
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            d_reshape_23[i * 256 + j] = d_concat[i * 8192 + j + 5376];
+            d_h_22[i * 256 + j] = d_concat[i * 8192 + j + 5376];
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            d_reshape_24[i * 256 + j] = d_concat[i * 8192 + j + 5632];
+            d_h_23[i * 256 + j] = d_concat[i * 8192 + j + 5632];
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            d_reshape_25[i * 256 + j] = d_concat[i * 8192 + j + 5888];
+            d_h_24[i * 256 + j] = d_concat[i * 8192 + j + 5888];
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            d_reshape_26[i * 256 + j] = d_concat[i * 8192 + j + 6144];
+            d_h_25[i * 256 + j] = d_concat[i * 8192 + j + 6144];
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            d_reshape_27[i * 256 + j] = d_concat[i * 8192 + j + 6400];
+            d_h_26[i * 256 + j] = d_concat[i * 8192 + j + 6400];
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            d_reshape_28[i * 256 + j] = d_concat[i * 8192 + j + 6656];
+            d_h_27[i * 256 + j] = d_concat[i * 8192 + j + 6656];
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            d_reshape_29[i * 256 + j] = d_concat[i * 8192 + j + 6912];
+            d_h_28[i * 256 + j] = d_concat[i * 8192 + j + 6912];
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            d_reshape_30[i * 256 + j] = d_concat[i * 8192 + j + 7168];
+            d_h_29[i * 256 + j] = d_concat[i * 8192 + j + 7168];
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            d_reshape_31[i * 256 + j] = d_concat[i * 8192 + j + 7424];
+            d_h_30[i * 256 + j] = d_concat[i * 8192 + j + 7424];
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            d_reshape_32[i * 256 + j] = d_concat[i * 8192 + j + 7680];
+            d_h_31[i * 256 + j] = d_concat[i * 8192 + j + 7680];
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            d_reshape_33[i * 256 + j] = d_concat[i * 8192 + j + 7936];
+            d_h_32[i * 256 + j] = d_concat[i * 8192 + j + 7936];
         }
 
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
         const real t254 = h_32[i] * h_32[i];
         const real t255 = REAL_C(1.0) - t254;
-        d_z[i] = d_reshape_33[i] * t255;
+        d_rnn_z_62[i] = d_h_32[i] * t255;
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), h_31, 256, d_z, 256, REAL_C(0.0), d_matmul, 256);
+           REAL_C(1.0), h_31, 256, d_rnn_z_62, 256, REAL_C(0.0), d_rnn_u_matmul, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
-    memset(d_sum, 0, 256 * sizeof *d_sum);
+    memset(d_rnn_b_sum, 0, 256 * sizeof *d_rnn_b_sum);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            d_sum[j] += d_z[i * 256 + j];
+            d_rnn_b_sum[j] += d_rnn_z_62[i * 256 + j];
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            d_pad[i * 8192 + j + 7936] = d_z[i * 256 + j];
+            d_matmul_pad[i * 8192 + j + 7936] = d_rnn_z_62[i * 256 + j];
         }
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    r_gemm_nt(32, 256, 256, REAL_C(1.0), d_z, 256, rnn_u, 256, REAL_C(1.0), d_h, 256);
+    r_gemm_nt(32, 256, 256, REAL_C(1.0), d_rnn_z_62, 256, rnn_u, 256, REAL_C(1.0), d_h_31_2, 256);
 
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
         const real t263 = h_31[i] * h_31[i];
         const real t264 = REAL_C(1.0) - t263;
-        d_z_2[i] = d_h[i] * t264;
+        d_rnn_z_60[i] = d_h_31_2[i] * t264;
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), h_30, 256, d_z_2, 256, REAL_C(1.0), d_matmul_add, 256);
+           REAL_C(1.0), h_30, 256, d_rnn_z_60, 256, REAL_C(1.0), d_rnn_u_matmul_add, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
-    memset(d_sum_2, 0, 256 * sizeof *d_sum_2);
+    memset(d_rnn_b_sum_2, 0, 256 * sizeof *d_rnn_b_sum_2);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            d_sum_2[j] += d_z_2[i * 256 + j];
+            d_rnn_b_sum_2[j] += d_rnn_z_60[i * 256 + j];
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add[7680 + i * 8192 + r] = d_z_2[i * 256 + r];
+            d_matmul_pad_add[7680 + i * 8192 + r] = d_rnn_z_60[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    r_gemm_nt(32, 256, 256, REAL_C(1.0), d_z_2, 256, rnn_u, 256, REAL_C(1.0), d_h_2, 256);
+    r_gemm_nt(32, 256, 256, REAL_C(1.0), d_rnn_z_60, 256, rnn_u, 256, REAL_C(1.0), d_h_30_2, 256);
 
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
         const real t273 = h_30[i] * h_30[i];
         const real t274 = REAL_C(1.0) - t273;
-        d_z_3[i] = d_h_2[i] * t274;
+        d_rnn_z_58[i] = d_h_30_2[i] * t274;
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), h_29, 256, d_z_3, 256, REAL_C(1.0), d_matmul_add_2, 256);
+           REAL_C(1.0), h_29, 256, d_rnn_z_58, 256, REAL_C(1.0), d_rnn_u_matmul_add_2, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
-    memset(d_sum_3, 0, 256 * sizeof *d_sum_3);
+    memset(d_rnn_b_sum_3, 0, 256 * sizeof *d_rnn_b_sum_3);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            d_sum_3[j] += d_z_3[i * 256 + j];
+            d_rnn_b_sum_3[j] += d_rnn_z_58[i * 256 + j];
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_2[7424 + i * 8192 + r] = d_z_3[i * 256 + r];
+            d_matmul_pad_add_2[7424 + i * 8192 + r] = d_rnn_z_58[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    r_gemm_nt(32, 256, 256, REAL_C(1.0), d_z_3, 256, rnn_u, 256, REAL_C(1.0), d_h_3, 256);
+    r_gemm_nt(32, 256, 256, REAL_C(1.0), d_rnn_z_58, 256, rnn_u, 256, REAL_C(1.0), d_h_29_2, 256);
 
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
         const real t283 = h_29[i] * h_29[i];
         const real t284 = REAL_C(1.0) - t283;
-        d_z_4[i] = d_h_3[i] * t284;
+        d_rnn_z_56[i] = d_h_29_2[i] * t284;
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), h_28, 256, d_z_4, 256, REAL_C(1.0), d_matmul_add_3, 256);
+           REAL_C(1.0), h_28, 256, d_rnn_z_56, 256, REAL_C(1.0), d_rnn_u_matmul_add_3, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
-    memset(d_sum_4, 0, 256 * sizeof *d_sum_4);
+    memset(d_rnn_b_sum_4, 0, 256 * sizeof *d_rnn_b_sum_4);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            d_sum_4[j] += d_z_4[i * 256 + j];
+            d_rnn_b_sum_4[j] += d_rnn_z_56[i * 256 + j];
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_3[7168 + i * 8192 + r] = d_z_4[i * 256 + r];
+            d_matmul_pad_add_3[7168 + i * 8192 + r] = d_rnn_z_56[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    r_gemm_nt(32, 256, 256, REAL_C(1.0), d_z_4, 256, rnn_u, 256, REAL_C(1.0), d_h_4, 256);
+    r_gemm_nt(32, 256, 256, REAL_C(1.0), d_rnn_z_56, 256, rnn_u, 256, REAL_C(1.0), d_h_28_2, 256);
 
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
         const real t293 = h_28[i] * h_28[i];
         const real t294 = REAL_C(1.0) - t293;
-        d_z_5[i] = d_h_4[i] * t294;
+        d_rnn_z_54[i] = d_h_28_2[i] * t294;
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), h_27, 256, d_z_5, 256, REAL_C(1.0), d_matmul_add_4, 256);
+           REAL_C(1.0), h_27, 256, d_rnn_z_54, 256, REAL_C(1.0), d_rnn_u_matmul_add_4, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
-    memset(d_sum_5, 0, 256 * sizeof *d_sum_5);
+    memset(d_rnn_b_sum_5, 0, 256 * sizeof *d_rnn_b_sum_5);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            d_sum_5[j] += d_z_5[i * 256 + j];
+            d_rnn_b_sum_5[j] += d_rnn_z_54[i * 256 + j];
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_4[6912 + i * 8192 + r] = d_z_5[i * 256 + r];
+            d_matmul_pad_add_4[6912 + i * 8192 + r] = d_rnn_z_54[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    r_gemm_nt(32, 256, 256, REAL_C(1.0), d_z_5, 256, rnn_u, 256, REAL_C(1.0), d_h_5, 256);
+    r_gemm_nt(32, 256, 256, REAL_C(1.0), d_rnn_z_54, 256, rnn_u, 256, REAL_C(1.0), d_h_27_2, 256);
 
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
         const real t303 = h_27[i] * h_27[i];
         const real t304 = REAL_C(1.0) - t303;
-        d_z_6[i] = d_h_5[i] * t304;
+        d_rnn_z_52[i] = d_h_27_2[i] * t304;
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), h_26, 256, d_z_6, 256, REAL_C(1.0), d_matmul_add_5, 256);
+           REAL_C(1.0), h_26, 256, d_rnn_z_52, 256, REAL_C(1.0), d_rnn_u_matmul_add_5, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
-    memset(d_sum_6, 0, 256 * sizeof *d_sum_6);
+    memset(d_rnn_b_sum_6, 0, 256 * sizeof *d_rnn_b_sum_6);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            d_sum_6[j] += d_z_6[i * 256 + j];
+            d_rnn_b_sum_6[j] += d_rnn_z_52[i * 256 + j];
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_5[6656 + i * 8192 + r] = d_z_6[i * 256 + r];
+            d_matmul_pad_add_5[6656 + i * 8192 + r] = d_rnn_z_52[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    r_gemm_nt(32, 256, 256, REAL_C(1.0), d_z_6, 256, rnn_u, 256, REAL_C(1.0), d_h_6, 256);
+    r_gemm_nt(32, 256, 256, REAL_C(1.0), d_rnn_z_52, 256, rnn_u, 256, REAL_C(1.0), d_h_26_2, 256);
 
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
         const real t313 = h_26[i] * h_26[i];
         const real t314 = REAL_C(1.0) - t313;
-        d_z_7[i] = d_h_6[i] * t314;
+        d_rnn_z_50[i] = d_h_26_2[i] * t314;
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), h_25, 256, d_z_7, 256, REAL_C(1.0), d_matmul_add_6, 256);
+           REAL_C(1.0), h_25, 256, d_rnn_z_50, 256, REAL_C(1.0), d_rnn_u_matmul_add_6, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
-    memset(d_sum_7, 0, 256 * sizeof *d_sum_7);
+    memset(d_rnn_b_sum_7, 0, 256 * sizeof *d_rnn_b_sum_7);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            d_sum_7[j] += d_z_7[i * 256 + j];
+            d_rnn_b_sum_7[j] += d_rnn_z_50[i * 256 + j];
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_6[6400 + i * 8192 + r] = d_z_7[i * 256 + r];
+            d_matmul_pad_add_6[6400 + i * 8192 + r] = d_rnn_z_50[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    r_gemm_nt(32, 256, 256, REAL_C(1.0), d_z_7, 256, rnn_u, 256, REAL_C(1.0), d_h_7, 256);
+    r_gemm_nt(32, 256, 256, REAL_C(1.0), d_rnn_z_50, 256, rnn_u, 256, REAL_C(1.0), d_h_25_2, 256);
 
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
         const real t323 = h_25[i] * h_25[i];
         const real t324 = REAL_C(1.0) - t323;
-        d_z_8[i] = d_h_7[i] * t324;
+        d_rnn_z_48[i] = d_h_25_2[i] * t324;
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), h_24, 256, d_z_8, 256, REAL_C(1.0), d_matmul_add_7, 256);
+           REAL_C(1.0), h_24, 256, d_rnn_z_48, 256, REAL_C(1.0), d_rnn_u_matmul_add_7, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
-    memset(d_sum_8, 0, 256 * sizeof *d_sum_8);
+    memset(d_rnn_b_sum_8, 0, 256 * sizeof *d_rnn_b_sum_8);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            d_sum_8[j] += d_z_8[i * 256 + j];
+            d_rnn_b_sum_8[j] += d_rnn_z_48[i * 256 + j];
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_7[6144 + i * 8192 + r] = d_z_8[i * 256 + r];
+            d_matmul_pad_add_7[6144 + i * 8192 + r] = d_rnn_z_48[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    r_gemm_nt(32, 256, 256, REAL_C(1.0), d_z_8, 256, rnn_u, 256, REAL_C(1.0), d_h_8, 256);
+    r_gemm_nt(32, 256, 256, REAL_C(1.0), d_rnn_z_48, 256, rnn_u, 256, REAL_C(1.0), d_h_24_2, 256);
 
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
         const real t333 = h_24[i] * h_24[i];
         const real t334 = REAL_C(1.0) - t333;
-        d_z_9[i] = d_h_8[i] * t334;
+        d_rnn_z_46[i] = d_h_24_2[i] * t334;
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), h_23, 256, d_z_9, 256, REAL_C(1.0), d_matmul_add_8, 256);
+           REAL_C(1.0), h_23, 256, d_rnn_z_46, 256, REAL_C(1.0), d_rnn_u_matmul_add_8, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
-    memset(d_sum_9, 0, 256 * sizeof *d_sum_9);
+    memset(d_rnn_b_sum_9, 0, 256 * sizeof *d_rnn_b_sum_9);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            d_sum_9[j] += d_z_9[i * 256 + j];
+            d_rnn_b_sum_9[j] += d_rnn_z_46[i * 256 + j];
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_8[5888 + i * 8192 + r] = d_z_9[i * 256 + r];
+            d_matmul_pad_add_8[5888 + i * 8192 + r] = d_rnn_z_46[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    r_gemm_nt(32, 256, 256, REAL_C(1.0), d_z_9, 256, rnn_u, 256, REAL_C(1.0), d_h_9, 256);
+    r_gemm_nt(32, 256, 256, REAL_C(1.0), d_rnn_z_46, 256, rnn_u, 256, REAL_C(1.0), d_h_23_2, 256);
 
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
         const real t343 = h_23[i] * h_23[i];
         const real t344 = REAL_C(1.0) - t343;
-        d_z_10[i] = d_h_9[i] * t344;
+        d_rnn_z_44[i] = d_h_23_2[i] * t344;
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), h_22, 256, d_z_10, 256, REAL_C(1.0), d_matmul_add_9, 256);
+           REAL_C(1.0), h_22, 256, d_rnn_z_44, 256, REAL_C(1.0), d_rnn_u_matmul_add_9, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
-    memset(d_sum_10, 0, 256 * sizeof *d_sum_10);
+    memset(d_rnn_b_sum_10, 0, 256 * sizeof *d_rnn_b_sum_10);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            d_sum_10[j] += d_z_10[i * 256 + j];
+            d_rnn_b_sum_10[j] += d_rnn_z_44[i * 256 + j];
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_9[5632 + i * 8192 + r] = d_z_10[i * 256 + r];
+            d_matmul_pad_add_9[5632 + i * 8192 + r] = d_rnn_z_44[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    r_gemm_nt(32, 256, 256, REAL_C(1.0), d_z_10, 256, rnn_u, 256, REAL_C(1.0), d_h_10, 256);
+    r_gemm_nt(32, 256, 256, REAL_C(1.0), d_rnn_z_44, 256, rnn_u, 256, REAL_C(1.0), d_h_22_2, 256);
 
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
         const real t353 = h_22[i] * h_22[i];
         const real t354 = REAL_C(1.0) - t353;
-        d_z_11[i] = d_h_10[i] * t354;
+        d_rnn_z_42[i] = d_h_22_2[i] * t354;
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), h_21, 256, d_z_11, 256, REAL_C(1.0), d_matmul_add_10, 256);
+           REAL_C(1.0), h_21, 256, d_rnn_z_42, 256, REAL_C(1.0), d_rnn_u_matmul_add_10, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
-    memset(d_sum_11, 0, 256 * sizeof *d_sum_11);
+    memset(d_rnn_b_sum_11, 0, 256 * sizeof *d_rnn_b_sum_11);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            d_sum_11[j] += d_z_11[i * 256 + j];
+            d_rnn_b_sum_11[j] += d_rnn_z_42[i * 256 + j];
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_10[5376 + i * 8192 + r] = d_z_11[i * 256 + r];
+            d_matmul_pad_add_10[5376 + i * 8192 + r] = d_rnn_z_42[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    r_gemm_nt(32, 256, 256, REAL_C(1.0), d_z_11, 256, rnn_u, 256, REAL_C(1.0), d_h_11, 256);
+    r_gemm_nt(32, 256, 256, REAL_C(1.0), d_rnn_z_42, 256, rnn_u, 256, REAL_C(1.0), d_h_21_2, 256);
 
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
         const real t363 = h_21[i] * h_21[i];
         const real t364 = REAL_C(1.0) - t363;
-        d_z_12[i] = d_h_11[i] * t364;
+        d_rnn_z_40[i] = d_h_21_2[i] * t364;
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), h_20, 256, d_z_12, 256, REAL_C(1.0), d_matmul_add_11, 256);
+           REAL_C(1.0), h_20, 256, d_rnn_z_40, 256, REAL_C(1.0), d_rnn_u_matmul_add_11, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
-    memset(d_sum_12, 0, 256 * sizeof *d_sum_12);
+    memset(d_rnn_b_sum_12, 0, 256 * sizeof *d_rnn_b_sum_12);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            d_sum_12[j] += d_z_12[i * 256 + j];
+            d_rnn_b_sum_12[j] += d_rnn_z_40[i * 256 + j];
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_11[5120 + i * 8192 + r] = d_z_12[i * 256 + r];
+            d_matmul_pad_add_11[5120 + i * 8192 + r] = d_rnn_z_40[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    r_gemm_nt(32, 256, 256, REAL_C(1.0), d_z_12, 256, rnn_u, 256, REAL_C(1.0), d_h_12, 256);
+    r_gemm_nt(32, 256, 256, REAL_C(1.0), d_rnn_z_40, 256, rnn_u, 256, REAL_C(1.0), d_h_20_2, 256);
 
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
         const real t373 = h_20[i] * h_20[i];
         const real t374 = REAL_C(1.0) - t373;
-        d_z_13[i] = d_h_12[i] * t374;
+        d_rnn_z_38[i] = d_h_20_2[i] * t374;
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), h_19, 256, d_z_13, 256, REAL_C(1.0), d_matmul_add_12, 256);
+           REAL_C(1.0), h_19, 256, d_rnn_z_38, 256, REAL_C(1.0), d_rnn_u_matmul_add_12, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
-    memset(d_sum_13, 0, 256 * sizeof *d_sum_13);
+    memset(d_rnn_b_sum_13, 0, 256 * sizeof *d_rnn_b_sum_13);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            d_sum_13[j] += d_z_13[i * 256 + j];
+            d_rnn_b_sum_13[j] += d_rnn_z_38[i * 256 + j];
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_12[4864 + i * 8192 + r] = d_z_13[i * 256 + r];
+            d_matmul_pad_add_12[4864 + i * 8192 + r] = d_rnn_z_38[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    r_gemm_nt(32, 256, 256, REAL_C(1.0), d_z_13, 256, rnn_u, 256, REAL_C(1.0), d_h_13, 256);
+    r_gemm_nt(32, 256, 256, REAL_C(1.0), d_rnn_z_38, 256, rnn_u, 256, REAL_C(1.0), d_h_19_2, 256);
 
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
         const real t383 = h_19[i] * h_19[i];
         const real t384 = REAL_C(1.0) - t383;
-        d_z_14[i] = d_h_13[i] * t384;
+        d_rnn_z_36[i] = d_h_19_2[i] * t384;
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), h_18, 256, d_z_14, 256, REAL_C(1.0), d_matmul_add_13, 256);
+           REAL_C(1.0), h_18, 256, d_rnn_z_36, 256, REAL_C(1.0), d_rnn_u_matmul_add_13, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
-    memset(d_sum_14, 0, 256 * sizeof *d_sum_14);
+    memset(d_rnn_b_sum_14, 0, 256 * sizeof *d_rnn_b_sum_14);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            d_sum_14[j] += d_z_14[i * 256 + j];
+            d_rnn_b_sum_14[j] += d_rnn_z_36[i * 256 + j];
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_13[4608 + i * 8192 + r] = d_z_14[i * 256 + r];
+            d_matmul_pad_add_13[4608 + i * 8192 + r] = d_rnn_z_36[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    r_gemm_nt(32, 256, 256, REAL_C(1.0), d_z_14, 256, rnn_u, 256, REAL_C(1.0), d_h_14, 256);
+    r_gemm_nt(32, 256, 256, REAL_C(1.0), d_rnn_z_36, 256, rnn_u, 256, REAL_C(1.0), d_h_18_2, 256);
 
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
         const real t393 = h_18[i] * h_18[i];
         const real t394 = REAL_C(1.0) - t393;
-        d_z_15[i] = d_h_14[i] * t394;
+        d_rnn_z_34[i] = d_h_18_2[i] * t394;
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), h_17, 256, d_z_15, 256, REAL_C(1.0), d_matmul_add_14, 256);
+           REAL_C(1.0), h_17, 256, d_rnn_z_34, 256, REAL_C(1.0), d_rnn_u_matmul_add_14, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
-    memset(d_sum_15, 0, 256 * sizeof *d_sum_15);
+    memset(d_rnn_b_sum_15, 0, 256 * sizeof *d_rnn_b_sum_15);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            d_sum_15[j] += d_z_15[i * 256 + j];
+            d_rnn_b_sum_15[j] += d_rnn_z_34[i * 256 + j];
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_14[4352 + i * 8192 + r] = d_z_15[i * 256 + r];
+            d_matmul_pad_add_14[4352 + i * 8192 + r] = d_rnn_z_34[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    r_gemm_nt(32, 256, 256, REAL_C(1.0), d_z_15, 256, rnn_u, 256, REAL_C(1.0), d_h_15, 256);
+    r_gemm_nt(32, 256, 256, REAL_C(1.0), d_rnn_z_34, 256, rnn_u, 256, REAL_C(1.0), d_h_17_2, 256);
 
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
         const real t403 = h_17[i] * h_17[i];
         const real t404 = REAL_C(1.0) - t403;
-        d_z_16[i] = d_h_15[i] * t404;
+        d_rnn_z_32[i] = d_h_17_2[i] * t404;
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), h_16, 256, d_z_16, 256, REAL_C(1.0), d_matmul_add_15, 256);
+           REAL_C(1.0), h_16, 256, d_rnn_z_32, 256, REAL_C(1.0), d_rnn_u_matmul_add_15, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
-    memset(d_sum_16, 0, 256 * sizeof *d_sum_16);
+    memset(d_rnn_b_sum_16, 0, 256 * sizeof *d_rnn_b_sum_16);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            d_sum_16[j] += d_z_16[i * 256 + j];
+            d_rnn_b_sum_16[j] += d_rnn_z_32[i * 256 + j];
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_15[4096 + i * 8192 + r] = d_z_16[i * 256 + r];
+            d_matmul_pad_add_15[4096 + i * 8192 + r] = d_rnn_z_32[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    r_gemm_nt(32, 256, 256, REAL_C(1.0), d_z_16, 256, rnn_u, 256, REAL_C(1.0), d_h_16, 256);
+    r_gemm_nt(32, 256, 256, REAL_C(1.0), d_rnn_z_32, 256, rnn_u, 256, REAL_C(1.0), d_h_16_2, 256);
 
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
         const real t413 = h_16[i] * h_16[i];
         const real t414 = REAL_C(1.0) - t413;
-        d_z_17[i] = d_h_16[i] * t414;
+        d_rnn_z_30[i] = d_h_16_2[i] * t414;
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), h_15, 256, d_z_17, 256, REAL_C(1.0), d_matmul_add_16, 256);
+           REAL_C(1.0), h_15, 256, d_rnn_z_30, 256, REAL_C(1.0), d_rnn_u_matmul_add_16, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
-    memset(d_sum_17, 0, 256 * sizeof *d_sum_17);
+    memset(d_rnn_b_sum_17, 0, 256 * sizeof *d_rnn_b_sum_17);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            d_sum_17[j] += d_z_17[i * 256 + j];
+            d_rnn_b_sum_17[j] += d_rnn_z_30[i * 256 + j];
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_16[3840 + i * 8192 + r] = d_z_17[i * 256 + r];
+            d_matmul_pad_add_16[3840 + i * 8192 + r] = d_rnn_z_30[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    r_gemm_nt(32, 256, 256, REAL_C(1.0), d_z_17, 256, rnn_u, 256, REAL_C(1.0), d_h_17, 256);
+    r_gemm_nt(32, 256, 256, REAL_C(1.0), d_rnn_z_30, 256, rnn_u, 256, REAL_C(1.0), d_h_15_2, 256);
 
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
         const real t423 = h_15[i] * h_15[i];
         const real t424 = REAL_C(1.0) - t423;
-        d_z_18[i] = d_h_17[i] * t424;
+        d_rnn_z_28[i] = d_h_15_2[i] * t424;
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), h_14, 256, d_z_18, 256, REAL_C(1.0), d_matmul_add_17, 256);
+           REAL_C(1.0), h_14, 256, d_rnn_z_28, 256, REAL_C(1.0), d_rnn_u_matmul_add_17, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
-    memset(d_sum_18, 0, 256 * sizeof *d_sum_18);
+    memset(d_rnn_b_sum_18, 0, 256 * sizeof *d_rnn_b_sum_18);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            d_sum_18[j] += d_z_18[i * 256 + j];
+            d_rnn_b_sum_18[j] += d_rnn_z_28[i * 256 + j];
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_17[3584 + i * 8192 + r] = d_z_18[i * 256 + r];
+            d_matmul_pad_add_17[3584 + i * 8192 + r] = d_rnn_z_28[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    r_gemm_nt(32, 256, 256, REAL_C(1.0), d_z_18, 256, rnn_u, 256, REAL_C(1.0), d_h_18, 256);
+    r_gemm_nt(32, 256, 256, REAL_C(1.0), d_rnn_z_28, 256, rnn_u, 256, REAL_C(1.0), d_h_14_2, 256);
 
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
         const real t433 = h_14[i] * h_14[i];
         const real t434 = REAL_C(1.0) - t433;
-        d_z_19[i] = d_h_18[i] * t434;
+        d_rnn_z_26[i] = d_h_14_2[i] * t434;
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), h_13, 256, d_z_19, 256, REAL_C(1.0), d_matmul_add_18, 256);
+           REAL_C(1.0), h_13, 256, d_rnn_z_26, 256, REAL_C(1.0), d_rnn_u_matmul_add_18, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
-    memset(d_sum_19, 0, 256 * sizeof *d_sum_19);
+    memset(d_rnn_b_sum_19, 0, 256 * sizeof *d_rnn_b_sum_19);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            d_sum_19[j] += d_z_19[i * 256 + j];
+            d_rnn_b_sum_19[j] += d_rnn_z_26[i * 256 + j];
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_18[3328 + i * 8192 + r] = d_z_19[i * 256 + r];
+            d_matmul_pad_add_18[3328 + i * 8192 + r] = d_rnn_z_26[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    r_gemm_nt(32, 256, 256, REAL_C(1.0), d_z_19, 256, rnn_u, 256, REAL_C(1.0), d_h_19, 256);
+    r_gemm_nt(32, 256, 256, REAL_C(1.0), d_rnn_z_26, 256, rnn_u, 256, REAL_C(1.0), d_h_13_2, 256);
 
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
         const real t443 = h_13[i] * h_13[i];
         const real t444 = REAL_C(1.0) - t443;
-        d_z_20[i] = d_h_19[i] * t444;
+        d_rnn_z_24[i] = d_h_13_2[i] * t444;
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), h_12, 256, d_z_20, 256, REAL_C(1.0), d_matmul_add_19, 256);
+           REAL_C(1.0), h_12, 256, d_rnn_z_24, 256, REAL_C(1.0), d_rnn_u_matmul_add_19, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
-    memset(d_sum_20, 0, 256 * sizeof *d_sum_20);
+    memset(d_rnn_b_sum_20, 0, 256 * sizeof *d_rnn_b_sum_20);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            d_sum_20[j] += d_z_20[i * 256 + j];
+            d_rnn_b_sum_20[j] += d_rnn_z_24[i * 256 + j];
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_19[3072 + i * 8192 + r] = d_z_20[i * 256 + r];
+            d_matmul_pad_add_19[3072 + i * 8192 + r] = d_rnn_z_24[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    r_gemm_nt(32, 256, 256, REAL_C(1.0), d_z_20, 256, rnn_u, 256, REAL_C(1.0), d_h_20, 256);
+    r_gemm_nt(32, 256, 256, REAL_C(1.0), d_rnn_z_24, 256, rnn_u, 256, REAL_C(1.0), d_h_12_2, 256);
 
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
         const real t453 = h_12[i] * h_12[i];
         const real t454 = REAL_C(1.0) - t453;
-        d_z_21[i] = d_h_20[i] * t454;
+        d_rnn_z_22[i] = d_h_12_2[i] * t454;
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), h_11, 256, d_z_21, 256, REAL_C(1.0), d_matmul_add_20, 256);
+           REAL_C(1.0), h_11, 256, d_rnn_z_22, 256, REAL_C(1.0), d_rnn_u_matmul_add_20, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
-    memset(d_sum_21, 0, 256 * sizeof *d_sum_21);
+    memset(d_rnn_b_sum_21, 0, 256 * sizeof *d_rnn_b_sum_21);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            d_sum_21[j] += d_z_21[i * 256 + j];
+            d_rnn_b_sum_21[j] += d_rnn_z_22[i * 256 + j];
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_20[2816 + i * 8192 + r] = d_z_21[i * 256 + r];
+            d_matmul_pad_add_20[2816 + i * 8192 + r] = d_rnn_z_22[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    r_gemm_nt(32, 256, 256, REAL_C(1.0), d_z_21, 256, rnn_u, 256, REAL_C(1.0), d_h_21, 256);
+    r_gemm_nt(32, 256, 256, REAL_C(1.0), d_rnn_z_22, 256, rnn_u, 256, REAL_C(1.0), d_h_11_2, 256);
 
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
         const real t463 = h_11[i] * h_11[i];
         const real t464 = REAL_C(1.0) - t463;
-        d_z_22[i] = d_h_21[i] * t464;
+        d_rnn_z_20[i] = d_h_11_2[i] * t464;
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), h_10, 256, d_z_22, 256, REAL_C(1.0), d_matmul_add_21, 256);
+           REAL_C(1.0), h_10, 256, d_rnn_z_20, 256, REAL_C(1.0), d_rnn_u_matmul_add_21, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
-    memset(d_sum_22, 0, 256 * sizeof *d_sum_22);
+    memset(d_rnn_b_sum_22, 0, 256 * sizeof *d_rnn_b_sum_22);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            d_sum_22[j] += d_z_22[i * 256 + j];
+            d_rnn_b_sum_22[j] += d_rnn_z_20[i * 256 + j];
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_21[2560 + i * 8192 + r] = d_z_22[i * 256 + r];
+            d_matmul_pad_add_21[2560 + i * 8192 + r] = d_rnn_z_20[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    r_gemm_nt(32, 256, 256, REAL_C(1.0), d_z_22, 256, rnn_u, 256, REAL_C(1.0), d_h_22, 256);
+    r_gemm_nt(32, 256, 256, REAL_C(1.0), d_rnn_z_20, 256, rnn_u, 256, REAL_C(1.0), d_h_10_2, 256);
 
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
         const real t473 = h_10[i] * h_10[i];
         const real t474 = REAL_C(1.0) - t473;
-        d_z_23[i] = d_h_22[i] * t474;
+        d_rnn_z_18[i] = d_h_10_2[i] * t474;
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), h_9, 256, d_z_23, 256, REAL_C(1.0), d_matmul_add_22, 256);
+           REAL_C(1.0), h_9, 256, d_rnn_z_18, 256, REAL_C(1.0), d_rnn_u_matmul_add_22, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
-    memset(d_sum_23, 0, 256 * sizeof *d_sum_23);
+    memset(d_rnn_b_sum_23, 0, 256 * sizeof *d_rnn_b_sum_23);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            d_sum_23[j] += d_z_23[i * 256 + j];
+            d_rnn_b_sum_23[j] += d_rnn_z_18[i * 256 + j];
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_22[2304 + i * 8192 + r] = d_z_23[i * 256 + r];
+            d_matmul_pad_add_22[2304 + i * 8192 + r] = d_rnn_z_18[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    r_gemm_nt(32, 256, 256, REAL_C(1.0), d_z_23, 256, rnn_u, 256, REAL_C(1.0), d_h_23, 256);
+    r_gemm_nt(32, 256, 256, REAL_C(1.0), d_rnn_z_18, 256, rnn_u, 256, REAL_C(1.0), d_h_9_2, 256);
 
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
         const real t483 = h_9[i] * h_9[i];
         const real t484 = REAL_C(1.0) - t483;
-        d_z_24[i] = d_h_23[i] * t484;
+        d_rnn_z_16[i] = d_h_9_2[i] * t484;
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), h_8, 256, d_z_24, 256, REAL_C(1.0), d_matmul_add_23, 256);
+           REAL_C(1.0), h_8, 256, d_rnn_z_16, 256, REAL_C(1.0), d_rnn_u_matmul_add_23, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
-    memset(d_sum_24, 0, 256 * sizeof *d_sum_24);
+    memset(d_rnn_b_sum_24, 0, 256 * sizeof *d_rnn_b_sum_24);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            d_sum_24[j] += d_z_24[i * 256 + j];
+            d_rnn_b_sum_24[j] += d_rnn_z_16[i * 256 + j];
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_23[2048 + i * 8192 + r] = d_z_24[i * 256 + r];
+            d_matmul_pad_add_23[2048 + i * 8192 + r] = d_rnn_z_16[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    r_gemm_nt(32, 256, 256, REAL_C(1.0), d_z_24, 256, rnn_u, 256, REAL_C(1.0), d_h_24, 256);
+    r_gemm_nt(32, 256, 256, REAL_C(1.0), d_rnn_z_16, 256, rnn_u, 256, REAL_C(1.0), d_h_8_2, 256);
 
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
         const real t493 = h_8[i] * h_8[i];
         const real t494 = REAL_C(1.0) - t493;
-        d_z_25[i] = d_h_24[i] * t494;
+        d_rnn_z_14[i] = d_h_8_2[i] * t494;
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), h_7, 256, d_z_25, 256, REAL_C(1.0), d_matmul_add_24, 256);
+           REAL_C(1.0), h_7, 256, d_rnn_z_14, 256, REAL_C(1.0), d_rnn_u_matmul_add_24, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
-    memset(d_sum_25, 0, 256 * sizeof *d_sum_25);
+    memset(d_rnn_b_sum_25, 0, 256 * sizeof *d_rnn_b_sum_25);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            d_sum_25[j] += d_z_25[i * 256 + j];
+            d_rnn_b_sum_25[j] += d_rnn_z_14[i * 256 + j];
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_24[1792 + i * 8192 + r] = d_z_25[i * 256 + r];
+            d_matmul_pad_add_24[1792 + i * 8192 + r] = d_rnn_z_14[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    r_gemm_nt(32, 256, 256, REAL_C(1.0), d_z_25, 256, rnn_u, 256, REAL_C(1.0), d_h_25, 256);
+    r_gemm_nt(32, 256, 256, REAL_C(1.0), d_rnn_z_14, 256, rnn_u, 256, REAL_C(1.0), d_h_7_2, 256);
 
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
         const real t503 = h_7[i] * h_7[i];
         const real t504 = REAL_C(1.0) - t503;
-        d_z_26[i] = d_h_25[i] * t504;
+        d_rnn_z_12[i] = d_h_7_2[i] * t504;
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), h_6, 256, d_z_26, 256, REAL_C(1.0), d_matmul_add_25, 256);
+           REAL_C(1.0), h_6, 256, d_rnn_z_12, 256, REAL_C(1.0), d_rnn_u_matmul_add_25, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
-    memset(d_sum_26, 0, 256 * sizeof *d_sum_26);
+    memset(d_rnn_b_sum_26, 0, 256 * sizeof *d_rnn_b_sum_26);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            d_sum_26[j] += d_z_26[i * 256 + j];
+            d_rnn_b_sum_26[j] += d_rnn_z_12[i * 256 + j];
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_25[1536 + i * 8192 + r] = d_z_26[i * 256 + r];
+            d_matmul_pad_add_25[1536 + i * 8192 + r] = d_rnn_z_12[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    r_gemm_nt(32, 256, 256, REAL_C(1.0), d_z_26, 256, rnn_u, 256, REAL_C(1.0), d_h_26, 256);
+    r_gemm_nt(32, 256, 256, REAL_C(1.0), d_rnn_z_12, 256, rnn_u, 256, REAL_C(1.0), d_h_6_2, 256);
 
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
         const real t513 = h_6[i] * h_6[i];
         const real t514 = REAL_C(1.0) - t513;
-        d_z_27[i] = d_h_26[i] * t514;
+        d_rnn_z_10[i] = d_h_6_2[i] * t514;
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), h_5, 256, d_z_27, 256, REAL_C(1.0), d_matmul_add_26, 256);
+           REAL_C(1.0), h_5, 256, d_rnn_z_10, 256, REAL_C(1.0), d_rnn_u_matmul_add_26, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
-    memset(d_sum_27, 0, 256 * sizeof *d_sum_27);
+    memset(d_rnn_b_sum_27, 0, 256 * sizeof *d_rnn_b_sum_27);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            d_sum_27[j] += d_z_27[i * 256 + j];
+            d_rnn_b_sum_27[j] += d_rnn_z_10[i * 256 + j];
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_26[1280 + i * 8192 + r] = d_z_27[i * 256 + r];
+            d_matmul_pad_add_26[1280 + i * 8192 + r] = d_rnn_z_10[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    r_gemm_nt(32, 256, 256, REAL_C(1.0), d_z_27, 256, rnn_u, 256, REAL_C(1.0), d_h_27, 256);
+    r_gemm_nt(32, 256, 256, REAL_C(1.0), d_rnn_z_10, 256, rnn_u, 256, REAL_C(1.0), d_h_5_2, 256);
 
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
         const real t523 = h_5[i] * h_5[i];
         const real t524 = REAL_C(1.0) - t523;
-        d_z_28[i] = d_h_27[i] * t524;
+        d_rnn_z_8[i] = d_h_5_2[i] * t524;
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), h_4, 256, d_z_28, 256, REAL_C(1.0), d_matmul_add_27, 256);
+           REAL_C(1.0), h_4, 256, d_rnn_z_8, 256, REAL_C(1.0), d_rnn_u_matmul_add_27, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
-    memset(d_sum_28, 0, 256 * sizeof *d_sum_28);
+    memset(d_rnn_b_sum_28, 0, 256 * sizeof *d_rnn_b_sum_28);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            d_sum_28[j] += d_z_28[i * 256 + j];
+            d_rnn_b_sum_28[j] += d_rnn_z_8[i * 256 + j];
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_27[1024 + i * 8192 + r] = d_z_28[i * 256 + r];
+            d_matmul_pad_add_27[1024 + i * 8192 + r] = d_rnn_z_8[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    r_gemm_nt(32, 256, 256, REAL_C(1.0), d_z_28, 256, rnn_u, 256, REAL_C(1.0), d_h_28, 256);
+    r_gemm_nt(32, 256, 256, REAL_C(1.0), d_rnn_z_8, 256, rnn_u, 256, REAL_C(1.0), d_h_4_2, 256);
 
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
         const real t533 = h_4[i] * h_4[i];
         const real t534 = REAL_C(1.0) - t533;
-        d_z_29[i] = d_h_28[i] * t534;
+        d_rnn_z_6[i] = d_h_4_2[i] * t534;
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), h_3, 256, d_z_29, 256, REAL_C(1.0), d_matmul_add_28, 256);
+           REAL_C(1.0), h_3, 256, d_rnn_z_6, 256, REAL_C(1.0), d_rnn_u_matmul_add_28, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
-    memset(d_sum_29, 0, 256 * sizeof *d_sum_29);
+    memset(d_rnn_b_sum_29, 0, 256 * sizeof *d_rnn_b_sum_29);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            d_sum_29[j] += d_z_29[i * 256 + j];
+            d_rnn_b_sum_29[j] += d_rnn_z_6[i * 256 + j];
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_28[768 + i * 8192 + r] = d_z_29[i * 256 + r];
+            d_matmul_pad_add_28[768 + i * 8192 + r] = d_rnn_z_6[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    r_gemm_nt(32, 256, 256, REAL_C(1.0), d_z_29, 256, rnn_u, 256, REAL_C(1.0), d_h_29, 256);
+    r_gemm_nt(32, 256, 256, REAL_C(1.0), d_rnn_z_6, 256, rnn_u, 256, REAL_C(1.0), d_h_3_2, 256);
 
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
         const real t543 = h_3[i] * h_3[i];
         const real t544 = REAL_C(1.0) - t543;
-        d_z_30[i] = d_h_29[i] * t544;
+        d_rnn_z_4[i] = d_h_3_2[i] * t544;
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), h_2, 256, d_z_30, 256, REAL_C(1.0), d_matmul_add_29, 256);
+           REAL_C(1.0), h_2, 256, d_rnn_z_4, 256, REAL_C(1.0), d_rnn_u_matmul_add_29, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
-    memset(d_sum_30, 0, 256 * sizeof *d_sum_30);
+    memset(d_rnn_b_sum_30, 0, 256 * sizeof *d_rnn_b_sum_30);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            d_sum_30[j] += d_z_30[i * 256 + j];
+            d_rnn_b_sum_30[j] += d_rnn_z_4[i * 256 + j];
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_29[512 + i * 8192 + r] = d_z_30[i * 256 + r];
+            d_matmul_pad_add_29[512 + i * 8192 + r] = d_rnn_z_4[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    r_gemm_nt(32, 256, 256, REAL_C(1.0), d_z_30, 256, rnn_u, 256, REAL_C(1.0), d_h_30, 256);
+    r_gemm_nt(32, 256, 256, REAL_C(1.0), d_rnn_z_4, 256, rnn_u, 256, REAL_C(1.0), d_h_2_2, 256);
 
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
         const real t553 = h_2[i] * h_2[i];
         const real t554 = REAL_C(1.0) - t553;
-        d_z_31[i] = d_h_30[i] * t554;
+        d_rnn_z_2[i] = d_h_2_2[i] * t554;
     }
 
     /* backward of models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 32,
-           REAL_C(1.0), h, 256, d_z_31, 256, REAL_C(1.0), d_rnn_u, 256);
+           REAL_C(1.0), h, 256, d_rnn_z_2, 256, REAL_C(1.0), d_rnn_u, 256);
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
-    memset(d_sum_31, 0, 256 * sizeof *d_sum_31);
+    memset(d_rnn_b_sum_31, 0, 256 * sizeof *d_rnn_b_sum_31);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            d_sum_31[j] += d_z_31[i * 256 + j];
+            d_rnn_b_sum_31[j] += d_rnn_z_2[i * 256 + j];
         }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_pad_add_30[256 + i * 8192 + r] = d_z_31[i * 256 + r];
+            d_matmul_pad_add_30[256 + i * 8192 + r] = d_rnn_z_2[i * 256 + r];
 
     /* backward of models/char_rnn.lua:19: hs[t] = h:reshape({N, 1, H}) */
-    r_gemm_nt(32, 256, 256, REAL_C(1.0), d_z_31, 256, rnn_u, 256, REAL_C(1.0), d_h_31, 256);
+    r_gemm_nt(32, 256, 256, REAL_C(1.0), d_rnn_z_2, 256, rnn_u, 256, REAL_C(1.0), d_h_33, 256);
 
     /* backward of models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
         const real t563 = h[i] * h[i];
         const real t564 = REAL_C(1.0) - t563;
-        d_z_32[i] = d_h_31[i] * t564;
+        d_rnn_z[i] = d_h_33[i] * t564;
     }
 
     /* backward of models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
-    memset(d_sum_32, 0, 256 * sizeof *d_sum_32);
+    memset(d_rnn_b_sum_32, 0, 256 * sizeof *d_rnn_b_sum_32);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            d_sum_32[j] += d_z_32[i * 256 + j];
+            d_rnn_b_sum_32[j] += d_rnn_z[i * 256 + j];
         }
     for (int i = 0; i < 256; i++) {
-        const real t268 = d_sum[i] + d_sum_2[i];
-        const real t278 = t268 + d_sum_3[i];
-        const real t288 = t278 + d_sum_4[i];
-        const real t298 = t288 + d_sum_5[i];
-        const real t308 = t298 + d_sum_6[i];
-        const real t318 = t308 + d_sum_7[i];
-        const real t328 = t318 + d_sum_8[i];
-        const real t338 = t328 + d_sum_9[i];
-        const real t348 = t338 + d_sum_10[i];
-        const real t358 = t348 + d_sum_11[i];
-        const real t368 = t358 + d_sum_12[i];
-        const real t378 = t368 + d_sum_13[i];
-        const real t388 = t378 + d_sum_14[i];
-        const real t398 = t388 + d_sum_15[i];
-        const real t408 = t398 + d_sum_16[i];
-        const real t418 = t408 + d_sum_17[i];
-        const real t428 = t418 + d_sum_18[i];
-        const real t438 = t428 + d_sum_19[i];
-        const real t448 = t438 + d_sum_20[i];
-        const real t458 = t448 + d_sum_21[i];
-        const real t468 = t458 + d_sum_22[i];
-        const real t478 = t468 + d_sum_23[i];
-        const real t488 = t478 + d_sum_24[i];
-        const real t498 = t488 + d_sum_25[i];
-        const real t508 = t498 + d_sum_26[i];
-        const real t518 = t508 + d_sum_27[i];
-        const real t528 = t518 + d_sum_28[i];
-        const real t538 = t528 + d_sum_29[i];
-        const real t548 = t538 + d_sum_30[i];
-        const real t558 = t548 + d_sum_31[i];
-        d_rnn_b[i] = t558 + d_sum_32[i];
+        const real t268 = d_rnn_b_sum[i] + d_rnn_b_sum_2[i];
+        const real t278 = t268 + d_rnn_b_sum_3[i];
+        const real t288 = t278 + d_rnn_b_sum_4[i];
+        const real t298 = t288 + d_rnn_b_sum_5[i];
+        const real t308 = t298 + d_rnn_b_sum_6[i];
+        const real t318 = t308 + d_rnn_b_sum_7[i];
+        const real t328 = t318 + d_rnn_b_sum_8[i];
+        const real t338 = t328 + d_rnn_b_sum_9[i];
+        const real t348 = t338 + d_rnn_b_sum_10[i];
+        const real t358 = t348 + d_rnn_b_sum_11[i];
+        const real t368 = t358 + d_rnn_b_sum_12[i];
+        const real t378 = t368 + d_rnn_b_sum_13[i];
+        const real t388 = t378 + d_rnn_b_sum_14[i];
+        const real t398 = t388 + d_rnn_b_sum_15[i];
+        const real t408 = t398 + d_rnn_b_sum_16[i];
+        const real t418 = t408 + d_rnn_b_sum_17[i];
+        const real t428 = t418 + d_rnn_b_sum_18[i];
+        const real t438 = t428 + d_rnn_b_sum_19[i];
+        const real t448 = t438 + d_rnn_b_sum_20[i];
+        const real t458 = t448 + d_rnn_b_sum_21[i];
+        const real t468 = t458 + d_rnn_b_sum_22[i];
+        const real t478 = t468 + d_rnn_b_sum_23[i];
+        const real t488 = t478 + d_rnn_b_sum_24[i];
+        const real t498 = t488 + d_rnn_b_sum_25[i];
+        const real t508 = t498 + d_rnn_b_sum_26[i];
+        const real t518 = t508 + d_rnn_b_sum_27[i];
+        const real t528 = t518 + d_rnn_b_sum_28[i];
+        const real t538 = t528 + d_rnn_b_sum_29[i];
+        const real t548 = t538 + d_rnn_b_sum_30[i];
+        const real t558 = t548 + d_rnn_b_sum_31[i];
+        d_rnn_b[i] = t558 + d_rnn_b_sum_32[i];
     }
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
-            d_reshape_34[i * 8192 + r] = d_z_32[i * 256 + r];
+            d_matmul[i * 8192 + r] = d_rnn_z[i * 256 + r];
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 1024, 256, 256,
-           REAL_C(1.0), d_reshape_34, 256, rnn_w, 256, REAL_C(0.0), d_reshape_35, 256);
+           REAL_C(1.0), d_matmul, 256, rnn_w, 256, REAL_C(0.0), d_e, 256);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 256, 1024,
-           REAL_C(1.0), e, 256, d_reshape_34, 256, REAL_C(0.0), d_rnn_w, 256);
+           REAL_C(1.0), e, 256, d_matmul, 256, REAL_C(0.0), d_rnn_w, 256);
 
     /* backward of models/char_rnn.lua:14: local e = embedding(embed, x)                   -- [N, T, H] */
     memset(d_embed, 0, 32768 * sizeof *d_embed);
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 256; j++)
-            d_embed[x[i] * 256 + j] += d_reshape_35[i * 256 + j];
+            d_embed[x[i] * 256 + j] += d_e[i * 256 + j];
 }
 
 /* Training: the loss, and every parameter's gradient. */

@@ -28,131 +28,131 @@ static real *const matmul = arena + 590208; /* [1024,256] */
 static real *const slice = arena + 582016; /* [32,1,256] */
 static real *const h = arena + 573824; /* [32,256] */
 static real *const slice_2 = arena + 582016; /* [32,1,256] */
-static real *const z = arena + 565632; /* [32,256] */
-static real *const z_2 = arena + 565632; /* [32,256] */
+static real *const rnn_z = arena + 565632; /* [32,256] */
+static real *const rnn_z_2 = arena + 565632; /* [32,256] */
 static real *const h_2 = arena + 582016; /* [32,256] */
 static real *const slice_3 = arena + 565632; /* [32,1,256] */
-static real *const z_3 = arena + 557440; /* [32,256] */
-static real *const z_4 = arena + 557440; /* [32,256] */
+static real *const rnn_z_3 = arena + 557440; /* [32,256] */
+static real *const rnn_z_4 = arena + 557440; /* [32,256] */
 static real *const h_3 = arena + 565632; /* [32,256] */
 static real *const slice_4 = arena + 557440; /* [32,1,256] */
-static real *const z_5 = arena + 549248; /* [32,256] */
-static real *const z_6 = arena + 549248; /* [32,256] */
+static real *const rnn_z_5 = arena + 549248; /* [32,256] */
+static real *const rnn_z_6 = arena + 549248; /* [32,256] */
 static real *const h_4 = arena + 557440; /* [32,256] */
 static real *const slice_5 = arena + 549248; /* [32,1,256] */
-static real *const z_7 = arena + 541056; /* [32,256] */
-static real *const z_8 = arena + 541056; /* [32,256] */
+static real *const rnn_z_7 = arena + 541056; /* [32,256] */
+static real *const rnn_z_8 = arena + 541056; /* [32,256] */
 static real *const h_5 = arena + 549248; /* [32,256] */
 static real *const slice_6 = arena + 541056; /* [32,1,256] */
-static real *const z_9 = arena + 532864; /* [32,256] */
-static real *const z_10 = arena + 532864; /* [32,256] */
+static real *const rnn_z_9 = arena + 532864; /* [32,256] */
+static real *const rnn_z_10 = arena + 532864; /* [32,256] */
 static real *const h_6 = arena + 541056; /* [32,256] */
 static real *const slice_7 = arena + 532864; /* [32,1,256] */
-static real *const z_11 = arena + 524672; /* [32,256] */
-static real *const z_12 = arena + 524672; /* [32,256] */
+static real *const rnn_z_11 = arena + 524672; /* [32,256] */
+static real *const rnn_z_12 = arena + 524672; /* [32,256] */
 static real *const h_7 = arena + 532864; /* [32,256] */
 static real *const slice_8 = arena + 524672; /* [32,1,256] */
-static real *const z_13 = arena + 516480; /* [32,256] */
-static real *const z_14 = arena + 516480; /* [32,256] */
+static real *const rnn_z_13 = arena + 516480; /* [32,256] */
+static real *const rnn_z_14 = arena + 516480; /* [32,256] */
 static real *const h_8 = arena + 524672; /* [32,256] */
 static real *const slice_9 = arena + 516480; /* [32,1,256] */
-static real *const z_15 = arena + 508288; /* [32,256] */
-static real *const z_16 = arena + 508288; /* [32,256] */
+static real *const rnn_z_15 = arena + 508288; /* [32,256] */
+static real *const rnn_z_16 = arena + 508288; /* [32,256] */
 static real *const h_9 = arena + 516480; /* [32,256] */
 static real *const slice_10 = arena + 508288; /* [32,1,256] */
-static real *const z_17 = arena + 500096; /* [32,256] */
-static real *const z_18 = arena + 500096; /* [32,256] */
+static real *const rnn_z_17 = arena + 500096; /* [32,256] */
+static real *const rnn_z_18 = arena + 500096; /* [32,256] */
 static real *const h_10 = arena + 508288; /* [32,256] */
 static real *const slice_11 = arena + 500096; /* [32,1,256] */
-static real *const z_19 = arena + 491904; /* [32,256] */
-static real *const z_20 = arena + 491904; /* [32,256] */
+static real *const rnn_z_19 = arena + 491904; /* [32,256] */
+static real *const rnn_z_20 = arena + 491904; /* [32,256] */
 static real *const h_11 = arena + 500096; /* [32,256] */
 static real *const slice_12 = arena + 491904; /* [32,1,256] */
-static real *const z_21 = arena + 483712; /* [32,256] */
-static real *const z_22 = arena + 483712; /* [32,256] */
+static real *const rnn_z_21 = arena + 483712; /* [32,256] */
+static real *const rnn_z_22 = arena + 483712; /* [32,256] */
 static real *const h_12 = arena + 491904; /* [32,256] */
 static real *const slice_13 = arena + 483712; /* [32,1,256] */
-static real *const z_23 = arena + 475520; /* [32,256] */
-static real *const z_24 = arena + 475520; /* [32,256] */
+static real *const rnn_z_23 = arena + 475520; /* [32,256] */
+static real *const rnn_z_24 = arena + 475520; /* [32,256] */
 static real *const h_13 = arena + 483712; /* [32,256] */
 static real *const slice_14 = arena + 475520; /* [32,1,256] */
-static real *const z_25 = arena + 467328; /* [32,256] */
-static real *const z_26 = arena + 467328; /* [32,256] */
+static real *const rnn_z_25 = arena + 467328; /* [32,256] */
+static real *const rnn_z_26 = arena + 467328; /* [32,256] */
 static real *const h_14 = arena + 475520; /* [32,256] */
 static real *const slice_15 = arena + 467328; /* [32,1,256] */
-static real *const z_27 = arena + 459136; /* [32,256] */
-static real *const z_28 = arena + 459136; /* [32,256] */
+static real *const rnn_z_27 = arena + 459136; /* [32,256] */
+static real *const rnn_z_28 = arena + 459136; /* [32,256] */
 static real *const h_15 = arena + 467328; /* [32,256] */
 static real *const slice_16 = arena + 459136; /* [32,1,256] */
-static real *const z_29 = arena + 450944; /* [32,256] */
-static real *const z_30 = arena + 450944; /* [32,256] */
+static real *const rnn_z_29 = arena + 450944; /* [32,256] */
+static real *const rnn_z_30 = arena + 450944; /* [32,256] */
 static real *const h_16 = arena + 459136; /* [32,256] */
 static real *const slice_17 = arena + 450944; /* [32,1,256] */
-static real *const z_31 = arena + 442752; /* [32,256] */
-static real *const z_32 = arena + 442752; /* [32,256] */
+static real *const rnn_z_31 = arena + 442752; /* [32,256] */
+static real *const rnn_z_32 = arena + 442752; /* [32,256] */
 static real *const h_17 = arena + 450944; /* [32,256] */
 static real *const slice_18 = arena + 442752; /* [32,1,256] */
-static real *const z_33 = arena + 434560; /* [32,256] */
-static real *const z_34 = arena + 434560; /* [32,256] */
+static real *const rnn_z_33 = arena + 434560; /* [32,256] */
+static real *const rnn_z_34 = arena + 434560; /* [32,256] */
 static real *const h_18 = arena + 442752; /* [32,256] */
 static real *const slice_19 = arena + 434560; /* [32,1,256] */
-static real *const z_35 = arena + 426368; /* [32,256] */
-static real *const z_36 = arena + 426368; /* [32,256] */
+static real *const rnn_z_35 = arena + 426368; /* [32,256] */
+static real *const rnn_z_36 = arena + 426368; /* [32,256] */
 static real *const h_19 = arena + 434560; /* [32,256] */
 static real *const slice_20 = arena + 426368; /* [32,1,256] */
-static real *const z_37 = arena + 418176; /* [32,256] */
-static real *const z_38 = arena + 418176; /* [32,256] */
+static real *const rnn_z_37 = arena + 418176; /* [32,256] */
+static real *const rnn_z_38 = arena + 418176; /* [32,256] */
 static real *const h_20 = arena + 426368; /* [32,256] */
 static real *const slice_21 = arena + 418176; /* [32,1,256] */
-static real *const z_39 = arena + 409984; /* [32,256] */
-static real *const z_40 = arena + 409984; /* [32,256] */
+static real *const rnn_z_39 = arena + 409984; /* [32,256] */
+static real *const rnn_z_40 = arena + 409984; /* [32,256] */
 static real *const h_21 = arena + 418176; /* [32,256] */
 static real *const slice_22 = arena + 409984; /* [32,1,256] */
-static real *const z_41 = arena + 401792; /* [32,256] */
-static real *const z_42 = arena + 401792; /* [32,256] */
+static real *const rnn_z_41 = arena + 401792; /* [32,256] */
+static real *const rnn_z_42 = arena + 401792; /* [32,256] */
 static real *const h_22 = arena + 409984; /* [32,256] */
 static real *const slice_23 = arena + 401792; /* [32,1,256] */
-static real *const z_43 = arena + 393600; /* [32,256] */
-static real *const z_44 = arena + 393600; /* [32,256] */
+static real *const rnn_z_43 = arena + 393600; /* [32,256] */
+static real *const rnn_z_44 = arena + 393600; /* [32,256] */
 static real *const h_23 = arena + 401792; /* [32,256] */
 static real *const slice_24 = arena + 393600; /* [32,1,256] */
-static real *const z_45 = arena + 385408; /* [32,256] */
-static real *const z_46 = arena + 385408; /* [32,256] */
+static real *const rnn_z_45 = arena + 385408; /* [32,256] */
+static real *const rnn_z_46 = arena + 385408; /* [32,256] */
 static real *const h_24 = arena + 393600; /* [32,256] */
 static real *const slice_25 = arena + 385408; /* [32,1,256] */
-static real *const z_47 = arena + 377216; /* [32,256] */
-static real *const z_48 = arena + 377216; /* [32,256] */
+static real *const rnn_z_47 = arena + 377216; /* [32,256] */
+static real *const rnn_z_48 = arena + 377216; /* [32,256] */
 static real *const h_25 = arena + 385408; /* [32,256] */
 static real *const slice_26 = arena + 377216; /* [32,1,256] */
-static real *const z_49 = arena + 369024; /* [32,256] */
-static real *const z_50 = arena + 369024; /* [32,256] */
+static real *const rnn_z_49 = arena + 369024; /* [32,256] */
+static real *const rnn_z_50 = arena + 369024; /* [32,256] */
 static real *const h_26 = arena + 377216; /* [32,256] */
 static real *const slice_27 = arena + 369024; /* [32,1,256] */
-static real *const z_51 = arena + 360832; /* [32,256] */
-static real *const z_52 = arena + 360832; /* [32,256] */
+static real *const rnn_z_51 = arena + 360832; /* [32,256] */
+static real *const rnn_z_52 = arena + 360832; /* [32,256] */
 static real *const h_27 = arena + 369024; /* [32,256] */
 static real *const slice_28 = arena + 360832; /* [32,1,256] */
-static real *const z_53 = arena + 352640; /* [32,256] */
-static real *const z_54 = arena + 352640; /* [32,256] */
+static real *const rnn_z_53 = arena + 352640; /* [32,256] */
+static real *const rnn_z_54 = arena + 352640; /* [32,256] */
 static real *const h_28 = arena + 360832; /* [32,256] */
 static real *const slice_29 = arena + 352640; /* [32,1,256] */
-static real *const z_55 = arena + 344448; /* [32,256] */
-static real *const z_56 = arena + 344448; /* [32,256] */
+static real *const rnn_z_55 = arena + 344448; /* [32,256] */
+static real *const rnn_z_56 = arena + 344448; /* [32,256] */
 static real *const h_29 = arena + 352640; /* [32,256] */
 static real *const slice_30 = arena + 344448; /* [32,1,256] */
-static real *const z_57 = arena + 336256; /* [32,256] */
-static real *const z_58 = arena + 336256; /* [32,256] */
+static real *const rnn_z_57 = arena + 336256; /* [32,256] */
+static real *const rnn_z_58 = arena + 336256; /* [32,256] */
 static real *const h_30 = arena + 328064; /* [32,256] */
 static real *const slice_31 = arena + 344448; /* [32,1,256] */
-static real *const z_59 = arena + 336256; /* [32,256] */
-static real *const z_60 = arena + 336256; /* [32,256] */
+static real *const rnn_z_59 = arena + 336256; /* [32,256] */
+static real *const rnn_z_60 = arena + 336256; /* [32,256] */
 static real *const h_31 = arena + 344448; /* [32,256] */
 static real *const slice_32 = arena + 336256; /* [32,1,256] */
-static real *const z_61 = arena + 844160; /* [32,256] */
-static real *const z_62 = arena + 844160; /* [32,256] */
+static real *const rnn_z_61 = arena + 844160; /* [32,256] */
+static real *const rnn_z_62 = arena + 844160; /* [32,256] */
 static real *const h_32 = arena + 336256; /* [32,256] */
 static real *const concat = arena + 590208; /* [32,32,256] */
-static real *const matmul_2 = arena + 459136; /* [32,32,128] */
+static real *const out_matmul = arena + 459136; /* [32,32,128] */
 static real *const logits = arena + 196992; /* [32,32,128] */
 
 /* The forward pass of the outputs, in the mode forward() or
@@ -186,15 +186,15 @@ static void compute_outputs(void)
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            z[i * 256 + j] = slice_2[i * 256 + j] + rnn_b[j];
+            rnn_z[i * 256 + j] = slice_2[i * 256 + j] + rnn_b[j];
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm_nn(32, 256, 256, REAL_C(1.0), h, 256, rnn_u, 256, REAL_C(1.0), z_2, 256);
+    r_gemm_nn(32, 256, 256, REAL_C(1.0), h, 256, rnn_u, 256, REAL_C(1.0), rnn_z_2, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        h_2[i] = r_tanh(z_2[i]);
+        h_2[i] = r_tanh(rnn_z_2[i]);
     }
 
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
@@ -204,15 +204,15 @@ static void compute_outputs(void)
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            z_3[i * 256 + j] = slice_3[i * 256 + j] + rnn_b[j];
+            rnn_z_3[i * 256 + j] = slice_3[i * 256 + j] + rnn_b[j];
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_2, 256, rnn_u, 256, REAL_C(1.0), z_4, 256);
+    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_2, 256, rnn_u, 256, REAL_C(1.0), rnn_z_4, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        h_3[i] = r_tanh(z_4[i]);
+        h_3[i] = r_tanh(rnn_z_4[i]);
     }
 
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
@@ -222,15 +222,15 @@ static void compute_outputs(void)
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            z_5[i * 256 + j] = slice_4[i * 256 + j] + rnn_b[j];
+            rnn_z_5[i * 256 + j] = slice_4[i * 256 + j] + rnn_b[j];
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_3, 256, rnn_u, 256, REAL_C(1.0), z_6, 256);
+    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_3, 256, rnn_u, 256, REAL_C(1.0), rnn_z_6, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        h_4[i] = r_tanh(z_6[i]);
+        h_4[i] = r_tanh(rnn_z_6[i]);
     }
 
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
@@ -240,15 +240,15 @@ static void compute_outputs(void)
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            z_7[i * 256 + j] = slice_5[i * 256 + j] + rnn_b[j];
+            rnn_z_7[i * 256 + j] = slice_5[i * 256 + j] + rnn_b[j];
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_4, 256, rnn_u, 256, REAL_C(1.0), z_8, 256);
+    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_4, 256, rnn_u, 256, REAL_C(1.0), rnn_z_8, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        h_5[i] = r_tanh(z_8[i]);
+        h_5[i] = r_tanh(rnn_z_8[i]);
     }
 
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
@@ -258,15 +258,15 @@ static void compute_outputs(void)
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            z_9[i * 256 + j] = slice_6[i * 256 + j] + rnn_b[j];
+            rnn_z_9[i * 256 + j] = slice_6[i * 256 + j] + rnn_b[j];
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_5, 256, rnn_u, 256, REAL_C(1.0), z_10, 256);
+    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_5, 256, rnn_u, 256, REAL_C(1.0), rnn_z_10, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        h_6[i] = r_tanh(z_10[i]);
+        h_6[i] = r_tanh(rnn_z_10[i]);
     }
 
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
@@ -276,15 +276,15 @@ static void compute_outputs(void)
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            z_11[i * 256 + j] = slice_7[i * 256 + j] + rnn_b[j];
+            rnn_z_11[i * 256 + j] = slice_7[i * 256 + j] + rnn_b[j];
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_6, 256, rnn_u, 256, REAL_C(1.0), z_12, 256);
+    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_6, 256, rnn_u, 256, REAL_C(1.0), rnn_z_12, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        h_7[i] = r_tanh(z_12[i]);
+        h_7[i] = r_tanh(rnn_z_12[i]);
     }
 
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
@@ -294,15 +294,15 @@ static void compute_outputs(void)
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            z_13[i * 256 + j] = slice_8[i * 256 + j] + rnn_b[j];
+            rnn_z_13[i * 256 + j] = slice_8[i * 256 + j] + rnn_b[j];
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_7, 256, rnn_u, 256, REAL_C(1.0), z_14, 256);
+    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_7, 256, rnn_u, 256, REAL_C(1.0), rnn_z_14, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        h_8[i] = r_tanh(z_14[i]);
+        h_8[i] = r_tanh(rnn_z_14[i]);
     }
 
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
@@ -312,15 +312,15 @@ static void compute_outputs(void)
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            z_15[i * 256 + j] = slice_9[i * 256 + j] + rnn_b[j];
+            rnn_z_15[i * 256 + j] = slice_9[i * 256 + j] + rnn_b[j];
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_8, 256, rnn_u, 256, REAL_C(1.0), z_16, 256);
+    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_8, 256, rnn_u, 256, REAL_C(1.0), rnn_z_16, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        h_9[i] = r_tanh(z_16[i]);
+        h_9[i] = r_tanh(rnn_z_16[i]);
     }
 
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
@@ -330,15 +330,15 @@ static void compute_outputs(void)
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            z_17[i * 256 + j] = slice_10[i * 256 + j] + rnn_b[j];
+            rnn_z_17[i * 256 + j] = slice_10[i * 256 + j] + rnn_b[j];
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_9, 256, rnn_u, 256, REAL_C(1.0), z_18, 256);
+    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_9, 256, rnn_u, 256, REAL_C(1.0), rnn_z_18, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        h_10[i] = r_tanh(z_18[i]);
+        h_10[i] = r_tanh(rnn_z_18[i]);
     }
 
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
@@ -348,15 +348,15 @@ static void compute_outputs(void)
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            z_19[i * 256 + j] = slice_11[i * 256 + j] + rnn_b[j];
+            rnn_z_19[i * 256 + j] = slice_11[i * 256 + j] + rnn_b[j];
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_10, 256, rnn_u, 256, REAL_C(1.0), z_20, 256);
+    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_10, 256, rnn_u, 256, REAL_C(1.0), rnn_z_20, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        h_11[i] = r_tanh(z_20[i]);
+        h_11[i] = r_tanh(rnn_z_20[i]);
     }
 
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
@@ -366,15 +366,15 @@ static void compute_outputs(void)
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            z_21[i * 256 + j] = slice_12[i * 256 + j] + rnn_b[j];
+            rnn_z_21[i * 256 + j] = slice_12[i * 256 + j] + rnn_b[j];
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_11, 256, rnn_u, 256, REAL_C(1.0), z_22, 256);
+    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_11, 256, rnn_u, 256, REAL_C(1.0), rnn_z_22, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        h_12[i] = r_tanh(z_22[i]);
+        h_12[i] = r_tanh(rnn_z_22[i]);
     }
 
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
@@ -384,15 +384,15 @@ static void compute_outputs(void)
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            z_23[i * 256 + j] = slice_13[i * 256 + j] + rnn_b[j];
+            rnn_z_23[i * 256 + j] = slice_13[i * 256 + j] + rnn_b[j];
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_12, 256, rnn_u, 256, REAL_C(1.0), z_24, 256);
+    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_12, 256, rnn_u, 256, REAL_C(1.0), rnn_z_24, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        h_13[i] = r_tanh(z_24[i]);
+        h_13[i] = r_tanh(rnn_z_24[i]);
     }
 
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
@@ -402,15 +402,15 @@ static void compute_outputs(void)
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            z_25[i * 256 + j] = slice_14[i * 256 + j] + rnn_b[j];
+            rnn_z_25[i * 256 + j] = slice_14[i * 256 + j] + rnn_b[j];
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_13, 256, rnn_u, 256, REAL_C(1.0), z_26, 256);
+    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_13, 256, rnn_u, 256, REAL_C(1.0), rnn_z_26, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        h_14[i] = r_tanh(z_26[i]);
+        h_14[i] = r_tanh(rnn_z_26[i]);
     }
 
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
@@ -420,15 +420,15 @@ static void compute_outputs(void)
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            z_27[i * 256 + j] = slice_15[i * 256 + j] + rnn_b[j];
+            rnn_z_27[i * 256 + j] = slice_15[i * 256 + j] + rnn_b[j];
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_14, 256, rnn_u, 256, REAL_C(1.0), z_28, 256);
+    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_14, 256, rnn_u, 256, REAL_C(1.0), rnn_z_28, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        h_15[i] = r_tanh(z_28[i]);
+        h_15[i] = r_tanh(rnn_z_28[i]);
     }
 
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
@@ -438,15 +438,15 @@ static void compute_outputs(void)
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            z_29[i * 256 + j] = slice_16[i * 256 + j] + rnn_b[j];
+            rnn_z_29[i * 256 + j] = slice_16[i * 256 + j] + rnn_b[j];
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_15, 256, rnn_u, 256, REAL_C(1.0), z_30, 256);
+    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_15, 256, rnn_u, 256, REAL_C(1.0), rnn_z_30, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        h_16[i] = r_tanh(z_30[i]);
+        h_16[i] = r_tanh(rnn_z_30[i]);
     }
 
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
@@ -456,15 +456,15 @@ static void compute_outputs(void)
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            z_31[i * 256 + j] = slice_17[i * 256 + j] + rnn_b[j];
+            rnn_z_31[i * 256 + j] = slice_17[i * 256 + j] + rnn_b[j];
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_16, 256, rnn_u, 256, REAL_C(1.0), z_32, 256);
+    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_16, 256, rnn_u, 256, REAL_C(1.0), rnn_z_32, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        h_17[i] = r_tanh(z_32[i]);
+        h_17[i] = r_tanh(rnn_z_32[i]);
     }
 
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
@@ -474,15 +474,15 @@ static void compute_outputs(void)
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            z_33[i * 256 + j] = slice_18[i * 256 + j] + rnn_b[j];
+            rnn_z_33[i * 256 + j] = slice_18[i * 256 + j] + rnn_b[j];
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_17, 256, rnn_u, 256, REAL_C(1.0), z_34, 256);
+    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_17, 256, rnn_u, 256, REAL_C(1.0), rnn_z_34, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        h_18[i] = r_tanh(z_34[i]);
+        h_18[i] = r_tanh(rnn_z_34[i]);
     }
 
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
@@ -492,15 +492,15 @@ static void compute_outputs(void)
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            z_35[i * 256 + j] = slice_19[i * 256 + j] + rnn_b[j];
+            rnn_z_35[i * 256 + j] = slice_19[i * 256 + j] + rnn_b[j];
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_18, 256, rnn_u, 256, REAL_C(1.0), z_36, 256);
+    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_18, 256, rnn_u, 256, REAL_C(1.0), rnn_z_36, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        h_19[i] = r_tanh(z_36[i]);
+        h_19[i] = r_tanh(rnn_z_36[i]);
     }
 
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
@@ -510,15 +510,15 @@ static void compute_outputs(void)
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            z_37[i * 256 + j] = slice_20[i * 256 + j] + rnn_b[j];
+            rnn_z_37[i * 256 + j] = slice_20[i * 256 + j] + rnn_b[j];
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_19, 256, rnn_u, 256, REAL_C(1.0), z_38, 256);
+    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_19, 256, rnn_u, 256, REAL_C(1.0), rnn_z_38, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        h_20[i] = r_tanh(z_38[i]);
+        h_20[i] = r_tanh(rnn_z_38[i]);
     }
 
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
@@ -528,15 +528,15 @@ static void compute_outputs(void)
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            z_39[i * 256 + j] = slice_21[i * 256 + j] + rnn_b[j];
+            rnn_z_39[i * 256 + j] = slice_21[i * 256 + j] + rnn_b[j];
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_20, 256, rnn_u, 256, REAL_C(1.0), z_40, 256);
+    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_20, 256, rnn_u, 256, REAL_C(1.0), rnn_z_40, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        h_21[i] = r_tanh(z_40[i]);
+        h_21[i] = r_tanh(rnn_z_40[i]);
     }
 
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
@@ -546,15 +546,15 @@ static void compute_outputs(void)
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            z_41[i * 256 + j] = slice_22[i * 256 + j] + rnn_b[j];
+            rnn_z_41[i * 256 + j] = slice_22[i * 256 + j] + rnn_b[j];
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_21, 256, rnn_u, 256, REAL_C(1.0), z_42, 256);
+    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_21, 256, rnn_u, 256, REAL_C(1.0), rnn_z_42, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        h_22[i] = r_tanh(z_42[i]);
+        h_22[i] = r_tanh(rnn_z_42[i]);
     }
 
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
@@ -564,15 +564,15 @@ static void compute_outputs(void)
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            z_43[i * 256 + j] = slice_23[i * 256 + j] + rnn_b[j];
+            rnn_z_43[i * 256 + j] = slice_23[i * 256 + j] + rnn_b[j];
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_22, 256, rnn_u, 256, REAL_C(1.0), z_44, 256);
+    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_22, 256, rnn_u, 256, REAL_C(1.0), rnn_z_44, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        h_23[i] = r_tanh(z_44[i]);
+        h_23[i] = r_tanh(rnn_z_44[i]);
     }
 
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
@@ -582,15 +582,15 @@ static void compute_outputs(void)
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            z_45[i * 256 + j] = slice_24[i * 256 + j] + rnn_b[j];
+            rnn_z_45[i * 256 + j] = slice_24[i * 256 + j] + rnn_b[j];
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_23, 256, rnn_u, 256, REAL_C(1.0), z_46, 256);
+    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_23, 256, rnn_u, 256, REAL_C(1.0), rnn_z_46, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        h_24[i] = r_tanh(z_46[i]);
+        h_24[i] = r_tanh(rnn_z_46[i]);
     }
 
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
@@ -600,15 +600,15 @@ static void compute_outputs(void)
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            z_47[i * 256 + j] = slice_25[i * 256 + j] + rnn_b[j];
+            rnn_z_47[i * 256 + j] = slice_25[i * 256 + j] + rnn_b[j];
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_24, 256, rnn_u, 256, REAL_C(1.0), z_48, 256);
+    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_24, 256, rnn_u, 256, REAL_C(1.0), rnn_z_48, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        h_25[i] = r_tanh(z_48[i]);
+        h_25[i] = r_tanh(rnn_z_48[i]);
     }
 
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
@@ -618,15 +618,15 @@ static void compute_outputs(void)
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            z_49[i * 256 + j] = slice_26[i * 256 + j] + rnn_b[j];
+            rnn_z_49[i * 256 + j] = slice_26[i * 256 + j] + rnn_b[j];
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_25, 256, rnn_u, 256, REAL_C(1.0), z_50, 256);
+    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_25, 256, rnn_u, 256, REAL_C(1.0), rnn_z_50, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        h_26[i] = r_tanh(z_50[i]);
+        h_26[i] = r_tanh(rnn_z_50[i]);
     }
 
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
@@ -636,15 +636,15 @@ static void compute_outputs(void)
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            z_51[i * 256 + j] = slice_27[i * 256 + j] + rnn_b[j];
+            rnn_z_51[i * 256 + j] = slice_27[i * 256 + j] + rnn_b[j];
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_26, 256, rnn_u, 256, REAL_C(1.0), z_52, 256);
+    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_26, 256, rnn_u, 256, REAL_C(1.0), rnn_z_52, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        h_27[i] = r_tanh(z_52[i]);
+        h_27[i] = r_tanh(rnn_z_52[i]);
     }
 
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
@@ -654,15 +654,15 @@ static void compute_outputs(void)
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            z_53[i * 256 + j] = slice_28[i * 256 + j] + rnn_b[j];
+            rnn_z_53[i * 256 + j] = slice_28[i * 256 + j] + rnn_b[j];
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_27, 256, rnn_u, 256, REAL_C(1.0), z_54, 256);
+    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_27, 256, rnn_u, 256, REAL_C(1.0), rnn_z_54, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        h_28[i] = r_tanh(z_54[i]);
+        h_28[i] = r_tanh(rnn_z_54[i]);
     }
 
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
@@ -672,15 +672,15 @@ static void compute_outputs(void)
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            z_55[i * 256 + j] = slice_29[i * 256 + j] + rnn_b[j];
+            rnn_z_55[i * 256 + j] = slice_29[i * 256 + j] + rnn_b[j];
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_28, 256, rnn_u, 256, REAL_C(1.0), z_56, 256);
+    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_28, 256, rnn_u, 256, REAL_C(1.0), rnn_z_56, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        h_29[i] = r_tanh(z_56[i]);
+        h_29[i] = r_tanh(rnn_z_56[i]);
     }
 
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
@@ -690,15 +690,15 @@ static void compute_outputs(void)
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            z_57[i * 256 + j] = slice_30[i * 256 + j] + rnn_b[j];
+            rnn_z_57[i * 256 + j] = slice_30[i * 256 + j] + rnn_b[j];
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_29, 256, rnn_u, 256, REAL_C(1.0), z_58, 256);
+    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_29, 256, rnn_u, 256, REAL_C(1.0), rnn_z_58, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        h_30[i] = r_tanh(z_58[i]);
+        h_30[i] = r_tanh(rnn_z_58[i]);
     }
 
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
@@ -708,15 +708,15 @@ static void compute_outputs(void)
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            z_59[i * 256 + j] = slice_31[i * 256 + j] + rnn_b[j];
+            rnn_z_59[i * 256 + j] = slice_31[i * 256 + j] + rnn_b[j];
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_30, 256, rnn_u, 256, REAL_C(1.0), z_60, 256);
+    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_30, 256, rnn_u, 256, REAL_C(1.0), rnn_z_60, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        h_31[i] = r_tanh(z_60[i]);
+        h_31[i] = r_tanh(rnn_z_60[i]);
     }
 
     /* models/lib/rnn_cell.lua:11: local z = x:matmul(w) + b */
@@ -726,15 +726,15 @@ static void compute_outputs(void)
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 256; j++) {
-            z_61[i * 256 + j] = slice_32[i * 256 + j] + rnn_b[j];
+            rnn_z_61[i * 256 + j] = slice_32[i * 256 + j] + rnn_b[j];
         }
 
     /* models/lib/rnn_cell.lua:13: z = z + h:matmul(u) */
-    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_31, 256, rnn_u, 256, REAL_C(1.0), z_62, 256);
+    r_gemm_nn(32, 256, 256, REAL_C(1.0), h_31, 256, rnn_u, 256, REAL_C(1.0), rnn_z_62, 256);
 
     /* models/lib/rnn_cell.lua:15: return tanh(z) */
     for (int i = 0; i < 8192; i++) {
-        h_32[i] = r_tanh(z_62[i]);
+        h_32[i] = r_tanh(rnn_z_62[i]);
     }
 
     /* models/char_rnn.lua:21: local logits = dense(concat(hs, 2), V, "out")   -- [N, T, V] */
@@ -805,10 +805,10 @@ static void compute_outputs(void)
 
     /* models/lib/dense.lua:9: return x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1024, 128, 256,
-           REAL_C(1.0), concat, 256, out_w, 128, REAL_C(0.0), matmul_2, 128);
+           REAL_C(1.0), concat, 256, out_w, 128, REAL_C(0.0), out_matmul, 128);
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            logits[i * 128 + j] = matmul_2[i * 128 + j] + out_b[j];
+            logits[i * 128 + j] = out_matmul[i * 128 + j] + out_b[j];
         }
 }
 

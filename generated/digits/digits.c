@@ -24,28 +24,28 @@ static real *const d_fc1_w = arena + 155658; /* gradient [64,2048] */
 static real *const d_fc1_b = arena + 286730; /* gradient [2048] */
 static real *const d_fc2_w = arena + 288778; /* gradient [2048,10] */
 static real *const d_fc2_b = arena + 309258; /* gradient [10] */
-static real *const div_2 = arena + 616816; /* [32,64] */
+static real *const img_div = arena + 616816; /* [32,64] */
 static real *const img = arena + 618864; /* [32,1,8,8] */
-static real *const matmul = arena + 620912; /* [32,2048] */
+static real *const fc1_matmul = arena + 620912; /* [32,2048] */
 static real *const h = arena + 686448; /* [32,2048] */
-static real *const matmul_2 = arena + 616816; /* [32,10] */
+static real *const fc2_matmul = arena + 616816; /* [32,10] */
 static real *const logits = arena + 616488; /* [32,10] */
 static real *const cross_entropy = arena + 616816; /* [32] */
-static real *const sum = arena + 617168; /* [] */
-static real *const max = arena + 616816; /* [32,1] */
-static real *const sub = arena + 617184; /* [32,10] */
-static real *const exp_2 = arena + 617504; /* [32,10] */
-static real *const sum_2 = arena + 617824; /* [32,1] */
-static real *const log_2 = arena + 617856; /* [32,1] */
-static real *const sum_3 = arena + 617824; /* [] */
+static real *const mean_sum = arena + 617168; /* [] */
+static real *const log_softmax_max = arena + 616816; /* [32,1] */
+static real *const log_softmax_shifted = arena + 617184; /* [32,10] */
+static real *const log_softmax_exp = arena + 617504; /* [32,10] */
+static real *const log_softmax_sum = arena + 617824; /* [32,1] */
+static real *const log_softmax_lse = arena + 617856; /* [32,1] */
+static real *const mean_sum_2 = arena + 617824; /* [] */
 static real *const loss_value = arena + 616808; /* [] */
-static real *const d_sum = arena + 617888; /* [32,1] */
-static real *const d_sub = arena + 617168; /* [32,10] */
-static real *const d_max = arena + 617488; /* [32,1] */
-static real *const d_cross_entropy_grad = arena + 616848; /* [32,10] */
+static real *const d_log_softmax_sum = arena + 617888; /* [32,1] */
+static real *const d_log_softmax_shifted = arena + 617168; /* [32,10] */
+static real *const d_log_softmax_max = arena + 617488; /* [32,1] */
+static real *const d_logits_cross_entropy_grad = arena + 616848; /* [32,10] */
 static real *const d_logits = arena + 617520; /* [32,10] */
 static real *const d_h = arena + 620912; /* [32,2048] */
-static real *const d_add = arena + 751984; /* [32,2048] */
+static real *const d_fc1 = arena + 751984; /* [32,2048] */
 
 /* Dropout, shifts and batch norm differ in training. */
 static int training;
@@ -58,7 +58,7 @@ static void compute_outputs(void)
 {
     /* models/digits.lua:16: local img = random_shift((x / 16):reshape({N, 1, 8, 8}), 1) */
     for (int i = 0; i < 2048; i++) {
-        div_2[i] = x[i] / REAL_C(16.0);
+        img_div[i] = x[i] / REAL_C(16.0);
     }
     for (int n = 0; n < 32; n++) {
         const int dy = training ? rt_offset(mask_step, 1, 2 * (uint64_t)n, 1) : 0;
@@ -69,26 +69,26 @@ static void compute_outputs(void)
                     const long at = ((long)n * 1 + c) * 64 + i * 8 + j;
                     const int si = i - dy, sj = j - dx;
                     img[at] = si >= 0 && si < 8 && sj >= 0 && sj < 8
-                                 ? div_2[at - dy * 8 - dx] : REAL_C(0.0);
+                                 ? img_div[at - dy * 8 - dx] : REAL_C(0.0);
                 }
     }
 
     /* models/lib/dense.lua:9: return x:matmul(w) + b */
-    r_gemm_nn(32, 2048, 64, REAL_C(1.0), img, 64, fc1_w, 2048, REAL_C(0.0), matmul, 2048);
+    r_gemm_nn(32, 2048, 64, REAL_C(1.0), img, 64, fc1_w, 2048, REAL_C(0.0), fc1_matmul, 2048);
 
     /* models/digits.lua:17: local h = relu(dense(flatten(img), H, "fc1")) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 2048; j++) {
-            const real t10 = matmul[i * 2048 + j] + fc1_b[j];
+            const real t10 = fc1_matmul[i * 2048 + j] + fc1_b[j];
             h[i * 2048 + j] = t10 > REAL_C(0.0) ? t10 : REAL_C(0.0);
         }
 
     /* models/lib/dense.lua:9: return x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 10, 2048,
-           REAL_C(1.0), h, 2048, fc2_w, 10, REAL_C(0.0), matmul_2, 10);
+           REAL_C(1.0), h, 2048, fc2_w, 10, REAL_C(0.0), fc2_matmul, 10);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 10; j++) {
-            logits[i * 10 + j] = matmul_2[i * 10 + j] + fc2_b[j];
+            logits[i * 10 + j] = fc2_matmul[i * 10 + j] + fc2_b[j];
         }
 }
 
@@ -121,7 +121,7 @@ static void compute_loss(void)
         real acc = part[0];
         for (int o = 1; o < 16; o++)
             acc += part[o];
-        sum[0] = acc;
+        mean_sum[0] = acc;
     }
 
     /* models/digits.lua:23: + SMOOTH * mean(-log_softmax(logits)) */
@@ -130,37 +130,37 @@ static void compute_loss(void)
         for (int j = 0; j < 10; j++) {
             acc = r_max(acc, logits[i * 10 + j]);
         }
-        max[i] = acc;
+        log_softmax_max[i] = acc;
     }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 10; j++) {
-            const real t23 = logits[i * 10 + j] - max[i];
-            sub[i * 10 + j] = t23;
-            exp_2[i * 10 + j] = r_exp(t23);
+            const real t23 = logits[i * 10 + j] - log_softmax_max[i];
+            log_softmax_shifted[i * 10 + j] = t23;
+            log_softmax_exp[i * 10 + j] = r_exp(t23);
         }
     for (int i = 0; i < 32; i++) {
         real acc = REAL_C(0.0);
         for (int j = 0; j < 10; j++) {
-            acc += exp_2[i * 10 + j];
+            acc += log_softmax_exp[i * 10 + j];
         }
-        sum_2[i] = acc;
+        log_softmax_sum[i] = acc;
     }
     for (int i = 0; i < 32; i++) {
-        log_2[i] = r_log(sum_2[i]);
+        log_softmax_lse[i] = r_log(log_softmax_sum[i]);
     }
     {
         real acc = REAL_C(0.0);
         for (int i = 0; i < 32; i++)
             for (int j = 0; j < 10; j++) {
-                const real t27 = sub[i * 10 + j] - log_2[i];
+                const real t27 = log_softmax_shifted[i * 10 + j] - log_softmax_lse[i];
                 const real t28 = -t27;
                 acc += t28;
             }
-        sum_3[0] = acc;
+        mean_sum_2[0] = acc;
     }
-    const real t19 = sum[0] * REAL_C(0.03125);
+    const real t19 = mean_sum[0] * REAL_C(0.03125);
     const real t21 = REAL_C(0.6) * t19;
-    const real t31 = sum_3[0] * REAL_C(0.003125);
+    const real t31 = mean_sum_2[0] * REAL_C(0.003125);
     const real t33 = REAL_C(0.4) * t31;
     loss_value[0] = t21 + t33;
 }
@@ -183,7 +183,7 @@ static void compute_grads(void)
     for (int i = 0; i < 32; i++) {
         const real *row = logits + i * 10;
         const real mx = r_max_of(row, 10);
-        real *drow = d_cross_entropy_grad + i * 10;
+        real *drow = d_logits_cross_entropy_grad + i * 10;
         const real acc = r_exp_sum(drow, row, 10, mx);
         cross_entropy[i] = mx + r_log(acc) - row[labels[i]];
         for (int j = 0; j < 10; j++)
@@ -200,7 +200,7 @@ static void compute_grads(void)
         real acc = part[0];
         for (int o = 1; o < 16; o++)
             acc += part[o];
-        sum[0] = acc;
+        mean_sum[0] = acc;
     }
 
     /* models/digits.lua:23: + SMOOTH * mean(-log_softmax(logits)) */
@@ -209,26 +209,26 @@ static void compute_grads(void)
         for (int j = 0; j < 10; j++) {
             acc = r_max(acc, logits[i * 10 + j]);
         }
-        max[i] = acc;
+        log_softmax_max[i] = acc;
     }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 10; j++) {
-            const real t23 = logits[i * 10 + j] - max[i];
-            sub[i * 10 + j] = t23;
-            exp_2[i * 10 + j] = r_exp(t23);
+            const real t23 = logits[i * 10 + j] - log_softmax_max[i];
+            log_softmax_shifted[i * 10 + j] = t23;
+            log_softmax_exp[i * 10 + j] = r_exp(t23);
         }
     for (int i = 0; i < 32; i++) {
         real acc = REAL_C(0.0);
         for (int j = 0; j < 10; j++) {
-            acc += exp_2[i * 10 + j];
+            acc += log_softmax_exp[i * 10 + j];
         }
-        sum_2[i] = acc;
+        log_softmax_sum[i] = acc;
     }
 
     /* models/digits.lua:23 and its backward: + SMOOTH * mean(-log_softmax(logits)) */
     for (int i = 0; i < 32; i++) {
-        log_2[i] = r_log(sum_2[i]);
-        d_sum[i] = REAL_C(0.012500000000000002) / sum_2[i];
+        log_softmax_lse[i] = r_log(log_softmax_sum[i]);
+        d_log_softmax_sum[i] = REAL_C(0.012500000000000002) / log_softmax_sum[i];
     }
 
     /* models/digits.lua:23: + SMOOTH * mean(-log_softmax(logits)) */
@@ -236,43 +236,43 @@ static void compute_grads(void)
         real acc = REAL_C(0.0);
         for (int i = 0; i < 32; i++)
             for (int j = 0; j < 10; j++) {
-                const real t27 = sub[i * 10 + j] - log_2[i];
+                const real t27 = log_softmax_shifted[i * 10 + j] - log_softmax_lse[i];
                 const real t28 = -t27;
                 acc += t28;
             }
-        sum_3[0] = acc;
+        mean_sum_2[0] = acc;
     }
-    const real t19 = sum[0] * REAL_C(0.03125);
+    const real t19 = mean_sum[0] * REAL_C(0.03125);
     const real t21 = REAL_C(0.6) * t19;
-    const real t31 = sum_3[0] * REAL_C(0.003125);
+    const real t31 = mean_sum_2[0] * REAL_C(0.003125);
     const real t33 = REAL_C(0.4) * t31;
     loss_value[0] = t21 + t33;
 
     /* backward of models/digits.lua:23: + SMOOTH * mean(-log_softmax(logits)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 10; j++) {
-            const real t38 = d_sum[i];
-            const real t39 = t38 * exp_2[i * 10 + j];
-            d_sub[i * 10 + j] = REAL_C(-0.0012500000000000002) + t39;
+            const real t38 = d_log_softmax_sum[i];
+            const real t39 = t38 * log_softmax_exp[i * 10 + j];
+            d_log_softmax_shifted[i * 10 + j] = REAL_C(-0.0012500000000000002) + t39;
         }
     for (int i = 0; i < 32; i++) {
         real acc = REAL_C(0.0);
         for (int j = 0; j < 10; j++) {
-            const real t41 = -d_sub[i * 10 + j];
+            const real t41 = -d_log_softmax_shifted[i * 10 + j];
             acc += t41;
         }
-        d_max[i] = acc;
+        d_log_softmax_max[i] = acc;
     }
 
     /* backward of models/digits.lua:22: local loss = (1 - SMOOTH) * mean(cross_entropy(logits, labels)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 10; j++) {
-            const real t43 = max[i];
+            const real t43 = log_softmax_max[i];
             const real t44 = (real)(logits[i * 10 + j] == t43);
-            const real t45 = d_max[i];
+            const real t45 = d_log_softmax_max[i];
             const real t46 = t45 * t44;
-            const real t47 = d_sub[i * 10 + j] + t46;
-            d_logits[i * 10 + j] = t47 + d_cross_entropy_grad[i * 10 + j];
+            const real t47 = d_log_softmax_shifted[i * 10 + j] + t46;
+            d_logits[i * 10 + j] = t47 + d_logits_cross_entropy_grad[i * 10 + j];
         }
 
     /* backward of models/lib/dense.lua:9: return x:matmul(w) + b */
@@ -293,16 +293,16 @@ static void compute_grads(void)
     /* backward of models/digits.lua:17: local h = relu(dense(flatten(img), H, "fc1")) */
     for (int i = 0; i < 65536; i++) {
         const real t54 = h[i] > REAL_C(0.0) ? REAL_C(1.0) : REAL_C(0.0);
-        d_add[i] = d_h[i] * t54;
+        d_fc1[i] = d_h[i] * t54;
     }
 
     /* backward of models/lib/dense.lua:9: return x:matmul(w) + b */
     memset(d_fc1_b, 0, 2048 * sizeof *d_fc1_b);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 2048; j++) {
-            d_fc1_b[j] += d_add[i * 2048 + j];
+            d_fc1_b[j] += d_fc1[i * 2048 + j];
         }
-    r_gemm_tn(64, 2048, 32, REAL_C(1.0), img, 64, d_add, 2048, REAL_C(0.0), d_fc1_w, 2048);
+    r_gemm_tn(64, 2048, 32, REAL_C(1.0), img, 64, d_fc1, 2048, REAL_C(0.0), d_fc1_w, 2048);
 }
 
 /* Training: the loss, and every parameter's gradient. */

@@ -20,11 +20,11 @@ static real *const fc1_w = arena + 2048; /* param [64,2048] */
 static real *const fc1_b = arena + 133120; /* param [2048] */
 static real *const fc2_w = arena + 135168; /* param [2048,10] */
 static real *const fc2_b = arena + 155648; /* param [10] */
-static real *const div_2 = arena + 155984; /* [32,64] */
+static real *const img_div = arena + 155984; /* [32,64] */
 static real *const img = arena + 158032; /* [32,1,8,8] */
-static real *const matmul = arena + 160080; /* [32,2048] */
+static real *const fc1_matmul = arena + 160080; /* [32,2048] */
 static real *const h = arena + 225616; /* [32,2048] */
-static real *const matmul_2 = arena + 155984; /* [32,10] */
+static real *const fc2_matmul = arena + 155984; /* [32,10] */
 static real *const logits = arena + 155658; /* [32,10] */
 
 /* Dropout, shifts and batch norm differ in training. */
@@ -38,7 +38,7 @@ static void compute_outputs(void)
 {
     /* models/digits.lua:16: local img = random_shift((x / 16):reshape({N, 1, 8, 8}), 1) */
     for (int i = 0; i < 2048; i++) {
-        div_2[i] = x[i] / REAL_C(16.0);
+        img_div[i] = x[i] / REAL_C(16.0);
     }
     for (int n = 0; n < 32; n++) {
         const int dy = training ? rt_offset(mask_step, 1, 2 * (uint64_t)n, 1) : 0;
@@ -49,26 +49,26 @@ static void compute_outputs(void)
                     const long at = ((long)n * 1 + c) * 64 + i * 8 + j;
                     const int si = i - dy, sj = j - dx;
                     img[at] = si >= 0 && si < 8 && sj >= 0 && sj < 8
-                                 ? div_2[at - dy * 8 - dx] : REAL_C(0.0);
+                                 ? img_div[at - dy * 8 - dx] : REAL_C(0.0);
                 }
     }
 
     /* models/lib/dense.lua:9: return x:matmul(w) + b */
-    r_gemm_nn(32, 2048, 64, REAL_C(1.0), img, 64, fc1_w, 2048, REAL_C(0.0), matmul, 2048);
+    r_gemm_nn(32, 2048, 64, REAL_C(1.0), img, 64, fc1_w, 2048, REAL_C(0.0), fc1_matmul, 2048);
 
     /* models/digits.lua:17: local h = relu(dense(flatten(img), H, "fc1")) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 2048; j++) {
-            const real t9 = matmul[i * 2048 + j] + fc1_b[j];
+            const real t9 = fc1_matmul[i * 2048 + j] + fc1_b[j];
             h[i * 2048 + j] = t9 > REAL_C(0.0) ? t9 : REAL_C(0.0);
         }
 
     /* models/lib/dense.lua:9: return x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 10, 2048,
-           REAL_C(1.0), h, 2048, fc2_w, 10, REAL_C(0.0), matmul_2, 10);
+           REAL_C(1.0), h, 2048, fc2_w, 10, REAL_C(0.0), fc2_matmul, 10);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 10; j++) {
-            logits[i * 10 + j] = matmul_2[i * 10 + j] + fc2_b[j];
+            logits[i * 10 + j] = fc2_matmul[i * 10 + j] + fc2_b[j];
         }
 }
 

@@ -24,45 +24,45 @@ static real *const fc_w = arena + 20864; /* param [256,10] */
 static real *const fc_b = arena + 23424; /* param [10] */
 static real *const d_fc_w = arena + 42250; /* gradient [256,10] */
 static real *const d_fc_b = arena + 44810; /* gradient [10] */
-static real *const div_2 = arena + 106736; /* [32,64] */
+static real *const img_div = arena + 106736; /* [32,64] */
 static real *const img = arena + 108784; /* [32,1,8,8] */
-static real *const im2col = arena + 110832; /* [2048,9] */
-static real *const matmul = arena + 129264; /* [2048,32] */
-static real *const relu = arena + 194800; /* [32,32,8,8] */
+static real *const c1_cols = arena + 110832; /* [2048,9] */
+static real *const c1_matmul = arena + 129264; /* [2048,32] */
+static real *const h_relu = arena + 194800; /* [32,32,8,8] */
 static real *const h = arena + 178416; /* [32,32,4,4] */
-static real *const im2col_2 = arena + 260336; /* [512,288] */
-static real *const matmul_2 = arena + 145648; /* [512,64] */
-static real *const relu_2 = arena + 407792; /* [32,64,4,4] */
+static real *const c2_cols = arena + 260336; /* [512,288] */
+static real *const c2_matmul = arena + 145648; /* [512,64] */
+static real *const h_relu_2 = arena + 407792; /* [32,64,4,4] */
 static real *const h_2 = arena + 170224; /* [32,64,2,2] */
-static real *const matmul_3 = arena + 110512; /* [32,10] */
+static real *const fc_matmul = arena + 110512; /* [32,10] */
 static real *const logits = arena + 87592; /* [32,10] */
 static real *const cross_entropy = arena + 110800; /* [32] */
-static real *const sum = arena + 110464; /* [] */
-static real *const max = arena + 110800; /* [32,1] */
-static real *const sub = arena + 110144; /* [32,10] */
-static real *const exp_2 = arena + 109824; /* [32,10] */
-static real *const sum_2 = arena + 109792; /* [32,1] */
-static real *const log_2 = arena + 109760; /* [32,1] */
-static real *const sum_3 = arena + 109808; /* [] */
+static real *const mean_sum = arena + 110464; /* [] */
+static real *const log_softmax_max = arena + 110800; /* [32,1] */
+static real *const log_softmax_shifted = arena + 110144; /* [32,10] */
+static real *const log_softmax_exp = arena + 109824; /* [32,10] */
+static real *const log_softmax_sum = arena + 109792; /* [32,1] */
+static real *const log_softmax_lse = arena + 109760; /* [32,1] */
+static real *const mean_sum_2 = arena + 109808; /* [] */
 static real *const loss_value = arena + 87912; /* [] */
-static real *const d_sum = arena + 109728; /* [32,1] */
-static real *const d_sub = arena + 110160; /* [32,10] */
-static real *const d_max = arena + 110128; /* [32,1] */
-static real *const d_cross_entropy_grad = arena + 110480; /* [32,10] */
+static real *const d_log_softmax_sum = arena + 109728; /* [32,1] */
+static real *const d_log_softmax_shifted = arena + 110160; /* [32,10] */
+static real *const d_log_softmax_max = arena + 110128; /* [32,1] */
+static real *const d_logits_cross_entropy_grad = arena + 110480; /* [32,10] */
 static real *const d_logits = arena + 109808; /* [32,10] */
-static real *const d_reshape = arena + 162032; /* [32,256] */
-static real *const d_relu = arena + 129264; /* [32,64,4,4] */
-static real *const d_add = arena + 440560; /* [32,64,4,4] */
-static real *const d_reshape_2 = arena + 87913; /* [64,1,1] */
-static real *const d_reshape_3 = arena + 129264; /* [32,4,4,64] */
-static real *const d_im2col = arena + 407792; /* [512,288] */
-static real *const d_reshape_4 = arena + 87977; /* [64,288] */
+static real *const d_h_2 = arena + 162032; /* [32,256] */
+static real *const d_h_relu_2 = arena + 129264; /* [32,64,4,4] */
+static real *const d_c2 = arena + 440560; /* [32,64,4,4] */
+static real *const d_c2_b = arena + 87913; /* [64,1,1] */
+static real *const d_c2_matmul = arena + 129264; /* [32,4,4,64] */
+static real *const d_c2_cols = arena + 407792; /* [512,288] */
+static real *const d_c2_w = arena + 87977; /* [64,288] */
 static real *const d_h = arena + 162032; /* [32,32,4,4] */
-static real *const d_relu_2 = arena + 489712; /* [32,32,8,8] */
-static real *const d_add_2 = arena + 424176; /* [32,32,8,8] */
-static real *const d_reshape_5 = arena + 106409; /* [32,1,1] */
-static real *const d_reshape_6 = arena + 489712; /* [32,8,8,32] */
-static real *const d_reshape_7 = arena + 106441; /* [32,9] */
+static real *const d_h_relu = arena + 489712; /* [32,32,8,8] */
+static real *const d_c1 = arena + 424176; /* [32,32,8,8] */
+static real *const d_c1_b = arena + 106409; /* [32,1,1] */
+static real *const d_c1_matmul = arena + 489712; /* [32,8,8,32] */
+static real *const d_c1_w = arena + 106441; /* [32,9] */
 
 /* Dropout, shifts and batch norm differ in training. */
 static int training;
@@ -75,7 +75,7 @@ static void compute_outputs(void)
 {
     /* models/digits_cnn.lua:17: local img = random_shift((x / 16):reshape({N, 1, 8, 8}), 1) */
     for (int i = 0; i < 2048; i++) {
-        div_2[i] = x[i] / REAL_C(16.0);
+        img_div[i] = x[i] / REAL_C(16.0);
     }
     for (int n = 0; n < 32; n++) {
         const int dy = training ? rt_offset(mask_step, 1, 2 * (uint64_t)n, 1) : 0;
@@ -86,7 +86,7 @@ static void compute_outputs(void)
                     const long at = ((long)n * 1 + c) * 64 + i * 8 + j;
                     const int si = i - dy, sj = j - dx;
                     img[at] = si >= 0 && si < 8 && sj >= 0 && sj < 8
-                                 ? div_2[at - dy * 8 - dx] : REAL_C(0.0);
+                                 ? img_div[at - dy * 8 - dx] : REAL_C(0.0);
                 }
     }
 
@@ -94,7 +94,7 @@ static void compute_outputs(void)
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 8; j++)
             for (int k = 0; k < 8; k++) {
-                real *row = im2col + ((i * 8 + j) * 8 + k) * 9;
+                real *row = c1_cols + ((i * 8 + j) * 8 + k) * 9;
                 const int y0 = j * 1 - 1, x0 = k * 1 - 1;
                 const int m0 = y0 < 0 ? -y0 : 0, m1 = y0 + 3 > 8 ? 8 - y0 : 3;
                 const int n0 = x0 < 0 ? -x0 : 0, n1 = x0 + 3 > 8 ? 8 - x0 : 3;
@@ -110,15 +110,15 @@ static void compute_outputs(void)
             for (int k = i; k < i + 16 && k < 32; k++)
                 tuned_copy[j * 32 + k] = c1_w[k * 9 + j];
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 2048, 32, 9,
-           REAL_C(1.0), im2col, 9, tuned_copy, 32, REAL_C(0.0), matmul, 32);
+           REAL_C(1.0), c1_cols, 9, tuned_copy, 32, REAL_C(0.0), c1_matmul, 32);
 
     /* models/digits_cnn.lua:18: local h = max_pool2d(relu(conv(img, F1, 3, "c1", { padding = 1 })), 2) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++)
             for (int k = 0; k < 32; k++) {
-                const real t12 = matmul[i * 2048 + j * 32 + k];
+                const real t12 = c1_matmul[i * 2048 + j * 32 + k];
                 const real t14 = t12 + c1_b[k];
-                relu[i * 2048 + j + k * 64] = t14 > REAL_C(0.0) ? t14 : REAL_C(0.0);
+                h_relu[i * 2048 + j + k * 64] = t14 > REAL_C(0.0) ? t14 : REAL_C(0.0);
             }
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 4; j++)
@@ -128,7 +128,7 @@ static void compute_outputs(void)
                 real mx = -INFINITY;
                 for (int m = 0; m < 2; m++)
                     for (int n = 0; n < 2; n++)
-                        mx = r_max(mx, relu[win + m * 8 + n]);
+                        mx = r_max(mx, h_relu[win + m * 8 + n]);
                 h[oi] = mx;
             }
 
@@ -136,7 +136,7 @@ static void compute_outputs(void)
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 4; j++)
             for (int k = 0; k < 4; k++) {
-                real *row = im2col_2 + ((i * 4 + j) * 4 + k) * 288;
+                real *row = c2_cols + ((i * 4 + j) * 4 + k) * 288;
                 const int y0 = j * 1 - 1, x0 = k * 1 - 1;
                 const int m0 = y0 < 0 ? -y0 : 0, m1 = y0 + 3 > 4 ? 4 - y0 : 3;
                 const int n0 = x0 < 0 ? -x0 : 0, n1 = x0 + 3 > 4 ? 4 - x0 : 3;
@@ -148,15 +148,15 @@ static void compute_outputs(void)
                             row[(l * 3 + m) * 3 + n] = h[((i * 32 + l) * 4 + y0 + m) * 4 + x0 + n];
             }
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 512, 64, 288,
-           REAL_C(1.0), im2col_2, 288, c2_w, 288, REAL_C(0.0), matmul_2, 64);
+           REAL_C(1.0), c2_cols, 288, c2_w, 288, REAL_C(0.0), c2_matmul, 64);
 
     /* models/digits_cnn.lua:19: h = max_pool2d(relu(conv(h, F2, 3, "c2", { padding = 1 })), 2) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 16; j++)
             for (int k = 0; k < 64; k++) {
-                const real t23 = matmul_2[i * 1024 + j * 64 + k];
+                const real t23 = c2_matmul[i * 1024 + j * 64 + k];
                 const real t25 = t23 + c2_b[k];
-                relu_2[i * 1024 + j + k * 16] = t25 > REAL_C(0.0) ? t25 : REAL_C(0.0);
+                h_relu_2[i * 1024 + j + k * 16] = t25 > REAL_C(0.0) ? t25 : REAL_C(0.0);
             }
     for (int i = 0; i < 2048; i++)
         for (int j = 0; j < 2; j++)
@@ -166,16 +166,16 @@ static void compute_outputs(void)
                 real mx = -INFINITY;
                 for (int m = 0; m < 2; m++)
                     for (int n = 0; n < 2; n++)
-                        mx = r_max(mx, relu_2[win + m * 4 + n]);
+                        mx = r_max(mx, h_relu_2[win + m * 4 + n]);
                 h_2[oi] = mx;
             }
 
     /* models/lib/dense.lua:9: return x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 10, 256,
-           REAL_C(1.0), h_2, 256, fc_w, 10, REAL_C(0.0), matmul_3, 10);
+           REAL_C(1.0), h_2, 256, fc_w, 10, REAL_C(0.0), fc_matmul, 10);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 10; j++) {
-            logits[i * 10 + j] = matmul_3[i * 10 + j] + fc_b[j];
+            logits[i * 10 + j] = fc_matmul[i * 10 + j] + fc_b[j];
         }
 }
 
@@ -208,7 +208,7 @@ static void compute_loss(void)
         real acc = part[0];
         for (int o = 1; o < 16; o++)
             acc += part[o];
-        sum[0] = acc;
+        mean_sum[0] = acc;
     }
 
     /* models/digits_cnn.lua:23: + SMOOTH * mean(-log_softmax(logits)) */
@@ -217,37 +217,37 @@ static void compute_loss(void)
         for (int j = 0; j < 10; j++) {
             acc = r_max(acc, logits[i * 10 + j]);
         }
-        max[i] = acc;
+        log_softmax_max[i] = acc;
     }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 10; j++) {
-            const real t40 = logits[i * 10 + j] - max[i];
-            sub[i * 10 + j] = t40;
-            exp_2[i * 10 + j] = r_exp(t40);
+            const real t40 = logits[i * 10 + j] - log_softmax_max[i];
+            log_softmax_shifted[i * 10 + j] = t40;
+            log_softmax_exp[i * 10 + j] = r_exp(t40);
         }
     for (int i = 0; i < 32; i++) {
         real acc = REAL_C(0.0);
         for (int j = 0; j < 10; j++) {
-            acc += exp_2[i * 10 + j];
+            acc += log_softmax_exp[i * 10 + j];
         }
-        sum_2[i] = acc;
+        log_softmax_sum[i] = acc;
     }
     for (int i = 0; i < 32; i++) {
-        log_2[i] = r_log(sum_2[i]);
+        log_softmax_lse[i] = r_log(log_softmax_sum[i]);
     }
     {
         real acc = REAL_C(0.0);
         for (int i = 0; i < 32; i++)
             for (int j = 0; j < 10; j++) {
-                const real t44 = sub[i * 10 + j] - log_2[i];
+                const real t44 = log_softmax_shifted[i * 10 + j] - log_softmax_lse[i];
                 const real t45 = -t44;
                 acc += t45;
             }
-        sum_3[0] = acc;
+        mean_sum_2[0] = acc;
     }
-    const real t36 = sum[0] * REAL_C(0.03125);
+    const real t36 = mean_sum[0] * REAL_C(0.03125);
     const real t38 = REAL_C(0.9) * t36;
-    const real t48 = sum_3[0] * REAL_C(0.003125);
+    const real t48 = mean_sum_2[0] * REAL_C(0.003125);
     const real t50 = REAL_C(0.1) * t48;
     loss_value[0] = t38 + t50;
 }
@@ -270,7 +270,7 @@ static void compute_grads(void)
     for (int i = 0; i < 32; i++) {
         const real *row = logits + i * 10;
         const real mx = r_max_of(row, 10);
-        real *drow = d_cross_entropy_grad + i * 10;
+        real *drow = d_logits_cross_entropy_grad + i * 10;
         const real acc = r_exp_sum(drow, row, 10, mx);
         cross_entropy[i] = mx + r_log(acc) - row[labels[i]];
         for (int j = 0; j < 10; j++)
@@ -287,7 +287,7 @@ static void compute_grads(void)
         real acc = part[0];
         for (int o = 1; o < 16; o++)
             acc += part[o];
-        sum[0] = acc;
+        mean_sum[0] = acc;
     }
 
     /* models/digits_cnn.lua:23: + SMOOTH * mean(-log_softmax(logits)) */
@@ -296,26 +296,26 @@ static void compute_grads(void)
         for (int j = 0; j < 10; j++) {
             acc = r_max(acc, logits[i * 10 + j]);
         }
-        max[i] = acc;
+        log_softmax_max[i] = acc;
     }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 10; j++) {
-            const real t40 = logits[i * 10 + j] - max[i];
-            sub[i * 10 + j] = t40;
-            exp_2[i * 10 + j] = r_exp(t40);
+            const real t40 = logits[i * 10 + j] - log_softmax_max[i];
+            log_softmax_shifted[i * 10 + j] = t40;
+            log_softmax_exp[i * 10 + j] = r_exp(t40);
         }
     for (int i = 0; i < 32; i++) {
         real acc = REAL_C(0.0);
         for (int j = 0; j < 10; j++) {
-            acc += exp_2[i * 10 + j];
+            acc += log_softmax_exp[i * 10 + j];
         }
-        sum_2[i] = acc;
+        log_softmax_sum[i] = acc;
     }
 
     /* models/digits_cnn.lua:23 and its backward: + SMOOTH * mean(-log_softmax(logits)) */
     for (int i = 0; i < 32; i++) {
-        log_2[i] = r_log(sum_2[i]);
-        d_sum[i] = REAL_C(0.0031250000000000006) / sum_2[i];
+        log_softmax_lse[i] = r_log(log_softmax_sum[i]);
+        d_log_softmax_sum[i] = REAL_C(0.0031250000000000006) / log_softmax_sum[i];
     }
 
     /* models/digits_cnn.lua:23: + SMOOTH * mean(-log_softmax(logits)) */
@@ -323,43 +323,43 @@ static void compute_grads(void)
         real acc = REAL_C(0.0);
         for (int i = 0; i < 32; i++)
             for (int j = 0; j < 10; j++) {
-                const real t44 = sub[i * 10 + j] - log_2[i];
+                const real t44 = log_softmax_shifted[i * 10 + j] - log_softmax_lse[i];
                 const real t45 = -t44;
                 acc += t45;
             }
-        sum_3[0] = acc;
+        mean_sum_2[0] = acc;
     }
-    const real t36 = sum[0] * REAL_C(0.03125);
+    const real t36 = mean_sum[0] * REAL_C(0.03125);
     const real t38 = REAL_C(0.9) * t36;
-    const real t48 = sum_3[0] * REAL_C(0.003125);
+    const real t48 = mean_sum_2[0] * REAL_C(0.003125);
     const real t50 = REAL_C(0.1) * t48;
     loss_value[0] = t38 + t50;
 
     /* backward of models/digits_cnn.lua:23: + SMOOTH * mean(-log_softmax(logits)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 10; j++) {
-            const real t55 = d_sum[i];
-            const real t56 = t55 * exp_2[i * 10 + j];
-            d_sub[i * 10 + j] = REAL_C(-0.00031250000000000006) + t56;
+            const real t55 = d_log_softmax_sum[i];
+            const real t56 = t55 * log_softmax_exp[i * 10 + j];
+            d_log_softmax_shifted[i * 10 + j] = REAL_C(-0.00031250000000000006) + t56;
         }
     for (int i = 0; i < 32; i++) {
         real acc = REAL_C(0.0);
         for (int j = 0; j < 10; j++) {
-            const real t58 = -d_sub[i * 10 + j];
+            const real t58 = -d_log_softmax_shifted[i * 10 + j];
             acc += t58;
         }
-        d_max[i] = acc;
+        d_log_softmax_max[i] = acc;
     }
 
     /* backward of models/digits_cnn.lua:22: local loss = (1 - SMOOTH) * mean(cross_entropy(logits, labels)) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 10; j++) {
-            const real t60 = max[i];
+            const real t60 = log_softmax_max[i];
             const real t61 = (real)(logits[i * 10 + j] == t60);
-            const real t62 = d_max[i];
+            const real t62 = d_log_softmax_max[i];
             const real t63 = t62 * t61;
-            const real t64 = d_sub[i * 10 + j] + t63;
-            d_logits[i * 10 + j] = t64 + d_cross_entropy_grad[i * 10 + j];
+            const real t64 = d_log_softmax_shifted[i * 10 + j] + t63;
+            d_logits[i * 10 + j] = t64 + d_logits_cross_entropy_grad[i * 10 + j];
         }
 
     /* backward of models/lib/dense.lua:9: return x:matmul(w) + b */
@@ -369,7 +369,7 @@ static void compute_grads(void)
             d_fc_b[j] += d_logits[i * 10 + j];
         }
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 10,
-           REAL_C(1.0), d_logits, 10, fc_w, 10, REAL_C(0.0), d_reshape, 256);
+           REAL_C(1.0), d_logits, 10, fc_w, 10, REAL_C(0.0), d_h_2, 256);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 10, 32,
            REAL_C(1.0), h_2, 256, d_logits, 10, REAL_C(0.0), d_fc_w, 10);
 
@@ -381,36 +381,36 @@ static void compute_grads(void)
                 const long win = ((long)i * 4 + j * 2) * 4 + k * 2;
                 for (int m = 0; m < 2; m++)
                     for (int n = 0; n < 2; n++)
-                        d_relu[win + m * 4 + n] =
-                            (real)(relu_2[win + m * 4 + n] == h_2[oi]) * d_reshape[oi];
+                        d_h_relu_2[win + m * 4 + n] =
+                            (real)(h_relu_2[win + m * 4 + n] == h_2[oi]) * d_h_2[oi];
             }
     for (int i = 0; i < 32768; i++) {
-        const real t73 = relu_2[i] > REAL_C(0.0) ? REAL_C(1.0) : REAL_C(0.0);
-        d_add[i] = d_relu[i] * t73;
+        const real t73 = h_relu_2[i] > REAL_C(0.0) ? REAL_C(1.0) : REAL_C(0.0);
+        d_c2[i] = d_h_relu_2[i] * t73;
     }
 
     /* backward of models/lib/conv.lua:12: return conv2d(x, w, b, opts) */
-    memset(d_reshape_2, 0, 64 * sizeof *d_reshape_2);
+    memset(d_c2_b, 0, 64 * sizeof *d_c2_b);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
             real acc = REAL_C(0.0);
             for (int k = 0; k < 16; k++) {
-                acc += d_add[i * 1024 + j * 16 + k];
+                acc += d_c2[i * 1024 + j * 16 + k];
             }
-            d_reshape_2[j] += acc;
+            d_c2_b[j] += acc;
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++)
             for (int k = 0; k < 16; k++) {
-                d_reshape_3[i * 1024 + j + k * 64] = d_add[i * 1024 + j * 16 + k];
+                d_c2_matmul[i * 1024 + j + k * 64] = d_c2[i * 1024 + j * 16 + k];
             }
-    r_gemm_nn(512, 288, 64, REAL_C(1.0), d_reshape_3, 64, c2_w, 288, REAL_C(0.0), d_im2col, 288);
-    r_gemm_tn(64, 288, 512, REAL_C(1.0), d_reshape_3, 64, im2col_2, 288, REAL_C(0.0), d_reshape_4, 288);
+    r_gemm_nn(512, 288, 64, REAL_C(1.0), d_c2_matmul, 64, c2_w, 288, REAL_C(0.0), d_c2_cols, 288);
+    r_gemm_tn(64, 288, 512, REAL_C(1.0), d_c2_matmul, 64, c2_cols, 288, REAL_C(0.0), d_c2_w, 288);
     memset(d_h, 0, 16384 * sizeof *d_h);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 4; j++)
             for (int k = 0; k < 4; k++) {
-                real *row = d_im2col + ((i * 4 + j) * 4 + k) * 288;
+                real *row = d_c2_cols + ((i * 4 + j) * 4 + k) * 288;
                 const int y0 = j * 1 - 1, x0 = k * 1 - 1;
                 const int m0 = y0 < 0 ? -y0 : 0, m1 = y0 + 3 > 4 ? 4 - y0 : 3;
                 const int n0 = x0 < 0 ? -x0 : 0, n1 = x0 + 3 > 4 ? 4 - x0 : 3;
@@ -428,41 +428,41 @@ static void compute_grads(void)
                 const long win = ((long)i * 8 + j * 2) * 8 + k * 2;
                 for (int m = 0; m < 2; m++)
                     for (int n = 0; n < 2; n++)
-                        d_relu_2[win + m * 8 + n] =
-                            (real)(relu[win + m * 8 + n] == h[oi]) * d_h[oi];
+                        d_h_relu[win + m * 8 + n] =
+                            (real)(h_relu[win + m * 8 + n] == h[oi]) * d_h[oi];
             }
     for (int i = 0; i < 65536; i++) {
-        const real t84 = relu[i] > REAL_C(0.0) ? REAL_C(1.0) : REAL_C(0.0);
-        d_add_2[i] = d_relu_2[i] * t84;
+        const real t84 = h_relu[i] > REAL_C(0.0) ? REAL_C(1.0) : REAL_C(0.0);
+        d_c1[i] = d_h_relu[i] * t84;
     }
 
     /* backward of models/lib/conv.lua:12: return conv2d(x, w, b, opts) */
-    memset(d_reshape_5, 0, 32 * sizeof *d_reshape_5);
+    memset(d_c1_b, 0, 32 * sizeof *d_c1_b);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 32; j++) {
             real part[16] = {REAL_C(0.0)};
             for (int o = 0; o < 64; o += 16)
                 for (int k = o; k < o + 16; k++) {
-                    part[k - o] += d_add_2[i * 2048 + j * 64 + k];
+                    part[k - o] += d_c1[i * 2048 + j * 64 + k];
                 }
             real acc = part[0];
             for (int o = 1; o < 16; o++)
                 acc += part[o];
-            d_reshape_5[j] += acc;
+            d_c1_b[j] += acc;
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 32; j++)
             for (int k = 0; k < 64; k++) {
-                d_reshape_6[i * 2048 + j + k * 32] = d_add_2[i * 2048 + j * 64 + k];
+                d_c1_matmul[i * 2048 + j + k * 32] = d_c1[i * 2048 + j * 64 + k];
             }
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 32, 9, 2048,
-           REAL_C(1.0), d_reshape_6, 32, im2col, 9, REAL_C(0.0), d_reshape_7, 9);
+           REAL_C(1.0), d_c1_matmul, 32, c1_cols, 9, REAL_C(0.0), d_c1_w, 9);
 
     /* gradients that are other tensors */
-    memcpy(arena + 23434, d_reshape_7, 288 * sizeof *arena); /* d_c1_w */
-    memcpy(arena + 23722, d_reshape_5, 32 * sizeof *arena); /* d_c1_b */
-    memcpy(arena + 23754, d_reshape_4, 18432 * sizeof *arena); /* d_c2_w */
-    memcpy(arena + 42186, d_reshape_2, 64 * sizeof *arena); /* d_c2_b */
+    memcpy(arena + 23434, d_c1_w, 288 * sizeof *arena); /* d_c1_w */
+    memcpy(arena + 23722, d_c1_b, 32 * sizeof *arena); /* d_c1_b */
+    memcpy(arena + 23754, d_c2_w, 18432 * sizeof *arena); /* d_c2_w */
+    memcpy(arena + 42186, d_c2_b, 64 * sizeof *arena); /* d_c2_b */
 }
 
 /* Training: the loss, and every parameter's gradient. */

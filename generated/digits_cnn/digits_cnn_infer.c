@@ -24,17 +24,17 @@ static real *const c2_w = arena + 2368; /* param [64,32,3,3] */
 static real *const c2_b = arena + 20800; /* param [64] */
 static real *const fc_w = arena + 20864; /* param [256,10] */
 static real *const fc_b = arena + 23424; /* param [10] */
-static real *const div_2 = arena + 23760; /* [32,64] */
+static real *const img_div = arena + 23760; /* [32,64] */
 static real *const img = arena + 25808; /* [32,1,8,8] */
-static real *const im2col = arena + 27856; /* [2048,9] */
-static real *const matmul = arena + 46288; /* [2048,32] */
-static real *const relu = arena + 111824; /* [32,32,8,8] */
+static real *const c1_cols = arena + 27856; /* [2048,9] */
+static real *const c1_matmul = arena + 46288; /* [2048,32] */
+static real *const h_relu = arena + 111824; /* [32,32,8,8] */
 static real *const h = arena + 23760; /* [32,32,4,4] */
-static real *const im2col_2 = arena + 40144; /* [512,288] */
-static real *const matmul_2 = arena + 187600; /* [512,64] */
-static real *const relu_2 = arena + 23760; /* [32,64,4,4] */
+static real *const c2_cols = arena + 40144; /* [512,288] */
+static real *const c2_matmul = arena + 187600; /* [512,64] */
+static real *const h_relu_2 = arena + 23760; /* [32,64,4,4] */
 static real *const h_2 = arena + 56528; /* [32,64,2,2] */
-static real *const matmul_3 = arena + 23760; /* [32,10] */
+static real *const fc_matmul = arena + 23760; /* [32,10] */
 static real *const logits = arena + 23434; /* [32,10] */
 
 /* Dropout, shifts and batch norm differ in training. */
@@ -48,7 +48,7 @@ static void compute_outputs(void)
 {
     /* models/digits_cnn.lua:17: local img = random_shift((x / 16):reshape({N, 1, 8, 8}), 1) */
     for (int i = 0; i < 2048; i++) {
-        div_2[i] = x[i] / REAL_C(16.0);
+        img_div[i] = x[i] / REAL_C(16.0);
     }
     for (int n = 0; n < 32; n++) {
         const int dy = training ? rt_offset(mask_step, 1, 2 * (uint64_t)n, 1) : 0;
@@ -59,7 +59,7 @@ static void compute_outputs(void)
                     const long at = ((long)n * 1 + c) * 64 + i * 8 + j;
                     const int si = i - dy, sj = j - dx;
                     img[at] = si >= 0 && si < 8 && sj >= 0 && sj < 8
-                                 ? div_2[at - dy * 8 - dx] : REAL_C(0.0);
+                                 ? img_div[at - dy * 8 - dx] : REAL_C(0.0);
                 }
     }
 
@@ -67,7 +67,7 @@ static void compute_outputs(void)
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 8; j++)
             for (int k = 0; k < 8; k++) {
-                real *row = im2col + ((i * 8 + j) * 8 + k) * 9;
+                real *row = c1_cols + ((i * 8 + j) * 8 + k) * 9;
                 const int y0 = j * 1 - 1, x0 = k * 1 - 1;
                 const int m0 = y0 < 0 ? -y0 : 0, m1 = y0 + 3 > 8 ? 8 - y0 : 3;
                 const int n0 = x0 < 0 ? -x0 : 0, n1 = x0 + 3 > 8 ? 8 - x0 : 3;
@@ -83,15 +83,15 @@ static void compute_outputs(void)
             for (int k = i; k < i + 16 && k < 32; k++)
                 tuned_copy[j * 32 + k] = c1_w[k * 9 + j];
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 2048, 32, 9,
-           REAL_C(1.0), im2col, 9, tuned_copy, 32, REAL_C(0.0), matmul, 32);
+           REAL_C(1.0), c1_cols, 9, tuned_copy, 32, REAL_C(0.0), c1_matmul, 32);
 
     /* models/digits_cnn.lua:18: local h = max_pool2d(relu(conv(img, F1, 3, "c1", { padding = 1 })), 2) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++)
             for (int k = 0; k < 32; k++) {
-                const real t11 = matmul[i * 2048 + j * 32 + k];
+                const real t11 = c1_matmul[i * 2048 + j * 32 + k];
                 const real t13 = t11 + c1_b[k];
-                relu[i * 2048 + j + k * 64] = t13 > REAL_C(0.0) ? t13 : REAL_C(0.0);
+                h_relu[i * 2048 + j + k * 64] = t13 > REAL_C(0.0) ? t13 : REAL_C(0.0);
             }
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 4; j++)
@@ -101,7 +101,7 @@ static void compute_outputs(void)
                 real mx = -INFINITY;
                 for (int m = 0; m < 2; m++)
                     for (int n = 0; n < 2; n++)
-                        mx = r_max(mx, relu[win + m * 8 + n]);
+                        mx = r_max(mx, h_relu[win + m * 8 + n]);
                 h[oi] = mx;
             }
 
@@ -109,7 +109,7 @@ static void compute_outputs(void)
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 4; j++)
             for (int k = 0; k < 4; k++) {
-                real *row = im2col_2 + ((i * 4 + j) * 4 + k) * 288;
+                real *row = c2_cols + ((i * 4 + j) * 4 + k) * 288;
                 const int y0 = j * 1 - 1, x0 = k * 1 - 1;
                 const int m0 = y0 < 0 ? -y0 : 0, m1 = y0 + 3 > 4 ? 4 - y0 : 3;
                 const int n0 = x0 < 0 ? -x0 : 0, n1 = x0 + 3 > 4 ? 4 - x0 : 3;
@@ -121,15 +121,15 @@ static void compute_outputs(void)
                             row[(l * 3 + m) * 3 + n] = h[((i * 32 + l) * 4 + y0 + m) * 4 + x0 + n];
             }
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 512, 64, 288,
-           REAL_C(1.0), im2col_2, 288, c2_w, 288, REAL_C(0.0), matmul_2, 64);
+           REAL_C(1.0), c2_cols, 288, c2_w, 288, REAL_C(0.0), c2_matmul, 64);
 
     /* models/digits_cnn.lua:19: h = max_pool2d(relu(conv(h, F2, 3, "c2", { padding = 1 })), 2) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 16; j++)
             for (int k = 0; k < 64; k++) {
-                const real t22 = matmul_2[i * 1024 + j * 64 + k];
+                const real t22 = c2_matmul[i * 1024 + j * 64 + k];
                 const real t24 = t22 + c2_b[k];
-                relu_2[i * 1024 + j + k * 16] = t24 > REAL_C(0.0) ? t24 : REAL_C(0.0);
+                h_relu_2[i * 1024 + j + k * 16] = t24 > REAL_C(0.0) ? t24 : REAL_C(0.0);
             }
     for (int i = 0; i < 2048; i++)
         for (int j = 0; j < 2; j++)
@@ -139,16 +139,16 @@ static void compute_outputs(void)
                 real mx = -INFINITY;
                 for (int m = 0; m < 2; m++)
                     for (int n = 0; n < 2; n++)
-                        mx = r_max(mx, relu_2[win + m * 4 + n]);
+                        mx = r_max(mx, h_relu_2[win + m * 4 + n]);
                 h_2[oi] = mx;
             }
 
     /* models/lib/dense.lua:9: return x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 10, 256,
-           REAL_C(1.0), h_2, 256, fc_w, 10, REAL_C(0.0), matmul_3, 10);
+           REAL_C(1.0), h_2, 256, fc_w, 10, REAL_C(0.0), fc_matmul, 10);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 10; j++) {
-            logits[i * 10 + j] = matmul_3[i * 10 + j] + fc_b[j];
+            logits[i * 10 + j] = fc_matmul[i * 10 + j] + fc_b[j];
         }
 }
 

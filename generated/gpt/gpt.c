@@ -78,132 +78,132 @@ static real *const d_ln_g = arena + 857472; /* gradient [128] */
 static real *const d_ln_b = arena + 857600; /* gradient [128] */
 static real *const d_head_w = arena + 857728; /* gradient [128,128] */
 static real *const d_head_b = arena + 874112; /* gradient [128] */
-static real *const embedding = arena + 1879568; /* [16,64,128] */
+static real *const h_embedding = arena + 1879568; /* [16,64,128] */
 static real *const h = arena + 2010640; /* [16,64,128] */
-static real *const sum = arena + 2009616; /* [16,64,1] */
-static real *const mul = arena + 2008592; /* [16,64,1] */
-static real *const sub = arena + 2141712; /* [16,64,128] */
-static real *const sum_2 = arena + 2009616; /* [16,64,1] */
-static real *const rsqrt = arena + 2008592; /* [16,64,1] */
-static real *const add = arena + 2272784; /* [16,64,128] */
-static real *const matmul = arena + 2403856; /* [16,64,128] */
-static real *const matmul_2 = arena + 2534928; /* [16,64,128] */
-static real *const matmul_3 = arena + 2666000; /* [16,64,128] */
-static real *const scores = arena + 2797072; /* [16,4,64,64] */
-static real *const softmax = arena + 3059216; /* [16,4,64,64] */
-static real *const matmul_4 = arena + 2928144; /* [16,64,4,32] */
-static real *const matmul_5 = arena + 2797072; /* [16,64,128] */
-static real *const add_2 = arena + 3321360; /* [16,64,128] */
-static real *const sum_3 = arena + 2007568; /* [16,64,1] */
-static real *const mul_2 = arena + 2006544; /* [16,64,1] */
-static real *const sub_2 = arena + 2797072; /* [16,64,128] */
-static real *const sum_4 = arena + 2007568; /* [16,64,1] */
-static real *const rsqrt_2 = arena + 2006544; /* [16,64,1] */
-static real *const add_3 = arena + 2010640; /* [16,64,128] */
-static real *const matmul_6 = arena + 3452432; /* [16,64,512] */
-static real *const add_4 = arena + 3976720; /* [16,64,512] */
-static real *const tanh_2 = arena + 4501008; /* [16,64,512] */
-static real *const h_2 = arena + 5025296; /* [16,64,512] */
-static real *const matmul_7 = arena + 3845648; /* [16,64,128] */
-static real *const h_3 = arena + 3714576; /* [16,64,128] */
-static real *const sum_5 = arena + 2007568; /* [16,64,1] */
-static real *const mul_3 = arena + 2009616; /* [16,64,1] */
-static real *const sub_3 = arena + 3845648; /* [16,64,128] */
-static real *const sum_6 = arena + 2007568; /* [16,64,1] */
-static real *const rsqrt_3 = arena + 2009616; /* [16,64,1] */
-static real *const add_5 = arena + 3583504; /* [16,64,128] */
-static real *const matmul_8 = arena + 3452432; /* [16,64,128] */
-static real *const matmul_9 = arena + 3321360; /* [16,64,128] */
-static real *const matmul_10 = arena + 5549584; /* [16,64,128] */
-static real *const scores_2 = arena + 5680656; /* [16,4,64,64] */
-static real *const softmax_2 = arena + 5942800; /* [16,4,64,64] */
-static real *const matmul_11 = arena + 5811728; /* [16,64,4,32] */
-static real *const matmul_12 = arena + 5680656; /* [16,64,128] */
-static real *const add_6 = arena + 6204944; /* [16,64,128] */
-static real *const sum_7 = arena + 2007568; /* [16,64,1] */
-static real *const mul_4 = arena + 2005520; /* [16,64,1] */
-static real *const sub_4 = arena + 3714576; /* [16,64,128] */
-static real *const sum_8 = arena + 2007568; /* [16,64,1] */
-static real *const rsqrt_4 = arena + 2005520; /* [16,64,1] */
-static real *const add_7 = arena + 5680656; /* [16,64,128] */
-static real *const matmul_13 = arena + 6336016; /* [16,64,512] */
-static real *const add_8 = arena + 6860304; /* [16,64,512] */
-static real *const tanh_3 = arena + 7384592; /* [16,64,512] */
-static real *const h_4 = arena + 7908880; /* [16,64,512] */
-static real *const matmul_14 = arena + 6729232; /* [16,64,128] */
-static real *const h_5 = arena + 6598160; /* [16,64,128] */
-static real *const sum_9 = arena + 2007568; /* [16,64,1] */
-static real *const mul_5 = arena + 2004496; /* [16,64,1] */
-static real *const sub_5 = arena + 6729232; /* [16,64,128] */
-static real *const sum_10 = arena + 2007568; /* [16,64,1] */
-static real *const rsqrt_5 = arena + 2004496; /* [16,64,1] */
-static real *const add_9 = arena + 6598160; /* [16,64,128] */
-static real *const matmul_15 = arena + 6467088; /* [16,64,128] */
+static real *const block1_ln1_sum = arena + 2009616; /* [16,64,1] */
+static real *const block1_ln1_mean = arena + 2008592; /* [16,64,1] */
+static real *const block1_ln1_centered = arena + 2141712; /* [16,64,128] */
+static real *const block1_ln1_sumsq = arena + 2009616; /* [16,64,1] */
+static real *const block1_ln1_rstd = arena + 2008592; /* [16,64,1] */
+static real *const block1_ln1 = arena + 2272784; /* [16,64,128] */
+static real *const block1_attn_q_matmul = arena + 2403856; /* [16,64,128] */
+static real *const block1_attn_k_matmul = arena + 2534928; /* [16,64,128] */
+static real *const block1_attn_v_matmul = arena + 2666000; /* [16,64,128] */
+static real *const block1_attn_scores = arena + 2797072; /* [16,4,64,64] */
+static real *const block1_attn_softmax = arena + 3059216; /* [16,4,64,64] */
+static real *const block1_attn_y = arena + 2928144; /* [16,64,4,32] */
+static real *const block1_attn_out_matmul = arena + 2797072; /* [16,64,128] */
+static real *const block1_x = arena + 3321360; /* [16,64,128] */
+static real *const block1_ln2_sum = arena + 2007568; /* [16,64,1] */
+static real *const block1_ln2_mean = arena + 2006544; /* [16,64,1] */
+static real *const block1_ln2_centered = arena + 2797072; /* [16,64,128] */
+static real *const block1_ln2_sumsq = arena + 2007568; /* [16,64,1] */
+static real *const block1_ln2_rstd = arena + 2006544; /* [16,64,1] */
+static real *const block1_ln2 = arena + 2010640; /* [16,64,128] */
+static real *const block1_fc_matmul = arena + 3452432; /* [16,64,512] */
+static real *const block1_fc = arena + 3976720; /* [16,64,512] */
+static real *const block1_h_tanh = arena + 4501008; /* [16,64,512] */
+static real *const block1_h = arena + 5025296; /* [16,64,512] */
+static real *const block1_proj_matmul = arena + 3845648; /* [16,64,128] */
+static real *const h_2 = arena + 3714576; /* [16,64,128] */
+static real *const block2_ln1_sum = arena + 2007568; /* [16,64,1] */
+static real *const block2_ln1_mean = arena + 2009616; /* [16,64,1] */
+static real *const block2_ln1_centered = arena + 3845648; /* [16,64,128] */
+static real *const block2_ln1_sumsq = arena + 2007568; /* [16,64,1] */
+static real *const block2_ln1_rstd = arena + 2009616; /* [16,64,1] */
+static real *const block2_ln1 = arena + 3583504; /* [16,64,128] */
+static real *const block2_attn_q_matmul = arena + 3452432; /* [16,64,128] */
+static real *const block2_attn_k_matmul = arena + 3321360; /* [16,64,128] */
+static real *const block2_attn_v_matmul = arena + 5549584; /* [16,64,128] */
+static real *const block2_attn_scores = arena + 5680656; /* [16,4,64,64] */
+static real *const block2_attn_softmax = arena + 5942800; /* [16,4,64,64] */
+static real *const block2_attn_y = arena + 5811728; /* [16,64,4,32] */
+static real *const block2_attn_out_matmul = arena + 5680656; /* [16,64,128] */
+static real *const block2_x = arena + 6204944; /* [16,64,128] */
+static real *const block2_ln2_sum = arena + 2007568; /* [16,64,1] */
+static real *const block2_ln2_mean = arena + 2005520; /* [16,64,1] */
+static real *const block2_ln2_centered = arena + 3714576; /* [16,64,128] */
+static real *const block2_ln2_sumsq = arena + 2007568; /* [16,64,1] */
+static real *const block2_ln2_rstd = arena + 2005520; /* [16,64,1] */
+static real *const block2_ln2 = arena + 5680656; /* [16,64,128] */
+static real *const block2_fc_matmul = arena + 6336016; /* [16,64,512] */
+static real *const block2_fc = arena + 6860304; /* [16,64,512] */
+static real *const block2_h_tanh = arena + 7384592; /* [16,64,512] */
+static real *const block2_h = arena + 7908880; /* [16,64,512] */
+static real *const block2_proj_matmul = arena + 6729232; /* [16,64,128] */
+static real *const h_3 = arena + 6598160; /* [16,64,128] */
+static real *const ln_sum = arena + 2007568; /* [16,64,1] */
+static real *const ln_mean = arena + 2004496; /* [16,64,1] */
+static real *const ln_centered = arena + 6729232; /* [16,64,128] */
+static real *const ln_sumsq = arena + 2007568; /* [16,64,1] */
+static real *const ln_rstd = arena + 2004496; /* [16,64,1] */
+static real *const ln = arena + 6598160; /* [16,64,128] */
+static real *const head_matmul = arena + 6467088; /* [16,64,128] */
 static real *const logits = arena + 1748480; /* [16,64,128] */
 static real *const cross_entropy = arena + 2007568; /* [1024] */
-static real *const sum_11 = arena + 2004480; /* [] */
+static real *const loss_sum = arena + 2004480; /* [] */
 static real *const loss_value = arena + 1879552; /* [] */
-static real *const d_reshape = arena + 6467088; /* [1024,128] */
-static real *const d_add = arena + 6336016; /* [16,64,128] */
-static real *const d_mul = arena + 6204944; /* [16,64,128] */
-static real *const d_rsqrt = arena + 2007568; /* [16,64,1] */
-static real *const d_sum = arena + 2003472; /* [16,64,1] */
-static real *const d_sub = arena + 6598160; /* [16,64,128] */
-static real *const d_mul_2 = arena + 2007568; /* [16,64,1] */
-static real *const d_sum_2 = arena + 2004496; /* [16,64,1] */
-static real *const d_h = arena + 6204944; /* [16,64,128] */
-static real *const d_h_2 = arena + 6336016; /* [16,64,512] */
-static real *const d_add_2 = arena + 7908880; /* [16,64,512] */
-static real *const d_add_3 = arena + 6729232; /* [16,64,128] */
-static real *const d_mul_3 = arena + 5680656; /* [16,64,128] */
-static real *const d_rsqrt_2 = arena + 2007568; /* [16,64,1] */
-static real *const d_sum_3 = arena + 2004496; /* [16,64,1] */
-static real *const d_sub_2 = arena + 6598160; /* [16,64,128] */
-static real *const d_mul_4 = arena + 2007568; /* [16,64,1] */
-static real *const d_sum_4 = arena + 2005520; /* [16,64,1] */
-static real *const d_add_4 = arena + 3714576; /* [16,64,128] */
-static real *const d_y = arena + 5680656; /* [16,64,128] */
-static real *const d_softmax = arena + 6336016; /* [16,4,64,64] */
-static real *const d_softmax_grad = arena + 8171024; /* [16,4,64,64] */
-static real *const d_reshape_2 = arena + 5549584; /* [16,64,4,32] */
-static real *const d_matmul = arena + 5680656; /* [16,64,128] */
-static real *const d_reshape_3 = arena + 5549584; /* [16,64,4,32] */
-static real *const d_matmul_add = arena + 5680656; /* [16,64,128] */
-static real *const d_reshape_4 = arena + 3452432; /* [16,64,4,32] */
-static real *const d_add_5 = arena + 5680656; /* [16,64,128] */
-static real *const d_mul_5 = arena + 3321360; /* [16,64,128] */
-static real *const d_rsqrt_3 = arena + 2007568; /* [16,64,1] */
-static real *const d_sum_5 = arena + 2005520; /* [16,64,1] */
-static real *const d_sub_3 = arena + 3452432; /* [16,64,128] */
-static real *const d_mul_6 = arena + 2007568; /* [16,64,1] */
-static real *const d_sum_6 = arena + 2009616; /* [16,64,1] */
-static real *const d_h_3 = arena + 3321360; /* [16,64,128] */
-static real *const d_h_4 = arena + 5811728; /* [16,64,512] */
-static real *const d_add_6 = arena + 5156368; /* [16,64,512] */
-static real *const d_add_7 = arena + 3452432; /* [16,64,128] */
-static real *const d_mul_7 = arena + 2010640; /* [16,64,128] */
-static real *const d_rsqrt_4 = arena + 2007568; /* [16,64,1] */
-static real *const d_sum_7 = arena + 2009616; /* [16,64,1] */
-static real *const d_sub_4 = arena + 3452432; /* [16,64,128] */
-static real *const d_mul_8 = arena + 2009616; /* [16,64,1] */
-static real *const d_sum_8 = arena + 2007568; /* [16,64,1] */
-static real *const d_add_8 = arena + 2010640; /* [16,64,128] */
-static real *const d_y_2 = arena + 2797072; /* [16,64,128] */
-static real *const d_softmax_2 = arena + 3583504; /* [16,4,64,64] */
-static real *const d_softmax_grad_2 = arena + 6336016; /* [16,4,64,64] */
-static real *const d_reshape_5 = arena + 2666000; /* [16,64,4,32] */
-static real *const d_matmul_2 = arena + 2797072; /* [16,64,128] */
-static real *const d_reshape_6 = arena + 2666000; /* [16,64,4,32] */
-static real *const d_matmul_add_2 = arena + 2797072; /* [16,64,128] */
-static real *const d_reshape_7 = arena + 2403856; /* [16,64,4,32] */
-static real *const d_add_9 = arena + 2797072; /* [16,64,128] */
-static real *const d_mul_9 = arena + 3452432; /* [16,64,128] */
-static real *const d_rsqrt_5 = arena + 2009616; /* [16,64,1] */
-static real *const d_sum_9 = arena + 2007568; /* [16,64,1] */
-static real *const d_sub_5 = arena + 2797072; /* [16,64,128] */
-static real *const d_mul_10 = arena + 2009616; /* [16,64,1] */
-static real *const d_sum_10 = arena + 2008592; /* [16,64,1] */
-static real *const d_h_5 = arena + 3452432; /* [16,64,128] */
+static real *const d_logits = arena + 6467088; /* [1024,128] */
+static real *const d_ln = arena + 6336016; /* [16,64,128] */
+static real *const d_ln_normed = arena + 6204944; /* [16,64,128] */
+static real *const d_ln_rstd = arena + 2007568; /* [16,64,1] */
+static real *const d_ln_sumsq = arena + 2003472; /* [16,64,1] */
+static real *const d_ln_centered = arena + 6598160; /* [16,64,128] */
+static real *const d_ln_mean = arena + 2007568; /* [16,64,1] */
+static real *const d_ln_sum = arena + 2004496; /* [16,64,1] */
+static real *const d_h_3 = arena + 6204944; /* [16,64,128] */
+static real *const d_block2_h = arena + 6336016; /* [16,64,512] */
+static real *const d_block2_fc = arena + 7908880; /* [16,64,512] */
+static real *const d_block2_ln2 = arena + 6729232; /* [16,64,128] */
+static real *const d_block2_ln2_normed = arena + 5680656; /* [16,64,128] */
+static real *const d_block2_ln2_rstd = arena + 2007568; /* [16,64,1] */
+static real *const d_block2_ln2_sumsq = arena + 2004496; /* [16,64,1] */
+static real *const d_block2_ln2_centered = arena + 6598160; /* [16,64,128] */
+static real *const d_block2_ln2_mean = arena + 2007568; /* [16,64,1] */
+static real *const d_block2_ln2_sum = arena + 2005520; /* [16,64,1] */
+static real *const d_block2_x = arena + 3714576; /* [16,64,128] */
+static real *const d_block2_attn_y = arena + 5680656; /* [16,64,128] */
+static real *const d_block2_attn_softmax = arena + 6336016; /* [16,4,64,64] */
+static real *const d_block2_attn_scores = arena + 8171024; /* [16,4,64,64] */
+static real *const d_block2_attn_v_matmul = arena + 5549584; /* [16,64,4,32] */
+static real *const d_block2_ln1_matmul = arena + 5680656; /* [16,64,128] */
+static real *const d_block2_attn_k_matmul = arena + 5549584; /* [16,64,4,32] */
+static real *const d_block2_ln1_matmul_add = arena + 5680656; /* [16,64,128] */
+static real *const d_block2_attn_q_matmul = arena + 3452432; /* [16,64,4,32] */
+static real *const d_block2_ln1 = arena + 5680656; /* [16,64,128] */
+static real *const d_block2_ln1_normed = arena + 3321360; /* [16,64,128] */
+static real *const d_block2_ln1_rstd = arena + 2007568; /* [16,64,1] */
+static real *const d_block2_ln1_sumsq = arena + 2005520; /* [16,64,1] */
+static real *const d_block2_ln1_centered = arena + 3452432; /* [16,64,128] */
+static real *const d_block2_ln1_mean = arena + 2007568; /* [16,64,1] */
+static real *const d_block2_ln1_sum = arena + 2009616; /* [16,64,1] */
+static real *const d_h_2 = arena + 3321360; /* [16,64,128] */
+static real *const d_block1_h = arena + 5811728; /* [16,64,512] */
+static real *const d_block1_fc = arena + 5156368; /* [16,64,512] */
+static real *const d_block1_ln2 = arena + 3452432; /* [16,64,128] */
+static real *const d_block1_ln2_normed = arena + 2010640; /* [16,64,128] */
+static real *const d_block1_ln2_rstd = arena + 2007568; /* [16,64,1] */
+static real *const d_block1_ln2_sumsq = arena + 2009616; /* [16,64,1] */
+static real *const d_block1_ln2_centered = arena + 3452432; /* [16,64,128] */
+static real *const d_block1_ln2_mean = arena + 2009616; /* [16,64,1] */
+static real *const d_block1_ln2_sum = arena + 2007568; /* [16,64,1] */
+static real *const d_block1_x = arena + 2010640; /* [16,64,128] */
+static real *const d_block1_attn_y = arena + 2797072; /* [16,64,128] */
+static real *const d_block1_attn_softmax = arena + 3583504; /* [16,4,64,64] */
+static real *const d_block1_attn_scores = arena + 6336016; /* [16,4,64,64] */
+static real *const d_block1_attn_v_matmul = arena + 2666000; /* [16,64,4,32] */
+static real *const d_block1_ln1_matmul = arena + 2797072; /* [16,64,128] */
+static real *const d_block1_attn_k_matmul = arena + 2666000; /* [16,64,4,32] */
+static real *const d_block1_ln1_matmul_add = arena + 2797072; /* [16,64,128] */
+static real *const d_block1_attn_q_matmul = arena + 2403856; /* [16,64,4,32] */
+static real *const d_block1_ln1 = arena + 2797072; /* [16,64,128] */
+static real *const d_block1_ln1_normed = arena + 3452432; /* [16,64,128] */
+static real *const d_block1_ln1_rstd = arena + 2009616; /* [16,64,1] */
+static real *const d_block1_ln1_sumsq = arena + 2007568; /* [16,64,1] */
+static real *const d_block1_ln1_centered = arena + 2797072; /* [16,64,128] */
+static real *const d_block1_ln1_mean = arena + 2009616; /* [16,64,1] */
+static real *const d_block1_ln1_sum = arena + 2008592; /* [16,64,1] */
+static real *const d_h = arena + 3452432; /* [16,64,128] */
 
 /* The forward pass of the outputs, in the mode forward() or
  * loss_and_grad() set. */
@@ -212,10 +212,10 @@ static void compute_outputs(void)
 {
     /* models/gpt.lua:16: local h = embedding(tokens, x) + positions      -- [N, T, W] */
     for (int i = 0; i < 1024; i++)
-        memcpy(embedding + i * 128, tokens + x[i] * 128, 128 * sizeof *embedding);
+        memcpy(h_embedding + i * 128, tokens + x[i] * 128, 128 * sizeof *h_embedding);
     for (int i = 0; i < 16; i++)
         for (int j = 0; j < 8192; j++) {
-            h[i * 8192 + j] = embedding[i * 8192 + j] + positions[j];
+            h[i * 8192 + j] = h_embedding[i * 8192 + j] + positions[j];
         }
 
     /* models/lib/transformer_block.lua:15: x = x + attend(layer_norm(x, g1, b1)) */
@@ -228,61 +228,61 @@ static void compute_outputs(void)
         real acc = part[0];
         for (int o = 1; o < 16; o++)
             acc += part[o];
-        sum[i] = acc;
+        block1_ln1_sum[i] = acc;
     }
     for (int i = 0; i < 1024; i++) {
-        mul[i] = sum[i] * REAL_C(0.0078125);
+        block1_ln1_mean[i] = block1_ln1_sum[i] * REAL_C(0.0078125);
     }
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            sub[i * 128 + j] = h[i * 128 + j] - mul[i];
+            block1_ln1_centered[i * 128 + j] = h[i * 128 + j] - block1_ln1_mean[i];
         }
     for (int i = 0; i < 1024; i++) {
         real part[16] = {REAL_C(0.0)};
         for (int o = 0; o < 128; o += 16)
             for (int j = o; j < o + 16; j++) {
-                const real t17 = sub[i * 128 + j] * sub[i * 128 + j];
+                const real t17 = block1_ln1_centered[i * 128 + j] * block1_ln1_centered[i * 128 + j];
                 part[j - o] += t17;
             }
         real acc = part[0];
         for (int o = 1; o < 16; o++)
             acc += part[o];
-        sum_2[i] = acc;
+        block1_ln1_sumsq[i] = acc;
     }
     for (int i = 0; i < 1024; i++) {
-        const real t19 = sum_2[i] * REAL_C(0.0078125);
+        const real t19 = block1_ln1_sumsq[i] * REAL_C(0.0078125);
         const real t21 = t19 + REAL_C(1e-05);
-        rsqrt[i] = REAL_C(1.0) / r_sqrt(t21);
+        block1_ln1_rstd[i] = REAL_C(1.0) / r_sqrt(t21);
     }
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            const real t23 = sub[i * 128 + j] * rsqrt[i];
+            const real t23 = block1_ln1_centered[i * 128 + j] * block1_ln1_rstd[i];
             const real t24 = t23 * block1_ln1_g[j];
-            add[i * 128 + j] = t24 + block1_ln1_b[j];
+            block1_ln1[i * 128 + j] = t24 + block1_ln1_b[j];
         }
 
     /* models/lib/attention.lua:18: local q = split(x:matmul(q_w), N, T) */
-    r_gemm_nn(1024, 128, 128, REAL_C(1.0), add, 128, block1_attn_q, 128, REAL_C(0.0), matmul, 128);
+    r_gemm_nn(1024, 128, 128, REAL_C(1.0), block1_ln1, 128, block1_attn_q, 128, REAL_C(0.0), block1_attn_q_matmul, 128);
 
     /* models/lib/attention.lua:19: local k = split(x:matmul(k_w), N, T) */
-    r_gemm_nn(1024, 128, 128, REAL_C(1.0), add, 128, block1_attn_k, 128, REAL_C(0.0), matmul_2, 128);
+    r_gemm_nn(1024, 128, 128, REAL_C(1.0), block1_ln1, 128, block1_attn_k, 128, REAL_C(0.0), block1_attn_k_matmul, 128);
 
     /* models/lib/attention.lua:20: local v = split(x:matmul(v_w), N, T) */
-    r_gemm_nn(1024, 128, 128, REAL_C(1.0), add, 128, block1_attn_v, 128, REAL_C(0.0), matmul_3, 128);
+    r_gemm_nn(1024, 128, 128, REAL_C(1.0), block1_ln1, 128, block1_attn_v, 128, REAL_C(0.0), block1_attn_v_matmul, 128);
 
     /* models/lib/attention.lua:21: local scores = matmul(q, transpose(k, 3, 4)) * (1 / math.sqrt(d)) */
     for (int i = 0; i < 16; i++)
         for (int j = 0; j < 4; j++)
             r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 64, 64, 32,
-                   REAL_C(0.17677669529663687), matmul + i * 8192 + j * 32, 128, matmul_2 + i * 8192 + j * 32, 128, REAL_C(0.0),
-                   scores + i * 16384 + j * 4096, 64);
+                   REAL_C(0.17677669529663687), block1_attn_q_matmul + i * 8192 + j * 32, 128, block1_attn_k_matmul + i * 8192 + j * 32, 128, REAL_C(0.0),
+                   block1_attn_scores + i * 16384 + j * 4096, 64);
 
     /* models/lib/attention.lua:22: local y = matmul(softmax(causal_mask(scores)), v)      -- [N, heads, T */
     RT_PARALLEL_FOR
     for (int i = 0; i < 4096; i++) {
-        real *srow = softmax + (long)i * 64;
+        real *srow = block1_attn_softmax + (long)i * 64;
         const int on = i % 64 + 1; /* causal: the rest are 0 */
-        const real *row = scores + (long)i * 64;
+        const real *row = block1_attn_scores + (long)i * 64;
         const real mx = r_max_of(row, on);
         const real acc = r_exp_sum(srow, row, on, mx);
         for (int j = 0; j < on; j++)
@@ -295,17 +295,17 @@ static void compute_outputs(void)
     for (int i = 0; i < 16; i++)
         for (int j = 0; j < 4; j++)
             r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, 32, 64,
-                   REAL_C(1.0), softmax + i * 16384 + j * 4096, 64, matmul_3 + i * 8192 + j * 32, 128, REAL_C(0.0),
-                   matmul_4 + i * 8192 + j * 32, 128);
+                   REAL_C(1.0), block1_attn_softmax + i * 16384 + j * 4096, 64, block1_attn_v_matmul + i * 8192 + j * 32, 128, REAL_C(0.0),
+                   block1_attn_y + i * 8192 + j * 32, 128);
 
     /* models/lib/dense.lua:9: return x:matmul(w) + b */
-    r_gemm_nn(1024, 128, 128, REAL_C(1.0), matmul_4, 128, block1_attn_out_w, 128, REAL_C(0.0), matmul_5, 128);
+    r_gemm_nn(1024, 128, 128, REAL_C(1.0), block1_attn_y, 128, block1_attn_out_w, 128, REAL_C(0.0), block1_attn_out_matmul, 128);
 
     /* models/lib/transformer_block.lua:15: x = x + attend(layer_norm(x, g1, b1)) */
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            const real t39 = matmul_5[i * 128 + j] + block1_attn_out_b[j];
-            add_2[i * 128 + j] = h[i * 128 + j] + t39;
+            const real t39 = block1_attn_out_matmul[i * 128 + j] + block1_attn_out_b[j];
+            block1_x[i * 128 + j] = h[i * 128 + j] + t39;
         }
 
     /* models/lib/transformer_block.lua:16: local h = gelu(dense(layer_norm(x, g2, b2), 4 * width, name .. "_fc")) */
@@ -313,73 +313,234 @@ static void compute_outputs(void)
         real part[16] = {REAL_C(0.0)};
         for (int o = 0; o < 128; o += 16)
             for (int j = o; j < o + 16; j++) {
-                part[j - o] += add_2[i * 128 + j];
+                part[j - o] += block1_x[i * 128 + j];
             }
         real acc = part[0];
         for (int o = 1; o < 16; o++)
             acc += part[o];
-        sum_3[i] = acc;
+        block1_ln2_sum[i] = acc;
     }
     for (int i = 0; i < 1024; i++) {
-        mul_2[i] = sum_3[i] * REAL_C(0.0078125);
+        block1_ln2_mean[i] = block1_ln2_sum[i] * REAL_C(0.0078125);
     }
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            sub_2[i * 128 + j] = add_2[i * 128 + j] - mul_2[i];
+            block1_ln2_centered[i * 128 + j] = block1_x[i * 128 + j] - block1_ln2_mean[i];
         }
     for (int i = 0; i < 1024; i++) {
         real part[16] = {REAL_C(0.0)};
         for (int o = 0; o < 128; o += 16)
             for (int j = o; j < o + 16; j++) {
-                const real t44 = sub_2[i * 128 + j] * sub_2[i * 128 + j];
+                const real t44 = block1_ln2_centered[i * 128 + j] * block1_ln2_centered[i * 128 + j];
                 part[j - o] += t44;
             }
         real acc = part[0];
         for (int o = 1; o < 16; o++)
             acc += part[o];
-        sum_4[i] = acc;
+        block1_ln2_sumsq[i] = acc;
     }
     for (int i = 0; i < 1024; i++) {
-        const real t46 = sum_4[i] * REAL_C(0.0078125);
+        const real t46 = block1_ln2_sumsq[i] * REAL_C(0.0078125);
         const real t47 = t46 + REAL_C(1e-05);
-        rsqrt_2[i] = REAL_C(1.0) / r_sqrt(t47);
+        block1_ln2_rstd[i] = REAL_C(1.0) / r_sqrt(t47);
     }
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            const real t49 = sub_2[i * 128 + j] * rsqrt_2[i];
+            const real t49 = block1_ln2_centered[i * 128 + j] * block1_ln2_rstd[i];
             const real t50 = t49 * block1_ln2_g[j];
-            add_3[i * 128 + j] = t50 + block1_ln2_b[j];
+            block1_ln2[i * 128 + j] = t50 + block1_ln2_b[j];
         }
 
     /* models/lib/dense.lua:9: return x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1024, 512, 128,
-           REAL_C(1.0), add_3, 128, block1_fc_w, 512, REAL_C(0.0), matmul_6, 512);
+           REAL_C(1.0), block1_ln2, 128, block1_fc_w, 512, REAL_C(0.0), block1_fc_matmul, 512);
     RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 512; j++) {
-            const real t55 = matmul_6[i * 512 + j] + block1_fc_b[j];
-            add_4[i * 512 + j] = t55;
+            const real t55 = block1_fc_matmul[i * 512 + j] + block1_fc_b[j];
+            block1_fc[i * 512 + j] = t55;
             const real t60 = t55 * t55 * t55;
             const real t61 = REAL_C(0.044715) * t60;
             const real t62 = t55 + t61;
             const real t63 = REAL_C(0.7978845608028654) * t62;
             const real t64 = r_tanh(t63);
-            tanh_2[i * 512 + j] = t64;
+            block1_h_tanh[i * 512 + j] = t64;
             const real t65 = REAL_C(0.5) * t55;
             const real t66 = REAL_C(1.0) + t64;
-            h_2[i * 512 + j] = t65 * t66;
+            block1_h[i * 512 + j] = t65 * t66;
         }
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1024, 128, 512,
-           REAL_C(1.0), h_2, 512, block1_proj_w, 128, REAL_C(0.0), matmul_7, 128);
+           REAL_C(1.0), block1_h, 512, block1_proj_w, 128, REAL_C(0.0), block1_proj_matmul, 128);
 
     /* models/lib/transformer_block.lua:17: return x + dense(h, width, name .. "_proj") */
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            const real t71 = matmul_7[i * 128 + j] + block1_proj_b[j];
-            h_3[i * 128 + j] = add_2[i * 128 + j] + t71;
+            const real t71 = block1_proj_matmul[i * 128 + j] + block1_proj_b[j];
+            h_2[i * 128 + j] = block1_x[i * 128 + j] + t71;
         }
 
     /* models/lib/transformer_block.lua:15: x = x + attend(layer_norm(x, g1, b1)) */
+    for (int i = 0; i < 1024; i++) {
+        real part[16] = {REAL_C(0.0)};
+        for (int o = 0; o < 128; o += 16)
+            for (int j = o; j < o + 16; j++) {
+                part[j - o] += h_2[i * 128 + j];
+            }
+        real acc = part[0];
+        for (int o = 1; o < 16; o++)
+            acc += part[o];
+        block2_ln1_sum[i] = acc;
+    }
+    for (int i = 0; i < 1024; i++) {
+        block2_ln1_mean[i] = block2_ln1_sum[i] * REAL_C(0.0078125);
+    }
+    for (int i = 0; i < 1024; i++)
+        for (int j = 0; j < 128; j++) {
+            block2_ln1_centered[i * 128 + j] = h_2[i * 128 + j] - block2_ln1_mean[i];
+        }
+    for (int i = 0; i < 1024; i++) {
+        real part[16] = {REAL_C(0.0)};
+        for (int o = 0; o < 128; o += 16)
+            for (int j = o; j < o + 16; j++) {
+                const real t83 = block2_ln1_centered[i * 128 + j] * block2_ln1_centered[i * 128 + j];
+                part[j - o] += t83;
+            }
+        real acc = part[0];
+        for (int o = 1; o < 16; o++)
+            acc += part[o];
+        block2_ln1_sumsq[i] = acc;
+    }
+    for (int i = 0; i < 1024; i++) {
+        const real t85 = block2_ln1_sumsq[i] * REAL_C(0.0078125);
+        const real t86 = t85 + REAL_C(1e-05);
+        block2_ln1_rstd[i] = REAL_C(1.0) / r_sqrt(t86);
+    }
+    for (int i = 0; i < 1024; i++)
+        for (int j = 0; j < 128; j++) {
+            const real t88 = block2_ln1_centered[i * 128 + j] * block2_ln1_rstd[i];
+            const real t89 = t88 * block2_ln1_g[j];
+            block2_ln1[i * 128 + j] = t89 + block2_ln1_b[j];
+        }
+
+    /* models/lib/attention.lua:18: local q = split(x:matmul(q_w), N, T) */
+    r_gemm_nn(1024, 128, 128, REAL_C(1.0), block2_ln1, 128, block2_attn_q, 128, REAL_C(0.0), block2_attn_q_matmul, 128);
+
+    /* models/lib/attention.lua:19: local k = split(x:matmul(k_w), N, T) */
+    r_gemm_nn(1024, 128, 128, REAL_C(1.0), block2_ln1, 128, block2_attn_k, 128, REAL_C(0.0), block2_attn_k_matmul, 128);
+
+    /* models/lib/attention.lua:20: local v = split(x:matmul(v_w), N, T) */
+    r_gemm_nn(1024, 128, 128, REAL_C(1.0), block2_ln1, 128, block2_attn_v, 128, REAL_C(0.0), block2_attn_v_matmul, 128);
+
+    /* models/lib/attention.lua:21: local scores = matmul(q, transpose(k, 3, 4)) * (1 / math.sqrt(d)) */
+    for (int i = 0; i < 16; i++)
+        for (int j = 0; j < 4; j++)
+            r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 64, 64, 32,
+                   REAL_C(0.17677669529663687), block2_attn_q_matmul + i * 8192 + j * 32, 128, block2_attn_k_matmul + i * 8192 + j * 32, 128, REAL_C(0.0),
+                   block2_attn_scores + i * 16384 + j * 4096, 64);
+
+    /* models/lib/attention.lua:22: local y = matmul(softmax(causal_mask(scores)), v)      -- [N, heads, T */
+    RT_PARALLEL_FOR
+    for (int i = 0; i < 4096; i++) {
+        real *srow = block2_attn_softmax + (long)i * 64;
+        const int on = i % 64 + 1; /* causal: the rest are 0 */
+        const real *row = block2_attn_scores + (long)i * 64;
+        const real mx = r_max_of(row, on);
+        const real acc = r_exp_sum(srow, row, on, mx);
+        for (int j = 0; j < on; j++)
+            srow[j] = srow[j] / acc;
+        for (int j = on; j < 64; j++)
+            srow[j] = REAL_C(0.0);
+    }
+
+    /* models/lib/attention.lua:23: y = y:permute({1, 3, 2, 4}):reshape({N, T, width}) */
+    for (int i = 0; i < 16; i++)
+        for (int j = 0; j < 4; j++)
+            r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, 32, 64,
+                   REAL_C(1.0), block2_attn_softmax + i * 16384 + j * 4096, 64, block2_attn_v_matmul + i * 8192 + j * 32, 128, REAL_C(0.0),
+                   block2_attn_y + i * 8192 + j * 32, 128);
+
+    /* models/lib/dense.lua:9: return x:matmul(w) + b */
+    r_gemm_nn(1024, 128, 128, REAL_C(1.0), block2_attn_y, 128, block2_attn_out_w, 128, REAL_C(0.0), block2_attn_out_matmul, 128);
+
+    /* models/lib/transformer_block.lua:15: x = x + attend(layer_norm(x, g1, b1)) */
+    for (int i = 0; i < 1024; i++)
+        for (int j = 0; j < 128; j++) {
+            const real t104 = block2_attn_out_matmul[i * 128 + j] + block2_attn_out_b[j];
+            block2_x[i * 128 + j] = h_2[i * 128 + j] + t104;
+        }
+
+    /* models/lib/transformer_block.lua:16: local h = gelu(dense(layer_norm(x, g2, b2), 4 * width, name .. "_fc")) */
+    for (int i = 0; i < 1024; i++) {
+        real part[16] = {REAL_C(0.0)};
+        for (int o = 0; o < 128; o += 16)
+            for (int j = o; j < o + 16; j++) {
+                part[j - o] += block2_x[i * 128 + j];
+            }
+        real acc = part[0];
+        for (int o = 1; o < 16; o++)
+            acc += part[o];
+        block2_ln2_sum[i] = acc;
+    }
+    for (int i = 0; i < 1024; i++) {
+        block2_ln2_mean[i] = block2_ln2_sum[i] * REAL_C(0.0078125);
+    }
+    for (int i = 0; i < 1024; i++)
+        for (int j = 0; j < 128; j++) {
+            block2_ln2_centered[i * 128 + j] = block2_x[i * 128 + j] - block2_ln2_mean[i];
+        }
+    for (int i = 0; i < 1024; i++) {
+        real part[16] = {REAL_C(0.0)};
+        for (int o = 0; o < 128; o += 16)
+            for (int j = o; j < o + 16; j++) {
+                const real t109 = block2_ln2_centered[i * 128 + j] * block2_ln2_centered[i * 128 + j];
+                part[j - o] += t109;
+            }
+        real acc = part[0];
+        for (int o = 1; o < 16; o++)
+            acc += part[o];
+        block2_ln2_sumsq[i] = acc;
+    }
+    for (int i = 0; i < 1024; i++) {
+        const real t111 = block2_ln2_sumsq[i] * REAL_C(0.0078125);
+        const real t112 = t111 + REAL_C(1e-05);
+        block2_ln2_rstd[i] = REAL_C(1.0) / r_sqrt(t112);
+    }
+    for (int i = 0; i < 1024; i++)
+        for (int j = 0; j < 128; j++) {
+            const real t114 = block2_ln2_centered[i * 128 + j] * block2_ln2_rstd[i];
+            const real t115 = t114 * block2_ln2_g[j];
+            block2_ln2[i * 128 + j] = t115 + block2_ln2_b[j];
+        }
+
+    /* models/lib/dense.lua:9: return x:matmul(w) + b */
+    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1024, 512, 128,
+           REAL_C(1.0), block2_ln2, 128, block2_fc_w, 512, REAL_C(0.0), block2_fc_matmul, 512);
+    RT_PARALLEL_FOR
+    for (int i = 0; i < 1024; i++)
+        for (int j = 0; j < 512; j++) {
+            const real t120 = block2_fc_matmul[i * 512 + j] + block2_fc_b[j];
+            block2_fc[i * 512 + j] = t120;
+            const real t121 = t120 * t120 * t120;
+            const real t122 = REAL_C(0.044715) * t121;
+            const real t123 = t120 + t122;
+            const real t124 = REAL_C(0.7978845608028654) * t123;
+            const real t125 = r_tanh(t124);
+            block2_h_tanh[i * 512 + j] = t125;
+            const real t126 = REAL_C(0.5) * t120;
+            const real t127 = REAL_C(1.0) + t125;
+            block2_h[i * 512 + j] = t126 * t127;
+        }
+    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1024, 128, 512,
+           REAL_C(1.0), block2_h, 512, block2_proj_w, 128, REAL_C(0.0), block2_proj_matmul, 128);
+
+    /* models/lib/transformer_block.lua:17: return x + dense(h, width, name .. "_proj") */
+    for (int i = 0; i < 1024; i++)
+        for (int j = 0; j < 128; j++) {
+            const real t132 = block2_proj_matmul[i * 128 + j] + block2_proj_b[j];
+            h_3[i * 128 + j] = block2_x[i * 128 + j] + t132;
+        }
+
+    /* models/gpt.lua:22: local logits = dense(layer_norm(h, g, b), V, "head")   -- [N, T, V] */
     for (int i = 0; i < 1024; i++) {
         real part[16] = {REAL_C(0.0)};
         for (int o = 0; o < 128; o += 16)
@@ -389,205 +550,44 @@ static void compute_outputs(void)
         real acc = part[0];
         for (int o = 1; o < 16; o++)
             acc += part[o];
-        sum_5[i] = acc;
+        ln_sum[i] = acc;
     }
     for (int i = 0; i < 1024; i++) {
-        mul_3[i] = sum_5[i] * REAL_C(0.0078125);
+        ln_mean[i] = ln_sum[i] * REAL_C(0.0078125);
     }
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            sub_3[i * 128 + j] = h_3[i * 128 + j] - mul_3[i];
+            ln_centered[i * 128 + j] = h_3[i * 128 + j] - ln_mean[i];
         }
     for (int i = 0; i < 1024; i++) {
         real part[16] = {REAL_C(0.0)};
         for (int o = 0; o < 128; o += 16)
             for (int j = o; j < o + 16; j++) {
-                const real t83 = sub_3[i * 128 + j] * sub_3[i * 128 + j];
-                part[j - o] += t83;
-            }
-        real acc = part[0];
-        for (int o = 1; o < 16; o++)
-            acc += part[o];
-        sum_6[i] = acc;
-    }
-    for (int i = 0; i < 1024; i++) {
-        const real t85 = sum_6[i] * REAL_C(0.0078125);
-        const real t86 = t85 + REAL_C(1e-05);
-        rsqrt_3[i] = REAL_C(1.0) / r_sqrt(t86);
-    }
-    for (int i = 0; i < 1024; i++)
-        for (int j = 0; j < 128; j++) {
-            const real t88 = sub_3[i * 128 + j] * rsqrt_3[i];
-            const real t89 = t88 * block2_ln1_g[j];
-            add_5[i * 128 + j] = t89 + block2_ln1_b[j];
-        }
-
-    /* models/lib/attention.lua:18: local q = split(x:matmul(q_w), N, T) */
-    r_gemm_nn(1024, 128, 128, REAL_C(1.0), add_5, 128, block2_attn_q, 128, REAL_C(0.0), matmul_8, 128);
-
-    /* models/lib/attention.lua:19: local k = split(x:matmul(k_w), N, T) */
-    r_gemm_nn(1024, 128, 128, REAL_C(1.0), add_5, 128, block2_attn_k, 128, REAL_C(0.0), matmul_9, 128);
-
-    /* models/lib/attention.lua:20: local v = split(x:matmul(v_w), N, T) */
-    r_gemm_nn(1024, 128, 128, REAL_C(1.0), add_5, 128, block2_attn_v, 128, REAL_C(0.0), matmul_10, 128);
-
-    /* models/lib/attention.lua:21: local scores = matmul(q, transpose(k, 3, 4)) * (1 / math.sqrt(d)) */
-    for (int i = 0; i < 16; i++)
-        for (int j = 0; j < 4; j++)
-            r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 64, 64, 32,
-                   REAL_C(0.17677669529663687), matmul_8 + i * 8192 + j * 32, 128, matmul_9 + i * 8192 + j * 32, 128, REAL_C(0.0),
-                   scores_2 + i * 16384 + j * 4096, 64);
-
-    /* models/lib/attention.lua:22: local y = matmul(softmax(causal_mask(scores)), v)      -- [N, heads, T */
-    RT_PARALLEL_FOR
-    for (int i = 0; i < 4096; i++) {
-        real *srow = softmax_2 + (long)i * 64;
-        const int on = i % 64 + 1; /* causal: the rest are 0 */
-        const real *row = scores_2 + (long)i * 64;
-        const real mx = r_max_of(row, on);
-        const real acc = r_exp_sum(srow, row, on, mx);
-        for (int j = 0; j < on; j++)
-            srow[j] = srow[j] / acc;
-        for (int j = on; j < 64; j++)
-            srow[j] = REAL_C(0.0);
-    }
-
-    /* models/lib/attention.lua:23: y = y:permute({1, 3, 2, 4}):reshape({N, T, width}) */
-    for (int i = 0; i < 16; i++)
-        for (int j = 0; j < 4; j++)
-            r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, 32, 64,
-                   REAL_C(1.0), softmax_2 + i * 16384 + j * 4096, 64, matmul_10 + i * 8192 + j * 32, 128, REAL_C(0.0),
-                   matmul_11 + i * 8192 + j * 32, 128);
-
-    /* models/lib/dense.lua:9: return x:matmul(w) + b */
-    r_gemm_nn(1024, 128, 128, REAL_C(1.0), matmul_11, 128, block2_attn_out_w, 128, REAL_C(0.0), matmul_12, 128);
-
-    /* models/lib/transformer_block.lua:15: x = x + attend(layer_norm(x, g1, b1)) */
-    for (int i = 0; i < 1024; i++)
-        for (int j = 0; j < 128; j++) {
-            const real t104 = matmul_12[i * 128 + j] + block2_attn_out_b[j];
-            add_6[i * 128 + j] = h_3[i * 128 + j] + t104;
-        }
-
-    /* models/lib/transformer_block.lua:16: local h = gelu(dense(layer_norm(x, g2, b2), 4 * width, name .. "_fc")) */
-    for (int i = 0; i < 1024; i++) {
-        real part[16] = {REAL_C(0.0)};
-        for (int o = 0; o < 128; o += 16)
-            for (int j = o; j < o + 16; j++) {
-                part[j - o] += add_6[i * 128 + j];
-            }
-        real acc = part[0];
-        for (int o = 1; o < 16; o++)
-            acc += part[o];
-        sum_7[i] = acc;
-    }
-    for (int i = 0; i < 1024; i++) {
-        mul_4[i] = sum_7[i] * REAL_C(0.0078125);
-    }
-    for (int i = 0; i < 1024; i++)
-        for (int j = 0; j < 128; j++) {
-            sub_4[i * 128 + j] = add_6[i * 128 + j] - mul_4[i];
-        }
-    for (int i = 0; i < 1024; i++) {
-        real part[16] = {REAL_C(0.0)};
-        for (int o = 0; o < 128; o += 16)
-            for (int j = o; j < o + 16; j++) {
-                const real t109 = sub_4[i * 128 + j] * sub_4[i * 128 + j];
-                part[j - o] += t109;
-            }
-        real acc = part[0];
-        for (int o = 1; o < 16; o++)
-            acc += part[o];
-        sum_8[i] = acc;
-    }
-    for (int i = 0; i < 1024; i++) {
-        const real t111 = sum_8[i] * REAL_C(0.0078125);
-        const real t112 = t111 + REAL_C(1e-05);
-        rsqrt_4[i] = REAL_C(1.0) / r_sqrt(t112);
-    }
-    for (int i = 0; i < 1024; i++)
-        for (int j = 0; j < 128; j++) {
-            const real t114 = sub_4[i * 128 + j] * rsqrt_4[i];
-            const real t115 = t114 * block2_ln2_g[j];
-            add_7[i * 128 + j] = t115 + block2_ln2_b[j];
-        }
-
-    /* models/lib/dense.lua:9: return x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1024, 512, 128,
-           REAL_C(1.0), add_7, 128, block2_fc_w, 512, REAL_C(0.0), matmul_13, 512);
-    RT_PARALLEL_FOR
-    for (int i = 0; i < 1024; i++)
-        for (int j = 0; j < 512; j++) {
-            const real t120 = matmul_13[i * 512 + j] + block2_fc_b[j];
-            add_8[i * 512 + j] = t120;
-            const real t121 = t120 * t120 * t120;
-            const real t122 = REAL_C(0.044715) * t121;
-            const real t123 = t120 + t122;
-            const real t124 = REAL_C(0.7978845608028654) * t123;
-            const real t125 = r_tanh(t124);
-            tanh_3[i * 512 + j] = t125;
-            const real t126 = REAL_C(0.5) * t120;
-            const real t127 = REAL_C(1.0) + t125;
-            h_4[i * 512 + j] = t126 * t127;
-        }
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1024, 128, 512,
-           REAL_C(1.0), h_4, 512, block2_proj_w, 128, REAL_C(0.0), matmul_14, 128);
-
-    /* models/lib/transformer_block.lua:17: return x + dense(h, width, name .. "_proj") */
-    for (int i = 0; i < 1024; i++)
-        for (int j = 0; j < 128; j++) {
-            const real t132 = matmul_14[i * 128 + j] + block2_proj_b[j];
-            h_5[i * 128 + j] = add_6[i * 128 + j] + t132;
-        }
-
-    /* models/gpt.lua:22: local logits = dense(layer_norm(h, g, b), V, "head")   -- [N, T, V] */
-    for (int i = 0; i < 1024; i++) {
-        real part[16] = {REAL_C(0.0)};
-        for (int o = 0; o < 128; o += 16)
-            for (int j = o; j < o + 16; j++) {
-                part[j - o] += h_5[i * 128 + j];
-            }
-        real acc = part[0];
-        for (int o = 1; o < 16; o++)
-            acc += part[o];
-        sum_9[i] = acc;
-    }
-    for (int i = 0; i < 1024; i++) {
-        mul_5[i] = sum_9[i] * REAL_C(0.0078125);
-    }
-    for (int i = 0; i < 1024; i++)
-        for (int j = 0; j < 128; j++) {
-            sub_5[i * 128 + j] = h_5[i * 128 + j] - mul_5[i];
-        }
-    for (int i = 0; i < 1024; i++) {
-        real part[16] = {REAL_C(0.0)};
-        for (int o = 0; o < 128; o += 16)
-            for (int j = o; j < o + 16; j++) {
-                const real t139 = sub_5[i * 128 + j] * sub_5[i * 128 + j];
+                const real t139 = ln_centered[i * 128 + j] * ln_centered[i * 128 + j];
                 part[j - o] += t139;
             }
         real acc = part[0];
         for (int o = 1; o < 16; o++)
             acc += part[o];
-        sum_10[i] = acc;
+        ln_sumsq[i] = acc;
     }
     for (int i = 0; i < 1024; i++) {
-        const real t141 = sum_10[i] * REAL_C(0.0078125);
+        const real t141 = ln_sumsq[i] * REAL_C(0.0078125);
         const real t142 = t141 + REAL_C(1e-05);
-        rsqrt_5[i] = REAL_C(1.0) / r_sqrt(t142);
+        ln_rstd[i] = REAL_C(1.0) / r_sqrt(t142);
     }
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            const real t144 = sub_5[i * 128 + j] * rsqrt_5[i];
+            const real t144 = ln_centered[i * 128 + j] * ln_rstd[i];
             const real t145 = t144 * ln_g[j];
-            add_9[i * 128 + j] = t145 + ln_b[j];
+            ln[i * 128 + j] = t145 + ln_b[j];
         }
 
     /* models/lib/dense.lua:9: return x:matmul(w) + b */
-    r_gemm_nn(1024, 128, 128, REAL_C(1.0), add_9, 128, head_w, 128, REAL_C(0.0), matmul_15, 128);
+    r_gemm_nn(1024, 128, 128, REAL_C(1.0), ln, 128, head_w, 128, REAL_C(0.0), head_matmul, 128);
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            logits[i * 128 + j] = matmul_15[i * 128 + j] + head_b[j];
+            logits[i * 128 + j] = head_matmul[i * 128 + j] + head_b[j];
         }
 }
 
@@ -619,9 +619,9 @@ static void compute_loss(void)
         real acc = part[0];
         for (int o = 1; o < 16; o++)
             acc += part[o];
-        sum_11[0] = acc;
+        loss_sum[0] = acc;
     }
-    loss_value[0] = sum_11[0] * REAL_C(0.0009765625);
+    loss_value[0] = loss_sum[0] * REAL_C(0.0009765625);
 }
 
 /* Evaluation: the loss of the whole batch, with no gradients. */
@@ -641,7 +641,7 @@ static void compute_grads(void)
     for (int i = 0; i < 1024; i++) {
         const real *row = logits + i * 128;
         const real mx = r_max_of(row, 128);
-        real *drow = d_reshape + i * 128;
+        real *drow = d_logits + i * 128;
         const real acc = r_exp_sum(drow, row, 128, mx);
         cross_entropy[i] = mx + r_log(acc) - row[y[i]];
         for (int j = 0; j < 128; j++)
@@ -658,212 +658,212 @@ static void compute_grads(void)
         real acc = part[0];
         for (int o = 1; o < 16; o++)
             acc += part[o];
-        sum_11[0] = acc;
+        loss_sum[0] = acc;
     }
-    loss_value[0] = sum_11[0] * REAL_C(0.0009765625);
+    loss_value[0] = loss_sum[0] * REAL_C(0.0009765625);
 
     /* backward of models/lib/dense.lua:9: return x:matmul(w) + b */
     memset(d_head_b, 0, 128 * sizeof *d_head_b);
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            d_head_b[j] += d_reshape[i * 128 + j];
+            d_head_b[j] += d_logits[i * 128 + j];
         }
-    r_gemm_nt(1024, 128, 128, REAL_C(1.0), d_reshape, 128, head_w, 128, REAL_C(0.0), d_add, 128);
-    r_gemm_tn(128, 128, 1024, REAL_C(1.0), add_9, 128, d_reshape, 128, REAL_C(0.0), d_head_w, 128);
+    r_gemm_nt(1024, 128, 128, REAL_C(1.0), d_logits, 128, head_w, 128, REAL_C(0.0), d_ln, 128);
+    r_gemm_tn(128, 128, 1024, REAL_C(1.0), ln, 128, d_logits, 128, REAL_C(0.0), d_head_w, 128);
 
     /* backward of models/gpt.lua:22: local logits = dense(layer_norm(h, g, b), V, "head")   -- [N, T, V] */
     memset(d_ln_b, 0, 128 * sizeof *d_ln_b);
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            d_ln_b[j] += d_add[i * 128 + j];
+            d_ln_b[j] += d_ln[i * 128 + j];
         }
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            d_mul[i * 128 + j] = d_add[i * 128 + j] * ln_g[j];
+            d_ln_normed[i * 128 + j] = d_ln[i * 128 + j] * ln_g[j];
         }
     memset(d_ln_g, 0, 128 * sizeof *d_ln_g);
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            const real t167 = sub_5[i * 128 + j] * rsqrt_5[i];
-            const real t168 = d_add[i * 128 + j] * t167;
+            const real t167 = ln_centered[i * 128 + j] * ln_rstd[i];
+            const real t168 = d_ln[i * 128 + j] * t167;
             d_ln_g[j] += t168;
         }
     for (int i = 0; i < 1024; i++) {
         real part[16] = {REAL_C(0.0)};
         for (int o = 0; o < 128; o += 16)
             for (int j = o; j < o + 16; j++) {
-                const real t171 = d_mul[i * 128 + j] * sub_5[i * 128 + j];
+                const real t171 = d_ln_normed[i * 128 + j] * ln_centered[i * 128 + j];
                 part[j - o] += t171;
             }
         real acc = part[0];
         for (int o = 1; o < 16; o++)
             acc += part[o];
-        d_rsqrt[i] = acc;
+        d_ln_rstd[i] = acc;
     }
     for (int i = 0; i < 1024; i++) {
-        const real t174 = d_rsqrt[i] * REAL_C(-0.5);
-        const real t175 = rsqrt_5[i] * rsqrt_5[i] * rsqrt_5[i];
+        const real t174 = d_ln_rstd[i] * REAL_C(-0.5);
+        const real t175 = ln_rstd[i] * ln_rstd[i] * ln_rstd[i];
         const real t176 = t174 * t175;
-        d_sum[i] = t176 * REAL_C(0.0078125);
+        d_ln_sumsq[i] = t176 * REAL_C(0.0078125);
     }
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            const real t170 = d_mul[i * 128 + j] * rsqrt_5[i];
-            const real t178 = d_sum[i];
+            const real t170 = d_ln_normed[i * 128 + j] * ln_rstd[i];
+            const real t178 = d_ln_sumsq[i];
             const real t180 = t178 * REAL_C(2.0);
-            const real t181 = t180 * sub_5[i * 128 + j];
-            d_sub[i * 128 + j] = t170 + t181;
+            const real t181 = t180 * ln_centered[i * 128 + j];
+            d_ln_centered[i * 128 + j] = t170 + t181;
         }
     for (int i = 0; i < 1024; i++) {
         real part[16] = {REAL_C(0.0)};
         for (int o = 0; o < 128; o += 16)
             for (int j = o; j < o + 16; j++) {
-                const real t183 = -d_sub[i * 128 + j];
+                const real t183 = -d_ln_centered[i * 128 + j];
                 part[j - o] += t183;
             }
         real acc = part[0];
         for (int o = 1; o < 16; o++)
             acc += part[o];
-        d_mul_2[i] = acc;
+        d_ln_mean[i] = acc;
     }
     for (int i = 0; i < 1024; i++) {
-        d_sum_2[i] = d_mul_2[i] * REAL_C(0.0078125);
+        d_ln_sum[i] = d_ln_mean[i] * REAL_C(0.0078125);
     }
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            const real t186 = d_sum_2[i];
-            d_h[i * 128 + j] = d_sub[i * 128 + j] + t186;
+            const real t186 = d_ln_sum[i];
+            d_h_3[i * 128 + j] = d_ln_centered[i * 128 + j] + t186;
         }
 
     /* backward of models/lib/dense.lua:9: return x:matmul(w) + b */
     memset(d_block2_proj_b, 0, 128 * sizeof *d_block2_proj_b);
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            d_block2_proj_b[j] += d_h[i * 128 + j];
+            d_block2_proj_b[j] += d_h_3[i * 128 + j];
         }
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 1024, 512, 128,
-           REAL_C(1.0), d_h, 128, block2_proj_w, 128, REAL_C(0.0), d_h_2, 512);
+           REAL_C(1.0), d_h_3, 128, block2_proj_w, 128, REAL_C(0.0), d_block2_h, 512);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 512, 128, 1024,
-           REAL_C(1.0), h_4, 512, d_h, 128, REAL_C(0.0), d_block2_proj_w, 128);
+           REAL_C(1.0), block2_h, 512, d_h_3, 128, REAL_C(0.0), d_block2_proj_w, 128);
 
     /* backward of models/lib/transformer_block.lua:16: local h = gelu(dense(layer_norm(x, g2, b2), 4 * width, name .. "_fc")) */
     RT_PARALLEL_FOR
     for (int i = 0; i < 524288; i++) {
-        const real t193 = REAL_C(1.0) + tanh_3[i];
-        const real t194 = d_h_2[i] * t193;
-        const real t195 = REAL_C(0.5) * add_8[i];
-        const real t196 = d_h_2[i] * t195;
+        const real t193 = REAL_C(1.0) + block2_h_tanh[i];
+        const real t194 = d_block2_h[i] * t193;
+        const real t195 = REAL_C(0.5) * block2_fc[i];
+        const real t196 = d_block2_h[i] * t195;
         const real t197 = t194 * REAL_C(0.5);
-        const real t198 = tanh_3[i] * tanh_3[i];
+        const real t198 = block2_h_tanh[i] * block2_h_tanh[i];
         const real t199 = REAL_C(1.0) - t198;
         const real t200 = t196 * t199;
         const real t201 = t200 * REAL_C(0.7978845608028654);
         const real t202 = t197 + t201;
         const real t203 = t201 * REAL_C(0.044715);
         const real t205 = t203 * REAL_C(3.0);
-        const real t206 = add_8[i] * add_8[i];
+        const real t206 = block2_fc[i] * block2_fc[i];
         const real t207 = t205 * t206;
-        d_add_2[i] = t202 + t207;
+        d_block2_fc[i] = t202 + t207;
     }
 
     /* backward of models/lib/dense.lua:9: return x:matmul(w) + b */
     memset(d_block2_fc_b, 0, 512 * sizeof *d_block2_fc_b);
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 512; j++) {
-            d_block2_fc_b[j] += d_add_2[i * 512 + j];
+            d_block2_fc_b[j] += d_block2_fc[i * 512 + j];
         }
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 1024, 128, 512,
-           REAL_C(1.0), d_add_2, 512, block2_fc_w, 512, REAL_C(0.0), d_add_3, 128);
-    r_gemm_tn(128, 512, 1024, REAL_C(1.0), add_7, 128, d_add_2, 512, REAL_C(0.0), d_block2_fc_w, 512);
+           REAL_C(1.0), d_block2_fc, 512, block2_fc_w, 512, REAL_C(0.0), d_block2_ln2, 128);
+    r_gemm_tn(128, 512, 1024, REAL_C(1.0), block2_ln2, 128, d_block2_fc, 512, REAL_C(0.0), d_block2_fc_w, 512);
 
     /* backward of models/lib/transformer_block.lua:16: local h = gelu(dense(layer_norm(x, g2, b2), 4 * width, name .. "_fc")) */
     memset(d_block2_ln2_b, 0, 128 * sizeof *d_block2_ln2_b);
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            d_block2_ln2_b[j] += d_add_3[i * 128 + j];
+            d_block2_ln2_b[j] += d_block2_ln2[i * 128 + j];
         }
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            d_mul_3[i * 128 + j] = d_add_3[i * 128 + j] * block2_ln2_g[j];
+            d_block2_ln2_normed[i * 128 + j] = d_block2_ln2[i * 128 + j] * block2_ln2_g[j];
         }
     memset(d_block2_ln2_g, 0, 128 * sizeof *d_block2_ln2_g);
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            const real t216 = sub_4[i * 128 + j] * rsqrt_4[i];
-            const real t217 = d_add_3[i * 128 + j] * t216;
+            const real t216 = block2_ln2_centered[i * 128 + j] * block2_ln2_rstd[i];
+            const real t217 = d_block2_ln2[i * 128 + j] * t216;
             d_block2_ln2_g[j] += t217;
         }
     for (int i = 0; i < 1024; i++) {
         real part[16] = {REAL_C(0.0)};
         for (int o = 0; o < 128; o += 16)
             for (int j = o; j < o + 16; j++) {
-                const real t220 = d_mul_3[i * 128 + j] * sub_4[i * 128 + j];
+                const real t220 = d_block2_ln2_normed[i * 128 + j] * block2_ln2_centered[i * 128 + j];
                 part[j - o] += t220;
             }
         real acc = part[0];
         for (int o = 1; o < 16; o++)
             acc += part[o];
-        d_rsqrt_2[i] = acc;
+        d_block2_ln2_rstd[i] = acc;
     }
     for (int i = 0; i < 1024; i++) {
-        const real t222 = d_rsqrt_2[i] * REAL_C(-0.5);
-        const real t223 = rsqrt_4[i] * rsqrt_4[i] * rsqrt_4[i];
+        const real t222 = d_block2_ln2_rstd[i] * REAL_C(-0.5);
+        const real t223 = block2_ln2_rstd[i] * block2_ln2_rstd[i] * block2_ln2_rstd[i];
         const real t224 = t222 * t223;
-        d_sum_3[i] = t224 * REAL_C(0.0078125);
+        d_block2_ln2_sumsq[i] = t224 * REAL_C(0.0078125);
     }
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            const real t219 = d_mul_3[i * 128 + j] * rsqrt_4[i];
-            const real t226 = d_sum_3[i];
+            const real t219 = d_block2_ln2_normed[i * 128 + j] * block2_ln2_rstd[i];
+            const real t226 = d_block2_ln2_sumsq[i];
             const real t227 = t226 * REAL_C(2.0);
-            const real t228 = t227 * sub_4[i * 128 + j];
-            d_sub_2[i * 128 + j] = t219 + t228;
+            const real t228 = t227 * block2_ln2_centered[i * 128 + j];
+            d_block2_ln2_centered[i * 128 + j] = t219 + t228;
         }
     for (int i = 0; i < 1024; i++) {
         real part[16] = {REAL_C(0.0)};
         for (int o = 0; o < 128; o += 16)
             for (int j = o; j < o + 16; j++) {
-                const real t231 = -d_sub_2[i * 128 + j];
+                const real t231 = -d_block2_ln2_centered[i * 128 + j];
                 part[j - o] += t231;
             }
         real acc = part[0];
         for (int o = 1; o < 16; o++)
             acc += part[o];
-        d_mul_4[i] = acc;
+        d_block2_ln2_mean[i] = acc;
     }
     for (int i = 0; i < 1024; i++) {
-        d_sum_4[i] = d_mul_4[i] * REAL_C(0.0078125);
+        d_block2_ln2_sum[i] = d_block2_ln2_mean[i] * REAL_C(0.0078125);
     }
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            const real t230 = d_h[i * 128 + j] + d_sub_2[i * 128 + j];
-            const real t234 = d_sum_4[i];
-            d_add_4[i * 128 + j] = t230 + t234;
+            const real t230 = d_h_3[i * 128 + j] + d_block2_ln2_centered[i * 128 + j];
+            const real t234 = d_block2_ln2_sum[i];
+            d_block2_x[i * 128 + j] = t230 + t234;
         }
 
     /* backward of models/lib/dense.lua:9: return x:matmul(w) + b */
     memset(d_block2_attn_out_b, 0, 128 * sizeof *d_block2_attn_out_b);
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            d_block2_attn_out_b[j] += d_add_4[i * 128 + j];
+            d_block2_attn_out_b[j] += d_block2_x[i * 128 + j];
         }
-    r_gemm_nt(1024, 128, 128, REAL_C(1.0), d_add_4, 128, block2_attn_out_w, 128, REAL_C(0.0), d_y, 128);
-    r_gemm_tn(128, 128, 1024, REAL_C(1.0), matmul_11, 128, d_add_4, 128, REAL_C(0.0), d_block2_attn_out_w, 128);
+    r_gemm_nt(1024, 128, 128, REAL_C(1.0), d_block2_x, 128, block2_attn_out_w, 128, REAL_C(0.0), d_block2_attn_y, 128);
+    r_gemm_tn(128, 128, 1024, REAL_C(1.0), block2_attn_y, 128, d_block2_x, 128, REAL_C(0.0), d_block2_attn_out_w, 128);
 
     /* backward of models/lib/attention.lua:22: local y = matmul(softmax(causal_mask(scores)), v)      -- [N, heads, T */
     for (int i = 0; i < 16; i++)
         for (int j = 0; j < 4; j++)
             r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 64, 64, 32,
-                   REAL_C(1.0), d_y + i * 8192 + j * 32, 128, matmul_10 + i * 8192 + j * 32, 128, REAL_C(0.0),
-                   d_softmax + i * 16384 + j * 4096, 64);
+                   REAL_C(1.0), d_block2_attn_y + i * 8192 + j * 32, 128, block2_attn_v_matmul + i * 8192 + j * 32, 128, REAL_C(0.0),
+                   d_block2_attn_softmax + i * 16384 + j * 4096, 64);
     RT_PARALLEL_FOR
     for (int i = 0; i < 4096; i++) {
-        const real *srow = softmax_2 + (long)i * 64;
-        real *drow = d_softmax_grad + (long)i * 64;
+        const real *srow = block2_attn_softmax + (long)i * 64;
+        real *drow = d_block2_attn_scores + (long)i * 64;
         const int on = i % 64 + 1; /* causal: the rest are 0 */
-        const real dot = r_dot(d_softmax + (long)i * 64, srow, on);
+        const real dot = r_dot(d_block2_attn_softmax + (long)i * 64, srow, on);
         for (int j = 0; j < on; j++)
-            drow[j] = srow[j] * (d_softmax[(long)i * 64 + j] - dot);
+            drow[j] = srow[j] * (d_block2_attn_softmax[(long)i * 64 + j] - dot);
         for (int j = on; j < 64; j++)
             drow[j] = REAL_C(0.0);
     }
@@ -872,229 +872,229 @@ static void compute_grads(void)
     for (int i = 0; i < 16; i++)
         for (int j = 0; j < 4; j++)
             r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 64, 32, 64,
-                   REAL_C(1.0), softmax_2 + i * 16384 + j * 4096, 64, d_y + i * 8192 + j * 32, 128, REAL_C(0.0),
-                   d_reshape_2 + i * 8192 + j * 32, 128);
+                   REAL_C(1.0), block2_attn_softmax + i * 16384 + j * 4096, 64, d_block2_attn_y + i * 8192 + j * 32, 128, REAL_C(0.0),
+                   d_block2_attn_v_matmul + i * 8192 + j * 32, 128);
 
     /* backward of models/lib/attention.lua:20: local v = split(x:matmul(v_w), N, T) */
-    r_gemm_nt(1024, 128, 128, REAL_C(1.0), d_reshape_2, 128, block2_attn_v, 128, REAL_C(0.0), d_matmul, 128);
-    r_gemm_tn(128, 128, 1024, REAL_C(1.0), add_5, 128, d_reshape_2, 128, REAL_C(0.0), d_block2_attn_v, 128);
+    r_gemm_nt(1024, 128, 128, REAL_C(1.0), d_block2_attn_v_matmul, 128, block2_attn_v, 128, REAL_C(0.0), d_block2_ln1_matmul, 128);
+    r_gemm_tn(128, 128, 1024, REAL_C(1.0), block2_ln1, 128, d_block2_attn_v_matmul, 128, REAL_C(0.0), d_block2_attn_v, 128);
 
     /* backward of models/lib/attention.lua:11: return t:reshape({N, T, heads, d}):permute({1, 3, 2, 4}) */
     for (int i = 0; i < 16; i++)
         for (int j = 0; j < 4; j++)
             r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 64, 32, 64,
-                   REAL_C(0.17677669529663687), d_softmax_grad + i * 16384 + j * 4096, 64, matmul_8 + i * 8192 + j * 32, 128, REAL_C(0.0),
-                   d_reshape_3 + i * 8192 + j * 32, 128);
+                   REAL_C(0.17677669529663687), d_block2_attn_scores + i * 16384 + j * 4096, 64, block2_attn_q_matmul + i * 8192 + j * 32, 128, REAL_C(0.0),
+                   d_block2_attn_k_matmul + i * 8192 + j * 32, 128);
 
     /* backward of models/lib/attention.lua:19: local k = split(x:matmul(k_w), N, T) */
-    r_gemm_nt(1024, 128, 128, REAL_C(1.0), d_reshape_3, 128, block2_attn_k, 128, REAL_C(1.0), d_matmul_add, 128);
-    r_gemm_tn(128, 128, 1024, REAL_C(1.0), add_5, 128, d_reshape_3, 128, REAL_C(0.0), d_block2_attn_k, 128);
+    r_gemm_nt(1024, 128, 128, REAL_C(1.0), d_block2_attn_k_matmul, 128, block2_attn_k, 128, REAL_C(1.0), d_block2_ln1_matmul_add, 128);
+    r_gemm_tn(128, 128, 1024, REAL_C(1.0), block2_ln1, 128, d_block2_attn_k_matmul, 128, REAL_C(0.0), d_block2_attn_k, 128);
 
     /* backward of models/lib/attention.lua:11: return t:reshape({N, T, heads, d}):permute({1, 3, 2, 4}) */
     for (int i = 0; i < 16; i++)
         for (int j = 0; j < 4; j++)
             r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, 32, 64,
-                   REAL_C(0.17677669529663687), d_softmax_grad + i * 16384 + j * 4096, 64, matmul_9 + i * 8192 + j * 32, 128, REAL_C(0.0),
-                   d_reshape_4 + i * 8192 + j * 32, 128);
+                   REAL_C(0.17677669529663687), d_block2_attn_scores + i * 16384 + j * 4096, 64, block2_attn_k_matmul + i * 8192 + j * 32, 128, REAL_C(0.0),
+                   d_block2_attn_q_matmul + i * 8192 + j * 32, 128);
 
     /* backward of models/lib/attention.lua:18: local q = split(x:matmul(q_w), N, T) */
-    r_gemm_nt(1024, 128, 128, REAL_C(1.0), d_reshape_4, 128, block2_attn_q, 128, REAL_C(1.0), d_add_5, 128);
-    r_gemm_tn(128, 128, 1024, REAL_C(1.0), add_5, 128, d_reshape_4, 128, REAL_C(0.0), d_block2_attn_q, 128);
+    r_gemm_nt(1024, 128, 128, REAL_C(1.0), d_block2_attn_q_matmul, 128, block2_attn_q, 128, REAL_C(1.0), d_block2_ln1, 128);
+    r_gemm_tn(128, 128, 1024, REAL_C(1.0), block2_ln1, 128, d_block2_attn_q_matmul, 128, REAL_C(0.0), d_block2_attn_q, 128);
 
     /* backward of models/lib/transformer_block.lua:15: x = x + attend(layer_norm(x, g1, b1)) */
     memset(d_block2_ln1_b, 0, 128 * sizeof *d_block2_ln1_b);
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            d_block2_ln1_b[j] += d_add_5[i * 128 + j];
+            d_block2_ln1_b[j] += d_block2_ln1[i * 128 + j];
         }
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            d_mul_5[i * 128 + j] = d_add_5[i * 128 + j] * block2_ln1_g[j];
+            d_block2_ln1_normed[i * 128 + j] = d_block2_ln1[i * 128 + j] * block2_ln1_g[j];
         }
     memset(d_block2_ln1_g, 0, 128 * sizeof *d_block2_ln1_g);
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            const real t262 = sub_3[i * 128 + j] * rsqrt_3[i];
-            const real t263 = d_add_5[i * 128 + j] * t262;
+            const real t262 = block2_ln1_centered[i * 128 + j] * block2_ln1_rstd[i];
+            const real t263 = d_block2_ln1[i * 128 + j] * t262;
             d_block2_ln1_g[j] += t263;
         }
     for (int i = 0; i < 1024; i++) {
         real part[16] = {REAL_C(0.0)};
         for (int o = 0; o < 128; o += 16)
             for (int j = o; j < o + 16; j++) {
-                const real t266 = d_mul_5[i * 128 + j] * sub_3[i * 128 + j];
+                const real t266 = d_block2_ln1_normed[i * 128 + j] * block2_ln1_centered[i * 128 + j];
                 part[j - o] += t266;
             }
         real acc = part[0];
         for (int o = 1; o < 16; o++)
             acc += part[o];
-        d_rsqrt_3[i] = acc;
+        d_block2_ln1_rstd[i] = acc;
     }
     for (int i = 0; i < 1024; i++) {
-        const real t268 = d_rsqrt_3[i] * REAL_C(-0.5);
-        const real t269 = rsqrt_3[i] * rsqrt_3[i] * rsqrt_3[i];
+        const real t268 = d_block2_ln1_rstd[i] * REAL_C(-0.5);
+        const real t269 = block2_ln1_rstd[i] * block2_ln1_rstd[i] * block2_ln1_rstd[i];
         const real t270 = t268 * t269;
-        d_sum_5[i] = t270 * REAL_C(0.0078125);
+        d_block2_ln1_sumsq[i] = t270 * REAL_C(0.0078125);
     }
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            const real t265 = d_mul_5[i * 128 + j] * rsqrt_3[i];
-            const real t272 = d_sum_5[i];
+            const real t265 = d_block2_ln1_normed[i * 128 + j] * block2_ln1_rstd[i];
+            const real t272 = d_block2_ln1_sumsq[i];
             const real t273 = t272 * REAL_C(2.0);
-            const real t274 = t273 * sub_3[i * 128 + j];
-            d_sub_3[i * 128 + j] = t265 + t274;
+            const real t274 = t273 * block2_ln1_centered[i * 128 + j];
+            d_block2_ln1_centered[i * 128 + j] = t265 + t274;
         }
     for (int i = 0; i < 1024; i++) {
         real part[16] = {REAL_C(0.0)};
         for (int o = 0; o < 128; o += 16)
             for (int j = o; j < o + 16; j++) {
-                const real t277 = -d_sub_3[i * 128 + j];
+                const real t277 = -d_block2_ln1_centered[i * 128 + j];
                 part[j - o] += t277;
             }
         real acc = part[0];
         for (int o = 1; o < 16; o++)
             acc += part[o];
-        d_mul_6[i] = acc;
+        d_block2_ln1_mean[i] = acc;
     }
     for (int i = 0; i < 1024; i++) {
-        d_sum_6[i] = d_mul_6[i] * REAL_C(0.0078125);
+        d_block2_ln1_sum[i] = d_block2_ln1_mean[i] * REAL_C(0.0078125);
     }
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            const real t276 = d_add_4[i * 128 + j] + d_sub_3[i * 128 + j];
-            const real t280 = d_sum_6[i];
-            d_h_3[i * 128 + j] = t276 + t280;
+            const real t276 = d_block2_x[i * 128 + j] + d_block2_ln1_centered[i * 128 + j];
+            const real t280 = d_block2_ln1_sum[i];
+            d_h_2[i * 128 + j] = t276 + t280;
         }
 
     /* backward of models/lib/dense.lua:9: return x:matmul(w) + b */
     memset(d_block1_proj_b, 0, 128 * sizeof *d_block1_proj_b);
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            d_block1_proj_b[j] += d_h_3[i * 128 + j];
+            d_block1_proj_b[j] += d_h_2[i * 128 + j];
         }
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 1024, 512, 128,
-           REAL_C(1.0), d_h_3, 128, block1_proj_w, 128, REAL_C(0.0), d_h_4, 512);
+           REAL_C(1.0), d_h_2, 128, block1_proj_w, 128, REAL_C(0.0), d_block1_h, 512);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 512, 128, 1024,
-           REAL_C(1.0), h_2, 512, d_h_3, 128, REAL_C(0.0), d_block1_proj_w, 128);
+           REAL_C(1.0), block1_h, 512, d_h_2, 128, REAL_C(0.0), d_block1_proj_w, 128);
 
     /* backward of models/lib/transformer_block.lua:16: local h = gelu(dense(layer_norm(x, g2, b2), 4 * width, name .. "_fc")) */
     RT_PARALLEL_FOR
     for (int i = 0; i < 524288; i++) {
-        const real t287 = REAL_C(1.0) + tanh_2[i];
-        const real t288 = d_h_4[i] * t287;
-        const real t289 = REAL_C(0.5) * add_4[i];
-        const real t290 = d_h_4[i] * t289;
+        const real t287 = REAL_C(1.0) + block1_h_tanh[i];
+        const real t288 = d_block1_h[i] * t287;
+        const real t289 = REAL_C(0.5) * block1_fc[i];
+        const real t290 = d_block1_h[i] * t289;
         const real t291 = t288 * REAL_C(0.5);
-        const real t292 = tanh_2[i] * tanh_2[i];
+        const real t292 = block1_h_tanh[i] * block1_h_tanh[i];
         const real t293 = REAL_C(1.0) - t292;
         const real t294 = t290 * t293;
         const real t295 = t294 * REAL_C(0.7978845608028654);
         const real t296 = t291 + t295;
         const real t297 = t295 * REAL_C(0.044715);
         const real t298 = t297 * REAL_C(3.0);
-        const real t299 = add_4[i] * add_4[i];
+        const real t299 = block1_fc[i] * block1_fc[i];
         const real t300 = t298 * t299;
-        d_add_6[i] = t296 + t300;
+        d_block1_fc[i] = t296 + t300;
     }
 
     /* backward of models/lib/dense.lua:9: return x:matmul(w) + b */
     memset(d_block1_fc_b, 0, 512 * sizeof *d_block1_fc_b);
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 512; j++) {
-            d_block1_fc_b[j] += d_add_6[i * 512 + j];
+            d_block1_fc_b[j] += d_block1_fc[i * 512 + j];
         }
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 1024, 128, 512,
-           REAL_C(1.0), d_add_6, 512, block1_fc_w, 512, REAL_C(0.0), d_add_7, 128);
-    r_gemm_tn(128, 512, 1024, REAL_C(1.0), add_3, 128, d_add_6, 512, REAL_C(0.0), d_block1_fc_w, 512);
+           REAL_C(1.0), d_block1_fc, 512, block1_fc_w, 512, REAL_C(0.0), d_block1_ln2, 128);
+    r_gemm_tn(128, 512, 1024, REAL_C(1.0), block1_ln2, 128, d_block1_fc, 512, REAL_C(0.0), d_block1_fc_w, 512);
 
     /* backward of models/lib/transformer_block.lua:16: local h = gelu(dense(layer_norm(x, g2, b2), 4 * width, name .. "_fc")) */
     memset(d_block1_ln2_b, 0, 128 * sizeof *d_block1_ln2_b);
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            d_block1_ln2_b[j] += d_add_7[i * 128 + j];
+            d_block1_ln2_b[j] += d_block1_ln2[i * 128 + j];
         }
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            d_mul_7[i * 128 + j] = d_add_7[i * 128 + j] * block1_ln2_g[j];
+            d_block1_ln2_normed[i * 128 + j] = d_block1_ln2[i * 128 + j] * block1_ln2_g[j];
         }
     memset(d_block1_ln2_g, 0, 128 * sizeof *d_block1_ln2_g);
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            const real t309 = sub_2[i * 128 + j] * rsqrt_2[i];
-            const real t310 = d_add_7[i * 128 + j] * t309;
+            const real t309 = block1_ln2_centered[i * 128 + j] * block1_ln2_rstd[i];
+            const real t310 = d_block1_ln2[i * 128 + j] * t309;
             d_block1_ln2_g[j] += t310;
         }
     for (int i = 0; i < 1024; i++) {
         real part[16] = {REAL_C(0.0)};
         for (int o = 0; o < 128; o += 16)
             for (int j = o; j < o + 16; j++) {
-                const real t313 = d_mul_7[i * 128 + j] * sub_2[i * 128 + j];
+                const real t313 = d_block1_ln2_normed[i * 128 + j] * block1_ln2_centered[i * 128 + j];
                 part[j - o] += t313;
             }
         real acc = part[0];
         for (int o = 1; o < 16; o++)
             acc += part[o];
-        d_rsqrt_4[i] = acc;
+        d_block1_ln2_rstd[i] = acc;
     }
     for (int i = 0; i < 1024; i++) {
-        const real t315 = d_rsqrt_4[i] * REAL_C(-0.5);
-        const real t316 = rsqrt_2[i] * rsqrt_2[i] * rsqrt_2[i];
+        const real t315 = d_block1_ln2_rstd[i] * REAL_C(-0.5);
+        const real t316 = block1_ln2_rstd[i] * block1_ln2_rstd[i] * block1_ln2_rstd[i];
         const real t317 = t315 * t316;
-        d_sum_7[i] = t317 * REAL_C(0.0078125);
+        d_block1_ln2_sumsq[i] = t317 * REAL_C(0.0078125);
     }
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            const real t312 = d_mul_7[i * 128 + j] * rsqrt_2[i];
-            const real t319 = d_sum_7[i];
+            const real t312 = d_block1_ln2_normed[i * 128 + j] * block1_ln2_rstd[i];
+            const real t319 = d_block1_ln2_sumsq[i];
             const real t320 = t319 * REAL_C(2.0);
-            const real t321 = t320 * sub_2[i * 128 + j];
-            d_sub_4[i * 128 + j] = t312 + t321;
+            const real t321 = t320 * block1_ln2_centered[i * 128 + j];
+            d_block1_ln2_centered[i * 128 + j] = t312 + t321;
         }
     for (int i = 0; i < 1024; i++) {
         real part[16] = {REAL_C(0.0)};
         for (int o = 0; o < 128; o += 16)
             for (int j = o; j < o + 16; j++) {
-                const real t324 = -d_sub_4[i * 128 + j];
+                const real t324 = -d_block1_ln2_centered[i * 128 + j];
                 part[j - o] += t324;
             }
         real acc = part[0];
         for (int o = 1; o < 16; o++)
             acc += part[o];
-        d_mul_8[i] = acc;
+        d_block1_ln2_mean[i] = acc;
     }
     for (int i = 0; i < 1024; i++) {
-        d_sum_8[i] = d_mul_8[i] * REAL_C(0.0078125);
+        d_block1_ln2_sum[i] = d_block1_ln2_mean[i] * REAL_C(0.0078125);
     }
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            const real t323 = d_h_3[i * 128 + j] + d_sub_4[i * 128 + j];
-            const real t327 = d_sum_8[i];
-            d_add_8[i * 128 + j] = t323 + t327;
+            const real t323 = d_h_2[i * 128 + j] + d_block1_ln2_centered[i * 128 + j];
+            const real t327 = d_block1_ln2_sum[i];
+            d_block1_x[i * 128 + j] = t323 + t327;
         }
 
     /* backward of models/lib/dense.lua:9: return x:matmul(w) + b */
     memset(d_block1_attn_out_b, 0, 128 * sizeof *d_block1_attn_out_b);
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            d_block1_attn_out_b[j] += d_add_8[i * 128 + j];
+            d_block1_attn_out_b[j] += d_block1_x[i * 128 + j];
         }
-    r_gemm_nt(1024, 128, 128, REAL_C(1.0), d_add_8, 128, block1_attn_out_w, 128, REAL_C(0.0), d_y_2, 128);
-    r_gemm_tn(128, 128, 1024, REAL_C(1.0), matmul_4, 128, d_add_8, 128, REAL_C(0.0), d_block1_attn_out_w, 128);
+    r_gemm_nt(1024, 128, 128, REAL_C(1.0), d_block1_x, 128, block1_attn_out_w, 128, REAL_C(0.0), d_block1_attn_y, 128);
+    r_gemm_tn(128, 128, 1024, REAL_C(1.0), block1_attn_y, 128, d_block1_x, 128, REAL_C(0.0), d_block1_attn_out_w, 128);
 
     /* backward of models/lib/attention.lua:22: local y = matmul(softmax(causal_mask(scores)), v)      -- [N, heads, T */
     for (int i = 0; i < 16; i++)
         for (int j = 0; j < 4; j++)
             r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 64, 64, 32,
-                   REAL_C(1.0), d_y_2 + i * 8192 + j * 32, 128, matmul_3 + i * 8192 + j * 32, 128, REAL_C(0.0),
-                   d_softmax_2 + i * 16384 + j * 4096, 64);
+                   REAL_C(1.0), d_block1_attn_y + i * 8192 + j * 32, 128, block1_attn_v_matmul + i * 8192 + j * 32, 128, REAL_C(0.0),
+                   d_block1_attn_softmax + i * 16384 + j * 4096, 64);
     RT_PARALLEL_FOR
     for (int i = 0; i < 4096; i++) {
-        const real *srow = softmax + (long)i * 64;
-        real *drow = d_softmax_grad_2 + (long)i * 64;
+        const real *srow = block1_attn_softmax + (long)i * 64;
+        real *drow = d_block1_attn_scores + (long)i * 64;
         const int on = i % 64 + 1; /* causal: the rest are 0 */
-        const real dot = r_dot(d_softmax_2 + (long)i * 64, srow, on);
+        const real dot = r_dot(d_block1_attn_softmax + (long)i * 64, srow, on);
         for (int j = 0; j < on; j++)
-            drow[j] = srow[j] * (d_softmax_2[(long)i * 64 + j] - dot);
+            drow[j] = srow[j] * (d_block1_attn_softmax[(long)i * 64 + j] - dot);
         for (int j = on; j < 64; j++)
             drow[j] = REAL_C(0.0);
     }
@@ -1103,110 +1103,110 @@ static void compute_grads(void)
     for (int i = 0; i < 16; i++)
         for (int j = 0; j < 4; j++)
             r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 64, 32, 64,
-                   REAL_C(1.0), softmax + i * 16384 + j * 4096, 64, d_y_2 + i * 8192 + j * 32, 128, REAL_C(0.0),
-                   d_reshape_5 + i * 8192 + j * 32, 128);
+                   REAL_C(1.0), block1_attn_softmax + i * 16384 + j * 4096, 64, d_block1_attn_y + i * 8192 + j * 32, 128, REAL_C(0.0),
+                   d_block1_attn_v_matmul + i * 8192 + j * 32, 128);
 
     /* backward of models/lib/attention.lua:20: local v = split(x:matmul(v_w), N, T) */
-    r_gemm_nt(1024, 128, 128, REAL_C(1.0), d_reshape_5, 128, block1_attn_v, 128, REAL_C(0.0), d_matmul_2, 128);
-    r_gemm_tn(128, 128, 1024, REAL_C(1.0), add, 128, d_reshape_5, 128, REAL_C(0.0), d_block1_attn_v, 128);
+    r_gemm_nt(1024, 128, 128, REAL_C(1.0), d_block1_attn_v_matmul, 128, block1_attn_v, 128, REAL_C(0.0), d_block1_ln1_matmul, 128);
+    r_gemm_tn(128, 128, 1024, REAL_C(1.0), block1_ln1, 128, d_block1_attn_v_matmul, 128, REAL_C(0.0), d_block1_attn_v, 128);
 
     /* backward of models/lib/attention.lua:11: return t:reshape({N, T, heads, d}):permute({1, 3, 2, 4}) */
     for (int i = 0; i < 16; i++)
         for (int j = 0; j < 4; j++)
             r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 64, 32, 64,
-                   REAL_C(0.17677669529663687), d_softmax_grad_2 + i * 16384 + j * 4096, 64, matmul + i * 8192 + j * 32, 128, REAL_C(0.0),
-                   d_reshape_6 + i * 8192 + j * 32, 128);
+                   REAL_C(0.17677669529663687), d_block1_attn_scores + i * 16384 + j * 4096, 64, block1_attn_q_matmul + i * 8192 + j * 32, 128, REAL_C(0.0),
+                   d_block1_attn_k_matmul + i * 8192 + j * 32, 128);
 
     /* backward of models/lib/attention.lua:19: local k = split(x:matmul(k_w), N, T) */
-    r_gemm_nt(1024, 128, 128, REAL_C(1.0), d_reshape_6, 128, block1_attn_k, 128, REAL_C(1.0), d_matmul_add_2, 128);
-    r_gemm_tn(128, 128, 1024, REAL_C(1.0), add, 128, d_reshape_6, 128, REAL_C(0.0), d_block1_attn_k, 128);
+    r_gemm_nt(1024, 128, 128, REAL_C(1.0), d_block1_attn_k_matmul, 128, block1_attn_k, 128, REAL_C(1.0), d_block1_ln1_matmul_add, 128);
+    r_gemm_tn(128, 128, 1024, REAL_C(1.0), block1_ln1, 128, d_block1_attn_k_matmul, 128, REAL_C(0.0), d_block1_attn_k, 128);
 
     /* backward of models/lib/attention.lua:11: return t:reshape({N, T, heads, d}):permute({1, 3, 2, 4}) */
     for (int i = 0; i < 16; i++)
         for (int j = 0; j < 4; j++)
             r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, 32, 64,
-                   REAL_C(0.17677669529663687), d_softmax_grad_2 + i * 16384 + j * 4096, 64, matmul_2 + i * 8192 + j * 32, 128, REAL_C(0.0),
-                   d_reshape_7 + i * 8192 + j * 32, 128);
+                   REAL_C(0.17677669529663687), d_block1_attn_scores + i * 16384 + j * 4096, 64, block1_attn_k_matmul + i * 8192 + j * 32, 128, REAL_C(0.0),
+                   d_block1_attn_q_matmul + i * 8192 + j * 32, 128);
 
     /* backward of models/lib/attention.lua:18: local q = split(x:matmul(q_w), N, T) */
-    r_gemm_nt(1024, 128, 128, REAL_C(1.0), d_reshape_7, 128, block1_attn_q, 128, REAL_C(1.0), d_add_9, 128);
-    r_gemm_tn(128, 128, 1024, REAL_C(1.0), add, 128, d_reshape_7, 128, REAL_C(0.0), d_block1_attn_q, 128);
+    r_gemm_nt(1024, 128, 128, REAL_C(1.0), d_block1_attn_q_matmul, 128, block1_attn_q, 128, REAL_C(1.0), d_block1_ln1, 128);
+    r_gemm_tn(128, 128, 1024, REAL_C(1.0), block1_ln1, 128, d_block1_attn_q_matmul, 128, REAL_C(0.0), d_block1_attn_q, 128);
 
     /* backward of models/lib/transformer_block.lua:15: x = x + attend(layer_norm(x, g1, b1)) */
     memset(d_block1_ln1_b, 0, 128 * sizeof *d_block1_ln1_b);
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            d_block1_ln1_b[j] += d_add_9[i * 128 + j];
+            d_block1_ln1_b[j] += d_block1_ln1[i * 128 + j];
         }
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            d_mul_9[i * 128 + j] = d_add_9[i * 128 + j] * block1_ln1_g[j];
+            d_block1_ln1_normed[i * 128 + j] = d_block1_ln1[i * 128 + j] * block1_ln1_g[j];
         }
     memset(d_block1_ln1_g, 0, 128 * sizeof *d_block1_ln1_g);
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            const real t355 = sub[i * 128 + j] * rsqrt[i];
-            const real t356 = d_add_9[i * 128 + j] * t355;
+            const real t355 = block1_ln1_centered[i * 128 + j] * block1_ln1_rstd[i];
+            const real t356 = d_block1_ln1[i * 128 + j] * t355;
             d_block1_ln1_g[j] += t356;
         }
     for (int i = 0; i < 1024; i++) {
         real part[16] = {REAL_C(0.0)};
         for (int o = 0; o < 128; o += 16)
             for (int j = o; j < o + 16; j++) {
-                const real t359 = d_mul_9[i * 128 + j] * sub[i * 128 + j];
+                const real t359 = d_block1_ln1_normed[i * 128 + j] * block1_ln1_centered[i * 128 + j];
                 part[j - o] += t359;
             }
         real acc = part[0];
         for (int o = 1; o < 16; o++)
             acc += part[o];
-        d_rsqrt_5[i] = acc;
+        d_block1_ln1_rstd[i] = acc;
     }
     for (int i = 0; i < 1024; i++) {
-        const real t361 = d_rsqrt_5[i] * REAL_C(-0.5);
-        const real t362 = rsqrt[i] * rsqrt[i] * rsqrt[i];
+        const real t361 = d_block1_ln1_rstd[i] * REAL_C(-0.5);
+        const real t362 = block1_ln1_rstd[i] * block1_ln1_rstd[i] * block1_ln1_rstd[i];
         const real t363 = t361 * t362;
-        d_sum_9[i] = t363 * REAL_C(0.0078125);
+        d_block1_ln1_sumsq[i] = t363 * REAL_C(0.0078125);
     }
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            const real t358 = d_mul_9[i * 128 + j] * rsqrt[i];
-            const real t365 = d_sum_9[i];
+            const real t358 = d_block1_ln1_normed[i * 128 + j] * block1_ln1_rstd[i];
+            const real t365 = d_block1_ln1_sumsq[i];
             const real t366 = t365 * REAL_C(2.0);
-            const real t367 = t366 * sub[i * 128 + j];
-            d_sub_5[i * 128 + j] = t358 + t367;
+            const real t367 = t366 * block1_ln1_centered[i * 128 + j];
+            d_block1_ln1_centered[i * 128 + j] = t358 + t367;
         }
     for (int i = 0; i < 1024; i++) {
         real part[16] = {REAL_C(0.0)};
         for (int o = 0; o < 128; o += 16)
             for (int j = o; j < o + 16; j++) {
-                const real t370 = -d_sub_5[i * 128 + j];
+                const real t370 = -d_block1_ln1_centered[i * 128 + j];
                 part[j - o] += t370;
             }
         real acc = part[0];
         for (int o = 1; o < 16; o++)
             acc += part[o];
-        d_mul_10[i] = acc;
+        d_block1_ln1_mean[i] = acc;
     }
     for (int i = 0; i < 1024; i++) {
-        d_sum_10[i] = d_mul_10[i] * REAL_C(0.0078125);
+        d_block1_ln1_sum[i] = d_block1_ln1_mean[i] * REAL_C(0.0078125);
     }
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            const real t369 = d_add_8[i * 128 + j] + d_sub_5[i * 128 + j];
-            const real t373 = d_sum_10[i];
-            d_h_5[i * 128 + j] = t369 + t373;
+            const real t369 = d_block1_x[i * 128 + j] + d_block1_ln1_centered[i * 128 + j];
+            const real t373 = d_block1_ln1_sum[i];
+            d_h[i * 128 + j] = t369 + t373;
         }
 
     /* backward of models/gpt.lua:16: local h = embedding(tokens, x) + positions      -- [N, T, W] */
     memset(d_positions, 0, 8192 * sizeof *d_positions);
     for (int i = 0; i < 16; i++)
         for (int j = 0; j < 8192; j++) {
-            d_positions[j] += d_h_5[i * 8192 + j];
+            d_positions[j] += d_h[i * 8192 + j];
         }
     memset(d_tokens, 0, 16384 * sizeof *d_tokens);
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++)
-            d_tokens[x[i] * 128 + j] += d_h_5[i * 128 + j];
+            d_tokens[x[i] * 128 + j] += d_h[i * 128 + j];
 }
 
 /* Training: the loss, and every parameter's gradient. */

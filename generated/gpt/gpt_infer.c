@@ -49,63 +49,63 @@ static real *const ln_g = arena + 420352; /* param [128] */
 static real *const ln_b = arena + 420480; /* param [128] */
 static real *const head_w = arena + 420608; /* param [128,128] */
 static real *const head_b = arena + 436992; /* param [128] */
-static real *const embedding = arena + 568192; /* [16,64,128] */
+static real *const h_embedding = arena + 568192; /* [16,64,128] */
 static real *const h = arena + 699264; /* [16,64,128] */
-static real *const sum = arena + 698240; /* [16,64,1] */
-static real *const mul = arena + 697216; /* [16,64,1] */
-static real *const sub = arena + 830336; /* [16,64,128] */
-static real *const sum_2 = arena + 698240; /* [16,64,1] */
-static real *const rsqrt = arena + 697216; /* [16,64,1] */
-static real *const add = arena + 961408; /* [16,64,128] */
-static real *const matmul = arena + 568192; /* [16,64,128] */
-static real *const matmul_2 = arena + 830336; /* [16,64,128] */
-static real *const matmul_3 = arena + 1092480; /* [16,64,128] */
-static real *const scores = arena + 1223552; /* [16,4,64,64] */
-static real *const softmax = arena + 1485696; /* [16,4,64,64] */
-static real *const matmul_4 = arena + 568192; /* [16,64,4,32] */
-static real *const matmul_5 = arena + 830336; /* [16,64,128] */
-static real *const add_2 = arena + 568192; /* [16,64,128] */
-static real *const sum_3 = arena + 960384; /* [16,64,1] */
-static real *const mul_2 = arena + 959360; /* [16,64,1] */
-static real *const sub_2 = arena + 828288; /* [16,64,128] */
-static real *const sum_4 = arena + 827264; /* [16,64,1] */
-static real *const rsqrt_2 = arena + 826240; /* [16,64,1] */
-static real *const add_3 = arena + 1616768; /* [16,64,128] */
-static real *const matmul_6 = arena + 1092480; /* [16,64,512] */
-static real *const h_2 = arena + 1616768; /* [16,64,512] */
-static real *const matmul_7 = arena + 828288; /* [16,64,128] */
+static real *const block1_ln1_sum = arena + 698240; /* [16,64,1] */
+static real *const block1_ln1_mean = arena + 697216; /* [16,64,1] */
+static real *const block1_ln1_centered = arena + 830336; /* [16,64,128] */
+static real *const block1_ln1_sumsq = arena + 698240; /* [16,64,1] */
+static real *const block1_ln1_rstd = arena + 697216; /* [16,64,1] */
+static real *const block1_ln1 = arena + 961408; /* [16,64,128] */
+static real *const block1_attn_q_matmul = arena + 568192; /* [16,64,128] */
+static real *const block1_attn_k_matmul = arena + 830336; /* [16,64,128] */
+static real *const block1_attn_v_matmul = arena + 1092480; /* [16,64,128] */
+static real *const block1_attn_scores = arena + 1223552; /* [16,4,64,64] */
+static real *const block1_attn_softmax = arena + 1485696; /* [16,4,64,64] */
+static real *const block1_attn_y = arena + 568192; /* [16,64,4,32] */
+static real *const block1_attn_out_matmul = arena + 830336; /* [16,64,128] */
+static real *const block1_x = arena + 568192; /* [16,64,128] */
+static real *const block1_ln2_sum = arena + 960384; /* [16,64,1] */
+static real *const block1_ln2_mean = arena + 959360; /* [16,64,1] */
+static real *const block1_ln2_centered = arena + 828288; /* [16,64,128] */
+static real *const block1_ln2_sumsq = arena + 827264; /* [16,64,1] */
+static real *const block1_ln2_rstd = arena + 826240; /* [16,64,1] */
+static real *const block1_ln2 = arena + 1616768; /* [16,64,128] */
+static real *const block1_fc_matmul = arena + 1092480; /* [16,64,512] */
+static real *const block1_h = arena + 1616768; /* [16,64,512] */
+static real *const block1_proj_matmul = arena + 828288; /* [16,64,128] */
+static real *const h_2 = arena + 2009984; /* [16,64,128] */
+static real *const block2_ln1_sum = arena + 698240; /* [16,64,1] */
+static real *const block2_ln1_mean = arena + 697216; /* [16,64,1] */
+static real *const block2_ln1_centered = arena + 828288; /* [16,64,128] */
+static real *const block2_ln1_sumsq = arena + 696192; /* [16,64,1] */
+static real *const block2_ln1_rstd = arena + 695168; /* [16,64,1] */
+static real *const block2_ln1 = arena + 697216; /* [16,64,128] */
+static real *const block2_attn_q_matmul = arena + 828288; /* [16,64,128] */
+static real *const block2_attn_k_matmul = arena + 1878912; /* [16,64,128] */
+static real *const block2_attn_v_matmul = arena + 1747840; /* [16,64,128] */
+static real *const block2_attn_scores = arena + 1485696; /* [16,4,64,64] */
+static real *const block2_attn_softmax = arena + 697216; /* [16,4,64,64] */
+static real *const block2_attn_y = arena + 1878912; /* [16,64,4,32] */
+static real *const block2_attn_out_matmul = arena + 828288; /* [16,64,128] */
+static real *const block2_x = arena + 697216; /* [16,64,128] */
+static real *const block2_ln2_sum = arena + 696192; /* [16,64,1] */
+static real *const block2_ln2_mean = arena + 695168; /* [16,64,1] */
+static real *const block2_ln2_centered = arena + 828288; /* [16,64,128] */
+static real *const block2_ln2_sumsq = arena + 695168; /* [16,64,1] */
+static real *const block2_ln2_rstd = arena + 696192; /* [16,64,1] */
+static real *const block2_ln2 = arena + 2009984; /* [16,64,128] */
+static real *const block2_fc_matmul = arena + 1485696; /* [16,64,512] */
+static real *const block2_h = arena + 961408; /* [16,64,512] */
+static real *const block2_proj_matmul = arena + 828288; /* [16,64,128] */
 static real *const h_3 = arena + 2009984; /* [16,64,128] */
-static real *const sum_5 = arena + 698240; /* [16,64,1] */
-static real *const mul_3 = arena + 697216; /* [16,64,1] */
-static real *const sub_3 = arena + 828288; /* [16,64,128] */
-static real *const sum_6 = arena + 696192; /* [16,64,1] */
-static real *const rsqrt_3 = arena + 695168; /* [16,64,1] */
-static real *const add_4 = arena + 697216; /* [16,64,128] */
-static real *const matmul_8 = arena + 828288; /* [16,64,128] */
-static real *const matmul_9 = arena + 1878912; /* [16,64,128] */
-static real *const matmul_10 = arena + 1747840; /* [16,64,128] */
-static real *const scores_2 = arena + 1485696; /* [16,4,64,64] */
-static real *const softmax_2 = arena + 697216; /* [16,4,64,64] */
-static real *const matmul_11 = arena + 1878912; /* [16,64,4,32] */
-static real *const matmul_12 = arena + 828288; /* [16,64,128] */
-static real *const add_5 = arena + 697216; /* [16,64,128] */
-static real *const sum_7 = arena + 696192; /* [16,64,1] */
-static real *const mul_4 = arena + 695168; /* [16,64,1] */
-static real *const sub_4 = arena + 828288; /* [16,64,128] */
-static real *const sum_8 = arena + 695168; /* [16,64,1] */
-static real *const rsqrt_4 = arena + 696192; /* [16,64,1] */
-static real *const add_6 = arena + 2009984; /* [16,64,128] */
-static real *const matmul_13 = arena + 1485696; /* [16,64,512] */
-static real *const h_4 = arena + 961408; /* [16,64,512] */
-static real *const matmul_14 = arena + 828288; /* [16,64,128] */
-static real *const h_5 = arena + 2009984; /* [16,64,128] */
-static real *const sum_9 = arena + 695168; /* [16,64,1] */
-static real *const mul_5 = arena + 696192; /* [16,64,1] */
-static real *const sub_5 = arena + 828288; /* [16,64,128] */
-static real *const sum_10 = arena + 695168; /* [16,64,1] */
-static real *const rsqrt_5 = arena + 696192; /* [16,64,1] */
-static real *const add_7 = arena + 697216; /* [16,64,128] */
-static real *const matmul_15 = arena + 828288; /* [16,64,128] */
+static real *const ln_sum = arena + 695168; /* [16,64,1] */
+static real *const ln_mean = arena + 696192; /* [16,64,1] */
+static real *const ln_centered = arena + 828288; /* [16,64,128] */
+static real *const ln_sumsq = arena + 695168; /* [16,64,1] */
+static real *const ln_rstd = arena + 696192; /* [16,64,1] */
+static real *const ln = arena + 697216; /* [16,64,128] */
+static real *const head_matmul = arena + 828288; /* [16,64,128] */
 static real *const logits = arena + 437120; /* [16,64,128] */
 
 /* The forward pass of the outputs, in the mode forward() or
@@ -115,10 +115,10 @@ static void compute_outputs(void)
 {
     /* models/gpt.lua:16: local h = embedding(tokens, x) + positions      -- [N, T, W] */
     for (int i = 0; i < 1024; i++)
-        memcpy(embedding + i * 128, tokens + x[i] * 128, 128 * sizeof *embedding);
+        memcpy(h_embedding + i * 128, tokens + x[i] * 128, 128 * sizeof *h_embedding);
     for (int i = 0; i < 16; i++)
         for (int j = 0; j < 8192; j++) {
-            h[i * 8192 + j] = embedding[i * 8192 + j] + positions[j];
+            h[i * 8192 + j] = h_embedding[i * 8192 + j] + positions[j];
         }
 
     /* models/lib/transformer_block.lua:15: x = x + attend(layer_norm(x, g1, b1)) */
@@ -131,61 +131,61 @@ static void compute_outputs(void)
         real acc = part[0];
         for (int o = 1; o < 16; o++)
             acc += part[o];
-        sum[i] = acc;
+        block1_ln1_sum[i] = acc;
     }
     for (int i = 0; i < 1024; i++) {
-        mul[i] = sum[i] * REAL_C(0.0078125);
+        block1_ln1_mean[i] = block1_ln1_sum[i] * REAL_C(0.0078125);
     }
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            sub[i * 128 + j] = h[i * 128 + j] - mul[i];
+            block1_ln1_centered[i * 128 + j] = h[i * 128 + j] - block1_ln1_mean[i];
         }
     for (int i = 0; i < 1024; i++) {
         real part[16] = {REAL_C(0.0)};
         for (int o = 0; o < 128; o += 16)
             for (int j = o; j < o + 16; j++) {
-                const real t16 = sub[i * 128 + j] * sub[i * 128 + j];
+                const real t16 = block1_ln1_centered[i * 128 + j] * block1_ln1_centered[i * 128 + j];
                 part[j - o] += t16;
             }
         real acc = part[0];
         for (int o = 1; o < 16; o++)
             acc += part[o];
-        sum_2[i] = acc;
+        block1_ln1_sumsq[i] = acc;
     }
     for (int i = 0; i < 1024; i++) {
-        const real t18 = sum_2[i] * REAL_C(0.0078125);
+        const real t18 = block1_ln1_sumsq[i] * REAL_C(0.0078125);
         const real t20 = t18 + REAL_C(1e-05);
-        rsqrt[i] = REAL_C(1.0) / r_sqrt(t20);
+        block1_ln1_rstd[i] = REAL_C(1.0) / r_sqrt(t20);
     }
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            const real t22 = sub[i * 128 + j] * rsqrt[i];
+            const real t22 = block1_ln1_centered[i * 128 + j] * block1_ln1_rstd[i];
             const real t23 = t22 * block1_ln1_g[j];
-            add[i * 128 + j] = t23 + block1_ln1_b[j];
+            block1_ln1[i * 128 + j] = t23 + block1_ln1_b[j];
         }
 
     /* models/lib/attention.lua:18: local q = split(x:matmul(q_w), N, T) */
-    r_gemm_nn(1024, 128, 128, REAL_C(1.0), add, 128, block1_attn_q, 128, REAL_C(0.0), matmul, 128);
+    r_gemm_nn(1024, 128, 128, REAL_C(1.0), block1_ln1, 128, block1_attn_q, 128, REAL_C(0.0), block1_attn_q_matmul, 128);
 
     /* models/lib/attention.lua:19: local k = split(x:matmul(k_w), N, T) */
-    r_gemm_nn(1024, 128, 128, REAL_C(1.0), add, 128, block1_attn_k, 128, REAL_C(0.0), matmul_2, 128);
+    r_gemm_nn(1024, 128, 128, REAL_C(1.0), block1_ln1, 128, block1_attn_k, 128, REAL_C(0.0), block1_attn_k_matmul, 128);
 
     /* models/lib/attention.lua:20: local v = split(x:matmul(v_w), N, T) */
-    r_gemm_nn(1024, 128, 128, REAL_C(1.0), add, 128, block1_attn_v, 128, REAL_C(0.0), matmul_3, 128);
+    r_gemm_nn(1024, 128, 128, REAL_C(1.0), block1_ln1, 128, block1_attn_v, 128, REAL_C(0.0), block1_attn_v_matmul, 128);
 
     /* models/lib/attention.lua:21: local scores = matmul(q, transpose(k, 3, 4)) * (1 / math.sqrt(d)) */
     for (int i = 0; i < 16; i++)
         for (int j = 0; j < 4; j++)
             r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 64, 64, 32,
-                   REAL_C(0.17677669529663687), matmul + i * 8192 + j * 32, 128, matmul_2 + i * 8192 + j * 32, 128, REAL_C(0.0),
-                   scores + i * 16384 + j * 4096, 64);
+                   REAL_C(0.17677669529663687), block1_attn_q_matmul + i * 8192 + j * 32, 128, block1_attn_k_matmul + i * 8192 + j * 32, 128, REAL_C(0.0),
+                   block1_attn_scores + i * 16384 + j * 4096, 64);
 
     /* models/lib/attention.lua:22: local y = matmul(softmax(causal_mask(scores)), v)      -- [N, heads, T */
     RT_PARALLEL_FOR
     for (int i = 0; i < 4096; i++) {
-        real *srow = softmax + (long)i * 64;
+        real *srow = block1_attn_softmax + (long)i * 64;
         const int on = i % 64 + 1; /* causal: the rest are 0 */
-        const real *row = scores + (long)i * 64;
+        const real *row = block1_attn_scores + (long)i * 64;
         const real mx = r_max_of(row, on);
         const real acc = r_exp_sum(srow, row, on, mx);
         for (int j = 0; j < on; j++)
@@ -198,17 +198,17 @@ static void compute_outputs(void)
     for (int i = 0; i < 16; i++)
         for (int j = 0; j < 4; j++)
             r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, 32, 64,
-                   REAL_C(1.0), softmax + i * 16384 + j * 4096, 64, matmul_3 + i * 8192 + j * 32, 128, REAL_C(0.0),
-                   matmul_4 + i * 8192 + j * 32, 128);
+                   REAL_C(1.0), block1_attn_softmax + i * 16384 + j * 4096, 64, block1_attn_v_matmul + i * 8192 + j * 32, 128, REAL_C(0.0),
+                   block1_attn_y + i * 8192 + j * 32, 128);
 
     /* models/lib/dense.lua:9: return x:matmul(w) + b */
-    r_gemm_nn(1024, 128, 128, REAL_C(1.0), matmul_4, 128, block1_attn_out_w, 128, REAL_C(0.0), matmul_5, 128);
+    r_gemm_nn(1024, 128, 128, REAL_C(1.0), block1_attn_y, 128, block1_attn_out_w, 128, REAL_C(0.0), block1_attn_out_matmul, 128);
 
     /* models/lib/transformer_block.lua:15: x = x + attend(layer_norm(x, g1, b1)) */
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            const real t38 = matmul_5[i * 128 + j] + block1_attn_out_b[j];
-            add_2[i * 128 + j] = h[i * 128 + j] + t38;
+            const real t38 = block1_attn_out_matmul[i * 128 + j] + block1_attn_out_b[j];
+            block1_x[i * 128 + j] = h[i * 128 + j] + t38;
         }
 
     /* models/lib/transformer_block.lua:16: local h = gelu(dense(layer_norm(x, g2, b2), 4 * width, name .. "_fc")) */
@@ -216,51 +216,51 @@ static void compute_outputs(void)
         real part[16] = {REAL_C(0.0)};
         for (int o = 0; o < 128; o += 16)
             for (int j = o; j < o + 16; j++) {
-                part[j - o] += add_2[i * 128 + j];
+                part[j - o] += block1_x[i * 128 + j];
             }
         real acc = part[0];
         for (int o = 1; o < 16; o++)
             acc += part[o];
-        sum_3[i] = acc;
+        block1_ln2_sum[i] = acc;
     }
     for (int i = 0; i < 1024; i++) {
-        mul_2[i] = sum_3[i] * REAL_C(0.0078125);
+        block1_ln2_mean[i] = block1_ln2_sum[i] * REAL_C(0.0078125);
     }
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            sub_2[i * 128 + j] = add_2[i * 128 + j] - mul_2[i];
+            block1_ln2_centered[i * 128 + j] = block1_x[i * 128 + j] - block1_ln2_mean[i];
         }
     for (int i = 0; i < 1024; i++) {
         real part[16] = {REAL_C(0.0)};
         for (int o = 0; o < 128; o += 16)
             for (int j = o; j < o + 16; j++) {
-                const real t43 = sub_2[i * 128 + j] * sub_2[i * 128 + j];
+                const real t43 = block1_ln2_centered[i * 128 + j] * block1_ln2_centered[i * 128 + j];
                 part[j - o] += t43;
             }
         real acc = part[0];
         for (int o = 1; o < 16; o++)
             acc += part[o];
-        sum_4[i] = acc;
+        block1_ln2_sumsq[i] = acc;
     }
     for (int i = 0; i < 1024; i++) {
-        const real t45 = sum_4[i] * REAL_C(0.0078125);
+        const real t45 = block1_ln2_sumsq[i] * REAL_C(0.0078125);
         const real t46 = t45 + REAL_C(1e-05);
-        rsqrt_2[i] = REAL_C(1.0) / r_sqrt(t46);
+        block1_ln2_rstd[i] = REAL_C(1.0) / r_sqrt(t46);
     }
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            const real t48 = sub_2[i * 128 + j] * rsqrt_2[i];
+            const real t48 = block1_ln2_centered[i * 128 + j] * block1_ln2_rstd[i];
             const real t49 = t48 * block1_ln2_g[j];
-            add_3[i * 128 + j] = t49 + block1_ln2_b[j];
+            block1_ln2[i * 128 + j] = t49 + block1_ln2_b[j];
         }
 
     /* models/lib/dense.lua:9: return x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1024, 512, 128,
-           REAL_C(1.0), add_3, 128, block1_fc_w, 512, REAL_C(0.0), matmul_6, 512);
+           REAL_C(1.0), block1_ln2, 128, block1_fc_w, 512, REAL_C(0.0), block1_fc_matmul, 512);
     RT_PARALLEL_FOR
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 512; j++) {
-            const real t54 = matmul_6[i * 512 + j] + block1_fc_b[j];
+            const real t54 = block1_fc_matmul[i * 512 + j] + block1_fc_b[j];
             const real t59 = t54 * t54 * t54;
             const real t60 = REAL_C(0.044715) * t59;
             const real t61 = t54 + t60;
@@ -268,19 +268,178 @@ static void compute_outputs(void)
             const real t63 = r_tanh(t62);
             const real t64 = REAL_C(0.5) * t54;
             const real t65 = REAL_C(1.0) + t63;
-            h_2[i * 512 + j] = t64 * t65;
+            block1_h[i * 512 + j] = t64 * t65;
         }
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1024, 128, 512,
-           REAL_C(1.0), h_2, 512, block1_proj_w, 128, REAL_C(0.0), matmul_7, 128);
+           REAL_C(1.0), block1_h, 512, block1_proj_w, 128, REAL_C(0.0), block1_proj_matmul, 128);
 
     /* models/lib/transformer_block.lua:17: return x + dense(h, width, name .. "_proj") */
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            const real t70 = matmul_7[i * 128 + j] + block1_proj_b[j];
-            h_3[i * 128 + j] = add_2[i * 128 + j] + t70;
+            const real t70 = block1_proj_matmul[i * 128 + j] + block1_proj_b[j];
+            h_2[i * 128 + j] = block1_x[i * 128 + j] + t70;
         }
 
     /* models/lib/transformer_block.lua:15: x = x + attend(layer_norm(x, g1, b1)) */
+    for (int i = 0; i < 1024; i++) {
+        real part[16] = {REAL_C(0.0)};
+        for (int o = 0; o < 128; o += 16)
+            for (int j = o; j < o + 16; j++) {
+                part[j - o] += h_2[i * 128 + j];
+            }
+        real acc = part[0];
+        for (int o = 1; o < 16; o++)
+            acc += part[o];
+        block2_ln1_sum[i] = acc;
+    }
+    for (int i = 0; i < 1024; i++) {
+        block2_ln1_mean[i] = block2_ln1_sum[i] * REAL_C(0.0078125);
+    }
+    for (int i = 0; i < 1024; i++)
+        for (int j = 0; j < 128; j++) {
+            block2_ln1_centered[i * 128 + j] = h_2[i * 128 + j] - block2_ln1_mean[i];
+        }
+    for (int i = 0; i < 1024; i++) {
+        real part[16] = {REAL_C(0.0)};
+        for (int o = 0; o < 128; o += 16)
+            for (int j = o; j < o + 16; j++) {
+                const real t82 = block2_ln1_centered[i * 128 + j] * block2_ln1_centered[i * 128 + j];
+                part[j - o] += t82;
+            }
+        real acc = part[0];
+        for (int o = 1; o < 16; o++)
+            acc += part[o];
+        block2_ln1_sumsq[i] = acc;
+    }
+    for (int i = 0; i < 1024; i++) {
+        const real t84 = block2_ln1_sumsq[i] * REAL_C(0.0078125);
+        const real t85 = t84 + REAL_C(1e-05);
+        block2_ln1_rstd[i] = REAL_C(1.0) / r_sqrt(t85);
+    }
+    for (int i = 0; i < 1024; i++)
+        for (int j = 0; j < 128; j++) {
+            const real t87 = block2_ln1_centered[i * 128 + j] * block2_ln1_rstd[i];
+            const real t88 = t87 * block2_ln1_g[j];
+            block2_ln1[i * 128 + j] = t88 + block2_ln1_b[j];
+        }
+
+    /* models/lib/attention.lua:18: local q = split(x:matmul(q_w), N, T) */
+    r_gemm_nn(1024, 128, 128, REAL_C(1.0), block2_ln1, 128, block2_attn_q, 128, REAL_C(0.0), block2_attn_q_matmul, 128);
+
+    /* models/lib/attention.lua:19: local k = split(x:matmul(k_w), N, T) */
+    r_gemm_nn(1024, 128, 128, REAL_C(1.0), block2_ln1, 128, block2_attn_k, 128, REAL_C(0.0), block2_attn_k_matmul, 128);
+
+    /* models/lib/attention.lua:20: local v = split(x:matmul(v_w), N, T) */
+    r_gemm_nn(1024, 128, 128, REAL_C(1.0), block2_ln1, 128, block2_attn_v, 128, REAL_C(0.0), block2_attn_v_matmul, 128);
+
+    /* models/lib/attention.lua:21: local scores = matmul(q, transpose(k, 3, 4)) * (1 / math.sqrt(d)) */
+    for (int i = 0; i < 16; i++)
+        for (int j = 0; j < 4; j++)
+            r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 64, 64, 32,
+                   REAL_C(0.17677669529663687), block2_attn_q_matmul + i * 8192 + j * 32, 128, block2_attn_k_matmul + i * 8192 + j * 32, 128, REAL_C(0.0),
+                   block2_attn_scores + i * 16384 + j * 4096, 64);
+
+    /* models/lib/attention.lua:22: local y = matmul(softmax(causal_mask(scores)), v)      -- [N, heads, T */
+    RT_PARALLEL_FOR
+    for (int i = 0; i < 4096; i++) {
+        real *srow = block2_attn_softmax + (long)i * 64;
+        const int on = i % 64 + 1; /* causal: the rest are 0 */
+        const real *row = block2_attn_scores + (long)i * 64;
+        const real mx = r_max_of(row, on);
+        const real acc = r_exp_sum(srow, row, on, mx);
+        for (int j = 0; j < on; j++)
+            srow[j] = srow[j] / acc;
+        for (int j = on; j < 64; j++)
+            srow[j] = REAL_C(0.0);
+    }
+
+    /* models/lib/attention.lua:23: y = y:permute({1, 3, 2, 4}):reshape({N, T, width}) */
+    for (int i = 0; i < 16; i++)
+        for (int j = 0; j < 4; j++)
+            r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, 32, 64,
+                   REAL_C(1.0), block2_attn_softmax + i * 16384 + j * 4096, 64, block2_attn_v_matmul + i * 8192 + j * 32, 128, REAL_C(0.0),
+                   block2_attn_y + i * 8192 + j * 32, 128);
+
+    /* models/lib/dense.lua:9: return x:matmul(w) + b */
+    r_gemm_nn(1024, 128, 128, REAL_C(1.0), block2_attn_y, 128, block2_attn_out_w, 128, REAL_C(0.0), block2_attn_out_matmul, 128);
+
+    /* models/lib/transformer_block.lua:15: x = x + attend(layer_norm(x, g1, b1)) */
+    for (int i = 0; i < 1024; i++)
+        for (int j = 0; j < 128; j++) {
+            const real t103 = block2_attn_out_matmul[i * 128 + j] + block2_attn_out_b[j];
+            block2_x[i * 128 + j] = h_2[i * 128 + j] + t103;
+        }
+
+    /* models/lib/transformer_block.lua:16: local h = gelu(dense(layer_norm(x, g2, b2), 4 * width, name .. "_fc")) */
+    for (int i = 0; i < 1024; i++) {
+        real part[16] = {REAL_C(0.0)};
+        for (int o = 0; o < 128; o += 16)
+            for (int j = o; j < o + 16; j++) {
+                part[j - o] += block2_x[i * 128 + j];
+            }
+        real acc = part[0];
+        for (int o = 1; o < 16; o++)
+            acc += part[o];
+        block2_ln2_sum[i] = acc;
+    }
+    for (int i = 0; i < 1024; i++) {
+        block2_ln2_mean[i] = block2_ln2_sum[i] * REAL_C(0.0078125);
+    }
+    for (int i = 0; i < 1024; i++)
+        for (int j = 0; j < 128; j++) {
+            block2_ln2_centered[i * 128 + j] = block2_x[i * 128 + j] - block2_ln2_mean[i];
+        }
+    for (int i = 0; i < 1024; i++) {
+        real part[16] = {REAL_C(0.0)};
+        for (int o = 0; o < 128; o += 16)
+            for (int j = o; j < o + 16; j++) {
+                const real t108 = block2_ln2_centered[i * 128 + j] * block2_ln2_centered[i * 128 + j];
+                part[j - o] += t108;
+            }
+        real acc = part[0];
+        for (int o = 1; o < 16; o++)
+            acc += part[o];
+        block2_ln2_sumsq[i] = acc;
+    }
+    for (int i = 0; i < 1024; i++) {
+        const real t110 = block2_ln2_sumsq[i] * REAL_C(0.0078125);
+        const real t111 = t110 + REAL_C(1e-05);
+        block2_ln2_rstd[i] = REAL_C(1.0) / r_sqrt(t111);
+    }
+    for (int i = 0; i < 1024; i++)
+        for (int j = 0; j < 128; j++) {
+            const real t113 = block2_ln2_centered[i * 128 + j] * block2_ln2_rstd[i];
+            const real t114 = t113 * block2_ln2_g[j];
+            block2_ln2[i * 128 + j] = t114 + block2_ln2_b[j];
+        }
+
+    /* models/lib/dense.lua:9: return x:matmul(w) + b */
+    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1024, 512, 128,
+           REAL_C(1.0), block2_ln2, 128, block2_fc_w, 512, REAL_C(0.0), block2_fc_matmul, 512);
+    RT_PARALLEL_FOR
+    for (int i = 0; i < 1024; i++)
+        for (int j = 0; j < 512; j++) {
+            const real t119 = block2_fc_matmul[i * 512 + j] + block2_fc_b[j];
+            const real t120 = t119 * t119 * t119;
+            const real t121 = REAL_C(0.044715) * t120;
+            const real t122 = t119 + t121;
+            const real t123 = REAL_C(0.7978845608028654) * t122;
+            const real t124 = r_tanh(t123);
+            const real t125 = REAL_C(0.5) * t119;
+            const real t126 = REAL_C(1.0) + t124;
+            block2_h[i * 512 + j] = t125 * t126;
+        }
+    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1024, 128, 512,
+           REAL_C(1.0), block2_h, 512, block2_proj_w, 128, REAL_C(0.0), block2_proj_matmul, 128);
+
+    /* models/lib/transformer_block.lua:17: return x + dense(h, width, name .. "_proj") */
+    for (int i = 0; i < 1024; i++)
+        for (int j = 0; j < 128; j++) {
+            const real t131 = block2_proj_matmul[i * 128 + j] + block2_proj_b[j];
+            h_3[i * 128 + j] = block2_x[i * 128 + j] + t131;
+        }
+
+    /* models/gpt.lua:22: local logits = dense(layer_norm(h, g, b), V, "head")   -- [N, T, V] */
     for (int i = 0; i < 1024; i++) {
         real part[16] = {REAL_C(0.0)};
         for (int o = 0; o < 128; o += 16)
@@ -290,203 +449,44 @@ static void compute_outputs(void)
         real acc = part[0];
         for (int o = 1; o < 16; o++)
             acc += part[o];
-        sum_5[i] = acc;
+        ln_sum[i] = acc;
     }
     for (int i = 0; i < 1024; i++) {
-        mul_3[i] = sum_5[i] * REAL_C(0.0078125);
+        ln_mean[i] = ln_sum[i] * REAL_C(0.0078125);
     }
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            sub_3[i * 128 + j] = h_3[i * 128 + j] - mul_3[i];
+            ln_centered[i * 128 + j] = h_3[i * 128 + j] - ln_mean[i];
         }
     for (int i = 0; i < 1024; i++) {
         real part[16] = {REAL_C(0.0)};
         for (int o = 0; o < 128; o += 16)
             for (int j = o; j < o + 16; j++) {
-                const real t82 = sub_3[i * 128 + j] * sub_3[i * 128 + j];
-                part[j - o] += t82;
-            }
-        real acc = part[0];
-        for (int o = 1; o < 16; o++)
-            acc += part[o];
-        sum_6[i] = acc;
-    }
-    for (int i = 0; i < 1024; i++) {
-        const real t84 = sum_6[i] * REAL_C(0.0078125);
-        const real t85 = t84 + REAL_C(1e-05);
-        rsqrt_3[i] = REAL_C(1.0) / r_sqrt(t85);
-    }
-    for (int i = 0; i < 1024; i++)
-        for (int j = 0; j < 128; j++) {
-            const real t87 = sub_3[i * 128 + j] * rsqrt_3[i];
-            const real t88 = t87 * block2_ln1_g[j];
-            add_4[i * 128 + j] = t88 + block2_ln1_b[j];
-        }
-
-    /* models/lib/attention.lua:18: local q = split(x:matmul(q_w), N, T) */
-    r_gemm_nn(1024, 128, 128, REAL_C(1.0), add_4, 128, block2_attn_q, 128, REAL_C(0.0), matmul_8, 128);
-
-    /* models/lib/attention.lua:19: local k = split(x:matmul(k_w), N, T) */
-    r_gemm_nn(1024, 128, 128, REAL_C(1.0), add_4, 128, block2_attn_k, 128, REAL_C(0.0), matmul_9, 128);
-
-    /* models/lib/attention.lua:20: local v = split(x:matmul(v_w), N, T) */
-    r_gemm_nn(1024, 128, 128, REAL_C(1.0), add_4, 128, block2_attn_v, 128, REAL_C(0.0), matmul_10, 128);
-
-    /* models/lib/attention.lua:21: local scores = matmul(q, transpose(k, 3, 4)) * (1 / math.sqrt(d)) */
-    for (int i = 0; i < 16; i++)
-        for (int j = 0; j < 4; j++)
-            r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 64, 64, 32,
-                   REAL_C(0.17677669529663687), matmul_8 + i * 8192 + j * 32, 128, matmul_9 + i * 8192 + j * 32, 128, REAL_C(0.0),
-                   scores_2 + i * 16384 + j * 4096, 64);
-
-    /* models/lib/attention.lua:22: local y = matmul(softmax(causal_mask(scores)), v)      -- [N, heads, T */
-    RT_PARALLEL_FOR
-    for (int i = 0; i < 4096; i++) {
-        real *srow = softmax_2 + (long)i * 64;
-        const int on = i % 64 + 1; /* causal: the rest are 0 */
-        const real *row = scores_2 + (long)i * 64;
-        const real mx = r_max_of(row, on);
-        const real acc = r_exp_sum(srow, row, on, mx);
-        for (int j = 0; j < on; j++)
-            srow[j] = srow[j] / acc;
-        for (int j = on; j < 64; j++)
-            srow[j] = REAL_C(0.0);
-    }
-
-    /* models/lib/attention.lua:23: y = y:permute({1, 3, 2, 4}):reshape({N, T, width}) */
-    for (int i = 0; i < 16; i++)
-        for (int j = 0; j < 4; j++)
-            r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, 32, 64,
-                   REAL_C(1.0), softmax_2 + i * 16384 + j * 4096, 64, matmul_10 + i * 8192 + j * 32, 128, REAL_C(0.0),
-                   matmul_11 + i * 8192 + j * 32, 128);
-
-    /* models/lib/dense.lua:9: return x:matmul(w) + b */
-    r_gemm_nn(1024, 128, 128, REAL_C(1.0), matmul_11, 128, block2_attn_out_w, 128, REAL_C(0.0), matmul_12, 128);
-
-    /* models/lib/transformer_block.lua:15: x = x + attend(layer_norm(x, g1, b1)) */
-    for (int i = 0; i < 1024; i++)
-        for (int j = 0; j < 128; j++) {
-            const real t103 = matmul_12[i * 128 + j] + block2_attn_out_b[j];
-            add_5[i * 128 + j] = h_3[i * 128 + j] + t103;
-        }
-
-    /* models/lib/transformer_block.lua:16: local h = gelu(dense(layer_norm(x, g2, b2), 4 * width, name .. "_fc")) */
-    for (int i = 0; i < 1024; i++) {
-        real part[16] = {REAL_C(0.0)};
-        for (int o = 0; o < 128; o += 16)
-            for (int j = o; j < o + 16; j++) {
-                part[j - o] += add_5[i * 128 + j];
-            }
-        real acc = part[0];
-        for (int o = 1; o < 16; o++)
-            acc += part[o];
-        sum_7[i] = acc;
-    }
-    for (int i = 0; i < 1024; i++) {
-        mul_4[i] = sum_7[i] * REAL_C(0.0078125);
-    }
-    for (int i = 0; i < 1024; i++)
-        for (int j = 0; j < 128; j++) {
-            sub_4[i * 128 + j] = add_5[i * 128 + j] - mul_4[i];
-        }
-    for (int i = 0; i < 1024; i++) {
-        real part[16] = {REAL_C(0.0)};
-        for (int o = 0; o < 128; o += 16)
-            for (int j = o; j < o + 16; j++) {
-                const real t108 = sub_4[i * 128 + j] * sub_4[i * 128 + j];
-                part[j - o] += t108;
-            }
-        real acc = part[0];
-        for (int o = 1; o < 16; o++)
-            acc += part[o];
-        sum_8[i] = acc;
-    }
-    for (int i = 0; i < 1024; i++) {
-        const real t110 = sum_8[i] * REAL_C(0.0078125);
-        const real t111 = t110 + REAL_C(1e-05);
-        rsqrt_4[i] = REAL_C(1.0) / r_sqrt(t111);
-    }
-    for (int i = 0; i < 1024; i++)
-        for (int j = 0; j < 128; j++) {
-            const real t113 = sub_4[i * 128 + j] * rsqrt_4[i];
-            const real t114 = t113 * block2_ln2_g[j];
-            add_6[i * 128 + j] = t114 + block2_ln2_b[j];
-        }
-
-    /* models/lib/dense.lua:9: return x:matmul(w) + b */
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1024, 512, 128,
-           REAL_C(1.0), add_6, 128, block2_fc_w, 512, REAL_C(0.0), matmul_13, 512);
-    RT_PARALLEL_FOR
-    for (int i = 0; i < 1024; i++)
-        for (int j = 0; j < 512; j++) {
-            const real t119 = matmul_13[i * 512 + j] + block2_fc_b[j];
-            const real t120 = t119 * t119 * t119;
-            const real t121 = REAL_C(0.044715) * t120;
-            const real t122 = t119 + t121;
-            const real t123 = REAL_C(0.7978845608028654) * t122;
-            const real t124 = r_tanh(t123);
-            const real t125 = REAL_C(0.5) * t119;
-            const real t126 = REAL_C(1.0) + t124;
-            h_4[i * 512 + j] = t125 * t126;
-        }
-    r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1024, 128, 512,
-           REAL_C(1.0), h_4, 512, block2_proj_w, 128, REAL_C(0.0), matmul_14, 128);
-
-    /* models/lib/transformer_block.lua:17: return x + dense(h, width, name .. "_proj") */
-    for (int i = 0; i < 1024; i++)
-        for (int j = 0; j < 128; j++) {
-            const real t131 = matmul_14[i * 128 + j] + block2_proj_b[j];
-            h_5[i * 128 + j] = add_5[i * 128 + j] + t131;
-        }
-
-    /* models/gpt.lua:22: local logits = dense(layer_norm(h, g, b), V, "head")   -- [N, T, V] */
-    for (int i = 0; i < 1024; i++) {
-        real part[16] = {REAL_C(0.0)};
-        for (int o = 0; o < 128; o += 16)
-            for (int j = o; j < o + 16; j++) {
-                part[j - o] += h_5[i * 128 + j];
-            }
-        real acc = part[0];
-        for (int o = 1; o < 16; o++)
-            acc += part[o];
-        sum_9[i] = acc;
-    }
-    for (int i = 0; i < 1024; i++) {
-        mul_5[i] = sum_9[i] * REAL_C(0.0078125);
-    }
-    for (int i = 0; i < 1024; i++)
-        for (int j = 0; j < 128; j++) {
-            sub_5[i * 128 + j] = h_5[i * 128 + j] - mul_5[i];
-        }
-    for (int i = 0; i < 1024; i++) {
-        real part[16] = {REAL_C(0.0)};
-        for (int o = 0; o < 128; o += 16)
-            for (int j = o; j < o + 16; j++) {
-                const real t138 = sub_5[i * 128 + j] * sub_5[i * 128 + j];
+                const real t138 = ln_centered[i * 128 + j] * ln_centered[i * 128 + j];
                 part[j - o] += t138;
             }
         real acc = part[0];
         for (int o = 1; o < 16; o++)
             acc += part[o];
-        sum_10[i] = acc;
+        ln_sumsq[i] = acc;
     }
     for (int i = 0; i < 1024; i++) {
-        const real t140 = sum_10[i] * REAL_C(0.0078125);
+        const real t140 = ln_sumsq[i] * REAL_C(0.0078125);
         const real t141 = t140 + REAL_C(1e-05);
-        rsqrt_5[i] = REAL_C(1.0) / r_sqrt(t141);
+        ln_rstd[i] = REAL_C(1.0) / r_sqrt(t141);
     }
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            const real t143 = sub_5[i * 128 + j] * rsqrt_5[i];
+            const real t143 = ln_centered[i * 128 + j] * ln_rstd[i];
             const real t144 = t143 * ln_g[j];
-            add_7[i * 128 + j] = t144 + ln_b[j];
+            ln[i * 128 + j] = t144 + ln_b[j];
         }
 
     /* models/lib/dense.lua:9: return x:matmul(w) + b */
-    r_gemm_nn(1024, 128, 128, REAL_C(1.0), add_7, 128, head_w, 128, REAL_C(0.0), matmul_15, 128);
+    r_gemm_nn(1024, 128, 128, REAL_C(1.0), ln, 128, head_w, 128, REAL_C(0.0), head_matmul, 128);
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++) {
-            logits[i * 128 + j] = matmul_15[i * 128 + j] + head_b[j];
+            logits[i * 128 + j] = head_matmul[i * 128 + j] + head_b[j];
         }
 }
 

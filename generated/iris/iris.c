@@ -18,10 +18,10 @@ static real *const W = arena + 120; /* param [4,3] */
 static real *const b = arena + 132; /* param [3] */
 static real *const d_W = arena + 135; /* gradient [4,3] */
 static real *const d_b = arena + 147; /* gradient [3] */
-static real *const matmul = arena + 256; /* [30,3] */
+static real *const logits_matmul = arena + 256; /* [30,3] */
 static real *const logits = arena + 165; /* [30,3] */
 static real *const cross_entropy = arena + 256; /* [30] */
-static real *const sum = arena + 384; /* [] */
+static real *const loss_sum = arena + 384; /* [] */
 static real *const loss_value = arena + 255; /* [] */
 static real *const d_logits = arena + 288; /* [30,3] */
 
@@ -32,10 +32,10 @@ static void compute_outputs(void)
 {
     /* models/iris.lua:10: local logits = x:matmul(W) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 30, 3, 4,
-           REAL_C(1.0), x, 4, W, 3, REAL_C(0.0), matmul, 3);
+           REAL_C(1.0), x, 4, W, 3, REAL_C(0.0), logits_matmul, 3);
     for (int i = 0; i < 30; i++)
         for (int j = 0; j < 3; j++) {
-            logits[i * 3 + j] = matmul[i * 3 + j] + b[j];
+            logits[i * 3 + j] = logits_matmul[i * 3 + j] + b[j];
         }
 }
 
@@ -63,9 +63,9 @@ static void compute_loss(void)
         for (int i = 0; i < 30; i++) {
             acc += cross_entropy[i];
         }
-        sum[0] = acc;
+        loss_sum[0] = acc;
     }
-    loss_value[0] = sum[0] * REAL_C(0.03333333333333333);
+    loss_value[0] = loss_sum[0] * REAL_C(0.03333333333333333);
 }
 
 /* Evaluation: the loss of the whole batch, with no gradients. */
@@ -98,9 +98,9 @@ static void compute_grads(void)
         for (int i = 0; i < 30; i++) {
             acc += cross_entropy[i];
         }
-        sum[0] = acc;
+        loss_sum[0] = acc;
     }
-    loss_value[0] = sum[0] * REAL_C(0.03333333333333333);
+    loss_value[0] = loss_sum[0] * REAL_C(0.03333333333333333);
 
     /* backward of models/iris.lua:10: local logits = x:matmul(W) + b */
     memset(d_b, 0, 3 * sizeof *d_b);

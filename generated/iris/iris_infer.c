@@ -18,7 +18,7 @@ static _Alignas(64) real arena[336];
 static real *const x = arena + 0; /* input [30,4] */
 static real *const W = arena + 120; /* param [4,3] */
 static real *const b = arena + 132; /* param [3] */
-static real *const matmul = arena + 240; /* [30,3] */
+static real *const logits_matmul = arena + 240; /* [30,3] */
 static real *const logits = arena + 135; /* [30,3] */
 
 /* The forward pass of the outputs, in the mode forward() or
@@ -28,10 +28,10 @@ static void compute_outputs(void)
 {
     /* models/iris.lua:10: local logits = x:matmul(W) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 30, 3, 4,
-           REAL_C(1.0), x, 4, W, 3, REAL_C(0.0), matmul, 3);
+           REAL_C(1.0), x, 4, W, 3, REAL_C(0.0), logits_matmul, 3);
     for (int i = 0; i < 30; i++)
         for (int j = 0; j < 3; j++) {
-            logits[i * 3 + j] = matmul[i * 3 + j] + b[j];
+            logits[i * 3 + j] = logits_matmul[i * 3 + j] + b[j];
         }
 }
 

@@ -26,20 +26,20 @@ static real *const d_fc2_w = arena + 28206; /* gradient [100,100] */
 static real *const d_fc2_b = arena + 38206; /* gradient [100] */
 static real *const d_fc3_w = arena + 38306; /* gradient [100,10] */
 static real *const d_fc3_b = arena + 39306; /* gradient [10] */
-static real *const matmul = arena + 39968; /* [64,100] */
+static real *const fc1_matmul = arena + 39968; /* [64,100] */
 static real *const h1 = arena + 46368; /* [64,100] */
-static real *const matmul_2 = arena + 39968; /* [64,100] */
+static real *const fc2_matmul = arena + 39968; /* [64,100] */
 static real *const h2 = arena + 52768; /* [64,100] */
-static real *const matmul_3 = arena + 39968; /* [64,10] */
+static real *const fc3_matmul = arena + 39968; /* [64,10] */
 static real *const logits = arena + 39316; /* [64,10] */
 static real *const cross_entropy = arena + 39968; /* [64] */
-static real *const sum = arena + 40672; /* [] */
+static real *const loss_sum = arena + 40672; /* [] */
 static real *const loss_value = arena + 39956; /* [] */
 static real *const d_logits = arena + 40032; /* [64,10] */
 static real *const d_h2 = arena + 59168; /* [64,100] */
-static real *const d_add = arena + 39968; /* [64,100] */
+static real *const d_fc2 = arena + 39968; /* [64,100] */
 static real *const d_h1 = arena + 52768; /* [64,100] */
-static real *const d_add_2 = arena + 39968; /* [64,100] */
+static real *const d_fc1 = arena + 39968; /* [64,100] */
 
 /* The forward pass of the outputs, in the mode forward() or
  * loss_and_grad() set. */
@@ -48,32 +48,32 @@ static void compute_outputs(void)
 {
     /* models/lib/dense.lua:9: return x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, 100, 64,
-           REAL_C(1.0), x, 64, fc1_w, 100, REAL_C(0.0), matmul, 100);
+           REAL_C(1.0), x, 64, fc1_w, 100, REAL_C(0.0), fc1_matmul, 100);
 
     /* models/mlp3.lua:12: local h1 = relu(dense(x, H1, "fc1")) */
     for (int i = 0; i < 64; i++)
         for (int j = 0; j < 100; j++) {
-            const real t5 = matmul[i * 100 + j] + fc1_b[j];
+            const real t5 = fc1_matmul[i * 100 + j] + fc1_b[j];
             h1[i * 100 + j] = t5 > REAL_C(0.0) ? t5 : REAL_C(0.0);
         }
 
     /* models/lib/dense.lua:9: return x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, 100, 100,
-           REAL_C(1.0), h1, 100, fc2_w, 100, REAL_C(0.0), matmul_2, 100);
+           REAL_C(1.0), h1, 100, fc2_w, 100, REAL_C(0.0), fc2_matmul, 100);
 
     /* models/mlp3.lua:13: local h2 = relu(dense(h1, H2, "fc2")) */
     for (int i = 0; i < 64; i++)
         for (int j = 0; j < 100; j++) {
-            const real t10 = matmul_2[i * 100 + j] + fc2_b[j];
+            const real t10 = fc2_matmul[i * 100 + j] + fc2_b[j];
             h2[i * 100 + j] = t10 > REAL_C(0.0) ? t10 : REAL_C(0.0);
         }
 
     /* models/lib/dense.lua:9: return x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, 10, 100,
-           REAL_C(1.0), h2, 100, fc3_w, 10, REAL_C(0.0), matmul_3, 10);
+           REAL_C(1.0), h2, 100, fc3_w, 10, REAL_C(0.0), fc3_matmul, 10);
     for (int i = 0; i < 64; i++)
         for (int j = 0; j < 10; j++) {
-            logits[i * 10 + j] = matmul_3[i * 10 + j] + fc3_b[j];
+            logits[i * 10 + j] = fc3_matmul[i * 10 + j] + fc3_b[j];
         }
 }
 
@@ -105,9 +105,9 @@ static void compute_loss(void)
         real acc = part[0];
         for (int o = 1; o < 16; o++)
             acc += part[o];
-        sum[0] = acc;
+        loss_sum[0] = acc;
     }
-    loss_value[0] = sum[0] * REAL_C(0.015625);
+    loss_value[0] = loss_sum[0] * REAL_C(0.015625);
 }
 
 /* Evaluation: the loss of the whole batch, with no gradients. */
@@ -147,9 +147,9 @@ static void compute_grads(int fold, real lr, real keep)
         real acc = part[0];
         for (int o = 1; o < 16; o++)
             acc += part[o];
-        sum[0] = acc;
+        loss_sum[0] = acc;
     }
-    loss_value[0] = sum[0] * REAL_C(0.015625);
+    loss_value[0] = loss_sum[0] * REAL_C(0.015625);
 
     /* backward of models/lib/dense.lua:9: return x:matmul(w) + b */
     memset(d_fc3_b, 0, 10 * sizeof *d_fc3_b);
@@ -169,42 +169,42 @@ static void compute_grads(int fold, real lr, real keep)
     /* backward of models/mlp3.lua:13: local h2 = relu(dense(h1, H2, "fc2")) */
     for (int i = 0; i < 6400; i++) {
         const real t25 = h2[i] > REAL_C(0.0) ? REAL_C(1.0) : REAL_C(0.0);
-        d_add[i] = d_h2[i] * t25;
+        d_fc2[i] = d_h2[i] * t25;
     }
 
     /* backward of models/lib/dense.lua:9: return x:matmul(w) + b */
     memset(d_fc2_b, 0, 100 * sizeof *d_fc2_b);
     for (int i = 0; i < 64; i++)
         for (int j = 0; j < 100; j++) {
-            d_fc2_b[j] += d_add[i * 100 + j];
+            d_fc2_b[j] += d_fc2[i * 100 + j];
         }
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 64, 100, 100,
-           REAL_C(1.0), d_add, 100, fc2_w, 100, REAL_C(0.0), d_h1, 100);
+           REAL_C(1.0), d_fc2, 100, fc2_w, 100, REAL_C(0.0), d_h1, 100);
     if (fold) /* plain SGD: w = keep w - lr dw */
         r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 100, 100, 64,
-               -lr, h1, 100, d_add, 100, keep, fc2_w, 100);
+               -lr, h1, 100, d_fc2, 100, keep, fc2_w, 100);
     else
         r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 100, 100, 64,
-               REAL_C(1.0), h1, 100, d_add, 100, REAL_C(0.0), d_fc2_w, 100);
+               REAL_C(1.0), h1, 100, d_fc2, 100, REAL_C(0.0), d_fc2_w, 100);
 
     /* backward of models/mlp3.lua:12: local h1 = relu(dense(x, H1, "fc1")) */
     for (int i = 0; i < 6400; i++) {
         const real t30 = h1[i] > REAL_C(0.0) ? REAL_C(1.0) : REAL_C(0.0);
-        d_add_2[i] = d_h1[i] * t30;
+        d_fc1[i] = d_h1[i] * t30;
     }
 
     /* backward of models/lib/dense.lua:9: return x:matmul(w) + b */
     memset(d_fc1_b, 0, 100 * sizeof *d_fc1_b);
     for (int i = 0; i < 64; i++)
         for (int j = 0; j < 100; j++) {
-            d_fc1_b[j] += d_add_2[i * 100 + j];
+            d_fc1_b[j] += d_fc1[i * 100 + j];
         }
     if (fold) /* plain SGD: w = keep w - lr dw */
         r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 64, 100, 64,
-               -lr, x, 64, d_add_2, 100, keep, fc1_w, 100);
+               -lr, x, 64, d_fc1, 100, keep, fc1_w, 100);
     else
         r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 64, 100, 64,
-               REAL_C(1.0), x, 64, d_add_2, 100, REAL_C(0.0), d_fc1_w, 100);
+               REAL_C(1.0), x, 64, d_fc1, 100, REAL_C(0.0), d_fc1_w, 100);
 }
 
 /* Training: the loss, and every parameter's gradient. */

@@ -22,11 +22,11 @@ static real *const fc2_w = arena + 10596; /* param [100,100] */
 static real *const fc2_b = arena + 20596; /* param [100] */
 static real *const fc3_w = arena + 20696; /* param [100,10] */
 static real *const fc3_b = arena + 21696; /* param [10] */
-static real *const matmul = arena + 22352; /* [64,100] */
+static real *const fc1_matmul = arena + 22352; /* [64,100] */
 static real *const h1 = arena + 28752; /* [64,100] */
-static real *const matmul_2 = arena + 22352; /* [64,100] */
+static real *const fc2_matmul = arena + 22352; /* [64,100] */
 static real *const h2 = arena + 28752; /* [64,100] */
-static real *const matmul_3 = arena + 22352; /* [64,10] */
+static real *const fc3_matmul = arena + 22352; /* [64,10] */
 static real *const logits = arena + 21706; /* [64,10] */
 
 /* The forward pass of the outputs, in the mode forward() or
@@ -36,32 +36,32 @@ static void compute_outputs(void)
 {
     /* models/lib/dense.lua:9: return x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, 100, 64,
-           REAL_C(1.0), x, 64, fc1_w, 100, REAL_C(0.0), matmul, 100);
+           REAL_C(1.0), x, 64, fc1_w, 100, REAL_C(0.0), fc1_matmul, 100);
 
     /* models/mlp3.lua:12: local h1 = relu(dense(x, H1, "fc1")) */
     for (int i = 0; i < 64; i++)
         for (int j = 0; j < 100; j++) {
-            const real t4 = matmul[i * 100 + j] + fc1_b[j];
+            const real t4 = fc1_matmul[i * 100 + j] + fc1_b[j];
             h1[i * 100 + j] = t4 > REAL_C(0.0) ? t4 : REAL_C(0.0);
         }
 
     /* models/lib/dense.lua:9: return x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, 100, 100,
-           REAL_C(1.0), h1, 100, fc2_w, 100, REAL_C(0.0), matmul_2, 100);
+           REAL_C(1.0), h1, 100, fc2_w, 100, REAL_C(0.0), fc2_matmul, 100);
 
     /* models/mlp3.lua:13: local h2 = relu(dense(h1, H2, "fc2")) */
     for (int i = 0; i < 64; i++)
         for (int j = 0; j < 100; j++) {
-            const real t9 = matmul_2[i * 100 + j] + fc2_b[j];
+            const real t9 = fc2_matmul[i * 100 + j] + fc2_b[j];
             h2[i * 100 + j] = t9 > REAL_C(0.0) ? t9 : REAL_C(0.0);
         }
 
     /* models/lib/dense.lua:9: return x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, 10, 100,
-           REAL_C(1.0), h2, 100, fc3_w, 10, REAL_C(0.0), matmul_3, 10);
+           REAL_C(1.0), h2, 100, fc3_w, 10, REAL_C(0.0), fc3_matmul, 10);
     for (int i = 0; i < 64; i++)
         for (int j = 0; j < 10; j++) {
-            logits[i * 10 + j] = matmul_3[i * 10 + j] + fc3_b[j];
+            logits[i * 10 + j] = fc3_matmul[i * 10 + j] + fc3_b[j];
         }
 }
 

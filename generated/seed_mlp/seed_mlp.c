@@ -17,13 +17,13 @@ static real *const w1 = arena + 64640; /* param [1000,100] */
 static real *const w2 = arena + 164640; /* param [100,10] */
 static real *const d_w1 = arena + 165640; /* gradient [1000,100] */
 static real *const d_w2 = arena + 265640; /* gradient [100,10] */
-static real *const matmul = arena + 267296; /* [64,100] */
+static real *const h_matmul = arena + 267296; /* [64,100] */
 static real *const h = arena + 273696; /* [64,100] */
 static real *const y_pred = arena + 266640; /* [64,10] */
 static real *const sub = arena + 267296; /* [64,10] */
 static real *const loss_value = arena + 267280; /* [] */
 static real *const d_h = arena + 280096; /* [64,100] */
-static real *const d_matmul = arena + 267296; /* [64,100] */
+static real *const d_h_matmul = arena + 267296; /* [64,100] */
 
 /* The forward pass of the outputs, in the mode forward() or
  * loss_and_grad() set. */
@@ -31,9 +31,9 @@ RT_VECTOR_CLONES
 static void compute_outputs(void)
 {
     /* models/seed_mlp.lua:12: local h = sigmoid(x:matmul(w1)) */
-    r_gemm_nn(64, 100, 1000, REAL_C(1.0), x, 1000, w1, 100, REAL_C(0.0), matmul, 100);
+    r_gemm_nn(64, 100, 1000, REAL_C(1.0), x, 1000, w1, 100, REAL_C(0.0), h_matmul, 100);
     for (int i = 0; i < 6400; i++) {
-        h[i] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-matmul[i]));
+        h[i] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-h_matmul[i]));
     }
 
     /* models/seed_mlp.lua:13: local y_pred = h:matmul(w2) */
@@ -108,12 +108,12 @@ static void compute_grads(int fold, real lr, real keep)
     for (int i = 0; i < 6400; i++) {
         const real t13 = d_h[i] * h[i];
         const real t14 = REAL_C(1.0) - h[i];
-        d_matmul[i] = t13 * t14;
+        d_h_matmul[i] = t13 * t14;
     }
     if (fold) /* plain SGD: w = keep w - lr dw */
-        r_gemm_tn(1000, 100, 64, -lr, x, 1000, d_matmul, 100, keep, w1, 100);
+        r_gemm_tn(1000, 100, 64, -lr, x, 1000, d_h_matmul, 100, keep, w1, 100);
     else
-        r_gemm_tn(1000, 100, 64, REAL_C(1.0), x, 1000, d_matmul, 100, REAL_C(0.0), d_w1, 100);
+        r_gemm_tn(1000, 100, 64, REAL_C(1.0), x, 1000, d_h_matmul, 100, REAL_C(0.0), d_w1, 100);
 }
 
 /* Training: the loss, and every parameter's gradient. */

@@ -18,7 +18,7 @@ static _Alignas(64) real arena[178448];
 static real *const x = arena + 0; /* input [64,1000] */
 static real *const w1 = arena + 64000; /* param [1000,100] */
 static real *const w2 = arena + 164000; /* param [100,10] */
-static real *const matmul = arena + 165648; /* [64,100] */
+static real *const h_matmul = arena + 165648; /* [64,100] */
 static real *const h = arena + 172048; /* [64,100] */
 static real *const y_pred = arena + 165000; /* [64,10] */
 
@@ -28,9 +28,9 @@ RT_VECTOR_CLONES
 static void compute_outputs(void)
 {
     /* models/seed_mlp.lua:12: local h = sigmoid(x:matmul(w1)) */
-    r_gemm_nn(64, 100, 1000, REAL_C(1.0), x, 1000, w1, 100, REAL_C(0.0), matmul, 100);
+    r_gemm_nn(64, 100, 1000, REAL_C(1.0), x, 1000, w1, 100, REAL_C(0.0), h_matmul, 100);
     for (int i = 0; i < 6400; i++) {
-        h[i] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-matmul[i]));
+        h[i] = REAL_C(1.0) / (REAL_C(1.0) + r_exp(-h_matmul[i]));
     }
 
     /* models/seed_mlp.lua:13: local y_pred = h:matmul(w2) */

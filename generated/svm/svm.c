@@ -18,10 +18,10 @@ static real *const W = arena + 4096; /* param [10,64] */
 static real *const d_W = arena + 4736; /* gradient [10,64] */
 static real *const scores = arena + 5376; /* [64,10] */
 static real *const hinge_loss = arena + 6032; /* [64] */
-static real *const sum = arena + 6096; /* [] */
-static real *const sum_2 = arena + 6032; /* [] */
+static real *const data_loss_sum = arena + 6096; /* [] */
+static real *const reg_loss_sum = arena + 6032; /* [] */
 static real *const loss_value = arena + 6016; /* [] */
-static real *const d_mul = arena + 4736; /* [10,64] */
+static real *const d_W_mul = arena + 4736; /* [10,64] */
 static real *const d_scores = arena + 6032; /* [64,10] */
 
 /* The forward pass of the outputs, in the mode forward() or
@@ -65,7 +65,7 @@ static void compute_loss(void)
         real acc = part[0];
         for (int o = 1; o < 16; o++)
             acc += part[o];
-        sum[0] = acc;
+        data_loss_sum[0] = acc;
     }
 
     /* models/svm.lua:14: local reg_loss = reg * sum(W^2) */
@@ -79,12 +79,12 @@ static void compute_loss(void)
         real acc = part[0];
         for (int o = 1; o < 16; o++)
             acc += part[o];
-        sum_2[0] = acc;
+        reg_loss_sum[0] = acc;
     }
 
     /* models/svm.lua:17: loss = data_loss + reg_loss, */
-    const real t7 = sum[0] * REAL_C(0.015625);
-    const real t11 = REAL_C(0.001) * sum_2[0];
+    const real t7 = data_loss_sum[0] * REAL_C(0.015625);
+    const real t11 = REAL_C(0.001) * reg_loss_sum[0];
     loss_value[0] = t7 + t11;
 }
 
@@ -120,7 +120,7 @@ static void compute_grads(void)
         real acc = part[0];
         for (int o = 1; o < 16; o++)
             acc += part[o];
-        sum[0] = acc;
+        data_loss_sum[0] = acc;
     }
 
     /* models/svm.lua:14 and its backward: local reg_loss = reg * sum(W^2) */
@@ -129,14 +129,14 @@ static void compute_grads(void)
         for (int i = 0; i < 640; i++) {
             const real t8 = W[i] * W[i];
             acc += t8;
-            d_mul[i] = REAL_C(0.002) * W[i];
+            d_W_mul[i] = REAL_C(0.002) * W[i];
         }
-        sum_2[0] = acc;
+        reg_loss_sum[0] = acc;
     }
 
     /* models/svm.lua:17: loss = data_loss + reg_loss, */
-    const real t7 = sum[0] * REAL_C(0.015625);
-    const real t11 = REAL_C(0.001) * sum_2[0];
+    const real t7 = data_loss_sum[0] * REAL_C(0.015625);
+    const real t11 = REAL_C(0.001) * reg_loss_sum[0];
     loss_value[0] = t7 + t11;
 
     /* backward of models/svm.lua:13: local data_loss = mean(hinge_loss(scores, labels)) */
