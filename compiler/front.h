@@ -1,8 +1,9 @@
 /*
- * front.h: what the front end's three files share (compiler/front/ in
+ * front.h: what the front end's four files share (compiler/front/ in
  * all but name): sandbox.c, the Lua state and its limits; language.c, the
- * model language's tensors and ops; load_model.c, a model file run
- * through them into a graph. Only they include Lua's headers.
+ * model language's tensors and ops; naming.c, the names values take from
+ * the model; load_model.c, a model file run through them into a graph.
+ * Only they include Lua's headers.
  */
 #ifndef FRONT_H
 #define FRONT_H
@@ -86,10 +87,43 @@ void make_tensor_metatable(lua_State *L);
 bool is_tensor(lua_State *L, int idx);
 int tensor_id(lua_State *L, int idx);
 const Node *node_of(lua_State *L, int id);
-/* The innermost Lua line on the stack: the line that called the op. */
-SrcLoc where(lua_State *L);
 /* Room for element n of an array that grows by one, doubling. */
 void *grow(void *p, int n, size_t size);
+
+/* ---- naming.c ---- */
+/* What name_values() names a value from, besides its Lua local: the module
+ * whose function made it and the one that returned it (module_of: a
+ * function with a parameter or an upvalue `name`, as dense(x, n, "fc") is
+ * the module fc), and for a part of a composite (layer_norm's mean), the
+ * composite's value and the part's role. */
+typedef struct Naming {
+    const char *module;   /* the module that made it, or NULL */
+    const char *returned; /* the module that first returned it, or NULL */
+    const char *role;     /* a part's role (a literal), or NULL: its op's name */
+    const char *what;     /* a composite's value: its name without a local */
+    int owner;            /* a part: the composite's value; else -1 */
+} Naming;
+
+enum { MAX_NAME = 2 * MAX_VAR + 1 }; /* a module's name, _, a local's */
+
+/* The innermost Lua line on the stack: the line that called the op. */
+SrcLoc where(lua_State *L);
+/* The innermost frame running a line of the model's files: *ar, and its
+ * file (the graph's copy of the name), or NULL. */
+const char *model_frame(lua_State *L, lua_Debug *ar);
+/* The module whose function runs at *ar, or NULL. */
+const char *module_of(lua_State *L, lua_Debug *ar);
+/* a_b, kept; b alone without a or if a_b would be longer than MAX_NAME. */
+const char *joined(lua_State *L, const char *a, const char *b);
+Naming *naming(lua_State *L, int id);
+/* A part's role in the composite it is part of: its name is the
+ * composite value's, then _role. */
+void role(lua_State *L, int id, const char *r);
+/* A norm's value, without a local, takes its scale's name less _g. */
+void named_after_scale(lua_State *L, int y, int gamma);
+/* The nodes a composite made from first on, before its value y, are parts
+ * of y; y without a local is named what (in its module). Returns y. */
+int composite(lua_State *L, int first, int y, const char *what);
 /* Names the values made since the last line after the locals holding them. */
 void name_locals(lua_State *L, lua_Debug *ar);
 /* At each return of a function: a module's value is named after it. */
