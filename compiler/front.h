@@ -84,9 +84,12 @@ void put_printable(FILE *to, const char *s, size_t len);
 /* The model language's functions, for an environment. */
 void open_model_language(lua_State *L); /* into the table on top */
 void make_tensor_metatable(lua_State *L);
-bool is_tensor(lua_State *L, int idx);
-int tensor_id(lua_State *L, int idx);
-const Node *node_of(lua_State *L, int id);
+/* Tensors are userdata holding a node id, with this metatable. Inline, so
+ * that naming.c, which language.c calls, need not call back into it. */
+#define TENSOR "gradc.tensor"
+static inline bool is_tensor(lua_State *L, int idx) { return luaL_testudata(L, idx, TENSOR); }
+static inline int tensor_id(lua_State *L, int idx) { return *(int *)lua_touserdata(L, idx); }
+static inline const Node *node_of(lua_State *L, int id) { return ir_at(front(L)->g, id); }
 /* Room for element n of an array that grows by one, doubling. */
 void *grow(void *p, int n, size_t size);
 

@@ -14,8 +14,6 @@
 #include <string.h>
 #include "front.h"
 
-static const char TENSOR[] = "gradc.tensor";
-
 /* ---- tensors ---- */
 
 static int push_tensor(lua_State *L, int id)
@@ -25,12 +23,6 @@ static int push_tensor(lua_State *L, int id)
     luaL_setmetatable(L, TENSOR);
     return 1;
 }
-
-bool is_tensor(lua_State *L, int idx) { return luaL_testudata(L, idx, TENSOR) != NULL; }
-
-int tensor_id(lua_State *L, int idx) { return *(int *)lua_touserdata(L, idx); }
-
-const Node *node_of(lua_State *L, int id) { return ir_at(front(L)->g, id); }
 
 /* Makes a node at the calling line, or raises `op: why` there. */
 static int make(lua_State *L, Node n)
