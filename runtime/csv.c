@@ -2,8 +2,9 @@
  * csv.c: numeric CSV tables, plain or gzip (zlib reads both).
  *
  * Fields are numbers separated by commas; blank lines are skipped. A first
- * line with any field that is not a number is a header. Every row must
- * have as many fields as the first; a ragged row or a field that is not a
+ * line with any field that is not a number is a header, however many
+ * fields it has. Every row must have as many fields as the first row after
+ * it; a ragged row or a field that is not a
  * number is refused with the file, line and column. Columns are then cut
  * out as arrays, with lossless conversion only (labels must be integers).
  * A file that is no text (a NUL byte), a line longer than MAX_LINE (what a
@@ -129,13 +130,18 @@ int rt_csv_read(const char *path, rt_csv *out, char *err, size_t errlen)
                 rt_die("out of memory reading %s", path);
         }
         split(line, fields);
-        if (out->cols == 0 && out->rows == 0 && !out->has_header) {
+        if (out->cols == 0) { /* the first line, or the first after a header */
             double v;
-            for (long k = 0; k < n && !out->has_header; k++)
-                out->has_header = !parse_number(fields[k], &v);
-            out->cols = n;
-            if (out->has_header)
+            int header = 0;
+            for (long k = 0; k < n && !header && !out->has_header; k++)
+                header = !parse_number(fields[k], &v);
+            /* A header need not have a field per column: UCI's and
+             * scikit-learn's files start with rows, columns, class names. */
+            if (header) {
+                out->has_header = 1;
                 continue;
+            }
+            out->cols = n;
         }
         if (n != out->cols) {
             status = rt_errf(err, errlen, "%s:%ld: %ld fields, but the first row has %ld", path,

@@ -83,6 +83,25 @@ START_TEST(csv_with_header_and_labels)
 }
 END_TEST
 
+/* The header UCI's wine file has (as scikit-learn ships it): rows,
+ * columns and class names, not a field per column. */
+START_TEST(csv_header_of_other_width)
+{
+    const char *p = write_text("wine.csv", "178,13,class_0,class_1,class_2\n"
+                                           "14.23,1.71,2.43,15.6,127,2.8,3.06,.28,2.29,5.64,1.04,"
+                                           "3.92,1065,0\n"
+                                           "13.2,1.78,2.14,11.2,100,2.65,2.76,.26,1.28,4.38,1.05,"
+                                           "3.4,1050,1\n");
+    rt_csv c;
+    ck_assert_msg(rt_csv_read(p, &c, err, sizeof err) == 0, "%s", err);
+    ck_assert_int_eq(c.has_header, 1);
+    ck_assert_int_eq(c.rows, 2);
+    ck_assert_int_eq(c.cols, 14);
+    ck_assert_double_eq(c.values[14 + 12], 1050);
+    rt_csv_free(&c);
+}
+END_TEST
+
 START_TEST(csv_gzip_without_header)
 {
     const char *p = write_text("d.csv.gz", "0,1,2\n3,4,5\n6,7,8\n");
@@ -261,6 +280,7 @@ int main(void)
     TCase *t = tcase_create("readers");
     tcase_add_checked_fixture(t, setup, teardown);
     tcase_add_test(t, csv_with_header_and_labels);
+    tcase_add_test(t, csv_header_of_other_width);
     tcase_add_test(t, csv_gzip_without_header);
     tcase_add_loop_test(t, csv_refused, 0, sizeof bad_csv / sizeof *bad_csv);
     tcase_add_test(t, csv_labels_must_be_integers);
