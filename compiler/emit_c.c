@@ -4,7 +4,7 @@
  * NAME_gradcheck.c (one-line mains).
  *
  * Needs: a Fusion and a Plan. Names every stored value (from the model:
- * its names, the Lua locals, then what language.c made of the model's
+ * its names, the Lua locals, then what naming.c made of the model's
  * names), lays the files out, and asks emit_loops.c for each node's
  * code. Everything is written into buffers first: the same graph gives
  * the same bytes.
@@ -58,8 +58,8 @@ static int name_slot(const Emit *e, const char *s)
  * kin, or the include guard NAME_H. */
 static bool model_header_name(const Graph *g, const char *s)
 {
-    static const char *const kin[] = {"_model", "_model_f32", "_model_f64", "_infer_model",
-                                      "_infer_model_f32", "_infer_model_f64"};
+    static const char *const kin[] = {"_model",       "_model_f32",       "_model_f64",
+                                      "_infer_model", "_infer_model_f32", "_infer_model_f64"};
     size_t n = strlen(g->name);
     if (!strncmp(s, g->name, n))
         for (int i = 0; i < 6; i++)
@@ -143,24 +143,25 @@ static void set_name(Emit *e, int id, const char *want)
     e->names[i] = id;
 }
 
-/* What the model calls a value: its name, its Lua local, the name the
- * model implies (language.c's name_values), or an alias's input's; or
+/* What the model calls a value (node_word), or an alias's input's; or
  * NULL. */
 static const char *model_word(Graph *g, int id)
 {
     for (const Node *n = ir_at(g, id);; n = ir_at(g, n->in[0])) {
-        if (n->name || n->var || n->hint)
-            return n->name ? n->name : n->var ? n->var : n->hint;
+        if (node_word(n))
+            return node_word(n);
         if (op_info[n->op].kind != ALIAS)
             return NULL;
     }
 }
 
-/* What naming reads: per node, whether the model named it (so far), and
- * its one reader (-1: none, or several). */
+/* What naming reads: per node, whether the model named it (so far), its
+ * one reader (-1: none, -2: several), and where the gradients it alone
+ * feeds lead: up its single readers, past unnamed gradients, to the first
+ * other node (or a negative reader). */
 typedef struct {
     bool *given;
-    int *reader;
+    int *reader, *leads_to;
 } NameFacts;
 
 /* The name node id wants, before a suffix: what the model calls it; a
@@ -187,9 +188,7 @@ static void wanted(Emit *e, const NameFacts *nm, int id, char *buf, size_t len)
     }
     if (!word && n->is_grad) {
         /* Up the gradients it alone feeds, to one with a name. */
-        int r = nm->reader[id];
-        while (r >= 0 && ir_at(e->g, r)->is_grad && ir_at(e->g, r)->grad_of < 0)
-            r = nm->reader[r];
+        int r = nm->reader[id] >= 0 ? nm->leads_to[nm->reader[id]] : nm->reader[id];
         if (r >= 0 && ir_at(e->g, r)->is_grad) {
             char name[130];
             wanted(e, nm, r, name, sizeof name);
@@ -210,7 +209,7 @@ static void wanted(Emit *e, const NameFacts *nm, int id, char *buf, size_t len)
 }
 
 /* The name a person would give: the model's own names first, then what
- * the model calls each value (its Lua local, or what language.c made of
+ * the model calls each value (its Lua local, or what naming.c made of
  * the model's names), then the op. Gradients are d_ plus their value's
  * name. A number suffix only where two values want one name. */
 static void name_nodes(Emit *e)
@@ -246,7 +245,8 @@ static void name_nodes(Emit *e)
             free(e->name[i]);
             e->name[i] = NULL;
         }
-    NameFacts nm = {xmalloc(g->n * sizeof *nm.given), xmalloc(g->n * sizeof *nm.reader)};
+    NameFacts nm = {xmalloc(g->n * sizeof *nm.given), xmalloc(g->n * sizeof *nm.reader),
+                    xmalloc(g->n * sizeof *nm.leads_to)};
     for (int i = 0; i < g->n; i++) {
         nm.given[i] = e->name[i] != NULL;
         nm.reader[i] = -1;
@@ -256,6 +256,13 @@ static void name_nodes(Emit *e)
             int x = ir_at(g, i)->in[k];
             nm.reader[x] = nm.reader[x] == -1 ? i : -2;
         }
+    /* Readers come after what they read: from the end, each walk is one
+     * step onto a walk already taken, so naming stays linear. */
+    for (int i = g->n - 1; i >= 0; i--) {
+        int r = nm.reader[i];
+        bool passes = ir_at(g, i)->is_grad && ir_at(g, i)->grad_of < 0;
+        nm.leads_to[i] = !passes ? i : r >= 0 ? nm.leads_to[r] : r;
+    }
     forget_suffixes(e);
     for (int i = 0; i < g->n; i++) {
         const Node *n = ir_at(g, i);
@@ -270,6 +277,7 @@ static void name_nodes(Emit *e)
     }
     free(nm.given);
     free(nm.reader);
+    free(nm.leads_to);
 }
 
 /* ---- the files ---- */

@@ -116,7 +116,7 @@ typedef struct Node {
     bool is_grad;    /* made by the grad pass */
     int grad_of;     /* gradient nodes: the forward node it is the gradient of, or -1 */
     const char *var; /* the Lua local that held it, for C names */
-    /* where no local held it, the name the model implies (language.c's
+    /* where no local held it, the name the model implies (naming.c's
      * name_values), for C names */
     const char *hint;
     SrcLoc loc;
@@ -195,6 +195,12 @@ typedef struct Graph {
 Graph *ir_new(void);
 void ir_free(Graph *g);
 static inline Node *ir_at(Graph *g, int id) { return &g->nodes[id]; }
+/* What the model calls a node: its name, its Lua local, or the name the
+ * model implies; or NULL. */
+static inline const char *node_word(const Node *n)
+{
+    return n->name ? n->name : n->var ? n->var : n->hint;
+}
 /* Makes a node from `proto` (op, inputs and attributes) after checking and
  * inferring its shape; returns its id, or -1 with g->error set when the
  * inputs do not fit the op (a user error). */

@@ -16,13 +16,7 @@ static void node_line(Graph *g, const Node *n, FILE *out)
     char shape[64];
     shape_str(shape, sizeof shape, n->shape);
     const Node *of = n->grad_of >= 0 ? ir_at(g, n->grad_of) : NULL;
-    const char *who = of        ? (of->name   ? of->name
-                                   : of->var  ? of->var
-                                   : of->hint ? of->hint
-                                              : op_info[of->op].name)
-                      : n->name ? n->name
-                      : n->var  ? n->var
-                                : n->hint;
+    const char *who = of ? (node_word(of) ? node_word(of) : op_info[of->op].name) : node_word(n);
     const char *file = n->loc.file ? n->loc.file : "?";
     for (const char *slash = file; *slash; slash++)
         if (*slash == '/')

@@ -1154,7 +1154,7 @@ static void set_bindings(lua_State *L, LuaBinding as)
             lua_setfield(L, -2, bindings[i].name);
         }
     for (int op = 0; op < N_OPS; op++)
-        if (op_info[op].lua >= as && op_info[op].lua != LUA_NONE) {
+        if (op_info[op].lua >= as) {
             lua_pushinteger(L, op);
             lua_pushcclosure(L, l_op, 1);
             lua_setfield(L, -2, op_info[op].name);
