@@ -78,13 +78,14 @@ static bool run_fuse(Compiled *c, const char *model, const LoadOptions *o, PassS
     return true;
 }
 
-/* A model whose arena is more than a generated program can hold is said
+/* A model whose arena is more than a generated program can count is said
  * at the line of its largest tensor. */
 static bool run_plan(Compiled *c, const char *model, const LoadOptions *o, PassStats *st)
 {
-    (void)model, (void)o, (void)st;
+    (void)model, (void)st;
     Graph *g = c->graph;
     c->plan = plan(g, &c->fusion);
+    c->plan.heap |= o && o->heap_arena;
     c->planned = true;
     const Plan *p = &c->plan;
     if (p->arena_size + p->iarena_size <= MAX_ARENA)
@@ -97,7 +98,7 @@ static bool run_plan(Compiled *c, const char *model, const LoadOptions *o, PassS
     shape_str(s, sizeof s, g->nodes[big].shape);
     fprintf(stderr,
             "%s:%d: the model's tensors take %ld values, more than the %ld a generated program "
-            "can hold (the largest, %s, is made here)\n",
+            "counts (the largest, %s, is made here)\n",
             g->nodes[big].loc.file, g->nodes[big].loc.line, p->arena_size + p->iarena_size,
             MAX_ARENA, s);
     return false;
@@ -299,6 +300,7 @@ int compile_files(const char *model, const LoadOptions *o, OutFile out[6])
     Compiled inf = schedule(dce_inference(c.graph));
     if (!inf.graph)
         die("the inference twin does not fit where its model did");
+    inf.plan.heap = c.plan.heap; /* the header declares both descriptors alike */
     emit_c_inference(inf.graph, &inf.fusion, &inf.plan, &tune, out + 4);
     compiled_free(&inf);
     compiled_free(&c);

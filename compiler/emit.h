@@ -29,6 +29,7 @@ typedef struct {
     int last_grad;   /* its node's is_grad, or -1 for a loop with its backward */
     int max_part;    /* the last part of the schedule the function being
                         written computes */
+    Buf places;      /* a heap arena's: each tensor's pointer set into it */
 } Emit;
 
 /* A node's C name, as the code refers to it: only arrays the code uses

@@ -287,12 +287,28 @@ static void open_parallel(Buf *b, const Space *sp, int depth)
     }
 }
 
+/* The type a space's loops count with: long when an index its operands
+ * are read at can pass what an int holds. */
+static const char *count_of(const Space *sp)
+{
+    long most = 0;
+    for (int d = 0; d < sp->rank; d++)
+        most = sp->size[d] > most ? sp->size[d] : most;
+    for (int o = 0; o < sp->n_ops; o++) {
+        long reach = sp->base[o];
+        for (int d = 0; d < sp->rank; d++)
+            reach += sp->stride[o][d] * (sp->size[d] - 1);
+        most = reach + 1 > most ? reach + 1 : most;
+    }
+    return count_type(most);
+}
+
 static void open_loops(Buf *b, const Space *sp, int from, int to, int depth)
 {
     for (int d = from; d < to; d++) {
         indent(b, depth + d - from);
-        buf_printf(b, "for (int %c = 0; %c < %ld; %c++)%s\n", loop_var[d], loop_var[d], sp->size[d],
-                   loop_var[d], d == to - 1 ? " {" : "");
+        buf_printf(b, "for (%s %c = 0; %c < %ld; %c++)%s\n", count_of(sp), loop_var[d], loop_var[d],
+                   sp->size[d], loop_var[d], d == to - 1 ? " {" : "");
     }
 }
 
@@ -367,8 +383,8 @@ static void emit_group(Emit *e, int root)
         if (!strcmp(init, "REAL_C(0.0)"))
             buf_printf(e->b, "memset(%s, 0, %ld * sizeof *%s);\n", out, size, out);
         else
-            buf_printf(e->b, "for (int i = 0; i < %ld; i++)\n        %s[i] = %s;\n", size, out,
-                       init);
+            buf_printf(e->b, "for (%s i = 0; i < %ld; i++)\n        %s[i] = %s;\n",
+                       count_type(size), size, out, init);
     }
     if (accumulate && keep == sp.rank) {
         /* The innermost loop walks the outputs: each element goes straight
@@ -406,9 +422,11 @@ static void emit_group(Emit *e, int root)
             snprintf(part, sizeof part, "part[%c - o]", v);
             one.acc[0] = part;
             indent(e->b, depth + last);
-            buf_printf(e->b, "for (int o = 0; o < %ld; o += %d)\n", sp.size[last], PARTIAL_SUMS);
+            buf_printf(e->b, "for (%s o = 0; o < %ld; o += %d)\n", count_of(&sp), sp.size[last],
+                       PARTIAL_SUMS);
             indent(e->b, depth + last + 1);
-            buf_printf(e->b, "for (int %c = o; %c < o + %d; %c++) {\n", v, v, PARTIAL_SUMS, v);
+            buf_printf(e->b, "for (%s %c = o; %c < o + %d; %c++) {\n", count_of(&sp), v, v,
+                       PARTIAL_SUMS, v);
         }
         group_body(e, &sp, &m, &one, &body, depth + sp.rank + split, false);
         buf_printf(e->b, "%s", body.data);

@@ -18,6 +18,7 @@
 #ifndef GRADC_H
 #define GRADC_H
 
+#include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -327,6 +328,7 @@ typedef struct {
     long max_memory_mb;
     long max_seconds;
     const char *tune; /* --tune FILE: how to write some products (tune.c) */
+    bool heap_arena;  /* --heap-arena: allocated at start however small (Plan.heap) */
 } LoadOptions;
 
 enum {
@@ -335,11 +337,18 @@ enum {
     DEFAULT_MAX_SECONDS = 10,             /* CPU time its front end may take */
     MAX_NODES = 1000000,                  /* ops a model may make */
 };
-/* The most elements a tensor may have: loops count with int. */
-#define MAX_TENSOR 2147483647L
-/* The most elements a model's arena may have: 2 GiB as double, the most a
- * static array holds without a large code model. */
-#define MAX_ARENA (((1L << 31) - 1) / 8)
+/* The most elements a tensor may have, and a model's arena: far past any
+ * machine's memory (2^40 floats are 4 TiB), yet a million nodes of it
+ * sum, and its doubles count their bytes, without overflowing a long. */
+#define MAX_TENSOR (1L << 40)
+#define MAX_ARENA (1L << 52)
+/* The most bytes of static arena (as double, with the int32 one) a model's
+ * C declares: static data past 2 GiB in all does not link with the default
+ * code model, so larger arenas are allocated when the program starts. */
+#define MAX_STATIC_ARENA (1L << 30)
+/* The C type a generated loop counts with: int, unless a tensor it walks
+ * has more elements than an int counts. */
+static inline const char *count_type(long elements) { return elements > INT_MAX ? "long" : "int"; }
 
 /* Returns NULL after printing one line `file:line: what` to stderr. */
 Graph *load_model(const char *path, const LoadOptions *o);
@@ -415,6 +424,7 @@ typedef struct {
     long fixed_size;            /* all of the above: what lives across steps */
     long peak_live;             /* the most a step's values take at once */
     long kept_for_backward;     /* of those, the forward values the backward reads */
+    bool heap; /* the arenas are allocated when the program starts, not static */
 } Plan;
 Plan plan(Graph *g, const Fusion *f);
 /* Per node, the part of the schedule that computes it: 0 the outputs and

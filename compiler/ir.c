@@ -153,12 +153,11 @@ int ir_node(Graph *g, const Node *proto)
             snprintf(g->error, sizeof g->error, "%s", err);
         return -1;
     }
-    /* Generated loops index with int. */
     if (shape_size(n.shape) > MAX_TENSOR) {
         char s[64];
         shape_str(s, sizeof s, n.shape);
-        snprintf(g->error, sizeof g->error,
-                 "%s is more elements than a tensor can hold (2^31 - 1)", s);
+        snprintf(g->error, sizeof g->error, "%s is more elements than a tensor can hold (2^40)",
+                 s);
         return -1;
     }
     n.is_grad = g->making_grad;

@@ -13,9 +13,9 @@
 
 static const char usage[] =
     "usage: gradc compile MODEL.lua [-o DIR] [-D KEY=VALUE]... [--optimizer KIND]\n"
-    "                                [--tune FILE]\n"
+    "                                [--tune FILE] [--heap-arena]\n"
     "       gradc build MODEL.lua [-o DIR] [-v] [--double] [-D KEY=VALUE]...\n"
-    "                              [--optimizer KIND] [--tune FILE]\n"
+    "                              [--optimizer KIND] [--tune FILE] [--heap-arena]\n"
     "       gradc check MODEL.lua... [--tol X] [--junit FILE] [-v] [-D KEY=VALUE]...\n"
     "       gradc tune MODEL.lua [-o FILE] [-v] [-D KEY=VALUE]...\n"
     "       gradc print MODEL.lua [--after PASS | --stats | --memory] [-D KEY=VALUE]...\n"
@@ -44,6 +44,9 @@ static const char usage[] =
     "  -o DIR          where compile writes (made if missing); tune: the file\n"
     "  --tune FILE     write each product the way FILE (from gradc tune) says:\n"
     "                  `copy` (the transposed operand copied first) or `kernel`\n"
+    "  --heap-arena    allocate the model's memory when its program starts, not\n"
+    "                  as static arrays (always so past 1 GiB, which static data\n"
+    "                  cannot hold with the default code model)\n"
     "  -D KEY=VALUE    sets config.KEY in the model (numbers stay numbers)\n"
     "  -v              print the C compiler's commands\n"
     "  --junit FILE    check: also write the results as JUnit XML, for CI\n"
@@ -131,6 +134,8 @@ static int parse_args(int argc, char **argv, Args *a)
             a->memory = true;
         } else if (!strcmp(s, "--double")) {
             a->dbl = true;
+        } else if (!strcmp(s, "--heap-arena")) {
+            a->load.heap_arena = true;
         } else if (!strcmp(s, "-v")) {
             a->verbose = true;
         } else if (!strncmp(s, "-D", 2) && s[2]) {
@@ -164,6 +169,8 @@ static int parse_args(int argc, char **argv, Args *a)
                          a->stats ? "--stats" : "--memory");
     if (a->dbl && strcmp(a->command, "build"))
         return bad_usage("--double goes with gradc build%s", "");
+    if (a->load.heap_arena && strcmp(a->command, "build") && strcmp(a->command, "compile"))
+        return bad_usage("--heap-arena goes with gradc compile and build%s", "");
     if (a->after && !find_pass(a->after)) {
         fprintf(stderr, "gradc: --after %s: the passes are %s (try gradc --help)\n", a->after,
                 pass_names());

@@ -83,20 +83,21 @@ void optim_emit_step(Buf *b, const char *fn, const Optimizer *o, long params, lo
     if (optim_info[o->kind].state_slots >= 2)
         buf_printf(b, "    real *const avg_sq = arena + %ld;\n", state + n);
     long whole = n / PARTIAL_SUMS * PARTIAL_SUMS;
+    const char *count = count_type(n);
     buf_printf(b,
                "    real scale = REAL_C(1.0);\n"
                "    if (hyper->clip > 0) {\n"
                "        double part[%d] = {0.0};\n"
-               "        for (int i = 0; i < %ld; i += %d)\n"
+               "        for (%s i = 0; i < %ld; i += %d)\n"
                "            for (int j = 0; j < %d; j++)\n"
                "                part[j] += (double)grads[i + j] * grads[i + j];\n"
                "        double norm2 = 0.0;\n",
-               PARTIAL_SUMS, whole, PARTIAL_SUMS, PARTIAL_SUMS);
+               PARTIAL_SUMS, count, whole, PARTIAL_SUMS, PARTIAL_SUMS);
     if (whole < n)
         buf_printf(b,
-                   "        for (int i = %ld; i < %ld; i++)\n"
+                   "        for (%s i = %ld; i < %ld; i++)\n"
                    "            norm2 += (double)grads[i] * grads[i];\n",
-                   whole, n);
+                   count, whole, n);
     buf_printf(b,
                "        for (int j = 0; j < %d; j++)\n"
                "            norm2 += part[j];\n"
@@ -108,20 +109,20 @@ void optim_emit_step(Buf *b, const char *fn, const Optimizer *o, long params, lo
     switch (o->kind) {
     case OPT_SGD:
         buf_printf(b,
-                   "    for (int i = 0; i < %ld; i++)\n"
+                   "    for (%s i = 0; i < %ld; i++)\n"
                    "        params[i] -= lr * (scale * grads[i] + wd * params[i]);\n",
-                   n);
+                   count, n);
         break;
     case OPT_MOMENTUM:
     case OPT_NESTEROV:
         buf_printf(b,
                    "    const real mu = (real)hyper->momentum;\n"
-                   "    for (int i = 0; i < %ld; i++) {\n"
+                   "    for (%s i = 0; i < %ld; i++) {\n"
                    "        const real g = scale * grads[i] + wd * params[i];\n"
                    "        avg[i] = mu * avg[i] + g;\n"
                    "        params[i] -= lr * %s;\n"
                    "    }\n",
-                   n, o->kind == OPT_NESTEROV ? "(g + mu * avg[i])" : "avg[i]");
+                   count, n, o->kind == OPT_NESTEROV ? "(g + mu * avg[i])" : "avg[i]");
         break;
     case OPT_ADAM:
     case OPT_ADAMW:
@@ -132,8 +133,8 @@ void optim_emit_step(Buf *b, const char *fn, const Optimizer *o, long params, lo
                    "     * divides and square roots are the slow part of the loop */\n"
                    "    const real c1 = (real)(1 / (1 - pow(hyper->beta1, (double)hyper->step)));\n"
                    "    const real c2 = (real)(1 / sqrt(1 - pow(hyper->beta2, (double)hyper->step)));\n"
-                   "    for (int i = 0; i < %ld; i++) {\n",
-                   n);
+                   "    for (%s i = 0; i < %ld; i++) {\n",
+                   count, n);
         if (o->kind == OPT_ADAMW)
             buf_printf(b, "        const real g = scale * grads[i];\n"
                           "        params[i] -= lr * wd * params[i];\n");
@@ -147,12 +148,12 @@ void optim_emit_step(Buf *b, const char *fn, const Optimizer *o, long params, lo
     case OPT_RMSPROP:
         buf_printf(b,
                    "    const real alpha = (real)hyper->alpha, eps = (real)hyper->eps;\n"
-                   "    for (int i = 0; i < %ld; i++) {\n"
+                   "    for (%s i = 0; i < %ld; i++) {\n"
                    "        const real g = scale * grads[i] + wd * params[i];\n"
                    "        avg[i] = alpha * avg[i] + (1 - alpha) * g * g;\n"
                    "        params[i] -= lr * g / (r_sqrt(avg[i]) + eps);\n"
                    "    }\n",
-                   n);
+                   count, n);
         break;
     }
     buf_printf(b, "%s    return loss;\n}\n", after);

@@ -1,6 +1,6 @@
 /*
- * plan.c: the schedule, and every stored tensor's place in one static
- * arena.
+ * plan.c: the schedule, and every stored tensor's place in one arena:
+ * static, or allocated at start when it is too large to be (Plan.heap).
  *
  * Needs: a Fusion. Keeps: the graph. The schedule has three parts, each in
  * id order: the outputs and what they read (compute_outputs), the rest of
@@ -375,6 +375,7 @@ Plan plan(Graph *g, const Fusion *f)
     free(pos);
     free(loop_end);
     free(last);
+    p.heap = p.arena_size > (MAX_STATIC_ARENA - p.iarena_size * 4) / 8;
     return p;
 }
 

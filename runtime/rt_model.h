@@ -10,10 +10,16 @@
  * second contiguous block, so an optimizer is one flat loop. Buffers
  * (batch norm's running averages: kept, not trained) follow the
  * parameters, and the two are what a checkpoint saves.
+ *
+ * An arena too large to be static (more than 2 GiB of static data does not
+ * link with the default code model) is allocated before main instead,
+ * once, by rt_arena_alloc; such a model's descriptor is not const, its
+ * arena pointers being set then.
  */
 #ifndef RT_MODEL_H
 #define RT_MODEL_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 enum { RT_MAX_RANK = 6 };
@@ -98,5 +104,10 @@ typedef struct rt_model {
      * the inputs; rows past that are zeroed first. */
     void (*forward)(int rows);
 } rt_model;
+
+/* n elements of width bytes, zeroed, on a cache line; never freed. A
+ * machine without that much memory is said in one line naming the model,
+ * and the program exits 1. */
+void *rt_arena_alloc(const char *model, long n, size_t width);
 
 #endif

@@ -7,7 +7,29 @@
  * double) is the model's `real`. rt_get/rt_set hide that split behind
  * doubles, which hold every float and int32 value exactly.
  */
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
 #include "rt_internal.h"
+
+static double gib(double bytes) { return bytes / (1 << 30); }
+
+void *rt_arena_alloc(const char *model, long n, size_t width)
+{
+    double bytes = (double)n * (double)width;
+    double machine = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE);
+    /* More than the machine has would be granted (overcommitted) and then
+     * killed mid-step; say it now instead. */
+    char *p = machine > 0 && bytes > machine ? NULL : calloc((size_t)n * width + 64, 1);
+    if (!p) {
+        fprintf(stderr,
+                "%s: its tensors take %.1f GiB (%ld values of %zu bytes), more than this "
+                "machine %s (%.1f GiB)\n",
+                model, gib(bytes), n, width, bytes > machine ? "has" : "could give", gib(machine));
+        exit(1);
+    }
+    return p + (64 - (uintptr_t)p % 64) % 64; /* on a cache line, as a static arena */
+}
 
 double rt_get(const rt_model *m, const rt_tensor *t, long i)
 {

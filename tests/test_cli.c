@@ -95,23 +95,22 @@ static const BadModel bad_models[] = {
      "bad.lua:3: the model used more than 16 MiB of memory", "--max-memory 16"},
     {"a huge string", "local s = string.rep(\"x\", 1 << 28)\n",
      "bad.lua:1: the model used more than 16 MiB of memory", "--max-memory 16"},
-    {"an absurd tensor", "local x = input(\"x\", {1000000, 1000000})\n",
-     "bad.lua:1: input: [1000000,1000000] is more elements than a tensor can hold", NULL},
+    {"an absurd tensor", "local x = input(\"x\", {10000000, 1000000})\n",
+     "bad.lua:1: input: [10000000,1000000] is more elements than a tensor can hold", NULL},
     {"a dimension of -1", "local x = input(\"x\", {64, -1})\n",
      "bad.lua:1: input: dimension 2 must be a positive integer, got -1", NULL},
     {"an absurd product",
-     "local a = input(\"a\", {100000, 1})\n"
-     "local b = param(\"b\", {1, 100000}, zeros())\nlocal c = a:matmul(b)\n",
-     "bad.lua:3: matmul: [100000,100000] is more elements than a tensor can hold", NULL},
+     "local a = input(\"a\", {2000000, 1})\n"
+     "local b = param(\"b\", {1, 1000000}, zeros())\nlocal c = a:matmul(b)\n",
+     "bad.lua:3: matmul: [2000000,1000000] is more elements than a tensor can hold", NULL},
     {"too many ops",
      "local x = input(\"x\", {4, 4})\nlocal s = x\nfor i = 1, 2000000 do s = s + 1 end\n",
      "bad.lua:3: the model makes more than 1000000 ops", NULL},
     {"too much memory in all",
-     "local x = input(\"x\", {4, 4})\n"
-     "local w = param(\"w\", {4, 100000000}, zeros())\n"
-     "local v = param(\"v\", {4, 100000000}, zeros())\n"
-     "return model { loss = sum(x:matmul(w)) + sum(x:matmul(v)) }\n",
-     "bad.lua:2: the model's tensors take", NULL},
+     "local x = input(\"x\", {4, 1000000})\nlocal s = 0\nfor i = 1, 3000 do\n"
+     "  s = s + sum(x:matmul(param(\"w\" .. i, {1000000, 1000000}, zeros())))\nend\n"
+     "return model { loss = s }\n",
+     "bad.lua:4: the model's tensors take", NULL},
     {"an unused input",
      "local x = input(\"x\", {8, 3})\nlocal z = input(\"z\", {8, 3})\n"
      "local w = param(\"w\", {3, 2}, randn())\nreturn model { loss = sum(x:matmul(w)) }\n",
@@ -221,6 +220,57 @@ START_TEST(double_build)
     ck_assert_int_eq(run_cmd(cmd, &out), 2);
     ck_assert_msg(strstr(out, "--double goes with gradc build"), "%s", out);
     free(out);
+    remove_dir(dir);
+}
+END_TEST
+
+/* No size cap below the machine's memory: a model of 2^38 values (one
+ * tensor of 2^36) compiles and links, counting in long where an int would
+ * overflow, its arena allocated at start; and started on a machine without
+ * a terabyte, it says so in one line. */
+START_TEST(huge_model_builds)
+{
+    char *dir = make_tmpdir(), cmd[2048], *out;
+    snprintf(cmd, sizeof cmd, "%s build tests/huge_model.lua -o %s", GRADC_BIN, dir);
+    ck_assert_msg(run_cmd(cmd, &out) == 0, "%s", out);
+    free(out);
+    snprintf(cmd, sizeof cmd,
+             "grep -c -e 'for (long i = 0; i < 68719476736; i++)' -e 'rt_arena_alloc(' "
+             "-e '(long)ids\\[i\\] \\* 4096' %s/huge_model.c",
+             dir);
+    ck_assert_int_eq(run_cmd(cmd, &out), 0);
+    ck_assert_msg(atoi(out) >= 4, "%s", out);
+    free(out);
+    snprintf(cmd, sizeof cmd, "%s/huge_model_train --steps 1", dir);
+    ck_assert_int_eq(run_cmd(cmd, &out), 1);
+    ck_assert_msg(!strncmp(out, "huge_model: its tensors take 1088.0 GiB (", 41) &&
+                      strstr(out, " values of 4 bytes), more than this machine has (") &&
+                      strchr(out, '\n') == out + strlen(out) - 1,
+                  "%s", out);
+    free(out);
+    remove_dir(dir);
+}
+END_TEST
+
+/* An arena allocated at start is the static one moved: the same steps
+ * give the same parameters, bit for bit. */
+START_TEST(heap_arena_trains_alike)
+{
+    char *dir = make_tmpdir(), cmd[4096], *out;
+    const char *models[][2] = {{"iris", ""}, {"gpt", "-D layers=1 -D width=32 -D batch=2"}};
+    for (int k = 0; k < 2; k++) {
+        const char *m = models[k][0], *d = models[k][1];
+        snprintf(cmd, sizeof cmd,
+                 "%s build models/%s.lua %s -o %s/static && %s build models/%s.lua %s --heap-arena "
+                 "-o %s/heap && grep -c rt_arena_alloc %s/heap/%s.c && "
+                 "%s/static/%s_train --steps 3 --export %s/static/w && "
+                 "%s/heap/%s_train --steps 3 --export %s/heap/w && "
+                 "for f in %s/static/w/*.npy; do cmp $f %s/heap/w/${f##*/} || exit 1; done",
+                 GRADC_BIN, m, d, dir, GRADC_BIN, m, d, dir, dir, m, dir, m, dir, dir, m, dir, dir,
+                 dir);
+        ck_assert_msg(run_cmd(cmd, &out) == 0, "%s: %s", m, out);
+        free(out);
+    }
     remove_dir(dir);
 }
 END_TEST
@@ -890,6 +940,8 @@ static Suite *cli_suite(void)
     tcase_add_test(t, params_of_a_module);
     tcase_add_test(t, output_folders_and_missing_runtime);
     tcase_add_test(t, double_build);
+    tcase_add_test(t, huge_model_builds);
+    tcase_add_test(t, heap_arena_trains_alike);
     tcase_add_test(t, passes_match_golden_files);
     tcase_add_test(t, readme_quotes_the_generated_c);
     tcase_add_test(t, failed_compile_keeps_old_output);

@@ -22,12 +22,13 @@ const char *shape_one_hot(Graph *g, Node *n, char *err, size_t len)
 
 void emit_one_hot(Buf *b, const Node *n, const Operand *out, const Operand *in)
 {
+    const char *ix = op_count(n, in);
     int classes = (int)n->value;
     buf_printf(b,
-               "    for (int i = 0; i < %ld; i++)\n"
-               "        for (int j = 0; j < %d; j++)\n"
+               "    for (%s i = 0; i < %ld; i++)\n"
+               "        for (%s j = 0; j < %d; j++)\n"
                "            %s[i * %d + j] = (real)(%s[i] == j);\n",
-               shape_size(in[0].shape), classes, out->text, classes, in[0].text);
+               ix, shape_size(in[0].shape), ix, classes, out->text, classes, in[0].text);
 }
 
 /* ---- convolution as rows of receptive fields ---- */
@@ -45,6 +46,14 @@ static Window window_of(Shape x, const int *axes)
     v.oh = (v.h + 2 * v.pad - v.kh) / v.stride + 1;
     v.ow = (v.w + 2 * v.pad - v.kw) / v.stride + 1;
     return v;
+}
+
+/* The type window loops count with: of the images or of their rows,
+ * whichever is larger. */
+static const char *window_count(Window v)
+{
+    long images = (long)v.n * v.c * v.h * v.w, rows = (long)v.n * v.oh * v.ow * v.c * v.kh * v.kw;
+    return count_type(images > rows ? images : rows);
 }
 
 static const char *check_window(Shape x, const int *axes, char *err, size_t len)
@@ -118,12 +127,13 @@ int grad_col2im(Graph *g, int node, int dy, int k)
  * the loops branch on every other one. */
 static void window_loops(Buf *b, Window v, const char *cols)
 {
+    const char *ix = window_count(v);
     buf_printf(b,
-               "    for (int i = 0; i < %d; i++)\n"
-               "        for (int j = 0; j < %d; j++)\n"
-               "            for (int k = 0; k < %d; k++) {\n"
+               "    for (%s i = 0; i < %d; i++)\n"
+               "        for (%s j = 0; j < %d; j++)\n"
+               "            for (%s k = 0; k < %d; k++) {\n"
                "                real *row = %s + ((i * %d + j) * %d + k) * %d;\n",
-               v.n, v.oh, v.ow, cols, v.oh, v.ow, v.c * v.kh * v.kw);
+               ix, v.n, ix, v.oh, ix, v.ow, cols, v.oh, v.ow, v.c * v.kh * v.kw);
     if (v.pad)
         buf_printf(
             b,
@@ -139,17 +149,18 @@ static void window_loops(Buf *b, Window v, const char *cols)
  * image, around one element's statement. */
 static void kernel_loops(Buf *b, Window v, const char *statement)
 {
+    const char *ix = window_count(v);
     char m1[16], n1[16];
     snprintf(m1, sizeof m1, "%d", v.kh);
     snprintf(n1, sizeof n1, "%d", v.kw);
     buf_printf(b,
-               "                for (int l = 0; l < %d; l++)\n"
-               "                    for (int m = %s; m < %s; m++)\n"
-               "                        for (int n = %s; n < %s; n++)\n"
+               "                for (%s l = 0; l < %d; l++)\n"
+               "                    for (%s m = %s; m < %s; m++)\n"
+               "                        for (%s n = %s; n < %s; n++)\n"
                "                            %s;\n"
                "            }\n",
-               v.c, v.pad ? "m0" : "0", v.pad ? "m1" : m1, v.pad ? "n0" : "0", v.pad ? "n1" : n1,
-               statement);
+               ix, v.c, ix, v.pad ? "m0" : "0", v.pad ? "m1" : m1, ix, v.pad ? "n0" : "0",
+               v.pad ? "n1" : n1, statement);
 }
 
 void emit_im2col(Buf *b, const Node *n, const Operand *out, const Operand *in)
@@ -183,6 +194,9 @@ void emit_col2im(Buf *b, const Node *n, const Operand *out, const Operand *in)
 
 /* ---- sequences ---- */
 
+/* An int32 id times a row's length, in long when the table is that large. */
+static const char *wide(const char *count) { return strcmp(count, "long") ? "" : "(long)"; }
+
 /* embedding(table [V, D], ids int32 [...]) = the rows ids pick: [..., D] */
 const char *shape_embedding(Graph *g, Node *n, char *err, size_t len)
 {
@@ -211,12 +225,13 @@ int grad_embedding(Graph *g, int node, int dy, int k)
 
 void emit_embedding(Buf *b, const Node *n, const Operand *out, const Operand *in)
 {
+    const char *ix = op_count(n, in);
     int d = in[0].shape.dim[1];
-    (void)n;
     buf_printf(b,
-               "    for (int i = 0; i < %ld; i++)\n"
-               "        memcpy(%s + i * %d, %s + %s[i] * %d, %d * sizeof *%s);\n",
-               shape_size(in[1].shape), out->text, d, in[0].text, in[1].text, d, d, out->text);
+               "    for (%s i = 0; i < %ld; i++)\n"
+               "        memcpy(%s + i * %d, %s + %s%s[i] * %d, %d * sizeof *%s);\n",
+               ix, shape_size(in[1].shape), out->text, d, in[0].text, wide(ix), in[1].text, d, d,
+               out->text);
 }
 
 /* embedding_grad(dy [..., D], ids) = the table's gradient, the proto's [V, D] */
@@ -229,14 +244,15 @@ const char *shape_embedding_grad(Graph *g, Node *n, char *err, size_t len)
 
 void emit_embedding_grad(Buf *b, const Node *n, const Operand *out, const Operand *in)
 {
+    const char *ix = op_count(n, in);
     int d = n->shape.dim[1];
     buf_printf(b,
                "    memset(%s, 0, %ld * sizeof *%s);\n"
-               "    for (int i = 0; i < %ld; i++)\n"
-               "        for (int j = 0; j < %d; j++)\n"
-               "            %s[%s[i] * %d + j] += %s[i * %d + j];\n",
-               out->text, shape_size(n->shape), out->text, shape_size(in[1].shape), d, out->text,
-               in[1].text, d, in[0].text, d);
+               "    for (%s i = 0; i < %ld; i++)\n"
+               "        for (%s j = 0; j < %d; j++)\n"
+               "            %s[%s%s[i] * %d + j] += %s[i * %d + j];\n",
+               out->text, shape_size(n->shape), out->text, ix, shape_size(in[1].shape), ix, d,
+               out->text, wide(ix), in[1].text, d, in[0].text, d);
 }
 
 /* causal_mask(x [..., T, T]) keeps x where column <= row and puts the
@@ -249,6 +265,7 @@ int grad_causal(Graph *g, int node, int dy, int k)
 
 void emit_causal(Buf *b, const Node *n, const Operand *out, const Operand *in)
 {
+    const char *ix = op_count(n, in);
     int t = n->shape.dim[n->shape.rank - 1];
     char fill[48];
     if (isinf(n->value))
@@ -257,11 +274,12 @@ void emit_causal(Buf *b, const Node *n, const Operand *out, const Operand *in)
         lit(n->value, fill);
     buf_printf(
         b,
-        "    for (int i = 0; i < %ld; i++)\n"
-        "        for (int j = 0; j < %d; j++)\n"
-        "            for (int k = 0; k < %d; k++)\n"
+        "    for (%s i = 0; i < %ld; i++)\n"
+        "        for (%s j = 0; j < %d; j++)\n"
+        "            for (%s k = 0; k < %d; k++)\n"
         "                %s[(i * %d + j) * %d + k] = k <= j ? %s[(i * %d + j) * %d + k] : %s;\n",
-        shape_size(n->shape) / ((long)t * t), t, t, out->text, t, t, in[0].text, t, t, fill);
+        ix, shape_size(n->shape) / ((long)t * t), ix, t, ix, t, out->text, t, t, in[0].text, t, t,
+        fill);
 }
 
 /* ---- training and evaluation differ ---- */
@@ -296,16 +314,17 @@ int grad_dropout(Graph *g, int node, int dy, int k)
 
 void emit_dropout(Buf *b, const Node *n, const Operand *out, const Operand *in)
 {
+    const char *ix = op_count(n, in);
     char keep[48], p[40], buf[96];
     lit(1 / (1 - n->value), keep);
     fmt_real(p, n->value);
     const char *x = at(buf, &in[0], "i"); /* a literal for a folded gradient */
     buf_printf(b,
-               "    for (int i = 0; i < %ld; i++)\n"
+               "    for (%s i = 0; i < %ld; i++)\n"
                "        %s[i] = !training ? %s\n"
                "              : rt_dropped(mask_step, %d, (uint64_t)i, %s) ? REAL_C(0.0)\n"
                "              : %s * %s;\n",
-               shape_size(n->shape), out->text, x, n->axes[0], p, x, keep);
+               ix, shape_size(n->shape), out->text, x, n->axes[0], p, x, keep);
 }
 
 /* random_shift(x) at site axes[0], offsets up to value: in training, each
@@ -335,6 +354,7 @@ int grad_shift(Graph *g, int node, int dy, int k)
 
 void emit_shift(Buf *b, const Node *n, const Operand *out, const Operand *in)
 {
+    const char *ix = op_count(n, in);
     Shape s = n->shape;
     int h = s.dim[s.rank - 2], w = s.dim[s.rank - 1], k = (int)n->value;
     long per = shape_size(s) / s.dim[0] / ((long)h * w); /* channels */
@@ -343,21 +363,21 @@ void emit_shift(Buf *b, const Node *n, const Operand *out, const Operand *in)
     snprintf(from, sizeof from, "at - dy * %d - dx", w);
     buf_printf(
         b,
-        "    for (int n = 0; n < %d; n++) {\n"
+        "    for (%s n = 0; n < %d; n++) {\n"
         "        const int dy = training ? %srt_offset(mask_step, %d, 2 * (uint64_t)n, %d) : 0;\n"
         "        const int dx = training ? %srt_offset(mask_step, %d, 2 * (uint64_t)n + 1, %d) : "
         "0;\n"
-        "        for (int c = 0; c < %ld; c++)\n"
-        "            for (int i = 0; i < %d; i++)\n"
-        "                for (int j = 0; j < %d; j++) {\n"
+        "        for (%s c = 0; c < %ld; c++)\n"
+        "            for (%s i = 0; i < %d; i++)\n"
+        "                for (%s j = 0; j < %d; j++) {\n"
         "                    const long at = ((long)n * %ld + c) * %d + i * %d + j;\n"
         "                    const int si = i - dy, sj = j - dx;\n"
         "                    %s[at] = si >= 0 && si < %d && sj >= 0 && sj < %d\n"
         "                                 ? %s : REAL_C(0.0);\n"
         "                }\n"
         "    }\n",
-        s.dim[0], sign, n->axes[0], k, sign, n->axes[0], k, per, h, w, per, h * w, w, out->text, h,
-        w, at(src, &in[0], from));
+        ix, s.dim[0], sign, n->axes[0], k, sign, n->axes[0], k, ix, per, ix, h, ix, w, per, h * w,
+        w, out->text, h, w, at(src, &in[0], from));
 }
 
 /* ---- row losses: scores [N, C] and int32 labels [N] give [N] ---- */
@@ -401,35 +421,37 @@ int grad_hinge(Graph *g, int node, int dy, int k)
 
 void emit_hinge(Buf *b, const Node *n, const Operand *out, const Operand *in)
 {
+    const char *ix = op_count(n, in);
     int rows = in[0].shape.dim[0], cols = in[0].shape.dim[1];
     (void)n;
     buf_printf(b,
-               "    for (int i = 0; i < %d; i++) {\n"
+               "    for (%s i = 0; i < %d; i++) {\n"
                "        const real *row = %s + i * %d;\n"
                "        const int32_t label = %s[i];\n"
                "        real acc = REAL_C(0.0);\n"
-               "        for (int j = 0; j < %d; j++)\n"
+               "        for (%s j = 0; j < %d; j++)\n"
                "            if (j != label)\n"
                "                acc += r_fmax(REAL_C(0.0), row[j] - row[label] + REAL_C(1.0));\n"
                "        %s[i] = acc;\n"
                "    }\n",
-               rows, in[0].text, cols, in[1].text, cols, out->text);
+               ix, rows, in[0].text, cols, in[1].text, ix, cols, out->text);
 }
 
 /* ds_j = dy [s_j - s_y + 1 > 0] for j != y; ds_y = -dy (how many were > 0) */
 void emit_hinge_grad(Buf *b, const Node *n, const Operand *out, const Operand *in)
 {
+    const char *ix = op_count(n, in);
     int rows = in[1].shape.dim[0], cols = in[1].shape.dim[1];
     char buf[96];
     const char *dy = at(buf, &in[0], "i");
     (void)n;
     buf_printf(b,
-               "    for (int i = 0; i < %d; i++) {\n"
+               "    for (%s i = 0; i < %d; i++) {\n"
                "        const real *row = %s + i * %d;\n"
                "        real *drow = %s + i * %d;\n"
                "        const int32_t label = %s[i];\n"
                "        int cnt = 0;\n"
-               "        for (int j = 0; j < %d; j++) {\n"
+               "        for (%s j = 0; j < %d; j++) {\n"
                "            const int on = j != label && row[j] - row[label] + REAL_C(1.0) > "
                "REAL_C(0.0);\n"
                "            drow[j] = on ? %s : REAL_C(0.0);\n"
@@ -437,7 +459,7 @@ void emit_hinge_grad(Buf *b, const Node *n, const Operand *out, const Operand *i
                "        }\n"
                "        drow[label] = -(real)cnt * %s;\n"
                "    }\n",
-               rows, in[1].text, cols, out->text, cols, in[2].text, cols, dy, dy);
+               ix, rows, in[1].text, cols, out->text, cols, in[2].text, ix, cols, dy, dy);
 }
 
 /* loss_i = log sum_j exp(z_j) - z_yi, computed from max_j z_j for range */
@@ -468,10 +490,11 @@ static void emit_logsumexp(Buf *b, const char *z, int cols, const char *keep)
 
 void emit_xent(Buf *b, const Node *n, const Operand *out, const Operand *in)
 {
+    const char *ix = op_count(n, in);
     int rows = in[0].shape.dim[0], cols = in[0].shape.dim[1];
     (void)n;
     parallel_rows(b, rows, cols);
-    buf_printf(b, "    for (int i = 0; i < %d; i++) {\n", rows);
+    buf_printf(b, "    for (%s i = 0; i < %d; i++) {\n", ix, rows);
     emit_logsumexp(b, in[0].text, cols, NULL);
     buf_printf(b, "        %s[i] = mx + r_log(acc) - row[%s[i]];\n    }\n", out->text, in[1].text);
 }
@@ -479,20 +502,21 @@ void emit_xent(Buf *b, const Node *n, const Operand *out, const Operand *in)
 /* dz_j = dy (softmax(z)_j - [j == y]) */
 void emit_xent_grad(Buf *b, const Node *n, const Operand *out, const Operand *in)
 {
+    const char *ix = op_count(n, in);
     int rows = in[1].shape.dim[0], cols = in[1].shape.dim[1];
     char buf[96];
     const char *dy = at(buf, &in[0], "i");
     (void)n;
     parallel_rows(b, rows, cols);
-    buf_printf(b, "    for (int i = 0; i < %d; i++) {\n", rows);
+    buf_printf(b, "    for (%s i = 0; i < %d; i++) {\n", ix, rows);
     emit_logsumexp(b, in[1].text, cols, out->text);
     if (out->row_loss) /* the loss in the same pass (fuse.c) */
         buf_printf(b, "        %s[i] = mx + r_log(acc) - row[%s[i]];\n", out->row_loss, in[2].text);
     buf_printf(b,
-               "        for (int j = 0; j < %d; j++)\n"
+               "        for (%s j = 0; j < %d; j++)\n"
                "            drow[j] = %s * (drow[j] / acc - (j == %s[i]));\n"
                "    }\n",
-               cols, dy, in[2].text);
+               ix, cols, dy, in[2].text);
 }
 
 /* ---- max pooling, window by window ---- */
@@ -537,35 +561,38 @@ const char *shape_as_second(Graph *g, Node *n, char *err, size_t len)
  * (m, n): the output is out[oi], the window starts at x[win]. */
 static void pool_loops(Buf *b, Window v)
 {
+    const char *ix = window_count(v);
     buf_printf(b,
-               "    for (int i = 0; i < %d; i++)\n"
-               "        for (int j = 0; j < %d; j++)\n"
-               "            for (int k = 0; k < %d; k++) {\n"
+               "    for (%s i = 0; i < %d; i++)\n"
+               "        for (%s j = 0; j < %d; j++)\n"
+               "            for (%s k = 0; k < %d; k++) {\n"
                "                const long oi = ((long)i * %d + j) * %d + k;\n"
                "                const long win = ((long)i * %d + j * %d) * %d + k * %d;\n",
-               v.n * v.c, v.oh, v.ow, v.oh, v.ow, v.h, v.stride, v.w, v.stride);
+               ix, v.n * v.c, ix, v.oh, ix, v.ow, v.oh, v.ow, v.h, v.stride, v.w, v.stride);
 }
 
 void emit_max_pool(Buf *b, const Node *n, const Operand *out, const Operand *in)
 {
+    const char *ix = op_count(n, in);
     Window v = window_of(in[0].shape, n->axes);
     char idx[48], buf[96];
     snprintf(idx, sizeof idx, "win + m * %d + n", v.w);
     pool_loops(b, v);
     buf_printf(b,
                "                real mx = -INFINITY;\n"
-               "                for (int m = 0; m < %d; m++)\n"
-               "                    for (int n = 0; n < %d; n++)\n"
+               "                for (%s m = 0; m < %d; m++)\n"
+               "                    for (%s n = 0; n < %d; n++)\n"
                "                        mx = r_max(mx, %s);\n"
                "                %s[oi] = mx;\n"
                "            }\n",
-               v.kh, v.kw, at(buf, &in[0], idx), out->text);
+               ix, v.kh, ix, v.kw, at(buf, &in[0], idx), out->text);
 }
 
 /* Windows that tile x (stride the window's size, nothing left over at the
  * edges) each write their own elements: nothing to zero first or to sum. */
 void emit_max_pool_grad(Buf *b, const Node *n, const Operand *out, const Operand *in)
 {
+    const char *ix = op_count(n, in);
     Window v = window_of(n->shape, n->axes);
     bool tiles = v.pad == 0 && v.kh == v.stride && v.kw == v.stride && v.oh * v.stride == v.h &&
                  v.ow * v.stride == v.w;
@@ -575,12 +602,12 @@ void emit_max_pool_grad(Buf *b, const Node *n, const Operand *out, const Operand
                    out->text);
     pool_loops(b, v);
     buf_printf(b,
-               "                for (int m = 0; m < %d; m++)\n"
-               "                    for (int n = 0; n < %d; n++)\n"
+               "                for (%s m = 0; m < %d; m++)\n"
+               "                    for (%s n = 0; n < %d; n++)\n"
                "                        %s[win + m * %d + n] %s\n"
                "                            (real)(%s[win + m * %d + n] == %s[oi]) * %s;\n"
                "            }\n",
-               v.kh, v.kw, out->text, v.w, tiles ? "=" : "+=", in[1].text, v.w, in[2].text,
+               ix, v.kh, ix, v.kw, out->text, v.w, tiles ? "=" : "+=", in[1].text, v.w, in[2].text,
                at(buf, &in[0], "oi"));
 }
 
@@ -615,11 +642,12 @@ static void seen_columns(Buf *b, const Node *n, int cols, char *on, size_t len)
 
 static void zero_unseen(Buf *b, const Node *n, int cols, const char *row)
 {
+    const char *ix = count_type(shape_size(n->shape));
     if (n->value)
         buf_printf(b,
-                   "        for (int j = on; j < %d; j++)\n"
+                   "        for (%s j = on; j < %d; j++)\n"
                    "            %s[j] = REAL_C(0.0);\n",
-                   cols, row);
+                   ix, cols, row);
 }
 
 /* Per row: its max, each exp(x - max) and their sum, then the quotients;
@@ -627,35 +655,37 @@ static void zero_unseen(Buf *b, const Node *n, int cols, const char *row)
  * rows that stay in cache. A constant x is first written into the row. */
 void emit_softmax(Buf *b, const Node *n, const Operand *out, const Operand *in)
 {
+    const char *ix = op_count(n, in);
     int cols;
     long rows = last_axis_rows(n->shape, &cols);
     char on[16];
     parallel_rows(b, rows, cols);
     buf_printf(b,
-               "    for (int i = 0; i < %ld; i++) {\n"
+               "    for (%s i = 0; i < %ld; i++) {\n"
                "        real *srow = %s + (long)i * %d;\n",
-               rows, out->text, cols);
+               ix, rows, out->text, cols);
     seen_columns(b, n, cols, on, sizeof on);
     if (in[0].is_const)
         buf_printf(b,
-                   "        for (int j = 0; j < %s; j++)\n"
+                   "        for (%s j = 0; j < %s; j++)\n"
                    "            srow[j] = %s;\n"
                    "        const real *row = srow;\n",
-                   on, in[0].text);
+                   ix, on, in[0].text);
     else
         buf_printf(b, "        const real *row = %s + (long)i * %d;\n", in[0].text, cols);
     buf_printf(b,
                "        const real mx = r_max_of(row, %s);\n"
                "        const real acc = r_exp_sum(srow, row, %s, mx);\n"
-               "        for (int j = 0; j < %s; j++)\n"
+               "        for (%s j = 0; j < %s; j++)\n"
                "            srow[j] = srow[j] / acc;\n",
-               on, on, on);
+               on, on, ix, on);
     zero_unseen(b, n, cols, "srow");
     buf_printf(b, "    }\n");
 }
 
 void emit_softmax_grad(Buf *b, const Node *n, const Operand *out, const Operand *in)
 {
+    const char *ix = op_count(n, in);
     int cols;
     long rows = last_axis_rows(n->shape, &cols);
     char idx[48], buf[96], dy[96], on[16];
@@ -663,10 +693,10 @@ void emit_softmax_grad(Buf *b, const Node *n, const Operand *out, const Operand 
     snprintf(dy, sizeof dy, "%s", at(buf, &in[0], idx));
     parallel_rows(b, rows, cols);
     buf_printf(b,
-               "    for (int i = 0; i < %ld; i++) {\n"
+               "    for (%s i = 0; i < %ld; i++) {\n"
                "        const real *srow = %s + (long)i * %d;\n"
                "        real *drow = %s + (long)i * %d;\n",
-               rows, in[1].text, cols, out->text, cols);
+               ix, rows, in[1].text, cols, out->text, cols);
     seen_columns(b, n, cols, on, sizeof on);
     if (in[0].is_const)
         buf_printf(b, "        const real dot = %s * r_dot(srow, NULL, %s);\n", dy, on);
@@ -674,9 +704,9 @@ void emit_softmax_grad(Buf *b, const Node *n, const Operand *out, const Operand 
         buf_printf(b, "        const real dot = r_dot(%s + (long)i * %d, srow, %s);\n", in[0].text,
                    cols, on);
     buf_printf(b,
-               "        for (int j = 0; j < %s; j++)\n"
+               "        for (%s j = 0; j < %s; j++)\n"
                "            drow[j] = srow[j] * (%s - dot);\n",
-               on, dy);
+               ix, on, dy);
     zero_unseen(b, n, cols, "drow");
     buf_printf(b, "    }\n");
 }

@@ -34,5 +34,7 @@ const char *lit(double v, char buf[48]);
 void parallel_rows(Buf *b, long rows, long cols);
 const char *at(char buf[96], const Operand *o, const char *index);
 const char *need_real(Graph *g, const Node *n, char *err, size_t len);
+/* The type n's loops count with (count_type): of its largest tensor. */
+const char *op_count(const Node *n, const Operand *in);
 
 #endif

@@ -101,8 +101,8 @@ bool matmul_product(const Node *n, Shape sa, Shape sb, Product *p)
     Shape sc = n->shape;
     int m = sc.dim[sc.rank - 2];
     long batch = shape_size(sc) / ((long)m * sc.dim[sc.rank - 1]);
-    if (batch > 1 && (sb.rank > 2 || n->trans_a))
-        return false;
+    if (batch > 1 && (sb.rank > 2 || n->trans_a || batch * m > INT_MAX))
+        return false; /* a loop of products, the BLAS counting rows in int */
     *p = (Product){.m = batch * m,
                    .n = sc.dim[sc.rank - 1],
                    .k = sa.dim[sa.rank - 1 - n->trans_a],
@@ -120,12 +120,13 @@ bool matmul_product(const Node *n, Shape sa, Shape sb, Product *p)
 static void emit_tuned_copy(Buf *b, const Product *p, const Operand *out, const Operand *in)
 {
     int rows = p->ta ? p->k : p->n, cols = p->ta ? p->m : p->k;
+    const char *ix = count_type((long)rows * cols);
     buf_printf(b,
-               "    for (int i = 0; i < %d; i += 16) /* tuned: a plain product is faster */\n"
-               "        for (int j = 0; j < %d; j++)\n"
-               "            for (int k = i; k < i + 16 && k < %d; k++)\n"
+               "    for (%s i = 0; i < %d; i += 16) /* tuned: a plain product is faster */\n"
+               "        for (%s j = 0; j < %d; j++)\n"
+               "            for (%s k = i; k < i + 16 && k < %d; k++)\n"
                "                %s[j * %d + k] = %s[k * %d + j];\n",
-               rows, cols, rows, out->scratch, rows, in[p->ta ? 0 : 1].text, cols);
+               ix, rows, ix, cols, ix, rows, out->scratch, rows, in[p->ta ? 0 : 1].text, cols);
 }
 
 /* Where matrix (i, j) of a batch [I, J, rows, cols] starts in its buffer
@@ -157,13 +158,14 @@ static void emit_head_products(Buf *b, const Node *n, const Operand *out, const 
     int ld[3];
     for (int k = 0; k < 3; k++)
         head_matrix(at[k], sizeof at[k], &ld[k], buf[k], s[k], n->axes[k]);
+    const char *ix = op_count(n, in);
     buf_printf(b,
-               "    for (int i = 0; i < %d; i++)\n"
-               "        for (int j = 0; j < %d; j++)\n"
+               "    for (%s i = 0; i < %d; i++)\n"
+               "        for (%s j = 0; j < %d; j++)\n"
                "            r_gemm(CblasRowMajor, %s, %s, %d, %d, %d,\n"
                "                   %s, %s, %d, %s, %d, %s,\n"
                "                   %s, %d);\n",
-               s[2].dim[0], s[2].dim[1], n->trans_a ? "CblasTrans" : "CblasNoTrans",
+               ix, s[2].dim[0], ix, s[2].dim[1], n->trans_a ? "CblasTrans" : "CblasNoTrans",
                n->trans_b ? "CblasTrans" : "CblasNoTrans", s[2].dim[2], s[2].dim[3],
                s[0].dim[3 - n->trans_a], alpha, at[0], ld[0], at[1], ld[1], beta, at[2], ld[2]);
 }
@@ -202,14 +204,14 @@ void emit_matmul(Buf *b, const Node *n, const Operand *out, const Operand *in)
                    p.tb ? p.n : sb.dim[rb - 1], beta, out->text, nn);
         return;
     }
-    if (out->kernel) { /* tuned: runtime/gemm.c is faster */
+    if (out->kernel && batch * m <= INT_MAX) { /* tuned: runtime/gemm.c is faster */
         const char *form = n->trans_b ? "nt" : n->trans_a ? "tn" : "nn";
         buf_printf(b, "    r_gemm_%s(%ld, %d, %d, %s, %s, %d, %s, %d, %s, %s, %d);\n", form,
                    batch * m, nn, k, alpha, in[0].text, sa.dim[ra - 1], in[1].text, sb.dim[rb - 1],
                    beta, out->text, nn);
         return;
     }
-    if (batch == 1 || (rb == 2 && !n->trans_a)) {
+    if (batch == 1 || (rb == 2 && !n->trans_a && batch * m <= INT_MAX)) {
         /* One product: a batch sharing B is one tall matrix of rows. */
         buf_printf(b,
                    "    r_gemm(CblasRowMajor, %s, %s, %ld, %d, %d,\n"
@@ -218,14 +220,15 @@ void emit_matmul(Buf *b, const Node *n, const Operand *out, const Operand *in)
                    sb.dim[rb - 1], beta, out->text, nn);
         return;
     }
+    const char *ix = op_count(n, in);
     long step_a = ra > 2 ? (long)sa.dim[ra - 2] * sa.dim[ra - 1] : 0;
     long step_b = rb > 2 ? (long)sb.dim[rb - 2] * sb.dim[rb - 1] : 0;
     buf_printf(b,
-               "    for (int i = 0; i < %ld; i++)\n"
+               "    for (%s i = 0; i < %ld; i++)\n"
                "        r_gemm(CblasRowMajor, %s, %s, %d, %d, %d,\n"
                "               %s, %s + i * %ld, %d, %s + i * %ld, %d, %s,\n"
                "               %s + i * %ld, %d);\n",
-               batch, ta, tb, m, nn, k, alpha, in[0].text, step_a, sa.dim[ra - 1], in[1].text,
+               ix, batch, ta, tb, m, nn, k, alpha, in[0].text, step_a, sa.dim[ra - 1], in[1].text,
                step_b, sb.dim[rb - 1], beta, out->text, (long)m * nn, nn);
 }
 

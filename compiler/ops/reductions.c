@@ -99,9 +99,9 @@ void emit_argmax(Buf *b, const Node *n, const Operand *out, const Operand *in)
 {
     int cols = in[0].shape.dim[in[0].shape.rank - 1];
     long rows = shape_size(in[0].shape) / cols;
-    (void)n;
+    const char *ix = op_count(n, in);
     buf_printf(b,
-               "    for (int i = 0; i < %ld; i++) {\n"
+               "    for (%s i = 0; i < %ld; i++) {\n"
                "        const real *row = %s + i * %d;\n"
                "        int label = 0;\n"
                "        for (int j = 1; j < %d; j++)\n"
@@ -109,5 +109,5 @@ void emit_argmax(Buf *b, const Node *n, const Operand *out, const Operand *in)
                "                label = j;\n"
                "        %s[i] = (real)label;\n"
                "    }\n",
-               rows, in[0].text, cols, cols, out->text);
+               ix, rows, in[0].text, cols, cols, out->text);
 }

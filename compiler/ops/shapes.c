@@ -197,6 +197,7 @@ const char *shape_pad_add(Graph *g, Node *n, char *err, size_t len)
 void emit_pad_add(Buf *b, const Node *n, const Operand *out, const Operand *in)
 {
     Shape s = n->shape, x = in[1].shape;
+    const char *ix = op_count(n, in);
     if (!in[0].in_place)
         buf_printf(b, "    memcpy(%s, %s, %ld * sizeof *%s);\n", out->text, in[0].text,
                    shape_size(s), out->text);
@@ -229,12 +230,12 @@ void emit_pad_add(Buf *b, const Node *n, const Operand *out, const Operand *in)
         xstride *= x.dim[d];
     }
     for (int d = 0; d < inner; d++)
-        buf_printf(b, "%*sfor (int %c = 0; %c < %d; %c++)\n", 4 * (d + 1), "", var[d], var[d],
+        buf_printf(b, "%*sfor (%s %c = 0; %c < %d; %c++)\n", 4 * (d + 1), "", ix, var[d], var[d],
                    x.dim[d], var[d]);
     buf_printf(b,
-               "%*sfor (int r = 0; r < %ld; r++)\n"
+               "%*sfor (%s r = 0; r < %ld; r++)\n"
                "%*s%s[%sr] %s %s[%sr];\n",
-               4 * (inner + 1), "", run, 4 * (inner + 2), "", out->text, to,
+               4 * (inner + 1), "", ix, run, 4 * (inner + 2), "", out->text, to,
                n->value == 1 ? "=" : "+=", in[1].text, from);
 }
 
@@ -305,6 +306,7 @@ int grad_concat(Graph *g, int node, int dy, int k)
 void emit_concat(Buf *b, const Node *n, const Operand *out, const Operand *in)
 {
     int a = n->axes[0], total = n->shape.dim[a], at = 0;
+    const char *ix = op_count(n, in);
     long outer = 1, inner = 1;
     for (int i = 0; i < a; i++)
         outer *= n->shape.dim[i];
@@ -313,9 +315,9 @@ void emit_concat(Buf *b, const Node *n, const Operand *out, const Operand *in)
     for (int k = 0; k < n->n_in; k++) {
         int part = in[k].shape.dim[a];
         buf_printf(b,
-                   "    for (int i = 0; i < %ld; i++)\n"
+                   "    for (%s i = 0; i < %ld; i++)\n"
                    "        memcpy(%s + (i * %d + %d) * %ld, %s + i * %ld, %ld * sizeof *%s);\n",
-                   outer, out->text, total, at, inner, in[k].text, part * inner, part * inner,
+                   ix, outer, out->text, total, at, inner, in[k].text, part * inner, part * inner,
                    out->text);
         at += part;
     }

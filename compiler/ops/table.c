@@ -121,3 +121,11 @@ void read_arrays(const Node *n, Shape x, const Access *out, Access *in)
 {
     read_whole(n, x, out, in);
 }
+
+const char *op_count(const Node *n, const Operand *in)
+{
+    long most = shape_size(n->shape);
+    for (int k = 0; k < n->n_in; k++)
+        most = shape_size(in[k].shape) > most ? shape_size(in[k].shape) : most;
+    return count_type(most);
+}
