@@ -86,9 +86,10 @@ endef
 $(foreach m,$(MODELS),$(eval $(call model_rules,$(m))))
 
 # Regenerates generated/ from models/ (and tune/, what `gradc tune` measured
-# for each); a test fails when this would change it.
+# for each), each model at its test config if it has one (a big model's
+# small size, docs/cli.md); a test fails when this would change it.
 generate: $(BUILD)/gradc
-	@for m in $(MODELS); do $(BUILD)/gradc compile models/$$m.lua -o generated/$$m \
+	@for m in $(MODELS); do $(BUILD)/gradc compile models/$$m.lua --test-config -o generated/$$m \
 	    $$(test -f tune/$$m.tune && echo --tune tune/$$m.tune) || exit 1; done
 
 # The passes' golden files: tests/golden/NAME.PASS is what `gradc print

@@ -323,6 +323,8 @@ typedef struct {
     /* NULL: a -D key the model never reads is an error. Else the keys it
      * read are marked here (gradc check: some model must read each). */
     bool *defines_read;
+    /* --test-config: the -D of the file's `-- test config:` line first */
+    bool test_config;
     const char *optimizer; /* --optimizer: replaces the model's, with its defaults */
     long max_instructions; /* the sandbox's limits; 0: the defaults below */
     long max_memory_mb;

@@ -268,18 +268,32 @@ static int l_config_pairs(lua_State *L)
     return 3;
 }
 
-static void set_config(lua_State *L, const LoadOptions *o)
+/* "KEY=VALUE" into the table at index t: numbers stay numbers, true and
+ * false are booleans, the rest strings. */
+static void put_define(lua_State *L, int t, const char *d)
+{
+    const char *eq = strchr(d, '=');
+    lua_pushlstring(L, d, eq - d);
+    if (!strcmp(eq + 1, "true") || !strcmp(eq + 1, "false"))
+        lua_pushboolean(L, eq[1] == 't');
+    else if (!lua_stringtonumber(L, eq + 1))
+        lua_pushstring(L, eq + 1);
+    lua_settable(L, t);
+}
+
+/* config: the test config line's values (the table at index test), then
+ * the command line's, which win. */
+static void set_config(lua_State *L, const LoadOptions *o, int test)
 {
     lua_newtable(L); /* the values */
-    for (int i = 0; i < o->n_defines; i++) {
-        const char *d = o->defines[i], *eq = strchr(d, '=');
-        lua_pushlstring(L, d, eq - d);
-        if (!strcmp(eq + 1, "true") || !strcmp(eq + 1, "false"))
-            lua_pushboolean(L, eq[1] == 't');
-        else if (!lua_stringtonumber(L, eq + 1))
-            lua_pushstring(L, eq + 1);
-        lua_settable(L, -3);
+    int values = lua_gettop(L);
+    for (lua_Integer i = 1; lua_rawgeti(L, test, i) == LUA_TSTRING; i++) {
+        put_define(L, values, lua_tostring(L, -1));
+        lua_pop(L, 1);
     }
+    lua_pop(L, 1);
+    for (int i = 0; i < o->n_defines; i++)
+        put_define(L, values, o->defines[i]);
     lua_newtable(L); /* the keys read */
     lua_pushvalue(L, -1);
     lua_setfield(L, LUA_REGISTRYINDEX, "gradc.config_read");
@@ -341,6 +355,90 @@ static void check_config_read(lua_State *L, const LoadOptions *o)
     lua_pop(L, 1);
 }
 
+static void bad_test_config(lua_State *L, const char *path, int line, const char *what,
+                            const char *text, size_t len)
+{
+    char msg[1024];
+    snprintf(msg, sizeof msg, "%s:%d: test config: %s '%.*s'", path, line, what,
+             (int)(len > 40 ? 40 : len), text);
+    luaL_error(L, "%s", msg);
+}
+
+/* --test-config: the model file's line `-- test config: -D KEY=VALUE ...`,
+ * the small size of a big model that make test, generated/ and the
+ * gradient checks compile (docs/cli.md). Its "KEY=VALUE"s go into the
+ * table on top of the stack, in order, as Lua strings, so the sandbox's
+ * memory limit holds; returns the line, or 0 if the file has none. */
+static int read_test_config(lua_State *L, const char *path, const char *text, size_t len)
+{
+    static const char tag[] = "-- test config:";
+    const size_t tag_len = sizeof tag - 1;
+    int found = 0, n = 0;
+    size_t at = 0;
+    for (int line = 1; at < len; line++) {
+        const char *s = text + at, *nl = memchr(s, '\n', len - at);
+        size_t line_len = nl ? (size_t)(nl - s) : len - at;
+        at += line_len + 1;
+        if (line_len < tag_len || memcmp(s, tag, tag_len))
+            continue;
+        if (found) {
+            char msg[1024];
+            snprintf(msg, sizeof msg, "%s:%d: test config: a second line (the first is line %d)",
+                     path, line, found);
+            luaL_error(L, "%s", msg);
+        }
+        found = line;
+        const char *p = s + tag_len, *end = s + line_len;
+        bool after_d = false; /* the word after a lone -D is its KEY=VALUE */
+        for (;;) {
+            while (p < end && (*p == ' ' || *p == '\t' || *p == '\r'))
+                p++;
+            const char *w = p;
+            while (p < end && *p != ' ' && *p != '\t' && *p != '\r')
+                p++;
+            size_t w_len = (size_t)(p - w);
+            if (!w_len)
+                break;
+            if (!after_d && w_len == 2 && !memcmp(w, "-D", 2)) {
+                after_d = true;
+                continue;
+            }
+            const char *d = w;
+            size_t d_len = w_len;
+            if (!after_d && w_len > 2 && !memcmp(w, "-D", 2))
+                d += 2, d_len -= 2;
+            else if (!after_d)
+                bad_test_config(L, path, line, "expected -D KEY=VALUE, not", w, w_len);
+            after_d = false;
+            const char *eq = memchr(d, '=', d_len);
+            if (!eq || eq == d || memchr(d, 0, d_len))
+                bad_test_config(L, path, line, "expected -D KEY=VALUE, not", w, w_len);
+            lua_pushlstring(L, d, d_len);
+            lua_rawseti(L, -2, ++n);
+        }
+        if (after_d)
+            bad_test_config(L, path, line, "expected KEY=VALUE after", "-D", 2);
+    }
+    return found;
+}
+
+/* A key of the test config line that the model never reads is as
+ * misspelt as a -D one, whatever the command line gives. */
+static void check_test_config_read(lua_State *L, const char *path, int line, int test)
+{
+    lua_getfield(L, LUA_REGISTRYINDEX, "gradc.config_read");
+    for (lua_Integer i = 1; lua_rawgeti(L, test, i) == LUA_TSTRING; i++) {
+        const char *d = lua_tostring(L, -1);
+        size_t key_len = (size_t)(strchr(d, '=') - d);
+        lua_pushlstring(L, d, key_len);
+        bool read = lua_rawget(L, -3) != LUA_TNIL;
+        lua_pop(L, 2);
+        if (!read)
+            bad_test_config(L, path, line, "the model never reads the config key", d, key_len);
+    }
+    lua_pop(L, 2);
+}
+
 /* The whole model file, run in protected mode: pcall'd so that every Lua
  * error becomes one message. */
 static int run_model(lua_State *L)
@@ -351,7 +449,10 @@ static int run_model(lua_State *L)
     size_t len;
     char *text = read_file(L, path, &len);
     make_tensor_metatable(L);
-    set_config(L, o);
+    lua_newtable(L);
+    int test = lua_gettop(L);
+    int test_line = o->test_config ? read_test_config(L, path, text, len) : 0;
+    set_config(L, o, test);
     lua_newtable(L);
     lua_setfield(L, LUA_REGISTRYINDEX, "gradc.imports");
     lua_newtable(L);
@@ -370,6 +471,7 @@ static int run_model(lua_State *L)
         return luaL_error(L, "%s:%d: the model file must return the model{} it builds", path,
                           f->model_loc.line);
     check_config_read(L, o);
+    check_test_config_read(L, path, test_line, test);
     name_values(L);
     return 0;
 }

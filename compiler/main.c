@@ -12,11 +12,12 @@
 #include "gradc.h"
 
 static const char usage[] =
-    "usage: gradc compile MODEL.lua [-o DIR] [-D KEY=VALUE]... [--optimizer KIND]\n"
-    "                                [--tune FILE] [--heap-arena]\n"
+    "usage: gradc compile MODEL.lua [-o DIR] [-D KEY=VALUE]... [--test-config]\n"
+    "                                [--optimizer KIND] [--tune FILE] [--heap-arena]\n"
     "       gradc build MODEL.lua [-o DIR] [-v] [--double] [-D KEY=VALUE]...\n"
     "                              [--optimizer KIND] [--tune FILE] [--heap-arena]\n"
     "       gradc check MODEL.lua... [--tol X] [--junit FILE] [-v] [-D KEY=VALUE]...\n"
+    "                                 [--test-config]\n"
     "       gradc tune MODEL.lua [-o FILE] [-v] [-D KEY=VALUE]...\n"
     "       gradc print MODEL.lua [--after PASS | --stats | --memory] [-D KEY=VALUE]...\n"
     "       gradc graph MODEL.lua [--backward] [-D KEY=VALUE]...\n"
@@ -48,6 +49,9 @@ static const char usage[] =
     "                  as static arrays (always so past 1 GiB, which static data\n"
     "                  cannot hold with the default code model)\n"
     "  -D KEY=VALUE    sets config.KEY in the model (numbers stay numbers)\n"
+    "  --test-config   first the -D of the model file's line `-- test config: -D\n"
+    "                  KEY=VALUE ...`, if it has one: the small size make test\n"
+    "                  and generated/ use (every command takes it)\n"
     "  -v              print the C compiler's commands\n"
     "  --junit FILE    check: also write the results as JUnit XML, for CI\n"
     "  --optimizer K   train with K instead of the model's optimizer, at K's\n"
@@ -136,6 +140,8 @@ static int parse_args(int argc, char **argv, Args *a)
             a->dbl = true;
         } else if (!strcmp(s, "--heap-arena")) {
             a->load.heap_arena = true;
+        } else if (!strcmp(s, "--test-config")) {
+            a->load.test_config = true;
         } else if (!strcmp(s, "-v")) {
             a->verbose = true;
         } else if (!strncmp(s, "-D", 2) && s[2]) {

@@ -130,6 +130,19 @@ static const BadModel bad_models[] = {
      "return model { loss = sum(x:matmul(w)) }\n",
      "bad.lua:1: -D hiden: the model never reads config.hiden (it reads batch)",
      "-D batch=4 -D hiden=8"},
+    {"a malformed test config",
+     "-- test config: batch=3\nlocal x = input(\"x\", {config.batch or 2, 2})\n"
+     "local w = param(\"w\", {2, 2}, randn())\nreturn model { loss = sum(x:matmul(w)) }\n",
+     "bad.lua:1: test config: expected -D KEY=VALUE, not 'batch=3'", "--test-config"},
+    {"a misspelt test config key",
+     "-- test config: -D batch=3 -D hiden=8\nlocal x = input(\"x\", {config.batch or 2, 2})\n"
+     "local w = param(\"w\", {2, 2}, randn())\nreturn model { loss = sum(x:matmul(w)) }\n",
+     "bad.lua:1: test config: the model never reads the config key 'hiden'", "--test-config"},
+    {"two test config lines",
+     "-- test config: -D batch=3\n-- test config: -D batch=4\n"
+     "local x = input(\"x\", {config.batch or 2, 2})\n"
+     "local w = param(\"w\", {2, 2}, randn())\nreturn model { loss = sum(x:matmul(w)) }\n",
+     "bad.lua:2: test config: a second line (the first is line 1)", "--test-config"},
 };
 
 /* One line on stderr naming the file and line, exit 1, and the output
@@ -419,7 +432,7 @@ static int same_file(const char *a, const char *b)
 }
 
 /* generated/ is what the compiler makes today: `make generate` would not
- * change it. */
+ * change it (each model at its test config, as make generate does). */
 START_TEST(generated_is_fresh)
 {
     char names[64][64];
@@ -428,8 +441,9 @@ START_TEST(generated_is_fresh)
     for (int i = 0; i < n; i++) {
         char *dir = make_tmpdir(), cmd[1024], *out, tune[128];
         snprintf(tune, sizeof tune, "tune/%.63s.tune", names[i]);
-        snprintf(cmd, sizeof cmd, "%s compile models/%.63s.lua -o %.500s%s%s", GRADC_BIN, names[i],
-                 dir, access(tune, R_OK) ? "" : " --tune ", access(tune, R_OK) ? "" : tune);
+        snprintf(cmd, sizeof cmd, "%s compile models/%.63s.lua --test-config -o %.500s%s%s",
+                 GRADC_BIN, names[i], dir, access(tune, R_OK) ? "" : " --tune ",
+                 access(tune, R_OK) ? "" : tune);
         ck_assert_msg(run_cmd(cmd, &out) == 0, "%s: %s", names[i], out);
         free(out);
         for (int k = 0; k < N_SUFFIXES; k++) {

@@ -260,7 +260,8 @@ START_TEST(attention_folds_scale_and_mask)
 }
 END_TEST
 
-/* The memory plan, checked from the outside on every model: two values
+/* The memory plan, checked from the outside on every model (at its test
+ * config, as generated/ has it): two values
  * whose lifetimes meet never share a place, and the arena is at most 1.2x
  * the least the schedule needs, places being rounded to 64 bytes (16
  * floats). A value lives from its group's step to the
@@ -268,7 +269,9 @@ END_TEST
  * (loss, outputs, gradients, the buffers' next values). */
 static void check_plan(const char *path)
 {
-    Graph *g = compiled(path, NULL, 0);
+    LoadOptions o = {.test_config = true};
+    Graph *g = compile_graph(path, &o, NULL, NULL);
+    ck_assert_msg(g, "%s does not compile", path);
     Fusion f = fuse(g);
     Plan p = plan(g, &f);
     int *pos = malloc(g->n * sizeof *pos), *last = malloc(g->n * sizeof *last),
@@ -594,6 +597,38 @@ START_TEST(config_and_import)
 }
 END_TEST
 
+/* --test-config takes the -D of the file's `-- test config:` line (both
+ * spellings), the command line's after them, which win; without the flag
+ * the line is a comment. (test_cli.c has the lines it refuses.) */
+START_TEST(test_config_line)
+{
+    const char *path =
+        write_model("sized.lua", "-- test config: -D n=3 -Dm=4\n"
+                                 "local x = input(\"x\", {config.n or 5, config.m or 6})\n"
+                                 "local w = param(\"w\", {x.shape[2]}, ones())\n"
+                                 "return model { loss = sum(x * w) }\n");
+    LoadOptions o = {.test_config = true};
+    Graph *g = load_model(path, &o);
+    ck_assert_ptr_nonnull(g);
+    ck_assert_int_eq(g->batch, 3);
+    ck_assert_int_eq(ir_at(g, g->params[0].node)->shape.dim[0], 4);
+    ir_free(g);
+    const char *d[] = {"n=7"};
+    o = (LoadOptions){.test_config = true, .defines = d, .n_defines = 1};
+    g = load_model(path, &o);
+    ck_assert_ptr_nonnull(g);
+    ck_assert_int_eq(g->batch, 7);
+    ck_assert_int_eq(ir_at(g, g->params[0].node)->shape.dim[0], 4);
+    ir_free(g);
+    o = (LoadOptions){0};
+    g = load_model(path, &o);
+    ck_assert_ptr_nonnull(g);
+    ck_assert_int_eq(g->batch, 5);
+    ck_assert_int_eq(ir_at(g, g->params[0].node)->shape.dim[0], 6);
+    ir_free(g);
+}
+END_TEST
+
 START_TEST(lua_locals_name_nodes)
 {
     const char *path = write_model("named.lua", "local x = input(\"x\", {2, 3})\n"
@@ -719,6 +754,7 @@ static Suite *compiler_suite(void)
     tcase_add_test(passes, plan_shares_only_dead_places);
     tcase_add_test(passes, loss_and_gradient_share_a_loop);
     tcase_add_test(passes, config_and_import);
+    tcase_add_test(passes, test_config_line);
     tcase_add_test(passes, lua_locals_name_nodes);
     tcase_add_test(passes, names_come_from_the_model);
     tcase_add_test(passes, labels_learn_their_range);
