@@ -459,6 +459,46 @@ START_TEST(generated_is_fresh)
 }
 END_TEST
 
+/* GPT-2 small (124M) as models/gpt2.lua's defaults give it, compiled and
+ * not built (make test and generated/ use its test config): llm.c's
+ * shapes (wte [50304, 768], the vocabulary padded to a multiple of 128;
+ * wpe [1024, 768]; matrices [out, in]), the head tied to wte as one
+ * product that transposes wte by its flag, with no transposed copy, and
+ * the loss over the 50257 real columns. A generated program holds at most
+ * 2^28 values today, which batch 1, context 64 and 2 layers fit and the
+ * 124M's batch 4, context 1024 and 12 layers do not: these -D go when
+ * that cap does. */
+START_TEST(gpt2_124m_compiles)
+{
+    char *dir = make_tmpdir(), cmd[1200], *c;
+    snprintf(cmd, sizeof cmd,
+             "%s compile models/gpt2.lua -D batch=1 -D context=64 -D layers=2 -o %s && "
+             "cat %s/gpt2.c",
+             GRADC_BIN, dir, dir);
+    int status = run_cmd(cmd, &c);
+    ck_assert_msg(status == 0, "exit %d: %.2000s", status, c);
+    static const char *const want[] = {"*const wte = arena + 0; /* param [50304,768] */",
+                                       "*const wpe = ",
+                                       "/* param [1024,768] */",
+                                       "*const h0_qkv_w = ",
+                                       "/* param [2304,768] */",
+                                       "*const h0_fcproj_w = ",
+                                       "/* param [768,3072] */",
+                                       "[64,50257]"};
+    for (int i = 0; i < (int)(sizeof want / sizeof *want); i++)
+        ck_assert_msg(strstr(c, want[i]), "no %s in gpt2.c", want[i]);
+    ck_assert_msg(!strstr(c, "[768,50304]"), "gpt2.c has a transposed copy of wte");
+    int head = 0;
+    for (const char *at = c; (at = strstr(at, "CblasNoTrans, CblasTrans, ")); at++) {
+        const char *eol = strchr(at, '\n'), *dims = strstr(at, ", 50304, 768,");
+        head |= dims && eol && dims < eol;
+    }
+    ck_assert_msg(head, "gpt2.c has no product lnf wte^T with wte transposed by its flag");
+    free(c);
+    remove_dir(dir);
+}
+END_TEST
+
 /* The same model gives the same bytes, whatever the folder it is written
  * to or the time. */
 START_TEST(same_model_same_bytes)
@@ -960,6 +1000,7 @@ static Suite *cli_suite(void)
     tcase_add_test(t, readme_quotes_the_generated_c);
     tcase_add_test(t, failed_compile_keeps_old_output);
     tcase_add_test(t, generated_is_fresh);
+    tcase_add_test(t, gpt2_124m_compiles);
     tcase_add_test(t, same_model_same_bytes);
     tcase_add_test(t, print_shows_both_passes);
     tcase_add_test(t, print_stats_and_memory);

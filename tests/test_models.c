@@ -14,9 +14,12 @@
  *   no_allocation float steps on 1 and on 2 threads allocate nothing (not
  *                 under ASan, which has its own malloc).
  *
- * And one end-to-end test against an independent reference: 200 steps of
+ * And end-to-end tests against independent references: 200 steps of
  * seed_mlp in double against the lecture notes' NumPy loop in float64
- * (tests/notes_seed_mlp.py, run by /usr/bin/python3), every loss to 1e-9.
+ * (tests/notes_seed_mlp.py, run by /usr/bin/python3), every loss to 1e-9;
+ * gpt2's loss and logits against llm.c's forward pass written out in NumPy
+ * (tests/gpt2_reference.py), reading the parameters under llm.c's names
+ * and layout, to 1e-9, and its init and optimizer against GPT-2's.
  * And batch norm's two modes and running averages, on
  * tests/batch_norm_model.lua, against the formulas written out here; and
  * causal attention weights (tests/attention_model.lua), which the compiler
@@ -44,6 +47,7 @@
 #include "digits.h"
 #include "digits_cnn.h"
 #include "gpt.h"
+#include "gpt2.h"
 #include "iris.h"
 #include "mlp3.h"
 #include "norm_wx.h"
@@ -67,6 +71,8 @@ static const Model models[] = {
     {"digits_cnn", &digits_cnn_model_f32, &digits_cnn_model_f64, &digits_cnn_infer_model_f64,
      false},
     {"gpt", &gpt_model_f32, &gpt_model_f64, &gpt_infer_model_f64, true},
+    /* generated/gpt2 is its test config (models/gpt2.lua), small already */
+    {"gpt2", &gpt2_model_f32, &gpt2_model_f64, &gpt2_infer_model_f64, false},
     {"iris", &iris_model_f32, &iris_model_f64, &iris_infer_model_f64, false},
     {"mlp3", &mlp3_model_f32, &mlp3_model_f64, &mlp3_infer_model_f64, false},
     {"norm_wx", &norm_wx_model_f32, &norm_wx_model_f64, &norm_wx_infer_model_f64, false},
@@ -445,17 +451,17 @@ static const rt_tensor *find_tensor(const rt_tensor *ts, int n, const char *name
     return NULL;
 }
 
-/* The script sits next to this file: found through __FILE__ (relative to
+/* A script sits next to this file: found through __FILE__ (relative to
  * where the suite was compiled, the repository root), else under tests/
  * of the working directory. */
-static int find_script(char *path, size_t len)
+static int find_script(const char *name, char *path, size_t len)
 {
     const char *slash = strrchr(__FILE__, '/');
     int dir = slash ? (int)(slash - __FILE__) : 0;
-    snprintf(path, len, "%.*s%s" NOTES_SCRIPT, dir, __FILE__, slash ? "/" : "");
+    snprintf(path, len, "%.*s%s%s", dir, __FILE__, slash ? "/" : "", name);
     if (access(path, R_OK) == 0)
         return 0;
-    snprintf(path, len, "tests/" NOTES_SCRIPT);
+    snprintf(path, len, "tests/%s", name);
     return access(path, R_OK);
 }
 
@@ -491,7 +497,7 @@ START_TEST(test_notes_seed_mlp)
     const rt_model *m = &seed_mlp_model_f64;
     double *a = arena64(m);
     char script[600], fail[4096] = "", err[512];
-    ck_assert_msg(find_script(script, sizeof script) == 0,
+    ck_assert_msg(find_script(NOTES_SCRIPT, script, sizeof script) == 0,
                   "cannot find " NOTES_SCRIPT " (looked next to " __FILE__ " and in tests/ of "
                   "the working directory); run build/test_models from the repository root");
     ck_assert_msg(access(PYTHON, X_OK) == 0,
@@ -565,6 +571,153 @@ START_TEST(test_notes_seed_mlp)
                       "relative difference %.3g > 1e-9",
                       s + 1, got[s], want[s], rel_diff(got[s], want[s]));
     rt_array_free(&ref);
+}
+END_TEST
+
+/* ---- gpt2 against llm.c ---- */
+
+#define GPT2_SCRIPT "gpt2_reference.py"
+enum { GPT2_HEADS = 4 }; /* models/gpt2.lua's test config: the parameters do not show it */
+
+/* tensor t of model m (double) to DIR/NAME.npy; 0, or -1 with err set */
+static int write_tensor(const rt_model *m, const rt_tensor *t, const char *dir, char *err,
+                        size_t len)
+{
+    char path[700];
+    long shape[RT_MAX_RANK];
+    for (int d = 0; d < t->rank; d++)
+        shape[d] = t->shape[d];
+    snprintf(path, sizeof path, "%s/%s.npy", dir, t->name);
+    const void *data = t->dtype == RT_I32 ? (const void *)(m->iarena + t->offset)
+                                          : (const void *)(arena64(m) + t->offset);
+    return rt_npy_write(path, t->dtype, t->rank, shape, data, err, len);
+}
+
+/* GPT-2's init: every matrix and both embeddings N(0, 0.02), the residual
+ * projections N(0, 0.02 / sqrt(2 layers)), biases 0 and layer norms' weights
+ * 1; and llm.c's train_gpt2.c optimizer: AdamW, lr 1e-4, betas 0.9 and
+ * 0.999, eps 1e-8, no weight decay, no clipping. */
+START_TEST(test_gpt2_init_and_optimizer)
+{
+    const rt_model *m = &gpt2_model_f64;
+    int layers = 0;
+    for (int k = 0; k < m->n_params; k++)
+        layers += strstr(m->params[k].name, "_ln1_w") != NULL;
+    ck_assert_int_ge(layers, 2);
+    ck_assert_int_eq(m->n_params, 4 + 12 * layers);
+    for (int k = 0; k < m->n_params; k++) {
+        const rt_tensor *t = &m->params[k];
+        size_t n = strlen(t->name);
+        bool bias = n > 2 && !strcmp(t->name + n - 2, "_b");
+        bool ln_w = strstr(t->name, "ln") && !bias;
+        double std = strstr(t->name, "proj_w") ? 0.02 / sqrt(2.0 * layers) : 0.02;
+        if (bias || ln_w) {
+            ck_assert_msg(t->init == RT_INIT_CONST && t->init_a == (ln_w ? 1 : 0),
+                          "%s: init %d (%g), want the constant %d", t->name, (int)t->init,
+                          t->init_a, ln_w ? 1 : 0);
+        } else {
+            ck_assert_msg(t->init == RT_INIT_NORMAL && t->init_a == 0 &&
+                              fabs(t->init_b - std) <= 1e-15,
+                          "%s: init %d (%g, %g), want N(0, %g)", t->name, (int)t->init, t->init_a,
+                          t->init_b, std);
+        }
+    }
+    ck_assert_int_eq(m->optimizer, RT_OPT_ADAMW);
+    ck_assert_double_eq(m->hyper.lr, 1e-4);
+    ck_assert_double_eq(m->hyper.beta1, 0.9);
+    ck_assert_double_eq(m->hyper.beta2, 0.999);
+    ck_assert_double_eq(m->hyper.eps, 1e-8);
+    ck_assert_double_eq(m->hyper.weight_decay, 0);
+    ck_assert_double_eq(m->hyper.clip, 0);
+}
+END_TEST
+
+/* gpt2 in double, seed 1, against tests/gpt2_reference.py: llm.c's
+ * forward pass, function by function, in NumPy, from the same parameters
+ * and inputs, each parameter one .npy under the name the checkpoint
+ * converter writes. The loss and every logit (the padded columns too)
+ * agree to 1e-9 relative. The folder is removed before anything is
+ * asserted. */
+START_TEST(test_gpt2_reference)
+{
+    const rt_model *m = &gpt2_model_f64;
+    char script[600], fail[4096] = "", err[512], path[700], cmd[1400];
+    ck_assert_msg(find_script(GPT2_SCRIPT, script, sizeof script) == 0,
+                  "cannot find " GPT2_SCRIPT " (looked next to " __FILE__ " and in tests/ of "
+                  "the working directory); run build/test_models from the repository root");
+    ck_assert_msg(access(PYTHON, X_OK) == 0,
+                  PYTHON " is missing (the reference needs python3 with numpy, Debian "
+                         "python3-numpy)");
+    rt_init_params(m, SEED);
+    rt_random_inputs(m, SEED);
+    const rt_tensor *y = find_tensor(m->inputs, m->n_inputs, "y");
+    const rt_tensor *logits = find_tensor(m->outputs, m->n_outputs, "logits");
+    ck_assert_ptr_nonnull(y);
+    ck_assert_ptr_nonnull(logits);
+    ck_assert_int_eq(logits->rank, 3);
+    ck_assert_int_gt(logits->shape[2], y->classes); /* the padded columns are there */
+
+    char dir[] = "/tmp/gradc-gpt2-XXXXXX";
+    ck_assert_msg(mkdtemp(dir) != NULL, "mkdtemp: %s", strerror(errno));
+    for (int k = 0; k < m->n_inputs && !fail[0]; k++)
+        if (write_tensor(m, &m->inputs[k], dir, err, sizeof err))
+            snprintf(fail, sizeof fail, "writing %s: %s", m->inputs[k].name, err);
+    for (int k = 0; k < m->n_params && !fail[0]; k++)
+        if (write_tensor(m, &m->params[k], dir, err, sizeof err))
+            snprintf(fail, sizeof fail, "writing %s: %s", m->params[k].name, err);
+
+    rt_array ref_loss = {0}, ref_logits = {0};
+    if (!fail[0]) {
+        char out[1500];
+        snprintf(cmd, sizeof cmd, PYTHON " '%s' '%s' %d %d 2>&1", script, dir, y->classes,
+                 GPT2_HEADS);
+        int rc = run(cmd, out, sizeof out);
+        if (rc != 0)
+            snprintf(fail, sizeof fail, "`%s` exited with %d:\n%s", cmd, rc, out);
+        path_in(path, sizeof path, dir, "loss.npy");
+        if (!fail[0] && rt_npy_read(path, &ref_loss, err, sizeof err) != 0)
+            snprintf(fail, sizeof fail, "reading the reference's loss: %s", err);
+        path_in(path, sizeof path, dir, "logits.npy");
+        if (!fail[0] && rt_npy_read(path, &ref_logits, err, sizeof err) != 0)
+            snprintf(fail, sizeof fail, "reading the reference's logits: %s", err);
+    }
+    for (int k = 0; k < m->n_inputs + m->n_params; k++) {
+        const rt_tensor *t = k < m->n_inputs ? &m->inputs[k] : &m->params[k - m->n_inputs];
+        snprintf(path, sizeof path, "%s/%s.npy", dir, t->name);
+        unlink(path);
+    }
+    path_in(path, sizeof path, dir, "loss.npy");
+    unlink(path);
+    path_in(path, sizeof path, dir, "logits.npy");
+    unlink(path);
+    ck_assert_msg(rmdir(dir) == 0, "cannot remove %s: %s", dir, strerror(errno));
+    ck_assert_msg(!fail[0], "%s", fail);
+    ck_assert_msg(ref_loss.dtype == RT_F64 && ref_loss.size == 1, "loss.npy: dtype %d, %ld values",
+                  (int)ref_loss.dtype, ref_loss.size);
+    ck_assert_msg(ref_logits.dtype == RT_F64 && ref_logits.size == logits->size,
+                  "logits.npy: dtype %d, %ld values; want float64, %ld", (int)ref_logits.dtype,
+                  ref_logits.size, logits->size);
+
+    double loss = m->loss(), want = *(const double *)ref_loss.data;
+    m->forward(m->batch);
+    const double *got = arena64(m) + logits->offset, *ref = ref_logits.data;
+    double worst = 0;
+    long worst_at = 0;
+    for (long e = 0; e < logits->size; e++)
+        if (!(rel_diff(got[e], ref[e]) <= worst)) {
+            worst = rel_diff(got[e], ref[e]);
+            worst_at = e;
+        }
+    fprintf(stderr,
+            "models: gpt2: against llm.c's forward in NumPy, loss %.12g vs %.12g (relative "
+            "difference %.3g), worst logit relative difference %.3g (tolerance 1e-9)\n",
+            loss, want, rel_diff(loss, want), worst);
+    ck_assert_msg(close_rel(loss, want, 1e-9), "gpt2: loss %.17g (C, double) vs %.17g (NumPy)",
+                  loss, want);
+    ck_assert_msg(worst <= 1e-9, "gpt2: logit %ld is %.17g (C, double) vs %.17g (llm.c's, NumPy)",
+                  worst_at, got[worst_at], ref[worst_at]);
+    rt_array_free(&ref_loss);
+    rt_array_free(&ref_logits);
 }
 END_TEST
 
@@ -787,6 +940,11 @@ static Suite *models_suite(void)
     suite_add_tcase(s, tc);
     tc = tcase_create("notes");
     tcase_add_test(tc, test_notes_seed_mlp);
+    tcase_set_timeout(tc, 120);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("gpt2");
+    tcase_add_test(tc, test_gpt2_init_and_optimizer);
+    tcase_add_test(tc, test_gpt2_reference);
     tcase_set_timeout(tc, 120);
     suite_add_tcase(s, tc);
     return s;
