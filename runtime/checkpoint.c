@@ -1,6 +1,6 @@
 /*
  * checkpoint.c: what outlives a run: checkpoints, and parameters exported
- * as .npy files.
+ * as .npy files (--export) and read back from them (--init).
  *
  * A checkpoint is the params block (the parameters, then any buffers, such
  * as batch norm's running averages) and the optimizer state, byte for byte
@@ -23,6 +23,7 @@
  * one, so such a file was made by hand, and resuming from it would only
  * fail a step later with the file named as the last good checkpoint.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -76,6 +77,13 @@ static uint64_t get_le(const unsigned char *b, int n)
 }
 
 static int real_width(rt_dtype d) { return d == RT_F64 ? 8 : 4; }
+
+/* The parameters, then the buffers: the params block's order, in which a
+ * checkpoint holds them, --export writes them and --init reads them. */
+static const rt_tensor *saved_tensor(const rt_model *m, int k)
+{
+    return k < m->n_params ? &m->params[k] : &m->buffers[k - m->n_params];
+}
 
 /* ---- the signature ---- */
 
@@ -373,7 +381,7 @@ static int find_nonfinite(const rt_model *m, const unsigned char *p, const rt_te
 {
     int width = real_width(m->real);
     for (int k = 0; k < m->n_params + m->n_buffers; k++) {
-        *t = k < m->n_params ? &m->params[k] : &m->buffers[k - m->n_params];
+        *t = saved_tensor(m, k);
         const unsigned char *b = p + ((*t)->offset - m->params_offset) * width;
         for (*i = 0; *i < (*t)->size; (*i)++, b += width) {
             uint64_t bits = get_le(b, width);
@@ -495,25 +503,199 @@ static int make_dirs(const char *dir, char *err, size_t errlen)
     return 0;
 }
 
+/* dir/NAME.npy, where --export writes tensor t and --init reads it; 0, or
+ * -1 with err. */
+static int param_path(char *path, size_t n, const char *dir, const rt_tensor *t, char *err,
+                      size_t errlen)
+{
+    if (snprintf(path, n, "%s/%s.npy", dir, t->name) >= (int)n)
+        return rt_errf(err, errlen, "%s: the path is too long", dir);
+    /* Names are C identifiers, but a '/' must never leave dir. */
+    for (char *p = path + strlen(dir) + 1; *p; p++)
+        if (*p == '/')
+            *p = '_';
+    return 0;
+}
+
 int rt_export_params(const rt_model *m, const char *dir, char *err, size_t errlen)
 {
     if (make_dirs(dir, err, errlen))
         return -1;
     int width = real_width(m->real);
     for (int k = 0; k < m->n_params + m->n_buffers; k++) {
-        const rt_tensor *t = k < m->n_params ? &m->params[k] : &m->buffers[k - m->n_params];
+        const rt_tensor *t = saved_tensor(m, k);
         char path[4096];
         long shape[RT_MAX_RANK];
         rt_tensor_shape(t, shape);
-        if (snprintf(path, sizeof path, "%s/%s.npy", dir, t->name) >= (int)sizeof path)
-            return rt_errf(err, errlen, "%s: the path is too long", dir);
-        /* Names are C identifiers, but a '/' must never leave dir. */
-        for (char *p = path + strlen(dir) + 1; *p; p++)
-            if (*p == '/')
-                *p = '_';
+        if (param_path(path, sizeof path, dir, t, err, errlen))
+            return -1;
         const char *data = (const char *)m->arena + t->offset * width;
         if (rt_npy_write(path, m->real, t->rank, shape, data, err, errlen))
             return -1;
     }
     return 0;
+}
+
+/* ---- importing: --init DIR ---- */
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The names of dir's .npy files, sorted so that the first stray one named
+ * is the same on every filesystem; NULL with err if dir cannot be read. */
+static char **list_npy(const char *dir, int *n, char *err, size_t errlen)
+{
+    DIR *d = opendir(dir);
+    if (!d) {
+        int saved = errno;
+        struct stat st;
+        if (saved == ENOTDIR || (stat(dir, &st) == 0 && !S_ISDIR(st.st_mode)))
+            rt_errf(err, errlen, "%s: not a directory (give --init the directory --export wrote)",
+                    dir);
+        else
+            rt_errf(err, errlen, "%s: cannot open: %s", dir, strerror(saved));
+        return NULL;
+    }
+    int cap = 16;
+    char **names = rt_malloc(sizeof *names * (size_t)cap);
+    *n = 0;
+    for (struct dirent *e; (e = readdir(d));) {
+        size_t len = strlen(e->d_name);
+        if (len < 4 || strcmp(e->d_name + len - 4, ".npy") != 0)
+            continue;
+        if (*n == cap)
+            names = realloc(names, sizeof *names * (size_t)(cap *= 2));
+        if (!names)
+            rt_die("out of memory listing %s", dir);
+        names[(*n)++] = strdup(e->d_name);
+        if (!names[*n - 1])
+            rt_die("out of memory listing %s", dir);
+    }
+    closedir(d);
+    qsort(names, (size_t)*n, sizeof *names, cmp_str);
+    return names;
+}
+
+static void free_names(char **names, int n)
+{
+    for (int i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+}
+
+/* Whether path, dir/NAME.npy, is one of dir's .npy files. */
+static int has_file(char *const *names, int n, const char *path, const char *dir)
+{
+    const char *base = path + strlen(dir) + 1;
+    for (int i = 0; i < n; i++)
+        if (strcmp(names[i], base) == 0)
+            return 1;
+    return 0;
+}
+
+/* One file's values into its place in stage (the params block as it will
+ * be), in the model's real type; 0, or -1 with err naming the file. */
+static int stage_file(const rt_model *m, const rt_tensor *t, const char *path, char *stage,
+                      char *err, size_t errlen)
+{
+    rt_array a;
+    const char *type;
+    if (rt_npy_read_typed(path, &a, &type, err, errlen))
+        return -1;
+    int rc = 0;
+    long want[RT_MAX_RANK];
+    rt_tensor_shape(t, want);
+    int same = a.rank == t->rank;
+    for (int i = 0; same && i < t->rank; i++)
+        same = a.shape[i] == want[i];
+    const char *kind = t >= m->params && t < m->params + m->n_params ? "parameter" : "buffer";
+    if (a.dtype == RT_I32) {
+        rc = rt_errf(err, errlen, "%s: dtype %s; %s %s needs float32 or float64", path, type, kind,
+                     t->name);
+    } else if (!same) {
+        char got[160], need[160];
+        rt_format_shape(got, sizeof got, a.rank, a.shape, 0);
+        rt_format_shape(need, sizeof need, t->rank, want, 0);
+        rc = rt_errf(err, errlen, "%s: shape %s, but %s %s of model %s is %s", path, got, kind,
+                     t->name, m->name, need);
+    }
+    int width = real_width(m->real);
+    char *to = stage + (t->offset - m->params_offset) * width;
+    for (long i = 0; rc == 0 && i < a.size; i++) {
+        double v = a.dtype == RT_F64 ? ((const double *)a.data)[i] : ((const float *)a.data)[i];
+        /* A float64 beyond float32's range would become an infinity. */
+        float f = (float)v;
+        if (!isfinite(v))
+            rc = rt_errf(err, errlen, "%s: element %ld is %g; a %s must be finite", path, i, v,
+                         kind);
+        else if (m->real == RT_F32 && !isfinite(f))
+            rc = rt_errf(err, errlen,
+                         "%s: element %ld is %g, beyond float32's range (this is the float "
+                         "build of %s)",
+                         path, i, v, m->name);
+        else if (m->real == RT_F32)
+            memcpy(to + i * 4, &f, 4);
+        else
+            memcpy(to + i * 8, &v, 8);
+    }
+    rt_array_free(&a);
+    return rc;
+}
+
+int rt_import_params(const rt_model *m, const char *dir, char *err, size_t errlen)
+{
+    int n;
+    char **names = list_npy(dir, &n, err, errlen);
+    if (!names)
+        return -1;
+    int total = m->n_params + m->n_buffers, rc = 0;
+    char path[4096];
+    /* The cheap checks first: every parameter has a file, and every file
+     * names a parameter or a buffer. */
+    for (int k = 0; rc == 0 && k < m->n_params; k++) {
+        const rt_tensor *t = saved_tensor(m, k);
+        if (param_path(path, sizeof path, dir, t, err, errlen))
+            rc = -1;
+        else if (!has_file(names, n, path, dir)) {
+            char s[160];
+            long shape[RT_MAX_RANK];
+            rt_tensor_shape(t, shape);
+            rt_format_shape(s, sizeof s, t->rank, shape, 0);
+            rc = rt_errf(err, errlen,
+                         "%s: missing: parameter %s %s of model %s has no file (every "
+                         "parameter needs one)",
+                         path, t->name, s, m->name);
+        }
+    }
+    for (int i = 0; rc == 0 && i < n; i++) {
+        int named = 0;
+        for (int k = 0; !named && k < total; k++)
+            named = param_path(path, sizeof path, dir, saved_tensor(m, k), err, errlen) == 0 &&
+                    strcmp(path + strlen(dir) + 1, names[i]) == 0;
+        if (!named)
+            rc = rt_errf(err, errlen, "%s/%s: names no parameter or buffer of model %s", dir,
+                         names[i], m->name);
+    }
+    /* Then every file, read whole into a copy of the params block: the
+     * model changes only once all of them have passed. */
+    int width = real_width(m->real);
+    size_t bytes = (size_t)rt_saved_elems(m) * (size_t)width;
+    char *block = (char *)m->arena + m->params_offset * width;
+    char *stage = rc == 0 ? rt_malloc(bytes ? bytes : 1) : NULL;
+    if (stage)
+        memcpy(stage, block, bytes);
+    for (int k = 0; rc == 0 && k < total; k++) {
+        const rt_tensor *t = saved_tensor(m, k);
+        if (param_path(path, sizeof path, dir, t, err, errlen))
+            rc = -1;
+        else if (has_file(names, n, path, dir))
+            rc = stage_file(m, t, path, stage, err, errlen);
+    }
+    if (rc == 0)
+        memcpy(block, stage, bytes);
+    free(stage);
+    free_names(names, n);
+    return rc;
 }

@@ -146,7 +146,8 @@ double rt_gradcheck(const rt_model *m, const rt_gradcheck_opts *o, FILE *out)
                 m->name, m->name);
         return INFINITY;
     }
-    rt_init_params(m, o->seed);
+    if (!o->keep_params)
+        rt_init_params(m, o->seed);
     rt_random_inputs(m, o->seed);
     double L0 = m->loss_and_grad();
     size_t bytes = sizeof(double) * (size_t)m->n_param_elems;
@@ -170,12 +171,14 @@ double rt_gradcheck(const rt_model *m, const rt_gradcheck_opts *o, FILE *out)
 
 static void usage(const rt_model *m, const char *prog)
 {
-    printf("usage: %s [--all] [--seed S] [--tol X] [--threads N]\n\n"
+    printf("usage: %s [--all] [--seed S] [--init DIR] [--tol X] [--threads N]\n\n"
            "Checks every parameter gradient of model %s (%s) against central\n"
            "differences, on %d seeded elements per parameter. A parameter's relative\n"
            "error is norm-wise over those elements: ||g - g_fd|| / max(||g||, ||g_fd||).\n\n"
            "  --all        check every element\n"
            "  --seed S     seed for parameters, inputs and picks (default 1)\n"
+           "  --init DIR   check at the parameters in DIR/NAME.npy (as a trainer's\n"
+           "               --export writes them), not the seed's; inputs stay random\n"
            "  --tol X      largest relative error that passes (default 1e-6)\n"
            "  --threads N  threads for products and large loops (default 1)\n",
            prog, m->name, m->source ? m->source : "?", PICKS);
@@ -183,6 +186,7 @@ static void usage(const rt_model *m, const char *prog)
 
 typedef struct {
     rt_gradcheck_opts check;
+    const char *init; /* --init DIR, or NULL */
     double tol;
     long threads;
     int help;
@@ -203,6 +207,10 @@ static int parse(rt_args *a, Opts *o)
         } else if ((r = rt_args_value(a, "--seed", &v)) != 0) {
             if (r < 0 || rt_parse_u64(a, "--seed", v, &o->check.seed))
                 return 2;
+        } else if ((r = rt_args_value(a, "--init", &v)) != 0) {
+            if (r < 0)
+                return 2;
+            o->init = v;
         } else if ((r = rt_args_value(a, "--tol", &v)) != 0) {
             if (r < 0 || rt_parse_double(a, "--tol", v, &o->tol))
                 return 2;
@@ -238,6 +246,16 @@ int rt_gradcheck_main(const rt_model *m, int argc, char **argv)
         return 1;
     }
     rt_set_threads((int)o.threads);
+    if (o.init) {
+        char err[1024];
+        /* The seed's buffers stay where DIR has no file for them. */
+        rt_init_params(m, o.check.seed);
+        if (rt_import_params(m, o.init, err, sizeof err)) {
+            fprintf(stderr, "%s: --init: %s\n", prog, err);
+            return 1;
+        }
+        o.check.keep_params = 1;
+    }
     double worst = rt_gradcheck(m, &o.check, stdout);
     fflush(stdout);
     if (!(worst <= o.tol)) {

@@ -406,7 +406,7 @@ static int check_layout(Reader *r, const Header *h, const FileType *ft, long dat
     return 0;
 }
 
-static int read_file(Reader *r, rt_array *out)
+static int read_file(Reader *r, rt_array *out, const FileType **ftp)
 {
     Header h;
     const FileType *ft = NULL;
@@ -414,6 +414,7 @@ static int read_file(Reader *r, rt_array *out)
     if (read_preamble(r, &h, &data_start) || find_type(r->path, h.descr, &ft, r->err, r->errlen) ||
         check_layout(r, &h, ft, data_start, &size))
         return -1;
+    *ftp = ft;
     out->dtype = ft->out;
     out->rank = h.rank;
     memcpy(out->shape, h.shape, sizeof h.shape);
@@ -423,9 +424,11 @@ static int read_file(Reader *r, rt_array *out)
     return read_data(r, ft, out);
 }
 
-int rt_npy_read(const char *path, rt_array *out, char *err, size_t errlen)
+int rt_npy_read_typed(const char *path, rt_array *out, const char **file_type, char *err,
+                      size_t errlen)
 {
     struct stat st;
+    const FileType *ft = NULL;
     memset(out, 0, sizeof *out);
     FILE *f = fopen(path, "rb");
     if (!f)
@@ -435,11 +438,18 @@ int rt_npy_read(const char *path, rt_array *out, char *err, size_t errlen)
         return rt_errf(err, errlen, "%s: not a regular file", path);
     }
     Reader r = {f, path, (long)st.st_size, err, errlen};
-    int rc = read_file(&r, out);
+    int rc = read_file(&r, out, &ft);
     fclose(f);
     if (rc)
         rt_array_free(out);
+    if (file_type)
+        *file_type = ft ? ft->name : NULL;
     return rc;
+}
+
+int rt_npy_read(const char *path, rt_array *out, char *err, size_t errlen)
+{
+    return rt_npy_read_typed(path, out, NULL, err, errlen);
 }
 
 void rt_array_free(rt_array *a)

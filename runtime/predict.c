@@ -2,12 +2,13 @@
  * predict.c: rt_predict_main, the whole of every NAME_predict program.
  *
  * It runs an inference-only model (NAME_infer.c: forward pass, no
- * gradients, no optimizer) with the parameters of a training checkpoint,
- * over every row of its input files, a batch at a time (the last batch
- * through forward(rows), so no row is dropped), and writes one output
- * for every row: as .npy, as CSV, or as the index of each row's largest
- * value (--argmax, the predicted class). An output file is written to a
- * temporary name and renamed, so a failed run leaves nothing half-written.
+ * gradients, no optimizer) with the parameters of a training checkpoint
+ * (or of .npy files, --init), over every row of its input files, a batch
+ * at a time (the last batch through forward(rows), so no row is dropped),
+ * and writes one output for every row: as .npy, as CSV, or as the index
+ * of each row's largest value (--argmax, the predicted class). An output
+ * file is written to a temporary name and renamed, so a failed run leaves
+ * nothing half-written.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -17,7 +18,7 @@
 #include "rt_internal.h"
 
 typedef struct {
-    const char *checkpoint, *out, *output;
+    const char *checkpoint, *init, *out, *output;
     long label_column, threads;
     int argmax, help, n_data;
     const char **data;
@@ -25,10 +26,12 @@ typedef struct {
 
 static void usage(const rt_model *m, const char *prog)
 {
-    printf("usage: %s --checkpoint FILE --data NAME=FILE... [--out FILE.npy|FILE.csv]\n"
-           "       [--output NAME] [--argmax] [--label-column K] [--threads N]\n\n"
+    printf("usage: %s --checkpoint FILE | --init DIR  --data NAME=FILE...\n"
+           "       [--out FILE.npy|FILE.csv] [--output NAME] [--argmax] [--label-column K]\n"
+           "       [--threads N]\n\n"
            "Runs model %s (%s) forward with the parameters of a checkpoint that\n"
-           "%s_train wrote, on every row of the data, %d rows at a time.\n",
+           "%s_train wrote (or of .npy files), on every row of the data, %d rows\n"
+           "at a time.\n",
            prog, m->name, m->source ? m->source : "?", m->name, m->batch);
     printf("inputs:\n");
     for (int k = 0; k < m->n_inputs; k++)
@@ -37,6 +40,7 @@ static void usage(const rt_model *m, const char *prog)
     for (int k = 0; k < m->n_outputs; k++)
         printf("  %s\n", m->outputs[k].name);
     printf("\n  --checkpoint F     the trained parameters (from --checkpoint of the trainer)\n"
+           "  --init DIR         or DIR/NAME.npy, a file per parameter (as --export writes)\n"
            "  --data NAME=F      .npy, .csv[.gz] or IDX data for input NAME, any number of rows\n"
            "  --out F            where to write: .npy, or .csv (default: CSV on stdout)\n"
            "  --output NAME      which output (default: the first)\n"
@@ -61,6 +65,10 @@ static int parse(rt_args *a, Opts *o)
             if (r < 0)
                 return 2;
             o->checkpoint = v;
+        } else if ((r = rt_args_value(a, "--init", &v)) != 0) {
+            if (r < 0)
+                return 2;
+            o->init = v;
         } else if ((r = rt_args_value(a, "--out", &v)) != 0) {
             if (r < 0)
                 return 2;
@@ -95,8 +103,13 @@ static int parse(rt_args *a, Opts *o)
             return 2;
         }
     }
-    if (!o->checkpoint) {
-        rt_args_error(a, "--checkpoint FILE is needed: the parameters to predict with");
+    if (!o->checkpoint && !o->init) {
+        rt_args_error(a, "--checkpoint FILE (or --init DIR) is needed: the parameters to "
+                         "predict with");
+        return 2;
+    }
+    if (o->checkpoint && o->init) {
+        rt_args_error(a, "--checkpoint and --init both give the parameters; give one");
         return 2;
     }
     return 0;
@@ -242,8 +255,11 @@ static int predict(const rt_model *m, const char *prog, const Opts *o)
                 o->output);
         return 2;
     }
-    if (rt_checkpoint_load_params(m, o->checkpoint, err, sizeof err)) {
-        fprintf(stderr, "%s: %s\n", prog, err);
+    if (o->init)
+        rt_init_params(m, 1); /* the buffers DIR has no file for start as training's do */
+    if (o->checkpoint ? rt_checkpoint_load_params(m, o->checkpoint, err, sizeof err)
+                      : rt_import_params(m, o->init, err, sizeof err)) {
+        fprintf(stderr, "%s: %s%s\n", prog, o->init ? "--init: " : "", err);
         return 1;
     }
     rt_array *arrays = calloc((size_t)m->n_inputs + 1, sizeof *arrays);

@@ -78,6 +78,7 @@ void rt_array_free(rt_array *a);
 typedef struct {
     int all; /* every element, not 64 seeded ones */
     uint64_t seed;
+    int keep_params; /* check at the parameters the caller set, not the seed's */
 } rt_gradcheck_opts;
 double rt_gradcheck(const rt_model *m, const rt_gradcheck_opts *o, FILE *out);
 
@@ -110,6 +111,12 @@ int rt_checkpoint_load_params(const rt_model *m, const char *path, char *err, si
 /* Every parameter as dir/NAME.npy in its shape and the model's real type;
  * dir is made if missing. */
 int rt_export_params(const rt_model *m, const char *dir, char *err, size_t errlen);
+/* The reverse, a trainer's --init: every parameter from dir/NAME.npy, and
+ * each buffer whose file is there (the others keep their values). Every
+ * file is checked first (each parameter's present, no .npy that names
+ * nothing, the shape, float32 or float64, finite values), so a refused
+ * directory leaves the model as it was. */
+int rt_import_params(const rt_model *m, const char *dir, char *err, size_t errlen);
 
 double rt_now_ms(void);
 

@@ -32,6 +32,12 @@ void rt_swap_if_big_endian(void *data, long n, int width);
 /* The dtype a tensor's elements have in memory: int32, or the model's real. */
 rt_dtype rt_storage_dtype(const rt_model *m, const rt_tensor *t);
 
+/* npy.c: rt_npy_read, and the dtype the file stores ("float64", "int64",
+ * ...), which out->dtype may have widened or narrowed from; NULL when the
+ * read failed before the header said. */
+int rt_npy_read_typed(const char *path, rt_array *out, const char **file_type, char *err,
+                      size_t errlen);
+
 /* rng.c */
 uint64_t rt_splitmix64(uint64_t *x);
 /* Independent streams: domain separates params, inputs, gradcheck picks and

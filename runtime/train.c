@@ -1,15 +1,15 @@
 /*
  * train.c: rt_train_main, the whole of every NAME_train program.
  *
- * Parse flags, initialize parameters from the seed (or load them and the
- * optimizer state from --resume), bind --data files (or draw one random
- * batch to reuse) and the validation rows, then call the model's
- * train_step once per step, evaluating every --eval-every steps. Only the
- * `step <n> loss <v>`, `eval step <n> ...` and `final loss` lines go to
- * stdout, so a script can parse them; everything else goes to stderr,
- * with a progress bar when stderr is a terminal. The timing covers
- * train_step alone: binding, evaluating, printing and saving are not the
- * model's cost.
+ * Parse flags, initialize parameters from the seed or from --init's .npy
+ * files (or load them and the optimizer state from --resume), bind --data
+ * files (or draw one random batch to reuse) and the validation rows, then
+ * call the model's train_step once per step, evaluating every --eval-every
+ * steps. Only the `step <n> loss <v>`, `eval step <n> ...` and `final
+ * loss` lines go to stdout, so a script can parse them; everything else
+ * goes to stderr, with a progress bar when stderr is a terminal. The
+ * timing covers train_step alone: binding, evaluating, printing and saving
+ * are not the model's cost.
  *
  * A resumed run prints the same lines, bit for bit, as one that never
  * stopped: everything a step reads is the checkpoint (parameters, optimizer
@@ -498,8 +498,8 @@ static int run(Trainer *t)
     return o->checkpoint ? save(t, o->checkpoint, t->steps) : 0;
 }
 
-/* Parameters from the seed and the optimizer at rest, or both from
- * --resume; 0, or 1 after a message. */
+/* Parameters from the seed (or --init) and the optimizer at rest, or both
+ * from --resume; 0, or 1 after a message. */
 static int begin(Trainer *t)
 {
     const rt_model *m = t->m;
@@ -509,9 +509,17 @@ static int begin(Trainer *t)
     /* Zeroed here, not left to the arena's static initializer, so a second
      * run in one process (the tests) starts from rest too. */
     memset((char *)m->arena + m->state_offset * width, 0, (size_t)(m->n_state * width));
+    char err[1024];
+    if (o->init_dir) {
+        /* Over the seed's values: a buffer without a file keeps its own. */
+        if (rt_import_params(m, o->init_dir, err, sizeof err)) {
+            fprintf(stderr, "%s: --init: %s\n", t->prog, err);
+            return 1;
+        }
+        fprintf(stderr, "%s: parameters from %s\n", t->prog, o->init_dir);
+    }
     if (!o->resume)
         return 0;
-    char err[1024];
     uint64_t seed;
     if (rt_checkpoint_load(m, o->resume, &t->start, &seed, err, sizeof err)) {
         fprintf(stderr, "%s: %s\n", t->prog, err);

@@ -73,6 +73,7 @@ void train_usage(const rt_model *m, const char *prog)
     static const char *const before[] = {"--steps N | --epochs N",
                                          "--minutes M",
                                          "--seed S",
+                                         "--init DIR",
                                          "--threads N",
                                          "--data NAME=FILE...",
                                          "--label-column K",
@@ -125,6 +126,8 @@ void train_usage(const rt_model *m, const char *prog)
            "                     (alone, without --steps or --epochs: train until then)\n"
            "  --seed S           seed for parameters, shuffling and random inputs\n"
            "                     (default 1)\n"
+           "  --init DIR         start from DIR/NAME.npy, a file per parameter (as\n"
+           "                     --export writes them), not from the seed's values\n"
            "  --threads N        threads for products and large loops (default 1)\n"
            "\ndata:\n"
            "  --data NAME=F      a file for input NAME (.npy, .csv[.gz], IDX), rows >= batch\n"
@@ -263,6 +266,7 @@ static int parse_flag(const rt_model *m, rt_args *a, Opts *o)
         size_t offset;
     } path_flags[] = {{"--checkpoint", offsetof(Opts, checkpoint)},
                       {"--resume", offsetof(Opts, resume)},
+                      {"--init", offsetof(Opts, init_dir)},
                       {"--export", offsetof(Opts, export_dir)},
                       {"--log", offsetof(Opts, log)}};
     for (size_t k = 0; k < sizeof path_flags / sizeof *path_flags; k++) {
@@ -342,6 +346,9 @@ static int parse_flag(const rt_model *m, rt_args *a, Opts *o)
 static const char *conflict(const Opts *o)
 {
     int validation = o->n_val || o->val_split > 0;
+    if (o->init_dir && o->resume)
+        return "--init and --resume both give the starting parameters (a checkpoint holds "
+               "its own); give one";
     if (o->save_every && !o->checkpoint)
         return "--save-every needs --checkpoint FILE to say where to save";
     if (o->epochs && o->steps_given)

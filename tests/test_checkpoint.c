@@ -4,11 +4,12 @@
  * every refusal to load; and the trainer's side of it: resumes that go on
  * bit for bit (shuffled and evaluated too), the seed a checkpoint carries,
  * a NaN that stops the run and keeps the last good checkpoint, SIGINT and
- * SIGTERM saving before they exit, and --export. The model is linear
- * regression with momentum, whose optimizer state a checkpoint must carry,
- * with hooks that raise a signal or poison the parameters at a chosen
- * step; runtime_models.h's linear regression and float build stand for
- * other models.
+ * SIGTERM saving before they exit, --export, and --init reading what
+ * --export (or numpy) wrote. The model is linear regression with
+ * momentum, whose optimizer state a checkpoint must carry, with hooks that
+ * raise a signal or poison the parameters at a chosen step;
+ * runtime_models.h's linear regression and float build, and a model with a
+ * buffer, stand for other models.
  */
 #include <check.h>
 #include <fcntl.h>
@@ -813,6 +814,310 @@ START_TEST(test_train_exact_resume_shuffled)
 }
 END_TEST
 
+/* ---- --init DIR: parameters from .npy files ---- */
+
+/* A model with a buffer after its parameter, as batch norm's running
+ * averages follow the weights: w [2], then avg [3] that starts at 1. */
+static double buf_arena[5];
+static const rt_tensor buf_params[] = {
+    {.name = "w",
+     .dtype = RT_F64,
+     .rank = 1,
+     .shape = {2},
+     .size = 2,
+     .offset = 0,
+     .init = RT_INIT_CONST,
+     .init_a = 0.5},
+};
+static const rt_tensor buf_buffers[] = {
+    {.name = "avg",
+     .dtype = RT_F64,
+     .rank = 1,
+     .shape = {3},
+     .size = 3,
+     .offset = 2,
+     .init = RT_INIT_CONST,
+     .init_a = 1},
+};
+static const rt_model buf_model = {.name = "bufm",
+                                   .real = RT_F64,
+                                   .arena = buf_arena,
+                                   .iarena = no_iarena,
+                                   .arena_size = 5,
+                                   .n_params = 1,
+                                   .n_buffers = 1,
+                                   .params = buf_params,
+                                   .buffers = buf_buffers,
+                                   .grads = buf_params,
+                                   .n_param_elems = 2,
+                                   .n_buffer_elems = 3};
+
+/* rt_import_params(m, dir) fails with a line that starts with `start` and
+ * holds `want`, and leaves the model's arena as it was. */
+static void import_refused(const rt_model *m, const char *dir, const char *start, const char *want)
+{
+    char err[512] = "";
+    size_t bytes = (size_t)m->arena_size * (m->real == RT_F64 ? 8 : 4);
+    char *before = malloc(bytes);
+    memcpy(before, m->arena, bytes);
+    ck_assert_int_eq(rt_import_params(m, dir, err, sizeof err), -1);
+    ck_assert_msg(strncmp(err, start, strlen(start)) == 0 && strstr(err, want),
+                  "want '%s...%s', got '%s'", start, want, err);
+    ck_assert_ptr_null(strchr(err, '\n'));
+    ck_assert_mem_eq(m->arena, before, bytes);
+    free(before);
+}
+
+static void copy_file(const char *from, const char *to)
+{
+    long n;
+    unsigned char *b = read_bytes(from, &n);
+    write_bytes(to, b, n);
+    free(b);
+}
+
+/* Exported by one run, --init another: the same parameters bit for bit
+ * (exported again after a step at rate 0), and the second run's first
+ * loss is the first run's final loss, on the same random batch. */
+START_TEST(test_train_init_round_trip)
+{
+    make_tmpdir();
+    char e1[300], e2[300], e3[300];
+    snprintf(e1, sizeof e1, "%s", tmp("e1"));
+    snprintf(e2, sizeof e2, "%s", tmp("e2"));
+    snprintf(e3, sizeof e3, "%s", tmp("e3"));
+    Run a = run_main(rt_train_main, &mom_model,
+                     (const char *[]){"--steps", "5", "--seed", "3", "--export", e1, NULL});
+    ck_assert_msg(a.rc == 0, "%s", a.err);
+    Run b = run_main(rt_train_main, &mom_model,
+                     (const char *[]){"--steps", "1", "--seed", "3", "--lr", "0", "--init", e1,
+                                      "--export", e2, NULL});
+    ck_assert_msg(b.rc == 0, "%s", b.err);
+    ck_assert_msg(strstr(b.err, "mom_train: parameters from "), "%s", b.err);
+    long n1, n2;
+    unsigned char *f1 = read_bytes(tmp("e1/w.npy"), &n1), *f2 = read_bytes(tmp("e2/w.npy"), &n2);
+    ck_assert_int_eq(n1, n2);
+    ck_assert_mem_eq(f1, f2, (size_t)n1);
+    free(f2);
+    double final = last_value(a.out, "final loss "), first = last_value(b.out, "step 1 loss ");
+    ck_assert(isfinite(final));
+    ck_assert_double_eq(first, final);
+    /* The test can fail: from the seed, the same run starts elsewhere. */
+    Run c = run_main(
+        rt_train_main, &mom_model,
+        (const char *[]){"--steps", "1", "--seed", "3", "--lr", "0", "--export", e3, NULL});
+    ck_assert_msg(c.rc == 0, "%s", c.err);
+    ck_assert_double_ne(last_value(c.out, "step 1 loss "), final);
+    f2 = read_bytes(tmp("e3/w.npy"), &n2);
+    ck_assert_int_eq(n1, n2);
+    ck_assert(memcmp(f1, f2, (size_t)n1) != 0);
+    free(f1), free(f2);
+    run_free(&a), run_free(&b), run_free(&c);
+    remove_tmpdir();
+}
+END_TEST
+
+/* The trainer refuses a bad directory in one line that names the file and
+ * what is wrong, exit 1, before it trains or prints a step. */
+static void train_init_refused(const char *dir, const char *file, const char *want)
+{
+    char start[400];
+    snprintf(start, sizeof start, "mom_train: --init: %s%s", dir, file);
+    Run r = run_main(rt_train_main, &mom_model, (const char *[]){"--init", dir, NULL});
+    ck_assert_int_eq(r.rc, 1);
+    ck_assert_msg(strncmp(r.err, start, strlen(start)) == 0 && strstr(r.err, want),
+                  "want '%s...%s', got '%s'", start, want, r.err);
+    ck_assert_int_eq(count_lines(r.err), 1);
+    ck_assert_str_eq(r.out, "");
+    run_free(&r);
+}
+
+START_TEST(test_train_init_refusals)
+{
+    make_tmpdir();
+    char d[300];
+    snprintf(d, sizeof d, "%s", tmp("d"));
+    ck_assert_int_eq(mkdir(d, 0777), 0);
+    train_init_refused(d, "/w.npy", ": missing: parameter w [3,1] of model mom has no file");
+    train_init_refused(tmp("none"), "", ": cannot open: No such file or directory");
+    write_bytes(tmp("plain"), "x", 1);
+    train_init_refused(tmp("plain"), "", ": not a directory");
+    /* Each case is d/w.npy made wrong another way, by numpy. */
+    static const struct {
+        const char *make, *file, *want;
+    } cases[] = {
+        {"np.save('d/w.npy', np.zeros((1, 3)))", "/w.npy",
+         ": shape [1,3], but parameter w of model mom is [3,1]"},
+        {"np.save('d/w.npy', np.zeros(3))", "/w.npy",
+         ": shape [3], but parameter w of model mom is [3,1]"},
+        {"np.save('d/w.npy', np.zeros((3, 1), dtype=np.int32))", "/w.npy",
+         ": dtype int32; parameter w needs float32 or float64"},
+        {"np.save('d/w.npy', np.zeros((3, 1), dtype=np.int64))", "/w.npy",
+         ": dtype int64; parameter w needs float32 or float64"},
+        {"np.save('d/w.npy', np.zeros((3, 1), dtype=np.float16))", "/w.npy",
+         ": unsupported dtype '<f2'"},
+        {"np.save('d/w.npy', np.array([[1.0], [np.nan], [2.0]]))", "/w.npy",
+         ": element 1 is nan; a parameter must be finite"},
+        {"np.save('d/w.npy', np.zeros((3, 1))); f = open('d/w.npy', 'r+b'); f.truncate(140)",
+         "/w.npy", ": truncated: header says [3,1] float64 (24 bytes), file has 12 bytes"},
+        {"np.save('d/w.npy', np.zeros((3, 1))); np.save('d/v.npy', np.zeros((3, 1)))", "/v.npy",
+         ": names no parameter or buffer of model mom"},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
+        char code[600];
+        snprintf(code, sizeof code,
+                 "import numpy as np, os, shutil\n"
+                 "shutil.rmtree('d'); os.mkdir('d')\n%s\n",
+                 cases[k].make);
+        ck_assert_int_eq(python(code), 0);
+        train_init_refused(d, cases[k].file, cases[k].want);
+    }
+    /* A checkpoint holds its own parameters: one or the other. */
+    Run r = run_main(rt_train_main, &mom_model,
+                     (const char *[]){"--init", d, "--resume", tmp("c.ckpt"), NULL});
+    ck_assert_int_eq(r.rc, 2);
+    ck_assert_ptr_nonnull(strstr(r.err, "mom_train: --init and --resume both give the starting "
+                                        "parameters (a checkpoint holds its own); give one"));
+    ck_assert_int_eq(count_lines(r.err), 1);
+    run_free(&r);
+    r = run_main(rt_train_main, &mom_model, (const char *[]){"--help", NULL});
+    ck_assert_ptr_nonnull(strstr(r.out, "[--init DIR]"));
+    ck_assert_ptr_nonnull(strstr(r.out, "\n  --init DIR         start from DIR/NAME.npy"));
+    run_free(&r);
+    remove_tmpdir();
+}
+END_TEST
+
+/* What numpy wrote is what the model holds: exactly, in double; rounded
+ * to nearest in float, as numpy rounds; and the trainer's first loss is
+ * numpy's loss of those weights on that data. */
+START_TEST(test_init_from_numpy)
+{
+    make_tmpdir();
+    ck_assert_int_eq(
+        python("import numpy as np, os\n"
+               "r = np.random.default_rng(5)\n"
+               "x, y, w = r.standard_normal((4, 3)), r.standard_normal((4, 1)), "
+               "r.standard_normal((3, 1))\n"
+               "np.save('x.npy', x); np.save('y.npy', y)\n"
+               "os.mkdir('w64'); np.save('w64/w.npy', w)\n"
+               "os.mkdir('w32'); np.save('w32/w.npy', w.astype(np.float32))\n"
+               "w32 = w.astype(np.float32).astype(np.float64)\n"
+               "f = open('values.txt', 'w')\n"
+               "for v in list(w[:, 0]) + list(w32[:, 0]): f.write(repr(float(v)) + ' ')\n"
+               "for v in (w, w32): f.write(repr(float(((x @ v - y) ** 2).sum())) + ' ')\n"),
+        0);
+    double v[8];
+    FILE *f = fopen(tmp("values.txt"), "r");
+    ck_assert_ptr_nonnull(f);
+    for (int i = 0; i < 8; i++)
+        ck_assert_int_eq(fscanf(f, "%lf", &v[i]), 1);
+    fclose(f);
+    char err[512];
+    rt_model fm = mom_float();
+    for (int i = 0; i < 3; i++)
+        ck_assert_double_ne(v[i], v[3 + i]); /* float32 does round them */
+    fill_mom(9);
+    ck_assert_msg(rt_import_params(&mom_model, tmp("w64"), err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(rt_import_params(&fm, tmp("w64"), err, sizeof err) == 0, "%s", err);
+    for (int i = 0; i < 3; i++) {
+        ck_assert_double_eq(mom_arena[M_W + i], v[i]);
+        ck_assert_double_eq((double)mom_farena[M_W + i], v[3 + i]);
+    }
+    ck_assert_double_eq(mom_arena[M_X], 9); /* nothing outside the parameters */
+    fill_mom(9);
+    ck_assert_msg(rt_import_params(&mom_model, tmp("w32"), err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(rt_import_params(&fm, tmp("w32"), err, sizeof err) == 0, "%s", err);
+    for (int i = 0; i < 3; i++) {
+        ck_assert_double_eq(mom_arena[M_W + i], v[3 + i]);
+        ck_assert_double_eq((double)mom_farena[M_W + i], v[3 + i]);
+    }
+    const char *dirs[] = {"w64", "w32"};
+    for (int k = 0; k < 2; k++) {
+        char dx[300], dy[300], dw[300];
+        snprintf(dx, sizeof dx, "x=%s", tmp("x.npy"));
+        snprintf(dy, sizeof dy, "y=%s", tmp("y.npy"));
+        snprintf(dw, sizeof dw, "%s", tmp(dirs[k]));
+        Run r = run_main(
+            rt_train_main, &mom_model,
+            (const char *[]){"--data", dx, "--data", dy, "--init", dw, "--steps", "1", NULL});
+        ck_assert_msg(r.rc == 0, "%s", r.err);
+        double loss = last_value(r.out, "step 1 loss ");
+        ck_assert_msg(fabs(loss - v[6 + k]) <= 1e-8 * v[6 + k], "%s: loss %.17g, numpy's %.17g",
+                      dirs[k], loss, v[6 + k]);
+        run_free(&r);
+    }
+    remove_tmpdir();
+}
+END_TEST
+
+/* Buffers keep their initial values unless the directory has their file;
+ * a refused directory changes nothing, though its first files were good. */
+START_TEST(test_init_buffers_and_refusals)
+{
+    make_tmpdir();
+    char err[512], d[300], b[300];
+    snprintf(d, sizeof d, "%s", tmp("d"));
+    snprintf(b, sizeof b, "%s", tmp("b"));
+    ck_assert_int_eq(
+        python("import numpy as np, os\n"
+               "os.mkdir('d'); np.save('d/w.npy', np.array([3.0, -4.0]))\n"
+               "os.mkdir('b'); np.save('b/w.npy', np.array([5.0, 6.0]))\n"
+               "np.save('b/avg.npy', np.array([0.25, 0.5, 0.75], dtype=np.float32))\n"),
+        0);
+    rt_init_params(&buf_model, 1);
+    ck_assert_msg(rt_import_params(&buf_model, d, err, sizeof err) == 0, "%s", err);
+    const double kept[] = {3, -4, 1, 1, 1}, read[] = {5, 6, 0.25, 0.5, 0.75};
+    ck_assert_mem_eq(buf_arena, kept, sizeof kept);
+    ck_assert_msg(rt_import_params(&buf_model, b, err, sizeof err) == 0, "%s", err);
+    ck_assert_mem_eq(buf_arena, read, sizeof read);
+    /* Exported, the buffer is there too, and comes back. */
+    ck_assert_msg(rt_export_params(&buf_model, tmp("x"), err, sizeof err) == 0, "%s", err);
+    rt_init_params(&buf_model, 1);
+    ck_assert_msg(rt_import_params(&buf_model, tmp("x"), err, sizeof err) == 0, "%s", err);
+    ck_assert_mem_eq(buf_arena, read, sizeof read);
+
+    /* A buffer's file is checked as a parameter's is. */
+    ck_assert_int_eq(python("import numpy as np\nnp.save('b/avg.npy', np.zeros(2))\n"), 0);
+    import_refused(&buf_model, b, b, "/avg.npy: shape [2], but buffer avg of model bufm is [3]");
+    /* Only a buffer's file: the parameter's is missing. */
+    ck_assert_int_eq(python("import numpy as np, os\nos.remove('b/w.npy')\n"
+                            "np.save('b/avg.npy', np.zeros(3))\n"),
+                     0);
+    import_refused(&buf_model, b, b, "/w.npy: missing: parameter w [2] of model bufm");
+    /* Files that are no .npy are no concern of --init. */
+    write_bytes(tmp("d/notes.txt"), "x", 1);
+    write_bytes(tmp("d/w.npy.tmp.1.0"), "x", 1);
+    ck_assert_msg(rt_import_params(&buf_model, d, err, sizeof err) == 0, "%s", err);
+    /* The float build: the first file good, the second bad, nothing read. */
+    rt_model fm = mom_float();
+    rt_tensor two[2] = {mom_params[0], mom_params[0]};
+    two[1].name = "v";
+    two[1].offset = M_W + 3;
+    fm.params = two;
+    fm.n_params = 2;
+    fm.n_param_elems = 6;
+    ck_assert_int_eq(python("import numpy as np, os\nos.mkdir('f')\n"
+                            "np.save('f/w.npy', np.full((3, 1), 2.0))\n"
+                            "np.save('f/v.npy', np.array([[1.0], [1e39], [0.0]]))\n"),
+                     0);
+    fill_mom(-3);
+    char f[300];
+    snprintf(f, sizeof f, "%s", tmp("f"));
+    import_refused(&fm, f, f,
+                   "/v.npy: element 1 is 1e+39, beyond float32's range (this is the float build "
+                   "of mom)");
+    ck_assert_int_eq(python("import numpy as np\nnp.save('f/v.npy', np.array([[1.0], [1e38], "
+                            "[0.0]]))\n"),
+                     0);
+    ck_assert_msg(rt_import_params(&fm, f, err, sizeof err) == 0, "%s", err);
+    ck_assert(mom_farena[M_W] == 2.0f && mom_farena[M_W + 4] == 1e38f);
+    copy_file(tmp("f/w.npy"), tmp("f/w2.npy"));
+    import_refused(&fm, f, f, "/w2.npy: names no parameter or buffer of model mom");
+    remove_tmpdir();
+}
+END_TEST
+
 static Suite *checkpoint_suite(void)
 {
     Suite *s = suite_create("checkpoint");
@@ -830,6 +1135,12 @@ static Suite *checkpoint_suite(void)
     tcase_add_test(tc, test_train_export);
     tcase_add_test(tc, test_train_checkpoint_flags);
     tcase_add_test(tc, test_train_exact_resume_shuffled);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("init");
+    tcase_add_test(tc, test_train_init_round_trip);
+    tcase_add_test(tc, test_train_init_refusals);
+    tcase_add_test(tc, test_init_from_numpy);
+    tcase_add_test(tc, test_init_buffers_and_refusals);
     suite_add_tcase(s, tc);
     return s;
 }

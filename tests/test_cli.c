@@ -977,6 +977,81 @@ START_TEST(trainer_help_is_tidy)
 }
 END_TEST
 
+/* --init with the real programs. The seed network starts from weights
+ * numpy wrote: its first loss is numpy's loss of them on numpy's data, and
+ * after a step at rate 0 it exports the very same files. Iris, exported
+ * by one run, predicts the same from --init as from that run's
+ * checkpoint, and gradient-checks at those weights, not the seed's. */
+START_TEST(init_from_numpy_files)
+{
+    char *dir = make_tmpdir(), cmd[8192], path[600], root[400], bin[800], *out;
+    ck_assert_ptr_nonnull(getcwd(root, sizeof root));
+    /* The programs run in dir, so their folder is named from the root. */
+    snprintf(bin, sizeof bin, "%s%s" BUILD_DIR, BUILD_DIR[0] == '/' ? "" : root,
+             BUILD_DIR[0] == '/' ? "" : "/");
+    snprintf(path, sizeof path, "%s/make.py", dir);
+    write_text(path, "import numpy as np, os\n"
+                     "r = np.random.default_rng(11)\n"
+                     "f = lambda *s: r.standard_normal(s).astype(np.float32)\n"
+                     "x, y, w1, w2 = f(64, 1000), f(64, 10), f(1000, 100) * 0.05, f(100, 10)\n"
+                     "np.save('x.npy', x); np.save('y.npy', y)\n"
+                     "os.mkdir('w'); np.save('w/w1.npy', w1); np.save('w/w2.npy', w2)\n"
+                     "d = np.float64\n"
+                     "h = 1 / (1 + np.exp(-(x.astype(d) @ w1.astype(d))))\n"
+                     "print(repr(float(((h @ w2.astype(d) - y) ** 2).sum())))\n");
+    snprintf(path, sizeof path, "%s/same.py", dir);
+    write_text(path, "import numpy as np\n"
+                     "for n in ('w1', 'w2'):\n"
+                     "    a, b = np.load('w/' + n + '.npy'), np.load('e/' + n + '.npy')\n"
+                     "    assert a.dtype == b.dtype == np.float32 and a.shape == b.shape, n\n"
+                     "    assert (a.view(np.uint32) == b.view(np.uint32)).all(), n\n"
+                     "print('same')\n");
+    snprintf(cmd, sizeof cmd,
+             "cd %s && /usr/bin/python3 make.py && %s/seed_mlp_train --data x=x.npy --data "
+             "y=y.npy --init w --steps 1 --lr 0 --export e 2>/dev/null && /usr/bin/python3 "
+             "same.py",
+             dir, bin);
+    ck_assert_msg(run_cmd(cmd, &out) == 0, "%s", out);
+    double want = strtod(out, NULL), got = strtod(strstr(out, "step 1 loss ") + 12, NULL);
+    ck_assert_msg(want > 0 && fabs(got - want) <= 1e-5 * want, "numpy %.17g, seed_mlp %.17g", want,
+                  got);
+    ck_assert_ptr_nonnull(strstr(out, "\nsame\n"));
+    free(out);
+
+    snprintf(cmd, sizeof cmd,
+             "cd %s && %s/iris_train --data x=%s/data/iris.csv --data labels=%s/data/iris.csv "
+             "--steps 30 --checkpoint i.ckpt --export ie 2>/dev/null >/dev/null && "
+             "%s/iris_predict --checkpoint i.ckpt --data x=%s/data/iris.csv --out a.csv && "
+             "%s/iris_predict --init ie --data x=%s/data/iris.csv --out b.csv && cmp a.csv b.csv",
+             dir, bin, root, root, bin, root, bin, root);
+    ck_assert_msg(run_cmd(cmd, &out) == 0, "%s", out);
+    free(out);
+    char *seeded, *given;
+    snprintf(cmd, sizeof cmd, "%s/iris_gradcheck", BUILD_DIR);
+    ck_assert_int_eq(run_cmd(cmd, &seeded), 0);
+    snprintf(cmd, sizeof cmd, "%s/iris_gradcheck --init %s/ie", BUILD_DIR, dir);
+    ck_assert_msg(run_cmd(cmd, &given) == 0, "%s", given);
+    ck_assert_ptr_nonnull(strstr(given, "max relative error "));
+    ck_assert_str_ne(given, seeded);
+    free(seeded), free(given);
+    /* A bad directory: one line, exit 1, from each program. */
+    snprintf(cmd, sizeof cmd, "rm %s/ie/W.npy && %s/iris_gradcheck --init %s/ie", dir, BUILD_DIR,
+             dir);
+    ck_assert_int_eq(run_cmd(cmd, &out), 1);
+    ck_assert_msg(strstr(out, "iris_gradcheck: --init: ") == out &&
+                      strstr(out, "/ie/W.npy: missing") && strchr(out, '\n')[1] == '\0',
+                  "%s", out);
+    free(out);
+    snprintf(cmd, sizeof cmd, "%s/iris_predict --init %s/ie --data x=data/iris.csv", BUILD_DIR,
+             dir);
+    ck_assert_int_eq(run_cmd(cmd, &out), 1);
+    ck_assert_msg(strstr(out, "iris_predict: --init: ") == out && strchr(out, '\n')[1] == '\0',
+                  "%s", out);
+    free(out);
+    remove_dir(dir);
+}
+END_TEST
+
 static Suite *cli_suite(void)
 {
     Suite *s = suite_create("cli");
@@ -1004,6 +1079,7 @@ static Suite *cli_suite(void)
     tcase_add_test(t, build_makes_programs);
     tcase_add_test(t, tune_times_and_applies);
     tcase_add_test(t, predict_from_a_checkpoint);
+    tcase_add_test(t, init_from_numpy_files);
     tcase_add_test(t, same_seed_same_numbers);
     tcase_add_test(t, zoo_models_check_small);
     tcase_add_test(t, check_prints_one_table);
