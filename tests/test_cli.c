@@ -1052,6 +1052,227 @@ START_TEST(init_from_numpy_files)
 }
 END_TEST
 
+/* ---- scripts/llmc_to_npy.py: llm.c's GPT-2 checkpoints ---- */
+
+/* llm.c's tensors in its file order, each stacked over the layers (or
+ * one, when not layered), one layer's shape in units of C (or Vp, maxT). */
+enum { LC_L = 3, LC_C = 8, LC_NH = 2, LC_V = 10, LC_VP = 16, LC_T = 6 };
+static const struct {
+    const char *gradc; /* the file: NAME.npy, or hL_NAME.npy per layer */
+    int layered;
+    long rows, cols; /* cols 0: a vector */
+} llmc_tensors[] = {
+    {"wte", 0, LC_VP, LC_C},         {"wpe", 0, LC_T, LC_C},       {"ln1_w", 1, LC_C, 0},
+    {"ln1_b", 1, LC_C, 0},           {"qkv_w", 1, 3 * LC_C, LC_C}, {"qkv_b", 1, 3 * LC_C, 0},
+    {"attproj_w", 1, LC_C, LC_C},    {"attproj_b", 1, LC_C, 0},    {"ln2_w", 1, LC_C, 0},
+    {"ln2_b", 1, LC_C, 0},           {"fc_w", 1, 4 * LC_C, LC_C},  {"fc_b", 1, 4 * LC_C, 0},
+    {"fcproj_w", 1, LC_C, 4 * LC_C}, {"fcproj_b", 1, LC_C, 0},     {"lnf_w", 0, LC_C, 0},
+    {"lnf_b", 0, LC_C, 0},
+};
+
+/* Element e of tensor t's layer l: scattered multiples of 1/256 in
+ * [-128, 128), which float32 holds exactly and numpy recomputes. */
+static float llmc_value(int t, int l, long e)
+{
+    uint64_t h =
+        ((uint64_t)e * 2654435761u + (uint64_t)t * 40503u + (uint64_t)l * 977u) & 0xffffffffu;
+    return (float)((double)((h >> 8) & 0xffff) / 256.0 - 128.0);
+}
+
+/* An llm.c checkpoint written here, by the format alone: the header's
+ * version, and the number of values cut off (< 0) or added (> 0). */
+static void write_llmc(const char *path, int version, int magic, long extra)
+{
+    int32_t header[256] = {magic, version, LC_T, LC_V, LC_L, LC_NH, LC_C, LC_VP};
+    FILE *f = fopen(path, "wb");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(fwrite(header, 4, 256, f), 256); /* this host is little-endian */
+    long n = 0, total = 0;
+    for (size_t t = 0; t < sizeof llmc_tensors / sizeof *llmc_tensors; t++)
+        total += (llmc_tensors[t].layered ? LC_L : 1) * llmc_tensors[t].rows *
+                 (llmc_tensors[t].cols ? llmc_tensors[t].cols : 1);
+    for (size_t t = 0; t < sizeof llmc_tensors / sizeof *llmc_tensors; t++) {
+        long per = llmc_tensors[t].rows * (llmc_tensors[t].cols ? llmc_tensors[t].cols : 1);
+        for (int l = 0; l < (llmc_tensors[t].layered ? LC_L : 1); l++)
+            for (long e = 0; e < per && n < total + extra; e++, n++) {
+                float v = llmc_value((int)t, l, e);
+                ck_assert_int_eq(fwrite(&v, 4, 1, f), 1);
+            }
+    }
+    for (; n < total + extra; n++)
+        ck_assert_int_eq(fwrite("\0\0\0\0", 4, 1, f), 1);
+    ck_assert_int_eq(fclose(f), 0);
+}
+
+/* cmd fails: exit 1, one line that starts with `start` and holds `want`,
+ * and dir holds only the files it held before (names, a listing). */
+static void llmc_refused(const char *cmd, const char *start, const char *want, const char *dir,
+                         const char *names)
+{
+    char *out, ls[700];
+    int status = run_cmd(cmd, &out);
+    ck_assert_msg(status == 1, "%s: exit %d: %s", cmd, status, out);
+    ck_assert_msg(strncmp(out, start, strlen(start)) == 0 && strstr(out, want),
+                  "%s: want '%s...%s', got '%s'", cmd, start, want, out);
+    ck_assert_msg(strchr(out, '\n')[1] == '\0', "%s: more than one line: %s", cmd, out);
+    free(out);
+    snprintf(ls, sizeof ls, "ls -A %s | tr '\\n' ' '", dir);
+    ck_assert_int_eq(run_cmd(ls, &out), 0);
+    ck_assert_str_eq(out, names);
+    free(out);
+}
+
+/* The converter, against a checkpoint this test writes from the format:
+ * every .npy holds its layer's slice, the flags for gradc are printed,
+ * the way back gives the same bytes, and each bad file or directory is
+ * one line, exit 1, with nothing written. */
+START_TEST(llmc_converter)
+{
+    char *dir = make_tmpdir(), cmd[4096], path[700], *out;
+    snprintf(path, sizeof path, "%s/a.bin", dir);
+    write_llmc(path, 3, 20240326, 0);
+    snprintf(cmd, sizeof cmd, "scripts/llmc_to_npy.py %s/a.bin %s/w", dir, dir);
+    ck_assert_msg(run_cmd(cmd, &out) == 0, "%s", out);
+    ck_assert_msg(strstr(out, "L=3 C=8 NH=2 V=10 Vp=16 maxT=6\n") &&
+                      strstr(out, "wrote 40 .npy files to ") &&
+                      strstr(out, "compile models/gpt2.lua with: -D layers=3 -D width=8 -D "
+                                  "heads=2 -D vocab=10 -D max_context=6\n"),
+                  "%s", out);
+    free(out);
+    /* numpy recomputes each element from its tensor, layer and index */
+    snprintf(path, sizeof path, "%s/same.py", dir);
+    char py[4096];
+    size_t len = (size_t)snprintf(py, sizeof py,
+                                  "import numpy as np, os\n"
+                                  "def value(t, l, n):\n"
+                                  "    h = (np.arange(n, dtype=np.uint64) * 2654435761 + t * "
+                                  "40503 + l * 977) %% 2**32\n"
+                                  "    return ((h >> 8) & 0xffff) / 256.0 - 128.0\n"
+                                  "seen = set()\n"
+                                  "for t, (name, layered, shape) in enumerate([\n");
+    for (size_t t = 0; t < sizeof llmc_tensors / sizeof *llmc_tensors; t++)
+        len +=
+            (size_t)snprintf(py + len, sizeof py - len, "        ('%s', %d, (%ld,%s%.0ld)),\n",
+                             llmc_tensors[t].gradc, llmc_tensors[t].layered, llmc_tensors[t].rows,
+                             llmc_tensors[t].cols ? " " : "", llmc_tensors[t].cols);
+    snprintf(py + len, sizeof py - len,
+             "        ]):\n"
+             "    for l in range(%d if layered else 1):\n"
+             "        f = ('h%%d_' %% l if layered else '') + name + '.npy'\n"
+             "        a = np.load('w/' + f)\n"
+             "        assert a.dtype == np.float32 and a.shape == shape, (f, a.dtype, a.shape)\n"
+             "        assert (a.reshape(-1) == value(t, l, a.size)).all(), f\n"
+             "        seen.add(f)\n"
+             "assert seen == set(os.listdir('w')), set(os.listdir('w')) - seen\n"
+             "print('same', len(seen))\n",
+             LC_L);
+    write_text(path, py);
+    snprintf(cmd, sizeof cmd, "cd %s && /usr/bin/python3 same.py", dir);
+    ck_assert_msg(run_cmd(cmd, &out) == 0, "%s", out);
+    ck_assert_str_eq(out, "same 40\n");
+    free(out);
+    /* and back, byte for byte */
+    snprintf(cmd, sizeof cmd,
+             "scripts/llmc_to_npy.py --to-llmc %s/w %s/b.bin --heads 2 --vocab 10 && cmp %s/a.bin "
+             "%s/b.bin",
+             dir, dir, dir, dir);
+    ck_assert_msg(run_cmd(cmd, &out) == 0, "%s", out);
+    ck_assert_ptr_nonnull(strstr(out, "wrote "));
+    free(out);
+    /* The test can fail: one value changed in the files changes the bytes
+     * of that element, where llm.c's layout puts it, and no others. */
+    snprintf(cmd, sizeof cmd,
+             "cd %s && cp -r w w2 && /usr/bin/python3 -c \"import numpy as np; a = "
+             "np.load('w2/h2_fc_w.npy'); a[31, 7] = 1000; np.save('w2/h2_fc_w.npy', a)\" && "
+             "%s/scripts/llmc_to_npy.py --to-llmc w2 c.bin --heads 2 --vocab 10 >/dev/null && "
+             "(cmp -l a.bin c.bin; true) && rm -r w2 c.bin b.bin",
+             dir, getcwd(path, sizeof path));
+    ck_assert_msg(run_cmd(cmd, &out) == 0, "%s", out);
+    long at = 0; /* the element's index among the file's values */
+    for (size_t t = 0; strcmp(llmc_tensors[t].gradc, "fc_w"); t++)
+        at += (llmc_tensors[t].layered ? LC_L : 1) * llmc_tensors[t].rows *
+              (llmc_tensors[t].cols ? llmc_tensors[t].cols : 1);
+    at += 2 * 4 * LC_C * LC_C + 31 * LC_C + 7;
+    int differ = 0;
+    for (char *line = out; *line; line = strchr(line, '\n') + 1, differ++) {
+        long byte = strtol(line, NULL, 10) - 1; /* cmp counts from 1 */
+        ck_assert_msg(byte >= 1024 + 4 * at && byte < 1024 + 4 * at + 4, "byte %ld: %s", byte, out);
+    }
+    ck_assert_int_ge(differ, 1);
+    free(out);
+
+    /* Refused: llm.c files not of version 3 float32, or not whole. */
+    static const struct {
+        int version, magic;
+        long extra, cut; /* values added or cut off; cut: the file's size */
+        const char *want;
+    } bad[] = {
+        {5, 20240326, 0, 0, ": llm.c version 5 (bfloat16 weights); this reads version 3"},
+        {2, 20240326, 0, 0, ": llm.c checkpoint version 2; this reads version 3 (float32)"},
+        {3, 20240327, 0, 0, ": not an llm.c GPT-2 checkpoint (magic 20240327, not 20240326)"},
+        {3, 20240326, -1, 0,
+         ": truncated: 12252 bytes, where a checkpoint of L=3 C=8 NH=2 V=10 Vp=16 maxT=6 has "
+         "12256"},
+        {3, 20240326, 1, 0,
+         ": 4 bytes past the parameters: 12260 bytes, where a checkpoint of L=3 C=8 NH=2 V=10 "
+         "Vp=16 maxT=6 has 12256"},
+        {3, 20240326, 0, 1012, ": truncated: 1012 bytes, shorter than llm.c's 1024-byte header"},
+    };
+    for (size_t k = 0; k < sizeof bad / sizeof *bad; k++) {
+        char start[800];
+        snprintf(path, sizeof path, "%s/bad.bin", dir);
+        write_llmc(path, bad[k].version, bad[k].magic, bad[k].extra);
+        if (bad[k].cut)
+            ck_assert_int_eq(truncate(path, bad[k].cut), 0);
+        snprintf(cmd, sizeof cmd, "scripts/llmc_to_npy.py %s/bad.bin %s/out", dir, dir);
+        snprintf(start, sizeof start, "llmc_to_npy.py: %s/bad.bin", dir);
+        llmc_refused(cmd, start, bad[k].want, dir, "a.bin bad.bin same.py w ");
+    }
+    /* Refused: a directory that is not a GPT-2's files, and no config. */
+    static const struct {
+        const char *make, *file, *want;
+    } dirs[] = {
+        {"os.remove('d/h1_fc_b.npy')", "/h1_fc_b.npy",
+         ": missing: GPT-2 with L=3 C=8 NH=2 V=10 Vp=16 maxT=6 has this parameter (llm.c's "
+         "fcb)"},
+        {"np.save('d/h0_qkv_w.npy', np.zeros((8, 24), np.float32))", "/h0_qkv_w.npy",
+         ": shape [8, 24], but llm.c's qkvw is [24, 8] with L=3"},
+        {"np.save('d/h0_ln1_b.npy', np.zeros(8, np.int64))", "/h0_ln1_b.npy",
+         ": dtype int64; the weights must be float32 or float64"},
+        {"np.save('d/extra.npy', np.zeros(8, np.float32))", "/extra.npy",
+         ": names no parameter of GPT-2 with L=3 C=8"},
+        {"f = open('d/lnf_b.npy', 'r+b'); f.truncate(140)", "/lnf_b.npy",
+         ": truncated: header says [8] float32 (32 bytes), file has 12 bytes of data"},
+        {"a = np.load('d/wpe.npy'); a[2, 3] = np.inf; np.save('d/wpe.npy', a)", "/wpe.npy",
+         ": element 19 is inf; weights must be finite"},
+    };
+    for (size_t k = 0; k < sizeof dirs / sizeof *dirs; k++) {
+        char start[800];
+        snprintf(cmd, sizeof cmd,
+                 "cd %s && rm -rf d && cp -r w d && /usr/bin/python3 -c \"import numpy as np, "
+                 "os; %s\"",
+                 dir, dirs[k].make);
+        ck_assert_int_eq(run_cmd(cmd, NULL), 0);
+        snprintf(cmd, sizeof cmd,
+                 "scripts/llmc_to_npy.py --to-llmc %s/d %s/o.bin --heads 2 "
+                 "--vocab 10",
+                 dir, dir);
+        snprintf(start, sizeof start, "llmc_to_npy.py: %s/d%s", dir, dirs[k].file);
+        llmc_refused(cmd, start, dirs[k].want, dir, "a.bin bad.bin d same.py w ");
+    }
+    snprintf(cmd, sizeof cmd, "scripts/llmc_to_npy.py --to-llmc %s/w %s/o.bin", dir, dir);
+    snprintf(path, sizeof path, "llmc_to_npy.py: %s/w: ", dir);
+    llmc_refused(cmd, path, "give --heads NH and --vocab V", dir, "a.bin bad.bin d same.py w ");
+    snprintf(cmd, sizeof cmd, "scripts/llmc_to_npy.py %s/a.bin %s/w", dir, dir);
+    llmc_refused(cmd, path, "exists and is not empty", dir, "a.bin bad.bin d same.py w ");
+    ck_assert_int_eq(run_cmd("scripts/llmc_to_npy.py --help", &out), 0);
+    ck_assert_ptr_nonnull(strstr(out, "usage: llmc_to_npy.py CHECKPOINT.bin DIR\n"));
+    ck_assert_ptr_nonnull(strstr(out, "--to-llmc DIR CHECKPOINT.bin --heads NH --vocab V\n"));
+    free(out);
+    remove_dir(dir);
+}
+END_TEST
+
 static Suite *cli_suite(void)
 {
     Suite *s = suite_create("cli");
@@ -1080,6 +1301,7 @@ static Suite *cli_suite(void)
     tcase_add_test(t, tune_times_and_applies);
     tcase_add_test(t, predict_from_a_checkpoint);
     tcase_add_test(t, init_from_numpy_files);
+    tcase_add_test(t, llmc_converter);
     tcase_add_test(t, same_seed_same_numbers);
     tcase_add_test(t, zoo_models_check_small);
     tcase_add_test(t, check_prints_one_table);
