@@ -517,22 +517,35 @@ static int param_path(char *path, size_t n, const char *dir, const rt_tensor *t,
     return 0;
 }
 
+static int export_tensor(const rt_model *m, const char *dir, const rt_tensor *t, char *err,
+                         size_t errlen)
+{
+    char path[4096];
+    long shape[RT_MAX_RANK];
+    rt_tensor_shape(t, shape);
+    if (param_path(path, sizeof path, dir, t, err, errlen))
+        return -1;
+    const char *data = (const char *)m->arena + t->offset * real_width(m->real);
+    return rt_npy_write(path, m->real, t->rank, shape, data, err, errlen);
+}
+
 int rt_export_params(const rt_model *m, const char *dir, char *err, size_t errlen)
 {
     if (make_dirs(dir, err, errlen))
         return -1;
-    int width = real_width(m->real);
-    for (int k = 0; k < m->n_params + m->n_buffers; k++) {
-        const rt_tensor *t = saved_tensor(m, k);
-        char path[4096];
-        long shape[RT_MAX_RANK];
-        rt_tensor_shape(t, shape);
-        if (param_path(path, sizeof path, dir, t, err, errlen))
+    for (int k = 0; k < m->n_params + m->n_buffers; k++)
+        if (export_tensor(m, dir, saved_tensor(m, k), err, errlen))
             return -1;
-        const char *data = (const char *)m->arena + t->offset * width;
-        if (rt_npy_write(path, m->real, t->rank, shape, data, err, errlen))
+    return 0;
+}
+
+int rt_export_grads(const rt_model *m, const char *dir, char *err, size_t errlen)
+{
+    if (make_dirs(dir, err, errlen))
+        return -1;
+    for (int k = 0; k < m->n_params; k++)
+        if (export_tensor(m, dir, &m->grads[k], err, errlen))
             return -1;
-    }
     return 0;
 }
 

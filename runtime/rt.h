@@ -111,6 +111,8 @@ int rt_checkpoint_load_params(const rt_model *m, const char *path, char *err, si
 /* Every parameter as dir/NAME.npy in its shape and the model's real type;
  * dir is made if missing. */
 int rt_export_params(const rt_model *m, const char *dir, char *err, size_t errlen);
+/* Every parameter's gradient, as loss_and_grad() left it, as dir/d_NAME.npy. */
+int rt_export_grads(const rt_model *m, const char *dir, char *err, size_t errlen);
 /* The reverse, a trainer's --init: every parameter from dir/NAME.npy, and
  * each buffer whose file is there (the others keep their values). Every
  * file is checked first (each parameter's present, no .npy that names

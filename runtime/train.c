@@ -61,6 +61,8 @@ typedef struct {
     long loss_n;
     double t0; /* ms, when the run began */
     Progress bar;
+    int graded;   /* the final loss_and_grad() ran: its gradients are in place */
+    double final; /* and its loss */
 } Trainer;
 
 /* A classifier has an output [batch, C] and an int32 input of one label
@@ -475,7 +477,11 @@ static int run(Trainer *t)
         }
     }
     bar_end(&t->bar, t->steps);
+    if (t->steps == 0 && t->d->n) /* --steps 0: the first batch */
+        rt_data_load(t->d, m, 1);
     double final = m->loss_and_grad();
+    t->graded = 1;
+    t->final = final;
     if (!isfinite(final)) {
         snprintf(what, sizeof what, "loss is %s after step %ld", nonfinite_name(final), t->steps);
         diverged(t, what);
@@ -485,7 +491,9 @@ static int run(Trainer *t)
      * buffers for the first time, a fault each; the steps after it are
      * what a long run costs, so they are timed apart. */
     long later = t->steps - t->start - 1;
-    if (later > 0)
+    if (t->steps == 0)
+        printf("final loss %.9g at the starting weights (no steps)\n", final);
+    else if (later > 0)
         printf("final loss %.9g  %.4g ms/step, the first %.4g ms\n", final, ms / (double)later,
                first_ms);
     else
@@ -547,7 +555,7 @@ static int train(Trainer *t)
     /* --minutes alone: the clock, not the default --steps, ends the run. */
     if (o->minutes > 0 && !o->epochs && !o->steps_given)
         t->steps = LONG_MAX;
-    if (t->start >= t->steps) {
+    if (t->start >= t->steps && t->steps > 0) {
         if (o->epochs)
             fprintf(stderr,
                     "%s: %s is at step %ld, and --epochs %ld is %ld steps: nothing to train (a "
@@ -585,6 +593,25 @@ static int export_params(const Trainer *t)
     return 0;
 }
 
+/* The gradients loss_and_grad() left of the final loss; printed in full,
+ * so that a reference can be held to it. */
+static int export_grads(const Trainer *t)
+{
+    char err[1024];
+    if (!t->graded) {
+        fprintf(stderr, "%s: --export-grads: nothing was trained, so there is no final loss\n",
+                t->prog);
+        return 1;
+    }
+    if (rt_export_grads(t->m, t->o->export_grads, err, sizeof err)) {
+        fprintf(stderr, "%s: --export-grads: %s\n", t->prog, err);
+        return 1;
+    }
+    fprintf(stderr, "%s: wrote the gradients of %d parameters to %s/ (the loss %.17g)\n", t->prog,
+            t->m->n_params, t->o->export_grads, t->final);
+    return 0;
+}
+
 int rt_train_main(const rt_model *m, int argc, char **argv)
 {
     char prog[256];
@@ -617,6 +644,8 @@ int rt_train_main(const rt_model *m, int argc, char **argv)
             rc = train(&t);
         if (rc == 0 && o.export_dir)
             rc = export_params(&t);
+        if (rc == 0 && o.export_grads)
+            rc = export_grads(&t);
     }
     rt_data_free(&d);
     rt_data_free(&val);

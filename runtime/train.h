@@ -11,7 +11,7 @@ typedef struct {
     long steps, epochs, print_every, threads, save_every, eval_every;
     uint64_t seed;
     int seed_given, steps_given, no_shuffle;
-    const char *checkpoint, *resume, *init_dir, *export_dir, *log;
+    const char *checkpoint, *resume, *init_dir, *export_dir, *export_grads, *log;
     double val_split; /* 0: none */
     double minutes;   /* > 0: stop after the step that passes this much time */
     long sample;      /* > 0: characters to sample after training */

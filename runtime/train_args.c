@@ -84,7 +84,8 @@ void train_usage(const rt_model *m, const char *prog)
                                          "--log F.csv",
                                          "--checkpoint F [--save-every K]",
                                          "--resume F",
-                                         "--export DIR"};
+                                         "--export DIR",
+                                         "--export-grads DIR"};
     static const char *const after[] = {
         "--schedule S", "--step-every K", "--gamma G",
         "--min-lr X",   "--warmup N",     "--sample N [--temperature X] [--prompt TEXT]",
@@ -120,7 +121,7 @@ void train_usage(const rt_model *m, const char *prog)
     }
     printf("parameters: %d tensors, %ld values\n", m->n_params, n);
     printf("\ntraining:\n"
-           "  --steps N          optimizer steps (default 100)\n"
+           "  --steps N          optimizer steps (default 100; 0: only the final loss)\n"
            "  --epochs N         or N passes over the --data rows: N x minibatches steps\n"
            "  --minutes M        stop after the step that passes M minutes, then evaluate\n"
            "                     (alone, without --steps or --epochs: train until then)\n"
@@ -156,6 +157,9 @@ void train_usage(const rt_model *m, const char *prog)
            "  --resume F         continue from checkpoint F (its step and seed) to --steps\n"
            "                     (or --epochs)\n"
            "  --export DIR       after training, write each parameter to DIR/NAME.npy\n"
+           "  --export-grads DIR and the gradient of the final loss (of the last\n"
+           "                     batch at the final weights; with --steps 0, the first\n"
+           "                     batch's at the starting ones) to DIR/d_NAME.npy\n"
            "Ctrl-C saves a checkpoint (to --checkpoint F, else %s.ckpt) after the\n"
            "current step.\n"
            "\noptimizer %s (compiled in; gradc compile --optimizer K picks another):\n",
@@ -249,6 +253,10 @@ static int parse_flag(const rt_model *m, rt_args *a, Opts *o)
     }
     if ((r = rt_args_value(a, "--steps", &v)) != 0) {
         o->steps_given = 1;
+        if (r > 0 && *v && strspn(v, "0") == strlen(v)) { /* the starting weights' loss */
+            o->steps = 0;
+            return 1;
+        }
         return r < 0 ? -1 : rt_parse_posint(a, "--steps", v, &o->steps) ? -1 : 1;
     }
     if ((r = rt_args_value(a, "--print-every", &v)) != 0)
@@ -268,6 +276,7 @@ static int parse_flag(const rt_model *m, rt_args *a, Opts *o)
                       {"--resume", offsetof(Opts, resume)},
                       {"--init", offsetof(Opts, init_dir)},
                       {"--export", offsetof(Opts, export_dir)},
+                      {"--export-grads", offsetof(Opts, export_grads)},
                       {"--log", offsetof(Opts, log)}};
     for (size_t k = 0; k < sizeof path_flags / sizeof *path_flags; k++) {
         if ((r = rt_args_value(a, path_flags[k].flag, &v)) == 0)

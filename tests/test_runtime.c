@@ -352,7 +352,7 @@ START_TEST(test_train_bad_flags)
         const char *want;
     } cases[] = {
         {{"--steps", "abc"}, "linreg_train: --steps: expected a positive integer, got 'abc'"},
-        {{"--steps", "0"}, "--steps: expected a positive integer, got '0'"},
+        {{"--steps", "1e3"}, "--steps: expected a positive integer, got '1e3'"},
         {{"--steps", "-3"}, "got '-3'"},
         {{"--steps"}, "--steps: missing value"},
         {{"--seed", "x1"}, "--seed: expected a non-negative integer"},
