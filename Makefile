@@ -211,7 +211,7 @@ clean:
 # mid-save again and again, and in the plain pass only runs a few under
 # valgrind, which cannot run ASan code: SAN leaves SAFETY_VALGRIND out.
 SUITES += safety
-SAFETY_PROGS = $(addprefix $(BUILD)/,iris_train iris_gradcheck iris_predict)
+SAFETY_PROGS = $(addprefix $(BUILD)/,iris_train iris_gradcheck iris_predict char_rnn_train)
 $(BUILD)/test_safety: tests/test_safety.c tests/test_util.h | test-deps $(BUILD)/gradc $(SAFETY_PROGS)
 	$(CC) $(CFLAGS) $(TEST_DEFS) $(if $(SAN),,-DSAFETY_VALGRIND) $< $(LDFLAGS) $(CHECK_FLAGS) -lm -o $@
 # check-suites read SUITES into its prerequisites before this block.
@@ -224,7 +224,7 @@ check-suites: $(BUILD)/test_safety
 # (scripts/fuzz.sh). `make test` links the same
 # file with fuzz/replay.c (any compiler) instead, and the suite `fuzz`
 # replays the seeds and tests/fuzz/TARGET, what the fuzzer once found.
-FUZZ_TARGETS := model program npy csv idx checkpoint
+FUZZ_TARGETS := model program npy csv idx tokens checkpoint
 FUZZ_SECONDS ?= 60
 FUZZ_CC      ?= clang
 FUZZ_BUILD   ?= build/fuzz

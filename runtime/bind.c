@@ -2,8 +2,9 @@
  * bind.c: `--data NAME=FILE` and `--val NAME=FILE`, binding data files to
  * inputs by name, and cutting them into minibatches.
  *
- * A file is .npy, CSV (.csv, .csv.gz), IDX (.idx, -ubyte, gzip or not) or
- * plain text (.txt, for character models; see read_text).
+ * A file is .npy, CSV (.csv, .csv.gz), IDX (.idx, -ubyte, gzip or not),
+ * plain text (.txt, for character models) or an llm.c token file (.bin,
+ * for token models); see read_sequence for the last two.
  * A CSV's label column (--label-column, the last by default) feeds an
  * int32 input and its other columns a float input. For an input of shape
  * [batch, rest...] the file must hold M >= batch rows of as many values
@@ -128,11 +129,6 @@ static int check_labels(const char *path, const rt_tensor *t, const rt_array *a,
             return rt_errf(err, errlen,
                            "%s:%ld: label %d is outside [0, %d) (the classes of input '%s')", path,
                            lines[i], (int)v[i], t->classes, t->name);
-        if (has_suffix(path, ".txt") || has_suffix(path, ".txt:next"))
-            return rt_errf(err, errlen,
-                           "%s: byte %ld is %d, outside [0, %d) (the classes of input '%s'): "
-                           "text takes 256 classes, one per byte value",
-                           path, i, (int)v[i], t->classes, t->name);
         return rt_errf(err, errlen,
                        "%s: element %ld is %d, outside [0, %d) "
                        "(the classes of input '%s')",
@@ -258,35 +254,74 @@ static int read_csv(const char *path, const rt_tensor *t, rt_dtype want, long la
     return rc;
 }
 
-/* A text as rows of T consecutive bytes for an int32 input [batch, T]:
- * row r is bytes [rT, rT + T), or with `:next` after the name the bytes one
- * later, [rT + 1, rT + T + 1): a character model's targets. Either way
- * there are floor((bytes - 1) / T) rows, so inputs and targets line up. */
-static int read_text(const char *path, const rt_tensor *t, int next, rt_array *out, char *err,
-                     size_t errlen)
+/* A sequence file: a text (.txt, its bytes) or an llm.c token file (.bin,
+ * its tokens), with or without `:next` after the name. */
+static int is_sequence(const char *path)
 {
+    return has_suffix(path, ".txt") || has_suffix(path, ".txt:next") || has_suffix(path, ".bin") ||
+           has_suffix(path, ".bin:next");
+}
+
+/* Every token of the file, not only those the rows below take, is checked
+ * against the input's classes: a token the model has no row for means the
+ * file was made for another vocabulary, wherever in it the token lies. Its
+ * place is counted in the file, from 0, whichever of x or y:next it feeds. */
+static int check_tokens(const char *file, int text, const rt_tensor *t, const rt_array *a,
+                        char *err, size_t errlen)
+{
+    const int32_t *v = a->data;
+    for (long i = 0; t->classes > 0 && i < a->size; i++) {
+        if (v[i] >= 0 && v[i] < t->classes)
+            continue;
+        if (text)
+            return rt_errf(err, errlen,
+                           "%s: byte %ld is %d, outside [0, %d) (the classes of input '%s'): "
+                           "text takes 256 classes, one per byte value",
+                           file, i, (int)v[i], t->classes, t->name);
+        return rt_errf(err, errlen,
+                       "%s: token %ld (from 0) is %d, outside [0, %d): the vocabulary of input "
+                       "'%s' (its classes) is too small for this file",
+                       file, i, (int)v[i], t->classes, t->name);
+    }
+    return 0;
+}
+
+/* A sequence as rows of T consecutive tokens for an int32 input [batch, T]:
+ * row r is tokens [rT, rT + T), or with `:next` after the name the tokens
+ * one later, [rT + 1, rT + T + 1): a character or token model's targets.
+ * Either way there are floor((tokens - 1) / T) rows, so inputs and targets
+ * line up. A text's tokens are its bytes. */
+static int read_sequence(const char *path, const rt_tensor *t, rt_array *out, char *err,
+                         size_t errlen)
+{
+    int next = has_suffix(path, ":next");
+    int text = has_suffix(path, ".txt") || has_suffix(path, ".txt:next");
     char file[4096];
     snprintf(file, sizeof file, "%.*s", (int)(strlen(path) - (next ? 5 : 0)), path);
     if (t->dtype != RT_I32)
-        return rt_errf(err, errlen, "%s: a text feeds int32 inputs (characters), not '%s'", path,
-                       t->name);
-    rt_array bytes;
-    if (rt_text_read(file, &bytes, err, errlen))
+        return rt_errf(err, errlen, "%s: a %s feeds int32 inputs (%s), not '%s'", path,
+                       text ? "text" : "token file", text ? "characters" : "token ids", t->name);
+    rt_array tokens;
+    if ((text ? rt_text_read : rt_tokens_read)(file, &tokens, err, errlen))
         return -1;
+    if (check_tokens(file, text, t, &tokens, err, errlen)) {
+        rt_array_free(&tokens);
+        return -1;
+    }
     long width = t->rank > 1 ? t->size / t->shape[0] : 1;
-    long rows = (bytes.size - 1) / width;
+    long rows = (tokens.size - 1) / width;
     *out = (rt_array){.dtype = RT_I32, .rank = 2, .shape = {rows, width}, .size = rows * width};
     out->data = rt_malloc((size_t)(out->size > 0 ? out->size : 1) * sizeof(int32_t));
-    memcpy(out->data, (int32_t *)bytes.data + next, (size_t)out->size * sizeof(int32_t));
-    rt_array_free(&bytes);
+    memcpy(out->data, (int32_t *)tokens.data + next, (size_t)out->size * sizeof(int32_t));
+    rt_array_free(&tokens);
     return 0;
 }
 
 static int read_any(const char *path, const rt_tensor *t, rt_dtype want, long label_column,
                     rt_array *out, char *err, size_t errlen)
 {
-    if (has_suffix(path, ".txt") || has_suffix(path, ".txt:next"))
-        return read_text(path, t, has_suffix(path, ".txt:next"), out, err, errlen);
+    if (is_sequence(path))
+        return read_sequence(path, t, out, err, errlen);
     if (has_suffix(path, ".npy"))
         return rt_npy_read(path, out, err, errlen);
     if (has_suffix(path, ".csv") || has_suffix(path, ".csv.gz"))
@@ -295,7 +330,7 @@ static int read_any(const char *path, const rt_tensor *t, rt_dtype want, long la
         return rt_idx_read(path, out, err, errlen);
     return rt_errf(err, errlen,
                    "%s: not a data file gradc reads (.npy, .csv, .csv.gz, .idx, "
-                   "-ubyte, gzip or not, or .txt)",
+                   "-ubyte, gzip or not, .txt, or llm.c's .bin)",
                    path);
 }
 

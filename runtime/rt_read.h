@@ -1,6 +1,7 @@
 /*
  * rt_read.h: the data readers besides .npy (rt.h): numeric CSV, IDX (the
- * MNIST format) and plain text. CSV and IDX files may be gzip-compressed.
+ * MNIST format), plain text and llm.c's token files. CSV and IDX files may
+ * be gzip-compressed.
  * Each returns 0, or -1 with one line in err naming the file (and, for
  * CSV, the line) and what is wrong; nothing is read out of bounds.
  */
@@ -29,5 +30,9 @@ int rt_idx_read(const char *path, rt_array *out, char *err, size_t errlen);
 
 /* Every byte, as RT_I32 in [0, 256), shape [bytes]. */
 int rt_text_read(const char *path, rt_array *out, char *err, size_t errlen);
+
+/* llm.c's GPT-2 token files (tokens.c): every token, as RT_I32 in
+ * [0, 65536), shape [count]. */
+int rt_tokens_read(const char *path, rt_array *out, char *err, size_t errlen);
 
 #endif

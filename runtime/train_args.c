@@ -186,7 +186,8 @@ static int parse_binding(const rt_args *a, const char *flag, const char *v, cons
 {
     const char *eq = strchr(v, '=');
     if (!eq || eq == v || eq[1] == '\0') {
-        rt_args_error(a, "%s: expected NAME=FILE (.npy, .csv, IDX or .txt), got '%s'", flag, v);
+        rt_args_error(a, "%s: expected NAME=FILE (.npy, .csv, IDX, .txt or .bin), got '%s'", flag,
+                      v);
         return -1;
     }
     list[(*n)++] = v;

@@ -17,6 +17,7 @@
 #include <unistd.h>
 #include "runtime_models.h"
 #include "rt_internal.h"
+#include "rt_read.h"
 
 /* ---- the digits data's shape (64 pixels, 10 classes): binding only ---- */
 
@@ -434,6 +435,204 @@ START_TEST(test_bind_text)
 }
 END_TEST
 
+/* ---- llm.c token files (.bin): bound as a text is, token by token ---- */
+
+static int32_t tok_iarena[32];
+static const rt_tensor tok_inputs[] = {
+    {.name = "ids", .dtype = RT_I32, .rank = 2, .shape = {2, 3}, .size = 6, .classes = 128},
+    {.name = "x", .dtype = RT_F64, .rank = 2, .shape = {2, 3}, .size = 6},
+    {.name = "wide", .dtype = RT_I32, .rank = 2, .shape = {4, 8}, .size = 32, .classes = 65536},
+};
+static const rt_model tok_model = {.name = "tok",
+                                   .batch = 2,
+                                   .real = RT_F64,
+                                   .iarena = tok_iarena,
+                                   .n_inputs = 3,
+                                   .inputs = tok_inputs};
+
+/* llm.c's layout, written byte by byte: 256 int32 (magic, version 1, the
+ * count, zeros), then the tokens as uint16, little-endian. */
+static void write_tokens(const char *path, const uint16_t *tokens, int n)
+{
+    FILE *f = fopen(path, "wb");
+    ck_assert_ptr_nonnull(f);
+    const uint32_t head[3] = {20240520, 1, (uint32_t)n};
+    for (int i = 0; i < 256; i++)
+        for (int k = 0; k < 4; k++)
+            fputc(i < 3 ? (int)(head[i] >> (8 * k) & 0xff) : 0, f);
+    for (int i = 0; i < n; i++) {
+        fputc(tokens[i] & 0xff, f);
+        fputc(tokens[i] >> 8, f);
+    }
+    ck_assert_int_eq(fclose(f), 0);
+}
+
+static void load_ok(const rt_tensor *t, const char *path, rt_array *a)
+{
+    char err[512];
+    ck_assert_msg(rt_input_load(&tok_model, t, path, -1, 2, a, err, sizeof err) == 0, "%s", err);
+}
+
+/* The same bytes as a text and as tokens give the same x and y:next. */
+START_TEST(test_bind_tokens_as_text)
+{
+    make_tmpdir();
+    const char *text = "abcdefghij";
+    uint16_t tokens[10];
+    for (int i = 0; i < 10; i++)
+        tokens[i] = (uint16_t)text[i];
+    write_bytes(tmp("t.txt"), text, 10);
+    write_tokens(tmp("t.bin"), tokens, 10);
+    char txt_next[600], bin_next[600];
+    snprintf(txt_next, sizeof txt_next, "%s:next", tmp("t.txt"));
+    snprintf(bin_next, sizeof bin_next, "%s:next", tmp("t.bin"));
+    rt_array tx, ty, bx, by;
+    load_ok(&tok_inputs[0], tmp("t.txt"), &tx);
+    load_ok(&tok_inputs[0], txt_next, &ty);
+    load_ok(&tok_inputs[0], tmp("t.bin"), &bx);
+    load_ok(&tok_inputs[0], bin_next, &by);
+    const rt_array *pairs[2][2] = {{&tx, &bx}, {&ty, &by}};
+    for (int k = 0; k < 2; k++) {
+        const rt_array *a = pairs[k][0], *b = pairs[k][1];
+        ck_assert_int_eq(b->dtype, RT_I32);
+        ck_assert_int_eq(b->rank, a->rank);
+        ck_assert_int_eq(b->shape[0], 3); /* (10 - 1) / 3 */
+        ck_assert_int_eq(b->shape[1], a->shape[1]);
+        ck_assert_int_eq(b->size, a->size);
+        ck_assert_mem_eq(b->data, a->data, (size_t)a->size * sizeof(int32_t));
+    }
+    for (int i = 0; i < 9; i++) {
+        ck_assert_int_eq(((int32_t *)bx.data)[i], 'a' + i);
+        ck_assert_int_eq(((int32_t *)by.data)[i], 'b' + i);
+    }
+    rt_array_free(&tx), rt_array_free(&ty), rt_array_free(&bx), rt_array_free(&by);
+
+    /* Through --data's path too: one row count for x and y:next. */
+    rt_data d;
+    char err[512];
+    rt_data_init(&d);
+    static const rt_tensor pair[] = {
+        {.name = "x", .dtype = RT_I32, .rank = 2, .shape = {2, 3}, .size = 6, .classes = 128},
+        {.name = "y",
+         .dtype = RT_I32,
+         .rank = 2,
+         .shape = {2, 3},
+         .size = 6,
+         .offset = 6,
+         .classes = 128},
+    };
+    const rt_model pm = {.name = "pair",
+                         .batch = 2,
+                         .real = RT_F64,
+                         .iarena = tok_iarena,
+                         .n_inputs = 2,
+                         .inputs = pair};
+    ck_assert_msg(rt_data_bind(&d, &pm, "x", tmp("t.bin"), err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(rt_data_bind(&d, &pm, "y", bin_next, err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(rt_data_finish(&d, &pm, err, sizeof err) == 0, "%s", err);
+    ck_assert_int_eq(d.rows, 3);
+    ck_assert_int_eq(d.nbatches, 1);
+    rt_data_load(&d, &pm, 1);
+    for (int i = 0; i < 6; i++) {
+        ck_assert_int_eq(tok_iarena[i], 'a' + i);
+        ck_assert_int_eq(tok_iarena[6 + i], 'b' + i);
+    }
+    rt_data_free(&d);
+    remove_tmpdir();
+}
+END_TEST
+
+/* A token the model has no row for is refused wherever it lies, even past
+ * the last row's window, with its place in the file. */
+START_TEST(test_bind_tokens_out_of_vocab)
+{
+    make_tmpdir();
+    char err[512], file[300], next[600];
+    rt_array a;
+    uint16_t tokens[10] = {1, 2, 3, 4, 5, 6, 7, 200, 9, 10};
+    snprintf(file, sizeof file, "%s", tmp("v.bin"));
+    snprintf(next, sizeof next, "%s:next", file);
+    write_tokens(file, tokens, 10);
+    const char *paths[] = {file, next};
+    for (int k = 0; k < 2; k++) {
+        ck_assert_int_eq(
+            rt_input_load(&tok_model, &tok_inputs[0], paths[k], -1, 2, &a, err, sizeof err), -1);
+        char want[700];
+        snprintf(want, sizeof want,
+                 "%s: token 7 (from 0) is 200, outside [0, 128): the vocabulary of input 'ids'",
+                 file);
+        ck_assert_msg(strncmp(err, want, strlen(want)) == 0, "expected '%s', got '%s'", want, err);
+    }
+    /* 10 tokens make 3 rows of 3: token 9 is only ever a target's last */
+    tokens[7] = 8;
+    tokens[9] = 128;
+    write_tokens(tmp("v.bin"), tokens, 10);
+    ck_assert_int_eq(
+        rt_input_load(&tok_model, &tok_inputs[0], tmp("v.bin"), -1, 2, &a, err, sizeof err), -1);
+    ck_assert_ptr_nonnull(strstr(err, "v.bin: token 9 (from 0) is 128, outside [0, 128)"));
+    /* the highest token a file can hold fits a vocabulary of 65536 */
+    uint16_t many[33];
+    for (int i = 0; i < 33; i++)
+        many[i] = (uint16_t)(65535 - i);
+    write_tokens(tmp("w.bin"), many, 33);
+    load_ok(&tok_inputs[2], tmp("w.bin"), &a);
+    ck_assert_int_eq(a.shape[0], 4);
+    ck_assert_int_eq(((int32_t *)a.data)[0], 65535);
+    ck_assert_int_eq(((int32_t *)a.data)[31], 65535 - 31);
+    rt_array_free(&a);
+    /* a float input, and a bad file behind the suffix */
+    ck_assert_int_eq(
+        rt_input_load(&tok_model, &tok_inputs[1], tmp("w.bin"), -1, 2, &a, err, sizeof err), -1);
+    ck_assert_ptr_nonnull(
+        strstr(err, "w.bin: a token file feeds int32 inputs (token ids), not 'x'"));
+    write_bytes(tmp("n.bin"), "not tokens", 10);
+    snprintf(next, sizeof next, "%s:next", tmp("n.bin"));
+    ck_assert_int_eq(rt_input_load(&tok_model, &tok_inputs[0], next, -1, 2, &a, err, sizeof err),
+                     -1);
+    char want[700];
+    snprintf(want, sizeof want, "%s: 10 bytes, shorter than the 1024-byte header", tmp("n.bin"));
+    ck_assert_msg(strncmp(err, want, strlen(want)) == 0, "expected '%s', got '%s'", want, err);
+    remove_tmpdir();
+}
+END_TEST
+
+/* The oracle: a file written by numpy exactly as llm.c's
+ * dev/data/data_common.py's write_datafile does reads as the same tokens,
+ * and binds as the same windows. */
+START_TEST(test_bind_tokens_numpy)
+{
+    make_tmpdir();
+    ck_assert_msg(python("import numpy as np\n"
+                         "toks = [(i * 40503 + 50256) % 65536 for i in range(1001)]\n"
+                         "header = np.zeros(256, dtype=np.int32)\n"
+                         "header[0] = 20240520\n"
+                         "header[1] = 1\n"
+                         "header[2] = len(toks)\n"
+                         "toks_np = np.array(toks, dtype=np.uint16)\n"
+                         "with open('llmc.bin', 'wb') as f:\n"
+                         "    f.write(header.tobytes())\n"
+                         "    f.write(toks_np.tobytes())\n") == 0,
+                  "python3 with numpy is required for this test");
+    char err[512], next[600];
+    rt_array a, x, y;
+    ck_assert_msg(rt_tokens_read(tmp("llmc.bin"), &a, err, sizeof err) == 0, "%s", err);
+    ck_assert_int_eq(a.size, 1001);
+    for (int i = 0; i < 1001; i++)
+        ck_assert_int_eq(((int32_t *)a.data)[i], (i * 40503 + 50256) % 65536);
+    snprintf(next, sizeof next, "%s:next", tmp("llmc.bin"));
+    load_ok(&tok_inputs[2], tmp("llmc.bin"), &x);
+    load_ok(&tok_inputs[2], next, &y);
+    ck_assert_int_eq(x.shape[0], 125); /* (1001 - 1) / 8 */
+    ck_assert_int_eq(y.shape[0], 125);
+    for (int i = 0; i < 1000; i++) {
+        ck_assert_int_eq(((int32_t *)x.data)[i], ((int32_t *)a.data)[i]);
+        ck_assert_int_eq(((int32_t *)y.data)[i], ((int32_t *)a.data)[i + 1]);
+    }
+    rt_array_free(&a), rt_array_free(&x), rt_array_free(&y);
+    remove_tmpdir();
+}
+END_TEST
+
 START_TEST(test_bind_conversions)
 {
     make_tmpdir();
@@ -741,6 +940,9 @@ static Suite *data_suite(void)
     tcase_add_test(tc, test_bind_conversions);
     tcase_add_test(tc, test_bind_csv_and_idx);
     tcase_add_test(tc, test_bind_text);
+    tcase_add_test(tc, test_bind_tokens_as_text);
+    tcase_add_test(tc, test_bind_tokens_out_of_vocab);
+    tcase_add_test(tc, test_bind_tokens_numpy);
     tcase_add_test(tc, test_bind_batches_cycle);
     tcase_add_test(tc, test_bind_shuffle);
     tcase_add_test(tc, test_bind_val_split);

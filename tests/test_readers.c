@@ -1,9 +1,9 @@
 /*
- * test_readers.c: the CSV, IDX and text readers, on good files and on the
- * bad ones people have: ragged rows, words where numbers go, IDX headers
- * that lie about their sizes, truncated and oversized files, gzip or not.
- * Each bad file must be refused with a message naming it (and the line,
- * for CSV), never read past its end.
+ * test_readers.c: the CSV, IDX, text and llm.c token readers, on good
+ * files and on the bad ones people have: ragged rows, words where numbers
+ * go, IDX and token headers that lie about their sizes, truncated and
+ * oversized files, gzip or not. Each bad file must be refused with a
+ * message naming it (and the line, for CSV), never read past its end.
  */
 #include <check.h>
 #include <stdlib.h>
@@ -251,6 +251,114 @@ START_TEST(text_bytes)
 }
 END_TEST
 
+/* ---- llm.c token files ---- */
+
+/* Little-endian whatever the host: the files are, and the reader must
+ * undo it on a big-endian one. */
+static void put_le(unsigned char *b, uint32_t v, int width)
+{
+    for (int k = 0; k < width; k++)
+        b[k] = (unsigned char)(v >> (8 * k));
+}
+
+/* A header of 256 int32, three of them set and the rest zero. */
+static void header(unsigned char *b, int32_t magic, int32_t version, int32_t count)
+{
+    memset(b, 0, 1024);
+    put_le(b, (uint32_t)magic, 4);
+    put_le(b + 4, (uint32_t)version, 4);
+    put_le(b + 8, (uint32_t)count, 4);
+}
+
+/* A token file of n tokens whose header says count; its size in bytes. */
+static size_t token_file(unsigned char *b, int32_t magic, int32_t version, int32_t count,
+                         const uint16_t *tokens, int n)
+{
+    header(b, magic, version, count);
+    for (int i = 0; i < n; i++)
+        put_le(b + 1024 + 2 * i, tokens[i], 2);
+    return 1024 + 2 * (size_t)n;
+}
+
+static const uint16_t some_tokens[] = {50256, 0, 1, 255, 256, 32767, 32768, 65535, 464};
+enum { N_SOME = sizeof some_tokens / sizeof *some_tokens };
+
+START_TEST(tokens_read)
+{
+    unsigned char b[2048];
+    size_t n = token_file(b, 20240520, 1, N_SOME, some_tokens, N_SOME);
+    rt_array a;
+    ck_assert_msg(rt_tokens_read(write_bytes("t.bin", b, n), &a, err, sizeof err) == 0, "%s", err);
+    ck_assert_int_eq(a.dtype, RT_I32);
+    ck_assert_int_eq(a.rank, 1);
+    ck_assert_int_eq(a.shape[0], N_SOME);
+    ck_assert_int_eq(a.size, N_SOME);
+    for (int i = 0; i < N_SOME; i++)
+        ck_assert_int_eq(((int32_t *)a.data)[i], some_tokens[i]);
+    rt_array_free(&a);
+}
+END_TEST
+
+/* Each bad file: its bytes (made by the case's builder) and the message. */
+static const struct {
+    const char *name, *says;
+} bad_tokens[] = {
+    {"empty.bin", "empty.bin: empty (0 bytes): an llm.c token file starts with a 1024-byte header"},
+    {"cut_header.bin",
+     "cut_header.bin: 1000 bytes, shorter than the 1024-byte header of an llm.c token file"},
+    {"magic.bin", "magic.bin: not an llm.c token file (magic 20240521, not 20240520)"},
+    {"npy.bin", "npy.bin: not an llm.c token file (magic 1297436307, not 20240520)"},
+    {"llama3.bin", "llama3.bin: an llm.c token file for llama-3 (magic 20240801, uint32 tokens)"},
+    {"version.bin", "version.bin: version 2 of llm.c's token format; gradc reads version 1"},
+    {"none.bin", "none.bin: its header counts 0 tokens; a token file holds at least 1"},
+    {"negative.bin", "negative.bin: its header counts -3 tokens"},
+    {"cut.bin", "cut.bin: truncated: the header promises 9 tokens (1042 bytes), the file has "
+                "1041 bytes"},
+    {"huge.bin", "huge.bin: truncated: the header promises 2147483647 tokens (4294968318 bytes), "
+                 "the file has 1042 bytes"},
+    {"long.bin", "long.bin: longer than its header says (8 tokens, 1040 bytes); the file has "
+                 "1042 bytes"},
+};
+
+START_TEST(tokens_refused)
+{
+    unsigned char b[2048];
+    const char *name = bad_tokens[_i].name;
+    size_t n = token_file(b, 20240520, 1, N_SOME, some_tokens, N_SOME);
+    if (!strcmp(name, "empty.bin"))
+        n = 0;
+    else if (!strcmp(name, "cut_header.bin"))
+        n = 1000;
+    else if (!strcmp(name, "magic.bin"))
+        put_le(b, 20240521, 4);
+    else if (!strcmp(name, "npy.bin"))
+        memcpy(b, "\x93NUMPY\x01\x00", 8);
+    else if (!strcmp(name, "llama3.bin"))
+        n = token_file(b, 20240801, 7, 4, some_tokens, 8); /* 4 uint32 */
+    else if (!strcmp(name, "version.bin"))
+        put_le(b + 4, 2, 4);
+    else if (!strcmp(name, "none.bin"))
+        n = token_file(b, 20240520, 1, 0, some_tokens, 0);
+    else if (!strcmp(name, "negative.bin"))
+        put_le(b + 8, (uint32_t)-3, 4);
+    else if (!strcmp(name, "cut.bin"))
+        n -= 1; /* half of the last token */
+    else if (!strcmp(name, "huge.bin"))
+        put_le(b + 8, INT32_MAX, 4);
+    else if (!strcmp(name, "long.bin"))
+        put_le(b + 8, N_SOME - 1, 4);
+    rt_array a;
+    const char *p = write_bytes(name, b, n);
+    ck_assert_int_eq(rt_tokens_read(p, &a, err, sizeof err), -1);
+    ck_assert_ptr_null(a.data);
+    ck_assert_msg(strstr(err, p) == err, "%s: the message does not start with the path: %s", name,
+                  err);
+    ck_assert_msg(strstr(err, bad_tokens[_i].says), "%s: expected '%s', got '%s'", name,
+                  bad_tokens[_i].says, err);
+    ck_assert_ptr_null(strchr(err, '\n'));
+}
+END_TEST
+
 /* The real data the project ships reads as its documentation says. */
 START_TEST(shipped_digits)
 {
@@ -289,6 +397,8 @@ int main(void)
     tcase_add_test(t, idx_floats_big_endian);
     tcase_add_test(t, idx_refused);
     tcase_add_test(t, text_bytes);
+    tcase_add_test(t, tokens_read);
+    tcase_add_loop_test(t, tokens_refused, 0, sizeof bad_tokens / sizeof *bad_tokens);
     tcase_add_test(t, shipped_digits);
     suite_add_tcase(s, t);
     SRunner *r = srunner_create(s);

@@ -360,7 +360,7 @@ START_TEST(test_train_bad_flags)
         {{"--lr", "nan"}, "--lr"},
         {{"--threads", "1.5"}, "--threads"},
         {{"--bogus"}, "unknown flag '--bogus'"},
-        {{"--data", "x.npy"}, "--data: expected NAME=FILE (.npy, .csv, IDX or .txt), got 'x.npy'"},
+        {{"--data", "x.npy"}, "--data: expected NAME=FILE (.npy, .csv, IDX, .txt or .bin), got 'x.npy'"},
         {{"--stepsx", "3"}, "unknown flag '--stepsx'"},
     };
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
@@ -752,7 +752,7 @@ START_TEST(test_train_data_flags)
          "--epochs and --steps both set how long to train; give one"},
         {{"--steps", "3", "--epochs", "2"}, "--epochs and --steps both"},
         {{"--epochs", "2"}, "--epochs needs --data: an epoch is one pass over the data files"},
-        {{"--val", "nope"}, "--val: expected NAME=FILE (.npy, .csv, IDX or .txt), got 'nope'"},
+        {{"--val", "nope"}, "--val: expected NAME=FILE (.npy, .csv, IDX, .txt or .bin), got 'nope'"},
         {{"--eval-every", "0"}, "--eval-every: expected a positive integer, got '0'"},
     };
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {

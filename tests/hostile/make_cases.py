@@ -156,6 +156,39 @@ def idx_cases():
     write("idx_labels_lying.idx", idx(0x08, (150,), bytes(r % 3 for r in range(100))))
 
 
+# ---- llm.c token files (.bin) ----
+
+def tokens(toks, count=None, magic=20240520, version=1, fmt="<H"):
+    """llm.c's layout: 256 int32 (magic, version, count, zeros), then the tokens."""
+    head = [magic, version, len(toks) if count is None else count] + [0] * 253
+    return struct.pack("<256i", *head) + b"".join(struct.pack(fmt, t) for t in toks)
+
+
+def shakespeare(n):
+    """The first n bytes of the shipped text, as tokens of a byte model."""
+    path = os.path.join(os.path.dirname(HERE), "..", "..", "data", "tinyshakespeare.txt")
+    with open(path, "rb") as f:
+        return list(f.read(n))
+
+
+def tokens_cases():
+    text = shakespeare(2000)
+    write("tokens_empty.bin", b"")
+    write("tokens_header_cut.bin", tokens(text)[:600])
+    # gpt2_tokenizer.bin, say, given as data: its magic is the tokenizer's.
+    write("tokens_bad_magic.bin", tokens(text, magic=20240328))
+    write("tokens_llama3.bin", tokens(text, magic=20240801, version=7, fmt="<I"))
+    write("tokens_version.bin", tokens(text, version=2))
+    write("tokens_negative_count.bin", tokens(text, count=-1))
+    write("tokens_truncated.bin", tokens(text)[:1024 + 2 * 1500])
+    write("tokens_longer.bin", tokens(text, count=1500))
+    write("tokens_too_few.bin", tokens(text[:100]))
+    # GPT-2 ids for a model of 128 byte classes.
+    gpt2 = list(text)
+    gpt2[777] = 5000
+    write("tokens_out_of_vocab.bin", tokens(gpt2))
+
+
 # ---- checkpoints ----
 
 def fnv(data):
@@ -209,4 +242,5 @@ if __name__ == "__main__":
     npy_cases()
     csv_cases()
     idx_cases()
+    tokens_cases()
     ckpt_cases()
