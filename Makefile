@@ -224,7 +224,7 @@ check-suites: $(BUILD)/test_safety
 # (scripts/fuzz.sh). `make test` links the same
 # file with fuzz/replay.c (any compiler) instead, and the suite `fuzz`
 # replays the seeds and tests/fuzz/TARGET, what the fuzzer once found.
-FUZZ_TARGETS := model program npy csv idx tokens checkpoint
+FUZZ_TARGETS := model program npy csv idx tokens tokenizer checkpoint
 FUZZ_SECONDS ?= 60
 FUZZ_CC      ?= clang
 FUZZ_BUILD   ?= build/fuzz

@@ -105,4 +105,16 @@ void rt_data_load(rt_data *d, const rt_model *m, long step);
 void rt_data_load_rows(const rt_data *d, const rt_model *m, long first, long n);
 void rt_data_free(rt_data *d);
 
+/* tokens.c: llm.c's tokenizer file (gpt2_tokenizer.bin), which only
+ * decodes: token ids to their bytes. */
+typedef struct {
+    long vocab;
+    unsigned char *bytes; /* the whole file */
+    long *start;          /* token k's bytes begin at bytes[start[k]], after their length */
+} rt_tokenizer;
+int rt_tokenizer_read(const char *path, rt_tokenizer *t, char *err, size_t errlen);
+/* Token id's bytes and their number, or NULL for an id outside the table. */
+const unsigned char *rt_tokenizer_token(const rt_tokenizer *t, long id, size_t *len);
+void rt_tokenizer_free(rt_tokenizer *t);
+
 #endif

@@ -1,13 +1,16 @@
 /*
  * tokens.c: the token files llm.c's data scripts write (dev/data, e.g.
- * tinyshakespeare_train.bin), so data prepared for llm.c trains here
- * unchanged.
+ * tinyshakespeare_train.bin), and its GPT-2 tokenizer file, so data
+ * prepared for llm.c trains here unchanged.
  *
  * A token file is a header of 256 int32 (magic 20240520, version 1, the
  * token count, zeros), then `count` uint16 tokens, all little-endian. The
  * header is checked against the file's size before a token is read, so a
  * cut or padded file is refused, never half read, and a file that is not
- * one costs 1 KiB of reading whatever its size.
+ * one costs 1 KiB of reading whatever its size. A tokenizer is a header
+ * of 256 uint32 (magic 20240328, version 1 or 2, the vocabulary size,
+ * version 2's end-of-text token), then per token a length byte and that
+ * many bytes; gradc only decodes with it, to print a sample.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -23,6 +26,7 @@ enum {
     TOKENS_VERSION = 1,
     /* llm.c's llama-3 files: the same header, uint32 tokens. */
     LLAMA3_MAGIC = 20240801,
+    TOKENIZER_MAGIC = 20240328,
     /* The text reader's bound, so a file too big for one is too big here. */
     MAX_FILE_BYTES = 1 << 30
 };
@@ -141,4 +145,79 @@ int rt_tokens_read(const char *path, rt_array *out, char *err, size_t errlen)
     }
     free(body);
     return 0;
+}
+
+int rt_tokenizer_read(const char *path, rt_tokenizer *t, char *err, size_t errlen)
+{
+    *t = (rt_tokenizer){0};
+    long n;
+    FILE *f = open_sized(path, "an llm.c tokenizer", &n, err, errlen);
+    if (!f)
+        return -1;
+    unsigned char *bytes;
+    int rc = read_bytes(f, path, (size_t)n, &bytes, err, errlen);
+    fclose(f);
+    if (rc)
+        return -1;
+    int32_t h[HEADER_INTS];
+    read_header(bytes, h);
+    /* Every token takes at least 2 bytes (its length, one byte), which
+     * bounds the count before the offsets are allocated. */
+    long most = (n - HEADER_BYTES) / 2;
+    if (h[0] != TOKENIZER_MAGIC)
+        rc = rt_errf(err, errlen, "%s: not an llm.c tokenizer (magic %d, not %d)", path, (int)h[0],
+                     TOKENIZER_MAGIC);
+    else if (h[1] != 1 && h[1] != 2)
+        rc = rt_errf(err, errlen,
+                     "%s: version %d of llm.c's tokenizer format; gradc reads versions 1 and 2",
+                     path, (int)h[1]);
+    else if (h[2] < 1 || h[2] > most)
+        rc = rt_errf(err, errlen,
+                     "%s: its header counts %d tokens, but its %ld bytes after the header hold "
+                     "1 to %ld",
+                     path, (int)h[2], n - HEADER_BYTES, most);
+    if (rc) {
+        free(bytes);
+        return rc;
+    }
+    t->bytes = bytes;
+    t->vocab = h[2];
+    t->start = rt_malloc((size_t)t->vocab * sizeof *t->start);
+    long at = HEADER_BYTES;
+    for (long k = 0; k < t->vocab && !rc; k++) {
+        if (at >= n || at + 1 + bytes[at] > n)
+            rc = rt_errf(err, errlen, "%s: truncated in token %ld of the %ld its header counts",
+                         path, k, t->vocab);
+        else if (bytes[at] == 0)
+            rc = rt_errf(err, errlen, "%s: token %ld is empty (every token has 1 to 255 bytes)",
+                         path, k);
+        else {
+            t->start[k] = at + 1;
+            at += 1 + bytes[at];
+        }
+    }
+    if (!rc && at != n)
+        rc = rt_errf(err, errlen,
+                     "%s: longer than its header says (%ld tokens end at byte %ld of %ld)", path,
+                     t->vocab, at, n);
+    if (rc)
+        rt_tokenizer_free(t);
+    return rc;
+}
+
+const unsigned char *rt_tokenizer_token(const rt_tokenizer *t, long id, size_t *len)
+{
+    if (id < 0 || id >= t->vocab) {
+        *len = 0;
+        return NULL;
+    }
+    *len = (size_t)t->bytes[t->start[id] - 1];
+    return t->bytes + t->start[id];
+}
+
+void rt_tokenizer_free(rt_tokenizer *t)
+{
+    free(t->bytes);
+    free(t->start);
+    *t = (rt_tokenizer){0};
 }

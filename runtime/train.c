@@ -40,6 +40,15 @@ typedef struct {
     double loss, accuracy;
 } Score;
 
+/* --sample's model, prompt and printing. */
+typedef struct {
+    const rt_tensor *ids, *logits; /* NULL: not a character or token model */
+    int tokens;                    /* ids reads an llm.c token file: print ids, not bytes */
+    rt_tokenizer tokenizer;        /* --tokenizer's table, or vocab 0 */
+    int32_t *prompt;
+    long n_prompt;
+} Sample;
+
 /* One run: where it started, and the last checkpoint known to be good. */
 typedef struct {
     const rt_model *m;
@@ -63,6 +72,7 @@ typedef struct {
     Progress bar;
     int graded;   /* the final loss_and_grad() ran: its gradients are in place */
     double final; /* and its loss */
+    Sample sample;
 } Trainer;
 
 /* A classifier has an output [batch, C] and an int32 input of one label
@@ -151,7 +161,6 @@ static int bind_all(Trainer *t)
         return 1;
     }
     t->eval_every = o->eval_every ? o->eval_every : v->n ? d->nbatches : 0;
-    describe_data(t);
     return 0;
 }
 
@@ -369,10 +378,11 @@ static void report_step(Trainer *t, long n, double loss)
     }
 }
 
-/* ---- sampling text from a character model ---- */
+/* ---- sampling from a character or token model ---- */
 
 /* A character model: an int32 input [batch, T] of byte ids, and an output
- * [batch, T, V] of the next byte's logits at each position. */
+ * [batch, T, V] of the next byte's logits at each position. A token model
+ * is the same over token ids. */
 static int find_char_model(const rt_model *m, const rt_tensor **ids, const rt_tensor **logits)
 {
     *ids = *logits = NULL;
@@ -387,33 +397,118 @@ static int find_char_model(const rt_model *m, const rt_tensor **ids, const rt_te
     return *logits != NULL;
 }
 
-/* Prints --sample N characters, each drawn from the model's next-byte
+/* The binding of input t, or NULL (random data). */
+static const rt_binding *binding_of(const rt_data *d, const rt_tensor *t)
+{
+    for (int k = 0; k < d->n; k++)
+        if (d->b[k].input == t)
+            return &d->b[k];
+    return NULL;
+}
+
+static int ends_with(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), k = strlen(suffix);
+    return n >= k && strcmp(s + n - k, suffix) == 0;
+}
+
+/* --prompt as token ids, into t->sample.prompt: 0, or -1 after naming the
+ * first that is not an id in [0, V). */
+static int parse_prompt_ids(Trainer *t, long V)
+{
+    Sample *s = &t->sample;
+    for (const char *p = t->o->prompt; *p;) {
+        if (*p == ' ' || *p == ',') {
+            p++;
+            continue;
+        }
+        char *end;
+        errno = 0;
+        long v = strtol(p, &end, 10);
+        if (end == p || errno || v < 0 || v >= V || (*end && *end != ' ' && *end != ',')) {
+            fprintf(stderr,
+                    "%s: --prompt: '%.*s' is not a token id in [0, %ld): with token data "
+                    "(.bin) the prompt is token ids, separated by spaces\n",
+                    t->prog, (int)strcspn(p, " ,"), p, V);
+            return -1;
+        }
+        s->prompt[s->n_prompt++] = (int32_t)v;
+        p = end;
+    }
+    return 0;
+}
+
+/* What --sample needs, made before the first step so that a bad
+ * --tokenizer or --prompt costs no training: 0, 1 (a bad file) or 2 (a bad
+ * flag). A model that cannot sample is told so after training, as ever. */
+static int prepare_sample(Trainer *t)
+{
+    Sample *s = &t->sample;
+    const Opts *o = t->o;
+    char err[1024];
+    if (o->tokenizer && rt_tokenizer_read(o->tokenizer, &s->tokenizer, err, sizeof err)) {
+        fprintf(stderr, "%s: --tokenizer: %s\n", t->prog, err);
+        return 1;
+    }
+    if (!find_char_model(t->m, &s->ids, &s->logits))
+        return 0;
+    long V = s->logits->shape[2];
+    const rt_binding *b = binding_of(t->d, s->ids);
+    s->tokens = b && (ends_with(b->path, ".bin") || ends_with(b->path, ".bin:next"));
+    /* A byte or an id per character at most. */
+    s->prompt = rt_malloc(((o->prompt ? strlen(o->prompt) : 0) + 1) * sizeof *s->prompt);
+    if (s->tokens && o->prompt && parse_prompt_ids(t, V))
+        return 2;
+    for (const char *c = o->prompt ? o->prompt : "\n"; !s->tokens && *c; c++)
+        if ((unsigned char)*c < V)
+            s->prompt[s->n_prompt++] = (unsigned char)*c;
+    /* llm.c's files start every document with its end-of-text token. */
+    if (s->n_prompt == 0)
+        s->prompt[s->n_prompt++] = s->tokens ? ((const int32_t *)b->arr.data)[0] : '\n';
+    return 0;
+}
+
+/* One token of the sample: its bytes through --tokenizer, its id after a
+ * space for token data without one, else the byte it is. */
+static void print_token(const Sample *s, int32_t id, int first)
+{
+    size_t len;
+    const unsigned char *bytes = rt_tokenizer_token(&s->tokenizer, id, &len);
+    if (s->tokenizer.vocab && bytes)
+        fwrite(bytes, 1, len, stdout);
+    else if (s->tokenizer.vocab) /* a model with more ids than the tokenizer has */
+        printf("<%d>", (int)id);
+    else if (s->tokens)
+        printf("%s%d", first ? "" : " ", (int)id);
+    else
+        putchar((int)id);
+}
+
+/* Prints --sample N tokens, each drawn from the model's next-token
  * distribution (sharpened or flattened by --temperature) given the last T
- * bytes of the prompt and what came so far. */
+ * tokens of the prompt and what came so far. */
 static void sample_text(Trainer *t)
 {
     const rt_model *m = t->m;
-    const rt_tensor *ids, *logits;
-    if (!find_char_model(m, &ids, &logits)) {
+    const Sample *s = &t->sample;
+    if (!s->logits) {
         fprintf(stderr,
                 "%s: --sample: not a character model (an int32 input [batch, T] and an "
                 "output [batch, T, V] of logits)\n",
                 t->prog);
         return;
     }
-    long T = ids->shape[1], V = logits->shape[2], n = 0, cap = t->o->sample + 64;
+    const rt_tensor *ids = s->ids, *logits = s->logits;
+    long T = ids->shape[1], V = logits->shape[2], n = s->n_prompt;
     double temp = t->o->temperature > 0 ? t->o->temperature : 0.8;
-    const char *prompt = t->o->prompt ? t->o->prompt : "\n";
-    unsigned char *text = rt_malloc((size_t)(cap + strlen(prompt)));
-    for (const char *c = prompt; *c; c++)
-        if ((unsigned char)*c < V)
-            text[n++] = (unsigned char)*c;
-    if (n == 0)
-        text[n++] = '\n';
+    int32_t *text = rt_malloc((size_t)(n + t->o->sample) * sizeof *text);
+    memcpy(text, s->prompt, (size_t)n * sizeof *text);
     rt_rng rng;
     rt_rng_stream(&rng, t->seed, RT_STREAM_SAMPLE, 0);
     double *p = rt_malloc((size_t)V * sizeof *p);
-    printf("sample (temperature %g):\n%.*s", temp, (int)n, (const char *)text);
+    printf("sample (temperature %g):\n", temp);
+    for (long k = 0; k < n; k++)
+        print_token(s, text[k], k == 0);
     for (long k = 0; k < t->o->sample; k++) {
         long len = n < T ? n : T;
         for (long i = 0; i < T; i++)
@@ -428,8 +523,8 @@ static void sample_text(Trainer *t)
         long c = 0;
         while (c < V - 1 && (u -= p[c]) > 0)
             c++;
-        text[n++] = (unsigned char)c;
-        putchar((int)c);
+        text[n++] = (int32_t)c;
+        print_token(s, (int32_t)c, 0);
     }
     printf("\n");
     free(p);
@@ -543,14 +638,17 @@ static int begin(Trainer *t)
     return 0;
 }
 
-/* Binds the data and trains from t->start; 0, 1 or 130. The data come
- * first: --epochs counts its minibatches. */
+/* Binds the data and trains from t->start; 0, 1, 2 (a bad --prompt) or
+ * 130. The data come first: --epochs counts its minibatches. */
 static int train(Trainer *t)
 {
     const Opts *o = t->o;
     int rc = bind_all(t);
+    if (rc == 0 && o->sample)
+        rc = prepare_sample(t);
     if (rc)
         return rc;
+    describe_data(t);
     t->steps = o->epochs ? o->epochs * t->d->nbatches : o->steps;
     /* --minutes alone: the clock, not the default --steps, ends the run. */
     if (o->minutes > 0 && !o->epochs && !o->steps_given)
@@ -646,6 +744,8 @@ int rt_train_main(const rt_model *m, int argc, char **argv)
             rc = export_params(&t);
         if (rc == 0 && o.export_grads)
             rc = export_grads(&t);
+        rt_tokenizer_free(&t.sample.tokenizer);
+        free(t.sample.prompt);
     }
     rt_data_free(&d);
     rt_data_free(&val);

@@ -17,6 +17,8 @@ typedef struct {
     long sample;      /* > 0: characters to sample after training */
     double temperature;
     const char *prompt;
+    /* llm.c's tokenizer file, to print a sample's tokens as text */
+    const char *tokenizer;
     long label_column; /* a CSV's, from 1; negative from the end */
     rt_hyper hyper;    /* the model's defaults, then the flags */
     rt_schedule schedule;

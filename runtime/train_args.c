@@ -87,9 +87,9 @@ void train_usage(const rt_model *m, const char *prog)
                                          "--export DIR",
                                          "--export-grads DIR"};
     static const char *const after[] = {
-        "--schedule S", "--step-every K", "--gamma G",
-        "--min-lr X",   "--warmup N",     "--sample N [--temperature X] [--prompt TEXT]",
-        "--help"};
+        "--schedule S",  "--step-every K", "--gamma G",
+        "--min-lr X",    "--warmup N",     "--sample N [--temperature X] [--prompt TEXT]",
+        "--tokenizer F", "--help"};
     char hyper[8][32];
     for (size_t k = 0; k < sizeof before / sizeof *before; k++)
         items[n_items++] = before[k];
@@ -174,10 +174,13 @@ void train_usage(const rt_model *m, const char *prog)
            "  --gamma G          step: the factor (default 0.1)\n"
            "  --min-lr X         cosine: the rate it ends at (default 0)\n"
            "  --warmup N         ramp the rate up linearly over the first N steps\n"
-           "\ncharacter models:\n"
-           "  --sample N         after training, print N characters the model writes\n"
+           "\ncharacter and token models:\n"
+           "  --sample N         after training, print N characters (tokens) it writes\n"
            "  --temperature X    the sampling temperature (default 0.8)\n"
-           "  --prompt TEXT      what the sample starts from (default a newline)\n");
+           "  --prompt TEXT      what the sample starts from (default a newline)\n"
+           "  --tokenizer F      llm.c's tokenizer file: print a sample's tokens as text\n"
+           "With token data (.bin) the sample is token ids, and --prompt takes ids\n"
+           "separated by spaces (default: the data's first token).\n");
 }
 
 /* --data or --val NAME=FILE: 1 and the argument kept in list, or -1. */
@@ -278,7 +281,8 @@ static int parse_flag(const rt_model *m, rt_args *a, Opts *o)
                       {"--init", offsetof(Opts, init_dir)},
                       {"--export", offsetof(Opts, export_dir)},
                       {"--export-grads", offsetof(Opts, export_grads)},
-                      {"--log", offsetof(Opts, log)}};
+                      {"--log", offsetof(Opts, log)},
+                      {"--tokenizer", offsetof(Opts, tokenizer)}};
     for (size_t k = 0; k < sizeof path_flags / sizeof *path_flags; k++) {
         if ((r = rt_args_value(a, path_flags[k].flag, &v)) == 0)
             continue;
@@ -371,6 +375,8 @@ static const char *conflict(const Opts *o)
         return o->n_val ? "--val needs --data to train on" : "--val-split needs --data to split";
     if (o->eval_every && !validation)
         return "--eval-every needs validation data: --val-split F or --val NAME=FILE";
+    if (o->tokenizer && !o->sample)
+        return "--tokenizer needs --sample N: it prints the sample's tokens";
     return NULL;
 }
 

@@ -905,6 +905,75 @@ START_TEST(same_seed_same_numbers)
 }
 END_TEST
 
+/* A text and the same bytes as an llm.c token file, written by numpy as
+ * llm.c's dev/data/data_common.py writes one, train a real character model
+ * to the same losses and the same checkpoint, byte for byte, and sample
+ * the same text: as characters from the text, as ids from the tokens. */
+START_TEST(tokens_train_as_text)
+{
+    char *dir = make_tmpdir(), cmd[4096], cwd[1024], *out;
+    ck_assert_ptr_nonnull(getcwd(cwd, sizeof cwd));
+    snprintf(cmd, sizeof cmd,
+             "cd '%s' && /usr/bin/python3 -c \""
+             "import numpy as np\n"
+             "raw = open('%s/data/tinyshakespeare.txt', 'rb').read(20000)\n"
+             "open('s.txt', 'wb').write(raw)\n"
+             "toks = list(raw)\n"
+             "header = np.zeros(256, dtype=np.int32)\n"
+             "header[0] = 20240520\n"
+             "header[1] = 1\n"
+             "header[2] = len(toks)\n"
+             "toks_np = np.array(toks, dtype=np.uint16)\n"
+             "with open('s.bin', 'wb') as f:\n"
+             "    f.write(header.tobytes())\n"
+             "    f.write(toks_np.tobytes())\n"
+             "\"",
+             dir, cwd);
+    ck_assert_msg(run_cmd(cmd, &out) == 0, "python3 with numpy is required: %s", out);
+    free(out);
+    const char *no_time = "| sed 's/  [0-9.e+-]* ms\\/step, the first [0-9.e+-]* ms$//'";
+    char *said[2];
+    const char *kind[2] = {"txt", "bin"}, *prompt[2] = {"F", "70"};
+    for (int k = 0; k < 2; k++) {
+        snprintf(cmd, sizeof cmd,
+                 BUILD_DIR "/char_rnn_train --data x=%s/s.%s --data y=%s/s.%s:next --steps 6 "
+                           "--print-every 1 --seed 3 --threads 1 --sample 40 --prompt %s "
+                           "--checkpoint %s/%s.ckpt 2>%s/%s.err %s",
+                 dir, kind[k], dir, kind[k], prompt[k], dir, kind[k], dir, kind[k], no_time);
+        ck_assert_int_eq(run_cmd(cmd, &said[k]), 0);
+    }
+    /* The losses, then the sample: bytes for the text, ids for the tokens. */
+    char *txt_sample = strstr(said[0], "sample (temperature 0.8):\n");
+    char *bin_sample = strstr(said[1], "sample (temperature 0.8):\n");
+    ck_assert_ptr_nonnull(txt_sample);
+    ck_assert_ptr_nonnull(bin_sample);
+    ck_assert_ptr_nonnull(strstr(said[0], "step 6 loss "));
+    ck_assert_int_eq(txt_sample - said[0], bin_sample - said[1]);
+    ck_assert_mem_eq(said[0], said[1], (size_t)(txt_sample - said[0]));
+    const char *c = txt_sample + strlen("sample (temperature 0.8):\n");
+    char *p = bin_sample + strlen("sample (temperature 0.8):\n");
+    int n = 0;
+    for (; *c && c[1]; c++, n++) { /* the text's sample ends with a newline */
+        char *end;
+        long id = strtol(p, &end, 10);
+        ck_assert_msg(end != p && id == (unsigned char)*c,
+                      "character %d of the sample: '%c' from the text, '%.20s' from the tokens", n,
+                      *c, p);
+        p = end;
+    }
+    ck_assert_int_eq(n, 41); /* the prompt and 40 */
+    ck_assert_str_eq(p, "\n");
+    /* The same parameters and optimizer state at the end. */
+    snprintf(cmd, sizeof cmd, "cmp %s/txt.ckpt %s/bin.ckpt && cmp %s/txt.err %s/bin.err", dir, dir,
+             dir, dir);
+    ck_assert_msg(run_cmd(cmd, &out) == 0, "%s", out);
+    free(out);
+    free(said[0]);
+    free(said[1]);
+    remove_dir(dir);
+}
+END_TEST
+
 /* The optimizer is compiled in: a trainer asked for another one, or for a
  * setting its optimizer does not read, says how to get it. */
 START_TEST(trainer_names_the_compile_flag)
@@ -1303,6 +1372,7 @@ static Suite *cli_suite(void)
     tcase_add_test(t, init_from_numpy_files);
     tcase_add_test(t, llmc_converter);
     tcase_add_test(t, same_seed_same_numbers);
+    tcase_add_test(t, tokens_train_as_text);
     tcase_add_test(t, zoo_models_check_small);
     tcase_add_test(t, check_prints_one_table);
     tcase_add_test(t, c_api_example_runs);

@@ -1,15 +1,17 @@
 /*
- * test_readers.c: the CSV, IDX, text and llm.c token readers, on good
- * files and on the bad ones people have: ragged rows, words where numbers
- * go, IDX and token headers that lie about their sizes, truncated and
- * oversized files, gzip or not. Each bad file must be refused with a
- * message naming it (and the line, for CSV), never read past its end.
+ * test_readers.c: the CSV, IDX, text and llm.c token readers, and llm.c's
+ * tokenizer, on good files and on the bad ones people have: ragged rows,
+ * words where numbers go, IDX and token headers that lie about their
+ * sizes, truncated and oversized files, gzip or not. Each bad file must be
+ * refused with a message naming it (and the line, for CSV), never read
+ * past its end.
  */
 #include <check.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <zlib.h>
+#include "rt_internal.h"
 #include "rt_read.h"
 
 static char dir[] = "/tmp/gradc-readers-XXXXXX";
@@ -251,7 +253,7 @@ START_TEST(text_bytes)
 }
 END_TEST
 
-/* ---- llm.c token files ---- */
+/* ---- llm.c token files and tokenizer ---- */
 
 /* Little-endian whatever the host: the files are, and the reader must
  * undo it on a big-endian one. */
@@ -359,6 +361,103 @@ START_TEST(tokens_refused)
 }
 END_TEST
 
+/* A tokenizer of n tokens (NUL-terminated strings) whose header says vocab;
+ * version 2 also names its last token the end of text. */
+static size_t tokenizer_file(unsigned char *b, int32_t magic, int32_t version, int32_t vocab,
+                             const char *const *tokens, int n)
+{
+    header(b, magic, version, vocab);
+    if (version == 2)
+        put_le(b + 12, (uint32_t)vocab - 1, 4);
+    size_t at = 1024;
+    for (int i = 0; i < n; i++) {
+        size_t len = strlen(tokens[i]);
+        b[at] = (unsigned char)len;
+        memcpy(b + at + 1, tokens[i], len);
+        at += 1 + len;
+    }
+    return at;
+}
+
+static const char *const some_words[] = {"!", "a", " the", "\xe2\x80", "\n", "<|endoftext|>"};
+enum { N_WORDS = sizeof some_words / sizeof *some_words };
+
+START_TEST(tokenizer_read)
+{
+    unsigned char b[2048];
+    for (int version = 1; version <= 2; version++) {
+        size_t n = tokenizer_file(b, 20240328, version, N_WORDS, some_words, N_WORDS);
+        rt_tokenizer t;
+        ck_assert_msg(rt_tokenizer_read(write_bytes("tok.bin", b, n), &t, err, sizeof err) == 0,
+                      "%s", err);
+        ck_assert_int_eq(t.vocab, N_WORDS);
+        for (int k = 0; k < N_WORDS; k++) {
+            size_t len;
+            const unsigned char *w = rt_tokenizer_token(&t, k, &len);
+            ck_assert_ptr_nonnull(w);
+            ck_assert_uint_eq(len, strlen(some_words[k]));
+            ck_assert_mem_eq(w, some_words[k], len);
+        }
+        size_t len = 1;
+        ck_assert_ptr_null(rt_tokenizer_token(&t, N_WORDS, &len));
+        ck_assert_uint_eq(len, 0);
+        ck_assert_ptr_null(rt_tokenizer_token(&t, -1, &len));
+        rt_tokenizer_free(&t);
+    }
+}
+END_TEST
+
+START_TEST(tokenizer_refused)
+{
+    unsigned char b[2048];
+    static const char *const with_empty[] = {"abc", "", "b"};
+    static const struct {
+        int32_t magic, version, vocab;
+        int n, cut, extra;
+        const char *const *words;
+        const char *says;
+    } bad[] = {
+        {20240328, 1, N_WORDS, N_WORDS, 0, 0, some_words, NULL}, /* the good file, first */
+        {20240520, 1, N_WORDS, N_WORDS, 0, 0, some_words,
+         "not an llm.c tokenizer (magic 20240520, not 20240328)"},
+        {20240328, 3, N_WORDS, N_WORDS, 0, 0, some_words,
+         "version 3 of llm.c's tokenizer format; gradc reads versions 1 and 2"},
+        {20240328, 2, 0, 0, 0, 0, some_words, "its header counts 0 tokens"},
+        {20240328, 2, 50257, N_WORDS, 0, 0, some_words,
+         "its header counts 50257 tokens, but its 28 bytes after the header hold 1 to 14"},
+        {20240328, 2, N_WORDS, N_WORDS, 3, 0, some_words, "truncated in token 5 of the 6"},
+        {20240328, 2, 3, 3, 0, 0, with_empty, "token 1 is empty"},
+        {20240328, 2, N_WORDS - 1, N_WORDS, 0, 0, some_words,
+         "longer than its header says (5 tokens end at byte 1038 of 1052)"},
+        {20240328, 2, N_WORDS, N_WORDS, 0, 0, some_words, "shorter than the 1024-byte header"},
+        {20240328, 2, N_WORDS, N_WORDS, 0, 0, some_words, "empty (0 bytes)"},
+    };
+    for (size_t k = 0; k < sizeof bad / sizeof *bad; k++) {
+        size_t n =
+            tokenizer_file(b, bad[k].magic, bad[k].version, bad[k].vocab, bad[k].words, bad[k].n) -
+            (size_t)bad[k].cut;
+        if (bad[k].says && strstr(bad[k].says, "shorter"))
+            n = 1020;
+        if (bad[k].says && strstr(bad[k].says, "empty (0"))
+            n = 0;
+        rt_tokenizer t;
+        char name[32];
+        snprintf(name, sizeof name, "tok%zu.bin", k);
+        const char *p = write_bytes(name, b, n);
+        int rc = rt_tokenizer_read(p, &t, err, sizeof err);
+        if (!bad[k].says) {
+            ck_assert_msg(rc == 0, "%s", err);
+            rt_tokenizer_free(&t);
+            continue;
+        }
+        ck_assert_int_eq(rc, -1);
+        ck_assert_ptr_null(t.bytes);
+        ck_assert_msg(strstr(err, p) == err && strstr(err, bad[k].says),
+                      "case %zu: expected '%s: %s', got '%s'", k, p, bad[k].says, err);
+    }
+}
+END_TEST
+
 /* The real data the project ships reads as its documentation says. */
 START_TEST(shipped_digits)
 {
@@ -399,6 +498,8 @@ int main(void)
     tcase_add_test(t, text_bytes);
     tcase_add_test(t, tokens_read);
     tcase_add_loop_test(t, tokens_refused, 0, sizeof bad_tokens / sizeof *bad_tokens);
+    tcase_add_test(t, tokenizer_read);
+    tcase_add_test(t, tokenizer_refused);
     tcase_add_test(t, shipped_digits);
     suite_add_tcase(s, t);
     SRunner *r = srunner_create(s);

@@ -7,9 +7,10 @@
  * parameters (for the seeded picks), |w| at 0 (all kinks), a float model
  * whose step sees how the CPU treats subnormals, and a classifier whose
  * output is a copy of its input (so its argmaxes, and the accuracy, are
- * known) and which counts the rows each step trains on. And util.c's
- * clock. Checkpoints and resuming are test_checkpoint.c's, data binding
- * test_data.c's, the arithmetic test_numerics.c's.
+ * known) and which counts the rows each step trains on, and a token model
+ * whose logits all but say the next id is the last plus one (so the text
+ * --sample prints is known). And util.c's clock. Checkpoints and resuming are test_checkpoint.c's,
+ * data binding test_data.c's, the arithmetic test_numerics.c's.
  */
 /* posix_openpt and friends: the progress bar needs a terminal to appear. */
 #define _XOPEN_SOURCE 700
@@ -219,6 +220,94 @@ static const rt_model cls_model = {.name = "cls",
                                    .train_step = cls_train_step,
                                    .forward = cls_forward};
 
+/* ---- a token model: after id k, the logits put all but e^-40 of the
+ * probability on k + 1 (mod KV), so a sample counts up from its prompt ---- */
+
+enum { KB = 2, KT = 4, KV = 300 };
+enum { K_LOGITS = 0, K_W = KB * KT * KV, K_DW = K_W + 1, K_LOSS = K_W + 2, K_ARENA = K_W + 3 };
+static double k_count_arena[K_ARENA];
+static int32_t k_count_iarena[2 * KB * KT];
+
+static double count_loss_and_grad(void)
+{
+    double w = k_count_arena[K_W];
+    k_count_arena[K_DW] = 2 * w;
+    return k_count_arena[K_LOSS] = w * w;
+}
+
+static double count_train_step(const rt_hyper *h)
+{
+    double loss = count_loss_and_grad();
+    k_count_arena[K_W] -= h->lr * k_count_arena[K_DW];
+    return loss;
+}
+
+static void count_forward(int rows)
+{
+    for (int i = 0; i < KB * KT; i++) {
+        int next = (k_count_iarena[i] + 1) % KV;
+        for (int v = 0; v < KV; v++)
+            k_count_arena[K_LOGITS + i * KV + v] = i < rows * KT && v == next ? 40 : 0;
+    }
+}
+
+static const rt_tensor count_inputs[] = {
+    {.name = "x", .dtype = RT_I32, .rank = 2, .shape = {KB, KT}, .size = KB * KT, .classes = KV},
+    {.name = "y",
+     .dtype = RT_I32,
+     .rank = 2,
+     .shape = {KB, KT},
+     .size = KB * KT,
+     .offset = KB * KT,
+     .classes = KV},
+};
+static const rt_tensor count_params[] = {
+    {.name = "w",
+     .dtype = RT_F64,
+     .rank = 1,
+     .shape = {1},
+     .size = 1,
+     .offset = K_W,
+     .init = RT_INIT_CONST,
+     .init_a = 1},
+};
+static const rt_tensor count_grads[] = {
+    {.name = "d_w", .dtype = RT_F64, .rank = 1, .shape = {1}, .size = 1, .offset = K_DW},
+};
+static const rt_tensor count_outputs[] = {
+    {.name = "logits",
+     .dtype = RT_F64,
+     .rank = 3,
+     .shape = {KB, KT, KV},
+     .size = KB * KT * KV,
+     .offset = K_LOGITS},
+};
+static const rt_model count_model = {.name = "count",
+                                     .source = "count.lua",
+                                     .batch = KB,
+                                     .real = RT_F64,
+                                     .arena = k_count_arena,
+                                     .iarena = k_count_iarena,
+                                     .arena_size = K_ARENA,
+                                     .iarena_size = 2 * KB * KT,
+                                     .n_inputs = 2,
+                                     .n_params = 1,
+                                     .n_outputs = 1,
+                                     .inputs = count_inputs,
+                                     .params = count_params,
+                                     .grads = count_grads,
+                                     .outputs = count_outputs,
+                                     .params_offset = K_W,
+                                     .grads_offset = K_DW,
+                                     .n_param_elems = 1,
+                                     .loss_offset = K_LOSS,
+                                     .optimizer = RT_OPT_SGD,
+                                     .hyper = {.lr = 0.1},
+                                     .loss = count_loss_and_grad,
+                                     .loss_and_grad = count_loss_and_grad,
+                                     .train_step = count_train_step,
+                                     .forward = count_forward};
+
 /* ---- train ---- */
 
 START_TEST(test_train_random_data)
@@ -295,19 +384,38 @@ static double ftz_step(const rt_hyper *h)
 }
 
 static const rt_tensor ftz_params[] = {
-    {.name = "w", .dtype = RT_F32, .rank = 1, .shape = {1}, .size = 1, .offset = 0,
-     .init = RT_INIT_NORMAL, .init_a = 0, .init_b = 1},
+    {.name = "w",
+     .dtype = RT_F32,
+     .rank = 1,
+     .shape = {1},
+     .size = 1,
+     .offset = 0,
+     .init = RT_INIT_NORMAL,
+     .init_a = 0,
+     .init_b = 1},
 };
 static const rt_tensor ftz_grads[] = {
     {.name = "d_w", .dtype = RT_F32, .rank = 1, .shape = {1}, .size = 1, .offset = 1},
 };
-static const rt_model ftz_model = {.name = "ftz", .batch = 1, .real = RT_F32, .arena = ftz_arena,
-                                   .iarena = no_iarena, .arena_size = 4, .n_params = 1,
-                                   .params = ftz_params, .grads = ftz_grads, .params_offset = 0,
-                                   .grads_offset = 1, .n_param_elems = 1, .loss_offset = 2,
-                                   .optimizer = RT_OPT_SGD, .hyper = {.lr = 0.1},
-                                   .loss = ftz_loss, .loss_and_grad = ftz_loss,
-                                   .train_step = ftz_step, .forward = NULL};
+static const rt_model ftz_model = {.name = "ftz",
+                                   .batch = 1,
+                                   .real = RT_F32,
+                                   .arena = ftz_arena,
+                                   .iarena = no_iarena,
+                                   .arena_size = 4,
+                                   .n_params = 1,
+                                   .params = ftz_params,
+                                   .grads = ftz_grads,
+                                   .params_offset = 0,
+                                   .grads_offset = 1,
+                                   .n_param_elems = 1,
+                                   .loss_offset = 2,
+                                   .optimizer = RT_OPT_SGD,
+                                   .hyper = {.lr = 0.1},
+                                   .loss = ftz_loss,
+                                   .loss_and_grad = ftz_loss,
+                                   .train_step = ftz_step,
+                                   .forward = NULL};
 
 /* Float training flushes subnormals to zero (rt_flush_subnormals); the
  * process around it did not, before. */
@@ -360,7 +468,8 @@ START_TEST(test_train_bad_flags)
         {{"--lr", "nan"}, "--lr"},
         {{"--threads", "1.5"}, "--threads"},
         {{"--bogus"}, "unknown flag '--bogus'"},
-        {{"--data", "x.npy"}, "--data: expected NAME=FILE (.npy, .csv, IDX, .txt or .bin), got 'x.npy'"},
+        {{"--data", "x.npy"},
+         "--data: expected NAME=FILE (.npy, .csv, IDX, .txt or .bin), got 'x.npy'"},
         {{"--stepsx", "3"}, "unknown flag '--stepsx'"},
     };
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
@@ -752,7 +861,8 @@ START_TEST(test_train_data_flags)
          "--epochs and --steps both set how long to train; give one"},
         {{"--steps", "3", "--epochs", "2"}, "--epochs and --steps both"},
         {{"--epochs", "2"}, "--epochs needs --data: an epoch is one pass over the data files"},
-        {{"--val", "nope"}, "--val: expected NAME=FILE (.npy, .csv, IDX, .txt or .bin), got 'nope'"},
+        {{"--val", "nope"},
+         "--val: expected NAME=FILE (.npy, .csv, IDX, .txt or .bin), got 'nope'"},
         {{"--eval-every", "0"}, "--eval-every: expected a positive integer, got '0'"},
     };
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
@@ -914,6 +1024,158 @@ END_TEST
 
 /* ---- gradcheck ---- */
 
+/* ---- --sample ---- */
+
+/* n uint16 tokens in llm.c's token file layout, little-endian. */
+static void write_token_file(const char *path, const uint16_t *tokens, int n)
+{
+    unsigned char b[1024 + 2 * 64] = {0};
+    const uint32_t head[3] = {20240520, 1, (uint32_t)n};
+    for (int i = 0; i < 3; i++)
+        for (int k = 0; k < 4; k++)
+            b[4 * i + k] = (unsigned char)(head[i] >> (8 * k));
+    for (int i = 0; i < n; i++) {
+        b[1024 + 2 * i] = (unsigned char)(tokens[i] & 0xff);
+        b[1024 + 2 * i + 1] = (unsigned char)(tokens[i] >> 8);
+    }
+    write_bytes(path, b, 1024 + 2 * n);
+}
+
+/* llm.c's tokenizer layout (version 2): token k is "t<k>." for k < vocab. */
+static void write_tokenizer(const char *path, int vocab)
+{
+    static unsigned char b[1024 + 8 * KV];
+    memset(b, 0, 1024);
+    const uint32_t head[4] = {20240328, 2, (uint32_t)vocab, (uint32_t)vocab - 1};
+    for (int i = 0; i < 4; i++)
+        for (int k = 0; k < 4; k++)
+            b[4 * i + k] = (unsigned char)(head[i] >> (8 * k));
+    long at = 1024;
+    for (int k = 0; k < vocab; k++) {
+        int len = snprintf((char *)b + at + 1, 8, "t%d.", k);
+        b[at] = (unsigned char)len;
+        at += 1 + len;
+    }
+    write_bytes(path, b, at);
+}
+
+/* What follows "sample (temperature 0.8):\n" in out, or NULL. */
+static const char *sample_of(const char *out)
+{
+    const char *p = strstr(out, "sample (temperature 0.8):\n");
+    return p ? p + strlen("sample (temperature 0.8):\n") : NULL;
+}
+
+START_TEST(test_train_sample_tokens)
+{
+    make_tmpdir();
+    /* 13 tokens: 3 rows of 4, starting with 297 as llm.c's files start
+     * with their end-of-text token. */
+    uint16_t tokens[13] = {297, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
+    write_token_file(tmp("t.bin"), tokens, 13);
+    char dx[300], dy[300];
+    snprintf(dx, sizeof dx, "x=%s", tmp("t.bin"));
+    snprintf(dy, sizeof dy, "y=%s:next", tmp("t.bin"));
+    /* Ids, from the data's first token, across the vocabulary's end. */
+    Run t = run_main(
+        rt_train_main, &count_model,
+        (const char *[]){"--data", dx, "--data", dy, "--steps", "2", "--sample", "5", NULL});
+    ck_assert_msg(t.rc == 0, "%s", t.err);
+    ck_assert_ptr_nonnull(sample_of(t.out));
+    ck_assert_str_eq(sample_of(t.out), "297 298 299 0 1 2\n");
+    run_free(&t);
+    /* A prompt of ids, longer than the context T = 4. */
+    t = run_main(rt_train_main, &count_model,
+                 (const char *[]){"--data", dx, "--data", dy, "--steps", "2", "--sample", "3",
+                                  "--prompt", "40 7, 8 9  10", NULL});
+    ck_assert_msg(t.rc == 0, "%s", t.err);
+    ck_assert_str_eq(sample_of(t.out), "40 7 8 9 10 11 12 13\n");
+    run_free(&t);
+    /* Through a tokenizer of fewer tokens than the model's 300. */
+    write_tokenizer(tmp("tok.bin"), 299);
+    t = run_main(rt_train_main, &count_model,
+                 (const char *[]){"--data", dx, "--data", dy, "--steps", "2", "--sample", "3",
+                                  "--tokenizer", tmp("tok.bin"), NULL});
+    ck_assert_msg(t.rc == 0, "%s", t.err);
+    ck_assert_str_eq(sample_of(t.out), "t297.t298.<299>t0.\n");
+    run_free(&t);
+    /* A text's sample is still its bytes, and its prompt text. */
+    write_bytes(tmp("t.txt"), "abcdefghijklm", 13);
+    char tx[300], ty[300];
+    snprintf(tx, sizeof tx, "x=%s", tmp("t.txt"));
+    snprintf(ty, sizeof ty, "y=%s:next", tmp("t.txt"));
+    t = run_main(rt_train_main, &count_model,
+                 (const char *[]){"--data", tx, "--data", ty, "--steps", "2", "--sample", "4",
+                                  "--prompt", "a", NULL});
+    ck_assert_msg(t.rc == 0, "%s", t.err);
+    ck_assert_str_eq(sample_of(t.out), "abcde\n");
+    run_free(&t);
+    remove_tmpdir();
+}
+END_TEST
+
+/* A bad prompt or tokenizer is refused before the first step, so nothing
+ * is trained, printed or saved. */
+START_TEST(test_train_sample_refused)
+{
+    make_tmpdir();
+    uint16_t tokens[13] = {297, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
+    write_token_file(tmp("t.bin"), tokens, 13);
+    write_bytes(tmp("bad_tok.bin"), "not a tokenizer", 15);
+    char dx[300], dy[300], ckpt[300];
+    snprintf(dx, sizeof dx, "x=%s", tmp("t.bin"));
+    snprintf(dy, sizeof dy, "y=%s:next", tmp("t.bin"));
+    snprintf(ckpt, sizeof ckpt, "%s", tmp("c.ckpt"));
+    static const struct {
+        const char *flag, *value;
+        int rc;
+        const char *says;
+    } bad[] = {
+        {"--prompt", "5 x", 2,
+         "count_train: --prompt: 'x' is not a token id in [0, 300): with token data (.bin) the "
+         "prompt "
+         "is token ids, separated by spaces\n"},
+        {"--prompt", "300", 2, "count_train: --prompt: '300' is not a token id in [0, 300)"},
+        {"--prompt", "-1", 2, "count_train: --prompt: '-1' is not a token id in [0, 300)"},
+        {"--tokenizer", "bad_tok.bin", 1, "count_train: --tokenizer: "},
+    };
+    for (size_t k = 0; k < sizeof bad / sizeof *bad; k++) {
+        const char *value = strcmp(bad[k].flag, "--tokenizer") ? bad[k].value : tmp(bad[k].value);
+        Run t = run_main(rt_train_main, &count_model,
+                         (const char *[]){"--data", dx, "--data", dy, "--steps", "2", "--sample",
+                                          "3", "--checkpoint", ckpt, bad[k].flag, value, NULL});
+        ck_assert_msg(t.rc == bad[k].rc, "%s %s: exit %d, said %s", bad[k].flag, bad[k].value, t.rc,
+                      t.err);
+        ck_assert_msg(strncmp(t.err, bad[k].says, strlen(bad[k].says)) == 0 &&
+                          count_lines(t.err) == 1,
+                      "%s %s: said %s", bad[k].flag, bad[k].value, t.err);
+        ck_assert_str_eq(t.out, "");
+        ck_assert_int_ne(access(ckpt, F_OK), 0);
+        run_free(&t);
+    }
+    Run t = run_main(rt_train_main, &count_model,
+                     (const char *[]){"--data", dx, "--data", dy, "--steps", "2", "--sample", "3",
+                                      "--tokenizer", tmp("bad_tok.bin"), NULL});
+    char want[600];
+    snprintf(
+        want, sizeof want,
+        "count_train: --tokenizer: %s: 15 bytes, shorter than the 1024-byte header of an llm.c "
+        "tokenizer\n",
+        tmp("bad_tok.bin"));
+    ck_assert_int_eq(t.rc, 1);
+    ck_assert_str_eq(t.err, want);
+    run_free(&t);
+    t = run_main(rt_train_main, &count_model,
+                 (const char *[]){"--tokenizer", tmp("bad_tok.bin"), NULL});
+    ck_assert_int_eq(t.rc, 2);
+    ck_assert_str_eq(
+        t.err,
+        "count_train: --tokenizer needs --sample N: it prints the sample's tokens (try --help)\n");
+    run_free(&t);
+    remove_tmpdir();
+}
+END_TEST
+
 START_TEST(test_gradcheck_correct)
 {
     rt_gradcheck_opts o = {.all = 0, .seed = 1};
@@ -1039,6 +1301,8 @@ static Suite *runtime_suite(void)
     tcase_add_test(tc, test_train_data_flags);
     tcase_add_test(tc, test_train_label_column);
     tcase_add_test(tc, test_train_progress);
+    tcase_add_test(tc, test_train_sample_tokens);
+    tcase_add_test(tc, test_train_sample_refused);
     suite_add_tcase(s, tc);
     tc = tcase_create("gradcheck");
     tcase_add_test(tc, test_gradcheck_correct);
