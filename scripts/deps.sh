@@ -1,7 +1,8 @@
 #!/bin/sh
 # Makes sure the Debian packages gradc needs are here: installs them with
 # apt-get when run as root, otherwise names them in one message and fails.
-# `deps.sh test` also wants what the tests use (python3-numpy, valgrind),
+# `deps.sh test` also wants what the tests use (python3-numpy, valgrind,
+# python3-torch for GPT-2's gradients against PyTorch),
 # `deps.sh demo` what plots a training log (gnuplot-nox), `deps.sh pictures`
 # what draws the README's pictures (graphviz, gnuplot-nox), `deps.sh
 # fuzz` what `make fuzz` builds with (clang, libclang-rt-dev), and `deps.sh
@@ -22,6 +23,9 @@ have check || missing="$missing check"
 have zlib || missing="$missing zlib1g-dev"
 if [ "$1" = test ]; then
     /usr/bin/python3 -c 'import numpy' >/dev/null 2>&1 || missing="$missing python3-numpy"
+    # Found, not imported: importing torch takes a second, every make.
+    /usr/bin/python3 -c 'import importlib.util as u, sys; sys.exit(not u.find_spec("torch"))' \
+        >/dev/null 2>&1 || missing="$missing python3-torch"
     command -v valgrind >/dev/null 2>&1 || missing="$missing valgrind"
 fi
 if [ "$1" = bench ]; then

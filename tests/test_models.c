@@ -19,7 +19,11 @@
  * (tests/notes_seed_mlp.py, run by /usr/bin/python3), every loss to 1e-9;
  * gpt2's loss and logits against llm.c's forward pass written out in NumPy
  * (tests/gpt2_reference.py), reading the parameters under llm.c's names
- * and layout, to 1e-9, and its init and optimizer against GPT-2's.
+ * and layout, to 1e-9, and its init and optimizer against GPT-2's; and
+ * gpt2 as a user gets it from an llm.c checkpoint (scripts/llmc_to_npy.py,
+ * gradc build, --init, --export-grads) against llm.c's forward in PyTorch
+ * float64 reading the checkpoint itself (tests/gpt2_torch.py): the loss
+ * and every gradient to 1e-10, the float trainer's loss to 1e-5.
  * And batch norm's two modes and running averages, on
  * tests/batch_norm_model.lua, against the formulas written out here; and
  * causal attention weights (tests/attention_model.lua), which the compiler
@@ -721,6 +725,123 @@ START_TEST(test_gpt2_reference)
 }
 END_TEST
 
+/* ---- gpt2 against PyTorch, from an llm.c checkpoint ---- */
+
+#define TORCH_SCRIPT "gpt2_torch.py"
+/* Small enough to build and run in seconds, with what GPT-2 small has:
+ * layers, several heads, a vocabulary llm.c pads (500 to 512 columns, the
+ * padded ones outside the loss) and wpe rows past the context. */
+enum { PT_L = 2, PT_C = 64, PT_NH = 4, PT_T = 16, PT_MAXT = 32, PT_V = 500, PT_B = 4 };
+
+/* Copies into buf what follows `after` in out, up to `end` (not included);
+ * 0, or -1 if out does not have it. */
+static int text_after(const char *out, const char *after, char end, char *buf, size_t len)
+{
+    const char *at = strstr(out, after);
+    if (!at)
+        return -1;
+    at += strlen(after);
+    size_t n = strcspn(at, (char[]){end, '\n', 0});
+    if (at[n] != end || n == 0 || n >= len)
+        return -1;
+    memcpy(buf, at, n);
+    buf[n] = 0;
+    return 0;
+}
+
+/* The whole path a user takes from llm.c, against a reference that shares
+ * none of it: tests/gpt2_torch.py writes an llm.c checkpoint of random
+ * weights (biases and layer norms too) and random tokens;
+ * scripts/llmc_to_npy.py converts it and says the -D flags; gradc builds
+ * models/gpt2.lua with them, in double and in float; each trainer, from
+ * --init and --steps 0, gives the loss of the first batch and (double)
+ * every gradient; and the script, reading the checkpoint itself and
+ * differentiating llm.c's forward in PyTorch float64, holds the double
+ * loss and every gradient to 1e-10 and the float loss to 1e-5. The folder
+ * is removed before anything is asserted. */
+START_TEST(test_gpt2_torch)
+{
+    char script[600], model[600], conv[600], flags[400] = "", loss[2][64] = {"", ""};
+    char fail[16384] = "", out[8192] = "", cmd[4096];
+    ck_assert_msg(find_script(TORCH_SCRIPT, script, sizeof script) == 0 &&
+                      find_script("../models/gpt2.lua", model, sizeof model) == 0 &&
+                      find_script("../scripts/llmc_to_npy.py", conv, sizeof conv) == 0,
+                  "cannot find " TORCH_SCRIPT ", models/gpt2.lua or scripts/llmc_to_npy.py "
+                  "(looked beside " __FILE__ " and in tests/ of the working directory)");
+    ck_assert_msg(access(PYTHON, X_OK) == 0,
+                  PYTHON " is missing (the reference needs python3 with numpy and torch, "
+                         "Debian python3-numpy and python3-torch)");
+    char dir[] = "/tmp/gradc-gpt2-torch-XXXXXX";
+    ck_assert_msg(mkdtemp(dir) != NULL, "mkdtemp: %s", strerror(errno));
+
+    snprintf(cmd, sizeof cmd, PYTHON " '%s' make '%s' %d %d %d %d %d %d %d 2>&1", script, dir, PT_L,
+             PT_C, PT_NH, PT_T, PT_MAXT, PT_V, PT_B);
+    int rc = run(cmd, out, sizeof out);
+    if (rc != 0)
+        snprintf(fail, sizeof fail, "`%s` exited with %d:\n%s", cmd, rc, out);
+    if (!fail[0]) {
+        snprintf(cmd, sizeof cmd, PYTHON " '%s' '%s/gpt2.bin' '%s/w' 2>&1", conv, dir, dir);
+        rc = run(cmd, out, sizeof out);
+        if (rc != 0 ||
+            text_after(out, "compile models/gpt2.lua with: ", '\n', flags, sizeof flags) != 0)
+            snprintf(fail, sizeof fail, "`%s` exited with %d, and no -D flags:\n%s", cmd, rc, out);
+    }
+    /* The two builds side by side: each is three programs' cc, the most
+     * of this test's time. */
+    if (!fail[0]) {
+        snprintf(cmd, sizeof cmd,
+                 "{ " GRADC_BIN " build '%s' %s -D context=%d -D batch=%d --double -o '%s/f64' "
+                 ">'%s/f64.log' 2>&1 & " GRADC_BIN " build '%s' %s -D context=%d -D batch=%d "
+                 "-o '%s/f32' >'%s/f32.log' 2>&1; a=$?; wait $! && [ $a = 0 ]; } || "
+                 "{ cat '%s/f64.log' '%s/f32.log'; exit 1; }",
+                 model, flags, PT_T, PT_B, dir, dir, model, flags, PT_T, PT_B, dir, dir, dir, dir);
+        rc = run(cmd, out, sizeof out);
+        if (rc != 0)
+            snprintf(fail, sizeof fail, "`%s` exited with %d:\n%s", cmd, rc, out);
+    }
+    static const char *const builds[2] = {"f64", "f32"};
+    for (int k = 0; k < 2 && !fail[0]; k++) {
+        snprintf(cmd, sizeof cmd,
+                 "'%s/%s/gpt2_train' --init '%s/w' --data x='%s/x.npy' --data y='%s/y.npy' "
+                 "--steps 0 --no-shuffle --export-grads '%s/g%s' 2>&1",
+                 dir, builds[k], dir, dir, dir, dir, builds[k]);
+        rc = run(cmd, out, sizeof out);
+        if (rc != 0 || text_after(out, "(the loss ", ')', loss[k], sizeof loss[k]) != 0)
+            snprintf(fail, sizeof fail, "`%s` exited with %d, and no loss:\n%s", cmd, rc, out);
+    }
+    if (!fail[0]) {
+        snprintf(cmd, sizeof cmd,
+                 PYTHON " '%s' check '%s/gpt2.bin' '%s/x.npy' '%s/y.npy' '%s/gf64' %s %s 2>&1",
+                 script, dir, dir, dir, dir, loss[0], loss[1]);
+        rc = run(cmd, out, sizeof out);
+        if (rc != 0)
+            snprintf(fail, sizeof fail, "`%s` exited with %d:\n%s", cmd, rc, out);
+    }
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    ck_assert_msg(system(cmd) == 0, "cannot remove %s", dir);
+    ck_assert_msg(!fail[0], "%s", fail);
+
+    /* The script's verdict is its exit status; its figures are checked
+     * here too, so that a reference that compared nothing cannot pass. */
+    const char *at = strstr(out, " gradients: worst relative ");
+    int compared = 0;
+    double worst = NAN;
+    while (at && at > out && at[-1] != '\n')
+        at--;
+    ck_assert_msg(at && sscanf(at, "%d gradients: worst relative %lf", &compared, &worst) == 2,
+                  "the reference printed no figures:\n%s", out);
+    ck_assert_msg(compared == 4 + 12 * PT_L, "compared %d gradients, want %d:\n%s", compared,
+                  4 + 12 * PT_L, out);
+    ck_assert_msg(worst <= 1e-10, "worst relative gradient error %g:\n%s", worst, out);
+    for (char *line = out; *line;) {
+        char *end = strchr(line, '\n');
+        fprintf(stderr, "models: gpt2 against PyTorch from an llm.c file: %.*s\n",
+                end ? (int)(end - line) : (int)strlen(line), line);
+        line = end ? end + 1 : line + strlen(line);
+    }
+}
+END_TEST
+
 /* The inference twin computes the training model's outputs exactly, from
  * the same parameter block and inputs, and has no training parts. */
 START_TEST(test_inference_twin)
@@ -945,6 +1066,7 @@ static Suite *models_suite(void)
     tc = tcase_create("gpt2");
     tcase_add_test(tc, test_gpt2_init_and_optimizer);
     tcase_add_test(tc, test_gpt2_reference);
+    tcase_add_test(tc, test_gpt2_torch);
     tcase_set_timeout(tc, 120);
     suite_add_tcase(s, tc);
     return s;
