@@ -79,6 +79,17 @@ static int named(lua_State *L, const char *name)
     return id;
 }
 
+/* A name given twice: where first, when that was a line of the model
+ * file itself (a module's line says less than the error's own place). */
+static noreturn void name_taken(lua_State *L, const char *what, const char *name, int taken)
+{
+    SrcLoc at = node_of(L, taken)->loc;
+    if (at.file && !strcmp(at.file, front(L)->g->source))
+        luaL_error(L, "%s: the name '%s' is taken (at line %d)", what, name, at.line);
+    luaL_error(L, "%s: the name '%s' is taken", what, name);
+    abort(); /* luaL_error does not return */
+}
+
 /* The composites' building blocks: an op of one or two nodes. */
 static int op1(lua_State *L, int op, int x)
 {
@@ -401,8 +412,7 @@ static int buffer(lua_State *L, const char *name, int c, double value)
 {
     int taken = named(L, name);
     if (taken >= 0)
-        luaL_error(L, "batch_norm: the name '%s' is taken (line %d)", name,
-                   node_of(L, taken)->loc.line);
+        name_taken(L, "batch_norm", name, taken);
     return make(L, (Node){.op = OP_BUFFER,
                           .name = keep(xstrdup(name)),
                           .shape = {1, {c}},
@@ -967,8 +977,7 @@ static const char *name_arg(lua_State *L, const char *what)
         luaL_error(L, "%s: name '%s' must be letters, digits and _ (at most 64)", what, name);
     int taken = named(L, name);
     if (taken >= 0)
-        luaL_error(L, "%s: the name '%s' is taken (line %d)", what, name,
-                   node_of(L, taken)->loc.line);
+        name_taken(L, what, name, taken);
     return keep(xstrdup(name));
 }
 

@@ -416,18 +416,24 @@ static void short_src(const char *path, char out[LUA_IDSIZE])
         snprintf(out, LUA_IDSIZE, "...%s", path + n - (LUA_IDSIZE - 4));
 }
 
-/* Whether a message starts with file:line of one of the model's files. */
-bool has_location(const Graph *g, const char *msg)
+/* The length of the "file:line" msg starts with, file one of the model's
+ * files; 0 if it starts with none. */
+static size_t location_length(const Graph *g, const char *msg)
 {
     for (int i = -1; i < g->n_files; i++) {
         char src[LUA_IDSIZE];
         short_src(i < 0 ? g->source : g->file_names[i], src);
         size_t n = strlen(src);
-        if (!strncmp(msg, src, n) && msg[n] == ':' && isdigit((unsigned char)msg[n + 1]))
-            return true;
+        if (!strncmp(msg, src, n) && msg[n] == ':' && isdigit((unsigned char)msg[n + 1])) {
+            while (isdigit((unsigned char)msg[n + 1]))
+                n++;
+            return n + 1;
+        }
     }
-    return false;
+    return 0;
 }
+
+bool has_location(const Graph *g, const char *msg) { return location_length(g, msg) > 0; }
 
 void load_text(lua_State *L, const char *path, const char *text, size_t len)
 {
@@ -477,6 +483,33 @@ static int locate_error(lua_State *L)
     return 1;
 }
 
+/* An error raised inside a module (models/lib's, or the user's own) is
+ * the user's at the line of the model file that called into it: said
+ * there, the module's line after it, so a duplicate name or a bad shape
+ * points at the call the user wrote. */
+static int blame_the_caller(lua_State *L)
+{
+    locate_error(L);
+    Graph *g = front(L)->g;
+    const char *msg = lua_tostring(L, -1);
+    char model[LUA_IDSIZE];
+    short_src(g->source, model);
+    size_t at = location_length(g, msg), n = strlen(model);
+    if (!at || (!strncmp(msg, model, n) && msg[n] == ':'))
+        return 1;
+    lua_Debug ar;
+    for (int level = 1; lua_getstack(L, level, &ar); level++)
+        if (lua_getinfo(L, "Sl", &ar) && ar.currentline > 0 && !strcmp(ar.short_src, model)) {
+            const char *rest = msg[at] == ':' ? msg + at + 1 : msg + at;
+            rest += *rest == ' ';
+            char where[LUA_IDSIZE + 16];
+            snprintf(where, sizeof where, "%.*s", (int)at, msg);
+            lua_pushfstring(L, "%s:%d: %s (in %s)", model, ar.currentline, rest, where);
+            break;
+        }
+    return 1;
+}
+
 lua_State *sandbox_open(Front *f)
 {
     lua_State *L = lua_newstate(limited_alloc, f);
@@ -504,7 +537,7 @@ int sandbox_run(Front *f, lua_CFunction body, void *a, void *b, char *err, size_
 {
     lua_State *L = f->L;
     const char *path = f->g->source;
-    lua_pushcfunction(L, locate_error);
+    lua_pushcfunction(L, blame_the_caller);
     lua_pushcfunction(L, body);
     lua_pushlightuserdata(L, a);
     lua_pushlightuserdata(L, b);
