@@ -95,3 +95,23 @@ int rt_parse_double(const rt_args *a, const char *flag, const char *s, double *o
     *out = v;
     return 0;
 }
+
+int rt_parse_label_column(const rt_args *a, const char *s, long *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (!strcmp(s, "none")) {
+        *out = RT_NO_LABEL;
+        return 0;
+    }
+    if (*s == '\0' || *end != '\0' || errno || v == 0 || v > INT_MAX || v < -INT_MAX) {
+        rt_args_error(a,
+                      "--label-column: expected a column number from 1, or negative from the "
+                      "end (-1 is the last), or none, got '%s'",
+                      s);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}

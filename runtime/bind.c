@@ -6,7 +6,8 @@
  * plain text (.txt, for character models) or an llm.c token file (.bin,
  * for token models); see read_sequence for the last two.
  * A CSV's label column (--label-column, the last by default) feeds an
- * int32 input and its other columns a float input. For an input of shape
+ * int32 input and its other columns a float input; with --label-column
+ * none, every column is a feature. For an input of shape
  * [batch, rest...] the file must hold M >= batch rows of as many values
  * as `rest` holds (an IDX [M,28,28] feeds an input [batch,784]); a
  * validation file may hold fewer rows than the batch. Its values are
@@ -234,7 +235,14 @@ static int read_csv(const char *path, const rt_tensor *t, rt_dtype want, long la
         return -1;
     long label = label_column < 0 ? c.cols + label_column : label_column - 1;
     int rc;
-    if (label < 0 || label >= c.cols)
+    if (label_column == RT_NO_LABEL && t->dtype == RT_I32)
+        rc = rt_errf(err, errlen, "%s: --label-column none, but input '%s' takes labels", path,
+                     t->name);
+    else if (label_column == RT_NO_LABEL) {
+        rc = rt_csv_columns(&c, path, 0, c.cols, RT_F64, out, err, errlen);
+        if (rc == 0 && want == RT_F32)
+            round_to_float(out);
+    } else if (label < 0 || label >= c.cols)
         rc = rt_errf(err, errlen, "%s: --label-column %ld, but the table has %ld columns", path,
                      label_column, c.cols);
     else if (t->dtype == RT_I32) {

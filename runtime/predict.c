@@ -45,7 +45,8 @@ static void usage(const rt_model *m, const char *prog)
            "  --out F            where to write: .npy, or .csv (default: CSV on stdout)\n"
            "  --output NAME      which output (default: the first)\n"
            "  --argmax           write each row's predicted class, not its values\n"
-           "  --label-column K   a CSV's label column, from 1; negative from the end (-1)\n"
+           "  --label-column K   a CSV's label column, from 1; negative from the end (-1);\n"
+           "                     none: the file holds features only\n"
            "  --threads N        threads for products and large loops (default 1)\n");
 }
 
@@ -78,15 +79,8 @@ static int parse(rt_args *a, Opts *o)
                 return 2;
             o->output = v;
         } else if ((r = rt_args_value(a, "--label-column", &v)) != 0) {
-            char *end;
-            if (r < 0)
+            if (r < 0 || rt_parse_label_column(a, v, &o->label_column))
                 return 2;
-            o->label_column = strtol(v, &end, 10);
-            if (*end || o->label_column == 0) {
-                rt_args_error(
-                    a, "--label-column: expected a column number (1, 2, ... or -1), got '%s'", v);
-                return 2;
-            }
         } else if ((r = rt_args_value(a, "--threads", &v)) != 0) {
             if (r < 0 || rt_parse_posint(a, "--threads", v, &o->threads))
                 return 2;

@@ -60,6 +60,10 @@ int rt_args_is(const rt_args *a, const char *flag);
 int rt_parse_posint(const rt_args *a, const char *flag, const char *s, long *out);
 int rt_parse_u64(const rt_args *a, const char *flag, const char *s, uint64_t *out);
 int rt_parse_double(const rt_args *a, const char *flag, const char *s, double *out);
+/* --label-column K: a column from 1, negative from the end, or none
+ * (RT_NO_LABEL: a CSV of features only). */
+enum { RT_NO_LABEL = 0 };
+int rt_parse_label_column(const rt_args *a, const char *s, long *out);
 void rt_args_error(const rt_args *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* bind.c: --data and --val NAME=FILE, converted once into each input's
@@ -76,7 +80,8 @@ typedef struct {
     rt_binding *b;     /* one per bound input, in --data order */
     long rows;         /* M, shared by every file */
     long nbatches;     /* floor(M / batch) */
-    long label_column; /* a CSV's label column, from 1; negative from the end (-1) */
+    long label_column; /* a CSV's label column, from 1; negative from the end (-1);
+                          RT_NO_LABEL: none */
     int shuffle;       /* rt_data_load: a fresh order each epoch, from seed */
     uint64_t seed;     /* set, like shuffle, before the first load: orders are cached */
     long *order;       /* rt_data_order's cache: the order of order_epoch */

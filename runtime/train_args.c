@@ -132,7 +132,8 @@ void train_usage(const rt_model *m, const char *prog)
            "  --threads N        threads for products and large loops (default 1)\n"
            "\ndata:\n"
            "  --data NAME=F      a file for input NAME (.npy, .csv[.gz], IDX), rows >= batch\n"
-           "  --label-column K   a CSV's label column, from 1; negative counts from the end\n"
+           "  --label-column K   a CSV's label column, from 1; negative counts from the end,\n"
+           "                     none for a file of features only\n"
            "                     (default -1, the last)\n"
            "  --no-shuffle       minibatches in file order (default: shuffled each epoch)\n"
            "Each epoch draws a fresh order of the training rows from the seed and the\n"
@@ -197,22 +198,6 @@ static int parse_binding(const rt_args *a, const char *flag, const char *v, cons
     return 1;
 }
 
-static int parse_column(const rt_args *a, const char *s, long *out)
-{
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (*s == '\0' || *end != '\0' || errno || v == 0 || v > INT_MAX || v < -INT_MAX) {
-        rt_args_error(a,
-                      "--label-column: expected a column number from 1, or negative from the "
-                      "end (-1 is the last), got '%s'",
-                      s);
-        return -1;
-    }
-    *out = v;
-    return 1;
-}
-
 /* The flags about data and evaluation, as parse_flag's tail. */
 static int parse_data_flag(rt_args *a, Opts *o)
 {
@@ -232,7 +217,7 @@ static int parse_data_flag(rt_args *a, Opts *o)
     if ((r = rt_args_value(a, "--eval-every", &v)) != 0)
         return r < 0 ? -1 : rt_parse_posint(a, "--eval-every", v, &o->eval_every) ? -1 : 1;
     if ((r = rt_args_value(a, "--label-column", &v)) != 0)
-        return r < 0 ? -1 : parse_column(a, v, &o->label_column);
+        return r < 0 ? -1 : rt_parse_label_column(a, v, &o->label_column) ? -1 : 1;
     if ((r = rt_args_value(a, "--val-split", &v)) != 0) {
         if (r < 0 || rt_parse_double(a, "--val-split", v, &o->val_split))
             return -1;

@@ -125,6 +125,18 @@ static const BadModel bad_models[] = {
      "import(\"dense\")",
      NULL},
     {"lua error", SEED_HEAD "error(\"no such layer\")\n", "bad.lua:4: no such layer", NULL},
+    {"a name given twice",
+     "local x = input(\"x\", {4, 3})\nlocal w = param(\"w\", {3, 2}, randn())\n"
+     "local v = param(\"w\", {3, 2}, randn())\n",
+     "bad.lua:3: param: the name 'w' is taken (at line 2)", NULL},
+    {"a name taken inside a module",
+     "local dense = import(\"dense\")\nlocal x = input(\"x\", {4, 3})\n"
+     "local h = dense(x, 5, \"fc\")\nlocal y = dense(h, 2, \"fc\")\n",
+     "bad.lua:4: param: the name 'fc_w' is taken (in ", NULL},
+    {"a bad size inside a module",
+     "local attention = import(\"attention\")\nlocal x = input(\"x\", {4, 8, 6})\n"
+     "local y = attention(6, 4, \"att\")(x)\n",
+     "bad.lua:3: attention: width must be a multiple of heads (in ", NULL},
     {"a misspelt -D key",
      "local x = input(\"x\", {config.batch or 2, 2})\nlocal w = param(\"w\", {2, 2}, randn())\n"
      "return model { loss = sum(x:matmul(w)) }\n",
@@ -284,6 +296,32 @@ START_TEST(heap_arena_trains_alike)
         ck_assert_msg(run_cmd(cmd, &out) == 0, "%s: %s", m, out);
         free(out);
     }
+    remove_dir(dir);
+}
+END_TEST
+
+/* A CSV of features only: with --label-column none, predict reads every
+ * column as a feature and predicts what it does from the labelled file;
+ * an input that takes labels is refused one, in one line. */
+START_TEST(features_only_csv)
+{
+    char *dir = make_tmpdir(), cmd[4096], *out;
+    snprintf(cmd, sizeof cmd,
+             "%s/iris_train --data x=data/iris.csv --data labels=data/iris.csv --steps 50 "
+             "--export %s/w >/dev/null && tail -n +2 data/iris.csv | cut -d, -f1-4 > %s/feat.csv "
+             "&& %s/iris_predict --init %s/w --data x=data/iris.csv --argmax --out %s/a.csv && "
+             "%s/iris_predict --init %s/w --data x=%s/feat.csv --label-column none --argmax "
+             "--out %s/b.csv && cmp %s/a.csv %s/b.csv && wc -l < %s/b.csv",
+             BUILD_DIR, dir, dir, BUILD_DIR, dir, dir, BUILD_DIR, dir, dir, dir, dir, dir, dir);
+    ck_assert_msg(run_cmd(cmd, &out) == 0 && strstr(out, "\n150\n"), "%s", out);
+    free(out);
+    snprintf(cmd, sizeof cmd,
+             "%s/iris_train --data x=%s/feat.csv --data labels=%s/feat.csv --label-column none",
+             BUILD_DIR, dir, dir);
+    ck_assert_int_eq(run_cmd(cmd, &out), 1);
+    ck_assert_msg(strstr(out, "feat.csv: --label-column none, but input 'labels' takes labels\n"),
+                  "%s", out);
+    free(out);
     remove_dir(dir);
 }
 END_TEST
@@ -1354,6 +1392,7 @@ static Suite *cli_suite(void)
     tcase_add_test(t, output_folders_and_missing_runtime);
     tcase_add_test(t, double_build);
     tcase_add_test(t, huge_model_builds);
+    tcase_add_test(t, features_only_csv);
     tcase_add_test(t, heap_arena_trains_alike);
     tcase_add_test(t, passes_match_golden_files);
     tcase_add_test(t, readme_quotes_the_generated_c);
