@@ -320,6 +320,14 @@ static void close_loops(Buf *b, int from, int to, int depth)
     }
 }
 
+/* The type a reduction accumulates in: a sum down to one value (a loss,
+ * an l2 term) in double, since one running float sum of a million squares
+ * put a float loss 6e-5 off; the rest in the model's real. */
+static const char *total_type(const Node *r, bool whole)
+{
+    return whole && r->op == OP_SUM ? "double" : "real";
+}
+
 static void emit_group(Emit *e, int root)
 {
     Graph *g = e->g;
@@ -410,10 +418,11 @@ static void emit_group(Emit *e, int root)
             open_parallel(e->b, &sp, depth);
         open_loops(e->b, &sp, 0, keep, depth);
         indent(e->b, depth + keep);
+        const char *type = total_type(r, keep == 0);
         if (split)
-            buf_printf(e->b, "real part[%d] = {%s};\n", PARTIAL_SUMS, init);
+            buf_printf(e->b, "%s part[%d] = {%s};\n", type, PARTIAL_SUMS, init);
         else
-            buf_printf(e->b, "real acc = %s;\n", init);
+            buf_printf(e->b, "%s acc = %s;\n", type, init);
         int inner = split ? last : sp.rank; /* the reduced loops written plainly */
         open_loops(e->b, &sp, keep, inner, depth + keep);
         char part[16];
@@ -437,7 +446,7 @@ static void emit_group(Emit *e, int root)
         close_loops(e->b, keep, inner, depth + keep);
         if (split) {
             indent(e->b, depth + keep);
-            buf_printf(e->b, "real acc = part[0];\n");
+            buf_printf(e->b, "%s acc = part[0];\n", type);
             indent(e->b, depth + keep);
             buf_printf(e->b, "for (int o = 1; o < %d; o++)\n", PARTIAL_SUMS);
             indent(e->b, depth + keep + 1);
@@ -503,7 +512,8 @@ static void emit_shared_loop(Emit *e, const Roots *roots)
             block = true;
             Buf init = {0};
             op_info[ir_at(g, roots->id[k])->op].emit(&init, ir_at(g, roots->id[k]), NULL, NULL);
-            buf_printf(e->b, "        real %s = %s;\n", roots->acc[k], init.data);
+            buf_printf(e->b, "        %s %s = %s;\n", total_type(ir_at(g, roots->id[k]), true),
+                       roots->acc[k], init.data);
             buf_free(&init);
         }
     if (!block) {

@@ -113,12 +113,12 @@ static void compute_loss(void)
         cross_entropy[i] = mx + r_log(acc) - row[labels[i]];
     }
     {
-        real part[16] = {REAL_C(0.0)};
+        double part[16] = {REAL_C(0.0)};
         for (int o = 0; o < 32; o += 16)
             for (int i = o; i < o + 16; i++) {
                 part[i - o] += cross_entropy[i];
             }
-        real acc = part[0];
+        double acc = part[0];
         for (int o = 1; o < 16; o++)
             acc += part[o];
         mean_sum[0] = acc;
@@ -149,7 +149,7 @@ static void compute_loss(void)
         log_softmax_lse[i] = r_log(log_softmax_sum[i]);
     }
     {
-        real acc = REAL_C(0.0);
+        double acc = REAL_C(0.0);
         for (int i = 0; i < 32; i++)
             for (int j = 0; j < 10; j++) {
                 const real t27 = log_softmax_shifted[i * 10 + j] - log_softmax_lse[i];
@@ -192,12 +192,12 @@ static void compute_grads(void)
 
     /* models/digits.lua:22: local loss = (1 - SMOOTH) * mean(cross_entropy(logits, labels)) */
     {
-        real part[16] = {REAL_C(0.0)};
+        double part[16] = {REAL_C(0.0)};
         for (int o = 0; o < 32; o += 16)
             for (int i = o; i < o + 16; i++) {
                 part[i - o] += cross_entropy[i];
             }
-        real acc = part[0];
+        double acc = part[0];
         for (int o = 1; o < 16; o++)
             acc += part[o];
         mean_sum[0] = acc;
@@ -233,7 +233,7 @@ static void compute_grads(void)
 
     /* models/digits.lua:23: + SMOOTH * mean(-log_softmax(logits)) */
     {
-        real acc = REAL_C(0.0);
+        double acc = REAL_C(0.0);
         for (int i = 0; i < 32; i++)
             for (int j = 0; j < 10; j++) {
                 const real t27 = log_softmax_shifted[i * 10 + j] - log_softmax_lse[i];

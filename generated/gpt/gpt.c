@@ -611,12 +611,12 @@ static void compute_loss(void)
         cross_entropy[i] = mx + r_log(acc) - row[y[i]];
     }
     {
-        real part[16] = {REAL_C(0.0)};
+        double part[16] = {REAL_C(0.0)};
         for (int o = 0; o < 1024; o += 16)
             for (int i = o; i < o + 16; i++) {
                 part[i - o] += cross_entropy[i];
             }
-        real acc = part[0];
+        double acc = part[0];
         for (int o = 1; o < 16; o++)
             acc += part[o];
         loss_sum[0] = acc;
@@ -650,12 +650,12 @@ static void compute_grads(void)
 
     /* models/gpt.lua:25: loss = mean(cross_entropy(logits, y)), */
     {
-        real part[16] = {REAL_C(0.0)};
+        double part[16] = {REAL_C(0.0)};
         for (int o = 0; o < 1024; o += 16)
             for (int i = o; i < o + 16; i++) {
                 part[i - o] += cross_entropy[i];
             }
-        real acc = part[0];
+        double acc = part[0];
         for (int o = 1; o < 16; o++)
             acc += part[o];
         loss_sum[0] = acc;

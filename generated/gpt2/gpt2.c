@@ -649,7 +649,7 @@ static void compute_loss(void)
         cross_entropy[i] = mx + r_log(acc) - row[y[i]];
     }
     {
-        real acc = REAL_C(0.0);
+        double acc = REAL_C(0.0);
         for (int i = 0; i < 16; i++) {
             acc += cross_entropy[i];
         }
@@ -690,7 +690,7 @@ static void compute_grads(void)
 
     /* models/gpt2.lua:81: local loss = mean(cross_entropy(logits:slice(3, 1, V), y)) */
     {
-        real acc = REAL_C(0.0);
+        double acc = REAL_C(0.0);
         for (int i = 0; i < 16; i++) {
             acc += cross_entropy[i];
         }

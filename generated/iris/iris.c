@@ -59,7 +59,7 @@ static void compute_loss(void)
         cross_entropy[i] = mx + r_log(acc) - row[labels[i]];
     }
     {
-        real acc = REAL_C(0.0);
+        double acc = REAL_C(0.0);
         for (int i = 0; i < 30; i++) {
             acc += cross_entropy[i];
         }
@@ -94,7 +94,7 @@ static void compute_grads(void)
 
     /* models/iris.lua:13: loss = mean(cross_entropy(logits, labels)), */
     {
-        real acc = REAL_C(0.0);
+        double acc = REAL_C(0.0);
         for (int i = 0; i < 30; i++) {
             acc += cross_entropy[i];
         }

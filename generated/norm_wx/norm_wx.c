@@ -40,13 +40,13 @@ static void compute_loss(void)
 {
     /* models/norm_wx.lua:13: loss = sum(q^2), */
     {
-        real part[16] = {REAL_C(0.0)};
+        double part[16] = {REAL_C(0.0)};
         for (int o = 0; o < 128; o += 16)
             for (int i = o; i < o + 16; i++) {
                 const real t3 = q[i] * q[i];
                 part[i - o] += t3;
             }
-        real acc = part[0];
+        double acc = part[0];
         for (int o = 1; o < 16; o++)
             acc += part[o];
         loss_value[0] = acc;
@@ -71,13 +71,13 @@ static void compute_grads(int fold, real lr, real keep)
 {
     /* models/norm_wx.lua:13: loss = sum(q^2), */
     {
-        real part[16] = {REAL_C(0.0)};
+        double part[16] = {REAL_C(0.0)};
         for (int o = 0; o < 128; o += 16)
             for (int i = o; i < o + 16; i++) {
                 const real t3 = q[i] * q[i];
                 part[i - o] += t3;
             }
-        real acc = part[0];
+        double acc = part[0];
         for (int o = 1; o < 16; o++)
             acc += part[o];
         loss_value[0] = acc;

@@ -55,7 +55,7 @@ static void compute_loss(void)
 {
     /* models/seed_mlp.lua:16: loss = sum((y_pred - y)^2), */
     {
-        real acc = REAL_C(0.0);
+        double acc = REAL_C(0.0);
         for (int i = 0; i < 640; i++) {
             const real t7 = y_pred[i] - y[i];
             sub[i] = t7;
@@ -84,7 +84,7 @@ static void compute_grads(int fold, real lr, real keep)
 {
     /* models/seed_mlp.lua:16: loss = sum((y_pred - y)^2), */
     {
-        real acc = REAL_C(0.0);
+        double acc = REAL_C(0.0);
         for (int i = 0; i < 640; i++) {
             const real t7 = y_pred[i] - y[i];
             sub[i] = t7;

@@ -57,12 +57,12 @@ static void compute_loss(void)
         hinge_loss[i] = acc;
     }
     {
-        real part[16] = {REAL_C(0.0)};
+        double part[16] = {REAL_C(0.0)};
         for (int o = 0; o < 64; o += 16)
             for (int i = o; i < o + 16; i++) {
                 part[i - o] += hinge_loss[i];
             }
-        real acc = part[0];
+        double acc = part[0];
         for (int o = 1; o < 16; o++)
             acc += part[o];
         data_loss_sum[0] = acc;
@@ -70,13 +70,13 @@ static void compute_loss(void)
 
     /* models/svm.lua:14: local reg_loss = reg * sum(W^2) */
     {
-        real part[16] = {REAL_C(0.0)};
+        double part[16] = {REAL_C(0.0)};
         for (int o = 0; o < 640; o += 16)
             for (int i = o; i < o + 16; i++) {
                 const real t8 = W[i] * W[i];
                 part[i - o] += t8;
             }
-        real acc = part[0];
+        double acc = part[0];
         for (int o = 1; o < 16; o++)
             acc += part[o];
         reg_loss_sum[0] = acc;
@@ -112,12 +112,12 @@ static void compute_grads(void)
         hinge_loss[i] = acc;
     }
     {
-        real part[16] = {REAL_C(0.0)};
+        double part[16] = {REAL_C(0.0)};
         for (int o = 0; o < 64; o += 16)
             for (int i = o; i < o + 16; i++) {
                 part[i - o] += hinge_loss[i];
             }
-        real acc = part[0];
+        double acc = part[0];
         for (int o = 1; o < 16; o++)
             acc += part[o];
         data_loss_sum[0] = acc;
@@ -125,7 +125,7 @@ static void compute_grads(void)
 
     /* models/svm.lua:14 and its backward: local reg_loss = reg * sum(W^2) */
     {
-        real acc = REAL_C(0.0);
+        double acc = REAL_C(0.0);
         for (int i = 0; i < 640; i++) {
             const real t8 = W[i] * W[i];
             acc += t8;
