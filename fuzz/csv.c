@@ -11,7 +11,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const char *path = fuzz_file(data, size, "in.csv.gz");
     rt_csv c;
     char err[512] = "";
-    int rc = rt_csv_read(path, &c, err, sizeof err);
+    int rc = rt_csv_read(path, 0, &c, err, sizeof err);
     if (rc == 0) {
         if (c.rows < 1 || c.cols < 1)
             fail("a table with no rows or columns", path);

@@ -43,7 +43,8 @@ static inline void load_inputs(const char *path, long label_column, long min_row
         const rt_tensor *t = &m->inputs[k];
         rt_array a;
         char err[512] = "";
-        int rc = rt_input_load(m, t, path, label_column, min_rows, &a, err, sizeof err);
+        rt_csv_layout csv = {.label_column = label_column};
+        int rc = rt_input_load(m, t, path, &csv, min_rows, &a, err, sizeof err);
         if (rc == 0) {
             check_loaded(m, t, &a, min_rows);
             rt_array_free(&a);

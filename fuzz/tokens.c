@@ -28,7 +28,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const rt_model *m = &iris_model_f32;
     for (int k = 0; k < m->n_inputs; k++) {
         char msg[512] = "";
-        rc = rt_input_load(m, &m->inputs[k], next, -1, 1, &a, msg, sizeof msg);
+        rc = rt_input_load(m, &m->inputs[k], next, &RT_CSV_LAYOUT_DEFAULT, 1, &a, msg, sizeof msg);
         if (rc == 0) {
             check_loaded(m, &m->inputs[k], &a, 1);
             rt_array_free(&a);

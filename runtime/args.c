@@ -71,6 +71,18 @@ int rt_parse_posint(const rt_args *a, const char *flag, const char *s, long *out
     return 0;
 }
 
+int rt_parse_count(const rt_args *a, const char *flag, const char *s, long *out)
+{
+    errno = 0;
+    long v = all_digits(s) ? strtol(s, NULL, 10) : -1;
+    if (errno || v < 0) {
+        rt_args_error(a, "%s: expected a non-negative integer, got '%s'", flag, s);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
 int rt_parse_u64(const rt_args *a, const char *flag, const char *s, uint64_t *out)
 {
     errno = 0;

@@ -7,7 +7,8 @@
  * for token models); see read_sequence for the last two.
  * A CSV's label column (--label-column, the last by default) feeds an
  * int32 input and its other columns a float input; with --label-column
- * none, every column is a feature. For an input of shape
+ * none, every column is a feature. --skip-rows N passes over its first N
+ * lines. For an input of shape
  * [batch, rest...] the file must hold M >= batch rows of as many values
  * as `rest` holds (an IDX [M,28,28] feeds an input [batch,784]); a
  * validation file may hold fewer rows than the batch. Its values are
@@ -28,8 +29,10 @@
  * so over the epochs every row is trained on. A batch is a function of
  * (seed, step) alone, which is what lets --resume be exact.
  *
- * --val-split F holds out the last ceil(F M) rows in file order, before
- * any shuffling: the training rows are the first M - ceil(F M).
+ * --val-split F holds out ceil(F M) rows before any shuffling: the last in
+ * file order, or with --val-shuffle rows drawn from the stream
+ * (seed, RT_STREAM_SPLIT), the same for every epoch and on --resume. Both
+ * sets keep their rows in file order.
  */
 #include <float.h>
 #include <math.h>
@@ -208,7 +211,7 @@ void rt_data_init(rt_data *d)
 {
     memset(d, 0, sizeof *d);
     d->flag = "--data";
-    d->label_column = -1;
+    d->csv = RT_CSV_LAYOUT_DEFAULT;
     d->order_epoch = -1;
 }
 
@@ -227,11 +230,12 @@ static void round_to_float(rt_array *a)
     a->dtype = RT_F32;
 }
 
-static int read_csv(const char *path, const rt_tensor *t, rt_dtype want, long label_column,
+static int read_csv(const char *path, const rt_tensor *t, rt_dtype want, const rt_csv_layout *csv,
                     rt_array *out, char *err, size_t errlen)
 {
     rt_csv c;
-    if (rt_csv_read(path, &c, err, errlen))
+    long label_column = csv->label_column;
+    if (rt_csv_read(path, csv->skip_rows, &c, err, errlen))
         return -1;
     long label = label_column < 0 ? c.cols + label_column : label_column - 1;
     int rc;
@@ -325,7 +329,7 @@ static int read_sequence(const char *path, const rt_tensor *t, rt_array *out, ch
     return 0;
 }
 
-static int read_any(const char *path, const rt_tensor *t, rt_dtype want, long label_column,
+static int read_any(const char *path, const rt_tensor *t, rt_dtype want, const rt_csv_layout *csv,
                     rt_array *out, char *err, size_t errlen)
 {
     if (is_sequence(path))
@@ -333,7 +337,7 @@ static int read_any(const char *path, const rt_tensor *t, rt_dtype want, long la
     if (has_suffix(path, ".npy"))
         return rt_npy_read(path, out, err, errlen);
     if (has_suffix(path, ".csv") || has_suffix(path, ".csv.gz"))
-        return read_csv(path, t, want, label_column, out, err, errlen);
+        return read_csv(path, t, want, csv, out, err, errlen);
     if (strstr(path, ".idx") || strstr(path, "-ubyte"))
         return rt_idx_read(path, out, err, errlen);
     return rt_errf(err, errlen,
@@ -342,11 +346,11 @@ static int read_any(const char *path, const rt_tensor *t, rt_dtype want, long la
                    path);
 }
 
-int rt_input_load(const rt_model *m, const rt_tensor *t, const char *path, long label_column,
+int rt_input_load(const rt_model *m, const rt_tensor *t, const char *path, const rt_csv_layout *csv,
                   long min_rows, rt_array *out, char *err, size_t errlen)
 {
     rt_array raw;
-    if (read_any(path, t, rt_storage_dtype(m, t), label_column, &raw, err, errlen))
+    if (read_any(path, t, rt_storage_dtype(m, t), csv, &raw, err, errlen))
         return -1;
     int rc =
         shape_fits(t, &raw, min_rows) ? 0 : shape_error(path, min_rows, t, &raw, m, err, errlen);
@@ -367,8 +371,7 @@ int rt_data_bind(rt_data *d, const rt_model *m, const char *name, const char *pa
         return no_such_input(d, m, name, err, errlen);
     if (find_binding(d, t))
         return rt_errf(err, errlen, "%s: input '%s' is given twice", d->flag, name);
-    if (rt_input_load(m, t, path, d->label_column, d->min_rows ? d->min_rows : m->batch, &a, err,
-                      errlen))
+    if (rt_input_load(m, t, path, &d->csv, d->min_rows ? d->min_rows : m->batch, &a, err, errlen))
         return -1;
     rt_binding *b = rt_malloc(sizeof *b * (size_t)(d->n + 1));
     if (d->n)
@@ -423,20 +426,59 @@ static long rows_fit(const rt_binding *b, long n)
     return n < b->input->shape[0] ? n : b->input->shape[0];
 }
 
-/* The rows [first, first + n) of b's file, into a whole allocation. */
-static rt_array slice_rows(const rt_binding *b, long first, long n)
+/* Which of rows rows a split holds out: the last hold, or hold drawn by
+ * (seed, RT_STREAM_SPLIT) when shuffled (a partial Fisher-Yates). */
+static char *held_rows(long rows, long hold, int shuffled, uint64_t seed)
+{
+    char *held = calloc((size_t)rows, 1);
+    if (!held)
+        rt_die("out of memory splitting %ld rows", rows);
+    if (!shuffled) {
+        memset(held + rows - hold, 1, (size_t)hold);
+        return held;
+    }
+    long *order = rt_malloc(sizeof *order * (size_t)rows);
+    for (long i = 0; i < rows; i++)
+        order[i] = i;
+    rt_rng r;
+    rt_rng_stream(&r, seed, RT_STREAM_SPLIT, 0);
+    for (long i = 0; i < hold; i++) {
+        long k = i + rt_rng_below(&r, rows - i);
+        long v = order[i];
+        order[i] = order[k];
+        order[k] = v;
+        held[order[i]] = 1;
+    }
+    free(order);
+    return held;
+}
+
+/* Moves b's held rows, in file order, into an array of their own; the
+ * others close up in place, in file order too. */
+static rt_array split_rows(rt_binding *b, const char *held, long hold)
 {
     rt_array a = b->arr;
     size_t row = row_bytes(b);
-    a.shape[0] = n;
-    a.size = b->arr.size / b->arr.shape[0] * n;
-    a.data = rt_malloc(row * (size_t)(n > 0 ? n : 1));
-    memcpy(a.data, (const char *)b->arr.data + row * (size_t)first, row * (size_t)n);
+    long rows = b->arr.shape[0], kept = 0, out = 0;
+    a.shape[0] = hold;
+    a.size = b->arr.size / rows * hold;
+    a.data = rt_malloc(row * (size_t)hold);
+    char *src = b->arr.data;
+    for (long i = 0; i < rows; i++) {
+        const char *from = src + row * (size_t)i;
+        if (held[i])
+            memcpy((char *)a.data + row * (size_t)out++, from, row);
+        else
+            memmove(src + row * (size_t)kept++, from, row);
+    }
+    /* The training array keeps its allocation; only its row count shrinks. */
+    b->arr.size = b->arr.size / rows * kept;
+    b->arr.shape[0] = kept;
     return a;
 }
 
-int rt_data_split(rt_data *d, rt_data *val, const rt_model *m, double frac, char *err,
-                  size_t errlen)
+int rt_data_split(rt_data *d, rt_data *val, const rt_model *m, double frac, int shuffled,
+                  uint64_t seed, char *err, size_t errlen)
 {
     /* F M is a product of decimals (0.07 * 100 is 7.000000000000001), so a
      * fraction below 1e-6 is rounding, not a row. */
@@ -449,15 +491,12 @@ int rt_data_split(rt_data *d, rt_data *val, const rt_model *m, double frac, char
                        "--val-split %g: holding out %ld of %ld rows leaves %ld to train on, "
                        "fewer than the batch %d; use a smaller fraction",
                        frac, hold, d->rows, keep, m->batch);
+    char *held = held_rows(d->rows, hold, shuffled, seed);
     val->b = rt_malloc(sizeof *val->b * (size_t)d->n);
     val->n = d->n;
-    for (int k = 0; k < d->n; k++) {
-        rt_binding *b = &d->b[k];
-        val->b[k] = (rt_binding){b->input, b->path, slice_rows(b, keep, hold)};
-        /* The training array keeps its allocation; only its row count shrinks. */
-        b->arr.size = b->arr.size / b->arr.shape[0] * keep;
-        b->arr.shape[0] = keep;
-    }
+    for (int k = 0; k < d->n; k++)
+        val->b[k] = (rt_binding){d->b[k].input, d->b[k].path, split_rows(&d->b[k], held, hold)};
+    free(held);
     val->rows = hold;
     val->nbatches = hold / m->batch;
     d->rows = keep;
@@ -472,6 +511,17 @@ void rt_data_load_rows(const rt_data *d, const rt_model *m, long first, long n)
         size_t row = row_bytes(b);
         memcpy(input_row(b, m, 0, row), (const char *)b->arr.data + (size_t)first * row,
                (size_t)rows_fit(b, n) * row);
+    }
+}
+
+void rt_data_load_padded(const rt_data *d, const rt_model *m, long first, long n)
+{
+    rt_data_load_rows(d, m, first, n);
+    for (int k = 0; k < d->n; k++) {
+        const rt_binding *b = &d->b[k];
+        size_t row = row_bytes(b);
+        for (long r = n; r < rows_fit(b, m->batch); r++)
+            memcpy(input_row(b, m, r, row), input_row(b, m, 0, row), row);
     }
 }
 

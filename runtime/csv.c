@@ -3,10 +3,11 @@
  *
  * Fields are numbers separated by commas; blank lines are skipped. A first
  * line with any field that is not a number is a header, however many
- * fields it has. Every row must have as many fields as the first row after
- * it; a ragged row or a field that is not a
- * number is refused with the file, line and column. Columns are then cut
- * out as arrays, with lossless conversion only (labels must be integers).
+ * fields it has; lines before it may be skipped unread (--skip-rows).
+ * Every row must have as many fields as the first row after it; a ragged
+ * row or a field that is not a number is refused with the file, line and
+ * column. Columns are then cut out as arrays, with lossless conversion
+ * only (labels must be integers).
  * A file that is no text (a NUL byte), a line longer than MAX_LINE (what a
  * gzip bomb inflates to) and a gzip stream that ends early are refused
  * too, before any of their bytes become a row.
@@ -96,7 +97,7 @@ static int parse_number(const char *s, double *v)
     return end != s && *end == 0 && errno != ERANGE && isfinite(*v);
 }
 
-int rt_csv_read(const char *path, rt_csv *out, char *err, size_t errlen)
+int rt_csv_read(const char *path, long skip_rows, rt_csv *out, char *err, size_t errlen)
 {
     *out = (rt_csv){0};
     gzFile f = gzopen(path, "rb");
@@ -120,7 +121,7 @@ int rt_csv_read(const char *path, rt_csv *out, char *err, size_t errlen)
                              path, line_no, MAX_LINE);
             break;
         }
-        if (!line[strspn(line, " \t")])
+        if (line_no <= skip_rows || !line[strspn(line, " \t")])
             continue;
         long n = count_fields(line);
         if (n > max_fields) {
@@ -180,7 +181,10 @@ int rt_csv_read(const char *path, rt_csv *out, char *err, size_t errlen)
     gzclose(f);
     free(buf);
     free(fields);
-    if (status == 0 && out->rows == 0)
+    if (status == 0 && out->rows == 0 && skip_rows > 0 && line_no <= skip_rows)
+        status = rt_errf(err, errlen, "%s: --skip-rows %ld, but the file has %ld lines", path,
+                         skip_rows, line_no);
+    else if (status == 0 && out->rows == 0)
         status = rt_errf(err, errlen, "%s: no rows of numbers", path);
     if (status)
         rt_csv_free(out);

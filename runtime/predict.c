@@ -19,7 +19,8 @@
 
 typedef struct {
     const char *checkpoint, *init, *out, *output;
-    long label_column, threads;
+    rt_csv_layout csv;
+    long threads;
     int argmax, help, n_data;
     const char **data;
 } Opts;
@@ -28,7 +29,7 @@ static void usage(const rt_model *m, const char *prog)
 {
     printf("usage: %s --checkpoint FILE | --init DIR  --data NAME=FILE...\n"
            "       [--out FILE.npy|FILE.csv] [--output NAME] [--argmax] [--label-column K]\n"
-           "       [--threads N]\n\n"
+           "       [--skip-rows N] [--threads N]\n\n"
            "Runs model %s (%s) forward with the parameters of a checkpoint that\n"
            "%s_train wrote (or of .npy files), on every row of the data, %d rows\n"
            "at a time.\n",
@@ -47,6 +48,7 @@ static void usage(const rt_model *m, const char *prog)
            "  --argmax           write each row's predicted class, not its values\n"
            "  --label-column K   a CSV's label column, from 1; negative from the end (-1);\n"
            "                     none: the file holds features only\n"
+           "  --skip-rows N      pass over a CSV's first N lines unread (a title, notes)\n"
            "  --threads N        threads for products and large loops (default 1)\n");
 }
 
@@ -79,7 +81,10 @@ static int parse(rt_args *a, Opts *o)
                 return 2;
             o->output = v;
         } else if ((r = rt_args_value(a, "--label-column", &v)) != 0) {
-            if (r < 0 || rt_parse_label_column(a, v, &o->label_column))
+            if (r < 0 || rt_parse_label_column(a, v, &o->csv.label_column))
+                return 2;
+        } else if ((r = rt_args_value(a, "--skip-rows", &v)) != 0) {
+            if (r < 0 || rt_parse_count(a, "--skip-rows", v, &o->csv.skip_rows))
                 return 2;
         } else if ((r = rt_args_value(a, "--threads", &v)) != 0) {
             if (r < 0 || rt_parse_posint(a, "--threads", v, &o->threads))
@@ -126,7 +131,7 @@ static int bind_inputs(const rt_model *m, const char *prog, const Opts *o, rt_ar
             fprintf(stderr, "%s: input '%s' has no --data %s=FILE\n", prog, t->name, t->name);
             return 1;
         }
-        if (rt_input_load(m, t, path, o->label_column, 1, &arrays[k], err, sizeof err)) {
+        if (rt_input_load(m, t, path, &o->csv, 1, &arrays[k], err, sizeof err)) {
             fprintf(stderr, "%s: %s\n", prog, err);
             return 1;
         }
@@ -289,7 +294,7 @@ int rt_predict_main(const rt_model *m, int argc, char **argv)
 {
     char prog[256];
     snprintf(prog, sizeof prog, "%s_predict", m->name);
-    Opts o = {.label_column = -1, .threads = 1};
+    Opts o = {.csv = RT_CSV_LAYOUT_DEFAULT, .threads = 1};
     o.data = rt_malloc(sizeof *o.data * (size_t)(argc > 0 ? argc : 1));
     rt_args a = {prog, argc, argv, 1};
     int rc = parse(&a, &o);

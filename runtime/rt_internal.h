@@ -42,7 +42,7 @@ int rt_npy_read_typed(const char *path, rt_array *out, const char **file_type, c
 uint64_t rt_splitmix64(uint64_t *x);
 /* Independent streams: domain separates params, inputs, gradcheck picks and
  * each epoch's shuffle. */
-enum { RT_STREAM_PARAM = 1, RT_STREAM_INPUT = 2, RT_STREAM_CHECK = 3, RT_STREAM_SAMPLE = 5, RT_STREAM_SHUFFLE = 4 };
+enum { RT_STREAM_PARAM = 1, RT_STREAM_INPUT = 2, RT_STREAM_CHECK = 3, RT_STREAM_SAMPLE = 5, RT_STREAM_SHUFFLE = 4, RT_STREAM_SPLIT = 6 };
 void rt_rng_stream(rt_rng *r, uint64_t seed, uint64_t domain, uint64_t k);
 long rt_rng_below(rt_rng *r, long n); /* uniform in [0, n), n >= 1 */
 
@@ -64,6 +64,17 @@ int rt_parse_double(const rt_args *a, const char *flag, const char *s, double *o
  * (RT_NO_LABEL: a CSV of features only). */
 enum { RT_NO_LABEL = 0 };
 int rt_parse_label_column(const rt_args *a, const char *s, long *out);
+/* --skip-rows N: N >= 0. */
+int rt_parse_count(const rt_args *a, const char *flag, const char *s, long *out);
+
+/* How a CSV is cut into inputs: its label column, from 1, negative from
+ * the end (-1, the default), or RT_NO_LABEL; the lines skipped at its
+ * start. */
+typedef struct {
+    long label_column;
+    long skip_rows;
+} rt_csv_layout;
+#define RT_CSV_LAYOUT_DEFAULT ((rt_csv_layout){.label_column = -1})
 void rt_args_error(const rt_args *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* bind.c: --data and --val NAME=FILE, converted once into each input's
@@ -80,8 +91,7 @@ typedef struct {
     rt_binding *b;     /* one per bound input, in --data order */
     long rows;         /* M, shared by every file */
     long nbatches;     /* floor(M / batch) */
-    long label_column; /* a CSV's label column, from 1; negative from the end (-1);
-                          RT_NO_LABEL: none */
+    rt_csv_layout csv;
     int shuffle;       /* rt_data_load: a fresh order each epoch, from seed */
     uint64_t seed;     /* set, like shuffle, before the first load: orders are cached */
     long *order;       /* rt_data_order's cache: the order of order_epoch */
@@ -90,17 +100,18 @@ typedef struct {
 /* One input's file, in any format gradc reads, checked against the input
  * (at least min_rows rows of the input's row size) and converted exactly
  * to its storage dtype: shape [M, input's row shape...]. */
-int rt_input_load(const rt_model *m, const rt_tensor *t, const char *path, long label_column,
-                  long min_rows, rt_array *out, char *err, size_t errlen);
+int rt_input_load(const rt_model *m, const rt_tensor *t, const char *path,
+                  const rt_csv_layout *csv, long min_rows, rt_array *out, char *err, size_t errlen);
 /* Defaults: --data, file order, the last column for labels. */
 void rt_data_init(rt_data *d);
 int rt_data_bind(rt_data *d, const rt_model *m, const char *name, const char *path, char *err,
                  size_t errlen);
 int rt_data_finish(rt_data *d, const rt_model *m, char *err, size_t errlen);
-/* --val-split: moves the last ceil(frac M) rows of every file of a finished
- * d into val (initialized, empty); fails if fewer than a batch would stay. */
-int rt_data_split(rt_data *d, rt_data *val, const rt_model *m, double frac, char *err,
-                  size_t errlen);
+/* --val-split: moves ceil(frac M) rows of every file of a finished d into
+ * val (initialized, empty), the last ones or, shuffled, rows drawn from
+ * seed; fails if fewer than a batch would stay. */
+int rt_data_split(rt_data *d, rt_data *val, const rt_model *m, double frac, int shuffled,
+                  uint64_t seed, char *err, size_t errlen);
 /* Epoch e's order of the rows (shuffled by (seed, e)); valid until the next call. */
 const long *rt_data_order(rt_data *d, long epoch);
 /* The training minibatch of a step (1-based) into the inputs. */
@@ -108,6 +119,8 @@ void rt_data_load(rt_data *d, const rt_model *m, long step);
 /* Rows [first, first + n) in file order into the first n rows of the inputs
  * (n <= batch); the rest of each input is left as it was. */
 void rt_data_load_rows(const rt_data *d, const rt_model *m, long first, long n);
+/* The same, and the rest of the batch filled with copies of row first. */
+void rt_data_load_padded(const rt_data *d, const rt_model *m, long first, long n);
 void rt_data_free(rt_data *d);
 
 /* tokens.c: llm.c's tokenizer file (gpt2_tokenizer.bin), which only

@@ -18,7 +18,9 @@ typedef struct {
     int has_header; /* the first line had a field that is not a number */
 } rt_csv;
 
-int rt_csv_read(const char *path, rt_csv *out, char *err, size_t errlen);
+/* The first skip_rows lines of the file are passed over unread, whatever
+ * they hold (a licence, a title); a header may follow them. */
+int rt_csv_read(const char *path, long skip_rows, rt_csv *out, char *err, size_t errlen);
 void rt_csv_free(rt_csv *c);
 /* Columns [first, first + n) (0-based) as a [rows, n] array ([rows] when n
  * is 1), as RT_F64, or as RT_I32 when every value is an integer. */

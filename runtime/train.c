@@ -34,7 +34,7 @@
 
 static const char *nonfinite_name(double v) { return isnan(v) ? "nan" : v > 0 ? "inf" : "-inf"; }
 
-/* A validation score; a loss only when there is a full validation batch. */
+/* A validation score; a loss unless the model has no rows to score. */
 typedef struct {
     int has_loss, has_accuracy;
     double loss, accuracy;
@@ -95,6 +95,29 @@ static void find_classifier(Trainer *t)
     }
 }
 
+/* The last rows of a file sorted by class are one class: validating on
+ * them would mislead, so it is said. */
+static void warn_one_class(const Trainer *t)
+{
+    const rt_data *v = t->val;
+    if (!t->labels || t->o->val_shuffle || t->o->val_split <= 0)
+        return;
+    for (int k = 0; k < v->n; k++) {
+        const rt_array *a = &v->b[k].arr;
+        const int32_t *y = a->data;
+        if (v->b[k].input != t->labels || a->size < 2)
+            continue;
+        long i = 1;
+        while (i < a->size && y[i] == y[0])
+            i++;
+        if (i == a->size)
+            fprintf(stderr,
+                    "%s: warning: the %ld rows --val-split holds out (the last) are all of "
+                    "class %d: is the file sorted? --val-shuffle draws them at random\n",
+                    t->prog, v->rows, (int)y[0]);
+    }
+}
+
 /* Loads --data (and --val) NAME=FILE arguments into d; 0, or -1 with err. */
 static int bind_list(const rt_model *m, rt_data *d, int n, const char **args, char *err,
                      size_t errlen)
@@ -128,9 +151,11 @@ static void describe_data(const Trainer *t)
             t->prog, d->rows, d->nbatches, batch,
             d->shuffle ? "shuffled each epoch" : "in file order", d->rows - d->nbatches * batch);
     if (v->n)
-        fprintf(stderr, "%s: %ld validation rows (%s): loss over %ld full minibatches%s\n", t->prog,
-                v->rows, t->o->n_val ? "--val" : "the last of the --data files", v->nbatches,
-                t->scores ? ", accuracy over every row" : "");
+        fprintf(stderr, "%s: %ld validation rows (%s): loss%s over every row\n", t->prog, v->rows,
+                t->o->n_val         ? "--val"
+                : t->o->val_shuffle ? "drawn from the --data files by the seed"
+                                    : "the last of the --data files",
+                t->scores ? " and accuracy" : "");
 }
 
 /* Loads the training and validation data; 0, or 1 after a message. */
@@ -140,12 +165,13 @@ static int bind_all(Trainer *t)
     const Opts *o = t->o;
     rt_data *d = t->d, *v = t->val;
     char err[1024];
-    d->label_column = v->label_column = o->label_column;
+    d->csv = v->csv = o->csv;
     v->flag = "--val";
     v->min_rows = 1; /* the partial batch is evaluated too */
     if (bind_list(m, d, o->n_data, o->data, err, sizeof err) ||
         bind_list(m, v, o->n_val, o->val, err, sizeof err) ||
-        (o->val_split > 0 && rt_data_split(d, v, m, o->val_split, err, sizeof err))) {
+        (o->val_split > 0 &&
+         rt_data_split(d, v, m, o->val_split, o->val_shuffle, t->seed, err, sizeof err))) {
         fprintf(stderr, "%s: %s\n", t->prog, err);
         return 1;
     }
@@ -153,13 +179,7 @@ static int bind_all(Trainer *t)
     d->seed = t->seed;
     if (v->n)
         find_classifier(t);
-    if (v->n && v->nbatches == 0 && !t->scores) {
-        fprintf(stderr,
-                "%s: %s: %ld validation rows, fewer than the batch %d, and model %s is no "
-                "classifier, so there is nothing to score; give at least %d rows\n",
-                t->prog, o->n_val ? "--val" : "--val-split", v->rows, m->batch, m->name, m->batch);
-        return 1;
-    }
+    warn_one_class(t);
     t->eval_every = o->eval_every ? o->eval_every : v->n ? d->nbatches : 0;
     return 0;
 }
@@ -178,20 +198,40 @@ static long count_right(const rt_model *m, const rt_tensor *scores, const rt_ten
     return right;
 }
 
-/* The loss over the full validation batches and the accuracy over all
- * rows, in file order, both in evaluation mode. They overwrite the
- * inputs: harmless, since the next step loads its minibatch first. */
+/* The loss a batch of the r rows from first would score: a batch of
+ * them, padded with copies of row first (a), less a batch of a alone.
+ * In evaluation mode a row's loss does not depend on the other rows of
+ * its batch (dropout is off, batch norm takes its running averages), so
+ * the two differ by what the r rows add over r copies of a; scaled by
+ * batch / r it is what a batch of rows like them adds, and the terms of
+ * no row (an l2 penalty) stay in once, as in a full batch. */
+static double partial_batch_loss(const rt_model *m, const rt_data *v, long first, long r)
+{
+    rt_data_load_padded(v, m, first, r);
+    double padded = m->loss();
+    rt_data_load_padded(v, m, first, 1);
+    double alone = m->loss();
+    return alone + (double)m->batch / (double)r * (padded - alone);
+}
+
+/* The loss and the accuracy over every validation row, in file order,
+ * in evaluation mode; the loss is each batch's weighed by its rows. They
+ * overwrite the inputs: harmless, since the next step loads its
+ * minibatch first. */
 static Score score(const Trainer *t)
 {
     const rt_model *m = t->m;
     const rt_data *v = t->val;
-    Score s = {.has_loss = v->nbatches > 0, .has_accuracy = t->scores != NULL};
+    Score s = {.has_loss = v->rows > 0, .has_accuracy = t->scores != NULL};
     double sum = 0;
     for (long j = 0; j < v->nbatches; j++) {
         rt_data_load_rows(v, m, j * m->batch, m->batch);
-        sum += m->loss();
+        sum += m->loss() * m->batch;
     }
-    s.loss = s.has_loss ? sum / (double)v->nbatches : NAN;
+    long rest = v->rows - v->nbatches * m->batch;
+    if (rest > 0)
+        sum += partial_batch_loss(m, v, v->nbatches * m->batch, rest) * (double)rest;
+    s.loss = s.has_loss ? sum / (double)v->rows : NAN;
     if (!s.has_accuracy)
         return s;
     long right = 0;
@@ -718,7 +758,7 @@ int rt_train_main(const rt_model *m, int argc, char **argv)
               .print_every = 10,
               .threads = 1,
               .seed = 1,
-              .label_column = -1,
+              .csv = RT_CSV_LAYOUT_DEFAULT,
               .hyper = m->hyper,
               .schedule = {.gamma = 0.1}};
     o.data = rt_malloc(sizeof *o.data * (size_t)(argc > 0 ? argc : 1));

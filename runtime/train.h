@@ -13,13 +13,14 @@ typedef struct {
     int seed_given, steps_given, no_shuffle;
     const char *checkpoint, *resume, *init_dir, *export_dir, *export_grads, *log;
     double val_split; /* 0: none */
+    int val_shuffle;  /* --val-split holds out rows drawn by the seed */
     double minutes;   /* > 0: stop after the step that passes this much time */
     long sample;      /* > 0: characters to sample after training */
     double temperature;
     const char *prompt;
     /* llm.c's tokenizer file, to print a sample's tokens as text */
     const char *tokenizer;
-    long label_column; /* a CSV's, from 1; negative from the end */
+    rt_csv_layout csv;
     rt_hyper hyper;    /* the model's defaults, then the flags */
     rt_schedule schedule;
     int help;

@@ -77,8 +77,9 @@ void train_usage(const rt_model *m, const char *prog)
                                          "--threads N",
                                          "--data NAME=FILE...",
                                          "--label-column K",
+                                         "--skip-rows N",
                                          "--no-shuffle",
-                                         "--val-split F | --val NAME=FILE...",
+                                         "--val-split F [--val-shuffle] | --val NAME=FILE...",
                                          "--eval-every K",
                                          "--print-every K",
                                          "--log F.csv",
@@ -135,6 +136,8 @@ void train_usage(const rt_model *m, const char *prog)
            "  --label-column K   a CSV's label column, from 1; negative counts from the end,\n"
            "                     none for a file of features only\n"
            "                     (default -1, the last)\n"
+           "  --skip-rows N      pass over a CSV's first N lines unread (a title, notes);\n"
+           "                     a header line after them is told by its words as always\n"
            "  --no-shuffle       minibatches in file order (default: shuffled each epoch)\n"
            "Each epoch draws a fresh order of the training rows from the seed and the\n"
            "epoch, and cuts it into floor(rows / batch) minibatches; the rows left over\n"
@@ -143,11 +146,14 @@ void train_usage(const rt_model *m, const char *prog)
            "\nevaluation:\n"
            "  --val-split F      validate on the last ceil(F x rows) rows of the --data\n"
            "                     files (0 < F < 1), and train on the others\n"
+           "  --val-shuffle      hold out rows drawn at random by the seed, not the last\n"
+           "                     (for a file sorted by class)\n"
            "  --val NAME=F       or on separate files, one per input like --data (any rows)\n"
            "  --eval-every K     evaluate every K steps (default: after every epoch)\n"
-           "An evaluation prints `eval step N loss L accuracy A`: the mean loss over the\n"
-           "full validation minibatches, and for a classifier the fraction of all\n"
-           "validation rows whose highest output is the label.\n"
+           "An evaluation prints `eval step N loss L accuracy A`, both over every\n"
+           "validation row: the loss as the model defines it, penalties such as l2\n"
+           "included, each minibatch weighed by its rows (the last, partial one too);\n"
+           "for a classifier, the fraction of rows whose highest output is the label.\n"
            "\noutput:\n"
            "  --print-every K    print the loss every K steps (default 10)\n"
            "  --log F.csv        a CSV row per evaluation, or per printed step without\n"
@@ -208,6 +214,11 @@ static int parse_data_flag(rt_args *a, Opts *o)
         a->i++;
         return 1;
     }
+    if (rt_args_is(a, "--val-shuffle")) {
+        o->val_shuffle = 1;
+        a->i++;
+        return 1;
+    }
     if ((r = rt_args_value(a, "--data", &v)) != 0)
         return r < 0 ? -1 : parse_binding(a, "--data", v, o->data, &o->n_data);
     if ((r = rt_args_value(a, "--val", &v)) != 0)
@@ -217,7 +228,9 @@ static int parse_data_flag(rt_args *a, Opts *o)
     if ((r = rt_args_value(a, "--eval-every", &v)) != 0)
         return r < 0 ? -1 : rt_parse_posint(a, "--eval-every", v, &o->eval_every) ? -1 : 1;
     if ((r = rt_args_value(a, "--label-column", &v)) != 0)
-        return r < 0 ? -1 : rt_parse_label_column(a, v, &o->label_column) ? -1 : 1;
+        return r < 0 ? -1 : rt_parse_label_column(a, v, &o->csv.label_column) ? -1 : 1;
+    if ((r = rt_args_value(a, "--skip-rows", &v)) != 0)
+        return r < 0 ? -1 : rt_parse_count(a, "--skip-rows", v, &o->csv.skip_rows) ? -1 : 1;
     if ((r = rt_args_value(a, "--val-split", &v)) != 0) {
         if (r < 0 || rt_parse_double(a, "--val-split", v, &o->val_split))
             return -1;
@@ -358,6 +371,8 @@ static const char *conflict(const Opts *o)
         return "--val and --val-split both give validation data; give one";
     if (validation && !o->n_data)
         return o->n_val ? "--val needs --data to train on" : "--val-split needs --data to split";
+    if (o->val_shuffle && o->val_split <= 0)
+        return "--val-shuffle needs --val-split F: it says which rows the split holds out";
     if (o->eval_every && !validation)
         return "--eval-every needs validation data: --val-split F or --val NAME=FILE";
     if (o->tokenizer && !o->sample)

@@ -326,6 +326,42 @@ START_TEST(float_loss_sums_accurately)
 }
 END_TEST
 
+/* The validation loss covers every row: 45 held out of iris by a batch of
+ * 30 are a full batch and 15 more, and the double trainer's loss over them
+ * (penalty included once) equals NumPy's from the exported weights. */
+START_TEST(validation_loss_covers_every_row)
+{
+    char *dir = make_tmpdir(), path[600], cmd[4096], *out;
+    snprintf(path, sizeof path, "%s/softmax.lua", dir);
+    write_text(path, "local x = input(\"x\", {30, 4})\n"
+                     "local labels = input(\"labels\", {30}, \"int32\")\n"
+                     "local W = param(\"W\", {4, 3}, randn(0.5))\n"
+                     "local b = param(\"b\", {3}, zeros())\n"
+                     "local logits = x:matmul(W) + b\n"
+                     "return model { loss = mean(cross_entropy(logits, labels)) + 0.01 * l2({W}),\n"
+                     "  outputs = { logits = logits } }\n");
+    snprintf(cmd, sizeof cmd,
+             "%s build %s -o %s --double >/dev/null && %s/softmax_train --data x=data/iris.csv "
+             "--data labels=data/iris.csv --val-split 0.3 --steps 7 --export %s/w 2>&1 && "
+             "/usr/bin/python3 tests/val_loss_reference.py %s/w data/iris.csv 105 0.01",
+             GRADC_BIN, path, dir, dir, dir, dir);
+    ck_assert_msg(run_cmd(cmd, &out) == 0, "%s", out);
+    ck_assert_msg(strstr(out, "45 validation rows (the last of the --data files): loss and "
+                              "accuracy over every row"),
+                  "%s", out);
+    const char *eval = strstr(out, "eval step 7 loss ");
+    ck_assert_msg(eval, "%s", out);
+    const char *last = out + strlen(out) - 1; /* NumPy's line */
+    while (last > out && last[-1] != '\n')
+        last--;
+    double ours = strtod(eval + 17, NULL), numpy = strtod(last, NULL);
+    ck_assert_msg(fabs(ours - numpy) < 1e-8 * fabs(numpy), "ours %.17g, NumPy %.17g\n%s", ours,
+                  numpy, out);
+    free(out);
+    remove_dir(dir);
+}
+END_TEST
+
 /* A CSV of features only: with --label-column none, predict reads every
  * column as a feature and predicts what it does from the labelled file;
  * an input that takes labels is refused one, in one line. */
@@ -340,6 +376,18 @@ START_TEST(features_only_csv)
              "--out %s/b.csv && cmp %s/a.csv %s/b.csv && wc -l < %s/b.csv",
              BUILD_DIR, dir, dir, BUILD_DIR, dir, dir, BUILD_DIR, dir, dir, dir, dir, dir, dir);
     ck_assert_msg(run_cmd(cmd, &out) == 0 && strstr(out, "\n150\n"), "%s", out);
+    free(out);
+    /* Lines before the table: --skip-rows passes over them, in the
+     * trainer (the same weights as from the plain file) and in predict. */
+    snprintf(cmd, sizeof cmd,
+             "(echo 'Iris plants'; echo 'Fisher, 1936'; cat data/iris.csv) > %s/notes.csv && "
+             "%s/iris_train --data x=%s/notes.csv --data labels=%s/notes.csv --skip-rows 2 "
+             "--steps 50 --export %s/w2 >/dev/null && diff -r %s/w %s/w2 && "
+             "(echo 'Iris plants'; cat %s/feat.csv) > %s/featnotes.csv && "
+             "%s/iris_predict --init %s/w --data x=%s/featnotes.csv --label-column none "
+             "--skip-rows 1 --argmax --out %s/c.csv && cmp %s/a.csv %s/c.csv",
+             dir, BUILD_DIR, dir, dir, dir, dir, dir, dir, dir, BUILD_DIR, dir, dir, dir, dir, dir);
+    ck_assert_msg(run_cmd(cmd, &out) == 0, "%s", out);
     free(out);
     snprintf(cmd, sizeof cmd,
              "%s/iris_train --data x=%s/feat.csv --data labels=%s/feat.csv --label-column none",
@@ -1420,6 +1468,7 @@ static Suite *cli_suite(void)
     tcase_add_test(t, huge_model_builds);
     tcase_add_test(t, features_only_csv);
     tcase_add_test(t, float_loss_sums_accurately);
+    tcase_add_test(t, validation_loss_covers_every_row);
     tcase_add_test(t, heap_arena_trains_alike);
     tcase_add_test(t, passes_match_golden_files);
     tcase_add_test(t, readme_quotes_the_generated_c);

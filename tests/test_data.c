@@ -348,29 +348,32 @@ START_TEST(test_bind_csv_and_idx)
         fprintf(f, "%d.5,%d,%d,%d\n", r, 10 + r, 20 + r, r % 3);
     ck_assert_int_eq(fclose(f), 0);
     rt_array x, y;
-    ck_assert_msg(
-        rt_input_load(&float_model, &f_inputs[0], tmp("t.csv"), -1, 4, &x, err, sizeof err) == 0,
-        "%s", err);
+    ck_assert_msg(rt_input_load(&float_model, &f_inputs[0], tmp("t.csv"), &RT_CSV_LAYOUT_DEFAULT, 4,
+                                &x, err, sizeof err) == 0,
+                  "%s", err);
     ck_assert_int_eq(x.shape[0], 5);
     ck_assert_int_eq(x.shape[1], 3);
     ck_assert_float_eq(((float *)x.data)[3], 1.5f);
     ck_assert_float_eq(((float *)x.data)[14], 24.0f);
-    ck_assert_msg(
-        rt_input_load(&float_model, &f_inputs[1], tmp("t.csv"), -1, 4, &y, err, sizeof err) == 0,
-        "%s", err);
+    ck_assert_msg(rt_input_load(&float_model, &f_inputs[1], tmp("t.csv"), &RT_CSV_LAYOUT_DEFAULT, 4,
+                                &y, err, sizeof err) == 0,
+                  "%s", err);
     ck_assert_int_eq(((int32_t *)y.data)[4], 1);
     rt_array_free(&x);
     rt_array_free(&y);
     /* label column 1: now the features are the last three columns */
-    ck_assert_int_eq(
-        rt_input_load(&float_model, &f_inputs[1], tmp("t.csv"), 1, 4, &y, err, sizeof err), -1);
+    ck_assert_int_eq(rt_input_load(&float_model, &f_inputs[1], tmp("t.csv"),
+                                   &(rt_csv_layout){.label_column = 1}, 4, &y, err, sizeof err),
+                     -1);
     ck_assert_ptr_nonnull(strstr(err, "column 1 is 0.5, not an integer label"));
     /* too few rows for the batch, and a format gradc does not read */
-    ck_assert_int_eq(
-        rt_input_load(&float_model, &f_inputs[0], tmp("t.csv"), -1, 6, &x, err, sizeof err), -1);
+    ck_assert_int_eq(rt_input_load(&float_model, &f_inputs[0], tmp("t.csv"), &RT_CSV_LAYOUT_DEFAULT,
+                                   6, &x, err, sizeof err),
+                     -1);
     ck_assert_ptr_nonnull(strstr(err, "with at least 6 rows"));
-    ck_assert_int_eq(
-        rt_input_load(&float_model, &f_inputs[0], tmp("t.json"), -1, 4, &x, err, sizeof err), -1);
+    ck_assert_int_eq(rt_input_load(&float_model, &f_inputs[0], tmp("t.json"),
+                                   &RT_CSV_LAYOUT_DEFAULT, 4, &x, err, sizeof err),
+                     -1);
     ck_assert_ptr_nonnull(strstr(err, "t.json: not a data file gradc reads"));
     unsigned char idx[4 + 12 + 15] = {0, 0, 0x08, 3, 0, 0, 0, 5, 0, 0, 0, 3, 0, 0, 0, 1};
     for (int i = 0; i < 15; i++)
@@ -378,9 +381,9 @@ START_TEST(test_bind_csv_and_idx)
     f = fopen(tmp("x-ubyte"), "wb");
     ck_assert_uint_eq(fwrite(idx, 1, sizeof idx, f), sizeof idx);
     ck_assert_int_eq(fclose(f), 0);
-    ck_assert_msg(
-        rt_input_load(&float_model, &f_inputs[0], tmp("x-ubyte"), -1, 4, &x, err, sizeof err) == 0,
-        "%s", err);
+    ck_assert_msg(rt_input_load(&float_model, &f_inputs[0], tmp("x-ubyte"), &RT_CSV_LAYOUT_DEFAULT,
+                                4, &x, err, sizeof err) == 0,
+                  "%s", err);
     ck_assert_int_eq(x.rank, 2);
     ck_assert_int_eq(x.shape[1], 3);
     ck_assert_float_eq(((float *)x.data)[14], 14.0f);
@@ -409,9 +412,12 @@ START_TEST(test_bind_text)
     char next[600];
     snprintf(next, sizeof next, "%s:next", tmp("t.txt"));
     rt_array x, y;
-    ck_assert_msg(rt_input_load(&m, &in[0], tmp("t.txt"), -1, 2, &x, err, sizeof err) == 0, "%s",
-                  err);
-    ck_assert_msg(rt_input_load(&m, &in[0], next, -1, 2, &y, err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(rt_input_load(&m, &in[0], tmp("t.txt"), &RT_CSV_LAYOUT_DEFAULT, 2, &x, err,
+                                sizeof err) == 0,
+                  "%s", err);
+    ck_assert_msg(rt_input_load(&m, &in[0], next, &RT_CSV_LAYOUT_DEFAULT, 2, &y, err, sizeof err) ==
+                      0,
+                  "%s", err);
     ck_assert_int_eq(x.shape[0], 3); /* (10 - 1) / 3 */
     ck_assert_int_eq(y.shape[0], 3);
     ck_assert_int_eq(x.shape[1], 3);
@@ -421,14 +427,18 @@ START_TEST(test_bind_text)
     }
     rt_array_free(&x);
     rt_array_free(&y);
-    ck_assert_int_eq(rt_input_load(&m, &in[1], tmp("t.txt"), -1, 2, &x, err, sizeof err), -1);
+    ck_assert_int_eq(
+        rt_input_load(&m, &in[1], tmp("t.txt"), &RT_CSV_LAYOUT_DEFAULT, 2, &x, err, sizeof err),
+        -1);
     ck_assert_ptr_nonnull(strstr(err, "a text feeds int32 inputs"));
     f = fopen(tmp("u.txt"), "w");
     fputs("ab\xe9"
           "defg",
           f); /* a byte past the 128 classes */
     ck_assert_int_eq(fclose(f), 0);
-    ck_assert_int_eq(rt_input_load(&m, &in[0], tmp("u.txt"), -1, 2, &x, err, sizeof err), -1);
+    ck_assert_int_eq(
+        rt_input_load(&m, &in[0], tmp("u.txt"), &RT_CSV_LAYOUT_DEFAULT, 2, &x, err, sizeof err),
+        -1);
     ck_assert_ptr_nonnull(strstr(err, "byte 2 is 233, outside [0, 128)"));
     ck_assert_ptr_nonnull(strstr(err, "text takes 256 classes"));
     remove_tmpdir();
@@ -470,7 +480,9 @@ static void write_tokens(const char *path, const uint16_t *tokens, int n)
 static void load_ok(const rt_tensor *t, const char *path, rt_array *a)
 {
     char err[512];
-    ck_assert_msg(rt_input_load(&tok_model, t, path, -1, 2, a, err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(
+        rt_input_load(&tok_model, t, path, &RT_CSV_LAYOUT_DEFAULT, 2, a, err, sizeof err) == 0,
+        "%s", err);
 }
 
 /* The same bytes as a text and as tokens give the same x and y:next. */
@@ -555,8 +567,9 @@ START_TEST(test_bind_tokens_out_of_vocab)
     write_tokens(file, tokens, 10);
     const char *paths[] = {file, next};
     for (int k = 0; k < 2; k++) {
-        ck_assert_int_eq(
-            rt_input_load(&tok_model, &tok_inputs[0], paths[k], -1, 2, &a, err, sizeof err), -1);
+        ck_assert_int_eq(rt_input_load(&tok_model, &tok_inputs[0], paths[k], &RT_CSV_LAYOUT_DEFAULT,
+                                       2, &a, err, sizeof err),
+                         -1);
         char want[700];
         snprintf(want, sizeof want,
                  "%s: token 7 (from 0) is 200, outside [0, 128): the vocabulary of input 'ids'",
@@ -567,8 +580,9 @@ START_TEST(test_bind_tokens_out_of_vocab)
     tokens[7] = 8;
     tokens[9] = 128;
     write_tokens(tmp("v.bin"), tokens, 10);
-    ck_assert_int_eq(
-        rt_input_load(&tok_model, &tok_inputs[0], tmp("v.bin"), -1, 2, &a, err, sizeof err), -1);
+    ck_assert_int_eq(rt_input_load(&tok_model, &tok_inputs[0], tmp("v.bin"), &RT_CSV_LAYOUT_DEFAULT,
+                                   2, &a, err, sizeof err),
+                     -1);
     ck_assert_ptr_nonnull(strstr(err, "v.bin: token 9 (from 0) is 128, outside [0, 128)"));
     /* the highest token a file can hold fits a vocabulary of 65536 */
     uint16_t many[33];
@@ -581,13 +595,15 @@ START_TEST(test_bind_tokens_out_of_vocab)
     ck_assert_int_eq(((int32_t *)a.data)[31], 65535 - 31);
     rt_array_free(&a);
     /* a float input, and a bad file behind the suffix */
-    ck_assert_int_eq(
-        rt_input_load(&tok_model, &tok_inputs[1], tmp("w.bin"), -1, 2, &a, err, sizeof err), -1);
+    ck_assert_int_eq(rt_input_load(&tok_model, &tok_inputs[1], tmp("w.bin"), &RT_CSV_LAYOUT_DEFAULT,
+                                   2, &a, err, sizeof err),
+                     -1);
     ck_assert_ptr_nonnull(
         strstr(err, "w.bin: a token file feeds int32 inputs (token ids), not 'x'"));
     write_bytes(tmp("n.bin"), "not tokens", 10);
     snprintf(next, sizeof next, "%s:next", tmp("n.bin"));
-    ck_assert_int_eq(rt_input_load(&tok_model, &tok_inputs[0], next, -1, 2, &a, err, sizeof err),
+    ck_assert_int_eq(rt_input_load(&tok_model, &tok_inputs[0], next, &RT_CSV_LAYOUT_DEFAULT, 2, &a,
+                                   err, sizeof err),
                      -1);
     char want[700];
     snprintf(want, sizeof want, "%s: 10 bytes, shorter than the 1024-byte header", tmp("n.bin"));
@@ -845,7 +861,8 @@ START_TEST(test_bind_val_split)
     rt_data d, val;
     bind_numbered(&d, 10);
     rt_data_init(&val);
-    ck_assert_msg(rt_data_split(&d, &val, &linreg_model, 0.2, err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(rt_data_split(&d, &val, &linreg_model, 0.2, 0, 0, err, sizeof err) == 0, "%s",
+                  err);
     ck_assert_int_eq(d.rows, 8);
     ck_assert_int_eq(d.nbatches, 2);
     ck_assert_int_eq(d.b[0].arr.shape[0], 8);
@@ -874,20 +891,49 @@ START_TEST(test_bind_val_split)
 
     /* 0.07 * 100 is 7.000000000000001 in double: still 7 rows. */
     bind_numbered(&d, 100);
-    ck_assert_int_eq(rt_data_split(&d, &val, &linreg_model, 0.07, err, sizeof err), 0);
+    ck_assert_int_eq(rt_data_split(&d, &val, &linreg_model, 0.07, 0, 0, err, sizeof err), 0);
     ck_assert_int_eq(val.rows, 7);
     ck_assert_int_eq(d.rows, 93);
     rt_data_free(&d), rt_data_free(&val);
     /* ceil: 0.25 of 10 holds out 3; 0.7 leaves fewer than a batch. */
     bind_numbered(&d, 10);
-    ck_assert_int_eq(rt_data_split(&d, &val, &linreg_model, 0.25, err, sizeof err), 0);
+    ck_assert_int_eq(rt_data_split(&d, &val, &linreg_model, 0.25, 0, 0, err, sizeof err), 0);
     ck_assert_int_eq(val.rows, 3);
     rt_data_free(&d), rt_data_free(&val);
     bind_numbered(&d, 10);
-    ck_assert_int_eq(rt_data_split(&d, &val, &linreg_model, 0.7, err, sizeof err), -1);
+    ck_assert_int_eq(rt_data_split(&d, &val, &linreg_model, 0.7, 0, 0, err, sizeof err), -1);
     ck_assert_str_eq(err, "--val-split 0.7: holding out 7 of 10 rows leaves 3 to train on, fewer "
                           "than the batch 4; use a smaller fraction");
     rt_data_free(&d), rt_data_free(&val);
+
+    /* Shuffled: 3 of 10 rows drawn by the seed, not the last 3; the two
+     * sets part the rows, each in file order; the same seed, the same. */
+    int held[2][3];
+    for (int k = 0; k < 2; k++) {
+        bind_numbered(&d, 10);
+        ck_assert_int_eq(rt_data_split(&d, &val, &linreg_model, 0.25, 1, 7, err, sizeof err), 0);
+        ck_assert_int_eq(val.rows, 3);
+        ck_assert_int_eq(d.rows, 7);
+        int rows[10], seen[10] = {0};
+        rt_data_load_rows(&val, &linreg_model, 0, 3);
+        for (int r = 0; r < 3; r++)
+            rows[r] = held[k][r] = loaded_row(r);
+        rt_data_load_rows(&d, &linreg_model, 0, 4);
+        for (int r = 0; r < 4; r++)
+            rows[3 + r] = loaded_row(r);
+        rt_data_load_rows(&d, &linreg_model, 4, 3);
+        for (int r = 0; r < 3; r++)
+            rows[7 + r] = loaded_row(r);
+        for (int r = 0; r < 10; r++) {
+            ck_assert(r == 0 || r == 3 || rows[r] > rows[r - 1]); /* file order */
+            seen[rows[r]]++;
+        }
+        for (int r = 0; r < 10; r++)
+            ck_assert_int_eq(seen[r], 1);
+        ck_assert_int_ne(held[k][0], 7);
+        rt_data_free(&d), rt_data_free(&val);
+    }
+    ck_assert_mem_eq(held[0], held[1], sizeof held[0]);
     remove_tmpdir();
 }
 END_TEST
@@ -910,7 +956,7 @@ START_TEST(test_bind_val_split_digits)
     memcpy(x1438, (float *)d.b[0].arr.data + 1437 * 64, sizeof x1438);
     memcpy(x1797, (float *)d.b[0].arr.data + 1796 * 64, sizeof x1797);
     int32_t l1438 = ((int32_t *)d.b[1].arr.data)[1437], l1797 = ((int32_t *)d.b[1].arr.data)[1796];
-    ck_assert_int_eq(rt_data_split(&d, &val, &digits_model, 0.2, err, sizeof err), 0);
+    ck_assert_int_eq(rt_data_split(&d, &val, &digits_model, 0.2, 0, 0, err, sizeof err), 0);
     ck_assert_int_eq(d.rows, 1437);
     ck_assert_int_eq(d.nbatches, 22);
     ck_assert_int_eq(val.rows, 360);

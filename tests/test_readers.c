@@ -66,7 +66,7 @@ START_TEST(csv_with_header_and_labels)
                                            "\n"
                                            "6.3, 3.3 ,6.0,2.5,2\r\n");
     rt_csv c;
-    ck_assert_int_eq(rt_csv_read(p, &c, err, sizeof err), 0);
+    ck_assert_int_eq(rt_csv_read(p, 0, &c, err, sizeof err), 0);
     ck_assert_int_eq(c.has_header, 1);
     ck_assert_int_eq(c.rows, 2);
     ck_assert_int_eq(c.cols, 5);
@@ -95,7 +95,7 @@ START_TEST(csv_header_of_other_width)
                                            "13.2,1.78,2.14,11.2,100,2.65,2.76,.26,1.28,4.38,1.05,"
                                            "3.4,1050,1\n");
     rt_csv c;
-    ck_assert_msg(rt_csv_read(p, &c, err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(rt_csv_read(p, 0, &c, err, sizeof err) == 0, "%s", err);
     ck_assert_int_eq(c.has_header, 1);
     ck_assert_int_eq(c.rows, 2);
     ck_assert_int_eq(c.cols, 14);
@@ -104,11 +104,40 @@ START_TEST(csv_header_of_other_width)
 }
 END_TEST
 
+/* A file that opens with lines of its own (a title, a source):
+ * --skip-rows passes over them unread, and a header after them is
+ * still told by its words; skipping the whole file is said as such. */
+START_TEST(csv_skip_rows)
+{
+    const char *p = write_text("notes.csv", "Wine recognition data\n"
+                                            "source: UCI, 1991, 3 classes\n"
+                                            "alcohol,ash,class\n"
+                                            "14.2,2.4,0\n"
+                                            "13.2,2.1,1\n");
+    rt_csv c;
+    ck_assert_msg(rt_csv_read(p, 2, &c, err, sizeof err) == 0, "%s", err);
+    ck_assert_int_eq(c.has_header, 1);
+    ck_assert_int_eq(c.rows, 2);
+    ck_assert_int_eq(c.cols, 3);
+    ck_assert_int_eq(c.lines[0], 4);
+    ck_assert_double_eq(c.values[3], 13.2);
+    rt_csv_free(&c);
+    ck_assert_int_eq(rt_csv_read(p, 0, &c, err, sizeof err), -1);
+    ck_assert_msg(strstr(err, "notes.csv:2: column 1 is 'source: UCI', not a number"), "%s", err);
+    ck_assert_int_eq(rt_csv_read(p, 3, &c, err, sizeof err), 0);
+    ck_assert_int_eq(c.has_header, 0);
+    ck_assert_int_eq(c.rows, 2);
+    rt_csv_free(&c);
+    ck_assert_int_eq(rt_csv_read(p, 9, &c, err, sizeof err), -1);
+    ck_assert_msg(strstr(err, "notes.csv: --skip-rows 9, but the file has 5 lines"), "%s", err);
+}
+END_TEST
+
 START_TEST(csv_gzip_without_header)
 {
     const char *p = write_text("d.csv.gz", "0,1,2\n3,4,5\n6,7,8\n");
     rt_csv c;
-    ck_assert_int_eq(rt_csv_read(p, &c, err, sizeof err), 0);
+    ck_assert_int_eq(rt_csv_read(p, 0, &c, err, sizeof err), 0);
     ck_assert_int_eq(c.has_header, 0);
     ck_assert_int_eq(c.rows, 3);
     ck_assert_double_eq(c.values[7], 7);
@@ -131,7 +160,7 @@ START_TEST(csv_refused)
 {
     const char *p = write_text("bad.csv", bad_csv[_i].text);
     rt_csv c;
-    ck_assert_int_eq(rt_csv_read(p, &c, err, sizeof err), -1);
+    ck_assert_int_eq(rt_csv_read(p, 0, &c, err, sizeof err), -1);
     ck_assert_msg(strstr(err, bad_csv[_i].message), "expected '%s' in '%s'", bad_csv[_i].message,
                   err);
     ck_assert_ptr_null(c.values);
@@ -143,7 +172,7 @@ START_TEST(csv_labels_must_be_integers)
     const char *p = write_text("l.csv", "1,0\n2,1.5\n");
     rt_csv c;
     rt_array y;
-    ck_assert_int_eq(rt_csv_read(p, &c, err, sizeof err), 0);
+    ck_assert_int_eq(rt_csv_read(p, 0, &c, err, sizeof err), 0);
     ck_assert_int_eq(rt_csv_columns(&c, p, 1, 1, RT_I32, &y, err, sizeof err), -1);
     ck_assert_ptr_nonnull(strstr(err, "l.csv:2: column 2 is 1.5, not an integer label"));
     ck_assert_int_eq(rt_csv_columns(&c, p, 1, 2, RT_F64, &y, err, sizeof err), -1);
@@ -155,7 +184,7 @@ END_TEST
 START_TEST(csv_missing_file)
 {
     rt_csv c;
-    ck_assert_int_eq(rt_csv_read(file("none.csv"), &c, err, sizeof err), -1);
+    ck_assert_int_eq(rt_csv_read(file("none.csv"), 0, &c, err, sizeof err), -1);
     ck_assert_ptr_nonnull(strstr(err, "none.csv: cannot open"));
 }
 END_TEST
@@ -463,7 +492,7 @@ START_TEST(shipped_digits)
 {
     rt_csv c;
     const char *p = "data/digits.csv.gz";
-    ck_assert_msg(rt_csv_read(p, &c, err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(rt_csv_read(p, 0, &c, err, sizeof err) == 0, "%s", err);
     ck_assert_int_eq(c.rows, 1797);
     ck_assert_int_eq(c.cols, 65);
     rt_array y;
@@ -488,6 +517,7 @@ int main(void)
     tcase_add_checked_fixture(t, setup, teardown);
     tcase_add_test(t, csv_with_header_and_labels);
     tcase_add_test(t, csv_header_of_other_width);
+    tcase_add_test(t, csv_skip_rows);
     tcase_add_test(t, csv_gzip_without_header);
     tcase_add_loop_test(t, csv_refused, 0, sizeof bad_csv / sizeof *bad_csv);
     tcase_add_test(t, csv_labels_must_be_integers);

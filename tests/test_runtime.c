@@ -587,7 +587,9 @@ static void cls_numbered(const char *stem, int rows, char *ds, char *dl, size_t 
 
 /* Seven validation rows with known argmaxes, three of them ties the first
  * maximum wins: rows 0, 1, 3 and 4 are right (a last-wins rule would get
- * 0, 1, 2, 3 and 6). With w = 1 the loss of rows 0-3 is 15 + 4 = 19. */
+ * 0, 1, 2, 3 and 6). With w = 1 a row's loss is its label plus its
+ * scores: rows 0-3 add 4 + 15 = 19, rows 4-6 add 4 + 2 = 6. The loss sums
+ * over a batch of 4, so over every row it is 4 x (19 + 6) / 7 = 100 / 7. */
 static const double val7_s[7 * CC] = {1, 0, 0, 0, 2,  1,  3,  3, 0, 0, 0,
                                       5, 2, 2, 2, -1, -3, -2, 0, 1, 1};
 static const double val7_label[7] = {0, 1, 1, 2, 0, 2, 2};
@@ -610,10 +612,11 @@ START_TEST(test_train_held_out)
     ck_assert_ptr_nonnull(strstr(r.err, "cls_train: 8 training rows: 2 minibatches of 4 an epoch, "
                                         "shuffled each epoch, 0 rows left out\n"));
     ck_assert_ptr_nonnull(strstr(r.err, "cls_train: 3 validation rows"));
-    /* Fewer rows than the batch: accuracy only. Every label is 0, and so is
-     * every argmax (the id in column 0 is the largest score): all right. */
-    ck_assert_ptr_nonnull(strstr(r.out, "\neval step 2 accuracy 1\n"));
-    ck_assert_ptr_nonnull(strstr(r.out, " ms\neval step 40 accuracy 1\n"));
+    /* Fewer rows than the batch, scored all the same. Every label is 0, and
+     * so is every argmax (the id in column 0 is the largest score). */
+    const char *at = strstr(r.out, "\neval step 2 loss ");
+    ck_assert_msg(at && !strncmp(strchr(at + 1, '\n') - 11, " accuracy 1", 11), "%s", r.out);
+    ck_assert_ptr_nonnull(strstr(r.out, " ms\neval step 40 loss "));
     char *evals = result_lines(r.out, 1);
     int n = 0;
     for (const char *p = evals; (p = strstr(p, "eval step ")) != NULL; p++)
@@ -622,6 +625,29 @@ START_TEST(test_train_held_out)
     ck_assert_ptr_null(strstr(r.out, "eval step 3 "));
     free(evals);
     run_free(&r);
+
+    /* --val-shuffle: 3 rows drawn by the seed, the same ones each run. */
+    long held[2][3];
+    for (int k = 0; k < 2; k++) {
+        memset(c_trained, 0, sizeof c_trained);
+        r = run_main(rt_train_main, &cls_model,
+                     (const char *[]){"--data", ds, "--data", dl, "--val-split", "0.2",
+                                      "--val-shuffle", "--epochs", "20", NULL});
+        ck_assert_msg(r.rc == 0, "%s", r.err);
+        ck_assert_ptr_nonnull(strstr(r.err, "3 validation rows (drawn from the --data files"));
+        int n_held = 0;
+        for (int i = 0; i < 11; i++) {
+            ck_assert(c_trained[i] == 0 || c_trained[i] == 20);
+            if (c_trained[i] == 0 && n_held < 3)
+                held[k][n_held] = i;
+            n_held += c_trained[i] == 0;
+        }
+        ck_assert_int_eq(n_held, 3);
+        run_free(&r);
+    }
+    ck_assert_mem_eq(held[0], held[1], sizeof held[0]);
+    ck_assert_msg(held[0][0] != 8, "held out %ld %ld %ld: the last rows", held[0][0], held[0][1],
+                  held[0][2]);
     remove_tmpdir();
 }
 END_TEST
@@ -639,26 +665,26 @@ START_TEST(test_train_accuracy)
     ck_assert_msg(r.rc == 0, "%s", r.err);
     char *lines = result_lines(r.out, 1);
     ck_assert_str_eq(lines, "step 1 loss 6\n"
-                            "eval step 2 loss 19 accuracy 0.571428571\n"
-                            "eval step 4 loss 19 accuracy 0.571428571\n"
+                            "eval step 2 loss 14.2857143 accuracy 0.571428571\n"
+                            "eval step 4 loss 14.2857143 accuracy 0.571428571\n"
                             "step 6 loss 22\n"
-                            "eval step 6 loss 19 accuracy 0.571428571\n");
+                            "eval step 6 loss 14.2857143 accuracy 0.571428571\n");
     ck_assert_ptr_nonnull(strstr(r.out, " ms\neval step 6 "));
-    ck_assert_ptr_nonnull(strstr(r.err, "7 validation rows (--val): loss over 1 full "
-                                        "minibatches, accuracy over every row\n"));
+    ck_assert_ptr_nonnull(
+        strstr(r.err, "7 validation rows (--val): loss and accuracy over every row\n"));
     free(lines);
     run_free(&r);
 
-    /* Three rows (4-6 above), fewer than the batch: no loss; 1 of 3. */
+    /* Three rows (4-6 above), fewer than the batch: 4 x 6 / 3; 1 of 3. */
     cls_files("w", 3, val7_s + 4 * CC, val7_label + 4, ws, wl, sizeof ws);
     r = run_main(rt_train_main, &cls_model,
                  (const char *[]){"--data", ds, "--data", dl, "--val", ws, "--val", wl, "--lr", "0",
                                   "--epochs", "3", "--eval-every", "4", "--no-shuffle", NULL});
     ck_assert_msg(r.rc == 0, "%s", r.err);
     lines = result_lines(r.out, 2);
-    ck_assert_str_eq(lines, "eval step 4 accuracy 0.333333333\n"
+    ck_assert_str_eq(lines, "eval step 4 loss 8 accuracy 0.333333333\n"
                             "step 6 loss 22\n"
-                            "eval step 6 accuracy 0.333333333\n");
+                            "eval step 6 loss 8 accuracy 0.333333333\n");
     free(lines);
     run_free(&r);
 
@@ -677,7 +703,7 @@ START_TEST(test_train_accuracy)
     free(sa), free(sb);
     run_free(&a), run_free(&b);
 
-    /* Not a classifier: a loss, no accuracy; and too few rows to score. */
+    /* Not a classifier: a loss, no accuracy; also of fewer rows than a batch. */
     double x[10 * 3], y[10];
     for (int i = 0; i < 30; i++)
         x[i] = i % 7 - 3;
@@ -699,10 +725,10 @@ START_TEST(test_train_accuracy)
     run_free(&r);
     r = run_main(rt_train_main, &linreg_model,
                  (const char *[]){"--data", dx, "--data", dy, "--val-split", "0.2", NULL});
-    ck_assert_int_eq(r.rc, 1);
-    ck_assert_ptr_nonnull(strstr(r.err, "linreg_train: --val-split: 2 validation rows, fewer than "
-                                        "the batch 4, and model linreg is no classifier"));
-    ck_assert_str_eq(r.out, "");
+    ck_assert_msg(r.rc == 0, "%s", r.err);
+    v = last_value(r.out, "eval step 100 loss ");
+    ck_assert(isfinite(v) && v > 0);
+    ck_assert_ptr_null(strstr(r.out, "accuracy"));
     run_free(&r);
     remove_tmpdir();
 }
@@ -746,8 +772,8 @@ START_TEST(test_train_log)
     ck_assert_int_eq(csv_fields(text, 0, f, 8), 7);
     ck_assert_str_eq(f[0], "step");
     ck_assert_ptr_nonnull(strstr(text, "step,epoch,lr,train_loss,val_loss,val_accuracy,seconds\n"));
-    static const char *const want[2][6] = {{"2", "1", "0", "14", "19", "0.571428571"},
-                                           {"4", "2", "0", "14", "19", "0.571428571"}};
+    static const char *const want[2][6] = {{"2", "1", "0", "14", "14.2857143", "0.571428571"},
+                                           {"4", "2", "0", "14", "14.2857143", "0.571428571"}};
     for (int k = 0; k < 2; k++) {
         ck_assert_int_eq(csv_fields(text, k + 1, f, 8), 7);
         for (int i = 0; i < 6; i++)
@@ -933,8 +959,9 @@ START_TEST(test_train_label_column)
         ck_assert_int_eq(n, 16); /* the ids came from column 2 */
         /* Scores (id, 0, 0.5) with labels id mod 3: the argmax is class 2
          * for id 0 and class 0 for the rest, right for ids 3 and 6 only.
-         * With w = 1, rows 0-3 lose 8 + 3 and rows 4-7 24 + 4: 19.5. */
-        ck_assert_ptr_nonnull(strstr(r.out, "eval step 4 loss 19.5 accuracy 0.222222222\n"));
+         * With w = 1, row r loses r mod 3 + r + 0.5, the 9 rows 49.5: a
+         * batch of 4 such rows 22. */
+        ck_assert_ptr_nonnull(strstr(r.out, "eval step 4 loss 22 accuracy 0.222222222\n"));
         run_free(&r);
     }
     remove_tmpdir();
