@@ -1216,7 +1216,7 @@ START_TEST(test_gradcheck_correct)
     buf[n] = '\0';
     fclose(out);
     ck_assert_ptr_nonnull(strstr(buf, "w [3,1]  checked 3  kinks 0  relative error "));
-    ck_assert_ptr_nonnull(strstr(buf, "norm-wise over the checked elements"));
+    ck_assert_ptr_nonnull(strstr(buf, "norm-wise over the tensor"));
     ck_assert_double_eq_tol(last_value(buf, "max relative error "), e, 1e-8 * e);
     /* The parameters are left as initialized, bit for bit. */
     double w[3];
