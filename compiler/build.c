@@ -4,14 +4,18 @@
  * and runs the timing program of gradc tune.
  *
  * The runtime is found relative to the gradc binary, whether it runs from
- * the build tree or from where `make install` put it.
+ * the build tree or from where `make install` put it; a build tree's gradc
+ * makes it there first if it is missing (`make build/gradc` alone is a
+ * working install).
  * Commands run through fork and exec with argument vectors, never a
  * shell, so no path is ever parsed as shell text.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include "gradc.h"
@@ -32,9 +36,8 @@ static bool exists(const char *path) { return access(path, R_OK) == 0; }
 
 /* The runtime beside gradc: in a build tree (build/gradc, build/libgradc_rt.a,
  * runtime/ holding the headers; or build/san/...), or installed (PREFIX/bin/gradc,
- * PREFIX/lib/libgradc_rt.a, PREFIX/include/gradc/); false after saying
- * it is missing. */
-static bool find_runtime(Runtime *rt)
+ * PREFIX/lib/libgradc_rt.a, PREFIX/include/gradc/). */
+static bool runtime_beside(Runtime *rt)
 {
     static const char *const layouts[][2] = {
         {"%.4000s/libgradc_rt.a", "%.4000s/../runtime"},
@@ -49,10 +52,6 @@ static bool find_runtime(Runtime *rt)
         if (exists(rt->lib) && exists(probe))
             return true;
     }
-    fprintf(stderr,
-            "gradc: cannot find the gradc runtime beside %s: run `make` in the gradc tree, "
-            "or `make install`\n",
-            gradc_dir());
     return false;
 }
 
@@ -89,6 +88,62 @@ static int run(const char *const *argv, const char *out, bool verbose)
         if (errno != EINTR)
             return -1;
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* In a build tree (TREE/B/gradc beside TREE/Makefile and TREE/runtime/),
+ * runs `make -C TREE B/libgradc_rt.a`, as the first gradc build after `make
+ * build/gradc` needs. Builds started at once take turns on a lock on B, so
+ * that no two makes compile the same objects together. -1 when gradc is in
+ * no build tree, else 0 when the runtime is there and 1 when make failed. */
+static int make_runtime(Runtime *rt)
+{
+    const char *dir = gradc_dir(), *slash = strrchr(dir, '/');
+    if (!slash || slash == dir)
+        return -1;
+    char tree[PATH_MAX], makefile[PATH_MAX + 16], header[PATH_MAX + 16], build[PATH_MAX + 8],
+        target[PATH_MAX + 16];
+    snprintf(tree, sizeof tree, "%.*s", (int)(slash - dir), dir);
+    snprintf(makefile, sizeof makefile, "%s/Makefile", tree);
+    snprintf(header, sizeof header, "%s/runtime/rt.h", tree);
+    if (!exists(makefile) || !exists(header))
+        return -1;
+    snprintf(build, sizeof build, "BUILD=%s", slash + 1);
+    snprintf(target, sizeof target, "%s/libgradc_rt.a", slash + 1);
+    int lock = open(dir, O_RDONLY);
+    if (lock < 0 || flock(lock, LOCK_EX)) {
+        fprintf(stderr, "gradc: cannot lock %s to build the runtime: %s\n", dir, strerror(errno));
+        if (lock >= 0)
+            close(lock);
+        return 1;
+    }
+    if (runtime_beside(rt)) { /* made by the build that held the lock */
+        close(lock);
+        return 0;
+    }
+    fprintf(stderr, "gradc: building the gradc runtime first: make -C %s %s\n", tree, target);
+    const char *argv[] = {"make", "--no-print-directory", "-C", tree, build, target, NULL};
+    int status = run(argv, NULL, false);
+    close(lock);
+    return status ? 1 : 0;
+}
+
+/* The runtime beside gradc, made first in a build tree that lacks it;
+ * false after saying what is missing. */
+static bool find_runtime(Runtime *rt)
+{
+    if (runtime_beside(rt))
+        return true;
+    int made = make_runtime(rt);
+    if (made == 0 && runtime_beside(rt))
+        return true;
+    if (made > 0)
+        fprintf(stderr, "gradc: could not build the gradc runtime (make said why above)\n");
+    else
+        fprintf(stderr,
+                "gradc: cannot find the gradc runtime beside %s: run `make build/libgradc_rt.a` "
+                "in the gradc tree, or `make install`\n",
+                gradc_dir());
+    return false;
 }
 
 /* cc [-DREAL_DOUBLE] SOURCES... runtime -o EXE, with -IDIR when dir is set */
@@ -145,6 +200,12 @@ static int cc_program(const Runtime *rt, const char *dir, const char *name, cons
     return cc_sources(rt, sources, dir, exe, dbl, verbose);
 }
 
+void remove_tree(const char *dir)
+{
+    const char *rm[] = {"rm", "-rf", "--", dir, NULL};
+    run(rm, NULL, false);
+}
+
 bool runtime_found(void)
 {
     Runtime rt;
@@ -193,8 +254,7 @@ int run_tune_program(const char *const *products, int n, const char *out, bool v
     }
     if (status)
         fprintf(stderr, "gradc: the timing program failed\n");
-    const char *rm[] = {"rm", "-rf", dir, NULL};
-    run(rm, NULL, false);
+    remove_tree(dir);
     return status ? 1 : 0;
 }
 
@@ -301,8 +361,7 @@ int check_models(const char **models, int n_models, int (*compile_to)(const char
             got = 1;
         }
         n += got;
-        const char *rm[] = {"rm", "-rf", dir, NULL};
-        run(rm, NULL, false);
+        remove_tree(dir);
     }
     printf("%-20s %-20s %9s %6s %20s  %s\n", "model", "parameter", "checked", "kinks",
            "max relative error", "result");

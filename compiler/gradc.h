@@ -463,8 +463,11 @@ int tune_model(Graph *g, const char *out, bool verbose);
 /* Builds the runtime's timing program and runs it on the products
  * (M,N,K,NT or TN), its output to the file `out`; 0 if all went well. */
 int run_tune_program(const char *const *products, int n, const char *out, bool verbose);
-/* Whether the runtime is beside gradc; if not, says how to make it. */
+/* Whether the runtime is beside gradc, made first if gradc is in a build
+ * tree without it; if not, says why. */
 bool runtime_found(void);
+/* Removes dir and all it holds: a scratch folder, or one a failed build made. */
+void remove_tree(const char *dir);
 /* Builds DIR/NAME_train, NAME_predict and NAME_gradcheck (or only the last). */
 /* The trainer and predict program in float (or in double), and the
  * gradient check (always double); or the gradient check only. */

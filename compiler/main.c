@@ -241,6 +241,55 @@ static int compile_to(const char *model, const char *dir)
     return status;
 }
 
+/* The outermost folder of dir that is missing (as much of dir as ends
+ * there), or "" when dir exists. */
+static void first_missing(const char *dir, char out[4096])
+{
+    snprintf(out, 4096, "%s", dir);
+    for (char *c = out + 1;; c++)
+        if (*c == '/' || !*c) {
+            char end = *c;
+            *c = 0;
+            if (access(out, F_OK))
+                return;
+            if (!(*c = end)) {
+                out[0] = 0;
+                return;
+            }
+        }
+}
+
+/* gradc build: compile, then cc the programs. A build that cannot finish
+ * leaves nothing: not the folders it made, nor files in a folder that was
+ * there that were not there before. */
+static int build_model(const char *model, const char *dir)
+{
+    if (!runtime_found())
+        return 1;
+    static const char *const suffixes[] = {".h",           ".c",       "_train.c",
+                                           "_gradcheck.c", "_infer.c", "_predict.c",
+                                           "_train",       "_predict", "_gradcheck"};
+    enum { N_OUTPUTS = sizeof suffixes / sizeof *suffixes };
+    char made[4096], paths[N_OUTPUTS][4096];
+    bool had[N_OUTPUTS];
+    first_missing(dir, made);
+    for (int i = 0; i < N_OUTPUTS; i++) {
+        snprintf(paths[i], sizeof paths[i], "%s/%s%s", dir, model_name(model), suffixes[i]);
+        had[i] = !access(paths[i], F_OK);
+    }
+    int status = compile_to(model, dir);
+    if (!status)
+        status = build_programs(dir, model_name(model), args.dbl ? DOUBLE_PROGRAMS : FLOAT_PROGRAMS,
+                                args.verbose);
+    if (status && made[0])
+        remove_tree(made);
+    else if (status)
+        for (int i = 0; i < N_OUTPUTS; i++)
+            if (!had[i])
+                remove(paths[i]);
+    return status;
+}
+
 int main(int argc, char **argv)
 {
     if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
@@ -259,13 +308,9 @@ int main(int argc, char **argv)
     const char *dir = a.out_dir ? a.out_dir : ".";
     if (!strcmp(a.command, "compile"))
         status = compile_to(a.models[0], dir);
-    else if (!strcmp(a.command, "build")) {
-        /* Nothing is written for a build that cannot finish. */
-        status = runtime_found() ? compile_to(a.models[0], dir) : 1;
-        if (!status)
-            status = build_programs(dir, model_name(a.models[0]),
-                                    a.dbl ? DOUBLE_PROGRAMS : FLOAT_PROGRAMS, a.verbose);
-    } else if (!strcmp(a.command, "tune")) {
+    else if (!strcmp(a.command, "build"))
+        status = build_model(a.models[0], dir);
+    else if (!strcmp(a.command, "tune")) {
         char out[1024];
         snprintf(out, sizeof out, "%s.tune", model_name(a.models[0]));
         Graph *g = compile_graph(a.models[0], &a.load, NULL, NULL);

@@ -199,7 +199,8 @@ START_TEST(params_of_a_module)
 END_TEST
 
 /* gradc compile -o a/b/c makes the folders that are missing; gradc build
- * with no runtime beside gradc says so, naming make, and writes nothing. */
+ * with no runtime beside gradc and no build tree to make it in says so,
+ * naming the make target, and writes nothing. */
 START_TEST(output_folders_and_missing_runtime)
 {
     char *dir = make_tmpdir(), cmd[2048], path[700], *out;
@@ -207,12 +208,83 @@ START_TEST(output_folders_and_missing_runtime)
     ck_assert_int_eq(run_cmd(cmd, NULL), 0);
     snprintf(path, sizeof path, "%s/a/b/c/iris.c", dir);
     ck_assert_msg(file_exists(path), "no %s", path);
-    snprintf(cmd, sizeof cmd, "cp %s %s/gradc && %s/gradc build models/iris.lua -o %s/out",
+    snprintf(cmd, sizeof cmd, "cp %s %s/gradc && %s/gradc build models/iris.lua -o %s/out/x",
              GRADC_BIN, dir, dir, dir);
     ck_assert_int_eq(run_cmd(cmd, &out), 1);
-    ck_assert_msg(strstr(out, "cannot find the gradc runtime") && strstr(out, "make"), "%s", out);
+    ck_assert_msg(strstr(out, "cannot find the gradc runtime") &&
+                      strstr(out, "`make build/libgradc_rt.a`"),
+                  "%s", out);
     snprintf(path, sizeof path, "%s/out", dir);
     ck_assert_msg(!file_exists(path), "a build that cannot finish wrote %s", path);
+    free(out);
+    remove_dir(dir);
+}
+END_TEST
+
+/* The minimal build of the README: a tree where only `make build/gradc`
+ * ran. Its first gradc build makes the runtime, and two started at once
+ * both succeed; a runtime that does not build leaves the output folder as
+ * it was. */
+START_TEST(build_tree_makes_its_runtime)
+{
+    char *dir = make_tmpdir(), cmd[4096], path[700], *out;
+    snprintf(cmd, sizeof cmd,
+             "mkdir -p %s/tree/build && cp -r Makefile runtime scripts %s/tree && "
+             "cp %s %s/tree/build/gradc && cp -r %s/tree %s/broken && "
+             "echo '#error does not build' > %s/broken/runtime/a_broken.c",
+             dir, dir, GRADC_BIN, dir, dir, dir, dir);
+    ck_assert_msg(run_cmd(cmd, &out) == 0, "%s", out);
+    free(out);
+    snprintf(cmd, sizeof cmd,
+             "%s/tree/build/gradc build models/iris.lua -o %s/one/a & first=$!; "
+             "%s/tree/build/gradc build models/iris.lua -o %s/two || exit 1; wait $first && "
+             "%s/one/a/iris_train --steps 2 && %s/two/iris_train --steps 2",
+             dir, dir, dir, dir, dir, dir);
+    ck_assert_msg(run_cmd(cmd, &out) == 0, "%s", out);
+    snprintf(path, sizeof path,
+             "gradc: building the gradc runtime first: make -C %s/tree build/libgradc_rt.a", dir);
+    ck_assert_msg(strstr(out, path), "%s", out);
+    ck_assert_msg(strstr(out, "final loss"), "%s", out);
+    free(out);
+    snprintf(path, sizeof path, "%s/tree/build/libgradc_rt.a", dir);
+    ck_assert_msg(file_exists(path), "no %s", path);
+
+    snprintf(cmd, sizeof cmd,
+             "mkdir %s/kept && touch %s/kept/mine && "
+             "%s/broken/build/gradc build models/iris.lua -o %s/kept; echo status $?; "
+             "%s/broken/build/gradc build models/iris.lua -o %s/new/a; echo status $?; "
+             "ls -A %s/kept; ls %s/new",
+             dir, dir, dir, dir, dir, dir, dir, dir);
+    run_cmd(cmd, &out);
+    ck_assert_msg(strstr(out, "does not build") &&
+                      strstr(out, "gradc: could not build the gradc runtime (make said why above)"),
+                  "%s", out);
+    ck_assert_msg(strstr(out, "status 1\n") && !strstr(out, "status 0"), "%s", out);
+    ck_assert_msg(strstr(out, "status 1\nmine\n") && strstr(out, "No such file"),
+                  "a build that cannot finish wrote files: %s", out);
+    free(out);
+    remove_dir(dir);
+}
+END_TEST
+
+/* A build whose cc fails after some programs are built (here the double
+ * gradient check) leaves nothing: not the folders it made, and in a
+ * folder that was there only what was there before. */
+START_TEST(failed_build_leaves_nothing)
+{
+    char *dir = make_tmpdir(), cmd[4096], path[700], *out;
+    snprintf(path, sizeof path, "%s/cc", dir);
+    write_text(path, "#!/bin/sh\ncase \"$*\" in *REAL_DOUBLE*) exit 1;; esac\nexec cc \"$@\"\n");
+    snprintf(cmd, sizeof cmd,
+             "chmod +x %s/cc && mkdir %s/kept && touch %s/kept/mine && "
+             "CC=%s/cc %s build models/iris.lua -o %s/kept; echo status $?; "
+             "CC=%s/cc %s build models/iris.lua -o %s/new/a/b; echo status $?; "
+             "ls -A %s/kept; ls %s",
+             dir, dir, dir, dir, GRADC_BIN, dir, dir, GRADC_BIN, dir, dir, dir);
+    run_cmd(cmd, &out);
+    ck_assert_msg(strstr(out, "failed building"), "%s", out);
+    ck_assert_msg(strstr(out, "status 1\nmine\ncc\nkept\n") && !strstr(out, "status 0"),
+                  "a build that cannot finish left files: %s", out);
     free(out);
     remove_dir(dir);
 }
@@ -1498,6 +1570,8 @@ static Suite *cli_suite(void)
     tcase_add_test(t, docs_stand_alone);
     tcase_add_test(t, params_of_a_module);
     tcase_add_test(t, output_folders_and_missing_runtime);
+    tcase_add_test(t, build_tree_makes_its_runtime);
+    tcase_add_test(t, failed_build_leaves_nothing);
     tcase_add_test(t, double_build);
     tcase_add_test(t, huge_model_builds);
     tcase_add_test(t, features_only_csv);
