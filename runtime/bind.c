@@ -11,7 +11,7 @@
  * lines. For an input of shape
  * [batch, rest...] the file must hold M >= batch rows of as many values
  * as `rest` holds (an IDX [M,28,28] feeds an input [batch,784]); a
- * validation file may hold fewer rows than the batch. Its values are
+ * held-out (--val) file may hold fewer rows than the batch. Its values are
  * converted once, at bind time, into the dtype the input has in memory,
  * and only if every value survives the trip exactly: a float64 file of
  * exact floats feeds a float32 model, 2.0 feeds an int32 input, 0.1 or 2.5

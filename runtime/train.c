@@ -3,7 +3,7 @@
  *
  * Parse flags, initialize parameters from the seed or from --init's .npy
  * files (or load them and the optimizer state from --resume), bind --data
- * files (or draw one random batch to reuse) and the validation rows, then
+ * files (or draw one random batch to reuse) and the held-out rows, then
  * call the model's train_step once per step, evaluating every --eval-every
  * steps. Only the `step <n> loss <v>`, `eval step <n> ...` and `final
  * loss` lines go to stdout, so a script can parse them; everything else
@@ -34,7 +34,7 @@
 
 static const char *nonfinite_name(double v) { return isnan(v) ? "nan" : v > 0 ? "inf" : "-inf"; }
 
-/* A validation score; a loss unless the model has no rows to score. */
+/* A score on the held-out rows; a loss unless there are none. */
 typedef struct {
     int has_loss, has_accuracy;
     double loss, accuracy;
@@ -61,7 +61,7 @@ typedef struct {
     long good_step;
     long saved_at;      /* the step this run last saved at, or -1 */
     char fallback[300]; /* NAME.ckpt, where Ctrl-C saves without --checkpoint */
-    rt_data *d, *val;   /* val->n is 0 without validation data */
+    rt_data *d, *val;   /* val->n is 0 without held-out rows */
     long eval_every;    /* 0: never */
     /* A classifier's output [batch, C] and its labels in [0, C), or NULL. */
     const rt_tensor *scores, *labels;
@@ -151,14 +151,14 @@ static void describe_data(const Trainer *t)
             t->prog, d->rows, d->nbatches, batch,
             d->shuffle ? "shuffled each epoch" : "in file order", d->rows - d->nbatches * batch);
     if (v->n)
-        fprintf(stderr, "%s: %ld validation rows (%s): loss%s over every row\n", t->prog, v->rows,
+        fprintf(stderr, "%s: %ld held-out rows (%s): loss%s over every row\n", t->prog, v->rows,
                 t->o->n_val         ? "--val"
                 : t->o->val_shuffle ? "drawn from the --data files by the seed"
                                     : "the last of the --data files",
                 t->scores ? " and accuracy" : "");
 }
 
-/* Loads the training and validation data; 0, or 1 after a message. */
+/* Loads the training and held-out rows; 0, or 1 after a message. */
 static int bind_all(Trainer *t)
 {
     const rt_model *m = t->m;
@@ -214,7 +214,7 @@ static double partial_batch_loss(const rt_model *m, const rt_data *v, long first
     return alone + (double)m->batch / (double)r * (padded - alone);
 }
 
-/* The loss and the accuracy over every validation row, in file order,
+/* The loss and the accuracy over every held-out row, in file order,
  * in evaluation mode; the loss is each batch's weighed by its rows. They
  * overwrite the inputs: harmless, since the next step loads its
  * minibatch first. */
@@ -272,7 +272,7 @@ static int open_log(Trainer *t)
     return 0;
 }
 
-/* One row of --log; s is NULL without validation data. Flushed, so a run
+/* One row of --log; s is NULL without held-out rows. Flushed, so a run
  * that dies keeps its rows and a plot can follow a run still going. */
 static void log_row(Trainer *t, long n, const Score *s)
 {
@@ -406,7 +406,7 @@ static int interrupted(Trainer *t, long n)
     return 130;
 }
 
-/* The stdout line of a step, and without validation data the log row. */
+/* The stdout line of a step, and without held-out rows the log row. */
 static void report_step(Trainer *t, long n, double loss)
 {
     t->loss_sum += loss;

@@ -144,20 +144,21 @@ void train_usage(const rt_model *m, const char *prog)
            "at the end of that order (rows mod batch, different ones each epoch)\n"
            "sit the epoch out.\n"
            "\nevaluation:\n"
-           "  --val-split F      validate on the last ceil(F x rows) rows of the --data\n"
-           "                     files (0 < F < 1), and train on the others\n"
+           "  --val-split F      hold out the last ceil(F x rows) rows of the --data\n"
+           "                     files (0 < F < 1) to evaluate on, and train on the others\n"
            "  --val-shuffle      hold out rows drawn at random by the seed, not the last\n"
            "                     (for a file sorted by class)\n"
-           "  --val NAME=F       or on separate files, one per input like --data (any rows)\n"
+           "  --val NAME=F       or take the held-out rows from separate files, one per\n"
+           "                     input like --data (any rows)\n"
            "  --eval-every K     evaluate every K steps (default: after every epoch)\n"
            "An evaluation prints `eval step N loss L accuracy A`, both over every\n"
-           "validation row: the loss as the model defines it, penalties such as l2\n"
+           "held-out row: the loss as the model defines it, penalties such as l2\n"
            "included, each minibatch weighed by its rows (the last, partial one too);\n"
            "for a classifier, the fraction of rows whose highest output is the label.\n"
            "\noutput:\n"
            "  --print-every K    print the loss every K steps (default 10)\n"
            "  --log F.csv        a CSV row per evaluation, or per printed step without\n"
-           "                     validation data: step,epoch,lr,train_loss,val_loss,\n"
+           "                     held-out rows: step,epoch,lr,train_loss,val_loss,\n"
            "                     val_accuracy,seconds\n"
            "  --checkpoint F     save parameters and optimizer state to F at the end\n"
            "  --save-every K     and every K steps as well\n"
@@ -357,7 +358,7 @@ static int parse_flag(const rt_model *m, rt_args *a, Opts *o)
 /* Flags that cannot go together, or need another: why, or NULL. */
 static const char *conflict(const Opts *o)
 {
-    int validation = o->n_val || o->val_split > 0;
+    int held_out = o->n_val || o->val_split > 0;
     if (o->init_dir && o->resume)
         return "--init and --resume both give the starting parameters (a checkpoint holds "
                "its own); give one";
@@ -368,13 +369,13 @@ static const char *conflict(const Opts *o)
     if (o->epochs && !o->n_data)
         return "--epochs needs --data: an epoch is one pass over the data files";
     if (o->n_val && o->val_split > 0)
-        return "--val and --val-split both give validation data; give one";
-    if (validation && !o->n_data)
+        return "--val and --val-split both give held-out rows; give one";
+    if (held_out && !o->n_data)
         return o->n_val ? "--val needs --data to train on" : "--val-split needs --data to split";
     if (o->val_shuffle && o->val_split <= 0)
         return "--val-shuffle needs --val-split F: it says which rows the split holds out";
-    if (o->eval_every && !validation)
-        return "--eval-every needs validation data: --val-split F or --val NAME=FILE";
+    if (o->eval_every && !held_out)
+        return "--eval-every needs held-out rows: --val-split F or --val NAME=FILE";
     if (o->tokenizer && !o->sample)
         return "--tokenizer needs --sample N: it prints the sample's tokens";
     return NULL;

@@ -290,6 +290,44 @@ START_TEST(failed_build_leaves_nothing)
 }
 END_TEST
 
+/* make says what each build line makes in one short line, and V=1 shows
+ * the command; make demo and the trainer call the 360 rows they score on
+ * held out, never validation or test, and the demo says why the digits'
+ * loss stays above 1.44. */
+START_TEST(make_and_demo_read_well)
+{
+    char *dir = make_tmpdir(), cmd[2048], want[700], *out;
+    snprintf(cmd, sizeof cmd, "MAKEFLAGS= make --no-print-directory V=0 BUILD=%s %s/obj/rt_rng.o",
+             dir, dir);
+    ck_assert_msg(run_cmd(cmd, &out) == 0, "%s", out);
+    snprintf(want, sizeof want, "  CC      %s/obj/rt_rng.o\n", dir);
+    ck_assert_str_eq(out, want);
+    free(out);
+    snprintf(cmd, sizeof cmd, "MAKEFLAGS= make --no-print-directory V=1 BUILD=%s %s/obj/rt_util.o",
+             dir, dir);
+    ck_assert_msg(run_cmd(cmd, &out) == 0, "%s", out);
+    snprintf(want, sizeof want, " -c runtime/util.c -o %s/obj/rt_util.o\n", dir);
+    ck_assert_msg(strstr(out, want) && !strstr(out, "  CC "), "%s", out);
+    free(out);
+    ck_assert_int_eq(run_cmd("MAKEFLAGS= make --no-print-directory -n demo BUILD=" BUILD_DIR, &out),
+                     0);
+    ck_assert_msg(strstr(out, "360 held-out rows") && strstr(out, "label smoothing") &&
+                      strstr(out, "below 1.44") && strstr(out, "% on the 360 held-out digits"),
+                  "%s", out);
+    ck_assert_msg(!strstr(out, "validation") && !strstr(out, "test"), "%s", out);
+    free(out);
+    const char *train = BUILD_DIR
+        "/digits_train --data x=data/digits.csv.gz --data "
+        "labels=data/digits.csv.gz --val-split 0.2 --steps 1 && " BUILD_DIR "/digits_train --help";
+    ck_assert_int_eq(run_cmd(train, &out), 0);
+    ck_assert_msg(strstr(out, "digits_train: 360 held-out rows (the last of the --data files)"),
+                  "%s", out);
+    ck_assert_msg(!strstr(out, "validation"), "%s", out);
+    free(out);
+    remove_dir(dir);
+}
+END_TEST
+
 /* gradc build --double builds a trainer in double: the parameters it
  * exports are float64 where the float build's are float32; --double
  * goes with build only. */
@@ -418,7 +456,7 @@ START_TEST(validation_loss_covers_every_row)
              "/usr/bin/python3 tests/val_loss_reference.py %s/w data/iris.csv 105 0.01",
              GRADC_BIN, path, dir, dir, dir, dir);
     ck_assert_msg(run_cmd(cmd, &out) == 0, "%s", out);
-    ck_assert_msg(strstr(out, "45 validation rows (the last of the --data files): loss and "
+    ck_assert_msg(strstr(out, "45 held-out rows (the last of the --data files): loss and "
                               "accuracy over every row"),
                   "%s", out);
     const char *eval = strstr(out, "eval step 7 loss ");
@@ -1572,6 +1610,7 @@ static Suite *cli_suite(void)
     tcase_add_test(t, output_folders_and_missing_runtime);
     tcase_add_test(t, build_tree_makes_its_runtime);
     tcase_add_test(t, failed_build_leaves_nothing);
+    tcase_add_test(t, make_and_demo_read_well);
     tcase_add_test(t, double_build);
     tcase_add_test(t, huge_model_builds);
     tcase_add_test(t, features_only_csv);

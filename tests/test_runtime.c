@@ -585,7 +585,7 @@ static void cls_numbered(const char *stem, int rows, char *ds, char *dl, size_t 
     cls_files(stem, rows, s, label, ds, dl, n);
 }
 
-/* Seven validation rows with known argmaxes, three of them ties the first
+/* Seven held-out rows with known argmaxes, three of them ties the first
  * maximum wins: rows 0, 1, 3 and 4 are right (a last-wins rule would get
  * 0, 1, 2, 3 and 6). With w = 1 a row's loss is its label plus its
  * scores: rows 0-3 add 4 + 15 = 19, rows 4-6 add 4 + 2 = 6. The loss sums
@@ -611,7 +611,7 @@ START_TEST(test_train_held_out)
         ck_assert_int_eq(c_trained[i], 0);
     ck_assert_ptr_nonnull(strstr(r.err, "cls_train: 8 training rows: 2 minibatches of 4 an epoch, "
                                         "shuffled each epoch, 0 rows left out\n"));
-    ck_assert_ptr_nonnull(strstr(r.err, "cls_train: 3 validation rows"));
+    ck_assert_ptr_nonnull(strstr(r.err, "cls_train: 3 held-out rows"));
     /* Fewer rows than the batch, scored all the same. Every label is 0, and
      * so is every argmax (the id in column 0 is the largest score). */
     const char *at = strstr(r.out, "\neval step 2 loss ");
@@ -634,7 +634,7 @@ START_TEST(test_train_held_out)
                      (const char *[]){"--data", ds, "--data", dl, "--val-split", "0.2",
                                       "--val-shuffle", "--epochs", "20", NULL});
         ck_assert_msg(r.rc == 0, "%s", r.err);
-        ck_assert_ptr_nonnull(strstr(r.err, "3 validation rows (drawn from the --data files"));
+        ck_assert_ptr_nonnull(strstr(r.err, "3 held-out rows (drawn from the --data files"));
         int n_held = 0;
         for (int i = 0; i < 11; i++) {
             ck_assert(c_trained[i] == 0 || c_trained[i] == 20);
@@ -671,7 +671,7 @@ START_TEST(test_train_accuracy)
                             "eval step 6 loss 14.2857143 accuracy 0.571428571\n");
     ck_assert_ptr_nonnull(strstr(r.out, " ms\neval step 6 "));
     ck_assert_ptr_nonnull(
-        strstr(r.err, "7 validation rows (--val): loss and accuracy over every row\n"));
+        strstr(r.err, "7 held-out rows (--val): loss and accuracy over every row\n"));
     free(lines);
     run_free(&r);
 
@@ -872,7 +872,7 @@ START_TEST(test_train_data_flags)
         const char *want;
     } cases[] = {
         {{"--data", ds, "--data", dl, "--val", vs, "--val", vl, "--val-split", "0.2"},
-         "--val and --val-split both give validation data; give one"},
+         "--val and --val-split both give held-out rows; give one"},
         {{"--val-split", "0.2"}, "--val-split needs --data to split"},
         {{"--val", vs}, "--val needs --data to train on"},
         {{"--data", ds, "--data", dl, "--val-split", "1"},
@@ -880,7 +880,7 @@ START_TEST(test_train_data_flags)
         {{"--val-split", "0"}, "--val-split: expected a fraction between 0 and 1, got '0'"},
         {{"--val-split", "-0.5"}, "--val-split: expected a non-negative number"},
         {{"--data", ds, "--data", dl, "--eval-every", "3"},
-         "--eval-every needs validation data: --val-split F or --val NAME=FILE"},
+         "--eval-every needs held-out rows: --val-split F or --val NAME=FILE"},
         {{"--label-column", "0"}, "--label-column: expected a column number from 1"},
         {{"--label-column", "last"}, "got 'last'"},
         {{"--data", ds, "--data", dl, "--epochs", "2", "--steps", "3"},
