@@ -286,6 +286,17 @@ BENCH_TOOLS := $(BENCH_BUILD)/spawn $(BENCH_BUILD)/gemm_bound $(BENCH_BUILD)/gem
 bench: $(BUILD)/gradc $(BUILD)/libgradc_rt.a $(BENCH_TOOLS)
 	@scripts/deps.sh bench
 	@BUILD=$(BUILD) BENCH_BUILD=$(BENCH_BUILD) /usr/bin/python3 bench/bench.py $(BENCH_FLAGS)
+# bench-gpt2: GPT-2 124M (models/gpt2.lua -D context=64 -D batch=4, as llm.c's
+# CPU trainer runs it) against its GEMM-only bound and PyTorch autograd, at
+# 1 and 2 threads, with its compile and build times, memory and a sample;
+# writes bench/results-gpt2.md (about 10 minutes on 2 cores, 3 GB of memory
+# and 3 GB of disk in $(BENCH_BUILD)). Apart from `make bench`, which it
+# would more than double. BENCH_GPT2_FLAGS="--rounds 1" narrows it.
+BENCH_GPT2_FLAGS ?=
+.PHONY: bench-gpt2
+bench-gpt2: $(BUILD)/gradc $(BUILD)/libgradc_rt.a $(BENCH_TOOLS)
+	@scripts/deps.sh bench
+	@BUILD=$(BUILD) BENCH_BUILD=$(BENCH_BUILD) /usr/bin/python3 bench/bench_gpt2.py $(BENCH_GPT2_FLAGS)
 $(BENCH_BUILD)/spawn: bench/spawn.c | deps
 	@mkdir -p $(@D)
 	$(call quietly,LD,$@)$(CC) $(CFLAGS) $< $(LDFLAGS) -o $@

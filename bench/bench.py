@@ -422,8 +422,13 @@ def trace_products(net, train, flags, d, bb, env, steps):
     span = (hi - lo) // 4
     if not arena or (int(arena[0][0], 16), int(arena[0][1], 16)) != (lo, hi):
         raise SystemExit("bench: %s: no arena snapshot of the products' span" % net.name)
-    if span > 1 << 29:
-        raise SystemExit("bench: %s: the products span %d floats: not one arena?" % (net.name, span))
+    # A static arena or one allocated at start (a big model's, rt_arena_alloc):
+    # either way the products lie in the one arena the generated C declares.
+    with open(os.path.join(os.path.dirname(train), net.name + ".c")) as f:
+        arena_size = int(re.search(r"\.arena_size = (\d+),", f.read()).group(1))
+    if span > arena_size:
+        raise SystemExit("bench: %s: the products span %d floats, more than the arena's %d: not one arena?" % (
+            net.name, span, arena_size))
     flop = 0
     with open(os.path.join(d, "gemm.spec"), "w") as f:
         f.write("span %d align %d\n" % (span, lo % 64))
@@ -683,16 +688,13 @@ def fmt(x, digits=3):
     return "%.*g" % (digits, x)
 
 
-def report(R, nets, a, failures):
-    L = []
+def machine_lines(R, title, made_by):
+    """The report's title, and its lines on the machine, the versions, the
+    environment, the sgemm peak, the vCPUs' placement and the host's steal."""
+    L = ["# " + title, "", "Written by %s on %s, in %.1f minutes." % (made_by, R["date"], R["minutes"]), "",
+         "## Machine and setting", ""]
     w = L.append
     pk = R["peak"]
-    w("# gradc benchmark results")
-    w("")
-    w("Written by `make bench` (bench/bench.py) on %s, in %.1f minutes." % (R["date"], R["minutes"]))
-    w("")
-    w("## Machine and setting")
-    w("")
     w("- CPU: %s, %d cores online; avx512f: %s" % (R["cpu"], R["cores"], "yes" if R["avx512f"] else "no"))
     w("- load average before: %s; after: %s (other work on the machine makes every figure noisier; "
       "the ratios are taken within a round to cancel some of it)" % (R["load_before"], R["load_after"]))
@@ -720,6 +722,18 @@ def report(R, nets, a, failures):
         w("- host steal, the share of the CPUs' time the host gave to other guests while a program ran "
           "(/proc/stat): median %.1f%%, the most %.1f%%, over 5%% in %d of %d runs." % (
               100 * med(steals), 100 * max(steals), sum(x > 0.05 for x in steals), len(steals)))
+    return L
+
+
+def failure_lines(failures):
+    return ["", "## Failures", ""] + ["- %s" % f for f in failures] if failures else []
+
+
+def report(R, nets, a, failures):
+    L = []
+    w = L.append
+    pk = R["peak"]
+    L += machine_lines(R, "gradc benchmark results", "`make bench` (bench/bench.py)")
     w("- %d round%s%s. In each, gradc and the GEMM-only program run back to back at each thread count, gradc's "
       "thread counts next to each other, the others rotating around them. NumPy and PyTorch run %d untimed steps whose losses are checked (their warm-up), "
       "then are timed over at least %d ms and 5 steps; the GEMM-only program likewise after 2 untimed passes; the "
@@ -892,13 +906,55 @@ def report(R, nets, a, failures):
         worst = max(below, key=lambda x: x[1] / x[2])
         w("| peak RSS below PyTorch's (every network and thread count, and the whole run) | worst: %s %dT %s MB vs %s MB | %s |" % (
             worst[0][0], worst[0][1], fmt(worst[1]), fmt(worst[2]), "met" if all(g < tr for _, g, tr in below) else "missed"))
-    if failures:
-        w("")
-        w("## Failures")
-        w("")
-        for f in failures:
-            w("- %s" % f)
+    L += failure_lines(failures)
     return "\n".join(L) + "\n"
+
+
+def tools(target):
+    """gradc and the bench's build directory, once `make TARGET` has built
+    the tools the bench runs."""
+    build = os.environ.get("BUILD", "build")
+    gradc = os.path.abspath(os.path.join(ROOT, build, "gradc"))
+    bb = os.path.abspath(os.environ.get("BENCH_BUILD", os.path.join(ROOT, build, "bench")))
+    for tool in ("spawn", "gemm_bound", "gemm_trace.so", "pingpong"):
+        if not os.path.exists(os.path.join(bb, tool)):
+            raise SystemExit("bench: %s/%s is missing: run `make %s`" % (os.path.relpath(bb, ROOT), tool, target))
+    if not os.path.exists(gradc):
+        raise SystemExit("bench: %s is missing: run `make`" % gradc)
+    return gradc, bb
+
+
+def machine(gradc, threads, check):
+    """The run's record, to begin with what machine_lines reports."""
+    return dict(
+        date=datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
+        cpu=cpu_model(), cores=os.cpu_count(), avx512f="avx512f" in cpu_flags(),
+        load_before=" ".join("%.2f" % x for x in os.getloadavg()),
+        commit=(command_output(["git", "rev-parse", "--short", "HEAD"]) or "?")
+        + (" (with uncommitted changes)" if command_output(["git", "status", "--porcelain", "--untracked-files=no"]) else ""),
+        gradc_version=command_output([gradc, "--version"]).replace("gradc ", "") or "?",
+        openblas="OpenBLAS " + (command_output(["dpkg-query", "-W", "-f", "${Version}", "libopenblas0-pthread"]) or "?")
+        + " (" + (os.path.realpath("/usr/lib/x86_64-linux-gnu/libblas.so.3").split("/")[-2] if os.path.exists("/usr/lib/x86_64-linux-gnu/libblas.so.3") else "?") + " as libblas.so.3)",
+        numpy=np.__version__, python="Python " + platform.python_version(), glibc=platform.libc_ver()[1],
+        coretype=coretype(), threads=threads, check=check, runs={}, corenames=R_CORENAMES,
+    )
+
+
+def finish(R, text, out, raw, failures):
+    """Writes the tables to out and stdout, the raw figures to raw; the
+    exit status."""
+    with open(out, "w") as f:
+        f.write(text)
+    R["corenames"] = {k: sorted(v) for k, v in R["corenames"].items()}
+    R["failures"] = failures
+    with open(raw, "w") as f:
+        json.dump(R, f, indent=1, default=str)
+    print(text)
+    say("bench: wrote %s and %s" % (os.path.relpath(out, ROOT), os.path.relpath(raw, ROOT)))
+    if failures:
+        say("bench: %d failure(s):\n  %s" % (len(failures), "\n  ".join(failures)))
+        return 1
+    return 0
 
 
 def main():
@@ -919,28 +975,11 @@ def main():
     if unknown:
         raise SystemExit("bench: unknown network %s (known: %s)" % (", ".join(unknown), ", ".join(n.name for n in NETS)))
     nets = [n for n in NETS if n.name in wanted]
-    build = os.environ.get("BUILD", "build")
-    gradc = os.path.abspath(os.path.join(ROOT, build, "gradc"))
-    bb = os.path.abspath(os.environ.get("BENCH_BUILD", os.path.join(ROOT, build, "bench")))
-    for tool in ("spawn", "gemm_bound", "gemm_trace.so", "pingpong"):
-        if not os.path.exists(os.path.join(bb, tool)):
-            raise SystemExit("bench: %s/%s is missing: run `make bench`" % (os.path.relpath(bb, ROOT), tool))
-    if not os.path.exists(gradc):
-        raise SystemExit("bench: %s is missing: run `make`" % gradc)
+    gradc, bb = tools("bench")
     t_start = time.time()
-    core = coretype()
-    R = dict(
-        date=datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
-        cpu=cpu_model(), cores=os.cpu_count(), avx512f="avx512f" in cpu_flags(),
-        load_before=" ".join("%.2f" % x for x in os.getloadavg()),
-        commit=(command_output(["git", "rev-parse", "--short", "HEAD"]) or "?")
-        + (" (with uncommitted changes)" if command_output(["git", "status", "--porcelain", "--untracked-files=no"]) else ""),
-        gradc_version=command_output([gradc, "--version"]).replace("gradc ", "") or "?",
-        openblas="OpenBLAS " + (command_output(["dpkg-query", "-W", "-f", "${Version}", "libopenblas0-pthread"]) or "?")
-        + " (" + (os.path.realpath("/usr/lib/x86_64-linux-gnu/libblas.so.3").split("/")[-2] if os.path.exists("/usr/lib/x86_64-linux-gnu/libblas.so.3") else "?") + " as libblas.so.3)",
-        numpy=np.__version__, python="Python " + platform.python_version(), glibc=platform.libc_ver()[1],
-        coretype=core, threads=a.threads, check=a.check, runs={}, corenames=R_CORENAMES, gflop={}, products={},
-    )
+    R = machine(gradc, a.threads, a.check)
+    R.update(gflop={}, products={})
+    core = R["coretype"]
     failures = []
     say("bench: OPENBLAS_CORETYPE=%s; %d rounds of %d ms per program; networks: %s; threads: %s" % (
         core or "(unset)", a.rounds, a.ms, ", ".join(n.name for n in nets), ",".join(map(str, a.threads))))
@@ -966,19 +1005,7 @@ def main():
     R["placement"]["end"] = placement(bb)
     R["load_after"] = " ".join("%.2f" % x for x in os.getloadavg())
     R["minutes"] = (time.time() - t_start) / 60
-    text = report(R, nets, a, failures)
-    with open(a.out, "w") as f:
-        f.write(text)
-    R["corenames"] = {k: sorted(v) for k, v in R["corenames"].items()}
-    R["failures"] = failures
-    with open(os.path.join(bb, "results.json"), "w") as f:
-        json.dump(R, f, indent=1, default=str)
-    print(text)
-    say("bench: wrote %s and %s" % (os.path.relpath(a.out, ROOT), os.path.relpath(os.path.join(bb, "results.json"), ROOT)))
-    if failures:
-        say("bench: %d failure(s):\n  %s" % (len(failures), "\n  ".join(failures)))
-        return 1
-    return 0
+    return finish(R, report(R, nets, a, failures), a.out, os.path.join(bb, "results.json"), failures)
 
 
 if __name__ == "__main__":

@@ -172,6 +172,43 @@ def gpt(inputs, p, net):
     return autograd_step(list(q.values()), net, loss)
 
 
+def gpt2(inputs, p, net):
+    """models/gpt2.lua, llm.c's GPT-2: learned positions, pre-norm blocks of
+    causal attention (q, k, v one product, split) and a GELU (tanh form)
+    MLP, layer norms of eps 1e-5, a final layer norm, the head tied to the
+    token embeddings (wte, padded to Vp rows), the loss over the first V
+    of the Vp logits; the weights [out, in] as nn.Linear keeps them."""
+    x, y = tensor(inputs["x"].astype(np.int64)), tensor(inputs["y"].astype(np.int64))
+    q = {k: tensor(v, True) for k, v in p.items()}
+    n, t = x.shape
+    width, heads, layers, vocab = q["wte"].shape[1], net["heads"], net["layers"], net["vocab"]
+    d = width // heads
+    causal = torch.triu(torch.ones(t, t, dtype=torch.bool), 1)
+
+    def attention(a, b):
+        qkv = F.linear(a, q[b + "qkv_w"], q[b + "qkv_b"])
+        qq, kk, vv = (qkv[..., i * width : (i + 1) * width].view(n, t, heads, d).transpose(1, 2)
+                      for i in range(3))
+        scores = (qq @ kk.transpose(-2, -1)) * (1 / math.sqrt(d))
+        att = torch.softmax(scores.masked_fill(causal, float("-inf")), dim=-1)
+        yy = (att @ vv).transpose(1, 2).reshape(n, t, width)
+        return F.linear(yy, q[b + "attproj_w"], q[b + "attproj_b"])
+
+    def loss():
+        h = F.embedding(x, q["wte"]) + q["wpe"][:t]
+        for i in range(layers):
+            b = "h%d_" % i
+            h = h + attention(F.layer_norm(h, (width,), q[b + "ln1_w"], q[b + "ln1_b"], eps=1e-5), b)
+            m = F.layer_norm(h, (width,), q[b + "ln2_w"], q[b + "ln2_b"], eps=1e-5)
+            m = F.gelu(F.linear(m, q[b + "fc_w"], q[b + "fc_b"]), approximate="tanh")
+            h = h + F.linear(m, q[b + "fcproj_w"], q[b + "fcproj_b"])
+        h = F.layer_norm(h, (width,), q["lnf_w"], q["lnf_b"], eps=1e-5)
+        logits = F.linear(h, q["wte"])  # [N, T, Vp]
+        return F.cross_entropy(logits[..., :vocab].reshape(-1, vocab), y.reshape(-1))
+
+    return autograd_step(list(q.values()), net, loss)
+
+
 def seed_mlp_manual(inputs, p, net):
     """The notes' NumPy code on torch tensors (the 'PyTorch: Tensors' way)."""
     x, y = tensor(inputs["x"]), tensor(inputs["y"])
@@ -224,7 +261,7 @@ def mnist_mlp_manual(inputs, p, net):
     return step
 
 
-AUTOGRAD = {"seed_mlp": seed_mlp, "mnist_mlp": mnist_mlp, "cnn": cnn, "char_lstm": char_lstm, "gpt": gpt}
+AUTOGRAD = {"seed_mlp": seed_mlp, "mnist_mlp": mnist_mlp, "cnn": cnn, "char_lstm": char_lstm, "gpt": gpt, "gpt2": gpt2}
 MANUAL = {"seed_mlp": seed_mlp_manual, "mnist_mlp": mnist_mlp_manual}
 TABLES = {"autograd": AUTOGRAD, "manual": MANUAL}
 
