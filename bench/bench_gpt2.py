@@ -213,7 +213,7 @@ def sample(R, a, train, bin_, bb, core, failures):
         return
     m = re.search(r"^sample \(temperature (\S+)\):\n(.*)$", r.out, re.M)
     ids = [int(x) for x in m.group(2).split()] if m else []
-    R["sample"] = dict(argv=" ".join(os.path.relpath(x, ROOT) if x.startswith(ROOT) else x for x in argv),
+    R["sample"] = dict(argv=" ".join(x.replace(ROOT + "/", "") for x in argv),
                        losses=B.parse_losses(r.out), temperature=m.group(1) if m else None, ids=ids,
                        wall_ms=r.wall_ms, threads=t)
     if not ids:
