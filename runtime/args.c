@@ -83,6 +83,24 @@ int rt_parse_count(const rt_args *a, const char *flag, const char *s, long *out)
     return 0;
 }
 
+int rt_parse_threads(const rt_args *a, const char *s, long *out)
+{
+    if (!strcmp(s, "auto")) {
+        *out = 0;
+        return 0;
+    }
+    errno = 0;
+    long v = all_digits(s) ? strtol(s, NULL, 10) : -1;
+    if (errno || v < 0 || v > 4096) {
+        rt_args_error(a, "--threads: expected a count of threads, or 0 or auto for every core, "
+                         "got '%s'",
+                      s);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
 int rt_parse_u64(const rt_args *a, const char *flag, const char *s, uint64_t *out)
 {
     errno = 0;

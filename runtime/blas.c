@@ -65,13 +65,17 @@ void rt_use_best_blas(char **argv)
     /* No /proc: carry on as we are rather than fail. */
 }
 
-void rt_set_threads(int n)
+int rt_set_threads(int n)
 {
     openblas_set_num_threads(1); /* gemm.c shares products out itself */
 #ifdef _OPENMP
+    if (n == 0)
+        n = omp_get_num_procs(); /* libgomp counts the CPUs of the affinity mask */
     omp_set_num_threads(n);
+    return n;
 #else
     (void)n;
+    return 1;
 #endif
 }
 

@@ -193,7 +193,8 @@ static void usage(const rt_model *m, const char *prog)
            "  --init DIR   check at the parameters in DIR/NAME.npy (as a trainer's\n"
            "               --export writes them), not the seed's; inputs stay random\n"
            "  --tol X      largest relative error that passes (default 1e-6)\n"
-           "  --threads N  threads for products and large loops (default 1)\n",
+           "  --threads N  threads for products and large loops (default 1; 0 or auto:\n"
+           "               one per core the program may run on)\n",
            prog, m->name, m->source ? m->source : "?", PICKS);
 }
 
@@ -228,7 +229,7 @@ static int parse(rt_args *a, Opts *o)
             if (r < 0 || rt_parse_double(a, "--tol", v, &o->tol))
                 return 2;
         } else if ((r = rt_args_value(a, "--threads", &v)) != 0) {
-            if (r < 0 || rt_parse_posint(a, "--threads", v, &o->threads))
+            if (r < 0 || rt_parse_threads(a, v, &o->threads))
                 return 2;
         } else {
             rt_args_error(a, "unknown flag '%s'", a->argv[a->i]);

@@ -49,7 +49,8 @@ static void usage(const rt_model *m, const char *prog)
            "  --label-column K   a CSV's label column, from 1; negative from the end (-1);\n"
            "                     none: the file holds features only\n"
            "  --skip-rows N      pass over a CSV's first N lines unread (a title, notes)\n"
-           "  --threads N        threads for products and large loops (default 1)\n");
+           "  --threads N        threads for products and large loops (default 1; 0 or\n"
+           "                     auto: one per core the program may run on)\n");
 }
 
 static int parse(rt_args *a, Opts *o)
@@ -87,7 +88,7 @@ static int parse(rt_args *a, Opts *o)
             if (r < 0 || rt_parse_count(a, "--skip-rows", v, &o->csv.skip_rows))
                 return 2;
         } else if ((r = rt_args_value(a, "--threads", &v)) != 0) {
-            if (r < 0 || rt_parse_posint(a, "--threads", v, &o->threads))
+            if (r < 0 || rt_parse_threads(a, v, &o->threads))
                 return 2;
         } else if ((r = rt_args_value(a, "--data", &v)) != 0) {
             if (r < 0)

@@ -24,8 +24,9 @@ int rt_predict_main(const rt_model *m, int argc, char **argv);
 void rt_use_best_blas(char **argv);
 /* --threads N: OpenMP's threads, which share out the big products (each
  * part an OpenBLAS call on one thread, gemm.c) and the big elementwise
- * loops. */
-void rt_set_threads(int n);
+ * loops. 0 means every core the process may run on (its CPU affinity, as
+ * taskset sets it); returns the count set. */
+int rt_set_threads(int n);
 /* Float training treats numbers too small for a normal float as 0, as
  * PyTorch's set_flush_denormal does: the seed MLP's saturated sigmoids
  * feed its products subnormal gradients, which made a step 1.7 times

@@ -64,6 +64,8 @@ int rt_parse_double(const rt_args *a, const char *flag, const char *s, double *o
  * (RT_NO_LABEL: a CSV of features only). */
 enum { RT_NO_LABEL = 0 };
 int rt_parse_label_column(const rt_args *a, const char *s, long *out);
+/* --threads N: N >= 1, or 0 (also "auto") for every core. */
+int rt_parse_threads(const rt_args *a, const char *s, long *out);
 /* --skip-rows N: N >= 0. */
 int rt_parse_count(const rt_args *a, const char *flag, const char *s, long *out);
 

@@ -776,7 +776,9 @@ int rt_train_main(const rt_model *m, int argc, char **argv)
         snprintf(t.fallback, sizeof t.fallback, "%s.ckpt", m->name);
         if (m->real == RT_F32)
             rt_flush_subnormals();
-        rt_set_threads((int)o.threads);
+        int threads = rt_set_threads((int)o.threads);
+        if (o.threads == 0)
+            fprintf(stderr, "%s: --threads auto: %d, the cores it may run on\n", prog, threads);
         rc = begin(&t);
         if (rc == 0)
             rc = train(&t);

@@ -130,7 +130,8 @@ void train_usage(const rt_model *m, const char *prog)
            "                     (default 1)\n"
            "  --init DIR         start from DIR/NAME.npy, a file per parameter (as\n"
            "                     --export writes them), not from the seed's values\n"
-           "  --threads N        threads for products and large loops (default 1)\n"
+           "  --threads N        threads for products and large loops (default 1; 0 or\n"
+           "                     auto: one per core the program may run on)\n"
            "\ndata:\n"
            "  --data NAME=F      a file for input NAME (.npy, .csv[.gz], IDX), rows >= batch\n"
            "  --label-column K   a CSV's label column, from 1; negative counts from the end,\n"
@@ -265,7 +266,7 @@ static int parse_flag(const rt_model *m, rt_args *a, Opts *o)
     if ((r = rt_args_value(a, "--print-every", &v)) != 0)
         return r < 0 ? -1 : rt_parse_posint(a, "--print-every", v, &o->print_every) ? -1 : 1;
     if ((r = rt_args_value(a, "--threads", &v)) != 0)
-        return r < 0 ? -1 : rt_parse_posint(a, "--threads", v, &o->threads) ? -1 : 1;
+        return r < 0 ? -1 : rt_parse_threads(a, v, &o->threads) ? -1 : 1;
     if ((r = rt_args_value(a, "--seed", &v)) != 0) {
         o->seed_given = 1;
         return r < 0 ? -1 : rt_parse_u64(a, "--seed", v, &o->seed) ? -1 : 1;

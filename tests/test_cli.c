@@ -910,10 +910,25 @@ START_TEST(build_makes_programs)
     ck_assert_ptr_nonnull(strstr(out, "usage: norm_wx_predict --checkpoint FILE"));
     free(out);
     /* Every program takes --threads, and refuses a count that is no count. */
-    snprintf(cmd, sizeof cmd, "%s/norm_wx_predict --checkpoint none --threads 0", dir);
+    snprintf(cmd, sizeof cmd, "%s/norm_wx_predict --checkpoint none --threads -1", dir);
     ck_assert_int_eq(run_cmd(cmd, &out), 2);
-    ck_assert_msg(strstr(out, "--threads: expected a positive integer, got '0'"), "%s", out);
+    ck_assert_msg(strstr(out, "--threads: expected a count of threads, or 0 or auto for every "
+                              "core, got '-1'"),
+                  "%s", out);
     free(out);
+    /* --threads auto: one per core the program may run on, as its CPU
+     * affinity says (taskset pins it to one). */
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    for (int pinned = 0; pinned < 2; pinned++) {
+        snprintf(cmd, sizeof cmd, "%s%s/norm_wx_train --steps 3 --threads auto",
+                 pinned ? "taskset -c 0 " : "", dir);
+        ck_assert_msg(run_cmd(cmd, &out) == 0, "%s", out);
+        char want[96];
+        snprintf(want, sizeof want, "norm_wx_train: --threads auto: %ld, the cores it may run on\n",
+                 pinned ? 1 : cores);
+        ck_assert_msg(strstr(out, want), "expected '%s' in:\n%s", want, out);
+        free(out);
+    }
     remove_dir(dir);
 }
 END_TEST
