@@ -4,6 +4,7 @@
  * every pass has succeeded, and then each file goes to a temporary name
  * first and is renamed into place.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -259,6 +260,37 @@ static void first_missing(const char *dir, char out[4096])
         }
 }
 
+/* The names in dir, NULL-terminated (an empty list when dir is missing). */
+static char **names_in(const char *dir)
+{
+    DIR *d = opendir(dir);
+    char **names = xcalloc(1, sizeof *names);
+    size_t n = 0;
+    for (struct dirent *e; d && (e = readdir(d)) != NULL;) {
+        names = xrealloc(names, (n + 2) * sizeof *names);
+        names[n++] = xstrdup(e->d_name);
+        names[n] = NULL;
+    }
+    if (d)
+        closedir(d);
+    return names;
+}
+
+static void free_list(char **names)
+{
+    for (char **name = names; *name; name++)
+        free(*name);
+    free(names);
+}
+
+static bool listed(char *const *names, const char *name)
+{
+    for (; *names; names++)
+        if (!strcmp(*names, name))
+            return true;
+    return false;
+}
+
 /* gradc build: compile, then cc the programs. A build that cannot finish
  * leaves nothing: not the folders it made, nor files in a folder that was
  * there that were not there before. */
@@ -266,27 +298,26 @@ static int build_model(const char *model, const char *dir)
 {
     if (!runtime_found())
         return 1;
-    static const char *const suffixes[] = {".h",           ".c",       "_train.c",
-                                           "_gradcheck.c", "_infer.c", "_predict.c",
-                                           "_train",       "_predict", "_gradcheck"};
-    enum { N_OUTPUTS = sizeof suffixes / sizeof *suffixes };
-    char made[4096], paths[N_OUTPUTS][4096];
-    bool had[N_OUTPUTS];
+    char made[4096];
     first_missing(dir, made);
-    for (int i = 0; i < N_OUTPUTS; i++) {
-        snprintf(paths[i], sizeof paths[i], "%s/%s%s", dir, model_name(model), suffixes[i]);
-        had[i] = !access(paths[i], F_OK);
-    }
+    char **before = names_in(dir);
     int status = compile_to(model, dir);
     if (!status)
         status = build_programs(dir, model_name(model), args.dbl ? DOUBLE_PROGRAMS : FLOAT_PROGRAMS,
                                 args.verbose);
     if (status && made[0])
         remove_tree(made);
-    else if (status)
-        for (int i = 0; i < N_OUTPUTS; i++)
-            if (!had[i])
-                remove(paths[i]);
+    else if (status) {
+        char **after = names_in(dir);
+        for (char **name = after; *name; name++)
+            if (!listed(before, *name)) {
+                char path[8192];
+                snprintf(path, sizeof path, "%s/%s", dir, *name);
+                remove(path);
+            }
+        free_list(after);
+    }
+    free_list(before);
     return status;
 }
 
