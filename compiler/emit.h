@@ -30,6 +30,7 @@ typedef struct {
     int max_part;    /* the last part of the schedule the function being
                         written computes */
     Buf places;      /* a heap arena's: each tensor's pointer set into it */
+    long arena_size; /* the plan's arena, and after it tuned_copy (emit_arena) */
 } Emit;
 
 /* A node's C name, as the code refers to it: only arrays the code uses

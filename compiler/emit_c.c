@@ -349,7 +349,7 @@ static void emit_open_arena(Emit *e, const char *descriptor)
                " * tensor's place in them. */\n"
                "__attribute__((constructor)) static void open_arena(void)\n{\n"
                "    arena = rt_arena_alloc(\"%s\", %ld, sizeof *arena);\n",
-               nm, e->p->arena_size);
+               nm, e->arena_size);
     if (e->p->iarena_size)
         buf_printf(e->b, "    iarena = rt_arena_alloc(\"%s\", %ld, sizeof *iarena);\n", nm,
                    e->p->iarena_size);
@@ -364,6 +364,16 @@ static void emit_arena(Emit *e)
 {
     Graph *g = e->g;
     const Plan *p = e->p;
+    long copy = 0;
+    Product tuned;
+    for (int i = 0; i < g->n; i++)
+        if (e->f->stored[i] && product_use(e, i, &tuned) == USE_COPY) {
+            long size = (long)tuned.k * (tuned.ta ? tuned.m : tuned.n);
+            copy = size > copy ? size : copy;
+        }
+    /* tuned_copy past the plan's arena: every operand of a product then
+     * lies in the one arena (make bench replays them from a copy of it). */
+    e->arena_size = p->arena_size + copy;
     /* Places are 64 bytes apart (plan.c): so is each from a cache line's
      * start, and no vector load of a row straddles two lines. */
     if (p->heap) {
@@ -373,26 +383,24 @@ static void emit_arena(Emit *e)
                    " * the end): static data past 2 GiB does not link with the default\n"
                    " * code model. */\n"
                    "static real *arena;\n",
-                   thousands(n, p->arena_size));
+                   thousands(n, e->arena_size));
         if (p->iarena_size)
             buf_printf(e->b, "static int32_t *iarena;\n");
     } else {
-        buf_printf(e->b, "static _Alignas(64) real arena[%ld];\n", p->arena_size);
+        buf_printf(e->b, "static _Alignas(64) real arena[%ld];\n", e->arena_size);
         if (p->iarena_size)
             buf_printf(e->b, "static int32_t iarena[%ld];\n", p->iarena_size);
     }
-    long copy = 0;
-    Product tuned;
-    for (int i = 0; i < g->n; i++)
-        if (e->f->stored[i] && product_use(e, i, &tuned) == USE_COPY) {
-            long size = (long)tuned.k * (tuned.ta ? tuned.m : tuned.n);
-            copy = size > copy ? size : copy;
-        }
-    if (copy)
-        buf_printf(e->b,
-                   "/* Where a product --tune writes plainly copies its transposed operand. */\n"
-                   "static real tuned_copy[%ld];\n",
-                   copy);
+    if (copy) {
+        const char *what = "/* Where a product --tune writes plainly copies its transposed "
+                           "operand. */\n";
+        if (p->heap) {
+            buf_printf(e->b, "%sstatic real *tuned_copy;\n", what);
+            buf_printf(&e->places, "    tuned_copy = arena + %ld;\n", p->arena_size);
+        } else
+            buf_printf(e->b, "%sstatic real *const tuned_copy = arena + %ld;\n", what,
+                       p->arena_size);
+    }
     buf_printf(e->b, "\n");
     for (int i = 0; i < g->n_inputs; i++)
         declare(e, g->inputs[i], "input ");
@@ -685,7 +693,7 @@ static void emit_descriptor(Emit *e)
                "    .params_offset = %ld,\n    .grads_offset = %ld,\n    .n_param_elems = %ld,\n"
                "    .state_offset = %ld,\n    .n_state = %ld,\n    .loss_offset = %ld,\n",
                g->batch, p->heap ? "" : "    .arena = arena,\n",
-               p->iarena_size && !p->heap ? "iarena" : "NULL", p->arena_size, p->iarena_size,
+               p->iarena_size && !p->heap ? "iarena" : "NULL", e->arena_size, p->iarena_size,
                g->n_inputs, g->n_params, g->n_outputs, g->n_inputs ? "inputs" : "NULL",
                training ? "grads" : "NULL", g->n_outputs ? "outputs" : "NULL", p->params_offset,
                p->grads_offset, p->n_param_elems, p->state_offset, p->n_state, p->loss_offset);

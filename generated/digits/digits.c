@@ -9,10 +9,10 @@
 #include "rt_real.h"
 #include "digits.h"
 
-static _Alignas(64) real arena[817520];
+static _Alignas(64) real arena[838000];
 static int32_t iarena[32];
 /* Where a product --tune writes plainly copies its transposed operand. */
-static real tuned_copy[20480];
+static real *const tuned_copy = arena + 817520;
 
 static real *const x = arena + 0; /* input [32,64] */
 static int32_t *const labels = iarena + 0; /* input [32] */
@@ -390,7 +390,7 @@ const rt_model REAL_SUFFIX(digits_model) = {
     .real = RT_REAL,
     .arena = arena,
     .iarena = iarena,
-    .arena_size = 817520,
+    .arena_size = 838000,
     .iarena_size = 32,
     .n_inputs = 2,
     .n_params = 4,

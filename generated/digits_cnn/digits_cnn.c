@@ -9,10 +9,10 @@
 #include "rt_real.h"
 #include "digits_cnn.h"
 
-static _Alignas(64) real arena[555248];
+static _Alignas(64) real arena[555536];
 static int32_t iarena[32];
 /* Where a product --tune writes plainly copies its transposed operand. */
-static real tuned_copy[288];
+static real *const tuned_copy = arena + 555248;
 
 static real *const x = arena + 0; /* input [32,64] */
 static int32_t *const labels = iarena + 0; /* input [32] */
@@ -556,7 +556,7 @@ const rt_model REAL_SUFFIX(digits_cnn_model) = {
     .real = RT_REAL,
     .arena = arena,
     .iarena = iarena,
-    .arena_size = 555248,
+    .arena_size = 555536,
     .iarena_size = 32,
     .n_inputs = 2,
     .n_params = 6,
