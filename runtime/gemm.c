@@ -119,13 +119,12 @@ SHARED(rt_dgemm, double, cblas_dgemm)
 /* Whether a product is too narrow to share by its stripes: big enough
  * to split among the threads, but with too few stripes of `wide` columns
  * to share evenly (a layer's 1024 x 128 has 3: 2 and 1 would leave a
- * thread idle a third of the time). It then goes in parts of rows: A^T B,
- * and A B with fewer than PANEL_ROWS rows, each thread's rows through the
- * kernel, computed as on one thread (the seed MLP's 64 x 100 x 1000 on 2
- * threads: 75 us instead of OpenBLAS's 87, and a step 0.84 of its time;
- * its 1000 x 100 x 64, A^T B, then 0.93); A B with more rows to the BLAS,
- * whose parts of rows rt_sgemm shares evenly (a thread's rows of A B
- * would go unpacked, its sums in another order than on one thread). */
+ * thread idle a third of the time). It then goes in parts of rows, each
+ * thread's rows through the kernel the whole product would take, K cut
+ * as the whole product's rows cut it: each element is computed as on one
+ * thread, so results do not depend on the thread count (the seed MLP's
+ * 64 x 100 x 1000 on 2 threads: 75 us instead of OpenBLAS's 87, and a
+ * step 0.84 of its time; its 1000 x 100 x 64, A^T B, then 0.93). */
 static bool too_narrow(bool big, int n, int wide) { return big && n / wide < 2 * threads(); }
 
 /* Columns in vectors of 64 bytes: 16 floats or 8 doubles; the last few
@@ -335,34 +334,16 @@ typedef double vdouble4 __attribute__((vector_size(32)));
     DOTS(T, V, 4, 4)                                                                          \
     DOTS(T, V, 1, 4)                                                                          \
     LAST_COLUMNS(T)
-#define GEMM(NAME, T, V, TA, BLAS)                                                            \
-    RT_VECTOR_CLONES void NAME(int m, int n, int k, T alpha, const T *a, int lda, const T *b, \
-                               int ldb, T beta, T *c, int ldc)                                \
+#define GEMM(NAME, T, V, TA)                                                                  \
+    RT_VECTOR_CLONES static void NAME##_in(int m, int n, int k, T alpha, const T *a, int lda, \
+                                           const T *b, int ldb, T beta, T *c, int ldc,        \
+                                           bool big, int depth)                               \
     {                                                                                         \
         const int lanes = (int)(sizeof(V) / sizeof(T)), wide = 3 * lanes;                     \
         const long ar = TA ? 1 : lda, ak = TA ? lda : 1;                                      \
-        const bool big = split((long)m * n * k);                                              \
-        if (too_narrow(big, n, wide) && m >= PANEL_ROWS && !TA) {                             \
-            BLAS(CblasRowMajor, TA ? CblasTrans : CblasNoTrans, CblasNoTrans, m, n, k, alpha, \
-                 a, lda, b, ldb, beta, c, ldc);                                               \
-            return;                                                                           \
-        }                                                                                     \
-        if (too_narrow(big, n, wide)) {                                                       \
-            const int parts = threads();                                                      \
-            SPLIT_FOR                                                                         \
-            for (int part = 0; part < parts; part++) {                                        \
-                int from, to;                                                                 \
-                part_of(m, 8, part, parts, &from, &to);                                       \
-                if (to > from) /* on this thread alone: split() is false in here */           \
-                    NAME(to - from, n, k, alpha, a + from * ar, lda, b, ldb, beta,            \
-                         c + (long)from * ldc, ldc);                                          \
-            }                                                                                 \
-            return;                                                                           \
-        }                                                                                     \
         const int full = n / wide * wide, left = n - full; /* the columns past the stripes */ \
         const int last = full + (left >= 2 * lanes ? 2 * lanes : left >= lanes ? lanes : 0);  \
         const bool pack = m >= PANEL_ROWS;                                                    \
-        const int depth = TA || pack ? DEPTH : k;                                             \
         for (int k0 = 0; k0 < k; k0 += depth) {                                               \
             const int kn = k - k0 < depth ? k - k0 : depth;                                   \
             const T *ak0 = a + k0 * ak, *bk0 = b + (long)k0 * ldb;                            \
@@ -399,14 +380,35 @@ typedef double vdouble4 __attribute__((vector_size(32)));
         }                                                                                     \
         if (!TA && last < n)                                                                  \
             last_columns_##T(m, last, n, k, alpha, a, lda, b, ldb, beta, c, ldc);             \
+    }                                                                                         \
+    RT_VECTOR_CLONES void NAME(int m, int n, int k, T alpha, const T *a, int lda, const T *b, \
+                               int ldb, T beta, T *c, int ldc)                                \
+    {                                                                                         \
+        const long ar = TA ? 1 : lda;                                                         \
+        const bool big = split((long)m * n * k);                                              \
+        /* K in parts by the whole product's rows, whichever rows a thread takes */           \
+        const int depth = TA || m >= PANEL_ROWS ? DEPTH : k;                                  \
+        if (!too_narrow(big, n, 3 * (int)(sizeof(V) / sizeof(T)))) {                          \
+            NAME##_in(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, big, depth);              \
+            return;                                                                           \
+        }                                                                                     \
+        const int parts = threads();                                                          \
+        SPLIT_FOR                                                                             \
+        for (int part = 0; part < parts; part++) {                                            \
+            int from, to;                                                                     \
+            part_of(m, 8, part, parts, &from, &to);                                           \
+            if (to > from)                                                                    \
+                NAME##_in(to - from, n, k, alpha, a + from * ar, lda, b, ldb, beta,           \
+                          c + (long)from * ldc, ldc, false, depth);                           \
+        }                                                                                     \
     }
 
 STRIPES(float, vfloat)
 STRIPES(double, vdouble)
-GEMM(rt_sgemm_nn, float, vfloat, 0, rt_sgemm)
-GEMM(rt_dgemm_nn, double, vdouble, 0, rt_dgemm)
-GEMM(rt_sgemm_tn, float, vfloat, 1, rt_sgemm)
-GEMM(rt_dgemm_tn, double, vdouble, 1, rt_dgemm)
+GEMM(rt_sgemm_nn, float, vfloat, 0)
+GEMM(rt_dgemm_nn, double, vdouble, 0)
+GEMM(rt_sgemm_tn, float, vfloat, 1)
+GEMM(rt_dgemm_tn, double, vdouble, 1)
 
 /* With many rows (a layer's dX = dY W^T, 1024 rows), each stripe of 48
  * rows of B and DEPTH of K is first copied transposed into a panel on the
@@ -453,7 +455,7 @@ GEMM(rt_dgemm_tn, double, vdouble, 1, rt_dgemm)
  * stack: at most SWAPPED elements. */
 #define SWAPPED 16384
 #define SWAPPED_NT(NAME, T, V)                                                                \
-    if (!big && m < PACKED_ROWS && n >= PACKED_ROWS && m % (sizeof(V) / sizeof(T)) == 0 &&   \
+    if (m < PACKED_ROWS && n >= PACKED_ROWS && m % (sizeof(V) / sizeof(T)) == 0 &&            \
         (long)m * n <= SWAPPED) {                                                             \
         T ct[SWAPPED];                                                                        \
         NAME(n, m, k, 1, b, ldb, a, lda, 0, ct, m);                                           \
@@ -469,7 +471,7 @@ GEMM(rt_dgemm_tn, double, vdouble, 1, rt_dgemm)
  * the rows and columns left one by one; the columns in as many parts as
  * there are threads, when the product is worth splitting. K a multiple of
  * 16 (of 8 for doubles). */
-#define GEMM_NT(NAME, T, V, BLAS)                                                             \
+#define GEMM_NT(NAME, T, V)                                                                   \
     DOTS(T, V, 4, 1)                                                                          \
     DOTS(T, V, 1, 1)                                                                          \
     RT_VECTOR_CLONES void NAME(int m, int n, int k, T alpha, const T *a, int lda, const T *b, \
@@ -477,9 +479,16 @@ GEMM(rt_dgemm_tn, double, vdouble, 1, rt_dgemm)
     {                                                                                         \
         const bool big = split((long)m * n * k);                                              \
         if (m >= PACKED_ROWS && n % (sizeof(V) / sizeof(T)) == 0) {                           \
-            if (too_narrow(big, n, 3 * (int)(sizeof(V) / sizeof(T)))) {                       \
-                BLAS(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, alpha, a, lda, b, ldb,  \
-                     beta, c, ldc);                                                           \
+            /* parts of rows only if each still goes this way */                              \
+            const int parts = m / PACKED_ROWS < threads() ? m / PACKED_ROWS : threads();      \
+            if (too_narrow(big, n, 3 * (int)(sizeof(V) / sizeof(T))) && parts > 1) {          \
+                SPLIT_FOR                                                                     \
+                for (int part = 0; part < parts; part++) {                                    \
+                    int from, to;                                                             \
+                    part_of(m, 8, part, parts, &from, &to);                                   \
+                    NAME(to - from, n, k, alpha, a + (long)from * lda, lda, b, ldb, beta,     \
+                         c + (long)from * ldc, ldc);                                          \
+                }                                                                             \
                 return;                                                                       \
             }                                                                                 \
             PACKED_NT(T, V)                                                                   \
@@ -514,5 +523,5 @@ GEMM(rt_dgemm_tn, double, vdouble, 1, rt_dgemm)
         }                                                                                     \
     }
 
-GEMM_NT(rt_sgemm_nt, float, vfloat, rt_sgemm)
-GEMM_NT(rt_dgemm_nt, double, vdouble, rt_dgemm)
+GEMM_NT(rt_sgemm_nt, float, vfloat)
+GEMM_NT(rt_dgemm_nt, double, vdouble)

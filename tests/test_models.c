@@ -361,6 +361,42 @@ START_TEST(test_step_allocates_nothing)
 END_TEST
 #endif
 
+/* ---- the same double results on any thread count ---- */
+
+/* In double, the loss and every gradient on 2 threads are those on 1, bit
+ * for bit: gemm.c shares a product out only in ways that compute each
+ * element as one thread does, and picks its kernels by the shape alone. */
+START_TEST(test_threads_same_double)
+{
+    const rt_model *m = model_row(_i)->f64;
+    const char *name = model_row(_i)->name;
+    const double *grads = arena64(m) + m->grads_offset;
+    double loss[2], *first = NULL;
+    for (int threads = 1; threads <= 2; threads++) {
+        rt_set_threads(threads);
+        rt_init_params(m, SEED);
+        rt_random_inputs(m, SEED);
+        loss[threads - 1] = m->loss_and_grad();
+        if (threads == 1)
+            first = dup_doubles(grads, m->n_param_elems);
+    }
+    rt_set_threads(1);
+    ck_assert_msg(loss[0] == loss[1], "%s: loss %.17g on 1 thread, %.17g on 2", name, loss[0],
+                  loss[1]);
+    for (int k = 0; k < m->n_params; k++) {
+        const rt_tensor *g = &m->grads[k];
+        for (long i = 0; i < g->size; i++) {
+            double on1 = first[g->offset - m->grads_offset + i],
+                   on2 = grads[g->offset - m->grads_offset + i];
+            if (on1 != on2)
+                ck_abort_msg("%s: %s[%ld] is %.17g on 1 thread, %.17g on 2", name,
+                             m->params[k].name, i, on1, on2);
+        }
+    }
+    free(first);
+}
+END_TEST
+
 /* ---- forward ---- */
 
 /* Every input, as doubles (which hold float, double and int32 exactly). */
@@ -1023,8 +1059,8 @@ START_TEST(test_causal_attention)
             for (int j = 0; j < T; j++) {
                 double want = j <= t ? exp(s[j] - mx) / total : 0;
                 double got = rt_get(m, p, (n * T + t) * T + j);
-                ck_assert_msg(close_rel(got, want, 1e-12), "p[%d,%d,%d] is %.17g, want %.17g", n,
-                              t, j, got, want);
+                ck_assert_msg(close_rel(got, want, 1e-12), "p[%d,%d,%d] is %.17g, want %.17g", n, t,
+                              j, got, want);
             }
         }
 }
@@ -1037,9 +1073,12 @@ static Suite *models_suite(void)
         const char *name;
         const TTest *test;
     } props[] = {
-        {"gradcheck", test_gradcheck},       {"train_step", test_train_step_formula},
-        {"float_double", test_float_double}, {"forward", test_forward_rows},
+        {"gradcheck", test_gradcheck},
+        {"train_step", test_train_step_formula},
+        {"float_double", test_float_double},
+        {"forward", test_forward_rows},
         {"inference", test_inference_twin},
+        {"threads", test_threads_same_double},
 #ifndef __SANITIZE_ADDRESS__
         {"no_allocation", test_step_allocates_nothing},
 #endif
