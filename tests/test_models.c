@@ -363,37 +363,55 @@ END_TEST
 
 /* ---- the same double results on any thread count ---- */
 
-/* In double, the loss and every gradient on 2 threads are those on 1, bit
- * for bit: gemm.c shares a product out only in ways that compute each
- * element as one thread does, and picks its kernels by the shape alone. */
+/* Where the values from 1 thread (`on1`, the block from `from`) and 2
+ * first differ, as "tensor[i]", or NULL. */
+static const char *first_difference(const rt_model *m, const rt_tensor *t, int n, long from,
+                                    const double *on1, const double *on2, char *at, size_t len)
+{
+    for (int k = 0; k < n; k++)
+        for (long i = 0; i < t[k].size; i++)
+            if (on1[t[k].offset - from + i] != on2[t[k].offset - from + i]) {
+                snprintf(at, len, "%s[%ld] %.17g on 1 thread, %.17g on 2", m->params[k].name, i,
+                         on1[t[k].offset - from + i], on2[t[k].offset - from + i]);
+                return at;
+            }
+    return NULL;
+}
+
+/* In double, the parameters after two training steps on 2 threads are
+ * those on 1, bit for bit, and so are the loss and every gradient there: gemm.c
+ * shares a product out only in ways that compute each element as one
+ * thread does, and picks its kernels by the shape alone; a loop's sums
+ * stay on one thread. */
 START_TEST(test_threads_same_double)
 {
     const rt_model *m = model_row(_i)->f64;
     const char *name = model_row(_i)->name;
-    const double *grads = arena64(m) + m->grads_offset;
-    double loss[2], *first = NULL;
-    for (int threads = 1; threads <= 2; threads++) {
-        rt_set_threads(threads);
+    double *arena = arena64(m), loss[2], *grads[2], *params[2];
+    for (int t = 0; t < 2; t++) {
+        rt_set_threads(t + 1);
         rt_init_params(m, SEED);
         rt_random_inputs(m, SEED);
-        loss[threads - 1] = m->loss_and_grad();
-        if (threads == 1)
-            first = dup_doubles(grads, m->n_param_elems);
+        memset(arena + m->state_offset, 0, m->n_state * sizeof(double));
+        rt_hyper h = m->hyper;
+        for (h.step = 1; h.step <= 2; h.step++)
+            m->train_step(&h);
+        params[t] = dup_doubles(arena + m->params_offset, m->n_param_elems);
+        loss[t] = m->loss_and_grad(); /* under the last step's dropout masks */
+        grads[t] = dup_doubles(arena + m->grads_offset, m->n_param_elems);
     }
     rt_set_threads(1);
     ck_assert_msg(loss[0] == loss[1], "%s: loss %.17g on 1 thread, %.17g on 2", name, loss[0],
                   loss[1]);
-    for (int k = 0; k < m->n_params; k++) {
-        const rt_tensor *g = &m->grads[k];
-        for (long i = 0; i < g->size; i++) {
-            double on1 = first[g->offset - m->grads_offset + i],
-                   on2 = grads[g->offset - m->grads_offset + i];
-            if (on1 != on2)
-                ck_abort_msg("%s: %s[%ld] is %.17g on 1 thread, %.17g on 2", name,
-                             m->params[k].name, i, on1, on2);
-        }
-    }
-    free(first);
+    char at[256];
+    const char *d = first_difference(m, m->grads, m->n_params, m->grads_offset, grads[0], grads[1],
+                                     at, sizeof at);
+    ck_assert_msg(!d, "%s: the gradient of %s", name, d);
+    d = first_difference(m, m->params, m->n_params, m->params_offset, params[0], params[1], at,
+                         sizeof at);
+    ck_assert_msg(!d, "%s: after two steps, %s", name, d);
+    for (int t = 0; t < 2; t++)
+        free(grads[t]), free(params[t]);
 }
 END_TEST
 
