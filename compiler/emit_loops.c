@@ -283,7 +283,7 @@ static void open_parallel(Buf *b, const Space *sp, int depth)
         size *= sp->size[d];
     if (sp->rank > 0 && parallel(sp->size[0], size)) {
         indent(b, depth);
-        buf_printf(b, "RT_PARALLEL_FOR\n");
+        buf_printf(b, "RT_PARALLEL_FOR(%ld)\n", size);
     }
 }
 

@@ -151,7 +151,9 @@ int tune_model(Graph *g, const char *out, bool verbose)
                 "# the transposed operand copied first, then a plain BLAS product; and\n"
                 "# gradc's kernel (runtime/gemm.c). Another way than the BLAS call where\n"
                 "# that is %.0f%% and %.0f us faster or more; compile with --tune FILE to\n"
-                "# use it.\n",
+                "# use it. With more cores, a comment after each product gives the\n"
+                "# BLAS call and the kernel whole and shared among the threads, and the\n"
+                "# last line which products and loops a trainer would share here.\n",
                 g->source, (1 - GAIN) * 100, MIN_US);
         char line[256];
         int got = 0;

@@ -65,9 +65,16 @@ void rt_use_best_blas(char **argv)
     /* No /proc: carry on as we are rather than fail. */
 }
 
+/* OpenBLAS's pthread build starts its own threads when it loads, which
+ * spin for about 100 ms before they sleep, taking a CPU from ours; its
+ * other builds have no such function. */
+extern int blas_thread_shutdown_(void) __attribute__((weak));
+
 int rt_set_threads(int n)
 {
     openblas_set_num_threads(1); /* gemm.c shares products out itself */
+    if (blas_thread_shutdown_)
+        blas_thread_shutdown_();
 #ifdef _OPENMP
     if (n == 0)
         n = omp_get_num_procs(); /* libgomp counts the CPUs of the affinity mask */

@@ -20,23 +20,23 @@
 #include <string.h>
 #include <strings.h>
 #include "rt_real.h"
+/* for (int I = 0; I < TO; I += STEP) BODY, its iterations shared among
+ * the threads when `big` (each element of C is computed the same way, so
+ * the result does not depend on the thread count); when not, it enters no
+ * OpenMP region, which would cost a third of a microsecond a product even
+ * for one thread. */
 #ifdef _OPENMP
 #include <omp.h>
-/* The loop over a product's stripes of columns, split among the threads
- * when `big`: each element of C is computed the same way, so the result
- * does not depend on the thread count. */
-#define SPLIT_FOR _Pragma("omp parallel for if (big) schedule(static)")
-/* Whether a product of `work` multiply-adds (a million: about 10 us) pays
- * for waking the other threads; never one a thread computes inside a
- * split product. */
-static bool split(long work)
-{
-    return work >= 1L << 20 && omp_get_max_threads() > 1 && !omp_in_parallel();
-}
+#define SHARED_FOR(big, I, TO, STEP, ...)                                                     \
+    if (big) {                                                                                \
+        _Pragma("omp parallel for schedule(static)") for (int I = 0; I < (TO); I += (STEP))   \
+            __VA_ARGS__                                                                       \
+    } else                                                                                    \
+        for (int I = 0; I < (TO); I += (STEP))                                                \
+            __VA_ARGS__
 static int threads(void) { return omp_get_max_threads(); }
 #else
-#define SPLIT_FOR
-static bool split(long work) { return (void)work, false; }
+#define SHARED_FOR(big, I, TO, STEP, ...) for (int I = 0; I < (TO); I += (STEP)) __VA_ARGS__
 static int threads(void) { return 1; }
 #endif
 
@@ -59,8 +59,7 @@ static inline void part_of(int len, int unit, int part, int parts, int *from, in
  * of the thread's own, read back transposed into C. */
 enum { SMALL_MAX = 31250 }; /* the most elements of C: 100^3 / 32 */
 
-static bool small_kernel_allocates(enum CBLAS_TRANSPOSE ta, enum CBLAS_TRANSPOSE tb, int m, int n,
-                                   int k, int lanes)
+static bool small_kernels(void)
 {
     static _Thread_local int avx512 = -1;
     if (avx512 < 0) {
@@ -68,8 +67,25 @@ static bool small_kernel_allocates(enum CBLAS_TRANSPOSE ta, enum CBLAS_TRANSPOSE
         avx512 = core && (!strcasecmp(core, "SkylakeX") || !strcasecmp(core, "Cooperlake") ||
                           !strcasecmp(core, "SapphireRapids"));
     }
-    return avx512 && ta == CblasNoTrans && tb == CblasNoTrans && (double)m * n * k <= 1e6 &&
-           k >= 2 * lanes && n % lanes >= 1 && n % lanes <= lanes / 2 && (long)m * n <= SMALL_MAX;
+    return avx512;
+}
+
+static bool small_kernel_allocates(enum CBLAS_TRANSPOSE ta, enum CBLAS_TRANSPOSE tb, int m, int n,
+                                   int k, int lanes)
+{
+    return small_kernels() && ta == CblasNoTrans && tb == CblasNoTrans &&
+           (double)m * n * k <= 1e6 && k >= 2 * lanes && n % lanes >= 1 &&
+           n % lanes <= lanes / 2 && (long)m * n <= SMALL_MAX;
+}
+
+/* Whether OpenBLAS computes each element of a product of `work`
+ * multiply-adds as it would in parts of it, the least of them `least`
+ * multiply-adds: its small kernels sum in another order than its others,
+ * so no part may fall below 100^3 when the whole is above; and whether a
+ * small product goes to them depends on its shape too, so none is shared. */
+static bool parts_like_whole(long work, long least)
+{
+    return !small_kernels() || (work > 1000000 && least > 1000000);
 }
 
 /* C = alpha op(A) op(B) + beta C as cblas_?gemm, row-major only. A
@@ -95,10 +111,13 @@ static bool small_kernel_allocates(enum CBLAS_TRANSPOSE ta, enum CBLAS_TRANSPOSE
                         ct[(long)j * m + i] + (beta != 0 ? beta * c[(long)i * ldc + j] : 0);  \
             return;                                                                           \
         }                                                                                     \
-        const bool big = split((long)m * n * k), by_rows = m >= n;                            \
-        const int parts = big ? threads() : 1, len = by_rows ? m : n;                          \
-        SPLIT_FOR                                                                             \
-        for (int part = 0; part < parts; part++) {                                            \
+        const bool by_rows = m >= n;                                                          \
+        const int len = by_rows ? m : n, least = len / 16 / threads() * 16;                   \
+        const long work = (long)m * n * k;                                                    \
+        const bool big = rt_split(RT_SPLIT_BLAS,                                              \
+                                  parts_like_whole(work, work / len * least) ? work : -1);    \
+        const int parts = big ? threads() : 1;                                                \
+        SHARED_FOR(big, part, parts, 1, {                                                     \
             int from, to;                                                                     \
             part_of(len, 16, part, parts, &from, &to);                                        \
             if (to == from)                                                                   \
@@ -111,7 +130,7 @@ static bool small_kernel_allocates(enum CBLAS_TRANSPOSE ta, enum CBLAS_TRANSPOSE
                 BLAS(order, ta, tb, m, to - from, k, alpha, a, lda,                           \
                      b + (tb == CblasNoTrans ? from : (long)from * ldb), ldb, beta, c + from,  \
                      ldc);                                                                    \
-        }                                                                                     \
+        })                                                                                    \
     }
 SHARED(rt_sgemm, float, cblas_sgemm)
 SHARED(rt_dgemm, double, cblas_dgemm)
@@ -348,8 +367,7 @@ typedef double vdouble4 __attribute__((vector_size(32)));
             const int kn = k - k0 < depth ? k - k0 : depth;                                   \
             const T *ak0 = a + k0 * ak, *bk0 = b + (long)k0 * ldb;                            \
             const T beta0 = k0 ? 1 : beta; /* later parts add to the first */                 \
-            SPLIT_FOR                                                                         \
-            for (int s = 0; s < n / wide; s++) {                                              \
+            SHARED_FOR(big, s, n / wide, 1, {                                                 \
                 if (!pack) {                                                                  \
                     stripe_##T##_3(m, s * wide, kn, alpha, ak0, ar, ak, bk0, ldb, beta0, c,   \
                                    ldc);                                                      \
@@ -361,7 +379,7 @@ typedef double vdouble4 __attribute__((vector_size(32)));
                     memcpy(panel + kk * wide, bk0 + kk * ldb + s * wide, 3 * sizeof(V));      \
                 stripe_##T##_3(m, 0, kn, alpha, ak0, ar, ak, panel, wide, beta0, c + s * wide, \
                                ldc);                                                          \
-            }                                                                                 \
+            })                                                                                \
             if (last - full == 2 * lanes)                                                     \
                 stripe_##T##_2(m, full, kn, alpha, ak0, ar, ak, bk0, ldb, beta0, c, ldc);     \
             else if (last - full == lanes)                                                    \
@@ -385,7 +403,7 @@ typedef double vdouble4 __attribute__((vector_size(32)));
                                int ldb, T beta, T *c, int ldc)                                \
     {                                                                                         \
         const long ar = TA ? 1 : lda;                                                         \
-        const bool big = split((long)m * n * k);                                              \
+        const bool big = rt_split(RT_SPLIT_KERNEL, (long)m * n * k);                          \
         /* K in parts by the whole product's rows, whichever rows a thread takes */           \
         const int depth = TA || m >= PANEL_ROWS ? DEPTH : k;                                  \
         if (!too_narrow(big, n, 3 * (int)(sizeof(V) / sizeof(T)))) {                          \
@@ -393,14 +411,13 @@ typedef double vdouble4 __attribute__((vector_size(32)));
             return;                                                                           \
         }                                                                                     \
         const int parts = threads();                                                          \
-        SPLIT_FOR                                                                             \
-        for (int part = 0; part < parts; part++) {                                            \
+        SHARED_FOR(big, part, parts, 1, {                                                     \
             int from, to;                                                                     \
             part_of(m, 8, part, parts, &from, &to);                                           \
             if (to > from)                                                                    \
                 NAME##_in(to - from, n, k, alpha, a + from * ar, lda, b, ldb, beta,           \
                           c + (long)from * ldc, ldc, false, depth);                           \
-        }                                                                                     \
+        })                                                                                    \
     }
 
 STRIPES(float, vfloat)
@@ -423,8 +440,7 @@ GEMM(rt_dgemm_tn, double, vdouble, 1)
 #define PACKED_NT(T, V)                                                                       \
     {                                                                                         \
         enum { LANES = sizeof(V) / sizeof(T), WIDE = 3 * LANES };                             \
-        SPLIT_FOR                                                                             \
-        for (int j = 0; j < n; j += WIDE) {                                                   \
+        SHARED_FOR(big, j, n, WIDE, {                                                         \
             _Alignas(64) T panel[DEPTH * WIDE];                                               \
             const int cols = n - j < WIDE ? n - j : WIDE;                                     \
             for (int k0 = 0; k0 < k; k0 += DEPTH) {                                           \
@@ -444,7 +460,7 @@ GEMM(rt_dgemm_tn, double, vdouble, 1)
                     stripe_##T##_1(m, 0, kn, alpha, a + k0, lda, 1, panel, cols, beta0, cj,    \
                                    ldc);                                                      \
             }                                                                                 \
-        }                                                                                     \
+        })                                                                                    \
     }
 
 /* With few rows but many columns, in a product not shared among the
@@ -477,18 +493,17 @@ GEMM(rt_dgemm_tn, double, vdouble, 1)
     RT_VECTOR_CLONES void NAME(int m, int n, int k, T alpha, const T *a, int lda, const T *b, \
                                int ldb, T beta, T *c, int ldc)                                \
     {                                                                                         \
-        const bool big = split((long)m * n * k);                                              \
+        const bool big = rt_split(RT_SPLIT_KERNEL, (long)m * n * k);                          \
         if (m >= PACKED_ROWS && n % (sizeof(V) / sizeof(T)) == 0) {                           \
             /* parts of rows only if each still goes this way */                              \
             const int parts = m / PACKED_ROWS < threads() ? m / PACKED_ROWS : threads();      \
             if (too_narrow(big, n, 3 * (int)(sizeof(V) / sizeof(T))) && parts > 1) {          \
-                SPLIT_FOR                                                                     \
-                for (int part = 0; part < parts; part++) {                                    \
+                SHARED_FOR(big, part, parts, 1, {                                             \
                     int from, to;                                                             \
                     part_of(m, 8, part, parts, &from, &to);                                   \
                     NAME(to - from, n, k, alpha, a + (long)from * lda, lda, b, ldb, beta,     \
                          c + (long)from * ldc, ldc);                                          \
-                }                                                                             \
+                })                                                                            \
                 return;                                                                       \
             }                                                                                 \
             PACKED_NT(T, V)                                                                   \
@@ -496,8 +511,7 @@ GEMM(rt_dgemm_tn, double, vdouble, 1)
         }                                                                                     \
         SWAPPED_NT(NAME, T, V)                                                                \
         const int parts = big ? threads() : 1;                                                \
-        SPLIT_FOR                                                                             \
-        for (int part = 0; part < parts; part++) {                                            \
+        SHARED_FOR(big, part, parts, 1, {                                                     \
             int from, to;                                                                     \
             part_of(n, 4, part, parts, &from, &to);                                           \
             for (int i = 0; i < m;) {                                                         \
@@ -520,7 +534,7 @@ GEMM(rt_dgemm_tn, double, vdouble, 1)
                                        ci + j, ldc);                                          \
                 i += rows;                                                                    \
             }                                                                                 \
-        }                                                                                     \
+        })                                                                                    \
     }
 
 GEMM_NT(rt_sgemm_nt, float, vfloat)

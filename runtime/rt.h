@@ -9,6 +9,7 @@
 #ifndef RT_H
 #define RT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -27,6 +28,18 @@ void rt_use_best_blas(char **argv);
  * loops. 0 means every core the process may run on (its CPU affinity, as
  * taskset sets it); returns the count set. */
 int rt_set_threads(int n);
+/* On more than one thread: measures the least work worth sharing among
+ * them, for each kind of product and for loops (split.c), in a few
+ * milliseconds, in double or float (`dbl`) unless not to `calibrate`;
+ * says on `say` (unless NULL) what it found, after "prog: ". */
+void rt_calibrate_split(bool calibrate, bool dbl, FILE *say, const char *prog);
+/* 1: share every product and large loop among the threads; 0: none; -1:
+ * what was measured to pay (the default). */
+void rt_split_force(int how);
+/* Says on stderr how much of step `step` was shared: what was counted
+ * since rt_split_reset. */
+void rt_split_reset(void);
+void rt_split_report(const char *prog, long step);
 /* Float training treats numbers too small for a normal float as 0, as
  * PyTorch's set_flush_denormal does: the seed MLP's saturated sigmoids
  * feed its products subnormal gradients, which made a step 1.7 times

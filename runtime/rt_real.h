@@ -9,18 +9,26 @@
 #define RT_REAL_H
 
 #include <math.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
 #include <cblas.h>
 #include "rt_model.h"
 
-/* Before an elementwise loop big enough to be worth splitting across the
- * threads --threads asks for (emit_c.c decides which); without OpenMP, a
- * plain loop. */
+/* Whether a product or loop of `work` (multiply-adds, elements) is
+ * shared among the threads: from the size split.c measured it pays at, on
+ * this machine, for its kind; never inside work already shared, nor work
+ * of -1 (what would not compute each element as on one thread). */
+enum { RT_SPLIT_BLAS, RT_SPLIT_KERNEL, RT_SPLIT_LOOPS, RT_SPLIT_KINDS };
+bool rt_split(int kind, long work);
 #ifdef _OPENMP
-#define RT_PARALLEL_FOR _Pragma("omp parallel for schedule(static)")
+#define RT_PRAGMA(x) _Pragma(#x)
+/* Before an elementwise loop of n elements big enough that it may be worth
+ * sharing (emit_c.c decides which; rt_split, at run time, whether). */
+#define RT_PARALLEL_FOR(n) \
+    RT_PRAGMA(omp parallel for if (rt_split(RT_SPLIT_LOOPS, n)) schedule(static))
 #else
-#define RT_PARALLEL_FOR
+#define RT_PARALLEL_FOR(n)
 #endif
 
 /* A generated model's compute functions are built three times, for

@@ -585,11 +585,15 @@ static int run(Trainer *t)
             rt_data_load(t->d, m, n);
         h.step = n;
         h.lr = rt_lr_at(&o->schedule, o->hyper.lr, n, t->steps);
+        if (n == t->start + 1)
+            rt_split_reset();
         double t0 = rt_now_ms();
         double loss = m->train_step(&h);
-        if (n == t->start + 1)
+        if (n == t->start + 1) {
             first_ms = rt_now_ms() - t0;
-        else
+            if (o->verbose)
+                rt_split_report(t->prog, n);
+        } else
             ms += rt_now_ms() - t0;
         if (!isfinite(loss)) {
             snprintf(what, sizeof what, "loss is %s at step %ld", nonfinite_name(loss), n);
@@ -779,6 +783,7 @@ int rt_train_main(const rt_model *m, int argc, char **argv)
         int threads = rt_set_threads((int)o.threads);
         if (o.threads == 0)
             fprintf(stderr, "%s: --threads auto: %d, the cores it may run on\n", prog, threads);
+        rt_calibrate_split(!o.no_calibrate, m->real == RT_F64, o.verbose ? stderr : NULL, prog);
         rc = begin(&t);
         if (rc == 0)
             rc = train(&t);

@@ -24,6 +24,8 @@ typedef struct {
     rt_hyper hyper;    /* the model's defaults, then the flags */
     rt_schedule schedule;
     int help;
+    int verbose;      /* -v: how the threads share the work */
+    int no_calibrate; /* share by the thresholds of near vCPUs, unmeasured */
     int n_data, n_val;
     const char **data, **val; /* the NAME=FILE arguments, in order */
 } Opts;

@@ -74,7 +74,7 @@ void train_usage(const rt_model *m, const char *prog)
                                          "--minutes M",
                                          "--seed S",
                                          "--init DIR",
-                                         "--threads N",
+                                         "--threads N [--no-calibrate] [-v]",
                                          "--data NAME=FILE...",
                                          "--label-column K",
                                          "--skip-rows N",
@@ -130,8 +130,15 @@ void train_usage(const rt_model *m, const char *prog)
            "                     (default 1)\n"
            "  --init DIR         start from DIR/NAME.npy, a file per parameter (as\n"
            "                     --export writes them), not from the seed's values\n"
-           "  --threads N        threads for products and large loops (default 1; 0 or\n"
-           "                     auto: one per core the program may run on)\n"
+           "  --threads N        use up to N threads for products and large loops\n"
+           "                     (default 1; 0 or auto: one per core the program may\n"
+           "                     run on); a product or loop is shared among them only\n"
+           "                     from the size at which that was measured to pay here,\n"
+           "                     in a few ms at start\n"
+           "  --no-calibrate     skip that measurement: share by sizes that pay when the\n"
+           "                     CPUs are near each other\n"
+           "  -v, --verbose      say what the measurement found, and how much of the\n"
+           "                     first step was shared\n"
            "\ndata:\n"
            "  --data NAME=F      a file for input NAME (.npy, .csv[.gz], IDX), rows >= batch\n"
            "  --label-column K   a CSV's label column, from 1; negative counts from the end,\n"
@@ -267,6 +274,11 @@ static int parse_flag(const rt_model *m, rt_args *a, Opts *o)
         return r < 0 ? -1 : rt_parse_posint(a, "--print-every", v, &o->print_every) ? -1 : 1;
     if ((r = rt_args_value(a, "--threads", &v)) != 0)
         return r < 0 ? -1 : rt_parse_threads(a, v, &o->threads) ? -1 : 1;
+    if (rt_args_is(a, "--no-calibrate") || rt_args_is(a, "-v") || rt_args_is(a, "--verbose")) {
+        *(rt_args_is(a, "--no-calibrate") ? &o->no_calibrate : &o->verbose) = 1;
+        a->i++;
+        return 1;
+    }
     if ((r = rt_args_value(a, "--seed", &v)) != 0) {
         o->seed_given = 1;
         return r < 0 ? -1 : rt_parse_u64(a, "--seed", v, &o->seed) ? -1 : 1;

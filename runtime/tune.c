@@ -9,6 +9,10 @@
  * call, copied, kernel, as compiler/tune.c finds they apply); each gives
  * one line, `M N K FLAGS blas copied kernel`, in microseconds per product
  * (`-` for a way not timed), the median of rounds that alternate the ways.
+ * With more than one core, a comment line after each gives the BLAS call
+ * and the kernel as a trainer computes them, whole and shared among the
+ * threads, and the last lines what a trainer's calibration finds
+ * (split.c): which products and loops are worth sharing on this machine.
  */
 #include <stdbool.h>
 #include <stdio.h>
@@ -42,14 +46,27 @@ static void transpose(float *to, const float *from, int rows, int cols)
                 to[j * rows + k] = from[k * cols + j];
 }
 
+/* One product through gemm.c, by its kernel or by the BLAS, as a trainer
+ * computes it. */
+static void through_gemm_c(const Product *p, bool kernel)
+{
+    int lda = p->ta ? p->m : p->k, ldb = p->tb ? p->k : p->n;
+    if (kernel)
+        (p->tb ? rt_sgemm_nt : p->ta ? rt_sgemm_tn : rt_sgemm_nn)(p->m, p->n, p->k, 1.0f, p->a,
+                                                                   lda, p->b, ldb, 0.0f, p->c,
+                                                                   p->n);
+    else
+        rt_sgemm(CblasRowMajor, p->ta ? CblasTrans : CblasNoTrans,
+                 p->tb ? CblasTrans : CblasNoTrans, p->m, p->n, p->k, 1.0f, p->a, lda, p->b, ldb,
+                 0.0f, p->c, p->n);
+}
+
 /* One product, as emit_c writes it in the given way. */
 static void once(const Product *p, int way)
 {
     int lda = p->ta ? p->m : p->k, ldb = p->tb ? p->k : p->n;
     if (way == KERNEL) {
-        (p->tb ? rt_sgemm_nt : p->ta ? rt_sgemm_tn : rt_sgemm_nn)(p->m, p->n, p->k, 1.0f, p->a,
-                                                                   lda, p->b, ldb, 0.0f, p->c,
-                                                                   p->n);
+        through_gemm_c(p, true);
         return;
     }
     if (way == BLAS) {
@@ -78,9 +95,30 @@ static double time_once(const Product *p, int way, int reps)
     return (rt_now_ms() - t) / reps * 1e3;
 }
 
+/* Microseconds per product as a trainer on more than one thread computes
+ * it (through gemm.c, by the BLAS or by the kernel), whole or shared among
+ * the threads: the median of ROUNDS, alternating the two. */
+static void time_sharing(const Product *p, bool kernel, int reps, double us[2])
+{
+    double t[2][ROUNDS];
+    for (int r = 0; r < ROUNDS; r++)
+        for (int shared = 0; shared < 2; shared++) {
+            rt_split_force(shared);
+            double t0 = rt_now_ms();
+            for (int i = 0; i < reps; i++)
+                through_gemm_c(p, kernel);
+            t[shared][r] = (rt_now_ms() - t0) / reps * 1e3;
+        }
+    rt_split_force(0); /* the ways above are timed on one thread */
+    for (int shared = 0; shared < 2; shared++) {
+        qsort(t[shared], ROUNDS, sizeof t[shared][0], by_value);
+        us[shared] = t[shared][ROUNDS / 2];
+    }
+}
+
 static float *aligned(size_t n) { return aligned_alloc(64, (n * sizeof(float) + 63) / 64 * 64); }
 
-static int tune_one(const char *arg)
+static int tune_one(const char *arg, int threads)
 {
     Product p = {0};
     char flags[3] = "", ways[4] = "";
@@ -128,6 +166,17 @@ static int tune_one(const char *arg)
         }
     }
     printf("%d %d %d %s %s %s %s\n", p.m, p.n, p.k, flags, text[BLAS], text[COPIED], text[KERNEL]);
+    if (threads > 1) {
+        printf("#   on %d threads, whole / shared:", threads);
+        for (int kernel = 0; kernel < 2; kernel++)
+            if (p.timed[kernel ? KERNEL : BLAS]) {
+                double us[2];
+                time_sharing(&p, kernel, reps, us);
+                printf(" %s %.3f / %.3f%s", kernel ? "kernel" : "blas", us[0], us[1],
+                       us[1] < 0.9 * us[0] ? " (pays)" : "");
+            }
+        printf("\n");
+    }
     free(p.a);
     free(p.b);
     free(p.c);
@@ -138,10 +187,13 @@ static int tune_one(const char *arg)
 int rt_tune_main(int argc, char **argv)
 {
     rt_use_best_blas(argv);
-    rt_set_threads(1);
+    const int threads = rt_set_threads(0);
+    rt_split_force(0);
     printf("# %s, kernels %s\n", openblas_get_config(), openblas_get_corename());
     for (int i = 1; i < argc; i++)
-        if (tune_one(argv[i]))
+        if (tune_one(argv[i], threads))
             return 1;
+    /* what a trainer on every core would find at start, for the record */
+    rt_calibrate_split(true, false, stdout, "# on this machine");
     return 0;
 }

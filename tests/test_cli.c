@@ -851,6 +851,12 @@ START_TEST(tune_times_and_applies)
                       strstr(out, "     8     16     16  NT ") &&
                       strstr(out, "    16     16      8  TN "),
                   "%s", out);
+    /* With more cores, each product whole and shared too, and what a
+     * trainer would measure at start. */
+    if (sysconf(_SC_NPROCESSORS_ONLN) > 1)
+        ck_assert_msg(strstr(out, "#   on ") && strstr(out, " threads, whole / shared: blas ") &&
+                          strstr(out, "# on this machine: ") && strstr(out, "woken and joined in "),
+                      "%s", out);
     free(out);
     snprintf(path, sizeof path, "%s/copy.tune", dir);
     write_text(path, "# both copied\n 8 16 16 NT 1.0 0.5 - copy\n16 16 8 TN 1.0 0.5 - copy\n");

@@ -363,33 +363,40 @@ END_TEST
 
 /* ---- the same double results on any thread count ---- */
 
-/* Where the values from 1 thread (`on1`, the block from `from`) and 2
- * first differ, as "tensor[i]", or NULL. */
+/* Where the values from 1 thread (`on1`, the block from `from`) and those
+ * of another run (`on2`, as `how`) first differ, as "tensor[i]", or NULL. */
 static const char *first_difference(const rt_model *m, const rt_tensor *t, int n, long from,
-                                    const double *on1, const double *on2, char *at, size_t len)
+                                    const double *on1, const double *on2, const char *how, char *at,
+                                    size_t len)
 {
     for (int k = 0; k < n; k++)
         for (long i = 0; i < t[k].size; i++)
             if (on1[t[k].offset - from + i] != on2[t[k].offset - from + i]) {
-                snprintf(at, len, "%s[%ld] %.17g on 1 thread, %.17g on 2", m->params[k].name, i,
-                         on1[t[k].offset - from + i], on2[t[k].offset - from + i]);
+                snprintf(at, len, "%s[%ld] %.17g on 1 thread, %.17g on %s", m->params[k].name, i,
+                         on1[t[k].offset - from + i], on2[t[k].offset - from + i], how);
                 return at;
             }
     return NULL;
 }
 
 /* In double, the parameters after two training steps on 2 threads are
- * those on 1, bit for bit, and so are the loss and every gradient there: gemm.c
- * shares a product out only in ways that compute each element as one
- * thread does, and picks its kernels by the shape alone; a loop's sums
- * stay on one thread. */
+ * those on 1, bit for bit, and so are the loss and every gradient there,
+ * whatever is shared among the threads: every product and large loop, or
+ * what the calibration finds pays. gemm.c shares a product out only in
+ * ways that compute each element as one thread does, and picks its
+ * kernels by the shape alone; a loop's sums stay on one thread. */
 START_TEST(test_threads_same_double)
 {
     const rt_model *m = model_row(_i)->f64;
     const char *name = model_row(_i)->name;
-    double *arena = arena64(m), loss[2], *grads[2], *params[2];
-    for (int t = 0; t < 2; t++) {
-        rt_set_threads(t + 1);
+    static const char *const how[] = {"1 thread", "2 threads sharing everything",
+                                      "2 threads sharing what pays"};
+    double *arena = arena64(m), loss[3], *grads[3], *params[3];
+    for (int t = 0; t < 3; t++) {
+        rt_set_threads(t ? 2 : 1);
+        rt_split_force(t == 1 ? 1 : -1);
+        if (t == 2)
+            rt_calibrate_split(true, true, NULL, name);
         rt_init_params(m, SEED);
         rt_random_inputs(m, SEED);
         memset(arena + m->state_offset, 0, m->n_state * sizeof(double));
@@ -400,17 +407,20 @@ START_TEST(test_threads_same_double)
         loss[t] = m->loss_and_grad(); /* under the last step's dropout masks */
         grads[t] = dup_doubles(arena + m->grads_offset, m->n_param_elems);
     }
+    rt_split_force(-1);
     rt_set_threads(1);
-    ck_assert_msg(loss[0] == loss[1], "%s: loss %.17g on 1 thread, %.17g on 2", name, loss[0],
-                  loss[1]);
-    char at[256];
-    const char *d = first_difference(m, m->grads, m->n_params, m->grads_offset, grads[0], grads[1],
-                                     at, sizeof at);
-    ck_assert_msg(!d, "%s: the gradient of %s", name, d);
-    d = first_difference(m, m->params, m->n_params, m->params_offset, params[0], params[1], at,
-                         sizeof at);
-    ck_assert_msg(!d, "%s: after two steps, %s", name, d);
-    for (int t = 0; t < 2; t++)
+    for (int t = 1; t < 3; t++) {
+        ck_assert_msg(loss[0] == loss[t], "%s: loss %.17g on 1 thread, %.17g on %s", name, loss[0],
+                      loss[t], how[t]);
+        char at[256];
+        const char *d = first_difference(m, m->grads, m->n_params, m->grads_offset, grads[0],
+                                         grads[t], how[t], at, sizeof at);
+        ck_assert_msg(!d, "%s: the gradient of %s", name, d);
+        d = first_difference(m, m->params, m->n_params, m->params_offset, params[0], params[t],
+                             how[t], at, sizeof at);
+        ck_assert_msg(!d, "%s: after two steps, %s", name, d);
+    }
+    for (int t = 0; t < 3; t++)
         free(grads[t]), free(params[t]);
 }
 END_TEST

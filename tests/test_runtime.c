@@ -24,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "runtime_models.h"
+#include "rt_real.h"
 
 /* ---- quadratic: loss = sum_i c_i v_i^2 / 2, 100 elements ---- */
 
@@ -1299,6 +1300,65 @@ START_TEST(test_gradcheck_main)
 }
 END_TEST
 
+/* On more than one thread, -v says what the trainer measured, or that it
+ * did not (--no-calibrate), and how much of its first step it shared; on
+ * one, there is nothing to share and nothing is said. */
+START_TEST(test_train_threads_verbose)
+{
+    make_tmpdir();
+    Run r = run_main(rt_train_main, &linreg_model,
+                     (const char *[]){"--steps", "2", "--threads", "2", "-v", NULL});
+    ck_assert_msg(r.rc == 0, "%s", r.err);
+    ck_assert_msg(strstr(r.err, "linreg_train: 2 threads, woken and joined in ") &&
+                      strstr(r.err, " us; shared from (measured in ") &&
+                      strstr(r.err, "linreg_train: step 1 shared ") &&
+                      strstr(r.err, " among the threads\n"),
+                  "%s", r.err);
+    run_free(&r);
+    r = run_main(rt_train_main, &linreg_model,
+                 (const char *[]){"--steps", "2", "--threads", "2", "--no-calibrate", "-v", NULL});
+    ck_assert_msg(r.rc == 0, "%s", r.err);
+    ck_assert_msg(strstr(r.err, "shared from (--no-calibrate): OpenBLAS products 1048576 "
+                                "multiply-adds, gradc's kernels 1048576 multiply-adds, loops "
+                                "262144 elements\n"),
+                  "%s", r.err);
+    run_free(&r);
+    r = run_main(rt_train_main, &linreg_model,
+                 (const char *[]){"--steps", "2", "--threads", "1", "--verbose", NULL});
+    ck_assert_msg(r.rc == 0, "%s", r.err);
+    ck_assert_msg(!strstr(r.err, "shared"), "%s", r.err);
+    run_free(&r);
+    rt_set_threads(1);
+    remove_tmpdir();
+}
+END_TEST
+
+/* What rt_split shares: nothing on one thread, nor what would not be
+ * computed as on one (work -1); by the thresholds otherwise, unless forced;
+ * and the calibration leaves the choice to the sizes again. */
+START_TEST(test_split_decides)
+{
+    rt_set_threads(1);
+    rt_split_force(1);
+    ck_assert(!rt_split(RT_SPLIT_BLAS, 1L << 30));
+    rt_set_threads(2);
+    ck_assert(rt_split(RT_SPLIT_LOOPS, 1));
+    ck_assert(!rt_split(RT_SPLIT_BLAS, -1));
+    rt_split_force(0);
+    ck_assert(!rt_split(RT_SPLIT_KERNEL, 1L << 40));
+    rt_split_force(-1);
+    rt_calibrate_split(false, false, NULL, "test");
+    ck_assert(rt_split(RT_SPLIT_BLAS, 1L << 20));
+    ck_assert(!rt_split(RT_SPLIT_BLAS, (1L << 20) - 1));
+    ck_assert(rt_split(RT_SPLIT_LOOPS, 1L << 18));
+    ck_assert(!rt_split(RT_SPLIT_LOOPS, (1L << 18) - 1));
+    rt_calibrate_split(true, true, NULL, "test");
+    for (int kind = 0; kind < RT_SPLIT_KINDS; kind++)
+        ck_assert_msg(!rt_split(kind, 0), "kind %d: still forced after calibrating", kind);
+    rt_set_threads(1);
+}
+END_TEST
+
 START_TEST(test_now_ms)
 {
     double a = rt_now_ms();
@@ -1330,6 +1390,7 @@ static Suite *runtime_suite(void)
     tcase_add_test(tc, test_train_progress);
     tcase_add_test(tc, test_train_sample_tokens);
     tcase_add_test(tc, test_train_sample_refused);
+    tcase_add_test(tc, test_train_threads_verbose);
     suite_add_tcase(s, tc);
     tc = tcase_create("gradcheck");
     tcase_add_test(tc, test_gradcheck_correct);
@@ -1340,6 +1401,7 @@ static Suite *runtime_suite(void)
     suite_add_tcase(s, tc);
     tc = tcase_create("util");
     tcase_add_test(tc, test_now_ms);
+    tcase_add_test(tc, test_split_decides);
     suite_add_tcase(s, tc);
     return s;
 }

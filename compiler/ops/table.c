@@ -46,7 +46,7 @@ const char *lit(double v, char buf[48])
 void parallel_rows(Buf *b, long rows, long cols)
 {
     if (parallel(rows, rows * cols))
-        buf_printf(b, "    RT_PARALLEL_FOR\n");
+        buf_printf(b, "    RT_PARALLEL_FOR(%ld)\n", rows * cols);
 }
 
 /* An element of a ROWS operand: an array access, or the literal itself. */

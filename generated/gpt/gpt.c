@@ -278,7 +278,7 @@ static void compute_outputs(void)
                    block1_attn_scores + i * 16384 + j * 4096, 64);
 
     /* models/lib/attention.lua:22: local y = matmul(softmax(causal_mask(scores)), v)      -- [N, heads, T */
-    RT_PARALLEL_FOR
+    RT_PARALLEL_FOR(262144)
     for (int i = 0; i < 4096; i++) {
         real *srow = block1_attn_softmax + (long)i * 64;
         const int on = i % 64 + 1; /* causal: the rest are 0 */
@@ -354,7 +354,7 @@ static void compute_outputs(void)
     /* models/lib/dense.lua:9: return x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1024, 512, 128,
            REAL_C(1.0), block1_ln2, 128, block1_fc_w, 512, REAL_C(0.0), block1_fc_matmul, 512);
-    RT_PARALLEL_FOR
+    RT_PARALLEL_FOR(524288)
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 512; j++) {
             const real t55 = block1_fc_matmul[i * 512 + j] + block1_fc_b[j];
@@ -439,7 +439,7 @@ static void compute_outputs(void)
                    block2_attn_scores + i * 16384 + j * 4096, 64);
 
     /* models/lib/attention.lua:22: local y = matmul(softmax(causal_mask(scores)), v)      -- [N, heads, T */
-    RT_PARALLEL_FOR
+    RT_PARALLEL_FOR(262144)
     for (int i = 0; i < 4096; i++) {
         real *srow = block2_attn_softmax + (long)i * 64;
         const int on = i % 64 + 1; /* causal: the rest are 0 */
@@ -515,7 +515,7 @@ static void compute_outputs(void)
     /* models/lib/dense.lua:9: return x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1024, 512, 128,
            REAL_C(1.0), block2_ln2, 128, block2_fc_w, 512, REAL_C(0.0), block2_fc_matmul, 512);
-    RT_PARALLEL_FOR
+    RT_PARALLEL_FOR(524288)
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 512; j++) {
             const real t120 = block2_fc_matmul[i * 512 + j] + block2_fc_b[j];
@@ -747,7 +747,7 @@ static void compute_grads(void)
            REAL_C(1.0), block2_h, 512, d_h_3, 128, REAL_C(0.0), d_block2_proj_w, 128);
 
     /* backward of models/lib/transformer_block.lua:16: local h = gelu(dense(layer_norm(x, g2, b2), 4 * width, name .. "_fc")) */
-    RT_PARALLEL_FOR
+    RT_PARALLEL_FOR(524288)
     for (int i = 0; i < 524288; i++) {
         const real t193 = REAL_C(1.0) + block2_h_tanh[i];
         const real t194 = d_block2_h[i] * t193;
@@ -856,7 +856,7 @@ static void compute_grads(void)
             r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 64, 64, 32,
                    REAL_C(1.0), d_block2_attn_y + i * 8192 + j * 32, 128, block2_attn_v_matmul + i * 8192 + j * 32, 128, REAL_C(0.0),
                    d_block2_attn_softmax + i * 16384 + j * 4096, 64);
-    RT_PARALLEL_FOR
+    RT_PARALLEL_FOR(262144)
     for (int i = 0; i < 4096; i++) {
         const real *srow = block2_attn_softmax + (long)i * 64;
         real *drow = d_block2_attn_scores + (long)i * 64;
@@ -978,7 +978,7 @@ static void compute_grads(void)
            REAL_C(1.0), block1_h, 512, d_h_2, 128, REAL_C(0.0), d_block1_proj_w, 128);
 
     /* backward of models/lib/transformer_block.lua:16: local h = gelu(dense(layer_norm(x, g2, b2), 4 * width, name .. "_fc")) */
-    RT_PARALLEL_FOR
+    RT_PARALLEL_FOR(524288)
     for (int i = 0; i < 524288; i++) {
         const real t287 = REAL_C(1.0) + block1_h_tanh[i];
         const real t288 = d_block1_h[i] * t287;
@@ -1087,7 +1087,7 @@ static void compute_grads(void)
             r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 64, 64, 32,
                    REAL_C(1.0), d_block1_attn_y + i * 8192 + j * 32, 128, block1_attn_v_matmul + i * 8192 + j * 32, 128, REAL_C(0.0),
                    d_block1_attn_softmax + i * 16384 + j * 4096, 64);
-    RT_PARALLEL_FOR
+    RT_PARALLEL_FOR(262144)
     for (int i = 0; i < 4096; i++) {
         const real *srow = block1_attn_softmax + (long)i * 64;
         real *drow = d_block1_attn_scores + (long)i * 64;

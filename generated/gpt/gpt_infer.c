@@ -181,7 +181,7 @@ static void compute_outputs(void)
                    block1_attn_scores + i * 16384 + j * 4096, 64);
 
     /* models/lib/attention.lua:22: local y = matmul(softmax(causal_mask(scores)), v)      -- [N, heads, T */
-    RT_PARALLEL_FOR
+    RT_PARALLEL_FOR(262144)
     for (int i = 0; i < 4096; i++) {
         real *srow = block1_attn_softmax + (long)i * 64;
         const int on = i % 64 + 1; /* causal: the rest are 0 */
@@ -257,7 +257,7 @@ static void compute_outputs(void)
     /* models/lib/dense.lua:9: return x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1024, 512, 128,
            REAL_C(1.0), block1_ln2, 128, block1_fc_w, 512, REAL_C(0.0), block1_fc_matmul, 512);
-    RT_PARALLEL_FOR
+    RT_PARALLEL_FOR(524288)
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 512; j++) {
             const real t54 = block1_fc_matmul[i * 512 + j] + block1_fc_b[j];
@@ -340,7 +340,7 @@ static void compute_outputs(void)
                    block2_attn_scores + i * 16384 + j * 4096, 64);
 
     /* models/lib/attention.lua:22: local y = matmul(softmax(causal_mask(scores)), v)      -- [N, heads, T */
-    RT_PARALLEL_FOR
+    RT_PARALLEL_FOR(262144)
     for (int i = 0; i < 4096; i++) {
         real *srow = block2_attn_softmax + (long)i * 64;
         const int on = i % 64 + 1; /* causal: the rest are 0 */
@@ -416,7 +416,7 @@ static void compute_outputs(void)
     /* models/lib/dense.lua:9: return x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1024, 512, 128,
            REAL_C(1.0), block2_ln2, 128, block2_fc_w, 512, REAL_C(0.0), block2_fc_matmul, 512);
-    RT_PARALLEL_FOR
+    RT_PARALLEL_FOR(524288)
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 512; j++) {
             const real t119 = block2_fc_matmul[i * 512 + j] + block2_fc_b[j];
