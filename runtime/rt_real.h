@@ -19,7 +19,7 @@
  * shared among the threads: from the size split.c measured it pays at, on
  * this machine, for its kind; never inside work already shared, nor work
  * of -1 (what would not compute each element as on one thread). */
-enum { RT_SPLIT_BLAS, RT_SPLIT_KERNEL, RT_SPLIT_LOOPS, RT_SPLIT_KINDS };
+enum { RT_SPLIT_BLAS, RT_SPLIT_KERNEL, RT_SPLIT_BATCHES, RT_SPLIT_LOOPS, RT_SPLIT_KINDS };
 bool rt_split(int kind, long work);
 #ifdef _OPENMP
 #define RT_PRAGMA(x) _Pragma(#x)
@@ -27,8 +27,15 @@ bool rt_split(int kind, long work);
  * sharing (emit_c.c decides which; rt_split, at run time, whether). */
 #define RT_PARALLEL_FOR(n) \
     RT_PRAGMA(omp parallel for if (rt_split(RT_SPLIT_LOOPS, n)) schedule(static))
+/* Before the `depth` loops over a batch of products (attention's, one per
+ * example and head) of `work` multiply-adds in all: shared among the
+ * threads by whole products, each computed as on one thread. */
+#define RT_SHARED_PRODUCTS(depth, work)                                                         \
+    RT_PRAGMA(omp parallel for collapse(depth) if (rt_split(RT_SPLIT_BATCHES, work))        \
+                  schedule(static))
 #else
 #define RT_PARALLEL_FOR(n)
+#define RT_SHARED_PRODUCTS(depth, work)
 #endif
 
 /* A generated model's compute functions are built three times, for

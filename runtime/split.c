@@ -7,10 +7,11 @@
  * small to pay for it gets slower on two threads than on one. So the
  * trainer measures, when it starts, the smallest products and loops that
  * run faster shared than whole on this machine, and shares only those.
- * Products of each kind (an OpenBLAS call, gradc's kernels) are timed both
- * ways at growing sizes, and the size from which sharing pays at two sizes
- * in a row becomes the kind's threshold; loops the same way, on a loop as
- * cheap per element as a generated one gets. Without calibrating, the
+ * Products of each kind (an OpenBLAS call, gradc's kernels, a batch of
+ * products such as attention's per head) are timed both ways at growing
+ * sizes, and the size from which sharing pays at two sizes in a row
+ * becomes the kind's threshold; loops the same way, on a loop as cheap
+ * per element as a generated one gets. Without calibrating, the
  * thresholds are those measured on near vCPUs.
  */
 #include <limits.h>
@@ -28,8 +29,8 @@
 /* The least work shared, by kind (without measuring, what pays on near
  * vCPUs); what was decided, whole and shared, since rt_split_reset; and
  * whether rt_split_force decides instead. */
-static const long near_from[RT_SPLIT_KINDS] = {1L << 20, 1L << 20, 1L << 18};
-static long split_from[RT_SPLIT_KINDS] = {1L << 20, 1L << 20, 1L << 18};
+static const long near_from[RT_SPLIT_KINDS] = {1L << 20, 1L << 20, 1L << 20, 1L << 18};
+static long split_from[RT_SPLIT_KINDS] = {1L << 20, 1L << 20, 1L << 20, 1L << 18};
 static long split_counts[RT_SPLIT_KINDS][2];
 static int forced = -1;
 
@@ -49,7 +50,7 @@ bool rt_split(int kind, long work)
 void rt_split_force(int how) { forced = how; }
 
 static const char *const kind_name[RT_SPLIT_KINDS] = {"OpenBLAS products", "gradc's kernels",
-                                                      "loops"};
+                                                      "batches of products", "loops"};
 
 enum { SIZES = 8 };
 
@@ -94,6 +95,21 @@ static void kernel_product(int s, void *data)
         rt_dgemm_nn(s, 4 * s, s, 1, o->a, s, o->b, 4 * s, 0, o->c, 4 * s);
     else
         rt_sgemm_nn(s, 4 * s, s, 1, o->a, s, o->b, 4 * s, 0, o->c, 4 * s);
+}
+
+/* A batch of 4 products of s rows, s columns and s deep, each whole on
+ * the thread it falls to. */
+static void batch_of_products(int s, void *data)
+{
+    const Operands *o = data;
+    RT_SHARED_PRODUCTS(1, 4L * s * s * s)
+    for (int i = 0; i < 4; i++)
+        if (o->dbl)
+            rt_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, s, s, s, 1, o->a, s, o->b, s, 0,
+                     (double *)o->c + (long)i * s * s, s);
+        else
+            rt_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, s, s, s, 1, o->a, s, o->b, s, 0,
+                     (float *)o->c + (long)i * s * s, s);
 }
 
 /* A loop of 1024 s floats: one multiply-add each, as cheap as loops come. */
@@ -165,6 +181,8 @@ static bool measure(bool dbl)
     if (ok) {
         split_from[RT_SPLIT_BLAS] = calibrate(RT_SPLIT_BLAS, blas_product, product_sizes, &o);
         split_from[RT_SPLIT_KERNEL] = calibrate(RT_SPLIT_KERNEL, kernel_product, product_sizes, &o);
+        split_from[RT_SPLIT_BATCHES] =
+            calibrate(RT_SPLIT_BATCHES, batch_of_products, product_sizes, &o);
         split_from[RT_SPLIT_LOOPS] =
             calibrate(RT_SPLIT_LOOPS, loop, loop_sizes, &(Operands){0, x, 0, y});
     }

@@ -1319,8 +1319,8 @@ START_TEST(test_train_threads_verbose)
                  (const char *[]){"--steps", "2", "--threads", "2", "--no-calibrate", "-v", NULL});
     ck_assert_msg(r.rc == 0, "%s", r.err);
     ck_assert_msg(strstr(r.err, "shared from (--no-calibrate): OpenBLAS products 1048576 "
-                                "multiply-adds, gradc's kernels 1048576 multiply-adds, loops "
-                                "262144 elements\n"),
+                                "multiply-adds, gradc's kernels 1048576 multiply-adds, batches "
+                                "of products 1048576 multiply-adds, loops 262144 elements\n"),
                   "%s", r.err);
     run_free(&r);
     r = run_main(rt_train_main, &linreg_model,

@@ -159,6 +159,9 @@ static void emit_head_products(Buf *b, const Node *n, const Operand *out, const 
     for (int k = 0; k < 3; k++)
         head_matrix(at[k], sizeof at[k], &ld[k], buf[k], s[k], n->axes[k]);
     const char *ix = op_count(n, in);
+    buf_printf(b, "    RT_SHARED_PRODUCTS(2, %ld)\n",
+               (long)s[2].dim[0] * s[2].dim[1] * s[2].dim[2] * s[2].dim[3] *
+                   s[0].dim[3 - n->trans_a]);
     buf_printf(b,
                "    for (%s i = 0; i < %d; i++)\n"
                "        for (%s j = 0; j < %d; j++)\n"
@@ -223,6 +226,7 @@ void emit_matmul(Buf *b, const Node *n, const Operand *out, const Operand *in)
     const char *ix = op_count(n, in);
     long step_a = ra > 2 ? (long)sa.dim[ra - 2] * sa.dim[ra - 1] : 0;
     long step_b = rb > 2 ? (long)sb.dim[rb - 2] * sb.dim[rb - 1] : 0;
+    buf_printf(b, "    RT_SHARED_PRODUCTS(1, %ld)\n", batch * m * nn * k);
     buf_printf(b,
                "    for (%s i = 0; i < %ld; i++)\n"
                "        r_gemm(CblasRowMajor, %s, %s, %d, %d, %d,\n"

@@ -271,6 +271,7 @@ static void compute_outputs(void)
     r_gemm_nn(1024, 128, 128, REAL_C(1.0), block1_ln1, 128, block1_attn_v, 128, REAL_C(0.0), block1_attn_v_matmul, 128);
 
     /* models/lib/attention.lua:21: local scores = matmul(q, transpose(k, 3, 4)) * (1 / math.sqrt(d)) */
+    RT_SHARED_PRODUCTS(2, 8388608)
     for (int i = 0; i < 16; i++)
         for (int j = 0; j < 4; j++)
             r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 64, 64, 32,
@@ -292,6 +293,7 @@ static void compute_outputs(void)
     }
 
     /* models/lib/attention.lua:23: y = y:permute({1, 3, 2, 4}):reshape({N, T, width}) */
+    RT_SHARED_PRODUCTS(2, 8388608)
     for (int i = 0; i < 16; i++)
         for (int j = 0; j < 4; j++)
             r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, 32, 64,
@@ -432,6 +434,7 @@ static void compute_outputs(void)
     r_gemm_nn(1024, 128, 128, REAL_C(1.0), block2_ln1, 128, block2_attn_v, 128, REAL_C(0.0), block2_attn_v_matmul, 128);
 
     /* models/lib/attention.lua:21: local scores = matmul(q, transpose(k, 3, 4)) * (1 / math.sqrt(d)) */
+    RT_SHARED_PRODUCTS(2, 8388608)
     for (int i = 0; i < 16; i++)
         for (int j = 0; j < 4; j++)
             r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 64, 64, 32,
@@ -453,6 +456,7 @@ static void compute_outputs(void)
     }
 
     /* models/lib/attention.lua:23: y = y:permute({1, 3, 2, 4}):reshape({N, T, width}) */
+    RT_SHARED_PRODUCTS(2, 8388608)
     for (int i = 0; i < 16; i++)
         for (int j = 0; j < 4; j++)
             r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, 32, 64,
@@ -851,6 +855,7 @@ static void compute_grads(void)
     r_gemm_tn(128, 128, 1024, REAL_C(1.0), block2_attn_y, 128, d_block2_x, 128, REAL_C(0.0), d_block2_attn_out_w, 128);
 
     /* backward of models/lib/attention.lua:22: local y = matmul(softmax(causal_mask(scores)), v)      -- [N, heads, T */
+    RT_SHARED_PRODUCTS(2, 8388608)
     for (int i = 0; i < 16; i++)
         for (int j = 0; j < 4; j++)
             r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 64, 64, 32,
@@ -869,6 +874,7 @@ static void compute_grads(void)
     }
 
     /* backward of models/lib/attention.lua:11: return t:reshape({N, T, heads, d}):permute({1, 3, 2, 4}) */
+    RT_SHARED_PRODUCTS(2, 8388608)
     for (int i = 0; i < 16; i++)
         for (int j = 0; j < 4; j++)
             r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 64, 32, 64,
@@ -880,6 +886,7 @@ static void compute_grads(void)
     r_gemm_tn(128, 128, 1024, REAL_C(1.0), block2_ln1, 128, d_block2_attn_v_matmul, 128, REAL_C(0.0), d_block2_attn_v, 128);
 
     /* backward of models/lib/attention.lua:11: return t:reshape({N, T, heads, d}):permute({1, 3, 2, 4}) */
+    RT_SHARED_PRODUCTS(2, 8388608)
     for (int i = 0; i < 16; i++)
         for (int j = 0; j < 4; j++)
             r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 64, 32, 64,
@@ -891,6 +898,7 @@ static void compute_grads(void)
     r_gemm_tn(128, 128, 1024, REAL_C(1.0), block2_ln1, 128, d_block2_attn_k_matmul, 128, REAL_C(0.0), d_block2_attn_k, 128);
 
     /* backward of models/lib/attention.lua:11: return t:reshape({N, T, heads, d}):permute({1, 3, 2, 4}) */
+    RT_SHARED_PRODUCTS(2, 8388608)
     for (int i = 0; i < 16; i++)
         for (int j = 0; j < 4; j++)
             r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, 32, 64,
@@ -1082,6 +1090,7 @@ static void compute_grads(void)
     r_gemm_tn(128, 128, 1024, REAL_C(1.0), block1_attn_y, 128, d_block1_x, 128, REAL_C(0.0), d_block1_attn_out_w, 128);
 
     /* backward of models/lib/attention.lua:22: local y = matmul(softmax(causal_mask(scores)), v)      -- [N, heads, T */
+    RT_SHARED_PRODUCTS(2, 8388608)
     for (int i = 0; i < 16; i++)
         for (int j = 0; j < 4; j++)
             r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 64, 64, 32,
@@ -1100,6 +1109,7 @@ static void compute_grads(void)
     }
 
     /* backward of models/lib/attention.lua:11: return t:reshape({N, T, heads, d}):permute({1, 3, 2, 4}) */
+    RT_SHARED_PRODUCTS(2, 8388608)
     for (int i = 0; i < 16; i++)
         for (int j = 0; j < 4; j++)
             r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 64, 32, 64,
@@ -1111,6 +1121,7 @@ static void compute_grads(void)
     r_gemm_tn(128, 128, 1024, REAL_C(1.0), block1_ln1, 128, d_block1_attn_v_matmul, 128, REAL_C(0.0), d_block1_attn_v, 128);
 
     /* backward of models/lib/attention.lua:11: return t:reshape({N, T, heads, d}):permute({1, 3, 2, 4}) */
+    RT_SHARED_PRODUCTS(2, 8388608)
     for (int i = 0; i < 16; i++)
         for (int j = 0; j < 4; j++)
             r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 64, 32, 64,
@@ -1122,6 +1133,7 @@ static void compute_grads(void)
     r_gemm_tn(128, 128, 1024, REAL_C(1.0), block1_ln1, 128, d_block1_attn_k_matmul, 128, REAL_C(0.0), d_block1_attn_k, 128);
 
     /* backward of models/lib/attention.lua:11: return t:reshape({N, T, heads, d}):permute({1, 3, 2, 4}) */
+    RT_SHARED_PRODUCTS(2, 8388608)
     for (int i = 0; i < 16; i++)
         for (int j = 0; j < 4; j++)
             r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, 32, 64,

@@ -174,6 +174,7 @@ static void compute_outputs(void)
     r_gemm_nn(1024, 128, 128, REAL_C(1.0), block1_ln1, 128, block1_attn_v, 128, REAL_C(0.0), block1_attn_v_matmul, 128);
 
     /* models/lib/attention.lua:21: local scores = matmul(q, transpose(k, 3, 4)) * (1 / math.sqrt(d)) */
+    RT_SHARED_PRODUCTS(2, 8388608)
     for (int i = 0; i < 16; i++)
         for (int j = 0; j < 4; j++)
             r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 64, 64, 32,
@@ -195,6 +196,7 @@ static void compute_outputs(void)
     }
 
     /* models/lib/attention.lua:23: y = y:permute({1, 3, 2, 4}):reshape({N, T, width}) */
+    RT_SHARED_PRODUCTS(2, 8388608)
     for (int i = 0; i < 16; i++)
         for (int j = 0; j < 4; j++)
             r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, 32, 64,
@@ -333,6 +335,7 @@ static void compute_outputs(void)
     r_gemm_nn(1024, 128, 128, REAL_C(1.0), block2_ln1, 128, block2_attn_v, 128, REAL_C(0.0), block2_attn_v_matmul, 128);
 
     /* models/lib/attention.lua:21: local scores = matmul(q, transpose(k, 3, 4)) * (1 / math.sqrt(d)) */
+    RT_SHARED_PRODUCTS(2, 8388608)
     for (int i = 0; i < 16; i++)
         for (int j = 0; j < 4; j++)
             r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 64, 64, 32,
@@ -354,6 +357,7 @@ static void compute_outputs(void)
     }
 
     /* models/lib/attention.lua:23: y = y:permute({1, 3, 2, 4}):reshape({N, T, width}) */
+    RT_SHARED_PRODUCTS(2, 8388608)
     for (int i = 0; i < 16; i++)
         for (int j = 0; j < 4; j++)
             r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, 32, 64,

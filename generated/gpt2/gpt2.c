@@ -293,6 +293,7 @@ static void compute_outputs(void)
         }
 
     /* models/gpt2.lua:63: local preatt = matmul(q, transpose(k, 3, 4)) * (1 / math.sqrt(hs))   - */
+    RT_SHARED_PRODUCTS(2, 4096)
     for (int i = 0; i < 2; i++)
         for (int j = 0; j < 4; j++)
             r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 8, 8, 8,
@@ -313,6 +314,7 @@ static void compute_outputs(void)
     }
 
     /* models/gpt2.lua:65: local atty = matmul(att, v):permute({1, 3, 2, 4}):reshape({N, T, C}) */
+    RT_SHARED_PRODUCTS(2, 4096)
     for (int i = 0; i < 2; i++)
         for (int j = 0; j < 4; j++)
             r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 8, 8, 8,
@@ -470,6 +472,7 @@ static void compute_outputs(void)
         }
 
     /* models/gpt2.lua:63: local preatt = matmul(q, transpose(k, 3, 4)) * (1 / math.sqrt(hs))   - */
+    RT_SHARED_PRODUCTS(2, 4096)
     for (int i = 0; i < 2; i++)
         for (int j = 0; j < 4; j++)
             r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 8, 8, 8,
@@ -490,6 +493,7 @@ static void compute_outputs(void)
     }
 
     /* models/gpt2.lua:65: local atty = matmul(att, v):permute({1, 3, 2, 4}):reshape({N, T, C}) */
+    RT_SHARED_PRODUCTS(2, 4096)
     for (int i = 0; i < 2; i++)
         for (int j = 0; j < 4; j++)
             r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 8, 8, 8,
@@ -891,6 +895,7 @@ static void compute_grads(void)
            REAL_C(1.0), d_h1_residual2, 32, h1_atty, 32, REAL_C(0.0), d_h1_attproj_w, 32);
 
     /* backward of models/gpt2.lua:65: local atty = matmul(att, v):permute({1, 3, 2, 4}):reshape({N, T, C}) */
+    RT_SHARED_PRODUCTS(2, 4096)
     for (int i = 0; i < 2; i++)
         for (int j = 0; j < 4; j++)
             r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 8, 8, 8,
@@ -910,6 +915,7 @@ static void compute_grads(void)
     }
 
     /* backward of models/gpt2.lua:40: return t:reshape({N, T, NH, hs}):permute({1, 3, 2, 4}) */
+    RT_SHARED_PRODUCTS(2, 4096)
     for (int i = 0; i < 2; i++)
         for (int j = 0; j < 4; j++)
             r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 8, 8, 8,
@@ -923,6 +929,7 @@ static void compute_grads(void)
         }
 
     /* backward of models/gpt2.lua:40: return t:reshape({N, T, NH, hs}):permute({1, 3, 2, 4}) */
+    RT_SHARED_PRODUCTS(2, 4096)
     for (int i = 0; i < 2; i++)
         for (int j = 0; j < 4; j++)
             r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 8, 8, 8,
@@ -936,6 +943,7 @@ static void compute_grads(void)
                 d_h1_qkv_pad_add[32 + j * 96 + i * 768 + r] = d_h1_k[j * 32 + i * 256 + r];
 
     /* backward of models/gpt2.lua:40: return t:reshape({N, T, NH, hs}):permute({1, 3, 2, 4}) */
+    RT_SHARED_PRODUCTS(2, 4096)
     for (int i = 0; i < 2; i++)
         for (int j = 0; j < 4; j++)
             r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 8, 8, 8,
@@ -1142,6 +1150,7 @@ static void compute_grads(void)
            REAL_C(1.0), d_h0_residual2, 32, h0_atty, 32, REAL_C(0.0), d_h0_attproj_w, 32);
 
     /* backward of models/gpt2.lua:65: local atty = matmul(att, v):permute({1, 3, 2, 4}):reshape({N, T, C}) */
+    RT_SHARED_PRODUCTS(2, 4096)
     for (int i = 0; i < 2; i++)
         for (int j = 0; j < 4; j++)
             r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 8, 8, 8,
@@ -1161,6 +1170,7 @@ static void compute_grads(void)
     }
 
     /* backward of models/gpt2.lua:40: return t:reshape({N, T, NH, hs}):permute({1, 3, 2, 4}) */
+    RT_SHARED_PRODUCTS(2, 4096)
     for (int i = 0; i < 2; i++)
         for (int j = 0; j < 4; j++)
             r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 8, 8, 8,
@@ -1174,6 +1184,7 @@ static void compute_grads(void)
         }
 
     /* backward of models/gpt2.lua:40: return t:reshape({N, T, NH, hs}):permute({1, 3, 2, 4}) */
+    RT_SHARED_PRODUCTS(2, 4096)
     for (int i = 0; i < 2; i++)
         for (int j = 0; j < 4; j++)
             r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 8, 8, 8,
@@ -1187,6 +1198,7 @@ static void compute_grads(void)
                 d_h0_qkv_pad_add[32 + j * 96 + i * 768 + r] = d_h0_k[j * 32 + i * 256 + r];
 
     /* backward of models/gpt2.lua:40: return t:reshape({N, T, NH, hs}):permute({1, 3, 2, 4}) */
+    RT_SHARED_PRODUCTS(2, 4096)
     for (int i = 0; i < 2; i++)
         for (int j = 0; j < 4; j++)
             r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 8, 8, 8,

@@ -194,6 +194,7 @@ static void compute_outputs(void)
         }
 
     /* models/gpt2.lua:63: local preatt = matmul(q, transpose(k, 3, 4)) * (1 / math.sqrt(hs))   - */
+    RT_SHARED_PRODUCTS(2, 4096)
     for (int i = 0; i < 2; i++)
         for (int j = 0; j < 4; j++)
             r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 8, 8, 8,
@@ -214,6 +215,7 @@ static void compute_outputs(void)
     }
 
     /* models/gpt2.lua:65: local atty = matmul(att, v):permute({1, 3, 2, 4}):reshape({N, T, C}) */
+    RT_SHARED_PRODUCTS(2, 4096)
     for (int i = 0; i < 2; i++)
         for (int j = 0; j < 4; j++)
             r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 8, 8, 8,
@@ -369,6 +371,7 @@ static void compute_outputs(void)
         }
 
     /* models/gpt2.lua:63: local preatt = matmul(q, transpose(k, 3, 4)) * (1 / math.sqrt(hs))   - */
+    RT_SHARED_PRODUCTS(2, 4096)
     for (int i = 0; i < 2; i++)
         for (int j = 0; j < 4; j++)
             r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 8, 8, 8,
@@ -389,6 +392,7 @@ static void compute_outputs(void)
     }
 
     /* models/gpt2.lua:65: local atty = matmul(att, v):permute({1, 3, 2, 4}):reshape({N, T, C}) */
+    RT_SHARED_PRODUCTS(2, 4096)
     for (int i = 0; i < 2; i++)
         for (int j = 0; j < 4; j++)
             r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 8, 8, 8,
