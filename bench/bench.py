@@ -823,8 +823,14 @@ def report(R, nets, a, failures):
           "shared; each round's trainer measures anew.")
         w("")
         for n, t, said in sharing:
-            for text in sorted(set(x for x in said if x)):
-                w("- %s, %d threads (%d of %d rounds): %s" % (n.short, t, said.count(text), len(said), text))
+            said = [x for x in said if x]
+            wake = [float(m.group(1)) for m in (re.search(r"woken and joined in (\S+) us", x) for x in said) if m]
+            took = [float(m.group(1)) for m in (re.search(r"measured in (\S+) ms", x) for x in said) if m]
+            steps = [x.rsplit("; ", 1)[1] for x in said if "; " in x]
+            w("- %s, %d threads: woken and joined in %s us, measured in %s ms; %s" % (
+                n.short, t, "-".join(fmt(f(wake)) for f in (min, max)) if wake else "?",
+                "-".join(fmt(f(took)) for f in (min, max)) if took else "?",
+                "; ".join("%s (%d of %d rounds)" % (x, steps.count(x), len(said)) for x in sorted(set(steps)))))
         w("")
     w("## Peak memory (RSS, MB, median)")
     w("")

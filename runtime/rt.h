@@ -36,6 +36,16 @@ void rt_calibrate_split(bool calibrate, bool dbl, FILE *say, const char *prog);
 /* 1: share every product and large loop among the threads; 0: none; -1:
  * what was measured to pay (the default). */
 void rt_split_force(int how);
+/* What a few ms of calibration cannot see (another process on the CPU a
+ * thread needs, stalls) the trainer's own steps show: with calibration,
+ * the steps from the second alternate computing whole and sharing as
+ * measured, at least 2 and 20 ms each way, and the faster way is kept
+ * (results do not depend on it). rt_split_trial says whether step k (from
+ * 1) is one, and sets how it shares; rt_split_trial_done takes its time in
+ * ms. Not after a first step of a second or more, nor when that step
+ * shared nothing. */
+bool rt_split_trial(long k, double first_ms);
+void rt_split_trial_done(long k, double ms, FILE *say, const char *prog);
 /* Says on stderr how much of step `step` was shared: what was counted
  * since rt_split_reset. */
 void rt_split_reset(void);

@@ -33,6 +33,11 @@ static const long near_from[RT_SPLIT_KINDS] = {1L << 20, 1L << 20, 1L << 20, 1L 
 static long split_from[RT_SPLIT_KINDS] = {1L << 20, 1L << 20, 1L << 20, 1L << 18};
 static long split_counts[RT_SPLIT_KINDS][2];
 static int forced = -1;
+/* The trial on the trainer's own steps: whether it is on, and each way's
+ * time so far (whole, shared). */
+static bool trial_on;
+static double trial_ms[2];
+static long trial_steps[2];
 
 bool rt_split(int kind, long work)
 {
@@ -202,6 +207,7 @@ void rt_calibrate_split(bool calibrate, bool dbl, FILE *say, const char *prog)
 #pragma omp parallel
     (void)0;
     memcpy(split_from, near_from, sizeof split_from);
+    trial_on = calibrate;
     const double start = rt_now_ms(), wake = wake_us();
     const bool measured = calibrate && measure(dbl);
     if (!say)
@@ -222,6 +228,43 @@ void rt_calibrate_split(bool calibrate, bool dbl, FILE *say, const char *prog)
 #else
     (void)calibrate, (void)dbl, (void)say, (void)prog;
 #endif
+}
+
+bool rt_split_trial(long k, double first_ms)
+{
+    if (k == 1 || !trial_on)
+        return false;
+    if (k == 2) {
+        long shared = 0;
+        for (int kind = 0; kind < RT_SPLIT_KINDS; kind++)
+            shared += split_counts[kind][1];
+        /* nothing to choose, or steps too long to spend some on a trial */
+        trial_on = shared > 0 && first_ms < 1000;
+        trial_ms[0] = trial_ms[1] = 0;
+        trial_steps[0] = trial_steps[1] = 0;
+        if (!trial_on)
+            return false;
+    }
+    forced = k % 2 ? -1 : 0; /* whole first, then as measured */
+    return true;
+}
+
+void rt_split_trial_done(long k, double ms, FILE *say, const char *prog)
+{
+    trial_ms[k % 2] += ms;
+    trial_steps[k % 2]++;
+    /* Each way over 20 ms at least, five of the kernel's time slices:
+     * another process on a thread's CPU costs a shared step nothing while
+     * that thread runs, and a slice of waiting when it does not. */
+    const double least = trial_ms[0] < trial_ms[1] ? trial_ms[0] : trial_ms[1];
+    if (k % 2 == 0 || trial_steps[1] < 2 || (least < 20 && trial_steps[1] < 100))
+        return;
+    const double whole = trial_ms[0] / trial_steps[0], shared = trial_ms[1] / trial_steps[1];
+    forced = shared < whole ? -1 : 0;
+    trial_on = false;
+    if (say)
+        fprintf(say, "%s: steps 2-%ld took %.4g ms a step whole, %.4g shared: %s\n", prog, k, whole,
+                shared, shared < whole ? "sharing as measured" : "sharing nothing from here");
 }
 
 void rt_split_reset(void) { memset(split_counts, 0, sizeof split_counts); }

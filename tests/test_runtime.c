@@ -1359,6 +1359,50 @@ START_TEST(test_split_decides)
 }
 END_TEST
 
+/* One trial of sharing on steps 2.. as a trainer runs it, each step's
+ * time given: whole steps of `whole` ms, shared ones of `shared`; what
+ * it said, in said. Returns the step it ended at. */
+static long trial(double first_ms, double whole, double shared, char *said, size_t len)
+{
+    rt_set_threads(2);
+    rt_calibrate_split(true, false, NULL, "test");
+    rt_split_reset();
+    rt_split_force(1);
+    ck_assert(rt_split(RT_SPLIT_BLAS, 5)); /* step 1 shared something */
+    rt_split_force(-1);
+    FILE *f = tmpfile();
+    ck_assert_ptr_nonnull(f);
+    ck_assert(!rt_split_trial(1, first_ms));
+    long k = 2;
+    for (; k < 1000 && rt_split_trial(k, first_ms); k++)
+        rt_split_trial_done(k, rt_split(RT_SPLIT_BLAS, 1L << 40) ? shared : whole, f, "test");
+    rewind(f);
+    said[0] = 0;
+    ck_assert(fgets(said, (int)len, f) || k == 2);
+    fclose(f);
+    return k;
+}
+
+/* The trial keeps the faster way: whole steps when sharing was slower
+ * (then nothing is shared), sharing when it was faster; each way 2 steps
+ * and 20 ms at least; none after a first step of a second. */
+START_TEST(test_split_trial)
+{
+    char said[256];
+    ck_assert_int_eq(trial(1, 11, 30, said, sizeof said), 6);
+    ck_assert_str_eq(said, "test: steps 2-5 took 11 ms a step whole, 30 shared: sharing nothing "
+                           "from here\n");
+    ck_assert(!rt_split(RT_SPLIT_BLAS, 1L << 40));
+    ck_assert(!rt_split_trial(6, 1));
+    ck_assert_int_eq(trial(1, 0.5, 0.25, said, sizeof said), 162);
+    ck_assert_str_eq(said, "test: steps 2-161 took 0.5 ms a step whole, 0.25 shared: sharing as "
+                           "measured\n");
+    ck_assert_int_eq(trial(1000, 11, 30, said, sizeof said), 2);
+    rt_split_force(-1);
+    rt_set_threads(1);
+}
+END_TEST
+
 START_TEST(test_now_ms)
 {
     double a = rt_now_ms();
@@ -1402,6 +1446,7 @@ static Suite *runtime_suite(void)
     tc = tcase_create("util");
     tcase_add_test(tc, test_now_ms);
     tcase_add_test(tc, test_split_decides);
+    tcase_add_test(tc, test_split_trial);
     suite_add_tcase(s, tc);
     return s;
 }
