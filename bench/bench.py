@@ -819,8 +819,8 @@ def report(R, nets, a, failures):
         w("## How the threads shared the work")
         w("")
         w("Each gradc trainer on more than one thread measures at start which products and loops pay for "
-          "sharing (runtime/split.c) and says with `-v` what it found and how much of its first step it "
-          "shared; each round's trainer measures anew.")
+          "sharing (runtime/split.c), checks it on its first steps, alternately whole and shared, and says "
+          "with `-v` what it found and how much of its first step it shared; each round's trainer measures anew.")
         w("")
         for n, t, said in sharing:
             said = [x for x in said if x]
