@@ -29,8 +29,12 @@
 /* The least work shared, by kind (without measuring, what pays on near
  * vCPUs); what was decided, whole and shared, since rt_split_reset; and
  * whether rt_split_force decides instead. */
-static const long near_from[RT_SPLIT_KINDS] = {1L << 20, 1L << 20, 1L << 20, 1L << 18};
-static long split_from[RT_SPLIT_KINDS] = {1L << 20, 1L << 20, 1L << 20, 1L << 18};
+#define NEAR_FROM                                                                                  \
+    {                                                                                              \
+        1L << 20, 1L << 20, 1L << 20, 1L << 18                                                     \
+    }
+static const long near_from[RT_SPLIT_KINDS] = NEAR_FROM;
+static long split_from[RT_SPLIT_KINDS] = NEAR_FROM;
 static long split_counts[RT_SPLIT_KINDS][2];
 static int forced = -1;
 /* The trial on the trainer's own steps: whether it is on, and each way's
@@ -201,20 +205,24 @@ void rt_calibrate_split(bool calibrate, bool dbl, FILE *say, const char *prog)
     const int threads = omp_get_max_threads();
     if (threads < 2)
         return;
-        /* The threads start, which can take 100 ms when the host is slow to
-         * run the other vCPU: not a wake-up like those of a step, and one the
-         * first step would make anyway. */
+    /* The threads start, which can take 100 ms when the host is slow to
+     * run the other vCPU: not a wake-up like those of a step, and one the
+     * first step would make anyway. */
+    {
 #pragma omp parallel
-    (void)0;
+        (void)0;
+    }
     memcpy(split_from, near_from, sizeof split_from);
     trial_on = calibrate;
-    const double start = rt_now_ms(), wake = wake_us();
+    const double start = rt_now_ms();
     const bool measured = calibrate && measure(dbl);
+    const double took = rt_now_ms() - start;
     if (!say)
         return;
-    fprintf(say, "%s: %d threads, woken and joined in %.2g us; shared from", prog, threads, wake);
+    fprintf(say, "%s: %d threads, woken and joined in %.2g us; shared from", prog, threads,
+            wake_us());
     if (measured)
-        fprintf(say, " (measured in %.1f ms):", rt_now_ms() - start);
+        fprintf(say, " (measured in %.1f ms):", took);
     else
         fprintf(say, " (%s):", calibrate ? "no memory to measure" : "--no-calibrate");
     for (int k = 0; k < RT_SPLIT_KINDS; k++) {
