@@ -27,8 +27,8 @@ static const char *const reserved[] = {
     "at", "oi", "win", "lr", "loss", "x0", "m0", "m1", "n0", "n1", "rows", "hyper", "params",
     "grads", "avg", "avg_sq", "scale", "norm2", "part", "o", "wd", "mu", "b1", "b2", "c1", "c2",
     "eps", "alpha", "g", "sqrt", "forward", "loss_and_grad", "train_step", "inputs", "outputs",
-    "memset", "memcpy", "fold", "keep", "compute_grads", "clipped_step", "tuned_copy",
-    "compute_outputs", "compute_loss", "training", "mask_step", "buffers", "r",
+    "memset", "memcpy", "fold", "keep", "compute_grads", "update", "tuned_copy", "compute_outputs",
+    "compute_loss", "training", "mask_step", "buffers", "r",
     /* the C library's, which a header may declare */
     "exp", "log", "tanh", "pow", "fmax", "fmin", "sqrt", "fabs", "floor", "ceil", "round", "sin",
     "cos", "tan", "erf", "gamma", "lgamma", "tgamma", "j0", "j1", "jn", "y0", "y1", "yn", "abs",
@@ -536,8 +536,8 @@ static void buffer_updates(Emit *e, Buf *b)
 
 /* Plain SGD with some updates folded into products (plan.c): unclipped,
  * compute_grads() updates those weights and the rest step after it;
- * clipped, every gradient is needed first, and clipped_step() is the
- * usual step. */
+ * clipped, every gradient is needed first, and update() is the usual
+ * step. */
 static void emit_folded_step(Emit *e)
 {
     Graph *g = e->g;
@@ -568,10 +568,14 @@ static void emit_folded_step(Emit *e)
     }
     buf_free(&text);
     buf_printf(e->b, " */\n"
-                     "static double train_step(const rt_hyper *hyper)\n{\n"
-                     "    if (hyper->clip > 0)\n        return clipped_step(hyper);\n");
+                     "static double train_step(const rt_hyper *hyper)\n{\n");
     if (has_draws(g))
         buf_printf(e->b, "    mask_step = (uint64_t)hyper->step; /* new random draws */\n");
+    buf_printf(e->b, "    if (hyper->clip > 0) {\n"
+                     "        const double loss = loss_and_grad();\n"
+                     "        update(hyper);\n"
+                     "        return loss;\n"
+                     "    }\n");
     if (has_modes(g))
         buf_printf(e->b, "    training = 1;\n");
     buf_printf(e->b, "    const real lr = (real)hyper->lr, wd = (real)hyper->weight_decay;\n"
@@ -608,12 +612,20 @@ static void emit_train_step(Emit *e)
         folds |= p->fold[i];
     Buf after = {0};
     buffer_updates(e, &after);
-    optim_emit_step(e->b, folds ? "clipped_step" : "train_step", &g->opt, p->params_offset,
-                    p->grads_offset, p->state_offset, p->n_param_elems, has_draws(g),
-                    after.data ? after.data : "");
+    optim_emit_update(e->b, &g->opt, p->params_offset, p->grads_offset, p->state_offset,
+                      p->n_param_elems, after.data ? after.data : "");
     buf_free(&after);
-    if (folds)
+    if (folds) {
         emit_folded_step(e);
+        return;
+    }
+    buf_printf(e->b, "\n/* Training: one step, returning the loss before it. */\n"
+                     "static double train_step(const rt_hyper *hyper)\n{\n");
+    if (has_draws(g))
+        buf_printf(e->b, "    mask_step = (uint64_t)hyper->step; /* new random draws */\n");
+    buf_printf(e->b, "    const double loss = loss_and_grad();\n"
+                     "    update(hyper);\n"
+                     "    return loss;\n}\n");
 }
 
 /* A descriptor row; with_init adds a parameter's initializer. */
@@ -704,7 +716,9 @@ static void emit_descriptor(Emit *e)
     optim_emit_hyper(e->b, &g->opt);
     if (training)
         buf_printf(e->b, "    .loss = loss,\n    .loss_and_grad = loss_and_grad,\n"
-                         "    .train_step = train_step,\n");
+                         "    .update = update,\n    .train_step = train_step,\n");
+    if (training && has_draws(g))
+        buf_printf(e->b, "    .draws = &mask_step,\n");
     buf_printf(e->b, "    .forward = forward,\n};\n");
 }
 

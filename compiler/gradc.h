@@ -144,10 +144,10 @@ extern const OptimInfo optim_info[N_OPTIMS];
 int optim_find(const char *name);
 double *optim_setting(Optimizer *o, const char *name);
 bool optim_takes(int kind, const char *name);
-/* `after`: statements that end the step (the buffers' updates). */
-/* `fn`: the function's name. */
-void optim_emit_step(Buf *b, const char *fn, const Optimizer *o, long params, long grads,
-                     long state, long n, bool masks, const char *after);
+/* update(hyper): the optimizer's step from the gradients in place, then
+ * `after`, the statements that end a step (the buffers' updates). */
+void optim_emit_update(Buf *b, const Optimizer *o, long params, long grads, long state, long n,
+                       const char *after);
 void optim_emit_hyper(Buf *b, const Optimizer *o);
 
 typedef struct {

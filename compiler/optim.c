@@ -62,22 +62,19 @@ bool optim_takes(int k, const char *name)
     return s && (s[n] == ' ' || s[n] == 0) && (s == optim_info[k].settings || s[-1] == ' ');
 }
 
-void optim_emit_step(Buf *b, const char *fn, const Optimizer *o, long params, long grads,
-                     long state, long n, bool masks, const char *after)
+void optim_emit_update(Buf *b, const Optimizer *o, long params, long grads, long state, long n,
+                       const char *after)
 {
     static const char *const title[N_OPTIMS] = {
         "SGD", "SGD with momentum", "SGD with Nesterov momentum", "Adam", "AdamW", "RMSprop"};
     buf_printf(b,
-               "\n/* One step of %s over the flat parameter block, after clipping the\n"
-               " * gradient to a global norm of hyper->clip (when that is > 0). */\n"
-               "RT_VECTOR_CLONES\nstatic double %s(const rt_hyper *hyper)\n{\n"
-               "%s"
-               "    const double loss = loss_and_grad();\n"
+               "\n/* One step of %s from the gradients in place, over the flat\n"
+               " * parameter block, after clipping them to a global norm of\n"
+               " * hyper->clip (when that is > 0). */\n"
+               "RT_VECTOR_CLONES\nstatic void update(const rt_hyper *hyper)\n{\n"
                "    real *const params = arena + %ld;\n"
                "    const real *const grads = arena + %ld;\n",
-               title[o->kind], fn,
-               masks ? "    mask_step = (uint64_t)hyper->step; /* new random draws */\n" : "",
-               params, grads);
+               title[o->kind], params, grads);
     if (optim_info[o->kind].state_slots >= 1)
         buf_printf(b, "    real *const avg = arena + %ld;\n", state);
     if (optim_info[o->kind].state_slots >= 2)
@@ -156,7 +153,7 @@ void optim_emit_step(Buf *b, const char *fn, const Optimizer *o, long params, lo
                    count, n);
         break;
     }
-    buf_printf(b, "%s    return loss;\n}\n", after);
+    buf_printf(b, "%s}\n", after);
 }
 
 void optim_emit_hyper(Buf *b, const Optimizer *o)

@@ -97,9 +97,16 @@ typedef struct rt_model {
     double (*loss)(void);
     /* Training mode: the loss, and every parameter's gradient into grads. */
     double (*loss_and_grad)(void);
+    /* The optimizer's step from the gradients in grads, and the buffers'
+     * updates: train_step is loss_and_grad then this, so a trainer can
+     * change the gradients in between (sum them over processes). */
+    void (*update)(const rt_hyper *hyper);
     /* One optimizer step, and the buffers' updates; returns the loss
      * computed before the update. */
     double (*train_step)(const rt_hyper *hyper);
+    /* A model that draws (dropout): what the draws are made from, which
+     * train_step sets to hyper->step; NULL otherwise. */
+    uint64_t *draws;
     /* Evaluation mode, outputs only, for the first `rows` (<= batch) rows of
      * the inputs; rows past that are zeroed first. */
     void (*forward)(int rows);

@@ -171,6 +171,36 @@ END_TEST
 
 /* ---- train_step ---- */
 
+/* The parameters after a step from p by factor times the gradients g
+ * (of squared norm norm2), against reference_step. */
+static void expect_step(const Model *r, const rt_hyper *hyper, const double *p, const double *g,
+                        double factor, double norm2, const char *what)
+{
+    const rt_model *m = r->f64;
+    const double *a = arena64(m);
+    double scale = 1, norm = factor * sqrt(norm2);
+    /* The step clips the gradient's global norm first, when asked. */
+    if (hyper->clip > 0 && norm > hyper->clip)
+        scale = hyper->clip / norm;
+    long nonzero = 0;
+    for (int k = 0; k < m->n_params; k++) {
+        const rt_tensor *t = &m->params[k];
+        long base = t->offset - m->params_offset;
+        for (long i = 0; i < t->size; i++) {
+            double want = p[base + i], s1 = 0, s2 = 0;
+            reference_step(m->optimizer, hyper, scale, &want, factor * g[base + i], &s1, &s2);
+            double got = a[t->offset + i];
+            nonzero += g[base + i] != 0;
+            if (!close_rel(got, want, 1e-12))
+                ck_abort_msg("%s: %s[%ld] after %s (lr %g, weight decay %g, clip %g) is "
+                             "%.17g, by hand %.17g (p %.17g, g %.17g)",
+                             r->name, t->name, i, what, hyper->lr, hyper->weight_decay,
+                             hyper->clip, got, want, p[base + i], factor * g[base + i]);
+        }
+    }
+    ck_assert_msg(nonzero > 0, "%s: every gradient element is 0 at seed %d", r->name, SEED);
+}
+
 /* In double: train_step(lr) gives what the model's optimizer does by hand
  * (p - lr * grad(p) for SGD) elementwise to 1e-12, from zero optimizer
  * state, and its loss is loss_and_grad's at p, exactly (the same
@@ -203,7 +233,7 @@ static void check_step(const Model *r, double weight_decay, double clip_part)
     double loss = m->loss_and_grad();
     double *p = dup_doubles(a + m->params_offset, m->n_param_elems);
     double *g = dup_doubles(a + m->grads_offset, m->n_param_elems);
-    double norm = 0, scale = 1;
+    double norm = 0;
     for (long i = 0; i < m->n_param_elems; i++)
         norm += g[i] * g[i];
     if (clip_part > 0)
@@ -213,26 +243,19 @@ static void check_step(const Model *r, double weight_decay, double clip_part)
                   "%s: train_step returned loss %.17g, loss_and_grad at the same point %.17g",
                   r->name, step_loss, loss);
 
-    /* The step clips the gradient's global norm first, when asked. */
-    if (hyper.clip > 0 && sqrt(norm) > hyper.clip)
-        scale = hyper.clip / sqrt(norm);
-    long nonzero = 0;
-    for (int k = 0; k < m->n_params; k++) {
-        const rt_tensor *t = &m->params[k];
-        long base = t->offset - m->params_offset;
-        for (long i = 0; i < t->size; i++) {
-            double want = p[base + i], s1 = 0, s2 = 0;
-            reference_step(m->optimizer, &hyper, scale, &want, g[base + i], &s1, &s2);
-            double got = a[t->offset + i];
-            nonzero += g[base + i] != 0;
-            if (!close_rel(got, want, 1e-12))
-                ck_abort_msg("%s: %s[%ld] after train_step(lr %g, weight decay %g, clip %g) is "
-                             "%.17g, by hand %.17g (p %.17g, g %.17g)",
-                             r->name, t->name, i, hyper.lr, hyper.weight_decay, hyper.clip, got,
-                             want, p[base + i], g[base + i]);
-        }
-    }
-    ck_assert_msg(nonzero > 0, "%s: every gradient element is 0 at seed %d", r->name, SEED);
+    expect_step(r, &hyper, p, g, 1, norm, "train_step");
+
+    /* update() steps from whatever gradients are in place: twice them here,
+     * under the same draws. */
+    rt_init_params(m, SEED);
+    memset(a + m->state_offset, 0, m->n_state * sizeof *a);
+    if (m->draws)
+        *m->draws = (uint64_t)hyper.step;
+    m->loss_and_grad();
+    for (long i = 0; i < m->n_param_elems; i++)
+        a[m->grads_offset + i] = 2 * g[i];
+    m->update(&hyper);
+    expect_step(r, &hyper, p, g, 2, norm, "update of twice the gradients");
     free(p);
     free(g);
 }

@@ -5080,12 +5080,12 @@ static double loss_and_grad(void)
     return loss_value[0];
 }
 
-/* One step of Adam over the flat parameter block, after clipping the
- * gradient to a global norm of hyper->clip (when that is > 0). */
+/* One step of Adam from the gradients in place, over the flat
+ * parameter block, after clipping them to a global norm of
+ * hyper->clip (when that is > 0). */
 RT_VECTOR_CLONES
-static double train_step(const rt_hyper *hyper)
+static void update(const rt_hyper *hyper)
 {
-    const double loss = loss_and_grad();
     real *const params = arena + 0;
     const real *const grads = arena + 591232;
     real *const avg = arena + 1182464;
@@ -5115,6 +5115,13 @@ static double train_step(const rt_hyper *hyper)
         avg_sq[i] = b2 * avg_sq[i] + (1 - b2) * g * g;
         params[i] -= lr * c1 * avg[i] / (r_sqrt(avg_sq[i]) * c2 + eps);
     }
+}
+
+/* Training: one step, returning the loss before it. */
+static double train_step(const rt_hyper *hyper)
+{
+    const double loss = loss_and_grad();
+    update(hyper);
     return loss;
 }
 
@@ -5180,6 +5187,7 @@ const rt_model REAL_SUFFIX(char_lstm_model) = {
     .hyper = {.lr = 0.002, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-08, .clip = 5.0},
     .loss = loss,
     .loss_and_grad = loss_and_grad,
+    .update = update,
     .train_step = train_step,
     .forward = forward,
 };

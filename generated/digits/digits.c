@@ -314,13 +314,12 @@ static double loss_and_grad(void)
     return loss_value[0];
 }
 
-/* One step of AdamW over the flat parameter block, after clipping the
- * gradient to a global norm of hyper->clip (when that is > 0). */
+/* One step of AdamW from the gradients in place, over the flat
+ * parameter block, after clipping them to a global norm of
+ * hyper->clip (when that is > 0). */
 RT_VECTOR_CLONES
-static double train_step(const rt_hyper *hyper)
+static void update(const rt_hyper *hyper)
 {
-    mask_step = (uint64_t)hyper->step; /* new random draws */
-    const double loss = loss_and_grad();
     real *const params = arena + 2048;
     const real *const grads = arena + 155658;
     real *const avg = arena + 309268;
@@ -353,6 +352,14 @@ static double train_step(const rt_hyper *hyper)
         avg_sq[i] = b2 * avg_sq[i] + (1 - b2) * g * g;
         params[i] -= lr * c1 * avg[i] / (r_sqrt(avg_sq[i]) * c2 + eps);
     }
+}
+
+/* Training: one step, returning the loss before it. */
+static double train_step(const rt_hyper *hyper)
+{
+    mask_step = (uint64_t)hyper->step; /* new random draws */
+    const double loss = loss_and_grad();
+    update(hyper);
     return loss;
 }
 
@@ -409,6 +416,8 @@ const rt_model REAL_SUFFIX(digits_model) = {
     .hyper = {.lr = 0.002, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-08, .weight_decay = 0.05},
     .loss = loss,
     .loss_and_grad = loss_and_grad,
+    .update = update,
     .train_step = train_step,
+    .draws = &mask_step,
     .forward = forward,
 };

@@ -120,12 +120,12 @@ static double loss_and_grad(void)
     return loss_value[0];
 }
 
-/* One step of SGD with momentum over the flat parameter block, after clipping the
- * gradient to a global norm of hyper->clip (when that is > 0). */
+/* One step of SGD with momentum from the gradients in place, over the flat
+ * parameter block, after clipping them to a global norm of
+ * hyper->clip (when that is > 0). */
 RT_VECTOR_CLONES
-static double train_step(const rt_hyper *hyper)
+static void update(const rt_hyper *hyper)
 {
-    const double loss = loss_and_grad();
     real *const params = arena + 120;
     const real *const grads = arena + 135;
     real *const avg = arena + 150;
@@ -150,6 +150,13 @@ static double train_step(const rt_hyper *hyper)
         avg[i] = mu * avg[i] + g;
         params[i] -= lr * avg[i];
     }
+}
+
+/* Training: one step, returning the loss before it. */
+static double train_step(const rt_hyper *hyper)
+{
+    const double loss = loss_and_grad();
+    update(hyper);
     return loss;
 }
 
@@ -200,6 +207,7 @@ const rt_model REAL_SUFFIX(iris_model) = {
     .hyper = {.lr = 0.02, .momentum = 0.9},
     .loss = loss,
     .loss_and_grad = loss_and_grad,
+    .update = update,
     .train_step = train_step,
     .forward = forward,
 };

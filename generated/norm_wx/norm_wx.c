@@ -100,12 +100,12 @@ static double loss_and_grad(void)
     return loss_value[0];
 }
 
-/* One step of SGD over the flat parameter block, after clipping the
- * gradient to a global norm of hyper->clip (when that is > 0). */
+/* One step of SGD from the gradients in place, over the flat
+ * parameter block, after clipping them to a global norm of
+ * hyper->clip (when that is > 0). */
 RT_VECTOR_CLONES
-static double clipped_step(const rt_hyper *hyper)
+static void update(const rt_hyper *hyper)
 {
-    const double loss = loss_and_grad();
     real *const params = arena + 128;
     const real *const grads = arena + 384;
     real scale = REAL_C(1.0);
@@ -123,15 +123,17 @@ static double clipped_step(const rt_hyper *hyper)
     const real lr = (real)hyper->lr, wd = (real)hyper->weight_decay;
     for (int i = 0; i < 256; i++)
         params[i] -= lr * (scale * grads[i] + wd * params[i]);
-    return loss;
 }
 
 /* One step of SGD. Unclipped, the products that make the gradients of W
  * update it in place; the other parameters step after. */
 static double train_step(const rt_hyper *hyper)
 {
-    if (hyper->clip > 0)
-        return clipped_step(hyper);
+    if (hyper->clip > 0) {
+        const double loss = loss_and_grad();
+        update(hyper);
+        return loss;
+    }
     const real lr = (real)hyper->lr, wd = (real)hyper->weight_decay;
     compute_outputs();
     compute_grads(1, lr, 1 - lr * wd);
@@ -181,6 +183,7 @@ const rt_model REAL_SUFFIX(norm_wx_model) = {
     .hyper = {.lr = 0.001},
     .loss = loss,
     .loss_and_grad = loss_and_grad,
+    .update = update,
     .train_step = train_step,
     .forward = forward,
 };

@@ -124,12 +124,12 @@ static double loss_and_grad(void)
     return loss_value[0];
 }
 
-/* One step of SGD over the flat parameter block, after clipping the
- * gradient to a global norm of hyper->clip (when that is > 0). */
+/* One step of SGD from the gradients in place, over the flat
+ * parameter block, after clipping them to a global norm of
+ * hyper->clip (when that is > 0). */
 RT_VECTOR_CLONES
-static double clipped_step(const rt_hyper *hyper)
+static void update(const rt_hyper *hyper)
 {
-    const double loss = loss_and_grad();
     real *const params = arena + 64640;
     const real *const grads = arena + 165640;
     real scale = REAL_C(1.0);
@@ -149,15 +149,17 @@ static double clipped_step(const rt_hyper *hyper)
     const real lr = (real)hyper->lr, wd = (real)hyper->weight_decay;
     for (int i = 0; i < 101000; i++)
         params[i] -= lr * (scale * grads[i] + wd * params[i]);
-    return loss;
 }
 
 /* One step of SGD. Unclipped, the products that make the gradients of w1
  * and w2 update them in place; the other parameters step after. */
 static double train_step(const rt_hyper *hyper)
 {
-    if (hyper->clip > 0)
-        return clipped_step(hyper);
+    if (hyper->clip > 0) {
+        const double loss = loss_and_grad();
+        update(hyper);
+        return loss;
+    }
     const real lr = (real)hyper->lr, wd = (real)hyper->weight_decay;
     compute_outputs();
     compute_grads(1, lr, 1 - lr * wd);
@@ -211,6 +213,7 @@ const rt_model REAL_SUFFIX(seed_mlp_model) = {
     .hyper = {.lr = 0.0001},
     .loss = loss,
     .loss_and_grad = loss_and_grad,
+    .update = update,
     .train_step = train_step,
     .forward = forward,
 };

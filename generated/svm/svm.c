@@ -166,12 +166,12 @@ static double loss_and_grad(void)
     return loss_value[0];
 }
 
-/* One step of SGD over the flat parameter block, after clipping the
- * gradient to a global norm of hyper->clip (when that is > 0). */
+/* One step of SGD from the gradients in place, over the flat
+ * parameter block, after clipping them to a global norm of
+ * hyper->clip (when that is > 0). */
 RT_VECTOR_CLONES
-static double train_step(const rt_hyper *hyper)
+static void update(const rt_hyper *hyper)
 {
-    const double loss = loss_and_grad();
     real *const params = arena + 4096;
     const real *const grads = arena + 4736;
     real scale = REAL_C(1.0);
@@ -189,6 +189,13 @@ static double train_step(const rt_hyper *hyper)
     const real lr = (real)hyper->lr, wd = (real)hyper->weight_decay;
     for (int i = 0; i < 640; i++)
         params[i] -= lr * (scale * grads[i] + wd * params[i]);
+}
+
+/* Training: one step, returning the loss before it. */
+static double train_step(const rt_hyper *hyper)
+{
+    const double loss = loss_and_grad();
+    update(hyper);
     return loss;
 }
 
@@ -236,6 +243,7 @@ const rt_model REAL_SUFFIX(svm_model) = {
     .hyper = {.lr = 0.01},
     .loss = loss,
     .loss_and_grad = loss_and_grad,
+    .update = update,
     .train_step = train_step,
     .forward = forward,
 };
