@@ -34,12 +34,13 @@ endif
 
 MODELS   := $(basename $(notdir $(wildcard models/*.lua)))
 COMPILER := $(filter-out compiler/main.c,$(wildcard compiler/*.c)) $(wildcard compiler/ops/*.c)
-RUNTIME  := $(wildcard runtime/*.c)
+# mpi.c is built apart, with Open MPI (libgradc_mpi.a).
+RUNTIME  := $(filter-out runtime/mpi.c,$(wildcard runtime/*.c))
 PROGRAMS := $(foreach m,$(MODELS),$(BUILD)/$(m)_train $(BUILD)/$(m)_gradcheck $(BUILD)/$(m)_predict)
-SUITES   := runtime numerics data checkpoint readers compiler ops models optim cli
+SUITES   := runtime numerics data checkpoint readers compiler ops models optim cli mpi
 OPTIMS   := sgd momentum nesterov adam adamw rmsprop
 
-.PHONY: all deps test-deps demo plot zoo test check-suites generate golden pictures install clean
+.PHONY: all deps test-deps mpi-deps demo plot zoo test check-suites generate golden pictures install clean
 .SUFFIXES:
 
 all: $(BUILD)/gradc $(BUILD)/libgradc_rt.a $(PROGRAMS)
@@ -76,6 +77,16 @@ $(BUILD)/obj/rt_%.o: runtime/%.c $(wildcard runtime/*.h) | deps $(BUILD)/.dir
 # The one file whose sums may fuse a multiply and an add: runtime/gemm.c says why.
 $(BUILD)/obj/rt_gemm.o: CFLAGS += -ffp-contract=fast
 $(BUILD)/libgradc_rt.a: $(RUNTIME:runtime/%.c=$(BUILD)/obj/rt_%.o)
+	$(call quietly,AR,$@)rm -f $@ && ar rcs $@ $^
+
+# The trainer on MPI's processes, for gradc build --mpi: Open MPI's headers
+# and packages, wanted only here.
+MPI_CFLAGS = $(shell pkg-config --cflags ompi-c)
+mpi-deps:
+	@scripts/deps.sh mpi
+$(BUILD)/obj/rt_mpi.o: runtime/mpi.c $(wildcard runtime/*.h) | mpi-deps $(BUILD)/.dir
+	$(call quietly,CC,$@)$(CC) $(CFLAGS) $(MPI_CFLAGS) -c $< -o $@
+$(BUILD)/libgradc_mpi.a: $(BUILD)/obj/rt_mpi.o
 	$(call quietly,AR,$@)rm -f $@ && ar rcs $@ $^
 
 # ---- every model: the committed generated/ C, float trainer, double check ----
@@ -193,6 +204,10 @@ $(BUILD)/test_optim: tests/test_optim.c tests/optim_reference.h $(OPTIMS:%=$(BUI
 $(BUILD)/test_cli: tests/test_cli.c tests/test_util.h $(BUILD)/gradc $(PROGRAMS) | test-deps
 	$(call quietly,LD,$@)$(CC) $(CFLAGS) $(TEST_DEFS) $< $(LDFLAGS) $(CHECK_FLAGS) -lm -o $@
 
+# The data-parallel trainers, built by gradc build --mpi and run by mpirun.
+$(BUILD)/test_mpi: tests/test_mpi.c tests/test_util.h $(BUILD)/gradc $(BUILD)/libgradc_rt.a $(BUILD)/libgradc_mpi.a | test-deps
+	$(call quietly,LD,$@)$(CC) $(CFLAGS) $(TEST_DEFS) $< $(LDFLAGS) $(CHECK_FLAGS) -lm -o $@
+
 check-suites: all $(SUITES:%=$(BUILD)/test_%)
 	@OPENBLAS_NUM_THREADS=1 BUILD=$(BUILD) scripts/run-tests.sh $(SUITES)
 
@@ -212,6 +227,7 @@ install: $(BUILD)/gradc $(BUILD)/libgradc_rt.a
 	    $(DESTDIR)$(PREFIX)/include/gradc $(DESTDIR)$(PREFIX)/share/gradc/lib
 	install -m 755 $(BUILD)/gradc $(DESTDIR)$(PREFIX)/bin/gradc
 	install -m 644 $(BUILD)/libgradc_rt.a $(DESTDIR)$(PREFIX)/lib/libgradc_rt.a
+	test ! -f $(BUILD)/libgradc_mpi.a || install -m 644 $(BUILD)/libgradc_mpi.a $(DESTDIR)$(PREFIX)/lib/libgradc_mpi.a
 	install -m 644 $(HEADERS) $(DESTDIR)$(PREFIX)/include/gradc/
 	install -m 644 models/lib/*.lua $(DESTDIR)$(PREFIX)/share/gradc/lib/
 	sed -e 's|@VERSION@|$(shell $(BUILD)/gradc --version | cut -d" " -f2)|' \

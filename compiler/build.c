@@ -30,6 +30,7 @@
 typedef struct {
     char include[PATH_MAX]; /* rt.h and friends */
     char lib[PATH_MAX];     /* libgradc_rt.a */
+    char mpi[PATH_MAX];     /* libgradc_mpi.a beside it, for gradc build --mpi */
 } Runtime;
 
 static bool exists(const char *path) { return access(path, R_OK) == 0; }
@@ -49,8 +50,11 @@ static bool runtime_beside(Runtime *rt)
         snprintf(rt->lib, sizeof rt->lib, layouts[i][0], gradc_dir());
         snprintf(rt->include, sizeof rt->include, layouts[i][1], gradc_dir());
         snprintf(probe, sizeof probe, "%.4000s/rt.h", rt->include);
-        if (exists(rt->lib) && exists(probe))
+        if (exists(rt->lib) && exists(probe)) {
+            snprintf(rt->mpi, sizeof rt->mpi, "%.*s/libgradc_mpi.a",
+                     (int)(strrchr(rt->lib, '/') - rt->lib), rt->lib);
             return true;
+        }
     }
     return false;
 }
@@ -90,12 +94,18 @@ static int run(const char *const *argv, const char *out, bool verbose)
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
+static bool runtime_has(Runtime *rt, const char *lib)
+{
+    return runtime_beside(rt) && (strcmp(lib, "libgradc_mpi.a") || exists(rt->mpi));
+}
+
 /* In a build tree (TREE/B/gradc beside TREE/Makefile and TREE/runtime/),
- * runs `make -C TREE B/libgradc_rt.a`, as the first gradc build after `make
- * build/gradc` needs. Builds started at once take turns on a lock on B, so
- * that no two makes compile the same objects together. -1 when gradc is in
- * no build tree, else 0 when the runtime is there and 1 when make failed. */
-static int make_runtime(Runtime *rt)
+ * runs `make -C TREE B/LIB` (libgradc_rt.a, or libgradc_mpi.a), as the
+ * first gradc build after `make build/gradc` needs. Builds started at once
+ * take turns on a lock on B, so that no two makes compile the same objects
+ * together. -1 when gradc is in no build tree, else 0 when the library is
+ * there and 1 when make failed. */
+static int make_runtime(Runtime *rt, const char *lib)
 {
     const char *dir = gradc_dir(), *slash = strrchr(dir, '/');
     if (!slash || slash == dir)
@@ -108,7 +118,7 @@ static int make_runtime(Runtime *rt)
     if (!exists(makefile) || !exists(header))
         return -1;
     snprintf(build, sizeof build, "BUILD=%s", slash + 1);
-    snprintf(target, sizeof target, "%s/libgradc_rt.a", slash + 1);
+    snprintf(target, sizeof target, "%s/%s", slash + 1, lib);
     int lock = open(dir, O_RDONLY);
     if (lock < 0 || flock(lock, LOCK_EX)) {
         fprintf(stderr, "gradc: cannot lock %s to build the runtime: %s\n", dir, strerror(errno));
@@ -116,11 +126,12 @@ static int make_runtime(Runtime *rt)
             close(lock);
         return 1;
     }
-    if (runtime_beside(rt)) { /* made by the build that held the lock */
+    if (runtime_has(rt, lib)) { /* made by the build that held the lock */
         close(lock);
         return 0;
     }
-    fprintf(stderr, "gradc: building the gradc runtime first: make -C %s %s\n", tree, target);
+    fprintf(stderr, "gradc: building the gradc runtime%s first: make -C %s %s\n",
+            strcmp(lib, "libgradc_mpi.a") ? "" : "'s MPI part", tree, target);
     const char *argv[] = {"make", "--no-print-directory", "-C", tree, build, target, NULL};
     int status = run(argv, NULL, false);
     close(lock);
@@ -133,7 +144,7 @@ static bool find_runtime(Runtime *rt)
 {
     if (runtime_beside(rt))
         return true;
-    int made = make_runtime(rt);
+    int made = make_runtime(rt, "libgradc_rt.a");
     if (made == 0 && runtime_beside(rt))
         return true;
     if (made > 0)
@@ -146,13 +157,44 @@ static bool find_runtime(Runtime *rt)
     return false;
 }
 
-/* cc [-DREAL_DOUBLE] SOURCES... runtime -o EXE, with -IDIR when dir is set */
+/* The MPI part of the runtime and Open MPI's compiler, or false after
+ * saying what is missing. */
+static bool find_mpi(Runtime *rt)
+{
+    if (!exists(rt->mpi) && make_runtime(rt, "libgradc_mpi.a") < 0) {
+        fprintf(stderr,
+                "gradc: --mpi: cannot find %s: run `make build/libgradc_mpi.a` in the "
+                "gradc tree, or `make install`\n",
+                rt->mpi);
+        return false;
+    }
+    if (!exists(rt->mpi)) {
+        fprintf(stderr,
+                "gradc: could not build the gradc runtime's MPI part (make said why above)\n");
+        return false;
+    }
+    const char *path = getenv("PATH");
+    for (const char *p = path ? path : ""; *p; p += strcspn(p, ":") + (p[strcspn(p, ":")] == ':')) {
+        char probe[PATH_MAX];
+        snprintf(probe, sizeof probe, "%.*s/mpicc", (int)strcspn(p, ":"), p);
+        if (access(probe, X_OK) == 0)
+            return true;
+    }
+    fprintf(stderr, "gradc: --mpi needs Open MPI's mpicc: sudo apt-get install openmpi-bin "
+                    "libopenmpi-dev\n");
+    return false;
+}
+
+/* cc [-DREAL_DOUBLE] SOURCES... runtime -o EXE, with -IDIR when dir is set;
+ * with mpi, Open MPI's mpicc and the runtime's MPI part. */
 static int cc_sources(const Runtime *rt, const char *const *sources, const char *dir,
-                      const char *exe, bool dbl, bool verbose)
+                      const char *exe, bool dbl, bool mpi, bool verbose)
 {
     char inc_rt[PATH_MAX + 2], inc_dir[PATH_MAX + 2], cflags[] = GRADC_RT_CFLAGS,
                                                       libs[] = GRADC_RT_LIBS;
     const char *cc = getenv("CC") && *getenv("CC") ? getenv("CC") : "cc";
+    if (mpi) /* mpicc runs cc with Open MPI's flags (OMPI_CC names another) */
+        cc = "mpicc";
     snprintf(inc_rt, sizeof inc_rt, "-I%s", rt->include);
     snprintf(inc_dir, sizeof inc_dir, "-I%s", dir ? dir : ".");
     const char *argv[64];
@@ -167,6 +209,8 @@ static int cc_sources(const Runtime *rt, const char *const *sources, const char 
     argv[argc++] = "-fopenmp"; /* --threads for the large loops (rt_real.h) */
     if (dbl)
         argv[argc++] = "-DREAL_DOUBLE";
+    if (mpi)
+        argv[argc++] = "-DRT_MPI";
     else /* -O2 alone leaves most of a model's loops scalar */
         argv[argc++] = "-fvect-cost-model=dynamic";
     argv[argc++] = inc_rt;
@@ -175,6 +219,8 @@ static int cc_sources(const Runtime *rt, const char *const *sources, const char 
     argc = add_words(argv, argc, cflags);
     while (*sources)
         argv[argc++] = *sources++;
+    if (mpi)
+        argv[argc++] = rt->mpi;
     argv[argc++] = rt->lib;
     argc = add_words(argv, argc, libs);
     argv[argc++] = "-lm";
@@ -188,16 +234,16 @@ static int cc_sources(const Runtime *rt, const char *const *sources, const char 
 }
 
 /* DIR/NAME_WHAT from DIR/NAME_WHAT.c and the model, DIR/NAME.c or, for
- * predict, DIR/NAME_infer.c */
+ * predict, DIR/NAME_infer.c; with mpi, DIR/NAME_WHAT_mpi. */
 static int cc_program(const Runtime *rt, const char *dir, const char *name, const char *what,
-                      const char *model, bool dbl, bool verbose)
+                      const char *model, bool dbl, bool mpi, bool verbose)
 {
     char main_c[PATH_MAX], model_c[PATH_MAX], exe[PATH_MAX];
     snprintf(main_c, sizeof main_c, "%s/%s_%s.c", dir, name, what);
     snprintf(model_c, sizeof model_c, "%s/%s%s.c", dir, name, model);
-    snprintf(exe, sizeof exe, "%s/%s_%s", dir, name, what);
+    snprintf(exe, sizeof exe, "%s/%s_%s%s", dir, name, what, mpi ? "_mpi" : "");
     const char *sources[] = {main_c, model_c, NULL};
-    return cc_sources(rt, sources, dir, exe, dbl, verbose);
+    return cc_sources(rt, sources, dir, exe, dbl, mpi, verbose);
 }
 
 void remove_tree(const char *dir)
@@ -212,16 +258,18 @@ bool runtime_found(void)
     return find_runtime(&rt);
 }
 
-int build_programs(const char *dir, const char *name, Programs which, bool verbose)
+int build_programs(const char *dir, const char *name, Programs which, bool mpi, bool verbose)
 {
     Runtime rt;
-    if (!find_runtime(&rt))
+    if (!find_runtime(&rt) || (mpi && !find_mpi(&rt)))
         return 1;
     bool dbl = which == DOUBLE_PROGRAMS;
-    if (which != GRADCHECK_ONLY && (cc_program(&rt, dir, name, "train", "", dbl, verbose) ||
-                                    cc_program(&rt, dir, name, "predict", "_infer", dbl, verbose)))
+    if (which != GRADCHECK_ONLY &&
+        (cc_program(&rt, dir, name, "train", "", dbl, false, verbose) ||
+         (mpi && cc_program(&rt, dir, name, "train", "", dbl, true, verbose)) ||
+         cc_program(&rt, dir, name, "predict", "_infer", dbl, false, verbose)))
         return 1;
-    return cc_program(&rt, dir, name, "gradcheck", "", true, verbose);
+    return cc_program(&rt, dir, name, "gradcheck", "", true, false, verbose);
 }
 
 /* ---- gradc tune ---- */
@@ -243,7 +291,7 @@ int run_tune_program(const char *const *products, int n, const char *out, bool v
                "argv); }\n");
     fclose(f);
     const char *sources[] = {main_c, NULL};
-    int status = cc_sources(&rt, sources, NULL, exe, false, verbose);
+    int status = cc_sources(&rt, sources, NULL, exe, false, false, verbose);
     if (status == 0) {
         const char **targv = xmalloc((n + 2) * sizeof *targv);
         targv[0] = exe;
@@ -347,7 +395,7 @@ int check_models(const char **models, int n_models, int (*compile_to)(const char
         snprintf(out, sizeof out, "%s/out.txt", dir);
         int got = 0;
         if (compile_to(models[m], dir) == 0 &&
-            build_programs(dir, name, GRADCHECK_ONLY, verbose) == 0) {
+            build_programs(dir, name, GRADCHECK_ONLY, false, verbose) == 0) {
             char tol_s[40];
             snprintf(tol_s, sizeof tol_s, "%.17g", tol);
             const char *argv[] = {exe, "--tol", tol_s, NULL};

@@ -472,7 +472,8 @@ void remove_tree(const char *dir);
 /* The trainer and predict program in float (or in double), and the
  * gradient check (always double); or the gradient check only. */
 typedef enum { FLOAT_PROGRAMS, DOUBLE_PROGRAMS, GRADCHECK_ONLY } Programs;
-int build_programs(const char *dir, const char *name, Programs which, bool verbose);
+/* With mpi, also NAME_train_mpi, the trainer on MPI's processes. */
+int build_programs(const char *dir, const char *name, Programs which, bool mpi, bool verbose);
 /* Compiles each model with compile_to(model, dir), builds and runs its
  * gradient check, prints one table; 0 if every parameter passed. */
 int check_models(const char **models, int n_models, int (*compile_to)(const char *, const char *),

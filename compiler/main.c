@@ -15,7 +15,7 @@
 static const char usage[] =
     "usage: gradc compile MODEL.lua [-o DIR] [-D KEY=VALUE]... [--test-config]\n"
     "                                [--optimizer KIND] [--tune FILE] [--heap-arena]\n"
-    "       gradc build MODEL.lua [-o DIR] [-v] [--double] [-D KEY=VALUE]...\n"
+    "       gradc build MODEL.lua [-o DIR] [-v] [--double] [--mpi] [-D KEY=VALUE]...\n"
     "                              [--optimizer KIND] [--tune FILE] [--heap-arena]\n"
     "       gradc check MODEL.lua... [--tol X] [--junit FILE] [-v] [-D KEY=VALUE]...\n"
     "                                 [--test-config]\n"
@@ -32,7 +32,9 @@ static const char usage[] =
     "            the model file's name without .lua (DIR: .)\n"
     "  build     compile, then build DIR/NAME_train and NAME_predict (float) and\n"
     "            NAME_gradcheck (double) with cc against the gradc runtime;\n"
-    "            --double builds the trainer and predict in double too\n"
+    "            --double builds the trainer and predict in double too;\n"
+    "            --mpi also NAME_train_mpi, the trainer that runs data-parallel\n"
+    "            under mpirun -np P (Open MPI; docs/distributed.md)\n"
     "  check     build and run each model's gradient check; print one table and\n"
     "            exit 1 if any parameter's relative error is above --tol (1e-6)\n"
     "  tune      time each product every way that applies on this machine (the\n"
@@ -76,7 +78,7 @@ typedef struct {
     const char *models[256];
     int n_models;
     double tol;
-    bool backward, verbose, stats, memory, dbl;
+    bool backward, verbose, stats, memory, dbl, mpi;
     LoadOptions load;
 } Args;
 
@@ -139,6 +141,8 @@ static int parse_args(int argc, char **argv, Args *a)
             a->memory = true;
         } else if (!strcmp(s, "--double")) {
             a->dbl = true;
+        } else if (!strcmp(s, "--mpi")) {
+            a->mpi = true;
         } else if (!strcmp(s, "--heap-arena")) {
             a->load.heap_arena = true;
         } else if (!strcmp(s, "--test-config")) {
@@ -176,6 +180,8 @@ static int parse_args(int argc, char **argv, Args *a)
                          a->stats ? "--stats" : "--memory");
     if (a->dbl && strcmp(a->command, "build"))
         return bad_usage("--double goes with gradc build%s", "");
+    if (a->mpi && strcmp(a->command, "build"))
+        return bad_usage("--mpi goes with gradc build%s", "");
     if (a->load.heap_arena && strcmp(a->command, "build") && strcmp(a->command, "compile"))
         return bad_usage("--heap-arena goes with gradc compile and build%s", "");
     if (a->after && !find_pass(a->after)) {
@@ -304,7 +310,7 @@ static int build_model(const char *model, const char *dir)
     int status = compile_to(model, dir);
     if (!status)
         status = build_programs(dir, model_name(model), args.dbl ? DOUBLE_PROGRAMS : FLOAT_PROGRAMS,
-                                args.verbose);
+                                args.mpi, args.verbose);
     if (status && made[0])
         remove_tree(made);
     else if (status) {

@@ -27,7 +27,10 @@
  * is entries j*batch... of it. Either way the last M mod batch rows of the
  * epoch's order are dropped; shuffled, they are different rows each epoch,
  * so over the epochs every row is trained on. A batch is a function of
- * (seed, step) alone, which is what lets --resume be exact.
+ * (seed, step) alone, which is what lets --resume be exact. On P
+ * processes (an MPI trainer) minibatch j is P batches, entries
+ * (jP + r) batch... going to process r, so the P processes train on the
+ * rows one process with P times the batch would.
  *
  * --val-split F holds out ceil(F M) rows before any shuffling: the last in
  * file order, or with --val-shuffle rows drawn from the stream
@@ -213,6 +216,7 @@ void rt_data_init(rt_data *d)
     d->flag = "--data";
     d->csv = RT_CSV_LAYOUT_DEFAULT;
     d->order_epoch = -1;
+    d->ranks = 1;
 }
 
 /* A CSV's columns for input t: the label column for an int32 input, the
@@ -399,7 +403,7 @@ int rt_data_finish(rt_data *d, const rt_model *m, char *err, size_t errlen)
                            "%s: has %ld rows but %s has %ld; every %s "
                            "file needs the same number of rows",
                            d->b[k].path, d->b[k].arr.shape[0], d->b[0].path, d->rows, d->flag);
-    d->nbatches = d->rows / m->batch;
+    d->nbatches = d->rows / ((long)m->batch * d->ranks);
     return 0;
 }
 
@@ -485,12 +489,12 @@ int rt_data_split(rt_data *d, rt_data *val, const rt_model *m, double frac, int 
     long hold = (long)ceil(frac * (double)d->rows - 1e-6);
     if (hold < 1)
         hold = 1;
-    long keep = d->rows - hold;
-    if (keep < m->batch)
+    long keep = d->rows - hold, global = (long)m->batch * d->ranks;
+    if (keep < global)
         return rt_errf(err, errlen,
                        "--val-split %g: holding out %ld of %ld rows leaves %ld to train on, "
-                       "fewer than the batch %d; use a smaller fraction",
-                       frac, hold, d->rows, keep, m->batch);
+                       "fewer than the batch %ld; use a smaller fraction",
+                       frac, hold, d->rows, keep, global);
     char *held = held_rows(d->rows, hold, shuffled, seed);
     val->b = rt_malloc(sizeof *val->b * (size_t)d->n);
     val->n = d->n;
@@ -500,7 +504,7 @@ int rt_data_split(rt_data *d, rt_data *val, const rt_model *m, double frac, int 
     val->rows = hold;
     val->nbatches = hold / m->batch;
     d->rows = keep;
-    d->nbatches = keep / m->batch;
+    d->nbatches = keep / global;
     return 0;
 }
 
@@ -550,11 +554,12 @@ const long *rt_data_order(rt_data *d, long epoch)
 void rt_data_load(rt_data *d, const rt_model *m, long step)
 {
     long epoch = (step - 1) / d->nbatches, j = (step - 1) % d->nbatches;
+    long first = (j * d->ranks + d->rank) * m->batch; /* this process's share of minibatch j */
     if (!d->shuffle) {
-        rt_data_load_rows(d, m, j * m->batch, m->batch);
+        rt_data_load_rows(d, m, first, m->batch);
         return;
     }
-    const long *order = rt_data_order(d, epoch) + j * m->batch;
+    const long *order = rt_data_order(d, epoch) + first;
     for (int k = 0; k < d->n; k++) {
         const rt_binding *b = &d->b[k];
         size_t row = row_bytes(b);
@@ -562,6 +567,24 @@ void rt_data_load(rt_data *d, const rt_model *m, long step)
             memcpy(input_row(b, m, r, row), (const char *)b->arr.data + (size_t)order[r] * row,
                    row);
     }
+}
+
+uint64_t rt_data_hash(const rt_data *d)
+{
+    uint64_t h = 1469598103934665603u ^ (uint64_t)d->rows;
+    for (int k = 0; k < d->n; k++) {
+        const rt_array *a = &d->b[k].arr;
+        size_t bytes = (size_t)a->size * (size_t)(a->dtype == RT_F64 ? 8 : 4), i = 0;
+        const unsigned char *p = a->data;
+        for (; i + 8 <= bytes; i += 8) {
+            uint64_t w;
+            memcpy(&w, p + i, 8);
+            h = (h ^ w) * 1099511628211u;
+        }
+        for (; i < bytes; i++)
+            h = (h ^ p[i]) * 1099511628211u;
+    }
+    return h;
 }
 
 void rt_data_free(rt_data *d)

@@ -20,6 +20,13 @@
 int rt_train_main(const rt_model *m, int argc, char **argv);
 int rt_gradcheck_main(const rt_model *m, int argc, char **argv);
 int rt_predict_main(const rt_model *m, int argc, char **argv);
+/* The trainer as one of MPI's processes (mpi.c, libgradc_mpi.a): `gradc
+ * build --mpi` compiles NAME_train.c with RT_MPI, so that its main, run
+ * under mpirun, trains data-parallel (docs/distributed.md). */
+int rt_train_main_mpi(const rt_model *m, int argc, char **argv);
+#ifdef RT_MPI
+#define rt_train_main rt_train_main_mpi
+#endif
 /* Called first by those mains: on a CPU whose best kernels OpenBLAS did not
  * pick, runs the program again with OPENBLAS_CORETYPE set (blas.c). */
 void rt_use_best_blas(char **argv);

@@ -42,7 +42,14 @@ int rt_npy_read_typed(const char *path, rt_array *out, const char **file_type, c
 uint64_t rt_splitmix64(uint64_t *x);
 /* Independent streams: domain separates params, inputs, gradcheck picks and
  * each epoch's shuffle. */
-enum { RT_STREAM_PARAM = 1, RT_STREAM_INPUT = 2, RT_STREAM_CHECK = 3, RT_STREAM_SAMPLE = 5, RT_STREAM_SHUFFLE = 4, RT_STREAM_SPLIT = 6 };
+enum {
+    RT_STREAM_PARAM = 1,
+    RT_STREAM_INPUT = 2,
+    RT_STREAM_CHECK = 3,
+    RT_STREAM_SAMPLE = 5,
+    RT_STREAM_SHUFFLE = 4,
+    RT_STREAM_SPLIT = 6
+};
 void rt_rng_stream(rt_rng *r, uint64_t seed, uint64_t domain, uint64_t k);
 long rt_rng_below(rt_rng *r, long n); /* uniform in [0, n), n >= 1 */
 
@@ -90,20 +97,21 @@ typedef struct {
     const char *flag; /* "--data" (rt_data_init's) or "--val": messages name it */
     long min_rows;    /* the fewest rows a file may hold; 0 means the batch */
     int n;
-    rt_binding *b;     /* one per bound input, in --data order */
-    long rows;         /* M, shared by every file */
-    long nbatches;     /* floor(M / batch) */
+    rt_binding *b;   /* one per bound input, in --data order */
+    long rows;       /* M, shared by every file */
+    long nbatches;   /* floor(M / (batch ranks)) */
+    int rank, ranks; /* this process's share of each minibatch: --data's on MPI */
     rt_csv_layout csv;
-    int shuffle;       /* rt_data_load: a fresh order each epoch, from seed */
-    uint64_t seed;     /* set, like shuffle, before the first load: orders are cached */
-    long *order;       /* rt_data_order's cache: the order of order_epoch */
-    long order_epoch;  /* -1 before the first */
+    int shuffle;      /* rt_data_load: a fresh order each epoch, from seed */
+    uint64_t seed;    /* set, like shuffle, before the first load: orders are cached */
+    long *order;      /* rt_data_order's cache: the order of order_epoch */
+    long order_epoch; /* -1 before the first */
 } rt_data;
 /* One input's file, in any format gradc reads, checked against the input
  * (at least min_rows rows of the input's row size) and converted exactly
  * to its storage dtype: shape [M, input's row shape...]. */
-int rt_input_load(const rt_model *m, const rt_tensor *t, const char *path,
-                  const rt_csv_layout *csv, long min_rows, rt_array *out, char *err, size_t errlen);
+int rt_input_load(const rt_model *m, const rt_tensor *t, const char *path, const rt_csv_layout *csv,
+                  long min_rows, rt_array *out, char *err, size_t errlen);
 /* Defaults: --data, file order, the last column for labels. */
 void rt_data_init(rt_data *d);
 int rt_data_bind(rt_data *d, const rt_model *m, const char *name, const char *path, char *err,
@@ -123,6 +131,9 @@ void rt_data_load(rt_data *d, const rt_model *m, long step);
 void rt_data_load_rows(const rt_data *d, const rt_model *m, long first, long n);
 /* The same, and the rest of the batch filled with copies of row first. */
 void rt_data_load_padded(const rt_data *d, const rt_model *m, long first, long n);
+/* The rows bound, as a number: the same on two processes that read the
+ * same files. */
+uint64_t rt_data_hash(const rt_data *d);
 void rt_data_free(rt_data *d);
 
 /* tokens.c: llm.c's tokenizer file (gpt2_tokenizer.bin), which only

@@ -54,10 +54,12 @@ typedef struct {
     const rt_model *m;
     const char *prog;
     const Opts *o;
-    uint64_t seed;    /* --seed, or the resumed checkpoint's */
-    long start;       /* steps done before this run: 0, or the checkpoint's */
-    long steps;       /* where it ends: --steps, or --epochs times the minibatches */
-    const char *good; /* the last checkpoint saved or resumed from, or NULL */
+    const rt_comm *comm; /* the processes training together */
+    int lead;            /* process 0, which alone prints, logs and saves */
+    uint64_t seed;       /* --seed, or the resumed checkpoint's */
+    long start;          /* steps done before this run: 0, or the checkpoint's */
+    long steps;          /* where it ends: --steps, or --epochs times the minibatches */
+    const char *good;    /* the last checkpoint saved or resumed from, or NULL */
     long good_step;
     long saved_at;      /* the step this run last saved at, or -1 */
     char fallback[300]; /* NAME.ckpt, where Ctrl-C saves without --checkpoint */
@@ -74,6 +76,34 @@ typedef struct {
     double final; /* and its loss */
     Sample sample;
 } Trainer;
+
+/* A message of the run's own on stderr, process 0's alone: the others
+ * would say the same. Errors are every process's. */
+static void note(Trainer *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void note(Trainer *t, const char *fmt, ...)
+{
+    va_list ap;
+    if (!t->lead)
+        return;
+    bar_clear(&t->bar);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+}
+
+/* rc, or 1 where it is 0 but another process failed: a run goes on only
+ * where every process can, and process 0 says so for the others. */
+static int agreed(Trainer *t, int rc)
+{
+    if (t->comm->size == 1)
+        return rc;
+    double failed = rc != 0;
+    t->comm->sum(&failed, 1);
+    if (failed > 0 && rc == 0)
+        note(t, "%s: %g of the %d processes failed (said above); stopping\n", t->prog, failed,
+             t->comm->size);
+    return rc ? rc : failed > 0;
+}
 
 /* A classifier has an output [batch, C] and an int32 input of one label
  * per row with classes == C: accuracy is then defined. */
@@ -97,7 +127,7 @@ static void find_classifier(Trainer *t)
 
 /* The last rows of a file sorted by class are one class: validating on
  * them would mislead, so it is said. */
-static void warn_one_class(const Trainer *t)
+static void warn_one_class(Trainer *t)
 {
     const rt_data *v = t->val;
     if (!t->labels || t->o->val_shuffle || t->o->val_split <= 0)
@@ -111,10 +141,10 @@ static void warn_one_class(const Trainer *t)
         while (i < a->size && y[i] == y[0])
             i++;
         if (i == a->size)
-            fprintf(stderr,
-                    "%s: warning: the %ld rows --val-split holds out (the last) are all of "
-                    "class %d: is the file sorted? --val-shuffle draws them at random\n",
-                    t->prog, v->rows, (int)y[0]);
+            note(t,
+                 "%s: warning: the %ld rows --val-split holds out (the last) are all of "
+                 "class %d: is the file sorted? --val-shuffle draws them at random\n",
+                 t->prog, v->rows, (int)y[0]);
     }
 }
 
@@ -137,25 +167,25 @@ static int bind_list(const rt_model *m, rt_data *d, int n, const char **args, ch
 }
 
 /* What the run will train and evaluate on, said on stderr. */
-static void describe_data(const Trainer *t)
+static void describe_data(Trainer *t)
 {
     const rt_data *d = t->d, *v = t->val;
     int batch = t->m->batch;
     if (!d->n) {
-        fprintf(stderr, "%s: no --data: training on one random batch (seed %llu)\n", t->prog,
-                (unsigned long long)t->seed);
+        note(t, "%s: no --data: training on one random batch (seed %llu)\n", t->prog,
+             (unsigned long long)t->seed);
         return;
     }
-    fprintf(stderr,
-            "%s: %ld training rows: %ld minibatches of %d an epoch, %s, %ld rows left out\n",
-            t->prog, d->rows, d->nbatches, batch,
-            d->shuffle ? "shuffled each epoch" : "in file order", d->rows - d->nbatches * batch);
+    long global = (long)batch * d->ranks;
+    note(t, "%s: %ld training rows: %ld minibatches of %ld an epoch, %s, %ld rows left out\n",
+         t->prog, d->rows, d->nbatches, global,
+         d->shuffle ? "shuffled each epoch" : "in file order", d->rows - d->nbatches * global);
     if (v->n)
-        fprintf(stderr, "%s: %ld held-out rows (%s): loss%s over every row\n", t->prog, v->rows,
-                t->o->n_val         ? "--val"
-                : t->o->val_shuffle ? "drawn from the --data files by the seed"
-                                    : "the last of the --data files",
-                t->scores ? " and accuracy" : "");
+        note(t, "%s: %ld held-out rows (%s): loss%s over every row\n", t->prog, v->rows,
+             t->o->n_val         ? "--val"
+             : t->o->val_shuffle ? "drawn from the --data files by the seed"
+                                 : "the last of the --data files",
+             t->scores ? " and accuracy" : "");
 }
 
 /* Loads the training and held-out rows; 0, or 1 after a message. */
@@ -166,6 +196,8 @@ static int bind_all(Trainer *t)
     rt_data *d = t->d, *v = t->val;
     char err[1024];
     d->csv = v->csv = o->csv;
+    d->rank = t->comm->rank;
+    d->ranks = t->comm->size;
     v->flag = "--val";
     v->min_rows = 1; /* the partial batch is evaluated too */
     if (bind_list(m, d, o->n_data, o->data, err, sizeof err) ||
@@ -223,25 +255,27 @@ static Score score(const Trainer *t)
     const rt_model *m = t->m;
     const rt_data *v = t->val;
     Score s = {.has_loss = v->rows > 0, .has_accuracy = t->scores != NULL};
-    double sum = 0;
-    for (long j = 0; j < v->nbatches; j++) {
+    /* Batch j is process j mod P's; the sums are then everyone's. */
+    const int P = t->comm->size, r = t->comm->rank;
+    double sum[2] = {0, 0}; /* the loss times the rows, the rows right */
+    for (long j = r; j < v->nbatches; j += P) {
         rt_data_load_rows(v, m, j * m->batch, m->batch);
-        sum += m->loss() * m->batch;
+        sum[0] += m->loss() * m->batch;
     }
     long rest = v->rows - v->nbatches * m->batch;
-    if (rest > 0)
-        sum += partial_batch_loss(m, v, v->nbatches * m->batch, rest) * (double)rest;
-    s.loss = s.has_loss ? sum / (double)v->rows : NAN;
-    if (!s.has_accuracy)
-        return s;
-    long right = 0;
-    for (long first = 0; first < v->rows; first += m->batch) {
+    if (rest > 0 && v->nbatches % P == r)
+        sum[0] += partial_batch_loss(m, v, v->nbatches * m->batch, rest) * (double)rest;
+    for (long first = r * (long)m->batch; s.has_accuracy && first < v->rows;
+         first += (long)P * m->batch) {
         long n = v->rows - first < m->batch ? v->rows - first : m->batch;
         rt_data_load_rows(v, m, first, n);
         m->forward((int)n);
-        right += count_right(m, t->scores, t->labels, n);
+        sum[1] += (double)count_right(m, t->scores, t->labels, n);
     }
-    s.accuracy = (double)right / (double)v->rows;
+    if (P > 1)
+        t->comm->sum(sum, 2);
+    s.loss = s.has_loss ? sum[0] / (double)v->rows : NAN;
+    s.accuracy = sum[1] / (double)v->rows;
     return s;
 }
 
@@ -308,7 +342,7 @@ static void evaluate(Trainer *t, long n)
     Score s = score(t);
     char loss[64] = "", acc[64] = "";
     if (s.has_loss)
-        snprintf(loss, sizeof loss, " loss %.9g", s.loss);
+        snprintf(loss, sizeof loss, " loss %.*g", (int)t->o->digits, s.loss);
     if (s.has_accuracy)
         snprintf(acc, sizeof acc, " accuracy %.9g", s.accuracy);
     say(t, "eval step %ld%s%s\n", n, loss, acc);
@@ -363,10 +397,10 @@ static void diverged(Trainer *t, const char *what)
 {
     bar_clear(&t->bar);
     if (t->good)
-        fprintf(stderr, "%s: %s; last good checkpoint: %s (step %ld)\n", t->prog, what, t->good,
-                t->good_step);
+        note(t, "%s: %s; last good checkpoint: %s (step %ld)\n", t->prog, what, t->good,
+             t->good_step);
     else
-        fprintf(stderr, "%s: %s; no checkpoint was saved\n", t->prog, what);
+        note(t, "%s: %s; no checkpoint was saved\n", t->prog, what);
 }
 
 /* 0, or 1 after a message. Parameters that are no longer finite are never
@@ -380,7 +414,7 @@ static int save(Trainer *t, const char *path, long step)
         diverged(t, err);
         return 1;
     }
-    if (rt_checkpoint_save(t->m, path, step, t->seed, err, sizeof err)) {
+    if (t->lead && rt_checkpoint_save(t->m, path, step, t->seed, err, sizeof err)) {
         bar_clear(&t->bar);
         fprintf(stderr, "%s: %s\n", t->prog, err);
         return 1;
@@ -398,11 +432,11 @@ static int interrupted(Trainer *t, long n)
     const char *path = t->o->checkpoint ? t->o->checkpoint : t->fallback;
     bar_clear(&t->bar);
     if (t->saved_at != n && save(t, path, n)) {
-        fprintf(stderr, "%s: interrupted at step %ld; no checkpoint saved\n", t->prog, n);
+        note(t, "%s: interrupted at step %ld; no checkpoint saved\n", t->prog, n);
         return 130;
     }
-    fprintf(stderr, "%s: interrupted at step %ld; saved %s; resume with --resume %s\n", t->prog, n,
-            path, path);
+    note(t, "%s: interrupted at step %ld; saved %s; resume with --resume %s\n", t->prog, n, path,
+         path);
     return 130;
 }
 
@@ -412,7 +446,7 @@ static void report_step(Trainer *t, long n, double loss)
     t->loss_sum += loss;
     t->loss_n++;
     if (n == 1 || n == t->steps || n % t->o->print_every == 0) {
-        say(t, "step %ld loss %.9g\n", n, loss);
+        say(t, "step %ld loss %.*g\n", n, (int)t->o->digits, loss);
         if (!t->val->n)
             log_row(t, n, NULL);
     }
@@ -571,6 +605,38 @@ static void sample_text(Trainer *t)
     free(text);
 }
 
+/* The gradients summed over the processes and divided by their number:
+ * of a loss that is a mean over rows, that is the gradient of one
+ * process's mean over the global batch. */
+static void average_grads(Trainer *t)
+{
+    const rt_model *m = t->m;
+    const int P = t->comm->size, dbl = m->real == RT_F64;
+    void *g = (char *)m->arena + (size_t)m->grads_offset * (dbl ? 8 : 4);
+    t->comm->sum_reals(g, m->n_param_elems, dbl);
+    for (long i = 0; i < m->n_param_elems; i++)
+        if (dbl)
+            ((double *)g)[i] /= P;
+        else
+            ((float *)g)[i] /= (float)P;
+}
+
+/* One step. On many processes each takes the gradients of its rows, all
+ * take their average and make the same update; each draws its own
+ * dropout. The loss returned is this process's. */
+static double step(Trainer *t, rt_hyper *h)
+{
+    const rt_model *m = t->m;
+    if (t->comm->size == 1)
+        return m->train_step(h);
+    if (m->draws)
+        *m->draws = (uint64_t)h->step ^ (uint64_t)t->comm->rank << 40;
+    double loss = m->loss_and_grad();
+    average_grads(t);
+    m->update(h);
+    return loss;
+}
+
 static int run(Trainer *t)
 {
     const rt_model *m = t->m;
@@ -590,7 +656,7 @@ static int run(Trainer *t)
             rt_split_reset();
         const bool trial = rt_split_trial(n - t->start, first_ms);
         double t0 = rt_now_ms();
-        double loss = m->train_step(&h);
+        double loss = step(t, &h);
         const double took = rt_now_ms() - t0;
         if (n == t->start + 1) {
             first_ms = took;
@@ -601,6 +667,14 @@ static int run(Trainer *t)
             rt_split_trial_done(n - t->start, took, o->verbose ? stderr : NULL, t->prog);
         } else
             ms += took;
+        /* Every process stops where any is asked to or out of time. */
+        int stop = stop_signal != 0,
+            late = o->minutes > 0 && rt_now_ms() - t->t0 > o->minutes * 60000 && n < t->steps;
+        if (t->comm->size > 1) {
+            double v[3] = {loss, stop, late};
+            t->comm->sum(v, 3);
+            loss = v[0] / t->comm->size, stop = v[1] > 0, late = v[2] > 0;
+        }
         if (!isfinite(loss)) {
             snprintf(what, sizeof what, "loss is %s at step %ld", nonfinite_name(loss), n);
             diverged(t, what);
@@ -611,13 +685,14 @@ static int run(Trainer *t)
          * which is the last training batch's. */
         if (t->eval_every && n % t->eval_every == 0 && n != t->steps)
             evaluate(t, n);
-        if (o->save_every && n % o->save_every == 0 && n != t->steps && save(t, o->checkpoint, n))
+        if (o->save_every && n % o->save_every == 0 && n != t->steps &&
+            agreed(t, save(t, o->checkpoint, n)))
             return 1;
-        if (stop_signal)
+        if (stop)
             return interrupted(t, n);
         bar_tick(&t->bar, n, loss);
-        if (o->minutes > 0 && rt_now_ms() - t->t0 > o->minutes * 60000 && n < t->steps) {
-            fprintf(stderr, "%s: --minutes %g reached at step %ld\n", t->prog, o->minutes, n);
+        if (late) {
+            note(t, "%s: --minutes %g reached at step %ld\n", t->prog, o->minutes, n);
             t->steps = n; /* the run ends here, as if it had been asked to */
         }
     }
@@ -625,6 +700,11 @@ static int run(Trainer *t)
     if (t->steps == 0 && t->d->n) /* --steps 0: the first batch */
         rt_data_load(t->d, m, 1);
     double final = m->loss_and_grad();
+    if (t->comm->size > 1) {
+        average_grads(t);
+        t->comm->sum(&final, 1);
+        final /= t->comm->size;
+    }
     t->graded = 1;
     t->final = final;
     if (!isfinite(final)) {
@@ -637,21 +717,22 @@ static int run(Trainer *t)
      * a way that may not be kept; the steps after them are what a long run
      * costs, so they are timed apart. */
     long later = t->steps - t->start - 1 - trials;
+    const int digits = (int)o->digits;
     if (t->steps == 0)
-        printf("final loss %.9g at the starting weights (no steps)\n", final);
+        printf("final loss %.*g at the starting weights (no steps)\n", digits, final);
     else if (later > 0 && trials)
-        printf("final loss %.9g  %.4g ms/step, the first %.4g ms, the %ld choosing how to share "
+        printf("final loss %.*g  %.4g ms/step, the first %.4g ms, the %ld choosing how to share "
                "%.4g ms\n",
-               final, ms / (double)later, first_ms, trials, trial_ms / (double)trials);
+               digits, final, ms / (double)later, first_ms, trials, trial_ms / (double)trials);
     else if (later > 0)
-        printf("final loss %.9g  %.4g ms/step, the first %.4g ms\n", final, ms / (double)later,
-               first_ms);
+        printf("final loss %.*g  %.4g ms/step, the first %.4g ms\n", digits, final,
+               ms / (double)later, first_ms);
     else
-        printf("final loss %.9g  %.4g ms/step\n", final,
+        printf("final loss %.*g  %.4g ms/step\n", digits, final,
                (first_ms + trial_ms) / (double)(1 + trials));
     if (t->val->n)
         evaluate(t, t->steps);
-    if (o->sample)
+    if (o->sample && t->lead)
         sample_text(t);
     fflush(stdout);
     return o->checkpoint ? save(t, o->checkpoint, t->steps) : 0;
@@ -669,15 +750,15 @@ static int begin(Trainer *t)
      * run in one process (the tests) starts from rest too. */
     memset((char *)m->arena + m->state_offset * width, 0, (size_t)(m->n_state * width));
     char err[1024];
-    if (o->init_dir) {
+    if (o->init_dir && t->lead) {
         /* Over the seed's values: a buffer without a file keeps its own. */
         if (rt_import_params(m, o->init_dir, err, sizeof err)) {
             fprintf(stderr, "%s: --init: %s\n", t->prog, err);
             return 1;
         }
-        fprintf(stderr, "%s: parameters from %s\n", t->prog, o->init_dir);
+        note(t, "%s: parameters from %s\n", t->prog, o->init_dir);
     }
-    if (!o->resume)
+    if (!o->resume || !t->lead)
         return 0;
     uint64_t seed;
     if (rt_checkpoint_load(m, o->resume, &t->start, &seed, err, sizeof err)) {
@@ -685,13 +766,39 @@ static int begin(Trainer *t)
         return 1;
     }
     if (o->seed_given && seed != o->seed)
-        fprintf(stderr, "%s: using the checkpoint's seed %llu, not --seed %llu\n", t->prog,
-                (unsigned long long)seed, (unsigned long long)o->seed);
+        note(t, "%s: using the checkpoint's seed %llu, not --seed %llu\n", t->prog,
+             (unsigned long long)seed, (unsigned long long)o->seed);
     t->seed = seed;
     t->good = o->resume;
     t->good_step = t->start;
-    fprintf(stderr, "%s: resumed from %s at step %ld\n", t->prog, o->resume, t->start);
+    note(t, "%s: resumed from %s at step %ld\n", t->prog, o->resume, t->start);
     return 0;
+}
+
+/* Process 0 read --init and --resume: every process starts from its
+ * parameters, buffers, optimizer state, step and seed. */
+static void share_start(Trainer *t)
+{
+    const rt_model *m = t->m;
+    const rt_comm *c = t->comm;
+    size_t width = m->real == RT_F64 ? 8 : 4;
+    c->share((char *)m->arena + m->params_offset * width, rt_saved_elems(m) * (long)width);
+    c->share((char *)m->arena + m->state_offset * width, m->n_state * (long)width);
+    c->share(&t->start, sizeof t->start);
+    c->share(&t->seed, sizeof t->seed);
+}
+
+/* Whether every process reads the same rows: a file that differs on
+ * another machine would train on other data without a word. */
+static int same_data(Trainer *t)
+{
+    if (t->comm->same(rt_data_hash(t->d) * 31 + rt_data_hash(t->val)))
+        return 0;
+    note(t,
+         "%s: the --data and --val files differ between the processes: every process must "
+         "read the same files\n",
+         t->prog);
+    return 1;
 }
 
 /* Binds the data and trains from t->start; 0, 1, 2 (a bad --prompt) or
@@ -702,6 +809,9 @@ static int train(Trainer *t)
     int rc = bind_all(t);
     if (rc == 0 && o->sample)
         rc = prepare_sample(t);
+    rc = agreed(t, rc);
+    if (rc == 0 && t->comm->size > 1)
+        rc = same_data(t);
     if (rc)
         return rc;
     describe_data(t);
@@ -711,20 +821,20 @@ static int train(Trainer *t)
         t->steps = LONG_MAX;
     if (t->start >= t->steps && t->steps > 0) {
         if (o->epochs)
-            fprintf(stderr,
-                    "%s: %s is at step %ld, and --epochs %ld is %ld steps: nothing to train (a "
-                    "larger --epochs trains on)\n",
-                    t->prog, o->resume, t->start, o->epochs, t->steps);
+            note(t,
+                 "%s: %s is at step %ld, and --epochs %ld is %ld steps: nothing to train (a "
+                 "larger --epochs trains on)\n",
+                 t->prog, o->resume, t->start, o->epochs, t->steps);
         else
-            fprintf(stderr,
-                    "%s: %s is at step %ld, and --steps is %ld: nothing to train (a larger "
-                    "--steps trains on)\n",
-                    t->prog, o->resume, t->start, t->steps);
+            note(t,
+                 "%s: %s is at step %ld, and --steps is %ld: nothing to train (a larger "
+                 "--steps trains on)\n",
+                 t->prog, o->resume, t->start, t->steps);
         return 0;
     }
-    if (t->d->n == 0)
-        rt_random_inputs(t->m, t->seed);
-    if (o->log && open_log(t))
+    if (t->d->n == 0) /* each process a batch of its own */
+        rt_random_inputs(t->m, t->seed + (uint64_t)t->comm->rank);
+    if (agreed(t, o->log && t->lead ? open_log(t) : 0))
         return 1;
     Handlers old;
     catch_stops(&old);
@@ -736,20 +846,22 @@ static int train(Trainer *t)
     return rc;
 }
 
-static int export_params(const Trainer *t)
+static int export_params(Trainer *t)
 {
     char err[1024];
+    if (!t->lead)
+        return 0;
     if (rt_export_params(t->m, t->o->export_dir, err, sizeof err)) {
         fprintf(stderr, "%s: --export: %s\n", t->prog, err);
         return 1;
     }
-    fprintf(stderr, "%s: wrote %d parameters to %s/\n", t->prog, t->m->n_params, t->o->export_dir);
+    note(t, "%s: wrote %d parameters to %s/\n", t->prog, t->m->n_params, t->o->export_dir);
     return 0;
 }
 
 /* The gradients loss_and_grad() left of the final loss; printed in full,
  * so that a reference can be held to it. */
-static int export_grads(const Trainer *t)
+static int export_grads(Trainer *t)
 {
     char err[1024];
     if (!t->graded) {
@@ -757,21 +869,84 @@ static int export_grads(const Trainer *t)
                 t->prog);
         return 1;
     }
+    if (!t->lead)
+        return 0;
     if (rt_export_grads(t->m, t->o->export_grads, err, sizeof err)) {
         fprintf(stderr, "%s: --export-grads: %s\n", t->prog, err);
         return 1;
     }
-    fprintf(stderr, "%s: wrote the gradients of %d parameters to %s/ (the loss %.17g)\n", t->prog,
-            t->m->n_params, t->o->export_grads, t->final);
+    note(t, "%s: wrote the gradients of %d parameters to %s/ (the loss %.17g)\n", t->prog,
+         t->m->n_params, t->o->export_grads, t->final);
     return 0;
+}
+
+/* --threads on one of several processes: 0 (auto) is the cores this one
+ * may run on, or its share of the machine's when mpirun bound none of
+ * them; more threads than that is said, as they would wait on each
+ * other. */
+static void share_cores(Trainer *t, long asked)
+{
+    int mine = rt_set_threads(0), local = t->comm->local;
+    long online = sysconf(_SC_NPROCESSORS_ONLN);
+    int fair = mine < online ? mine : mine / local > 1 ? mine / local : 1;
+    int n = rt_set_threads(asked ? (int)asked : fair);
+    if (!asked)
+        note(t, "%s: --threads auto: %d for each of the %d processes on this machine\n", t->prog, n,
+             local);
+    else if (n > fair && mine < online)
+        note(t,
+             "%s: warning: --threads %d, but mpirun bound each process to %d cores "
+             "(mpirun --bind-to none lets it use more)\n",
+             t->prog, n, mine);
+    else if (n > fair)
+        note(t,
+             "%s: warning: %d processes of %d threads on this machine's %d cores: they will "
+             "wait on each other\n",
+             t->prog, local, n, mine);
+}
+
+/* What the trainer is, said at the start of a run on many processes. */
+static void describe_processes(Trainer *t)
+{
+    note(t, "%s: %d processes, each a batch of %d rows: a global batch of %ld\n", t->prog,
+         t->comm->size, t->m->batch, (long)t->m->batch * t->comm->size);
+}
+
+/* Every process runs the same model: the same tensors at the same places,
+ * and the same optimizer. */
+static uint64_t model_hash(const rt_model *m)
+{
+    uint64_t h = 1469598103934665603u;
+#define MIX(v) (h = (h ^ (uint64_t)(v)) * 1099511628211u)
+    MIX(m->batch), MIX(m->real), MIX(m->arena_size), MIX(m->iarena_size), MIX(m->optimizer);
+    for (const char *c = m->name; *c; c++)
+        MIX(*c);
+    for (int i = 0; i < m->n_params; i++) {
+        MIX(m->params[i].offset), MIX(m->params[i].size);
+        for (const char *c = m->params[i].name; *c; c++)
+            MIX(*c);
+    }
+    for (int i = 0; i < m->n_inputs; i++)
+        MIX(m->inputs[i].offset), MIX(m->inputs[i].size);
+#undef MIX
+    return h;
 }
 
 int rt_train_main(const rt_model *m, int argc, char **argv)
 {
+    static const rt_comm one = {.rank = 0, .size = 1, .local = 1};
+    return rt_train_run(m, argc, argv, &one);
+}
+
+int rt_train_run(const rt_model *m, int argc, char **argv, const rt_comm *comm)
+{
     char prog[256];
-    snprintf(prog, sizeof prog, "%s_train", m->name);
+    snprintf(prog, sizeof prog, "%s_train%s", m->name, comm->sum ? "_mpi" : "");
+    if (comm->rank > 0 && !freopen("/dev/null", "w", stdout)) /* process 0 prints the results */
+        rt_die("cannot open /dev/null");
     Opts o = {.steps = 100,
               .print_every = 10,
+              .digits = 9,
               .threads = 1,
               .seed = 1,
               .csv = RT_CSV_LAYOUT_DEFAULT,
@@ -787,16 +962,39 @@ int rt_train_main(const rt_model *m, int argc, char **argv)
     if (rc == 0 && o.help)
         train_usage(m, prog);
     if (rc == 0 && !o.help) {
-        Trainer t = {
-            .m = m, .prog = prog, .o = &o, .seed = o.seed, .saved_at = -1, .d = &d, .val = &val};
+        Trainer t = {.m = m,
+                     .prog = prog,
+                     .o = &o,
+                     .comm = comm,
+                     .lead = comm->rank == 0,
+                     .seed = o.seed,
+                     .saved_at = -1,
+                     .d = &d,
+                     .val = &val};
         snprintf(t.fallback, sizeof t.fallback, "%s.ckpt", m->name);
         if (m->real == RT_F32)
             rt_flush_subnormals();
-        int threads = rt_set_threads((int)o.threads);
-        if (o.threads == 0)
-            fprintf(stderr, "%s: --threads auto: %d, the cores it may run on\n", prog, threads);
-        rt_calibrate_split(!o.no_calibrate, m->real == RT_F64, o.verbose ? stderr : NULL, prog);
-        rc = begin(&t);
+        if (comm->size == 1) {
+            int threads = rt_set_threads((int)o.threads);
+            if (o.threads == 0)
+                fprintf(stderr, "%s: --threads auto: %d, the cores it may run on\n", prog, threads);
+        } else
+            share_cores(&t, o.threads);
+        rt_calibrate_split(!o.no_calibrate, m->real == RT_F64, o.verbose && t.lead ? stderr : NULL,
+                           prog);
+        if (comm->size > 1 && !comm->same(model_hash(m))) {
+            note(&t,
+                 "%s: the processes run different models: build every one from the same "
+                 "model file\n",
+                 prog);
+            rc = 1;
+        } else if (comm->size > 1) {
+            describe_processes(&t);
+            rc = agreed(&t, begin(&t));
+            if (rc == 0)
+                share_start(&t);
+        } else
+            rc = begin(&t);
         if (rc == 0)
             rc = train(&t);
         if (rc == 0 && o.export_dir)

@@ -9,6 +9,7 @@
 
 typedef struct {
     long steps, epochs, print_every, threads, save_every, eval_every;
+    long digits; /* of the losses printed */
     uint64_t seed;
     int seed_given, steps_given, no_shuffle;
     const char *checkpoint, *resume, *init_dir, *export_dir, *export_grads, *log;
@@ -21,7 +22,7 @@ typedef struct {
     /* llm.c's tokenizer file, to print a sample's tokens as text */
     const char *tokenizer;
     rt_csv_layout csv;
-    rt_hyper hyper;    /* the model's defaults, then the flags */
+    rt_hyper hyper; /* the model's defaults, then the flags */
     rt_schedule schedule;
     int help;
     int verbose;      /* -v: how the threads share the work */
@@ -29,6 +30,26 @@ typedef struct {
     int n_data, n_val;
     const char **data, **val; /* the NAME=FILE arguments, in order */
 } Opts;
+
+/* The processes one run trains on: one for NAME_train, MPI's for
+ * NAME_train_mpi (mpi.c). Each call is collective: every process makes
+ * it, in the same order. */
+typedef struct {
+    int rank, size;
+    int local; /* the processes on this machine, this one among them */
+    /* v[0..n) summed over the processes, in place, on every one */
+    void (*sum)(double *v, int n);
+    /* n reals (float, or double with dbl) summed in place, the same bits
+     * on every process */
+    void (*sum_reals)(void *v, long n, int dbl);
+    /* process 0's bytes to every process */
+    void (*share)(void *v, long bytes);
+    /* whether v is the same on every process */
+    int (*same)(uint64_t v);
+} rt_comm;
+
+/* NAME_train's main on the processes comm. */
+int rt_train_run(const rt_model *m, int argc, char **argv, const rt_comm *comm);
 
 /* Reads the flags into o (the model's defaults first); 0, or 2 after
  * saying what is wrong (--help is not wrong). */

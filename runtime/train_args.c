@@ -81,7 +81,7 @@ void train_usage(const rt_model *m, const char *prog)
                                          "--no-shuffle",
                                          "--val-split F [--val-shuffle] | --val NAME=FILE...",
                                          "--eval-every K",
-                                         "--print-every K",
+                                         "--print-every K [--digits D]",
                                          "--log F.csv",
                                          "--checkpoint F [--save-every K]",
                                          "--resume F",
@@ -166,6 +166,8 @@ void train_usage(const rt_model *m, const char *prog)
            "for a classifier, the fraction of rows whose highest output is the label.\n"
            "\noutput:\n"
            "  --print-every K    print the loss every K steps (default 10)\n"
+           "  --digits D         print losses to D significant digits (default 9; 17\n"
+           "                     tells two doubles apart)\n"
            "  --log F.csv        a CSV row per evaluation, or per printed step without\n"
            "                     held-out rows: step,epoch,lr,train_loss,val_loss,\n"
            "                     val_accuracy,seconds\n"
@@ -273,6 +275,15 @@ static int parse_flag(const rt_model *m, rt_args *a, Opts *o)
     }
     if ((r = rt_args_value(a, "--print-every", &v)) != 0)
         return r < 0 ? -1 : rt_parse_posint(a, "--print-every", v, &o->print_every) ? -1 : 1;
+    if ((r = rt_args_value(a, "--digits", &v)) != 0) {
+        if (r < 0 || rt_parse_posint(a, "--digits", v, &o->digits))
+            return -1;
+        if (o->digits > 17) {
+            rt_args_error(a, "--digits %s: at most 17 (a double has no more)", v);
+            return -1;
+        }
+        return 1;
+    }
     if ((r = rt_args_value(a, "--threads", &v)) != 0)
         return r < 0 ? -1 : rt_parse_threads(a, v, &o->threads) ? -1 : 1;
     if (rt_args_is(a, "--no-calibrate") || rt_args_is(a, "-v") || rt_args_is(a, "--verbose")) {

@@ -2,7 +2,9 @@
 # Makes sure the Debian packages gradc needs are here: installs them with
 # apt-get when run as root, otherwise names them in one message and fails.
 # `deps.sh test` also wants what the tests use (python3-numpy, valgrind,
-# python3-torch for GPT-2's gradients against PyTorch),
+# python3-torch for GPT-2's gradients against PyTorch, Open MPI for the
+# data-parallel trainers), `deps.sh mpi` what gradc build --mpi builds
+# with (openmpi-bin, libopenmpi-dev),
 # `deps.sh demo` what plots a training log (gnuplot-nox), `deps.sh pictures`
 # what draws the README's pictures (graphviz, gnuplot-nox), `deps.sh
 # fuzz` what `make fuzz` builds with (clang, libclang-rt-dev), and `deps.sh
@@ -27,6 +29,10 @@ if [ "$1" = test ]; then
     /usr/bin/python3 -c 'import importlib.util as u, sys; sys.exit(not u.find_spec("torch"))' \
         >/dev/null 2>&1 || missing="$missing python3-torch"
     command -v valgrind >/dev/null 2>&1 || missing="$missing valgrind"
+fi
+if [ "$1" = mpi ] || [ "$1" = test ]; then
+    command -v mpicc >/dev/null 2>&1 && command -v mpirun >/dev/null 2>&1 || missing="$missing openmpi-bin"
+    have ompi-c || missing="$missing libopenmpi-dev"
 fi
 if [ "$1" = bench ]; then
     /usr/bin/python3 -c 'import numpy' >/dev/null 2>&1 || missing="$missing python3-numpy"

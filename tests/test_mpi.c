@@ -1,0 +1,289 @@
+/*
+ * test_mpi.c: the data-parallel trainers, run as a user runs them:
+ * `gradc build --mpi`, then `mpirun -np 2` on this machine, over shared
+ * memory and over TCP on loopback (standing in for separate machines).
+ *
+ * The oracle is the plain trainer, one process: P processes of batch B
+ * must train as one process of batch P B on the same data order, every
+ * step's loss and the parameters after to 1e-12 relative in double and
+ * 1e-5 in float (the sums are the same sums, added in another order).
+ */
+#include <math.h>
+#include "test_util.h"
+
+enum { STEPS = 50 };
+
+/* Where this suite builds its trainers and writes its data, once. */
+static char *work;
+
+/* mpirun as this machine allows: as root Open MPI wants to be told, and
+ * 2 processes may be more than the cores it counts. Under the sanitizers,
+ * Open MPI's own allocations (it frees little at MPI_Finalize, some of it
+ * in plugins already unloaded) are not looked for: the runtime's are,
+ * by the other suites' plain trainers. */
+static const char *mpirun(void)
+{
+    static char cmd[256];
+    snprintf(cmd, sizeof cmd, "%s%smpirun --oversubscribe",
+             getuid() == 0 ? "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 " : "",
+             *TEST_SAN ? "ASAN_OPTIONS=detect_leaks=0 " : "");
+    return cmd;
+}
+
+/* gradc build MODEL -o WORK/NAME [flags]; NAME names the build. */
+static void build(const char *name, const char *model, const char *flags)
+{
+    char cmd[2048], *out;
+    snprintf(cmd, sizeof cmd, "%s build %s -o %s/%s %s", GRADC_BIN, model, work, name, flags);
+    int status = run_cmd(cmd, &out);
+    ck_assert_msg(status == 0, "%s: exit %d: %.3000s", cmd, status, out);
+    free(out);
+}
+
+/* Runs a trainer for STEPS steps printing every loss in full, exporting
+ * its parameters to WORK/EXPORT; fills loss[1..STEPS] and returns what it
+ * printed. */
+static char *train(const char *cmd, const char *data, const char *export, double *loss)
+{
+    char full[4096], *out;
+    snprintf(full, sizeof full, "%s %s --steps %d --print-every 1 --digits 17 --export %s/%s", cmd,
+             data, STEPS, work, export);
+    int status = run_cmd(full, &out);
+    ck_assert_msg(status == 0, "%s: exit %d: %.3000s", full, status, out);
+    for (int n = 1; n <= STEPS; n++) {
+        char want[32];
+        snprintf(want, sizeof want, "step %d loss ", n);
+        const char *at = strstr(out, want);
+        ck_assert_msg(at, "%s: no line '%s' in: %.3000s", full, want, out);
+        loss[n] = strtod(at + strlen(want), NULL);
+    }
+    return out;
+}
+
+static double rel(double a, double b) { return fabs(a - b) / fmax(fabs(b), 1e-300); }
+
+/* The largest relative difference between the .npy files of two exports,
+ * by NumPy; the two must hold the same files. */
+static double params_differ(const char *a, const char *b)
+{
+    char cmd[2048], *out;
+    snprintf(cmd, sizeof cmd,
+             "/usr/bin/python3 -c \"import numpy as np, os, sys\n"
+             "a, b = sys.argv[1:]\n"
+             "names = sorted(os.listdir(a))\n"
+             "assert names == sorted(os.listdir(b)) and names, (names, os.listdir(b))\n"
+             "worst = 0.0\n"
+             "for n in names:\n"
+             "    x, y = np.load(os.path.join(a, n)), np.load(os.path.join(b, n))\n"
+             "    assert x.shape == y.shape, n\n"
+             "    worst = max(worst, float(np.max(np.abs(x - y) / np.maximum(np.abs(y), 1e-3))))\n"
+             "print(repr(worst))\" %s/%s %s/%s",
+             work, a, work, b);
+    int status = run_cmd(cmd, &out);
+    ck_assert_msg(status == 0, "%s: %.3000s", cmd, out);
+    double worst = strtod(out, NULL);
+    free(out);
+    return worst;
+}
+
+typedef struct {
+    const char *name, *model, *data;
+    int batch; /* each process's; the one process has twice it */
+    int dbl;
+} Case;
+
+static const Case cases[] = {
+    {"iris", "models/iris.lua", "--data x=data/iris.csv --data labels=data/iris.csv", 30, 1},
+    {"iris", "models/iris.lua", "--data x=data/iris.csv --data labels=data/iris.csv", 30, 0},
+    {"mnist_mlp", "bench/mnist_mlp.lua", "--data x=WORK/x.npy --data labels=WORK/labels.npy", 64,
+     1},
+    {"mnist_mlp", "bench/mnist_mlp.lua", "--data x=WORK/x.npy --data labels=WORK/labels.npy", 64,
+     0},
+};
+
+/* The case's --data with WORK in place. */
+static void data_of(const Case *c, char *buf, size_t len)
+{
+    const char *w = strstr(c->data, "WORK");
+    if (!w) {
+        snprintf(buf, len, "%s", c->data);
+        return;
+    }
+    snprintf(buf, len, "--data x=%s/x.npy --data labels=%s/labels.npy", work, work);
+}
+
+/* Builds the case's two trainers: the MPI one at its batch, the plain one
+ * at twice it. */
+static void build_case(const Case *c, char *mpi_dir, char *one_dir, size_t len)
+{
+    char flags[256];
+    snprintf(mpi_dir, len, "%s_%s_mpi", c->name, c->dbl ? "f64" : "f32");
+    snprintf(one_dir, len, "%s_%s_one", c->name, c->dbl ? "f64" : "f32");
+    char probe[1024];
+    snprintf(probe, sizeof probe, "%s/%s/%s_train_mpi", work, mpi_dir, c->name);
+    if (file_exists(probe)) /* the TCP case reuses the shared-memory case's */
+        return;
+    snprintf(flags, sizeof flags, "--mpi -D batch=%d%s", c->batch, c->dbl ? " --double" : "");
+    build(mpi_dir, c->model, flags);
+    snprintf(flags, sizeof flags, "-D batch=%d%s", 2 * c->batch, c->dbl ? " --double" : "");
+    build(one_dir, c->model, flags);
+}
+
+/* P = 2 of batch B against one process of 2B: every loss and every
+ * parameter after STEPS steps. over is mpirun's transport option. */
+static void check_equivalence(const Case *c, const char *over)
+{
+    char mpi_dir[128], one_dir[128], data[2048], cmd[2048], export[160];
+    build_case(c, mpi_dir, one_dir, sizeof mpi_dir);
+    data_of(c, data, sizeof data);
+    double many[STEPS + 1], one[STEPS + 1];
+    snprintf(cmd, sizeof cmd, "%s -np 2 %s %s/%s/%s_train_mpi", mpirun(), over, work, mpi_dir,
+             c->name);
+    snprintf(export, sizeof export, "%s_export", mpi_dir);
+    char *said = train(cmd, data, export, many);
+    char global[80];
+    snprintf(global, sizeof global, "a global batch of %d", 2 * c->batch);
+    ck_assert_msg(strstr(said, global), "the trainer did not say '%s': %.3000s", global, said);
+    free(said);
+    snprintf(cmd, sizeof cmd, "%s/%s/%s_train", work, one_dir, c->name);
+    snprintf(export, sizeof export, "%s_export", one_dir);
+    free(train(cmd, data, export, one));
+
+    const double tol = c->dbl ? 1e-12 : 1e-5;
+    double worst = 0;
+    int worst_at = 1;
+    for (int n = 1; n <= STEPS; n++)
+        if (rel(many[n], one[n]) > worst)
+            worst = rel(many[n], one[n]), worst_at = n;
+    printf("mpi: %s %s%s: 2 processes of %d against 1 of %d: worst loss difference %.3g (step "
+           "%d)",
+           c->name, c->dbl ? "double" : "float", *over ? " over TCP" : "", c->batch, 2 * c->batch,
+           worst, worst_at);
+    ck_assert_msg(worst <= tol, "%s: step %d loss %.17g on 2 processes, %.17g on one", c->name,
+                  worst_at, many[worst_at], one[worst_at]);
+    ck_assert_msg(rel(one[STEPS], one[1]) > 1e-3, "%s: the loss did not move: %.17g to %.17g",
+                  c->name, one[1], one[STEPS]);
+    char a[160], b[160];
+    snprintf(a, sizeof a, "%s_export", mpi_dir);
+    snprintf(b, sizeof b, "%s_export", one_dir);
+    double params = params_differ(a, b);
+    printf(", parameters %.3g\n", params);
+    ck_assert_msg(params <= tol, "%s: parameters after %d steps differ by %.3g relative", c->name,
+                  STEPS, params);
+}
+
+START_TEST(test_same_as_one_process) { check_equivalence(&cases[_i], ""); }
+END_TEST
+
+START_TEST(test_same_over_tcp) { check_equivalence(&cases[_i], "--mca btl tcp,self"); }
+END_TEST
+
+/* One MPI process is the plain trainer, bit for bit; and two processes
+ * are not one process of the same batch (each trains on its own rows). */
+START_TEST(test_one_process_is_plain)
+{
+    const Case *c = &cases[1];
+    char mpi_dir[128], one_dir[128], data[2048], cmd[2048];
+    build_case(c, mpi_dir, one_dir, sizeof mpi_dir);
+    data_of(c, data, sizeof data);
+    double mpi1[STEPS + 1], mpi2[STEPS + 1], plain[STEPS + 1];
+    snprintf(cmd, sizeof cmd, "%s -np 1 %s/%s/%s_train_mpi", mpirun(), work, mpi_dir, c->name);
+    char *a = train(cmd, data, "np1", mpi1);
+    snprintf(cmd, sizeof cmd, "%s/%s/%s_train", work, mpi_dir, c->name);
+    char *b = train(cmd, data, "plain", plain);
+    for (int n = 1; n <= STEPS; n++)
+        ck_assert_msg(mpi1[n] == plain[n], "step %d: %.17g under mpirun -np 1, %.17g plain", n,
+                      mpi1[n], plain[n]);
+    ck_assert_double_eq(params_differ("np1", "plain"), 0);
+    free(a);
+    free(b);
+    snprintf(cmd, sizeof cmd, "%s -np 2 %s/%s/%s_train_mpi", mpirun(), work, mpi_dir, c->name);
+    free(train(cmd, data, "np2", mpi2));
+    ck_assert_msg(mpi2[2] != plain[2], "2 processes trained as one of the same batch: %.17g",
+                  mpi2[2]);
+}
+END_TEST
+
+static void setup(void)
+{
+    work = make_tmpdir();
+    char cmd[1024], *out;
+    /* MNIST-sized rows: pixels k/256, exact in float; labels 0..9. */
+    snprintf(cmd, sizeof cmd,
+             "/usr/bin/python3 -c \"import numpy as np\n"
+             "r = np.random.default_rng(5)\n"
+             "np.save('%s/x.npy', (r.integers(0, 256, (1024, 784)) / 256).astype(np.float32))\n"
+             "np.save('%s/labels.npy', r.integers(0, 10, 1024).astype(np.int32))\"",
+             work, work);
+    int status = run_cmd(cmd, &out);
+    ck_assert_msg(status == 0, "%s: %s", cmd, out);
+    free(out);
+}
+
+static void teardown(void) { remove_dir(work); }
+
+/* The value after `key` in the line of out that starts with `line`. */
+static double value_in(const char *out, const char *line, const char *key)
+{
+    const char *at = strstr(out, line);
+    ck_assert_msg(at, "no line '%s' in: %.3000s", line, out);
+    const char *v = strstr(at, key);
+    ck_assert_msg(v && v < strchr(at, '\n'), "no %s in line '%s'", key, line);
+    return strtod(v + strlen(key), NULL);
+}
+
+/* Evaluation shared out among the processes, batch by batch: the same
+ * loss and accuracy over the held-out rows as one process's, the last
+ * partial batch included (308 rows: 4 batches of 64 and 52 on 2
+ * processes, 2 of 128 and 52 on one). */
+START_TEST(test_evaluation_shared)
+{
+    const Case *c = &cases[2];
+    char mpi_dir[128], one_dir[128], data[2048], cmd[4096];
+    build_case(c, mpi_dir, one_dir, sizeof mpi_dir);
+    data_of(c, data, sizeof data);
+    double many[STEPS + 1], one[STEPS + 1];
+    snprintf(cmd, sizeof cmd, "%s -np 2 %s/%s/%s_train_mpi --val-split 0.3 --eval-every 25",
+             mpirun(), work, mpi_dir, c->name);
+    char *a = train(cmd, data, "eval_mpi", many);
+    snprintf(cmd, sizeof cmd, "%s/%s/%s_train --val-split 0.3 --eval-every 25", work, one_dir,
+             c->name);
+    char *b = train(cmd, data, "eval_one", one);
+    ck_assert_msg(strstr(a, "308 held-out rows"), "%.3000s", a);
+    for (int n = 25; n <= STEPS; n += 25) {
+        char line[32];
+        snprintf(line, sizeof line, "eval step %d ", n);
+        double la = value_in(a, line, "loss "), lb = value_in(b, line, "loss ");
+        double aa = value_in(a, line, "accuracy "), ab = value_in(b, line, "accuracy ");
+        printf("mpi: eval step %d: loss %.17g on 2 processes, %.17g on one; accuracy %g, %g\n", n,
+               la, lb, aa, ab);
+        ck_assert_msg(rel(la, lb) <= 1e-12, "eval step %d loss %.17g on 2, %.17g on 1", n, la, lb);
+        ck_assert_msg(aa == ab, "eval step %d accuracy %g on 2, %g on 1", n, aa, ab);
+    }
+    free(a);
+    free(b);
+}
+END_TEST
+
+static Suite *mpi_suite(void)
+{
+    Suite *s = suite_create("mpi");
+    TCase *tc = tcase_create("mpi");
+    tcase_set_timeout(tc, 600);
+    tcase_add_unchecked_fixture(tc, setup, teardown);
+    tcase_add_loop_test(tc, test_same_as_one_process, 0, 4);
+    tcase_add_loop_test(tc, test_same_over_tcp, 0, 1);
+    tcase_add_test(tc, test_one_process_is_plain);
+    tcase_add_test(tc, test_evaluation_shared);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *r = srunner_create(mpi_suite());
+    srunner_run_all(r, CK_NORMAL);
+    int failed = srunner_ntests_failed(r);
+    srunner_free(r);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
