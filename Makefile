@@ -116,7 +116,7 @@ generate: $(BUILD)/gradc
 # The passes' golden files: tests/golden/NAME.PASS is what `gradc print
 # --after PASS` says of tests/golden/NAME.lua; a test fails when a pass
 # changes it, and this writes them again (then read the diff).
-PASSES = load batch grad simplify dce remat fuse plan
+PASSES = load batch grad simplify dce remat fuse plan bucket
 golden: $(BUILD)/gradc
 	@for m in tests/golden/*.lua; do for p in $(PASSES); do \
 	    $(BUILD)/gradc print $$m --after $$p > $${m%.lua}.$$p || exit 1; done; done

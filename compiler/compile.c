@@ -104,6 +104,15 @@ static bool run_plan(Compiled *c, const char *model, const LoadOptions *o, PassS
     return false;
 }
 
+static bool run_bucket(Compiled *c, const char *model, const LoadOptions *o, PassStats *st)
+{
+    (void)model, (void)st;
+    double mb = o && o->bucket_mb > 0 ? o->bucket_mb : DEFAULT_BUCKET_MB;
+    /* in float's values: a double build's buckets hold as many, twice the bytes */
+    plan_buckets(c->graph, &c->plan, (long)(mb * (1 << 20) / 4));
+    return true;
+}
+
 /* ---- what each said it did, for gradc print --stats ---- */
 
 static void said_load(const Compiled *c, const PassStats *st, FILE *out)
@@ -188,6 +197,16 @@ static void said_fuse(const Compiled *c, const PassStats *st, FILE *out)
             loops, calls, products, inlined, shared, temps);
 }
 
+static void said_bucket(const Compiled *c, const PassStats *st, FILE *out)
+{
+    (void)st;
+    fprintf(out,
+            "  bucket    gradients an MPI trainer sums while the backward runs, in the\n"
+            "            order they are final: %d buckets%s\n",
+            c->plan.n_buckets, c->plan.n_buckets ? ":" : "");
+    print_buckets(c, "            ", out);
+}
+
 static void said_plan(const Compiled *c, const PassStats *st, FILE *out)
 {
     (void)st;
@@ -209,6 +228,7 @@ const Pass passes[] = {
     {"remat", run_remat, said_remat, "a training graph", "cheap values computed again"},
     {"fuse", run_fuse, said_fuse, "a graph", "its loops and library calls"},
     {"plan", run_plan, said_plan, "loops", "every value's place in the arena"},
+    {"bucket", run_bucket, said_bucket, "a plan", "gradients grouped as they are final"},
 };
 const int n_passes = sizeof passes / sizeof *passes;
 

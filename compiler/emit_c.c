@@ -28,7 +28,7 @@ static const char *const reserved[] = {
     "grads", "avg", "avg_sq", "scale", "norm2", "part", "o", "wd", "mu", "b1", "b2", "c1", "c2",
     "eps", "alpha", "g", "sqrt", "forward", "loss_and_grad", "train_step", "inputs", "outputs",
     "memset", "memcpy", "fold", "keep", "compute_grads", "update", "tuned_copy", "compute_outputs",
-    "compute_loss", "training", "mask_step", "buffers", "r",
+    "compute_loss", "training", "mask_step", "buffers", "r", "grads_done", "bucket",
     /* the C library's, which a header may declare */
     "exp", "log", "tanh", "pow", "fmax", "fmin", "sqrt", "fabs", "floor", "ceil", "round", "sin",
     "cos", "tan", "erf", "gamma", "lgamma", "tgamma", "j0", "j1", "jn", "y0", "y1", "yn", "abs",
@@ -444,13 +444,48 @@ static bool has_modes(const Graph *g) { return has_draws(g) || has_op(g, OP_MODE
 /* Emits parts from..to of the schedule (plan.c): 0 compute_outputs, 1
  * the rest of the loss, 2 the backward pass. A loop part 1 shares with
  * the backward pass computes only its part-1 values when `to` is 1. */
+/* Bucket b's gradients by name: "d_b and d_W are final", or the first
+ * and the last of more than two. */
+static void bucket_names(Emit *e, int b)
+{
+    const Bucket *k = &e->p->buckets[b];
+    const Graph *g = e->g;
+    const char *first = g->nodes[g->params[e->p->bucket_params[k->first]].node].name;
+    const char *last = g->nodes[g->params[e->p->bucket_params[k->first + k->n - 1]].node].name;
+    buf_printf(e->b, " d_");
+    buf_c_text(e->b, first, SIZE_MAX, C_COMMENT);
+    if (k->n > 1) {
+        buf_printf(e->b, k->n == 2 ? " and d_" : " to d_");
+        buf_c_text(e->b, last, SIZE_MAX, C_COMMENT);
+    }
+    if (k->n > 2)
+        buf_printf(e->b, ", %d gradients,", k->n);
+    buf_printf(e->b, k->n > 1 ? " are final" : " is final");
+}
+
+/* After step s of the schedule (n_order: the end of the backward pass),
+ * the buckets it finished, for an MPI trainer to start summing. */
+static void emit_grads_done(Emit *e, int s)
+{
+    for (int b = 0; b < e->p->n_buckets; b++) {
+        if (e->p->buckets[b].at != s)
+            continue;
+        buf_printf(e->b, "    if (grads_done) /*");
+        bucket_names(e, b);
+        buf_printf(e->b, " */\n        grads_done(%d);\n", b);
+    }
+}
+
 static void emit_parts(Emit *e, int from, int to)
 {
     e->last_loc = (SrcLoc){0};
     e->max_part = to;
-    for (int s = from ? e->p->part_end[from - 1] : 0; s < e->p->part_end[to]; s++)
+    for (int s = from ? e->p->part_end[from - 1] : 0; s < e->p->part_end[to]; s++) {
         if (e->p->part[e->p->order[s]] <= to)
             emit_node(e, e->p->order[s]);
+        if (to == 2)
+            emit_grads_done(e, s);
+    }
 }
 
 static void emit_forward(Emit *e)
@@ -514,6 +549,7 @@ static void emit_loss_and_grad(Emit *e)
                    e->p->grads_offset + e->p->offset[pn->id] - e->p->params_offset,
                    use(e, g->params[i].grad), shape_size(pn->shape), pn->name);
     }
+    emit_grads_done(e, e->p->n_order);
     buf_printf(e->b, "}\n\n/* Training: the loss, and every parameter's gradient. */\n"
                      "static double loss_and_grad(void)\n{\n");
     if (has_modes(g))
@@ -687,6 +723,17 @@ static void emit_descriptor(Emit *e)
         }
         buf_printf(e->b, "};\n");
     }
+    if (training && p->n_buckets) {
+        buf_printf(e->b, "\n/* The gradients in the order they are final, grouped. */\n"
+                         "static const rt_bucket buckets[] = {\n");
+        for (int b = 0; b < p->n_buckets; b++) {
+            buf_printf(e->b, "    {.offset = %ld, .count = %ld}, /*", p->buckets[b].offset,
+                       p->buckets[b].count);
+            bucket_names(e, b);
+            buf_printf(e->b, " */\n");
+        }
+        buf_printf(e->b, "};\n");
+    }
     if (g->n_outputs) {
         buf_printf(e->b, "\nstatic const rt_tensor outputs[] = {\n");
         for (int i = 0; i < g->n_outputs; i++)
@@ -719,6 +766,10 @@ static void emit_descriptor(Emit *e)
                          "    .update = update,\n    .train_step = train_step,\n");
     if (training && has_draws(g))
         buf_printf(e->b, "    .draws = &mask_step,\n");
+    if (training && p->n_buckets)
+        buf_printf(
+            e->b, "    .n_buckets = %d,\n    .buckets = buckets,\n    .grads_done = &grads_done,\n",
+            p->n_buckets);
     buf_printf(e->b, "    .forward = forward,\n};\n");
 }
 
@@ -757,6 +808,10 @@ static void emit_model(Emit *e)
                          "static int training;\n");
     if (has_draws(g))
         buf_printf(e->b, "static uint64_t mask_step; /* random draws are made for the step */\n");
+    if (training)
+        buf_printf(e->b, "/* Set by an MPI trainer: starts summing a bucket of gradients over\n"
+                         " * its processes while the backward pass goes on. */\n"
+                         "static void (*grads_done)(int bucket);\n");
     buf_printf(e->b, "%s", code.data);
     buf_free(&code);
     emit_descriptor(e);

@@ -331,12 +331,14 @@ typedef struct {
     long max_seconds;
     const char *tune; /* --tune FILE: how to write some products (tune.c) */
     bool heap_arena;  /* --heap-arena: allocated at start however small (Plan.heap) */
+    double bucket_mb; /* --bucket-mb: an MPI trainer's buckets of gradients (0: 4) */
 } LoadOptions;
 
 enum {
     DEFAULT_MAX_INSTRUCTIONS = 100000000, /* Lua instructions a model file may run */
     DEFAULT_MAX_MEMORY_MB = 1024,         /* memory it may hold, Lua's and the graph's */
     DEFAULT_MAX_SECONDS = 10,             /* CPU time its front end may take */
+    DEFAULT_BUCKET_MB = 4,                /* an MPI trainer's buckets of gradients, in float */
     MAX_NODES = 1000000,                  /* ops a model may make */
 };
 /* The most elements a tensor may have, and a model's arena: far past any
@@ -410,6 +412,11 @@ void fusion_free(Fusion *f);
 
 /* ---- plan.c: the schedule and the static arena ---- */
 typedef struct {
+    long offset, count; /* its range of the gradient block, in values */
+    int at;             /* final after step `at` of the schedule (n_order: the end) */
+    int first, n;       /* its parameters, in Plan.bucket_params */
+} Bucket;
+typedef struct {
     int *order; /* the schedule: node ids in the order the code computes them */
     int n_order;
     int part_end[3]; /* where compute_outputs, compute_loss and the backward end in it */
@@ -427,6 +434,10 @@ typedef struct {
     long peak_live;             /* the most a step's values take at once */
     long kept_for_backward;     /* of those, the forward values the backward reads */
     bool heap; /* the arenas are allocated when the program starts, not static */
+    /* bucket.c's: the gradients in buckets, in the order they are final */
+    int n_buckets;
+    Bucket *buckets;
+    int *bucket_params; /* bucket b's parameters are [first, first + n) of these */
 } Plan;
 Plan plan(Graph *g, const Fusion *f);
 /* Per node, the part of the schedule that computes it: 0 the outputs and
@@ -435,6 +446,10 @@ unsigned char *schedule_parts(Graph *g);
 /* The input an op adds into, which may share the op's place; or -1. */
 int accumulated_input(const Node *n);
 void plan_free(Plan *p);
+
+/* ---- bucket.c: the gradients an MPI trainer sums together ---- */
+/* Buckets of at most cap values, into p. */
+void plan_buckets(const Graph *g, Plan *p, long cap);
 
 /* ---- tune.c: gradc tune, and --tune FILE ---- */
 /* How a product is written: the BLAS call, the transposed operand copied
@@ -542,5 +557,8 @@ int print_memory(const char *model, const LoadOptions *o, FILE *out);
 /* --after fuse (or plan): the loops and calls in the order the code runs
  * them (and where each value lives). */
 int print_schedule(const char *model, const LoadOptions *o, bool places, FILE *out);
+/* --after bucket: the buckets of gradients, each line after indent. */
+int print_bucket_list(const char *model, const LoadOptions *o, FILE *out);
+void print_buckets(const Compiled *c, const char *indent, FILE *out);
 
 #endif

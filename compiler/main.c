@@ -15,8 +15,10 @@
 static const char usage[] =
     "usage: gradc compile MODEL.lua [-o DIR] [-D KEY=VALUE]... [--test-config]\n"
     "                                [--optimizer KIND] [--tune FILE] [--heap-arena]\n"
+    "                                [--bucket-mb X]\n"
     "       gradc build MODEL.lua [-o DIR] [-v] [--double] [--mpi] [-D KEY=VALUE]...\n"
     "                              [--optimizer KIND] [--tune FILE] [--heap-arena]\n"
+    "                              [--bucket-mb X]\n"
     "       gradc check MODEL.lua... [--tol X] [--junit FILE] [-v] [-D KEY=VALUE]...\n"
     "                                 [--test-config]\n"
     "       gradc tune MODEL.lua [-o FILE] [-v] [-D KEY=VALUE]...\n"
@@ -48,6 +50,8 @@ static const char usage[] =
     "  -o DIR          where compile writes (made if missing); tune: the file\n"
     "  --tune FILE     write each product the way FILE (from gradc tune) says:\n"
     "                  `copy` (the transposed operand copied first) or `kernel`\n"
+    "  --bucket-mb X   an MPI trainer sums the gradients in buckets of X MB of\n"
+    "                  float (4), each as the backward pass finishes it\n"
     "  --heap-arena    allocate the model's memory when its program starts, not\n"
     "                  as static arrays (always so past 1 GiB, which static data\n"
     "                  cannot hold with the default code model)\n"
@@ -102,7 +106,8 @@ static int parse_args(int argc, char **argv, Args *a)
         if (!strcmp(s, "-o") || !strcmp(s, "-D") || !strcmp(s, "--after") ||
             !strcmp(s, "--optimizer") || !strcmp(s, "--junit") || !strcmp(s, "--tol") ||
             !strcmp(s, "--tune") || !strcmp(s, "--max-instructions") ||
-            !strcmp(s, "--max-memory") || !strcmp(s, "--max-seconds")) {
+            !strcmp(s, "--max-memory") || !strcmp(s, "--max-seconds") ||
+            !strcmp(s, "--bucket-mb")) {
             if (!has_value)
                 return bad_usage("%s needs a value", s);
             const char *v = argv[++i];
@@ -126,6 +131,11 @@ static int parse_args(int argc, char **argv, Args *a)
                 *(s[6] == 'i'   ? &a->load.max_instructions
                   : s[6] == 'm' ? &a->load.max_memory_mb
                                 : &a->load.max_seconds) = n;
+            } else if (!strcmp(s, "--bucket-mb")) {
+                char *end;
+                a->load.bucket_mb = strtod(v, &end);
+                if (*end || !(a->load.bucket_mb >= 0.001 && a->load.bucket_mb <= 1 << 20))
+                    return bad_usage("--bucket-mb %s: expected MB, from 0.001 to 1048576", v);
             } else if (!strcmp(s, "--tol")) {
                 char *end;
                 a->tol = strtod(v, &end);
@@ -184,6 +194,9 @@ static int parse_args(int argc, char **argv, Args *a)
         return bad_usage("--mpi goes with gradc build%s", "");
     if (a->load.heap_arena && strcmp(a->command, "build") && strcmp(a->command, "compile"))
         return bad_usage("--heap-arena goes with gradc compile and build%s", "");
+    if (a->load.bucket_mb > 0 && strcmp(a->command, "build") && strcmp(a->command, "compile") &&
+        strcmp(a->command, "print"))
+        return bad_usage("--bucket-mb goes with gradc compile, build and print%s", "");
     if (a->after && !find_pass(a->after)) {
         fprintf(stderr, "gradc: --after %s: the passes are %s (try gradc --help)\n", a->after,
                 pass_names());
@@ -364,7 +377,9 @@ int main(int argc, char **argv)
                         (int)strcspn(a.load.defines[i], "="), a.load.defines[i]);
                 status = 1;
             }
-    } else if (a.after && (!strcmp(a.after, "fuse") || !strcmp(a.after, "plan")))
+    } else if (a.after && !strcmp(a.after, "bucket"))
+        status = print_bucket_list(a.models[0], &a.load, stdout);
+    else if (a.after && (!strcmp(a.after, "fuse") || !strcmp(a.after, "plan")))
         status = print_schedule(a.models[0], &a.load, !strcmp(a.after, "plan"), stdout);
     else if (a.stats)
         status = print_stats(a.models[0], &a.load, stdout);

@@ -386,4 +386,6 @@ void plan_free(Plan *p)
     free(p->fold);
     free(p->order);
     free(p->part);
+    free(p->buckets);
+    free(p->bucket_params);
 }

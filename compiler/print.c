@@ -112,3 +112,34 @@ int print_schedule(const char *model, const LoadOptions *o, bool places, FILE *o
     compiled_free(&c);
     return 0;
 }
+
+void print_buckets(const Compiled *c, const char *indent, FILE *out)
+{
+    const Plan *p = &c->plan;
+    const Graph *g = c->graph;
+    for (int b = 0; b < p->n_buckets; b++) {
+        const Bucket *k = &p->buckets[b];
+        char n[32];
+        fprintf(out, "%s%d. %s values (", indent, b, thousands(n, k->count));
+        for (int j = 0; j < k->n; j++)
+            fprintf(out, "%s%s", j ? " " : "",
+                    g->nodes[g->params[p->bucket_params[k->first + j]].node].name);
+        if (k->at < p->n_order)
+            fprintf(out, ") after %s:%d\n", g->nodes[p->order[k->at]].loc.file,
+                    g->nodes[p->order[k->at]].loc.line);
+        else
+            fprintf(out, ") at the end\n");
+    }
+}
+
+int print_bucket_list(const char *model, const LoadOptions *o, FILE *out)
+{
+    Compiled c = compile(model, o, NULL, NULL);
+    if (!c.graph)
+        return 1;
+    fprintf(out, "%d bucket%s of gradients, in the order the backward pass finishes them:\n",
+            c.plan.n_buckets, c.plan.n_buckets == 1 ? "" : "s");
+    print_buckets(&c, "  ", out);
+    compiled_free(&c);
+    return 0;
+}

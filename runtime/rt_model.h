@@ -69,6 +69,12 @@ typedef struct {
     long step;   /* 1 for the first step: Adam's bias correction */
 } rt_hyper;
 
+/* A range of the gradient block, in values: an MPI trainer sums it over
+ * its processes as one. */
+typedef struct {
+    long offset, count;
+} rt_bucket;
+
 typedef struct rt_model {
     const char *name;
     const char *source; /* the model file, as given to gradc */
@@ -107,6 +113,12 @@ typedef struct rt_model {
     /* A model that draws (dropout): what the draws are made from, which
      * train_step sets to hyper->step; NULL otherwise. */
     uint64_t *draws;
+    /* The gradients in buckets, in the order the backward pass finishes
+     * them; loss_and_grad calls *grads_done (if set) with each bucket's
+     * index as it does. */
+    int n_buckets;
+    const rt_bucket *buckets;
+    void (**grads_done)(int bucket);
     /* Evaluation mode, outputs only, for the first `rows` (<= batch) rows of
      * the inputs; rows past that are zeroed first. */
     void (*forward)(int rows);

@@ -68,6 +68,7 @@ typedef struct {
     /* A classifier's output [batch, C] and its labels in [0, C), or NULL. */
     const rt_tensor *scores, *labels;
     FILE *log;
+    double waited;   /* ms the last step waited for the gradients' sums */
     double loss_sum; /* the training losses since the last log row */
     long loss_n;
     double t0; /* ms, when the run began */
@@ -613,7 +614,7 @@ static void average_grads(Trainer *t)
     const rt_model *m = t->m;
     const int P = t->comm->size, dbl = m->real == RT_F64;
     void *g = (char *)m->arena + (size_t)m->grads_offset * (dbl ? 8 : 4);
-    t->comm->sum_reals(g, m->n_param_elems, dbl);
+    t->waited = t->comm->finish_grads(m);
     for (long i = 0; i < m->n_param_elems; i++)
         if (dbl)
             ((double *)g)[i] /= P;
@@ -623,7 +624,8 @@ static void average_grads(Trainer *t)
 
 /* One step. On many processes each takes the gradients of its rows, all
  * take their average and make the same update; each draws its own
- * dropout. The loss returned is this process's. */
+ * dropout. The sums start as the backward pass finishes each bucket of
+ * gradients (mpi.c). The loss returned is this process's. */
 static double step(Trainer *t, rt_hyper *h)
 {
     const rt_model *m = t->m;
@@ -631,6 +633,7 @@ static double step(Trainer *t, rt_hyper *h)
         return m->train_step(h);
     if (m->draws)
         *m->draws = (uint64_t)h->step ^ (uint64_t)t->comm->rank << 40;
+    t->comm->start_grads(m);
     double loss = m->loss_and_grad();
     average_grads(t);
     m->update(h);
@@ -643,7 +646,7 @@ static int run(Trainer *t)
     const Opts *o = t->o;
     rt_hyper h = o->hyper;
     char what[160];
-    double ms = 0, first_ms = 0, trial_ms = 0;
+    double ms = 0, first_ms = 0, trial_ms = 0, waited_ms = 0;
     long trials = 0;
     t->t0 = rt_now_ms();
     bar_start(&t->bar, t->start, t->steps, o->minutes);
@@ -666,7 +669,7 @@ static int run(Trainer *t)
             trial_ms += took, trials++;
             rt_split_trial_done(n - t->start, took, o->verbose ? stderr : NULL, t->prog);
         } else
-            ms += took;
+            ms += took, waited_ms += t->waited;
         /* Every process stops where any is asked to or out of time. */
         int stop = stop_signal != 0,
             late = o->minutes > 0 && rt_now_ms() - t->t0 > o->minutes * 60000 && n < t->steps;
@@ -699,6 +702,8 @@ static int run(Trainer *t)
     bar_end(&t->bar, t->steps);
     if (t->steps == 0 && t->d->n) /* --steps 0: the first batch */
         rt_data_load(t->d, m, 1);
+    if (t->comm->size > 1)
+        t->comm->start_grads(m);
     double final = m->loss_and_grad();
     if (t->comm->size > 1) {
         average_grads(t);
@@ -730,6 +735,9 @@ static int run(Trainer *t)
     else
         printf("final loss %.*g  %.4g ms/step\n", digits, final,
                (first_ms + trial_ms) / (double)(1 + trials));
+    if (t->comm->size > 1 && later > 0)
+        note(t, "%s: %d processes: %.4g ms of a step's %.4g waiting for the gradients' sums\n",
+             t->prog, t->comm->size, waited_ms / (double)later, ms / (double)later);
     if (t->val->n)
         evaluate(t, t->steps);
     if (o->sample && t->lead)

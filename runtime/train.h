@@ -39,9 +39,12 @@ typedef struct {
     int local; /* the processes on this machine, this one among them */
     /* v[0..n) summed over the processes, in place, on every one */
     void (*sum)(double *v, int n);
-    /* n reals (float, or double with dbl) summed in place, the same bits
-     * on every process */
-    void (*sum_reals)(void *v, long n, int dbl);
+    /* The gradients of m summed over the processes, in place, the same
+     * bits on every one: start before loss_and_grad (which then starts
+     * each bucket's sum as the backward pass finishes it), finish after
+     * (the rest, then the wait; returns the ms it waited). */
+    void (*start_grads)(const rt_model *m);
+    double (*finish_grads)(const rt_model *m);
     /* process 0's bytes to every process */
     void (*share)(void *v, long bytes);
     /* whether v is the same on every process */

@@ -90,22 +90,26 @@ typedef struct {
     const char *name, *model, *data;
     int batch; /* each process's; the one process has twice it */
     int dbl;
+    const char *flags; /* gradc's */
 } Case;
 
+#define IRIS "--data x=data/iris.csv --data labels=data/iris.csv"
+#define TEXT "--data x=data/tinyshakespeare.txt --data y=data/tinyshakespeare.txt:next"
+/* The GPT's gradients in many small buckets, summed while the backward
+ * pass runs. */
 static const Case cases[] = {
-    {"iris", "models/iris.lua", "--data x=data/iris.csv --data labels=data/iris.csv", 30, 1},
-    {"iris", "models/iris.lua", "--data x=data/iris.csv --data labels=data/iris.csv", 30, 0},
-    {"mnist_mlp", "bench/mnist_mlp.lua", "--data x=WORK/x.npy --data labels=WORK/labels.npy", 64,
-     1},
-    {"mnist_mlp", "bench/mnist_mlp.lua", "--data x=WORK/x.npy --data labels=WORK/labels.npy", 64,
-     0},
+    {"iris", "models/iris.lua", IRIS, 30, 1, ""},
+    {"iris", "models/iris.lua", IRIS, 30, 0, ""},
+    {"mnist_mlp", "bench/mnist_mlp.lua", "WORK", 64, 1, ""},
+    {"mnist_mlp", "bench/mnist_mlp.lua", "WORK", 64, 0, ""},
+    {"gpt", "models/gpt.lua", TEXT, 4, 1, "-D width=32 -D context=16 --bucket-mb 0.01"},
 };
+enum { N_CASES = sizeof cases / sizeof *cases };
 
-/* The case's --data with WORK in place. */
+/* The case's --data, the MNIST-sized rows in WORK. */
 static void data_of(const Case *c, char *buf, size_t len)
 {
-    const char *w = strstr(c->data, "WORK");
-    if (!w) {
+    if (strcmp(c->data, "WORK")) {
         snprintf(buf, len, "%s", c->data);
         return;
     }
@@ -123,9 +127,11 @@ static void build_case(const Case *c, char *mpi_dir, char *one_dir, size_t len)
     snprintf(probe, sizeof probe, "%s/%s/%s_train_mpi", work, mpi_dir, c->name);
     if (file_exists(probe)) /* the TCP case reuses the shared-memory case's */
         return;
-    snprintf(flags, sizeof flags, "--mpi -D batch=%d%s", c->batch, c->dbl ? " --double" : "");
+    snprintf(flags, sizeof flags, "--mpi -D batch=%d%s %s", c->batch, c->dbl ? " --double" : "",
+             c->flags);
     build(mpi_dir, c->model, flags);
-    snprintf(flags, sizeof flags, "-D batch=%d%s", 2 * c->batch, c->dbl ? " --double" : "");
+    snprintf(flags, sizeof flags, "-D batch=%d%s %s", 2 * c->batch, c->dbl ? " --double" : "",
+             c->flags);
     build(one_dir, c->model, flags);
 }
 
@@ -173,6 +179,27 @@ static void check_equivalence(const Case *c, const char *over)
 }
 
 START_TEST(test_same_as_one_process) { check_equivalence(&cases[_i], ""); }
+END_TEST
+
+/* The GPT's build sums its gradients in buckets the backward pass starts
+ * as it goes, at least 20 of them (0.01 MB each). */
+START_TEST(test_buckets_in_the_backward)
+{
+    const Case *c = &cases[4];
+    char mpi_dir[128], one_dir[128], path[1024], *text;
+    build_case(c, mpi_dir, one_dir, sizeof mpi_dir);
+    snprintf(path, sizeof path, "cat %s/%s/gpt.c", work, mpi_dir);
+    ck_assert_int_eq(run_cmd(path, &text), 0);
+    const char *body = strstr(text, "static void compute_grads(");
+    const char *end = body ? strstr(body, "\n}\n") : NULL;
+    ck_assert_msg(body && end, "no compute_grads in %s", path);
+    int calls = 0;
+    for (const char *at = body; (at = strstr(at, "grads_done(")) && at < end; at++)
+        calls++;
+    printf("mpi: gpt's backward pass starts %d buckets' sums\n", calls);
+    ck_assert_msg(calls >= 20, "%d calls of grads_done in compute_grads", calls);
+    free(text);
+}
 END_TEST
 
 START_TEST(test_same_over_tcp) { check_equivalence(&cases[_i], "--mca btl tcp,self"); }
@@ -271,9 +298,10 @@ static Suite *mpi_suite(void)
     TCase *tc = tcase_create("mpi");
     tcase_set_timeout(tc, 600);
     tcase_add_unchecked_fixture(tc, setup, teardown);
-    tcase_add_loop_test(tc, test_same_as_one_process, 0, 4);
+    tcase_add_loop_test(tc, test_same_as_one_process, 0, N_CASES);
     tcase_add_loop_test(tc, test_same_over_tcp, 0, 1);
     tcase_add_test(tc, test_one_process_is_plain);
+    tcase_add_test(tc, test_buckets_in_the_backward);
     tcase_add_test(tc, test_evaluation_shared);
     suite_add_tcase(s, tc);
     return s;

@@ -797,6 +797,9 @@ static real *const d_lstm_z = arena + 5420560; /* [32,1024] */
 static real *const d_lstm_b_sum_32 = arena + 3479056; /* [1024] */
 static real *const d_matmul = arena + 5592592; /* [32,32,1024] */
 static real *const d_e = arena + 2758160; /* [1024,256] */
+/* Set by an MPI trainer: starts summing a bucket of gradients over
+ * its processes while the backward pass goes on. */
+static void (*grads_done)(int bucket);
 
 /* The forward pass of the outputs, in the mode forward() or
  * loss_and_grad() set. */
@@ -4953,6 +4956,8 @@ static void compute_grads(void)
         const real t1700 = t1665 + d_lstm_forget_b_sum_30[i];
         d_lstm_forget_b[i] = t1700 + d_lstm_forget_b_sum_31[i];
     }
+    if (grads_done) /* d_out_b to d_lstm_forget_b, 3 gradients, are final */
+        grads_done(0);
     for (int i = 0; i < 32; i++)
         for (int r = 0; r < 256; r++)
             d_lstm_z_3_pad_add_2[256 + i * 1024 + r] = d_lstm_add_31[i * 256 + r];
@@ -5070,6 +5075,8 @@ static void compute_grads(void)
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 256; j++)
             d_embed[x[i] * 256 + j] += d_e[i * 256 + j];
+    if (grads_done) /* d_lstm_u to d_embed, 4 gradients, are final */
+        grads_done(1);
 }
 
 /* Training: the loss, and every parameter's gradient. */
@@ -5157,6 +5164,12 @@ static const rt_tensor grads[] = {
     {.name = "d_out_b", .dtype = RT_REAL, .rank = 1, .shape = {128}, .size = 128, .offset = 1182336},
 };
 
+/* The gradients in the order they are final, grouped. */
+static const rt_bucket buckets[] = {
+    {.offset = 558080, .count = 33152}, /* d_out_b to d_lstm_forget_b, 3 gradients, are final */
+    {.offset = 0, .count = 558080}, /* d_lstm_u to d_embed, 4 gradients, are final */
+};
+
 static const rt_tensor outputs[] = {
     {.name = "logits", .dtype = RT_REAL, .rank = 3, .shape = {32, 32, 128}, .size = 131072, .offset = 2364928},
 };
@@ -5189,5 +5202,8 @@ const rt_model REAL_SUFFIX(char_lstm_model) = {
     .loss_and_grad = loss_and_grad,
     .update = update,
     .train_step = train_step,
+    .n_buckets = 2,
+    .buckets = buckets,
+    .grads_done = &grads_done,
     .forward = forward,
 };

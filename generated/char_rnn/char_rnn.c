@@ -352,6 +352,9 @@ static real *const d_rnn_z = arena + 2221584; /* [32,256] */
 static real *const d_rnn_b_sum_32 = arena + 1844752; /* [256] */
 static real *const d_matmul = arena + 1959440; /* [32,32,256] */
 static real *const d_e = arena + 1181200; /* [1024,256] */
+/* Set by an MPI trainer: starts summing a bucket of gradients over
+ * its processes while the backward pass goes on. */
+static void (*grads_done)(int bucket);
 
 /* The forward pass of the outputs, in the mode forward() or
  * loss_and_grad() set. */
@@ -1090,6 +1093,8 @@ static void compute_grads(void)
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 1024, 256, 128,
            REAL_C(1.0), d_logits, 128, out_w, 128, REAL_C(0.0), d_concat, 256);
     r_gemm_tn(256, 128, 1024, REAL_C(1.0), concat, 256, d_logits, 128, REAL_C(0.0), d_out_w, 128);
+    if (grads_done) /* d_out_b and d_out_w are final */
+        grads_done(0);
 
     /* backward of models/char_rnn.lua:21: local logits = dense(concat(hs, 2), V, "out")   -- [N, T, V] */
     for (int i = 0; i < 32; i++)
@@ -2025,6 +2030,8 @@ static void compute_grads(void)
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 256; j++)
             d_embed[x[i] * 256 + j] += d_e[i * 256 + j];
+    if (grads_done) /* d_rnn_u to d_embed, 4 gradients, are final */
+        grads_done(1);
 }
 
 /* Training: the loss, and every parameter's gradient. */
@@ -2109,6 +2116,12 @@ static const rt_tensor grads[] = {
     {.name = "d_out_b", .dtype = RT_REAL, .rank = 1, .shape = {128}, .size = 128, .offset = 393856},
 };
 
+/* The gradients in the order they are final, grouped. */
+static const rt_bucket buckets[] = {
+    {.offset = 164096, .count = 32896}, /* d_out_b and d_out_w are final */
+    {.offset = 0, .count = 164096}, /* d_rnn_u to d_embed, 4 gradients, are final */
+};
+
 static const rt_tensor outputs[] = {
     {.name = "logits", .dtype = RT_REAL, .rank = 3, .shape = {32, 32, 128}, .size = 131072, .offset = 787968},
 };
@@ -2141,5 +2154,8 @@ const rt_model REAL_SUFFIX(char_rnn_model) = {
     .loss_and_grad = loss_and_grad,
     .update = update,
     .train_step = train_step,
+    .n_buckets = 2,
+    .buckets = buckets,
+    .grads_done = &grads_done,
     .forward = forward,
 };

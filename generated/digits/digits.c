@@ -50,6 +50,9 @@ static real *const d_fc1 = arena + 751984; /* [32,2048] */
 /* Dropout, shifts and batch norm differ in training. */
 static int training;
 static uint64_t mask_step; /* random draws are made for the step */
+/* Set by an MPI trainer: starts summing a bucket of gradients over
+ * its processes while the backward pass goes on. */
+static void (*grads_done)(int bucket);
 
 /* The forward pass of the outputs, in the mode forward() or
  * loss_and_grad() set. */
@@ -303,6 +306,8 @@ static void compute_grads(void)
             d_fc1_b[j] += d_fc1[i * 2048 + j];
         }
     r_gemm_tn(64, 2048, 32, REAL_C(1.0), img, 64, d_fc1, 2048, REAL_C(0.0), d_fc1_w, 2048);
+    if (grads_done) /* d_fc2_b to d_fc1_w, 4 gradients, are final */
+        grads_done(0);
 }
 
 /* Training: the loss, and every parameter's gradient. */
@@ -386,6 +391,11 @@ static const rt_tensor grads[] = {
     {.name = "d_fc2_b", .dtype = RT_REAL, .rank = 1, .shape = {10}, .size = 10, .offset = 309258},
 };
 
+/* The gradients in the order they are final, grouped. */
+static const rt_bucket buckets[] = {
+    {.offset = 0, .count = 153610}, /* d_fc2_b to d_fc1_w, 4 gradients, are final */
+};
+
 static const rt_tensor outputs[] = {
     {.name = "logits", .dtype = RT_REAL, .rank = 2, .shape = {32, 10}, .size = 320, .offset = 616488},
 };
@@ -419,5 +429,8 @@ const rt_model REAL_SUFFIX(digits_model) = {
     .update = update,
     .train_step = train_step,
     .draws = &mask_step,
+    .n_buckets = 1,
+    .buckets = buckets,
+    .grads_done = &grads_done,
     .forward = forward,
 };

@@ -67,6 +67,9 @@ static real *const d_c1_w = arena + 106441; /* [32,9] */
 /* Dropout, shifts and batch norm differ in training. */
 static int training;
 static uint64_t mask_step; /* random draws are made for the step */
+/* Set by an MPI trainer: starts summing a bucket of gradients over
+ * its processes while the backward pass goes on. */
+static void (*grads_done)(int bucket);
 
 /* The forward pass of the outputs, in the mode forward() or
  * loss_and_grad() set. */
@@ -463,6 +466,8 @@ static void compute_grads(void)
     memcpy(arena + 23722, d_c1_b, 32 * sizeof *arena); /* d_c1_b */
     memcpy(arena + 23754, d_c2_w, 18432 * sizeof *arena); /* d_c2_w */
     memcpy(arena + 42186, d_c2_b, 64 * sizeof *arena); /* d_c2_b */
+    if (grads_done) /* d_fc_b to d_c1_w, 6 gradients, are final */
+        grads_done(0);
 }
 
 /* Training: the loss, and every parameter's gradient. */
@@ -552,6 +557,11 @@ static const rt_tensor grads[] = {
     {.name = "d_fc_b", .dtype = RT_REAL, .rank = 1, .shape = {10}, .size = 10, .offset = 44810},
 };
 
+/* The gradients in the order they are final, grouped. */
+static const rt_bucket buckets[] = {
+    {.offset = 0, .count = 21386}, /* d_fc_b to d_c1_w, 6 gradients, are final */
+};
+
 static const rt_tensor outputs[] = {
     {.name = "logits", .dtype = RT_REAL, .rank = 2, .shape = {32, 10}, .size = 320, .offset = 87592},
 };
@@ -585,5 +595,8 @@ const rt_model REAL_SUFFIX(digits_cnn_model) = {
     .update = update,
     .train_step = train_step,
     .draws = &mask_step,
+    .n_buckets = 1,
+    .buckets = buckets,
+    .grads_done = &grads_done,
     .forward = forward,
 };

@@ -204,6 +204,9 @@ static real *const d_block1_ln1_centered = arena + 2797072; /* [16,64,128] */
 static real *const d_block1_ln1_mean = arena + 2009616; /* [16,64,1] */
 static real *const d_block1_ln1_sum = arena + 2008592; /* [16,64,1] */
 static real *const d_h = arena + 3452432; /* [16,64,128] */
+/* Set by an MPI trainer: starts summing a bucket of gradients over
+ * its processes while the backward pass goes on. */
+static void (*grads_done)(int bucket);
 
 /* The forward pass of the outputs, in the mode forward() or
  * loss_and_grad() set. */
@@ -779,6 +782,8 @@ static void compute_grads(void)
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 1024, 128, 512,
            REAL_C(1.0), d_block2_fc, 512, block2_fc_w, 512, REAL_C(0.0), d_block2_ln2, 128);
     r_gemm_tn(128, 512, 1024, REAL_C(1.0), block2_ln2, 128, d_block2_fc, 512, REAL_C(0.0), d_block2_fc_w, 512);
+    if (grads_done) /* d_head_b to d_block2_fc_w, 8 gradients, are final */
+        grads_done(0);
 
     /* backward of models/lib/transformer_block.lua:16: local h = gelu(dense(layer_norm(x, g2, b2), 4 * width, name .. "_fc")) */
     memset(d_block2_ln2_b, 0, 128 * sizeof *d_block2_ln2_b);
@@ -797,6 +802,8 @@ static void compute_grads(void)
             const real t217 = d_block2_ln2[i * 128 + j] * t216;
             d_block2_ln2_g[j] += t217;
         }
+    if (grads_done) /* d_block2_ln2_b and d_block2_ln2_g are final */
+        grads_done(1);
     for (int i = 0; i < 1024; i++) {
         real part[16] = {REAL_C(0.0)};
         for (int o = 0; o < 128; o += 16)
@@ -853,6 +860,8 @@ static void compute_grads(void)
         }
     r_gemm_nt(1024, 128, 128, REAL_C(1.0), d_block2_x, 128, block2_attn_out_w, 128, REAL_C(0.0), d_block2_attn_y, 128);
     r_gemm_tn(128, 128, 1024, REAL_C(1.0), block2_attn_y, 128, d_block2_x, 128, REAL_C(0.0), d_block2_attn_out_w, 128);
+    if (grads_done) /* d_block2_attn_out_b and d_block2_attn_out_w are final */
+        grads_done(2);
 
     /* backward of models/lib/attention.lua:22: local y = matmul(softmax(causal_mask(scores)), v)      -- [N, heads, T */
     RT_SHARED_PRODUCTS(2, 8388608)
@@ -908,6 +917,8 @@ static void compute_grads(void)
     /* backward of models/lib/attention.lua:18: local q = split(x:matmul(q_w), N, T) */
     r_gemm_nt(1024, 128, 128, REAL_C(1.0), d_block2_attn_q_matmul, 128, block2_attn_q, 128, REAL_C(1.0), d_block2_ln1, 128);
     r_gemm_tn(128, 128, 1024, REAL_C(1.0), block2_ln1, 128, d_block2_attn_q_matmul, 128, REAL_C(0.0), d_block2_attn_q, 128);
+    if (grads_done) /* d_block2_attn_v to d_block2_attn_q, 3 gradients, are final */
+        grads_done(3);
 
     /* backward of models/lib/transformer_block.lua:15: x = x + attend(layer_norm(x, g1, b1)) */
     memset(d_block2_ln1_b, 0, 128 * sizeof *d_block2_ln1_b);
@@ -926,6 +937,8 @@ static void compute_grads(void)
             const real t263 = d_block2_ln1[i * 128 + j] * t262;
             d_block2_ln1_g[j] += t263;
         }
+    if (grads_done) /* d_block2_ln1_b and d_block2_ln1_g are final */
+        grads_done(4);
     for (int i = 0; i < 1024; i++) {
         real part[16] = {REAL_C(0.0)};
         for (int o = 0; o < 128; o += 16)
@@ -1014,6 +1027,8 @@ static void compute_grads(void)
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 1024, 128, 512,
            REAL_C(1.0), d_block1_fc, 512, block1_fc_w, 512, REAL_C(0.0), d_block1_ln2, 128);
     r_gemm_tn(128, 512, 1024, REAL_C(1.0), block1_ln2, 128, d_block1_fc, 512, REAL_C(0.0), d_block1_fc_w, 512);
+    if (grads_done) /* d_block1_proj_b to d_block1_fc_w, 4 gradients, are final */
+        grads_done(5);
 
     /* backward of models/lib/transformer_block.lua:16: local h = gelu(dense(layer_norm(x, g2, b2), 4 * width, name .. "_fc")) */
     memset(d_block1_ln2_b, 0, 128 * sizeof *d_block1_ln2_b);
@@ -1032,6 +1047,8 @@ static void compute_grads(void)
             const real t310 = d_block1_ln2[i * 128 + j] * t309;
             d_block1_ln2_g[j] += t310;
         }
+    if (grads_done) /* d_block1_ln2_b and d_block1_ln2_g are final */
+        grads_done(6);
     for (int i = 0; i < 1024; i++) {
         real part[16] = {REAL_C(0.0)};
         for (int o = 0; o < 128; o += 16)
@@ -1088,6 +1105,8 @@ static void compute_grads(void)
         }
     r_gemm_nt(1024, 128, 128, REAL_C(1.0), d_block1_x, 128, block1_attn_out_w, 128, REAL_C(0.0), d_block1_attn_y, 128);
     r_gemm_tn(128, 128, 1024, REAL_C(1.0), block1_attn_y, 128, d_block1_x, 128, REAL_C(0.0), d_block1_attn_out_w, 128);
+    if (grads_done) /* d_block1_attn_out_b and d_block1_attn_out_w are final */
+        grads_done(7);
 
     /* backward of models/lib/attention.lua:22: local y = matmul(softmax(causal_mask(scores)), v)      -- [N, heads, T */
     RT_SHARED_PRODUCTS(2, 8388608)
@@ -1143,6 +1162,8 @@ static void compute_grads(void)
     /* backward of models/lib/attention.lua:18: local q = split(x:matmul(q_w), N, T) */
     r_gemm_nt(1024, 128, 128, REAL_C(1.0), d_block1_attn_q_matmul, 128, block1_attn_q, 128, REAL_C(1.0), d_block1_ln1, 128);
     r_gemm_tn(128, 128, 1024, REAL_C(1.0), block1_ln1, 128, d_block1_attn_q_matmul, 128, REAL_C(0.0), d_block1_attn_q, 128);
+    if (grads_done) /* d_block1_attn_v to d_block1_attn_q, 3 gradients, are final */
+        grads_done(8);
 
     /* backward of models/lib/transformer_block.lua:15: x = x + attend(layer_norm(x, g1, b1)) */
     memset(d_block1_ln1_b, 0, 128 * sizeof *d_block1_ln1_b);
@@ -1161,6 +1182,8 @@ static void compute_grads(void)
             const real t356 = d_block1_ln1[i * 128 + j] * t355;
             d_block1_ln1_g[j] += t356;
         }
+    if (grads_done) /* d_block1_ln1_b and d_block1_ln1_g are final */
+        grads_done(9);
     for (int i = 0; i < 1024; i++) {
         real part[16] = {REAL_C(0.0)};
         for (int o = 0; o < 128; o += 16)
@@ -1219,6 +1242,8 @@ static void compute_grads(void)
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 128; j++)
             d_tokens[x[i] * 128 + j] += d_h[i * 128 + j];
+    if (grads_done) /* d_positions and d_tokens are final */
+        grads_done(10);
 }
 
 /* Training: the loss, and every parameter's gradient. */
@@ -1382,6 +1407,21 @@ static const rt_tensor grads[] = {
     {.name = "d_head_b", .dtype = RT_REAL, .rank = 1, .shape = {128}, .size = 128, .offset = 874112},
 };
 
+/* The gradients in the order they are final, grouped. */
+static const rt_bucket buckets[] = {
+    {.offset = 288640, .count = 148480}, /* d_head_b to d_block2_fc_w, 8 gradients, are final */
+    {.offset = 271872, .count = 256}, /* d_block2_ln2_b and d_block2_ln2_g are final */
+    {.offset = 272128, .count = 16512}, /* d_block2_attn_out_b and d_block2_attn_out_w are final */
+    {.offset = 222464, .count = 49152}, /* d_block2_attn_v to d_block2_attn_q, 3 gradients, are final */
+    {.offset = 271616, .count = 256}, /* d_block2_ln1_b and d_block2_ln1_g are final */
+    {.offset = 90752, .count = 131712}, /* d_block1_proj_b to d_block1_fc_w, 4 gradients, are final */
+    {.offset = 73984, .count = 256}, /* d_block1_ln2_b and d_block1_ln2_g are final */
+    {.offset = 74240, .count = 16512}, /* d_block1_attn_out_b and d_block1_attn_out_w are final */
+    {.offset = 24576, .count = 49152}, /* d_block1_attn_v to d_block1_attn_q, 3 gradients, are final */
+    {.offset = 73728, .count = 256}, /* d_block1_ln1_b and d_block1_ln1_g are final */
+    {.offset = 0, .count = 24576}, /* d_positions and d_tokens are final */
+};
+
 static const rt_tensor outputs[] = {
     {.name = "logits", .dtype = RT_REAL, .rank = 3, .shape = {16, 64, 128}, .size = 131072, .offset = 1748480},
 };
@@ -1414,5 +1454,8 @@ const rt_model REAL_SUFFIX(gpt_model) = {
     .loss_and_grad = loss_and_grad,
     .update = update,
     .train_step = train_step,
+    .n_buckets = 11,
+    .buckets = buckets,
+    .grads_done = &grads_done,
     .forward = forward,
 };

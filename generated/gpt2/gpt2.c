@@ -206,6 +206,9 @@ static real *const d_h0_ln1_sum = arena + 156448; /* [2,8,1] */
 static real *const d_residual = arena + 140816; /* [2,8,32] */
 static real *const d_residual_slice = arena + 145168; /* [8,32] */
 static real *const d_wte_embedding_grad = arena + 34176; /* [256,32] */
+/* Set by an MPI trainer: starts summing a bucket of gradients over
+ * its processes while the backward pass goes on. */
+static void (*grads_done)(int bucket);
 
 /* The forward pass of the outputs, in the mode forward() or
  * loss_and_grad() set. */
@@ -1303,6 +1306,8 @@ static void compute_grads(void)
             d_wte_embedding_grad[x[i] * 32 + j] += d_residual[i * 32 + j];
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 32, 16,
            REAL_C(1.0), d_logits, 256, lnf, 32, REAL_C(1.0), d_wte, 32);
+    if (grads_done) /* d_lnf_b to d_wte, 28 gradients, are final */
+        grads_done(0);
 }
 
 /* Training: the loss, and every parameter's gradient. */
@@ -1454,6 +1459,11 @@ static const rt_tensor grads[] = {
     {.name = "d_lnf_b", .dtype = RT_REAL, .rank = 1, .shape = {32}, .size = 32, .offset = 68320},
 };
 
+/* The gradients in the order they are final, grouped. */
+static const rt_bucket buckets[] = {
+    {.offset = 0, .count = 34176}, /* d_lnf_b to d_wte, 28 gradients, are final */
+};
+
 static const rt_tensor outputs[] = {
     {.name = "logits", .dtype = RT_REAL, .rank = 3, .shape = {2, 8, 256}, .size = 4096, .offset = 136704},
 };
@@ -1486,5 +1496,8 @@ const rt_model REAL_SUFFIX(gpt2_model) = {
     .loss_and_grad = loss_and_grad,
     .update = update,
     .train_step = train_step,
+    .n_buckets = 1,
+    .buckets = buckets,
+    .grads_done = &grads_done,
     .forward = forward,
 };

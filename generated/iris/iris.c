@@ -24,6 +24,9 @@ static real *const cross_entropy = arena + 256; /* [30] */
 static real *const loss_sum = arena + 384; /* [] */
 static real *const loss_value = arena + 255; /* [] */
 static real *const d_logits = arena + 288; /* [30,3] */
+/* Set by an MPI trainer: starts summing a bucket of gradients over
+ * its processes while the backward pass goes on. */
+static void (*grads_done)(int bucket);
 
 /* The forward pass of the outputs, in the mode forward() or
  * loss_and_grad() set. */
@@ -110,6 +113,8 @@ static void compute_grads(void)
         }
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 4, 3, 30,
            REAL_C(1.0), x, 4, d_logits, 3, REAL_C(0.0), d_W, 3);
+    if (grads_done) /* d_b and d_W are final */
+        grads_done(0);
 }
 
 /* Training: the loss, and every parameter's gradient. */
@@ -177,6 +182,11 @@ static const rt_tensor grads[] = {
     {.name = "d_b", .dtype = RT_REAL, .rank = 1, .shape = {3}, .size = 3, .offset = 147},
 };
 
+/* The gradients in the order they are final, grouped. */
+static const rt_bucket buckets[] = {
+    {.offset = 0, .count = 15}, /* d_b and d_W are final */
+};
+
 static const rt_tensor outputs[] = {
     {.name = "logits", .dtype = RT_REAL, .rank = 2, .shape = {30, 3}, .size = 90, .offset = 165},
 };
@@ -209,5 +219,8 @@ const rt_model REAL_SUFFIX(iris_model) = {
     .loss_and_grad = loss_and_grad,
     .update = update,
     .train_step = train_step,
+    .n_buckets = 1,
+    .buckets = buckets,
+    .grads_done = &grads_done,
     .forward = forward,
 };

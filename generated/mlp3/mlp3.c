@@ -40,6 +40,9 @@ static real *const d_h2 = arena + 59168; /* [64,100] */
 static real *const d_fc2 = arena + 39968; /* [64,100] */
 static real *const d_h1 = arena + 52768; /* [64,100] */
 static real *const d_fc1 = arena + 39968; /* [64,100] */
+/* Set by an MPI trainer: starts summing a bucket of gradients over
+ * its processes while the backward pass goes on. */
+static void (*grads_done)(int bucket);
 
 /* The forward pass of the outputs, in the mode forward() or
  * loss_and_grad() set. */
@@ -205,6 +208,8 @@ static void compute_grads(int fold, real lr, real keep)
     else
         r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 64, 100, 64,
                REAL_C(1.0), x, 64, d_fc1, 100, REAL_C(0.0), d_fc1_w, 100);
+    if (grads_done) /* d_fc3_b to d_fc1_w, 6 gradients, are final */
+        grads_done(0);
 }
 
 /* Training: the loss, and every parameter's gradient. */
@@ -295,6 +300,11 @@ static const rt_tensor grads[] = {
     {.name = "d_fc3_b", .dtype = RT_REAL, .rank = 1, .shape = {10}, .size = 10, .offset = 39306},
 };
 
+/* The gradients in the order they are final, grouped. */
+static const rt_bucket buckets[] = {
+    {.offset = 0, .count = 17610}, /* d_fc3_b to d_fc1_w, 6 gradients, are final */
+};
+
 static const rt_tensor outputs[] = {
     {.name = "logits", .dtype = RT_REAL, .rank = 2, .shape = {64, 10}, .size = 640, .offset = 39316},
 };
@@ -327,5 +337,8 @@ const rt_model REAL_SUFFIX(mlp3_model) = {
     .loss_and_grad = loss_and_grad,
     .update = update,
     .train_step = train_step,
+    .n_buckets = 1,
+    .buckets = buckets,
+    .grads_done = &grads_done,
     .forward = forward,
 };

@@ -16,6 +16,9 @@ static real *const W = arena + 128; /* param [16,16] */
 static real *const d_W = arena + 384; /* gradient [16,16] */
 static real *const q = arena + 640; /* [8,16] */
 static real *const loss_value = arena + 768; /* [] */
+/* Set by an MPI trainer: starts summing a bucket of gradients over
+ * its processes while the backward pass goes on. */
+static void (*grads_done)(int bucket);
 
 /* The forward pass of the outputs, in the mode forward() or
  * loss_and_grad() set. */
@@ -90,6 +93,8 @@ static void compute_grads(int fold, real lr, real keep)
     else
         r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 16, 16, 8,
                REAL_C(2.0), q, 16, x, 16, REAL_C(0.0), d_W, 16);
+    if (grads_done) /* d_W is final */
+        grads_done(0);
 }
 
 /* Training: the loss, and every parameter's gradient. */
@@ -153,6 +158,11 @@ static const rt_tensor grads[] = {
     {.name = "d_W", .dtype = RT_REAL, .rank = 2, .shape = {16, 16}, .size = 256, .offset = 384},
 };
 
+/* The gradients in the order they are final, grouped. */
+static const rt_bucket buckets[] = {
+    {.offset = 0, .count = 256}, /* d_W is final */
+};
+
 static const rt_tensor outputs[] = {
     {.name = "q", .dtype = RT_REAL, .rank = 2, .shape = {8, 16}, .size = 128, .offset = 640},
 };
@@ -185,5 +195,8 @@ const rt_model REAL_SUFFIX(norm_wx_model) = {
     .loss_and_grad = loss_and_grad,
     .update = update,
     .train_step = train_step,
+    .n_buckets = 1,
+    .buckets = buckets,
+    .grads_done = &grads_done,
     .forward = forward,
 };

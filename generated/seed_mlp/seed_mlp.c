@@ -24,6 +24,9 @@ static real *const sub = arena + 267296; /* [64,10] */
 static real *const loss_value = arena + 267280; /* [] */
 static real *const d_h = arena + 280096; /* [64,100] */
 static real *const d_h_matmul = arena + 267296; /* [64,100] */
+/* Set by an MPI trainer: starts summing a bucket of gradients over
+ * its processes while the backward pass goes on. */
+static void (*grads_done)(int bucket);
 
 /* The forward pass of the outputs, in the mode forward() or
  * loss_and_grad() set. */
@@ -114,6 +117,8 @@ static void compute_grads(int fold, real lr, real keep)
         r_gemm_tn(1000, 100, 64, -lr, x, 1000, d_h_matmul, 100, keep, w1, 100);
     else
         r_gemm_tn(1000, 100, 64, REAL_C(1.0), x, 1000, d_h_matmul, 100, REAL_C(0.0), d_w1, 100);
+    if (grads_done) /* d_w2 and d_w1 are final */
+        grads_done(0);
 }
 
 /* Training: the loss, and every parameter's gradient. */
@@ -183,6 +188,11 @@ static const rt_tensor grads[] = {
     {.name = "d_w2", .dtype = RT_REAL, .rank = 2, .shape = {100, 10}, .size = 1000, .offset = 265640},
 };
 
+/* The gradients in the order they are final, grouped. */
+static const rt_bucket buckets[] = {
+    {.offset = 0, .count = 101000}, /* d_w2 and d_w1 are final */
+};
+
 static const rt_tensor outputs[] = {
     {.name = "y_pred", .dtype = RT_REAL, .rank = 2, .shape = {64, 10}, .size = 640, .offset = 266640},
 };
@@ -215,5 +225,8 @@ const rt_model REAL_SUFFIX(seed_mlp_model) = {
     .loss_and_grad = loss_and_grad,
     .update = update,
     .train_step = train_step,
+    .n_buckets = 1,
+    .buckets = buckets,
+    .grads_done = &grads_done,
     .forward = forward,
 };

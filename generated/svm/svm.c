@@ -23,6 +23,9 @@ static real *const reg_loss_sum = arena + 6032; /* [] */
 static real *const loss_value = arena + 6016; /* [] */
 static real *const d_W_mul = arena + 4736; /* [10,64] */
 static real *const d_scores = arena + 6032; /* [64,10] */
+/* Set by an MPI trainer: starts summing a bucket of gradients over
+ * its processes while the backward pass goes on. */
+static void (*grads_done)(int bucket);
 
 /* The forward pass of the outputs, in the mode forward() or
  * loss_and_grad() set. */
@@ -156,6 +159,8 @@ static void compute_grads(void)
     /* backward of models/svm.lua:12: local scores = x:matmul(W:t()) */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 10, 64, 64,
            REAL_C(1.0), d_scores, 10, x, 64, REAL_C(1.0), d_W, 64);
+    if (grads_done) /* d_W is final */
+        grads_done(0);
 }
 
 /* Training: the loss, and every parameter's gradient. */
@@ -213,6 +218,11 @@ static const rt_tensor grads[] = {
     {.name = "d_W", .dtype = RT_REAL, .rank = 2, .shape = {10, 64}, .size = 640, .offset = 4736},
 };
 
+/* The gradients in the order they are final, grouped. */
+static const rt_bucket buckets[] = {
+    {.offset = 0, .count = 640}, /* d_W is final */
+};
+
 static const rt_tensor outputs[] = {
     {.name = "scores", .dtype = RT_REAL, .rank = 2, .shape = {64, 10}, .size = 640, .offset = 5376},
 };
@@ -245,5 +255,8 @@ const rt_model REAL_SUFFIX(svm_model) = {
     .loss_and_grad = loss_and_grad,
     .update = update,
     .train_step = train_step,
+    .n_buckets = 1,
+    .buckets = buckets,
+    .grads_done = &grads_done,
     .forward = forward,
 };
