@@ -357,19 +357,61 @@ static volatile sig_atomic_t stop_signal;
 
 static void on_stop(int sig) { stop_signal = sig; }
 
+/* On many processes mpirun ends a job, when one of its processes ended or
+ * it was itself interrupted, by SIGTERM to each of the others and SIGKILL
+ * a few seconds later: a process waiting on a dead one would never reach
+ * the end of its step, so it ends at once, process 0 saying where to
+ * resume (said_at_term[said], kept up to date by save: it writes the
+ * other one, then flips said, so the handler never reads half a line). */
+static char said_at_term[2][600];
+static volatile sig_atomic_t said;
+
+static void on_term_together(int sig)
+{
+    (void)sig;
+    const char *line = said_at_term[said];
+    if (write(STDERR_FILENO, line, strlen(line)) < 0)
+        _exit(143);
+    _exit(143);
+}
+
+/* What process 0 says if mpirun ends the run now. */
+static void set_said_at_term(const Trainer *t)
+{
+    char *line = said_at_term[!said];
+    if (!t->lead)
+        line[0] = 0;
+    else if (t->good)
+        snprintf(line, sizeof said_at_term[0],
+                 "%s: stopped by mpirun (a process ended, or it was interrupted); resume from "
+                 "%s (step %ld)\n",
+                 t->prog, t->good, t->good_step);
+    else
+        snprintf(line, sizeof said_at_term[0],
+                 "%s: stopped by mpirun (a process ended, or it was interrupted); no checkpoint "
+                 "was saved\n",
+                 t->prog);
+    said = !said;
+}
+
 typedef struct {
     struct sigaction intr, term;
 } Handlers;
 
-static void catch_stops(Handlers *old)
+static void catch_stops(const Trainer *t, Handlers *old)
 {
-    struct sigaction sa;
+    struct sigaction sa, term;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_stop;
     sa.sa_flags = SA_RESETHAND | SA_RESTART;
     sigemptyset(&sa.sa_mask);
+    term = sa;
+    if (t->comm->size > 1) {
+        set_said_at_term(t);
+        term.sa_handler = on_term_together;
+    }
     stop_signal = 0;
-    if (sigaction(SIGINT, &sa, &old->intr) != 0 || sigaction(SIGTERM, &sa, &old->term) != 0)
+    if (sigaction(SIGINT, &sa, &old->intr) != 0 || sigaction(SIGTERM, &term, &old->term) != 0)
         rt_die("sigaction failed");
 }
 
@@ -423,6 +465,8 @@ static int save(Trainer *t, const char *path, long step)
     t->good = path;
     t->good_step = step;
     t->saved_at = step;
+    if (t->comm->size > 1)
+        set_said_at_term(t);
     return 0;
 }
 
@@ -845,7 +889,7 @@ static int train(Trainer *t)
     if (agreed(t, o->log && t->lead ? open_log(t) : 0))
         return 1;
     Handlers old;
-    catch_stops(&old);
+    catch_stops(t, &old);
     rc = run(t);
     restore_stops(&old);
     if (t->log)

@@ -8,7 +8,10 @@
  * step's loss and the parameters after to 1e-12 relative in double and
  * 1e-5 in float (the sums are the same sums, added in another order).
  */
+#include <dirent.h>
 #include <math.h>
+#include <signal.h>
+#include <time.h>
 #include "test_util.h"
 
 enum { STEPS = 50 };
@@ -231,6 +234,183 @@ START_TEST(test_one_process_is_plain)
 }
 END_TEST
 
+/* The pid of the process of rank `rank` running exe, from /proc (mpirun
+ * tells each its rank in OMPI_COMM_WORLD_RANK), or 0. */
+static pid_t find_rank(const char *exe, int rank)
+{
+    char want[32], path[64], buf[65536];
+    snprintf(want, sizeof want, "OMPI_COMM_WORLD_RANK=%d", rank);
+    DIR *d = opendir("/proc");
+    pid_t found = 0;
+    for (struct dirent *e; !found && d && (e = readdir(d));) {
+        pid_t pid = (pid_t)atoi(e->d_name);
+        if (pid <= 0)
+            continue;
+        snprintf(path, sizeof path, "/proc/%d/cmdline", (int)pid);
+        FILE *f = fopen(path, "r");
+        size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+        if (f)
+            fclose(f);
+        buf[n] = 0;
+        if (strcmp(buf, exe)) /* argv[0], up to its NUL */
+            continue;
+        snprintf(path, sizeof path, "/proc/%d/environ", (int)pid);
+        f = fopen(path, "r");
+        n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+        if (f)
+            fclose(f);
+        for (size_t i = 0; i < n; i += strlen(buf + i) + 1)
+            if (!strcmp(buf + i, want))
+                found = pid;
+    }
+    if (d)
+        closedir(d);
+    return found;
+}
+
+static void sleep_s(double s)
+{
+    struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
+    nanosleep(&ts, NULL);
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static char *read_file(const char *path)
+{
+    char cmd[1100], *text;
+    snprintf(cmd, sizeof cmd, "cat %s", path);
+    run_cmd(cmd, &text);
+    return text;
+}
+
+/* SIGKILL to one process of two: the other ends within 30 s with one
+ * line naming the last checkpoint (mpirun -q, so that Open MPI's own
+ * banner is not printed), and resuming from it on two processes ends
+ * where a run that never stopped does, bit for bit; the checkpoint was at
+ * most one interval (20 steps) behind the last step printed. */
+START_TEST(test_kill_and_resume)
+{
+    const Case *c = &cases[2];
+    char mpi_dir[128], one_dir[128], data[2048], exe[1024], cmd[8192], ckpt[1024], out[1024];
+    build_case(c, mpi_dir, one_dir, sizeof mpi_dir);
+    data_of(c, data, sizeof data);
+    snprintf(exe, sizeof exe, "%s/%s/%s_train_mpi", work, mpi_dir, c->name);
+    snprintf(ckpt, sizeof ckpt, "%s/kill.ckpt", work);
+    snprintf(out, sizeof out, "%s/kill.out", work);
+    snprintf(cmd, sizeof cmd,
+             "%s -q -np 2 %s %s --steps 1000000 --print-every 1 --save-every 20 --checkpoint %s "
+             ">%s 2>&1",
+             mpirun(), exe, data, ckpt, out);
+    pid_t job = fork();
+    ck_assert_int_ge(job, 0);
+    if (job == 0) {
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(127);
+    }
+    /* Past the first checkpoints, then rank 1 dies. */
+    double t0 = now_s();
+    while (!file_exists(ckpt) && now_s() - t0 < 120)
+        sleep_s(0.05);
+    sleep_s(0.5);
+    pid_t victim = find_rank(exe, 1);
+    ck_assert_msg(victim > 0, "no process of rank 1 running %s", exe);
+    ck_assert_int_eq(kill(victim, SIGKILL), 0);
+    double killed = now_s();
+    int status = 0;
+    while (waitpid(job, &status, WNOHANG) == 0 && now_s() - killed < 60)
+        sleep_s(0.02);
+    double took = now_s() - killed;
+    if (took >= 60)
+        kill(job, SIGKILL), waitpid(job, &status, 0);
+    char *said = read_file(out);
+    printf("mpi: rank 1 killed: the run ended %.2f s later, exit %d\n", took,
+           WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+    ck_assert_msg(took < 30, "the run went on %.0f s after a process died: %.2000s", took, said);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) != 0, "exit %d", status);
+    const char *line = strstr(said, "stopped by mpirun");
+    ck_assert_msg(line && !strstr(line + 1, "stopped by mpirun"), "not one line: %.3000s", said);
+    const char *at = strstr(line, "(step ");
+    ck_assert_msg(at, "no checkpoint named: %.200s", line);
+    long saved = atol(at + 6), last = 0;
+    for (const char *p = said; (p = strstr(p, "step ")); p++)
+        if (p == said || p[-1] == '\n')
+            last = atol(p + 5);
+    printf("mpi: last step printed %ld, resumed from the checkpoint of step %ld\n", last, saved);
+    ck_assert_msg(saved >= 20 && saved >= last - 20, "checkpoint at step %ld, last step %ld", saved,
+                  last);
+    free(said);
+
+    /* Resumed on two processes, then a run that never stopped. */
+    char *a, *b;
+    snprintf(cmd, sizeof cmd,
+             "%s -np 2 %s %s --resume %s --steps %ld --digits 17 --export %s/resumed", mpirun(),
+             exe, data, ckpt, saved + 10, work);
+    ck_assert_int_eq(run_cmd(cmd, &a), 0);
+    snprintf(cmd, sizeof cmd, "%s -np 2 %s %s --steps %ld --digits 17 --export %s/straight",
+             mpirun(), exe, data, saved + 10, work);
+    ck_assert_int_eq(run_cmd(cmd, &b), 0);
+    const char *fa = strstr(a, "final loss "), *fb = strstr(b, "final loss ");
+    ck_assert_msg(fa && fb, "%.2000s\n%.2000s", a, b);
+    ck_assert_msg(strtod(fa + 11, NULL) == strtod(fb + 11, NULL),
+                  "resumed: %.40s, never stopped: %.40s", fa, fb);
+    ck_assert_double_eq(params_differ("resumed", "straight"), 0);
+    free(a);
+    free(b);
+}
+END_TEST
+
+/* Bad setups, one line each: processes built from different models,
+ * processes reading different data, and --mpi without Open MPI's mpicc. */
+START_TEST(test_bad_setups)
+{
+    const Case *c = &cases[0], *other = &cases[2];
+    char mpi_dir[128], one_dir[128], o_mpi[128], o_one[128], cmd[4096], *said;
+    build_case(c, mpi_dir, one_dir, sizeof mpi_dir);
+    build_case(other, o_mpi, o_one, sizeof o_mpi);
+    /* iris and iris at another batch: the same name, another model */
+    build("iris_b20", "models/iris.lua", "--mpi --double -D batch=20");
+    snprintf(cmd, sizeof cmd,
+             "%s -q -np 1 %s/%s/iris_train_mpi %s : -np 1 %s/iris_b20/iris_train_mpi %s", mpirun(),
+             work, mpi_dir, IRIS, work, IRIS);
+    int status = run_cmd(cmd, &said);
+    ck_assert_msg(status != 0 && strstr(said, "the processes run different models") &&
+                      !strstr(strstr(said, "different models") + 1, "different models"),
+                  "exit %d: %.3000s", status, said);
+    free(said);
+
+    /* The same rows in another order: a file of the same shape that differs. */
+    char shuffled[1024];
+    snprintf(shuffled, sizeof shuffled, "%s/iris_reversed.csv", work);
+    snprintf(cmd, sizeof cmd, "{ head -1 data/iris.csv; tail -n +2 data/iris.csv | tac; } > %s",
+             shuffled);
+    ck_assert_int_eq(system(cmd), 0);
+    snprintf(cmd, sizeof cmd,
+             "%s -q -np 1 %s/%s/iris_train_mpi %s : -np 1 %s/%s/iris_train_mpi --data x=%s "
+             "--data labels=%s",
+             mpirun(), work, mpi_dir, IRIS, work, mpi_dir, shuffled, shuffled);
+    status = run_cmd(cmd, &said);
+    ck_assert_msg(status != 0 && strstr(said, "files differ between the processes"),
+                  "exit %d: %.3000s", status, said);
+    free(said);
+
+    snprintf(cmd, sizeof cmd, "PATH=/nonexistent %s build models/iris.lua --mpi -o %s/nompi",
+             GRADC_BIN, work);
+    status = run_cmd(cmd, &said);
+    ck_assert_msg(status == 1 && strstr(said, "--mpi needs Open MPI's mpicc"), "exit %d: %s",
+                  status, said);
+    char left[1100];
+    snprintf(left, sizeof left, "%s/nompi", work);
+    ck_assert_msg(!file_exists(left), "a failed build left %s", left);
+    free(said);
+}
+END_TEST
+
 static void setup(void)
 {
     work = make_tmpdir();
@@ -303,6 +483,8 @@ static Suite *mpi_suite(void)
     tcase_add_test(tc, test_one_process_is_plain);
     tcase_add_test(tc, test_buckets_in_the_backward);
     tcase_add_test(tc, test_evaluation_shared);
+    tcase_add_test(tc, test_kill_and_resume);
+    tcase_add_test(tc, test_bad_setups);
     suite_add_tcase(s, tc);
     return s;
 }
