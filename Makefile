@@ -292,16 +292,19 @@ fuzz:
 # ---- bench: `make bench`, gradc against NumPy, PyTorch and the GEMM-only bound ----
 # bench/bench.py builds the benchmark's networks with gradc into
 # $(BENCH_BUILD), runs each beside NumPy, PyTorch and the GEMM-only bound,
-# round by round, and writes bench/results.md (under 10 minutes on 2 cores).
+# round by round, and writes bench/results.md (under 10 minutes on 2 cores);
+# then bench/bench_mpi.py trains two of them on 2 MPI processes against 1
+# process of 1 and 2 threads, and writes bench/results-mpi.md (a minute).
 # BENCH_FLAGS passes flags on: make bench BENCH_FLAGS="--rounds 3 --nets seed_mlp,gpt"
 # (--quick: one short round). Not part of `make test`.
 BENCH_BUILD ?= $(BUILD)/bench
 BENCH_FLAGS ?=
 BENCH_TOOLS := $(BENCH_BUILD)/spawn $(BENCH_BUILD)/gemm_bound $(BENCH_BUILD)/gemm_trace.so $(BENCH_BUILD)/pingpong
 .PHONY: bench
-bench: $(BUILD)/gradc $(BUILD)/libgradc_rt.a $(BENCH_TOOLS)
+bench: $(BUILD)/gradc $(BUILD)/libgradc_rt.a $(BUILD)/libgradc_mpi.a $(BENCH_TOOLS)
 	@scripts/deps.sh bench
 	@BUILD=$(BUILD) BENCH_BUILD=$(BENCH_BUILD) /usr/bin/python3 bench/bench.py $(BENCH_FLAGS)
+	@BUILD=$(BUILD) BENCH_BUILD=$(BENCH_BUILD) /usr/bin/python3 bench/bench_mpi.py
 # bench-gpt2: GPT-2 124M (models/gpt2.lua -D context=64 -D batch=4, as llm.c's
 # CPU trainer runs it) against its GEMM-only bound and PyTorch autograd, at
 # 1 and 2 threads, with its compile and build times, memory and a sample;

@@ -25,10 +25,11 @@ static const char *const reserved[] = {
     /* what generated functions use as locals */
     "i", "j", "k", "l", "m", "n", "acc", "row", "drow", "srow", "dot", "label", "mx", "cnt", "on",
     "at", "oi", "win", "lr", "loss", "x0", "m0", "m1", "n0", "n1", "rows", "hyper", "params",
-    "grads", "avg", "avg_sq", "scale", "norm2", "part", "o", "wd", "mu", "b1", "b2", "c1", "c2",
-    "eps", "alpha", "g", "sqrt", "forward", "loss_and_grad", "train_step", "inputs", "outputs",
-    "memset", "memcpy", "fold", "keep", "compute_grads", "update", "tuned_copy", "compute_outputs",
-    "compute_loss", "training", "mask_step", "buffers", "r", "grads_done", "bucket",
+    "grads", "avg", "avg_sq", "pre", "scale", "norm2", "part", "o", "wd", "mu", "b1", "b2", "c1",
+    "c2", "eps", "alpha", "g", "sqrt", "forward", "loss_and_grad", "train_step", "inputs",
+    "outputs", "memset", "memcpy", "fold", "keep", "compute_grads", "update", "tuned_copy",
+    "compute_outputs", "compute_loss", "training", "mask_step", "buffers", "r", "grads_done",
+    "bucket",
     /* the C library's, which a header may declare */
     "exp", "log", "tanh", "pow", "fmax", "fmin", "sqrt", "fabs", "floor", "ceil", "round", "sin",
     "cos", "tan", "erf", "gamma", "lgamma", "tgamma", "j0", "j1", "jn", "y0", "y1", "yn", "abs",
@@ -607,11 +608,12 @@ static void emit_folded_step(Emit *e)
                      "static double train_step(const rt_hyper *hyper)\n{\n");
     if (has_draws(g))
         buf_printf(e->b, "    mask_step = (uint64_t)hyper->step; /* new random draws */\n");
-    buf_printf(e->b, "    if (hyper->clip > 0) {\n"
-                     "        const double loss = loss_and_grad();\n"
-                     "        update(hyper);\n"
-                     "        return loss;\n"
-                     "    }\n");
+    buf_printf(e->b,
+               "    if (hyper->clip > 0 || (hyper->grad_scale > 0 && hyper->grad_scale != 1)) {\n"
+               "        const double loss = loss_and_grad();\n"
+               "        update(hyper);\n"
+               "        return loss;\n"
+               "    }\n");
     if (has_modes(g))
         buf_printf(e->b, "    training = 1;\n");
     buf_printf(e->b, "    const real lr = (real)hyper->lr, wd = (real)hyper->weight_decay;\n"

@@ -81,15 +81,17 @@ void optim_emit_update(Buf *b, const Optimizer *o, long params, long grads, long
         buf_printf(b, "    real *const avg_sq = arena + %ld;\n", state + n);
     long whole = n / PARTIAL_SUMS * PARTIAL_SUMS;
     const char *count = count_type(n);
-    buf_printf(b,
-               "    real scale = REAL_C(1.0);\n"
-               "    if (hyper->clip > 0) {\n"
-               "        double part[%d] = {0.0};\n"
-               "        for (%s i = 0; i < %ld; i += %d)\n"
-               "            for (int j = 0; j < %d; j++)\n"
-               "                part[j] += (double)grads[i + j] * grads[i + j];\n"
-               "        double norm2 = 0.0;\n",
-               PARTIAL_SUMS, count, whole, PARTIAL_SUMS, PARTIAL_SUMS);
+    buf_printf(
+        b,
+        "    const real pre = hyper->grad_scale > 0 ? (real)hyper->grad_scale : REAL_C(1.0);\n"
+        "    real scale = pre;\n"
+        "    if (hyper->clip > 0) {\n"
+        "        double part[%d] = {0.0};\n"
+        "        for (%s i = 0; i < %ld; i += %d)\n"
+        "            for (int j = 0; j < %d; j++)\n"
+        "                part[j] += (double)grads[i + j] * grads[i + j];\n"
+        "        double norm2 = 0.0;\n",
+        PARTIAL_SUMS, count, whole, PARTIAL_SUMS, PARTIAL_SUMS);
     if (whole < n)
         buf_printf(b,
                    "        for (%s i = %ld; i < %ld; i++)\n"
@@ -98,7 +100,7 @@ void optim_emit_update(Buf *b, const Optimizer *o, long params, long grads, long
     buf_printf(b,
                "        for (int j = 0; j < %d; j++)\n"
                "            norm2 += part[j];\n"
-               "        if (sqrt(norm2) > hyper->clip)\n"
+               "        if (pre * sqrt(norm2) > hyper->clip)\n"
                "            scale = (real)(hyper->clip / sqrt(norm2));\n"
                "    }\n"
                "    const real lr = (real)hyper->lr, wd = (real)hyper->weight_decay;\n",
@@ -123,15 +125,16 @@ void optim_emit_update(Buf *b, const Optimizer *o, long params, long grads, long
         break;
     case OPT_ADAM:
     case OPT_ADAMW:
-        buf_printf(b,
-                   "    const real b1 = (real)hyper->beta1, b2 = (real)hyper->beta2;\n"
-                   "    const real eps = (real)hyper->eps;\n"
-                   "    /* bias corrections for averages that start at zero, as factors:\n"
-                   "     * divides and square roots are the slow part of the loop */\n"
-                   "    const real c1 = (real)(1 / (1 - pow(hyper->beta1, (double)hyper->step)));\n"
-                   "    const real c2 = (real)(1 / sqrt(1 - pow(hyper->beta2, (double)hyper->step)));\n"
-                   "    for (%s i = 0; i < %ld; i++) {\n",
-                   count, n);
+        buf_printf(
+            b,
+            "    const real b1 = (real)hyper->beta1, b2 = (real)hyper->beta2;\n"
+            "    const real eps = (real)hyper->eps;\n"
+            "    /* bias corrections for averages that start at zero, as factors:\n"
+            "     * divides and square roots are the slow part of the loop */\n"
+            "    const real c1 = (real)(1 / (1 - pow(hyper->beta1, (double)hyper->step)));\n"
+            "    const real c2 = (real)(1 / sqrt(1 - pow(hyper->beta2, (double)hyper->step)));\n"
+            "    for (%s i = 0; i < %ld; i++) {\n",
+            count, n);
         if (o->kind == OPT_ADAMW)
             buf_printf(b, "        const real g = scale * grads[i];\n"
                           "        params[i] -= lr * wd * params[i];\n");

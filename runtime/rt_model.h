@@ -66,7 +66,10 @@ typedef struct {
     double eps;          /* adam, adamw, rmsprop */
     double weight_decay;
     double clip; /* > 0: gradients scaled to a global L2 norm of at most clip */
-    long step;   /* 1 for the first step: Adam's bias correction */
+    /* > 0: the gradients in place are taken times this (0 is 1): an MPI
+     * trainer's 1 / P, its gradients being the sum over P processes */
+    double grad_scale;
+    long step; /* 1 for the first step: Adam's bias correction */
 } rt_hyper;
 
 /* A range of the gradient block, in values: an MPI trainer sums it over

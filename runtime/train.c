@@ -650,25 +650,30 @@ static void sample_text(Trainer *t)
     free(text);
 }
 
-/* The gradients summed over the processes and divided by their number:
- * of a loss that is a mean over rows, that is the gradient of one
- * process's mean over the global batch. */
+/* The gradients summed over the processes, then divided by their number
+ * (for --export-grads; a step's update does it as it reads them, by
+ * hyper.grad_scale): of a loss that is a mean over rows, that is the
+ * gradient of one process's mean over the global batch. */
 static void average_grads(Trainer *t)
 {
     const rt_model *m = t->m;
     const int P = t->comm->size, dbl = m->real == RT_F64;
     void *g = (char *)m->arena + (size_t)m->grads_offset * (dbl ? 8 : 4);
     t->waited = t->comm->finish_grads(m);
-    for (long i = 0; i < m->n_param_elems; i++)
-        if (dbl)
-            ((double *)g)[i] /= P;
-        else
-            ((float *)g)[i] /= (float)P;
+    if (dbl) {
+        double *d = g, by = 1.0 / P;
+        for (long i = 0; i < m->n_param_elems; i++)
+            d[i] *= by;
+    } else {
+        float *f = g, by = 1.0f / (float)P;
+        for (long i = 0; i < m->n_param_elems; i++)
+            f[i] *= by;
+    }
 }
 
 /* One step. On many processes each takes the gradients of its rows, all
- * take their average and make the same update; each draws its own
- * dropout. The sums start as the backward pass finishes each bucket of
+ * sum them and make the same update from 1/P of the sum; each draws its
+ * own dropout. The sums start as the backward pass finishes each bucket of
  * gradients (mpi.c). The loss returned is this process's. */
 static double step(Trainer *t, rt_hyper *h)
 {
@@ -679,7 +684,8 @@ static double step(Trainer *t, rt_hyper *h)
         *m->draws = (uint64_t)h->step ^ (uint64_t)t->comm->rank << 40;
     t->comm->start_grads(m);
     double loss = m->loss_and_grad();
-    average_grads(t);
+    t->waited = t->comm->finish_grads(m);
+    h->grad_scale = 1.0 / t->comm->size;
     m->update(h);
     return loss;
 }

@@ -194,8 +194,8 @@ static void expect_step(const Model *r, const rt_hyper *hyper, const double *p, 
             if (!close_rel(got, want, 1e-12))
                 ck_abort_msg("%s: %s[%ld] after %s (lr %g, weight decay %g, clip %g) is "
                              "%.17g, by hand %.17g (p %.17g, g %.17g)",
-                             r->name, t->name, i, what, hyper->lr, hyper->weight_decay,
-                             hyper->clip, got, want, p[base + i], factor * g[base + i]);
+                             r->name, t->name, i, what, hyper->lr, hyper->weight_decay, hyper->clip,
+                             got, want, p[base + i], factor * g[base + i]);
         }
     }
     ck_assert_msg(nonzero > 0, "%s: every gradient element is 0 at seed %d", r->name, SEED);
@@ -256,6 +256,17 @@ static void check_step(const Model *r, double weight_decay, double clip_part)
         a[m->grads_offset + i] = 2 * g[i];
     m->update(&hyper);
     expect_step(r, &hyper, p, g, 2, norm, "update of twice the gradients");
+
+    /* ... and, told grad_scale 0.5, as from the gradients themselves: an
+     * MPI trainer's sum of two processes' gradients. */
+    rt_init_params(m, SEED);
+    memset(a + m->state_offset, 0, m->n_state * sizeof *a);
+    for (long i = 0; i < m->n_param_elems; i++)
+        a[m->grads_offset + i] = 2 * g[i];
+    rt_hyper halved = hyper;
+    halved.grad_scale = 0.5;
+    m->update(&halved);
+    expect_step(r, &hyper, p, g, 1, norm, "update of twice the gradients at grad_scale 0.5");
     free(p);
     free(g);
 }

@@ -489,7 +489,8 @@ static void update(const rt_hyper *hyper)
     const real *const grads = arena + 23434;
     real *const avg = arena + 44820;
     real *const avg_sq = arena + 66206;
-    real scale = REAL_C(1.0);
+    const real pre = hyper->grad_scale > 0 ? (real)hyper->grad_scale : REAL_C(1.0);
+    real scale = pre;
     if (hyper->clip > 0) {
         double part[16] = {0.0};
         for (int i = 0; i < 21376; i += 16)
@@ -500,7 +501,7 @@ static void update(const rt_hyper *hyper)
             norm2 += (double)grads[i] * grads[i];
         for (int j = 0; j < 16; j++)
             norm2 += part[j];
-        if (sqrt(norm2) > hyper->clip)
+        if (pre * sqrt(norm2) > hyper->clip)
             scale = (real)(hyper->clip / sqrt(norm2));
     }
     const real lr = (real)hyper->lr, wd = (real)hyper->weight_decay;

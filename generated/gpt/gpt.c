@@ -1264,7 +1264,8 @@ static void update(const rt_hyper *hyper)
     const real *const grads = arena + 437120;
     real *const avg = arena + 874240;
     real *const avg_sq = arena + 1311360;
-    real scale = REAL_C(1.0);
+    const real pre = hyper->grad_scale > 0 ? (real)hyper->grad_scale : REAL_C(1.0);
+    real scale = pre;
     if (hyper->clip > 0) {
         double part[16] = {0.0};
         for (int i = 0; i < 437120; i += 16)
@@ -1273,7 +1274,7 @@ static void update(const rt_hyper *hyper)
         double norm2 = 0.0;
         for (int j = 0; j < 16; j++)
             norm2 += part[j];
-        if (sqrt(norm2) > hyper->clip)
+        if (pre * sqrt(norm2) > hyper->clip)
             scale = (real)(hyper->clip / sqrt(norm2));
     }
     const real lr = (real)hyper->lr, wd = (real)hyper->weight_decay;

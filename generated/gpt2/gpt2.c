@@ -1328,7 +1328,8 @@ static void update(const rt_hyper *hyper)
     const real *const grads = arena + 34176;
     real *const avg = arena + 68352;
     real *const avg_sq = arena + 102528;
-    real scale = REAL_C(1.0);
+    const real pre = hyper->grad_scale > 0 ? (real)hyper->grad_scale : REAL_C(1.0);
+    real scale = pre;
     if (hyper->clip > 0) {
         double part[16] = {0.0};
         for (int i = 0; i < 34176; i += 16)
@@ -1337,7 +1338,7 @@ static void update(const rt_hyper *hyper)
         double norm2 = 0.0;
         for (int j = 0; j < 16; j++)
             norm2 += part[j];
-        if (sqrt(norm2) > hyper->clip)
+        if (pre * sqrt(norm2) > hyper->clip)
             scale = (real)(hyper->clip / sqrt(norm2));
     }
     const real lr = (real)hyper->lr, wd = (real)hyper->weight_decay;

@@ -228,7 +228,8 @@ static void update(const rt_hyper *hyper)
 {
     real *const params = arena + 4096;
     const real *const grads = arena + 21706;
-    real scale = REAL_C(1.0);
+    const real pre = hyper->grad_scale > 0 ? (real)hyper->grad_scale : REAL_C(1.0);
+    real scale = pre;
     if (hyper->clip > 0) {
         double part[16] = {0.0};
         for (int i = 0; i < 17600; i += 16)
@@ -239,7 +240,7 @@ static void update(const rt_hyper *hyper)
             norm2 += (double)grads[i] * grads[i];
         for (int j = 0; j < 16; j++)
             norm2 += part[j];
-        if (sqrt(norm2) > hyper->clip)
+        if (pre * sqrt(norm2) > hyper->clip)
             scale = (real)(hyper->clip / sqrt(norm2));
     }
     const real lr = (real)hyper->lr, wd = (real)hyper->weight_decay;
@@ -252,7 +253,7 @@ static void update(const rt_hyper *hyper)
  * after. */
 static double train_step(const rt_hyper *hyper)
 {
-    if (hyper->clip > 0) {
+    if (hyper->clip > 0 || (hyper->grad_scale > 0 && hyper->grad_scale != 1)) {
         const double loss = loss_and_grad();
         update(hyper);
         return loss;

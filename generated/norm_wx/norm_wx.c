@@ -113,7 +113,8 @@ static void update(const rt_hyper *hyper)
 {
     real *const params = arena + 128;
     const real *const grads = arena + 384;
-    real scale = REAL_C(1.0);
+    const real pre = hyper->grad_scale > 0 ? (real)hyper->grad_scale : REAL_C(1.0);
+    real scale = pre;
     if (hyper->clip > 0) {
         double part[16] = {0.0};
         for (int i = 0; i < 256; i += 16)
@@ -122,7 +123,7 @@ static void update(const rt_hyper *hyper)
         double norm2 = 0.0;
         for (int j = 0; j < 16; j++)
             norm2 += part[j];
-        if (sqrt(norm2) > hyper->clip)
+        if (pre * sqrt(norm2) > hyper->clip)
             scale = (real)(hyper->clip / sqrt(norm2));
     }
     const real lr = (real)hyper->lr, wd = (real)hyper->weight_decay;
@@ -134,7 +135,7 @@ static void update(const rt_hyper *hyper)
  * update it in place; the other parameters step after. */
 static double train_step(const rt_hyper *hyper)
 {
-    if (hyper->clip > 0) {
+    if (hyper->clip > 0 || (hyper->grad_scale > 0 && hyper->grad_scale != 1)) {
         const double loss = loss_and_grad();
         update(hyper);
         return loss;

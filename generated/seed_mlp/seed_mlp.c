@@ -137,7 +137,8 @@ static void update(const rt_hyper *hyper)
 {
     real *const params = arena + 64640;
     const real *const grads = arena + 165640;
-    real scale = REAL_C(1.0);
+    const real pre = hyper->grad_scale > 0 ? (real)hyper->grad_scale : REAL_C(1.0);
+    real scale = pre;
     if (hyper->clip > 0) {
         double part[16] = {0.0};
         for (int i = 0; i < 100992; i += 16)
@@ -148,7 +149,7 @@ static void update(const rt_hyper *hyper)
             norm2 += (double)grads[i] * grads[i];
         for (int j = 0; j < 16; j++)
             norm2 += part[j];
-        if (sqrt(norm2) > hyper->clip)
+        if (pre * sqrt(norm2) > hyper->clip)
             scale = (real)(hyper->clip / sqrt(norm2));
     }
     const real lr = (real)hyper->lr, wd = (real)hyper->weight_decay;
@@ -160,7 +161,7 @@ static void update(const rt_hyper *hyper)
  * and w2 update them in place; the other parameters step after. */
 static double train_step(const rt_hyper *hyper)
 {
-    if (hyper->clip > 0) {
+    if (hyper->clip > 0 || (hyper->grad_scale > 0 && hyper->grad_scale != 1)) {
         const double loss = loss_and_grad();
         update(hyper);
         return loss;
