@@ -553,8 +553,13 @@ const long *rt_data_order(rt_data *d, long epoch)
 
 void rt_data_load(rt_data *d, const rt_model *m, long step)
 {
-    long epoch = (step - 1) / d->nbatches, j = (step - 1) % d->nbatches;
-    long first = (j * d->ranks + d->rank) * m->batch; /* this process's share of minibatch j */
+    long j = (step - 1) % d->nbatches;
+    rt_data_load_at(d, m, (step - 1) / d->nbatches, j * d->ranks * m->batch);
+}
+
+void rt_data_load_at(rt_data *d, const rt_model *m, long epoch, long row)
+{
+    long first = row + (long)d->rank * m->batch; /* this process's share */
     if (!d->shuffle) {
         rt_data_load_rows(d, m, first, m->batch);
         return;

@@ -7,10 +7,17 @@
  * in the model's real type, behind a fixed little-endian header and ahead of
  * an FNV-1a checksum of everything before it:
  *
- *   "GRADCKPT"  u32 version (1)  u32 header size (108)
+ *   "GRADCKPT"  u32 version (2)  u32 header size (132)
  *   u64 signature  u32 real (4 = float32, 8 = float64)  i64 step  u64 seed
  *   i64 n_saved  i64 n_state  char name[64] (NUL padded)
+ *   i64 epoch  i64 row  i64 batch
  *   real params[n_saved]  real state[n_state]  u64 checksum
+ *
+ * epoch, row and batch are where the data stood: the next minibatch is
+ * rows row... of epoch epoch's order, and each step took batch rows (every
+ * process's together), so a run on another number of processes goes on
+ * from that row. Version 1 (header 108 bytes) had no such fields; it is
+ * still read, its place in the data then counted from the step.
  *
  * The signature hashes everything that decides whether the bytes fit a
  * model, so a checkpoint of another model, or of this one recompiled with
@@ -35,9 +42,10 @@
 #include "rt_internal.h"
 
 enum {
-    VERSION = 1,
+    VERSION = 2,
     NAME_LEN = 64,
-    HEADER_SIZE = 8 + 4 + 8 + 8 + 8 + 8 + NAME_LEN, /* what follows the 16-byte preamble */
+    HEADER_V1 = 8 + 4 + 8 + 8 + 8 + 8 + NAME_LEN, /* what follows the 16-byte preamble */
+    HEADER_SIZE = HEADER_V1 + 3 * 8,
     DATA_START = 16 + HEADER_SIZE,
     CHECKSUM_SIZE = 8
 };
@@ -48,6 +56,8 @@ typedef struct {
     uint32_t real; /* the element width: 4 or 8 */
     int64_t step, n_saved, n_state;
     char name[NAME_LEN + 1];
+    int64_t epoch, row, batch; /* version 1: epoch -1 */
+    long start;                /* where the params block begins: 16 + the header's size */
 } Header;
 
 /* ---- bytes: FNV-1a and little-endian fields, the same on every host ---- */
@@ -133,13 +143,13 @@ static uint64_t signature(const rt_model *m, rt_dtype real)
 
 uint64_t rt_model_signature(const rt_model *m) { return signature(m, m->real); }
 
-/* The file size a checkpoint of m has. */
-static long expected_size(const rt_model *m)
+/* The file size a checkpoint of m has, its params block from start. */
+static long expected_size(const rt_model *m, long start)
 {
-    return DATA_START + (rt_saved_elems(m) + m->n_state) * real_width(m->real) + CHECKSUM_SIZE;
+    return start + (rt_saved_elems(m) + m->n_state) * real_width(m->real) + CHECKSUM_SIZE;
 }
 
-static void format_header(unsigned char *b, const rt_model *m, long step, uint64_t seed)
+static void format_header(unsigned char *b, const rt_model *m, const rt_progress *at)
 {
     memset(b, 0, DATA_START);
     memcpy(b, magic, sizeof magic);
@@ -147,17 +157,22 @@ static void format_header(unsigned char *b, const rt_model *m, long step, uint64
     put_le(b + 12, HEADER_SIZE, 4);
     put_le(b + 16, rt_model_signature(m), 8);
     put_le(b + 24, (uint64_t)real_width(m->real), 4);
-    put_le(b + 28, (uint64_t)step, 8);
-    put_le(b + 36, seed, 8);
+    put_le(b + 28, (uint64_t)at->step, 8);
+    put_le(b + 36, at->seed, 8);
     put_le(b + 44, (uint64_t)rt_saved_elems(m), 8);
     put_le(b + 52, (uint64_t)m->n_state, 8);
     /* At most 63 bytes of the name, so the field always ends in a NUL. */
     size_t n = strlen(m->name);
     memcpy(b + 60, m->name, n < NAME_LEN ? n : NAME_LEN - 1);
+    put_le(b + 124, (uint64_t)at->epoch, 8);
+    put_le(b + 132, (uint64_t)at->row, 8);
+    put_le(b + 140, (uint64_t)at->batch, 8);
 }
 
+/* b holds the header of a file whose preamble check_preamble passed. */
 static void parse_header(const unsigned char *b, Header *h)
 {
+    h->start = 16 + (long)get_le(b + 12, 4);
     h->signature = get_le(b + 16, 8);
     h->real = (uint32_t)get_le(b + 24, 4);
     h->step = (int64_t)get_le(b + 28, 8);
@@ -166,6 +181,9 @@ static void parse_header(const unsigned char *b, Header *h)
     h->n_state = (int64_t)get_le(b + 52, 8);
     memcpy(h->name, b + 60, NAME_LEN);
     h->name[NAME_LEN] = '\0';
+    h->epoch = h->start == DATA_START ? (int64_t)get_le(b + 124, 8) : -1;
+    h->row = h->start == DATA_START ? (int64_t)get_le(b + 132, 8) : 0;
+    h->batch = h->start == DATA_START ? (int64_t)get_le(b + 140, 8) : 0;
 }
 
 /* ---- saving ---- */
@@ -222,7 +240,7 @@ static int sync_dir(const char *path)
 }
 
 /* Writes the file at tmp; 0, or -1 with errno set. */
-static int write_file(const rt_model *m, const char *tmp, long step, uint64_t seed)
+static int write_file(const rt_model *m, const char *tmp, const rt_progress *at)
 {
     Writer w = {.f = fopen(tmp, "wb"), .sum = fnv_basis};
     if (!w.f)
@@ -230,7 +248,7 @@ static int write_file(const rt_model *m, const char *tmp, long step, uint64_t se
     unsigned char hdr[DATA_START], sum[CHECKSUM_SIZE];
     int width = real_width(m->real);
     const char *arena = m->arena;
-    format_header(hdr, m, step, seed);
+    format_header(hdr, m, at);
     put(&w, hdr, sizeof hdr);
     put_reals(&w, arena + m->params_offset * width, rt_saved_elems(m), width);
     put_reals(&w, arena + m->state_offset * width, m->n_state, width);
@@ -247,10 +265,17 @@ static int write_file(const rt_model *m, const char *tmp, long step, uint64_t se
 int rt_checkpoint_save(const rt_model *m, const char *path, long step, uint64_t seed, char *err,
                        size_t errlen)
 {
+    const rt_progress at = {.step = step, .seed = seed, .epoch = -1};
+    return rt_checkpoint_save_progress(m, path, &at, err, errlen);
+}
+
+int rt_checkpoint_save_progress(const rt_model *m, const char *path, const rt_progress *at,
+                                char *err, size_t errlen)
+{
     char tmp[4096];
     if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
         return rt_errf(err, errlen, "%s: cannot save a checkpoint: the path is too long", path);
-    if (write_file(m, tmp, step, seed) != 0 || rename(tmp, path) != 0) {
+    if (write_file(m, tmp, at) != 0 || rename(tmp, path) != 0) {
         int saved = errno;
         unlink(tmp);
         int where = saved == ENOENT || saved == EACCES || saved == EROFS || saved == EISDIR;
@@ -283,10 +308,10 @@ static int check_preamble(const char *path, const unsigned char *b, size_t n, ch
                        "%s: written by a newer gradc (version %u); this program "
                        "reads version %d: rebuild it with that gradc",
                        path, version, VERSION);
-    if (version < 1 || hsize != HEADER_SIZE)
+    if (version < 1 || hsize != (version == 1 ? HEADER_V1 : HEADER_SIZE))
         return rt_errf(err, errlen, "%s: corrupt: version %u with a header of %u bytes", path,
                        version, hsize);
-    if (n < DATA_START)
+    if (n < 16 + hsize)
         return rt_errf(err, errlen, "%s: truncated: %zu bytes, shorter than a checkpoint header",
                        path, n);
     return 0;
@@ -323,14 +348,14 @@ static int check_identity(const rt_model *m, const char *path, const Header *h, 
 static int explain_size(const rt_model *m, const char *path, long size, const Header *h, char *err,
                         size_t errlen)
 {
-    long expect = expected_size(m);
+    long expect = expected_size(m, h->start);
     int width = h->real == 4 || h->real == 8 ? (int)h->real : 0;
     /* What the header says its own size is, if its counts are sane (each
      * bounded alone: their sum could overflow). */
     long own = -1;
     if (width && h->n_saved >= 0 && h->n_state >= 0 && h->n_saved < (1L << 40) &&
         h->n_state < (1L << 40))
-        own = DATA_START + (long)(h->n_saved + h->n_state) * width + CHECKSUM_SIZE;
+        own = h->start + (long)(h->n_saved + h->n_state) * width + CHECKSUM_SIZE;
     if (own == size && check_identity(m, path, h, err, errlen))
         return -1;
     if (size < expect && (own < 0 || size < own))
@@ -351,11 +376,13 @@ static unsigned char *read_all(const rt_model *m, const char *path, Header *h, c
         return NULL;
     }
     struct stat st;
-    long expect = expected_size(m), size = -1;
+    long size = -1;
     if (fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode))
         size = (long)st.st_size;
-    /* A file of another size is only looked at for its header. */
-    long want = size == expect ? expect : size < DATA_START ? size : DATA_START;
+    /* A file of another size than either version's is only looked at for
+     * its header. */
+    int whole = size == expected_size(m, DATA_START) || size == expected_size(m, 16 + HEADER_V1);
+    long want = whole ? size : size < DATA_START ? size : DATA_START;
     unsigned char *buf = rt_malloc(DATA_START + (size_t)(want > 0 ? want : 0));
     size_t got = size < 0 ? 0 : fread(buf, 1, (size_t)want, f);
     int bad = size < 0 || got != (size_t)want || ferror(f);
@@ -366,7 +393,7 @@ static unsigned char *read_all(const rt_model *m, const char *path, Header *h, c
         rt_errf(err, errlen, "%s: cannot read all %ld bytes", path, size);
     else if (check_preamble(path, buf, got, err, errlen) == 0) {
         parse_header(buf, h);
-        if (size == expect)
+        if (size == expected_size(m, h->start))
             return buf;
         explain_size(m, path, size, h, err, errlen);
     }
@@ -401,14 +428,14 @@ static int find_nonfinite(const rt_model *m, const unsigned char *p, const rt_te
 
 /* The load both entry points share; the optimizer state is copied only
  * when with_state (an inference model has none). */
-static int load(const rt_model *m, const char *path, int with_state, long *step, uint64_t *seed,
-                char *err, size_t errlen)
+static int load(const rt_model *m, const char *path, int with_state, rt_progress *at, char *err,
+                size_t errlen)
 {
     Header h;
     unsigned char *buf = read_all(m, path, &h, err, errlen);
     if (!buf)
         return -1;
-    long size = expected_size(m), body = size - CHECKSUM_SIZE;
+    long size = expected_size(m, h.start), body = size - CHECKSUM_SIZE;
     int rc = 0;
     if (fnv(fnv_basis, buf, (size_t)body) != get_le(buf + body, CHECKSUM_SIZE))
         rc = rt_errf(err, errlen,
@@ -419,10 +446,13 @@ static int load(const rt_model *m, const char *path, int with_state, long *step,
         rc = -1;
     else if (h.step < 0)
         rc = rt_errf(err, errlen, "%s: corrupt: step %lld", path, (long long)h.step);
+    else if (h.epoch < -1 || h.row < 0 || h.batch < 0)
+        rc = rt_errf(err, errlen, "%s: corrupt: the place in the data is epoch %lld, row %lld",
+                     path, (long long)h.epoch, (long long)h.row);
     const rt_tensor *t;
     long i;
     double v;
-    if (rc == 0 && find_nonfinite(m, buf + DATA_START, &t, &i, &v))
+    if (rc == 0 && find_nonfinite(m, buf + h.start, &t, &i, &v))
         rc = rt_errf(err, errlen,
                      "%s: corrupt: parameter '%s' element %ld is %g (no checkpoint gradc "
                      "writes holds one)",
@@ -431,7 +461,7 @@ static int load(const rt_model *m, const char *path, int with_state, long *step,
         /* Every check passed: only now does the model change. */
         int width = real_width(m->real);
         char *arena = m->arena;
-        const unsigned char *p = buf + DATA_START;
+        const unsigned char *p = buf + h.start;
         size_t np = (size_t)rt_saved_elems(m) * (size_t)width;
         memcpy(arena + m->params_offset * width, p, np);
         rt_swap_if_big_endian(arena + m->params_offset * width, rt_saved_elems(m), width);
@@ -439,8 +469,11 @@ static int load(const rt_model *m, const char *path, int with_state, long *step,
             memcpy(arena + m->state_offset * width, p + np, (size_t)m->n_state * (size_t)width);
             rt_swap_if_big_endian(arena + m->state_offset * width, m->n_state, width);
         }
-        *step = (long)h.step;
-        *seed = h.seed;
+        *at = (rt_progress){.step = (long)h.step,
+                            .seed = h.seed,
+                            .epoch = (long)h.epoch,
+                            .row = (long)h.row,
+                            .batch = (long)h.batch};
     }
     free(buf);
     return rc;
@@ -449,7 +482,18 @@ static int load(const rt_model *m, const char *path, int with_state, long *step,
 int rt_checkpoint_load(const rt_model *m, const char *path, long *step, uint64_t *seed, char *err,
                        size_t errlen)
 {
-    return load(m, path, 1, step, seed, err, errlen);
+    rt_progress at;
+    if (load(m, path, 1, &at, err, errlen))
+        return -1;
+    *step = at.step;
+    *seed = at.seed;
+    return 0;
+}
+
+int rt_checkpoint_load_progress(const rt_model *m, const char *path, rt_progress *at, char *err,
+                                size_t errlen)
+{
+    return load(m, path, 1, at, err, errlen);
 }
 
 int rt_checkpoint_load_params(const rt_model *m, const char *path, char *err, size_t errlen)
@@ -473,9 +517,8 @@ int rt_checkpoint_load_params(const rt_model *m, const char *path, char *err, si
                        (long long)h.n_state);
     rt_model trained = *m;
     trained.n_state = (long)h.n_state;
-    long step;
-    uint64_t seed;
-    return load(&trained, path, 0, &step, &seed, err, errlen);
+    rt_progress at;
+    return load(&trained, path, 0, &at, err, errlen);
 }
 
 /* ---- exporting ---- */

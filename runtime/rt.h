@@ -136,6 +136,18 @@ int rt_checkpoint_save(const rt_model *m, const char *path, long step, uint64_t 
                        size_t errlen);
 int rt_checkpoint_load(const rt_model *m, const char *path, long *step, uint64_t *seed, char *err,
                        size_t errlen);
+/* The same with the run's place in its data: the next minibatch is rows
+ * row... of epoch epoch's order (epoch -1: not known, a checkpoint of
+ * format version 1), each step taking batch rows (of every process). */
+typedef struct {
+    long step;
+    uint64_t seed;
+    long epoch, row, batch;
+} rt_progress;
+int rt_checkpoint_save_progress(const rt_model *m, const char *path, const rt_progress *at,
+                                char *err, size_t errlen);
+int rt_checkpoint_load_progress(const rt_model *m, const char *path, rt_progress *at, char *err,
+                                size_t errlen);
 /* Only the parameters, for an inference model (NAME_infer.c) from a
  * checkpoint its training model wrote. */
 int rt_checkpoint_load_params(const rt_model *m, const char *path, char *err, size_t errlen);

@@ -126,6 +126,10 @@ int rt_data_split(rt_data *d, rt_data *val, const rt_model *m, double frac, int 
 const long *rt_data_order(rt_data *d, long epoch);
 /* The training minibatch of a step (1-based) into the inputs. */
 void rt_data_load(rt_data *d, const rt_model *m, long step);
+/* The minibatch at rows row... of epoch epoch's order (this process's
+ * share of them): what rt_data_load loads for a step, from a place in the
+ * data that a run on another number of processes may have reached. */
+void rt_data_load_at(rt_data *d, const rt_model *m, long epoch, long row);
 /* Rows [first, first + n) in file order into the first n rows of the inputs
  * (n <= batch); the rest of each input is left as it was. */
 void rt_data_load_rows(const rt_data *d, const rt_model *m, long first, long n);

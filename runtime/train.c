@@ -58,6 +58,8 @@ typedef struct {
     int lead;            /* process 0, which alone prints, logs and saves */
     uint64_t seed;       /* --seed, or the resumed checkpoint's */
     long start;          /* steps done before this run: 0, or the checkpoint's */
+    long epoch, row;     /* the next minibatch: rows row... of epoch's order */
+    long saved_batch;    /* the rows a step of the resumed run took (0: not known) */
     long steps;          /* where it ends: --steps, or --epochs times the minibatches */
     const char *good;    /* the last checkpoint saved or resumed from, or NULL */
     long good_step;
@@ -77,6 +79,9 @@ typedef struct {
     double final; /* and its loss */
     Sample sample;
 } Trainer;
+
+/* The rows one step takes: every process's batch. */
+static long global_batch(const Trainer *t) { return (long)t->m->batch * t->comm->size; }
 
 /* A message of the run's own on stderr, process 0's alone: the others
  * would say the same. Errors are every process's. */
@@ -206,6 +211,12 @@ static int bind_all(Trainer *t)
         (o->val_split > 0 &&
          rt_data_split(d, v, m, o->val_split, o->val_shuffle, t->seed, err, sizeof err))) {
         fprintf(stderr, "%s: %s\n", t->prog, err);
+        return 1;
+    }
+    if (d->n && d->nbatches == 0) { /* fewer rows than the processes' batches together */
+        fprintf(stderr,
+                "%s: --data: %ld rows, fewer than the %ld a step takes (%d processes of %d)\n",
+                t->prog, d->rows, global_batch(t), t->comm->size, t->m->batch);
         return 1;
     }
     d->shuffle = !o->no_shuffle;
@@ -457,7 +468,9 @@ static int save(Trainer *t, const char *path, long step)
         diverged(t, err);
         return 1;
     }
-    if (t->lead && rt_checkpoint_save(t->m, path, step, t->seed, err, sizeof err)) {
+    const rt_progress at = {
+        .step = step, .seed = t->seed, .epoch = t->epoch, .row = t->row, .batch = global_batch(t)};
+    if (t->lead && rt_checkpoint_save_progress(t->m, path, &at, err, sizeof err)) {
         bar_clear(&t->bar);
         fprintf(stderr, "%s: %s\n", t->prog, err);
         return 1;
@@ -690,6 +703,47 @@ static double step(Trainer *t, rt_hyper *h)
     return loss;
 }
 
+/* The minibatch at the run's place in the data, which then moves on: an
+ * epoch ends where fewer rows than a step takes are left of its order. */
+static void next_batch(Trainer *t)
+{
+    long G = global_batch(t);
+    rt_data_load_at(t->d, t->m, t->epoch, t->row);
+    t->row += G;
+    if (t->d->rows - t->row < G)
+        t->epoch++, t->row = 0;
+}
+
+/* Where a run starts in its data: at the start, or where the resumed run
+ * stood, or (a checkpoint that did not say) where its steps reached at
+ * this run's batch. Then the steps --epochs asks for, from there. */
+static void place_in_data(Trainer *t)
+{
+    const rt_data *d = t->d;
+    long G = global_batch(t);
+    if (!d->n)
+        return;
+    if (t->epoch < 0 || !t->o->resume) {
+        t->epoch = t->start / d->nbatches;
+        t->row = t->start % d->nbatches * G;
+    } else if (t->saved_batch != G)
+        note(t,
+             "%s: %s's steps took %ld rows each; these take %ld: the run goes on from row %ld "
+             "of epoch %ld\n",
+             t->prog, t->o->resume, t->saved_batch, G, t->row, t->epoch + 1);
+    if (t->d->rows - t->row < G) /* the rest of that epoch is less than a step now */
+        t->epoch++, t->row = 0;
+}
+
+/* --epochs N: the steps until epoch N ends, from the run's place. */
+static long steps_to_epoch(const Trainer *t, long epochs)
+{
+    long G = global_batch(t), left = epochs - t->epoch;
+    if (left <= 0)
+        return t->start;
+    return t->start + (t->d->rows - t->row) / G + (left - 1) * t->d->nbatches;
+}
+
 static int run(Trainer *t)
 {
     const rt_model *m = t->m;
@@ -702,7 +756,7 @@ static int run(Trainer *t)
     bar_start(&t->bar, t->start, t->steps, o->minutes);
     for (long n = t->start + 1; n <= t->steps; n++) {
         if (t->d->n)
-            rt_data_load(t->d, m, n);
+            next_batch(t);
         h.step = n;
         h.lr = rt_lr_at(&o->schedule, o->hyper.lr, n, t->steps);
         if (n == t->start + 1)
@@ -751,7 +805,7 @@ static int run(Trainer *t)
     }
     bar_end(&t->bar, t->steps);
     if (t->steps == 0 && t->d->n) /* --steps 0: the first batch */
-        rt_data_load(t->d, m, 1);
+        rt_data_load_at(t->d, m, t->epoch, t->row);
     if (t->comm->size > 1)
         t->comm->start_grads(m);
     double final = m->loss_and_grad();
@@ -818,11 +872,14 @@ static int begin(Trainer *t)
     }
     if (!o->resume || !t->lead)
         return 0;
-    uint64_t seed;
-    if (rt_checkpoint_load(m, o->resume, &t->start, &seed, err, sizeof err)) {
+    rt_progress at;
+    if (rt_checkpoint_load_progress(m, o->resume, &at, err, sizeof err)) {
         fprintf(stderr, "%s: %s\n", t->prog, err);
         return 1;
     }
+    uint64_t seed = at.seed;
+    t->start = at.step;
+    t->epoch = at.epoch, t->row = at.row, t->saved_batch = at.batch;
     if (o->seed_given && seed != o->seed)
         note(t, "%s: using the checkpoint's seed %llu, not --seed %llu\n", t->prog,
              (unsigned long long)seed, (unsigned long long)o->seed);
@@ -844,6 +901,9 @@ static void share_start(Trainer *t)
     c->share((char *)m->arena + m->state_offset * width, m->n_state * (long)width);
     c->share(&t->start, sizeof t->start);
     c->share(&t->seed, sizeof t->seed);
+    c->share(&t->epoch, sizeof t->epoch);
+    c->share(&t->row, sizeof t->row);
+    c->share(&t->saved_batch, sizeof t->saved_batch);
 }
 
 /* Whether every process reads the same rows: a file that differs on
@@ -873,7 +933,8 @@ static int train(Trainer *t)
     if (rc)
         return rc;
     describe_data(t);
-    t->steps = o->epochs ? o->epochs * t->d->nbatches : o->steps;
+    place_in_data(t);
+    t->steps = o->epochs ? steps_to_epoch(t, o->epochs) : o->steps;
     /* --minutes alone: the clock, not the default --steps, ends the run. */
     if (o->minutes > 0 && !o->epochs && !o->steps_given)
         t->steps = LONG_MAX;

@@ -133,6 +133,12 @@ static uint64_t get_u64(const unsigned char *b)
     return v;
 }
 
+static void put_u64(unsigned char *b, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        b[i] = (unsigned char)(v >> 8 * i);
+}
+
 /* FNV-1a 64, written out again so the file is checked against the spec. */
 static uint64_t fnv1a(const unsigned char *b, long n)
 {
@@ -200,10 +206,10 @@ START_TEST(test_checkpoint_round_trip)
     /* The format, field by field (this host is little-endian). */
     long n;
     unsigned char *b = read_bytes(path, &n);
-    ck_assert_int_eq(n, 16 + 108 + 6 * 8 + 8);
+    ck_assert_int_eq(n, 16 + 132 + 6 * 8 + 8);
     ck_assert_mem_eq(b, "GRADCKPT", 8);
-    ck_assert_mem_eq(b + 8, "\1\0\0\0", 4);
-    ck_assert_mem_eq(b + 12, "\154\0\0\0", 4); /* 108 */
+    ck_assert_mem_eq(b + 8, "\2\0\0\0", 4);
+    ck_assert_mem_eq(b + 12, "\204\0\0\0", 4); /* 132 */
     ck_assert_uint_eq(get_u64(b + 16), rt_model_signature(&mom_model));
     ck_assert_mem_eq(b + 24, "\10\0\0\0", 4);
     ck_assert_uint_eq(get_u64(b + 28), 17);
@@ -211,9 +217,46 @@ START_TEST(test_checkpoint_round_trip)
     ck_assert_uint_eq(get_u64(b + 44), 3);
     ck_assert_uint_eq(get_u64(b + 52), 3);
     ck_assert_str_eq((char *)b + 60, "mom");
-    ck_assert_mem_eq(b + 124, saved + M_W, 3 * sizeof(double));
-    ck_assert_mem_eq(b + 148, saved + M_BUF, 3 * sizeof(double));
+    /* rt_checkpoint_save does not know the place in the data: epoch -1 */
+    ck_assert_uint_eq(get_u64(b + 124), (uint64_t)-1);
+    ck_assert_uint_eq(get_u64(b + 132), 0);
+    ck_assert_uint_eq(get_u64(b + 140), 0);
+    ck_assert_mem_eq(b + 148, saved + M_W, 3 * sizeof(double));
+    ck_assert_mem_eq(b + 172, saved + M_BUF, 3 * sizeof(double));
     ck_assert_uint_eq(get_u64(b + n - 8), fnv1a(b, n - 8));
+
+    /* Version 1, as gradc wrote it before the place in the data: the same
+     * without those three fields, and still read. */
+    unsigned char *v1 = malloc((size_t)n);
+    memcpy(v1, b, 124);
+    memcpy(v1 + 124, b + 148, (size_t)(n - 148 - 8));
+    v1[8] = 1, v1[12] = 108;
+    long n1 = n - 24;
+    put_u64(v1 + n1 - 8, fnv1a(v1, n1 - 8));
+    write_bytes(tmp("v1.ckpt"), v1, n1);
+    fill_mom(-9);
+    rt_progress at;
+    ck_assert_msg(rt_checkpoint_load_progress(&mom_model, tmp("v1.ckpt"), &at, err, sizeof err) ==
+                      0,
+                  "%s", err);
+    ck_assert_int_eq(at.step, 17);
+    ck_assert_uint_eq(at.seed, 0xdeadbeefcafef00du);
+    ck_assert_int_eq(at.epoch, -1);
+    ck_assert_mem_eq(mom_arena + M_W, saved + M_W, 3 * sizeof(double));
+    free(v1);
+
+    /* The place in the data, saved and read back. */
+    const rt_progress place = {.step = 40, .seed = 3, .epoch = 2, .row = 2560, .batch = 128};
+    ck_assert_int_eq(
+        rt_checkpoint_save_progress(&mom_model, tmp("at.ckpt"), &place, err, sizeof err), 0);
+    ck_assert_int_eq(rt_checkpoint_load_progress(&mom_model, tmp("at.ckpt"), &at, err, sizeof err),
+                     0);
+    ck_assert_int_eq(at.step, 40);
+    ck_assert_int_eq(at.epoch, 2);
+    ck_assert_int_eq(at.row, 2560);
+    ck_assert_int_eq(at.batch, 128);
+    unlink(tmp("v1.ckpt"));
+    unlink(tmp("at.ckpt"));
     free(b);
 
     /* The float build stores floats. */
@@ -226,7 +269,7 @@ START_TEST(test_checkpoint_round_trip)
     ck_assert_mem_eq(mom_farena + M_W, fsaved + M_W, 3 * sizeof(float));
     ck_assert_mem_eq(mom_farena + M_BUF, fsaved + M_BUF, 3 * sizeof(float));
     b = read_bytes(tmp("f.ckpt"), &n);
-    ck_assert_int_eq(n, 16 + 108 + 6 * 4 + 8);
+    ck_assert_int_eq(n, 16 + 132 + 6 * 4 + 8);
     ck_assert_mem_eq(b + 24, "\4\0\0\0", 4);
     free(b);
     /* Saving again replaces the file and leaves no temporary behind. */
@@ -350,14 +393,14 @@ START_TEST(test_checkpoint_refusals)
     write_bytes(bad, b, n);
     check_refused(&mom_model, bad, "not a gradc checkpoint");
     b[0] = 'G';
-    b[8] = 2;
+    b[8] = 3;
     write_bytes(bad, b, n);
-    check_refused(&mom_model, bad, "written by a newer gradc (version 2)");
-    b[8] = 1;
+    check_refused(&mom_model, bad, "written by a newer gradc (version 3)");
+    b[8] = 2;
     unsigned char *longer = calloc((size_t)n + 8, 1);
     memcpy(longer, b, (size_t)n);
     write_bytes(bad, longer, n + 8);
-    check_refused(&mom_model, bad, "corrupt: 188 bytes where a checkpoint of mom has 180");
+    check_refused(&mom_model, bad, "corrupt: 212 bytes where a checkpoint of mom has 204");
     free(longer);
     write_bytes(bad, b, n); /* the untouched bytes load: the cases above were the cause */
     long step;

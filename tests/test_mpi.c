@@ -365,6 +365,92 @@ START_TEST(test_kill_and_resume)
 }
 END_TEST
 
+/* A run saved on `from` processes, resumed on `to`: it goes on from the
+ * row where it stopped, with the new global batch. In file order, with
+ * plain SGD (no state), the oracle is the plain trainer of that global
+ * batch started from the exported parameters on the rows from there:
+ * every loss and the parameters after agree to 1e-12. Both start at row
+ * 1280: 20 steps of 64 rows, or 10 of 128. */
+static void check_resume_across(int from, int to)
+{
+    const Case *c = &cases[2];
+    char mpi_dir[128], one_dir[128], cmd[8192], ckpt[1024], tag[32];
+    build_case(c, mpi_dir, one_dir, sizeof mpi_dir);
+    snprintf(tag, sizeof tag, "np%d_to_%d", from, to);
+    snprintf(ckpt, sizeof ckpt, "%s/%s.ckpt", work, tag);
+    const char *exe = "mnist_mlp_train_mpi";
+    char data[2048], rest[2048];
+    snprintf(data, sizeof data, "--data x=%s/x.npy --data labels=%s/labels.npy --no-shuffle", work,
+             work);
+    snprintf(rest, sizeof rest,
+             "--data x=%s/x_from1280.npy --data labels=%s/labels_from1280.npy --no-shuffle", work,
+             work);
+    long saved = 1280 / (64 * from), more = 20;
+    snprintf(cmd, sizeof cmd,
+             "%s -np %d %s/%s/%s %s --steps %ld --checkpoint %s --export %s/%s_start", mpirun(),
+             from, work, mpi_dir, exe, data, saved, ckpt, work, tag);
+    char *out;
+    ck_assert_msg(run_cmd(cmd, &out) == 0, "%s: %.2000s", cmd, out);
+    free(out);
+    double resumed[STEPS + 1], oracle[STEPS + 1];
+    char run[2048], export[160], init[1100];
+    snprintf(run, sizeof run, "%s -np %d %s/%s/%s --resume %s", mpirun(), to, work, mpi_dir, exe,
+             ckpt);
+    snprintf(export, sizeof export, "%s_resumed", tag);
+    /* train() runs STEPS steps: here the resumed run's steps saved+1 .. */
+    char full[16384];
+    snprintf(full, sizeof full, "%s %s --steps %ld --print-every 1 --digits 17 --export %s/%s", run,
+             data, saved + more, work, export);
+    ck_assert_msg(run_cmd(full, &out) == 0, "%s: %.2000s", full, out);
+    char said[200];
+    snprintf(said, sizeof said,
+             "steps took %d rows each; these take %d: the run goes on from row 1280 of epoch 1",
+             64 * from, 64 * to);
+    ck_assert_msg(strstr(out, said), "no '%s' in: %.3000s", said, out);
+    for (long n = 1; n <= more; n++) {
+        char want[32];
+        snprintf(want, sizeof want, "step %ld loss ", saved + n);
+        const char *at = strstr(out, want);
+        ck_assert_msg(at, "no '%s' in %.2000s", want, out);
+        resumed[n] = strtod(at + strlen(want), NULL);
+    }
+    free(out);
+    /* The oracle: the plain trainer whose batch is `to` processes' */
+    const char *plain = to == 2 ? one_dir : mpi_dir;
+    snprintf(init, sizeof init, "%s/%s/mnist_mlp_train --init %s/%s_start", work, plain, work, tag);
+    snprintf(export, sizeof export, "%s_oracle", tag);
+    snprintf(full, sizeof full, "%s %s --steps %ld --print-every 1 --digits 17 --export %s/%s",
+             init, rest, more, work, export);
+    ck_assert_msg(run_cmd(full, &out) == 0, "%s: %.2000s", full, out);
+    for (long n = 1; n <= more; n++) {
+        char want[32];
+        snprintf(want, sizeof want, "step %ld loss ", n);
+        const char *at = strstr(out, want);
+        ck_assert_msg(at, "no '%s' in %.2000s", want, out);
+        oracle[n] = strtod(at + strlen(want), NULL);
+    }
+    free(out);
+    double worst = 0;
+    for (long n = 1; n <= more; n++)
+        worst = fmax(worst, rel(resumed[n], oracle[n]));
+    char a[160], b[160];
+    snprintf(a, sizeof a, "%s_resumed", tag);
+    snprintf(b, sizeof b, "%s_oracle", tag);
+    double params = params_differ(a, b);
+    printf("mpi: saved on %d process%s at step %ld, resumed on %d: %ld steps, worst loss "
+           "difference %.3g, parameters %.3g\n",
+           from, from == 1 ? "" : "es", saved, to, more, worst, params);
+    ck_assert_msg(worst <= 1e-12 && params <= 1e-12, "resumed %d -> %d: losses %.3g, params %.3g",
+                  from, to, worst, params);
+}
+
+START_TEST(test_resume_across_process_counts)
+{
+    check_resume_across(1, 2);
+    check_resume_across(2, 1);
+}
+END_TEST
+
 /* Bad setups, one line each: processes built from different models,
  * processes reading different data, and --mpi without Open MPI's mpicc. */
 START_TEST(test_bad_setups)
@@ -419,9 +505,13 @@ static void setup(void)
     snprintf(cmd, sizeof cmd,
              "/usr/bin/python3 -c \"import numpy as np\n"
              "r = np.random.default_rng(5)\n"
-             "np.save('%s/x.npy', (r.integers(0, 256, (1024, 784)) / 256).astype(np.float32))\n"
-             "np.save('%s/labels.npy', r.integers(0, 10, 1024).astype(np.int32))\"",
-             work, work);
+             "x = (r.integers(0, 256, (4096, 784)) / 256).astype(np.float32)\n"
+             "y = r.integers(0, 10, 4096).astype(np.int32)\n"
+             "np.save('%s/x.npy', x)\n"
+             "np.save('%s/labels.npy', y)\n"
+             "np.save('%s/x_from1280.npy', x[1280:])\n"
+             "np.save('%s/labels_from1280.npy', y[1280:])\"",
+             work, work, work, work);
     int status = run_cmd(cmd, &out);
     ck_assert_msg(status == 0, "%s: %s", cmd, out);
     free(out);
@@ -441,8 +531,8 @@ static double value_in(const char *out, const char *line, const char *key)
 
 /* Evaluation shared out among the processes, batch by batch: the same
  * loss and accuracy over the held-out rows as one process's, the last
- * partial batch included (308 rows: 4 batches of 64 and 52 on 2
- * processes, 2 of 128 and 52 on one). */
+ * partial batch included (1229 rows: 19 batches of 64 and 13 on 2
+ * processes, 9 of 128 and 77 on one). */
 START_TEST(test_evaluation_shared)
 {
     const Case *c = &cases[2];
@@ -456,7 +546,7 @@ START_TEST(test_evaluation_shared)
     snprintf(cmd, sizeof cmd, "%s/%s/%s_train --val-split 0.3 --eval-every 25", work, one_dir,
              c->name);
     char *b = train(cmd, data, "eval_one", one);
-    ck_assert_msg(strstr(a, "308 held-out rows"), "%.3000s", a);
+    ck_assert_msg(strstr(a, "1229 held-out rows"), "%.3000s", a);
     for (int n = 25; n <= STEPS; n += 25) {
         char line[32];
         snprintf(line, sizeof line, "eval step %d ", n);
@@ -484,6 +574,7 @@ static Suite *mpi_suite(void)
     tcase_add_test(tc, test_buckets_in_the_backward);
     tcase_add_test(tc, test_evaluation_shared);
     tcase_add_test(tc, test_kill_and_resume);
+    tcase_add_test(tc, test_resume_across_process_counts);
     tcase_add_test(tc, test_bad_setups);
     suite_add_tcase(s, tc);
     return s;

@@ -221,7 +221,7 @@ def ckpt_cases():
     write("ckpt_bad_checksum.ckpt", bytes(bad))
     write("ckpt_other_model.ckpt", trained("norm_wx_train"))
     newer = bytearray(good)
-    newer[8] = 2
+    newer[8] = 3
     write("ckpt_newer_version.ckpt", resum(newer))
     write("ckpt_truncated.ckpt", good[:200])
     write("ckpt_empty.ckpt", b"")
