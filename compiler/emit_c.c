@@ -29,7 +29,7 @@ static const char *const reserved[] = {
     "c2", "eps", "alpha", "g", "sqrt", "forward", "loss_and_grad", "train_step", "inputs",
     "outputs", "memset", "memcpy", "fold", "keep", "compute_grads", "update", "tuned_copy",
     "compute_outputs", "compute_loss", "training", "mask_step", "buffers", "r", "grads_done",
-    "bucket",
+    "bucket", "buckets",
     /* the C library's, which a header may declare */
     "exp", "log", "tanh", "pow", "fmax", "fmin", "sqrt", "fabs", "floor", "ceil", "round", "sin",
     "cos", "tan", "erf", "gamma", "lgamma", "tgamma", "j0", "j1", "jn", "y0", "y1", "yn", "abs",
@@ -763,6 +763,9 @@ static void emit_descriptor(Emit *e)
                    "    .n_buffers = %d,\n    .buffers = buffers,\n    .n_buffer_elems = %ld,\n",
                    g->n_buffers, p->n_buffer_elems);
     optim_emit_hyper(e->b, &g->opt);
+    if (training && g->loss_rows != LOSS_MEAN)
+        buf_printf(e->b, "    .loss_rows = %s,\n",
+                   g->loss_rows == LOSS_SUM ? "RT_LOSS_SUM" : "RT_LOSS_OTHER");
     if (training)
         buf_printf(e->b, "    .loss = loss,\n    .loss_and_grad = loss_and_grad,\n"
                          "    .update = update,\n    .train_step = train_step,\n");

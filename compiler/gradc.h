@@ -89,6 +89,10 @@ typedef struct {
 
 typedef enum { INIT_NONE, INIT_NORMAL, INIT_UNIFORM, INIT_CONST } InitKind;
 
+/* How a loss adds up over the batch's rows: a mean of them (the default),
+ * a sum, neither; LOSS_NO_ROWS: it reads no row (a penalty on weights). */
+typedef enum { LOSS_MEAN, LOSS_SUM, LOSS_OTHER, LOSS_NO_ROWS } LossRows;
+
 /* SUM's per-input-axis mode. */
 enum { AX_KEEP, AX_DROP, AX_ONE };
 
@@ -186,8 +190,9 @@ typedef struct Graph {
     int n_buffers;
     int *inputs;
     int n_inputs;
-    Optimizer opt; /* the kind, and the defaults of its settings */
-    char **files;  /* source text of every Lua file read, for comments */
+    Optimizer opt;      /* the kind, and the defaults of its settings */
+    LossRows loss_rows; /* how the loss adds up over the rows (load_model.c) */
+    char **files;       /* source text of every Lua file read, for comments */
     char **file_names;
     int n_files;
     long front_local_reads; /* how often load_model read a Lua local to name a value */
@@ -394,12 +399,12 @@ void ir_dot(Graph *g, bool backward, FILE *out);
 
 /* ---- fuse.c: loop groups ---- */
 typedef struct {
-    int *group;   /* per node: the root of the loop group it is emitted in */
-    bool *stored; /* per node: has a buffer (else inlined, a literal, or a
-                     temporary of a shared loop) */
-    int *loop;    /* per group root that may share a loop: the first root
-                     of the loop it is emitted in (itself when it runs its
-                     own), or -1 */
+    int *group;        /* per node: the root of the loop group it is emitted in */
+    bool *stored;      /* per node: has a buffer (else inlined, a literal, or a
+                          temporary of a shared loop) */
+    int *loop;         /* per group root that may share a loop: the first root
+                          of the loop it is emitted in (itself when it runs its
+                          own), or -1 */
     int *next_in_loop; /* per root in a shared loop: the next root in it, or -1 */
 } Fusion;
 Fusion fuse(Graph *g);
@@ -419,13 +424,13 @@ typedef struct {
 typedef struct {
     int *order; /* the schedule: node ids in the order the code computes them */
     int n_order;
-    int part_end[3]; /* where compute_outputs, compute_loss and the backward end in it */
+    int part_end[3];     /* where compute_outputs, compute_loss and the backward end in it */
     unsigned char *part; /* per node: the part that computes it (3: none) */
-    long *offset;    /* per node: its place in the arena (or iarena), or -1 */
-    bool *grad_copy; /* per param: its gradient is copied into place */
-    bool *fold;      /* per param: plain SGD may update it in its gradient's
-                        product (the gradient's GEMM is the last reader of
-                        the parameter) */
+    long *offset;        /* per node: its place in the arena (or iarena), or -1 */
+    bool *grad_copy;     /* per param: its gradient is copied into place */
+    bool *fold;          /* per param: plain SGD may update it in its gradient's
+                            product (the gradient's GEMM is the last reader of
+                            the parameter) */
     long arena_size, iarena_size;
     long params_offset, grads_offset, n_param_elems, loss_offset;
     long n_buffer_elems;        /* the buffers, right after the parameters */
@@ -433,7 +438,7 @@ typedef struct {
     long fixed_size;            /* all of the above: what lives across steps */
     long peak_live;             /* the most a step's values take at once */
     long kept_for_backward;     /* of those, the forward values the backward reads */
-    bool heap; /* the arenas are allocated when the program starts, not static */
+    bool heap;                  /* the arenas are allocated when the program starts, not static */
     /* bucket.c's: the gradients in buckets, in the order they are final */
     int n_buckets;
     Bucket *buckets;
@@ -504,8 +509,7 @@ typedef struct {
 void emit_c(Graph *g, const Fusion *f, const Plan *p, const Tune *tune, OutFile out[4]);
 /* The inference-only model of dce_inference(): NAME_infer.c and the
  * NAME_predict.c main. */
-void emit_c_inference(Graph *g, const Fusion *f, const Plan *p, const Tune *tune,
-                      OutFile out[2]);
+void emit_c_inference(Graph *g, const Fusion *f, const Plan *p, const Tune *tune, OutFile out[2]);
 
 /* ---- compile.c: the pipeline ---- */
 /* What each pass did, for gradc print --stats. */

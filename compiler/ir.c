@@ -295,6 +295,7 @@ Graph *ir_empty_like(const Graph *g)
     h->source = g->source;
     h->batch = g->batch;
     h->opt = g->opt;
+    h->loss_rows = g->loss_rows;
     h->files = g->files;
     h->file_names = g->file_names;
     h->n_files = g->n_files;

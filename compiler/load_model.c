@@ -476,6 +476,64 @@ static int run_model(lua_State *L)
     return 0;
 }
 
+/* How the loss adds up over the batch's rows, which an MPI trainer must
+ * know to make P processes' batches one batch: kind of node id, given
+ * which nodes read an input. A full sum of something that reads the rows,
+ * times the constant c right around it, is a mean over them if c is 1 /
+ * the batch or 1 / its elements (mean() is such a sum and factor; a
+ * factor further out, as in 0.9 * mean(...), only weighs the mean), else
+ * a sum; terms of the weights alone (penalties) go with a mean, not with
+ * a sum, which each process would count once more. */
+static LossRows rows_kind(Graph *g, int id, const bool *reads, double c)
+{
+    const Node *n = ir_at(g, id);
+    if (!reads[id])
+        return LOSS_NO_ROWS;
+    const int a = n->in[0], b = n->n_in > 1 ? n->in[1] : -1;
+    const Node *na = ir_at(g, a), *nb = b >= 0 ? ir_at(g, b) : NULL;
+    switch (n->op) {
+    case OP_SUM: {
+        if (n->shape.rank != 0)
+            return LOSS_OTHER;
+        double per_row = c * g->batch, per_value = c * (double)shape_size(na->shape);
+        return fabs(per_row - 1) < 1e-12 || fabs(per_value - 1) < 1e-12 ? LOSS_MEAN : LOSS_SUM;
+    }
+    case OP_NEG:
+        return rows_kind(g, a, reads, c);
+    case OP_MUL:
+    case OP_DIV:
+        if (nb && nb->op == OP_CONST && nb->shape.rank == 0)
+            return rows_kind(g, a, reads, n->op == OP_MUL ? nb->value : 1 / nb->value);
+        if (n->op == OP_MUL && na->op == OP_CONST && na->shape.rank == 0)
+            return rows_kind(g, b, reads, na->value);
+        return reads[b]                                 ? LOSS_OTHER
+               : rows_kind(g, a, reads, c) == LOSS_MEAN ? LOSS_MEAN
+                                                        : LOSS_OTHER;
+    case OP_ADD:
+    case OP_SUB: {
+        LossRows x = rows_kind(g, a, reads, c), y = rows_kind(g, b, reads, c);
+        if (x == LOSS_NO_ROWS || y == LOSS_NO_ROWS)
+            return x == LOSS_MEAN || y == LOSS_MEAN ? LOSS_MEAN : LOSS_OTHER;
+        return x == y ? x : LOSS_OTHER;
+    }
+    default:
+        return LOSS_OTHER;
+    }
+}
+
+static LossRows loss_rows(Graph *g)
+{
+    bool *reads = xcalloc(g->n, sizeof *reads);
+    for (int i = 0; i < g->n; i++) {
+        reads[i] = g->nodes[i].op == OP_INPUT;
+        for (int k = 0; k < g->nodes[i].n_in; k++)
+            reads[i] |= reads[g->nodes[i].in[k]];
+    }
+    LossRows kind = rows_kind(g, g->loss, reads, 1);
+    free(reads);
+    return kind;
+}
+
 /* Checks that need the whole model: one batch size; a loss that depends
  * on a parameter. */
 static const char *check_model(Graph *g, char *err, size_t len)
@@ -607,6 +665,8 @@ Graph *load_model(const char *path, const LoadOptions *o)
     keep((char *)g->file_names);
     if (!msg)
         msg = check_model(g, err, sizeof err);
+    if (!msg)
+        g->loss_rows = loss_rows(g);
     if (!msg && o->optimizer) {
         int kind = optim_find(o->optimizer);
         g->opt = optim_info[kind].defaults;

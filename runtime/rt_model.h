@@ -78,6 +78,14 @@ typedef struct {
     long offset, count;
 } rt_bucket;
 
+/* How the loss adds up over the batch's rows: what an MPI trainer must
+ * know to make its processes' batches one. */
+typedef enum {
+    RT_LOSS_MEAN,  /* a mean over them (and terms of the weights alone) */
+    RT_LOSS_SUM,   /* a sum over them */
+    RT_LOSS_OTHER, /* neither: P batches are not one of P times the rows */
+} rt_loss_rows;
+
 typedef struct rt_model {
     const char *name;
     const char *source; /* the model file, as given to gradc */
@@ -101,6 +109,7 @@ typedef struct rt_model {
 
     rt_optimizer optimizer;
     rt_hyper hyper; /* defaults from the model file */
+    rt_loss_rows loss_rows;
 
     /* Evaluation mode: the loss of the whole batch, with no gradients. */
     double (*loss)(void);

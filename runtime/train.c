@@ -663,30 +663,36 @@ static void sample_text(Trainer *t)
     free(text);
 }
 
-/* The gradients summed over the processes, then divided by their number
- * (for --export-grads; a step's update does it as it reads them, by
- * hyper.grad_scale): of a loss that is a mean over rows, that is the
- * gradient of one process's mean over the global batch. */
+/* What the processes' losses and gradients summed are divided by to be
+ * one process's over their rows together: P for a loss that is a mean
+ * over rows, 1 for a sum over them. */
+static double parts(const Trainer *t) { return t->m->loss_rows == RT_LOSS_SUM ? 1 : t->comm->size; }
+
+/* The gradients summed over the processes, then divided by parts() (for
+ * --export-grads; a step's update does it as it reads them, by
+ * hyper.grad_scale): one process's over the global batch. */
 static void average_grads(Trainer *t)
 {
     const rt_model *m = t->m;
-    const int P = t->comm->size, dbl = m->real == RT_F64;
+    const int dbl = m->real == RT_F64;
     void *g = (char *)m->arena + (size_t)m->grads_offset * (dbl ? 8 : 4);
     t->waited = t->comm->finish_grads(m);
+    if (parts(t) == 1)
+        return;
     if (dbl) {
-        double *d = g, by = 1.0 / P;
+        double *d = g, by = 1.0 / parts(t);
         for (long i = 0; i < m->n_param_elems; i++)
             d[i] *= by;
     } else {
-        float *f = g, by = 1.0f / (float)P;
+        float *f = g, by = (float)(1.0 / parts(t));
         for (long i = 0; i < m->n_param_elems; i++)
             f[i] *= by;
     }
 }
 
 /* One step. On many processes each takes the gradients of its rows, all
- * sum them and make the same update from 1/P of the sum; each draws its
- * own dropout. The sums start as the backward pass finishes each bucket of
+ * sum them and make the same update from the sum over parts(); each draws
+ * its own dropout. The sums start as the backward pass finishes each bucket of
  * gradients (mpi.c). The loss returned is this process's. */
 static double step(Trainer *t, rt_hyper *h)
 {
@@ -698,7 +704,7 @@ static double step(Trainer *t, rt_hyper *h)
     t->comm->start_grads(m);
     double loss = m->loss_and_grad();
     t->waited = t->comm->finish_grads(m);
-    h->grad_scale = 1.0 / t->comm->size;
+    h->grad_scale = 1.0 / parts(t);
     m->update(h);
     return loss;
 }
@@ -780,7 +786,7 @@ static int run(Trainer *t)
         if (t->comm->size > 1) {
             double v[3] = {loss, stop, late};
             t->comm->sum(v, 3);
-            loss = v[0] / t->comm->size, stop = v[1] > 0, late = v[2] > 0;
+            loss = v[0] / parts(t), stop = v[1] > 0, late = v[2] > 0;
         }
         if (!isfinite(loss)) {
             snprintf(what, sizeof what, "loss is %s at step %ld", nonfinite_name(loss), n);
@@ -812,7 +818,7 @@ static int run(Trainer *t)
     if (t->comm->size > 1) {
         average_grads(t);
         t->comm->sum(&final, 1);
-        final /= t->comm->size;
+        final /= parts(t);
     }
     t->graded = 1;
     t->final = final;
@@ -1038,6 +1044,7 @@ static uint64_t model_hash(const rt_model *m)
     uint64_t h = 1469598103934665603u;
 #define MIX(v) (h = (h ^ (uint64_t)(v)) * 1099511628211u)
     MIX(m->batch), MIX(m->real), MIX(m->arena_size), MIX(m->iarena_size), MIX(m->optimizer);
+    MIX(m->loss_rows);
     for (const char *c = m->name; *c; c++)
         MIX(*c);
     for (int i = 0; i < m->n_params; i++) {
@@ -1106,6 +1113,12 @@ int rt_train_run(const rt_model *m, int argc, char **argv, const rt_comm *comm)
                  "%s: the processes run different models: build every one from the same "
                  "model file\n",
                  prog);
+            rc = 1;
+        } else if (comm->size > 1 && m->loss_rows == RT_LOSS_OTHER) {
+            note(&t,
+                 "%s: the loss of %s is neither a mean nor a sum over the batch's rows: %d "
+                 "processes cannot train it as one batch of all their rows\n",
+                 prog, m->source, comm->size);
             rc = 1;
         } else if (comm->size > 1) {
             describe_processes(&t);

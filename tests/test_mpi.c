@@ -98,25 +98,32 @@ typedef struct {
 
 #define IRIS "--data x=data/iris.csv --data labels=data/iris.csv"
 #define TEXT "--data x=data/tinyshakespeare.txt --data y=data/tinyshakespeare.txt:next"
+#define MNIST "--data x=WORK/x.npy --data labels=WORK/labels.npy"
 /* The GPT's gradients in many small buckets, summed while the backward
  * pass runs. */
 static const Case cases[] = {
     {"iris", "models/iris.lua", IRIS, 30, 1, ""},
     {"iris", "models/iris.lua", IRIS, 30, 0, ""},
-    {"mnist_mlp", "bench/mnist_mlp.lua", "WORK", 64, 1, ""},
-    {"mnist_mlp", "bench/mnist_mlp.lua", "WORK", 64, 0, ""},
+    {"mnist_mlp", "bench/mnist_mlp.lua", MNIST, 64, 1, ""},
+    {"mnist_mlp", "bench/mnist_mlp.lua", MNIST, 64, 0, ""},
     {"gpt", "models/gpt.lua", TEXT, 4, 1, "-D width=32 -D context=16 --bucket-mb 0.01"},
+    /* a sum over rows: the processes' gradients are summed, not averaged */
+    {"seed_mlp", "models/seed_mlp.lua", "--data x=WORK/seed_x.npy --data y=WORK/seed_y.npy", 16, 1,
+     "-D d_in=100 -D hidden=20"},
 };
 enum { N_CASES = sizeof cases / sizeof *cases };
 
-/* The case's --data, the MNIST-sized rows in WORK. */
+/* The case's --data, WORK the suite's folder. */
 static void data_of(const Case *c, char *buf, size_t len)
 {
-    if (strcmp(c->data, "WORK")) {
-        snprintf(buf, len, "%s", c->data);
-        return;
-    }
-    snprintf(buf, len, "--data x=%s/x.npy --data labels=%s/labels.npy", work, work);
+    size_t n = 0;
+    for (const char *p = c->data; *p && n + 1 < len;)
+        if (!strncmp(p, "WORK", 4)) {
+            n += (size_t)snprintf(buf + n, len - n, "%s", work);
+            p += 4;
+        } else
+            buf[n++] = *p++;
+    buf[n < len ? n : len - 1] = 0;
 }
 
 /* Builds the case's two trainers: the MPI one at its batch, the plain one
@@ -451,6 +458,70 @@ START_TEST(test_resume_across_process_counts)
 }
 END_TEST
 
+/* Batch norm normalizes each process's rows by their own statistics: the
+ * gradients of 2 processes (a sum loss, so summed) are the sum of two
+ * single processes' on each half, to 1e-12, and not those of one process
+ * of both halves, whose statistics are the whole batch's. */
+START_TEST(test_batch_norm_per_process)
+{
+    char model[1100], cmd[8192], *out;
+    snprintf(model, sizeof model, "%s/bn.lua", work);
+    write_text(model, "local N = config.batch or 4\n"
+                      "local x = input(\"x\", {N, 3, 2, 2})\n"
+                      "local R = input(\"R\", {N, 3, 2, 2})\n"
+                      "local g = param(\"g\", {3}, uniform(0.5, 1.5))\n"
+                      "local b = param(\"b\", {3}, uniform(-0.5, 0.5))\n"
+                      "local y = batch_norm(x, g, b, \"bn\", { eps = 0.01 })\n"
+                      "return model { loss = sum(y * R), optimizer = sgd { lr = 0.1 } }\n");
+    build("bn4", model, "--mpi --double");
+    build("bn8", model, "--double -D batch=8");
+    snprintf(
+        cmd, sizeof cmd,
+        "cd %s && /usr/bin/python3 -c \"import numpy as np\n"
+        "r = np.random.default_rng(7)\n"
+        "x, R = r.standard_normal((8, 3, 2, 2)), r.standard_normal((8, 3, 2, 2))\n"
+        "for n, a in (('x', x), ('R', R)):\n"
+        "    np.save(n + '.npy', a); np.save(n + '_a.npy', a[:4]); np.save(n + '_b.npy', a[4:])\"",
+        work);
+    ck_assert_msg(run_cmd(cmd, &out) == 0, "%s", out);
+    free(out);
+    const char *runs[][3] = {{"-q -np 2", "bn4/bn_train_mpi", ""},
+                             {"", "bn4/bn_train", "_a"},
+                             {"", "bn4/bn_train", "_b"},
+                             {"", "bn8/bn_train", ""}};
+    const char *names[] = {"g2", "ga", "gb", "g8"};
+    for (int k = 0; k < 4; k++) {
+        snprintf(cmd, sizeof cmd,
+                 "cd %s && %s %s %s/%s --data x=x%s.npy --data R=R%s.npy --no-shuffle --steps 0 "
+                 "--export-grads %s",
+                 work, *runs[k][0] ? mpirun() : "", runs[k][0], work, runs[k][1], runs[k][2],
+                 runs[k][2], names[k]);
+        ck_assert_msg(run_cmd(cmd, &out) == 0, "%s: %.2000s", cmd, out);
+        free(out);
+    }
+    snprintf(cmd, sizeof cmd,
+             "cd %s && /usr/bin/python3 -c \"import numpy as np, os\n"
+             "def g(d): return {n: np.load(os.path.join(d, n)) for n in sorted(os.listdir(d))}\n"
+             "g2, ga, gb, g8 = g('g2'), g('ga'), g('gb'), g('g8')\n"
+             "assert g2 and g2.keys() == ga.keys() == g8.keys()\n"
+             "rel = lambda u, v: max(float(np.max(np.abs(u[n] - v[n]) / np.maximum(np.abs(v[n]), "
+             "1e-3))) for n in u)\n"
+             "s = {n: ga[n] + gb[n] for n in ga}\n"
+             "print(repr(rel(g2, s)), repr(rel(g8, s)))\"",
+             work);
+    ck_assert_msg(run_cmd(cmd, &out) == 0, "%s", out);
+    double halves = 0, whole = 0;
+    ck_assert_int_eq(sscanf(out, "%lf %lf", &halves, &whole), 2);
+    printf("mpi: batch norm on 2 processes: gradients against the sum of each half's %.3g, "
+           "against one process of both halves %.3g\n",
+           halves, whole);
+    ck_assert_msg(halves <= 1e-12, "2 processes' gradients differ from the halves' sum by %.3g",
+                  halves);
+    ck_assert_msg(whole > 1e-6, "per-process statistics gave the whole batch's gradients");
+    free(out);
+}
+END_TEST
+
 /* Bad setups, one line each: processes built from different models,
  * processes reading different data, and --mpi without Open MPI's mpicc. */
 START_TEST(test_bad_setups)
@@ -485,6 +556,20 @@ START_TEST(test_bad_setups)
                   "exit %d: %.3000s", status, said);
     free(said);
 
+    /* A loss that is neither a mean nor a sum over the rows: a sum, and a
+     * penalty each process would count again. */
+    char model[1100];
+    snprintf(model, sizeof model, "%s/penalty.lua", work);
+    write_text(model, "local x = input(\"x\", {8, 3})\n"
+                      "local w = param(\"w\", {3, 2}, randn())\n"
+                      "return model { loss = sum(tanh(x:matmul(w))^2) + sum(w * w) }\n");
+    build("penalty", model, "--mpi");
+    snprintf(cmd, sizeof cmd, "%s -q -np 2 %s/penalty/penalty_train_mpi", mpirun(), work);
+    status = run_cmd(cmd, &said);
+    ck_assert_msg(status != 0 && strstr(said, "is neither a mean nor a sum over the batch's rows"),
+                  "exit %d: %.3000s", status, said);
+    free(said);
+
     snprintf(cmd, sizeof cmd, "PATH=/nonexistent %s build models/iris.lua --mpi -o %s/nompi",
              GRADC_BIN, work);
     status = run_cmd(cmd, &said);
@@ -510,8 +595,10 @@ static void setup(void)
              "np.save('%s/x.npy', x)\n"
              "np.save('%s/labels.npy', y)\n"
              "np.save('%s/x_from1280.npy', x[1280:])\n"
-             "np.save('%s/labels_from1280.npy', y[1280:])\"",
-             work, work, work, work);
+             "np.save('%s/labels_from1280.npy', y[1280:])\n"
+             "np.save('%s/seed_x.npy', r.standard_normal((512, 100)))\n"
+             "np.save('%s/seed_y.npy', r.standard_normal((512, 10)))\"",
+             work, work, work, work, work, work);
     int status = run_cmd(cmd, &out);
     ck_assert_msg(status == 0, "%s: %s", cmd, out);
     free(out);
@@ -576,6 +663,7 @@ static Suite *mpi_suite(void)
     tcase_add_test(tc, test_kill_and_resume);
     tcase_add_test(tc, test_resume_across_process_counts);
     tcase_add_test(tc, test_bad_setups);
+    tcase_add_test(tc, test_batch_norm_per_process);
     suite_add_tcase(s, tc);
     return s;
 }

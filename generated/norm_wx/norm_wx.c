@@ -192,6 +192,7 @@ const rt_model REAL_SUFFIX(norm_wx_model) = {
     .loss_offset = 768,
     .optimizer = RT_OPT_SGD,
     .hyper = {.lr = 0.001},
+    .loss_rows = RT_LOSS_SUM,
     .loss = loss,
     .loss_and_grad = loss_and_grad,
     .update = update,

@@ -222,6 +222,7 @@ const rt_model REAL_SUFFIX(seed_mlp_model) = {
     .loss_offset = 267280,
     .optimizer = RT_OPT_SGD,
     .hyper = {.lr = 0.0001},
+    .loss_rows = RT_LOSS_SUM,
     .loss = loss,
     .loss_and_grad = loss_and_grad,
     .update = update,
