@@ -812,8 +812,11 @@ static int run(Trainer *t)
     bar_end(&t->bar, t->steps);
     if (t->steps == 0 && t->d->n) /* --steps 0: the first batch */
         rt_data_load_at(t->d, m, t->epoch, t->row);
-    if (t->comm->size > 1)
+    if (t->comm->size > 1) {
+        if (m->draws)
+            *m->draws = (uint64_t)t->steps ^ (uint64_t)t->comm->rank << 40;
         t->comm->start_grads(m);
+    }
     double final = m->loss_and_grad();
     if (t->comm->size > 1) {
         average_grads(t);
@@ -1020,9 +1023,9 @@ static void share_cores(Trainer *t, long asked)
              local);
     else if (n > fair && mine < online)
         note(t,
-             "%s: warning: --threads %d, but mpirun bound each process to %d cores "
+             "%s: warning: --threads %d, but mpirun bound each process to %d core%s "
              "(mpirun --bind-to none lets it use more)\n",
-             t->prog, n, mine);
+             t->prog, n, mine, mine == 1 ? "" : "s");
     else if (n > fair)
         note(t,
              "%s: warning: %d processes of %d threads on this machine's %d cores: they will "

@@ -301,6 +301,9 @@ static char *read_file(const char *path)
  * banner is not printed), and resuming from it on two processes ends
  * where a run that never stopped does, bit for bit; the checkpoint was at
  * most one interval (20 steps) behind the last step printed. */
+/* mpirun's transports: shared memory, and TCP on loopback. */
+static const char *const over[] = {"", "--mca btl tcp,self"};
+
 START_TEST(test_kill_and_resume)
 {
     const Case *c = &cases[2];
@@ -308,12 +311,12 @@ START_TEST(test_kill_and_resume)
     build_case(c, mpi_dir, one_dir, sizeof mpi_dir);
     data_of(c, data, sizeof data);
     snprintf(exe, sizeof exe, "%s/%s/%s_train_mpi", work, mpi_dir, c->name);
-    snprintf(ckpt, sizeof ckpt, "%s/kill.ckpt", work);
-    snprintf(out, sizeof out, "%s/kill.out", work);
+    snprintf(ckpt, sizeof ckpt, "%s/kill%d.ckpt", work, _i);
+    snprintf(out, sizeof out, "%s/kill%d.out", work, _i);
     snprintf(cmd, sizeof cmd,
-             "%s -q -np 2 %s %s --steps 1000000 --print-every 1 --save-every 20 --checkpoint %s "
-             ">%s 2>&1",
-             mpirun(), exe, data, ckpt, out);
+             "%s -q -np 2 %s %s %s --steps 1000000 --print-every 1 --save-every 20 --checkpoint "
+             "%s >%s 2>&1",
+             mpirun(), over[_i], exe, data, ckpt, out);
     pid_t job = fork();
     ck_assert_int_ge(job, 0);
     if (job == 0) {
@@ -336,8 +339,8 @@ START_TEST(test_kill_and_resume)
     if (took >= 60)
         kill(job, SIGKILL), waitpid(job, &status, 0);
     char *said = read_file(out);
-    printf("mpi: rank 1 killed: the run ended %.2f s later, exit %d\n", took,
-           WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+    printf("mpi: rank 1 killed%s: the run ended %.2f s later, exit %d\n", _i ? " (over TCP)" : "",
+           took, WIFEXITED(status) ? WEXITSTATUS(status) : -1);
     ck_assert_msg(took < 30, "the run went on %.0f s after a process died: %.2000s", took, said);
     ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) != 0, "exit %d", status);
     const char *line = strstr(said, "stopped by mpirun");
@@ -356,17 +359,20 @@ START_TEST(test_kill_and_resume)
     /* Resumed on two processes, then a run that never stopped. */
     char *a, *b;
     snprintf(cmd, sizeof cmd,
-             "%s -np 2 %s %s --resume %s --steps %ld --digits 17 --export %s/resumed", mpirun(),
-             exe, data, ckpt, saved + 10, work);
+             "%s -np 2 %s %s %s --resume %s --steps %ld --digits 17 --export %s/resumed%d",
+             mpirun(), over[_i], exe, data, ckpt, saved + 10, work, _i);
     ck_assert_int_eq(run_cmd(cmd, &a), 0);
-    snprintf(cmd, sizeof cmd, "%s -np 2 %s %s --steps %ld --digits 17 --export %s/straight",
-             mpirun(), exe, data, saved + 10, work);
+    snprintf(cmd, sizeof cmd, "%s -np 2 %s %s %s --steps %ld --digits 17 --export %s/straight%d",
+             mpirun(), over[_i], exe, data, saved + 10, work, _i);
     ck_assert_int_eq(run_cmd(cmd, &b), 0);
     const char *fa = strstr(a, "final loss "), *fb = strstr(b, "final loss ");
     ck_assert_msg(fa && fb, "%.2000s\n%.2000s", a, b);
     ck_assert_msg(strtod(fa + 11, NULL) == strtod(fb + 11, NULL),
                   "resumed: %.40s, never stopped: %.40s", fa, fb);
-    ck_assert_double_eq(params_differ("resumed", "straight"), 0);
+    char ra[32], rb[32];
+    snprintf(ra, sizeof ra, "resumed%d", _i);
+    snprintf(rb, sizeof rb, "straight%d", _i);
+    ck_assert_double_eq(params_differ(ra, rb), 0);
     free(a);
     free(b);
 }
@@ -378,12 +384,12 @@ END_TEST
  * batch started from the exported parameters on the rows from there:
  * every loss and the parameters after agree to 1e-12. Both start at row
  * 1280: 20 steps of 64 rows, or 10 of 128. */
-static void check_resume_across(int from, int to)
+static void check_resume_across(int from, int to, const char *via)
 {
     const Case *c = &cases[2];
     char mpi_dir[128], one_dir[128], cmd[8192], ckpt[1024], tag[32];
     build_case(c, mpi_dir, one_dir, sizeof mpi_dir);
-    snprintf(tag, sizeof tag, "np%d_to_%d", from, to);
+    snprintf(tag, sizeof tag, "np%d_to_%d%s", from, to, *via ? "_tcp" : "");
     snprintf(ckpt, sizeof ckpt, "%s/%s.ckpt", work, tag);
     const char *exe = "mnist_mlp_train_mpi";
     char data[2048], rest[2048];
@@ -394,15 +400,15 @@ static void check_resume_across(int from, int to)
              work);
     long saved = 1280 / (64 * from), more = 20;
     snprintf(cmd, sizeof cmd,
-             "%s -np %d %s/%s/%s %s --steps %ld --checkpoint %s --export %s/%s_start", mpirun(),
-             from, work, mpi_dir, exe, data, saved, ckpt, work, tag);
+             "%s -np %d %s %s/%s/%s %s --steps %ld --checkpoint %s --export %s/%s_start", mpirun(),
+             from, via, work, mpi_dir, exe, data, saved, ckpt, work, tag);
     char *out;
     ck_assert_msg(run_cmd(cmd, &out) == 0, "%s: %.2000s", cmd, out);
     free(out);
     double resumed[STEPS + 1], oracle[STEPS + 1];
     char run[2048], export[160], init[1100];
-    snprintf(run, sizeof run, "%s -np %d %s/%s/%s --resume %s", mpirun(), to, work, mpi_dir, exe,
-             ckpt);
+    snprintf(run, sizeof run, "%s -np %d %s %s/%s/%s --resume %s", mpirun(), to, via, work, mpi_dir,
+             exe, ckpt);
     snprintf(export, sizeof export, "%s_resumed", tag);
     /* train() runs STEPS steps: here the resumed run's steps saved+1 .. */
     char full[16384];
@@ -444,17 +450,102 @@ static void check_resume_across(int from, int to)
     snprintf(a, sizeof a, "%s_resumed", tag);
     snprintf(b, sizeof b, "%s_oracle", tag);
     double params = params_differ(a, b);
-    printf("mpi: saved on %d process%s at step %ld, resumed on %d: %ld steps, worst loss "
+    printf("mpi: saved on %d process%s at step %ld, resumed on %d%s: %ld steps, worst loss "
            "difference %.3g, parameters %.3g\n",
-           from, from == 1 ? "" : "es", saved, to, more, worst, params);
+           from, from == 1 ? "" : "es", saved, to, *via ? " over TCP" : "", more, worst, params);
     ck_assert_msg(worst <= 1e-12 && params <= 1e-12, "resumed %d -> %d: losses %.3g, params %.3g",
                   from, to, worst, params);
 }
 
 START_TEST(test_resume_across_process_counts)
 {
-    check_resume_across(1, 2);
-    check_resume_across(2, 1);
+    check_resume_across(1, 2, over[_i]);
+    check_resume_across(2, 1, over[_i]);
+}
+END_TEST
+
+/* --threads is each process's: asking two processes for as many threads
+ * as the machine has cores is said; one thread each, the default, is
+ * not. */
+START_TEST(test_threads_oversubscribed)
+{
+    const Case *c = &cases[0];
+    char mpi_dir[128], one_dir[128], cmd[4096], *said;
+    build_case(c, mpi_dir, one_dir, sizeof mpi_dir);
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    snprintf(cmd, sizeof cmd, "%s -q -np 2 %s/%s/iris_train_mpi %s --steps 2 --threads %ld",
+             mpirun(), work, mpi_dir, IRIS, cores < 2 ? 2 : cores);
+    ck_assert_msg(run_cmd(cmd, &said) == 0, "%s", said);
+    ck_assert_msg(strstr(said, "warning: ") && strstr(said, "threads"), "no warning in: %.2000s",
+                  said);
+    free(said);
+    snprintf(cmd, sizeof cmd, "%s -q -np 2 %s/%s/iris_train_mpi %s --steps 2", mpirun(), work,
+             mpi_dir, IRIS);
+    ck_assert_msg(run_cmd(cmd, &said) == 0, "%s", said);
+    ck_assert_msg(!strstr(said, "warning"), "1 thread a process, yet: %.2000s", said);
+    free(said);
+}
+END_TEST
+
+/* The largest difference between the .npy files of two exports. */
+static double largest_difference(const char *a, const char *b)
+{
+    char cmd[2048], *out;
+    snprintf(cmd, sizeof cmd,
+             "cd %s && /usr/bin/python3 -c \"import numpy as np, os\n"
+             "print(repr(max(float(np.max(np.abs(np.load(os.path.join('%s', n)) - "
+             "np.load(os.path.join('%s', n))))) for n in os.listdir('%s'))))\"",
+             work, a, b, a);
+    ck_assert_msg(run_cmd(cmd, &out) == 0, "%s", out);
+    double d = strtod(out, NULL);
+    free(out);
+    return d;
+}
+
+/* Dropout draws anew on each process: two processes of the same rows
+ * (8 rows, twice over) do not make one process's gradients of them, as
+ * they would under the same draws; at p = 0 they do. */
+START_TEST(test_dropout_per_process)
+{
+    char model[1100], cmd[8192], *out;
+    snprintf(model, sizeof model, "%s/drop.lua", work);
+    write_text(model, "local x = input(\"x\", {8, 6})\n"
+                      "local labels = input(\"labels\", {8}, \"int32\")\n"
+                      "local w = param(\"w\", {6, 3}, randn())\n"
+                      "local h = dropout(x, config.p or 0.5)\n"
+                      "return model { loss = mean(cross_entropy(h:matmul(w), labels)) }\n");
+    build("drop", model, "--mpi --double");
+    build("keep", model, "--mpi --double -D p=0");
+    snprintf(
+        cmd, sizeof cmd,
+        "cd %s && /usr/bin/python3 -c \"import numpy as np\n"
+        "r = np.random.default_rng(3)\n"
+        "x, y = r.standard_normal((8, 6)), (np.arange(8) %% 3).astype(np.int32)\n"
+        "np.save('dx.npy', x); np.save('dy.npy', y)\n"
+        "np.save('dx2.npy', np.concatenate([x, x])); np.save('dy2.npy', np.concatenate([y, y]))\"",
+        work);
+    ck_assert_msg(run_cmd(cmd, &out) == 0, "%s", out);
+    free(out);
+    double differ[2];
+    const char *builds[] = {"drop", "keep"};
+    for (int k = 0; k < 2; k++) {
+        char two[32], one[32];
+        snprintf(two, sizeof two, "g2_%s", builds[k]);
+        snprintf(one, sizeof one, "g1_%s", builds[k]);
+        snprintf(cmd, sizeof cmd,
+                 "cd %s && %s -q -np 2 %s/drop_train_mpi --data x=dx2.npy --data labels=dy2.npy "
+                 "--no-shuffle --steps 0 --export-grads %s && %s/drop_train --data x=dx.npy "
+                 "--data labels=dy.npy --no-shuffle --steps 0 --export-grads %s",
+                 work, mpirun(), builds[k], two, builds[k], one);
+        ck_assert_msg(run_cmd(cmd, &out) == 0, "%s: %.3000s", cmd, out);
+        free(out);
+        differ[k] = largest_difference(two, one);
+    }
+    printf("mpi: 2 processes of the same rows against one: gradients differ by %.3g with "
+           "dropout, %.3g without\n",
+           differ[0], differ[1]);
+    ck_assert_msg(differ[0] > 1e-6, "the two processes drew the same dropout");
+    ck_assert_msg(differ[1] <= 1e-12, "at p = 0 they differ by %.3g", differ[1]);
 }
 END_TEST
 
@@ -660,8 +751,10 @@ static Suite *mpi_suite(void)
     tcase_add_test(tc, test_one_process_is_plain);
     tcase_add_test(tc, test_buckets_in_the_backward);
     tcase_add_test(tc, test_evaluation_shared);
-    tcase_add_test(tc, test_kill_and_resume);
-    tcase_add_test(tc, test_resume_across_process_counts);
+    tcase_add_loop_test(tc, test_kill_and_resume, 0, 2);
+    tcase_add_loop_test(tc, test_resume_across_process_counts, 0, 2);
+    tcase_add_test(tc, test_threads_oversubscribed);
+    tcase_add_test(tc, test_dropout_per_process);
     tcase_add_test(tc, test_bad_setups);
     tcase_add_test(tc, test_batch_norm_per_process);
     suite_add_tcase(s, tc);
