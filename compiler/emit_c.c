@@ -571,6 +571,13 @@ static void buffer_updates(Emit *e, Buf *b)
     }
 }
 
+/* A step as the gradients, then update() from them. */
+static void step_by_update(Emit *e, const char *indent)
+{
+    buf_printf(e->b, "%sconst double loss = loss_and_grad();\n%supdate(hyper);\n%sreturn loss;\n",
+               indent, indent, indent);
+}
+
 /* Plain SGD with some updates folded into products (plan.c): unclipped,
  * compute_grads() updates those weights and the rest step after it;
  * clipped, every gradient is needed first, and update() is the usual
@@ -609,11 +616,9 @@ static void emit_folded_step(Emit *e)
     if (has_draws(g))
         buf_printf(e->b, "    mask_step = (uint64_t)hyper->step; /* new random draws */\n");
     buf_printf(e->b,
-               "    if (hyper->clip > 0 || (hyper->grad_scale > 0 && hyper->grad_scale != 1)) {\n"
-               "        const double loss = loss_and_grad();\n"
-               "        update(hyper);\n"
-               "        return loss;\n"
-               "    }\n");
+               "    if (hyper->clip > 0 || (hyper->grad_scale > 0 && hyper->grad_scale != 1)) {\n");
+    step_by_update(e, "        ");
+    buf_printf(e->b, "    }\n");
     if (has_modes(g))
         buf_printf(e->b, "    training = 1;\n");
     buf_printf(e->b, "    const real lr = (real)hyper->lr, wd = (real)hyper->weight_decay;\n"
@@ -661,9 +666,8 @@ static void emit_train_step(Emit *e)
                      "static double train_step(const rt_hyper *hyper)\n{\n");
     if (has_draws(g))
         buf_printf(e->b, "    mask_step = (uint64_t)hyper->step; /* new random draws */\n");
-    buf_printf(e->b, "    const double loss = loss_and_grad();\n"
-                     "    update(hyper);\n"
-                     "    return loss;\n}\n");
+    step_by_update(e, "    ");
+    buf_printf(e->b, "}\n");
 }
 
 /* A descriptor row; with_init adds a parameter's initializer. */

@@ -506,9 +506,12 @@ static LossRows rows_kind(Graph *g, int id, const bool *reads, double c)
             return rows_kind(g, a, reads, n->op == OP_MUL ? nb->value : 1 / nb->value);
         if (n->op == OP_MUL && na->op == OP_CONST && na->shape.rank == 0)
             return rows_kind(g, b, reads, na->value);
-        return reads[b]                                 ? LOSS_OTHER
-               : rows_kind(g, a, reads, c) == LOSS_MEAN ? LOSS_MEAN
-                                                        : LOSS_OTHER;
+        /* a mean weighed by something of the weights alone stays a mean */
+        if (n->op == OP_MUL && !reads[a])
+            return rows_kind(g, b, reads, c) == LOSS_MEAN ? LOSS_MEAN : LOSS_OTHER;
+        if (!reads[b])
+            return rows_kind(g, a, reads, c) == LOSS_MEAN ? LOSS_MEAN : LOSS_OTHER;
+        return LOSS_OTHER;
     case OP_ADD:
     case OP_SUB: {
         LossRows x = rows_kind(g, a, reads, c), y = rows_kind(g, b, reads, c);

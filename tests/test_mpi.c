@@ -613,6 +613,52 @@ START_TEST(test_batch_norm_per_process)
 }
 END_TEST
 
+/* How each loss adds up over the rows, as the compiler reads it and the
+ * descriptor says (nothing for a mean, the default). */
+START_TEST(test_loss_rows)
+{
+    static const struct {
+        const char *loss, *kind;
+    } losses[] = {
+        {"mean(cross_entropy(z, labels))", NULL},
+        {"0.6 * mean(cross_entropy(z, labels)) + 0.4 * mean(-z)", NULL},
+        {"sum(cross_entropy(z, labels)) / 8", NULL},
+        {"mean(cross_entropy(z, labels)) + 0.01 * sum(w * w)", NULL},
+        {"sum(w) * mean(z)", NULL},
+        {"sum((z - 1) ^ 2)", "RT_LOSS_SUM"},
+        {"0.5 * sum(cross_entropy(z, labels))", "RT_LOSS_SUM"},
+        {"sum(z) + sum(w * w)", "RT_LOSS_OTHER"},
+        {"mean(z) ^ 2", "RT_LOSS_OTHER"},
+        {"mean(z) * sum(z)", "RT_LOSS_OTHER"},
+    };
+    for (size_t k = 0; k < sizeof losses / sizeof *losses; k++) {
+        char model[1100], text[1024], cmd[4096], *out;
+        snprintf(model, sizeof model, "%s/rows%zu.lua", work, k);
+        snprintf(text, sizeof text,
+                 "local x = input(\"x\", {8, 3})\n"
+                 "%s"
+                 "local w = param(\"w\", {3, 2}, randn())\n"
+                 "local z = x:matmul(w)\n"
+                 "return model { loss = %s }\n",
+                 strstr(losses[k].loss, "labels")
+                     ? "local labels = input(\"labels\", {8}, \"int32\")\n"
+                     : "",
+                 losses[k].loss);
+        write_text(model, text);
+        snprintf(cmd, sizeof cmd,
+                 "%s compile %s -o %s/rows && grep -h 'loss_rows =' %s/rows/rows%zu.c", GRADC_BIN,
+                 model, work, work, k);
+        run_cmd(cmd, &out);
+        if (losses[k].kind)
+            ck_assert_msg(strstr(out, losses[k].kind), "%s: want %s, got: %s", losses[k].loss,
+                          losses[k].kind, out);
+        else
+            ck_assert_msg(!strstr(out, "RT_LOSS_"), "%s: a mean, got: %s", losses[k].loss, out);
+        free(out);
+    }
+}
+END_TEST
+
 /* Bad setups, one line each: processes built from different models,
  * processes reading different data, and --mpi without Open MPI's mpicc. */
 START_TEST(test_bad_setups)
@@ -756,6 +802,7 @@ static Suite *mpi_suite(void)
     tcase_add_test(tc, test_threads_oversubscribed);
     tcase_add_test(tc, test_dropout_per_process);
     tcase_add_test(tc, test_bad_setups);
+    tcase_add_test(tc, test_loss_rows);
     tcase_add_test(tc, test_batch_norm_per_process);
     suite_add_tcase(s, tc);
     return s;
