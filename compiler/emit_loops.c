@@ -584,8 +584,9 @@ static void shared_roots(Emit *e, int lead, Roots *roots, char names[][16])
 TuneUse product_use(Emit *e, int id, Product *p)
 {
     const Node *n = ir_at(e->g, id);
-    bool product = (n->op == OP_MATMUL || n->op == OP_MATMUL_ADD) &&
-                   matmul_product(n, ir_at(e->g, n->in[0])->shape, ir_at(e->g, n->in[1])->shape, p);
+    bool product = head_product(e->g, id, p) || ((n->op == OP_MATMUL || n->op == OP_MATMUL_ADD) &&
+                                                 matmul_product(n, ir_at(e->g, n->in[0])->shape,
+                                                                ir_at(e->g, n->in[1])->shape, p));
     return product ? tune_use(e->tune, p) : USE_BLAS;
 }
 
@@ -598,10 +599,11 @@ static void emit_call(Emit *e, int root, int row_loss)
                    .shape = n->shape,
                    .row_loss = row_loss >= 0 ? use(e, row_loss) : NULL},
             in[MAX_IN];
-    Product tuned;
+    Product tuned = {0};
     TuneUse way = product_use(e, root, &tuned);
     out.scratch = way == USE_COPY ? "tuned_copy" : NULL;
     out.kernel = way == USE_KERNEL;
+    out.tri = tuned.tri;
     char lits[MAX_IN][48];
     for (int k = 0; k < n->n_in; k++) {
         const Node *x = ir_at(e->g, n->in[k]);

@@ -265,11 +265,21 @@ typedef struct {
 /* What an emitter is handed for its output and each input: for ELEM and
  * VIEW, an expression for one element; for GEMM and ROWS, a buffer name
  * or, for a constant input, a literal. */
-/* One BLAS call's product: C [m, n] = op(A) op(B), k the inner size. */
+/* One BLAS call's product: C [m, n] = op(A) op(B), k the inner size; or
+ * a batch of `count` of them, attention's per head (count 0 for one), and
+ * the triangles of each it may leave out (TRI_*). */
 typedef struct {
     int m, n, k;
     bool ta, tb;
+    int count, tri;
 } Product;
+/* A batch of attention's products knows half of each from the causal
+ * mask: TRI_A, op(A) is a causal softmax's (or its gradient's), zero on
+ * the far side of its diagonal; TRI_C, only the columns up to each row of
+ * the result are read (by causal softmaxes). runtime/gemm.c's heads
+ * kernel skips them; its panel for op(B) = B^T holds HEAD_PANEL values
+ * (rt_real.h's RT_HEAD_PANEL). */
+enum { TRI_A = 1, TRI_C = 2, HEAD_PANEL = 8192 };
 
 typedef struct {
     const char *text;
@@ -283,6 +293,7 @@ typedef struct {
     const char *scratch;      /* a product's output: copy the transposed operand
                                  here first, then multiply plainly (--tune) */
     bool kernel;              /* a product's output: by runtime/gemm.c (--tune) */
+    int tri;                  /* a batch of head products' output: TRI_* */
 } Operand;
 
 /* The rules a row names. shape: fills n->shape and n->dtype; returns NULL
@@ -319,6 +330,9 @@ static inline bool parallel(long outer, long size) { return outer >= 4 && size >
 /* The product a matmul node is written as, if it is one BLAS call (not a
  * loop of them over a batch); sa and sb are its inputs' shapes. */
 bool matmul_product(const Node *n, Shape sa, Shape sb, Product *p);
+/* The product of each matrix of node id, a batch of attention's products
+ * (matrices read in place, emit_head_products), with its triangles. */
+bool head_product(Graph *g, int id, Product *p);
 
 /* ---- load_model.c: Lua -> forward graph ---- */
 
@@ -470,9 +484,12 @@ int tune_read(const char *path, Tune *t);
 TuneUse tune_use(const Tune *t, const Product *p);
 void tune_free(Tune *t);
 /* Whether runtime/gemm.c can compute a product: A B or A^T B with N a
- * multiple of 4, or A B^T with K in whole vectors of 16. */
+ * multiple of 4, or A B^T with K in whole vectors of 16; a batch of
+ * attention's, N a multiple of 4 and op(B) = B^T within the panel. */
 static inline bool kernel_fits(const Product *p)
 {
+    if (p->count)
+        return p->n % 4 == 0 && !(p->ta && p->tb) && (!p->tb || (long)p->k * p->n <= HEAD_PANEL);
     return p->tb ? !p->ta && p->k % 16 == 0 : p->n % 4 == 0;
 }
 /* gradc tune: times each of the compiled model's products every way that

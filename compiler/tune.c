@@ -15,7 +15,12 @@
  * The file: `#` comments, and a line per product,
  * `M N K FLAGS BLAS COPIED KERNEL USE`: FLAGS NN, NT or TN (which operand
  * is transposed), the times in microseconds (`-` for a way not timed, as
- * one that does not apply is not), USE `blas`, `copy` or `kernel`.
+ * one that does not apply is not), USE `blas`, `copy` or `kernel`. A batch
+ * of attention's products, one per example and head, says how many after
+ * the flags, and the triangles the causal mask lets the kernel leave out
+ * (A: op(A)'s, zero; C: the result's, unread): `NT*64/C` is 64 products
+ * A B^T of which only the columns up to each row are read; the times are
+ * the batch's.
  */
 #include <errno.h>
 #include <limits.h>
@@ -35,13 +40,53 @@ static const char *const use_name[] = {"blas", "copy", "kernel"};
 
 static bool same(const Product *a, const Product *b)
 {
-    return a->m == b->m && a->n == b->n && a->k == b->k && a->ta == b->ta && a->tb == b->tb;
+    return a->m == b->m && a->n == b->n && a->k == b->k && a->ta == b->ta && a->tb == b->tb &&
+           a->count == b->count && a->tri == b->tri;
 }
 
 /* Whether a way applies to a product. */
 static bool applies(const Product *p, TuneUse u)
 {
-    return u == USE_BLAS || (u == USE_COPY && p->ta != p->tb) || (u == USE_KERNEL && kernel_fits(p));
+    return u == USE_BLAS || (u == USE_COPY && p->ta != p->tb && !p->count) ||
+           (u == USE_KERNEL && kernel_fits(p));
+}
+
+/* FLAGS as the file writes them: NT, or NT*64/AC for a batch. */
+static void flags_str(char *out, size_t len, const Product *p)
+{
+    int at = snprintf(out, len, "%s", p->ta ? "TN" : p->tb ? "NT" : "NN");
+    if (p->count)
+        at += snprintf(out + at, len - at, "*%d", p->count);
+    if (p->tri)
+        snprintf(out + at, len - at, "/%s%s", p->tri & TRI_A ? "A" : "", p->tri & TRI_C ? "C" : "");
+}
+
+/* Reads FLAGS into p; false if they are not flags. */
+static bool read_flags(const char *s, Product *p)
+{
+    if ((strncmp(s, "NN", 2) && strncmp(s, "NT", 2) && strncmp(s, "TN", 2)))
+        return false;
+    p->ta = s[0] == 'T';
+    p->tb = s[1] == 'T';
+    s += 2;
+    if (*s == '*') {
+        char *end;
+        long count = strtol(s + 1, &end, 10);
+        if (end == s + 1 || count < 1 || count > INT_MAX)
+            return false;
+        p->count = (int)count;
+        s = end;
+    }
+    if (*s == '/' && p->count) {
+        s++;
+        if (*s == 'A')
+            p->tri |= TRI_A, s++;
+        if (*s == 'C')
+            p->tri |= TRI_C, s++;
+        if (!p->tri)
+            return false;
+    }
+    return !*s;
 }
 
 /* A time, or `-` (NAN) for a way not timed. */
@@ -66,24 +111,21 @@ int tune_read(const char *path, Tune *t)
         if (*s == '#' || *s == '\n' || !*s)
             continue;
         Product p = {0};
-        char flags[4], times[3][24], use[8];
+        char flags[24], times[3][24], use[8];
         double time[3];
         int used = 0, u = 0;
-        bool ok = sscanf(s, "%d %d %d %3s %23s %23s %23s %7s %n", &p.m, &p.n, &p.k, flags,
+        bool ok = sscanf(s, "%d %d %d %23s %23s %23s %23s %7s %n", &p.m, &p.n, &p.k, flags,
                          times[0], times[1], times[2], use, &used) == 8 &&
-                  !s[used] && p.m > 0 && p.n > 0 && p.k > 0 &&
-                  (!strcmp(flags, "NN") || !strcmp(flags, "NT") || !strcmp(flags, "TN"));
-        p.ta = flags[0] == 'T';
-        p.tb = flags[1] == 'T';
+                  !s[used] && p.m > 0 && p.n > 0 && p.k > 0 && read_flags(flags, &p);
         while (u < 3 && strcmp(use, use_name[u]))
             u++;
         for (int w = 0; w < 3 && ok; w++)
             ok = read_time(times[w], &time[w]) && (applies(&p, (TuneUse)w) || isnan(time[w]));
         if (!ok || u == 3 || isnan(time[u])) {
             fprintf(stderr,
-                    "%s:%d: expected `M N K NN|NT|TN BLAS COPIED KERNEL blas|copy|kernel`: "
-                    "times in microseconds (`-`: not timed; the ways that do not apply are "
-                    "not), and a way timed\n",
+                    "%s:%d: expected `M N K NN|NT|TN[*COUNT[/A|/C|/AC]] BLAS COPIED KERNEL "
+                    "blas|copy|kernel`: times in microseconds (`-`: not timed; the ways that do "
+                    "not apply are not), and a way timed\n",
                     path, at);
             fclose(f);
             tune_free(t);
@@ -121,9 +163,11 @@ int tune_model(Graph *g, const char *out, bool verbose)
     for (int i = 0; i < g->n; i++) {
         const Node *x = ir_at(g, i);
         Product p;
-        if ((x->op != OP_MATMUL && x->op != OP_MATMUL_ADD) ||
-            !matmul_product(x, ir_at(g, x->in[0])->shape, ir_at(g, x->in[1])->shape, &p) ||
-            (!applies(&p, USE_COPY) && !applies(&p, USE_KERNEL)))
+        if (!head_product(g, i, &p) &&
+            ((x->op != OP_MATMUL && x->op != OP_MATMUL_ADD) ||
+             !matmul_product(x, ir_at(g, x->in[0])->shape, ir_at(g, x->in[1])->shape, &p)))
+            continue;
+        if (!applies(&p, USE_COPY) && !applies(&p, USE_KERNEL))
             continue;
         bool again = false;
         for (int j = 0; j < n && !again; j++)
@@ -131,8 +175,10 @@ int tune_model(Graph *g, const char *out, bool verbose)
         if (again)
             continue;
         seen[n] = p;
+        char flags[24];
+        flags_str(flags, sizeof flags, &p);
         args[n] = xmalloc(64);
-        snprintf(args[n++], 64, "%d,%d,%d,%s,b%s%s", p.m, p.n, p.k, p.ta ? "TN" : p.tb ? "NT" : "NN",
+        snprintf(args[n++], 64, "%d,%d,%d,%s,b%s%s", p.m, p.n, p.k, flags,
                  applies(&p, USE_COPY) ? "c" : "", applies(&p, USE_KERNEL) ? "k" : "");
     }
     char times[PATH_MAX], tmp[PATH_MAX];
@@ -159,25 +205,26 @@ int tune_model(Graph *g, const char *out, bool verbose)
         int got = 0;
         while (in && fgets(line, sizeof line, in)) {
             Product p = {0};
-            char flags[4], times[3][24];
+            char flags[24], times[3][24];
             if (line[0] == '#') {
                 fputs(line, f);
                 continue;
             }
             double time[3];
-            if (sscanf(line, "%d %d %d %3s %23s %23s %23s", &p.m, &p.n, &p.k, flags, times[0],
+            if (sscanf(line, "%d %d %d %23s %23s %23s %23s", &p.m, &p.n, &p.k, flags, times[0],
                        times[1], times[2]) != 7 ||
                 !read_time(times[0], &time[0]) || !read_time(times[1], &time[1]) ||
                 !read_time(times[2], &time[2]))
                 break; /* counted short below */
             if (got++ == 0)
-                fprintf(f, "#     M      N      K  flags       blas     copied     kernel  use\n");
+                fprintf(f,
+                        "#     M      N      K  flags           blas     copied     kernel  use\n");
             int best = 0;
             for (int w = 1; w < 3; w++)
                 if (time[w] < GAIN * time[0] && time[w] < time[0] - MIN_US &&
                     !(time[w] >= time[best]))
                     best = w;
-            fprintf(f, "%7d %6d %6d  %-5s %10s %10s %10s  %s\n", p.m, p.n, p.k, flags, times[0],
+            fprintf(f, "%7d %6d %6d  %-9s %10s %10s %10s  %s\n", p.m, p.n, p.k, flags, times[0],
                     times[1], times[2], use_name[best]);
         }
         if (got != n) {

@@ -539,3 +539,140 @@ GEMM(rt_dgemm_tn, double, vdouble, 1)
 
 GEMM_NT(rt_sgemm_nt, float, vfloat)
 GEMM_NT(rt_dgemm_nt, double, vdouble)
+
+/* Attention's products, one per example and head: matrices of 64 x 64 x 32
+ * at the bench's GPT, 768 a step. OpenBLAS takes a few microseconds to
+ * dispatch each, a quarter of its time on them; here each is the blocks
+ * above straight away, op(B) copied into a panel first when it is B^T (the
+ * blocks read rows of op(B)). And where attention is causal half of each
+ * product is known: RT_TRI_A, op(A) is a causal softmax's output (or its
+ * gradient), zero above its diagonal (A B: row i reads K up to i) or, as
+ * A^T, below it (row i reads K from i); RT_TRI_C, only C's columns up to
+ * the row are read (scores, and their gradient, that a causal softmax
+ * reads), so the blocks right of the diagonal are not computed: C holds
+ * anything there. Each element computed is computed as without the
+ * triangle, bar the zeros the triangle leaves out. */
+/* to[c * ldt + r] = from[r * ldf + c] for a matrix `from` [rows, cols]:
+ * squares of a vector's lanes at a time in registers, where both are
+ * whole vectors of them, each square transposed in log2(lanes) rounds of
+ * swapping the off-diagonal halves of its halves. One element at a time,
+ * each store a row of `to` further, took as long as a third of the product
+ * it fed (64 x 64 x 32). */
+#define TRANSPOSE(T, V, LANES)                                                                \
+    INLINE void transpose_##T(T *to, long ldt, const T *from, long ldf, int rows, int cols)   \
+    {                                                                                         \
+        enum { L = sizeof(V) / sizeof(T) };                                                   \
+        if (rows % L || cols % L) {                                                           \
+            for (int r = 0; r < rows; r++)                                                    \
+                for (int c = 0; c < cols; c++)                                                \
+                    to[c * ldt + r] = from[r * ldf + c];                                      \
+            return;                                                                           \
+        }                                                                                     \
+        for (int r0 = 0; r0 < rows; r0 += L)                                                  \
+            for (int c0 = 0; c0 < cols; c0 += L) {                                            \
+                V x[L];                                                                       \
+                _Pragma("GCC unroll 16") for (int r = 0; r < L; r++)                          \
+                    memcpy(&x[r], from + (r0 + r) * ldf + c0, sizeof(V));                     \
+                SWAP_HALVES(L / 2, LANES);                                                    \
+                SWAP_HALVES(L / 4, LANES);                                                    \
+                SWAP_HALVES(L / 8, LANES);                                                    \
+                if (L == 16)                                                                  \
+                    SWAP_HALVES(L / 16, LANES);                                               \
+                _Pragma("GCC unroll 16") for (int c = 0; c < L; c++)                          \
+                    memcpy(to + (c0 + c) * ldt + r0, &x[c], sizeof(V));                       \
+            }                                                                                 \
+    }
+/* One round: rows r and r + h (r with bit h clear) trade the lanes with
+ * bit h set of the first for the lanes with it clear of the second. The
+ * masks are constants, so each shuffle is one instruction. */
+#define LO(h, e) ((e) & (h) ? L + (e) - (h) : (e))
+#define HI(h, e) ((e) & (h) ? L + (e) : (e) + (h))
+#define LANES8(F, h) F(h, 0), F(h, 1), F(h, 2), F(h, 3), F(h, 4), F(h, 5), F(h, 6), F(h, 7)
+#define LANES16(F, h)                                                                         \
+    LANES8(F, h), F(h, 8), F(h, 9), F(h, 10), F(h, 11), F(h, 12), F(h, 13), F(h, 14), F(h, 15)
+#define SWAP_HALVES(h, LANES)                                                                 \
+    _Pragma("GCC unroll 16") for (int r = 0; r < L; r++) if (!(r & (h)))                      \
+    {                                                                                         \
+        const __typeof__(x[0]) a = x[r], b = x[r + (h)];                                                 \
+        x[r] = __builtin_shuffle(a, b, (mask){LANES(LO, h)});                                 \
+        x[r + (h)] = __builtin_shuffle(a, b, (mask){LANES(HI, h)});                           \
+    }
+#define mask vint32
+typedef int32_t vint32 __attribute__((vector_size(64)));
+typedef int64_t vint64 __attribute__((vector_size(64)));
+TRANSPOSE(float, vfloat, LANES16)
+#undef mask
+#define mask vint64
+TRANSPOSE(double, vdouble, LANES8)
+#undef mask
+
+#define HEAD(NAME, T, V)                                                                          \
+    INLINE void head_##T(int m, int n, int k, bool ta, bool tb, int tri, T alpha, const T *a,  \
+                         long lda, const T *b, long ldb, T beta, T *c, long ldc)              \
+    {                                                                                         \
+        enum { LANES = sizeof(V) / sizeof(T) };                                               \
+        const long ar = ta ? 1 : lda, ak = ta ? lda : 1;                                      \
+        _Alignas(64) T panel[RT_HEAD_PANEL];                                                  \
+        if (tb) {                                                                             \
+            transpose_##T(panel, n, b, ldb, n, k);                                            \
+            b = panel;                                                                        \
+            ldb = n;                                                                          \
+        }                                                                                     \
+        for (int i = 0; i < m;) {                                                             \
+            const int rows = m - i >= 8 ? 8 : 1;                                              \
+            int k0 = 0, kn = k;                                                               \
+            if (tri & RT_TRI_A) {                                                             \
+                k0 = ta ? i : 0;                                                              \
+                kn = ta ? k - i : i + rows < k ? i + rows : k;                                \
+            }                                                                                 \
+            int cols = n;                                                                     \
+            if ((tri & RT_TRI_C) && (i + rows + 3) / 4 * 4 < n)                               \
+                cols = (i + rows + 3) / 4 * 4;                                                \
+            const T *ai = a + i * ar + k0 * ak, *bk = b + k0 * ldb;                           \
+            T *ci = c + i * ldc;                                                              \
+            int j = 0;                                                                        \
+            if (rows == 8) {                                                                  \
+                for (; j + 3 * LANES <= cols; j += 3 * LANES)                                 \
+                    block_##T##_8x3(kn, alpha, ai, ar, ak, bk + j, ldb, beta, ci + j, ldc);   \
+                if (cols - j >= 2 * LANES) {                                                  \
+                    block_##T##_8x2(kn, alpha, ai, ar, ak, bk + j, ldb, beta, ci + j, ldc);   \
+                    j += 2 * LANES;                                                           \
+                } else if (cols - j >= LANES) {                                               \
+                    block_##T##_8x1(kn, alpha, ai, ar, ak, bk + j, ldb, beta, ci + j, ldc);   \
+                    j += LANES;                                                               \
+                }                                                                             \
+                for (; j < cols; j += 4)                                                      \
+                    block_##T##4_8x1(kn, alpha, ai, ar, ak, bk + j, ldb, beta, ci + j, ldc);  \
+            } else {                                                                          \
+                for (; j + 3 * LANES <= cols; j += 3 * LANES)                                 \
+                    block_##T##_1x3(kn, alpha, ai, ar, ak, bk + j, ldb, beta, ci + j, ldc);   \
+                if (cols - j >= 2 * LANES) {                                                  \
+                    block_##T##_1x2(kn, alpha, ai, ar, ak, bk + j, ldb, beta, ci + j, ldc);   \
+                    j += 2 * LANES;                                                           \
+                } else if (cols - j >= LANES) {                                               \
+                    block_##T##_1x1(kn, alpha, ai, ar, ak, bk + j, ldb, beta, ci + j, ldc);   \
+                    j += LANES;                                                               \
+                }                                                                             \
+                for (; j < cols; j += 4)                                                      \
+                    block_##T##4_1x1(kn, alpha, ai, ar, ak, bk + j, ldb, beta, ci + j, ldc);  \
+            }                                                                                 \
+            i += rows;                                                                        \
+        }                                                                                     \
+    }                                                                                         \
+    RT_VECTOR_CLONES void NAME(int batch, int heads, enum CBLAS_TRANSPOSE ta,                 \
+                               enum CBLAS_TRANSPOSE tb, int m, int n, int k, T alpha,         \
+                               const T *a, rt_layout la, const T *b, rt_layout lb, T beta,    \
+                               T *c, rt_layout lc, int tri)                                   \
+    {                                                                                         \
+        const bool big = rt_split(RT_SPLIT_BATCHES, (long)batch * heads * m * n * k);         \
+        SHARED_FOR(big, p, batch * heads, 1, {                                                \
+            const long i = p / heads, j = p % heads;                                          \
+            head_##T(m, n, k, ta == CblasTrans, tb == CblasTrans, tri, alpha,                 \
+                     a + i * la.step_i + j * la.step_j, la.ld,                                \
+                     b + i * lb.step_i + j * lb.step_j, lb.ld, beta,                          \
+                     c + i * lc.step_i + j * lc.step_j, lc.ld);                               \
+        })                                                                                    \
+    }
+
+HEAD(rt_sheads, float, vfloat)
+HEAD(rt_dheads, double, vdouble)

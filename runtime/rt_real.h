@@ -79,6 +79,26 @@ void rt_sgemm_nt(int m, int n, int k, float alpha, const float *a, int lda, cons
 void rt_dgemm_nt(int m, int n, int k, double alpha, const double *a, int lda, const double *b,
                  int ldb, double beta, double *c, int ldc);
 
+/* gemm.c: a batch [batch, heads] of products C = alpha op(A) op(B) + beta
+ * C (attention's, one per example and head), matrix (i, j) of each operand
+ * at i * step_i + j * step_j from its start, its rows ld apart; n a
+ * multiple of 4, and with op(B) = B^T, k n at most RT_HEAD_PANEL. tri:
+ * RT_TRI_A, op(A) square and zero on the far side of its diagonal (a
+ * causal softmax's, as A above the diagonal, as A^T below); RT_TRI_C, C
+ * square and only its columns up to each row computed (the rest are
+ * left as they were, for a causal softmax that reads no further). */
+typedef struct {
+    long step_i, step_j;
+    int ld;
+} rt_layout;
+enum { RT_TRI_A = 1, RT_TRI_C = 2, RT_HEAD_PANEL = 8192 };
+void rt_sheads(int batch, int heads, enum CBLAS_TRANSPOSE ta, enum CBLAS_TRANSPOSE tb, int m, int n,
+               int k, float alpha, const float *a, rt_layout la, const float *b, rt_layout lb,
+               float beta, float *c, rt_layout lc, int tri);
+void rt_dheads(int batch, int heads, enum CBLAS_TRANSPOSE ta, enum CBLAS_TRANSPOSE tb, int m, int n,
+               int k, double alpha, const double *a, rt_layout la, const double *b, rt_layout lb,
+               double beta, double *c, rt_layout lc, int tri);
+
 #ifdef REAL_DOUBLE
 typedef double real;
 #define REAL_C(x) x
@@ -97,6 +117,7 @@ typedef double real;
 #define r_gemm_nn rt_dgemm_nn
 #define r_gemm_nt rt_dgemm_nt
 #define r_gemm_tn rt_dgemm_tn
+#define r_heads rt_dheads
 #else
 typedef float real;
 #define REAL_C(x) x##f
@@ -115,6 +136,7 @@ typedef float real;
 #define r_gemm_nn rt_sgemm_nn
 #define r_gemm_nt rt_sgemm_nt
 #define r_gemm_tn rt_sgemm_tn
+#define r_heads rt_sheads
 
 /* exp and tanh for float training, written without branches or calls so
  * that the compiler turns a loop of them into vector code (glibc's expf

@@ -5,8 +5,10 @@
  * product; and gemm.c's kernel.
  *
  * Each argument is a product, M,N,K,FLAGS,WAYS (FLAGS NN, NT or TN: which
- * operand is transposed; WAYS the ways to time, of b, c and k: the BLAS
- * call, copied, kernel, as compiler/tune.c finds they apply); each gives
+ * operand is transposed, and for a batch of attention's products *COUNT
+ * and the triangles left out, /A, /C or /AC, as compiler/tune.c writes
+ * them; WAYS the ways to time, of b, c and k: the BLAS call, copied,
+ * kernel, as compiler/tune.c finds they apply); each gives
  * one line, `M N K FLAGS blas copied kernel`, in microseconds per product
  * (`-` for a way not timed), the median of rounds that alternate the ways.
  * With more than one core, a comment line after each gives the BLAS call
@@ -33,9 +35,28 @@ static int by_value(const void *a, const void *b)
 typedef struct {
     int m, n, k;
     bool ta, tb;
+    int count, tri; /* a batch: how many, side by side; the triangles left out */
     bool timed[WAYS];
     float *a, *b, *c, *copy;
 } Product;
+
+/* A batch of products, each matrix after the last: the BLAS call for
+ * each, as a trainer's loop makes them, or gemm.c's kernel for the batch. */
+static void batch(const Product *p, bool kernel)
+{
+    const int lda = p->ta ? p->m : p->k, ldb = p->tb ? p->k : p->n;
+    const long sa = (long)p->m * p->k, sb = (long)p->k * p->n, sc = (long)p->m * p->n;
+    const enum CBLAS_TRANSPOSE ta = p->ta ? CblasTrans : CblasNoTrans,
+                               tb = p->tb ? CblasTrans : CblasNoTrans;
+    if (kernel) {
+        rt_sheads(1, p->count, ta, tb, p->m, p->n, p->k, 1.0f, p->a, (rt_layout){0, sa, lda}, p->b,
+                  (rt_layout){0, sb, ldb}, 0.0f, p->c, (rt_layout){0, sc, p->n}, p->tri);
+        return;
+    }
+    for (int i = 0; i < p->count; i++)
+        rt_sgemm(CblasRowMajor, ta, tb, p->m, p->n, p->k, 1.0f, p->a + i * sa, lda, p->b + i * sb,
+                 ldb, 0.0f, p->c + i * sc, p->n);
+}
 
 /* to = from transposed, from [rows, cols]: the loop emit_c writes. */
 static void transpose(float *to, const float *from, int rows, int cols)
@@ -64,6 +85,10 @@ static void through_gemm_c(const Product *p, bool kernel)
 /* One product, as emit_c writes it in the given way. */
 static void once(const Product *p, int way)
 {
+    if (p->count) {
+        batch(p, way == KERNEL);
+        return;
+    }
     int lda = p->ta ? p->m : p->k, ldb = p->tb ? p->k : p->n;
     if (way == KERNEL) {
         through_gemm_c(p, true);
@@ -106,7 +131,10 @@ static void time_sharing(const Product *p, bool kernel, int reps, double us[2])
             rt_split_force(shared);
             double t0 = rt_now_ms();
             for (int i = 0; i < reps; i++)
-                through_gemm_c(p, kernel);
+                if (p->count)
+                    batch(p, kernel);
+                else
+                    through_gemm_c(p, kernel);
             t[shared][r] = (rt_now_ms() - t0) / reps * 1e3;
         }
     rt_split_force(0); /* the ways above are timed on one thread */
@@ -121,17 +149,31 @@ static float *aligned(size_t n) { return aligned_alloc(64, (n * sizeof(float) + 
 static int tune_one(const char *arg, int threads)
 {
     Product p = {0};
-    char flags[3] = "", ways[4] = "";
-    if (sscanf(arg, "%d,%d,%d,%2[NT],%3[bck]", &p.m, &p.n, &p.k, flags, ways) != 5 || p.m < 1 ||
-        p.n < 1 || p.k < 1 || (strcmp(flags, "NT") && strcmp(flags, "TN") && strcmp(flags, "NN"))) {
-        fprintf(stderr, "tune: %s: expected M,N,K,NN|NT|TN,WAYS (WAYS of b, c, k)\n", arg);
+    char flags[24] = "", tri[3] = "", ways[4] = "";
+    int used = 0;
+    bool ok = sscanf(arg, "%d,%d,%d,%23[NT*/AC0-9],%3[bck]%n", &p.m, &p.n, &p.k, flags, ways,
+                     &used) == 5 &&
+              !arg[used] && p.m > 0 && p.n > 0 && p.k > 0 &&
+              (!strncmp(flags, "NT", 2) || !strncmp(flags, "TN", 2) || !strncmp(flags, "NN", 2));
+    if (ok && flags[2]) /* a batch */
+        ok =
+            (sscanf(flags + 2, "*%d%n", &p.count, &used) == 1 && p.count > 0 && !flags[2 + used]) ||
+            (sscanf(flags + 2, "*%d/%2[AC]%n", &p.count, tri, &used) == 2 && p.count > 0 &&
+             !flags[2 + used]);
+    if (!ok) {
+        fprintf(stderr,
+                "tune: %s: expected M,N,K,NN|NT|TN[*COUNT[/A|/C|/AC]],WAYS (WAYS of b, c, k)\n",
+                arg);
         return 1;
     }
+    p.tri = (strchr(tri, 'A') ? RT_TRI_A : 0) | (strchr(tri, 'C') ? RT_TRI_C : 0);
     for (int w = 0; w < WAYS; w++)
         p.timed[w] = strchr(ways, "bck"[w]);
     p.ta = flags[0] == 'T';
     p.tb = flags[1] == 'T';
-    size_t sa = (size_t)p.m * p.k, sb = (size_t)p.k * p.n, sc = (size_t)p.m * p.n;
+    const size_t count = p.count ? (size_t)p.count : 1;
+    size_t sa = (size_t)p.m * p.k * count, sb = (size_t)p.k * p.n * count,
+           sc = (size_t)p.m * p.n * count;
     /* On cache lines, as a generated program's arena places them. */
     p.a = aligned(sa);
     p.b = aligned(sb);
@@ -143,8 +185,8 @@ static int tune_one(const char *arg, int threads)
     }
     rt_rng rng;
     rt_rng_seed(&rng, 1);
-    for (size_t i = 0; i < sa; i++)
-        p.a[i] = (float)rt_rng_uniform(&rng);
+    for (size_t i = 0; i < sa; i++) /* a triangle of A as a causal softmax leaves it */
+        p.a[i] = (p.tri & RT_TRI_A) && i % p.k > i / p.k % p.m ? 0.0f : (float)rt_rng_uniform(&rng);
     for (size_t i = 0; i < sb; i++)
         p.b[i] = (float)rt_rng_uniform(&rng);
     for (int w = 0; w < WAYS; w++)

@@ -874,8 +874,8 @@ START_TEST(tune_times_and_applies)
     snprintf(cmd, sizeof cmd, "%s compile models/norm_wx.lua --tune %s -o %s/c", GRADC_BIN, path,
              dir);
     ck_assert_int_eq(run_cmd(cmd, &out), 1);
-    ck_assert_msg(strstr(out, "bad.tune:3: expected `M N K NN|NT|TN BLAS COPIED KERNEL "
-                              "blas|copy|kernel`"),
+    ck_assert_msg(strstr(out, "bad.tune:3: expected `M N K NN|NT|TN[*COUNT[/A|/C|/AC]] BLAS "
+                              "COPIED KERNEL blas|copy|kernel`"),
                   "%s", out);
     free(out);
     snprintf(path, sizeof path, "%s/c", dir);
@@ -898,6 +898,61 @@ START_TEST(tune_times_and_applies)
              GRADC_BIN, dir, path, dir, dir, dir);
     ck_assert_msg(run_cmd(cmd, &out) == 0, "%s", out);
     free(out);
+    remove_dir(dir);
+}
+END_TEST
+
+/* Attention's products per example and head are timed as batches, each
+ * with the triangles the causal mask leaves out (the scores and their
+ * gradient: only the columns up to the row are read; the weights, and
+ * their gradient: zero past the diagonal); marked `kernel`, the C calls
+ * r_heads for them and its gradient check passes, the trainer's losses
+ * equal to the BLAS's to float's rounding. */
+START_TEST(tune_times_head_batches)
+{
+    char *dir = make_tmpdir(), cmd[2048], *out, *losses[2];
+    const char *config = "-D context=16 -D width=32 -D batch=2";
+    snprintf(cmd, sizeof cmd, "%s tune models/gpt.lua %s -o %s/g.tune && cat %s/g.tune", GRADC_BIN,
+             config, dir, dir);
+    ck_assert_msg(run_cmd(cmd, &out) == 0, "%s", out);
+    ck_assert_msg(strstr(out, "     16     16      8  NT*8/C ") &&
+                      strstr(out, "     16      8     16  NN*8/A ") &&
+                      strstr(out, "     16      8     16  TN*8/A "),
+                  "%s", out);
+    free(out);
+    snprintf(cmd, sizeof cmd, "sed 's/ blas$/ kernel/' %s/g.tune > %s/k.tune", dir, dir);
+    ck_assert_int_eq(run_cmd(cmd, &out), 0);
+    free(out);
+    for (int k = 0; k < 2; k++) {
+        char tune[700] = "";
+        if (k)
+            snprintf(tune, sizeof tune, "--tune %s/k.tune", dir);
+        snprintf(
+            cmd, sizeof cmd,
+            "%s build models/gpt.lua %s %s -o %s/b%d >/dev/null && %s/b%d/gpt_gradcheck >/dev/null "
+            "&& %s/b%d/gpt_train --data x=data/tinyshakespeare.txt "
+            "--data y=data/tinyshakespeare.txt:next --steps 20 --print-every 1 2>/dev/null | grep "
+            "'^step'",
+            GRADC_BIN, config, tune, dir, k, dir, k, dir, k);
+        ck_assert_msg(run_cmd(cmd, &losses[k]) == 0, "%s", losses[k]);
+    }
+    snprintf(cmd, sizeof cmd,
+             "grep -c 'r_heads(2, 4, ' %s/b1/gpt.c && grep -c 'RT_TRI_C);' %s/b1/gpt.c", dir, dir);
+    ck_assert_int_eq(run_cmd(cmd, &out), 0);
+    ck_assert_str_eq(out, "12\n4\n");
+    free(out);
+    char *at[2] = {losses[0], losses[1]};
+    int steps = 0;
+    for (double x[2]; sscanf(at[0], "step %*d loss %lf", &x[0]) == 1 &&
+                      sscanf(at[1], "step %*d loss %lf", &x[1]) == 1;
+         steps++) {
+        ck_assert_msg(fabs(x[0] - x[1]) <= 1e-5 * fabs(x[0]), "%s\nagainst\n%s", losses[0],
+                      losses[1]);
+        for (int k = 0; k < 2; k++)
+            at[k] = strchr(at[k], '\n') ? strchr(at[k], '\n') + 1 : at[k] + strlen(at[k]);
+    }
+    ck_assert_int_eq(steps, 20);
+    free(losses[0]), free(losses[1]);
     remove_dir(dir);
 }
 END_TEST
@@ -1652,6 +1707,7 @@ static Suite *cli_suite(void)
     tcase_add_test(t, graph_draws_forward_and_backward);
     tcase_add_test(t, build_makes_programs);
     tcase_add_test(t, tune_times_and_applies);
+    tcase_add_test(t, tune_times_head_batches);
     tcase_add_test(t, predict_from_a_checkpoint);
     tcase_add_test(t, init_from_numpy_files);
     tcase_add_test(t, llmc_converter);

@@ -130,6 +130,115 @@ START_TEST(test_gemm_kernels_match_blas)
 }
 END_TEST
 
+/* Where matrix (i, j) of a batch [I, J] of rows x cols starts: side by
+ * side, or with the rows of the J matrices interleaved (heads read in
+ * place from [I, rows, J, cols]). */
+static rt_layout layout(int J, int rows, int cols, bool interleaved)
+{
+    return interleaved ? (rt_layout){(long)rows * J * cols, cols, J * cols}
+                       : (rt_layout){(long)J * rows * cols, (long)rows * cols, cols};
+}
+
+/* gemm.c's heads kernel: each product of a batch [2, 3] against
+ * cblas_dgemm on that matrix, in every form, with the matrices side by
+ * side or interleaved, and with the triangles a causal mask lets it leave
+ * out: with RT_TRI_A, A lower triangular as stored, zeros above (the
+ * kernel may not read past them); with RT_TRI_C, only C's columns up to
+ * each row are asked for, and the rest hold what they held or the
+ * product, nothing else. Float and double; on 2 threads (a product per
+ * thread) bit for bit as on 1. */
+START_TEST(test_heads_kernel_matches_blas)
+{
+    enum { BATCH = 2, HEADS = 3, NN = 0, NT, TN };
+    static const int shape[][4] = {{8, 8, 8, NN},    {64, 32, 64, NN}, {13, 20, 13, NN},
+                                   {64, 64, 32, NT}, {9, 12, 5, NT},   {24, 24, 24, NT},
+                                   {64, 32, 64, TN}, {7, 4, 7, TN},    {17, 48, 17, TN},
+                                   {16, 16, 40, NT}, {1, 4, 1, NN},    {40, 40, 16, NT}};
+    static const double scale[][2] = {{1, 0}, {-0.25, 1}};
+    rt_rng rng;
+    rt_rng_seed(&rng, 11);
+    for (size_t s = 0; s < sizeof shape / sizeof shape[0]; s++)
+        for (int tri = 0; tri < 4; tri++)
+            for (int inter = 0; inter < 8; inter += 7)
+                for (size_t sc = 0; sc < 2; sc++) {
+                    const int m = shape[s][0], n = shape[s][1], k = shape[s][2];
+                    const bool ta = shape[s][3] == TN, tb = shape[s][3] == NT;
+                    if (((tri & RT_TRI_A) && m != k) || ((tri & RT_TRI_C) && m != n))
+                        continue;
+                    const double alpha = scale[sc][0], beta = scale[sc][1];
+                    const int ra = ta ? k : m, ca = ta ? m : k, rb = tb ? n : k, cb = tb ? k : n;
+                    rt_layout la = layout(HEADS, ra, ca, inter & 1),
+                              lb = layout(HEADS, rb, cb, inter & 2),
+                              lc = layout(HEADS, m, n, inter & 4);
+                    size_t na = (size_t)BATCH * HEADS * ra * ca,
+                           nb = (size_t)BATCH * HEADS * rb * cb, nc = (size_t)BATCH * HEADS * m * n;
+                    double *da = malloc(na * sizeof *da), *db = malloc(nb * sizeof *db),
+                           *dc = malloc(nc * sizeof *dc), *dr = malloc(nc * sizeof *dr),
+                           *d0 = malloc(nc * sizeof *d0);
+                    float *fa = malloc(na * sizeof *fa), *fb = malloc(nb * sizeof *fb),
+                          *fc = malloc(nc * sizeof *fc), *f2 = malloc(nc * sizeof *f2);
+                    for (size_t x = 0; x < na; x++)
+                        da[x] = fa[x] = (float)(rt_rng_uniform(&rng) - 0.5);
+                    for (size_t x = 0; x < nb; x++)
+                        db[x] = fb[x] = (float)(rt_rng_uniform(&rng) - 0.5);
+                    for (size_t x = 0; x < nc; x++)
+                        d0[x] = dc[x] = dr[x] = fc[x] = f2[x] =
+                            beta ? (float)rt_rng_uniform(&rng) : NAN;
+                    for (int i = 0; i < BATCH; i++)
+                        for (int j = 0; j < HEADS; j++)
+                            for (int r = 0; r < ra; r++)
+                                for (int c = r + 1; (tri & RT_TRI_A) && c < ca; c++) {
+                                    size_t at =
+                                        i * la.step_i + j * la.step_j + (size_t)r * la.ld + c;
+                                    da[at] = fa[at] = 0;
+                                }
+                    enum CBLAS_TRANSPOSE opa = ta ? CblasTrans : CblasNoTrans,
+                                         opb = tb ? CblasTrans : CblasNoTrans;
+                    for (int i = 0; i < BATCH; i++)
+                        for (int j = 0; j < HEADS; j++)
+                            cblas_dgemm(CblasRowMajor, opa, opb, m, n, k, alpha,
+                                        da + i * la.step_i + j * la.step_j, la.ld,
+                                        db + i * lb.step_i + j * lb.step_j, lb.ld, beta,
+                                        dr + i * lc.step_i + j * lc.step_j, lc.ld);
+                    rt_set_threads(1);
+                    rt_dheads(BATCH, HEADS, opa, opb, m, n, k, alpha, da, la, db, lb, beta, dc, lc,
+                              tri);
+                    rt_sheads(BATCH, HEADS, opa, opb, m, n, k, (float)alpha, fa, la, fb, lb,
+                              (float)beta, fc, lc, tri);
+                    rt_set_threads(2);
+                    rt_sheads(BATCH, HEADS, opa, opb, m, n, k, (float)alpha, fa, la, fb, lb,
+                              (float)beta, f2, lc, tri);
+                    rt_set_threads(1);
+                    ck_assert_msg(!memcmp(fc, f2, nc * sizeof *fc),
+                                  "%dx%dx%d form %d tri %d: 2 threads differ from 1", m, n, k,
+                                  shape[s][3], tri);
+                    for (int i = 0; i < BATCH; i++)
+                        for (int j = 0; j < HEADS; j++)
+                            for (int r = 0; r < m; r++)
+                                for (int c = 0; c < n; c++) {
+                                    size_t at =
+                                        i * lc.step_i + j * lc.step_j + (size_t)r * lc.ld + c;
+                                    bool asked = !(tri & RT_TRI_C) || c <= r;
+                                    bool dok = fabs(dc[at] - dr[at]) <= 1e-13 * (1 + fabs(dr[at]));
+                                    bool fok = fabs(fc[at] - dr[at]) <= 1e-5 * (1 + fabs(dr[at]));
+                                    if (!asked) { /* what it held, or the product */
+                                        dok = dok ||
+                                              (isnan(d0[at]) ? isnan(dc[at]) : dc[at] == d0[at]);
+                                        fok = fok || (isnan(d0[at]) ? isnan(fc[at])
+                                                                    : fc[at] == (float)d0[at]);
+                                    }
+                                    ck_assert_msg(dok && fok,
+                                                  "%dx%dx%d form %d tri %d layout %d beta %g, "
+                                                  "matrix %d,%d at %d,%d: %g and %g against %g",
+                                                  m, n, k, shape[s][3], tri, inter, beta, i, j, r,
+                                                  c, dc[at], fc[at], dr[at]);
+                                }
+                    free(da), free(db), free(dc), free(dr), free(d0);
+                    free(fa), free(fb), free(fc), free(f2);
+                }
+}
+END_TEST
+
 /* ---- rng, and rt_real.h's float arithmetic ---- */
 
 /* rt_real.h's row reductions, in 16 lanes and the few left, against
@@ -415,6 +524,7 @@ static Suite *numerics_suite(void)
     Suite *s = suite_create("numerics");
     TCase *tc = tcase_create("gemm");
     tcase_add_loop_test(tc, test_gemm_kernels_match_blas, 1, 3);
+    tcase_add_test(tc, test_heads_kernel_matches_blas);
     tcase_set_timeout(tc, 60); /* a minute under ASan */
     suite_add_tcase(s, tc);
     tc = tcase_create("rng");

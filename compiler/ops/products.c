@@ -145,15 +145,94 @@ static void head_matrix(char *at, size_t len, int *ld, const char *buf, Shape s,
     }
 }
 
-/* A batch [I, J] of products some of whose matrices are stored with axes
- * 1 and 2 swapped: a loop over each batch axis, the BLAS reading and
- * writing each matrix in place with its row stride. */
+/* Whether n is a batch [I, J] of products some of whose matrices are
+ * stored with axes 1 and 2 swapped (attention's, one per example and
+ * head). */
+static bool is_head_batch(const Node *n)
+{
+    return (n->op == OP_MATMUL || n->op == OP_MATMUL_ADD) &&
+           (n->axes[0] || n->axes[1] || n->axes[2]);
+}
+
+static bool is_causal_softmax(const Node *n)
+{
+    return (n->op == OP_SOFTMAX || n->op == OP_SOFTMAX_GRAD) && n->value == 1;
+}
+
+/* Whether every reader of node id reads only the columns up to each row
+ * of its matrices: causal softmaxes, of it (softmax) or of their
+ * gradient's dy (softmax_grad), and nothing outside reads it. */
+static bool read_to_diagonal(Graph *g, int id)
+{
+    if (ir_is_root(g, id))
+        return false;
+    for (int r = id + 1; r < g->n; r++) {
+        const Node *x = ir_at(g, r);
+        for (int k = 0; k < x->n_in; k++)
+            if (x->in[k] == id && (k != 0 || !is_causal_softmax(x)))
+                return false;
+    }
+    return true;
+}
+
+bool head_product(Graph *g, int id, Product *p)
+{
+    const Node *n = ir_at(g, id);
+    if (!is_head_batch(n))
+        return false;
+    Shape a = product_view(n, 0, ir_at(g, n->in[0])->shape), c = product_view(n, 2, n->shape);
+    *p = (Product){.m = c.dim[2],
+                   .n = c.dim[3],
+                   .k = a.dim[3 - n->trans_a],
+                   .ta = n->trans_a,
+                   .tb = n->trans_b,
+                   .count = c.dim[0] * c.dim[1]};
+    if (!n->axes[0] && p->m == p->k && is_causal_softmax(ir_at(g, n->in[0])))
+        p->tri |= TRI_A;
+    if (!n->axes[2] && p->m == p->n && read_to_diagonal(g, id))
+        p->tri |= TRI_C;
+    return true;
+}
+
+/* Where the matrices of a batch [I, J] lie, as rt_layout: each from the
+ * last, along I and along J, and its rows' stride. */
+static void head_layout(char *at, size_t len, Shape s, bool swapped)
+{
+    if (swapped)
+        snprintf(at, len, "(rt_layout){%ld, %d, %d}", (long)s.dim[1] * s.dim[2] * s.dim[3],
+                 s.dim[3], s.dim[1] * s.dim[3]);
+    else
+        snprintf(at, len, "(rt_layout){%ld, %ld, %d}", (long)s.dim[1] * s.dim[2] * s.dim[3],
+                 (long)s.dim[2] * s.dim[3], s.dim[3]);
+}
+
+/* A batch of head products: a loop over each batch axis, the BLAS reading
+ * and writing each matrix in place with its row stride; or, tuned, one
+ * call of runtime/gemm.c's kernel for the batch, which skips the
+ * triangles the causal mask zeroes or no one reads. */
 static void emit_head_products(Buf *b, const Node *n, const Operand *out, const Operand *in,
                                const char *alpha, const char *beta)
 {
     Shape s[3] = {product_view(n, 0, in[0].shape), product_view(n, 1, in[1].shape),
                   product_view(n, 2, n->shape)};
     const char *buf[3] = {in[0].text, in[1].text, out->text};
+    const char *ta = n->trans_a ? "CblasTrans" : "CblasNoTrans";
+    const char *tb = n->trans_b ? "CblasTrans" : "CblasNoTrans";
+    if (out->kernel) {
+        char layout[3][64];
+        for (int k = 0; k < 3; k++)
+            head_layout(layout[k], sizeof layout[k], s[k], n->axes[k]);
+        const char *tri[] = {"0", "RT_TRI_A", "RT_TRI_C", "RT_TRI_A | RT_TRI_C"};
+        buf_printf(b,
+                   "    r_heads(%d, %d, %s, %s, %d, %d, %d, %s,\n"
+                   "            %s, %s,\n"
+                   "            %s, %s,\n"
+                   "            %s, %s, %s, %s);\n",
+                   s[2].dim[0], s[2].dim[1], ta, tb, s[2].dim[2], s[2].dim[3],
+                   s[0].dim[3 - n->trans_a], alpha, buf[0], layout[0], buf[1], layout[1], beta,
+                   buf[2], layout[2], tri[out->tri & 3]);
+        return;
+    }
     char at[3][160];
     int ld[3];
     for (int k = 0; k < 3; k++)
@@ -168,8 +247,7 @@ static void emit_head_products(Buf *b, const Node *n, const Operand *out, const 
                "            r_gemm(CblasRowMajor, %s, %s, %d, %d, %d,\n"
                "                   %s, %s, %d, %s, %d, %s,\n"
                "                   %s, %d);\n",
-               ix, s[2].dim[0], ix, s[2].dim[1], n->trans_a ? "CblasTrans" : "CblasNoTrans",
-               n->trans_b ? "CblasTrans" : "CblasNoTrans", s[2].dim[2], s[2].dim[3],
+               ix, s[2].dim[0], ix, s[2].dim[1], ta, tb, s[2].dim[2], s[2].dim[3],
                s[0].dim[3 - n->trans_a], alpha, at[0], ld[0], at[1], ld[1], beta, at[2], ld[2]);
 }
 
@@ -192,7 +270,7 @@ void emit_matmul(Buf *b, const Node *n, const Operand *out, const Operand *in)
     else
         snprintf(alpha, sizeof alpha, "%s * %s", out->alpha, scale);
     const char *beta = out->beta ? out->beta : "REAL_C(0.0)";
-    if (n->axes[0] || n->axes[1] || n->axes[2]) {
+    if (is_head_batch(n)) {
         emit_head_products(b, n, out, in, alpha, beta);
         return;
     }

@@ -174,12 +174,10 @@ static void compute_outputs(void)
     r_gemm_nn(1024, 128, 128, REAL_C(1.0), block1_ln1, 128, block1_attn_v, 128, REAL_C(0.0), block1_attn_v_matmul, 128);
 
     /* models/lib/attention.lua:21: local scores = matmul(q, transpose(k, 3, 4)) * (1 / math.sqrt(d)) */
-    RT_SHARED_PRODUCTS(2, 8388608)
-    for (int i = 0; i < 16; i++)
-        for (int j = 0; j < 4; j++)
-            r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 64, 64, 32,
-                   REAL_C(0.17677669529663687), block1_attn_q_matmul + i * 8192 + j * 32, 128, block1_attn_k_matmul + i * 8192 + j * 32, 128, REAL_C(0.0),
-                   block1_attn_scores + i * 16384 + j * 4096, 64);
+    r_heads(16, 4, CblasNoTrans, CblasTrans, 64, 64, 32, REAL_C(0.17677669529663687),
+            block1_attn_q_matmul, (rt_layout){8192, 32, 128},
+            block1_attn_k_matmul, (rt_layout){8192, 32, 128},
+            REAL_C(0.0), block1_attn_scores, (rt_layout){16384, 4096, 64}, RT_TRI_C);
 
     /* models/lib/attention.lua:22: local y = matmul(softmax(causal_mask(scores)), v)      -- [N, heads, T */
     RT_PARALLEL_FOR(262144)
@@ -196,12 +194,10 @@ static void compute_outputs(void)
     }
 
     /* models/lib/attention.lua:23: y = y:permute({1, 3, 2, 4}):reshape({N, T, width}) */
-    RT_SHARED_PRODUCTS(2, 8388608)
-    for (int i = 0; i < 16; i++)
-        for (int j = 0; j < 4; j++)
-            r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, 32, 64,
-                   REAL_C(1.0), block1_attn_softmax + i * 16384 + j * 4096, 64, block1_attn_v_matmul + i * 8192 + j * 32, 128, REAL_C(0.0),
-                   block1_attn_y + i * 8192 + j * 32, 128);
+    r_heads(16, 4, CblasNoTrans, CblasNoTrans, 64, 32, 64, REAL_C(1.0),
+            block1_attn_softmax, (rt_layout){16384, 4096, 64},
+            block1_attn_v_matmul, (rt_layout){8192, 32, 128},
+            REAL_C(0.0), block1_attn_y, (rt_layout){8192, 32, 128}, RT_TRI_A);
 
     /* models/lib/dense.lua:9: return x:matmul(w) + b */
     r_gemm_nn(1024, 128, 128, REAL_C(1.0), block1_attn_y, 128, block1_attn_out_w, 128, REAL_C(0.0), block1_attn_out_matmul, 128);
@@ -335,12 +331,10 @@ static void compute_outputs(void)
     r_gemm_nn(1024, 128, 128, REAL_C(1.0), block2_ln1, 128, block2_attn_v, 128, REAL_C(0.0), block2_attn_v_matmul, 128);
 
     /* models/lib/attention.lua:21: local scores = matmul(q, transpose(k, 3, 4)) * (1 / math.sqrt(d)) */
-    RT_SHARED_PRODUCTS(2, 8388608)
-    for (int i = 0; i < 16; i++)
-        for (int j = 0; j < 4; j++)
-            r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 64, 64, 32,
-                   REAL_C(0.17677669529663687), block2_attn_q_matmul + i * 8192 + j * 32, 128, block2_attn_k_matmul + i * 8192 + j * 32, 128, REAL_C(0.0),
-                   block2_attn_scores + i * 16384 + j * 4096, 64);
+    r_heads(16, 4, CblasNoTrans, CblasTrans, 64, 64, 32, REAL_C(0.17677669529663687),
+            block2_attn_q_matmul, (rt_layout){8192, 32, 128},
+            block2_attn_k_matmul, (rt_layout){8192, 32, 128},
+            REAL_C(0.0), block2_attn_scores, (rt_layout){16384, 4096, 64}, RT_TRI_C);
 
     /* models/lib/attention.lua:22: local y = matmul(softmax(causal_mask(scores)), v)      -- [N, heads, T */
     RT_PARALLEL_FOR(262144)
@@ -357,12 +351,10 @@ static void compute_outputs(void)
     }
 
     /* models/lib/attention.lua:23: y = y:permute({1, 3, 2, 4}):reshape({N, T, width}) */
-    RT_SHARED_PRODUCTS(2, 8388608)
-    for (int i = 0; i < 16; i++)
-        for (int j = 0; j < 4; j++)
-            r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, 32, 64,
-                   REAL_C(1.0), block2_attn_softmax + i * 16384 + j * 4096, 64, block2_attn_v_matmul + i * 8192 + j * 32, 128, REAL_C(0.0),
-                   block2_attn_y + i * 8192 + j * 32, 128);
+    r_heads(16, 4, CblasNoTrans, CblasNoTrans, 64, 32, 64, REAL_C(1.0),
+            block2_attn_softmax, (rt_layout){16384, 4096, 64},
+            block2_attn_v_matmul, (rt_layout){8192, 32, 128},
+            REAL_C(0.0), block2_attn_y, (rt_layout){8192, 32, 128}, RT_TRI_A);
 
     /* models/lib/dense.lua:9: return x:matmul(w) + b */
     r_gemm_nn(1024, 128, 128, REAL_C(1.0), block2_attn_y, 128, block2_attn_out_w, 128, REAL_C(0.0), block2_attn_out_matmul, 128);
