@@ -860,9 +860,20 @@ static int pool(lua_State *L, int op, const char *name)
     Shape s = node_of(L, x)->shape;
     if (s.rank != 4)
         return luaL_error(L, "%s: needs images [N,C,H,W]", name);
-    if (op == OP_MAX) /* read in place, window by window */
-        return push_tensor(
-            L, make(L, (Node){.op = OP_MAX_POOL, .n_in = 1, .in = {x}, .axes = {k, k, stride, 0}}));
+    if (op == OP_MAX) { /* read in place, window by window */
+        /* Of a relu, the relu of the pool: the same values (relu keeps
+         * order, so it commutes with max) and the same gradient (the
+         * maxima are the same elements), with the relu and its gradient on
+         * a quarter of the elements (2x2 windows); the CNN's step, 0.97 of
+         * its time. */
+        const Node *in = node_of(L, x);
+        bool relu = in->op == OP_RELU;
+        int y = make(L, (Node){.op = OP_MAX_POOL,
+                               .n_in = 1,
+                               .in = {relu ? in->in[0] : x},
+                               .axes = {k, k, stride, 0}});
+        return push_tensor(L, relu ? make(L, (Node){.op = OP_RELU, .n_in = 1, .in = {y}}) : y);
+    }
     int first = front(L)->g->n;
     int one = make(L, (Node){.op = OP_RESHAPE,
                              .n_in = 1,

@@ -437,6 +437,10 @@ static const Case cases[] = {
      "local x = param(\"x\", {2, 2, 4, 5}, randn())\n"
      "local R = input(\"R\", {2, 2, 3, 4})\n"
      "local loss = sum(max_pool2d(x, 2, 1) * R)\n"},
+    {"max_pool2d", "max_pool2d of a relu, overlapping windows: pooled first, then the relu",
+     "local x = param(\"x\", {2, 2, 4, 5}, randn())\n"
+     "local R = input(\"R\", {2, 2, 3, 4})\n"
+     "local loss = sum(max_pool2d(relu(x), 2, 1) * R)\n"},
     {"chain", "max_pool2d and avg_pool2d",
      "local x = param(\"x\", {2, 2, 4, 4}, randn())\n"
      "local R = input(\"R\", {2, 2, 2, 2})\n"

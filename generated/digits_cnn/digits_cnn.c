@@ -28,40 +28,42 @@ static real *const img_div = arena + 106736; /* [32,64] */
 static real *const img = arena + 108784; /* [32,1,8,8] */
 static real *const c1_cols = arena + 110832; /* [2048,9] */
 static real *const c1_matmul = arena + 129264; /* [2048,32] */
-static real *const h_relu = arena + 194800; /* [32,32,8,8] */
-static real *const h = arena + 178416; /* [32,32,4,4] */
+static real *const c1_2 = arena + 194800; /* [32,32,8,8] */
+static real *const h_max_pool2d = arena + 129264; /* [32,32,4,4] */
+static real *const h = arena + 145648; /* [32,32,4,4] */
 static real *const c2_cols = arena + 260336; /* [512,288] */
-static real *const c2_matmul = arena + 145648; /* [512,64] */
-static real *const h_relu_2 = arena + 407792; /* [32,64,4,4] */
+static real *const c2_matmul = arena + 162032; /* [512,64] */
+static real *const c2_2 = arena + 407792; /* [32,64,4,4] */
+static real *const h_max_pool2d_2 = arena + 162032; /* [32,64,2,2] */
 static real *const h_2 = arena + 170224; /* [32,64,2,2] */
-static real *const fc_matmul = arena + 110512; /* [32,10] */
+static real *const fc_matmul = arena + 106736; /* [32,10] */
 static real *const logits = arena + 87592; /* [32,10] */
-static real *const cross_entropy = arena + 110800; /* [32] */
-static real *const mean_sum = arena + 110464; /* [] */
-static real *const log_softmax_max = arena + 110800; /* [32,1] */
-static real *const log_softmax_shifted = arena + 110144; /* [32,10] */
-static real *const log_softmax_exp = arena + 109824; /* [32,10] */
-static real *const log_softmax_sum = arena + 109792; /* [32,1] */
-static real *const log_softmax_lse = arena + 109760; /* [32,1] */
-static real *const mean_sum_2 = arena + 109808; /* [] */
+static real *const cross_entropy = arena + 106736; /* [32] */
+static real *const mean_sum = arena + 107088; /* [] */
+static real *const log_softmax_max = arena + 106736; /* [32,1] */
+static real *const log_softmax_shifted = arena + 107104; /* [32,10] */
+static real *const log_softmax_exp = arena + 107424; /* [32,10] */
+static real *const log_softmax_sum = arena + 107744; /* [32,1] */
+static real *const log_softmax_lse = arena + 107776; /* [32,1] */
+static real *const mean_sum_2 = arena + 107744; /* [] */
 static real *const loss_value = arena + 87912; /* [] */
-static real *const d_log_softmax_sum = arena + 109728; /* [32,1] */
-static real *const d_log_softmax_shifted = arena + 110160; /* [32,10] */
-static real *const d_log_softmax_max = arena + 110128; /* [32,1] */
-static real *const d_logits_cross_entropy_grad = arena + 110480; /* [32,10] */
-static real *const d_logits = arena + 109808; /* [32,10] */
-static real *const d_h_2 = arena + 162032; /* [32,256] */
-static real *const d_h_relu_2 = arena + 129264; /* [32,64,4,4] */
-static real *const d_c2 = arena + 440560; /* [32,64,4,4] */
+static real *const d_log_softmax_sum = arena + 107808; /* [32,1] */
+static real *const d_log_softmax_shifted = arena + 107088; /* [32,10] */
+static real *const d_log_softmax_max = arena + 107408; /* [32,1] */
+static real *const d_logits_cross_entropy_grad = arena + 106768; /* [32,10] */
+static real *const d_logits = arena + 107440; /* [32,10] */
+static real *const d_h_2 = arena + 178416; /* [32,256] */
+static real *const d_h_max_pool2d_2 = arena + 186608; /* [32,64,2,2] */
+static real *const d_c2_2 = arena + 440560; /* [32,64,4,4] */
 static real *const d_c2_b = arena + 87913; /* [64,1,1] */
-static real *const d_c2_matmul = arena + 129264; /* [32,4,4,64] */
+static real *const d_c2_matmul = arena + 162032; /* [32,4,4,64] */
 static real *const d_c2_cols = arena + 407792; /* [512,288] */
 static real *const d_c2_w = arena + 87977; /* [64,288] */
 static real *const d_h = arena + 162032; /* [32,32,4,4] */
-static real *const d_h_relu = arena + 489712; /* [32,32,8,8] */
-static real *const d_c1 = arena + 424176; /* [32,32,8,8] */
+static real *const d_h_max_pool2d = arena + 178416; /* [32,32,4,4] */
+static real *const d_c1_2 = arena + 260336; /* [32,32,8,8] */
 static real *const d_c1_b = arena + 106409; /* [32,1,1] */
-static real *const d_c1_matmul = arena + 489712; /* [32,8,8,32] */
+static real *const d_c1_matmul = arena + 129264; /* [32,8,8,32] */
 static real *const d_c1_w = arena + 106441; /* [32,9] */
 
 /* Dropout, shifts and batch norm differ in training. */
@@ -114,15 +116,14 @@ static void compute_outputs(void)
                 tuned_copy[j * 32 + k] = c1_w[k * 9 + j];
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 2048, 32, 9,
            REAL_C(1.0), c1_cols, 9, tuned_copy, 32, REAL_C(0.0), c1_matmul, 32);
-
-    /* models/digits_cnn.lua:18: local h = max_pool2d(relu(conv(img, F1, 3, "c1", { padding = 1 })), 2) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++)
             for (int k = 0; k < 32; k++) {
                 const real t12 = c1_matmul[i * 2048 + j * 32 + k];
-                const real t14 = t12 + c1_b[k];
-                h_relu[i * 2048 + j + k * 64] = t14 > REAL_C(0.0) ? t14 : REAL_C(0.0);
+                c1_2[i * 2048 + j + k * 64] = t12 + c1_b[k];
             }
+
+    /* models/digits_cnn.lua:18: local h = max_pool2d(relu(conv(img, F1, 3, "c1", { padding = 1 })), 2) */
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 4; j++)
             for (int k = 0; k < 4; k++) {
@@ -131,9 +132,12 @@ static void compute_outputs(void)
                 real mx = -INFINITY;
                 for (int m = 0; m < 2; m++)
                     for (int n = 0; n < 2; n++)
-                        mx = r_max(mx, h_relu[win + m * 8 + n]);
-                h[oi] = mx;
+                        mx = r_max(mx, c1_2[win + m * 8 + n]);
+                h_max_pool2d[oi] = mx;
             }
+    for (int i = 0; i < 16384; i++) {
+        h[i] = h_max_pool2d[i] > REAL_C(0.0) ? h_max_pool2d[i] : REAL_C(0.0);
+    }
 
     /* models/lib/conv.lua:12: return conv2d(x, w, b, opts) */
     for (int i = 0; i < 32; i++)
@@ -152,15 +156,14 @@ static void compute_outputs(void)
             }
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 512, 64, 288,
            REAL_C(1.0), c2_cols, 288, c2_w, 288, REAL_C(0.0), c2_matmul, 64);
-
-    /* models/digits_cnn.lua:19: h = max_pool2d(relu(conv(h, F2, 3, "c2", { padding = 1 })), 2) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 16; j++)
             for (int k = 0; k < 64; k++) {
                 const real t23 = c2_matmul[i * 1024 + j * 64 + k];
-                const real t25 = t23 + c2_b[k];
-                h_relu_2[i * 1024 + j + k * 16] = t25 > REAL_C(0.0) ? t25 : REAL_C(0.0);
+                c2_2[i * 1024 + j + k * 16] = t23 + c2_b[k];
             }
+
+    /* models/digits_cnn.lua:19: h = max_pool2d(relu(conv(h, F2, 3, "c2", { padding = 1 })), 2) */
     for (int i = 0; i < 2048; i++)
         for (int j = 0; j < 2; j++)
             for (int k = 0; k < 2; k++) {
@@ -169,9 +172,12 @@ static void compute_outputs(void)
                 real mx = -INFINITY;
                 for (int m = 0; m < 2; m++)
                     for (int n = 0; n < 2; n++)
-                        mx = r_max(mx, h_relu_2[win + m * 4 + n]);
-                h_2[oi] = mx;
+                        mx = r_max(mx, c2_2[win + m * 4 + n]);
+                h_max_pool2d_2[oi] = mx;
             }
+    for (int i = 0; i < 8192; i++) {
+        h_2[i] = h_max_pool2d_2[i] > REAL_C(0.0) ? h_max_pool2d_2[i] : REAL_C(0.0);
+    }
 
     /* models/lib/dense.lua:9: return x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 10, 256,
@@ -377,6 +383,10 @@ static void compute_grads(void)
            REAL_C(1.0), h_2, 256, d_logits, 10, REAL_C(0.0), d_fc_w, 10);
 
     /* backward of models/digits_cnn.lua:19: h = max_pool2d(relu(conv(h, F2, 3, "c2", { padding = 1 })), 2) */
+    for (int i = 0; i < 8192; i++) {
+        const real t72 = h_2[i] > REAL_C(0.0) ? REAL_C(1.0) : REAL_C(0.0);
+        d_h_max_pool2d_2[i] = d_h_2[i] * t72;
+    }
     for (int i = 0; i < 2048; i++)
         for (int j = 0; j < 2; j++)
             for (int k = 0; k < 2; k++) {
@@ -384,13 +394,9 @@ static void compute_grads(void)
                 const long win = ((long)i * 4 + j * 2) * 4 + k * 2;
                 for (int m = 0; m < 2; m++)
                     for (int n = 0; n < 2; n++)
-                        d_h_relu_2[win + m * 4 + n] =
-                            (real)(h_relu_2[win + m * 4 + n] == h_2[oi]) * d_h_2[oi];
+                        d_c2_2[win + m * 4 + n] =
+                            (real)(c2_2[win + m * 4 + n] == h_max_pool2d_2[oi]) * d_h_max_pool2d_2[oi];
             }
-    for (int i = 0; i < 32768; i++) {
-        const real t73 = h_relu_2[i] > REAL_C(0.0) ? REAL_C(1.0) : REAL_C(0.0);
-        d_c2[i] = d_h_relu_2[i] * t73;
-    }
 
     /* backward of models/lib/conv.lua:12: return conv2d(x, w, b, opts) */
     memset(d_c2_b, 0, 64 * sizeof *d_c2_b);
@@ -398,14 +404,14 @@ static void compute_grads(void)
         for (int j = 0; j < 64; j++) {
             real acc = REAL_C(0.0);
             for (int k = 0; k < 16; k++) {
-                acc += d_c2[i * 1024 + j * 16 + k];
+                acc += d_c2_2[i * 1024 + j * 16 + k];
             }
             d_c2_b[j] += acc;
         }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++)
             for (int k = 0; k < 16; k++) {
-                d_c2_matmul[i * 1024 + j + k * 64] = d_c2[i * 1024 + j * 16 + k];
+                d_c2_matmul[i * 1024 + j + k * 64] = d_c2_2[i * 1024 + j * 16 + k];
             }
     r_gemm_nn(512, 288, 64, REAL_C(1.0), d_c2_matmul, 64, c2_w, 288, REAL_C(0.0), d_c2_cols, 288);
     r_gemm_tn(64, 288, 512, REAL_C(1.0), d_c2_matmul, 64, c2_cols, 288, REAL_C(0.0), d_c2_w, 288);
@@ -424,6 +430,10 @@ static void compute_grads(void)
             }
 
     /* backward of models/digits_cnn.lua:18: local h = max_pool2d(relu(conv(img, F1, 3, "c1", { padding = 1 })), 2) */
+    for (int i = 0; i < 16384; i++) {
+        const real t83 = h[i] > REAL_C(0.0) ? REAL_C(1.0) : REAL_C(0.0);
+        d_h_max_pool2d[i] = d_h[i] * t83;
+    }
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 4; j++)
             for (int k = 0; k < 4; k++) {
@@ -431,13 +441,9 @@ static void compute_grads(void)
                 const long win = ((long)i * 8 + j * 2) * 8 + k * 2;
                 for (int m = 0; m < 2; m++)
                     for (int n = 0; n < 2; n++)
-                        d_h_relu[win + m * 8 + n] =
-                            (real)(h_relu[win + m * 8 + n] == h[oi]) * d_h[oi];
+                        d_c1_2[win + m * 8 + n] =
+                            (real)(c1_2[win + m * 8 + n] == h_max_pool2d[oi]) * d_h_max_pool2d[oi];
             }
-    for (int i = 0; i < 65536; i++) {
-        const real t84 = h_relu[i] > REAL_C(0.0) ? REAL_C(1.0) : REAL_C(0.0);
-        d_c1[i] = d_h_relu[i] * t84;
-    }
 
     /* backward of models/lib/conv.lua:12: return conv2d(x, w, b, opts) */
     memset(d_c1_b, 0, 32 * sizeof *d_c1_b);
@@ -446,7 +452,7 @@ static void compute_grads(void)
             real part[16] = {REAL_C(0.0)};
             for (int o = 0; o < 64; o += 16)
                 for (int k = o; k < o + 16; k++) {
-                    part[k - o] += d_c1[i * 2048 + j * 64 + k];
+                    part[k - o] += d_c1_2[i * 2048 + j * 64 + k];
                 }
             real acc = part[0];
             for (int o = 1; o < 16; o++)
@@ -456,7 +462,7 @@ static void compute_grads(void)
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 32; j++)
             for (int k = 0; k < 64; k++) {
-                d_c1_matmul[i * 2048 + j + k * 32] = d_c1[i * 2048 + j * 64 + k];
+                d_c1_matmul[i * 2048 + j + k * 32] = d_c1_2[i * 2048 + j * 64 + k];
             }
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 32, 9, 2048,
            REAL_C(1.0), d_c1_matmul, 32, c1_cols, 9, REAL_C(0.0), d_c1_w, 9);

@@ -13,9 +13,9 @@
 #include "rt_real.h"
 #include "digits_cnn.h"
 
-static _Alignas(64) real arena[220656];
+static _Alignas(64) real arena[204272];
 /* Where a product --tune writes plainly copies its transposed operand. */
-static real *const tuned_copy = arena + 220368;
+static real *const tuned_copy = arena + 203984;
 
 static real *const x = arena + 0; /* input [32,64] */
 static real *const c1_w = arena + 2048; /* param [32,1,3,3] */
@@ -28,12 +28,14 @@ static real *const img_div = arena + 23760; /* [32,64] */
 static real *const img = arena + 25808; /* [32,1,8,8] */
 static real *const c1_cols = arena + 27856; /* [2048,9] */
 static real *const c1_matmul = arena + 46288; /* [2048,32] */
-static real *const h_relu = arena + 111824; /* [32,32,8,8] */
-static real *const h = arena + 23760; /* [32,32,4,4] */
-static real *const c2_cols = arena + 40144; /* [512,288] */
-static real *const c2_matmul = arena + 187600; /* [512,64] */
-static real *const h_relu_2 = arena + 23760; /* [32,64,4,4] */
-static real *const h_2 = arena + 56528; /* [32,64,2,2] */
+static real *const c1_2 = arena + 111824; /* [32,32,8,8] */
+static real *const h_max_pool2d = arena + 23760; /* [32,32,4,4] */
+static real *const h = arena + 40144; /* [32,32,4,4] */
+static real *const c2_cols = arena + 56528; /* [512,288] */
+static real *const c2_matmul = arena + 23760; /* [512,64] */
+static real *const c2_2 = arena + 56528; /* [32,64,4,4] */
+static real *const h_max_pool2d_2 = arena + 23760; /* [32,64,2,2] */
+static real *const h_2 = arena + 31952; /* [32,64,2,2] */
 static real *const fc_matmul = arena + 23760; /* [32,10] */
 static real *const logits = arena + 23434; /* [32,10] */
 
@@ -84,15 +86,14 @@ static void compute_outputs(void)
                 tuned_copy[j * 32 + k] = c1_w[k * 9 + j];
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 2048, 32, 9,
            REAL_C(1.0), c1_cols, 9, tuned_copy, 32, REAL_C(0.0), c1_matmul, 32);
-
-    /* models/digits_cnn.lua:18: local h = max_pool2d(relu(conv(img, F1, 3, "c1", { padding = 1 })), 2) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++)
             for (int k = 0; k < 32; k++) {
                 const real t11 = c1_matmul[i * 2048 + j * 32 + k];
-                const real t13 = t11 + c1_b[k];
-                h_relu[i * 2048 + j + k * 64] = t13 > REAL_C(0.0) ? t13 : REAL_C(0.0);
+                c1_2[i * 2048 + j + k * 64] = t11 + c1_b[k];
             }
+
+    /* models/digits_cnn.lua:18: local h = max_pool2d(relu(conv(img, F1, 3, "c1", { padding = 1 })), 2) */
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 4; j++)
             for (int k = 0; k < 4; k++) {
@@ -101,9 +102,12 @@ static void compute_outputs(void)
                 real mx = -INFINITY;
                 for (int m = 0; m < 2; m++)
                     for (int n = 0; n < 2; n++)
-                        mx = r_max(mx, h_relu[win + m * 8 + n]);
-                h[oi] = mx;
+                        mx = r_max(mx, c1_2[win + m * 8 + n]);
+                h_max_pool2d[oi] = mx;
             }
+    for (int i = 0; i < 16384; i++) {
+        h[i] = h_max_pool2d[i] > REAL_C(0.0) ? h_max_pool2d[i] : REAL_C(0.0);
+    }
 
     /* models/lib/conv.lua:12: return conv2d(x, w, b, opts) */
     for (int i = 0; i < 32; i++)
@@ -122,15 +126,14 @@ static void compute_outputs(void)
             }
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 512, 64, 288,
            REAL_C(1.0), c2_cols, 288, c2_w, 288, REAL_C(0.0), c2_matmul, 64);
-
-    /* models/digits_cnn.lua:19: h = max_pool2d(relu(conv(h, F2, 3, "c2", { padding = 1 })), 2) */
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 16; j++)
             for (int k = 0; k < 64; k++) {
                 const real t22 = c2_matmul[i * 1024 + j * 64 + k];
-                const real t24 = t22 + c2_b[k];
-                h_relu_2[i * 1024 + j + k * 16] = t24 > REAL_C(0.0) ? t24 : REAL_C(0.0);
+                c2_2[i * 1024 + j + k * 16] = t22 + c2_b[k];
             }
+
+    /* models/digits_cnn.lua:19: h = max_pool2d(relu(conv(h, F2, 3, "c2", { padding = 1 })), 2) */
     for (int i = 0; i < 2048; i++)
         for (int j = 0; j < 2; j++)
             for (int k = 0; k < 2; k++) {
@@ -139,9 +142,12 @@ static void compute_outputs(void)
                 real mx = -INFINITY;
                 for (int m = 0; m < 2; m++)
                     for (int n = 0; n < 2; n++)
-                        mx = r_max(mx, h_relu_2[win + m * 4 + n]);
-                h_2[oi] = mx;
+                        mx = r_max(mx, c2_2[win + m * 4 + n]);
+                h_max_pool2d_2[oi] = mx;
             }
+    for (int i = 0; i < 8192; i++) {
+        h_2[i] = h_max_pool2d_2[i] > REAL_C(0.0) ? h_max_pool2d_2[i] : REAL_C(0.0);
+    }
 
     /* models/lib/dense.lua:9: return x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 10, 256,
@@ -190,7 +196,7 @@ const rt_model REAL_SUFFIX(digits_cnn_infer_model) = {
     .real = RT_REAL,
     .arena = arena,
     .iarena = NULL,
-    .arena_size = 220656,
+    .arena_size = 204272,
     .iarena_size = 0,
     .n_inputs = 1,
     .n_params = 6,
