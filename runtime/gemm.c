@@ -540,6 +540,22 @@ GEMM(rt_dgemm_tn, double, vdouble, 1)
 GEMM_NT(rt_sgemm_nt, float, vfloat)
 GEMM_NT(rt_dgemm_nt, double, vdouble)
 
+/* A row block's columns up to cols: stripes of 3 vectors, then 2 or 1,
+ * then 4 at a time; j the first column. */
+#define HEAD_COLUMNS(T, ROWS, LANES)                                                          \
+    {                                                                                         \
+        for (; j + 3 * LANES <= cols; j += 3 * LANES)                                         \
+            block_##T##_##ROWS##x3(kn, alpha, ai, ar, ak, bk + j, ldb, beta, ci + j, ldc);    \
+        if (cols - j >= 2 * LANES) {                                                          \
+            block_##T##_##ROWS##x2(kn, alpha, ai, ar, ak, bk + j, ldb, beta, ci + j, ldc);    \
+            j += 2 * LANES;                                                                   \
+        } else if (cols - j >= LANES) {                                                       \
+            block_##T##_##ROWS##x1(kn, alpha, ai, ar, ak, bk + j, ldb, beta, ci + j, ldc);    \
+            j += LANES;                                                                       \
+        }                                                                                     \
+        for (; j < cols; j += 4)                                                              \
+            block_##T##4_##ROWS##x1(kn, alpha, ai, ar, ak, bk + j, ldb, beta, ci + j, ldc);   \
+    }
 /* Attention's products, one per example and head: matrices of 64 x 64 x 32
  * at the bench's GPT, 768 a step. OpenBLAS takes a few microseconds to
  * dispatch each, a quarter of its time on them; here each is the blocks
@@ -593,7 +609,7 @@ GEMM_NT(rt_dgemm_nt, double, vdouble)
 #define SWAP_HALVES(h, LANES)                                                                 \
     _Pragma("GCC unroll 16") for (int r = 0; r < L; r++) if (!(r & (h)))                      \
     {                                                                                         \
-        const __typeof__(x[0]) a = x[r], b = x[r + (h)];                                                 \
+        const __typeof__(x[0]) a = x[r], b = x[r + (h)];                                      \
         x[r] = __builtin_shuffle(a, b, (mask){LANES(LO, h)});                                 \
         x[r + (h)] = __builtin_shuffle(a, b, (mask){LANES(HI, h)});                           \
     }
@@ -606,7 +622,7 @@ TRANSPOSE(float, vfloat, LANES16)
 TRANSPOSE(double, vdouble, LANES8)
 #undef mask
 
-#define HEAD(NAME, T, V)                                                                          \
+#define HEAD(NAME, T, V)                                                                      \
     INLINE void head_##T(int m, int n, int k, bool ta, bool tb, int tri, T alpha, const T *a,  \
                          long lda, const T *b, long ldb, T beta, T *c, long ldc)              \
     {                                                                                         \
@@ -631,31 +647,10 @@ TRANSPOSE(double, vdouble, LANES8)
             const T *ai = a + i * ar + k0 * ak, *bk = b + k0 * ldb;                           \
             T *ci = c + i * ldc;                                                              \
             int j = 0;                                                                        \
-            if (rows == 8) {                                                                  \
-                for (; j + 3 * LANES <= cols; j += 3 * LANES)                                 \
-                    block_##T##_8x3(kn, alpha, ai, ar, ak, bk + j, ldb, beta, ci + j, ldc);   \
-                if (cols - j >= 2 * LANES) {                                                  \
-                    block_##T##_8x2(kn, alpha, ai, ar, ak, bk + j, ldb, beta, ci + j, ldc);   \
-                    j += 2 * LANES;                                                           \
-                } else if (cols - j >= LANES) {                                               \
-                    block_##T##_8x1(kn, alpha, ai, ar, ak, bk + j, ldb, beta, ci + j, ldc);   \
-                    j += LANES;                                                               \
-                }                                                                             \
-                for (; j < cols; j += 4)                                                      \
-                    block_##T##4_8x1(kn, alpha, ai, ar, ak, bk + j, ldb, beta, ci + j, ldc);  \
-            } else {                                                                          \
-                for (; j + 3 * LANES <= cols; j += 3 * LANES)                                 \
-                    block_##T##_1x3(kn, alpha, ai, ar, ak, bk + j, ldb, beta, ci + j, ldc);   \
-                if (cols - j >= 2 * LANES) {                                                  \
-                    block_##T##_1x2(kn, alpha, ai, ar, ak, bk + j, ldb, beta, ci + j, ldc);   \
-                    j += 2 * LANES;                                                           \
-                } else if (cols - j >= LANES) {                                               \
-                    block_##T##_1x1(kn, alpha, ai, ar, ak, bk + j, ldb, beta, ci + j, ldc);   \
-                    j += LANES;                                                               \
-                }                                                                             \
-                for (; j < cols; j += 4)                                                      \
-                    block_##T##4_1x1(kn, alpha, ai, ar, ak, bk + j, ldb, beta, ci + j, ldc);  \
-            }                                                                                 \
+            if (rows == 8)                                                                    \
+                HEAD_COLUMNS(T, 8, LANES)                                                     \
+            else                                                                              \
+                HEAD_COLUMNS(T, 1, LANES)                                                     \
             i += rows;                                                                        \
         }                                                                                     \
     }                                                                                         \
