@@ -540,34 +540,6 @@ GEMM(rt_dgemm_tn, double, vdouble, 1)
 GEMM_NT(rt_sgemm_nt, float, vfloat)
 GEMM_NT(rt_dgemm_nt, double, vdouble)
 
-/* A row block's columns up to cols: stripes of 3 vectors, then 2 or 1,
- * then 4 at a time; j the first column. */
-#define HEAD_COLUMNS(T, ROWS, LANES)                                                          \
-    {                                                                                         \
-        for (; j + 3 * LANES <= cols; j += 3 * LANES)                                         \
-            block_##T##_##ROWS##x3(kn, alpha, ai, ar, ak, bk + j, ldb, beta, ci + j, ldc);    \
-        if (cols - j >= 2 * LANES) {                                                          \
-            block_##T##_##ROWS##x2(kn, alpha, ai, ar, ak, bk + j, ldb, beta, ci + j, ldc);    \
-            j += 2 * LANES;                                                                   \
-        } else if (cols - j >= LANES) {                                                       \
-            block_##T##_##ROWS##x1(kn, alpha, ai, ar, ak, bk + j, ldb, beta, ci + j, ldc);    \
-            j += LANES;                                                                       \
-        }                                                                                     \
-        for (; j < cols; j += 4)                                                              \
-            block_##T##4_##ROWS##x1(kn, alpha, ai, ar, ak, bk + j, ldb, beta, ci + j, ldc);   \
-    }
-/* Attention's products, one per example and head: matrices of 64 x 64 x 32
- * at the bench's GPT, 768 a step. OpenBLAS takes a few microseconds to
- * dispatch each, a quarter of its time on them; here each is the blocks
- * above straight away, op(B) copied into a panel first when it is B^T (the
- * blocks read rows of op(B)). And where attention is causal half of each
- * product is known: RT_TRI_A, op(A) is a causal softmax's output (or its
- * gradient), zero above its diagonal (A B: row i reads K up to i) or, as
- * A^T, below it (row i reads K from i); RT_TRI_C, only C's columns up to
- * the row are read (scores, and their gradient, that a causal softmax
- * reads), so the blocks right of the diagonal are not computed: C holds
- * anything there. Each element computed is computed as without the
- * triangle, bar the zeros the triangle leaves out. */
 /* to[c * ldt + r] = from[r * ldf + c] for a matrix `from` [rows, cols]:
  * squares of a vector's lanes at a time in registers, where both are
  * whole vectors of them, each square transposed in log2(lanes) rounds of
@@ -613,15 +585,44 @@ GEMM_NT(rt_dgemm_nt, double, vdouble)
         x[r] = __builtin_shuffle(a, b, (mask){LANES(LO, h)});                                 \
         x[r + (h)] = __builtin_shuffle(a, b, (mask){LANES(HI, h)});                           \
     }
-#define mask vint32
 typedef int32_t vint32 __attribute__((vector_size(64)));
 typedef int64_t vint64 __attribute__((vector_size(64)));
+#define mask vint32
 TRANSPOSE(float, vfloat, LANES16)
 #undef mask
 #define mask vint64
 TRANSPOSE(double, vdouble, LANES8)
 #undef mask
 
+/* A row block's columns up to cols: stripes of 3 vectors, then 2 or 1,
+ * then 4 at a time; j the first column. */
+#define HEAD_COLUMNS(T, ROWS, LANES)                                                          \
+    {                                                                                         \
+        for (; j + 3 * LANES <= cols; j += 3 * LANES)                                         \
+            block_##T##_##ROWS##x3(kn, alpha, ai, ar, ak, bk + j, ldb, beta, ci + j, ldc);    \
+        if (cols - j >= 2 * LANES) {                                                          \
+            block_##T##_##ROWS##x2(kn, alpha, ai, ar, ak, bk + j, ldb, beta, ci + j, ldc);    \
+            j += 2 * LANES;                                                                   \
+        } else if (cols - j >= LANES) {                                                       \
+            block_##T##_##ROWS##x1(kn, alpha, ai, ar, ak, bk + j, ldb, beta, ci + j, ldc);    \
+            j += LANES;                                                                       \
+        }                                                                                     \
+        for (; j < cols; j += 4)                                                              \
+            block_##T##4_##ROWS##x1(kn, alpha, ai, ar, ak, bk + j, ldb, beta, ci + j, ldc);   \
+    }
+
+/* Attention's products, one per example and head: 64 x 64 x 32 and 64 x 32
+ * x 64 at the bench's GPT, 768 a step. OpenBLAS takes a few microseconds to
+ * dispatch each, a quarter of its time on them; here each is the blocks
+ * above straight away, op(B) copied into a panel first when it is B^T (the
+ * blocks read rows of op(B)). And where attention is causal half of each
+ * product is known: RT_TRI_A, op(A) is a causal softmax's output (or its
+ * gradient), zero above its diagonal (A B: row i reads K up to i) or, as
+ * A^T, below it (row i reads K from i); RT_TRI_C, only C's columns up to
+ * the row are read (scores, and their gradient, that a causal softmax
+ * reads), so the blocks right of the diagonal are not computed: C holds
+ * anything there. Each element computed is computed as without the
+ * triangle, bar the zeros the triangle leaves out. */
 #define HEAD(NAME, T, V)                                                                      \
     INLINE void head_##T(int m, int n, int k, bool ta, bool tb, int tri, T alpha, const T *a,  \
                          long lda, const T *b, long ldb, T beta, T *c, long ldc)              \
