@@ -924,6 +924,19 @@ def report(R, nets, a, failures):
             for t in R["threads"]:
                 target("%s, %d thread%s: >= 1.5x faster than PyTorch autograd" % (n.short, t, "" if t == 1 else "s"),
                        fig(n.name, t, "autograd"), lambda v: v >= 1.5)
+    # The small products and the convolution, near the floor: each of these
+    # networks against its own GEMM-only program, at every thread count.
+    floor = {"gpt": (1.1, 2), "cnn": (1.3, 3), "char_lstm": (1.05, None)}
+    for n in nets:
+        if n.name in floor:
+            bound, autograd = floor[n.name]
+            for t in R["threads"]:
+                each = "%s, %d thread%s: " % (n.short, t, "" if t == 1 else "s")
+                target(each + "gradc <= %gx its GEMM-only program" % bound, fig(n.name, t, "bound"),
+                       lambda v, bound=bound: v <= bound)
+                if autograd:
+                    target(each + ">= %gx faster than PyTorch autograd" % autograd, fig(n.name, t, "autograd"),
+                           lambda v, autograd=autograd: v >= autograd)
     if whole:
         target("seed MLP whole 200-step run: >= 10x faster than the PyTorch script", wratio, lambda v: v >= 10)
     below = [(k, g, tr) for k, (g, tr) in rss.items() if g is not None and tr is not None]
