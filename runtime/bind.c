@@ -551,10 +551,17 @@ const long *rt_data_order(rt_data *d, long epoch)
     return d->order;
 }
 
+void rt_data_place(const rt_data *d, const rt_model *m, long steps, long *epoch, long *row)
+{
+    *epoch = steps / d->nbatches;
+    *row = steps % d->nbatches * d->ranks * m->batch;
+}
+
 void rt_data_load(rt_data *d, const rt_model *m, long step)
 {
-    long j = (step - 1) % d->nbatches;
-    rt_data_load_at(d, m, (step - 1) / d->nbatches, j * d->ranks * m->batch);
+    long epoch, row;
+    rt_data_place(d, m, step - 1, &epoch, &row);
+    rt_data_load_at(d, m, epoch, row);
 }
 
 void rt_data_load_at(rt_data *d, const rt_model *m, long epoch, long row)

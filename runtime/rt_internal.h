@@ -124,6 +124,9 @@ int rt_data_split(rt_data *d, rt_data *val, const rt_model *m, double frac, int 
                   uint64_t seed, char *err, size_t errlen);
 /* Epoch e's order of the rows (shuffled by (seed, e)); valid until the next call. */
 const long *rt_data_order(rt_data *d, long epoch);
+/* Where in the data a run stands after `steps` steps from the start: the
+ * next minibatch is rows row... of epoch epoch's order. */
+void rt_data_place(const rt_data *d, const rt_model *m, long steps, long *epoch, long *row);
 /* The training minibatch of a step (1-based) into the inputs. */
 void rt_data_load(rt_data *d, const rt_model *m, long step);
 /* The minibatch at rows row... of epoch epoch's order (this process's

@@ -729,10 +729,9 @@ static void place_in_data(Trainer *t)
     long G = global_batch(t);
     if (!d->n)
         return;
-    if (t->epoch < 0 || !t->o->resume) {
-        t->epoch = t->start / d->nbatches;
-        t->row = t->start % d->nbatches * G;
-    } else if (t->saved_batch != G)
+    if (t->epoch < 0 || !t->o->resume)
+        rt_data_place(d, t->m, t->start, &t->epoch, &t->row);
+    else if (t->saved_batch != G)
         note(t,
              "%s: %s's steps took %ld rows each; these take %ld: the run goes on from row %ld "
              "of epoch %ld\n",

@@ -11,6 +11,8 @@
 #include <dirent.h>
 #include <math.h>
 #include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
 #include <time.h>
 #include "test_util.h"
 
@@ -65,29 +67,42 @@ static char *train(const char *cmd, const char *data, const char *export, double
 
 static double rel(double a, double b) { return fabs(a - b) / fmax(fabs(b), 1e-300); }
 
-/* The largest relative difference between the .npy files of two exports,
- * by NumPy; the two must hold the same files. */
-static double params_differ(const char *a, const char *b)
+/* Runs `script` (printf-style) by Python with NumPy as np, os and sys,
+ * in the work directory; returns what it printed. */
+static char *numpy(const char *script, ...) __attribute__((format(printf, 1, 2)));
+static char *numpy(const char *script, ...)
 {
-    char cmd[2048], *out;
-    snprintf(cmd, sizeof cmd,
-             "/usr/bin/python3 -c \"import numpy as np, os, sys\n"
-             "a, b = sys.argv[1:]\n"
-             "names = sorted(os.listdir(a))\n"
-             "assert names == sorted(os.listdir(b)) and names, (names, os.listdir(b))\n"
-             "worst = 0.0\n"
-             "for n in names:\n"
-             "    x, y = np.load(os.path.join(a, n)), np.load(os.path.join(b, n))\n"
-             "    assert x.shape == y.shape, n\n"
-             "    worst = max(worst, float(np.max(np.abs(x - y) / np.maximum(np.abs(y), 1e-3))))\n"
-             "print(repr(worst))\" %s/%s %s/%s",
-             work, a, work, b);
-    int status = run_cmd(cmd, &out);
-    ck_assert_msg(status == 0, "%s: %.3000s", cmd, out);
+    char text[4096], cmd[4400], *out;
+    va_list ap;
+    va_start(ap, script);
+    vsnprintf(text, sizeof text, script, ap);
+    va_end(ap);
+    snprintf(cmd, sizeof cmd, "cd %s && /usr/bin/python3 -c \"import numpy as np, os, sys\n%s\"",
+             work, text);
+    ck_assert_msg(run_cmd(cmd, &out) == 0, "%s: %.3000s", cmd, out);
+    return out;
+}
+
+/* The largest difference between the .npy files of two exports (in the
+ * work directory), relative (to at least 1e-3) or absolute; the two must
+ * hold the same files. */
+static double exports_differ(const char *a, const char *b, bool relative)
+{
+    char *out = numpy("names = sorted(os.listdir('%s'))\n"
+                      "assert names == sorted(os.listdir('%s')) and names, names\n"
+                      "worst = 0.0\n"
+                      "for n in names:\n"
+                      "    x, y = np.load(os.path.join('%s', n)), np.load(os.path.join('%s', n))\n"
+                      "    assert x.shape == y.shape, n\n"
+                      "    d = np.abs(x - y)%s\n"
+                      "    worst = max(worst, float(np.max(d)))\n"
+                      "print(repr(worst))",
+                      a, b, a, b, relative ? " / np.maximum(np.abs(y), 1e-3)" : "");
     double worst = strtod(out, NULL);
     free(out);
     return worst;
 }
+static double params_differ(const char *a, const char *b) { return exports_differ(a, b, true); }
 
 typedef struct {
     const char *name, *model, *data;
@@ -487,21 +502,6 @@ START_TEST(test_threads_oversubscribed)
 }
 END_TEST
 
-/* The largest difference between the .npy files of two exports. */
-static double largest_difference(const char *a, const char *b)
-{
-    char cmd[2048], *out;
-    snprintf(cmd, sizeof cmd,
-             "cd %s && /usr/bin/python3 -c \"import numpy as np, os\n"
-             "print(repr(max(float(np.max(np.abs(np.load(os.path.join('%s', n)) - "
-             "np.load(os.path.join('%s', n))))) for n in os.listdir('%s'))))\"",
-             work, a, b, a);
-    ck_assert_msg(run_cmd(cmd, &out) == 0, "%s", out);
-    double d = strtod(out, NULL);
-    free(out);
-    return d;
-}
-
 /* Dropout draws anew on each process: two processes of the same rows
  * (8 rows, twice over) do not make one process's gradients of them, as
  * they would under the same draws; at p = 0 they do. */
@@ -516,16 +516,11 @@ START_TEST(test_dropout_per_process)
                       "return model { loss = mean(cross_entropy(h:matmul(w), labels)) }\n");
     build("drop", model, "--mpi --double");
     build("keep", model, "--mpi --double -D p=0");
-    snprintf(
-        cmd, sizeof cmd,
-        "cd %s && /usr/bin/python3 -c \"import numpy as np\n"
-        "r = np.random.default_rng(3)\n"
-        "x, y = r.standard_normal((8, 6)), (np.arange(8) %% 3).astype(np.int32)\n"
-        "np.save('dx.npy', x); np.save('dy.npy', y)\n"
-        "np.save('dx2.npy', np.concatenate([x, x])); np.save('dy2.npy', np.concatenate([y, y]))\"",
-        work);
-    ck_assert_msg(run_cmd(cmd, &out) == 0, "%s", out);
-    free(out);
+    free(numpy("r = np.random.default_rng(3)\n"
+               "x, y = r.standard_normal((8, 6)), (np.arange(8) %% 3).astype(np.int32)\n"
+               "np.save('dx.npy', x); np.save('dy.npy', y)\n"
+               "np.save('dx2.npy', np.concatenate([x, x])); "
+               "np.save('dy2.npy', np.concatenate([y, y]))"));
     double differ[2];
     const char *builds[] = {"drop", "keep"};
     for (int k = 0; k < 2; k++) {
@@ -539,7 +534,7 @@ START_TEST(test_dropout_per_process)
                  work, mpirun(), builds[k], two, builds[k], one);
         ck_assert_msg(run_cmd(cmd, &out) == 0, "%s: %.3000s", cmd, out);
         free(out);
-        differ[k] = largest_difference(two, one);
+        differ[k] = exports_differ(two, one, false);
     }
     printf("mpi: 2 processes of the same rows against one: gradients differ by %.3g with "
            "dropout, %.3g without\n",
@@ -566,16 +561,11 @@ START_TEST(test_batch_norm_per_process)
                       "return model { loss = sum(y * R), optimizer = sgd { lr = 0.1 } }\n");
     build("bn4", model, "--mpi --double");
     build("bn8", model, "--double -D batch=8");
-    snprintf(
-        cmd, sizeof cmd,
-        "cd %s && /usr/bin/python3 -c \"import numpy as np\n"
+    free(numpy(
         "r = np.random.default_rng(7)\n"
         "x, R = r.standard_normal((8, 3, 2, 2)), r.standard_normal((8, 3, 2, 2))\n"
         "for n, a in (('x', x), ('R', R)):\n"
-        "    np.save(n + '.npy', a); np.save(n + '_a.npy', a[:4]); np.save(n + '_b.npy', a[4:])\"",
-        work);
-    ck_assert_msg(run_cmd(cmd, &out) == 0, "%s", out);
-    free(out);
+        "    np.save(n + '.npy', a); np.save(n + '_a.npy', a[:4]); np.save(n + '_b.npy', a[4:])"));
     const char *runs[][3] = {{"-q -np 2", "bn4/bn_train_mpi", ""},
                              {"", "bn4/bn_train", "_a"},
                              {"", "bn4/bn_train", "_b"},
@@ -590,17 +580,13 @@ START_TEST(test_batch_norm_per_process)
         ck_assert_msg(run_cmd(cmd, &out) == 0, "%s: %.2000s", cmd, out);
         free(out);
     }
-    snprintf(cmd, sizeof cmd,
-             "cd %s && /usr/bin/python3 -c \"import numpy as np, os\n"
-             "def g(d): return {n: np.load(os.path.join(d, n)) for n in sorted(os.listdir(d))}\n"
-             "g2, ga, gb, g8 = g('g2'), g('ga'), g('gb'), g('g8')\n"
-             "assert g2 and g2.keys() == ga.keys() == g8.keys()\n"
-             "rel = lambda u, v: max(float(np.max(np.abs(u[n] - v[n]) / np.maximum(np.abs(v[n]), "
-             "1e-3))) for n in u)\n"
-             "s = {n: ga[n] + gb[n] for n in ga}\n"
-             "print(repr(rel(g2, s)), repr(rel(g8, s)))\"",
-             work);
-    ck_assert_msg(run_cmd(cmd, &out) == 0, "%s", out);
+    out = numpy("def g(d): return {n: np.load(os.path.join(d, n)) for n in sorted(os.listdir(d))}\n"
+                "g2, ga, gb, g8 = g('g2'), g('ga'), g('gb'), g('g8')\n"
+                "assert g2 and g2.keys() == ga.keys() == g8.keys()\n"
+                "rel = lambda u, v: max(float(np.max(np.abs(u[n] - v[n]) / "
+                "np.maximum(np.abs(v[n]), 1e-3))) for n in u)\n"
+                "s = {n: ga[n] + gb[n] for n in ga}\n"
+                "print(repr(rel(g2, s)), repr(rel(g8, s)))");
     double halves = 0, whole = 0;
     ck_assert_int_eq(sscanf(out, "%lf %lf", &halves, &whole), 2);
     printf("mpi: batch norm on 2 processes: gradients against the sum of each half's %.3g, "
@@ -722,23 +708,16 @@ END_TEST
 static void setup(void)
 {
     work = make_tmpdir();
-    char cmd[1024], *out;
     /* MNIST-sized rows: pixels k/256, exact in float; labels 0..9. */
-    snprintf(cmd, sizeof cmd,
-             "/usr/bin/python3 -c \"import numpy as np\n"
-             "r = np.random.default_rng(5)\n"
-             "x = (r.integers(0, 256, (4096, 784)) / 256).astype(np.float32)\n"
-             "y = r.integers(0, 10, 4096).astype(np.int32)\n"
-             "np.save('%s/x.npy', x)\n"
-             "np.save('%s/labels.npy', y)\n"
-             "np.save('%s/x_from1280.npy', x[1280:])\n"
-             "np.save('%s/labels_from1280.npy', y[1280:])\n"
-             "np.save('%s/seed_x.npy', r.standard_normal((512, 100)))\n"
-             "np.save('%s/seed_y.npy', r.standard_normal((512, 10)))\"",
-             work, work, work, work, work, work);
-    int status = run_cmd(cmd, &out);
-    ck_assert_msg(status == 0, "%s: %s", cmd, out);
-    free(out);
+    free(numpy("r = np.random.default_rng(5)\n"
+               "x = (r.integers(0, 256, (4096, 784)) / 256).astype(np.float32)\n"
+               "y = r.integers(0, 10, 4096).astype(np.int32)\n"
+               "np.save('x.npy', x)\n"
+               "np.save('labels.npy', y)\n"
+               "np.save('x_from1280.npy', x[1280:])\n"
+               "np.save('labels_from1280.npy', y[1280:])\n"
+               "np.save('seed_x.npy', r.standard_normal((512, 100)))\n"
+               "np.save('seed_y.npy', r.standard_normal((512, 10)))"));
 }
 
 static void teardown(void) { remove_dir(work); }
