@@ -7,35 +7,42 @@
  * contributions with add nodes. Only inputs on a path to a parameter get
  * a gradient, so nothing is made for data or labels. Each parameter's
  * gradient is checked to have the parameter's shape, as the notes insist.
+ *
+ * The same walk serves the model language's grad(y, {x, ...}): gradients
+ * as values of the forward graph, which the pass then differentiates
+ * again like any other value (a loss holding a gradient: second order).
  */
 #include <stdlib.h>
 #include "gradc.h"
 
-/* needs[i]: some parameter reaches node i, so its gradient is wanted. */
-static bool *find_needs(Graph *g)
+/* needs[i]: one of the variables (wanted[i]) reaches node i, so its
+ * gradient is wanted. Labels and ids (int32) carry no gradient. */
+static bool *find_needs(Graph *g, const bool *wanted)
 {
     bool *needs = xcalloc(g->n, sizeof *needs);
     for (int i = 0; i < g->n; i++) {
         const Node *n = ir_at(g, i);
-        needs[i] = n->op == OP_PARAM;
+        needs[i] = wanted[i];
         for (int k = 0; k < n->n_in; k++)
             needs[i] |= needs[n->in[k]] && ir_at(g, n->in[k])->dtype == DT_REAL;
     }
     return needs;
 }
 
-void grad(Graph *g)
+/* Reverse mode from the scalar y: adj[i], the gradient of y reaching
+ * node i (-1 for none), for every node on a path from a wanted one to y.
+ * The nodes it makes are named for their variables through grad_of. */
+static int *backprop(Graph *g, int y, const bool *wanted)
 {
-    int n_forward = g->n;
-    bool *needs = find_needs(g);
-    int *adj = xmalloc(n_forward * sizeof *adj);
-    for (int i = 0; i < n_forward; i++)
+    int n_before = g->n;
+    bool *needs = find_needs(g, wanted);
+    int *adj = xmalloc(n_before * sizeof *adj);
+    for (int i = 0; i < n_before; i++)
         adj[i] = -1;
-
-    g->making_grad = true;
-    g->loc = ir_at(g, g->loss)->loc;
-    adj[g->loss] = ir_const(g, 1, ir_at(g, g->loss)->shape);
-    for (int i = g->loss; i >= 0; i--) {
+    SrcLoc loc = g->loc;
+    g->loc = ir_at(g, y)->loc;
+    adj[y] = ir_const(g, 1, ir_at(g, y)->shape);
+    for (int i = y; i >= 0; i--) {
         if (adj[i] < 0)
             continue;
         Node n = *ir_at(g, i); /* a copy: the rules below add nodes */
@@ -50,12 +57,24 @@ void grad(Graph *g)
             adj[x] = adj[x] < 0 ? d : ir_binary(g, OP_ADD, adj[x], d);
         }
     }
+    g->loc = loc;
     /* Name each gradient for its variable: d_h is the gradient of h. Where
      * one node is the gradient of several (y = a + b passes dy on), the
-     * one nearest the loss names it. */
-    for (int i = n_forward - 1; i >= 0; i--)
-        if (adj[i] >= n_forward && ir_at(g, adj[i])->grad_of < 0)
+     * one nearest y names it. */
+    for (int i = n_before - 1; i >= 0; i--)
+        if (adj[i] >= n_before && ir_at(g, adj[i])->grad_of < 0)
             ir_at(g, adj[i])->grad_of = i;
+    free(needs);
+    return adj;
+}
+
+void grad(Graph *g)
+{
+    bool *wanted = xcalloc(g->n, sizeof *wanted);
+    for (int p = 0; p < g->n_params; p++)
+        wanted[g->params[p].node] = true;
+    g->making_grad = true;
+    int *adj = backprop(g, g->loss, wanted);
     for (int p = 0; p < g->n_params; p++) {
         Param *param = &g->params[p];
         g->loc = ir_at(g, param->node)->loc;
@@ -67,7 +86,19 @@ void grad(Graph *g)
     }
     g->making_grad = false;
     free(adj);
-    free(needs);
+    free(wanted);
+}
+
+void grad_of_values(Graph *g, int y, int n, const int *wrt, int *out)
+{
+    bool *wanted = xcalloc(g->n, sizeof *wanted);
+    for (int i = 0; i < n; i++)
+        wanted[wrt[i]] = true;
+    int *adj = backprop(g, y, wanted);
+    for (int i = 0; i < n; i++)
+        out[i] = adj[wrt[i]];
+    free(adj);
+    free(wanted);
 }
 
 bool every_param_has_gradient(Graph *g)

@@ -574,6 +574,97 @@ static int l_l2(lua_State *L)
     return push_tensor(L, total);
 }
 
+/* ---- gradients as values ---- */
+
+enum { GRAD_GROWTH = 16 }; /* the most nodes one op's gradient rules make */
+
+/* The variable i of grad's second argument: a real tensor. */
+static int grad_variable(lua_State *L, int i, bool one)
+{
+    if (!one)
+        lua_rawgeti(L, 2, i + 1);
+    if (!is_tensor(L, -1))
+        luaL_error(L, "grad: variable %d must be a tensor, got %s", i + 1, luaL_typename(L, -1));
+    int x = *(int *)lua_touserdata(L, -1);
+    if (!one)
+        lua_pop(L, 1);
+    if (node_of(L, x)->dtype != DT_REAL)
+        luaL_error(L, "grad: variable %d is int32 (labels or ids), which has no gradient", i + 1);
+    return x;
+}
+
+/* grad(y, {x, ...}): the gradients of the scalar y with respect to each
+ * x, as a list (grad(y, x): the one tensor). They are values like any
+ * other, so a loss may hold them (a gradient penalty, an SGD step inside
+ * the model), and the training pass differentiates them again. */
+static int l_grad(lua_State *L)
+{
+    Front *f = front(L);
+    Graph *g = f->g;
+    if (f->frozen)
+        luaL_error(L, "grad: the model has returned; nothing may add to it now");
+    int y = tensor_arg(L, 1, "grad");
+    char s[64];
+    shape_str(s, sizeof s, node_of(L, y)->shape);
+    if (shape_size(node_of(L, y)->shape) != 1 || node_of(L, y)->dtype != DT_REAL)
+        luaL_error(L, "grad: y must be a real scalar (a loss), not %s", s);
+    bool one = is_tensor(L, 2);
+    int n = one ? 1 : list_len(L, 2, MAX_NODES, "grad");
+    if (n < 1)
+        luaL_error(L, "grad: needs a tensor, or a table of tensors, to differentiate by");
+    lua_settop(L, 2);
+    int *wrt = lua_newuserdatauv(L, 2 * (size_t)n * sizeof *wrt, 0);
+    for (int i = 0; i < n; i++) {
+        lua_pushvalue(L, 2);
+        wrt[i] = grad_variable(L, i, one);
+        lua_pop(L, 1);
+    }
+    /* What the rules may make, counted before it is made. */
+    long most = (long)GRAD_GROWTH * (y + 1) + n;
+    if (g->n + most > MAX_NODES)
+        luaL_error(L,
+                   "grad: the model has %d ops, and its gradient may make %I more: more than "
+                   "the %d a model may make",
+                   g->n, (lua_Integer)most, MAX_NODES);
+    size_t per_node = sizeof(Node) + sizeof(Naming);
+    charge(L, (size_t)most * per_node);
+    int before = g->n;
+    SrcLoc loc = g->loc;
+    g->loc = where(L);
+    grad_of_values(g, y, n, wrt, wrt + n);
+    g->loc = loc;
+    if (g->n - before > most)
+        die("grad made %d nodes, more than the %ld it may", g->n - before, most);
+    f->memory -= (size_t)(most - (g->n - before)) * per_node;
+    for (int i = before; i < g->n; i++) {
+        f->naming = grow(f->naming, i, sizeof *f->naming);
+        f->naming[i] = (Naming){.owner = -1};
+    }
+    /* Said once, naming every variable y does not reach. */
+    char unreached[128] = "";
+    for (int i = 0, len = 0; i < n; i++)
+        if (wrt[n + i] < 0) {
+            if (len < (int)sizeof unreached - 16)
+                len += snprintf(unreached + len, sizeof unreached - len, "%s%d", len ? ", " : "",
+                                i + 1);
+            wrt[n + i] = make(L, (Node){.op = OP_CONST, .shape = node_of(L, wrt[i])->shape});
+        }
+    if (unreached[0]) {
+        SrcLoc at = where(L);
+        put_printable(stderr, at.file, strlen(at.file));
+        fprintf(stderr, ":%d: warning: grad: y does not depend on variable %s: a zero gradient\n",
+                at.line, unreached);
+    }
+    if (one)
+        return push_tensor(L, wrt[n]);
+    lua_createtable(L, n, 0);
+    for (int i = 0; i < n; i++) {
+        push_tensor(L, wrt[n + i]);
+        lua_rawseti(L, -2, i + 1);
+    }
+    return 1;
+}
+
 static int l_argmax(lua_State *L)
 {
     int x = tensor_arg(L, 1, "argmax");
@@ -1136,6 +1227,7 @@ static const struct {
     {"bce_with_logits", l_bce_with_logits, LUA_FUNCTION},
     {"l2", l_l2, LUA_FUNCTION},
     {"params", l_params, LUA_FUNCTION},
+    {"grad", l_grad, LUA_FUNCTION},
     {"conv2d", l_conv2d, LUA_FUNCTION},
     {"max_pool2d", l_max_pool2d, LUA_FUNCTION},
     {"avg_pool2d", l_avg_pool2d, LUA_FUNCTION},

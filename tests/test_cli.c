@@ -111,6 +111,23 @@ static const BadModel bad_models[] = {
      "  s = s + sum(x:matmul(param(\"w\" .. i, {1000000, 1000000}, zeros())))\nend\n"
      "return model { loss = s }\n",
      "bad.lua:4: the model's tensors take", NULL},
+    {"grad of a non-scalar",
+     "local x = input(\"x\", {4, 3})\nlocal w = param(\"w\", {3, 2}, randn())\n"
+     "local g = grad(x:matmul(w), {w})\n",
+     "bad.lua:3: grad: y must be a real scalar (a loss), not [4,2]", NULL},
+    {"grad by a number",
+     "local x = input(\"x\", {4, 3})\nlocal w = param(\"w\", {3, 2}, randn())\n"
+     "local g = grad(sum(x:matmul(w)), {w, 2})\n",
+     "bad.lua:3: grad: variable 2 must be a tensor, got number", NULL},
+    {"grad by labels",
+     "local x = input(\"x\", {4, 3})\nlocal y = input(\"y\", {4}, \"int32\")\n"
+     "local w = param(\"w\", {3, 2}, randn())\n"
+     "local g = grad(mean(cross_entropy(x:matmul(w), y)), {y})\n",
+     "bad.lua:4: grad: variable 1 is int32 (labels or ids), which has no gradient", NULL},
+    {"gradients of gradients without end",
+     "local x = input(\"x\", {4, 3})\nlocal w = param(\"w\", {3, 3}, randn())\n"
+     "local l = sum(tanh(x:matmul(w)))\nfor i = 1, 100 do\n  l = l + sum(grad(l, w) ^ 2)\nend\n",
+     "bad.lua:5: grad: the model has ", NULL},
     {"an unused input",
      "local x = input(\"x\", {8, 3})\nlocal z = input(\"z\", {8, 3})\n"
      "local w = param(\"w\", {3, 2}, randn())\nreturn model { loss = sum(x:matmul(w)) }\n",
@@ -193,6 +210,26 @@ START_TEST(params_of_a_module)
                      "return model { loss = sum(y) + sum(other) + 1e-4 * l2(params(\"m\")) }\n");
     snprintf(cmd, sizeof cmd, "%s compile %s -o %s", GRADC_BIN, path, dir);
     ck_assert_msg(run_cmd(cmd, &out) == 0, "%s", out);
+    free(out);
+    remove_dir(dir);
+}
+END_TEST
+
+/* grad() of a value the loss does not reach warns once, at its line,
+ * naming the variables, and compiles: their gradient is a zero. */
+START_TEST(grad_of_an_unreached_value_warns)
+{
+    char *dir = make_tmpdir(), path[600], cmd[1200], *out;
+    snprintf(path, sizeof path, "%s/m.lua", dir);
+    write_text(path, "local x = input(\"x\", {4, 3})\nlocal w = param(\"w\", {3, 2}, randn())\n"
+                     "local v = param(\"v\", {3, 2}, randn())\nlocal l = sum(x:matmul(w))\n"
+                     "local g = grad(l, {w, v, x})\n"
+                     "return model { loss = l + sum(g[2]) + sum(g[3] ^ 2) + sum(v) }\n");
+    snprintf(cmd, sizeof cmd, "cd %s && %s/%s compile m.lua -o out", dir, getenv("PWD"), GRADC_BIN);
+    ck_assert_msg(run_cmd(cmd, &out) == 0, "%s", out);
+    ck_assert_msg(strstr(out, "m.lua:5: warning: grad: y does not depend on variable 2: a zero "
+                              "gradient\n"),
+                  "%s", out);
     free(out);
     remove_dir(dir);
 }
@@ -1683,6 +1720,7 @@ static Suite *cli_suite(void)
     tcase_add_loop_test(t, bad_model_gets_one_line, 0, sizeof bad_models / sizeof *bad_models);
     tcase_add_test(t, docs_stand_alone);
     tcase_add_test(t, params_of_a_module);
+    tcase_add_test(t, grad_of_an_unreached_value_warns);
     tcase_add_test(t, output_folders_and_missing_runtime);
     tcase_add_test(t, build_tree_makes_its_runtime);
     tcase_add_test(t, failed_build_leaves_nothing);

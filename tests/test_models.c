@@ -24,6 +24,11 @@
  * gradc build, --init, --export-grads) against llm.c's forward in PyTorch
  * float64 reading the checkpoint itself (tests/gpt2_torch.py): the loss
  * and every gradient to 1e-10, the float trainer's loss to 1e-5.
+ * And losses that hold gradients (grad(): double backpropagation of an
+ * MLP, a gradient penalty through a CNN, a MAML step through attention),
+ * whose trainers' gradients are second derivatives, against the same
+ * losses in PyTorch float64 with create_graph=True
+ * (tests/second_order_torch.py): the loss and every gradient to 1e-10.
  * And batch norm's two modes and running averages, on
  * tests/batch_norm_model.lua, against the formulas written out here; and
  * causal attention weights (tests/attention_model.lua), which the compiler
@@ -50,6 +55,7 @@
 #include "char_rnn.h"
 #include "digits.h"
 #include "digits_cnn.h"
+#include "double_backprop.h"
 #include "gpt.h"
 #include "gpt2.h"
 #include "iris.h"
@@ -74,6 +80,9 @@ static const Model models[] = {
     {"digits", &digits_model_f32, &digits_model_f64, &digits_infer_model_f64, false},
     {"digits_cnn", &digits_cnn_model_f32, &digits_cnn_model_f64, &digits_cnn_infer_model_f64,
      false},
+    /* a loss holding a gradient: its backward pass is a second derivative */
+    {"double_backprop", &double_backprop_model_f32, &double_backprop_model_f64,
+     &double_backprop_infer_model_f64, false},
     {"gpt", &gpt_model_f32, &gpt_model_f64, &gpt_infer_model_f64, true},
     /* generated/gpt2 is its test config (models/gpt2.lua), small already */
     {"gpt2", &gpt2_model_f32, &gpt2_model_f64, &gpt2_infer_model_f64, false},
@@ -940,6 +949,71 @@ START_TEST(test_gpt2_torch)
 }
 END_TEST
 
+/* ---- second derivatives against PyTorch ---- */
+
+/* Losses that hold gradients (grad() in the model), a model file and its
+ * flags: an MLP, a CNN and an attention block. */
+static const struct {
+    const char *name, *file, *flags;
+} second_order[] = {
+    {"double_backprop", "../models/double_backprop.lua", "--test-config"},
+    {"second_order_cnn", "second_order_cnn.lua", ""},
+    {"second_order_attention", "second_order_attention.lua", ""},
+};
+
+/* tests/second_order_torch.py writes random weights and inputs; the
+ * model's double trainer, from --init and --steps 0, gives the loss and
+ * every gradient (a second derivative, through the loss's own gradient);
+ * the script, the same loss written in PyTorch float64 with
+ * create_graph=True, holds them to 1e-10. */
+START_TEST(test_second_order_torch)
+{
+    const char *name = second_order[_i].name;
+    char script[600], model[600], data[1024] = "", loss[64] = "";
+    char fail[16384] = "", out[8192] = "", cmd[4096];
+    ck_assert_msg(find_script("second_order_torch.py", script, sizeof script) == 0 &&
+                      find_script(second_order[_i].file, model, sizeof model) == 0,
+                  "cannot find tests/second_order_torch.py or %s", second_order[_i].file);
+    ck_assert_msg(access(PYTHON, X_OK) == 0, PYTHON " is missing (the reference needs python3 "
+                                                    "with numpy and torch)");
+    char dir[] = "/tmp/gradc-second-order-XXXXXX";
+    ck_assert_msg(mkdtemp(dir) != NULL, "mkdtemp: %s", strerror(errno));
+    snprintf(cmd, sizeof cmd, PYTHON " '%s' make %s '%s' 2>&1", script, name, dir);
+    int rc = run(cmd, out, sizeof out);
+    if (rc != 0 || text_after(out, "train with: ", '\n', data, sizeof data) != 0)
+        snprintf(fail, sizeof fail, "`%s` exited with %d, and no --data flags:\n%s", cmd, rc, out);
+    if (!fail[0]) {
+        snprintf(cmd, sizeof cmd,
+                 GRADC_BIN " build '%s' %s --double -o '%s/b' >/dev/null 2>&1 && '%s/b/%s_train' "
+                           "--init '%s/w' %s --steps 0 --no-shuffle --export-grads '%s/g' 2>&1",
+                 model, second_order[_i].flags, dir, dir, name, dir, data, dir);
+        rc = run(cmd, out, sizeof out);
+        if (rc != 0 || text_after(out, "(the loss ", ')', loss, sizeof loss) != 0)
+            snprintf(fail, sizeof fail, "`%s` exited with %d, and no loss:\n%s", cmd, rc, out);
+    }
+    if (!fail[0]) {
+        snprintf(cmd, sizeof cmd, PYTHON " '%s' check %s '%s' %s 2>&1", script, name, dir, loss);
+        rc = run(cmd, out, sizeof out);
+        if (rc != 0)
+            snprintf(fail, sizeof fail, "`%s` exited with %d:\n%s", cmd, rc, out);
+    }
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    ck_assert_msg(system(cmd) == 0, "cannot remove %s", dir);
+    ck_assert_msg(!fail[0], "%s", fail);
+    /* Its figures too, so that a reference that compared nothing fails. */
+    const char *at = strstr(out, " gradients: worst relative ");
+    int compared = 0;
+    double worst = NAN;
+    while (at && at > out && at[-1] != '\n')
+        at--;
+    ck_assert_msg(at && sscanf(at, "%d gradients: worst relative %lf", &compared, &worst) == 2,
+                  "the reference printed no figures:\n%s", out);
+    ck_assert_msg(compared >= 4 && worst <= 1e-10, "%s:\n%s", name, out);
+    fprintf(stderr, "models: %s against PyTorch's second derivatives: %d gradients, worst %.3g\n",
+            name, compared, worst);
+}
+END_TEST
+
 /* The inference twin computes the training model's outputs exactly, from
  * the same parameter block and inputs, and has no training parts. */
 START_TEST(test_inference_twin)
@@ -1168,6 +1242,11 @@ static Suite *models_suite(void)
     tcase_add_test(tc, test_gpt2_init_and_optimizer);
     tcase_add_test(tc, test_gpt2_reference);
     tcase_add_test(tc, test_gpt2_torch);
+    tcase_set_timeout(tc, 120);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("second_order");
+    tcase_add_loop_test(tc, test_second_order_torch, 0,
+                        sizeof second_order / sizeof second_order[0]);
     tcase_set_timeout(tc, 120);
     suite_add_tcase(s, tc);
     return s;

@@ -19,10 +19,17 @@
  * check covers every element, not a sample. Bases of log, fractional and
  * negative powers, and divisors are drawn from uniform(0.5, 2).
  *
- * The last test walks the op table (ops.def, by X-macro) and fails for an
- * op with no case, so adding an op means adding a row here too.
+ * Every case runs twice: as written, and second order (second_order()):
+ * its loss plus a random weighting of its own gradient, so the check
+ * holds the gradient rules of the gradient's ops to differences of the
+ * analytic gradient, kinks skipped as at first order.
+ *
+ * The last tests walk the op table (ops.def, by X-macro) and fail for an
+ * op with no case, or with no gradient rule, so adding an op means adding
+ * a row here too.
  */
 #include <math.h>
+#include <stdbool.h>
 #include "test_util.h"
 
 typedef struct {
@@ -426,8 +433,9 @@ static const Case cases[] = {
      "local R = input(\"R\", {2, 3, 4})\n"
      "local loss = l2({a * R, b})\n"},
     /* ---- convolution and sequences; col2im and embedding_grad are their gradients ---- */
-    {"im2col", "conv2d with bias, stride 2 and padding 1 (filters and input both checked; "
-               "named as the window loops' locals are)",
+    {"im2col",
+     "conv2d with bias, stride 2 and padding 1 (filters and input both checked; "
+     "named as the window loops' locals are)",
      "local x = param(\"x0\", {2, 2, 5, 5}, randn())\n"
      "local w = param(\"n1\", {3, 2, 3, 3}, randn(0.5))\n"
      "local b = param(\"b\", {3}, randn())\n"
@@ -441,6 +449,20 @@ static const Case cases[] = {
      "local x = param(\"x\", {2, 2, 4, 5}, randn())\n"
      "local R = input(\"R\", {2, 2, 3, 4})\n"
      "local loss = sum(max_pool2d(relu(x), 2, 1) * R)\n"},
+    /* max_pool2d_pick is the gradient of max_pool2d_grad through its dy:
+     * a loss holding max_pool2d's gradient makes it. */
+    {"max_pool2d_pick", "the gradient of max_pool2d's gradient, windows that tile",
+     "local x = input(\"x\", {2, 2, 4, 4})\n"
+     "local R = input(\"R\", {2, 2, 4, 4})\n"
+     "local u = param(\"u\", {2, 2, 2, 2}, randn())\n"
+     "local dx = grad(sum(max_pool2d(x, 2) * u), x)\n"
+     "local loss = sum(dx * R)\n"},
+    {"max_pool2d_pick", "the gradient of max_pool2d's gradient, overlapping windows",
+     "local x = input(\"x\", {2, 2, 4, 5})\n"
+     "local R = input(\"R\", {2, 2, 4, 5})\n"
+     "local u = param(\"u\", {2, 2, 3, 4}, randn())\n"
+     "local dx = grad(sum(max_pool2d(x, 2, 1) * u), x)\n"
+     "local loss = sum(dx * R)\n"},
     {"chain", "max_pool2d and avg_pool2d",
      "local x = param(\"x\", {2, 2, 4, 4}, randn())\n"
      "local R = input(\"R\", {2, 2, 2, 2})\n"
@@ -567,12 +589,62 @@ static const char *const op_names[] = {
 };
 enum { N_OP_NAMES = sizeof op_names / sizeof op_names[0] };
 
-static char *model_text(const Case *c)
+/* And the gradient rule each row names. */
+static const char *const op_rules[] = {
+#define OP(e, name, arity, kind, lua, reads, shape, grad, emit) #grad,
+#include "ops.def"
+#undef OP
+};
+
+/* A case's body made second order. R, which weights the op's output, is
+ * multiplied by a parameter R_2nd, so that the gradient reaching the op's
+ * backward ops depends on what is checked; then the loss adds, for every
+ * parameter p, sum(grad(loss, p) * S_p) with S_p a random parameter (not
+ * an input: inputs share the batch). Checking that loss checks the
+ * gradient rules of the ops the op's own gradient is made of, against
+ * differences of its analytic gradient. */
+static char *second_order(const char *body)
 {
+    char *text;
+    size_t size;
+    FILE *out = open_memstream(&text, &size);
+    const char *from = "input(\"R\", {", *p = body, *r;
+    bool weighted = false;
+    while ((r = strstr(p, from))) {
+        const char *close = strstr(r, "})") + 2;
+        int dims = (int)(close - r - strlen(from) - 2);
+        fprintf(out, "%.*s%.*s * param(\"R_2nd\", {%.*s}, randn())", (int)(r - p), p,
+                (int)(close - r), r, dims, r + strlen(from));
+        p = close;
+        weighted = true;
+    }
+    fprintf(out, "%s\nlocal wrt_2nd = {", p);
+    for (p = body; (p = strstr(p, "local ")); p += 6) {
+        char name[64];
+        int len = 0;
+        if (sscanf(p, "local %63[A-Za-z0-9_] = param(%n", name, &len) == 1 && len > 0)
+            fprintf(out, "%s, ", name);
+    }
+    fprintf(out,
+            "%s}\n"
+            "local grads_2nd = grad(loss, wrt_2nd)\n"
+            "for i = 1, #wrt_2nd do\n"
+            "    loss = loss + sum(grads_2nd[i] * param(\"S_2nd\" .. i, wrt_2nd[i].shape, "
+            "randn()))\n"
+            "end\n",
+            weighted ? "R" : "");
+    fclose(out);
+    return text;
+}
+
+static char *model_text(const Case *c, bool second)
+{
+    char *body = second ? second_order(c->body) : strdup(c->body);
     const char *tail = "return model { loss = loss, optimizer = sgd { lr = 0.1 } }\n";
-    char *text = malloc(strlen(c->body) + strlen(tail) + 1);
-    strcpy(text, c->body);
+    char *text = malloc(strlen(body) + strlen(tail) + 1);
+    strcpy(text, body);
     strcat(text, tail);
+    free(body);
     return text;
 }
 
@@ -595,11 +667,11 @@ static char *step(const Case *c, const char *what, const char *cmd, char **out)
 }
 
 /* NULL if the case passes, else why not (with the program's output). */
-static char *run_case(const Case *c, const char *dir)
+static char *run_case(const Case *c, bool second, const char *dir)
 {
     char path[512], cmd[2048], *out = NULL, *msg;
     snprintf(path, sizeof path, "%s/opcase.lua", dir);
-    char *text = model_text(c);
+    char *text = model_text(c, second);
     write_text(path, text);
     free(text);
 
@@ -638,18 +710,22 @@ static char *run_case(const Case *c, const char *dir)
     return msg;
 }
 
-START_TEST(test_op_gradient)
+static void check_case(const Case *c, bool second)
 {
-    const Case *c = &cases[_i];
     char *dir = make_tmpdir();
-    char *msg = run_case(c, dir);
+    char *msg = run_case(c, second, dir);
     /* Remove the folder before failing: a failed assertion ends the test. */
     remove_dir(dir);
     if (msg) {
-        char *text = model_text(c);
-        ck_assert_msg(0, "%s\nmodel:\n%s", msg, text);
+        char *text = model_text(c, second);
+        ck_assert_msg(0, "%s%s\nmodel:\n%s", second ? "second order: " : "", msg, text);
     }
 }
+
+START_TEST(test_op_gradient) { check_case(&cases[_i], false); }
+END_TEST
+
+START_TEST(test_op_second_order) { check_case(&cases[_i], true); }
 END_TEST
 
 static int has_case(const char *op)
@@ -674,11 +750,12 @@ static int ends_with(const char *s, const char *suffix)
     return n >= k && !strcmp(s + n - k, suffix);
 }
 
-/* Every op has a case, directly or through the op whose gradient uses it.
- * Exempt: the leaves input, param, buffer and const (nothing to differentiate),
- * and the gradient-only ops (hinge_loss_grad, cross_entropy_grad,
- * softmax_grad, max_pool2d_grad), which the cases of the ops they belong
- * to run as their backward pass. */
+/* Every op has a case, directly or through the op whose gradient uses it,
+ * and so a second-order case too. Exempt: the leaves input, param, buffer
+ * and const (nothing to differentiate), and the gradient-only ops
+ * (hinge_loss_grad, cross_entropy_grad, softmax_grad, max_pool2d_grad,
+ * embedding_grad), which the cases of the ops they belong to run as their
+ * backward pass, and their second-order cases differentiate. */
 START_TEST(test_every_op_has_a_case)
 {
     for (int i = 0; i < N_OP_NAMES; i++) {
@@ -700,16 +777,34 @@ START_TEST(test_every_op_has_a_case)
 }
 END_TEST
 
+/* Every op that a gradient can hold has a gradient rule, so any gradient
+ * can be differentiated again: only the leaves and the ops simplify makes
+ * after the grad pass (matmul_add, pad_add) have none. */
+START_TEST(test_every_op_has_a_gradient_rule)
+{
+    for (int i = 0; i < N_OP_NAMES; i++) {
+        const char *op = op_names[i];
+        bool leaf = !strcmp(op, "input") || !strcmp(op, "param") || !strcmp(op, "buffer") ||
+                    !strcmp(op, "const");
+        bool after_grad = !strcmp(op, "matmul_add") || !strcmp(op, "pad_add");
+        ck_assert_msg(strcmp(op_rules[i], "no_grad") || leaf || after_grad,
+                      "op %s has no gradient rule (no_grad in ops.def)", op);
+    }
+}
+END_TEST
+
 static Suite *ops_suite(void)
 {
     Suite *s = suite_create("ops");
     TCase *tc = tcase_create("gradients");
     tcase_add_loop_test(tc, test_op_gradient, 0, N_CASES);
+    tcase_add_loop_test(tc, test_op_second_order, 0, N_CASES);
     /* Two cc runs per case; sanitized builds are slower. */
     tcase_set_timeout(tc, 120);
     suite_add_tcase(s, tc);
     tc = tcase_create("coverage");
     tcase_add_test(tc, test_every_op_has_a_case);
+    tcase_add_test(tc, test_every_op_has_a_gradient_rule);
     suite_add_tcase(s, tc);
     return s;
 }

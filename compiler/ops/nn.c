@@ -242,6 +242,15 @@ const char *shape_embedding_grad(Graph *g, Node *n, char *err, size_t len)
     return NULL;
 }
 
+/* Adding dy's rows into the table is linear in dy; its adjoint reads the
+ * rows back: du's rows the ids pick. */
+int grad_embedding_grad(Graph *g, int node, int du, int k)
+{
+    if (k != 0)
+        die("ids have no gradient");
+    return ir_must(g, &(Node){.op = OP_EMBEDDING, .n_in = 2, .in = {du, in_(g, node, 1)}});
+}
+
 void emit_embedding_grad(Buf *b, const Node *n, const Operand *out, const Operand *in)
 {
     const char *ix = op_count(n, in);
@@ -419,6 +428,24 @@ int grad_hinge(Graph *g, int node, int dy, int k)
     return ir_must(g, &(Node){.op = OP_HINGE_GRAD, .n_in = 3, .in = {dy, n->in[0], n->in[1]}});
 }
 
+/* A row loss's gradient op is dy_i times a matrix of z alone, m = op(1,
+ * z, labels): through dy, each row's sum of du m. */
+static int through_row_weight(Graph *g, int node, int du)
+{
+    const Node *n = ir_at(g, node);
+    Shape rows = shape_of(g, n->in[0]), col = shape_of(g, n->in[1]);
+    col.dim[1] = 1;
+    int m = ir_must(
+        g, &(Node){.op = n->op, .n_in = 3, .in = {ir_const(g, 1, rows), n->in[1], n->in[2]}});
+    return ir_reshape(g, ir_sum_to(g, ir_binary(g, OP_MUL, du, m), col), rows);
+}
+
+/* The hinge's m is a count of margins: constant in the scores between kinks. */
+int grad_hinge_grad(Graph *g, int node, int du, int k)
+{
+    return k == 0 ? through_row_weight(g, node, du) : grad_zero(g, node, du, k);
+}
+
 void emit_hinge(Buf *b, const Node *n, const Operand *out, const Operand *in)
 {
     const char *ix = op_count(n, in);
@@ -469,6 +496,22 @@ int grad_xent(Graph *g, int node, int dy, int k)
         die("labels have no gradient");
     const Node *n = ir_at(g, node);
     return ir_must(g, &(Node){.op = OP_XENT_GRAD, .n_in = 3, .in = {dy, n->in[0], n->in[1]}});
+}
+
+/* cross_entropy_grad = dy_i (softmax(z)_ij - [j == y_i]); through z, the
+ * softmax's own gradient of du dy_i. */
+int grad_xent_grad(Graph *g, int node, int du, int k)
+{
+    if (k == 0)
+        return through_row_weight(g, node, du);
+    if (k != 1)
+        die("labels have no gradient");
+    const Node *n = ir_at(g, node);
+    Shape col = shape_of(g, n->in[1]);
+    col.dim[1] = 1;
+    int p = ir_unary(g, OP_SOFTMAX, n->in[1]);
+    int scaled = ir_binary(g, OP_MUL, du, ir_reshape(g, n->in[0], col));
+    return ir_must(g, &(Node){.op = OP_SOFTMAX_GRAD, .n_in = 2, .in = {scaled, p}});
 }
 
 /* Per row i of z: row, its max mx, and acc = sum_j exp(row[j] - mx); with
@@ -547,6 +590,38 @@ int grad_max_pool(Graph *g, int node, int dy, int k)
     return ir_must(g, &p);
 }
 
+/* max_pool2d_grad is linear in dy, and its mask constant in x between
+ * ties: its adjoint picks each window's du at its max (max_pool2d_pick). */
+int grad_max_pool_grad(Graph *g, int node, int du, int k)
+{
+    if (k != 0)
+        return grad_zero(g, node, du, k);
+    const Node *n = ir_at(g, node);
+    Node p = {.op = OP_MAX_POOL_PICK, .n_in = 3, .in = {du, n->in[1], n->in[2]}};
+    memcpy(p.axes, n->axes, 4 * sizeof *p.axes);
+    return ir_must(g, &p);
+}
+
+/* max_pool2d_pick(u, x, y): per window, the sum of u where x equals the
+ * window's max y; the adjoint of max_pool2d_grad, which is its gradient. */
+int grad_max_pool_pick(Graph *g, int node, int dv, int k)
+{
+    if (k != 0)
+        return grad_zero(g, node, dv, k);
+    const Node *n = ir_at(g, node);
+    Node p = {.op = OP_MAX_POOL_GRAD, .n_in = 3, .in = {dv, n->in[1], n->in[2]}};
+    memcpy(p.axes, n->axes, 4 * sizeof *p.axes);
+    return ir_must(g, &p);
+}
+
+const char *shape_as_third(Graph *g, Node *n, char *err, size_t len)
+{
+    (void)err, (void)len;
+    n->shape = shape_of(g, n->in[2]);
+    n->dtype = DT_REAL;
+    return NULL;
+}
+
 /* A gradient-only op shaped as its second input, what it differentiates
  * (max_pool2d_grad, softmax_grad): made by grad rules, never by users. */
 const char *shape_as_second(Graph *g, Node *n, char *err, size_t len)
@@ -609,6 +684,23 @@ void emit_max_pool_grad(Buf *b, const Node *n, const Operand *out, const Operand
                "            }\n",
                ix, v.kh, ix, v.kw, out->text, v.w, tiles ? "=" : "+=", in[1].text, v.w, in[2].text,
                at(buf, &in[0], "oi"));
+}
+
+void emit_max_pool_pick(Buf *b, const Node *n, const Operand *out, const Operand *in)
+{
+    const char *ix = op_count(n, in);
+    Window v = window_of(in[1].shape, n->axes);
+    char idx[48], buf[96];
+    snprintf(idx, sizeof idx, "win + m * %d + n", v.w);
+    pool_loops(b, v);
+    buf_printf(b,
+               "                real acc = REAL_C(0.0);\n"
+               "                for (%s m = 0; m < %d; m++)\n"
+               "                    for (%s n = 0; n < %d; n++)\n"
+               "                        acc += (real)(%s[win + m * %d + n] == %s[oi]) * %s;\n"
+               "                %s[oi] = acc;\n"
+               "            }\n",
+               ix, v.kh, ix, v.kw, in[1].text, v.w, in[2].text, at(buf, &in[0], idx), out->text);
 }
 
 /* ---- softmax over the last axis, one row at a time ---- */
@@ -681,6 +773,23 @@ void emit_softmax(Buf *b, const Node *n, const Operand *out, const Operand *in)
                on, on, ix, on);
     zero_unseen(b, n, cols, "srow");
     buf_printf(b, "    }\n");
+}
+
+/* softmax_grad(dy, y) = (diag(y) - y y^T) dy per row: symmetric in dy,
+ * so its own adjoint; through y, du (dy - sum dy y) - dy sum du y. */
+int grad_softmax_grad(Graph *g, int node, int du, int k)
+{
+    const Node *n = ir_at(g, node);
+    int dy = n->in[0], y = n->in[1];
+    if (k == 0)
+        return ir_must(g,
+                       &(Node){.op = OP_SOFTMAX_GRAD, .n_in = 2, .in = {du, y}, .value = n->value});
+    Shape rows = shape_of(g, y);
+    rows.dim[rows.rank - 1] = 1;
+    int dot = ir_sum_to(g, ir_binary(g, OP_MUL, dy, y), rows);
+    int udot = ir_sum_to(g, ir_binary(g, OP_MUL, du, y), rows);
+    return ir_binary(g, OP_SUB, ir_binary(g, OP_MUL, du, ir_binary(g, OP_SUB, dy, dot)),
+                     ir_binary(g, OP_MUL, dy, udot));
 }
 
 void emit_softmax_grad(Buf *b, const Node *n, const Operand *out, const Operand *in)

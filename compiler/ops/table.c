@@ -95,8 +95,8 @@ void emit_const(Buf *b, const Node *n, const Operand *out, const Operand *in)
     buf_printf(b, "%s", lit(n->value, buf));
 }
 
-/* A gradient-only op is never differentiated again (the front end makes
- * none of them), and a leaf has no inputs. */
+/* A leaf has no inputs, and simplify's ops (matmul_add, pad_add) come
+ * after every gradient has been made. */
 int no_grad(Graph *g, int node, int dy, int k)
 {
     (void)dy, (void)k;

@@ -1,0 +1,138 @@
+"""Second derivatives in PyTorch float64, the reference gradc's gradients
+of losses that hold gradients are held to (tests/test_models.c runs it).
+
+    second_order_torch.py make MODEL DIR
+    second_order_torch.py check MODEL DIR LOSS
+
+MODEL is one of the three below, each written here from its Lua file
+(models/double_backprop.lua at its test config, an MLP;
+tests/second_order_cnn.lua, a CNN; tests/second_order_attention.lua, an
+attention block). `make` writes random weights, DIR/w/NAME.npy, and
+inputs, DIR/NAME.npy, and prints the trainer's --data flags after
+`train with: `. `check` computes the loss from them, its inner gradients
+with torch.autograd.grad(create_graph=True), and the gradient of every
+parameter through them, and compares with a double trainer's: LOSS (what
+it printed) and DIR/g/d_NAME.npy. Per tensor the error is norm-wise,
+||g - r|| / max(||g||, ||r||), g gradc's and r torch's. It prints the loss,
+`N gradients: worst relative E`, and exits 1 if anything is above 1e-10.
+"""
+import math
+import os
+import sys
+
+import numpy as np
+
+TOL = 1e-10
+
+
+def double_backprop(t, F, p, i):
+    pixels = (i["x"] / 16).requires_grad_()
+    h = t.tanh(pixels @ p["fc1_w"] + p["fc1_b"])
+    xent = F.cross_entropy(h @ p["fc2_w"] + p["fc2_b"], i["labels"].long())
+    (d_pixels,) = t.autograd.grad(xent, pixels, create_graph=True)
+    return xent + 0.1 * 4 * (d_pixels ** 2).sum()
+
+
+def cnn(t, F, p, i):
+    x = i["x"].clone().requires_grad_()
+    h = F.relu(F.max_pool2d(t.tanh(F.conv2d(x, p["k"], p["kb"], padding=1)), 2))
+    xent = F.cross_entropy(h.flatten(1) @ p["w"] + p["b"], i["labels"].long())
+    (d_x,) = t.autograd.grad(xent, x, create_graph=True)
+    return xent + 0.5 * (d_x ** 2).sum()
+
+
+def attention(t, F, p, i):
+    x, target = i["x"], i["target"]
+    T, D = x.shape[1], x.shape[2]
+    above = t.triu(t.ones(T, T, dtype=t.bool), diagonal=1)
+
+    def block(q_w):
+        q, k, v = x @ q_w, x @ p["wk"], x @ p["wv"]
+        scores = (q @ k.transpose(1, 2) / math.sqrt(D)).masked_fill(above, -math.inf)
+        return F.layer_norm(x + t.softmax(scores, -1) @ v, (D,), p["ln_g"], p["ln_b"], 1e-5)
+
+    inner = ((block(p["wq"]) - target) ** 2).mean()
+    (d_wq,) = t.autograd.grad(inner, p["wq"], create_graph=True)
+    return ((block(p["wq"] - 0.5 * d_wq) - target) ** 2).mean()
+
+
+# Each model: its loss, its parameters (shape, scale of the random draw;
+# a scale of None draws about 1, for layer norms' gains) and its inputs
+# (shape, and the classes of int32 labels or None for reals).
+MODELS = {
+    "double_backprop": (double_backprop,
+                        {"fc1_w": ((64, 8), 0.2), "fc1_b": ((8,), 0.1),
+                         "fc2_w": ((8, 10), 0.5), "fc2_b": ((10,), 0.1)},
+                        {"x": ((4, 64), None, 16), "labels": ((4,), 10, None)}),
+    "second_order_cnn": (cnn,
+                         {"k": ((3, 1, 3, 3), 0.5), "kb": ((3,), 0.1),
+                          "w": ((27, 4), 0.3), "b": ((4,), 0.1)},
+                         {"x": ((2, 1, 6, 6), None, 1), "labels": ((2,), 4, None)}),
+    "second_order_attention": (attention,
+                               {"wq": ((8, 8), 0.4), "wk": ((8, 8), 0.4), "wv": ((8, 8), 0.4),
+                                "ln_g": ((8,), None), "ln_b": ((8,), 0.1)},
+                               {"x": ((2, 4, 8), None, 1), "target": ((2, 4, 8), None, 1)}),
+}
+
+
+def make(name, d):
+    _, params, inputs = MODELS[name]
+    rng = np.random.default_rng(27)
+    os.makedirs(os.path.join(d, "w"), exist_ok=True)
+    for p, (shape, scale) in params.items():
+        a = 1 + 0.2 * rng.standard_normal(shape) if scale is None else \
+            scale * rng.standard_normal(shape)
+        np.save(os.path.join(d, "w", p + ".npy"), a.astype(np.float64))
+    flags = []
+    for n, (shape, classes, scale) in inputs.items():
+        a = rng.integers(0, classes, shape).astype(np.int32) if classes else \
+            (scale * rng.standard_normal(shape)).astype(np.float64)
+        np.save(os.path.join(d, n + ".npy"), a)
+        flags.append("--data %s=%s" % (n, os.path.join(d, n + ".npy")))
+    print("train with: " + " ".join(flags))
+
+
+def relative(a, b):
+    scale = max(np.linalg.norm(a), np.linalg.norm(b))
+    return np.linalg.norm(a - b) / scale if scale > 0 else 0.0
+
+
+def check(name, d, loss_text):
+    try:
+        import torch
+        import torch.nn.functional as F
+    except ImportError as e:
+        sys.exit("cannot import torch (%s): the reference needs Debian's python3-torch" % e)
+    loss_fn, params, inputs = MODELS[name]
+    p = {n: torch.tensor(np.load(os.path.join(d, "w", n + ".npy")), requires_grad=True)
+         for n in params}
+    i = {n: torch.tensor(np.load(os.path.join(d, n + ".npy"))) for n in inputs}
+    loss = loss_fn(torch, F, p, i)
+    grads = torch.autograd.grad(loss, list(p.values()))
+    fails, worst = [], 0.0
+    ours = float(loss_text)
+    e = abs(ours - loss.item()) / max(1.0, abs(loss.item()))
+    if not e <= TOL:
+        fails.append("loss %.17g, torch's %.17g" % (ours, loss.item()))
+    for n, r in zip(p, grads):
+        path = os.path.join(d, "g", "d_" + n + ".npy")
+        g = np.load(path)
+        if g.dtype != np.float64 or g.shape != tuple(r.shape):
+            sys.exit("%s: %s %s, want float64 %s" % (path, g.dtype, g.shape, tuple(r.shape)))
+        e = relative(g, r.numpy())
+        worst = max(worst, e)
+        if not e <= TOL:
+            fails.append("d_%s: relative %.3g" % (n, e))
+    print("loss: torch float64 %.17g, gradc double %.17g" % (loss.item(), ours))
+    print("%d gradients: worst relative %.3g" % (len(grads), worst))
+    if fails:
+        sys.exit("above %g: %s" % (TOL, "; ".join(fails)))
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 4 and sys.argv[1] == "make" and sys.argv[2] in MODELS:
+        make(sys.argv[2], sys.argv[3])
+    elif len(sys.argv) == 5 and sys.argv[1] == "check" and sys.argv[2] in MODELS:
+        check(sys.argv[2], sys.argv[3], sys.argv[4])
+    else:
+        sys.exit(__doc__)
