@@ -120,6 +120,9 @@ PASSES = load batch grad simplify dce remat fuse plan bucket
 golden: $(BUILD)/gradc
 	@for m in tests/golden/*.lua; do for p in $(PASSES); do \
 	    $(BUILD)/gradc print $$m --after $$p > $${m%.lua}.$$p || exit 1; done; done
+	@for m in norm_wx seed_mlp; do \
+	    $(BUILD)/gradc derive models/$$m.lua > tests/golden/$$m.derive && \
+	    $(BUILD)/gradc derive models/$$m.lua --latex > tests/golden/$$m.derive-latex || exit 1; done
 
 # The README's pictures: the seed network drawn from `gradc graph`, and the
 # digit classifier's training curve drawn from its --log.

@@ -412,6 +412,12 @@ Graph *dce_inference(Graph *g);
 /* Counts the copies it made into *recomputed. */
 Graph *remat(Graph *g, int *recomputed);
 
+/* ---- derive.c: gradc derive ---- */
+/* Prints the gradient of every local and param (with param, only the
+ * lines its gradient reads and its own), as text or LaTeX; 0, or 1 after
+ * saying why. */
+int derive(const char *model, const LoadOptions *o, const char *param, bool latex, FILE *out);
+
 /* ---- graph.c: Graphviz DOT ---- */
 void ir_dot(Graph *g, bool backward, FILE *out);
 

@@ -24,6 +24,7 @@ static const char usage[] =
     "       gradc tune MODEL.lua [-o FILE] [-v] [-D KEY=VALUE]...\n"
     "       gradc print MODEL.lua [--after PASS | --stats | --memory] [-D KEY=VALUE]...\n"
     "       gradc graph MODEL.lua [--backward] [-D KEY=VALUE]...\n"
+    "       gradc derive MODEL.lua [--param NAME] [--latex] [-D KEY=VALUE]...\n"
     "       gradc --help | --version\n"
     "\n"
     "gradc compiles a neural network written in Lua into C that trains it.\n"
@@ -45,6 +46,8 @@ static const char usage[] =
     "  print     print the graph, forward and backward, with shapes and lines\n"
     "  graph     write the forward graph (with --backward, the training graph)\n"
     "            as Graphviz DOT: gradc graph m.lua | dot -Tsvg > m.svg\n"
+    "  derive    print the gradient of every local and param as math, from the\n"
+    "            simplified backward graph, nearest the loss first: dL/dW = ...\n"
     "\n"
     "options:\n"
     "  -o DIR          where compile writes (made if missing); tune: the file\n"
@@ -60,6 +63,8 @@ static const char usage[] =
     "                  KEY=VALUE ...`, if it has one: the small size make test\n"
     "                  and generated/ use (every command takes it)\n"
     "  -v              print the C compiler's commands\n"
+    "  --param NAME    derive: only NAME's gradient and the lines it reads\n"
+    "  --latex         derive: the lines as LaTeX\n"
     "  --junit FILE    check: also write the results as JUnit XML, for CI\n"
     "  --optimizer K   train with K instead of the model's optimizer, at K's\n"
     "                  defaults: sgd, momentum, nesterov, adam, adamw, rmsprop\n"
@@ -78,11 +83,11 @@ static const char usage[] =
     "Build the C with the gradc runtime and OpenBLAS; see README.md.\n";
 
 typedef struct {
-    const char *command, *out_dir, *after, *junit;
+    const char *command, *out_dir, *after, *junit, *param;
     const char *models[256];
     int n_models;
     double tol;
-    bool backward, verbose, stats, memory, dbl, mpi;
+    bool backward, verbose, stats, memory, dbl, mpi, latex;
     LoadOptions load;
 } Args;
 
@@ -107,7 +112,7 @@ static int parse_args(int argc, char **argv, Args *a)
             !strcmp(s, "--optimizer") || !strcmp(s, "--junit") || !strcmp(s, "--tol") ||
             !strcmp(s, "--tune") || !strcmp(s, "--max-instructions") ||
             !strcmp(s, "--max-memory") || !strcmp(s, "--max-seconds") ||
-            !strcmp(s, "--bucket-mb")) {
+            !strcmp(s, "--bucket-mb") || !strcmp(s, "--param")) {
             if (!has_value)
                 return bad_usage("%s needs a value", s);
             const char *v = argv[++i];
@@ -115,6 +120,8 @@ static int parse_args(int argc, char **argv, Args *a)
                 a->out_dir = v;
             else if (!strcmp(s, "--after"))
                 a->after = v;
+            else if (!strcmp(s, "--param"))
+                a->param = v;
             else if (!strcmp(s, "--optimizer"))
                 a->load.optimizer = v;
             else if (!strcmp(s, "--junit"))
@@ -145,6 +152,8 @@ static int parse_args(int argc, char **argv, Args *a)
                 defines[a->load.n_defines++] = v;
         } else if (!strcmp(s, "--backward")) {
             a->backward = true;
+        } else if (!strcmp(s, "--latex")) {
+            a->latex = true;
         } else if (!strcmp(s, "--stats")) {
             a->stats = true;
         } else if (!strcmp(s, "--memory")) {
@@ -171,9 +180,10 @@ static int parse_args(int argc, char **argv, Args *a)
     }
     if (!a->command)
         return bad_usage("%s", "no command given");
-    static const char *const commands[] = {"compile", "build", "check", "print", "graph", "tune"};
+    static const char *const commands[] = {"compile", "build", "check", "print",
+                                           "graph",   "tune",  "derive"};
     bool known = false;
-    for (int i = 0; i < 6; i++)
+    for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
         known |= !strcmp(a->command, commands[i]);
     if (!known)
         return bad_usage("unknown command '%s'", a->command);
@@ -188,6 +198,8 @@ static int parse_args(int argc, char **argv, Args *a)
     if ((a->stats || a->memory) && (strcmp(a->command, "print") || a->after))
         return bad_usage("%s goes with gradc print, without --after",
                          a->stats ? "--stats" : "--memory");
+    if ((a->param || a->latex) && strcmp(a->command, "derive"))
+        return bad_usage("%s goes with gradc derive", a->param ? "--param" : "--latex");
     if (a->dbl && strcmp(a->command, "build"))
         return bad_usage("--double goes with gradc build%s", "");
     if (a->mpi && strcmp(a->command, "build"))
@@ -377,7 +389,9 @@ int main(int argc, char **argv)
                         (int)strcspn(a.load.defines[i], "="), a.load.defines[i]);
                 status = 1;
             }
-    } else if (a.after && !strcmp(a.after, "bucket"))
+    } else if (!strcmp(a.command, "derive"))
+        status = derive(a.models[0], &a.load, a.param, a.latex, stdout);
+    else if (a.after && !strcmp(a.after, "bucket"))
         status = print_bucket_list(a.models[0], &a.load, stdout);
     else if (a.after && (!strcmp(a.after, "fuse") || !strcmp(a.after, "plan")))
         status = print_schedule(a.models[0], &a.load, !strcmp(a.after, "plan"), stdout);

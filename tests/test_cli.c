@@ -668,6 +668,33 @@ START_TEST(passes_match_golden_files)
 }
 END_TEST
 
+/* gradc derive of the seed models, as text and as LaTeX, is
+ * tests/golden/M.derive and M.derive-latex (make golden writes them);
+ * --param keeps the lines its gradient reads and its own, and a name
+ * the loss does not read gets one line. */
+START_TEST(derive_matches_golden_files)
+{
+    static const char *const models[] = {"norm_wx", "seed_mlp"};
+    char cmd[1024], *out;
+    for (int m = 0; m < 2; m++)
+        for (int latex = 0; latex < 2; latex++) {
+            snprintf(cmd, sizeof cmd, "%s derive models/%s.lua%s | diff -u tests/golden/%s.%s -",
+                     GRADC_BIN, models[m], latex ? " --latex" : "", models[m],
+                     latex ? "derive-latex" : "derive");
+            ck_assert_msg(run_cmd(cmd, &out) == 0, "%s:\n%s", cmd, out);
+            free(out);
+        }
+    ck_assert_int_eq(run_cmd(GRADC_BIN " derive models/seed_mlp.lua --param w1", &out), 0);
+    ck_assert_msg(strstr(out, "dL/dw1 = x^T t1") && strstr(out, "where t1 = dL/dh * h * (1 - h)") &&
+                      strstr(out, "dL/dh = ") && !strstr(out, "dL/dw2") && !strstr(out, "dL/dx"),
+                  "%s", out);
+    free(out);
+    ck_assert_int_eq(run_cmd(GRADC_BIN " derive models/seed_mlp.lua --param w3", &out), 1);
+    ck_assert_msg(strstr(out, "models/seed_mlp.lua has no param or local 'w3'"), "%s", out);
+    free(out);
+}
+END_TEST
+
 /* A failed compile leaves what an earlier one wrote untouched. */
 START_TEST(failed_compile_keeps_old_output)
 {
@@ -1721,6 +1748,7 @@ static Suite *cli_suite(void)
     tcase_add_test(t, docs_stand_alone);
     tcase_add_test(t, params_of_a_module);
     tcase_add_test(t, grad_of_an_unreached_value_warns);
+    tcase_add_test(t, derive_matches_golden_files);
     tcase_add_test(t, output_folders_and_missing_runtime);
     tcase_add_test(t, build_tree_makes_its_runtime);
     tcase_add_test(t, failed_build_leaves_nothing);

@@ -856,6 +856,16 @@ static int text_after(const char *out, const char *after, char end, char *buf, s
     return 0;
 }
 
+/* A PyTorch reference's line `N gradients: worst relative E`. */
+static void reference_figures(const char *out, int *compared, double *worst)
+{
+    const char *at = strstr(out, " gradients: worst relative ");
+    while (at && at > out && at[-1] != '\n')
+        at--;
+    ck_assert_msg(at && sscanf(at, "%d gradients: worst relative %lf", compared, worst) == 2,
+                  "the reference printed no figures:\n%s", out);
+}
+
 /* The whole path a user takes from llm.c, against a reference that shares
  * none of it: tests/gpt2_torch.py writes an llm.c checkpoint of random
  * weights (biases and layer norms too) and random tokens;
@@ -930,13 +940,9 @@ START_TEST(test_gpt2_torch)
 
     /* The script's verdict is its exit status; its figures are checked
      * here too, so that a reference that compared nothing cannot pass. */
-    const char *at = strstr(out, " gradients: worst relative ");
     int compared = 0;
     double worst = NAN;
-    while (at && at > out && at[-1] != '\n')
-        at--;
-    ck_assert_msg(at && sscanf(at, "%d gradients: worst relative %lf", &compared, &worst) == 2,
-                  "the reference printed no figures:\n%s", out);
+    reference_figures(out, &compared, &worst);
     ck_assert_msg(compared == 4 + 12 * PT_L, "compared %d gradients, want %d:\n%s", compared,
                   4 + 12 * PT_L, out);
     ck_assert_msg(worst <= 1e-10, "worst relative gradient error %g:\n%s", worst, out);
@@ -1001,13 +1007,9 @@ START_TEST(test_second_order_torch)
     ck_assert_msg(system(cmd) == 0, "cannot remove %s", dir);
     ck_assert_msg(!fail[0], "%s", fail);
     /* Its figures too, so that a reference that compared nothing fails. */
-    const char *at = strstr(out, " gradients: worst relative ");
     int compared = 0;
     double worst = NAN;
-    while (at && at > out && at[-1] != '\n')
-        at--;
-    ck_assert_msg(at && sscanf(at, "%d gradients: worst relative %lf", &compared, &worst) == 2,
-                  "the reference printed no figures:\n%s", out);
+    reference_figures(out, &compared, &worst);
     ck_assert_msg(compared >= 4 && worst <= 1e-10, "%s:\n%s", name, out);
     fprintf(stderr, "models: %s against PyTorch's second derivatives: %d gradients, worst %.3g\n",
             name, compared, worst);

@@ -591,27 +591,28 @@ int grad_max_pool(Graph *g, int node, int dy, int k)
 }
 
 /* max_pool2d_grad is linear in dy, and its mask constant in x between
- * ties: its adjoint picks each window's du at its max (max_pool2d_pick). */
-int grad_max_pool_grad(Graph *g, int node, int du, int k)
+ * ties: its adjoint picks each window's du at its max (max_pool2d_pick),
+ * and pick's adjoint is max_pool2d_grad again. */
+static int pool_adjoint(Graph *g, int node, int du, int k, int op)
 {
     if (k != 0)
         return grad_zero(g, node, du, k);
     const Node *n = ir_at(g, node);
-    Node p = {.op = OP_MAX_POOL_PICK, .n_in = 3, .in = {du, n->in[1], n->in[2]}};
+    Node p = {.op = op, .n_in = 3, .in = {du, n->in[1], n->in[2]}};
     memcpy(p.axes, n->axes, 4 * sizeof *p.axes);
     return ir_must(g, &p);
 }
 
+int grad_max_pool_grad(Graph *g, int node, int du, int k)
+{
+    return pool_adjoint(g, node, du, k, OP_MAX_POOL_PICK);
+}
+
 /* max_pool2d_pick(u, x, y): per window, the sum of u where x equals the
- * window's max y; the adjoint of max_pool2d_grad, which is its gradient. */
+ * window's max y. */
 int grad_max_pool_pick(Graph *g, int node, int dv, int k)
 {
-    if (k != 0)
-        return grad_zero(g, node, dv, k);
-    const Node *n = ir_at(g, node);
-    Node p = {.op = OP_MAX_POOL_GRAD, .n_in = 3, .in = {dv, n->in[1], n->in[2]}};
-    memcpy(p.axes, n->axes, 4 * sizeof *p.axes);
-    return ir_must(g, &p);
+    return pool_adjoint(g, node, dv, k, OP_MAX_POOL_GRAD);
 }
 
 const char *shape_as_third(Graph *g, Node *n, char *err, size_t len)
