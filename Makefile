@@ -40,7 +40,7 @@ PROGRAMS := $(foreach m,$(MODELS),$(BUILD)/$(m)_train $(BUILD)/$(m)_gradcheck $(
 SUITES   := runtime numerics data checkpoint readers compiler ops models optim cli mpi
 OPTIMS   := sgd momentum nesterov adam adamw rmsprop
 
-.PHONY: all deps test-deps mpi-deps demo plot zoo test check-suites generate golden pictures install clean
+.PHONY: all deps test-deps mpi-deps demo plot zoo test suite-programs check-suites generate golden pictures install clean
 .SUFFIXES:
 
 all: $(BUILD)/gradc $(BUILD)/libgradc_rt.a $(PROGRAMS)
@@ -175,7 +175,8 @@ plot:
 # (float and double).
 TEST_DEFS = -DBUILD_DIR='"$(BUILD)"' -DGRADC_BIN='"$(BUILD)/gradc"' -DRT_LIB='"$(BUILD)/libgradc_rt.a"' \
             -DTEST_CC='"$(CC) $(CFLAGS) $(BLAS_CFLAGS)"' -DTEST_LIBS='"$(LDFLAGS) $(RT_LIBS) -lm"' \
-            -DTEST_SAN='"$(SAN)"'
+            -DTEST_SAN='"$(SAN)"' \
+            -DPLAIN_CC='"$(CC) -std=c11 -Wall -Wextra -Werror $(BLAS_CFLAGS)"'
 
 # The runtime's suites, split by what they test, share tests/runtime_models.h.
 RT_SUITES := runtime numerics data checkpoint
@@ -211,14 +212,23 @@ $(BUILD)/test_cli: tests/test_cli.c tests/test_util.h $(BUILD)/gradc $(PROGRAMS)
 $(BUILD)/test_mpi: tests/test_mpi.c tests/test_util.h $(BUILD)/gradc $(BUILD)/libgradc_rt.a $(BUILD)/libgradc_mpi.a | test-deps
 	$(call quietly,LD,$@)$(CC) $(CFLAGS) $(TEST_DEFS) $< $(LDFLAGS) $(CHECK_FLAGS) -lm -o $@
 
-check-suites: all $(SUITES:%=$(BUILD)/test_%)
-	@OPENBLAS_NUM_THREADS=1 BUILD=$(BUILD) scripts/run-tests.sh $(SUITES)
+# The suites run two at a time (scripts/run-tests.sh), the longest first.
+SLOW_SUITES := safety ops cli models mpi numerics
+suite-programs: all $(SUITES:%=$(BUILD)/test_%)
+check-suites: suite-programs
+	@OPENBLAS_NUM_THREADS=1 BUILD=$(BUILD) scripts/run-tests.sh \
+	    $(foreach s,$(SLOW_SUITES),$(filter $(s),$(SUITES))) $(filter-out $(SLOW_SUITES),$(SUITES))
 
+# Each pass builds on every core first, then runs the suites.
+JOBS ?= $(shell nproc)
+SANITIZED := BUILD=build/san OPT=-O1 \
+    SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
 test: test-deps
+	@$(MAKE) --no-print-directory -j$(JOBS) suite-programs
 	@$(MAKE) --no-print-directory check-suites
 	@echo "== again under AddressSanitizer and UndefinedBehaviorSanitizer"
-	@$(MAKE) --no-print-directory check-suites BUILD=build/san OPT=-O1 \
-	    SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
+	@$(MAKE) --no-print-directory -j$(JOBS) suite-programs $(SANITIZED)
+	@$(MAKE) --no-print-directory check-suites $(SANITIZED)
 
 # ---- install: relocatable ----
 # gradc finds its runtime beside itself, and gradc.pc takes its prefix from
@@ -248,8 +258,8 @@ SUITES += safety
 SAFETY_PROGS = $(addprefix $(BUILD)/,iris_train iris_gradcheck iris_predict char_rnn_train)
 $(BUILD)/test_safety: tests/test_safety.c tests/test_util.h | test-deps $(BUILD)/gradc $(SAFETY_PROGS)
 	$(call quietly,LD,$@)$(CC) $(CFLAGS) $(TEST_DEFS) $(if $(SAN),,-DSAFETY_VALGRIND) $< $(LDFLAGS) $(CHECK_FLAGS) -lm -o $@
-# check-suites read SUITES into its prerequisites before this block.
-check-suites: $(BUILD)/test_safety
+# suite-programs read SUITES into its prerequisites before this block.
+suite-programs: $(BUILD)/test_safety
 
 # ---- fuzzing: `make fuzz` (libFuzzer), and the replay `make test` runs ----
 # Each fuzz/TARGET.c defines LLVMFuzzerTestOneInput. `make fuzz` links it
@@ -263,8 +273,8 @@ FUZZ_SECONDS ?= 60
 FUZZ_CC      ?= clang
 FUZZ_BUILD   ?= build/fuzz
 SUITES       += fuzz
-# SUITES was read into check-suites' prerequisites before this line.
-check-suites: $(BUILD)/test_fuzz
+# SUITES was read into suite-programs' prerequisites before this line.
+suite-programs: $(BUILD)/test_fuzz
 
 # Every target links the same: the compiler, the runtime, and the iris
 # model (float, double and the float inference twin) the readers load into.
