@@ -90,10 +90,13 @@ $(BUILD)/libgradc_mpi.a: $(BUILD)/obj/rt_mpi.o
 	$(call quietly,AR,$@)rm -f $@ && ar rcs $@ $^
 
 # ---- every model: the committed generated/ C, float trainer, double check ----
+# A model with a Hessian-vector product twin (newton_cg's) links its
+# NAME_hvp.c beside NAME.c.
+hvp_obj = $(if $(wildcard generated/$(1)/$(1)_hvp.c),$(BUILD)/obj/$(1)_hvp_$(2).o)
 define model_rules
-$(BUILD)/$(1)_train: generated/$(1)/$(1)_train.c $(BUILD)/obj/$(1)_f32.o $(BUILD)/libgradc_rt.a
+$(BUILD)/$(1)_train: generated/$(1)/$(1)_train.c $(BUILD)/obj/$(1)_f32.o $(call hvp_obj,$(1),f32) $(BUILD)/libgradc_rt.a
 	$$(call quietly,LD,$$@)$$(CC) $$(CFLAGS) -Iruntime -Igenerated/$(1) $$^ $$(LDFLAGS) $$(RT_LIBS) -lm -o $$@
-$(BUILD)/$(1)_gradcheck: generated/$(1)/$(1)_gradcheck.c $(BUILD)/obj/$(1)_f64.o $(BUILD)/libgradc_rt.a
+$(BUILD)/$(1)_gradcheck: generated/$(1)/$(1)_gradcheck.c $(BUILD)/obj/$(1)_f64.o $(call hvp_obj,$(1),f64) $(BUILD)/libgradc_rt.a
 	$$(call quietly,LD,$$@)$$(CC) $$(CFLAGS) -DREAL_DOUBLE -Iruntime -Igenerated/$(1) $$^ $$(LDFLAGS) $$(RT_LIBS) -lm -o $$@
 $(BUILD)/$(1)_predict: generated/$(1)/$(1)_predict.c generated/$(1)/$(1)_infer.c $(BUILD)/libgradc_rt.a
 	$$(call quietly,LD,$$@)$$(CC) $$(CFLAGS) $$(BLAS_CFLAGS) -Iruntime -Igenerated/$(1) $$^ $$(LDFLAGS) $$(RT_LIBS) -lm -o $$@
@@ -102,6 +105,10 @@ $(BUILD)/obj/$(1)_infer_f64.o: generated/$(1)/$(1)_infer.c generated/$(1)/$(1).h
 $(BUILD)/obj/$(1)_f32.o: generated/$(1)/$(1).c generated/$(1)/$(1).h $(wildcard runtime/*.h) | deps $(BUILD)/.dir
 	$$(call quietly,CC,$$@)$$(CC) $$(CFLAGS) $$(F32_FLAGS) $$(BLAS_CFLAGS) -Iruntime -c $$< -o $$@
 $(BUILD)/obj/$(1)_f64.o: generated/$(1)/$(1).c generated/$(1)/$(1).h $(wildcard runtime/*.h) | deps $(BUILD)/.dir
+	$$(call quietly,CC,$$@)$$(CC) $$(CFLAGS) $$(BLAS_CFLAGS) -Iruntime -DREAL_DOUBLE -c $$< -o $$@
+$(BUILD)/obj/$(1)_hvp_f32.o: generated/$(1)/$(1)_hvp.c generated/$(1)/$(1).h $(wildcard runtime/*.h) | deps $(BUILD)/.dir
+	$$(call quietly,CC,$$@)$$(CC) $$(CFLAGS) $$(F32_FLAGS) $$(BLAS_CFLAGS) -Iruntime -c $$< -o $$@
+$(BUILD)/obj/$(1)_hvp_f64.o: generated/$(1)/$(1)_hvp.c generated/$(1)/$(1).h $(wildcard runtime/*.h) | deps $(BUILD)/.dir
 	$$(call quietly,CC,$$@)$$(CC) $$(CFLAGS) $$(BLAS_CFLAGS) -Iruntime -DREAL_DOUBLE -c $$< -o $$@
 endef
 $(foreach m,$(MODELS),$(eval $(call model_rules,$(m))))
@@ -189,7 +196,7 @@ $(BUILD)/test_compiler: tests/test_compiler.c $(BUILD)/libgradc.a | test-deps
 $(BUILD)/test_ops: tests/test_ops.c tests/test_util.h $(BUILD)/gradc $(BUILD)/libgradc_rt.a | test-deps
 	$(call quietly,LD,$@)$(CC) $(CFLAGS) $(TEST_DEFS) -Icompiler $< $(LDFLAGS) $(CHECK_FLAGS) -lm -o $@
 # gpt2 against PyTorch builds models/gpt2.lua at a size of its own, with gradc.
-$(BUILD)/test_models: tests/test_models.c tests/optim_reference.h $(MODELS:%=$(BUILD)/obj/%_f32.o) $(MODELS:%=$(BUILD)/obj/%_f64.o) $(MODELS:%=$(BUILD)/obj/%_infer_f64.o) $(BUILD)/bn/batch_norm_model.o $(BUILD)/bn/batch_norm_model_infer.o $(BUILD)/bn/attention_model.o $(BUILD)/libgradc_rt.a | test-deps $(BUILD)/gradc
+$(BUILD)/test_models: tests/test_models.c tests/optim_reference.h $(MODELS:%=$(BUILD)/obj/%_f32.o) $(MODELS:%=$(BUILD)/obj/%_f64.o) $(MODELS:%=$(BUILD)/obj/%_infer_f64.o) $(foreach m,$(MODELS),$(call hvp_obj,$(m),f32) $(call hvp_obj,$(m),f64)) $(BUILD)/bn/batch_norm_model.o $(BUILD)/bn/batch_norm_model_infer.o $(BUILD)/bn/attention_model.o $(BUILD)/libgradc_rt.a | test-deps $(BUILD)/gradc
 	$(call quietly,LD,$@)$(CC) $(CFLAGS) $(BLAS_CFLAGS) -DGRADC_BIN='"$(BUILD)/gradc"' -Iruntime $(addprefix -Igenerated/,$(MODELS)) -I$(BUILD)/bn $(filter-out %.a %.h,$^) $(BUILD)/libgradc_rt.a $(LDFLAGS) $(CHECK_FLAGS) $(RT_LIBS) -lm -o $@
 # The batch norm and attention tests' models, compiled in double.
 $(BUILD)/bn/%.c $(BUILD)/bn/%_infer.c: tests/%.lua $(BUILD)/gradc
@@ -329,6 +336,13 @@ BENCH_GPT2_FLAGS ?=
 bench-gpt2: $(BUILD)/gradc $(BUILD)/libgradc_rt.a $(BENCH_TOOLS)
 	@scripts/deps.sh bench
 	@BUILD=$(BUILD) BENCH_BUILD=$(BENCH_BUILD) /usr/bin/python3 bench/bench_gpt2.py $(BENCH_GPT2_FLAGS)
+# bench-hvp: the MNIST MLP's Hessian-vector product (gradc build --hvp)
+# against its gradient and step and against PyTorch's H v, on one thread;
+# writes bench/results-hvp.md (a minute).
+.PHONY: bench-hvp
+bench-hvp: $(BUILD)/gradc $(BUILD)/libgradc_rt.a
+	@scripts/deps.sh bench
+	@BUILD=$(BUILD) BENCH_BUILD=$(BENCH_BUILD) /usr/bin/python3 bench/bench_hvp.py
 $(BENCH_BUILD)/spawn: bench/spawn.c | deps
 	@mkdir -p $(@D)
 	$(call quietly,LD,$@)$(CC) $(CFLAGS) $< $(LDFLAGS) -o $@

@@ -236,15 +236,17 @@ static int cc_sources(const Runtime *rt, const char *const *sources, const char 
 }
 
 /* DIR/NAME_WHAT from DIR/NAME_WHAT.c and the model, DIR/NAME.c or, for
- * predict, DIR/NAME_infer.c; with mpi, DIR/NAME_WHAT_mpi. */
+ * predict, DIR/NAME_infer.c (and with hvp DIR/NAME_hvp.c); with mpi,
+ * DIR/NAME_WHAT_mpi. */
 static int cc_program(const Runtime *rt, const char *dir, const char *name, const char *what,
-                      const char *model, bool dbl, bool mpi, bool verbose)
+                      const char *model, bool dbl, bool mpi, bool hvp, bool verbose)
 {
-    char main_c[PATH_MAX], model_c[PATH_MAX], exe[PATH_MAX];
+    char main_c[PATH_MAX], model_c[PATH_MAX], hvp_c[PATH_MAX], exe[PATH_MAX];
     snprintf(main_c, sizeof main_c, "%s/%s_%s.c", dir, name, what);
     snprintf(model_c, sizeof model_c, "%s/%s%s.c", dir, name, model);
+    snprintf(hvp_c, sizeof hvp_c, "%s/%s_hvp.c", dir, name);
     snprintf(exe, sizeof exe, "%s/%s_%s%s", dir, name, what, mpi ? "_mpi" : "");
-    const char *sources[] = {main_c, model_c, NULL};
+    const char *sources[] = {main_c, model_c, hvp ? hvp_c : NULL, NULL};
     return cc_sources(rt, sources, dir, exe, dbl, mpi, verbose);
 }
 
@@ -267,18 +269,19 @@ bool runtime_found(void)
     return find_runtime(&rt);
 }
 
-int build_programs(const char *dir, const char *name, Programs which, bool mpi, bool verbose)
+int build_programs(const char *dir, const char *name, Programs which, bool mpi, bool hvp,
+                   bool verbose)
 {
     Runtime rt;
     if (!find_runtime(&rt) || (mpi && !find_mpi(&rt)))
         return 1;
     bool dbl = which == DOUBLE_PROGRAMS;
     if (which != GRADCHECK_ONLY &&
-        (cc_program(&rt, dir, name, "train", "", dbl, false, verbose) ||
-         (mpi && cc_program(&rt, dir, name, "train", "", dbl, true, verbose)) ||
-         cc_program(&rt, dir, name, "predict", "_infer", dbl, false, verbose)))
+        (cc_program(&rt, dir, name, "train", "", dbl, false, hvp, verbose) ||
+         (mpi && cc_program(&rt, dir, name, "train", "", dbl, true, hvp, verbose)) ||
+         cc_program(&rt, dir, name, "predict", "_infer", dbl, false, false, verbose)))
         return 1;
-    return cc_program(&rt, dir, name, "gradcheck", "", true, false, verbose);
+    return cc_program(&rt, dir, name, "gradcheck", "", true, false, hvp, verbose);
 }
 
 /* ---- gradc tune ---- */
@@ -388,8 +391,9 @@ static int write_junit(const char *path, const CheckRow *rows, int n, double tol
     return fclose(f) ? 1 : 0;
 }
 
-int check_models(const char **models, int n_models, int (*compile_to)(const char *, const char *),
-                 double tol, const char *junit, bool verbose)
+int check_models(const char **models, int n_models,
+                 int (*compile_to)(const char *, const char *, bool *), double tol,
+                 const char *junit, bool verbose)
 {
     CheckRow rows[512];
     int n = 0, status = 0;
@@ -403,8 +407,9 @@ int check_models(const char **models, int n_models, int (*compile_to)(const char
         snprintf(exe, sizeof exe, "%s/%s_gradcheck", dir, name);
         snprintf(out, sizeof out, "%s/out.txt", dir);
         int got = 0;
-        if (compile_to(models[m], dir) == 0 &&
-            build_programs(dir, name, GRADCHECK_ONLY, false, verbose) == 0) {
+        bool hvp;
+        if (compile_to(models[m], dir, &hvp) == 0 &&
+            build_programs(dir, name, GRADCHECK_ONLY, false, hvp, verbose) == 0) {
             char tol_s[40];
             snprintf(tol_s, sizeof tol_s, "%.17g", tol);
             const char *argv[] = {exe, "--tol", tol_s, NULL};

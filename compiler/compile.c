@@ -305,23 +305,50 @@ Graph *compile_graph(const char *model, const LoadOptions *o, const char *after,
     return g;
 }
 
-int compile_files(const char *model, const LoadOptions *o, OutFile out[6])
+/* The HVP twin (--hvp), from a copy of the forward graph: simplified,
+ * swept and scheduled as the inference twin is. */
+static Compiled hvp_compiled(const Graph *forward)
+{
+    SimplifyStats unused;
+    Graph *twin = hvp_twin(ir_clone(forward));
+    Graph *s = simplify(twin, &unused);
+    ir_free(twin);
+    Graph *d = dce_outputs(s);
+    ir_free(s);
+    return schedule(d);
+}
+
+int compile_files(const char *model, const LoadOptions *o, OutFile out[N_OUT_FILES])
 {
     Tune tune = {0};
     if (o->tune && tune_read(o->tune, &tune))
         return 1;
-    Compiled c = compile(model, o, NULL, NULL);
+    PassStats st = {0};
+    Compiled c = run((Compiled){0}, passes, model, o, "batch", &st), hvp = {0};
+    /* newton_cg steps by H v: its model has the twin without --hvp. */
+    bool with_hvp = c.graph && (o->hvp || c.graph->opt.kind == OPT_NEWTON_CG);
+    if (with_hvp)
+        hvp = hvp_compiled(c.graph);
+    if (c.graph)
+        c = run(c, find_pass("grad"), model, o, NULL, &st);
     if (!c.graph) {
+        compiled_free(&hvp);
         tune_free(&tune);
         return 1;
     }
-    emit_c(c.graph, &c.fusion, &c.plan, &tune, out);
+    emit_c(c.graph, &c.fusion, &c.plan, &tune, with_hvp, out);
     /* The inference-only twin: the outputs' forward graph alone. */
     Compiled inf = schedule(dce_inference(c.graph));
     if (!inf.graph)
         die("the inference twin does not fit where its model did");
-    inf.plan.heap = c.plan.heap; /* the header declares both descriptors alike */
+    inf.plan.heap = c.plan.heap; /* the header declares every descriptor alike */
     emit_c_inference(inf.graph, &inf.fusion, &inf.plan, &tune, out + 4);
+    out[6] = (OutFile){0};
+    if (with_hvp) {
+        hvp.plan.heap = c.plan.heap;
+        emit_c_hvp(hvp.graph, &hvp.fusion, &hvp.plan, &tune, out + 6);
+    }
+    compiled_free(&hvp);
     compiled_free(&inf);
     compiled_free(&c);
     tune_free(&tune);

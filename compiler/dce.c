@@ -7,7 +7,9 @@
  * next values, and every input is kept (the descriptor lists them even
  * when the loss ignores one). For inference, the roots are the outputs
  * alone: no loss, no gradient, no buffer update, only the inputs the
- * outputs read, and of each training_or() only its evaluation side.
+ * outputs read, and of each training_or() only its evaluation side. The
+ * HVP twin's roots are its outputs too, but of the training loss: both
+ * sides kept.
  */
 #include <stdlib.h>
 #include "gradc.h"
@@ -55,7 +57,8 @@ Graph *dce(Graph *g)
     return sweep(g, live, false);
 }
 
-Graph *dce_inference(Graph *g)
+/* The outputs' graph, every parameter and buffer kept. */
+static Graph *outputs_alone(Graph *g, bool inference)
 {
     bool *live = xcalloc(g->n, sizeof *live);
     for (int i = 0; i < g->n_outputs; i++)
@@ -66,7 +69,7 @@ Graph *dce_inference(Graph *g)
         live[g->buffers[i].node] = true;
     int loss = g->loss;
     g->loss = -1;
-    Graph *h = sweep(g, live, true);
+    Graph *h = sweep(g, live, inference);
     g->loss = loss;
     for (int i = 0; i < h->n_params; i++)
         h->params[i].grad = -1;
@@ -74,3 +77,7 @@ Graph *dce_inference(Graph *g)
         h->buffers[i].next = -1;
     return h;
 }
+
+Graph *dce_inference(Graph *g) { return outputs_alone(g, true); }
+
+Graph *dce_outputs(Graph *g) { return outputs_alone(g, false); }

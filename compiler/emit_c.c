@@ -60,10 +60,12 @@ static int name_slot(const Emit *e, const char *s)
 static bool model_header_name(const Graph *g, const char *s)
 {
     static const char *const kin[] = {"_model",       "_model_f32",       "_model_f64",
-                                      "_infer_model", "_infer_model_f32", "_infer_model_f64"};
+                                      "_infer_model", "_infer_model_f32", "_infer_model_f64",
+                                      "_hvp_model",   "_hvp_model_f32",   "_hvp_model_f64",
+                                      "_hvp",         "_hvp_f32",         "_hvp_f64"};
     size_t n = strlen(g->name);
     if (!strncmp(s, g->name, n))
-        for (int i = 0; i < 6; i++)
+        for (size_t i = 0; i < sizeof kin / sizeof *kin; i++)
             if (!strcmp(s + n, kin[i]))
                 return true;
     for (size_t i = 0; i < n; i++)
@@ -304,8 +306,23 @@ static void emit_header(Emit *e, Buf *b)
                "#ifdef REAL_DOUBLE\n#define %s_model %s_model_f64\n#define %s_infer_model "
                "%s_infer_model_f64\n"
                "#else\n#define %s_model %s_model_f32\n#define %s_infer_model %s_infer_model_f32\n"
-               "#endif\n\n#endif\n",
+               "#endif\n",
                guard, guard, nm, nm, konst, nm, nm, konst, nm, nm, nm, nm, nm, nm, nm, nm, nm, nm);
+    if (e->hvp)
+        buf_printf(b,
+                   "\n/* The Hessian-vector product twin (%s_hvp.c): out = H v, H the\n"
+                   " * Hessian of the loss in the parameters, at `params` and the inputs\n"
+                   " * set in %s_hvp_model; params, v and out are laid out as\n"
+                   " * %s_model's parameter block. */\n"
+                   "extern %srt_model %s_hvp_model_f32, %s_hvp_model_f64;\n"
+                   "void %s_hvp_f32(const float *params, const float *v, float *out);\n"
+                   "void %s_hvp_f64(const double *params, const double *v, double *out);\n\n"
+                   "#ifdef REAL_DOUBLE\n#define %s_hvp_model %s_hvp_model_f64\n"
+                   "#define %s_hvp %s_hvp_f64\n"
+                   "#else\n#define %s_hvp_model %s_hvp_model_f32\n#define %s_hvp %s_hvp_f32\n"
+                   "#endif\n",
+                   nm, nm, nm, konst, nm, nm, nm, nm, nm, nm, nm, nm, nm, nm, nm, nm);
+    buf_printf(b, "\n#endif\n");
 }
 
 static void emit_main(Emit *e, Buf *b, const char *what, const char *fn)
@@ -489,6 +506,8 @@ static void emit_parts(Emit *e, int from, int to)
     }
 }
 
+static bool is_hvp_twin(const Emit *e) { return e->twin && !strcmp(e->twin, "hvp"); }
+
 static void emit_forward(Emit *e)
 {
     Graph *g = e->g;
@@ -496,10 +515,13 @@ static void emit_forward(Emit *e)
         e->b, "\n/* The forward pass of the outputs, in the mode forward() or\n"
               " * loss_and_grad() set. */\nRT_VECTOR_CLONES\nstatic void compute_outputs(void)\n{");
     emit_parts(e, 0, 0);
-    buf_printf(e->b, "}\n\n/* Evaluation: the outputs for the first `rows` rows of the inputs. */\n"
-                     "static void forward(int rows)\n{\n");
+    bool hvp = is_hvp_twin(e);
+    buf_printf(e->b,
+               "}\n\n/* %s: the outputs for the first `rows` rows of the inputs. */\n"
+               "static void forward(int rows)\n{\n",
+               hvp ? "Of the training loss" : "Evaluation");
     if (has_modes(g))
-        buf_printf(e->b, "    training = 0;\n");
+        buf_printf(e->b, "    training = %d;\n", hvp);
     for (int i = 0; i < g->n_inputs; i++) {
         const Node *x = ir_at(g, g->inputs[i]);
         long row = shape_size(x->shape) / x->shape.dim[0];
@@ -655,7 +677,7 @@ static void emit_train_step(Emit *e)
         folds |= p->fold[i];
     Buf after = {0};
     buffer_updates(e, &after);
-    optim_emit_update(e->b, &g->opt, p->params_offset, p->grads_offset, p->state_offset,
+    optim_emit_update(e->b, &g->opt, g->name, p->params_offset, p->grads_offset, p->state_offset,
                       p->n_param_elems, after.data ? after.data : "");
     buf_free(&after);
     if (folds) {
@@ -693,6 +715,51 @@ static void tensor_entry(Emit *e, int id, const char *name, long offset, bool wi
     if (n->classes)
         buf_printf(e->b, ", .classes = %d", n->classes);
     buf_printf(e->b, "},\n");
+}
+
+/* What the descriptor is called after the model's name. */
+static const char *descriptor_name(const Emit *e)
+{
+    return !e->twin ? "model" : is_hvp_twin(e) ? "hvp_model" : "infer_model";
+}
+
+/* The twin's entry point, NAME_hvp, and the descriptor's untyped one. */
+static void emit_hvp_product(Emit *e)
+{
+    Graph *g = e->g;
+    const Plan *p = e->p;
+    int n = g->n_params / 2;
+    long size = 0;
+    for (int i = 0; i < n; i++)
+        size += shape_size(ir_at(g, g->params[i].node)->shape);
+    buf_printf(e->b,
+               "\n/* H v at the parameters `params` and the inputs in the arena; params,\n"
+               " * v and out laid out as the parameter block. */\n"
+               "void REAL_SUFFIX(%s_hvp)(const real *params, const real *v, real *out)\n{\n"
+               "    memmove(arena + %ld, params, %ld * sizeof *arena);\n"
+               "    memmove(arena + %ld, v, %ld * sizeof *arena);\n"
+               "    forward(%d);\n",
+               g->name, p->params_offset, size, p->offset[g->params[n].node], size, g->batch);
+    long at = 0;
+    for (int i = 0; i < n; i++) {
+        const Node *hv = ir_at(g, g->outputs[i].node);
+        long k = shape_size(hv->shape);
+        char num[40];
+        fmt_real(num, hv->value);
+        if (hv->op == OP_CONST)
+            buf_printf(e->b,
+                       "    for (%s i = 0; i < %ld; i++) /* %s */\n"
+                       "        out[%ld + i] = REAL_C(%s);\n",
+                       count_type(k), k, g->outputs[i].name, at, num);
+        else
+            buf_printf(e->b, "    memcpy(out + %ld, %s, %ld * sizeof *arena);\n", at,
+                       use(e, hv->id), k);
+        at += k;
+    }
+    buf_printf(e->b,
+               "}\n\nstatic void hvp_product(const void *params, const void *v, void *out)\n{\n"
+               "    REAL_SUFFIX(%s_hvp)(params, v, out);\n}\n",
+               g->name);
 }
 
 static void emit_descriptor(Emit *e)
@@ -748,7 +815,7 @@ static void emit_descriptor(Emit *e)
         buf_printf(e->b, "};\n");
     }
     buf_printf(e->b, "\n%srt_model REAL_SUFFIX(%s_%s) = {\n    .name = \"%s\",\n    .source = \"",
-               p->heap ? "" : "const ", g->name, training ? "model" : "infer_model", g->name);
+               p->heap ? "" : "const ", g->name, descriptor_name(e), g->name);
     buf_c_text(e->b, g->source, SIZE_MAX, C_STRING);
     buf_printf(e->b,
                "\",\n    .batch = %d,\n    .real = RT_REAL,\n"
@@ -779,6 +846,10 @@ static void emit_descriptor(Emit *e)
         buf_printf(
             e->b, "    .n_buckets = %d,\n    .buckets = buckets,\n    .grads_done = &grads_done,\n",
             p->n_buckets);
+    if (e->hvp)
+        buf_printf(e->b, "    .hvp = &REAL_SUFFIX(%s_hvp_model),\n", g->name);
+    if (is_hvp_twin(e))
+        buf_printf(e->b, "    .hvp_product = hvp_product,\n");
     buf_printf(e->b, "    .forward = forward,\n};\n");
 }
 
@@ -786,8 +857,8 @@ static void emit_model(Emit *e)
 {
     Graph *g = e->g;
     bool training = g->loss >= 0;
-    buf_printf(e->b, "/*\n * %s%s.c: generated by gradc %s from ", g->name,
-               training ? "" : "_infer", GRADC_VERSION);
+    buf_printf(e->b, "/*\n * %s%s%s.c: generated by gradc %s from ", g->name, e->twin ? "_" : "",
+               e->twin ? e->twin : "", GRADC_VERSION);
     buf_c_text(e->b, g->source, SIZE_MAX, C_COMMENT);
     buf_printf(e->b,
                "; do not edit.\n *\n"
@@ -796,10 +867,16 @@ static void emit_model(Emit *e)
                " * one %s; comments give shapes and the model line each block\n"
                " * comes from.\n */\n"
                "#include <string.h>\n#include \"rt_real.h\"\n#include \"%s.h\"\n\n",
-               training ? ""
-                        : " * Inference only: the outputs from the inputs, with no gradients\n"
-                          " * and no optimizer; its parameter block is laid out as the\n"
-                          " * training model's, so it reads the trainer's checkpoints.\n *\n",
+               !e->twin ? ""
+               : is_hvp_twin(e)
+                   ? " * The Hessian-vector product: H v, H the Hessian of the training\n"
+                     " * loss in the parameters (reverse over reverse: the gradient of\n"
+                     " * the gradient's product with v). Its parameter block is laid out\n"
+                     " * as the training model's, the direction v after it alike, and\n"
+                     " * hv_NAME is H v in NAME.\n *\n"
+                   : " * Inference only: the outputs from the inputs, with no gradients\n"
+                     " * and no optimizer; its parameter block is laid out as the\n"
+                     " * training model's, so it reads the trainer's checkpoints.\n *\n",
                e->p->heap ? "arena, allocated when the program starts" : "static arena", g->name);
     /* The functions first, into their own buffer, so that the arena's
      * declarations can name exactly the arrays they use. */
@@ -810,6 +887,8 @@ static void emit_model(Emit *e)
         emit_loss_and_grad(e);
         emit_train_step(e);
     }
+    if (is_hvp_twin(e))
+        emit_hvp_product(e);
     e->b = file;
     emit_arena(e);
     if (has_modes(g))
@@ -826,8 +905,7 @@ static void emit_model(Emit *e)
     emit_descriptor(e);
     if (e->p->heap) {
         char descriptor[200];
-        snprintf(descriptor, sizeof descriptor, "%s_%s", g->name,
-                 training ? "model" : "infer_model");
+        snprintf(descriptor, sizeof descriptor, "%s_%s", g->name, descriptor_name(e));
         emit_open_arena(e, descriptor);
     }
 }
@@ -867,10 +945,11 @@ static void free_names(Emit *e)
     buf_free(&e->places);
 }
 
-void emit_c(Graph *g, const Fusion *f, const Plan *p, const Tune *tune, OutFile out[4])
+void emit_c(Graph *g, const Fusion *f, const Plan *p, const Tune *tune, bool hvp, OutFile out[4])
 {
     static const char *const suffix[4] = {".h", ".c", "_train.c", "_gradcheck.c"};
     Emit e = {.g = g,
+              .hvp = hvp,
               .f = f,
               .p = p,
               .tune = tune,
@@ -891,6 +970,7 @@ void emit_c_inference(Graph *g, const Fusion *f, const Plan *p, const Tune *tune
 {
     static const char *const suffix[2] = {"_infer.c", "_predict.c"};
     Emit e = {.g = g,
+              .twin = "infer",
               .f = f,
               .p = p,
               .tune = tune,
@@ -902,5 +982,23 @@ void emit_c_inference(Graph *g, const Fusion *f, const Plan *p, const Tune *tune
     e.b = &out[0].text;
     emit_model(&e);
     emit_main(&e, &out[1].text, "predict", "rt_predict_main");
+    free_names(&e);
+}
+
+void emit_c_hvp(Graph *g, const Fusion *f, const Plan *p, const Tune *tune, OutFile *out)
+{
+    static const char *const suffix[1] = {"_hvp.c"};
+    Emit e = {.g = g,
+              .twin = "hvp",
+              .f = f,
+              .p = p,
+              .tune = tune,
+              .name = xcalloc(g->n, sizeof(char *)),
+              .used = xcalloc(g->n, sizeof(bool)),
+              .fold_of = fold_targets(g, p)};
+    name_nodes(&e);
+    name_files(g, out, suffix, 1);
+    e.b = &out[0].text;
+    emit_model(&e);
     free_names(&e);
 }

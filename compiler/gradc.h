@@ -129,11 +129,21 @@ typedef struct Node {
 
 /* ---- optim.c: the optimizers ---- */
 
-enum { OPT_SGD, OPT_MOMENTUM, OPT_NESTEROV, OPT_ADAM, OPT_ADAMW, OPT_RMSPROP, N_OPTIMS };
+enum {
+    OPT_SGD,
+    OPT_MOMENTUM,
+    OPT_NESTEROV,
+    OPT_ADAM,
+    OPT_ADAMW,
+    OPT_RMSPROP,
+    OPT_NEWTON_CG,
+    N_OPTIMS
+};
 
 typedef struct {
     int kind;
     double lr, momentum, beta1, beta2, alpha, eps, weight_decay, clip;
+    double damping, cg_iters; /* newton_cg */
 } Optimizer;
 
 typedef struct {
@@ -149,9 +159,10 @@ int optim_find(const char *name);
 double *optim_setting(Optimizer *o, const char *name);
 bool optim_takes(int kind, const char *name);
 /* update(hyper): the optimizer's step from the gradients in place, then
- * `after`, the statements that end a step (the buffers' updates). */
-void optim_emit_update(Buf *b, const Optimizer *o, long params, long grads, long state, long n,
-                       const char *after);
+ * `after`, the statements that end a step (the buffers' updates); model
+ * names the descriptor newton_cg hands the runtime. */
+void optim_emit_update(Buf *b, const Optimizer *o, const char *model, long params, long grads,
+                       long state, long n, const char *after);
 void optim_emit_hyper(Buf *b, const Optimizer *o);
 
 typedef struct {
@@ -229,6 +240,8 @@ int ir_reshape(Graph *g, int x, Shape s);
 int ir_copy(Graph *to, const Node *n, const int *new_in);
 /* A new graph with the same roots, file table and settings, and no nodes. */
 Graph *ir_empty_like(const Graph *g);
+/* A copy of g, node for node. */
+Graph *ir_clone(const Graph *g);
 /* Whether the value is read from outside: the loss, an output, a
  * gradient, a buffer's next value. */
 bool ir_is_root(const Graph *g, int id);
@@ -351,6 +364,7 @@ typedef struct {
     const char *tune; /* --tune FILE: how to write some products (tune.c) */
     bool heap_arena;  /* --heap-arena: allocated at start however small (Plan.heap) */
     double bucket_mb; /* --bucket-mb: an MPI trainer's buckets of gradients (0: 4) */
+    bool hvp;         /* --hvp: also the Hessian-vector product twin (hvp.c) */
 } LoadOptions;
 
 enum {
@@ -407,6 +421,15 @@ Graph *dce(Graph *g);
 /* The forward graph of the outputs alone: no loss (g->loss is -1), no
  * gradients, only the inputs the outputs read; every parameter kept. */
 Graph *dce_inference(Graph *g);
+/* The same for a graph with no loss, keeping what training mode computes
+ * (the HVP twin's, of the training loss). */
+Graph *dce_outputs(Graph *g);
+
+/* ---- hvp.c ---- */
+/* The Hessian-vector product twin of a forward graph (taken, and
+ * returned): no loss; the model's params, then a direction v_NAME for
+ * each; outputs hv_NAME, H v in each parameter. */
+Graph *hvp_twin(Graph *g);
 
 /* ---- remat.c ---- */
 /* Counts the copies it made into *recomputed. */
@@ -520,11 +543,15 @@ void remove_tree(const char *dir);
  * gradient check (always double); or the gradient check only. */
 typedef enum { FLOAT_PROGRAMS, DOUBLE_PROGRAMS, GRADCHECK_ONLY } Programs;
 /* With mpi, also NAME_train_mpi, the trainer on MPI's processes. */
-int build_programs(const char *dir, const char *name, Programs which, bool mpi, bool verbose);
-/* Compiles each model with compile_to(model, dir), builds and runs its
- * gradient check, prints one table; 0 if every parameter passed. */
-int check_models(const char **models, int n_models, int (*compile_to)(const char *, const char *),
-                 double tol, const char *junit, bool verbose);
+/* With hvp, the trainer and the gradient check link NAME_hvp.c too. */
+int build_programs(const char *dir, const char *name, Programs which, bool mpi, bool hvp,
+                   bool verbose);
+/* Compiles each model with compile_to(model, dir, &hvp) (hvp: it wrote
+ * NAME_hvp.c), builds and runs its gradient check, prints one table; 0
+ * if every parameter passed. */
+int check_models(const char **models, int n_models,
+                 int (*compile_to)(const char *, const char *, bool *), double tol,
+                 const char *junit, bool verbose);
 
 /* ---- emit_c.c ---- */
 typedef struct {
@@ -533,10 +560,13 @@ typedef struct {
 } OutFile;
 /* The four files of a model, built in memory: NAME.h, NAME.c,
  * NAME_train.c, NAME_gradcheck.c. */
-void emit_c(Graph *g, const Fusion *f, const Plan *p, const Tune *tune, OutFile out[4]);
+/* With hvp, NAME.h declares the HVP twin and the descriptor points at it. */
+void emit_c(Graph *g, const Fusion *f, const Plan *p, const Tune *tune, bool hvp, OutFile out[4]);
 /* The inference-only model of dce_inference(): NAME_infer.c and the
  * NAME_predict.c main. */
 void emit_c_inference(Graph *g, const Fusion *f, const Plan *p, const Tune *tune, OutFile out[2]);
+/* The HVP twin of hvp_twin(): NAME_hvp.c, with NAME_hvp(params, v, out). */
+void emit_c_hvp(Graph *g, const Fusion *f, const Plan *p, const Tune *tune, OutFile *out);
 
 /* ---- compile.c: the pipeline ---- */
 /* What each pass did, for gradc print --stats. */
@@ -575,9 +605,11 @@ Compiled schedule(Graph *g);
 void compiled_free(Compiled *c);
 /* compile() up to a graph pass (NULL: remat), its graph alone. */
 Graph *compile_graph(const char *model, const LoadOptions *o, const char *after, PassStats *st);
-/* All of it: the model's six files in memory (emit_c's four, then
- * emit_c_inference's two); 0, or 1 after printing a user error. */
-int compile_files(const char *model, const LoadOptions *o, OutFile out[6]);
+/* All of it: the model's files in memory (emit_c's four, then
+ * emit_c_inference's two, then with o->hvp NAME_hvp.c, else a seventh
+ * with no path); 0, or 1 after printing a user error. */
+enum { N_OUT_FILES = 7 };
+int compile_files(const char *model, const LoadOptions *o, OutFile out[N_OUT_FILES]);
 void free_files(OutFile *files, int n);
 
 /* ---- print.c: gradc print's reports ---- */

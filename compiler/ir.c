@@ -302,6 +302,17 @@ Graph *ir_empty_like(const Graph *g)
     return h;
 }
 
+Graph *ir_clone(const Graph *g)
+{
+    Graph *h = ir_empty_like(g);
+    int *map = xmalloc(g->n * sizeof *map);
+    for (int i = 0; i < g->n; i++)
+        map[i] = ir_copy(h, &g->nodes[i], map);
+    ir_remap_roots(h, g, map);
+    free(map);
+    return h;
+}
+
 void ir_remap_roots(Graph *g, const Graph *old, const int *map)
 {
     g->loss = old->loss >= 0 ? map[old->loss] : -1;

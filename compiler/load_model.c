@@ -64,7 +64,7 @@ static void read_optimizer(lua_State *L, int idx, Optimizer *o)
     lua_Integer kind = lua_isinteger(L, -1) ? lua_tointeger(L, -1) : -1;
     if (kind < 0 || kind >= N_OPTIMS)
         luaL_error(L, "model: optimizer must be sgd{...}, momentum{...}, nesterov{...}, "
-                      "adam{...}, adamw{...} or rmsprop{...}");
+                      "adam{...}, adamw{...}, rmsprop{...} or newton_cg{...}");
     lua_pop(L, 1);
     *o = optim_info[kind].defaults;
     o->kind = (int)kind;

@@ -15,10 +15,10 @@
 static const char usage[] =
     "usage: gradc compile MODEL.lua [-o DIR] [-D KEY=VALUE]... [--test-config]\n"
     "                                [--optimizer KIND] [--tune FILE] [--heap-arena]\n"
-    "                                [--bucket-mb X]\n"
+    "                                [--bucket-mb X] [--hvp]\n"
     "       gradc build MODEL.lua [-o DIR] [-v] [--double] [--mpi] [-D KEY=VALUE]...\n"
     "                              [--optimizer KIND] [--tune FILE] [--heap-arena]\n"
-    "                              [--bucket-mb X]\n"
+    "                              [--bucket-mb X] [--hvp]\n"
     "       gradc check MODEL.lua... [--tol X] [--junit FILE] [-v] [-D KEY=VALUE]...\n"
     "                                 [--test-config]\n"
     "       gradc tune MODEL.lua [-o FILE] [-v] [-D KEY=VALUE]...\n"
@@ -55,6 +55,10 @@ static const char usage[] =
     "                  `copy` (the transposed operand copied first) or `kernel`\n"
     "  --bucket-mb X   an MPI trainer sums the gradients in buckets of X MB of\n"
     "                  float (4), each as the backward pass finishes it\n"
+    "  --hvp           also write NAME_hvp.c, the Hessian-vector product H v of\n"
+    "                  the loss in the parameters (NAME_hvp() in NAME.h); the\n"
+    "                  trainer then takes --direction DIR --export-hvp DIR, the\n"
+    "                  gradient check --hvp\n"
     "  --heap-arena    allocate the model's memory when its program starts, not\n"
     "                  as static arrays (always so past 1 GiB, which static data\n"
     "                  cannot hold with the default code model)\n"
@@ -67,7 +71,8 @@ static const char usage[] =
     "  --latex         derive: the lines as LaTeX\n"
     "  --junit FILE    check: also write the results as JUnit XML, for CI\n"
     "  --optimizer K   train with K instead of the model's optimizer, at K's\n"
-    "                  defaults: sgd, momentum, nesterov, adam, adamw, rmsprop\n"
+    "                  defaults: sgd, momentum, nesterov, adam, adamw, rmsprop,\n"
+    "                  newton_cg (which writes the --hvp twin it needs)\n"
     "                  (the trainer sets its lr and other settings at run time)\n"
     "  --after PASS    print the graph after PASS (default remat, what the C is\n"
     "                  made from); after fuse or plan, the loops and calls in\n"
@@ -164,6 +169,8 @@ static int parse_args(int argc, char **argv, Args *a)
             a->mpi = true;
         } else if (!strcmp(s, "--heap-arena")) {
             a->load.heap_arena = true;
+        } else if (!strcmp(s, "--hvp")) {
+            a->load.hvp = true;
         } else if (!strcmp(s, "--test-config")) {
             a->load.test_config = true;
         } else if (!strcmp(s, "-v")) {
@@ -192,8 +199,8 @@ static int parse_args(int argc, char **argv, Args *a)
     if (a->n_models > 1 && strcmp(a->command, "check"))
         return bad_usage("unexpected argument %s", a->models[1]);
     if (a->load.optimizer && optim_find(a->load.optimizer) < 0)
-        return bad_usage("--optimizer %s: the kinds are sgd, momentum, nesterov, adam, adamw and "
-                         "rmsprop",
+        return bad_usage("--optimizer %s: the kinds are sgd, momentum, nesterov, adam, adamw, "
+                         "rmsprop and newton_cg",
                          a->load.optimizer);
     if ((a->stats || a->memory) && (strcmp(a->command, "print") || a->after))
         return bad_usage("%s goes with gradc print, without --after",
@@ -206,6 +213,8 @@ static int parse_args(int argc, char **argv, Args *a)
         return bad_usage("--mpi goes with gradc build%s", "");
     if (a->load.heap_arena && strcmp(a->command, "build") && strcmp(a->command, "compile"))
         return bad_usage("--heap-arena goes with gradc compile and build%s", "");
+    if (a->load.hvp && strcmp(a->command, "build") && strcmp(a->command, "compile"))
+        return bad_usage("--hvp goes with gradc compile and build%s", "");
     if (a->load.bucket_mb > 0 && strcmp(a->command, "build") && strcmp(a->command, "compile") &&
         strcmp(a->command, "print"))
         return bad_usage("--bucket-mb goes with gradc compile, build and print%s", "");
@@ -262,14 +271,16 @@ static int write_outputs(const char *dir, OutFile *files, int n)
     return 0;
 }
 
-/* Compiles one model into dir with the command line's settings. */
-static int compile_to(const char *model, const char *dir)
+/* Compiles one model into dir with the command line's settings; *hvp:
+ * whether it wrote NAME_hvp.c (--hvp, or newton_cg's). */
+static int compile_to(const char *model, const char *dir, bool *hvp)
 {
-    OutFile files[6];
+    OutFile files[N_OUT_FILES];
     if (compile_files(model, &args.load, files))
         return 1;
-    int status = write_outputs(dir, files, 6);
-    free_files(files, 6);
+    *hvp = files[6].path != NULL;
+    int status = write_outputs(dir, files, files[6].path ? 7 : 6);
+    free_files(files, N_OUT_FILES);
     return status;
 }
 
@@ -332,10 +343,11 @@ static int build_model(const char *model, const char *dir)
     char made[4096];
     first_missing(dir, made);
     char **before = names_in(dir);
-    int status = compile_to(model, dir);
+    bool hvp = false;
+    int status = compile_to(model, dir, &hvp);
     if (!status)
         status = build_programs(dir, model_name(model), args.dbl ? DOUBLE_PROGRAMS : FLOAT_PROGRAMS,
-                                args.mpi, args.verbose);
+                                args.mpi, hvp, args.verbose);
     if (status && made[0])
         remove_tree(made);
     else if (status) {
@@ -369,7 +381,7 @@ int main(int argc, char **argv)
     args = a;
     const char *dir = a.out_dir ? a.out_dir : ".";
     if (!strcmp(a.command, "compile"))
-        status = compile_to(a.models[0], dir);
+        status = compile_to(a.models[0], dir, &(bool){false});
     else if (!strcmp(a.command, "build"))
         status = build_model(a.models[0], dir);
     else if (!strcmp(a.command, "tune")) {

@@ -29,6 +29,14 @@ const OptimInfo optim_info[N_OPTIMS] = {
                    {.lr = 1e-3, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, .weight_decay = 0.01}},
     [OPT_RMSPROP] =
         {"rmsprop", "RT_OPT_RMSPROP", 1, "alpha eps", {.lr = 1e-2, .alpha = 0.99, .eps = 1e-8}},
+    /* Its state is the conjugate gradients' four vectors (the step, the
+     * residual, the search direction and H times it), kept between steps
+     * only because the state is where a model's scratch of that size is. */
+    [OPT_NEWTON_CG] = {"newton_cg",
+                       "RT_OPT_NEWTON_CG",
+                       4,
+                       "damping cg_iters",
+                       {.lr = 1, .damping = 1e-4, .cg_iters = 10}},
 };
 
 int optim_find(const char *name)
@@ -42,11 +50,11 @@ int optim_find(const char *name)
 /* The setting called `name` in o, or NULL if no optimizer has one. */
 double *optim_setting(Optimizer *o, const char *name)
 {
-    static const char *const names[] = {"lr",    "momentum", "beta1",        "beta2",
-                                        "alpha", "eps",      "weight_decay", "clip"};
-    double *fields[] = {&o->lr,    &o->momentum, &o->beta1,        &o->beta2,
-                        &o->alpha, &o->eps,      &o->weight_decay, &o->clip};
-    for (int i = 0; i < 8; i++)
+    static const char *const names[] = {"lr",  "momentum",     "beta1", "beta2",   "alpha",
+                                        "eps", "weight_decay", "clip",  "damping", "cg_iters"};
+    double *fields[] = {&o->lr,  &o->momentum,     &o->beta1, &o->beta2,   &o->alpha,
+                        &o->eps, &o->weight_decay, &o->clip,  &o->damping, &o->cg_iters};
+    for (int i = 0; i < 10; i++)
         if (!strcmp(names[i], name))
             return fields[i];
     return NULL;
@@ -62,11 +70,22 @@ bool optim_takes(int k, const char *name)
     return s && (s[n] == ' ' || s[n] == 0) && (s == optim_info[k].settings || s[-1] == ' ');
 }
 
-void optim_emit_update(Buf *b, const Optimizer *o, long params, long grads, long state, long n,
-                       const char *after)
+void optim_emit_update(Buf *b, const Optimizer *o, const char *model, long params, long grads,
+                       long state, long n, const char *after)
 {
     static const char *const title[N_OPTIMS] = {
         "SGD", "SGD with momentum", "SGD with Nesterov momentum", "Adam", "AdamW", "RMSprop"};
+    if (o->kind == OPT_NEWTON_CG) {
+        buf_printf(b,
+                   "\n/* One step of Newton's method from the gradients in place: the\n"
+                   " * runtime solves (H + (weight_decay + damping) I) s = -g by conjugate\n"
+                   " * gradients, H v from the Hessian-vector product twin, and steps\n"
+                   " * lr s. */\n"
+                   "static void update(const rt_hyper *hyper)\n{\n"
+                   "    rt_newton_cg_step(&REAL_SUFFIX(%s_model), hyper);\n%s}\n",
+                   model, after);
+        return;
+    }
     buf_printf(b,
                "\n/* One step of %s from the gradients in place, over the flat\n"
                " * parameter block, after clipping them to a global norm of\n"
@@ -161,12 +180,12 @@ void optim_emit_update(Buf *b, const Optimizer *o, long params, long grads, long
 
 void optim_emit_hyper(Buf *b, const Optimizer *o)
 {
-    static const char *const names[] = {"lr",    "momentum", "beta1",        "beta2",
-                                        "alpha", "eps",      "weight_decay", "clip"};
+    static const char *const names[] = {"lr",  "momentum",     "beta1", "beta2",   "alpha",
+                                        "eps", "weight_decay", "clip",  "damping", "cg_iters"};
     Optimizer copy = *o;
     buf_printf(b, "    .optimizer = %s,\n    .hyper = {", optim_info[o->kind].enum_name);
     const char *sep = "";
-    for (int i = 0; i < 8; i++) {
+    for (int i = 0; i < 10; i++) {
         double v = *optim_setting(&copy, names[i]);
         if (v == 0)
             continue;

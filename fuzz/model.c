@@ -16,9 +16,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* Its seeds, models/, at the size make test compiles them; and the
      * test config line is one more thing a file can get wrong. */
     LoadOptions o = {.test_config = true};
-    OutFile files[6];
+    OutFile files[N_OUT_FILES];
     if (compile_files(path, &o, files) == 0)
-        free_files(files, 6);
+        free_files(files, N_OUT_FILES);
     free_kept(); /* the file's text and the names every graph shared */
     return 0;
 }

@@ -315,9 +315,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         printf("%s\n", g.out.data);
     const char *path = fuzz_file((const uint8_t *)g.out.data, g.out.len, "fuzz_program.lua");
     LoadOptions o = {.max_instructions = 1000000, .max_seconds = 1, .max_memory_mb = 256};
-    OutFile files[6];
+    OutFile files[N_OUT_FILES];
     if (compile_files(path, &o, files) == 0)
-        free_files(files, 6);
+        free_files(files, N_OUT_FILES);
     free_kept();
     buf_free(&g.out);
     return 0;

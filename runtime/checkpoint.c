@@ -700,13 +700,17 @@ static int stage_file(const rt_model *m, const rt_tensor *t, const char *path, c
     return rc;
 }
 
-int rt_import_params(const rt_model *m, const char *dir, char *err, size_t errlen)
+/* DIR's files, one per parameter (and buffer, with buffers), into
+ * block, laid out as the parameter block (and the buffers after it); the
+ * block changes only once every file has passed. */
+static int import_block(const rt_model *m, const char *dir, char *block, bool buffers, char *err,
+                        size_t errlen)
 {
     int n;
     char **names = list_npy(dir, &n, err, errlen);
     if (!names)
         return -1;
-    int total = m->n_params + m->n_buffers, rc = 0;
+    int total = m->n_params + (buffers ? m->n_buffers : 0), rc = 0;
     char path[4096];
     /* The cheap checks first: every parameter has a file, and every file
      * names a parameter or a buffer. */
@@ -731,14 +735,13 @@ int rt_import_params(const rt_model *m, const char *dir, char *err, size_t errle
             named = param_path(path, sizeof path, dir, saved_tensor(m, k), err, errlen) == 0 &&
                     strcmp(path + strlen(dir) + 1, names[i]) == 0;
         if (!named)
-            rc = rt_errf(err, errlen, "%s/%s: names no parameter or buffer of model %s", dir,
-                         names[i], m->name);
+            rc = rt_errf(err, errlen, "%s/%s: names no parameter%s of model %s", dir, names[i],
+                         buffers ? " or buffer" : "", m->name);
     }
     /* Then every file, read whole into a copy of the params block: the
      * model changes only once all of them have passed. */
     int width = real_width(m->real);
-    size_t bytes = (size_t)rt_saved_elems(m) * (size_t)width;
-    char *block = (char *)m->arena + m->params_offset * width;
+    size_t bytes = (size_t)(buffers ? rt_saved_elems(m) : m->n_param_elems) * (size_t)width;
     char *stage = rc == 0 ? rt_malloc(bytes ? bytes : 1) : NULL;
     if (stage)
         memcpy(stage, block, bytes);
@@ -754,4 +757,35 @@ int rt_import_params(const rt_model *m, const char *dir, char *err, size_t errle
     free(stage);
     free_names(names, n);
     return rc;
+}
+
+int rt_import_params(const rt_model *m, const char *dir, char *err, size_t errlen)
+{
+    char *block = (char *)m->arena + m->params_offset * real_width(m->real);
+    return import_block(m, dir, block, true, err, errlen);
+}
+
+int rt_import_values(const rt_model *m, const char *dir, void *block, char *err, size_t errlen)
+{
+    return import_block(m, dir, block, false, err, errlen);
+}
+
+int rt_export_values(const rt_model *m, const char *dir, const void *block, char *err,
+                     size_t errlen)
+{
+    if (make_dirs(dir, err, errlen))
+        return -1;
+    int width = real_width(m->real);
+    for (int k = 0; k < m->n_params; k++) {
+        const rt_tensor *t = &m->params[k];
+        char path[4096];
+        long shape[RT_MAX_RANK];
+        rt_tensor_shape(t, shape);
+        if (param_path(path, sizeof path, dir, t, err, errlen))
+            return -1;
+        const char *data = (const char *)block + (t->offset - m->params_offset) * width;
+        if (rt_npy_write(path, m->real, t->rank, shape, data, err, errlen))
+            return -1;
+    }
+    return 0;
 }

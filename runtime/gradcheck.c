@@ -183,12 +183,15 @@ double rt_gradcheck(const rt_model *m, const rt_gradcheck_opts *o, FILE *out)
 
 static void usage(const rt_model *m, const char *prog)
 {
-    printf("usage: %s [--all] [--seed S] [--init DIR] [--tol X] [--threads N]\n\n"
+    printf("usage: %s [--all] [--hvp] [--seed S] [--init DIR] [--tol X] [--threads N]\n\n"
            "Checks every parameter gradient of model %s (%s) against central\n"
            "differences, on %d seeded elements per parameter. A parameter's relative\n"
            "error is norm-wise: ||g - g_fd|| / max(||g||, ||g_fd||) over the tensor, as\n"
            "estimated from those elements (their sums of squares times size / picks).\n\n"
            "  --all        check every element\n"
+           "  --hvp        check the Hessian-vector product instead (a model compiled\n"
+           "               with --hvp): H v against central differences of the\n"
+           "               gradient along random directions v, norm-wise per parameter\n"
            "  --seed S     seed for parameters, inputs and picks (default 1)\n"
            "  --init DIR   check at the parameters in DIR/NAME.npy (as a trainer's\n"
            "               --export writes them), not the seed's; inputs stay random\n"
@@ -203,7 +206,7 @@ typedef struct {
     const char *init; /* --init DIR, or NULL */
     double tol;
     long threads;
-    int help;
+    int help, hvp;
 } Opts;
 
 /* 0, or 2 after a message. */
@@ -217,6 +220,9 @@ static int parse(rt_args *a, Opts *o)
             a->i++;
         } else if (rt_args_is(a, "--all")) {
             o->check.all = 1;
+            a->i++;
+        } else if (rt_args_is(a, "--hvp")) {
+            o->hvp = 1;
             a->i++;
         } else if ((r = rt_args_value(a, "--seed", &v)) != 0) {
             if (r < 0 || rt_parse_u64(a, "--seed", v, &o->check.seed))
@@ -259,6 +265,11 @@ int rt_gradcheck_main(const rt_model *m, int argc, char **argv)
                 prog, m->name, m->name);
         return 1;
     }
+    if (o.hvp && !m->hvp) {
+        fprintf(stderr, "%s: --hvp: %s was compiled without --hvp, so it has no H v to check\n",
+                prog, m->name);
+        return 1;
+    }
     rt_set_threads((int)o.threads);
     if (o.init) {
         char err[1024];
@@ -270,7 +281,7 @@ int rt_gradcheck_main(const rt_model *m, int argc, char **argv)
         }
         o.check.keep_params = 1;
     }
-    double worst = rt_gradcheck(m, &o.check, stdout);
+    double worst = o.hvp ? rt_hvp_check(m, &o.check, stdout) : rt_gradcheck(m, &o.check, stdout);
     fflush(stdout);
     if (!(worst <= o.tol)) {
         fprintf(stderr, "%s: FAILED: max relative error %.9g > tol %g\n", prog, worst, o.tol);

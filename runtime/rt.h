@@ -162,6 +162,21 @@ int rt_export_grads(const rt_model *m, const char *dir, char *err, size_t errlen
  * nothing, the shape, float32 or float64, finite values), so a refused
  * directory leaves the model as it was. */
 int rt_import_params(const rt_model *m, const char *dir, char *err, size_t errlen);
+/* The same for a block laid out as the parameter block (n_param_elems
+ * values, as a direction for rt_hvp), one file per parameter, and out. */
+int rt_import_values(const rt_model *m, const char *dir, void *block, char *err, size_t errlen);
+int rt_export_values(const rt_model *m, const char *dir, const void *block, char *err,
+                     size_t errlen);
+
+/* The Hessian-vector product (hvp.c), of a model compiled with --hvp:
+ * out = H v at the model's parameters and the inputs in its arena, H the
+ * Hessian of its training loss in the parameters; v and out laid out as
+ * the parameter block. -1 if the model has no HVP twin. */
+int rt_hvp(const rt_model *m, const void *v, void *out);
+/* Checks H v against central differences of the gradient along random
+ * directions, as rt_gradcheck does the gradient; the worst relative error,
+ * per parameter lines to out. */
+double rt_hvp_check(const rt_model *m, const rt_gradcheck_opts *o, FILE *out);
 
 double rt_now_ms(void);
 

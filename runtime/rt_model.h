@@ -46,12 +46,14 @@ typedef struct {
 } rt_tensor;
 
 typedef enum {
-    RT_OPT_SGD,      /* p -= lr g */
-    RT_OPT_MOMENTUM, /* b = momentum b + g; p -= lr b */
-    RT_OPT_NESTEROV, /* b = momentum b + g; p -= lr (g + momentum b) */
-    RT_OPT_ADAM,     /* Kingma & Ba, with bias correction */
-    RT_OPT_ADAMW,    /* Adam with weight decay decoupled from the gradient */
-    RT_OPT_RMSPROP,  /* s = alpha s + (1 - alpha) g^2; p -= lr g / (sqrt(s) + eps) */
+    RT_OPT_SGD,       /* p -= lr g */
+    RT_OPT_MOMENTUM,  /* b = momentum b + g; p -= lr b */
+    RT_OPT_NESTEROV,  /* b = momentum b + g; p -= lr (g + momentum b) */
+    RT_OPT_ADAM,      /* Kingma & Ba, with bias correction */
+    RT_OPT_ADAMW,     /* Adam with weight decay decoupled from the gradient */
+    RT_OPT_RMSPROP,   /* s = alpha s + (1 - alpha) g^2; p -= lr g / (sqrt(s) + eps) */
+    RT_OPT_NEWTON_CG, /* (H + (weight_decay + damping) I) s = -g by at most cg_iters
+                         conjugate gradients (H v from the model's hvp twin); p += lr s */
 } rt_optimizer;
 
 /* Hyperparameters are runtime values; the optimizer kind is compiled in.
@@ -64,6 +66,8 @@ typedef struct {
     double beta1, beta2; /* adam, adamw */
     double alpha;        /* rmsprop */
     double eps;          /* adam, adamw, rmsprop */
+    double damping;      /* newton_cg */
+    double cg_iters;     /* newton_cg: a whole number, at least 1 */
     double weight_decay;
     double clip; /* > 0: gradients scaled to a global L2 norm of at most clip */
     /* > 0: the gradients in place are taken times this (0 is 1): an MPI
@@ -134,6 +138,13 @@ typedef struct rt_model {
     /* Evaluation mode, outputs only, for the first `rows` (<= batch) rows of
      * the inputs; rows past that are zeroed first. */
     void (*forward)(int rows);
+    /* gradc --hvp: the Hessian-vector product twin (NAME_hvp.c), else NULL.
+     * Its parameters are the model's, then v_NAME for each (the
+     * direction), its outputs hv_NAME (H v); rt_hvp() runs it. */
+    const struct rt_model *hvp;
+    /* In the twin: out = H v at params and the inputs in its arena, each of
+     * the three laid out as the model's parameter block. */
+    void (*hvp_product)(const void *params, const void *v, void *out);
 } rt_model;
 
 /* n elements of width bytes, zeroed, on a cache line; never freed. A

@@ -15,6 +15,10 @@
 #include <cblas.h>
 #include "rt_model.h"
 
+/* newton_cg's update() (hvp.c): one step of Newton's method on model m,
+ * from the gradients in place, through its HVP twin. */
+void rt_newton_cg_step(const rt_model *m, const rt_hyper *hyper);
+
 /* Whether a product or loop of `work` (multiply-adds, elements) is
  * shared among the threads: from the size split.c measured it pays at, on
  * this machine, for its kind; never inside work already shared, nor work

@@ -78,6 +78,7 @@ typedef struct {
     int graded;   /* the final loss_and_grad() ran: its gradients are in place */
     double final; /* and its loss */
     Sample sample;
+    void *direction; /* --direction's v, read before training */
 } Trainer;
 
 /* The rows one step takes: every process's batch. */
@@ -1007,6 +1008,52 @@ static int export_grads(Trainer *t)
     return 0;
 }
 
+/* --direction DIR, read before the run so that a bad file stops it
+ * before it starts. */
+static int read_direction(Trainer *t)
+{
+    const rt_model *m = t->m;
+    char err[1024];
+    if (!m->hvp) {
+        fprintf(stderr, "%s: --export-hvp: %s was compiled without --hvp (gradc build --hvp)\n",
+                t->prog, m->name);
+        return 1;
+    }
+    if (t->comm->size > 1) {
+        note(t, "%s: --export-hvp runs on one process: H v is of one batch\n", t->prog);
+        return 1;
+    }
+    t->direction = rt_malloc((size_t)m->n_param_elems * (m->real == RT_F64 ? 8 : 4));
+    if (rt_import_values(m, t->o->direction, t->direction, err, sizeof err)) {
+        fprintf(stderr, "%s: --direction: %s\n", t->prog, err);
+        return 1;
+    }
+    return 0;
+}
+
+/* H v at the final loss (its batch and weights), v from --direction. */
+static int export_hvp(Trainer *t)
+{
+    const rt_model *m = t->m;
+    char err[1024];
+    if (!t->graded) {
+        fprintf(stderr, "%s: --export-hvp: nothing was trained, so there is no final loss\n",
+                t->prog);
+        return 1;
+    }
+    void *hv = rt_malloc((size_t)m->n_param_elems * (m->real == RT_F64 ? 8 : 4));
+    rt_hvp(m, t->direction, hv);
+    int rc = rt_export_values(m, t->o->export_hvp, hv, err, sizeof err);
+    free(hv);
+    if (rc) {
+        fprintf(stderr, "%s: --export-hvp: %s\n", t->prog, err);
+        return 1;
+    }
+    note(t, "%s: wrote H v of %d parameters to %s/ (the loss %.17g)\n", t->prog, m->n_params,
+         t->o->export_hvp, t->final);
+    return 0;
+}
+
 /* --threads on one of several processes: 0 (auto) is the cores this one
  * may run on, or its share of the machine's when mpirun bound none of
  * them; more threads than that is said, as they would wait on each
@@ -1110,10 +1157,18 @@ int rt_train_run(const rt_model *m, int argc, char **argv, const rt_comm *comm)
             share_cores(&t, o.threads);
         rt_calibrate_split(!o.no_calibrate, m->real == RT_F64, o.verbose && t.lead ? stderr : NULL,
                            prog);
-        if (comm->size > 1 && !comm->same(model_hash(m))) {
+        if (o.direction && read_direction(&t)) {
+            rc = 1;
+        } else if (comm->size > 1 && !comm->same(model_hash(m))) {
             note(&t,
                  "%s: the processes run different models: build every one from the same "
                  "model file\n",
+                 prog);
+            rc = 1;
+        } else if (comm->size > 1 && m->optimizer == RT_OPT_NEWTON_CG) {
+            note(&t,
+                 "%s: newton_cg runs on one process: each would solve with the Hessian of "
+                 "its own rows, and the copies of the model would part\n",
                  prog);
             rc = 1;
         } else if (comm->size > 1 && m->loss_rows == RT_LOSS_OTHER) {
@@ -1135,6 +1190,9 @@ int rt_train_run(const rt_model *m, int argc, char **argv, const rt_comm *comm)
             rc = export_params(&t);
         if (rc == 0 && o.export_grads)
             rc = export_grads(&t);
+        if (rc == 0 && o.export_hvp)
+            rc = export_hvp(&t);
+        free(t.direction);
         rt_tokenizer_free(&t.sample.tokenizer);
         free(t.sample.prompt);
     }

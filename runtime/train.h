@@ -13,6 +13,7 @@ typedef struct {
     uint64_t seed;
     int seed_given, steps_given, no_shuffle;
     const char *checkpoint, *resume, *init_dir, *export_dir, *export_grads, *log;
+    const char *direction, *export_hvp; /* a model compiled with --hvp: v, and where H v goes */
     double val_split; /* 0: none */
     int val_shuffle;  /* --val-split holds out rows drawn by the seed */
     double minutes;   /* > 0: stop after the step that passes this much time */

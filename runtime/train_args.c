@@ -12,16 +12,17 @@
 #include <string.h>
 #include "train.h"
 
-static const char *const optimizer_names[] = {"sgd",  "momentum", "nesterov",
-                                              "adam", "adamw",    "rmsprop"};
+static const char *const optimizer_names[] = {"sgd",   "momentum", "nesterov", "adam",
+                                              "adamw", "rmsprop",  "newton_cg"};
 
 /* The hyperparameter flags, and which optimizers read each (a bit per
  * rt_optimizer): a flag the compiled optimizer ignores is an error. */
 enum {
-    ALL = 0x3f,
+    ALL = 0x7f,
     MOMENTUMS = 1 << RT_OPT_MOMENTUM | 1 << RT_OPT_NESTEROV,
     ADAMS = 1 << RT_OPT_ADAM | 1 << RT_OPT_ADAMW,
-    RMSPROP = 1 << RT_OPT_RMSPROP
+    RMSPROP = 1 << RT_OPT_RMSPROP,
+    NEWTON = 1 << RT_OPT_NEWTON_CG
 };
 static const struct {
     const char *flag;
@@ -36,11 +37,13 @@ static const struct {
     {"--eps", offsetof(rt_hyper, eps), ADAMS | RMSPROP},
     {"--weight-decay", offsetof(rt_hyper, weight_decay), ALL},
     {"--clip", offsetof(rt_hyper, clip), ALL},
+    {"--damping", offsetof(rt_hyper, damping), NEWTON},
+    {"--cg-iters", offsetof(rt_hyper, cg_iters), NEWTON},
 };
 
 const char *optimizer_name(rt_optimizer k)
 {
-    return k <= RT_OPT_RMSPROP ? optimizer_names[k] : "?";
+    return k <= RT_OPT_NEWTON_CG ? optimizer_names[k] : "?";
 }
 
 /* The optimizers that read a flag, for the message that it does not apply. */
@@ -48,7 +51,7 @@ static void kinds_of(char *out, size_t n, unsigned kinds)
 {
     size_t len = 0;
     out[0] = 0;
-    for (int k = 0; k <= RT_OPT_RMSPROP; k++)
+    for (int k = 0; k <= RT_OPT_NEWTON_CG; k++)
         if (kinds & 1u << k)
             len += snprintf(out + len, n - len, "%s%s", len ? "/" : "", optimizer_names[k]);
 }
@@ -86,7 +89,8 @@ void train_usage(const rt_model *m, const char *prog)
                                          "--checkpoint F [--save-every K]",
                                          "--resume F",
                                          "--export DIR",
-                                         "--export-grads DIR"};
+                                         "--export-grads DIR",
+                                         "--export-hvp DIR --direction DIR"};
     static const char *const after[] = {
         "--schedule S",  "--step-every K", "--gamma G",
         "--min-lr X",    "--warmup N",     "--sample N [--temperature X] [--prompt TEXT]",
@@ -179,6 +183,8 @@ void train_usage(const rt_model *m, const char *prog)
            "  --export-grads DIR and the gradient of the final loss (of the last\n"
            "                     batch at the final weights; with --steps 0, the first\n"
            "                     batch's at the starting ones) to DIR/d_NAME.npy\n"
+           "  --export-hvp DIR   and H v there, the Hessian of that loss times the\n"
+           "  --direction DIR    v in DIR/NAME.npy, to DIR/NAME.npy (gradc build --hvp)\n"
            "Ctrl-C saves a checkpoint (to --checkpoint F, else %s.ckpt) after the\n"
            "current step.\n"
            "\noptimizer %s (compiled in; gradc compile --optimizer K picks another):\n",
@@ -305,6 +311,8 @@ static int parse_flag(const rt_model *m, rt_args *a, Opts *o)
                       {"--init", offsetof(Opts, init_dir)},
                       {"--export", offsetof(Opts, export_dir)},
                       {"--export-grads", offsetof(Opts, export_grads)},
+                      {"--export-hvp", offsetof(Opts, export_hvp)},
+                      {"--direction", offsetof(Opts, direction)},
                       {"--log", offsetof(Opts, log)},
                       {"--tokenizer", offsetof(Opts, tokenizer)}};
     for (size_t k = 0; k < sizeof path_flags / sizeof *path_flags; k++) {
@@ -403,6 +411,10 @@ static const char *conflict(const Opts *o)
         return "--eval-every needs held-out rows: --val-split F or --val NAME=FILE";
     if (o->tokenizer && !o->sample)
         return "--tokenizer needs --sample N: it prints the sample's tokens";
+    if (!o->export_hvp != !o->direction)
+        return o->direction ? "--direction goes with --export-hvp DIR: it is the v of H v"
+                            : "--export-hvp needs --direction DIR: the v of H v, one file per "
+                              "parameter";
     return NULL;
 }
 

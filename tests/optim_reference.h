@@ -39,6 +39,9 @@ static inline void reference_step(rt_optimizer kind, const rt_hyper *h, double s
         *s1 = h->alpha * *s1 + (1 - h->alpha) * g * g;
         *p -= h->lr * g / (sqrt(*s1) + h->eps);
         break;
+    case RT_OPT_NEWTON_CG: /* not one element's: the models suite solves it whole */
+        *p = NAN;
+        break;
     }
 }
 

@@ -1,5 +1,6 @@
-"""Second derivatives in PyTorch float64, the reference gradc's gradients
-of losses that hold gradients are held to (tests/test_models.c runs it).
+"""Second and third derivatives in PyTorch float64, the reference gradc's
+gradients of losses that hold gradients, and its Hessian-vector products
+of them, are held to (tests/test_models.c runs it).
 
     second_order_torch.py make MODEL DIR
     second_order_torch.py check MODEL DIR LOSS
@@ -7,14 +8,17 @@ of losses that hold gradients are held to (tests/test_models.c runs it).
 MODEL is one of the three below, each written here from its Lua file
 (models/double_backprop.lua at its test config, an MLP;
 tests/second_order_cnn.lua, a CNN; tests/second_order_attention.lua, an
-attention block). `make` writes random weights, DIR/w/NAME.npy, and
-inputs, DIR/NAME.npy, and prints the trainer's --data flags after
-`train with: `. `check` computes the loss from them, its inner gradients
-with torch.autograd.grad(create_graph=True), and the gradient of every
-parameter through them, and compares with a double trainer's: LOSS (what
-it printed) and DIR/g/d_NAME.npy. Per tensor the error is norm-wise,
+attention block). `make` writes random weights, DIR/w/NAME.npy, a
+random direction, DIR/v/NAME.npy, and inputs, DIR/NAME.npy, and prints
+the trainer's --data flags after `train with: `. `check` computes the
+loss from them, its inner gradients with torch.autograd.grad(
+create_graph=True), the gradient of every parameter through them and
+torch.autograd.functional.hvp's H v, and compares with a double trainer's:
+LOSS (what it printed), DIR/g/d_NAME.npy (--export-grads) and
+DIR/hv/NAME.npy (--export-hvp). Per tensor the error is norm-wise,
 ||g - r|| / max(||g||, ||r||), g gradc's and r torch's. It prints the loss,
-`N gradients: worst relative E`, and exits 1 if anything is above 1e-10.
+`N gradients: worst relative E` and `N products H v: worst relative E`,
+and exits 1 if a gradient is above 1e-10 or a product above 1e-12.
 """
 import math
 import os
@@ -23,6 +27,7 @@ import sys
 import numpy as np
 
 TOL = 1e-10
+HVP_TOL = 1e-12
 
 
 def double_backprop(t, F, p, i):
@@ -41,6 +46,16 @@ def cnn(t, F, p, i):
     return xent + 0.5 * (d_x ** 2).sum()
 
 
+def layer_norm(t, x, g, b, eps=1e-5):
+    """F.layer_norm from its arithmetic: PyTorch's own op has exact first
+    and second derivatives, but its third (H v of a loss holding a gradient
+    through it) differs from the central differences of its own second by
+    0.7% (Debian's torch 1.13); written out, autograd differentiates it as
+    often as asked."""
+    c = x - x.mean(-1, keepdim=True)
+    return c / t.sqrt((c * c).mean(-1, keepdim=True) + eps) * g + b
+
+
 def attention(t, F, p, i):
     x, target = i["x"], i["target"]
     T, D = x.shape[1], x.shape[2]
@@ -49,7 +64,7 @@ def attention(t, F, p, i):
     def block(q_w):
         q, k, v = x @ q_w, x @ p["wk"], x @ p["wv"]
         scores = (q @ k.transpose(1, 2) / math.sqrt(D)).masked_fill(above, -math.inf)
-        return F.layer_norm(x + t.softmax(scores, -1) @ v, (D,), p["ln_g"], p["ln_b"], 1e-5)
+        return layer_norm(t, x + t.softmax(scores, -1) @ v, p["ln_g"], p["ln_b"])
 
     inner = ((block(p["wq"]) - target) ** 2).mean()
     (d_wq,) = t.autograd.grad(inner, p["wq"], create_graph=True)
@@ -79,10 +94,12 @@ def make(name, d):
     _, params, inputs = MODELS[name]
     rng = np.random.default_rng(27)
     os.makedirs(os.path.join(d, "w"), exist_ok=True)
+    os.makedirs(os.path.join(d, "v"), exist_ok=True)
     for p, (shape, scale) in params.items():
         a = 1 + 0.2 * rng.standard_normal(shape) if scale is None else \
             scale * rng.standard_normal(shape)
         np.save(os.path.join(d, "w", p + ".npy"), a.astype(np.float64))
+        np.save(os.path.join(d, "v", p + ".npy"), rng.standard_normal(shape))
     flags = []
     for n, (shape, classes, scale) in inputs.items():
         a = rng.integers(0, classes, shape).astype(np.int32) if classes else \
@@ -123,10 +140,27 @@ def check(name, d, loss_text):
         worst = max(worst, e)
         if not e <= TOL:
             fails.append("d_%s: relative %.3g" % (n, e))
+    # H v of the loss in the parameters: reverse over reverse in PyTorch too,
+    # but by its own autograd.
+    names = list(p)
+    v = tuple(torch.tensor(np.load(os.path.join(d, "v", n + ".npy"))) for n in names)
+    _, hvs = torch.autograd.functional.hvp(
+        lambda *ws: loss_fn(torch, F, dict(zip(names, ws)), i), tuple(p.values()), v)
+    hv_worst = 0.0
+    for n, r in zip(names, hvs):
+        path = os.path.join(d, "hv", n + ".npy")
+        g = np.load(path)
+        if g.dtype != np.float64 or g.shape != tuple(r.shape):
+            sys.exit("%s: %s %s, want float64 %s" % (path, g.dtype, g.shape, tuple(r.shape)))
+        e = relative(g, r.numpy())
+        hv_worst = max(hv_worst, e)
+        if not e <= HVP_TOL:
+            fails.append("H v in %s: relative %.3g" % (n, e))
     print("loss: torch float64 %.17g, gradc double %.17g" % (loss.item(), ours))
     print("%d gradients: worst relative %.3g" % (len(grads), worst))
+    print("%d products H v: worst relative %.3g" % (len(hvs), hv_worst))
     if fails:
-        sys.exit("above %g: %s" % (TOL, "; ".join(fails)))
+        sys.exit("above %g (H v: %g): %s" % (TOL, HVP_TOL, "; ".join(fails)))
 
 
 if __name__ == "__main__":

@@ -396,6 +396,64 @@ START_TEST(double_build)
 }
 END_TEST
 
+/* --hvp: the twin is built, the gradient check holds H v to differences
+ * of the gradient, the trainer exports it; without --hvp there is no
+ * twin, and each way of asking for one wrongly is one line. */
+START_TEST(hvp_builds_checks_and_refuses)
+{
+    char *dir = make_tmpdir(), cmd[4096], *out;
+    snprintf(cmd, sizeof cmd,
+             "%s build models/iris.lua --hvp --double -o %s/h && %s/h/iris_gradcheck --hvp && "
+             "grep -c 'iris_hvp' %s/h/iris.h && %s/h/iris_train --export %s/v --steps 0 && "
+             "%s/h/iris_train --data x=data/iris.csv --data labels=data/iris.csv --steps 1 "
+             "--direction %s/v --export-hvp %s/hv && ls %s/hv",
+             GRADC_BIN, dir, dir, dir, dir, dir, dir, dir, dir, dir);
+    ck_assert_msg(run_cmd(cmd, &out) == 0, "%s", out);
+    double worst = 1;
+    const char *at = strstr(out, "max relative error ");
+    ck_assert_msg(at && sscanf(at, "max relative error %lf", &worst) == 1 && worst < 1e-8, "%s",
+                  out);
+    ck_assert_msg(strstr(out, "wrote H v of 2 parameters to") && strstr(out, "W.npy\nb.npy"), "%s",
+                  out);
+    free(out);
+    /* Without --hvp: no twin, and nothing in the header names one. */
+    snprintf(cmd, sizeof cmd,
+             "%s compile models/iris.lua -o %s/plain && ls %s/plain | grep -c hvp; "
+             "grep -c hvp %s/plain/iris.h",
+             GRADC_BIN, dir, dir, dir);
+    run_cmd(cmd, &out);
+    ck_assert_msg(!strcmp(out, "0\n0\n"), "%s", out);
+    free(out);
+    struct {
+        const char *args, *says;
+        int status;
+    } bad[] = {
+        {"%s/iris_gradcheck --hvp", "iris was compiled without --hvp, so it has no H v", 1},
+        {"%s/iris_train --steps 0 --direction %s/v --export-hvp %s/x",
+         "--export-hvp: iris was compiled without --hvp (gradc build --hvp)", 1},
+        {"%s/h/iris_train --steps 0 --export-hvp %s/x", "--export-hvp needs --direction DIR", 2},
+        {"%s/h/iris_train --steps 0 --direction %s/h --export-hvp %s/x",
+         "has no file (every parameter needs one)", 1},
+        {"%s/h/iris_train --steps 0 --direction %s/missing --export-hvp %s/x", "--direction: ", 1},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        char args[1024];
+        snprintf(args, sizeof args, bad[i].args, i < 2 ? BUILD_DIR : dir, dir, dir);
+        snprintf(cmd, sizeof cmd, "%s 2>&1 >/dev/null", args);
+        int rc = run_cmd(cmd, &out);
+        const char *end = strchr(out, '\n');
+        ck_assert_msg(rc == bad[i].status && strstr(out, bad[i].says) && end && !end[1],
+                      "%s: exit %d:\n%s", args, rc, out);
+        free(out);
+    }
+    snprintf(cmd, sizeof cmd, "%s print models/iris.lua --hvp", GRADC_BIN);
+    ck_assert_int_eq(run_cmd(cmd, &out), 2);
+    ck_assert_msg(strstr(out, "--hvp goes with gradc compile and build"), "%s", out);
+    free(out);
+    remove_dir(dir);
+}
+END_TEST
+
 /* No size cap below the machine's memory: a model of 2^38 values (one
  * tensor of 2^36) compiles and links, counting in long where an int would
  * overflow, its arena allocated at start; and started on a machine without
@@ -1089,10 +1147,10 @@ START_TEST(check_prints_one_table)
 }
 END_TEST
 
-/* docs/c-api.md's example program, the block of C that starts with its
- * file's name, written to path: the tests build the page's own text, so
- * the page cannot drift from what compiles. */
-static void write_c_api_example(const char *path)
+/* docs/c-api.md's example program `name`, the block of C that starts
+ * with its file's name, written to path: the tests build the page's own
+ * text, so the page cannot drift from what compiles. */
+static void write_c_api_program(const char *name, const char *path)
 {
     FILE *f = fopen("docs/c-api.md", "r");
     ck_assert_ptr_nonnull(f);
@@ -1100,9 +1158,11 @@ static void write_c_api_example(const char *path)
     size_t n = fread(text, 1, (1 << 20) - 1, f);
     fclose(f);
     text[n] = 0;
-    char *from = strstr(text, "```c\n/* iris_by_hand.c:");
+    char start[128];
+    snprintf(start, sizeof start, "```c\n/* %s:", name);
+    char *from = strstr(text, start);
     char *end = from ? strstr(from, "\n```\n") : NULL;
-    ck_assert_msg(from && end, "docs/c-api.md has no iris_by_hand.c");
+    ck_assert_msg(from && end, "docs/c-api.md has no %s", name);
     end[1] = 0;
     write_text(path, from + strlen("```c\n"));
     free(text);
@@ -1135,11 +1195,35 @@ static void check_c_api_example(const char *out)
 /* The C API's example compiles with -Wall -Wextra -Werror against the
  * model and the runtime of the build tree, and does what it says; its
  * checkpoint is one the trainer resumes from and predict reads. */
+/* docs/c-api.md's H v program: models/norm_wx.lua's twin, through
+ * NAME_hvp(params, v, out), against the closed form 2 V X^T X. */
+START_TEST(c_api_hvp_example_runs)
+{
+    char *dir = make_tmpdir(), cmd[4096], path[600], *out;
+    snprintf(path, sizeof path, "%s/hvp_by_hand.c", dir);
+    write_c_api_program("hvp_by_hand.c", path);
+    snprintf(cmd, sizeof cmd,
+             "%s compile models/norm_wx.lua --hvp -o %s && " TEST_CC
+             " -DREAL_DOUBLE -Iruntime -I%s %s %s/norm_wx.c %s/norm_wx_hvp.c " RT_LIB " " TEST_LIBS
+             " -o %s/hvp_by_hand && %s/hvp_by_hand",
+             GRADC_BIN, dir, dir, path, dir, dir, dir, dir);
+    ck_assert_msg(run_cmd(cmd, &out) == 0, "%s", out);
+    double first = 0, worst = 1;
+    const char *at = strstr(out, "H v[0] ");
+    ck_assert_msg(
+        at && sscanf(at, "H v[0] %lf, worst error against 2 V X^T X %lf", &first, &worst) == 2,
+        "%s", out);
+    ck_assert_msg(first != 0 && worst <= 1e-12, "%s", out);
+    free(out);
+    remove_dir(dir);
+}
+END_TEST
+
 START_TEST(c_api_example_runs)
 {
     char *dir = make_tmpdir(), cmd[4096], path[600], *out;
     snprintf(path, sizeof path, "%s/iris_by_hand.c", dir);
-    write_c_api_example(path);
+    write_c_api_program("iris_by_hand.c", path);
     snprintf(cmd, sizeof cmd,
              TEST_CC " -Iruntime -Igenerated/iris %s generated/iris/iris.c " RT_LIB " " TEST_LIBS
                      " -o %s/iris_by_hand && %s/iris_by_hand %s/iris.ckpt",
@@ -1203,7 +1287,7 @@ START_TEST(installed_tree_builds_models)
     /* and the C API's example, built as docs/c-api.md says */
     char path[700];
     snprintf(path, sizeof path, "%s/iris_by_hand.c", dir);
-    write_c_api_example(path);
+    write_c_api_program("iris_by_hand.c", path);
     snprintf(cmd, sizeof cmd,
              "%s/usr/bin/gradc compile models/iris.lua -o %s/iris && "
              "cc -std=c11 -O2 -Wall -Wextra -Werror " TEST_SAN " -I%s/iris %s %s/iris/iris.c "
@@ -1750,10 +1834,10 @@ static Suite *cli_suite(void)
     tcase_add_test(t, grad_of_an_unreached_value_warns);
     tcase_add_test(t, derive_matches_golden_files);
     tcase_add_test(t, output_folders_and_missing_runtime);
-    tcase_add_test(t, build_tree_makes_its_runtime);
     tcase_add_test(t, failed_build_leaves_nothing);
     tcase_add_test(t, make_and_demo_read_well);
     tcase_add_test(t, double_build);
+    tcase_add_test(t, hvp_builds_checks_and_refuses);
     tcase_add_test(t, huge_model_builds);
     tcase_add_test(t, features_only_csv);
     tcase_add_test(t, float_loss_sums_accurately);
@@ -1782,7 +1866,14 @@ static Suite *cli_suite(void)
     tcase_add_test(t, zoo_models_check_small);
     tcase_add_test(t, check_prints_one_table);
     tcase_add_test(t, c_api_example_runs);
+    tcase_add_test(t, c_api_hvp_example_runs);
     tcase_add_test(t, installed_tree_builds_models);
+    suite_add_tcase(s, t);
+    /* It builds the whole runtime in a tree of its own, beside another
+     * suite: minutes on a busy machine. */
+    t = tcase_create("runtime_build");
+    tcase_set_timeout(t, 600);
+    tcase_add_test(t, build_tree_makes_its_runtime);
     suite_add_tcase(s, t);
     return s;
 }

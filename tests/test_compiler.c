@@ -495,13 +495,13 @@ START_TEST(loops_read_in_order)
                                  "return model { loss = sum((b * t):matmul(w)) + sum(b:matmul(w)),\n"
                                  "               outputs = { t = t } }\n");
     LoadOptions o = {0};
-    OutFile out[6];
+    OutFile out[N_OUT_FILES];
     ck_assert_int_eq(compile_files(path, &o, out), 0);
     const char *c = out[1].text.data;
     ck_assert_msg(strstr(c, "const real t2 = x[i * 16 + j];\n            t[i + j * 8] = "),
                   "relu(transpose(x)) does not read x in order");
     ck_assert_msg(strstr(c, "b[i * 8 + j] = b_sum[i];"), "the broadcast does not store in order");
-    free_files(out, 6);
+    free_files(out, N_OUT_FILES);
 }
 END_TEST
 
@@ -515,7 +515,7 @@ START_TEST(row_sums_in_parts)
                                  "local w = param(\"w\", {4}, randn())\n"
                                  "return model { loss = sum((sum(x * x, 2) + sum(y * y, 2)) * w) }\n");
     LoadOptions o = {0};
-    OutFile out[6];
+    OutFile out[N_OUT_FILES];
     ck_assert_int_eq(compile_files(path, &o, out), 0);
     const char *c = out[1].text.data;
     ck_assert_msg(strstr(c, "for (int o = 0; o < 32; o += 16)\n"
@@ -523,7 +523,7 @@ START_TEST(row_sums_in_parts)
                   "%s", c);
     ck_assert_msg(strstr(c, "part[j - o] += t"), "%s", c);
     ck_assert_msg(strstr(c, "for (int j = 0; j < 20; j++) {\n"), "%s", c);
-    free_files(out, 6);
+    free_files(out, N_OUT_FILES);
 }
 END_TEST
 
@@ -549,12 +549,12 @@ START_TEST(windows_that_tile_are_stored)
         ck_assert_int_eq(g->nodes[dw->in[0]].value, !gap);
         ir_free(g);
         LoadOptions o = {0};
-        OutFile out[6];
+        OutFile out[N_OUT_FILES];
         ck_assert_int_eq(compile_files(path, &o, out), 0);
         const char *c = out[1].text.data;
         ck_assert_msg(!strstr(c, "memset(d_w_pad") == !gap, "%s", c);
         ck_assert_msg(strstr(c, gap ? "] += d_" : "] = d_"), "%s", c);
-        free_files(out, 6);
+        free_files(out, N_OUT_FILES);
     }
 }
 END_TEST
@@ -671,7 +671,7 @@ START_TEST(names_come_from_the_model)
                      "local n = layer_norm(dense(h, 4, \"fc\"), g, b)\n"
                      "return model { loss = sum(n * n) + sum(q * q) }\n");
     LoadOptions o = {0};
-    OutFile out[6];
+    OutFile out[N_OUT_FILES];
     ck_assert_int_eq(compile_files(path, &o, out), 0);
     const char *c = out[1].text.data;
     static const char *const names[] = {
@@ -681,7 +681,7 @@ START_TEST(names_come_from_the_model)
     for (int i = 0; i < (int)(sizeof names / sizeof *names); i++)
         ck_assert_msg(strstr(c, names[i]), "no %s in the C", names[i]);
     ck_assert_msg(!strstr(c, "q_matmul_2") && !strstr(c, "n_mean_2"), "a number, no name reused");
-    free_files(out, 6);
+    free_files(out, N_OUT_FILES);
     path = write_model("norm.lua", "local x = input(\"x\", {2, 3})\n"
                                    "local g = param(\"ln1_g\", {3}, ones())\n"
                                    "local b = param(\"ln1_b\", {3}, zeros())\n"
@@ -690,7 +690,7 @@ START_TEST(names_come_from_the_model)
     c = out[1].text.data;
     ck_assert_msg(strstr(c, "*const ln1_mean =") && strstr(c, "*const ln1_rstd ="),
                   "layer_norm's parts are not named after ln1_g");
-    free_files(out, 6);
+    free_files(out, N_OUT_FILES);
 }
 END_TEST
 

@@ -60,6 +60,7 @@
 #include "gpt2.h"
 #include "iris.h"
 #include "mlp3.h"
+#include "newton_digits.h"
 #include "norm_wx.h"
 #include "seed_mlp.h"
 #include "svm.h"
@@ -88,6 +89,9 @@ static const Model models[] = {
     {"gpt2", &gpt2_model_f32, &gpt2_model_f64, &gpt2_infer_model_f64, false},
     {"iris", &iris_model_f32, &iris_model_f64, &iris_infer_model_f64, false},
     {"mlp3", &mlp3_model_f32, &mlp3_model_f64, &mlp3_infer_model_f64, false},
+    /* newton_cg: its step solves with the Hessian (check_newton_step) */
+    {"newton_digits", &newton_digits_model_f32, &newton_digits_model_f64,
+     &newton_digits_infer_model_f64, false},
     {"norm_wx", &norm_wx_model_f32, &norm_wx_model_f64, &norm_wx_infer_model_f64, false},
     {"seed_mlp", &seed_mlp_model_f32, &seed_mlp_model_f64, &seed_mlp_infer_model_f64, false},
     {"svm", &svm_model_f32, &svm_model_f64, &svm_infer_model_f64, false},
@@ -280,8 +284,90 @@ static void check_step(const Model *r, double weight_decay, double clip_part)
     free(g);
 }
 
+/* Newton's step, solved whole against the model's: H by central
+ * differences of the gradient, a column per parameter element, then
+ * (H + (weight_decay + damping) I) s = -(g + weight_decay p) by Gaussian
+ * elimination, p + lr s. The step's conjugate gradients are given
+ * iterations enough to solve it too, so the two agree to what the
+ * differences resolve (1e-6 of the step, norm-wise). */
+static void check_newton_step(const Model *r, double weight_decay)
+{
+    const rt_model *m = r->f64;
+    double *a = arena64(m);
+    long n = m->n_param_elems;
+    rt_hyper hyper = m->hyper;
+    hyper.lr = 0.75;
+    hyper.weight_decay = weight_decay;
+    hyper.damping = 1e-3; /* H is singular where every b moves alike */
+    hyper.cg_iters = 4 * (double)n;
+    rt_init_params(m, SEED);
+    rt_random_inputs(m, SEED);
+    double *p = a + m->params_offset;
+    for (long i = 0; i < n; i++) /* away from the zeros it starts at */
+        p[i] = 0.3 * sin(1.0 + i);
+    double *p0 = dup_doubles(p, n);
+    m->loss_and_grad();
+    double *g = dup_doubles(a + m->grads_offset, n);
+    double *A = malloc(sizeof *A * (size_t)(n * (n + 1)));
+    ck_assert_ptr_nonnull(A);
+    const double h = 1e-5;
+    for (long j = 0; j < n; j++) { /* column j, into row j: H is symmetric */
+        p[j] = p0[j] + h;
+        m->loss_and_grad();
+        for (long i = 0; i < n; i++)
+            A[j * (n + 1) + i] = a[m->grads_offset + i];
+        p[j] = p0[j] - h;
+        m->loss_and_grad();
+        for (long i = 0; i < n; i++)
+            A[j * (n + 1) + i] = (A[j * (n + 1) + i] - a[m->grads_offset + i]) / (2 * h);
+        p[j] = p0[j];
+        A[j * (n + 1) + j] += weight_decay + hyper.damping;
+        A[j * (n + 1) + n] = -(g[j] + weight_decay * p0[j]);
+    }
+    for (long k = 0; k < n; k++) { /* elimination with partial pivoting */
+        long best = k;
+        for (long i = k + 1; i < n; i++)
+            best = fabs(A[i * (n + 1) + k]) > fabs(A[best * (n + 1) + k]) ? i : best;
+        for (long c = 0; c <= n; c++) {
+            double t = A[k * (n + 1) + c];
+            A[k * (n + 1) + c] = A[best * (n + 1) + c];
+            A[best * (n + 1) + c] = t;
+        }
+        for (long i = k + 1; i < n; i++) {
+            double f = A[i * (n + 1) + k] / A[k * (n + 1) + k];
+            for (long c = k; c <= n; c++)
+                A[i * (n + 1) + c] -= f * A[k * (n + 1) + c];
+        }
+    }
+    double *s = malloc(sizeof *s * (size_t)n), diff = 0, size = 0;
+    for (long k = n - 1; k >= 0; k--) {
+        double t = A[k * (n + 1) + n];
+        for (long c = k + 1; c < n; c++)
+            t -= A[k * (n + 1) + c] * s[c];
+        s[k] = t / A[k * (n + 1) + k];
+    }
+    memset(a + m->state_offset, 0, m->n_state * sizeof *a);
+    m->loss_and_grad();
+    m->update(&hyper);
+    for (long i = 0; i < n; i++) {
+        double want = p0[i] + hyper.lr * s[i];
+        diff += (p[i] - want) * (p[i] - want);
+        size += hyper.lr * s[i] * hyper.lr * s[i];
+    }
+    ck_assert_msg(size > 0 && sqrt(diff) <= 1e-6 * sqrt(size),
+                  "%s: Newton's step (weight decay %g) differs from the dense solve by %.3g of "
+                  "its size",
+                  r->name, weight_decay, sqrt(diff / size));
+    free(A), free(s), free(p0), free(g);
+}
+
 START_TEST(test_train_step_formula)
 {
+    if (model_row(_i)->f64->optimizer == RT_OPT_NEWTON_CG) {
+        check_newton_step(model_row(_i), 0);
+        check_newton_step(model_row(_i), 0.01);
+        return;
+    }
     check_step(model_row(_i), 0, 0);
     check_step(model_row(_i), 0.01, 0);
     check_step(model_row(_i), 0, 0.5);
@@ -967,11 +1053,13 @@ static const struct {
     {"second_order_attention", "second_order_attention.lua", ""},
 };
 
-/* tests/second_order_torch.py writes random weights and inputs; the
- * model's double trainer, from --init and --steps 0, gives the loss and
- * every gradient (a second derivative, through the loss's own gradient);
- * the script, the same loss written in PyTorch float64 with
- * create_graph=True, holds them to 1e-10. */
+/* tests/second_order_torch.py writes random weights, a direction v and
+ * inputs; the model's double trainer (built with --hvp), from --init and
+ * --steps 0, gives the loss, every gradient (a second derivative, through
+ * the loss's own gradient) and H v (a third); the script, the same loss
+ * written in PyTorch float64 with create_graph=True and
+ * torch.autograd.functional.hvp, holds the gradients to 1e-10 and H v to
+ * 1e-12. */
 START_TEST(test_second_order_torch)
 {
     const char *name = second_order[_i].name;
@@ -990,9 +1078,10 @@ START_TEST(test_second_order_torch)
         snprintf(fail, sizeof fail, "`%s` exited with %d, and no --data flags:\n%s", cmd, rc, out);
     if (!fail[0]) {
         snprintf(cmd, sizeof cmd,
-                 GRADC_BIN " build '%s' %s --double -o '%s/b' >/dev/null 2>&1 && '%s/b/%s_train' "
-                           "--init '%s/w' %s --steps 0 --no-shuffle --export-grads '%s/g' 2>&1",
-                 model, second_order[_i].flags, dir, dir, name, dir, data, dir);
+                 GRADC_BIN " build '%s' %s --double --hvp -o '%s/b' >/dev/null 2>&1 && "
+                           "'%s/b/%s_train' --init '%s/w' %s --steps 0 --no-shuffle --export-grads "
+                           "'%s/g' --direction '%s/v' --export-hvp '%s/hv' 2>&1",
+                 model, second_order[_i].flags, dir, dir, name, dir, data, dir, dir, dir);
         rc = run(cmd, out, sizeof out);
         if (rc != 0 || text_after(out, "(the loss ", ')', loss, sizeof loss) != 0)
             snprintf(fail, sizeof fail, "`%s` exited with %d, and no loss:\n%s", cmd, rc, out);
@@ -1011,8 +1100,67 @@ START_TEST(test_second_order_torch)
     double worst = NAN;
     reference_figures(out, &compared, &worst);
     ck_assert_msg(compared >= 4 && worst <= 1e-10, "%s:\n%s", name, out);
-    fprintf(stderr, "models: %s against PyTorch's second derivatives: %d gradients, worst %.3g\n",
-            name, compared, worst);
+    int products = 0;
+    double hv_worst = NAN;
+    const char *at = strstr(out, " products H v: worst relative ");
+    while (at && at > out && at[-1] != '\n')
+        at--;
+    ck_assert_msg(at &&
+                      sscanf(at, "%d products H v: worst relative %lf", &products, &hv_worst) == 2,
+                  "the reference printed no products:\n%s", out);
+    ck_assert_msg(products == compared && hv_worst <= 1e-12, "%s:\n%s", name, out);
+    fprintf(stderr,
+            "models: %s against PyTorch's second derivatives: %d gradients, worst %.3g; H v "
+            "(third derivatives), worst %.3g\n",
+            name, compared, worst, hv_worst);
+}
+END_TEST
+
+/* models/newton_digits.lua at full size (every digit one batch), trained
+ * in double by newton_cg, against Newton's method in NumPy float64 with
+ * the Hessian written out whole (tests/newton_reference.py): the loss
+ * falls at every step (to rounding), is within 1e-9 of the minimum by step
+ * 7, and at it, to 1e-12, after step 8. */
+START_TEST(test_newton_converges)
+{
+    char script[600], model[600], cmd[4096], out[8192], ref[8192];
+    ck_assert_msg(find_script("newton_reference.py", script, sizeof script) == 0 &&
+                      find_script("../models/newton_digits.lua", model, sizeof model) == 0,
+                  "cannot find tests/newton_reference.py or models/newton_digits.lua");
+    char dir[] = "/tmp/gradc-newton-XXXXXX";
+    ck_assert_msg(mkdtemp(dir) != NULL, "mkdtemp: %s", strerror(errno));
+    snprintf(cmd, sizeof cmd,
+             GRADC_BIN " build '%s' --double -o '%s' >/dev/null 2>&1 && '%s/newton_digits_train' "
+                       "--data x=data/digits.csv.gz --data labels=data/digits.csv.gz --steps 8 "
+                       "--print-every 1 --no-shuffle --digits 17 2>&1",
+             model, dir, dir);
+    int rc = run(cmd, out, sizeof out);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    ck_assert_msg(system(cmd) == 0, "cannot remove %s", dir);
+    ck_assert_msg(rc == 0, "the trainer exited with %d:\n%s", rc, out);
+    snprintf(cmd, sizeof cmd, PYTHON " '%s' data/digits.csv.gz 2>&1", script);
+    rc = run(cmd, ref, sizeof ref);
+    double minimum = NAN, loss[9];
+    const char *at = strstr(ref, "minimum ");
+    ck_assert_msg(rc == 0 && at && sscanf(at, "minimum %lf", &minimum) == 1, "%s", ref);
+    for (int k = 1; k <= 8; k++) {
+        char want[32];
+        snprintf(want, sizeof want, "step %d loss ", k);
+        at = strstr(out, want);
+        ck_assert_msg(at && sscanf(at + strlen(want), "%lf", &loss[k]) == 1, "no step %d:\n%s", k,
+                      out);
+        ck_assert_msg(k == 1 || loss[k] <= loss[k - 1] * (1 + 1e-14),
+                      "step %d raised the loss:\n%s", k, out);
+    }
+    at = strstr(out, "final loss ");
+    ck_assert_msg(at && sscanf(at, "final loss %lf", &loss[0]) == 1, "%s", out);
+    ck_assert_msg(rel_diff(loss[7], minimum) <= 1e-9 && rel_diff(loss[0], minimum) <= 1e-12,
+                  "newton_cg: step 7 %.17g, after step 8 %.17g; NumPy's minimum %.17g\n%s", loss[7],
+                  loss[0], minimum, out);
+    fprintf(stderr, "models: newton_digits by newton_cg, step 1..8:");
+    for (int k = 1; k <= 8; k++)
+        fprintf(stderr, " %.10g", loss[k]);
+    fprintf(stderr, "; then %.17g, NumPy's minimum %.17g\n", loss[0], minimum);
 }
 END_TEST
 
@@ -1244,6 +1392,10 @@ static Suite *models_suite(void)
     tcase_add_test(tc, test_gpt2_init_and_optimizer);
     tcase_add_test(tc, test_gpt2_reference);
     tcase_add_test(tc, test_gpt2_torch);
+    tcase_set_timeout(tc, 120);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("newton");
+    tcase_add_test(tc, test_newton_converges);
     tcase_set_timeout(tc, 120);
     suite_add_tcase(s, tc);
     tc = tcase_create("second_order");
