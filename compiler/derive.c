@@ -246,7 +246,7 @@ int derive(const char *model, const LoadOptions *o, const char *param, bool late
         if (value_name(NULL, ir_at(g, i)) && ir_at(g, i)->dtype == DT_REAL)
             wrt[n_wrt++] = i;
     g->making_grad = true;
-    grad_of_values(g, g->loss, n_wrt, wrt, wrt + n_wrt);
+    grad_of_values(g, g->loss, n_wrt, wrt, wrt + n_wrt, false);
     g->making_grad = false;
     Line *lines = xmalloc((g->n + 1) * sizeof *lines);
     int n_lines = 0, first_output = g->n_outputs;

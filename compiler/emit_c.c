@@ -945,11 +945,11 @@ static void free_names(Emit *e)
     buf_free(&e->places);
 }
 
-void emit_c(Graph *g, const Fusion *f, const Plan *p, const Tune *tune, bool hvp, OutFile out[4])
+/* The emitter of graph g (a twin's, unless twin is NULL), its nodes named. */
+static Emit emitter(Graph *g, const Fusion *f, const Plan *p, const Tune *tune, const char *twin)
 {
-    static const char *const suffix[4] = {".h", ".c", "_train.c", "_gradcheck.c"};
     Emit e = {.g = g,
-              .hvp = hvp,
+              .twin = twin,
               .f = f,
               .p = p,
               .tune = tune,
@@ -957,6 +957,14 @@ void emit_c(Graph *g, const Fusion *f, const Plan *p, const Tune *tune, bool hvp
               .used = xcalloc(g->n, sizeof(bool)),
               .fold_of = fold_targets(g, p)};
     name_nodes(&e);
+    return e;
+}
+
+void emit_c(Graph *g, const Fusion *f, const Plan *p, const Tune *tune, bool hvp, OutFile out[4])
+{
+    static const char *const suffix[4] = {".h", ".c", "_train.c", "_gradcheck.c"};
+    Emit e = emitter(g, f, p, tune, NULL);
+    e.hvp = hvp;
     name_files(g, out, suffix, 4);
     emit_header(&e, &out[0].text);
     e.b = &out[1].text;
@@ -969,15 +977,7 @@ void emit_c(Graph *g, const Fusion *f, const Plan *p, const Tune *tune, bool hvp
 void emit_c_inference(Graph *g, const Fusion *f, const Plan *p, const Tune *tune, OutFile out[2])
 {
     static const char *const suffix[2] = {"_infer.c", "_predict.c"};
-    Emit e = {.g = g,
-              .twin = "infer",
-              .f = f,
-              .p = p,
-              .tune = tune,
-              .name = xcalloc(g->n, sizeof(char *)),
-              .used = xcalloc(g->n, sizeof(bool)),
-              .fold_of = fold_targets(g, p)};
-    name_nodes(&e);
+    Emit e = emitter(g, f, p, tune, "infer");
     name_files(g, out, suffix, 2);
     e.b = &out[0].text;
     emit_model(&e);
@@ -988,15 +988,7 @@ void emit_c_inference(Graph *g, const Fusion *f, const Plan *p, const Tune *tune
 void emit_c_hvp(Graph *g, const Fusion *f, const Plan *p, const Tune *tune, OutFile *out)
 {
     static const char *const suffix[1] = {"_hvp.c"};
-    Emit e = {.g = g,
-              .twin = "hvp",
-              .f = f,
-              .p = p,
-              .tune = tune,
-              .name = xcalloc(g->n, sizeof(char *)),
-              .used = xcalloc(g->n, sizeof(bool)),
-              .fold_of = fold_targets(g, p)};
-    name_nodes(&e);
+    Emit e = emitter(g, f, p, tune, "hvp");
     name_files(g, out, suffix, 1);
     e.b = &out[0].text;
     emit_model(&e);

@@ -31,8 +31,10 @@ static bool *find_needs(Graph *g, const bool *wanted)
 
 /* Reverse mode from the scalar y: adj[i], the gradient of y reaching
  * node i (-1 for none), for every node on a path from a wanted one to y.
- * The nodes it makes are named for their variables through grad_of. */
-static int *backprop(Graph *g, int y, const bool *wanted)
+ * The nodes it makes are named for their variables through grad_of, and
+ * carry the line of the node each rule ran for, or with at_call g->loc
+ * (the line of the model's grad() call). */
+static int *backprop(Graph *g, int y, const bool *wanted, bool at_call)
 {
     int n_before = g->n;
     bool *needs = find_needs(g, wanted);
@@ -40,13 +42,15 @@ static int *backprop(Graph *g, int y, const bool *wanted)
     for (int i = 0; i < n_before; i++)
         adj[i] = -1;
     SrcLoc loc = g->loc;
-    g->loc = ir_at(g, y)->loc;
+    if (!at_call)
+        g->loc = ir_at(g, y)->loc;
     adj[y] = ir_const(g, 1, ir_at(g, y)->shape);
     for (int i = y; i >= 0; i--) {
         if (adj[i] < 0)
             continue;
         Node n = *ir_at(g, i); /* a copy: the rules below add nodes */
-        g->loc = n.loc;
+        if (!at_call)
+            g->loc = n.loc;
         for (int k = 0; k < n.n_in; k++) {
             int x = n.in[k];
             if (!needs[x])
@@ -74,7 +78,7 @@ void grad(Graph *g)
     for (int p = 0; p < g->n_params; p++)
         wanted[g->params[p].node] = true;
     g->making_grad = true;
-    int *adj = backprop(g, g->loss, wanted);
+    int *adj = backprop(g, g->loss, wanted, false);
     for (int p = 0; p < g->n_params; p++) {
         Param *param = &g->params[p];
         g->loc = ir_at(g, param->node)->loc;
@@ -89,12 +93,12 @@ void grad(Graph *g)
     free(wanted);
 }
 
-void grad_of_values(Graph *g, int y, int n, const int *wrt, int *out)
+void grad_of_values(Graph *g, int y, int n, const int *wrt, int *out, bool at_call)
 {
     bool *wanted = xcalloc(g->n, sizeof *wanted);
     for (int i = 0; i < n; i++)
         wanted[wrt[i]] = true;
-    int *adj = backprop(g, y, wanted);
+    int *adj = backprop(g, y, wanted, at_call);
     for (int i = 0; i < n; i++)
         out[i] = adj[wrt[i]];
     free(adj);

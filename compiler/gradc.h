@@ -399,8 +399,9 @@ Graph *batch_products(Graph *g, int *batched);
 void grad(Graph *g);
 /* The gradients of the scalar y with respect to the n values wrt, into
  * out: forward values, made as the model's own (the language's grad());
- * -1 for a value y does not depend on. */
-void grad_of_values(Graph *g, int y, int n, const int *wrt, int *out);
+ * -1 for a value y does not depend on. With at_call, every node made
+ * carries g->loc, not the line of the value it is the gradient of. */
+void grad_of_values(Graph *g, int y, int n, const int *wrt, int *out, bool at_call);
 /* Whether every parameter's gradient is more than the zero simplify
  * folds an unreached one to; if not, says so at the parameter's line. */
 bool every_param_has_gradient(Graph *g);

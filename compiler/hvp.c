@@ -24,7 +24,7 @@ Graph *hvp_twin(Graph *g)
     for (int i = 0; i < n; i++)
         wrt[i] = g->params[i].node;
     g->making_grad = true;
-    grad_of_values(g, g->loss, n, wrt, first);
+    grad_of_values(g, g->loss, n, wrt, first, false);
     g->making_grad = false;
 
     /* g . v, over the parameters the loss reaches. */
@@ -53,7 +53,7 @@ Graph *hvp_twin(Graph *g)
         second[i] = -1;
     if (dot >= 0) {
         g->making_grad = true;
-        grad_of_values(g, dot, n, wrt, second);
+        grad_of_values(g, dot, n, wrt, second, false);
         g->making_grad = false;
     }
     g->outputs = xrealloc(g->outputs, n * sizeof *g->outputs);

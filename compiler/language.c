@@ -631,7 +631,7 @@ static int l_grad(lua_State *L)
     int before = g->n;
     SrcLoc loc = g->loc;
     g->loc = where(L);
-    grad_of_values(g, y, n, wrt, wrt + n);
+    grad_of_values(g, y, n, wrt, wrt + n, true);
     g->loc = loc;
     if (g->n - before > most)
         die("grad made %d nodes, more than the %ld it may", g->n - before, most);

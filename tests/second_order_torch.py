@@ -114,6 +114,22 @@ def relative(a, b):
     return np.linalg.norm(a - b) / scale if scale > 0 else 0.0
 
 
+def compare(files, refs, tol, fails):
+    """The worst relative error of each file against its reference; those
+    above tol are added to fails."""
+    worst = 0.0
+    for path, r in zip(files, refs):
+        g = np.load(path)
+        if g.dtype != np.float64 or g.shape != tuple(r.shape):
+            sys.exit("%s: %s %s, want float64 %s" % (path, g.dtype, g.shape, tuple(r.shape)))
+        e = relative(g, r.numpy())
+        worst = max(worst, e)
+        if not e <= tol:
+            where = os.path.relpath(path, os.path.dirname(os.path.dirname(path)))
+            fails.append("%s: relative %.3g" % (where, e))
+    return worst
+
+
 def check(name, d, loss_text):
     try:
         import torch
@@ -126,36 +142,19 @@ def check(name, d, loss_text):
     i = {n: torch.tensor(np.load(os.path.join(d, n + ".npy"))) for n in inputs}
     loss = loss_fn(torch, F, p, i)
     grads = torch.autograd.grad(loss, list(p.values()))
-    fails, worst = [], 0.0
+    fails = []
     ours = float(loss_text)
     e = abs(ours - loss.item()) / max(1.0, abs(loss.item()))
     if not e <= TOL:
         fails.append("loss %.17g, torch's %.17g" % (ours, loss.item()))
-    for n, r in zip(p, grads):
-        path = os.path.join(d, "g", "d_" + n + ".npy")
-        g = np.load(path)
-        if g.dtype != np.float64 or g.shape != tuple(r.shape):
-            sys.exit("%s: %s %s, want float64 %s" % (path, g.dtype, g.shape, tuple(r.shape)))
-        e = relative(g, r.numpy())
-        worst = max(worst, e)
-        if not e <= TOL:
-            fails.append("d_%s: relative %.3g" % (n, e))
+    worst = compare([os.path.join(d, "g", "d_" + n + ".npy") for n in p], grads, TOL, fails)
     # H v of the loss in the parameters: reverse over reverse in PyTorch too,
     # but by its own autograd.
     names = list(p)
     v = tuple(torch.tensor(np.load(os.path.join(d, "v", n + ".npy"))) for n in names)
     _, hvs = torch.autograd.functional.hvp(
         lambda *ws: loss_fn(torch, F, dict(zip(names, ws)), i), tuple(p.values()), v)
-    hv_worst = 0.0
-    for n, r in zip(names, hvs):
-        path = os.path.join(d, "hv", n + ".npy")
-        g = np.load(path)
-        if g.dtype != np.float64 or g.shape != tuple(r.shape):
-            sys.exit("%s: %s %s, want float64 %s" % (path, g.dtype, g.shape, tuple(r.shape)))
-        e = relative(g, r.numpy())
-        hv_worst = max(hv_worst, e)
-        if not e <= HVP_TOL:
-            fails.append("H v in %s: relative %.3g" % (n, e))
+    hv_worst = compare([os.path.join(d, "hv", n + ".npy") for n in names], hvs, HVP_TOL, fails)
     print("loss: torch float64 %.17g, gradc double %.17g" % (loss.item(), ours))
     print("%d gradients: worst relative %.3g" % (len(grads), worst))
     print("%d products H v: worst relative %.3g" % (len(hvs), hv_worst))

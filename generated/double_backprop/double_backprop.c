@@ -107,6 +107,8 @@ static void compute_loss(void)
         }
         xent_sum[0] = acc;
     }
+
+    /* models/double_backprop.lua:28: local d_pixels = grad(xent, pixels) */
     for (int i = 0; i < 4; i++) {
         const real *row = logits + i * 10;
         const real mx = r_max_of(row, 10);
@@ -115,20 +117,14 @@ static void compute_loss(void)
         for (int j = 0; j < 10; j++)
             drow[j] = REAL_C(0.25) * (drow[j] / acc - (j == labels[i]));
     }
-
-    /* models/lib/dense.lua:9: return x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 4, 8, 10,
            REAL_C(1.0), d_logits, 10, fc2_w, 10, REAL_C(0.0), d_h, 8);
-
-    /* models/double_backprop.lua:22: local h = tanh(dense(pixels, H, "fc1")) */
     for (int i = 0; i < 32; i++) {
         const real t21 = h[i] * h[i];
         const real t22 = REAL_C(1.0) - t21;
         sub[i] = t22;
         d_fc1[i] = d_h[i] * t22;
     }
-
-    /* models/lib/dense.lua:9: return x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 4, 64, 8,
            REAL_C(1.0), d_fc1, 8, fc1_w, 8, REAL_C(0.0), d_pixels, 64);
 
@@ -177,6 +173,8 @@ static void compute_grads(void)
         }
         xent_sum[0] = acc;
     }
+
+    /* models/double_backprop.lua:28: local d_pixels = grad(xent, pixels) */
     for (int i = 0; i < 4; i++) {
         const real *row = logits + i * 10;
         const real mx = r_max_of(row, 10);
@@ -185,20 +183,14 @@ static void compute_grads(void)
         for (int j = 0; j < 10; j++)
             drow[j] = REAL_C(0.25) * (drow[j] / acc - (j == labels[i]));
     }
-
-    /* models/lib/dense.lua:9: return x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 4, 8, 10,
            REAL_C(1.0), d_logits, 10, fc2_w, 10, REAL_C(0.0), d_h, 8);
-
-    /* models/double_backprop.lua:22: local h = tanh(dense(pixels, H, "fc1")) */
     for (int i = 0; i < 32; i++) {
         const real t21 = h[i] * h[i];
         const real t22 = REAL_C(1.0) - t21;
         sub[i] = t22;
         d_fc1[i] = d_h[i] * t22;
     }
-
-    /* models/lib/dense.lua:9: return x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, 4, 64, 8,
            REAL_C(1.0), d_fc1, 8, fc1_w, 8, REAL_C(0.0), d_pixels, 64);
 
@@ -219,13 +211,11 @@ static void compute_grads(void)
     const real t28 = REAL_C(0.4) * sum[0];
     loss_value[0] = t16 + t28;
 
-    /* backward of models/lib/dense.lua:9: return x:matmul(w) + b */
+    /* backward of models/double_backprop.lua:28: local d_pixels = grad(xent, pixels) */
     r_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 4, 8, 64,
            REAL_C(0.8), d_pixels, 64, fc1_w, 8, REAL_C(0.0), d_d_fc1, 8);
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 64, 8, 4,
            REAL_C(0.8), d_pixels, 64, d_fc1, 8, REAL_C(0.0), d_fc1_w_matmul, 8);
-
-    /* backward of models/double_backprop.lua:22: local h = tanh(dense(pixels, H, "fc1")) */
     for (int i = 0; i < 32; i++) {
         d_d_h[i] = d_d_fc1[i] * sub[i];
         const real t34 = d_d_fc1[i] * d_h[i];
@@ -233,12 +223,8 @@ static void compute_grads(void)
         const real t36 = t35 * REAL_C(2.0);
         d_h_mul[i] = t36 * h[i];
     }
-
-    /* backward of models/lib/dense.lua:9: return x:matmul(w) + b */
     r_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, 8, 10, 4,
            REAL_C(1.0), d_d_h, 8, d_logits, 10, REAL_C(0.0), d_fc2_w_matmul, 10);
-
-    /* backward of models/double_backprop.lua:24: local xent = mean(cross_entropy(logits, labels)) */
     for (int i = 0; i < 4; i++) {
         real *srow = d_logits_softmax + (long)i * 10;
         const real *row = logits + (long)i * 10;
@@ -256,6 +242,8 @@ static void compute_grads(void)
         for (int j = 0; j < 10; j++)
             drow[j] = srow[j] * (d_logits_matmul[(long)i * 10 + j] - dot);
     }
+
+    /* backward of models/double_backprop.lua:24: local xent = mean(cross_entropy(logits, labels)) */
     for (int i = 0; i < 40; i++) {
         d_logits_2[i] = d_logits_softmax_grad[i] + d_logits[i];
     }
