@@ -331,6 +331,10 @@ int compile_files(const char *model, const LoadOptions *o, OutFile out[N_OUT_FIL
         hvp = hvp_compiled(c.graph);
     if (c.graph)
         c = run(c, find_pass("grad"), model, o, NULL, &st);
+    /* The header declares every descriptor alike: a twin too large for a
+     * static arena takes the model's to the heap with it. */
+    if (c.graph && hvp.graph && hvp.plan.heap)
+        c.plan.heap = true;
     if (!c.graph) {
         compiled_free(&hvp);
         tune_free(&tune);
@@ -341,7 +345,7 @@ int compile_files(const char *model, const LoadOptions *o, OutFile out[N_OUT_FIL
     Compiled inf = schedule(dce_inference(c.graph));
     if (!inf.graph)
         die("the inference twin does not fit where its model did");
-    inf.plan.heap = c.plan.heap; /* the header declares every descriptor alike */
+    inf.plan.heap = c.plan.heap;
     emit_c_inference(inf.graph, &inf.fusion, &inf.plan, &tune, out + 4);
     out[6] = (OutFile){0};
     if (with_hvp) {

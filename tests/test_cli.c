@@ -454,6 +454,30 @@ START_TEST(hvp_builds_checks_and_refuses)
 }
 END_TEST
 
+/* A model whose arena fits a static array but whose HVP twin's does not
+ * (W, v_W and H v: 147M values): both go to the heap, as the header,
+ * declaring them alike, needs, and both compile. */
+START_TEST(hvp_twin_too_big_for_static)
+{
+    char *dir = make_tmpdir(), path[600], cmd[4096], *out;
+    snprintf(path, sizeof path, "%s/bigtwin.lua", dir);
+    write_text(path, "local x = input(\"x\", {2, 7000})\n"
+                     "local W = param(\"W\", {7000, 7000}, randn(0.01))\n"
+                     "return model { loss = sum(x:matmul(W)^2) }\n");
+    snprintf(cmd, sizeof cmd,
+             "%s compile %s --hvp -o %s && grep -c open_arena %s/bigtwin.c %s/bigtwin_hvp.c && "
+             "grep -c 'extern const' %s/bigtwin.h; cd %s && " TEST_CC " -I%s/runtime -c bigtwin.c "
+             "bigtwin_hvp.c && echo compiled",
+             GRADC_BIN, path, dir, dir, dir, dir, dir, getenv("PWD"));
+    run_cmd(cmd, &out);
+    ck_assert_msg(strstr(out, "bigtwin.c:2\n") && strstr(out, "bigtwin_hvp.c:2\n") &&
+                      strstr(out, "\n0\n") && strstr(out, "compiled"),
+                  "%s", out);
+    free(out);
+    remove_dir(dir);
+}
+END_TEST
+
 /* No size cap below the machine's memory: a model of 2^38 values (one
  * tensor of 2^36) compiles and links, counting in long where an int would
  * overflow, its arena allocated at start; and started on a machine without
@@ -1838,6 +1862,7 @@ static Suite *cli_suite(void)
     tcase_add_test(t, make_and_demo_read_well);
     tcase_add_test(t, double_build);
     tcase_add_test(t, hvp_builds_checks_and_refuses);
+    tcase_add_test(t, hvp_twin_too_big_for_static);
     tcase_add_test(t, huge_model_builds);
     tcase_add_test(t, features_only_csv);
     tcase_add_test(t, float_loss_sums_accurately);
