@@ -337,7 +337,8 @@ bench-gpt2: $(BUILD)/gradc $(BUILD)/libgradc_rt.a $(BENCH_TOOLS)
 	@scripts/deps.sh bench
 	@BUILD=$(BUILD) BENCH_BUILD=$(BENCH_BUILD) /usr/bin/python3 bench/bench_gpt2.py $(BENCH_GPT2_FLAGS)
 # bench-hvp: the MNIST MLP's Hessian-vector product (gradc build --hvp)
-# against its gradient and step and against PyTorch's H v, on one thread;
+# against its gradient and step, its Jacobian-vector product (--jvp)
+# against its forward pass, and both against PyTorch's, on one thread;
 # writes bench/results-hvp.md (a minute).
 .PHONY: bench-hvp
 bench-hvp: $(BUILD)/gradc $(BUILD)/libgradc_rt.a

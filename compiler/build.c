@@ -236,17 +236,22 @@ static int cc_sources(const Runtime *rt, const char *const *sources, const char 
 }
 
 /* DIR/NAME_WHAT from DIR/NAME_WHAT.c and the model, DIR/NAME.c or, for
- * predict, DIR/NAME_infer.c (and with hvp DIR/NAME_hvp.c); with mpi,
- * DIR/NAME_WHAT_mpi. */
+ * predict, DIR/NAME_infer.c (and its product twins, DIR/NAME_hvp.c and
+ * DIR/NAME_jvp.c); with mpi, DIR/NAME_WHAT_mpi. */
 static int cc_program(const Runtime *rt, const char *dir, const char *name, const char *what,
-                      const char *model, bool dbl, bool mpi, bool hvp, bool verbose)
+                      const char *model, bool dbl, bool mpi, unsigned products, bool verbose)
 {
-    char main_c[PATH_MAX], model_c[PATH_MAX], hvp_c[PATH_MAX], exe[PATH_MAX];
+    char main_c[PATH_MAX], model_c[PATH_MAX], twin_c[N_PRODUCTS][PATH_MAX], exe[PATH_MAX];
     snprintf(main_c, sizeof main_c, "%s/%s_%s.c", dir, name, what);
     snprintf(model_c, sizeof model_c, "%s/%s%s.c", dir, name, model);
-    snprintf(hvp_c, sizeof hvp_c, "%s/%s_hvp.c", dir, name);
     snprintf(exe, sizeof exe, "%s/%s_%s%s", dir, name, what, mpi ? "_mpi" : "");
-    const char *sources[] = {main_c, model_c, hvp ? hvp_c : NULL, NULL};
+    const char *sources[3 + N_PRODUCTS] = {main_c, model_c};
+    int n = 2;
+    for (int k = 0; k < N_PRODUCTS; k++)
+        if (products & (1u << k)) {
+            snprintf(twin_c[k], sizeof twin_c[k], "%s/%s_%s.c", dir, name, product_kinds[k]);
+            sources[n++] = twin_c[k];
+        }
     return cc_sources(rt, sources, dir, exe, dbl, mpi, verbose);
 }
 
@@ -269,7 +274,7 @@ bool runtime_found(void)
     return find_runtime(&rt);
 }
 
-int build_programs(const char *dir, const char *name, Programs which, bool mpi, bool hvp,
+int build_programs(const char *dir, const char *name, Programs which, bool mpi, unsigned products,
                    bool verbose)
 {
     Runtime rt;
@@ -277,11 +282,11 @@ int build_programs(const char *dir, const char *name, Programs which, bool mpi, 
         return 1;
     bool dbl = which == DOUBLE_PROGRAMS;
     if (which != GRADCHECK_ONLY &&
-        (cc_program(&rt, dir, name, "train", "", dbl, false, hvp, verbose) ||
-         (mpi && cc_program(&rt, dir, name, "train", "", dbl, true, hvp, verbose)) ||
-         cc_program(&rt, dir, name, "predict", "_infer", dbl, false, false, verbose)))
+        (cc_program(&rt, dir, name, "train", "", dbl, false, products, verbose) ||
+         (mpi && cc_program(&rt, dir, name, "train", "", dbl, true, products, verbose)) ||
+         cc_program(&rt, dir, name, "predict", "_infer", dbl, false, 0, verbose)))
         return 1;
-    return cc_program(&rt, dir, name, "gradcheck", "", true, false, hvp, verbose);
+    return cc_program(&rt, dir, name, "gradcheck", "", true, false, products, verbose);
 }
 
 /* ---- gradc tune ---- */
@@ -392,7 +397,7 @@ static int write_junit(const char *path, const CheckRow *rows, int n, double tol
 }
 
 int check_models(const char **models, int n_models,
-                 int (*compile_to)(const char *, const char *, bool *), double tol,
+                 int (*compile_to)(const char *, const char *, unsigned *), double tol,
                  const char *junit, bool verbose)
 {
     CheckRow rows[512];
@@ -407,9 +412,9 @@ int check_models(const char **models, int n_models,
         snprintf(exe, sizeof exe, "%s/%s_gradcheck", dir, name);
         snprintf(out, sizeof out, "%s/out.txt", dir);
         int got = 0;
-        bool hvp;
-        if (compile_to(models[m], dir, &hvp) == 0 &&
-            build_programs(dir, name, GRADCHECK_ONLY, false, hvp, verbose) == 0) {
+        unsigned products;
+        if (compile_to(models[m], dir, &products) == 0 &&
+            build_programs(dir, name, GRADCHECK_ONLY, false, products, verbose) == 0) {
             char tol_s[40];
             snprintf(tol_s, sizeof tol_s, "%.17g", tol);
             const char *argv[] = {exe, "--tol", tol_s, NULL};

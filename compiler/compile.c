@@ -305,17 +305,35 @@ Graph *compile_graph(const char *model, const LoadOptions *o, const char *after,
     return g;
 }
 
-/* The HVP twin (--hvp), from a copy of the forward graph: simplified,
- * swept and scheduled as the inference twin is. */
-static Compiled hvp_compiled(const Graph *forward)
+const char *const product_kinds[N_PRODUCTS] = {"hvp", "jvp"};
+
+/* A product twin, from a copy of the forward graph: simplified, swept
+ * (training mode kept, as the gradients are taken in it) and scheduled
+ * as the inference twin is. */
+static Compiled product_compiled(const Graph *forward, int kind)
 {
+    static Graph *(*const twin_of[N_PRODUCTS])(Graph *) = {hvp_twin, jvp_twin};
     SimplifyStats unused;
-    Graph *twin = hvp_twin(ir_clone(forward));
+    Graph *twin = twin_of[kind](ir_clone(forward));
     Graph *s = simplify(twin, &unused);
     ir_free(twin);
     Graph *d = dce_outputs(s);
     ir_free(s);
+    if (!reads_only_its_params(d))
+        die("the %s twin still reads an adjoint: a gradient rule is not linear in its gradient",
+            product_kinds[kind]);
     return schedule(d);
+}
+
+/* J v is of the outputs: a model needs a real one. */
+static bool has_real_output(const char *model, const Graph *g)
+{
+    for (int i = 0; i < g->n_outputs; i++)
+        if (g->nodes[g->outputs[i].node].dtype == DT_REAL)
+            return true;
+    fprintf(stderr, "%s: --jvp: the model has no real outputs to take J v of (outputs = {...})\n",
+            model);
+    return false;
 }
 
 int compile_files(const char *model, const LoadOptions *o, OutFile out[N_OUT_FILES])
@@ -324,35 +342,44 @@ int compile_files(const char *model, const LoadOptions *o, OutFile out[N_OUT_FIL
     if (o->tune && tune_read(o->tune, &tune))
         return 1;
     PassStats st = {0};
-    Compiled c = run((Compiled){0}, passes, model, o, "batch", &st), hvp = {0};
+    Compiled c = run((Compiled){0}, passes, model, o, "batch", &st), twin[N_PRODUCTS] = {{0}};
+    unsigned products = o->products;
     /* newton_cg steps by H v: its model has the twin without --hvp. */
-    bool with_hvp = c.graph && (o->hvp || c.graph->opt.kind == OPT_NEWTON_CG);
-    if (with_hvp)
-        hvp = hvp_compiled(c.graph);
+    if (c.graph && c.graph->opt.kind == OPT_NEWTON_CG)
+        products |= PRODUCT_HVP;
+    if (c.graph && (products & PRODUCT_JVP) && !has_real_output(model, c.graph))
+        compiled_free(&c);
+    for (int k = 0; k < N_PRODUCTS && c.graph; k++)
+        if (products & (1u << k))
+            twin[k] = product_compiled(c.graph, k);
     if (c.graph)
         c = run(c, find_pass("grad"), model, o, NULL, &st);
     /* The header declares every descriptor alike: a twin too large for a
      * static arena takes the model's to the heap with it. */
-    if (c.graph && hvp.graph && hvp.plan.heap)
-        c.plan.heap = true;
+    for (int k = 0; k < N_PRODUCTS && c.graph; k++)
+        if (twin[k].graph && twin[k].plan.heap)
+            c.plan.heap = true;
     if (!c.graph) {
-        compiled_free(&hvp);
+        for (int k = 0; k < N_PRODUCTS; k++)
+            compiled_free(&twin[k]);
         tune_free(&tune);
         return 1;
     }
-    emit_c(c.graph, &c.fusion, &c.plan, &tune, with_hvp, out);
+    emit_c(c.graph, &c.fusion, &c.plan, &tune, products, out);
     /* The inference-only twin: the outputs' forward graph alone. */
     Compiled inf = schedule(dce_inference(c.graph));
     if (!inf.graph)
         die("the inference twin does not fit where its model did");
     inf.plan.heap = c.plan.heap;
     emit_c_inference(inf.graph, &inf.fusion, &inf.plan, &tune, out + 4);
-    out[6] = (OutFile){0};
-    if (with_hvp) {
-        hvp.plan.heap = c.plan.heap;
-        emit_c_hvp(hvp.graph, &hvp.fusion, &hvp.plan, &tune, out + 6);
+    for (int k = 0; k < N_PRODUCTS; k++) {
+        out[6 + k] = (OutFile){0};
+        if (twin[k].graph) {
+            twin[k].plan.heap = c.plan.heap;
+            emit_c_product(twin[k].graph, &twin[k].fusion, &twin[k].plan, &tune, k, out + 6 + k);
+        }
+        compiled_free(&twin[k]);
     }
-    compiled_free(&hvp);
     compiled_free(&inf);
     compiled_free(&c);
     tune_free(&tune);

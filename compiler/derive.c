@@ -245,9 +245,7 @@ int derive(const char *model, const LoadOptions *o, const char *param, bool late
     for (int i = g->loss - 1; i >= 0; i--)
         if (value_name(NULL, ir_at(g, i)) && ir_at(g, i)->dtype == DT_REAL)
             wrt[n_wrt++] = i;
-    g->making_grad = true;
-    grad_of_values(g, g->loss, n_wrt, wrt, wrt + n_wrt, false);
-    g->making_grad = false;
+    backward_of(g, g->loss, n_wrt, wrt, wrt + n_wrt);
     Line *lines = xmalloc((g->n + 1) * sizeof *lines);
     int n_lines = 0, first_output = g->n_outputs;
     /* A local reassigned (h in a loop of blocks) names values nearer the

@@ -11,8 +11,8 @@ typedef struct {
     Graph *g;
     const Fusion *f;
     const Plan *p;
-    const char *twin; /* NULL for the model, else "infer" or "hvp" */
-    bool hvp;         /* the model has an HVP twin (--hvp) */
+    const char *twin;  /* NULL for the model, else "infer", "hvp" or "jvp" */
+    unsigned products; /* the model's product twins: PRODUCT_HVP, PRODUCT_JVP */
     char **name; /* per stored node: its C name */
     /* So that a model of many ops is not named in quadratic time: a hash
      * set of the named nodes' ids (-1: empty), and for each base name the

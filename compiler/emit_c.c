@@ -62,7 +62,9 @@ static bool model_header_name(const Graph *g, const char *s)
     static const char *const kin[] = {"_model",       "_model_f32",       "_model_f64",
                                       "_infer_model", "_infer_model_f32", "_infer_model_f64",
                                       "_hvp_model",   "_hvp_model_f32",   "_hvp_model_f64",
-                                      "_hvp",         "_hvp_f32",         "_hvp_f64"};
+                                      "_hvp",         "_hvp_f32",         "_hvp_f64",
+                                      "_jvp_model",   "_jvp_model_f32",   "_jvp_model_f64",
+                                      "_jvp",         "_jvp_f32",         "_jvp_f64"};
     size_t n = strlen(g->name);
     if (!strncmp(s, g->name, n))
         for (size_t i = 0; i < sizeof kin / sizeof *kin; i++)
@@ -308,20 +310,33 @@ static void emit_header(Emit *e, Buf *b)
                "#else\n#define %s_model %s_model_f32\n#define %s_infer_model %s_infer_model_f32\n"
                "#endif\n",
                guard, guard, nm, nm, konst, nm, nm, konst, nm, nm, nm, nm, nm, nm, nm, nm, nm, nm);
-    if (e->hvp)
+    static const char *const what[N_PRODUCTS] = {
+        "Hessian-vector product twin (%s_hvp.c): out = H v, H the\n"
+        " * Hessian of the loss in the parameters, at `params` and the inputs\n"
+        " * set in %s_hvp_model; params, v and out are laid out as\n"
+        " * %s_model's parameter block. */\n",
+        "Jacobian-vector product twin (%s_jvp.c): out = J v, J the\n"
+        " * Jacobian of the real outputs in the parameters (in training mode,\n"
+        " * as gradients are), at `params` and the inputs set in %s_jvp_model;\n"
+        " * params and v are laid out as %s_model's parameter block, out as\n"
+        " * its real outputs one after another, in their order. */\n"};
+    for (int k = 0; k < N_PRODUCTS; k++) {
+        if (!(e->products & (1u << k)))
+            continue;
+        const char *kind = product_kinds[k];
+        buf_printf(b, "\n/* The ");
+        buf_printf(b, what[k], nm, nm, nm);
         buf_printf(b,
-                   "\n/* The Hessian-vector product twin (%s_hvp.c): out = H v, H the\n"
-                   " * Hessian of the loss in the parameters, at `params` and the inputs\n"
-                   " * set in %s_hvp_model; params, v and out are laid out as\n"
-                   " * %s_model's parameter block. */\n"
-                   "extern %srt_model %s_hvp_model_f32, %s_hvp_model_f64;\n"
-                   "void %s_hvp_f32(const float *params, const float *v, float *out);\n"
-                   "void %s_hvp_f64(const double *params, const double *v, double *out);\n\n"
-                   "#ifdef REAL_DOUBLE\n#define %s_hvp_model %s_hvp_model_f64\n"
-                   "#define %s_hvp %s_hvp_f64\n"
-                   "#else\n#define %s_hvp_model %s_hvp_model_f32\n#define %s_hvp %s_hvp_f32\n"
+                   "extern %srt_model %s_%s_model_f32, %s_%s_model_f64;\n"
+                   "void %s_%s_f32(const float *params, const float *v, float *out);\n"
+                   "void %s_%s_f64(const double *params, const double *v, double *out);\n\n"
+                   "#ifdef REAL_DOUBLE\n#define %s_%s_model %s_%s_model_f64\n"
+                   "#define %s_%s %s_%s_f64\n"
+                   "#else\n#define %s_%s_model %s_%s_model_f32\n#define %s_%s %s_%s_f32\n"
                    "#endif\n",
-                   nm, nm, nm, konst, nm, nm, nm, nm, nm, nm, nm, nm, nm, nm, nm, nm);
+                   konst, nm, kind, nm, kind, nm, kind, nm, kind, nm, kind, nm, kind, nm, kind, nm,
+                   kind, nm, kind, nm, kind, nm, kind, nm, kind);
+    }
     buf_printf(b, "\n#endif\n");
 }
 
@@ -506,7 +521,14 @@ static void emit_parts(Emit *e, int from, int to)
     }
 }
 
-static bool is_hvp_twin(const Emit *e) { return e->twin && !strcmp(e->twin, "hvp"); }
+/* The twin's kind of product (hvp, jvp), or -1 (the model, infer). */
+static int product_kind(const Emit *e)
+{
+    for (int k = 0; e->twin && k < N_PRODUCTS; k++)
+        if (!strcmp(e->twin, product_kinds[k]))
+            return k;
+    return -1;
+}
 
 static void emit_forward(Emit *e)
 {
@@ -515,13 +537,13 @@ static void emit_forward(Emit *e)
         e->b, "\n/* The forward pass of the outputs, in the mode forward() or\n"
               " * loss_and_grad() set. */\nRT_VECTOR_CLONES\nstatic void compute_outputs(void)\n{");
     emit_parts(e, 0, 0);
-    bool hvp = is_hvp_twin(e);
+    bool product = product_kind(e) >= 0;
     buf_printf(e->b,
                "}\n\n/* %s: the outputs for the first `rows` rows of the inputs. */\n"
                "static void forward(int rows)\n{\n",
-               hvp ? "Of the training loss" : "Evaluation");
+               product ? "Of the training loss" : "Evaluation");
     if (has_modes(g))
-        buf_printf(e->b, "    training = %d;\n", hvp);
+        buf_printf(e->b, "    training = %d;\n", product);
     for (int i = 0; i < g->n_inputs; i++) {
         const Node *x = ir_at(g, g->inputs[i]);
         long row = shape_size(x->shape) / x->shape.dim[0];
@@ -720,46 +742,62 @@ static void tensor_entry(Emit *e, int id, const char *name, long offset, bool wi
 /* What the descriptor is called after the model's name. */
 static const char *descriptor_name(const Emit *e)
 {
-    return !e->twin ? "model" : is_hvp_twin(e) ? "hvp_model" : "infer_model";
+    static const char *const name[N_PRODUCTS] = {"hvp_model", "jvp_model"};
+    int k = product_kind(e);
+    return !e->twin ? "model" : k >= 0 ? name[k] : "infer_model";
 }
 
-/* The twin's entry point, NAME_hvp, and the descriptor's untyped one. */
-static void emit_hvp_product(Emit *e)
+/* The twin's entry point, NAME_hvp or NAME_jvp, and the descriptor's
+ * untyped one: out is its outputs one after another. */
+static void emit_product(Emit *e)
 {
     Graph *g = e->g;
     const Plan *p = e->p;
+    const char *kind = e->twin;
     int n = g->n_params / 2;
     long size = 0;
     for (int i = 0; i < n; i++)
         size += shape_size(ir_at(g, g->params[i].node)->shape);
+    buf_printf(e->b, "\n/* %s at the parameters `params` and the inputs in the arena; %s. */\n",
+               product_kind(e) == 0 ? "H v" : "J v",
+               product_kind(e) == 0 ? "params,\n * v and out laid out as the parameter block"
+                                    : "params\n * and v laid out as the parameter block, out as "
+                                      "the real outputs\n * one after another");
     buf_printf(e->b,
-               "\n/* H v at the parameters `params` and the inputs in the arena; params,\n"
-               " * v and out laid out as the parameter block. */\n"
-               "void REAL_SUFFIX(%s_hvp)(const real *params, const real *v, real *out)\n{\n"
+               "void REAL_SUFFIX(%s_%s)(const real *params, const real *v, real *out)\n{\n"
                "    memmove(arena + %ld, params, %ld * sizeof *arena);\n"
                "    memmove(arena + %ld, v, %ld * sizeof *arena);\n"
                "    forward(%d);\n",
-               g->name, p->params_offset, size, p->offset[g->params[n].node], size, g->batch);
+               g->name, kind, p->params_offset, size, p->offset[g->params[n].node], size, g->batch);
     long at = 0;
-    for (int i = 0; i < n; i++) {
-        const Node *hv = ir_at(g, g->outputs[i].node);
-        long k = shape_size(hv->shape);
+    for (int i = 0; i < g->n_outputs; i++) {
+        const Node *y = ir_at(g, g->outputs[i].node);
+        long k = shape_size(y->shape);
         char num[40];
-        fmt_real(num, hv->value);
-        if (hv->op == OP_CONST)
+        fmt_real(num, y->value);
+        if (y->op == OP_CONST)
             buf_printf(e->b,
                        "    for (%s i = 0; i < %ld; i++) /* %s */\n"
                        "        out[%ld + i] = REAL_C(%s);\n",
                        count_type(k), k, g->outputs[i].name, at, num);
         else
-            buf_printf(e->b, "    memcpy(out + %ld, %s, %ld * sizeof *arena);\n", at,
-                       use(e, hv->id), k);
+            buf_printf(e->b, "    memcpy(out + %ld, %s, %ld * sizeof *arena);\n", at, use(e, y->id),
+                       k);
         at += k;
     }
     buf_printf(e->b,
-               "}\n\nstatic void hvp_product(const void *params, const void *v, void *out)\n{\n"
-               "    REAL_SUFFIX(%s_hvp)(params, v, out);\n}\n",
-               g->name);
+               "}\n\nstatic void product(const void *params, const void *v, void *out)\n{\n"
+               "    REAL_SUFFIX(%s_%s)(params, v, out);\n}\n",
+               g->name, kind);
+}
+
+/* The reals a product twin writes: its outputs, one after another. */
+static long product_size(Graph *g)
+{
+    long size = 0;
+    for (int i = 0; i < g->n_outputs; i++)
+        size += shape_size(ir_at(g, g->outputs[i].node)->shape);
+    return size;
 }
 
 static void emit_descriptor(Emit *e)
@@ -846,10 +884,12 @@ static void emit_descriptor(Emit *e)
         buf_printf(
             e->b, "    .n_buckets = %d,\n    .buckets = buckets,\n    .grads_done = &grads_done,\n",
             p->n_buckets);
-    if (e->hvp)
-        buf_printf(e->b, "    .hvp = &REAL_SUFFIX(%s_hvp_model),\n", g->name);
-    if (is_hvp_twin(e))
-        buf_printf(e->b, "    .hvp_product = hvp_product,\n");
+    for (int k = 0; k < N_PRODUCTS; k++)
+        if (e->products & (1u << k))
+            buf_printf(e->b, "    .%s = &REAL_SUFFIX(%s_%s_model),\n", product_kinds[k], g->name,
+                       product_kinds[k]);
+    if (product_kind(e) >= 0)
+        buf_printf(e->b, "    .n_product = %ld,\n    .product = product,\n", product_size(g));
     buf_printf(e->b, "    .forward = forward,\n};\n");
 }
 
@@ -868,12 +908,18 @@ static void emit_model(Emit *e)
                " * comes from.\n */\n"
                "#include <string.h>\n#include \"rt_real.h\"\n#include \"%s.h\"\n\n",
                !e->twin ? ""
-               : is_hvp_twin(e)
+               : product_kind(e) == 0
                    ? " * The Hessian-vector product: H v, H the Hessian of the training\n"
                      " * loss in the parameters (reverse over reverse: the gradient of\n"
                      " * the gradient's product with v). Its parameter block is laid out\n"
                      " * as the training model's, the direction v after it alike, and\n"
                      " * hv_NAME is H v in NAME.\n *\n"
+               : product_kind(e) == 1
+                   ? " * The Jacobian-vector product: J v, the derivative along v of each\n"
+                     " * real output (forward mode, found by transposing the backward\n"
+                     " * pass). Its parameter block is laid out as the training model's,\n"
+                     " * the direction v after it alike, and jv_NAME is J v of output NAME.\n"
+                     " *\n"
                    : " * Inference only: the outputs from the inputs, with no gradients\n"
                      " * and no optimizer; its parameter block is laid out as the\n"
                      " * training model's, so it reads the trainer's checkpoints.\n *\n",
@@ -887,8 +933,8 @@ static void emit_model(Emit *e)
         emit_loss_and_grad(e);
         emit_train_step(e);
     }
-    if (is_hvp_twin(e))
-        emit_hvp_product(e);
+    if (product_kind(e) >= 0)
+        emit_product(e);
     e->b = file;
     emit_arena(e);
     if (has_modes(g))
@@ -960,11 +1006,12 @@ static Emit emitter(Graph *g, const Fusion *f, const Plan *p, const Tune *tune, 
     return e;
 }
 
-void emit_c(Graph *g, const Fusion *f, const Plan *p, const Tune *tune, bool hvp, OutFile out[4])
+void emit_c(Graph *g, const Fusion *f, const Plan *p, const Tune *tune, unsigned products,
+            OutFile out[4])
 {
     static const char *const suffix[4] = {".h", ".c", "_train.c", "_gradcheck.c"};
     Emit e = emitter(g, f, p, tune, NULL);
-    e.hvp = hvp;
+    e.products = products;
     name_files(g, out, suffix, 4);
     emit_header(&e, &out[0].text);
     e.b = &out[1].text;
@@ -985,11 +1032,13 @@ void emit_c_inference(Graph *g, const Fusion *f, const Plan *p, const Tune *tune
     free_names(&e);
 }
 
-void emit_c_hvp(Graph *g, const Fusion *f, const Plan *p, const Tune *tune, OutFile *out)
+void emit_c_product(Graph *g, const Fusion *f, const Plan *p, const Tune *tune, int kind,
+                    OutFile *out)
 {
-    static const char *const suffix[1] = {"_hvp.c"};
-    Emit e = emitter(g, f, p, tune, "hvp");
-    name_files(g, out, suffix, 1);
+    char suffix[16];
+    snprintf(suffix, sizeof suffix, "_%s.c", product_kinds[kind]);
+    Emit e = emitter(g, f, p, tune, product_kinds[kind]);
+    name_files(g, out, (const char *const[]){suffix}, 1);
     e.b = &out[0].text;
     emit_model(&e);
     free_names(&e);

@@ -663,7 +663,10 @@ static void comment(Emit *e, const Node *n, bool with_backward)
         while (len > 0 && (src[len - 1] == ' ' || src[len - 1] == '\r'))
             len--;
     }
-    buf_printf(e->b, "\n    /* %s", n->is_grad ? "backward of " : "");
+    buf_printf(e->b, "\n    /* %s",
+               !n->is_grad                          ? ""
+               : e->twin && !strcmp(e->twin, "jvp") ? "along v, of "
+                                                    : "backward of ");
     buf_c_text(e->b, n->loc.file, SIZE_MAX, C_COMMENT);
     buf_printf(e->b, ":%d%s: ", n->loc.line, with_backward ? " and its backward" : "");
     buf_c_text(e->b, src ? src : "", (size_t)len, C_COMMENT);

@@ -105,6 +105,17 @@ void grad_of_values(Graph *g, int y, int n, const int *wrt, int *out, bool at_ca
     free(wanted);
 }
 
+void backward_of(Graph *g, int y, int n, const int *wrt, int *out)
+{
+    for (int i = 0; i < n; i++)
+        out[i] = -1;
+    if (y < 0)
+        return;
+    g->making_grad = true;
+    grad_of_values(g, y, n, wrt, out, false);
+    g->making_grad = false;
+}
+
 bool every_param_has_gradient(Graph *g)
 {
     for (int i = 0; i < g->n_params; i++) {

@@ -364,8 +364,13 @@ typedef struct {
     const char *tune; /* --tune FILE: how to write some products (tune.c) */
     bool heap_arena;  /* --heap-arena: allocated at start however small (Plan.heap) */
     double bucket_mb; /* --bucket-mb: an MPI trainer's buckets of gradients (0: 4) */
-    bool hvp;         /* --hvp: also the Hessian-vector product twin (hvp.c) */
+    unsigned products; /* PRODUCT_HVP (--hvp), PRODUCT_JVP (--jvp): the twins to write too */
 } LoadOptions;
+
+/* The product twins a model may have besides its own, each a file
+ * NAME_KIND.c with KIND(params, v, out): H v (hvp.c) and J v (jvp.c). */
+enum { PRODUCT_HVP = 1, PRODUCT_JVP = 2, N_PRODUCTS = 2 };
+extern const char *const product_kinds[N_PRODUCTS]; /* "hvp", "jvp" */
 
 enum {
     DEFAULT_MAX_INSTRUCTIONS = 100000000, /* Lua instructions a model file may run */
@@ -402,6 +407,9 @@ void grad(Graph *g);
  * -1 for a value y does not depend on. With at_call, every node made
  * carries g->loc, not the line of the value it is the gradient of. */
 void grad_of_values(Graph *g, int y, int n, const int *wrt, int *out, bool at_call);
+/* The same as a backward pass makes them (its nodes is_grad, named for
+ * the values they are the gradients of); y -1, a sum of nothing, has none. */
+void backward_of(Graph *g, int y, int n, const int *wrt, int *out);
 /* Whether every parameter's gradient is more than the zero simplify
  * folds an unreached one to; if not, says so at the parameter's line. */
 bool every_param_has_gradient(Graph *g);
@@ -431,6 +439,20 @@ Graph *dce_outputs(Graph *g);
  * returned): no loss; the model's params, then a direction v_NAME for
  * each; outputs hv_NAME, H v in each parameter. */
 Graph *hvp_twin(Graph *g);
+/* Adds a direction v_NAME for each of g's parameters, as parameters after
+ * them, and returns the scalar sum over them of values[i] . v_i (-1 for
+ * none: every values[i] is -1, a value nothing reaches). */
+int dot_with_directions(Graph *g, const int *values);
+
+/* ---- jvp.c ---- */
+/* The Jacobian-vector product twin of a forward graph (taken, and
+ * returned): no loss; the model's params, then a direction v_NAME for
+ * each; outputs jv_NAME, the derivative of each real output NAME along v.
+ * Its walks leave adjoints u_NAME as parameter nodes that are not the
+ * graph's parameters, which simplify and dce must sweep away. */
+Graph *jvp_twin(Graph *g);
+/* Whether every OP_PARAM node of g is one of its parameters. */
+bool reads_only_its_params(Graph *g);
 
 /* ---- remat.c ---- */
 /* Counts the copies it made into *recomputed. */
@@ -544,14 +566,15 @@ void remove_tree(const char *dir);
  * gradient check (always double); or the gradient check only. */
 typedef enum { FLOAT_PROGRAMS, DOUBLE_PROGRAMS, GRADCHECK_ONLY } Programs;
 /* With mpi, also NAME_train_mpi, the trainer on MPI's processes. */
-/* With hvp, the trainer and the gradient check link NAME_hvp.c too. */
-int build_programs(const char *dir, const char *name, Programs which, bool mpi, bool hvp,
+/* The trainer and the gradient check link the product twins too
+ * (NAME_hvp.c, NAME_jvp.c): PRODUCT_HVP and PRODUCT_JVP. */
+int build_programs(const char *dir, const char *name, Programs which, bool mpi, unsigned products,
                    bool verbose);
-/* Compiles each model with compile_to(model, dir, &hvp) (hvp: it wrote
- * NAME_hvp.c), builds and runs its gradient check, prints one table; 0
- * if every parameter passed. */
+/* Compiles each model with compile_to(model, dir, &products) (the twins
+ * it wrote), builds and runs its gradient check, prints one table; 0 if
+ * every parameter passed. */
 int check_models(const char **models, int n_models,
-                 int (*compile_to)(const char *, const char *, bool *), double tol,
+                 int (*compile_to)(const char *, const char *, unsigned *), double tol,
                  const char *junit, bool verbose);
 
 /* ---- emit_c.c ---- */
@@ -561,13 +584,17 @@ typedef struct {
 } OutFile;
 /* The four files of a model, built in memory: NAME.h, NAME.c,
  * NAME_train.c, NAME_gradcheck.c. */
-/* With hvp, NAME.h declares the HVP twin and the descriptor points at it. */
-void emit_c(Graph *g, const Fusion *f, const Plan *p, const Tune *tune, bool hvp, OutFile out[4]);
+/* NAME.h declares the product twins (PRODUCT_HVP, PRODUCT_JVP) and the
+ * descriptor points at them. */
+void emit_c(Graph *g, const Fusion *f, const Plan *p, const Tune *tune, unsigned products,
+            OutFile out[4]);
 /* The inference-only model of dce_inference(): NAME_infer.c and the
  * NAME_predict.c main. */
 void emit_c_inference(Graph *g, const Fusion *f, const Plan *p, const Tune *tune, OutFile out[2]);
-/* The HVP twin of hvp_twin(): NAME_hvp.c, with NAME_hvp(params, v, out). */
-void emit_c_hvp(Graph *g, const Fusion *f, const Plan *p, const Tune *tune, OutFile *out);
+/* A product twin, of hvp_twin() or jvp_twin(): NAME_KIND.c, with
+ * NAME_KIND(params, v, out), KIND product_kinds[kind]. */
+void emit_c_product(Graph *g, const Fusion *f, const Plan *p, const Tune *tune, int kind,
+                    OutFile *out);
 
 /* ---- compile.c: the pipeline ---- */
 /* What each pass did, for gradc print --stats. */
@@ -607,9 +634,10 @@ void compiled_free(Compiled *c);
 /* compile() up to a graph pass (NULL: remat), its graph alone. */
 Graph *compile_graph(const char *model, const LoadOptions *o, const char *after, PassStats *st);
 /* All of it: the model's files in memory (emit_c's four, then
- * emit_c_inference's two, then with o->hvp NAME_hvp.c, else a seventh
- * with no path); 0, or 1 after printing a user error. */
-enum { N_OUT_FILES = 7 };
+ * emit_c_inference's two, then one per product twin, NAME_hvp.c and
+ * NAME_jvp.c, each with no path unless it is written); 0, or 1 after
+ * printing a user error. */
+enum { N_OUT_FILES = 6 + N_PRODUCTS };
 int compile_files(const char *model, const LoadOptions *o, OutFile out[N_OUT_FILES]);
 void free_files(OutFile *files, int n);
 

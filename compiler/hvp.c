@@ -16,22 +16,12 @@
 #include <stdlib.h>
 #include "gradc.h"
 
-Graph *hvp_twin(Graph *g)
+int dot_with_directions(Graph *g, const int *values)
 {
-    int n = g->n_params;
-    int *wrt = xmalloc(n * sizeof *wrt), *first = xmalloc(n * sizeof *first);
-    int *second = xmalloc(n * sizeof *second);
-    for (int i = 0; i < n; i++)
-        wrt[i] = g->params[i].node;
-    g->making_grad = true;
-    grad_of_values(g, g->loss, n, wrt, first, false);
-    g->making_grad = false;
-
-    /* g . v, over the parameters the loss reaches. */
+    int n = g->n_params, dot = -1;
     g->params = xrealloc(g->params, 2 * n * sizeof *g->params);
-    int dot = -1;
     for (int i = 0; i < n; i++) {
-        const Node *p = ir_at(g, wrt[i]);
+        const Node *p = ir_at(g, g->params[i].node);
         char name[80];
         snprintf(name, sizeof name, "v_%s", p->name);
         g->loc = p->loc;
@@ -40,22 +30,28 @@ Graph *hvp_twin(Graph *g)
                                    .shape = p->shape,
                                    .init = INIT_CONST});
         g->params[n + i] = (Param){v, -1};
-        if (first[i] < 0)
+        if (values[i] < 0)
             continue;
-        int term = ir_sum_to(g, ir_binary(g, OP_MUL, first[i], v), (Shape){0});
+        int term = ir_sum_to(g, ir_binary(g, OP_MUL, values[i], v), (Shape){0});
         dot = dot < 0 ? term : ir_binary(g, OP_ADD, dot, term);
     }
     g->n_params = 2 * n;
+    return dot;
+}
 
+Graph *hvp_twin(Graph *g)
+{
+    int n = g->n_params;
+    int *wrt = xmalloc(n * sizeof *wrt), *first = xmalloc(n * sizeof *first);
+    int *second = xmalloc(n * sizeof *second);
+    for (int i = 0; i < n; i++)
+        wrt[i] = g->params[i].node;
+    backward_of(g, g->loss, n, wrt, first);
+
+    int dot = dot_with_directions(g, first);
     /* Its gradient, the product: zero for a parameter it does not reach
      * (the loss is linear in it, or does not read it). */
-    for (int i = 0; i < n; i++)
-        second[i] = -1;
-    if (dot >= 0) {
-        g->making_grad = true;
-        grad_of_values(g, dot, n, wrt, second, false);
-        g->making_grad = false;
-    }
+    backward_of(g, dot, n, wrt, second);
     g->outputs = xrealloc(g->outputs, n * sizeof *g->outputs);
     g->n_outputs = n;
     for (int i = 0; i < n; i++) {

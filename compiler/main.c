@@ -15,10 +15,10 @@
 static const char usage[] =
     "usage: gradc compile MODEL.lua [-o DIR] [-D KEY=VALUE]... [--test-config]\n"
     "                                [--optimizer KIND] [--tune FILE] [--heap-arena]\n"
-    "                                [--bucket-mb X] [--hvp]\n"
+    "                                [--bucket-mb X] [--hvp] [--jvp]\n"
     "       gradc build MODEL.lua [-o DIR] [-v] [--double] [--mpi] [-D KEY=VALUE]...\n"
     "                              [--optimizer KIND] [--tune FILE] [--heap-arena]\n"
-    "                              [--bucket-mb X] [--hvp]\n"
+    "                              [--bucket-mb X] [--hvp] [--jvp]\n"
     "       gradc check MODEL.lua... [--tol X] [--junit FILE] [-v] [-D KEY=VALUE]...\n"
     "                                 [--test-config]\n"
     "       gradc tune MODEL.lua [-o FILE] [-v] [-D KEY=VALUE]...\n"
@@ -59,6 +59,10 @@ static const char usage[] =
     "                  the loss in the parameters (NAME_hvp() in NAME.h); the\n"
     "                  trainer then takes --direction DIR --export-hvp DIR, the\n"
     "                  gradient check --hvp\n"
+    "  --jvp           also write NAME_jvp.c, the Jacobian-vector product J v of\n"
+    "                  the real outputs in the parameters (forward mode,\n"
+    "                  NAME_jvp() in NAME.h); the trainer then takes\n"
+    "                  --direction DIR --export-jvp DIR, the gradient check --jvp\n"
     "  --heap-arena    allocate the model's memory when its program starts, not\n"
     "                  as static arrays (always so past 1 GiB, which static data\n"
     "                  cannot hold with the default code model)\n"
@@ -170,7 +174,9 @@ static int parse_args(int argc, char **argv, Args *a)
         } else if (!strcmp(s, "--heap-arena")) {
             a->load.heap_arena = true;
         } else if (!strcmp(s, "--hvp")) {
-            a->load.hvp = true;
+            a->load.products |= PRODUCT_HVP;
+        } else if (!strcmp(s, "--jvp")) {
+            a->load.products |= PRODUCT_JVP;
         } else if (!strcmp(s, "--test-config")) {
             a->load.test_config = true;
         } else if (!strcmp(s, "-v")) {
@@ -213,8 +219,9 @@ static int parse_args(int argc, char **argv, Args *a)
         return bad_usage("--mpi goes with gradc build%s", "");
     if (a->load.heap_arena && strcmp(a->command, "build") && strcmp(a->command, "compile"))
         return bad_usage("--heap-arena goes with gradc compile and build%s", "");
-    if (a->load.hvp && strcmp(a->command, "build") && strcmp(a->command, "compile"))
-        return bad_usage("--hvp goes with gradc compile and build%s", "");
+    if (a->load.products && strcmp(a->command, "build") && strcmp(a->command, "compile"))
+        return bad_usage("%s goes with gradc compile and build",
+                         a->load.products & PRODUCT_HVP ? "--hvp" : "--jvp");
     if (a->load.bucket_mb > 0 && strcmp(a->command, "build") && strcmp(a->command, "compile") &&
         strcmp(a->command, "print"))
         return bad_usage("--bucket-mb goes with gradc compile, build and print%s", "");
@@ -271,16 +278,22 @@ static int write_outputs(const char *dir, OutFile *files, int n)
     return 0;
 }
 
-/* Compiles one model into dir with the command line's settings; *hvp:
- * whether it wrote NAME_hvp.c (--hvp, or newton_cg's). */
-static int compile_to(const char *model, const char *dir, bool *hvp)
+/* Compiles one model into dir with the command line's settings;
+ * *products: the twins it wrote (--hvp, newton_cg's, --jvp). */
+static int compile_to(const char *model, const char *dir, unsigned *products)
 {
     OutFile files[N_OUT_FILES];
     if (compile_files(model, &args.load, files))
         return 1;
-    *hvp = files[6].path != NULL;
-    int status = write_outputs(dir, files, files[6].path ? 7 : 6);
-    free_files(files, N_OUT_FILES);
+    int n = 6;
+    *products = 0;
+    for (int k = 0; k < N_PRODUCTS; k++)
+        if (files[6 + k].path) {
+            *products |= 1u << k;
+            files[n++] = files[6 + k];
+        }
+    int status = write_outputs(dir, files, n);
+    free_files(files, n);
     return status;
 }
 
@@ -343,11 +356,11 @@ static int build_model(const char *model, const char *dir)
     char made[4096];
     first_missing(dir, made);
     char **before = names_in(dir);
-    bool hvp = false;
-    int status = compile_to(model, dir, &hvp);
+    unsigned products = 0;
+    int status = compile_to(model, dir, &products);
     if (!status)
         status = build_programs(dir, model_name(model), args.dbl ? DOUBLE_PROGRAMS : FLOAT_PROGRAMS,
-                                args.mpi, hvp, args.verbose);
+                                args.mpi, products, args.verbose);
     if (status && made[0])
         remove_tree(made);
     else if (status) {
@@ -381,7 +394,7 @@ int main(int argc, char **argv)
     args = a;
     const char *dir = a.out_dir ? a.out_dir : ".";
     if (!strcmp(a.command, "compile"))
-        status = compile_to(a.models[0], dir, &(bool){false});
+        status = compile_to(a.models[0], dir, &(unsigned){0});
     else if (!strcmp(a.command, "build"))
         status = build_model(a.models[0], dir);
     else if (!strcmp(a.command, "tune")) {

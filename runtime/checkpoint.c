@@ -770,22 +770,38 @@ int rt_import_values(const rt_model *m, const char *dir, void *block, char *err,
     return import_block(m, dir, block, false, err, errlen);
 }
 
-int rt_export_values(const rt_model *m, const char *dir, const void *block, char *err,
-                     size_t errlen)
+/* Each of the n tensors t to DIR/NAME.npy from block: at its offset past
+ * base, or with base -1 one after another. */
+static int export_tensors(rt_dtype real, const char *dir, const rt_tensor *t, int n, long base,
+                          const void *block, char *err, size_t errlen)
 {
     if (make_dirs(dir, err, errlen))
         return -1;
-    int width = real_width(m->real);
-    for (int k = 0; k < m->n_params; k++) {
-        const rt_tensor *t = &m->params[k];
+    long at = 0;
+    for (int k = 0; k < n; k++, t++) {
         char path[4096];
         long shape[RT_MAX_RANK];
         rt_tensor_shape(t, shape);
         if (param_path(path, sizeof path, dir, t, err, errlen))
             return -1;
-        const char *data = (const char *)block + (t->offset - m->params_offset) * width;
-        if (rt_npy_write(path, m->real, t->rank, shape, data, err, errlen))
+        const char *data =
+            (const char *)block + (base < 0 ? at : t->offset - base) * real_width(real);
+        if (rt_npy_write(path, real, t->rank, shape, data, err, errlen))
             return -1;
+        at += t->size;
     }
     return 0;
+}
+
+int rt_export_values(const rt_model *m, const char *dir, const void *block, char *err,
+                     size_t errlen)
+{
+    return export_tensors(m->real, dir, m->params, m->n_params, m->params_offset, block, err,
+                          errlen);
+}
+
+int rt_export_product(const rt_model *twin, const char *dir, const void *out, char *err,
+                      size_t errlen)
+{
+    return export_tensors(twin->real, dir, twin->outputs, twin->n_outputs, -1, out, err, errlen);
 }

@@ -183,7 +183,8 @@ double rt_gradcheck(const rt_model *m, const rt_gradcheck_opts *o, FILE *out)
 
 static void usage(const rt_model *m, const char *prog)
 {
-    printf("usage: %s [--all] [--hvp] [--seed S] [--init DIR] [--tol X] [--threads N]\n\n"
+    printf("usage: %s [--all] [--hvp | --jvp] [--seed S] [--init DIR] [--tol X]\n"
+           "       [--threads N]\n\n"
            "Checks every parameter gradient of model %s (%s) against central\n"
            "differences, on %d seeded elements per parameter. A parameter's relative\n"
            "error is norm-wise: ||g - g_fd|| / max(||g||, ||g_fd||) over the tensor, as\n"
@@ -192,6 +193,9 @@ static void usage(const rt_model *m, const char *prog)
            "  --hvp        check the Hessian-vector product instead (a model compiled\n"
            "               with --hvp): H v against central differences of the\n"
            "               gradient along random directions v, norm-wise per parameter\n"
+           "  --jvp        check the Jacobian-vector product instead (a model compiled\n"
+           "               with --jvp): J v against central differences of the\n"
+           "               outputs along random directions v, norm-wise per output\n"
            "  --seed S     seed for parameters, inputs and picks (default 1)\n"
            "  --init DIR   check at the parameters in DIR/NAME.npy (as a trainer's\n"
            "               --export writes them), not the seed's; inputs stay random\n"
@@ -206,7 +210,7 @@ typedef struct {
     const char *init; /* --init DIR, or NULL */
     double tol;
     long threads;
-    int help, hvp;
+    int help, hvp, jvp;
 } Opts;
 
 /* 0, or 2 after a message. */
@@ -223,6 +227,9 @@ static int parse(rt_args *a, Opts *o)
             a->i++;
         } else if (rt_args_is(a, "--hvp")) {
             o->hvp = 1;
+            a->i++;
+        } else if (rt_args_is(a, "--jvp")) {
+            o->jvp = 1;
             a->i++;
         } else if ((r = rt_args_value(a, "--seed", &v)) != 0) {
             if (r < 0 || rt_parse_u64(a, "--seed", v, &o->check.seed))
@@ -265,9 +272,14 @@ int rt_gradcheck_main(const rt_model *m, int argc, char **argv)
                 prog, m->name, m->name);
         return 1;
     }
-    if (o.hvp && !m->hvp) {
-        fprintf(stderr, "%s: --hvp: %s was compiled without --hvp, so it has no H v to check\n",
-                prog, m->name);
+    if (o.hvp && o.jvp) {
+        rt_args_error(&a, "--hvp and --jvp: one check at a time");
+        return 2;
+    }
+    if ((o.hvp && !m->hvp) || (o.jvp && !m->jvp)) {
+        const char *flag = o.hvp ? "--hvp" : "--jvp";
+        fprintf(stderr, "%s: %s: %s was compiled without %s, so it has no %s to check\n", prog,
+                flag, m->name, flag, o.hvp ? "H v" : "J v");
         return 1;
     }
     rt_set_threads((int)o.threads);
@@ -281,7 +293,9 @@ int rt_gradcheck_main(const rt_model *m, int argc, char **argv)
         }
         o.check.keep_params = 1;
     }
-    double worst = o.hvp ? rt_hvp_check(m, &o.check, stdout) : rt_gradcheck(m, &o.check, stdout);
+    double worst = o.hvp   ? rt_hvp_check(m, &o.check, stdout)
+                   : o.jvp ? rt_jvp_check(m, &o.check, stdout)
+                           : rt_gradcheck(m, &o.check, stdout);
     fflush(stdout);
     if (!(worst <= o.tol)) {
         fprintf(stderr, "%s: FAILED: max relative error %.9g > tol %g\n", prog, worst, o.tol);

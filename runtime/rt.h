@@ -168,15 +168,26 @@ int rt_import_values(const rt_model *m, const char *dir, void *block, char *err,
 int rt_export_values(const rt_model *m, const char *dir, const void *block, char *err,
                      size_t errlen);
 
-/* The Hessian-vector product (hvp.c), of a model compiled with --hvp:
+/* The Hessian-vector product (products.c), of a model compiled with --hvp:
  * out = H v at the model's parameters and the inputs in its arena, H the
  * Hessian of its training loss in the parameters; v and out laid out as
  * the parameter block. -1 if the model has no HVP twin. */
 int rt_hvp(const rt_model *m, const void *v, void *out);
-/* Checks H v against central differences of the gradient along random
- * directions, as rt_gradcheck does the gradient; the worst relative error,
- * per parameter lines to out. */
+/* The Jacobian-vector product (products.c), of a model compiled with
+ * --jvp: out = J v, the derivative along v of each real output of the
+ * training pass at the model's parameters and the inputs in its arena; v
+ * laid out as the parameter block, out as m->jvp's outputs one after
+ * another (m->jvp->n_product values). -1 if the model has no JVP twin. */
+int rt_jvp(const rt_model *m, const void *v, void *out);
+/* Check H v against central differences of the gradient along random
+ * directions, and J v against those of the outputs, as rt_gradcheck does
+ * the gradient; the worst relative error, a line per part to out. */
 double rt_hvp_check(const rt_model *m, const rt_gradcheck_opts *o, FILE *out);
+double rt_jvp_check(const rt_model *m, const rt_gradcheck_opts *o, FILE *out);
+/* out (the twin's outputs one after another, as rt_hvp or rt_jvp wrote
+ * them) as DIR/OUTPUT.npy, one file per output of the twin. */
+int rt_export_product(const rt_model *twin, const char *dir, const void *out, char *err,
+                      size_t errlen);
 
 double rt_now_ms(void);
 

@@ -142,9 +142,15 @@ typedef struct rt_model {
      * Its parameters are the model's, then v_NAME for each (the
      * direction), its outputs hv_NAME (H v); rt_hvp() runs it. */
     const struct rt_model *hvp;
-    /* In the twin: out = H v at params and the inputs in its arena, each of
-     * the three laid out as the model's parameter block. */
-    void (*hvp_product)(const void *params, const void *v, void *out);
+    /* gradc --jvp: the Jacobian-vector product twin (NAME_jvp.c), else
+     * NULL: parameters as hvp's, outputs jv_NAME (J v, the derivative
+     * along v of the model's real output NAME); rt_jvp() runs it. */
+    const struct rt_model *jvp;
+    /* In a twin: out = H v or J v at params and the inputs in its arena,
+     * params and v laid out as the model's parameter block, out as the
+     * twin's outputs one after another (n_product reals). */
+    long n_product;
+    void (*product)(const void *params, const void *v, void *out);
 } rt_model;
 
 /* n elements of width bytes, zeroed, on a cache line; never freed. A

@@ -15,7 +15,7 @@
 #include <cblas.h>
 #include "rt_model.h"
 
-/* newton_cg's update() (hvp.c): one step of Newton's method on model m,
+/* newton_cg's update() (products.c): one step of Newton's method on model m,
  * from the gradients in place, through its HVP twin. */
 void rt_newton_cg_step(const rt_model *m, const rt_hyper *hyper);
 

@@ -1014,13 +1014,15 @@ static int read_direction(Trainer *t)
 {
     const rt_model *m = t->m;
     char err[1024];
-    if (!m->hvp) {
-        fprintf(stderr, "%s: --export-hvp: %s was compiled without --hvp (gradc build --hvp)\n",
-                t->prog, m->name);
+    const char *flag = t->o->export_hvp ? "--export-hvp" : "--export-jvp";
+    if ((t->o->export_hvp && !m->hvp) || (t->o->export_jvp && !m->jvp)) {
+        flag = t->o->export_hvp && !m->hvp ? "hvp" : "jvp";
+        fprintf(stderr, "%s: --export-%s: %s was compiled without --%s (gradc build --%s)\n",
+                t->prog, flag, m->name, flag, flag);
         return 1;
     }
     if (t->comm->size > 1) {
-        note(t, "%s: --export-hvp runs on one process: H v is of one batch\n", t->prog);
+        note(t, "%s: %s runs on one process: the product is of one batch\n", t->prog, flag);
         return 1;
     }
     t->direction = rt_malloc((size_t)m->n_param_elems * (m->real == RT_F64 ? 8 : 4));
@@ -1031,26 +1033,32 @@ static int read_direction(Trainer *t)
     return 0;
 }
 
-/* H v at the final loss (its batch and weights), v from --direction. */
-static int export_hvp(Trainer *t)
+/* H v or J v at the final loss (its batch and weights), v from
+ * --direction, to dir. */
+static int export_product(Trainer *t, const rt_model *twin, const char *flag, const char *dir)
 {
     const rt_model *m = t->m;
     char err[1024];
     if (!t->graded) {
-        fprintf(stderr, "%s: --export-hvp: nothing was trained, so there is no final loss\n",
-                t->prog);
+        fprintf(stderr, "%s: %s: nothing was trained, so there is no final loss\n", t->prog, flag);
         return 1;
     }
-    void *hv = rt_malloc((size_t)m->n_param_elems * (m->real == RT_F64 ? 8 : 4));
-    rt_hvp(m, t->direction, hv);
-    int rc = rt_export_values(m, t->o->export_hvp, hv, err, sizeof err);
-    free(hv);
+    void *out = rt_malloc((size_t)twin->n_product * (m->real == RT_F64 ? 8 : 4));
+    bool hvp = twin == m->hvp;
+    if (hvp)
+        rt_hvp(m, t->direction, out);
+    else
+        rt_jvp(m, t->direction, out);
+    int rc = hvp ? rt_export_values(m, dir, out, err, sizeof err)
+                 : rt_export_product(twin, dir, out, err, sizeof err);
+    free(out);
     if (rc) {
-        fprintf(stderr, "%s: --export-hvp: %s\n", t->prog, err);
+        fprintf(stderr, "%s: %s: %s\n", t->prog, flag, err);
         return 1;
     }
-    note(t, "%s: wrote H v of %d parameters to %s/ (the loss %.17g)\n", t->prog, m->n_params,
-         t->o->export_hvp, t->final);
+    const char *what = hvp ? "parameter" : "output", *s = twin->n_outputs == 1 ? "" : "s";
+    note(t, "%s: wrote %s of %d %s%s to %s/ (the loss %.17g)\n", t->prog, hvp ? "H v" : "J v",
+         twin->n_outputs, what, s, dir, t->final);
     return 0;
 }
 
@@ -1191,7 +1199,9 @@ int rt_train_run(const rt_model *m, int argc, char **argv, const rt_comm *comm)
         if (rc == 0 && o.export_grads)
             rc = export_grads(&t);
         if (rc == 0 && o.export_hvp)
-            rc = export_hvp(&t);
+            rc = export_product(&t, m->hvp, "--export-hvp", o.export_hvp);
+        if (rc == 0 && o.export_jvp)
+            rc = export_product(&t, m->jvp, "--export-jvp", o.export_jvp);
         free(t.direction);
         rt_tokenizer_free(&t.sample.tokenizer);
         free(t.sample.prompt);

@@ -13,7 +13,9 @@ typedef struct {
     uint64_t seed;
     int seed_given, steps_given, no_shuffle;
     const char *checkpoint, *resume, *init_dir, *export_dir, *export_grads, *log;
-    const char *direction, *export_hvp; /* a model compiled with --hvp: v, and where H v goes */
+    const char *direction;  /* v, of a model compiled with --hvp or --jvp */
+    const char *export_hvp; /* where H v goes */
+    const char *export_jvp; /* where J v goes */
     double val_split; /* 0: none */
     int val_shuffle;  /* --val-split holds out rows drawn by the seed */
     double minutes;   /* > 0: stop after the step that passes this much time */

@@ -90,7 +90,7 @@ void train_usage(const rt_model *m, const char *prog)
                                          "--resume F",
                                          "--export DIR",
                                          "--export-grads DIR",
-                                         "--export-hvp DIR --direction DIR"};
+                                         "--export-hvp DIR --export-jvp DIR --direction DIR"};
     static const char *const after[] = {
         "--schedule S",  "--step-every K", "--gamma G",
         "--min-lr X",    "--warmup N",     "--sample N [--temperature X] [--prompt TEXT]",
@@ -185,6 +185,8 @@ void train_usage(const rt_model *m, const char *prog)
            "                     batch's at the starting ones) to DIR/d_NAME.npy\n"
            "  --export-hvp DIR   and H v there, the Hessian of that loss times the\n"
            "  --direction DIR    v in DIR/NAME.npy, to DIR/NAME.npy (gradc build --hvp)\n"
+           "  --export-jvp DIR   and J v there, the derivative of each real output along\n"
+           "                     v, to DIR/jv_OUTPUT.npy (gradc build --jvp)\n"
            "Ctrl-C saves a checkpoint (to --checkpoint F, else %s.ckpt) after the\n"
            "current step.\n"
            "\noptimizer %s (compiled in; gradc compile --optimizer K picks another):\n",
@@ -312,6 +314,7 @@ static int parse_flag(const rt_model *m, rt_args *a, Opts *o)
                       {"--export", offsetof(Opts, export_dir)},
                       {"--export-grads", offsetof(Opts, export_grads)},
                       {"--export-hvp", offsetof(Opts, export_hvp)},
+                      {"--export-jvp", offsetof(Opts, export_jvp)},
                       {"--direction", offsetof(Opts, direction)},
                       {"--log", offsetof(Opts, log)},
                       {"--tokenizer", offsetof(Opts, tokenizer)}};
@@ -411,10 +414,14 @@ static const char *conflict(const Opts *o)
         return "--eval-every needs held-out rows: --val-split F or --val NAME=FILE";
     if (o->tokenizer && !o->sample)
         return "--tokenizer needs --sample N: it prints the sample's tokens";
-    if (!o->export_hvp != !o->direction)
-        return o->direction ? "--direction goes with --export-hvp DIR: it is the v of H v"
-                            : "--export-hvp needs --direction DIR: the v of H v, one file per "
-                              "parameter";
+    if (o->direction && !o->export_hvp && !o->export_jvp)
+        return "--direction goes with --export-hvp DIR or --export-jvp DIR: it is the v of H v "
+               "and J v";
+    if ((o->export_hvp || o->export_jvp) && !o->direction)
+        return o->export_hvp ? "--export-hvp needs --direction DIR: the v of H v, one file per "
+                               "parameter"
+                             : "--export-jvp needs --direction DIR: the v of J v, one file per "
+                               "parameter";
     return NULL;
 }
 

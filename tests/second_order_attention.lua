@@ -20,4 +20,5 @@ end
 
 local inner = mse(block(wq), target)
 local stepped = wq - 0.5 * grad(inner, wq)
-return model { loss = mse(block(stepped), target), optimizer = sgd { lr = 0.1 } }
+local y = block(stepped)
+return model { loss = mse(y, target), outputs = { y = y }, optimizer = sgd { lr = 0.1 } }

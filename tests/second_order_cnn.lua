@@ -14,4 +14,4 @@ local h = relu(max_pool2d(tanh(conv2d(x, k, kb, {padding = 1})), 2))
 local logits = flatten(h):matmul(w) + b
 local xent = mean(cross_entropy(logits, labels))
 local loss = xent + 0.5 * sum(grad(xent, x) ^ 2)
-return model { loss = loss, optimizer = sgd { lr = 0.1 } }
+return model { loss = loss, outputs = { logits = logits }, optimizer = sgd { lr = 0.1 } }

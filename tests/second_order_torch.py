@@ -14,11 +14,14 @@ the trainer's --data flags after `train with: `. `check` computes the
 loss from them, its inner gradients with torch.autograd.grad(
 create_graph=True), the gradient of every parameter through them and
 torch.autograd.functional.hvp's H v, and compares with a double trainer's:
-LOSS (what it printed), DIR/g/d_NAME.npy (--export-grads) and
-DIR/hv/NAME.npy (--export-hvp). Per tensor the error is norm-wise,
+LOSS (what it printed), DIR/g/d_NAME.npy (--export-grads),
+DIR/hv/NAME.npy (--export-hvp) and DIR/jv/jv_OUTPUT.npy (--export-jvp,
+against torch.autograd.functional.jvp and, where PyTorch can, forward-mode
+dual numbers). Per tensor the error is norm-wise,
 ||g - r|| / max(||g||, ||r||), g gradc's and r torch's. It prints the loss,
-`N gradients: worst relative E` and `N products H v: worst relative E`,
-and exits 1 if a gradient is above 1e-10 or a product above 1e-12.
+`N gradients: worst relative E`, `N products H v: worst relative E` and
+the same for J v, and exits 1 if a gradient is above 1e-10 or a product
+above 1e-12.
 """
 import math
 import os
@@ -30,20 +33,26 @@ TOL = 1e-10
 HVP_TOL = 1e-12
 
 
-def double_backprop(t, F, p, i):
+def double_backprop(t, F, p, i, outputs_only=False):
     pixels = (i["x"] / 16).requires_grad_()
     h = t.tanh(pixels @ p["fc1_w"] + p["fc1_b"])
-    xent = F.cross_entropy(h @ p["fc2_w"] + p["fc2_b"], i["labels"].long())
+    logits = h @ p["fc2_w"] + p["fc2_b"]
+    if outputs_only:
+        return {"logits": logits}
+    xent = F.cross_entropy(logits, i["labels"].long())
     (d_pixels,) = t.autograd.grad(xent, pixels, create_graph=True)
-    return xent + 0.1 * 4 * (d_pixels ** 2).sum()
+    return xent + 0.1 * 4 * (d_pixels ** 2).sum(), {"logits": logits}
 
 
-def cnn(t, F, p, i):
+def cnn(t, F, p, i, outputs_only=False):
     x = i["x"].clone().requires_grad_()
     h = F.relu(F.max_pool2d(t.tanh(F.conv2d(x, p["k"], p["kb"], padding=1)), 2))
-    xent = F.cross_entropy(h.flatten(1) @ p["w"] + p["b"], i["labels"].long())
+    logits = h.flatten(1) @ p["w"] + p["b"]
+    if outputs_only:
+        return {"logits": logits}
+    xent = F.cross_entropy(logits, i["labels"].long())
     (d_x,) = t.autograd.grad(xent, x, create_graph=True)
-    return xent + 0.5 * (d_x ** 2).sum()
+    return xent + 0.5 * (d_x ** 2).sum(), {"logits": logits}
 
 
 def layer_norm(t, x, g, b, eps=1e-5):
@@ -56,7 +65,7 @@ def layer_norm(t, x, g, b, eps=1e-5):
     return c / t.sqrt((c * c).mean(-1, keepdim=True) + eps) * g + b
 
 
-def attention(t, F, p, i):
+def attention(t, F, p, i, outputs_only=False):
     x, target = i["x"], i["target"]
     T, D = x.shape[1], x.shape[2]
     above = t.triu(t.ones(T, T, dtype=t.bool), diagonal=1)
@@ -68,10 +77,13 @@ def attention(t, F, p, i):
 
     inner = ((block(p["wq"]) - target) ** 2).mean()
     (d_wq,) = t.autograd.grad(inner, p["wq"], create_graph=True)
-    return ((block(p["wq"] - 0.5 * d_wq) - target) ** 2).mean()
+    y = block(p["wq"] - 0.5 * d_wq)
+    if outputs_only:
+        return {"y": y}
+    return ((y - target) ** 2).mean(), {"y": y}
 
 
-# Each model: its loss, its parameters (shape, scale of the random draw;
+# Each model: its loss and outputs, its parameters (shape, scale of the random draw;
 # a scale of None draws about 1, for layer norms' gains) and its inputs
 # (shape, and the classes of int32 labels or None for reals).
 MODELS = {
@@ -130,6 +142,22 @@ def compare(files, refs, tol, fails):
     return worst
 
 
+def forward_mode(torch, F, loss_fn, p, v, i, outputs):
+    """The outputs' tangents along v by torch.autograd.forward_ad, or None
+    where an op on the way has no forward-mode rule (the attention block's
+    output is through a gradient: softmax's backward has none). A model
+    may stop at its outputs when they do not need the loss's gradient."""
+    import torch.autograd.forward_ad as fwAD
+    try:
+        with fwAD.dual_level():
+            dual = {n: fwAD.make_dual(a.detach().clone().requires_grad_(), t)
+                    for (n, a), t in zip(p.items(), v)}
+            outs = loss_fn(torch, F, dual, i, outputs_only=True)
+            return [fwAD.unpack_dual(outs[o]).tangent.detach() for o in outputs]
+    except NotImplementedError:
+        return None
+
+
 def check(name, d, loss_text):
     try:
         import torch
@@ -140,7 +168,7 @@ def check(name, d, loss_text):
     p = {n: torch.tensor(np.load(os.path.join(d, "w", n + ".npy")), requires_grad=True)
          for n in params}
     i = {n: torch.tensor(np.load(os.path.join(d, n + ".npy"))) for n in inputs}
-    loss = loss_fn(torch, F, p, i)
+    loss, outs = loss_fn(torch, F, p, i)
     grads = torch.autograd.grad(loss, list(p.values()))
     fails = []
     ours = float(loss_text)
@@ -153,11 +181,25 @@ def check(name, d, loss_text):
     names = list(p)
     v = tuple(torch.tensor(np.load(os.path.join(d, "v", n + ".npy"))) for n in names)
     _, hvs = torch.autograd.functional.hvp(
-        lambda *ws: loss_fn(torch, F, dict(zip(names, ws)), i), tuple(p.values()), v)
+        lambda *ws: loss_fn(torch, F, dict(zip(names, ws)), i)[0], tuple(p.values()), v)
     hv_worst = compare([os.path.join(d, "hv", n + ".npy") for n in names], hvs, HVP_TOL, fails)
+    # J v of the outputs along the same v: torch.autograd.functional.jvp,
+    # and where PyTorch has forward-mode rules for every op on the way
+    # (not through softmax's backward), its dual numbers too.
+    outputs = list(outs)
+    _, jvs = torch.autograd.functional.jvp(
+        lambda *ws: tuple(loss_fn(torch, F, dict(zip(names, ws)), i)[1][o] for o in outputs),
+        tuple(p.values()), v)
+    jv_files = [os.path.join(d, "jv", "jv_" + o + ".npy") for o in outputs]
+    jv_worst = compare(jv_files, jvs, HVP_TOL, fails)
+    dual = forward_mode(torch, F, loss_fn, p, v, i, outputs)
+    if dual is not None:
+        jv_worst = max(jv_worst, compare(jv_files, dual, HVP_TOL, fails))
     print("loss: torch float64 %.17g, gradc double %.17g" % (loss.item(), ours))
     print("%d gradients: worst relative %.3g" % (len(grads), worst))
     print("%d products H v: worst relative %.3g" % (len(hvs), hv_worst))
+    print("%d products J v: worst relative %.3g (%s)" % (
+        len(jvs), jv_worst, "and dual numbers" if dual is not None else "functional.jvp alone"))
     if fails:
         sys.exit("above %g (H v: %g): %s" % (TOL, HVP_TOL, "; ".join(fails)))
 

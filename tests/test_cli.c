@@ -396,6 +396,28 @@ START_TEST(double_build)
 }
 END_TEST
 
+/* A command that must fail in one line: its arguments (a format given
+ * the folder of the build's own programs for the first two, of dir for
+ * the rest, then dir twice), what the line says and the exit status. */
+typedef struct {
+    const char *args, *says;
+    int status;
+} Refusal;
+
+static void refused(const Refusal *bad, size_t n, const char *dir)
+{
+    for (size_t i = 0; i < n; i++) {
+        char args[1024], cmd[1200], *out;
+        snprintf(args, sizeof args, bad[i].args, i < 2 ? BUILD_DIR : dir, dir, dir);
+        snprintf(cmd, sizeof cmd, "%s 2>&1 >/dev/null", args);
+        int rc = run_cmd(cmd, &out);
+        const char *end = strchr(out, '\n');
+        ck_assert_msg(rc == bad[i].status && strstr(out, bad[i].says) && end && !end[1],
+                      "%s: exit %d:\n%s", args, rc, out);
+        free(out);
+    }
+}
+
 /* --hvp: the twin is built, the gradient check holds H v to differences
  * of the gradient, the trainer exports it; without --hvp there is no
  * twin, and each way of asking for one wrongly is one line. */
@@ -424,10 +446,7 @@ START_TEST(hvp_builds_checks_and_refuses)
     run_cmd(cmd, &out);
     ck_assert_msg(!strcmp(out, "0\n0\n"), "%s", out);
     free(out);
-    struct {
-        const char *args, *says;
-        int status;
-    } bad[] = {
+    const Refusal bad[] = {
         {"%s/iris_gradcheck --hvp", "iris was compiled without --hvp, so it has no H v", 1},
         {"%s/iris_train --steps 0 --direction %s/v --export-hvp %s/x",
          "--export-hvp: iris was compiled without --hvp (gradc build --hvp)", 1},
@@ -436,19 +455,61 @@ START_TEST(hvp_builds_checks_and_refuses)
          "has no file (every parameter needs one)", 1},
         {"%s/h/iris_train --steps 0 --direction %s/missing --export-hvp %s/x", "--direction: ", 1},
     };
-    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
-        char args[1024];
-        snprintf(args, sizeof args, bad[i].args, i < 2 ? BUILD_DIR : dir, dir, dir);
-        snprintf(cmd, sizeof cmd, "%s 2>&1 >/dev/null", args);
-        int rc = run_cmd(cmd, &out);
-        const char *end = strchr(out, '\n');
-        ck_assert_msg(rc == bad[i].status && strstr(out, bad[i].says) && end && !end[1],
-                      "%s: exit %d:\n%s", args, rc, out);
-        free(out);
-    }
+    refused(bad, sizeof bad / sizeof *bad, dir);
     snprintf(cmd, sizeof cmd, "%s print models/iris.lua --hvp", GRADC_BIN);
     ck_assert_int_eq(run_cmd(cmd, &out), 2);
     ck_assert_msg(strstr(out, "--hvp goes with gradc compile and build"), "%s", out);
+    free(out);
+    remove_dir(dir);
+}
+END_TEST
+
+/* --jvp: the twin is built beside the HVP one, the gradient check holds
+ * J v to differences of the outputs (the seed MLP's sigmoid), the trainer
+ * exports it; a model without real outputs, or a trainer without the
+ * twin, is one line. */
+START_TEST(jvp_builds_checks_and_refuses)
+{
+    char *dir = make_tmpdir(), cmd[4096], path[600], *out;
+    snprintf(cmd, sizeof cmd,
+             "%s build models/seed_mlp.lua --jvp --double -o %s/s && %s/s/seed_mlp_gradcheck --jvp",
+             GRADC_BIN, dir, dir);
+    ck_assert_msg(run_cmd(cmd, &out) == 0, "%s", out);
+    double worst = 1;
+    const char *at = strstr(out, "max relative error ");
+    ck_assert_msg(strstr(out, "y_pred [64,10]  relative error") && at &&
+                      sscanf(at, "max relative error %lf", &worst) == 1 && worst < 1e-8,
+                  "%s", out);
+    free(out);
+    snprintf(cmd, sizeof cmd,
+             "%s build models/iris.lua --jvp --hvp --double -o %s/j && grep -c 'iris_[hj]vp_f64(' "
+             "%s/j/iris.h && %s/j/iris_train --export %s/v --steps 0 && %s/j/iris_train --data "
+             "x=data/iris.csv --data labels=data/iris.csv --steps 1 --direction %s/v "
+             "--export-jvp %s/jv --export-hvp %s/hv && ls %s/jv %s/hv",
+             GRADC_BIN, dir, dir, dir, dir, dir, dir, dir, dir, dir, dir);
+    ck_assert_msg(run_cmd(cmd, &out) == 0, "%s", out);
+    ck_assert_msg(strstr(out, "wrote J v of 1 output to") && strstr(out, "jv_logits.npy\n") &&
+                      strstr(out, "W.npy\nb.npy"),
+                  "%s", out);
+    free(out);
+    snprintf(path, sizeof path, "%s/quiet.lua", dir);
+    write_text(path, "local x = input(\"x\", {2, 3})\n"
+                     "local W = param(\"W\", {3, 3}, randn(0.1))\n"
+                     "return model { loss = sum(x:matmul(W)^2) }\n");
+    const Refusal bad[] = {
+        {"%s/iris_gradcheck --jvp", "iris was compiled without --jvp, so it has no J v", 1},
+        {"%s/iris_train --steps 0 --direction %s/v --export-jvp %s/x",
+         "--export-jvp: iris was compiled without --jvp (gradc build --jvp)", 1},
+        {"%s/j/iris_train --steps 0 --export-jvp %s/x", "--export-jvp needs --direction DIR", 2},
+        {"%s/j/iris_gradcheck --jvp --hvp", "one check at a time", 2},
+        {GRADC_BIN " compile %s/quiet.lua --jvp -o %s/q",
+         "quiet.lua: --jvp: the model has no real outputs", 1},
+        {GRADC_BIN " print models/iris.lua --jvp", "--jvp goes with gradc compile and build", 2},
+    };
+    refused(bad, sizeof bad / sizeof *bad, dir);
+    snprintf(cmd, sizeof cmd, "ls %s | grep -c q", dir);
+    run_cmd(cmd, &out);
+    ck_assert_msg(!strcmp(out, "1\n"), "a refused compile wrote: %s", out); /* quiet.lua */
     free(out);
     remove_dir(dir);
 }
@@ -1863,6 +1924,7 @@ static Suite *cli_suite(void)
     tcase_add_test(t, double_build);
     tcase_add_test(t, hvp_builds_checks_and_refuses);
     tcase_add_test(t, hvp_twin_too_big_for_static);
+    tcase_add_test(t, jvp_builds_checks_and_refuses);
     tcase_add_test(t, huge_model_builds);
     tcase_add_test(t, features_only_csv);
     tcase_add_test(t, float_loss_sums_accurately);

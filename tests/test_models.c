@@ -1053,13 +1053,22 @@ static const struct {
     {"second_order_attention", "second_order_attention.lua", ""},
 };
 
+/* The start of the line of out that holds s, or NULL. */
+static const char *line_with(const char *out, const char *s)
+{
+    const char *at = strstr(out, s);
+    while (at && at > out && at[-1] != '\n')
+        at--;
+    return at;
+}
+
 /* tests/second_order_torch.py writes random weights, a direction v and
- * inputs; the model's double trainer (built with --hvp), from --init and
- * --steps 0, gives the loss, every gradient (a second derivative, through
- * the loss's own gradient) and H v (a third); the script, the same loss
- * written in PyTorch float64 with create_graph=True and
- * torch.autograd.functional.hvp, holds the gradients to 1e-10 and H v to
- * 1e-12. */
+ * inputs; the model's double trainer (built with --hvp and --jvp), from
+ * --init and --steps 0, gives the loss, every gradient (a second
+ * derivative, through the loss's own gradient), H v (a third) and J v of
+ * the outputs; the script, the same model written in PyTorch float64 with
+ * create_graph=True, torch.autograd.functional.hvp and jvp, holds the
+ * gradients to 1e-10 and H v and J v to 1e-12. */
 START_TEST(test_second_order_torch)
 {
     const char *name = second_order[_i].name;
@@ -1078,10 +1087,11 @@ START_TEST(test_second_order_torch)
         snprintf(fail, sizeof fail, "`%s` exited with %d, and no --data flags:\n%s", cmd, rc, out);
     if (!fail[0]) {
         snprintf(cmd, sizeof cmd,
-                 GRADC_BIN " build '%s' %s --double --hvp -o '%s/b' >/dev/null 2>&1 && "
+                 GRADC_BIN " build '%s' %s --double --hvp --jvp -o '%s/b' >/dev/null 2>&1 && "
                            "'%s/b/%s_train' --init '%s/w' %s --steps 0 --no-shuffle --export-grads "
-                           "'%s/g' --direction '%s/v' --export-hvp '%s/hv' 2>&1",
-                 model, second_order[_i].flags, dir, dir, name, dir, data, dir, dir, dir);
+                           "'%s/g' --direction '%s/v' --export-hvp '%s/hv' --export-jvp '%s/jv' "
+                           "2>&1",
+                 model, second_order[_i].flags, dir, dir, name, dir, data, dir, dir, dir, dir);
         rc = run(cmd, out, sizeof out);
         if (rc != 0 || text_after(out, "(the loss ", ')', loss, sizeof loss) != 0)
             snprintf(fail, sizeof fail, "`%s` exited with %d, and no loss:\n%s", cmd, rc, out);
@@ -1100,19 +1110,21 @@ START_TEST(test_second_order_torch)
     double worst = NAN;
     reference_figures(out, &compared, &worst);
     ck_assert_msg(compared >= 4 && worst <= 1e-10, "%s:\n%s", name, out);
-    int products = 0;
-    double hv_worst = NAN;
-    const char *at = strstr(out, " products H v: worst relative ");
-    while (at && at > out && at[-1] != '\n')
-        at--;
-    ck_assert_msg(at &&
-                      sscanf(at, "%d products H v: worst relative %lf", &products, &hv_worst) == 2,
-                  "the reference printed no products:\n%s", out);
-    ck_assert_msg(products == compared && hv_worst <= 1e-12, "%s:\n%s", name, out);
+    int products = 0, jv_products = 0;
+    double hv_worst = NAN, jv_worst = NAN;
+    const char *hv = line_with(out, " products H v: worst relative ");
+    const char *jv = line_with(out, " products J v: worst relative ");
+    ck_assert_msg(
+        hv && sscanf(hv, "%d products H v: worst relative %lf", &products, &hv_worst) == 2 && jv &&
+            sscanf(jv, "%d products J v: worst relative %lf", &jv_products, &jv_worst) == 2,
+        "the reference printed no products:\n%s", out);
+    ck_assert_msg(products == compared && hv_worst <= 1e-12 && jv_products >= 1 &&
+                      jv_worst <= 1e-12,
+                  "%s:\n%s", name, out);
     fprintf(stderr,
             "models: %s against PyTorch's second derivatives: %d gradients, worst %.3g; H v "
-            "(third derivatives), worst %.3g\n",
-            name, compared, worst, hv_worst);
+            "(third derivatives), worst %.3g; J v, worst %.3g\n",
+            name, compared, worst, hv_worst, jv_worst);
 }
 END_TEST
 

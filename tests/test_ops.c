@@ -26,6 +26,9 @@
  * gradient the op's first-order rule still makes: a wrong rule fails the
  * same cases run this way as run as written (shown by mutating the rules
  * of tanh, matmul and softmax), so each case is compiled and checked once.
+ * Its loss is also its one output, and J v of it (gradc's --jvp: forward
+ * mode by transposing the walk, through every rule of the second-order
+ * loss) is held to central differences of the loss along v.
  *
  * The last tests walk the op table (ops.def, by X-macro) and fail for an
  * op with no case, or with no gradient rule, so adding an op means adding
@@ -643,7 +646,8 @@ static char *second_order(const char *body)
 static char *model_text(const Case *c)
 {
     char *body = second_order(c->body);
-    const char *tail = "return model { loss = loss, optimizer = sgd { lr = 0.1 } }\n";
+    const char *tail =
+        "return model { loss = loss, outputs = { value = loss }, optimizer = sgd { lr = 0.1 } }\n";
     char *text = malloc(strlen(body) + strlen(tail) + 1);
     strcpy(text, body);
     strcat(text, tail);
@@ -678,7 +682,7 @@ static char *run_case(const Case *c, const char *dir)
     write_text(path, text);
     free(text);
 
-    snprintf(cmd, sizeof cmd, "%s compile %s -o %s", GRADC_BIN, path, dir);
+    snprintf(cmd, sizeof cmd, "%s compile %s --jvp -o %s", GRADC_BIN, path, dir);
     if ((msg = step(c, "gradc compile", cmd, &out)))
         return msg;
     free(out);
@@ -689,27 +693,29 @@ static char *run_case(const Case *c, const char *dir)
         return msg;
     }
     snprintf(cmd, sizeof cmd,
-             "%s -DREAL_DOUBLE -Iruntime -I%s %s/opcase_gradcheck.c %s/opcase.c %s %s "
-             "-o %s/opcase_gradcheck",
-             TEST_CC, dir, dir, dir, RT_LIB, TEST_LIBS, dir);
+             "%s -DREAL_DOUBLE -Iruntime -I%s %s/opcase_gradcheck.c %s/opcase.c %s/opcase_jvp.c "
+             "%s %s -o %s/opcase_gradcheck",
+             TEST_CC, dir, dir, dir, dir, RT_LIB, TEST_LIBS, dir);
     if ((msg = step(c, "cc", cmd, &out)))
         return msg;
     free(out);
-    snprintf(cmd, sizeof cmd, "%s/opcase_gradcheck --tol %g", dir, TOL);
-    if ((msg = step(c, "the gradient check", cmd, &out)))
-        return msg;
-
-    const char *line = strstr(out, "max relative error ");
-    double err = NAN;
-    if (line)
-        sscanf(line, "max relative error %lf", &err);
-    if (!(err <= TOL)) {
-        size_t len = strlen(out) + 256;
-        msg = malloc(len);
-        snprintf(msg, len, "op %s (%s): max relative error %g, want <= %g\n%s", c->op, c->what, err,
-                 TOL, out);
+    static const char *const checks[] = {"", " --jvp"};
+    for (int k = 0; k < 2 && !msg; k++) {
+        snprintf(cmd, sizeof cmd, "%s/opcase_gradcheck --tol %g%s", dir, TOL, checks[k]);
+        if ((msg = step(c, k ? "the check of J v" : "the gradient check", cmd, &out)))
+            return msg;
+        const char *line = strstr(out, "max relative error ");
+        double err = NAN;
+        if (line)
+            sscanf(line, "max relative error %lf", &err);
+        if (!(err <= TOL)) {
+            size_t len = strlen(out) + 256;
+            msg = malloc(len);
+            snprintf(msg, len, "op %s (%s)%s: max relative error %g, want <= %g\n%s", c->op,
+                     c->what, checks[k], err, TOL, out);
+        }
+        free(out);
     }
-    free(out);
     return msg;
 }
 

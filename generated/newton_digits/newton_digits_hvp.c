@@ -110,7 +110,7 @@ void REAL_SUFFIX(newton_digits_hvp)(const real *params, const real *v, real *out
     memcpy(out + 640, hv_b, 10 * sizeof *arena);
 }
 
-static void hvp_product(const void *params, const void *v, void *out)
+static void product(const void *params, const void *v, void *out)
 {
     REAL_SUFFIX(newton_digits_hvp)(params, v, out);
 }
@@ -159,6 +159,7 @@ const rt_model REAL_SUFFIX(newton_digits_hvp_model) = {
     .loss_offset = -1,
     .optimizer = RT_OPT_NEWTON_CG,
     .hyper = {.lr = 1.0, .damping = 0.001, .cg_iters = 5e+01},
-    .hvp_product = hvp_product,
+    .n_product = 650,
+    .product = product,
     .forward = forward,
 };
