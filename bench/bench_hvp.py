@@ -24,7 +24,12 @@ import subprocess
 import sys
 import time
 
-import numpy as np
+# One thread for every BLAS here, PyTorch's too: OpenBLAS sizes its pool
+# when it loads (with NumPy, below), and torch.set_num_threads does not
+# reach it.
+os.environ["OPENBLAS_NUM_THREADS"] = os.environ["OMP_NUM_THREADS"] = "1"
+
+import numpy as np  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -48,8 +53,7 @@ def gradc_times(rounds):
                           os.path.join(HERE, "hvp_time.c"), os.path.join(OUT, "mnist_mlp.c"),
                           os.path.join(OUT, "mnist_mlp_hvp.c"), os.path.join(OUT, "mnist_mlp_jvp.c"),
                           os.path.join(ROOT, BUILD, "libgradc_rt.a")] + blas + ["-lm", "-o", exe])
-    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
-    out = sh([exe, str(rounds), "20"], env=env)
+    out = sh([exe, str(rounds), "20"])
     return {line.split()[0]: float(line.split()[1]) for line in out.splitlines()}
 
 

@@ -29,7 +29,7 @@ static const char *const reserved[] = {
     "c2", "eps", "alpha", "g", "sqrt", "forward", "loss_and_grad", "train_step", "inputs",
     "outputs", "memset", "memcpy", "fold", "keep", "compute_grads", "update", "tuned_copy",
     "compute_outputs", "compute_loss", "training", "mask_step", "buffers", "r", "grads_done",
-    "bucket", "buckets",
+    "bucket", "buckets", "product",
     /* the C library's, which a header may declare */
     "exp", "log", "tanh", "pow", "fmax", "fmin", "sqrt", "fabs", "floor", "ceil", "round", "sin",
     "cos", "tan", "erf", "gamma", "lgamma", "tgamma", "j0", "j1", "jn", "y0", "y1", "yn", "abs",
@@ -356,6 +356,15 @@ static void emit_main(Emit *e, Buf *b, const char *what, const char *fn)
 
 /* A tensor's name: a constant pointer into a static arena, or one
  * open_arena() points into the allocated one. */
+/* The twin's kind of product (hvp, jvp), or -1 (the model, infer). */
+static int product_kind(const Emit *e)
+{
+    for (int k = 0; e->twin && k < N_PRODUCTS; k++)
+        if (!strcmp(e->twin, product_kinds[k]))
+            return k;
+    return -1;
+}
+
 static void declare(Emit *e, int id, const char *what)
 {
     const Node *n = ir_at(e->g, id);
@@ -363,6 +372,12 @@ static void declare(Emit *e, int id, const char *what)
         return;
     char s[64];
     shape_str(s, sizeof s, n->shape);
+    /* A product twin reads the parameters and v where its caller has them. */
+    if (product_kind(e) >= 0 && n->op == OP_PARAM) {
+        buf_printf(e->b, "static const real *%s; /* %s%s, set by %s_%s() */\n", e->name[id], what,
+                   s, e->g->name, e->twin);
+        return;
+    }
     const char *arena = n->dtype == DT_I32 ? "iarena" : "arena";
     const char *type = n->dtype == DT_I32 ? "int32_t" : "real";
     if (e->p->heap) {
@@ -519,15 +534,6 @@ static void emit_parts(Emit *e, int from, int to)
         if (to == 2)
             emit_grads_done(e, s);
     }
-}
-
-/* The twin's kind of product (hvp, jvp), or -1 (the model, infer). */
-static int product_kind(const Emit *e)
-{
-    for (int k = 0; e->twin && k < N_PRODUCTS; k++)
-        if (!strcmp(e->twin, product_kinds[k]))
-            return k;
-    return -1;
 }
 
 static void emit_forward(Emit *e)
@@ -755,20 +761,30 @@ static void emit_product(Emit *e)
     const Plan *p = e->p;
     const char *kind = e->twin;
     int n = g->n_params / 2;
-    long size = 0;
-    for (int i = 0; i < n; i++)
-        size += shape_size(ir_at(g, g->params[i].node)->shape);
-    buf_printf(e->b, "\n/* %s at the parameters `params` and the inputs in the arena; %s. */\n",
+    buf_printf(e->b, "\n/* %s at the parameters r_params and the inputs in the arena; %s. */\n",
                product_kind(e) == 0 ? "H v" : "J v",
-               product_kind(e) == 0 ? "params,\n * v and out laid out as the parameter block"
-                                    : "params\n * and v laid out as the parameter block, out as "
-                                      "the real outputs\n * one after another");
+               product_kind(e) == 0
+                   ? "r_params,\n * r_v and r_out laid out as the parameter block"
+                   : "r_params\n * and r_v laid out as the parameter block, r_out as the real "
+                     "outputs\n * one after another");
+    /* r_: the model's own names may be params, v or out. */
     buf_printf(e->b,
-               "void REAL_SUFFIX(%s_%s)(const real *params, const real *v, real *out)\n{\n"
-               "    memmove(arena + %ld, params, %ld * sizeof *arena);\n"
-               "    memmove(arena + %ld, v, %ld * sizeof *arena);\n"
-               "    forward(%d);\n",
-               g->name, kind, p->params_offset, size, p->offset[g->params[n].node], size, g->batch);
+               "void REAL_SUFFIX(%s_%s)(const real *r_params, const real *r_v, real *r_out)\n{\n",
+               g->name, kind);
+    long v_offset = p->offset[g->params[n].node];
+    bool read[2] = {false, false};
+    for (int i = 0; i < 2 * n; i++) {
+        int id = g->params[i].node;
+        if (e->used[id])
+            buf_printf(e->b, "    %s = r_%s + %ld;\n", e->name[id], i < n ? "params" : "v",
+                       p->offset[id] - (i < n ? p->params_offset : v_offset));
+        read[i >= n] |= e->used[id];
+    }
+    /* H v of a quadratic does not depend on the parameters. */
+    for (int k = 0; k < 2; k++)
+        if (!read[k])
+            buf_printf(e->b, "    (void)r_%s;\n", k ? "v" : "params");
+    buf_printf(e->b, "    forward(%d);\n", g->batch);
     long at = 0;
     for (int i = 0; i < g->n_outputs; i++) {
         const Node *y = ir_at(g, g->outputs[i].node);
@@ -778,11 +794,11 @@ static void emit_product(Emit *e)
         if (y->op == OP_CONST)
             buf_printf(e->b,
                        "    for (%s i = 0; i < %ld; i++) /* %s */\n"
-                       "        out[%ld + i] = REAL_C(%s);\n",
+                       "        r_out[%ld + i] = REAL_C(%s);\n",
                        count_type(k), k, g->outputs[i].name, at, num);
         else
-            buf_printf(e->b, "    memcpy(out + %ld, %s, %ld * sizeof *arena);\n", at, use(e, y->id),
-                       k);
+            buf_printf(e->b, "    memcpy(r_out + %ld, %s, %ld * sizeof *arena);\n", at,
+                       use(e, y->id), k);
         at += k;
     }
     buf_printf(e->b,
@@ -911,15 +927,15 @@ static void emit_model(Emit *e)
                : product_kind(e) == 0
                    ? " * The Hessian-vector product: H v, H the Hessian of the training\n"
                      " * loss in the parameters (reverse over reverse: the gradient of\n"
-                     " * the gradient's product with v). Its parameter block is laid out\n"
-                     " * as the training model's, the direction v after it alike, and\n"
-                     " * hv_NAME is H v in NAME.\n *\n"
+                     " * the gradient's product with v). It reads the parameters and the\n"
+                     " * direction v where its caller has them, each laid out as the\n"
+                     " * training model's parameter block; hv_NAME is H v in NAME.\n *\n"
                : product_kind(e) == 1
                    ? " * The Jacobian-vector product: J v, the derivative along v of each\n"
                      " * real output (forward mode, found by transposing the backward\n"
-                     " * pass). Its parameter block is laid out as the training model's,\n"
-                     " * the direction v after it alike, and jv_NAME is J v of output NAME.\n"
-                     " *\n"
+                     " * pass). It reads the parameters and the direction v where its\n"
+                     " * caller has them, each laid out as the training model's parameter\n"
+                     " * block; jv_NAME is J v of output NAME.\n *\n"
                    : " * Inference only: the outputs from the inputs, with no gradients\n"
                      " * and no optimizer; its parameter block is laid out as the\n"
                      " * training model's, so it reads the trainer's checkpoints.\n *\n",

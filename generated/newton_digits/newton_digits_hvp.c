@@ -3,9 +3,9 @@
  *
  * The Hessian-vector product: H v, H the Hessian of the training
  * loss in the parameters (reverse over reverse: the gradient of
- * the gradient's product with v). Its parameter block is laid out
- * as the training model's, the direction v after it alike, and
- * hv_NAME is H v in NAME.
+ * the gradient's product with v). It reads the parameters and the
+ * direction v where its caller has them, each laid out as the
+ * training model's parameter block; hv_NAME is H v in NAME.
  *
  * Builds as float, or as double with -DREAL_DOUBLE. Every tensor lives in
  * one static arena; comments give shapes and the model line each block
@@ -18,10 +18,10 @@
 static _Alignas(64) real arena[3776];
 
 static real *const x = arena + 0; /* input [8,64] */
-static real *const W = arena + 512; /* param [64,10] */
-static real *const b = arena + 1152; /* param [10] */
-static real *const v_W = arena + 1162; /* param [64,10] */
-static real *const v_b = arena + 1802; /* param [10] */
+static const real *W;             /* param [64,10], set by newton_digits_hvp() */
+static const real *b;             /* param [10], set by newton_digits_hvp() */
+static const real *v_W;           /* param [64,10], set by newton_digits_hvp() */
+static const real *v_b;           /* param [10], set by newton_digits_hvp() */
 static real *const div_2 = arena + 2464; /* [8,64] */
 static real *const logits_matmul = arena + 2976; /* [8,10] */
 static real *const logits = arena + 3056; /* [8,10] */
@@ -99,15 +99,17 @@ static void forward(int rows)
     compute_outputs();
 }
 
-/* H v at the parameters `params` and the inputs in the arena; params,
- * v and out laid out as the parameter block. */
-void REAL_SUFFIX(newton_digits_hvp)(const real *params, const real *v, real *out)
+/* H v at the parameters r_params and the inputs in the arena; r_params,
+ * r_v and r_out laid out as the parameter block. */
+void REAL_SUFFIX(newton_digits_hvp)(const real *r_params, const real *r_v, real *r_out)
 {
-    memmove(arena + 512, params, 650 * sizeof *arena);
-    memmove(arena + 1162, v, 650 * sizeof *arena);
+    W = r_params + 0;
+    b = r_params + 640;
+    v_W = r_v + 0;
+    v_b = r_v + 640;
     forward(8);
-    memcpy(out + 0, hv_W, 640 * sizeof *arena);
-    memcpy(out + 640, hv_b, 10 * sizeof *arena);
+    memcpy(r_out + 0, hv_W, 640 * sizeof *arena);
+    memcpy(r_out + 640, hv_b, 10 * sizeof *arena);
 }
 
 static void product(const void *params, const void *v, void *out)
