@@ -44,8 +44,6 @@
 #include "rt_internal.h"
 #include "rt_read.h"
 
-static int width_of(rt_dtype d) { return d == RT_F64 ? 8 : 4; }
-
 static double value_at(const rt_array *a, long i)
 {
     switch (a->dtype) {
@@ -97,7 +95,7 @@ static int convert(const char *path, const rt_array *in, rt_dtype to, rt_array *
 {
     *out = *in;
     out->dtype = to;
-    out->data = rt_malloc((size_t)in->size * (size_t)width_of(to));
+    out->data = rt_malloc((size_t)in->size * rt_dtype_width(to));
     for (long i = 0; i < in->size; i++) {
         double v = value_at(in, i);
         if (!converts_exactly(v, to)) {
@@ -413,7 +411,7 @@ static char *input_row(const rt_binding *b, const rt_model *m, long r, size_t ro
     const rt_tensor *t = b->input;
     char *base = b->arr.dtype == RT_I32
                      ? (char *)(m->iarena + t->offset)
-                     : (char *)m->arena + (size_t)t->offset * (size_t)width_of(b->arr.dtype);
+                     : (char *)m->arena + (size_t)t->offset * rt_dtype_width(b->arr.dtype);
     return base + (size_t)r * row;
 }
 
@@ -422,7 +420,7 @@ static char *input_row(const rt_binding *b, const rt_model *m, long r, size_t ro
  * model's) in bounds. */
 static size_t row_bytes(const rt_binding *b)
 {
-    return (size_t)(b->input->size / b->input->shape[0]) * (size_t)width_of(b->arr.dtype);
+    return (size_t)(b->input->size / b->input->shape[0]) * rt_dtype_width(b->arr.dtype);
 }
 
 static long rows_fit(const rt_binding *b, long n)
@@ -586,7 +584,7 @@ uint64_t rt_data_hash(const rt_data *d)
     uint64_t h = 1469598103934665603u ^ (uint64_t)d->rows;
     for (int k = 0; k < d->n; k++) {
         const rt_array *a = &d->b[k].arr;
-        size_t bytes = (size_t)a->size * (size_t)(a->dtype == RT_F64 ? 8 : 4), i = 0;
+        size_t bytes = (size_t)a->size * rt_dtype_width(a->dtype), i = 0;
         const unsigned char *p = a->data;
         for (; i + 8 <= bytes; i += 8) {
             uint64_t w;

@@ -86,8 +86,6 @@ static uint64_t get_le(const unsigned char *b, int n)
     return v;
 }
 
-static int real_width(rt_dtype d) { return d == RT_F64 ? 8 : 4; }
-
 /* The parameters, then the buffers: the params block's order, in which a
  * checkpoint holds them, --export writes them and --init reads them. */
 static const rt_tensor *saved_tensor(const rt_model *m, int k)
@@ -126,7 +124,7 @@ static uint64_t signature(const rt_model *m, rt_dtype real)
 {
     uint64_t h = hash_str(fnv_basis, m->name);
     h = hash_int(h, m->batch);
-    h = hash_int(h, real_width(real));
+    h = hash_int(h, rt_dtype_width(real));
     h = hash_int(h, m->optimizer);
     h = hash_int(h, m->n_param_elems);
     h = hash_int(h, m->n_state);
@@ -146,7 +144,7 @@ uint64_t rt_model_signature(const rt_model *m) { return signature(m, m->real); }
 /* The file size a checkpoint of m has, its params block from start. */
 static long expected_size(const rt_model *m, long start)
 {
-    return start + (rt_saved_elems(m) + m->n_state) * real_width(m->real) + CHECKSUM_SIZE;
+    return start + (rt_saved_elems(m) + m->n_state) * rt_dtype_width(m->real) + CHECKSUM_SIZE;
 }
 
 static void format_header(unsigned char *b, const rt_model *m, const rt_progress *at)
@@ -156,7 +154,7 @@ static void format_header(unsigned char *b, const rt_model *m, const rt_progress
     put_le(b + 8, VERSION, 4);
     put_le(b + 12, HEADER_SIZE, 4);
     put_le(b + 16, rt_model_signature(m), 8);
-    put_le(b + 24, (uint64_t)real_width(m->real), 4);
+    put_le(b + 24, (uint64_t)rt_dtype_width(m->real), 4);
     put_le(b + 28, (uint64_t)at->step, 8);
     put_le(b + 36, at->seed, 8);
     put_le(b + 44, (uint64_t)rt_saved_elems(m), 8);
@@ -246,7 +244,7 @@ static int write_file(const rt_model *m, const char *tmp, const rt_progress *at)
     if (!w.f)
         return -1;
     unsigned char hdr[DATA_START], sum[CHECKSUM_SIZE];
-    int width = real_width(m->real);
+    size_t width = rt_dtype_width(m->real);
     const char *arena = m->arena;
     format_header(hdr, m, at);
     put(&w, hdr, sizeof hdr);
@@ -328,13 +326,13 @@ static int check_identity(const rt_model *m, const char *path, const Header *h, 
         return rt_errf(err, errlen, "%s: is a checkpoint of model '%s', not of '%s'", path, h->name,
                        m->name);
     rt_dtype other = m->real == RT_F64 ? RT_F32 : RT_F64;
-    if (h->real != (uint32_t)real_width(m->real) && h->signature == signature(m, other))
+    if (h->real != (uint32_t)rt_dtype_width(m->real) && h->signature == signature(m, other))
         return rt_errf(err, errlen,
                        "%s: holds %s values; this program is the %s build (resume "
                        "with the %s build of %s)",
                        path, rt_dtype_name(other), rt_dtype_name(m->real), rt_dtype_name(other),
                        m->name);
-    if (h->signature != rt_model_signature(m) || h->real != (uint32_t)real_width(m->real) ||
+    if (h->signature != rt_model_signature(m) || h->real != (uint32_t)rt_dtype_width(m->real) ||
         h->n_saved != rt_saved_elems(m) || h->n_state != m->n_state)
         return rt_errf(err, errlen,
                        "%s: is a checkpoint of another shape of model '%s' "
@@ -406,7 +404,7 @@ static unsigned char *read_all(const rt_model *m, const char *path, Header *h, c
 static int find_nonfinite(const rt_model *m, const unsigned char *p, const rt_tensor **t, long *i,
                           double *v)
 {
-    int width = real_width(m->real);
+    size_t width = rt_dtype_width(m->real);
     for (int k = 0; k < m->n_params + m->n_buffers; k++) {
         *t = saved_tensor(m, k);
         const unsigned char *b = p + ((*t)->offset - m->params_offset) * width;
@@ -459,7 +457,7 @@ static int load(const rt_model *m, const char *path, int with_state, rt_progress
                      path, t->name, i, v);
     if (rc == 0) {
         /* Every check passed: only now does the model change. */
-        int width = real_width(m->real);
+        size_t width = rt_dtype_width(m->real);
         char *arena = m->arena;
         const unsigned char *p = buf + h.start;
         size_t np = (size_t)rt_saved_elems(m) * (size_t)width;
@@ -568,7 +566,7 @@ static int export_tensor(const rt_model *m, const char *dir, const rt_tensor *t,
     rt_tensor_shape(t, shape);
     if (param_path(path, sizeof path, dir, t, err, errlen))
         return -1;
-    const char *data = (const char *)m->arena + t->offset * real_width(m->real);
+    const char *data = (const char *)m->arena + t->offset * rt_dtype_width(m->real);
     return rt_npy_write(path, m->real, t->rank, shape, data, err, errlen);
 }
 
@@ -677,7 +675,7 @@ static int stage_file(const rt_model *m, const rt_tensor *t, const char *path, c
         rc = rt_errf(err, errlen, "%s: shape %s, but %s %s of model %s is %s", path, got, kind,
                      t->name, m->name, need);
     }
-    int width = real_width(m->real);
+    size_t width = rt_dtype_width(m->real);
     char *to = stage + (t->offset - m->params_offset) * width;
     for (long i = 0; rc == 0 && i < a.size; i++) {
         double v = a.dtype == RT_F64 ? ((const double *)a.data)[i] : ((const float *)a.data)[i];
@@ -740,7 +738,7 @@ static int import_block(const rt_model *m, const char *dir, char *block, bool bu
     }
     /* Then every file, read whole into a copy of the params block: the
      * model changes only once all of them have passed. */
-    int width = real_width(m->real);
+    size_t width = rt_dtype_width(m->real);
     size_t bytes = (size_t)(buffers ? rt_saved_elems(m) : m->n_param_elems) * (size_t)width;
     char *stage = rc == 0 ? rt_malloc(bytes ? bytes : 1) : NULL;
     if (stage)
@@ -761,7 +759,7 @@ static int import_block(const rt_model *m, const char *dir, char *block, bool bu
 
 int rt_import_params(const rt_model *m, const char *dir, char *err, size_t errlen)
 {
-    char *block = (char *)m->arena + m->params_offset * real_width(m->real);
+    char *block = (char *)m->arena + m->params_offset * rt_dtype_width(m->real);
     return import_block(m, dir, block, true, err, errlen);
 }
 
@@ -785,7 +783,7 @@ static int export_tensors(rt_dtype real, const char *dir, const rt_tensor *t, in
         if (param_path(path, sizeof path, dir, t, err, errlen))
             return -1;
         const char *data =
-            (const char *)block + (base < 0 ? at : t->offset - base) * real_width(real);
+            (const char *)block + (base < 0 ? at : t->offset - base) * rt_dtype_width(real);
         if (rt_npy_write(path, real, t->rank, shape, data, err, errlen))
             return -1;
         at += t->size;

@@ -109,7 +109,7 @@ int rt_idx_read(const char *path, rt_array *out, char *err, size_t errlen)
     }
     int code = head[2];
     out->dtype = code == 0x0D ? RT_F32 : code == 0x0E ? RT_F64 : RT_I32;
-    out->data = rt_malloc((size_t)out->size * (out->dtype == RT_F64 ? 8 : 4));
+    out->data = rt_malloc((size_t)out->size * rt_dtype_width(out->dtype));
     for (long i = 0; i < out->size; i++) {
         const unsigned char *b = raw + i * size;
         if (code == 0x08)

@@ -52,8 +52,6 @@ typedef struct {
     size_t errlen;
 } Parser;
 
-static int dtype_width(rt_dtype d) { return d == RT_F64 ? 8 : 4; }
-
 /* ---- header parsing ---- */
 
 static int bad_header(Parser *ps, const char *what)
@@ -361,9 +359,9 @@ static int narrow(Reader *r, const FileType *ft, const unsigned char *raw, long 
 static int read_data(Reader *r, const FileType *ft, rt_array *out)
 {
     size_t bytes = (size_t)out->size * (size_t)ft->width;
-    size_t obytes = (size_t)out->size * (size_t)dtype_width(out->dtype);
+    size_t obytes = (size_t)out->size * rt_dtype_width(out->dtype);
     out->data = rt_malloc(obytes);
-    if (ft->width == dtype_width(out->dtype)) {
+    if ((size_t)ft->width == rt_dtype_width(out->dtype)) {
         if (read_exact(r, out->data, bytes, "data"))
             return -1;
         rt_swap_if_big_endian(out->data, out->size, ft->width);
@@ -522,14 +520,14 @@ static int write_all(int fd, const void *buf, size_t n)
 static int write_body(int fd, const char *hdr, size_t hlen, rt_dtype dtype, long size,
                       const void *data)
 {
-    size_t bytes = (size_t)size * (size_t)dtype_width(dtype);
+    size_t bytes = (size_t)size * rt_dtype_width(dtype);
     if (write_all(fd, hdr, hlen))
         return -1;
     if (rt_is_little_endian())
         return write_all(fd, data, bytes);
     void *copy = rt_malloc(bytes);
     memcpy(copy, data, bytes);
-    rt_swap_if_big_endian(copy, size, dtype_width(dtype));
+    rt_swap_if_big_endian(copy, size, rt_dtype_width(dtype));
     int rc = write_all(fd, copy, bytes);
     free(copy);
     return rc;

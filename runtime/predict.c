@@ -148,7 +148,7 @@ static int bind_inputs(const rt_model *m, const char *prog, const Opts *o, rt_ar
 
 static size_t width(const rt_model *m, const rt_tensor *t)
 {
-    return rt_storage_dtype(m, t) == RT_F64 ? 8 : 4;
+    return rt_dtype_width(rt_storage_dtype(m, t));
 }
 
 static char *address(const rt_model *m, const rt_tensor *t)
@@ -273,7 +273,7 @@ static int predict(const rt_model *m, const char *prog, const Opts *o)
         result.shape[0] = rows;
         for (int i = 1; i < out->rank; i++)
             result.shape[i] = out->shape[i];
-        result.data = rt_malloc((size_t)result.size * (result.dtype == RT_F64 ? 8 : 4));
+        result.data = rt_malloc((size_t)result.size * rt_dtype_width(result.dtype));
         for (long first = 0; first < rows; first += m->batch) {
             long n = rows - first < m->batch ? rows - first : m->batch;
             run_batch(m, arrays, first, n);

@@ -21,16 +21,15 @@
 
 enum { DRAWS = 4 }; /* directions tried before a kink is said to stay */
 
-static size_t width(const rt_model *m) { return m->real == RT_F64 ? 8 : 4; }
-
 static void copy_tensor(const rt_model *to, const rt_tensor *t, const rt_model *from,
                         const rt_tensor *f)
 {
     if (t->dtype == RT_I32)
         memcpy(to->iarena + t->offset, from->iarena + f->offset, (size_t)t->size * 4);
     else
-        memcpy((char *)to->arena + t->offset * width(to),
-               (const char *)from->arena + f->offset * width(from), (size_t)t->size * width(to));
+        memcpy((char *)to->arena + t->offset * rt_dtype_width(to->real),
+               (const char *)from->arena + f->offset * rt_dtype_width(from->real),
+               (size_t)t->size * rt_dtype_width(to->real));
 }
 
 static int run_twin(const rt_model *m, const rt_model *twin, const void *v, void *out)
@@ -43,7 +42,7 @@ static int run_twin(const rt_model *m, const rt_model *twin, const void *v, void
                 copy_tensor(twin, &twin->inputs[i], m, &m->inputs[k]);
     for (int i = 0; i < twin->n_buffers; i++)
         copy_tensor(twin, &twin->buffers[i], m, &m->buffers[i]);
-    twin->product((const char *)m->arena + m->params_offset * width(m), v, out);
+    twin->product((const char *)m->arena + m->params_offset * rt_dtype_width(m->real), v, out);
     return 0;
 }
 
@@ -242,7 +241,7 @@ static double dot(const rt_model *m, const void *a, const void *b, long n)
 void rt_newton_cg_step(const rt_model *m, const rt_hyper *hyper)
 {
     long n = m->n_param_elems;
-    size_t w = width(m);
+    size_t w = rt_dtype_width(m->real);
     char *params = (char *)m->arena + m->params_offset * w;
     const char *grads = (const char *)m->arena + m->grads_offset * w;
     char *s = (char *)m->arena + m->state_offset * w, *r = s + n * w, *d = r + n * w;

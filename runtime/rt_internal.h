@@ -22,6 +22,8 @@ _Noreturn void rt_die_at(const char *file, int line, const char *fmt, ...)
 #define rt_die(...) rt_die_at(__FILE__, __LINE__, __VA_ARGS__)
 int rt_errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 const char *rt_dtype_name(rt_dtype d);
+/* Bytes an element of d takes: 8 for float64, 4 for float32 and int32. */
+size_t rt_dtype_width(rt_dtype d);
 /* "[64,1000]"; star replaces shape[0] with '*' (a batch of any size). */
 void rt_format_shape(char *buf, size_t n, int rank, const long *shape, int star);
 void rt_tensor_shape(const rt_tensor *t, long *shape);

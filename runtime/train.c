@@ -865,7 +865,7 @@ static int begin(Trainer *t)
 {
     const rt_model *m = t->m;
     const Opts *o = t->o;
-    int width = m->real == RT_F64 ? 8 : 4;
+    size_t width = rt_dtype_width(m->real);
     rt_init_params(m, o->seed);
     /* Zeroed here, not left to the arena's static initializer, so a second
      * run in one process (the tests) starts from rest too. */
@@ -905,7 +905,7 @@ static void share_start(Trainer *t)
 {
     const rt_model *m = t->m;
     const rt_comm *c = t->comm;
-    size_t width = m->real == RT_F64 ? 8 : 4;
+    size_t width = rt_dtype_width(m->real);
     c->share((char *)m->arena + m->params_offset * width, rt_saved_elems(m) * (long)width);
     c->share((char *)m->arena + m->state_offset * width, m->n_state * (long)width);
     c->share(&t->start, sizeof t->start);
@@ -1025,7 +1025,7 @@ static int read_direction(Trainer *t)
         note(t, "%s: %s runs on one process: the product is of one batch\n", t->prog, flag);
         return 1;
     }
-    t->direction = rt_malloc((size_t)m->n_param_elems * (m->real == RT_F64 ? 8 : 4));
+    t->direction = rt_malloc((size_t)m->n_param_elems * rt_dtype_width(m->real));
     if (rt_import_values(m, t->o->direction, t->direction, err, sizeof err)) {
         fprintf(stderr, "%s: --direction: %s\n", t->prog, err);
         return 1;
@@ -1043,7 +1043,7 @@ static int export_product(Trainer *t, const rt_model *twin, const char *flag, co
         fprintf(stderr, "%s: %s: nothing was trained, so there is no final loss\n", t->prog, flag);
         return 1;
     }
-    void *out = rt_malloc((size_t)twin->n_product * (m->real == RT_F64 ? 8 : 4));
+    void *out = rt_malloc((size_t)twin->n_product * rt_dtype_width(m->real));
     bool hvp = twin == m->hvp;
     if (hvp)
         rt_hvp(m, t->direction, out);

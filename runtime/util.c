@@ -46,6 +46,8 @@ int rt_errf(char *err, size_t errlen, const char *fmt, ...)
     return -1;
 }
 
+size_t rt_dtype_width(rt_dtype d) { return d == RT_F64 ? 8 : 4; }
+
 const char *rt_dtype_name(rt_dtype d)
 {
     switch (d) {

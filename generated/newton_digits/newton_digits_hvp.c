@@ -18,10 +18,10 @@
 static _Alignas(64) real arena[3776];
 
 static real *const x = arena + 0; /* input [8,64] */
-static const real *W;             /* param [64,10], set by newton_digits_hvp() */
-static const real *b;             /* param [10], set by newton_digits_hvp() */
-static const real *v_W;           /* param [64,10], set by newton_digits_hvp() */
-static const real *v_b;           /* param [10], set by newton_digits_hvp() */
+static const real *W; /* param [64,10], set by newton_digits_hvp() */
+static const real *b; /* param [10], set by newton_digits_hvp() */
+static const real *v_W; /* param [64,10], set by newton_digits_hvp() */
+static const real *v_b; /* param [10], set by newton_digits_hvp() */
 static real *const div_2 = arena + 2464; /* [8,64] */
 static real *const logits_matmul = arena + 2976; /* [8,10] */
 static real *const logits = arena + 3056; /* [8,10] */
